@@ -1,0 +1,298 @@
+//! Key files: the only IO in this crate.
+//!
+//! A key file holds one ed25519 seed in a strict text format that names what the key
+//! is for, so that a node key can never be loaded as an agency key by mistake:
+//!
+//! ```text
+//! WLNODE-SECRET-KEY v1 agency
+//! <64 hex characters>
+//! public ed25519:<64 hex characters>
+//! ```
+//!
+//! Files are created with mode 0600 and never overwritten. Reading refuses a file that
+//! group or others may read or write, a truncated or malformed file, and a file whose
+//! stored public key does not match its seed.
+
+use std::fmt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::keys::SecretKey;
+
+/// What a key is for; written into the file and checked on reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The agency's record-signing key.
+    Agency,
+    /// The node's libp2p identity.
+    Node,
+    /// The federation roster authority's key.
+    Authority,
+}
+
+impl KeyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Agency => "agency",
+            Self::Node => "node",
+            Self::Authority => "authority",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "agency" => Some(Self::Agency),
+            "node" => Some(Self::Node),
+            "authority" => Some(Self::Authority),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a key file could not be read or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// Opening, reading or writing failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Group or others have access.
+    #[error(
+        "key file {path} has mode {mode:o}; group and others must have no access (run: chmod 600 {path})"
+    )]
+    InsecurePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a wlnode key file, or is truncated.
+    #[error("key file {path} is malformed: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file holds another kind of key.
+    #[error("key file {path} holds a {found} key, expected a {expected} key")]
+    WrongKind {
+        /// The file.
+        path: PathBuf,
+        /// What the file says.
+        found: KeyKind,
+        /// What the caller asked for.
+        expected: KeyKind,
+    },
+    /// The file already exists; keys are never overwritten.
+    #[error("key file {path} already exists; refusing to overwrite a key")]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+const MAGIC: &str = "WLNODE-SECRET-KEY v1";
+const MAX_KEY_FILE: u64 = 4096;
+
+/// Writes `key` to a new file at `path` with mode 0600 and syncs it to disk.
+pub fn write_secret_key(path: &Path, key: &SecretKey, kind: KeyKind) -> Result<(), KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                KeyFileError::Exists {
+                    path: path.to_owned(),
+                }
+            } else {
+                io(e)
+            }
+        })?;
+    let seed = key.seed();
+    let text = Zeroizing::new(format!(
+        "{MAGIC} {kind}\n{}\npublic {}\n",
+        hex::encode(seed.as_ref()),
+        key.public_key()
+    ));
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(())
+}
+
+/// Reads a key of `kind` from `path`, refusing insecure permissions and bad contents.
+pub fn read_secret_key(path: &Path, kind: KeyKind) -> Result<SecretKey, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyFileError::InsecurePermissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    if !meta.is_file() || meta.len() > MAX_KEY_FILE {
+        return Err(KeyFileError::Malformed {
+            path: path.to_owned(),
+            reason: "not a regular file of at most 4 KiB".into(),
+        });
+    }
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
+    parse_secret_key(&bytes, kind).map_err(|e| match e {
+        ParseError::Malformed(reason) => KeyFileError::Malformed {
+            path: path.to_owned(),
+            reason,
+        },
+        ParseError::WrongKind(found) => KeyFileError::WrongKind {
+            path: path.to_owned(),
+            found,
+            expected: kind,
+        },
+    })
+}
+
+/// Why key file contents were refused (before the path is attached).
+#[derive(Debug)]
+pub enum ParseError {
+    /// Not the expected format.
+    Malformed(String),
+    /// Another kind of key.
+    WrongKind(KeyKind),
+}
+
+/// Parses the contents of a key file.
+pub fn parse_secret_key(bytes: &[u8], kind: KeyKind) -> Result<SecretKey, ParseError> {
+    let malformed = |reason: &str| ParseError::Malformed(reason.to_owned());
+    let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8 text"))?;
+    let mut lines = text.lines();
+    let first = lines.next().ok_or_else(|| malformed("empty file"))?;
+    let found = first
+        .strip_prefix(MAGIC)
+        .and_then(|rest| rest.strip_prefix(' '))
+        .and_then(KeyKind::parse)
+        .ok_or_else(|| {
+            malformed(&format!(
+                "first line must be \"{MAGIC} <agency|node|authority>\""
+            ))
+        })?;
+    if found != kind {
+        return Err(ParseError::WrongKind(found));
+    }
+    let seed_hex = lines
+        .next()
+        .ok_or_else(|| malformed("truncated: no key line"))?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(seed_hex.trim(), seed.as_mut())
+        .map_err(|_| malformed("key line must be exactly 64 hex characters"))?;
+    let key = SecretKey::from_seed(&seed);
+    match lines.next() {
+        Some(line) => {
+            let stored = line
+                .strip_prefix("public ")
+                .ok_or_else(|| malformed("third line must be \"public ed25519:<hex>\""))?;
+            if stored.trim() != key.public_key().to_string() {
+                return Err(malformed("stored public key does not match the secret key"));
+            }
+        }
+        None => return Err(malformed("truncated: no public key line")),
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(malformed("unexpected content after the public key line"));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agency.key");
+        let key = SecretKey::generate().unwrap();
+        write_secret_key(&path, &key, KeyKind::Agency).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back = read_secret_key(&path, KeyKind::Agency).unwrap();
+        assert_eq!(back.public_key(), key.public_key());
+        assert!(matches!(
+            write_secret_key(&path, &key, KeyKind::Agency),
+            Err(KeyFileError::Exists { .. })
+        ));
+        assert!(matches!(
+            read_secret_key(&path, KeyKind::Node),
+            Err(KeyFileError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_world_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        write_secret_key(&path, &SecretKey::generate().unwrap(), KeyKind::Node).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_secret_key(&path, KeyKind::Node).unwrap_err();
+        assert!(
+            matches!(err, KeyFileError::InsecurePermissions { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("node.key"));
+    }
+
+    #[test]
+    fn refuses_truncated_and_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        write_secret_key(&path, &SecretKey::generate().unwrap(), KeyKind::Agency).unwrap();
+        let full = std::fs::read_to_string(&path).unwrap();
+        let write = |s: &str| {
+            std::fs::remove_file(&path).ok();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap()
+                .write_all(s.as_bytes())
+                .unwrap();
+        };
+        for cut in [0, 10, 30, 60, 90] {
+            write(&full[..cut]);
+            let err = read_secret_key(&path, KeyKind::Agency).unwrap_err();
+            assert!(
+                matches!(err, KeyFileError::Malformed { .. }),
+                "cut {cut}: {err}"
+            );
+        }
+        write(&full.replace("public ed25519:", "public ed25519:00"));
+        assert!(read_secret_key(&path, KeyKind::Agency).is_err());
+        write("garbage\n");
+        assert!(matches!(
+            read_secret_key(&path, KeyKind::Agency),
+            Err(KeyFileError::Malformed { .. })
+        ));
+    }
+}

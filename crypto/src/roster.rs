@@ -1,0 +1,650 @@
+//! The federation roster: who is in the federation, with which keys and nodes.
+//!
+//! The roster authority (the regional body) writes a TOML file and signs its exact
+//! bytes; the signature travels in a detached `roster.toml.sig`. A node accepts a roster
+//! only if the signature verifies, the signing key is one of the roster's own
+//! authorities *and* one the node already trusts (configured, or pinned from the roster
+//! it accepted before), and the version is not older than the one it accepted before.
+//!
+//! ```toml
+//! federation = "example"
+//! version = 3
+//! issued_at = 2026-11-21T10:00:00Z
+//! sensitivities = ["public", "restricted", "confidential"]   # optional, low to high
+//!
+//! [[authorities]]
+//! key = "ed25519:…"
+//! name = "Regional export-control body"
+//!
+//! [[members]]
+//! agency = "DE-BAFA"
+//! name = "Federal Office for Economic Affairs and Export Control"
+//! country = "DE"
+//! role = "member"                   # or "auditor"
+//! groups = ["eu", "wassenaar"]
+//! node_ids = ["12D3KooW…"]
+//! keys = [{ key = "ed25519:…", valid_from = 2026-01-01T00:00:00Z, valid_until = 2027-01-01T00:00:00Z }]
+//! revoked = [{ key = "ed25519:…", revoked_at = 2026-06-01T00:00:00Z, reason = "compromised" }]
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{PublicKey, SecretKey, Signature, context, parse_peer_id};
+use crate::model::{AgencyCode, CountryCode, GroupName, Sensitivity};
+use crate::time::Timestamp;
+
+/// Largest roster file accepted.
+pub const MAX_ROSTER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why a roster was refused, or why a signer is not valid under it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RosterError {
+    /// The TOML does not parse or does not match the schema.
+    #[error("roster line {line}, column {column}: {message}")]
+    Parse {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The roster parses but breaks a rule.
+    #[error("roster is invalid: {0}")]
+    Invalid(String),
+    /// The signature file is malformed.
+    #[error("roster signature file is malformed: {0}")]
+    SignatureFile(String),
+    /// The signature does not verify over the roster bytes.
+    #[error(
+        "roster signature does not verify (the file was changed after signing, or the signature belongs to another file)"
+    )]
+    BadSignature,
+    /// The signing key is not a trusted roster authority.
+    #[error("roster is signed by {key}, which is not a trusted roster authority")]
+    UnknownAuthority {
+        /// The key that signed (`ed25519:<hex>`).
+        key: String,
+    },
+    /// The roster is older than the one already accepted.
+    #[error("roster version {offered} is older than the accepted version {accepted}")]
+    OlderVersion {
+        /// Version already accepted.
+        accepted: u64,
+        /// Version offered.
+        offered: u64,
+    },
+    /// Same version as the accepted roster, but different content.
+    #[error("roster version {version} differs from the accepted roster of the same version")]
+    ConflictingVersion {
+        /// The version.
+        version: u64,
+    },
+    /// The roster is for another federation.
+    #[error("roster is for federation {offered:?}, but this node belongs to {accepted:?}")]
+    FederationMismatch {
+        /// Federation already accepted.
+        accepted: String,
+        /// Federation offered.
+        offered: String,
+    },
+    /// The agency is not in the roster.
+    #[error("agency {0} is not in the roster")]
+    UnknownAgency(String),
+    /// The key is not one of the agency's keys.
+    #[error("key {key} is not a signing key of {agency}")]
+    UnknownKey {
+        /// Agency.
+        agency: String,
+        /// Key (`ed25519:<hex>`).
+        key: String,
+    },
+    /// The key's validity window had not started.
+    #[error("key {key} of {agency} is not valid before {valid_from} (used at {at})")]
+    KeyNotYetValid {
+        /// Agency.
+        agency: String,
+        /// Key (`ed25519:<hex>`).
+        key: String,
+        /// Start of validity.
+        valid_from: Timestamp,
+        /// When it was used.
+        at: Timestamp,
+    },
+    /// The key's validity window had ended.
+    #[error("key {key} of {agency} expired at {valid_until} (used at {at})")]
+    ExpiredKey {
+        /// Agency.
+        agency: String,
+        /// Key (`ed25519:<hex>`).
+        key: String,
+        /// End of validity.
+        valid_until: Timestamp,
+        /// When it was used.
+        at: Timestamp,
+    },
+    /// The key was revoked before it was used.
+    #[error("key {key} of {agency} was revoked at {revoked_at} (used at {at})")]
+    RevokedKey {
+        /// Agency.
+        agency: String,
+        /// Key (`ed25519:<hex>`).
+        key: String,
+        /// Revocation time.
+        revoked_at: Timestamp,
+        /// When it was used.
+        at: Timestamp,
+    },
+    /// The agency's role does not allow this (auditors issue no records).
+    #[error("agency {agency} has role {role} and may not {action}")]
+    WrongRole {
+        /// Agency.
+        agency: String,
+        /// Its role.
+        role: Role,
+        /// What it tried.
+        action: &'static str,
+    },
+}
+
+/// A member's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Issues and receives watchlist records.
+    Member,
+    /// Reads audit logs only.
+    Auditor,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Member => "member",
+            Self::Auditor => "auditor",
+        })
+    }
+}
+
+/// A signing key's validity window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyWindow {
+    /// The key.
+    pub key: PublicKey,
+    /// Valid from (inclusive).
+    pub valid_from: Timestamp,
+    /// Valid until (exclusive); open-ended when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
+}
+
+/// A revoked key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// The key.
+    pub key: PublicKey,
+    /// Records it signed at or after this time are refused.
+    pub revoked_at: Timestamp,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A roster authority key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authority {
+    /// The key.
+    pub key: PublicKey,
+    /// Who holds it.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One federation member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Agency code.
+    pub agency: AgencyCode,
+    /// Full name.
+    pub name: String,
+    /// Country.
+    pub country: CountryCode,
+    /// Role.
+    pub role: Role,
+    /// Sharing groups.
+    #[serde(default)]
+    pub groups: BTreeSet<GroupName>,
+    /// libp2p PeerIds of the agency's nodes.
+    #[serde(default)]
+    pub node_ids: Vec<String>,
+    /// Signing keys with validity windows.
+    #[serde(default)]
+    pub keys: Vec<KeyWindow>,
+    /// Revoked keys.
+    #[serde(default)]
+    pub revoked: Vec<Revocation>,
+}
+
+impl Member {
+    /// Whether the member belongs to `group`.
+    pub fn in_group(&self, group: &GroupName) -> bool {
+        self.groups.contains(group)
+    }
+}
+
+/// The roster file's schema.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RosterDoc {
+    /// Federation name.
+    pub federation: String,
+    /// Version, bumped on every signing.
+    pub version: u64,
+    /// When it was issued.
+    pub issued_at: Timestamp,
+    /// Sensitivity labels, lowest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivities: Option<Vec<Sensitivity>>,
+    /// Authority keys.
+    #[serde(default)]
+    pub authorities: Vec<Authority>,
+    /// Members.
+    #[serde(default)]
+    pub members: Vec<Member>,
+}
+
+/// The default sensitivity order when the roster defines none.
+pub const DEFAULT_SENSITIVITIES: [&str; 3] = ["public", "restricted", "confidential"];
+
+/// A parsed, validated roster.
+#[derive(Clone, Debug)]
+pub struct Roster {
+    doc: RosterDoc,
+    hash: [u8; 32],
+    members: BTreeMap<AgencyCode, usize>,
+    peers: HashMap<String, usize>,
+    sensitivities: Vec<Sensitivity>,
+    groups: BTreeSet<GroupName>,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+impl Roster {
+    /// Parses and validates roster TOML (no signature check; see [`verify_roster`]).
+    pub fn parse(bytes: &[u8]) -> Result<Self, RosterError> {
+        if bytes.len() > MAX_ROSTER_BYTES {
+            return Err(RosterError::Invalid(format!(
+                "file is {} bytes, over the limit of {MAX_ROSTER_BYTES}",
+                bytes.len()
+            )));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let (line, column) = line_col(
+                std::str::from_utf8(bytes.get(..e.valid_up_to()).unwrap_or_default())
+                    .unwrap_or_default(),
+                e.valid_up_to(),
+            );
+            RosterError::Parse {
+                line,
+                column,
+                message: "not UTF-8".into(),
+            }
+        })?;
+        let doc: RosterDoc = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            RosterError::Parse {
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        Self::from_doc(doc, crate::sha256::digest(bytes))
+    }
+
+    fn from_doc(doc: RosterDoc, hash: [u8; 32]) -> Result<Self, RosterError> {
+        let invalid = |m: String| Err(RosterError::Invalid(m));
+        if doc.federation.trim().is_empty() || doc.federation.len() > 128 {
+            return invalid("federation must be a non-empty name of at most 128 bytes".into());
+        }
+        if doc.version == 0 {
+            return invalid("version must be at least 1".into());
+        }
+        if doc.authorities.is_empty() {
+            return invalid("at least one [[authorities]] key is required".into());
+        }
+        let sensitivities = match &doc.sensitivities {
+            Some(list) => {
+                if list.is_empty() {
+                    return invalid("sensitivities, when given, must not be empty".into());
+                }
+                let unique: BTreeSet<_> = list.iter().collect();
+                if unique.len() != list.len() {
+                    return invalid("sensitivities must be unique".into());
+                }
+                list.clone()
+            }
+            None => DEFAULT_SENSITIVITIES
+                .iter()
+                .map(|s| Sensitivity::new(*s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| RosterError::Invalid(e.to_string()))?,
+        };
+        let mut members = BTreeMap::new();
+        let mut peers = HashMap::new();
+        let mut groups = BTreeSet::new();
+        for (i, m) in doc.members.iter().enumerate() {
+            let at = format!("members[{i}] ({})", m.agency);
+            if members.insert(m.agency.clone(), i).is_some() {
+                return invalid(format!("{at}: agency listed twice"));
+            }
+            if m.keys.is_empty() {
+                return invalid(format!("{at}: needs at least one signing key"));
+            }
+            let mut seen_keys = BTreeSet::new();
+            for k in &m.keys {
+                if !seen_keys.insert(k.key) {
+                    return invalid(format!("{at}: key {} listed twice", k.key));
+                }
+                if k.valid_until.is_some_and(|u| u <= k.valid_from) {
+                    return invalid(format!(
+                        "{at}: key {} has valid_until before valid_from",
+                        k.key
+                    ));
+                }
+            }
+            for r in &m.revoked {
+                if !seen_keys.contains(&r.key) {
+                    return invalid(format!(
+                        "{at}: revoked key {} must stay listed under keys so that earlier records still verify",
+                        r.key
+                    ));
+                }
+            }
+            for pid in &m.node_ids {
+                parse_peer_id(pid)
+                    .map_err(|e| RosterError::Invalid(format!("{at}: node_ids: {e}")))?;
+                if peers.insert(pid.clone(), i).is_some() {
+                    return invalid(format!(
+                        "{at}: node id {pid} is listed for more than one member"
+                    ));
+                }
+            }
+            groups.extend(m.groups.iter().cloned());
+        }
+        Ok(Self {
+            doc,
+            hash,
+            members,
+            peers,
+            sensitivities,
+            groups,
+        })
+    }
+
+    /// The parsed document.
+    pub fn doc(&self) -> &RosterDoc {
+        &self.doc
+    }
+
+    /// Federation name.
+    pub fn federation(&self) -> &str {
+        &self.doc.federation
+    }
+
+    /// Version.
+    pub fn version(&self) -> u64 {
+        self.doc.version
+    }
+
+    /// SHA-256 of the roster file bytes.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// Authority keys.
+    pub fn authorities(&self) -> impl Iterator<Item = &PublicKey> {
+        self.doc.authorities.iter().map(|a| &a.key)
+    }
+
+    /// All members.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.doc.members.iter()
+    }
+
+    /// One member by agency code.
+    pub fn member(&self, agency: &AgencyCode) -> Option<&Member> {
+        self.members
+            .get(agency)
+            .and_then(|i| self.doc.members.get(*i))
+    }
+
+    /// Which agency owns this PeerId (base58 text).
+    pub fn agency_of_peer(&self, peer_id: &str) -> Option<&Member> {
+        self.peers
+            .get(peer_id)
+            .and_then(|i| self.doc.members.get(*i))
+    }
+
+    /// Every sharing group some member belongs to.
+    pub fn groups(&self) -> &BTreeSet<GroupName> {
+        &self.groups
+    }
+
+    /// Sensitivity labels, lowest first.
+    pub fn sensitivities(&self) -> &[Sensitivity] {
+        &self.sensitivities
+    }
+
+    /// Rank of a sensitivity label (0 = lowest), or `None` if the roster lacks it.
+    pub fn sensitivity_rank(&self, s: &Sensitivity) -> Option<usize> {
+        self.sensitivities.iter().position(|x| x == s)
+    }
+
+    /// Was `key` a valid signing key of `agency` at time `at`?
+    pub fn check_signer(
+        &self,
+        agency: &AgencyCode,
+        key: &PublicKey,
+        at: Timestamp,
+    ) -> Result<&Member, RosterError> {
+        let member = self
+            .member(agency)
+            .ok_or_else(|| RosterError::UnknownAgency(agency.to_string()))?;
+        let window =
+            member
+                .keys
+                .iter()
+                .find(|k| k.key == *key)
+                .ok_or_else(|| RosterError::UnknownKey {
+                    agency: agency.to_string(),
+                    key: key.to_string(),
+                })?;
+        if let Some(r) = member.revoked.iter().find(|r| r.key == *key) {
+            if at >= r.revoked_at {
+                return Err(RosterError::RevokedKey {
+                    agency: agency.to_string(),
+                    key: key.to_string(),
+                    revoked_at: r.revoked_at,
+                    at,
+                });
+            }
+        }
+        if at < window.valid_from {
+            return Err(RosterError::KeyNotYetValid {
+                agency: agency.to_string(),
+                key: key.to_string(),
+                valid_from: window.valid_from,
+                at,
+            });
+        }
+        if let Some(until) = window.valid_until {
+            if at >= until {
+                return Err(RosterError::ExpiredKey {
+                    agency: agency.to_string(),
+                    key: key.to_string(),
+                    valid_until: until,
+                    at,
+                });
+            }
+        }
+        Ok(member)
+    }
+
+    /// [`Self::check_signer`] for a record: the signer must also have role `member`.
+    pub fn check_record_signer(
+        &self,
+        agency: &AgencyCode,
+        key: &PublicKey,
+        at: Timestamp,
+    ) -> Result<&Member, RosterError> {
+        let m = self.check_signer(agency, key, at)?;
+        if m.role != Role::Member {
+            return Err(RosterError::WrongRole {
+                agency: agency.to_string(),
+                role: m.role,
+                action: "issue watchlist records",
+            });
+        }
+        Ok(m)
+    }
+}
+
+/// The detached signature of a roster file (`roster.toml.sig`):
+///
+/// ```text
+/// wlnode-roster-signature v1
+/// authority ed25519:<64 hex>
+/// signature <128 hex>
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterSignature {
+    /// The authority key that signed.
+    pub authority: PublicKey,
+    /// Signature over `"wlnode/roster/v1\0" || roster bytes`.
+    pub signature: Signature,
+}
+
+const SIG_MAGIC: &str = "wlnode-roster-signature v1";
+
+impl RosterSignature {
+    /// Parses the text form.
+    pub fn parse(text: &str) -> Result<Self, RosterError> {
+        let bad = |m: &str| RosterError::SignatureFile(m.to_owned());
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        if lines.next().map(str::trim) != Some(SIG_MAGIC) {
+            return Err(bad(&format!("first line must be {SIG_MAGIC:?}")));
+        }
+        let authority = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("authority "))
+            .ok_or_else(|| bad("second line must be \"authority ed25519:<hex>\""))?
+            .parse::<PublicKey>()
+            .map_err(|e| bad(&e.to_string()))?;
+        let sig_hex = lines
+            .next()
+            .and_then(|l| l.trim().strip_prefix("signature "))
+            .ok_or_else(|| bad("third line must be \"signature <128 hex>\""))?;
+        let mut sig = [0u8; 64];
+        hex::decode_to_slice(sig_hex.trim(), &mut sig)
+            .map_err(|_| bad("signature must be 128 hex characters"))?;
+        if lines.next().is_some() {
+            return Err(bad("unexpected content after the signature line"));
+        }
+        Ok(Self {
+            authority,
+            signature: Signature(sig),
+        })
+    }
+
+    /// The text form.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{SIG_MAGIC}\nauthority {}\nsignature {}\n",
+            self.authority,
+            hex::encode(self.signature.0)
+        )
+    }
+}
+
+/// Signs roster bytes with the authority key.
+pub fn sign_roster(roster_bytes: &[u8], key: &SecretKey) -> RosterSignature {
+    RosterSignature {
+        authority: key.public_key(),
+        signature: key.sign(context::ROSTER, roster_bytes),
+    }
+}
+
+/// What a node already trusts when it is offered a roster.
+#[derive(Clone, Debug, Default)]
+pub struct TrustAnchor {
+    /// Authority keys the node trusts: configured, or those of the roster it accepted
+    /// before. Empty only on first use, when the roster's own authorities are pinned.
+    pub authorities: Vec<PublicKey>,
+    /// The roster accepted before: (federation, version, hash).
+    pub accepted: Option<(String, u64, [u8; 32])>,
+}
+
+impl TrustAnchor {
+    /// The anchor that accepting `roster` leaves behind.
+    pub fn after(roster: &Roster) -> Self {
+        Self {
+            authorities: roster.authorities().copied().collect(),
+            accepted: Some((
+                roster.federation().to_owned(),
+                roster.version(),
+                roster.hash(),
+            )),
+        }
+    }
+}
+
+/// Verifies a signed roster against what the node already trusts.
+pub fn verify_roster(
+    bytes: &[u8],
+    sig: &RosterSignature,
+    anchor: &TrustAnchor,
+) -> Result<Roster, RosterError> {
+    sig.authority
+        .verify(context::ROSTER, bytes, &sig.signature)
+        .map_err(|_| RosterError::BadSignature)?;
+    let roster = Roster::parse(bytes)?;
+    let listed = roster.authorities().any(|k| *k == sig.authority);
+    let trusted = anchor.authorities.is_empty() || anchor.authorities.contains(&sig.authority);
+    if !listed || !trusted {
+        return Err(RosterError::UnknownAuthority {
+            key: sig.authority.to_string(),
+        });
+    }
+    if let Some((federation, version, hash)) = &anchor.accepted {
+        if roster.federation() != federation {
+            return Err(RosterError::FederationMismatch {
+                accepted: federation.clone(),
+                offered: roster.federation().to_owned(),
+            });
+        }
+        if roster.version() < *version {
+            return Err(RosterError::OlderVersion {
+                accepted: *version,
+                offered: roster.version(),
+            });
+        }
+        if roster.version() == *version && roster.hash() != *hash {
+            return Err(RosterError::ConflictingVersion {
+                version: roster.version(),
+            });
+        }
+    }
+    Ok(roster)
+}
