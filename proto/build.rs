@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wlnode/v1/roster.proto",
         "wlnode/v1/sync.proto",
         "wlnode/v1/audit.proto",
+        "wlnode/v1/store.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -7,6 +7,8 @@
 pub mod keyfile;
 pub mod keys;
 pub mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod record;
 pub mod roster;
 pub mod sha256;

@@ -471,15 +471,15 @@ impl Roster {
                     agency: agency.to_string(),
                     key: key.to_string(),
                 })?;
-        if let Some(r) = member.revoked.iter().find(|r| r.key == *key) {
-            if at >= r.revoked_at {
-                return Err(RosterError::RevokedKey {
-                    agency: agency.to_string(),
-                    key: key.to_string(),
-                    revoked_at: r.revoked_at,
-                    at,
-                });
-            }
+        if let Some(r) = member.revoked.iter().find(|r| r.key == *key)
+            && at >= r.revoked_at
+        {
+            return Err(RosterError::RevokedKey {
+                agency: agency.to_string(),
+                key: key.to_string(),
+                revoked_at: r.revoked_at,
+                at,
+            });
         }
         if at < window.valid_from {
             return Err(RosterError::KeyNotYetValid {
@@ -489,15 +489,15 @@ impl Roster {
                 at,
             });
         }
-        if let Some(until) = window.valid_until {
-            if at >= until {
-                return Err(RosterError::ExpiredKey {
-                    agency: agency.to_string(),
-                    key: key.to_string(),
-                    valid_until: until,
-                    at,
-                });
-            }
+        if let Some(until) = window.valid_until
+            && at >= until
+        {
+            return Err(RosterError::ExpiredKey {
+                agency: agency.to_string(),
+                key: key.to_string(),
+                valid_until: until,
+                at,
+            });
         }
         Ok(member)
     }

@@ -3,4 +3,12 @@
 //! The binary in `main.rs` only parses arguments and calls into this library, so that
 //! integration tests can run whole nodes in-process as well as via the binary.
 
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod entries;
+pub mod metrics;
+pub mod node;
+pub mod store;
+pub mod trust;
+pub mod wire;

@@ -1,0 +1,325 @@
+//! The local HTTP JSON API (axum), bearer-token protected, on the loopback address
+//! from the config. The CLI and agency systems use it while the node runs.
+//!
+//! Errors are JSON `{"error": {"code", "message", "field"?}}`: 400 for invalid input
+//! (naming the field), 401 for a missing or wrong token, 404 for unknown ids, 403 for
+//! writes to another agency's entry, 503 while the store refuses writes. Bad input
+//! never produces a 500.
+
+mod entries;
+pub mod openapi;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+use wlnode_crypto::model::InvalidValue;
+
+use crate::entries::LifecycleError;
+use crate::metrics::RouteLabel;
+use crate::node::{NodeContext, NodeError};
+use crate::store::StoreError;
+
+/// Shared state of the API handlers.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    ctx: NodeContext,
+    token: Arc<str>,
+}
+
+/// An API error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    field: Option<String>,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// A 400 naming a field.
+    pub fn invalid(v: InvalidValue) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            field: (!v.field.is_empty()).then(|| v.field.clone()),
+            message: v.to_string(),
+        }
+    }
+
+    /// A 400 without a field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            field: None,
+            message:
+                "missing or wrong bearer token (Authorization: Bearer <token from api.token_file>)"
+                    .into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "store_unavailable",
+            field: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::Invalid(v) => Self::invalid(v),
+            LifecycleError::NotFound(_) => Self::not_found(e.to_string()),
+            LifecycleError::NotOrigin { .. } => Self {
+                status: StatusCode::FORBIDDEN,
+                code: "not_origin",
+                field: None,
+                message: e.to_string(),
+            },
+            LifecycleError::AlreadyWithdrawn(_) => Self {
+                status: StatusCode::CONFLICT,
+                code: "already_withdrawn",
+                field: None,
+                message: e.to_string(),
+            },
+            LifecycleError::Build(_) => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                field: None,
+                message: e.to_string(),
+            },
+            LifecycleError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Parses a JSON body, naming the offending field on error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: if inner.is_syntax() || inner.is_eof() {
+                "invalid_json"
+            } else {
+                "invalid_field"
+            },
+            field: (path != ".").then_some(path),
+            message: inner.to_string(),
+        }
+    })
+}
+
+async fn auth(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    let ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| bool::from(t.trim().as_bytes().ct_eq(state.token.as_bytes())));
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+async fn count_requests(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .ctx
+        .metrics
+        .api_requests
+        .get_or_create(&RouteLabel {
+            route: route.clone(),
+            status: resp.status().as_u16().to_string(),
+        })
+        .inc();
+    tracing::debug!(
+        route,
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "api"
+    );
+    resp
+}
+
+async fn healthz(State(state): State<ApiState>) -> Response {
+    if state.ctx.health.is_degraded() {
+        (StatusCode::SERVICE_UNAVAILABLE, "store degraded\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    if let Ok(c) = state.ctx.store.counts().await {
+        state.ctx.metrics.set_counts(&c);
+    }
+    if let Ok(bytes) = state.ctx.store.call(|s| s.size_on_disk()).await {
+        state
+            .ctx
+            .metrics
+            .store_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.ctx.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint; see GET /v1/openapi.json")
+}
+
+/// The API router.
+pub fn router(ctx: NodeContext, token: String) -> Router {
+    let max_body = ctx.config.raw.api.max_body_bytes;
+    let state = ApiState {
+        ctx,
+        token: token.into(),
+    };
+    let protected = Router::new()
+        .route("/v1/entries", post(entries::add).get(entries::list))
+        .route("/v1/entries/{id}", get(entries::show).put(entries::amend))
+        .route("/v1/entries/{id}/withdraw", post(entries::withdraw))
+        .route("/v1/import", post(entries::import))
+        .route(
+            "/v1/import/withdraw-missing",
+            post(entries::withdraw_missing),
+        )
+        .route("/v1/status", get(status::status))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi::serve))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected)
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Binds the API and serves it until `shutdown` turns true.
+pub async fn serve(
+    ctx: NodeContext,
+    token: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
+    let addr = *ctx.config.raw.api.listen.get_ref();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?;
+    let bound = listener.local_addr().map_err(|e| NodeError::Bind {
+        addr,
+        reason: e.to_string(),
+    })?;
+    let app = router(ctx, token);
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "API server failed");
+        }
+    });
+    Ok((bound, task))
+}

@@ -1,0 +1,112 @@
+//! `GET /v1/status`: what this node holds and how its peers are doing.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::{ApiError, ApiState};
+use crate::store::Counts;
+
+/// Replication state of one peer.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct PeerStatus {
+    /// Agency code.
+    pub agency: String,
+    /// Its PeerId(s), comma separated.
+    pub peer_id: String,
+    /// Whether a connection is open.
+    pub connected: bool,
+    /// Changes-feed lag (their head seq minus our cursor), when known.
+    pub lag: Option<u64>,
+}
+
+/// The status document.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// This node's agency.
+    pub agency: String,
+    /// This node's PeerId.
+    pub peer_id: String,
+    /// The agency's signing key.
+    pub signing_key: String,
+    /// Federation name.
+    pub federation: String,
+    /// Roster version in use.
+    pub roster_version: u64,
+    /// Records held.
+    pub records: u64,
+    /// Entries known.
+    pub entries: u64,
+    /// Entries withdrawn.
+    pub withdrawn: u64,
+    /// Equivocating entry versions.
+    pub disputed_versions: u64,
+    /// Store details.
+    pub store: StoreStatus,
+    /// Neighbours.
+    pub peers: Vec<PeerStatus>,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// wlnode version.
+    pub version: &'static str,
+}
+
+/// Store part of the status.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct StoreStatus {
+    /// False after a write error, until a write succeeds again.
+    pub writable: bool,
+    /// The last write error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Arrival-log epoch (hex).
+    pub log_epoch: String,
+    /// Arrival-log head.
+    pub head_seq: u64,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+}
+
+#[utoipa::path(get, path = "/v1/status", tag = "node",
+    responses((status = 200, description = "Node status", body = Status), (status = 401, body = super::openapi::ErrorDoc)))]
+pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Status>, ApiError> {
+    let ctx = &state.ctx;
+    let counts: Counts = ctx.store.counts().await?;
+    let size = ctx.store.call(|s| s.size_on_disk()).await.unwrap_or(0);
+    let roster = ctx.roster();
+    let mut peers = Vec::new();
+    for p in &ctx.config.raw.peers {
+        let agency = p.agency.get_ref();
+        let ids = roster
+            .member(agency)
+            .map(|m| m.node_ids.join(","))
+            .unwrap_or_default();
+        peers.push(PeerStatus {
+            agency: agency.to_string(),
+            peer_id: ids,
+            connected: false,
+            lag: None,
+        });
+    }
+    Ok(Json(Status {
+        agency: ctx.agency.to_string(),
+        peer_id: ctx.peer_id.clone(),
+        signing_key: ctx.signing_key.to_string(),
+        federation: roster.federation().to_owned(),
+        roster_version: roster.version(),
+        records: counts.records,
+        entries: counts.entries,
+        withdrawn: counts.withdrawn,
+        disputed_versions: counts.disputed_versions,
+        store: StoreStatus {
+            writable: !ctx.health.is_degraded(),
+            last_error: ctx.health.last_error(),
+            log_epoch: hex::encode(ctx.store.epoch()),
+            head_seq: counts.head_seq,
+            size_bytes: size,
+        },
+        peers,
+        uptime_seconds: ctx.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}

@@ -1,0 +1,340 @@
+//! A running node: loads config, keys and roster, opens the store, starts the API (and
+//! the network), and shuts everything down cleanly on request.
+//!
+//! [`NodeContext`] is the shared, cheaply clonable view of the node that the API and
+//! other components use; it holds handles, never the resources themselves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use tokio::sync::watch;
+use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_secret_key};
+use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::roster::Roster;
+use wlnode_crypto::{PublicKey, SecretKey};
+
+use crate::config::Config;
+use crate::entries::Lifecycle;
+use crate::metrics::{Metrics, SourceLabel};
+use crate::store::{IngestReport, StoreError, StoreHandle};
+use crate::trust::TrustError;
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A key file was refused.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The roster was refused.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agency in node.toml is not in the roster, or the keys do not match it.
+    #[error("{0}")]
+    Identity(String),
+    /// A file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The API could not bind.
+    #[error("cannot listen for the API on {addr}: {reason}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The network failed.
+    #[error("network: {0}")]
+    Net(String),
+}
+
+/// Store health as the API reports it.
+#[derive(Debug, Default)]
+pub struct Health {
+    store_failed: AtomicBool,
+    last_error: RwLock<Option<String>>,
+}
+
+impl Health {
+    /// Records a store write failure.
+    pub fn store_failed(&self, e: &StoreError) {
+        self.store_failed.store(true, Ordering::SeqCst);
+        if let Ok(mut g) = self.last_error.write() {
+            *g = Some(e.to_string());
+        }
+    }
+
+    /// Records a successful write.
+    pub fn store_ok(&self) {
+        self.store_failed.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the last write failed.
+    pub fn is_degraded(&self) -> bool {
+        self.store_failed.load(Ordering::SeqCst)
+    }
+
+    /// The last store error.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.read().ok().and_then(|g| g.clone())
+    }
+}
+
+/// What every component of a running node shares.
+#[derive(Clone, Debug)]
+pub struct NodeContext {
+    /// This node's agency.
+    pub agency: AgencyCode,
+    /// This node's libp2p PeerId.
+    pub peer_id: String,
+    /// The agency's public signing key.
+    pub signing_key: PublicKey,
+    /// The config.
+    pub config: Arc<Config>,
+    /// The current roster.
+    pub roster: Arc<RwLock<Arc<Roster>>>,
+    /// The store.
+    pub store: StoreHandle,
+    /// The writer of own entries.
+    pub lifecycle: Lifecycle,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Store health.
+    pub health: Arc<Health>,
+    /// Start time.
+    pub started: Instant,
+    /// The roster's authorities were pinned on first use at this start.
+    pub trust_on_first_use: bool,
+}
+
+impl NodeContext {
+    /// The current roster.
+    pub fn roster(&self) -> Arc<Roster> {
+        match self.roster.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Bookkeeping after any successful ingest: metrics now, and (with replication)
+    /// notifying peers and the screening index.
+    pub fn after_ingest(&self, report: &IngestReport, source: &str) {
+        self.health.store_ok();
+        self.metrics.store_healthy.set(1);
+        let stored = report
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, crate::store::Outcome::Stored))
+            .count();
+        self.metrics
+            .stored
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .inc_by(u64::try_from(stored).unwrap_or(0));
+        self.metrics
+            .equivocations
+            .inc_by(u64::try_from(report.equivocations.len()).unwrap_or(0));
+        for e in &report.equivocations {
+            tracing::warn!(
+                entry = %e.entry.entry_id,
+                origin = %e.entry.origin,
+                version = e.version,
+                records = ?e.records,
+                "equivocation: two different records for one entry version"
+            );
+        }
+    }
+
+    /// Bookkeeping after a failed write.
+    pub fn write_failed(&self, e: &StoreError) {
+        self.health.store_failed(e);
+        self.metrics.store_healthy.set(0);
+        self.metrics.store_errors.inc();
+        tracing::error!(error = %e, "store write failed; not acknowledging new data");
+    }
+}
+
+/// Reads a secret token file, refusing group/other access like key files.
+pub fn read_token(path: &std::path::Path) -> Result<String, NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |reason: String| NodeError::Read {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| read_err(e.to_string()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(read_err(format!(
+            "mode {mode:o}: group and others must have no access (run: chmod 600 {})",
+            path.display()
+        )));
+    }
+    let token = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
+    let token = token.trim().to_owned();
+    if token.len() < 16 {
+        return Err(read_err("token must be at least 16 characters".into()));
+    }
+    Ok(token)
+}
+
+/// The loaded identity and trust material of a node.
+#[derive(Debug)]
+pub struct Identity {
+    /// Agency signing key.
+    pub agency_key: Arc<SecretKey>,
+    /// libp2p identity key.
+    pub node_key: SecretKey,
+    /// API token.
+    pub api_token: String,
+}
+
+/// Loads the keys and the API token named in the config.
+pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
+    Ok(Identity {
+        agency_key: Arc::new(read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)?),
+        node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)?,
+        api_token: read_token(&cfg.raw.api.token_file)?,
+    })
+}
+
+/// Checks that the roster lists this agency with this node's PeerId and a currently
+/// valid signing key matching the agency key.
+pub fn check_membership(roster: &Roster, cfg: &Config, id: &Identity) -> Result<(), NodeError> {
+    let agency = cfg.agency();
+    let member = roster.member(agency).ok_or_else(|| {
+        NodeError::Identity(format!(
+            "agency {agency} (from {}) is not in the roster {} (federation {:?}, version {})",
+            cfg.path.display(),
+            cfg.raw.roster.display(),
+            roster.federation(),
+            roster.version()
+        ))
+    })?;
+    let pid = id.node_key.public_key().peer_id();
+    if !member.node_ids.contains(&pid) {
+        return Err(NodeError::Identity(format!(
+            "this node's PeerId {pid} is not listed under {agency} in the roster; ask the roster authority to add it"
+        )));
+    }
+    if member.role == wlnode_crypto::roster::Role::Member {
+        roster
+            .check_signer(
+                agency,
+                &id.agency_key.public_key(),
+                wlnode_crypto::Timestamp::now(),
+            )
+            .map_err(|e| {
+                NodeError::Identity(format!(
+                    "the agency key in {} cannot sign now: {e}",
+                    cfg.raw.agency_key.display()
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// A started node.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// Shared context.
+    pub ctx: NodeContext,
+    /// The API's bound address.
+    pub api_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    store_actor: Option<crate::store::actor::StoreActor>,
+}
+
+impl RunningNode {
+    /// Starts a node from its config.
+    pub async fn start(cfg: Config) -> Result<Self, NodeError> {
+        let id = load_identity(&cfg)?;
+        let (store, store_actor) = StoreHandle::open(&cfg.raw.data_dir)?;
+        let roster_path = cfg.raw.roster.clone();
+        let configured = cfg.raw.roster_authorities.clone();
+        let loaded = store
+            .call(move |s| {
+                crate::trust::load_roster(s, &roster_path, &configured).map_err(|e| match e {
+                    TrustError::Store(e) => e,
+                    other => StoreError::Open {
+                        path: PathBuf::new(),
+                        reason: other.to_string(),
+                    },
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Open { path, reason } if path.as_os_str().is_empty() => {
+                    NodeError::Identity(reason)
+                }
+                other => NodeError::Store(other),
+            })?;
+        if loaded.trust_on_first_use {
+            tracing::warn!(
+                roster = %cfg.raw.roster.display(),
+                authorities = ?loaded.roster.authorities().map(|k| k.to_string()).collect::<Vec<_>>(),
+                "no roster_authorities configured: trusting this roster's authorities from now on (trust on first use)"
+            );
+        }
+        check_membership(&loaded.roster, &cfg, &id)?;
+        let metrics = Arc::new(Metrics::new());
+        metrics.store_healthy.set(1);
+        let agency = cfg.agency().clone();
+        let ctx = NodeContext {
+            agency: agency.clone(),
+            peer_id: id.node_key.public_key().peer_id(),
+            signing_key: id.agency_key.public_key(),
+            lifecycle: Lifecycle::new(agency.clone(), id.agency_key.clone(), store.clone()),
+            config: Arc::new(cfg),
+            roster: Arc::new(RwLock::new(Arc::new(loaded.roster))),
+            store,
+            metrics,
+            health: Arc::new(Health::default()),
+            started: Instant::now(),
+            trust_on_first_use: loaded.trust_on_first_use,
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (api_addr, api_task) =
+            crate::api::serve(ctx.clone(), id.api_token, shutdown_rx).await?;
+        tracing::info!(
+            agency = %ctx.agency,
+            peer_id = %ctx.peer_id,
+            api = %api_addr,
+            roster_version = ctx.roster().version(),
+            "node started"
+        );
+        Ok(Self {
+            ctx,
+            api_addr,
+            shutdown,
+            tasks: vec![api_task],
+            store_actor: Some(store_actor),
+        })
+    }
+
+    /// Stops every task, flushes the store and waits for the store thread.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        let _ = self.ctx.store.call(|s| s.flush()).await;
+        let actor = self.store_actor.take();
+        drop(self.ctx);
+        if let Some(a) = actor {
+            let _ = tokio::task::spawn_blocking(move || a.join()).await;
+        }
+        tracing::info!("node stopped");
+    }
+}

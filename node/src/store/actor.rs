@@ -1,0 +1,149 @@
+//! The store actor: one thread owns the sled [`Store`]; everyone else holds a cheap,
+//! cloneable [`StoreHandle`] and sends it closures to run.
+//!
+//! sled calls block (and `flush` waits for fsync), so they never run on the async
+//! executor. Commands queue on a bounded channel, which also gives ingest natural
+//! back-pressure.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+use wlnode_crypto::model::{AgencyCode, EntryId, RecordId};
+use wlnode_crypto::time::Timestamp;
+
+use super::{Counts, EntryFilter, EntryKey, IngestBatch, IngestReport, Store, StoreError};
+use crate::wire::{Cursor, EntryState, StoredRecord};
+
+type Job = Box<dyn FnOnce(&Store) + Send>;
+
+/// A cheap handle to the store actor.
+#[derive(Clone, Debug)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Job>,
+    epoch: [u8; 16],
+}
+
+/// The running actor thread; dropping every handle stops it.
+#[derive(Debug)]
+pub struct StoreActor {
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StoreActor {
+    /// Waits for the actor thread to finish (after all handles are dropped).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl StoreHandle {
+    /// Opens the store in `dir` and starts its actor thread.
+    pub fn open(dir: &Path) -> Result<(Self, StoreActor), StoreError> {
+        let store = Store::open(dir)?;
+        let epoch = store.epoch();
+        let (tx, mut rx) = mpsc::channel::<Job>(256);
+        let thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&store);
+                }
+                let _ = store.flush();
+            })
+            .map_err(|e| StoreError::Open {
+                path: dir.to_owned(),
+                reason: format!("cannot start store thread: {e}"),
+            })?;
+        Ok((
+            Self { tx, epoch },
+            StoreActor {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    /// The store's log epoch.
+    pub fn epoch(&self) -> [u8; 16] {
+        self.epoch
+    }
+
+    /// Runs `f` on the store thread and returns its result.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: Job = Box::new(move |s| {
+            let _ = reply.send(f(s));
+        });
+        self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Applies a batch atomically and durably.
+    pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReport, StoreError> {
+        self.call(move |s| s.ingest(&batch, Timestamp::now())).await
+    }
+
+    /// One record.
+    pub async fn record(&self, id: RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        self.call(move |s| s.record(&id)).await
+    }
+
+    /// One entry's state.
+    pub async fn entry(&self, key: EntryKey) -> Result<Option<EntryState>, StoreError> {
+        self.call(move |s| s.entry(&key)).await
+    }
+
+    /// Entries with this id.
+    pub async fn entries_by_id(
+        &self,
+        id: EntryId,
+    ) -> Result<Vec<(EntryKey, EntryState)>, StoreError> {
+        self.call(move |s| s.entries_by_id(&id)).await
+    }
+
+    /// A page of entries.
+    #[allow(clippy::type_complexity)]
+    pub async fn list_entries(
+        &self,
+        filter: EntryFilter,
+        after: Option<EntryKey>,
+        limit: usize,
+    ) -> Result<(Vec<(EntryKey, EntryState)>, Option<EntryKey>), StoreError> {
+        self.call(move |s| s.list_entries(&filter, after.as_ref(), limit))
+            .await
+    }
+
+    /// Store-wide counts.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        self.call(|s| s.counts()).await
+    }
+
+    /// A peer's cursor.
+    pub async fn cursor(&self, peer: AgencyCode) -> Result<Option<Cursor>, StoreError> {
+        self.call(move |s| s.cursor(&peer)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handle_round_trip_and_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, actor) = StoreHandle::open(dir.path()).unwrap();
+        assert_eq!(h.counts().await.unwrap(), Counts::default());
+        assert_eq!(h.epoch(), h.call(|s| Ok(s.epoch())).await.unwrap());
+        drop(h);
+        actor.join();
+        // The lock is released once the actor stops.
+        let (h2, _a2) = StoreHandle::open(dir.path()).unwrap();
+        assert_eq!(h2.counts().await.unwrap().records, 0);
+    }
+}

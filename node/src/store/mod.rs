@@ -1,0 +1,774 @@
+//! The node's store: every record it holds, the derived entry states, the arrival log
+//! (changes feed), per-peer cursors and equivocation evidence, in sled.
+//!
+//! `Store` is synchronous and owned by exactly one thread, the store actor
+//! ([`actor`]); the rest of the node holds a cheap [`StoreHandle`]. Ingest takes a
+//! batch of verified records and applies it in one sled transaction across all trees,
+//! then flushes to disk, so a batch is either wholly visible and durable or not at all.
+//! Layouts are in [`schema`].
+
+pub mod actor;
+pub mod schema;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+use wlnode_crypto::VerifiedRecord;
+use wlnode_crypto::model::{AgencyCode, EntryId, RecordId, Status};
+use wlnode_crypto::time::Timestamp;
+
+pub use actor::StoreHandle;
+pub use schema::EntryKey;
+
+use crate::wire::{Cursor, EntryState, LocalMeta, StoredRecord, WireError};
+use schema::{SCHEMA_VERSION, be_u64, meta, trees, version_key};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data dir.
+    #[error("data dir {path} is in use by another wlnode process ({holder}); stop it first")]
+    Locked {
+        /// The data dir.
+        path: PathBuf,
+        /// What the lock file says about the holder.
+        holder: String,
+    },
+    /// Creating or opening files failed.
+    #[error("cannot open store in {path}: {reason}")]
+    Open {
+        /// The data dir.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The store was written by an incompatible version.
+    #[error(
+        "store schema version {found} is not supported; this wlnode reads version {SCHEMA_VERSION}"
+    )]
+    Schema {
+        /// Version on disk.
+        found: u32,
+    },
+    /// sled reported an IO or storage error.
+    #[error("store IO error: {0}")]
+    Io(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("store holds a corrupt value in tree {tree}: {reason}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The store actor is gone.
+    #[error("the store has shut down")]
+    Closed,
+}
+
+impl StoreError {
+    fn corrupt(tree: &'static str, e: impl ToString) -> Self {
+        Self::Corrupt {
+            tree,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Where a record came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Created by this node.
+    Local,
+    /// Received from a peer, at this hop count from the origin.
+    Peer {
+        /// The sending agency.
+        agency: AgencyCode,
+        /// Hops from the origin to this node.
+        hops: u32,
+    },
+}
+
+/// One record to ingest.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// The verified (signature and roster checked) record.
+    pub record: VerifiedRecord,
+    /// Where it came from.
+    pub source: Source,
+    /// Import bookkeeping for local entries.
+    pub local: Option<LocalMeta>,
+}
+
+/// A batch to apply atomically.
+#[derive(Clone, Debug, Default)]
+pub struct IngestBatch {
+    /// The records.
+    pub items: Vec<Incoming>,
+    /// A changes-feed cursor to persist with the batch (never ahead of the data).
+    pub cursor: Option<(AgencyCode, Cursor)>,
+}
+
+/// What happened to one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new record.
+    Stored,
+    /// A known record; this copy added disclosures.
+    Merged {
+        /// Fields added.
+        added: usize,
+    },
+    /// A known record; nothing new.
+    Duplicate,
+}
+
+/// Two or more valid records for the same entry version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The entry.
+    pub entry: EntryKey,
+    /// The version.
+    pub version: u64,
+    /// Every record id held for that version.
+    pub records: Vec<RecordId>,
+}
+
+/// The result of one ingest.
+#[derive(Clone, Debug, Default)]
+pub struct IngestReport {
+    /// One outcome per input record, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Equivocations this batch revealed.
+    pub equivocations: Vec<Equivocation>,
+    /// Entries whose head changed, with their new state.
+    pub head_changes: Vec<(EntryKey, EntryState)>,
+    /// The arrival-log head after the batch.
+    pub head_seq: u64,
+}
+
+impl IngestReport {
+    /// Number of records stored new or merged (anything a peer might want).
+    pub fn changed(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| !matches!(o, Outcome::Duplicate))
+            .count()
+    }
+}
+
+/// Store-wide counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Records held.
+    pub records: u64,
+    /// Entries known.
+    pub entries: u64,
+    /// Entries whose head is withdrawn.
+    pub withdrawn: u64,
+    /// Entry versions with equivocation.
+    pub disputed_versions: u64,
+    /// Arrival-log head.
+    pub head_seq: u64,
+}
+
+/// Filter for listing entries.
+#[derive(Clone, Debug, Default)]
+pub struct EntryFilter {
+    /// Only this origin.
+    pub origin: Option<AgencyCode>,
+    /// Only this head status.
+    pub status: Option<Status>,
+    /// Only entries whose head changed here at or after this time.
+    pub updated_since: Option<Timestamp>,
+}
+
+impl EntryFilter {
+    fn matches(&self, key: &EntryKey, s: &EntryState) -> bool {
+        self.origin.as_ref().is_none_or(|o| *o == key.origin)
+            && self.status.is_none_or(|st| st == s.status)
+            && self.updated_since.is_none_or(|t| s.updated_at >= t)
+    }
+}
+
+const COUNT_RECORDS: &[u8] = b"count_records";
+const COUNT_ENTRIES: &[u8] = b"count_entries";
+const COUNT_WITHDRAWN: &[u8] = b"count_withdrawn";
+
+struct Trees {
+    meta: Tree,
+    records: Tree,
+    entries: Tree,
+    versions: Tree,
+    disputes: Tree,
+    log: Tree,
+    sync_index: Tree,
+    cursors: Tree,
+    local: Tree,
+}
+
+/// The sled-backed store. Owned by the store actor.
+pub struct Store {
+    db: sled::Db,
+    t: Trees,
+    epoch: [u8; 16],
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let open_err = |e: std::io::Error| StoreError::Open {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(open_err)?;
+    let path = dir.join("LOCK");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(open_err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(StoreError::Locked {
+                path: dir.to_owned(),
+                holder: if holder.trim().is_empty() {
+                    "unknown pid".into()
+                } else {
+                    holder.trim().to_owned()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(open_err(e)),
+    }
+    file.set_len(0).map_err(open_err)?;
+    write!(file, "pid {}", std::process::id()).map_err(open_err)?;
+    file.sync_all().map_err(open_err)?;
+    Ok(file)
+}
+
+fn u64_of(v: Option<sled::IVec>) -> u64 {
+    v.and_then(|b| be_u64(&b)).unwrap_or(0)
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Io(e),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, taking an exclusive lock on it.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let lock = lock_dir(dir)?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(|e| StoreError::Open {
+                path: dir.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let open = |name: &str| db.open_tree(name);
+        let t = Trees {
+            meta: open(trees::META)?,
+            records: open(trees::RECORDS)?,
+            entries: open(trees::ENTRIES)?,
+            versions: open(trees::VERSIONS)?,
+            disputes: open(trees::DISPUTES)?,
+            log: open(trees::LOG)?,
+            sync_index: open(trees::SYNC_INDEX)?,
+            cursors: open(trees::CURSORS)?,
+            local: open(trees::LOCAL)?,
+        };
+        match t.meta.get(meta::SCHEMA_VERSION)? {
+            Some(v) => {
+                let found = v
+                    .as_ref()
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::corrupt(trees::META, "schema_version"))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found });
+                }
+            }
+            None => {
+                t.meta
+                    .insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+        }
+        let epoch = match t.meta.get(meta::LOG_EPOCH)? {
+            Some(e) => e
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::corrupt(trees::META, "log_epoch"))?,
+            None => {
+                let mut e = [0u8; 16];
+                getrandom::fill(&mut e).map_err(|e| StoreError::Open {
+                    path: dir.to_owned(),
+                    reason: format!("random epoch: {e}"),
+                })?;
+                t.meta.insert(meta::LOG_EPOCH, &e)?;
+                e
+            }
+        };
+        db.flush()?;
+        Ok(Self {
+            db,
+            t,
+            epoch,
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This store's arrival-log epoch.
+    pub fn epoch(&self) -> [u8; 16] {
+        self.epoch
+    }
+
+    /// The last arrival-log sequence number (0 when empty).
+    pub fn head_seq(&self) -> Result<u64, StoreError> {
+        Ok(u64_of(self.t.meta.get(meta::NEXT_SEQ)?).saturating_sub(1))
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies a batch in one transaction, then flushes to disk.
+    pub fn ingest(&self, batch: &IngestBatch, now: Timestamp) -> Result<IngestReport, StoreError> {
+        let t = &self.t;
+        let trees = [
+            &t.meta,
+            &t.records,
+            &t.entries,
+            &t.versions,
+            &t.disputes,
+            &t.log,
+            &t.sync_index,
+            &t.cursors,
+            &t.local,
+        ];
+        let report = trees
+            .as_slice()
+            .transaction(|tx| Self::ingest_tx(tx, batch, now))
+            .map_err(tx_err)?;
+        self.db.flush()?;
+        Ok(report)
+    }
+
+    #[allow(clippy::indexing_slicing)] // fixed-size tree list built in `ingest`
+    fn ingest_tx(
+        tx: &[TransactionalTree],
+        batch: &IngestBatch,
+        now: Timestamp,
+    ) -> TxResult<IngestReport> {
+        let (meta_t, records, entries, versions, disputes, log, sync_index, cursors, local) = (
+            &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
+        );
+        let mut next_seq = u64_of(meta_t.get(meta::NEXT_SEQ)?).max(1);
+        let mut n_records = u64_of(meta_t.get(COUNT_RECORDS)?);
+        let mut n_entries = u64_of(meta_t.get(COUNT_ENTRIES)?);
+        let mut n_withdrawn = u64_of(meta_t.get(COUNT_WITHDRAWN)?);
+        let mut report = IngestReport::default();
+
+        for item in &batch.items {
+            let rec = &item.record;
+            let id = rec.id();
+            let (hops, from) = match &item.source {
+                Source::Local => (0, None),
+                Source::Peer { agency, hops } => (*hops, Some(agency.clone())),
+            };
+            let h = rec.header();
+            let key = EntryKey {
+                entry_id: h.entry_id,
+                origin: h.origin.clone(),
+            };
+            if let Some(local_meta) = &item.local {
+                local.insert(key.to_bytes(), local_meta.encode())?;
+            }
+            if let Some(existing) = records.get(id.0)? {
+                let mut stored = match StoredRecord::decode(&existing) {
+                    Ok(s) => s,
+                    Err(e) => return abort(StoreError::corrupt(trees::RECORDS, e)),
+                };
+                let added = match stored.record.merge(rec) {
+                    Ok(n) => n,
+                    Err(e) => return abort(StoreError::corrupt(trees::RECORDS, e)),
+                };
+                let fewer_hops = hops < stored.hops;
+                if added > 0 {
+                    stored.seq = next_seq;
+                    log.insert(&next_seq.to_be_bytes(), &id.0)?;
+                    next_seq += 1;
+                }
+                if added > 0 || fewer_hops {
+                    stored.hops = stored.hops.min(hops);
+                    records.insert(&id.0, stored.encode())?;
+                }
+                report.outcomes.push(if added > 0 {
+                    Outcome::Merged { added }
+                } else {
+                    Outcome::Duplicate
+                });
+                continue;
+            }
+
+            // A new record.
+            let stored = StoredRecord {
+                record: rec.clone(),
+                hops,
+                received_from: from,
+                received_at: now,
+                seq: next_seq,
+            };
+            records.insert(&id.0, stored.encode())?;
+            log.insert(&next_seq.to_be_bytes(), &id.0)?;
+            next_seq += 1;
+            n_records += 1;
+            sync_index.insert(
+                &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
+                &[] as &[u8],
+            )?;
+
+            let vkey = version_key(&key, h.version);
+            let mut ids = versions.get(&vkey)?.map(|v| v.to_vec()).unwrap_or_default();
+            let equivocation = !ids.is_empty();
+            ids.extend_from_slice(&id.0);
+            versions.insert(vkey.clone(), ids.clone())?;
+            if equivocation {
+                disputes.insert(vkey, &[] as &[u8])?;
+                report.equivocations.push(Equivocation {
+                    entry: key.clone(),
+                    version: h.version,
+                    records: ids
+                        .chunks_exact(32)
+                        .filter_map(|c| RecordId::from_slice(c).ok())
+                        .collect(),
+                });
+            }
+
+            let kbytes = key.to_bytes();
+            let prev = match entries.get(&kbytes)? {
+                Some(v) => match EntryState::decode(&v) {
+                    Ok(s) => Some(s),
+                    Err(e) => return abort(StoreError::corrupt(trees::ENTRIES, e)),
+                },
+                None => None,
+            };
+            let new_head = |disputed: bool, records_n: u32| EntryState {
+                head: id,
+                version: h.version,
+                status: h.status,
+                issued_at: h.issued_at,
+                disputed,
+                updated_at: now,
+                review_by: h.review_by,
+                records: records_n,
+            };
+            let state = match prev {
+                None => {
+                    n_entries += 1;
+                    if h.status == Status::Withdrawn {
+                        n_withdrawn += 1;
+                    }
+                    let s = new_head(equivocation, 1);
+                    report.head_changes.push((key.clone(), s.clone()));
+                    s
+                }
+                Some(mut s) => {
+                    s.records = s.records.saturating_add(1);
+                    s.disputed |= equivocation;
+                    // Highest version wins; for equal versions (equivocation) the
+                    // smallest record id, so every node derives the same head.
+                    let wins = h.version > s.version || (h.version == s.version && id < s.head);
+                    if wins {
+                        if s.status == Status::Withdrawn {
+                            n_withdrawn = n_withdrawn.saturating_sub(1);
+                        }
+                        if h.status == Status::Withdrawn {
+                            n_withdrawn += 1;
+                        }
+                        s = new_head(s.disputed, s.records);
+                        report.head_changes.push((key.clone(), s.clone()));
+                    } else if equivocation {
+                        report.head_changes.push((key.clone(), s.clone()));
+                    }
+                    s
+                }
+            };
+            entries.insert(kbytes, state.encode())?;
+            report.outcomes.push(Outcome::Stored);
+        }
+        if let Some((peer, cursor)) = &batch.cursor {
+            cursors.insert(peer.as_str().as_bytes(), cursor.encode())?;
+        }
+        meta_t.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes())?;
+        meta_t.insert(COUNT_RECORDS, &n_records.to_be_bytes())?;
+        meta_t.insert(COUNT_ENTRIES, &n_entries.to_be_bytes())?;
+        meta_t.insert(COUNT_WITHDRAWN, &n_withdrawn.to_be_bytes())?;
+        report.head_seq = next_seq - 1;
+        Ok(report)
+    }
+
+    /// One record by id.
+    pub fn record(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
+        self.t
+            .records
+            .get(id.0)?
+            .map(|v| StoredRecord::decode(&v).map_err(|e| StoreError::corrupt(trees::RECORDS, e)))
+            .transpose()
+    }
+
+    /// Whether a record is held.
+    pub fn has_record(&self, id: &RecordId) -> Result<bool, StoreError> {
+        Ok(self.t.records.contains_key(id.0)?)
+    }
+
+    /// One entry's state.
+    pub fn entry(&self, key: &EntryKey) -> Result<Option<EntryState>, StoreError> {
+        self.t
+            .entries
+            .get(key.to_bytes())?
+            .map(|v| decode_state(&v))
+            .transpose()
+    }
+
+    /// Every entry with this id (normally one; several origins may reuse an id).
+    pub fn entries_by_id(&self, id: &EntryId) -> Result<Vec<(EntryKey, EntryState)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.entries.scan_prefix(id.0) {
+            let (k, v) = kv?;
+            let key = EntryKey::from_bytes(&k)
+                .ok_or_else(|| StoreError::corrupt(trees::ENTRIES, "bad key"))?;
+            out.push((key, decode_state(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Entries in key order after `after` (exclusive) that match `filter`, at most
+    /// `limit`; also returns the key to continue after, if there may be more.
+    #[allow(clippy::type_complexity)]
+    pub fn list_entries(
+        &self,
+        filter: &EntryFilter,
+        after: Option<&EntryKey>,
+        limit: usize,
+    ) -> Result<(Vec<(EntryKey, EntryState)>, Option<EntryKey>), StoreError> {
+        let iter = match after {
+            Some(a) => {
+                let mut start = a.to_bytes();
+                start.push(0);
+                self.t.entries.range(start..)
+            }
+            None => self.t.entries.iter(),
+        };
+        let mut out = Vec::new();
+        for kv in iter {
+            let (k, v) = kv?;
+            let key = EntryKey::from_bytes(&k)
+                .ok_or_else(|| StoreError::corrupt(trees::ENTRIES, "bad key"))?;
+            let state = decode_state(&v)?;
+            if filter.matches(&key, &state) {
+                if out.len() == limit {
+                    let next = out.last().map(|(k, _): &(EntryKey, EntryState)| k.clone());
+                    return Ok((out, next));
+                }
+                out.push((key, state));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// Every record id held for an entry, by version.
+    pub fn entry_versions(&self, key: &EntryKey) -> Result<Vec<(u64, Vec<RecordId>)>, StoreError> {
+        let mut prefix = version_key(key, 0);
+        prefix.truncate(prefix.len() - 8);
+        let mut out = Vec::new();
+        for kv in self.t.versions.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            let (_, version) = schema::parse_version_key(&k)
+                .ok_or_else(|| StoreError::corrupt(trees::VERSIONS, "bad key"))?;
+            out.push((
+                version,
+                v.chunks_exact(32)
+                    .filter_map(|c| RecordId::from_slice(c).ok())
+                    .collect(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Every equivocating entry version.
+    pub fn disputes(&self) -> Result<Vec<Equivocation>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.disputes.iter() {
+            let (k, _) = kv?;
+            let (entry, version) = schema::parse_version_key(&k)
+                .ok_or_else(|| StoreError::corrupt(trees::DISPUTES, "bad key"))?;
+            let records = self
+                .t
+                .versions
+                .get(&k)?
+                .map(|v| {
+                    v.chunks_exact(32)
+                        .filter_map(|c| RecordId::from_slice(c).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Equivocation {
+                entry,
+                version,
+                records,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Arrival-log entries after `after_seq`, at most `limit`.
+    pub fn log_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RecordId)>, StoreError> {
+        let start = after_seq.saturating_add(1).to_be_bytes();
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for kv in self.t.log.range(start..).take(limit) {
+            let (k, v) = kv?;
+            let seq = be_u64(&k).ok_or_else(|| StoreError::corrupt(trees::LOG, "bad key"))?;
+            let id = RecordId::from_slice(&v).map_err(|e| StoreError::corrupt(trees::LOG, e))?;
+            out.push((seq, id));
+        }
+        Ok(out)
+    }
+
+    /// `(issued_at, record_id)` of every record, in order (for reconciliation).
+    pub fn sync_items(&self) -> Result<Vec<(u64, RecordId)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.sync_index.iter() {
+            let (k, _) = kv?;
+            let (t, id) = k
+                .split_at_checked(8)
+                .ok_or_else(|| StoreError::corrupt(trees::SYNC_INDEX, "bad key"))?;
+            out.push((
+                be_u64(t).ok_or_else(|| StoreError::corrupt(trees::SYNC_INDEX, "bad key"))?,
+                RecordId::from_slice(id).map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A peer's changes-feed cursor.
+    pub fn cursor(&self, peer: &AgencyCode) -> Result<Option<Cursor>, StoreError> {
+        self.t
+            .cursors
+            .get(peer.as_str().as_bytes())?
+            .map(|v| Cursor::decode(&v).map_err(|e| StoreError::corrupt(trees::CURSORS, e)))
+            .transpose()
+    }
+
+    /// Sets (or with `None`, clears) a peer's cursor, durably.
+    pub fn set_cursor(&self, peer: &AgencyCode, cursor: Option<Cursor>) -> Result<(), StoreError> {
+        match cursor {
+            Some(c) => self
+                .t
+                .cursors
+                .insert(peer.as_str().as_bytes(), c.encode())?,
+            None => self.t.cursors.remove(peer.as_str().as_bytes())?,
+        };
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Import bookkeeping of an entry.
+    pub fn local_meta(&self, key: &EntryKey) -> Result<Option<LocalMeta>, StoreError> {
+        self.t
+            .local
+            .get(key.to_bytes())?
+            .map(|v| LocalMeta::decode(&v).map_err(|e| StoreError::corrupt(trees::LOCAL, e)))
+            .transpose()
+    }
+
+    /// Every local entry imported from `source_list`.
+    pub fn local_entries_of(
+        &self,
+        source_list: &str,
+    ) -> Result<Vec<(EntryKey, LocalMeta)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.local.iter() {
+            let (k, v) = kv?;
+            let m = LocalMeta::decode(&v).map_err(|e| StoreError::corrupt(trees::LOCAL, e))?;
+            if m.source_list == source_list {
+                let key = EntryKey::from_bytes(&k)
+                    .ok_or_else(|| StoreError::corrupt(trees::LOCAL, "bad key"))?;
+                out.push((key, m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Store-wide counts.
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(Counts {
+            records: u64_of(self.t.meta.get(COUNT_RECORDS)?),
+            entries: u64_of(self.t.meta.get(COUNT_ENTRIES)?),
+            withdrawn: u64_of(self.t.meta.get(COUNT_WITHDRAWN)?),
+            disputed_versions: u64::try_from(self.t.disputes.len()).unwrap_or(u64::MAX),
+            head_seq: self.head_seq()?,
+        })
+    }
+
+    /// A metadata value.
+    pub fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.t.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a metadata value, durably.
+    pub fn meta_set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.t.meta.insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn decode_state(v: &[u8]) -> Result<EntryState, StoreError> {
+    EntryState::decode(v).map_err(|e: WireError| StoreError::corrupt(trees::ENTRIES, e))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! The store's on-disk layout in one place: tree names, key encodings and the schema
+//! version. Swapping the backend means reimplementing `Store` against these layouts.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `schema_version`, `log_epoch`, `next_seq`, `roster_anchor` | u32 BE, 16 bytes, u64 BE, anchor |
+//! | `records` | record_id (32) | `StoredRecord` (protobuf) |
+//! | `entries` | entry key | `EntryState` (protobuf) |
+//! | `versions` | entry key ‖ version (u64 BE) | record ids at that version (32 bytes each) |
+//! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
+//! | `log` | seq (u64 BE) | record_id (32): the arrival log |
+//! | `sync_index` | issued_at (u64 BE) ‖ record_id | empty: for reconciliation ranges |
+//! | `cursors` | peer agency | `Cursor` (protobuf) |
+//! | `local` | entry key | `LocalMeta` (protobuf) |
+//!
+//! Entry key: entry_id (16) ‖ origin (UTF-8). Entries are keyed by origin as well as
+//! id, so that no agency can take over another agency's entry by reusing its id.
+
+use wlnode_crypto::model::{AgencyCode, EntryId};
+
+/// Layout version written to `meta/schema_version`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Tree names.
+pub mod trees {
+    /// Metadata.
+    pub const META: &str = "meta";
+    /// Records by id.
+    pub const RECORDS: &str = "records";
+    /// Entry states.
+    pub const ENTRIES: &str = "entries";
+    /// Record ids per entry version.
+    pub const VERSIONS: &str = "versions";
+    /// Equivocating versions.
+    pub const DISPUTES: &str = "disputes";
+    /// Arrival log.
+    pub const LOG: &str = "log";
+    /// Reconciliation index.
+    pub const SYNC_INDEX: &str = "sync_index";
+    /// Per-peer cursors.
+    pub const CURSORS: &str = "cursors";
+    /// Import bookkeeping.
+    pub const LOCAL: &str = "local";
+}
+
+/// Keys of the `meta` tree.
+pub mod meta {
+    /// Schema version.
+    pub const SCHEMA_VERSION: &[u8] = b"schema_version";
+    /// Arrival-log epoch.
+    pub const LOG_EPOCH: &[u8] = b"log_epoch";
+    /// Next arrival-log sequence number.
+    pub const NEXT_SEQ: &[u8] = b"next_seq";
+    /// Accepted roster (trust anchor).
+    pub const ROSTER_ANCHOR: &[u8] = b"roster_anchor";
+}
+
+/// `(origin, entry_id)`: the identity of an entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey {
+    /// The origin-chosen id.
+    pub entry_id: EntryId,
+    /// The origin agency.
+    pub origin: AgencyCode,
+}
+
+impl EntryKey {
+    /// Key bytes: entry_id ‖ origin.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(16 + self.origin.as_str().len());
+        k.extend_from_slice(&self.entry_id.0);
+        k.extend_from_slice(self.origin.as_str().as_bytes());
+        k
+    }
+
+    /// Parses key bytes.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (id, origin) = b.split_at_checked(16)?;
+        Some(Self {
+            entry_id: EntryId::from_slice(id).ok()?,
+            origin: AgencyCode::new(std::str::from_utf8(origin).ok()?).ok()?,
+        })
+    }
+}
+
+/// `versions`/`disputes` key: len(entry key) ‖ entry key ‖ version BE. The length
+/// prefix keeps keys of different origins from colliding.
+pub fn version_key(entry: &EntryKey, version: u64) -> Vec<u8> {
+    let ek = entry.to_bytes();
+    let mut k = Vec::with_capacity(1 + ek.len() + 8);
+    k.push(u8::try_from(ek.len()).unwrap_or(u8::MAX));
+    k.extend_from_slice(&ek);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// Parses a `versions`/`disputes` key.
+pub fn parse_version_key(b: &[u8]) -> Option<(EntryKey, u64)> {
+    let (len, rest) = b.split_first()?;
+    let (ek, v) = rest.split_at_checked(usize::from(*len))?;
+    let v: [u8; 8] = v.try_into().ok()?;
+    Some((EntryKey::from_bytes(ek)?, u64::from_be_bytes(v)))
+}
+
+/// `sync_index` key.
+pub fn sync_key(issued_at: u64, record_id: &[u8; 32]) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    let (a, b) = k.split_at_mut(8);
+    a.copy_from_slice(&issued_at.to_be_bytes());
+    b.copy_from_slice(record_id);
+    k
+}
+
+/// Big-endian u64 from a stored value.
+pub fn be_u64(b: &[u8]) -> Option<u64> {
+    b.try_into().ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let k = EntryKey {
+            entry_id: EntryId([7; 16]),
+            origin: AgencyCode::new("DE-BAFA").unwrap(),
+        };
+        assert_eq!(EntryKey::from_bytes(&k.to_bytes()), Some(k.clone()));
+        assert_eq!(parse_version_key(&version_key(&k, 42)), Some((k, 42)));
+        assert_eq!(parse_version_key(&[200, 1, 2]), None);
+    }
+}

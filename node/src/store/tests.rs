@@ -1,0 +1,315 @@
+//! Store ingest rules against a real sled store on disk.
+
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, Status};
+use wlnode_crypto::record::{FieldSelector, RecordMeta, build_record};
+use wlnode_crypto::time::Timestamp;
+
+use super::*;
+
+fn draft(name: &str) -> EntryDraft {
+    serde_json::from_str(&format!(
+        r#"{{"subject":{{"kind":"person","name":"{name}","aliases":["alias one"],
+            "identifiers":[{{"type":"passport","value":"X1"}}]}},"reason":"denial"}}"#
+    ))
+    .unwrap()
+}
+
+fn rec(
+    key: &SecretKey,
+    origin: &str,
+    id: EntryId,
+    version: u64,
+    status: Status,
+    name: &str,
+) -> VerifiedRecord {
+    build_record(
+        RecordMeta {
+            entry_id: id,
+            origin: AgencyCode::new(origin).unwrap(),
+            version,
+            issued_at: Timestamp(1_790_000_000_000 + version),
+            status,
+            withdrawal_reason: None,
+        },
+        &draft(name),
+        key,
+    )
+    .unwrap()
+}
+
+fn local(r: &VerifiedRecord) -> Incoming {
+    Incoming {
+        record: r.clone(),
+        source: Source::Local,
+        local: None,
+    }
+}
+
+fn batch(items: Vec<Incoming>) -> IngestBatch {
+    IngestBatch {
+        items,
+        cursor: None,
+    }
+}
+
+fn key_of(r: &VerifiedRecord) -> EntryKey {
+    EntryKey {
+        entry_id: r.header().entry_id,
+        origin: r.header().origin.clone(),
+    }
+}
+
+#[test]
+fn head_is_highest_version_and_history_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let id = EntryId::random().unwrap();
+    let v1 = rec(&k, "AA-EXPORT", id, 1, Status::Active, "One");
+    let v2 = rec(&k, "AA-EXPORT", id, 2, Status::Active, "Two");
+    let v3 = rec(&k, "AA-EXPORT", id, 3, Status::Withdrawn, "Two");
+    // Out of order: v3 then v1 then v2.
+    let r = s
+        .ingest(&batch(vec![local(&v3), local(&v1)]), Timestamp(5))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Stored, Outcome::Stored]);
+    s.ingest(&batch(vec![local(&v2)]), Timestamp(6)).unwrap();
+    let st = s.entry(&key_of(&v1)).unwrap().unwrap();
+    assert_eq!(st.head, v3.id());
+    assert_eq!(st.version, 3);
+    assert_eq!(
+        st.status,
+        Status::Withdrawn,
+        "withdrawn head is kept as a delisting"
+    );
+    assert_eq!(st.records, 3);
+    assert!(!st.disputed);
+    let c = s.counts().unwrap();
+    assert_eq!(
+        (c.records, c.entries, c.withdrawn, c.head_seq),
+        (3, 1, 1, 3)
+    );
+    let versions = s.entry_versions(&key_of(&v1)).unwrap();
+    assert_eq!(
+        versions.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+}
+
+#[test]
+fn duplicates_merge_disclosures() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let full = rec(
+        &k,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "Full",
+    );
+    let (partial, removed) = full.redact(&[FieldSelector::Tag(
+        wlnode_crypto::model::FieldTag::Identifier,
+    )]);
+    assert_eq!(removed.len(), 1);
+    let peer = |r: &VerifiedRecord, hops| Incoming {
+        record: r.clone(),
+        source: Source::Peer {
+            agency: AgencyCode::new("BB-CUSTOMS").unwrap(),
+            hops,
+        },
+        local: None,
+    };
+    let r = s
+        .ingest(&batch(vec![peer(&partial, 2)]), Timestamp(1))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Stored]);
+    let r = s
+        .ingest(&batch(vec![peer(&partial, 1)]), Timestamp(2))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Duplicate]);
+    assert_eq!(
+        s.record(&full.id()).unwrap().unwrap().hops,
+        1,
+        "fewer hops remembered"
+    );
+    let r = s
+        .ingest(&batch(vec![peer(&full, 1)]), Timestamp(3))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Merged { added: 1 }]);
+    let stored = s.record(&full.id()).unwrap().unwrap();
+    assert!(stored.record.is_complete());
+    assert_eq!(s.counts().unwrap().records, 1);
+    // The merge was appended to the log so that peers pick up the new field.
+    assert_eq!(s.log_after(0, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn equivocation_keeps_both_and_marks_disputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let id = EntryId::random().unwrap();
+    let a = rec(&k, "AA-EXPORT", id, 1, Status::Active, "Version A");
+    let b = rec(&k, "AA-EXPORT", id, 1, Status::Active, "Version B");
+    s.ingest(&batch(vec![local(&a)]), Timestamp(1)).unwrap();
+    let r = s.ingest(&batch(vec![local(&b)]), Timestamp(2)).unwrap();
+    assert_eq!(r.equivocations.len(), 1);
+    let e = &r.equivocations[0];
+    assert_eq!(e.version, 1);
+    assert_eq!(e.records.len(), 2);
+    let st = s.entry(&key_of(&a)).unwrap().unwrap();
+    assert!(st.disputed);
+    assert_eq!(
+        st.head,
+        a.id().min(b.id()),
+        "deterministic head among equals"
+    );
+    assert!(s.record(&a.id()).unwrap().is_some() && s.record(&b.id()).unwrap().is_some());
+    assert_eq!(s.disputes().unwrap().len(), 1);
+    // The same pair in the other order gives the same state on another node.
+    let dir2 = tempfile::tempdir().unwrap();
+    let s2 = Store::open(dir2.path()).unwrap();
+    s2.ingest(&batch(vec![local(&b), local(&a)]), Timestamp(1))
+        .unwrap();
+    let st2 = s2.entry(&key_of(&a)).unwrap().unwrap();
+    assert_eq!((st2.head, st2.disputed), (st.head, true));
+}
+
+#[test]
+fn entries_are_keyed_by_origin_so_ids_cannot_be_hijacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let id = EntryId::random().unwrap();
+    let a = rec(
+        &SecretKey::generate().unwrap(),
+        "AA-EXPORT",
+        id,
+        1,
+        Status::Active,
+        "Real",
+    );
+    let b = rec(
+        &SecretKey::generate().unwrap(),
+        "BB-CUSTOMS",
+        id,
+        9,
+        Status::Withdrawn,
+        "Hijack",
+    );
+    s.ingest(&batch(vec![local(&a), local(&b)]), Timestamp(1))
+        .unwrap();
+    let st = s.entry(&key_of(&a)).unwrap().unwrap();
+    assert_eq!((st.version, st.status), (1, Status::Active));
+    assert_eq!(s.entries_by_id(&id).unwrap().len(), 2);
+}
+
+#[test]
+fn survives_reopen_and_refuses_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = SecretKey::generate().unwrap();
+    let r = rec(
+        &k,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "Kept",
+    );
+    let epoch;
+    {
+        let s = Store::open(dir.path()).unwrap();
+        epoch = s.epoch();
+        s.ingest(&batch(vec![local(&r)]), Timestamp(1)).unwrap();
+        // A second open while this one is alive is refused at once.
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("in use by another wlnode process"),
+            "{err}"
+        );
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.epoch(), epoch, "epoch is stable across restarts");
+    assert_eq!(s.counts().unwrap().records, 1);
+    assert!(s.record(&r.id()).unwrap().unwrap().record.is_complete());
+}
+
+#[test]
+fn cursor_is_written_with_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let r = rec(
+        &k,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "C",
+    );
+    let peer = AgencyCode::new("AA-EXPORT").unwrap();
+    let cursor = crate::wire::Cursor {
+        epoch: [1; 16],
+        seq: 42,
+    };
+    s.ingest(
+        &IngestBatch {
+            items: vec![local(&r)],
+            cursor: Some((peer.clone(), cursor)),
+        },
+        Timestamp(1),
+    )
+    .unwrap();
+    assert_eq!(s.cursor(&peer).unwrap(), Some(cursor));
+}
+
+#[test]
+fn listing_pages_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let items: Vec<Incoming> = (0..25)
+        .map(|i| {
+            let st = if i % 5 == 0 {
+                Status::Withdrawn
+            } else {
+                Status::Active
+            };
+            local(&rec(
+                &k,
+                "AA-EXPORT",
+                EntryId::random().unwrap(),
+                1,
+                st,
+                &format!("N{i}"),
+            ))
+        })
+        .collect();
+    s.ingest(&batch(items), Timestamp(1)).unwrap();
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = s
+            .list_entries(&EntryFilter::default(), after.as_ref(), 7)
+            .unwrap();
+        all.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 25);
+    let f = EntryFilter {
+        status: Some(Status::Withdrawn),
+        ..Default::default()
+    };
+    assert_eq!(s.list_entries(&f, None, 100).unwrap().0.len(), 5);
+    let f = EntryFilter {
+        updated_since: Some(Timestamp(2)),
+        ..Default::default()
+    };
+    assert_eq!(s.list_entries(&f, None, 100).unwrap().0.len(), 0);
+}
