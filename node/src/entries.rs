@@ -110,23 +110,6 @@ pub struct Lifecycle {
     lock: Arc<Mutex<()>>,
 }
 
-/// The entry id of an imported row: the first 16 bytes of
-/// `SHA-256("wlnode/import/v1\0" || origin || "\0" || source_list || "\0" || source_id)`,
-/// so re-importing the same row always addresses the same entry.
-pub fn import_entry_id(origin: &AgencyCode, source_list: &str, source_id: &str) -> EntryId {
-    let mut h = wlnode_crypto::sha256::Hasher::new();
-    h.update(b"wlnode/import/v1\0")
-        .update(origin.as_str().as_bytes())
-        .update(b"\0")
-        .update(source_list.as_bytes())
-        .update(b"\0")
-        .update(source_id.as_bytes());
-    let d = h.finish();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(d.get(..16).unwrap_or(&[0; 16]));
-    EntryId(id)
-}
-
 /// Checks the parts of a draft that need the roster: groups and sensitivity exist.
 pub fn check_against_roster(draft: &EntryDraft, roster: &Roster) -> Result<(), InvalidValue> {
     let d = &draft.distribution;
@@ -358,7 +341,7 @@ impl Lifecycle {
                 }
                 continue;
             }
-            let entry_id = import_entry_id(&self.agency, source_list, &item.source_id);
+            let entry_id = crate::import::entry_id_for(&self.agency, source_list, &item.source_id);
             if !seen.insert(entry_id) {
                 if let Some(s) = slot {
                     *s = Some(ImportOutcome::Failed {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod entries;
+pub mod import;
 pub mod metrics;
 pub mod node;
 pub mod store;

@@ -1,0 +1,371 @@
+//! Value clean-up that every import format shares, so that a name, date, country or
+//! identifier reads the same whether it came from a spreadsheet, an OpenSanctions export
+//! or an official XML list.
+
+use wlnode_crypto::model::{EntryDraft, Identifier, MAX_FIELDS, MAX_LONG_TEXT, SubjectKind};
+use wlnode_crypto::time::PartialDate;
+
+/// A name with surrounding whitespace trimmed and inner whitespace (including line
+/// breaks) collapsed to single spaces.
+pub(crate) fn name(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Name parts (first, second, ... names) joined with single spaces, empty parts skipped.
+pub(crate) fn join_names<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    name(&parts.into_iter().collect::<Vec<_>>().join(" "))
+}
+
+/// Cleans alias candidates: trimmed, empty ones skipped, and any that repeat the primary
+/// name or an earlier alias (ignoring case) dropped.
+pub(crate) fn aliases<S: AsRef<str>>(
+    primary: &str,
+    candidates: impl IntoIterator<Item = S>,
+) -> Vec<String> {
+    let mut seen = vec![primary.to_lowercase()];
+    let mut out = Vec::new();
+    for c in candidates {
+        let alias = name(c.as_ref());
+        if alias.is_empty() {
+            continue;
+        }
+        let key = alias.to_lowercase();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        out.push(alias);
+    }
+    out
+}
+
+/// Free text with Windows and old Mac line ends made `\n` and surrounding whitespace
+/// trimmed; `None` when nothing is left.
+pub(crate) fn text(s: &str) -> Option<String> {
+    let t = s.replace("\r\n", "\n").replace('\r', "\n");
+    let t = t.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// Cuts `s` to at most [`MAX_LONG_TEXT`] bytes at a character boundary, noting in
+/// `notes` that `field` was cut. Used for long texts from published lists, where a
+/// shortened remark is better than a refused row.
+pub(crate) fn cut_long(s: String, field: &str, notes: &mut Vec<String>) -> String {
+    if s.len() <= MAX_LONG_TEXT {
+        return s;
+    }
+    let mut end = MAX_LONG_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    notes.push(format!(
+        "{field}: cut from {} to {end} bytes (the longest a record carries)",
+        s.len()
+    ));
+    s.get(..end).unwrap_or_default().to_owned()
+}
+
+/// Makes a draft from a published list fit the record's field limit ([`MAX_FIELDS`]) by
+/// dropping its last aliases, then its last addresses, noting how many were dropped.
+/// Heavily aliased listings exist, and a screening list is better off with the entry and
+/// most of its aliases than without the entry.
+pub(crate) fn fit_field_limit(draft: &mut EntryDraft, notes: &mut Vec<String>) {
+    let s = &draft.subject;
+    let singles = 1
+        + usize::from(s.birth_date.is_some())
+        + usize::from(s.nationality.is_some())
+        + [
+            &draft.legal_basis,
+            &draft.items,
+            &draft.remarks,
+            &draft.contact,
+        ]
+        .iter()
+        .filter(|v| v.is_some())
+        .count();
+    let total = singles + s.aliases.len() + s.addresses.len() + s.identifiers.len();
+    let Some(mut excess) = total.checked_sub(MAX_FIELDS).filter(|e| *e > 0) else {
+        return;
+    };
+    let s = &mut draft.subject;
+    for (field, list) in [("aliases", &mut s.aliases), ("addresses", &mut s.addresses)] {
+        let cut = excess.min(list.len());
+        if cut > 0 {
+            list.truncate(list.len() - cut);
+            excess -= cut;
+            notes.push(format!(
+                "{field}: the last {cut} left out, as a record carries at most {MAX_FIELDS} fields"
+            ));
+        }
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// Month number of an English month name or its abbreviation of three letters or more.
+fn month(s: &str) -> Option<u8> {
+    let lower = s.trim_end_matches('.').to_lowercase();
+    if lower.len() < 3 {
+        return None;
+    }
+    MONTHS
+        .iter()
+        .position(|m| m.starts_with(&lower))
+        .and_then(|i| u8::try_from(i + 1).ok())
+}
+
+fn number(s: &str, max_len: usize) -> Option<u16> {
+    if s.is_empty() || s.len() > max_len || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn ymd(year: u16, month: Option<u8>, day: Option<u8>) -> Option<PartialDate> {
+    let s = match (month, day) {
+        (None, _) => format!("{year:04}"),
+        (Some(m), None) => format!("{year:04}-{m:02}"),
+        (Some(m), Some(d)) => format!("{year:04}-{m:02}-{d:02}"),
+    };
+    PartialDate::parse(&s).ok()
+}
+
+/// Reads a birth or incorporation date as the lists write them: `YYYY`, `YYYY-MM`,
+/// `YYYY-MM-DD` (also with a time after it), `12 Jan 1970`, `12-Jan-1970`,
+/// `Jan 1970`, `January 1970` and `12.01.1970`. Ranges, "circa" dates and anything else
+/// give `None`.
+pub fn parse_partial_date(s: &str) -> Option<PartialDate> {
+    let s = s.trim();
+    if let Ok(d) = PartialDate::parse(s) {
+        return Some(d);
+    }
+    // An ISO datetime such as 1970-01-12T00:00:00 or 1970-01-12 00:00.
+    if s.len() > 10 && matches!(s.as_bytes().get(10), Some(b'T' | b' ')) {
+        if let Some(d) = s.get(..10).and_then(|d| PartialDate::parse(d).ok()) {
+            return Some(d);
+        }
+    }
+    let dotted: Vec<&str> = s.split('.').collect();
+    if let [d, m, y] = dotted.as_slice() {
+        let (d, m, y) = (number(d, 2)?, number(m, 2)?, number(y, 4)?);
+        return ymd(y, Some(u8::try_from(m).ok()?), Some(u8::try_from(d).ok()?));
+    }
+    let parts: Vec<&str> = s
+        .split(|c: char| c.is_whitespace() || c == '-' || c == ',')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts.as_slice() {
+        [d, m, y] => {
+            let day = u8::try_from(number(d, 2)?).ok()?;
+            ymd(number(y, 4)?, Some(month(m)?), Some(day))
+        }
+        [m, y] => ymd(number(y, 4)?, Some(month(m)?), None),
+        _ => None,
+    }
+}
+
+/// A subject kind from the words sources use for it, in any case.
+pub(crate) fn subject_kind(s: &str) -> Option<SubjectKind> {
+    match s.trim().to_lowercase().as_str() {
+        "person" | "individual" | "natural person" => Some(SubjectKind::Person),
+        "organization" | "organisation" | "entity" | "company" | "legal entity" => {
+            Some(SubjectKind::Organization)
+        }
+        "vessel" | "ship" => Some(SubjectKind::Vessel),
+        _ => None,
+    }
+}
+
+/// An identifier type as written in wlnode's own formats (CSV, JSONL): lower-cased, a
+/// few common spellings mapped to the standard types, anything else kept as written so
+/// that [`Identifier::validate`] accepts or names it.
+pub(crate) fn own_id_type(s: &str) -> String {
+    let t = s.trim().to_lowercase().replace([' ', '-'], "_");
+    let mapped = match t.as_str() {
+        "passport_number" | "passport_no" | "passport_nr" => "passport",
+        "nationalid" | "national_id_number" | "national_identification" | "id_card" => {
+            "national_id"
+        }
+        "registration_number" | "reg" | "company_number" | "reg_no" => "registration",
+        "imo_number" | "imo_no" => "imo",
+        "lei_code" => "lei",
+        "tax" | "taxid" | "tax_number" | "tin" | "vat" | "inn" => "tax_id",
+        _ => return t,
+    };
+    mapped.to_owned()
+}
+
+/// An identifier type as published lists write it ("Passport", "National ID No.",
+/// "Tax ID No.", "Registration ID", "IMO", ...) mapped to one of `passport`,
+/// `national_id`, `registration`, `imo`, `lei`, `tax_id` or `other`.
+pub(crate) fn list_id_type(s: &str) -> &'static str {
+    let lower = s.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |w: &str| words.contains(&w);
+    if lower.contains("passport") {
+        "passport"
+    } else if has("imo") {
+        "imo"
+    } else if has("lei") || lower.contains("legal entity") {
+        "lei"
+    } else if lower.contains("tax")
+        || ["tin", "vat", "inn", "rfc", "nit", "cuit", "ruc", "itin"]
+            .iter()
+            .any(|w| has(w))
+    {
+        "tax_id"
+    } else if lower.contains("regist") || has("ogrn") || has("company") || has("business") {
+        "registration"
+    } else if lower.contains("national")
+        || lower.contains("identity")
+        || lower.contains("identification")
+        || ["id", "cedula", "dni", "nic"].iter().any(|w| has(w))
+    {
+        "national_id"
+    } else {
+        "other"
+    }
+}
+
+/// Adds an identifier unless its value is empty or it is already there. An `imo` value
+/// loses an `IMO` prefix ("IMO 9187629" becomes "9187629"); a value written as
+/// "IMO 1234567" under another type (as OFAC's "Vessel Registration Identification")
+/// becomes an `imo` identifier.
+pub(crate) fn push_identifier(ids: &mut Vec<Identifier>, kind: &str, value: &str) {
+    let value = name(value);
+    if value.is_empty() {
+        return;
+    }
+    let imo_digits = value
+        .get(..3)
+        .filter(|p| p.eq_ignore_ascii_case("imo"))
+        .and_then(|_| value.get(3..))
+        .map(|rest| rest.trim_start_matches([' ', ':', '-']))
+        .filter(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()));
+    let id = match imo_digits {
+        Some(digits) if kind == "imo" || kind == "registration" || kind == "other" => Identifier {
+            kind: "imo".to_owned(),
+            value: digits.to_owned(),
+        },
+        _ => Identifier {
+            kind: kind.to_owned(),
+            value,
+        },
+    };
+    if !ids.contains(&id) {
+        ids.push(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn date(s: &str) -> Option<String> {
+        parse_partial_date(s).map(|d| d.to_string())
+    }
+
+    #[test]
+    fn dates_in_list_formats() {
+        assert_eq!(date("1970").as_deref(), Some("1970"));
+        assert_eq!(date("1970-07").as_deref(), Some("1970-07"));
+        assert_eq!(date("1970-07-12").as_deref(), Some("1970-07-12"));
+        assert_eq!(date("1970-07-12T00:00:00").as_deref(), Some("1970-07-12"));
+        assert_eq!(date("12 Jan 1970").as_deref(), Some("1970-01-12"));
+        assert_eq!(date("2 sept 1970").as_deref(), Some("1970-09-02"));
+        assert_eq!(date("12-JAN-1970").as_deref(), Some("1970-01-12"));
+        assert_eq!(date("Jan 1970").as_deref(), Some("1970-01"));
+        assert_eq!(date("December 1970").as_deref(), Some("1970-12"));
+        assert_eq!(date("12.01.1970").as_deref(), Some("1970-01-12"));
+        assert_eq!(date("31 Feb 1970"), None);
+        assert_eq!(date("circa 1970"), None);
+        assert_eq!(date("1965 to 1967"), None);
+        assert_eq!(date("Ja 1970"), None);
+        assert_eq!(date(""), None);
+        assert_eq!(date("1970-07-12Tx").as_deref(), Some("1970-07-12"));
+        assert_eq!(date("ééééééééééééé"), None);
+    }
+
+    #[test]
+    fn aliases_drop_empties_and_repeats() {
+        let a = aliases(
+            "Ivan Petrov",
+            ["", " IVAN  PETROV ", "Vanya", "vanya", "Иван Петров"],
+        );
+        assert_eq!(a, vec!["Vanya".to_owned(), "Иван Петров".to_owned()]);
+    }
+
+    #[test]
+    fn list_identifier_types() {
+        assert_eq!(list_id_type("Passport"), "passport");
+        assert_eq!(list_id_type("Diplomatic Passport"), "passport");
+        assert_eq!(list_id_type("National ID No."), "national_id");
+        assert_eq!(list_id_type("Cedula No."), "national_id");
+        assert_eq!(list_id_type("Tax ID No."), "tax_id");
+        assert_eq!(list_id_type("RFC"), "tax_id");
+        assert_eq!(list_id_type("Registration ID"), "registration");
+        assert_eq!(list_id_type("Business Registration Number"), "registration");
+        assert_eq!(list_id_type("IMO"), "imo");
+        assert_eq!(list_id_type("Legal Entity Number"), "lei");
+        assert_eq!(list_id_type("SWIFT/BIC"), "other");
+        assert_eq!(list_id_type("Timor stamp"), "other");
+    }
+
+    #[test]
+    fn imo_values_lose_their_prefix() {
+        let mut ids = Vec::new();
+        push_identifier(&mut ids, "registration", "IMO 9187629");
+        push_identifier(&mut ids, "imo", "imo:9187629");
+        push_identifier(&mut ids, "passport", "  ");
+        push_identifier(&mut ids, "passport", "IMO 1");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0].canonical(), "imo:9187629");
+        assert_eq!(ids[1].canonical(), "passport:IMO 1");
+    }
+
+    #[test]
+    fn long_alias_lists_are_cut_to_the_field_limit() {
+        let mut draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "person", "name": "N"},
+            "reason": "sanctions",
+            "remarks": "r"
+        }))
+        .unwrap();
+        draft.subject.aliases = (0..300).map(|i| format!("alias {i}")).collect();
+        draft.subject.addresses = vec!["a".to_owned(); 3];
+        let mut notes = Vec::new();
+        fit_field_limit(&mut draft, &mut notes);
+        assert!(draft.validate().is_ok());
+        assert_eq!(draft.subject.aliases.len(), MAX_FIELDS - 2 - 3);
+        assert_eq!(draft.subject.aliases[0], "alias 0");
+        assert_eq!(notes.len(), 1);
+        let mut notes = Vec::new();
+        fit_field_limit(&mut draft, &mut notes);
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn own_types_map_spellings() {
+        assert_eq!(own_id_type(" Passport "), "passport");
+        assert_eq!(own_id_type("National ID"), "national_id");
+        assert_eq!(own_id_type("TIN"), "tax_id");
+        assert_eq!(own_id_type("swift"), "swift");
+    }
+}

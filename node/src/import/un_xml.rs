@@ -1,0 +1,199 @@
+//! The UN Security Council consolidated list (`CONSOLIDATED_LIST` XML), so that an
+//! agency can mirror UN designations into its node without retyping them.
+//!
+//! Mapping, per `INDIVIDUALS/INDIVIDUAL` and `ENTITIES/ENTITY` (numbered together in
+//! document order):
+//!
+//! - source id: `DATAID`, else `REFERENCE_NUMBER`;
+//! - name: `FIRST_NAME SECOND_NAME THIRD_NAME FOURTH_NAME` (entities: `FIRST_NAME`);
+//! - aliases: `INDIVIDUAL_ALIAS/ALIAS_NAME`, `ENTITY_ALIAS/ALIAS_NAME`, and
+//!   `NAME_ORIGINAL_SCRIPT`;
+//! - addresses: `INDIVIDUAL_ADDRESS` / `ENTITY_ADDRESS` as `STREET, CITY,
+//!   STATE_PROVINCE, ZIP_CODE, COUNTRY`;
+//! - identifiers: `INDIVIDUAL_DOCUMENT` (`TYPE_OF_DOCUMENT`, `NUMBER`) as `passport`,
+//!   `national_id` or `other`;
+//! - birth date: the first `INDIVIDUAL_DATE_OF_BIRTH` with a readable `DATE` or `YEAR`;
+//! - nationality: the first `NATIONALITY/VALUE` that maps to a country code;
+//! - country: the nationality, else the first address country that maps;
+//! - remarks: `COMMENTS1`; legal basis: `UN Security Council <UN_LIST_TYPE> list,
+//!   <REFERENCE_NUMBER>`; reason: `sanctions` unless the defaults say otherwise.
+
+use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
+
+use super::countries::country_code;
+use super::normalize;
+use super::xml::{Element, for_each_record};
+use super::{Collector, Format, ImportDefaults, ImportError, Location, Parsed};
+
+pub(crate) fn parse(text: &str, defaults: &ImportDefaults) -> Result<Parsed, ImportError> {
+    let mut out = Collector::default();
+    for_each_record(
+        text,
+        Format::UnXml,
+        "CONSOLIDATED_LIST",
+        &["INDIVIDUAL", "ENTITY"],
+        |n, record| read_record(n, &record, defaults, &mut out),
+    )?;
+    Ok(out.finish(super::source_list(defaults, Format::UnXml)))
+}
+
+fn read_record(n: usize, record: &Element, defaults: &ImportDefaults, out: &mut Collector) {
+    let location = Location::Record(n);
+    let Some(source_id) = record
+        .text_of("DATAID")
+        .or_else(|| record.text_of("REFERENCE_NUMBER"))
+        .map(str::to_owned)
+    else {
+        out.error(
+            location,
+            None,
+            format!("{}: neither DATAID nor REFERENCE_NUMBER", record.name),
+        );
+        return;
+    };
+    if !out.claim(location, &source_id) {
+        return;
+    }
+    let mut notes = Vec::new();
+    match draft(record, defaults, &mut notes) {
+        Ok(draft) => out.accept(location, source_id, draft, notes),
+        Err(message) => out.error(location, Some(&source_id), message),
+    }
+}
+
+fn draft(
+    record: &Element,
+    defaults: &ImportDefaults,
+    notes: &mut Vec<String>,
+) -> Result<EntryDraft, String> {
+    let person = record.name == "INDIVIDUAL";
+    let (kind, prefix) = if person {
+        (SubjectKind::Person, "INDIVIDUAL")
+    } else {
+        (SubjectKind::Organization, "ENTITY")
+    };
+    let name = if person {
+        normalize::join_names(
+            ["FIRST_NAME", "SECOND_NAME", "THIRD_NAME", "FOURTH_NAME"]
+                .iter()
+                .filter_map(|p| record.text_of(p)),
+        )
+    } else {
+        normalize::name(record.text_of("FIRST_NAME").unwrap_or_default())
+    };
+    if name.is_empty() {
+        return Err(if person {
+            "FIRST_NAME to FOURTH_NAME: all empty, so the record has no name".to_owned()
+        } else {
+            "FIRST_NAME: missing, so the record has no name".to_owned()
+        });
+    }
+    let alias_tag = format!("{prefix}_ALIAS");
+    let aliases = normalize::aliases(
+        &name,
+        record
+            .all("NAME_ORIGINAL_SCRIPT")
+            .chain(record.all(&alias_tag).filter_map(|a| a.child("ALIAS_NAME")))
+            .filter_map(Element::value),
+    );
+    let address_tag = format!("{prefix}_ADDRESS");
+    let mut addresses = Vec::new();
+    let mut address_countries = Vec::new();
+    for a in record.all(&address_tag) {
+        let parts: Vec<&str> = ["STREET", "CITY", "STATE_PROVINCE", "ZIP_CODE", "COUNTRY"]
+            .iter()
+            .filter_map(|p| a.text_of(p))
+            .collect();
+        if let Some(address) = normalize::text(&parts.join(", ")) {
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
+        address_countries.extend(a.text_of("COUNTRY"));
+    }
+    let mut identifiers = Vec::new();
+    for d in record.all("INDIVIDUAL_DOCUMENT") {
+        let Some(number) = d.text_of("NUMBER") else {
+            continue;
+        };
+        let doc_type = d.text_of("TYPE_OF_DOCUMENT").unwrap_or_default();
+        let id_type = match normalize::list_id_type(doc_type) {
+            t @ ("passport" | "national_id") => t,
+            _ => "other",
+        };
+        normalize::push_identifier(&mut identifiers, id_type, number);
+    }
+    let birth_date = record
+        .all("INDIVIDUAL_DATE_OF_BIRTH")
+        .flat_map(|d| [d.text_of("DATE"), d.text_of("YEAR")])
+        .flatten()
+        .find_map(normalize::parse_partial_date);
+    if birth_date.is_none() {
+        let written: Vec<&str> = record
+            .all("INDIVIDUAL_DATE_OF_BIRTH")
+            .flat_map(|d| [d.text_of("DATE"), d.text_of("YEAR")])
+            .flatten()
+            .collect();
+        if !written.is_empty() {
+            notes.push(format!(
+                "INDIVIDUAL_DATE_OF_BIRTH: none of {written:?} is a date; left out"
+            ));
+        }
+    }
+    let nationalities = record.leaves("NATIONALITY", "VALUE");
+    let nationality = first_country(&nationalities, "NATIONALITY", notes);
+    let country = nationality
+        .clone()
+        .or_else(|| first_country(&address_countries, &format!("{address_tag}/COUNTRY"), notes));
+    let list_type = record.text_of("UN_LIST_TYPE");
+    let reference = record.text_of("REFERENCE_NUMBER");
+    let legal_basis = match (list_type, reference) {
+        (None, None) => None,
+        (Some(l), None) => Some(format!("UN Security Council {l} list")),
+        (None, Some(r)) => Some(format!("UN Security Council list, {r}")),
+        (Some(l), Some(r)) => Some(format!("UN Security Council {l} list, {r}")),
+    }
+    .map(|l| normalize::cut_long(l, "legal_basis", notes));
+    let remarks = record
+        .text_of("COMMENTS1")
+        .and_then(normalize::text)
+        .map(|r| normalize::cut_long(r, "COMMENTS1", notes));
+    let mut draft = EntryDraft {
+        subject: Subject {
+            kind,
+            name,
+            aliases,
+            country,
+            addresses,
+            identifiers,
+            birth_date,
+            nationality,
+        },
+        reason: defaults.reason.unwrap_or(Reason::Sanctions),
+        categories: defaults.categories.clone(),
+        legal_basis,
+        items: None,
+        remarks,
+        contact: None,
+        distribution: defaults.distribution.clone(),
+        review_by: None,
+    };
+    normalize::fit_field_limit(&mut draft, notes);
+    Ok(draft)
+}
+
+/// The first of `values` that maps to a country code; a note when some were given and
+/// none maps.
+pub(crate) fn first_country(
+    values: &[&str],
+    field: &str,
+    notes: &mut Vec<String>,
+) -> Option<CountryCode> {
+    let code = values.iter().find_map(|v| country_code(v));
+    if code.is_none() && !values.is_empty() {
+        notes.push(format!(
+            "{field}: none of {values:?} is a known country; left out"
+        ));
+    }
+    code
+}
