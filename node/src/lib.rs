@@ -4,12 +4,14 @@
 //! integration tests can run whole nodes in-process as well as via the binary.
 
 pub mod api;
-pub mod cli;
+pub mod client;
 pub mod config;
 pub mod entries;
 pub mod import;
 pub mod metrics;
 pub mod node;
+pub mod roster_edit;
+pub mod scaffold;
 pub mod store;
 pub mod trust;
 pub mod wire;

@@ -1,8 +1,21 @@
-//! The `wlnode` binary: parses the command line and hands over to the library.
+//! The `wlnode` binary: parses the command line, runs one command, and turns any
+//! error into a one-line message on stderr and a non-zero exit code.
+
+mod cmd;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    let _cli = wlnode::cli::Cli::parse();
-    Ok(())
+fn main() -> ExitCode {
+    let cli = cmd::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes joined, newlines flattened.
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -307,6 +307,11 @@ impl RunningNode {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) =
             crate::api::serve(ctx.clone(), id.api_token, shutdown_rx).await?;
+        let addr_file = ctx.config.raw.data_dir.join(crate::client::API_ADDR_FILE);
+        std::fs::write(&addr_file, format!("{api_addr}\n")).map_err(|e| NodeError::Read {
+            path: addr_file.clone(),
+            reason: format!("cannot write: {e}"),
+        })?;
         tracing::info!(
             agency = %ctx.agency,
             peer_id = %ctx.peer_id,

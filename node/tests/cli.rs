@@ -1,5 +1,5 @@
-//! The `wlnode` binary starts, prints help and its version, and fails cleanly on
-//! unknown arguments.
+//! The real `wlnode` binary: init, the roster authority's tools, `run` as a child
+//! process, and the entry/import/export/status commands against it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,10 +7,38 @@
     clippy::indexing_slicing
 )]
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
 
 fn wlnode() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wlnode"))
+    Command::cargo_bin("wlnode").unwrap()
+}
+
+fn ok_json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one-line error expected, got: {err}"
+    );
+    err
 }
 
 #[test]
@@ -19,17 +47,342 @@ fn help_and_version() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: wlnode"));
     let out = wlnode().arg("--version").output().unwrap();
-    assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("wlnode {}", env!("CARGO_PKG_VERSION"))
     );
+    assert!(
+        !wlnode()
+            .arg("--no-such-flag")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+/// Builds a one-agency federation with the CLI only, as an operator would.
+fn federation_by_cli(dir: &Path) -> (std::path::PathBuf, serde_json::Value) {
+    let node_dir = dir.join("aa");
+    let init = ok_json(
+        wlnode()
+            .args([
+                "init",
+                "--agency",
+                "AA-EXPORT",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+                "--json",
+                "--dir",
+            ])
+            .arg(&node_dir),
+    );
+    assert_eq!(init["agency"], "AA-EXPORT");
+    assert!(init["peer_id"].as_str().unwrap().starts_with("12D3KooW"));
+    for f in ["agency.key", "node.key", "api.token"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(node_dir.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let roster = node_dir.join("roster.toml");
+    let auth = dir.join("authority.key");
+    ok_json(
+        wlnode()
+            .args([
+                "roster",
+                "init",
+                "--federation",
+                "cli-test",
+                "--json",
+                "--authority-key",
+            ])
+            .arg(&auth)
+            .arg("--out")
+            .arg(&roster),
+    );
+    let st = wlnode()
+        .args([
+            "roster",
+            "add-member",
+            "--agency",
+            "AA-EXPORT",
+            "--name",
+            "AA export office",
+            "--country",
+            "AA",
+            "--role",
+            "member",
+            "--group",
+            "eu",
+        ])
+        .args(["--signing-key", init["signing_key"].as_str().unwrap()])
+        .args(["--node-id", init["peer_id"].as_str().unwrap()])
+        .arg("--roster")
+        .arg(&roster)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let signed = ok_json(
+        wlnode()
+            .args(["roster", "sign", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert_eq!(signed["version"], 1);
+    let v = ok_json(
+        wlnode()
+            .args(["roster", "verify", "--json", "--roster"])
+            .arg(&roster),
+    );
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["members"][0]["agency"], "AA-EXPORT");
+    // Open sharing so that later issues' tests can reuse this federation.
+    let mut cfg = std::fs::read_to_string(node_dir.join("node.toml")).unwrap();
+    cfg.push_str("\n[[accept]]\nfrom = [\"*\"]\n");
+    std::fs::write(node_dir.join("node.toml"), cfg).unwrap();
+    (node_dir, init)
+}
+
+struct Node {
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(node_dir: &Path) -> Node {
+    let addr_file = node_dir.join("data").join("api.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let child = wlnode()
+        .arg("run")
+        .arg("--config")
+        .arg(node_dir.join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut node = Node { child };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            panic!("wlnode run exited early: {status}");
+        }
+        if let Ok(a) = std::fs::read_to_string(&addr_file)
+            && std::net::TcpStream::connect(a.trim()).is_ok()
+        {
+            return node;
+        }
+        assert!(Instant::now() < deadline, "node did not start within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
-fn unknown_argument_fails_with_one_line() {
-    let out = wlnode().arg("--no-such-flag").output().unwrap();
+fn roster_tampering_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let roster = node_dir.join("roster.toml");
+    let text = std::fs::read_to_string(&roster).unwrap();
+    std::fs::write(
+        &roster,
+        text.replace("AA export office", "AA export 0ffice"),
+    )
+    .unwrap();
+    let err = fails(wlnode().args(["roster", "verify", "--roster"]).arg(&roster));
+    assert!(err.contains("signature does not verify"), "{err}");
+    // And the node refuses to start on it.
+    let err = fails(
+        wlnode()
+            .arg("run")
+            .arg("--config")
+            .arg(node_dir.join("node.toml")),
+    );
+    assert!(err.contains("roster") && err.contains("signature"), "{err}");
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let cfg = node_dir.join("node.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("log_format = \"text\"", "log_format = \"xml\""),
+    )
+    .unwrap();
+    let err = fails(wlnode().arg("run").arg("--config").arg(&cfg));
+    assert!(
+        err.contains("node.toml:") && err.contains("log_format"),
+        "{err}"
+    );
+}
+
+#[test]
+fn entry_commands_against_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, init) = federation_by_cli(dir.path());
+    let cfg = node_dir.join("node.toml");
+    let node = start(&node_dir);
+    let entry = dir.path().join("entry.json");
+    std::fs::write(
+        &entry,
+        r#"{"subject":{"kind":"person","name":"Mohammad al-Rashid","aliases":["Muhammed Rashid"],
+            "identifiers":[{"type":"passport","value":"P1234567"}],"birth_date":"1970-03-14"},
+            "reason":"denial","categories":["3A001"]}"#,
+    )
+    .unwrap();
+    let w = ok_json(
+        wlnode()
+            .args(["entry", "add", "--json", "--config"])
+            .arg(&cfg)
+            .arg("--file")
+            .arg(&entry),
+    );
+    let id = w["entry_id"].as_str().unwrap().to_owned();
+    assert_eq!(w["version"], 1);
+    assert!(w["record_id"].is_string());
+    let list = ok_json(
+        wlnode()
+            .args(["entry", "list", "--json", "--config"])
+            .arg(&cfg),
+    );
+    let e = &list[0];
+    for k in [
+        "entry_id",
+        "origin",
+        "version",
+        "status",
+        "record_id",
+        "subject",
+    ] {
+        assert!(!e[k].is_null(), "missing {k}");
+    }
+    let shown = ok_json(
+        wlnode()
+            .args(["entry", "show", &id, "--json", "--config"])
+            .arg(&cfg),
+    );
+    assert_eq!(shown["subject"]["identifiers"][0]["value"], "P1234567");
+    let st = ok_json(wlnode().args(["status", "--json", "--config"]).arg(&cfg));
+    assert_eq!(st["agency"], "AA-EXPORT");
+    assert_eq!(st["peer_id"], init["peer_id"]);
+    assert_eq!(st["records"], 1);
+    assert_eq!(st["entries"], 1);
+    assert!(st["peers"].is_array());
+    // Withdraw, then a server-side error is printed on one line with non-zero exit.
+    ok_json(
+        wlnode()
+            .args([
+                "entry",
+                "withdraw",
+                &id,
+                "--reason",
+                "court order",
+                "--json",
+                "--config",
+            ])
+            .arg(&cfg),
+    );
+    let err = fails(
+        wlnode()
+            .args(["entry", "withdraw", &id, "--reason", "again", "--config"])
+            .arg(&cfg),
+    );
+    assert!(err.contains("already withdrawn"), "{err}");
+    std::fs::write(
+        &entry,
+        r#"{"subject":{"kind":"person","name":"X","shoe_size":42},"reason":"denial"}"#,
+    )
+    .unwrap();
+    let err = fails(
+        wlnode()
+            .args(["entry", "add", "--config"])
+            .arg(&cfg)
+            .arg("--file")
+            .arg(&entry),
+    );
+    assert!(err.contains("shoe_size"), "{err}");
+    // Import a CSV with one bad row: the good rows land, exit code is non-zero.
+    let csv = dir.path().join("list.csv");
+    std::fs::write(
+        &csv,
+        "source_id,kind,name,aliases,country,reason\n1,organization,Acme Trading FZE,ACME TRDG,AE,diversion-risk\n2,person,Ivan Petrov,Иван Петров,RU,denial\n3,dragon,Smaug,,,denial\n",
+    )
+    .unwrap();
+    let out = wlnode()
+        .args(["import", "--format", "csv", "--json", "--config"])
+        .arg(&cfg)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let sum: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sum["imported"], 2, "{sum}");
+    assert_eq!(sum["failed"], 1);
+    assert_eq!(sum["failures"][0]["location"], "line 4");
+    // Export as JSON lines.
+    let out = wlnode()
+        .args(["export", "--format", "jsonl", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines.iter().all(|l| l["origin"] == "AA-EXPORT"
+            && l["version"].is_u64()
+            && l["status"].is_string())
+    );
+    // Clean shutdown on SIGTERM.
+    let mut node = node;
+    let pid = node.child.id();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let _node = start(&node_dir);
+    let out = wlnode()
+        .arg("run")
+        .arg("--config")
+        .arg(node_dir.join("node.toml"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--no-such-flag"), "{err}");
+    assert!(err.contains("in use by another wlnode process"), "{err}");
 }

@@ -153,10 +153,11 @@ pub fn parse_partial_date(s: &str) -> Option<PartialDate> {
         return Some(d);
     }
     // An ISO datetime such as 1970-01-12T00:00:00 or 1970-01-12 00:00.
-    if s.len() > 10 && matches!(s.as_bytes().get(10), Some(b'T' | b' ')) {
-        if let Some(d) = s.get(..10).and_then(|d| PartialDate::parse(d).ok()) {
-            return Some(d);
-        }
+    if s.len() > 10
+        && matches!(s.as_bytes().get(10), Some(b'T' | b' '))
+        && let Some(d) = s.get(..10).and_then(|d| PartialDate::parse(d).ok())
+    {
+        return Some(d);
     }
     let dotted: Vec<&str> = s.split('.').collect();
     if let [d, m, y] = dotted.as_slice() {

@@ -104,10 +104,10 @@ fn draft(
             .iter()
             .filter_map(|p| a.text_of(p))
             .collect();
-        if let Some(address) = normalize::text(&parts.join(", ")) {
-            if !addresses.contains(&address) {
-                addresses.push(address);
-            }
+        if let Some(address) = normalize::text(&parts.join(", "))
+            && !addresses.contains(&address)
+        {
+            addresses.push(address);
         }
         address_countries.extend(a.text_of("COUNTRY"));
     }

@@ -1,0 +1,477 @@
+//! Commands that talk to a running node over its API: `entry ...`, `import`,
+//! `export`, `status`.
+
+// These commands format `serde_json::Value`s from the API; `value["key"]` returns
+// `Null` for a missing key and never panics.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use wlnode::client::{Client, ImportRow};
+use wlnode::import::{Format, ImportDefaults};
+
+use super::{ConfigArg, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum EntryCommand {
+    /// Add an entry from a JSON file (or - for stdin).
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Amend an own entry with full new content.
+    Amend {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw (delist) an own entry.
+    Withdraw {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry.
+    Show {
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Origin, when several agencies use the same id.
+        #[arg(long)]
+        origin: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List entries (all of them unless --limit).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        origin: Option<String>,
+        /// active or withdrawn.
+        #[arg(long)]
+        status: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        updated_since: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn read_input(file: &PathBuf) -> anyhow::Result<serde_json::Value> {
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read stdin")?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+fn client(c: &ConfigArg) -> anyhow::Result<Client> {
+    Ok(Client::from_config(&c.load()?)?)
+}
+
+fn print_written(v: &serde_json::Value, json: bool, verb: &str) -> anyhow::Result<()> {
+    if json {
+        print_json(v)
+    } else {
+        println!(
+            "{verb} entry {} version {} (record {})",
+            v["entry_id"].as_str().unwrap_or("?"),
+            v["version"],
+            v["record_id"].as_str().unwrap_or("?")
+        );
+        Ok(())
+    }
+}
+
+fn row(e: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let mut flags = Vec::new();
+    if e["disputed"].as_bool() == Some(true) {
+        flags.push("DISPUTED");
+    }
+    if e["review_due"].as_bool() == Some(true) {
+        flags.push("REVIEW");
+    }
+    format!(
+        "{}  {:<12} v{:<3} {:<9} {:<12} {}{}",
+        s(&e["entry_id"]),
+        s(&e["origin"]),
+        e["version"],
+        s(&e["status"]),
+        s(&e["subject"]["kind"]),
+        e["subject"]["name"].as_str().unwrap_or("(name withheld)"),
+        if flags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", flags.join(","))
+        }
+    )
+}
+
+pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        EntryCommand::Add { config, file, json } => {
+            let body = read_input(&file)?;
+            let v = client(&config)?.add(&body).await?;
+            print_written(&v, json, "added")?;
+        }
+        EntryCommand::Amend {
+            id,
+            config,
+            file,
+            json,
+        } => {
+            let body = read_input(&file)?;
+            let v = client(&config)?.amend(&id, &body).await?;
+            print_written(&v, json, "amended")?;
+        }
+        EntryCommand::Withdraw {
+            id,
+            config,
+            reason,
+            json,
+        } => {
+            let v = client(&config)?.withdraw(&id, &reason).await?;
+            print_written(&v, json, "withdrew")?;
+        }
+        EntryCommand::Show {
+            id,
+            config,
+            origin,
+            json,
+        } => {
+            let v = client(&config)?.show(&id, origin.as_deref()).await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                println!("{}", row(&v));
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
+        }
+        EntryCommand::List {
+            config,
+            origin,
+            status,
+            updated_since,
+            limit,
+            json,
+        } => {
+            let mut q = Vec::new();
+            if let Some(o) = origin {
+                q.push(("origin", o));
+            }
+            if let Some(s) = status {
+                q.push(("status", s));
+            }
+            if let Some(u) = updated_since {
+                q.push(("updated_since", u));
+            }
+            let all = client(&config)?.list_all(&q, limit).await?;
+            if json {
+                print_json(&all)?;
+            } else {
+                for e in &all {
+                    println!("{}", row(e));
+                }
+                eprintln!("{} entries", all.len());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// csv, jsonl, ftm, un-xml or ofac-xml.
+    #[arg(long)]
+    format: Format,
+    /// The file to import.
+    file: PathBuf,
+    /// Name of the source list (default per format, e.g. un-sc, ofac-sdn).
+    #[arg(long)]
+    source_list: Option<String>,
+    /// This is the full list: withdraw own entries of this source list that are no
+    /// longer in it.
+    #[arg(long)]
+    withdraw_missing: bool,
+    /// Rows per API request.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize, Default)]
+struct ImportSummary {
+    source_list: String,
+    rows: usize,
+    imported: usize,
+    amended: usize,
+    unchanged: usize,
+    failed: usize,
+    withdrawn: usize,
+    skipped: usize,
+    failures: Vec<Failure>,
+    warnings: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Failure {
+    location: String,
+    source_id: Option<String>,
+    error: String,
+}
+
+pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
+    let bytes =
+        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let defaults = ImportDefaults {
+        source_list: a.source_list.clone(),
+        ..ImportDefaults::default()
+    };
+    let parsed = wlnode::import::parse(a.format, &bytes, &defaults)
+        .with_context(|| format!("{}", a.file.display()))?;
+    let client = client(&a.config)?;
+    let mut sum = ImportSummary {
+        source_list: parsed.source_list.clone(),
+        rows: parsed.rows.len() + parsed.errors.len(),
+        skipped: parsed.skipped,
+        warnings: parsed.warnings.iter().map(|w| w.to_string()).collect(),
+        ..Default::default()
+    };
+    for e in &parsed.errors {
+        sum.failed += 1;
+        sum.failures.push(Failure {
+            location: e.location.to_string(),
+            source_id: e.source_id.clone(),
+            error: e.message.clone(),
+        });
+    }
+    let bar = if std::io::stderr().is_terminal() && !a.json {
+        let b = indicatif::ProgressBar::new(parsed.rows.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let batch = a.batch_size.clamp(1, 5000);
+    for chunk in parsed.rows.chunks(batch) {
+        let items: Vec<ImportRow<'_>> = chunk
+            .iter()
+            .map(|r| ImportRow {
+                source_id: &r.source_id,
+                entry: &r.draft,
+            })
+            .collect();
+        let reply = client.import_batch(&parsed.source_list, &items).await?;
+        for (r, res) in chunk.iter().zip(reply.results) {
+            match res.result.as_str() {
+                "imported" => sum.imported += 1,
+                "amended" => sum.amended += 1,
+                "unchanged" => sum.unchanged += 1,
+                _ => {
+                    sum.failed += 1;
+                    sum.failures.push(Failure {
+                        location: r.location.to_string(),
+                        source_id: Some(r.source_id.clone()),
+                        error: res.error.unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(chunk.len() as u64);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if a.withdraw_missing {
+        if !parsed.errors.is_empty() {
+            bail!(
+                "not withdrawing missing entries: {} rows failed to parse, so the file may not be the full list",
+                parsed.errors.len()
+            );
+        }
+        let keep: Vec<String> = parsed.rows.iter().map(|r| r.source_id.clone()).collect();
+        let v = client.withdraw_missing(&parsed.source_list, &keep).await?;
+        sum.withdrawn = v["withdrawn"].as_array().map_or(0, Vec::len);
+    }
+    sum.failures.sort_by(|a, b| a.location.cmp(&b.location));
+    if a.json {
+        print_json(&sum)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{}: {} rows: {} imported, {} amended, {} unchanged, {} failed, {} withdrawn, {} skipped",
+            sum.source_list,
+            sum.rows,
+            sum.imported,
+            sum.amended,
+            sum.unchanged,
+            sum.failed,
+            sum.withdrawn,
+            sum.skipped
+        )?;
+        for f in &sum.failures {
+            writeln!(
+                out,
+                "  failed {}{}: {}",
+                f.location,
+                f.source_id
+                    .as_ref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default(),
+                f.error
+            )?;
+        }
+        for w in &sum.warnings {
+            writeln!(out, "  warning {w}")?;
+        }
+    }
+    Ok(if sum.failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only jsonl (one entry per line, with status, version and origin).
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    /// Output file (default stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    origin: Option<String>,
+    #[arg(long)]
+    status: Option<String>,
+}
+
+pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
+    if a.format != "jsonl" {
+        bail!("--format {:?} is not supported; use jsonl", a.format);
+    }
+    let mut q = Vec::new();
+    if let Some(o) = a.origin {
+        q.push(("origin", o));
+    }
+    if let Some(s) = a.status {
+        q.push(("status", s));
+    }
+    let all = client(&a.config)?.list_all(&q, None).await?;
+    let mut w: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    for e in &all {
+        serde_json::to_writer(&mut w, e)?;
+        writeln!(w)?;
+    }
+    w.flush()?;
+    if a.out.is_some() {
+        eprintln!("exported {} entries", all.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
+    let v = client(&a.config)?.status().await?;
+    if a.json {
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    println!(
+        "{} ({}) federation {:?} roster v{}",
+        s(&v["agency"]),
+        s(&v["peer_id"]),
+        s(&v["federation"]),
+        v["roster_version"]
+    );
+    println!(
+        "records {}  entries {}  withdrawn {}  disputed versions {}",
+        v["records"], v["entries"], v["withdrawn"], v["disputed_versions"]
+    );
+    let store = &v["store"];
+    println!(
+        "store: {}  head seq {}  {} bytes{}",
+        if store["writable"].as_bool() == Some(true) {
+            "writable"
+        } else {
+            "NOT WRITABLE"
+        },
+        store["head_seq"],
+        store["size_bytes"],
+        store["last_error"]
+            .as_str()
+            .map(|e| format!("  last error: {e}"))
+            .unwrap_or_default()
+    );
+    let empty = Vec::new();
+    let mut peers: BTreeMap<String, &serde_json::Value> = BTreeMap::new();
+    for p in v["peers"].as_array().unwrap_or(&empty) {
+        peers.insert(s(&p["agency"]), p);
+    }
+    for (agency, p) in peers {
+        println!(
+            "  peer {:<14} {}  lag {}",
+            agency,
+            if p["connected"].as_bool() == Some(true) {
+                "connected   "
+            } else {
+                "disconnected"
+            },
+            p["lag"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,83 @@
+//! Command-line interface (clap) and dispatch. The names, flags and `--json` outputs
+//! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
+
+mod entry;
+mod init;
+mod roster;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// wlnode: share export-control end-user watchlists between agencies.
+#[derive(Debug, Parser)]
+#[command(name = "wlnode", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+enum Command {
+    /// Create a node folder: node.toml, agency key, node key and API token.
+    Init(init::InitArgs),
+    /// Roster authority tools: create, edit, sign and check the federation roster.
+    #[command(subcommand)]
+    Roster(roster::RosterCommand),
+    /// Run a node until interrupted (SIGINT/SIGTERM).
+    Run(run::RunArgs),
+    /// Add, amend, withdraw, show and list entries on a running node.
+    #[command(subcommand)]
+    Entry(entry::EntryCommand),
+    /// Import a source list into the running node (csv, jsonl, ftm, un-xml, ofac-xml).
+    Import(entry::ImportArgs),
+    /// Export entries from the running node.
+    Export(entry::ExportArgs),
+    /// Show the running node's status.
+    Status(entry::StatusArgs),
+}
+
+/// The `--config` flag shared by commands that talk to a node.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The node's config file.
+    #[arg(long, env = "WLNODE_CONFIG", default_value = "node.toml")]
+    pub config: PathBuf,
+}
+
+impl ConfigArg {
+    /// Loads the config.
+    pub fn load(&self) -> anyhow::Result<wlnode::config::Config> {
+        Ok(wlnode::config::Config::load(&self.config)?)
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Prints `v` as one JSON value.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init(a) => init::run(a),
+        Command::Roster(c) => roster::run(c),
+        Command::Run(a) => run::run(a),
+        Command::Entry(c) => runtime()?.block_on(entry::run(c)),
+        Command::Import(a) => runtime()?.block_on(entry::import(a)),
+        Command::Export(a) => runtime()?.block_on(entry::export(a)),
+        Command::Status(a) => runtime()?.block_on(entry::status(a)),
+    }
+}

@@ -1,0 +1,422 @@
+//! `wlnode roster ...`: the roster authority's tools.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use serde::Serialize;
+use wlnode::roster_edit::{self, NewMember};
+use wlnode_crypto::keyfile::{KeyKind, read_secret_key, write_secret_key};
+use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName};
+use wlnode_crypto::roster::{Role, Roster, TrustAnchor, verify_roster};
+use wlnode_crypto::time::Timestamp;
+use wlnode_crypto::{PublicKey, SecretKey};
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCommand {
+    /// Create a new, unsigned roster (creates the authority key if the file is missing).
+    Init {
+        /// Federation name.
+        #[arg(long)]
+        federation: String,
+        /// Authority key file.
+        #[arg(long)]
+        authority_key: PathBuf,
+        /// Roster file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Name of the authority.
+        #[arg(long, default_value = "roster authority")]
+        authority_name: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member agency.
+    AddMember {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        country: CountryCode,
+        /// member or auditor.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The agency's public signing key (ed25519:<hex>, from `wlnode init`).
+        #[arg(long)]
+        signing_key: PublicKey,
+        /// The agency's node PeerId (repeatable).
+        #[arg(long = "node-id")]
+        node_ids: Vec<String>,
+        /// A sharing group (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<GroupName>,
+        /// Start of the key's validity (RFC 3339); default now.
+        #[arg(long, value_parser = parse_time)]
+        valid_from: Option<Timestamp>,
+    },
+    /// Add a signing key to a member (rotation step 1).
+    AddKey {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        signing_key: PublicKey,
+        #[arg(long, value_parser = parse_time)]
+        valid_from: Option<Timestamp>,
+    },
+    /// End a signing key's validity (rotation step 2); earlier records stay valid.
+    RetireKey {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        signing_key: PublicKey,
+        /// End of validity (RFC 3339); default now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<Timestamp>,
+    },
+    /// Revoke a compromised key: records it signed at or after --at are refused.
+    RevokeKey {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        signing_key: PublicKey,
+        /// Compromise time (RFC 3339); default now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<Timestamp>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Add a node PeerId to a member.
+    AddNode {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long = "node-id")]
+        node_id: String,
+    },
+    /// Bump the version, stamp issued_at, and sign (writes ROSTER.sig).
+    Sign {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        authority_key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a roster and its signature.
+    Verify {
+        #[arg(long)]
+        roster: PathBuf,
+        /// Also require this authority key (repeatable).
+        #[arg(long = "authority")]
+        authorities: Vec<PublicKey>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the roster's members.
+    Show {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "member" => Ok(Role::Member),
+        "auditor" => Ok(Role::Auditor),
+        _ => Err(format!("{s:?} is not member or auditor")),
+    }
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(s).map_err(|e| e.to_string())
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read roster {}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+fn sig_path(roster: &Path) -> PathBuf {
+    let mut s = roster.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+fn edit(
+    path: &Path,
+    f: impl FnOnce(&str) -> Result<String, roster_edit::RosterEditError>,
+) -> anyhow::Result<ExitCode> {
+    let text = read(path)?;
+    let out = f(&text).with_context(|| format!("roster {}", path.display()))?;
+    write(path, &out)?;
+    eprintln!(
+        "{} updated; sign it with `wlnode roster sign` to publish",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Summary {
+    federation: String,
+    version: u64,
+    hash: String,
+    authorities: Vec<String>,
+    members: Vec<MemberSummary>,
+}
+
+#[derive(Serialize)]
+struct MemberSummary {
+    agency: String,
+    name: String,
+    country: String,
+    role: String,
+    groups: Vec<String>,
+    node_ids: Vec<String>,
+    keys: Vec<String>,
+    revoked: Vec<String>,
+}
+
+fn summary(r: &Roster) -> Summary {
+    Summary {
+        federation: r.federation().to_owned(),
+        version: r.version(),
+        hash: hex::encode(r.hash()),
+        authorities: r.authorities().map(|k| k.to_string()).collect(),
+        members: r
+            .members()
+            .map(|m| MemberSummary {
+                agency: m.agency.to_string(),
+                name: m.name.clone(),
+                country: m.country.to_string(),
+                role: m.role.to_string(),
+                groups: m.groups.iter().map(|g| g.to_string()).collect(),
+                node_ids: m.node_ids.clone(),
+                keys: m.keys.iter().map(|k| k.key.to_string()).collect(),
+                revoked: m.revoked.iter().map(|k| k.key.to_string()).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn print_summary(s: &Summary) {
+    println!(
+        "federation {:?}, version {}, sha256 {}",
+        s.federation, s.version, s.hash
+    );
+    for a in &s.authorities {
+        println!("  authority {a}");
+    }
+    for m in &s.members {
+        println!(
+            "  {:<14} {:<8} {:<2} groups [{}] nodes {} keys {} revoked {}  {}",
+            m.agency,
+            m.role,
+            m.country,
+            m.groups.join(","),
+            m.node_ids.len(),
+            m.keys.len(),
+            m.revoked.len(),
+            m.name
+        );
+    }
+}
+
+pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        RosterCommand::Init {
+            federation,
+            authority_key,
+            out,
+            authority_name,
+            json,
+        } => {
+            if out.exists() {
+                bail!(
+                    "{} already exists; refusing to overwrite a roster",
+                    out.display()
+                );
+            }
+            let key = if authority_key.exists() {
+                read_secret_key(&authority_key, KeyKind::Authority)?
+            } else {
+                let k = SecretKey::generate()?;
+                write_secret_key(&authority_key, &k, KeyKind::Authority)?;
+                eprintln!("created authority key {}", authority_key.display());
+                k
+            };
+            let text = roster_edit::init(&federation, &key.public_key(), &authority_name)?;
+            write(&out, &text)?;
+            if json {
+                super::print_json(&serde_json::json!({
+                    "roster": out.display().to_string(),
+                    "authority_key": key.public_key().to_string(),
+                }))?;
+            } else {
+                println!(
+                    "created roster {} with authority {}",
+                    out.display(),
+                    key.public_key()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RosterCommand::AddMember {
+            roster,
+            agency,
+            name,
+            country,
+            role,
+            signing_key,
+            node_ids,
+            groups,
+            valid_from,
+        } => edit(&roster, |t| {
+            roster_edit::add_member(
+                t,
+                &NewMember {
+                    agency,
+                    name,
+                    country,
+                    role,
+                    signing_key,
+                    node_ids,
+                    groups,
+                    valid_from: valid_from.unwrap_or_else(Timestamp::now),
+                },
+            )
+        }),
+        RosterCommand::AddKey {
+            roster,
+            agency,
+            signing_key,
+            valid_from,
+        } => edit(&roster, |t| {
+            roster_edit::add_key(
+                t,
+                &agency,
+                &signing_key,
+                valid_from.unwrap_or_else(Timestamp::now),
+            )
+        }),
+        RosterCommand::RetireKey {
+            roster,
+            agency,
+            signing_key,
+            at,
+        } => edit(&roster, |t| {
+            roster_edit::retire_key(t, &agency, &signing_key, at.unwrap_or_else(Timestamp::now))
+        }),
+        RosterCommand::RevokeKey {
+            roster,
+            agency,
+            signing_key,
+            at,
+            reason,
+        } => edit(&roster, |t| {
+            roster_edit::revoke_key(
+                t,
+                &agency,
+                &signing_key,
+                at.unwrap_or_else(Timestamp::now),
+                &reason,
+            )
+        }),
+        RosterCommand::AddNode {
+            roster,
+            agency,
+            node_id,
+        } => edit(&roster, |t| roster_edit::add_node(t, &agency, &node_id)),
+        RosterCommand::Sign {
+            roster,
+            authority_key,
+            json,
+        } => {
+            let key = read_secret_key(&authority_key, KeyKind::Authority)?;
+            let text = read(&roster)?;
+            let (out, sig, parsed) = roster_edit::sign(&text, &key)
+                .with_context(|| format!("roster {}", roster.display()))?;
+            write(&roster, &out)?;
+            let sp = sig_path(&roster);
+            std::fs::write(&sp, sig.to_text())
+                .with_context(|| format!("cannot write {}", sp.display()))?;
+            if json {
+                super::print_json(&serde_json::json!({
+                    "roster": roster.display().to_string(),
+                    "signature": sp.display().to_string(),
+                    "version": parsed.version(),
+                    "hash": hex::encode(parsed.hash()),
+                }))?;
+            } else {
+                println!(
+                    "signed {} version {} -> {}",
+                    roster.display(),
+                    parsed.version(),
+                    sp.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RosterCommand::Verify {
+            roster,
+            authorities,
+            json,
+        } => {
+            let (bytes, sig) = wlnode::trust::read_signed(&roster)?;
+            let anchor = TrustAnchor {
+                authorities,
+                accepted: None,
+            };
+            let r = verify_roster(&bytes, &sig, &anchor)
+                .with_context(|| format!("roster {}", roster.display()))?;
+            if json {
+                let mut v = serde_json::to_value(summary(&r))?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("valid".into(), true.into());
+                    o.insert("signed_by".into(), sig.authority.to_string().into());
+                }
+                super::print_json(&v)?;
+            } else {
+                println!(
+                    "roster {} is valid, signed by {}",
+                    roster.display(),
+                    sig.authority
+                );
+                print_summary(&summary(&r));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RosterCommand::Show { roster, json } => {
+            let text = read(&roster)?;
+            let r = roster_edit::validate(&text)
+                .with_context(|| format!("roster {}", roster.display()))?;
+            let s = summary(&r);
+            if json {
+                super::print_json(&s)?;
+            } else {
+                print_summary(&s);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Helpers shared by the node's integration tests: generated federations, running
+//! nodes, and an API client with the node's token.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::PathBuf;
+
+use wlnode::client::Client;
+use wlnode::config::Config;
+use wlnode::node::RunningNode;
+use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions};
+
+pub struct TestNode {
+    pub node: RunningNode,
+    pub client: Client,
+    pub config: PathBuf,
+}
+
+pub fn federation(dir: &std::path::Path) -> Federation {
+    let fed = scaffold::create(
+        dir,
+        "test",
+        &[
+            AgencySpec::member("AA-EXPORT", &["eu"]).unwrap(),
+            AgencySpec::member("BB-CUSTOMS", &["eu"]).unwrap(),
+        ],
+    )
+    .unwrap();
+    for n in &fed.nodes {
+        scaffold::write_config(
+            &fed,
+            n,
+            &NodeOptions {
+                extra: scaffold::OPEN_POLICY.into(),
+                ..NodeOptions::default()
+            },
+        )
+        .unwrap();
+    }
+    fed
+}
+
+pub async fn start(fed: &Federation, i: usize) -> TestNode {
+    let cfg = Config::load(&fed.nodes[i].config).unwrap();
+    let token = wlnode::node::read_token(&cfg.raw.api.token_file).unwrap();
+    let node = RunningNode::start(cfg).await.unwrap();
+    let client = Client::new(node.api_addr, token, "test".into()).unwrap();
+    TestNode {
+        node,
+        client,
+        config: fed.nodes[i].config.clone(),
+    }
+}
+
+pub fn draft(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "subject": {
+            "kind": "organization",
+            "name": name,
+            "aliases": [format!("{name} alias")],
+            "country": "AE",
+            "identifiers": [{"type": "registration", "value": "R-1"}]
+        },
+        "reason": "diversion-risk",
+        "categories": ["3A001"],
+        "distribution": {"scope": "federation", "sensitivity": "restricted"}
+    })
+}
