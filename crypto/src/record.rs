@@ -265,12 +265,18 @@ pub fn field_digest(salt: &[u8; SALT_LEN], tag: FieldTag, value: &[u8]) -> [u8; 
 
 /// Canonical form of a text value: NFC, trimmed.
 pub fn canonical_text(s: &str) -> String {
-    s.trim().nfc().collect()
+    let t = s.trim();
+    // Most values are already NFC (ASCII always is); skip the rewrite then.
+    if unicode_normalization::is_nfc_quick(t.chars()) == unicode_normalization::IsNormalized::Yes {
+        t.to_owned()
+    } else {
+        t.nfc().collect()
+    }
 }
 
 /// Checks that `value` is a canonical, valid value for `tag`.
 fn check_value(tag: FieldTag, value: &str) -> Result<(), String> {
-    if !is_nfc(value) || value.trim() != value {
+    if value.trim() != value || !is_nfc(value) {
         return Err("value is not canonical (NFC, trimmed)".into());
     }
     let r = match tag {

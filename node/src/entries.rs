@@ -331,7 +331,36 @@ impl Lifecycle {
         let mut to_sign: Vec<(usize, RecordMeta, EntryDraft, LocalMeta, bool)> = Vec::new();
         let now = Timestamp::now();
         let mut seen = HashSet::new();
+        // One store round trip for the whole batch: every row's entry state and head.
+        let keys: Vec<EntryKey> = items
+            .iter()
+            .map(|it| {
+                self.own_key(crate::import::entry_id_for(
+                    &self.agency,
+                    source_list,
+                    &it.source_id,
+                ))
+            })
+            .collect();
+        let mut current = self
+            .store
+            .call(move |s| {
+                keys.iter()
+                    .map(|k| {
+                        Ok(match s.entry(k)? {
+                            Some(st) => {
+                                let head = s.record(&st.head)?;
+                                Some((st, head))
+                            }
+                            None => None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?
+            .into_iter();
         for (i, item) in items.into_iter().enumerate() {
+            let known = current.next().flatten();
             let slot = outcomes.get_mut(i);
             if let Err(e) = item.draft.validate() {
                 if let Some(s) = slot {
@@ -353,12 +382,9 @@ impl Lifecycle {
                 }
                 continue;
             }
-            let key = self.own_key(entry_id);
-            let state = self.store.entry(key).await?;
-            let (version, amend) = match &state {
+            let (version, amend) = match &known {
                 None => (1, false),
-                Some(st) => {
-                    let head = self.store.record(st.head).await?;
+                Some((st, head)) => {
                     if st.status == Status::Active
                         && head
                             .as_ref()
@@ -691,7 +717,7 @@ impl EntryView {
             updated_at: state.updated_at,
             disputed: state.disputed,
             review_due: state.review_by.is_some_and(|d| d < today),
-            records: state.records,
+            records: state.records(),
             subject: SubjectView {
                 kind: h.subject_kind,
                 name,

@@ -67,16 +67,31 @@ pub struct StoredRecord {
 impl StoredRecord {
     /// Store encoding.
     pub fn encode(&self) -> Vec<u8> {
+        Self::encode_parts(
+            &self.record,
+            self.hops,
+            self.received_from.as_ref(),
+            self.received_at,
+            self.seq,
+        )
+    }
+
+    /// Store encoding from parts, without cloning the record.
+    pub fn encode_parts(
+        record: &VerifiedRecord,
+        hops: u32,
+        received_from: Option<&AgencyCode>,
+        received_at: Timestamp,
+        seq: u64,
+    ) -> Vec<u8> {
         pb::StoredRecord {
-            record: Some(pb::Record::from(&*self.record)),
-            hops: self.hops,
-            received_from: self
-                .received_from
-                .as_ref()
+            record: Some(pb::Record::from(&**record)),
+            hops,
+            received_from: received_from
                 .map(|a| a.as_str().to_owned())
                 .unwrap_or_default(),
-            received_at: self.received_at.as_millis(),
-            seq: self.seq,
+            received_at: received_at.as_millis(),
+            seq,
         }
         .encode_to_vec()
     }
@@ -121,11 +136,25 @@ pub struct EntryState {
     pub updated_at: Timestamp,
     /// Head's review date.
     pub review_by: Option<Date>,
-    /// Records held for the entry.
-    pub records: u32,
+    /// Every record held for the entry, sorted by (version, record id).
+    pub history: Vec<(u64, RecordId)>,
 }
 
 impl EntryState {
+    /// Records held for the entry.
+    pub fn records(&self) -> u32 {
+        u32::try_from(self.history.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Record ids held for one version.
+    pub fn at_version(&self, version: u64) -> Vec<RecordId> {
+        self.history
+            .iter()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
     /// Store encoding.
     pub fn encode(&self) -> Vec<u8> {
         pb::EntryState {
@@ -136,7 +165,14 @@ impl EntryState {
             disputed: self.disputed,
             updated_at: self.updated_at.as_millis(),
             review_by: self.review_by.map(|d| d.to_string()).unwrap_or_default(),
-            records: self.records,
+            history: self
+                .history
+                .iter()
+                .map(|(v, id)| pb::VersionRef {
+                    version: *v,
+                    record_id: bytes::Bytes::copy_from_slice(&id.0),
+                })
+                .collect(),
         }
         .encode_to_vec()
     }
@@ -158,7 +194,15 @@ impl EntryState {
             } else {
                 Some(Date::parse(&m.review_by).map_err(|e| invalid("entry state", e.to_string()))?)
             },
-            records: m.records,
+            history: m
+                .history
+                .iter()
+                .map(|h| {
+                    RecordId::from_slice(&h.record_id)
+                        .map(|id| (h.version, id))
+                        .map_err(|e| invalid("entry state", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line interface (clap) and dispatch. The names, flags and `--json` outputs
 //! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
 
+mod bench;
 mod entry;
 mod init;
 mod roster;
@@ -39,6 +40,9 @@ enum Command {
     Export(entry::ExportArgs),
     /// Show the running node's status.
     Status(entry::StatusArgs),
+    /// Benchmarks with JSON output.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// The `--config` flag shared by commands that talk to a node.
@@ -79,5 +83,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => runtime()?.block_on(entry::import(a)),
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
+        Command::Bench(c) => bench::run(c),
     }
 }

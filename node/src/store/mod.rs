@@ -202,7 +202,6 @@ struct Trees {
     meta: Tree,
     records: Tree,
     entries: Tree,
-    versions: Tree,
     disputes: Tree,
     log: Tree,
     sync_index: Tree,
@@ -296,7 +295,6 @@ impl Store {
             meta: open(trees::META)?,
             records: open(trees::RECORDS)?,
             entries: open(trees::ENTRIES)?,
-            versions: open(trees::VERSIONS)?,
             disputes: open(trees::DISPUTES)?,
             log: open(trees::LOG)?,
             sync_index: open(trees::SYNC_INDEX)?,
@@ -372,7 +370,6 @@ impl Store {
             &t.meta,
             &t.records,
             &t.entries,
-            &t.versions,
             &t.disputes,
             &t.log,
             &t.sync_index,
@@ -393,8 +390,8 @@ impl Store {
         batch: &IngestBatch,
         now: Timestamp,
     ) -> TxResult<IngestReport> {
-        let (meta_t, records, entries, versions, disputes, log, sync_index, cursors, local) = (
-            &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
+        let (meta_t, records, entries, disputes, log, sync_index, cursors, local) = (
+            &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7],
         );
         let mut next_seq = u64_of(meta_t.get(meta::NEXT_SEQ)?).max(1);
         let mut n_records = u64_of(meta_t.get(COUNT_RECORDS)?);
@@ -445,14 +442,10 @@ impl Store {
             }
 
             // A new record.
-            let stored = StoredRecord {
-                record: rec.clone(),
-                hops,
-                received_from: from,
-                received_at: now,
-                seq: next_seq,
-            };
-            records.insert(&id.0, stored.encode())?;
+            records.insert(
+                &id.0,
+                StoredRecord::encode_parts(rec, hops, from.as_ref(), now, next_seq),
+            )?;
             log.insert(&next_seq.to_be_bytes(), &id.0)?;
             next_seq += 1;
             n_records += 1;
@@ -460,23 +453,6 @@ impl Store {
                 &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
                 &[] as &[u8],
             )?;
-
-            let vkey = version_key(&key, h.version);
-            let mut ids = versions.get(&vkey)?.map(|v| v.to_vec()).unwrap_or_default();
-            let equivocation = !ids.is_empty();
-            ids.extend_from_slice(&id.0);
-            versions.insert(vkey.clone(), ids.clone())?;
-            if equivocation {
-                disputes.insert(vkey, &[] as &[u8])?;
-                report.equivocations.push(Equivocation {
-                    entry: key.clone(),
-                    version: h.version,
-                    records: ids
-                        .chunks_exact(32)
-                        .filter_map(|c| RecordId::from_slice(c).ok())
-                        .collect(),
-                });
-            }
 
             let kbytes = key.to_bytes();
             let prev = match entries.get(&kbytes)? {
@@ -486,7 +462,26 @@ impl Store {
                 },
                 None => None,
             };
-            let new_head = |disputed: bool, records_n: u32| EntryState {
+            // Every record of the entry, idempotently (a redo after a crash adds nothing).
+            let mut history = prev.as_ref().map(|p| p.history.clone()).unwrap_or_default();
+            if let Err(pos) = history.binary_search(&(h.version, id)) {
+                history.insert(pos, (h.version, id));
+            }
+            let same_version: Vec<RecordId> = history
+                .iter()
+                .filter(|(v, _)| *v == h.version)
+                .map(|(_, r)| *r)
+                .collect();
+            let equivocation = same_version.len() > 1;
+            if equivocation {
+                disputes.insert(version_key(&key, h.version), &[] as &[u8])?;
+                report.equivocations.push(Equivocation {
+                    entry: key.clone(),
+                    version: h.version,
+                    records: same_version,
+                });
+            }
+            let new_head = |disputed: bool, history: Vec<(u64, RecordId)>| EntryState {
                 head: id,
                 version: h.version,
                 status: h.status,
@@ -494,7 +489,7 @@ impl Store {
                 disputed,
                 updated_at: now,
                 review_by: h.review_by,
-                records: records_n,
+                history,
             };
             let state = match prev {
                 None => {
@@ -502,12 +497,12 @@ impl Store {
                     if h.status == Status::Withdrawn {
                         n_withdrawn += 1;
                     }
-                    let s = new_head(equivocation, 1);
+                    let s = new_head(equivocation, history);
                     report.head_changes.push((key.clone(), s.clone()));
                     s
                 }
                 Some(mut s) => {
-                    s.records = s.records.saturating_add(1);
+                    s.history = history;
                     s.disputed |= equivocation;
                     // Highest version wins; for equal versions (equivocation) the
                     // smallest record id, so every node derives the same head.
@@ -519,7 +514,7 @@ impl Store {
                         if h.status == Status::Withdrawn {
                             n_withdrawn += 1;
                         }
-                        s = new_head(s.disputed, s.records);
+                        s = new_head(s.disputed, std::mem::take(&mut s.history));
                         report.head_changes.push((key.clone(), s.clone()));
                     } else if equivocation {
                         report.head_changes.push((key.clone(), s.clone()));
@@ -612,19 +607,15 @@ impl Store {
 
     /// Every record id held for an entry, by version.
     pub fn entry_versions(&self, key: &EntryKey) -> Result<Vec<(u64, Vec<RecordId>)>, StoreError> {
-        let mut prefix = version_key(key, 0);
-        prefix.truncate(prefix.len() - 8);
-        let mut out = Vec::new();
-        for kv in self.t.versions.scan_prefix(prefix) {
-            let (k, v) = kv?;
-            let (_, version) = schema::parse_version_key(&k)
-                .ok_or_else(|| StoreError::corrupt(trees::VERSIONS, "bad key"))?;
-            out.push((
-                version,
-                v.chunks_exact(32)
-                    .filter_map(|c| RecordId::from_slice(c).ok())
-                    .collect(),
-            ));
+        let Some(state) = self.entry(key)? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(u64, Vec<RecordId>)> = Vec::new();
+        for (v, id) in state.history {
+            match out.last_mut() {
+                Some((last, ids)) if *last == v => ids.push(id),
+                _ => out.push((v, vec![id])),
+            }
         }
         Ok(out)
     }
@@ -637,14 +628,8 @@ impl Store {
             let (entry, version) = schema::parse_version_key(&k)
                 .ok_or_else(|| StoreError::corrupt(trees::DISPUTES, "bad key"))?;
             let records = self
-                .t
-                .versions
-                .get(&k)?
-                .map(|v| {
-                    v.chunks_exact(32)
-                        .filter_map(|c| RecordId::from_slice(c).ok())
-                        .collect()
-                })
+                .entry(&entry)?
+                .map(|s| s.at_version(version))
                 .unwrap_or_default();
             out.push(Equivocation {
                 entry,

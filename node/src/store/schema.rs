@@ -5,8 +5,7 @@
 //! |---|---|---|
 //! | `meta` | `schema_version`, `log_epoch`, `next_seq`, `roster_anchor` | u32 BE, 16 bytes, u64 BE, anchor |
 //! | `records` | record_id (32) | `StoredRecord` (protobuf) |
-//! | `entries` | entry key | `EntryState` (protobuf) |
-//! | `versions` | entry key ‖ version (u64 BE) | record ids at that version (32 bytes each) |
+//! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
 //! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
 //! | `log` | seq (u64 BE) | record_id (32): the arrival log |
 //! | `sync_index` | issued_at (u64 BE) ‖ record_id | empty: for reconciliation ranges |
@@ -29,8 +28,6 @@ pub mod trees {
     pub const RECORDS: &str = "records";
     /// Entry states.
     pub const ENTRIES: &str = "entries";
-    /// Record ids per entry version.
-    pub const VERSIONS: &str = "versions";
     /// Equivocating versions.
     pub const DISPUTES: &str = "disputes";
     /// Arrival log.
@@ -83,7 +80,7 @@ impl EntryKey {
     }
 }
 
-/// `versions`/`disputes` key: len(entry key) ‖ entry key ‖ version BE. The length
+/// `disputes` key: len(entry key) ‖ entry key ‖ version BE. The length
 /// prefix keeps keys of different origins from colliding.
 pub fn version_key(entry: &EntryKey, version: u64) -> Vec<u8> {
     let ek = entry.to_bytes();
@@ -94,7 +91,7 @@ pub fn version_key(entry: &EntryKey, version: u64) -> Vec<u8> {
     k
 }
 
-/// Parses a `versions`/`disputes` key.
+/// Parses a `disputes` key.
 pub fn parse_version_key(b: &[u8]) -> Option<(EntryKey, u64)> {
     let (len, rest) = b.split_first()?;
     let (ek, v) = rest.split_at_checked(usize::from(*len))?;

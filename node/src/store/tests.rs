@@ -83,7 +83,7 @@ fn head_is_highest_version_and_history_is_kept() {
         Status::Withdrawn,
         "withdrawn head is kept as a delisting"
     );
-    assert_eq!(st.records, 3);
+    assert_eq!(st.records(), 3);
     assert!(!st.disputed);
     let c = s.counts().unwrap();
     assert_eq!(

@@ -1,0 +1,341 @@
+//! End-to-end benchmarks behind `wlnode bench ...`, each reporting its figure next to
+//! the bound it is compared with, measured in the same run. Results are JSON so that
+//! BENCHMARKS.md can quote them verbatim.
+//!
+//! These are measurements, never assertions: nothing here fails on a slow machine.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, Status};
+use wlnode_crypto::record::{RecordMeta, build_record};
+use wlnode_crypto::time::Timestamp;
+
+use crate::client::{Client, ImportRow};
+use crate::config::Config;
+use crate::node::RunningNode;
+use crate::scaffold::{self, AgencySpec, NodeOptions};
+use crate::store::{Incoming, IngestBatch, Source, Store};
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+#[error("benchmark failed: {0}")]
+pub struct BenchError(pub String);
+
+fn err(e: impl std::fmt::Display) -> BenchError {
+    BenchError(e.to_string())
+}
+
+/// Machine facts printed with every report.
+#[derive(Debug, Serialize)]
+pub struct MachineInfo {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// CPU model.
+    pub cpu: String,
+    /// wlnode version.
+    pub wlnode: &'static str,
+}
+
+/// Reads the machine facts.
+pub fn machine() -> MachineInfo {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    MachineInfo {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu,
+        wlnode: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+/// A realistic synthetic entry with about ten content fields.
+pub fn synthetic_draft(i: usize) -> Result<EntryDraft, BenchError> {
+    let person = i.is_multiple_of(3);
+    const COUNTRIES: [&str; 5] = ["AE", "IR", "RU", "CN", "TR"];
+    const REASONS: [&str; 4] = ["denial", "diversion-risk", "sanctions", "wmd-end-use"];
+    const CATEGORIES: [&str; 4] = ["3A001", "5A002", "1C011", "9A012"];
+    let pick = |list: &[&'static str], k: usize| list.get(k % list.len()).copied().unwrap_or("AE");
+    let json = serde_json::json!({
+        "subject": {
+            "kind": if person { "person" } else { "organization" },
+            "name": if person { format!("Person Number{i} Synthetic") } else { format!("Synthetic Trading {i} FZE") },
+            "aliases": [format!("ALIAS {i}"), format!("Alias Two {i}")],
+            "country": pick(&COUNTRIES, i),
+            "addresses": [format!("{} Industrial Road, Free Zone {}", i % 997, i % 13)],
+            "identifiers": [{"type": if person { "passport" } else { "registration" }, "value": format!("ID{i:08}")}],
+            "birth_date": format!("{}-{:02}", 1950 + i % 50, 1 + i % 12),
+            "nationality": pick(&COUNTRIES, i / 5)
+        },
+        "reason": pick(&REASONS, i),
+        "categories": [pick(&CATEGORIES, i)],
+        "legal_basis": "Regulation (EU) 2021/821 Art. 4",
+        "items": "Dual-use items, see categories",
+        "remarks": format!("Synthetic benchmark entry {i}")
+    });
+    serde_json::from_value(json).map_err(err)
+}
+
+/// Raw ed25519 signatures per second over all cores, signing `n` messages of
+/// `msg_len` bytes.
+///
+/// Measured with one thread and with one per CPU; the better figure is the bound (on
+/// shared VMs two vCPUs may not sign faster than one).
+pub fn raw_sign_rate(n: usize, msg_len: usize) -> f64 {
+    let cpus = std::thread::available_parallelism().map_or(1, |t| t.get());
+    sign_rate_threads(n, msg_len, 1).max(sign_rate_threads(n, msg_len, cpus))
+}
+
+fn sign_rate_threads(n: usize, msg_len: usize, threads: usize) -> f64 {
+    let key = SecretKey::from_seed(&[9; 32]);
+    let msg = vec![7u8; msg_len];
+    let per = n.div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per {
+                    std::hint::black_box(key.sign(wlnode_crypto::keys::context::RECORD, &msg));
+                }
+            });
+        }
+    });
+    (per * threads) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Result of `wlnode bench import`.
+#[derive(Debug, Serialize)]
+pub struct ImportReport {
+    /// Machine.
+    pub machine: MachineInfo,
+    /// Entries imported.
+    pub entries: usize,
+    /// Fields per entry.
+    pub fields_per_entry: usize,
+    /// Rows per API request.
+    pub batch: usize,
+    /// Wall time.
+    pub seconds: f64,
+    /// Entries per second, end to end through the HTTP API (JSON, validation,
+    /// signing, sled transaction and fsync).
+    pub entries_per_second: f64,
+    /// Bound: raw ed25519 signatures per second on all cores, same run.
+    pub raw_signatures_per_second: f64,
+    /// entries/s divided by signatures/s.
+    pub ratio_to_signing_bound: f64,
+    /// Target from the issue.
+    pub target_entries_per_second: f64,
+    /// Store bytes on disk after the import, per record.
+    pub disk_bytes_per_record: f64,
+    /// Average encoded record size.
+    pub record_bytes: f64,
+    /// disk / record.
+    pub disk_overhead: f64,
+}
+
+/// Imports `n` synthetic entries into a fresh in-process node through its HTTP API.
+pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, BenchError> {
+    // The bound first, on an idle machine.
+    let sign_rate = tokio::task::spawn_blocking(move || raw_sign_rate(n.clamp(1000, 50_000), 700))
+        .await
+        .map_err(err)?;
+    let fed = scaffold::create(
+        dir,
+        "bench",
+        &[AgencySpec::member("AA-EXPORT", &["eu"]).map_err(err)?],
+    )
+    .map_err(err)?;
+    let node = fed.nodes.first().ok_or_else(|| err("no node"))?;
+    scaffold::write_config(&fed, node, &NodeOptions::default()).map_err(err)?;
+    let cfg = Config::load(&node.config).map_err(err)?;
+    let token = crate::node::read_token(&cfg.raw.api.token_file).map_err(err)?;
+    let running = RunningNode::start(cfg).await.map_err(err)?;
+    let client = Client::new(running.api_addr, token, "bench".into()).map_err(err)?;
+    let drafts: Vec<EntryDraft> = (0..n).map(synthetic_draft).collect::<Result<_, _>>()?;
+    let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let fields =
+        wlnode_crypto::record::draft_fields(drafts.first().ok_or_else(|| err("n = 0"))?, None)
+            .len();
+    let start = Instant::now();
+    for (chunk, idc) in drafts.chunks(batch).zip(ids.chunks(batch)) {
+        let rows: Vec<ImportRow<'_>> = chunk
+            .iter()
+            .zip(idc)
+            .map(|(d, id)| ImportRow {
+                source_id: id,
+                entry: d,
+            })
+            .collect();
+        let reply = client.import_batch("bench", &rows).await.map_err(err)?;
+        if reply.results.iter().any(|r| r.result == "failed") {
+            return Err(err("a benchmark row failed"));
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let (disk, counts, avg) = running
+        .ctx
+        .store
+        .call(|s| {
+            let c = s.counts()?;
+            let mut total = 0usize;
+            let mut k = 0usize;
+            for (_, id) in s.log_after(0, 1000)? {
+                if let Some(r) = s.record(&id)? {
+                    total += r.record.encode().len();
+                    k += 1;
+                }
+            }
+            Ok((s.size_on_disk()?, c, total as f64 / k.max(1) as f64))
+        })
+        .await
+        .map_err(err)?;
+    running.stop().await;
+    let eps = n as f64 / seconds;
+    let per_record = disk as f64 / counts.records.max(1) as f64;
+    Ok(ImportReport {
+        machine: machine(),
+        entries: n,
+        fields_per_entry: fields,
+        batch,
+        seconds,
+        entries_per_second: eps,
+        raw_signatures_per_second: sign_rate,
+        ratio_to_signing_bound: eps / sign_rate,
+        target_entries_per_second: 20_000.0,
+        disk_bytes_per_record: per_record,
+        record_bytes: avg,
+        disk_overhead: per_record / avg.max(1.0),
+    })
+}
+
+/// Result of `wlnode bench store`.
+#[derive(Debug, Serialize)]
+pub struct StoreReport {
+    /// Machine.
+    pub machine: MachineInfo,
+    /// Records in the store.
+    pub records: u64,
+    /// Time to fill it (signing excluded).
+    pub fill_seconds: f64,
+    /// Time to open it again and read its counts and last log entry.
+    pub open_seconds: f64,
+    /// Target open time.
+    pub target_open_seconds: f64,
+    /// Bytes on disk per record.
+    pub disk_bytes_per_record: f64,
+    /// Average encoded record size.
+    pub record_bytes: f64,
+    /// disk / record.
+    pub disk_overhead: f64,
+}
+
+/// Fills a store with `n` records (batches of 5,000), closes it and times a reopen.
+pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
+    let key = SecretKey::from_seed(&[5; 32]);
+    let origin = AgencyCode::new("AA-EXPORT").map_err(err)?;
+    let path = dir.join("store");
+    let mut fill = 0f64;
+    let mut bytes = 0usize;
+    {
+        let store = Store::open(&path).map_err(err)?;
+        let chunk = 5000;
+        let mut i = 0;
+        while i < n {
+            let m = chunk.min(n - i);
+            let recs = sign_many(&key, &origin, i, m)?;
+            bytes += recs.iter().map(|r| r.encode().len()).sum::<usize>();
+            let batch = IngestBatch {
+                items: recs
+                    .into_iter()
+                    .map(|record| Incoming {
+                        record,
+                        source: Source::Local,
+                        local: None,
+                    })
+                    .collect(),
+                cursor: None,
+            };
+            let t = Instant::now();
+            store.ingest(&batch, Timestamp::now()).map_err(err)?;
+            fill += t.elapsed().as_secs_f64();
+            i += m;
+        }
+    }
+    let t = Instant::now();
+    let store = Store::open(&path).map_err(err)?;
+    let counts = store.counts().map_err(err)?;
+    let head = store.head_seq().map_err(err)?;
+    let _ = store.log_after(head.saturating_sub(1), 1).map_err(err)?;
+    let open_seconds = t.elapsed().as_secs_f64();
+    let disk = store.size_on_disk().map_err(err)?;
+    let per = disk as f64 / counts.records.max(1) as f64;
+    let avg = bytes as f64 / n.max(1) as f64;
+    Ok(StoreReport {
+        machine: machine(),
+        records: counts.records,
+        fill_seconds: fill,
+        open_seconds,
+        target_open_seconds: 2.0,
+        disk_bytes_per_record: per,
+        record_bytes: avg,
+        disk_overhead: per / avg.max(1.0),
+    })
+}
+
+fn sign_many(
+    key: &SecretKey,
+    origin: &AgencyCode,
+    start: usize,
+    n: usize,
+) -> Result<Vec<wlnode_crypto::VerifiedRecord>, BenchError> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let per = n.div_ceil(threads);
+    let now = Timestamp::now().as_millis();
+    let results: Vec<Result<Vec<_>, BenchError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let lo = start + t * per;
+                    let hi = (lo + per).min(start + n);
+                    (lo..hi)
+                        .map(|i| {
+                            build_record(
+                                RecordMeta {
+                                    entry_id: EntryId::random().map_err(err)?,
+                                    origin: origin.clone(),
+                                    version: 1,
+                                    issued_at: Timestamp(now + i as u64),
+                                    status: Status::Active,
+                                    withdrawal_reason: None,
+                                },
+                                &synthetic_draft(i)?,
+                                key,
+                            )
+                            .map_err(err)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(err("signing thread panicked")))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(n);
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}

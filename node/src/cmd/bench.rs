@@ -1,0 +1,41 @@
+//! `wlnode bench ...`: end-to-end benchmarks with JSON output (see BENCHMARKS.md).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Import N synthetic entries through the HTTP API of a fresh node; reports
+    /// entries/s next to raw ed25519 signatures/s measured in the same run.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        entries: usize,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Fill a store with N records, then time reopening it; reports disk per record.
+    Store {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+    },
+}
+
+pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir().context("cannot create a temp dir")?;
+    let report = match c {
+        BenchCommand::Import { entries, batch } => {
+            serde_json::to_value(super::runtime()?.block_on(wlnode::bench::import(
+                entries,
+                batch.clamp(1, 5000),
+                dir.path(),
+            ))?)?
+        }
+        BenchCommand::Store { records } => {
+            serde_json::to_value(wlnode::bench::store(records, dir.path())?)?
+        }
+    };
+    super::print_json(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
