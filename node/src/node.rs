@@ -115,6 +115,12 @@ pub struct NodeContext {
     pub started: Instant,
     /// The roster's authorities were pinned on first use at this start.
     pub trust_on_first_use: bool,
+    /// The policy in force (swapped on reload).
+    pub policy_cell: Arc<RwLock<Arc<crate::policy::Policy>>>,
+    /// The arrival-log head; the network notifies peers when it moves.
+    pub head: Arc<watch::Sender<u64>>,
+    /// Peer status, maintained by the network event loop.
+    pub peers: crate::net::PeerTable,
 }
 
 impl NodeContext {
@@ -126,9 +132,27 @@ impl NodeContext {
         }
     }
 
-    /// Bookkeeping after any successful ingest: metrics now, and (with replication)
-    /// notifying peers and the screening index.
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<crate::policy::Policy> {
+        match self.policy_cell.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Bookkeeping after any successful ingest: metrics, and moving the log head so
+    /// the network notifies neighbours (which is how records relay).
     pub fn after_ingest(&self, report: &IngestReport, source: &str) {
+        if report.changed() > 0 {
+            self.head.send_if_modified(|h| {
+                if report.head_seq > *h {
+                    *h = report.head_seq;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
         self.health.store_ok();
         self.metrics.store_healthy.set(1);
         let stored = report
@@ -251,6 +275,8 @@ pub struct RunningNode {
     pub ctx: NodeContext,
     /// The API's bound address.
     pub api_addr: SocketAddr,
+    /// libp2p listen addresses (with `/p2p/<peer id>`).
+    pub listen_addrs: Vec<libp2p::Multiaddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store_actor: Option<crate::store::actor::StoreActor>,
@@ -291,13 +317,21 @@ impl RunningNode {
         let metrics = Arc::new(Metrics::new());
         metrics.store_healthy.set(1);
         let agency = cfg.agency().clone();
+        let roster = Arc::new(loaded.roster);
+        let head_seq = store.call(|s| s.head_seq()).await?;
         let ctx = NodeContext {
+            policy_cell: Arc::new(RwLock::new(Arc::new(crate::policy::Policy::new(
+                agency.clone(),
+                roster.clone(),
+            )))),
+            head: Arc::new(watch::channel(head_seq).0),
+            peers: Arc::default(),
             agency: agency.clone(),
             peer_id: id.node_key.public_key().peer_id(),
             signing_key: id.agency_key.public_key(),
             lifecycle: Lifecycle::new(agency.clone(), id.agency_key.clone(), store.clone()),
             config: Arc::new(cfg),
-            roster: Arc::new(RwLock::new(Arc::new(loaded.roster))),
+            roster: Arc::new(RwLock::new(roster)),
             store,
             metrics,
             health: Arc::new(Health::default()),
@@ -312,6 +346,7 @@ impl RunningNode {
             path: addr_file.clone(),
             reason: format!("cannot write: {e}"),
         })?;
+        let network = crate::net::start(ctx.clone(), &id.node_key, shutdown.subscribe()).await?;
         tracing::info!(
             agency = %ctx.agency,
             peer_id = %ctx.peer_id,
@@ -323,7 +358,8 @@ impl RunningNode {
             ctx,
             api_addr,
             shutdown,
-            tasks: vec![api_task],
+            listen_addrs: network.listen_addrs,
+            tasks: vec![api_task, network.task],
             store_actor: Some(store_actor),
         })
     }

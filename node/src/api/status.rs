@@ -7,18 +7,7 @@ use serde::Serialize;
 use super::{ApiError, ApiState};
 use crate::store::Counts;
 
-/// Replication state of one peer.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct PeerStatus {
-    /// Agency code.
-    pub agency: String,
-    /// Its PeerId(s), comma separated.
-    pub peer_id: String,
-    /// Whether a connection is open.
-    pub connected: bool,
-    /// Changes-feed lag (their head seq minus our cursor), when known.
-    pub lag: Option<u64>,
-}
+use crate::net::PeerInfo;
 
 /// The status document.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -43,8 +32,10 @@ pub struct Status {
     pub disputed_versions: u64,
     /// Store details.
     pub store: StoreStatus,
-    /// Neighbours.
-    pub peers: Vec<PeerStatus>,
+    /// Neighbours: configured peers and any roster member connected to us.
+    pub peers: Vec<PeerInfo>,
+    /// Some neighbour runs a newer roster than ours.
+    pub roster_outdated: bool,
     /// Seconds since start.
     pub uptime_seconds: u64,
     /// wlnode version.
@@ -74,20 +65,25 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Status>
     let counts: Counts = ctx.store.counts().await?;
     let size = ctx.store.call(|s| s.size_on_disk()).await.unwrap_or(0);
     let roster = ctx.roster();
-    let mut peers = Vec::new();
+    let mut peers: Vec<PeerInfo> = ctx
+        .peers
+        .read()
+        .map(|t| t.values().cloned().collect())
+        .unwrap_or_default();
     for p in &ctx.config.raw.peers {
-        let agency = p.agency.get_ref();
-        let ids = roster
-            .member(agency)
-            .map(|m| m.node_ids.join(","))
-            .unwrap_or_default();
-        peers.push(PeerStatus {
-            agency: agency.to_string(),
-            peer_id: ids,
-            connected: false,
-            lag: None,
-        });
+        let agency = p.agency.get_ref().to_string();
+        if !peers.iter().any(|i| i.agency == agency) {
+            peers.push(PeerInfo {
+                peer_id: roster
+                    .member(p.agency.get_ref())
+                    .and_then(|m| m.node_ids.first().cloned())
+                    .unwrap_or_default(),
+                agency,
+                ..PeerInfo::default()
+            });
+        }
     }
+    let roster_outdated = peers.iter().any(|p| p.our_roster_outdated);
     Ok(Json(Status {
         agency: ctx.agency.to_string(),
         peer_id: ctx.peer_id.clone(),
@@ -106,6 +102,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Status>
             size_bytes: size,
         },
         peers,
+        roster_outdated,
         uptime_seconds: ctx.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
     }))

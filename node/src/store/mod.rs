@@ -451,7 +451,7 @@ impl Store {
             n_records += 1;
             sync_index.insert(
                 &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
-                &[] as &[u8],
+                crate::wire::SyncMeta::of(h).encode(),
             )?;
 
             let kbytes = key.to_bytes();
@@ -653,6 +653,31 @@ impl Store {
             let seq = be_u64(&k).ok_or_else(|| StoreError::corrupt(trees::LOG, "bad key"))?;
             let id = RecordId::from_slice(&v).map_err(|e| StoreError::corrupt(trees::LOG, e))?;
             out.push((seq, id));
+        }
+        Ok(out)
+    }
+
+    /// `(issued_at, record_id)` of the records whose sync metadata passes `keep`, in
+    /// order: a reconciliation set.
+    pub fn reconcile_items(
+        &self,
+        mut keep: impl FnMut(&crate::wire::SyncMeta) -> bool,
+    ) -> Result<Vec<(u64, RecordId)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.sync_index.iter() {
+            let (k, v) = kv?;
+            let meta = crate::wire::SyncMeta::decode(&v)
+                .map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?;
+            if !keep(&meta) {
+                continue;
+            }
+            let (t, id) = k
+                .split_at_checked(8)
+                .ok_or_else(|| StoreError::corrupt(trees::SYNC_INDEX, "bad key"))?;
+            out.push((
+                be_u64(t).ok_or_else(|| StoreError::corrupt(trees::SYNC_INDEX, "bad key"))?,
+                RecordId::from_slice(id).map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?,
+            ));
         }
         Ok(out)
     }

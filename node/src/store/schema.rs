@@ -8,7 +8,7 @@
 //! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
 //! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
 //! | `log` | seq (u64 BE) | record_id (32): the arrival log |
-//! | `sync_index` | issued_at (u64 BE) ‖ record_id | empty: for reconciliation ranges |
+//! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
 //!

@@ -1,0 +1,1560 @@
+//! The network event loop: the one owner of the Swarm.
+//!
+//! `select!` only turns sources (swarm events, finished tasks, the local log head, a
+//! timer, shutdown) into [`Event`]s; a plain `match` handles them. Protocol decisions
+//! come from the sans-IO [`PeerSync`] machines; store access, policy filtering and
+//! signature checks run in spawned tasks that report back as [`TaskDone`]s, so the
+//! loop itself never blocks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use negentropy::NegentropyStorageVector;
+use tokio::sync::{mpsc, watch};
+use wlnode_crypto::model::{AgencyCode, RecordId};
+use wlnode_crypto::roster::Role;
+use wlnode_crypto::time::Timestamp;
+
+use super::gate::Refused;
+use super::{Behaviour, BehaviourEvent, LISTEN_ADDRS_FILE, PeerInfo};
+use crate::config::SyncConfig;
+use crate::metrics::{PeerLabel, PeerReason};
+use crate::node::{NodeContext, NodeError};
+use crate::policy::{DistRef, Policy};
+use crate::store::{IngestBatch, StoreError};
+use crate::sync::ingest::{Rejected, check};
+use crate::sync::msg::{
+    Batch, Hello, Notify, Pull, Reconcile, ReconcileReply, Request, Response, Transfer,
+};
+use crate::sync::reconcile::{self, Initiator, Step};
+use crate::sync::{Action, Backoff, Bans, PeerSync};
+use crate::wire::{Cursor, decode_request, decode_response, encode_request, encode_response};
+
+/// Most records a Pull batch may carry.
+const MAX_PULL_LIMIT: u32 = 5000;
+/// Most `need` ids per reconcile request.
+const MAX_NEED: usize = 500;
+/// Responder sessions expire after this long without use.
+const RESPONDER_TTL: Duration = Duration::from_secs(120);
+/// Room left in each frame for the message envelope.
+const FRAME_SLACK: usize = 16 * 1024;
+
+enum Pending {
+    Hello,
+    Notify,
+    Pull,
+    Reconcile { session: [u8; 16] },
+}
+
+/// Results of spawned work, fed back into the loop.
+enum TaskDone {
+    Respond {
+        channel: ResponseChannel<Bytes>,
+        response: Response,
+    },
+    Applied {
+        peer: PeerId,
+        agency: AgencyCode,
+        batch: Option<(Batch, Cursor)>,
+        outcome: IngestOutcome,
+    },
+    Sent {
+        agency: AgencyCode,
+        records: u64,
+        withheld_fields: u64,
+        denied: u64,
+        /// For Pull batches: whether the batch reached our head.
+        at_head: Option<bool>,
+    },
+    ReconcileReady {
+        peer: PeerId,
+        result: Result<(Initiator, Step), String>,
+    },
+    ReconcileHave {
+        peer: PeerId,
+        step: Step,
+        transfers: Vec<Transfer>,
+        leftover: Vec<RecordId>,
+    },
+    ResponderStorage {
+        peer: PeerId,
+        session: [u8; 16],
+        storage: Arc<NegentropyStorageVector>,
+    },
+    CursorPersisted,
+}
+
+#[derive(Default)]
+struct IngestOutcome {
+    received: u64,
+    stored: u64,
+    rejected: Vec<Rejected>,
+    error: Option<String>,
+}
+
+#[allow(clippy::large_enum_variant)] // one event at a time, never stored
+enum Event {
+    Swarm(SwarmEvent<BehaviourEvent>),
+    Task(TaskDone),
+    Head(u64),
+    Tick,
+    Shutdown,
+}
+
+struct DialTarget {
+    agency: AgencyCode,
+    addrs: Vec<Multiaddr>,
+    backoff: Backoff,
+    next_at: Option<Instant>,
+    dialing: usize,
+}
+
+#[derive(Default, Clone)]
+struct Counters {
+    received: u64,
+    sent: u64,
+    rejected: u64,
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    ctx: NodeContext,
+    cfg: SyncConfig,
+    epoch: [u8; 16],
+    tasks_tx: mpsc::UnboundedSender<TaskDone>,
+    tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
+    head_rx: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+    local_head: u64,
+    peers: HashMap<PeerId, PeerSync>,
+    agencies: HashMap<PeerId, (AgencyCode, Role)>,
+    pending: HashMap<OutboundRequestId, (PeerId, Pending)>,
+    initiators: HashMap<PeerId, Initiator>,
+    responders: HashMap<PeerId, ([u8; 16], Arc<NegentropyStorageVector>, Instant)>,
+    cursors: HashMap<AgencyCode, Cursor>,
+    targets: Vec<DialTarget>,
+    dialing: HashMap<ConnectionId, usize>,
+    bans: Bans,
+    counters: HashMap<AgencyCode, Counters>,
+    listen_addrs: Vec<Multiaddr>,
+    addr_file: PathBuf,
+}
+
+fn jitter() -> f64 {
+    getrandom::u32().map_or(0.5, |r| f64::from(r) / f64::from(u32::MAX))
+}
+
+fn random_session() -> [u8; 16] {
+    let mut s = [0u8; 16];
+    if getrandom::fill(&mut s).is_err() {
+        s = Timestamp::now()
+            .as_millis()
+            .to_le_bytes()
+            .repeat(2)
+            .try_into()
+            .unwrap_or([0; 16]);
+    }
+    s
+}
+
+impl EventLoop {
+    pub(crate) async fn new(
+        swarm: Swarm<Behaviour>,
+        ctx: NodeContext,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, NodeError> {
+        let cfg = ctx.config.raw.sync.clone();
+        let roster = ctx.roster();
+        let agencies: Vec<AgencyCode> = roster.members().map(|m| m.agency.clone()).collect();
+        let cursors = ctx
+            .store
+            .call(move |s| {
+                let mut out = HashMap::new();
+                for a in agencies {
+                    if let Some(c) = s.cursor(&a)? {
+                        out.insert(a, c);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        let targets = ctx
+            .config
+            .raw
+            .peers
+            .iter()
+            .filter(|p| !p.addrs.is_empty())
+            .map(|p| DialTarget {
+                agency: p.agency.get_ref().clone(),
+                addrs: p.addrs.iter().map(|a| a.0.clone()).collect(),
+                backoff: Backoff::new(cfg.reconnect_min.0, cfg.reconnect_max.0),
+                next_at: Some(Instant::now()),
+                dialing: 0,
+            })
+            .collect();
+        let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
+        let head_rx = ctx.head.subscribe();
+        let local_head = *head_rx.borrow();
+        Ok(Self {
+            swarm,
+            epoch: ctx.store.epoch(),
+            addr_file: ctx.config.raw.data_dir.join(LISTEN_ADDRS_FILE),
+            bans: Bans::new(cfg.ban_threshold, cfg.ban_window.0, cfg.ban_duration.0),
+            cfg,
+            ctx,
+            tasks_tx,
+            tasks_rx,
+            head_rx,
+            shutdown,
+            local_head,
+            peers: HashMap::new(),
+            agencies: HashMap::new(),
+            pending: HashMap::new(),
+            initiators: HashMap::new(),
+            responders: HashMap::new(),
+            cursors,
+            targets,
+            dialing: HashMap::new(),
+            counters: HashMap::new(),
+            listen_addrs: Vec::new(),
+        })
+    }
+
+    /// Polls the swarm until every configured listener has an address (so that tests
+    /// and scripts can read them from `listen.addrs` as soon as the node is up).
+    pub(crate) async fn wait_for_listeners(mut self) -> (Self, Vec<Multiaddr>) {
+        let want = self.ctx.config.raw.listen.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.listen_addrs.len() < want {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(ev) => self.on_swarm(ev),
+                Err(_) => break,
+            }
+        }
+        let addrs = self.listen_addrs.clone();
+        (self, addrs)
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let event = tokio::select! {
+                ev = self.swarm.select_next_some() => Event::Swarm(ev),
+                Some(t) = self.tasks_rx.recv() => Event::Task(t),
+                Ok(()) = self.head_rx.changed() => Event::Head(*self.head_rx.borrow_and_update()),
+                _ = tick.tick() => Event::Tick,
+                _ = self.shutdown.changed() => Event::Shutdown,
+            };
+            match event {
+                Event::Swarm(ev) => self.on_swarm(ev),
+                Event::Task(t) => self.on_task(t),
+                Event::Head(h) => self.on_local_head(h),
+                Event::Tick => self.on_tick(),
+                Event::Shutdown => break,
+            }
+        }
+        tracing::info!("network stopped");
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        self.ctx.policy()
+    }
+
+    fn agency_of(&self, peer: &PeerId) -> Option<(AgencyCode, Role)> {
+        if let Some(a) = self.agencies.get(peer) {
+            return Some(a.clone());
+        }
+        let roster = self.ctx.roster();
+        roster
+            .agency_of_peer(&peer.to_base58())
+            .map(|m| (m.agency.clone(), m.role))
+    }
+
+    // ---------------------------------------------------------------- swarm events
+
+    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address
+                    .with_p2p(*self.swarm.local_peer_id())
+                    .unwrap_or_else(|a| a);
+                tracing::info!(address = %full, "listening");
+                self.listen_addrs.push(full);
+                let text: String = self.listen_addrs.iter().map(|a| format!("{a}\n")).collect();
+                if let Err(e) = std::fs::write(&self.addr_file, text) {
+                    tracing::warn!(error = %e, file = %self.addr_file.display(), "cannot write listen addresses");
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => self.on_connected(peer_id, connection_id, num_established.get()),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } => {
+                self.on_disconnected(peer_id, cause.map(|c| c.to_string()));
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let DialError::Denied { .. } = &error {
+                    self.drain_refusals();
+                }
+                if let Some(i) = self.dialing.remove(&connection_id)
+                    && let Some(t) = self.targets.get_mut(i)
+                {
+                    t.dialing = t.dialing.saturating_sub(1);
+                    tracing::debug!(agency = %t.agency, error = %error, "dial failed");
+                    if t.dialing == 0 && t.next_at.is_none() {
+                        let connected = self.agencies.values().any(|(a, _)| *a == t.agency);
+                        if !connected {
+                            t.next_at = Some(Instant::now() + t.backoff.next_delay(jitter()));
+                        }
+                    }
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => match &error {
+                ListenError::Denied { .. } => {
+                    tracing::debug!(from = %send_back_addr, "incoming connection denied");
+                    self.drain_refusals();
+                }
+                other => {
+                    tracing::debug!(from = %send_back_addr, error = %other, "incoming connection failed")
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
+            _ => {}
+        }
+    }
+
+    /// Logs and counts the connections the gate refused since the last call.
+    fn drain_refusals(&mut self) {
+        for r in self.swarm.behaviour_mut().gate.take_refusals() {
+            let peer = match &r {
+                Refused::NotInRoster(p) | Refused::Banned(p) => p.to_base58(),
+            };
+            tracing::warn!(%peer, reason = r.code(), "connection refused by the roster gate");
+            self.ctx
+                .metrics
+                .connections_refused
+                .get_or_create(&PeerReason {
+                    peer,
+                    reason: r.code().to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, n: u32) {
+        let Some((agency, role)) = self.agency_of(&peer) else {
+            // The gate only admits roster peers; a roster change may have raced.
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        if let Some(i) = self.dialing.remove(&connection)
+            && let Some(t) = self.targets.get_mut(i)
+        {
+            t.dialing = t.dialing.saturating_sub(1);
+        }
+        for t in self.targets.iter_mut().filter(|t| t.agency == agency) {
+            t.backoff.reset();
+            t.next_at = None;
+        }
+        if n > 1 {
+            return;
+        }
+        self.agencies.insert(peer, (agency.clone(), role));
+        self.ctx.metrics.peers_connected.inc();
+        tracing::info!(%agency, %peer, role = %role, "peer connected");
+        if role != Role::Member {
+            return;
+        }
+        let initiator = *self.swarm.local_peer_id() < peer;
+        let mut ps = PeerSync::new(
+            agency.clone(),
+            initiator,
+            self.cursors.get(&agency).copied(),
+            self.cfg.anti_entropy_interval.0,
+            self.cfg.pull_limit.min(MAX_PULL_LIMIT),
+            u64::try_from(self.cfg.max_batch_bytes).unwrap_or(u64::MAX),
+            Instant::now(),
+        );
+        let actions = ps.on_connected();
+        self.peers.insert(peer, ps);
+        self.run_actions(peer, actions);
+        self.refresh_status();
+    }
+
+    fn on_disconnected(&mut self, peer: PeerId, cause: Option<String>) {
+        let Some((agency, _)) = self.agencies.remove(&peer) else {
+            return;
+        };
+        self.ctx.metrics.peers_connected.dec();
+        tracing::info!(%agency, %peer, cause = cause.as_deref().unwrap_or("closed"), "peer disconnected");
+        self.peers.remove(&peer);
+        self.initiators.remove(&peer);
+        self.responders.remove(&peer);
+        self.pending.retain(|_, (p, _)| *p != peer);
+        let still = self.agencies.values().any(|(a, _)| *a == agency);
+        if !still {
+            for t in self.targets.iter_mut().filter(|t| t.agency == agency) {
+                t.next_at = Some(Instant::now() + t.backoff.next_delay(jitter()));
+            }
+        }
+        if let Some(c) = cause {
+            self.set_error(&agency, c);
+        }
+        self.refresh_status();
+    }
+
+    // ------------------------------------------------------------ request-response
+
+    fn on_sync_event(&mut self, ev: request_response::Event<Bytes, Bytes>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.on_response(peer, request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let Some((_, pending)) = self.pending.remove(&request_id) else {
+                    return;
+                };
+                let msg = error.to_string();
+                tracing::debug!(%peer, error = %msg, "sync request failed");
+                self.request_failed(peer, pending, msg);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                let violation = matches!(&error, request_response::InboundFailure::Io(e)
+                    if e.kind() == std::io::ErrorKind::InvalidData || e.kind() == std::io::ErrorKind::UnexpectedEof);
+                tracing::debug!(%peer, error = %error, "inbound sync stream failed");
+                if violation {
+                    self.protocol_violation(peer, "bad_frame");
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn respond(&mut self, channel: ResponseChannel<Bytes>, response: &Response) {
+        let bytes = Bytes::from(encode_response(response));
+        if self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, bytes)
+            .is_err()
+        {
+            tracing::debug!("response channel closed before the response was ready");
+        }
+    }
+
+    fn send(&mut self, peer: PeerId, request: &Request, pending: Pending) {
+        let bytes = Bytes::from(encode_request(request));
+        if let Some((agency, _)) = self.agencies.get(&peer) {
+            self.ctx
+                .metrics
+                .sync_bytes
+                .get_or_create(&PeerLabel {
+                    peer: agency.to_string(),
+                })
+                .inc_by(bytes.len() as u64);
+        }
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+        self.pending.insert(id, (peer, pending));
+    }
+
+    fn protocol_violation(&mut self, peer: PeerId, reason: &str) {
+        let Some((agency, _)) = self.agency_of(&peer) else {
+            return;
+        };
+        self.ctx.metrics.reject(agency.as_str(), reason);
+        self.set_error(&agency, format!("protocol violation: {reason}"));
+        self.record_invalid(&agency, 1);
+    }
+
+    fn record_invalid(&mut self, agency: &AgencyCode, n: u32) {
+        if let Some(until) = self.bans.record(agency, n, Instant::now()) {
+            tracing::warn!(%agency, ban_seconds = self.cfg.ban_duration.0.as_secs(), "peer banned: too many invalid records or frames");
+            self.ctx.metrics.reject(agency.as_str(), "banned");
+            let peers: Vec<PeerId> = self
+                .agencies
+                .iter()
+                .filter(|(_, (a, _))| a == agency)
+                .map(|(p, _)| *p)
+                .collect();
+            let roster_peers: Vec<PeerId> = self
+                .ctx
+                .roster()
+                .member(agency)
+                .map(|m| m.node_ids.iter().filter_map(|p| p.parse().ok()).collect())
+                .unwrap_or_default();
+            for p in roster_peers.iter().chain(&peers) {
+                self.swarm.behaviour_mut().gate.ban(*p, until);
+            }
+            for p in peers {
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
+        }
+    }
+
+    fn on_request(&mut self, peer: PeerId, bytes: Bytes, channel: ResponseChannel<Bytes>) {
+        let Some((agency, role)) = self.agency_of(&peer) else {
+            self.respond(channel, &Response::error("forbidden", "not in the roster"));
+            return;
+        };
+        if role != Role::Member {
+            self.respond(
+                channel,
+                &Response::error("forbidden", "auditors may only use the audit protocol"),
+            );
+            return;
+        }
+        let req = match decode_request(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.respond(channel, &Response::error("bad_request", e.to_string()));
+                self.protocol_violation(peer, "bad_request");
+                return;
+            }
+        };
+        let now = Instant::now();
+        match req {
+            Request::Hello(h) => {
+                if h.agency != agency {
+                    self.respond(
+                        channel,
+                        &Response::error("bad_request", "Hello names another agency"),
+                    );
+                    self.protocol_violation(peer, "hello_agency_mismatch");
+                    return;
+                }
+                let ours = self.hello();
+                self.respond(channel, &Response::Hello(ours));
+                self.note_roster_version(&agency, h.roster_version);
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    let actions = ps.on_hello(&h, now);
+                    self.run_actions(peer, actions);
+                }
+            }
+            Request::Notify(n) => {
+                self.respond(channel, &Response::Ack);
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    let actions = ps.on_notify(&n, now);
+                    self.run_actions(peer, actions);
+                }
+            }
+            Request::Pull(p) => self.serve_pull(agency, p, channel),
+            Request::Reconcile(r) => self.serve_reconcile(peer, agency, r, channel),
+        }
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            agency: self.ctx.agency.clone(),
+            roster_version: self.ctx.roster().version(),
+            log_epoch: self.epoch,
+            head_seq: self.local_head,
+        }
+    }
+
+    fn note_roster_version(&mut self, agency: &AgencyCode, theirs: u64) {
+        let ours = self.ctx.roster().version();
+        if theirs != ours {
+            tracing::warn!(
+                %agency,
+                ours,
+                theirs,
+                "roster versions differ; the node with the older roster should load the newer one"
+            );
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, id: OutboundRequestId, bytes: Bytes) {
+        let Some((_, pending)) = self.pending.remove(&id) else {
+            return;
+        };
+        let Some((agency, _)) = self.agency_of(&peer) else {
+            return;
+        };
+        self.ctx
+            .metrics
+            .sync_bytes
+            .get_or_create(&PeerLabel {
+                peer: agency.to_string(),
+            })
+            .inc_by(bytes.len() as u64);
+        let resp = match decode_response(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.protocol_violation(peer, "bad_response");
+                self.request_failed(peer, pending, e.to_string());
+                return;
+            }
+        };
+        let now = Instant::now();
+        match (pending, resp) {
+            (Pending::Hello, Response::Hello(h)) => {
+                if h.agency != agency {
+                    self.protocol_violation(peer, "hello_agency_mismatch");
+                    return;
+                }
+                self.note_roster_version(&agency, h.roster_version);
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    let actions = ps.on_hello(&h, now);
+                    self.run_actions(peer, actions);
+                }
+            }
+            (Pending::Notify, Response::Ack) => {
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    let actions = ps.on_notify_done();
+                    self.run_actions(peer, actions);
+                }
+            }
+            (Pending::Pull, Response::Batch(b)) => self.apply_batch(peer, agency, b),
+            (Pending::Reconcile { session }, Response::Reconcile(r)) => {
+                self.on_reconcile_reply(peer, agency, session, r)
+            }
+            (pending, Response::Error { code, message }) => {
+                self.request_failed(peer, pending, format!("{code}: {message}"));
+            }
+            (pending, _) => {
+                self.protocol_violation(peer, "unexpected_response");
+                self.request_failed(peer, pending, "unexpected response type".into());
+            }
+        }
+    }
+
+    fn request_failed(&mut self, peer: PeerId, pending: Pending, error: String) {
+        let now = Instant::now();
+        if let Some((agency, _)) = self.agency_of(&peer) {
+            self.set_error(&agency, error.clone());
+        }
+        match pending {
+            Pending::Hello => {}
+            Pending::Notify => {
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    let actions = ps.on_notify_done();
+                    self.run_actions(peer, actions);
+                }
+            }
+            Pending::Pull => {
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    ps.on_pull_failed(error, now);
+                }
+            }
+            Pending::Reconcile { .. } => {
+                self.initiators.remove(&peer);
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    ps.on_reconcile_done(Err(error), now);
+                }
+            }
+        }
+    }
+
+    // --------------------------------------------------------------------- actions
+
+    fn run_actions(&mut self, peer: PeerId, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::SendHello => {
+                    let h = self.hello();
+                    self.send(peer, &Request::Hello(h), Pending::Hello);
+                }
+                Action::SendNotify => {
+                    let n = Notify {
+                        log_epoch: self.epoch,
+                        head_seq: self.local_head,
+                    };
+                    self.send(peer, &Request::Notify(n), Pending::Notify);
+                }
+                Action::SendPull(p) => self.send(peer, &Request::Pull(p), Pending::Pull),
+                Action::ResetCursor(c) => {
+                    let Some((agency, _)) = self.agency_of(&peer) else {
+                        continue;
+                    };
+                    self.cursors.insert(agency.clone(), c);
+                    let store = self.ctx.store.clone();
+                    let tx = self.tasks_tx.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.call(move |s| s.set_cursor(&agency, Some(c))).await {
+                            tracing::warn!(error = %e, "cannot persist cursor reset");
+                        }
+                        let _ = tx.send(TaskDone::CursorPersisted);
+                    });
+                }
+                Action::StartReconcile => self.start_reconcile(peer),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ changes feed
+
+    fn serve_pull(&mut self, agency: AgencyCode, p: Pull, channel: ResponseChannel<Bytes>) {
+        let ctx = self.ctx.clone();
+        let tx = self.tasks_tx.clone();
+        let epoch = self.epoch;
+        let budget = usize::try_from(p.max_bytes)
+            .unwrap_or(usize::MAX)
+            .min(self.cfg.max_batch_bytes)
+            .saturating_sub(FRAME_SLACK)
+            .max(1024);
+        let limit = usize::try_from(p.limit.clamp(1, MAX_PULL_LIMIT)).unwrap_or(1);
+        let policy = self.policy();
+        tokio::spawn(async move {
+            let result = if p.log_epoch != epoch {
+                // Their cursor belongs to a log we no longer have: restart from 0.
+                ctx.store.call(|s| s.head_seq()).await.map(|head| {
+                    (
+                        Batch {
+                            log_epoch: epoch,
+                            records: Vec::new(),
+                            next_seq: 0,
+                            head_seq: head,
+                            complete: false,
+                        },
+                        0,
+                        0,
+                        0,
+                    )
+                })
+            } else {
+                let to = agency.clone();
+                ctx.store
+                    .call(move |s| {
+                        let head = s.head_seq()?;
+                        let entries = s.log_after(p.after_seq, limit)?;
+                        let mut records = Vec::new();
+                        let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
+                        let mut next = p.after_seq;
+                        let mut cut = false;
+                        for (seq, id) in &entries {
+                            let Some(rec) = s.record(id)? else {
+                                next = *seq;
+                                continue;
+                            };
+                            if rec.received_from.as_ref() == Some(&to) {
+                                next = *seq;
+                                continue;
+                            }
+                            match policy.prepare(&rec, &to) {
+                                Ok(prep) => {
+                                    if bytes + prep.bytes.len() > budget && !records.is_empty() {
+                                        cut = true;
+                                        break;
+                                    }
+                                    bytes += prep.bytes.len();
+                                    withheld += prep.withheld as u64;
+                                    records.push(Transfer {
+                                        record: prep.bytes,
+                                        hops: prep.hops,
+                                    });
+                                }
+                                Err(_) => denied += 1,
+                            }
+                            next = *seq;
+                        }
+                        let complete = !cut && entries.len() < limit;
+                        let next = next.max(p.after_seq.min(head));
+                        Ok((
+                            Batch {
+                                log_epoch: epoch,
+                                records,
+                                next_seq: next,
+                                head_seq: head,
+                                complete,
+                            },
+                            withheld,
+                            denied,
+                            bytes,
+                        ))
+                    })
+                    .await
+            };
+            match result {
+                Ok((batch, withheld, denied, _)) => {
+                    let _ = tx.send(TaskDone::Sent {
+                        agency,
+                        records: batch.records.len() as u64,
+                        withheld_fields: withheld,
+                        denied,
+                        at_head: Some(batch.complete && batch.next_seq >= batch.head_seq),
+                    });
+                    let _ = tx.send(TaskDone::Respond {
+                        channel,
+                        response: Response::Batch(batch),
+                    });
+                }
+                Err(e) => {
+                    let _ = tx.send(TaskDone::Respond {
+                        channel,
+                        response: Response::error("unavailable", e.to_string()),
+                    });
+                }
+            }
+        });
+    }
+
+    fn apply_batch(&mut self, peer: PeerId, agency: AgencyCode, b: Batch) {
+        let cursor = Cursor {
+            epoch: b.log_epoch,
+            seq: b.next_seq,
+        };
+        let transfers = b.records.clone();
+        let batch_meta = Batch {
+            records: Vec::new(),
+            ..b
+        };
+        let ctx = self.ctx.clone();
+        let tx = self.tasks_tx.clone();
+        let skew = self.cfg.max_clock_skew.0;
+        tokio::spawn(async move {
+            let outcome = ingest(&ctx, &agency, transfers, Some(cursor), skew).await;
+            let _ = tx.send(TaskDone::Applied {
+                peer,
+                agency,
+                batch: Some((batch_meta, cursor)),
+                outcome,
+            });
+        });
+    }
+
+    fn on_local_head(&mut self, head: u64) {
+        if head <= self.local_head {
+            return;
+        }
+        self.local_head = head;
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for p in peers {
+            if let Some(ps) = self.peers.get_mut(&p) {
+                let actions = ps.on_local_change();
+                self.run_actions(p, actions);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- reconciliation
+
+    fn reconcile_items_task(
+        ctx: &NodeContext,
+        policy: Arc<Policy>,
+        agency: AgencyCode,
+    ) -> impl std::future::Future<Output = Result<NegentropyStorageVector, String>> + Send + 'static
+    {
+        let store = ctx.store.clone();
+        async move {
+            let items = store
+                .call(move |s| {
+                    s.reconcile_items(|m| {
+                        policy.reconcile_member(
+                            DistRef {
+                                origin: &m.origin,
+                                scope: m.scope,
+                                groups: &m.groups,
+                            },
+                            &agency,
+                        )
+                    })
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::task::spawn_blocking(move || {
+                reconcile::storage(&items).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+    }
+
+    fn start_reconcile(&mut self, peer: PeerId) {
+        let Some((agency, _)) = self.agency_of(&peer) else {
+            return;
+        };
+        let fut = Self::reconcile_items_task(&self.ctx, self.policy(), agency);
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(async move {
+            let result = match fut.await {
+                Ok(storage) => {
+                    Initiator::start(storage, random_session()).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(TaskDone::ReconcileReady { peer, result });
+        });
+    }
+
+    fn max_have(&self) -> usize {
+        (self.cfg.max_request_bytes / 2048).clamp(1, 2000)
+    }
+
+    fn send_step(&mut self, peer: PeerId, step: Step) {
+        let Some(session) = self.initiators.get(&peer).map(|i| i.session) else {
+            return;
+        };
+        if step.have.is_empty() {
+            let req = Reconcile {
+                session,
+                message: step.message.map(Bytes::from).unwrap_or_default(),
+                have: Vec::new(),
+                need: step.need,
+            };
+            self.send(
+                peer,
+                &Request::Reconcile(req),
+                Pending::Reconcile { session },
+            );
+            return;
+        }
+        let Some((agency, _)) = self.agency_of(&peer) else {
+            return;
+        };
+        let policy = self.policy();
+        let store = self.ctx.store.clone();
+        let tx = self.tasks_tx.clone();
+        let budget = self
+            .cfg
+            .max_request_bytes
+            .saturating_sub(FRAME_SLACK + step.need.len() * 40 + 70_000);
+        tokio::spawn(async move {
+            let ids = step.have.clone();
+            let to = agency.clone();
+            let res = store
+                .call(move |s| {
+                    let mut out = Vec::new();
+                    let mut leftover = Vec::new();
+                    let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
+                    for id in ids {
+                        if bytes >= budget {
+                            leftover.push(id);
+                            continue;
+                        }
+                        let Some(rec) = s.record(&id)? else { continue };
+                        match policy.prepare(&rec, &to) {
+                            Ok(p) => {
+                                bytes += p.bytes.len();
+                                withheld += p.withheld as u64;
+                                out.push(Transfer {
+                                    record: p.bytes,
+                                    hops: p.hops,
+                                });
+                            }
+                            Err(_) => denied += 1,
+                        }
+                    }
+                    Ok((out, leftover, withheld, denied))
+                })
+                .await;
+            let (transfers, leftover, withheld, denied) = res.unwrap_or_default();
+            let _ = tx.send(TaskDone::Sent {
+                agency,
+                records: transfers.len() as u64,
+                withheld_fields: withheld,
+                denied,
+                at_head: None,
+            });
+            let _ = tx.send(TaskDone::ReconcileHave {
+                peer,
+                step,
+                transfers,
+                leftover,
+            });
+        });
+    }
+
+    fn on_reconcile_reply(
+        &mut self,
+        peer: PeerId,
+        agency: AgencyCode,
+        session: [u8; 16],
+        r: ReconcileReply,
+    ) {
+        let now = Instant::now();
+        if r.session != session {
+            self.protocol_violation(peer, "reconcile_session_mismatch");
+            return;
+        }
+        let label = PeerLabel {
+            peer: agency.to_string(),
+        };
+        self.ctx
+            .metrics
+            .reconcile_bytes
+            .get_or_create(&label)
+            .inc_by(
+                (r.message.len() + r.records.iter().map(|t| t.record.len()).sum::<usize>()) as u64,
+            );
+        if !r.records.is_empty() {
+            self.spawn_ingest(peer, agency.clone(), r.records);
+        }
+        let max_have = self.max_have();
+        let Some(init) = self.initiators.get_mut(&peer) else {
+            return;
+        };
+        if let Err(e) = init.on_reply(&r.message) {
+            self.initiators.remove(&peer);
+            self.protocol_violation(peer, "bad_reconcile_message");
+            if let Some(ps) = self.peers.get_mut(&peer) {
+                ps.on_reconcile_done(Err(e.to_string()), now);
+            }
+            return;
+        }
+        match init.next_step(max_have, MAX_NEED) {
+            Some(step) => self.send_step(peer, step),
+            None => {
+                if let Some(done) = self.initiators.remove(&peer) {
+                    self.ctx
+                        .metrics
+                        .reconcile_rounds
+                        .get_or_create(&label)
+                        .inc_by(u64::from(done.rounds));
+                    tracing::debug!(
+                        %agency,
+                        rounds = done.rounds,
+                        pushed = done.found_have,
+                        pulled = done.found_need,
+                        "reconciliation finished"
+                    );
+                }
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    ps.on_reconcile_done(Ok(()), now);
+                }
+            }
+        }
+    }
+
+    fn serve_reconcile(
+        &mut self,
+        peer: PeerId,
+        agency: AgencyCode,
+        r: Reconcile,
+        channel: ResponseChannel<Bytes>,
+    ) {
+        let cached = self
+            .responders
+            .get(&peer)
+            .filter(|(s, _, _)| *s == r.session)
+            .map(|(_, st, _)| st.clone());
+        if let Some(ps) = self.peers.get_mut(&peer) {
+            ps.on_reconcile_served(Instant::now());
+        }
+        let ctx = self.ctx.clone();
+        let tx = self.tasks_tx.clone();
+        let policy = self.policy();
+        let skew = self.cfg.max_clock_skew.0;
+        let budget = self
+            .cfg
+            .max_batch_bytes
+            .saturating_sub(FRAME_SLACK + 70_000);
+        self.ctx
+            .metrics
+            .reconcile_bytes
+            .get_or_create(&PeerLabel {
+                peer: agency.to_string(),
+            })
+            .inc_by(
+                (r.message.len() + r.have.iter().map(|t| t.record.len()).sum::<usize>()) as u64,
+            );
+        tokio::spawn(async move {
+            let session = r.session;
+            if !r.have.is_empty() {
+                let outcome = ingest(&ctx, &agency, r.have, None, skew).await;
+                let _ = tx.send(TaskDone::Applied {
+                    peer,
+                    agency: agency.clone(),
+                    batch: None,
+                    outcome,
+                });
+            }
+            let mut message = Bytes::new();
+            if !r.message.is_empty() {
+                let storage = match cached {
+                    Some(s) => Ok(s),
+                    None => Self::reconcile_items_task(&ctx, policy.clone(), agency.clone())
+                        .await
+                        .map(Arc::new),
+                };
+                let storage = match storage {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(TaskDone::Respond {
+                            channel,
+                            response: Response::error("unavailable", e),
+                        });
+                        return;
+                    }
+                };
+                let msg = r.message.clone();
+                let st = storage.clone();
+                match tokio::task::spawn_blocking(move || reconcile::respond(&st, &msg)).await {
+                    Ok(Ok(m)) => message = Bytes::from(m),
+                    Ok(Err(e)) => {
+                        let _ = tx.send(TaskDone::Respond {
+                            channel,
+                            response: Response::error("bad_request", e.to_string()),
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(TaskDone::Respond {
+                            channel,
+                            response: Response::error("unavailable", e.to_string()),
+                        });
+                        return;
+                    }
+                }
+                let _ = tx.send(TaskDone::ResponderStorage {
+                    peer,
+                    session,
+                    storage,
+                });
+            }
+            let need: Vec<RecordId> = r.need.into_iter().take(MAX_NEED).collect();
+            let to = agency.clone();
+            let res = ctx
+                .store
+                .call(move |s| {
+                    let mut out = Vec::new();
+                    let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
+                    for id in need {
+                        let Some(rec) = s.record(&id)? else { continue };
+                        match policy.prepare(&rec, &to) {
+                            Ok(p) => {
+                                if bytes + p.bytes.len() > budget {
+                                    break;
+                                }
+                                bytes += p.bytes.len();
+                                withheld += p.withheld as u64;
+                                out.push(Transfer {
+                                    record: p.bytes,
+                                    hops: p.hops,
+                                });
+                            }
+                            Err(_) => denied += 1,
+                        }
+                    }
+                    Ok((out, withheld, denied))
+                })
+                .await;
+            let (records, withheld, denied) = res.unwrap_or_default();
+            let _ = tx.send(TaskDone::Sent {
+                agency,
+                records: records.len() as u64,
+                withheld_fields: withheld,
+                denied,
+                at_head: None,
+            });
+            let _ = tx.send(TaskDone::Respond {
+                channel,
+                response: Response::Reconcile(ReconcileReply {
+                    session,
+                    message,
+                    records,
+                }),
+            });
+        });
+    }
+
+    fn spawn_ingest(&mut self, peer: PeerId, agency: AgencyCode, transfers: Vec<Transfer>) {
+        let ctx = self.ctx.clone();
+        let tx = self.tasks_tx.clone();
+        let skew = self.cfg.max_clock_skew.0;
+        tokio::spawn(async move {
+            let outcome = ingest(&ctx, &agency, transfers, None, skew).await;
+            let _ = tx.send(TaskDone::Applied {
+                peer,
+                agency,
+                batch: None,
+                outcome,
+            });
+        });
+    }
+
+    // ------------------------------------------------------------------ task results
+
+    fn on_task(&mut self, t: TaskDone) {
+        let now = Instant::now();
+        match t {
+            TaskDone::Respond { channel, response } => self.respond(channel, &response),
+            TaskDone::Applied {
+                peer,
+                agency,
+                batch,
+                outcome,
+            } => {
+                let label = PeerLabel {
+                    peer: agency.to_string(),
+                };
+                self.ctx
+                    .metrics
+                    .received
+                    .get_or_create(&label)
+                    .inc_by(outcome.received);
+                let c = self.counters.entry(agency.clone()).or_default();
+                c.received += outcome.received;
+                c.rejected += outcome.rejected.len() as u64;
+                let mut against = 0u32;
+                for r in &outcome.rejected {
+                    self.ctx.metrics.reject(agency.as_str(), &r.reason.code());
+                    if r.reason.counts_against_sender() {
+                        against += 1;
+                    }
+                    tracing::warn!(
+                        %agency,
+                        record = ?r.record_id.map(|i| i.to_hex()),
+                        origin = ?r.origin.as_ref().map(|o| o.to_string()),
+                        reason = %r.reason.code(),
+                        "record rejected"
+                    );
+                }
+                if !outcome.rejected.is_empty() {
+                    self.set_error(
+                        &agency,
+                        format!(
+                            "{} record(s) rejected, last: {}",
+                            outcome.rejected.len(),
+                            outcome
+                                .rejected
+                                .last()
+                                .map(|r| r.reason.code())
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+                self.record_invalid(&agency, against);
+                match (batch, outcome.error) {
+                    (Some((b, cursor)), None) => {
+                        self.cursors.insert(agency.clone(), cursor);
+                        if let Some(ps) = self.peers.get_mut(&peer) {
+                            let actions =
+                                ps.on_batch_applied(b.log_epoch, cursor.seq, b.head_seq, now);
+                            self.run_actions(peer, actions);
+                        }
+                    }
+                    (Some(_), Some(e)) => {
+                        self.set_error(&agency, e.clone());
+                        if let Some(ps) = self.peers.get_mut(&peer) {
+                            ps.on_pull_failed(e, now);
+                        }
+                    }
+                    (None, Some(e)) => self.set_error(&agency, e),
+                    (None, None) => {}
+                }
+                tracing::debug!(%agency, stored = outcome.stored, "records applied");
+            }
+            TaskDone::Sent {
+                agency,
+                records,
+                withheld_fields,
+                denied,
+                at_head,
+            } => {
+                if let Some(at_head) = at_head {
+                    let peers: Vec<PeerId> = self
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| p.agency == agency)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for p in peers {
+                        if let Some(ps) = self.peers.get_mut(&p) {
+                            let actions = ps.on_pull_served(at_head, now);
+                            self.run_actions(p, actions);
+                        }
+                    }
+                }
+                let label = PeerLabel {
+                    peer: agency.to_string(),
+                };
+                if records > 0 {
+                    tracing::debug!(%agency, records, withheld_fields, denied, "records sent");
+                }
+                self.ctx.metrics.sent.get_or_create(&label).inc_by(records);
+                self.ctx
+                    .metrics
+                    .fields_withheld
+                    .get_or_create(&label)
+                    .inc_by(withheld_fields);
+                self.ctx
+                    .metrics
+                    .withheld_by_policy
+                    .get_or_create(&label)
+                    .inc_by(denied);
+                self.counters.entry(agency).or_default().sent += records;
+            }
+            TaskDone::ReconcileReady { peer, result } => match result {
+                Ok((init, step)) => {
+                    if self.peers.contains_key(&peer) {
+                        self.initiators.insert(peer, init);
+                        self.send_step(peer, step);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot start reconciliation");
+                    if let Some(ps) = self.peers.get_mut(&peer) {
+                        ps.on_reconcile_done(Err(e), now);
+                    }
+                }
+            },
+            TaskDone::ReconcileHave {
+                peer,
+                step,
+                transfers,
+                leftover,
+            } => {
+                let Some(init) = self.initiators.get_mut(&peer) else {
+                    return;
+                };
+                init.requeue_have(leftover);
+                let session = init.session;
+                let req = Reconcile {
+                    session,
+                    message: step.message.map(Bytes::from).unwrap_or_default(),
+                    have: transfers,
+                    need: step.need,
+                };
+                self.send(
+                    peer,
+                    &Request::Reconcile(req),
+                    Pending::Reconcile { session },
+                );
+            }
+            TaskDone::ResponderStorage {
+                peer,
+                session,
+                storage,
+            } => {
+                if self.agencies.contains_key(&peer) {
+                    self.responders.insert(peer, (session, storage, now));
+                }
+            }
+            TaskDone::CursorPersisted => {}
+        }
+    }
+
+    // ---------------------------------------------------------------------- timers
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for p in peers {
+            if let Some(ps) = self.peers.get_mut(&p) {
+                let actions = ps.on_tick(now);
+                self.run_actions(p, actions);
+            }
+        }
+        self.responders
+            .retain(|_, (_, _, t)| now.duration_since(*t) < RESPONDER_TTL);
+        for i in 0..self.targets.len() {
+            let Some(t) = self.targets.get_mut(i) else {
+                continue;
+            };
+            let due = t.next_at.is_some_and(|at| now >= at) && t.dialing == 0;
+            if !due || self.bans.is_banned(&t.agency, now) {
+                continue;
+            }
+            t.next_at = None;
+            let addrs = t.addrs.clone();
+            for a in addrs {
+                let opts = DialOpts::unknown_peer_id().address(a.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dialing.insert(id, i);
+                        if let Some(t) = self.targets.get_mut(i) {
+                            t.dialing += 1;
+                        }
+                    }
+                    Err(e) => tracing::debug!(address = %a, error = %e, "dial refused"),
+                }
+            }
+            if let Some(t) = self.targets.get_mut(i)
+                && t.dialing == 0
+            {
+                t.next_at = Some(now + t.backoff.next_delay(jitter()));
+            }
+        }
+        self.refresh_status();
+    }
+
+    fn set_error(&mut self, agency: &AgencyCode, e: String) {
+        for ps in self.peers.values_mut().filter(|p| p.agency == *agency) {
+            ps.last_error = Some(e.clone());
+        }
+        if let Ok(mut t) = self.ctx.peers.write()
+            && let Some(info) = t.get_mut(agency.as_str())
+        {
+            info.last_error = Some(e);
+        }
+    }
+
+    fn refresh_status(&mut self) {
+        let roster = self.ctx.roster();
+        let ours = roster.version();
+        let now = Instant::now();
+        let wall = Timestamp::now();
+        let banned: HashMap<AgencyCode, Instant> = self.bans.active(now).into_iter().collect();
+        let mut table = std::collections::BTreeMap::new();
+        let neighbours: Vec<AgencyCode> = self
+            .ctx
+            .config
+            .raw
+            .peers
+            .iter()
+            .map(|p| p.agency.get_ref().clone())
+            .chain(
+                self.agencies
+                    .values()
+                    .filter(|(_, r)| *r == Role::Member)
+                    .map(|(a, _)| a.clone()),
+            )
+            .collect();
+        for agency in neighbours {
+            let connected: Vec<(&PeerId, &PeerSync)> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.agency == agency)
+                .collect();
+            let c = self.counters.get(&agency).cloned().unwrap_or_default();
+            let ps = connected.first().map(|(_, p)| *p);
+            let to_wall =
+                |t: Instant| {
+                    Timestamp(wall.as_millis().saturating_sub(
+                        u64::try_from(now.duration_since(t).as_millis()).unwrap_or(0),
+                    ))
+                };
+            let info = PeerInfo {
+                agency: agency.to_string(),
+                peer_id: connected
+                    .first()
+                    .map(|(p, _)| p.to_base58())
+                    .or_else(|| {
+                        roster
+                            .member(&agency)
+                            .and_then(|m| m.node_ids.first().cloned())
+                    })
+                    .unwrap_or_default(),
+                connected: !connected.is_empty(),
+                lag: ps.and_then(|p| p.lag()),
+                last_sync: ps.and_then(|p| p.last_sync).map(to_wall),
+                records_received: c.received,
+                records_sent: c.sent,
+                records_rejected: c.rejected,
+                roster_version: ps.and_then(|p| p.roster_version),
+                our_roster_outdated: ps.and_then(|p| p.roster_version).is_some_and(|v| v > ours),
+                banned_until: banned.get(&agency).map(|u| {
+                    Timestamp(
+                        wall.as_millis()
+                            + u64::try_from(u.duration_since(now).as_millis()).unwrap_or(0),
+                    )
+                }),
+                last_error: ps.and_then(|p| p.last_error.clone()).or_else(|| {
+                    self.ctx
+                        .peers
+                        .read()
+                        .ok()
+                        .and_then(|t| t.get(agency.as_str()).and_then(|i| i.last_error.clone()))
+                }),
+            };
+            if let Some(lag) = info.lag {
+                self.ctx
+                    .metrics
+                    .sync_lag
+                    .get_or_create(&PeerLabel {
+                        peer: agency.to_string(),
+                    })
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+            table.insert(agency.to_string(), info);
+        }
+        if let Ok(mut t) = self.ctx.peers.write() {
+            *t = table;
+        }
+    }
+}
+
+/// Checks and stores records from `agency`, with an optional cursor to persist.
+async fn ingest(
+    ctx: &NodeContext,
+    agency: &AgencyCode,
+    transfers: Vec<Transfer>,
+    cursor: Option<Cursor>,
+    skew: Duration,
+) -> IngestOutcome {
+    let received = transfers.len() as u64;
+    let policy = ctx.policy();
+    let from = agency.clone();
+    let checked = match tokio::task::spawn_blocking(move || {
+        check(&policy, &from, transfers, Timestamp::now(), skew)
+    })
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return IngestOutcome {
+                received,
+                error: Some(format!("verification task failed: {e}")),
+                ..Default::default()
+            };
+        }
+    };
+    let mut outcome = IngestOutcome {
+        received,
+        rejected: checked.rejected,
+        ..Default::default()
+    };
+    if checked.accepted.is_empty() && cursor.is_none() {
+        return outcome;
+    }
+    let batch = IngestBatch {
+        items: checked.accepted,
+        cursor: cursor.map(|c| (agency.clone(), c)),
+    };
+    match ctx.store.ingest(batch).await {
+        Ok(report) => {
+            outcome.stored = report
+                .outcomes
+                .iter()
+                .filter(|o| !matches!(o, crate::store::Outcome::Duplicate))
+                .count() as u64;
+            ctx.after_ingest(&report, "peer");
+        }
+        Err(e) => {
+            ctx.write_failed(&e);
+            outcome.error = Some(match e {
+                StoreError::Closed => "store closed".into(),
+                other => other.to_string(),
+            });
+        }
+    }
+    outcome
+}

@@ -1,0 +1,689 @@
+//! Replication logic, sans IO: per-peer state machines that take events and the time
+//! as input and return the actions to take, in the style of iroh-gossip. The network
+//! event loop (`crate::net`) owns the sockets and the Swarm and does what these return.
+//!
+//! - [`PeerSync`]: the changes feed (Hello, Notify, Pull/Batch, cursors) and when to
+//!   reconcile with one neighbour.
+//! - [`Bans`]: counts invalid input per peer and decides bans.
+//! - [`Backoff`]: reconnect delays with exponential growth and jitter.
+//! - [`reconcile`]: negentropy set reconciliation sessions.
+//! - [`ingest`]: checking received records (decode, distribution, roster, signatures).
+
+pub mod ingest;
+pub mod msg;
+pub mod reconcile;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use wlnode_crypto::model::AgencyCode;
+
+use crate::wire::Cursor;
+use msg::{Hello, Notify, Pull};
+
+/// What the event loop should do for a peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send our Hello.
+    SendHello,
+    /// Send a Pull.
+    SendPull(Pull),
+    /// Replace the stored cursor: we had none for this log (first contact, our store
+    /// was wiped, or the peer's log epoch changed). The cursor jumps to the peer's
+    /// head and reconciliation fetches the backlog, so nothing is sent twice.
+    ResetCursor(Cursor),
+    /// Start a reconciliation session as initiator.
+    StartReconcile,
+    /// Send a Notify with our head.
+    SendNotify,
+}
+
+/// Changes-feed and reconciliation state of one connected neighbour.
+#[derive(Clone, Debug)]
+pub struct PeerSync {
+    /// The neighbour's agency.
+    pub agency: AgencyCode,
+    /// Whether we start reconciliations with this peer on connect (the side with the
+    /// smaller PeerId does; the other side only steps in if none happens for twice the
+    /// interval).
+    pub initiator: bool,
+    interval: Duration,
+    pull_limit: u32,
+    max_bytes: u64,
+    hello_done: bool,
+    /// Their roster version, from Hello.
+    pub roster_version: Option<u64>,
+    their_epoch: Option<[u8; 16]>,
+    their_head: u64,
+    cursor: Option<Cursor>,
+    pull_in_flight: bool,
+    pull_retry_at: Option<Instant>,
+    peer_behind: bool,
+    reconcile_in_flight: bool,
+    reconcile_wanted: Option<Instant>,
+    last_reconcile: Option<Instant>,
+    connected_at: Instant,
+    notify_in_flight: bool,
+    notify_dirty: bool,
+    /// Last time a batch or reconciliation completed.
+    pub last_sync: Option<Instant>,
+    /// Last error seen with this peer.
+    pub last_error: Option<String>,
+}
+
+/// Delay before retrying a failed Pull.
+const PULL_RETRY: Duration = Duration::from_secs(2);
+/// Longest a wanted reconciliation waits for the changes feed to catch up.
+const RECONCILE_MAX_WAIT: Duration = Duration::from_secs(30);
+
+impl PeerSync {
+    /// A new connection to `agency`, with the cursor we stored for it.
+    pub fn new(
+        agency: AgencyCode,
+        initiator: bool,
+        cursor: Option<Cursor>,
+        interval: Duration,
+        pull_limit: u32,
+        max_bytes: u64,
+        now: Instant,
+    ) -> Self {
+        Self {
+            agency,
+            initiator,
+            interval,
+            pull_limit,
+            max_bytes,
+            hello_done: false,
+            roster_version: None,
+            their_epoch: None,
+            their_head: 0,
+            cursor,
+            pull_in_flight: false,
+            pull_retry_at: None,
+            peer_behind: false,
+            reconcile_in_flight: false,
+            reconcile_wanted: None,
+            last_reconcile: None,
+            connected_at: now,
+            notify_in_flight: false,
+            notify_dirty: false,
+            last_sync: None,
+            last_error: None,
+        }
+    }
+
+    /// On connect: introduce ourselves.
+    pub fn on_connected(&mut self) -> Vec<Action> {
+        vec![Action::SendHello]
+    }
+
+    /// Whether Hello has been exchanged.
+    pub fn ready(&self) -> bool {
+        self.hello_done
+    }
+
+    /// Changes-feed lag: their head minus our cursor.
+    pub fn lag(&self) -> Option<u64> {
+        let epoch = self.their_epoch?;
+        let seq = match self.cursor {
+            Some(c) if c.epoch == epoch => c.seq,
+            _ => 0,
+        };
+        Some(self.their_head.saturating_sub(seq))
+    }
+
+    fn observe(&mut self, epoch: [u8; 16], head: u64, now: Instant, out: &mut Vec<Action>) {
+        if self.their_epoch != Some(epoch) {
+            self.their_epoch = Some(epoch);
+            self.their_head = head;
+            if self.cursor.is_none_or(|c| c.epoch != epoch) {
+                let c = Cursor { epoch, seq: head };
+                self.cursor = Some(c);
+                out.push(Action::ResetCursor(c));
+                self.want_reconcile(now);
+            }
+        } else {
+            self.their_head = self.their_head.max(head);
+        }
+    }
+
+    fn want_reconcile(&mut self, now: Instant) {
+        if self.reconcile_wanted.is_none() {
+            self.reconcile_wanted = Some(now);
+        }
+    }
+
+    /// Both changes feeds are idle: we have pulled their log to its head, and their
+    /// last pull from us reached ours.
+    fn caught_up(&self) -> bool {
+        !self.pull_in_flight
+            && !self.peer_behind
+            && self.cursor.is_some_and(|c| c.seq >= self.their_head)
+    }
+
+    /// We answered one of their Pulls; `at_head` says whether it reached our head.
+    pub fn on_pull_served(&mut self, at_head: bool, now: Instant) -> Vec<Action> {
+        self.peer_behind = !at_head;
+        let mut out = Vec::new();
+        self.maybe_reconcile(now, &mut out);
+        out
+    }
+
+    /// Starts a wanted reconciliation once the changes feed has caught up (so the two
+    /// paths do not send the same records), or after waiting too long for that.
+    fn maybe_reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(since) = self.reconcile_wanted else {
+            return;
+        };
+        if !self.hello_done || self.reconcile_in_flight {
+            return;
+        }
+        // When both sides want a session (say, after one lost its store), only the
+        // initiator starts at once; the other waits, and drops its wish as soon as it
+        // serves the initiator's session, so records are not sent twice.
+        let waited = now.duration_since(since) >= RECONCILE_MAX_WAIT;
+        if (self.initiator && self.caught_up()) || waited {
+            self.reconcile_wanted = None;
+            self.reconcile_in_flight = true;
+            out.push(Action::StartReconcile);
+        }
+    }
+
+    fn maybe_pull(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if !self.hello_done || self.pull_in_flight || self.pull_retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let (Some(epoch), Some(cursor)) = (self.their_epoch, self.cursor) else {
+            return;
+        };
+        if self.their_head > cursor.seq {
+            self.pull_in_flight = true;
+            self.pull_retry_at = None;
+            out.push(Action::SendPull(Pull {
+                log_epoch: epoch,
+                after_seq: cursor.seq,
+                limit: self.pull_limit,
+                max_bytes: self.max_bytes,
+            }));
+        }
+    }
+
+    /// Their Hello (as a request or as the reply to ours).
+    pub fn on_hello(&mut self, h: &Hello, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        let first = !self.hello_done;
+        self.hello_done = true;
+        self.roster_version = Some(h.roster_version);
+        self.observe(h.log_epoch, h.head_seq, now, &mut out);
+        if first && self.initiator {
+            self.want_reconcile(now);
+        }
+        self.maybe_pull(now, &mut out);
+        self.maybe_reconcile(now, &mut out);
+        out
+    }
+
+    /// Their Notify.
+    pub fn on_notify(&mut self, n: &Notify, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.hello_done {
+            return out;
+        }
+        self.observe(n.log_epoch, n.head_seq, now, &mut out);
+        self.maybe_pull(now, &mut out);
+        self.maybe_reconcile(now, &mut out);
+        out
+    }
+
+    /// A batch from them was checked and stored (with the cursor it advanced to).
+    pub fn on_batch_applied(
+        &mut self,
+        epoch: [u8; 16],
+        next_seq: u64,
+        head_seq: u64,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.pull_in_flight = false;
+        self.last_sync = Some(now);
+        self.last_error = None;
+        if self.their_epoch != Some(epoch) {
+            // Their log was recreated: adopt the new one at its head and reconcile.
+            self.observe(epoch, head_seq, now, &mut out);
+        } else {
+            self.cursor = Some(Cursor {
+                epoch,
+                seq: next_seq,
+            });
+            self.their_head = self.their_head.max(head_seq);
+        }
+        self.maybe_pull(now, &mut out);
+        self.maybe_reconcile(now, &mut out);
+        out
+    }
+
+    /// The Pull failed (timeout, connection trouble, refused).
+    pub fn on_pull_failed(&mut self, error: String, now: Instant) {
+        self.pull_in_flight = false;
+        self.pull_retry_at = Some(now + PULL_RETRY);
+        self.last_error = Some(error);
+    }
+
+    /// A reconciliation with this peer finished (either side initiated it).
+    pub fn on_reconcile_done(&mut self, ok: Result<(), String>, now: Instant) {
+        self.reconcile_in_flight = false;
+        self.last_reconcile = Some(now);
+        match ok {
+            Ok(()) => {
+                self.last_sync = Some(now);
+            }
+            Err(e) => self.last_error = Some(e),
+        }
+    }
+
+    /// We served a reconciliation round for this peer: their session covers ours.
+    pub fn on_reconcile_served(&mut self, now: Instant) {
+        self.last_reconcile = Some(now);
+        self.reconcile_wanted = None;
+    }
+
+    /// Our log head moved: tell them, one Notify in flight at a time.
+    pub fn on_local_change(&mut self) -> Vec<Action> {
+        if !self.hello_done {
+            return Vec::new();
+        }
+        if self.notify_in_flight {
+            self.notify_dirty = true;
+            return Vec::new();
+        }
+        self.notify_in_flight = true;
+        vec![Action::SendNotify]
+    }
+
+    /// Our Notify was answered (or failed).
+    pub fn on_notify_done(&mut self) -> Vec<Action> {
+        self.notify_in_flight = false;
+        if std::mem::take(&mut self.notify_dirty) {
+            self.notify_in_flight = true;
+            return vec![Action::SendNotify];
+        }
+        Vec::new()
+    }
+
+    /// Periodic timer.
+    pub fn on_tick(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.maybe_pull(now, &mut out);
+        if self.hello_done && !self.reconcile_in_flight && self.reconcile_wanted.is_none() {
+            let since = self.last_reconcile.unwrap_or(self.connected_at);
+            let due = if self.initiator {
+                self.interval
+            } else {
+                self.interval * 2
+            };
+            if now.duration_since(since) >= due {
+                self.want_reconcile(now);
+            }
+        }
+        self.maybe_reconcile(now, &mut out);
+        out
+    }
+
+    /// The cursor as last stored.
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.cursor
+    }
+}
+
+/// Counts invalid input per peer in a sliding window and decides bans.
+#[derive(Debug)]
+pub struct Bans {
+    threshold: u32,
+    window: Duration,
+    duration: Duration,
+    events: HashMap<AgencyCode, VecDeque<(Instant, u32)>>,
+    banned: HashMap<AgencyCode, Instant>,
+}
+
+impl Bans {
+    /// Ban after more than `threshold` invalid items within `window`, for `duration`.
+    pub fn new(threshold: u32, window: Duration, duration: Duration) -> Self {
+        Self {
+            threshold,
+            window,
+            duration,
+            events: HashMap::new(),
+            banned: HashMap::new(),
+        }
+    }
+
+    /// Records `n` invalid items from `peer`; returns the ban expiry if this bans it.
+    pub fn record(&mut self, peer: &AgencyCode, n: u32, now: Instant) -> Option<Instant> {
+        if n == 0 || self.is_banned(peer, now) {
+            return None;
+        }
+        let q = self.events.entry(peer.clone()).or_default();
+        q.push_back((now, n));
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > self.window)
+        {
+            q.pop_front();
+        }
+        let total: u32 = q.iter().map(|(_, k)| *k).sum();
+        if total > self.threshold {
+            q.clear();
+            let until = now + self.duration;
+            self.banned.insert(peer.clone(), until);
+            return Some(until);
+        }
+        None
+    }
+
+    /// Whether `peer` is banned at `now` (expired bans are forgotten).
+    pub fn is_banned(&mut self, peer: &AgencyCode, now: Instant) -> bool {
+        match self.banned.get(peer) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                self.banned.remove(peer);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Current bans with their expiry.
+    pub fn active(&self, now: Instant) -> Vec<(AgencyCode, Instant)> {
+        self.banned
+            .iter()
+            .filter(|(_, u)| now < **u)
+            .map(|(a, u)| (a.clone(), *u))
+            .collect()
+    }
+}
+
+/// Exponential reconnect backoff with jitter.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// Delays from `min`, doubling, capped at `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self {
+            min,
+            max,
+            attempt: 0,
+        }
+    }
+
+    /// The next delay, given a jitter factor in `[0, 1)` (the caller supplies the
+    /// randomness). The delay is uniformly spread over the upper half of the window.
+    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+        let base = self
+            .min
+            .saturating_mul(1u32.checked_shl(self.attempt.min(20)).unwrap_or(u32::MAX))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+
+    /// After a successful connection.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(initiator: bool, now: Instant) -> PeerSync {
+        PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            initiator,
+            None,
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            now,
+        )
+    }
+
+    fn hello(epoch: u8, head: u64) -> Hello {
+        Hello {
+            agency: "BB-CUSTOMS".parse().unwrap(),
+            roster_version: 1,
+            log_epoch: [epoch; 16],
+            head_seq: head,
+        }
+    }
+
+    #[test]
+    fn hello_pulls_from_zero_and_initiator_reconciles() {
+        let t = Instant::now();
+        let mut p = peer(true, t);
+        assert_eq!(p.on_connected(), vec![Action::SendHello]);
+        // First contact: adopt their head, fetch the backlog by reconciliation.
+        let acts = p.on_hello(&hello(1, 10), t);
+        assert_eq!(
+            acts,
+            vec![
+                Action::ResetCursor(Cursor {
+                    epoch: [1; 16],
+                    seq: 10
+                }),
+                Action::StartReconcile
+            ]
+        );
+        assert_eq!(p.lag(), Some(0));
+        // New records after that come by the changes feed.
+        let acts = p.on_notify(
+            &Notify {
+                log_epoch: [1; 16],
+                head_seq: 12,
+            },
+            t,
+        );
+        assert!(matches!(
+            acts[0],
+            Action::SendPull(Pull { after_seq: 10, .. })
+        ));
+        // No second pull while one is in flight.
+        assert!(
+            p.on_notify(
+                &Notify {
+                    log_epoch: [1; 16],
+                    head_seq: 14
+                },
+                t
+            )
+            .is_empty()
+        );
+        let acts = p.on_batch_applied([1; 16], 12, 14, t);
+        assert!(matches!(
+            acts[0],
+            Action::SendPull(Pull { after_seq: 12, .. })
+        ));
+        let acts = p.on_batch_applied([1; 16], 14, 14, t);
+        assert!(acts.is_empty());
+        assert_eq!(p.lag(), Some(0));
+    }
+
+    #[test]
+    fn a_new_epoch_resets_the_cursor() {
+        let t = Instant::now();
+        let mut p = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            false,
+            Some(Cursor {
+                epoch: [1; 16],
+                seq: 50,
+            }),
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        p.on_connected();
+        let acts = p.on_hello(&hello(1, 60), t);
+        assert!(
+            matches!(acts[..], [Action::SendPull(Pull { after_seq: 50, .. })]),
+            "resume: {acts:?}"
+        );
+        p.on_batch_applied([1; 16], 60, 60, t);
+        // Their store was wiped: new epoch. Jump to its head and reconcile.
+        let acts = p.on_notify(
+            &Notify {
+                log_epoch: [2; 16],
+                head_seq: 3,
+            },
+            t,
+        );
+        assert_eq!(
+            acts,
+            vec![Action::ResetCursor(Cursor {
+                epoch: [2; 16],
+                seq: 3
+            })]
+        );
+        // Not the initiator: it waits for the peer's session...
+        assert!(p.on_tick(t + Duration::from_secs(5)).is_empty());
+        // ...and starts one itself only if none came.
+        assert_eq!(
+            p.on_tick(t + RECONCILE_MAX_WAIT),
+            vec![Action::StartReconcile]
+        );
+    }
+
+    #[test]
+    fn failed_pull_retries_after_a_delay() {
+        let t = Instant::now();
+        let mut p = peer(false, t);
+        p.on_hello(&hello(1, 0), t);
+        p.on_notify(
+            &Notify {
+                log_epoch: [1; 16],
+                head_seq: 5,
+            },
+            t,
+        );
+        p.on_pull_failed("timeout".into(), t);
+        assert!(p.on_tick(t + Duration::from_millis(100)).is_empty());
+        let acts = p.on_tick(t + PULL_RETRY + Duration::from_millis(1));
+        assert!(matches!(acts[0], Action::SendPull(_)));
+    }
+
+    #[test]
+    fn periodic_reconcile_with_a_backstop_for_the_non_initiator() {
+        let t = Instant::now();
+        let c0 = Some(Cursor {
+            epoch: [1; 16],
+            seq: 0,
+        });
+        let mk = |initiator| {
+            PeerSync::new(
+                "BB-CUSTOMS".parse().unwrap(),
+                initiator,
+                c0,
+                Duration::from_secs(60),
+                100,
+                1 << 20,
+                t,
+            )
+        };
+        let mut a = mk(true);
+        let mut b = mk(false);
+        assert_eq!(a.on_hello(&hello(1, 0), t), vec![Action::StartReconcile]);
+        a.on_reconcile_done(Ok(()), t);
+        assert!(b.on_hello(&hello(1, 0), t).is_empty());
+        let at = t + Duration::from_secs(61);
+        assert_eq!(a.on_tick(at), vec![Action::StartReconcile]);
+        assert!(b.on_tick(at).is_empty());
+        assert!(b.on_tick(t + Duration::from_secs(121)).is_empty());
+        assert_eq!(
+            b.on_tick(t + Duration::from_secs(121) + RECONCILE_MAX_WAIT),
+            vec![Action::StartReconcile]
+        );
+    }
+
+    #[test]
+    fn notifies_coalesce() {
+        let t = Instant::now();
+        let mut p = peer(false, t);
+        p.on_hello(&hello(1, 0), t);
+        assert_eq!(p.on_local_change(), vec![Action::SendNotify]);
+        assert!(p.on_local_change().is_empty());
+        assert!(p.on_local_change().is_empty());
+        assert_eq!(p.on_notify_done(), vec![Action::SendNotify]);
+        assert!(p.on_notify_done().is_empty());
+    }
+
+    #[test]
+    fn bans_after_threshold_in_window() {
+        let t = Instant::now();
+        let mut b = Bans::new(10, Duration::from_secs(60), Duration::from_secs(600));
+        let p: AgencyCode = "EVIL-NODE".parse().unwrap();
+        assert!(b.record(&p, 6, t).is_none());
+        // Outside the window, the first 6 no longer count.
+        assert!(b.record(&p, 6, t + Duration::from_secs(61)).is_none());
+        let until = b.record(&p, 5, t + Duration::from_secs(62)).unwrap();
+        assert!(b.is_banned(&p, t + Duration::from_secs(63)));
+        assert!(!b.is_banned(&p, until + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let d: Vec<Duration> = (0..8).map(|_| b.next_delay(0.999)).collect();
+        assert!(d[0] < Duration::from_millis(101) && d[0] >= Duration::from_millis(99));
+        assert!(d[1] > d[0] && d[2] > d[1]);
+        assert!(d[7] <= Duration::from_secs(2));
+        b.reset();
+        assert!(b.next_delay(0.0) <= Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod coordination_tests {
+    use super::*;
+
+    #[test]
+    fn a_served_session_cancels_our_wish() {
+        let t = Instant::now();
+        let mut p = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            false,
+            None,
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        p.on_connected();
+        let acts = p.on_hello(
+            &Hello {
+                agency: "BB-CUSTOMS".parse().unwrap(),
+                roster_version: 1,
+                log_epoch: [1; 16],
+                head_seq: 9,
+            },
+            t,
+        );
+        assert_eq!(
+            acts,
+            vec![Action::ResetCursor(Cursor {
+                epoch: [1; 16],
+                seq: 9
+            })]
+        );
+        p.on_reconcile_served(t + Duration::from_secs(1));
+        assert!(
+            p.on_tick(t + RECONCILE_MAX_WAIT + Duration::from_secs(1))
+                .is_empty()
+        );
+    }
+}
