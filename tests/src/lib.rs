@@ -293,3 +293,120 @@ pub fn init_logging() {
             .try_init();
     }
 }
+
+/// A bare libp2p peer speaking the sync protocol's framing, for tests that need to
+/// send what an honest node never would: garbage, oversized frames, or requests from
+/// an identity outside the roster.
+pub struct RawPeer {
+    swarm: libp2p::Swarm<libp2p::request_response::Behaviour<wlnode::net::codec::FrameCodec>>,
+}
+
+/// The outcome of one raw request.
+#[derive(Debug)]
+pub enum RawOutcome {
+    /// A response frame.
+    Response(bytes::Bytes),
+    /// The request failed (denied connection, reset stream, timeout).
+    Failed(String),
+}
+
+impl RawPeer {
+    /// A peer with the given ed25519 seed (or a random identity) and frame limits.
+    pub fn new(seed: Option<[u8; 32]>, max_request: usize, max_response: usize) -> Self {
+        use libp2p::{noise, request_response, tcp, yamux};
+        let keypair = match seed {
+            Some(mut s) => libp2p::identity::Keypair::ed25519_from_bytes(&mut s).unwrap(),
+            None => libp2p::identity::Keypair::generate_ed25519(),
+        };
+        let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| {
+                request_response::Behaviour::with_codec(
+                    wlnode::net::codec::FrameCodec {
+                        max_request,
+                        max_response,
+                    },
+                    [(
+                        wlnode::net::codec::SYNC_PROTOCOL,
+                        request_response::ProtocolSupport::Full,
+                    )],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(20)),
+                )
+            })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        Self { swarm }
+    }
+
+    /// The node key of a generated node folder, as a seed.
+    pub fn seed_of(node_dir: &std::path::Path) -> [u8; 32] {
+        let key = wlnode_crypto::keyfile::read_secret_key(
+            &node_dir.join("node.key"),
+            wlnode_crypto::keyfile::KeyKind::Node,
+        )
+        .unwrap();
+        *key.seed()
+    }
+
+    /// Sends `frame` as a sync request to the node at `addr` (with `/p2p/`).
+    pub async fn request(&mut self, addr: &libp2p::Multiaddr, frame: bytes::Bytes) -> RawOutcome {
+        use futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        let peer = addr
+            .iter()
+            .find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            })
+            .expect("address with /p2p/");
+        self.swarm.add_peer_address(peer, addr.clone());
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .send_request(&peer, wlnode::net::codec::Frame::Data(frame));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ev = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(ev) => ev,
+                Err(_) => return RawOutcome::Failed("timeout".into()),
+            };
+            match ev {
+                SwarmEvent::Behaviour(Event::Message {
+                    message:
+                        Message::Response {
+                            request_id,
+                            response,
+                        },
+                    ..
+                }) if request_id == id => {
+                    return match response {
+                        wlnode::net::codec::Frame::Data(b) => RawOutcome::Response(b),
+                        wlnode::net::codec::Frame::Oversized { len, .. } => {
+                            RawOutcome::Failed(format!("oversized response {len}"))
+                        }
+                    };
+                }
+                SwarmEvent::Behaviour(Event::OutboundFailure {
+                    request_id, error, ..
+                }) if request_id == id => {
+                    return RawOutcome::Failed(error.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The listen address of a running node, with `/p2p/`.
+pub fn addr(c: &Cluster, i: usize) -> libp2p::Multiaddr {
+    c.node(i).listen_addrs[0].clone()
+}

@@ -4,6 +4,8 @@
 //!
 //! These are measurements, never assertions: nothing here fails on a slow machine.
 
+pub mod sync;
+
 use std::path::Path;
 use std::time::Instant;
 
@@ -24,7 +26,7 @@ use crate::store::{Incoming, IngestBatch, Source, Store};
 #[error("benchmark failed: {0}")]
 pub struct BenchError(pub String);
 
-fn err(e: impl std::fmt::Display) -> BenchError {
+pub(crate) fn err(e: impl std::fmt::Display) -> BenchError {
     BenchError(e.to_string())
 }
 

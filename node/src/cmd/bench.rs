@@ -20,9 +20,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
     },
+    /// Replication with real nodes on loopback: cold sync of N records next to raw
+    /// verify_batch, propagation along a five-node line, reconciliation bytes.
+    Sync {
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        #[arg(long, default_value_t = 100)]
+        missing: usize,
+    },
 }
 
 pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
+    if std::env::var_os("WLNODE_LOG").is_some() {
+        super::run::init_logging(wlnode::config::LogFormat::Text);
+    }
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
     let report = match c {
         BenchCommand::Import { entries, batch } => {
@@ -35,6 +48,16 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Store { records } => {
             serde_json::to_value(wlnode::bench::store(records, dir.path())?)?
         }
+        BenchCommand::Sync {
+            records,
+            samples,
+            missing,
+        } => serde_json::to_value(super::runtime()?.block_on(wlnode::bench::sync::run(
+            records,
+            samples,
+            missing,
+            dir.path(),
+        ))?)?,
     };
     super::print_json(&report)?;
     Ok(ExitCode::SUCCESS)

@@ -2,8 +2,10 @@
 //!
 //! A frame is a 4-byte big-endian length and that many bytes. The length is checked
 //! against the limit before a single byte of the body is read, so an oversized frame
-//! costs the receiver nothing but an error. Frames stay opaque bytes here; the event
-//! loop decodes them (`crate::wire`) so that a bad frame is counted against its peer.
+//! costs the receiver nothing: the codec hands the event loop a [`Frame::Oversized`]
+//! marker instead (libp2p's request-response would otherwise drop a read error
+//! without saying which peer caused it), and the loop counts it against that peer.
+//! Frames stay opaque bytes here; the event loop decodes them (`crate::wire`).
 
 use std::io;
 
@@ -34,19 +36,30 @@ pub struct FrameTooLarge {
     pub max: usize,
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Bytes> {
+/// A frame as read: its bytes, or the fact that it was over the limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A frame within the limit.
+    Data(Bytes),
+    /// A frame whose announced length was over the limit; its body was not read.
+    Oversized {
+        /// Announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Frame> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
     if len > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            FrameTooLarge { len, max },
-        ));
+        return Ok(Frame::Oversized { len, max });
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
-    Ok(Bytes::from(buf))
+    Ok(Frame::Data(Bytes::from(buf)))
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
@@ -73,17 +86,17 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(
 
 impl Codec for FrameCodec {
     type Protocol = StreamProtocol;
-    type Request = Bytes;
-    type Response = Bytes;
+    type Request = Frame;
+    type Response = Frame;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Bytes>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
         read_frame(io, self.max_request).await
     }
 
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Bytes>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Frame>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -94,24 +107,36 @@ impl Codec for FrameCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Bytes,
+        req: Frame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req, self.max_request).await
+        match req {
+            Frame::Data(b) => write_frame(io, &b, self.max_request).await,
+            Frame::Oversized { len, max } => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                FrameTooLarge { len, max },
+            )),
+        }
     }
 
     async fn write_response<T>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: Bytes,
+        res: Frame,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &res, self.max_response).await
+        match res {
+            Frame::Data(b) => write_frame(io, &b, self.max_response).await,
+            Frame::Oversized { len, max } => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                FrameTooLarge { len, max },
+            )),
+        }
     }
 }
 
@@ -126,27 +151,40 @@ mod tests {
             max_response: 16,
         };
         let mut buf = futures::io::Cursor::new(Vec::new());
-        c.write_request(&SYNC_PROTOCOL, &mut buf, Bytes::from_static(b"hello"))
-            .await
-            .unwrap();
+        c.write_request(
+            &SYNC_PROTOCOL,
+            &mut buf,
+            Frame::Data(Bytes::from_static(b"hello")),
+        )
+        .await
+        .unwrap();
         let mut rd = futures::io::Cursor::new(buf.into_inner());
         assert_eq!(
             c.read_request(&SYNC_PROTOCOL, &mut rd).await.unwrap(),
-            Bytes::from_static(b"hello")
+            Frame::Data(Bytes::from_static(b"hello"))
         );
         // A header announcing 4 GiB is refused without reading further.
         let mut rd = futures::io::Cursor::new(vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
-        let err = c.read_request(&SYNC_PROTOCOL, &mut rd).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("over the limit"));
+        assert_eq!(
+            c.read_request(&SYNC_PROTOCOL, &mut rd).await.unwrap(),
+            Frame::Oversized {
+                len: 0xffff_ffff,
+                max: 16
+            }
+        );
+        assert_eq!(rd.position(), 4, "the body was not read");
         // Truncated frames are errors.
         let mut rd = futures::io::Cursor::new(vec![0, 0, 0, 5, 1]);
         assert!(c.read_request(&SYNC_PROTOCOL, &mut rd).await.is_err());
         let mut out = futures::io::Cursor::new(Vec::new());
         assert!(
-            c.write_request(&SYNC_PROTOCOL, &mut out, Bytes::from(vec![0u8; 17]))
-                .await
-                .is_err()
+            c.write_request(
+                &SYNC_PROTOCOL,
+                &mut out,
+                Frame::Data(Bytes::from(vec![0u8; 17]))
+            )
+            .await
+            .is_err()
         );
     }
 }

@@ -23,6 +23,7 @@ use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::roster::Role;
 use wlnode_crypto::time::Timestamp;
 
+use super::codec::Frame;
 use super::gate::Refused;
 use super::{Behaviour, BehaviourEvent, LISTEN_ADDRS_FILE, PeerInfo};
 use crate::config::SyncConfig;
@@ -40,8 +41,8 @@ use crate::wire::{Cursor, decode_request, decode_response, encode_request, encod
 
 /// Most records a Pull batch may carry.
 const MAX_PULL_LIMIT: u32 = 5000;
-/// Most `need` ids per reconcile request.
-const MAX_NEED: usize = 500;
+/// Most `need` ids per reconcile request (also bounded by the batch byte limit).
+const MAX_NEED: usize = 4000;
 /// Responder sessions expire after this long without use.
 const RESPONDER_TTL: Duration = Duration::from_secs(120);
 /// Room left in each frame for the message envelope.
@@ -57,7 +58,8 @@ enum Pending {
 /// Results of spawned work, fed back into the loop.
 enum TaskDone {
     Respond {
-        channel: ResponseChannel<Bytes>,
+        peer: PeerId,
+        channel: ResponseChannel<Frame>,
         response: Response,
     },
     Applied {
@@ -430,16 +432,43 @@ impl EventLoop {
 
     // ------------------------------------------------------------ request-response
 
-    fn on_sync_event(&mut self, ev: request_response::Event<Bytes, Bytes>) {
+    fn on_sync_event(&mut self, ev: request_response::Event<Frame, Frame>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
-                } => self.on_request(peer, request, channel),
+                } => match request {
+                    Frame::Data(b) => self.on_request(peer, b, channel),
+                    Frame::Oversized { len, max } => {
+                        tracing::warn!(%peer, len, max, "oversized request frame refused");
+                        self.respond(
+                            peer,
+                            channel,
+                            &Response::error(
+                                "frame_too_large",
+                                format!("frame of {len} bytes is over the limit of {max}"),
+                            ),
+                        );
+                        self.protocol_violation(peer, "frame_too_large");
+                    }
+                },
                 request_response::Message::Response {
                     request_id,
                     response,
-                } => self.on_response(peer, request_id, response),
+                } => match response {
+                    Frame::Data(b) => self.on_response(peer, request_id, b),
+                    Frame::Oversized { len, max } => {
+                        tracing::warn!(%peer, len, max, "oversized response frame refused");
+                        self.protocol_violation(peer, "frame_too_large");
+                        if let Some((_, pending)) = self.pending.remove(&request_id) {
+                            self.request_failed(
+                                peer,
+                                pending,
+                                format!("response of {len} bytes over the limit of {max}"),
+                            );
+                        }
+                    }
+                },
             },
             request_response::Event::OutboundFailure {
                 peer,
@@ -466,8 +495,10 @@ impl EventLoop {
         }
     }
 
-    fn respond(&mut self, channel: ResponseChannel<Bytes>, response: &Response) {
-        let bytes = Bytes::from(encode_response(response));
+    fn respond(&mut self, peer: PeerId, channel: ResponseChannel<Frame>, response: &Response) {
+        let encoded = Bytes::from(encode_response(response));
+        self.count_bytes(&peer, encoded.len());
+        let bytes = Frame::Data(encoded);
         if self
             .swarm
             .behaviour_mut()
@@ -490,7 +521,11 @@ impl EventLoop {
                 })
                 .inc_by(bytes.len() as u64);
         }
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, bytes);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, Frame::Data(bytes));
         self.pending.insert(id, (peer, pending));
     }
 
@@ -528,13 +563,31 @@ impl EventLoop {
         }
     }
 
-    fn on_request(&mut self, peer: PeerId, bytes: Bytes, channel: ResponseChannel<Bytes>) {
+    fn count_bytes(&self, peer: &PeerId, n: usize) {
+        if let Some((agency, _)) = self.agencies.get(peer) {
+            self.ctx
+                .metrics
+                .sync_bytes
+                .get_or_create(&PeerLabel {
+                    peer: agency.to_string(),
+                })
+                .inc_by(n as u64);
+        }
+    }
+
+    fn on_request(&mut self, peer: PeerId, bytes: Bytes, channel: ResponseChannel<Frame>) {
+        self.count_bytes(&peer, bytes.len());
         let Some((agency, role)) = self.agency_of(&peer) else {
-            self.respond(channel, &Response::error("forbidden", "not in the roster"));
+            self.respond(
+                peer,
+                channel,
+                &Response::error("forbidden", "not in the roster"),
+            );
             return;
         };
         if role != Role::Member {
             self.respond(
+                peer,
                 channel,
                 &Response::error("forbidden", "auditors may only use the audit protocol"),
             );
@@ -543,7 +596,11 @@ impl EventLoop {
         let req = match decode_request(&bytes) {
             Ok(r) => r,
             Err(e) => {
-                self.respond(channel, &Response::error("bad_request", e.to_string()));
+                self.respond(
+                    peer,
+                    channel,
+                    &Response::error("bad_request", e.to_string()),
+                );
                 self.protocol_violation(peer, "bad_request");
                 return;
             }
@@ -553,6 +610,7 @@ impl EventLoop {
             Request::Hello(h) => {
                 if h.agency != agency {
                     self.respond(
+                        peer,
                         channel,
                         &Response::error("bad_request", "Hello names another agency"),
                     );
@@ -560,7 +618,7 @@ impl EventLoop {
                     return;
                 }
                 let ours = self.hello();
-                self.respond(channel, &Response::Hello(ours));
+                self.respond(peer, channel, &Response::Hello(ours));
                 self.note_roster_version(&agency, h.roster_version);
                 if let Some(ps) = self.peers.get_mut(&peer) {
                     let actions = ps.on_hello(&h, now);
@@ -568,13 +626,13 @@ impl EventLoop {
                 }
             }
             Request::Notify(n) => {
-                self.respond(channel, &Response::Ack);
+                self.respond(peer, channel, &Response::Ack);
                 if let Some(ps) = self.peers.get_mut(&peer) {
                     let actions = ps.on_notify(&n, now);
                     self.run_actions(peer, actions);
                 }
             }
-            Request::Pull(p) => self.serve_pull(agency, p, channel),
+            Request::Pull(p) => self.serve_pull(peer, agency, p, channel),
             Request::Reconcile(r) => self.serve_reconcile(peer, agency, r, channel),
         }
     }
@@ -720,7 +778,13 @@ impl EventLoop {
 
     // ------------------------------------------------------------------ changes feed
 
-    fn serve_pull(&mut self, agency: AgencyCode, p: Pull, channel: ResponseChannel<Bytes>) {
+    fn serve_pull(
+        &mut self,
+        peer: PeerId,
+        agency: AgencyCode,
+        p: Pull,
+        channel: ResponseChannel<Frame>,
+    ) {
         let ctx = self.ctx.clone();
         let tx = self.tasks_tx.clone();
         let epoch = self.epoch;
@@ -811,12 +875,14 @@ impl EventLoop {
                         at_head: Some(batch.complete && batch.next_seq >= batch.head_seq),
                     });
                     let _ = tx.send(TaskDone::Respond {
+                        peer,
                         channel,
                         response: Response::Batch(batch),
                     });
                 }
                 Err(e) => {
                     let _ = tx.send(TaskDone::Respond {
+                        peer,
                         channel,
                         response: Response::error("unavailable", e.to_string()),
                     });
@@ -911,6 +977,10 @@ impl EventLoop {
             };
             let _ = tx.send(TaskDone::ReconcileReady { peer, result });
         });
+    }
+
+    fn max_need(&self) -> usize {
+        (self.cfg.max_batch_bytes / 2048).clamp(1, MAX_NEED)
     }
 
     fn max_have(&self) -> usize {
@@ -1017,6 +1087,7 @@ impl EventLoop {
             self.spawn_ingest(peer, agency.clone(), r.records);
         }
         let max_have = self.max_have();
+        let max_need = self.max_need();
         let Some(init) = self.initiators.get_mut(&peer) else {
             return;
         };
@@ -1028,7 +1099,7 @@ impl EventLoop {
             }
             return;
         }
-        match init.next_step(max_have, MAX_NEED) {
+        match init.next_step(max_have, max_need) {
             Some(step) => self.send_step(peer, step),
             None => {
                 if let Some(done) = self.initiators.remove(&peer) {
@@ -1057,7 +1128,7 @@ impl EventLoop {
         peer: PeerId,
         agency: AgencyCode,
         r: Reconcile,
-        channel: ResponseChannel<Bytes>,
+        channel: ResponseChannel<Frame>,
     ) {
         let cached = self
             .responders
@@ -1107,6 +1178,7 @@ impl EventLoop {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(TaskDone::Respond {
+                            peer,
                             channel,
                             response: Response::error("unavailable", e),
                         });
@@ -1119,6 +1191,7 @@ impl EventLoop {
                     Ok(Ok(m)) => message = Bytes::from(m),
                     Ok(Err(e)) => {
                         let _ = tx.send(TaskDone::Respond {
+                            peer,
                             channel,
                             response: Response::error("bad_request", e.to_string()),
                         });
@@ -1126,6 +1199,7 @@ impl EventLoop {
                     }
                     Err(e) => {
                         let _ = tx.send(TaskDone::Respond {
+                            peer,
                             channel,
                             response: Response::error("unavailable", e.to_string()),
                         });
@@ -1174,6 +1248,7 @@ impl EventLoop {
                 at_head: None,
             });
             let _ = tx.send(TaskDone::Respond {
+                peer,
                 channel,
                 response: Response::Reconcile(ReconcileReply {
                     session,
@@ -1204,7 +1279,11 @@ impl EventLoop {
     fn on_task(&mut self, t: TaskDone) {
         let now = Instant::now();
         match t {
-            TaskDone::Respond { channel, response } => self.respond(channel, &response),
+            TaskDone::Respond {
+                peer,
+                channel,
+                response,
+            } => self.respond(peer, channel, &response),
             TaskDone::Applied {
                 peer,
                 agency,
