@@ -4,3 +4,4 @@
 //! integration tests can run whole nodes in-process as well as via the binary.
 
 pub mod cli;
+pub mod screen;
