@@ -296,7 +296,8 @@ fn true_negatives_stay_under_the_threshold() {
         "Hassan Nasrallah Mahmoud",
         "Wang Fang",
         "Konstantinos Nikolaidis",
-        "Acme",
+        "Zenith Marine Services",
+        "Acme Widgets",
     ] {
         let res = search(&ix, q);
         assert!(

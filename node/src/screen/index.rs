@@ -17,7 +17,8 @@
 //!
 //! ## Search
 //!
-//! 1. Normalise the query; each query token (and each adjacent pair written together)
+//! 1. Normalise the query; each query token (and each adjacent pair written together, and
+//!    each token a listed name may write as two words)
 //!    is **expanded** to vocabulary tokens: the equal token, tokens with the same
 //!    skeleton, and tokens sharing enough trigrams, each kept only if
 //!    [`super::score::token_similarity`] accepts it (at most 32 per query token).
@@ -90,6 +91,7 @@ struct Name {
 struct VocabToken {
     text: Box<str>,
     skel: Box<str>,
+    weight: f32,
     postings: Vec<u32>,
 }
 
@@ -411,6 +413,7 @@ impl ScreenIndex {
         let tok = VocabToken {
             text: text.into(),
             skel: skel.clone().into_boxed_str(),
+            weight: token_weight(text) as f32,
             postings: Vec::new(),
         };
         let len = u8::try_from(text.len()).unwrap_or(u8::MAX);
@@ -608,10 +611,10 @@ impl ScreenIndex {
                 .map(|v| Tok {
                     text: &v.text,
                     skel: &v.skel,
-                    weight: token_weight(&v.text),
+                    weight: f64::from(v.weight),
                 })
                 .collect();
-            let al = score::align(&qtoks, &ntoks);
+            let al = score::align(&qtoks, &ntoks, score::middle_factor(entry.kind));
             let s = score::quick_score(&al, &facts, entry_facts(entry));
             scored.push(Scored {
                 score: s,
@@ -789,6 +792,27 @@ impl ScreenIndex {
                 }
             }
         }
+        // a query token that a listed name writes as two (`huaxin` / `Hua-xin`)
+        for q in qtoks.iter().filter(|q| q.text.len() >= 4) {
+            let mut found = 0;
+            for cut in 2..q.text.len() - 1 {
+                let (Some(a), Some(b)) = (q.text.get(..cut), q.text.get(cut..)) else {
+                    continue;
+                };
+                if let (Some(&x), Some(&y)) = (self.vocab_ix.get(a), self.vocab_ix.get(b)) {
+                    let tokens = vec![(x, 0.5), (y, 0.5)];
+                    groups.push(Expanded {
+                        weight: q.weight,
+                        postings: self.postings_len(&tokens),
+                        tokens,
+                    });
+                    found += 1;
+                    if found == 2 {
+                        break;
+                    }
+                }
+            }
+        }
         groups.sort_by_key(|g| g.postings);
         if s.acc.len() < self.names.len() {
             s.acc.resize(self.names.len(), 0.0);
@@ -862,6 +886,7 @@ impl ScreenIndex {
 
 fn entry_facts(e: &Entry) -> EntryFacts<'_> {
     EntryFacts {
+        kind: e.kind,
         country: country_str(&e.country),
         nationality: country_str(&e.nationality),
         birth_date: e.birth_date,

@@ -238,3 +238,67 @@ pub(crate) fn abbreviation(token: &str) -> Option<&'static str> {
 pub(crate) fn is_honorific(token: &str) -> bool {
     HONORIFICS.contains(&token)
 }
+
+/// Generic words of organisation names (sector words, in English and pinyin); they
+/// count half in the name score since many unrelated companies share them.
+pub(crate) const GENERIC_ORG_WORDS: &[&str] = &[
+    "aerospace",
+    "chemical",
+    "chemicals",
+    "company",
+    "components",
+    "dianzi",
+    "electronics",
+    "energy",
+    "engineering",
+    "enterprises",
+    "equipment",
+    "export",
+    "general",
+    "global",
+    "group",
+    "guangdian",
+    "guoji",
+    "holding",
+    "holdings",
+    "huagong",
+    "import",
+    "industries",
+    "industry",
+    "international",
+    "jixie",
+    "keji",
+    "logistics",
+    "machinery",
+    "manufacturing",
+    "maoyi",
+    "marine",
+    "nengyuan",
+    "service",
+    "services",
+    "shipping",
+    "shiye",
+    "solutions",
+    "supply",
+    "systems",
+    "technologies",
+    "technology",
+    "trading",
+    "wuliu",
+];
+
+/// True for a generic organisation word.
+pub(crate) fn is_generic(token: &str) -> bool {
+    GENERIC_ORG_WORDS.binary_search(&token).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_words_are_sorted_for_binary_search() {
+        assert!(GENERIC_ORG_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_generic("trading") && !is_generic("acme"));
+    }
+}

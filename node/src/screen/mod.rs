@@ -12,12 +12,14 @@
 //! - [`score`]: the token alignment, the score formula and the explanation types.
 //! - [`index`]: the incremental index (token vocabulary, trigram and phonetic indexes
 //!   over the vocabulary, postings lists) and candidate retrieval.
+//! - [`bench`]: the synthetic watchlist and the benchmark behind `wlnode bench screen`.
 //!
 //! The default threshold is [`DEFAULT_MIN_SCORE`] = 0.80: on the synthetic benchmark
 //! it keeps the variant classes (typos, transliterations, reordered tokens, one dropped
 //! middle name, changed legal forms, added honorifics) above it while a different
 //! surname or given name (one of two tokens unmatched scores 0.5) stays below it.
 
+pub mod bench;
 pub mod index;
 mod lexicon;
 pub mod normalize;

@@ -116,9 +116,13 @@ struct Raw {
 /// or digits).
 pub fn normalize(input: &str) -> NormName {
     let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
+    // Persian-only letters anywhere make the whole name Persian (`رضا` has none)
+    let persian = folded
+        .chars()
+        .any(|c| matches!(c, 'ی' | 'ک' | 'گ' | 'پ' | 'چ' | 'ژ'));
     let mut raws = Vec::new();
     for word in folded.split(is_separator).filter(|w| !w.is_empty()) {
-        split_word(word, &mut raws);
+        split_word(word, persian, &mut raws);
     }
     apply_rules(raws)
 }
@@ -143,7 +147,7 @@ fn is_mark(c: char) -> bool {
     matches!(c, '\u{0300}'..='\u{036F}' | '\u{064B}'..='\u{065F}' | '\u{0670}')
 }
 
-fn split_word(word: &str, out: &mut Vec<Raw>) {
+fn split_word(word: &str, persian: bool, out: &mut Vec<Raw>) {
     let parts: Vec<&str> = word.split(is_hyphen).collect();
     let last = parts.len().saturating_sub(1);
     for (i, part) in parts.into_iter().enumerate() {
@@ -154,10 +158,10 @@ fn split_word(word: &str, out: &mut Vec<Raw>) {
         let before = out.len();
         if is_dotted_letters(&part) {
             let joined: String = part.chars().filter(|c| *c != '.').collect();
-            push_piece(&joined, &part, out);
+            push_piece(&joined, &part, persian, out);
         } else {
             for piece in part.split('.').filter(|p| !p.is_empty()) {
-                push_piece(piece, piece, out);
+                push_piece(piece, piece, persian, out);
             }
         }
         if i < last && out.len() > before {
@@ -202,31 +206,31 @@ fn script_of(c: char) -> Script {
 }
 
 /// Splits a piece into script runs (CJK runs are read differently) and emits tokens.
-fn push_piece(piece: &str, original: &str, out: &mut Vec<Raw>) {
+fn push_piece(piece: &str, original: &str, persian: bool, out: &mut Vec<Raw>) {
     let mut run = String::new();
     let mut run_cjk = false;
     for c in piece.chars() {
         let cjk = script_of(c) == Script::Cjk;
         if !run.is_empty() && cjk != run_cjk {
-            emit_run(&run, run_cjk, original, out);
+            emit_run(&run, run_cjk, original, persian, out);
             run.clear();
         }
         run_cjk = cjk;
         run.push(c);
     }
     if !run.is_empty() {
-        emit_run(&run, run_cjk, original, out);
+        emit_run(&run, run_cjk, original, persian, out);
     }
 }
 
-fn emit_run(run: &str, cjk: bool, original: &str, out: &mut Vec<Raw>) {
+fn emit_run(run: &str, cjk: bool, original: &str, persian: bool, out: &mut Vec<Raw>) {
     if cjk {
         emit_cjk(run, out);
         return;
     }
     let has_arabic = run.chars().any(|c| script_of(c) == Script::Arabic);
     if has_arabic {
-        emit_arabic(run, out);
+        emit_arabic(run, persian, out);
         return;
     }
     let transliterated = run
@@ -338,16 +342,13 @@ fn push_translit(original: &str, out: &mut Vec<Raw>) {
     }
 }
 
-fn emit_arabic(word: &str, out: &mut Vec<Raw>) {
+fn emit_arabic(word: &str, persian: bool, out: &mut Vec<Raw>) {
     // drop harakat and tatweel; read ta marbuta as a vowel
     let mut w: String = word
         .chars()
         .filter(|c| !is_mark(*c) && *c != '\u{0640}')
         .map(|c| if c == 'ة' { 'a' } else { c })
         .collect();
-    let persian = w
-        .chars()
-        .any(|c| matches!(c, 'ی' | 'ک' | 'گ' | 'پ' | 'چ' | 'ژ'));
     if persian {
         w = w
             .chars()
@@ -462,10 +463,10 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
     }
     let mut raws = out;
 
-    // Leading honorifics.
+    // Leading honorifics (written in Latin: `عمر` transliterates to `mr` but is Omar).
     while raws.len() > 1 {
         let Some(first) = raws.first() else { break };
-        if !lexicon::is_honorific(&first.text) {
+        if first.transliterated || !lexicon::is_honorific(&first.text) {
             break;
         }
         let r = raws.remove(0);
@@ -498,12 +499,30 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
         }
     }
 
+    // A misspelt legal form at the end (`Coproration`, `PJCS`): one edit from a form of 4+
+    // letters (two from one of 8+), with at least two tokens left.
+    if raws.len() >= 3 {
+        if let Some(last) = raws.last() {
+            if !last.transliterated {
+                if let Some(form) = near_legal_form(&last.text) {
+                    if let Some(r) = raws.pop() {
+                        name.stripped.push(Stripped {
+                            kind: StrippedKind::LegalForm,
+                            text: r.original,
+                            normalized: form.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     // Stop words.
     let mut i = 0;
     while i < raws.len() && raws.len() > 1 {
         let is_stop = raws
             .get(i)
-            .is_some_and(|r| lexicon::STOPWORDS.contains(&r.text.as_str()));
+            .is_some_and(|r| !r.transliterated && lexicon::STOPWORDS.contains(&r.text.as_str()));
         if is_stop {
             let r = raws.remove(i);
             name.stripped.push(Stripped {
@@ -570,6 +589,23 @@ fn legal_form_at_start(raws: &[Raw]) -> Option<usize> {
         .max()
 }
 
+fn near_legal_form(token: &str) -> Option<&'static str> {
+    if token.len() < 3 {
+        return None;
+    }
+    lexicon::LEGAL_FORMS
+        .iter()
+        .filter_map(|f| match f {
+            [one] if one.len() >= 4 => Some(*one),
+            _ => None,
+        })
+        .find(|form| {
+            let allowed = if form.len() >= 8 { 2 } else { 1 };
+            token.len().abs_diff(form.len()) <= allowed
+                && strsim::osa_distance(token, form) <= allowed
+        })
+}
+
 fn stripped_form(removed: Vec<Raw>) -> Stripped {
     let text = removed
         .iter()
@@ -593,9 +629,22 @@ fn stripped_form(removed: Vec<Raw>) -> Stripped {
 /// `mohamed` and Arabic `mhmd` all give `mhmd`; `mukhammad` from Cyrillic too).
 ///
 /// Rules: digraphs fold (`sch`/`sh` → s, `kh` → h, `ch`/`c`/`q`/`ck` → k, `zh`/`dj`/`dzh`
-/// → j, `ph` → f, `th` → t, `dh` → d, `gh` → g, `x` → ks, `z`/`ts`/`tz` → s), vowels
-/// and `y`/`w` drop, doubled consonants collapse. Digits are kept.
+/// → j, `ph` → f, `gh` → k (Persian `Sadegh` = `صادق`), `x` → ks, `z`/`ts`/`tz` → s),
+/// vowels and `y`/`w`/`v` drop (`و` reads `w` but Persian writes `v`: `Javad` = `جواد`), doubled consonants collapse. Digits are kept. `th` and `dh` stay two
+/// letters: in a vowel-less transliteration `t`+`h` are usually two letters (`تهران` →
+/// `thrn`, Latin `Tehran`).
 pub fn skeleton(token: &str) -> String {
+    fold(token, false)
+}
+
+/// The skeleton with each run of vowels kept as one `a` (`mohammed` → `mahamad`,
+/// `muhammad` → `mahamad`, `mahmoud` → `mahmad`): two spellings with the same shape differ
+/// only in which vowels they write.
+pub fn shape(token: &str) -> String {
+    fold(token, true)
+}
+
+fn fold(token: &str, vowels: bool) -> String {
     let b = token.as_bytes();
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
@@ -620,12 +669,8 @@ pub fn skeleton(token: &str) -> String {
             ('j', 2)
         } else if rest.starts_with(b"ph") {
             ('f', 2)
-        } else if rest.starts_with(b"th") {
-            ('t', 2)
-        } else if rest.starts_with(b"dh") {
-            ('d', 2)
         } else if rest.starts_with(b"gh") {
-            ('g', 2)
+            ('k', 2)
         } else {
             let c = rest.first().map(|&c| char::from(c)).unwrap_or('a');
             let mapped = match c {
@@ -635,7 +680,8 @@ pub fn skeleton(token: &str) -> String {
                     push('k', &mut out);
                     's'
                 }
-                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' => '\0',
+                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' if vowels => 'a',
+                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' => '\0',
                 other => other,
             };
             (mapped, 1)
@@ -648,10 +694,10 @@ pub fn skeleton(token: &str) -> String {
     out
 }
 
-/// How much a token counts in a name: initials and the light particles `abu`/`abd`
-/// count half.
+/// How much a token counts in a name: initials, the light particles `abu`/`abd` and
+/// generic organisation words (`trading`, `group`, ...) count half.
 pub fn token_weight(text: &str) -> f64 {
-    if text.len() <= 1 || text == "abu" || text == "abd" {
+    if text.len() <= 1 || text == "abu" || text == "abd" || lexicon::is_generic(text) {
         0.5
     } else {
         1.0
@@ -677,6 +723,11 @@ mod tests {
         assert_eq!(texts("Beta Industries Co., Ltd."), ["beta", "industries"]);
         assert_eq!(texts("PJSC Gamma Oil"), ["gamma", "oil"]);
         assert_eq!(texts("LLC"), ["llc"]);
+        assert_eq!(
+            texts("Jetix Technologies Coproration"),
+            ["jetix", "technologies"]
+        );
+        assert_eq!(texts("Ivan Carp"), ["ivan", "carp"]);
     }
 
     #[test]
@@ -700,5 +751,9 @@ mod tests {
         }
         assert_eq!(skeleton("rashid"), skeleton("rshyd"));
         assert_eq!(skeleton("hussein"), skeleton("hsyn"));
+        assert_eq!(shape("mohammed"), shape("muhammad"));
+        assert_ne!(shape("mahmoud"), shape("mohammed"));
+        assert_eq!(shape("utaybi"), shape("otaibi"));
+        assert_eq!(skeleton("javad"), skeleton("jwad"));
     }
 }

@@ -6,29 +6,33 @@
 //!
 //! ## Formula
 //!
-//! Token similarity `sim(q, n)` (order-free; only pairs with `sim ≥ 0.72` count):
+//! Token similarity `sim(q, n)` (order-free; only pairs with `sim ≥ 0.78` count):
 //! - `1.0` equal texts (after normalisation and transliteration);
 //! - `0.9` initial: a single letter against a word starting with it;
-//! - fuzzy: `0.5·JW(q, n) + 0.5·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
+//! - fuzzy: `0.4·JW(q, n) + 0.6·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
 //!   string alignment distance from `strsim`);
 //! - phonetic: equal consonant skeletons ([`super::normalize::skeleton`]) give
 //!   `p = 0.92` (skeleton of 3+ letters), `0.88` (2 letters) or `0.80` (1 letter) when
-//!   one side spells no vowels (a transliteration from Arabic or Persian script), and
-//!   `0.5·p + 0.5·fuzzy` when both do and `fuzzy ≥ 0.70` (so `Mahmoud` does not become
-//!   `Mohammed`); the better of fuzzy and phonetic counts;
+//!   one side spells no vowels (a transliteration from Arabic or Persian script) or both
+//!   have their vowels in the same places ([`super::normalize::shape`]: `Utaybi` and
+//!   `Otaibi`), and `0.5·p + 0.5·fuzzy` when the vowel places differ but `fuzzy ≥ 0.66`
+//!   (so `Mahmoud` does not become `Mohammed`); the better of fuzzy and phonetic counts;
 //! - a token may also meet two adjacent tokens of the other side written together
 //!   (`xiaoming` = `xiao` + `ming`), exactly or phonetically.
 //!
 //! Query and name tokens are aligned greedily, best similarity first, each token used
-//! once. Each token has a weight `w` (1.0; 0.5 for initials and for `abu`/`abd`). Then
+//! once. Each token has a weight `w` (1.0; 0.5 for initials, for `abu`/`abd` and for
+//! generic organisation words such as `trading`, `international`, `group`). Then
 //!
 //! ```text
 //! matched_similarity = Σ_pairs sim·(w_q + w_n) / Σ_pairs (w_q + w_n)
 //! name_score         = Σ_pairs sim·(w_q + w_n) / (Σ_pairs (w_q + w_n) + Σ_unmatched w·m)
 //! ```
 //!
-//! where `m = 1` for an unmatched first or last token of its side and `m = 0.3` for an
-//! unmatched middle token (a missing middle name costs little, a missing surname a lot).
+//! where, when the listed entry is a person, `m = 1` for an unmatched first or last token
+//! of its side and `m = 0.3` for an unmatched middle token (a missing middle name costs
+//! little, a missing surname a lot); for organisations and vessels `m = 1` everywhere (their
+//! distinctive word is often in the middle).
 //! The explanation lists `matched_similarity` and then the *missing tokens* adjustment
 //! `name_score − matched_similarity` (≤ 0).
 //!
@@ -43,18 +47,18 @@
 //! `score = clamp(matched_similarity + Σ adjustments, 0, 1)`.
 
 use serde::Serialize;
-use wlnode_crypto::model::{CountryCode, Identifier};
+use wlnode_crypto::model::{CountryCode, Identifier, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
-use super::normalize::{Expansion, NormName, Stripped, skeleton, token_weight};
+use super::normalize::{Expansion, NormName, Stripped, shape, skeleton, token_weight};
 
 /// Pairs of tokens below this similarity do not match.
-pub const MIN_TOKEN_SIMILARITY: f64 = 0.72;
+pub const MIN_TOKEN_SIMILARITY: f64 = 0.78;
 /// Similarity of an initial to a word starting with it.
 pub const INITIAL_SIMILARITY: f64 = 0.9;
 /// Least fuzzy similarity for a skeleton match between two tokens that both spell
 /// vowels.
-pub const PHONETIC_MIN_FUZZY: f64 = 0.70;
+pub const PHONETIC_MIN_FUZZY: f64 = 0.66;
 /// Weight factor of an unmatched middle token.
 pub const MIDDLE_TOKEN_FACTOR: f64 = 0.3;
 /// Birth date compatible / in conflict.
@@ -117,11 +121,11 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     let max = lq.max(ln);
     let diff = lq.abs_diff(ln);
     // upper bound of the fuzzy similarity: JW ≤ 1 and distance ≥ length difference
-    let bound = 0.5 + 0.5 * (1.0 - diff as f64 / max as f64);
+    let bound = 0.4 + 0.6 * (1.0 - diff as f64 / max as f64);
     let fuzzy = if bound >= MIN_TOKEN_SIMILARITY || same_skeleton {
         let jw = strsim::jaro_winkler(q.text, n.text);
         let distance = strsim::osa_distance(q.text, n.text);
-        let sim = 0.5 * jw + 0.5 * (1.0 - distance as f64 / max as f64);
+        let sim = 0.4 * jw + 0.6 * (1.0 - distance as f64 / max as f64);
         Some((sim, How::Fuzzy { jw, distance }))
     } else {
         None
@@ -129,10 +133,15 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     let phon = if same_skeleton {
         let base = phonetic_similarity(q.skel.len());
         if has_vowels(q.text) && has_vowels(n.text) {
-            // both spell their vowels: they must also look alike (Mahmoud ≠ Mohammed)
-            match fuzzy {
-                Some((f, _)) if f >= PHONETIC_MIN_FUZZY => 0.5 * base + 0.5 * f,
-                _ => 0.0,
+            // both spell their vowels: the vowels must sit in the same places (Utaybi =
+            // Otaibi), or the spellings must look alike (Mahmoud ≠ Mohammed)
+            if shape(q.text) == shape(n.text) {
+                base
+            } else {
+                match fuzzy {
+                    Some((f, _)) if f >= PHONETIC_MIN_FUZZY => 0.5 * base + 0.5 * f,
+                    _ => 0.0,
+                }
             }
         } else {
             // a vowel-less transliteration (Arabic, Persian script): the skeleton is all
@@ -221,16 +230,22 @@ impl Alignment {
     }
 }
 
-fn position_factor(i: usize, len: usize) -> f64 {
-    if i == 0 || i + 1 >= len {
-        1.0
-    } else {
+fn position_factor(i: usize, len: usize, middle: f64) -> f64 {
+    if i == 0 || i + 1 >= len { 1.0 } else { middle }
+}
+
+/// The weight factor of unmatched middle tokens for an entry of `kind`.
+pub(crate) fn middle_factor(kind: SubjectKind) -> f64 {
+    if kind == SubjectKind::Person {
         MIDDLE_TOKEN_FACTOR
+    } else {
+        1.0
     }
 }
 
-/// Aligns query tokens with name tokens and computes the name score.
-pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>]) -> Alignment {
+/// Aligns query tokens with name tokens and computes the name score; `middle` is the
+/// weight factor of unmatched middle tokens ([`middle_factor`]).
+pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
     let mut cands: Vec<Pair> = Vec::with_capacity(q.len() * n.len() + 4);
     for (i, qt) in q.iter().enumerate() {
         for (j, nt) in n.iter().enumerate() {
@@ -308,7 +323,7 @@ pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>]) -> Alignment {
     for (side, used) in [(q, &al.q_used), (n, &al.n_used)] {
         for (i, (t, u)) in side.iter().zip(used.iter()).enumerate() {
             if !u {
-                al.missing_weight += t.weight * position_factor(i, side.len());
+                al.missing_weight += t.weight * position_factor(i, side.len(), middle);
             }
         }
     }
@@ -327,6 +342,7 @@ pub(crate) struct QueryFacts {
 /// What an entry says besides its names.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EntryFacts<'a> {
+    pub kind: SubjectKind,
     pub country: Option<&'a str>,
     pub nationality: Option<&'a str>,
     pub birth_date: Option<PartialDate>,
@@ -532,7 +548,8 @@ pub struct UnmatchedToken {
     pub index: usize,
     /// Normalised text.
     pub text: String,
-    /// Its weight times its position factor (1 for first/last, 0.3 for middle tokens).
+    /// Its weight times its position factor (1 for first/last tokens; 0.3 for middle tokens
+    /// when the entry is a person, else 1).
     pub counted_weight: f64,
 }
 
@@ -638,7 +655,8 @@ pub(crate) fn explain(
     let no = OwnedToks::new(name);
     let qt = qo.toks(query);
     let nt = no.toks(name);
-    let al = align(&qt, &nt);
+    let middle = middle_factor(entry.kind);
+    let al = align(&qt, &nt, middle);
     let mut token_matches = Vec::with_capacity(al.pairs.len());
     for p in &al.pairs {
         let transliterated = any_translit(query, p.q) || any_translit(name, p.n);
@@ -681,7 +699,7 @@ pub(crate) fn explain(
                     side,
                     index: i,
                     text: t.text.to_owned(),
-                    counted_weight: t.weight * position_factor(i, toks.len()),
+                    counted_weight: t.weight * position_factor(i, toks.len(), middle),
                 });
             }
         }
