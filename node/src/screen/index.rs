@@ -45,11 +45,11 @@ use super::{EntryKey, MAX_LIMIT, MAX_QUERY_CHARS, Match, Query, QueryError, Scre
 /// Names scored fully per query.
 pub const CANDIDATES: usize = 128;
 /// Postings read per query beyond the two rarest query tokens.
-pub const POSTINGS_BUDGET: usize = 250_000;
+pub const POSTINGS_BUDGET: usize = 100_000;
 /// Vocabulary tokens kept per query token.
 const EXPANSIONS: usize = 32;
 /// Trigram candidates verified per query token.
-const TRIGRAM_VERIFY: usize = 400;
+const TRIGRAM_VERIFY: usize = 100;
 /// Tokens with the same skeleton verified per query token.
 const SKELETON_VERIFY: usize = 256;
 
@@ -92,7 +92,20 @@ struct VocabToken {
     text: Box<str>,
     skel: Box<str>,
     weight: f32,
-    postings: Vec<u32>,
+    /// Sorted [`posting`]s of the names containing the token.
+    postings: Vec<u64>,
+}
+
+/// A postings entry: the name slot in the high bits and the name's flags (live,
+/// withdrawn, kind) and token count (capped at 15) in the low byte, so that filtering
+/// and tie-breaking candidates need no lookup in another array.
+fn posting(name: u32, flags: u8, len: usize) -> u64 {
+    let len = u8::try_from(len.min(15)).unwrap_or(15);
+    (u64::from(name) << 8) | u64::from(flags & 0x0F) | (u64::from(len) << 4)
+}
+
+fn posting_name(p: u64) -> u32 {
+    u32::try_from(p >> 8).unwrap_or(NONE)
 }
 
 /// The in-memory screening index. See the module documentation.
@@ -104,10 +117,8 @@ pub struct ScreenIndex {
     origins: Vec<AgencyCode>,
     origin_ix: HashMap<AgencyCode, u16>,
     names: Vec<Name>,
-    /// Per name: live, withdrawn and kind bits (kept apart for cache-friendly filtering).
+    /// Per name: live, withdrawn and kind bits.
     name_flags: Vec<u8>,
-    /// Per name: token count (capped at 255), for tie-breaking candidates.
-    name_len: Vec<u8>,
     free_names: Vec<u32>,
     vocab: Vec<VocabToken>,
     vocab_len: Vec<u8>,
@@ -183,11 +194,24 @@ fn prepare(doc: ScreenDoc) -> Prepared {
     Prepared { doc, names }
 }
 
-/// Per-thread scratch space for searches: dense accumulators, reset after each use.
+/// One slot of the accumulator table: a name slot and its summed weight (the name's
+/// flags byte sits at the same index in [`Scratch::meta`]).
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u32,
+    acc: f32,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// Per-thread scratch space for searches, reused across queries.
 #[derive(Default)]
 struct Scratch {
-    acc: Vec<f32>,
-    touched: Vec<u32>,
+    /// Open-addressing table name → summed weight, sized to the postings read (it stays
+    /// in cache, unlike an array over all names).
+    table: Vec<Slot>,
+    /// The low byte of each table slot's posting (flags and token count).
+    meta: Vec<u8>,
     vcount: Vec<u16>,
     vtouched: Vec<u32>,
     codes: Vec<usize>,
@@ -373,7 +397,6 @@ impl ScreenIndex {
                     original: "".into(),
                 });
                 self.name_flags.push(0);
-                self.name_len.push(0);
                 u32::try_from(self.names.len() - 1).unwrap_or(NONE)
             }
         };
@@ -381,19 +404,17 @@ impl ScreenIndex {
         let mut distinct: Vec<u32> = ids.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
+        let entry_posting = posting(slot, flags, ids.len());
         for t in distinct {
             if let Some(v) = self.vocab.get_mut(t as usize) {
-                if let Err(pos) = v.postings.binary_search(&slot) {
-                    v.postings.insert(pos, slot);
+                if let Err(pos) = v.postings.binary_search_by_key(&slot, |p| posting_name(*p)) {
+                    v.postings.insert(pos, entry_posting);
                 }
             }
         }
         let i = slot as usize;
         if let Some(f) = self.name_flags.get_mut(i) {
             *f = flags;
-        }
-        if let Some(l) = self.name_len.get_mut(i) {
-            *l = u8::try_from(ids.len()).unwrap_or(u8::MAX);
         }
         if let Some(n) = self.names.get_mut(i) {
             *n = Name {
@@ -501,7 +522,7 @@ impl ScreenIndex {
             for t in toks {
                 let empty = match self.vocab.get_mut(t as usize) {
                     Some(v) => {
-                        if let Ok(pos) = v.postings.binary_search(&n) {
+                        if let Ok(pos) = v.postings.binary_search_by_key(&n, |p| posting_name(*p)) {
                             v.postings.remove(pos);
                         }
                         v.postings.is_empty()
@@ -544,11 +565,11 @@ impl ScreenIndex {
         for n in &self.names {
             total += n.tokens.len() * size_of::<u32>() + n.original.len();
         }
-        total += self.name_flags.capacity() + self.name_len.capacity();
+        total += self.name_flags.capacity();
         total += self.free_names.capacity() * size_of::<u32>();
         total += self.vocab.capacity() * size_of::<VocabToken>();
         for v in &self.vocab {
-            total += v.text.len() + v.skel.len() + v.postings.capacity() * size_of::<u32>();
+            total += v.text.len() + v.skel.len() + v.postings.capacity() * size_of::<u64>();
         }
         total += self.vocab_len.capacity();
         total += map(&self.vocab_ix) + self.vocab_ix.keys().map(|k| k.len()).sum::<usize>();
@@ -698,7 +719,12 @@ impl ScreenIndex {
                 consider(id, &mut out);
             }
         }
-        // trigram neighbours
+        // trigram neighbours; a token of 3 letters or fewer reaches the fuzzy floor only
+        // against a longer token containing it (`ali`/`alia`), so it keeps its equal and
+        // same-skeleton tokens (such pairs still score when another token finds the name)
+        if q.text.len() <= 3 {
+            return out;
+        }
         if s.vcount.len() < self.vocab.len() {
             s.vcount.resize(self.vocab.len(), 0);
         }
@@ -814,57 +840,78 @@ impl ScreenIndex {
             }
         }
         groups.sort_by_key(|g| g.postings);
-        if s.acc.len() < self.names.len() {
-            s.acc.resize(self.names.len(), 0.0);
-        }
         let mut read = 0usize;
         let mut used = 0usize;
+        let mut chosen: Vec<&Expanded> = Vec::with_capacity(groups.len());
         for g in &groups {
-            if g.tokens.is_empty() {
-                continue;
-            }
-            if used >= 2 && read + g.postings > POSTINGS_BUDGET {
+            if g.tokens.is_empty() || (used >= 2 && read + g.postings > POSTINGS_BUDGET) {
                 continue;
             }
             used += 1;
             read += g.postings;
+            chosen.push(g);
+        }
+        let cap = (read * 2).next_power_of_two().max(1024);
+        let shift = 64 - cap.trailing_zeros();
+        let mask = cap - 1;
+        s.table.clear();
+        s.table.resize(
+            cap,
+            Slot {
+                key: EMPTY,
+                acc: 0.0,
+            },
+        );
+        s.meta.clear();
+        s.meta.resize(cap, 0);
+        for g in chosen {
             for &(t, sim) in &g.tokens {
                 let Some(v) = self.vocab.get(t as usize) else {
                     continue;
                 };
                 let add = (g.weight * sim) as f32;
-                for &n in &v.postings {
-                    if let Some(a) = s.acc.get_mut(n as usize) {
-                        if *a == 0.0 {
-                            s.touched.push(n);
+                for &p in &v.postings {
+                    let name = posting_name(p);
+                    let mut h = usize::try_from(
+                        u64::from(name).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift,
+                    )
+                    .unwrap_or(0);
+                    // `cap` is at least twice the postings read, so a free slot exists
+                    while let Some(slot) = s.table.get_mut(h) {
+                        if slot.key == name {
+                            slot.acc += add;
+                            break;
                         }
-                        *a += add;
+                        if slot.key == EMPTY {
+                            *slot = Slot {
+                                key: name,
+                                acc: add,
+                            };
+                            if let Some(m) = s.meta.get_mut(h) {
+                                *m = (p & 0xFF) as u8;
+                            }
+                            break;
+                        }
+                        h = (h + 1) & mask;
                     }
                 }
             }
         }
         let qlen = qtoks.len();
         let kind = query.kind.map(kind_bits);
-        let ok = |n: u32| -> bool {
-            let f = self.name_flags.get(n as usize).copied().unwrap_or(0);
+        let flags_ok = |f: u8| -> bool {
             f & FLAG_LIVE != 0
                 && (query.include_withdrawn || f & FLAG_WITHDRAWN == 0)
-                && kind.is_none_or(|k| (f >> KIND_SHIFT) == k)
+                && kind.is_none_or(|k| ((f >> KIND_SHIFT) & 3) == k)
         };
-        let mut pool: Vec<(f32, u32)> = Vec::with_capacity(s.touched.len());
-        for &n in &s.touched {
-            let a = s.acc.get(n as usize).copied().unwrap_or(0.0);
-            if ok(n) {
-                let len = usize::from(self.name_len.get(n as usize).copied().unwrap_or(0));
-                pool.push((a - 0.01 * len.abs_diff(qlen) as f32, n));
+        let mut pool: Vec<(f32, u32)> = Vec::with_capacity(read.min(cap));
+        for (slot, &meta) in s.table.iter().zip(s.meta.iter()) {
+            if slot.key != EMPTY && flags_ok(meta & 0x0F) {
+                let len = usize::from(meta >> 4);
+                pool.push((slot.acc - 0.01 * len.abs_diff(qlen) as f32, slot.key));
             }
         }
-        for &n in &s.touched {
-            if let Some(a) = s.acc.get_mut(n as usize) {
-                *a = 0.0;
-            }
-        }
-        s.touched.clear();
+        let ok = |n: u32| flags_ok(self.name_flags.get(n as usize).copied().unwrap_or(0));
         let order = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         if pool.len() > CANDIDATES {
             pool.select_nth_unstable_by(CANDIDATES, order);

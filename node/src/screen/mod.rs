@@ -20,6 +20,7 @@
 //! surname or given name (one of two tokens unmatched scores 0.5) stays below it.
 
 pub mod bench;
+mod distance;
 pub mod index;
 mod lexicon;
 pub mod normalize;

@@ -10,7 +10,7 @@
 //! - `1.0` equal texts (after normalisation and transliteration);
 //! - `0.9` initial: a single letter against a word starting with it;
 //! - fuzzy: `0.4·JW(q, n) + 0.6·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
-//!   string alignment distance from `strsim`);
+//!   string alignment distance, as `strsim` computes them);
 //! - phonetic: equal consonant skeletons ([`super::normalize::skeleton`]) give
 //!   `p = 0.92` (skeleton of 3+ letters), `0.88` (2 letters) or `0.80` (1 letter) when
 //!   one side spells no vowels (a transliteration from Arabic or Persian script) or both
@@ -50,6 +50,7 @@ use serde::Serialize;
 use wlnode_crypto::model::{CountryCode, Identifier, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
+use super::distance;
 use super::normalize::{Expansion, NormName, Stripped, shape, skeleton, token_weight};
 
 /// Pairs of tokens below this similarity do not match.
@@ -120,36 +121,45 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     let same_skeleton = !q.skel.is_empty() && q.skel == n.skel;
     let max = lq.max(ln);
     let diff = lq.abs_diff(ln);
-    // upper bound of the fuzzy similarity: JW ≤ 1 and distance ≥ length difference
-    let bound = 0.4 + 0.6 * (1.0 - diff as f64 / max as f64);
-    let fuzzy = if bound >= MIN_TOKEN_SIMILARITY || same_skeleton {
-        let jw = strsim::jaro_winkler(q.text, n.text);
-        let distance = strsim::osa_distance(q.text, n.text);
-        let sim = 0.4 * jw + 0.6 * (1.0 - distance as f64 / max as f64);
-        Some((sim, How::Fuzzy { jw, distance }))
+    let vowelled = has_vowels(q.text) && has_vowels(n.text);
+    // The phonetic similarity, unless it depends on the fuzzy one: when both spell
+    // their vowels, the vowels must sit in the same places (Utaybi = Otaibi) or the
+    // spellings must look alike (Mahmoud ≠ Mohammed); a vowel-less transliteration
+    // (Arabic, Persian script) has only its skeleton to compare.
+    let base = phonetic_similarity(q.skel.len());
+    let phon_fixed = if !same_skeleton {
+        Some(0.0)
+    } else if !vowelled || shape(q.text) == shape(n.text) {
+        Some(base)
     } else {
         None
     };
-    let phon = if same_skeleton {
-        let base = phonetic_similarity(q.skel.len());
-        if has_vowels(q.text) && has_vowels(n.text) {
-            // both spell their vowels: the vowels must sit in the same places (Utaybi =
-            // Otaibi), or the spellings must look alike (Mahmoud ≠ Mohammed)
-            if shape(q.text) == shape(n.text) {
-                base
-            } else {
-                match fuzzy {
-                    Some((f, _)) if f >= PHONETIC_MIN_FUZZY => 0.5 * base + 0.5 * f,
-                    _ => 0.0,
-                }
-            }
-        } else {
-            // a vowel-less transliteration (Arabic, Persian script): the skeleton is all
-            // there is to compare
-            base
-        }
+    // The least fuzzy similarity that can change the result; the fuzzy similarity is
+    // at most 0.4·JW + 0.6·(1 − length difference / length), so the edit distance (and
+    // even JW) is computed only when that bound reaches it.
+    let need = match phon_fixed {
+        Some(p) => p.max(MIN_TOKEN_SIMILARITY),
+        None => PHONETIC_MIN_FUZZY.min(MIN_TOKEN_SIMILARITY),
+    };
+    let len_part = 0.6 * (1.0 - diff as f64 / max as f64);
+    let fuzzy = if 0.4 + len_part < need {
+        None
     } else {
-        0.0
+        let jw = distance::jaro_winkler(q.text, n.text);
+        if 0.4 * jw + len_part < need {
+            None
+        } else {
+            let distance = distance::osa_distance(q.text, n.text);
+            let sim = 0.4 * jw + 0.6 * (1.0 - distance as f64 / max as f64);
+            Some((sim, How::Fuzzy { jw, distance }))
+        }
+    };
+    let phon = match phon_fixed {
+        Some(p) => p,
+        None => match fuzzy {
+            Some((f, _)) if f >= PHONETIC_MIN_FUZZY => 0.5 * base + 0.5 * f,
+            _ => 0.0,
+        },
     };
     let best = match fuzzy {
         Some((f, how)) if f >= phon => (f, how),
