@@ -43,7 +43,7 @@ use super::score::{self, EntryFacts, QueryFacts, Tok};
 use super::{EntryKey, MAX_LIMIT, MAX_QUERY_CHARS, Match, Query, QueryError, ScreenDoc};
 
 /// Names scored fully per query.
-pub const CANDIDATES: usize = 128;
+pub const CANDIDATES: usize = 64;
 /// Postings read per query beyond the two rarest query tokens.
 pub const POSTINGS_BUDGET: usize = 100_000;
 /// Vocabulary tokens kept per query token.
@@ -180,14 +180,13 @@ struct Prepared {
     names: Vec<(String, Vec<String>)>,
 }
 
-fn prepare(doc: ScreenDoc) -> Prepared {
-    let names = doc
-        .names
-        .iter()
+fn prepare(mut doc: ScreenDoc) -> Prepared {
+    let names = std::mem::take(&mut doc.names)
+        .into_iter()
         .filter(|n| !n.trim().is_empty())
         .map(|n| {
-            let norm = normalize(n);
-            (n.clone(), norm.tokens.into_iter().map(|t| t.text).collect())
+            let tokens = normalize(&n).tokens.into_iter().map(|t| t.text).collect();
+            (n, tokens)
         })
         .filter(|(_, toks): &(String, Vec<String>)| !toks.is_empty())
         .collect();
@@ -904,9 +903,18 @@ impl ScreenIndex {
                 && (query.include_withdrawn || f & FLAG_WITHDRAWN == 0)
                 && kind.is_none_or(|k| ((f >> KIND_SHIFT) & 3) == k)
         };
-        let mut pool: Vec<(f32, u32)> = Vec::with_capacity(read.min(cap));
+        // names with less than a third of the best pre-score cannot compete for the
+        // candidate places; leaving them out keeps the selection below cheap
+        let best = s
+            .table
+            .iter()
+            .filter(|slot| slot.key != EMPTY)
+            .map(|slot| slot.acc)
+            .fold(0.0f32, f32::max);
+        let floor = best / 3.0;
+        let mut pool: Vec<(f32, u32)> = Vec::with_capacity(CANDIDATES * 4);
         for (slot, &meta) in s.table.iter().zip(s.meta.iter()) {
-            if slot.key != EMPTY && flags_ok(meta & 0x0F) {
+            if slot.key != EMPTY && slot.acc >= floor && flags_ok(meta & 0x0F) {
                 let len = usize::from(meta >> 4);
                 pool.push((slot.acc - 0.01 * len.abs_diff(qlen) as f32, slot.key));
             }

@@ -115,11 +115,17 @@ struct Raw {
 /// Normalises a name. Never panics; may return no tokens (for input with no letters
 /// or digits).
 pub fn normalize(input: &str) -> NormName {
-    let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
-    // Persian-only letters anywhere make the whole name Persian (`رضا` has none)
-    let persian = folded
-        .chars()
-        .any(|c| matches!(c, 'ی' | 'ک' | 'گ' | 'پ' | 'چ' | 'ژ'));
+    // ASCII is already in NFKC
+    let (folded, persian) = if input.is_ascii() {
+        (input.to_ascii_lowercase(), false)
+    } else {
+        let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
+        // Persian-only letters anywhere make the whole name Persian (`رضا` has none)
+        let persian = folded
+            .chars()
+            .any(|c| matches!(c, 'ی' | 'ک' | 'گ' | 'پ' | 'چ' | 'ژ'));
+        (folded, persian)
+    };
     let mut raws = Vec::new();
     for word in folded.split(is_separator).filter(|w| !w.is_empty()) {
         split_word(word, persian, &mut raws);
@@ -602,7 +608,7 @@ fn near_legal_form(token: &str) -> Option<&'static str> {
         .find(|form| {
             let allowed = if form.len() >= 8 { 2 } else { 1 };
             token.len().abs_diff(form.len()) <= allowed
-                && strsim::osa_distance(token, form) <= allowed
+                && super::distance::osa_distance(token, form) <= allowed
         })
 }
 
