@@ -15,6 +15,7 @@ pub mod node;
 pub mod policy;
 pub mod roster_edit;
 pub mod scaffold;
+pub mod screen;
 pub mod store;
 pub mod sync;
 pub mod trust;

@@ -1,0 +1,39 @@
+//! Runs the screening benchmark and prints its JSON report, until the CLI's
+//! `wlnode bench screen` is wired: `cargo run --release --example screen_bench -p wlnode
+//! -- --entries 1000000`.
+
+use clap::Parser;
+use wlnode::screen::bench::{BenchOptions, run};
+
+/// Screening benchmark options (defaults: `BenchOptions::default()`).
+#[derive(Debug, Parser)]
+struct Args {
+    /// Entries in the synthetic watchlist.
+    #[arg(long, default_value_t = BenchOptions::default().entries)]
+    entries: usize,
+    /// Positive (variant) queries.
+    #[arg(long, default_value_t = BenchOptions::default().positives)]
+    positives: usize,
+    /// True-negative queries.
+    #[arg(long, default_value_t = BenchOptions::default().negatives)]
+    negatives: usize,
+    /// Queries in the brute-force baseline sample (0 skips it).
+    #[arg(long, default_value_t = BenchOptions::default().baseline_queries)]
+    baseline: usize,
+    /// RNG seed.
+    #[arg(long, default_value_t = BenchOptions::default().seed)]
+    seed: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let report = run(BenchOptions {
+        entries: a.entries,
+        positives: a.positives,
+        negatives: a.negatives,
+        baseline_queries: a.baseline,
+        seed: a.seed,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -1,0 +1,763 @@
+//! Name normalisation: turns a name as written in any script into comparable Latin
+//! tokens, and records everything it removed or rewrote so that explanations can show it.
+//!
+//! Both sides of a comparison (listed names and query names) go through exactly this
+//! function, so every rule here is symmetric. Steps, in order:
+//!
+//! 1. Unicode NFKC, then lower-casing (with step 3 this is a case fold: `ß` → `ss`,
+//!    `ς`/`σ` → `s`).
+//! 2. Splitting into words at white space and punctuation; hyphens and dots split words
+//!    too, except dotted letter runs (`F.Z.E.` → `fze`); apostrophes vanish (`Int'l` →
+//!    `intl`).
+//! 3. Transliteration to ASCII with `any_ascii` (Cyrillic, Greek, Arabic, Persian,
+//!    Hebrew, Han, Hangul, ...; Latin diacritics fold: `Öztürk` → `ozturk`), with a few
+//!    script rules first: the Arabic article `ال` becomes a separate particle, `بن`/`ابن`
+//!    become `bin`, `عبد` becomes `abd`, ta marbuta reads `a`; Persian `ض ذ ظ` read `z`;
+//!    Greek `ου` reads `ou`; a Han or Hangul run of 2–3 characters reads as surname plus
+//!    joined given name (`张小明` → `zhang xiaoming`), a longer one as two-character words
+//!    after its legal-form suffix (`有限公司`).
+//! 4. Token rules: Arabic particles (`al`, `el`, assimilated `ar-`/`as-`..., `bin`, `ibn`)
+//!    are stripped; `abdul`/`abdel` glued to a word are split into `abd` + word; leading
+//!    honorifics (`Mr`, `Dr`, `Sheikh`, `Haji`, `General`, ...) are stripped; legal forms
+//!    (`LLC`, `GmbH`, `FZE`, `OOO`, `S.A.`, `Co. Ltd`, ...) are stripped from either end;
+//!    abbreviations are expanded (`TRDG` → `trading`); stop words go. No rule removes the
+//!    last remaining token, so a name that is only "LLC" stays "llc".
+//!
+//! Token order is kept (the scorer ignores it but uses it to tell middle names).
+
+use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+
+use super::lexicon;
+
+/// One comparable token of a normalised name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NormToken {
+    /// Lower-case ASCII letters and digits.
+    pub text: String,
+    /// The piece of the input it came from, as written.
+    pub original: String,
+    /// True when it was transliterated from a non-Latin script.
+    pub transliterated: bool,
+}
+
+/// What kind of word the normaliser removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrippedKind {
+    /// An organisation legal form (`LLC`, `GmbH`, `F.Z.E.`, ...).
+    LegalForm,
+    /// A person honorific or title (`Mr`, `Dr`, `Sheikh`, ...).
+    Honorific,
+    /// An Arabic name particle (`al-`, `bin`, `ibn`, ...).
+    Particle,
+    /// A stop word (`the`, `of`, `and`).
+    StopWord,
+}
+
+/// A word the normaliser removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stripped {
+    /// Why it was removed.
+    pub kind: StrippedKind,
+    /// As written in the input.
+    pub text: String,
+    /// Its normalised form (`f.z.e.` → `fze`); legal forms of several tokens are joined
+    /// with spaces.
+    pub normalized: String,
+}
+
+/// An abbreviation the normaliser expanded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Expansion {
+    /// The abbreviation as normalised (`trdg`).
+    pub from: String,
+    /// What it became (`trading`).
+    pub to: String,
+}
+
+/// A normalised name: its tokens and what was removed or rewritten on the way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NormName {
+    /// The comparable tokens in input order.
+    pub tokens: Vec<NormToken>,
+    /// Removed legal forms, honorifics, particles and stop words.
+    pub stripped: Vec<Stripped>,
+    /// Expanded abbreviations.
+    pub expanded: Vec<Expansion>,
+}
+
+impl NormName {
+    /// The token texts.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.tokens.iter().map(|t| t.text.as_str())
+    }
+
+    /// The legal forms that were stripped, normalised.
+    pub fn legal_forms(&self) -> impl Iterator<Item = &str> {
+        self.stripped
+            .iter()
+            .filter(|s| s.kind == StrippedKind::LegalForm)
+            .map(|s| s.normalized.as_str())
+    }
+}
+
+/// A token on its way through the rules.
+#[derive(Clone, Debug)]
+struct Raw {
+    text: String,
+    original: String,
+    transliterated: bool,
+    /// Written with a hyphen right after it (`al-`), which marks assimilated particles.
+    hyphen_after: bool,
+}
+
+/// Normalises a name. Never panics; may return no tokens (for input with no letters
+/// or digits).
+pub fn normalize(input: &str) -> NormName {
+    // ASCII is already in NFKC
+    let (folded, persian) = if input.is_ascii() {
+        (input.to_ascii_lowercase(), false)
+    } else {
+        let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
+        // Persian-only letters anywhere make the whole name Persian (`رضا` has none)
+        let persian = folded
+            .chars()
+            .any(|c| matches!(c, 'ی' | 'ک' | 'گ' | 'پ' | 'چ' | 'ژ'));
+        (folded, persian)
+    };
+    let mut raws = Vec::new();
+    for word in folded.split(is_separator).filter(|w| !w.is_empty()) {
+        split_word(word, persian, &mut raws);
+    }
+    apply_rules(raws)
+}
+
+fn is_separator(c: char) -> bool {
+    !(c.is_alphanumeric() || is_hyphen(c) || is_apostrophe(c) || c == '.' || is_mark(c))
+}
+
+fn is_hyphen(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}' | '\u{2011}' | '\u{00AD}')
+}
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(
+        c,
+        '\'' | '\u{2019}' | '\u{2018}' | '`' | '\u{02BC}' | '\u{02BF}' | '\u{02BE}'
+    )
+}
+
+/// Combining marks (Arabic harakat, decomposed diacritics) stay inside their word.
+fn is_mark(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{064B}'..='\u{065F}' | '\u{0670}')
+}
+
+fn split_word(word: &str, persian: bool, out: &mut Vec<Raw>) {
+    let parts: Vec<&str> = word.split(is_hyphen).collect();
+    let last = parts.len().saturating_sub(1);
+    for (i, part) in parts.into_iter().enumerate() {
+        let part: String = part.chars().filter(|c| !is_apostrophe(*c)).collect();
+        if part.is_empty() {
+            continue;
+        }
+        let before = out.len();
+        if is_dotted_letters(&part) {
+            let joined: String = part.chars().filter(|c| *c != '.').collect();
+            push_piece(&joined, &part, persian, out);
+        } else {
+            for piece in part.split('.').filter(|p| !p.is_empty()) {
+                push_piece(piece, piece, persian, out);
+            }
+        }
+        if i < last
+            && out.len() > before
+            && let Some(r) = out.last_mut()
+        {
+            r.hyphen_after = true;
+        }
+    }
+}
+
+/// `f.z.e.`, `s.a`, `u.s.a.`: single letters separated by dots.
+fn is_dotted_letters(part: &str) -> bool {
+    let segs: Vec<&str> = part.split('.').filter(|s| !s.is_empty()).collect();
+    segs.len() >= 2 && part.contains('.') && segs.iter().all(|s| s.chars().count() == 1)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Cjk,
+    Arabic,
+    Greek,
+    Other,
+}
+
+fn script_of(c: char) -> Script {
+    match c {
+        '\u{4E00}'..='\u{9FFF}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{AC00}'..='\u{D7AF}' => Script::Cjk,
+        '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{08A0}'..='\u{08FF}' => {
+            Script::Arabic
+        }
+        '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' => Script::Greek,
+        c if c.is_ascii() => Script::Latin,
+        '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' | '\u{0300}'..='\u{036F}' => {
+            Script::Latin
+        }
+        _ => Script::Other,
+    }
+}
+
+/// Splits a piece into script runs (CJK runs are read differently) and emits tokens.
+fn push_piece(piece: &str, original: &str, persian: bool, out: &mut Vec<Raw>) {
+    let mut run = String::new();
+    let mut run_cjk = false;
+    for c in piece.chars() {
+        let cjk = script_of(c) == Script::Cjk;
+        if !run.is_empty() && cjk != run_cjk {
+            emit_run(&run, run_cjk, original, persian, out);
+            run.clear();
+        }
+        run_cjk = cjk;
+        run.push(c);
+    }
+    if !run.is_empty() {
+        emit_run(&run, run_cjk, original, persian, out);
+    }
+}
+
+fn emit_run(run: &str, cjk: bool, original: &str, persian: bool, out: &mut Vec<Raw>) {
+    if cjk {
+        emit_cjk(run, out);
+        return;
+    }
+    let has_arabic = run.chars().any(|c| script_of(c) == Script::Arabic);
+    if has_arabic {
+        emit_arabic(run, persian, out);
+        return;
+    }
+    let transliterated = run
+        .chars()
+        .any(|c| matches!(script_of(c), Script::Greek | Script::Other) && c.is_alphabetic());
+    let prepared = if run.chars().any(|c| script_of(c) == Script::Greek) {
+        run.replace("ου", "ou").replace("ού", "ou")
+    } else {
+        run.to_owned()
+    };
+    let text = to_ascii_token(&prepared);
+    if !text.is_empty() {
+        let original = if original.chars().count() == run.chars().count() {
+            original.to_owned()
+        } else {
+            run.to_owned()
+        };
+        out.push(Raw {
+            text,
+            original,
+            transliterated,
+            hyphen_after: false,
+        });
+    }
+}
+
+/// Transliterates and keeps only lower-case ASCII letters and digits.
+fn to_ascii_token(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            }
+        } else {
+            let mut buf = [0u8; 4];
+            let t = any_ascii::any_ascii(c.encode_utf8(&mut buf));
+            out.extend(
+                t.chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .map(|c| c.to_ascii_lowercase()),
+            );
+        }
+    }
+    out
+}
+
+/// Han legal-form suffixes, read before the run is split into words.
+const HAN_LEGAL_SUFFIXES: &[&str] = &["股份有限公司", "有限责任公司", "有限公司", "公司"];
+
+fn emit_cjk(run: &str, out: &mut Vec<Raw>) {
+    let mut core = run;
+    let mut suffix = None;
+    for s in HAN_LEGAL_SUFFIXES {
+        if let Some(rest) = run.strip_suffix(s)
+            && !rest.is_empty()
+        {
+            core = rest;
+            suffix = Some(*s);
+            break;
+        }
+    }
+    let chars: Vec<char> = core.chars().collect();
+    let groups: Vec<String> = if chars.len() <= 3 {
+        let mut it = chars.iter();
+        let mut g = Vec::new();
+        if let Some(first) = it.next() {
+            g.push(first.to_string());
+        }
+        let rest: String = it.collect();
+        if !rest.is_empty() {
+            g.push(rest);
+        }
+        g
+    } else {
+        let mut g: Vec<String> = chars.chunks(2).map(|c| c.iter().collect()).collect();
+        // an odd tail joins the word before it
+        if chars.len() % 2 == 1
+            && g.len() >= 2
+            && let Some(tail) = g.pop()
+            && let Some(prev) = g.last_mut()
+        {
+            prev.push_str(&tail);
+        }
+        g
+    };
+    for g in groups {
+        push_translit(&g, out);
+    }
+    if let Some(s) = suffix {
+        // 有限公司 → youxian gongsi: each two-character word is a token.
+        let chars: Vec<char> = s.chars().collect();
+        for c in chars.chunks(2) {
+            let g: String = c.iter().collect();
+            push_translit(&g, out);
+        }
+    }
+}
+
+fn push_translit(original: &str, out: &mut Vec<Raw>) {
+    let text = to_ascii_token(original);
+    if !text.is_empty() {
+        out.push(Raw {
+            text,
+            original: original.to_owned(),
+            transliterated: true,
+            hyphen_after: false,
+        });
+    }
+}
+
+fn emit_arabic(word: &str, persian: bool, out: &mut Vec<Raw>) {
+    // drop harakat and tatweel; read ta marbuta as a vowel
+    let mut w: String = word
+        .chars()
+        .filter(|c| !is_mark(*c) && *c != '\u{0640}')
+        .map(|c| if c == 'ة' { 'a' } else { c })
+        .collect();
+    if persian {
+        w = w
+            .chars()
+            .map(|c| match c {
+                'ض' | 'ذ' | 'ظ' => 'ز',
+                'ث' => 'س',
+                other => other,
+            })
+            .collect();
+    }
+    let fixed = |text: &str, out: &mut Vec<Raw>, original: &str, hyphen_after: bool| {
+        out.push(Raw {
+            text: text.to_owned(),
+            original: original.to_owned(),
+            transliterated: true,
+            hyphen_after,
+        });
+    };
+    match w.as_str() {
+        "بن" | "ابن" | "بنت" => return fixed("bin", out, word, false),
+        "ابو" | "أبو" => return fixed("abu", out, word, false),
+        "عبد" => return fixed("abd", out, word, false),
+        "عبدالله" => return fixed("abdullah", out, word, false),
+        _ => {}
+    }
+    let mut rest = w.as_str();
+    if let Some(after) = rest.strip_prefix("عبد")
+        && after.chars().count() >= 3
+    {
+        fixed("abd", out, "عبد", false);
+        rest = after;
+    }
+    if let Some(after) = rest.strip_prefix("ال")
+        && after.chars().count() >= 2
+    {
+        fixed("al", out, "ال", true);
+        rest = after;
+    }
+    let text = to_ascii_token(rest);
+    if !text.is_empty() {
+        out.push(Raw {
+            text,
+            original: rest.to_owned(),
+            transliterated: true,
+            hyphen_after: false,
+        });
+    }
+}
+
+fn apply_rules(mut raws: Vec<Raw>) -> NormName {
+    let mut name = NormName::default();
+
+    // Arabic particles, anywhere but last.
+    let mut i = 0;
+    while i < raws.len() {
+        let next_exists = i + 1 < raws.len();
+        let Some(r) = raws.get(i) else { break };
+        let t = r.text.as_str();
+        let particle = next_exists
+            && (lexicon::ARTICLE_PARTICLES.contains(&t)
+                || (r.hyphen_after && lexicon::ASSIMILATED_PARTICLES.contains(&t))
+                || (lexicon::NASAB_PARTICLES.contains(&t) && (t != "ben" || i > 0)));
+        if particle {
+            let r = raws.remove(i);
+            let normalized = if lexicon::NASAB_PARTICLES.contains(&r.text.as_str()) {
+                "bin".to_owned()
+            } else {
+                r.text
+            };
+            name.stripped.push(Stripped {
+                kind: StrippedKind::Particle,
+                text: r.original,
+                normalized,
+            });
+        } else {
+            i += 1;
+        }
+    }
+
+    // abd/abu forms.
+    let mut out: Vec<Raw> = Vec::with_capacity(raws.len() + 1);
+    for r in raws {
+        let t = r.text.as_str();
+        if lexicon::ABU_FORMS.contains(&t) {
+            out.push(Raw {
+                text: "abu".to_owned(),
+                ..r
+            });
+        } else if lexicon::ABD_WHOLE.contains(&t) {
+            out.push(Raw {
+                text: "abdullah".to_owned(),
+                ..r
+            });
+        } else if lexicon::ABD_FORMS.contains(&t) {
+            out.push(Raw {
+                text: "abd".to_owned(),
+                ..r
+            });
+        } else if let Some(rest) = ["abdul", "abdel", "abdal", "abdol", "abdur"]
+            .iter()
+            .find_map(|p| t.strip_prefix(p).filter(|rest| rest.len() >= 3))
+        {
+            let rest = rest.to_owned();
+            out.push(Raw {
+                text: "abd".to_owned(),
+                ..r.clone()
+            });
+            out.push(Raw { text: rest, ..r });
+        } else {
+            out.push(r);
+        }
+    }
+    let mut raws = out;
+
+    // Leading honorifics (written in Latin: `عمر` transliterates to `mr` but is Omar).
+    while raws.len() > 1 {
+        let Some(first) = raws.first() else { break };
+        if first.transliterated || !lexicon::is_honorific(&first.text) {
+            break;
+        }
+        let r = raws.remove(0);
+        name.stripped.push(Stripped {
+            kind: StrippedKind::Honorific,
+            text: r.original,
+            normalized: r.text,
+        });
+    }
+
+    // Legal forms at either end, longest first, repeatedly.
+    loop {
+        let mut changed = false;
+        if let Some(n) = legal_form_at_end(&raws)
+            && n < raws.len()
+        {
+            let removed: Vec<Raw> = raws.split_off(raws.len() - n);
+            name.stripped.push(stripped_form(removed));
+            changed = true;
+        }
+        if let Some(n) = legal_form_at_start(&raws)
+            && n < raws.len()
+        {
+            let removed: Vec<Raw> = raws.drain(..n).collect();
+            name.stripped.push(stripped_form(removed));
+            changed = true;
+        }
+        if !changed {
+            break;
+        }
+    }
+
+    // A misspelt legal form at the end (`Coproration`, `PJCS`): one edit from a form of 4+
+    // letters (two from one of 8+), with at least two tokens left.
+    if raws.len() >= 3
+        && let Some(last) = raws.last()
+        && !last.transliterated
+        && let Some(form) = near_legal_form(&last.text)
+        && let Some(r) = raws.pop()
+    {
+        name.stripped.push(Stripped {
+            kind: StrippedKind::LegalForm,
+            text: r.original,
+            normalized: form.to_owned(),
+        });
+    }
+
+    // Stop words.
+    let mut i = 0;
+    while i < raws.len() && raws.len() > 1 {
+        let is_stop = raws
+            .get(i)
+            .is_some_and(|r| !r.transliterated && lexicon::STOPWORDS.contains(&r.text.as_str()));
+        if is_stop {
+            let r = raws.remove(i);
+            name.stripped.push(Stripped {
+                kind: StrippedKind::StopWord,
+                text: r.original,
+                normalized: r.text,
+            });
+        } else {
+            i += 1;
+        }
+    }
+
+    // Abbreviations.
+    for r in raws {
+        match lexicon::abbreviation(&r.text) {
+            Some(long) => {
+                name.expanded.push(Expansion {
+                    from: r.text.clone(),
+                    to: long.to_owned(),
+                });
+                for word in long.split(' ') {
+                    name.tokens.push(NormToken {
+                        text: word.to_owned(),
+                        original: r.original.clone(),
+                        transliterated: r.transliterated,
+                    });
+                }
+            }
+            None => name.tokens.push(NormToken {
+                text: r.text,
+                original: r.original,
+                transliterated: r.transliterated,
+            }),
+        }
+    }
+    name
+}
+
+fn matches_form(tokens: &[Raw], form: &[&str]) -> bool {
+    tokens.len() == form.len() && tokens.iter().zip(form).all(|(t, f)| t.text == *f)
+}
+
+fn legal_form_at_end(raws: &[Raw]) -> Option<usize> {
+    lexicon::LEGAL_FORMS
+        .iter()
+        .filter(|f| f.len() <= raws.len())
+        .filter(|f| {
+            raws.get(raws.len() - f.len()..)
+                .is_some_and(|tail| matches_form(tail, f))
+        })
+        .map(|f| f.len())
+        .max()
+}
+
+fn legal_form_at_start(raws: &[Raw]) -> Option<usize> {
+    lexicon::LEGAL_FORMS
+        .iter()
+        .filter(|f| f.len() <= raws.len())
+        .filter(|f| {
+            raws.get(..f.len())
+                .is_some_and(|head| matches_form(head, f))
+        })
+        .map(|f| f.len())
+        .max()
+}
+
+fn near_legal_form(token: &str) -> Option<&'static str> {
+    if token.len() < 3 {
+        return None;
+    }
+    lexicon::LEGAL_FORMS
+        .iter()
+        .filter_map(|f| match f {
+            [one] if one.len() >= 4 => Some(*one),
+            _ => None,
+        })
+        .find(|form| {
+            let allowed = if form.len() >= 8 { 2 } else { 1 };
+            token.len().abs_diff(form.len()) <= allowed
+                && super::distance::osa_distance(token, form) <= allowed
+        })
+}
+
+fn stripped_form(removed: Vec<Raw>) -> Stripped {
+    let text = removed
+        .iter()
+        .map(|r| r.original.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let normalized = removed
+        .iter()
+        .map(|r| r.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Stripped {
+        kind: StrippedKind::LegalForm,
+        text,
+        normalized,
+    }
+}
+
+/// A consonant skeleton of a normalised token, used as a phonetic key for Latin
+/// spelling variants and vowel-less transliterations (`mohammed`, `muhammad`,
+/// `mohamed` and Arabic `mhmd` all give `mhmd`; `mukhammad` from Cyrillic too).
+///
+/// Rules: digraphs fold (`sch`/`sh` → s, `kh` → h, `ch`/`c`/`q`/`ck` → k, `zh`/`dj`/`dzh`
+/// → j, `ph` → f, `gh` → k (Persian `Sadegh` = `صادق`), `x` → ks, `z`/`ts`/`tz` → s),
+/// vowels and `y`/`w`/`v` drop (`و` reads `w` but Persian writes `v`: `Javad` = `جواد`), doubled consonants collapse. Digits are kept. `th` and `dh` stay two
+/// letters: in a vowel-less transliteration `t`+`h` are usually two letters (`تهران` →
+/// `thrn`, Latin `Tehran`).
+pub fn skeleton(token: &str) -> String {
+    fold(token, false)
+}
+
+/// The skeleton with each run of vowels kept as one `a` (`mohammed` → `mahamad`,
+/// `muhammad` → `mahamad`, `mahmoud` → `mahmad`): two spellings with the same shape differ
+/// only in which vowels they write.
+pub fn shape(token: &str) -> String {
+    fold(token, true)
+}
+
+fn fold(token: &str, vowels: bool) -> String {
+    let b = token.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    fn push(c: char, out: &mut String) {
+        if !out.ends_with(c) {
+            out.push(c);
+        }
+    }
+    while i < b.len() {
+        let rest = b.get(i..).unwrap_or_default();
+        let (c, adv) = if rest.starts_with(b"sch") || rest.starts_with(b"tch") {
+            (if rest.starts_with(b"sch") { 's' } else { 'k' }, 3)
+        } else if rest.starts_with(b"dzh") {
+            ('j', 3)
+        } else if rest.starts_with(b"sh") || rest.starts_with(b"ts") || rest.starts_with(b"tz") {
+            ('s', 2)
+        } else if rest.starts_with(b"kh") {
+            ('h', 2)
+        } else if rest.starts_with(b"ch") || rest.starts_with(b"ck") {
+            ('k', 2)
+        } else if rest.starts_with(b"zh") || rest.starts_with(b"dj") {
+            ('j', 2)
+        } else if rest.starts_with(b"ph") {
+            ('f', 2)
+        } else if rest.starts_with(b"gh") {
+            ('k', 2)
+        } else {
+            let c = rest.first().map(|&c| char::from(c)).unwrap_or('a');
+            let mapped = match c {
+                'c' | 'q' => 'k',
+                'z' => 's',
+                'x' => {
+                    push('k', &mut out);
+                    's'
+                }
+                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' if vowels => 'a',
+                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' => '\0',
+                other => other,
+            };
+            (mapped, 1)
+        };
+        if c != '\0' {
+            push(c, &mut out);
+        }
+        i += adv;
+    }
+    out
+}
+
+/// How much a token counts in a name: initials, the light particles `abu`/`abd` and
+/// generic organisation words (`trading`, `group`, ...) count half.
+pub fn token_weight(text: &str) -> f64 {
+    if text.len() <= 1 || text == "abu" || text == "abd" || lexicon::is_generic(text) {
+        0.5
+    } else {
+        1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(s: &str) -> Vec<String> {
+        normalize(s).tokens.into_iter().map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn legal_forms_and_abbreviations() {
+        let n = normalize("ACME TRDG. F.Z.E.");
+        assert_eq!(texts("ACME TRDG. F.Z.E."), ["acme", "trading"]);
+        assert_eq!(n.legal_forms().collect::<Vec<_>>(), ["fze"]);
+        assert_eq!(n.expanded.len(), 1);
+        assert_eq!(texts("Acme Trading FZE"), ["acme", "trading"]);
+        assert_eq!(texts("ООО «Ромашка»"), ["romashka"]);
+        assert_eq!(texts("Beta Industries Co., Ltd."), ["beta", "industries"]);
+        assert_eq!(texts("PJSC Gamma Oil"), ["gamma", "oil"]);
+        assert_eq!(texts("LLC"), ["llc"]);
+        assert_eq!(
+            texts("Jetix Technologies Coproration"),
+            ["jetix", "technologies"]
+        );
+        assert_eq!(texts("Ivan Carp"), ["ivan", "carp"]);
+    }
+
+    #[test]
+    fn arabic_particles_and_scripts() {
+        assert_eq!(texts("Mohammad al-Rashid"), ["mohammad", "rashid"]);
+        assert_eq!(texts("AL RASHID, MOHAMMED"), ["rashid", "mohammed"]);
+        assert_eq!(texts("محمد الرشيد"), ["mhmd", "rshyd"]);
+        assert_eq!(texts("Abdulrahman bin Khalid"), ["abd", "rahman", "khalid"]);
+        assert_eq!(texts("Sheikh Dr. Ahmed as-Sayed"), ["ahmed", "sayed"]);
+        assert_eq!(texts("РАШИД Мухаммад"), ["rashid", "mukhammad"]);
+        assert_eq!(texts("张小明"), ["zhang", "xiaoming"]);
+        assert_eq!(texts("北京华为科技有限公司"), ["beijing", "huawei", "keji"]);
+        assert_eq!(texts("Γιώργος Παπαδόπουλος"), ["giorgos", "papadopoulos"]);
+        assert_eq!(texts("Öztürk"), ["ozturk"]);
+    }
+
+    #[test]
+    fn skeletons_fold_spelling_variants() {
+        for v in ["mohammed", "muhammad", "mohamed", "mhmd", "mukhammad"] {
+            assert_eq!(skeleton(v), "mhmd", "{v}");
+        }
+        assert_eq!(skeleton("rashid"), skeleton("rshyd"));
+        assert_eq!(skeleton("hussein"), skeleton("hsyn"));
+        assert_eq!(shape("mohammed"), shape("muhammad"));
+        assert_ne!(shape("mahmoud"), shape("mohammed"));
+        assert_eq!(shape("utaybi"), shape("otaibi"));
+        assert_eq!(skeleton("javad"), skeleton("jwad"));
+    }
+}

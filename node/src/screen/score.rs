@@ -1,0 +1,800 @@
+//! Scoring of one query name against one listed name, and the explanation of a score.
+//!
+//! The index ranks candidates with [`align`] and explains the final results with
+//! [`explain`]; both use the same arithmetic, so an explanation always adds up to the
+//! score it explains (a test recomputes every score from its explanation).
+//!
+//! ## Formula
+//!
+//! Token similarity `sim(q, n)` (order-free; only pairs with `sim ≥ 0.78` count):
+//! - `1.0` equal texts (after normalisation and transliteration);
+//! - `0.9` initial: a single letter against a word starting with it;
+//! - fuzzy: `0.4·JW(q, n) + 0.6·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
+//!   string alignment distance, as `strsim` computes them);
+//! - phonetic: equal consonant skeletons ([`super::normalize::skeleton`]) give
+//!   `p = 0.92` (skeleton of 3+ letters), `0.88` (2 letters) or `0.80` (1 letter) when
+//!   one side spells no vowels (a transliteration from Arabic or Persian script) or both
+//!   have their vowels in the same places ([`super::normalize::shape`]: `Utaybi` and
+//!   `Otaibi`), and `0.5·p + 0.5·fuzzy` when the vowel places differ but `fuzzy ≥ 0.66`
+//!   (so `Mahmoud` does not become `Mohammed`); the better of fuzzy and phonetic counts;
+//! - a token may also meet two adjacent tokens of the other side written together
+//!   (`xiaoming` = `xiao` + `ming`), exactly or phonetically.
+//!
+//! Query and name tokens are aligned greedily, best similarity first, each token used
+//! once. Each token has a weight `w` (1.0; 0.5 for initials, for `abu`/`abd` and for
+//! generic organisation words such as `trading`, `international`, `group`). Then
+//!
+//! ```text
+//! matched_similarity = Σ_pairs sim·(w_q + w_n) / Σ_pairs (w_q + w_n)
+//! name_score         = Σ_pairs sim·(w_q + w_n) / (Σ_pairs (w_q + w_n) + Σ_unmatched w·m)
+//! ```
+//!
+//! where, when the listed entry is a person, `m = 1` for an unmatched first or last token
+//! of its side and `m = 0.3` for an unmatched middle token (a missing middle name costs
+//! little, a missing surname a lot); for organisations and vessels `m = 1` everywhere (their
+//! distinctive word is often in the middle).
+//! The explanation lists `matched_similarity` and then the *missing tokens* adjustment
+//! `name_score − matched_similarity` (≤ 0).
+//!
+//! Further adjustments, added in this order:
+//! - birth date: `+0.02` when the query's date is compatible
+//!   ([`wlnode_crypto::time::PartialDate::compatible`]) with the entry's, `−0.10` when not;
+//! - country: `+0.02` when the query's country equals the entry's country or nationality,
+//!   `−0.08` when the entry has one and neither equals;
+//! - identifier: an identifier with the same type and normalised value is decisive: its
+//!   adjustment lifts the score to exactly 1; the same type with another value is `−0.10`.
+//!
+//! `score = clamp(matched_similarity + Σ adjustments, 0, 1)`.
+
+use serde::Serialize;
+use wlnode_crypto::model::{CountryCode, Identifier, SubjectKind};
+use wlnode_crypto::time::PartialDate;
+
+use super::distance;
+use super::normalize::{Expansion, NormName, Stripped, shape, skeleton, token_weight};
+
+/// Pairs of tokens below this similarity do not match.
+pub const MIN_TOKEN_SIMILARITY: f64 = 0.78;
+/// Similarity of an initial to a word starting with it.
+pub const INITIAL_SIMILARITY: f64 = 0.9;
+/// Least fuzzy similarity for a skeleton match between two tokens that both spell
+/// vowels.
+pub const PHONETIC_MIN_FUZZY: f64 = 0.66;
+/// Weight factor of an unmatched middle token.
+pub const MIDDLE_TOKEN_FACTOR: f64 = 0.3;
+/// Birth date compatible / in conflict.
+pub const DATE_AGREES: f64 = 0.02;
+/// Birth date in conflict.
+pub const DATE_CONFLICT: f64 = -0.10;
+/// Country agrees.
+pub const COUNTRY_AGREES: f64 = 0.02;
+/// Country in conflict.
+pub const COUNTRY_CONFLICT: f64 = -0.08;
+/// Identifier of the same type with another value.
+pub const IDENTIFIER_CONFLICT: f64 = -0.10;
+
+fn phonetic_similarity(skeleton_len: usize) -> f64 {
+    match skeleton_len {
+        0 => 0.0,
+        1 => 0.80,
+        2 => 0.88,
+        _ => 0.92,
+    }
+}
+
+/// One token as the scorer sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tok<'a> {
+    pub text: &'a str,
+    pub skel: &'a str,
+    pub weight: f64,
+}
+
+/// How a token pair matched (internal form, no strings).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum How {
+    Exact,
+    Initial,
+    Phonetic,
+    Fuzzy { jw: f64, distance: usize },
+}
+
+/// Similarity of two single tokens, if they match at all.
+pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
+    if q.text == n.text {
+        return Some((1.0, How::Exact));
+    }
+    let (lq, ln) = (q.text.len(), n.text.len());
+    if lq == 0 || ln == 0 {
+        return None;
+    }
+    if lq == 1 || ln == 1 {
+        let (short, long) = if lq == 1 {
+            (q.text, n.text)
+        } else {
+            (n.text, q.text)
+        };
+        return long
+            .starts_with(short)
+            .then_some((INITIAL_SIMILARITY, How::Initial));
+    }
+    let same_skeleton = !q.skel.is_empty() && q.skel == n.skel;
+    let max = lq.max(ln);
+    let diff = lq.abs_diff(ln);
+    let vowelled = has_vowels(q.text) && has_vowels(n.text);
+    // The phonetic similarity, unless it depends on the fuzzy one: when both spell
+    // their vowels, the vowels must sit in the same places (Utaybi = Otaibi) or the
+    // spellings must look alike (Mahmoud ≠ Mohammed); a vowel-less transliteration
+    // (Arabic, Persian script) has only its skeleton to compare.
+    let base = phonetic_similarity(q.skel.len());
+    let phon_fixed = if !same_skeleton {
+        Some(0.0)
+    } else if !vowelled || shape(q.text) == shape(n.text) {
+        Some(base)
+    } else {
+        None
+    };
+    // The least fuzzy similarity that can change the result; the fuzzy similarity is
+    // at most 0.4·JW + 0.6·(1 − length difference / length), so the edit distance (and
+    // even JW) is computed only when that bound reaches it.
+    let need = match phon_fixed {
+        Some(p) => p.max(MIN_TOKEN_SIMILARITY),
+        None => PHONETIC_MIN_FUZZY.min(MIN_TOKEN_SIMILARITY),
+    };
+    let len_part = 0.6 * (1.0 - diff as f64 / max as f64);
+    let fuzzy = if 0.4 + len_part < need {
+        None
+    } else {
+        let jw = distance::jaro_winkler(q.text, n.text);
+        if 0.4 * jw + len_part < need {
+            None
+        } else {
+            let distance = distance::osa_distance(q.text, n.text);
+            let sim = 0.4 * jw + 0.6 * (1.0 - distance as f64 / max as f64);
+            Some((sim, How::Fuzzy { jw, distance }))
+        }
+    };
+    let phon = match phon_fixed {
+        Some(p) => p,
+        None => match fuzzy {
+            Some((f, _)) if f >= PHONETIC_MIN_FUZZY => 0.5 * base + 0.5 * f,
+            _ => 0.0,
+        },
+    };
+    let best = match fuzzy {
+        Some((f, how)) if f >= phon => (f, how),
+        _ => (phon, How::Phonetic),
+    };
+    (best.0 >= MIN_TOKEN_SIMILARITY).then_some(best)
+}
+
+fn has_vowels(s: &str) -> bool {
+    s.bytes()
+        .any(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u'))
+}
+
+/// `whole` is `a` followed by `b`.
+fn is_concat(whole: &str, a: &str, b: &str) -> bool {
+    whole.len() == a.len() + b.len() && whole.starts_with(a) && whole.ends_with(b)
+}
+
+/// Similarity of one token against two adjacent tokens written together.
+fn concat_similarity(one: Tok<'_>, a: Tok<'_>, b: Tok<'_>) -> Option<(f64, How)> {
+    if is_concat(one.text, a.text, b.text) {
+        return Some((1.0, How::Exact));
+    }
+    let skel_joined = is_concat(one.skel, a.skel, b.skel)
+        || (a.skel.chars().last().is_some()
+            && a.skel.chars().last() == b.skel.chars().next()
+            && one.skel.len() + 1 == a.skel.len() + b.skel.len()
+            && one.skel.starts_with(a.skel)
+            && b.skel.get(1..).is_some_and(|rest| one.skel.ends_with(rest)));
+    if skel_joined && one.skel.len() >= 3 {
+        return Some((phonetic_similarity(one.skel.len()), How::Phonetic));
+    }
+    None
+}
+
+/// One aligned pair: query tokens `q.0..q.0+q.1` against name tokens `n.0..n.0+n.1`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pair {
+    pub q: (usize, usize),
+    pub n: (usize, usize),
+    pub sim: f64,
+    pub how: How,
+    pub weight: f64,
+}
+
+/// The alignment of a query name with a listed name and its name score.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Alignment {
+    pub pairs: Vec<Pair>,
+    pub q_used: Vec<bool>,
+    pub n_used: Vec<bool>,
+    /// Σ sim·w over pairs.
+    pub weighted: f64,
+    /// Σ w over pairs.
+    pub matched_weight: f64,
+    /// Σ w·m over unmatched tokens.
+    pub missing_weight: f64,
+}
+
+impl Alignment {
+    /// `Σ sim·w / Σ w` over matched pairs (0 without pairs).
+    pub fn matched_similarity(&self) -> f64 {
+        if self.matched_weight > 0.0 {
+            self.weighted / self.matched_weight
+        } else {
+            0.0
+        }
+    }
+
+    /// The name score including the missing-token penalty.
+    pub fn name_score(&self) -> f64 {
+        let d = self.matched_weight + self.missing_weight;
+        if self.matched_weight > 0.0 && d > 0.0 {
+            self.weighted / d
+        } else {
+            0.0
+        }
+    }
+}
+
+fn position_factor(i: usize, len: usize, middle: f64) -> f64 {
+    if i == 0 || i + 1 >= len { 1.0 } else { middle }
+}
+
+/// The weight factor of unmatched middle tokens for an entry of `kind`.
+pub(crate) fn middle_factor(kind: SubjectKind) -> f64 {
+    if kind == SubjectKind::Person {
+        MIDDLE_TOKEN_FACTOR
+    } else {
+        1.0
+    }
+}
+
+/// Aligns query tokens with name tokens and computes the name score; `middle` is the
+/// weight factor of unmatched middle tokens ([`middle_factor`]).
+pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
+    let mut cands: Vec<Pair> = Vec::with_capacity(q.len() * n.len() + 4);
+    for (i, qt) in q.iter().enumerate() {
+        for (j, nt) in n.iter().enumerate() {
+            if let Some((sim, how)) = token_similarity(*qt, *nt) {
+                cands.push(Pair {
+                    q: (i, 1),
+                    n: (j, 1),
+                    sim,
+                    how,
+                    weight: qt.weight + nt.weight,
+                });
+            }
+        }
+    }
+    // one token against two adjacent ones
+    for (i, qt) in q.iter().enumerate() {
+        for (j, w) in n.windows(2).enumerate() {
+            if let [a, b] = w
+                && let Some((sim, how)) = concat_similarity(*qt, *a, *b)
+            {
+                cands.push(Pair {
+                    q: (i, 1),
+                    n: (j, 2),
+                    sim,
+                    how,
+                    weight: qt.weight + a.weight + b.weight,
+                });
+            }
+        }
+    }
+    for (j, nt) in n.iter().enumerate() {
+        for (i, w) in q.windows(2).enumerate() {
+            if let [a, b] = w
+                && let Some((sim, how)) = concat_similarity(*nt, *a, *b)
+            {
+                cands.push(Pair {
+                    q: (i, 2),
+                    n: (j, 1),
+                    sim,
+                    how,
+                    weight: nt.weight + a.weight + b.weight,
+                });
+            }
+        }
+    }
+    cands.sort_by(|a, b| {
+        b.sim
+            .total_cmp(&a.sim)
+            .then(b.weight.total_cmp(&a.weight))
+            .then(a.q.cmp(&b.q))
+            .then(a.n.cmp(&b.n))
+    });
+    let mut al = Alignment {
+        q_used: vec![false; q.len()],
+        n_used: vec![false; n.len()],
+        ..Alignment::default()
+    };
+    for c in cands {
+        let free = |used: &[bool], (s, l): (usize, usize)| {
+            used.iter().skip(s).take(l).all(|u| !u) && s + l <= used.len()
+        };
+        if !free(&al.q_used, c.q) || !free(&al.n_used, c.n) {
+            continue;
+        }
+        for u in al.q_used.iter_mut().skip(c.q.0).take(c.q.1) {
+            *u = true;
+        }
+        for u in al.n_used.iter_mut().skip(c.n.0).take(c.n.1) {
+            *u = true;
+        }
+        al.weighted += c.sim * c.weight;
+        al.matched_weight += c.weight;
+        al.pairs.push(c);
+    }
+    for (side, used) in [(q, &al.q_used), (n, &al.n_used)] {
+        for (i, (t, u)) in side.iter().zip(used.iter()).enumerate() {
+            if !u {
+                al.missing_weight += t.weight * position_factor(i, side.len(), middle);
+            }
+        }
+    }
+    al
+}
+
+/// What the query says besides the name, used for adjustments.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct QueryFacts {
+    pub country: Option<CountryCode>,
+    pub birth_date: Option<PartialDate>,
+    /// Normalised `type:value`.
+    pub identifier: Option<(String, String)>,
+}
+
+/// What an entry says besides its names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryFacts<'a> {
+    pub kind: SubjectKind,
+    pub country: Option<&'a str>,
+    pub nationality: Option<&'a str>,
+    pub birth_date: Option<PartialDate>,
+    /// Normalised `type:value` strings.
+    pub identifiers: &'a [Box<str>],
+}
+
+/// Normalises an identifier to `type:VALUE` with the type lower-case and the value
+/// upper-case letters and digits only (`FZE-12345`, `fze 12345` → `FZE12345`).
+pub fn normalize_identifier(id: &Identifier) -> (String, String) {
+    let kind = id.kind.trim().to_lowercase();
+    let value: String = id
+        .value
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect();
+    (kind, value)
+}
+
+/// Kind of a score adjustment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustmentKind {
+    /// Tokens on either side without a counterpart.
+    MissingTokens,
+    /// The birth dates agree on every known component.
+    BirthDateAgrees,
+    /// The birth dates disagree.
+    BirthDateConflict,
+    /// The query's country is the entry's country or nationality.
+    CountryAgrees,
+    /// The entry's country and nationality both differ from the query's.
+    CountryConflict,
+    /// An identifier matches exactly (decisive).
+    IdentifierMatch,
+    /// The entry has an identifier of the query's type with another value.
+    IdentifierConflict,
+}
+
+/// One adjustment and its effect on the score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Adjustment {
+    /// What was adjusted for.
+    pub kind: AdjustmentKind,
+    /// Added to the score (negative lowers it).
+    pub delta: f64,
+    /// Human-readable detail, e.g. `query 1970-05, entry 1971`.
+    pub detail: String,
+}
+
+/// Computes the adjustments after the missing-token one, given the running score.
+pub(crate) fn adjustments(
+    facts: &QueryFacts,
+    entry: EntryFacts<'_>,
+    running: f64,
+    out: &mut Vec<Adjustment>,
+) {
+    let mut running = running;
+    let mut push = |kind, delta: f64, detail: String, running: &mut f64| {
+        *running += delta;
+        out.push(Adjustment {
+            kind,
+            delta,
+            detail,
+        });
+    };
+    if let (Some(q), Some(e)) = (facts.birth_date, entry.birth_date) {
+        if q.compatible(e) {
+            push(
+                AdjustmentKind::BirthDateAgrees,
+                DATE_AGREES,
+                format!("query {q}, entry {e}"),
+                &mut running,
+            );
+        } else {
+            push(
+                AdjustmentKind::BirthDateConflict,
+                DATE_CONFLICT,
+                format!("query {q}, entry {e}"),
+                &mut running,
+            );
+        }
+    }
+    if let Some(qc) = &facts.country {
+        let known: Vec<&str> = [entry.country, entry.nationality]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !known.is_empty() {
+            let detail = format!("query {qc}, entry {}", known.join("/"));
+            if known.contains(&qc.as_str()) {
+                push(
+                    AdjustmentKind::CountryAgrees,
+                    COUNTRY_AGREES,
+                    detail,
+                    &mut running,
+                );
+            } else {
+                push(
+                    AdjustmentKind::CountryConflict,
+                    COUNTRY_CONFLICT,
+                    detail,
+                    &mut running,
+                );
+            }
+        }
+    }
+    if let Some((kind, value)) = &facts.identifier {
+        let prefix = format!("{kind}:");
+        let full = format!("{kind}:{value}");
+        if entry.identifiers.iter().any(|i| **i == *full) {
+            let lift = 1.0 - running;
+            push(AdjustmentKind::IdentifierMatch, lift, full, &mut running);
+        } else if entry.identifiers.iter().any(|i| i.starts_with(&prefix)) {
+            push(
+                AdjustmentKind::IdentifierConflict,
+                IDENTIFIER_CONFLICT,
+                format!("query {full}, entry has another {kind}"),
+                &mut running,
+            );
+        }
+    }
+}
+
+/// The final score from the matched similarity and the adjustments.
+pub(crate) fn total(matched_similarity: f64, adjustments: &[Adjustment]) -> f64 {
+    let sum: f64 = adjustments.iter().map(|a| a.delta).sum();
+    if adjustments
+        .iter()
+        .any(|a| a.kind == AdjustmentKind::IdentifierMatch)
+    {
+        return 1.0;
+    }
+    (matched_similarity + sum).clamp(0.0, 1.0)
+}
+
+/// How a token pair matched, as explained.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum MatchMethod {
+    /// Equal after normalisation (case, diacritics, punctuation).
+    Exact,
+    /// Equal after transliterating one side from another script.
+    Transliterated,
+    /// Equal consonant skeletons (spelling variants, vowel-less transliterations).
+    Phonetic {
+        /// The shared skeleton.
+        key: String,
+    },
+    /// Similar spelling.
+    Fuzzy {
+        /// Jaro-Winkler similarity.
+        jaro_winkler: f64,
+        /// Optimal-string-alignment edit distance.
+        edit_distance: usize,
+    },
+    /// A single letter against a word starting with it.
+    Initial,
+}
+
+/// One matched pair of tokens.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenMatch {
+    /// Indexes into `query_tokens` (two when the name writes them as one word).
+    pub query: Vec<usize>,
+    /// Indexes into `name_tokens`.
+    pub name: Vec<usize>,
+    /// The query token(s), normalised.
+    pub query_text: String,
+    /// The name token(s), normalised.
+    pub name_text: String,
+    /// How they matched.
+    #[serde(flatten)]
+    pub method: MatchMethod,
+    /// True when either side was transliterated from another script.
+    pub transliterated: bool,
+    /// Similarity in [0, 1].
+    pub similarity: f64,
+    /// Weight of the pair (sum of its tokens' weights).
+    pub weight: f64,
+}
+
+/// A token of the query or of the listed name, as explained.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExplainedToken {
+    /// Normalised text.
+    pub text: String,
+    /// As written.
+    pub original: String,
+    /// Transliterated from another script.
+    pub transliterated: bool,
+    /// Weight in the name score.
+    pub weight: f64,
+}
+
+/// A token without a counterpart.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UnmatchedToken {
+    /// `query` or `name`.
+    pub side: Side,
+    /// Index into that side's tokens.
+    pub index: usize,
+    /// Normalised text.
+    pub text: String,
+    /// Its weight times its position factor (1 for first/last tokens; 0.3 for middle tokens
+    /// when the entry is a person, else 1).
+    pub counted_weight: f64,
+}
+
+/// Which side of the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The query name.
+    Query,
+    /// The listed name.
+    Name,
+}
+
+/// Why a result scored what it scored. `score = clamp(matched_similarity + Σ
+/// adjustments[].delta, 0, 1)`, where `matched_similarity = Σ similarity·weight / Σ
+/// weight` over `token_matches`, and the `missing_tokens` adjustment is
+/// `Σ sw / (Σ w + Σ counted_weight) − matched_similarity` over `unmatched`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explanation {
+    /// The query's tokens after normalisation.
+    pub query_tokens: Vec<ExplainedToken>,
+    /// The listed name's tokens after normalisation.
+    pub name_tokens: Vec<ExplainedToken>,
+    /// Legal forms, honorifics, particles and stop words removed from the query.
+    pub query_stripped: Vec<Stripped>,
+    /// ... and from the listed name.
+    pub name_stripped: Vec<Stripped>,
+    /// Abbreviations expanded in the query.
+    pub query_expanded: Vec<Expansion>,
+    /// ... and in the listed name.
+    pub name_expanded: Vec<Expansion>,
+    /// Which query token matched which name token, and how.
+    pub token_matches: Vec<TokenMatch>,
+    /// Tokens without a counterpart.
+    pub unmatched: Vec<UnmatchedToken>,
+    /// Weighted mean similarity of the matched pairs.
+    pub matched_similarity: f64,
+    /// Adjustments, in the order they apply.
+    pub adjustments: Vec<Adjustment>,
+    /// The final score.
+    pub score: f64,
+}
+
+/// Tokens of a normalised name as the scorer sees them, with owned skeletons.
+pub(crate) struct OwnedToks {
+    pub skels: Vec<String>,
+}
+
+impl OwnedToks {
+    pub fn new(name: &NormName) -> Self {
+        Self {
+            skels: name.tokens.iter().map(|t| skeleton(&t.text)).collect(),
+        }
+    }
+
+    pub fn toks<'a>(&'a self, name: &'a NormName) -> Vec<Tok<'a>> {
+        name.tokens
+            .iter()
+            .zip(&self.skels)
+            .map(|(t, s)| Tok {
+                text: &t.text,
+                skel: s,
+                weight: token_weight(&t.text),
+            })
+            .collect()
+    }
+}
+
+fn joined(name: &NormName, (s, l): (usize, usize)) -> String {
+    name.tokens
+        .iter()
+        .skip(s)
+        .take(l)
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn any_translit(name: &NormName, (s, l): (usize, usize)) -> bool {
+    name.tokens.iter().skip(s).take(l).any(|t| t.transliterated)
+}
+
+fn explained_tokens(name: &NormName) -> Vec<ExplainedToken> {
+    name.tokens
+        .iter()
+        .map(|t| ExplainedToken {
+            text: t.text.clone(),
+            original: t.original.clone(),
+            transliterated: t.transliterated,
+            weight: token_weight(&t.text),
+        })
+        .collect()
+}
+
+/// Builds the full explanation of one query name against one listed name.
+pub(crate) fn explain(
+    query: &NormName,
+    name: &NormName,
+    facts: &QueryFacts,
+    entry: EntryFacts<'_>,
+) -> Explanation {
+    let qo = OwnedToks::new(query);
+    let no = OwnedToks::new(name);
+    let qt = qo.toks(query);
+    let nt = no.toks(name);
+    let middle = middle_factor(entry.kind);
+    let al = align(&qt, &nt, middle);
+    let mut token_matches = Vec::with_capacity(al.pairs.len());
+    for p in &al.pairs {
+        let transliterated = any_translit(query, p.q) || any_translit(name, p.n);
+        let method = match p.how {
+            How::Exact if transliterated => MatchMethod::Transliterated,
+            How::Exact => MatchMethod::Exact,
+            How::Initial => MatchMethod::Initial,
+            How::Phonetic => {
+                let key = if p.q.1 == 1 {
+                    qo.skels.get(p.q.0).cloned().unwrap_or_default()
+                } else {
+                    no.skels.get(p.n.0).cloned().unwrap_or_default()
+                };
+                MatchMethod::Phonetic { key }
+            }
+            How::Fuzzy { jw, distance } => MatchMethod::Fuzzy {
+                jaro_winkler: jw,
+                edit_distance: distance,
+            },
+        };
+        token_matches.push(TokenMatch {
+            query: (p.q.0..p.q.0 + p.q.1).collect(),
+            name: (p.n.0..p.n.0 + p.n.1).collect(),
+            query_text: joined(query, p.q),
+            name_text: joined(name, p.n),
+            method,
+            transliterated,
+            similarity: p.sim,
+            weight: p.weight,
+        });
+    }
+    let mut unmatched = Vec::new();
+    for (side, toks, used) in [
+        (Side::Query, &qt, &al.q_used),
+        (Side::Name, &nt, &al.n_used),
+    ] {
+        for (i, (t, u)) in toks.iter().zip(used.iter()).enumerate() {
+            if !u {
+                unmatched.push(UnmatchedToken {
+                    side,
+                    index: i,
+                    text: t.text.to_owned(),
+                    counted_weight: t.weight * position_factor(i, toks.len(), middle),
+                });
+            }
+        }
+    }
+    let matched_similarity = al.matched_similarity();
+    let mut adj = Vec::new();
+    let missing = al.name_score() - matched_similarity;
+    if !unmatched.is_empty() {
+        adj.push(Adjustment {
+            kind: AdjustmentKind::MissingTokens,
+            delta: missing,
+            detail: format!(
+                "{} unmatched token(s), counted weight {:.2}",
+                unmatched.len(),
+                al.missing_weight
+            ),
+        });
+    }
+    adjustments(facts, entry, al.name_score(), &mut adj);
+    let score = total(matched_similarity, &adj);
+    Explanation {
+        query_tokens: explained_tokens(query),
+        name_tokens: explained_tokens(name),
+        query_stripped: query.stripped.clone(),
+        name_stripped: name.stripped.clone(),
+        query_expanded: query.expanded.clone(),
+        name_expanded: name.expanded.clone(),
+        token_matches,
+        unmatched,
+        matched_similarity,
+        adjustments: adj,
+        score,
+    }
+}
+
+/// The final score of a candidate without building an explanation (same arithmetic).
+pub(crate) fn quick_score(al: &Alignment, facts: &QueryFacts, entry: EntryFacts<'_>) -> f64 {
+    let base = al.name_score();
+    if facts.birth_date.is_none() && facts.country.is_none() && facts.identifier.is_none() {
+        return base.clamp(0.0, 1.0);
+    }
+    let mut adj = Vec::new();
+    adjustments(facts, entry, base, &mut adj);
+    let missing = Adjustment {
+        kind: AdjustmentKind::MissingTokens,
+        delta: base - al.matched_similarity(),
+        detail: String::new(),
+    };
+    adj.insert(0, missing);
+    total(al.matched_similarity(), &adj)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(t: &str) -> (String, String) {
+        (t.to_owned(), skeleton(t))
+    }
+
+    #[test]
+    fn token_similarities() {
+        let s = |a: &str, b: &str| {
+            let (a, sa) = tok(a);
+            let (b, sb) = tok(b);
+            token_similarity(
+                Tok {
+                    text: &a,
+                    skel: &sa,
+                    weight: 1.0,
+                },
+                Tok {
+                    text: &b,
+                    skel: &sb,
+                    weight: 1.0,
+                },
+            )
+        };
+        assert_eq!(s("rashid", "rashid"), Some((1.0, How::Exact)));
+        assert_eq!(s("j", "john").map(|x| x.1), Some(How::Initial));
+        assert_eq!(s("mhmd", "mohammed").map(|x| x.1), Some(How::Phonetic));
+        assert!(matches!(
+            s("petrov", "petrof"),
+            Some((_, How::Fuzzy { .. }))
+        ));
+        assert_eq!(s("petrov", "sidorov"), None);
+    }
+}
