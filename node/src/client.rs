@@ -157,6 +157,40 @@ impl Client {
         self.send(self.http.get(self.url(path))).await
     }
 
+    /// The node's API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `GET path` as text (for `/metrics`).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: self.addr,
+                reason: e.to_string(),
+                config: self.config.clone(),
+            })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: "http".into(),
+                message: text.chars().take(200).collect(),
+                field: None,
+            });
+        }
+        Ok(text)
+    }
+
     /// `POST path` with a JSON body.
     pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

@@ -357,6 +357,10 @@ pub fn check_membership(roster: &Roster, cfg: &Config, id: &Identity) -> Result<
     Ok(())
 }
 
+/// The file in the data dir where a started node lists its libp2p listen addresses,
+/// one multiaddr (with `/p2p/<peer id>`) per line.
+pub const LISTEN_ADDRS_FILE: &str = "listen.addrs";
+
 /// A started node.
 #[derive(Debug)]
 pub struct RunningNode {
@@ -365,7 +369,7 @@ pub struct RunningNode {
     /// The API's bound address.
     pub api_addr: SocketAddr,
     /// libp2p listen addresses (with `/p2p/<peer id>`).
-    pub listen_addrs: Vec<libp2p::Multiaddr>,
+    pub listen_addrs: Vec<multiaddr::Multiaddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store_actor: Option<crate::store::actor::StoreActor>,
@@ -440,6 +444,19 @@ impl RunningNode {
             reason: format!("cannot write: {e}"),
         })?;
         let network = crate::net::start(ctx.clone(), &id.node_key, shutdown.subscribe()).await?;
+        // Operators and `wlnode demo` read the bound libp2p addresses from here when the
+        // config listens on port 0.
+        let listen_file = ctx.config.raw.data_dir.join(LISTEN_ADDRS_FILE);
+        let text: String = network
+            .listen_addrs
+            .iter()
+            .map(|a| format!("{a}\n"))
+            .collect();
+        std::fs::write(&listen_file, text).map_err(|e| NodeError::Read {
+            path: listen_file.clone(),
+            reason: format!("cannot write: {e}"),
+        })?;
+
         tracing::info!(
             agency = %ctx.agency,
             peer_id = %ctx.peer_id,

@@ -2,6 +2,7 @@
 //! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
 
 mod bench;
+mod demo;
 mod entry;
 mod init;
 mod policy;
@@ -44,6 +45,8 @@ enum Command {
     /// Check, explain and reload the data-sharing policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Start a local demo federation (three agencies and an auditor) with sample data.
+    Demo(demo::DemoArgs),
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,5 +92,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
         Command::Bench(c) => bench::run(c),
+        Command::Demo(a) => demo::run(a),
     }
 }

@@ -1,0 +1,977 @@
+//! `wlnode demo`: a whole federation on this machine in one command.
+//!
+//! It exists so that a newcomer (an agency's IT team, a regional body evaluating wlnode)
+//! sees the system work end to end without writing a config. It generates a roster
+//! authority, fictional agencies in two sharing groups and an auditor, with different
+//! data-sharing policies; starts every node as a real `wlnode run` child process on
+//! loopback; seeds synthetic entries at their origins; shows replication progress; and
+//! checks the result against what each node *should* hold. That expectation is computed
+//! here from the seeding plan and the policies' intent, independently of the node's
+//! policy engine, so the demo doubles as an end-to-end check (`--exit-after-sync` exits
+//! non-zero when the federation did not converge as the policies say it should).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+use wlnode::client::{Client, ImportRow};
+use wlnode::config::Config;
+use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions, ScaffoldNode};
+use wlnode::screen::bench::synth;
+use wlnode_crypto::model::EntryDraft;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Member agencies, 2 to 6 (AA-EXPORT, BB-CUSTOMS, CC-TRADE, then DD, EE, FF).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=6))]
+    nodes: u8,
+    /// Entries to seed, spread evenly over the member agencies.
+    #[arg(long, default_value_t = 2000)]
+    entries: usize,
+    /// Folder for the federation's files (kept afterwards; must not exist or be empty).
+    /// Without it, a temporary folder is used and removed on exit.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Exit once the federation has converged (exit code 1 if it did not).
+    #[arg(long)]
+    exit_after_sync: bool,
+    /// How long to wait for convergence.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print the summary as one JSON value on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Member agencies the demo can create, with their sharing groups.
+const MEMBERS: [(&str, &[&str]); 6] = [
+    ("AA-EXPORT", &["eu"]),
+    ("BB-CUSTOMS", &["eu", "pacific"]),
+    ("CC-TRADE", &["pacific"]),
+    ("DD-LICENCE", &["eu"]),
+    ("EE-CUSTOMS", &["pacific"]),
+    ("FF-CONTROL", &["eu", "pacific"]),
+];
+const AUDITOR: &str = "ZZ-AUDIT";
+/// What AA-EXPORT withholds from BB-CUSTOMS.
+const PERSONAL: [&str; 3] = ["identifiers", "birth_date", "nationality"];
+
+/// The policy of member `code`, as its admin would write it.
+fn policy(code: &str) -> String {
+    let accept_all = "\n[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n";
+    match code {
+        // Shares its own entries with everyone, but withholds personal identifiers from
+        // BB-CUSTOMS (rules compose: the union of matching rules' withholdings applies).
+        "AA-EXPORT" => format!(
+            "\n# Personal identifiers stay out of BB-CUSTOMS's copies.\n\
+             [[share]]\nto = [\"BB-CUSTOMS\"]\norigins = [\"self\"]\nwithhold = {personal:?}\n\
+             \n[[share]]\nto = [\"*\"]\norigins = [\"self\"]\n{accept_all}",
+            personal = PERSONAL
+        ),
+        // The hub: relays every record it holds to every neighbour.
+        "BB-CUSTOMS" => {
+            format!("\n[[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n{accept_all}")
+        }
+        // Only keeps `public` entries from others.
+        "CC-TRADE" => "\n[[share]]\nto = [\"*\"]\norigins = [\"self\"]\n\
+             \n# Only public entries are kept here.\n\
+             [[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\nmax_sensitivity = \"public\"\n"
+            .to_owned(),
+        _ => format!("\n[[share]]\nto = [\"*\"]\norigins = [\"self\"]\n{accept_all}"),
+    }
+}
+
+/// One seeded entry, as the plan knows it.
+#[derive(Clone, Debug)]
+struct Seeded {
+    origin: usize,
+    entry_id: String,
+    /// `Some(groups)` for `scope = groups`, `None` for the federation.
+    groups: Option<Vec<&'static str>>,
+    public: bool,
+    /// It carries identifiers, a birth date or a nationality.
+    personal: bool,
+}
+
+/// Why a node holds or does not hold a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Holds,
+    OutsideDistribution,
+    DeclinedByPolicy,
+}
+
+/// What member `n` should hold of `s`, from the distribution and the policies' intent.
+/// Every member shares its own records directly with every other (full mesh), so the
+/// question is only whether the distribution admits `n` and `n`'s accept rules keep it.
+fn expect(members: &[(&str, &[&str])], s: &Seeded, n: usize) -> Expect {
+    if n == s.origin {
+        return Expect::Holds;
+    }
+    let Some((code, groups)) = members.get(n) else {
+        return Expect::OutsideDistribution;
+    };
+    if let Some(g) = &s.groups
+        && !g.iter().any(|g| groups.contains(g))
+    {
+        return Expect::OutsideDistribution;
+    }
+    if *code == "CC-TRADE" && !s.public {
+        return Expect::DeclinedByPolicy;
+    }
+    Expect::Holds
+}
+
+/// Member `n`'s copies of records from `origin` must lack the personal fields.
+fn personal_withheld(members: &[(&str, &[&str])], origin: usize, n: usize) -> bool {
+    matches!(
+        (members.get(origin), members.get(n)),
+        (Some(("AA-EXPORT", _)), Some(("BB-CUSTOMS", _)))
+    )
+}
+
+/// The entry JSON for seeded entry `k` of origin `origin`.
+fn draft(e: &synth::SynthEntry, k: usize, origin: usize, groups: &[&str]) -> (Value, Seeded) {
+    let d = &e.doc;
+    let class = (k / MEMBERS.len()) % 10;
+    let (distribution, dist_groups, public) = match class {
+        0..=5 => (
+            json!({"scope": "federation", "sensitivity": "public"}),
+            None,
+            true,
+        ),
+        6..=8 => (
+            json!({"scope": "federation", "sensitivity": "restricted"}),
+            None,
+            false,
+        ),
+        _ => {
+            let g: Vec<&'static str> = groups
+                .first()
+                .map(|g| vec![static_group(g)])
+                .unwrap_or_default();
+            (
+                json!({"scope": "groups", "groups": g, "sensitivity": "restricted"}),
+                Some(g),
+                false,
+            )
+        }
+    };
+    let mut identifiers: Vec<Value> = d
+        .identifiers
+        .iter()
+        .map(|i| json!({"type": i.kind, "value": i.value}))
+        .collect();
+    if identifiers.is_empty() && k.is_multiple_of(3) {
+        let kind = match d.kind.as_str() {
+            "person" => "passport",
+            "vessel" => "imo",
+            _ => "registration",
+        };
+        identifiers.push(json!({"type": kind, "value": format!("D{:07}", k * 7919 % 10_000_000)}));
+    }
+    let mut subject = serde_json::Map::new();
+    subject.insert("kind".into(), json!(d.kind.as_str()));
+    subject.insert(
+        "name".into(),
+        json!(
+            d.names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("Demo subject {k}"))
+        ),
+    );
+    subject.insert(
+        "aliases".into(),
+        json!(d.names.iter().skip(1).take(4).collect::<Vec<_>>()),
+    );
+    if let Some(c) = &d.country {
+        subject.insert("country".into(), json!(c.as_str()));
+    }
+    if !identifiers.is_empty() {
+        subject.insert("identifiers".into(), Value::Array(identifiers.clone()));
+    }
+    if let Some(b) = &d.birth_date {
+        subject.insert("birth_date".into(), json!(b.to_string()));
+    }
+    let reasons = ["denial", "diversion-risk", "sanctions", "wmd-end-use"];
+    let categories = [["3A001"], ["1C010"], ["9A012"], ["2B001"], ["5A002"]];
+    let v = json!({
+        "subject": subject,
+        "reason": reasons.get(k % reasons.len()).copied().unwrap_or("other"),
+        "categories": categories.get(k % categories.len()).map(|c| c.to_vec()).unwrap_or_default(),
+        "remarks": format!("Synthetic demo entry {k}; not a real listing."),
+        "distribution": distribution,
+    });
+    let personal = !identifiers.is_empty() || d.birth_date.is_some();
+    (
+        v,
+        Seeded {
+            origin,
+            entry_id: String::new(),
+            groups: dist_groups,
+            public,
+            personal,
+        },
+    )
+}
+
+fn static_group(g: &str) -> &'static str {
+    if g == "eu" { "eu" } else { "pacific" }
+}
+
+/// A started child node.
+struct Child {
+    agency: String,
+    role: &'static str,
+    config: PathBuf,
+    log: PathBuf,
+    token_file: PathBuf,
+    process: tokio::process::Child,
+    client: Client,
+    listen: Vec<String>,
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("agency", &self.agency)
+            .finish()
+    }
+}
+
+/// Starts `wlnode run --config <node>` and waits until its API answers.
+async fn start_node(node: &ScaffoldNode, role: &'static str) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the wlnode executable")?;
+    let log = node.dir.join("node.log");
+    let out =
+        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let err = out.try_clone()?;
+    let mut process = tokio::process::Command::new(exe)
+        .arg("run")
+        .arg("--config")
+        .arg(&node.config)
+        .env(
+            "WLNODE_LOG",
+            std::env::var("WLNODE_LOG").unwrap_or_else(|_| "info,sled=warn,libp2p=warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start wlnode run")?;
+    let cfg = Config::load(&node.config)?;
+    let data = cfg.raw.data_dir.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = process.try_wait()? {
+            bail!(
+                "{} exited during start-up ({status}); its log {} ends with:\n{}",
+                node.agency,
+                log.display(),
+                tail(&log, 15)
+            );
+        }
+        if data.join(wlnode::node::LISTEN_ADDRS_FILE).exists()
+            && let Ok(client) = Client::from_config(&cfg)
+            && client.status().await.is_ok()
+        {
+            let listen = std::fs::read_to_string(data.join(wlnode::node::LISTEN_ADDRS_FILE))?
+                .lines()
+                .filter(|l| l.contains("/ip4/127.0.0.1/"))
+                .map(str::to_owned)
+                .collect();
+            return Ok(Child {
+                agency: node.agency.to_string(),
+                role,
+                config: node.config.clone(),
+                log,
+                token_file: cfg.raw.api.token_file.clone(),
+                process,
+                client,
+                listen,
+            });
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} did not start within 60 s; see {}",
+                node.agency,
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .get(lines.len().saturating_sub(n)..)
+        .unwrap_or_default()
+        .join("\n")
+}
+
+/// Asks every child to stop (SIGTERM) and waits for it.
+async fn stop_all(children: &mut [Child]) {
+    for c in children.iter() {
+        if let Some(pid) = c.process.id()
+            && let Ok(pid) = i32::try_from(pid)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for c in children.iter_mut() {
+        match tokio::time::timeout(Duration::from_secs(30), c.process.wait()).await {
+            Ok(Ok(s)) if s.success() => {}
+            Ok(Ok(s)) => eprintln!("{} exited with {s}; see {}", c.agency, c.log.display()),
+            _ => {
+                eprintln!("{} did not stop within 30 s; killing it", c.agency);
+                let _ = c.process.kill().await;
+            }
+        }
+    }
+}
+
+/// One row of the summary.
+#[derive(Debug, Serialize)]
+struct NodeSummary {
+    agency: String,
+    role: &'static str,
+    /// Records held now.
+    records: u64,
+    /// Records the plan says this node should hold.
+    expected: u64,
+    /// Seeded records the origin's distribution keeps from this node.
+    outside_distribution: u64,
+    /// Seeded records this node's accept rules decline.
+    declined_by_policy: u64,
+    /// Held records that arrived with fields withheld, and which fields.
+    records_with_withheld_fields: u64,
+    withheld_fields: BTreeSet<String>,
+    /// Records rejected as invalid (bad signature, revoked key, ...), not counting
+    /// copies declined by accept rules.
+    rejected: u64,
+    equivocations: u64,
+    audit: String,
+    api: String,
+    token_file: PathBuf,
+    config: PathBuf,
+    /// Problems found: empty when the node holds exactly what it should.
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    converged: bool,
+    seconds_to_converge: Option<f64>,
+    dir: PathBuf,
+    nodes: Vec<NodeSummary>,
+}
+
+pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    super::runtime()?.block_on(demo(a))
+}
+
+async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
+    let members: Vec<(&str, &[&str])> =
+        MEMBERS.iter().take(usize::from(a.nodes)).copied().collect();
+    let (dir, _temp) = match &a.dir {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                bail!(
+                    "{} exists and is not empty; choose a new --dir",
+                    d.display()
+                );
+            }
+            (d.clone(), None)
+        }
+        None => {
+            let t = tempfile::Builder::new().prefix("wlnode-demo-").tempdir()?;
+            (t.path().to_owned(), Some(t))
+        }
+    };
+    let say = |s: String| eprintln!("{s}");
+    say(format!("Creating a federation in {}", dir.display()));
+    let mut specs = Vec::new();
+    for (code, groups) in &members {
+        specs.push(AgencySpec::member(code, groups)?);
+    }
+    specs.push(AgencySpec::auditor(AUDITOR)?);
+    let fed = scaffold::create(&dir, "demo-federation", &specs)?;
+    say(format!(
+        "  roster authority, signed roster (version 1), {} agencies in groups eu and pacific, auditor {AUDITOR}",
+        members.len()
+    ));
+
+    // Start the members one by one: each dials the ones already running.
+    let mut children: Vec<Child> = Vec::new();
+    let result = run_federation(&a, &fed, &members, &mut children).await;
+    stop_all(&mut children).await;
+    if a.dir.is_none() {
+        say("Removed the temporary federation folder.".into());
+    }
+    result
+}
+
+async fn run_federation(
+    a: &DemoArgs,
+    fed: &Federation,
+    members: &[(&str, &[&str])],
+    children: &mut Vec<Child>,
+) -> anyhow::Result<ExitCode> {
+    for (i, node) in fed.nodes.iter().enumerate() {
+        let is_auditor = node.agency.as_str() == AUDITOR;
+        let mut peers = Vec::new();
+        if !is_auditor {
+            for (j, other) in fed.nodes.iter().enumerate() {
+                if j == i || other.agency.as_str() == AUDITOR {
+                    continue;
+                }
+                let addrs = children
+                    .get(j)
+                    .map(|c| c.listen.clone())
+                    .unwrap_or_default();
+                peers.push((other.agency.clone(), addrs));
+            }
+        }
+        let extra = if is_auditor {
+            String::new()
+        } else {
+            policy(node.agency.as_str())
+        };
+        let sync = "\n[sync]\nanti_entropy_interval = \"10s\"\nreconnect_min = \"200ms\"\nreconnect_max = \"2s\"\n";
+        scaffold::write_config(
+            fed,
+            node,
+            &NodeOptions {
+                peers,
+                extra: format!("{extra}{sync}"),
+                ..NodeOptions::default()
+            },
+        )?;
+        let role = if is_auditor { "auditor" } else { "member" };
+        let child = start_node(node, role).await?;
+        eprintln!(
+            "  started {:<11} {role:<7} API {}",
+            child.agency,
+            child.client_addr()
+        );
+        children.push(child);
+    }
+
+    // Seed entries at their origins.
+    let m = members.len();
+    let list = synth::watchlist(a.entries, 2026);
+    let mut per_origin: Vec<Vec<(Value, Seeded, String)>> = vec![Vec::new(); m];
+    for (k, e) in list.iter().enumerate() {
+        let origin = k % m;
+        let groups = members.get(origin).map(|(_, g)| *g).unwrap_or(&[]);
+        let (v, s) = draft(e, k, origin, groups);
+        if let Some(p) = per_origin.get_mut(origin) {
+            p.push((v, s, format!("demo-{k}")));
+        }
+    }
+    let t_seed = Instant::now();
+    let mut seeded: Vec<Seeded> = Vec::new();
+    for (origin, items) in per_origin.into_iter().enumerate() {
+        let Some(child) = children.get(origin) else {
+            continue;
+        };
+        for chunk in items.chunks(250) {
+            let drafts: Vec<EntryDraft> = chunk
+                .iter()
+                .map(|(v, _, _)| serde_json::from_value(v.clone()))
+                .collect::<Result<_, _>>()
+                .context("a generated demo entry is invalid")?;
+            let rows: Vec<ImportRow<'_>> = chunk
+                .iter()
+                .zip(&drafts)
+                .map(|((_, _, id), d)| ImportRow {
+                    source_id: id,
+                    entry: d,
+                })
+                .collect();
+            let reply = child.client.import_batch("demo-seed", &rows).await?;
+            for ((_, s, _), r) in chunk.iter().zip(reply.results) {
+                match r.entry_id {
+                    Some(id) if r.result != "failed" => {
+                        let mut s = s.clone();
+                        s.entry_id = id.to_string();
+                        seeded.push(s);
+                    }
+                    _ => bail!(
+                        "{} refused a demo entry: {}",
+                        child.agency,
+                        r.error.unwrap_or_default()
+                    ),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "Seeded {} entries at their origins in {:.1} s; replicating...",
+        seeded.len(),
+        t_seed.elapsed().as_secs_f64()
+    );
+
+    // Expected holdings per member.
+    let mut expected: Vec<BTreeSet<(String, String)>> = vec![BTreeSet::new(); m];
+    for s in &seeded {
+        for (n, set) in expected.iter_mut().enumerate() {
+            if expect(members, s, n) == Expect::Holds {
+                let origin = members.get(s.origin).map(|(c, _)| *c).unwrap_or_default();
+                set.insert((origin.to_owned(), s.entry_id.clone()));
+            }
+        }
+    }
+
+    let t_sync = Instant::now();
+    let converged = tokio::select! {
+        r = wait_converged(children, &expected, a.timeout) => Some(r?),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    let Some(converged) = converged else {
+        eprintln!("Interrupted; stopping the nodes.");
+        return Ok(ExitCode::from(130));
+    };
+    let secs = converged.then(|| t_sync.elapsed().as_secs_f64());
+    let summary = summarize(
+        children, members, &seeded, &expected, converged, secs, &fed.dir,
+    )
+    .await?;
+    let ok = summary.converged && summary.nodes.iter().all(|n| n.problems.is_empty());
+    if a.json {
+        super::print_json(&summary)?;
+    } else {
+        print_summary(&summary);
+    }
+    if !ok {
+        eprintln!(
+            "The federation did NOT converge as the policies say it should; node logs are next to each node.toml in {}.",
+            fed.dir.display()
+        );
+        if a.dir.is_none() {
+            eprintln!("(Run with --dir DIR to keep the files.)");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    if a.exit_after_sync {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sample = seeded
+        .iter()
+        .find(|s| s.origin == 0 && s.personal)
+        .map(|s| s.entry_id.clone());
+    print_next_steps(children, sample.as_deref());
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    eprintln!("\nCtrl-C: stopping every node cleanly...");
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Child {
+    fn client_addr(&self) -> String {
+        self.client.addr().to_string()
+    }
+}
+
+/// Polls the members until each holds its expected count, then compares exact sets.
+/// Returns false on timeout. Fails early if a child dies.
+async fn wait_converged(
+    children: &mut [Child],
+    expected: &[BTreeSet<(String, String)>],
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let tty = std::io::stderr().is_terminal();
+    let bars = indicatif::MultiProgress::new();
+    let style =
+        indicatif::ProgressStyle::with_template("  {prefix:<11} [{bar:30}] {pos}/{len} records")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    let mut pbs = Vec::new();
+    for (c, e) in children.iter().zip(expected) {
+        let pb = bars.add(indicatif::ProgressBar::new(e.len() as u64));
+        pb.set_style(style.clone());
+        pb.set_prefix(c.agency.clone());
+        pbs.push(pb);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut last_line = Instant::now();
+    loop {
+        let mut counts = Vec::new();
+        for (c, pb) in children.iter_mut().zip(&pbs) {
+            if let Some(s) = c.process.try_wait()? {
+                bail!(
+                    "{} exited ({s}); its log {} ends with:\n{}",
+                    c.agency,
+                    c.log.display(),
+                    tail(&c.log, 15)
+                );
+            }
+            let records = c
+                .client
+                .status()
+                .await?
+                .get("records")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            pb.set_position(records);
+            counts.push(records);
+        }
+        if !tty && last_line.elapsed() > Duration::from_secs(2) {
+            let line: Vec<String> = children
+                .iter()
+                .zip(counts.iter().zip(expected))
+                .map(|(c, (n, e))| format!("{} {n}/{}", c.agency, e.len()))
+                .collect();
+            eprintln!("  {}", line.join("  "));
+            last_line = Instant::now();
+        }
+        if counts
+            .iter()
+            .zip(expected)
+            .all(|(n, e)| *n >= e.len() as u64)
+        {
+            let mut all = true;
+            for (c, e) in children.iter().zip(expected) {
+                all &= held(&c.client).await? == *e;
+            }
+            if all {
+                for pb in &pbs {
+                    pb.finish();
+                }
+                return Ok(true);
+            }
+        }
+        if Instant::now() > deadline {
+            for pb in &pbs {
+                pb.abandon();
+            }
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The (origin, entry_id) pairs a node holds.
+async fn held(client: &Client) -> anyhow::Result<BTreeSet<(String, String)>> {
+    Ok(client
+        .list_all(&[], None)
+        .await?
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e.get("origin")?.as_str()?.to_owned(),
+                e.get("entry_id")?.as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// Sums the samples of counter `name`, leaving out those whose labels contain `skip`.
+fn metric_sum(metrics: &str, name: &str, skip: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.contains(skip))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn summarize(
+    children: &[Child],
+    members: &[(&str, &[&str])],
+    seeded: &[Seeded],
+    expected: &[BTreeSet<(String, String)>],
+    converged: bool,
+    secs: Option<f64>,
+    dir: &Path,
+) -> anyhow::Result<Summary> {
+    let by_id: BTreeMap<&str, &Seeded> = seeded.iter().map(|s| (s.entry_id.as_str(), s)).collect();
+    let mut nodes = Vec::new();
+    for (n, c) in children.iter().enumerate() {
+        let status = c.client.status().await?;
+        let metrics = c.client.get_text("/metrics").await.unwrap_or_default();
+        let member = n < members.len();
+        let mut s = NodeSummary {
+            agency: c.agency.clone(),
+            role: c.role,
+            records: status.get("records").and_then(Value::as_u64).unwrap_or(0),
+            expected: expected.get(n).map_or(0, |e| e.len() as u64),
+            outside_distribution: 0,
+            declined_by_policy: 0,
+            records_with_withheld_fields: 0,
+            withheld_fields: BTreeSet::new(),
+            rejected: metric_sum(
+                &metrics,
+                "wlnode_records_rejected_total",
+                "reason=\"declined_by_policy\"",
+            ),
+            equivocations: status
+                .get("disputed_versions")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            audit: "not checked: the audit protocol is not in this build".into(),
+            api: c.client_addr(),
+            token_file: c.token_file.clone(),
+            config: c.config.clone(),
+            problems: Vec::new(),
+        };
+        if member {
+            for sd in seeded {
+                match expect(members, sd, n) {
+                    Expect::Holds => {}
+                    Expect::OutsideDistribution => s.outside_distribution += 1,
+                    Expect::DeclinedByPolicy => s.declined_by_policy += 1,
+                }
+            }
+            let entries = c.client.list_all(&[], None).await?;
+            let mut got = BTreeSet::new();
+            for e in &entries {
+                let origin = e.get("origin").and_then(Value::as_str).unwrap_or_default();
+                let id = e
+                    .get("entry_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                got.insert((origin.to_owned(), id.to_owned()));
+                let withheld: Vec<String> = e
+                    .get("withheld")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !withheld.is_empty() {
+                    s.records_with_withheld_fields += 1;
+                    s.withheld_fields.extend(withheld.iter().cloned());
+                }
+                let Some(sd) = by_id.get(id) else { continue };
+                let subject = e.get("subject").cloned().unwrap_or(Value::Null);
+                let carries_personal = PERSONAL.iter().any(|f| {
+                    subject
+                        .get(*f)
+                        .is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+                });
+                if personal_withheld(members, sd.origin, n) && carries_personal {
+                    s.problems.push(format!(
+                        "holds entry {id} from {origin} WITH personal identifiers that its origin withholds from it"
+                    ));
+                }
+                if personal_withheld(members, sd.origin, n) && sd.personal && withheld.is_empty() {
+                    s.problems.push(format!(
+                        "its copy of entry {id} from {origin} should show personal fields as withheld"
+                    ));
+                }
+                if expect(members, sd, n) != Expect::Holds {
+                    s.problems.push(format!(
+                        "holds entry {id} from {origin} that it should not hold"
+                    ));
+                }
+            }
+            if let Some(e) = expected.get(n) {
+                let missing = e.difference(&got).count();
+                if missing > 0 {
+                    s.problems
+                        .push(format!("{missing} expected entries are missing"));
+                }
+            }
+            if s.rejected > 0 {
+                s.problems.push(format!(
+                    "{} records rejected; see {}",
+                    s.rejected,
+                    c.log.display()
+                ));
+            }
+            if s.equivocations > 0 {
+                s.problems
+                    .push(format!("{} equivocating versions", s.equivocations));
+            }
+        }
+        s.problems.truncate(10);
+        nodes.push(s);
+    }
+    Ok(Summary {
+        converged,
+        seconds_to_converge: secs,
+        dir: dir.to_owned(),
+        nodes,
+    })
+}
+
+fn print_summary(s: &Summary) {
+    println!();
+    match s.seconds_to_converge {
+        Some(t) => println!(
+            "Converged in {t:.1} s: every node holds exactly what the distributions and policies allow."
+        ),
+        None => println!("NOT converged within the timeout."),
+    }
+    println!();
+    println!(
+        "{:<11} {:<7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6}  api",
+        "node",
+        "role",
+        "records",
+        "expected",
+        "not-dist",
+        "declined",
+        "withheld",
+        "rejected",
+        "equiv",
+    );
+    for n in &s.nodes {
+        println!(
+            "{:<11} {:<7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6}  {}",
+            n.agency,
+            n.role,
+            n.records,
+            n.expected,
+            n.outside_distribution,
+            n.declined_by_policy,
+            n.records_with_withheld_fields,
+            n.rejected,
+            n.equivocations,
+            n.api
+        );
+    }
+    println!();
+    println!("  not-dist: seeded records whose signed distribution excludes the node");
+    println!(
+        "  declined: records the node's accept rules refused (CC-TRADE keeps only public entries)"
+    );
+    println!("  withheld: copies held with fields withheld by the sender's policy");
+    for n in &s.nodes {
+        if !n.withheld_fields.is_empty() {
+            let f: Vec<&str> = n.withheld_fields.iter().map(String::as_str).collect();
+            println!("  {} holds copies without: {}", n.agency, f.join(", "));
+        }
+        if n.role == "auditor" {
+            println!("  {} (auditor) audit: {}", n.agency, n.audit);
+        }
+        for p in &n.problems {
+            println!("  PROBLEM at {}: {p}", n.agency);
+        }
+    }
+    println!();
+    println!("Federation files: {}", s.dir.display());
+}
+
+fn print_next_steps(children: &[Child], sample: Option<&str>) {
+    let Some(first) = children.first() else {
+        return;
+    };
+    let second = children.get(1).unwrap_or(first);
+    let cfg = first.config.display();
+    println!("The nodes keep running. In another terminal, try:");
+    println!("  wlnode status --config {cfg}");
+    println!(
+        "  wlnode entry list --config {} --limit 5",
+        second.config.display()
+    );
+    if let (Some(id), Some(to)) = (sample, children.get(1)) {
+        println!(
+            "  wlnode policy explain --config {cfg} --entry {id} --to {}",
+            to.agency
+        );
+    }
+    println!(
+        "API tokens are in each node's api.token (e.g. {}).",
+        first.token_file.display()
+    );
+    println!("Press Ctrl-C to stop every node.");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn seeded(origin: usize, groups: Option<Vec<&'static str>>, public: bool) -> Seeded {
+        Seeded {
+            origin,
+            entry_id: String::new(),
+            groups,
+            public,
+            personal: true,
+        }
+    }
+
+    #[test]
+    fn expectations_follow_distribution_and_accept_rules() {
+        let m: Vec<(&str, &[&str])> = MEMBERS.iter().take(3).copied().collect();
+        // A public federation-wide record from AA reaches everyone.
+        let s = seeded(0, None, true);
+        assert!((0..3).all(|n| expect(&m, &s, n) == Expect::Holds));
+        // A restricted one is declined by CC-TRADE's accept rule.
+        let s = seeded(0, None, false);
+        assert_eq!(expect(&m, &s, 2), Expect::DeclinedByPolicy);
+        assert_eq!(expect(&m, &s, 1), Expect::Holds);
+        // A group "eu" record never reaches CC-TRADE (pacific only).
+        let s = seeded(0, Some(vec!["eu"]), false);
+        assert_eq!(expect(&m, &s, 2), Expect::OutsideDistribution);
+        assert_eq!(expect(&m, &s, 1), Expect::Holds);
+        // Only AA -> BB withholds personal fields.
+        assert!(personal_withheld(&m, 0, 1));
+        assert!(!personal_withheld(&m, 0, 2));
+        assert!(!personal_withheld(&m, 1, 0));
+    }
+
+    #[test]
+    fn every_policy_loads_against_the_generated_roster() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut specs: Vec<AgencySpec> = MEMBERS
+            .iter()
+            .map(|(c, g)| AgencySpec::member(c, g).unwrap())
+            .collect();
+        specs.push(AgencySpec::auditor(AUDITOR).unwrap());
+        let fed = scaffold::create(dir.path(), "demo", &specs).unwrap();
+        for node in &fed.nodes {
+            scaffold::write_config(
+                &fed,
+                node,
+                &NodeOptions {
+                    extra: policy(node.agency.as_str()),
+                    ..NodeOptions::default()
+                },
+            )
+            .unwrap();
+            let cfg = Config::load(&node.config).unwrap();
+            let (bytes, sig) = wlnode::trust::read_signed(&fed.roster).unwrap();
+            let roster = wlnode_crypto::roster::verify_roster(
+                &bytes,
+                &sig,
+                &wlnode_crypto::roster::TrustAnchor {
+                    authorities: vec![fed.authority],
+                    accepted: None,
+                },
+            )
+            .unwrap();
+            let r = wlnode::policy::Policy::from_config(&cfg, std::sync::Arc::new(roster));
+            assert!(r.is_ok(), "{}: {:?}", node.agency, r.err());
+        }
+    }
+
+    #[test]
+    fn generated_entries_are_valid_drafts() {
+        let list = synth::watchlist(60, 7);
+        for (k, e) in list.iter().enumerate() {
+            let (v, s) = draft(e, k, k % 3, MEMBERS[k % 3].1);
+            let d: EntryDraft = serde_json::from_value(v).unwrap();
+            d.validate().unwrap();
+            assert_eq!(s.origin, k % 3);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `wlnode demo --exit-after-sync`: the README's first command, run as the real binary.
+//! It starts four `wlnode run` child processes, seeds entries, and must report a
+//! federation that converged exactly as the policies say, with AA-EXPORT's personal
+//! identifiers withheld from BB-CUSTOMS and CC-TRADE keeping only public entries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+#[test]
+fn demo_converges_as_the_policies_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = dir.path().join("fed");
+    let out = Command::cargo_bin("wlnode")
+        .unwrap()
+        .args(["demo", "--entries", "240", "--exit-after-sync", "--json"])
+        .arg("--dir")
+        .arg(&fed)
+        .args(["--timeout", "180s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stderr}");
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(s["converged"], true);
+    let nodes = s["nodes"].as_array().unwrap();
+    let node = |a: &str| nodes.iter().find(|n| n["agency"] == a).unwrap();
+    assert_eq!(nodes.len(), 4, "three members and an auditor");
+    for n in nodes {
+        assert_eq!(n["records"], n["expected"], "{n}");
+        assert!(n["problems"].as_array().unwrap().is_empty(), "{n}");
+        assert_eq!(n["rejected"], 0, "{n}");
+    }
+    // BB-CUSTOMS holds AA-EXPORT's entries without the personal fields.
+    let bb = node("BB-CUSTOMS");
+    assert!(bb["records_with_withheld_fields"].as_u64().unwrap() > 0);
+    assert!(
+        bb["withheld_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "identifiers")
+    );
+    // CC-TRADE declines everything but public entries; AA-EXPORT is outside the
+    // `pacific` group's distribution.
+    assert!(node("CC-TRADE")["declined_by_policy"].as_u64().unwrap() > 0);
+    assert!(node("AA-EXPORT")["outside_distribution"].as_u64().unwrap() > 0);
+    assert_eq!(node("ZZ-AUDIT")["records"], 0, "auditors hold no watchlist");
+    // Every node was stopped cleanly (SIGTERM, flush) before the demo exited.
+    for a in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
+        let log = std::fs::read_to_string(fed.join(a).join("node.log")).unwrap();
+        assert!(
+            log.contains("node stopped"),
+            "{a} did not stop cleanly:\n{log}"
+        );
+    }
+}
