@@ -228,6 +228,7 @@ impl Lifecycle {
             .ingest(IngestBatch {
                 items,
                 cursor: None,
+                declined: Vec::new(),
             })
             .await?)
     }

@@ -4,6 +4,7 @@
 //! integration tests can run whole nodes in-process as well as via the binary.
 
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod config;

@@ -56,6 +56,12 @@ pub enum NodeError {
     /// The network failed.
     #[error("network: {0}")]
     Net(String),
+    /// The data-sharing policy is invalid (every problem, one per line).
+    #[error("invalid policy:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Policy(Vec<crate::config::ConfigError>),
+    /// The config file is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Store health as the API reports it.
@@ -121,6 +127,23 @@ pub struct NodeContext {
     pub head: Arc<watch::Sender<u64>>,
     /// Peer status, maintained by the network event loop.
     pub peers: crate::net::PeerTable,
+    /// Bumped when the policy or roster is reloaded; the network re-reconciles.
+    pub changes: Arc<watch::Sender<u64>>,
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReloadReport {
+    /// SHA-256 of the policy now in force.
+    pub policy_hash: String,
+    /// Whether the policy changed.
+    pub policy_changed: bool,
+    /// Roster version now in force.
+    pub roster_version: u64,
+    /// Whether the roster changed.
+    pub roster_changed: bool,
+    /// Policy warnings.
+    pub warnings: Vec<String>,
 }
 
 impl NodeContext {
@@ -178,6 +201,72 @@ impl NodeContext {
                 "equivocation: two different records for one entry version"
             );
         }
+    }
+
+    /// Re-reads node.toml's rules and the roster, validates them, and only then swaps
+    /// them in. A bad config or roster leaves the old ones running and returns the
+    /// error. Other config keys need a restart.
+    pub async fn reload(&self) -> Result<ReloadReport, NodeError> {
+        let cfg = Config::load(&self.config.path)?;
+        let roster_path = cfg.raw.roster.clone();
+        let configured = cfg.raw.roster_authorities.clone();
+        let roster = self
+            .store
+            .call(move |s| {
+                crate::trust::load_roster(s, &roster_path, &configured).map_err(|e| match e {
+                    TrustError::Store(e) => e,
+                    other => StoreError::Open {
+                        path: PathBuf::new(),
+                        reason: other.to_string(),
+                    },
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::Open { path, reason } if path.as_os_str().is_empty() => {
+                    NodeError::Identity(reason)
+                }
+                other => NodeError::Store(other),
+            })?
+            .roster;
+        if roster.member(&self.agency).is_none() {
+            return Err(NodeError::Identity(format!(
+                "the new roster (version {}) no longer lists {}; keeping the old one",
+                roster.version(),
+                self.agency
+            )));
+        }
+        let old_roster = self.roster();
+        let roster_changed = roster.hash() != old_roster.hash();
+        let roster = if roster_changed {
+            Arc::new(roster)
+        } else {
+            old_roster
+        };
+        let (policy, warnings) =
+            crate::policy::Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
+        let policy_changed = policy.hash() != self.policy().hash();
+        let report = ReloadReport {
+            policy_hash: hex::encode(policy.hash()),
+            policy_changed,
+            roster_version: roster.version(),
+            roster_changed,
+            warnings: warnings.iter().map(ToString::to_string).collect(),
+        };
+        if let Ok(mut g) = self.roster.write() {
+            *g = roster;
+        }
+        if let Ok(mut g) = self.policy_cell.write() {
+            *g = Arc::new(policy);
+        }
+        if policy_changed || roster_changed {
+            // Records declined under the old rules may be acceptable now, and records
+            // held back may now flow: forget refusals and reconcile with everyone.
+            let n = self.store.call(|s| s.clear_declined()).await?;
+            self.changes.send_modify(|g| *g += 1);
+            tracing::info!(policy = %report.policy_hash, roster_version = report.roster_version, forgotten_declines = n, "policy reloaded");
+        }
+        Ok(report)
     }
 
     /// Bookkeeping after a failed write.
@@ -318,12 +407,16 @@ impl RunningNode {
         metrics.store_healthy.set(1);
         let agency = cfg.agency().clone();
         let roster = Arc::new(loaded.roster);
+        let (policy, warnings) =
+            crate::policy::Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
+        for w in &warnings {
+            tracing::warn!(%w, "policy warning");
+        }
+        tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
         let head_seq = store.call(|s| s.head_seq()).await?;
         let ctx = NodeContext {
-            policy_cell: Arc::new(RwLock::new(Arc::new(crate::policy::Policy::new(
-                agency.clone(),
-                roster.clone(),
-            )))),
+            policy_cell: Arc::new(RwLock::new(Arc::new(policy))),
+            changes: Arc::new(watch::channel(0u64).0),
             head: Arc::new(watch::channel(head_seq).0),
             peers: Arc::default(),
             agency: agency.clone(),

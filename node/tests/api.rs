@@ -245,6 +245,7 @@ async fn only_the_origin_may_change_an_entry() {
                 local: None,
             }],
             cursor: None,
+            declined: Vec::new(),
         })
         .await
         .unwrap();

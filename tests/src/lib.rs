@@ -77,6 +77,32 @@ impl Cluster {
         Some(format!("/ip4/127.0.0.1/tcp/{port}"))
     }
 
+    /// Rewrites node `i`'s config from `extra` (e.g. before a reload).
+    pub fn write_config(&self, i: usize) {
+        let mut peers = Vec::new();
+        for &(a, b) in &self.edges {
+            let other = if a == i {
+                b
+            } else if b == i {
+                a
+            } else {
+                continue;
+            };
+            let addrs = self.addr_of(other).map(|a| vec![a]).unwrap_or_default();
+            peers.push((self.fed.nodes[other].agency.clone(), addrs));
+        }
+        let opts = NodeOptions {
+            listen: match self.ports[i] {
+                Some(p) => format!("/ip4/127.0.0.1/tcp/{p}"),
+                None => "/ip4/127.0.0.1/tcp/0".into(),
+            },
+            peers,
+            extra: self.extra[i].clone(),
+            ..NodeOptions::default()
+        };
+        scaffold::write_config(&self.fed, &self.fed.nodes[i], &opts).unwrap();
+    }
+
     /// Writes node `i`'s config and starts it.
     pub async fn start(&mut self, i: usize) {
         let mut peers = Vec::new();

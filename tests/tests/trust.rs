@@ -71,6 +71,7 @@ async fn inject(c: &Cluster, i: usize, records: Vec<VerifiedRecord>, source: Sou
                 })
                 .collect(),
             cursor: None,
+            declined: Vec::new(),
         })
         .await
         .unwrap();

@@ -8,6 +8,7 @@
 
 mod entries;
 pub mod openapi;
+mod policy;
 mod status;
 
 use std::net::SocketAddr;
@@ -85,6 +86,16 @@ impl ApiError {
         Self {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error with any status and code.
+    pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
             field: None,
             message: message.into(),
         }
@@ -273,6 +284,8 @@ pub fn router(ctx: NodeContext, token: String) -> Router {
             post(entries::withdraw_missing),
         )
         .route("/v1/status", get(status::status))
+        .route("/v1/policy/explain", get(policy::explain))
+        .route("/v1/policy/reload", post(policy::reload))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));

@@ -264,6 +264,7 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
                     })
                     .collect(),
                 cursor: None,
+                declined: Vec::new(),
             };
             let t = Instant::now();
             store.ingest(&batch, Timestamp::now()).map_err(err)?;

@@ -163,6 +163,7 @@ fn preload(
                         })
                         .collect(),
                     cursor: None,
+                    declined: Vec::new(),
                 },
                 Timestamp::now(),
             )

@@ -4,6 +4,7 @@
 mod bench;
 mod entry;
 mod init;
+mod policy;
 mod roster;
 mod run;
 
@@ -40,6 +41,9 @@ enum Command {
     Export(entry::ExportArgs),
     /// Show the running node's status.
     Status(entry::StatusArgs),
+    /// Check, explain and reload the data-sharing policy.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(a) => runtime()?.block_on(entry::import(a)),
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
+        Command::Policy(c) => runtime()?.block_on(policy::run(c)),
         Command::Bench(c) => bench::run(c),
     }
 }

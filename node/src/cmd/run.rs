@@ -36,11 +36,27 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         let node = wlnode::node::RunningNode::start(cfg)
             .await
             .context("node failed to start")?;
-        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+                let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: shutting down");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: shutting down");
+                    break;
+                }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading policy and roster");
+                    match node.ctx.reload().await {
+                        Ok(r) => tracing::info!(policy = %r.policy_hash, changed = r.policy_changed, roster_version = r.roster_version, "reload done"),
+                        Err(e) => tracing::error!(error = %e, "reload refused; the previous policy stays in force"),
+                    }
+                }
+            }
         }
         if tokio::time::timeout(SHUTDOWN_LIMIT, node.stop())
             .await

@@ -36,7 +36,7 @@ use crate::sync::msg::{
     Batch, Hello, Notify, Pull, Reconcile, ReconcileReply, Request, Response, Transfer,
 };
 use crate::sync::reconcile::{self, Initiator, Step};
-use crate::sync::{Action, Backoff, Bans, PeerSync};
+use crate::sync::{Action, Backoff, Bans, PeerSync, SentCache};
 use crate::wire::{Cursor, decode_request, decode_response, encode_request, encode_response};
 
 /// Most records a Pull batch may carry.
@@ -45,6 +45,10 @@ const MAX_PULL_LIMIT: u32 = 5000;
 const MAX_NEED: usize = 4000;
 /// Responder sessions expire after this long without use.
 const RESPONDER_TTL: Duration = Duration::from_secs(120);
+/// How long a copy sent to a peer is not sent again.
+const SENT_TTL: Duration = Duration::from_secs(300);
+/// Most copies remembered per peer.
+const SENT_CAP: usize = 200_000;
 /// Room left in each frame for the message envelope.
 const FRAME_SLACK: usize = 16 * 1024;
 
@@ -107,6 +111,7 @@ enum Event {
     Swarm(SwarmEvent<BehaviourEvent>),
     Task(TaskDone),
     Head(u64),
+    Reloaded,
     Tick,
     Shutdown,
 }
@@ -134,6 +139,7 @@ pub(crate) struct EventLoop {
     tasks_tx: mpsc::UnboundedSender<TaskDone>,
     tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
     head_rx: watch::Receiver<u64>,
+    changes_rx: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
     local_head: u64,
     peers: HashMap<PeerId, PeerSync>,
@@ -146,6 +152,7 @@ pub(crate) struct EventLoop {
     dialing: HashMap<ConnectionId, usize>,
     bans: Bans,
     counters: HashMap<AgencyCode, Counters>,
+    sent: Arc<std::sync::Mutex<HashMap<AgencyCode, SentCache>>>,
     listen_addrs: Vec<Multiaddr>,
     addr_file: PathBuf,
 }
@@ -204,6 +211,7 @@ impl EventLoop {
             .collect();
         let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
         let head_rx = ctx.head.subscribe();
+        let changes_rx = ctx.changes.subscribe();
         let local_head = *head_rx.borrow();
         Ok(Self {
             swarm,
@@ -215,6 +223,7 @@ impl EventLoop {
             tasks_tx,
             tasks_rx,
             head_rx,
+            changes_rx,
             shutdown,
             local_head,
             peers: HashMap::new(),
@@ -226,6 +235,7 @@ impl EventLoop {
             targets,
             dialing: HashMap::new(),
             counters: HashMap::new(),
+            sent: Arc::default(),
             listen_addrs: Vec::new(),
         })
     }
@@ -252,7 +262,8 @@ impl EventLoop {
             let event = tokio::select! {
                 ev = self.swarm.select_next_some() => Event::Swarm(ev),
                 Some(t) = self.tasks_rx.recv() => Event::Task(t),
-                Ok(()) = self.head_rx.changed() => Event::Head(*self.head_rx.borrow_and_update()),
+                                Ok(()) = self.head_rx.changed() => Event::Head(*self.head_rx.borrow_and_update()),
+                Ok(()) = self.changes_rx.changed() => Event::Reloaded,
                 _ = tick.tick() => Event::Tick,
                 _ = self.shutdown.changed() => Event::Shutdown,
             };
@@ -260,6 +271,7 @@ impl EventLoop {
                 Event::Swarm(ev) => self.on_swarm(ev),
                 Event::Task(t) => self.on_task(t),
                 Event::Head(h) => self.on_local_head(h),
+                Event::Reloaded => self.on_reloaded(),
                 Event::Tick => self.on_tick(),
                 Event::Shutdown => break,
             }
@@ -387,6 +399,11 @@ impl EventLoop {
             return;
         }
         self.agencies.insert(peer, (agency.clone(), role));
+        // A new connection: the peer may have restarted or lost data, so what we sent
+        // it before counts for nothing now.
+        if let Ok(mut m) = self.sent.lock() {
+            m.remove(&agency);
+        }
         self.ctx.metrics.peers_connected.inc();
         tracing::info!(%agency, %peer, role = %role, "peer connected");
         if role != Role::Member {
@@ -761,6 +778,9 @@ impl EventLoop {
                     let Some((agency, _)) = self.agency_of(&peer) else {
                         continue;
                     };
+                    if let Ok(mut m) = self.sent.lock() {
+                        m.remove(&agency);
+                    }
                     self.cursors.insert(agency.clone(), c);
                     let store = self.ctx.store.clone();
                     let tx = self.tasks_tx.clone();
@@ -795,6 +815,7 @@ impl EventLoop {
             .max(1024);
         let limit = usize::try_from(p.limit.clamp(1, MAX_PULL_LIMIT)).unwrap_or(1);
         let policy = self.policy();
+        let sent = self.sent.clone();
         tokio::spawn(async move {
             let result = if p.log_epoch != epoch {
                 // Their cursor belongs to a log we no longer have: restart from 0.
@@ -831,7 +852,7 @@ impl EventLoop {
                                 next = *seq;
                                 continue;
                             }
-                            match policy.prepare(&rec, &to) {
+                            match prepare_once(&policy, &sent, &rec, &to) {
                                 Ok(prep) => {
                                     if bytes + prep.bytes.len() > budget && !records.is_empty() {
                                         cut = true;
@@ -844,6 +865,7 @@ impl EventLoop {
                                         hops: prep.hops,
                                     });
                                 }
+                                Err(crate::policy::Deny::RecentlySent) => {}
                                 Err(_) => denied += 1,
                             }
                             next = *seq;
@@ -913,6 +935,37 @@ impl EventLoop {
                 outcome,
             });
         });
+    }
+
+    /// The policy or roster was reloaded: admit exactly the new roster's peers, drop
+    /// connections it no longer lists, and reconcile with every neighbour so that
+    /// records a widened policy now allows flow without waiting.
+    fn on_reloaded(&mut self) {
+        let roster = self.ctx.roster();
+        let allowed: Vec<PeerId> = roster
+            .members()
+            .flat_map(|m| m.node_ids.iter())
+            .filter_map(|p| p.parse::<PeerId>().ok())
+            .collect();
+        self.swarm.behaviour_mut().gate.set_allowed(allowed);
+        let gone: Vec<PeerId> = self
+            .agencies
+            .keys()
+            .filter(|p| roster.agency_of_peer(&p.to_base58()).is_none())
+            .copied()
+            .collect();
+        for p in gone {
+            tracing::warn!(peer = %p, "peer no longer in the roster: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        let now = Instant::now();
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for p in peers {
+            if let Some(ps) = self.peers.get_mut(&p) {
+                let actions = ps.request_reconcile(now);
+                self.run_actions(p, actions);
+            }
+        }
     }
 
     fn on_local_head(&mut self, head: u64) {
@@ -1009,6 +1062,7 @@ impl EventLoop {
             return;
         };
         let policy = self.policy();
+        let sent = self.sent.clone();
         let store = self.ctx.store.clone();
         let tx = self.tasks_tx.clone();
         let budget = self
@@ -1029,7 +1083,7 @@ impl EventLoop {
                             continue;
                         }
                         let Some(rec) = s.record(&id)? else { continue };
-                        match policy.prepare(&rec, &to) {
+                        match prepare_once(&policy, &sent, &rec, &to) {
                             Ok(p) => {
                                 bytes += p.bytes.len();
                                 withheld += p.withheld as u64;
@@ -1038,6 +1092,7 @@ impl EventLoop {
                                     hops: p.hops,
                                 });
                             }
+                            Err(crate::policy::Deny::RecentlySent) => {}
                             Err(_) => denied += 1,
                         }
                     }
@@ -1141,6 +1196,7 @@ impl EventLoop {
         let ctx = self.ctx.clone();
         let tx = self.tasks_tx.clone();
         let policy = self.policy();
+        let sent = self.sent.clone();
         let skew = self.cfg.max_clock_skew.0;
         let budget = self
             .cfg
@@ -1221,7 +1277,7 @@ impl EventLoop {
                     let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
                     for id in need {
                         let Some(rec) = s.record(&id)? else { continue };
-                        match policy.prepare(&rec, &to) {
+                        match prepare_once(&policy, &sent, &rec, &to) {
                             Ok(p) => {
                                 if bytes + p.bytes.len() > budget {
                                     break;
@@ -1233,6 +1289,7 @@ impl EventLoop {
                                     hops: p.hops,
                                 });
                             }
+                            Err(crate::policy::Deny::RecentlySent) => {}
                             Err(_) => denied += 1,
                         }
                     }
@@ -1611,12 +1668,13 @@ async fn ingest(
         rejected: checked.rejected,
         ..Default::default()
     };
-    if checked.accepted.is_empty() && cursor.is_none() {
+    if checked.accepted.is_empty() && cursor.is_none() && checked.declined.is_empty() {
         return outcome;
     }
     let batch = IngestBatch {
         items: checked.accepted,
         cursor: cursor.map(|c| (agency.clone(), c)),
+        declined: checked.declined,
     };
     match ctx.store.ingest(batch).await {
         Ok(report) => {
@@ -1636,4 +1694,28 @@ async fn ingest(
         }
     }
     outcome
+}
+
+/// The choke point plus the per-peer "recently sent" cache: `None` when this copy
+/// already went to `to` within the cache's TTL.
+fn prepare_once(
+    policy: &Policy,
+    sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
+    rec: &crate::wire::StoredRecord,
+    to: &AgencyCode,
+) -> Result<crate::policy::Prepared, crate::policy::Deny> {
+    let prep = policy.prepare(rec, to)?;
+    let disclosed = rec.record.disclosures().len().saturating_sub(prep.withheld);
+    let dup = match sent.lock() {
+        Ok(mut m) => m
+            .entry(to.clone())
+            .or_insert_with(|| SentCache::new(SENT_TTL, SENT_CAP))
+            .check_and_insert(rec.record.id(), disclosed, Instant::now()),
+        Err(_) => false,
+    };
+    if dup {
+        Err(crate::policy::Deny::RecentlySent)
+    } else {
+        Ok(prep)
+    }
 }

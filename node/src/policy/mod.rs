@@ -7,6 +7,12 @@
 //!
 //! The same rules, seen from the receiving side, are [`check_receive`]: a copy whose
 //! distribution does not admit this node is refused even if its signature is valid.
+//! After that, the admin's `[[accept]]` rules decide whether the copy is stored
+//! ([`Policy::accept`]). `rules` compiles the config rules; `check` validates them
+//! against the roster for `wlnode policy check` and at start-up.
+
+pub mod check;
+pub mod rules;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +21,9 @@ use wlnode_crypto::model::{AgencyCode, GroupName, Scope};
 use wlnode_crypto::record::{FieldSelector, RecordHeader};
 use wlnode_crypto::roster::{Role, Roster};
 
+use crate::config::Config;
 use crate::wire::StoredRecord;
+use rules::{Accept, Miss, Share};
 
 /// Why a record may not go to (or come from) a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,6 +44,11 @@ pub enum Deny {
     Auditor,
     /// The agency is not in the roster.
     NotInRoster,
+    /// No `[[share]]` rule covers this record for this peer (default deny).
+    NoShareRule,
+    /// The same copy already went to this peer moments ago (not a policy decision;
+    /// it keeps overlapping sync paths from sending twice).
+    RecentlySent,
 }
 
 impl Deny {
@@ -50,6 +63,8 @@ impl Deny {
             Self::SenderNotInDistribution => "sender_not_in_distribution",
             Self::Auditor => "auditor",
             Self::NotInRoster => "not_in_roster",
+            Self::NoShareRule => "no_share_rule",
+            Self::RecentlySent => "recently_sent",
         }
     }
 }
@@ -67,6 +82,10 @@ impl fmt::Display for Deny {
             Self::SenderNotInDistribution => "the sender itself was not allowed to hold the record",
             Self::Auditor => "auditors receive no records",
             Self::NotInRoster => "the agency is not in the roster",
+            Self::NoShareRule => {
+                "no [[share]] rule covers this record for this peer (default deny)"
+            }
+            Self::RecentlySent => "the same copy was sent to this peer moments ago",
         })
     }
 }
@@ -207,12 +226,55 @@ pub enum Decision {
     Deny(Deny),
 }
 
-/// The policy in force: the roster snapshot and this node's identity (and, with the
-/// policy issue, the share and accept rules).
+/// The policy in force: the roster snapshot, this node's identity, and its compiled
+/// share and accept rules.
 #[derive(Clone, Debug)]
 pub struct Policy {
     me: AgencyCode,
     roster: Arc<Roster>,
+    share: Vec<Share>,
+    accept: Vec<Accept>,
+    /// SHA-256 of the canonical form of the rules, for the audit log.
+    hash: [u8; 32],
+}
+
+/// Why `policy explain` decided as it did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Explanation {
+    /// `send` or `deny`.
+    pub decision: &'static str,
+    /// The distribution check.
+    pub distribution: DistributionCheck,
+    /// Share rules that matched (1-based numbers and config lines).
+    pub matched_rules: Vec<RuleRef>,
+    /// Share rules that did not match, with the first failing condition.
+    pub unmatched_rules: Vec<Miss>,
+    /// Fields withheld from the copy (union of the matched rules' `withhold`).
+    pub withheld_fields: Vec<String>,
+    /// Hop count the peer would hold the record at.
+    pub hops: Option<u32>,
+    /// One-line summary.
+    pub reason: String,
+}
+
+/// The distribution part of an explanation.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DistributionCheck {
+    /// Whether the origin's distribution admits the peer on this path.
+    pub allowed: bool,
+    /// Reason code when it does not.
+    pub reason: Option<&'static str>,
+    /// Human-readable reason.
+    pub detail: String,
+}
+
+/// A rule by number (1-based, as admins count them) and config line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RuleRef {
+    /// 1-based rule number within its kind.
+    pub rule: usize,
+    /// Line in node.toml.
+    pub line: usize,
 }
 
 /// A copy ready to send.
@@ -227,9 +289,58 @@ pub struct Prepared {
 }
 
 impl Policy {
-    /// A policy for `me` under `roster`.
-    pub fn new(me: AgencyCode, roster: Arc<Roster>) -> Self {
-        Self { me, roster }
+    /// A policy for `me` under `roster` with no rules: nothing is sent or accepted.
+    pub fn deny_all(me: AgencyCode, roster: Arc<Roster>) -> Self {
+        Self {
+            me,
+            roster,
+            share: Vec::new(),
+            accept: Vec::new(),
+            hash: wlnode_crypto::sha256::digest(b"[]"),
+        }
+    }
+
+    /// Compiles the rules of `cfg` against `roster`. Fails with every error
+    /// `policy check` would report; warnings are returned alongside.
+    pub fn from_config(
+        cfg: &Config,
+        roster: Arc<Roster>,
+    ) -> Result<(Self, Vec<crate::config::ConfigError>), Vec<crate::config::ConfigError>> {
+        let report = check::check(cfg, &roster);
+        if !report.errors.is_empty() {
+            return Err(report.errors);
+        }
+        let line = |span: std::ops::Range<usize>| crate::config::line_col(&cfg.text, span.start).0;
+        let share = cfg
+            .raw
+            .share
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Share::compile(i, line(r.to.span()), r, &roster))
+            .collect();
+        let accept = cfg
+            .raw
+            .accept
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Accept::compile(i, line(r.from.span()), r, &roster))
+            .collect();
+        let canonical = serde_json::to_vec(&(&cfg.raw.share, &cfg.raw.accept)).unwrap_or_default();
+        Ok((
+            Self {
+                me: cfg.agency().clone(),
+                roster,
+                share,
+                accept,
+                hash: wlnode_crypto::sha256::digest(&canonical),
+            },
+            report.warnings,
+        ))
+    }
+
+    /// SHA-256 of the rules' canonical form.
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
     }
 
     /// This node's agency.
@@ -243,14 +354,133 @@ impl Policy {
     }
 
     /// THE choke point: may `rec`, as held here, go to `to`, and with which fields?
-    /// The distribution is checked first; nothing overrides it.
+    /// The distribution is checked first; nothing overrides it. Then at least one
+    /// share rule must match, and the copy withholds the union of the matching
+    /// rules' fields.
     pub fn decide(&self, rec: &StoredRecord, to: &AgencyCode) -> Decision {
-        match distribution_send(&self.roster, rec.record.header(), rec.hops, to) {
-            Ok(hops) => Decision::Send {
-                hops,
-                withhold: Vec::new(),
+        let h = rec.record.header();
+        let hops = match distribution_send(&self.roster, h, rec.hops, to) {
+            Ok(hops) => hops,
+            Err(d) => return Decision::Deny(d),
+        };
+        let mut matched = false;
+        let mut withhold: Vec<FieldSelector> = Vec::new();
+        for r in &self.share {
+            if r.matches(&self.roster, &self.me, h, to).is_ok() {
+                matched = true;
+                for f in &r.withhold {
+                    if !withhold.iter().any(|w| w.covers(f)) {
+                        withhold.retain(|w| !f.covers(w));
+                        withhold.push(f.clone());
+                    }
+                }
+            }
+        }
+        if !matched {
+            return Decision::Deny(Deny::NoShareRule);
+        }
+        withhold.sort();
+        Decision::Send { hops, withhold }
+    }
+
+    /// Explains [`Self::decide`] for `policy explain`.
+    pub fn explain(&self, rec: &StoredRecord, to: &AgencyCode) -> Explanation {
+        let h = rec.record.header();
+        let dist = distribution_send(&self.roster, h, rec.hops, to);
+        let distribution = match &dist {
+            Ok(_) => DistributionCheck {
+                allowed: true,
+                reason: None,
+                detail: format!(
+                    "scope {} admits {to}{}",
+                    h.distribution.scope,
+                    if h.distribution.max_hops > 0 {
+                        format!(" within max_hops {}", h.distribution.max_hops)
+                    } else {
+                        String::new()
+                    }
+                ),
             },
-            Err(d) => Decision::Deny(d),
+            Err(d) => DistributionCheck {
+                allowed: false,
+                reason: Some(d.code()),
+                detail: d.to_string(),
+            },
+        };
+        let mut matched_rules = Vec::new();
+        let mut unmatched_rules = Vec::new();
+        for r in &self.share {
+            match r.matches(&self.roster, &self.me, h, to) {
+                Ok(()) => matched_rules.push(RuleRef {
+                    rule: r.index + 1,
+                    line: r.line,
+                }),
+                Err(condition) => unmatched_rules.push(Miss {
+                    rule: r.index + 1,
+                    condition,
+                }),
+            }
+        }
+        let decision = self.decide(rec, to);
+        let (decision_s, withheld_fields, hops, reason) = match &decision {
+            Decision::Send { hops, withhold } => (
+                "send",
+                withhold.iter().map(ToString::to_string).collect(),
+                Some(*hops),
+                format!(
+                    "sent under share rule(s) {}",
+                    matched_rules
+                        .iter()
+                        .map(|r| format!("#{} (line {})", r.rule, r.line))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Decision::Deny(d) => ("deny", Vec::new(), None, d.to_string()),
+        };
+        Explanation {
+            decision: decision_s,
+            distribution,
+            matched_rules,
+            unmatched_rules,
+            withheld_fields,
+            hops,
+            reason,
+        }
+    }
+
+    /// Whether a verified copy from `from` may be stored: some accept rule applies,
+    /// and the copy meets the requirements of every rule that applies.
+    pub fn accept(
+        &self,
+        record: &wlnode_crypto::record::Record,
+        from: &AgencyCode,
+    ) -> Result<(), String> {
+        let h = record.header();
+        let mut applies = self
+            .accept
+            .iter()
+            .filter(|r| r.applies(&self.roster, &self.me, h, from))
+            .peekable();
+        if applies.peek().is_none() {
+            return Err(format!(
+                "no [[accept]] rule covers records of {} from {from}",
+                h.origin
+            ));
+        }
+        for r in applies {
+            if let Some(why) = r.unmet(record) {
+                return Err(why);
+            }
+        }
+        Ok(())
+    }
+
+    /// A copy of this policy under a new roster snapshot (same rules).
+    pub fn with_roster(&self, roster: Arc<Roster>) -> Self {
+        Self {
+            roster,
+            ..self.clone()
         }
     }
 
@@ -278,3 +508,6 @@ impl Policy {
         shared_between(&self.roster, d, &self.me, peer)
     }
 }
+
+#[cfg(test)]
+mod tests;

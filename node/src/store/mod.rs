@@ -110,6 +110,10 @@ pub struct IngestBatch {
     pub items: Vec<Incoming>,
     /// A changes-feed cursor to persist with the batch (never ahead of the data).
     pub cursor: Option<(AgencyCode, Cursor)>,
+    /// Records our accept rules declined: (issued_at, id, sync metadata). They join
+    /// our reconciliation sets so that peers stop offering them; a policy reload
+    /// clears them.
+    pub declined: Vec<(u64, RecordId, crate::wire::SyncMeta)>,
 }
 
 /// What happened to one record.
@@ -207,6 +211,7 @@ struct Trees {
     sync_index: Tree,
     cursors: Tree,
     local: Tree,
+    declined: Tree,
 }
 
 /// The sled-backed store. Owned by the store actor.
@@ -300,6 +305,7 @@ impl Store {
             sync_index: open(trees::SYNC_INDEX)?,
             cursors: open(trees::CURSORS)?,
             local: open(trees::LOCAL)?,
+            declined: open(trees::DECLINED)?,
         };
         match t.meta.get(meta::SCHEMA_VERSION)? {
             Some(v) => {
@@ -375,6 +381,7 @@ impl Store {
             &t.sync_index,
             &t.cursors,
             &t.local,
+            &t.declined,
         ];
         let report = trees
             .as_slice()
@@ -390,9 +397,12 @@ impl Store {
         batch: &IngestBatch,
         now: Timestamp,
     ) -> TxResult<IngestReport> {
-        let (meta_t, records, entries, disputes, log, sync_index, cursors, local) = (
-            &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7],
+        let (meta_t, records, entries, disputes, log, sync_index, cursors, local, declined) = (
+            &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
         );
+        for (issued_at, id, meta) in &batch.declined {
+            declined.insert(&schema::sync_key(*issued_at, &id.0)[..], meta.encode())?;
+        }
         let mut next_seq = u64_of(meta_t.get(meta::NEXT_SEQ)?).max(1);
         let mut n_records = u64_of(meta_t.get(COUNT_RECORDS)?);
         let mut n_entries = u64_of(meta_t.get(COUNT_ENTRIES)?);
@@ -657,14 +667,14 @@ impl Store {
         Ok(out)
     }
 
-    /// `(issued_at, record_id)` of the records whose sync metadata passes `keep`, in
-    /// order: a reconciliation set.
+    /// `(issued_at, record_id)` of the records (held or declined) whose sync metadata
+    /// passes `keep`: a reconciliation set (unsorted across the two trees).
     pub fn reconcile_items(
         &self,
         mut keep: impl FnMut(&crate::wire::SyncMeta) -> bool,
     ) -> Result<Vec<(u64, RecordId)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.t.sync_index.iter() {
+        for kv in self.t.sync_index.iter().chain(self.t.declined.iter()) {
             let (k, v) = kv?;
             let meta = crate::wire::SyncMeta::decode(&v)
                 .map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?;
@@ -718,6 +728,15 @@ impl Store {
         };
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Forgets every declined record (after a policy reload, so that newly accepted
+    /// records flow).
+    pub fn clear_declined(&self) -> Result<usize, StoreError> {
+        let n = self.t.declined.len();
+        self.t.declined.clear()?;
+        self.db.flush()?;
+        Ok(n)
     }
 
     /// Import bookkeeping of an entry.

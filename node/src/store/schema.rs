@@ -11,6 +11,7 @@
 //! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
+//! | `declined` | issued_at (u64 BE) ‖ record_id | `SyncMeta`: records our accept rules refused |
 //!
 //! Entry key: entry_id (16) ‖ origin (UTF-8). Entries are keyed by origin as well as
 //! id, so that no agency can take over another agency's entry by reusing its id.
@@ -38,6 +39,8 @@ pub mod trees {
     pub const CURSORS: &str = "cursors";
     /// Import bookkeeping.
     pub const LOCAL: &str = "local";
+    /// Records declined by accept rules.
+    pub const DECLINED: &str = "declined";
 }
 
 /// Keys of the `meta` tree.

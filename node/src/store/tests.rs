@@ -50,6 +50,7 @@ fn batch(items: Vec<Incoming>) -> IngestBatch {
     IngestBatch {
         items,
         cursor: None,
+        declined: Vec::new(),
     }
 }
 
@@ -259,6 +260,7 @@ fn cursor_is_written_with_the_batch() {
         &IngestBatch {
             items: vec![local(&r)],
             cursor: Some((peer.clone(), cursor)),
+            declined: Vec::new(),
         },
         Timestamp(1),
     )

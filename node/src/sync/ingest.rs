@@ -42,7 +42,7 @@ impl RejectReason {
             Self::Roster(c) => (*c).to_owned(),
             Self::FromFuture => "from_future".into(),
             Self::BadSignature => "bad_signature".into(),
-            Self::Policy(_) => "policy".into(),
+            Self::Policy(_) => "declined_by_policy".into(),
         }
     }
 
@@ -83,6 +83,8 @@ pub struct Checked {
     pub accepted: Vec<Incoming>,
     /// Records refused.
     pub rejected: Vec<Rejected>,
+    /// Records our accept rules declined (remembered so peers stop offering them).
+    pub declined: Vec<(u64, RecordId, crate::wire::SyncMeta)>,
 }
 
 /// Checks records `from` sent us.
@@ -129,6 +131,15 @@ pub fn check(
         }
         if h.issued_at.as_millis() > limit {
             out.rejected.push(reject(RejectReason::FromFuture));
+            continue;
+        }
+        if let Err(why) = policy.accept(&record, from) {
+            out.declined.push((
+                h.issued_at.as_millis(),
+                record.id(),
+                crate::wire::SyncMeta::of(h),
+            ));
+            out.rejected.push(reject(RejectReason::Policy(why)));
             continue;
         }
         pending.push((record, t.hops));

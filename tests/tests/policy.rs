@@ -1,0 +1,166 @@
+//! Data-sharing policy on real nodes: withheld fields along every path, the union of
+//! withholdings along one path, and a widening reload that lets held-back records
+//! flow without a restart.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use wlnode::scaffold::AgencySpec;
+use wlnode_crypto::model::FieldTag;
+use wlnode_crypto::record::Record;
+use wlnode_tests::{Cluster, FAST_SYNC, counter, wait_for};
+
+const T: Duration = Duration::from_secs(120);
+
+fn cluster(edges: &[(usize, usize)], rules: [&str; 3]) -> Cluster {
+    let specs: Vec<AgencySpec> = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"]
+        .iter()
+        .map(|a| AgencySpec::member(a, &["eu"]).unwrap())
+        .collect();
+    let extra = rules.iter().map(|r| format!("{r}{FAST_SYNC}")).collect();
+    Cluster::new(&specs, edges, extra)
+}
+
+/// The copy node `i` holds of record `id`, decoded, with its signature checked.
+async fn copy(
+    c: &Cluster,
+    i: usize,
+    id: wlnode_crypto::RecordId,
+) -> Option<wlnode_crypto::VerifiedRecord> {
+    let rec = c.node(i).ctx.store.record(id).await.unwrap()?;
+    Some(
+        Record::decode(&rec.record.encode())
+            .unwrap()
+            .verify()
+            .expect("the origin's signature verifies"),
+    )
+}
+
+fn has(r: &wlnode_crypto::VerifiedRecord, tag: FieldTag) -> bool {
+    r.header()
+        .fields
+        .iter()
+        .enumerate()
+        .any(|(i, f)| f.tag == tag && r.disclosure(i as u32).is_some())
+}
+
+const ACCEPT_ALL: &str = "[[accept]]\nfrom = [\"*\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_fields_never_reach_c_and_the_copy_still_verifies() {
+    // Triangle. A -> B: everything. A -> C: no identifiers, no birth date.
+    // B relays to C under its own rule: no identifiers, no remarks.
+    let a = format!(
+        "[[share]]\nto = [\"BB-CUSTOMS\"]\norigins = [\"self\"]\n\
+         [[share]]\nto = [\"CC-TRADE\"]\norigins = [\"self\"]\nwithhold = [\"identifiers\", \"birth_date\"]\n{ACCEPT_ALL}"
+    );
+    let b = format!(
+        "[[share]]\nto = [\"CC-TRADE\"]\nrelay = true\nwithhold = [\"identifiers\", \"remarks\"]\n{ACCEPT_ALL}"
+    );
+    let cc = ACCEPT_ALL.to_owned();
+    let mut c = cluster(&[(0, 1), (0, 2), (1, 2)], [&a, &b, &cc]);
+    c.start_all().await;
+    let written = c.add(0, "pol", 5, None).await;
+    // C ends with the union of what each path allows: everything but identifiers.
+    wait_for(T, "C holds merged copies", || async {
+        for w in &written {
+            match copy(&c, 2, w.record_id).await {
+                Some(r) if has(&r, FieldTag::BirthDate) && has(&r, FieldTag::Remarks) => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    for w in &written {
+        let at_c = copy(&c, 2, w.record_id).await.unwrap();
+        assert!(has(&at_c, FieldTag::Name) && has(&at_c, FieldTag::Alias));
+        assert!(
+            !has(&at_c, FieldTag::Identifier),
+            "no path lets identifiers reach C"
+        );
+        assert!(at_c.content().identifiers.is_empty());
+        let at_b = copy(&c, 1, w.record_id).await.unwrap();
+        assert!(at_b.is_complete(), "B gets everything");
+    }
+    assert!(counter(&c.metrics(0), "wlnode_fields_withheld_total", "CC-TRADE") >= 10.0);
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withholdings_add_up_along_a_path() {
+    // Line A - B - C. A -> B withholds remarks; B -> C withholds identifiers.
+    let a = format!("[[share]]\nto = [\"*\"]\nwithhold = [\"remarks\"]\n{ACCEPT_ALL}");
+    let b = format!(
+        "[[share]]\nto = [\"*\"]\nrelay = true\nwithhold = [\"identifiers\"]\n{ACCEPT_ALL}"
+    );
+    let cc = ACCEPT_ALL.to_owned();
+    let mut c = cluster(&[(0, 1), (1, 2)], [&a, &b, &cc]);
+    c.start_all().await;
+    let written = c.add(0, "path", 3, None).await;
+    wait_for(T, "C holds the records", || async {
+        let r = c.records(2).await;
+        written.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    for w in &written {
+        let at_b = copy(&c, 1, w.record_id).await.unwrap();
+        assert!(!has(&at_b, FieldTag::Remarks) && has(&at_b, FieldTag::Identifier));
+        let at_c = copy(&c, 2, w.record_id).await.unwrap();
+        assert!(!has(&at_c, FieldTag::Remarks), "withheld on hop 1");
+        assert!(!has(&at_c, FieldTag::Identifier), "withheld on hop 2");
+        assert!(has(&at_c, FieldTag::Name) && has(&at_c, FieldTag::BirthDate));
+    }
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_widening_reload_lets_held_back_records_flow() {
+    let narrow = format!("[[share]]\nto = [\"*\"]\ncategories = [\"5*\"]\n{ACCEPT_ALL}");
+    let mut c = cluster(&[(0, 1)], [&narrow, ACCEPT_ALL, ACCEPT_ALL]);
+    c.start(0).await;
+    c.start(1).await;
+    let written = c.add(0, "held", 20, None).await; // category 3A001
+    wait_for(T, "A to hold the records back from B", || async {
+        counter(
+            &c.metrics(0),
+            "wlnode_records_withheld_by_policy_total",
+            "BB-CUSTOMS",
+        ) >= 20.0
+    })
+    .await;
+    assert!(c.records(1).await.is_empty());
+    // Widen the rule on the running node.
+    c.extra[0] =
+        format!("[[share]]\nto = [\"*\"]\ncategories = [\"3A*\", \"5*\"]\n{ACCEPT_ALL}{FAST_SYNC}");
+    c.write_config(0);
+    let report = c.node(0).ctx.reload().await.unwrap();
+    assert!(report.policy_changed);
+    wait_for(T, "held-back records at B", || async {
+        let r = c.records(1).await;
+        written.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    // A bad reload keeps the old policy running.
+    c.extra[0] = "[[share]]\nto = [\"group:no-such-group\"]\n".into();
+    c.write_config(0);
+    let err = c.node(0).ctx.reload().await.unwrap_err();
+    assert!(err.to_string().contains("no-such-group"), "{err}");
+    assert_eq!(c.node(0).ctx.policy().hash(), {
+        let h = report.policy_hash.clone();
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(h, &mut b).unwrap();
+        b
+    });
+    c.stop(0).await;
+    c.stop(1).await;
+}
