@@ -358,6 +358,9 @@ fn gen_keys_makes_a_federation_the_nodes_accept() {
         // Keys and token load (mode 0600), and the roster lists this node.
         let id = wlnode::node::load_identity(&cfg).unwrap();
         wlnode::node::check_membership(&roster, &cfg, &id).unwrap();
+        // The policy compiles against the roster (the node refuses to start otherwise).
+        wlnode::policy::Policy::from_config(&cfg, std::sync::Arc::new(roster.clone()))
+            .unwrap_or_else(|e| panic!("{d}: {e:?}"));
         let member = roster.member(cfg.agency()).unwrap();
         let auditor = d == "zz-audit";
         assert_eq!(
@@ -400,10 +403,13 @@ fn gen_keys_pins_the_container_configs() {
             out.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (_, sig) = wlnode::trust::read_signed(&out.join("roster.toml")).unwrap();
+        let (bytes, sig) = wlnode::trust::read_signed(&out.join("roster.toml")).unwrap();
+        let roster = std::sync::Arc::new(wlnode_crypto::roster::Roster::parse(&bytes).unwrap());
         for d in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
             let cfg = Config::load(&out.join(d).join("node.toml")).unwrap();
             assert_eq!(cfg.raw.roster_authorities, vec![sig.authority], "{d}");
+            wlnode::policy::Policy::from_config(&cfg, roster.clone())
+                .unwrap_or_else(|e| panic!("{configs}/{d}: {e:?}"));
             for f in ["agency.key", "node.key", "api.token"] {
                 assert!(out.join(d).join(f).exists(), "{d}/{f}");
             }
@@ -470,5 +476,212 @@ fn k8s_manifests_render_with_kustomize() {
         out.matches(&format!("roster_authorities = [\"{}\"]", sig.authority))
             .count(),
         4
+    );
+}
+
+/// The node each policy file under `deploy/policies/` is written for.
+const POLICY_FILES: &[(&str, &str)] = &[
+    ("bilateral.toml", "AA-EXPORT"),
+    ("regional-group.toml", "AA-EXPORT"),
+    ("observer.toml", "AA-EXPORT"),
+    ("observer-node.toml", "OB-WATCH"),
+    ("hub-relay.toml", "HB-REGION"),
+];
+
+/// The roster that `deploy/policies/README.md` assumes, with agency keys.
+struct PolicyFed {
+    _dir: tempfile::TempDir,
+    roster: std::sync::Arc<wlnode_crypto::roster::Roster>,
+    keys: BTreeMap<String, wlnode_crypto::SecretKey>,
+}
+
+fn policy_fed() -> PolicyFed {
+    use wlnode::scaffold::{AgencySpec, create};
+    let dir = tempfile::tempdir().unwrap();
+    let fed = create(
+        dir.path(),
+        "policies",
+        &[
+            AgencySpec::member("AA-EXPORT", &["eu", "wassenaar"]).unwrap(),
+            AgencySpec::member("BB-CUSTOMS", &["eu"]).unwrap(),
+            AgencySpec::member("CC-TRADE", &["wassenaar"]).unwrap(),
+            AgencySpec::member("HB-REGION", &["eu"]).unwrap(),
+            AgencySpec::member("OB-WATCH", &[]).unwrap(),
+            AgencySpec::auditor("ZZ-AUDIT").unwrap(),
+        ],
+    )
+    .unwrap();
+    let (bytes, _) = wlnode::trust::read_signed(&fed.roster).unwrap();
+    let keys = fed
+        .nodes
+        .iter()
+        .map(|n| {
+            let k = wlnode_crypto::keyfile::read_secret_key(
+                &n.dir.join("agency.key"),
+                wlnode_crypto::keyfile::KeyKind::Agency,
+            )
+            .unwrap();
+            (n.agency.to_string(), k)
+        })
+        .collect();
+    PolicyFed {
+        roster: std::sync::Arc::new(wlnode_crypto::roster::Roster::parse(&bytes).unwrap()),
+        keys,
+        _dir: dir,
+    }
+}
+
+impl PolicyFed {
+    /// A person entry by `origin`, held at `hops`, with this sensitivity.
+    fn record(&self, origin: &str, sensitivity: &str, hops: u32) -> wlnode::wire::StoredRecord {
+        use wlnode_crypto::model::{EntryId, Status};
+        use wlnode_crypto::record::{RecordMeta, build_record};
+        let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "person", "name": "Ivan Petrov", "country": "RU",
+                        "birth_date": "1970-01-01",
+                        "identifiers": [{"type": "passport", "value": "P1234567"},
+                                        {"type": "national_id", "value": "N7654321"},
+                                        {"type": "tax_id", "value": "T1"}]},
+            "reason": "denial",
+            "categories": ["3A001"],
+            "remarks": "internal note",
+            "distribution": {"scope": "federation", "sensitivity": sensitivity}
+        }))
+        .unwrap();
+        let record = build_record(
+            RecordMeta {
+                entry_id: EntryId::random().unwrap(),
+                origin: origin.parse().unwrap(),
+                version: 1,
+                issued_at: wlnode_crypto::Timestamp::now(),
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &draft,
+            &self.keys[origin],
+        )
+        .unwrap();
+        wlnode::wire::StoredRecord {
+            record,
+            hops,
+            received_from: None,
+            received_at: wlnode_crypto::Timestamp::now(),
+            seq: 1,
+        }
+    }
+
+    fn policy(&self, file: &str) -> wlnode::policy::Policy {
+        let (_, me) = POLICY_FILES
+            .iter()
+            .find(|(f, _)| *f == file)
+            .unwrap_or_else(|| panic!("{file}: not in POLICY_FILES"));
+        let path = deploy().join("policies").join(file);
+        let rules = std::fs::read_to_string(&path).unwrap();
+        let host = POLICY_HOST.replace("AA-EXPORT", me);
+        let cfg = Config::parse(&path, &format!("{host}{rules}")).unwrap_or_else(|e| panic!("{e}"));
+        let (p, warnings) = wlnode::policy::Policy::from_config(&cfg, self.roster.clone())
+            .unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert!(warnings.is_empty(), "{file}: {warnings:?}");
+        p
+    }
+}
+
+fn explain(
+    p: &wlnode::policy::Policy,
+    rec: &wlnode::wire::StoredRecord,
+    to: &str,
+) -> wlnode::policy::Explanation {
+    p.explain(rec, &AgencyCode::new(to).unwrap())
+}
+
+#[test]
+fn example_policy_files_validate_and_decide_as_documented() {
+    // Every file in deploy/policies is known here (and so checked below).
+    let mut found: Vec<String> = std::fs::read_dir(deploy().join("policies"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    found.sort();
+    let mut known: Vec<String> = POLICY_FILES.iter().map(|(f, _)| f.to_string()).collect();
+    known.sort();
+    assert_eq!(found, known, "deploy/policies and POLICY_FILES differ");
+
+    let fed = policy_fed();
+    // Every file compiles against the roster without errors or warnings.
+    let p: BTreeMap<&str, _> = POLICY_FILES
+        .iter()
+        .map(|(f, _)| (*f, fed.policy(f)))
+        .collect();
+    let own = fed.record("AA-EXPORT", "restricted", 0);
+
+    // Bilateral: everything to BB-CUSTOMS, in full; nothing to anyone else.
+    let e = explain(&p["bilateral.toml"], &own, "BB-CUSTOMS");
+    assert_eq!(e.decision, "send", "{e:?}");
+    assert!(e.withheld_fields.is_empty(), "{e:?}");
+    let e = explain(&p["bilateral.toml"], &own, "CC-TRADE");
+    assert_eq!(e.decision, "deny", "{e:?}");
+    assert!(e.reason.contains("no [[share]] rule"), "{e:?}");
+    let bb = fed.record("BB-CUSTOMS", "confidential", 1);
+    p["bilateral.toml"]
+        .accept(&bb.record, &AgencyCode::new("BB-CUSTOMS").unwrap())
+        .unwrap();
+    assert!(
+        p["bilateral.toml"]
+            .accept(&bb.record, &AgencyCode::new("CC-TRADE").unwrap())
+            .is_err()
+    );
+
+    // Regional group: personal identifiers withheld from the group, tax id kept.
+    let e = explain(&p["regional-group.toml"], &own, "BB-CUSTOMS");
+    assert_eq!(e.decision, "send", "{e:?}");
+    let mut w = e.withheld_fields.clone();
+    w.sort();
+    assert_eq!(
+        w,
+        [
+            "birth_date",
+            "identifiers.national_id",
+            "identifiers.passport"
+        ],
+        "{e:?}"
+    );
+    assert_eq!(
+        explain(&p["regional-group.toml"], &own, "CC-TRADE").decision,
+        "deny",
+        "CC-TRADE is not in the eu group"
+    );
+
+    // Observer: public entries only, without remarks.
+    let public = fed.record("AA-EXPORT", "public", 0);
+    let e = explain(&p["observer.toml"], &public, "OB-WATCH");
+    assert_eq!(e.decision, "send", "{e:?}");
+    assert_eq!(e.withheld_fields, ["remarks"], "{e:?}");
+    let e = explain(&p["observer.toml"], &own, "OB-WATCH");
+    assert_eq!(
+        e.decision, "deny",
+        "restricted entry went to the observer: {e:?}"
+    );
+    let obs = &p["observer-node.toml"];
+    let from_aa = AgencyCode::new("AA-EXPORT").unwrap();
+    obs.accept(&fed.record("AA-EXPORT", "public", 1).record, &from_aa)
+        .unwrap();
+    assert!(obs.accept(&own.record, &from_aa).is_err());
+    assert_eq!(explain(obs, &public, "AA-EXPORT").decision, "deny");
+
+    // Hub relay: BB-CUSTOMS's entry, held by the hub at hop 1, goes on to AA-EXPORT
+    // at hop 2; CC-TRADE (not in eu) gets nothing.
+    let relayed = fed.record("BB-CUSTOMS", "restricted", 1);
+    let e = explain(&p["hub-relay.toml"], &relayed, "AA-EXPORT");
+    assert_eq!((e.decision, e.hops), ("send", Some(2)), "{e:?}");
+    assert!(e.withheld_fields.is_empty(), "{e:?}");
+    assert_eq!(
+        explain(&p["hub-relay.toml"], &relayed, "CC-TRADE").decision,
+        "deny"
+    );
+    // The auditor never receives records, whatever a policy says.
+    assert_eq!(
+        explain(&p["hub-relay.toml"], &relayed, "ZZ-AUDIT").decision,
+        "deny"
     );
 }
