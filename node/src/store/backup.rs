@@ -446,3 +446,68 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
     store.flush()?;
     Ok(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup_of_fresh_store(dir: &Path) -> (PathBuf, BackupSummary) {
+        let store = Store::open(&dir.join("src")).unwrap();
+        store.meta_set(b"test_key", b"test_value").unwrap();
+        let file = dir.join("b.wlbackup");
+        let sum = store.backup_to_file(&file).unwrap();
+        (file, sum)
+    }
+
+    #[test]
+    fn round_trip_counts_and_refusals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (file, sum) = backup_of_fresh_store(tmp.path());
+        assert_eq!(verify_backup(&file).unwrap(), sum);
+        assert_eq!(sum.bytes, std::fs::metadata(&file).unwrap().len());
+        assert!(sum.trees >= 8, "{sum:?}");
+        // Restore into a new dir, then not again without --force.
+        let dst = tmp.path().join("dst");
+        assert_eq!(restore(&file, &dst, false).unwrap(), sum);
+        assert!(matches!(
+            restore(&file, &dst, false),
+            Err(BackupError::NotEmpty { .. })
+        ));
+        // --force refuses a folder that is not a data dir.
+        let other = tmp.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("precious.txt"), "x").unwrap();
+        assert!(matches!(
+            restore(&file, &other, true),
+            Err(BackupError::NotADataDir { .. })
+        ));
+        assert!(other.join("precious.txt").exists());
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (file, _) = backup_of_fresh_store(tmp.path());
+        let good = std::fs::read(&file).unwrap();
+        let bad = tmp.path().join("bad");
+        for i in (0..good.len()).step_by(7) {
+            let mut b = good.clone();
+            b[i] ^= 0x01;
+            std::fs::write(&bad, &b).unwrap();
+            assert!(
+                verify_backup(&bad).is_err(),
+                "flip at byte {i} not detected"
+            );
+        }
+        // Truncated at any point, or with bytes appended.
+        for cut in [0, 10, 16, 17, good.len() / 2, good.len() - 1] {
+            std::fs::write(&bad, &good[..cut]).unwrap();
+            assert!(verify_backup(&bad).is_err(), "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        std::fs::write(&bad, &longer).unwrap();
+        let e = verify_backup(&bad).unwrap_err().to_string();
+        assert!(e.contains("after the end frame"), "{e}");
+    }
+}
