@@ -515,7 +515,10 @@ fn sigterm_during_an_import_keeps_whole_batches_and_exits_zero() {
             .unwrap_or_default()
             .trim()
     );
-    assert!(n > 0 && n.is_multiple_of(BATCH), "{n} entries: a batch was cut");
+    assert!(
+        n > 0 && n.is_multiple_of(BATCH),
+        "{n} entries: a batch was cut"
+    );
     if import_ok {
         assert_eq!(n, ROWS);
     }
