@@ -148,6 +148,57 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// `POST /v1/backup`: streams the running node's snapshot into `out`. Returns the
+    /// bytes written.
+    pub async fn backup_to(
+        &self,
+        out: &mut (impl std::io::Write + ?Sized),
+    ) -> Result<u64, ClientError> {
+        let mut resp = self
+            .http
+            .post(self.url("/v1/backup"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Connect {
+                addr: self.addr,
+                reason: e.to_string(),
+                config: self.config.clone(),
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| ClientError::Decode(e.to_string()))?;
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: b.error.code,
+                    message: b.error.message,
+                    field: b.error.field,
+                },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: "http".into(),
+                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    field: None,
+                },
+            });
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Decode(format!("backup stream broke: {e}")))?
+        {
+            out.write_all(&chunk)
+                .map_err(|e| ClientError::Setup(format!("cannot write the backup: {e}")))?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

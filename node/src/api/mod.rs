@@ -6,6 +6,7 @@
 //! writes to another agency's entry, 503 while the store refuses writes. Bad input
 //! never produces a 500.
 
+mod backup;
 mod entries;
 pub mod openapi;
 mod policy;
@@ -286,6 +287,7 @@ pub fn router(ctx: NodeContext, token: String) -> Router {
         .route("/v1/status", get(status::status))
         .route("/v1/policy/explain", get(policy::explain))
         .route("/v1/policy/reload", post(policy::reload))
+        .route("/v1/backup", post(backup::backup))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));

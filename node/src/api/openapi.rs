@@ -36,6 +36,7 @@ pub struct ErrorDetailDoc {
         super::entries::import,
         super::entries::withdraw_missing,
         super::status::status,
+        super::backup::backup,
     ),
     components(schemas(ErrorDoc, ErrorDetailDoc)),
     modifiers(&BearerAuth),

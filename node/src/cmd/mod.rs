@@ -1,6 +1,7 @@
 //! Command-line interface (clap) and dispatch. The names, flags and `--json` outputs
 //! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
 
+mod backup;
 mod bench;
 mod demo;
 mod entry;
@@ -50,6 +51,10 @@ enum Command {
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Write a consistent snapshot of the node's store to a file (while it runs).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data dir (the node must be stopped).
+    Restore(backup::RestoreArgs),
 }
 
 /// The `--config` flag shared by commands that talk to a node.
@@ -93,5 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
         Command::Bench(c) => bench::run(c),
         Command::Demo(a) => demo::run(a),
+        Command::Backup(a) => runtime()?.block_on(backup::backup(a)),
+        Command::Restore(a) => backup::restore(a),
     }
 }

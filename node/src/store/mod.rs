@@ -8,6 +8,7 @@
 //! Layouts are in [`schema`].
 
 pub mod actor;
+pub mod backup;
 pub mod schema;
 
 use std::fs::File;
