@@ -7,6 +7,7 @@ mod init;
 mod policy;
 mod roster;
 mod run;
+mod screen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,9 @@ enum Command {
     /// Check, explain and reload the data-sharing policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Screen a name (or every party of a CSV file with --batch) against the merged
+    /// watchlist of the running node.
+    Screen(screen::ScreenArgs),
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
+        Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Bench(c) => bench::run(c),
     }
 }
