@@ -163,12 +163,29 @@ pub fn doc_of(key: &EntryKey, state: &EntryState, head: &StoredRecord) -> Screen
     }
 }
 
-fn head_doc(s: &Store, key: &EntryKey, state: &EntryState) -> Result<ScreenDoc, StoreError> {
-    let head = s.record(&state.head)?.ok_or_else(|| StoreError::Corrupt {
-        tree: "records",
-        reason: format!("head {} of entry {} is missing", state.head, key.entry_id),
-    })?;
-    Ok(doc_of(key, state, &head))
+/// The document of an entry's head, or `None` (logged) when the head record is missing
+/// or undecodable: one bad entry must not keep the whole index from being built.
+fn head_doc(
+    s: &Store,
+    key: &EntryKey,
+    state: &EntryState,
+    have: Option<&StoredRecord>,
+) -> Result<Option<ScreenDoc>, StoreError> {
+    if let Some(rec) = have.filter(|r| r.record.id() == state.head) {
+        return Ok(Some(doc_of(key, state, rec)));
+    }
+    match s.record(&state.head) {
+        Ok(Some(head)) => Ok(Some(doc_of(key, state, &head))),
+        Ok(None) => {
+            tracing::error!(entry = %key.entry_id, origin = %key.origin, head = %state.head, "screening index: head record missing; entry not indexed");
+            Ok(None)
+        }
+        Err(e @ StoreError::Corrupt { .. }) => {
+            tracing::error!(entry = %key.entry_id, origin = %key.origin, error = %e, "screening index: head record unreadable; entry not indexed");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One page of the start scan: documents and the key to continue after.
@@ -179,36 +196,61 @@ fn scan_page(
     let (page, next) = s.list_entries(&EntryFilter::default(), after, SCAN_PAGE)?;
     let mut docs = Vec::with_capacity(page.len());
     for (key, state) in &page {
-        docs.push(head_doc(s, key, state)?);
+        docs.extend(head_doc(s, key, state, None)?);
     }
     Ok((docs, next))
 }
 
 /// The current documents of the entries that the log records after `after` belong to,
-/// and the last sequence number read (`after` when there was nothing new).
+/// the last sequence number read (`after` when there was nothing new), and whether
+/// more may follow.
 fn follow_page(s: &Store, after: u64) -> Result<(Vec<ScreenDoc>, u64, bool), StoreError> {
     let log = s.log_after(after, FOLLOW_PAGE)?;
     let more = log.len() == FOLLOW_PAGE;
     let last = log.last().map_or(after, |(seq, _)| *seq);
-    let mut keys: Vec<EntryKey> = Vec::with_capacity(log.len());
+    // entry -> the latest log record read for it (usually the new head)
+    let mut touched: std::collections::BTreeMap<EntryKey, StoredRecord> =
+        std::collections::BTreeMap::new();
     for (_, id) in &log {
-        if let Some(rec) = s.record(id)? {
-            let h = rec.record.header();
-            keys.push(EntryKey {
-                entry_id: h.entry_id,
-                origin: h.origin.clone(),
-            });
-        }
+        let rec = match s.record(id) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::error!(record = %id, error = %e, "screening index: logged record unreadable");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let h = rec.record.header();
+        let key = EntryKey {
+            entry_id: h.entry_id,
+            origin: h.origin.clone(),
+        };
+        touched.insert(key, rec);
     }
-    keys.sort();
-    keys.dedup();
-    let mut docs = Vec::with_capacity(keys.len());
-    for key in &keys {
+    let mut docs = Vec::with_capacity(touched.len());
+    for (key, rec) in &touched {
         if let Some(state) = s.entry(key)? {
-            docs.push(head_doc(s, key, &state)?);
+            docs.extend(head_doc(s, key, &state, Some(rec))?);
         }
     }
     Ok((docs, last, more))
+}
+
+/// The log head, then the documents of every entry (paged store calls).
+async fn scan(ctx: &crate::node::NodeContext) -> Result<(u64, Vec<ScreenDoc>), StoreError> {
+    let start_seq = ctx.store.call(|s| s.head_seq()).await?;
+    let mut docs: Vec<ScreenDoc> = Vec::new();
+    let mut after: Option<EntryKey> = None;
+    loop {
+        let a = after.clone();
+        let (page, next) = ctx.store.call(move |s| scan_page(s, a.as_ref())).await?;
+        docs.extend(page);
+        match next {
+            Some(k) => after = Some(k),
+            None => return Ok((start_seq, docs)),
+        }
+    }
 }
 
 /// Builds the index from the store, then keeps it current until `shutdown`. See the
@@ -222,34 +264,19 @@ pub fn spawn_follower(
         let mut head = ctx.head.subscribe();
         let started = Instant::now();
         // Build.
-        let start_seq = match ctx.store.call(|s| s.head_seq()).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "screening index: cannot read the log head");
-                return;
-            }
-        };
-        let mut docs: Vec<ScreenDoc> = Vec::new();
-        let mut after: Option<EntryKey> = None;
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let a = after.clone();
-            match ctx.store.call(move |s| scan_page(s, a.as_ref())).await {
-                Ok((page, next)) => {
-                    docs.extend(page);
-                    match next {
-                        Some(k) => after = Some(k),
-                        None => break,
+        let (start_seq, docs) = loop {
+            match scan(&ctx).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    // the store refuses reads (IO error): keep answering 503 and retry
+                    tracing::error!(error = %e, "screening index: store scan failed; retrying in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = shutdown.changed() => return,
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "screening index: store scan failed");
-                    return;
-                }
             }
-        }
+        };
         let n = docs.len();
         let built = tokio::task::spawn_blocking(move || ScreenIndex::build(docs)).await;
         match built {
