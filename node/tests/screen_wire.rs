@@ -549,6 +549,21 @@ async fn cli_screen_single_and_batch() {
     );
     assert!(rows[2][8].contains(&format!("{rashid_id}@AA-EXPORT")));
 
+    // --batch --json: the same parties as a JSON list on stdout
+    let out = run(vec![
+        "--batch".into(),
+        parties.display().to_string(),
+        "--json".into(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6);
+    assert_eq!(v[0]["ref"], "S1");
+    assert_eq!(v[0]["matches"][0]["entry_id"], acme_id.as_str());
+    assert!(v[0]["matches"][0]["explanation"].is_object());
+    assert!(!v[1]["error"].as_str().unwrap().is_empty());
+
     // a file without a name column is refused as a whole
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "who\nx\n").unwrap();

@@ -59,7 +59,7 @@ pub struct ScreenArgs {
     /// country, dob, id).
     #[arg(long)]
     batch: Option<PathBuf>,
-    /// With --batch: write the results CSV here (default stdout).
+    /// With --batch: write the results here (CSV, or JSON with --json; default stdout).
     #[arg(long, requires = "batch")]
     out: Option<PathBuf>,
 }
@@ -154,9 +154,11 @@ fn why(e: &serde_json::Value) -> String {
     parts.join(", ")
 }
 
-/// One output row.
+/// One output row (a CSV row, or with `--json` one element of the output list).
+#[derive(serde::Serialize)]
 struct OutRow {
     line: usize,
+    #[serde(rename = "ref")]
     reference: String,
     name: String,
     matches: Vec<serde_json::Value>,
@@ -252,12 +254,18 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
     }
     out_rows.sort_by_key(|r| r.line);
     errors.sort_by_key(|e| e.row);
-    let sink: Box<dyn Write> = match &a.out {
+    let mut sink: Box<dyn Write> = match &a.out {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
         None => Box::new(std::io::stdout().lock()),
     };
+    if a.json {
+        serde_json::to_writer_pretty(&mut sink, &out_rows)?;
+        writeln!(sink)?;
+        sink.flush()?;
+        return report(&file, &out_rows, &errors);
+    }
     let mut w = csv::Writer::from_writer(sink);
     w.write_record([
         "line",
@@ -306,9 +314,18 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
         ])?;
     }
     w.flush()?;
+    report(&file, &out_rows, &errors)
+}
+
+/// Reports refused rows and a summary on stderr; the exit code.
+fn report(
+    file: &std::path::Path,
+    out_rows: &[OutRow],
+    errors: &[RowError],
+) -> anyhow::Result<ExitCode> {
     let screened = out_rows.len() - errors.len().min(out_rows.len());
     let mut err = std::io::stderr().lock();
-    for e in &errors {
+    for e in errors {
         writeln!(
             err,
             "{}: line {}: {}{}",
