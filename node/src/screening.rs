@@ -278,6 +278,7 @@ pub fn spawn_follower(
             }
         };
         let n = docs.len();
+        let scan_ms = started.elapsed().as_millis() as u64;
         let built = tokio::task::spawn_blocking(move || ScreenIndex::build(docs)).await;
         match built {
             Ok(index) => handle.write(|i| *i = index),
@@ -290,6 +291,7 @@ pub fn spawn_follower(
         handle.ready.send_replace(true);
         tracing::info!(
             entries = n,
+            scan_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "screening index built"
         );
