@@ -1,6 +1,6 @@
-//! Runs the screening benchmark and prints its JSON report, until the CLI's
-//! `wlnode bench screen` is wired: `cargo run --release --example screen_bench -p wlnode
-//! -- --entries 1000000`.
+//! Runs the screening benchmark and prints its JSON report, like `wlnode bench screen`
+//! (kept for profiling the engine alone): `cargo run --release --example screen_bench
+//! -p wlnode -- --entries 1000000`.
 
 use clap::Parser;
 use wlnode::screen::bench::{BenchOptions, run};

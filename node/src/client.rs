@@ -332,6 +332,45 @@ impl Client {
         self.get_json("/v1/status").await
     }
 
+    /// Screens one name (`GET /v1/screen`); returns the JSON answer.
+    pub async fn screen(
+        &self,
+        req: &crate::screening::ScreenRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut q: Vec<(&str, String)> = vec![("q", req.name.clone())];
+        let opt = [
+            ("kind", req.kind.clone()),
+            ("country", req.country.clone()),
+            ("dob", req.dob.clone()),
+            ("id", req.id.clone()),
+            ("limit", req.limit.map(|l| l.to_string())),
+            ("min_score", req.min_score.map(|s| s.to_string())),
+            (
+                "include_withdrawn",
+                req.include_withdrawn.map(|b| b.to_string()),
+            ),
+        ];
+        q.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        self.send(self.http.get(self.url("/v1/screen")).query(&q))
+            .await
+    }
+
+    /// Screens a list of parties (`POST /v1/screen/batch`, JSON); `defaults` are
+    /// query-string options (limit, min_score, include_withdrawn).
+    pub async fn screen_batch(
+        &self,
+        parties: &[crate::screening::ScreenRequest],
+        defaults: &[(&str, String)],
+    ) -> Result<crate::screening::BatchResponse, ClientError> {
+        self.send(
+            self.http
+                .post(self.url("/v1/screen/batch"))
+                .query(defaults)
+                .json(parties),
+        )
+        .await
+    }
+
     /// Sends one import batch.
     pub async fn import_batch(
         &self,

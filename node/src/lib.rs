@@ -17,6 +17,7 @@ pub mod policy;
 pub mod roster_edit;
 pub mod scaffold;
 pub mod screen;
+pub mod screening;
 pub mod store;
 pub mod sync;
 pub mod trust;

@@ -129,6 +129,8 @@ pub struct NodeContext {
     pub peers: crate::net::PeerTable,
     /// Bumped when the policy or roster is reloaded; the network re-reconciles.
     pub changes: Arc<watch::Sender<u64>>,
+    /// The live screening index (kept current by [`crate::screening::spawn_follower`]).
+    pub screen: crate::screening::ScreenHandle,
 }
 
 /// What a reload did.
@@ -434,6 +436,7 @@ impl RunningNode {
             health: Arc::new(Health::default()),
             started: Instant::now(),
             trust_on_first_use: loaded.trust_on_first_use,
+            screen: crate::screening::ScreenHandle::new(),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) =
@@ -457,6 +460,7 @@ impl RunningNode {
             reason: format!("cannot write: {e}"),
         })?;
 
+        let screen_task = crate::screening::spawn_follower(ctx.clone(), shutdown.subscribe());
         tracing::info!(
             agency = %ctx.agency,
             peer_id = %ctx.peer_id,
@@ -469,7 +473,7 @@ impl RunningNode {
             api_addr,
             shutdown,
             listen_addrs: network.listen_addrs,
-            tasks: vec![api_task, network.task],
+            tasks: vec![api_task, network.task, screen_task],
             store_actor: Some(store_actor),
         })
     }

@@ -3,13 +3,14 @@
 //!
 //! Errors are JSON `{"error": {"code", "message", "field"?}}`: 400 for invalid input
 //! (naming the field), 401 for a missing or wrong token, 404 for unknown ids, 403 for
-//! writes to another agency's entry, 503 while the store refuses writes. Bad input
-//! never produces a 500.
+//! writes to another agency's entry, 503 while the store refuses writes (and while the
+//! screening index is still being built at start). Bad input never produces a 500.
 
 mod backup;
 mod entries;
 pub mod openapi;
 mod policy;
+mod screen;
 mod status;
 
 use std::net::SocketAddr;
@@ -284,6 +285,8 @@ pub fn router(ctx: NodeContext, token: String) -> Router {
             "/v1/import/withdraw-missing",
             post(entries::withdraw_missing),
         )
+        .route("/v1/screen", get(screen::get).post(screen::post))
+        .route("/v1/screen/batch", post(screen::batch))
         .route("/v1/status", get(status::status))
         .route("/v1/policy/explain", get(policy::explain))
         .route("/v1/policy/reload", post(policy::reload))

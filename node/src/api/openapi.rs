@@ -15,7 +15,8 @@ pub struct ErrorDoc {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetailDoc {
     /// Machine-readable code: invalid_json, invalid_field, bad_request, unauthorized,
-    /// not_found, not_origin, already_withdrawn, store_unavailable.
+    /// not_found, not_origin, already_withdrawn, store_unavailable, empty_query,
+    /// query_too_long, batch_too_large, index_building.
     code: String,
     /// Human-readable message.
     message: String,
@@ -37,8 +38,11 @@ pub struct ErrorDetailDoc {
         super::entries::withdraw_missing,
         super::status::status,
         super::backup::backup,
+        super::screen::get,
+        super::screen::post,
+        super::screen::batch,
     ),
-    components(schemas(ErrorDoc, ErrorDetailDoc)),
+    components(schemas(ErrorDoc, ErrorDetailDoc, crate::screening::ScreenRequest)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]

@@ -141,6 +141,14 @@ pub struct ImportReport {
     pub record_bytes: f64,
     /// disk / record.
     pub disk_overhead: f64,
+    /// After the last import reply: seconds until the live screening index reflected
+    /// every imported record (it follows the log concurrently with the import).
+    pub screen_catch_up_seconds: f64,
+    /// Restarting the node on the imported store: seconds from start until the
+    /// screening index (scanned from the store and built) was ready.
+    pub screen_start_build_seconds: f64,
+    /// Entries in the rebuilt index.
+    pub screen_entries: usize,
 }
 
 /// Imports `n` synthetic entries into a fresh in-process node through its HTTP API.
@@ -182,6 +190,14 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let caught_up = Instant::now();
+    let head = *running.ctx.head.borrow();
+    running
+        .ctx
+        .screen
+        .wait_applied(head, std::time::Duration::from_secs(3600))
+        .await;
+    let screen_catch_up_seconds = caught_up.elapsed().as_secs_f64();
     let (disk, counts, avg) = running
         .ctx
         .store
@@ -200,6 +216,18 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
         .await
         .map_err(err)?;
     running.stop().await;
+    let restarted = Instant::now();
+    let running = RunningNode::start(Config::load(&node.config).map_err(err)?)
+        .await
+        .map_err(err)?;
+    running
+        .ctx
+        .screen
+        .wait_ready(std::time::Duration::from_secs(3600))
+        .await;
+    let screen_start_build_seconds = restarted.elapsed().as_secs_f64();
+    let screen_entries = running.ctx.screen.len();
+    running.stop().await;
     let eps = n as f64 / seconds;
     let per_record = disk as f64 / counts.records.max(1) as f64;
     Ok(ImportReport {
@@ -215,6 +243,9 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
         disk_bytes_per_record: per_record,
         record_bytes: avg,
         disk_overhead: per_record / avg.max(1.0),
+        screen_catch_up_seconds,
+        screen_start_build_seconds,
+        screen_entries,
     })
 }
 

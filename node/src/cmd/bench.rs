@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
+use wlnode::screen::bench::BenchOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -29,6 +30,26 @@ pub enum BenchCommand {
         samples: usize,
         #[arg(long, default_value_t = 100)]
         missing: usize,
+    },
+    /// Name screening on a deterministic synthetic watchlist: recall@10 and precision
+    /// on known variants and true negatives, latency, queries/s, index build time and
+    /// memory, next to a brute-force Jaro-Winkler baseline (in-memory, no node).
+    Screen {
+        /// Entries in the synthetic watchlist.
+        #[arg(long, default_value_t = BenchOptions::default().entries)]
+        entries: usize,
+        /// Positive (variant) queries.
+        #[arg(long, default_value_t = BenchOptions::default().positives)]
+        positives: usize,
+        /// True-negative queries.
+        #[arg(long, default_value_t = BenchOptions::default().negatives)]
+        negatives: usize,
+        /// Queries in the brute-force baseline sample (0 skips it).
+        #[arg(long, default_value_t = BenchOptions::default().baseline_queries)]
+        baseline: usize,
+        /// RNG seed.
+        #[arg(long, default_value_t = BenchOptions::default().seed)]
+        seed: u64,
     },
 }
 
@@ -58,6 +79,19 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             missing,
             dir.path(),
         ))?)?,
+        BenchCommand::Screen {
+            entries,
+            positives,
+            negatives,
+            baseline,
+            seed,
+        } => serde_json::to_value(wlnode::screen::bench::run(BenchOptions {
+            entries,
+            positives,
+            negatives,
+            baseline_queries: baseline,
+            seed,
+        }))?,
     };
     super::print_json(&report)?;
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ mod init;
 mod policy;
 mod roster;
 mod run;
+mod screen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     Policy(policy::PolicyCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
+    /// Screen a name (or every party of a CSV file with --batch) against the merged
+    /// watchlist of the running node.
+    Screen(screen::ScreenArgs),
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
+        Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Bench(c) => bench::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Backup(a) => runtime()?.block_on(backup::backup(a)),

@@ -1,0 +1,355 @@
+//! `wlnode screen`: screens one name, or every party of a CSV file (`--batch`), against
+//! the running node's live index over its API.
+//!
+//! A batch file is parsed here with the same parser the API uses for CSV bodies, so a
+//! malformed row is reported on stderr with its line number before anything is sent;
+//! good rows go to `POST /v1/screen/batch` in chunks (the progress bar advances per
+//! chunk). The output CSV has one row per party, bad rows included with their error.
+//! The exit code is 1 when any row was refused, as for `wlnode import`.
+
+// These commands format `serde_json::Value`s from the API; `value["key"]` returns
+// `Null` for a missing key and never panics.
+#![allow(clippy::indexing_slicing)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use wlnode::client::Client;
+use wlnode::screening::{RowError, ScreenRequest, parse_csv};
+
+use super::{ConfigArg, print_json};
+
+/// Parties sent per batch request.
+const CHUNK: usize = 100;
+
+#[derive(Debug, clap::Args)]
+pub struct ScreenArgs {
+    /// The name to screen (omit with --batch).
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    name: Option<String>,
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only entries of this kind.
+    #[arg(long, value_parser = ["person", "organization", "vessel"])]
+    kind: Option<String>,
+    /// Country (ISO code): agreement raises the score, conflict lowers it.
+    #[arg(long)]
+    country: Option<String>,
+    /// Birth or incorporation date: YYYY, YYYY-MM or YYYY-MM-DD.
+    #[arg(long)]
+    dob: Option<String>,
+    /// An identifier TYPE:VALUE (an exact match is decisive).
+    #[arg(long)]
+    id: Option<String>,
+    /// Most results (per party with --batch).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Least score returned (default 0.80).
+    #[arg(long)]
+    min_score: Option<f64>,
+    /// Also match withdrawn entries.
+    #[arg(long)]
+    include_withdrawn: bool,
+    /// Print the API's JSON answer (with the full explanations).
+    #[arg(long)]
+    json: bool,
+    /// Screen every party of this CSV file (header: name, and optionally ref, kind,
+    /// country, dob, id).
+    #[arg(long)]
+    batch: Option<PathBuf>,
+    /// With --batch: write the results here (CSV, or JSON with --json; default stdout).
+    #[arg(long, requires = "batch")]
+    out: Option<PathBuf>,
+}
+
+fn client(c: &ConfigArg) -> anyhow::Result<Client> {
+    Ok(Client::from_config(&c.load()?)?)
+}
+
+pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
+    if let Some(file) = a.batch.clone() {
+        return batch(a, file).await;
+    }
+    let req = ScreenRequest {
+        name: a.name.clone().unwrap_or_default(),
+        kind: a.kind.clone(),
+        country: a.country.clone(),
+        dob: a.dob.clone(),
+        id: a.id.clone(),
+        limit: a.limit,
+        min_score: a.min_score,
+        include_withdrawn: a.include_withdrawn.then_some(true),
+    };
+    let v = client(&a.config)?.screen(&req).await?;
+    if a.json {
+        print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let results = v["results"].as_array().cloned().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    if results.is_empty() {
+        writeln!(
+            out,
+            "no match for {:?} at min score {} ({} entries indexed)",
+            req.name,
+            a.min_score.unwrap_or(wlnode::screen::DEFAULT_MIN_SCORE),
+            v["index_entries"]
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<6} {:<32} {:<12} {:<12} {:<40} WHY",
+        "SCORE", "ENTRY_ID", "ORIGIN", "KIND", "MATCHED NAME"
+    )?;
+    for r in &results {
+        let withdrawn = if r["withdrawn"].as_bool() == Some(true) {
+            " (withdrawn)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "{:<6.3} {:<32} {:<12} {:<12} {:<40} {}",
+            r["score"].as_f64().unwrap_or(0.0),
+            r["entry_id"].as_str().unwrap_or(""),
+            r["origin"].as_str().unwrap_or(""),
+            format!("{}{withdrawn}", r["kind"].as_str().unwrap_or("")),
+            r["matched_name"].as_str().unwrap_or(""),
+            why(&r["explanation"])
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A one-line summary of an explanation: token pairs and adjustments.
+fn why(e: &serde_json::Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for m in e["token_matches"].as_array().into_iter().flatten() {
+        let q = m["query_text"].as_str().unwrap_or("");
+        let n = m["name_text"].as_str().unwrap_or("");
+        let how = m["method"].as_str().unwrap_or("");
+        parts.push(if how == "exact" {
+            format!("{q}={n}")
+        } else {
+            format!("{q}~{n} ({how})")
+        });
+    }
+    for u in e["unmatched"].as_array().into_iter().flatten() {
+        parts.push(format!(
+            "{} unmatched ({})",
+            u["text"].as_str().unwrap_or(""),
+            u["side"].as_str().unwrap_or("")
+        ));
+    }
+    for a in e["adjustments"].as_array().into_iter().flatten() {
+        parts.push(format!(
+            "{} {:+.3}",
+            a["kind"].as_str().unwrap_or(""),
+            a["delta"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    parts.join(", ")
+}
+
+/// One output row (a CSV row, or with `--json` one element of the output list).
+#[derive(serde::Serialize)]
+struct OutRow {
+    line: usize,
+    #[serde(rename = "ref")]
+    reference: String,
+    name: String,
+    matches: Vec<serde_json::Value>,
+    error: String,
+}
+
+async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (rows, mut errors) = parse_csv(&bytes);
+    if rows.is_empty() && errors.iter().any(|e| e.row == 1) {
+        let msg = errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        bail!("{}: line 1: {msg}", file.display());
+    }
+    let client = client(&a.config)?;
+    let mut defaults: Vec<(&str, String)> = Vec::new();
+    if let Some(l) = a.limit {
+        defaults.push(("limit", l.to_string()));
+    }
+    if let Some(s) = a.min_score {
+        defaults.push(("min_score", s.to_string()));
+    }
+    if a.include_withdrawn {
+        defaults.push(("include_withdrawn", "true".into()));
+    }
+    let mut out_rows: Vec<OutRow> = Vec::with_capacity(rows.len() + errors.len());
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} parties  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for chunk in rows.chunks(CHUNK) {
+        let mut parties: Vec<ScreenRequest> = chunk.iter().map(|r| r.request.clone()).collect();
+        // command-line filters apply to rows that do not set their own
+        for p in &mut parties {
+            if p.kind.is_none() {
+                p.kind = a.kind.clone();
+            }
+            if p.country.is_none() {
+                p.country = a.country.clone();
+            }
+        }
+        let reply = client.screen_batch(&parties, &defaults).await?;
+        // the API numbers the parties of a JSON list from 1; map back to file lines
+        let line_of = |i: usize| chunk.get(i.wrapping_sub(1)).map_or(0, |r| r.row);
+        let ref_of = |i: usize| {
+            chunk
+                .get(i.wrapping_sub(1))
+                .and_then(|r| r.reference.clone())
+                .unwrap_or_default()
+        };
+        for r in reply.results {
+            out_rows.push(OutRow {
+                line: line_of(r.row),
+                reference: ref_of(r.row),
+                name: r.name,
+                matches: r.results,
+                error: String::new(),
+            });
+        }
+        for e in reply.errors {
+            let line = line_of(e.row);
+            out_rows.push(OutRow {
+                line,
+                reference: ref_of(e.row),
+                name: chunk
+                    .get(e.row.wrapping_sub(1))
+                    .map(|r| r.request.name.clone())
+                    .unwrap_or_default(),
+                matches: Vec::new(),
+                error: e.message.clone(),
+            });
+            errors.push(RowError { row: line, ..e });
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    // rows refused while parsing are parties too: one output row each
+    for e in &errors {
+        if !out_rows.iter().any(|r| r.line == e.row) {
+            out_rows.push(OutRow {
+                line: e.row,
+                reference: String::new(),
+                name: String::new(),
+                matches: Vec::new(),
+                error: e.message.clone(),
+            });
+        }
+    }
+    out_rows.sort_by_key(|r| r.line);
+    errors.sort_by_key(|e| e.row);
+    let mut sink: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    if a.json {
+        serde_json::to_writer_pretty(&mut sink, &out_rows)?;
+        writeln!(sink)?;
+        sink.flush()?;
+        return report(&file, &out_rows, &errors);
+    }
+    let mut w = csv::Writer::from_writer(sink);
+    w.write_record([
+        "line",
+        "ref",
+        "name",
+        "matches",
+        "best_score",
+        "best_entry_id",
+        "best_origin",
+        "best_matched_name",
+        "all_matches",
+        "error",
+    ])?;
+    for r in &out_rows {
+        let best = r.matches.first();
+        let field = |k: &str| {
+            best.and_then(|b| b[k].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let all: Vec<String> = r
+            .matches
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:.3} {}@{}",
+                    m["score"].as_f64().unwrap_or(0.0),
+                    m["entry_id"].as_str().unwrap_or(""),
+                    m["origin"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        w.write_record([
+            r.line.to_string(),
+            r.reference.clone(),
+            r.name.clone(),
+            r.matches.len().to_string(),
+            best.and_then(|b| b["score"].as_f64())
+                .map(|s| format!("{s:.3}"))
+                .unwrap_or_default(),
+            field("entry_id"),
+            field("origin"),
+            field("matched_name"),
+            all.join("; "),
+            r.error.clone(),
+        ])?;
+    }
+    w.flush()?;
+    report(&file, &out_rows, &errors)
+}
+
+/// Reports refused rows and a summary on stderr; the exit code.
+fn report(
+    file: &std::path::Path,
+    out_rows: &[OutRow],
+    errors: &[RowError],
+) -> anyhow::Result<ExitCode> {
+    let screened = out_rows.len() - errors.len().min(out_rows.len());
+    let mut err = std::io::stderr().lock();
+    for e in errors {
+        writeln!(
+            err,
+            "{}: line {}: {}{}",
+            file.display(),
+            e.row,
+            e.field
+                .as_ref()
+                .map(|f| format!("{f}: "))
+                .filter(|_| !e.message.starts_with(e.field.as_deref().unwrap_or("\0")))
+                .unwrap_or_default(),
+            e.message
+        )?;
+    }
+    writeln!(
+        err,
+        "{}: {} parties screened, {} rows refused, {} with matches",
+        file.display(),
+        screened,
+        errors.len(),
+        out_rows.iter().filter(|r| !r.matches.is_empty()).count()
+    )?;
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,77 @@
+//! Screening over replication: an entry written at one node becomes screenable at
+//! another, running node without a restart (its live index follows the records that
+//! arrive by sync), and a withdrawal that arrives the same way takes it out of default
+//! results.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use wlnode::screen::{Match, Query};
+use wlnode_tests::{Cluster, wait_for};
+
+const T: Duration = Duration::from_secs(120);
+
+async fn screen(c: &Cluster, i: usize, name: &str, include_withdrawn: bool) -> Vec<Match> {
+    let handle = c.node(i).ctx.screen.clone();
+    let mut q = Query::new(name);
+    q.include_withdrawn = include_withdrawn;
+    tokio::task::spawn_blocking(move || handle.search(&q).unwrap_or_default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_entry_becomes_screenable_without_restart() {
+    let mut c = Cluster::simple(2, &[(0, 1)]);
+    c.start_all().await;
+    // B's index is built (empty) before anything exists: what follows comes by sync
+    wait_for(T, "B's screening index ready", || async {
+        c.node(1).ctx.screen.is_ready()
+    })
+    .await;
+    assert!(
+        screen(&c, 1, "Zarubezhneft Holdings entity 0", false)
+            .await
+            .is_empty()
+    );
+
+    let written = c.add(0, "Zarubezhneft Holdings", 3, None).await;
+    let id = written[0].entry_id;
+    wait_for(T, "the entry screenable at B", || async {
+        screen(&c, 1, "ZARUBEZHNEFT HOLDING ENTITY 0", false)
+            .await
+            .first()
+            .is_some_and(|m| m.entry_id == id && m.origin.as_str() == "AA-EXPORT")
+    })
+    .await;
+    let m = screen(&c, 1, "Zarubezhneft Holdings entity 0", false).await;
+    assert_eq!(m[0].entry_id, id);
+    assert!((m[0].score - m[0].explanation.score).abs() < 1e-12);
+
+    // an amendment and a withdrawal arrive the same way
+    c.amend(0, &written[1], "Severnaya Verf Shipyard").await;
+    c.withdraw(0, &written[0]).await;
+    wait_for(T, "the withdrawal applied at B", || async {
+        screen(&c, 1, "Zarubezhneft Holdings entity 0", false)
+            .await
+            .iter()
+            .all(|m| m.entry_id != id)
+    })
+    .await;
+    let with = screen(&c, 1, "Zarubezhneft Holdings entity 0", true).await;
+    assert!(with.iter().any(|m| m.entry_id == id && m.withdrawn));
+    wait_for(T, "the amendment applied at B", || async {
+        screen(&c, 1, "Severnaya Verf Shipyard", false)
+            .await
+            .first()
+            .is_some_and(|m| m.entry_id == written[1].entry_id)
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
