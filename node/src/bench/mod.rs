@@ -265,6 +265,7 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
                     .collect(),
                 cursor: None,
                 declined: Vec::new(),
+                audit: Vec::new(),
             };
             let t = Instant::now();
             store.ingest(&batch, Timestamp::now()).map_err(err)?;

@@ -164,6 +164,7 @@ fn preload(
                         .collect(),
                     cursor: None,
                     declined: Vec::new(),
+                    audit: Vec::new(),
                 },
                 Timestamp::now(),
             )

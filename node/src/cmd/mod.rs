@@ -1,6 +1,7 @@
 //! Command-line interface (clap) and dispatch. The names, flags and `--json` outputs
 //! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
 
+mod audit;
 mod bench;
 mod entry;
 mod init;
@@ -44,6 +45,9 @@ enum Command {
     /// Check, explain and reload the data-sharing policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Audit logs: export a node's log, verify logs as an auditor.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
+        Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),
     }
 }

@@ -51,6 +51,7 @@ fn batch(items: Vec<Incoming>) -> IngestBatch {
         items,
         cursor: None,
         declined: Vec::new(),
+        audit: Vec::new(),
     }
 }
 
@@ -261,6 +262,7 @@ fn cursor_is_written_with_the_batch() {
             items: vec![local(&r)],
             cursor: Some((peer.clone(), cursor)),
             declined: Vec::new(),
+            audit: Vec::new(),
         },
         Timestamp(1),
     )
