@@ -29,6 +29,9 @@ pub enum BenchCommand {
         samples: usize,
         #[arg(long, default_value_t = 100)]
         missing: usize,
+        /// Run the nodes with the audit log off (`[audit] enabled = false`).
+        #[arg(long)]
+        no_audit: bool,
     },
 }
 
@@ -52,10 +55,12 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             records,
             samples,
             missing,
+            no_audit,
         } => serde_json::to_value(super::runtime()?.block_on(wlnode::bench::sync::run(
             records,
             samples,
             missing,
+            !no_audit,
             dir.path(),
         ))?)?,
     };
