@@ -7,6 +7,15 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Verify N synthetic audit events (a sender's and a receiver's log) as an
+    /// auditor would; reports events/s.
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Distinct records the sends refer to (each sent header is still checked).
+        #[arg(long, default_value_t = 20_000)]
+        distinct_records: usize,
+    },
     /// Import N synthetic entries through the HTTP API of a fresh node; reports
     /// entries/s next to raw ed25519 signatures/s measured in the same run.
     Import {
@@ -48,6 +57,14 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 dir.path(),
             ))?)?
         }
+        BenchCommand::Audit {
+            events,
+            distinct_records,
+        } => serde_json::to_value(wlnode::bench::audit::run(
+            events,
+            distinct_records,
+            dir.path(),
+        )?)?,
         BenchCommand::Store { records } => {
             serde_json::to_value(wlnode::bench::store(records, dir.path())?)?
         }
