@@ -424,6 +424,28 @@ impl Default for SyncConfig {
     }
 }
 
+/// `[audit]`: the tamper-evident audit log.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Whether the node logs audit events at all.
+    pub enabled: bool,
+    /// Sign a checkpoint after this many new events ...
+    pub checkpoint_every_events: u64,
+    /// ... or this many seconds after the last one, if events arrived since.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            checkpoint_every_events: 1000,
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -462,6 +484,9 @@ pub struct RawConfig {
     /// Inbound rules.
     #[serde(default)]
     pub accept: Vec<AcceptRule>,
+    /// Audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 fn default_data_dir() -> PathBuf {

@@ -229,6 +229,7 @@ impl Lifecycle {
                 items,
                 cursor: None,
                 declined: Vec::new(),
+                audit: Vec::new(),
             })
             .await?)
     }

@@ -16,6 +16,7 @@ use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Roster;
 use wlnode_crypto::{PublicKey, SecretKey};
 
+use crate::audit::event::{Event, EventKind};
 use crate::config::Config;
 use crate::entries::Lifecycle;
 use crate::metrics::{Metrics, SourceLabel};
@@ -261,6 +262,27 @@ impl NodeContext {
         if let Ok(mut g) = self.policy_cell.write() {
             *g = Arc::new(policy);
         }
+        let now = wlnode_crypto::Timestamp::now().as_millis();
+        let mut events = Vec::new();
+        if roster_changed {
+            events.push(Event::new(
+                now,
+                EventKind::RosterLoaded {
+                    version: report.roster_version,
+                },
+            ));
+        }
+        if policy_changed {
+            events.push(Event::new(
+                now,
+                EventKind::PolicyLoaded {
+                    hash: report.policy_hash.clone(),
+                },
+            ));
+        }
+        if !events.is_empty() {
+            self.store.call(move |s| s.audit_append(&events)).await?;
+        }
         if policy_changed || roster_changed {
             // Records declined under the old rules may be acceptable now, and records
             // held back may now flow: forget refusals and reconcile with everyone.
@@ -277,6 +299,32 @@ impl NodeContext {
         self.metrics.store_healthy.set(0);
         self.metrics.store_errors.inc();
         tracing::error!(error = %e, "store write failed; not acknowledging new data");
+    }
+}
+
+/// Signs a checkpoint every `period` when events arrived since the last one (the
+/// "T seconds" half of the checkpoint rule; appends handle the "N events" half).
+async fn checkpoint_timer(
+    store: StoreHandle,
+    period: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let r = store
+            .call(|s| {
+                s.audit_maybe_checkpoint(wlnode_crypto::Timestamp::now().as_millis())?;
+                s.flush()
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "audit checkpoint failed");
+        }
     }
 }
 
@@ -420,6 +468,46 @@ impl RunningNode {
         }
         tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
         let head_seq = store.call(|s| s.head_seq()).await?;
+        let audit_cfg = cfg.raw.audit.clone();
+        let settings = crate::store::audit::AuditSettings {
+            enabled: audit_cfg.enabled,
+            signer: Some((
+                agency.clone(),
+                Arc::new(SecretKey::from_seed(&id.node_key.seed())),
+            )),
+            every_events: audit_cfg.checkpoint_every_events.max(1),
+            interval_ms: audit_cfg
+                .checkpoint_interval_secs
+                .max(1)
+                .saturating_mul(1000),
+        };
+        let now = wlnode_crypto::Timestamp::now().as_millis();
+        let start_events = vec![
+            Event::new(
+                now,
+                EventKind::NodeStarted {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ),
+            Event::new(
+                now,
+                EventKind::RosterLoaded {
+                    version: roster.version(),
+                },
+            ),
+            Event::new(
+                now,
+                EventKind::PolicyLoaded {
+                    hash: hex::encode(policy.hash()),
+                },
+            ),
+        ];
+        store
+            .call(move |s| {
+                s.set_audit_settings(settings);
+                s.audit_append(&start_events)
+            })
+            .await?;
         let ctx = NodeContext {
             policy_cell: Arc::new(RwLock::new(Arc::new(policy))),
             changes: Arc::new(watch::channel(0u64).0),
@@ -461,6 +549,11 @@ impl RunningNode {
         })?;
 
         let screen_task = crate::screening::spawn_follower(ctx.clone(), shutdown.subscribe());
+        let checkpoints = tokio::spawn(checkpoint_timer(
+            ctx.store.clone(),
+            std::time::Duration::from_secs(audit_cfg.checkpoint_interval_secs.max(1)),
+            shutdown.subscribe(),
+        ));
         tracing::info!(
             agency = %ctx.agency,
             peer_id = %ctx.peer_id,
@@ -473,7 +566,7 @@ impl RunningNode {
             api_addr,
             shutdown,
             listen_addrs: network.listen_addrs,
-            tasks: vec![api_task, network.task, screen_task],
+            tasks: vec![api_task, network.task, screen_task, checkpoints],
             store_actor: Some(store_actor),
         })
     }
@@ -484,7 +577,16 @@ impl RunningNode {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        let _ = self.ctx.store.call(|s| s.flush()).await;
+        let _ = self
+            .ctx
+            .store
+            .call(|s| {
+                let now = wlnode_crypto::Timestamp::now().as_millis();
+                s.audit_append(&[Event::new(now, EventKind::NodeStopped)])?;
+                s.audit_checkpoint(now, true)?;
+                s.flush()
+            })
+            .await;
         let actor = self.store_actor.take();
         drop(self.ctx);
         if let Some(a) = actor {

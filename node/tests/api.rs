@@ -246,6 +246,7 @@ async fn only_the_origin_may_change_an_entry() {
             }],
             cursor: None,
             declined: Vec::new(),
+            audit: Vec::new(),
         })
         .await
         .unwrap();

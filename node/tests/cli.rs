@@ -386,3 +386,81 @@ fn a_second_process_on_the_same_data_dir_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another wlnode process"), "{err}");
 }
+
+#[test]
+fn audit_export_and_verify_exit_codes() {
+    use wlnode::scaffold::{self, AgencySpec, NodeOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let fed = scaffold::create(
+        dir.path(),
+        "test",
+        &[
+            AgencySpec::member("AA-EXPORT", &["eu"]).unwrap(),
+            AgencySpec::member("BB-CUSTOMS", &["eu"]).unwrap(),
+        ],
+    )
+    .unwrap();
+    for n in &fed.nodes {
+        scaffold::write_config(&fed, n, &NodeOptions::default()).unwrap();
+    }
+    // Start and stop AA once: started, roster, policy, stopped and a checkpoint.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cfg = wlnode::config::Config::load(&fed.nodes[0].config).unwrap();
+        wlnode::node::RunningNode::start(cfg)
+            .await
+            .unwrap()
+            .stop()
+            .await;
+    });
+    drop(rt);
+    let out = dir.path().join("aa.json");
+    let export = || {
+        let mut c = wlnode();
+        c.args(["audit", "export", "--json", "--out"])
+            .arg(&out)
+            .arg("--config")
+            .arg(&fed.nodes[0].config);
+        c
+    };
+    // Once failed under heavy load right after the stop (store still locked?): poll
+    // until the data dir can be opened, then require success.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !export().output().unwrap().status.success() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v = ok_json(&mut export());
+    assert_eq!(v["events"], 4);
+    // One when the first events arrived (none signed for longer than the interval),
+    // one forced at the clean stop.
+    assert_eq!(v["checkpoints"], 2);
+    let html = dir.path().join("report.html");
+    let state = dir.path().join("state.json");
+    let verify = |log: &Path| {
+        let mut c = wlnode();
+        c.args(["audit", "verify", "--json", "--logs"])
+            .arg(log)
+            .arg("--html")
+            .arg(&html)
+            .arg("--state")
+            .arg(&state)
+            .arg("--config")
+            .arg(&fed.nodes[1].config);
+        c
+    };
+    let report = ok_json(&mut verify(&out));
+    assert_eq!(report["ok"], true);
+    assert!(std::fs::read_to_string(&html).unwrap().contains("PASS"));
+    assert!(state.exists());
+    // An edited event: exit code 1 and the violation in the report.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let edited = text.replacen("node_started", "node_stopped", 1);
+    assert_ne!(edited, text);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, edited).unwrap();
+    let o = verify(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(report.to_string().contains("checkpoint_mismatch"));
+}

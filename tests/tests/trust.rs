@@ -72,6 +72,7 @@ async fn inject(c: &Cluster, i: usize, records: Vec<VerifiedRecord>, source: Sou
                 .collect(),
             cursor: None,
             declined: Vec::new(),
+            audit: Vec::new(),
         })
         .await
         .unwrap();

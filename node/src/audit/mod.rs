@@ -1,3 +1,8 @@
-//! The node's tamper-evident audit log; see merkle.rs for the tree.
+//! The node's tamper-evident audit log: typed metadata-only events (`event.rs`), the
+//! RFC 6962 tree over them (`merkle.rs`), and the pure verification an auditor runs
+//! over exported logs (`verify.rs`, `html.rs`). Storage lives in `store/audit.rs`.
 
+pub mod event;
+pub mod html;
 pub mod merkle;
+pub mod verify;

@@ -4,6 +4,7 @@
 //!
 //! These are measurements, never assertions: nothing here fails on a slow machine.
 
+pub mod audit;
 pub mod sync;
 
 use std::path::Path;
@@ -296,6 +297,7 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
                     .collect(),
                 cursor: None,
                 declined: Vec::new(),
+                audit: Vec::new(),
             };
             let t = Instant::now();
             store.ingest(&batch, Timestamp::now()).map_err(err)?;

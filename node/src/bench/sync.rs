@@ -164,6 +164,7 @@ fn preload(
                         .collect(),
                     cursor: None,
                     declined: Vec::new(),
+                    audit: Vec::new(),
                 },
                 Timestamp::now(),
             )
@@ -281,6 +282,8 @@ pub struct Reconciliation {
 pub struct SyncReport {
     /// Machine.
     pub machine: MachineInfo,
+    /// Whether the nodes kept the audit log.
+    pub audit: bool,
     /// Cold sync.
     pub cold_sync: ColdSync,
     /// Propagation.
@@ -447,14 +450,20 @@ pub async fn run(
     records: usize,
     samples: usize,
     missing: usize,
+    audit: bool,
     dir: &Path,
 ) -> Result<SyncReport, BenchError> {
-    let extra = "";
+    let extra = if audit {
+        ""
+    } else {
+        "\n[audit]\nenabled = false\n"
+    };
     let cold = cold_sync(records, &dir.join("cold"), extra).await?;
     let prop = propagation(samples, &dir.join("prop"), extra).await?;
     let rec = reconciliation(records, missing, &dir.join("rec"), extra).await?;
     Ok(SyncReport {
         machine: machine(),
+        audit,
         cold_sync: cold,
         propagation: prop,
         reconciliation: rec,

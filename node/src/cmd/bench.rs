@@ -8,6 +8,15 @@ use wlnode::screen::bench::BenchOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Verify N synthetic audit events (a sender's and a receiver's log) as an
+    /// auditor would; reports events/s.
+    Audit {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Distinct records the sends refer to (each sent header is still checked).
+        #[arg(long, default_value_t = 20_000)]
+        distinct_records: usize,
+    },
     /// Import N synthetic entries through the HTTP API of a fresh node; reports
     /// entries/s next to raw ed25519 signatures/s measured in the same run.
     Import {
@@ -30,6 +39,9 @@ pub enum BenchCommand {
         samples: usize,
         #[arg(long, default_value_t = 100)]
         missing: usize,
+        /// Run the nodes with the audit log off (`[audit] enabled = false`).
+        #[arg(long)]
+        no_audit: bool,
     },
     /// Name screening on a deterministic synthetic watchlist: recall@10 and precision
     /// on known variants and true negatives, latency, queries/s, index build time and
@@ -66,6 +78,14 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 dir.path(),
             ))?)?
         }
+        BenchCommand::Audit {
+            events,
+            distinct_records,
+        } => serde_json::to_value(wlnode::bench::audit::run(
+            events,
+            distinct_records,
+            dir.path(),
+        )?)?,
         BenchCommand::Store { records } => {
             serde_json::to_value(wlnode::bench::store(records, dir.path())?)?
         }
@@ -73,10 +93,12 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             records,
             samples,
             missing,
+            no_audit,
         } => serde_json::to_value(super::runtime()?.block_on(wlnode::bench::sync::run(
             records,
             samples,
             missing,
+            !no_audit,
             dir.path(),
         ))?)?,
         BenchCommand::Screen {

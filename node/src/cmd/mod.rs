@@ -1,6 +1,7 @@
 //! Command-line interface (clap) and dispatch. The names, flags and `--json` outputs
 //! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
 
+mod audit;
 mod backup;
 mod bench;
 mod demo;
@@ -52,6 +53,9 @@ enum Command {
     /// Screen a name (or every party of a CSV file with --batch) against the merged
     /// watchlist of the running node.
     Screen(screen::ScreenArgs),
+    /// Audit logs: export a node's log, verify logs as an auditor.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Benchmarks with JSON output.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
+        Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),
         Command::Demo(a) => demo::run(a),
         Command::Backup(a) => runtime()?.block_on(backup::backup(a)),

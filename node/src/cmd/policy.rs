@@ -53,7 +53,7 @@ pub enum PolicyCommand {
     },
 }
 
-fn load_roster(cfg: &Config, path: Option<&PathBuf>) -> anyhow::Result<Roster> {
+pub(super) fn load_roster(cfg: &Config, path: Option<&PathBuf>) -> anyhow::Result<Roster> {
     let path = path.cloned().unwrap_or_else(|| cfg.raw.roster.clone());
     let (bytes, sig) = wlnode::trust::read_signed(&path)?;
     let anchor = TrustAnchor {

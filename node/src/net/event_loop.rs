@@ -26,6 +26,7 @@ use wlnode_crypto::time::Timestamp;
 use super::codec::Frame;
 use super::gate::Refused;
 use super::{Behaviour, BehaviourEvent, LISTEN_ADDRS_FILE, PeerInfo};
+use crate::audit::event::{Event as AuditEvent, EventKind};
 use crate::config::SyncConfig;
 use crate::metrics::{PeerLabel, PeerReason};
 use crate::node::{NodeContext, NodeError};
@@ -558,6 +559,17 @@ impl EventLoop {
     fn record_invalid(&mut self, agency: &AgencyCode, n: u32) {
         if let Some(until) = self.bans.record(agency, n, Instant::now()) {
             tracing::warn!(%agency, ban_seconds = self.cfg.ban_duration.0.as_secs(), "peer banned: too many invalid records or frames");
+            let ev = AuditEvent::new(
+                Timestamp::now().as_millis(),
+                EventKind::PeerBanned {
+                    agency: agency.clone(),
+                    seconds: self.cfg.ban_duration.0.as_secs(),
+                },
+            );
+            let store = self.ctx.store.clone();
+            tokio::spawn(async move {
+                let _ = store.call(move |s| s.audit_append(&[ev])).await;
+            });
             self.ctx.metrics.reject(agency.as_str(), "banned");
             let peers: Vec<PeerId> = self
                 .agencies
@@ -840,6 +852,8 @@ impl EventLoop {
                         let head = s.head_seq()?;
                         let entries = s.log_after(p.after_seq, limit)?;
                         let mut records = Vec::new();
+                        let audit = s.audit_enabled();
+                        let mut events = Vec::new();
                         let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
                         let mut next = p.after_seq;
                         let mut cut = false;
@@ -860,6 +874,9 @@ impl EventLoop {
                                     }
                                     bytes += prep.bytes.len();
                                     withheld += prep.withheld as u64;
+                                    if audit {
+                                        events.push(sent_event(&rec, &to, &prep));
+                                    }
                                     records.push(Transfer {
                                         record: prep.bytes,
                                         hops: prep.hops,
@@ -870,6 +887,7 @@ impl EventLoop {
                             }
                             next = *seq;
                         }
+                        s.audit_append(&events)?;
                         let complete = !cut && entries.len() < limit;
                         let next = next.max(p.after_seq.min(head));
                         Ok((
@@ -1076,6 +1094,8 @@ impl EventLoop {
                 .call(move |s| {
                     let mut out = Vec::new();
                     let mut leftover = Vec::new();
+                    let mut events = Vec::new();
+                    let audit = s.audit_enabled();
                     let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
                     for id in ids {
                         if bytes >= budget {
@@ -1087,6 +1107,9 @@ impl EventLoop {
                             Ok(p) => {
                                 bytes += p.bytes.len();
                                 withheld += p.withheld as u64;
+                                if audit {
+                                    events.push(sent_event(&rec, &to, &p));
+                                }
                                 out.push(Transfer {
                                     record: p.bytes,
                                     hops: p.hops,
@@ -1096,6 +1119,7 @@ impl EventLoop {
                             Err(_) => denied += 1,
                         }
                     }
+                    s.audit_append(&events)?;
                     Ok((out, leftover, withheld, denied))
                 })
                 .await;
@@ -1274,6 +1298,8 @@ impl EventLoop {
                 .store
                 .call(move |s| {
                     let mut out = Vec::new();
+                    let mut events = Vec::new();
+                    let audit = s.audit_enabled();
                     let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
                     for id in need {
                         let Some(rec) = s.record(&id)? else { continue };
@@ -1284,6 +1310,9 @@ impl EventLoop {
                                 }
                                 bytes += p.bytes.len();
                                 withheld += p.withheld as u64;
+                                if audit {
+                                    events.push(sent_event(&rec, &to, &p));
+                                }
                                 out.push(Transfer {
                                     record: p.bytes,
                                     hops: p.hops,
@@ -1293,6 +1322,7 @@ impl EventLoop {
                             Err(_) => denied += 1,
                         }
                     }
+                    s.audit_append(&events)?;
                     Ok((out, withheld, denied))
                 })
                 .await;
@@ -1663,18 +1693,39 @@ async fn ingest(
             };
         }
     };
+    let at = Timestamp::now().as_millis();
+    let audit: Vec<AuditEvent> = checked
+        .rejected
+        .iter()
+        .map(|r| {
+            AuditEvent::new(
+                at,
+                EventKind::Rejected {
+                    record_id: r.record_id,
+                    from: agency.clone(),
+                    reason: r.reason.code(),
+                },
+            )
+        })
+        .collect();
     let mut outcome = IngestOutcome {
         received,
         rejected: checked.rejected,
         ..Default::default()
     };
     if checked.accepted.is_empty() && cursor.is_none() && checked.declined.is_empty() {
+        if !audit.is_empty()
+            && let Err(e) = ctx.store.call(move |s| s.audit_append(&audit)).await
+        {
+            ctx.write_failed(&e);
+        }
         return outcome;
     }
     let batch = IngestBatch {
         items: checked.accepted,
         cursor: cursor.map(|c| (agency.clone(), c)),
         declined: checked.declined,
+        audit,
     };
     match ctx.store.ingest(batch).await {
         Ok(report) => {
@@ -1694,6 +1745,37 @@ async fn ingest(
         }
     }
     outcome
+}
+
+/// The audit event for a copy of `rec` that passed the choke point for `to`.
+fn sent_event(
+    rec: &crate::wire::StoredRecord,
+    to: &AgencyCode,
+    prep: &crate::policy::Prepared,
+) -> AuditEvent {
+    let r = &rec.record;
+    let fields = &r.header().fields;
+    AuditEvent::new(
+        Timestamp::now().as_millis(),
+        EventKind::Sent {
+            record_id: r.id(),
+            to: to.clone(),
+            hops: prep.hops,
+            withheld: prep
+                .withheld_indices
+                .iter()
+                .map(|i| {
+                    usize::try_from(*i)
+                        .ok()
+                        .and_then(|i| fields.get(i))
+                        .map_or("unknown", |f| f.tag.as_str())
+                        .to_owned()
+                })
+                .collect(),
+            header: hex::encode(r.header_bytes()),
+            signature: hex::encode(r.signature().0),
+        },
+    )
 }
 
 /// The choke point plus the per-peer "recently sent" cache: `None` when this copy

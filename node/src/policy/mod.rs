@@ -286,6 +286,8 @@ pub struct Prepared {
     pub hops: u32,
     /// How many disclosures were withheld.
     pub withheld: usize,
+    /// Field indices of the withheld disclosures (for the audit log).
+    pub withheld_indices: Vec<u32>,
 }
 
 impl Policy {
@@ -498,6 +500,7 @@ impl Policy {
                     bytes: copy.encode().into(),
                     hops,
                     withheld: removed.len(),
+                    withheld_indices: removed,
                 })
             }
         }

@@ -8,6 +8,7 @@
 //! Layouts are in [`schema`].
 
 pub mod actor;
+pub mod audit;
 pub mod backup;
 pub mod schema;
 
@@ -24,6 +25,7 @@ use wlnode_crypto::time::Timestamp;
 pub use actor::StoreHandle;
 pub use schema::EntryKey;
 
+use crate::audit::event::{Event, EventKind};
 use crate::wire::{Cursor, EntryState, LocalMeta, StoredRecord, WireError};
 use schema::{SCHEMA_VERSION, be_u64, meta, trees, version_key};
 
@@ -115,6 +117,9 @@ pub struct IngestBatch {
     /// our reconciliation sets so that peers stop offering them; a policy reload
     /// clears them.
     pub declined: Vec<(u64, RecordId, crate::wire::SyncMeta)>,
+    /// Audit events to append in the same transaction (e.g. the batch's rejections);
+    /// the store adds one per record and per equivocation itself.
+    pub audit: Vec<Event>,
 }
 
 /// What happened to one record.
@@ -213,6 +218,9 @@ struct Trees {
     cursors: Tree,
     local: Tree,
     declined: Tree,
+    audit_events: Tree,
+    audit_nodes: Tree,
+    audit_checkpoints: Tree,
 }
 
 /// The sled-backed store. Owned by the store actor.
@@ -221,6 +229,7 @@ pub struct Store {
     t: Trees,
     epoch: [u8; 16],
     dir: PathBuf,
+    audit: std::sync::Mutex<audit::AuditSettings>,
     _lock: File,
 }
 
@@ -307,6 +316,9 @@ impl Store {
             cursors: open(trees::CURSORS)?,
             local: open(trees::LOCAL)?,
             declined: open(trees::DECLINED)?,
+            audit_events: open(trees::AUDIT_EVENTS)?,
+            audit_nodes: open(trees::AUDIT_NODES)?,
+            audit_checkpoints: open(trees::AUDIT_CHECKPOINTS)?,
         };
         match t.meta.get(meta::SCHEMA_VERSION)? {
             Some(v) => {
@@ -345,6 +357,7 @@ impl Store {
             t,
             epoch,
             dir: dir.to_owned(),
+            audit: std::sync::Mutex::new(audit::AuditSettings::default()),
             _lock: lock,
         })
     }
@@ -383,11 +396,17 @@ impl Store {
             &t.cursors,
             &t.local,
             &t.declined,
+            &t.audit_events,
+            &t.audit_nodes,
         ];
+        let audit = self.audit_enabled();
         let report = trees
             .as_slice()
-            .transaction(|tx| Self::ingest_tx(tx, batch, now))
+            .transaction(|tx| Self::ingest_tx(tx, batch, now, audit))
             .map_err(tx_err)?;
+        if audit {
+            self.audit_maybe_checkpoint(now.as_millis())?;
+        }
         self.db.flush()?;
         Ok(report)
     }
@@ -397,10 +416,12 @@ impl Store {
         tx: &[TransactionalTree],
         batch: &IngestBatch,
         now: Timestamp,
+        audit: bool,
     ) -> TxResult<IngestReport> {
         let (meta_t, records, entries, disputes, log, sync_index, cursors, local, declined) = (
             &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
         );
+        let (audit_events, audit_nodes) = (&tx[9], &tx[10]);
         for (issued_at, id, meta) in &batch.declined {
             declined.insert(&schema::sync_key(*issued_at, &id.0)[..], meta.encode())?;
         }
@@ -544,6 +565,10 @@ impl Store {
         meta_t.insert(COUNT_ENTRIES, &n_entries.to_be_bytes())?;
         meta_t.insert(COUNT_WITHDRAWN, &n_withdrawn.to_be_bytes())?;
         report.head_seq = next_seq - 1;
+        if audit {
+            let events = audit_events_of(batch, &report, now);
+            audit::append_tx(meta_t, audit_events, audit_nodes, &events)?;
+        }
         Ok(report)
     }
 
@@ -794,6 +819,46 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
     }
+}
+
+/// The audit events of one ingest: the batch's own (rejections), one per record
+/// (created, or accepted with its outcome), and one per equivocation found.
+fn audit_events_of(batch: &IngestBatch, report: &IngestReport, now: Timestamp) -> Vec<Event> {
+    let at = now.as_millis();
+    let mut out = Vec::with_capacity(batch.audit.len() + batch.items.len());
+    out.extend(batch.audit.iter().cloned());
+    for (item, outcome) in batch.items.iter().zip(&report.outcomes) {
+        let record_id = item.record.id();
+        let kind = match &item.source {
+            Source::Local => match outcome {
+                Outcome::Duplicate => continue,
+                _ => EventKind::Created { record_id },
+            },
+            Source::Peer { agency, hops } => EventKind::Accepted {
+                record_id,
+                from: agency.clone(),
+                hops: *hops,
+                outcome: match outcome {
+                    Outcome::Stored => "stored",
+                    Outcome::Merged { .. } => "merged",
+                    Outcome::Duplicate => "duplicate",
+                }
+                .into(),
+            },
+        };
+        out.push(Event::new(at, kind));
+    }
+    for e in &report.equivocations {
+        out.push(Event::new(
+            at,
+            EventKind::Equivocation {
+                origin: e.entry.origin.clone(),
+                version: e.version,
+                records: e.records.clone(),
+            },
+        ));
+    }
+    out
 }
 
 fn decode_state(v: &[u8]) -> Result<EntryState, StoreError> {

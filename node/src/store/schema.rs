@@ -12,6 +12,12 @@
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
 //! | `declined` | issued_at (u64 BE) ‖ record_id | `SyncMeta`: records our accept rules refused |
+//! | `audit_events` | index (u64 BE) | canonical event bytes (JSON): the audit log's leaves |
+//! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree |
+//! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
+//!
+//! `meta/audit_size` (u64 BE) is the audit log's size, written in the same transaction
+//! as its events and tree nodes.
 //!
 //! Entry key: entry_id (16) ‖ origin (UTF-8). Entries are keyed by origin as well as
 //! id, so that no agency can take over another agency's entry by reusing its id.
@@ -41,6 +47,12 @@ pub mod trees {
     pub const LOCAL: &str = "local";
     /// Records declined by accept rules.
     pub const DECLINED: &str = "declined";
+    /// Audit events by index.
+    pub const AUDIT_EVENTS: &str = "audit_events";
+    /// Audit tree complete subtrees.
+    pub const AUDIT_NODES: &str = "audit_nodes";
+    /// Signed audit checkpoints.
+    pub const AUDIT_CHECKPOINTS: &str = "audit_checkpoints";
 }
 
 /// Keys of the `meta` tree.
@@ -53,6 +65,16 @@ pub mod meta {
     pub const NEXT_SEQ: &[u8] = b"next_seq";
     /// Accepted roster (trust anchor).
     pub const ROSTER_ANCHOR: &[u8] = b"roster_anchor";
+    /// Audit log size.
+    pub const AUDIT_SIZE: &[u8] = b"audit_size";
+}
+
+/// `audit_nodes` key: level ‖ index BE.
+pub fn audit_node_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [level; 9];
+    let (_, b) = k.split_at_mut(1);
+    b.copy_from_slice(&index.to_be_bytes());
+    k
 }
 
 /// `(origin, entry_id)`: the identity of an entry.

@@ -1,0 +1,310 @@
+//! Audit events, signed checkpoints and the export format.
+//!
+//! An event is metadata only: record ids, agency codes, reason codes, hashes and the
+//! origin's signed header (which holds field *digests*, never field values). Nothing in
+//! this module can carry a disclosure value: no variant has a free-text field filled
+//! from record content.
+//!
+//! A leaf of the audit tree is the event's **canonical bytes**: its compact JSON
+//! encoding, with fields in declaration order and no maps (so serde_json's output is
+//! deterministic). A decoder re-encodes and compares, so any other byte string for the
+//! same event is refused.
+
+use serde::{Deserialize, Serialize};
+use wlnode_crypto::keys::context;
+use wlnode_crypto::model::{AgencyCode, RecordId};
+use wlnode_crypto::{PublicKey, SecretKey};
+
+use super::merkle::Hash;
+
+/// One audit event: when (Unix ms, the logging node's clock) and what.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Unix milliseconds at the logging node.
+    pub at: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What an audit event records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventKind {
+    /// This node created (signed) a record of its own.
+    Created {
+        /// The record.
+        record_id: RecordId,
+    },
+    /// A record from a peer passed every check and was stored (or was already held).
+    Accepted {
+        /// The record.
+        record_id: RecordId,
+        /// The sending agency.
+        from: AgencyCode,
+        /// Hops from the origin at this node.
+        hops: u32,
+        /// `stored`, `merged` (added disclosures) or `duplicate`.
+        outcome: String,
+    },
+    /// A record from a peer was refused.
+    Rejected {
+        /// The record, when it decoded.
+        record_id: Option<RecordId>,
+        /// The sending agency.
+        from: AgencyCode,
+        /// Machine-readable reason code (never the record's content).
+        reason: String,
+    },
+    /// A copy of a record went to a peer through the policy choke point.
+    Sent {
+        /// The record.
+        record_id: RecordId,
+        /// The receiving agency.
+        to: AgencyCode,
+        /// Hop count at the receiver.
+        hops: u32,
+        /// Tags of the withheld fields (`identifier`, `address`, ...), one per field.
+        withheld: Vec<String>,
+        /// The origin's signed header bytes (hex): distribution, origin, digests.
+        header: String,
+        /// The origin's signature over the header (hex).
+        signature: String,
+    },
+    /// A data-sharing policy came into force.
+    PolicyLoaded {
+        /// SHA-256 of its canonical form (hex).
+        hash: String,
+    },
+    /// A roster came into force.
+    RosterLoaded {
+        /// Its version.
+        version: u64,
+    },
+    /// Two valid records for one entry version.
+    Equivocation {
+        /// The origin.
+        origin: AgencyCode,
+        /// The entry version.
+        version: u64,
+        /// Every record id held for that version.
+        records: Vec<RecordId>,
+    },
+    /// A peer was banned for invalid input.
+    PeerBanned {
+        /// The agency.
+        agency: AgencyCode,
+        /// Ban length in seconds.
+        seconds: u64,
+    },
+    /// A peer asked for audit data without the auditor role and was refused.
+    AuditRefused {
+        /// The agency, or the PeerId when it is not in the roster.
+        peer: String,
+    },
+    /// The node started.
+    NodeStarted {
+        /// wlnode version.
+        version: String,
+    },
+    /// The node stopped cleanly.
+    NodeStopped,
+}
+
+/// Why event bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Not an event.
+    #[error("not an audit event: {0}")]
+    Decode(String),
+    /// An event, but not in its canonical encoding.
+    #[error("audit event bytes are not canonical")]
+    NonCanonical,
+}
+
+impl Event {
+    /// An event at `at`.
+    pub fn new(at: u64, kind: EventKind) -> Self {
+        Self { at, kind }
+    }
+
+    /// The canonical bytes (the tree leaf).
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising these plain structs cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes canonical bytes, refusing any other encoding.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventError> {
+        let e: Self =
+            serde_json::from_slice(bytes).map_err(|e| EventError::Decode(e.to_string()))?;
+        if e.encode() != bytes {
+            return Err(EventError::NonCanonical);
+        }
+        Ok(e)
+    }
+
+    /// The event type name (`sent`, `accepted`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            EventKind::Created { .. } => "created",
+            EventKind::Accepted { .. } => "accepted",
+            EventKind::Rejected { .. } => "rejected",
+            EventKind::Sent { .. } => "sent",
+            EventKind::PolicyLoaded { .. } => "policy_loaded",
+            EventKind::RosterLoaded { .. } => "roster_loaded",
+            EventKind::Equivocation { .. } => "equivocation",
+            EventKind::PeerBanned { .. } => "peer_banned",
+            EventKind::AuditRefused { .. } => "audit_refused",
+            EventKind::NodeStarted { .. } => "node_started",
+            EventKind::NodeStopped => "node_stopped",
+        }
+    }
+}
+
+/// A tree head a node vouches for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The node's agency.
+    pub agency: AgencyCode,
+    /// The node's PeerId (its identity key signs).
+    pub peer_id: String,
+    /// Tree size.
+    pub size: u64,
+    /// Root hash (hex).
+    pub root: String,
+    /// Unix milliseconds at signing.
+    pub timestamp: u64,
+}
+
+impl Checkpoint {
+    /// The signed message: one field per line, so no two checkpoints share bytes.
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "wlnode checkpoint\n{}\n{}\n{}\n{}\n{}\n",
+            self.agency, self.peer_id, self.size, self.root, self.timestamp
+        )
+        .into_bytes()
+    }
+
+    /// The root as bytes, if it is 64 hex characters.
+    pub fn root_hash(&self) -> Option<Hash> {
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(&self.root, &mut h).ok()?;
+        Some(h)
+    }
+
+    /// Signs with the node identity key (context `wlnode/checkpoint/v1\0`).
+    pub fn sign(self, key: &SecretKey) -> SignedCheckpoint {
+        let sig = key.sign(context::CHECKPOINT, &self.message());
+        SignedCheckpoint {
+            checkpoint: self,
+            signature: hex::encode(sig.0),
+        }
+    }
+}
+
+/// A checkpoint with the node's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCheckpoint {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// ed25519 signature (hex) by the key of `checkpoint.peer_id`.
+    pub signature: String,
+}
+
+/// Why a checkpoint signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// The PeerId is not an ed25519 identity.
+    #[error("checkpoint PeerId {0}: {1}")]
+    PeerId(String, String),
+    /// The signature is malformed or does not verify.
+    #[error("checkpoint signature does not verify")]
+    BadSignature,
+}
+
+impl SignedCheckpoint {
+    /// Verifies the signature against the key inside `checkpoint.peer_id`. Whether that
+    /// PeerId belongs to the agency is the roster's question (the caller's).
+    pub fn verify(&self) -> Result<PublicKey, CheckpointError> {
+        let c = &self.checkpoint;
+        let key = wlnode_crypto::keys::parse_peer_id(&c.peer_id)
+            .map_err(|e| CheckpointError::PeerId(c.peer_id.clone(), e.to_string()))?;
+        let mut sig = [0u8; 64];
+        hex::decode_to_slice(&self.signature, &mut sig)
+            .map_err(|_| CheckpointError::BadSignature)?;
+        key.verify(
+            context::CHECKPOINT,
+            &c.message(),
+            &wlnode_crypto::keys::Signature(sig),
+        )
+        .map_err(|_| CheckpointError::BadSignature)?;
+        Ok(key)
+    }
+}
+
+/// One exported log: everything an auditor needs to recompute the tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedLog {
+    /// Format marker, `wlnode-audit-export/v1`.
+    pub format: String,
+    /// The node's agency.
+    pub agency: AgencyCode,
+    /// The node's PeerId.
+    pub peer_id: String,
+    /// Every event's canonical bytes as a UTF-8 string, index order from 0.
+    pub events: Vec<String>,
+    /// Every signed checkpoint, by size.
+    pub checkpoints: Vec<SignedCheckpoint>,
+}
+
+/// The export format marker.
+pub const EXPORT_FORMAT: &str = "wlnode-audit-export/v1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_round_trip_and_refusal() {
+        let e = Event::new(
+            5,
+            EventKind::Rejected {
+                record_id: None,
+                from: AgencyCode::new("AA-X").unwrap(),
+                reason: "bad_signature".into(),
+            },
+        );
+        let b = e.encode();
+        assert_eq!(Event::decode(&b).unwrap(), e);
+        let spaced = String::from_utf8(b.clone()).unwrap().replace(':', ": ");
+        assert_eq!(
+            Event::decode(spaced.as_bytes()),
+            Err(EventError::NonCanonical)
+        );
+        assert!(Event::decode(b"{}").is_err());
+        let stopped = Event::new(1, EventKind::NodeStopped).encode();
+        assert_eq!(stopped, br#"{"at":1,"kind":{"type":"node_stopped"}}"#);
+    }
+
+    #[test]
+    fn checkpoint_signs_and_verifies() {
+        let k = SecretKey::generate().unwrap();
+        let c = Checkpoint {
+            agency: AgencyCode::new("AA-X").unwrap(),
+            peer_id: k.public_key().peer_id(),
+            size: 3,
+            root: hex::encode([1u8; 32]),
+            timestamp: 9,
+        };
+        let s = c.sign(&k);
+        assert_eq!(s.verify().unwrap(), k.public_key());
+        let mut bad = s.clone();
+        bad.checkpoint.size = 4;
+        assert_eq!(bad.verify(), Err(CheckpointError::BadSignature));
+    }
+}

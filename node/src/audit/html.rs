@@ -1,0 +1,231 @@
+//! The audit report as one self-contained HTML page (no scripts, fonts, images or
+//! links to fetch): a summary per node, the pair matrix, an inline SVG lag chart and
+//! the violations with their evidence. Every value is HTML-escaped.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::verify::Report;
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}\
+th{background:#eee}td.l,th.l{text-align:left}.ok{color:#070}.bad{color:#b00;font-weight:bold}\
+pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;word-break:break-all;font-size:12px}\
+.v{border-left:4px solid #b00;padding-left:8px;margin:1em 0}";
+
+/// Renders `report` (generated at `generated_at`, a display string).
+pub fn render(report: &Report, generated_at: &str) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>wlnode audit report</title><style>{STYLE}</style></head><body>"
+    );
+    let verdict = if report.ok {
+        "<span class=\"ok\">PASS: every check held</span>".to_owned()
+    } else {
+        format!(
+            "<span class=\"bad\">FAIL: {} violation(s)</span>",
+            report.violations.len()
+        )
+    };
+    let _ = write!(
+        h,
+        "<h1>wlnode audit report</h1><p>Generated {}. {verdict}</p>",
+        esc(generated_at)
+    );
+
+    h.push_str("<h2>Nodes</h2><table><tr><th class=\"l\">agency</th><th class=\"l\">PeerId</th><th>events</th><th>checkpoints (verified)</th><th>verified size</th><th class=\"l\">events by type</th><th>violations</th></tr>");
+    for n in &report.nodes {
+        let types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let cls = if n.violations == 0 { "ok" } else { "bad" };
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"l\">{}</td><td class=\"{cls}\">{}</td></tr>",
+            esc(&n.agency),
+            esc(&n.peer_id),
+            n.events,
+            n.checkpoints,
+            n.checkpoints_verified,
+            n.verified_size,
+            esc(&types.join(", ")),
+            n.violations
+        );
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>Pairs</h2><p>Each cell: sent by the row's node / accepted by the column's node / missing (sent, no receipt beyond the tolerance).</p>");
+    let names: BTreeSet<&str> = report
+        .pairs
+        .iter()
+        .flat_map(|p| [p.from.as_str(), p.to.as_str()])
+        .collect();
+    h.push_str("<table><tr><th class=\"l\">from \\ to</th>");
+    for n in &names {
+        let _ = write!(h, "<th>{}</th>", esc(n));
+    }
+    h.push_str("</tr>");
+    for a in &names {
+        let _ = write!(h, "<tr><th class=\"l\">{}</th>", esc(a));
+        for b in &names {
+            match report.pairs.iter().find(|p| p.from == *a && p.to == *b) {
+                Some(p) => {
+                    let cls = if p.missing + p.unexplained > 0 {
+                        " class=\"bad\""
+                    } else {
+                        ""
+                    };
+                    let _ = write!(
+                        h,
+                        "<td{cls}>{} / {} / {}</td>",
+                        p.sent, p.accepted, p.missing
+                    );
+                }
+                None => h.push_str("<td>–</td>"),
+            }
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+    h.push_str("<table><tr><th class=\"l\">from</th><th class=\"l\">to</th><th>sent</th><th>accepted</th><th>rejected</th><th>missing</th><th>in flight</th><th>unexplained receipts</th><th>mean lag (ms)</th><th>max lag (ms)</th></tr>");
+    for p in &report.pairs {
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.from),
+            esc(&p.to),
+            p.sent,
+            p.accepted,
+            p.rejected,
+            p.missing,
+            p.in_flight,
+            p.unexplained,
+            p.lag_mean_ms
+                .map(|x| format!("{x:.0}"))
+                .unwrap_or_else(|| "–".into()),
+            p.lag_max_ms
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "–".into())
+        );
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>Replication lag over time</h2>");
+    h.push_str(&lag_svg(report));
+
+    let _ = write!(h, "<h2>Violations ({})</h2>", report.violations.len());
+    if report.violations.is_empty() {
+        h.push_str("<p class=\"ok\">None.</p>");
+    }
+    for v in &report.violations {
+        let ev = serde_json::to_string_pretty(&v.evidence).unwrap_or_default();
+        let _ = write!(
+            h,
+            "<div class=\"v\"><p><b>{}</b> at <b>{}</b>: {}</p><pre>{}</pre></div>",
+            esc(&v.kind),
+            esc(&v.node),
+            esc(&v.detail),
+            esc(&ev)
+        );
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+const COLORS: [&str; 8] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+fn lag_svg(report: &Report) -> String {
+    let (w, hgt, pad) = (800.0f64, 300.0f64, 50.0f64);
+    if report.lag.is_empty() {
+        return "<p>No lag measurements.</p>".into();
+    }
+    let t0 = report.lag.iter().map(|l| l.at).min().unwrap_or(0);
+    let t1 = report
+        .lag
+        .iter()
+        .map(|l| l.at)
+        .max()
+        .unwrap_or(0)
+        .max(t0 + 1);
+    let lmax = report
+        .lag
+        .iter()
+        .map(|l| l.lag_ms)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let pairs: Vec<(String, String)> = {
+        let s: BTreeSet<(String, String)> = report
+            .lag
+            .iter()
+            .map(|l| (l.from.clone(), l.to.clone()))
+            .collect();
+        s.into_iter().collect()
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"replication lag\">",
+        hgt + 20.0 * pairs.len() as f64 + 20.0
+    );
+    let _ = write!(
+        s,
+        "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#000\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"#000\"/>",
+        hgt - pad,
+        w - 10.0,
+        hgt - pad,
+        hgt - pad
+    );
+    let _ = write!(
+        s,
+        "<text x=\"5\" y=\"{}\" font-size=\"11\">{lmax} ms</text><text x=\"5\" y=\"{}\" font-size=\"11\">0</text><text x=\"{pad}\" y=\"{}\" font-size=\"11\">{} s span</text>",
+        pad,
+        hgt - pad,
+        hgt - pad + 15.0,
+        (t1 - t0) / 1000
+    );
+    for l in &report.lag {
+        let x = pad + (l.at - t0) as f64 / (t1 - t0) as f64 * (w - pad - 10.0);
+        let y = hgt - pad - l.lag_ms as f64 / lmax as f64 * (hgt - 2.0 * pad);
+        let ci = pairs
+            .iter()
+            .position(|(a, b)| *a == l.from && *b == l.to)
+            .unwrap_or(0);
+        let _ = write!(
+            s,
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\" fill=\"{}\"/>",
+            COLORS.get(ci % COLORS.len()).copied().unwrap_or("#000")
+        );
+    }
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        let y = hgt + 20.0 * i as f64;
+        let _ = write!(
+            s,
+            "<rect x=\"{pad}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{} → {}</text>",
+            y - 9.0,
+            COLORS.get(i % COLORS.len()).copied().unwrap_or("#000"),
+            pad + 15.0,
+            y,
+            esc(a),
+            esc(b)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}

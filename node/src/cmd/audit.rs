@@ -1,0 +1,163 @@
+//! `wlnode audit export|verify`: export a node's audit log; verify exported logs as an
+//! auditor, with a JSON and an HTML report and a non-zero exit code on any violation.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use wlnode::audit::event::ExportedLog;
+use wlnode::audit::verify::{AuditorState, Options, verify};
+use wlnode::store::Store;
+use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
+
+use super::{ConfigArg, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write this node's audit log, checkpoints and identity to a JSON file (the node
+    /// must be stopped: the store is opened directly).
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify exported logs against the roster and the auditor's previous state.
+    Verify {
+        /// The auditor's node.toml (its roster, and its data dir for the auditor state).
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Exported logs (`wlnode audit export`), one per node.
+        #[arg(long, num_args = 1..)]
+        logs: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write the JSON report here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Seconds a send may stay without a receipt (in flight).
+        #[arg(long, default_value_t = 120)]
+        tolerance_secs: u64,
+        /// Auditor state file (default: `<data_dir>/audit-state.json`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+}
+
+pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        AuditCommand::Export { config, out, json } => {
+            let cfg = config.load()?;
+            let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
+            let store = Store::open(&cfg.raw.data_dir)?;
+            let log = store.audit_export(cfg.agency(), &key.public_key().peer_id())?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&log)?)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let summary = serde_json::json!({
+                "agency": log.agency, "peer_id": log.peer_id, "events": log.events.len(),
+                "checkpoints": log.checkpoints.len(), "out": out,
+            });
+            if json {
+                print_json(&summary)?;
+            } else {
+                println!(
+                    "exported {} events and {} checkpoints of {} to {}",
+                    log.events.len(),
+                    log.checkpoints.len(),
+                    log.agency,
+                    out.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            config,
+            logs,
+            json,
+            out,
+            html,
+            tolerance_secs,
+            state,
+        } => {
+            let cfg = config.load()?;
+            if logs.is_empty() {
+                bail!(
+                    "pass the exported logs with --logs FILE...; collecting logs live over the audit protocol is not implemented yet"
+                );
+            }
+            let roster = super::policy::load_roster(&cfg, None)?;
+            let mut exported = Vec::new();
+            for p in &logs {
+                let bytes =
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let log: ExportedLog = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not an audit export", p.display()))?;
+                exported.push(log);
+            }
+            let state_path = state.unwrap_or_else(|| cfg.raw.data_dir.join("audit-state.json"));
+            let prev: AuditorState = match std::fs::read(&state_path) {
+                Ok(b) => serde_json::from_slice(&b)
+                    .with_context(|| format!("auditor state {}", state_path.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuditorState::default(),
+                Err(e) => return Err(e).context(format!("cannot read {}", state_path.display())),
+            };
+            let report = verify(
+                &roster,
+                &exported,
+                &prev,
+                Options {
+                    tolerance_ms: tolerance_secs.saturating_mul(1000),
+                },
+            );
+            if let Some(dir) = state_path.parent() {
+                std::fs::create_dir_all(dir).ok();
+            }
+            std::fs::write(&state_path, serde_json::to_vec_pretty(&report.state)?)
+                .with_context(|| format!("cannot write {}", state_path.display()))?;
+            if let Some(p) = &out {
+                std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            if let Some(p) = &html {
+                let now = wlnode_crypto::Timestamp::now();
+                let page =
+                    wlnode::audit::html::render(&report, &format!("{} (Unix ms)", now.as_millis()));
+                std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            if json {
+                print_json(&report)?;
+            } else {
+                for n in &report.nodes {
+                    println!(
+                        "{}: {} events, {}/{} checkpoints verified, {} violation(s)",
+                        n.agency, n.events, n.checkpoints_verified, n.checkpoints, n.violations
+                    );
+                }
+                for v in &report.violations {
+                    println!("VIOLATION {} at {}: {}", v.kind, v.node, v.detail);
+                }
+                println!(
+                    "{}",
+                    if report.ok {
+                        "audit passed"
+                    } else {
+                        "audit FAILED"
+                    }
+                );
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

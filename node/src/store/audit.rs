@@ -1,0 +1,316 @@
+//! The audit log's sled side: events by index, the Merkle tree's complete subtrees
+//! ([`crate::audit::merkle`] over sled), and signed checkpoints.
+//!
+//! Events are appended inside a sled transaction together with the tree nodes and the
+//! log size (`meta/audit_size`), so the log, its tree and its size never disagree. The
+//! ingest transaction appends its events in the same transaction as the records they
+//! describe. Checkpoints are signed after the append commits, on the store thread.
+
+use std::sync::Arc;
+
+use sled::transaction::{
+    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::{Transactional, Tree};
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::model::AgencyCode;
+
+use super::schema::{audit_node_key, meta, trees};
+use super::{Store, StoreError, TxResult, tx_err, u64_of};
+use crate::audit::event::{Checkpoint, EXPORT_FORMAT, Event, ExportedLog, SignedCheckpoint};
+use crate::audit::merkle::{self, Hash, MerkleError, NodeStore};
+
+/// How the store keeps the audit log (set by the node at start).
+#[derive(Clone, Debug)]
+pub struct AuditSettings {
+    /// Whether events are logged at all (`[audit] enabled`).
+    pub enabled: bool,
+    /// Who signs checkpoints: the agency and the node identity key.
+    pub signer: Option<(AgencyCode, Arc<SecretKey>)>,
+    /// Sign a checkpoint after this many new events.
+    pub every_events: u64,
+    /// ... or when events are pending and this much time passed (ms).
+    pub interval_ms: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signer: None,
+            every_events: 1000,
+            interval_ms: 60_000,
+        }
+    }
+}
+
+/// Subtree hashes inside a transaction.
+pub(super) struct TxNodes<'a>(pub &'a TransactionalTree);
+
+impl NodeStore for TxNodes<'_> {
+    type Error = UnabortableTransactionError;
+    fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, Self::Error> {
+        Ok(self
+            .0
+            .get(audit_node_key(level, index))?
+            .and_then(|v| v.as_ref().try_into().ok()))
+    }
+    fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), Self::Error> {
+        self.0
+            .insert(&audit_node_key(level, index)[..], &hash[..])?;
+        Ok(())
+    }
+}
+
+/// Subtree hashes read outside a transaction (roots, proofs).
+struct TreeNodes<'a>(&'a Tree);
+
+impl NodeStore for TreeNodes<'_> {
+    type Error = sled::Error;
+    fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, sled::Error> {
+        Ok(self
+            .0
+            .get(audit_node_key(level, index))?
+            .and_then(|v| v.as_ref().try_into().ok()))
+    }
+    fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), sled::Error> {
+        self.0.insert(audit_node_key(level, index), &hash[..])?;
+        Ok(())
+    }
+}
+
+fn merkle_err(e: MerkleError<sled::Error>) -> StoreError {
+    match e {
+        MerkleError::Store(e) => StoreError::Io(e),
+        other => StoreError::corrupt(trees::AUDIT_NODES, other),
+    }
+}
+
+/// Appends `events` inside a transaction over `meta`, `audit_events` and `audit_nodes`;
+/// returns the new log size.
+pub(super) fn append_tx(
+    meta_t: &TransactionalTree,
+    events_t: &TransactionalTree,
+    nodes_t: &TransactionalTree,
+    events: &[Event],
+) -> TxResult<u64> {
+    let mut size = u64_of(meta_t.get(meta::AUDIT_SIZE)?);
+    if events.is_empty() {
+        return Ok(size);
+    }
+    let mut nodes = TxNodes(nodes_t);
+    for e in events {
+        let bytes = e.encode();
+        let leaf = merkle::leaf_hash(&bytes);
+        events_t.insert(&size.to_be_bytes(), bytes)?;
+        size = match merkle::append(&mut nodes, size, leaf) {
+            Ok(s) => s,
+            Err(MerkleError::Store(e)) => return Err(ConflictableTransactionError::from(e)),
+            Err(other) => {
+                return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+                    trees::AUDIT_NODES,
+                    other,
+                )));
+            }
+        };
+    }
+    meta_t.insert(meta::AUDIT_SIZE, &size.to_be_bytes())?;
+    Ok(size)
+}
+
+impl Store {
+    /// The audit settings in force.
+    pub fn audit_settings(&self) -> AuditSettings {
+        match self.audit.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the audit settings (the node does this once at start).
+    pub fn set_audit_settings(&self, s: AuditSettings) {
+        match self.audit.lock() {
+            Ok(mut g) => *g = s,
+            Err(p) => *p.into_inner() = s,
+        }
+    }
+
+    /// Whether events are logged.
+    pub fn audit_enabled(&self) -> bool {
+        self.audit.lock().map(|g| g.enabled).unwrap_or(true)
+    }
+
+    /// Appends events durably (one transaction, then a flush) and signs a checkpoint
+    /// if one is due. Returns the log size. Does nothing when auditing is off.
+    pub fn audit_append(&self, events: &[Event]) -> Result<u64, StoreError> {
+        if !self.audit_enabled() || events.is_empty() {
+            return self.audit_size();
+        }
+        let size = self.audit_append_nosync(events)?;
+        self.audit_maybe_checkpoint(wlnode_crypto::Timestamp::now().as_millis())?;
+        self.db.flush()?;
+        Ok(size)
+    }
+
+    /// Appends without flushing or checkpointing (tests, tools).
+    pub fn audit_append_nosync(&self, events: &[Event]) -> Result<u64, StoreError> {
+        let t = &self.t;
+        let trees = [&t.meta, &t.audit_events, &t.audit_nodes];
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                let (m, e, n) = match tx.as_slice() {
+                    [m, e, n] => (m, e, n),
+                    _ => return Err(ConflictableTransactionError::Abort(StoreError::Closed)),
+                };
+                append_tx(m, e, n, events)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Number of events in the log.
+    pub fn audit_size(&self) -> Result<u64, StoreError> {
+        Ok(u64_of(self.t.meta.get(meta::AUDIT_SIZE)?))
+    }
+
+    /// The tree head of the first `size` events.
+    pub fn audit_root(&self, size: u64) -> Result<Hash, StoreError> {
+        merkle::root(&TreeNodes(&self.t.audit_nodes), size).map_err(merkle_err)
+    }
+
+    /// Inclusion proof of event `index` in the tree of `size` events.
+    pub fn audit_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        merkle::inclusion_proof(&TreeNodes(&self.t.audit_nodes), index, size).map_err(merkle_err)
+    }
+
+    /// Consistency proof between two sizes.
+    pub fn audit_consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
+        merkle::consistency_proof(&TreeNodes(&self.t.audit_nodes), old, new).map_err(merkle_err)
+    }
+
+    /// Canonical bytes of events `[from, to)`.
+    pub fn audit_events(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self
+            .t
+            .audit_events
+            .range(from.to_be_bytes()..to.to_be_bytes())
+        {
+            let (_, v) = kv?;
+            out.push(v.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Every stored checkpoint, by size.
+    pub fn audit_checkpoints(&self) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.audit_checkpoints.iter() {
+            let (_, v) = kv?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::corrupt(trees::AUDIT_CHECKPOINTS, e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The latest checkpoint.
+    pub fn audit_latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        match self.t.audit_checkpoints.last()? {
+            Some((_, v)) => {
+                Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+                    StoreError::corrupt(trees::AUDIT_CHECKPOINTS, e)
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Signs and stores a checkpoint of the current tree if one is due (or `force`d and
+    /// the tree grew since the last one). Returns it when one was made.
+    pub fn audit_checkpoint(
+        &self,
+        now_ms: u64,
+        force: bool,
+    ) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let s = self.audit_settings();
+        let Some((agency, key)) = s.signer else {
+            return Ok(None);
+        };
+        let size = self.audit_size()?;
+        let (last_size, last_at) = match self.audit_latest_checkpoint()? {
+            Some(c) => (c.checkpoint.size, c.checkpoint.timestamp),
+            None => (0, 0),
+        };
+        if size == 0 || size <= last_size {
+            return Ok(None);
+        }
+        let due = force
+            || size - last_size >= s.every_events.max(1)
+            || now_ms.saturating_sub(last_at) >= s.interval_ms;
+        if !due {
+            return Ok(None);
+        }
+        let cp = Checkpoint {
+            agency,
+            peer_id: key.public_key().peer_id(),
+            size,
+            root: hex::encode(self.audit_root(size)?),
+            timestamp: now_ms,
+        }
+        .sign(&key);
+        let bytes = serde_json::to_vec(&cp)
+            .map_err(|e| StoreError::corrupt(trees::AUDIT_CHECKPOINTS, e))?;
+        self.t.audit_checkpoints.insert(size.to_be_bytes(), bytes)?;
+        Ok(Some(cp))
+    }
+
+    /// [`Self::audit_checkpoint`] without forcing.
+    pub fn audit_maybe_checkpoint(&self, now_ms: u64) -> Result<(), StoreError> {
+        self.audit_checkpoint(now_ms, false).map(|_| ())
+    }
+
+    /// The whole log, its checkpoints, and who keeps it, for `wlnode audit export`.
+    pub fn audit_export(
+        &self,
+        agency: &AgencyCode,
+        peer_id: &str,
+    ) -> Result<ExportedLog, StoreError> {
+        let size = self.audit_size()?;
+        let events = self
+            .audit_events(0, size)?
+            .into_iter()
+            .map(|b| String::from_utf8(b).map_err(|e| StoreError::corrupt(trees::AUDIT_EVENTS, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ExportedLog {
+            format: EXPORT_FORMAT.into(),
+            agency: agency.clone(),
+            peer_id: peer_id.to_owned(),
+            events,
+            checkpoints: self.audit_checkpoints()?,
+        })
+    }
+
+    /// Test-only surgery: overwrites the stored bytes of one event (the tree is left
+    /// alone), as an attacker editing sled would.
+    #[doc(hidden)]
+    pub fn audit_tamper_event(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.t.audit_events.insert(index.to_be_bytes(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Test-only surgery: replaces the whole log by `events`, rebuilds its tree and size
+    /// and drops its checkpoints, as a node hiding an event would.
+    #[doc(hidden)]
+    pub fn audit_rewrite(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.t.audit_checkpoints.clear()?;
+        self.t.audit_events.clear()?;
+        self.t.audit_nodes.clear()?;
+        self.t.meta.remove(meta::AUDIT_SIZE)?;
+        self.audit_append_nosync(events)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
