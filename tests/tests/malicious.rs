@@ -431,6 +431,45 @@ async fn a_notify_flood_is_absorbed() {
     stop(c, "notify flood").await;
 }
 
+/// Found by `a_notify_flood_is_absorbed`'s review: a member that has said Hello could
+/// name a new log epoch in every Notify, and each one reset and durably rewrote B's
+/// cursor for it. Now a Notify must carry the Hello's epoch; others are strikes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
+    let (c, mut rogue) = line().await;
+    let b = addr(&c, B);
+    let hello = Bytes::from(encode_request(&Request::Hello(wlnode::sync::msg::Hello {
+        agency: "MM-ROGUE".parse().unwrap(),
+        roster_version: c.node(B).ctx.roster().version(),
+        log_epoch: [1; 16],
+        head_seq: 0,
+    })));
+    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
+        panic!("Hello refused");
+    };
+    let frames = (0..1_000u64).map(|k| {
+        Bytes::from(encode_request(&Request::Notify(Notify {
+            log_epoch: [(k % 200 + 2) as u8; 16],
+            head_seq: k,
+        })))
+    });
+    let _ = rogue
+        .flood(&b, frames, 10_000, Duration::from_secs(60))
+        .await;
+    wait_for(T, "B bans M for epoch-changing Notifies", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"notify_epoch_mismatch\""
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    honest_traffic_flows(&c, "after-epoch-flood").await;
+    stop(c, "epoch flood").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_with_absurd_cursors_and_limits_get_bounded_answers() {
     let (c, mut rogue) = line().await;
