@@ -7,6 +7,7 @@
 # corpus under fuzz/target/work-corpus/, so the committed corpus only grows when you
 # copy an input in on purpose. Crashes land in fuzz/artifacts/<target>/. A summary
 # line per target (executions, corpus size, crashes) goes to fuzz/target/summary.txt.
+# FUZZ_TARGET_DIR=/dev/shm/x puts the (large) build elsewhere, e.g. when disk is short.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-600}"
@@ -18,6 +19,9 @@ fi
 export RUSTC_BOOTSTRAP=1
 # Our crates forbid unsafe code; the sanitizer would only slow the search down.
 build_flags=(--sanitizer none --release --debug-assertions)
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
+    build_flags+=(--target-dir "$FUZZ_TARGET_DIR")
+fi
 cargo fuzz build "${build_flags[@]}"
 mkdir -p target artifacts
 summary=target/summary.txt
