@@ -9,6 +9,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod entries;
+pub mod fuzz_targets;
 pub mod import;
 pub mod metrics;
 pub mod net;

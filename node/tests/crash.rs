@@ -175,3 +175,178 @@ fn sigkill_during_import_loses_nothing_acknowledged() {
     });
     drop(node2);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn records_of(rt: &tokio::runtime::Runtime, client: &Client) -> usize {
+    rt.block_on(client.status())
+        .ok()
+        .and_then(|s| s["records"].as_u64())
+        .unwrap_or(0) as usize
+}
+
+/// Log entries of a stopped node's store: (seq, record id) in order.
+fn log_of(data: &Path) -> Vec<(u64, wlnode_crypto::model::RecordId)> {
+    let s = wlnode::store::Store::open(data).unwrap();
+    s.log_after(0, usize::MAX).unwrap()
+}
+
+/// Records in B's log are unique and match its record count and sync index, and B's
+/// cursor for A never runs past A's log.
+fn check_receiver(a_data: &Path, b_data: &Path) -> (usize, u64) {
+    let a_log = log_of(a_data);
+    let b = wlnode::store::Store::open(b_data).unwrap();
+    let b_log = b.log_after(0, usize::MAX).unwrap();
+    let ids: std::collections::HashSet<_> = b_log.iter().map(|(_, id)| *id).collect();
+    assert_eq!(ids.len(), b_log.len(), "a record appears twice in B's log");
+    let items = b.sync_items().unwrap();
+    assert_eq!(items.len(), ids.len(), "sync index and log disagree");
+    assert_eq!(
+        b.counts().unwrap().records as usize,
+        ids.len(),
+        "record count and log disagree"
+    );
+    let cursor = b
+        .cursor(&"AA-EXPORT".parse().unwrap())
+        .unwrap()
+        .map_or(0, |c| c.seq);
+    // The changes-feed cursor jumps to the peer's head on first contact and
+    // reconciliation (run on every connection) fetches the backlog below it, so the
+    // cursor may be above records B lacks; it must never be above A's log itself.
+    let a_head = a_log.last().map_or(0, |(seq, _)| *seq);
+    assert!(
+        cursor <= a_head,
+        "B's cursor {cursor} is past A's head {a_head}"
+    );
+    let behind = a_log
+        .iter()
+        .filter(|(seq, id)| *seq <= cursor && !ids.contains(id))
+        .count();
+    eprintln!(
+        "B holds {}, cursor {cursor}, {behind} of A's records below it not yet held",
+        ids.len()
+    );
+    (ids.len(), cursor)
+}
+
+/// SIGKILL the receiving node in the middle of a cold sync. The size is
+/// `WLNODE_CRASH_SYNC_RECORDS` (default 10,000, which keeps the debug-build test
+/// under a minute; the 50,000 runs with the variable set).
+#[test]
+fn sigkill_during_cold_sync_converges_without_duplicates() {
+    let total: usize = std::env::var("WLNODE_CRASH_SYNC_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    const BATCH: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let fed = scaffold::create(
+        dir.path(),
+        "crash-sync",
+        &[
+            AgencySpec::member("AA-EXPORT", &["eu"]).unwrap(),
+            AgencySpec::member("BB-CUSTOMS", &["eu"]).unwrap(),
+        ],
+    )
+    .unwrap();
+    let extra = format!(
+        "{}\n[sync]\nanti_entropy_interval = \"3s\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
+        scaffold::OPEN_POLICY
+    );
+    let port_a = free_port();
+    let (a, b) = (&fed.nodes[0], &fed.nodes[1]);
+    scaffold::write_config(
+        &fed,
+        a,
+        &NodeOptions {
+            listen: format!("/ip4/127.0.0.1/tcp/{port_a}"),
+            peers: vec![(b.agency.clone(), vec![])],
+            extra: extra.clone(),
+            ..NodeOptions::default()
+        },
+    )
+    .unwrap();
+    scaffold::write_config(
+        &fed,
+        b,
+        &NodeOptions {
+            peers: vec![(
+                a.agency.clone(),
+                vec![format!("/ip4/127.0.0.1/tcp/{port_a}")],
+            )],
+            extra,
+            ..NodeOptions::default()
+        },
+    )
+    .unwrap();
+    let a_data = Config::load(&a.config).unwrap().raw.data_dir;
+    let b_data = Config::load(&b.config).unwrap().raw.data_dir;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    let started = Instant::now();
+    let (mut node_a, client_a) = start(&a.config, &a_data);
+    let drafts: Vec<EntryDraft> = (0..total).map(draft).collect();
+    rt.block_on(async {
+        for (k, chunk) in drafts.chunks(BATCH).enumerate() {
+            let ids: Vec<String> = (0..chunk.len())
+                .map(|j| (k * BATCH + j).to_string())
+                .collect();
+            let rows: Vec<ImportRow<'_>> = chunk
+                .iter()
+                .zip(&ids)
+                .map(|(d, id)| ImportRow {
+                    source_id: id,
+                    entry: d,
+                })
+                .collect();
+            client_a.import_batch("sync-list", &rows).await.unwrap();
+        }
+    });
+    let imported = started.elapsed();
+    assert_eq!(records_of(&rt, &client_a), total);
+
+    // Cold sync; kill B once it holds a fifth.
+    let (mut node_b, client_b) = start(&b.config, &b_data);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut at_kill = 0;
+    while at_kill < total / 5 {
+        assert!(Instant::now() < deadline, "sync stalled at {at_kill}");
+        std::thread::sleep(Duration::from_millis(20));
+        at_kill = records_of(&rt, &client_b);
+    }
+    node_b.0.kill().unwrap(); // SIGKILL
+    node_b.0.wait().unwrap();
+    // Stop A too, to read both stores.
+    node_a.0.kill().unwrap();
+    node_a.0.wait().unwrap();
+    let (held, cursor) = check_receiver(&a_data, &b_data);
+    assert!(
+        held < total,
+        "the kill must land mid-sync (held {held} of {total})"
+    );
+    eprintln!(
+        "cold sync of {total}: import {imported:?}; killed B at >= {at_kill} records (store: {held}, cursor {cursor})"
+    );
+
+    let (node_a, _client_a) = start(&a.config, &a_data);
+    let (node_b, client_b) = start(&b.config, &b_data);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while records_of(&rt, &client_b) < total {
+        assert!(
+            Instant::now() < deadline,
+            "B did not converge after restart"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(node_b);
+    drop(node_a);
+    let (held, _) = check_receiver(&a_data, &b_data);
+    assert_eq!(held, total, "B holds every record exactly once");
+    eprintln!("cold sync of {total}: total {:?}", started.elapsed());
+}

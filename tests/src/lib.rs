@@ -432,6 +432,80 @@ impl RawPeer {
     }
 }
 
+impl RawPeer {
+    /// Sends every frame of `frames` to the node at `addr`, at most `per_sec` a second,
+    /// and drives the connection until each has a response or has failed (or `limit`
+    /// passes). Returns (responses, failures). Inbound requests are left unanswered.
+    pub async fn flood(
+        &mut self,
+        addr: &libp2p::Multiaddr,
+        frames: impl IntoIterator<Item = bytes::Bytes>,
+        per_sec: u32,
+        limit: Duration,
+    ) -> (usize, usize) {
+        use futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        let peer = addr
+            .iter()
+            .find_map(|p| match p {
+                libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                _ => None,
+            })
+            .expect("address with /p2p/");
+        self.swarm.add_peer_address(peer, addr.clone());
+        let mut frames = frames.into_iter().peekable();
+        let mut outstanding = std::collections::HashSet::new();
+        let (mut ok, mut failed) = (0usize, 0usize);
+        let per_tick = (per_sec / 100).max(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if frames.peek().is_none() && outstanding.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = tick.tick(), if frames.peek().is_some() => {
+                    for _ in 0..per_tick {
+                        let Some(f) = frames.next() else { break };
+                        let id = self
+                            .swarm
+                            .behaviour_mut()
+                            .send_request(&peer, wlnode::net::codec::Frame::Data(f));
+                        outstanding.insert(id);
+                    }
+                }
+                ev = self.swarm.select_next_some() => match ev {
+                    SwarmEvent::Behaviour(Event::Message {
+                        message: Message::Response { request_id, .. },
+                        ..
+                    }) if outstanding.remove(&request_id) => ok += 1,
+                    SwarmEvent::Behaviour(Event::OutboundFailure { request_id, .. })
+                        if outstanding.remove(&request_id) => failed += 1,
+                    _ => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    failed += outstanding.len() + frames.count();
+                    break;
+                }
+            }
+        }
+        (ok, failed)
+    }
+}
+
+/// Peak resident memory of this process (`VmHWM` from /proc/self/status), in KiB.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The listen address of a running node, with `/p2p/`.
 pub fn addr(c: &Cluster, i: usize) -> libp2p::Multiaddr {
     c.node(i).listen_addrs[0].clone()

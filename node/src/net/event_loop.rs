@@ -656,6 +656,14 @@ impl EventLoop {
             }
             Request::Notify(n) => {
                 self.respond(peer, channel, &Response::Ack);
+                if self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|ps| ps.notify_epoch_mismatch(&n))
+                {
+                    self.protocol_violation(peer, "notify_epoch_mismatch");
+                    return;
+                }
                 if let Some(ps) = self.peers.get_mut(&peer) {
                     let actions = ps.on_notify(&n, now);
                     self.run_actions(peer, actions);

@@ -232,10 +232,17 @@ impl PeerSync {
         out
     }
 
+    /// Whether a Notify names another log epoch than the peer's Hello did. A node's
+    /// epoch changes only with a new store, hence a restart and a new Hello; a Notify
+    /// that changes it would reset (and durably rewrite) our cursor for every frame.
+    pub fn notify_epoch_mismatch(&self, n: &Notify) -> bool {
+        self.hello_done && self.their_epoch.is_some_and(|e| e != n.log_epoch)
+    }
+
     /// Their Notify.
     pub fn on_notify(&mut self, n: &Notify, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        if !self.hello_done {
+        if !self.hello_done || self.notify_epoch_mismatch(n) {
             return out;
         }
         self.observe(n.log_epoch, n.head_seq, now, &mut out);
@@ -544,14 +551,9 @@ mod tests {
             "resume: {acts:?}"
         );
         p.on_batch_applied([1; 16], 60, 60, t);
-        // Their store was wiped: new epoch. Jump to its head and reconcile.
-        let acts = p.on_notify(
-            &Notify {
-                log_epoch: [2; 16],
-                head_seq: 3,
-            },
-            t,
-        );
+        // Their store was wiped: they restart and say Hello with a new epoch. Jump to
+        // its head and reconcile.
+        let acts = p.on_hello(&hello(2, 3), t);
         assert_eq!(
             acts,
             vec![Action::ResetCursor(Cursor {
@@ -559,6 +561,13 @@ mod tests {
                 seq: 3
             })]
         );
+        // A Notify naming yet another epoch is refused, not a cursor reset.
+        let stray = Notify {
+            log_epoch: [3; 16],
+            head_seq: 1,
+        };
+        assert!(p.notify_epoch_mismatch(&stray));
+        assert!(p.on_notify(&stray, t).is_empty());
         // Not the initiator: it waits for the peer's session...
         assert!(p.on_tick(t + Duration::from_secs(5)).is_empty());
         // ...and starts one itself only if none came.

@@ -1,0 +1,4 @@
+//! Fuzz target `store_values`: see `wlnode::fuzz_targets`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::store_values(data));

@@ -1,0 +1,555 @@
+//! A compromised roster member attacks one node (B) of an honest line A - B - C.
+//! `trust.rs` covers strangers, revoked keys relayed by a node, a tampered copy and a
+//! single garbage/oversized frame; this file drives each attack past B's ban threshold
+//! or at volume, and checks in every case that A and C keep converging through B, that
+//! every rejection is counted by reason, and that the bad peer ends up banned where the
+//! attack consists of invalid input. The nodes run in this process, so the memory
+//! figure printed is the test process's peak RSS (`VmHWM`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use wlnode::scaffold::{AgencySpec, OPEN_POLICY};
+use wlnode::sync::msg::{Notify, Pull, Reconcile, Request, Response, Transfer};
+use wlnode::wire::{decode_response, encode_request};
+use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
+use wlnode_crypto::model::Status;
+use wlnode_crypto::record::{Record, RecordMeta, build_record};
+use wlnode_crypto::{EntryId, SecretKey, Timestamp, VerifiedRecord};
+use wlnode_tests::{Cluster, RawOutcome, RawPeer, addr, counter, draft, peak_rss_kib, wait_for};
+
+const T: Duration = Duration::from_secs(120);
+const THRESHOLD: u32 = 5;
+const A: usize = 0;
+const B: usize = 1;
+const C: usize = 2;
+const M: usize = 3;
+
+/// A - B - C honest, M a roster member that only ever talks to B through a RawPeer.
+/// B bans after more than `THRESHOLD` invalid items a minute.
+async fn line() -> (Cluster, RawPeer) {
+    let names = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "MM-ROGUE"];
+    let specs: Vec<AgencySpec> = names
+        .iter()
+        .map(|a| AgencySpec::member(a, &["eu"]).unwrap())
+        .collect();
+    let sync = format!(
+        "\n[sync]\nanti_entropy_interval = \"3s\"\nreconnect_min = \"100ms\"\nreconnect_max = \"2s\"\n\
+         ban_threshold = {THRESHOLD}\nban_window = \"60s\"\nban_duration = \"600s\"\n"
+    );
+    let extra = names
+        .iter()
+        .map(|_| format!("{OPEN_POLICY}{sync}"))
+        .collect();
+    let mut c = Cluster::new(&specs, &[(0, 1), (1, 2)], extra);
+    c.start(A).await;
+    c.start(B).await;
+    c.start(C).await;
+    let rogue = RawPeer::new(
+        Some(RawPeer::seed_of(&c.fed.nodes[M].dir)),
+        64 << 20,
+        64 << 20,
+    );
+    (c, rogue)
+}
+
+/// A adds entries; they reach C through B.
+async fn honest_traffic_flows(c: &Cluster, tag: &str) {
+    let w = c.add(A, tag, 20, None).await;
+    wait_for(
+        T,
+        &format!("C receives A's {tag} entries through B"),
+        || async {
+            let r = c.records(C).await;
+            w.iter().all(|x| r.contains(&x.record_id))
+        },
+    )
+    .await;
+}
+
+async fn banned(c: &Cluster) -> bool {
+    counter(
+        &c.metrics(B),
+        "wlnode_records_rejected_total",
+        "reason=\"banned\"",
+    ) >= 1.0
+}
+
+async fn stop(mut c: Cluster, what: &str) {
+    eprintln!(
+        "{what}: peak RSS of the test process (4 nodes) {} KiB",
+        peak_rss_kib()
+    );
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}
+
+fn record(
+    key: &SecretKey,
+    origin: &str,
+    entry: EntryId,
+    version: u64,
+    name: &str,
+) -> VerifiedRecord {
+    build_record(
+        RecordMeta {
+            entry_id: entry,
+            origin: origin.parse().unwrap(),
+            version,
+            issued_at: Timestamp::now(),
+            status: Status::Active,
+            withdrawal_reason: None,
+        },
+        &draft(name, None),
+        key,
+    )
+    .unwrap()
+}
+
+/// A Reconcile request that pushes `records` (the way a node offers what the other
+/// side lacks): hop 1 for M's own records, hop 2 for relayed ones.
+fn push(records: &[Record]) -> Bytes {
+    Bytes::from(encode_request(&Request::Reconcile(Reconcile {
+        session: [9; 16],
+        message: Bytes::new(),
+        have: records
+            .iter()
+            .map(|r| Transfer {
+                record: Bytes::from(r.encode()),
+                hops: if r.header().origin.as_str() == "MM-ROGUE" {
+                    1
+                } else {
+                    2
+                },
+            })
+            .collect(),
+        need: Vec::new(),
+    })))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_frames_ban_the_sender_at_the_threshold() {
+    let (c, mut rogue) = line().await;
+    let b = addr(&c, B);
+    // Three garbage frames, three over the 4 MiB request limit: six violations, one
+    // more than the threshold.
+    for k in 0..3u8 {
+        let out = rogue
+            .request(&b, Bytes::from(vec![0xff, 0xfe, k, 0x00, 0x13]))
+            .await;
+        assert!(matches!(out, RawOutcome::Response(_)), "{out:?}");
+    }
+    for _ in 0..3 {
+        let _ = rogue.request(&b, Bytes::from(vec![0u8; 5 << 20])).await;
+    }
+    wait_for(T, "B bans M", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"bad_request\""
+        ) >= 3.0
+    );
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"frame_too_large\""
+        ) >= 3.0
+    );
+    // Banned: a well-formed request no longer gets an answer.
+    let notify = Bytes::from(encode_request(&Request::Notify(Notify {
+        log_epoch: [0; 16],
+        head_seq: 1,
+    })));
+    let mut again = RawPeer::new(
+        Some(RawPeer::seed_of(&c.fed.nodes[M].dir)),
+        1 << 20,
+        1 << 20,
+    );
+    match again.request(&b, notify).await {
+        RawOutcome::Failed(_) => {}
+        RawOutcome::Response(r) => {
+            let resp = decode_response(&r).unwrap();
+            assert!(
+                matches!(resp, Response::Error { .. }),
+                "a banned peer got {resp:?}"
+            );
+        }
+    }
+    honest_traffic_flows(&c, "after-junk").await;
+    stop(c, "garbage").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_signatures_pushed_by_a_member_are_rejected_and_ban_it() {
+    let (c, mut rogue) = line().await;
+    let aa_key = read_secret_key(&c.fed.nodes[A].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    let mm_key = read_secret_key(&c.fed.nodes[M].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    // Records claiming to be A's: half with a flipped signature bit, half signed by
+    // M's own key (a key the roster does not give A).
+    let mut bad = Vec::new();
+    for k in 0..4 {
+        let honest = record(
+            &aa_key,
+            "AA-EXPORT",
+            EntryId::random().unwrap(),
+            1,
+            &format!("forged {k}"),
+        );
+        let mut sig = *honest.signature();
+        sig.0[5] ^= 0x01;
+        bad.push(
+            Record::from_parts(
+                honest.header_bytes().to_vec(),
+                sig,
+                honest.disclosures().to_vec(),
+            )
+            .unwrap(),
+        );
+        let wrong = record(
+            &mm_key,
+            "AA-EXPORT",
+            EntryId::random().unwrap(),
+            1,
+            &format!("impostor {k}"),
+        );
+        bad.push(wrong.into_inner());
+    }
+    let ids: Vec<_> = bad.iter().map(|r| r.id()).collect();
+    let _ = rogue.request(&addr(&c, B), push(&bad)).await;
+    wait_for(T, "B bans M after 8 forged records", || banned(&c)).await;
+    let m = c.metrics(B);
+    let bad_sig = counter(
+        &m,
+        "wlnode_records_rejected_total",
+        "reason=\"bad_signature\"",
+    );
+    let all = counter(&m, "wlnode_records_rejected_total", "peer=\"MM-ROGUE\"");
+    assert!(bad_sig >= 4.0, "bad_signature counted: {bad_sig}\n{m}");
+    assert!(
+        all >= 9.0,
+        "8 records and the ban counted for M: {all}\n{m}"
+    );
+    let held = c.records(B).await;
+    assert!(
+        ids.iter().all(|id| !held.contains(id)),
+        "no forged record stored"
+    );
+    honest_traffic_flows(&c, "after-forgery").await;
+    stop(c, "forged").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_signed_by_a_revoked_key_pushed_directly_are_rejected() {
+    // trust.rs covers revoked-key records relayed by a node's sync; here the member
+    // pushes them itself, past the threshold.
+    let names = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "MM-ROGUE"];
+    let specs: Vec<AgencySpec> = names
+        .iter()
+        .map(|a| AgencySpec::member(a, &["eu"]).unwrap())
+        .collect();
+    let sync = format!(
+        "\n[sync]\nanti_entropy_interval = \"3s\"\nreconnect_min = \"100ms\"\nreconnect_max = \"2s\"\nban_threshold = {THRESHOLD}\n"
+    );
+    let extra = names
+        .iter()
+        .map(|_| format!("{OPEN_POLICY}{sync}"))
+        .collect();
+    let mut c = Cluster::new(&specs, &[(0, 1), (1, 2)], extra);
+    let stolen = SecretKey::generate().unwrap();
+    let roster = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let mm = "MM-ROGUE".parse().unwrap();
+    let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
+    let text = wlnode::roster_edit::add_key(&roster, &mm, &stolen.public_key(), past).unwrap();
+    let text = wlnode::roster_edit::revoke_key(
+        &text,
+        &mm,
+        &stolen.public_key(),
+        Timestamp(past.0 + 1000),
+        "stolen",
+    )
+    .unwrap();
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let (signed, sig, _) = wlnode::roster_edit::sign(&text, &auth).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    let mut rogue = RawPeer::new(
+        Some(RawPeer::seed_of(&c.fed.nodes[M].dir)),
+        64 << 20,
+        64 << 20,
+    );
+    let revoked: Vec<Record> = (0..THRESHOLD + 2)
+        .map(|k| {
+            record(
+                &stolen,
+                "MM-ROGUE",
+                EntryId::random().unwrap(),
+                1,
+                &format!("revoked {k}"),
+            )
+            .into_inner()
+        })
+        .collect();
+    let ids: Vec<_> = revoked.iter().map(|r| r.id()).collect();
+    let _ = rogue.request(&addr(&c, B), push(&revoked)).await;
+    wait_for(T, "B bans M after revoked-key records", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"revoked_key\""
+        ) >= f64::from(THRESHOLD + 2),
+        "{m}"
+    );
+    let held = c.records(B).await;
+    assert!(ids.iter().all(|id| !held.contains(id)));
+    honest_traffic_flows(&c, "after-revoked").await;
+    stop(c, "revoked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_version_replayed_after_a_newer_one_changes_nothing() {
+    let (c, mut rogue) = line().await;
+    let mm_key = read_secret_key(&c.fed.nodes[M].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    let entry = EntryId::random().unwrap();
+    let v1 = record(&mm_key, "MM-ROGUE", entry, 1, "Replay Holdings v1");
+    let v2 = record(&mm_key, "MM-ROGUE", entry, 2, "Replay Holdings v2");
+    let b = addr(&c, B);
+    let _ = rogue.request(&b, push(&[v2.clone().into_inner()])).await;
+    wait_for(T, "v2 reaches A and C", || async {
+        c.records(A).await.contains(&v2.id()) && c.records(C).await.contains(&v2.id())
+    })
+    .await;
+    // Replay v1 (valid, signed, older) several times.
+    for _ in 0..3 {
+        let _ = rogue.request(&b, push(&[v1.clone().into_inner()])).await;
+    }
+    wait_for(T, "v1 reaches A and C as history", || async {
+        c.records(A).await.contains(&v1.id()) && c.records(C).await.contains(&v1.id())
+    })
+    .await;
+    for i in [A, B, C] {
+        let heads = c.heads(i).await;
+        let (_, (version, head, status, disputed)) = heads
+            .iter()
+            .find(|(k, _)| k.entry_id == entry)
+            .expect("entry present");
+        assert_eq!(
+            (*version, *head, *status, *disputed),
+            (2, v2.id(), Status::Active, false),
+            "node {i}"
+        );
+    }
+    // A valid old version is history, not an attack: no ban.
+    assert!(!banned(&c).await);
+    honest_traffic_flows(&c, "after-replay").await;
+    stop(c, "replay").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_pair_is_kept_and_marked_disputed_everywhere() {
+    let (c, mut rogue) = line().await;
+    let mm_key = read_secret_key(&c.fed.nodes[M].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    let entry = EntryId::random().unwrap();
+    let x = record(&mm_key, "MM-ROGUE", entry, 1, "Equivocation Trading A");
+    let y = record(&mm_key, "MM-ROGUE", entry, 1, "Equivocation Trading B");
+    assert_ne!(x.id(), y.id());
+    let _ = rogue
+        .request(
+            &addr(&c, B),
+            push(&[x.clone().into_inner(), y.clone().into_inner()]),
+        )
+        .await;
+    wait_for(
+        T,
+        "every honest node holds both and marks the entry disputed",
+        || async {
+            for i in [A, B, C] {
+                let r = c.records(i).await;
+                if !(r.contains(&x.id()) && r.contains(&y.id())) {
+                    return false;
+                }
+                let heads = c.heads(i).await;
+                if !heads
+                    .iter()
+                    .any(|(k, (_, _, _, d))| k.entry_id == entry && *d)
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let mut derived = Vec::new();
+    for i in [A, B, C] {
+        let h = c.heads(i).await;
+        derived.push(h.into_iter().find(|(k, _)| k.entry_id == entry).unwrap().1);
+    }
+    assert!(
+        derived.windows(2).all(|w| w[0] == w[1]),
+        "same derived state: {derived:?}"
+    );
+    honest_traffic_flows(&c, "after-equivocation").await;
+    stop(c, "equivocation").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_flood_is_absorbed() {
+    let (c, mut rogue) = line().await;
+    let before = peak_rss_kib();
+    let frames = (0..20_000u64).map(|k| {
+        Bytes::from(encode_request(&Request::Notify(Notify {
+            log_epoch: [k as u8; 16],
+            head_seq: k,
+        })))
+    });
+    let started = std::time::Instant::now();
+    let (ok, failed) = rogue
+        .flood(&addr(&c, B), frames, 10_000, Duration::from_secs(90))
+        .await;
+    eprintln!(
+        "notify flood: 20000 sent in {:?}, {ok} acked, {failed} refused; peak RSS {before} -> {} KiB",
+        started.elapsed(),
+        peak_rss_kib()
+    );
+    assert!(ok > 0, "B answers Notifies");
+    honest_traffic_flows(&c, "during-flood").await;
+    stop(c, "notify flood").await;
+}
+
+/// Found by `a_notify_flood_is_absorbed`'s review: a member that has said Hello could
+/// name a new log epoch in every Notify, and each one reset and durably rewrote B's
+/// cursor for it. Now a Notify must carry the Hello's epoch; others are strikes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
+    let (c, mut rogue) = line().await;
+    let b = addr(&c, B);
+    let hello = Bytes::from(encode_request(&Request::Hello(wlnode::sync::msg::Hello {
+        agency: "MM-ROGUE".parse().unwrap(),
+        roster_version: c.node(B).ctx.roster().version(),
+        log_epoch: [1; 16],
+        head_seq: 0,
+    })));
+    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
+        panic!("Hello refused");
+    };
+    let frames = (0..1_000u64).map(|k| {
+        Bytes::from(encode_request(&Request::Notify(Notify {
+            log_epoch: [(k % 200 + 2) as u8; 16],
+            head_seq: k,
+        })))
+    });
+    let _ = rogue
+        .flood(&b, frames, 10_000, Duration::from_secs(60))
+        .await;
+    wait_for(T, "B bans M for epoch-changing Notifies", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"notify_epoch_mismatch\""
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    honest_traffic_flows(&c, "after-epoch-flood").await;
+    stop(c, "epoch flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_with_absurd_cursors_and_limits_get_bounded_answers() {
+    let (c, mut rogue) = line().await;
+    c.add(B, "pullable", 200, None).await;
+    let epoch = c.node(B).ctx.store.epoch();
+    let b = addr(&c, B);
+    let cases = [
+        (epoch, 0, u32::MAX, u64::MAX),
+        (epoch, u64::MAX, u32::MAX, u64::MAX),
+        (epoch, u64::MAX - 1, 0, 0),
+        (epoch, 0, 0, 0),
+        ([0xee; 16], u64::MAX, u32::MAX, u64::MAX),
+    ];
+    for (log_epoch, after_seq, limit, max_bytes) in cases {
+        let req = Bytes::from(encode_request(&Request::Pull(Pull {
+            log_epoch,
+            after_seq,
+            limit,
+            max_bytes,
+        })));
+        let RawOutcome::Response(r) = rogue.request(&b, req).await else {
+            panic!("pull after={after_seq} limit={limit} failed");
+        };
+        assert!(r.len() <= 4 << 20, "answer within the batch limit");
+        match decode_response(&r).unwrap() {
+            Response::Batch(batch) => {
+                assert!(batch.records.len() <= 5000);
+                if log_epoch != epoch {
+                    assert!(batch.records.is_empty() && batch.next_seq == 0);
+                }
+                if after_seq >= u64::MAX - 1 {
+                    assert!(batch.records.is_empty(), "nothing after the end of the log");
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // A flood of maximal pulls is answered or refused, never queued without bound.
+    let frames = (0..2_000).map(|_| {
+        Bytes::from(encode_request(&Request::Pull(Pull {
+            log_epoch: epoch,
+            after_seq: 0,
+            limit: u32::MAX,
+            max_bytes: u64::MAX,
+        })))
+    });
+    let (ok, failed) = rogue
+        .flood(&b, frames, 2_000, Duration::from_secs(90))
+        .await;
+    eprintln!(
+        "pull flood: 2000 maximal pulls, {ok} answered, {failed} refused; peak RSS {} KiB",
+        peak_rss_kib()
+    );
+    assert!(ok > 0);
+    honest_traffic_flows(&c, "after-pulls").await;
+    stop(c, "absurd pulls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_never_block_honest_peers() {
+    use tokio::io::AsyncWriteExt;
+    let (c, _rogue) = line().await;
+    let port = c.ports[B].unwrap();
+    // 200 TCP connections that start a handshake and never finish it, and 50 more
+    // that send a stream-protocol header and stall.
+    let mut held = Vec::new();
+    for k in 0..250u32 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        if k >= 200 {
+            let _ = s.write_all(b"\x13/multistream/1.0.0\n").await;
+        }
+        held.push(s);
+    }
+    honest_traffic_flows(&c, "with-half-open").await;
+    eprintln!(
+        "half-open: 250 stalled connections held; peak RSS {} KiB",
+        peak_rss_kib()
+    );
+    drop(held);
+    stop(c, "half-open").await;
+}
