@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -158,6 +159,12 @@ pub(crate) struct EventLoop {
     addr_file: PathBuf,
 }
 
+/// The span of one reconciliation round with a peer (first bytes of its session id).
+fn round_span(session: &[u8; 16]) -> tracing::Span {
+    let round = hex::encode(session.get(..4).unwrap_or_default());
+    tracing::info_span!("sync_round", %round)
+}
+
 fn jitter() -> f64 {
     getrandom::u32().map_or(0.5, |r| f64::from(r) / f64::from(u32::MAX))
 }
@@ -282,6 +289,16 @@ impl EventLoop {
 
     fn policy(&self) -> Arc<Policy> {
         self.ctx.policy()
+    }
+
+    /// The tracing span every log line about `peer` runs in, so logs can be filtered
+    /// per neighbour (`agency` and `peer` fields, also in JSON logs).
+    fn peer_span(&self, peer: &PeerId) -> tracing::Span {
+        let agency = self
+            .agency_of(peer)
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_else(|| "?".into());
+        tracing::info_span!("peer", %agency, %peer)
     }
 
     fn agency_of(&self, peer: &PeerId) -> Option<(AgencyCode, Role)> {
@@ -605,6 +622,7 @@ impl EventLoop {
     }
 
     fn on_request(&mut self, peer: PeerId, bytes: Bytes, channel: ResponseChannel<Frame>) {
+        let _span = self.peer_span(&peer).entered();
         self.count_bytes(&peer, bytes.len());
         let Some((agency, role)) = self.agency_of(&peer) else {
             self.respond(
@@ -696,6 +714,7 @@ impl EventLoop {
     }
 
     fn on_response(&mut self, peer: PeerId, id: OutboundRequestId, bytes: Bytes) {
+        let _span = self.peer_span(&peer).entered();
         let Some((_, pending)) = self.pending.remove(&id) else {
             return;
         };
@@ -751,6 +770,7 @@ impl EventLoop {
     }
 
     fn request_failed(&mut self, peer: PeerId, pending: Pending, error: String) {
+        let _span = self.peer_span(&peer).entered();
         let now = Instant::now();
         if let Some((agency, _)) = self.agency_of(&peer) {
             self.set_error(&agency, error.clone());
@@ -780,6 +800,7 @@ impl EventLoop {
     // --------------------------------------------------------------------- actions
 
     fn run_actions(&mut self, peer: PeerId, actions: Vec<Action>) {
+        let _span = self.peer_span(&peer).entered();
         for a in actions {
             match a {
                 Action::SendHello => {
@@ -1047,15 +1068,19 @@ impl EventLoop {
         };
         let fut = Self::reconcile_items_task(&self.ctx, self.policy(), agency);
         let tx = self.tasks_tx.clone();
-        tokio::spawn(async move {
-            let result = match fut.await {
-                Ok(storage) => {
-                    Initiator::start(storage, random_session()).map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(TaskDone::ReconcileReady { peer, result });
-        });
+        let span = self.peer_span(&peer);
+        tokio::spawn(
+            async move {
+                let result = match fut.await {
+                    Ok(storage) => {
+                        Initiator::start(storage, random_session()).map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(TaskDone::ReconcileReady { peer, result });
+            }
+            .instrument(span),
+        );
     }
 
     fn max_need(&self) -> usize {
@@ -1070,6 +1095,8 @@ impl EventLoop {
         let Some(session) = self.initiators.get(&peer).map(|i| i.session) else {
             return;
         };
+        let _peer_span = self.peer_span(&peer).entered();
+        let _round = round_span(&session).entered();
         if step.have.is_empty() {
             let req = Reconcile {
                 session,
@@ -1155,6 +1182,7 @@ impl EventLoop {
         session: [u8; 16],
         r: ReconcileReply,
     ) {
+        let _round = round_span(&session).entered();
         let now = Instant::now();
         if r.session != session {
             self.protocol_violation(peer, "reconcile_session_mismatch");
@@ -1358,15 +1386,19 @@ impl EventLoop {
         let ctx = self.ctx.clone();
         let tx = self.tasks_tx.clone();
         let skew = self.cfg.max_clock_skew.0;
-        tokio::spawn(async move {
-            let outcome = ingest(&ctx, &agency, transfers, None, skew).await;
-            let _ = tx.send(TaskDone::Applied {
-                peer,
-                agency,
-                batch: None,
-                outcome,
-            });
-        });
+        let span = self.peer_span(&peer);
+        tokio::spawn(
+            async move {
+                let outcome = ingest(&ctx, &agency, transfers, None, skew).await;
+                let _ = tx.send(TaskDone::Applied {
+                    peer,
+                    agency,
+                    batch: None,
+                    outcome,
+                });
+            }
+            .instrument(span),
+        );
     }
 
     // ------------------------------------------------------------------ task results
