@@ -22,7 +22,7 @@ fn demo_converges_as_the_policies_say() {
         .args(["demo", "--entries", "240", "--exit-after-sync", "--json"])
         .arg("--dir")
         .arg(&fed)
-                .args(["--timeout", "180s"])
+        .args(["--timeout", "180s"])
         // Debug logs from the network show the per-peer and per-round spans.
         .env("WLNODE_LOG", "info,wlnode::net=debug,sled=warn,libp2p=warn")
         .output()
@@ -58,9 +58,12 @@ fn demo_converges_as_the_policies_say() {
     // Every node was stopped cleanly (SIGTERM, flush) before the demo exited.
     for a in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
         let log = std::fs::read_to_string(fed.join(a).join("node.log")).unwrap();
-                assert!(log.contains("node stopped"), "{a} did not stop cleanly:\n{log}");
+        assert!(
+            log.contains("node stopped"),
+            "{a} did not stop cleanly:\n{log}"
+        );
     }
-        // Sync logs run inside a span per peer (every receiver logs applied batches in
+    // Sync logs run inside a span per peer (every receiver logs applied batches in
     // it). Reconciliation rounds add a `sync_round` span, but the demo may exit before
     // the first anti-entropy round, so that one is not asserted here.
     let logs: String = ["aa-export", "bb-customs", "cc-trade"]
@@ -68,5 +71,4 @@ fn demo_converges_as_the_policies_say() {
         .map(|a| std::fs::read_to_string(fed.join(a).join("node.log")).unwrap())
         .collect();
     assert!(logs.contains("peer{agency="), "no per-peer span:\n{logs}");
-    
 }

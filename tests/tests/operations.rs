@@ -424,6 +424,20 @@ async fn metrics_cover_replication_per_peer() {
     for m in [&m0, &m1] {
         assert!(m.contains("\nwlnode_peers_connected 1\n"), "{m}");
     }
+    // Over HTTP, /metrics also reports the audit log's size and its last checkpoint.
+    let token = std::fs::read_to_string(c.fed.nodes[0].dir.join("api.token")).unwrap();
+    let client =
+        wlnode::client::Client::new(c.node(0).api_addr, token.trim().to_owned(), "node 0".into())
+            .unwrap();
+    wait_for(Duration::from_secs(60), "audit metrics over HTTP", || {
+        let client = client.clone();
+        async move {
+            let text = client.get_text("/metrics").await.unwrap();
+            counter(&text, "wlnode_audit_log_size", "") >= 4.0
+                && counter(&text, "wlnode_audit_last_checkpoint_seconds", "") > 1.7e9
+        }
+    })
+    .await;
 }
 
 fn status_entries(config: &Path) -> Option<u64> {
