@@ -22,6 +22,8 @@ type Job = Box<dyn FnOnce(&Store) + Send>;
 pub struct StoreHandle {
     tx: mpsc::Sender<Job>,
     epoch: [u8; 16],
+    #[cfg(any(test, feature = "fault-injection"))]
+    faults: std::sync::Arc<super::faults::Faults>,
 }
 
 /// The running actor thread; dropping every handle stops it.
@@ -44,6 +46,8 @@ impl StoreHandle {
     pub fn open(dir: &Path) -> Result<(Self, StoreActor), StoreError> {
         let store = Store::open(dir)?;
         let epoch = store.epoch();
+        #[cfg(any(test, feature = "fault-injection"))]
+        let faults = store.faults();
         let (tx, mut rx) = mpsc::channel::<Job>(256);
         let thread = std::thread::Builder::new()
             .name("store".into())
@@ -58,11 +62,22 @@ impl StoreHandle {
                 reason: format!("cannot start store thread: {e}"),
             })?;
         Ok((
-            Self { tx, epoch },
+            Self {
+                tx,
+                epoch,
+                #[cfg(any(test, feature = "fault-injection"))]
+                faults,
+            },
             StoreActor {
                 thread: Some(thread),
             },
         ))
+    }
+
+    /// The store's fault-injection switches (tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn faults(&self) -> std::sync::Arc<super::faults::Faults> {
+        self.faults.clone()
     }
 
     /// The store's log epoch.

@@ -9,6 +9,8 @@
 
 pub mod actor;
 pub mod backup;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod faults;
 pub mod schema;
 
 use std::fs::File;
@@ -222,6 +224,8 @@ pub struct Store {
     epoch: [u8; 16],
     dir: PathBuf,
     _lock: File,
+    #[cfg(any(test, feature = "fault-injection"))]
+    faults: std::sync::Arc<faults::Faults>,
 }
 
 impl std::fmt::Debug for Store {
@@ -277,6 +281,18 @@ fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// The error of a batch that an injected fault makes fail partway.
+#[cfg(any(test, feature = "fault-injection"))]
+fn faults_partway() -> StoreError {
+    faults::injected("the write failed partway through the batch")
+}
+
+/// Never called without fault injection (`fail_partway` is always false then).
+#[cfg(not(any(test, feature = "fault-injection")))]
+fn faults_partway() -> StoreError {
+    StoreError::Closed
+}
+
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -285,6 +301,30 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
 }
 
 impl Store {
+    /// The fault-injection switches (tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn faults(&self) -> std::sync::Arc<faults::Faults> {
+        self.faults.clone()
+    }
+
+    /// Fails if an injected fault says the disk refuses this write (tests only).
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn before_write(&self) -> Result<(), StoreError> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        self.faults.before_write()?;
+        Ok(())
+    }
+
+    /// Whether this ingest batch is to fail partway (tests only).
+    #[allow(clippy::unused_self)]
+    fn fail_mid_batch(&self) -> bool {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.faults.mid_batch() {
+            return true;
+        }
+        false
+    }
+
     /// Opens (or creates) the store in `dir`, taking an exclusive lock on it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let lock = lock_dir(dir)?;
@@ -346,6 +386,8 @@ impl Store {
             epoch,
             dir: dir.to_owned(),
             _lock: lock,
+            #[cfg(any(test, feature = "fault-injection"))]
+            faults: std::sync::Arc::default(),
         })
     }
 
@@ -384,9 +426,11 @@ impl Store {
             &t.local,
             &t.declined,
         ];
+        self.before_write()?;
+        let fail_partway = self.fail_mid_batch();
         let report = trees
             .as_slice()
-            .transaction(|tx| Self::ingest_tx(tx, batch, now))
+            .transaction(|tx| Self::ingest_tx(tx, batch, now, fail_partway))
             .map_err(tx_err)?;
         self.db.flush()?;
         Ok(report)
@@ -397,6 +441,7 @@ impl Store {
         tx: &[TransactionalTree],
         batch: &IngestBatch,
         now: Timestamp,
+        fail_partway: bool,
     ) -> TxResult<IngestReport> {
         let (meta_t, records, entries, disputes, log, sync_index, cursors, local, declined) = (
             &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
@@ -410,7 +455,11 @@ impl Store {
         let mut n_withdrawn = u64_of(meta_t.get(COUNT_WITHDRAWN)?);
         let mut report = IngestReport::default();
 
-        for item in &batch.items {
+        for (i, item) in batch.items.iter().enumerate() {
+            // Injected fault (tests): the write fails after part of the batch is in.
+            if fail_partway && i == 1 {
+                return abort(faults_partway());
+            }
             let rec = &item.record;
             let id = rec.id();
             let (hops, from) = match &item.source {
@@ -538,6 +587,9 @@ impl Store {
         }
         if let Some((peer, cursor)) = &batch.cursor {
             cursors.insert(peer.as_str().as_bytes(), cursor.encode())?;
+        }
+        if fail_partway {
+            return abort(faults_partway());
         }
         meta_t.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes())?;
         meta_t.insert(COUNT_RECORDS, &n_records.to_be_bytes())?;
@@ -720,6 +772,7 @@ impl Store {
 
     /// Sets (or with `None`, clears) a peer's cursor, durably.
     pub fn set_cursor(&self, peer: &AgencyCode, cursor: Option<Cursor>) -> Result<(), StoreError> {
+        self.before_write()?;
         match cursor {
             Some(c) => self
                 .t
@@ -734,6 +787,7 @@ impl Store {
     /// Forgets every declined record (after a policy reload, so that newly accepted
     /// records flow).
     pub fn clear_declined(&self) -> Result<usize, StoreError> {
+        self.before_write()?;
         let n = self.t.declined.len();
         self.t.declined.clear()?;
         self.db.flush()?;
@@ -785,6 +839,7 @@ impl Store {
 
     /// Sets a metadata value, durably.
     pub fn meta_set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.before_write()?;
         self.t.meta.insert(key, value)?;
         self.db.flush()?;
         Ok(())
