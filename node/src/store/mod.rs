@@ -226,6 +226,8 @@ pub struct Store {
     _lock: File,
     #[cfg(any(test, feature = "fault-injection"))]
     faults: std::sync::Arc<faults::Faults>,
+    /// sled reported an IO error on a write; it refuses writes until reopened.
+    io_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -305,6 +307,29 @@ impl Store {
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn faults(&self) -> std::sync::Arc<faults::Faults> {
         self.faults.clone()
+    }
+
+    /// Uses `faults` (kept across a reopen) instead of fresh switches.
+    #[cfg(any(test, feature = "fault-injection"))]
+    #[must_use]
+    pub fn with_faults(mut self, faults: std::sync::Arc<faults::Faults>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Whether sled reported an IO error on a write (it then refuses every write
+    /// until the store is opened again; the store actor does that).
+    pub fn io_failed(&self) -> bool {
+        self.io_failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Notes a sled write error.
+    fn write_result<T>(&self, r: Result<T, sled::Error>) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            self.io_failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            StoreError::Io(e)
+        })
     }
 
     /// Fails if an injected fault says the disk refuses this write (tests only).
@@ -388,6 +413,7 @@ impl Store {
             _lock: lock,
             #[cfg(any(test, feature = "fault-injection"))]
             faults: std::sync::Arc::default(),
+            io_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -408,7 +434,7 @@ impl Store {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.write_result(self.db.flush())?;
         Ok(())
     }
 
@@ -431,8 +457,15 @@ impl Store {
         let report = trees
             .as_slice()
             .transaction(|tx| Self::ingest_tx(tx, batch, now, fail_partway))
-            .map_err(tx_err)?;
-        self.db.flush()?;
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => {
+                    self.io_failed
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    StoreError::Io(e)
+                }
+                other => tx_err(other),
+            })?;
+        self.write_result(self.db.flush())?;
         Ok(report)
     }
 
@@ -780,7 +813,7 @@ impl Store {
                 .insert(peer.as_str().as_bytes(), c.encode())?,
             None => self.t.cursors.remove(peer.as_str().as_bytes())?,
         };
-        self.db.flush()?;
+        self.write_result(self.db.flush())?;
         Ok(())
     }
 
@@ -789,8 +822,8 @@ impl Store {
     pub fn clear_declined(&self) -> Result<usize, StoreError> {
         self.before_write()?;
         let n = self.t.declined.len();
-        self.t.declined.clear()?;
-        self.db.flush()?;
+        self.write_result(self.t.declined.clear())?;
+        self.write_result(self.db.flush())?;
         Ok(n)
     }
 
@@ -840,8 +873,8 @@ impl Store {
     /// Sets a metadata value, durably.
     pub fn meta_set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.before_write()?;
-        self.t.meta.insert(key, value)?;
-        self.db.flush()?;
+        self.write_result(self.t.meta.insert(key, value))?;
+        self.write_result(self.db.flush())?;
         Ok(())
     }
 
