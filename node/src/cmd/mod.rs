@@ -3,10 +3,12 @@
 
 mod backup;
 mod bench;
+mod bench_fed;
 mod demo;
 mod entry;
 mod init;
 mod policy;
+mod procs;
 mod roster;
 mod run;
 
