@@ -81,7 +81,7 @@ async fn disk_refusing_writes_is_reported_refused_and_recovered() {
 
     // Sync ingest is refused too: node 0's new entries do not land, and node 1's
     // cursor on node 0 does not move (nothing acknowledged).
-    let a0 = wlnode_crypto::model::AgencyCode::new(&agency(0)).unwrap();
+    let a0 = wlnode_crypto::model::AgencyCode::new(agency(0)).unwrap();
     let cursor_before = c.node(1).ctx.store.cursor(a0.clone()).await.unwrap();
     c.add(0, "during", 4, None).await;
     wait_for(

@@ -227,7 +227,7 @@ pub async fn run(
                         return None;
                     }
                     let s = c.client.status().await.ok()?;
-                    Some(s["records"].as_u64() == Some(total))
+                    Some(s.get("records").and_then(serde_json::Value::as_u64) == Some(total))
                         .filter(|b| *b)
                         .map(|_| t0.elapsed().as_secs_f64())
                 }))

@@ -776,6 +776,7 @@ fn print_next_steps(children: &[Child], sample: Option<&str>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use wlnode::config::Config;
 
     fn seeded(origin: usize, groups: Option<Vec<&'static str>>, public: bool) -> Seeded {
         Seeded {
