@@ -63,6 +63,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = BenchOptions::default().seed)]
         seed: u64,
     },
+    /// N real `wlnode run` processes on this machine, each origin seeded with its share
+    /// of the records, then linked (mesh or ring): time until every node holds every
+    /// record, peak RSS per node, CPU seconds per 1,000 records replicated.
+    Federation {
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        #[arg(long, value_enum, default_value_t = super::bench_fed::Topology::Mesh)]
+        topology: super::bench_fed::Topology,
+        /// How long to wait for convergence.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -114,6 +128,18 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
             baseline_queries: baseline,
             seed,
         }))?,
+        BenchCommand::Federation {
+            nodes,
+            records,
+            topology,
+            timeout,
+        } => super::runtime()?.block_on(super::bench_fed::run(
+            nodes,
+            records,
+            topology,
+            timeout,
+            dir.path(),
+        ))?,
     };
     super::print_json(&report)?;
     Ok(ExitCode::SUCCESS)

@@ -13,15 +13,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 use wlnode::client::{Client, ImportRow};
-use wlnode::config::Config;
-use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions, ScaffoldNode};
+use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions};
+
+use super::procs::{Child, start_node, stop_all, tail};
 use wlnode::screen::bench::synth;
 use wlnode_crypto::model::EntryDraft;
 
@@ -223,123 +224,6 @@ fn draft(e: &synth::SynthEntry, k: usize, origin: usize, groups: &[&str]) -> (Va
 
 fn static_group(g: &str) -> &'static str {
     if g == "eu" { "eu" } else { "pacific" }
-}
-
-/// A started child node.
-struct Child {
-    agency: String,
-    role: &'static str,
-    config: PathBuf,
-    log: PathBuf,
-    token_file: PathBuf,
-    process: tokio::process::Child,
-    client: Client,
-    listen: Vec<String>,
-}
-
-impl std::fmt::Debug for Child {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Child")
-            .field("agency", &self.agency)
-            .finish()
-    }
-}
-
-/// Starts `wlnode run --config <node>` and waits until its API answers.
-async fn start_node(node: &ScaffoldNode, role: &'static str) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("cannot find the wlnode executable")?;
-    let log = node.dir.join("node.log");
-    let out =
-        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let err = out.try_clone()?;
-    let mut process = tokio::process::Command::new(exe)
-        .arg("run")
-        .arg("--config")
-        .arg(&node.config)
-        .env(
-            "WLNODE_LOG",
-            std::env::var("WLNODE_LOG").unwrap_or_else(|_| "info,sled=warn,libp2p=warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start wlnode run")?;
-    let cfg = Config::load(&node.config)?;
-    let data = cfg.raw.data_dir.clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = process.try_wait()? {
-            bail!(
-                "{} exited during start-up ({status}); its log {} ends with:\n{}",
-                node.agency,
-                log.display(),
-                tail(&log, 15)
-            );
-        }
-        if data.join(wlnode::node::LISTEN_ADDRS_FILE).exists()
-            && let Ok(client) = Client::from_config(&cfg)
-            && client.status().await.is_ok()
-        {
-            let listen = std::fs::read_to_string(data.join(wlnode::node::LISTEN_ADDRS_FILE))?
-                .lines()
-                .filter(|l| l.contains("/ip4/127.0.0.1/"))
-                .map(str::to_owned)
-                .collect();
-            return Ok(Child {
-                agency: node.agency.to_string(),
-                role,
-                config: node.config.clone(),
-                log,
-                token_file: cfg.raw.api.token_file.clone(),
-                process,
-                client,
-                listen,
-            });
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not start within 60 s; see {}",
-                node.agency,
-                log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines
-        .get(lines.len().saturating_sub(n)..)
-        .unwrap_or_default()
-        .join("\n")
-}
-
-/// Asks every child to stop (SIGTERM) and waits for it.
-async fn stop_all(children: &mut [Child]) {
-    for c in children.iter() {
-        if let Some(pid) = c.process.id()
-            && let Ok(pid) = i32::try_from(pid)
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-    }
-    for c in children.iter_mut() {
-        match tokio::time::timeout(Duration::from_secs(30), c.process.wait()).await {
-            Ok(Ok(s)) if s.success() => {}
-            Ok(Ok(s)) => eprintln!("{} exited with {s}; see {}", c.agency, c.log.display()),
-            _ => {
-                eprintln!("{} did not stop within 30 s; killing it", c.agency);
-                let _ = c.process.kill().await;
-            }
-        }
-    }
 }
 
 /// One row of the summary.
@@ -578,12 +462,6 @@ async fn run_federation(
         .context("cannot wait for Ctrl-C")?;
     eprintln!("\nCtrl-C: stopping every node cleanly...");
     Ok(ExitCode::SUCCESS)
-}
-
-impl Child {
-    fn client_addr(&self) -> String {
-        self.client.addr().to_string()
-    }
 }
 
 /// Polls the members until each holds its expected count, then compares exact sets.
@@ -898,6 +776,7 @@ fn print_next_steps(children: &[Child], sample: Option<&str>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use wlnode::config::Config;
 
     fn seeded(origin: usize, groups: Option<Vec<&'static str>>, public: bool) -> Seeded {
         Seeded {

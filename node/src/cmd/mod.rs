@@ -4,10 +4,12 @@
 mod audit;
 mod backup;
 mod bench;
+mod bench_fed;
 mod demo;
 mod entry;
 mod init;
 mod policy;
+mod procs;
 mod roster;
 mod run;
 mod screen;

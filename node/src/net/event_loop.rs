@@ -895,7 +895,7 @@ impl EventLoop {
                                 next = *seq;
                                 continue;
                             }
-                            match prepare_once(&policy, &sent, &rec, &to) {
+                            match prepare_once(&policy, &sent, &rec, &to, false) {
                                 Ok(prep) => {
                                     if bytes + prep.bytes.len() > budget && !records.is_empty() {
                                         cut = true;
@@ -1138,7 +1138,7 @@ impl EventLoop {
                             continue;
                         }
                         let Some(rec) = s.record(&id)? else { continue };
-                        match prepare_once(&policy, &sent, &rec, &to) {
+                        match prepare_once(&policy, &sent, &rec, &to, true) {
                             Ok(p) => {
                                 bytes += p.bytes.len();
                                 withheld += p.withheld as u64;
@@ -1339,7 +1339,7 @@ impl EventLoop {
                     let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
                     for id in need {
                         let Some(rec) = s.record(&id)? else { continue };
-                        match prepare_once(&policy, &sent, &rec, &to) {
+                        match prepare_once(&policy, &sent, &rec, &to, true) {
                             Ok(p) => {
                                 if bytes + p.bytes.len() > budget {
                                     break;
@@ -1819,12 +1819,15 @@ fn sent_event(
 }
 
 /// The choke point plus the per-peer "recently sent" cache: `None` when this copy
-/// already went to `to` within the cache's TTL.
+/// already went to `to` within the cache's TTL. With `lacking` (reconciliation has
+/// just shown that `to` does not hold the record, e.g. because its store failed to
+/// write what we sent) the copy goes out regardless, and is remembered.
 fn prepare_once(
     policy: &Policy,
     sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
     rec: &crate::wire::StoredRecord,
     to: &AgencyCode,
+    lacking: bool,
 ) -> Result<crate::policy::Prepared, crate::policy::Deny> {
     let prep = policy.prepare(rec, to)?;
     let disclosed = rec.record.disclosures().len().saturating_sub(prep.withheld);
@@ -1835,7 +1838,7 @@ fn prepare_once(
             .check_and_insert(rec.record.id(), disclosed, Instant::now()),
         Err(_) => false,
     };
-    if dup {
+    if dup && !lacking {
         Err(crate::policy::Deny::RecentlySent)
     } else {
         Ok(prep)

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use wlnode_crypto::model::{AgencyCode, EntryId, RecordId};
@@ -17,11 +18,59 @@ use crate::wire::{Cursor, EntryState, StoredRecord};
 
 type Job = Box<dyn FnOnce(&Store) + Send>;
 
+/// How often a store whose disk failed is checked for recovery (at the next job).
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// After sled reported an IO error it refuses every later write until it is opened
+/// again, even once the disk works: so, when a probe write to the data dir succeeds,
+/// close the store and open it again. sled then recovers from what reached the disk,
+/// which also drops a batch that was committed in memory but whose flush failed (the
+/// writer got an error for it, so it must not stay visible).
+fn reopen(dir: &Path, store: &mut Option<Store>) {
+    if !disk_writable(dir) {
+        return;
+    }
+    #[cfg(any(test, feature = "fault-injection"))]
+    let faults = store.as_ref().map(Store::faults);
+    // Both the old store's locks must be released before the new one takes them.
+    drop(store.take());
+    match Store::open(dir) {
+        Ok(s) => {
+            #[cfg(any(test, feature = "fault-injection"))]
+            let s = match faults {
+                Some(f) => s.with_faults(f),
+                None => s,
+            };
+            tracing::warn!(dir = %dir.display(), "store reopened after a disk error: the disk accepts writes again");
+            *store = Some(s);
+        }
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot reopen the store after a disk error; retrying");
+        }
+    }
+}
+
+/// Whether a small file can be written and synced in `dir` now.
+fn disk_writable(dir: &Path) -> bool {
+    use std::io::Write;
+    let probe = dir.join(".write-probe");
+    let ok = std::fs::File::create(&probe)
+        .and_then(|mut f| {
+            f.write_all(&[0u8; 4096])?;
+            f.sync_all()
+        })
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
 /// A cheap handle to the store actor.
 #[derive(Clone, Debug)]
 pub struct StoreHandle {
     tx: mpsc::Sender<Job>,
     epoch: [u8; 16],
+    #[cfg(any(test, feature = "fault-injection"))]
+    faults: std::sync::Arc<super::faults::Faults>,
 }
 
 /// The running actor thread; dropping every handle stops it.
@@ -44,25 +93,53 @@ impl StoreHandle {
     pub fn open(dir: &Path) -> Result<(Self, StoreActor), StoreError> {
         let store = Store::open(dir)?;
         let epoch = store.epoch();
+        #[cfg(any(test, feature = "fault-injection"))]
+        let faults = store.faults();
         let (tx, mut rx) = mpsc::channel::<Job>(256);
+        let path = dir.to_owned();
         let thread = std::thread::Builder::new()
             .name("store".into())
             .spawn(move || {
+                let mut store = Some(store);
+                let mut last_try: Option<Instant> = None;
                 while let Some(job) = rx.blocking_recv() {
-                    job(&store);
+                    if store.as_ref().is_none_or(Store::io_failed)
+                        && last_try.is_none_or(|t| t.elapsed() >= REOPEN_EVERY)
+                    {
+                        last_try = Some(Instant::now());
+                        reopen(&path, &mut store);
+                    }
+                    match &store {
+                        Some(s) => job(s),
+                        // Dropping the job drops its reply: the caller gets `Closed`.
+                        None => drop(job),
+                    }
                 }
-                let _ = store.flush();
+                if let Some(s) = store {
+                    let _ = s.flush();
+                }
             })
             .map_err(|e| StoreError::Open {
                 path: dir.to_owned(),
                 reason: format!("cannot start store thread: {e}"),
             })?;
         Ok((
-            Self { tx, epoch },
+            Self {
+                tx,
+                epoch,
+                #[cfg(any(test, feature = "fault-injection"))]
+                faults,
+            },
             StoreActor {
                 thread: Some(thread),
             },
         ))
+    }
+
+    /// The store's fault-injection switches (tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn faults(&self) -> std::sync::Arc<super::faults::Faults> {
+        self.faults.clone()
     }
 
     /// The store's log epoch.

@@ -10,6 +10,8 @@
 pub mod actor;
 pub mod audit;
 pub mod backup;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod faults;
 pub mod schema;
 
 use std::fs::File;
@@ -231,6 +233,10 @@ pub struct Store {
     dir: PathBuf,
     audit: std::sync::Mutex<audit::AuditSettings>,
     _lock: File,
+    #[cfg(any(test, feature = "fault-injection"))]
+    faults: std::sync::Arc<faults::Faults>,
+    /// sled reported an IO error on a write; it refuses writes until reopened.
+    io_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -286,6 +292,18 @@ fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// The error of a batch that an injected fault makes fail partway.
+#[cfg(any(test, feature = "fault-injection"))]
+fn faults_partway() -> StoreError {
+    faults::injected("the write failed partway through the batch")
+}
+
+/// Never called without fault injection (`fail_partway` is always false then).
+#[cfg(not(any(test, feature = "fault-injection")))]
+fn faults_partway() -> StoreError {
+    StoreError::Closed
+}
+
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -294,6 +312,53 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
 }
 
 impl Store {
+    /// The fault-injection switches (tests only).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn faults(&self) -> std::sync::Arc<faults::Faults> {
+        self.faults.clone()
+    }
+
+    /// Uses `faults` (kept across a reopen) instead of fresh switches.
+    #[cfg(any(test, feature = "fault-injection"))]
+    #[must_use]
+    pub fn with_faults(mut self, faults: std::sync::Arc<faults::Faults>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Whether sled reported an IO error on a write (it then refuses every write
+    /// until the store is opened again; the store actor does that).
+    pub fn io_failed(&self) -> bool {
+        self.io_failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Notes a sled write error.
+    fn write_result<T>(&self, r: Result<T, sled::Error>) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            self.io_failed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            StoreError::Io(e)
+        })
+    }
+
+    /// Fails if an injected fault says the disk refuses this write (tests only).
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn before_write(&self) -> Result<(), StoreError> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        self.faults.before_write()?;
+        Ok(())
+    }
+
+    /// Whether this ingest batch is to fail partway (tests only).
+    #[allow(clippy::unused_self)]
+    fn fail_mid_batch(&self) -> bool {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.faults.mid_batch() {
+            return true;
+        }
+        false
+    }
+
     /// Opens (or creates) the store in `dir`, taking an exclusive lock on it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let lock = lock_dir(dir)?;
@@ -359,6 +424,9 @@ impl Store {
             dir: dir.to_owned(),
             audit: std::sync::Mutex::new(audit::AuditSettings::default()),
             _lock: lock,
+            #[cfg(any(test, feature = "fault-injection"))]
+            faults: std::sync::Arc::default(),
+            io_failed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -379,7 +447,7 @@ impl Store {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.write_result(self.db.flush())?;
         Ok(())
     }
 
@@ -400,14 +468,23 @@ impl Store {
             &t.audit_nodes,
         ];
         let audit = self.audit_enabled();
+        self.before_write()?;
+        let fail_partway = self.fail_mid_batch();
         let report = trees
             .as_slice()
-            .transaction(|tx| Self::ingest_tx(tx, batch, now, audit))
-            .map_err(tx_err)?;
+            .transaction(|tx| Self::ingest_tx(tx, batch, now, audit, fail_partway))
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => {
+                    self.io_failed
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    StoreError::Io(e)
+                }
+                other => tx_err(other),
+            })?;
         if audit {
             self.audit_maybe_checkpoint(now.as_millis())?;
         }
-        self.db.flush()?;
+        self.write_result(self.db.flush())?;
         Ok(report)
     }
 
@@ -417,6 +494,7 @@ impl Store {
         batch: &IngestBatch,
         now: Timestamp,
         audit: bool,
+        fail_partway: bool,
     ) -> TxResult<IngestReport> {
         let (meta_t, records, entries, disputes, log, sync_index, cursors, local, declined) = (
             &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
@@ -431,7 +509,11 @@ impl Store {
         let mut n_withdrawn = u64_of(meta_t.get(COUNT_WITHDRAWN)?);
         let mut report = IngestReport::default();
 
-        for item in &batch.items {
+        for (i, item) in batch.items.iter().enumerate() {
+            // Injected fault (tests): the write fails after part of the batch is in.
+            if fail_partway && i == 1 {
+                return abort(faults_partway());
+            }
             let rec = &item.record;
             let id = rec.id();
             let (hops, from) = match &item.source {
@@ -559,6 +641,9 @@ impl Store {
         }
         if let Some((peer, cursor)) = &batch.cursor {
             cursors.insert(peer.as_str().as_bytes(), cursor.encode())?;
+        }
+        if fail_partway {
+            return abort(faults_partway());
         }
         meta_t.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes())?;
         meta_t.insert(COUNT_RECORDS, &n_records.to_be_bytes())?;
@@ -745,6 +830,7 @@ impl Store {
 
     /// Sets (or with `None`, clears) a peer's cursor, durably.
     pub fn set_cursor(&self, peer: &AgencyCode, cursor: Option<Cursor>) -> Result<(), StoreError> {
+        self.before_write()?;
         match cursor {
             Some(c) => self
                 .t
@@ -752,16 +838,17 @@ impl Store {
                 .insert(peer.as_str().as_bytes(), c.encode())?,
             None => self.t.cursors.remove(peer.as_str().as_bytes())?,
         };
-        self.db.flush()?;
+        self.write_result(self.db.flush())?;
         Ok(())
     }
 
     /// Forgets every declined record (after a policy reload, so that newly accepted
     /// records flow).
     pub fn clear_declined(&self) -> Result<usize, StoreError> {
+        self.before_write()?;
         let n = self.t.declined.len();
-        self.t.declined.clear()?;
-        self.db.flush()?;
+        self.write_result(self.t.declined.clear())?;
+        self.write_result(self.db.flush())?;
         Ok(n)
     }
 
@@ -810,8 +897,9 @@ impl Store {
 
     /// Sets a metadata value, durably.
     pub fn meta_set(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.t.meta.insert(key, value)?;
-        self.db.flush()?;
+        self.before_write()?;
+        self.write_result(self.t.meta.insert(key, value))?;
+        self.write_result(self.db.flush())?;
         Ok(())
     }
 

@@ -407,3 +407,110 @@ fn audit_events_commit_with_ingest_and_checkpoints_follow_the_tree() {
     s.ingest(&batch(vec![local(&r1)]), Timestamp(10)).unwrap();
     assert_eq!(s.audit_size().unwrap(), 5);
 }
+
+/// Injected disk faults (store/faults.rs): a refused write and a write that fails
+/// partway through a batch leave nothing visible, reads keep working, and the next
+/// write after the fault clears goes through.
+#[test]
+fn a_batch_failing_partway_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let key = SecretKey::generate().unwrap();
+    let first = rec(
+        &key,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "First",
+    );
+    s.ingest(&batch(vec![local(&first)]), Timestamp::now())
+        .unwrap();
+    let before = s.counts().unwrap();
+    let peer = AgencyCode::new("BB-CUSTOMS").unwrap();
+    let cursor = Cursor {
+        epoch: [7; 16],
+        seq: 42,
+    };
+    let recs: Vec<VerifiedRecord> = (0..5)
+        .map(|k| {
+            rec(
+                &key,
+                "AA-EXPORT",
+                EntryId::random().unwrap(),
+                1,
+                Status::Active,
+                &format!("Batch {k}"),
+            )
+        })
+        .collect();
+    let with_cursor = |items: Vec<Incoming>| IngestBatch {
+        items,
+        cursor: Some((peer.clone(), cursor)),
+        declined: Vec::new(),
+        audit: Vec::new(),
+    };
+    let invisible = |s: &Store| {
+        assert_eq!(s.counts().unwrap(), before);
+        for r in &recs {
+            assert!(!s.has_record(&r.id()).unwrap(), "a half-written record");
+            assert!(s.entry(&key_of(r)).unwrap().is_none());
+        }
+        assert_eq!(s.sync_items().unwrap().len(), 1);
+        assert!(
+            s.cursor(&peer).unwrap().is_none(),
+            "cursor ahead of the data"
+        );
+        // Reads keep working.
+        assert!(s.has_record(&first.id()).unwrap());
+    };
+
+    // Partway: the first record of the batch is written inside the transaction, then
+    // the write fails; also a one-record batch (fails after its record).
+    let faults = s.faults();
+    faults.fail_mid_batch(2);
+    let e = s
+        .ingest(
+            &with_cursor(recs.iter().map(local).collect()),
+            Timestamp::now(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("partway"), "{e}");
+    invisible(&s);
+    let e = s
+        .ingest(&with_cursor(vec![local(&recs[0])]), Timestamp::now())
+        .unwrap_err();
+    assert!(e.to_string().contains("partway"), "{e}");
+    invisible(&s);
+
+    // Refused outright, for every kind of write.
+    faults.fail_writes(u64::MAX);
+    for _ in 0..3 {
+        let e = s
+            .ingest(
+                &with_cursor(recs.iter().map(local).collect()),
+                Timestamp::now(),
+            )
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Io(_)), "{e}");
+    }
+    assert!(s.set_cursor(&peer, Some(cursor)).is_err());
+    assert!(s.meta_set(b"k", b"v").is_err());
+    assert!(s.clear_declined().is_err());
+    invisible(&s);
+
+    // The disk is back: the whole batch lands at once, with its cursor.
+    faults.clear();
+    let r = s
+        .ingest(
+            &with_cursor(recs.iter().map(local).collect()),
+            Timestamp::now(),
+        )
+        .unwrap();
+    assert_eq!(r.changed(), 5);
+    assert_eq!(s.counts().unwrap().records, before.records + 5);
+    assert_eq!(s.cursor(&peer).unwrap(), Some(cursor));
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.counts().unwrap().records, before.records + 5);
+}
