@@ -190,12 +190,22 @@ async fn three_nodes_audit_clean_then_tampering_is_caught() {
     // 3. A hides one send: the event is replaced (same size), the tree rebuilt and a new
     //    checkpoint signed, so A's log is self-consistent. B's log still shows the
     //    receipt: the cross-check finds it, even for an auditor without prior state.
+    //    (A may have sent the same record to B more than once, e.g. by pull and again
+    //    by reconciliation, so every send of that record to that peer is hidden.)
     let mut a_events = decode(&logs[0]);
-    let hidden = a_events
+    let (rid, to) = a_events
         .iter()
-        .position(|e| matches!(e.kind, EventKind::Sent { .. }))
+        .find_map(|e| match &e.kind {
+            EventKind::Sent { record_id, to, .. } => Some((*record_id, to.clone())),
+            _ => None,
+        })
         .unwrap();
-    a_events[hidden] = Event::new(a_events[hidden].at, EventKind::NodeStopped);
+    for e in a_events.iter_mut() {
+        if matches!(&e.kind, EventKind::Sent { record_id, to: t, .. } if *record_id == rid && *t == to)
+        {
+            *e = Event::new(e.at, EventKind::NodeStopped);
+        }
+    }
     rewrite_and_resign(&c, 0, &a_events);
     let a_new = export(&c, 0);
     assert_eq!(a_new.events.len(), logs[0].events.len());
