@@ -265,3 +265,146 @@ fn screenshot(html: &str, name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Three real nodes and an auditor over `/wlnode/audit/1`: a member asking for audit
+/// data is refused (and the refusal is in the target's log, which the auditor then
+/// sees); the auditor collects every log live, the verifier passes, the auditor's
+/// cosignatures are stored on the nodes; a second run checks consistency from the
+/// saved heads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditor_collects_live_over_the_audit_protocol() {
+    use wlnode::audit::live::verify_live;
+    use wlnode::audit::wire::AuditRequest;
+    use wlnode::net::audit_client::{AuditClient, AuditClientError};
+    use wlnode_tests::counter;
+
+    let auditor = "ZZ-AUDIT";
+    let mut extra: Vec<String> = (0..3)
+        .map(|_| format!("{}{FAST_SYNC}", scaffold::OPEN_POLICY))
+        .collect();
+    extra.push(String::new());
+    let mut specs: Vec<_> = (0..3)
+        .map(|i| scaffold::AgencySpec::member(&agency(i), &["eu"]).unwrap())
+        .collect();
+    specs.push(scaffold::AgencySpec::auditor(auditor).unwrap());
+    let mut c = Cluster::new(&specs, &[(0, 1), (1, 2)], extra);
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    let written = c.add(0, SECRET_NAME, 4, None).await;
+    wait_for(T, "C holds A's records", || async {
+        let r = c.records(2).await;
+        written.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    let roster = roster(&c);
+
+    // A member (BB, with its own node identity) asks AA for audit data: refused.
+    let b_cfg = Config::load(&c.fed.nodes[1].config).unwrap();
+    let b_key = read_secret_key(&c.fed.nodes[1].dir.join("node.key"), KeyKind::Node).unwrap();
+    let mut member = AuditClient::connect(&b_cfg, &b_key, &roster).await.unwrap();
+    let aa = agency(0).parse().unwrap();
+    match member.request(&aa, &AuditRequest::GetCheckpoint).await {
+        Err(AuditClientError::Refused { code, .. }) => assert_eq!(code, "forbidden"),
+        other => panic!("a member got audit data: {other:?}"),
+    }
+    drop(member);
+    assert_eq!(
+        counter(&c.metrics(0), "wlnode_audit_refused_total", &agency(1)),
+        1.0,
+        "the refusal is counted"
+    );
+
+    // The auditor's config lists every member with its address.
+    let peers = (0..3)
+        .map(|i| {
+            (
+                agency(i).parse().unwrap(),
+                vec![format!("/ip4/127.0.0.1/tcp/{}", c.ports[i].unwrap())],
+            )
+        })
+        .collect();
+    let audit_node = &c.fed.nodes[3];
+    scaffold::write_config(
+        &c.fed,
+        audit_node,
+        &scaffold::NodeOptions {
+            peers,
+            ..scaffold::NodeOptions::default()
+        },
+    )
+    .unwrap();
+    let a_cfg = Config::load(&audit_node.config).unwrap();
+    let a_key = read_secret_key(&audit_node.dir.join("node.key"), KeyKind::Node).unwrap();
+    let live = verify_live(
+        &a_cfg,
+        &a_key,
+        &roster,
+        &AuditorState::default(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        live.report.ok,
+        "live audit fails: {:#?}",
+        live.report.violations
+    );
+    assert_eq!(live.logs.len(), 3);
+    assert_eq!(live.report.state.heads.len(), 3);
+    let refused: Vec<Event> = decode(&live.logs[0])
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::AuditRefused { peer } if *peer == agency(1)))
+        .collect();
+    assert_eq!(refused.len(), 1, "AA's log records BB's refused request");
+    let ab = live
+        .report
+        .pairs
+        .iter()
+        .find(|p| p.from == agency(0) && p.to == agency(1))
+        .unwrap();
+    assert!(ab.sent >= 4 && ab.accepted >= 4, "{ab:?}");
+    assert_eq!(live.cosigned.len(), 3, "{:?}", live.cosigned);
+    for i in 0..3 {
+        assert_eq!(
+            counter(&c.metrics(i), "wlnode_audit_cosignatures ", ""),
+            1.0,
+            "node {i} holds the auditor's cosignature"
+        );
+    }
+
+    // Later: more events; the auditor checks consistency from its saved heads.
+    let more = c.add(2, "Second Batch", 2, None).await;
+    wait_for(T, "A holds C's records", || async {
+        let r = c.records(0).await;
+        more.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    let again = verify_live(
+        &a_cfg,
+        &a_key,
+        &roster,
+        &live.report.state,
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.report.ok,
+        "second audit fails: {:#?}",
+        again.report.violations
+    );
+    for i in 0..3 {
+        assert!(
+            again.report.state.heads[&agency(i).parse().unwrap()].size
+                > live.report.state.heads[&agency(i).parse().unwrap()].size
+        );
+        assert_eq!(
+            counter(&c.metrics(i), "wlnode_audit_cosignatures ", ""),
+            2.0
+        );
+    }
+    for i in (0..3).rev() {
+        c.stop(i).await;
+    }
+}
