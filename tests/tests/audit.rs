@@ -404,6 +404,77 @@ async fn auditor_collects_live_over_the_audit_protocol() {
             2.0
         );
     }
+
+    // The real binary: `wlnode audit verify --config auditor.toml` without --logs
+    // collects live, writes the state, the logs and the HTML report, and exits 0.
+    let bin = {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap();
+        let expected = dir.join(format!("wlnode{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            expected.exists(),
+            "{} is missing: run `cargo build -p wlnode` first",
+            expected.display()
+        );
+        expected
+    };
+    let html = c.dir.path().join("report.html");
+    let out = tokio::process::Command::new(&bin)
+        .args(["audit", "verify", "--json", "--config"])
+        .arg(&audit_node.config)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "wlnode audit verify (live) failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert!(html.exists());
+    for i in 0..3 {
+        assert!(
+            a_cfg
+                .raw
+                .data_dir
+                .join("audit")
+                .join(format!("{}.json", agency(i)))
+                .exists()
+        );
+    }
+    assert!(a_cfg.raw.data_dir.join("audit-state.json").exists());
+
+    // CC rewrites its history (one event edited, tree rebuilt, re-signed) and restarts:
+    // the auditor's saved head no longer fits, whatever CC signs now.
+    let state = again.report.state.clone();
+    c.stop(2).await;
+    let mut events = decode(&again.logs[2]);
+    events[0].at += 1;
+    rewrite_and_resign(&c, 2, &events);
+    c.start(2).await;
+    let caught = verify_live(&a_cfg, &a_key, &roster, &state, Options::default())
+        .await
+        .unwrap();
+    assert!(!caught.report.ok);
+    let cc_kinds: Vec<&str> = caught
+        .report
+        .violations
+        .iter()
+        .filter(|v| v.node == agency(2))
+        .map(|v| v.kind.as_str())
+        .collect();
+    assert!(
+        cc_kinds.contains(&"not_append_only") || cc_kinds.contains(&"split_view"),
+        "{cc_kinds:?}"
+    );
+    assert!(
+        !caught.cosigned.contains_key(&agency(2).parse().unwrap()),
+        "no cosignature for a rewritten log"
+    );
     for i in (0..3).rev() {
         c.stop(i).await;
     }
