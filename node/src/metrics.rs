@@ -92,6 +92,10 @@ pub struct Metrics {
     pub audit_size: Gauge,
     /// Unix seconds of the last audit checkpoint.
     pub audit_checkpoint_time: Gauge,
+    /// Audit-protocol requests refused (peer not an auditor), by peer.
+    pub audit_refused: Family<PeerLabel, Counter>,
+    /// Auditor cosignatures held.
+    pub audit_cosignatures: Gauge,
     /// API requests.
     pub api_requests: Family<RouteLabel, Counter>,
     /// Screening latency in seconds.
@@ -132,6 +136,8 @@ impl Metrics {
             equivocations: Counter::default(),
             audit_size: Gauge::default(),
             audit_checkpoint_time: Gauge::default(),
+            audit_refused: Family::default(),
+            audit_cosignatures: Gauge::default(),
             api_requests: Family::default(),
             screen_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             registry: Registry::default(),
@@ -227,6 +233,16 @@ impl Metrics {
             "Unix time of the last audit checkpoint",
             m.audit_checkpoint_time.clone(),
         );
+        r.register(
+            "audit_refused",
+            "Audit-protocol requests refused (the peer is not an auditor)",
+            m.audit_refused.clone(),
+        );
+        r.register(
+            "audit_cosignatures",
+            "Auditor cosignatures of our checkpoints held",
+            m.audit_cosignatures.clone(),
+        );
         r.register("api_requests", "API requests", m.api_requests.clone());
         r.register(
             "screen_latency_seconds",
@@ -244,6 +260,8 @@ impl Metrics {
         self.withdrawn.set(g(c.withdrawn));
         self.disputed_versions.set(g(c.disputed_versions));
         self.log_head.set(g(c.head_seq));
+        self.audit_size.set(g(c.audit_events));
+        self.audit_cosignatures.set(g(c.audit_cosignatures));
     }
 
     /// Prometheus text exposition.

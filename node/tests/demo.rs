@@ -55,6 +55,12 @@ fn demo_converges_as_the_policies_say() {
     assert!(node("CC-TRADE")["declined_by_policy"].as_u64().unwrap() > 0);
     assert!(node("AA-EXPORT")["outside_distribution"].as_u64().unwrap() > 0);
     assert_eq!(node("ZZ-AUDIT")["records"], 0, "auditors hold no watchlist");
+    // The auditor verified every member live over the audit protocol.
+    let verdict = node("ZZ-AUDIT")["audit"].as_str().unwrap().to_owned();
+    assert!(
+        verdict.starts_with("ok (") && verdict.contains(" 3 nodes"),
+        "{verdict}"
+    );
     // Every node was stopped cleanly (SIGTERM, flush) before the demo exited.
     for a in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
         let log = std::fs::read_to_string(fed.join(a).join("node.log")).unwrap();

@@ -275,3 +275,217 @@ fn screenshot(html: &str, name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Three real nodes and an auditor over `/wlnode/audit/1`: a member asking for audit
+/// data is refused (and the refusal is in the target's log, which the auditor then
+/// sees); the auditor collects every log live, the verifier passes, the auditor's
+/// cosignatures are stored on the nodes; a second run checks consistency from the
+/// saved heads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditor_collects_live_over_the_audit_protocol() {
+    use wlnode::audit::live::verify_live;
+    use wlnode::audit::wire::AuditRequest;
+    use wlnode::net::audit_client::{AuditClient, AuditClientError};
+    use wlnode_tests::counter;
+
+    let auditor = "ZZ-AUDIT";
+    let mut extra: Vec<String> = (0..3)
+        .map(|_| format!("{}{FAST_SYNC}", scaffold::OPEN_POLICY))
+        .collect();
+    extra.push(String::new());
+    let mut specs: Vec<_> = (0..3)
+        .map(|i| scaffold::AgencySpec::member(&agency(i), &["eu"]).unwrap())
+        .collect();
+    specs.push(scaffold::AgencySpec::auditor(auditor).unwrap());
+    let mut c = Cluster::new(&specs, &[(0, 1), (1, 2)], extra);
+    for i in 0..3 {
+        c.start(i).await;
+    }
+    let written = c.add(0, SECRET_NAME, 4, None).await;
+    wait_for(T, "C holds A's records", || async {
+        let r = c.records(2).await;
+        written.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    let roster = roster(&c);
+
+    // A member (BB, with its own node identity) asks AA for audit data: refused.
+    let b_cfg = Config::load(&c.fed.nodes[1].config).unwrap();
+    let b_key = read_secret_key(&c.fed.nodes[1].dir.join("node.key"), KeyKind::Node).unwrap();
+    let mut member = AuditClient::connect(&b_cfg, &b_key, &roster).await.unwrap();
+    let aa = agency(0).parse().unwrap();
+    match member.request(&aa, &AuditRequest::GetCheckpoint).await {
+        Err(AuditClientError::Refused { code, .. }) => assert_eq!(code, "forbidden"),
+        other => panic!("a member got audit data: {other:?}"),
+    }
+    drop(member);
+    assert_eq!(
+        counter(&c.metrics(0), "wlnode_audit_refused_total", &agency(1)),
+        1.0,
+        "the refusal is counted"
+    );
+
+    // The auditor's config lists every member with its address.
+    let peers = (0..3)
+        .map(|i| {
+            (
+                agency(i).parse().unwrap(),
+                vec![format!("/ip4/127.0.0.1/tcp/{}", c.ports[i].unwrap())],
+            )
+        })
+        .collect();
+    let audit_node = &c.fed.nodes[3];
+    scaffold::write_config(
+        &c.fed,
+        audit_node,
+        &scaffold::NodeOptions {
+            peers,
+            ..scaffold::NodeOptions::default()
+        },
+    )
+    .unwrap();
+    let a_cfg = Config::load(&audit_node.config).unwrap();
+    let a_key = read_secret_key(&audit_node.dir.join("node.key"), KeyKind::Node).unwrap();
+    let live = verify_live(
+        &a_cfg,
+        &a_key,
+        &roster,
+        &AuditorState::default(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        live.report.ok,
+        "live audit fails: {:#?}",
+        live.report.violations
+    );
+    assert_eq!(live.logs.len(), 3);
+    assert_eq!(live.report.state.heads.len(), 3);
+    let refused: Vec<Event> = decode(&live.logs[0])
+        .into_iter()
+        .filter(|e| matches!(&e.kind, EventKind::AuditRefused { peer } if *peer == agency(1)))
+        .collect();
+    assert_eq!(refused.len(), 1, "AA's log records BB's refused request");
+    let ab = live
+        .report
+        .pairs
+        .iter()
+        .find(|p| p.from == agency(0) && p.to == agency(1))
+        .unwrap();
+    assert!(ab.sent >= 4 && ab.accepted >= 4, "{ab:?}");
+    assert_eq!(live.cosigned.len(), 3, "{:?}", live.cosigned);
+    for i in 0..3 {
+        assert_eq!(
+            counter(&c.metrics(i), "wlnode_audit_cosignatures ", ""),
+            1.0,
+            "node {i} holds the auditor's cosignature"
+        );
+    }
+
+    // Later: more events; the auditor checks consistency from its saved heads.
+    let more = c.add(2, "Second Batch", 2, None).await;
+    wait_for(T, "A holds C's records", || async {
+        let r = c.records(0).await;
+        more.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    let again = verify_live(
+        &a_cfg,
+        &a_key,
+        &roster,
+        &live.report.state,
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        again.report.ok,
+        "second audit fails: {:#?}",
+        again.report.violations
+    );
+    for i in 0..3 {
+        assert!(
+            again.report.state.heads[&agency(i).parse().unwrap()].size
+                > live.report.state.heads[&agency(i).parse().unwrap()].size
+        );
+        assert_eq!(
+            counter(&c.metrics(i), "wlnode_audit_cosignatures ", ""),
+            2.0
+        );
+    }
+
+    // The real binary: `wlnode audit verify --config auditor.toml` without --logs
+    // collects live, writes the state, the logs and the HTML report, and exits 0.
+    let bin = {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap();
+        let expected = dir.join(format!("wlnode{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            expected.exists(),
+            "{} is missing: run `cargo build -p wlnode` first",
+            expected.display()
+        );
+        expected
+    };
+    let html = c.dir.path().join("report.html");
+    let out = tokio::process::Command::new(&bin)
+        .args(["audit", "verify", "--json", "--config"])
+        .arg(&audit_node.config)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "wlnode audit verify (live) failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert!(html.exists());
+    for i in 0..3 {
+        assert!(
+            a_cfg
+                .raw
+                .data_dir
+                .join("audit")
+                .join(format!("{}.json", agency(i)))
+                .exists()
+        );
+    }
+    assert!(a_cfg.raw.data_dir.join("audit-state.json").exists());
+
+    // CC rewrites its history (one event edited, tree rebuilt, re-signed) and restarts:
+    // the auditor's saved head no longer fits, whatever CC signs now.
+    let state = again.report.state.clone();
+    c.stop(2).await;
+    let mut events = decode(&again.logs[2]);
+    events[0].at += 1;
+    rewrite_and_resign(&c, 2, &events);
+    c.start(2).await;
+    let caught = verify_live(&a_cfg, &a_key, &roster, &state, Options::default())
+        .await
+        .unwrap();
+    assert!(!caught.report.ok);
+    let cc_kinds: Vec<&str> = caught
+        .report
+        .violations
+        .iter()
+        .filter(|v| v.node == agency(2))
+        .map(|v| v.kind.as_str())
+        .collect();
+    assert!(
+        cc_kinds.contains(&"not_append_only") || cc_kinds.contains(&"split_view"),
+        "{cc_kinds:?}"
+    );
+    assert!(
+        !caught.cosigned.contains_key(&agency(2).parse().unwrap()),
+        "no cosignature for a rewritten log"
+    );
+    for i in (0..3).rev() {
+        c.stop(i).await;
+    }
+}

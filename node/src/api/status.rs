@@ -56,6 +56,10 @@ pub struct StoreStatus {
     pub head_seq: u64,
     /// Bytes on disk.
     pub size_bytes: u64,
+    /// Audit log size (events).
+    pub audit_events: u64,
+    /// Auditor cosignatures (witness signatures) of our audit checkpoints held.
+    pub audit_cosignatures: u64,
 }
 
 #[utoipa::path(get, path = "/v1/status", tag = "node",
@@ -100,6 +104,8 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Status>
             log_epoch: hex::encode(ctx.store.epoch()),
             head_seq: counts.head_seq,
             size_bytes: size,
+            audit_events: counts.audit_events,
+            audit_cosignatures: counts.audit_cosignatures,
         },
         peers,
         roster_outdated,

@@ -246,6 +246,46 @@ impl SignedCheckpoint {
     }
 }
 
+/// An auditor's witness signature over one of a node's checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cosignature {
+    /// The node's signed checkpoint.
+    pub checkpoint: SignedCheckpoint,
+    /// The auditor's PeerId (its node identity key signs).
+    pub witness: String,
+    /// ed25519 signature (hex) over `wlnode/cosign/v1\0 || checkpoint.message()`.
+    pub signature: String,
+}
+
+impl Cosignature {
+    /// The auditor signs `checkpoint` with its node identity key.
+    pub fn sign(checkpoint: SignedCheckpoint, key: &SecretKey) -> Self {
+        let sig = key.sign(context::COSIGN, &checkpoint.checkpoint.message());
+        Self {
+            checkpoint,
+            witness: key.public_key().peer_id(),
+            signature: hex::encode(sig.0),
+        }
+    }
+
+    /// Verifies the witness signature against the key inside `witness`.
+    pub fn verify(&self) -> Result<PublicKey, CheckpointError> {
+        let key = wlnode_crypto::keys::parse_peer_id(&self.witness)
+            .map_err(|e| CheckpointError::PeerId(self.witness.clone(), e.to_string()))?;
+        let mut sig = [0u8; 64];
+        hex::decode_to_slice(&self.signature, &mut sig)
+            .map_err(|_| CheckpointError::BadSignature)?;
+        key.verify(
+            context::COSIGN,
+            &self.checkpoint.checkpoint.message(),
+            &wlnode_crypto::keys::Signature(sig),
+        )
+        .map_err(|_| CheckpointError::BadSignature)?;
+        Ok(key)
+    }
+}
+
 /// One exported log: everything an auditor needs to recompute the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,7 @@
-//! `wlnode audit export|verify`: export a node's audit log; verify exported logs as an
-//! auditor, with a JSON and an HTML report and a non-zero exit code on any violation.
+//! `wlnode audit export|verify`: export a node's audit log; verify logs as an auditor
+//! (exported files with `--logs`, or collected live over `/wlnode/audit/1` from the
+//! auditor config's `[[peers]]`), with a JSON and an HTML report and a non-zero exit
+//! code on any violation.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use wlnode::audit::event::ExportedLog;
+use wlnode::audit::live::verify_live;
 use wlnode::audit::verify::{AuditorState, Options, verify};
 use wlnode::store::Store;
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
@@ -26,12 +29,16 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Verify exported logs against the roster and the auditor's previous state.
+    /// Verify logs against the roster and the auditor's previous state: the exported
+    /// files given with `--logs`, or (without `--logs`) collected live from every
+    /// `[[peers]]` node of the auditor config over the audit protocol, as the auditor's
+    /// node identity; verified checkpoints are then cosigned.
     Verify {
         /// The auditor's node.toml (its roster, and its data dir for the auditor state).
         #[command(flatten)]
         config: ConfigArg,
-        /// Exported logs (`wlnode audit export`), one per node.
+        /// Exported logs (`wlnode audit export`), one per node. Without it, the logs are
+        /// collected live (and saved under `<data_dir>/audit/<agency>.json`).
         #[arg(long, num_args = 1..)]
         logs: Vec<PathBuf>,
         /// Print the report as JSON.
@@ -88,20 +95,7 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             state,
         } => {
             let cfg = config.load()?;
-            if logs.is_empty() {
-                bail!(
-                    "pass the exported logs with --logs FILE...; collecting logs live over the audit protocol is not implemented yet"
-                );
-            }
             let roster = super::policy::load_roster(&cfg, None)?;
-            let mut exported = Vec::new();
-            for p in &logs {
-                let bytes =
-                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-                let log: ExportedLog = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is not an audit export", p.display()))?;
-                exported.push(log);
-            }
             let state_path = state.unwrap_or_else(|| cfg.raw.data_dir.join("audit-state.json"));
             let prev: AuditorState = match std::fs::read(&state_path) {
                 Ok(b) => serde_json::from_slice(&b)
@@ -109,14 +103,44 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuditorState::default(),
                 Err(e) => return Err(e).context(format!("cannot read {}", state_path.display())),
             };
-            let report = verify(
-                &roster,
-                &exported,
-                &prev,
-                Options {
-                    tolerance_ms: tolerance_secs.saturating_mul(1000),
-                },
-            );
+            let opts = Options {
+                tolerance_ms: tolerance_secs.saturating_mul(1000),
+            };
+            let report = if logs.is_empty() {
+                let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
+                if cfg.raw.peers.is_empty() {
+                    bail!(
+                        "no [[peers]] in {}: list every member node to audit live, or pass exported logs with --logs FILE...",
+                        cfg.path.display()
+                    );
+                }
+                let live =
+                    super::runtime()?.block_on(verify_live(&cfg, &key, &roster, &prev, opts))?;
+                let dir = cfg.raw.data_dir.join("audit");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                for log in &live.logs {
+                    let p = dir.join(format!("{}.json", log.agency));
+                    std::fs::write(&p, serde_json::to_vec_pretty(log)?)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                }
+                if !json {
+                    for (a, n) in &live.cosigned {
+                        println!("{a}: checkpoint cosigned ({n} cosignature(s) held)");
+                    }
+                }
+                live.report
+            } else {
+                let mut exported = Vec::new();
+                for p in &logs {
+                    let bytes =
+                        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+                    let log: ExportedLog = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{} is not an audit export", p.display()))?;
+                    exported.push(log);
+                }
+                verify(&roster, &exported, &prev, opts)
+            };
             if let Some(dir) = state_path.parent() {
                 std::fs::create_dir_all(dir).ok();
             }

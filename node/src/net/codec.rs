@@ -17,6 +17,15 @@ use libp2p::request_response::Codec;
 /// The sync protocol name.
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/sync/1");
 
+/// The audit protocol name (served to roster auditors only).
+pub const AUDIT_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/audit/1");
+/// Largest audit request frame.
+pub const AUDIT_MAX_REQUEST: usize = 64 * 1024;
+/// Largest audit response frame.
+pub const AUDIT_MAX_RESPONSE: usize = 8 * 1024 * 1024;
+/// Event bytes (events + proofs) a `GetEvents` response stops adding events at.
+pub const AUDIT_EVENTS_BUDGET: usize = 4 * 1024 * 1024;
+
 /// Frame codec with separate limits for requests and responses.
 #[derive(Clone, Debug)]
 pub struct FrameCodec {

@@ -27,7 +27,8 @@ use wlnode_crypto::time::Timestamp;
 use super::codec::Frame;
 use super::gate::Refused;
 use super::{Behaviour, BehaviourEvent, LISTEN_ADDRS_FILE, PeerInfo};
-use crate::audit::event::{Event as AuditEvent, EventKind};
+use crate::audit::event::{Cosignature, Event as AuditEvent, EventKind};
+use crate::audit::wire::{self as audit_wire, AuditRequest, AuditResponse, ProvenEvent};
 use crate::config::SyncConfig;
 use crate::metrics::{PeerLabel, PeerReason};
 use crate::node::{NodeContext, NodeError};
@@ -98,6 +99,10 @@ enum TaskDone {
         storage: Arc<NegentropyStorageVector>,
     },
     CursorPersisted,
+    AuditRespond {
+        channel: ResponseChannel<Frame>,
+        response: AuditResponse,
+    },
 }
 
 #[derive(Default)]
@@ -375,6 +380,7 @@ impl EventLoop {
                 }
             },
             SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Audit(ev)) => self.on_audit_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(_) | BehaviourEvent::Ping(_)) => {}
             _ => {}
         }
@@ -690,6 +696,105 @@ impl EventLoop {
             Request::Pull(p) => self.serve_pull(peer, agency, p, channel),
             Request::Reconcile(r) => self.serve_reconcile(peer, agency, r, channel),
         }
+    }
+
+    // ----------------------------------------------------------- audit protocol
+
+    fn on_audit_event(&mut self, ev: request_response::Event<Frame, Frame>) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => match request {
+                Frame::Data(b) => self.on_audit_request(peer, b, channel),
+                Frame::Oversized { len, max } => {
+                    self.audit_respond(
+                        channel,
+                        &AuditResponse::error(
+                            "bad_request",
+                            format!("frame of {len} bytes is over the limit of {max}"),
+                        ),
+                    );
+                    self.protocol_violation(peer, "frame_too_large");
+                }
+            },
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, error = %error, "inbound audit stream failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn audit_respond(&mut self, channel: ResponseChannel<Frame>, response: &AuditResponse) {
+        let bytes = Frame::Data(Bytes::from(audit_wire::encode_response(response)));
+        if self
+            .swarm
+            .behaviour_mut()
+            .audit
+            .send_response(channel, bytes)
+            .is_err()
+        {
+            tracing::debug!("audit response channel closed before the response was ready");
+        }
+    }
+
+    /// Serves one audit request: only roster auditors are answered; anyone else gets
+    /// `forbidden`, and the refusal goes into our audit log and metrics.
+    fn on_audit_request(&mut self, peer: PeerId, bytes: Bytes, channel: ResponseChannel<Frame>) {
+        let who = self.agency_of(&peer);
+        let allowed = matches!(&who, Some((_, Role::Auditor)));
+        if !allowed {
+            let label = who
+                .as_ref()
+                .map_or_else(|| peer.to_base58(), |(a, _)| a.to_string());
+            tracing::warn!(peer = %label, "audit request refused: not an auditor");
+            self.ctx
+                .metrics
+                .audit_refused
+                .get_or_create(&PeerLabel {
+                    peer: label.clone(),
+                })
+                .inc();
+            let ev = AuditEvent::new(
+                Timestamp::now().as_millis(),
+                EventKind::AuditRefused { peer: label },
+            );
+            let store = self.ctx.store.clone();
+            let tx = self.tasks_tx.clone();
+            // The refusal is durable before the peer hears of it.
+            tokio::spawn(async move {
+                let _ = store.call(move |s| s.audit_append(&[ev])).await;
+                let _ = tx.send(TaskDone::AuditRespond {
+                    channel,
+                    response: AuditResponse::error(
+                        "forbidden",
+                        "only roster auditors may use the audit protocol",
+                    ),
+                });
+            });
+            return;
+        }
+        let req = match audit_wire::decode_request(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.audit_respond(channel, &AuditResponse::error("bad_request", e.to_string()));
+                self.protocol_violation(peer, "bad_request");
+                return;
+            }
+        };
+        let store = self.ctx.store.clone();
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(async move {
+            let response = match store.call(move |s| serve_audit(s, peer, req)).await {
+                Ok(r) => r,
+                Err(e) => AuditResponse::error("unavailable", e.to_string()),
+            };
+            let _ = tx.send(TaskDone::AuditRespond { channel, response });
+        });
     }
 
     fn hello(&self) -> Hello {
@@ -1411,6 +1516,15 @@ impl EventLoop {
                 channel,
                 response,
             } => self.respond(peer, channel, &response),
+            TaskDone::AuditRespond { channel, response } => {
+                if let AuditResponse::Cosigned(n) = &response {
+                    self.ctx
+                        .metrics
+                        .audit_cosignatures
+                        .set(i64::try_from(*n).unwrap_or(i64::MAX));
+                }
+                self.audit_respond(channel, &response);
+            }
             TaskDone::Applied {
                 peer,
                 agency,
@@ -1843,4 +1957,74 @@ fn prepare_once(
     } else {
         Ok(prep)
     }
+}
+
+/// Answers an auditor's request on the store thread.
+fn serve_audit(
+    s: &crate::store::Store,
+    peer: PeerId,
+    req: AuditRequest,
+) -> Result<AuditResponse, StoreError> {
+    Ok(match req {
+        AuditRequest::GetCheckpoint => {
+            // Sign a fresh checkpoint if the log grew, so the auditor sees all of it.
+            s.audit_checkpoint(Timestamp::now().as_millis(), true)?;
+            AuditResponse::Checkpoint(s.audit_latest_checkpoint()?)
+        }
+        AuditRequest::GetConsistencyProof { old_size, new_size } => {
+            if old_size > new_size || new_size > s.audit_size()? {
+                return Ok(AuditResponse::error(
+                    "bad_request",
+                    format!("sizes {old_size}..{new_size} are not within the log"),
+                ));
+            }
+            AuditResponse::Proof(s.audit_consistency_proof(old_size, new_size)?)
+        }
+        AuditRequest::GetEvents {
+            start,
+            count,
+            tree_size,
+        } => {
+            if tree_size > s.audit_size()? || start >= tree_size {
+                return Ok(AuditResponse::error(
+                    "bad_request",
+                    format!("events from {start} in a tree of {tree_size} are not within the log"),
+                ));
+            }
+            let count = u64::from(count.clamp(1, audit_wire::MAX_EVENTS_PER_REQUEST));
+            let end = start.saturating_add(count).min(tree_size);
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            for (i, event) in (start..end).zip(s.audit_events(start, end)?) {
+                let proof = s.audit_inclusion_proof(i, tree_size)?;
+                bytes += event.len() + 34 * proof.len() + 8;
+                if bytes > super::codec::AUDIT_EVENTS_BUDGET && !out.is_empty() {
+                    break;
+                }
+                out.push(ProvenEvent { event, proof });
+            }
+            AuditResponse::Events(out)
+        }
+        AuditRequest::Cosign {
+            checkpoint,
+            signature,
+        } => {
+            let size = checkpoint.checkpoint.size;
+            if s.audit_checkpoint_at(size)?.as_ref() != Some(&checkpoint) {
+                return Ok(AuditResponse::error(
+                    "bad_request",
+                    format!("the checkpoint of size {size} is not one of ours"),
+                ));
+            }
+            let cosig = Cosignature {
+                checkpoint,
+                witness: peer.to_base58(),
+                signature: hex::encode(signature),
+            };
+            if let Err(e) = cosig.verify() {
+                return Ok(AuditResponse::error("bad_request", e.to_string()));
+            }
+            AuditResponse::Cosigned(s.audit_add_cosignature(&cosig)?)
+        }
+    })
 }

@@ -1,10 +1,13 @@
 //! The network: libp2p with TCP + Noise + Yamux (and QUIC), identify, ping, connection
-//! gating and limits, and the `/wlnode/sync/1` request-response protocol.
+//! gating and limits, the `/wlnode/sync/1` request-response protocol, and the
+//! `/wlnode/audit/1` protocol (served to roster auditors; [`audit_client`] is the
+//! auditor's side).
 //!
 //! Only this module imports libp2p. One event loop ([`event_loop`]) owns the Swarm;
 //! the rest of the node sees the network through the shared peer-status snapshot and
 //! the log-head watch channel it listens to.
 
+pub mod audit_client;
 pub mod codec;
 mod event_loop;
 pub mod gate;
@@ -65,6 +68,7 @@ pub(crate) struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     sync: request_response::Behaviour<codec::FrameCodec>,
+    audit: request_response::Behaviour<codec::FrameCodec>,
 }
 
 /// The running network.
@@ -130,6 +134,17 @@ pub async fn start(
                     [(
                         codec::SYNC_PROTOCOL,
                         request_response::ProtocolSupport::Full,
+                    )],
+                    rr_cfg.clone(),
+                ),
+                audit: request_response::Behaviour::with_codec(
+                    codec::FrameCodec {
+                        max_request: codec::AUDIT_MAX_REQUEST,
+                        max_response: codec::AUDIT_MAX_RESPONSE,
+                    },
+                    [(
+                        codec::AUDIT_PROTOCOL,
+                        request_response::ProtocolSupport::Inbound,
                     )],
                     rr_cfg,
                 ),

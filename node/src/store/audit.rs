@@ -17,7 +17,9 @@ use wlnode_crypto::model::AgencyCode;
 
 use super::schema::{audit_node_key, meta, trees};
 use super::{Store, StoreError, TxResult, tx_err, u64_of};
-use crate::audit::event::{Checkpoint, EXPORT_FORMAT, Event, ExportedLog, SignedCheckpoint};
+use crate::audit::event::{
+    Checkpoint, Cosignature, EXPORT_FORMAT, Event, ExportedLog, SignedCheckpoint,
+};
 use crate::audit::merkle::{self, Hash, MerkleError, NodeStore};
 
 /// How the store keeps the audit log (set by the node at start).
@@ -264,6 +266,43 @@ impl Store {
             .map_err(|e| StoreError::corrupt(trees::AUDIT_CHECKPOINTS, e))?;
         self.t.audit_checkpoints.insert(size.to_be_bytes(), bytes)?;
         Ok(Some(cp))
+    }
+
+    /// The stored checkpoint of exactly `size` events.
+    pub fn audit_checkpoint_at(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        match self.t.audit_checkpoints.get(size.to_be_bytes())? {
+            Some(v) => {
+                Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+                    StoreError::corrupt(trees::AUDIT_CHECKPOINTS, e)
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Stores an auditor's cosignature (the caller verified it and that the checkpoint
+    /// is ours); returns how many cosignatures are held.
+    pub fn audit_add_cosignature(&self, c: &Cosignature) -> Result<u64, StoreError> {
+        let mut key = c.checkpoint.checkpoint.size.to_be_bytes().to_vec();
+        key.extend_from_slice(c.witness.as_bytes());
+        let bytes =
+            serde_json::to_vec(c).map_err(|e| StoreError::corrupt(trees::AUDIT_COSIGNATURES, e))?;
+        self.t.audit_cosignatures.insert(key, bytes)?;
+        self.db.flush()?;
+        Ok(self.t.audit_cosignatures.len() as u64)
+    }
+
+    /// Every cosignature held, by checkpoint size.
+    pub fn audit_cosignatures(&self) -> Result<Vec<Cosignature>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.t.audit_cosignatures.iter() {
+            let (_, v) = kv?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::corrupt(trees::AUDIT_COSIGNATURES, e))?,
+            );
+        }
+        Ok(out)
     }
 
     /// [`Self::audit_checkpoint`] without forcing.

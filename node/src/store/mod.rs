@@ -185,6 +185,10 @@ pub struct Counts {
     pub disputed_versions: u64,
     /// Arrival-log head.
     pub head_seq: u64,
+    /// Audit log size (events).
+    pub audit_events: u64,
+    /// Auditor cosignatures of our audit checkpoints held.
+    pub audit_cosignatures: u64,
 }
 
 /// Filter for listing entries.
@@ -223,6 +227,7 @@ struct Trees {
     audit_events: Tree,
     audit_nodes: Tree,
     audit_checkpoints: Tree,
+    audit_cosignatures: Tree,
 }
 
 /// The sled-backed store. Owned by the store actor.
@@ -384,6 +389,7 @@ impl Store {
             audit_events: open(trees::AUDIT_EVENTS)?,
             audit_nodes: open(trees::AUDIT_NODES)?,
             audit_checkpoints: open(trees::AUDIT_CHECKPOINTS)?,
+            audit_cosignatures: open(trees::AUDIT_COSIGNATURES)?,
         };
         match t.meta.get(meta::SCHEMA_VERSION)? {
             Some(v) => {
@@ -887,6 +893,8 @@ impl Store {
             withdrawn: u64_of(self.t.meta.get(COUNT_WITHDRAWN)?),
             disputed_versions: u64::try_from(self.t.disputes.len()).unwrap_or(u64::MAX),
             head_seq: self.head_seq()?,
+            audit_events: self.audit_size()?,
+            audit_cosignatures: u64::try_from(self.t.audit_cosignatures.len()).unwrap_or(u64::MAX),
         })
     }
 

@@ -15,6 +15,7 @@
 //! | `audit_events` | index (u64 BE) | canonical event bytes (JSON): the audit log's leaves |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree |
 //! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
+//! | `audit_cosignatures` | tree size (u64 BE) ‖ auditor PeerId (UTF-8) | `Cosignature` (JSON): witness signatures from auditors |
 //!
 //! `meta/audit_size` (u64 BE) is the audit log's size, written in the same transaction
 //! as its events and tree nodes.
@@ -53,6 +54,8 @@ pub mod trees {
     pub const AUDIT_NODES: &str = "audit_nodes";
     /// Signed audit checkpoints.
     pub const AUDIT_CHECKPOINTS: &str = "audit_checkpoints";
+    /// Auditors' cosignatures of our checkpoints.
+    pub const AUDIT_COSIGNATURES: &str = "audit_cosignatures";
 }
 
 /// Keys of the `meta` tree.
