@@ -20,6 +20,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 use wlnode::client::{Client, ImportRow};
+use wlnode::config::Config;
 use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions};
 
 use super::procs::{Child, start_node, stop_all, tail};
