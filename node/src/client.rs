@@ -111,10 +111,9 @@ impl Client {
         })
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> Result<T, ClientError> {
+    /// Sends `req` with the token; a non-2xx answer becomes a typed error (the API's
+    /// JSON error body when there is one). Returns the body.
+    async fn send_bytes(&self, req: reqwest::RequestBuilder) -> Result<bytes::Bytes, ClientError> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -145,6 +144,14 @@ impl Client {
                 },
             });
         }
+        Ok(bytes)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let bytes = self.send_bytes(req).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
@@ -215,31 +222,8 @@ impl Client {
 
     /// `GET path` as text (for `/metrics`).
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let resp = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| ClientError::Connect {
-                addr: self.addr,
-                reason: e.to_string(),
-                config: self.config.clone(),
-            })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code: "http".into(),
-                message: text.chars().take(200).collect(),
-                field: None,
-            });
-        }
-        Ok(text)
+        let bytes = self.send_bytes(self.http.get(self.url(path))).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// `POST path` with a JSON body.

@@ -51,7 +51,10 @@ pub struct DemoArgs {
 }
 
 /// Member agencies the demo can create, with their sharing groups.
-const MEMBERS: [(&str, &[&str]); 6] = [
+/// A member agency: its code and sharing groups.
+type Member = (&'static str, &'static [&'static str]);
+
+const MEMBERS: [Member; 6] = [
     ("AA-EXPORT", &["eu"]),
     ("BB-CUSTOMS", &["eu", "pacific"]),
     ("CC-TRADE", &["pacific"]),
@@ -111,7 +114,7 @@ enum Expect {
 /// What member `n` should hold of `s`, from the distribution and the policies' intent.
 /// Every member shares its own records directly with every other (full mesh), so the
 /// question is only whether the distribution admits `n` and `n`'s accept rules keep it.
-fn expect(members: &[(&str, &[&str])], s: &Seeded, n: usize) -> Expect {
+fn expect(members: &[Member], s: &Seeded, n: usize) -> Expect {
     if n == s.origin {
         return Expect::Holds;
     }
@@ -130,7 +133,7 @@ fn expect(members: &[(&str, &[&str])], s: &Seeded, n: usize) -> Expect {
 }
 
 /// Member `n`'s copies of records from `origin` must lack the personal fields.
-fn personal_withheld(members: &[(&str, &[&str])], origin: usize, n: usize) -> bool {
+fn personal_withheld(members: &[Member], origin: usize, n: usize) -> bool {
     matches!(
         (members.get(origin), members.get(n)),
         (Some(("AA-EXPORT", _)), Some(("BB-CUSTOMS", _)))
@@ -138,7 +141,12 @@ fn personal_withheld(members: &[(&str, &[&str])], origin: usize, n: usize) -> bo
 }
 
 /// The entry JSON for seeded entry `k` of origin `origin`.
-fn draft(e: &synth::SynthEntry, k: usize, origin: usize, groups: &[&str]) -> (Value, Seeded) {
+fn draft(
+    e: &synth::SynthEntry,
+    k: usize,
+    origin: usize,
+    groups: &[&'static str],
+) -> (Value, Seeded) {
     let d = &e.doc;
     let class = (k / MEMBERS.len()) % 10;
     let (distribution, dist_groups, public) = match class {
@@ -153,10 +161,7 @@ fn draft(e: &synth::SynthEntry, k: usize, origin: usize, groups: &[&str]) -> (Va
             false,
         ),
         _ => {
-            let g: Vec<&'static str> = groups
-                .first()
-                .map(|g| vec![static_group(g)])
-                .unwrap_or_default();
+            let g: Vec<&'static str> = groups.first().map(|g| vec![*g]).unwrap_or_default();
             (
                 json!({"scope": "groups", "groups": g, "sensitivity": "restricted"}),
                 Some(g),
@@ -223,10 +228,6 @@ fn draft(e: &synth::SynthEntry, k: usize, origin: usize, groups: &[&str]) -> (Va
     )
 }
 
-fn static_group(g: &str) -> &'static str {
-    if g == "eu" { "eu" } else { "pacific" }
-}
-
 /// One row of the summary.
 #[derive(Debug, Serialize)]
 struct NodeSummary {
@@ -268,8 +269,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
-    let members: Vec<(&str, &[&str])> =
-        MEMBERS.iter().take(usize::from(a.nodes)).copied().collect();
+    let members: Vec<Member> = MEMBERS.iter().take(usize::from(a.nodes)).copied().collect();
     let (dir, _temp) = match &a.dir {
         Some(d) => {
             if d.exists() && std::fs::read_dir(d)?.next().is_some() {
@@ -311,7 +311,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn run_federation(
     a: &DemoArgs,
     fed: &Federation,
-    members: &[(&str, &[&str])],
+    members: &[Member],
     children: &mut Vec<Child>,
 ) -> anyhow::Result<ExitCode> {
     for (i, node) in fed.nodes.iter().enumerate() {
@@ -649,7 +649,7 @@ fn metric_sum(metrics: &str, name: &str, skip: &str) -> u64 {
 #[allow(clippy::too_many_arguments)]
 async fn summarize(
     children: &[Child],
-    members: &[(&str, &[&str])],
+    members: &[Member],
     seeded: &[Seeded],
     expected: &[BTreeSet<(String, String)>],
     converged: bool,
@@ -870,7 +870,7 @@ mod tests {
 
     #[test]
     fn expectations_follow_distribution_and_accept_rules() {
-        let m: Vec<(&str, &[&str])> = MEMBERS.iter().take(3).copied().collect();
+        let m: Vec<Member> = MEMBERS.iter().take(3).copied().collect();
         // A public federation-wide record from AA reaches everyone.
         let s = seeded(0, None, true);
         assert!((0..3).all(|n| expect(&m, &s, n) == Expect::Holds));
