@@ -248,20 +248,25 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     if let Ok(c) = state.ctx.store.counts().await {
         state.ctx.metrics.set_counts(&c);
     }
-    // (The audit log's size comes with the counts above.)
-    if let Ok(Some(c)) = state.ctx.store.call(|s| s.audit_latest_checkpoint()).await {
-        state
-            .ctx
-            .metrics
-            .audit_checkpoint_time
-            .set(i64::try_from(c.checkpoint.timestamp / 1000).unwrap_or(i64::MAX));
-    }
-    if let Ok(bytes) = state.ctx.store.call(|s| s.size_on_disk()).await {
-        state
-            .ctx
-            .metrics
-            .store_bytes
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    // One store-actor job for the rest, so a scrape waits behind replication writes
+    // at most twice. (The audit log's size comes with the counts above.)
+    let extra = state
+        .ctx
+        .store
+        .call(|s| {
+            Ok((
+                s.size_on_disk()?,
+                s.audit_latest_checkpoint().ok().flatten(),
+            ))
+        })
+        .await;
+    if let Ok((bytes, checkpoint)) = extra {
+        let m = &state.ctx.metrics;
+        m.store_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        if let Some(c) = checkpoint {
+            m.audit_checkpoint_time
+                .set(i64::try_from(c.checkpoint.timestamp / 1000).unwrap_or(i64::MAX));
+        }
     }
     (
         [(
