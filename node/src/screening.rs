@@ -32,7 +32,7 @@ use wlnode_crypto::time::PartialDate;
 use crate::screen::{
     DEFAULT_LIMIT, DEFAULT_MIN_SCORE, Match, Query, QueryError, ScreenDoc, ScreenIndex,
 };
-use crate::store::{EntryFilter, EntryKey, Store, StoreError};
+use crate::store::{EntryFilter, EntryKey, RawRecord, Store, StoreError};
 use crate::wire::{EntryState, StoredRecord};
 
 /// Entries scanned per store call while building at start.
@@ -163,81 +163,135 @@ pub fn doc_of(key: &EntryKey, state: &EntryState, head: &StoredRecord) -> Screen
     }
 }
 
-/// The document of an entry's head, or `None` (logged) when the head record is missing
-/// or undecodable: one bad entry must not keep the whole index from being built.
-fn head_doc(
+/// An entry's state and its head record as read on the store thread, still undecoded
+/// (`None`: the head record is missing).
+type RawHead = (EntryKey, EntryState, Option<RawRecord>);
+
+/// Reads the head record of each entry, undecoded, unless `have` already holds it.
+fn raw_heads(
     s: &Store,
-    key: &EntryKey,
-    state: &EntryState,
-    have: Option<&StoredRecord>,
-) -> Result<Option<ScreenDoc>, StoreError> {
-    if let Some(rec) = have.filter(|r| r.record.id() == state.head) {
-        return Ok(Some(doc_of(key, state, rec)));
+    entries: Vec<(EntryKey, EntryState)>,
+    have: &std::collections::BTreeMap<EntryKey, StoredRecord>,
+) -> Result<Vec<RawHead>, StoreError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, state) in entries {
+        let raw = match have.get(&key) {
+            Some(r) if r.record.id() == state.head => None,
+            _ => s.record_raw(&state.head)?,
+        };
+        out.push((key, state, raw));
     }
-    match s.record(&state.head) {
-        Ok(Some(head)) => Ok(Some(doc_of(key, state, &head))),
-        Ok(None) => {
-            tracing::error!(entry = %key.entry_id, origin = %key.origin, head = %state.head, "screening index: head record missing; entry not indexed");
-            Ok(None)
-        }
-        Err(e @ StoreError::Corrupt { .. }) => {
-            tracing::error!(entry = %key.entry_id, origin = %key.origin, error = %e, "screening index: head record unreadable; entry not indexed");
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    Ok(out)
 }
 
-/// One page of the start scan: documents and the key to continue after.
+/// Decodes the heads read by [`raw_heads`] (off the store thread) into documents. An
+/// entry whose head record is missing or undecodable is logged and skipped: one bad
+/// entry must not keep the whole index from being built.
+fn head_docs(
+    heads: Vec<RawHead>,
+    have: &std::collections::BTreeMap<EntryKey, StoredRecord>,
+) -> Vec<ScreenDoc> {
+    let mut docs = Vec::with_capacity(heads.len());
+    for (key, state, raw) in heads {
+        match raw.map(|r| r.decode()) {
+            Some(Ok(head)) => docs.push(doc_of(&key, &state, &head)),
+            Some(Err(e)) => {
+                tracing::error!(entry = %key.entry_id, origin = %key.origin, error = %e, "screening index: head record unreadable; entry not indexed");
+            }
+            None => match have.get(&key).filter(|r| r.record.id() == state.head) {
+                Some(head) => docs.push(doc_of(&key, &state, head)),
+                None => {
+                    tracing::error!(entry = %key.entry_id, origin = %key.origin, head = %state.head, "screening index: head record missing; entry not indexed");
+                }
+            },
+        }
+    }
+    docs
+}
+
+/// One page of the start scan, read on the store thread: entry states with their raw
+/// head records, and the key to continue after.
 fn scan_page(
     s: &Store,
     after: Option<&EntryKey>,
-) -> Result<(Vec<ScreenDoc>, Option<EntryKey>), StoreError> {
+) -> Result<(Vec<RawHead>, Option<EntryKey>), StoreError> {
     let (page, next) = s.list_entries(&EntryFilter::default(), after, SCAN_PAGE)?;
-    let mut docs = Vec::with_capacity(page.len());
-    for (key, state) in &page {
-        docs.extend(head_doc(s, key, state, None)?);
-    }
-    Ok((docs, next))
+    Ok((raw_heads(s, page, &Default::default())?, next))
+}
+
+/// Runs CPU work (decoding) on a blocking thread, off the store thread and the executor.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| StoreError::Closed)
 }
 
 /// The current documents of the entries that the log records after `after` belong to,
 /// the last sequence number read (`after` when there was nothing new), and whether
 /// more may follow.
-fn follow_page(s: &Store, after: u64) -> Result<(Vec<ScreenDoc>, u64, bool), StoreError> {
-    let log = s.log_after(after, FOLLOW_PAGE)?;
+///
+/// The store thread only reads bytes (two short jobs); decoding, the costly part,
+/// happens here on a blocking thread so that ingest is not held up behind it.
+async fn follow_page(
+    store: &crate::store::StoreHandle,
+    after: u64,
+) -> Result<(Vec<ScreenDoc>, u64, bool), StoreError> {
+    let (log, raws) = store
+        .call(move |s| {
+            let log = s.log_after(after, FOLLOW_PAGE)?;
+            let raws = log
+                .iter()
+                .map(|(_, id)| s.record_raw(id))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((log, raws))
+        })
+        .await?;
     let more = log.len() == FOLLOW_PAGE;
     let last = log.last().map_or(after, |(seq, _)| *seq);
     // entry -> the latest log record read for it (usually the new head)
-    let mut touched: std::collections::BTreeMap<EntryKey, StoredRecord> =
-        std::collections::BTreeMap::new();
-    for (_, id) in &log {
-        let rec = match s.record(id) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(e @ StoreError::Corrupt { .. }) => {
-                tracing::error!(record = %id, error = %e, "screening index: logged record unreadable");
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let h = rec.record.header();
-        let key = EntryKey {
-            entry_id: h.entry_id,
-            origin: h.origin.clone(),
-        };
-        touched.insert(key, rec);
-    }
-    let mut docs = Vec::with_capacity(touched.len());
-    for (key, rec) in &touched {
-        if let Some(state) = s.entry(key)? {
-            docs.extend(head_doc(s, key, &state, Some(rec))?);
+    let touched = off_thread(move || {
+        let mut touched: std::collections::BTreeMap<EntryKey, StoredRecord> =
+            std::collections::BTreeMap::new();
+        for ((_, id), raw) in log.iter().zip(raws) {
+            let rec = match raw.map(|r| r.decode()) {
+                Some(Ok(r)) => r,
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::error!(record = %id, error = %e, "screening index: logged record unreadable");
+                    continue;
+                }
+            };
+            let h = rec.record.header();
+            let key = EntryKey {
+                entry_id: h.entry_id,
+                origin: h.origin.clone(),
+            };
+            touched.insert(key, rec);
         }
-    }
+        touched
+    })
+    .await?;
+    let touched = Arc::new(touched);
+    let have = touched.clone();
+    let heads = store
+        .call(move |s| {
+            let mut states = Vec::with_capacity(have.len());
+            for key in have.keys() {
+                if let Some(state) = s.entry(key)? {
+                    states.push((key.clone(), state));
+                }
+            }
+            raw_heads(s, states, &have)
+        })
+        .await?;
+    let docs = off_thread(move || head_docs(heads, &touched)).await?;
     Ok((docs, last, more))
 }
 
-/// The log head, then the documents of every entry (paged store calls).
+/// The log head, then the documents of every entry (paged store calls; decoding off
+/// the store thread).
 async fn scan(ctx: &crate::node::NodeContext) -> Result<(u64, Vec<ScreenDoc>), StoreError> {
     let start_seq = ctx.store.call(|s| s.head_seq()).await?;
     let mut docs: Vec<ScreenDoc> = Vec::new();
@@ -245,7 +299,7 @@ async fn scan(ctx: &crate::node::NodeContext) -> Result<(u64, Vec<ScreenDoc>), S
     loop {
         let a = after.clone();
         let (page, next) = ctx.store.call(move |s| scan_page(s, a.as_ref())).await?;
-        docs.extend(page);
+        docs.extend(off_thread(move || head_docs(page, &Default::default())).await?);
         match next {
             Some(k) => after = Some(k),
             None => return Ok((start_seq, docs)),
@@ -301,7 +355,7 @@ pub fn spawn_follower(
             let target = *head.borrow_and_update();
             while cursor < target {
                 let from = cursor;
-                match ctx.store.call(move |s| follow_page(s, from)).await {
+                match follow_page(&ctx.store, from).await {
                     Ok((docs, last, more)) => {
                         if !docs.is_empty() {
                             let h = handle.clone();

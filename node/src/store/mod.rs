@@ -665,11 +665,13 @@ impl Store {
 
     /// One record by id.
     pub fn record(&self, id: &RecordId) -> Result<Option<StoredRecord>, StoreError> {
-        self.t
-            .records
-            .get(id.0)?
-            .map(|v| StoredRecord::decode(&v).map_err(|e| StoreError::corrupt(trees::RECORDS, e)))
-            .transpose()
+        self.record_raw(id)?.map(|r| r.decode()).transpose()
+    }
+
+    /// One record's stored bytes, undecoded: the store thread only copies a reference,
+    /// and the caller decodes (and validates) them on its own thread.
+    pub fn record_raw(&self, id: &RecordId) -> Result<Option<RawRecord>, StoreError> {
+        Ok(self.t.records.get(id.0)?.map(RawRecord))
     }
 
     /// Whether a record is held.
@@ -955,6 +957,18 @@ fn audit_events_of(batch: &IngestBatch, report: &IngestReport, now: Timestamp) -
         ));
     }
     out
+}
+
+/// A record's stored bytes as read from the `records` tree, not yet decoded: lets a
+/// reader move the decoding (the costly part of a read) off the store thread.
+#[derive(Clone, Debug)]
+pub struct RawRecord(sled::IVec);
+
+impl RawRecord {
+    /// Decodes and checks the stored record.
+    pub fn decode(&self) -> Result<StoredRecord, StoreError> {
+        StoredRecord::decode(&self.0).map_err(|e| StoreError::corrupt(trees::RECORDS, e))
+    }
 }
 
 fn decode_state(v: &[u8]) -> Result<EntryState, StoreError> {
