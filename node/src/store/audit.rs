@@ -46,37 +46,101 @@ impl Default for AuditSettings {
     }
 }
 
-/// Subtree hashes inside a transaction.
-pub(super) struct TxNodes<'a>(pub &'a TransactionalTree);
+/// Subtrees below this level (fewer than 16 leaves) are not stored: they are
+/// recomputed from their events when needed (at most 15 leaf reads and hashes), which
+/// saves about two sled writes per event. Larger subtrees are stored as they complete.
+pub(super) const STORED_LEVEL: u8 = 4;
+
+/// The root of the complete subtree of `2^level` leaves whose leaf hashes `leaf(i)`
+/// yields, or `None` when a leaf is missing (the subtree is not complete).
+fn subtree_from_leaves<E>(
+    level: u8,
+    index: u64,
+    mut leaf: impl FnMut(u64) -> Result<Option<Hash>, E>,
+) -> Result<Option<Hash>, E> {
+    let first = index << level;
+    let mut stack: Vec<(u8, Hash)> = Vec::with_capacity(usize::from(level) + 1);
+    for i in first..first + (1u64 << level) {
+        let Some(mut h) = leaf(i)? else {
+            return Ok(None);
+        };
+        let mut l = 0u8;
+        while let Some((top_level, top)) = stack.last().copied()
+            && top_level == l
+        {
+            stack.pop();
+            h = merkle::node_hash(&top, &h);
+            l += 1;
+        }
+        stack.push((l, h));
+    }
+    Ok(stack.pop().map(|(_, h)| h))
+}
+
+/// Subtree hashes inside a transaction: nodes of this append are kept in memory (so
+/// the next leaf of the batch finds its siblings without a read), larger subtrees go
+/// to `audit_nodes`, and small ones that precede the batch are recomputed from events.
+pub(super) struct TxNodes<'a> {
+    nodes: &'a TransactionalTree,
+    events: &'a TransactionalTree,
+    fresh: std::collections::HashMap<(u8, u64), Hash>,
+}
 
 impl NodeStore for TxNodes<'_> {
     type Error = UnabortableTransactionError;
     fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, Self::Error> {
-        Ok(self
-            .0
-            .get(audit_node_key(level, index))?
-            .and_then(|v| v.as_ref().try_into().ok()))
+        if let Some(h) = self.fresh.get(&(level, index)) {
+            return Ok(Some(*h));
+        }
+        if level >= STORED_LEVEL {
+            return Ok(self
+                .nodes
+                .get(audit_node_key(level, index))?
+                .and_then(|v| v.as_ref().try_into().ok()));
+        }
+        subtree_from_leaves(level, index, |i| {
+            Ok(self
+                .events
+                .get(i.to_be_bytes())?
+                .map(|b| merkle::leaf_hash(&b)))
+        })
     }
     fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), Self::Error> {
-        self.0
-            .insert(&audit_node_key(level, index)[..], &hash[..])?;
+        if level >= STORED_LEVEL {
+            self.nodes
+                .insert(&audit_node_key(level, index)[..], &hash[..])?;
+        }
+        self.fresh.insert((level, index), hash);
         Ok(())
     }
 }
 
 /// Subtree hashes read outside a transaction (roots, proofs).
-struct TreeNodes<'a>(&'a Tree);
+struct TreeNodes<'a> {
+    nodes: &'a Tree,
+    events: &'a Tree,
+}
 
 impl NodeStore for TreeNodes<'_> {
     type Error = sled::Error;
     fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, sled::Error> {
-        Ok(self
-            .0
-            .get(audit_node_key(level, index))?
-            .and_then(|v| v.as_ref().try_into().ok()))
+        if level >= STORED_LEVEL {
+            return Ok(self
+                .nodes
+                .get(audit_node_key(level, index))?
+                .and_then(|v| v.as_ref().try_into().ok()));
+        }
+        let first = index << level;
+        let mut leaves = self
+            .events
+            .range(first.to_be_bytes()..(first + (1u64 << level)).to_be_bytes())
+            .map(|kv| kv.map(|(_, v)| merkle::leaf_hash(&v)));
+        subtree_from_leaves(level, index, |_| leaves.next().transpose())
     }
     fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), sled::Error> {
-        self.0.insert(audit_node_key(level, index), &hash[..])?;
+        if level >= STORED_LEVEL {
+            self.nodes.insert(audit_node_key(level, index), &hash[..])?;
+        }
         Ok(())
     }
 }
@@ -100,11 +164,16 @@ pub(super) fn append_tx(
     if events.is_empty() {
         return Ok(size);
     }
-    let mut nodes = TxNodes(nodes_t);
+    let mut nodes = TxNodes {
+        nodes: nodes_t,
+        events: events_t,
+        fresh: std::collections::HashMap::new(),
+    };
     for e in events {
         let bytes = e.encode();
         let leaf = merkle::leaf_hash(&bytes);
-        events_t.insert(&size.to_be_bytes(), bytes)?;
+        // The tree first: `append` refuses an index whose leaf is already there.
+        let index = size;
         size = match merkle::append(&mut nodes, size, leaf) {
             Ok(s) => s,
             Err(MerkleError::Store(e)) => return Err(ConflictableTransactionError::from(e)),
@@ -115,6 +184,7 @@ pub(super) fn append_tx(
                 )));
             }
         };
+        events_t.insert(&index.to_be_bytes(), bytes)?;
     }
     meta_t.insert(meta::AUDIT_SIZE, &size.to_be_bytes())?;
     Ok(size)
@@ -170,6 +240,13 @@ impl Store {
             .map_err(tx_err)
     }
 
+    fn tree_nodes(&self) -> TreeNodes<'_> {
+        TreeNodes {
+            nodes: &self.t.audit_nodes,
+            events: &self.t.audit_events,
+        }
+    }
+
     /// Number of events in the log.
     pub fn audit_size(&self) -> Result<u64, StoreError> {
         Ok(u64_of(self.t.meta.get(meta::AUDIT_SIZE)?))
@@ -177,17 +254,17 @@ impl Store {
 
     /// The tree head of the first `size` events.
     pub fn audit_root(&self, size: u64) -> Result<Hash, StoreError> {
-        merkle::root(&TreeNodes(&self.t.audit_nodes), size).map_err(merkle_err)
+        merkle::root(&self.tree_nodes(), size).map_err(merkle_err)
     }
 
     /// Inclusion proof of event `index` in the tree of `size` events.
     pub fn audit_inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        merkle::inclusion_proof(&TreeNodes(&self.t.audit_nodes), index, size).map_err(merkle_err)
+        merkle::inclusion_proof(&self.tree_nodes(), index, size).map_err(merkle_err)
     }
 
     /// Consistency proof between two sizes.
     pub fn audit_consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, StoreError> {
-        merkle::consistency_proof(&TreeNodes(&self.t.audit_nodes), old, new).map_err(merkle_err)
+        merkle::consistency_proof(&self.tree_nodes(), old, new).map_err(merkle_err)
     }
 
     /// Canonical bytes of events `[from, to)`.

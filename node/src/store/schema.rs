@@ -13,7 +13,7 @@
 //! | `local` | entry key | `LocalMeta` (protobuf) |
 //! | `declined` | issued_at (u64 BE) ‖ record_id | `SyncMeta`: records our accept rules refused |
 //! | `audit_events` | index (u64 BE) | canonical event bytes (JSON): the audit log's leaves |
-//! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree |
+//! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree of 16 leaves or more (smaller ones are recomputed from `audit_events`) |
 //! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
 //! | `audit_cosignatures` | tree size (u64 BE) ‖ auditor PeerId (UTF-8) | `Cosignature` (JSON): witness signatures from auditors |
 //!
