@@ -466,6 +466,7 @@ impl Record {
         if let Some(env) = crate::canonical::record_envelope(&bytes) {
             let signature = Signature::from_slice(env.signature)
                 .map_err(|e| RecordError::Invalid(InvalidValue::new("signature", e.to_string())))?;
+            // `env.header` borrows from `bytes`, so `slice_ref` (zero-copy) cannot fail.
             return Self::from_parts(bytes.slice_ref(env.header), signature, env.disclosures);
         }
         Self::decode_bytes_reference(bytes)

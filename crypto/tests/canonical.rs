@@ -373,6 +373,21 @@ proptest! {
     }
 
     #[test]
+    fn headers_with_mutated_submessages_agree(h in pb_header(), which in any::<usize>(), m in mutation()) {
+        // Mutate inside `distribution` or one field commitment and re-wrap it with a
+        // correct length, so the mutation reaches the nested decoders.
+        let bytes = h.encode_to_vec();
+        let nested: Vec<(usize, usize)> = fields(&bytes)
+            .into_iter()
+            .filter(|(s, _)| bytes[*s] == 0x3a || bytes[*s] == 0x6a)
+            .collect();
+        if !nested.is_empty() {
+            let (s, e) = nested[which % nested.len()];
+            same_header(&mutate_inside(&bytes, s, e, &m));
+        }
+    }
+
+    #[test]
     fn records_with_mutated_disclosures_agree(draft in common::draft(), which in any::<usize>(), m in mutation()) {
         // Mutate inside one disclosure (or the signed header) and re-wrap it with a
         // correct length, so the mutation reaches the inner messages.
@@ -380,19 +395,29 @@ proptest! {
         let bytes = r.encode();
         let f = fields(&bytes);
         let (s, e) = f[which % f.len()];
-        let mut i = s + 1;
-        while bytes[i] >= 0x80 {
-            i += 1;
-        }
-        let inner = &bytes[i + 1..e];
-        let inner = if fields_ok(inner) { mutate(inner, &m) } else { inner.to_vec() };
-        let mut out = bytes[..s].to_vec();
-        out.push(bytes[s]);
-        prost::encoding::encode_varint(inner.len() as u64, &mut out);
-        out.extend_from_slice(&inner);
-        out.extend_from_slice(&bytes[e..]);
-        same_record(&out);
+        same_record(&mutate_inside(&bytes, s, e, &m));
     }
+}
+
+/// Applies `m` inside the length-delimited field at `s..e` (one-byte key) and writes
+/// the field back with its new length.
+fn mutate_inside(bytes: &[u8], s: usize, e: usize, m: &Mutation) -> Vec<u8> {
+    let mut i = s + 1;
+    while bytes[i] >= 0x80 {
+        i += 1;
+    }
+    let inner = &bytes[i + 1..e];
+    let inner = if fields_ok(inner) {
+        mutate(inner, m)
+    } else {
+        inner.to_vec()
+    };
+    let mut out = bytes[..s].to_vec();
+    out.push(bytes[s]);
+    prost::encoding::encode_varint(inner.len() as u64, &mut out);
+    out.extend_from_slice(&inner);
+    out.extend_from_slice(&bytes[e..]);
+    out
 }
 
 /// Whether `fields` can split `bytes` (varint and length-delimited fields only).
