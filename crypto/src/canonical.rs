@@ -302,8 +302,9 @@ pub(crate) fn record_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
         return None;
     }
     // A disclosure is at least 24 bytes on the wire (key, length, salt key, salt
-    // length, 16-byte salt, value key, value length, one value byte).
-    let mut disclosures = Vec::with_capacity(r.buf.len() / 24);
+    // length, 16-byte salt, value key, value length, one value byte); a valid record
+    // has at most MAX_FIELDS of them.
+    let mut disclosures = Vec::with_capacity((r.buf.len() / 24).min(MAX_FIELDS));
     let mut last: Option<u32> = None;
     while let Some(b) = r.bytes(2).ok()? {
         let mut d = Reader::new(b);
