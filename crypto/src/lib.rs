@@ -4,6 +4,7 @@
 //! This crate does no IO except reading and writing key files (`keyfile`), and never
 //! uses tokio, so every rule here can be tested and fuzzed as a pure function.
 
+mod canonical;
 pub mod keyfile;
 pub mod keys;
 pub mod model;

@@ -615,7 +615,14 @@ pub fn check_text(s: &str, max: usize) -> Result<(), InvalidValue> {
             format!("must be at most {max} bytes, got {}", s.len()),
         ));
     }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    // For ASCII, `char::is_control` is exactly `is_ascii_control`; bytes are cheaper.
+    let control = if s.is_ascii() {
+        s.bytes()
+            .any(|b| b.is_ascii_control() && b != b'\n' && b != b'\t')
+    } else {
+        s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    };
+    if control {
         return Err(InvalidValue::new("", "must not contain control characters"));
     }
     Ok(())

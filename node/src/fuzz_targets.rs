@@ -83,9 +83,23 @@ pub fn store_values(data: &[u8]) {
 }
 
 /// A record from raw bytes: decode, re-encode, verify the signature, read the content.
+/// The hand-written decoders (`wlnode_crypto`'s `canonical` module) must agree with
+/// the prost-based reference decoders they replaced.
 pub fn record(data: &[u8]) {
-    let _ = RecordHeader::decode_canonical(data);
-    let Ok(rec) = Record::decode(data) else {
+    let header = RecordHeader::decode_canonical(data);
+    let reference = RecordHeader::decode_canonical_reference(data);
+    assert_eq!(
+        header.is_ok(),
+        reference.is_ok(),
+        "header decoders disagree: {header:?} vs {reference:?}"
+    );
+    if let (Ok(a), Ok(b)) = (&header, &reference) {
+        assert_eq!(a, b, "header decoders disagree");
+    }
+    let rec = Record::decode(data);
+    let reference = Record::decode_bytes_reference(bytes::Bytes::copy_from_slice(data));
+    assert_eq!(rec, reference, "record decoders disagree");
+    let Ok(rec) = rec else {
         return;
     };
     let again = Record::decode(&rec.encode());
