@@ -123,6 +123,7 @@ async fn regenerate_seed_corpus() {
         &Cursor {
             epoch: [7; 16],
             seq: 42,
+            backlog_complete: false,
         }
         .encode(),
     );

@@ -59,7 +59,11 @@ enum Pending {
     Hello,
     Notify,
     Pull,
-    Reconcile { session: [u8; 16] },
+    /// A request of our session, naming `asked` record ids we lack.
+    Reconcile {
+        session: [u8; 16],
+        asked: usize,
+    },
 }
 
 /// Results of spawned work, fed back into the loop.
@@ -73,6 +77,8 @@ enum TaskDone {
         peer: PeerId,
         agency: AgencyCode,
         batch: Option<(Batch, Cursor)>,
+        /// Records returned in our reconciliation session with this id.
+        session: Option<[u8; 16]>,
         outcome: IngestOutcome,
     },
     Sent {
@@ -861,8 +867,8 @@ impl EventLoop {
                 }
             }
             (Pending::Pull, Response::Batch(b)) => self.apply_batch(peer, agency, b),
-            (Pending::Reconcile { session }, Response::Reconcile(r)) => {
-                self.on_reconcile_reply(peer, agency, session, r)
+            (Pending::Reconcile { session, asked }, Response::Reconcile(r)) => {
+                self.on_reconcile_reply(peer, agency, session, asked, r)
             }
             (pending, Response::Error { code, message }) => {
                 self.request_failed(peer, pending, format!("{code}: {message}"));
@@ -896,7 +902,8 @@ impl EventLoop {
             Pending::Reconcile { .. } => {
                 self.initiators.remove(&peer);
                 if let Some(ps) = self.peers.get_mut(&peer) {
-                    ps.on_reconcile_done(Err(error), now);
+                    let actions = ps.on_reconcile_done(Err(error), now);
+                    self.run_actions(peer, actions);
                 }
             }
         }
@@ -927,19 +934,31 @@ impl EventLoop {
                     if let Ok(mut m) = self.sent.lock() {
                         m.remove(&agency);
                     }
-                    self.cursors.insert(agency.clone(), c);
-                    let store = self.ctx.store.clone();
-                    let tx = self.tasks_tx.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = store.call(move |s| s.set_cursor(&agency, Some(c))).await {
-                            tracing::warn!(error = %e, "cannot persist cursor reset");
-                        }
-                        let _ = tx.send(TaskDone::CursorPersisted);
-                    });
+                    self.persist_cursor(agency, c);
                 }
                 Action::StartReconcile => self.start_reconcile(peer),
+                Action::BacklogComplete(c) => {
+                    let Some((agency, _)) = self.agency_of(&peer) else {
+                        continue;
+                    };
+                    tracing::info!(%agency, seq = c.seq, "backlog below the cursor complete");
+                    self.persist_cursor(agency, c);
+                }
             }
         }
+    }
+
+    /// Remembers and durably stores a peer's cursor.
+    fn persist_cursor(&mut self, agency: AgencyCode, c: Cursor) {
+        self.cursors.insert(agency.clone(), c);
+        let store = self.ctx.store.clone();
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.call(move |s| s.set_cursor(&agency, Some(c))).await {
+                tracing::warn!(error = %e, "cannot persist cursor");
+            }
+            let _ = tx.send(TaskDone::CursorPersisted);
+        });
     }
 
     // ------------------------------------------------------------------ changes feed
@@ -1066,9 +1085,13 @@ impl EventLoop {
     }
 
     fn apply_batch(&mut self, peer: PeerId, agency: AgencyCode, b: Batch) {
+        // The batch advances the cursor; the backlog mark stays as it is.
         let cursor = Cursor {
             epoch: b.log_epoch,
             seq: b.next_seq,
+            backlog_complete: self.peers.get(&peer).is_some_and(|ps| {
+                !ps.backlog_pending() && ps.cursor().is_some_and(|c| c.epoch == b.log_epoch)
+            }),
         };
         let transfers = b.records.clone();
         let batch_meta = Batch {
@@ -1084,6 +1107,7 @@ impl EventLoop {
                 peer,
                 agency,
                 batch: Some((batch_meta, cursor)),
+                session: None,
                 outcome,
             });
         });
@@ -1209,10 +1233,11 @@ impl EventLoop {
                 have: Vec::new(),
                 need: step.need,
             };
+            let asked = req.need.len();
             self.send(
                 peer,
                 &Request::Reconcile(req),
-                Pending::Reconcile { session },
+                Pending::Reconcile { session, asked },
             );
             return;
         }
@@ -1285,6 +1310,7 @@ impl EventLoop {
         peer: PeerId,
         agency: AgencyCode,
         session: [u8; 16],
+        asked: usize,
         r: ReconcileReply,
     ) {
         let _round = round_span(&session).entered();
@@ -1303,8 +1329,11 @@ impl EventLoop {
             .inc_by(
                 (r.message.len() + r.records.iter().map(|t| t.record.len()).sum::<usize>()) as u64,
             );
+        if let Some(ps) = self.peers.get_mut(&peer) {
+            ps.on_session_reply(session, asked, r.records.len());
+        }
         if !r.records.is_empty() {
-            self.spawn_ingest(peer, agency.clone(), r.records);
+            self.spawn_ingest(peer, agency.clone(), r.records, Some(session));
         }
         let max_have = self.max_have();
         let max_need = self.max_need();
@@ -1315,7 +1344,8 @@ impl EventLoop {
             self.initiators.remove(&peer);
             self.protocol_violation(peer, "bad_reconcile_message");
             if let Some(ps) = self.peers.get_mut(&peer) {
-                ps.on_reconcile_done(Err(e.to_string()), now);
+                let actions = ps.on_reconcile_done(Err(e.to_string()), now);
+                self.run_actions(peer, actions);
             }
             return;
         }
@@ -1337,7 +1367,8 @@ impl EventLoop {
                     );
                 }
                 if let Some(ps) = self.peers.get_mut(&peer) {
-                    ps.on_reconcile_done(Ok(()), now);
+                    let actions = ps.on_reconcile_done(Ok(()), now);
+                    self.run_actions(peer, actions);
                 }
             }
         }
@@ -1384,6 +1415,7 @@ impl EventLoop {
                     peer,
                     agency: agency.clone(),
                     batch: None,
+                    session: None,
                     outcome,
                 });
             }
@@ -1487,7 +1519,13 @@ impl EventLoop {
         });
     }
 
-    fn spawn_ingest(&mut self, peer: PeerId, agency: AgencyCode, transfers: Vec<Transfer>) {
+    fn spawn_ingest(
+        &mut self,
+        peer: PeerId,
+        agency: AgencyCode,
+        transfers: Vec<Transfer>,
+        session: Option<[u8; 16]>,
+    ) {
         let ctx = self.ctx.clone();
         let tx = self.tasks_tx.clone();
         let skew = self.cfg.max_clock_skew.0;
@@ -1499,6 +1537,7 @@ impl EventLoop {
                     peer,
                     agency,
                     batch: None,
+                    session,
                     outcome,
                 });
             }
@@ -1529,6 +1568,7 @@ impl EventLoop {
                 peer,
                 agency,
                 batch,
+                session,
                 outcome,
             } => {
                 let label = PeerLabel {
@@ -1571,13 +1611,29 @@ impl EventLoop {
                     );
                 }
                 self.record_invalid(&agency, against);
+                if let Some(s) = session
+                    && let Some(ps) = self.peers.get_mut(&peer)
+                {
+                    let actions = ps.on_session_stored(s, outcome.error.is_none(), now);
+                    self.run_actions(peer, actions);
+                }
                 match (batch, outcome.error) {
                     (Some((b, cursor)), None) => {
                         self.cursors.insert(agency.clone(), cursor);
                         if let Some(ps) = self.peers.get_mut(&peer) {
                             let actions =
                                 ps.on_batch_applied(b.log_epoch, cursor.seq, b.head_seq, now);
+                            let latest = ps.cursor();
                             self.run_actions(peer, actions);
+                            // The backlog was settled while this batch was in flight
+                            // with the older mark: store the mark again.
+                            if let Some(c) = latest
+                                && c.epoch == cursor.epoch
+                                && c.backlog_complete
+                                && !cursor.backlog_complete
+                            {
+                                self.persist_cursor(agency.clone(), c);
+                            }
                         }
                     }
                     (Some(_), Some(e)) => {
@@ -1633,7 +1689,8 @@ impl EventLoop {
             }
             TaskDone::ReconcileReady { peer, result } => match result {
                 Ok((init, step)) => {
-                    if self.peers.contains_key(&peer) {
+                    if let Some(ps) = self.peers.get_mut(&peer) {
+                        ps.on_reconcile_started(init.session);
                         self.initiators.insert(peer, init);
                         self.send_step(peer, step);
                     }
@@ -1641,7 +1698,8 @@ impl EventLoop {
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "cannot start reconciliation");
                     if let Some(ps) = self.peers.get_mut(&peer) {
-                        ps.on_reconcile_done(Err(e), now);
+                        let actions = ps.on_reconcile_done(Err(e), now);
+                        self.run_actions(peer, actions);
                     }
                 }
             },
@@ -1662,10 +1720,11 @@ impl EventLoop {
                     have: transfers,
                     need: step.need,
                 };
+                let asked = req.need.len();
                 self.send(
                     peer,
                     &Request::Reconcile(req),
-                    Pending::Reconcile { session },
+                    Pending::Reconcile { session, asked },
                 );
             }
             TaskDone::ResponderStorage {
@@ -1785,6 +1844,10 @@ impl EventLoop {
                     .unwrap_or_default(),
                 connected: !connected.is_empty(),
                 lag: ps.and_then(|p| p.lag()),
+                backlog_pending: self
+                    .cursors
+                    .get(&agency)
+                    .is_some_and(|c| !c.backlog_complete),
                 last_sync: ps.and_then(|p| p.last_sync).map(to_wall),
                 records_received: c.received,
                 records_sent: c.sent,
@@ -1805,6 +1868,13 @@ impl EventLoop {
                         .and_then(|t| t.get(agency.as_str()).and_then(|i| i.last_error.clone()))
                 }),
             };
+            self.ctx
+                .metrics
+                .sync_backlog_pending
+                .get_or_create(&PeerLabel {
+                    peer: agency.to_string(),
+                })
+                .set(i64::from(info.backlog_pending));
             if let Some(lag) = info.lag {
                 self.ctx
                     .metrics

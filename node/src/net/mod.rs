@@ -39,6 +39,9 @@ pub struct PeerInfo {
     pub connected: bool,
     /// Changes-feed lag: their log head minus our cursor.
     pub lag: Option<u64>,
+    /// Our stored cursor for it jumped to its log head on first contact and a
+    /// reconciliation has not yet fetched (and stored) every older record.
+    pub backlog_pending: bool,
     /// When a batch or reconciliation with this peer last completed.
     pub last_sync: Option<Timestamp>,
     /// Records received from it.

@@ -20,6 +20,10 @@
 //! `meta/audit_size` (u64 BE) is the audit log's size, written in the same transaction
 //! as its events and tree nodes.
 //!
+//! A `Cursor` carries `backlog_complete`: false from a first-contact jump to the peer's
+//! head until a finished reconciliation has stored the records below it. Cursors
+//! written before the field existed read as false (one extra reconciliation).
+//!
 //! Entry key: entry_id (16) ‖ origin (UTF-8). Entries are keyed by origin as well as
 //! id, so that no agency can take over another agency's entry by reusing its id.
 
