@@ -79,6 +79,8 @@ pub struct Metrics {
     /// 1 while the first-contact backlog below our cursor for a peer is not yet
     /// fetched by a finished reconciliation.
     pub sync_backlog_pending: Family<PeerLabel, Gauge>,
+    /// 1 while the operator blocks a peer (`wlnode peer block`).
+    pub peer_blocked: Family<PeerLabel, Gauge>,
     /// Connected peers.
     pub peers_connected: Gauge,
     /// Connections refused by the gate, by reason.
@@ -132,6 +134,7 @@ impl Metrics {
             withheld_by_policy: Family::default(),
             sync_lag: Family::default(),
             sync_backlog_pending: Family::default(),
+            peer_blocked: Family::default(),
             peers_connected: Gauge::default(),
             connections_refused: Family::default(),
             reconcile_rounds: Family::default(),
@@ -205,6 +208,11 @@ impl Metrics {
             "sync_backlog_pending",
             "1 while records below our cursor for a peer still await a finished reconciliation",
             m.sync_backlog_pending.clone(),
+        );
+        r.register(
+            "peer_blocked",
+            "1 while the operator blocks a peer at the transport level",
+            m.peer_blocked.clone(),
         );
         r.register(
             "peers_connected",

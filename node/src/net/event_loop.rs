@@ -125,6 +125,7 @@ enum Event {
     Task(TaskDone),
     Head(u64),
     Reloaded,
+    Blocked,
     Tick,
     Shutdown,
 }
@@ -153,6 +154,9 @@ pub(crate) struct EventLoop {
     tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
     head_rx: watch::Receiver<u64>,
     changes_rx: watch::Receiver<u64>,
+    blocked_rx: watch::Receiver<std::collections::BTreeSet<AgencyCode>>,
+    /// Agencies the operator blocked (enforced by the gate).
+    blocked: std::collections::BTreeSet<AgencyCode>,
     shutdown: watch::Receiver<bool>,
     local_head: u64,
     peers: HashMap<PeerId, PeerSync>,
@@ -231,8 +235,10 @@ impl EventLoop {
         let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
         let head_rx = ctx.head.subscribe();
         let changes_rx = ctx.changes.subscribe();
+        let mut blocked_rx = ctx.blocked.subscribe();
+        let blocked = blocked_rx.borrow_and_update().clone();
         let local_head = *head_rx.borrow();
-        Ok(Self {
+        let mut el = Self {
             swarm,
             epoch: ctx.store.epoch(),
             addr_file: ctx.config.raw.data_dir.join(LISTEN_ADDRS_FILE),
@@ -243,6 +249,8 @@ impl EventLoop {
             tasks_rx,
             head_rx,
             changes_rx,
+            blocked_rx,
+            blocked,
             shutdown,
             local_head,
             peers: HashMap::new(),
@@ -256,7 +264,10 @@ impl EventLoop {
             counters: HashMap::new(),
             sent: Arc::default(),
             listen_addrs: Vec::new(),
-        })
+        };
+        // Before the swarm is first polled, so no blocked peer gets in at start.
+        el.apply_blocks();
+        Ok(el)
     }
 
     /// Polls the swarm until every configured listener has an address (so that tests
@@ -283,6 +294,7 @@ impl EventLoop {
                 Some(t) = self.tasks_rx.recv() => Event::Task(t),
                                 Ok(()) = self.head_rx.changed() => Event::Head(*self.head_rx.borrow_and_update()),
                 Ok(()) = self.changes_rx.changed() => Event::Reloaded,
+                Ok(()) = self.blocked_rx.changed() => Event::Blocked,
                 _ = tick.tick() => Event::Tick,
                 _ = self.shutdown.changed() => Event::Shutdown,
             };
@@ -291,6 +303,18 @@ impl EventLoop {
                 Event::Task(t) => self.on_task(t),
                 Event::Head(h) => self.on_local_head(h),
                 Event::Reloaded => self.on_reloaded(),
+                Event::Blocked => {
+                    let new = self.blocked_rx.borrow_and_update().clone();
+                    let old = std::mem::replace(&mut self.blocked, new);
+                    // Dial the unblocked ones again at once.
+                    for t in self.targets.iter_mut() {
+                        if old.contains(&t.agency) && !self.blocked.contains(&t.agency) {
+                            t.backoff.reset();
+                            t.next_at = Some(Instant::now());
+                        }
+                    }
+                    self.apply_blocks();
+                }
                 Event::Tick => self.on_tick(),
                 Event::Shutdown => break,
             }
@@ -396,7 +420,7 @@ impl EventLoop {
     fn drain_refusals(&mut self) {
         for r in self.swarm.behaviour_mut().gate.take_refusals() {
             let peer = match &r {
-                Refused::NotInRoster(p) | Refused::Banned(p) => p.to_base58(),
+                Refused::NotInRoster(p) | Refused::Banned(p) | Refused::Blocked(p) => p.to_base58(),
             };
             tracing::warn!(%peer, reason = r.code(), "connection refused by the roster gate");
             self.ctx
@@ -1124,6 +1148,7 @@ impl EventLoop {
             .filter_map(|p| p.parse::<PeerId>().ok())
             .collect();
         self.swarm.behaviour_mut().gate.set_allowed(allowed);
+        self.apply_blocks();
         let gone: Vec<PeerId> = self
             .agencies
             .keys()
@@ -1142,6 +1167,45 @@ impl EventLoop {
                 self.run_actions(p, actions);
             }
         }
+    }
+
+    /// Enforces the operator's blocks: the gate refuses the blocked agencies' PeerIds
+    /// (as the current roster lists them) both ways, their open connections close, and
+    /// nobody dials them.
+    fn apply_blocks(&mut self) {
+        let roster = self.ctx.roster();
+        let ids: Vec<PeerId> = self
+            .blocked
+            .iter()
+            .filter_map(|a| roster.member(a))
+            .flat_map(|m| m.node_ids.iter())
+            .filter_map(|p| p.parse::<PeerId>().ok())
+            .collect();
+        self.swarm.behaviour_mut().gate.set_blocked(ids);
+        let cut: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| {
+                roster
+                    .agency_of_peer(&p.to_base58())
+                    .is_some_and(|m| self.blocked.contains(&m.agency))
+            })
+            .copied()
+            .collect();
+        for p in cut {
+            tracing::warn!(peer = %p, "peer blocked by the operator: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        for a in roster.members().map(|m| &m.agency) {
+            self.ctx
+                .metrics
+                .peer_blocked
+                .get_or_create(&PeerLabel {
+                    peer: a.to_string(),
+                })
+                .set(i64::from(self.blocked.contains(a)));
+        }
+        self.refresh_status();
     }
 
     fn on_local_head(&mut self, head: u64) {
@@ -1758,7 +1822,7 @@ impl EventLoop {
                 continue;
             };
             let due = t.next_at.is_some_and(|at| now >= at) && t.dialing == 0;
-            if !due || self.bans.is_banned(&t.agency, now) {
+            if !due || self.bans.is_banned(&t.agency, now) || self.blocked.contains(&t.agency) {
                 continue;
             }
             t.next_at = None;
@@ -1854,6 +1918,7 @@ impl EventLoop {
                 records_rejected: c.rejected,
                 roster_version: ps.and_then(|p| p.roster_version),
                 our_roster_outdated: ps.and_then(|p| p.roster_version).is_some_and(|v| v > ours),
+                blocked: self.blocked.contains(&agency),
                 banned_until: banned.get(&agency).map(|u| {
                     Timestamp(
                         wall.as_millis()

@@ -54,6 +54,8 @@ pub struct PeerInfo {
     pub roster_version: Option<u64>,
     /// The peer's roster is newer than ours.
     pub our_roster_outdated: bool,
+    /// The operator blocked it (`wlnode peer block`): no connection either way.
+    pub blocked: bool,
     /// Banned until (RFC 3339), if banned.
     pub banned_until: Option<Timestamp>,
     /// Last error with this peer.
