@@ -325,6 +325,7 @@ mod sync_codec {
             roster_version: h.roster_version,
             log_epoch: Bytes::copy_from_slice(&h.log_epoch),
             head_seq: h.head_seq,
+            backlog_pending: h.backlog_pending,
         }
     }
 
@@ -334,6 +335,7 @@ mod sync_codec {
             roster_version: h.roster_version,
             log_epoch: epoch("hello", &h.log_epoch)?,
             head_seq: h.head_seq,
+            backlog_pending: h.backlog_pending,
         })
     }
 
@@ -489,6 +491,7 @@ mod sync_codec {
                 roster_version: 3,
                 log_epoch: [9; 16],
                 head_seq: 77,
+                backlog_pending: true,
             };
             let reqs = vec![
                 Request::Hello(h.clone()),

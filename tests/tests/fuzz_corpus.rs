@@ -141,6 +141,7 @@ async fn regenerate_seed_corpus() {
         roster_version: 1,
         log_epoch: [1; 16],
         head_seq: 9,
+        backlog_pending: false,
     };
     let reqs = [
         ("hello", Request::Hello(hello.clone())),

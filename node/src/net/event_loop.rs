@@ -700,7 +700,7 @@ impl EventLoop {
                     self.protocol_violation(peer, "hello_agency_mismatch");
                     return;
                 }
-                let ours = self.hello();
+                let ours = self.hello(&agency);
                 self.respond(peer, channel, &Response::Hello(ours));
                 self.note_roster_version(&agency, h.roster_version);
                 if let Some(ps) = self.peers.get_mut(&peer) {
@@ -827,12 +827,14 @@ impl EventLoop {
         });
     }
 
-    fn hello(&self) -> Hello {
+    /// Our Hello to `to`.
+    fn hello(&self, to: &AgencyCode) -> Hello {
         Hello {
             agency: self.ctx.agency.clone(),
             roster_version: self.ctx.roster().version(),
             log_epoch: self.epoch,
             head_seq: self.local_head,
+            backlog_pending: self.cursors.get(to).is_none_or(|c| !c.backlog_complete),
         }
     }
 
@@ -940,7 +942,10 @@ impl EventLoop {
         for a in actions {
             match a {
                 Action::SendHello => {
-                    let h = self.hello();
+                    let Some((agency, _)) = self.agency_of(&peer) else {
+                        continue;
+                    };
+                    let h = self.hello(&agency);
                     self.send(peer, &Request::Hello(h), Pending::Hello);
                 }
                 Action::SendNotify => {

@@ -277,7 +277,11 @@ impl PeerSync {
         self.hello_done = true;
         self.roster_version = Some(h.roster_version);
         self.observe(h.log_epoch, h.head_seq, now, &mut out);
-        if first && (self.initiator || self.backlog_pending()) {
+        // On connect, a side with a pending backlog reconciles (only its own session
+        // can settle it). The usual initiator also does, unless the peer says it has a
+        // pending backlog: the peer's session covers both directions, and a second one
+        // at the same time would send the same records again.
+        if first && (self.backlog_pending() || (self.initiator && !h.backlog_pending)) {
             self.want_reconcile(now);
         }
         self.maybe_pull(now, &mut out);
@@ -614,6 +618,7 @@ mod tests {
             roster_version: 1,
             log_epoch: [epoch; 16],
             head_seq: head,
+            backlog_pending: false,
         }
     }
 
@@ -821,6 +826,7 @@ mod coordination_tests {
             roster_version: 1,
             log_epoch: [1; 16],
             head_seq: head,
+            backlog_pending: false,
         }
     }
 
@@ -931,6 +937,39 @@ mod coordination_tests {
             p.on_reconcile_done(Ok(()), later),
             vec![Action::BacklogComplete(at(9, true))]
         );
+    }
+
+    #[test]
+    fn the_initiator_leaves_the_on_connect_session_to_a_peer_with_a_pending_backlog() {
+        let t = Instant::now();
+        let mut p = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            true,
+            Some(at(9, true)),
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        p.on_connected();
+        // The peer will reconcile itself: one session, not two sending the same records.
+        let h = Hello {
+            backlog_pending: true,
+            ..hello(9)
+        };
+        assert!(p.on_hello(&h, t).is_empty());
+        // Otherwise the initiator reconciles on connect as before.
+        let mut q = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            true,
+            Some(at(9, true)),
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        q.on_connected();
+        assert_eq!(q.on_hello(&hello(9), t), vec![Action::StartReconcile]);
     }
 
     #[test]
