@@ -834,7 +834,10 @@ impl EventLoop {
             roster_version: self.ctx.roster().version(),
             log_epoch: self.epoch,
             head_seq: self.local_head,
-            backlog_pending: self.cursors.get(to).is_none_or(|c| !c.backlog_complete),
+            backlog_pending: self.peers.values().find(|p| p.agency == *to).map_or_else(
+                || self.cursors.get(to).is_some_and(|c| !c.backlog_complete),
+                PeerSync::declares_pending,
+            ),
         }
     }
 
@@ -1685,6 +1688,12 @@ impl EventLoop {
                 {
                     let actions = ps.on_session_stored(s, outcome.error.is_none(), now);
                     self.run_actions(peer, actions);
+                } else if batch.is_none()
+                    && let Some(ps) = self.peers.get_mut(&peer)
+                {
+                    // Records the peer pushed in its session are stored: that session
+                    // is still going, as far as ours is concerned.
+                    ps.on_reconcile_served(now);
                 }
                 match (batch, outcome.error) {
                     (Some((b, cursor)), None) => {

@@ -76,6 +76,11 @@ pub struct PeerSync {
     /// No backlog session starts before this (a failed or short one backs off).
     reconcile_not_before: Option<Instant>,
     backlog_retry: Duration,
+    /// What our Hellos on this connection say (`Hello::backlog_pending`): fixed at
+    /// connect, from the stored cursor.
+    declared_pending: bool,
+    /// Last time we served (or stored a push of) a round of the peer's session.
+    last_served: Option<Instant>,
     /// Last time a batch or reconciliation completed.
     pub last_sync: Option<Instant>,
     /// Last error seen with this peer.
@@ -100,6 +105,12 @@ const BACKLOG_RETRY_MIN: Duration = Duration::from_secs(2);
 /// Longest delay between backlog sessions (a short session is usually one that
 /// overlapped the peer's own session, whose records are arriving).
 const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long the peer's session must have been quiet before a non-initiator with an
+/// undeclared pending backlog runs its own (confirming) session. Generous: if ours
+/// starts while the peer is still preparing a push, the same records cross twice
+/// (reconciliation sends what the peer lacks even if it was sent recently).
+const SERVED_QUIET: Duration = Duration::from_secs(10);
 
 /// Delay before retrying a failed Pull.
 const PULL_RETRY: Duration = Duration::from_secs(2);
@@ -141,6 +152,8 @@ impl PeerSync {
             own: None,
             reconcile_not_before: None,
             backlog_retry: BACKLOG_RETRY_MIN,
+            declared_pending: cursor.is_some_and(|c| !c.backlog_complete),
+            last_served: None,
             last_sync: None,
             last_error: None,
         }
@@ -187,6 +200,13 @@ impl PeerSync {
         } else {
             self.their_head = self.their_head.max(head);
         }
+    }
+
+    /// What our Hello to this peer says in `backlog_pending`: a cursor stored pending
+    /// (a backlog left unfinished by a crash or a lost connection). With no cursor at
+    /// all we cannot know yet (their log may be empty) and say false.
+    pub fn declares_pending(&self) -> bool {
+        self.declared_pending
     }
 
     /// Whether the stored cursor still lacks records below it (first-contact jump not
@@ -244,7 +264,17 @@ impl PeerSync {
         // backlog is pending runs its own session at once: only a session it initiated
         // tells it when the backlog is filled, whichever side dialled.
         let waited = now.duration_since(since) >= RECONCILE_MAX_WAIT;
-        if ((self.initiator || self.backlog_pending()) && self.caught_up()) || waited {
+        // A non-initiator that found its backlog pending only on this connection did
+        // not say so in its Hello, so the initiator runs its on-connect session and
+        // sends the backlog; ours follows once that session has been quiet for a
+        // while, finds little or nothing left, and settles the mark.
+        let yield_to_initiator = !self.initiator
+            && !self.declared_pending
+            && self
+                .last_served
+                .is_none_or(|t| now.duration_since(t) < SERVED_QUIET);
+        let ours = (self.initiator || self.backlog_pending()) && !yield_to_initiator;
+        if (ours && self.caught_up()) || waited {
             self.reconcile_wanted = None;
             self.reconcile_in_flight = true;
             out.push(Action::StartReconcile);
@@ -441,6 +471,7 @@ impl PeerSync {
     /// (unless our backlog is pending: only our own session can settle that).
     pub fn on_reconcile_served(&mut self, now: Instant) {
         self.last_reconcile = Some(now);
+        self.last_served = Some(now);
         if !self.backlog_pending() {
             self.reconcile_wanted = None;
         }
@@ -698,19 +729,22 @@ mod tests {
         );
         p.on_batch_applied([1; 16], 60, 60, t);
         // Their store was wiped: they restart and say Hello with a new epoch. Jump to
-        // its head, marked pending, and reconcile at once although we are not the
-        // initiator: only our own session can settle our backlog.
+        // its head, marked pending. Our Hello did not say so, so the initiator sends
+        // the backlog in its session; ours follows when that has gone quiet (or, if
+        // none comes, after the usual wait), and settles the mark.
         let acts = p.on_hello(&hello(2, 3), t);
         assert_eq!(
             acts,
-            vec![
-                Action::ResetCursor(Cursor {
-                    epoch: [2; 16],
-                    seq: 3,
-                    backlog_complete: false,
-                }),
-                Action::StartReconcile
-            ]
+            vec![Action::ResetCursor(Cursor {
+                epoch: [2; 16],
+                seq: 3,
+                backlog_complete: false,
+            })]
+        );
+        assert!(p.on_tick(t + Duration::from_secs(5)).is_empty());
+        assert_eq!(
+            p.on_tick(t + RECONCILE_MAX_WAIT),
+            vec![Action::StartReconcile]
         );
         p.on_reconcile_started([9; 16]);
         assert!(
@@ -873,15 +907,17 @@ mod coordination_tests {
     fn first_contact_marks_the_backlog_pending_until_our_session_has_stored_it() {
         let t = Instant::now();
         let mut p = follower(None, t);
-        // Not the initiator, yet it reconciles at once: its backlog is pending.
+        // First contact: the backlog is pending. Our Hello could not say so (no cursor
+        // yet), so the initiator's on-connect session sends it...
+        assert!(!p.declares_pending());
         let acts = p.on_hello(&hello(9), t);
-        assert_eq!(
-            acts,
-            vec![Action::ResetCursor(at(9, false)), Action::StartReconcile]
-        );
+        assert_eq!(acts, vec![Action::ResetCursor(at(9, false))]);
         assert!(p.backlog_pending());
-        // A session served for the peer does not settle it.
         p.on_reconcile_served(t);
+        // ...which does not settle ours; once it has gone quiet we confirm with our
+        // own session (not the initiator, yet it reconciles: its backlog is pending).
+        assert!(p.on_tick(t + Duration::from_secs(1)).is_empty());
+        assert_eq!(p.on_tick(t + SERVED_QUIET), vec![Action::StartReconcile]);
         p.on_reconcile_started([5; 16]);
         p.on_session_reply([5; 16], 9, 9);
         // Finished, but the records are not stored yet: still pending.
