@@ -235,6 +235,21 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// Blocks (or unblocks) a neighbour agency at the transport level
+    /// (`POST /v1/peers/{agency}/block` or `/unblock`); returns `{agency, blocked, changed}`.
+    pub async fn peer_block(
+        &self,
+        agency: &wlnode_crypto::model::AgencyCode,
+        block: bool,
+    ) -> Result<serde_json::Value, ClientError> {
+        let verb = if block { "block" } else { "unblock" };
+        self.post_json(
+            &format!("/v1/peers/{agency}/{verb}"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// Adds an entry; returns `{entry_id, record_id, version}`.
     pub async fn add(&self, draft: &serde_json::Value) -> Result<serde_json::Value, ClientError> {
         self.post_json("/v1/entries", draft).await

@@ -76,6 +76,11 @@ pub struct Metrics {
     pub withheld_by_policy: Family<PeerLabel, Counter>,
     /// Cursor lag per peer (their head seq minus our cursor).
     pub sync_lag: Family<PeerLabel, Gauge>,
+    /// 1 while the first-contact backlog below our cursor for a peer is not yet
+    /// fetched by a finished reconciliation.
+    pub sync_backlog_pending: Family<PeerLabel, Gauge>,
+    /// 1 while the operator blocks a peer (`wlnode peer block`).
+    pub peer_blocked: Family<PeerLabel, Gauge>,
     /// Connected peers.
     pub peers_connected: Gauge,
     /// Connections refused by the gate, by reason.
@@ -128,6 +133,8 @@ impl Metrics {
             fields_withheld: Family::default(),
             withheld_by_policy: Family::default(),
             sync_lag: Family::default(),
+            sync_backlog_pending: Family::default(),
+            peer_blocked: Family::default(),
             peers_connected: Gauge::default(),
             connections_refused: Family::default(),
             reconcile_rounds: Family::default(),
@@ -196,6 +203,16 @@ impl Metrics {
             "sync_lag",
             "Changes-feed lag per peer, in log entries",
             m.sync_lag.clone(),
+        );
+        r.register(
+            "sync_backlog_pending",
+            "1 while records below our cursor for a peer still await a finished reconciliation",
+            m.sync_backlog_pending.clone(),
+        );
+        r.register(
+            "peer_blocked",
+            "1 while the operator blocks a peer at the transport level",
+            m.peer_blocked.clone(),
         );
         r.register(
             "peers_connected",

@@ -130,6 +130,8 @@ pub struct NodeContext {
     pub peers: crate::net::PeerTable,
     /// Bumped when the policy or roster is reloaded; the network re-reconciles.
     pub changes: Arc<watch::Sender<u64>>,
+    /// Agencies the operator blocked; the network enforces the set at its gate.
+    pub blocked: Arc<watch::Sender<std::collections::BTreeSet<AgencyCode>>>,
     /// The live screening index (kept current by [`crate::screening::spawn_follower`]).
     pub screen: crate::screening::ScreenHandle,
 }
@@ -291,6 +293,33 @@ impl NodeContext {
             tracing::info!(policy = %report.policy_hash, roster_version = report.roster_version, forgotten_declines = n, "policy reloaded");
         }
         Ok(report)
+    }
+
+    /// Blocks (or unblocks) `agency` at the transport level: stored with its audit
+    /// event, then handed to the network, which closes its connections and refuses new
+    /// ones. Returns whether anything changed.
+    pub async fn set_peer_blocked(
+        &self,
+        agency: AgencyCode,
+        blocked: bool,
+    ) -> Result<bool, StoreError> {
+        let now = wlnode_crypto::Timestamp::now().as_millis();
+        let a = agency.clone();
+        let changed = self
+            .store
+            .call(move |s| s.set_peer_blocked(&a, blocked, now))
+            .await?;
+        self.blocked.send_if_modified(|set| {
+            if blocked {
+                set.insert(agency.clone())
+            } else {
+                set.remove(&agency)
+            }
+        });
+        if changed {
+            tracing::warn!(%agency, blocked, "operator changed a peer block");
+        }
+        Ok(changed)
     }
 
     /// Bookkeeping after a failed write.
@@ -508,7 +537,12 @@ impl RunningNode {
                 s.audit_append(&start_events)
             })
             .await?;
+        let blocked = store.call(|s| s.blocked_peers()).await?;
+        if !blocked.is_empty() {
+            tracing::warn!(agencies = ?blocked, "peers blocked by the operator stay blocked");
+        }
         let ctx = NodeContext {
+            blocked: Arc::new(watch::channel(blocked).0),
             policy_cell: Arc::new(RwLock::new(Arc::new(policy))),
             changes: Arc::new(watch::channel(0u64).0),
             head: Arc::new(watch::channel(head_seq).0),

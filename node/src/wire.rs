@@ -243,6 +243,10 @@ pub struct Cursor {
     pub epoch: [u8; 16],
     /// Last sequence number received.
     pub seq: u64,
+    /// Whether every record of the peer's log up to `seq` is held (or was refused). A
+    /// first-contact cursor jumps to the peer's head with this false; it turns true
+    /// once a reconciliation with the peer has finished and its records are stored.
+    pub backlog_complete: bool,
 }
 
 impl Cursor {
@@ -251,6 +255,7 @@ impl Cursor {
         pb::Cursor {
             epoch: bytes::Bytes::copy_from_slice(&self.epoch),
             seq: self.seq,
+            backlog_complete: self.backlog_complete,
         }
         .encode_to_vec()
     }
@@ -265,6 +270,7 @@ impl Cursor {
                 .try_into()
                 .map_err(|_| invalid("cursor", "epoch must be 16 bytes"))?,
             seq: m.seq,
+            backlog_complete: m.backlog_complete,
         })
     }
 }
@@ -319,6 +325,7 @@ mod sync_codec {
             roster_version: h.roster_version,
             log_epoch: Bytes::copy_from_slice(&h.log_epoch),
             head_seq: h.head_seq,
+            backlog_pending: h.backlog_pending,
         }
     }
 
@@ -328,6 +335,7 @@ mod sync_codec {
             roster_version: h.roster_version,
             log_epoch: epoch("hello", &h.log_epoch)?,
             head_seq: h.head_seq,
+            backlog_pending: h.backlog_pending,
         })
     }
 
@@ -483,6 +491,7 @@ mod sync_codec {
                 roster_version: 3,
                 log_epoch: [9; 16],
                 head_seq: 77,
+                backlog_pending: true,
             };
             let reqs = vec![
                 Request::Hello(h.clone()),

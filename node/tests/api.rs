@@ -403,3 +403,52 @@ async fn metrics_and_openapi() {
     );
     n.node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_blocks_are_validated_stored_and_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = common::federation(dir.path());
+    let n = common::start(&fed, 0).await;
+    let bb: wlnode_crypto::model::AgencyCode = "BB-CUSTOMS".parse().unwrap();
+    for bad in ["AA-EXPORT", "ZZ-NOWHERE"] {
+        let e = n
+            .client
+            .peer_block(&bad.parse().unwrap(), true)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            api_err(e),
+            (400, "invalid_field".into(), Some("agency".into()))
+        );
+    }
+    let e = n
+        .client
+        .post_json::<_, serde_json::Value>("/v1/peers/not%20a%20code/block", &serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_err(e).0, 400);
+    let v = n.client.peer_block(&bb, true).await.unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"agency": "BB-CUSTOMS", "blocked": true, "changed": true})
+    );
+    let v = n.client.peer_block(&bb, true).await.unwrap();
+    assert_eq!(v["changed"], false);
+    let doc: serde_json::Value = n.client.get_json("/v1/openapi.json").await.unwrap();
+    assert!(doc["paths"]["/v1/peers/{agency}/block"]["post"].is_object());
+    assert!(doc["paths"]["/v1/peers/{agency}/unblock"]["post"].is_object());
+    n.node.stop().await;
+
+    // Stored: still blocked after a restart, and the audit log says who did what.
+    let n = common::start(&fed, 0).await;
+    let metrics = n.client.get_text("/metrics").await.unwrap();
+    assert!(
+        metrics.contains("wlnode_peer_blocked{peer=\"BB-CUSTOMS\"} 1"),
+        "{metrics}"
+    );
+    let v = n.client.peer_block(&bb, false).await.unwrap();
+    assert_eq!(v["changed"], true);
+    let blocked = n.node.ctx.store.call(|s| s.blocked_peers()).await.unwrap();
+    assert!(blocked.is_empty());
+    n.node.stop().await;
+}

@@ -353,6 +353,21 @@ fn entry_commands_against_a_running_node() {
             && l["version"].is_u64()
             && l["status"].is_string())
     );
+    // Peer blocks go through the API: our own agency is refused, naming the field;
+    // unblocking an agency that is not blocked changes nothing.
+    let err = fails(
+        wlnode()
+            .args(["peer", "block", "AA-EXPORT", "--config"])
+            .arg(&cfg),
+    );
+    assert!(err.contains("agency"), "{err}");
+    let v = ok_json(
+        wlnode()
+            .args(["peer", "unblock", "ZZ-ELSEWHERE", "--json", "--config"])
+            .arg(&cfg),
+    );
+    assert_eq!(v["blocked"], false);
+    assert_eq!(v["changed"], false);
     // Clean shutdown on SIGTERM.
     let mut node = node;
     let pid = node.child.id();

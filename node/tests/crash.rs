@@ -197,9 +197,11 @@ fn log_of(data: &Path) -> Vec<(u64, wlnode_crypto::model::RecordId)> {
     s.log_after(0, usize::MAX).unwrap()
 }
 
-/// Records in B's log are unique and match its record count and sync index, and B's
-/// cursor for A never runs past A's log.
-fn check_receiver(a_data: &Path, b_data: &Path) -> (usize, u64) {
+/// Records in B's log are unique and match its record count and sync index, and no
+/// stored cursor claims more than B holds: a cursor is either marked pending (its
+/// first-contact backlog not yet fetched) or complete with every record of A's log up
+/// to it held. Returns (records held, cursor seq, backlog complete).
+fn check_receiver(a_data: &Path, b_data: &Path) -> (usize, u64, bool) {
     let a_log = log_of(a_data);
     let b = wlnode::store::Store::open(b_data).unwrap();
     let b_log = b.log_after(0, usize::MAX).unwrap();
@@ -212,13 +214,8 @@ fn check_receiver(a_data: &Path, b_data: &Path) -> (usize, u64) {
         ids.len(),
         "record count and log disagree"
     );
-    let cursor = b
-        .cursor(&"AA-EXPORT".parse().unwrap())
-        .unwrap()
-        .map_or(0, |c| c.seq);
-    // The changes-feed cursor jumps to the peer's head on first contact and
-    // reconciliation (run on every connection) fetches the backlog below it, so the
-    // cursor may be above records B lacks; it must never be above A's log itself.
+    let stored = b.cursor(&"AA-EXPORT".parse().unwrap()).unwrap();
+    let (cursor, complete) = stored.map_or((0, true), |c| (c.seq, c.backlog_complete));
     let a_head = a_log.last().map_or(0, |(seq, _)| *seq);
     assert!(
         cursor <= a_head,
@@ -228,16 +225,37 @@ fn check_receiver(a_data: &Path, b_data: &Path) -> (usize, u64) {
         .iter()
         .filter(|(seq, id)| *seq <= cursor && !ids.contains(id))
         .count();
-    eprintln!(
-        "B holds {}, cursor {cursor}, {behind} of A's records below it not yet held",
-        ids.len()
+    // The invariant: a cursor marked complete never runs ahead of the data.
+    assert!(
+        !complete || behind == 0,
+        "B's cursor {cursor} is marked complete but {behind} of A's records below it are missing"
     );
-    (ids.len(), cursor)
+    eprintln!(
+        "B holds {}, cursor {cursor} (backlog {}), {behind} of A's records below it not yet held",
+        ids.len(),
+        if complete { "complete" } else { "pending" }
+    );
+    (ids.len(), cursor, complete)
+}
+
+/// A counter of `client`'s node from /metrics (0 when absent).
+fn metric(rt: &tokio::runtime::Runtime, client: &Client, line_start: &str) -> f64 {
+    let text = rt.block_on(client.get_text("/metrics")).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(line_start))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// SIGKILL the receiving node in the middle of a cold sync. The size is
 /// `WLNODE_CRASH_SYNC_RECORDS` (default 10,000, which keeps the debug-build test
 /// under a minute; the 50,000 runs with the variable set).
+///
+/// B is the dialled side and not the reconciliation initiator (its PeerId is the
+/// larger), and anti-entropy runs only hourly: after the restart only B's own
+/// on-connect reconciliation, forced by its stored "backlog pending" mark, settles
+/// its cursor (A's on-connect session may deliver records too, but only B's own
+/// session can clear B's mark).
 #[test]
 fn sigkill_during_cold_sync_converges_without_duplicates() {
     let total: usize = std::env::var("WLNODE_CRASH_SYNC_RECORDS")
@@ -245,28 +263,39 @@ fn sigkill_during_cold_sync_converges_without_duplicates() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     const BATCH: usize = 1000;
-    let dir = tempfile::tempdir().unwrap();
-    let fed = scaffold::create(
-        dir.path(),
-        "crash-sync",
-        &[
-            AgencySpec::member("AA-EXPORT", &["eu"]).unwrap(),
-            AgencySpec::member("BB-CUSTOMS", &["eu"]).unwrap(),
-        ],
-    )
-    .unwrap();
+    // Keys until B's PeerId is the larger one: A is then the initiator, and B runs a
+    // session of its own only because its backlog is pending.
+    let (_dir, fed) = loop {
+        let dir = tempfile::tempdir().unwrap();
+        let fed = scaffold::create(
+            dir.path(),
+            "crash-sync",
+            &[
+                AgencySpec::member("AA-EXPORT", &["eu"]).unwrap(),
+                AgencySpec::member("BB-CUSTOMS", &["eu"]).unwrap(),
+            ],
+        )
+        .unwrap();
+        let id = |i: usize| fed.nodes[i].peer_id.parse::<libp2p::PeerId>().unwrap();
+        if id(0) < id(1) {
+            break (dir, fed);
+        }
+    };
     let extra = format!(
-        "{}\n[sync]\nanti_entropy_interval = \"3s\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
+        "{}\n[sync]\nanti_entropy_interval = \"1h\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
         scaffold::OPEN_POLICY
     );
-    let port_a = free_port();
+    let port_b = free_port();
     let (a, b) = (&fed.nodes[0], &fed.nodes[1]);
+    // A dials B: B is the dialled side.
     scaffold::write_config(
         &fed,
         a,
         &NodeOptions {
-            listen: format!("/ip4/127.0.0.1/tcp/{port_a}"),
-            peers: vec![(b.agency.clone(), vec![])],
+            peers: vec![(
+                b.agency.clone(),
+                vec![format!("/ip4/127.0.0.1/tcp/{port_b}")],
+            )],
             extra: extra.clone(),
             ..NodeOptions::default()
         },
@@ -276,10 +305,8 @@ fn sigkill_during_cold_sync_converges_without_duplicates() {
         &fed,
         b,
         &NodeOptions {
-            peers: vec![(
-                a.agency.clone(),
-                vec![format!("/ip4/127.0.0.1/tcp/{port_a}")],
-            )],
+            listen: format!("/ip4/127.0.0.1/tcp/{port_b}"),
+            peers: vec![(a.agency.clone(), vec![])],
             extra,
             ..NodeOptions::default()
         },
@@ -325,28 +352,57 @@ fn sigkill_during_cold_sync_converges_without_duplicates() {
     // Stop A too, to read both stores.
     node_a.0.kill().unwrap();
     node_a.0.wait().unwrap();
-    let (held, cursor) = check_receiver(&a_data, &b_data);
+    let (held, cursor, complete) = check_receiver(&a_data, &b_data);
     assert!(
         held < total,
         "the kill must land mid-sync (held {held} of {total})"
     );
+    assert!(
+        !complete,
+        "killed mid backlog: the stored cursor must say so"
+    );
     eprintln!(
-        "cold sync of {total}: import {imported:?}; killed B at >= {at_kill} records (store: {held}, cursor {cursor})"
+        "cold sync of {total}: import {imported:?}; killed B at >= {at_kill} records (store: {held}, cursor {cursor}, pending)"
     );
 
-    let (node_a, _client_a) = start(&a.config, &a_data);
+    // B first, so that A (which dials) finds it listening.
+    let restarted = Instant::now();
     let (node_b, client_b) = start(&b.config, &b_data);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while records_of(&rt, &client_b) < total {
+    let (node_a, _client_a) = start(&a.config, &a_data);
+    let pending = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(client_b.status()).ok().and_then(|s| {
+            s["peers"]
+                .as_array()?
+                .iter()
+                .find(|p| p["agency"] == "AA-EXPORT")
+                .and_then(|p| p["backlog_pending"].as_bool())
+        })
+    };
+    // Well under the 1 h anti-entropy interval (and its 2 h backstop for B).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while records_of(&rt, &client_b) < total || pending(&rt) != Some(false) {
         assert!(
             Instant::now() < deadline,
-            "B did not converge after restart"
+            "B did not converge after restart (backlog pending: {:?})",
+            pending(&rt)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let converged = restarted.elapsed();
+    // B (not the initiator) ran a session itself: only its pending mark explains that.
+    let rounds = metric(
+        &rt,
+        &client_b,
+        "wlnode_reconcile_rounds_total{peer=\"AA-EXPORT\"}",
+    );
+    assert!(rounds > 0.0, "B never reconciled on its own");
     drop(node_b);
     drop(node_a);
-    let (held, _) = check_receiver(&a_data, &b_data);
+    let (held, _, complete) = check_receiver(&a_data, &b_data);
     assert_eq!(held, total, "B holds every record exactly once");
-    eprintln!("cold sync of {total}: total {:?}", started.elapsed());
+    assert!(complete, "B's backlog is marked complete");
+    eprintln!(
+        "cold sync of {total}: converged {converged:?} after restart; total {:?}",
+        started.elapsed()
+    );
 }

@@ -123,6 +123,7 @@ async fn regenerate_seed_corpus() {
         &Cursor {
             epoch: [7; 16],
             seq: 42,
+            backlog_complete: false,
         }
         .encode(),
     );
@@ -140,6 +141,7 @@ async fn regenerate_seed_corpus() {
         roster_version: 1,
         log_epoch: [1; 16],
         head_seq: 9,
+        backlog_pending: false,
     };
     let reqs = [
         ("hello", Request::Hello(hello.clone())),

@@ -443,6 +443,7 @@ async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
         roster_version: c.node(B).ctx.roster().version(),
         log_epoch: [1; 16],
         head_seq: 0,
+        backlog_pending: false,
     })));
     let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
         panic!("Hello refused");

@@ -9,6 +9,7 @@
 mod backup;
 mod entries;
 pub mod openapi;
+mod peers;
 mod policy;
 mod screen;
 mod status;
@@ -301,6 +302,8 @@ pub fn router(ctx: NodeContext, token: String) -> Router {
         .route("/v1/screen", get(screen::get).post(screen::post))
         .route("/v1/screen/batch", post(screen::batch))
         .route("/v1/status", get(status::status))
+        .route("/v1/peers/{agency}/block", post(peers::block))
+        .route("/v1/peers/{agency}/unblock", post(peers::unblock))
         .route("/v1/policy/explain", get(policy::explain))
         .route("/v1/policy/reload", post(policy::reload))
         .route("/v1/backup", post(backup::backup))

@@ -37,6 +37,8 @@ pub struct ErrorDetailDoc {
         super::entries::import,
         super::entries::withdraw_missing,
         super::status::status,
+        super::peers::block,
+        super::peers::unblock,
         super::backup::backup,
         super::screen::get,
         super::screen::post,

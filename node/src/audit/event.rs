@@ -97,6 +97,16 @@ pub enum EventKind {
         /// Ban length in seconds.
         seconds: u64,
     },
+    /// The operator blocked a peer: no connection to or from its nodes until unblocked.
+    PeerBlocked {
+        /// The agency.
+        agency: AgencyCode,
+    },
+    /// The operator lifted a block.
+    PeerUnblocked {
+        /// The agency.
+        agency: AgencyCode,
+    },
     /// A peer asked for audit data without the auditor role and was refused.
     AuditRefused {
         /// The agency, or the PeerId when it is not in the roster.
@@ -155,6 +165,8 @@ impl Event {
             EventKind::RosterLoaded { .. } => "roster_loaded",
             EventKind::Equivocation { .. } => "equivocation",
             EventKind::PeerBanned { .. } => "peer_banned",
+            EventKind::PeerBlocked { .. } => "peer_blocked",
+            EventKind::PeerUnblocked { .. } => "peer_unblocked",
             EventKind::AuditRefused { .. } => "audit_refused",
             EventKind::NodeStarted { .. } => "node_started",
             EventKind::NodeStopped => "node_stopped",

@@ -8,6 +8,7 @@ mod bench_fed;
 mod demo;
 mod entry;
 mod init;
+mod peer;
 mod policy;
 mod procs;
 mod roster;
@@ -50,6 +51,9 @@ enum Command {
     /// Check, explain and reload the data-sharing policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Block or unblock a neighbour agency at the transport level on the running node.
+    #[command(subcommand)]
+    Peer(peer::PeerCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -106,6 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
+        Command::Peer(c) => runtime()?.block_on(peer::run(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

@@ -59,7 +59,11 @@ enum Pending {
     Hello,
     Notify,
     Pull,
-    Reconcile { session: [u8; 16] },
+    /// A request of our session, naming `asked` record ids we lack.
+    Reconcile {
+        session: [u8; 16],
+        asked: usize,
+    },
 }
 
 /// Results of spawned work, fed back into the loop.
@@ -73,6 +77,8 @@ enum TaskDone {
         peer: PeerId,
         agency: AgencyCode,
         batch: Option<(Batch, Cursor)>,
+        /// Records returned in our reconciliation session with this id.
+        session: Option<[u8; 16]>,
         outcome: IngestOutcome,
     },
     Sent {
@@ -119,6 +125,7 @@ enum Event {
     Task(TaskDone),
     Head(u64),
     Reloaded,
+    Blocked,
     Tick,
     Shutdown,
 }
@@ -147,6 +154,9 @@ pub(crate) struct EventLoop {
     tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
     head_rx: watch::Receiver<u64>,
     changes_rx: watch::Receiver<u64>,
+    blocked_rx: watch::Receiver<std::collections::BTreeSet<AgencyCode>>,
+    /// Agencies the operator blocked (enforced by the gate).
+    blocked: std::collections::BTreeSet<AgencyCode>,
     shutdown: watch::Receiver<bool>,
     local_head: u64,
     peers: HashMap<PeerId, PeerSync>,
@@ -225,8 +235,10 @@ impl EventLoop {
         let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
         let head_rx = ctx.head.subscribe();
         let changes_rx = ctx.changes.subscribe();
+        let mut blocked_rx = ctx.blocked.subscribe();
+        let blocked = blocked_rx.borrow_and_update().clone();
         let local_head = *head_rx.borrow();
-        Ok(Self {
+        let mut el = Self {
             swarm,
             epoch: ctx.store.epoch(),
             addr_file: ctx.config.raw.data_dir.join(LISTEN_ADDRS_FILE),
@@ -237,6 +249,8 @@ impl EventLoop {
             tasks_rx,
             head_rx,
             changes_rx,
+            blocked_rx,
+            blocked,
             shutdown,
             local_head,
             peers: HashMap::new(),
@@ -250,7 +264,10 @@ impl EventLoop {
             counters: HashMap::new(),
             sent: Arc::default(),
             listen_addrs: Vec::new(),
-        })
+        };
+        // Before the swarm is first polled, so no blocked peer gets in at start.
+        el.apply_blocks();
+        Ok(el)
     }
 
     /// Polls the swarm until every configured listener has an address (so that tests
@@ -277,6 +294,7 @@ impl EventLoop {
                 Some(t) = self.tasks_rx.recv() => Event::Task(t),
                                 Ok(()) = self.head_rx.changed() => Event::Head(*self.head_rx.borrow_and_update()),
                 Ok(()) = self.changes_rx.changed() => Event::Reloaded,
+                Ok(()) = self.blocked_rx.changed() => Event::Blocked,
                 _ = tick.tick() => Event::Tick,
                 _ = self.shutdown.changed() => Event::Shutdown,
             };
@@ -285,6 +303,18 @@ impl EventLoop {
                 Event::Task(t) => self.on_task(t),
                 Event::Head(h) => self.on_local_head(h),
                 Event::Reloaded => self.on_reloaded(),
+                Event::Blocked => {
+                    let new = self.blocked_rx.borrow_and_update().clone();
+                    let old = std::mem::replace(&mut self.blocked, new);
+                    // Dial the unblocked ones again at once.
+                    for t in self.targets.iter_mut() {
+                        if old.contains(&t.agency) && !self.blocked.contains(&t.agency) {
+                            t.backoff.reset();
+                            t.next_at = Some(Instant::now());
+                        }
+                    }
+                    self.apply_blocks();
+                }
                 Event::Tick => self.on_tick(),
                 Event::Shutdown => break,
             }
@@ -390,7 +420,7 @@ impl EventLoop {
     fn drain_refusals(&mut self) {
         for r in self.swarm.behaviour_mut().gate.take_refusals() {
             let peer = match &r {
-                Refused::NotInRoster(p) | Refused::Banned(p) => p.to_base58(),
+                Refused::NotInRoster(p) | Refused::Banned(p) | Refused::Blocked(p) => p.to_base58(),
             };
             tracing::warn!(%peer, reason = r.code(), "connection refused by the roster gate");
             self.ctx
@@ -670,7 +700,7 @@ impl EventLoop {
                     self.protocol_violation(peer, "hello_agency_mismatch");
                     return;
                 }
-                let ours = self.hello();
+                let ours = self.hello(&agency);
                 self.respond(peer, channel, &Response::Hello(ours));
                 self.note_roster_version(&agency, h.roster_version);
                 if let Some(ps) = self.peers.get_mut(&peer) {
@@ -797,12 +827,17 @@ impl EventLoop {
         });
     }
 
-    fn hello(&self) -> Hello {
+    /// Our Hello to `to`.
+    fn hello(&self, to: &AgencyCode) -> Hello {
         Hello {
             agency: self.ctx.agency.clone(),
             roster_version: self.ctx.roster().version(),
             log_epoch: self.epoch,
             head_seq: self.local_head,
+            backlog_pending: self.peers.values().find(|p| p.agency == *to).map_or_else(
+                || self.cursors.get(to).is_some_and(|c| !c.backlog_complete),
+                PeerSync::declares_pending,
+            ),
         }
     }
 
@@ -861,8 +896,8 @@ impl EventLoop {
                 }
             }
             (Pending::Pull, Response::Batch(b)) => self.apply_batch(peer, agency, b),
-            (Pending::Reconcile { session }, Response::Reconcile(r)) => {
-                self.on_reconcile_reply(peer, agency, session, r)
+            (Pending::Reconcile { session, asked }, Response::Reconcile(r)) => {
+                self.on_reconcile_reply(peer, agency, session, asked, r)
             }
             (pending, Response::Error { code, message }) => {
                 self.request_failed(peer, pending, format!("{code}: {message}"));
@@ -896,7 +931,8 @@ impl EventLoop {
             Pending::Reconcile { .. } => {
                 self.initiators.remove(&peer);
                 if let Some(ps) = self.peers.get_mut(&peer) {
-                    ps.on_reconcile_done(Err(error), now);
+                    let actions = ps.on_reconcile_done(Err(error), now);
+                    self.run_actions(peer, actions);
                 }
             }
         }
@@ -909,7 +945,10 @@ impl EventLoop {
         for a in actions {
             match a {
                 Action::SendHello => {
-                    let h = self.hello();
+                    let Some((agency, _)) = self.agency_of(&peer) else {
+                        continue;
+                    };
+                    let h = self.hello(&agency);
                     self.send(peer, &Request::Hello(h), Pending::Hello);
                 }
                 Action::SendNotify => {
@@ -927,19 +966,31 @@ impl EventLoop {
                     if let Ok(mut m) = self.sent.lock() {
                         m.remove(&agency);
                     }
-                    self.cursors.insert(agency.clone(), c);
-                    let store = self.ctx.store.clone();
-                    let tx = self.tasks_tx.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = store.call(move |s| s.set_cursor(&agency, Some(c))).await {
-                            tracing::warn!(error = %e, "cannot persist cursor reset");
-                        }
-                        let _ = tx.send(TaskDone::CursorPersisted);
-                    });
+                    self.persist_cursor(agency, c);
                 }
                 Action::StartReconcile => self.start_reconcile(peer),
+                Action::BacklogComplete(c) => {
+                    let Some((agency, _)) = self.agency_of(&peer) else {
+                        continue;
+                    };
+                    tracing::info!(%agency, seq = c.seq, "backlog below the cursor complete");
+                    self.persist_cursor(agency, c);
+                }
             }
         }
+    }
+
+    /// Remembers and durably stores a peer's cursor.
+    fn persist_cursor(&mut self, agency: AgencyCode, c: Cursor) {
+        self.cursors.insert(agency.clone(), c);
+        let store = self.ctx.store.clone();
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.call(move |s| s.set_cursor(&agency, Some(c))).await {
+                tracing::warn!(error = %e, "cannot persist cursor");
+            }
+            let _ = tx.send(TaskDone::CursorPersisted);
+        });
     }
 
     // ------------------------------------------------------------------ changes feed
@@ -1066,9 +1117,13 @@ impl EventLoop {
     }
 
     fn apply_batch(&mut self, peer: PeerId, agency: AgencyCode, b: Batch) {
+        // The batch advances the cursor; the backlog mark stays as it is.
         let cursor = Cursor {
             epoch: b.log_epoch,
             seq: b.next_seq,
+            backlog_complete: self.peers.get(&peer).is_some_and(|ps| {
+                !ps.backlog_pending() && ps.cursor().is_some_and(|c| c.epoch == b.log_epoch)
+            }),
         };
         let transfers = b.records.clone();
         let batch_meta = Batch {
@@ -1084,6 +1139,7 @@ impl EventLoop {
                 peer,
                 agency,
                 batch: Some((batch_meta, cursor)),
+                session: None,
                 outcome,
             });
         });
@@ -1100,6 +1156,7 @@ impl EventLoop {
             .filter_map(|p| p.parse::<PeerId>().ok())
             .collect();
         self.swarm.behaviour_mut().gate.set_allowed(allowed);
+        self.apply_blocks();
         let gone: Vec<PeerId> = self
             .agencies
             .keys()
@@ -1118,6 +1175,45 @@ impl EventLoop {
                 self.run_actions(p, actions);
             }
         }
+    }
+
+    /// Enforces the operator's blocks: the gate refuses the blocked agencies' PeerIds
+    /// (as the current roster lists them) both ways, their open connections close, and
+    /// nobody dials them.
+    fn apply_blocks(&mut self) {
+        let roster = self.ctx.roster();
+        let ids: Vec<PeerId> = self
+            .blocked
+            .iter()
+            .filter_map(|a| roster.member(a))
+            .flat_map(|m| m.node_ids.iter())
+            .filter_map(|p| p.parse::<PeerId>().ok())
+            .collect();
+        self.swarm.behaviour_mut().gate.set_blocked(ids);
+        let cut: Vec<PeerId> = self
+            .swarm
+            .connected_peers()
+            .filter(|p| {
+                roster
+                    .agency_of_peer(&p.to_base58())
+                    .is_some_and(|m| self.blocked.contains(&m.agency))
+            })
+            .copied()
+            .collect();
+        for p in cut {
+            tracing::warn!(peer = %p, "peer blocked by the operator: disconnecting");
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        for a in roster.members().map(|m| &m.agency) {
+            self.ctx
+                .metrics
+                .peer_blocked
+                .get_or_create(&PeerLabel {
+                    peer: a.to_string(),
+                })
+                .set(i64::from(self.blocked.contains(a)));
+        }
+        self.refresh_status();
     }
 
     fn on_local_head(&mut self, head: u64) {
@@ -1209,10 +1305,11 @@ impl EventLoop {
                 have: Vec::new(),
                 need: step.need,
             };
+            let asked = req.need.len();
             self.send(
                 peer,
                 &Request::Reconcile(req),
-                Pending::Reconcile { session },
+                Pending::Reconcile { session, asked },
             );
             return;
         }
@@ -1285,6 +1382,7 @@ impl EventLoop {
         peer: PeerId,
         agency: AgencyCode,
         session: [u8; 16],
+        asked: usize,
         r: ReconcileReply,
     ) {
         let _round = round_span(&session).entered();
@@ -1303,8 +1401,11 @@ impl EventLoop {
             .inc_by(
                 (r.message.len() + r.records.iter().map(|t| t.record.len()).sum::<usize>()) as u64,
             );
+        if let Some(ps) = self.peers.get_mut(&peer) {
+            ps.on_session_reply(session, asked, r.records.len());
+        }
         if !r.records.is_empty() {
-            self.spawn_ingest(peer, agency.clone(), r.records);
+            self.spawn_ingest(peer, agency.clone(), r.records, Some(session));
         }
         let max_have = self.max_have();
         let max_need = self.max_need();
@@ -1315,7 +1416,8 @@ impl EventLoop {
             self.initiators.remove(&peer);
             self.protocol_violation(peer, "bad_reconcile_message");
             if let Some(ps) = self.peers.get_mut(&peer) {
-                ps.on_reconcile_done(Err(e.to_string()), now);
+                let actions = ps.on_reconcile_done(Err(e.to_string()), now);
+                self.run_actions(peer, actions);
             }
             return;
         }
@@ -1337,7 +1439,8 @@ impl EventLoop {
                     );
                 }
                 if let Some(ps) = self.peers.get_mut(&peer) {
-                    ps.on_reconcile_done(Ok(()), now);
+                    let actions = ps.on_reconcile_done(Ok(()), now);
+                    self.run_actions(peer, actions);
                 }
             }
         }
@@ -1384,6 +1487,7 @@ impl EventLoop {
                     peer,
                     agency: agency.clone(),
                     batch: None,
+                    session: None,
                     outcome,
                 });
             }
@@ -1487,7 +1591,13 @@ impl EventLoop {
         });
     }
 
-    fn spawn_ingest(&mut self, peer: PeerId, agency: AgencyCode, transfers: Vec<Transfer>) {
+    fn spawn_ingest(
+        &mut self,
+        peer: PeerId,
+        agency: AgencyCode,
+        transfers: Vec<Transfer>,
+        session: Option<[u8; 16]>,
+    ) {
         let ctx = self.ctx.clone();
         let tx = self.tasks_tx.clone();
         let skew = self.cfg.max_clock_skew.0;
@@ -1499,6 +1609,7 @@ impl EventLoop {
                     peer,
                     agency,
                     batch: None,
+                    session,
                     outcome,
                 });
             }
@@ -1529,6 +1640,7 @@ impl EventLoop {
                 peer,
                 agency,
                 batch,
+                session,
                 outcome,
             } => {
                 let label = PeerLabel {
@@ -1571,13 +1683,35 @@ impl EventLoop {
                     );
                 }
                 self.record_invalid(&agency, against);
+                if let Some(s) = session
+                    && let Some(ps) = self.peers.get_mut(&peer)
+                {
+                    let actions = ps.on_session_stored(s, outcome.error.is_none(), now);
+                    self.run_actions(peer, actions);
+                } else if batch.is_none()
+                    && let Some(ps) = self.peers.get_mut(&peer)
+                {
+                    // Records the peer pushed in its session are stored: that session
+                    // is still going, as far as ours is concerned.
+                    ps.on_reconcile_served(now);
+                }
                 match (batch, outcome.error) {
                     (Some((b, cursor)), None) => {
                         self.cursors.insert(agency.clone(), cursor);
                         if let Some(ps) = self.peers.get_mut(&peer) {
                             let actions =
                                 ps.on_batch_applied(b.log_epoch, cursor.seq, b.head_seq, now);
+                            let latest = ps.cursor();
                             self.run_actions(peer, actions);
+                            // The backlog was settled while this batch was in flight
+                            // with the older mark: store the mark again.
+                            if let Some(c) = latest
+                                && c.epoch == cursor.epoch
+                                && c.backlog_complete
+                                && !cursor.backlog_complete
+                            {
+                                self.persist_cursor(agency.clone(), c);
+                            }
                         }
                     }
                     (Some(_), Some(e)) => {
@@ -1633,7 +1767,8 @@ impl EventLoop {
             }
             TaskDone::ReconcileReady { peer, result } => match result {
                 Ok((init, step)) => {
-                    if self.peers.contains_key(&peer) {
+                    if let Some(ps) = self.peers.get_mut(&peer) {
+                        ps.on_reconcile_started(init.session);
                         self.initiators.insert(peer, init);
                         self.send_step(peer, step);
                     }
@@ -1641,7 +1776,8 @@ impl EventLoop {
                 Err(e) => {
                     tracing::warn!(%peer, error = %e, "cannot start reconciliation");
                     if let Some(ps) = self.peers.get_mut(&peer) {
-                        ps.on_reconcile_done(Err(e), now);
+                        let actions = ps.on_reconcile_done(Err(e), now);
+                        self.run_actions(peer, actions);
                     }
                 }
             },
@@ -1662,10 +1798,11 @@ impl EventLoop {
                     have: transfers,
                     need: step.need,
                 };
+                let asked = req.need.len();
                 self.send(
                     peer,
                     &Request::Reconcile(req),
-                    Pending::Reconcile { session },
+                    Pending::Reconcile { session, asked },
                 );
             }
             TaskDone::ResponderStorage {
@@ -1699,7 +1836,7 @@ impl EventLoop {
                 continue;
             };
             let due = t.next_at.is_some_and(|at| now >= at) && t.dialing == 0;
-            if !due || self.bans.is_banned(&t.agency, now) {
+            if !due || self.bans.is_banned(&t.agency, now) || self.blocked.contains(&t.agency) {
                 continue;
             }
             t.next_at = None;
@@ -1785,12 +1922,17 @@ impl EventLoop {
                     .unwrap_or_default(),
                 connected: !connected.is_empty(),
                 lag: ps.and_then(|p| p.lag()),
+                backlog_pending: self
+                    .cursors
+                    .get(&agency)
+                    .is_some_and(|c| !c.backlog_complete),
                 last_sync: ps.and_then(|p| p.last_sync).map(to_wall),
                 records_received: c.received,
                 records_sent: c.sent,
                 records_rejected: c.rejected,
                 roster_version: ps.and_then(|p| p.roster_version),
                 our_roster_outdated: ps.and_then(|p| p.roster_version).is_some_and(|v| v > ours),
+                blocked: self.blocked.contains(&agency),
                 banned_until: banned.get(&agency).map(|u| {
                     Timestamp(
                         wall.as_millis()
@@ -1805,6 +1947,13 @@ impl EventLoop {
                         .and_then(|t| t.get(agency.as_str()).and_then(|i| i.last_error.clone()))
                 }),
             };
+            self.ctx
+                .metrics
+                .sync_backlog_pending
+                .get_or_create(&PeerLabel {
+                    peer: agency.to_string(),
+                })
+                .set(i64::from(info.backlog_pending));
             if let Some(lag) = info.lag {
                 self.ctx
                     .metrics

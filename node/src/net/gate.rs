@@ -1,5 +1,6 @@
-//! Connection gating: only PeerIds listed in the roster may hold a connection, and a
-//! banned peer is refused until its ban expires. The check runs when the security
+//! Connection gating: only PeerIds listed in the roster may hold a connection, a
+//! banned peer is refused until its ban expires, and a peer the operator blocked
+//! (`wlnode peer block`) is refused until unblocked. The check runs when the security
 //! handshake has authenticated the remote PeerId, before any protocol stream opens.
 //! The event loop logs and counts each refusal from the swarm's connection errors.
 
@@ -24,6 +25,9 @@ pub enum Refused {
     /// The peer is banned.
     #[error("peer {0} is banned")]
     Banned(PeerId),
+    /// The operator blocked the peer's agency.
+    #[error("peer {0} is blocked by the operator")]
+    Blocked(PeerId),
 }
 
 impl Refused {
@@ -32,6 +36,7 @@ impl Refused {
         match self {
             Self::NotInRoster(_) => "not_in_roster",
             Self::Banned(_) => "banned",
+            Self::Blocked(_) => "blocked",
         }
     }
 }
@@ -41,6 +46,7 @@ impl Refused {
 pub struct Gate {
     allowed: HashSet<PeerId>,
     banned: HashMap<PeerId, Instant>,
+    blocked: HashSet<PeerId>,
     refusals: Vec<Refused>,
 }
 
@@ -48,6 +54,11 @@ impl Gate {
     /// Replaces the set of roster PeerIds.
     pub fn set_allowed(&mut self, peers: impl IntoIterator<Item = PeerId>) {
         self.allowed = peers.into_iter().collect();
+    }
+
+    /// Replaces the set of blocked PeerIds.
+    pub fn set_blocked(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        self.blocked = peers.into_iter().collect();
     }
 
     /// Bans `peer` until `until`.
@@ -73,6 +84,9 @@ impl Gate {
     pub fn check(&mut self, peer: &PeerId) -> Result<(), Refused> {
         if !self.allowed.contains(peer) {
             return Err(Refused::NotInRoster(*peer));
+        }
+        if self.blocked.contains(peer) {
+            return Err(Refused::Blocked(*peer));
         }
         if let Some(until) = self.banned.get(peer) {
             if Instant::now() < *until {
@@ -124,5 +138,27 @@ impl NetworkBehaviour for Gate {
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_peers_are_refused_until_unblocked() {
+        let a = PeerId::random();
+        let b = PeerId::random();
+        let mut g = Gate::default();
+        g.set_allowed([a, b]);
+        g.set_blocked([b]);
+        assert_eq!(g.check(&a), Ok(()));
+        assert_eq!(g.check(&b), Err(Refused::Blocked(b)));
+        assert_eq!(Refused::Blocked(b).code(), "blocked");
+        g.set_blocked([]);
+        assert_eq!(g.check(&b), Ok(()));
+        // Outside the roster stays refused whatever the blocks say.
+        let c = PeerId::random();
+        assert_eq!(g.check(&c), Err(Refused::NotInRoster(c)));
     }
 }

@@ -39,6 +39,9 @@ pub struct PeerInfo {
     pub connected: bool,
     /// Changes-feed lag: their log head minus our cursor.
     pub lag: Option<u64>,
+    /// Our stored cursor for it jumped to its log head on first contact and a
+    /// reconciliation has not yet fetched (and stored) every older record.
+    pub backlog_pending: bool,
     /// When a batch or reconciliation with this peer last completed.
     pub last_sync: Option<Timestamp>,
     /// Records received from it.
@@ -51,6 +54,8 @@ pub struct PeerInfo {
     pub roster_version: Option<u64>,
     /// The peer's roster is newer than ours.
     pub our_roster_outdated: bool,
+    /// The operator blocked it (`wlnode peer block`): no connection either way.
+    pub blocked: bool,
     /// Banned until (RFC 3339), if banned.
     pub banned_until: Option<Timestamp>,
     /// Last error with this peer.

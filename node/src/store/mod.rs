@@ -10,6 +10,7 @@
 pub mod actor;
 pub mod audit;
 pub mod backup;
+pub mod blocks;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod faults;
 pub mod schema;

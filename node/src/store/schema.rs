@@ -20,6 +20,13 @@
 //! `meta/audit_size` (u64 BE) is the audit log's size, written in the same transaction
 //! as its events and tree nodes.
 //!
+//! `meta/blocked_peers` holds the agencies an operator blocked (`wlnode peer block`):
+//! agency codes, sorted, one per line; written with its audit event in one transaction.
+//!
+//! A `Cursor` carries `backlog_complete`: false from a first-contact jump to the peer's
+//! head until a finished reconciliation has stored the records below it. Cursors
+//! written before the field existed read as false (one extra reconciliation).
+//!
 //! Entry key: entry_id (16) ‖ origin (UTF-8). Entries are keyed by origin as well as
 //! id, so that no agency can take over another agency's entry by reusing its id.
 
@@ -70,6 +77,8 @@ pub mod meta {
     pub const ROSTER_ANCHOR: &[u8] = b"roster_anchor";
     /// Audit log size.
     pub const AUDIT_SIZE: &[u8] = b"audit_size";
+    /// Agencies blocked by the operator.
+    pub const BLOCKED_PEERS: &[u8] = b"blocked_peers";
 }
 
 /// `audit_nodes` key: level ‖ index BE.

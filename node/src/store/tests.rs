@@ -256,6 +256,7 @@ fn cursor_is_written_with_the_batch() {
     let cursor = crate::wire::Cursor {
         epoch: [1; 16],
         seq: 42,
+        backlog_complete: false,
     };
     s.ingest(
         &IngestBatch {
@@ -431,6 +432,7 @@ fn a_batch_failing_partway_leaves_nothing_visible() {
     let cursor = Cursor {
         epoch: [7; 16],
         seq: 42,
+        backlog_complete: true,
     };
     let recs: Vec<VerifiedRecord> = (0..5)
         .map(|k| {

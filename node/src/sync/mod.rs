@@ -34,6 +34,9 @@ pub enum Action {
     ResetCursor(Cursor),
     /// Start a reconciliation session as initiator.
     StartReconcile,
+    /// Our own session with this peer finished and every record it fetched is stored:
+    /// persist the cursor, now marked `backlog_complete`.
+    BacklogComplete(Cursor),
     /// Send a Notify with our head.
     SendNotify,
 }
@@ -65,11 +68,49 @@ pub struct PeerSync {
     connected_at: Instant,
     notify_in_flight: bool,
     notify_dirty: bool,
+    /// Bumped whenever the cursor is reset, so that a session started for an older
+    /// log cannot complete the new one's backlog.
+    reset_gen: u64,
+    /// Our current (or just finished) session, while its records are being stored.
+    own: Option<OwnSession>,
+    /// No backlog session starts before this (a failed or short one backs off).
+    reconcile_not_before: Option<Instant>,
+    backlog_retry: Duration,
+    /// What our Hellos on this connection say (`Hello::backlog_pending`): fixed at
+    /// connect, from the stored cursor.
+    declared_pending: bool,
+    /// Last time we served (or stored a push of) a round of the peer's session.
+    last_served: Option<Instant>,
     /// Last time a batch or reconciliation completed.
     pub last_sync: Option<Instant>,
     /// Last error seen with this peer.
     pub last_error: Option<String>,
 }
+
+/// What we track of a session we initiated, to know when it has filled the backlog:
+/// it must finish, the peer must have returned every record we asked for, and every
+/// record it returned must be stored.
+#[derive(Clone, Debug)]
+struct OwnSession {
+    session: [u8; 16],
+    reset_gen: u64,
+    finished: Option<bool>,
+    short: bool,
+    ingests: u32,
+    ingest_failed: bool,
+}
+
+/// First delay before another backlog session when one failed or came back short.
+const BACKLOG_RETRY_MIN: Duration = Duration::from_secs(2);
+/// Longest delay between backlog sessions (a short session is usually one that
+/// overlapped the peer's own session, whose records are arriving).
+const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long the peer's session must have been quiet before a non-initiator with an
+/// undeclared pending backlog runs its own (confirming) session. Generous: if ours
+/// starts while the peer is still preparing a push, the same records cross twice
+/// (reconciliation sends what the peer lacks even if it was sent recently).
+const SERVED_QUIET: Duration = Duration::from_secs(10);
 
 /// Delay before retrying a failed Pull.
 const PULL_RETRY: Duration = Duration::from_secs(2);
@@ -107,6 +148,12 @@ impl PeerSync {
             connected_at: now,
             notify_in_flight: false,
             notify_dirty: false,
+            reset_gen: 0,
+            own: None,
+            reconcile_not_before: None,
+            backlog_retry: BACKLOG_RETRY_MIN,
+            declared_pending: cursor.is_some_and(|c| !c.backlog_complete),
+            last_served: None,
             last_sync: None,
             last_error: None,
         }
@@ -137,14 +184,35 @@ impl PeerSync {
             self.their_epoch = Some(epoch);
             self.their_head = head;
             if self.cursor.is_none_or(|c| c.epoch != epoch) {
-                let c = Cursor { epoch, seq: head };
+                // An empty log has no backlog.
+                let c = Cursor {
+                    epoch,
+                    seq: head,
+                    backlog_complete: head == 0,
+                };
                 self.cursor = Some(c);
+                self.reset_gen += 1;
                 out.push(Action::ResetCursor(c));
-                self.want_reconcile(now);
+                if !c.backlog_complete {
+                    self.want_reconcile(now);
+                }
             }
         } else {
             self.their_head = self.their_head.max(head);
         }
+    }
+
+    /// What our Hello to this peer says in `backlog_pending`: a cursor stored pending
+    /// (a backlog left unfinished by a crash or a lost connection). With no cursor at
+    /// all we cannot know yet (their log may be empty) and say false.
+    pub fn declares_pending(&self) -> bool {
+        self.declared_pending
+    }
+
+    /// Whether the stored cursor still lacks records below it (first-contact jump not
+    /// yet backfilled by a finished reconciliation).
+    pub fn backlog_pending(&self) -> bool {
+        self.cursor.is_some_and(|c| !c.backlog_complete)
     }
 
     /// Asks for a reconciliation soon (e.g. after a policy reload that may let more
@@ -184,14 +252,29 @@ impl PeerSync {
         let Some(since) = self.reconcile_wanted else {
             return;
         };
-        if !self.hello_done || self.reconcile_in_flight {
+        if !self.hello_done || self.reconcile_in_flight || self.own.is_some() {
+            return;
+        }
+        if self.reconcile_not_before.is_some_and(|t| now < t) {
             return;
         }
         // When both sides want a session (say, after one lost its store), only the
         // initiator starts at once; the other waits, and drops its wish as soon as it
-        // serves the initiator's session, so records are not sent twice.
+        // serves the initiator's session, so records are not sent twice. A side whose
+        // backlog is pending runs its own session at once: only a session it initiated
+        // tells it when the backlog is filled, whichever side dialled.
         let waited = now.duration_since(since) >= RECONCILE_MAX_WAIT;
-        if (self.initiator && self.caught_up()) || waited {
+        // A non-initiator that found its backlog pending only on this connection did
+        // not say so in its Hello, so the initiator runs its on-connect session and
+        // sends the backlog; ours follows once that session has been quiet for a
+        // while, finds little or nothing left, and settles the mark.
+        let yield_to_initiator = !self.initiator
+            && !self.declared_pending
+            && self
+                .last_served
+                .is_none_or(|t| now.duration_since(t) < SERVED_QUIET);
+        let ours = (self.initiator || self.backlog_pending()) && !yield_to_initiator;
+        if (ours && self.caught_up()) || waited {
             self.reconcile_wanted = None;
             self.reconcile_in_flight = true;
             out.push(Action::StartReconcile);
@@ -224,7 +307,11 @@ impl PeerSync {
         self.hello_done = true;
         self.roster_version = Some(h.roster_version);
         self.observe(h.log_epoch, h.head_seq, now, &mut out);
-        if first && self.initiator {
+        // On connect, a side with a pending backlog reconciles (only its own session
+        // can settle it). The usual initiator also does, unless the peer says it has a
+        // pending backlog: the peer's session covers both directions, and a second one
+        // at the same time would send the same records again.
+        if first && (self.backlog_pending() || (self.initiator && !h.backlog_pending)) {
             self.want_reconcile(now);
         }
         self.maybe_pull(now, &mut out);
@@ -270,6 +357,7 @@ impl PeerSync {
             self.cursor = Some(Cursor {
                 epoch,
                 seq: next_seq,
+                backlog_complete: !self.backlog_pending(),
             });
             self.their_head = self.their_head.max(head_seq);
         }
@@ -285,22 +373,108 @@ impl PeerSync {
         self.last_error = Some(error);
     }
 
+    /// Our session `session` (asked for by [`Action::StartReconcile`]) has begun.
+    pub fn on_reconcile_started(&mut self, session: [u8; 16]) {
+        self.own = Some(OwnSession {
+            session,
+            reset_gen: self.reset_gen,
+            finished: None,
+            short: false,
+            ingests: 0,
+            ingest_failed: false,
+        });
+    }
+
+    /// A reply in our session returned `got` records for the `asked` ids we named;
+    /// the records (if any) are being stored, and [`Self::on_session_stored`] follows.
+    pub fn on_session_reply(&mut self, session: [u8; 16], asked: usize, got: usize) {
+        if let Some(o) = self.own.as_mut().filter(|o| o.session == session) {
+            o.short |= got < asked;
+            if got > 0 {
+                o.ingests += 1;
+            }
+        }
+    }
+
+    /// Records of our session's reply were checked and stored (`ok`), or the store
+    /// refused them.
+    pub fn on_session_stored(&mut self, session: [u8; 16], ok: bool, now: Instant) -> Vec<Action> {
+        if let Some(o) = self.own.as_mut().filter(|o| o.session == session) {
+            o.ingests = o.ingests.saturating_sub(1);
+            o.ingest_failed |= !ok;
+        }
+        self.settle_session(now)
+    }
+
     /// A reconciliation with this peer finished (either side initiated it).
-    pub fn on_reconcile_done(&mut self, ok: Result<(), String>, now: Instant) {
+    pub fn on_reconcile_done(&mut self, ok: Result<(), String>, now: Instant) -> Vec<Action> {
         self.reconcile_in_flight = false;
         self.last_reconcile = Some(now);
+        let done = ok.is_ok();
         match ok {
             Ok(()) => {
                 self.last_sync = Some(now);
             }
             Err(e) => self.last_error = Some(e),
         }
+        if let Some(o) = self.own.as_mut() {
+            if o.finished.is_none() {
+                o.finished = Some(done);
+            }
+        } else if !done && self.backlog_pending() {
+            // It failed before it began (our item set could not be built).
+            self.retry_backlog(now);
+        }
+        self.settle_session(now)
     }
 
-    /// We served a reconciliation round for this peer: their session covers ours.
+    fn retry_backlog(&mut self, now: Instant) {
+        self.reconcile_not_before = Some(now + self.backlog_retry);
+        self.backlog_retry = (self.backlog_retry * 2).min(BACKLOG_RETRY_MAX);
+        self.want_reconcile(now);
+    }
+
+    /// Once our session has finished and its records are stored: mark the backlog
+    /// complete if it filled it, or retry with backoff if it could not.
+    fn settle_session(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        let Some(o) = self.own.as_ref() else {
+            return out;
+        };
+        let Some(finished_ok) = o.finished else {
+            return out;
+        };
+        if o.ingests > 0 {
+            return out;
+        }
+        let filled = finished_ok && !o.short && !o.ingest_failed && o.reset_gen == self.reset_gen;
+        self.own = None;
+        if let Some(c) = self.cursor.filter(|c| !c.backlog_complete) {
+            if filled {
+                let c = Cursor {
+                    backlog_complete: true,
+                    ..c
+                };
+                self.cursor = Some(c);
+                self.reconcile_not_before = None;
+                self.backlog_retry = BACKLOG_RETRY_MIN;
+                out.push(Action::BacklogComplete(c));
+            } else {
+                self.retry_backlog(now);
+            }
+        }
+        self.maybe_reconcile(now, &mut out);
+        out
+    }
+
+    /// We served a reconciliation round for this peer: their session covers ours
+    /// (unless our backlog is pending: only our own session can settle that).
     pub fn on_reconcile_served(&mut self, now: Instant) {
         self.last_reconcile = Some(now);
-        self.reconcile_wanted = None;
+        self.last_served = Some(now);
+        if !self.backlog_pending() {
+            self.reconcile_wanted = None;
+        }
     }
 
     /// Our log head moved: tell them, one Notify in flight at a time.
@@ -475,6 +649,7 @@ mod tests {
             roster_version: 1,
             log_epoch: [epoch; 16],
             head_seq: head,
+            backlog_pending: false,
         }
     }
 
@@ -490,7 +665,8 @@ mod tests {
             vec![
                 Action::ResetCursor(Cursor {
                     epoch: [1; 16],
-                    seq: 10
+                    seq: 10,
+                    backlog_complete: false,
                 }),
                 Action::StartReconcile
             ]
@@ -538,6 +714,7 @@ mod tests {
             Some(Cursor {
                 epoch: [1; 16],
                 seq: 50,
+                backlog_complete: true,
             }),
             Duration::from_secs(60),
             100,
@@ -552,15 +729,29 @@ mod tests {
         );
         p.on_batch_applied([1; 16], 60, 60, t);
         // Their store was wiped: they restart and say Hello with a new epoch. Jump to
-        // its head and reconcile.
+        // its head, marked pending. Our Hello did not say so, so the initiator sends
+        // the backlog in its session; ours follows when that has gone quiet (or, if
+        // none comes, after the usual wait), and settles the mark.
         let acts = p.on_hello(&hello(2, 3), t);
         assert_eq!(
             acts,
             vec![Action::ResetCursor(Cursor {
                 epoch: [2; 16],
-                seq: 3
+                seq: 3,
+                backlog_complete: false,
             })]
         );
+        assert!(p.on_tick(t + Duration::from_secs(5)).is_empty());
+        assert_eq!(
+            p.on_tick(t + RECONCILE_MAX_WAIT),
+            vec![Action::StartReconcile]
+        );
+        p.on_reconcile_started([9; 16]);
+        assert!(
+            p.on_reconcile_done(Ok(()), t).len() == 1,
+            "nothing fetched: complete"
+        );
+        assert!(!p.backlog_pending());
         // A Notify naming yet another epoch is refused, not a cursor reset.
         let stray = Notify {
             log_epoch: [3; 16],
@@ -568,13 +759,6 @@ mod tests {
         };
         assert!(p.notify_epoch_mismatch(&stray));
         assert!(p.on_notify(&stray, t).is_empty());
-        // Not the initiator: it waits for the peer's session...
-        assert!(p.on_tick(t + Duration::from_secs(5)).is_empty());
-        // ...and starts one itself only if none came.
-        assert_eq!(
-            p.on_tick(t + RECONCILE_MAX_WAIT),
-            vec![Action::StartReconcile]
-        );
     }
 
     #[test]
@@ -601,6 +785,7 @@ mod tests {
         let c0 = Some(Cursor {
             epoch: [1; 16],
             seq: 0,
+            backlog_complete: true,
         });
         let mk = |initiator| {
             PeerSync::new(
@@ -669,40 +854,169 @@ mod tests {
 mod coordination_tests {
     use super::*;
 
-    #[test]
-    fn a_served_session_cancels_our_wish() {
-        let t = Instant::now();
+    fn hello(head: u64) -> Hello {
+        Hello {
+            agency: "BB-CUSTOMS".parse().unwrap(),
+            roster_version: 1,
+            log_epoch: [1; 16],
+            head_seq: head,
+            backlog_pending: false,
+        }
+    }
+
+    fn follower(cursor: Option<Cursor>, t: Instant) -> PeerSync {
         let mut p = PeerSync::new(
             "BB-CUSTOMS".parse().unwrap(),
             false,
-            None,
+            cursor,
             Duration::from_secs(60),
             100,
             1 << 20,
             t,
         );
         p.on_connected();
-        let acts = p.on_hello(
-            &Hello {
-                agency: "BB-CUSTOMS".parse().unwrap(),
-                roster_version: 1,
+        p
+    }
+
+    fn at(seq: u64, backlog_complete: bool) -> Cursor {
+        Cursor {
+            epoch: [1; 16],
+            seq,
+            backlog_complete,
+        }
+    }
+
+    #[test]
+    fn a_served_session_cancels_our_wish() {
+        let t = Instant::now();
+        let mut p = follower(Some(at(9, true)), t);
+        assert!(p.on_hello(&hello(9), t).is_empty());
+        // The backstop wants a session after twice the interval, but waits for one
+        // from the initiator...
+        let wish = t + Duration::from_secs(121);
+        assert!(p.on_tick(wish).is_empty());
+        // ...which comes.
+        p.on_reconcile_served(wish + Duration::from_secs(1));
+        assert!(
+            p.on_tick(wish + RECONCILE_MAX_WAIT + Duration::from_secs(1))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn first_contact_marks_the_backlog_pending_until_our_session_has_stored_it() {
+        let t = Instant::now();
+        let mut p = follower(None, t);
+        // First contact: the backlog is pending. Our Hello could not say so (no cursor
+        // yet), so the initiator's on-connect session sends it...
+        assert!(!p.declares_pending());
+        let acts = p.on_hello(&hello(9), t);
+        assert_eq!(acts, vec![Action::ResetCursor(at(9, false))]);
+        assert!(p.backlog_pending());
+        p.on_reconcile_served(t);
+        // ...which does not settle ours; once it has gone quiet we confirm with our
+        // own session (not the initiator, yet it reconciles: its backlog is pending).
+        assert!(p.on_tick(t + Duration::from_secs(1)).is_empty());
+        assert_eq!(p.on_tick(t + SERVED_QUIET), vec![Action::StartReconcile]);
+        p.on_reconcile_started([5; 16]);
+        p.on_session_reply([5; 16], 9, 9);
+        // Finished, but the records are not stored yet: still pending.
+        assert!(p.on_reconcile_done(Ok(()), t).is_empty());
+        assert!(p.backlog_pending());
+        // A stale reply from another session counts for nothing.
+        assert!(p.on_session_stored([6; 16], true, t).is_empty());
+        assert_eq!(
+            p.on_session_stored([5; 16], true, t),
+            vec![Action::BacklogComplete(at(9, true))]
+        );
+        assert!(!p.backlog_pending());
+        // The changes feed keeps the mark.
+        p.on_notify(
+            &Notify {
                 log_epoch: [1; 16],
-                head_seq: 9,
+                head_seq: 12,
             },
             t,
         );
+        p.on_batch_applied([1; 16], 12, 12, t);
+        assert_eq!(p.cursor(), Some(at(12, true)));
+    }
+
+    #[test]
+    fn a_pending_backlog_after_restart_reconciles_on_connect_and_retries_when_short() {
+        let t = Instant::now();
+        // Killed mid cold sync: the stored cursor says the backlog is pending.
+        let mut p = follower(Some(at(9, false)), t);
+        assert_eq!(p.on_hello(&hello(9), t), vec![Action::StartReconcile]);
+        p.on_reconcile_started([5; 16]);
+        // The peer returned fewer records than asked (a byte limit cut the reply).
+        p.on_session_reply([5; 16], 9, 4);
+        assert!(p.on_reconcile_done(Ok(()), t).is_empty());
+        assert!(p.on_session_stored([5; 16], true, t).is_empty());
+        assert!(p.backlog_pending());
+        // Another session after a short backoff, not at once.
+        assert!(p.on_tick(t + Duration::from_millis(500)).is_empty());
         assert_eq!(
-            acts,
-            vec![Action::ResetCursor(Cursor {
-                epoch: [1; 16],
-                seq: 9
-            })]
+            p.on_tick(t + BACKLOG_RETRY_MIN),
+            vec![Action::StartReconcile]
         );
-        p.on_reconcile_served(t + Duration::from_secs(1));
-        assert!(
-            p.on_tick(t + RECONCILE_MAX_WAIT + Duration::from_secs(1))
-                .is_empty()
+        p.on_reconcile_started([6; 16]);
+        // A store failure also leaves it pending.
+        p.on_session_reply([6; 16], 5, 5);
+        p.on_session_stored([6; 16], false, t);
+        assert!(p.on_reconcile_done(Ok(()), t).is_empty());
+        assert!(p.backlog_pending());
+        let later = t + BACKLOG_RETRY_MIN * 4;
+        assert_eq!(p.on_tick(later), vec![Action::StartReconcile]);
+        p.on_reconcile_started([7; 16]);
+        assert_eq!(
+            p.on_reconcile_done(Ok(()), later),
+            vec![Action::BacklogComplete(at(9, true))]
         );
+    }
+
+    #[test]
+    fn the_initiator_leaves_the_on_connect_session_to_a_peer_with_a_pending_backlog() {
+        let t = Instant::now();
+        let mut p = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            true,
+            Some(at(9, true)),
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        p.on_connected();
+        // The peer will reconcile itself: one session, not two sending the same records.
+        let h = Hello {
+            backlog_pending: true,
+            ..hello(9)
+        };
+        assert!(p.on_hello(&h, t).is_empty());
+        // Otherwise the initiator reconciles on connect as before.
+        let mut q = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            true,
+            Some(at(9, true)),
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        q.on_connected();
+        assert_eq!(q.on_hello(&hello(9), t), vec![Action::StartReconcile]);
+    }
+
+    #[test]
+    fn an_empty_log_has_no_backlog() {
+        let t = Instant::now();
+        let mut p = follower(None, t);
+        assert_eq!(
+            p.on_hello(&hello(0), t),
+            vec![Action::ResetCursor(at(0, true))]
+        );
+        assert!(!p.backlog_pending());
     }
 }
 

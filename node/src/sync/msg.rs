@@ -16,6 +16,8 @@ pub struct Hello {
     pub log_epoch: [u8; 16],
     /// Sender's arrival-log head.
     pub head_seq: u64,
+    /// The sender has no complete cursor for our log and reconciles on connect itself.
+    pub backlog_pending: bool,
 }
 
 /// "I stored new records; my log head is now `head_seq`."

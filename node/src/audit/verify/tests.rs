@@ -334,3 +334,22 @@ fn equivocations_are_reported_once() {
     let rep = verify(&f.roster, &[a, b], &AuditorState::default(), NO_TOLERANCE);
     assert_eq!(kinds(&rep), ["equivocation"]);
 }
+
+#[test]
+fn peer_block_events_verify_and_are_counted() {
+    let f = fixture();
+    let a = log(
+        &f,
+        0,
+        &[
+            Event::new(1000, EventKind::PeerBlocked { agency: ag(1) }),
+            Event::new(2000, EventKind::PeerUnblocked { agency: ag(1) }),
+        ],
+        &[1, 2],
+    );
+    let rep = verify(&f.roster, &[a], &AuditorState::default(), NO_TOLERANCE);
+    assert!(rep.ok, "{:?}", rep.violations);
+    let s = &rep.nodes[0];
+    assert_eq!(s.by_type.get("peer_blocked"), Some(&1));
+    assert_eq!(s.by_type.get("peer_unblocked"), Some(&1));
+}
