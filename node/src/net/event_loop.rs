@@ -676,6 +676,15 @@ impl EventLoop {
             );
             return;
         }
+        // Blocked, but its connection not yet closed: serve nothing in between.
+        if self.blocked.contains(&agency) {
+            self.respond(
+                peer,
+                channel,
+                &Response::error("forbidden", "blocked by the operator"),
+            );
+            return;
+        }
         let req = match decode_request(&bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -861,6 +870,11 @@ impl EventLoop {
         let Some((agency, _)) = self.agency_of(&peer) else {
             return;
         };
+        // Blocked while this request was in flight: take nothing from it.
+        if self.blocked.contains(&agency) {
+            self.request_failed(peer, pending, "peer blocked by the operator".into());
+            return;
+        }
         self.ctx
             .metrics
             .sync_bytes

@@ -133,9 +133,12 @@ impl NodeStore for TreeNodes<'_> {
         let first = index << level;
         let mut leaves = self
             .events
-            .range(first.to_be_bytes()..(first + (1u64 << level)).to_be_bytes())
-            .map(|kv| kv.map(|(_, v)| merkle::leaf_hash(&v)));
-        subtree_from_leaves(level, index, |_| leaves.next().transpose())
+            .range(first.to_be_bytes()..(first + (1u64 << level)).to_be_bytes());
+        // A gap in the events (a damaged store) is a missing subtree, not a shifted one.
+        subtree_from_leaves(level, index, |i| match leaves.next().transpose()? {
+            Some((k, v)) if k.as_ref() == i.to_be_bytes() => Ok(Some(merkle::leaf_hash(&v))),
+            _ => Ok(None),
+        })
     }
     fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), sled::Error> {
         if level >= STORED_LEVEL {

@@ -576,4 +576,7 @@ fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
     }
     // Far fewer stored nodes than a full tree's ~2 per leaf.
     assert!(s.t.audit_nodes.len() < usize::try_from(size / 8).unwrap());
+    // A gap in the events (a damaged store) is an error, never a shifted hash.
+    s.t.audit_events.remove(5u64.to_be_bytes()).unwrap();
+    assert!(matches!(s.audit_root(7), Err(StoreError::Corrupt { .. })));
 }

@@ -88,14 +88,23 @@ pub struct PeerSync {
 }
 
 /// What we track of a session we initiated, to know when it has filled the backlog:
-/// it must finish, the peer must have returned every record we asked for, and every
-/// record it returned must be stored.
+/// it must finish, every record it returned must be stored, and the peer must have
+/// returned every record we asked for, unless it returned none at all.
+///
+/// A reply can come back short for two kinds of reason: a byte budget cut it (the rest
+/// comes in the next session), or the peer will never serve those ids (its share rules
+/// or hop limit refuse us, the record is only in its declined set, or one record is
+/// larger than the budget). Only the first kind is backlog, and it always makes
+/// progress; so a short session that brought records is retried, and one that brought
+/// nothing settles the backlog (otherwise a peer with share rules would keep us
+/// reconciling every 30 s forever).
 #[derive(Clone, Debug)]
 struct OwnSession {
     session: [u8; 16],
     reset_gen: u64,
     finished: Option<bool>,
     short: bool,
+    received: usize,
     ingests: u32,
     ingest_failed: bool,
 }
@@ -380,6 +389,7 @@ impl PeerSync {
             reset_gen: self.reset_gen,
             finished: None,
             short: false,
+            received: 0,
             ingests: 0,
             ingest_failed: false,
         });
@@ -390,6 +400,7 @@ impl PeerSync {
     pub fn on_session_reply(&mut self, session: [u8; 16], asked: usize, got: usize) {
         if let Some(o) = self.own.as_mut().filter(|o| o.session == session) {
             o.short |= got < asked;
+            o.received = o.received.saturating_add(got);
             if got > 0 {
                 o.ingests += 1;
             }
@@ -447,7 +458,11 @@ impl PeerSync {
         if o.ingests > 0 {
             return out;
         }
-        let filled = finished_ok && !o.short && !o.ingest_failed && o.reset_gen == self.reset_gen;
+        // Short with nothing received: what is left is what the peer will not serve.
+        let filled = finished_ok
+            && (!o.short || o.received == 0)
+            && !o.ingest_failed
+            && o.reset_gen == self.reset_gen;
         self.own = None;
         if let Some(c) = self.cursor.filter(|c| !c.backlog_complete) {
             if filled {
@@ -973,6 +988,31 @@ mod coordination_tests {
             p.on_reconcile_done(Ok(()), later),
             vec![Action::BacklogComplete(at(9, true))]
         );
+    }
+
+    #[test]
+    fn a_session_whose_missing_ids_the_peer_never_serves_settles_the_backlog() {
+        let t = Instant::now();
+        let mut p = follower(Some(at(9, false)), t);
+        assert_eq!(p.on_hello(&hello(9), t), vec![Action::StartReconcile]);
+        // A budget cut: some records came, so the rest is backlog; retry.
+        p.on_reconcile_started([5; 16]);
+        p.on_session_reply([5; 16], 10, 6);
+        assert!(p.on_reconcile_done(Ok(()), t).is_empty());
+        assert!(p.on_session_stored([5; 16], true, t).is_empty());
+        assert!(p.backlog_pending());
+        let next = t + BACKLOG_RETRY_MIN;
+        assert_eq!(p.on_tick(next), vec![Action::StartReconcile]);
+        // The peer's share rules refuse us the last four: it sends none of them.
+        p.on_reconcile_started([6; 16]);
+        p.on_session_reply([6; 16], 4, 0);
+        assert_eq!(
+            p.on_reconcile_done(Ok(()), next),
+            vec![Action::BacklogComplete(at(9, true))]
+        );
+        assert!(!p.backlog_pending());
+        // And no more backlog sessions follow.
+        assert!(p.on_tick(next + Duration::from_secs(40)).is_empty());
     }
 
     #[test]
