@@ -6,51 +6,15 @@
 //! record-sized inputs (a 33-byte field preimage, a 700-byte header).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::draft12;
 use std::hint::black_box;
 
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::model::{
-    AgencyCode, Category, CountryCode, Distribution, EntryDraft, EntryId, Identifier, Reason,
-    Status, Subject, SubjectKind,
-};
+use wlnode_crypto::model::{AgencyCode, EntryId, Status};
 use wlnode_crypto::record::{Record, RecordMeta, build_record};
-use wlnode_crypto::time::{PartialDate, Timestamp};
-
-fn draft12(i: usize) -> EntryDraft {
-    EntryDraft {
-        subject: Subject {
-            kind: SubjectKind::Person,
-            name: format!("Mohammad al-Rashid {i}"),
-            aliases: vec![
-                "Muhammed Rashid".into(),
-                "РАШИД Мухаммад".into(),
-                "M. al Rashid".into(),
-            ],
-            country: Some(CountryCode::new("AE").unwrap()),
-            addresses: vec!["PO Box 1234, Jebel Ali Free Zone, Dubai".into()],
-            identifiers: vec![
-                Identifier {
-                    kind: "passport".into(),
-                    value: format!("P{i:07}"),
-                },
-                Identifier {
-                    kind: "national_id".into(),
-                    value: "784-1970-1234567-1".into(),
-                },
-            ],
-            birth_date: Some(PartialDate::parse("1970-03-14").unwrap()),
-            nationality: Some(CountryCode::new("SY").unwrap()),
-        },
-        reason: Reason::DiversionRisk,
-        categories: [Category::new("3A001").unwrap()].into(),
-        legal_basis: Some("Regulation (EU) 2021/821 Art. 4".into()),
-        items: Some("Frequency changers, 3A225".into()),
-        remarks: Some("Procurement agent for front companies".into()),
-        contact: None,
-        distribution: Distribution::federation(),
-        review_by: None,
-    }
-}
+use wlnode_crypto::time::Timestamp;
 
 fn sha() {
     use sha2::Digest;
