@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # A wlnode federation of N nodes, each in its own Linux network namespace, for
 # partition and latency experiments on one machine (needs root, iproute2, and for
-# `netem` the kernel's sch_netem).
+# `netem` either the kernel's sch_netem or, with `up --links user`, python3 and
+# /dev/net/tun).
 #
 # Topology: a "switch" namespace PREFIX-sw holds a bridge; node i lives in namespace
 # PREFIX-n<i> with interface eth0 = 10.203.0.<i>/24, joined to the bridge by a veth
-# pair (port p<i> in the switch). Every node peers with every other node. Nothing is
+# pair (port p<i> in the switch). With `up --links user` each veth pair is replaced by
+# two TAP devices that userlink.py (running in the switch namespace) joins in user
+# space, adding delay and loss where the kernel has no sch_netem. Every node peers
+# with every other node. Nothing is
 # created in the host's namespace: every namespace and link carries the prefix, and
 # `down` removes all of them (it is idempotent).
 #
 # Usage: netns.sh [-p PREFIX] [-d DIR] COMMAND [ARGS]
 #   check                  exit 0 if namespaces, veths and a bridge can be made here;
-#                          otherwise say why and exit 2
-#   up [-n N]              create N nodes (default 3, at most 50): namespaces, links,
-#                          keys, signed roster, configs; start a `wlnode run` in each
-#                          and wait until every API answers
+#                          otherwise say why and exit 2; also says whether `tc netem`
+#                          and userspace links work
+#   up [-n N] [--links veth|user]
+#                          create N nodes (default 3, at most 50): namespaces, links
+#                          (veth pairs, or TAP pairs joined by userlink.py), keys,
+#                          signed roster, configs; start a `wlnode run` in each and
+#                          wait until every API answers
 #   run [-n N]             up, then wait for Ctrl-C and tear everything down
 #   start [I]              start node I (default: every node that is not running)
 #   stop [I]               stop node I cleanly (default: every node)
@@ -23,7 +30,8 @@
 #                          its config (so `wlnode entry list` needs no --config)
 #   cli I ARG...           shorthand for: exec I $WLNODE ARG...
 #   netem I ARG...         tc netem on node I's link, both directions, e.g.
-#                          `netem 2 delay 100ms 20ms loss 5%`; `netem 2 clear` removes it
+#                          `netem 2 delay 100ms 20ms loss 5%`; `netem 2 clear` removes it.
+#                          On userspace links: `delay Nms` and/or `loss P%` only
 #   cut I [J]              cut node I's link to the switch (isolates I), or with J
 #                          drop only the traffic between I and J (partition)
 #   heal [I [J]]           undo `cut I` or `cut I J`; without arguments, heal everything
@@ -69,6 +77,8 @@ shift $((OPTIND - 1))
 [[ "$PREFIX" =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "bad prefix '$PREFIX': a lower-case letter, then up to 9 lower-case letters or digits"
 STATE="${STATE:-${TMPDIR:-/tmp}/wlnode-netns-$PREFIX}"
 SW="$PREFIX-sw"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+USERLINK_TIMEOUT=10
 
 ns_of() { echo "$PREFIX-n$1"; }
 addr_of() { echo "$SUBNET.$1"; }
@@ -124,24 +134,48 @@ cmd_check() {
   fi
   local netem="yes"
   tc -n "$probe" qdisc add dev v0 root netem delay 1ms >/dev/null 2>&1 || netem="no (the kernel lacks sch_netem; \`netem\` will fail)"
+  local user="yes"
+  if ! command -v python3 >/dev/null 2>&1; then
+    user="no (python3 is not installed)"
+  elif ! err="$(ip netns exec "$probe" python3 "$HERE/userlink.py" --probe 2>&1)"; then
+    user="no (cannot make a TAP device: ${err##*$'\n'})"
+  fi
   ip netns del "$probe"
-  echo "netns.sh: network namespaces, veth pairs and bridges work here; tc netem: $netem"
+  echo "netns.sh: network namespaces, veth pairs and bridges work here; tc netem: $netem; userspace links: $user"
 }
 
 # ---------------------------------------------------------------- up / down
 
 create_network() {
-  local n="$1" i ns
+  local n="$1" links="$2" i ns deadline
   ip netns add "$SW"
   ip -n "$SW" link set lo up
   ip -n "$SW" link add br0 type bridge
   ip -n "$SW" link set br0 up
+  mkdir -p -- "$STATE/links" "$STATE/logs"
+  echo "$links" >"$STATE/links/mode"
+  if [ "$links" = user ]; then
+    # The forwarder lives in the switch namespace, so `down` stops it with the nodes;
+    # it creates the TAP pairs e<i>/p<i> there.
+    ip netns exec "$SW" python3 "$HERE/userlink.py" "$STATE/links" "$STATE/links/ready" "$n" \
+      </dev/null >>"$STATE/logs/userlink.log" 2>&1 &
+    deadline=$((SECONDS + USERLINK_TIMEOUT))
+    until [ -s "$STATE/links/ready" ]; do
+      [ "$SECONDS" -lt "$deadline" ] || die "userlink.py did not create its links within ${USERLINK_TIMEOUT}s; its log: $STATE/logs/userlink.log"
+      sleep 0.1
+    done
+  fi
   for ((i = 1; i <= n; i++)); do
     ns="$(ns_of "$i")"
     ip netns add "$ns"
     ip -n "$ns" link set lo up
-    # Created directly inside the two namespaces: no name ever exists on the host.
-    ip link add eth0 netns "$ns" type veth peer name "p$i" netns "$SW"
+    if [ "$links" = user ]; then
+      ip -n "$SW" link set "e$i" netns "$ns"
+      ip -n "$ns" link set "e$i" name eth0
+    else
+      # Created directly inside the two namespaces: no name ever exists on the host.
+      ip link add eth0 netns "$ns" type veth peer name "p$i" netns "$SW"
+    fi
     ip -n "$SW" link set "p$i" master br0
     ip -n "$SW" link set "p$i" up
     ip -n "$ns" addr add "$(addr_of "$i")/24" dev eth0
@@ -223,10 +257,15 @@ EOF
 }
 
 cmd_up() {
-  local n=3
+  local n=3 links=veth
   while [ $# -gt 0 ]; do
     case "$1" in
       -n) [ $# -ge 2 ] || die "-n needs a number"; n="$2"; shift 2 ;;
+      --links)
+        [ $# -ge 2 ] || die "--links needs veth or user"
+        case "$2" in veth | user) links="$2" ;; *) die "--links must be veth or user, not '$2'" ;; esac
+        shift 2
+        ;;
       *) die "up: unknown argument $1" ;;
     esac
   done
@@ -240,7 +279,7 @@ cmd_up() {
   : >"$STATE/$MARKER"
   # Whatever fails from here on, leave nothing behind.
   trap 'echo "netns.sh: up failed; cleaning up" >&2; cmd_down >/dev/null 2>&1 || true' EXIT
-  create_network "$n"
+  create_network "$n" "$links"
   generate_federation "$n"
   echo "$n" >"$STATE/count"
   cmd_start
@@ -377,6 +416,10 @@ cmd_netem() {
   check_node "$1"
   local i="$1" err
   shift
+  if [ "$(cat "$STATE/links/mode" 2>/dev/null || echo veth)" = user ]; then
+    userlink_netem "$i" "$@"
+    return 0
+  fi
   if [ "$1" = clear ]; then
     tc -n "$(ns_of "$i")" qdisc del dev eth0 root 2>/dev/null || true
     tc -n "$SW" qdisc del dev "p$i" root 2>/dev/null || true
@@ -392,6 +435,28 @@ cmd_netem() {
   fi
   tc -n "$SW" qdisc replace dev "p$i" root netem "$@"
   echo "netns.sh: node $i: netem $* (each direction)"
+}
+
+# `netem I ...` on userspace links: the settings file userlink.py watches.
+userlink_netem() {
+  local i="$1" delay=0 loss=0 f
+  shift
+  f="$STATE/links/n$i"
+  if [ "$1" = clear ]; then
+    rm -f -- "$f"
+    echo "netns.sh: node $i: userspace link cleared"
+    return 0
+  fi
+  while [ $# -gt 0 ]; do
+    case "$1 ${2:-}" in
+      "delay "*ms) [[ "$2" =~ ^[0-9]+(\.[0-9]+)?ms$ ]] || die "netem: bad delay '$2' (e.g. 100ms)"; delay="${2%ms}"; shift 2 ;;
+      "loss "*%) [[ "$2" =~ ^[0-9]+(\.[0-9]+)?%$ ]] || die "netem: bad loss '$2' (e.g. 5%)"; loss="${2%\%}"; shift 2 ;;
+      *) die "netem on userspace links takes only 'delay Nms' and 'loss P%', not: $*" ;;
+    esac
+  done
+  echo "$delay $loss" >"$f.tmp"
+  mv -f -- "$f.tmp" "$f"
+  echo "netns.sh: node $i: userspace link delay ${delay}ms loss ${loss}% (each direction)"
 }
 
 cmd_cut() {
