@@ -5,6 +5,11 @@
 //! log size (`meta/audit_size`), so the log, its tree and its size never disagree. The
 //! ingest transaction appends its events in the same transaction as the records they
 //! describe. Checkpoints are signed after the append commits, on the store thread.
+//!
+//! Storage is chunked: one `audit_events` value holds up to [`CHUNK_EVENTS`]
+//! consecutive events (keyed by the first one's index), because a sled insert costs
+//! far more than the bytes it writes, and one insert per event was a large part of
+//! what auditing cost replication. The tree's leaves are still the single events.
 
 use std::sync::Arc;
 
@@ -51,6 +56,83 @@ impl Default for AuditSettings {
 /// saves about two sled writes per event. Larger subtrees are stored as they complete.
 pub(super) const STORED_LEVEL: u8 = 4;
 
+/// At most this many events share one `audit_events` value: few sled inserts per
+/// append, while reading one event (a proof, a small subtree) decodes a bounded value.
+pub(super) const CHUNK_EVENTS: usize = 64;
+
+/// The events of one stored chunk, in order. Canonical event bytes are compact JSON,
+/// which never holds a raw newline (JSON escapes control characters in strings), so
+/// a newline separates events; a value written before chunking is one event.
+fn chunk_events(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|b| *b == b'\n')
+}
+
+/// Calls `f(index, bytes)` for each stored event in `[from, to)`, in index order.
+fn for_each_event(
+    events: &Tree,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, &[u8]),
+) -> Result<(), sled::Error> {
+    if from >= to {
+        return Ok(());
+    }
+    // The chunk holding `from` starts at or before it; later chunks start inside.
+    let first = events
+        .range(..=from.to_be_bytes())
+        .next_back()
+        .transpose()?;
+    let rest = events.range((from + 1).to_be_bytes()..to.to_be_bytes());
+    for kv in first.into_iter().map(Ok).chain(rest) {
+        let (k, v) = kv?;
+        let Ok(start) = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes) else {
+            continue;
+        };
+        for (i, e) in (start..).zip(chunk_events(&v)) {
+            if i >= to {
+                break;
+            }
+            if i >= from {
+                f(i, e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `meta/audit_edge`: the log size, then (level, index BE, hash) for each complete
+/// subtree below [`STORED_LEVEL`] on the tree's right edge, which are the only small
+/// subtrees the next append needs (they are not stored in `audit_nodes`, and the
+/// events they cover may sit inside a chunk that a transaction cannot range over).
+fn encode_edge(size: u64, edge: &[(u8, u64, Hash)]) -> Vec<u8> {
+    let mut v = size.to_be_bytes().to_vec();
+    for (l, i, h) in edge {
+        v.push(*l);
+        v.extend_from_slice(&i.to_be_bytes());
+        v.extend_from_slice(h);
+    }
+    v
+}
+
+/// The edge for `size`, or `None` when the value is for another size or malformed
+/// (the append then falls back to reading events one key at a time, which is right
+/// for stores written before chunking).
+fn decode_edge(v: &[u8], size: u64) -> Option<Vec<(u8, u64, Hash)>> {
+    let (s, mut rest) = v.split_first_chunk::<8>()?;
+    if u64::from_be_bytes(*s) != size {
+        return None;
+    }
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (l, r) = rest.split_first()?;
+        let (i, r) = r.split_first_chunk::<8>()?;
+        let (h, r) = r.split_first_chunk::<32>()?;
+        out.push((*l, u64::from_be_bytes(*i), *h));
+        rest = r;
+    }
+    Some(out)
+}
+
 /// The root of the complete subtree of `2^level` leaves whose leaf hashes `leaf(i)`
 /// yields, or `None` when a leaf is missing (the subtree is not complete).
 fn subtree_from_leaves<E>(
@@ -79,11 +161,15 @@ fn subtree_from_leaves<E>(
 
 /// Subtree hashes inside a transaction: nodes of this append are kept in memory (so
 /// the next leaf of the batch finds its siblings without a read), larger subtrees go
-/// to `audit_nodes`, and small ones that precede the batch are recomputed from events.
+/// to `audit_nodes`, and small ones that precede the batch come from `meta/audit_edge`
+/// (or, in a store written before chunking, are recomputed from single-event keys).
 pub(super) struct TxNodes<'a> {
     nodes: &'a TransactionalTree,
     events: &'a TransactionalTree,
     fresh: std::collections::HashMap<(u8, u64), Hash>,
+    /// The log size when this append began: no leaf at or past it exists outside
+    /// `fresh` (`append_tx` checks that once, rather than one sled read per event).
+    base: u64,
 }
 
 impl NodeStore for TxNodes<'_> {
@@ -92,17 +178,22 @@ impl NodeStore for TxNodes<'_> {
         if let Some(h) = self.fresh.get(&(level, index)) {
             return Ok(Some(*h));
         }
+        if level == 0 && index >= self.base {
+            return Ok(None);
+        }
         if level >= STORED_LEVEL {
             return Ok(self
                 .nodes
                 .get(audit_node_key(level, index))?
                 .and_then(|v| v.as_ref().try_into().ok()));
         }
+        // Only a chunk that starts at `i` can be read here (a transaction cannot range);
+        // its first event is event `i`.
         subtree_from_leaves(level, index, |i| {
             Ok(self
                 .events
                 .get(i.to_be_bytes())?
-                .map(|b| merkle::leaf_hash(&b)))
+                .and_then(|b| chunk_events(&b).next().map(merkle::leaf_hash)))
         })
     }
     fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), Self::Error> {
@@ -131,12 +222,14 @@ impl NodeStore for TreeNodes<'_> {
                 .and_then(|v| v.as_ref().try_into().ok()));
         }
         let first = index << level;
-        let mut leaves = self
-            .events
-            .range(first.to_be_bytes()..(first + (1u64 << level)).to_be_bytes());
+        let mut leaves = Vec::with_capacity(1 << level);
+        for_each_event(self.events, first, first + (1u64 << level), |i, e| {
+            leaves.push((i, merkle::leaf_hash(e)));
+        })?;
+        let mut leaves = leaves.into_iter();
         // A gap in the events (a damaged store) is a missing subtree, not a shifted one.
-        subtree_from_leaves(level, index, |i| match leaves.next().transpose()? {
-            Some((k, v)) if k.as_ref() == i.to_be_bytes() => Ok(Some(merkle::leaf_hash(&v))),
+        subtree_from_leaves(level, index, |i| match leaves.next() {
+            Some((k, h)) if k == i => Ok(Some(h)),
             _ => Ok(None),
         })
     }
@@ -167,13 +260,40 @@ pub(super) fn append_tx(
     if events.is_empty() {
         return Ok(size);
     }
+    // `merkle::append` refuses to overwrite a leaf; with the per-event check answered
+    // from memory (`TxNodes::base`), this is the one read that backs it: nothing may
+    // be stored where the new events begin.
+    if events_t.get(size.to_be_bytes())?.is_some() {
+        return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+            trees::AUDIT_EVENTS,
+            format!("an audit event is stored at index {size}, past the log's size"),
+        )));
+    }
     let mut nodes = TxNodes {
         nodes: nodes_t,
         events: events_t,
         fresh: std::collections::HashMap::new(),
+        base: size,
     };
+    if let Some(edge) = meta_t
+        .get(meta::AUDIT_EDGE)?
+        .and_then(|v| decode_edge(&v, size))
+    {
+        nodes
+            .fresh
+            .extend(edge.into_iter().map(|(l, i, h)| ((l, i), h)));
+    }
+    let mut chunk: Vec<u8> = Vec::new();
+    let (mut chunk_start, mut in_chunk) = (size, 0usize);
     for e in events {
         let bytes = e.encode();
+        if bytes.contains(&b'\n') {
+            // Cannot happen for compact JSON; refusing keeps chunks unambiguous.
+            return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+                trees::AUDIT_EVENTS,
+                "event bytes hold a newline",
+            )));
+        }
         let leaf = merkle::leaf_hash(&bytes);
         // The tree first: `append` refuses an index whose leaf is already there.
         let index = size;
@@ -187,9 +307,32 @@ pub(super) fn append_tx(
                 )));
             }
         };
-        events_t.insert(&index.to_be_bytes(), bytes)?;
+        if in_chunk == CHUNK_EVENTS {
+            events_t.insert(&chunk_start.to_be_bytes(), std::mem::take(&mut chunk))?;
+            (chunk_start, in_chunk) = (index, 0);
+        }
+        if in_chunk > 0 {
+            chunk.push(b'\n');
+        }
+        chunk.extend_from_slice(&bytes);
+        in_chunk += 1;
+    }
+    events_t.insert(&chunk_start.to_be_bytes(), chunk)?;
+    let mut edge = Vec::new();
+    for level in 0..STORED_LEVEL {
+        if (size >> level) & 1 == 1 {
+            let index = (size >> level) - 1;
+            let Some(h) = nodes.get(level, index)? else {
+                return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+                    trees::AUDIT_EVENTS,
+                    format!("audit subtree ({level}, {index}) on the tree's edge is missing"),
+                )));
+            };
+            edge.push((level, index, h));
+        }
     }
     meta_t.insert(meta::AUDIT_SIZE, &size.to_be_bytes())?;
+    meta_t.insert(meta::AUDIT_EDGE, encode_edge(size, &edge))?;
     Ok(size)
 }
 
@@ -270,16 +413,21 @@ impl Store {
         merkle::consistency_proof(&self.tree_nodes(), old, new).map_err(merkle_err)
     }
 
-    /// Canonical bytes of events `[from, to)`.
+    /// Canonical bytes of events `[from, to)` (fewer when the log ends before `to`).
     pub fn audit_events(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::new();
-        for kv in self
-            .t
-            .audit_events
-            .range(from.to_be_bytes()..to.to_be_bytes())
-        {
-            let (_, v) = kv?;
-            out.push(v.to_vec());
+        let mut gap = None;
+        for_each_event(&self.t.audit_events, from, to, |i, e| {
+            if i != from + out.len() as u64 && gap.is_none() {
+                gap = Some(from + out.len() as u64);
+            }
+            out.push(e.to_vec());
+        })?;
+        if let Some(i) = gap {
+            return Err(StoreError::corrupt(
+                trees::AUDIT_EVENTS,
+                format!("audit event {i} is missing"),
+            ));
         }
         Ok(out)
     }
@@ -412,10 +560,28 @@ impl Store {
     }
 
     /// Test-only surgery: overwrites the stored bytes of one event (the tree is left
-    /// alone), as an attacker editing sled would.
+    /// alone), as an attacker editing sled would. `bytes` must hold no newline.
     #[doc(hidden)]
     pub fn audit_tamper_event(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        self.t.audit_events.insert(index.to_be_bytes(), bytes)?;
+        let Some((k, v)) = self
+            .t
+            .audit_events
+            .range(..=index.to_be_bytes())
+            .next_back()
+            .transpose()?
+        else {
+            return Err(StoreError::corrupt(trees::AUDIT_EVENTS, "no such event"));
+        };
+        let start = <[u8; 8]>::try_from(k.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|e| StoreError::corrupt(trees::AUDIT_EVENTS, e))?;
+        let mut events: Vec<&[u8]> = chunk_events(&v).collect();
+        let slot = usize::try_from(index - start)
+            .ok()
+            .and_then(|i| events.get_mut(i))
+            .ok_or_else(|| StoreError::corrupt(trees::AUDIT_EVENTS, "no such event"))?;
+        *slot = bytes;
+        self.t.audit_events.insert(k, events.join(&b'\n'))?;
         self.db.flush()?;
         Ok(())
     }
@@ -428,6 +594,7 @@ impl Store {
         self.t.audit_events.clear()?;
         self.t.audit_nodes.clear()?;
         self.t.meta.remove(meta::AUDIT_SIZE)?;
+        self.t.meta.remove(meta::AUDIT_EDGE)?;
         self.audit_append_nosync(events)?;
         self.db.flush()?;
         Ok(())

@@ -211,6 +211,11 @@ impl EntryFilter {
     }
 }
 
+/// At most this many arrival-log ids share one `log` value (8 KiB): one sled insert
+/// per batch instead of one per record, while a changes-feed read decodes a bounded
+/// value.
+const LOG_CHUNK: usize = 256;
+
 const COUNT_RECORDS: &[u8] = b"count_records";
 const COUNT_ENTRIES: &[u8] = b"count_entries";
 const COUNT_WITHDRAWN: &[u8] = b"count_withdrawn";
@@ -511,6 +516,9 @@ impl Store {
             declined.insert(&schema::sync_key(*issued_at, &id.0)[..], meta.encode())?;
         }
         let mut next_seq = u64_of(meta_t.get(meta::NEXT_SEQ)?).max(1);
+        // This batch's arrival-log ids, in seq order from `first_seq`: written as chunks.
+        let first_seq = next_seq;
+        let mut new_log: Vec<u8> = Vec::new();
         let mut n_records = u64_of(meta_t.get(COUNT_RECORDS)?);
         let mut n_entries = u64_of(meta_t.get(COUNT_ENTRIES)?);
         let mut n_withdrawn = u64_of(meta_t.get(COUNT_WITHDRAWN)?);
@@ -547,7 +555,7 @@ impl Store {
                 let fewer_hops = hops < stored.hops;
                 if added > 0 {
                     stored.seq = next_seq;
-                    log.insert(&next_seq.to_be_bytes(), &id.0)?;
+                    new_log.extend_from_slice(&id.0);
                     next_seq += 1;
                 }
                 if added > 0 || fewer_hops {
@@ -567,7 +575,7 @@ impl Store {
                 &id.0,
                 StoredRecord::encode_parts(rec, hops, from.as_ref(), now, next_seq),
             )?;
-            log.insert(&next_seq.to_be_bytes(), &id.0)?;
+            new_log.extend_from_slice(&id.0);
             next_seq += 1;
             n_records += 1;
             sync_index.insert(
@@ -645,6 +653,12 @@ impl Store {
             };
             entries.insert(kbytes, state.encode())?;
             report.outcomes.push(Outcome::Stored);
+        }
+        for (seq, ids) in (first_seq..)
+            .step_by(LOG_CHUNK)
+            .zip(new_log.chunks(LOG_CHUNK * 32))
+        {
+            log.insert(&seq.to_be_bytes(), ids)?;
         }
         if let Some((peer, cursor)) = &batch.cursor {
             cursors.insert(peer.as_str().as_bytes(), cursor.encode())?;
@@ -776,13 +790,34 @@ impl Store {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<(u64, RecordId)>, StoreError> {
-        let start = after_seq.saturating_add(1).to_be_bytes();
+        let Some(from) = after_seq.checked_add(1) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::with_capacity(limit.min(4096));
-        for kv in self.t.log.range(start..).take(limit) {
+        // The chunk holding `from` starts at or before it; later chunks start after it.
+        let first = self
+            .t
+            .log
+            .range(..=from.to_be_bytes())
+            .next_back()
+            .transpose()?;
+        let rest = self.t.log.range(from.saturating_add(1).to_be_bytes()..);
+        for kv in first.into_iter().map(Ok).chain(rest) {
             let (k, v) = kv?;
-            let seq = be_u64(&k).ok_or_else(|| StoreError::corrupt(trees::LOG, "bad key"))?;
-            let id = RecordId::from_slice(&v).map_err(|e| StoreError::corrupt(trees::LOG, e))?;
-            out.push((seq, id));
+            let start = be_u64(&k).ok_or_else(|| StoreError::corrupt(trees::LOG, "bad key"))?;
+            if v.len() % 32 != 0 || v.is_empty() {
+                return Err(StoreError::corrupt(trees::LOG, "bad value length"));
+            }
+            for (seq, id) in (start..).zip(v.chunks_exact(32)) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                if seq >= from {
+                    let id =
+                        RecordId::from_slice(id).map_err(|e| StoreError::corrupt(trees::LOG, e))?;
+                    out.push((seq, id));
+                }
+            }
         }
         Ok(out)
     }

@@ -7,18 +7,20 @@
 //! | `records` | record_id (32) | `StoredRecord` (protobuf) |
 //! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
 //! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
-//! | `log` | seq (u64 BE) | record_id (32): the arrival log |
+//! | `log` | seq of its first id (u64 BE) | record ids (32 bytes each) of up to 256 consecutive seqs: the arrival log, one value per ingest batch rather than per record. A store written before chunking holds one id per key, which reads the same |
 //! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
 //! | `declined` | issued_at (u64 BE) ‖ record_id | `SyncMeta`: records our accept rules refused |
-//! | `audit_events` | index (u64 BE) | canonical event bytes (JSON): the audit log's leaves |
+//! | `audit_events` | index of its first event (u64 BE) | up to 64 consecutive events' canonical bytes (compact JSON, which has no raw newline), newline-separated: the audit log's leaves. A store written before chunking holds one event per key, which reads the same |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree of 16 leaves or more (smaller ones are recomputed from `audit_events`) |
 //! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
 //! | `audit_cosignatures` | tree size (u64 BE) ‖ auditor PeerId (UTF-8) | `Cosignature` (JSON): witness signatures from auditors |
 //!
 //! `meta/audit_size` (u64 BE) is the audit log's size, written in the same transaction
-//! as its events and tree nodes.
+//! as its events and tree nodes, and so is `meta/audit_edge`: that size, then (level
+//! u8, index u64 BE, SHA-256) for each complete subtree of fewer than 16 leaves on the
+//! tree's right edge, the only unstored nodes the next append needs.
 //!
 //! `meta/blocked_peers` holds the agencies an operator blocked (`wlnode peer block`):
 //! agency codes, sorted, one per line; written with its audit event in one transaction.
@@ -77,6 +79,8 @@ pub mod meta {
     pub const ROSTER_ANCHOR: &[u8] = b"roster_anchor";
     /// Audit log size.
     pub const AUDIT_SIZE: &[u8] = b"audit_size";
+    /// The audit tree's small right-edge subtrees, for the next append.
+    pub const AUDIT_EDGE: &[u8] = b"audit_edge";
     /// Agencies blocked by the operator.
     pub const BLOCKED_PEERS: &[u8] = b"blocked_peers";
 }

@@ -529,7 +529,7 @@ fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
     let s = Store::open(dir.path()).unwrap();
     let mut full = MemStore::new();
     let mut size = 0u64;
-    for batch in [1usize, 2, 5, 16, 1, 31, 17, 64, 3, 40] {
+    for batch in [1usize, 2, 5, 16, 1, 31, 17, 64, 3, 40, 65, 130] {
         let events: Vec<Event> = (0..batch)
             .map(|i| Event::new(size + i as u64, EventKind::RosterLoaded { version: 7 }))
             .collect();
@@ -553,6 +553,8 @@ fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
         (16, 17),
         (100, 180),
         (179, 180),
+        (200, 375),
+        (374, 375),
     ] {
         assert_eq!(
             s.audit_inclusion_proof(i, n).unwrap(),
@@ -567,6 +569,7 @@ fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
         (17, 100),
         (99, 180),
         (180, 180),
+        (181, 375),
     ] {
         assert_eq!(
             s.audit_consistency_proof(a, b).unwrap(),
@@ -577,6 +580,165 @@ fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
     // Far fewer stored nodes than a full tree's ~2 per leaf.
     assert!(s.t.audit_nodes.len() < usize::try_from(size / 8).unwrap());
     // A gap in the events (a damaged store) is an error, never a shifted hash.
-    s.t.audit_events.remove(5u64.to_be_bytes()).unwrap();
+    let (chunk_of_5, _) =
+        s.t.audit_events
+            .range(..=5u64.to_be_bytes())
+            .next_back()
+            .unwrap()
+            .unwrap();
+    s.t.audit_events.remove(chunk_of_5).unwrap();
     assert!(matches!(s.audit_root(7), Err(StoreError::Corrupt { .. })));
+}
+
+/// Events are stored in chunks of up to 64: every range read returns exactly the
+/// events appended, in order, across chunk and batch boundaries and a reopen; and a
+/// store written before chunking (one event per key, no `audit_edge`) keeps working.
+#[test]
+fn chunked_audit_events_read_back_exactly_and_legacy_layout_still_appends() {
+    use crate::audit::event::{Event, EventKind};
+    use crate::audit::merkle::{self, MemStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    let mut full = MemStore::new();
+    let mut append = |s: &Store, all: &mut Vec<Vec<u8>>, n: usize| {
+        let events: Vec<Event> = (0..n)
+            .map(|i| {
+                Event::new(
+                    all.len() as u64 + i as u64,
+                    EventKind::PolicyLoaded {
+                        hash: format!("h{}", all.len() + i),
+                    },
+                )
+            })
+            .collect();
+        s.audit_append_nosync(&events).unwrap();
+        for e in events {
+            let b = e.encode();
+            merkle::append(&mut full, all.len() as u64, merkle::leaf_hash(&b)).unwrap();
+            all.push(b);
+        }
+    };
+    {
+        // The layout before chunking: one event per key (batches of one), no edge.
+        let s = Store::open(dir.path()).unwrap();
+        for _ in 0..21 {
+            append(&s, &mut all, 1);
+        }
+        assert_eq!(s.t.audit_events.len(), 21);
+        s.t.meta.remove(meta::AUDIT_EDGE).unwrap();
+        append(&s, &mut all, 70);
+        assert_eq!(s.t.audit_events.len(), 21 + 2);
+        s.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    append(&s, &mut all, 3);
+    append(&s, &mut all, 128);
+    append(&s, &mut all, 1);
+    let size = all.len() as u64;
+    assert_eq!(s.audit_size().unwrap(), size);
+    for from in [0u64, 1, 20, 21, 22, 63, 64, 90, 91, 94, 150, size - 1] {
+        for to in [
+            from,
+            from + 1,
+            from + 5,
+            from + 64,
+            from + 65,
+            size,
+            size + 10,
+        ] {
+            let want: Vec<Vec<u8>> = all
+                .iter()
+                .skip(from as usize)
+                .take(to.min(size).saturating_sub(from) as usize)
+                .cloned()
+                .collect();
+            assert_eq!(s.audit_events(from, to).unwrap(), want, "[{from}, {to})");
+        }
+    }
+    for n in 1..=size {
+        assert_eq!(
+            s.audit_root(n).unwrap(),
+            merkle::root(&full, n).unwrap(),
+            "{n}"
+        );
+    }
+    // Tampering rewrites one event inside its chunk and nothing else.
+    let forged = Event::new(1, EventKind::NodeStopped).encode();
+    s.audit_tamper_event(100, &forged).unwrap();
+    let after = s.audit_events(0, size).unwrap();
+    assert_eq!(after[100], forged);
+    assert_eq!(after.len(), all.len());
+    assert!(
+        after
+            .iter()
+            .zip(&all)
+            .enumerate()
+            .all(|(i, (a, b))| i == 100 || a == b)
+    );
+}
+
+/// The arrival log is stored as one chunk per batch (at most 256 ids per value):
+/// `log_after` returns the same sequence as one key per record would, for every
+/// starting point and limit, across batch and chunk boundaries.
+#[test]
+fn chunked_arrival_log_reads_like_one_key_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let mut ids = Vec::new();
+    for n in [1usize, 3, 300, 1, 256, 2] {
+        let recs: Vec<VerifiedRecord> = (0..n)
+            .map(|i| {
+                rec(
+                    &k,
+                    "AA-EXPORT",
+                    EntryId::random().unwrap(),
+                    1,
+                    Status::Active,
+                    &format!("Log Chunk {i}"),
+                )
+            })
+            .collect();
+        ids.extend(recs.iter().map(|r| r.id()));
+        s.ingest(&batch(recs.iter().map(local).collect()), Timestamp(1))
+            .unwrap();
+    }
+    let head = s.head_seq().unwrap();
+    assert_eq!(head, ids.len() as u64);
+    let expected: Vec<(u64, RecordId)> = (1u64..).zip(ids.iter().copied()).collect();
+    for after in [
+        0u64,
+        1,
+        2,
+        4,
+        5,
+        100,
+        258,
+        259,
+        303,
+        304,
+        305,
+        560,
+        562,
+        head,
+        head + 5,
+    ] {
+        for limit in [0usize, 1, 7, 256, 257, 10_000] {
+            let want: Vec<(u64, RecordId)> = expected
+                .iter()
+                .filter(|(seq, _)| *seq > after)
+                .take(limit)
+                .copied()
+                .collect();
+            assert_eq!(
+                s.log_after(after, limit).unwrap(),
+                want,
+                "after {after} limit {limit}"
+            );
+        }
+    }
+    // One chunk per batch, two for the batch of 300.
+    assert_eq!(s.t.log.len(), 7);
+    assert_eq!(s.log_after(u64::MAX, 10).unwrap(), vec![]);
 }
