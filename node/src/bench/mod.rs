@@ -341,6 +341,14 @@ pub fn thread_cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds used by the whole process (every thread) so far (0 if unavailable).
+pub fn process_cpu_seconds() -> f64 {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0)
+}
+
 fn sign_many(
     key: &SecretKey,
     origin: &AgencyCode,

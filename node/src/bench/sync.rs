@@ -16,7 +16,7 @@ use wlnode_crypto::model::{EntryId, Status};
 use wlnode_crypto::record::{RecordMeta, build_record};
 use wlnode_crypto::time::Timestamp;
 
-use super::{BenchError, MachineInfo, err, machine, synthetic_draft};
+use super::{BenchError, MachineInfo, err, machine, process_cpu_seconds, synthetic_draft};
 use crate::config::Config;
 use crate::node::RunningNode;
 use crate::scaffold::{self, AgencySpec, Federation, NodeOptions, OPEN_POLICY};
@@ -241,6 +241,12 @@ pub struct ColdSync {
     pub ratio: f64,
     /// Target ratio.
     pub target_ratio: f64,
+    /// CPU seconds the whole process (both nodes, every thread) used during the sync.
+    /// On this shared VM the CPU's speed drifts between runs, so CPU per record is the
+    /// steadier figure for comparing two configurations (audit on and off).
+    pub cpu_seconds: f64,
+    /// `cpu_seconds` per record, in microseconds.
+    pub cpu_us_per_record: f64,
 }
 
 /// Propagation figures.
@@ -301,9 +307,11 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
     drop(records);
     let a = start(&fed, 0, &[(1, String::new())], extra).await?;
     let t = Instant::now();
+    let cpu = process_cpu_seconds();
     let b = start(&fed, 1, &[(0, addr(&a))], extra).await?;
     wait_records(&b, n as u64, Duration::from_secs(3600)).await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu;
     b.stop().await;
     a.stop().await;
     let rate = n as f64 / secs;
@@ -314,6 +322,8 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
         raw_verify_batch_per_second: raw,
         ratio: rate / raw,
         target_ratio: 0.6,
+        cpu_seconds: cpu,
+        cpu_us_per_record: cpu / n.max(1) as f64 * 1e6,
     })
 }
 
