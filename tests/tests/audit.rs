@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,6 +117,23 @@ async fn three_nodes_audit_clean_then_tampering_is_caught() {
             );
         }
         assert!(!log.checkpoints.is_empty());
+        // `sent` leaves name the record; its signed header travels beside them, once.
+        let sent: BTreeSet<_> = log
+            .events
+            .iter()
+            .filter_map(|e| match Event::decode(e.as_bytes()).unwrap().kind {
+                EventKind::Sent {
+                    record_id, header, ..
+                } => {
+                    assert!(header.is_none(), "inline header in a new sent event");
+                    Some(record_id)
+                }
+                _ => None,
+            })
+            .collect();
+        let beside: BTreeSet<_> = log.headers.iter().map(|h| h.record_id).collect();
+        assert_eq!(sent, beside, "{}: one header per sent record", log.agency);
+        assert_eq!(beside.len(), log.headers.len());
     }
     // The raw sled files hold the names (in records), but never in audit trees: the
     // export is every byte of the audit trees.

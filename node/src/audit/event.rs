@@ -66,10 +66,14 @@ pub enum EventKind {
         hops: u32,
         /// Tags of the withheld fields (`identifier`, `address`, ...), one per field.
         withheld: Vec<String>,
-        /// The origin's signed header bytes (hex): distribution, origin, digests.
-        header: String,
-        /// The origin's signature over the header (hex).
-        signature: String,
+        /// The origin's signed header bytes (hex): distribution, origin, digests. Only in
+        /// events written before headers moved beside the event ([`SentHeader`]); such
+        /// events still decode and verify.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        /// The origin's signature over the header (hex), likewise only in older events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
     /// A data-sharing policy came into force.
     PolicyLoaded {
@@ -298,6 +302,23 @@ impl Cosignature {
     }
 }
 
+/// The origin's signed header and signature of a record that `sent` events name,
+/// carried beside the events (in exports and `GetEvents` replies) instead of in every
+/// leaf. The leaf still commits to it: a record id is the SHA-256 of its signed header
+/// bytes, and the verifier checks that hash, and the origin's signature, before it
+/// reads the distribution. Keeping ~1.4 KB of hex out of each `sent` leaf is most of
+/// what auditing costs replication in hashing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentHeader {
+    /// The record (untrusted here: the verifier recomputes it from `header`).
+    pub record_id: RecordId,
+    /// Signed header bytes (hex).
+    pub header: String,
+    /// The origin's signature over them (hex).
+    pub signature: String,
+}
+
 /// One exported log: everything an auditor needs to recompute the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +333,10 @@ pub struct ExportedLog {
     pub events: Vec<String>,
     /// Every signed checkpoint, by size.
     pub checkpoints: Vec<SignedCheckpoint>,
+    /// The signed header of every record that a `sent` event without an inline header
+    /// names, once per record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<SentHeader>,
 }
 
 /// The export format marker.

@@ -20,7 +20,7 @@ use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::record::RecordHeader;
 use wlnode_crypto::roster::Roster;
 
-use super::event::{Event, EventKind, ExportedLog};
+use super::event::{Event, EventKind, ExportedLog, SentHeader};
 use super::merkle::{self, Hash, MemStore};
 
 /// A tree head the auditor verified before.
@@ -415,6 +415,17 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
     for log in logs {
         let me = &log.export.agency;
         let node = me.as_str();
+        // Headers carried beside the events, by the id they really hash to (a header
+        // filed under another record's id is simply not found for that record).
+        let beside: HashMap<RecordId, &SentHeader> = log
+            .export
+            .headers
+            .iter()
+            .filter_map(|h| {
+                let bytes = hex::decode(&h.header).ok()?;
+                Some((RecordId(wlnode_crypto::sha256::digest(&bytes)), h))
+            })
+            .collect();
         for (index, e) in &log.events {
             match &e.kind {
                 EventKind::Created { record_id } => {
@@ -465,11 +476,25 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                     if let Some(p) = pairs.get_mut(&(me.clone(), to.clone())) {
                         p.sent += 1;
                     }
-                    if let Some(v) =
-                        check_sent(roster, me, to, *hops, record_id, header, signature, *index)
-                    {
-                        report.violations.push(v);
-                    }
+                    let signed = header.as_deref().zip(signature.as_deref()).or_else(|| {
+                        beside
+                            .get(record_id)
+                            .map(|h| (h.header.as_str(), h.signature.as_str()))
+                    });
+                    let v = match signed {
+                        Some((header, signature)) => {
+                            check_sent(roster, me, to, *hops, record_id, header, signature, *index)
+                        }
+                        None => Some(violation(
+                            "bad_header",
+                            node,
+                            format!(
+                                "sent event {index} for record {record_id}: no signed header, neither in the event nor beside it"
+                            ),
+                            serde_json::json!({"index": index, "record_id": record_id}),
+                        )),
+                    };
+                    report.violations.extend(v);
                 }
                 EventKind::Equivocation {
                     origin,

@@ -50,6 +50,10 @@ pub struct ProvenEvent {
     pub event: Vec<u8>,
     /// Inclusion proof.
     pub proof: Vec<Hash>,
+    /// For a `sent` event without an inline header, the first time its record appears
+    /// in a reply: the signed header bytes and the origin's signature (unverified here;
+    /// the auditor checks the hash against the event's record id, and the signature).
+    pub header: Option<(Vec<u8>, [u8; 64])>,
 }
 
 /// A response of the audit protocol.
@@ -198,6 +202,18 @@ pub fn encode_response(r: &AuditResponse) -> Vec<u8> {
                 .map(|e| pb::EventWithProof {
                     event: e.event.clone().into(),
                     proof: e.proof.iter().map(|h| h.to_vec().into()).collect(),
+                    header: e
+                        .header
+                        .as_ref()
+                        .map(|(h, _)| h.clone())
+                        .unwrap_or_default()
+                        .into(),
+                    signature: e
+                        .header
+                        .as_ref()
+                        .map(|(_, s)| s.to_vec())
+                        .unwrap_or_default()
+                        .into(),
                 })
                 .collect(),
         }),
@@ -228,9 +244,24 @@ pub fn decode_response(b: &[u8]) -> Result<AuditResponse, AuditWireError> {
             e.events
                 .into_iter()
                 .map(|e| {
+                    let header = if e.header.is_empty() && e.signature.is_empty() {
+                        None
+                    } else {
+                        let sig = <[u8; 64]>::try_from(e.signature.as_ref()).map_err(|_| {
+                            field(
+                                "events.signature",
+                                format!("{} bytes, expected 64", e.signature.len()),
+                            )
+                        })?;
+                        if e.header.is_empty() {
+                            return Err(field("events.header", "a signature without a header"));
+                        }
+                        Some((e.header.to_vec(), sig))
+                    };
                     Ok(ProvenEvent {
                         proof: hashes("events.proof", &e.proof)?,
                         event: e.event.to_vec(),
+                        header,
                     })
                 })
                 .collect::<Result<_, AuditWireError>>()?,
@@ -281,10 +312,18 @@ mod tests {
             AuditResponse::Checkpoint(None),
             AuditResponse::Checkpoint(Some(cp)),
             AuditResponse::Proof(vec![[1; 32], [2; 32]]),
-            AuditResponse::Events(vec![ProvenEvent {
-                event: b"{}".to_vec(),
-                proof: vec![[3; 32]],
-            }]),
+            AuditResponse::Events(vec![
+                ProvenEvent {
+                    event: b"{}".to_vec(),
+                    proof: vec![[3; 32]],
+                    header: None,
+                },
+                ProvenEvent {
+                    event: b"{}".to_vec(),
+                    proof: vec![],
+                    header: Some((vec![7; 40], [9; 64])),
+                },
+            ]),
             AuditResponse::Cosigned(2),
             AuditResponse::error("forbidden", "no"),
         ] {
@@ -300,5 +339,23 @@ mod tests {
             decode_response(&bad),
             Err(AuditWireError::Field { .. })
         ));
+        // A header beside an event needs a 64-byte signature, and a signature a header.
+        for (header, signature) in [(vec![1u8; 10], vec![2u8; 63]), (vec![], vec![2u8; 64])] {
+            let bad = pb::AuditResponse {
+                kind: Some(pb::audit_response::Kind::Events(pb::EventsReply {
+                    events: vec![pb::EventWithProof {
+                        event: b"{}".to_vec().into(),
+                        proof: vec![],
+                        header: header.into(),
+                        signature: signature.into(),
+                    }],
+                })),
+            }
+            .encode_to_vec();
+            assert!(matches!(
+                decode_response(&bad),
+                Err(AuditWireError::Field { .. })
+            ));
+        }
     }
 }

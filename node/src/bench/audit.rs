@@ -13,7 +13,7 @@ use wlnode_crypto::record::{RecordMeta, build_record};
 use wlnode_crypto::time::Timestamp;
 
 use super::{BenchError, MachineInfo, err, machine, synthetic_draft};
-use crate::audit::event::{Checkpoint, EXPORT_FORMAT, Event, EventKind, ExportedLog};
+use crate::audit::event::{Checkpoint, EXPORT_FORMAT, Event, EventKind, ExportedLog, SentHeader};
 use crate::audit::merkle::{self, MemStore};
 use crate::audit::verify::{AuditorState, Options, verify};
 use crate::scaffold::{self, AgencySpec};
@@ -94,8 +94,8 @@ pub fn run(events: usize, distinct: usize, dir: &Path) -> Result<AuditReport, Be
                 to: b.clone(),
                 hops: 1,
                 withheld: vec![],
-                header: hex::encode(r.header_bytes()),
-                signature: hex::encode(r.signature().0),
+                header: None,
+                signature: None,
             },
         ));
         eb.push(Event::new(
@@ -132,9 +132,19 @@ pub fn run(events: usize, distinct: usize, dir: &Path) -> Result<AuditReport, Be
                 }
                 .sign(key),
             ],
+            headers: vec![],
         }
     };
-    let logs = [log(&a, &ka, &ea), log(&b, &kb, &eb)];
+    let mut logs = [log(&a, &ka, &ea), log(&b, &kb, &eb)];
+    // As nodes export them: each sent record's signed header once, beside the events.
+    logs[0].headers = records
+        .iter()
+        .map(|r| SentHeader {
+            record_id: r.id(),
+            header: hex::encode(r.header_bytes()),
+            signature: hex::encode(r.signature().0),
+        })
+        .collect();
     let total = (ea.len() + eb.len()) as u64;
     drop((ea, eb));
     let t0 = Instant::now();

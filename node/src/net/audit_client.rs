@@ -19,11 +19,11 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{PeerId, Swarm, SwarmBuilder, noise, tcp, yamux};
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::keys::context;
-use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::roster::Roster;
 
 use super::codec::{AUDIT_MAX_REQUEST, AUDIT_MAX_RESPONSE, AUDIT_PROTOCOL, Frame, FrameCodec};
-use crate::audit::event::{EXPORT_FORMAT, ExportedLog, SignedCheckpoint};
+use crate::audit::event::{EXPORT_FORMAT, ExportedLog, SentHeader, SignedCheckpoint};
 use crate::audit::merkle::{self, Hash};
 use crate::audit::verify::VerifiedHead;
 use crate::audit::wire::{
@@ -335,6 +335,8 @@ impl AuditClient {
             }
         }
         let mut events = Vec::new();
+        // Signed headers beside `sent` events, once per record (by the id they hash to).
+        let mut headers = std::collections::BTreeMap::new();
         let mut start = 0u64;
         while start < size {
             let got = match self
@@ -361,6 +363,14 @@ impl AuditClient {
                         "event {start}: inclusion proof against checkpoint {size} fails: {err}"
                     ));
                 }
+                if let Some((header, signature)) = e.header {
+                    let record_id = RecordId(wlnode_crypto::sha256::digest(&header));
+                    headers.entry(record_id).or_insert_with(|| SentHeader {
+                        record_id,
+                        header: hex::encode(&header),
+                        signature: hex::encode(signature),
+                    });
+                }
                 events.push(String::from_utf8_lossy(&e.event).into_owned());
                 start += 1;
             }
@@ -372,6 +382,7 @@ impl AuditClient {
                 peer_id: cp.checkpoint.peer_id.clone(),
                 events,
                 checkpoints: vec![cp],
+                headers: headers.into_values().collect(),
             },
             findings,
         })

@@ -2089,8 +2089,10 @@ fn sent_event(
                         .to_owned()
                 })
                 .collect(),
-            header: hex::encode(r.header_bytes()),
-            signature: hex::encode(r.signature().0),
+            // The signed header travels beside the event (export, GetEvents): the
+            // record id already commits to it.
+            header: None,
+            signature: None,
         },
     )
 }
@@ -2158,13 +2160,25 @@ fn serve_audit(
             let end = start.saturating_add(count).min(tree_size);
             let mut out = Vec::new();
             let mut bytes = 0usize;
+            // Each record's signed header goes once per reply, with its first `sent`.
+            let mut seen = std::collections::HashSet::new();
             for (i, event) in (start..end).zip(s.audit_events(start, end)?) {
                 let proof = s.audit_inclusion_proof(i, tree_size)?;
-                bytes += event.len() + 34 * proof.len() + 8;
+                let header = s
+                    .sent_header_for(&event, &mut seen)?
+                    .map(|(_, h, sig)| (h, sig));
+                bytes += event.len()
+                    + 34 * proof.len()
+                    + header.as_ref().map_or(0, |(h, _)| h.len() + 68)
+                    + 8;
                 if bytes > super::codec::AUDIT_EVENTS_BUDGET && !out.is_empty() {
                     break;
                 }
-                out.push(ProvenEvent { event, proof });
+                out.push(ProvenEvent {
+                    event,
+                    proof,
+                    header,
+                });
             }
             AuditResponse::Events(out)
         }

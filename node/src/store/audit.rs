@@ -18,14 +18,18 @@ use sled::transaction::{
 };
 use sled::{Transactional, Tree};
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::model::{AgencyCode, RecordId};
 
 use super::schema::{audit_node_key, meta, trees};
 use super::{Store, StoreError, TxResult, tx_err, u64_of};
 use crate::audit::event::{
-    Checkpoint, Cosignature, EXPORT_FORMAT, Event, ExportedLog, SignedCheckpoint,
+    Checkpoint, Cosignature, EXPORT_FORMAT, Event, EventKind, ExportedLog, SentHeader,
+    SignedCheckpoint,
 };
 use crate::audit::merkle::{self, Hash, MerkleError, NodeStore};
+
+/// A sent record's id, signed header bytes and the origin's signature.
+pub type SignedHeaderOf = (RecordId, Vec<u8>, [u8; 64]);
 
 /// How the store keeps the audit log (set by the node at start).
 #[derive(Clone, Debug)]
@@ -550,13 +554,61 @@ impl Store {
             .into_iter()
             .map(|b| String::from_utf8(b).map_err(|e| StoreError::corrupt(trees::AUDIT_EVENTS, e)))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut headers = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for e in &events {
+            if let Some((record_id, header, signature)) =
+                self.sent_header_for(e.as_bytes(), &mut seen)?
+            {
+                headers.push(SentHeader {
+                    record_id,
+                    header: hex::encode(header),
+                    signature: hex::encode(signature),
+                });
+            }
+        }
         Ok(ExportedLog {
             format: EXPORT_FORMAT.into(),
             agency: agency.clone(),
             peer_id: peer_id.to_owned(),
             events,
             checkpoints: self.audit_checkpoints()?,
+            headers,
         })
+    }
+
+    /// For a `sent` event without an inline header whose record is not in `seen` yet:
+    /// the record id, its signed header bytes and the origin's signature, from the
+    /// records tree (which keeps every record the node ever sent). `None` for any other
+    /// event, and for a record the store no longer holds (the verifier then reports the
+    /// missing header).
+    pub fn sent_header_for(
+        &self,
+        event: &[u8],
+        seen: &mut std::collections::HashSet<RecordId>,
+    ) -> Result<Option<SignedHeaderOf>, StoreError> {
+        let Ok(Event {
+            kind:
+                EventKind::Sent {
+                    record_id,
+                    header: None,
+                    ..
+                },
+            ..
+        }) = Event::decode(event)
+        else {
+            return Ok(None);
+        };
+        if !seen.insert(record_id) {
+            return Ok(None);
+        }
+        Ok(self.record(&record_id)?.map(|r| {
+            (
+                record_id,
+                r.record.header_bytes().to_vec(),
+                r.record.signature().0,
+            )
+        }))
     }
 
     /// Test-only surgery: overwrites the stored bytes of one event (the tree is left

@@ -6,7 +6,7 @@ use wlnode_crypto::record::{RecordMeta, build_record};
 use wlnode_crypto::{SecretKey, Timestamp, VerifiedRecord};
 
 use super::*;
-use crate::audit::event::{Checkpoint, EXPORT_FORMAT};
+use crate::audit::event::{Checkpoint, EXPORT_FORMAT, SentHeader};
 use crate::scaffold::{self, AgencySpec};
 
 struct Fixture {
@@ -69,6 +69,7 @@ fn eu_record(f: &Fixture) -> VerifiedRecord {
     .unwrap()
 }
 
+/// A `sent` event in the older form, with the header inline.
 fn sent(r: &VerifiedRecord, to: usize, at: u64) -> Event {
     Event::new(
         at,
@@ -77,10 +78,33 @@ fn sent(r: &VerifiedRecord, to: usize, at: u64) -> Event {
             to: ag(to),
             hops: 1,
             withheld: vec![],
-            header: hex::encode(r.header_bytes()),
-            signature: hex::encode(r.signature().0),
+            header: Some(hex::encode(r.header_bytes())),
+            signature: Some(hex::encode(r.signature().0)),
         },
     )
+}
+
+/// A `sent` event as nodes write it now: the header travels beside it.
+fn sent_bare(r: &VerifiedRecord, to: usize, at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::Sent {
+            record_id: r.id(),
+            to: ag(to),
+            hops: 1,
+            withheld: vec![],
+            header: None,
+            signature: None,
+        },
+    )
+}
+
+fn beside(r: &VerifiedRecord) -> SentHeader {
+    SentHeader {
+        record_id: r.id(),
+        header: hex::encode(r.header_bytes()),
+        signature: hex::encode(r.signature().0),
+    }
 }
 
 fn accepted(r: &VerifiedRecord, from: usize, at: u64) -> Event {
@@ -123,6 +147,7 @@ fn log(f: &Fixture, i: usize, events: &[Event], sizes: &[u64]) -> ExportedLog {
                 .sign(key)
             })
             .collect(),
+        headers: vec![],
     }
 }
 
@@ -352,4 +377,58 @@ fn peer_block_events_verify_and_are_counted() {
     let s = &rep.nodes[0];
     assert_eq!(s.by_type.get("peer_blocked"), Some(&1));
     assert_eq!(s.by_type.get("peer_unblocked"), Some(&1));
+}
+
+/// `sent` events without an inline header are checked against the headers carried
+/// beside them: a genuine one is used (and a distribution violation still found), a
+/// missing one or one filed under another record's id is a `bad_header`, and so is a
+/// header whose signature was swapped.
+#[test]
+fn headers_beside_sent_events_are_bound_by_the_record_id() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let other = eu_record(&f);
+    let stopped = |at| Event::new(at, EventKind::NodeStopped);
+    let with = |events: &[Event], headers: Vec<SentHeader>| {
+        let mut l = log(&f, 0, events, &[events.len() as u64]);
+        l.headers = headers;
+        l
+    };
+    let b = log(&f, 1, &[accepted(&r, 0, 20), stopped(30)], &[2]);
+    let c = log(&f, 2, &[stopped(30)], &[1]);
+    let run = |a: ExportedLog| {
+        verify(
+            &f.roster,
+            &[a, b.clone(), c.clone()],
+            &AuditorState::default(),
+            Options::default(),
+        )
+    };
+
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![beside(&r)]));
+    assert!(rep.ok, "{:?}", rep.violations);
+
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![]));
+    assert_eq!(kinds(&rep), ["bad_header"]);
+    assert!(rep.violations[0].detail.contains("no signed header"));
+
+    // Another record's header filed under this record's id is not this record's.
+    let mut wrong = beside(&other);
+    wrong.record_id = r.id();
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![wrong]));
+    assert_eq!(kinds(&rep), ["bad_header"]);
+
+    let mut forged = beside(&r);
+    forged.signature = beside(&other).signature;
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![forged]));
+    assert_eq!(kinds(&rep), ["bad_header"]);
+    assert!(rep.violations[0].detail.contains("signature"));
+
+    // The distribution check reads the header beside the event.
+    let rep = run(with(&[sent_bare(&r, 2, 10)], vec![beside(&r)]));
+    assert!(
+        kinds(&rep).contains(&"distribution"),
+        "{:?}",
+        rep.violations
+    );
 }
