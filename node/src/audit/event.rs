@@ -1,9 +1,10 @@
 //! Audit events, signed checkpoints and the export format.
 //!
-//! An event is metadata only: record ids, agency codes, reason codes, hashes and the
-//! origin's signed header (which holds field *digests*, never field values). Nothing in
-//! this module can carry a disclosure value: no variant has a free-text field filled
-//! from record content.
+//! An event is metadata only: record ids, agency codes, reason codes and hashes. The
+//! origin's signed header of a sent record (field *digests*, never field values)
+//! travels beside the events ([`SentHeader`]), bound to them by the record id. Nothing
+//! in this module can carry a disclosure value: no variant has a free-text field
+//! filled from record content.
 //!
 //! A leaf of the audit tree is the event's **canonical bytes**: its compact JSON
 //! encoding, with fields in declaration order and no maps (so serde_json's output is
@@ -339,8 +340,12 @@ pub struct ExportedLog {
     pub headers: Vec<SentHeader>,
 }
 
-/// The export format marker.
-pub const EXPORT_FORMAT: &str = "wlnode-audit-export/v1";
+/// The export format marker. v2 added `headers` (the signed headers of sent records,
+/// beside the events); a v1 export (headers inline in its `sent` events) still reads.
+pub const EXPORT_FORMAT: &str = "wlnode-audit-export/v2";
+
+/// Export formats this wlnode reads.
+pub const READABLE_EXPORT_FORMATS: &[&str] = &["wlnode-audit-export/v1", EXPORT_FORMAT];
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use wlnode::audit::event::ExportedLog;
+use wlnode::audit::event::{ExportedLog, READABLE_EXPORT_FORMATS};
 use wlnode::audit::live::verify_live;
 use wlnode::audit::verify::{AuditorState, Options, verify};
 use wlnode::store::Store;
@@ -137,6 +137,14 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                         std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
                     let log: ExportedLog = serde_json::from_slice(&bytes)
                         .with_context(|| format!("{} is not an audit export", p.display()))?;
+                    if !READABLE_EXPORT_FORMATS.contains(&log.format.as_str()) {
+                        anyhow::bail!(
+                            "{}: audit export format {:?} is not one this wlnode reads ({})",
+                            p.display(),
+                            log.format,
+                            READABLE_EXPORT_FORMATS.join(", ")
+                        );
+                    }
                     exported.push(log);
                 }
                 verify(&roster, &exported, &prev, opts)

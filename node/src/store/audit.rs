@@ -580,8 +580,9 @@ impl Store {
     /// For a `sent` event without an inline header whose record is not in `seen` yet:
     /// the record id, its signed header bytes and the origin's signature, from the
     /// records tree (which keeps every record the node ever sent). `None` for any other
-    /// event, and for a record the store no longer holds (the verifier then reports the
-    /// missing header).
+    /// event, and for a record the store no longer holds or can no longer decode (the
+    /// verifier then reports the missing header for that send, and the rest of the log
+    /// is still served).
     pub fn sent_header_for(
         &self,
         event: &[u8],
@@ -602,19 +603,32 @@ impl Store {
         if !seen.insert(record_id) {
             return Ok(None);
         }
-        Ok(self.record(&record_id)?.map(|r| {
-            (
-                record_id,
-                r.record.header_bytes().to_vec(),
-                r.record.signature().0,
-            )
-        }))
+        match self.record(&record_id) {
+            Ok(r) => Ok(r.map(|r| {
+                (
+                    record_id,
+                    r.record.header_bytes().to_vec(),
+                    r.record.signature().0,
+                )
+            })),
+            Err(e @ StoreError::Corrupt { .. }) => {
+                tracing::warn!(record = %record_id, error = %e, "sent record unreadable; its audit header is left out");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Test-only surgery: overwrites the stored bytes of one event (the tree is left
     /// alone), as an attacker editing sled would. `bytes` must hold no newline.
     #[doc(hidden)]
     pub fn audit_tamper_event(&self, index: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.contains(&b'\n') {
+            return Err(StoreError::corrupt(
+                trees::AUDIT_EVENTS,
+                "a newline would split the chunk",
+            ));
+        }
         let Some((k, v)) = self
             .t
             .audit_events

@@ -75,7 +75,7 @@ pub enum BackupError {
     },
     /// The backup was taken from a store with another layout version.
     #[error(
-        "{path} holds store schema version {found}; this wlnode restores version {SCHEMA_VERSION}"
+        "{path} holds store schema version {found}; this wlnode restores versions 1 and {SCHEMA_VERSION}"
     )]
     Schema {
         /// The file.
@@ -346,7 +346,7 @@ fn read_backup(
         }
     }
     match schema {
-        Some(SCHEMA_VERSION) => Ok(sum),
+        Some(v) if super::schema::READABLE_SCHEMA_VERSIONS.contains(&v) => Ok(sum),
         Some(found) => Err(BackupError::Schema {
             path: path.to_owned(),
             found,

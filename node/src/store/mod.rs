@@ -53,7 +53,7 @@ pub enum StoreError {
     },
     /// The store was written by an incompatible version.
     #[error(
-        "store schema version {found} is not supported; this wlnode reads version {SCHEMA_VERSION}"
+        "store schema version {found} is not supported; this wlnode reads versions 1 and {SCHEMA_VERSION}"
     )]
     Schema {
         /// Version on disk.
@@ -404,8 +404,13 @@ impl Store {
                     .try_into()
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::corrupt(trees::META, "schema_version"))?;
-                if found != SCHEMA_VERSION {
+                if !schema::READABLE_SCHEMA_VERSIONS.contains(&found) {
                     return Err(StoreError::Schema { found });
+                }
+                if found != SCHEMA_VERSION {
+                    // Its values read the same; from now on it gets chunked ones.
+                    t.meta
+                        .insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
                 }
             }
             None => {
@@ -801,7 +806,10 @@ impl Store {
             .range(..=from.to_be_bytes())
             .next_back()
             .transpose()?;
-        let rest = self.t.log.range(from.saturating_add(1).to_be_bytes()..);
+        let rest = self.t.log.range((
+            std::ops::Bound::Excluded(from.to_be_bytes()),
+            std::ops::Bound::Unbounded,
+        ));
         for kv in first.into_iter().map(Ok).chain(rest) {
             let (k, v) = kv?;
             let start = be_u64(&k).ok_or_else(|| StoreError::corrupt(trees::LOG, "bad key"))?;

@@ -7,7 +7,7 @@
 //! | `records` | record_id (32) | `StoredRecord` (protobuf) |
 //! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
 //! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
-//! | `log` | seq of its first id (u64 BE) | record ids (32 bytes each) of up to 256 consecutive seqs: the arrival log, one value per ingest batch rather than per record. A store written before chunking holds one id per key, which reads the same |
+//! | `log` | seq of its first id (u64 BE) | record ids (32 bytes each) of up to 256 consecutive seqs: the arrival log, written per ingest batch (one value per 256 records) rather than per record. A store written before chunking holds one id per key, which reads the same |
 //! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
@@ -34,8 +34,14 @@
 
 use wlnode_crypto::model::{AgencyCode, EntryId};
 
-/// Layout version written to `meta/schema_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Layout version written to `meta/schema_version`. Version 2 chunks `log` and
+/// `audit_events` values and adds `meta/audit_edge`; an older wlnode cannot read that,
+/// so it must refuse such a store. Version 1 stores read the same (one item per
+/// value) and are marked 2 when opened.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Older layout versions this wlnode opens (and marks [`SCHEMA_VERSION`]).
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, SCHEMA_VERSION];
 
 /// Tree names.
 pub mod trees {

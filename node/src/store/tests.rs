@@ -742,3 +742,31 @@ fn chunked_arrival_log_reads_like_one_key_per_record() {
     assert_eq!(s.t.log.len(), 7);
     assert_eq!(s.log_after(u64::MAX, 10).unwrap(), vec![]);
 }
+
+/// Schema 2 (chunked values) opens a schema 1 store, whose one-item values read the
+/// same, and marks it 2 so that an older wlnode refuses it; an unknown version is
+/// refused with the version named.
+#[test]
+fn schema_one_stores_open_and_are_marked_two_unknown_versions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.meta_set(meta::SCHEMA_VERSION, &1u32.to_be_bytes())
+            .unwrap();
+        s.flush().unwrap();
+    }
+    {
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.meta_get(meta::SCHEMA_VERSION).unwrap().unwrap(),
+            SCHEMA_VERSION.to_be_bytes()
+        );
+        assert_eq!(SCHEMA_VERSION, 2);
+        s.meta_set(meta::SCHEMA_VERSION, &3u32.to_be_bytes())
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let e = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(e, StoreError::Schema { found: 3 }), "{e}");
+    assert!(e.to_string().contains("version 3"), "{e}");
+}
