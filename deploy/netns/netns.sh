@@ -22,7 +22,8 @@
 #                          (veth pairs, or TAP pairs joined by userlink.py), keys,
 #                          signed roster, configs; start a `wlnode run` in each and
 #                          wait until every API answers
-#   run [-n N]             up, then wait for Ctrl-C and tear everything down
+#   run [-n N] [--links veth|user]
+#                          up, then wait for Ctrl-C and tear everything down
 #   start [I]              start node I (default: every node that is not running)
 #   stop [I]               stop node I cleanly (default: every node)
 #   status                 `wlnode status` of every node
@@ -159,8 +160,10 @@ create_network() {
     # it creates the TAP pairs e<i>/p<i> there.
     ip netns exec "$SW" python3 "$HERE/userlink.py" "$STATE/links" "$STATE/links/ready" "$n" \
       </dev/null >>"$STATE/logs/userlink.log" 2>&1 &
+    local forwarder=$!
     deadline=$((SECONDS + USERLINK_TIMEOUT))
     until [ -s "$STATE/links/ready" ]; do
+      kill -0 "$forwarder" 2>/dev/null || die "userlink.py exited while creating its links: $(tail -n 3 "$STATE/logs/userlink.log")"
       [ "$SECONDS" -lt "$deadline" ] || die "userlink.py did not create its links within ${USERLINK_TIMEOUT}s; its log: $STATE/logs/userlink.log"
       sleep 0.1
     done
@@ -290,7 +293,8 @@ cmd_up() {
 cmd_down() {
   local keep=0 ns pid pids deadline
   [ "${1:-}" = "--keep" ] && keep=1
-  # Every process inside our namespaces is one of our nodes: TERM, then KILL.
+  # Every process inside our namespaces is ours (the nodes, and userlink.py in the
+  # switch namespace): TERM, then KILL.
   for ns in $(our_namespaces); do
     pids="$(ip netns pids "$ns" 2>/dev/null || true)"
     for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -450,7 +454,11 @@ userlink_netem() {
   while [ $# -gt 0 ]; do
     case "$1 ${2:-}" in
       "delay "*ms) [[ "$2" =~ ^[0-9]+(\.[0-9]+)?ms$ ]] || die "netem: bad delay '$2' (e.g. 100ms)"; delay="${2%ms}"; shift 2 ;;
-      "loss "*%) [[ "$2" =~ ^[0-9]+(\.[0-9]+)?%$ ]] || die "netem: bad loss '$2' (e.g. 5%)"; loss="${2%\%}"; shift 2 ;;
+      "loss "*%)
+        [[ "$2" =~ ^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$ ]] || die "netem: bad loss '$2' (0% to 100%, e.g. 5%)"
+        loss="${2%\%}"
+        shift 2
+        ;;
       *) die "netem on userspace links takes only 'delay Nms' and 'loss P%', not: $*" ;;
     esac
   done

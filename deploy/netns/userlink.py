@@ -10,7 +10,8 @@ direction, which is what `tc netem delay D loss P` on both ends of a veth does.
 
 Settings per node come from the file CTL/n<i>: `delay_ms loss_percent` (written by
 `netns.sh netem I ...`; no file, or `0 0`, means a plain link). They are re-read when
-the file changes. Frames keep their order (no jitter). Like netem's default limit,
+the file changes. Frames keep their order (no jitter), except that lowering a delay
+lets new frames pass those still waiting. Like netem's default limit,
 at most 1000 frames per direction wait in the delay line; more are dropped.
 
 Usage: userlink.py CTL READY N
