@@ -81,17 +81,14 @@ fn for_each_event(
     if from >= to {
         return Ok(());
     }
-    // The chunk holding `from` starts at or before it; later chunks start inside.
-    let first = events
-        .range(..=from.to_be_bytes())
-        .next_back()
-        .transpose()?;
-    let rest = events.range((from + 1).to_be_bytes()..to.to_be_bytes());
-    for kv in first.into_iter().map(Ok).chain(rest) {
+    for kv in super::chunks_from(events, from)? {
         let (k, v) = kv?;
         let Ok(start) = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes) else {
             continue;
         };
+        if start >= to {
+            break;
+        }
         for (i, e) in (start..).zip(chunk_events(&v)) {
             if i >= to {
                 break;

@@ -211,6 +211,22 @@ impl EntryFilter {
     }
 }
 
+/// The values of a chunked tree (keys: u64 BE index of a value's first item) that can
+/// hold items at index `from` or later, in key order: the value holding `from` (the
+/// last key at or before it), then every value keyed after it. `log` and
+/// `audit_events` are laid out this way.
+pub(super) fn chunks_from(
+    tree: &Tree,
+    from: u64,
+) -> Result<impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>, sled::Error> {
+    let first = tree.range(..=from.to_be_bytes()).next_back().transpose()?;
+    let rest = tree.range((
+        std::ops::Bound::Excluded(from.to_be_bytes()),
+        std::ops::Bound::Unbounded,
+    ));
+    Ok(first.into_iter().map(Ok).chain(rest))
+}
+
 /// At most this many arrival-log ids share one `log` value (8 KiB): one sled insert
 /// per batch instead of one per record, while a changes-feed read decodes a bounded
 /// value.
@@ -799,18 +815,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(limit.min(4096));
-        // The chunk holding `from` starts at or before it; later chunks start after it.
-        let first = self
-            .t
-            .log
-            .range(..=from.to_be_bytes())
-            .next_back()
-            .transpose()?;
-        let rest = self.t.log.range((
-            std::ops::Bound::Excluded(from.to_be_bytes()),
-            std::ops::Bound::Unbounded,
-        ));
-        for kv in first.into_iter().map(Ok).chain(rest) {
+        for kv in chunks_from(&self.t.log, from)? {
             let (k, v) = kv?;
             let start = be_u64(&k).ok_or_else(|| StoreError::corrupt(trees::LOG, "bad key"))?;
             if v.len() % 32 != 0 || v.is_empty() {

@@ -71,17 +71,15 @@ fn eu_record(f: &Fixture) -> VerifiedRecord {
 
 /// A `sent` event in the older form, with the header inline.
 fn sent(r: &VerifiedRecord, to: usize, at: u64) -> Event {
-    Event::new(
-        at,
-        EventKind::Sent {
-            record_id: r.id(),
-            to: ag(to),
-            hops: 1,
-            withheld: vec![],
-            header: Some(hex::encode(r.header_bytes())),
-            signature: Some(hex::encode(r.signature().0)),
-        },
-    )
+    let mut e = sent_bare(r, to, at);
+    if let EventKind::Sent {
+        header, signature, ..
+    } = &mut e.kind
+    {
+        *header = Some(hex::encode(r.header_bytes()));
+        *signature = Some(hex::encode(r.signature().0));
+    }
+    e
 }
 
 /// A `sent` event as nodes write it now: the header travels beside it.
