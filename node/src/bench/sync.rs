@@ -247,6 +247,9 @@ pub struct ColdSync {
     pub cpu_seconds: f64,
     /// `cpu_seconds` per record, in microseconds.
     pub cpu_us_per_record: f64,
+    /// Records B received, counted once B's own reconciliation has settled its
+    /// backlog (after the timed window): more than `records` means some arrived twice.
+    pub records_delivered: u64,
 }
 
 /// Propagation figures.
@@ -312,6 +315,7 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
     wait_records(&b, n as u64, Duration::from_secs(3600)).await?;
     let secs = t.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu;
+    let delivered = settled_deliveries(&b, n as u64, Duration::from_secs(600)).await?;
     b.stop().await;
     a.stop().await;
     let rate = n as f64 / secs;
@@ -324,7 +328,37 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
         target_ratio: 0.6,
         cpu_seconds: cpu,
         cpu_us_per_record: cpu / n.max(1) as f64 * 1e6,
+        records_delivered: delivered,
     })
+}
+
+/// Once B's own session has settled its backlog (after the timed window), how many
+/// records B received from its one peer: a record delivered twice counts twice.
+async fn settled_deliveries(
+    b: &RunningNode,
+    want: u64,
+    timeout: Duration,
+) -> Result<u64, BenchError> {
+    let start = Instant::now();
+    loop {
+        let peer = b
+            .ctx
+            .peers
+            .read()
+            .map_err(|_| err("peer table poisoned"))?
+            .values()
+            .next()
+            .cloned();
+        // The table shows no pending backlog before the first Hello, so also wait
+        // for the records B is known to hold.
+        if let Some(p) = peer.filter(|p| !p.backlog_pending && p.records_received >= want) {
+            return Ok(p.records_received);
+        }
+        if start.elapsed() > timeout {
+            return Err(err(format!("backlog still pending after {timeout:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Propagation of `samples` entries along a five-node line.

@@ -1705,9 +1705,7 @@ impl EventLoop {
                 } else if batch.is_none()
                     && let Some(ps) = self.peers.get_mut(&peer)
                 {
-                    // Records the peer pushed in its session are stored: that session
-                    // is still going, as far as ours is concerned.
-                    ps.on_reconcile_served(now);
+                    ps.on_push_stored(now);
                 }
                 match (batch, outcome.error) {
                     (Some((b, cursor)), None) => {

@@ -81,6 +81,11 @@ pub struct PeerSync {
     declared_pending: bool,
     /// Last time we served (or stored a push of) a round of the peer's session.
     last_served: Option<Instant>,
+    /// Last time we stored records the peer pushed in its session.
+    last_pushed: Option<Instant>,
+    /// The wish comes from [`Self::request_reconcile`]: it starts at once and a
+    /// session of the peer's does not cancel it.
+    reconcile_forced: bool,
     /// Last time a batch or reconciliation completed.
     pub last_sync: Option<Instant>,
     /// Last error seen with this peer.
@@ -163,6 +168,8 @@ impl PeerSync {
             backlog_retry: BACKLOG_RETRY_MIN,
             declared_pending: cursor.is_some_and(|c| !c.backlog_complete),
             last_served: None,
+            last_pushed: None,
+            reconcile_forced: false,
             last_sync: None,
             last_error: None,
         }
@@ -228,6 +235,9 @@ impl PeerSync {
     /// records flow). Both sides do this, so no initiator rule applies.
     pub fn request_reconcile(&mut self, now: Instant) -> Vec<Action> {
         self.reconcile_wanted = Some(now.checked_sub(RECONCILE_MAX_WAIT).unwrap_or(now));
+        // A session the peer is running was prepared before this change and does
+        // not cover it.
+        self.reconcile_forced = true;
         let mut out = Vec::new();
         self.maybe_reconcile(now, &mut out);
         out
@@ -283,8 +293,15 @@ impl PeerSync {
                 .last_served
                 .is_none_or(|t| now.duration_since(t) < SERVED_QUIET);
         let ours = (self.initiator || self.backlog_pending()) && !yield_to_initiator;
-        if (ours && self.caught_up()) || waited {
+        // Waiting too long for the changes feed never starts a session while the
+        // peer's session is still pushing records to us: ours would ask again for
+        // every record not yet stored (a slow cold sync got them twice).
+        let peer_pushing = self
+            .last_pushed
+            .is_some_and(|t| now.duration_since(t) < SERVED_QUIET);
+        if (ours && self.caught_up()) || (waited && (self.reconcile_forced || !peer_pushing)) {
             self.reconcile_wanted = None;
+            self.reconcile_forced = false;
             self.reconcile_in_flight = true;
             out.push(Action::StartReconcile);
         }
@@ -487,9 +504,16 @@ impl PeerSync {
     pub fn on_reconcile_served(&mut self, now: Instant) {
         self.last_reconcile = Some(now);
         self.last_served = Some(now);
-        if !self.backlog_pending() {
+        if !self.backlog_pending() && !self.reconcile_forced {
             self.reconcile_wanted = None;
         }
+    }
+
+    /// We stored records the peer pushed in its session: that session is still
+    /// going, as far as ours is concerned.
+    pub fn on_push_stored(&mut self, now: Instant) {
+        self.last_pushed = Some(now);
+        self.on_reconcile_served(now);
     }
 
     /// Our log head moved: tell them, one Notify in flight at a time.
@@ -955,6 +979,69 @@ mod coordination_tests {
         );
         p.on_batch_applied([1; 16], 12, 12, t);
         assert_eq!(p.cursor(), Some(at(12, true)));
+    }
+
+    #[test]
+    fn a_long_push_from_the_initiator_is_not_fetched_again_by_ours() {
+        let t = Instant::now();
+        let mut p = follower(None, t);
+        assert_eq!(
+            p.on_hello(&hello(9), t),
+            vec![Action::ResetCursor(at(9, false))]
+        );
+        // The initiator's on-connect session pushes the backlog for longer than the
+        // wait limit; each stored push counts as serving it.
+        let mut now = t;
+        while now < t + RECONCILE_MAX_WAIT * 3 {
+            now += Duration::from_secs(2);
+            p.on_push_stored(now);
+            assert!(p.on_tick(now).is_empty(), "at {:?}", now - t);
+        }
+        // Once it has gone quiet, ours confirms.
+        assert!(p.on_tick(now + SERVED_QUIET / 2).is_empty());
+        assert_eq!(p.on_tick(now + SERVED_QUIET), vec![Action::StartReconcile]);
+    }
+
+    #[test]
+    fn sessions_of_the_peer_that_push_nothing_do_not_hold_ours_back_for_long() {
+        let t = Instant::now();
+        let mut p = follower(None, t);
+        p.on_hello(&hello(9), t);
+        // The initiator reconciles every few seconds and has nothing to push: we
+        // never see a quiet stretch, yet the wait limit still starts ours.
+        let mut now = t;
+        let mut started = None;
+        while now < t + RECONCILE_MAX_WAIT * 2 {
+            now += Duration::from_secs(3);
+            p.on_reconcile_served(now);
+            if p.on_tick(now) == vec![Action::StartReconcile] {
+                started = Some(now - t);
+                break;
+            }
+        }
+        assert_eq!(started, Some(RECONCILE_MAX_WAIT));
+    }
+
+    #[test]
+    fn a_requested_reconcile_starts_at_once_and_survives_the_peers_session() {
+        let t = Instant::now();
+        let mut p = follower(Some(at(9, true)), t);
+        p.on_hello(&hello(9), t);
+        // The peer is in the middle of pushing to us when our policy is reloaded.
+        p.on_push_stored(t);
+        assert_eq!(p.request_reconcile(t), vec![Action::StartReconcile]);
+        p.on_reconcile_done(Ok(()), t);
+        // Reloaded again while our own session runs: the wish waits for it, and the
+        // peer's session (prepared before the reload) does not cancel it.
+        let later = t + Duration::from_secs(1);
+        p.on_reconcile_started([7; 16]);
+        assert!(p.request_reconcile(later).is_empty());
+        p.on_push_stored(later);
+        p.on_reconcile_served(later);
+        assert_eq!(
+            p.on_reconcile_done(Ok(()), later),
+            vec![Action::StartReconcile]
+        );
     }
 
     #[test]
