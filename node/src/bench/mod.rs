@@ -262,8 +262,16 @@ pub struct StoreReport {
     /// CPU time of the ingesting thread per record while filling, in microseconds:
     /// unlike wall time, barely moved by other load on a shared machine.
     pub ingest_cpu_us_per_record: f64,
-    /// Time to open it again and read its counts and last log entry.
+    /// Time to open it again and read its counts and last log entry. The fill ends
+    /// as a crash just before a periodic checkpoint would (none after the last
+    /// batch, no clean-stop one), so this replays the most writes a crash can leave.
     pub open_seconds: f64,
+    /// The periodic checkpoints (sled reopened) during the fill, as the store actor
+    /// does them: seconds each, included in `fill_seconds`.
+    pub checkpoint_seconds: Vec<f64>,
+    /// Time to open it a second time (after a clean open and close, with nothing
+    /// written in between).
+    pub reopen_seconds: f64,
     /// Target open time.
     pub target_open_seconds: f64,
     /// Bytes on disk per record.
@@ -282,8 +290,9 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
     let mut fill = 0f64;
     let mut fill_cpu = 0f64;
     let mut bytes = 0usize;
+    let mut checkpoint_seconds: Vec<f64> = Vec::new();
     {
-        let store = Store::open(&path).map_err(err)?;
+        let mut store = Store::open(&path).map_err(err)?;
         let chunk = 5000;
         let mut i = 0;
         while i < n {
@@ -309,6 +318,16 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
             fill_cpu += thread_cpu_seconds() - c;
             fill += t.elapsed().as_secs_f64();
             i += m;
+            // What the store actor does after many writes; except after the last
+            // batch, so that the store is left as by a crash just before a checkpoint
+            // was due: the next open replays the longest stretch a crash can leave.
+            if i < n && crate::store::checkpoint_due(&store) {
+                let t = Instant::now();
+                store = store.reopen().map_err(|(_, e)| err(e))?;
+                let s = t.elapsed().as_secs_f64();
+                checkpoint_seconds.push(s);
+                fill += s;
+            }
         }
     }
     let t = Instant::now();
@@ -317,6 +336,19 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
     let head = store.head_seq().map_err(err)?;
     let _ = store.log_after(head.saturating_sub(1), 1).map_err(err)?;
     let open_seconds = t.elapsed().as_secs_f64();
+    drop(store);
+    let t = Instant::now();
+    let store = Store::open(&path).map_err(err)?;
+    let again = store.counts().map_err(err)?;
+    let head = store.head_seq().map_err(err)?;
+    let _ = store.log_after(head.saturating_sub(1), 1).map_err(err)?;
+    let reopen_seconds = t.elapsed().as_secs_f64();
+    if again.records != counts.records {
+        return Err(err(format!(
+            "record count changed across reopening: {} then {}",
+            counts.records, again.records
+        )));
+    }
     let disk = store.size_on_disk().map_err(err)?;
     let per = disk as f64 / counts.records.max(1) as f64;
     let avg = bytes as f64 / n.max(1) as f64;
@@ -326,6 +358,8 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
         fill_seconds: fill,
         ingest_cpu_us_per_record: fill_cpu * 1e6 / n.max(1) as f64,
         open_seconds,
+        checkpoint_seconds,
+        reopen_seconds,
         target_open_seconds: 2.0,
         disk_bytes_per_record: per,
         record_bytes: avg,

@@ -385,6 +385,7 @@ impl Store {
                 append_tx(m, e, n, events)
             })
             .map_err(tx_err)
+            .inspect(|_| self.count_writes(events.len()))
     }
 
     fn tree_nodes(&self) -> TreeNodes<'_> {

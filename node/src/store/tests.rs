@@ -770,3 +770,122 @@ fn schema_one_stores_open_and_are_marked_two_unknown_versions_are_refused() {
     assert!(matches!(e, StoreError::Schema { found: 3 }), "{e}");
     assert!(e.to_string().contains("version 3"), "{e}");
 }
+
+fn signing_settings() -> audit::AuditSettings {
+    audit::AuditSettings {
+        enabled: true,
+        signer: Some((
+            AgencyCode::new("DE-BAFA").unwrap(),
+            std::sync::Arc::new(SecretKey::generate().unwrap()),
+        )),
+        every_events: 1000,
+        interval_ms: u64::MAX,
+    }
+}
+
+fn fresh(k: &SecretKey, n: usize) -> IngestBatch {
+    batch(
+        (0..n)
+            .map(|i| {
+                local(&rec(
+                    k,
+                    "DE-BAFA",
+                    EntryId::random().unwrap(),
+                    1,
+                    Status::Active,
+                    &format!("n{i}"),
+                ))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn reopen_keeps_data_epoch_settings_and_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    s.set_audit_settings(signing_settings());
+    let k = SecretKey::generate().unwrap();
+    s.ingest(&fresh(&k, 3), Timestamp(5)).unwrap();
+    let (epoch, counts, root) = (s.epoch(), s.counts().unwrap(), s.audit_root(3).unwrap());
+    // Three records and their three audit events.
+    assert_eq!(s.writes_since_open(), 6);
+    let s = s.reopen().map_err(|(_, e)| e).unwrap();
+    assert_eq!(s.writes_since_open(), 0);
+    assert_eq!(
+        (s.epoch(), s.counts().unwrap(), s.audit_root(3).unwrap()),
+        (epoch, counts, root)
+    );
+    assert!(s.audit_settings().signer.is_some(), "signer survives");
+    // The data dir stayed locked throughout.
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    s.ingest(&fresh(&k, 2), Timestamp(6)).unwrap();
+    assert_eq!(s.counts().unwrap().records, 5);
+}
+
+/// sled's recovery snapshots in `dir`, each named after the log position it covers.
+fn snapshots(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir.join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snap."))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_actor_reopens_after_many_writes_and_on_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    // A record and its audit event are two writes.
+    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), 20, 5).unwrap();
+    h.call(|s| {
+        s.set_audit_settings(signing_settings());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let k = SecretKey::generate().unwrap();
+    let writes = || h.call(|s| Ok(s.writes_since_open()));
+    for _ in 0..2 {
+        h.ingest(fresh(&k, 4)).await.unwrap();
+    }
+    assert_eq!(writes().await.unwrap(), 16);
+    // The third batch crosses the threshold: the actor reopens sled after it.
+    h.ingest(fresh(&k, 4)).await.unwrap();
+    assert_eq!(writes().await.unwrap(), 0);
+    let signer = h
+        .call(|s| Ok(s.audit_settings().signer.is_some()))
+        .await
+        .unwrap();
+    assert!(signer, "the node's audit settings survive the reopen");
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    h.ingest(fresh(&k, 4)).await.unwrap();
+    let c = h.counts().await.unwrap();
+    assert_eq!((c.records, c.audit_events), (16, 16));
+    let before = snapshots(dir.path());
+    drop(h);
+    actor.join();
+    // Stopped with 8 writes since the reopen (over the stop threshold of 5): reopened
+    // once more, which wrote a snapshot covering them.
+    assert_ne!(
+        snapshots(dir.path()),
+        before,
+        "a clean stop writes a new snapshot"
+    );
+
+    // Below the stop threshold, a clean stop does not reopen.
+    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), 20, 100).unwrap();
+    assert_eq!(h.counts().await.unwrap(), c);
+    let before = snapshots(dir.path());
+    h.ingest(fresh(&k, 4)).await.unwrap();
+    drop(h);
+    actor.join();
+    assert_eq!(snapshots(dir.path()), before);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.counts().unwrap().records, 20);
+}
