@@ -270,9 +270,9 @@ pub struct Store {
     writes: std::sync::atomic::AtomicU64,
 }
 
-/// How long an open waits for sled's own file lock, held for a moment by the
-/// background jobs of an instance this process just closed.
-const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long [`Store::reopen`] waits for sled's own file lock, held for a moment by
+/// the background jobs of the instance it just closed.
+pub const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A store whose sled is closed while its data dir stays locked, keeping what the
 /// node set in memory: what the store actor holds between closing sled and opening
@@ -294,9 +294,11 @@ impl std::fmt::Debug for ClosedStore {
 }
 
 impl ClosedStore {
-    /// Opens sled again; on failure the directory stays locked in the returned value.
-    pub fn open(self) -> Result<Store, (Box<Self>, StoreError)> {
-        match Store::open_sled(&self.dir) {
+    /// Opens sled again, waiting up to `lock_wait` for sled's own file lock (see
+    /// [`SLED_LOCK_WAIT`]); on failure the directory stays locked in the returned
+    /// value.
+    pub fn open(self, lock_wait: std::time::Duration) -> Result<Store, (Box<Self>, StoreError)> {
+        match Store::open_sled(&self.dir, lock_wait) {
             Ok(parts) => {
                 let Self {
                     dir,
@@ -444,7 +446,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let lock = lock_dir(dir)?;
         Ok(Self::assemble(
-            Self::open_sled(dir)?,
+            Self::open_sled(dir, std::time::Duration::ZERO)?,
             dir,
             lock,
             audit::AuditSettings::default(),
@@ -476,7 +478,7 @@ impl Store {
         if let Err(e) = self.flush() {
             return Err((Box::new(self.close()), e));
         }
-        self.close().open()
+        self.close().open(SLED_LOCK_WAIT)
     }
 
     /// Closes sled (without flushing), keeping the directory lock and what the node
@@ -532,8 +534,11 @@ impl Store {
     /// process closed, that lock can stay held for a moment: sled's background write
     /// and file-shrinking jobs keep the file open after `flush` returns. The caller
     /// holds the directory lock, so no other process can hold sled's; the open is
-    /// retried for up to [`SLED_LOCK_WAIT`].
-    fn open_sled(dir: &Path) -> Result<(sled::Db, Trees, [u8; 16]), StoreError> {
+    /// retried for up to `lock_wait`.
+    fn open_sled(
+        dir: &Path,
+        lock_wait: std::time::Duration,
+    ) -> Result<(sled::Db, Trees, [u8; 16]), StoreError> {
         let started = std::time::Instant::now();
         let db = loop {
             match sled::Config::new()
@@ -544,7 +549,7 @@ impl Store {
                 Ok(db) => break db,
                 Err(e)
                     if e.to_string().contains("could not acquire lock")
-                        && started.elapsed() < SLED_LOCK_WAIT =>
+                        && started.elapsed() < lock_wait =>
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

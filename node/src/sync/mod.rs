@@ -266,7 +266,9 @@ impl PeerSync {
     }
 
     /// Starts a wanted reconciliation once the changes feed has caught up (so the two
-    /// paths do not send the same records), or after waiting too long for that.
+    /// paths do not send the same records), or after waiting too long for that, but
+    /// then not while the peer's session is still pushing records to us (unless the
+    /// wish is forced).
     fn maybe_reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
         let Some(since) = self.reconcile_wanted else {
             return;
@@ -279,7 +281,8 @@ impl PeerSync {
         }
         // When both sides want a session (say, after one lost its store), only the
         // initiator starts at once; the other waits, and drops its wish as soon as it
-        // serves the initiator's session, so records are not sent twice. A side whose
+        // serves the initiator's session (unless the wish is forced), so records are
+        // not sent twice. A side whose
         // backlog is pending runs its own session at once: only a session it initiated
         // tells it when the backlog is filled, whichever side dialled.
         let waited = now.duration_since(since) >= RECONCILE_MAX_WAIT;
@@ -500,7 +503,8 @@ impl PeerSync {
     }
 
     /// We served a reconciliation round for this peer: their session covers ours
-    /// (unless our backlog is pending: only our own session can settle that).
+    /// (unless our backlog is pending: only our own session can settle that; or our
+    /// wish is forced: their session was prepared before what we want covered).
     pub fn on_reconcile_served(&mut self, now: Instant) {
         self.last_reconcile = Some(now);
         self.last_served = Some(now);
