@@ -307,4 +307,55 @@ mod tests {
         let (h2, _a2) = StoreHandle::open(dir.path()).unwrap();
         assert_eq!(h2.counts().await.unwrap().records, 0);
     }
+
+    /// Recovery after a disk error (or a failed checkpoint) keeps what the node set in
+    /// memory and the directory lock; before, it reopened with default audit settings
+    /// and checkpoints were no longer signed.
+    #[test]
+    fn recovery_keeps_the_audit_signer_and_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let key = std::sync::Arc::new(wlnode_crypto::SecretKey::generate().unwrap());
+        s.set_audit_settings(super::super::audit::AuditSettings {
+            signer: Some((AgencyCode::new("DE-BAFA").unwrap(), key)),
+            every_events: 7,
+            ..super::super::audit::AuditSettings::default()
+        });
+        let epoch = s.epoch();
+        let kept = |s: &Store| {
+            let a = s.audit_settings();
+            assert!(a.signer.is_some(), "signer kept");
+            assert_eq!(a.every_events, 7);
+            assert_eq!(s.epoch(), epoch);
+            assert!(matches!(
+                Store::open(dir.path()),
+                Err(StoreError::Locked { .. })
+            ));
+        };
+        // As the actor does: retry (at later jobs) while sled's own lock is still
+        // held by the closed instance's background jobs.
+        let recovered = |mut slot: Slot| {
+            let start = Instant::now();
+            loop {
+                slot = recover(dir.path(), slot);
+                match slot {
+                    Slot::Open(s) => return s,
+                    Slot::Closed(_) => {
+                        assert!(start.elapsed() < Duration::from_secs(30), "never reopened");
+                        std::thread::sleep(REOPEN_EVERY);
+                    }
+                }
+            }
+        };
+        // From an open store whose disk failed...
+        let s = recovered(Slot::Open(s));
+        kept(&s);
+        // ...and from one left closed by a failed reopen, whose dir stays locked.
+        let closed = Slot::Closed(Box::new(s.close()));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        kept(&recovered(closed));
+    }
 }
