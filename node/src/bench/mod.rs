@@ -20,7 +20,7 @@ use crate::client::{Client, ImportRow};
 use crate::config::Config;
 use crate::node::RunningNode;
 use crate::scaffold::{self, AgencySpec, NodeOptions};
-use crate::store::{Incoming, IngestBatch, Source, Store};
+use crate::store::{Counts, Incoming, IngestBatch, Source, Store};
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -330,19 +330,18 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
             }
         }
     }
-    let t = Instant::now();
-    let store = Store::open(&path).map_err(err)?;
-    let counts = store.counts().map_err(err)?;
-    let head = store.head_seq().map_err(err)?;
-    let _ = store.log_after(head.saturating_sub(1), 1).map_err(err)?;
-    let open_seconds = t.elapsed().as_secs_f64();
+    // Open, read the counts and the last log entry: what a node does at start.
+    let timed_open = || -> Result<(Store, Counts, f64), BenchError> {
+        let t = Instant::now();
+        let store = Store::open(&path).map_err(err)?;
+        let counts = store.counts().map_err(err)?;
+        let head = store.head_seq().map_err(err)?;
+        let _ = store.log_after(head.saturating_sub(1), 1).map_err(err)?;
+        Ok((store, counts, t.elapsed().as_secs_f64()))
+    };
+    let (store, counts, open_seconds) = timed_open()?;
     drop(store);
-    let t = Instant::now();
-    let store = Store::open(&path).map_err(err)?;
-    let again = store.counts().map_err(err)?;
-    let head = store.head_seq().map_err(err)?;
-    let _ = store.log_after(head.saturating_sub(1), 1).map_err(err)?;
-    let reopen_seconds = t.elapsed().as_secs_f64();
+    let (store, again, reopen_seconds) = timed_open()?;
     if again.records != counts.records {
         return Err(err(format!(
             "record count changed across reopening: {} then {}",

@@ -173,25 +173,35 @@ fn preload(
     Ok(())
 }
 
-async fn wait_records(
-    n: &RunningNode,
-    want: u64,
+/// Calls `check` every `every` until it gives a value; after `timeout`, fails with
+/// the last "not yet" description it gave.
+async fn poll_until<T>(
     timeout: Duration,
-) -> Result<Duration, BenchError> {
+    every: Duration,
+    mut check: impl AsyncFnMut() -> Result<Result<T, String>, BenchError>,
+) -> Result<T, BenchError> {
     let start = Instant::now();
     loop {
-        let c = n.ctx.store.counts().await.map_err(err)?;
-        if c.records >= want {
-            return Ok(start.elapsed());
+        match check().await? {
+            Ok(v) => return Ok(v),
+            Err(why) if start.elapsed() > timeout => {
+                return Err(err(format!("timed out after {timeout:?}: {why}")));
+            }
+            Err(_) => tokio::time::sleep(every).await,
         }
-        if start.elapsed() > timeout {
-            return Err(err(format!(
-                "timed out: {} of {want} records after {timeout:?}",
-                c.records
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_records(n: &RunningNode, want: u64, timeout: Duration) -> Result<(), BenchError> {
+    poll_until(timeout, Duration::from_millis(20), async || {
+        let c = n.ctx.store.counts().await.map_err(err)?;
+        Ok(if c.records >= want {
+            Ok(())
+        } else {
+            Err(format!("{} of {want} records", c.records))
+        })
+    })
+    .await
 }
 
 /// Raw `verify_batch` throughput (records/s) over the records' header signatures, in
@@ -339,8 +349,7 @@ async fn settled_deliveries(
     want: u64,
     timeout: Duration,
 ) -> Result<u64, BenchError> {
-    let start = Instant::now();
-    loop {
+    poll_until(timeout, Duration::from_millis(100), async || {
         let peer = b
             .ctx
             .peers
@@ -351,14 +360,12 @@ async fn settled_deliveries(
             .cloned();
         // The table shows no pending backlog before the first Hello, so also wait
         // for the records B is known to hold.
-        if let Some(p) = peer.filter(|p| !p.backlog_pending && p.records_received >= want) {
-            return Ok(p.records_received);
-        }
-        if start.elapsed() > timeout {
-            return Err(err(format!("backlog still pending after {timeout:?}")));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(match peer {
+            Some(p) if !p.backlog_pending && p.records_received >= want => Ok(p.records_received),
+            _ => Err("backlog still pending".to_owned()),
+        })
+    })
+    .await
 }
 
 /// Propagation of `samples` entries along a five-node line.

@@ -315,11 +315,6 @@ impl ClosedStore {
             Err(e) => Err((Box::new(self), e)),
         }
     }
-
-    /// The data dir.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 impl std::fmt::Debug for Store {
