@@ -20,6 +20,7 @@ use crate::client::{Client, ImportRow};
 use crate::config::Config;
 use crate::node::RunningNode;
 use crate::scaffold::{self, AgencySpec, NodeOptions};
+use crate::store::floor::Floor;
 use crate::store::{Counts, Incoming, IngestBatch, Source, Store};
 
 /// Why a benchmark could not run.
@@ -150,6 +151,24 @@ pub struct ImportReport {
     pub screen_start_build_seconds: f64,
     /// Entries in the rebuilt index.
     pub screen_entries: usize,
+    /// Second bound: sled alone writing the same bytes again, in transactions of
+    /// `batch` records, same run (see `store::floor`).
+    pub storage_floor: Floor,
+    /// entries/s divided by the storage floor's records/s.
+    pub ratio_to_storage_floor: f64,
+}
+
+/// Opens the (stopped) node's store in `data_dir` and replays its writes into
+/// `target` with sled alone: the storage floor reported next to ingest rates.
+pub(crate) fn storage_floor(
+    data_dir: &Path,
+    target: &Path,
+    batch: usize,
+) -> Result<Floor, BenchError> {
+    let store = Store::open(data_dir).map_err(err)?;
+    store
+        .replay_floor(target, batch, thread_cpu_seconds)
+        .map_err(err)
 }
 
 /// Imports `n` synthetic entries into a fresh in-process node through its HTTP API.
@@ -168,6 +187,7 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
     scaffold::write_config(&fed, node, &NodeOptions::default()).map_err(err)?;
     let cfg = Config::load(&node.config).map_err(err)?;
     let token = crate::node::read_token(&cfg.raw.api.token_file).map_err(err)?;
+    let data_dir = cfg.raw.data_dir.clone();
     let running = RunningNode::start(cfg).await.map_err(err)?;
     let client = Client::new(running.api_addr, token, "bench".into()).map_err(err)?;
     let drafts: Vec<EntryDraft> = (0..n).map(synthetic_draft).collect::<Result<_, _>>()?;
@@ -229,6 +249,9 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
     let screen_start_build_seconds = restarted.elapsed().as_secs_f64();
     let screen_entries = running.ctx.screen.len();
     running.stop().await;
+    let floor = tokio::task::block_in_place(|| {
+        storage_floor(&data_dir, &dir.join("storage-floor"), batch)
+    })?;
     let eps = n as f64 / seconds;
     let per_record = disk as f64 / counts.records.max(1) as f64;
     Ok(ImportReport {
@@ -247,6 +270,8 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
         screen_catch_up_seconds,
         screen_start_build_seconds,
         screen_entries,
+        ratio_to_storage_floor: eps / floor.records_per_second.max(f64::MIN_POSITIVE),
+        storage_floor: floor,
     })
 }
 

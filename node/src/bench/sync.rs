@@ -16,10 +16,13 @@ use wlnode_crypto::model::{EntryId, Status};
 use wlnode_crypto::record::{RecordMeta, build_record};
 use wlnode_crypto::time::Timestamp;
 
-use super::{BenchError, MachineInfo, err, machine, process_cpu_seconds, synthetic_draft};
+use super::{
+    BenchError, MachineInfo, err, machine, process_cpu_seconds, storage_floor, synthetic_draft,
+};
 use crate::config::Config;
 use crate::node::RunningNode;
 use crate::scaffold::{self, AgencySpec, Federation, NodeOptions, OPEN_POLICY};
+use crate::store::floor::Floor;
 use crate::store::{Incoming, IngestBatch, Source, Store};
 
 const SYNC_CFG: &str = r#"
@@ -251,6 +254,11 @@ pub struct ColdSync {
     pub ratio: f64,
     /// Target ratio.
     pub target_ratio: f64,
+    /// Second bound: sled alone writing B's bytes again, in transactions of the
+    /// default `pull_limit` (1,000) records, same run (see `store::floor`).
+    pub storage_floor: Floor,
+    /// records/s divided by the storage floor's records/s.
+    pub ratio_to_storage_floor: f64,
     /// CPU seconds the whole process (both nodes, every thread) used during the sync.
     /// On this shared VM the CPU's speed drifts between runs, so CPU per record is the
     /// steadier figure for comparing two configurations (audit on and off).
@@ -328,6 +336,12 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
     let delivered = settled_deliveries(&b, n as u64, Duration::from_secs(600)).await?;
     b.stop().await;
     a.stop().await;
+    let b_dir = Config::load(&fed.nodes.get(1).ok_or_else(|| err("no node B"))?.config)
+        .map_err(err)?
+        .raw
+        .data_dir;
+    let floor =
+        tokio::task::block_in_place(|| storage_floor(&b_dir, &dir.join("storage-floor"), 1000))?;
     let rate = n as f64 / secs;
     Ok(ColdSync {
         records: n,
@@ -339,6 +353,8 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
         cpu_seconds: cpu,
         cpu_us_per_record: cpu / n.max(1) as f64 * 1e6,
         records_delivered: delivered,
+        ratio_to_storage_floor: rate / floor.records_per_second.max(f64::MIN_POSITIVE),
+        storage_floor: floor,
     })
 }
 

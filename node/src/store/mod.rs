@@ -13,6 +13,7 @@ pub mod backup;
 pub mod blocks;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod faults;
+pub mod floor;
 pub mod schema;
 
 use std::fs::File;
