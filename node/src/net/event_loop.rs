@@ -33,7 +33,7 @@ use crate::config::SyncConfig;
 use crate::metrics::{PeerLabel, PeerReason};
 use crate::node::{NodeContext, NodeError};
 use crate::policy::{DistRef, Policy};
-use crate::store::{IngestBatch, StoreError};
+use crate::store::{IngestBatch, RawRecord, StoreError};
 use crate::sync::ingest::{Rejected, check};
 use crate::sync::msg::{
     Batch, Hello, Notify, Pull, Reconcile, ReconcileReply, Request, Response, Transfer,
@@ -1030,79 +1030,67 @@ impl EventLoop {
         tokio::spawn(async move {
             let result = if p.log_epoch != epoch {
                 // Their cursor belongs to a log we no longer have: restart from 0.
-                ctx.store.call(|s| s.head_seq()).await.map(|head| {
-                    (
-                        Batch {
-                            log_epoch: epoch,
-                            records: Vec::new(),
-                            next_seq: 0,
-                            head_seq: head,
-                            complete: false,
-                        },
-                        0,
-                        0,
-                        0,
-                    )
-                })
-            } else {
-                let to = agency.clone();
                 ctx.store
-                    .call(move |s| {
-                        let head = s.head_seq()?;
-                        let entries = s.log_after(p.after_seq, limit)?;
-                        let mut records = Vec::new();
-                        let audit = s.audit_enabled();
-                        let mut events = Vec::new();
-                        let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
-                        let mut next = p.after_seq;
-                        let mut cut = false;
-                        for (seq, id) in &entries {
-                            let Some(rec) = s.record(id)? else {
-                                next = *seq;
-                                continue;
-                            };
-                            if rec.received_from.as_ref() == Some(&to) {
-                                next = *seq;
-                                continue;
-                            }
-                            match prepare_once(&policy, &sent, &rec, &to, false) {
-                                Ok(prep) => {
-                                    if bytes + prep.bytes.len() > budget && !records.is_empty() {
-                                        cut = true;
-                                        break;
-                                    }
-                                    bytes += prep.bytes.len();
-                                    withheld += prep.withheld as u64;
-                                    if audit {
-                                        events.push(sent_event(&rec, &to, &prep));
-                                    }
-                                    records.push(Transfer {
-                                        record: prep.bytes,
-                                        hops: prep.hops,
-                                    });
-                                }
-                                Err(crate::policy::Deny::RecentlySent) => {}
-                                Err(_) => denied += 1,
-                            }
-                            next = *seq;
-                        }
-                        s.audit_append(&events)?;
-                        let complete = !cut && entries.len() < limit;
-                        let next = next.max(p.after_seq.min(head));
-                        Ok((
+                    .call(|s| s.head_seq())
+                    .await
+                    .map(|head| {
+                        (
                             Batch {
                                 log_epoch: epoch,
-                                records,
-                                next_seq: next,
+                                records: Vec::new(),
+                                next_seq: 0,
                                 head_seq: head,
-                                complete,
+                                complete: false,
                             },
-                            withheld,
-                            denied,
-                            bytes,
-                        ))
+                            0,
+                            0,
+                            0,
+                        )
+                    })
+                    .map_err(|e| e.to_string())
+            } else {
+                let to = agency.clone();
+                let after = p.after_seq;
+                async {
+                    // The store thread only reads; decoding and preparing happen here.
+                    let (head, raws, audit) = ctx
+                        .store
+                        .call(move |s| {
+                            let head = s.head_seq()?;
+                            let mut raws = Vec::new();
+                            for (seq, id) in s.log_after(after, limit)? {
+                                raws.push((seq, id, s.record_raw(&id)?));
+                            }
+                            Ok((head, raws, s.audit_enabled()))
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let read = raws.len();
+                    let out = tokio::task::spawn_blocking(move || {
+                        Outgoing::pull(to, budget, audit).prepare(&policy, &sent, raws)
                     })
                     .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                    append_sent_events(&ctx, out.events)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let complete = !out.cut && read < limit;
+                    let next = out.last_seq.unwrap_or(after).max(after.min(head));
+                    Ok::<_, String>((
+                        Batch {
+                            log_epoch: epoch,
+                            records: out.transfers,
+                            next_seq: next,
+                            head_seq: head,
+                            complete,
+                        },
+                        out.withheld,
+                        out.denied,
+                        out.bytes,
+                    ))
+                }
+                .await
             };
             match result {
                 Ok((batch, withheld, denied, _)) => {
@@ -1123,7 +1111,7 @@ impl EventLoop {
                     let _ = tx.send(TaskDone::Respond {
                         peer,
                         channel,
-                        response: Response::error("unavailable", e.to_string()),
+                        response: Response::error("unavailable", e),
                     });
                 }
             }
@@ -1332,7 +1320,7 @@ impl EventLoop {
         };
         let policy = self.policy();
         let sent = self.sent.clone();
-        let store = self.ctx.store.clone();
+        let ctx = self.ctx.clone();
         let tx = self.tasks_tx.clone();
         let budget = self
             .cfg
@@ -1341,39 +1329,32 @@ impl EventLoop {
         tokio::spawn(async move {
             let ids = step.have.clone();
             let to = agency.clone();
-            let res = store
-                .call(move |s| {
-                    let mut out = Vec::new();
-                    let mut leftover = Vec::new();
-                    let mut events = Vec::new();
-                    let audit = s.audit_enabled();
-                    let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
-                    for id in ids {
-                        if bytes >= budget {
-                            leftover.push(id);
-                            continue;
+            let res = async {
+                // The store thread only reads; decoding and preparing happen here.
+                let (raws, audit) = ctx
+                    .store
+                    .call(move |s| {
+                        let mut raws = Vec::with_capacity(ids.len());
+                        for id in ids {
+                            let raw = s.record_raw(&id)?;
+                            raws.push((0, id, raw));
                         }
-                        let Some(rec) = s.record(&id)? else { continue };
-                        match prepare_once(&policy, &sent, &rec, &to, true) {
-                            Ok(p) => {
-                                bytes += p.bytes.len();
-                                withheld += p.withheld as u64;
-                                if audit {
-                                    events.push(sent_event(&rec, &to, &p));
-                                }
-                                out.push(Transfer {
-                                    record: p.bytes,
-                                    hops: p.hops,
-                                });
-                            }
-                            Err(crate::policy::Deny::RecentlySent) => {}
-                            Err(_) => denied += 1,
-                        }
-                    }
-                    s.audit_append(&events)?;
-                    Ok((out, leftover, withheld, denied))
+                        Ok((raws, s.audit_enabled()))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let out = tokio::task::spawn_blocking(move || {
+                    Outgoing::push(to, budget, audit).prepare(&policy, &sent, raws)
                 })
-                .await;
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                append_sent_events(&ctx, out.events)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((out.transfers, out.leftover, out.withheld, out.denied))
+            }
+            .await;
             let (transfers, leftover, withheld, denied) = res.unwrap_or_default();
             let _ = tx.send(TaskDone::Sent {
                 agency,
@@ -1553,38 +1534,32 @@ impl EventLoop {
             }
             let need: Vec<RecordId> = r.need.into_iter().take(MAX_NEED).collect();
             let to = agency.clone();
-            let res = ctx
-                .store
-                .call(move |s| {
-                    let mut out = Vec::new();
-                    let mut events = Vec::new();
-                    let audit = s.audit_enabled();
-                    let (mut bytes, mut withheld, mut denied) = (0usize, 0u64, 0u64);
-                    for id in need {
-                        let Some(rec) = s.record(&id)? else { continue };
-                        match prepare_once(&policy, &sent, &rec, &to, true) {
-                            Ok(p) => {
-                                if bytes + p.bytes.len() > budget {
-                                    break;
-                                }
-                                bytes += p.bytes.len();
-                                withheld += p.withheld as u64;
-                                if audit {
-                                    events.push(sent_event(&rec, &to, &p));
-                                }
-                                out.push(Transfer {
-                                    record: p.bytes,
-                                    hops: p.hops,
-                                });
-                            }
-                            Err(crate::policy::Deny::RecentlySent) => {}
-                            Err(_) => denied += 1,
+            let res = async {
+                // The store thread only reads; decoding and preparing happen here.
+                let (raws, audit) = ctx
+                    .store
+                    .call(move |s| {
+                        let mut raws = Vec::with_capacity(need.len());
+                        for id in need {
+                            let raw = s.record_raw(&id)?;
+                            raws.push((0, id, raw));
                         }
-                    }
-                    s.audit_append(&events)?;
-                    Ok((out, withheld, denied))
+                        Ok((raws, s.audit_enabled()))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let out = tokio::task::spawn_blocking(move || {
+                    Outgoing::reconcile(to, budget, audit).prepare(&policy, &sent, raws)
                 })
-                .await;
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                append_sent_events(&ctx, out.events)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((out.transfers, out.withheld, out.denied))
+            }
+            .await;
             let (records, withheld, denied) = res.unwrap_or_default();
             let _ = tx.send(TaskDone::Sent {
                 agency,
@@ -2093,6 +2068,141 @@ fn sent_event(
             signature: None,
         },
     )
+}
+
+/// How stored records are chosen for one response to a peer: a Pull batch, or the
+/// records a Reconcile exchange found the peer lacking.
+struct Outgoing {
+    /// The peer.
+    to: AgencyCode,
+    /// Bytes of encoded records the response may carry.
+    budget: usize,
+    /// The first record goes even over `budget`, so that a Pull always advances.
+    first_over_budget: bool,
+    /// The peer said it lacks these (Reconcile): send even if recently sent.
+    lacking: bool,
+    /// Skip records that the peer itself sent us (Pull: it has them).
+    skip_theirs: bool,
+    /// Once the budget is reached, set the remaining ids aside for a later request
+    /// instead of stopping (our own Reconcile request pushing records).
+    defer_over_budget: bool,
+    /// Collect `sent` audit events.
+    audit: bool,
+}
+
+/// Records prepared for a peer, with their audit events (not yet appended).
+#[derive(Default)]
+struct Outbound {
+    transfers: Vec<Transfer>,
+    events: Vec<AuditEvent>,
+    bytes: usize,
+    withheld: u64,
+    denied: u64,
+    /// The last log position consumed (Pull), if any.
+    last_seq: Option<u64>,
+    /// Stopped at the byte budget before the end of the input.
+    cut: bool,
+    /// Ids set aside at the budget (`defer_over_budget`).
+    leftover: Vec<RecordId>,
+}
+
+impl Outgoing {
+    fn pull(to: AgencyCode, budget: usize, audit: bool) -> Self {
+        Self {
+            to,
+            budget,
+            first_over_budget: true,
+            lacking: false,
+            skip_theirs: true,
+            defer_over_budget: false,
+            audit,
+        }
+    }
+
+    fn reconcile(to: AgencyCode, budget: usize, audit: bool) -> Self {
+        Self {
+            to,
+            budget,
+            first_over_budget: false,
+            lacking: true,
+            skip_theirs: false,
+            defer_over_budget: false,
+            audit,
+        }
+    }
+
+    fn push(to: AgencyCode, budget: usize, audit: bool) -> Self {
+        Self {
+            to,
+            budget,
+            first_over_budget: false,
+            lacking: true,
+            skip_theirs: false,
+            defer_over_budget: true,
+            audit,
+        }
+    }
+
+    /// Decodes `raws` (log position, id, stored bytes as read on the store thread)
+    /// and prepares each for the peer through the policy, in order, until the budget.
+    /// This is the CPU-heavy part of serving a peer (decoding re-checks every
+    /// digest, preparing re-encodes), kept off the store thread so that serving
+    /// peers does not hold up ingest.
+    fn prepare(
+        &self,
+        policy: &Policy,
+        sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
+        raws: Vec<(u64, RecordId, Option<RawRecord>)>,
+    ) -> Result<Outbound, StoreError> {
+        let mut out = Outbound::default();
+        for (seq, id, raw) in raws {
+            if self.defer_over_budget && out.bytes >= self.budget {
+                out.leftover.push(id);
+                continue;
+            }
+            let Some(raw) = raw else {
+                out.last_seq = Some(seq);
+                continue;
+            };
+            let rec = raw.decode()?;
+            if self.skip_theirs && rec.received_from.as_ref() == Some(&self.to) {
+                out.last_seq = Some(seq);
+                continue;
+            }
+            match prepare_once(policy, sent, &rec, &self.to, self.lacking) {
+                Ok(p) => {
+                    let first = out.transfers.is_empty() && self.first_over_budget;
+                    if !self.defer_over_budget && out.bytes + p.bytes.len() > self.budget && !first
+                    {
+                        out.cut = true;
+                        break;
+                    }
+                    out.bytes += p.bytes.len();
+                    out.withheld += p.withheld as u64;
+                    if self.audit {
+                        out.events.push(sent_event(&rec, &self.to, &p));
+                    }
+                    out.transfers.push(Transfer {
+                        record: p.bytes,
+                        hops: p.hops,
+                    });
+                }
+                Err(crate::policy::Deny::RecentlySent) => {}
+                Err(_) => out.denied += 1,
+            }
+            out.last_seq = Some(seq);
+        }
+        Ok(out)
+    }
+}
+
+/// Appends the `sent` events of a response on the store thread, before the response
+/// goes out.
+async fn append_sent_events(ctx: &NodeContext, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+    if !events.is_empty() {
+        ctx.store.call(move |s| s.audit_append(&events)).await?;
+    }
+    Ok(())
 }
 
 /// The choke point plus the per-peer "recently sent" cache: `None` when this copy
