@@ -1053,29 +1053,37 @@ impl EventLoop {
                 let after = p.after_seq;
                 async {
                     // The store thread only reads; decoding and preparing happen here.
-                    let (head, raws, audit) = ctx
+                    let (head, raws, truncated, audit) = ctx
                         .store
                         .call(move |s| {
                             let head = s.head_seq()?;
                             let mut raws = Vec::new();
+                            // Stored copies are at least as large as what is sent, so
+                            // reading past twice the budget is wasted store time.
+                            let (mut read_bytes, mut truncated) = (0usize, false);
                             for (seq, id) in s.log_after(after, limit)? {
-                                raws.push((seq, id, s.record_raw(&id)?));
+                                if read_bytes > budget.saturating_mul(2) {
+                                    truncated = true;
+                                    break;
+                                }
+                                let raw = s.record_raw(&id)?;
+                                read_bytes += raw.as_ref().map_or(0, RawRecord::len);
+                                raws.push((seq, id, raw));
                             }
-                            Ok((head, raws, s.audit_enabled()))
+                            Ok((head, raws, truncated, s.audit_enabled()))
                         })
                         .await
                         .map_err(|e| e.to_string())?;
                     let read = raws.len();
-                    let out = tokio::task::spawn_blocking(move || {
-                        Outgoing::pull(to, budget, audit).prepare(&policy, &sent, raws)
+                    let cache = sent.clone();
+                    let mut out = tokio::task::spawn_blocking(move || {
+                        Outgoing::pull(to, budget, audit).prepare(&policy, &cache, raws)
                     })
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
-                    append_sent_events(&ctx, out.events)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let complete = !out.cut && read < limit;
+                    commit_outbound(&ctx, &tx, &sent, &mut out).await?;
+                    let complete = !out.cut && !truncated && read < limit;
                     let next = out.last_seq.unwrap_or(after).max(after.min(head));
                     Ok::<_, String>((
                         Batch {
@@ -1343,15 +1351,14 @@ impl EventLoop {
                     })
                     .await
                     .map_err(|e| e.to_string())?;
-                let out = tokio::task::spawn_blocking(move || {
-                    Outgoing::push(to, budget, audit).prepare(&policy, &sent, raws)
+                let cache = sent.clone();
+                let mut out = tokio::task::spawn_blocking(move || {
+                    Outgoing::push(to, budget, audit).prepare(&policy, &cache, raws)
                 })
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-                append_sent_events(&ctx, out.events)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                commit_outbound(&ctx, &tx, &sent, &mut out).await?;
                 Ok::<_, String>((out.transfers, out.leftover, out.withheld, out.denied))
             }
             .await;
@@ -1548,15 +1555,14 @@ impl EventLoop {
                     })
                     .await
                     .map_err(|e| e.to_string())?;
-                let out = tokio::task::spawn_blocking(move || {
-                    Outgoing::reconcile(to, budget, audit).prepare(&policy, &sent, raws)
+                let cache = sent.clone();
+                let mut out = tokio::task::spawn_blocking(move || {
+                    Outgoing::reconcile(to, budget, audit).prepare(&policy, &cache, raws)
                 })
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-                append_sent_events(&ctx, out.events)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                commit_outbound(&ctx, &tx, &sent, &mut out).await?;
                 Ok::<_, String>((out.transfers, out.withheld, out.denied))
             }
             .await;
@@ -2093,7 +2099,11 @@ struct Outgoing {
 /// Records prepared for a peer, with their audit events (not yet appended).
 #[derive(Default)]
 struct Outbound {
+    /// The peer.
+    to: Option<AgencyCode>,
     transfers: Vec<Transfer>,
+    /// The sent-cache entries (id, disclosures) of `transfers`.
+    cached: Vec<(RecordId, usize)>,
     events: Vec<AuditEvent>,
     bytes: usize,
     withheld: u64,
@@ -2154,7 +2164,10 @@ impl Outgoing {
         sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
         raws: Vec<(u64, RecordId, Option<RawRecord>)>,
     ) -> Result<Outbound, StoreError> {
-        let mut out = Outbound::default();
+        let mut out = Outbound {
+            to: Some(self.to.clone()),
+            ..Outbound::default()
+        };
         for (seq, id, raw) in raws {
             if self.defer_over_budget && out.bytes >= self.budget {
                 out.leftover.push(id);
@@ -2171,12 +2184,19 @@ impl Outgoing {
             }
             match prepare_once(policy, sent, &rec, &self.to, self.lacking) {
                 Ok(p) => {
+                    let copy = (
+                        rec.record.id(),
+                        rec.record.disclosures().len().saturating_sub(p.withheld),
+                    );
                     let first = out.transfers.is_empty() && self.first_over_budget;
                     if !self.defer_over_budget && out.bytes + p.bytes.len() > self.budget && !first
                     {
+                        // Not sent after all: a later response must not skip it.
+                        forget_sent(sent, &self.to, &[copy]);
                         out.cut = true;
                         break;
                     }
+                    out.cached.push(copy);
                     out.bytes += p.bytes.len();
                     out.withheld += p.withheld as u64;
                     if self.audit {
@@ -2196,13 +2216,49 @@ impl Outgoing {
     }
 }
 
-/// Appends the `sent` events of a response on the store thread, before the response
-/// goes out.
-async fn append_sent_events(ctx: &NodeContext, events: Vec<AuditEvent>) -> Result<(), StoreError> {
-    if !events.is_empty() {
-        ctx.store.call(move |s| s.audit_append(&events)).await?;
+/// Appends the `sent` events of a prepared response, before it goes out. A response
+/// that cannot go out (the event loop has stopped, or the append failed) is not
+/// audited as sent, and its copies leave the sent-cache so that a later response
+/// sends them.
+async fn commit_outbound(
+    ctx: &NodeContext,
+    tx: &mpsc::UnboundedSender<TaskDone>,
+    sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
+    out: &mut Outbound,
+) -> Result<(), String> {
+    let events = std::mem::take(&mut out.events);
+    let result = if tx.is_closed() {
+        Err("the node is stopping".to_owned())
+    } else if events.is_empty() {
+        Ok(())
+    } else {
+        ctx.store
+            .call(move |s| s.audit_append(&events))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    if result.is_err()
+        && let Some(to) = &out.to
+    {
+        forget_sent(sent, to, &out.cached);
     }
-    Ok(())
+    result
+}
+
+/// Removes copies that were not sent after all from `to`'s sent-cache.
+fn forget_sent(
+    sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
+    to: &AgencyCode,
+    copies: &[(RecordId, usize)],
+) {
+    if let Ok(mut m) = sent.lock()
+        && let Some(c) = m.get_mut(to)
+    {
+        for (id, disclosed) in copies {
+            c.forget(*id, *disclosed);
+        }
+    }
 }
 
 /// The choke point plus the per-peer "recently sent" cache: `None` when this copy

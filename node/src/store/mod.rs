@@ -1169,6 +1169,16 @@ fn audit_events_of(batch: &IngestBatch, report: &IngestReport, now: Timestamp) -
 pub struct RawRecord(sled::IVec);
 
 impl RawRecord {
+    /// Stored bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for an empty value (never a valid record).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Decodes and checks the stored record.
     pub fn decode(&self) -> Result<StoredRecord, StoreError> {
         StoredRecord::decode(&self.0).map_err(|e| StoreError::corrupt(trees::RECORDS, e))
