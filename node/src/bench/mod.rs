@@ -154,8 +154,9 @@ pub struct ImportReport {
     /// Second bound: sled alone writing the same bytes again, in transactions of
     /// `batch` records, same run (see `store::floor`).
     pub storage_floor: Floor,
-    /// entries/s divided by the storage floor's records/s.
-    pub ratio_to_storage_floor: f64,
+    /// entries/s divided by the storage floor's records/s (`None` if nothing was
+    /// replayed).
+    pub ratio_to_storage_floor: Option<f64>,
 }
 
 /// Opens the (stopped) node's store in `data_dir` and replays its writes into
@@ -270,7 +271,7 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
         screen_catch_up_seconds,
         screen_start_build_seconds,
         screen_entries,
-        ratio_to_storage_floor: eps / floor.records_per_second.max(f64::MIN_POSITIVE),
+        ratio_to_storage_floor: floor.ratio(eps),
         storage_floor: floor,
     })
 }

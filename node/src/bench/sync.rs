@@ -254,11 +254,12 @@ pub struct ColdSync {
     pub ratio: f64,
     /// Target ratio.
     pub target_ratio: f64,
-    /// Second bound: sled alone writing B's bytes again, in transactions of the
-    /// default `pull_limit` (1,000) records, same run (see `store::floor`).
+    /// Second bound: sled alone writing B's bytes again, in transactions of B's
+    /// `pull_limit` records, same run (see `store::floor`).
     pub storage_floor: Floor,
-    /// records/s divided by the storage floor's records/s.
-    pub ratio_to_storage_floor: f64,
+    /// records/s divided by the storage floor's records/s (`None` if nothing was
+    /// replayed).
+    pub ratio_to_storage_floor: Option<f64>,
     /// CPU seconds the whole process (both nodes, every thread) used during the sync.
     /// On this shared VM the CPU's speed drifts between runs, so CPU per record is the
     /// steadier figure for comparing two configurations (audit on and off).
@@ -336,12 +337,12 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
     let delivered = settled_deliveries(&b, n as u64, Duration::from_secs(600)).await?;
     b.stop().await;
     a.stop().await;
-    let b_dir = Config::load(&fed.nodes.get(1).ok_or_else(|| err("no node B"))?.config)
-        .map_err(err)?
-        .raw
-        .data_dir;
-    let floor =
-        tokio::task::block_in_place(|| storage_floor(&b_dir, &dir.join("storage-floor"), 1000))?;
+    let b_cfg =
+        Config::load(&fed.nodes.get(1).ok_or_else(|| err("no node B"))?.config).map_err(err)?;
+    let pull_limit = usize::try_from(b_cfg.raw.sync.pull_limit).unwrap_or(1000);
+    let floor = tokio::task::block_in_place(|| {
+        storage_floor(&b_cfg.raw.data_dir, &dir.join("storage-floor"), pull_limit)
+    })?;
     let rate = n as f64 / secs;
     Ok(ColdSync {
         records: n,
@@ -353,7 +354,7 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
         cpu_seconds: cpu,
         cpu_us_per_record: cpu / n.max(1) as f64 * 1e6,
         records_delivered: delivered,
-        ratio_to_storage_floor: rate / floor.records_per_second.max(f64::MIN_POSITIVE),
+        ratio_to_storage_floor: floor.ratio(rate),
         storage_floor: floor,
     })
 }

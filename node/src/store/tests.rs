@@ -903,6 +903,12 @@ fn tree_contents(db: &sled::Db, tree: &str) -> Vec<(sled::IVec, sled::IVec)> {
 fn the_storage_floor_writes_exactly_what_ingest_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&dir.path().join("store")).unwrap();
+    // An empty store replays nothing and gives no ratio.
+    let empty = s
+        .replay_floor(&dir.path().join("empty"), 64, || 0.0)
+        .unwrap();
+    assert_eq!((empty.records, empty.transactions), (0, 0));
+    assert_eq!(empty.ratio(1000.0), None);
     let k = SecretKey::generate().unwrap();
     for round in 0..3 {
         let mut b = fresh(&k, 100);
