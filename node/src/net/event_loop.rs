@@ -1057,7 +1057,7 @@ impl EventLoop {
                         .store
                         .call(move |s| {
                             let head = s.head_seq()?;
-                            let mut raws = Vec::new();
+                            let mut raws: RawBatch = Vec::new();
                             // Stored copies are at least as large as what is sent, so
                             // reading past twice the budget is wasted store time.
                             let (mut read_bytes, mut truncated) = (0usize, false);
@@ -1075,14 +1075,8 @@ impl EventLoop {
                         .await
                         .map_err(|e| e.to_string())?;
                     let read = raws.len();
-                    let cache = sent.clone();
-                    let mut out = tokio::task::spawn_blocking(move || {
-                        Outgoing::pull(to, budget, audit).prepare(&policy, &cache, raws)
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                    commit_outbound(&ctx, &tx, &sent, &mut out).await?;
+                    let outgoing = Outgoing::pull(to, budget, audit);
+                    let out = prepare_and_commit(&ctx, &tx, &sent, policy, outgoing, raws).await?;
                     let complete = !out.cut && !truncated && read < limit;
                     let next = out.last_seq.unwrap_or(after).max(after.min(head));
                     Ok::<_, String>((
@@ -1337,31 +1331,11 @@ impl EventLoop {
         tokio::spawn(async move {
             let ids = step.have.clone();
             let to = agency.clone();
-            let res = async {
-                // The store thread only reads; decoding and preparing happen here.
-                let (raws, audit) = ctx
-                    .store
-                    .call(move |s| {
-                        let mut raws = Vec::with_capacity(ids.len());
-                        for id in ids {
-                            let raw = s.record_raw(&id)?;
-                            raws.push((0, id, raw));
-                        }
-                        Ok((raws, s.audit_enabled()))
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let cache = sent.clone();
-                let mut out = tokio::task::spawn_blocking(move || {
-                    Outgoing::push(to, budget, audit).prepare(&policy, &cache, raws)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-                commit_outbound(&ctx, &tx, &sent, &mut out).await?;
-                Ok::<_, String>((out.transfers, out.leftover, out.withheld, out.denied))
-            }
-            .await;
+            let res = serve_ids(&ctx, &tx, &sent, policy, ids, |audit| {
+                Outgoing::push(to, budget, audit)
+            })
+            .await
+            .map(|out| (out.transfers, out.leftover, out.withheld, out.denied));
             let (transfers, leftover, withheld, denied) = res.unwrap_or_default();
             let _ = tx.send(TaskDone::Sent {
                 agency,
@@ -1541,31 +1515,11 @@ impl EventLoop {
             }
             let need: Vec<RecordId> = r.need.into_iter().take(MAX_NEED).collect();
             let to = agency.clone();
-            let res = async {
-                // The store thread only reads; decoding and preparing happen here.
-                let (raws, audit) = ctx
-                    .store
-                    .call(move |s| {
-                        let mut raws = Vec::with_capacity(need.len());
-                        for id in need {
-                            let raw = s.record_raw(&id)?;
-                            raws.push((0, id, raw));
-                        }
-                        Ok((raws, s.audit_enabled()))
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let cache = sent.clone();
-                let mut out = tokio::task::spawn_blocking(move || {
-                    Outgoing::reconcile(to, budget, audit).prepare(&policy, &cache, raws)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-                commit_outbound(&ctx, &tx, &sent, &mut out).await?;
-                Ok::<_, String>((out.transfers, out.withheld, out.denied))
-            }
-            .await;
+            let res = serve_ids(&ctx, &tx, &sent, policy, need, |audit| {
+                Outgoing::reconcile(to, budget, audit)
+            })
+            .await
+            .map(|out| (out.transfers, out.withheld, out.denied));
             let (records, withheld, denied) = res.unwrap_or_default();
             let _ = tx.send(TaskDone::Sent {
                 agency,
@@ -2162,7 +2116,7 @@ impl Outgoing {
         &self,
         policy: &Policy,
         sent: &std::sync::Mutex<HashMap<AgencyCode, SentCache>>,
-        raws: Vec<(u64, RecordId, Option<RawRecord>)>,
+        raws: RawBatch,
     ) -> Result<Outbound, StoreError> {
         let mut out = Outbound {
             to: Some(self.to.clone()),
@@ -2214,6 +2168,55 @@ impl Outgoing {
         }
         Ok(out)
     }
+}
+
+/// Raw stored records to send: (log position, id, bytes if held).
+type RawBatch = Vec<(u64, RecordId, Option<RawRecord>)>;
+
+/// Serves the records `ids` to a peer: one store job reads them raw (the store
+/// thread only reads), then [`prepare_and_commit`]. `outgoing` gets whether the
+/// audit log is on.
+async fn serve_ids(
+    ctx: &NodeContext,
+    tx: &mpsc::UnboundedSender<TaskDone>,
+    sent: &Arc<std::sync::Mutex<HashMap<AgencyCode, SentCache>>>,
+    policy: Arc<Policy>,
+    ids: Vec<RecordId>,
+    outgoing: impl FnOnce(bool) -> Outgoing,
+) -> Result<Outbound, String> {
+    let (raws, audit) = ctx
+        .store
+        .call(move |s| {
+            let mut raws: RawBatch = Vec::with_capacity(ids.len());
+            for id in ids {
+                let raw = s.record_raw(&id)?;
+                raws.push((0, id, raw));
+            }
+            Ok((raws, s.audit_enabled()))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    prepare_and_commit(ctx, tx, sent, policy, outgoing(audit), raws).await
+}
+
+/// Decodes and prepares `raws` on a blocking thread ([`Outgoing::prepare`]), then
+/// appends their `sent` events ([`commit_outbound`]): what every response carrying
+/// records does after reading them.
+async fn prepare_and_commit(
+    ctx: &NodeContext,
+    tx: &mpsc::UnboundedSender<TaskDone>,
+    sent: &Arc<std::sync::Mutex<HashMap<AgencyCode, SentCache>>>,
+    policy: Arc<Policy>,
+    outgoing: Outgoing,
+    raws: RawBatch,
+) -> Result<Outbound, String> {
+    let cache = sent.clone();
+    let mut out = tokio::task::spawn_blocking(move || outgoing.prepare(&policy, &cache, raws))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    commit_outbound(ctx, tx, sent, &mut out).await?;
+    Ok(out)
 }
 
 /// Appends the `sent` events of a prepared response, before it goes out. A response
