@@ -58,8 +58,9 @@ const RECORDS: usize = 1;
 const ENTRIES: usize = 2;
 const SYNC_INDEX: usize = 3;
 const LOCAL: usize = 4;
-/// The chunked trees, split evenly over the groups.
-const CHUNKED: [usize; 3] = [5, 6, 7];
+const LOG: usize = 5;
+const AUDIT_EVENTS: usize = 6;
+const AUDIT_NODES: usize = 7;
 
 type Write = (usize, IVec, IVec);
 
@@ -76,15 +77,14 @@ impl Store {
         let ids = self.log_after(0, usize::MAX)?;
         let batch = batch.max(1);
         let groups = ids.len().div_ceil(batch).max(1);
+        // The chunked trees, split evenly over the groups.
         let mut chunked: Vec<(usize, Vec<(IVec, IVec)>)> = Vec::new();
-        for i in CHUNKED {
-            let name = TREES.get(i).copied().unwrap_or(trees::LOG);
-            let kvs = self
-                .db
-                .open_tree(name)?
-                .iter()
-                .collect::<Result<Vec<_>, _>>()?;
-            chunked.push((i, kvs));
+        for (i, tree) in [
+            (LOG, &self.t.log),
+            (AUDIT_EVENTS, &self.t.audit_events),
+            (AUDIT_NODES, &self.t.audit_nodes),
+        ] {
+            chunked.push((i, tree.iter().collect::<Result<Vec<_>, _>>()?));
         }
         let db = sled::Config::new()
             .path(target)
