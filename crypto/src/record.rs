@@ -262,22 +262,7 @@ impl fmt::Debug for Disclosure {
 
 /// `SHA-256(salt || tag byte || value)`.
 pub fn field_digest(salt: &[u8; SALT_LEN], tag: FieldTag, value: &[u8]) -> [u8; 32] {
-    // One buffer, one call: field values are short, and a single-shot digest avoids
-    // the incremental context's bookkeeping.
-    let mut buf = [0u8; 128];
-    let len = SALT_LEN + 1 + value.len();
-    if let Some(dst) = buf.get_mut(..len) {
-        let (s, rest) = dst.split_at_mut(SALT_LEN);
-        s.copy_from_slice(salt);
-        if let Some((t, v)) = rest.split_first_mut() {
-            *t = tag.tag_byte();
-            v.copy_from_slice(value);
-        }
-        return crate::sha256::digest(dst);
-    }
-    let mut h = crate::sha256::Hasher::new();
-    h.update(salt).update(&[tag.tag_byte()]).update(value);
-    h.finish()
+    crate::sha256::digest_concat(&[salt, &[tag.tag_byte()], value])
 }
 
 /// Canonical form of a text value: NFC, trimmed.
