@@ -63,7 +63,21 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint of at most ten bytes in its shortest form.
+    #[inline]
     fn varint(&mut self) -> Result<u64, RecordError> {
+        // Keys, lengths, tags and indices are almost always one byte.
+        if let Some((&b, rest)) = self.buf.split_first()
+            && b < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    /// [`Self::varint`] when it is not a single byte.
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, RecordError> {
         let mut value = 0u64;
         for (i, &b) in self.buf.iter().take(10).enumerate() {
             if i == 9 && b > 1 {
@@ -85,6 +99,7 @@ impl<'a> Reader<'a> {
     /// Anything else is left in place: a later field, or bytes that the final
     /// emptiness check refuses (unknown, out-of-order or duplicated fields, wrong wire
     /// types, multi-byte keys).
+    #[inline]
     fn key(&mut self, field: u8, wire: u8) -> bool {
         match self.buf.split_first() {
             Some((&k, rest)) if k == (field << 3) | wire => {
@@ -96,6 +111,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited payload.
+    #[inline]
     fn len_delimited(&mut self) -> Result<&'a [u8], RecordError> {
         let len = usize::try_from(self.varint()?).map_err(|_| malformed("length overflows"))?;
         let (v, rest) = self
@@ -107,6 +123,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Length-delimited field `field` if it comes next.
+    #[inline]
     fn bytes(&mut self, field: u8) -> Result<Option<&'a [u8]>, RecordError> {
         if self.key(field, LEN) {
             self.len_delimited().map(Some)
@@ -127,6 +144,7 @@ impl<'a> Reader<'a> {
 
     /// Varint field `field` if it comes next; 0 when absent. An explicit 0 is not
     /// canonical.
+    #[inline]
     fn uint(&mut self, field: u8) -> Result<u64, RecordError> {
         if !self.key(field, VARINT) {
             return Ok(0);
@@ -138,6 +156,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Enum field `field`; 0 (refused by every `from_wire`) when absent or out of range.
+    #[inline]
     fn enumeration(&mut self, field: u8) -> Result<i32, RecordError> {
         self.uint(field).map(|v| i32::try_from(v).unwrap_or(0))
     }
