@@ -23,13 +23,15 @@
 
 use std::collections::BTreeSet;
 
+use wlnode_proto::Bytes;
+
 use crate::keys::PublicKey;
 use crate::model::{
     AgencyCode, Category, CountryCode, Distribution, EntryId, FieldTag, GroupName, InvalidValue,
     MAX_FIELDS, Reason, Scope, Sensitivity, Status, SubjectKind,
 };
 use crate::record::{
-    Disclosure, FieldCommitment, HEADER_FORMAT, RecordError, RecordHeader, SALT_LEN,
+    ByteString, Disclosure, FieldCommitment, HEADER_FORMAT, RecordError, RecordHeader, SALT_LEN,
 };
 use crate::time::{Date, Timestamp};
 
@@ -312,7 +314,8 @@ pub(crate) struct Envelope<'a> {
 /// no unknown fields. Returns `None` for anything else, including inputs that the
 /// conversion would refuse (unsorted disclosures, bad salt length, non-UTF-8 values),
 /// so that the caller's prost path decides them and reports its usual errors.
-pub(crate) fn record_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
+/// Disclosure values are slices of `bytes`, not copies.
+pub(crate) fn record_envelope(bytes: &Bytes) -> Option<Envelope<'_>> {
     let mut r = Reader::new(bytes);
     let mut signed = Reader::new(r.bytes(1).ok()??);
     let header = signed.bytes(1).ok()??;
@@ -341,7 +344,8 @@ pub(crate) fn record_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
         if !d.is_empty() {
             return None;
         }
-        let value = std::str::from_utf8(value).ok()?.to_owned();
+        // `value` borrows from `bytes`, so `slice_ref` cannot fail.
+        let value = ByteString::try_from(bytes.slice_ref(value)).ok()?;
         disclosures.push(Disclosure { index, salt, value });
     }
     if !r.is_empty() {

@@ -17,6 +17,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::str::FromStr;
 
+pub use bytestring::ByteString;
 use prost::Message;
 use unicode_normalization::{UnicodeNormalization, is_nfc};
 use wlnode_proto::Bytes;
@@ -249,8 +250,9 @@ pub struct Disclosure {
     pub index: u32,
     /// The field's salt.
     pub salt: [u8; SALT_LEN],
-    /// Canonical value (NFC, trimmed).
-    pub value: String,
+    /// Canonical value (NFC, trimmed). Decoded records share it with the buffer they
+    /// were decoded from, so a disclosure costs no allocation or copy.
+    pub value: ByteString,
 }
 
 impl fmt::Debug for Disclosure {
@@ -495,7 +497,7 @@ impl Record {
                 c.withheld.push(f.tag);
                 continue;
             };
-            let v = d.value.clone();
+            let v = String::from(&*d.value);
             match f.tag {
                 FieldTag::Name => c.name = Some(v),
                 FieldTag::Alias => c.aliases.push(v),
@@ -826,7 +828,7 @@ pub fn build_record(
             index: u32::try_from(i)
                 .map_err(|_| RecordError::Draft(InvalidValue::new("fields", "too many")))?,
             salt,
-            value,
+            value: value.into(),
         });
     }
     let header = RecordHeader {

@@ -14,7 +14,9 @@ use crate::model::{
     AgencyCode, Category, CountryCode, Distribution, EntryId, FieldTag, GroupName, InvalidValue,
     Reason, Scope, Sensitivity, Status, SubjectKind,
 };
-use crate::record::{Disclosure, FieldCommitment, Record, RecordError, RecordHeader, SALT_LEN};
+use crate::record::{
+    ByteString, Disclosure, FieldCommitment, Record, RecordError, RecordHeader, SALT_LEN,
+};
 use crate::time::{Date, Timestamp};
 
 fn sorted_set<T: Ord + Clone>(
@@ -160,7 +162,7 @@ impl From<&Disclosure> for pb::Disclosure {
         Self {
             index: d.index,
             salt: Bytes::copy_from_slice(&d.salt),
-            value: Bytes::copy_from_slice(d.value.as_bytes()),
+            value: d.value.as_bytes().clone(),
         }
     }
 }
@@ -177,7 +179,7 @@ impl TryFrom<pb::Disclosure> for Disclosure {
                     index,
                     reason: format!("salt must be {SALT_LEN} bytes, got {}", d.salt.len()),
                 })?;
-        let value = String::from_utf8(d.value.to_vec()).map_err(|_| RecordError::Disclosure {
+        let value = ByteString::try_from(d.value).map_err(|_| RecordError::Disclosure {
             index,
             reason: "value is not UTF-8".into(),
         })?;

@@ -93,11 +93,11 @@ proptest! {
             let i = pos.index(16);
             ds[k].salt[i] ^= 1 << bit;
         } else {
-            let mut bytes = ds[k].value.clone().into_bytes();
+            let mut bytes = ds[k].value.as_bytes().to_vec();
             let i = pos.index(bytes.len());
             bytes[i] ^= 1 << bit;
             match String::from_utf8(bytes) {
-                Ok(v) => ds[k].value = v,
+                Ok(v) => ds[k].value = v.into(),
                 // Not UTF-8 any more: the wire decoder refuses it, which is a failure too.
                 Err(_) => return Ok(()),
             }

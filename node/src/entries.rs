@@ -160,7 +160,7 @@ pub fn same_content(record: &Record, draft: &EntryDraft) -> bool {
         .iter()
         .zip(record.disclosures())
         .zip(&h.fields)
-        .all(|(((tag, value), d), c)| *tag == c.tag && *value == d.value)
+        .all(|(((tag, value), d), c)| *tag == c.tag && d.value == value)
 }
 
 impl Lifecycle {
