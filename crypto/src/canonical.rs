@@ -365,7 +365,15 @@ mod tests {
     #[test]
     fn varints_must_be_shortest_and_bounded() {
         assert_eq!(Reader::new(&[0x00]).varint(), Ok(0));
+        assert_eq!(Reader::new(&[0x7f]).varint(), Ok(127));
+        assert_eq!(Reader::new(&[0x80, 0x01]).varint(), Ok(128));
         assert_eq!(Reader::new(&[0x96, 0x01]).varint(), Ok(150));
+        assert!(Reader::new(&[]).varint().is_err());
+        // Both paths consume exactly the varint and leave the rest.
+        let mut r = Reader::new(&[0x05, 0x96, 0x01, 0x2a]);
+        assert_eq!(r.varint(), Ok(5));
+        assert_eq!(r.varint(), Ok(150));
+        assert_eq!(r.buf, &[0x2a]);
         assert_eq!(
             Reader::new(&[0x80, 0x00]).varint(),
             Err(RecordError::NonCanonical)

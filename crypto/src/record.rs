@@ -264,7 +264,23 @@ impl fmt::Debug for Disclosure {
 
 /// `SHA-256(salt || tag byte || value)`.
 pub fn field_digest(salt: &[u8; SALT_LEN], tag: FieldTag, value: &[u8]) -> [u8; 32] {
-    crate::sha256::digest_concat(&[salt, &[tag.tag_byte()], value])
+    // One buffer, one call: field values are short, and a single-shot digest avoids
+    // the incremental context's bookkeeping (`ring`), or fits one padded block
+    // (`sha2`, up to 55 bytes).
+    let mut buf = [0u8; 128];
+    let len = SALT_LEN + 1 + value.len();
+    if let Some(dst) = buf.get_mut(..len) {
+        let (s, rest) = dst.split_at_mut(SALT_LEN);
+        s.copy_from_slice(salt);
+        if let Some((t, v)) = rest.split_first_mut() {
+            *t = tag.tag_byte();
+            v.copy_from_slice(value);
+        }
+        return crate::sha256::digest(dst);
+    }
+    let mut h = crate::sha256::Hasher::new();
+    h.update(salt).update(&[tag.tag_byte()]).update(value);
+    h.finish()
 }
 
 /// Canonical form of a text value: NFC, trimmed.
@@ -438,8 +454,8 @@ impl Record {
         Self::decode_bytes(Bytes::copy_from_slice(bytes))
     }
 
-    /// [`Self::decode`] from a shared buffer: header, salts and values are sliced from
-    /// it without copying.
+    /// [`Self::decode`] from a shared buffer: the header and the disclosure values are
+    /// sliced from it without copying (salts are copied, 16 bytes each).
     pub fn decode_bytes(bytes: Bytes) -> Result<Self, RecordError> {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(RecordError::TooLarge {
@@ -1023,6 +1039,20 @@ mod tests {
         match c.decompress() {
             Some(p) => !p.is_small_order() && p.compress() == c,
             None => true, // not a point: the batch equation refuses it anyway
+        }
+    }
+
+    /// Every value length, across the one-block limit of the `sha2` backend and the
+    /// 128-byte buffer: `SHA-256(salt || tag || value)` as `ring` computes it.
+    #[test]
+    fn field_digest_is_sha256_of_salt_tag_value_at_every_length() {
+        let salt = [0x5a; SALT_LEN];
+        let value: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..=value.len() {
+            let v = value.get(..len).unwrap_or_default();
+            let whole = [&salt[..], &[FieldTag::Alias.tag_byte()], v].concat();
+            let want = crate::sha256::digest_with(crate::sha256::Backend::Ring, &whole);
+            assert_eq!(field_digest(&salt, FieldTag::Alias, v), want, "len {len}");
         }
     }
 

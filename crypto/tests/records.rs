@@ -96,10 +96,17 @@ proptest! {
             let mut bytes = ds[k].value.as_bytes().to_vec();
             let i = pos.index(bytes.len());
             bytes[i] ^= 1 << bit;
-            match String::from_utf8(bytes) {
+            match String::from_utf8(bytes.clone()) {
                 Ok(v) => ds[k].value = v.into(),
-                // Not UTF-8 any more: the wire decoder refuses it, which is a failure too.
-                Err(_) => return Ok(()),
+                // Not UTF-8 any more, so no `Disclosure` can hold it: put the flipped
+                // bytes on the wire instead, where decoding must refuse them.
+                Err(_) => {
+                    let mut wire = wlnode_proto::v1::Record::from(&*r);
+                    wire.disclosures[k].value = bytes.into();
+                    let encoded = prost::Message::encode_to_vec(&wire);
+                    prop_assert!(Record::decode(&encoded).is_err());
+                    return Ok(());
+                }
             }
         }
         prop_assert!(rebuilt(r.header_bytes().to_vec(), *r.signature(), ds).is_err());
