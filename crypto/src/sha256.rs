@@ -102,7 +102,11 @@ fn one_block(data: &[u8]) -> Option<Digest> {
 }
 
 fn ring_digest(data: &[u8]) -> Digest {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    from_ring(ring::digest::digest(&ring::digest::SHA256, data))
+}
+
+/// A `ring` SHA-256 result as our fixed-size digest.
+fn from_ring(d: ring::digest::Digest) -> Digest {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
@@ -166,12 +170,7 @@ impl Hasher {
     pub fn finish(self) -> Digest {
         match self.0 {
             Inner::Sha2(h) => sha2::Digest::finalize(h).into(),
-            Inner::Ring(c) => {
-                let d = c.finish();
-                let mut out = [0u8; 32];
-                out.copy_from_slice(d.as_ref());
-                out
-            }
+            Inner::Ring(c) => from_ring(c.finish()),
         }
     }
 }
