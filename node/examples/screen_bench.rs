@@ -3,7 +3,7 @@
 //! -p wlnode -- --entries 1000000`.
 
 use clap::Parser;
-use wlnode::screen::bench::{BenchOptions, run};
+use wlnode_devtools::screen_bench::{BenchOptions, run};
 
 /// Screening benchmark options (defaults: `BenchOptions::default()`).
 #[derive(Debug, Parser)]

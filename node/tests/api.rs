@@ -9,7 +9,7 @@
 
 mod common;
 
-use wlnode::client::ClientError;
+use wlnode_client::ClientError;
 
 fn api_err(e: ClientError) -> (u16, String, Option<String>) {
     match e {
@@ -167,7 +167,7 @@ async fn validation_errors_name_the_field() {
     }
     // Invalid JSON.
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let token = wlnode::node::read_token(&fed.nodes[0].dir.join("api.token")).unwrap();
+    let token = wlnode_config::token::read_token(&fed.nodes[0].dir.join("api.token")).unwrap();
     let r = http
         .post(format!("http://{}/v1/entries", n.node.api_addr))
         .bearer_auth(&token)
@@ -209,8 +209,9 @@ async fn validation_errors_name_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_origin_may_change_an_entry() {
-    use wlnode::store::{Incoming, IngestBatch, Source};
     use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
+    use wlnode_store::IngestBatch;
+    use wlnode_types::{Incoming, Source};
     let dir = tempfile::tempdir().unwrap();
     let fed = common::federation(dir.path());
     let n = common::start(&fed, 0).await;
@@ -233,7 +234,7 @@ async fn only_the_origin_may_change_an_entry() {
     .unwrap();
     let id = rec.header().entry_id.to_hex();
     n.node
-        .ctx
+        .services
         .store
         .ingest(IngestBatch {
             items: vec![Incoming {
@@ -379,7 +380,7 @@ async fn metrics_and_openapi() {
     let n = common::start(&fed, 0).await;
     n.client.add(&common::draft("Metered")).await.unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let token = wlnode::node::read_token(&fed.nodes[0].dir.join("api.token")).unwrap();
+    let token = wlnode_config::token::read_token(&fed.nodes[0].dir.join("api.token")).unwrap();
     let text = http
         .get(format!("http://{}/metrics", n.node.api_addr))
         .bearer_auth(&token)
@@ -448,7 +449,13 @@ async fn peer_blocks_are_validated_stored_and_documented() {
     );
     let v = n.client.peer_block(&bb, false).await.unwrap();
     assert_eq!(v["changed"], true);
-    let blocked = n.node.ctx.store.call(|s| s.blocked_peers()).await.unwrap();
+    let blocked = n
+        .node
+        .services
+        .store
+        .call(|s| s.blocked_peers())
+        .await
+        .unwrap();
     assert!(blocked.is_empty());
     n.node.stop().await;
 }

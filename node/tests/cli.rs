@@ -404,7 +404,7 @@ fn a_second_process_on_the_same_data_dir_is_refused() {
 
 #[test]
 fn audit_export_and_verify_exit_codes() {
-    use wlnode::scaffold::{self, AgencySpec, NodeOptions};
+    use wlnode_devtools::scaffold::{self, AgencySpec, NodeOptions};
     let dir = tempfile::tempdir().unwrap();
     let fed = scaffold::create(
         dir.path(),
@@ -421,12 +421,8 @@ fn audit_export_and_verify_exit_codes() {
     // Start and stop AA once: started, roster, policy, stopped and a checkpoint.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let cfg = wlnode::config::Config::load(&fed.nodes[0].config).unwrap();
-        wlnode::node::RunningNode::start(cfg)
-            .await
-            .unwrap()
-            .stop()
-            .await;
+        let cfg = wlnode_config::Config::load(&fed.nodes[0].config).unwrap();
+        wlnode_api::start_node(cfg).await.unwrap().stop().await;
     });
     drop(rt);
     let out = dir.path().join("aa.json");

@@ -14,10 +14,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
-use wlnode::client::{Client, ImportRow};
-use wlnode::config::Config;
-use wlnode::scaffold::{self, AgencySpec, NodeOptions};
+use wlnode_client::{Client, ImportRow};
+use wlnode_config::Config;
 use wlnode_crypto::model::EntryDraft;
+use wlnode_devtools::scaffold::{self, AgencySpec, NodeOptions};
 
 struct Node(Child);
 
@@ -193,7 +193,7 @@ fn records_of(rt: &tokio::runtime::Runtime, client: &Client) -> usize {
 
 /// Log entries of a stopped node's store: (seq, record id) in order.
 fn log_of(data: &Path) -> Vec<(u64, wlnode_crypto::model::RecordId)> {
-    let s = wlnode::store::Store::open(data).unwrap();
+    let s = wlnode_store::Store::open(data).unwrap();
     s.log_after(0, usize::MAX).unwrap()
 }
 
@@ -203,7 +203,7 @@ fn log_of(data: &Path) -> Vec<(u64, wlnode_crypto::model::RecordId)> {
 /// to it held. Returns (records held, cursor seq, backlog complete).
 fn check_receiver(a_data: &Path, b_data: &Path) -> (usize, u64, bool) {
     let a_log = log_of(a_data);
-    let b = wlnode::store::Store::open(b_data).unwrap();
+    let b = wlnode_store::Store::open(b_data).unwrap();
     let b_log = b.log_after(0, usize::MAX).unwrap();
     let ids: std::collections::HashSet<_> = b_log.iter().map(|(_, id)| *id).collect();
     assert_eq!(ids.len(), b_log.len(), "a record appears twice in B's log");
@@ -276,7 +276,7 @@ fn sigkill_during_cold_sync_converges_without_duplicates() {
             ],
         )
         .unwrap();
-        let id = |i: usize| fed.nodes[i].peer_id.parse::<libp2p::PeerId>().unwrap();
+        let id = |i: usize| wlnode_net::PeerRef::parse(&fed.nodes[i].peer_id).unwrap();
         if id(0) < id(1) {
             break (dir, fed);
         }

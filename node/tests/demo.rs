@@ -24,7 +24,10 @@ fn demo_converges_as_the_policies_say() {
         .arg(&fed)
         .args(["--timeout", "180s"])
         // Debug logs from the network show the per-peer and per-round spans.
-        .env("WLNODE_LOG", "info,wlnode::net=debug,sled=warn,libp2p=warn")
+        .env(
+            "WLNODE_LOG",
+            "info,wlnode_runtime::replication=debug,sled=warn,libp2p=warn",
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -15,8 +15,8 @@ use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::{Value, json};
-use wlnode::client::ClientError;
-use wlnode::screening::ScreenRequest;
+use wlnode_client::ClientError;
+use wlnode_screen::request::ScreenRequest;
 
 fn person(name: &str, country: &str, dob: &str, passport: &str) -> Value {
     json!({
@@ -221,8 +221,8 @@ async fn screen_over_http_with_typed_errors() {
 
     // the latency histogram counts the searches
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let token = wlnode::node::read_token(
-        &wlnode::config::Config::load(&n.config)
+    let token = wlnode_config::token::read_token(
+        &wlnode_config::Config::load(&n.config)
             .unwrap()
             .raw
             .api
@@ -304,7 +304,7 @@ async fn index_follows_amend_and_withdraw_and_is_rebuilt_on_restart() {
     );
     assert!(ids(&n.client.screen(&req("Polaris Aerospace")).await.unwrap()).is_empty());
     assert_eq!(ids(&n.client.screen(&q).await.unwrap()), vec![id]);
-    assert_eq!(n.node.ctx.screen.len(), 2);
+    assert_eq!(n.node.services.screen.len(), 2);
     n.node.stop().await;
 }
 
@@ -320,8 +320,8 @@ async fn batch_screens_good_rows_and_reports_bad_ones() {
         .unwrap();
     let acme_id = acme["entry_id"].as_str().unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let token = wlnode::node::read_token(
-        &wlnode::config::Config::load(&n.config)
+    let token = wlnode_config::token::read_token(
+        &wlnode_config::Config::load(&n.config)
             .unwrap()
             .raw
             .api

@@ -13,12 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use wlnode::config::Config;
-use wlnode::entries::{ImportItem, ImportOutcome, Written};
-use wlnode::node::RunningNode;
-use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions};
-use wlnode::store::EntryKey;
+use wlnode_config::Config;
 use wlnode_crypto::model::{EntryDraft, RecordId, Status};
+use wlnode_devtools::scaffold::{self, AgencySpec, Federation, NodeOptions};
+use wlnode_runtime::RunningNode;
+use wlnode_runtime::entries::{ImportItem, ImportOutcome, Written};
+use wlnode_types::EntryKey;
 
 /// Sync settings that make tests converge quickly.
 pub const FAST_SYNC: &str = r#"
@@ -131,7 +131,7 @@ impl Cluster {
         };
         scaffold::write_config(&self.fed, &self.fed.nodes[i], &opts).unwrap();
         let cfg = Config::load(&self.fed.nodes[i].config).unwrap();
-        let node = RunningNode::start(cfg).await.unwrap();
+        let node = wlnode_api::start_node(cfg).await.unwrap();
         let port = node
             .listen_addrs
             .iter()
@@ -168,7 +168,7 @@ impl Cluster {
     /// Record ids node `i` holds.
     pub async fn records(&self, i: usize) -> BTreeSet<RecordId> {
         self.node(i)
-            .ctx
+            .services
             .store
             .call(|s| Ok(s.sync_items()?.into_iter().map(|(_, id)| id).collect()))
             .await
@@ -178,7 +178,7 @@ impl Cluster {
     /// Entry heads node `i` derives: key -> (version, head record, status, disputed).
     pub async fn heads(&self, i: usize) -> BTreeMap<EntryKey, (u64, RecordId, Status, bool)> {
         self.node(i)
-            .ctx
+            .services
             .store
             .call(|s| {
                 let (all, _) = s.list_entries(&Default::default(), None, usize::MAX)?;
@@ -205,10 +205,10 @@ impl Cluster {
                 draft: draft(&format!("{prefix} entity {k}"), distribution),
             })
             .collect();
-        let ctx = &self.node(i).ctx;
+        let ctx = &self.node(i).services;
         let (outcomes, report) = ctx.lifecycle.import(prefix, items).await.unwrap();
         if let Some(r) = &report {
-            ctx.after_ingest(r, "local");
+            ctx.ingested.after_ingest(r, "local");
         }
         outcomes
             .into_iter()
@@ -221,31 +221,31 @@ impl Cluster {
 
     /// Amends an own entry at node `i`.
     pub async fn amend(&self, i: usize, w: &Written, name: &str) -> Written {
-        let ctx = &self.node(i).ctx;
+        let ctx = &self.node(i).services;
         let (w, r) = ctx
             .lifecycle
             .amend(w.entry_id, draft(name, None))
             .await
             .unwrap();
-        ctx.after_ingest(&r, "local");
+        ctx.ingested.after_ingest(&r, "local");
         w
     }
 
     /// Withdraws an own entry at node `i`.
     pub async fn withdraw(&self, i: usize, w: &Written) -> Written {
-        let ctx = &self.node(i).ctx;
+        let ctx = &self.node(i).services;
         let (w, r) = ctx
             .lifecycle
             .withdraw(w.entry_id, "test withdrawal".into())
             .await
             .unwrap();
-        ctx.after_ingest(&r, "local");
+        ctx.ingested.after_ingest(&r, "local");
         w
     }
 
     /// Prometheus text of node `i`.
     pub fn metrics(&self, i: usize) -> String {
-        self.node(i).ctx.metrics.encode()
+        self.node(i).services.metrics.encode()
     }
 }
 
@@ -324,7 +324,7 @@ pub fn init_logging() {
 /// send what an honest node never would: garbage, oversized frames, or requests from
 /// an identity outside the roster.
 pub struct RawPeer {
-    swarm: libp2p::Swarm<libp2p::request_response::Behaviour<wlnode::net::codec::FrameCodec>>,
+    swarm: libp2p::Swarm<libp2p::request_response::Behaviour<wlnode_net::codec::FrameCodec>>,
 }
 
 /// The outcome of one raw request.
@@ -354,12 +354,12 @@ impl RawPeer {
             .unwrap()
             .with_behaviour(|_| {
                 request_response::Behaviour::with_codec(
-                    wlnode::net::codec::FrameCodec {
+                    wlnode_net::codec::FrameCodec {
                         max_request,
                         max_response,
                     },
                     [(
-                        wlnode::net::codec::SYNC_PROTOCOL,
+                        wlnode_net::codec::SYNC_PROTOCOL,
                         request_response::ProtocolSupport::Full,
                     )],
                     request_response::Config::default()
@@ -398,7 +398,7 @@ impl RawPeer {
         let id = self
             .swarm
             .behaviour_mut()
-            .send_request(&peer, wlnode::net::codec::Frame::Data(frame));
+            .send_request(&peer, wlnode_net::codec::Frame::Data(frame));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let ev = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
@@ -415,8 +415,8 @@ impl RawPeer {
                     ..
                 }) if request_id == id => {
                     return match response {
-                        wlnode::net::codec::Frame::Data(b) => RawOutcome::Response(b),
-                        wlnode::net::codec::Frame::Oversized { len, .. } => {
+                        wlnode_net::codec::Frame::Data(b) => RawOutcome::Response(b),
+                        wlnode_net::codec::Frame::Oversized { len, .. } => {
                             RawOutcome::Failed(format!("oversized response {len}"))
                         }
                     };
@@ -471,7 +471,7 @@ impl RawPeer {
                         let id = self
                             .swarm
                             .behaviour_mut()
-                            .send_request(&peer, wlnode::net::codec::Frame::Data(f));
+                            .send_request(&peer, wlnode_net::codec::Frame::Data(f));
                         outstanding.insert(id);
                     }
                 }

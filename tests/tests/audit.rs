@@ -12,14 +12,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wlnode::audit::event::{Event, EventKind, ExportedLog};
-use wlnode::audit::verify::{AuditorState, Options, Report, verify};
-use wlnode::config::Config;
-use wlnode::scaffold;
-use wlnode::store::Store;
-use wlnode::store::audit::AuditSettings;
+use wlnode_audit::event::{Event, EventKind, ExportedLog};
+use wlnode_audit::verify::{AuditorState, Options, Report, verify};
+use wlnode_config::Config;
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
 use wlnode_crypto::roster::Roster;
+use wlnode_devtools::scaffold;
+use wlnode_store::Store;
+use wlnode_store::audit::AuditSettings;
 use wlnode_tests::{Cluster, FAST_SYNC, agency, wait_for};
 
 const T: Duration = Duration::from_secs(120);
@@ -43,7 +43,7 @@ fn export(c: &Cluster, i: usize) -> ExportedLog {
 }
 
 fn roster(c: &Cluster) -> Roster {
-    let (bytes, _) = wlnode::trust::read_signed(&c.fed.roster).unwrap();
+    let (bytes, _) = wlnode_config::roster_file::read_signed(&c.fed.roster).unwrap();
     Roster::parse(&bytes).unwrap()
 }
 
@@ -163,7 +163,7 @@ async fn three_nodes_audit_clean_then_tampering_is_caught() {
     assert_eq!(state.heads.len(), 3);
 
     // The HTML report is one self-contained page.
-    let html = wlnode::audit::html::render(&report, "test");
+    let html = wlnode_audit::html::render(&report, "test");
     assert!(html.contains("<svg") && html.contains("PASS"));
     assert!(!html.contains("src=") && !html.contains("href="));
     screenshot(&html, "clean");
@@ -253,7 +253,7 @@ async fn three_nodes_audit_clean_then_tampering_is_caught() {
         opts(),
     );
     assert!(kinds(&r).contains(&"split_view".into()), "{:?}", kinds(&r));
-    let html = wlnode::audit::html::render(&r, "test");
+    let html = wlnode_audit::html::render(&r, "test");
     assert!(html.contains("FAIL") && html.contains("split_view"));
     screenshot(&html, "violations");
 }
@@ -301,9 +301,9 @@ fn screenshot(html: &str, name: &str) {
 /// saved heads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auditor_collects_live_over_the_audit_protocol() {
-    use wlnode::audit::live::verify_live;
-    use wlnode::audit::wire::AuditRequest;
-    use wlnode::net::audit_client::{AuditClient, AuditClientError};
+    use wlnode_audit::wire::AuditRequest;
+    use wlnode_runtime::auditor::verify_live;
+    use wlnode_runtime::auditor::{AuditClientError, Collector};
     use wlnode_tests::counter;
 
     let auditor = "ZZ-AUDIT";
@@ -330,7 +330,7 @@ async fn auditor_collects_live_over_the_audit_protocol() {
     // A member (BB, with its own node identity) asks AA for audit data: refused.
     let b_cfg = Config::load(&c.fed.nodes[1].config).unwrap();
     let b_key = read_secret_key(&c.fed.nodes[1].dir.join("node.key"), KeyKind::Node).unwrap();
-    let mut member = AuditClient::connect(&b_cfg, &b_key, &roster).await.unwrap();
+    let mut member = Collector::connect(&b_cfg, &b_key, &roster).await.unwrap();
     let aa = agency(0).parse().unwrap();
     match member.request(&aa, &AuditRequest::GetCheckpoint).await {
         Err(AuditClientError::Refused { code, .. }) => assert_eq!(code, "forbidden"),

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wlnode::config::{Config, PeerSelector, ShareRule};
+use wlnode_config::{Config, PeerSelector, ShareRule};
 use wlnode_crypto::model::{AgencyCode, EntryDraft, Sensitivity};
 use wlnode_crypto::roster::{TrustAnchor, verify_roster};
 
@@ -340,7 +340,7 @@ fn gen_keys_makes_a_federation_the_nodes_accept() {
     let out_s = out.to_str().unwrap();
     let o = gen_keys(&["--out", out_s]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (bytes, sig) = wlnode::trust::read_signed(&out.join("roster.toml")).unwrap();
+    let (bytes, sig) = wlnode_config::roster_file::read_signed(&out.join("roster.toml")).unwrap();
     let roster = verify_roster(
         &bytes,
         &sig,
@@ -356,10 +356,10 @@ fn gen_keys_makes_a_federation_the_nodes_accept() {
         // The authority is pinned, not trusted on first use.
         assert_eq!(cfg.raw.roster_authorities, vec![sig.authority], "{d}");
         // Keys and token load (mode 0600), and the roster lists this node.
-        let id = wlnode::node::load_identity(&cfg).unwrap();
-        wlnode::node::check_membership(&roster, &cfg, &id).unwrap();
+        let id = wlnode_runtime::node::load_identity(&cfg).unwrap();
+        wlnode_runtime::node::check_membership(&roster, &cfg, &id).unwrap();
         // The policy compiles against the roster (the node refuses to start otherwise).
-        wlnode::policy::Policy::from_config(&cfg, std::sync::Arc::new(roster.clone()))
+        wlnode_policy::Policy::from_config(&cfg, std::sync::Arc::new(roster.clone()))
             .unwrap_or_else(|e| panic!("{d}: {e:?}"));
         let member = roster.member(cfg.agency()).unwrap();
         let auditor = d == "zz-audit";
@@ -387,7 +387,7 @@ fn gen_keys_makes_a_federation_the_nodes_accept() {
         "{}",
         String::from_utf8_lossy(&forced.stderr)
     );
-    let (_, sig2) = wlnode::trust::read_signed(&out.join("roster.toml")).unwrap();
+    let (_, sig2) = wlnode_config::roster_file::read_signed(&out.join("roster.toml")).unwrap();
     assert_ne!(sig2.authority, sig.authority);
 }
 
@@ -403,12 +403,13 @@ fn gen_keys_pins_the_container_configs() {
             out.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (bytes, sig) = wlnode::trust::read_signed(&out.join("roster.toml")).unwrap();
+        let (bytes, sig) =
+            wlnode_config::roster_file::read_signed(&out.join("roster.toml")).unwrap();
         let roster = std::sync::Arc::new(wlnode_crypto::roster::Roster::parse(&bytes).unwrap());
         for d in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
             let cfg = Config::load(&out.join(d).join("node.toml")).unwrap();
             assert_eq!(cfg.raw.roster_authorities, vec![sig.authority], "{d}");
-            wlnode::policy::Policy::from_config(&cfg, roster.clone())
+            wlnode_policy::Policy::from_config(&cfg, roster.clone())
                 .unwrap_or_else(|e| panic!("{configs}/{d}: {e:?}"));
             for f in ["agency.key", "node.key", "api.token"] {
                 assert!(out.join(d).join(f).exists(), "{d}/{f}");
@@ -471,7 +472,8 @@ fn k8s_manifests_render_with_kustomize() {
         assert!(out.contains(&format!("name: {d}-config-")), "{d}");
     }
     // The rendered ConfigMaps carry the pinned configs, and they still validate.
-    let (_, sig) = wlnode::trust::read_signed(&k8s.join("generated/roster.toml")).unwrap();
+    let (_, sig) =
+        wlnode_config::roster_file::read_signed(&k8s.join("generated/roster.toml")).unwrap();
     assert_eq!(
         out.matches(&format!("roster_authorities = [\"{}\"]", sig.authority))
             .count(),
@@ -496,7 +498,7 @@ struct PolicyFed {
 }
 
 fn policy_fed() -> PolicyFed {
-    use wlnode::scaffold::{AgencySpec, create};
+    use wlnode_devtools::scaffold::{AgencySpec, create};
     let dir = tempfile::tempdir().unwrap();
     let fed = create(
         dir.path(),
@@ -511,7 +513,7 @@ fn policy_fed() -> PolicyFed {
         ],
     )
     .unwrap();
-    let (bytes, _) = wlnode::trust::read_signed(&fed.roster).unwrap();
+    let (bytes, _) = wlnode_config::roster_file::read_signed(&fed.roster).unwrap();
     let keys = fed
         .nodes
         .iter()
@@ -533,7 +535,7 @@ fn policy_fed() -> PolicyFed {
 
 impl PolicyFed {
     /// A person entry by `origin`, held at `hops`, with this sensitivity.
-    fn record(&self, origin: &str, sensitivity: &str, hops: u32) -> wlnode::wire::StoredRecord {
+    fn record(&self, origin: &str, sensitivity: &str, hops: u32) -> wlnode_types::StoredRecord {
         use wlnode_crypto::model::{EntryId, Status};
         use wlnode_crypto::record::{RecordMeta, build_record};
         let draft: EntryDraft = serde_json::from_value(serde_json::json!({
@@ -561,7 +563,7 @@ impl PolicyFed {
             &self.keys[origin],
         )
         .unwrap();
-        wlnode::wire::StoredRecord {
+        wlnode_types::StoredRecord {
             record,
             hops,
             received_from: None,
@@ -570,7 +572,7 @@ impl PolicyFed {
         }
     }
 
-    fn policy(&self, file: &str) -> wlnode::policy::Policy {
+    fn policy(&self, file: &str) -> wlnode_policy::Policy {
         let (_, me) = POLICY_FILES
             .iter()
             .find(|(f, _)| *f == file)
@@ -579,7 +581,7 @@ impl PolicyFed {
         let rules = std::fs::read_to_string(&path).unwrap();
         let host = POLICY_HOST.replace("AA-EXPORT", me);
         let cfg = Config::parse(&path, &format!("{host}{rules}")).unwrap_or_else(|e| panic!("{e}"));
-        let (p, warnings) = wlnode::policy::Policy::from_config(&cfg, self.roster.clone())
+        let (p, warnings) = wlnode_policy::Policy::from_config(&cfg, self.roster.clone())
             .unwrap_or_else(|e| panic!("{file}: {e:?}"));
         assert!(warnings.is_empty(), "{file}: {warnings:?}");
         p
@@ -587,10 +589,10 @@ impl PolicyFed {
 }
 
 fn explain(
-    p: &wlnode::policy::Policy,
-    rec: &wlnode::wire::StoredRecord,
+    p: &wlnode_policy::Policy,
+    rec: &wlnode_types::StoredRecord,
     to: &str,
-) -> wlnode::policy::Explanation {
+) -> wlnode_policy::Explanation {
     p.explain(rec, &AgencyCode::new(to).unwrap())
 }
 

@@ -1,6 +1,6 @@
 //! Disk trouble (issue 9, item 3): the store's disk refuses writes, or a write fails
 //! partway through a batch, simulated with the store's fault-injection switches
-//! (`wlnode::store::faults`, enabled by this crate's `fault-injection` dev feature).
+//! (`wlnode_store::faults`, enabled by this crate's `fault-injection` dev feature).
 //! The node must report it in status and metrics, refuse new data (API writes get a
 //! 503, sync ingest does not acknowledge, so peers retry), keep serving reads, make
 //! nothing half-written visible, and recover by itself once the disk works again.
@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use wlnode::client::{Client, ClientError};
-use wlnode::config::Config;
+use wlnode_client::{Client, ClientError};
+use wlnode_config::Config;
 use wlnode_tests::{Cluster, agency, counter, wait_for};
 
 const T: Duration = Duration::from_secs(60);
@@ -58,7 +58,7 @@ async fn disk_refusing_writes_is_reported_refused_and_recovered() {
     assert_eq!(metric(&c, 1, "wlnode_store_healthy"), 1.0);
 
     // The disk of node 1 refuses every write from now on.
-    let faults = c.node(1).ctx.store.faults();
+    let faults = c.node(1).services.store.faults();
     faults.fail_writes(u64::MAX);
 
     // An API write gets a clear 503, and status and metrics say why.
@@ -82,7 +82,7 @@ async fn disk_refusing_writes_is_reported_refused_and_recovered() {
     // Sync ingest is refused too: node 0's new entries do not land, and node 1's
     // cursor on node 0 does not move (nothing acknowledged).
     let a0 = wlnode_crypto::model::AgencyCode::new(agency(0)).unwrap();
-    let cursor_before = c.node(1).ctx.store.cursor(a0.clone()).await.unwrap();
+    let cursor_before = c.node(1).services.store.cursor(a0.clone()).await.unwrap();
     c.add(0, "during", 4, None).await;
     wait_for(
         T,
@@ -92,7 +92,7 @@ async fn disk_refusing_writes_is_reported_refused_and_recovered() {
     .await;
     assert_eq!(c.records(1).await.len(), 3);
     assert_eq!(
-        c.node(1).ctx.store.cursor(a0.clone()).await.unwrap(),
+        c.node(1).services.store.cursor(a0.clone()).await.unwrap(),
         cursor_before
     );
 
@@ -129,10 +129,10 @@ async fn sync_batches_failing_partway_are_invisible_then_retried() {
         c.records(1).await.len() == 2
     })
     .await;
-    let before = c.node(1).ctx.store.counts().await.unwrap();
+    let before = c.node(1).services.store.counts().await.unwrap();
 
     // Every batch node 1 ingests now fails after its first record is written.
-    let faults = c.node(1).ctx.store.faults();
+    let faults = c.node(1).services.store.faults();
     faults.fail_mid_batch(u64::MAX);
     let errors = metric(&c, 1, "wlnode_store_errors");
     c.add(0, "partway", 6, None).await;
@@ -141,7 +141,7 @@ async fn sync_batches_failing_partway_are_invisible_then_retried() {
     })
     .await;
     // Nothing of the failed batches is visible: counts, log and entries unchanged.
-    assert_eq!(c.node(1).ctx.store.counts().await.unwrap(), before);
+    assert_eq!(c.node(1).services.store.counts().await.unwrap(), before);
     assert_eq!(c.records(1).await.len(), 2);
     assert_eq!(c.heads(1).await.len(), 2);
     assert!(!writable(&client(&c, 1)).await.0);
@@ -152,7 +152,7 @@ async fn sync_batches_failing_partway_are_invisible_then_retried() {
     })
     .await;
     assert_eq!(c.heads(1).await, c.heads(0).await);
-    let after = c.node(1).ctx.store.counts().await.unwrap();
+    let after = c.node(1).services.store.counts().await.unwrap();
     assert_eq!(after.records, 8);
     assert_eq!(after.entries, 8);
 }
@@ -251,14 +251,14 @@ fn node_recovers_after_a_real_full_disk_clears() {
     let wlnode = assert_cmd::cargo::cargo_bin("wlnode");
     assert!(wlnode.exists(), "run `cargo build -p wlnode` first");
     let tmp = tempfile::tempdir().unwrap();
-    let specs = [wlnode::scaffold::AgencySpec::member("AA-EXPORT", &["eu"]).unwrap()];
-    let fed = wlnode::scaffold::create(tmp.path(), "disk-federation", &specs).unwrap();
+    let specs = [wlnode_devtools::scaffold::AgencySpec::member("AA-EXPORT", &["eu"]).unwrap()];
+    let fed = wlnode_devtools::scaffold::create(tmp.path(), "disk-federation", &specs).unwrap();
     let node = &fed.nodes[0];
-    wlnode::scaffold::write_config(
+    wlnode_devtools::scaffold::write_config(
         &fed,
         node,
-        &wlnode::scaffold::NodeOptions {
-            extra: wlnode::scaffold::OPEN_POLICY.into(),
+        &wlnode_devtools::scaffold::NodeOptions {
+            extra: wlnode_devtools::scaffold::OPEN_POLICY.into(),
             ..Default::default()
         },
     )

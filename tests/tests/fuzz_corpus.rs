@@ -1,5 +1,5 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the same
-//! functions the cargo-fuzz targets call (`wlnode::fuzz_targets`), so CI checks on
+//! functions the cargo-fuzz targets call (`wlnode_devtools::fuzz`), so CI checks on
 //! stable Rust that no input the fuzzer ever kept, and no crash it ever found, panics.
 //!
 //! `regenerate_seed_corpus` (ignored) rebuilds the seeds from real encodings: a node's
@@ -16,12 +16,36 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use wlnode::sync::msg::{
+use wlnode_crypto::model::RecordId;
+use wlnode_sync::msg::{
     Batch, Hello, Notify, Pull, Reconcile, ReconcileReply, Request, Response, Transfer,
 };
-use wlnode::wire::{self, Cursor};
-use wlnode_crypto::model::RecordId;
+use wlnode_sync::wire;
 use wlnode_tests::Cluster;
+use wlnode_types::Cursor;
+
+/// Transfers at hop 1 as a peer's frame carries them. Our own code makes a `Transfer`
+/// only from a copy that passed the policy, so these are read from a frame built with
+/// the wire types, as any peer can build one.
+fn transfers_on_the_wire(records: impl Iterator<Item = Bytes>) -> Vec<Transfer> {
+    use prost::Message;
+    use wlnode_proto::v1 as pb;
+    let frame = pb::SyncRequest {
+        kind: Some(pb::sync_request::Kind::Reconcile(pb::Reconcile {
+            session: Bytes::from_static(&[0; 16]),
+            message: Bytes::new(),
+            have: records
+                .map(|record| pb::Transfer { record, hops: 1 })
+                .collect(),
+            need: Vec::new(),
+        })),
+    }
+    .encode_to_vec();
+    match wire::decode_request(&frame) {
+        Ok(Request::Reconcile(r)) => r.have,
+        other => panic!("{other:?}"),
+    }
+}
 
 fn corpus_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
@@ -31,7 +55,7 @@ fn corpus_root() -> PathBuf {
 fn every_target_has_a_seed_corpus_and_replays_without_panic() {
     let root = corpus_root();
     let mut total = 0usize;
-    for (name, f) in wlnode::fuzz_targets::TARGETS {
+    for (name, f) in wlnode_devtools::fuzz::TARGETS {
         let dir = root.join(name);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -50,7 +74,7 @@ fn every_target_has_a_seed_corpus_and_replays_without_panic() {
     assert!(total > 0);
     // fuzz/Cargo.toml names one binary per target.
     let manifest = std::fs::read_to_string(root.join("../Cargo.toml")).unwrap();
-    for (name, _) in wlnode::fuzz_targets::TARGETS {
+    for (name, _) in wlnode_devtools::fuzz::TARGETS {
         assert!(
             manifest.contains(&format!("name = \"{name}\"")),
             "fuzz/Cargo.toml lacks target {name}"
@@ -75,7 +99,7 @@ async fn regenerate_seed_corpus() {
     let _ = amended;
     let (records, entries, metas) = c
         .node(0)
-        .ctx
+        .services
         .store
         .call(|s| {
             let mut recs = Vec::new();
@@ -102,7 +126,7 @@ async fn regenerate_seed_corpus() {
         write(
             "store_values",
             &format!("sync-meta-{i}"),
-            &wire::SyncMeta::of(r.record.header()).encode(),
+            &wlnode_types::SyncMeta::of(r.record.header()).encode(),
         );
     }
     // A redacted copy (fewer disclosures than fields).
@@ -128,14 +152,12 @@ async fn regenerate_seed_corpus() {
         .encode(),
     );
 
-    let transfers: Vec<Transfer> = records
-        .iter()
-        .take(3)
-        .map(|r| Transfer {
-            record: Bytes::from(r.record.encode()),
-            hops: 1,
-        })
-        .collect();
+    let transfers: Vec<Transfer> = transfers_on_the_wire(
+        records
+            .iter()
+            .take(3)
+            .map(|r| Bytes::from(r.record.encode())),
+    );
     let hello = Hello {
         agency: "AA-EXPORT".parse().unwrap(),
         roster_version: 1,
@@ -208,27 +230,27 @@ async fn regenerate_seed_corpus() {
     let other: Vec<(u64, RecordId)> = (0u8..16)
         .map(|i| (u64::from(i) * 3000, RecordId([i.wrapping_mul(7); 32])))
         .collect();
-    let s = wlnode::sync::reconcile::storage(&other).unwrap();
-    let (_, first) = wlnode::sync::reconcile::Initiator::start(s, [0; 16]).unwrap();
+    let s = wlnode_sync::reconcile::storage(&other).unwrap();
+    let (_, first) = wlnode_sync::reconcile::Initiator::start(s, [0; 16]).unwrap();
     let first = first.message.unwrap();
     write("reconcile", "initiate", &first);
-    let theirs = wlnode::sync::reconcile::storage(&items).unwrap();
-    let reply = wlnode::sync::reconcile::respond(&theirs, &first).unwrap();
+    let theirs = wlnode_sync::reconcile::storage(&items).unwrap();
+    let reply = wlnode_sync::reconcile::respond(&theirs, &first).unwrap();
     write("reconcile", "reply", &reply);
 
     // Roster and its signature; node.toml.
     let roster = std::fs::read(&c.fed.roster).unwrap();
     write("roster", "roster.toml", &roster);
-    let cfg = wlnode::config::Config::load(&c.fed.nodes[0].config).unwrap();
+    let cfg = wlnode_config::Config::load(&c.fed.nodes[0].config).unwrap();
     let sig = std::fs::read(cfg.roster_sig_path()).unwrap();
     write("roster", "roster.sig", &sig);
     write("node_toml", "node.toml", cfg.text.as_bytes());
-    let cfg1 = wlnode::config::Config::load(&c.fed.nodes[1].config).unwrap();
+    let cfg1 = wlnode_config::Config::load(&c.fed.nodes[1].config).unwrap();
     write("node_toml", "node-with-peer.toml", cfg1.text.as_bytes());
     write(
         "node_toml",
         "template.toml",
-        wlnode::config::template(
+        wlnode_config::template(
             &"AA-EXPORT".parse().unwrap(),
             "/ip4/127.0.0.1/tcp/0",
             &"127.0.0.1:8080".parse().unwrap(),
@@ -237,7 +259,8 @@ async fn regenerate_seed_corpus() {
     );
 
     // Import fixtures, good and bad.
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/tests/fixtures/import");
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/crates/import/tests/fixtures/import");
     for (target, files) in [
         ("import_csv", &["good.csv", "bad.csv"][..]),
         ("import_jsonl", &["good.jsonl", "bad.jsonl"][..]),

@@ -15,13 +15,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use wlnode::scaffold::{AgencySpec, OPEN_POLICY};
-use wlnode::sync::msg::{Notify, Pull, Reconcile, Request, Response, Transfer};
-use wlnode::wire::{decode_response, encode_request};
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
 use wlnode_crypto::model::Status;
 use wlnode_crypto::record::{Record, RecordMeta, build_record};
 use wlnode_crypto::{EntryId, SecretKey, Timestamp, VerifiedRecord};
+use wlnode_devtools::scaffold::{AgencySpec, OPEN_POLICY};
+use wlnode_sync::msg::{Notify, Pull, Request, Response};
+use wlnode_sync::wire::{decode_response, encode_request};
 use wlnode_tests::{Cluster, RawOutcome, RawPeer, addr, counter, draft, peak_rss_kib, wait_for};
 
 const T: Duration = Duration::from_secs(120);
@@ -114,24 +114,32 @@ fn record(
 }
 
 /// A Reconcile request that pushes `records` (the way a node offers what the other
-/// side lacks): hop 1 for M's own records, hop 2 for relayed ones.
+/// side lacks): hop 1 for M's own records, hop 2 for relayed ones. Built from the wire
+/// types, as a hostile node builds its frames.
 fn push(records: &[Record]) -> Bytes {
-    Bytes::from(encode_request(&Request::Reconcile(Reconcile {
-        session: [9; 16],
-        message: Bytes::new(),
-        have: records
-            .iter()
-            .map(|r| Transfer {
-                record: Bytes::from(r.encode()),
-                hops: if r.header().origin.as_str() == "MM-ROGUE" {
-                    1
-                } else {
-                    2
-                },
-            })
-            .collect(),
-        need: Vec::new(),
-    })))
+    use prost::Message;
+    use wlnode_proto::v1 as pb;
+    Bytes::from(
+        pb::SyncRequest {
+            kind: Some(pb::sync_request::Kind::Reconcile(pb::Reconcile {
+                session: Bytes::from_static(&[9; 16]),
+                message: Bytes::new(),
+                have: records
+                    .iter()
+                    .map(|r| pb::Transfer {
+                        record: Bytes::from(r.encode()),
+                        hops: if r.header().origin.as_str() == "MM-ROGUE" {
+                            1
+                        } else {
+                            2
+                        },
+                    })
+                    .collect(),
+                need: Vec::new(),
+            })),
+        }
+        .encode_to_vec(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,8 +277,9 @@ async fn records_signed_by_a_revoked_key_pushed_directly_are_rejected() {
     let roster = std::fs::read_to_string(&c.fed.roster).unwrap();
     let mm = "MM-ROGUE".parse().unwrap();
     let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
-    let text = wlnode::roster_edit::add_key(&roster, &mm, &stolen.public_key(), past).unwrap();
-    let text = wlnode::roster_edit::revoke_key(
+    let text =
+        wlnode_config::roster_edit::add_key(&roster, &mm, &stolen.public_key(), past).unwrap();
+    let text = wlnode_config::roster_edit::revoke_key(
         &text,
         &mm,
         &stolen.public_key(),
@@ -279,7 +288,7 @@ async fn records_signed_by_a_revoked_key_pushed_directly_are_rejected() {
     )
     .unwrap();
     let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
-    let (signed, sig, _) = wlnode::roster_edit::sign(&text, &auth).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
     std::fs::write(&c.fed.roster, signed).unwrap();
     std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
     for i in 0..3 {
@@ -438,9 +447,9 @@ async fn a_notify_flood_is_absorbed() {
 async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
     let (c, mut rogue) = line().await;
     let b = addr(&c, B);
-    let hello = Bytes::from(encode_request(&Request::Hello(wlnode::sync::msg::Hello {
+    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
         agency: "MM-ROGUE".parse().unwrap(),
-        roster_version: c.node(B).ctx.roster().version(),
+        roster_version: c.node(B).services.trust.roster().version(),
         log_epoch: [1; 16],
         head_seq: 0,
         backlog_pending: false,
@@ -475,7 +484,7 @@ async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
 async fn pulls_with_absurd_cursors_and_limits_get_bounded_answers() {
     let (c, mut rogue) = line().await;
     c.add(B, "pullable", 200, None).await;
-    let epoch = c.node(B).ctx.store.epoch();
+    let epoch = c.node(B).services.store.epoch();
     let b = addr(&c, B);
     let cases = [
         (epoch, 0, u32::MAX, u64::MAX),

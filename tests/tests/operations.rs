@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use wlnode::scaffold::{self, AgencySpec, NodeOptions};
+use wlnode_devtools::scaffold::{self, AgencySpec, NodeOptions};
 use wlnode_tests::{Cluster, counter, wait_for};
 
 fn wlnode_bin() -> PathBuf {
@@ -427,7 +427,7 @@ async fn metrics_cover_replication_per_peer() {
     // Over HTTP, /metrics also reports the audit log's size and its last checkpoint.
     let token = std::fs::read_to_string(c.fed.nodes[0].dir.join("api.token")).unwrap();
     let client =
-        wlnode::client::Client::new(c.node(0).api_addr, token.trim().to_owned(), "node 0".into())
+        wlnode_client::Client::new(c.node(0).api_addr, token.trim().to_owned(), "node 0".into())
             .unwrap();
     wait_for(Duration::from_secs(60), "audit metrics over HTTP", || {
         let client = client.clone();

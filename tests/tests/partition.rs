@@ -16,10 +16,10 @@
 
 use std::time::Duration;
 
-use wlnode::client::Client;
-use wlnode::config::Config;
-use wlnode::scaffold::OPEN_POLICY;
+use wlnode_client::Client;
+use wlnode_config::Config;
 use wlnode_crypto::model::AgencyCode;
+use wlnode_devtools::scaffold::OPEN_POLICY;
 use wlnode_tests::{Cluster, FAST_SYNC, agency, counter, wait_for};
 
 const T: Duration = Duration::from_secs(180);
@@ -78,7 +78,7 @@ async fn five_node_mesh_partitioned_and_healed_converges_to_the_same_heads() {
         let side: &[usize] = if left.contains(&i) { &left } else { &right };
         c.extra[i] = side_policy(side);
         c.write_config(i);
-        c.node(i).ctx.reload().await.unwrap();
+        c.node(i).services.control.reload().await.unwrap();
     }
     // Both sides write: new entries, amendments and withdrawals of shared entries.
     let new_l = c.add(1, "cut-left", 15, None).await;
@@ -117,7 +117,7 @@ async fn five_node_mesh_partitioned_and_healed_converges_to_the_same_heads() {
     for i in all {
         c.extra[i] = format!("{OPEN_POLICY}{FAST_SYNC}");
         c.write_config(i);
-        c.node(i).ctx.reload().await.unwrap();
+        c.node(i).services.control.reload().await.unwrap();
     }
     wait_for(T, "all five converge after the heal", || async {
         if !same_records(&c, &all).await {

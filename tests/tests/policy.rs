@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use wlnode::scaffold::AgencySpec;
 use wlnode_crypto::model::FieldTag;
 use wlnode_crypto::record::Record;
+use wlnode_devtools::scaffold::AgencySpec;
 use wlnode_tests::{Cluster, FAST_SYNC, counter, wait_for};
 
 const T: Duration = Duration::from_secs(120);
@@ -32,7 +32,7 @@ async fn copy(
     i: usize,
     id: wlnode_crypto::RecordId,
 ) -> Option<wlnode_crypto::VerifiedRecord> {
-    let rec = c.node(i).ctx.store.record(id).await.unwrap()?;
+    let rec = c.node(i).services.store.record(id).await.unwrap()?;
     Some(
         Record::decode(&rec.record.encode())
             .unwrap()
@@ -143,7 +143,7 @@ async fn a_widening_reload_lets_held_back_records_flow() {
     c.extra[0] =
         format!("[[share]]\nto = [\"*\"]\ncategories = [\"3A*\", \"5*\"]\n{ACCEPT_ALL}{FAST_SYNC}");
     c.write_config(0);
-    let report = c.node(0).ctx.reload().await.unwrap();
+    let report = c.node(0).services.control.reload().await.unwrap();
     assert!(report.policy_changed);
     wait_for(T, "held-back records at B", || async {
         let r = c.records(1).await;
@@ -153,9 +153,9 @@ async fn a_widening_reload_lets_held_back_records_flow() {
     // A bad reload keeps the old policy running.
     c.extra[0] = "[[share]]\nto = [\"group:no-such-group\"]\n".into();
     c.write_config(0);
-    let err = c.node(0).ctx.reload().await.unwrap_err();
+    let err = c.node(0).services.control.reload().await.unwrap_err();
     assert!(err.to_string().contains("no-such-group"), "{err}");
-    assert_eq!(c.node(0).ctx.policy().hash(), {
+    assert_eq!(c.node(0).services.trust.policy().hash(), {
         let h = report.policy_hash.clone();
         let mut b = [0u8; 32];
         hex::decode_to_slice(h, &mut b).unwrap();

@@ -144,7 +144,7 @@ async fn neighbors_scope_stops_at_the_first_hop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_records_never_cross_a_non_member() {
-    use wlnode::scaffold::{AgencySpec, OPEN_POLICY};
+    use wlnode_devtools::scaffold::{AgencySpec, OPEN_POLICY};
     // A(eu) - B(asean) - C(eu), and A - D(eu) - C: C gets eu records only through D.
     let specs = [
         AgencySpec::member("AA-EXPORT", &["eu"]).unwrap(),

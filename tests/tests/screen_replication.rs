@@ -11,13 +11,13 @@
 
 use std::time::Duration;
 
-use wlnode::screen::{Match, Query};
+use wlnode_screen::{Match, Query};
 use wlnode_tests::{Cluster, wait_for};
 
 const T: Duration = Duration::from_secs(120);
 
 async fn screen(c: &Cluster, i: usize, name: &str, include_withdrawn: bool) -> Vec<Match> {
-    let handle = c.node(i).ctx.screen.clone();
+    let handle = c.node(i).services.screen.clone();
     let mut q = Query::new(name);
     q.include_withdrawn = include_withdrawn;
     tokio::task::spawn_blocking(move || handle.search(&q).unwrap_or_default())
@@ -31,7 +31,7 @@ async fn replicated_entry_becomes_screenable_without_restart() {
     c.start_all().await;
     // B's index is built (empty) before anything exists: what follows comes by sync
     wait_for(T, "B's screening index ready", || async {
-        c.node(1).ctx.screen.is_ready()
+        c.node(1).services.screen.is_ready()
     })
     .await;
     assert!(

@@ -11,12 +11,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use wlnode::scaffold::{AgencySpec, OPEN_POLICY};
-use wlnode::store::{Incoming, IngestBatch, Source};
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
 use wlnode_crypto::record::{Record, RecordMeta, build_record};
 use wlnode_crypto::{EntryId, SecretKey, Timestamp, VerifiedRecord};
+use wlnode_devtools::scaffold::{AgencySpec, OPEN_POLICY};
+use wlnode_store::IngestBatch;
 use wlnode_tests::{Cluster, FAST_SYNC, RawOutcome, RawPeer, addr, counter, draft, wait_for};
+use wlnode_types::{Incoming, Source};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -58,7 +59,7 @@ fn from_aa() -> Source {
 /// Puts records straight into node `i`'s store (as a compromised node would hold
 /// them) and tells its neighbours.
 async fn inject(c: &Cluster, i: usize, records: Vec<VerifiedRecord>, source: Source) {
-    let ctx = &c.node(i).ctx;
+    let ctx = &c.node(i).services;
     let report = ctx
         .store
         .ingest(IngestBatch {
@@ -76,7 +77,7 @@ async fn inject(c: &Cluster, i: usize, records: Vec<VerifiedRecord>, source: Sou
         })
         .await
         .unwrap();
-    ctx.after_ingest(&report, "peer");
+    ctx.ingested.after_ingest(&report, "peer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,13 +86,14 @@ async fn a_peer_outside_the_roster_cannot_open_the_sync_protocol() {
     c.start_all().await;
     c.add(0, "secret", 3, None).await;
     let mut stranger = RawPeer::new(None, 1 << 20, 4 << 20);
-    let hello =
-        wlnode::wire::encode_request(&wlnode::sync::msg::Request::Pull(wlnode::sync::msg::Pull {
-            log_epoch: c.node(0).ctx.store.epoch(),
+    let hello = wlnode_sync::wire::encode_request(&wlnode_sync::msg::Request::Pull(
+        wlnode_sync::msg::Pull {
+            log_epoch: c.node(0).services.store.epoch(),
             after_seq: 0,
             limit: 100,
             max_bytes: 1 << 20,
-        }));
+        },
+    ));
     match stranger.request(&addr(&c, 0), Bytes::from(hello)).await {
         RawOutcome::Failed(_) => {}
         RawOutcome::Response(r) => panic!("a stranger got a response: {r:?}"),
@@ -122,8 +124,9 @@ async fn records_signed_by_a_revoked_key_are_rejected() {
     let roster = std::fs::read_to_string(&c.fed.roster).unwrap();
     let aa = "AA-EXPORT".parse().unwrap();
     let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
-    let text = wlnode::roster_edit::add_key(&roster, &aa, &stolen.public_key(), past).unwrap();
-    let text = wlnode::roster_edit::revoke_key(
+    let text =
+        wlnode_config::roster_edit::add_key(&roster, &aa, &stolen.public_key(), past).unwrap();
+    let text = wlnode_config::roster_edit::revoke_key(
         &text,
         &aa,
         &stolen.public_key(),
@@ -132,7 +135,7 @@ async fn records_signed_by_a_revoked_key_are_rejected() {
     )
     .unwrap();
     let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
-    let (signed, sig, _) = wlnode::roster_edit::sign(&text, &auth).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
     std::fs::write(&c.fed.roster, signed).unwrap();
     std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
     c.start(1).await;
@@ -233,9 +236,9 @@ async fn garbage_and_oversized_frames_cost_only_their_sender() {
         .await
     {
         RawOutcome::Response(r) => {
-            let resp = wlnode::wire::decode_response(&r).unwrap();
+            let resp = wlnode_sync::wire::decode_response(&r).unwrap();
             assert!(
-                matches!(resp, wlnode::sync::msg::Response::Error { ref code, .. } if code == "bad_request"),
+                matches!(resp, wlnode_sync::msg::Response::Error { ref code, .. } if code == "bad_request"),
                 "{resp:?}"
             );
         }
@@ -245,9 +248,9 @@ async fn garbage_and_oversized_frames_cost_only_their_sender() {
     match rogue.request(&b, Bytes::from(vec![0u8; 8 << 20])).await {
         RawOutcome::Failed(_) => {}
         RawOutcome::Response(r) => {
-            let resp = wlnode::wire::decode_response(&r).unwrap();
+            let resp = wlnode_sync::wire::decode_response(&r).unwrap();
             assert!(
-                matches!(resp, wlnode::sync::msg::Response::Error { ref code, .. } if code == "frame_too_large"),
+                matches!(resp, wlnode_sync::msg::Response::Error { ref code, .. } if code == "frame_too_large"),
                 "{resp:?}"
             );
         }

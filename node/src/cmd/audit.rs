@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use wlnode::audit::event::{ExportedLog, READABLE_EXPORT_FORMATS};
-use wlnode::audit::live::verify_live;
-use wlnode::audit::verify::{AuditorState, Options, verify};
-use wlnode::store::Store;
+use wlnode_audit::event::{ExportedLog, READABLE_EXPORT_FORMATS};
+use wlnode_audit::verify::{AuditorState, Options, verify};
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
+use wlnode_runtime::auditor::verify_live;
+use wlnode_store::Store;
 
 use super::{ConfigArg, print_json};
 
@@ -161,7 +161,7 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             if let Some(p) = &html {
                 let now = wlnode_crypto::Timestamp::now();
                 let page =
-                    wlnode::audit::html::render(&report, &format!("{} (Unix ms)", now.as_millis()));
+                    wlnode_audit::html::render(&report, &format!("{} (Unix ms)", now.as_millis()));
                 std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
             }
             if json {

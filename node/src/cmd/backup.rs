@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use wlnode::client::{Client, ClientError};
-use wlnode::store::backup::{self, BackupSummary};
-use wlnode::store::{Store, StoreError};
+use wlnode_client::{Client, ClientError};
+use wlnode_store::backup::{self, BackupSummary};
+use wlnode_store::{Store, StoreError};
 
 use super::{ConfigArg, print_json};
 
@@ -56,7 +56,7 @@ fn partial_path(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
-async fn via_api(cfg: &wlnode::config::Config, tmp: &Path) -> Result<(), ClientError> {
+async fn via_api(cfg: &wlnode_config::Config, tmp: &Path) -> Result<(), ClientError> {
     let client = Client::from_config(cfg)?;
     let file = std::fs::OpenOptions::new()
         .write(true)

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use wlnode::screen::bench::BenchOptions;
+use wlnode_devtools::screen_bench::BenchOptions;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -81,66 +81,61 @@ pub enum BenchCommand {
 
 pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
     if std::env::var_os("WLNODE_LOG").is_some() {
-        super::run::init_logging(wlnode::config::LogFormat::Text);
+        super::run::init_logging(wlnode_config::LogFormat::Text);
     }
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
-    let report = match c {
-        BenchCommand::Import { entries, batch } => {
-            serde_json::to_value(super::runtime()?.block_on(wlnode::bench::import(
-                entries,
-                batch.clamp(1, 5000),
+    let report =
+        match c {
+            BenchCommand::Import { entries, batch } => {
+                serde_json::to_value(super::runtime()?.block_on(
+                    wlnode_devtools::bench::import(entries, batch.clamp(1, 5000), dir.path()),
+                )?)?
+            }
+            BenchCommand::Audit {
+                events,
+                distinct_records,
+            } => serde_json::to_value(wlnode_devtools::bench::audit::run(
+                events,
+                distinct_records,
                 dir.path(),
-            ))?)?
-        }
-        BenchCommand::Audit {
-            events,
-            distinct_records,
-        } => serde_json::to_value(wlnode::bench::audit::run(
-            events,
-            distinct_records,
-            dir.path(),
-        )?)?,
-        BenchCommand::Store { records } => {
-            serde_json::to_value(wlnode::bench::store(records, dir.path())?)?
-        }
-        BenchCommand::Sync {
-            records,
-            samples,
-            missing,
-            no_audit,
-        } => serde_json::to_value(super::runtime()?.block_on(wlnode::bench::sync::run(
-            records,
-            samples,
-            missing,
-            !no_audit,
-            dir.path(),
-        ))?)?,
-        BenchCommand::Screen {
-            entries,
-            positives,
-            negatives,
-            baseline,
-            seed,
-        } => serde_json::to_value(wlnode::screen::bench::run(BenchOptions {
-            entries,
-            positives,
-            negatives,
-            baseline_queries: baseline,
-            seed,
-        }))?,
-        BenchCommand::Federation {
-            nodes,
-            records,
-            topology,
-            timeout,
-        } => super::runtime()?.block_on(super::bench_fed::run(
-            nodes,
-            records,
-            topology,
-            timeout,
-            dir.path(),
-        ))?,
-    };
+            )?)?,
+            BenchCommand::Store { records } => {
+                serde_json::to_value(wlnode_devtools::bench::store(records, dir.path())?)?
+            }
+            BenchCommand::Sync {
+                records,
+                samples,
+                missing,
+                no_audit,
+            } => serde_json::to_value(super::runtime()?.block_on(
+                wlnode_devtools::bench::sync::run(records, samples, missing, !no_audit, dir.path()),
+            )?)?,
+            BenchCommand::Screen {
+                entries,
+                positives,
+                negatives,
+                baseline,
+                seed,
+            } => serde_json::to_value(wlnode_devtools::screen_bench::run(BenchOptions {
+                entries,
+                positives,
+                negatives,
+                baseline_queries: baseline,
+                seed,
+            }))?,
+            BenchCommand::Federation {
+                nodes,
+                records,
+                topology,
+                timeout,
+            } => super::runtime()?.block_on(super::bench_fed::run(
+                nodes,
+                records,
+                topology,
+                timeout,
+                dir.path(),
+            ))?,
+        };
     super::print_json(&report)?;
     Ok(ExitCode::SUCCESS)
 }

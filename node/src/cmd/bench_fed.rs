@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use wlnode::client::ImportRow;
-use wlnode::scaffold::{self, AgencySpec, NodeOptions};
+use wlnode_client::ImportRow;
 use wlnode_crypto::model::EntryDraft;
+use wlnode_devtools::scaffold::{self, AgencySpec, NodeOptions};
 
 use super::procs::{Child, start_node, stop_all, tail};
 
@@ -40,7 +40,7 @@ struct NodeFigures {
 #[derive(Debug, Serialize)]
 struct Report {
     bench: &'static str,
-    machine: wlnode::bench::MachineInfo,
+    machine: wlnode_devtools::bench::MachineInfo,
     load_average_before: String,
     load_average_after: String,
     nodes: usize,
@@ -137,7 +137,7 @@ pub async fn run(
             tasks.push(tokio::spawn(async move {
                 let ids: Vec<String> = range.clone().map(|k| format!("bench-{k}")).collect();
                 let drafts: Vec<EntryDraft> = range
-                    .map(wlnode::bench::synthetic_draft)
+                    .map(wlnode_devtools::bench::synthetic_draft)
                     .collect::<Result<_, _>>()?;
                 for (d, id) in drafts.chunks(1000).zip(ids.chunks(1000)) {
                     let rows: Vec<ImportRow<'_>> = d
@@ -271,7 +271,7 @@ pub async fn run(
         let cpu: Option<f64> = per_node.iter().map(|n| n.cpu_seconds).sum();
         let report = Report {
             bench: "federation",
-            machine: wlnode::bench::machine(),
+            machine: wlnode_devtools::bench::machine(),
             load_average_before: load_before,
             load_average_after: load_average(),
             nodes,

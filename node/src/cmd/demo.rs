@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
-use wlnode::client::{Client, ImportRow};
-use wlnode::config::Config;
-use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions};
+use wlnode_client::{Client, ImportRow};
+use wlnode_config::Config;
+use wlnode_devtools::scaffold::{self, AgencySpec, Federation, NodeOptions};
 
 use super::procs::{Child, start_node, stop_all, tail};
-use wlnode::screen::bench::synth;
 use wlnode_crypto::model::EntryDraft;
+use wlnode_devtools::screen_bench::synth;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -590,12 +590,12 @@ async fn try_live_audit(
         wlnode_crypto::keyfile::KeyKind::Node,
     )?;
     let roster = super::policy::load_roster(&cfg, None)?;
-    let live = wlnode::audit::live::verify_live(
+    let live = wlnode_runtime::auditor::verify_live(
         &cfg,
         &key,
         &roster,
-        &wlnode::audit::verify::AuditorState::default(),
-        wlnode::audit::verify::Options::default(),
+        &wlnode_audit::verify::AuditorState::default(),
+        wlnode_audit::verify::Options::default(),
     )
     .await?;
     let r = &live.report;
@@ -856,7 +856,7 @@ fn print_next_steps(children: &[Child], sample: Option<&str>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use wlnode::config::Config;
+    use wlnode_config::Config;
 
     fn seeded(origin: usize, groups: Option<Vec<&'static str>>, public: bool) -> Seeded {
         Seeded {
@@ -908,7 +908,7 @@ mod tests {
             )
             .unwrap();
             let cfg = Config::load(&node.config).unwrap();
-            let (bytes, sig) = wlnode::trust::read_signed(&fed.roster).unwrap();
+            let (bytes, sig) = wlnode_config::roster_file::read_signed(&fed.roster).unwrap();
             let roster = wlnode_crypto::roster::verify_roster(
                 &bytes,
                 &sig,
@@ -918,7 +918,7 @@ mod tests {
                 },
             )
             .unwrap();
-            let r = wlnode::policy::Policy::from_config(&cfg, std::sync::Arc::new(roster));
+            let r = wlnode_policy::Policy::from_config(&cfg, std::sync::Arc::new(roster));
             assert!(r.is_ok(), "{}: {:?}", node.agency, r.err());
         }
     }

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use wlnode::client::{Client, ImportRow};
-use wlnode::import::{Format, ImportDefaults};
+use wlnode_client::{Client, ImportRow};
+use wlnode_import::{Format, ImportDefaults};
 
 use super::{ConfigArg, print_json};
 
@@ -257,7 +257,7 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         source_list: a.source_list.clone(),
         ..ImportDefaults::default()
     };
-    let parsed = wlnode::import::parse(a.format, &bytes, &defaults)
+    let parsed = wlnode_import::parse(a.format, &bytes, &defaults)
         .with_context(|| format!("{}", a.file.display()))?;
     let client = client(&a.config)?;
     let mut sum = ImportSummary {

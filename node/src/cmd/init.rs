@@ -81,7 +81,7 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
         &a.dir.join("api.token"),
         &format!("{}\n", hex::encode(token)),
     )?;
-    let text = wlnode::config::template(&a.agency, &a.listen, &a.api);
+    let text = wlnode_config::template(&a.agency, &a.listen, &a.api);
     std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
     let out = InitOutput {
         agency: a.agency.to_string(),

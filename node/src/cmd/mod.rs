@@ -81,8 +81,8 @@ pub struct ConfigArg {
 
 impl ConfigArg {
     /// Loads the config.
-    pub fn load(&self) -> anyhow::Result<wlnode::config::Config> {
-        Ok(wlnode::config::Config::load(&self.config)?)
+    pub fn load(&self) -> anyhow::Result<wlnode_config::Config> {
+        Ok(wlnode_config::Config::load(&self.config)?)
     }
 }
 

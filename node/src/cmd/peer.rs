@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use wlnode::client::Client;
+use wlnode_client::Client;
 use wlnode_crypto::model::AgencyCode;
 
 use super::{ConfigArg, print_json};

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
-use wlnode::client::{Client, ClientError};
-use wlnode::config::{Config, ConfigError};
-use wlnode::policy::{Policy, check};
-use wlnode::store::Store;
+use wlnode_client::{Client, ClientError};
+use wlnode_config::{Config, ConfigError};
 use wlnode_crypto::model::{AgencyCode, EntryId};
 use wlnode_crypto::roster::{Roster, TrustAnchor, verify_roster};
+use wlnode_policy::{Policy, check};
+use wlnode_store::Store;
 
 use super::{ConfigArg, print_json};
 
@@ -55,7 +55,7 @@ pub enum PolicyCommand {
 
 pub(super) fn load_roster(cfg: &Config, path: Option<&PathBuf>) -> anyhow::Result<Roster> {
     let path = path.cloned().unwrap_or_else(|| cfg.raw.roster.clone());
-    let (bytes, sig) = wlnode::trust::read_signed(&path)?;
+    let (bytes, sig) = wlnode_config::roster_file::read_signed(&path)?;
     let anchor = TrustAnchor {
         authorities: cfg.raw.roster_authorities.clone(),
         accepted: None,

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use wlnode::client::Client;
-use wlnode::config::Config;
-use wlnode::scaffold::ScaffoldNode;
+use wlnode_client::Client;
+use wlnode_config::Config;
+use wlnode_devtools::scaffold::ScaffoldNode;
 
 /// A started child node.
 pub struct Child {
@@ -64,11 +64,11 @@ pub async fn start_node(node: &ScaffoldNode, role: &'static str) -> anyhow::Resu
                 tail(&log, 15)
             );
         }
-        if data.join(wlnode::node::LISTEN_ADDRS_FILE).exists()
+        if data.join(wlnode_config::LISTEN_ADDRS_FILE).exists()
             && let Ok(client) = Client::from_config(&cfg)
             && client.status().await.is_ok()
         {
-            let listen = std::fs::read_to_string(data.join(wlnode::node::LISTEN_ADDRS_FILE))?
+            let listen = std::fs::read_to_string(data.join(wlnode_config::LISTEN_ADDRS_FILE))?
                 .lines()
                 .filter(|l| l.contains("/ip4/127.0.0.1/"))
                 .map(str::to_owned)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde::Serialize;
-use wlnode::roster_edit::{self, NewMember};
+use wlnode_config::roster_edit::{self, NewMember};
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key, write_secret_key};
 use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName};
 use wlnode_crypto::roster::{Role, Roster, TrustAnchor, verify_roster};
@@ -382,7 +382,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             authorities,
             json,
         } => {
-            let (bytes, sig) = wlnode::trust::read_signed(&roster)?;
+            let (bytes, sig) = wlnode_config::roster_file::read_signed(&roster)?;
             let anchor = TrustAnchor {
                 authorities,
                 accepted: None,

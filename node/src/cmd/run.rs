@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
-use wlnode::config::LogFormat;
+use wlnode_config::LogFormat;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -36,7 +36,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.config.load()?;
     init_logging(cfg.raw.log_format);
     super::runtime()?.block_on(async move {
-        let node = wlnode::node::RunningNode::start(cfg)
+        let node = wlnode_api::start_node(cfg)
             .await
             .context("node failed to start")?;
                 let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
@@ -54,7 +54,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 }
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading policy and roster");
-                    match node.ctx.reload().await {
+                    match node.services.control.reload().await {
                         Ok(r) => tracing::info!(policy = %r.policy_hash, changed = r.policy_changed, roster_version = r.roster_version, "reload done"),
                         Err(e) => tracing::error!(error = %e, "reload refused; the previous policy stays in force"),
                     }

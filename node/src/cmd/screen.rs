@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use wlnode::client::Client;
-use wlnode::screening::{RowError, ScreenRequest, parse_csv};
+use wlnode_client::Client;
+use wlnode_screen::request::{BatchRowError, ScreenRequest, parse_csv};
 
 use super::{ConfigArg, print_json};
 
@@ -94,7 +94,7 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
             out,
             "no match for {:?} at min score {} ({} entries indexed)",
             req.name,
-            a.min_score.unwrap_or(wlnode::screen::DEFAULT_MIN_SCORE),
+            a.min_score.unwrap_or(wlnode_screen::DEFAULT_MIN_SCORE),
             v["index_entries"]
         )?;
         return Ok(ExitCode::SUCCESS);
@@ -235,7 +235,7 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
                 matches: Vec::new(),
                 error: e.message.clone(),
             });
-            errors.push(RowError { row: line, ..e });
+            errors.push(BatchRowError { row: line, ..e });
         }
         bar.inc(chunk.len() as u64);
     }
@@ -321,7 +321,7 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
 fn report(
     file: &std::path::Path,
     out_rows: &[OutRow],
-    errors: &[RowError],
+    errors: &[BatchRowError],
 ) -> anyhow::Result<ExitCode> {
     let screened = out_rows.len() - errors.len().min(out_rows.len());
     let mut err = std::io::stderr().lock();

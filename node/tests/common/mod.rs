@@ -10,10 +10,10 @@
 
 use std::path::PathBuf;
 
-use wlnode::client::Client;
-use wlnode::config::Config;
-use wlnode::node::RunningNode;
-use wlnode::scaffold::{self, AgencySpec, Federation, NodeOptions};
+use wlnode_client::Client;
+use wlnode_config::Config;
+use wlnode_devtools::scaffold::{self, AgencySpec, Federation, NodeOptions};
+use wlnode_runtime::RunningNode;
 
 pub struct TestNode {
     pub node: RunningNode,
@@ -47,8 +47,8 @@ pub fn federation(dir: &std::path::Path) -> Federation {
 
 pub async fn start(fed: &Federation, i: usize) -> TestNode {
     let cfg = Config::load(&fed.nodes[i].config).unwrap();
-    let token = wlnode::node::read_token(&cfg.raw.api.token_file).unwrap();
-    let node = RunningNode::start(cfg).await.unwrap();
+    let token = wlnode_config::token::read_token(&cfg.raw.api.token_file).unwrap();
+    let node = wlnode_api::start_node(cfg).await.unwrap();
     let client = Client::new(node.api_addr, token, "test".into()).unwrap();
     TestNode {
         node,

@@ -1,0 +1,393 @@
+//! Entry endpoints: add, amend, withdraw, show, list (paginated), import.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, InvalidValue, Status};
+use wlnode_crypto::time::Timestamp;
+
+use super::{ApiError, ApiState, parse_json};
+use wlnode_runtime::entries::{
+    EntryView, ImportItem, ImportOutcome, LifecycleError, Written, check_against_roster,
+};
+use wlnode_store::EntryFilter;
+use wlnode_types::{EntryKey, IngestReport};
+
+fn entry_id(s: &str) -> Result<EntryId, ApiError> {
+    EntryId::from_hex(s).map_err(|_| {
+        ApiError::invalid(InvalidValue::new(
+            "id",
+            format!("{s:?} is not an entry id (32 hex characters)"),
+        ))
+    })
+}
+
+fn finish_write(
+    state: &ApiState,
+    r: Result<(Written, IngestReport), LifecycleError>,
+) -> Result<Written, ApiError> {
+    match r {
+        Ok((w, report)) => {
+            state.node.ingested.after_ingest(&report, "local");
+            Ok(w)
+        }
+        Err(LifecycleError::Store(e)) => {
+            state.node.ingested.write_failed(&e);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn draft_for_roster(state: &ApiState, body: &[u8]) -> Result<EntryDraft, ApiError> {
+    let draft: EntryDraft = parse_json(body)?;
+    draft.validate().map_err(ApiError::invalid)?;
+    check_against_roster(&draft, &state.node.trust.roster()).map_err(ApiError::invalid)?;
+    Ok(draft)
+}
+
+#[utoipa::path(post, path = "/v1/entries", tag = "entries", request_body = EntryDraft,
+    responses((status = 201, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
+pub(super) async fn add(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+    let draft = draft_for_roster(&state, &body)?;
+    let w = finish_write(&state, state.node.lifecycle.add(draft).await)?;
+    Ok((StatusCode::CREATED, Json(w)).into_response())
+}
+
+#[utoipa::path(put, path = "/v1/entries/{id}", tag = "entries", request_body = EntryDraft,
+    params(("id" = String, Path, description = "Entry id (hex)")),
+    responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+pub(super) async fn amend(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Written>, ApiError> {
+    let id = entry_id(&id)?;
+    let draft = draft_for_roster(&state, &body)?;
+    finish_write(&state, state.node.lifecycle.amend(id, draft).await).map(Json)
+}
+
+/// Body of a withdrawal.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WithdrawBody {
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/entries/{id}/withdraw", tag = "entries", request_body = WithdrawBody,
+    params(("id" = String, Path, description = "Entry id (hex)")),
+    responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn withdraw(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Written>, ApiError> {
+    let id = entry_id(&id)?;
+    let body: WithdrawBody = parse_json(&body)?;
+    wlnode_crypto::model::check_text(&body.reason, wlnode_crypto::model::MAX_LONG_TEXT)
+        .map_err(|e| ApiError::invalid(e.within("reason")))?;
+    finish_write(&state, state.node.lifecycle.withdraw(id, body.reason).await).map(Json)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ShowParams {
+    origin: Option<String>,
+}
+
+async fn view(
+    state: &ApiState,
+    key: EntryKey,
+    st: wlnode_types::EntryState,
+) -> Result<EntryView, ApiError> {
+    let head = state
+        .node
+        .store
+        .record(st.head)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("head record {} is missing", st.head)))?;
+    Ok(EntryView::new(&key, &st, &head, Timestamp::now().date()))
+}
+
+#[utoipa::path(get, path = "/v1/entries/{id}", tag = "entries",
+    params(("id" = String, Path, description = "Entry id (hex)"), ("origin" = Option<String>, Query, description = "Origin agency, when several origins use one id")),
+    responses((status = 200, body = EntryView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(p): Query<ShowParams>,
+) -> Result<Json<EntryView>, ApiError> {
+    let id = entry_id(&id)?;
+    let origin = p
+        .origin
+        .map(|o| AgencyCode::new(o).map_err(|e| ApiError::invalid(e.within("origin"))))
+        .transpose()?;
+    let mut found = state.node.store.entries_by_id(id).await?;
+    if let Some(o) = &origin {
+        found.retain(|(k, _)| k.origin == *o);
+    }
+    // Prefer this agency's own entry when several origins used the same id.
+    found.sort_by_key(|(k, _)| k.origin != state.node.info.agency);
+    let (key, st) = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("entry {id} not found")))?;
+    Ok(Json(view(&state, key, st).await?))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListParams {
+    origin: Option<String>,
+    status: Option<String>,
+    updated_since: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A page of entries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Page {
+    entries: Vec<EntryView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+/// Default and maximum page sizes.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page.
+pub const MAX_LIMIT: usize = 1000;
+
+#[utoipa::path(get, path = "/v1/entries", tag = "entries",
+    params(("origin" = Option<String>, Query), ("status" = Option<String>, Query, description = "active or withdrawn"),
+        ("updated_since" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Page), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc)))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Page>, ApiError> {
+    let bad = |field: &str, e: String| ApiError::invalid(InvalidValue::new(field, e));
+    let filter = EntryFilter {
+        origin: p
+            .origin
+            .filter(|s| !s.is_empty())
+            .map(|o| AgencyCode::new(o).map_err(|e| bad("origin", e.message)))
+            .transpose()?,
+        status: p
+            .status
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<Status>().map_err(|e| bad("status", e.message)))
+            .transpose()?,
+        updated_since: p
+            .updated_since
+            .filter(|s| !s.is_empty())
+            .map(|s| Timestamp::parse_rfc3339(&s).map_err(|e| bad("updated_since", e.to_string())))
+            .transpose()?,
+    };
+    let limit = match p.limit.filter(|s| !s.is_empty()) {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad(
+                    "limit",
+                    format!("{l:?} is not a number from 1 to {MAX_LIMIT}"),
+                ));
+            }
+        },
+    };
+    let after = p
+        .cursor
+        .filter(|s| !s.is_empty())
+        .map(|c| {
+            hex::decode(&c)
+                .ok()
+                .and_then(|b| EntryKey::from_bytes(&b))
+                .ok_or_else(|| bad("cursor", "not a cursor returned by this API".into()))
+        })
+        .transpose()?;
+    let (page, next) = state.node.store.list_entries(filter, after, limit).await?;
+    let mut entries = Vec::with_capacity(page.len());
+    for (k, st) in page {
+        entries.push(view(&state, k, st).await?);
+    }
+    Ok(Json(Page {
+        entries,
+        next_cursor: next.map(|k| hex::encode(k.to_bytes())),
+    }))
+}
+
+/// An import batch.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImportBody {
+    source_list: String,
+    #[schema(value_type = Vec<ImportRowBody>)]
+    items: Vec<serde_json::Value>,
+}
+
+/// One import row.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImportRowBody {
+    source_id: String,
+    entry: EntryDraft,
+}
+
+/// Counts per outcome.
+#[derive(Serialize, Default, utoipa::ToSchema)]
+pub(super) struct ImportSummary {
+    imported: usize,
+    amended: usize,
+    unchanged: usize,
+    failed: usize,
+}
+
+/// Result of an import batch.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ImportResponse {
+    results: Vec<ImportOutcome>,
+    summary: ImportSummary,
+}
+
+fn check_source_list(s: &str) -> Result<(), ApiError> {
+    wlnode_crypto::model::check_text(s, 128).map_err(|e| ApiError::invalid(e.within("source_list")))
+}
+
+/// Most rows in one import request.
+pub const MAX_IMPORT_ITEMS: usize = 5000;
+
+#[utoipa::path(post, path = "/v1/import", tag = "entries", request_body = ImportBody,
+    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc)))]
+pub(super) async fn import(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<ImportResponse>, ApiError> {
+    let body: ImportBody = parse_json(&body)?;
+    check_source_list(&body.source_list)?;
+    if body.items.len() > MAX_IMPORT_ITEMS {
+        return Err(ApiError::invalid(InvalidValue::new(
+            "items",
+            format!(
+                "at most {MAX_IMPORT_ITEMS} items per request, got {}",
+                body.items.len()
+            ),
+        )));
+    }
+    let roster = state.node.trust.roster();
+    let mut results: Vec<Option<ImportOutcome>> = vec![None; body.items.len()];
+    let mut items = Vec::new();
+    let mut positions = Vec::new();
+    for (i, v) in body.items.into_iter().enumerate() {
+        let parsed = serde_path_to_error::deserialize::<_, ImportRowBody>(v)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+            .and_then(|row| {
+                row.entry.validate().map_err(|e| e.to_string())?;
+                check_against_roster(&row.entry, &roster).map_err(|e| e.to_string())?;
+                Ok(row)
+            });
+        match parsed {
+            Ok(row) => {
+                positions.push(i);
+                items.push(ImportItem {
+                    source_id: row.source_id,
+                    draft: row.entry,
+                });
+            }
+            Err(error) => {
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(ImportOutcome::Failed {
+                        error: format!("items[{i}].{error}"),
+                    });
+                }
+            }
+        }
+    }
+    let (outcomes, report) = match state.node.lifecycle.import(&body.source_list, items).await {
+        Ok(r) => r,
+        Err(LifecycleError::Store(e)) => {
+            state.node.ingested.write_failed(&e);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(r) = &report {
+        state.node.ingested.after_ingest(r, "local");
+    }
+    for (pos, o) in positions.into_iter().zip(outcomes) {
+        if let Some(slot) = results.get_mut(pos) {
+            *slot = Some(o);
+        }
+    }
+    let results: Vec<ImportOutcome> = results
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or(ImportOutcome::Failed {
+                error: "not processed".into(),
+            })
+        })
+        .collect();
+    let mut summary = ImportSummary::default();
+    for r in &results {
+        match r {
+            ImportOutcome::Imported { .. } => summary.imported += 1,
+            ImportOutcome::Amended { .. } => summary.amended += 1,
+            ImportOutcome::Unchanged { .. } => summary.unchanged += 1,
+            ImportOutcome::Failed { .. } => summary.failed += 1,
+        }
+    }
+    Ok(Json(ImportResponse { results, summary }))
+}
+
+/// Withdraw entries of a source list that vanished from it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WithdrawMissingBody {
+    source_list: String,
+    keep: Vec<String>,
+    #[serde(default = "default_missing_reason")]
+    reason: String,
+}
+
+fn default_missing_reason() -> String {
+    "no longer in the source list".into()
+}
+
+/// Entries withdrawn.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct WithdrawMissingResponse {
+    withdrawn: Vec<Written>,
+}
+
+#[utoipa::path(post, path = "/v1/import/withdraw-missing", tag = "entries", request_body = WithdrawMissingBody,
+    responses((status = 200, body = WithdrawMissingResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc)))]
+pub(super) async fn withdraw_missing(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<WithdrawMissingResponse>, ApiError> {
+    let body: WithdrawMissingBody = parse_json(&body)?;
+    check_source_list(&body.source_list)?;
+    let keep: HashSet<String> = body.keep.into_iter().collect();
+    match state
+        .node
+        .lifecycle
+        .withdraw_missing(&body.source_list, &keep, &body.reason)
+        .await
+    {
+        Ok((withdrawn, report)) => {
+            if let Some(r) = &report {
+                state.node.ingested.after_ingest(r, "local");
+            }
+            Ok(Json(WithdrawMissingResponse { withdrawn }))
+        }
+        Err(LifecycleError::Store(e)) => {
+            state.node.ingested.write_failed(&e);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

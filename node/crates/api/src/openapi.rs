@@ -1,0 +1,68 @@
+//! `GET /v1/openapi.json`: the API described as OpenAPI 3.1 (utoipa), generated from
+//! the handler annotations and the entry JSON types, so it cannot drift from the code.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::OpenApi;
+
+/// The error body every endpoint returns on failure.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDoc {
+    error: ErrorDetailDoc,
+}
+
+/// Error details.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetailDoc {
+    /// Machine-readable code: invalid_json, invalid_field, bad_request, unauthorized,
+    /// not_found, not_origin, already_withdrawn, store_unavailable, empty_query,
+    /// query_too_long, batch_too_large, index_building.
+    code: String,
+    /// Human-readable message.
+    message: String,
+    /// Dotted path of the offending field, for invalid input.
+    field: Option<String>,
+}
+
+/// The API document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "wlnode local API", description = "Bearer-token protected API of one wlnode node (loopback only)."),
+    paths(
+        super::entries::add,
+        super::entries::amend,
+        super::entries::withdraw,
+        super::entries::show,
+        super::entries::list,
+        super::entries::import,
+        super::entries::withdraw_missing,
+        super::status::status,
+        super::peers::block,
+        super::peers::unblock,
+        super::backup::backup,
+        super::screen::get,
+        super::screen::post,
+        super::screen::batch,
+    ),
+    components(schemas(ErrorDoc, ErrorDetailDoc, wlnode_screen::request::ScreenRequest)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub(super) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

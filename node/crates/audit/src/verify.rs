@@ -1,0 +1,666 @@
+//! What an auditor checks over the exported audit logs of a federation's nodes: pure
+//! (no IO, no clock), so every check is testable from in-memory logs.
+//!
+//! Per log: each event decodes canonically; the tree recomputed from the events matches
+//! every signed checkpoint (an edited event breaks this); the log is not shorter than
+//! its checkpoints; two checkpoints of one size agree (else: split view); and the log
+//! only grew since the auditor's last verified tree head (a consistency proof).
+//!
+//! Across logs: every "sent R to B" in A's log has B's "accepted/rejected R from A"
+//! and vice versa (outside a tolerance window for in-flight records and for logs
+//! exported at different times); every sent header's signed distribution admits the
+//! receiver; equivocations are listed; and replication lag per pair is measured from
+//! the sender's own accept (or creation) of a record to the receiver's accept.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use wlnode_crypto::keys::{Signature, context};
+use wlnode_crypto::model::{AgencyCode, RecordId};
+use wlnode_crypto::record::RecordHeader;
+use wlnode_crypto::roster::Roster;
+
+use super::event::{Event, EventKind, ExportedLog, SentHeader};
+use super::merkle::{self, Hash, MemStore};
+
+/// A tree head the auditor verified before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedHead {
+    /// Tree size.
+    pub size: u64,
+    /// Root (hex).
+    pub root: String,
+    /// Checkpoint timestamp (Unix ms).
+    pub timestamp: u64,
+}
+
+/// What the auditor remembers between runs: the last verified head of each node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditorState {
+    /// By agency.
+    pub heads: BTreeMap<AgencyCode, VerifiedHead>,
+}
+
+/// Verification settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How long a send may stay unmatched (in flight) before it is a violation (ms).
+    pub tolerance_ms: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            tolerance_ms: 120_000,
+        }
+    }
+}
+
+/// One finding that makes the audit fail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// `bad_event`, `checkpoint_mismatch`, `truncated`, `not_append_only`,
+    /// `split_view`, `bad_checkpoint`, `unknown_node`, `missing_receipt`,
+    /// `receipt_without_send`, `distribution`, `bad_header`, `equivocation`.
+    pub kind: String,
+    /// The node whose log shows it.
+    pub node: String,
+    /// What is wrong, in one sentence.
+    pub detail: String,
+    /// The evidence: event indices, hashes, record ids.
+    pub evidence: serde_json::Value,
+}
+
+/// Per-node summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    /// Agency.
+    pub agency: String,
+    /// PeerId.
+    pub peer_id: String,
+    /// Events in the log.
+    pub events: u64,
+    /// Checkpoints, and how many verified.
+    pub checkpoints: u64,
+    /// Checkpoints whose signature and root verified.
+    pub checkpoints_verified: u64,
+    /// Latest verified checkpoint size.
+    pub verified_size: u64,
+    /// Counts per event type.
+    pub by_type: BTreeMap<String, u64>,
+    /// Violations attributed to this node.
+    pub violations: u64,
+}
+
+/// Sent/received counts of one ordered pair.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairStats {
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// "sent" events at the sender.
+    pub sent: u64,
+    /// "accepted" events at the receiver.
+    pub accepted: u64,
+    /// "rejected" events at the receiver.
+    pub rejected: u64,
+    /// Sends with no receipt beyond the tolerance.
+    pub missing: u64,
+    /// Sends with no receipt yet, within the tolerance.
+    pub in_flight: u64,
+    /// Receipts with no send in the sender's log.
+    pub unexplained: u64,
+    /// Mean lag from the sender's accept to the receiver's accept (ms).
+    pub lag_mean_ms: Option<f64>,
+    /// Largest lag (ms).
+    pub lag_max_ms: Option<u64>,
+}
+
+/// One lag measurement (for the chart).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LagPoint {
+    /// Receiver's accept time (Unix ms).
+    pub at: u64,
+    /// Sender.
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// Lag (ms).
+    pub lag_ms: u64,
+}
+
+/// The audit report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Whether every check held.
+    pub ok: bool,
+    /// Per node.
+    pub nodes: Vec<NodeSummary>,
+    /// Per ordered pair with traffic.
+    pub pairs: Vec<PairStats>,
+    /// Lag samples (at most [`MAX_LAG_POINTS`], evenly thinned).
+    pub lag: Vec<LagPoint>,
+    /// Every violation.
+    pub violations: Vec<Violation>,
+    /// The auditor state to keep for the next run.
+    pub state: AuditorState,
+}
+
+/// Most lag samples kept in a report.
+pub const MAX_LAG_POINTS: usize = 2000;
+
+/// A decoded log: its events with their indices.
+struct Log<'a> {
+    export: &'a ExportedLog,
+    events: Vec<(u64, Event)>,
+    last_at: u64,
+}
+
+fn violation(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -> Violation {
+    Violation {
+        kind: kind.into(),
+        node: node.into(),
+        detail,
+        evidence,
+    }
+}
+
+/// Verifies `logs` under `roster`, against the auditor's previous `state`.
+pub fn verify(
+    roster: &Roster,
+    logs: &[ExportedLog],
+    state: &AuditorState,
+    opts: Options,
+) -> Report {
+    let mut report = Report {
+        state: state.clone(),
+        ..Default::default()
+    };
+    let mut decoded: Vec<Log<'_>> = Vec::new();
+    for export in logs {
+        let (log, summary) = verify_log(roster, export, state, &mut report);
+        report.nodes.push(summary);
+        decoded.push(log);
+    }
+    cross_check(roster, &decoded, opts, &mut report);
+    for n in &mut report.nodes {
+        n.violations = report
+            .violations
+            .iter()
+            .filter(|v| v.node == n.agency)
+            .count() as u64;
+    }
+    report.ok = report.violations.is_empty();
+    report
+}
+
+fn verify_log<'a>(
+    roster: &Roster,
+    export: &'a ExportedLog,
+    state: &AuditorState,
+    report: &mut Report,
+) -> (Log<'a>, NodeSummary) {
+    let node = export.agency.as_str();
+    let mut summary = NodeSummary {
+        agency: node.into(),
+        peer_id: export.peer_id.clone(),
+        events: export.events.len() as u64,
+        checkpoints: export.checkpoints.len() as u64,
+        ..Default::default()
+    };
+    let listed = roster
+        .member(&export.agency)
+        .is_some_and(|m| m.node_ids.contains(&export.peer_id));
+    if !listed {
+        report.violations.push(violation(
+            "unknown_node",
+            node,
+            format!("PeerId {} is not a roster node of {node}", export.peer_id),
+            serde_json::json!({"peer_id": export.peer_id}),
+        ));
+    }
+    let mut tree = MemStore::new();
+    let mut size = 0u64;
+    let mut events = Vec::with_capacity(export.events.len());
+    let mut last_at = 0;
+    for (i, text) in export.events.iter().enumerate() {
+        let index = i as u64;
+        let leaf = merkle::leaf_hash(text.as_bytes());
+        size = merkle::append(&mut tree, size, leaf).unwrap_or(size + 1);
+        match Event::decode(text.as_bytes()) {
+            Ok(e) => {
+                last_at = last_at.max(e.at);
+                *summary.by_type.entry(e.type_name().into()).or_default() += 1;
+                events.push((index, e));
+            }
+            Err(e) => report.violations.push(violation(
+                "bad_event",
+                node,
+                format!("event {index} does not decode: {e}"),
+                serde_json::json!({"index": index, "bytes": text}),
+            )),
+        }
+    }
+    let root_at = |s: u64| -> Option<Hash> { merkle::root(&tree, s).ok() };
+
+    // Checkpoints: signature, roster, root.
+    let mut by_size: BTreeMap<u64, String> = BTreeMap::new();
+    let mut latest: Option<VerifiedHead> = None;
+    for cp in &export.checkpoints {
+        let c = &cp.checkpoint;
+        let ev =
+            serde_json::json!({"size": c.size, "signed_root": c.root, "timestamp": c.timestamp});
+        if c.agency != export.agency || c.peer_id != export.peer_id || cp.verify().is_err() {
+            report.violations.push(violation(
+                "bad_checkpoint",
+                node,
+                format!(
+                    "checkpoint of size {} is not validly signed by this node",
+                    c.size
+                ),
+                ev,
+            ));
+            continue;
+        }
+        if let Some(other) = by_size.get(&c.size)
+            && *other != c.root
+        {
+            report.violations.push(violation(
+                "split_view",
+                node,
+                format!(
+                    "two signed checkpoints of size {} with different roots",
+                    c.size
+                ),
+                serde_json::json!({"size": c.size, "roots": [other, c.root]}),
+            ));
+        }
+        by_size.insert(c.size, c.root.clone());
+        if c.size > size {
+            report.violations.push(violation(
+                "truncated",
+                node,
+                format!(
+                    "the log holds {size} events but the node signed a checkpoint of size {}",
+                    c.size
+                ),
+                ev,
+            ));
+            continue;
+        }
+        let recomputed = root_at(c.size).map(hex::encode).unwrap_or_default();
+        if recomputed != c.root {
+            report.violations.push(violation(
+                "checkpoint_mismatch",
+                node,
+                format!(
+                    "the events do not reproduce the signed root of size {}: an event was changed",
+                    c.size
+                ),
+                serde_json::json!({"size": c.size, "signed_root": c.root, "recomputed_root": recomputed}),
+            ));
+            continue;
+        }
+        summary.checkpoints_verified += 1;
+        if latest.as_ref().is_none_or(|l| c.size >= l.size) {
+            latest = Some(VerifiedHead {
+                size: c.size,
+                root: c.root.clone(),
+                timestamp: c.timestamp,
+            });
+        }
+    }
+
+    // Append-only since the auditor's last verified head.
+    if let Some(prev) = state.heads.get(&export.agency) {
+        let mut prev_ok = true;
+        if let Some(r) = by_size.get(&prev.size)
+            && *r != prev.root
+        {
+            prev_ok = false;
+            report.violations.push(violation(
+                "split_view",
+                node,
+                format!(
+                    "the node signed a root for size {} that differs from the one verified before",
+                    prev.size
+                ),
+                serde_json::json!({"size": prev.size, "verified_root": prev.root, "signed_root": r}),
+            ));
+        }
+        if prev.size > size {
+            report.violations.push(violation(
+                "truncated",
+                node,
+                format!(
+                    "the log shrank: {size} events now, {} verified before",
+                    prev.size
+                ),
+                serde_json::json!({"verified_size": prev.size, "size": size}),
+            ));
+        } else if prev_ok {
+            let proof = merkle::consistency_proof(&tree, prev.size, size).unwrap_or_default();
+            let old_root = hex_hash(&prev.root);
+            let new_root = root_at(size);
+            let consistent = match (old_root, new_root) {
+                (Some(o), Some(n)) => {
+                    merkle::verify_consistency(prev.size, size, &o, &n, &proof).is_ok()
+                }
+                _ => false,
+            };
+            if !consistent {
+                report.violations.push(violation(
+                    "not_append_only",
+                    node,
+                    format!(
+                        "the consistency proof from the verified size {} to {size} fails: history was rewritten",
+                        prev.size
+                    ),
+                    serde_json::json!({"verified_size": prev.size, "verified_root": prev.root, "size": size, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>()}),
+                ));
+            }
+        }
+    }
+    if let Some(l) = latest {
+        summary.verified_size = l.size;
+        let keep = state
+            .heads
+            .get(&export.agency)
+            .is_none_or(|p| l.size >= p.size);
+        if keep {
+            report.state.heads.insert(export.agency.clone(), l);
+        }
+    }
+    (
+        Log {
+            export,
+            events,
+            last_at,
+        },
+        summary,
+    )
+}
+
+fn hex_hash(s: &str) -> Option<Hash> {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(s, &mut h).ok()?;
+    Some(h)
+}
+
+type PairKey = (AgencyCode, AgencyCode);
+
+fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Report) {
+    let present: HashMap<&AgencyCode, &Log<'_>> =
+        logs.iter().map(|l| (&l.export.agency, l)).collect();
+    // (from, to, record) -> (time, index) of the first send / receipt.
+    let mut sends: HashMap<(PairKey, RecordId), (u64, u64)> = HashMap::new();
+    let mut receipts: HashMap<(PairKey, RecordId), (u64, u64)> = HashMap::new();
+    // (node, record) -> when that node first had it (created or accepted as new).
+    let mut had: HashMap<(AgencyCode, RecordId), u64> = HashMap::new();
+    let mut pairs: BTreeMap<PairKey, PairStats> = BTreeMap::new();
+    let mut lags: Vec<LagPoint> = Vec::new();
+    let mut equivocations: BTreeMap<(AgencyCode, u64, Vec<RecordId>), String> = BTreeMap::new();
+    let pair = |pairs: &mut BTreeMap<PairKey, PairStats>, a: &AgencyCode, b: &AgencyCode| {
+        pairs
+            .entry((a.clone(), b.clone()))
+            .or_insert_with(|| PairStats {
+                from: a.to_string(),
+                to: b.to_string(),
+                ..Default::default()
+            })
+            .sent += 0;
+    };
+
+    for log in logs {
+        let me = &log.export.agency;
+        let node = me.as_str();
+        // Headers carried beside the events, by the id they really hash to (a header
+        // filed under another record's id is simply not found for that record).
+        let beside: HashMap<RecordId, &SentHeader> = log
+            .export
+            .headers
+            .iter()
+            .filter_map(|h| {
+                let bytes = hex::decode(&h.header).ok()?;
+                Some((RecordId(wlnode_crypto::sha256::digest(&bytes)), h))
+            })
+            .collect();
+        for (index, e) in &log.events {
+            match &e.kind {
+                EventKind::Created { record_id } => {
+                    had.entry((me.clone(), *record_id)).or_insert(e.at);
+                }
+                EventKind::Accepted {
+                    record_id,
+                    from,
+                    outcome,
+                    ..
+                } => {
+                    if outcome != "duplicate" {
+                        had.entry((me.clone(), *record_id)).or_insert(e.at);
+                    }
+                    receipts
+                        .entry(((from.clone(), me.clone()), *record_id))
+                        .or_insert((e.at, *index));
+                    pair(&mut pairs, from, me);
+                    if let Some(p) = pairs.get_mut(&(from.clone(), me.clone())) {
+                        p.accepted += 1;
+                    }
+                }
+                EventKind::Rejected {
+                    record_id: Some(record_id),
+                    from,
+                    ..
+                } => {
+                    receipts
+                        .entry(((from.clone(), me.clone()), *record_id))
+                        .or_insert((e.at, *index));
+                    pair(&mut pairs, from, me);
+                    if let Some(p) = pairs.get_mut(&(from.clone(), me.clone())) {
+                        p.rejected += 1;
+                    }
+                }
+                EventKind::Sent {
+                    record_id,
+                    to,
+                    hops,
+                    header,
+                    signature,
+                    ..
+                } => {
+                    sends
+                        .entry(((me.clone(), to.clone()), *record_id))
+                        .or_insert((e.at, *index));
+                    pair(&mut pairs, me, to);
+                    if let Some(p) = pairs.get_mut(&(me.clone(), to.clone())) {
+                        p.sent += 1;
+                    }
+                    let signed = header.as_deref().zip(signature.as_deref()).or_else(|| {
+                        beside
+                            .get(record_id)
+                            .map(|h| (h.header.as_str(), h.signature.as_str()))
+                    });
+                    let v = match signed {
+                        Some((header, signature)) => {
+                            check_sent(roster, me, to, *hops, record_id, header, signature, *index)
+                        }
+                        None => Some(violation(
+                            "bad_header",
+                            node,
+                            format!(
+                                "sent event {index} for record {record_id}: no signed header, neither in the event nor beside it"
+                            ),
+                            serde_json::json!({"index": index, "record_id": record_id}),
+                        )),
+                    };
+                    report.violations.extend(v);
+                }
+                EventKind::Equivocation {
+                    origin,
+                    version,
+                    records,
+                } => {
+                    let mut r = records.clone();
+                    r.sort();
+                    equivocations
+                        .entry((origin.clone(), *version, r))
+                        .or_insert_with(|| node.to_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Sends without receipts.
+    for (((from, to), id), (at, index)) in &sends {
+        let Some(receiver) = present.get(to) else {
+            continue;
+        };
+        if receipts.contains_key(&((from.clone(), to.clone()), *id)) {
+            continue;
+        }
+        let p = pairs.entry((from.clone(), to.clone())).or_default();
+        if at.saturating_add(opts.tolerance_ms) <= receiver.last_at {
+            p.missing += 1;
+            report.violations.push(violation(
+                "missing_receipt",
+                to.as_str(),
+                format!("{from} logged sending record {id} to {to}, whose log has no receipt for it"),
+                serde_json::json!({"record_id": id, "from": from, "to": to, "sent_at": at, "sender_event": index}),
+            ));
+        } else {
+            p.in_flight += 1;
+        }
+    }
+    // Receipts without sends.
+    for (((from, to), id), (at, index)) in &receipts {
+        let Some(sender) = present.get(from) else {
+            continue;
+        };
+        if sends.contains_key(&((from.clone(), to.clone()), *id)) {
+            continue;
+        }
+        if at.saturating_add(opts.tolerance_ms) <= sender.last_at {
+            if let Some(p) = pairs.get_mut(&(from.clone(), to.clone())) {
+                p.unexplained += 1;
+            }
+            report.violations.push(violation(
+                "receipt_without_send",
+                from.as_str(),
+                format!("{to} logged receiving record {id} from {from}, whose log has no send of it"),
+                serde_json::json!({"record_id": id, "from": from, "to": to, "received_at": at, "receiver_event": index}),
+            ));
+        }
+    }
+    // Lag: sender's own accept (or creation) to the receiver's accept.
+    let mut per_pair: BTreeMap<PairKey, Vec<u64>> = BTreeMap::new();
+    for (((from, to), id), (at, _)) in &receipts {
+        let Some(t0) = had.get(&(from.clone(), *id)) else {
+            continue;
+        };
+        if !had.contains_key(&(to.clone(), *id)) {
+            continue;
+        }
+        let lag = at.saturating_sub(*t0);
+        per_pair
+            .entry((from.clone(), to.clone()))
+            .or_default()
+            .push(lag);
+        lags.push(LagPoint {
+            at: *at,
+            from: from.to_string(),
+            to: to.to_string(),
+            lag_ms: lag,
+        });
+    }
+    for (k, v) in per_pair {
+        if let Some(p) = pairs.get_mut(&k)
+            && !v.is_empty()
+        {
+            p.lag_mean_ms = Some(v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64);
+            p.lag_max_ms = v.iter().max().copied();
+        }
+    }
+    for ((origin, version, records), node) in equivocations {
+        report.violations.push(violation(
+            "equivocation",
+            &node,
+            format!("{origin} signed two different records for version {version} of one entry"),
+            serde_json::json!({"origin": origin, "version": version, "records": records}),
+        ));
+    }
+    lags.sort_by_key(|l| l.at);
+    if lags.len() > MAX_LAG_POINTS {
+        let step = lags.len().div_ceil(MAX_LAG_POINTS);
+        lags = lags.into_iter().step_by(step).collect();
+    }
+    report.lag = lags;
+    report.pairs = pairs.into_values().collect();
+    report
+        .violations
+        .sort_by(|a, b| (&a.kind, &a.node, &a.detail).cmp(&(&b.kind, &b.node, &b.detail)));
+}
+
+/// Checks one "sent" event: the header is genuine (id, origin signature) and its signed
+/// distribution admits the receiver from this sender at these hops.
+#[allow(clippy::too_many_arguments)]
+fn check_sent(
+    roster: &Roster,
+    from: &AgencyCode,
+    to: &AgencyCode,
+    hops: u32,
+    record_id: &RecordId,
+    header: &str,
+    signature: &str,
+    index: u64,
+) -> Option<Violation> {
+    let bad = |why: String| {
+        Some(violation(
+            "bad_header",
+            from.as_str(),
+            format!("sent event {index} for record {record_id}: {why}"),
+            serde_json::json!({"index": index, "record_id": record_id}),
+        ))
+    };
+    let Ok(bytes) = hex::decode(header) else {
+        return bad("header is not hex".into());
+    };
+    if wlnode_crypto::sha256::digest(&bytes) != record_id.0 {
+        return bad("header does not hash to the record id".into());
+    }
+    let Ok(h) = RecordHeader::decode_canonical(&bytes) else {
+        return bad("header does not decode".into());
+    };
+    let mut sig = [0u8; 64];
+    if hex::decode_to_slice(signature, &mut sig).is_err()
+        || h.signer_key
+            .verify(context::RECORD, &bytes, &Signature(sig))
+            .is_err()
+    {
+        return bad("the origin's signature does not verify".into());
+    }
+    let auditor = roster
+        .member(to)
+        .is_some_and(|m| m.role == wlnode_crypto::roster::Role::Auditor);
+    let verdict = if auditor {
+        Err("auditor")
+    } else {
+        wlnode_policy::check_receive(roster, &h, to, from, hops).map_err(|d| d.code())
+    };
+    match verdict {
+        Ok(()) => None,
+        Err(code) => Some(violation(
+            "distribution",
+            from.as_str(),
+            format!(
+                "{from} sent record {record_id} (origin {}) to {to} although its signed distribution does not allow it ({code})",
+                h.origin
+            ),
+            serde_json::json!({"index": index, "record_id": record_id, "origin": h.origin, "to": to, "hops": hops, "deny": code, "header": header}),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,440 @@
+//! The auditor's checks over hand-built logs signed with real roster node keys.
+
+use wlnode_crypto::model::{EntryDraft, EntryId, Status};
+use wlnode_crypto::record::{RecordMeta, build_record};
+use wlnode_crypto::{SecretKey, Timestamp, VerifiedRecord};
+
+use super::*;
+use crate::event::{Checkpoint, EXPORT_FORMAT, SentHeader};
+
+struct Fixture {
+    roster: Roster,
+    agency_keys: Vec<SecretKey>,
+    node_keys: Vec<SecretKey>,
+}
+
+const NAMES: [&str; 3] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"];
+
+/// A signed roster of the three members (AA and BB in `eu`, CC in `asean`), built in
+/// memory the way `wlnode roster` builds one on disk.
+fn fixture() -> Fixture {
+    use wlnode_config::roster_edit::{self, NewMember};
+    let authority = SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    for (agency, group) in NAMES.iter().zip(["eu", "eu", "asean"]) {
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        text = roster_edit::add_member(
+            &text,
+            &NewMember {
+                agency: agency.parse().unwrap(),
+                name: (*agency).into(),
+                country: agency[..2].parse().unwrap(),
+                role: wlnode_crypto::roster::Role::Member,
+                signing_key: key.public_key(),
+                node_ids: vec![node.public_key().peer_id()],
+                groups: vec![group.parse().unwrap()],
+                valid_from: Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            },
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    Fixture {
+        roster,
+        agency_keys,
+        node_keys,
+    }
+}
+
+fn ag(i: usize) -> AgencyCode {
+    NAMES[i].parse().unwrap()
+}
+
+/// A record of AA-EXPORT for group `eu` only.
+fn eu_record(f: &Fixture) -> VerifiedRecord {
+    let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+        "subject": {"kind": "person", "name": "Secret Name"},
+        "reason": "denial",
+        "distribution": {"scope": "groups", "groups": ["eu"], "sensitivity": "restricted"}
+    }))
+    .unwrap();
+    build_record(
+        RecordMeta {
+            entry_id: EntryId::random().unwrap(),
+            origin: ag(0),
+            version: 1,
+            issued_at: Timestamp::now(),
+            status: Status::Active,
+            withdrawal_reason: None,
+        },
+        &draft,
+        &f.agency_keys[0],
+    )
+    .unwrap()
+}
+
+/// A `sent` event in the older form, with the header inline.
+fn sent(r: &VerifiedRecord, to: usize, at: u64) -> Event {
+    let mut e = sent_bare(r, to, at);
+    if let EventKind::Sent {
+        header, signature, ..
+    } = &mut e.kind
+    {
+        *header = Some(hex::encode(r.header_bytes()));
+        *signature = Some(hex::encode(r.signature().0));
+    }
+    e
+}
+
+/// A `sent` event as nodes write it now: the header travels beside it.
+fn sent_bare(r: &VerifiedRecord, to: usize, at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::Sent {
+            record_id: r.id(),
+            to: ag(to),
+            hops: 1,
+            withheld: vec![],
+            header: None,
+            signature: None,
+        },
+    )
+}
+
+fn beside(r: &VerifiedRecord) -> SentHeader {
+    SentHeader {
+        record_id: r.id(),
+        header: hex::encode(r.header_bytes()),
+        signature: hex::encode(r.signature().0),
+    }
+}
+
+fn accepted(r: &VerifiedRecord, from: usize, at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::Accepted {
+            record_id: r.id(),
+            from: ag(from),
+            hops: 1,
+            outcome: "stored".into(),
+        },
+    )
+}
+
+/// The log of node `i` with `events` and a checkpoint at each of `sizes`.
+fn log(f: &Fixture, i: usize, events: &[Event], sizes: &[u64]) -> ExportedLog {
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let key = &f.node_keys[i];
+    ExportedLog {
+        format: EXPORT_FORMAT.into(),
+        agency: ag(i),
+        peer_id: key.public_key().peer_id(),
+        events: events
+            .iter()
+            .map(|e| String::from_utf8(e.encode()).unwrap())
+            .collect(),
+        checkpoints: sizes
+            .iter()
+            .map(|s| {
+                Checkpoint {
+                    agency: ag(i),
+                    peer_id: key.public_key().peer_id(),
+                    size: *s,
+                    root: hex::encode(merkle::root(&tree, *s).unwrap()),
+                    timestamp: 1,
+                }
+                .sign(key)
+            })
+            .collect(),
+        headers: vec![],
+    }
+}
+
+fn kinds(r: &Report) -> Vec<&str> {
+    r.violations.iter().map(|v| v.kind.as_str()).collect()
+}
+
+const NO_TOLERANCE: Options = Options { tolerance_ms: 0 };
+
+#[test]
+fn clean_pair_passes_with_lag() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let a = log(
+        &f,
+        0,
+        &[
+            Event::new(1000, EventKind::Created { record_id: r.id() }),
+            sent(&r, 1, 1010),
+        ],
+        &[2],
+    );
+    let b = log(
+        &f,
+        1,
+        &[
+            accepted(&r, 0, 1250),
+            Event::new(2000, EventKind::NodeStopped),
+        ],
+        &[2],
+    );
+    let rep = verify(&f.roster, &[a, b], &AuditorState::default(), NO_TOLERANCE);
+    assert!(rep.ok, "{:?}", rep.violations);
+    let p = &rep.pairs[0];
+    assert_eq!((p.sent, p.accepted, p.missing), (1, 1, 0));
+    assert_eq!(p.lag_max_ms, Some(250));
+    assert_eq!(rep.state.heads.len(), 2);
+}
+
+#[test]
+fn a_send_that_skipped_the_choke_point_is_a_distribution_violation() {
+    // A test-only sender: AA-EXPORT sends an `eu`-only record to CC-TRADE (asean),
+    // bypassing the policy, and logs it honestly.
+    let f = fixture();
+    let r = eu_record(&f);
+    let a = log(&f, 0, &[sent(&r, 2, 10)], &[1]);
+    let c = log(&f, 2, &[Event::new(5, EventKind::NodeStopped)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[a, c],
+        &AuditorState::default(),
+        Options::default(),
+    );
+    assert!(!rep.ok);
+    let v = rep
+        .violations
+        .iter()
+        .find(|v| v.kind == "distribution")
+        .unwrap();
+    assert_eq!(v.node, NAMES[0]);
+    assert_eq!(v.evidence["deny"], "not_in_distribution");
+    // Within the tolerance the missing receipt is only in flight.
+    assert_eq!(rep.pairs[0].in_flight, 1);
+}
+
+#[test]
+fn missing_receipt_outside_the_tolerance() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let a = log(&f, 0, &[sent(&r, 1, 10)], &[1]);
+    let b = log(&f, 1, &[Event::new(10_000, EventKind::NodeStopped)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[a.clone(), b.clone()],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert_eq!(kinds(&rep), ["missing_receipt"]);
+    let rep = verify(
+        &f.roster,
+        &[a, b],
+        &AuditorState::default(),
+        Options {
+            tolerance_ms: 60_000,
+        },
+    );
+    assert!(rep.ok);
+}
+
+#[test]
+fn split_view_edit_truncation_and_forgery() {
+    let f = fixture();
+    let e = |at| {
+        Event::new(
+            at,
+            EventKind::NodeStarted {
+                version: "1".into(),
+            },
+        )
+    };
+    let events = [e(1), e(2), e(3)];
+    let good = log(&f, 0, &events, &[2, 3]);
+    let rep = verify(
+        &f.roster,
+        std::slice::from_ref(&good),
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(rep.ok);
+    let state = rep.state;
+
+    // Another history of the same size, signed: a split view against the state.
+    let other = log(&f, 0, &[e(1), e(2), e(9)], &[3]);
+    let rep = verify(
+        &f.roster,
+        std::slice::from_ref(&other),
+        &state,
+        NO_TOLERANCE,
+    );
+    assert_eq!(kinds(&rep), ["split_view"]);
+    // Both checkpoints in one export: split view too.
+    let mut both = good.clone();
+    both.checkpoints.extend(other.checkpoints);
+    assert!(
+        kinds(&verify(
+            &f.roster,
+            &[both],
+            &AuditorState::default(),
+            NO_TOLERANCE
+        ))
+        .contains(&"split_view")
+    );
+
+    // An edited event: the checkpoint covering it no longer matches.
+    let mut edited = good.clone();
+    edited.events[1] = String::from_utf8(e(7).encode()).unwrap();
+    let k = kinds(&verify(
+        &f.roster,
+        &[edited],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    ))
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    assert_eq!(k, ["checkpoint_mismatch", "checkpoint_mismatch"]);
+
+    // Truncated below its own checkpoint, and below the auditor's state.
+    let mut cut = good.clone();
+    cut.events.pop();
+    assert_eq!(
+        kinds(&verify(
+            &f.roster,
+            &[cut.clone()],
+            &AuditorState::default(),
+            NO_TOLERANCE
+        )),
+        ["truncated"]
+    );
+    cut.checkpoints.retain(|c| c.checkpoint.size <= 2);
+    assert_eq!(
+        kinds(&verify(&f.roster, &[cut], &state, NO_TOLERANCE)),
+        ["truncated"]
+    );
+
+    // Grown but rewritten: the consistency proof fails.
+    let rewritten = log(&f, 0, &[e(1), e(8), e(3), e(4)], &[4]);
+    assert_eq!(
+        kinds(&verify(&f.roster, &[rewritten], &state, NO_TOLERANCE)),
+        ["not_append_only"]
+    );
+    // Grown honestly: passes, and the state advances.
+    let grown = log(&f, 0, &[e(1), e(2), e(3), e(4)], &[4]);
+    let rep = verify(&f.roster, &[grown], &state, NO_TOLERANCE);
+    assert!(rep.ok, "{:?}", rep.violations);
+    assert_eq!(rep.state.heads[&ag(0)].size, 4);
+
+    // A checkpoint signed by another node's key.
+    let mut forged = good;
+    forged.checkpoints[0] = forged.checkpoints[0]
+        .checkpoint
+        .clone()
+        .sign(&f.node_keys[1]);
+    assert_eq!(
+        kinds(&verify(
+            &f.roster,
+            &[forged],
+            &AuditorState::default(),
+            NO_TOLERANCE
+        )),
+        ["bad_checkpoint"]
+    );
+}
+
+#[test]
+fn equivocations_are_reported_once() {
+    let f = fixture();
+    let (r1, r2) = (eu_record(&f), eu_record(&f));
+    let eq = Event::new(
+        5,
+        EventKind::Equivocation {
+            origin: ag(0),
+            version: 1,
+            records: vec![r1.id(), r2.id()],
+        },
+    );
+    let a = log(&f, 0, std::slice::from_ref(&eq), &[1]);
+    let b = log(&f, 1, &[eq], &[1]);
+    let rep = verify(&f.roster, &[a, b], &AuditorState::default(), NO_TOLERANCE);
+    assert_eq!(kinds(&rep), ["equivocation"]);
+}
+
+#[test]
+fn peer_block_events_verify_and_are_counted() {
+    let f = fixture();
+    let a = log(
+        &f,
+        0,
+        &[
+            Event::new(1000, EventKind::PeerBlocked { agency: ag(1) }),
+            Event::new(2000, EventKind::PeerUnblocked { agency: ag(1) }),
+        ],
+        &[1, 2],
+    );
+    let rep = verify(&f.roster, &[a], &AuditorState::default(), NO_TOLERANCE);
+    assert!(rep.ok, "{:?}", rep.violations);
+    let s = &rep.nodes[0];
+    assert_eq!(s.by_type.get("peer_blocked"), Some(&1));
+    assert_eq!(s.by_type.get("peer_unblocked"), Some(&1));
+}
+
+/// `sent` events without an inline header are checked against the headers carried
+/// beside them: a genuine one is used (and a distribution violation still found), a
+/// missing one or one filed under another record's id is a `bad_header`, and so is a
+/// header whose signature was swapped.
+#[test]
+fn headers_beside_sent_events_are_bound_by_the_record_id() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let other = eu_record(&f);
+    let stopped = |at| Event::new(at, EventKind::NodeStopped);
+    let with = |events: &[Event], headers: Vec<SentHeader>| {
+        let mut l = log(&f, 0, events, &[events.len() as u64]);
+        l.headers = headers;
+        l
+    };
+    let b = log(&f, 1, &[accepted(&r, 0, 20), stopped(30)], &[2]);
+    let c = log(&f, 2, &[stopped(30)], &[1]);
+    let run = |a: ExportedLog| {
+        verify(
+            &f.roster,
+            &[a, b.clone(), c.clone()],
+            &AuditorState::default(),
+            Options::default(),
+        )
+    };
+
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![beside(&r)]));
+    assert!(rep.ok, "{:?}", rep.violations);
+
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![]));
+    assert_eq!(kinds(&rep), ["bad_header"]);
+    assert!(rep.violations[0].detail.contains("no signed header"));
+
+    // Another record's header filed under this record's id is not this record's.
+    let mut wrong = beside(&other);
+    wrong.record_id = r.id();
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![wrong]));
+    assert_eq!(kinds(&rep), ["bad_header"]);
+
+    let mut forged = beside(&r);
+    forged.signature = beside(&other).signature;
+    let rep = run(with(&[sent_bare(&r, 1, 10)], vec![forged]));
+    assert_eq!(kinds(&rep), ["bad_header"]);
+    assert!(rep.violations[0].detail.contains("signature"));
+
+    // The distribution check reads the header beside the event.
+    let rep = run(with(&[sent_bare(&r, 2, 10)], vec![beside(&r)]));
+    assert!(
+        kinds(&rep).contains(&"distribution"),
+        "{:?}",
+        rep.violations
+    );
+}

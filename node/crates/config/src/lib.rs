@@ -1,0 +1,866 @@
+//! `node.toml`: the node's one configuration file.
+//!
+//! Parsing is strict: unknown keys are errors, values are validated while they are
+//! deserialized, and every error names the file, line, column and dotted key, e.g.
+//! `node.toml:14:7: sync.anti_entropy_interval: invalid duration "60 parsecs"`.
+//! Relative paths resolve against the folder that holds the config file.
+//!
+//! The `[[share]]` and `[[accept]]` rules are parsed and checked for syntax here;
+//! `wlnode-policy` gives them meaning and checks them against the roster.
+//!
+//! The crate also reads the other files an operator writes or is handed: the signed
+//! roster and its `.sig` ([`roster_file`]), the API token file ([`token`]), and edits
+//! roster files for the roster authority ([`roster_edit`]). Pure apart from reading
+//! those files: no tokio, no network, no store.
+
+pub mod roster_edit;
+pub mod roster_file;
+pub mod token;
+
+/// The file in the data dir where a started node writes its API address (the CLI and
+/// scripts read it when the config asks for port 0).
+pub const API_ADDR_FILE: &str = "api.addr";
+
+/// The file in the data dir where a started node lists its libp2p listen addresses,
+/// one multiaddr (with `/p2p/<peer id>`) per line.
+pub const LISTEN_ADDRS_FILE: &str = "listen.addrs";
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use toml::Spanned;
+use wlnode_crypto::PublicKey;
+use wlnode_crypto::model::{
+    AgencyCode, CountryCode, GroupName, InvalidValue, Reason, Sensitivity, SubjectKind,
+};
+use wlnode_crypto::record::FieldSelector;
+
+/// A config file could not be read or is invalid. Display: `file:line:column: key: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// 1-based column, 0 when unknown.
+    pub column: usize,
+    /// Dotted key path, e.g. `share[1].to[0]`; empty for the whole file.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Byte offset to 1-based (line, column).
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A duration written as `60s`, `5m`, `1h 30m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {s:?} ({e}); write e.g. \"60s\" or \"5m\""
+                ))
+            })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
+/// A libp2p multiaddr, syntax-checked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Addr(pub multiaddr::Multiaddr);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<multiaddr::Multiaddr>().map(Addr).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid multiaddr {s:?} ({e}); write e.g. \"/ip4/127.0.0.1/tcp/7400\""
+            ))
+        })
+    }
+}
+
+impl Serialize for Addr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who a rule applies to: an agency code, `group:NAME` or `*`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerSelector {
+    /// Every member.
+    Any,
+    /// One agency.
+    Agency(AgencyCode),
+    /// Members of a sharing group.
+    Group(GroupName),
+}
+
+impl FromStr for PeerSelector {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s == "*" {
+            return Ok(Self::Any);
+        }
+        if let Some(g) = s.strip_prefix("group:") {
+            return GroupName::new(g).map(Self::Group);
+        }
+        AgencyCode::new(s).map(Self::Agency).map_err(|_| {
+            InvalidValue::new(
+                "",
+                format!("{s:?} is not an agency code, \"group:NAME\" or \"*\""),
+            )
+        })
+    }
+}
+
+impl fmt::Display for PeerSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Agency(a) => a.fmt(f),
+            Self::Group(g) => write!(f, "group:{g}"),
+        }
+    }
+}
+
+/// Whose records a rule applies to: `self`, an agency, `group:NAME` or `*`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OriginSelector {
+    /// This node's own agency.
+    SelfAgency,
+    /// Any origin.
+    Any,
+    /// One agency.
+    Agency(AgencyCode),
+    /// Members of a sharing group.
+    Group(GroupName),
+}
+
+impl FromStr for OriginSelector {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        if s == "self" {
+            return Ok(Self::SelfAgency);
+        }
+        match s.parse::<PeerSelector>() {
+            Ok(PeerSelector::Any) => Ok(Self::Any),
+            Ok(PeerSelector::Agency(a)) => Ok(Self::Agency(a)),
+            Ok(PeerSelector::Group(g)) => Ok(Self::Group(g)),
+            Err(_) => Err(InvalidValue::new(
+                "",
+                format!("{s:?} is not \"self\", an agency code, \"group:NAME\" or \"*\""),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OriginSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SelfAgency => f.write_str("self"),
+            Self::Any => f.write_str("*"),
+            Self::Agency(a) => a.fmt(f),
+            Self::Group(g) => write!(f, "group:{g}"),
+        }
+    }
+}
+
+macro_rules! deserialize_from_str {
+    ($t:ty) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse()
+                    .map_err(|e: InvalidValue| serde::de::Error::custom(e.message))
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+deserialize_from_str!(PeerSelector);
+deserialize_from_str!(OriginSelector);
+
+/// A category glob such as `3A*` or `ML1?`; `*` and `?` are the only wildcards.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CategoryGlob(String);
+
+impl CategoryGlob {
+    /// Whether `category` matches.
+    pub fn matches(&self, category: &str) -> bool {
+        glob_match(self.0.as_bytes(), category.as_bytes())
+    }
+
+    /// The pattern.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    // Iterative wildcard match with single backtrack point.
+    let (mut p, mut i) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while i < s.len() {
+        match pat.get(p) {
+            Some(b'*') => {
+                star = Some(p);
+                mark = i;
+                p += 1;
+            }
+            Some(&c) if c == b'?' || Some(&c) == s.get(i) => {
+                p += 1;
+                i += 1;
+            }
+            _ => match star {
+                Some(sp) => {
+                    p = sp + 1;
+                    mark += 1;
+                    i = mark;
+                }
+                None => return false,
+            },
+        }
+    }
+    while pat.get(p) == Some(&b'*') {
+        p += 1;
+    }
+    p == pat.len()
+}
+
+impl<'de> Deserialize<'de> for CategoryGlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 16
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"*?.-".contains(&b));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid category pattern {s:?}; use upper-case letters, digits, '.', '-' and the wildcards '*' and '?', e.g. \"3A*\""
+            )))
+        }
+    }
+}
+
+impl Serialize for CategoryGlob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// An outbound data-sharing rule (`[[share]]`). Absent lists impose no restriction;
+/// an empty list matches nothing.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRule {
+    /// Peers the rule sends to.
+    pub to: Spanned<Vec<Spanned<PeerSelector>>>,
+    /// Origins whose records it covers; absent means `["*"]`.
+    #[serde(default)]
+    pub origins: Option<Vec<Spanned<OriginSelector>>>,
+    /// Category patterns; a record matches if any of its categories matches any pattern.
+    #[serde(default)]
+    pub categories: Option<Vec<CategoryGlob>>,
+    /// Listing reasons.
+    #[serde(default)]
+    pub reasons: Option<Vec<Reason>>,
+    /// Subject countries.
+    #[serde(default)]
+    pub subject_countries: Option<Vec<CountryCode>>,
+    /// Subject kinds.
+    #[serde(default)]
+    pub subject_kinds: Option<Vec<SubjectKind>>,
+    /// Highest sensitivity sent.
+    #[serde(default)]
+    pub max_sensitivity: Option<Spanned<Sensitivity>>,
+    /// Fields withheld from the copies this rule sends.
+    #[serde(default)]
+    pub withhold: Vec<FieldSelector>,
+    /// Whether records of other origins may be relayed.
+    #[serde(default)]
+    pub relay: bool,
+}
+
+/// What to do with copies that arrive with withheld fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WithheldCopies {
+    /// Keep partial copies.
+    #[default]
+    Keep,
+    /// Drop any copy that withholds a field.
+    Drop,
+}
+
+/// An inbound rule (`[[accept]]`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRule {
+    /// Peers the rule accepts from.
+    pub from: Spanned<Vec<Spanned<PeerSelector>>>,
+    /// Origins it accepts; absent means `["*"]`.
+    #[serde(default)]
+    pub origins: Option<Vec<Spanned<OriginSelector>>>,
+    /// Highest sensitivity accepted.
+    #[serde(default)]
+    pub max_sensitivity: Option<Spanned<Sensitivity>>,
+    /// Drop copies that lack any of these fields.
+    #[serde(default)]
+    pub require_fields: Vec<FieldSelector>,
+    /// Keep or drop copies with withheld fields.
+    #[serde(default)]
+    pub withheld: WithheldCopies,
+}
+
+/// `[api]`: the local HTTP API.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Loopback address to listen on, e.g. `127.0.0.1:7480`.
+    pub listen: Spanned<SocketAddr>,
+    /// File holding the bearer token.
+    pub token_file: PathBuf,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    16 * 1024 * 1024
+}
+
+/// One configured neighbour.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its roster agency code.
+    pub agency: Spanned<AgencyCode>,
+    /// Addresses to dial.
+    #[serde(default)]
+    pub addrs: Vec<Addr>,
+}
+
+/// `[sync]`: replication settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Anti-entropy (reconciliation) period.
+    pub anti_entropy_interval: HumanDuration,
+    /// Largest request frame accepted.
+    pub max_request_bytes: usize,
+    /// Largest response (batch) frame accepted.
+    pub max_batch_bytes: usize,
+    /// Most records per Pull batch.
+    pub pull_limit: u32,
+    /// Invalid records from one peer within `ban_window` that get it banned.
+    pub ban_threshold: u32,
+    /// Window for counting invalid records.
+    pub ban_window: HumanDuration,
+    /// How long a banned peer is refused.
+    pub ban_duration: HumanDuration,
+    /// First reconnect delay.
+    pub reconnect_min: HumanDuration,
+    /// Longest reconnect delay.
+    pub reconnect_max: HumanDuration,
+    /// Allowed clock skew for records issued in the future.
+    pub max_clock_skew: HumanDuration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            anti_entropy_interval: HumanDuration(Duration::from_secs(60)),
+            max_request_bytes: 4 * 1024 * 1024,
+            max_batch_bytes: 4 * 1024 * 1024,
+            pull_limit: 1000,
+            ban_threshold: 100,
+            ban_window: HumanDuration(Duration::from_secs(60)),
+            ban_duration: HumanDuration(Duration::from_secs(600)),
+            reconnect_min: HumanDuration(Duration::from_millis(250)),
+            reconnect_max: HumanDuration(Duration::from_secs(60)),
+            max_clock_skew: HumanDuration(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// `[audit]`: the tamper-evident audit log.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Whether the node logs audit events at all.
+    pub enabled: bool,
+    /// Sign a checkpoint after this many new events ...
+    pub checkpoint_every_events: u64,
+    /// ... or this many seconds after the last one, if events arrived since.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            checkpoint_every_events: 1000,
+            checkpoint_interval_secs: 60,
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// This node's agency code.
+    pub agency: Spanned<AgencyCode>,
+    /// Data directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Roster file; its signature is `<roster>.sig`.
+    pub roster: PathBuf,
+    /// Trusted roster authority keys; empty pins the first roster's authorities.
+    #[serde(default)]
+    pub roster_authorities: Vec<PublicKey>,
+    /// Agency signing key file.
+    pub agency_key: PathBuf,
+    /// libp2p identity key file.
+    pub node_key: PathBuf,
+    /// libp2p listen addresses.
+    #[serde(default)]
+    pub listen: Vec<Addr>,
+    /// Log format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// HTTP API.
+    pub api: ApiConfig,
+    /// Neighbours to dial.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Replication settings.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Outbound rules.
+    #[serde(default)]
+    pub share: Vec<ShareRule>,
+    /// Inbound rules.
+    #[serde(default)]
+    pub accept: Vec<AcceptRule>,
+    /// Audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// A loaded config with paths resolved.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The config file.
+    pub path: PathBuf,
+    /// Its text, for error positions.
+    pub text: String,
+    /// Parsed content, paths absolute.
+    pub raw: RawConfig,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates config text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let err_at = |offset: Option<usize>, key: String, message: String| {
+            let (line, column) = offset.map_or((0, 0), |o| line_col(text, o));
+            ConfigError {
+                file: path.to_owned(),
+                line,
+                column,
+                key,
+                message,
+            }
+        };
+        let de = toml::de::Deserializer::parse(text).map_err(|e| {
+            err_at(
+                e.span().map(|s| s.start),
+                String::new(),
+                e.message().to_owned(),
+            )
+        })?;
+        let mut raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "");
+            let inner = e.into_inner();
+            err_at(
+                inner.span().map(|s| s.start),
+                if key == "." { String::new() } else { key },
+                inner.message().to_owned(),
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut raw.data_dir);
+        resolve(&mut raw.roster);
+        resolve(&mut raw.agency_key);
+        resolve(&mut raw.node_key);
+        resolve(&mut raw.api.token_file);
+        let cfg = Self {
+            path: path.to_owned(),
+            text: text.to_owned(),
+            raw,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// An error positioned at a span of this file.
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = line_col(&self.text, span.start);
+        ConfigError {
+            file: self.path.clone(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let api = &self.raw.api.listen;
+        if !api.get_ref().ip().is_loopback() {
+            return Err(self.error_at(
+                api.span(),
+                "api.listen",
+                format!(
+                    "{} is not a loopback address; the API must only listen on 127.0.0.1 or ::1",
+                    api.get_ref()
+                ),
+            ));
+        }
+        let s = &self.raw.sync;
+        for (key, v, min) in [
+            ("sync.max_request_bytes", s.max_request_bytes, 1024usize),
+            ("sync.max_batch_bytes", s.max_batch_bytes, 64 * 1024),
+        ] {
+            if v < min {
+                return Err(ConfigError {
+                    file: self.path.clone(),
+                    line: 0,
+                    column: 0,
+                    key: key.into(),
+                    message: format!("must be at least {min} bytes, got {v}"),
+                });
+            }
+        }
+        if s.pull_limit == 0 || s.ban_threshold == 0 {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                column: 0,
+                key: "sync".into(),
+                message: "pull_limit and ban_threshold must be at least 1".into(),
+            });
+        }
+        if s.reconnect_min > s.reconnect_max {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                column: 0,
+                key: "sync.reconnect_min".into(),
+                message: "must not exceed sync.reconnect_max".into(),
+            });
+        }
+        for (i, p) in self.raw.peers.iter().enumerate() {
+            if p.agency.get_ref() == self.raw.agency.get_ref() {
+                return Err(self.error_at(
+                    p.agency.span(),
+                    format!("peers[{i}].agency"),
+                    "a node cannot peer with its own agency",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's agency.
+    pub fn agency(&self) -> &AgencyCode {
+        self.raw.agency.get_ref()
+    }
+
+    /// The roster signature file next to the roster.
+    pub fn roster_sig_path(&self) -> PathBuf {
+        roster_file::sig_path(&self.raw.roster)
+    }
+}
+
+/// The commented `node.toml` that `wlnode init` writes.
+pub fn template(agency: &AgencyCode, listen: &str, api: &SocketAddr) -> String {
+    format!(
+        r#"# wlnode node configuration. Every key is documented in deploy/README.md.
+# Relative paths resolve against the folder that holds this file.
+
+# Roster agency code of this node.
+agency = "{agency}"
+# Where the node keeps its store. Only one process may open it.
+data_dir = "data"
+# Federation roster, signed by the roster authority; the signature is roster.toml.sig.
+roster = "roster.toml"
+# Roster authority keys this node trusts ("ed25519:<hex>"). Leave empty to trust the
+# authorities of the first roster the node loads (trust on first use).
+roster_authorities = []
+# ed25519 signing key of the agency (mode 0600).
+agency_key = "agency.key"
+# libp2p identity key of this node (mode 0600).
+node_key = "node.key"
+# libp2p listen addresses.
+listen = ["{listen}"]
+# "text" or "json".
+log_format = "text"
+
+[api]
+# Local HTTP API; loopback only.
+listen = "{api}"
+# Bearer token for the API (mode 0600).
+token_file = "api.token"
+
+# Neighbours to dial, one block each:
+# [[peers]]
+# agency = "BB-CUSTOMS"
+# addrs = ["/ip4/127.0.0.1/tcp/7401"]
+
+[sync]
+# How often neighbours reconcile their record sets.
+anti_entropy_interval = "60s"
+
+# Data-sharing rules. Default deny: with no [[share]] rule nothing is sent, and with
+# no [[accept]] rule nothing is stored. Example:
+# [[share]]
+# to = ["group:eu"]
+# origins = ["self"]
+# withhold = ["identifiers"]
+#
+# [[accept]]
+# from = ["*"]
+# origins = ["*"]
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+agency = "AA-EXPORT"
+data_dir = "data"
+roster = "roster.toml"
+agency_key = "agency.key"
+node_key = "node.key"
+listen = ["/ip4/127.0.0.1/tcp/7400"]
+log_format = "text"
+
+[api]
+listen = "127.0.0.1:7480"
+token_file = "api.token"
+
+[[peers]]
+agency = "BB-CUSTOMS"
+addrs = ["/ip4/127.0.0.1/tcp/7401"]
+
+[sync]
+anti_entropy_interval = "60s"
+
+[[share]]
+to = ["group:eu"]
+origins = ["self"]
+withhold = ["identifiers"]
+
+[[accept]]
+from = ["*"]
+origins = ["*"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/wlnode/node.toml"), text)
+    }
+
+    #[test]
+    fn design_example_parses_and_resolves_paths() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.agency().as_str(), "AA-EXPORT");
+        assert_eq!(c.raw.data_dir, PathBuf::from("/etc/wlnode/data"));
+        assert_eq!(
+            c.roster_sig_path(),
+            PathBuf::from("/etc/wlnode/roster.toml.sig")
+        );
+        assert_eq!(c.raw.sync.anti_entropy_interval.0, Duration::from_secs(60));
+        assert_eq!(c.raw.share.len(), 1);
+        assert_eq!(
+            c.raw.share[0].withhold,
+            vec!["identifiers".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn template_parses() {
+        let t = template(
+            &AgencyCode::new("AA-EXPORT").unwrap(),
+            "/ip4/127.0.0.1/tcp/7400",
+            &"127.0.0.1:7480".parse().unwrap(),
+        );
+        parse(&t).unwrap();
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace(
+            "anti_entropy_interval = \"60s\"",
+            "anti_entropy_interval = \"60s\"\nfrobnicate = 1",
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.file, PathBuf::from("/etc/wlnode/node.toml"));
+        assert_eq!(e.line, 20, "{e}");
+        assert!(e.message.contains("frobnicate"), "{e}");
+        assert!(
+            e.to_string().starts_with("/etc/wlnode/node.toml:20:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                "anti_entropy_interval = \"60s\"",
+                "anti_entropy_interval = \"sixty\"",
+                "sync.anti_entropy_interval",
+            ),
+            (
+                "to = [\"group:eu\"]",
+                "to = [\"group:EU\"]",
+                "share[0].to[0]",
+            ),
+            (
+                "agency = \"BB-CUSTOMS\"",
+                "agency = \"bb customs\"",
+                "peers[0].agency",
+            ),
+            (
+                "withhold = [\"identifiers\"]",
+                "withhold = [\"passports\"]",
+                "share[0].withhold[0]",
+            ),
+            (
+                "\"/ip4/127.0.0.1/tcp/7401\"",
+                "\"/ip9/x\"",
+                "peers[0].addrs[0]",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let e = parse(&GOOD.replace(from, to)).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.line > 0, "{e}");
+        }
+    }
+
+    #[test]
+    fn api_must_be_loopback() {
+        let e = parse(&GOOD.replace("127.0.0.1:7480", "0.0.0.0:7480")).unwrap_err();
+        assert_eq!(e.key, "api.listen");
+        assert_eq!(e.line, 11);
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = parse("agency = \n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn globs() {
+        let g = |p: &str| CategoryGlob(p.into());
+        assert!(g("3A*").matches("3A001"));
+        assert!(!g("3A*").matches("5A002"));
+        assert!(g("ML?").matches("ML1"));
+        assert!(!g("ML?").matches("ML10"));
+        assert!(g("*").matches(""));
+        assert!(g("*0*1").matches("3A001"));
+    }
+}

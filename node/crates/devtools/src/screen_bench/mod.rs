@@ -1,0 +1,584 @@
+//! The screening benchmark behind `wlnode bench screen`: builds an index over a
+//! deterministic synthetic watchlist, runs a query set with ground truth through it on
+//! one thread, and reports quality, latency, throughput, build time and memory next to
+//! a brute-force Jaro-Winkler baseline measured in the same run.
+//!
+//! Definitions used in the report:
+//! - `recall_at_10`: share of positive queries whose target entry is among the (up to
+//!   10) results of the default query (limit 10, `min_score` = the default threshold).
+//!   `recall_at_10_unthresholded` (on the baseline sample) uses `min_score` 0.
+//! - `precision`: of all results returned at the default threshold (positive and
+//!   negative queries), the share that are the query's target entry. Other entries
+//!   with similar names count as false alerts even when they legitimately look alike.
+//! - `negative_alert_rate`: share of true-negative queries with any result.
+//! - latency: wall time of `ScreenIndex::search` per query, one thread, index warm.
+//! - memory: [`ScreenIndex::memory_bytes`] and the growth of the process's resident set
+//!   (`/proc/self/statm`, 4 KiB pages) over the build, the input documents being alive
+//!   before and after.
+//! - baseline: every listed name is lower-cased and transliterated (`any_ascii`) once;
+//!   each query (prepared the same way) is compared with all of them using
+//!   `strsim::jaro_winkler` and the 10 best entries are kept. The sample's queries are
+//!   spread over the available cores; each query's latency is still single-threaded.
+
+pub mod synth;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use synth::{TestQuery, Variant};
+use wlnode_screen::{DEFAULT_MIN_SCORE, Query, ScreenIndex};
+
+/// What to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchOptions {
+    /// Entries in the synthetic watchlist.
+    pub entries: usize,
+    /// Positive queries (spread evenly over the variant classes).
+    pub positives: usize,
+    /// True-negative queries.
+    pub negatives: usize,
+    /// Positive queries in the brute-force baseline sample (0 skips the baseline).
+    pub baseline_queries: usize,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            entries: 1_000_000,
+            positives: 6_000,
+            negatives: 1_000,
+            baseline_queries: 1_000,
+            seed: 20_261_121,
+        }
+    }
+}
+
+/// Quality figures for a set of queries.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Quality {
+    /// Queries.
+    pub queries: usize,
+    /// Target among the results (default threshold, limit 10).
+    pub recall_at_10: f64,
+    /// Target ranked first.
+    pub top1: f64,
+    /// Results that are the target / all results.
+    pub precision: f64,
+    /// Mean score of the target when found.
+    pub mean_target_score: f64,
+}
+
+/// Latency and throughput.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Median per query, milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// Slowest query, milliseconds.
+    pub max_ms: f64,
+    /// Mean, milliseconds.
+    pub mean_ms: f64,
+    /// Queries per second on one thread (all queries, back to back).
+    pub queries_per_second: f64,
+}
+
+/// The index after the build.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IndexFigures {
+    /// Entries indexed.
+    pub entries: usize,
+    /// Names and aliases indexed.
+    pub names: usize,
+    /// Distinct tokens.
+    pub vocabulary: usize,
+    /// Seconds to generate the synthetic list (not part of the build).
+    pub generate_seconds: f64,
+    /// Seconds for `ScreenIndex::build`.
+    pub build_seconds: f64,
+    /// Threads `build` used for normalisation.
+    pub build_threads: usize,
+    /// `ScreenIndex::memory_bytes`, MiB.
+    pub memory_estimate_mib: f64,
+    /// Resident-set growth over the build, MiB.
+    pub rss_delta_mib: f64,
+}
+
+/// The brute-force baseline next to the engine on the same sample.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Baseline {
+    /// Queries in the sample.
+    pub sample: usize,
+    /// Names compared per query.
+    pub names_compared: usize,
+    /// Baseline recall@10 (no threshold).
+    pub recall_at_10: f64,
+    /// Engine recall@10 on the same sample at the default threshold.
+    pub engine_recall_at_10: f64,
+    /// Engine recall@10 on the same sample without threshold.
+    pub engine_recall_at_10_unthresholded: f64,
+    /// Baseline recall@10 per variant class.
+    pub per_class: BTreeMap<String, f64>,
+    /// Baseline latency per query (single-threaded per query).
+    pub p50_ms: f64,
+    /// Baseline p99 per query.
+    pub p99_ms: f64,
+    /// Threads the sample was spread over.
+    pub threads: usize,
+}
+
+/// One target and whether it was met.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// What is measured.
+    pub figure: String,
+    /// The target, as text.
+    pub target: String,
+    /// The measured value.
+    pub measured: f64,
+    /// Met or not.
+    pub met: bool,
+    /// How far from the target (positive: better than required).
+    pub margin: String,
+}
+
+/// Everything the benchmark measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BenchReport {
+    /// The options used.
+    pub options: Option<BenchOptions>,
+    /// The default threshold the quality figures use.
+    pub threshold: f64,
+    /// Index size, build time, memory.
+    pub index: IndexFigures,
+    /// Positive queries, all classes.
+    pub overall: Quality,
+    /// Per variant class.
+    pub per_class: BTreeMap<String, Quality>,
+    /// True negatives.
+    pub negatives: usize,
+    /// True negatives with any result.
+    pub negative_alert_rate: f64,
+    /// Precision over positive and negative queries together.
+    pub precision_all_queries: f64,
+    /// Engine latency over all queries.
+    pub latency: Latency,
+    /// The brute-force baseline.
+    pub baseline: Option<Baseline>,
+    /// The targets for 1M entries on the CI machine.
+    pub targets: Vec<Target>,
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+fn mib(b: usize) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+#[derive(Default)]
+struct Tally {
+    queries: usize,
+    found: usize,
+    top1: usize,
+    returned: usize,
+    correct: usize,
+    score_sum: f64,
+}
+
+impl Tally {
+    fn quality(&self) -> Quality {
+        let div = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Quality {
+            queries: self.queries,
+            recall_at_10: div(self.found, self.queries),
+            top1: div(self.top1, self.queries),
+            precision: div(self.correct, self.returned),
+            mean_target_score: if self.found == 0 {
+                0.0
+            } else {
+                self.score_sum / self.found as f64
+            },
+        }
+    }
+}
+
+/// Prepares a string for the baseline: lower-case ASCII letters and digits, single
+/// spaces.
+fn baseline_form(s: &str) -> String {
+    let ascii = any_ascii::any_ascii(s).to_lowercase();
+    ascii
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the benchmark.
+pub fn run(opts: BenchOptions) -> BenchReport {
+    let t0 = Instant::now();
+    let list = synth::watchlist(opts.entries, opts.seed);
+    let queries = synth::queries(&list, opts.positives, opts.negatives, opts.seed);
+    let generate_seconds = t0.elapsed().as_secs_f64();
+
+    let rss_before = rss_bytes();
+    let t1 = Instant::now();
+    let index = ScreenIndex::build(list.iter().map(|e| e.doc.clone()));
+    let build_seconds = t1.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
+    let rss_delta = match (rss_before, rss_after) {
+        (Some(b), Some(a)) => usize::try_from(a.saturating_sub(b)).unwrap_or(0),
+        _ => 0,
+    };
+    let index_figures = IndexFigures {
+        entries: index.len(),
+        names: index.names_len(),
+        vocabulary: index.vocabulary_len(),
+        generate_seconds,
+        build_seconds,
+        build_threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8),
+        memory_estimate_mib: mib(index.memory_bytes()),
+        rss_delta_mib: mib(rss_delta),
+    };
+
+    // warm-up (caches, thread-local scratch), not measured
+    for q in queries.iter().take(200) {
+        let _ = index.search(&Query::new(q.name.clone()));
+    }
+
+    let mut times = Vec::with_capacity(queries.len());
+    let mut overall = Tally::default();
+    let mut classes: BTreeMap<Variant, Tally> = BTreeMap::new();
+    let mut negatives = 0usize;
+    let mut negative_alerts = 0usize;
+    let mut false_on_negatives = 0usize;
+    let mut found_at_threshold: Vec<bool> = Vec::with_capacity(queries.len());
+    let t_all = Instant::now();
+    for q in &queries {
+        let query = Query::new(q.name.clone());
+        let t = Instant::now();
+        let res = index.search(&query);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let res = res.unwrap_or_default();
+        match (q.variant, q.target) {
+            (Some(v), Some(target)) => {
+                let pos = res.iter().position(|m| m.entry_id == target);
+                let class = classes.entry(v).or_default();
+                for tally in [&mut overall, class] {
+                    tally.queries += 1;
+                    tally.returned += res.len();
+                    if let Some(p) = pos {
+                        tally.found += 1;
+                        tally.correct += 1;
+                        tally.score_sum += res.get(p).map(|m| m.score).unwrap_or(0.0);
+                        if p == 0 {
+                            tally.top1 += 1;
+                        }
+                    }
+                }
+                found_at_threshold.push(pos.is_some());
+            }
+            _ => {
+                negatives += 1;
+                false_on_negatives += res.len();
+                if !res.is_empty() {
+                    negative_alerts += 1;
+                }
+                found_at_threshold.push(false);
+            }
+        }
+    }
+    let total_s = t_all.elapsed().as_secs_f64();
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let latency = Latency {
+        p50_ms: percentile(&sorted, 0.50),
+        p99_ms: percentile(&sorted, 0.99),
+        max_ms: sorted.last().copied().unwrap_or(0.0),
+        mean_ms: if times.is_empty() {
+            0.0
+        } else {
+            times.iter().sum::<f64>() / times.len() as f64
+        },
+        queries_per_second: if total_s > 0.0 {
+            queries.len() as f64 / total_s
+        } else {
+            0.0
+        },
+    };
+
+    let baseline = (opts.baseline_queries > 0).then(|| {
+        baseline(
+            &index,
+            &list,
+            &queries,
+            &found_at_threshold,
+            opts.baseline_queries,
+        )
+    });
+
+    let overall_q = overall.quality();
+    let all_returned = overall.returned + false_on_negatives;
+    let report_targets = targets(&overall_q, &latency, &index_figures, opts.entries);
+    BenchReport {
+        options: Some(opts),
+        threshold: DEFAULT_MIN_SCORE,
+        index: index_figures,
+        overall: overall_q,
+        per_class: classes
+            .iter()
+            .map(|(v, t)| (v.as_str().to_owned(), t.quality()))
+            .collect(),
+        negatives,
+        negative_alert_rate: if negatives == 0 {
+            0.0
+        } else {
+            negative_alerts as f64 / negatives as f64
+        },
+        precision_all_queries: if all_returned == 0 {
+            0.0
+        } else {
+            overall.correct as f64 / all_returned as f64
+        },
+        latency,
+        baseline,
+        targets: report_targets,
+    }
+}
+
+fn baseline(
+    index: &ScreenIndex,
+    list: &[synth::SynthEntry],
+    queries: &[TestQuery],
+    found_at_threshold: &[bool],
+    sample: usize,
+) -> Baseline {
+    // an even sample over the classes: the first `sample / classes` of each
+    let per_class = sample.div_ceil(Variant::ALL.len());
+    let mut counts: BTreeMap<Variant, usize> = BTreeMap::new();
+    let mut picked: Vec<(usize, &TestQuery)> = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        if let Some(v) = q.variant {
+            let c = counts.entry(v).or_default();
+            if *c < per_class && picked.len() < sample {
+                *c += 1;
+                picked.push((i, q));
+            }
+        }
+    }
+    let names: Vec<(String, usize)> = list
+        .iter()
+        .enumerate()
+        .flat_map(|(e, s)| s.doc.names.iter().map(move |n| (baseline_form(n), e)))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunks: Vec<Vec<(usize, &TestQuery)>> = (0..threads)
+        .map(|t| {
+            picked
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| k % threads == t)
+                .map(|(_, x)| *x)
+                .collect()
+        })
+        .collect();
+    let results: Vec<(usize, bool, f64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let names = &names;
+                scope.spawn(move || {
+                    let mut out = Vec::with_capacity(chunk.len());
+                    for (i, q) in chunk {
+                        let qf = baseline_form(&q.name);
+                        let t = Instant::now();
+                        let mut best: Vec<(f64, usize)> = Vec::with_capacity(11);
+                        for (n, e) in names {
+                            let s = strsim::jaro_winkler(&qf, n);
+                            let worst = best.last().map(|b| b.0).unwrap_or(f64::MIN);
+                            if best.len() < 10 || s > worst {
+                                if let Some(b) = best.iter_mut().find(|b| b.1 == *e) {
+                                    if s > b.0 {
+                                        b.0 = s;
+                                    }
+                                } else {
+                                    best.push((s, *e));
+                                }
+                                best.sort_by(|a, b| b.0.total_cmp(&a.0));
+                                best.truncate(10);
+                            }
+                        }
+                        let ms = t.elapsed().as_secs_f64() * 1000.0;
+                        let hit = q.target.is_some_and(|target| {
+                            best.iter().any(|(_, e)| {
+                                list.get(*e).is_some_and(|s| s.doc.entry_id == target)
+                            })
+                        });
+                        out.push((i, hit, ms));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let hits: HashSet<usize> = results
+        .iter()
+        .filter(|(_, h, _)| *h)
+        .map(|(i, _, _)| *i)
+        .collect();
+    let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut engine_found = 0usize;
+    let mut engine_unthresholded = 0usize;
+    for (i, q) in &picked {
+        if let Some(v) = q.variant {
+            let e = per.entry(v.as_str().to_owned()).or_default();
+            e.0 += 1;
+            if hits.contains(i) {
+                e.1 += 1;
+            }
+        }
+        if found_at_threshold.get(*i).copied().unwrap_or(false) {
+            engine_found += 1;
+        }
+        let mut query = Query::new(q.name.clone());
+        query.min_score = 0.0;
+        if let (Ok(res), Some(target)) = (index.search(&query), q.target)
+            && res.iter().any(|m| m.entry_id == target)
+        {
+            engine_unthresholded += 1;
+        }
+    }
+    let mut times: Vec<f64> = results.iter().map(|r| r.2).collect();
+    times.sort_by(f64::total_cmp);
+    let n = picked.len().max(1) as f64;
+    Baseline {
+        sample: picked.len(),
+        names_compared: names.len(),
+        recall_at_10: hits.len() as f64 / n,
+        engine_recall_at_10: engine_found as f64 / n,
+        engine_recall_at_10_unthresholded: engine_unthresholded as f64 / n,
+        per_class: per
+            .into_iter()
+            .map(|(k, (q, h))| (k, if q == 0 { 0.0 } else { h as f64 / q as f64 }))
+            .collect(),
+        p50_ms: percentile(&times, 0.5),
+        p99_ms: percentile(&times, 0.99),
+        threads,
+    }
+}
+
+fn targets(q: &Quality, l: &Latency, ix: &IndexFigures, entries: usize) -> Vec<Target> {
+    let scale = if entries == 1_000_000 {
+        ""
+    } else {
+        " (targets are for 1,000,000 entries)"
+    };
+    let memory = ix.memory_estimate_mib.max(ix.rss_delta_mib);
+    vec![
+        Target {
+            figure: format!("recall@10{scale}"),
+            target: ">= 0.97".into(),
+            measured: q.recall_at_10,
+            met: q.recall_at_10 >= 0.97,
+            margin: format!("{:+.4}", q.recall_at_10 - 0.97),
+        },
+        Target {
+            figure: format!("p99 latency ms{scale}"),
+            target: "< 10".into(),
+            measured: l.p99_ms,
+            met: l.p99_ms < 10.0,
+            margin: format!("{:+.3} ms", 10.0 - l.p99_ms),
+        },
+        Target {
+            figure: format!("queries/s on one core{scale}"),
+            target: ">= 500".into(),
+            measured: l.queries_per_second,
+            met: l.queries_per_second >= 500.0,
+            margin: format!("{:+.1} q/s", l.queries_per_second - 500.0),
+        },
+        Target {
+            figure: format!("index memory MiB, max(estimate, RSS growth){scale}"),
+            target: "<= 600 MB (572 MiB)".into(),
+            measured: memory,
+            met: memory * 1024.0 * 1024.0 <= 600e6,
+            margin: format!("{:+.1} MiB", 600e6 / (1024.0 * 1024.0) - memory),
+        },
+        Target {
+            figure: format!("build seconds{scale}"),
+            target: "< 30".into(),
+            measured: ix.build_seconds,
+            met: ix.build_seconds < 30.0,
+            margin: format!("{:+.2} s", 30.0 - ix.build_seconds),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wlnode_crypto::model::EntryId;
+
+    #[test]
+    fn small_benchmark_runs_and_finds_most_variants() {
+        let report = run(BenchOptions {
+            entries: 3_000,
+            positives: 300,
+            negatives: 60,
+            baseline_queries: 30,
+            seed: 7,
+        });
+        assert_eq!(report.index.entries, 3_000);
+        assert_eq!(report.overall.queries, 300);
+        assert_eq!(report.per_class.len(), Variant::ALL.len());
+        assert!(report.overall.recall_at_10 > 0.9, "{:?}", report.overall);
+        assert!(report.negative_alert_rate < 0.5);
+        let b = report.baseline.as_ref().map(|b| b.sample);
+        assert_eq!(b, Some(30));
+        assert_eq!(report.targets.len(), 5);
+    }
+
+    #[test]
+    fn synthetic_list_is_deterministic_and_varied() {
+        let a = synth::watchlist(500, 1);
+        let b = synth::watchlist(500, 1);
+        let names = |l: &[synth::SynthEntry]| -> Vec<String> {
+            l.iter().flat_map(|e| e.doc.names.clone()).collect()
+        };
+        assert_eq!(names(&a), names(&b));
+        let all = names(&a).join(" ");
+        for script in [
+            '\u{0600}'..='\u{06FF}',
+            '\u{0400}'..='\u{04FF}',
+            '\u{4E00}'..='\u{9FFF}',
+        ] {
+            assert!(all.chars().any(|c| script.contains(&c)));
+        }
+        let ids: HashSet<EntryId> = a.iter().map(|e| e.doc.entry_id).collect();
+        assert_eq!(ids.len(), 500);
+    }
+}

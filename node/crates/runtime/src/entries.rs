@@ -1,0 +1,745 @@
+//! The entry lifecycle of this agency's own watchlist (add, amend, withdraw, import)
+//! and the JSON view of any entry.
+//!
+//! Only the origin may write an entry, so every write here is for this node's agency.
+//! Writes are serialised by one lock: reading the head, choosing the next version,
+//! signing and ingesting happen as one step, so two concurrent amendments can never
+//! sign the same version twice (which peers would see as equivocation).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::model::{
+    AgencyCode, Category, CountryCode, Distribution, EntryDraft, EntryId, FieldTag, Identifier,
+    InvalidValue, Reason, RecordId, Status, SubjectKind,
+};
+use wlnode_crypto::record::{DisclosedContent, Record, RecordMeta, build_record, draft_fields};
+use wlnode_crypto::roster::Roster;
+use wlnode_crypto::time::{Date, PartialDate, Timestamp};
+
+use wlnode_store::{IngestBatch, StoreError, StoreHandle};
+use wlnode_types::{EntryKey, EntryState, Incoming, IngestReport, LocalMeta, Source, StoredRecord};
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The entry JSON or a value is invalid.
+    #[error("{0}")]
+    Invalid(InvalidValue),
+    /// No such entry.
+    #[error("entry {0} not found")]
+    NotFound(String),
+    /// The entry belongs to another agency.
+    #[error("entry {entry} belongs to {origin}; only the origin agency may change it")]
+    NotOrigin {
+        /// Entry id.
+        entry: String,
+        /// Its origin.
+        origin: AgencyCode,
+    },
+    /// The entry is already withdrawn.
+    #[error("entry {0} is already withdrawn")]
+    AlreadyWithdrawn(String),
+    /// Signing failed.
+    #[error("cannot build record: {0}")]
+    Build(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The result of one write.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Written {
+    /// Entry id.
+    pub entry_id: EntryId,
+    /// New record id.
+    pub record_id: RecordId,
+    /// New version.
+    pub version: u64,
+}
+
+/// One row of an import batch.
+#[derive(Clone, Debug)]
+pub struct ImportItem {
+    /// The source's own id.
+    pub source_id: String,
+    /// The entry content.
+    pub draft: EntryDraft,
+}
+
+/// What happened to one import row.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ImportOutcome {
+    /// A new entry.
+    Imported {
+        /// The write.
+        #[serde(flatten)]
+        written: Written,
+    },
+    /// An existing entry changed.
+    Amended {
+        /// The write.
+        #[serde(flatten)]
+        written: Written,
+    },
+    /// Nothing changed; nothing written.
+    Unchanged {
+        /// Entry id.
+        entry_id: EntryId,
+    },
+    /// The row was refused.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// The node's writer of its own entries.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    agency: AgencyCode,
+    key: Arc<SecretKey>,
+    store: StoreHandle,
+    lock: Arc<Mutex<()>>,
+}
+
+/// Checks the parts of a draft that need the roster: groups and sensitivity exist.
+pub fn check_against_roster(draft: &EntryDraft, roster: &Roster) -> Result<(), InvalidValue> {
+    let d = &draft.distribution;
+    for (i, g) in d.groups.iter().enumerate() {
+        if !roster.groups().contains(g) {
+            return Err(InvalidValue::new(
+                format!("distribution.groups[{i}]"),
+                format!("group {g:?} is not a sharing group in the roster"),
+            ));
+        }
+    }
+    if roster.sensitivity_rank(&d.sensitivity).is_none() {
+        return Err(InvalidValue::new(
+            "distribution.sensitivity",
+            format!(
+                "{:?} is not a sensitivity in the roster ({})",
+                d.sensitivity.as_str(),
+                roster
+                    .sensitivities()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" < ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a record of ours already carries exactly this draft's content.
+pub fn same_content(record: &Record, draft: &EntryDraft) -> bool {
+    let h = record.header();
+    if h.reason != draft.reason
+        || h.subject_kind != draft.subject.kind
+        || h.subject_country != draft.subject.country
+        || h.categories != draft.categories
+        || h.distribution != draft.distribution
+        || h.review_by != draft.review_by
+        || h.status != Status::Active
+    {
+        return false;
+    }
+    let fields = draft_fields(draft, None);
+    if fields.len() != h.fields.len() || !record.is_complete() {
+        return false;
+    }
+    fields
+        .iter()
+        .zip(record.disclosures())
+        .zip(&h.fields)
+        .all(|(((tag, value), d), c)| *tag == c.tag && d.value == value)
+}
+
+impl Lifecycle {
+    /// A writer for `agency`, signing with `key`.
+    pub fn new(agency: AgencyCode, key: Arc<SecretKey>, store: StoreHandle) -> Self {
+        Self {
+            agency,
+            key,
+            store,
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// This node's agency.
+    pub fn agency(&self) -> &AgencyCode {
+        &self.agency
+    }
+
+    fn own_key(&self, entry_id: EntryId) -> EntryKey {
+        EntryKey {
+            entry_id,
+            origin: self.agency.clone(),
+        }
+    }
+
+    async fn own_head(
+        &self,
+        entry_id: EntryId,
+    ) -> Result<(EntryState, StoredRecord), LifecycleError> {
+        let all = self.store.entries_by_id(entry_id).await?;
+        let Some((key, state)) = all.iter().find(|(k, _)| k.origin == self.agency).cloned() else {
+            return Err(match all.first() {
+                Some((k, _)) => LifecycleError::NotOrigin {
+                    entry: entry_id.to_hex(),
+                    origin: k.origin.clone(),
+                },
+                None => LifecycleError::NotFound(entry_id.to_hex()),
+            });
+        };
+        let head = self
+            .store
+            .record(state.head)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: "records",
+                reason: format!("head {} of entry {} is missing", state.head, key.entry_id),
+            })?;
+        Ok((state, head))
+    }
+
+    fn sign(
+        &self,
+        meta: RecordMeta,
+        draft: &EntryDraft,
+    ) -> Result<wlnode_crypto::VerifiedRecord, LifecycleError> {
+        build_record(meta, draft, &self.key).map_err(|e| match e {
+            wlnode_crypto::RecordError::Draft(v) => LifecycleError::Invalid(v),
+            other => LifecycleError::Build(other.to_string()),
+        })
+    }
+
+    async fn commit(&self, items: Vec<Incoming>) -> Result<IngestReport, LifecycleError> {
+        Ok(self
+            .store
+            .ingest(IngestBatch {
+                items,
+                cursor: None,
+                declined: Vec::new(),
+                audit: Vec::new(),
+            })
+            .await?)
+    }
+
+    /// Adds a new entry (version 1).
+    pub async fn add(&self, draft: EntryDraft) -> Result<(Written, IngestReport), LifecycleError> {
+        draft.validate().map_err(LifecycleError::Invalid)?;
+        let _guard = self.lock.lock().await;
+        let entry_id = EntryId::random().map_err(|e| LifecycleError::Build(e.to_string()))?;
+        self.write(entry_id, 1, Status::Active, None, &draft, None)
+            .await
+    }
+
+    /// Amends an own entry: version + 1 with the full new content.
+    pub async fn amend(
+        &self,
+        entry_id: EntryId,
+        draft: EntryDraft,
+    ) -> Result<(Written, IngestReport), LifecycleError> {
+        draft.validate().map_err(LifecycleError::Invalid)?;
+        let _guard = self.lock.lock().await;
+        let (state, _) = self.own_head(entry_id).await?;
+        self.write(
+            entry_id,
+            state.version + 1,
+            Status::Active,
+            None,
+            &draft,
+            None,
+        )
+        .await
+    }
+
+    /// Withdraws an own entry: version + 1, status withdrawn, with a reason. The
+    /// content of the last version is kept.
+    pub async fn withdraw(
+        &self,
+        entry_id: EntryId,
+        reason: String,
+    ) -> Result<(Written, IngestReport), LifecycleError> {
+        let _guard = self.lock.lock().await;
+        let (state, head) = self.own_head(entry_id).await?;
+        if state.status == Status::Withdrawn {
+            return Err(LifecycleError::AlreadyWithdrawn(entry_id.to_hex()));
+        }
+        let draft = draft_of(&head.record).map_err(LifecycleError::Invalid)?;
+        self.write(
+            entry_id,
+            state.version + 1,
+            Status::Withdrawn,
+            Some(reason),
+            &draft,
+            None,
+        )
+        .await
+    }
+
+    async fn write(
+        &self,
+        entry_id: EntryId,
+        version: u64,
+        status: Status,
+        withdrawal_reason: Option<String>,
+        draft: &EntryDraft,
+        local: Option<LocalMeta>,
+    ) -> Result<(Written, IngestReport), LifecycleError> {
+        let meta = RecordMeta {
+            entry_id,
+            origin: self.agency.clone(),
+            version,
+            issued_at: Timestamp::now(),
+            status,
+            withdrawal_reason,
+        };
+        let record = self.sign(meta, draft)?;
+        let written = Written {
+            entry_id,
+            record_id: record.id(),
+            version,
+        };
+        let report = self
+            .commit(vec![Incoming {
+                record,
+                source: Source::Local,
+                local,
+            }])
+            .await?;
+        Ok((written, report))
+    }
+
+    /// Imports a batch from `source_list`: new rows are added, changed rows amend
+    /// their entry, unchanged rows write nothing. Entry ids are derived from the
+    /// source list and the source's own id, so re-importing is idempotent.
+    pub async fn import(
+        &self,
+        source_list: &str,
+        items: Vec<ImportItem>,
+    ) -> Result<(Vec<ImportOutcome>, Option<IngestReport>), LifecycleError> {
+        let _guard = self.lock.lock().await;
+        let mut outcomes = vec![None; items.len()];
+        let mut to_sign: Vec<(usize, RecordMeta, EntryDraft, LocalMeta, bool)> = Vec::new();
+        let now = Timestamp::now();
+        let mut seen = HashSet::new();
+        // One store round trip for the whole batch: every row's entry state and head.
+        let keys: Vec<EntryKey> = items
+            .iter()
+            .map(|it| {
+                self.own_key(wlnode_import::entry_id_for(
+                    &self.agency,
+                    source_list,
+                    &it.source_id,
+                ))
+            })
+            .collect();
+        let mut current = self
+            .store
+            .call(move |s| {
+                keys.iter()
+                    .map(|k| {
+                        Ok(match s.entry(k)? {
+                            Some(st) => {
+                                let head = s.record(&st.head)?;
+                                Some((st, head))
+                            }
+                            None => None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?
+            .into_iter();
+        for (i, item) in items.into_iter().enumerate() {
+            let known = current.next().flatten();
+            let slot = outcomes.get_mut(i);
+            if let Err(e) = item.draft.validate() {
+                if let Some(s) = slot {
+                    *s = Some(ImportOutcome::Failed {
+                        error: e.to_string(),
+                    });
+                }
+                continue;
+            }
+            let entry_id = wlnode_import::entry_id_for(&self.agency, source_list, &item.source_id);
+            if !seen.insert(entry_id) {
+                if let Some(s) = slot {
+                    *s = Some(ImportOutcome::Failed {
+                        error: format!(
+                            "source id {:?} appears twice in this batch",
+                            item.source_id
+                        ),
+                    });
+                }
+                continue;
+            }
+            let (version, amend) = match &known {
+                None => (1, false),
+                Some((st, head)) => {
+                    if st.status == Status::Active
+                        && head
+                            .as_ref()
+                            .is_some_and(|h| same_content(&h.record, &item.draft))
+                    {
+                        if let Some(s) = slot {
+                            *s = Some(ImportOutcome::Unchanged { entry_id });
+                        }
+                        continue;
+                    }
+                    (st.version + 1, true)
+                }
+            };
+            let meta = RecordMeta {
+                entry_id,
+                origin: self.agency.clone(),
+                version,
+                issued_at: now,
+                status: Status::Active,
+                withdrawal_reason: None,
+            };
+            let local = LocalMeta {
+                source_list: source_list.to_owned(),
+                source_id: item.source_id,
+            };
+            to_sign.push((i, meta, item.draft, local, amend));
+        }
+        // Sign in parallel: signing dominates import cost.
+        let key = self.key.clone();
+        let signed = tokio::task::spawn_blocking(move || sign_parallel(&key, to_sign))
+            .await
+            .map_err(|e| LifecycleError::Build(e.to_string()))?;
+        let mut incoming = Vec::new();
+        for (i, res, local, amend) in signed {
+            let slot = outcomes.get_mut(i);
+            match res {
+                Ok(record) => {
+                    let written = Written {
+                        entry_id: record.header().entry_id,
+                        record_id: record.id(),
+                        version: record.header().version,
+                    };
+                    if let Some(s) = slot {
+                        *s = Some(if amend {
+                            ImportOutcome::Amended { written }
+                        } else {
+                            ImportOutcome::Imported { written }
+                        });
+                    }
+                    incoming.push(Incoming {
+                        record,
+                        source: Source::Local,
+                        local: Some(local),
+                    });
+                }
+                Err(e) => {
+                    if let Some(s) = slot {
+                        *s = Some(ImportOutcome::Failed {
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        let report = if incoming.is_empty() {
+            None
+        } else {
+            Some(self.commit(incoming).await?)
+        };
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or(ImportOutcome::Failed {
+                    error: "not processed".into(),
+                })
+            })
+            .collect();
+        Ok((outcomes, report))
+    }
+
+    /// Withdraws every active own entry imported from `source_list` whose source id
+    /// is not in `keep` (a full-list re-import where rows vanished).
+    pub async fn withdraw_missing(
+        &self,
+        source_list: &str,
+        keep: &HashSet<String>,
+        reason: &str,
+    ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
+        let _guard = self.lock.lock().await;
+        let list = source_list.to_owned();
+        let locals = self.store.call(move |s| s.local_entries_of(&list)).await?;
+        let mut to_sign = Vec::new();
+        let now = Timestamp::now();
+        for (key, meta) in locals {
+            if key.origin != self.agency || keep.contains(&meta.source_id) {
+                continue;
+            }
+            let Some(state) = self.store.entry(key.clone()).await? else {
+                continue;
+            };
+            if state.status == Status::Withdrawn {
+                continue;
+            }
+            let Some(head) = self.store.record(state.head).await? else {
+                continue;
+            };
+            let draft = draft_of(&head.record).map_err(LifecycleError::Invalid)?;
+            let m = RecordMeta {
+                entry_id: key.entry_id,
+                origin: self.agency.clone(),
+                version: state.version + 1,
+                issued_at: now,
+                status: Status::Withdrawn,
+                withdrawal_reason: Some(reason.to_owned()),
+            };
+            to_sign.push((to_sign.len(), m, draft, meta, true));
+        }
+        let key = self.key.clone();
+        let signed = tokio::task::spawn_blocking(move || sign_parallel(&key, to_sign))
+            .await
+            .map_err(|e| LifecycleError::Build(e.to_string()))?;
+        let mut written = Vec::new();
+        let mut incoming = Vec::new();
+        for (_, res, local, _) in signed {
+            let record = res.map_err(|e| LifecycleError::Build(e.to_string()))?;
+            written.push(Written {
+                entry_id: record.header().entry_id,
+                record_id: record.id(),
+                version: record.header().version,
+            });
+            incoming.push(Incoming {
+                record,
+                source: Source::Local,
+                local: Some(local),
+            });
+        }
+        let report = if incoming.is_empty() {
+            None
+        } else {
+            Some(self.commit(incoming).await?)
+        };
+        Ok((written, report))
+    }
+}
+
+type SignJob = (usize, RecordMeta, EntryDraft, LocalMeta, bool);
+type SignResult = (
+    usize,
+    Result<wlnode_crypto::VerifiedRecord, wlnode_crypto::RecordError>,
+    LocalMeta,
+    bool,
+);
+
+fn sign_parallel(key: &SecretKey, jobs: Vec<SignJob>) -> Vec<SignResult> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if jobs.len() < 64 || threads == 1 {
+        return jobs
+            .into_iter()
+            .map(|(i, m, d, l, a)| (i, build_record(m, &d, key), l, a))
+            .collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<SignJob>> = Vec::new();
+    let mut it = jobs.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    c.into_iter()
+                        .map(|(i, m, d, l, a)| (i, build_record(m, &d, key), l, a))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Rebuilds the draft that a complete own record was made from (for withdrawal,
+/// which keeps the content).
+pub fn draft_of(record: &Record) -> Result<EntryDraft, InvalidValue> {
+    let h = record.header();
+    let c = record.content();
+    Ok(EntryDraft {
+        subject: wlnode_crypto::model::Subject {
+            kind: h.subject_kind,
+            name: c
+                .name
+                .ok_or_else(|| InvalidValue::new("subject.name", "withheld in this copy"))?,
+            aliases: c.aliases,
+            country: h.subject_country.clone(),
+            addresses: c.addresses,
+            identifiers: c.identifiers,
+            birth_date: c.birth_date,
+            nationality: c.nationality,
+        },
+        reason: h.reason,
+        categories: h.categories.clone(),
+        legal_basis: c.legal_basis,
+        items: c.items,
+        remarks: c.remarks,
+        contact: c.contact,
+        distribution: h.distribution.clone(),
+        review_by: h.review_by,
+    })
+}
+
+/// The subject as a copy discloses it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SubjectView {
+    /// Kind.
+    pub kind: SubjectKind,
+    /// Primary name (absent when withheld).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Aliases.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Country.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<CountryCode>,
+    /// Addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+    /// Identifiers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<Identifier>,
+    /// Birth or incorporation date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<PartialDate>,
+    /// Nationality.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nationality: Option<CountryCode>,
+}
+
+/// An entry as the API and CLI show it: its head record, with withheld fields absent.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Entry id.
+    pub entry_id: EntryId,
+    /// Origin agency.
+    pub origin: AgencyCode,
+    /// Head version.
+    pub version: u64,
+    /// `active` or `withdrawn` (a delisting).
+    pub status: Status,
+    /// Head record id.
+    pub record_id: RecordId,
+    /// When the origin issued the head.
+    pub issued_at: Timestamp,
+    /// When the head last changed on this node.
+    pub updated_at: Timestamp,
+    /// Two different records exist for one version (equivocation).
+    pub disputed: bool,
+    /// `review_by` has passed.
+    pub review_due: bool,
+    /// Records held for this entry (all versions).
+    pub records: u32,
+    /// The subject.
+    pub subject: SubjectView,
+    /// Listing reason.
+    pub reason: Reason,
+    /// Categories.
+    pub categories: BTreeSet<Category>,
+    /// Legal basis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+    /// Items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<String>,
+    /// Remarks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remarks: Option<String>,
+    /// Contact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// Why it was withdrawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawal_reason: Option<String>,
+    /// Distribution set by the origin.
+    pub distribution: Distribution,
+    /// Review date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<Date>,
+    /// Fields this copy does not disclose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<FieldTag>,
+    /// Hops from the origin to this node.
+    pub hops: u32,
+    /// Agency this node received the first copy from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_from: Option<AgencyCode>,
+}
+
+impl EntryView {
+    /// Builds the view from an entry's state and its head record.
+    pub fn new(key: &EntryKey, state: &EntryState, head: &StoredRecord, today: Date) -> Self {
+        let h = head.record.header();
+        let DisclosedContent {
+            name,
+            aliases,
+            addresses,
+            identifiers,
+            birth_date,
+            nationality,
+            legal_basis,
+            items,
+            remarks,
+            contact,
+            withdrawal_reason,
+            mut withheld,
+        } = head.record.content();
+        withheld.dedup();
+        Self {
+            entry_id: key.entry_id,
+            origin: key.origin.clone(),
+            version: state.version,
+            status: state.status,
+            record_id: state.head,
+            issued_at: state.issued_at,
+            updated_at: state.updated_at,
+            disputed: state.disputed,
+            review_due: state.review_by.is_some_and(|d| d < today),
+            records: state.records(),
+            subject: SubjectView {
+                kind: h.subject_kind,
+                name,
+                aliases,
+                country: h.subject_country.clone(),
+                addresses,
+                identifiers,
+                birth_date,
+                nationality,
+            },
+            reason: h.reason,
+            categories: h.categories.clone(),
+            legal_basis,
+            items,
+            remarks,
+            contact,
+            withdrawal_reason,
+            distribution: h.distribution.clone(),
+            review_by: h.review_by,
+            withheld,
+            hops: head.hops,
+            received_from: head.received_from.clone(),
+        }
+    }
+}

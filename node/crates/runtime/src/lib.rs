@@ -1,0 +1,30 @@
+//! The node runtime: wires the services of a running node and owns their lifecycle.
+//!
+//! - [`node`]: start-up (identity, roster, policy, store, API, network), clean stop, and
+//!   the [`Services`] handed to frontends;
+//! - [`handles`]: the narrow handles services share (ingest bookkeeping, store health,
+//!   reload and peer blocks, the peer-status table);
+//! - [`trust`]: loading the roster against the pinned anchor, and the roster/policy
+//!   cell;
+//! - `replication`: the service between the network transport and the sans-IO sync
+//!   protocol;
+//! - [`entries`]: this agency's entry lifecycle (add, amend, withdraw, import);
+//! - [`screening`]: the live screening index and the task that keeps it current;
+//! - [`auditor`]: the auditor's live audit over the audit protocol;
+//! - [`metrics`]: Prometheus metrics.
+//!
+//! Everything with IO below it (store, network) is reached through its crate's handle;
+//! nothing here decodes a wire frame except through the sync and audit crates.
+
+pub mod auditor;
+pub mod entries;
+pub mod handles;
+pub mod metrics;
+pub mod node;
+mod replication;
+pub mod screening;
+pub mod trust;
+
+pub use handles::{Control, Health, Ingested, PeerInfo, PeerTable, ReloadReport};
+pub use node::{ApiServing, ApiStarter, NodeError, NodeInfo, RunningNode, Services};
+pub use replication::AUDIT_LIMITS;

@@ -1,0 +1,439 @@
+//! A running node: loads config, keys and roster, opens the store, starts the API
+//! (through the [`ApiStarter`] the caller gives, so this crate does not depend on the
+//! HTTP layer), the network and the replication service, the screening follower and
+//! the checkpoint timer, and shuts everything down cleanly on request.
+//!
+//! No service gets the whole node: each gets the narrow handles it uses
+//! ([`crate::handles`]); frontends get [`Services`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use wlnode_audit::event::{Event, EventKind};
+use wlnode_config::token::{TokenError, read_token};
+use wlnode_config::{API_ADDR_FILE, Config, ConfigError};
+use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_secret_key};
+use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::roster::{Role, Roster, RosterError};
+use wlnode_crypto::{PublicKey, SecretKey, Timestamp};
+use wlnode_net::NetError;
+use wlnode_policy::Policy;
+use wlnode_store::actor::StoreActor;
+use wlnode_store::audit::AuditSettings;
+use wlnode_store::{StoreError, StoreHandle};
+
+use crate::entries::Lifecycle;
+use crate::handles::{Control, Health, Ingested, PeerTable};
+use crate::metrics::Metrics;
+use crate::screening::{ScreenHandle, spawn_follower};
+use crate::trust::{TrustCell, TrustError, load_roster};
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A key file was refused.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The API token file was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The roster was refused.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agency in node.toml is not in the roster.
+    #[error(
+        "agency {agency} (from {config}) is not in the roster {roster} (federation {federation:?}, version {version})"
+    )]
+    NotInRoster {
+        /// The agency.
+        agency: AgencyCode,
+        /// The config file.
+        config: PathBuf,
+        /// The roster file.
+        roster: PathBuf,
+        /// The roster's federation.
+        federation: String,
+        /// The roster's version.
+        version: u64,
+    },
+    /// The roster no longer lists this node's agency.
+    #[error(
+        "the new roster (version {roster_version}) no longer lists {agency}; keeping the old one"
+    )]
+    DroppedFromRoster {
+        /// The agency.
+        agency: AgencyCode,
+        /// The new roster's version.
+        roster_version: u64,
+    },
+    /// This node's PeerId is not the agency's in the roster.
+    #[error(
+        "this node's PeerId {peer_id} is not listed under {agency} in the roster; ask the roster authority to add it"
+    )]
+    PeerIdNotListed {
+        /// The PeerId.
+        peer_id: String,
+        /// The agency.
+        agency: AgencyCode,
+    },
+    /// The agency key cannot sign under the roster.
+    #[error("the agency key in {path} cannot sign now: {source}")]
+    AgencyKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: RosterError,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The API could not bind.
+    #[error("cannot listen for the API on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The network failed.
+    #[error("network: {0}")]
+    Net(#[from] NetError),
+    /// The data-sharing policy is invalid (every problem, one per line).
+    #[error("invalid policy:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Policy(Vec<ConfigError>),
+    /// The config file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Who this node is, for frontends.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// This node's agency.
+    pub agency: AgencyCode,
+    /// This node's libp2p PeerId.
+    pub peer_id: String,
+    /// The agency's public signing key.
+    pub signing_key: PublicKey,
+    /// Start time.
+    pub started: Instant,
+    /// The roster's authorities were pinned on first use at this start.
+    pub trust_on_first_use: bool,
+}
+
+/// What the node's frontends (the HTTP API) and tests may use: one narrow handle per
+/// service.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Who this node is.
+    pub info: NodeInfo,
+    /// The config the node started with.
+    pub config: Arc<Config>,
+    /// The store.
+    pub store: StoreHandle,
+    /// The writer of own entries.
+    pub lifecycle: Lifecycle,
+    /// Bookkeeping after any ingest (and the log head).
+    pub ingested: Ingested,
+    /// The roster and policy in force.
+    pub trust: TrustCell,
+    /// Reload and peer blocks.
+    pub control: Control,
+    /// Peer status (written by the replication service).
+    pub peers: PeerTable,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Store health.
+    pub health: Arc<Health>,
+    /// The live screening index.
+    pub screen: ScreenHandle,
+}
+
+/// A bound API: its address and its task.
+pub type ApiServing = (SocketAddr, tokio::task::JoinHandle<()>);
+
+/// Starts the API for a node: given its services, its API token and the shutdown
+/// signal, binds and returns the address and the serving task.
+pub type ApiStarter = Box<
+    dyn FnOnce(
+            Services,
+            String,
+            watch::Receiver<bool>,
+        ) -> Pin<Box<dyn Future<Output = Result<ApiServing, NodeError>> + Send>>
+        + Send,
+>;
+
+/// Signs a checkpoint every `period` when events arrived since the last one (the
+/// "T seconds" half of the checkpoint rule; appends handle the "N events" half).
+async fn checkpoint_timer(
+    store: StoreHandle,
+    period: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let r = store
+            .call(|s| {
+                s.audit_maybe_checkpoint(Timestamp::now().as_millis())?;
+                s.flush()
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "audit checkpoint failed");
+        }
+    }
+}
+
+/// The loaded identity and trust material of a node.
+#[derive(Debug)]
+pub struct Identity {
+    /// Agency signing key.
+    pub agency_key: Arc<SecretKey>,
+    /// libp2p identity key.
+    pub node_key: SecretKey,
+    /// API token.
+    pub api_token: String,
+}
+
+/// Loads the keys and the API token named in the config.
+pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
+    Ok(Identity {
+        agency_key: Arc::new(read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)?),
+        node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)?,
+        api_token: read_token(&cfg.raw.api.token_file)?,
+    })
+}
+
+/// Checks that the roster lists this agency with this node's PeerId and a currently
+/// valid signing key matching the agency key.
+pub fn check_membership(roster: &Roster, cfg: &Config, id: &Identity) -> Result<(), NodeError> {
+    let agency = cfg.agency();
+    let member = roster
+        .member(agency)
+        .ok_or_else(|| NodeError::NotInRoster {
+            agency: agency.clone(),
+            config: cfg.path.clone(),
+            roster: cfg.raw.roster.clone(),
+            federation: roster.federation().to_owned(),
+            version: roster.version(),
+        })?;
+    let pid = id.node_key.public_key().peer_id();
+    if !member.node_ids.contains(&pid) {
+        return Err(NodeError::PeerIdNotListed {
+            peer_id: pid,
+            agency: agency.clone(),
+        });
+    }
+    if member.role == Role::Member {
+        roster
+            .check_signer(agency, &id.agency_key.public_key(), Timestamp::now())
+            .map_err(|source| NodeError::AgencyKey {
+                path: cfg.raw.agency_key.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path`.
+pub(crate) fn write_file(path: PathBuf, text: String) -> Result<(), NodeError> {
+    std::fs::write(&path, text).map_err(|source| NodeError::Write { path, source })
+}
+
+/// A started node.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The services, for frontends and tests.
+    pub services: Services,
+    /// The API's bound address.
+    pub api_addr: SocketAddr,
+    /// libp2p listen addresses (with `/p2p/<peer id>`).
+    pub listen_addrs: Vec<multiaddr::Multiaddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    store_actor: Option<StoreActor>,
+}
+
+impl RunningNode {
+    /// Starts a node from its config, serving its API with `api`.
+    pub async fn start(cfg: Config, api: ApiStarter) -> Result<Self, NodeError> {
+        let id = load_identity(&cfg)?;
+        let (store, store_actor) = StoreHandle::open(&cfg.raw.data_dir)?;
+        let roster_path = cfg.raw.roster.clone();
+        let configured = cfg.raw.roster_authorities.clone();
+        let loaded = store
+            .try_call(move |s| load_roster(s, &roster_path, &configured))
+            .await
+            .map_err(|e| match e {
+                TrustError::Store(e) => NodeError::Store(e),
+                other => NodeError::Trust(other),
+            })?;
+        if loaded.trust_on_first_use {
+            tracing::warn!(
+                roster = %cfg.raw.roster.display(),
+                authorities = ?loaded.roster.authorities().map(|k| k.to_string()).collect::<Vec<_>>(),
+                "no roster_authorities configured: trusting this roster's authorities from now on (trust on first use)"
+            );
+        }
+        check_membership(&loaded.roster, &cfg, &id)?;
+        let metrics = Arc::new(Metrics::new());
+        metrics.store_healthy.set(1);
+        let agency = cfg.agency().clone();
+        let roster = Arc::new(loaded.roster);
+        let (policy, warnings) =
+            Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
+        for w in &warnings {
+            tracing::warn!(%w, "policy warning");
+        }
+        tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
+        let head_seq = store.call(|s| s.head_seq()).await?;
+        let audit_cfg = cfg.raw.audit.clone();
+        let settings = AuditSettings {
+            enabled: audit_cfg.enabled,
+            signer: Some((
+                agency.clone(),
+                Arc::new(SecretKey::from_seed(&id.node_key.seed())),
+            )),
+            every_events: audit_cfg.checkpoint_every_events.max(1),
+            interval_ms: audit_cfg
+                .checkpoint_interval_secs
+                .max(1)
+                .saturating_mul(1000),
+        };
+        let now = Timestamp::now().as_millis();
+        let start_events = vec![
+            Event::new(
+                now,
+                EventKind::NodeStarted {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ),
+            Event::new(
+                now,
+                EventKind::RosterLoaded {
+                    version: roster.version(),
+                },
+            ),
+            Event::new(
+                now,
+                EventKind::PolicyLoaded {
+                    hash: hex::encode(policy.hash()),
+                },
+            ),
+        ];
+        store
+            .call(move |s| {
+                s.set_audit_settings(settings);
+                s.audit_append(&start_events)
+            })
+            .await?;
+        let blocked = store.call(|s| s.blocked_peers()).await?;
+        if !blocked.is_empty() {
+            tracing::warn!(agencies = ?blocked, "peers blocked by the operator stay blocked");
+        }
+        let health = Arc::new(Health::default());
+        let trust = TrustCell::new(roster, policy);
+        let cfg = Arc::new(cfg);
+        let services = Services {
+            info: NodeInfo {
+                agency: agency.clone(),
+                peer_id: id.node_key.public_key().peer_id(),
+                signing_key: id.agency_key.public_key(),
+                started: Instant::now(),
+                trust_on_first_use: loaded.trust_on_first_use,
+            },
+            lifecycle: Lifecycle::new(agency.clone(), id.agency_key.clone(), store.clone()),
+            ingested: Ingested::new(head_seq, metrics.clone(), health.clone()),
+            control: Control::new(
+                cfg.path.clone(),
+                agency,
+                store.clone(),
+                trust.clone(),
+                blocked,
+            ),
+            trust,
+            config: cfg,
+            store,
+            peers: PeerTable::default(),
+            metrics,
+            health,
+            screen: ScreenHandle::new(),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
+        let data_dir = services.config.raw.data_dir.clone();
+        write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
+        let network = crate::replication::start(&services, &id.node_key, &shutdown).await?;
+        let screen_task = spawn_follower(
+            services.store.clone(),
+            services.screen.clone(),
+            services.ingested.subscribe(),
+            shutdown.subscribe(),
+        );
+        let checkpoints = tokio::spawn(checkpoint_timer(
+            services.store.clone(),
+            std::time::Duration::from_secs(audit_cfg.checkpoint_interval_secs.max(1)),
+            shutdown.subscribe(),
+        ));
+        tracing::info!(
+            agency = %services.info.agency,
+            peer_id = %services.info.peer_id,
+            api = %api_addr,
+            roster_version = services.trust.roster().version(),
+            "node started"
+        );
+        let mut tasks = vec![api_task];
+        tasks.extend(network.tasks);
+        tasks.extend([screen_task, checkpoints]);
+        Ok(Self {
+            services,
+            api_addr,
+            shutdown,
+            listen_addrs: network.listen_addrs,
+            tasks,
+            store_actor: Some(store_actor),
+        })
+    }
+
+    /// Stops every task, flushes the store and waits for the store thread.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        let _ = self
+            .services
+            .store
+            .call(|s| {
+                let now = Timestamp::now().as_millis();
+                s.audit_append(&[Event::new(now, EventKind::NodeStopped)])?;
+                s.audit_checkpoint(now, true)?;
+                s.flush()
+            })
+            .await;
+        let actor = self.store_actor.take();
+        drop(self.services);
+        if let Some(a) = actor {
+            let _ = tokio::task::spawn_blocking(move || a.join()).await;
+        }
+        tracing::info!("node stopped");
+    }
+}

@@ -1,0 +1,518 @@
+//! The replication service: the layer between the transport (`wlnode_net`) and the
+//! sans-IO protocol (`wlnode_sync`). It owns the per-peer state machines
+//! ([`PeerSync`], the initiator sessions, the [`Responder`]), turns network events into
+//! their inputs, and turns their actions into store jobs, blocking-pool work and
+//! network commands. Results come back to its loop as [`Done`] messages, so the loop
+//! itself never blocks.
+//!
+//! - [`peers`]: connections, dialing with backoff, blocks, bans, reloads, the status
+//!   table;
+//! - [`inbound`]: requests from peers (sync and audit);
+//! - [`outbound`]: our requests, their answers, the initiator's sessions;
+//! - [`serve`]: carrying out the responder's actions;
+//! - [`ingest`]: checking and storing what peers sent.
+
+mod inbound;
+mod ingest;
+mod outbound;
+mod peers;
+mod serve;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use multiaddr::Multiaddr;
+use tokio::sync::{mpsc, watch};
+use wlnode_audit::event::{Event as AuditEvent, EventKind};
+use wlnode_config::{LISTEN_ADDRS_FILE, SyncConfig};
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::roster::{Role, Roster};
+use wlnode_crypto::time::Timestamp;
+use wlnode_net::{FrameLimits, InboundId, NetConfig, NetEvent, NetHandle, PeerRef, Protocol};
+use wlnode_store::StoreHandle;
+use wlnode_sync::msg::{Request, Response};
+use wlnode_sync::reconcile::Initiator;
+use wlnode_sync::responder::Limits;
+use wlnode_sync::wire::{encode_request, encode_response};
+use wlnode_sync::{Backoff, Bans, PeerSync, Responder};
+use wlnode_types::Cursor;
+
+use crate::handles::{Ingested, PeerTable};
+use crate::metrics::{Metrics, PeerLabel, PeerReason};
+use crate::node::{NodeError, Services, write_file};
+use crate::trust::TrustCell;
+
+/// Frame limits of the audit protocol: requests are small, answers carry up to
+/// `wlnode_audit::serve::EVENTS_BUDGET` of events and proofs.
+pub const AUDIT_LIMITS: FrameLimits = FrameLimits {
+    max_request: 64 * 1024,
+    max_response: 8 * 1024 * 1024,
+};
+
+/// What the service's loop is waiting on for one of our requests.
+enum Pending {
+    Hello,
+    Notify,
+    Pull,
+    /// A request of our session, naming `asked` record ids we lack.
+    Reconcile {
+        session: [u8; 16],
+        asked: usize,
+    },
+}
+
+/// Where a response goes: the peer (for accounting) and the request it answers.
+type Reply = (PeerRef, InboundId);
+
+/// Results of spawned work, fed back into the loop.
+enum Done {
+    /// Records a peer sent were checked and stored.
+    Applied(ingest::Applied),
+    /// A step of the responder finished.
+    Serve(serve::ServeDone),
+    /// Our reconciliation set is built (or not), and the session's first step.
+    ReconcileReady {
+        peer: PeerRef,
+        result: Result<(Initiator, wlnode_sync::reconcile::Step), String>,
+    },
+    /// An audit request was answered.
+    AuditRespond {
+        reply: Reply,
+        response: wlnode_audit::wire::AuditResponse,
+    },
+}
+
+#[allow(clippy::large_enum_variant)] // one event at a time, never stored
+enum Wake {
+    Net(NetEvent),
+    Task(Done),
+    Head(u64),
+    Reloaded,
+    Blocked,
+    Tick,
+    Shutdown,
+}
+
+/// A `[[peers]]` entry to keep connected.
+struct DialTarget {
+    agency: AgencyCode,
+    addrs: Vec<Multiaddr>,
+    backoff: Backoff,
+    next_at: Option<Instant>,
+    /// Addresses of the current dial still pending.
+    dialing: usize,
+}
+
+#[derive(Default, Clone)]
+struct Counters {
+    received: u64,
+    sent: u64,
+    rejected: u64,
+}
+
+/// The running service's tasks and the addresses the network listens on.
+pub(crate) struct Started {
+    pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) listen_addrs: Vec<Multiaddr>,
+}
+
+/// The roster's node PeerIds (the ones the gate admits).
+fn roster_peers(roster: &Roster) -> Vec<PeerRef> {
+    roster
+        .members()
+        .flat_map(|m| m.node_ids.iter())
+        .filter_map(|p| PeerRef::parse(p).ok())
+        .collect()
+}
+
+/// The node PeerIds of `agencies` in `roster`.
+fn peers_of<'a>(
+    roster: &Roster,
+    agencies: impl IntoIterator<Item = &'a AgencyCode>,
+) -> Vec<PeerRef> {
+    agencies
+        .into_iter()
+        .filter_map(|a| roster.member(a))
+        .flat_map(|m| m.node_ids.iter())
+        .filter_map(|p| PeerRef::parse(p).ok())
+        .collect()
+}
+
+/// Starts the network and the replication service over it.
+pub(crate) async fn start(
+    services: &Services,
+    node_key: &SecretKey,
+    shutdown: &watch::Sender<bool>,
+) -> Result<Started, NodeError> {
+    let cfg = services.config.raw.sync.clone();
+    let roster = services.trust.roster();
+    let mut blocked_rx = services.control.blocked();
+    let blocked = blocked_rx.borrow_and_update().clone();
+    let network = wlnode_net::start(
+        NetConfig {
+            key: node_key,
+            listen: services
+                .config
+                .raw
+                .listen
+                .iter()
+                .map(|a| a.0.clone())
+                .collect(),
+            sync: FrameLimits {
+                max_request: cfg.max_request_bytes,
+                max_response: cfg.max_batch_bytes,
+            },
+            audit: AUDIT_LIMITS,
+            allowed: roster_peers(&roster),
+            blocked: peers_of(&roster, &blocked),
+            agent: format!("wlnode/{}", env!("CARGO_PKG_VERSION")),
+        },
+        shutdown.subscribe(),
+    )
+    .await?;
+    // Operators and `wlnode demo` read the bound libp2p addresses from here when the
+    // config listens on port 0.
+    let addr_file = services.config.raw.data_dir.join(LISTEN_ADDRS_FILE);
+    write_file(addr_file.clone(), addrs_text(&network.listen_addrs))?;
+    let agencies: Vec<AgencyCode> = roster.members().map(|m| m.agency.clone()).collect();
+    let cursors = services
+        .store
+        .call(move |s| {
+            let mut out = HashMap::new();
+            for a in agencies {
+                if let Some(c) = s.cursor(&a)? {
+                    out.insert(a, c);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let targets = services
+        .config
+        .raw
+        .peers
+        .iter()
+        .filter(|p| !p.addrs.is_empty())
+        .map(|p| DialTarget {
+            agency: p.agency.get_ref().clone(),
+            addrs: p.addrs.iter().map(|a| a.0.clone()).collect(),
+            backoff: Backoff::new(cfg.reconnect_min.0, cfg.reconnect_max.0),
+            next_at: Some(Instant::now()),
+            dialing: 0,
+        })
+        .collect();
+    let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
+    let head_rx = services.ingested.subscribe();
+    let local_head = *head_rx.borrow();
+    let epoch = services.store.epoch();
+    let service = Service {
+        me: network.handle.local_peer(),
+        net: network.handle,
+        events: network.events,
+        agency: services.info.agency.clone(),
+        bans: Bans::new(cfg.ban_threshold, cfg.ban_window.0, cfg.ban_duration.0),
+        responder: Responder::new(
+            epoch,
+            Limits {
+                max_batch_bytes: cfg.max_batch_bytes,
+                max_request_bytes: cfg.max_request_bytes,
+            },
+        ),
+        cfg,
+        epoch,
+        store: services.store.clone(),
+        trust: services.trust.clone(),
+        ingested: services.ingested.clone(),
+        metrics: services.metrics.clone(),
+        table: services.peers.clone(),
+        tasks_tx,
+        tasks_rx,
+        head_rx,
+        changes_rx: services.control.changes(),
+        blocked_rx,
+        blocked,
+        shutdown: shutdown.subscribe(),
+        local_head,
+        peers: HashMap::new(),
+        agencies: HashMap::new(),
+        pending: HashMap::new(),
+        next_token: 0,
+        initiators: HashMap::new(),
+        cursors,
+        configured: services
+            .config
+            .raw
+            .peers
+            .iter()
+            .map(|p| p.agency.get_ref().clone())
+            .collect(),
+        targets,
+        counters: HashMap::new(),
+        listen_addrs: network.listen_addrs.clone(),
+        addr_file,
+    };
+    let task = tokio::spawn(service.run());
+    Ok(Started {
+        tasks: vec![task, network.task],
+        listen_addrs: network.listen_addrs,
+    })
+}
+
+fn addrs_text(addrs: &[Multiaddr]) -> String {
+    addrs.iter().map(|a| format!("{a}\n")).collect()
+}
+
+/// The span of one reconciliation round with a peer (first bytes of its session id).
+fn round_span(session: &[u8; 16]) -> tracing::Span {
+    let round = hex::encode(session.get(..4).unwrap_or_default());
+    tracing::info_span!("sync_round", %round)
+}
+
+fn jitter() -> f64 {
+    getrandom::u32().map_or(0.5, |r| f64::from(r) / f64::from(u32::MAX))
+}
+
+/// The replication service; see the module documentation.
+struct Service {
+    net: NetHandle,
+    events: mpsc::UnboundedReceiver<NetEvent>,
+    me: PeerRef,
+    agency: AgencyCode,
+    cfg: SyncConfig,
+    epoch: [u8; 16],
+    store: StoreHandle,
+    trust: TrustCell,
+    ingested: Ingested,
+    metrics: Arc<Metrics>,
+    table: PeerTable,
+    tasks_tx: mpsc::UnboundedSender<Done>,
+    tasks_rx: mpsc::UnboundedReceiver<Done>,
+    head_rx: watch::Receiver<u64>,
+    changes_rx: watch::Receiver<u64>,
+    blocked_rx: watch::Receiver<BTreeSet<AgencyCode>>,
+    /// Agencies the operator blocked (enforced by the network's gate).
+    blocked: BTreeSet<AgencyCode>,
+    shutdown: watch::Receiver<bool>,
+    local_head: u64,
+    peers: HashMap<PeerRef, PeerSync>,
+    agencies: HashMap<PeerRef, (AgencyCode, Role)>,
+    pending: HashMap<u64, (PeerRef, Pending)>,
+    next_token: u64,
+    initiators: HashMap<PeerRef, Initiator>,
+    responder: Responder<PeerRef, Reply>,
+    cursors: HashMap<AgencyCode, Cursor>,
+    /// Every `[[peers]]` agency (shown in the status table even when not connected).
+    configured: Vec<AgencyCode>,
+    targets: Vec<DialTarget>,
+    bans: Bans,
+    counters: HashMap<AgencyCode, Counters>,
+    listen_addrs: Vec<Multiaddr>,
+    addr_file: PathBuf,
+}
+
+impl Service {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Before any connection is handled, so no blocked peer gets in at start.
+        self.apply_blocks();
+        loop {
+            let wake = tokio::select! {
+                Some(ev) = self.events.recv() => Wake::Net(ev),
+                Some(t) = self.tasks_rx.recv() => Wake::Task(t),
+                Ok(()) = self.head_rx.changed() => Wake::Head(*self.head_rx.borrow_and_update()),
+                Ok(()) = self.changes_rx.changed() => Wake::Reloaded,
+                Ok(()) = self.blocked_rx.changed() => Wake::Blocked,
+                _ = tick.tick() => Wake::Tick,
+                _ = self.shutdown.changed() => Wake::Shutdown,
+            };
+            match wake {
+                Wake::Net(ev) => self.on_net(ev),
+                Wake::Task(t) => self.on_task(t),
+                Wake::Head(h) => self.on_local_head(h),
+                Wake::Reloaded => self.on_reloaded(),
+                Wake::Blocked => self.on_blocked(),
+                Wake::Tick => self.on_tick(),
+                Wake::Shutdown => break,
+            }
+        }
+        tracing::info!("replication stopped");
+    }
+
+    fn on_net(&mut self, ev: NetEvent) {
+        match ev {
+            NetEvent::Listening(a) => {
+                if !self.listen_addrs.contains(&a) {
+                    self.listen_addrs.push(a);
+                    if let Err(e) =
+                        write_file(self.addr_file.clone(), addrs_text(&self.listen_addrs))
+                    {
+                        tracing::warn!(error = %e, "cannot write listen addresses");
+                    }
+                }
+            }
+            NetEvent::Connected {
+                peer,
+                established,
+                dial,
+            } => self.on_connected(peer, established, dial),
+            NetEvent::Disconnected { peer, cause } => self.on_disconnected(peer, cause),
+            NetEvent::DialFailed { dial, error } => self.on_dial_failed(dial, error),
+            NetEvent::Refused { peer, code } => {
+                self.metrics
+                    .connections_refused
+                    .get_or_create(&PeerReason {
+                        peer,
+                        reason: code.to_owned(),
+                    })
+                    .inc();
+            }
+            NetEvent::Request {
+                peer,
+                protocol: Protocol::Sync,
+                id,
+                frame,
+            } => self.on_sync_request(peer, id, frame),
+            NetEvent::Request {
+                peer,
+                protocol: Protocol::Audit,
+                id,
+                frame,
+            } => self.on_audit_request(peer, id, frame),
+            NetEvent::Response { peer, token, frame } => self.on_response(peer, token, frame),
+            NetEvent::RequestFailed { peer, token, error } => {
+                let Some((_, pending)) = self.pending.remove(&token) else {
+                    return;
+                };
+                tracing::debug!(%peer, error = %error, "sync request failed");
+                self.request_failed(peer, pending, error);
+            }
+            NetEvent::InboundFailed {
+                peer,
+                protocol,
+                violation,
+            } => {
+                if violation && protocol == Protocol::Sync {
+                    self.protocol_violation(peer, "bad_frame");
+                }
+            }
+        }
+    }
+
+    fn on_task(&mut self, t: Done) {
+        match t {
+            Done::Applied(a) => self.on_applied(a),
+            Done::Serve(d) => self.on_serve_done(d),
+            Done::ReconcileReady { peer, result } => self.on_reconcile_ready(peer, result),
+            Done::AuditRespond { reply, response } => {
+                if let wlnode_audit::wire::AuditResponse::Cosigned(n) = &response {
+                    self.metrics
+                        .audit_cosignatures
+                        .set(i64::try_from(*n).unwrap_or(i64::MAX));
+                }
+                self.audit_respond(reply, &response);
+            }
+        }
+    }
+
+    /// The tracing span every log line about `peer` runs in, so logs can be filtered
+    /// per neighbour (`agency` and `peer` fields, also in JSON logs).
+    fn peer_span(&self, peer: &PeerRef) -> tracing::Span {
+        let agency = self
+            .agency_of(peer)
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_else(|| "?".into());
+        tracing::info_span!("peer", %agency, %peer)
+    }
+
+    fn agency_of(&self, peer: &PeerRef) -> Option<(AgencyCode, Role)> {
+        if let Some(a) = self.agencies.get(peer) {
+            return Some(a.clone());
+        }
+        let roster = self.trust.roster();
+        roster
+            .agency_of_peer(&peer.to_base58())
+            .map(|m| (m.agency.clone(), m.role))
+    }
+
+    fn count_bytes(&self, peer: &PeerRef, n: usize) {
+        if let Some((agency, _)) = self.agencies.get(peer) {
+            self.metrics
+                .sync_bytes
+                .get_or_create(&PeerLabel {
+                    peer: agency.to_string(),
+                })
+                .inc_by(n as u64);
+        }
+    }
+
+    /// Answers a sync request.
+    fn respond(&mut self, reply: Reply, response: &Response) {
+        let encoded = Bytes::from(encode_response(response));
+        self.count_bytes(&reply.0, encoded.len());
+        self.net.respond(reply.1, encoded);
+    }
+
+    /// Sends one of our sync requests.
+    fn send(&mut self, peer: PeerRef, request: &Request, pending: Pending) {
+        let bytes = Bytes::from(encode_request(request));
+        self.count_bytes(&peer, bytes.len());
+        self.next_token += 1;
+        let token = self.next_token;
+        self.net.request(peer, token, bytes);
+        self.pending.insert(token, (peer, pending));
+    }
+
+    fn protocol_violation(&mut self, peer: PeerRef, reason: &str) {
+        let Some((agency, _)) = self.agency_of(&peer) else {
+            return;
+        };
+        self.metrics.reject(agency.as_str(), reason);
+        self.set_error(&agency, format!("protocol violation: {reason}"));
+        self.record_invalid(&agency, 1);
+    }
+
+    /// Counts `n` invalid items from `agency`; at the threshold it is banned: audited,
+    /// counted, refused at the gate and disconnected.
+    fn record_invalid(&mut self, agency: &AgencyCode, n: u32) {
+        let Some(until) = self.bans.record(agency, n, Instant::now()) else {
+            return;
+        };
+        tracing::warn!(%agency, ban_seconds = self.cfg.ban_duration.0.as_secs(), "peer banned: too many invalid records or frames");
+        let ev = AuditEvent::new(
+            Timestamp::now().as_millis(),
+            EventKind::PeerBanned {
+                agency: agency.clone(),
+                seconds: self.cfg.ban_duration.0.as_secs(),
+            },
+        );
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let _ = store.call(move |s| s.audit_append(&[ev])).await;
+        });
+        self.metrics.reject(agency.as_str(), "banned");
+        let mut peers = peers_of(&self.trust.roster(), [agency]);
+        peers.extend(
+            self.agencies
+                .iter()
+                .filter(|(_, (a, _))| a == agency)
+                .map(|(p, _)| *p),
+        );
+        self.net.send(wlnode_net::Command::Ban { peers, until });
+    }
+
+    fn set_error(&mut self, agency: &AgencyCode, e: String) {
+        for ps in self.peers.values_mut().filter(|p| p.agency == *agency) {
+            ps.last_error = Some(e.clone());
+        }
+        if let Ok(mut t) = self.table.write()
+            && let Some(info) = t.get_mut(agency.as_str())
+        {
+            info.last_error = Some(e);
+        }
+    }
+}

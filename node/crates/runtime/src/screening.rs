@@ -1,0 +1,353 @@
+//! The node's live screening index: the pure `wlnode_screen` engine fed from the
+//! store.
+//!
+//! ## Ownership and freshness
+//!
+//! One task, the **screen follower** ([`spawn_follower`]), is the only writer. At node
+//! start it reads the arrival-log head, scans every entry's head record (in pages, so
+//! the store actor stays responsive), builds the index on a blocking thread and marks
+//! it ready; then it follows the arrival log (the changes feed sync uses) from the head
+//! it read before the scan. Every time [`crate::Ingested::after_ingest`] moves
+//! the log head (local create/amend/withdraw/import and records from peers alike), it
+//! reads the new log records, collects the entries they belong to, re-reads each one's
+//! current head (with the disclosures merged so far) and upserts it: one entry at a
+//! time, never a rebuild. Re-upserting an entry already indexed is harmless, so the
+//! overlap between the start scan and the log is too.
+//!
+//! Readers (API handlers) share the index behind an `RwLock` in [`ScreenHandle`] and
+//! search on blocking threads.
+//!
+//! **Withdrawn entries** stay in the same index with their withdrawn flag (the engine
+//! filters them out unless the query sets `include_withdrawn`), so a withdrawal or a
+//! reinstatement is one upsert.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use wlnode_screen::request::ScreenError;
+use wlnode_screen::{Match, Query, ScreenDoc, ScreenIndex, doc_of};
+use wlnode_store::{EntryFilter, Store, StoreError, StoreHandle};
+use wlnode_types::{EntryKey, EntryState, RawRecord, StoredRecord};
+
+/// Entries scanned per store call while building at start.
+const SCAN_PAGE: usize = 2048;
+/// Arrival-log records read per store call while following.
+const FOLLOW_PAGE: usize = 1024;
+
+/// Shared handle on the live index: the index, whether the start build is done, and
+/// the arrival-log position the index reflects.
+#[derive(Clone, Debug)]
+pub struct ScreenHandle {
+    index: Arc<RwLock<ScreenIndex>>,
+    ready: Arc<watch::Sender<bool>>,
+    applied: Arc<watch::Sender<u64>>,
+}
+
+impl Default for ScreenHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScreenHandle {
+    /// An empty, not yet ready index.
+    pub fn new() -> Self {
+        Self {
+            index: Arc::new(RwLock::new(ScreenIndex::new())),
+            ready: Arc::new(watch::channel(false).0),
+            applied: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Whether the start build is done.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits up to `timeout` for the start build.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits up to `timeout` until the index reflects the arrival log up to `seq`
+    /// (read-your-writes for the API: a request sees every record stored before it).
+    pub async fn wait_applied(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|a| *a >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The arrival-log sequence number the index reflects.
+    pub fn applied_seq(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Entries indexed (withdrawn included).
+    pub fn len(&self) -> usize {
+        self.read(|i| i.len())
+    }
+
+    /// True when no entry is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&ScreenIndex) -> T) -> T {
+        match self.index.read() {
+            Ok(g) => f(&g),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut ScreenIndex) -> T) -> T {
+        match self.index.write() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Runs one query (blocking: call it from a blocking thread).
+    pub fn search(&self, query: &Query) -> Result<Vec<Match>, ScreenError> {
+        if !self.is_ready() {
+            return Err(ScreenError::Building {
+                entries: self.len(),
+            });
+        }
+        Ok(self.read(|i| i.search(query))?)
+    }
+}
+
+/// An entry's state and its head record as read on the store thread, still undecoded
+/// (`None`: the head record is missing).
+type RawHead = (EntryKey, EntryState, Option<RawRecord>);
+
+/// Reads the head record of each entry, undecoded, unless `have` already holds it.
+fn raw_heads(
+    s: &Store,
+    entries: Vec<(EntryKey, EntryState)>,
+    have: &std::collections::BTreeMap<EntryKey, StoredRecord>,
+) -> Result<Vec<RawHead>, StoreError> {
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, state) in entries {
+        let raw = match have.get(&key) {
+            Some(r) if r.record.id() == state.head => None,
+            _ => s.record_raw(&state.head)?,
+        };
+        out.push((key, state, raw));
+    }
+    Ok(out)
+}
+
+/// Decodes the heads read by [`raw_heads`] (off the store thread) into documents. An
+/// entry whose head record is missing or undecodable is logged and skipped: one bad
+/// entry must not keep the whole index from being built.
+fn head_docs(
+    heads: Vec<RawHead>,
+    have: &std::collections::BTreeMap<EntryKey, StoredRecord>,
+) -> Vec<ScreenDoc> {
+    let mut docs = Vec::with_capacity(heads.len());
+    for (key, state, raw) in heads {
+        match raw.map(|r| r.decode()) {
+            Some(Ok(head)) => docs.push(doc_of(&key, &state, &head)),
+            Some(Err(e)) => {
+                tracing::error!(entry = %key.entry_id, origin = %key.origin, error = %e, "screening index: head record unreadable; entry not indexed");
+            }
+            None => match have.get(&key).filter(|r| r.record.id() == state.head) {
+                Some(head) => docs.push(doc_of(&key, &state, head)),
+                None => {
+                    tracing::error!(entry = %key.entry_id, origin = %key.origin, head = %state.head, "screening index: head record missing; entry not indexed");
+                }
+            },
+        }
+    }
+    docs
+}
+
+/// One page of the start scan, read on the store thread: entry states with their raw
+/// head records, and the key to continue after.
+fn scan_page(
+    s: &Store,
+    after: Option<&EntryKey>,
+) -> Result<(Vec<RawHead>, Option<EntryKey>), StoreError> {
+    let (page, next) = s.list_entries(&EntryFilter::default(), after, SCAN_PAGE)?;
+    Ok((raw_heads(s, page, &Default::default())?, next))
+}
+
+/// Runs CPU work (decoding) on a blocking thread, off the store thread and the executor.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| StoreError::Closed)
+}
+
+/// The current documents of the entries that the log records after `after` belong to,
+/// the last sequence number read (`after` when there was nothing new), and whether
+/// more may follow.
+///
+/// The store thread only reads bytes (two short jobs); decoding, the costly part,
+/// happens here on a blocking thread so that ingest is not held up behind it.
+async fn follow_page(
+    store: &StoreHandle,
+    after: u64,
+) -> Result<(Vec<ScreenDoc>, u64, bool), StoreError> {
+    let (log, raws) = store
+        .call(move |s| {
+            let log = s.log_after(after, FOLLOW_PAGE)?;
+            let raws = log
+                .iter()
+                .map(|(_, id)| s.record_raw(id))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((log, raws))
+        })
+        .await?;
+    let more = log.len() == FOLLOW_PAGE;
+    let last = log.last().map_or(after, |(seq, _)| *seq);
+    // entry -> the latest log record read for it (usually the new head)
+    let touched = off_thread(move || {
+        let mut touched: std::collections::BTreeMap<EntryKey, StoredRecord> =
+            std::collections::BTreeMap::new();
+        for ((_, id), raw) in log.iter().zip(raws) {
+            let rec = match raw.map(|r| r.decode()) {
+                Some(Ok(r)) => r,
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::error!(record = %id, error = %e, "screening index: logged record unreadable");
+                    continue;
+                }
+            };
+            let h = rec.record.header();
+            let key = EntryKey {
+                entry_id: h.entry_id,
+                origin: h.origin.clone(),
+            };
+            touched.insert(key, rec);
+        }
+        touched
+    })
+    .await?;
+    let touched = Arc::new(touched);
+    let have = touched.clone();
+    let heads = store
+        .call(move |s| {
+            let mut states = Vec::with_capacity(have.len());
+            for key in have.keys() {
+                if let Some(state) = s.entry(key)? {
+                    states.push((key.clone(), state));
+                }
+            }
+            raw_heads(s, states, &have)
+        })
+        .await?;
+    let docs = off_thread(move || head_docs(heads, &touched)).await?;
+    Ok((docs, last, more))
+}
+
+/// The log head, then the documents of every entry (paged store calls; decoding off
+/// the store thread).
+async fn scan(store: &StoreHandle) -> Result<(u64, Vec<ScreenDoc>), StoreError> {
+    let start_seq = store.call(|s| s.head_seq()).await?;
+    let mut docs: Vec<ScreenDoc> = Vec::new();
+    let mut after: Option<EntryKey> = None;
+    loop {
+        let a = after.clone();
+        let (page, next) = store.call(move |s| scan_page(s, a.as_ref())).await?;
+        docs.extend(off_thread(move || head_docs(page, &Default::default())).await?);
+        match next {
+            Some(k) => after = Some(k),
+            None => return Ok((start_seq, docs)),
+        }
+    }
+}
+
+/// Builds the index from the store, then keeps it current until `shutdown`. See the
+/// module documentation.
+pub fn spawn_follower(
+    store: StoreHandle,
+    handle: ScreenHandle,
+    mut head: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        // Build.
+        let (start_seq, docs) = loop {
+            match scan(&store).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    // the store refuses reads (IO error): keep answering 503 and retry
+                    tracing::error!(error = %e, "screening index: store scan failed; retrying in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        };
+        let n = docs.len();
+        let scan_ms = started.elapsed().as_millis() as u64;
+        let built = tokio::task::spawn_blocking(move || ScreenIndex::build(docs)).await;
+        match built {
+            Ok(index) => handle.write(|i| *i = index),
+            Err(e) => {
+                tracing::error!(error = %e, "screening index: build failed");
+                return;
+            }
+        }
+        handle.applied.send_replace(start_seq);
+        handle.ready.send_replace(true);
+        tracing::info!(
+            entries = n,
+            scan_ms,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "screening index built"
+        );
+        // Follow.
+        let mut cursor = start_seq;
+        loop {
+            let target = *head.borrow_and_update();
+            while cursor < target {
+                let from = cursor;
+                match follow_page(&store, from).await {
+                    Ok((docs, last, more)) => {
+                        if !docs.is_empty() {
+                            let h = handle.clone();
+                            let upsert = tokio::task::spawn_blocking(move || {
+                                h.write(|i| {
+                                    for d in docs {
+                                        i.upsert(d);
+                                    }
+                                });
+                            })
+                            .await;
+                            if let Err(e) = upsert {
+                                tracing::error!(error = %e, "screening index: update failed");
+                                return;
+                            }
+                        }
+                        cursor = last;
+                        handle.applied.send_replace(cursor);
+                        if !more && last == from {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "screening index: cannot read new records; retrying on the next change");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                r = head.changed() => if r.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}

@@ -1,0 +1,113 @@
+//! Loading the roster against the node's trust anchor, and the cell that holds the
+//! roster and the policy in force.
+//!
+//! The anchor (trusted authority keys and the last accepted roster's federation,
+//! version and hash) is persisted in the store, so a node refuses an older roster even
+//! after a restart. Keys listed in `roster_authorities` in node.toml override the
+//! pinned set; with neither, the first roster's authorities are pinned (trust on first
+//! use) and the node logs a warning.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use wlnode_config::roster_file::{RosterFileError, read_signed};
+use wlnode_crypto::PublicKey;
+use wlnode_crypto::roster::{Roster, RosterError, verify_roster};
+use wlnode_policy::Policy;
+use wlnode_store::{Store, StoreError};
+
+/// Why the roster could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The roster file or its signature file could not be read.
+    #[error(transparent)]
+    File(#[from] RosterFileError),
+    /// The roster was refused.
+    #[error("roster {path} refused: {source}")]
+    Refused {
+        /// The roster file.
+        path: PathBuf,
+        /// Why.
+        source: RosterError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outcome of loading the roster.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The verified roster.
+    pub roster: Roster,
+    /// The authorities were pinned now, on first use.
+    pub trust_on_first_use: bool,
+}
+
+/// Verifies the roster at `path` against the stored anchor and `configured` authority
+/// keys, and persists the new anchor. Runs on the store thread.
+pub fn load_roster(
+    store: &Store,
+    path: &Path,
+    configured: &[PublicKey],
+) -> Result<Loaded, TrustError> {
+    let (bytes, sig) = read_signed(path)?;
+    let mut anchor = store.roster_anchor()?.unwrap_or_default();
+    if !configured.is_empty() {
+        anchor.authorities = configured.to_vec();
+    }
+    let trust_on_first_use = anchor.authorities.is_empty();
+    let roster = verify_roster(&bytes, &sig, &anchor).map_err(|source| TrustError::Refused {
+        path: path.to_owned(),
+        source,
+    })?;
+    store.set_roster_anchor(&roster)?;
+    Ok(Loaded {
+        roster,
+        trust_on_first_use,
+    })
+}
+
+/// The roster and the policy in force, swapped together on reload. Readers take a
+/// snapshot (`Arc`) and never hold the lock.
+#[derive(Clone, Debug)]
+pub struct TrustCell {
+    roster: Arc<RwLock<Arc<Roster>>>,
+    policy: Arc<RwLock<Arc<Policy>>>,
+}
+
+impl TrustCell {
+    /// A cell holding `roster` and `policy`.
+    pub fn new(roster: Arc<Roster>, policy: Policy) -> Self {
+        Self {
+            roster: Arc::new(RwLock::new(roster)),
+            policy: Arc::new(RwLock::new(Arc::new(policy))),
+        }
+    }
+
+    /// The current roster.
+    pub fn roster(&self) -> Arc<Roster> {
+        match self.roster.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new roster and policy in force.
+    pub(crate) fn replace(&self, roster: Arc<Roster>, policy: Policy) {
+        if let Ok(mut g) = self.roster.write() {
+            *g = roster;
+        }
+        if let Ok(mut g) = self.policy.write() {
+            *g = Arc::new(policy);
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! Backup and restore of the store: `wlnode backup` and `wlnode restore`.
+//!
+//! A backup is every sled tree, key by key, in one file. The store actor writes it as
+//! one job: every write to the store goes through that actor, so nothing changes while
+//! the snapshot is taken and the file is consistent even while the node runs.
+//!
+//! File format (all integers big-endian):
+//!
+//! ```text
+//! "WLNODE-BACKUP-1\n"                      16-byte magic
+//! 'T' u32 len, tree name                   starts a tree
+//! 'K' u32 len, key, u32 len, value         one pair of the current tree
+//! 'E' u64 trees, u64 pairs, [32] SHA-256   end: counts, then the hash of every byte before it
+//! ```
+//!
+//! A restore validates the whole file (magic, framing, counts, hash, schema version)
+//! before it touches the data dir, writes into an empty (or, with `force`, emptied)
+//! data dir, and gives the restored store a new arrival-log epoch, so that peers reset
+//! their cursors into its log and re-read it from the start. The restored node also
+//! re-syncs from its peers: anything stored after the backup comes back by
+//! reconciliation.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use wlnode_crypto::sha256::Hasher;
+
+use super::schema::{SCHEMA_VERSION, meta, trees};
+use super::{Store, StoreError, lock_dir};
+use crate::Engine as _;
+
+/// First bytes of every backup file.
+pub const MAGIC: &[u8; 16] = b"WLNODE-BACKUP-1\n";
+/// Largest key or value a valid backup holds (a corrupt length fails early).
+const MAX_ITEM: u32 = 256 * 1024 * 1024;
+/// Largest tree name.
+const MAX_NAME: u32 = 1024;
+/// sled's own default tree, which the node does not use.
+const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
+
+/// What a backup holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BackupSummary {
+    /// Trees.
+    pub trees: u64,
+    /// Key/value pairs in all trees.
+    pub pairs: u64,
+    /// Records (pairs of the `records` tree).
+    pub records: u64,
+    /// Entries (pairs of the `entries` tree).
+    pub entries: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// Why a backup or restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid backup.
+    #[error("{path} is not a valid wlnode backup: {reason} (at byte {offset})")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset where it went wrong.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The backup was taken from a store with another layout version.
+    #[error(
+        "{path} holds store schema version {found}; this wlnode restores versions 1 and {SCHEMA_VERSION}"
+    )]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// Version in the backup.
+        found: u32,
+    },
+    /// The target data dir already holds something.
+    #[error(
+        "data dir {path} is not empty; restore into a new folder, or pass --force to replace its store"
+    )]
+    NotEmpty {
+        /// The data dir.
+        path: PathBuf,
+    },
+    /// `force` was given for a folder that is not a wlnode data dir.
+    #[error(
+        "{path} does not look like a wlnode data dir (no LOCK or db inside); refusing to empty it"
+    )]
+    NotADataDir {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A writer that hashes what it writes and counts the bytes.
+struct HashWriter<W> {
+    inner: W,
+    hash: Hasher,
+    bytes: u64,
+}
+
+impl<W: Write> HashWriter<W> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.hash.update(b);
+        self.bytes = self.bytes.saturating_add(b.len() as u64);
+        self.inner.write_all(b)
+    }
+
+    fn put_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+        let len =
+            u32::try_from(b.len()).map_err(|_| std::io::Error::other("item longer than 4 GiB"))?;
+        self.put(&len.to_be_bytes())?;
+        self.put(b)
+    }
+}
+
+impl Store {
+    /// Writes a backup of every tree to `w`. Run it on the store actor (as one job),
+    /// so that no write interleaves.
+    pub fn write_backup(&self, w: impl Write, path: &Path) -> Result<BackupSummary, BackupError> {
+        let e = io_err(path);
+        let mut out = HashWriter {
+            inner: w,
+            hash: Hasher::new(),
+            bytes: 0,
+        };
+        let mut sum = BackupSummary::default();
+        out.put(MAGIC).map_err(&e)?;
+        let mut names = self.db.tree_names();
+        names.sort();
+        for name in names {
+            if name.as_ref() == SLED_DEFAULT_TREE {
+                continue;
+            }
+            let tree = self.db.open_tree(&name).io()?;
+            out.put(b"T").map_err(&e)?;
+            out.put_bytes(&name).map_err(&e)?;
+            sum.trees += 1;
+            for kv in tree.iter() {
+                let (k, v) = kv.io()?;
+                out.put(b"K").map_err(&e)?;
+                out.put_bytes(&k).map_err(&e)?;
+                out.put_bytes(&v).map_err(&e)?;
+                sum.pairs += 1;
+                match name.as_ref() {
+                    n if n == trees::RECORDS.as_bytes() => sum.records += 1,
+                    n if n == trees::ENTRIES.as_bytes() => sum.entries += 1,
+                    _ => {}
+                }
+            }
+        }
+        out.put(b"E").map_err(&e)?;
+        out.put(&sum.trees.to_be_bytes()).map_err(&e)?;
+        out.put(&sum.pairs.to_be_bytes()).map_err(&e)?;
+        let digest = out.hash.finish();
+        out.inner.write_all(digest.as_ref()).map_err(&e)?;
+        out.inner.flush().map_err(&e)?;
+        sum.bytes = out.bytes + 32;
+        Ok(sum)
+    }
+
+    /// Writes a backup to a new file at `path` (fsynced). See [`Self::write_backup`].
+    pub fn backup_to_file(&self, path: &Path) -> Result<BackupSummary, BackupError> {
+        let e = io_err(path);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(&e)?;
+        let mut w = BufWriter::new(file);
+        let sum = self.write_backup(&mut w, path)?;
+        let file = w.into_inner().map_err(|err| e(err.into_error()))?;
+        file.sync_all().map_err(&e)?;
+        Ok(sum)
+    }
+}
+
+/// One item of a backup file.
+enum Item<'a> {
+    Tree(&'a [u8]),
+    Pair(&'a [u8], &'a [u8]),
+}
+
+struct Reader<'p, R> {
+    inner: R,
+    path: &'p Path,
+    hash: Hasher,
+    offset: u64,
+}
+
+impl<R: Read> Reader<'_, R> {
+    fn invalid(&self, reason: impl Into<String>) -> BackupError {
+        BackupError::Invalid {
+            path: self.path.to_owned(),
+            offset: self.offset,
+            reason: reason.into(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8], what: &str) -> Result<(), BackupError> {
+        match self.inner.read_exact(buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(self.invalid(format!("the file ends inside {what} (truncated?)")));
+            }
+            Err(e) => return Err(io_err(self.path)(e)),
+        }
+        self.hash.update(buf);
+        self.offset = self.offset.saturating_add(buf.len() as u64);
+        Ok(())
+    }
+
+    fn read_u32(&mut self, what: &str) -> Result<u32, BackupError> {
+        let mut b = [0u8; 4];
+        self.read(&mut b, what)?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn read_u64(&mut self, what: &str) -> Result<u64, BackupError> {
+        let mut b = [0u8; 8];
+        self.read(&mut b, what)?;
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn read_item(&mut self, buf: &mut Vec<u8>, max: u32, what: &str) -> Result<(), BackupError> {
+        let len = self.read_u32(what)?;
+        if len > max {
+            return Err(self.invalid(format!("{what} of {len} bytes is longer than {max}")));
+        }
+        buf.clear();
+        buf.resize(len as usize, 0);
+        self.read(buf, what)
+    }
+}
+
+/// Reads and checks a backup file, calling `visit` for every item in order. Items
+/// reach `visit` before the final hash is checked: a caller that writes them must
+/// treat an error as "discard what was written".
+fn read_backup(
+    path: &Path,
+    mut visit: impl FnMut(Item<'_>) -> Result<(), BackupError>,
+) -> Result<BackupSummary, BackupError> {
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut r = Reader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        path,
+        hash: Hasher::new(),
+        offset: 0,
+    };
+    let mut magic = [0u8; 16];
+    r.read(&mut magic, "the file header")?;
+    if &magic != MAGIC {
+        r.offset = 0;
+        return Err(r.invalid("wrong file header (not made by `wlnode backup`)"));
+    }
+    let mut sum = BackupSummary::default();
+    let mut name = Vec::new();
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    let mut tree: Option<Vec<u8>> = None;
+    let mut schema: Option<u32> = None;
+    loop {
+        let mut tag = [0u8; 1];
+        r.read(&mut tag, "a frame tag")?;
+        match &tag {
+            b"T" => {
+                r.read_item(&mut name, MAX_NAME, "a tree name")?;
+                if tree.as_ref().is_some_and(|t| *t >= name) {
+                    return Err(r.invalid("trees out of order or repeated"));
+                }
+                visit(Item::Tree(&name))?;
+                tree = Some(name.clone());
+                sum.trees += 1;
+            }
+            b"K" => {
+                let Some(t) = &tree else {
+                    return Err(r.invalid("a key before any tree"));
+                };
+                r.read_item(&mut key, MAX_ITEM, "a key")?;
+                r.read_item(&mut value, MAX_ITEM, "a value")?;
+                if t == trees::META.as_bytes() && key == meta::SCHEMA_VERSION {
+                    let v = <[u8; 4]>::try_from(value.as_slice())
+                        .map_err(|_| r.invalid("meta/schema_version is not 4 bytes"))?;
+                    schema = Some(u32::from_be_bytes(v));
+                }
+                match t.as_slice() {
+                    n if n == trees::RECORDS.as_bytes() => sum.records += 1,
+                    n if n == trees::ENTRIES.as_bytes() => sum.entries += 1,
+                    _ => {}
+                }
+                visit(Item::Pair(&key, &value))?;
+                sum.pairs += 1;
+            }
+            b"E" => {
+                let trees_n = r.read_u64("the end frame")?;
+                let pairs_n = r.read_u64("the end frame")?;
+                if (trees_n, pairs_n) != (sum.trees, sum.pairs) {
+                    return Err(r.invalid(format!(
+                        "the end frame counts {trees_n} trees and {pairs_n} pairs, the file holds {} and {}",
+                        sum.trees, sum.pairs
+                    )));
+                }
+                let want = std::mem::replace(&mut r.hash, Hasher::new()).finish();
+                let mut got = [0u8; 32];
+                r.read(&mut got, "the final hash")?;
+                if want.as_ref() != got.as_slice() {
+                    return Err(r.invalid("SHA-256 mismatch: the file is corrupt"));
+                }
+                let mut extra = [0u8; 1];
+                match r.inner.read(&mut extra) {
+                    Ok(0) => {}
+                    Ok(_) => return Err(r.invalid("bytes after the end frame")),
+                    Err(e) => return Err(io_err(path)(e)),
+                }
+                sum.bytes = r.offset;
+                break;
+            }
+            other => {
+                return Err(r.invalid(format!("unknown frame tag {:#04x}", other[0])));
+            }
+        }
+    }
+    match schema {
+        Some(v) if super::schema::READABLE_SCHEMA_VERSIONS.contains(&v) => Ok(sum),
+        Some(found) => Err(BackupError::Schema {
+            path: path.to_owned(),
+            found,
+        }),
+        None => Err(BackupError::Invalid {
+            path: path.to_owned(),
+            offset: sum.bytes,
+            reason: "no meta/schema_version: not a backup of a wlnode store".into(),
+        }),
+    }
+}
+
+/// Checks a backup file end to end without writing anything.
+pub fn verify_backup(path: &Path) -> Result<BackupSummary, BackupError> {
+    read_backup(path, |_| Ok(()))
+}
+
+/// Restores the backup at `from` into the data dir `dir`.
+///
+/// `dir` must be missing or empty; with `force`, an existing data dir (one holding
+/// `LOCK` or `db`) is emptied first, which fails while a node runs on it. The file is
+/// validated completely before `dir` is touched.
+pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, BackupError> {
+    verify_backup(from)?;
+    let e = io_err(dir);
+    let existing: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|x| x.map(|x| x.path()))
+            .collect::<Result<_, _>>()
+            .map_err(&e)?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => return Err(e(err)),
+    };
+    if !existing.is_empty() {
+        if !force {
+            return Err(BackupError::NotEmpty {
+                path: dir.to_owned(),
+            });
+        }
+        if !dir.join("LOCK").exists() && !dir.join("db").exists() {
+            return Err(BackupError::NotADataDir {
+                path: dir.to_owned(),
+            });
+        }
+        // Holding the lock proves no node runs here while we empty the folder.
+        let _lock = lock_dir(dir)?;
+        for p in existing {
+            if p.file_name().is_some_and(|n| n == "LOCK") {
+                continue;
+            }
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(io_err(&p))?;
+        }
+    }
+    let store = Store::open(dir)?;
+    let mut current: Option<sled::Tree> = None;
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0usize;
+    let sum = read_backup(from, |item| {
+        match item {
+            Item::Tree(name) => {
+                if let Some(t) = &current {
+                    t.apply_batch(std::mem::take(&mut batch)).io()?;
+                }
+                in_batch = 0;
+                current = Some(store.db.open_tree(name).io()?);
+            }
+            Item::Pair(k, v) => {
+                batch.insert(k, v);
+                in_batch += 1;
+                if in_batch >= 10_000
+                    && let Some(t) = &current
+                {
+                    t.apply_batch(std::mem::take(&mut batch)).io()?;
+                    in_batch = 0;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(t) = &current {
+        t.apply_batch(batch).io()?;
+    }
+    // A new epoch: peers' cursors into the old log must not skip the restored one.
+    let mut epoch = [0u8; 16];
+    getrandom::fill(&mut epoch).map_err(|err| StoreError::Open {
+        path: dir.to_owned(),
+        reason: format!("random epoch: {err}"),
+    })?;
+    store.t.meta.insert(meta::LOG_EPOCH, &epoch).io()?;
+    store.flush()?;
+    Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup_of_fresh_store(dir: &Path) -> (PathBuf, BackupSummary) {
+        let store = Store::open(&dir.join("src")).unwrap();
+        store.meta_set(b"test_key", b"test_value").unwrap();
+        let file = dir.join("b.wlbackup");
+        let sum = store.backup_to_file(&file).unwrap();
+        (file, sum)
+    }
+
+    #[test]
+    fn round_trip_counts_and_refusals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (file, sum) = backup_of_fresh_store(tmp.path());
+        assert_eq!(verify_backup(&file).unwrap(), sum);
+        assert_eq!(sum.bytes, std::fs::metadata(&file).unwrap().len());
+        assert!(sum.trees >= 8, "{sum:?}");
+        // Restore into a new dir, then not again without --force.
+        let dst = tmp.path().join("dst");
+        assert_eq!(restore(&file, &dst, false).unwrap(), sum);
+        assert!(matches!(
+            restore(&file, &dst, false),
+            Err(BackupError::NotEmpty { .. })
+        ));
+        // --force refuses a folder that is not a data dir.
+        let other = tmp.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("precious.txt"), "x").unwrap();
+        assert!(matches!(
+            restore(&file, &other, true),
+            Err(BackupError::NotADataDir { .. })
+        ));
+        assert!(other.join("precious.txt").exists());
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (file, _) = backup_of_fresh_store(tmp.path());
+        let good = std::fs::read(&file).unwrap();
+        let bad = tmp.path().join("bad");
+        for i in (0..good.len()).step_by(7) {
+            let mut b = good.clone();
+            b[i] ^= 0x01;
+            std::fs::write(&bad, &b).unwrap();
+            assert!(
+                verify_backup(&bad).is_err(),
+                "flip at byte {i} not detected"
+            );
+        }
+        // Truncated at any point, or with bytes appended.
+        for cut in [0, 10, 16, 17, good.len() / 2, good.len() - 1] {
+            std::fs::write(&bad, &good[..cut]).unwrap();
+            assert!(verify_backup(&bad).is_err(), "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        std::fs::write(&bad, &longer).unwrap();
+        let e = verify_backup(&bad).unwrap_err().to_string();
+        assert!(e.contains("after the end frame"), "{e}");
+    }
+}

@@ -1,0 +1,150 @@
+//! The store's on-disk layout in one place: tree names, key encodings and the schema
+//! version. Swapping the backend means reimplementing `Store` against these layouts.
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `schema_version`, `log_epoch`, `next_seq`, `roster_anchor` | u32 BE, 16 bytes, u64 BE, anchor |
+//! | `records` | record_id (32) | `StoredRecord` (protobuf) |
+//! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
+//! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
+//! | `log` | seq of its first id (u64 BE) | record ids (32 bytes each) of up to 256 consecutive seqs: the arrival log, written per ingest batch (one value per 256 records) rather than per record. A store written before chunking holds one id per key, which reads the same |
+//! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
+//! | `cursors` | peer agency | `Cursor` (protobuf) |
+//! | `local` | entry key | `LocalMeta` (protobuf) |
+//! | `declined` | issued_at (u64 BE) ‖ record_id | `SyncMeta`: records our accept rules refused |
+//! | `audit_events` | index of its first event (u64 BE) | up to 64 consecutive events' canonical bytes (compact JSON, which has no raw newline), newline-separated: the audit log's leaves. A store written before chunking holds one event per key, which reads the same |
+//! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree of 16 leaves or more (smaller ones are recomputed from `audit_events`) |
+//! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
+//! | `audit_cosignatures` | tree size (u64 BE) ‖ auditor PeerId (UTF-8) | `Cosignature` (JSON): witness signatures from auditors |
+//!
+//! `meta/audit_size` (u64 BE) is the audit log's size, written in the same transaction
+//! as its events and tree nodes, and so is `meta/audit_edge`: that size, then (level
+//! u8, index u64 BE, SHA-256) for each complete subtree of fewer than 16 leaves on the
+//! tree's right edge, the only unstored nodes the next append needs.
+//!
+//! `meta/blocked_peers` holds the agencies an operator blocked (`wlnode peer block`):
+//! agency codes, sorted, one per line; written with its audit event in one transaction.
+//!
+//! A `Cursor` carries `backlog_complete`: false from a first-contact jump to the peer's
+//! head until a finished reconciliation has stored the records below it. Cursors
+//! written before the field existed read as false (one extra reconciliation).
+//!
+//! Entry key: entry_id (16) ‖ origin (UTF-8). Entries are keyed by origin as well as
+//! id, so that no agency can take over another agency's entry by reusing its id.
+
+pub use wlnode_types::EntryKey;
+
+/// Layout version written to `meta/schema_version`. Version 2 chunks `log` and
+/// `audit_events` values and adds `meta/audit_edge`; an older wlnode cannot read that,
+/// so it must refuse such a store. Version 1 stores read the same (one item per
+/// value) and are marked 2 when opened.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Older layout versions this wlnode opens (and marks [`SCHEMA_VERSION`]).
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, SCHEMA_VERSION];
+
+/// Tree names.
+pub mod trees {
+    /// Metadata.
+    pub const META: &str = "meta";
+    /// Records by id.
+    pub const RECORDS: &str = "records";
+    /// Entry states.
+    pub const ENTRIES: &str = "entries";
+    /// Equivocating versions.
+    pub const DISPUTES: &str = "disputes";
+    /// Arrival log.
+    pub const LOG: &str = "log";
+    /// Reconciliation index.
+    pub const SYNC_INDEX: &str = "sync_index";
+    /// Per-peer cursors.
+    pub const CURSORS: &str = "cursors";
+    /// Import bookkeeping.
+    pub const LOCAL: &str = "local";
+    /// Records declined by accept rules.
+    pub const DECLINED: &str = "declined";
+    /// Audit events by index.
+    pub const AUDIT_EVENTS: &str = "audit_events";
+    /// Audit tree complete subtrees.
+    pub const AUDIT_NODES: &str = "audit_nodes";
+    /// Signed audit checkpoints.
+    pub const AUDIT_CHECKPOINTS: &str = "audit_checkpoints";
+    /// Auditors' cosignatures of our checkpoints.
+    pub const AUDIT_COSIGNATURES: &str = "audit_cosignatures";
+}
+
+/// Keys of the `meta` tree.
+pub mod meta {
+    /// Schema version.
+    pub const SCHEMA_VERSION: &[u8] = b"schema_version";
+    /// Arrival-log epoch.
+    pub const LOG_EPOCH: &[u8] = b"log_epoch";
+    /// Next arrival-log sequence number.
+    pub const NEXT_SEQ: &[u8] = b"next_seq";
+    /// Accepted roster (trust anchor).
+    pub const ROSTER_ANCHOR: &[u8] = b"roster_anchor";
+    /// Audit log size.
+    pub const AUDIT_SIZE: &[u8] = b"audit_size";
+    /// The audit tree's small right-edge subtrees, for the next append.
+    pub const AUDIT_EDGE: &[u8] = b"audit_edge";
+    /// Agencies blocked by the operator.
+    pub const BLOCKED_PEERS: &[u8] = b"blocked_peers";
+}
+
+/// `audit_nodes` key: level ‖ index BE.
+pub fn audit_node_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [level; 9];
+    let (_, b) = k.split_at_mut(1);
+    b.copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// `disputes` key: len(entry key) ‖ entry key ‖ version BE. The length
+/// prefix keeps keys of different origins from colliding.
+pub fn version_key(entry: &EntryKey, version: u64) -> Vec<u8> {
+    let ek = entry.to_bytes();
+    let mut k = Vec::with_capacity(1 + ek.len() + 8);
+    k.push(u8::try_from(ek.len()).unwrap_or(u8::MAX));
+    k.extend_from_slice(&ek);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// Parses a `disputes` key.
+pub fn parse_version_key(b: &[u8]) -> Option<(EntryKey, u64)> {
+    let (len, rest) = b.split_first()?;
+    let (ek, v) = rest.split_at_checked(usize::from(*len))?;
+    let v: [u8; 8] = v.try_into().ok()?;
+    Some((EntryKey::from_bytes(ek)?, u64::from_be_bytes(v)))
+}
+
+/// `sync_index` key.
+pub fn sync_key(issued_at: u64, record_id: &[u8; 32]) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    let (a, b) = k.split_at_mut(8);
+    a.copy_from_slice(&issued_at.to_be_bytes());
+    b.copy_from_slice(record_id);
+    k
+}
+
+/// Big-endian u64 from a stored value.
+pub fn be_u64(b: &[u8]) -> Option<u64> {
+    b.try_into().ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wlnode_crypto::model::{AgencyCode, EntryId};
+
+    #[test]
+    fn keys_round_trip() {
+        let k = EntryKey {
+            entry_id: EntryId([7; 16]),
+            origin: AgencyCode::new("DE-BAFA").unwrap(),
+        };
+        assert_eq!(EntryKey::from_bytes(&k.to_bytes()), Some(k.clone()));
+        assert_eq!(parse_version_key(&version_key(&k, 42)), Some((k, 42)));
+        assert_eq!(parse_version_key(&[200, 1, 2]), None);
+    }
+}

@@ -1,0 +1,974 @@
+//! Store ingest rules against a real sled store on disk.
+
+use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, Status};
+use wlnode_crypto::record::{FieldSelector, RecordMeta, build_record};
+use wlnode_crypto::time::Timestamp;
+use wlnode_crypto::{SecretKey, VerifiedRecord};
+
+use super::*;
+
+fn draft(name: &str) -> EntryDraft {
+    serde_json::from_str(&format!(
+        r#"{{"subject":{{"kind":"person","name":"{name}","aliases":["alias one"],
+            "identifiers":[{{"type":"passport","value":"X1"}}]}},"reason":"denial"}}"#
+    ))
+    .unwrap()
+}
+
+fn rec(
+    key: &SecretKey,
+    origin: &str,
+    id: EntryId,
+    version: u64,
+    status: Status,
+    name: &str,
+) -> VerifiedRecord {
+    build_record(
+        RecordMeta {
+            entry_id: id,
+            origin: AgencyCode::new(origin).unwrap(),
+            version,
+            issued_at: Timestamp(1_790_000_000_000 + version),
+            status,
+            withdrawal_reason: None,
+        },
+        &draft(name),
+        key,
+    )
+    .unwrap()
+}
+
+fn local(r: &VerifiedRecord) -> Incoming {
+    Incoming {
+        record: r.clone(),
+        source: Source::Local,
+        local: None,
+    }
+}
+
+fn batch(items: Vec<Incoming>) -> IngestBatch {
+    IngestBatch {
+        items,
+        cursor: None,
+        declined: Vec::new(),
+        audit: Vec::new(),
+    }
+}
+
+fn key_of(r: &VerifiedRecord) -> EntryKey {
+    EntryKey {
+        entry_id: r.header().entry_id,
+        origin: r.header().origin.clone(),
+    }
+}
+
+#[test]
+fn head_is_highest_version_and_history_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let id = EntryId::random().unwrap();
+    let v1 = rec(&k, "AA-EXPORT", id, 1, Status::Active, "One");
+    let v2 = rec(&k, "AA-EXPORT", id, 2, Status::Active, "Two");
+    let v3 = rec(&k, "AA-EXPORT", id, 3, Status::Withdrawn, "Two");
+    // Out of order: v3 then v1 then v2.
+    let r = s
+        .ingest(&batch(vec![local(&v3), local(&v1)]), Timestamp(5))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Stored, Outcome::Stored]);
+    s.ingest(&batch(vec![local(&v2)]), Timestamp(6)).unwrap();
+    let st = s.entry(&key_of(&v1)).unwrap().unwrap();
+    assert_eq!(st.head, v3.id());
+    assert_eq!(st.version, 3);
+    assert_eq!(
+        st.status,
+        Status::Withdrawn,
+        "withdrawn head is kept as a delisting"
+    );
+    assert_eq!(st.records(), 3);
+    assert!(!st.disputed);
+    let c = s.counts().unwrap();
+    assert_eq!(
+        (c.records, c.entries, c.withdrawn, c.head_seq),
+        (3, 1, 1, 3)
+    );
+    let versions = s.entry_versions(&key_of(&v1)).unwrap();
+    assert_eq!(
+        versions.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+}
+
+#[test]
+fn duplicates_merge_disclosures() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let full = rec(
+        &k,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "Full",
+    );
+    let (partial, removed) = full.redact(&[FieldSelector::Tag(
+        wlnode_crypto::model::FieldTag::Identifier,
+    )]);
+    assert_eq!(removed.len(), 1);
+    let peer = |r: &VerifiedRecord, hops| Incoming {
+        record: r.clone(),
+        source: Source::Peer {
+            agency: AgencyCode::new("BB-CUSTOMS").unwrap(),
+            hops,
+        },
+        local: None,
+    };
+    let r = s
+        .ingest(&batch(vec![peer(&partial, 2)]), Timestamp(1))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Stored]);
+    let r = s
+        .ingest(&batch(vec![peer(&partial, 1)]), Timestamp(2))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Duplicate]);
+    assert_eq!(
+        s.record(&full.id()).unwrap().unwrap().hops,
+        1,
+        "fewer hops remembered"
+    );
+    let r = s
+        .ingest(&batch(vec![peer(&full, 1)]), Timestamp(3))
+        .unwrap();
+    assert_eq!(r.outcomes, vec![Outcome::Merged { added: 1 }]);
+    let stored = s.record(&full.id()).unwrap().unwrap();
+    assert!(stored.record.is_complete());
+    assert_eq!(s.counts().unwrap().records, 1);
+    // The merge was appended to the log so that peers pick up the new field.
+    assert_eq!(s.log_after(0, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn equivocation_keeps_both_and_marks_disputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let id = EntryId::random().unwrap();
+    let a = rec(&k, "AA-EXPORT", id, 1, Status::Active, "Version A");
+    let b = rec(&k, "AA-EXPORT", id, 1, Status::Active, "Version B");
+    s.ingest(&batch(vec![local(&a)]), Timestamp(1)).unwrap();
+    let r = s.ingest(&batch(vec![local(&b)]), Timestamp(2)).unwrap();
+    assert_eq!(r.equivocations.len(), 1);
+    let e = &r.equivocations[0];
+    assert_eq!(e.version, 1);
+    assert_eq!(e.records.len(), 2);
+    let st = s.entry(&key_of(&a)).unwrap().unwrap();
+    assert!(st.disputed);
+    assert_eq!(
+        st.head,
+        a.id().min(b.id()),
+        "deterministic head among equals"
+    );
+    assert!(s.record(&a.id()).unwrap().is_some() && s.record(&b.id()).unwrap().is_some());
+    assert_eq!(s.disputes().unwrap().len(), 1);
+    // The same pair in the other order gives the same state on another node.
+    let dir2 = tempfile::tempdir().unwrap();
+    let s2 = Store::open(dir2.path()).unwrap();
+    s2.ingest(&batch(vec![local(&b), local(&a)]), Timestamp(1))
+        .unwrap();
+    let st2 = s2.entry(&key_of(&a)).unwrap().unwrap();
+    assert_eq!((st2.head, st2.disputed), (st.head, true));
+}
+
+#[test]
+fn entries_are_keyed_by_origin_so_ids_cannot_be_hijacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let id = EntryId::random().unwrap();
+    let a = rec(
+        &SecretKey::generate().unwrap(),
+        "AA-EXPORT",
+        id,
+        1,
+        Status::Active,
+        "Real",
+    );
+    let b = rec(
+        &SecretKey::generate().unwrap(),
+        "BB-CUSTOMS",
+        id,
+        9,
+        Status::Withdrawn,
+        "Hijack",
+    );
+    s.ingest(&batch(vec![local(&a), local(&b)]), Timestamp(1))
+        .unwrap();
+    let st = s.entry(&key_of(&a)).unwrap().unwrap();
+    assert_eq!((st.version, st.status), (1, Status::Active));
+    assert_eq!(s.entries_by_id(&id).unwrap().len(), 2);
+}
+
+#[test]
+fn survives_reopen_and_refuses_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = SecretKey::generate().unwrap();
+    let r = rec(
+        &k,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "Kept",
+    );
+    let epoch;
+    {
+        let s = Store::open(dir.path()).unwrap();
+        epoch = s.epoch();
+        s.ingest(&batch(vec![local(&r)]), Timestamp(1)).unwrap();
+        // A second open while this one is alive is refused at once.
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("in use by another wlnode process"),
+            "{err}"
+        );
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.epoch(), epoch, "epoch is stable across restarts");
+    assert_eq!(s.counts().unwrap().records, 1);
+    assert!(s.record(&r.id()).unwrap().unwrap().record.is_complete());
+}
+
+#[test]
+fn cursor_is_written_with_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let r = rec(
+        &k,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "C",
+    );
+    let peer = AgencyCode::new("AA-EXPORT").unwrap();
+    let cursor = wlnode_types::Cursor {
+        epoch: [1; 16],
+        seq: 42,
+        backlog_complete: false,
+    };
+    s.ingest(
+        &IngestBatch {
+            items: vec![local(&r)],
+            cursor: Some((peer.clone(), cursor)),
+            declined: Vec::new(),
+            audit: Vec::new(),
+        },
+        Timestamp(1),
+    )
+    .unwrap();
+    assert_eq!(s.cursor(&peer).unwrap(), Some(cursor));
+}
+
+#[test]
+fn listing_pages_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let items: Vec<Incoming> = (0..25)
+        .map(|i| {
+            let st = if i % 5 == 0 {
+                Status::Withdrawn
+            } else {
+                Status::Active
+            };
+            local(&rec(
+                &k,
+                "AA-EXPORT",
+                EntryId::random().unwrap(),
+                1,
+                st,
+                &format!("N{i}"),
+            ))
+        })
+        .collect();
+    s.ingest(&batch(items), Timestamp(1)).unwrap();
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let (page, next) = s
+            .list_entries(&EntryFilter::default(), after.as_ref(), 7)
+            .unwrap();
+        all.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 25);
+    let f = EntryFilter {
+        status: Some(Status::Withdrawn),
+        ..Default::default()
+    };
+    assert_eq!(s.list_entries(&f, None, 100).unwrap().0.len(), 5);
+    let f = EntryFilter {
+        updated_since: Some(Timestamp(2)),
+        ..Default::default()
+    };
+    assert_eq!(s.list_entries(&f, None, 100).unwrap().0.len(), 0);
+}
+
+#[test]
+fn audit_events_commit_with_ingest_and_checkpoints_follow_the_tree() {
+    use wlnode_audit::event::{Event, EventKind};
+    use wlnode_audit::merkle;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let node_key = std::sync::Arc::new(SecretKey::generate().unwrap());
+    s.set_audit_settings(audit::AuditSettings {
+        enabled: true,
+        signer: Some((AgencyCode::new("DE-BAFA").unwrap(), node_key.clone())),
+        every_events: 3,
+        interval_ms: u64::MAX,
+    });
+    let peer = AgencyCode::new("FR-SBDU").unwrap();
+    let r1 = rec(&k, "DE-BAFA", EntryId([1; 16]), 1, Status::Active, "a");
+    let r2 = rec(&k, "FR-SBDU", EntryId([2; 16]), 1, Status::Active, "b");
+    let mut b = batch(vec![
+        local(&r1),
+        Incoming {
+            record: r2.clone(),
+            source: Source::Peer {
+                agency: peer.clone(),
+                hops: 1,
+            },
+            local: None,
+        },
+    ]);
+    b.audit.push(Event::new(
+        5,
+        EventKind::Rejected {
+            record_id: None,
+            from: peer.clone(),
+            reason: "malformed".into(),
+        },
+    ));
+    s.ingest(&b, Timestamp(7)).unwrap();
+    // The batch's rejection, then one event per record, in one transaction.
+    assert_eq!(s.audit_size().unwrap(), 3);
+    let evs: Vec<Event> = s
+        .audit_events(0, 3)
+        .unwrap()
+        .iter()
+        .map(|b| Event::decode(b).unwrap())
+        .collect();
+    assert_eq!(evs[1].kind, EventKind::Created { record_id: r1.id() });
+    assert!(
+        matches!(&evs[2].kind, EventKind::Accepted { from, outcome, .. } if *from == peer && outcome == "stored")
+    );
+    // Three events: a checkpoint is due and matches the tree.
+    let cps = s.audit_checkpoints().unwrap();
+    assert_eq!(cps.len(), 1);
+    assert_eq!(cps[0].checkpoint.size, 3);
+    assert_eq!(cps[0].verify().unwrap(), node_key.public_key());
+    assert_eq!(
+        cps[0].checkpoint.root_hash(),
+        Some(s.audit_root(3).unwrap())
+    );
+    // A duplicate from the peer is still a receipt.
+    s.ingest(
+        &batch(vec![Incoming {
+            record: r2.clone(),
+            source: Source::Peer {
+                agency: peer,
+                hops: 1,
+            },
+            local: None,
+        }]),
+        Timestamp(8),
+    )
+    .unwrap();
+    s.audit_append(&[Event::new(9, EventKind::NodeStopped)])
+        .unwrap();
+    assert_eq!(s.audit_size().unwrap(), 5);
+    // Proofs read from sled verify against the roots.
+    let (r3, r5) = (s.audit_root(3).unwrap(), s.audit_root(5).unwrap());
+    let proof = s.audit_consistency_proof(3, 5).unwrap();
+    merkle::verify_consistency(3, 5, &r3, &r5, &proof).unwrap();
+    let leaf = merkle::leaf_hash(&s.audit_events(3, 4).unwrap()[0]);
+    let incl = s.audit_inclusion_proof(3, 5).unwrap();
+    merkle::verify_inclusion(&leaf, 3, 5, &incl, &r5).unwrap();
+    // Off: nothing is logged.
+    s.set_audit_settings(audit::AuditSettings {
+        enabled: false,
+        ..audit::AuditSettings::default()
+    });
+    s.ingest(&batch(vec![local(&r1)]), Timestamp(10)).unwrap();
+    assert_eq!(s.audit_size().unwrap(), 5);
+}
+
+/// Injected disk faults (store/faults.rs): a refused write and a write that fails
+/// partway through a batch leave nothing visible, reads keep working, and the next
+/// write after the fault clears goes through.
+#[test]
+fn a_batch_failing_partway_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let key = SecretKey::generate().unwrap();
+    let first = rec(
+        &key,
+        "AA-EXPORT",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "First",
+    );
+    s.ingest(&batch(vec![local(&first)]), Timestamp::now())
+        .unwrap();
+    let before = s.counts().unwrap();
+    let peer = AgencyCode::new("BB-CUSTOMS").unwrap();
+    let cursor = Cursor {
+        epoch: [7; 16],
+        seq: 42,
+        backlog_complete: true,
+    };
+    let recs: Vec<VerifiedRecord> = (0..5)
+        .map(|k| {
+            rec(
+                &key,
+                "AA-EXPORT",
+                EntryId::random().unwrap(),
+                1,
+                Status::Active,
+                &format!("Batch {k}"),
+            )
+        })
+        .collect();
+    let with_cursor = |items: Vec<Incoming>| IngestBatch {
+        items,
+        cursor: Some((peer.clone(), cursor)),
+        declined: Vec::new(),
+        audit: Vec::new(),
+    };
+    let invisible = |s: &Store| {
+        assert_eq!(s.counts().unwrap(), before);
+        for r in &recs {
+            assert!(!s.has_record(&r.id()).unwrap(), "a half-written record");
+            assert!(s.entry(&key_of(r)).unwrap().is_none());
+        }
+        assert_eq!(s.sync_items().unwrap().len(), 1);
+        assert!(
+            s.cursor(&peer).unwrap().is_none(),
+            "cursor ahead of the data"
+        );
+        // Reads keep working.
+        assert!(s.has_record(&first.id()).unwrap());
+    };
+
+    // Partway: the first record of the batch is written inside the transaction, then
+    // the write fails; also a one-record batch (fails after its record).
+    let faults = s.faults();
+    faults.fail_mid_batch(2);
+    let e = s
+        .ingest(
+            &with_cursor(recs.iter().map(local).collect()),
+            Timestamp::now(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("partway"), "{e}");
+    invisible(&s);
+    let e = s
+        .ingest(&with_cursor(vec![local(&recs[0])]), Timestamp::now())
+        .unwrap_err();
+    assert!(e.to_string().contains("partway"), "{e}");
+    invisible(&s);
+
+    // Refused outright, for every kind of write.
+    faults.fail_writes(u64::MAX);
+    for _ in 0..3 {
+        let e = s
+            .ingest(
+                &with_cursor(recs.iter().map(local).collect()),
+                Timestamp::now(),
+            )
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Io(_)), "{e}");
+    }
+    assert!(s.set_cursor(&peer, Some(cursor)).is_err());
+    assert!(s.meta_set(b"k", b"v").is_err());
+    assert!(s.clear_declined().is_err());
+    invisible(&s);
+
+    // The disk is back: the whole batch lands at once, with its cursor.
+    faults.clear();
+    let r = s
+        .ingest(
+            &with_cursor(recs.iter().map(local).collect()),
+            Timestamp::now(),
+        )
+        .unwrap();
+    assert_eq!(r.changed(), 5);
+    assert_eq!(s.counts().unwrap().records, before.records + 5);
+    assert_eq!(s.cursor(&peer).unwrap(), Some(cursor));
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.counts().unwrap().records, before.records + 5);
+}
+
+/// The store keeps only subtrees of 16 leaves or more and recomputes smaller ones from
+/// the events: roots and proofs for every size must equal those of a tree that keeps
+/// every node, whatever the batch boundaries.
+#[test]
+fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
+    use wlnode_audit::event::{Event, EventKind};
+    use wlnode_audit::merkle::{self, MemStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let mut full = MemStore::new();
+    let mut size = 0u64;
+    for batch in [1usize, 2, 5, 16, 1, 31, 17, 64, 3, 40, 65, 130] {
+        let events: Vec<Event> = (0..batch)
+            .map(|i| Event::new(size + i as u64, EventKind::RosterLoaded { version: 7 }))
+            .collect();
+        s.audit_append_nosync(&events).unwrap();
+        for e in &events {
+            size = merkle::append(&mut full, size, merkle::leaf_hash(&e.encode())).unwrap();
+        }
+        assert_eq!(s.audit_size().unwrap(), size);
+    }
+    for n in 1..=size {
+        assert_eq!(
+            s.audit_root(n).unwrap(),
+            merkle::root(&full, n).unwrap(),
+            "size {n}"
+        );
+    }
+    for (i, n) in [
+        (0u64, 1u64),
+        (3, 20),
+        (15, 16),
+        (16, 17),
+        (100, 180),
+        (179, 180),
+        (200, 375),
+        (374, 375),
+    ] {
+        assert_eq!(
+            s.audit_inclusion_proof(i, n).unwrap(),
+            merkle::inclusion_proof(&full, i, n).unwrap(),
+            "inclusion {i} in {n}"
+        );
+    }
+    for (a, b) in [
+        (1u64, 2u64),
+        (5, 24),
+        (16, 32),
+        (17, 100),
+        (99, 180),
+        (180, 180),
+        (181, 375),
+    ] {
+        assert_eq!(
+            s.audit_consistency_proof(a, b).unwrap(),
+            merkle::consistency_proof(&full, a, b).unwrap(),
+            "consistency {a} -> {b}"
+        );
+    }
+    // Far fewer stored nodes than a full tree's ~2 per leaf.
+    assert!(s.t.audit_nodes.len() < usize::try_from(size / 8).unwrap());
+    // A gap in the events (a damaged store) is an error, never a shifted hash.
+    let (chunk_of_5, _) =
+        s.t.audit_events
+            .range(..=5u64.to_be_bytes())
+            .next_back()
+            .unwrap()
+            .unwrap();
+    s.t.audit_events.remove(chunk_of_5).unwrap();
+    assert!(matches!(s.audit_root(7), Err(StoreError::Corrupt { .. })));
+}
+
+/// Events are stored in chunks of up to 64: every range read returns exactly the
+/// events appended, in order, across chunk and batch boundaries and a reopen; and a
+/// store written before chunking (one event per key, no `audit_edge`) keeps working.
+#[test]
+fn chunked_audit_events_read_back_exactly_and_legacy_layout_still_appends() {
+    use wlnode_audit::event::{Event, EventKind};
+    use wlnode_audit::merkle::{self, MemStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    let mut full = MemStore::new();
+    let mut append = |s: &Store, all: &mut Vec<Vec<u8>>, n: usize| {
+        let events: Vec<Event> = (0..n)
+            .map(|i| {
+                Event::new(
+                    all.len() as u64 + i as u64,
+                    EventKind::PolicyLoaded {
+                        hash: format!("h{}", all.len() + i),
+                    },
+                )
+            })
+            .collect();
+        s.audit_append_nosync(&events).unwrap();
+        for e in events {
+            let b = e.encode();
+            merkle::append(&mut full, all.len() as u64, merkle::leaf_hash(&b)).unwrap();
+            all.push(b);
+        }
+    };
+    {
+        // The layout before chunking: one event per key (batches of one), no edge.
+        let s = Store::open(dir.path()).unwrap();
+        for _ in 0..21 {
+            append(&s, &mut all, 1);
+        }
+        assert_eq!(s.t.audit_events.len(), 21);
+        s.t.meta.remove(meta::AUDIT_EDGE).unwrap();
+        append(&s, &mut all, 70);
+        assert_eq!(s.t.audit_events.len(), 21 + 2);
+        s.flush().unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    append(&s, &mut all, 3);
+    append(&s, &mut all, 128);
+    append(&s, &mut all, 1);
+    let size = all.len() as u64;
+    assert_eq!(s.audit_size().unwrap(), size);
+    for from in [0u64, 1, 20, 21, 22, 63, 64, 90, 91, 94, 150, size - 1] {
+        for to in [
+            from,
+            from + 1,
+            from + 5,
+            from + 64,
+            from + 65,
+            size,
+            size + 10,
+        ] {
+            let want: Vec<Vec<u8>> = all
+                .iter()
+                .skip(from as usize)
+                .take(to.min(size).saturating_sub(from) as usize)
+                .cloned()
+                .collect();
+            assert_eq!(s.audit_events(from, to).unwrap(), want, "[{from}, {to})");
+        }
+    }
+    for n in 1..=size {
+        assert_eq!(
+            s.audit_root(n).unwrap(),
+            merkle::root(&full, n).unwrap(),
+            "{n}"
+        );
+    }
+    // Tampering rewrites one event inside its chunk and nothing else.
+    let forged = Event::new(1, EventKind::NodeStopped).encode();
+    s.audit_tamper_event(100, &forged).unwrap();
+    let after = s.audit_events(0, size).unwrap();
+    assert_eq!(after[100], forged);
+    assert_eq!(after.len(), all.len());
+    assert!(
+        after
+            .iter()
+            .zip(&all)
+            .enumerate()
+            .all(|(i, (a, b))| i == 100 || a == b)
+    );
+}
+
+/// The arrival log is stored as one chunk per batch (at most 256 ids per value):
+/// `log_after` returns the same sequence as one key per record would, for every
+/// starting point and limit, across batch and chunk boundaries.
+#[test]
+fn chunked_arrival_log_reads_like_one_key_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let mut ids = Vec::new();
+    for n in [1usize, 3, 300, 1, 256, 2] {
+        let recs: Vec<VerifiedRecord> = (0..n)
+            .map(|i| {
+                rec(
+                    &k,
+                    "AA-EXPORT",
+                    EntryId::random().unwrap(),
+                    1,
+                    Status::Active,
+                    &format!("Log Chunk {i}"),
+                )
+            })
+            .collect();
+        ids.extend(recs.iter().map(|r| r.id()));
+        s.ingest(&batch(recs.iter().map(local).collect()), Timestamp(1))
+            .unwrap();
+    }
+    let head = s.head_seq().unwrap();
+    assert_eq!(head, ids.len() as u64);
+    let expected: Vec<(u64, RecordId)> = (1u64..).zip(ids.iter().copied()).collect();
+    for after in [
+        0u64,
+        1,
+        2,
+        4,
+        5,
+        100,
+        258,
+        259,
+        303,
+        304,
+        305,
+        560,
+        562,
+        head,
+        head + 5,
+    ] {
+        for limit in [0usize, 1, 7, 256, 257, 10_000] {
+            let want: Vec<(u64, RecordId)> = expected
+                .iter()
+                .filter(|(seq, _)| *seq > after)
+                .take(limit)
+                .copied()
+                .collect();
+            assert_eq!(
+                s.log_after(after, limit).unwrap(),
+                want,
+                "after {after} limit {limit}"
+            );
+        }
+    }
+    // One chunk per batch, two for the batch of 300.
+    assert_eq!(s.t.log.len(), 7);
+    assert_eq!(s.log_after(u64::MAX, 10).unwrap(), vec![]);
+}
+
+/// Schema 2 (chunked values) opens a schema 1 store, whose one-item values read the
+/// same, and marks it 2 so that an older wlnode refuses it; an unknown version is
+/// refused with the version named.
+#[test]
+fn schema_one_stores_open_and_are_marked_two_unknown_versions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.meta_set(meta::SCHEMA_VERSION, &1u32.to_be_bytes())
+            .unwrap();
+        s.flush().unwrap();
+    }
+    {
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.meta_get(meta::SCHEMA_VERSION).unwrap().unwrap(),
+            SCHEMA_VERSION.to_be_bytes()
+        );
+        assert_eq!(SCHEMA_VERSION, 2);
+        s.meta_set(meta::SCHEMA_VERSION, &3u32.to_be_bytes())
+            .unwrap();
+        s.flush().unwrap();
+    }
+    let e = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(e, StoreError::Schema { found: 3 }), "{e}");
+    assert!(e.to_string().contains("version 3"), "{e}");
+}
+
+fn signing_settings() -> audit::AuditSettings {
+    audit::AuditSettings {
+        enabled: true,
+        signer: Some((
+            AgencyCode::new("DE-BAFA").unwrap(),
+            std::sync::Arc::new(SecretKey::generate().unwrap()),
+        )),
+        every_events: 1000,
+        interval_ms: u64::MAX,
+    }
+}
+
+fn fresh(k: &SecretKey, n: usize) -> IngestBatch {
+    batch(
+        (0..n)
+            .map(|i| {
+                local(&rec(
+                    k,
+                    "DE-BAFA",
+                    EntryId::random().unwrap(),
+                    1,
+                    Status::Active,
+                    &format!("n{i}"),
+                ))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn reopen_keeps_data_epoch_settings_and_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    s.set_audit_settings(signing_settings());
+    let k = SecretKey::generate().unwrap();
+    s.ingest(&fresh(&k, 3), Timestamp(5)).unwrap();
+    let (epoch, counts, root) = (s.epoch(), s.counts().unwrap(), s.audit_root(3).unwrap());
+    // Three records and their three audit events.
+    assert_eq!(s.writes_since_open(), 6);
+    let s = s.reopen().map_err(|(_, e)| e).unwrap();
+    assert_eq!(s.writes_since_open(), 0);
+    assert_eq!(
+        (s.epoch(), s.counts().unwrap(), s.audit_root(3).unwrap()),
+        (epoch, counts, root)
+    );
+    assert!(s.audit_settings().signer.is_some(), "signer survives");
+    // The data dir stayed locked throughout.
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    s.ingest(&fresh(&k, 2), Timestamp(6)).unwrap();
+    assert_eq!(s.counts().unwrap().records, 5);
+}
+
+/// sled's recovery snapshots in `dir`, each named after the log position it covers.
+fn snapshots(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir.join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snap."))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_actor_reopens_after_many_writes_and_on_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    // A record and its audit event are two writes.
+    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), 20, 5).unwrap();
+    h.call(|s| {
+        s.set_audit_settings(signing_settings());
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let k = SecretKey::generate().unwrap();
+    let writes = || h.call(|s| Ok(s.writes_since_open()));
+    for _ in 0..2 {
+        h.ingest(fresh(&k, 4)).await.unwrap();
+    }
+    assert_eq!(writes().await.unwrap(), 16);
+    // The third batch crosses the threshold: the actor reopens sled after it.
+    h.ingest(fresh(&k, 4)).await.unwrap();
+    assert_eq!(writes().await.unwrap(), 0);
+    let signer = h
+        .call(|s| Ok(s.audit_settings().signer.is_some()))
+        .await
+        .unwrap();
+    assert!(signer, "the node's audit settings survive the reopen");
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    h.ingest(fresh(&k, 4)).await.unwrap();
+    let c = h.counts().await.unwrap();
+    assert_eq!((c.records, c.audit_events), (16, 16));
+    let before = snapshots(dir.path());
+    drop(h);
+    actor.join();
+    // Stopped with 8 writes since the reopen (over the stop threshold of 5): reopened
+    // once more, which wrote a snapshot covering them.
+    assert_ne!(
+        snapshots(dir.path()),
+        before,
+        "a clean stop writes a new snapshot"
+    );
+
+    // Below the stop threshold, a clean stop does not reopen.
+    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), 20, 100).unwrap();
+    assert_eq!(h.counts().await.unwrap(), c);
+    let before = snapshots(dir.path());
+    h.ingest(fresh(&k, 4)).await.unwrap();
+    drop(h);
+    actor.join();
+    assert_eq!(snapshots(dir.path()), before);
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.counts().unwrap().records, 20);
+}
+
+/// Every key/value of `tree` in `db`.
+fn tree_contents(db: &sled::Db, tree: &str) -> Vec<(sled::IVec, sled::IVec)> {
+    db.open_tree(tree)
+        .unwrap()
+        .iter()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[cfg(feature = "floor")]
+#[test]
+fn the_storage_floor_writes_exactly_what_ingest_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("store")).unwrap();
+    // An empty store replays nothing and gives no ratio.
+    let empty = s
+        .replay_floor(&dir.path().join("empty"), 64, || 0.0)
+        .unwrap();
+    assert_eq!((empty.records, empty.transactions), (0, 0));
+    assert_eq!(empty.ratio(1000.0), None);
+    let k = SecretKey::generate().unwrap();
+    for round in 0..3 {
+        let mut b = fresh(&k, 100);
+        // Import bookkeeping for some records, so that `local` is replayed too.
+        for (i, item) in b.items.iter_mut().enumerate().step_by(3) {
+            item.local = Some(LocalMeta {
+                source_list: "list".into(),
+                source_id: format!("{round}-{i}"),
+            });
+        }
+        s.ingest(&b, Timestamp(5 + round)).unwrap();
+    }
+    let target = dir.path().join("floor");
+    let floor = s
+        .replay_floor(&target, 64, || 0.0)
+        .expect("replay into a fresh directory");
+    assert_eq!(floor.records, 300);
+    assert_eq!(floor.transactions, 5, "300 records in groups of 64");
+    assert!(floor.seconds > 0.0 && floor.records_per_second > 0.0);
+    // The writer's sled may hold its file lock for a moment after it is dropped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let db = loop {
+        match sled::open(&target) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut bytes = 0u64;
+    for tree in [
+        trees::RECORDS,
+        trees::ENTRIES,
+        trees::SYNC_INDEX,
+        trees::LOCAL,
+        trees::LOG,
+        trees::AUDIT_EVENTS,
+        trees::AUDIT_NODES,
+    ] {
+        let ours = tree_contents(&s.db, tree);
+        assert!(!ours.is_empty(), "{tree} was written by ingest");
+        assert_eq!(tree_contents(&db, tree), ours, "{tree} replayed exactly");
+        bytes += ours
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum::<u64>();
+    }
+    assert_eq!(tree_contents(&s.db, trees::LOCAL).len(), 102);
+    // Plus the four 8-byte meta values per transaction.
+    let meta_bytes: u64 = [
+        meta::NEXT_SEQ,
+        COUNT_RECORDS,
+        COUNT_ENTRIES,
+        COUNT_WITHDRAWN,
+    ]
+    .iter()
+    .map(|k| k.len() as u64 + 8)
+    .sum();
+    assert_eq!(floor.bytes, bytes + 5 * meta_bytes);
+}

@@ -1,0 +1,373 @@
+//! The values a node keeps about its records, and their store encoding: the record
+//! as held ([`StoredRecord`]), derived entry state, import bookkeeping, changes-feed
+//! cursors and the reconciliation metadata.
+//!
+//! This is the store's one wire: these prost conversions exist nowhere else (the sync
+//! protocol's frames are `wlnode_sync::wire`, the audit protocol's `wlnode_audit::wire`).
+//! Every decode validates and returns a typed error.
+
+use prost::Message;
+use wlnode_crypto::model::{AgencyCode, RecordId, Status};
+use wlnode_crypto::record::Record;
+use wlnode_crypto::time::{Date, Timestamp};
+use wlnode_crypto::{RecordError, VerifiedRecord};
+use wlnode_proto::v1 as pb;
+
+/// A stored value could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not valid protobuf.
+    #[error("{what}: not valid protobuf: {reason}")]
+    Decode {
+        /// Which message.
+        what: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Valid protobuf, invalid content.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// Which message.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The record inside is invalid.
+    #[error("record: {0}")]
+    Record(#[from] RecordError),
+}
+
+fn decode<M: Message + Default>(what: &'static str, b: &[u8]) -> Result<M, WireError> {
+    M::decode(b).map_err(|e| WireError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn invalid(what: &'static str, reason: impl Into<String>) -> WireError {
+    WireError::Invalid {
+        what,
+        reason: reason.into(),
+    }
+}
+
+/// A record as this node holds it.
+#[derive(Clone, Debug)]
+pub struct StoredRecord {
+    /// The copy held (verified when it was stored).
+    pub record: VerifiedRecord,
+    /// Hops from the origin (0 = created here).
+    pub hops: u32,
+    /// Who sent the first copy (`None` = created here).
+    pub received_from: Option<AgencyCode>,
+    /// When it was first stored here.
+    pub received_at: Timestamp,
+    /// Latest arrival-log sequence number for it.
+    pub seq: u64,
+}
+
+impl StoredRecord {
+    /// Store encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        Self::encode_parts(
+            &self.record,
+            self.hops,
+            self.received_from.as_ref(),
+            self.received_at,
+            self.seq,
+        )
+    }
+
+    /// Store encoding from parts, without cloning the record.
+    pub fn encode_parts(
+        record: &VerifiedRecord,
+        hops: u32,
+        received_from: Option<&AgencyCode>,
+        received_at: Timestamp,
+        seq: u64,
+    ) -> Vec<u8> {
+        pb::StoredRecord {
+            record: Some(pb::Record::from(&**record)),
+            hops,
+            received_from: received_from
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+            received_at: received_at.as_millis(),
+            seq,
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a value read from this node's own store.
+    pub fn decode(b: &[u8]) -> Result<Self, WireError> {
+        let m: pb::StoredRecord = decode("stored record", b)?;
+        let record = m
+            .record
+            .ok_or_else(|| invalid("stored record", "missing record"))?;
+        Ok(Self {
+            record: VerifiedRecord::from_local_store(Record::try_from(record)?),
+            hops: m.hops,
+            received_from: if m.received_from.is_empty() {
+                None
+            } else {
+                Some(
+                    AgencyCode::new(m.received_from)
+                        .map_err(|e| invalid("stored record", e.to_string()))?,
+                )
+            },
+            received_at: Timestamp(m.received_at),
+            seq: m.seq,
+        })
+    }
+}
+
+/// A record's stored bytes, not yet decoded: what a store read hands out so that the
+/// store's one thread only copies a reference, and decoding (which re-checks every
+/// disclosure digest) happens on whatever thread reads it.
+#[derive(Clone, Debug)]
+pub struct RawRecord(bytes::Bytes);
+
+impl RawRecord {
+    /// Wraps stored bytes without copying them (`owner` is the storage engine's own
+    /// reference-counted buffer).
+    pub fn from_owner<T: AsRef<[u8]> + Send + 'static>(owner: T) -> Self {
+        Self(bytes::Bytes::from_owner(owner))
+    }
+
+    /// Bytes stored.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nothing is stored (never for a real record).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Decodes the stored record (the node's own store: no signature check).
+    pub fn decode(&self) -> Result<StoredRecord, WireError> {
+        StoredRecord::decode(&self.0)
+    }
+}
+
+/// Derived state of one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryState {
+    /// Head record.
+    pub head: RecordId,
+    /// Head version.
+    pub version: u64,
+    /// Head status.
+    pub status: Status,
+    /// Head `issued_at`.
+    pub issued_at: Timestamp,
+    /// Some version has two different records (equivocation).
+    pub disputed: bool,
+    /// When the head last changed here.
+    pub updated_at: Timestamp,
+    /// Head's review date.
+    pub review_by: Option<Date>,
+    /// Every record held for the entry, sorted by (version, record id).
+    pub history: Vec<(u64, RecordId)>,
+}
+
+impl EntryState {
+    /// Records held for the entry.
+    pub fn records(&self) -> u32 {
+        u32::try_from(self.history.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Record ids held for one version.
+    pub fn at_version(&self, version: u64) -> Vec<RecordId> {
+        self.history
+            .iter()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// Store encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::EntryState {
+            head: bytes::Bytes::copy_from_slice(&self.head.0),
+            version: self.version,
+            status: self.status.to_wire(),
+            issued_at: self.issued_at.as_millis(),
+            disputed: self.disputed,
+            updated_at: self.updated_at.as_millis(),
+            review_by: self.review_by.map(|d| d.to_string()).unwrap_or_default(),
+            history: self
+                .history
+                .iter()
+                .map(|(v, id)| pb::VersionRef {
+                    version: *v,
+                    record_id: bytes::Bytes::copy_from_slice(&id.0),
+                })
+                .collect(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a stored value.
+    pub fn decode(b: &[u8]) -> Result<Self, WireError> {
+        let m: pb::EntryState = decode("entry state", b)?;
+        Ok(Self {
+            head: RecordId::from_slice(&m.head)
+                .map_err(|e| invalid("entry state", e.to_string()))?,
+            version: m.version,
+            status: Status::from_wire(m.status)
+                .map_err(|e| invalid("entry state", e.to_string()))?,
+            issued_at: Timestamp(m.issued_at),
+            disputed: m.disputed,
+            updated_at: Timestamp(m.updated_at),
+            review_by: if m.review_by.is_empty() {
+                None
+            } else {
+                Some(Date::parse(&m.review_by).map_err(|e| invalid("entry state", e.to_string()))?)
+            },
+            history: m
+                .history
+                .iter()
+                .map(|h| {
+                    RecordId::from_slice(&h.record_id)
+                        .map(|id| (h.version, id))
+                        .map_err(|e| invalid("entry state", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Where an imported entry came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalMeta {
+    /// Source list, e.g. `un-sc`.
+    pub source_list: String,
+    /// The source's own id.
+    pub source_id: String,
+}
+
+impl LocalMeta {
+    /// Store encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::LocalMeta {
+            source_list: self.source_list.clone(),
+            source_id: self.source_id.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a stored value.
+    pub fn decode(b: &[u8]) -> Result<Self, WireError> {
+        let m: pb::LocalMeta = decode("local meta", b)?;
+        Ok(Self {
+            source_list: m.source_list,
+            source_id: m.source_id,
+        })
+    }
+}
+
+/// A changes-feed cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Log epoch of the peer the cursor points into.
+    pub epoch: [u8; 16],
+    /// Last sequence number received.
+    pub seq: u64,
+    /// Whether every record of the peer's log up to `seq` is held (or was refused). A
+    /// first-contact cursor jumps to the peer's head with this false; it turns true
+    /// once a reconciliation with the peer has finished and its records are stored.
+    pub backlog_complete: bool,
+}
+
+impl Cursor {
+    /// Store encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::Cursor {
+            epoch: bytes::Bytes::copy_from_slice(&self.epoch),
+            seq: self.seq,
+            backlog_complete: self.backlog_complete,
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a stored value.
+    pub fn decode(b: &[u8]) -> Result<Self, WireError> {
+        let m: pb::Cursor = decode("cursor", b)?;
+        Ok(Self {
+            epoch: m
+                .epoch
+                .as_ref()
+                .try_into()
+                .map_err(|_| invalid("cursor", "epoch must be 16 bytes"))?,
+            seq: m.seq,
+            backlog_complete: m.backlog_complete,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_never_panics() {
+        for len in 0..64usize {
+            let b: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+            let _ = StoredRecord::decode(&b);
+            let _ = EntryState::decode(&b);
+            let _ = Cursor::decode(&b);
+            let _ = LocalMeta::decode(&b);
+        }
+    }
+}
+
+/// What the reconciliation predicate needs of a record, kept in the sync index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncMeta {
+    /// Origin.
+    pub origin: AgencyCode,
+    /// Scope.
+    pub scope: wlnode_crypto::model::Scope,
+    /// Groups.
+    pub groups: Vec<wlnode_crypto::model::GroupName>,
+}
+
+impl SyncMeta {
+    /// From a record header.
+    pub fn of(h: &wlnode_crypto::record::RecordHeader) -> Self {
+        Self {
+            origin: h.origin.clone(),
+            scope: h.distribution.scope,
+            groups: h.distribution.groups.iter().cloned().collect(),
+        }
+    }
+
+    /// Store encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::SyncMeta {
+            origin: self.origin.as_str().to_owned(),
+            scope: self.scope.to_wire(),
+            groups: self.groups.iter().map(|g| g.as_str().to_owned()).collect(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a stored value.
+    pub fn decode(b: &[u8]) -> Result<Self, WireError> {
+        let m: pb::SyncMeta = decode("sync meta", b)?;
+        Ok(Self {
+            origin: AgencyCode::new(m.origin).map_err(|e| invalid("sync meta", e.to_string()))?,
+            scope: wlnode_crypto::model::Scope::from_wire(m.scope)
+                .map_err(|e| invalid("sync meta", e.to_string()))?,
+            groups: m
+                .groups
+                .into_iter()
+                .map(|g| {
+                    wlnode_crypto::model::GroupName::new(g)
+                        .map_err(|e| invalid("sync meta", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
