@@ -1,4 +1,4 @@
-//! Fuzz target `import_jsonl`: see `wlnode::fuzz_targets`.
+//! Fuzz target `import_jsonl`: see `wlnode_devtools::fuzz`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::import_jsonl(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::import_jsonl(data));

@@ -1,4 +1,4 @@
-//! Fuzz target `reconcile`: see `wlnode::fuzz_targets`.
+//! Fuzz target `reconcile`: see `wlnode_devtools::fuzz`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::reconcile_message(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::reconcile_message(data));

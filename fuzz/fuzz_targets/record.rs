@@ -1,4 +1,4 @@
-//! Fuzz target `record`: see `wlnode::fuzz_targets`.
+//! Fuzz target `record`: see `wlnode_devtools::fuzz`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::record(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::record(data));

@@ -1,4 +1,4 @@
-//! Fuzz target `roster`: see `wlnode::fuzz_targets`.
+//! Fuzz target `roster`: see `wlnode_devtools::fuzz`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::roster(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::roster(data));

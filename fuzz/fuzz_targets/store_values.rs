@@ -1,4 +1,4 @@
-//! Fuzz target `store_values`: see `wlnode::fuzz_targets`.
+//! Fuzz target `store_values`: see `wlnode_devtools::fuzz`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::store_values(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::store_values(data));

@@ -1,4 +1,4 @@
-//! Fuzz target `sync_request`: see `wlnode::fuzz_targets`.
+//! Fuzz target `sync_request`: see `wlnode_devtools::fuzz`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode::fuzz_targets::sync_request(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::sync_request(data));

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use wlnode_crypto::model::InvalidValue;
 
 use super::{ApiError, ApiState, parse_json};
-use wlnode_runtime::screening::ScreenHandle;
+use wlnode_runtime::index::ScreenHandle;
 use wlnode_screen::MAX_QUERY_CHARS;
 use wlnode_screen::request::{
     BatchResponse, BatchRow, BatchRowError, MAX_BATCH, ScreenError, ScreenRequest, ScreenResponse,

@@ -276,6 +276,16 @@ pub struct RuleRef {
 /// the node. Its fields are private and [`Policy::prepare`] is its only constructor, so
 /// a copy that has not passed the choke point cannot exist (the sync protocol's
 /// outbound `Transfer` is made from one of these and nothing else).
+///
+/// ```compile_fail
+/// // Outside this crate a copy cannot be forged around the choke point:
+/// let forged = wlnode_policy::Prepared {
+///     bytes: Default::default(),
+///     to: "BB-CUSTOMS".parse().unwrap(),
+///     hops: 1,
+///     withheld_indices: Vec::new(),
+/// };
+/// ```
 #[derive(Clone, Debug)]
 pub struct Prepared {
     /// Encoded record (with withheld fields removed).

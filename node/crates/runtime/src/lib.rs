@@ -9,7 +9,7 @@
 //! - `replication`: the service between the network transport and the sans-IO sync
 //!   protocol;
 //! - [`entries`]: this agency's entry lifecycle (add, amend, withdraw, import);
-//! - [`screening`]: the live screening index and the task that keeps it current;
+//! - [`index`]: the live screening index and the task that keeps it current;
 //! - [`auditor`]: the auditor's live audit over the audit protocol;
 //! - [`metrics`]: Prometheus metrics.
 //!
@@ -19,10 +19,10 @@
 pub mod auditor;
 pub mod entries;
 pub mod handles;
+pub mod index;
 pub mod metrics;
 pub mod node;
 mod replication;
-pub mod screening;
 pub mod trust;
 
 pub use handles::{Control, Health, Ingested, PeerInfo, PeerTable, ReloadReport};

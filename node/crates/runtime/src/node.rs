@@ -29,8 +29,8 @@ use wlnode_store::{StoreError, StoreHandle};
 
 use crate::entries::Lifecycle;
 use crate::handles::{Control, Health, Ingested, PeerTable};
+use crate::index::{ScreenHandle, spawn_follower};
 use crate::metrics::Metrics;
-use crate::screening::{ScreenHandle, spawn_follower};
 use crate::trust::{TrustCell, TrustError, load_roster};
 
 /// Why the node could not start or stopped with an error.

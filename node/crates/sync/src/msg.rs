@@ -46,6 +46,14 @@ pub struct Pull {
 /// A record in transit. An outbound one can only be made from a copy that passed the
 /// policy choke point ([`Prepared`]); an inbound one only by decoding a frame
 /// ([`crate::wire`]). Nothing else can fill one.
+///
+/// ```compile_fail
+/// // Outside this crate a transfer cannot be filled with arbitrary bytes:
+/// let forged = wlnode_sync::msg::Transfer {
+///     record: Default::default(),
+///     hops: 1,
+/// };
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transfer {
     /// Encoded record.

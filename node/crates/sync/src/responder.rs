@@ -12,6 +12,7 @@
 //! result back with that id. Unit tests drive it without sockets or a store.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ pub struct Limits {
 
 /// One request being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct JobId(u64);
+pub struct JobId(pub(crate) u64);
 
 /// What a finished response or push carried, for metrics and the peer's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -441,7 +442,11 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
     // ------------------------------------------------------------------- results
 
     /// Our log head (for a Pull from another epoch), or the store's error.
-    pub fn on_head(&mut self, job: JobId, head: Result<u64, String>) -> Vec<ServeAction<P, R>> {
+    pub fn on_head<E: Display>(
+        &mut self,
+        job: JobId,
+        head: Result<u64, E>,
+    ) -> Vec<ServeAction<P, R>> {
         let Some(j) = self.jobs.remove(&job) else {
             return Vec::new();
         };
@@ -470,20 +475,20 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
             ],
             Err(e) => vec![ServeAction::Respond {
                 reply,
-                response: Response::error("unavailable", e),
+                response: Response::error("unavailable", e.to_string()),
             }],
         }
     }
 
     /// The log read of a Pull, or the store's error.
-    pub fn on_log_read(
+    pub fn on_log_read<E: Display>(
         &mut self,
         job: JobId,
-        read: Result<LogRead, String>,
+        read: Result<LogRead, E>,
     ) -> Vec<ServeAction<P, R>> {
         let read = match read {
             Ok(r) => r,
-            Err(e) => return self.fail(job, e),
+            Err(e) => return self.fail(job, e.to_string()),
         };
         let Some(j) = self.jobs.get_mut(&job) else {
             return Vec::new();
@@ -508,14 +513,14 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
 
     /// Records read for a reconcile reply or a push (with whether the audit log is
     /// on), or the store's error.
-    pub fn on_records_read(
+    pub fn on_records_read<E: Display>(
         &mut self,
         job: JobId,
-        read: Result<(RawBatch, bool), String>,
+        read: Result<(RawBatch, bool), E>,
     ) -> Vec<ServeAction<P, R>> {
         let (raws, audit) = match read {
             Ok(r) => r,
-            Err(e) => return self.fail(job, e),
+            Err(e) => return self.fail(job, e.to_string()),
         };
         let Some(j) = self.jobs.get(&job) else {
             return Vec::new();
@@ -540,10 +545,10 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
     }
 
     /// The reconciliation set for a reconcile round, or why it could not be built.
-    pub fn on_set_built(
+    pub fn on_set_built<E: Display>(
         &mut self,
         job: JobId,
-        set: Result<Arc<NegentropyStorageVector>, String>,
+        set: Result<Arc<NegentropyStorageVector>, E>,
     ) -> Vec<ServeAction<P, R>> {
         let Some(j) = self.jobs.get(&job) else {
             return Vec::new();
@@ -557,7 +562,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
                 storage,
                 message: message.clone(),
             }],
-            Err(e) => self.refuse(job, "unavailable", e),
+            Err(e) => self.refuse(job, "unavailable", e.to_string()),
         }
     }
 
@@ -619,10 +624,10 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
 
     /// The `sent` events were appended (or the append failed: then the copies are not
     /// sent, and leave the sent-cache so that a later message sends them).
-    pub fn on_sent_appended(
+    pub fn on_sent_appended<E: Display>(
         &mut self,
         job: JobId,
-        result: Result<(), String>,
+        result: Result<(), E>,
     ) -> Vec<ServeAction<P, R>> {
         match result {
             Ok(()) => self.finish(job),
@@ -632,7 +637,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
                 {
                     self.sent.forget(to, &out.cached);
                 }
-                self.fail(job, e)
+                self.fail(job, e.to_string())
             }
         }
     }
@@ -776,3 +781,6 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         vec![ServeAction::Served(served), next]
     }
 }
+
+#[cfg(test)]
+mod tests;

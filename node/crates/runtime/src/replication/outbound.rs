@@ -19,6 +19,7 @@ use wlnode_sync::reconcile::{self, Initiator, Step};
 use wlnode_sync::wire::decode_response;
 use wlnode_types::Cursor;
 
+use super::serve::StepError;
 use super::{Done, Pending, Service, round_span};
 use crate::metrics::PeerLabel;
 
@@ -44,7 +45,7 @@ pub(super) async fn reconcile_set(
     store: StoreHandle,
     policy: Arc<Policy>,
     agency: AgencyCode,
-) -> Result<NegentropyStorageVector, String> {
+) -> Result<NegentropyStorageVector, StepError> {
     let items = store
         .call(move |s| {
             s.reconcile_items(|m| {
@@ -58,11 +59,8 @@ pub(super) async fn reconcile_set(
                 )
             })
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || reconcile::storage(&items).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())?
+        .await?;
+    Ok(tokio::task::spawn_blocking(move || reconcile::storage(&items)).await??)
 }
 
 impl Service {
@@ -259,7 +257,7 @@ impl Service {
                     Ok(storage) => {
                         Initiator::start(storage, random_session()).map_err(|e| e.to_string())
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 };
                 let _ = tx.send(Done::ReconcileReady { peer, result });
             }

@@ -9,9 +9,10 @@ use negentropy::NegentropyStorageVector;
 use wlnode_crypto::model::RecordId;
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::PeerRef;
+use wlnode_store::StoreError;
 use wlnode_sync::ServeAction;
 use wlnode_sync::outbound::{PrepareDone, RawBatch};
-use wlnode_sync::reconcile;
+use wlnode_sync::reconcile::{self, ReconcileError};
 use wlnode_sync::responder::{JobId, LogRead, Served, StepFailure};
 use wlnode_types::RawRecord;
 
@@ -19,19 +20,36 @@ use super::outbound::reconcile_set;
 use super::{Done, Reply, Service};
 use crate::metrics::PeerLabel;
 
+/// Why a step of serving a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StepError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The reconciliation set could not be built.
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    /// A blocking task failed.
+    #[error(transparent)]
+    Task(#[from] tokio::task::JoinError),
+    /// The node is stopping: the message will not go out.
+    #[error("the node is stopping")]
+    Stopping,
+}
+
 /// The result of one responder step, back in the loop.
 pub(super) enum ServeDone {
-    Head(JobId, Result<u64, String>),
-    Log(JobId, Result<LogRead, String>),
-    Records(JobId, Result<(RawBatch, bool), String>),
-    Set(JobId, Result<Arc<NegentropyStorageVector>, String>),
+    Head(JobId, Result<u64, StoreError>),
+    Log(JobId, Result<LogRead, StoreError>),
+    Records(JobId, Result<(RawBatch, bool), StoreError>),
+    Set(JobId, Result<Arc<NegentropyStorageVector>, StepError>),
     Negentropy(
         JobId,
         Arc<NegentropyStorageVector>,
         Result<Vec<u8>, StepFailure>,
     ),
     Prepared(PrepareDone),
-    Appended(JobId, Result<(), String>),
+    Appended(JobId, Result<(), StepError>),
 }
 
 impl Service {
@@ -59,7 +77,7 @@ impl Service {
                 let store = self.store.clone();
                 self.spawn_step(async move {
                     let head = store.call(|s| s.head_seq()).await;
-                    ServeDone::Head(job, head.map_err(|e| e.to_string()))
+                    ServeDone::Head(job, head)
                 });
             }
             ServeAction::ReadLog {
@@ -94,14 +112,14 @@ impl Service {
                             })
                         })
                         .await;
-                    ServeDone::Log(job, read.map_err(|e| e.to_string()))
+                    ServeDone::Log(job, read)
                 });
             }
             ServeAction::ReadRecords { job, ids } => {
                 let store = self.store.clone();
                 self.spawn_step(async move {
                     let read = store.call(move |s| read_records(s, ids)).await;
-                    ServeDone::Records(job, read.map_err(|e| e.to_string()))
+                    ServeDone::Records(job, read)
                 });
             }
             ServeAction::Ingest {
@@ -157,13 +175,13 @@ impl Service {
                     // A message that cannot go out (the node is stopping) is not
                     // audited as sent.
                     let r = if closing.is_closed() {
-                        Err("the node is stopping".to_owned())
+                        Err(StepError::Stopping)
                     } else {
                         store
                             .call(move |s| s.audit_append(&events))
                             .await
                             .map(|_| ())
-                            .map_err(|e| e.to_string())
+                            .map_err(StepError::from)
                     };
                     ServeDone::Appended(job, r)
                 });
