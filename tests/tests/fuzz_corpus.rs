@@ -17,35 +17,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use wlnode_crypto::model::RecordId;
-use wlnode_sync::msg::{
-    Batch, Hello, Notify, Pull, Reconcile, ReconcileReply, Request, Response, Transfer,
-};
+use wlnode_sync::msg::{Hello, Notify, Pull, Request, Response};
 use wlnode_sync::wire;
 use wlnode_tests::Cluster;
 use wlnode_types::Cursor;
-
-/// Transfers at hop 1 as a peer's frame carries them. Our own code makes a `Transfer`
-/// only from a copy that passed the policy, so these are read from a frame built with
-/// the wire types, as any peer can build one.
-fn transfers_on_the_wire(records: impl Iterator<Item = Bytes>) -> Vec<Transfer> {
-    use prost::Message;
-    use wlnode_proto::v1 as pb;
-    let frame = pb::SyncRequest {
-        kind: Some(pb::sync_request::Kind::Reconcile(pb::Reconcile {
-            session: Bytes::from_static(&[0; 16]),
-            message: Bytes::new(),
-            have: records
-                .map(|record| pb::Transfer { record, hops: 1 })
-                .collect(),
-            need: Vec::new(),
-        })),
-    }
-    .encode_to_vec();
-    match wire::decode_request(&frame) {
-        Ok(Request::Reconcile(r)) => r.have,
-        other => panic!("{other:?}"),
-    }
-}
 
 fn corpus_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
@@ -152,12 +127,18 @@ async fn regenerate_seed_corpus() {
         .encode(),
     );
 
-    let transfers: Vec<Transfer> = transfers_on_the_wire(
-        records
-            .iter()
-            .take(3)
-            .map(|r| Bytes::from(r.record.encode())),
-    );
+    // Frames that carry records are built from the wire types: our own code makes an
+    // outbound transfer only from a copy that passed the policy.
+    use prost::Message;
+    use wlnode_proto::v1 as pb;
+    let transfers: Vec<pb::Transfer> = records
+        .iter()
+        .take(3)
+        .map(|r| pb::Transfer {
+            record: Bytes::from(r.record.encode()),
+            hops: 1,
+        })
+        .collect();
     let hello = Hello {
         agency: "AA-EXPORT".parse().unwrap(),
         roster_version: 1,
@@ -165,7 +146,7 @@ async fn regenerate_seed_corpus() {
         head_seq: 9,
         backlog_pending: false,
     };
-    let reqs = [
+    let reqs: [(&str, Request); 3] = [
         ("hello", Request::Hello(hello.clone())),
         (
             "notify",
@@ -183,44 +164,53 @@ async fn regenerate_seed_corpus() {
                 max_bytes: 1 << 20,
             }),
         ),
-        (
-            "reconcile",
-            Request::Reconcile(Reconcile {
-                session: [2; 16],
-                message: Bytes::from_static(b"\x61\x00\x00\x01\x02"),
-                have: transfers.clone(),
-                need: vec![RecordId([3; 32])],
-            }),
-        ),
     ];
     for (n, r) in &reqs {
         write("sync_request", n, &wire::encode_request(r));
     }
-    let resps = [
+    let reconcile = pb::SyncRequest {
+        kind: Some(pb::sync_request::Kind::Reconcile(pb::Reconcile {
+            session: Bytes::from_static(&[2; 16]),
+            message: Bytes::from_static(b"\x61\x00\x00\x01\x02"),
+            have: transfers.clone(),
+            need: vec![Bytes::from_static(&[3; 32])],
+        })),
+    }
+    .encode_to_vec();
+    assert!(matches!(
+        wire::decode_request(&reconcile),
+        Ok(Request::Reconcile(r)) if r.have.len() == 3
+    ));
+    write("sync_request", "reconcile", &reconcile);
+    let resps: [(&str, Response); 3] = [
         ("hello", Response::Hello(hello)),
         ("ack", Response::Ack),
         ("error", Response::error("banned", "go away")),
-        (
-            "batch",
-            Response::Batch(Batch {
-                log_epoch: [4; 16],
-                records: transfers.clone(),
-                next_seq: 9,
-                head_seq: 10,
-                complete: true,
-            }),
-        ),
-        (
-            "reconcile",
-            Response::Reconcile(ReconcileReply {
-                session: [2; 16],
-                message: Bytes::new(),
-                records: transfers,
-            }),
-        ),
     ];
     for (n, r) in &resps {
         write("sync_response", n, &wire::encode_response(r));
+    }
+    let batch = pb::SyncResponse {
+        kind: Some(pb::sync_response::Kind::Batch(pb::Batch {
+            log_epoch: Bytes::from_static(&[4; 16]),
+            records: transfers.clone(),
+            next_seq: 9,
+            head_seq: 10,
+            complete: true,
+        })),
+    }
+    .encode_to_vec();
+    let reply = pb::SyncResponse {
+        kind: Some(pb::sync_response::Kind::Reconcile(pb::ReconcileReply {
+            session: Bytes::from_static(&[2; 16]),
+            message: Bytes::new(),
+            records: transfers,
+        })),
+    }
+    .encode_to_vec();
+    for (n, frame) in [("batch", &batch), ("reconcile", &reply)] {
+        assert!(wire::decode_response(frame).is_ok(), "{n}");
+        write("sync_response", n, frame);
     }
 
     // Real negentropy messages: an initiator's first message and a responder's reply.

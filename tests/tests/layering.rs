@@ -435,3 +435,18 @@ fn no_sled_type_is_public_outside_the_store() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The network crate stays a transport adaptor; a file growing past this is where
+/// protocol logic would be creeping back in.
+#[test]
+fn no_file_of_the_network_crate_is_over_800_lines() {
+    let g = graph();
+    let mut problems = Vec::new();
+    for f in sources(&g.dirs["wlnode-net"].join("src")) {
+        let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+        if lines > 800 {
+            problems.push(format!("{}: {lines} lines", f.display()));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -184,15 +184,24 @@ pub fn verify(
         decoded.push(log);
     }
     cross_check(roster, &decoded, opts, &mut report);
-    for n in &mut report.nodes {
-        n.violations = report
-            .violations
-            .iter()
-            .filter(|v| v.node == n.agency)
-            .count() as u64;
-    }
-    report.ok = report.violations.is_empty();
+    report.extend_violations([]);
     report
+}
+
+impl Report {
+    /// Adds violations found outside the verifier (a live audit's collection
+    /// failures) and recounts each node's violations and the verdict.
+    pub fn extend_violations(&mut self, extra: impl IntoIterator<Item = Violation>) {
+        self.violations.extend(extra);
+        for n in &mut self.nodes {
+            n.violations = self
+                .violations
+                .iter()
+                .filter(|v| v.node == n.agency)
+                .count() as u64;
+        }
+        self.ok = self.violations.is_empty();
+    }
 }
 
 fn verify_log<'a>(

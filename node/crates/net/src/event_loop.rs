@@ -1,7 +1,9 @@
 //! The one owner of the Swarm.
 //!
 //! `select!` turns the three sources (swarm events, commands, shutdown) into one call
-//! each; swarm events become [`NetEvent`]s, commands become swarm calls. Two pending
+//! each; swarm events become [`NetEvent`]s, commands become swarm calls. Events go to
+//! the runtime on a bounded queue: when it is full the loop waits, and the swarm (and
+//! so every peer's frames) waits with it, as when one loop did everything. Two pending
 //! maps tie answers to their requests: inbound requests by an [`InboundId`] handed out
 //! with the event (the response channel stays here), outbound requests by libp2p's
 //! request id mapped to the caller's token. Dials are tracked by connection id to the
@@ -24,7 +26,7 @@ use crate::{Behaviour, BehaviourEvent, Command, InboundId, NetEvent, PeerRef, Pr
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::UnboundedReceiver<Command>,
-    events: mpsc::UnboundedSender<NetEvent>,
+    events: mpsc::Sender<NetEvent>,
     shutdown: watch::Receiver<bool>,
     /// Inbound requests awaiting an answer.
     inbound: HashMap<InboundId, (Protocol, ResponseChannel<Frame>)>,
@@ -39,7 +41,7 @@ impl EventLoop {
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
         commands: mpsc::UnboundedReceiver<Command>,
-        events: mpsc::UnboundedSender<NetEvent>,
+        events: mpsc::Sender<NetEvent>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -66,7 +68,7 @@ impl EventLoop {
                     tracing::info!(address = %full, "listening");
                     addrs.push(full);
                 }
-                Ok(ev) => self.on_swarm(ev),
+                Ok(ev) => self.on_swarm(ev).await,
                 Err(_) => break,
             }
         }
@@ -76,16 +78,22 @@ impl EventLoop {
     pub(crate) async fn run(mut self) {
         loop {
             tokio::select! {
-                ev = self.swarm.select_next_some() => self.on_swarm(ev),
-                Some(c) = self.commands.recv() => self.on_command(c),
+                ev = self.swarm.select_next_some() => self.on_swarm(ev).await,
+                Some(c) = self.commands.recv() => self.on_command(c).await,
                 _ = self.shutdown.changed() => break,
+            }
+            if self.events.is_closed() {
+                // Nobody listens any more (the runtime stopped).
+                break;
             }
         }
         tracing::info!("network stopped");
     }
 
-    fn emit(&self, ev: NetEvent) {
-        let _ = self.events.send(ev);
+    /// Hands an event to the runtime, waiting while its queue is full: the swarm is
+    /// not polled meanwhile, which is the backpressure on peers.
+    async fn emit(&mut self, ev: NetEvent) {
+        let _ = self.events.send(ev).await;
     }
 
     fn with_p2p(&self, address: Multiaddr) -> Multiaddr {
@@ -96,7 +104,7 @@ impl EventLoop {
 
     // ------------------------------------------------------------------ commands
 
-    fn on_command(&mut self, c: Command) {
+    async fn on_command(&mut self, c: Command) {
         match c {
             Command::Dial { dial, addrs } => {
                 for a in addrs {
@@ -111,7 +119,8 @@ impl EventLoop {
                             self.emit(NetEvent::DialFailed {
                                 dial,
                                 error: e.to_string(),
-                            });
+                            })
+                            .await;
                         }
                     }
                 }
@@ -179,12 +188,12 @@ impl EventLoop {
 
     // --------------------------------------------------------------- swarm events
 
-    fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+    async fn on_swarm(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = self.with_p2p(address);
                 tracing::info!(address = %full, "listening");
-                self.emit(NetEvent::Listening(full));
+                self.emit(NetEvent::Listening(full)).await;
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -197,7 +206,8 @@ impl EventLoop {
                     peer: PeerRef(peer_id),
                     established: num_established.get(),
                     dial,
-                });
+                })
+                .await;
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -210,7 +220,8 @@ impl EventLoop {
                 self.emit(NetEvent::Disconnected {
                     peer: PeerRef(peer_id),
                     cause: cause.map(|c| c.to_string()),
-                });
+                })
+                .await;
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
@@ -218,14 +229,15 @@ impl EventLoop {
                 ..
             } => {
                 if let DialError::Denied { .. } = &error {
-                    self.drain_refusals();
+                    self.drain_refusals().await;
                 }
                 if let Some(dial) = self.dialing.remove(&connection_id) {
                     tracing::debug!(error = %error, "dial failed");
                     self.emit(NetEvent::DialFailed {
                         dial,
                         error: error.to_string(),
-                    });
+                    })
+                    .await;
                 }
             }
             SwarmEvent::IncomingConnectionError {
@@ -235,20 +247,24 @@ impl EventLoop {
             } => match &error {
                 ListenError::Denied { .. } => {
                     tracing::debug!(from = %send_back_addr, "incoming connection denied");
-                    self.drain_refusals();
+                    self.drain_refusals().await;
                 }
                 other => {
                     tracing::debug!(from = %send_back_addr, error = %other, "incoming connection failed")
                 }
             },
-            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_rr(Protocol::Sync, ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Audit(ev)) => self.on_rr(Protocol::Audit, ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => {
+                self.on_rr(Protocol::Sync, ev).await;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Audit(ev)) => {
+                self.on_rr(Protocol::Audit, ev).await;
+            }
             _ => {}
         }
     }
 
     /// Reports the connections the gate refused since the last call.
-    fn drain_refusals(&mut self) {
+    async fn drain_refusals(&mut self) {
         for r in self.swarm.behaviour_mut().gate.take_refusals() {
             let peer = match &r {
                 Refused::NotInRoster(p) | Refused::Banned(p) | Refused::Blocked(p) => p.to_base58(),
@@ -257,11 +273,12 @@ impl EventLoop {
             self.emit(NetEvent::Refused {
                 peer,
                 code: r.code(),
-            });
+            })
+            .await;
         }
     }
 
-    fn on_rr(&mut self, protocol: Protocol, ev: request_response::Event<Frame, Frame>) {
+    async fn on_rr(&mut self, protocol: Protocol, ev: request_response::Event<Frame, Frame>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
@@ -275,7 +292,8 @@ impl EventLoop {
                         protocol,
                         id,
                         frame: request,
-                    });
+                    })
+                    .await;
                 }
                 request_response::Message::Response {
                     request_id,
@@ -286,7 +304,8 @@ impl EventLoop {
                             peer: PeerRef(peer),
                             token,
                             frame: response,
-                        });
+                        })
+                        .await;
                     }
                 }
             },
@@ -302,7 +321,8 @@ impl EventLoop {
                         peer: PeerRef(peer),
                         token,
                         error: error.to_string(),
-                    });
+                    })
+                    .await;
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -315,7 +335,8 @@ impl EventLoop {
                     peer: PeerRef(peer),
                     protocol,
                     violation,
-                });
+                })
+                .await;
             }
             request_response::Event::ResponseSent { .. } => {}
         }

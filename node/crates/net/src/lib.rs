@@ -263,6 +263,11 @@ impl NetHandle {
         let _ = self.tx.send(c);
     }
 
+    /// Whether the network has stopped (nothing sent now would go out).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Dials `addrs`; see [`Command::Dial`].
     pub fn dial(&self, dial: u64, addrs: Vec<Multiaddr>) {
         self.send(Command::Dial { dial, addrs });
@@ -289,13 +294,19 @@ impl NetHandle {
 pub struct Network {
     /// Commands in.
     pub handle: NetHandle,
-    /// Events out.
-    pub events: mpsc::UnboundedReceiver<NetEvent>,
+    /// Events out. The channel is bounded: while the runtime is behind, the event
+    /// loop stops polling the swarm, so a flood of frames waits in the transport
+    /// instead of in memory here.
+    pub events: mpsc::Receiver<NetEvent>,
     /// Addresses we listen on (with `/p2p/<peer id>`), once every listener is up.
     pub listen_addrs: Vec<Multiaddr>,
     /// The event loop task.
     pub task: tokio::task::JoinHandle<()>,
 }
+
+/// Network events queued for the runtime before the event loop stops reading from the
+/// swarm.
+pub const EVENT_QUEUE: usize = 1024;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -400,7 +411,7 @@ pub async fn start(
     }
     let local = PeerRef(*swarm.local_peer_id());
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let (ev_tx, events) = mpsc::unbounded_channel();
+    let (ev_tx, events) = mpsc::channel(EVENT_QUEUE);
     let mut event_loop = event_loop::EventLoop::new(swarm, cmd_rx, ev_tx, shutdown);
     let listen_addrs = event_loop.wait_for_listeners(cfg.listen.len()).await;
     let task = tokio::spawn(event_loop.run());

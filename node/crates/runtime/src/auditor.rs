@@ -374,15 +374,7 @@ pub async fn verify_live(
         }
     }
     let mut report = verify(roster, &logs, state, opts);
-    report.violations.extend(extra);
-    for n in &mut report.nodes {
-        n.violations = report
-            .violations
-            .iter()
-            .filter(|v| v.node == n.agency)
-            .count() as u64;
-    }
-    report.ok = report.violations.is_empty();
+    report.extend_violations(extra);
     // Witness: cosign the checkpoint of every node whose log verified.
     let mut cosigned = BTreeMap::new();
     for log in &logs {

@@ -234,8 +234,8 @@ pub struct Store {
     writes: std::sync::atomic::AtomicU64,
 }
 
-/// How long [`Store::reopen`] waits for sled's own file lock, held for a moment by
-/// the background jobs of the instance it just closed.
+/// How long [`Store::open`] and [`Store::reopen`] wait for sled's own file lock, held
+/// for a moment by the background jobs of an instance just closed.
 pub const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A store whose sled is closed while its data dir stays locked, keeping what the
@@ -407,11 +407,15 @@ impl Store {
         false
     }
 
-    /// Opens (or creates) the store in `dir`, taking an exclusive lock on it.
+    /// Opens (or creates) the store in `dir`, taking an exclusive lock on it. Once the
+    /// directory lock is ours no other wlnode process has the store, so a sled lock
+    /// still held can only be a just-closed instance's background jobs in this
+    /// process (a store reopened right after it was dropped): wait up to
+    /// [`SLED_LOCK_WAIT`] for it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let lock = lock_dir(dir)?;
         Ok(Self::assemble(
-            Self::open_sled(dir, std::time::Duration::ZERO)?,
+            Self::open_sled(dir, SLED_LOCK_WAIT)?,
             dir,
             lock,
             audit::AuditSettings::default(),

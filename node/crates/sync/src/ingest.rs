@@ -12,7 +12,7 @@ use wlnode_crypto::record::{Record, verify_batch};
 use wlnode_crypto::roster::RosterError;
 use wlnode_crypto::time::Timestamp;
 
-use crate::msg::Transfer;
+use crate::msg::Received;
 use wlnode_policy::{Deny, Policy, check_receive};
 use wlnode_types::{Incoming, Source, SyncMeta};
 
@@ -91,7 +91,7 @@ pub struct Checked {
 pub fn check(
     policy: &Policy,
     from: &AgencyCode,
-    transfers: Vec<Transfer>,
+    transfers: Vec<Received>,
     now: Timestamp,
     max_skew: Duration,
 ) -> Checked {

@@ -6,6 +6,7 @@
 //!
 //! - [`peer`]: [`PeerSync`], the initiating side per neighbour (changes-feed cursor,
 //!   Pulls, Notify, when to reconcile, backlog settling), [`Bans`] and [`Backoff`].
+//! - [`dialer`]: [`Dialer`], when to dial each configured neighbour.
 //! - [`responder`]: [`Responder`], the responding side (Pull serving, reconcile
 //!   serving with its session cache, preparing our pushes).
 //! - [`outbound`]: the choke point on the way out (policy, sent-cache, byte budgets,
@@ -17,6 +18,7 @@
 //!
 //! No tokio, no IO.
 
+pub mod dialer;
 pub mod ingest;
 pub mod msg;
 pub mod outbound;
@@ -26,6 +28,7 @@ pub mod responder;
 mod sent;
 pub mod wire;
 
+pub use dialer::{Dial, Dialer};
 pub use peer::{Action, Backoff, Bans, PeerSync};
 pub use responder::{Responder, ServeAction};
 pub use sent::SentCache;

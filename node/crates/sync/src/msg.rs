@@ -1,6 +1,8 @@
 //! The replication protocol's messages as validated domain types. Encoding and
 //! decoding live in [`crate::wire`]; records inside transfers stay encoded bytes until
-//! the receiver checks each one on its own.
+//! the receiver checks each one on its own. Messages that carry records are generic
+//! over the record's type: [`Transfer`] in what we send, [`Received`] in what we
+//! decode, so a received record can never be sent on unchecked.
 
 use bytes::Bytes;
 use wlnode_crypto::model::{AgencyCode, RecordId};
@@ -43,9 +45,11 @@ pub struct Pull {
     pub max_bytes: u64,
 }
 
-/// A record in transit. An outbound one can only be made from a copy that passed the
-/// policy choke point ([`Prepared`]); an inbound one only by decoding a frame
-/// ([`crate::wire`]). Nothing else can fill one.
+/// A record on its way out. It can only be made from a copy that passed the policy
+/// choke point ([`Prepared`]), and only outbound messages (which is what
+/// [`crate::wire`] encodes) carry one: a record a peer sent us is a [`Received`], a
+/// different type, so it cannot be passed on without going through the store and the
+/// policy again.
 ///
 /// ```compile_fail
 /// // Outside this crate a transfer cannot be filled with arbitrary bytes:
@@ -53,6 +57,13 @@ pub struct Pull {
 ///     record: Default::default(),
 ///     hops: 1,
 /// };
+/// ```
+///
+/// ```compile_fail
+/// // Nor can a record received from a peer be sent on as it is:
+/// fn forward(r: wlnode_sync::msg::Received) -> wlnode_sync::msg::Transfer {
+///     wlnode_sync::msg::Transfer::from(r)
+/// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transfer {
@@ -63,12 +74,12 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// The encoded record (unverified until the receiver checks it).
+    /// The encoded copy.
     pub fn record(&self) -> &Bytes {
         &self.record
     }
 
-    /// Hops from the origin at the receiver, as the sender claims.
+    /// Hops from the origin at the receiver.
     pub fn hops(&self) -> u32 {
         self.hops
     }
@@ -81,13 +92,37 @@ impl From<Prepared> for Transfer {
     }
 }
 
-/// A changes-feed batch.
+/// A record as a peer sent it: unverified bytes and the hop count the sender claims.
+/// Only decoding a frame ([`crate::wire`]) makes one; the receive check
+/// ([`crate::ingest::check`]) takes it from there.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Batch {
+pub struct Received {
+    /// Encoded record.
+    pub(crate) record: Bytes,
+    /// Hops from the origin at the receiver, as the sender claims.
+    pub(crate) hops: u32,
+}
+
+impl Received {
+    /// The encoded record (unverified until checked).
+    pub fn record(&self) -> &Bytes {
+        &self.record
+    }
+
+    /// Hops from the origin at the receiver, as the sender claims.
+    pub fn hops(&self) -> u32 {
+        self.hops
+    }
+}
+
+/// A changes-feed batch; `T` is [`Transfer`] in the batches we send and
+/// [`Received`] in those we decode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch<T = Transfer> {
     /// Server's epoch (a different one means: reset your cursor).
     pub log_epoch: [u8; 16],
     /// The records the server may send, in log order.
-    pub records: Vec<Transfer>,
+    pub records: Vec<T>,
     /// Cursor to continue from.
     pub next_seq: u64,
     /// Server's log head when the batch was cut.
@@ -96,33 +131,33 @@ pub struct Batch {
     pub complete: bool,
 }
 
-/// One initiator round of reconciliation.
+/// One initiator round of reconciliation (`T` as for [`Batch`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reconcile {
+pub struct Reconcile<T = Transfer> {
     /// Session id chosen by the initiator.
     pub session: [u8; 16],
     /// Negentropy message (empty once the set difference is known).
     pub message: Bytes,
     /// Records the responder lacks.
-    pub have: Vec<Transfer>,
+    pub have: Vec<T>,
     /// Records the initiator wants.
     pub need: Vec<RecordId>,
 }
 
-/// The responder's answer.
+/// The responder's answer (`T` as for [`Batch`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReconcileReply {
+pub struct ReconcileReply<T = Transfer> {
     /// Session id.
     pub session: [u8; 16],
     /// Negentropy reply (empty when not needed).
     pub message: Bytes,
     /// Records the initiator asked for (those policy lets it have).
-    pub records: Vec<Transfer>,
+    pub records: Vec<T>,
 }
 
-/// A sync request.
+/// A sync request (`T` as for [`Batch`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
+pub enum Request<T = Transfer> {
     /// Hello.
     Hello(Hello),
     /// Notify.
@@ -130,10 +165,10 @@ pub enum Request {
     /// Pull.
     Pull(Pull),
     /// Reconcile round.
-    Reconcile(Reconcile),
+    Reconcile(Reconcile<T>),
 }
 
-impl Request {
+impl<T> Request<T> {
     /// Short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -145,17 +180,17 @@ impl Request {
     }
 }
 
-/// A sync response.
+/// A sync response (`T` as for [`Batch`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Response {
+pub enum Response<T = Transfer> {
     /// Hello back.
     Hello(Hello),
     /// Notify acknowledged.
     Ack,
     /// Changes-feed batch.
-    Batch(Batch),
+    Batch(Batch<T>),
     /// Reconcile reply.
-    Reconcile(ReconcileReply),
+    Reconcile(ReconcileReply<T>),
     /// Refused.
     Error {
         /// Machine-readable code.
@@ -165,7 +200,7 @@ pub enum Response {
     },
 }
 
-impl Response {
+impl<T> Response<T> {
     /// An error response.
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         Self::Error {

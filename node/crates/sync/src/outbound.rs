@@ -306,10 +306,17 @@ fn prepare(
             out.last_seq = Some(seq);
             continue;
         };
-        let rec = raw.decode().map_err(|e| PrepareError::Corrupt {
-            record: id,
-            reason: e.to_string(),
-        })?;
+        let rec = match raw.decode() {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing of this batch goes out: what it put in the sent-cache leaves.
+                sent.forget(&o.to, &out.cached);
+                return Err(PrepareError::Corrupt {
+                    record: id,
+                    reason: e.to_string(),
+                });
+            }
+        };
         if o.skip_theirs && rec.received_from.as_ref() == Some(&o.to) {
             out.last_seq = Some(seq);
             continue;

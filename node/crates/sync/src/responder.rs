@@ -23,7 +23,7 @@ use wlnode_audit::event::Event;
 use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_policy::Policy;
 
-use crate::msg::{Batch, Pull, Reconcile, ReconcileReply, Response, Transfer};
+use crate::msg::{Batch, Pull, Received, Reconcile, ReconcileReply, Response, Transfer};
 use crate::outbound::{
     Outbound, Outgoing, PrepareDone, PrepareError, PrepareJob, RawBatch, SentCaches,
 };
@@ -128,7 +128,7 @@ pub enum ServeAction<P, R> {
         /// Its agency.
         agency: AgencyCode,
         /// The records.
-        transfers: Vec<Transfer>,
+        transfers: Vec<Received>,
     },
     /// Build the reconciliation set we share with `agency` under `policy`, then
     /// [`Responder::on_set_built`].
@@ -273,6 +273,13 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         self.sent.forget_peer(agency);
     }
 
+    /// The policy or the roster changed: a cached set was built under the old rules
+    /// and may hold records the peer may no longer learn of, so the next round of every
+    /// session builds its set again.
+    pub fn on_policy_changed(&mut self) {
+        self.sessions.clear();
+    }
+
     /// Expires cached sessions.
     pub fn on_tick(&mut self, now: Instant) {
         self.sessions
@@ -362,7 +369,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         peer: P,
         agency: AgencyCode,
         reply: R,
-        r: Reconcile,
+        r: Reconcile<Received>,
         policy: Arc<Policy>,
     ) -> Vec<ServeAction<P, R>> {
         let cached = self

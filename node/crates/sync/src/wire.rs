@@ -9,42 +9,17 @@ use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_proto::v1 as pb;
 
 use crate::msg::{
-    Batch, Hello, Notify, Pull, Reconcile, ReconcileReply, Request, Response, Transfer,
+    Batch, Hello, Notify, Pull, Received, Reconcile, ReconcileReply, Request, Response, Transfer,
 };
 
-/// A sync frame could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    /// Not valid protobuf.
-    #[error("{what}: not valid protobuf: {reason}")]
-    Decode {
-        /// Which message.
-        what: &'static str,
-        /// The decoder's message.
-        reason: String,
-    },
-    /// Valid protobuf, invalid content.
-    #[error("{what}: {reason}")]
-    Invalid {
-        /// Which message.
-        what: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
+pub use wlnode_types::WireError;
 
 fn decode<M: Message + Default>(what: &'static str, b: &[u8]) -> Result<M, WireError> {
-    M::decode(b).map_err(|e| WireError::Decode {
-        what,
-        reason: e.to_string(),
-    })
+    WireError::decode(what, b)
 }
 
 fn invalid(what: &'static str, reason: impl Into<String>) -> WireError {
-    WireError::Invalid {
-        what,
-        reason: reason.into(),
-    }
+    WireError::invalid(what, reason)
 }
 
 fn epoch(what: &'static str, b: &[u8]) -> Result<[u8; 16], WireError> {
@@ -90,9 +65,9 @@ fn transfers_to(t: &[Transfer]) -> Vec<pb::Transfer> {
         .collect()
 }
 
-fn transfers_from(t: Vec<pb::Transfer>) -> Vec<Transfer> {
+fn transfers_from(t: Vec<pb::Transfer>) -> Vec<Received> {
     t.into_iter()
-        .map(|t| Transfer {
+        .map(|t| Received {
             record: t.record,
             hops: t.hops,
         })
@@ -129,7 +104,7 @@ pub fn encode_request(r: &Request) -> Vec<u8> {
 }
 
 /// Decodes a request frame.
-pub fn decode_request(b: &[u8]) -> Result<Request, WireError> {
+pub fn decode_request(b: &[u8]) -> Result<Request<Received>, WireError> {
     use pb::sync_request::Kind;
     let m: pb::SyncRequest = decode("sync request", b)?;
     Ok(
@@ -194,7 +169,7 @@ pub fn encode_response(r: &Response) -> Vec<u8> {
 }
 
 /// Decodes a response frame.
-pub fn decode_response(b: &[u8]) -> Result<Response, WireError> {
+pub fn decode_response(b: &[u8]) -> Result<Response<Received>, WireError> {
     use pb::sync_response::Kind;
     let m: pb::SyncResponse = decode("sync response", b)?;
     Ok(
@@ -224,6 +199,53 @@ pub fn decode_response(b: &[u8]) -> Result<Response, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the receiver of `t` decodes.
+    fn received(t: &[Transfer]) -> Vec<Received> {
+        t.iter()
+            .map(|t| Received {
+                record: t.record.clone(),
+                hops: t.hops,
+            })
+            .collect()
+    }
+
+    fn request_received(r: &Request) -> Request<Received> {
+        match r {
+            Request::Hello(h) => Request::Hello(h.clone()),
+            Request::Notify(n) => Request::Notify(*n),
+            Request::Pull(p) => Request::Pull(*p),
+            Request::Reconcile(x) => Request::Reconcile(Reconcile {
+                session: x.session,
+                message: x.message.clone(),
+                have: received(&x.have),
+                need: x.need.clone(),
+            }),
+        }
+    }
+
+    fn response_received(r: &Response) -> Response<Received> {
+        match r {
+            Response::Hello(h) => Response::Hello(h.clone()),
+            Response::Ack => Response::Ack,
+            Response::Batch(b) => Response::Batch(Batch {
+                log_epoch: b.log_epoch,
+                records: received(&b.records),
+                next_seq: b.next_seq,
+                head_seq: b.head_seq,
+                complete: b.complete,
+            }),
+            Response::Reconcile(x) => Response::Reconcile(ReconcileReply {
+                session: x.session,
+                message: x.message.clone(),
+                records: received(&x.records),
+            }),
+            Response::Error { code, message } => Response::Error {
+                code: code.clone(),
+                message: message.clone(),
+            },
+        }
+    }
 
     #[test]
     fn round_trips() {
@@ -257,7 +279,10 @@ mod tests {
             }),
         ];
         for r in reqs {
-            assert_eq!(decode_request(&encode_request(&r)).unwrap(), r);
+            assert_eq!(
+                decode_request(&encode_request(&r)).unwrap(),
+                request_received(&r)
+            );
         }
         let resps = vec![
             Response::Hello(h),
@@ -265,14 +290,25 @@ mod tests {
             Response::error("banned", "go away"),
             Response::Batch(Batch {
                 log_epoch: [4; 16],
-                records: vec![],
+                records: vec![Transfer {
+                    record: Bytes::from_static(b"rec"),
+                    hops: 1,
+                }],
                 next_seq: 9,
                 head_seq: 10,
                 complete: false,
             }),
+            Response::Reconcile(ReconcileReply {
+                session: [7; 16],
+                message: Bytes::from_static(b"neg"),
+                records: Vec::new(),
+            }),
         ];
         for r in resps {
-            assert_eq!(decode_response(&encode_response(&r)).unwrap(), r);
+            assert_eq!(
+                decode_response(&encode_response(&r)).unwrap(),
+                response_received(&r)
+            );
         }
     }
 

@@ -13,7 +13,8 @@ use wlnode_crypto::time::{Date, Timestamp};
 use wlnode_crypto::{RecordError, VerifiedRecord};
 use wlnode_proto::v1 as pb;
 
-/// A stored value could not be decoded.
+/// A stored value or a protocol frame could not be decoded (the store's wire and the
+/// sync protocol's share it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// Not valid protobuf.
@@ -37,18 +38,30 @@ pub enum WireError {
     Record(#[from] RecordError),
 }
 
+impl WireError {
+    /// Decodes a prost message `what`, or says why not.
+    pub fn decode<M: Message + Default>(what: &'static str, b: &[u8]) -> Result<M, Self> {
+        M::decode(b).map_err(|e| Self::Decode {
+            what,
+            reason: e.to_string(),
+        })
+    }
+
+    /// A decoded `what` with invalid content.
+    pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
 fn decode<M: Message + Default>(what: &'static str, b: &[u8]) -> Result<M, WireError> {
-    M::decode(b).map_err(|e| WireError::Decode {
-        what,
-        reason: e.to_string(),
-    })
+    WireError::decode(what, b)
 }
 
 fn invalid(what: &'static str, reason: impl Into<String>) -> WireError {
-    WireError::Invalid {
-        what,
-        reason: reason.into(),
-    }
+    WireError::invalid(what, reason)
 }
 
 /// A record as this node holds it.

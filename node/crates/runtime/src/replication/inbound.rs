@@ -195,9 +195,13 @@ impl Service {
             );
             let store = self.store.clone();
             let tx = self.tasks_tx.clone();
-            // The refusal is durable before the peer hears of it.
+            let ingested = self.ingested.clone();
+            // The refusal is appended before the peer hears of it (a failed append
+            // still answers, and shows as the store's failure).
             tokio::spawn(async move {
-                let _ = store.call(move |s| s.audit_append(&[ev])).await;
+                if let Err(e) = store.call(move |s| s.audit_append(&[ev])).await {
+                    ingested.write_failed(&e);
+                }
                 let _ = tx.send(Done::AuditRespond {
                     reply,
                     response: AuditResponse::error(

@@ -13,7 +13,7 @@ use wlnode_crypto::time::Timestamp;
 use wlnode_net::PeerRef;
 use wlnode_store::{IngestBatch, StoreError, StoreHandle};
 use wlnode_sync::ingest::{Rejected, check};
-use wlnode_sync::msg::{Batch, Transfer};
+use wlnode_sync::msg::{Batch, Received};
 use wlnode_sync::responder::JobId;
 use wlnode_types::{Cursor, Outcome};
 
@@ -36,7 +36,7 @@ pub(super) struct Applied {
     peer: PeerRef,
     agency: AgencyCode,
     /// For a Pull batch: the batch (without records) and the cursor stored with it.
-    batch: Option<(Batch, Cursor)>,
+    batch: Option<(Batch<Received>, Cursor)>,
     /// Records returned in our reconciliation session with this id.
     session: Option<[u8; 16]>,
     /// Records pushed in the peer's session, whose reply waits for this.
@@ -57,7 +57,7 @@ struct Ingest {
 async fn ingest(
     i: &Ingest,
     agency: &AgencyCode,
-    transfers: Vec<Transfer>,
+    transfers: Vec<Received>,
     cursor: Option<Cursor>,
 ) -> IngestOutcome {
     let received = transfers.len() as u64;
@@ -139,8 +139,8 @@ impl Service {
         &mut self,
         peer: PeerRef,
         agency: AgencyCode,
-        transfers: Vec<Transfer>,
-        batch: Option<(Batch, Cursor)>,
+        transfers: Vec<Received>,
+        batch: Option<(Batch<Received>, Cursor)>,
         session: Option<[u8; 16]>,
         job: Option<JobId>,
     ) {

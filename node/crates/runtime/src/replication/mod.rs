@@ -38,7 +38,7 @@ use wlnode_sync::msg::{Request, Response};
 use wlnode_sync::reconcile::Initiator;
 use wlnode_sync::responder::Limits;
 use wlnode_sync::wire::{encode_request, encode_response};
-use wlnode_sync::{Backoff, Bans, PeerSync, Responder};
+use wlnode_sync::{Bans, Dialer, PeerSync, Responder};
 use wlnode_types::Cursor;
 
 use crate::handles::{Ingested, PeerTable};
@@ -95,16 +95,6 @@ enum Wake {
     Blocked,
     Tick,
     Shutdown,
-}
-
-/// A `[[peers]]` entry to keep connected.
-struct DialTarget {
-    agency: AgencyCode,
-    addrs: Vec<Multiaddr>,
-    backoff: Backoff,
-    next_at: Option<Instant>,
-    /// Addresses of the current dial still pending.
-    dialing: usize,
 }
 
 #[derive(Default, Clone)]
@@ -191,20 +181,23 @@ pub(crate) async fn start(
             Ok(out)
         })
         .await?;
-    let targets = services
-        .config
-        .raw
-        .peers
-        .iter()
-        .filter(|p| !p.addrs.is_empty())
-        .map(|p| DialTarget {
-            agency: p.agency.get_ref().clone(),
-            addrs: p.addrs.iter().map(|a| a.0.clone()).collect(),
-            backoff: Backoff::new(cfg.reconnect_min.0, cfg.reconnect_max.0),
-            next_at: Some(Instant::now()),
-            dialing: 0,
-        })
-        .collect();
+    let dialer = Dialer::new(
+        services
+            .config
+            .raw
+            .peers
+            .iter()
+            .filter(|p| !p.addrs.is_empty())
+            .map(|p| {
+                (
+                    p.agency.get_ref().clone(),
+                    p.addrs.iter().map(|a| a.0.clone()).collect(),
+                )
+            }),
+        cfg.reconnect_min.0,
+        cfg.reconnect_max.0,
+        Instant::now(),
+    );
     let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
     let head_rx = services.ingested.subscribe();
     let local_head = *head_rx.borrow();
@@ -250,7 +243,7 @@ pub(crate) async fn start(
             .iter()
             .map(|p| p.agency.get_ref().clone())
             .collect(),
-        targets,
+        dialer,
         counters: HashMap::new(),
         listen_addrs: network.listen_addrs.clone(),
         addr_file,
@@ -279,7 +272,7 @@ fn jitter() -> f64 {
 /// The replication service; see the module documentation.
 struct Service {
     net: NetHandle,
-    events: mpsc::UnboundedReceiver<NetEvent>,
+    events: mpsc::Receiver<NetEvent>,
     me: PeerRef,
     agency: AgencyCode,
     cfg: SyncConfig,
@@ -307,7 +300,7 @@ struct Service {
     cursors: HashMap<AgencyCode, Cursor>,
     /// Every `[[peers]]` agency (shown in the status table even when not connected).
     configured: Vec<AgencyCode>,
-    targets: Vec<DialTarget>,
+    dialer: Dialer<Multiaddr>,
     bans: Bans,
     counters: HashMap<AgencyCode, Counters>,
     listen_addrs: Vec<Multiaddr>,
@@ -322,7 +315,8 @@ impl Service {
         self.apply_blocks();
         loop {
             let wake = tokio::select! {
-                Some(ev) = self.events.recv() => Wake::Net(ev),
+                // The network stopped (shutdown, or its task died): so do we.
+                ev = self.events.recv() => ev.map_or(Wake::Shutdown, Wake::Net),
                 Some(t) = self.tasks_rx.recv() => Wake::Task(t),
                 Ok(()) = self.head_rx.changed() => Wake::Head(*self.head_rx.borrow_and_update()),
                 Ok(()) = self.changes_rx.changed() => Wake::Reloaded,

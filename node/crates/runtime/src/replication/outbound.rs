@@ -14,7 +14,9 @@ use wlnode_net::{Frame, PeerRef};
 use wlnode_policy::{DistRef, Policy};
 use wlnode_store::StoreHandle;
 use wlnode_sync::Action;
-use wlnode_sync::msg::{Batch, Notify, Reconcile, ReconcileReply, Request, Response, Transfer};
+use wlnode_sync::msg::{
+    Batch, Notify, Received, Reconcile, ReconcileReply, Request, Response, Transfer,
+};
 use wlnode_sync::reconcile::{self, Initiator, Step};
 use wlnode_sync::wire::decode_response;
 use wlnode_types::Cursor;
@@ -217,7 +219,7 @@ impl Service {
 
     /// A changes-feed batch from `peer`: check and store it with the cursor it
     /// advances to (the backlog mark stays as it is).
-    fn apply_batch(&mut self, peer: PeerRef, agency: AgencyCode, b: Batch) {
+    fn apply_batch(&mut self, peer: PeerRef, agency: AgencyCode, b: Batch<Received>) {
         let cursor = Cursor {
             epoch: b.log_epoch,
             seq: b.next_seq,
@@ -345,7 +347,7 @@ impl Service {
         agency: AgencyCode,
         session: [u8; 16],
         asked: usize,
-        r: ReconcileReply,
+        r: ReconcileReply<Received>,
     ) {
         let _round = round_span(&session).entered();
         let now = Instant::now();

@@ -18,21 +18,20 @@ use crate::metrics::PeerLabel;
 
 impl Service {
     pub(super) fn on_connected(&mut self, peer: PeerRef, n: u32, dial: Option<u64>) {
-        let Some((agency, role)) = self.agency_of(&peer) else {
+        let who = self.agency_of(&peer);
+        let agencies = &self.agencies;
+        self.dialer.on_connected(
+            dial,
+            who.as_ref().map(|(a, _)| a),
+            |a| agencies.values().any(|(x, _)| x == a),
+            Instant::now(),
+            jitter(),
+        );
+        let Some((agency, role)) = who else {
             // The gate only admits roster peers; a roster change may have raced.
             self.net.disconnect(peer);
             return;
         };
-        if let Some(t) = dial
-            .and_then(|d| usize::try_from(d).ok())
-            .and_then(|i| self.targets.get_mut(i))
-        {
-            t.dialing = t.dialing.saturating_sub(1);
-        }
-        for t in self.targets.iter_mut().filter(|t| t.agency == agency) {
-            t.backoff.reset();
-            t.next_at = None;
-        }
         if n > 1 {
             return;
         }
@@ -73,9 +72,8 @@ impl Service {
         self.pending.retain(|_, (p, _)| *p != peer);
         let still = self.agencies.values().any(|(a, _)| *a == agency);
         if !still {
-            for t in self.targets.iter_mut().filter(|t| t.agency == agency) {
-                t.next_at = Some(Instant::now() + t.backoff.next_delay(jitter()));
-            }
+            self.dialer
+                .on_disconnected(&agency, Instant::now(), jitter());
         }
         if let Some(c) = cause {
             self.set_error(&agency, c);
@@ -86,36 +84,22 @@ impl Service {
     /// One address of a dial failed; once none is left and the agency is not
     /// connected, the next dial waits for the backoff.
     pub(super) fn on_dial_failed(&mut self, dial: u64, error: String) {
-        let Some(t) = usize::try_from(dial)
-            .ok()
-            .and_then(|i| self.targets.get_mut(i))
-        else {
-            return;
-        };
-        t.dialing = t.dialing.saturating_sub(1);
-        tracing::debug!(agency = %t.agency, error = %error, "dial failed");
-        if t.dialing == 0 && t.next_at.is_none() {
-            let agency = t.agency.clone();
-            let connected = self.agencies.values().any(|(a, _)| *a == agency);
-            if !connected
-                && let Some(t) = usize::try_from(dial)
-                    .ok()
-                    .and_then(|i| self.targets.get_mut(i))
-            {
-                t.next_at = Some(Instant::now() + t.backoff.next_delay(jitter()));
-            }
-        }
+        tracing::debug!(dial, error = %error, "dial failed");
+        let agencies = &self.agencies;
+        self.dialer.on_dial_failed(
+            dial,
+            |a| agencies.values().any(|(x, _)| x == a),
+            Instant::now(),
+            jitter(),
+        );
     }
 
     /// The operator's block set changed: dial the unblocked ones again at once.
     pub(super) fn on_blocked(&mut self) {
         let new = self.blocked_rx.borrow_and_update().clone();
         let old = std::mem::replace(&mut self.blocked, new);
-        for t in self.targets.iter_mut() {
-            if old.contains(&t.agency) && !self.blocked.contains(&t.agency) {
-                t.backoff.reset();
-                t.next_at = Some(Instant::now());
-            }
+        for a in old.difference(&self.blocked) {
+            self.dialer.on_unblocked(a, Instant::now());
         }
         self.apply_blocks();
     }
@@ -139,11 +123,13 @@ impl Service {
     }
 
     /// The policy or roster was reloaded: admit exactly the new roster's peers (the
-    /// network drops connections it no longer lists), and reconcile with every
-    /// neighbour so that records a widened policy now allows flow without waiting.
+    /// network drops connections it no longer lists), drop reconciliation sets built
+    /// under the old rules, and reconcile with every neighbour so that records a
+    /// widened policy now allows flow without waiting.
     pub(super) fn on_reloaded(&mut self) {
         let roster = self.trust.roster();
         self.net.send(Command::SetAllowed(roster_peers(&roster)));
+        self.responder.on_policy_changed();
         self.apply_blocks();
         let now = Instant::now();
         let peers: Vec<PeerRef> = self.peers.keys().copied().collect();
@@ -179,19 +165,14 @@ impl Service {
             }
         }
         self.responder.on_tick(now);
-        for (i, t) in self.targets.iter_mut().enumerate() {
-            let due = t.next_at.is_some_and(|at| now >= at) && t.dialing == 0;
-            if !due || self.bans.is_banned(&t.agency, now) || self.blocked.contains(&t.agency) {
-                continue;
-            }
-            t.next_at = None;
-            t.dialing = t.addrs.len();
-            if t.dialing == 0 {
-                t.next_at = Some(now + t.backoff.next_delay(jitter()));
-                continue;
-            }
-            self.net
-                .dial(u64::try_from(i).unwrap_or(u64::MAX), t.addrs.clone());
+        let banned: std::collections::HashSet<AgencyCode> =
+            self.bans.active(now).into_iter().map(|(a, _)| a).collect();
+        let blocked = &self.blocked;
+        for d in self
+            .dialer
+            .due(now, |a| banned.contains(a) || blocked.contains(a), jitter())
+        {
+            self.net.dial(d.id, d.addrs);
         }
         self.refresh_status();
     }

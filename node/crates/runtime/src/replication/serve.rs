@@ -171,10 +171,11 @@ impl Service {
             ServeAction::AppendSent { job, events } => {
                 let store = self.store.clone();
                 let closing = self.tasks_tx.clone();
+                let net = self.net.clone();
                 self.spawn_step(async move {
                     // A message that cannot go out (the node is stopping) is not
                     // audited as sent.
-                    let r = if closing.is_closed() {
+                    let r = if closing.is_closed() || net.is_closed() {
                         Err(StepError::Stopping)
                     } else {
                         store

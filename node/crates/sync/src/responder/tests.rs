@@ -564,7 +564,7 @@ fn pushed_records_are_stored_before_the_round_is_answered() {
     let w = world();
     let held = stored(&w, "federation", 1);
     let mut r = R::new(EPOCH, limits());
-    let have = vec![Transfer {
+    let have = vec![crate::msg::Received {
         record: Bytes::from(held.record.encode()),
         hops: 1,
     }];
@@ -731,4 +731,81 @@ fn results_for_unknown_jobs_are_ignored() {
         r.on_prepared(PrepareDone::failed(JobId(99), "x".into()))
             .is_empty()
     );
+}
+
+/// A cached set was built under the policy of its first round; after a reload it
+/// could still tell the peer of records the new rules keep from it.
+#[test]
+fn a_policy_change_drops_the_cached_sets() {
+    let w = world();
+    let ids: Vec<(u64, RecordId)> = (0u8..5)
+        .map(|i| (u64::from(i), RecordId([i; 32])))
+        .collect();
+    let ours = Arc::new(reconcile::storage(&ids).unwrap());
+    let (_, first) =
+        reconcile::Initiator::start(reconcile::storage(&ids[..2]).unwrap(), [3; 16]).unwrap();
+    let msg = first.message.unwrap();
+    let mut r = R::new(EPOCH, limits());
+    r.on_connected(BB, &bb());
+    let job = match one(round(&mut r, &w, [3; 16], &msg)) {
+        ServeAction::BuildSet { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    let (job, storage) = match one(r.on_set_built(job, Ok::<_, String>(ours))) {
+        ServeAction::Negentropy { job, storage, .. } => (job, storage),
+        other => panic!("{other:?}"),
+    };
+    let answer = reconcile::respond(&storage, &msg).unwrap();
+    let _ = r.on_negentropy(job, storage, Ok(answer), Instant::now());
+    assert!(matches!(
+        one(round(&mut r, &w, [3; 16], &msg)),
+        ServeAction::Negentropy { .. }
+    ));
+    r.on_policy_changed();
+    assert!(matches!(
+        one(round(&mut r, &w, [3; 16], &msg)),
+        ServeAction::BuildSet { .. }
+    ));
+}
+
+/// A record that no longer decodes stops its batch; the copies prepared before it in
+/// that batch were never sent, so they must not count as recently sent either (they
+/// used to stay in the cache, and the next Pull skipped them for five minutes).
+#[test]
+fn a_corrupt_stored_record_fails_its_batch_without_marking_the_others_sent() {
+    let w = world();
+    let held: Vec<StoredRecord> = (1..=2).map(|s| stored(&w, "federation", s)).collect();
+    let mut r = R::new(EPOCH, limits());
+    let job = match one(r.on_pull(BB, bb(), 7, pull(0, 1 << 20), w.policy.clone())) {
+        ServeAction::ReadLog { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    let mut batch = raws(&held);
+    batch.push((
+        3,
+        RecordId([9; 32]),
+        Some(RawRecord::from_owner(vec![0xff; 40])),
+    ));
+    let prepare = one(r.on_log_read(
+        job,
+        Ok::<_, String>(LogRead {
+            head: 3,
+            raws: batch,
+            truncated: false,
+            audit: true,
+        }),
+    ));
+    match one(r.on_prepared(run(prepare))) {
+        ServeAction::Respond {
+            response: Response::Error { code, message },
+            ..
+        } => {
+            assert_eq!(code, "unavailable");
+            assert!(message.contains("corrupt"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The two good records go out with the next Pull.
+    let out = serve_pull(&mut r, &w, &held, pull(0, 1 << 20), 2);
+    assert_eq!(batch_of(&out).0.records, 2);
 }
