@@ -31,6 +31,11 @@ use crate::model::{
 };
 use crate::time::{Date, PartialDate, Timestamp};
 
+/// The highest version a record may carry. Versions are per entry and grow by one per
+/// amendment, so this leaves room for four billion; a record above it is refused on
+/// receipt, and amending at it is an error, never an overflow.
+pub const MAX_VERSION: u64 = u32::MAX as u64;
+
 /// Header format written by this version.
 pub const HEADER_FORMAT: u32 = 1;
 /// Length of each field's salt.
@@ -808,6 +813,12 @@ pub fn build_record(
     key: &SecretKey,
 ) -> Result<VerifiedRecord, RecordError> {
     draft.validate().map_err(RecordError::Draft)?;
+    if meta.version == 0 || meta.version > MAX_VERSION {
+        return Err(RecordError::Invalid(InvalidValue::new(
+            "version",
+            format!("must be 1 to {MAX_VERSION}, got {}", meta.version),
+        )));
+    }
     if meta.status == Status::Withdrawn {
         if let Some(r) = &meta.withdrawal_reason {
             check_text(r, MAX_LONG_TEXT).map_err(|e| RecordError::Draft(e.within("reason")))?;

@@ -24,8 +24,15 @@
 //! groups = ["eu", "wassenaar"]
 //! node_ids = ["12D3KooW…"]
 //! keys = [{ key = "ed25519:…", valid_from = 2026-01-01T00:00:00Z, valid_until = 2027-01-01T00:00:00Z }]
-//! revoked = [{ key = "ed25519:…", revoked_at = 2026-06-01T00:00:00Z, reason = "compromised" }]
+//! revoked = [{ key = "ed25519:…", revoked_at = 2026-06-01T00:00:00Z, reason = "compromised",
+//!             keep = ["<record id hex>", …] }]
 //! ```
+//!
+//! A revoked key's records are suspect whatever their `issued_at` says, since whoever
+//! holds the key chooses it. Nodes keep the ones they held before they learned of the
+//! revocation (demoted: any record of the agency signed by a valid key supersedes them),
+//! refuse the ones they did not (`revoked_key_backdated`), and accept the ones the
+//! authority lists under `keep`, known good, as if the key were still valid.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -188,11 +195,27 @@ pub struct KeyWindow {
 pub struct Revocation {
     /// The key.
     pub key: PublicKey,
-    /// Records it signed at or after this time are refused.
+    /// Records claiming to be signed at or after this time are refused outright
+    /// (`revoked_key`); earlier ones are suspect (see the module documentation).
     pub revoked_at: Timestamp,
     /// Why.
     #[serde(default)]
     pub reason: String,
+    /// Records of this key the authority knows to be good: they stay valid everywhere,
+    /// also on nodes that never saw them before the revocation.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub keep: BTreeSet<crate::model::RecordId>,
+}
+
+/// How a record stands with its signer key's revocation, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStanding {
+    /// The key is not revoked, or the authority keeps this record: a valid record.
+    Valid,
+    /// The key is revoked and the record is not kept: valid only where it was held
+    /// before the revocation became known, and then below every valid record of the
+    /// same entry.
+    Revoked,
 }
 
 /// A roster authority key.
@@ -500,6 +523,45 @@ impl Roster {
             });
         }
         Ok(member)
+    }
+
+    /// How `record` (of `origin`, signed by `key`) stands with the key's revocation.
+    pub fn key_standing(
+        &self,
+        origin: &AgencyCode,
+        key: &PublicKey,
+        record: &crate::model::RecordId,
+    ) -> KeyStanding {
+        match self
+            .member(origin)
+            .and_then(|m| m.revoked.iter().find(|r| r.key == *key))
+        {
+            Some(r) if !r.keep.contains(record) => KeyStanding::Revoked,
+            _ => KeyStanding::Valid,
+        }
+    }
+
+    /// The revocations of every member, as `(agency, revocation)`.
+    pub fn revocations(&self) -> impl Iterator<Item = (&AgencyCode, &Revocation)> {
+        self.members()
+            .flat_map(|m| m.revoked.iter().map(move |r| (&m.agency, r)))
+    }
+
+    /// SHA-256 of every revocation (agency, key, kept records), in a canonical order:
+    /// what a store records as applied, so it re-derives entry states only when the
+    /// revocations change.
+    pub fn revocations_digest(&self) -> [u8; 32] {
+        let mut h = crate::sha256::Hasher::new();
+        for (agency, r) in self.revocations() {
+            h.update(agency.as_str().as_bytes());
+            h.update(b"\0");
+            h.update(r.key.as_bytes());
+            for id in &r.keep {
+                h.update(&id.0);
+            }
+            h.update(b"\n");
+        }
+        h.finish()
     }
 
     /// [`Self::check_signer`] for a record: the signer must also have role `member`.

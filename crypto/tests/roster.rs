@@ -74,6 +74,7 @@ fn doc(f: &Fixture, version: u64) -> RosterDoc {
                     key: f.revoked_key.public_key(),
                     revoked_at: Timestamp(T0 - 10 * DAY),
                     reason: "compromised".into(),
+                    keep: Default::default(),
                 }],
             },
             Member {

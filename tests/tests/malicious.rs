@@ -285,6 +285,7 @@ async fn records_signed_by_a_revoked_key_pushed_directly_are_rejected() {
         &stolen.public_key(),
         Timestamp(past.0 + 1000),
         "stolen",
+        &[],
     )
     .unwrap();
     let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();

@@ -132,6 +132,7 @@ async fn records_signed_by_a_revoked_key_are_rejected() {
         &stolen.public_key(),
         Timestamp(past.0 + 1000),
         "stolen",
+        &[],
     )
     .unwrap();
     let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
@@ -145,13 +146,20 @@ async fn records_signed_by_a_revoked_key_are_rejected() {
         .collect();
     let ids: Vec<_> = forged.iter().map(|r| r.id()).collect();
     inject(&c, 2, forged, from_aa()).await;
-    wait_for(T, "20 revoked-key rejections at B", || async {
-        counter(
-            &c.metrics(1),
-            "wlnode_records_rejected_total",
-            "reason=\"revoked_key\"",
-        ) >= 20.0
-    })
+    // The node holding them does not pass them on: its choke point refuses a revoked
+    // key's records (a node that pushes them anyway is `malicious.rs`'s case, refused
+    // as `revoked_key` with a strike each).
+    wait_for(
+        T,
+        "the 20 revoked-key records held back by the choke point",
+        || async {
+            counter(
+                &c.metrics(2),
+                "wlnode_records_withheld_by_policy_total",
+                "peer=\"BB-CUSTOMS\"",
+            ) >= 20.0
+        },
+    )
     .await;
     let held = c.records(1).await;
     assert!(
@@ -276,6 +284,211 @@ async fn garbage_and_oversized_frames_cost_only_their_sender() {
         w.iter().all(|x| r.contains(&x.record_id))
     })
     .await;
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}
+
+/// Re-signs the cluster's roster with `edit` applied and reloads it on the nodes given.
+async fn reroster(c: &Cluster, nodes: &[usize], edit: impl FnOnce(&str) -> String) {
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&edit(&text), &auth).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    for i in nodes {
+        c.node(*i).services.control.reload().await.unwrap();
+    }
+}
+
+/// Node `i`'s head of `key`: (version, record, status, disputed).
+async fn head_at(
+    c: &Cluster,
+    key: &wlnode_types::EntryKey,
+    i: usize,
+) -> (
+    u64,
+    wlnode_crypto::model::RecordId,
+    wlnode_crypto::model::Status,
+    bool,
+) {
+    c.heads(i).await.get(key).cloned().unwrap()
+}
+
+/// One version of an entry of AA, signed by `key`.
+fn version_of(
+    key: &SecretKey,
+    entry: EntryId,
+    version: u64,
+    status: wlnode_crypto::model::Status,
+    issued_at: Timestamp,
+) -> VerifiedRecord {
+    build_record(
+        RecordMeta {
+            entry_id: entry,
+            origin: "AA-EXPORT".parse().unwrap(),
+            version,
+            issued_at,
+            status,
+            withdrawal_reason: (status == wlnode_crypto::model::Status::Withdrawn)
+                .then(|| "stolen key".into()),
+        },
+        &draft("Kept Alive Trading", None),
+        key,
+    )
+    .unwrap()
+}
+
+/// The attack of issue 19: a thief with a key that is revoked later signs a backdated
+/// `version = MAX_VERSION, withdrawn` record for an honest entry.
+/// - Before the fix, every node took it and kept it as the head forever, and the
+///   agency's next amend computed `u64::MAX + 1`.
+/// - Now a node that held it before the revocation keeps it demoted: the agency's next
+///   record, signed by its valid key, becomes the head everywhere.
+/// - A node that did not hold it refuses it, `revoked_key_backdated`, and so does every
+///   node for the thief's later backdated records.
+/// - A record the roster authority keeps stays valid, also where it was never seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_keys_backdated_records_are_refused_and_demoted_and_never_block_the_agency() {
+    use wlnode_crypto::model::Status;
+    use wlnode_crypto::record::MAX_VERSION;
+    let mut c = cluster(
+        &[
+            ("AA-EXPORT", &["eu"]),
+            ("BB-CUSTOMS", &["eu"]),
+            ("CC-TRADE", &["eu"]),
+        ],
+        &[(0, 1), (1, 2)],
+    );
+    // AA holds a second key, which leaks; the roster lists it (valid, for now).
+    let stolen = SecretKey::generate().unwrap();
+    let aa: wlnode_crypto::model::AgencyCode = "AA-EXPORT".parse().unwrap();
+    let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let text = wlnode_config::roster_edit::add_key(&text, &aa, &stolen.public_key(), past).unwrap();
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    c.start(0).await;
+    c.start(1).await;
+    let honest = c.add(0, "honest", 1, None).await.remove(0);
+    wait_for(T, "B holds AA's entry", || async {
+        c.records(1).await.contains(&honest.record_id)
+    })
+    .await;
+    // Before the revocation the thief's record reaches B (valid then) and takes over.
+    let backdated = Timestamp(Timestamp::now().as_millis() - 60_000);
+    let forged = version_of(
+        &stolen,
+        honest.entry_id,
+        MAX_VERSION,
+        Status::Withdrawn,
+        backdated,
+    );
+    inject(&c, 1, vec![forged.clone()], from_aa()).await;
+    let key = wlnode_types::EntryKey {
+        entry_id: honest.entry_id,
+        origin: aa.clone(),
+    };
+    assert_eq!(
+        head_at(&c, &key, 1).await.1,
+        forged.id(),
+        "the thief's record won at B"
+    );
+    // An honest record of the stolen key that C never saw: the authority keeps it.
+    let kept = version_of(&stolen, EntryId::random().unwrap(), 1, Status::Active, past);
+    // The authority revokes the key; the nodes reload.
+    let now = Timestamp::now();
+    reroster(&c, &[0, 1], |t| {
+        wlnode_config::roster_edit::revoke_key(
+            t,
+            &aa,
+            &stolen.public_key(),
+            now,
+            "stolen",
+            &[kept.id()],
+        )
+        .unwrap()
+    })
+    .await;
+    c.start(2).await;
+    // B keeps the thief's record (it held it) but demoted: AA's own version is the head.
+    assert_eq!(
+        head_at(&c, &key, 1).await.1,
+        honest.record_id,
+        "demoted at B"
+    );
+    assert!(
+        c.records(1).await.contains(&forged.id()),
+        "kept as evidence"
+    );
+    // AA amends: version 2, not u64::MAX + 1, and the head everywhere.
+    let amended = c.amend(0, &honest, "Kept Alive Trading (amended)").await;
+    assert_eq!(amended.version, 2);
+    for i in 0..3 {
+        wait_for(T, "the amendment is the head on every node", || async {
+            c.heads(i)
+                .await
+                .get(&key)
+                .is_some_and(|h| h.1 == amended.record_id && h.2 == Status::Active && !h.3)
+        })
+        .await;
+    }
+    // C never held the thief's record and never will: B does not send it, and when a
+    // peer does (here, straight into the sync protocol), C refuses it.
+    assert!(!c.records(2).await.contains(&forged.id()));
+    let later = version_of(
+        &stolen,
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        backdated,
+    );
+    let mut thief = RawPeer::new(
+        Some(RawPeer::seed_of(&c.fed.nodes[1].dir)),
+        4 << 20,
+        4 << 20,
+    );
+    let push = |records: &[&VerifiedRecord]| {
+        use prost::Message;
+        use wlnode_proto::v1 as pb;
+        Bytes::from(
+            pb::SyncRequest {
+                kind: Some(pb::sync_request::Kind::Reconcile(pb::Reconcile {
+                    session: Bytes::from_static(&[5; 16]),
+                    message: Bytes::new(),
+                    have: records
+                        .iter()
+                        .map(|r| pb::Transfer {
+                            record: Bytes::from(r.encode()),
+                            hops: 2,
+                        })
+                        .collect(),
+                    need: Vec::new(),
+                })),
+            }
+            .encode_to_vec(),
+        )
+    };
+    let out = thief
+        .request(&addr(&c, 2), push(&[&later, &forged, &kept]))
+        .await;
+    assert!(matches!(out, RawOutcome::Response(_)), "{out:?}");
+    wait_for(T, "C refuses the backdated records", || async {
+        counter(
+            &c.metrics(2),
+            "wlnode_records_rejected_total",
+            "reason=\"revoked_key_backdated\"",
+        ) >= 2.0
+    })
+    .await;
+    let held = c.records(2).await;
+    assert!(!held.contains(&later.id()) && !held.contains(&forged.id()));
+    assert!(
+        held.contains(&kept.id()),
+        "the kept record is valid everywhere"
+    );
     for i in 0..3 {
         c.stop(i).await;
     }

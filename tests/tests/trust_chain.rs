@@ -57,6 +57,7 @@ fn record_from_one_agency_verifies_at_another_through_the_roster() {
         key: stolen.public_key(),
         revoked_at: Timestamp(T0 - 10),
         reason: "compromised".into(),
+        keep: Default::default(),
     });
     let doc = RosterDoc {
         federation: "test".into(),

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use wlnode_config::roster_edit::{self, NewMember};
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key, write_secret_key};
-use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName};
+use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName, RecordId};
 use wlnode_crypto::roster::{Role, Roster, TrustAnchor, verify_roster};
 use wlnode_crypto::time::Timestamp;
 use wlnode_crypto::{PublicKey, SecretKey};
@@ -82,7 +82,9 @@ pub enum RosterCommand {
         #[arg(long, value_parser = parse_time)]
         at: Option<Timestamp>,
     },
-    /// Revoke a compromised key: records it signed at or after --at are refused.
+    /// Revoke a compromised key. Records claiming to be signed at or after --at are
+    /// refused; earlier ones only count where a node held them before it learned of
+    /// the revocation, and rank below the agency's records signed with a valid key.
     RevokeKey {
         #[arg(long)]
         roster: PathBuf,
@@ -95,6 +97,22 @@ pub enum RosterCommand {
         at: Option<Timestamp>,
         #[arg(long)]
         reason: String,
+        /// A record id of this key known to be good: it stays valid everywhere, also on
+        /// nodes that never saw it (repeat for more).
+        #[arg(long = "keep")]
+        keep: Vec<RecordId>,
+    },
+    /// List more records of a revoked key as known good.
+    KeepRecords {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        signing_key: PublicKey,
+        /// A record id (repeat for more).
+        #[arg(long = "record", required = true)]
+        records: Vec<RecordId>,
     },
     /// Add a node PeerId to a member.
     AddNode {
@@ -333,6 +351,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             signing_key,
             at,
             reason,
+            keep,
         } => edit(&roster, |t| {
             roster_edit::revoke_key(
                 t,
@@ -340,7 +359,16 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                 &signing_key,
                 at.unwrap_or_else(Timestamp::now),
                 &reason,
+                &keep,
             )
+        }),
+        RosterCommand::KeepRecords {
+            roster,
+            agency,
+            signing_key,
+            records,
+        } => edit(&roster, |t| {
+            roster_edit::keep_records(t, &agency, &signing_key, &records)
         }),
         RosterCommand::AddNode {
             roster,

@@ -164,6 +164,12 @@ impl From<LifecycleError> for ApiError {
                 field: None,
                 message: e.to_string(),
             },
+            LifecycleError::VersionLimit { .. } => Self {
+                status: StatusCode::CONFLICT,
+                code: "version_limit",
+                field: None,
+                message: e.to_string(),
+            },
             LifecycleError::Build(_) => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal",

@@ -15,7 +15,7 @@ pub struct ErrorDoc {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetailDoc {
     /// Machine-readable code: invalid_json, invalid_field, bad_request, unauthorized,
-    /// not_found, not_origin, already_withdrawn, store_unavailable, empty_query,
+    /// not_found, not_origin, already_withdrawn, version_limit, store_unavailable, empty_query,
     /// query_too_long, batch_too_large, index_building.
     code: String,
     /// Human-readable message.

@@ -7,7 +7,7 @@
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 use wlnode_crypto::PublicKey;
 use wlnode_crypto::keys::{SecretKey, parse_peer_id};
-use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName};
+use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName, RecordId};
 use wlnode_crypto::roster::{Role, Roster, RosterError, RosterSignature, sign_roster};
 use wlnode_crypto::time::Timestamp;
 
@@ -210,6 +210,7 @@ pub fn revoke_key(
     key: &PublicKey,
     at: Timestamp,
     reason: &str,
+    keep: &[RecordId],
 ) -> Result<String, RosterEditError> {
     let mut doc = parse(text)?;
     let t = member(&mut doc, agency)?;
@@ -218,11 +219,59 @@ pub fn revoke_key(
             "{key} is not a key of {agency}"
         )));
     }
+    if key_entry(array_of(t, "revoked")?, key).is_some() {
+        return Err(RosterEditError::Refused(format!(
+            "{key} of {agency} is already revoked (to keep more of its records: keep-records)"
+        )));
+    }
     let mut r = InlineTable::new();
     r.insert("key", key.to_string().into());
     r.insert("revoked_at", at.to_rfc3339().into());
     r.insert("reason", reason.into());
+    if !keep.is_empty() {
+        r.insert("keep", ids_array(keep).into());
+    }
     array_of(t, "revoked")?.push(r);
+    let out = doc.to_string();
+    validate(&out)?;
+    Ok(out)
+}
+
+fn ids_array(ids: &[RecordId]) -> Array {
+    let mut sorted: Vec<String> = ids.iter().map(RecordId::to_hex).collect();
+    sorted.sort();
+    sorted.dedup();
+    sorted.into_iter().collect()
+}
+
+/// Lists more records of a revoked key as known good (`keep`): nodes accept them as if
+/// the key were still valid, also nodes that never saw them before the revocation.
+pub fn keep_records(
+    text: &str,
+    agency: &AgencyCode,
+    key: &PublicKey,
+    ids: &[RecordId],
+) -> Result<String, RosterEditError> {
+    let mut doc = parse(text)?;
+    let t = member(&mut doc, agency)?;
+    let Some(r) = key_entry(array_of(t, "revoked")?, key) else {
+        return Err(RosterEditError::Refused(format!(
+            "{key} of {agency} is not revoked"
+        )));
+    };
+    let mut all: Vec<RecordId> = ids.to_vec();
+    if let Some(old) = r.get("keep").and_then(|v| v.as_array()) {
+        for v in old {
+            let id = v
+                .as_str()
+                .and_then(|s| RecordId::from_hex(s).ok())
+                .ok_or_else(|| {
+                    RosterEditError::Refused(format!("keep holds {v}, not a record id"))
+                })?;
+            all.push(id);
+        }
+    }
+    r.insert("keep", ids_array(&all).into());
     let out = doc.to_string();
     validate(&out)?;
     Ok(out)
@@ -315,13 +364,38 @@ mod tests {
         // Rotation.
         let t = add_key(&signed, &agency, &k2, Timestamp(1000)).unwrap();
         let t = retire_key(&t, &agency, &k1, Timestamp(1000)).unwrap();
-        let t = revoke_key(&t, &agency, &k1, Timestamp(500), "compromised").unwrap();
+        let t = revoke_key(&t, &agency, &k1, Timestamp(500), "compromised", &[]).unwrap();
+        assert!(revoke_key(&t, &agency, &k1, Timestamp(500), "again", &[]).is_err());
+        let good = RecordId([7; 32]);
+        let t = keep_records(&t, &agency, &k1, &[good, good]).unwrap();
+        let t = keep_records(&t, &agency, &k1, &[RecordId([1; 32])]).unwrap();
+        assert!(
+            keep_records(&t, &agency, &k2, &[good]).is_err(),
+            "not revoked"
+        );
         let (t2, sig2, r2) = sign(&t, &auth).unwrap();
         assert_eq!(r2.version(), 2);
         verify_roster(t2.as_bytes(), &sig2, &TrustAnchor::after(&r)).unwrap();
         assert!(r2.check_signer(&agency, &k1, Timestamp(600)).is_err());
         assert!(r2.check_signer(&agency, &k1, Timestamp(400)).is_ok());
         assert!(r2.check_signer(&agency, &k2, Timestamp(1001)).is_ok());
+        let kept = &r2.member(&agency).unwrap().revoked[0].keep;
+        assert_eq!(
+            kept.iter().copied().collect::<Vec<_>>(),
+            [RecordId([1; 32]), good]
+        );
+        assert_eq!(
+            r2.key_standing(&agency, &k1, &good),
+            wlnode_crypto::roster::KeyStanding::Valid
+        );
+        assert_eq!(
+            r2.key_standing(&agency, &k1, &RecordId([2; 32])),
+            wlnode_crypto::roster::KeyStanding::Revoked
+        );
+        assert_eq!(
+            r2.key_standing(&agency, &k2, &RecordId([2; 32])),
+            wlnode_crypto::roster::KeyStanding::Valid
+        );
         // A stranger cannot sign.
         assert!(sign(&t, &SecretKey::generate().unwrap()).is_err());
     }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use wlnode_crypto::model::{AgencyCode, GroupName, Scope};
 use wlnode_crypto::record::{FieldSelector, RecordHeader};
-use wlnode_crypto::roster::{Role, Roster};
+use wlnode_crypto::roster::{KeyStanding, Role, Roster};
 
 use rules::{Accept, Miss, Share};
 use wlnode_config::Config;
@@ -46,6 +46,9 @@ pub enum Deny {
     NotInRoster,
     /// No `[[share]]` rule covers this record for this peer (default deny).
     NoShareRule,
+    /// The record's signer key is revoked (and the roster authority does not keep the
+    /// record): a node that did not hold it before would refuse it.
+    RevokedKey,
 }
 
 impl Deny {
@@ -61,6 +64,7 @@ impl Deny {
             Self::Auditor => "auditor",
             Self::NotInRoster => "not_in_roster",
             Self::NoShareRule => "no_share_rule",
+            Self::RevokedKey => "revoked_key",
         }
     }
 }
@@ -80,6 +84,9 @@ impl fmt::Display for Deny {
             Self::NotInRoster => "the agency is not in the roster",
             Self::NoShareRule => {
                 "no [[share]] rule covers this record for this peer (default deny)"
+            }
+            Self::RevokedKey => {
+                "the record's signer key is revoked and the roster authority does not keep it"
             }
         })
     }
@@ -405,6 +412,13 @@ impl Policy {
             Ok(hops) => hops,
             Err(d) => return Decision::Deny(d),
         };
+        if self
+            .roster
+            .key_standing(&h.origin, &h.signer_key, &rec.record.id())
+            == KeyStanding::Revoked
+        {
+            return Decision::Deny(Deny::RevokedKey);
+        }
         let mut matched = false;
         let mut withhold: Vec<FieldSelector> = Vec::new();
         for r in &self.share {

@@ -43,6 +43,15 @@ pub enum LifecycleError {
     /// The entry is already withdrawn.
     #[error("entry {0} is already withdrawn")]
     AlreadyWithdrawn(String),
+    /// The entry's versions are used up (a record may carry at most
+    /// `wlnode_crypto::record::MAX_VERSION`).
+    #[error("entry {entry} is at version {version}, the highest a record may carry")]
+    VersionLimit {
+        /// Entry id.
+        entry: String,
+        /// Its highest valid version.
+        version: u64,
+    },
     /// Signing failed.
     #[error("cannot build record: {0}")]
     Build(String),
@@ -161,6 +170,20 @@ pub fn same_content(record: &Record, draft: &EntryDraft) -> bool {
         .all(|(((tag, value), d), c)| *tag == c.tag && d.value == value)
 }
 
+/// The version the origin's next record of an entry carries: one above its highest
+/// valid version. Records of a revoked key (demoted) do not count, so a thief's
+/// `MAX_VERSION` cannot block the rightful agency; at the limit this is an error, never
+/// an overflow.
+pub fn next_version(entry_id: EntryId, state: &EntryState) -> Result<u64, LifecycleError> {
+    let v = state.valid_version();
+    v.checked_add(1)
+        .filter(|n| *n <= wlnode_crypto::record::MAX_VERSION)
+        .ok_or_else(|| LifecycleError::VersionLimit {
+            entry: entry_id.to_hex(),
+            version: v,
+        })
+}
+
 impl Lifecycle {
     /// A writer for `agency`, signing with `key`.
     pub fn new(agency: AgencyCode, key: Arc<SecretKey>, store: StoreHandle) -> Self {
@@ -252,7 +275,7 @@ impl Lifecycle {
         let (state, _) = self.own_head(entry_id).await?;
         self.write(
             entry_id,
-            state.version + 1,
+            next_version(entry_id, &state)?,
             Status::Active,
             None,
             &draft,
@@ -276,7 +299,7 @@ impl Lifecycle {
         let draft = draft_of(&head.record).map_err(LifecycleError::Invalid)?;
         self.write(
             entry_id,
-            state.version + 1,
+            next_version(entry_id, &state)?,
             Status::Withdrawn,
             Some(reason),
             &draft,
@@ -385,7 +408,10 @@ impl Lifecycle {
             let (version, amend) = match &known {
                 None => (1, false),
                 Some((st, head)) => {
+                    // A demoted head (its key was revoked) is re-signed even when the
+                    // content matches.
                     if st.status == Status::Active
+                        && !st.is_demoted(&st.head)
                         && head
                             .as_ref()
                             .is_some_and(|h| same_content(&h.record, &item.draft))
@@ -395,7 +421,17 @@ impl Lifecycle {
                         }
                         continue;
                     }
-                    (st.version + 1, true)
+                    match next_version(entry_id, st) {
+                        Ok(v) => (v, true),
+                        Err(e) => {
+                            if let Some(s) = slot {
+                                *s = Some(ImportOutcome::Failed {
+                                    error: e.to_string(),
+                                });
+                            }
+                            continue;
+                        }
+                    }
                 }
             };
             let meta = RecordMeta {
@@ -495,7 +531,7 @@ impl Lifecycle {
             let m = RecordMeta {
                 entry_id: key.entry_id,
                 origin: self.agency.clone(),
-                version: state.version + 1,
+                version: next_version(key.entry_id, &state)?,
                 issued_at: now,
                 status: Status::Withdrawn,
                 withdrawal_reason: Some(reason.to_owned()),

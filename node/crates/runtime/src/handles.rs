@@ -119,6 +119,19 @@ impl Ingested {
         self.head.subscribe()
     }
 
+    /// The arrival log grew to `head_seq` without an ingest (heads re-derived after a
+    /// revocation): neighbours and the screening index follow.
+    pub fn log_moved(&self, head_seq: u64) {
+        self.head.send_if_modified(|h| {
+            if head_seq > *h {
+                *h = head_seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     /// After any successful ingest from `source` (`local` or `peer`).
     pub fn after_ingest(&self, report: &IngestReport, source: &str) {
         if report.changed() > 0 {
@@ -191,6 +204,7 @@ pub struct Control {
     agency: AgencyCode,
     store: StoreHandle,
     trust: TrustCell,
+    ingested: Ingested,
     changes: Arc<watch::Sender<u64>>,
     blocked: Arc<watch::Sender<BTreeSet<AgencyCode>>>,
 }
@@ -201,6 +215,7 @@ impl Control {
         agency: AgencyCode,
         store: StoreHandle,
         trust: TrustCell,
+        ingested: Ingested,
         blocked: BTreeSet<AgencyCode>,
     ) -> Self {
         Self {
@@ -208,6 +223,7 @@ impl Control {
             agency,
             store,
             trust,
+            ingested,
             changes: Arc::new(watch::channel(0u64).0),
             blocked: Arc::new(watch::channel(blocked).0),
         }
@@ -255,6 +271,14 @@ impl Control {
         let (policy, warnings) =
             Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
         let policy_changed = policy.hash() != self.trust.policy().hash();
+        if roster_changed {
+            let r = roster.clone();
+            let applied = self
+                .store
+                .call(move |s| crate::trust::apply_revocations(s, &r))
+                .await?;
+            self.ingested.log_moved(applied.head_seq);
+        }
         let report = ReloadReport {
             policy_hash: hex::encode(policy.hash()),
             policy_changed,

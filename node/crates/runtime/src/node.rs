@@ -304,7 +304,11 @@ impl RunningNode {
             tracing::warn!(%w, "policy warning");
         }
         tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
-        let head_seq = store.call(|s| s.head_seq()).await?;
+        let revoking = roster.clone();
+        let head_seq = store
+            .call(move |s| crate::trust::apply_revocations(s, &revoking))
+            .await?
+            .head_seq;
         let audit_cfg = cfg.raw.audit.clone();
         let settings = AuditSettings {
             enabled: audit_cfg.enabled,
@@ -350,6 +354,7 @@ impl RunningNode {
             tracing::warn!(agencies = ?blocked, "peers blocked by the operator stay blocked");
         }
         let health = Arc::new(Health::default());
+        let ingested = Ingested::new(head_seq, metrics.clone(), health.clone());
         let trust = TrustCell::new(roster, policy);
         let cfg = Arc::new(cfg);
         let services = Services {
@@ -361,14 +366,15 @@ impl RunningNode {
                 trust_on_first_use: loaded.trust_on_first_use,
             },
             lifecycle: Lifecycle::new(agency.clone(), id.agency_key.clone(), store.clone()),
-            ingested: Ingested::new(head_seq, metrics.clone(), health.clone()),
             control: Control::new(
                 cfg.path.clone(),
                 agency,
                 store.clone(),
                 trust.clone(),
+                ingested.clone(),
                 blocked,
             ),
+            ingested,
             trust,
             config: cfg,
             store,

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use wlnode_config::roster_file::{RosterFileError, read_signed};
 use wlnode_crypto::PublicKey;
-use wlnode_crypto::roster::{Roster, RosterError, verify_roster};
+use wlnode_crypto::roster::{KeyStanding, Roster, RosterError, verify_roster};
 use wlnode_policy::Policy;
 use wlnode_store::{Store, StoreError};
 
@@ -66,6 +66,28 @@ pub fn load_roster(
         roster,
         trust_on_first_use,
     })
+}
+
+/// Brings the store's entry states in line with `roster`'s revocations (nothing is
+/// read when they are the ones applied last). Runs on the store thread.
+pub fn apply_revocations(
+    store: &Store,
+    roster: &Roster,
+) -> Result<wlnode_store::revocations::RevocationReport, StoreError> {
+    let report = store.apply_revocations(
+        roster.revocations_digest(),
+        |h, id| roster.key_standing(&h.origin, &h.signer_key, id) == KeyStanding::Revoked,
+        wlnode_crypto::Timestamp::now(),
+    )?;
+    if report.applied {
+        tracing::warn!(
+            demoted_records = report.demoted_records,
+            entries_changed = report.entries_changed,
+            heads_changed = report.heads_changed,
+            "revocations applied: records of revoked keys rank below the agencies' valid ones"
+        );
+    }
+    Ok(report)
 }
 
 /// The roster and the policy in force, swapped together on reload. Readers take a

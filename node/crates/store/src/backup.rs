@@ -76,7 +76,7 @@ pub enum BackupError {
     },
     /// The backup was taken from a store with another layout version.
     #[error(
-        "{path} holds store schema version {found}; this wlnode restores versions 1 and {SCHEMA_VERSION}"
+        "{path} holds store schema version {found}; this wlnode restores versions 1 to {SCHEMA_VERSION}"
     )]
     Schema {
         /// The file.

@@ -16,6 +16,7 @@ pub mod blocks;
 pub mod faults;
 #[cfg(feature = "floor")]
 pub mod floor;
+pub mod revocations;
 pub mod schema;
 
 use std::fs::File;
@@ -58,7 +59,7 @@ pub enum StoreError {
     },
     /// The store was written by an incompatible version.
     #[error(
-        "store schema version {found} is not supported; this wlnode reads versions 1 and {SCHEMA_VERSION}"
+        "store schema version {found} is not supported; this wlnode reads versions 1 to {SCHEMA_VERSION}"
     )]
     Schema {
         /// Version on disk.
@@ -194,11 +195,11 @@ pub(crate) fn chunks_from(
 /// At most this many arrival-log ids share one `log` value (8 KiB): one sled insert
 /// per batch instead of one per record, while a changes-feed read decodes a bounded
 /// value.
-const LOG_CHUNK: usize = 256;
+pub(crate) const LOG_CHUNK: usize = 256;
 
 const COUNT_RECORDS: &[u8] = b"count_records";
 const COUNT_ENTRIES: &[u8] = b"count_entries";
-const COUNT_WITHDRAWN: &[u8] = b"count_withdrawn";
+pub(crate) const COUNT_WITHDRAWN: &[u8] = b"count_withdrawn";
 
 struct Trees {
     meta: Tree,
@@ -324,13 +325,13 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-fn u64_of(v: Option<sled::IVec>) -> u64 {
+pub(crate) fn u64_of(v: Option<sled::IVec>) -> u64 {
     v.and_then(|b| be_u64(&b)).unwrap_or(0)
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-fn abort<T>(e: StoreError) -> TxResult<T> {
+pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
@@ -747,9 +748,13 @@ impl Store {
             if let Err(pos) = history.binary_search(&(h.version, id)) {
                 history.insert(pos, (h.version, id));
             }
+            // A new record is never demoted (a revoked key's record is only taken when
+            // the store already holds it, as a duplicate); demoted ones of the entry do
+            // not count towards an equivocation.
+            let demoted = prev.as_ref().map(|p| p.demoted.clone()).unwrap_or_default();
             let same_version: Vec<RecordId> = history
                 .iter()
-                .filter(|(v, _)| *v == h.version)
+                .filter(|(v, r)| *v == h.version && demoted.binary_search(r).is_err())
                 .map(|(_, r)| *r)
                 .collect();
             let equivocation = same_version.len() > 1;
@@ -761,7 +766,7 @@ impl Store {
                     records: same_version,
                 });
             }
-            let new_head = |disputed: bool, history: Vec<(u64, RecordId)>| EntryState {
+            let new_head = |disputed: bool, history: Vec<(u64, RecordId)>, demoted| EntryState {
                 head: id,
                 version: h.version,
                 status: h.status,
@@ -770,6 +775,7 @@ impl Store {
                 updated_at: now,
                 review_by: h.review_by,
                 history,
+                demoted,
             };
             let state = match prev {
                 None => {
@@ -777,16 +783,19 @@ impl Store {
                     if h.status == Status::Withdrawn {
                         n_withdrawn += 1;
                     }
-                    let s = new_head(equivocation, history);
+                    let s = new_head(equivocation, history, demoted);
                     report.head_changes.push((key.clone(), s.clone()));
                     s
                 }
                 Some(mut s) => {
                     s.history = history;
                     s.disputed |= equivocation;
-                    // Highest version wins; for equal versions (equivocation) the
-                    // smallest record id, so every node derives the same head.
-                    let wins = h.version > s.version || (h.version == s.version && id < s.head);
+                    // A valid record beats a demoted head whatever the versions; then
+                    // the highest version wins, and for equal versions (equivocation)
+                    // the smallest record id, so every node derives the same head.
+                    let wins = s.is_demoted(&s.head)
+                        || h.version > s.version
+                        || (h.version == s.version && id < s.head);
                     if wins {
                         if s.status == Status::Withdrawn {
                             n_withdrawn = n_withdrawn.saturating_sub(1);
@@ -794,7 +803,11 @@ impl Store {
                         if h.status == Status::Withdrawn {
                             n_withdrawn += 1;
                         }
-                        s = new_head(s.disputed, std::mem::take(&mut s.history));
+                        s = new_head(
+                            s.disputed,
+                            std::mem::take(&mut s.history),
+                            std::mem::take(&mut s.demoted),
+                        );
                         report.head_changes.push((key.clone(), s.clone()));
                     } else if equivocation {
                         report.head_changes.push((key.clone(), s.clone()));
@@ -1147,7 +1160,7 @@ fn audit_events_of(batch: &IngestBatch, report: &IngestReport, now: Timestamp) -
     out
 }
 
-fn decode_state(v: &[u8]) -> Result<EntryState, StoreError> {
+pub(crate) fn decode_state(v: &[u8]) -> Result<EntryState, StoreError> {
     EntryState::decode(v).map_err(|e: WireError| StoreError::corrupt(trees::ENTRIES, e))
 }
 

@@ -34,14 +34,18 @@
 
 pub use wlnode_types::EntryKey;
 
-/// Layout version written to `meta/schema_version`. Version 2 chunks `log` and
-/// `audit_events` values and adds `meta/audit_edge`; an older wlnode cannot read that,
-/// so it must refuse such a store. Version 1 stores read the same (one item per
-/// value) and are marked 2 when opened.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Layout version written to `meta/schema_version`.
+/// - Version 2 chunks `log` and `audit_events` values and adds `meta/audit_edge`.
+/// - Version 3 adds `demoted` to entry states (records of revoked keys that rank below
+///   the entry's valid ones) and `meta/revocations_applied`. An older wlnode would
+///   ignore the demotions and pick other heads, so it must refuse such a store.
+///
+/// Version 1 and 2 stores read the same (one item per value; no demotions, computed at
+/// the next start against the roster) and are marked 3 when opened.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Older layout versions this wlnode opens (and marks [`SCHEMA_VERSION`]).
-pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, SCHEMA_VERSION];
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, SCHEMA_VERSION];
 
 /// Tree names.
 pub mod trees {
@@ -89,6 +93,8 @@ pub mod meta {
     pub const AUDIT_EDGE: &[u8] = b"audit_edge";
     /// Agencies blocked by the operator.
     pub const BLOCKED_PEERS: &[u8] = b"blocked_peers";
+    /// SHA-256 of the revocations (keys and kept records) the entry states reflect.
+    pub const REVOCATIONS_APPLIED: &[u8] = b"revocations_applied";
 }
 
 /// `audit_nodes` key: level ‖ index BE.

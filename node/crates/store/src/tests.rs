@@ -747,28 +747,31 @@ fn chunked_arrival_log_reads_like_one_key_per_record() {
 /// same, and marks it 2 so that an older wlnode refuses it; an unknown version is
 /// refused with the version named.
 #[test]
-fn schema_one_stores_open_and_are_marked_two_unknown_versions_are_refused() {
+fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let s = Store::open(dir.path()).unwrap();
-        s.meta_set(meta::SCHEMA_VERSION, &1u32.to_be_bytes())
-            .unwrap();
-        s.flush().unwrap();
-    }
-    {
+    assert_eq!(SCHEMA_VERSION, 3);
+    for old in [1u32, 2] {
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.meta_set(meta::SCHEMA_VERSION, &old.to_be_bytes())
+                .unwrap();
+            s.flush().unwrap();
+        }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(
             s.meta_get(meta::SCHEMA_VERSION).unwrap().unwrap(),
             SCHEMA_VERSION.to_be_bytes()
         );
-        assert_eq!(SCHEMA_VERSION, 2);
-        s.meta_set(meta::SCHEMA_VERSION, &3u32.to_be_bytes())
+    }
+    {
+        let s = Store::open(dir.path()).unwrap();
+        s.meta_set(meta::SCHEMA_VERSION, &4u32.to_be_bytes())
             .unwrap();
         s.flush().unwrap();
     }
     let e = Store::open(dir.path()).err().unwrap();
-    assert!(matches!(e, StoreError::Schema { found: 3 }), "{e}");
-    assert!(e.to_string().contains("version 3"), "{e}");
+    assert!(matches!(e, StoreError::Schema { found: 4 }), "{e}");
+    assert!(e.to_string().contains("version 4"), "{e}");
 }
 
 fn signing_settings() -> audit::AuditSettings {
@@ -971,4 +974,81 @@ fn the_storage_floor_writes_exactly_what_ingest_wrote() {
     .map(|k| k.len() as u64 + 8)
     .sum();
     assert_eq!(floor.bytes, bytes + 5 * meta_bytes);
+}
+
+/// A revoked key's records, once demoted, rank below the agency's valid records
+/// whatever their versions and do not make an equivocation; before the fix the highest
+/// version was the head forever, so a thief's `u32::MAX` record could never be
+/// superseded.
+#[test]
+fn a_revoked_keys_records_rank_below_valid_ones_and_dispute_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let valid = SecretKey::generate().unwrap();
+    let thief = SecretKey::generate().unwrap();
+    let id = EntryId::random().unwrap();
+    let v1 = rec(&valid, "AA-EXPORT", id, 1, Status::Active, "Honest");
+    let fake1 = rec(&thief, "AA-EXPORT", id, 1, Status::Active, "Other");
+    let huge = rec(
+        &thief,
+        "AA-EXPORT",
+        id,
+        u64::from(u32::MAX),
+        Status::Withdrawn,
+        "X",
+    );
+    s.ingest(
+        &batch(vec![local(&v1), local(&fake1), local(&huge)]),
+        Timestamp(5),
+    )
+    .unwrap();
+    let key = key_of(&v1);
+    let st = s.entry(&key).unwrap().unwrap();
+    assert_eq!(
+        (st.head, st.disputed),
+        (huge.id(), true),
+        "before the revocation"
+    );
+    let thief_key = thief.public_key();
+    let revoked = |h: &wlnode_crypto::record::RecordHeader, _: &RecordId| h.signer_key == thief_key;
+    let r = s.apply_revocations([1; 32], revoked, Timestamp(6)).unwrap();
+    assert!(r.applied);
+    assert_eq!(
+        (r.demoted_records, r.entries_changed, r.heads_changed),
+        (2, 1, 1)
+    );
+    let st = s.entry(&key).unwrap().unwrap();
+    assert_eq!(st.head, v1.id(), "the valid record is the head");
+    assert_eq!((st.version, st.status), (1, Status::Active));
+    assert!(
+        !st.disputed,
+        "a revoked key's same-version record disputes nothing"
+    );
+    assert_eq!(st.valid_version(), 1);
+    assert_eq!(st.records(), 3, "the demoted records stay as evidence");
+    let c = s.counts().unwrap();
+    assert_eq!((c.withdrawn, c.disputed_versions), (0, 0));
+    assert_eq!(c.head_seq, 4, "the new head went on the arrival log again");
+    // The same revocations again: nothing is read.
+    let again = s.apply_revocations([1; 32], revoked, Timestamp(7)).unwrap();
+    assert!(!again.applied);
+    // The agency's next version is the head, not an overflow.
+    let v2 = rec(
+        &valid,
+        "AA-EXPORT",
+        id,
+        st.valid_version() + 1,
+        Status::Active,
+        "Two",
+    );
+    s.ingest(&batch(vec![local(&v2)]), Timestamp(8)).unwrap();
+    assert_eq!(s.entry(&key).unwrap().unwrap().head, v2.id());
+    // A roster that keeps them (or drops the revocation) restores the order.
+    let r = s
+        .apply_revocations([2; 32], |_, _| false, Timestamp(9))
+        .unwrap();
+    assert_eq!(r.entries_changed, 1);
+    let st = s.entry(&key).unwrap().unwrap();
+    assert_eq!((st.head, st.disputed), (huge.id(), true));
+    assert!(st.demoted.is_empty());
 }

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use wlnode_crypto::model::{AgencyCode, RecordId};
-use wlnode_crypto::record::{Record, verify_batch};
-use wlnode_crypto::roster::RosterError;
+use wlnode_crypto::record::{MAX_VERSION, Record, verify_batch};
+use wlnode_crypto::roster::{KeyStanding, RosterError};
 use wlnode_crypto::time::Timestamp;
 
 use crate::msg::Received;
@@ -31,6 +31,16 @@ pub enum RejectReason {
     BadSignature,
     /// A local accept rule refused it.
     Policy(String),
+    /// Its version is 0 or above [`MAX_VERSION`].
+    Version(u64),
+    /// Its signer key is revoked, the roster authority does not keep it, and this node
+    /// did not hold it before: whoever has the key may have backdated it.
+    /// `from_origin`: the origin's own node sent it (a relay may be honest: it held
+    /// the record before the revocation).
+    RevokedBackdated {
+        /// The sender is the record's origin.
+        from_origin: bool,
+    },
 }
 
 impl RejectReason {
@@ -43,13 +53,19 @@ impl RejectReason {
             Self::FromFuture => "from_future".into(),
             Self::BadSignature => "bad_signature".into(),
             Self::Policy(_) => "declined_by_policy".into(),
+            Self::Version(_) => "version_out_of_range".into(),
+            Self::RevokedBackdated { .. } => "revoked_key_backdated".into(),
         }
     }
 
     /// Whether this counts as invalid input from the sender (towards a ban). Clock
     /// skew and our own accept rules do not.
     pub fn counts_against_sender(&self) -> bool {
-        !matches!(self, Self::FromFuture | Self::Policy(_))
+        match self {
+            Self::FromFuture | Self::Policy(_) => false,
+            Self::RevokedBackdated { from_origin } => *from_origin,
+            _ => true,
+        }
     }
 }
 
@@ -85,6 +101,34 @@ pub struct Checked {
     pub rejected: Vec<Rejected>,
     /// Records our accept rules declined (remembered so peers stop offering them).
     pub declined: Vec<(u64, RecordId, SyncMeta)>,
+    /// Verified records signed by a revoked key the roster authority does not keep:
+    /// acceptable only if this node already holds them ([`Checked::settle_unproven`]).
+    pub unproven: Vec<(Incoming, SyncMeta)>,
+}
+
+impl Checked {
+    /// Decides the unproven records: the ones `held` says this node holds already
+    /// (it took them before the revocation) go on as duplicates; the others are
+    /// refused as `revoked_key_backdated` and remembered as declined, so that peers
+    /// stop offering them.
+    pub fn settle_unproven(&mut self, from: &AgencyCode, held: impl Fn(&RecordId) -> bool) {
+        for (incoming, meta) in std::mem::take(&mut self.unproven) {
+            let id = incoming.record.id();
+            if held(&id) {
+                self.accepted.push(incoming);
+                continue;
+            }
+            let h = incoming.record.header();
+            self.declined.push((h.issued_at.as_millis(), id, meta));
+            self.rejected.push(Rejected {
+                record_id: Some(id),
+                origin: Some(h.origin.clone()),
+                reason: RejectReason::RevokedBackdated {
+                    from_origin: *from == h.origin,
+                },
+            });
+        }
+    }
 }
 
 /// Checks records `from` sent us.
@@ -124,6 +168,10 @@ pub fn check(
             out.rejected.push(reject(RejectReason::Distribution(d)));
             continue;
         }
+        if h.version == 0 || h.version > MAX_VERSION {
+            out.rejected.push(reject(RejectReason::Version(h.version)));
+            continue;
+        }
         if let Err(e) = roster.check_record_signer(&h.origin, &h.signer_key, h.issued_at) {
             out.rejected
                 .push(reject(RejectReason::Roster(roster_code(&e))));
@@ -145,14 +193,23 @@ pub fn check(
     let records: Vec<Record> = pending.into_iter().map(|(r, _)| r).collect();
     for (res, hops) in verify_batch(records).into_iter().zip(hops) {
         match res {
-            Ok(record) => out.accepted.push(Incoming {
-                record,
-                source: Source::Peer {
-                    agency: from.clone(),
-                    hops,
-                },
-                local: None,
-            }),
+            Ok(record) => {
+                let h = record.header();
+                let standing = roster.key_standing(&h.origin, &h.signer_key, &record.id());
+                let meta = SyncMeta::of(h);
+                let incoming = Incoming {
+                    record,
+                    source: Source::Peer {
+                        agency: from.clone(),
+                        hops,
+                    },
+                    local: None,
+                };
+                match standing {
+                    KeyStanding::Valid => out.accepted.push(incoming),
+                    KeyStanding::Revoked => out.unproven.push((incoming, meta)),
+                }
+            }
             Err(rej) => out.rejected.push(Rejected {
                 record_id: Some(rej.record.id()),
                 origin: Some(rej.record.header().origin.clone()),
@@ -161,4 +218,162 @@ pub fn check(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use wlnode_config::Config;
+    use wlnode_config::roster_edit::{self, NewMember};
+    use wlnode_crypto::SecretKey;
+    use wlnode_crypto::model::{EntryDraft, EntryId, Status};
+    use wlnode_crypto::record::{RecordMeta, build_record};
+    use wlnode_crypto::roster::Role;
+
+    use super::*;
+    use crate::msg::Received;
+
+    /// BB (this node), CC and AA, whose key `stolen` is revoked at `revoked_at` with
+    /// `kept` listed as known good.
+    fn policy(stolen: &SecretKey, revoked_at: Timestamp, kept: &[RecordId]) -> Policy {
+        let authority = SecretKey::generate().unwrap();
+        let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        for agency in ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"] {
+            let key = SecretKey::generate().unwrap();
+            text = roster_edit::add_member(
+                &text,
+                &NewMember {
+                    agency: agency.parse().unwrap(),
+                    name: agency.into(),
+                    country: agency[..2].parse().unwrap(),
+                    role: Role::Member,
+                    signing_key: key.public_key(),
+                    node_ids: vec![SecretKey::generate().unwrap().public_key().peer_id()],
+                    groups: vec!["eu".parse().unwrap()],
+                    valid_from: Timestamp(1),
+                },
+            )
+            .unwrap();
+        }
+        let aa = "AA-EXPORT".parse().unwrap();
+        text = roster_edit::add_key(&text, &aa, &stolen.public_key(), Timestamp(1)).unwrap();
+        text = roster_edit::revoke_key(&text, &aa, &stolen.public_key(), revoked_at, "x", kept)
+            .unwrap();
+        let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+        let cfg = Config::parse(
+            Path::new("/x/node.toml"),
+            "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n\
+             [[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n",
+        )
+        .unwrap();
+        Policy::from_config(&cfg, Arc::new(roster)).unwrap().0
+    }
+
+    fn signed(key: &SecretKey, version: u64, issued_at: Timestamp) -> Record {
+        let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "person", "name": "Someone"},
+            "reason": "denial",
+            "distribution": {"scope": "federation"}
+        }))
+        .unwrap();
+        build_record(
+            RecordMeta {
+                entry_id: EntryId::random().unwrap(),
+                origin: "AA-EXPORT".parse().unwrap(),
+                version,
+                issued_at,
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &draft,
+            key,
+        )
+        .unwrap()
+        .into_inner()
+    }
+
+    fn received(r: &Record, hops: u32) -> Received {
+        Received {
+            record: Bytes::from(r.encode()),
+            hops,
+        }
+    }
+
+    /// Before the fix a revoked key's record dated before `revoked_at` was accepted
+    /// everywhere; now only where it was already held, or kept by the authority.
+    #[test]
+    fn a_revoked_keys_backdated_record_counts_only_where_held_or_kept() {
+        let stolen = SecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let kept = signed(&stolen, 1, Timestamp(now.0 - 5_000));
+        let backdated = signed(&stolen, 1, Timestamp(now.0 - 5_000));
+        let held = signed(&stolen, 2, Timestamp(now.0 - 5_000));
+        let after = signed(&stolen, 1, Timestamp(now.0 - 500));
+        let p = policy(&stolen, Timestamp(now.0 - 1_000), &[kept.id()]);
+        let aa: AgencyCode = "AA-EXPORT".parse().unwrap();
+        let cc: AgencyCode = "CC-TRADE".parse().unwrap();
+        for (from, hops, strikes) in [(&aa, 1, true), (&cc, 2, false)] {
+            let mut c = check(
+                &p,
+                from,
+                vec![
+                    received(&kept, hops),
+                    received(&backdated, hops),
+                    received(&held, hops),
+                    received(&after, hops),
+                ],
+                now,
+                Duration::from_secs(60),
+            );
+            // Signed after the revocation: refused outright, a strike.
+            assert_eq!(c.rejected.len(), 1, "{:?}", c.rejected);
+            assert_eq!(c.rejected[0].reason.code(), "revoked_key");
+            assert_eq!(c.accepted.len(), 1, "the kept record");
+            assert_eq!(c.accepted[0].record.id(), kept.id());
+            assert_eq!(c.unproven.len(), 2);
+            c.settle_unproven(from, |id| *id == held.id());
+            let ids: Vec<RecordId> = c.accepted.iter().map(|i| i.record.id()).collect();
+            assert_eq!(ids, [kept.id(), held.id()], "held before: a duplicate");
+            let last = c.rejected.last().unwrap();
+            assert_eq!(last.record_id, Some(backdated.id()));
+            assert_eq!(last.reason.code(), "revoked_key_backdated");
+            assert_eq!(
+                last.reason.counts_against_sender(),
+                strikes,
+                "a strike only when the origin itself sends it"
+            );
+            assert_eq!(c.declined.len(), 1, "peers stop offering it");
+        }
+    }
+
+    #[test]
+    fn versions_above_the_bound_are_refused() {
+        let stolen = SecretKey::generate().unwrap();
+        let key = SecretKey::generate().unwrap();
+        let p = policy(&stolen, Timestamp::now(), &[]);
+        assert!(
+            build_record(
+                RecordMeta {
+                    entry_id: EntryId::random().unwrap(),
+                    origin: "AA-EXPORT".parse().unwrap(),
+                    version: MAX_VERSION + 1,
+                    issued_at: Timestamp::now(),
+                    status: Status::Active,
+                    withdrawal_reason: None,
+                },
+                &serde_json::from_value::<EntryDraft>(serde_json::json!({
+                    "subject": {"kind": "person", "name": "X"}, "reason": "denial"
+                }))
+                .unwrap(),
+                &key,
+            )
+            .is_err(),
+            "a node never signs one"
+        );
+        let _ = p;
+    }
 }

@@ -182,12 +182,55 @@ pub struct EntryState {
     pub review_by: Option<Date>,
     /// Every record held for the entry, sorted by (version, record id).
     pub history: Vec<(u64, RecordId)>,
+    /// Records of `history` whose signer key was revoked since they were stored (and
+    /// that the roster authority does not keep), sorted. They rank below every other
+    /// record of the entry, whatever their versions.
+    pub demoted: Vec<RecordId>,
 }
 
 impl EntryState {
     /// Records held for the entry.
     pub fn records(&self) -> u32 {
         u32::try_from(self.history.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether `id` ranks below the entry's valid records (its key was revoked).
+    pub fn is_demoted(&self, id: &RecordId) -> bool {
+        self.demoted.binary_search(id).is_ok()
+    }
+
+    /// The highest version among records that are not demoted (0 when none is): what
+    /// the origin's next version follows.
+    pub fn valid_version(&self) -> u64 {
+        self.history
+            .iter()
+            .filter(|(_, id)| !self.is_demoted(id))
+            .map(|(v, _)| *v)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The record that should be the head: valid records before demoted ones, then
+    /// the highest version, then (for an equivocation) the smallest record id, so that
+    /// every node derives the same head.
+    pub fn best(&self) -> Option<(u64, RecordId)> {
+        self.history.iter().copied().max_by(|(va, a), (vb, b)| {
+            (!self.is_demoted(a), *va, std::cmp::Reverse(*a)).cmp(&(
+                !self.is_demoted(b),
+                *vb,
+                std::cmp::Reverse(*b),
+            ))
+        })
+    }
+
+    /// Records of `version` that count for equivocation (demoted ones do not: a
+    /// revoked key's record next to the origin's valid one is not a dispute).
+    pub fn valid_at_version(&self, version: u64) -> Vec<RecordId> {
+        self.history
+            .iter()
+            .filter(|(v, id)| *v == version && !self.is_demoted(id))
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     /// Record ids held for one version.
@@ -216,6 +259,11 @@ impl EntryState {
                     version: *v,
                     record_id: bytes::Bytes::copy_from_slice(&id.0),
                 })
+                .collect(),
+            demoted: self
+                .demoted
+                .iter()
+                .map(|id| bytes::Bytes::copy_from_slice(&id.0))
                 .collect(),
         }
         .encode_to_vec()
@@ -247,6 +295,18 @@ impl EntryState {
                         .map_err(|e| invalid("entry state", e.to_string()))
                 })
                 .collect::<Result<_, _>>()?,
+            demoted: {
+                let mut d = m
+                    .demoted
+                    .iter()
+                    .map(|id| {
+                        RecordId::from_slice(id).map_err(|e| invalid("entry state", e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                d.sort();
+                d.dedup();
+                d
+            },
         })
     }
 }

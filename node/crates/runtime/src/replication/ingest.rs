@@ -4,11 +4,12 @@
 //! then accounted: metrics, the peer's error line, strikes towards a ban, and the
 //! peer's state machine.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 use wlnode_audit::event::{Event as AuditEvent, EventKind};
-use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::PeerRef;
 use wlnode_store::{IngestBatch, StoreError, StoreHandle};
@@ -64,7 +65,7 @@ async fn ingest(
     let policy = i.trust.policy();
     let from = agency.clone();
     let skew = i.skew;
-    let checked = match tokio::task::spawn_blocking(move || {
+    let mut checked = match tokio::task::spawn_blocking(move || {
         check(&policy, &from, transfers, Timestamp::now(), skew)
     })
     .await
@@ -78,6 +79,34 @@ async fn ingest(
             };
         }
     };
+    if !checked.unproven.is_empty() {
+        // A revoked key's records count only where this node held them before it
+        // learned of the revocation.
+        let ids: Vec<RecordId> = checked
+            .unproven
+            .iter()
+            .map(|(r, _)| r.record.id())
+            .collect();
+        let held = match i
+            .store
+            .call(move |s| {
+                ids.into_iter()
+                    .filter_map(|id| s.has_record(&id).map(|h| h.then_some(id)).transpose())
+                    .collect::<Result<HashSet<RecordId>, _>>()
+            })
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                return IngestOutcome {
+                    received,
+                    error: Some(e.to_string()),
+                    ..Default::default()
+                };
+            }
+        };
+        checked.settle_unproven(agency, |id| held.contains(id));
+    }
     let at = Timestamp::now().as_millis();
     let audit: Vec<AuditEvent> = checked
         .rejected
