@@ -56,6 +56,18 @@ pub enum AuditCommand {
         /// Auditor state file (default: `<data_dir>/audit-state.json`).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// A node's latest signed checkpoint older than this (seconds, by this
+        /// machine's clock) is reported stale. Default: 600 live (nodes sign a fresh
+        /// one when asked), 86,400 for exported logs.
+        #[arg(long)]
+        max_checkpoint_age_secs: Option<u64>,
+        /// Live: seconds one node's collection may take (each node is collected on its
+        /// own connection, all at once).
+        #[arg(long, default_value_t = 600)]
+        node_timeout_secs: u64,
+        /// Live: most events collected from one node in one run (held in memory).
+        #[arg(long, default_value_t = 2_000_000)]
+        max_events: u64,
     },
 }
 
@@ -93,6 +105,9 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             html,
             tolerance_secs,
             state,
+            max_checkpoint_age_secs,
+            node_timeout_secs,
+            max_events,
         } => {
             let cfg = config.load()?;
             let roster = super::policy::load_roster(&cfg, None)?;
@@ -103,8 +118,17 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuditorState::default(),
                 Err(e) => return Err(e).context(format!("cannot read {}", state_path.display())),
             };
+            let live_default = if logs.is_empty() { 600 } else { 86_400 };
             let opts = Options {
                 tolerance_ms: tolerance_secs.saturating_mul(1000),
+                now_ms: Some(wlnode_crypto::Timestamp::now().as_millis()),
+                max_checkpoint_age_ms: max_checkpoint_age_secs
+                    .unwrap_or(live_default)
+                    .saturating_mul(1000),
+            };
+            let limits = wlnode_runtime::auditor::LiveLimits {
+                per_node: std::time::Duration::from_secs(node_timeout_secs),
+                max_events,
             };
             let report = if logs.is_empty() {
                 let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
@@ -114,8 +138,8 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                         cfg.path.display()
                     );
                 }
-                let live =
-                    super::runtime()?.block_on(verify_live(&cfg, &key, &roster, &prev, opts))?;
+                let live = super::runtime()?
+                    .block_on(verify_live(&cfg, &key, &roster, &prev, opts, limits))?;
                 let dir = cfg.raw.data_dir.join("audit");
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;

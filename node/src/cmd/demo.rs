@@ -595,7 +595,11 @@ async fn try_live_audit(
         &key,
         &roster,
         &wlnode_audit::verify::AuditorState::default(),
-        wlnode_audit::verify::Options::default(),
+        wlnode_audit::verify::Options {
+            now_ms: Some(wlnode_crypto::Timestamp::now().as_millis()),
+            ..wlnode_audit::verify::Options::default()
+        },
+        wlnode_runtime::auditor::LiveLimits::default(),
     )
     .await?;
     let r = &live.report;

@@ -26,7 +26,8 @@ pub type SignedHeader = (Vec<u8>, [u8; 64]);
 pub trait AuditStore {
     /// The store's error.
     type Error;
-    /// Signs a fresh checkpoint if the log grew since the last one.
+    /// Signs a fresh checkpoint if the log grew since the last one, or if the last one
+    /// is old.
     fn checkpoint_now(&self, now_ms: u64) -> Result<(), Self::Error>;
     /// The latest signed checkpoint.
     fn latest_checkpoint(&self) -> Result<Option<SignedCheckpoint>, Self::Error>;
@@ -61,7 +62,8 @@ pub fn serve<S: AuditStore>(
 ) -> Result<AuditResponse, S::Error> {
     Ok(match req {
         AuditRequest::GetCheckpoint => {
-            // Sign a fresh checkpoint if the log grew, so the auditor sees all of it.
+            // Sign a fresh checkpoint if the log grew (so the auditor sees all of it) or
+            // the last one is old (so an idle node still shows it is alive).
             s.checkpoint_now(now_ms)?;
             AuditResponse::Checkpoint(s.latest_checkpoint()?)
         }

@@ -46,12 +46,23 @@ pub struct AuditorState {
 pub struct Options {
     /// How long a send may stay unmatched (in flight) before it is a violation (ms).
     pub tolerance_ms: u64,
+    /// The auditor's clock (Unix ms), for checkpoint freshness; `None` skips that
+    /// check (tests of old logs).
+    pub now_ms: Option<u64>,
+    /// A node's latest signed checkpoint older than this (by the auditor's clock) is a
+    /// `stale_checkpoint`.
+    pub max_checkpoint_age_ms: u64,
 }
+
+/// Default [`Options::max_checkpoint_age_ms`]: a day.
+pub const MAX_CHECKPOINT_AGE_MS: u64 = 24 * 3_600_000;
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             tolerance_ms: 120_000,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
         }
     }
 }
@@ -60,15 +71,21 @@ impl Default for Options {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// `bad_event`, `checkpoint_mismatch`, `truncated`, `not_append_only`,
-    /// `split_view`, `bad_checkpoint`, `unknown_node`, `missing_receipt`,
-    /// `receipt_without_send`, `distribution`, `bad_header`, `equivocation`.
+    /// `split_view`, `bad_checkpoint`, `unknown_node`, `no_checkpoint`,
+    /// `stale_checkpoint`, `missing_receipt`, `receipt_without_send`, `distribution`,
+    /// `bad_header`, `equivocation`.
     pub kind: String,
-    /// The node whose log shows it.
+    /// The node it is attributed to; for a send and a receipt that do not match, the
+    /// pair `FROM->TO` (the logs cannot tell which side is at fault).
     pub node: String,
     /// What is wrong, in one sentence.
     pub detail: String,
     /// The evidence: event indices, hashes, record ids.
     pub evidence: serde_json::Value,
+    /// Whether data the node itself signed proves it at fault (its checkpoints, its
+    /// signed headers); false where the logs only disagree.
+    #[serde(default)]
+    pub proven: bool,
 }
 
 /// Per-node summary.
@@ -150,11 +167,17 @@ pub struct Report {
 /// Most lag samples kept in a report.
 pub const MAX_LAG_POINTS: usize = 2000;
 
-/// A decoded log: its events with their indices.
+/// A decoded log: its events with their indices, and how far its signed checkpoints
+/// vouch for them.
 struct Log<'a> {
     export: &'a ExportedLog,
     events: Vec<(u64, Event)>,
-    last_at: u64,
+    /// Events `[0, covered)` are under a verified checkpoint: only those are evidence.
+    covered: u64,
+    /// When the node signed its latest verified checkpoint (Unix ms, its clock).
+    checkpoint_at: Option<u64>,
+    /// The log may be evidence at all (a roster node, with a verified checkpoint).
+    usable: bool,
 }
 
 fn violation(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -> Violation {
@@ -163,6 +186,15 @@ fn violation(kind: &str, node: &str, detail: String, evidence: serde_json::Value
         node: node.into(),
         detail,
         evidence,
+        proven: false,
+    }
+}
+
+/// A violation that the node's own signed data proves.
+fn proven(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -> Violation {
+    Violation {
+        proven: true,
+        ..violation(kind, node, detail, evidence)
     }
 }
 
@@ -179,7 +211,7 @@ pub fn verify(
     };
     let mut decoded: Vec<Log<'_>> = Vec::new();
     for export in logs {
-        let (log, summary) = verify_log(roster, export, state, &mut report);
+        let (log, summary) = verify_log(roster, export, state, opts, &mut report);
         report.nodes.push(summary);
         decoded.push(log);
     }
@@ -208,8 +240,10 @@ fn verify_log<'a>(
     roster: &Roster,
     export: &'a ExportedLog,
     state: &AuditorState,
+    opts: Options,
     report: &mut Report,
 ) -> (Log<'a>, NodeSummary) {
+    let before = report.violations.len();
     let node = export.agency.as_str();
     let mut summary = NodeSummary {
         agency: node.into(),
@@ -232,14 +266,12 @@ fn verify_log<'a>(
     let mut tree = MemStore::new();
     let mut size = 0u64;
     let mut events = Vec::with_capacity(export.events.len());
-    let mut last_at = 0;
     for (i, text) in export.events.iter().enumerate() {
         let index = i as u64;
         let leaf = merkle::leaf_hash(text.as_bytes());
         size = merkle::append(&mut tree, size, leaf).unwrap_or(size + 1);
         match Event::decode(text.as_bytes()) {
             Ok(e) => {
-                last_at = last_at.max(e.at);
                 *summary.by_type.entry(e.type_name().into()).or_default() += 1;
                 events.push((index, e));
             }
@@ -256,11 +288,15 @@ fn verify_log<'a>(
     // Checkpoints: signature, roster, root.
     let mut by_size: BTreeMap<u64, String> = BTreeMap::new();
     let mut latest: Option<VerifiedHead> = None;
+    let mut any_signed = false;
     for cp in &export.checkpoints {
         let c = &cp.checkpoint;
         let ev =
             serde_json::json!({"size": c.size, "signed_root": c.root, "timestamp": c.timestamp});
-        if c.agency != export.agency || c.peer_id != export.peer_id || cp.verify().is_err() {
+        let signed =
+            c.agency == export.agency && c.peer_id == export.peer_id && cp.verify().is_ok();
+        any_signed |= signed;
+        if !signed {
             report.violations.push(violation(
                 "bad_checkpoint",
                 node,
@@ -275,7 +311,7 @@ fn verify_log<'a>(
         if let Some(other) = by_size.get(&c.size)
             && *other != c.root
         {
-            report.violations.push(violation(
+            report.violations.push(proven(
                 "split_view",
                 node,
                 format!(
@@ -287,7 +323,7 @@ fn verify_log<'a>(
         }
         by_size.insert(c.size, c.root.clone());
         if c.size > size {
-            report.violations.push(violation(
+            report.violations.push(proven(
                 "truncated",
                 node,
                 format!(
@@ -300,7 +336,7 @@ fn verify_log<'a>(
         }
         let recomputed = root_at(c.size).map(hex::encode).unwrap_or_default();
         if recomputed != c.root {
-            report.violations.push(violation(
+            report.violations.push(proven(
                 "checkpoint_mismatch",
                 node,
                 format!(
@@ -328,7 +364,7 @@ fn verify_log<'a>(
             && *r != prev.root
         {
             prev_ok = false;
-            report.violations.push(violation(
+            report.violations.push(proven(
                 "split_view",
                 node,
                 format!(
@@ -339,7 +375,7 @@ fn verify_log<'a>(
             ));
         }
         if prev.size > size {
-            report.violations.push(violation(
+            report.violations.push(proven(
                 "truncated",
                 node,
                 format!(
@@ -359,7 +395,7 @@ fn verify_log<'a>(
                 _ => false,
             };
             if !consistent {
-                report.violations.push(violation(
+                report.violations.push(proven(
                     "not_append_only",
                     node,
                     format!(
@@ -371,13 +407,51 @@ fn verify_log<'a>(
             }
         }
     }
+    // Only integrity findings (above) keep a log from being adopted; a stale
+    // checkpoint is still the node's genuine history.
+    let clean = report.violations.len() == before;
+    let (covered, checkpoint_at) = match &latest {
+        Some(l) => (l.size, Some(l.timestamp)),
+        // Signed checkpoints that do not match are reported above.
+        None if any_signed => (0, None),
+        None => {
+            report.violations.push(violation(
+                "no_checkpoint",
+                node,
+                format!(
+                    "no checkpoint of this log is validly signed by {node}: its {} events vouch for nothing",
+                    export.events.len()
+                ),
+                serde_json::json!({"events": export.events.len()}),
+            ));
+            (0, None)
+        }
+    };
+    if let (Some(at), Some(now)) = (checkpoint_at, opts.now_ms)
+        && at.saturating_add(opts.max_checkpoint_age_ms) < now
+    {
+        report.violations.push(violation(
+            "stale_checkpoint",
+            node,
+            format!(
+                "the latest checkpoint {node} signed is {} s old (at most {} s allowed): events since are not vouched for",
+                now.saturating_sub(at) / 1000,
+                opts.max_checkpoint_age_ms / 1000
+            ),
+            serde_json::json!({"checkpoint_at": at, "now": now, "size": covered}),
+        ));
+    }
+    // A log that broke an integrity rule is never adopted as the node's verified head:
+    // the next run still checks against the history verified before (and so still
+    // reports a rewrite, instead of accepting it the second time). Nor is the log of a
+    // PeerId the roster does not give the agency.
     if let Some(l) = latest {
         summary.verified_size = l.size;
-        let keep = state
+        let grows = state
             .heads
             .get(&export.agency)
             .is_none_or(|p| l.size >= p.size);
-        if keep {
+        if grows && clean && listed {
             report.state.heads.insert(export.agency.clone(), l);
         }
     }
@@ -385,7 +459,9 @@ fn verify_log<'a>(
         Log {
             export,
             events,
-            last_at,
+            covered,
+            checkpoint_at,
+            usable: listed && checkpoint_at.is_some(),
         },
         summary,
     )
@@ -400,8 +476,11 @@ fn hex_hash(s: &str) -> Option<Hash> {
 type PairKey = (AgencyCode, AgencyCode);
 
 fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Report) {
+    // Only logs that can be evidence: a roster node's, with a verified checkpoint; and
+    // of those only the events the checkpoint covers.
+    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
     let present: HashMap<&AgencyCode, &Log<'_>> =
-        logs.iter().map(|l| (&l.export.agency, l)).collect();
+        usable.iter().map(|l| (&l.export.agency, *l)).collect();
     // (from, to, record) -> (time, index) of the first send / receipt.
     let mut sends: HashMap<(PairKey, RecordId), (u64, u64)> = HashMap::new();
     let mut receipts: HashMap<(PairKey, RecordId), (u64, u64)> = HashMap::new();
@@ -409,7 +488,7 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
     let mut had: HashMap<(AgencyCode, RecordId), u64> = HashMap::new();
     let mut pairs: BTreeMap<PairKey, PairStats> = BTreeMap::new();
     let mut lags: Vec<LagPoint> = Vec::new();
-    let mut equivocations: BTreeMap<(AgencyCode, u64, Vec<RecordId>), String> = BTreeMap::new();
+    let mut equivocations = Equivocations::default();
     let pair = |pairs: &mut BTreeMap<PairKey, PairStats>, a: &AgencyCode, b: &AgencyCode| {
         pairs
             .entry((a.clone(), b.clone()))
@@ -421,7 +500,7 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
             .sent += 0;
     };
 
-    for log in logs {
+    for log in &usable {
         let me = &log.export.agency;
         let node = me.as_str();
         // Headers carried beside the events, by the id they really hash to (a header
@@ -435,7 +514,7 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                 Some((RecordId(wlnode_crypto::sha256::digest(&bytes)), h))
             })
             .collect();
-        for (index, e) in &log.events {
+        for (index, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
             match &e.kind {
                 EventKind::Created { record_id } => {
                     had.entry((me.clone(), *record_id)).or_insert(e.at);
@@ -491,9 +570,15 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                             .map(|h| (h.header.as_str(), h.signature.as_str()))
                     });
                     let v = match signed {
-                        Some((header, signature)) => {
-                            check_sent(roster, me, to, *hops, record_id, header, signature, *index)
-                        }
+                        Some((header, signature)) => match check_sent(
+                            roster, me, to, *hops, record_id, header, signature, *index,
+                        ) {
+                            Sent::Genuine(h, v) => {
+                                equivocations.header(roster, &h, *record_id, me, to);
+                                v
+                            }
+                            Sent::Bad(v) => Some(v),
+                        },
                         None => Some(violation(
                             "bad_header",
                             node,
@@ -509,19 +594,22 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                     origin,
                     version,
                     records,
-                } => {
-                    let mut r = records.clone();
-                    r.sort();
-                    equivocations
-                        .entry((origin.clone(), *version, r))
-                        .or_insert_with(|| node.to_owned());
-                }
+                } => equivocations.reported(origin, *version, records, me),
                 _ => {}
             }
         }
     }
 
-    // Sends without receipts.
+    // A send and a receipt that do not match are reported once the other side's signed
+    // checkpoint is later than the event plus the tolerance, by the clock of that
+    // checkpoint, not by times the accused side wrote into its own events. The two
+    // logs cannot say which side is wrong (a node could log a send it never made, or a
+    // receipt of a send that never happened, to frame its peer), so the finding goes to
+    // the pair and is not `proven`.
+    let due = |log: &Log<'_>, at: u64| {
+        log.checkpoint_at
+            .is_some_and(|c| at.saturating_add(opts.tolerance_ms) <= c)
+    };
     for (((from, to), id), (at, index)) in &sends {
         let Some(receiver) = present.get(to) else {
             continue;
@@ -530,19 +618,20 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
             continue;
         }
         let p = pairs.entry((from.clone(), to.clone())).or_default();
-        if at.saturating_add(opts.tolerance_ms) <= receiver.last_at {
+        if due(receiver, *at) {
             p.missing += 1;
             report.violations.push(violation(
                 "missing_receipt",
-                to.as_str(),
-                format!("{from} logged sending record {id} to {to}, whose log has no receipt for it"),
-                serde_json::json!({"record_id": id, "from": from, "to": to, "sent_at": at, "sender_event": index}),
+                &format!("{from}->{to}"),
+                format!(
+                    "{from} logged sending record {id} to {to}, whose signed log has no receipt for it; either {from} did not send it or {to} did not log it"
+                ),
+                serde_json::json!({"record_id": id, "from": from, "to": to, "sent_at": at, "sender_event": index, "receiver_checkpoint_at": receiver.checkpoint_at, "fault": "undetermined"}),
             ));
         } else {
             p.in_flight += 1;
         }
     }
-    // Receipts without sends.
     for (((from, to), id), (at, index)) in &receipts {
         let Some(sender) = present.get(from) else {
             continue;
@@ -550,15 +639,17 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
         if sends.contains_key(&((from.clone(), to.clone()), *id)) {
             continue;
         }
-        if at.saturating_add(opts.tolerance_ms) <= sender.last_at {
+        if due(sender, *at) {
             if let Some(p) = pairs.get_mut(&(from.clone(), to.clone())) {
                 p.unexplained += 1;
             }
             report.violations.push(violation(
                 "receipt_without_send",
-                from.as_str(),
-                format!("{to} logged receiving record {id} from {from}, whose log has no send of it"),
-                serde_json::json!({"record_id": id, "from": from, "to": to, "received_at": at, "receiver_event": index}),
+                &format!("{from}->{to}"),
+                format!(
+                    "{to} logged receiving record {id} from {from}, whose signed log has no send of it; either {from} did not log it or {to} did not receive it from {from}"
+                ),
+                serde_json::json!({"record_id": id, "from": from, "to": to, "received_at": at, "receiver_event": index, "sender_checkpoint_at": sender.checkpoint_at, "fault": "undetermined"}),
             ));
         }
     }
@@ -591,14 +682,7 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
             p.lag_max_ms = v.iter().max().copied();
         }
     }
-    for ((origin, version, records), node) in equivocations {
-        report.violations.push(violation(
-            "equivocation",
-            &node,
-            format!("{origin} signed two different records for version {version} of one entry"),
-            serde_json::json!({"origin": origin, "version": version, "records": records}),
-        ));
-    }
+    report.violations.extend(equivocations.into_violations());
     lags.sort_by_key(|l| l.at);
     if lags.len() > MAX_LAG_POINTS {
         let step = lags.len().div_ceil(MAX_LAG_POINTS);
@@ -609,6 +693,100 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
     report
         .violations
         .sort_by(|a, b| (&a.kind, &a.node, &a.detail).cmp(&(&b.kind, &b.node, &b.detail)));
+}
+
+/// Equivocations, from the signed headers of `sent` events (the auditor holds every
+/// one: two different records an origin signed for one version of one entry prove it)
+/// and from the nodes' own `equivocation` events.
+#[derive(Default)]
+struct Equivocations {
+    /// (origin, entry, version) -> record -> who sent it to whom.
+    signed:
+        BTreeMap<(AgencyCode, wlnode_crypto::model::EntryId, u64), BTreeMap<RecordId, Vec<String>>>,
+    /// (origin, version, records) -> the node that reported it.
+    reported: BTreeMap<(AgencyCode, u64, Vec<RecordId>), String>,
+}
+
+impl Equivocations {
+    fn header(
+        &mut self,
+        roster: &Roster,
+        h: &RecordHeader,
+        id: RecordId,
+        from: &AgencyCode,
+        to: &AgencyCode,
+    ) {
+        // A revoked key's record next to the origin's valid one is the key thief's,
+        // not the origin's (the nodes demote it); it proves nothing against the origin.
+        if roster.key_standing(&h.origin, &h.signer_key, &id)
+            == wlnode_crypto::roster::KeyStanding::Revoked
+        {
+            return;
+        }
+        self.signed
+            .entry((h.origin.clone(), h.entry_id, h.version))
+            .or_default()
+            .entry(id)
+            .or_default()
+            .push(format!("{from}->{to}"));
+    }
+
+    fn reported(
+        &mut self,
+        origin: &AgencyCode,
+        version: u64,
+        records: &[RecordId],
+        by: &AgencyCode,
+    ) {
+        let mut r = records.to_vec();
+        r.sort();
+        self.reported
+            .entry((origin.clone(), version, r))
+            .or_insert_with(|| by.to_string());
+    }
+
+    fn into_violations(self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut proved: Vec<(AgencyCode, u64, Vec<RecordId>)> = Vec::new();
+        for ((origin, entry, version), records) in self.signed {
+            if records.len() < 2 {
+                continue;
+            }
+            let ids: Vec<RecordId> = records.keys().copied().collect();
+            proved.push((origin.clone(), version, ids.clone()));
+            out.push(proven(
+                "equivocation",
+                origin.as_str(),
+                format!(
+                    "{origin} signed {} different records for version {version} of entry {entry}, and they were sent to different neighbours",
+                    ids.len()
+                ),
+                serde_json::json!({"origin": origin, "entry_id": entry, "version": version, "records": ids, "sent": records}),
+            ));
+        }
+        for ((origin, version, records), by) in self.reported {
+            if proved.iter().any(|(o, v, r)| {
+                *o == origin && *v == version && records.iter().all(|x| r.contains(x))
+            }) {
+                continue;
+            }
+            out.push(violation(
+                "equivocation",
+                origin.as_str(),
+                format!("{origin} signed two different records for version {version} of one entry (reported by {by})"),
+                serde_json::json!({"origin": origin, "version": version, "records": records, "reported_by": by}),
+            ));
+        }
+        out
+    }
+}
+
+/// What a `sent` event's header says.
+enum Sent {
+    /// The origin signed it; the violation, if the send broke its distribution.
+    Genuine(Box<RecordHeader>, Option<Violation>),
+    /// Not a genuine header.
+    Bad(Violation),
 }
 
 /// Checks one "sent" event: the header is genuine (id, origin signature) and its signed
@@ -623,9 +801,9 @@ fn check_sent(
     header: &str,
     signature: &str,
     index: u64,
-) -> Option<Violation> {
+) -> Sent {
     let bad = |why: String| {
-        Some(violation(
+        Sent::Bad(violation(
             "bad_header",
             from.as_str(),
             format!("sent event {index} for record {record_id}: {why}"),
@@ -657,9 +835,9 @@ fn check_sent(
     } else {
         wlnode_policy::check_receive(roster, &h, to, from, hops).map_err(|d| d.code())
     };
-    match verdict {
+    let v = match verdict {
         Ok(()) => None,
-        Err(code) => Some(violation(
+        Err(code) => Some(proven(
             "distribution",
             from.as_str(),
             format!(
@@ -668,7 +846,8 @@ fn check_sent(
             ),
             serde_json::json!({"index": index, "record_id": record_id, "origin": h.origin, "to": to, "hops": hops, "deny": code, "header": header}),
         )),
-    }
+    };
+    Sent::Genuine(Box::new(h), v)
 }
 
 #[cfg(test)]

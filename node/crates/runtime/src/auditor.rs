@@ -85,33 +85,28 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Dials every `[[peers]]` entry of the auditor's config that has addresses, as
-    /// the node identity `key`; a connection counts only when the remote PeerId (from
-    /// the Noise handshake) belongs to that agency in `roster`.
+    /// Dials `targets` (agency and addresses) as the node identity `key`; a
+    /// connection counts only when the remote PeerId (from the Noise handshake)
+    /// belongs to that agency in `roster`.
     pub async fn connect(
-        cfg: &Config,
+        targets: &[(AgencyCode, Vec<multiaddr::Multiaddr>)],
         key: &SecretKey,
         roster: &Roster,
     ) -> Result<Self, AuditClientError> {
-        let targets: Vec<Target> = cfg
-            .raw
-            .peers
+        let targets: Vec<Target> = targets
             .iter()
-            .map(|p| {
-                let agency = p.agency.get_ref();
-                Target {
-                    label: agency.to_string(),
-                    addrs: p.addrs.iter().map(|a| a.0.clone()).collect(),
-                    peers: roster
-                        .member(agency)
-                        .map(|m| {
-                            m.node_ids
-                                .iter()
-                                .filter_map(|p| PeerRef::parse(p).ok())
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                }
+            .map(|(agency, addrs)| Target {
+                label: agency.to_string(),
+                addrs: addrs.clone(),
+                peers: roster
+                    .member(agency)
+                    .map(|m| {
+                        m.node_ids
+                            .iter()
+                            .filter_map(|p| PeerRef::parse(p).ok())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
         let (client, unreachable) = AuditClient::connect(key, AUDIT_LIMITS, &targets, TIMEOUT)
@@ -135,6 +130,20 @@ impl Collector {
                 .collect(),
             client,
         })
+    }
+
+    /// The `[[peers]]` of an auditor's config with addresses, as targets.
+    pub fn targets(cfg: &Config) -> Vec<(AgencyCode, Vec<multiaddr::Multiaddr>)> {
+        cfg.raw
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    p.agency.get_ref().clone(),
+                    p.addrs.iter().map(|a| a.0.clone()).collect(),
+                )
+            })
+            .collect()
     }
 
     /// The agencies connected.
@@ -177,12 +186,14 @@ impl Collector {
         Ok(r)
     }
 
-    /// Collects `agency`'s log up to its latest checkpoint. `head` is the auditor's
-    /// last verified head of that node (a consistency proof from it is checked).
+    /// Collects `agency`'s log up to its latest checkpoint, refusing a log of more than
+    /// `max_events` events before fetching any. `head` is the auditor's last verified
+    /// head of that node (a consistency proof from it is checked).
     pub async fn collect(
         &mut self,
         agency: &AgencyCode,
         head: Option<&VerifiedHead>,
+        max_events: u64,
     ) -> Result<CollectedLog, AuditClientError> {
         let proto = |detail: String| AuditClientError::Protocol {
             agency: agency.clone(),
@@ -203,6 +214,11 @@ impl Collector {
             )));
         }
         let size = cp.checkpoint.size;
+        if size > max_events {
+            return Err(proto(format!(
+                "the node's log has {size} events, over the limit of {max_events} for one audit run (raise it with --max-events)"
+            )));
+        }
         let root = cp
             .checkpoint
             .root_hash()
@@ -342,38 +358,109 @@ fn client_violation(e: &AuditClientError) -> Violation {
         node,
         detail: e.to_string(),
         evidence: json!({}),
+        proven: false,
     }
 }
 
+/// What one audit run may spend on one node.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveLimits {
+    /// Time to connect, collect and verify the proofs of one node.
+    pub per_node: std::time::Duration,
+    /// Events of one node's log collected at most (they are held in memory).
+    pub max_events: u64,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        Self {
+            per_node: std::time::Duration::from_secs(600),
+            max_events: 2_000_000,
+        }
+    }
+}
+
+/// Connects to and collects one node, within `limits`.
+async fn collect_one(
+    agency: AgencyCode,
+    addrs: Vec<multiaddr::Multiaddr>,
+    key: &SecretKey,
+    roster: &Roster,
+    head: Option<&VerifiedHead>,
+    limits: LiveLimits,
+) -> (
+    AgencyCode,
+    Result<(Collector, CollectedLog), AuditClientError>,
+) {
+    let work = async {
+        let mut c = Collector::connect(&[(agency.clone(), addrs)], key, roster).await?;
+        if let Some(e) = c.unreachable.pop() {
+            return Err(e);
+        }
+        let log = c.collect(&agency, head, limits.max_events).await?;
+        Ok((c, log))
+    };
+    let r = match tokio::time::timeout(limits.per_node, work).await {
+        Ok(r) => r,
+        Err(_) => Err(AuditClientError::Protocol {
+            agency: agency.clone(),
+            detail: format!(
+                "collection took longer than {} s; the node's audit is incomplete",
+                limits.per_node.as_secs()
+            ),
+        }),
+    };
+    (agency, r)
+}
+
 /// Audits every node in the auditor config's `[[peers]]` live, as the node identity
-/// `key` (which the roster must list under an agency with role `auditor`).
+/// `key` (which the roster must list under an agency with role `auditor`). Each node
+/// is collected over its own connection, all at once and each within `limits`: a node
+/// that is slow or claims a huge log delays and costs only its own audit.
 pub async fn verify_live(
     cfg: &Config,
     key: &SecretKey,
     roster: &Roster,
     state: &AuditorState,
     opts: Options,
+    limits: LiveLimits,
 ) -> Result<LiveAudit, AuditClientError> {
-    let mut client = Collector::connect(cfg, key, roster).await?;
-    let mut extra: Vec<Violation> = client.unreachable.iter().map(client_violation).collect();
+    let runs = Collector::targets(cfg).into_iter().map(|(agency, addrs)| {
+        let head = state.heads.get(&agency);
+        collect_one(agency, addrs, key, roster, head, limits)
+    });
+    let mut extra: Vec<Violation> = Vec::new();
     let mut logs = Vec::new();
-    for agency in client.agencies() {
-        match client.collect(&agency, state.heads.get(&agency)).await {
-            Ok(c) => {
+    let mut clients = BTreeMap::new();
+    for (agency, r) in futures::future::join_all(runs).await {
+        match r {
+            Ok((client, c)) => {
                 for f in c.findings {
                     extra.push(Violation {
                         kind: "bad_proof".into(),
                         node: agency.to_string(),
                         detail: f,
                         evidence: json!({"checkpoint": c.log.checkpoints.first()}),
+                        proven: true,
                     });
                 }
                 logs.push(c.log);
+                clients.insert(agency, client);
             }
             Err(e) => extra.push(client_violation(&e)),
         }
     }
     let mut report = verify(roster, &logs, state, opts);
+    // A node whose proofs failed, or whose collection failed, keeps the head verified
+    // before.
+    for v in &extra {
+        if let Ok(agency) = v.node.parse::<AgencyCode>() {
+            match state.heads.get(&agency) {
+                Some(h) => report.state.heads.insert(agency, h.clone()),
+                None => report.state.heads.remove(&agency),
+            };
+        }
+    }
     report.extend_violations(extra);
     // Witness: cosign the checkpoint of every node whose log verified.
     let mut cosigned = BTreeMap::new();
@@ -382,7 +469,9 @@ pub async fn verify_live(
             .violations
             .iter()
             .any(|v| v.node == log.agency.as_str());
-        if let (true, Some(cp)) = (clean, log.checkpoints.last()) {
+        if let (true, Some(cp), Some(client)) =
+            (clean, log.checkpoints.last(), clients.get_mut(&log.agency))
+        {
             match client.cosign(&log.agency, cp, key).await {
                 Ok(n) => {
                     cosigned.insert(log.agency.clone(), n);

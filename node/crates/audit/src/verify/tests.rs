@@ -148,7 +148,13 @@ fn log(f: &Fixture, i: usize, events: &[Event], sizes: &[u64]) -> ExportedLog {
                     peer_id: key.public_key().peer_id(),
                     size: *s,
                     root: hex::encode(merkle::root(&tree, *s).unwrap()),
-                    timestamp: 1,
+                    // Signed after the events it covers, as a node does.
+                    timestamp: events
+                        .iter()
+                        .take(usize::try_from(*s).unwrap())
+                        .map(|e| e.at)
+                        .max()
+                        .unwrap_or(1),
                 }
                 .sign(key)
             })
@@ -161,7 +167,11 @@ fn kinds(r: &Report) -> Vec<&str> {
     r.violations.iter().map(|v| v.kind.as_str()).collect()
 }
 
-const NO_TOLERANCE: Options = Options { tolerance_ms: 0 };
+const NO_TOLERANCE: Options = Options {
+    tolerance_ms: 0,
+    now_ms: None,
+    max_checkpoint_age_ms: super::MAX_CHECKPOINT_AGE_MS,
+};
 
 #[test]
 fn clean_pair_passes_with_lag() {
@@ -238,6 +248,7 @@ fn missing_receipt_outside_the_tolerance() {
         &AuditorState::default(),
         Options {
             tolerance_ms: 60_000,
+            ..NO_TOLERANCE
         },
     );
     assert!(rep.ok);
@@ -437,4 +448,222 @@ fn headers_beside_sent_events_are_bound_by_the_record_id() {
         "{:?}",
         rep.violations
     );
+}
+
+fn started(at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::NodeStarted {
+            version: "1".into(),
+        },
+    )
+}
+
+/// Issue 19: the first run reported the rewrite, and adopted the rewritten log as the
+/// verified head, so the second run passed.
+#[test]
+fn a_rewritten_log_is_reported_again_on_the_next_run() {
+    let f = fixture();
+    let good = log(&f, 0, &[started(1), started(2), started(3)], &[3]);
+    let state = verify(&f.roster, &[good], &AuditorState::default(), NO_TOLERANCE).state;
+    let rewritten = log(
+        &f,
+        0,
+        &[started(1), started(8), started(3), started(4)],
+        &[4],
+    );
+    let first = verify(
+        &f.roster,
+        std::slice::from_ref(&rewritten),
+        &state,
+        NO_TOLERANCE,
+    );
+    assert_eq!(kinds(&first), ["not_append_only"]);
+    assert!(
+        first.violations[0].proven,
+        "its own signed checkpoints prove it"
+    );
+    assert_eq!(
+        first.state.heads[&ag(0)].size,
+        3,
+        "the rewrite is not adopted"
+    );
+    let second = verify(&f.roster, &[rewritten], &first.state, NO_TOLERANCE);
+    assert_eq!(kinds(&second), ["not_append_only"], "still reported");
+    // The same for a split view.
+    let other = log(&f, 0, &[started(1), started(2), started(9)], &[3]);
+    let first = verify(
+        &f.roster,
+        std::slice::from_ref(&other),
+        &state,
+        NO_TOLERANCE,
+    );
+    assert_eq!(kinds(&first), ["split_view"]);
+    let second = verify(&f.roster, &[other], &first.state, NO_TOLERANCE);
+    assert_eq!(kinds(&second), ["split_view"]);
+}
+
+#[test]
+fn an_export_naming_a_peer_id_outside_the_roster_leaves_the_state_alone() {
+    let f = fixture();
+    let mut stranger = log(&f, 0, &[started(1)], &[1]);
+    // Signed consistently by a key the roster does not list for AA.
+    let key = SecretKey::generate().unwrap();
+    stranger.peer_id = key.public_key().peer_id();
+    stranger.checkpoints = vec![
+        Checkpoint {
+            peer_id: stranger.peer_id.clone(),
+            ..stranger.checkpoints[0].checkpoint.clone()
+        }
+        .sign(&key),
+    ];
+    let rep = verify(
+        &f.roster,
+        &[stranger],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert_eq!(kinds(&rep), ["unknown_node"]);
+    assert!(rep.state.heads.is_empty(), "nothing adopted");
+}
+
+#[test]
+fn a_checkpoint_older_than_the_limit_is_stale() {
+    let f = fixture();
+    let a = log(&f, 0, &[started(1_000)], &[1]);
+    let opts = |now| Options {
+        now_ms: Some(now),
+        max_checkpoint_age_ms: 60_000,
+        ..NO_TOLERANCE
+    };
+    let rep = verify(
+        &f.roster,
+        std::slice::from_ref(&a),
+        &AuditorState::default(),
+        opts(30_000),
+    );
+    assert!(rep.ok, "{:?}", rep.violations);
+    let rep = verify(&f.roster, &[a], &AuditorState::default(), opts(1_000_000));
+    assert_eq!(kinds(&rep), ["stale_checkpoint"]);
+    assert_eq!(
+        rep.state.heads[&ag(0)].size,
+        1,
+        "still the node's genuine history"
+    );
+}
+
+/// A log with no signed checkpoint vouches for nothing: it is a violation, and what it
+/// says of other nodes is no evidence against them. Nor are events after a log's last
+/// checkpoint.
+#[test]
+fn unsigned_events_are_no_evidence_against_another_node() {
+    let f = fixture();
+    let r = eu_record(&f);
+    // B claims a receipt from A that A never logged, without a checkpoint.
+    let b = log(&f, 1, &[accepted(&r, 0, 100), started(5_000)], &[]);
+    let a = log(&f, 0, &[started(9_000)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[a.clone(), b],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert_eq!(kinds(&rep), ["no_checkpoint"]);
+    assert_eq!(rep.violations[0].node, "BB-CUSTOMS");
+    // The same claim after B's last checkpoint: still nothing against A.
+    let b = log(
+        &f,
+        1,
+        &[started(50), accepted(&r, 0, 100), started(5_000)],
+        &[1],
+    );
+    let rep = verify(
+        &f.roster,
+        &[a.clone(), b],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(rep.ok, "{:?}", rep.violations);
+    // Under B's checkpoint it is a finding, but for the pair: the logs cannot tell who
+    // lies.
+    let b = log(&f, 1, &[accepted(&r, 0, 100), started(5_000)], &[2]);
+    let rep = verify(&f.roster, &[a, b], &AuditorState::default(), NO_TOLERANCE);
+    assert_eq!(kinds(&rep), ["receipt_without_send"]);
+    let v = &rep.violations[0];
+    assert_eq!(v.node, "AA-EXPORT->BB-CUSTOMS");
+    assert!(!v.proven);
+    assert!(
+        rep.nodes.iter().all(|n| n.violations == 0),
+        "neither node is blamed"
+    );
+}
+
+/// A logs a send to B that never happened: before, the missing receipt was charged to
+/// B, judged by times B itself wrote.
+#[test]
+fn a_node_cannot_frame_an_honest_peer() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let a = log(&f, 0, &[sent(&r, 1, 100), started(200)], &[2]);
+    // B's checkpoint predates the alleged send plus the tolerance: in flight, no finding
+    // (before, B's later events were enough to call it missing).
+    let b = log(&f, 1, &[started(50), started(100_000)], &[1]);
+    let opts = Options {
+        tolerance_ms: 1_000,
+        ..NO_TOLERANCE
+    };
+    let rep = verify(&f.roster, &[a.clone(), b], &AuditorState::default(), opts);
+    assert!(rep.ok, "{:?}", rep.violations);
+    assert_eq!(rep.pairs[0].in_flight, 1);
+    // B signed a checkpoint well after it: the send is unmatched, for the pair.
+    let b = log(&f, 1, &[started(50), started(100_000)], &[2]);
+    let rep = verify(&f.roster, &[a, b], &AuditorState::default(), opts);
+    assert_eq!(kinds(&rep), ["missing_receipt"]);
+    assert_eq!(rep.violations[0].node, "AA-EXPORT->BB-CUSTOMS");
+    assert_eq!(rep.violations[0].evidence["fault"], "undetermined");
+    assert!(rep.nodes.iter().all(|n| n.violations == 0));
+}
+
+/// The auditor holds every sent header: two different records of one version of one
+/// entry, signed by the origin and sent to different neighbours, prove an equivocation
+/// even though no node holds both.
+#[test]
+fn an_origin_signing_two_versions_for_different_neighbours_is_caught_from_the_headers() {
+    let f = fixture();
+    let r1 = eu_record(&f);
+    let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+        "subject": {"kind": "person", "name": "Another Name"},
+        "reason": "denial",
+        "distribution": {"scope": "groups", "groups": ["eu"], "sensitivity": "restricted"}
+    }))
+    .unwrap();
+    let r2 = build_record(
+        RecordMeta {
+            entry_id: r1.header().entry_id,
+            origin: ag(0),
+            version: 1,
+            issued_at: Timestamp::now(),
+            status: Status::Active,
+            withdrawal_reason: None,
+        },
+        &draft,
+        &f.agency_keys[0],
+    )
+    .unwrap();
+    let mut a = log(
+        &f,
+        0,
+        &[sent_bare(&r1, 1, 10), sent_bare(&r2, 2, 11), started(20)],
+        &[3],
+    );
+    a.headers = vec![beside(&r1), beside(&r2)];
+    let rep = verify(&f.roster, &[a], &AuditorState::default(), NO_TOLERANCE);
+    let eq: Vec<&Violation> = rep
+        .violations
+        .iter()
+        .filter(|v| v.kind == "equivocation")
+        .collect();
+    assert_eq!(eq.len(), 1, "{:?}", rep.violations);
+    assert_eq!(eq[0].node, "AA-EXPORT");
+    assert!(eq[0].proven);
 }
