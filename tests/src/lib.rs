@@ -337,8 +337,24 @@ pub enum RawOutcome {
 }
 
 impl RawPeer {
-    /// A peer with the given ed25519 seed (or a random identity) and frame limits.
+    /// A peer with the given ed25519 seed (or a random identity) and frame limits,
+    /// speaking the sync protocol.
     pub fn new(seed: Option<[u8; 32]>, max_request: usize, max_response: usize) -> Self {
+        Self::speaking(
+            wlnode_net::codec::SYNC_PROTOCOL,
+            seed,
+            max_request,
+            max_response,
+        )
+    }
+
+    /// The same, speaking `protocol` (e.g. the audit protocol).
+    pub fn speaking(
+        protocol: libp2p::StreamProtocol,
+        seed: Option<[u8; 32]>,
+        max_request: usize,
+        max_response: usize,
+    ) -> Self {
         use libp2p::{noise, request_response, tcp, yamux};
         let keypair = match seed {
             Some(mut s) => libp2p::identity::Keypair::ed25519_from_bytes(&mut s).unwrap(),
@@ -358,10 +374,7 @@ impl RawPeer {
                         max_request,
                         max_response,
                     },
-                    [(
-                        wlnode_net::codec::SYNC_PROTOCOL,
-                        request_response::ProtocolSupport::Full,
-                    )],
+                    [(protocol, request_response::ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(20)),
                 )

@@ -417,6 +417,136 @@ async fn an_equivocating_pair_is_kept_and_marked_disputed_everywhere() {
     stop(c, "equivocation").await;
 }
 
+/// Issue 19 item 3: one member signing many records for one (entry, version) made
+/// every node's work and audit growth quadratic (each new record rewrote the entry
+/// state with all of them, and its equivocation event listed all of them). Now a
+/// store keeps `MAX_EQUIVOCATION_EVIDENCE` and refuses the rest, as strikes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocation_flood_keeps_bounded_evidence_and_bans_the_signer() {
+    use wlnode_store::MAX_EQUIVOCATION_EVIDENCE;
+    let (c, mut rogue) = line().await;
+    let mm_key = read_secret_key(&c.fed.nodes[M].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    let entry = EntryId::random().unwrap();
+    let flood: Vec<Record> = (0..200)
+        .map(|k| record(&mm_key, "MM-ROGUE", entry, 1, &format!("Variant {k}")).into_inner())
+        .collect();
+    let size_before = c
+        .node(B)
+        .services
+        .store
+        .call(|s| s.audit_size())
+        .await
+        .unwrap();
+    for chunk in flood.chunks(20) {
+        let _ = rogue.request(&addr(&c, B), push(chunk)).await;
+        if banned(&c).await {
+            break;
+        }
+    }
+    wait_for(T, "B bans M for the flood", || banned(&c)).await;
+    let held: Vec<_> = c
+        .records(B)
+        .await
+        .into_iter()
+        .filter(|id| flood.iter().any(|r| r.id() == *id))
+        .collect();
+    assert_eq!(held.len(), MAX_EQUIVOCATION_EVIDENCE, "bounded evidence");
+    let heads = c.heads(B).await;
+    assert!(
+        heads
+            .iter()
+            .any(|(k, (_, _, _, d))| k.entry_id == entry && *d),
+        "the entry is disputed"
+    );
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"equivocation_excess\""
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    // The audit log grew linearly: no equivocation event lists more than the bound.
+    let events = c
+        .node(B)
+        .services
+        .store
+        .call(move |s| s.audit_events(size_before, s.audit_size()?))
+        .await
+        .unwrap();
+    for e in &events {
+        assert!(e.len() < 2_000, "audit event of {} bytes", e.len());
+    }
+    honest_traffic_flows(&c, "after-equivocation-flood").await;
+    stop(c, "equivocation flood").await;
+}
+
+/// Issue 19 item 3: during a roster rollover an honest peer with another roster
+/// sends records whose key or member our roster does not know yet (or no longer),
+/// and each used to be a strike, so rollovers banned honest peers. While the Hello
+/// names another roster version such refusals are "not yet known": counted and
+/// audited, no strike. With the same roster they are invalid and strike as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_a_roster_rollover_explains_are_not_strikes() {
+    let (c, mut rogue) = line().await;
+    let ours = c.node(B).services.trust.roster().version();
+    let b = addr(&c, B);
+    let hello = |roster_version| {
+        Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
+            agency: "MM-ROGUE".parse().unwrap(),
+            roster_version,
+            log_epoch: [1; 16],
+            head_seq: 0,
+            backlog_pending: false,
+        })))
+    };
+    // A key that a newer roster would give MM-ROGUE.
+    let new_key = SecretKey::generate().unwrap();
+    let unknown_key = |n: usize| -> Vec<Record> {
+        (0..n)
+            .map(|k| {
+                record(
+                    &new_key,
+                    "MM-ROGUE",
+                    EntryId::random().unwrap(),
+                    1,
+                    &format!("new key {k}"),
+                )
+                .into_inner()
+            })
+            .collect()
+    };
+    let RawOutcome::Response(_) = rogue.request(&b, hello(ours + 1)).await else {
+        panic!("Hello refused");
+    };
+    let _ = rogue
+        .request(&b, push(&unknown_key(3 * THRESHOLD as usize)))
+        .await;
+    wait_for(T, "B counts the refusals", || async {
+        counter(
+            &c.metrics(B),
+            "wlnode_records_rejected_total",
+            "reason=\"unknown_key\"",
+        ) >= f64::from(3 * THRESHOLD)
+    })
+    .await;
+    assert!(
+        !banned(&c).await,
+        "an honest peer mid-rollover is not banned"
+    );
+    // Claiming our roster, the same records are invalid.
+    let RawOutcome::Response(_) = rogue.request(&b, hello(ours)).await else {
+        panic!("Hello refused");
+    };
+    let _ = rogue
+        .request(&b, push(&unknown_key(3 * THRESHOLD as usize)))
+        .await;
+    wait_for(T, "B bans M", || banned(&c)).await;
+    honest_traffic_flows(&c, "after-rollover").await;
+    stop(c, "roster rollover").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notify_flood_is_absorbed() {
     let (c, mut rogue) = line().await;
@@ -479,6 +609,167 @@ async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
     );
     honest_traffic_flows(&c, "after-epoch-flood").await;
     stop(c, "epoch flood").await;
+}
+
+/// Issue 19 item 3: a Hello that named a new log epoch on a live connection reset
+/// B's cursor for M (a flushed store write) and queued a reconciliation, every frame.
+/// Now only the first Hello of a connection sets the epoch; others are strikes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
+    let (c, mut rogue) = line().await;
+    let b = addr(&c, B);
+    let hello = |epoch: u8| {
+        Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
+            agency: "MM-ROGUE".parse().unwrap(),
+            roster_version: c.node(B).services.trust.roster().version(),
+            log_epoch: [epoch; 16],
+            head_seq: 7,
+            backlog_pending: false,
+        })))
+    };
+    let RawOutcome::Response(_) = rogue.request(&b, hello(1)).await else {
+        panic!("Hello refused");
+    };
+    let frames = (0..1_000u64).map(|k| hello((k % 200 + 2) as u8));
+    let _ = rogue
+        .flood(&b, frames, 10_000, Duration::from_secs(60))
+        .await;
+    wait_for(T, "B bans M for epoch-changing Hellos", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"hello_epoch_mismatch\""
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    // The cursor B keeps for M still names the first Hello's epoch: no reset was
+    // written for any of the others.
+    let cursor = c
+        .node(B)
+        .services
+        .store
+        .call(|s| s.cursor(&"MM-ROGUE".parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        cursor.is_none_or(|cur| cur.epoch == [1; 16]),
+        "cursor reset by a later Hello: {cursor:?}"
+    );
+    honest_traffic_flows(&c, "after-hello-flood").await;
+    stop(c, "hello epoch flood").await;
+}
+
+/// Issue 19 item 3: each Reconcile naming an unknown session made B build its whole
+/// reconciliation set again on the store thread. Now new sessions are bounded per
+/// peer, reuse the set while B's store is unchanged, and a flood is struck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_floods_with_fresh_sessions_are_bounded_and_ban_the_sender() {
+    use wlnode_sync::reconcile;
+    let (c, mut rogue) = line().await;
+    c.add(B, "settable", 50, None).await;
+    let b = addr(&c, B);
+    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
+        agency: "MM-ROGUE".parse().unwrap(),
+        roster_version: c.node(B).services.trust.roster().version(),
+        log_epoch: [1; 16],
+        head_seq: 0,
+        backlog_pending: false,
+    })));
+    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
+        panic!("Hello refused");
+    };
+    let (_, first) =
+        reconcile::Initiator::start(reconcile::storage(&[]).unwrap(), [0; 16]).unwrap();
+    let message = Bytes::from(first.message.unwrap());
+    let frames = (0..1_000u32).map(|k| {
+        let mut session = [0u8; 16];
+        session[..4].copy_from_slice(&k.to_be_bytes());
+        Bytes::from(encode_request(&Request::Reconcile(
+            wlnode_sync::msg::Reconcile {
+                session,
+                message: message.clone(),
+                have: Vec::new(),
+                need: Vec::new(),
+            },
+        )))
+    });
+    let _ = rogue
+        .flood(&b, frames, 10_000, Duration::from_secs(60))
+        .await;
+    wait_for(T, "B bans M for a flood of new sessions", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"reconcile_session_flood\""
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    honest_traffic_flows(&c, "after-session-flood").await;
+    stop(c, "reconcile session flood").await;
+}
+
+/// Issue 19 item 3: every refused audit request cost a flushed audit-log write, so a
+/// member could make B write at will. Now refusals are strikes, every one is counted,
+/// and the audit log gets at most one a minute per agency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_audit_requests_are_struck_and_logged_at_most_once_a_minute() {
+    let (c, _) = line().await;
+    let mut rogue = RawPeer::speaking(
+        wlnode_net::codec::AUDIT_PROTOCOL,
+        Some(RawPeer::seed_of(&c.fed.nodes[M].dir)),
+        1 << 20,
+        8 << 20,
+    );
+    let b = addr(&c, B);
+    let size_before = c
+        .node(B)
+        .services
+        .store
+        .call(|s| s.audit_size())
+        .await
+        .unwrap();
+    let req = Bytes::from(wlnode_audit::wire::encode_request(
+        &wlnode_audit::wire::AuditRequest::GetCheckpoint,
+    ));
+    let frames = (0..200).map(|_| req.clone());
+    let _ = rogue
+        .flood(&b, frames, 10_000, Duration::from_secs(60))
+        .await;
+    wait_for(T, "B bans M for audit requests", || banned(&c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(&m, "wlnode_audit_refused_total", "MM-ROGUE") >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"audit_forbidden\""
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+    let events = c
+        .node(B)
+        .services
+        .store
+        .call(move |s| s.audit_events(size_before, s.audit_size()?))
+        .await
+        .unwrap();
+    let refusals = events
+        .iter()
+        .filter(|e| String::from_utf8_lossy(e).contains("\"audit_refused\""))
+        .count();
+    assert_eq!(
+        refusals, 1,
+        "one audit event a minute, however many requests"
+    );
+    honest_traffic_flows(&c, "after-audit-flood").await;
+    stop(c, "audit flood").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

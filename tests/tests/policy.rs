@@ -164,3 +164,65 @@ async fn a_widening_reload_lets_held_back_records_flow() {
     c.stop(0).await;
     c.stop(1).await;
 }
+
+/// Issue 19 item 3: a copy that our accept rules refuse is judged as a copy from its
+/// sender. C requires identifiers; A sends C a stripped copy and B (a relay) the full
+/// one. Before the fix C's refusal of A's copy entered the reconciliation set C
+/// shares with every peer, so B took C to hold the record and never sent the full
+/// copy that C would have stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripped_copy_from_one_peer_does_not_keep_out_the_full_copy_from_another() {
+    let a = format!(
+        "[[share]]\nto = [\"BB-CUSTOMS\"]\norigins = [\"self\"]\n\
+         [[share]]\nto = [\"CC-TRADE\"]\norigins = [\"self\"]\nwithhold = [\"identifiers\"]\n{ACCEPT_ALL}"
+    );
+    let b = format!("[[share]]\nto = [\"*\"]\nrelay = true\n{ACCEPT_ALL}");
+    let cc = "[[accept]]\nfrom = [\"*\"]\nrequire_fields = [\"identifiers\"]\n";
+    let mut c = cluster(&[(0, 1), (0, 2), (1, 2)], [&a, &b, cc]);
+    c.start(0).await;
+    c.start(2).await;
+    // C keeps B away until A's stripped copies have been refused, so that the full
+    // copies can reach C only by reconciliation (C's cursor on B's log jumps to its
+    // head at first contact).
+    let bb: wlnode_crypto::model::AgencyCode = "BB-CUSTOMS".parse().unwrap();
+    c.node(2)
+        .services
+        .control
+        .set_peer_blocked(bb.clone(), true)
+        .await
+        .unwrap();
+    c.start(1).await;
+    let written = c.add(0, "strip", 5, None).await;
+    wait_for(T, "C refuses A's stripped copies", || async {
+        counter(
+            &c.metrics(2),
+            "wlnode_records_rejected_total",
+            "reason=\"declined_by_policy\"",
+        ) >= 5.0
+    })
+    .await;
+    wait_for(T, "B holds the full copies", || async {
+        let r = c.records(1).await;
+        written.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    assert!(c.records(2).await.is_empty(), "C stored no stripped copy");
+    c.node(2)
+        .services
+        .control
+        .set_peer_blocked(bb, false)
+        .await
+        .unwrap();
+    wait_for(T, "C stores B's full copies", || async {
+        let r = c.records(2).await;
+        written.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    for w in &written {
+        let at_c = copy(&c, 2, w.record_id).await.unwrap();
+        assert!(at_c.is_complete(), "the full copy");
+    }
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}

@@ -109,6 +109,43 @@ async fn a_peer_outside_the_roster_cannot_open_the_sync_protocol() {
     c.stop(0).await;
 }
 
+/// Issue 19 item 3 (reproduced from outside): refused connections were counted per
+/// PeerId, so strangers with fresh keys each added a metric series. Now they share
+/// one label, whatever their number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_with_fresh_keys_share_one_metric_series() {
+    let mut c = Cluster::simple(1, &[]);
+    c.start_all().await;
+    let pull = Bytes::from(wlnode_sync::wire::encode_request(
+        &wlnode_sync::msg::Request::Pull(wlnode_sync::msg::Pull {
+            log_epoch: c.node(0).services.store.epoch(),
+            after_seq: 0,
+            limit: 1,
+            max_bytes: 1 << 20,
+        }),
+    ));
+    const STRANGERS: usize = 25;
+    for _ in 0..STRANGERS {
+        let mut stranger = RawPeer::new(None, 1 << 20, 1 << 20);
+        let _ = stranger.request(&addr(&c, 0), pull.clone()).await;
+    }
+    wait_for(T, "every refusal to be counted", || async {
+        counter(
+            &c.metrics(0),
+            "wlnode_connections_refused_total",
+            "not_in_roster",
+        ) >= STRANGERS as f64
+    })
+    .await;
+    let m = c.metrics(0);
+    let series: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("wlnode_connections_refused_total{"))
+        .collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    c.stop(0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_signed_by_a_revoked_key_are_rejected() {
     let mut c = cluster(

@@ -34,9 +34,17 @@ pub use wlnode_types::EntryKey;
 use schema::{SCHEMA_VERSION, be_u64, meta, trees, version_key};
 use wlnode_audit::event::{Event, EventKind};
 use wlnode_types::{
-    Cursor, EntryState, Equivocation, Incoming, IngestReport, LocalMeta, Outcome, RawRecord,
-    Source, StoredRecord, SyncMeta, WireError,
+    Cursor, Declined, EntryState, Equivocation, Incoming, IngestReport, LocalMeta, Outcome,
+    RawRecord, Source, StoredRecord, SyncMeta, WireError,
 };
+
+/// Most records a store keeps for one (entry, version) of an origin: two prove
+/// equivocation; a few more show its extent. Records past it are refused
+/// ([`Outcome::EquivocationExcess`]).
+pub const MAX_EQUIVOCATION_EVIDENCE: usize = 4;
+
+/// The rejection reason of a record refused as [`Outcome::EquivocationExcess`].
+pub const EQUIVOCATION_EXCESS: &str = "equivocation_excess";
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +137,10 @@ pub struct IngestBatch {
     pub items: Vec<Incoming>,
     /// A changes-feed cursor to persist with the batch (never ahead of the data).
     pub cursor: Option<(AgencyCode, Cursor)>,
-    /// Records our accept rules declined: (issued_at, id, sync metadata). They join
-    /// our reconciliation sets so that peers stop offering them; a policy reload
-    /// clears them.
-    pub declined: Vec<(u64, RecordId, SyncMeta)>,
+    /// Records this node declined. They join the reconciliation sets shared with
+    /// the peers they were declined for, so that those stop offering them; a policy
+    /// reload clears them.
+    pub declined: Vec<Declined>,
     /// Audit events to append in the same transaction (e.g. the batch's rejections);
     /// the store adds one per record and per equivocation itself.
     pub audit: Vec<Event>,
@@ -559,6 +567,11 @@ impl Store {
                 }
                 if found != SCHEMA_VERSION {
                     // Its values read the same; from now on it gets chunked ones.
+                    // Declined entries from before version 4 were stored unverified
+                    // and for every peer: forget them (see `schema`).
+                    if found < 4 {
+                        t.declined.clear().io()?;
+                    }
                     t.meta
                         .insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
                         .io()?;
@@ -664,8 +677,8 @@ impl Store {
             &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
         );
         let (audit_events, audit_nodes) = (&tx[9], &tx[10]);
-        for (issued_at, id, meta) in &batch.declined {
-            declined.insert(&schema::sync_key(*issued_at, &id.0)[..], meta.encode())?;
+        for d in &batch.declined {
+            declined.insert(schema::declined_key(d), d.meta.encode())?;
         }
         let mut next_seq = u64_of(meta_t.get(meta::NEXT_SEQ)?).max(1);
         // This batch's arrival-log ids, in seq order from `first_seq`: written as chunks.
@@ -723,6 +736,28 @@ impl Store {
             }
 
             // A new record.
+            let kbytes = key.to_bytes();
+            let prev = match entries.get(&kbytes)? {
+                Some(v) => match EntryState::decode(&v) {
+                    Ok(s) => Some(s),
+                    Err(e) => return abort(StoreError::corrupt(trees::ENTRIES, e)),
+                },
+                None => None,
+            };
+            // Bounded evidence: past a few records for one (entry, version), more
+            // prove nothing new, and each would grow the entry state and the audit
+            // event that lists them (quadratic work for one signer's flood).
+            if let Some(p) = &prev {
+                let held = p
+                    .history
+                    .iter()
+                    .filter(|(v, r)| *v == h.version && p.demoted.binary_search(r).is_err())
+                    .count();
+                if held >= MAX_EQUIVOCATION_EVIDENCE {
+                    report.outcomes.push(Outcome::EquivocationExcess);
+                    continue;
+                }
+            }
             records.insert(
                 &id.0,
                 StoredRecord::encode_parts(rec, hops, from.as_ref(), now, next_seq),
@@ -735,14 +770,6 @@ impl Store {
                 SyncMeta::of(h).encode(),
             )?;
 
-            let kbytes = key.to_bytes();
-            let prev = match entries.get(&kbytes)? {
-                Some(v) => match EntryState::decode(&v) {
-                    Ok(s) => Some(s),
-                    Err(e) => return abort(StoreError::corrupt(trees::ENTRIES, e)),
-                },
-                None => None,
-            };
             // Every record of the entry, idempotently (a redo after a crash adds nothing).
             let mut history = prev.as_ref().map(|p| p.history.clone()).unwrap_or_default();
             if let Err(pos) = history.binary_search(&(h.version, id)) {
@@ -984,27 +1011,54 @@ impl Store {
         Ok(out)
     }
 
-    /// `(issued_at, record_id)` of the records (held or declined) whose sync metadata
-    /// passes `keep`: a reconciliation set (unsorted across the two trees).
+    /// `(issued_at, record_id)` of the records whose sync metadata passes `keep`,
+    /// held or declined for `peer` (see [`Declined`]): the reconciliation set shared
+    /// with `peer`, each id once, unsorted across the two trees.
     pub fn reconcile_items(
         &self,
+        peer: &AgencyCode,
         mut keep: impl FnMut(&SyncMeta) -> bool,
     ) -> Result<Vec<(u64, RecordId)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.t.sync_index.iter().chain(self.t.declined.iter()) {
+        let item = |tree: &'static str, k: &[u8]| -> Result<(u64, RecordId), StoreError> {
+            let (t, rest) = k
+                .split_at_checked(8)
+                .ok_or_else(|| StoreError::corrupt(tree, "bad key"))?;
+            let id = rest
+                .get(..32)
+                .ok_or_else(|| StoreError::corrupt(tree, "bad key"))?;
+            Ok((
+                be_u64(t).ok_or_else(|| StoreError::corrupt(tree, "bad key"))?,
+                RecordId::from_slice(id).map_err(|e| StoreError::corrupt(tree, e))?,
+            ))
+        };
+        for kv in self.t.sync_index.iter() {
             let (k, v) = kv.io()?;
             let meta =
                 SyncMeta::decode(&v).map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?;
-            if !keep(&meta) {
+            if keep(&meta) {
+                out.push(item(trees::SYNC_INDEX, &k)?);
+            }
+        }
+        let mut last: Option<[u8; 40]> = None;
+        for kv in self.t.declined.iter() {
+            let (k, v) = kv.io()?;
+            let (base, only_for) = k
+                .split_at_checked(40)
+                .ok_or_else(|| StoreError::corrupt(trees::DECLINED, "bad key"))?;
+            if !only_for.is_empty() && only_for != peer.as_str().as_bytes() {
                 continue;
             }
-            let (t, id) = k
-                .split_at_checked(8)
-                .ok_or_else(|| StoreError::corrupt(trees::SYNC_INDEX, "bad key"))?;
-            out.push((
-                be_u64(t).ok_or_else(|| StoreError::corrupt(trees::SYNC_INDEX, "bad key"))?,
-                RecordId::from_slice(id).map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?,
-            ));
+            // Declined for everyone and for this peer: once. Held since: in the
+            // sync index already.
+            if last.is_some_and(|l| l[..] == *base) || self.t.sync_index.contains_key(base).io()? {
+                continue;
+            }
+            last = base.try_into().ok();
+            let meta = SyncMeta::decode(&v).map_err(|e| StoreError::corrupt(trees::DECLINED, e))?;
+            if keep(&meta) {
+                out.push(item(trees::DECLINED, base)?);
+            }
         }
         Ok(out)
     }
@@ -1128,19 +1182,25 @@ fn audit_events_of(batch: &IngestBatch, report: &IngestReport, now: Timestamp) -
     out.extend(batch.audit.iter().cloned());
     for (item, outcome) in batch.items.iter().zip(&report.outcomes) {
         let record_id = item.record.id();
-        let kind = match &item.source {
-            Source::Local => match outcome {
-                Outcome::Duplicate => continue,
-                _ => EventKind::Created { record_id },
+        let kind = match (&item.source, outcome) {
+            (_, Outcome::EquivocationExcess) => EventKind::Rejected {
+                record_id: Some(record_id),
+                from: match &item.source {
+                    Source::Local => item.record.header().origin.clone(),
+                    Source::Peer { agency, .. } => agency.clone(),
+                },
+                reason: EQUIVOCATION_EXCESS.into(),
             },
-            Source::Peer { agency, hops } => EventKind::Accepted {
+            (Source::Local, Outcome::Duplicate) => continue,
+            (Source::Local, _) => EventKind::Created { record_id },
+            (Source::Peer { agency, hops }, _) => EventKind::Accepted {
                 record_id,
                 from: agency.clone(),
                 hops: *hops,
                 outcome: match outcome {
-                    Outcome::Stored => "stored",
                     Outcome::Merged { .. } => "merged",
                     Outcome::Duplicate => "duplicate",
+                    Outcome::Stored | Outcome::EquivocationExcess => "stored",
                 }
                 .into(),
             },

@@ -11,7 +11,7 @@
 //! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
-//! | `declined` | issued_at (u64 BE) ‖ record_id | `SyncMeta`: records our accept rules refused |
+//! | `declined` | issued_at (u64 BE) ‖ record_id ‖ agency (UTF-8, empty when the refusal holds for every peer) | `SyncMeta`: records this node refused to store, in the sets shared with that agency (`Declined`) |
 //! | `audit_events` | index of its first event (u64 BE) | up to 64 consecutive events' canonical bytes (compact JSON, which has no raw newline), newline-separated: the audit log's leaves. A store written before chunking holds one event per key, which reads the same |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree of 16 leaves or more (smaller ones are recomputed from `audit_events`) |
 //! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
@@ -40,12 +40,18 @@ pub use wlnode_types::EntryKey;
 ///   the entry's valid ones) and `meta/revocations_applied`. An older wlnode would
 ///   ignore the demotions and pick other heads, so it must refuse such a store.
 ///
-/// Version 1 and 2 stores read the same (one item per value; no demotions, computed at
-/// the next start against the roster) and are marked 3 when opened.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - Version 4 keys `declined` by the agency a refusal holds for (an older wlnode
+///   would read such a key as corrupt).
+///
+/// Version 1 to 3 stores read the same (one item per value; no demotions, computed at
+/// the next start against the roster) and are marked 4 when opened. Their `declined`
+/// tree is cleared then: it is a cache, and its entries were stored before their
+/// signatures were checked and held for every peer. Peers offer those records again
+/// and they are judged anew.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Older layout versions this wlnode opens (and marks [`SCHEMA_VERSION`]).
-pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, SCHEMA_VERSION];
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, 3, SCHEMA_VERSION];
 
 /// Tree names.
 pub mod trees {
@@ -124,7 +130,16 @@ pub fn parse_version_key(b: &[u8]) -> Option<(EntryKey, u64)> {
     Some((EntryKey::from_bytes(ek)?, u64::from_be_bytes(v)))
 }
 
-/// `sync_index` key.
+/// `declined` key: the sync key, then the agency the refusal holds for, if any.
+pub fn declined_key(d: &wlnode_types::Declined) -> Vec<u8> {
+    let mut k = sync_key(d.issued_at, &d.id.0).to_vec();
+    if let Some(a) = &d.only_for {
+        k.extend_from_slice(a.as_str().as_bytes());
+    }
+    k
+}
+
+/// Sync-index key: issued_at (u64 BE) ‖ record_id.
 pub fn sync_key(issued_at: u64, record_id: &[u8; 32]) -> [u8; 40] {
     let mut k = [0u8; 40];
     let (a, b) = k.split_at_mut(8);

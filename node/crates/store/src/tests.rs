@@ -749,8 +749,8 @@ fn chunked_arrival_log_reads_like_one_key_per_record() {
 #[test]
 fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(SCHEMA_VERSION, 3);
-    for old in [1u32, 2] {
+    assert_eq!(SCHEMA_VERSION, 4);
+    for old in [1u32, 2, 3] {
         {
             let s = Store::open(dir.path()).unwrap();
             s.meta_set(meta::SCHEMA_VERSION, &old.to_be_bytes())
@@ -765,13 +765,13 @@ fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused(
     }
     {
         let s = Store::open(dir.path()).unwrap();
-        s.meta_set(meta::SCHEMA_VERSION, &4u32.to_be_bytes())
+        s.meta_set(meta::SCHEMA_VERSION, &5u32.to_be_bytes())
             .unwrap();
         s.flush().unwrap();
     }
     let e = Store::open(dir.path()).err().unwrap();
-    assert!(matches!(e, StoreError::Schema { found: 4 }), "{e}");
-    assert!(e.to_string().contains("version 4"), "{e}");
+    assert!(matches!(e, StoreError::Schema { found: 5 }), "{e}");
+    assert!(e.to_string().contains("version 5"), "{e}");
 }
 
 fn signing_settings() -> audit::AuditSettings {
@@ -1051,4 +1051,59 @@ fn a_revoked_keys_records_rank_below_valid_ones_and_dispute_nothing() {
     let st = s.entry(&key).unwrap().unwrap();
     assert_eq!((st.head, st.disputed), (huge.id(), true));
     assert!(st.demoted.is_empty());
+}
+
+/// Issue 19 item 3: a declined record joins only the reconciliation sets of the peers
+/// it was declined for (all of them for a refusal about the record itself), once,
+/// and not at all once the record is held.
+#[test]
+fn declined_records_join_only_their_peers_sets_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let mk = |name: &str| {
+        rec(
+            &k,
+            "DE-BAFA",
+            EntryId::random().unwrap(),
+            1,
+            Status::Active,
+            name,
+        )
+    };
+    let (held, for_a, for_all) = (mk("held"), mk("for a"), mk("for all"));
+    let a = AgencyCode::new("AA-EXPORT").unwrap();
+    let b = AgencyCode::new("BB-CUSTOMS").unwrap();
+    let declined = |r: &VerifiedRecord, only_for: Option<&AgencyCode>| Declined {
+        issued_at: r.header().issued_at.as_millis(),
+        id: r.id(),
+        meta: SyncMeta::of(r.header()),
+        only_for: only_for.cloned(),
+    };
+    let mut b1 = batch(vec![local(&held)]);
+    b1.declined = vec![
+        declined(&for_a, Some(&a)),
+        declined(&for_all, None),
+        declined(&for_all, Some(&a)),
+        declined(&held, Some(&b)),
+    ];
+    s.ingest(&b1, Timestamp::now()).unwrap();
+    let ids = |peer: &AgencyCode| {
+        let mut v: Vec<RecordId> = s
+            .reconcile_items(peer, |_| true)
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<RecordId>| {
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&a), sorted(vec![held.id(), for_a.id(), for_all.id()]));
+    assert_eq!(ids(&b), sorted(vec![held.id(), for_all.id()]));
+    assert_eq!(s.clear_declined().unwrap(), 4);
+    assert_eq!(ids(&a), vec![held.id()]);
 }

@@ -1,6 +1,7 @@
 //! Checking records received from a peer before they are stored: decode (with
 //! disclosure digests), the distribution as seen from the receiving side, the signer
-//! key's validity in the roster, the clock, and finally the signatures, in one batch.
+//! key's validity in the roster, the clock, the signatures in one batch, and last our
+//! accept rules, which judge only verified copies.
 //!
 //! Pure and CPU-bound: the replication service runs it on the blocking pool and stores what
 //! passes. Every rejection keeps its reason for metrics, audit and bans.
@@ -14,7 +15,7 @@ use wlnode_crypto::time::Timestamp;
 
 use crate::msg::Received;
 use wlnode_policy::{Deny, Policy, check_receive};
-use wlnode_types::{Incoming, Source, SyncMeta};
+use wlnode_types::{Declined, Incoming, Source, SyncMeta};
 
 /// Why a received record was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +42,13 @@ pub enum RejectReason {
         /// The sender is the record's origin.
         from_origin: bool,
     },
+    /// The store holds the most equivocation evidence it keeps for the record's
+    /// (entry, version). A strike when the origin itself sends it (a relay passes on
+    /// at most what it kept, which may differ from what we kept).
+    EquivocationExcess {
+        /// The sender is the record's origin.
+        from_origin: bool,
+    },
 }
 
 impl RejectReason {
@@ -55,7 +63,35 @@ impl RejectReason {
             Self::Policy(_) => "declined_by_policy".into(),
             Self::Version(_) => "version_out_of_range".into(),
             Self::RevokedBackdated { .. } => "revoked_key_backdated".into(),
+            Self::EquivocationExcess { .. } => "equivocation_excess".into(),
         }
+    }
+
+    /// Whether an honest sender could have sent this because its roster differs
+    /// from ours (a rollover in progress): keys, members, groups and roles that one
+    /// roster knows and the other does not yet, or no longer. Such a refusal is
+    /// "not yet known", not "invalid".
+    pub fn may_be_roster_lag(&self) -> bool {
+        match self {
+            Self::Roster(_) => true,
+            Self::Distribution(d) => matches!(
+                d,
+                Deny::NotInDistribution
+                    | Deny::SenderNotInDistribution
+                    | Deny::NotInRoster
+                    | Deny::Auditor
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether this counts against a sender whose Hello named `their_roster` while
+    /// ours is `our_roster`: invalid input does, except what a roster rollover
+    /// explains ([`Self::may_be_roster_lag`]) while the two differ. A sender that
+    /// has not said Hello gets no such allowance.
+    pub fn strikes(&self, their_roster: Option<u64>, our_roster: u64) -> bool {
+        self.counts_against_sender()
+            && !(self.may_be_roster_lag() && their_roster.is_some_and(|v| v != our_roster))
     }
 
     /// Whether this counts as invalid input from the sender (towards a ban). Clock
@@ -63,7 +99,9 @@ impl RejectReason {
     pub fn counts_against_sender(&self) -> bool {
         match self {
             Self::FromFuture | Self::Policy(_) => false,
-            Self::RevokedBackdated { from_origin } => *from_origin,
+            Self::RevokedBackdated { from_origin } | Self::EquivocationExcess { from_origin } => {
+                *from_origin
+            }
             _ => true,
         }
     }
@@ -99,8 +137,9 @@ pub struct Checked {
     pub accepted: Vec<Incoming>,
     /// Records refused.
     pub rejected: Vec<Rejected>,
-    /// Records our accept rules declined (remembered so peers stop offering them).
-    pub declined: Vec<(u64, RecordId, SyncMeta)>,
+    /// Verified records this node will not store (remembered so that peers stop
+    /// offering them; see [`Declined`]).
+    pub declined: Vec<Declined>,
     /// Verified records signed by a revoked key the roster authority does not keep:
     /// acceptable only if this node already holds them ([`Checked::settle_unproven`]).
     pub unproven: Vec<(Incoming, SyncMeta)>,
@@ -119,7 +158,13 @@ impl Checked {
                 continue;
             }
             let h = incoming.record.header();
-            self.declined.push((h.issued_at.as_millis(), id, meta));
+            // About the record, not the copy: declined for every peer.
+            self.declined.push(Declined {
+                issued_at: h.issued_at.as_millis(),
+                id,
+                meta,
+                only_for: None,
+            });
             self.rejected.push(Rejected {
                 record_id: Some(id),
                 origin: Some(h.origin.clone()),
@@ -181,12 +226,6 @@ pub fn check(
             out.rejected.push(reject(RejectReason::FromFuture));
             continue;
         }
-        if let Err(why) = policy.accept(&record, from) {
-            out.declined
-                .push((h.issued_at.as_millis(), record.id(), SyncMeta::of(h)));
-            out.rejected.push(reject(RejectReason::Policy(why)));
-            continue;
-        }
         pending.push((record, t.hops));
     }
     let hops: Vec<u32> = pending.iter().map(|(_, h)| *h).collect();
@@ -197,6 +236,27 @@ pub fn check(
                 let h = record.header();
                 let standing = roster.key_standing(&h.origin, &h.signer_key, &record.id());
                 let meta = SyncMeta::of(h);
+                // Accept rules judge verified copies only: a forged record must not
+                // be remembered (it would join our reconciliation sets as junk). They
+                // judge the copy and its sender, so the refusal holds for `from`
+                // only: a stripped copy from one peer must not keep out the full
+                // copy from another.
+                if standing == KeyStanding::Valid
+                    && let Err(why) = policy.accept(&record, from)
+                {
+                    out.declined.push(Declined {
+                        issued_at: h.issued_at.as_millis(),
+                        id: record.id(),
+                        meta,
+                        only_for: Some(from.clone()),
+                    });
+                    out.rejected.push(Rejected {
+                        record_id: Some(record.id()),
+                        origin: Some(h.origin.clone()),
+                        reason: RejectReason::Policy(why),
+                    });
+                    continue;
+                }
                 let incoming = Incoming {
                     record,
                     source: Source::Peer {
@@ -239,6 +299,20 @@ mod tests {
     /// BB (this node), CC and AA, whose key `stolen` is revoked at `revoked_at` with
     /// `kept` listed as known good.
     fn policy(stolen: &SecretKey, revoked_at: Timestamp, kept: &[RecordId]) -> Policy {
+        policy_with(
+            stolen,
+            revoked_at,
+            kept,
+            "[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n",
+        )
+    }
+
+    fn policy_with(
+        stolen: &SecretKey,
+        revoked_at: Timestamp,
+        kept: &[RecordId],
+        accept: &str,
+    ) -> Policy {
         let authority = SecretKey::generate().unwrap();
         let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
         for agency in ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"] {
@@ -265,9 +339,10 @@ mod tests {
         let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
         let cfg = Config::parse(
             Path::new("/x/node.toml"),
-            "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
-             [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n\
-             [[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n",
+            &format!(
+                "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
+                 [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n{accept}"
+            ),
         )
         .unwrap();
         Policy::from_config(&cfg, Arc::new(roster)).unwrap().0
@@ -347,6 +422,86 @@ mod tests {
                 "a strike only when the origin itself sends it"
             );
             assert_eq!(c.declined.len(), 1, "peers stop offering it");
+        }
+    }
+
+    /// Issue 19 item 3: accept rules ran before the signatures were checked, so a
+    /// forged record that the rules refused was remembered (it entered our
+    /// reconciliation sets as junk) and cost its sender no strike. And the refusal of
+    /// one peer's copy held for every peer.
+    #[test]
+    fn accept_rules_judge_only_verified_copies_and_only_for_their_sender() {
+        // AA's key `k` is revoked in a day, and the authority keeps `genuine`.
+        let k = SecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let genuine = signed(&k, 1, Timestamp(now.0 - 1_000));
+        let p = policy_with(
+            &k,
+            Timestamp(now.0 + 86_400_000),
+            &[genuine.id()],
+            "[[accept]]\nfrom = [\"AA-EXPORT\"]\norigins = [\"*\"]\n",
+        );
+        let cc: AgencyCode = "CC-TRADE".parse().unwrap();
+        let mut sig = *genuine.signature();
+        sig.0[5] ^= 0x01;
+        let forged = Record::from_parts(
+            genuine.header_bytes().to_vec(),
+            sig,
+            genuine.disclosures().to_vec(),
+        )
+        .unwrap();
+        let c = check(
+            &p,
+            &cc,
+            vec![received(&forged, 2)],
+            now,
+            Duration::from_secs(60),
+        );
+        assert!(c.declined.is_empty(), "nothing forged is remembered");
+        assert_eq!(c.rejected.len(), 1);
+        assert_eq!(c.rejected[0].reason.code(), "bad_signature");
+        assert!(c.rejected[0].reason.counts_against_sender());
+        // The genuine record from CC is refused by the rules, for CC only.
+        let c = check(
+            &p,
+            &cc,
+            vec![received(&genuine, 2)],
+            now,
+            Duration::from_secs(60),
+        );
+        assert_eq!(c.rejected.len(), 1);
+        assert_eq!(c.rejected[0].reason.code(), "declined_by_policy");
+        assert!(!c.rejected[0].reason.counts_against_sender());
+        assert_eq!(c.declined.len(), 1);
+        assert_eq!(c.declined[0].id, genuine.id());
+        assert_eq!(c.declined[0].only_for, Some(cc));
+    }
+
+    /// Issue 19 item 3: mid-rollover refusals of roster facts are not strikes while
+    /// the sender's Hello names another roster; everything else still is.
+    #[test]
+    fn roster_lag_refusals_strike_only_under_the_same_roster() {
+        let lag = [
+            RejectReason::Roster("unknown_key"),
+            RejectReason::Roster("unknown_agency"),
+            RejectReason::Roster("key_not_yet_valid"),
+            RejectReason::Distribution(Deny::NotInDistribution),
+            RejectReason::Distribution(Deny::SenderNotInDistribution),
+        ];
+        for r in &lag {
+            assert!(r.strikes(Some(7), 7), "{r:?} under the same roster");
+            assert!(r.strikes(None, 7), "{r:?} before any Hello");
+            assert!(!r.strikes(Some(8), 7), "{r:?} mid-rollover");
+            assert!(!r.strikes(Some(6), 7), "{r:?} mid-rollover");
+        }
+        for r in [
+            RejectReason::BadSignature,
+            RejectReason::Malformed("x".into()),
+            RejectReason::Distribution(Deny::BadHops),
+            RejectReason::Distribution(Deny::OriginOnly),
+            RejectReason::Version(0),
+        ] {
+            assert!(r.strikes(Some(8), 7), "{r:?} is invalid under any roster");
         }
     }
 

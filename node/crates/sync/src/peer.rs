@@ -321,9 +321,26 @@ impl PeerSync {
         }
     }
 
-    /// Their Hello (as a request or as the reply to ours).
+    /// Whether a Hello names another log epoch than the first Hello on this
+    /// connection did. A node's epoch changes only with a new store, hence a restart
+    /// and a new connection; a Hello that changes it on a live connection would reset
+    /// (and durably rewrite) our cursor and queue a reconciliation for every frame.
+    pub fn hello_epoch_mismatch(&self, h: &Hello) -> bool {
+        self.epoch_mismatch(h.log_epoch)
+    }
+
+    /// Whether `epoch` differs from the one the peer's Hello named.
+    pub fn epoch_mismatch(&self, epoch: [u8; 16]) -> bool {
+        self.hello_done && self.their_epoch.is_some_and(|e| e != epoch)
+    }
+
+    /// Their Hello (as a request or as the reply to ours). One that changes the
+    /// epoch on a live connection ([`Self::hello_epoch_mismatch`]) is ignored.
     pub fn on_hello(&mut self, h: &Hello, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.hello_epoch_mismatch(h) {
+            return out;
+        }
         let first = !self.hello_done;
         self.hello_done = true;
         self.roster_version = Some(h.roster_version);
@@ -344,7 +361,7 @@ impl PeerSync {
     /// epoch changes only with a new store, hence a restart and a new Hello; a Notify
     /// that changes it would reset (and durably rewrite) our cursor for every frame.
     pub fn notify_epoch_mismatch(&self, n: &Notify) -> bool {
-        self.hello_done && self.their_epoch.is_some_and(|e| e != n.log_epoch)
+        self.epoch_mismatch(n.log_epoch)
     }
 
     /// Their Notify.
@@ -763,10 +780,25 @@ mod tests {
             "resume: {acts:?}"
         );
         p.on_batch_applied([1; 16], 60, 60, t);
-        // Their store was wiped: they restart and say Hello with a new epoch. Jump to
-        // its head, marked pending. Our Hello did not say so, so the initiator sends
-        // the backlog in its session; ours follows when that has gone quiet (or, if
-        // none comes, after the usual wait), and settles the mark.
+        // A Hello naming another epoch on the same connection is ignored: no reset,
+        // no store write, no reconciliation.
+        assert!(p.hello_epoch_mismatch(&hello(2, 3)));
+        assert!(p.on_hello(&hello(2, 3), t).is_empty());
+        assert_eq!(p.cursor().map(|c| (c.epoch, c.seq)), Some(([1; 16], 60)));
+        // Their store was wiped: they restart, reconnect and say Hello with a new
+        // epoch. Jump to its head, marked pending. Our Hello did not say so, so the
+        // initiator sends the backlog in its session; ours follows when that has gone
+        // quiet (or, if none comes, after the usual wait), and settles the mark.
+        let mut p = PeerSync::new(
+            "BB-CUSTOMS".parse().unwrap(),
+            false,
+            p.cursor(),
+            Duration::from_secs(60),
+            100,
+            1 << 20,
+            t,
+        );
+        p.on_connected();
         let acts = p.on_hello(&hello(2, 3), t);
         assert_eq!(
             acts,

@@ -41,6 +41,13 @@ pub const FRAME_SLACK: usize = 16 * 1024;
 const NEGENTROPY_SLACK: usize = 70_000;
 /// Room for one `need` id in a request.
 const NEED_ID_BYTES: usize = 40;
+/// New reconciliation sessions a peer may open in a burst. Each costs a pass over
+/// the whole set (and, when the store changed, a rebuild of the set on the store
+/// thread); an honest peer opens one per anti-entropy interval, plus one after a
+/// policy reload or a lost connection.
+pub const SESSION_BURST: u32 = 10;
+/// A peer regains one new-session allowance this often.
+pub const SESSION_REFILL: Duration = Duration::from_secs(1);
 
 /// The frame limits the responder cuts its messages to.
 #[derive(Clone, Copy, Debug)]
@@ -161,6 +168,13 @@ pub enum ServeAction<P, R> {
     },
     /// Count what went out (and, for a Pull, tell the peer's state machine).
     Served(Served),
+    /// The peer did something hostile: count a strike against it.
+    Strike {
+        /// The peer.
+        peer: P,
+        /// Reason code, for metrics.
+        reason: &'static str,
+    },
     /// Send this response on `reply`.
     Respond {
         /// Where the request came from.
@@ -204,6 +218,8 @@ enum Kind<R> {
         need: Vec<RecordId>,
         budget: usize,
         cached: Option<Arc<NegentropyStorageVector>>,
+        /// The store generation the set reflects (see [`Responder::on_store_changed`]).
+        set_generation: u64,
         reply_message: Bytes,
     },
     Push {
@@ -222,6 +238,43 @@ struct Job<P, R> {
     out: Option<Outbound>,
 }
 
+/// A reconciliation set served to a peer.
+#[derive(Debug)]
+struct CachedSet {
+    session: [u8; 16],
+    storage: Arc<NegentropyStorageVector>,
+    /// The store generation it reflects.
+    generation: u64,
+    last_used: Instant,
+}
+
+/// A token bucket of new sessions.
+#[derive(Clone, Copy, Debug)]
+struct Allowance {
+    tokens: u32,
+    at: Instant,
+}
+
+impl Allowance {
+    fn take(&mut self, now: Instant) -> bool {
+        let refill =
+            now.saturating_duration_since(self.at).as_millis() / SESSION_REFILL.as_millis().max(1);
+        if refill > 0 {
+            let add = u32::try_from(refill).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(add).min(SESSION_BURST);
+            self.at = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        if self.tokens == SESSION_BURST {
+            self.at = now;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
 /// Serves one node's peers; see the module documentation.
 #[derive(Debug)]
 pub struct Responder<P, R> {
@@ -229,8 +282,12 @@ pub struct Responder<P, R> {
     limits: Limits,
     sent: SentCaches,
     /// The last reconciliation set served to each connected peer, for the next round
-    /// of the same session.
-    sessions: HashMap<P, ([u8; 16], Arc<NegentropyStorageVector>, Instant)>,
+    /// of the same session, and for its next session while the store is unchanged.
+    sessions: HashMap<P, CachedSet>,
+    /// Bumped whenever what reconciliation sets hold may have changed.
+    generation: u64,
+    /// Each connected peer's allowance of new sessions.
+    allowance: HashMap<P, Allowance>,
     connected: HashSet<P>,
     jobs: HashMap<JobId, Job<P, R>>,
     next_job: u64,
@@ -244,6 +301,8 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
             limits,
             sent: SentCaches::default(),
             sessions: HashMap::new(),
+            generation: 0,
+            allowance: HashMap::new(),
             connected: HashSet::new(),
             jobs: HashMap::new(),
             next_job: 0,
@@ -266,6 +325,13 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
     pub fn on_disconnected(&mut self, peer: &P) {
         self.connected.remove(peer);
         self.sessions.remove(peer);
+        self.allowance.remove(peer);
+    }
+
+    /// What the store holds for reconciliation may have changed (records stored or
+    /// declined): cached sets no longer serve new sessions, only their own.
+    pub fn on_store_changed(&mut self) {
+        self.generation += 1;
     }
 
     /// We reset our cursor into `agency`'s log: it may have lost what we sent.
@@ -283,7 +349,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
     /// Expires cached sessions.
     pub fn on_tick(&mut self, now: Instant) {
         self.sessions
-            .retain(|_, (_, _, t)| now.duration_since(*t) < SESSION_TTL);
+            .retain(|_, c| now.duration_since(c.last_used) < SESSION_TTL);
     }
 
     fn add(&mut self, job: Job<P, R>) -> JobId {
@@ -371,12 +437,40 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         reply: R,
         r: Reconcile<Received>,
         policy: Arc<Policy>,
+        now: Instant,
     ) -> Vec<ServeAction<P, R>> {
-        let cached = self
-            .sessions
-            .get(&peer)
-            .filter(|(s, _, _)| *s == r.session)
-            .map(|(_, st, _)| st.clone());
+        let entry = self.sessions.get(&peer);
+        let same_session = entry.is_some_and(|c| c.session == r.session);
+        // A new session costs a pass over the whole set (and maybe a rebuild): each
+        // peer gets a bounded allowance of them, and going past it is a strike.
+        if !same_session && !r.message.is_empty() {
+            let allowance = self.allowance.entry(peer.clone()).or_insert(Allowance {
+                tokens: SESSION_BURST,
+                at: now,
+            });
+            if !allowance.take(now) {
+                return vec![
+                    ServeAction::Strike {
+                        peer,
+                        reason: "reconcile_session_flood",
+                    },
+                    ServeAction::Respond {
+                        reply,
+                        response: Response::error(
+                            "busy",
+                            "too many new reconciliation sessions; try again later",
+                        ),
+                    },
+                ];
+            }
+        }
+        // The same session's set, or, while the store is unchanged, the last one.
+        let (cached, set_generation) = match entry {
+            Some(c) if same_session || c.generation == self.generation => {
+                (Some(c.storage.clone()), c.generation)
+            }
+            _ => (None, self.generation),
+        };
         let budget = self
             .limits
             .max_batch_bytes
@@ -398,6 +492,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
                 need: need.into_iter().take(MAX_NEED).collect(),
                 budget,
                 cached,
+                set_generation,
                 reply_message: Bytes::new(),
             },
             out: None,
@@ -587,6 +682,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         let Kind::Reconcile {
             reply_message,
             session,
+            set_generation,
             ..
         } = &mut j.kind
         else {
@@ -595,10 +691,14 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         match answer {
             Ok(m) => {
                 *reply_message = Bytes::from(m);
-                let session = *session;
+                let cached = CachedSet {
+                    session: *session,
+                    storage,
+                    generation: *set_generation,
+                    last_used: now,
+                };
                 if self.connected.contains(&j.peer) {
-                    self.sessions
-                        .insert(j.peer.clone(), (session, storage, now));
+                    self.sessions.insert(j.peer.clone(), cached);
                 }
                 self.reconcile_records(job)
             }

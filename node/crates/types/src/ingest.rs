@@ -48,6 +48,11 @@ pub enum Outcome {
     },
     /// A known record; nothing new.
     Duplicate,
+    /// Not stored: the store already holds the most evidence it keeps of
+    /// equivocation for this (entry, version) (see `MAX_EQUIVOCATION_EVIDENCE` in the
+    /// store). Evidence beyond that proves nothing more, and each one would grow the
+    /// entry's state and the audit log.
+    EquivocationExcess,
 }
 
 /// Two or more valid records for the same entry version.
@@ -79,7 +84,7 @@ impl IngestReport {
     pub fn changed(&self) -> usize {
         self.outcomes
             .iter()
-            .filter(|o| !matches!(o, Outcome::Duplicate))
+            .filter(|o| matches!(o, Outcome::Stored | Outcome::Merged { .. }))
             .count()
     }
 

@@ -11,4 +11,6 @@ pub mod stored;
 
 pub use ingest::{Equivocation, Incoming, IngestReport, Outcome, Source};
 pub use key::EntryKey;
-pub use stored::{Cursor, EntryState, LocalMeta, RawRecord, StoredRecord, SyncMeta, WireError};
+pub use stored::{
+    Cursor, Declined, EntryState, LocalMeta, RawRecord, StoredRecord, SyncMeta, WireError,
+};

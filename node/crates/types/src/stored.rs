@@ -444,3 +444,21 @@ impl SyncMeta {
         })
     }
 }
+
+/// A record this node will not store, remembered so that peers stop offering it: it
+/// joins the reconciliation set shared with `only_for` (or with every peer when
+/// `None`). Accept rules judge a copy and its sender, so their refusals hold only
+/// for the peer that offered the copy: a copy stripped by one peer must not keep the
+/// full copy of another out. A refusal about the record itself (a revoked key's
+/// backdated record) holds for everyone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declined {
+    /// The record's `issued_at` (ms), the first half of its sync key.
+    pub issued_at: u64,
+    /// The record.
+    pub id: wlnode_crypto::model::RecordId,
+    /// What the reconciliation predicate needs of it.
+    pub meta: SyncMeta,
+    /// The peer whose copy was refused, when the refusal is about that copy.
+    pub only_for: Option<AgencyCode>,
+}

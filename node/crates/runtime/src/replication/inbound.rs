@@ -14,7 +14,7 @@ use wlnode_net::{Frame, InboundId, PeerRef};
 use wlnode_sync::msg::{Hello, Request, Response};
 use wlnode_sync::wire::decode_request;
 
-use super::{Done, Reply, Service};
+use super::{AUDIT_REFUSAL_LOG_EVERY, Done, Reply, Service, UNKNOWN_PEER};
 use crate::metrics::PeerLabel;
 
 impl Service {
@@ -77,6 +77,14 @@ impl Service {
                 }
                 let ours = self.hello(&agency);
                 self.respond(reply, &Response::Hello(ours));
+                if self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|ps| ps.hello_epoch_mismatch(&h))
+                {
+                    self.protocol_violation(peer, "hello_epoch_mismatch");
+                    return;
+                }
                 self.note_roster_version(&agency, h.roster_version);
                 if let Some(ps) = self.peers.get_mut(&peer) {
                     let actions = ps.on_hello(&h, now);
@@ -117,7 +125,9 @@ impl Service {
                             as u64,
                     );
                 let policy = self.trust.policy();
-                let actions = self.responder.on_reconcile(peer, agency, reply, r, policy);
+                let actions = self
+                    .responder
+                    .on_reconcile(peer, agency, reply, r, policy, now);
                 self.serve(actions);
             }
         }
@@ -159,7 +169,8 @@ impl Service {
     }
 
     /// Serves one audit request: only roster auditors are answered; anyone else gets
-    /// `forbidden`, and the refusal goes into our audit log and metrics. The answer
+    /// `forbidden`, a strike, and the refusal goes into our metrics and (at most once
+    /// a minute per agency) our audit log. The answer
     /// itself is computed on the store thread by `wlnode_audit::serve`.
     pub(super) fn on_audit_request(&mut self, peer: PeerRef, id: InboundId, frame: Frame) {
         let reply = (peer, id);
@@ -179,37 +190,7 @@ impl Service {
         };
         let who = self.agency_of(&peer);
         if !matches!(&who, Some((_, Role::Auditor))) {
-            let label = who
-                .as_ref()
-                .map_or_else(|| peer.to_base58(), |(a, _)| a.to_string());
-            tracing::warn!(peer = %label, "audit request refused: not an auditor");
-            self.metrics
-                .audit_refused
-                .get_or_create(&PeerLabel {
-                    peer: label.clone(),
-                })
-                .inc();
-            let ev = AuditEvent::new(
-                Timestamp::now().as_millis(),
-                EventKind::AuditRefused { peer: label },
-            );
-            let store = self.store.clone();
-            let tx = self.tasks_tx.clone();
-            let ingested = self.ingested.clone();
-            // The refusal is appended before the peer hears of it (a failed append
-            // still answers, and shows as the store's failure).
-            tokio::spawn(async move {
-                if let Err(e) = store.call(move |s| s.audit_append(&[ev])).await {
-                    ingested.write_failed(&e);
-                }
-                let _ = tx.send(Done::AuditRespond {
-                    reply,
-                    response: AuditResponse::error(
-                        "forbidden",
-                        "only roster auditors may use the audit protocol",
-                    ),
-                });
-            });
+            self.refuse_audit(reply, who.map(|(a, _)| a));
             return;
         }
         let req = match audit_wire::decode_request(&bytes) {
@@ -233,6 +214,52 @@ impl Service {
                 Ok(r) => r,
                 Err(e) => AuditResponse::error("unavailable", e.to_string()),
             };
+            let _ = tx.send(Done::AuditRespond { reply, response });
+        });
+    }
+
+    /// Refuses an audit request from a node that is not a roster auditor. Members
+    /// never use the audit protocol, so it is a strike. Every refusal is counted; the
+    /// audit log gets one event per agency a minute, since each is a flushed write
+    /// that a member could otherwise force at will.
+    fn refuse_audit(&mut self, reply: Reply, agency: Option<wlnode_crypto::model::AgencyCode>) {
+        let peer = reply.0;
+        let label = agency.map_or_else(|| UNKNOWN_PEER.to_owned(), |a| a.to_string());
+        tracing::warn!(peer = %label, "audit request refused: not an auditor");
+        self.metrics
+            .audit_refused
+            .get_or_create(&PeerLabel {
+                peer: label.clone(),
+            })
+            .inc();
+        self.protocol_violation(peer, "audit_forbidden");
+        let response = AuditResponse::error(
+            "forbidden",
+            "only roster auditors may use the audit protocol",
+        );
+        let now = Instant::now();
+        let due = self
+            .audit_refusals_logged
+            .get(&label)
+            .is_none_or(|t| now.duration_since(*t) >= AUDIT_REFUSAL_LOG_EVERY);
+        if !due {
+            self.audit_respond(reply, &response);
+            return;
+        }
+        self.audit_refusals_logged.insert(label.clone(), now);
+        let ev = AuditEvent::new(
+            Timestamp::now().as_millis(),
+            EventKind::AuditRefused { peer: label },
+        );
+        let store = self.store.clone();
+        let tx = self.tasks_tx.clone();
+        let ingested = self.ingested.clone();
+        // The refusal is appended before the peer hears of it (a failed append
+        // still answers, and shows as the store's failure).
+        tokio::spawn(async move {
+            if let Err(e) = store.call(move |s| s.audit_append(&[ev])).await {
+                ingested.write_failed(&e);
+            }
             let _ = tx.send(Done::AuditRespond { reply, response });
         });
     }

@@ -13,7 +13,7 @@ use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::PeerRef;
 use wlnode_store::{IngestBatch, StoreError, StoreHandle};
-use wlnode_sync::ingest::{Rejected, check};
+use wlnode_sync::ingest::{RejectReason, Rejected, check};
 use wlnode_sync::msg::{Batch, Received};
 use wlnode_sync::responder::JobId;
 use wlnode_types::{Cursor, Outcome};
@@ -29,6 +29,8 @@ pub(crate) struct IngestOutcome {
     received: u64,
     stored: u64,
     rejected: Vec<Rejected>,
+    /// Records were remembered as declined (reconciliation sets changed).
+    declined: bool,
     error: Option<String>,
 }
 
@@ -135,6 +137,12 @@ async fn ingest(
         }
         return outcome;
     }
+    let declined = !checked.declined.is_empty();
+    let items: Vec<(RecordId, AgencyCode)> = checked
+        .accepted
+        .iter()
+        .map(|i| (i.record.id(), i.record.header().origin.clone()))
+        .collect();
     let batch = IngestBatch {
         items: checked.accepted,
         cursor: cursor.map(|c| (agency.clone(), c)),
@@ -143,11 +151,21 @@ async fn ingest(
     };
     match i.store.ingest(batch).await {
         Ok(report) => {
-            outcome.stored = report
-                .outcomes
-                .iter()
-                .filter(|o| !matches!(o, Outcome::Duplicate))
-                .count() as u64;
+            outcome.declined = declined;
+            outcome.stored = report.changed() as u64;
+            // The store refused what went past its bound on equivocation evidence
+            // (and audited it): a rejection like any other.
+            for ((id, origin), o) in items.into_iter().zip(&report.outcomes) {
+                if matches!(o, Outcome::EquivocationExcess) {
+                    outcome.rejected.push(Rejected {
+                        record_id: Some(id),
+                        reason: RejectReason::EquivocationExcess {
+                            from_origin: origin == *agency,
+                        },
+                        origin: Some(origin),
+                    });
+                }
+            }
             i.ingested.after_ingest(&report, "peer");
         }
         Err(e) => {
@@ -208,6 +226,9 @@ impl Service {
             outcome,
         } = a;
         let now = Instant::now();
+        if outcome.declined {
+            self.responder.on_store_changed();
+        }
         let label = PeerLabel {
             peer: agency.to_string(),
         };
@@ -219,9 +240,11 @@ impl Service {
         c.received += outcome.received;
         c.rejected += outcome.rejected.len() as u64;
         let mut against = 0u32;
+        let their_roster = self.peers.get(&peer).and_then(|ps| ps.roster_version);
+        let our_roster = self.trust.roster().version();
         for r in &outcome.rejected {
             self.metrics.reject(agency.as_str(), &r.reason.code());
-            if r.reason.counts_against_sender() {
+            if r.reason.strikes(their_roster, our_roster) {
                 against += 1;
             }
             tracing::warn!(

@@ -53,6 +53,13 @@ pub const AUDIT_LIMITS: FrameLimits = FrameLimits {
     max_response: 8 * 1024 * 1024,
 };
 
+/// A member's refused audit requests go into the audit log at most this often (the
+/// metric counts every one).
+pub const AUDIT_REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// The `peer` label of refused connections from nodes outside the roster.
+pub const UNKNOWN_PEER: &str = "not_in_roster";
+
 /// What the service's loop is waiting on for one of our requests.
 enum Pending {
     Hello,
@@ -235,6 +242,7 @@ pub(crate) async fn start(
         pending: HashMap::new(),
         next_token: 0,
         initiators: HashMap::new(),
+        audit_refusals_logged: HashMap::new(),
         cursors,
         configured: services
             .config
@@ -305,6 +313,9 @@ struct Service {
     counters: HashMap<AgencyCode, Counters>,
     listen_addrs: Vec<Multiaddr>,
     addr_file: PathBuf,
+    /// When each agency's last refused audit request was written to the audit log
+    /// (at most one a minute each; bounded by the roster).
+    audit_refusals_logged: HashMap<String, Instant>,
 }
 
 impl Service {
@@ -357,10 +368,18 @@ impl Service {
             NetEvent::Disconnected { peer, cause } => self.on_disconnected(peer, cause),
             NetEvent::DialFailed { dial, error } => self.on_dial_failed(dial, error),
             NetEvent::Refused { peer, code } => {
+                // Labelled by agency: anyone who can reach the port can make fresh
+                // PeerIds, and a series per PeerId would grow without bound. Nodes
+                // outside the roster share one label (the log names the PeerId).
+                let label = self
+                    .trust
+                    .roster()
+                    .agency_of_peer(&peer)
+                    .map_or_else(|| UNKNOWN_PEER.to_owned(), |m| m.agency.to_string());
                 self.metrics
                     .connections_refused
                     .get_or_create(&PeerReason {
-                        peer,
+                        peer: label,
                         reason: code.to_owned(),
                     })
                     .inc();

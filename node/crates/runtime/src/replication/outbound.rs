@@ -50,7 +50,7 @@ pub(super) async fn reconcile_set(
 ) -> Result<NegentropyStorageVector, StepError> {
     let items = store
         .call(move |s| {
-            s.reconcile_items(|m| {
+            s.reconcile_items(&agency, |m| {
                 policy.reconcile_member(
                     DistRef {
                         origin: &m.origin,
@@ -162,6 +162,14 @@ impl Service {
                     self.protocol_violation(peer, "hello_agency_mismatch");
                     return;
                 }
+                if self
+                    .peers
+                    .get(&peer)
+                    .is_some_and(|ps| ps.hello_epoch_mismatch(&h))
+                {
+                    self.protocol_violation(peer, "hello_epoch_mismatch");
+                    return;
+                }
                 self.note_roster_version(&agency, h.roster_version);
                 if let Some(ps) = self.peers.get_mut(&peer) {
                     let actions = ps.on_hello(&h, now);
@@ -220,6 +228,19 @@ impl Service {
     /// A changes-feed batch from `peer`: check and store it with the cursor it
     /// advances to (the backlog mark stays as it is).
     fn apply_batch(&mut self, peer: PeerRef, agency: AgencyCode, b: Batch<Received>) {
+        // We pulled under the epoch of their Hello; a batch from another log on the
+        // same connection would reset the cursor with a store write per frame.
+        if self
+            .peers
+            .get(&peer)
+            .is_some_and(|ps| ps.epoch_mismatch(b.log_epoch))
+        {
+            self.protocol_violation(peer, "batch_epoch_mismatch");
+            if let Some(ps) = self.peers.get_mut(&peer) {
+                ps.on_pull_failed("batch from another log epoch".into(), Instant::now());
+            }
+            return;
+        }
         let cursor = Cursor {
             epoch: b.log_epoch,
             seq: b.next_seq,

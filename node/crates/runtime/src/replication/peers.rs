@@ -146,6 +146,7 @@ impl Service {
             return;
         }
         self.local_head = head;
+        self.responder.on_store_changed();
         let peers: Vec<PeerRef> = self.peers.keys().copied().collect();
         for p in peers {
             if let Some(ps) = self.peers.get_mut(&p) {

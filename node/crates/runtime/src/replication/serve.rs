@@ -188,6 +188,7 @@ impl Service {
                 });
             }
             ServeAction::Served(s) => self.on_served(s),
+            ServeAction::Strike { peer, reason } => self.protocol_violation(peer, reason),
             ServeAction::Respond { reply, response } => self.respond(reply, &response),
             ServeAction::PushReady {
                 peer,

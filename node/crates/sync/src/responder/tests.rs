@@ -356,6 +356,7 @@ fn a_copy_sent_moments_ago_is_not_pulled_again_but_reconcile_sends_it() {
             need: held.iter().map(|h| h.record.id()).collect(),
         },
         w.policy.clone(),
+        Instant::now(),
     )) {
         ServeAction::ReadRecords { job, ids } => {
             assert_eq!(ids.len(), 2);
@@ -447,6 +448,7 @@ fn a_store_error_answers_a_pull_unavailable_and_a_reconcile_round_without_record
             need: vec![RecordId([1; 32])],
         },
         w.policy.clone(),
+        Instant::now(),
     )) {
         ServeAction::ReadRecords { job, .. } => job,
         other => panic!("{other:?}"),
@@ -480,6 +482,7 @@ fn round(r: &mut R, w: &World, session: [u8; 16], message: &[u8]) -> Vec<A> {
             need: Vec::new(),
         },
         w.policy.clone(),
+        Instant::now(),
     )
 }
 
@@ -531,9 +534,15 @@ fn reconcile_rounds_reuse_the_peers_set_until_it_leaves_or_the_set_expires() {
         one(round(&mut r, &w, [3; 16], &msg)),
         ServeAction::Negentropy { .. }
     ));
-    // Another session builds its own set.
+    // Another session reuses the set while the store is unchanged...
     assert!(matches!(
         one(round(&mut r, &w, [4; 16], &msg)),
+        ServeAction::Negentropy { .. }
+    ));
+    // ...and builds its own once it changed.
+    r.on_store_changed();
+    assert!(matches!(
+        one(round(&mut r, &w, [5; 16], &msg)),
         ServeAction::BuildSet { .. }
     ));
     // So does the same session once the cached set expired...
@@ -579,6 +588,7 @@ fn pushed_records_are_stored_before_the_round_is_answered() {
             need: Vec::new(),
         },
         w.policy.clone(),
+        Instant::now(),
     )) {
         ServeAction::Ingest {
             job,
@@ -654,6 +664,7 @@ fn a_round_serves_at_most_max_need_ids() {
             need,
         },
         w.policy.clone(),
+        Instant::now(),
     )) {
         ServeAction::ReadRecords { ids, .. } => assert_eq!(ids.len(), MAX_NEED),
         other => panic!("{other:?}"),
@@ -808,4 +819,96 @@ fn a_corrupt_stored_record_fails_its_batch_without_marking_the_others_sent() {
     // The two good records go out with the next Pull.
     let out = serve_pull(&mut r, &w, &held, pull(0, 1 << 20), 2);
     assert_eq!(batch_of(&out).0.records, 2);
+}
+
+/// Issue 19 item 3: every Reconcile with an unknown session id rebuilt the whole set
+/// on the store thread. Now a new session reuses the set while the store is
+/// unchanged, and a peer gets `SESSION_BURST` new sessions, then one per
+/// `SESSION_REFILL`; past that it is refused `busy` and struck.
+#[test]
+fn new_sessions_are_bounded_per_peer_and_reuse_the_set_while_the_store_is_unchanged() {
+    let w = world();
+    let ids: Vec<(u64, RecordId)> = (0u8..20)
+        .map(|i| (u64::from(i), RecordId([i; 32])))
+        .collect();
+    let ours = Arc::new(reconcile::storage(&ids).unwrap());
+    let (_, first) =
+        reconcile::Initiator::start(reconcile::storage(&ids[..3]).unwrap(), [3; 16]).unwrap();
+    let msg = first.message.unwrap();
+    let mut r = R::new(EPOCH, limits());
+    r.on_connected(BB, &bb());
+    let t0 = Instant::now();
+    let flood = |r: &mut R, session: u8, now: Instant| {
+        r.on_reconcile(
+            BB,
+            bb(),
+            9,
+            Reconcile {
+                session: [session; 16],
+                message: Bytes::copy_from_slice(&msg),
+                have: Vec::new(),
+                need: Vec::new(),
+            },
+            w.policy.clone(),
+            now,
+        )
+    };
+    let mut builds = 0;
+    let mut strikes = 0;
+    for k in 0..100u8 {
+        // The store changes between every request: the worst case for rebuilds.
+        r.on_store_changed();
+        for a in flood(&mut r, k, t0) {
+            match a {
+                ServeAction::BuildSet { job, .. } => {
+                    builds += 1;
+                    if let ServeAction::Negentropy {
+                        job,
+                        storage,
+                        message,
+                    } = one(r.on_set_built(job, Ok::<_, String>(ours.clone())))
+                    {
+                        let answer = reconcile::respond(&storage, &message).unwrap();
+                        let _ = r.on_negentropy(job, storage, Ok(answer), t0);
+                    }
+                }
+                ServeAction::Strike { peer, reason } => {
+                    assert_eq!((peer, reason), (BB, "reconcile_session_flood"));
+                    strikes += 1;
+                }
+                ServeAction::Respond { response, .. } => assert!(
+                    matches!(&response, Response::Error { code, .. } if code == "busy"),
+                    "{response:?}"
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(builds, SESSION_BURST as usize);
+    assert_eq!(strikes, 100 - SESSION_BURST as usize);
+    assert_eq!(r.jobs(), 0, "nothing left queued");
+    // The allowance refills with time.
+    assert!(matches!(
+        one(flood(&mut r, 200, t0 + SESSION_REFILL)),
+        ServeAction::BuildSet { .. }
+    ));
+    // With the store unchanged, a new session builds nothing.
+    let mut r = R::new(EPOCH, limits());
+    r.on_connected(BB, &bb());
+    let job = match one(flood(&mut r, 1, t0)) {
+        ServeAction::BuildSet { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    let (job, storage) = match one(r.on_set_built(job, Ok::<_, String>(ours))) {
+        ServeAction::Negentropy { job, storage, .. } => (job, storage),
+        other => panic!("{other:?}"),
+    };
+    let answer = reconcile::respond(&storage, &msg).unwrap();
+    let _ = r.on_negentropy(job, storage, Ok(answer), t0);
+    for k in 2..=SESSION_BURST as u8 {
+        assert!(matches!(
+            one(flood(&mut r, k, t0)),
+            ServeAction::Negentropy { .. }
+        ));
+    }
 }
