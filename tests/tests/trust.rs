@@ -530,3 +530,88 @@ async fn a_revoked_keys_backdated_records_are_refused_and_demoted_and_never_bloc
         c.stop(i).await;
     }
 }
+
+/// Issue 19 item 4: right after a restore the store lacks what the node signed since
+/// the backup, and peers hold it. An amend then signed a second record for a version
+/// peers held (equivocation by an honest node). Now local writes to existing entries
+/// wait until the node has reconciled with its configured peers, or are forced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restore_amends_wait_for_reconciliation_so_the_node_never_equivocates() {
+    use wlnode_runtime::entries::LifecycleError;
+    let mut c = cluster(
+        &[("AA-EXPORT", &["eu"]), ("BB-CUSTOMS", &["eu"])],
+        &[(0, 1)],
+    );
+    c.start_all().await;
+    let w = c.add(0, "restored", 2, None).await;
+    let (e, f) = (&w[0], &w[1]);
+    let data = c.node(0).services.config.raw.data_dir.clone();
+    let backup = data.with_file_name("a.wlbackup");
+    let b = backup.clone();
+    c.node(0)
+        .services
+        .store
+        .call(move |s| Ok(s.backup_to_file(&b)))
+        .await
+        .unwrap()
+        .unwrap();
+    // After the backup: E is amended to version 2, and B holds it.
+    let v2 = c.amend(0, e, "restored amended once").await;
+    assert_eq!(v2.version, 2);
+    wait_for(T, "B holds version 2", || async {
+        c.records(1).await.contains(&v2.record_id)
+    })
+    .await;
+    // A loses its disk and is restored from the backup while B is down.
+    c.stop(0).await;
+    c.stop(1).await;
+    wlnode_store::backup::restore(&backup, &data, true).unwrap();
+    c.start(0).await;
+    let lifecycle = c.node(0).services.lifecycle.clone();
+    match lifecycle.amend(e.entry_id, draft("too early", None)).await {
+        Err(LifecycleError::AwaitingReconcile { .. }) => {}
+        other => panic!("an amend right after the restore: {other:?}"),
+    }
+    // An officer who knows no peer holds a newer version of F may force it.
+    let (forced, _) = lifecycle
+        .forcing()
+        .amend(f.entry_id, draft("forced", None))
+        .await
+        .unwrap();
+    assert_eq!(forced.version, 2);
+    // Once A has reconciled with B the hold ends, and the amend builds on version 2.
+    c.start(1).await;
+    wait_for(T, "A's hold on local writes ends", || async {
+        c.node(0)
+            .services
+            .store
+            .call(|s| s.local_writes_held())
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    assert!(c.records(0).await.contains(&v2.record_id), "v2 came back");
+    let (v3, _) = lifecycle
+        .amend(e.entry_id, draft("restored amended twice", None))
+        .await
+        .unwrap();
+    assert_eq!(v3.version, 3);
+    wait_for(T, "B holds version 3", || async {
+        c.records(1).await.contains(&v3.record_id)
+    })
+    .await;
+    for i in 0..2 {
+        let disputed: Vec<_> = c
+            .heads(i)
+            .await
+            .into_iter()
+            .filter(|(_, (_, _, _, d))| *d)
+            .collect();
+        assert!(disputed.is_empty(), "node {i}: {disputed:?}");
+    }
+    // The writer holds a store handle; the store stops when the last one goes.
+    drop(lifecycle);
+    c.stop(0).await;
+    c.stop(1).await;
+}

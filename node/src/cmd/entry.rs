@@ -37,6 +37,10 @@ pub enum EntryCommand {
         file: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Write even while the node holds local writes after a restore or a store
+        /// reopen (only if no peer can hold a newer version of this entry).
+        #[arg(long)]
+        force: bool,
     },
     /// Withdraw (delist) an own entry.
     Withdraw {
@@ -47,6 +51,10 @@ pub enum EntryCommand {
         reason: String,
         #[arg(long)]
         json: bool,
+        /// Write even while the node holds local writes after a restore or a store
+        /// reopen (only if no peer can hold a newer version of this entry).
+        #[arg(long)]
+        force: bool,
     },
     /// Show one entry.
     Show {
@@ -146,9 +154,10 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
             config,
             file,
             json,
+            force,
         } => {
             let body = read_input(&file)?;
-            let v = client(&config)?.amend(&id, &body).await?;
+            let v = client(&config)?.forcing(force).amend(&id, &body).await?;
             print_written(&v, json, "amended")?;
         }
         EntryCommand::Withdraw {
@@ -156,8 +165,12 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
             config,
             reason,
             json,
+            force,
         } => {
-            let v = client(&config)?.withdraw(&id, &reason).await?;
+            let v = client(&config)?
+                .forcing(force)
+                .withdraw(&id, &reason)
+                .await?;
             print_written(&v, json, "withdrew")?;
         }
         EntryCommand::Show {
@@ -227,6 +240,10 @@ pub struct ImportArgs {
     batch_size: usize,
     #[arg(long)]
     json: bool,
+    /// Import even while the node holds local writes after a restore or a store
+    /// reopen (only if no peer can hold newer versions of this list's entries).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(serde::Serialize, Default)]
@@ -259,7 +276,7 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let parsed = wlnode_import::parse(a.format, &bytes, &defaults)
         .with_context(|| format!("{}", a.file.display()))?;
-    let client = client(&a.config)?;
+    let client = client(&a.config)?.forcing(a.force);
     let mut sum = ImportSummary {
         source_list: parsed.source_list.clone(),
         rows: parsed.rows.len() + parsed.errors.len(),

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -60,16 +61,41 @@ pub(super) async fn add(State(state): State<ApiState>, body: Bytes) -> Result<Re
 }
 
 #[utoipa::path(put, path = "/v1/entries/{id}", tag = "entries", request_body = EntryDraft,
-    params(("id" = String, Path, description = "Entry id (hex)")),
-    responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+    params(("id" = String, Path, description = "Entry id (hex)"), ForceParams),
+    responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
 pub(super) async fn amend(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Written>, ApiError> {
     let id = entry_id(&id)?;
     let draft = draft_for_roster(&state, &body)?;
-    finish_write(&state, state.node.lifecycle.amend(id, draft).await).map(Json)
+    let lifecycle = writer(&state, force)?;
+    finish_write(&state, lifecycle.amend(id, draft).await).map(Json)
+}
+
+/// `?force=true`: write even while local writes are held after a restore or a store
+/// reopen (409 `awaiting_reconcile` otherwise).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ForceParams {
+    /// Write even while local writes are held.
+    #[serde(default)]
+    force: bool,
+}
+
+/// The writer a request asks for: forcing past a hold on local writes, or not.
+fn writer(
+    state: &ApiState,
+    force: Result<Query<ForceParams>, QueryRejection>,
+) -> Result<wlnode_runtime::entries::Lifecycle, ApiError> {
+    let Query(p) = force.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(if p.force {
+        state.node.lifecycle.forcing()
+    } else {
+        state.node.lifecycle.clone()
+    })
 }
 
 /// Body of a withdrawal.
@@ -80,18 +106,20 @@ pub(super) struct WithdrawBody {
 }
 
 #[utoipa::path(post, path = "/v1/entries/{id}/withdraw", tag = "entries", request_body = WithdrawBody,
-    params(("id" = String, Path, description = "Entry id (hex)")),
+    params(("id" = String, Path, description = "Entry id (hex)"), ForceParams),
     responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
 pub(super) async fn withdraw(
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Written>, ApiError> {
     let id = entry_id(&id)?;
     let body: WithdrawBody = parse_json(&body)?;
     wlnode_crypto::model::check_text(&body.reason, wlnode_crypto::model::MAX_LONG_TEXT)
         .map_err(|e| ApiError::invalid(e.within("reason")))?;
-    finish_write(&state, state.node.lifecycle.withdraw(id, body.reason).await).map(Json)
+    let lifecycle = writer(&state, force)?;
+    finish_write(&state, lifecycle.withdraw(id, body.reason).await).map(Json)
 }
 
 #[derive(Deserialize)]
@@ -261,12 +289,14 @@ fn check_source_list(s: &str) -> Result<(), ApiError> {
 /// Most rows in one import request.
 pub const MAX_IMPORT_ITEMS: usize = 5000;
 
-#[utoipa::path(post, path = "/v1/import", tag = "entries", request_body = ImportBody,
-    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc)))]
+#[utoipa::path(post, path = "/v1/import", tag = "entries", request_body = ImportBody, params(ForceParams),
+    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
 pub(super) async fn import(
     State(state): State<ApiState>,
+    force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<ImportResponse>, ApiError> {
+    let lifecycle = writer(&state, force)?;
     let body: ImportBody = parse_json(&body)?;
     check_source_list(&body.source_list)?;
     if body.items.len() > MAX_IMPORT_ITEMS {
@@ -307,7 +337,7 @@ pub(super) async fn import(
             }
         }
     }
-    let (outcomes, report) = match state.node.lifecycle.import(&body.source_list, items).await {
+    let (outcomes, report) = match lifecycle.import(&body.source_list, items).await {
         Ok(r) => r,
         Err(LifecycleError::Store(e)) => {
             state.node.ingested.write_failed(&e);
@@ -363,18 +393,18 @@ pub(super) struct WithdrawMissingResponse {
     withdrawn: Vec<Written>,
 }
 
-#[utoipa::path(post, path = "/v1/import/withdraw-missing", tag = "entries", request_body = WithdrawMissingBody,
-    responses((status = 200, body = WithdrawMissingResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc)))]
+#[utoipa::path(post, path = "/v1/import/withdraw-missing", tag = "entries", request_body = WithdrawMissingBody, params(ForceParams),
+    responses((status = 200, body = WithdrawMissingResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
 pub(super) async fn withdraw_missing(
     State(state): State<ApiState>,
+    force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<WithdrawMissingResponse>, ApiError> {
+    let lifecycle = writer(&state, force)?;
     let body: WithdrawMissingBody = parse_json(&body)?;
     check_source_list(&body.source_list)?;
     let keep: HashSet<String> = body.keep.into_iter().collect();
-    match state
-        .node
-        .lifecycle
+    match lifecycle
         .withdraw_missing(&body.source_list, &keep, &body.reason)
         .await
     {

@@ -170,6 +170,12 @@ impl From<LifecycleError> for ApiError {
                 field: None,
                 message: e.to_string(),
             },
+            LifecycleError::AwaitingReconcile { .. } => Self {
+                status: StatusCode::CONFLICT,
+                code: "awaiting_reconcile",
+                field: None,
+                message: e.to_string(),
+            },
             LifecycleError::Build(_) => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal",

@@ -5,6 +5,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 use super::{ApiError, ApiState};
+use wlnode_crypto::time::Timestamp;
 use wlnode_store::Counts;
 
 use wlnode_runtime::PeerInfo;
@@ -60,6 +61,11 @@ pub struct StoreStatus {
     pub audit_events: u64,
     /// Auditor cosignatures (witness signatures) of our audit checkpoints held.
     pub audit_cosignatures: u64,
+    /// Since when (RFC 3339) local writes to existing entries are held after a
+    /// restore or a store reopen, until this node has reconciled with every
+    /// configured peer (writes get 409 `awaiting_reconcile` unless forced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_writes_held_since: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/status", tag = "node",
@@ -68,6 +74,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Status>
     let ctx = &state.node;
     let counts: Counts = ctx.store.counts().await?;
     let size = ctx.store.call(|s| s.size_on_disk()).await.unwrap_or(0);
+    let held = ctx.store.call(|s| s.local_writes_held()).await?;
     let roster = ctx.trust.roster();
     let mut peers: Vec<PeerInfo> = ctx
         .peers
@@ -106,6 +113,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Result<Json<Status>
             size_bytes: size,
             audit_events: counts.audit_events,
             audit_cosignatures: counts.audit_cosignatures,
+            local_writes_held_since: held.map(|ms| Timestamp(ms).to_string()),
         },
         peers,
         roster_outdated,

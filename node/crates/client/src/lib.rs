@@ -69,6 +69,8 @@ pub struct Client {
     addr: SocketAddr,
     token: String,
     config: String,
+    /// Writes ask the node to write even while local writes are held (`?force=true`).
+    force: bool,
 }
 
 impl Client {
@@ -105,7 +107,24 @@ impl Client {
             addr,
             token,
             config,
+            force: false,
         })
+    }
+
+    /// The same client; with `force`, its writes (amend, withdraw, import) go through
+    /// even while the node holds local writes after a restore or a store reopen.
+    pub fn forcing(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// `path`, with `?force=true` when this client forces writes.
+    fn write_path(&self, path: &str) -> String {
+        if self.force {
+            format!("{path}?force=true")
+        } else {
+            path.to_owned()
+        }
     }
 
     /// Sends `req` with the token; a non-2xx answer becomes a typed error (the API's
@@ -260,7 +279,7 @@ impl Client {
     ) -> Result<serde_json::Value, ClientError> {
         self.send(
             self.http
-                .put(self.url(&format!("/v1/entries/{id}")))
+                .put(self.url(&self.write_path(&format!("/v1/entries/{id}"))))
                 .json(draft),
         )
         .await
@@ -269,7 +288,7 @@ impl Client {
     /// Withdraws an entry.
     pub async fn withdraw(&self, id: &str, reason: &str) -> Result<serde_json::Value, ClientError> {
         self.post_json(
-            &format!("/v1/entries/{id}/withdraw"),
+            &self.write_path(&format!("/v1/entries/{id}/withdraw")),
             &serde_json::json!({ "reason": reason }),
         )
         .await
@@ -374,7 +393,7 @@ impl Client {
         items: &[ImportRow<'_>],
     ) -> Result<ImportReply, ClientError> {
         self.post_json(
-            "/v1/import",
+            &self.write_path("/v1/import"),
             &serde_json::json!({ "source_list": source_list, "items": items }),
         )
         .await
@@ -387,7 +406,7 @@ impl Client {
         keep: &[String],
     ) -> Result<serde_json::Value, ClientError> {
         self.post_json(
-            "/v1/import/withdraw-missing",
+            &self.write_path("/v1/import/withdraw-missing"),
             &serde_json::json!({ "source_list": source_list, "keep": keep }),
         )
         .await

@@ -52,6 +52,16 @@ pub enum LifecycleError {
         /// Its highest valid version.
         version: u64,
     },
+    /// Local writes to existing entries are held after a restore or a store reopen
+    /// until this node has reconciled with its peers: peers may hold versions this
+    /// store lost, and writing now could sign a second record for one of them.
+    #[error(
+        "local writes to existing entries are held since {since} (a restore or a store reopen) until this node has reconciled with every configured peer; retry then, or force the write if no peer can hold a newer version of this entry"
+    )]
+    AwaitingReconcile {
+        /// When the hold began.
+        since: Timestamp,
+    },
     /// Signing failed.
     #[error("cannot build record: {0}")]
     Build(String),
@@ -115,6 +125,8 @@ pub struct Lifecycle {
     key: Arc<SecretKey>,
     store: StoreHandle,
     lock: Arc<Mutex<()>>,
+    /// Writes past a hold on local writes (see [`Lifecycle::forcing`]).
+    force: bool,
 }
 
 /// Checks the parts of a draft that need the roster: groups and sensitivity exist.
@@ -192,6 +204,33 @@ impl Lifecycle {
             key,
             store,
             lock: Arc::new(Mutex::new(())),
+            force: false,
+        }
+    }
+
+    /// The same writer, writing even while local writes are held after a restore or a
+    /// store reopen ([`LifecycleError::AwaitingReconcile`]): for an officer who knows
+    /// that no peer holds a newer version of the entries written.
+    pub fn forcing(&self) -> Self {
+        Self {
+            force: true,
+            ..self.clone()
+        }
+    }
+
+    /// Refuses a write to an existing entry (or one whose id is derived, as import's
+    /// are) while local writes are held, unless forced.
+    async fn check_hold(&self) -> Result<(), LifecycleError> {
+        let held = self.store.call(|s| s.local_writes_held()).await?;
+        match held {
+            Some(since) if !self.force => Err(LifecycleError::AwaitingReconcile {
+                since: Timestamp(since),
+            }),
+            Some(_) => {
+                tracing::warn!(agency = %self.agency, "local write forced while writes are held after a restore or store reopen");
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 
@@ -273,6 +312,7 @@ impl Lifecycle {
         draft.validate().map_err(LifecycleError::Invalid)?;
         let _guard = self.lock.lock().await;
         let (state, _) = self.own_head(entry_id).await?;
+        self.check_hold().await?;
         self.write(
             entry_id,
             next_version(entry_id, &state)?,
@@ -296,6 +336,7 @@ impl Lifecycle {
         if state.status == Status::Withdrawn {
             return Err(LifecycleError::AlreadyWithdrawn(entry_id.to_hex()));
         }
+        self.check_hold().await?;
         let draft = draft_of(&head.record).map_err(LifecycleError::Invalid)?;
         self.write(
             entry_id,
@@ -350,6 +391,9 @@ impl Lifecycle {
         items: Vec<ImportItem>,
     ) -> Result<(Vec<ImportOutcome>, Option<IngestReport>), LifecycleError> {
         let _guard = self.lock.lock().await;
+        // Import derives entry ids from the source ids: even a "new" row may be an
+        // entry peers hold and this store lost.
+        self.check_hold().await?;
         let mut outcomes = vec![None; items.len()];
         let mut to_sign: Vec<(usize, RecordMeta, EntryDraft, LocalMeta, bool)> = Vec::new();
         let now = Timestamp::now();
@@ -510,6 +554,7 @@ impl Lifecycle {
         reason: &str,
     ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
         let _guard = self.lock.lock().await;
+        self.check_hold().await?;
         let list = source_list.to_owned();
         let locals = self.store.call(move |s| s.local_entries_of(&list)).await?;
         let mut to_sign = Vec::new();

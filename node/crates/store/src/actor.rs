@@ -76,6 +76,11 @@ fn recover(dir: &Path, slot: Slot) -> Slot {
     match closed.open(Duration::ZERO) {
         Ok(s) => {
             tracing::warn!(dir = %dir.display(), "store reopened after a disk error or a failed reopen");
+            // The reopen may have dropped a batch of ours that peers already hold:
+            // hold local writes to existing entries until we reconciled (see `hold`).
+            if let Err(e) = s.hold_local_writes(Timestamp::now().as_millis()) {
+                tracing::error!(error = %e, "cannot hold local writes after the reopen");
+            }
             Slot::Open(s)
         }
         Err((c, e)) => {

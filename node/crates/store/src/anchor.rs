@@ -18,6 +18,13 @@ struct AnchorDoc {
     hash: String,
 }
 
+/// The roster version an anchor value names (`None` if it does not parse).
+pub(crate) fn anchor_version(bytes: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<AnchorDoc>(bytes)
+        .ok()
+        .map(|d| d.version)
+}
+
 impl Store {
     /// The stored anchor, if a roster was ever accepted here.
     pub fn roster_anchor(&self) -> Result<Option<TrustAnchor>, StoreError> {

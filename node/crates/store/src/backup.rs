@@ -375,6 +375,8 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(err) => return Err(e(err)),
     };
+    // What the store being replaced holds that a backup must not roll back.
+    let mut kept = Kept::default();
     if !existing.is_empty() {
         if !force {
             return Err(BackupError::NotEmpty {
@@ -386,6 +388,7 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
                 path: dir.to_owned(),
             });
         }
+        kept = Kept::read(dir);
         // Holding the lock proves no node runs here while we empty the folder.
         let _lock = lock_dir(dir)?;
         for p in existing {
@@ -400,8 +403,12 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
             r.map_err(io_err(&p))?;
         }
     }
+    // Opening the empty folder writes (and flushes) a new arrival-log epoch before any
+    // restored data: peers' cursors into the old log must not skip the restored one,
+    // even if the restore stops halfway. The backup's epoch is never written.
     let store = Store::open(dir)?;
     let mut current: Option<sled::Tree> = None;
+    let mut in_meta = false;
     let mut batch = sled::Batch::default();
     let mut in_batch = 0usize;
     let sum = read_backup(from, |item| {
@@ -411,9 +418,13 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
                     t.apply_batch(std::mem::take(&mut batch)).io()?;
                 }
                 in_batch = 0;
+                in_meta = name == trees::META.as_bytes();
                 current = Some(store.db.open_tree(name).io()?);
             }
             Item::Pair(k, v) => {
+                if in_meta && !kept.take_from_backup(k, v) {
+                    return Ok(());
+                }
                 batch.insert(k, v);
                 in_batch += 1;
                 if in_batch >= 10_000
@@ -429,20 +440,140 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
     if let Some(t) = &current {
         t.apply_batch(batch).io()?;
     }
-    // A new epoch: peers' cursors into the old log must not skip the restored one.
-    let mut epoch = [0u8; 16];
-    getrandom::fill(&mut epoch).map_err(|err| StoreError::Open {
-        path: dir.to_owned(),
-        reason: format!("random epoch: {err}"),
-    })?;
-    store.t.meta.insert(meta::LOG_EPOCH, &epoch).io()?;
+    for (k, v) in &kept.values {
+        store.t.meta.insert(*k, v.as_slice()).io()?;
+    }
+    // The backup is older than what this node signed and served since: amending an
+    // entry before peers' copies return could sign a second record for a version
+    // they hold (see `hold`).
+    store.hold_local_writes(wlnode_crypto::time::Timestamp::now().as_millis())?;
     store.flush()?;
     Ok(sum)
+}
+
+/// The operator's peer blocks and the roster anchor of the store a restore replaces:
+/// a backup must not unblock a peer blocked since, nor roll the roster back.
+#[derive(Default)]
+struct Kept {
+    values: Vec<(&'static [u8], Vec<u8>)>,
+}
+
+impl Kept {
+    /// Reads them from the store in `dir`. A store that does not open (the reason a
+    /// restore may be forced) keeps nothing.
+    fn read(dir: &Path) -> Self {
+        let mut out = Self::default();
+        match Store::open(dir) {
+            Ok(s) => {
+                for k in [meta::BLOCKED_PEERS, meta::ROSTER_ANCHOR] {
+                    match s.meta_get(k) {
+                        Ok(Some(v)) => out.values.push((k, v)),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "restore: cannot read the replaced store's {}", String::from_utf8_lossy(k))
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "restore: the replaced store does not open; its peer blocks and roster anchor are not kept");
+            }
+        }
+        out
+    }
+
+    /// Whether the backup's `meta` pair `k` is restored. Never the epoch (a new one
+    /// was written first) or a write hold (the restore sets its own); not blocks the
+    /// replaced store had; the anchor of whichever roster is newer.
+    fn take_from_backup(&mut self, k: &[u8], v: &[u8]) -> bool {
+        if k == meta::LOG_EPOCH || k == meta::LOCAL_WRITES_HELD {
+            return false;
+        }
+        let Some(pos) = self.values.iter().position(|(key, _)| *key == k) else {
+            return true;
+        };
+        if k == meta::ROSTER_ANCHOR {
+            let ours = self
+                .values
+                .get(pos)
+                .and_then(|(_, v)| crate::anchor::anchor_version(v));
+            if crate::anchor::anchor_version(v) > ours {
+                self.values.remove(pos);
+                return true;
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn anchor(version: u64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "authorities": [], "federation": "f", "version": version,
+            "hash": "00".repeat(32)
+        }))
+        .unwrap()
+    }
+
+    /// Issue 19 item 4: a restore rolled back the operator's peer blocks and the
+    /// roster anchor to the backup's, and wrote its new epoch last (a restore stopped
+    /// halfway left the backup's epoch). Now blocks and the newer anchor are kept, the
+    /// backup's epoch is never written, and local writes are held.
+    #[test]
+    fn a_restore_keeps_blocks_and_the_newer_anchor_and_never_writes_the_old_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let aa: wlnode_crypto::model::AgencyCode = "AA-EXPORT".parse().unwrap();
+        let bb: wlnode_crypto::model::AgencyCode = "BB-CUSTOMS".parse().unwrap();
+        let file = tmp.path().join("b.wlbackup");
+        let src_epoch = {
+            let s = Store::open(&tmp.path().join("src")).unwrap();
+            s.set_peer_blocked(&aa, true, 1).unwrap();
+            s.meta_set(meta::ROSTER_ANCHOR, &anchor(3)).unwrap();
+            s.backup_to_file(&file).unwrap();
+            s.epoch()
+        };
+        // The store being replaced: BB blocked since, roster 5.
+        let dst = tmp.path().join("dst");
+        let old_epoch = {
+            let s = Store::open(&dst).unwrap();
+            s.set_peer_blocked(&bb, true, 2).unwrap();
+            s.meta_set(meta::ROSTER_ANCHOR, &anchor(5)).unwrap();
+            s.epoch()
+        };
+        restore(&file, &dst, true).unwrap();
+        let s = Store::open(&dst).unwrap();
+        assert_eq!(
+            s.blocked_peers().unwrap().into_iter().collect::<Vec<_>>(),
+            [bb]
+        );
+        assert_eq!(s.roster_anchor().unwrap().unwrap().accepted.unwrap().1, 5);
+        assert_ne!(s.epoch(), src_epoch, "never the backup's epoch");
+        assert_ne!(s.epoch(), old_epoch);
+        assert!(s.local_writes_held().unwrap().is_some());
+        drop(s);
+        // Into an empty folder: the backup's blocks and anchor; a newer backup anchor
+        // wins over an older current one.
+        let fresh = tmp.path().join("fresh");
+        restore(&file, &fresh, false).unwrap();
+        let s = Store::open(&fresh).unwrap();
+        assert_eq!(
+            s.blocked_peers().unwrap().into_iter().collect::<Vec<_>>(),
+            [aa]
+        );
+        assert_eq!(s.roster_anchor().unwrap().unwrap().accepted.unwrap().1, 3);
+        drop(s);
+        let older = tmp.path().join("older");
+        {
+            let s = Store::open(&older).unwrap();
+            s.meta_set(meta::ROSTER_ANCHOR, &anchor(2)).unwrap();
+        }
+        restore(&file, &older, true).unwrap();
+        let s = Store::open(&older).unwrap();
+        assert_eq!(s.roster_anchor().unwrap().unwrap().accepted.unwrap().1, 3);
+    }
 
     fn backup_of_fresh_store(dir: &Path) -> (PathBuf, BackupSummary) {
         let store = Store::open(&dir.join("src")).unwrap();

@@ -16,6 +16,7 @@ pub mod blocks;
 pub mod faults;
 #[cfg(feature = "floor")]
 pub mod floor;
+mod hold;
 pub mod revocations;
 pub mod schema;
 

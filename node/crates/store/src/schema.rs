@@ -101,6 +101,8 @@ pub mod meta {
     pub const BLOCKED_PEERS: &[u8] = b"blocked_peers";
     /// SHA-256 of the revocations (keys and kept records) the entry states reflect.
     pub const REVOCATIONS_APPLIED: &[u8] = b"revocations_applied";
+    /// Since when local writes to existing entries are held (u64 BE ms; see `hold`).
+    pub const LOCAL_WRITES_HELD: &[u8] = b"local_writes_held";
 }
 
 /// `audit_nodes` key: level ‖ index BE.

@@ -29,6 +29,10 @@ pub enum Action {
     /// Our own session with this peer finished and every record it fetched is stored:
     /// persist the cursor, now marked `backlog_complete`.
     BacklogComplete(Cursor),
+    /// Our own session with this peer finished without error and every record it
+    /// fetched is stored: we hold whatever the peer would give us as of the session's
+    /// start (what a hold on local writes waits for).
+    Reconciled,
     /// Send a Notify with our head.
     SendNotify,
 }
@@ -488,10 +492,11 @@ impl PeerSync {
             return out;
         }
         // Short with nothing received: what is left is what the peer will not serve.
-        let filled = finished_ok
-            && (!o.short || o.received == 0)
-            && !o.ingest_failed
-            && o.reset_gen == self.reset_gen;
+        let complete = finished_ok && (!o.short || o.received == 0) && !o.ingest_failed;
+        if complete {
+            out.push(Action::Reconciled);
+        }
+        let filled = complete && o.reset_gen == self.reset_gen;
         self.own = None;
         if let Some(c) = self.cursor.filter(|c| !c.backlog_complete) {
             if filled {
@@ -814,8 +819,16 @@ mod tests {
             vec![Action::StartReconcile]
         );
         p.on_reconcile_started([9; 16]);
-        assert!(
-            p.on_reconcile_done(Ok(()), t).len() == 1,
+        assert_eq!(
+            p.on_reconcile_done(Ok(()), t),
+            vec![
+                Action::Reconciled,
+                Action::BacklogComplete(Cursor {
+                    epoch: [2; 16],
+                    seq: 3,
+                    backlog_complete: true,
+                })
+            ],
             "nothing fetched: complete"
         );
         assert!(!p.backlog_pending());
@@ -994,7 +1007,7 @@ mod coordination_tests {
         assert!(p.on_session_stored([6; 16], true, t).is_empty());
         assert_eq!(
             p.on_session_stored([5; 16], true, t),
-            vec![Action::BacklogComplete(at(9, true))]
+            vec![Action::Reconciled, Action::BacklogComplete(at(9, true))]
         );
         assert!(!p.backlog_pending());
         // The changes feed keeps the mark.
@@ -1068,7 +1081,7 @@ mod coordination_tests {
         p.on_reconcile_served(later);
         assert_eq!(
             p.on_reconcile_done(Ok(()), later),
-            vec![Action::StartReconcile]
+            vec![Action::Reconciled, Action::StartReconcile]
         );
     }
 
@@ -1101,7 +1114,7 @@ mod coordination_tests {
         p.on_reconcile_started([7; 16]);
         assert_eq!(
             p.on_reconcile_done(Ok(()), later),
-            vec![Action::BacklogComplete(at(9, true))]
+            vec![Action::Reconciled, Action::BacklogComplete(at(9, true))]
         );
     }
 
@@ -1123,7 +1136,7 @@ mod coordination_tests {
         p.on_session_reply([6; 16], 4, 0);
         assert_eq!(
             p.on_reconcile_done(Ok(()), next),
-            vec![Action::BacklogComplete(at(9, true))]
+            vec![Action::Reconciled, Action::BacklogComplete(at(9, true))]
         );
         assert!(!p.backlog_pending());
         // And no more backlog sessions follow.

@@ -12,6 +12,7 @@
 //! - [`serve`]: carrying out the responder's actions;
 //! - [`ingest`]: checking and storing what peers sent.
 
+mod hold;
 mod inbound;
 mod ingest;
 mod outbound;
@@ -56,6 +57,9 @@ pub const AUDIT_LIMITS: FrameLimits = FrameLimits {
 /// A member's refused audit requests go into the audit log at most this often (the
 /// metric counts every one).
 pub const AUDIT_REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the service checks whether a hold on local writes can end.
+pub const HOLD_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// The `peer` label of refused connections from nodes outside the roster.
 pub const UNKNOWN_PEER: &str = "not_in_roster";
@@ -188,6 +192,11 @@ pub(crate) async fn start(
             Ok(out)
         })
         .await?;
+    let writes_held = services
+        .store
+        .call(|s| s.local_writes_held())
+        .await?
+        .is_some();
     let dialer = Dialer::new(
         services
             .config
@@ -243,6 +252,10 @@ pub(crate) async fn start(
         next_token: 0,
         initiators: HashMap::new(),
         audit_refusals_logged: HashMap::new(),
+        session_started: HashMap::new(),
+        reconciled: HashMap::new(),
+        writes_held,
+        hold_checked: Instant::now(),
         cursors,
         configured: services
             .config
@@ -316,6 +329,15 @@ struct Service {
     /// When each agency's last refused audit request was written to the audit log
     /// (at most one a minute each; bounded by the roster).
     audit_refusals_logged: HashMap<String, Instant>,
+    /// Start (ms) of our own session with each peer, while it runs.
+    session_started: HashMap<PeerRef, u64>,
+    /// Start (ms) of the last completed own session with each agency.
+    reconciled: HashMap<AgencyCode, u64>,
+    /// Local writes were held when the service started (every new connection then
+    /// reconciles at once; see `hold`).
+    writes_held: bool,
+    /// When the hold on local writes was last checked.
+    hold_checked: Instant,
 }
 
 impl Service {
@@ -324,6 +346,10 @@ impl Service {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Before any connection is handled, so no blocked peer gets in at start.
         self.apply_blocks();
+        // A hold with no peer to wait for ends at once.
+        if self.writes_held {
+            self.check_hold();
+        }
         loop {
             let wake = tokio::select! {
                 // The network stopped (shutdown, or its task died): so do we.

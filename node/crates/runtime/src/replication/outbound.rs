@@ -93,6 +93,7 @@ impl Service {
                     self.persist_cursor(agency, c);
                 }
                 Action::StartReconcile => self.start_reconcile(peer),
+                Action::Reconciled => self.note_reconciled(peer),
                 Action::BacklogComplete(c) => {
                     let Some((agency, _)) = self.agency_of(&peer) else {
                         continue;
@@ -272,6 +273,7 @@ impl Service {
             return;
         };
         let fut = reconcile_set(self.store.clone(), self.trust.policy(), agency);
+        self.note_session_start(peer);
         let tx = self.tasks_tx.clone();
         let span = self.peer_span(&peer);
         tokio::spawn(

@@ -12,7 +12,7 @@ use wlnode_net::{Command, PeerRef};
 use wlnode_sync::PeerSync;
 use wlnode_sync::responder::MAX_PULL_LIMIT;
 
-use super::{Service, jitter, peers_of, roster_peers};
+use super::{HOLD_CHECK_EVERY, Service, jitter, peers_of, roster_peers};
 use crate::handles::PeerInfo;
 use crate::metrics::PeerLabel;
 
@@ -54,7 +54,11 @@ impl Service {
             u64::try_from(self.cfg.max_batch_bytes).unwrap_or(u64::MAX),
             Instant::now(),
         );
-        let actions = ps.on_connected();
+        let mut actions = ps.on_connected();
+        if self.writes_held {
+            // Our own session with it, at once: only that ends the hold.
+            actions.extend(ps.request_reconcile(Instant::now()));
+        }
         self.peers.insert(peer, ps);
         self.run_actions(peer, actions);
         self.refresh_status();
@@ -68,6 +72,7 @@ impl Service {
         tracing::info!(%agency, %peer, cause = cause.as_deref().unwrap_or("closed"), "peer disconnected");
         self.peers.remove(&peer);
         self.initiators.remove(&peer);
+        self.session_started.remove(&peer);
         self.responder.on_disconnected(&peer);
         self.pending.retain(|_, (p, _)| *p != peer);
         let still = self.agencies.values().any(|(a, _)| *a == agency);
@@ -166,6 +171,12 @@ impl Service {
             }
         }
         self.responder.on_tick(now);
+        if now.duration_since(self.hold_checked) >= HOLD_CHECK_EVERY {
+            // A reopen on the store thread may have begun a hold while we run; with
+            // no peer to wait for (or all reconciled since) it ends here.
+            self.hold_checked = now;
+            self.check_hold();
+        }
         let banned: std::collections::HashSet<AgencyCode> =
             self.bans.active(now).into_iter().map(|(a, _)| a).collect();
         let blocked = &self.blocked;
