@@ -459,3 +459,83 @@ async fn peer_blocks_are_validated_stored_and_documented() {
     assert!(blocked.is_empty());
     n.node.stop().await;
 }
+
+/// Issue 19 item 6: the API had no connection limit and no timeouts, so a local
+/// client could hold it with connections that never send a request, or with a body
+/// that never arrives. Now at most `max_connections` are served at once, a connection
+/// that sends no headers within `idle_timeout` is closed, and a request not answered
+/// within `request_timeout` gets 503 `timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_cannot_hold_the_api() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fed = common::federation(dir.path());
+    let cfg_path = &fed.nodes[0].config;
+    let text = std::fs::read_to_string(cfg_path).unwrap();
+    let text = text.replacen(
+        "token_file =",
+        "max_connections = 2\nidle_timeout = \"1s\"\nrequest_timeout = \"2s\"\ntoken_file =",
+        1,
+    );
+    std::fs::write(cfg_path, text).unwrap();
+    let n = common::start(&fed, 0).await;
+    let addr = n.node.api_addr;
+    let token = wlnode_config::token::read_token(
+        &wlnode_config::Config::load(cfg_path)
+            .unwrap()
+            .raw
+            .api
+            .token_file,
+    )
+    .unwrap();
+    // Two connections that never send a byte take both slots.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        stalled.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // A third client is served only once a slot frees: the stalled ones are closed
+    // for sending no headers in time.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut closed = 0;
+    for s in &mut stalled {
+        let mut buf = [0u8; 64];
+        // Closed by the server: EOF (or a reset) now, without waiting.
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(std::time::Duration::from_millis(50), s.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 1,
+        "a slot was freed by closing a stalled connection"
+    );
+    // A body that never arrives: 503 `timeout`, not a connection held forever.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        format!(
+            "POST /v1/entries HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"subject\""
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        slow.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "the request was never answered: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"timeout\""), "{answer}");
+    n.node.stop().await;
+}

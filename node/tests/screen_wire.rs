@@ -549,6 +549,47 @@ async fn cli_screen_single_and_batch() {
     );
     assert!(rows[2][8].contains(&format!("{rashid_id}@AA-EXPORT")));
 
+    // Issue 19 item 6: cells that a spreadsheet would run as formulas (CSV
+    // injection) come out as text.
+    let hostile = dir.path().join("hostile.csv");
+    std::fs::write(
+        &hostile,
+        "ref,name\n\
+         =1+2,@SUM(1+1) Trading\n\
+         +S2,-2+3 Holdings\n",
+    )
+    .unwrap();
+    let hostile_out = dir.path().join("hostile-results.csv");
+    let out = run(vec![
+        "--batch".into(),
+        hostile.display().to_string(),
+        "--out".into(),
+        hostile_out.display().to_string(),
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&hostile_out)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(&rows[0][1], "'=1+2");
+    assert_eq!(&rows[0][2], "'@SUM(1+1) Trading");
+    assert_eq!(&rows[1][1], "'+S2");
+    assert_eq!(&rows[1][2], "'-2+3 Holdings");
+    for r in &rows {
+        for cell in r {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@']),
+                "a formula cell: {cell:?}"
+            );
+        }
+    }
+
     // --batch --json: the same parties as a JSON list on stdout
     let out = run(vec![
         "--batch".into(),

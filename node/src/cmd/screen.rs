@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use wlnode_client::Client;
+use wlnode_screen::csv_cell::neutralize;
 use wlnode_screen::request::{BatchRowError, ScreenRequest, parse_csv};
 
 use super::{ConfigArg, print_json};
@@ -298,7 +299,7 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
                 )
             })
             .collect();
-        w.write_record([
+        let cells = [
             r.line.to_string(),
             r.reference.clone(),
             r.name.clone(),
@@ -311,7 +312,10 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
             field("matched_name"),
             all.join("; "),
             r.error.clone(),
-        ])?;
+        ];
+        // Names and references come from shipment files and other agencies: no
+        // cell may run as a spreadsheet formula.
+        w.write_record(cells.iter().map(|c| neutralize(c).into_owned()))?;
     }
     w.flush()?;
     report(&file, &out_rows, &errors)

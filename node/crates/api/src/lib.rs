@@ -8,6 +8,7 @@
 
 mod backup;
 mod entries;
+pub mod limits;
 pub mod openapi;
 mod peers;
 mod policy;
@@ -75,6 +76,20 @@ impl ApiError {
     }
 
     /// A 400 without a field.
+    /// 503 `timeout`: the request took longer than `api.request_timeout`.
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "timeout",
+            field: None,
+            message: format!(
+                "the request took longer than api.request_timeout ({} s)",
+                limit.as_secs()
+            ),
+        }
+    }
+
+    /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -298,6 +313,7 @@ async fn fallback() -> ApiError {
 /// The API router.
 pub fn router(node: Services, token: String) -> Router {
     let max_body = node.config.raw.api.max_body_bytes;
+    let request_timeout = node.config.raw.api.request_timeout.0;
     let state = ApiState {
         node,
         token: token.into(),
@@ -318,9 +334,14 @@ pub fn router(node: Services, token: String) -> Router {
         .route("/v1/peers/{agency}/unblock", post(peers::unblock))
         .route("/v1/policy/explain", get(policy::explain))
         .route("/v1/policy/reload", post(policy::reload))
-        .route("/v1/backup", post(backup::backup))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
+        .route_layer(middleware::from_fn_with_state(
+            request_timeout,
+            limits::request_timeout,
+        ))
+        // A backup snapshots the whole store before it streams: no time limit.
+        .route("/v1/backup", post(backup::backup))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))
@@ -338,7 +359,7 @@ pub fn router(node: Services, token: String) -> Router {
 pub async fn serve(
     node: Services,
     token: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NodeError> {
     let addr = *node.config.raw.api.listen.get_ref();
     let listener = tokio::net::TcpListener::bind(addr)
@@ -347,22 +368,14 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| NodeError::Bind { addr, source })?;
+    let api = &node.config.raw.api;
+    let limits = limits::ServeLimits {
+        max_connections: api.max_connections,
+        header_timeout: api.idle_timeout.0,
+        drain: api.request_timeout.0,
+    };
     let app = router(node, token);
-    let task = tokio::spawn(async move {
-        let stop = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "API server failed");
-        }
-    });
+    let task = tokio::spawn(limits::serve(listener, app, limits, shutdown));
     Ok((bound, task))
 }
 

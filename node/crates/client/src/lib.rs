@@ -88,6 +88,14 @@ impl Client {
             addr = text.trim().parse().map_err(|_| {
                 ClientError::Setup(format!("{} does not hold an address", file.display()))
             })?;
+            // The token goes to this address: never to another host, whoever wrote
+            // the file.
+            if !addr.ip().is_loopback() {
+                return Err(ClientError::Setup(format!(
+                    "{} names {addr}, which is not a loopback address; the API only listens on 127.0.0.1 or ::1, and the token is never sent elsewhere",
+                    file.display()
+                )));
+            }
         }
         let token =
             read_token(&cfg.raw.api.token_file).map_err(|e| ClientError::Setup(e.to_string()))?;
@@ -447,4 +455,43 @@ pub struct ImportResult {
     pub entry_id: Option<EntryId>,
     /// Error, when failed.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Issue 19 item 6: with API port 0 the CLI read the address from `api.addr` in
+    /// the data dir and sent the token to whatever it named.
+    #[test]
+    fn an_api_addr_file_naming_another_host_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("api.token");
+        std::fs::write(&token, "t0k3n-t0k3n-t0k3n-t0k3n-t0k3n-t0k3n\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let cfg = Config::parse(
+            &dir.path().join("node.toml"),
+            &format!(
+                "agency = \"AA-EXPORT\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
+                 data_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+                dir.path().display(),
+                token.display()
+            ),
+        )
+        .unwrap();
+        let addr_file = Path::new(&cfg.raw.data_dir).join(wlnode_config::API_ADDR_FILE);
+        std::fs::write(&addr_file, "192.0.2.7:7480\n").unwrap();
+        match Client::from_config(&cfg) {
+            Err(ClientError::Setup(m)) => assert!(m.contains("not a loopback"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&addr_file, "127.0.0.1:7480\n").unwrap();
+        assert!(Client::from_config(&cfg).is_ok());
+    }
 }

@@ -381,10 +381,32 @@ pub struct ApiConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered 503 `timeout`.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// Most connections served at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A connection that neither sends nor takes a byte for this long is closed
+    /// (a client that stalls mid-request holds no slot for long).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
 }
 
 fn default_max_body() -> usize {
     16 * 1024 * 1024
+}
+
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
+}
+
+fn default_max_connections() -> usize {
+    64
+}
+
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
 }
 
 /// One configured neighbour.
@@ -613,6 +635,16 @@ impl Config {
                     api.get_ref()
                 ),
             ));
+        }
+        let a = &self.raw.api;
+        if a.max_connections == 0 || a.request_timeout.0.is_zero() || a.idle_timeout.0.is_zero() {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                column: 0,
+                key: "api".into(),
+                message: "max_connections, request_timeout and idle_timeout must be above 0".into(),
+            });
         }
         let s = &self.raw.sync;
         for (key, v, min) in [

@@ -24,6 +24,7 @@
 //! middle name, changed legal forms, added honorifics) above it while a different
 //! surname or given name (one of two tokens unmatched scores 0.5) stays below it.
 
+pub mod csv_cell;
 mod distance;
 pub mod index;
 mod lexicon;
