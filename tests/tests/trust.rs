@@ -615,3 +615,50 @@ async fn after_a_restore_amends_wait_for_reconciliation_so_the_node_never_equivo
     c.stop(0).await;
     c.stop(1).await;
 }
+
+/// Issue 19 item 4 (review): a hold that begins while the node runs (the store actor
+/// reopened the store after a disk error) was only seen at the next start, and a node
+/// that never initiates sessions never ran its own, so the hold could last until a
+/// restart. Now the service finds it within seconds and asks every peer it waits for
+/// for a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_begun_while_running_ends_after_reconciliation_on_both_sides() {
+    let mut c = cluster(
+        &[("AA-EXPORT", &["eu"]), ("BB-CUSTOMS", &["eu"])],
+        &[(0, 1)],
+    );
+    c.start_all().await;
+    let w = c.add(0, "held", 1, None).await;
+    wait_for(T, "B holds A's entry", || async {
+        c.records(1).await.contains(&w[0].record_id)
+    })
+    .await;
+    // What the recovery reopen does, on both nodes (one of them never initiates).
+    for i in 0..2 {
+        c.node(i)
+            .services
+            .store
+            .call(|s| s.hold_local_writes(Timestamp::now().as_millis()))
+            .await
+            .unwrap();
+    }
+    wait_for(T, "both holds end", || async {
+        for i in 0..2 {
+            let held = c
+                .node(i)
+                .services
+                .store
+                .call(|s| s.local_writes_held())
+                .await
+                .unwrap();
+            if held.is_some() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    c.amend(0, &w[0], "after the hold").await;
+    c.stop(0).await;
+    c.stop(1).await;
+}

@@ -407,6 +407,15 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
     // restored data: peers' cursors into the old log must not skip the restored one,
     // even if the restore stops halfway. The backup's epoch is never written.
     let store = Store::open(dir)?;
+    // Before any restored data too: the hold (the backup is older than what this node
+    // signed and served since: amending before peers' copies return could sign a
+    // second record for a version they hold; see `hold`), and what the replaced store
+    // kept (a backup with a newer anchor overwrites it below).
+    store.hold_local_writes(wlnode_crypto::time::Timestamp::now().as_millis())?;
+    for (k, v) in &kept.values {
+        store.t.meta.insert(*k, v.as_slice()).io()?;
+    }
+    store.flush()?;
     let mut current: Option<sled::Tree> = None;
     let mut in_meta = false;
     let mut batch = sled::Batch::default();
@@ -440,13 +449,6 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
     if let Some(t) = &current {
         t.apply_batch(batch).io()?;
     }
-    for (k, v) in &kept.values {
-        store.t.meta.insert(*k, v.as_slice()).io()?;
-    }
-    // The backup is older than what this node signed and served since: amending an
-    // entry before peers' copies return could sign a second record for a version
-    // they hold (see `hold`).
-    store.hold_local_writes(wlnode_crypto::time::Timestamp::now().as_millis())?;
     store.flush()?;
     Ok(sum)
 }

@@ -13,13 +13,14 @@ use crate::schema::meta;
 use crate::{Store, StoreError};
 
 impl Store {
-    /// Holds local writes to existing entries from `since_ms` on (kept if one is
-    /// already held: the earlier time is the one that matters).
+    /// Holds local writes to existing entries from `since_ms` on. A hold already in
+    /// force starts again then: a session that began before this loss may not have
+    /// brought back what it lost.
     pub fn hold_local_writes(&self, since_ms: u64) -> Result<(), StoreError> {
-        if self.local_writes_held()?.is_some() {
-            return Ok(());
-        }
-        self.meta_set(meta::LOCAL_WRITES_HELD, &since_ms.to_be_bytes())
+        let since = self
+            .local_writes_held()?
+            .map_or(since_ms, |s| s.max(since_ms));
+        self.meta_set(meta::LOCAL_WRITES_HELD, &since.to_be_bytes())
     }
 
     /// Since when local writes are held, if they are.

@@ -755,6 +755,12 @@ impl Store {
                     .filter(|(v, r)| *v == h.version && p.demoted.binary_search(r).is_err())
                     .count();
                 if held >= MAX_EQUIVOCATION_EVIDENCE {
+                    // Declined for every peer, so that none keeps offering it (each
+                    // offer would cost a signature check and an audit event).
+                    declined.insert(
+                        &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
+                        SyncMeta::of(h).encode(),
+                    )?;
                     report.outcomes.push(Outcome::EquivocationExcess);
                     continue;
                 }

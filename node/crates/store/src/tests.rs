@@ -1107,3 +1107,57 @@ fn declined_records_join_only_their_peers_sets_and_only_once() {
     assert_eq!(s.clear_declined().unwrap(), 4);
     assert_eq!(ids(&a), vec![held.id()]);
 }
+
+/// Issue 19 item 3: a store keeps `MAX_EQUIVOCATION_EVIDENCE` records per (entry,
+/// version); the rest are refused and declined for every peer (review: refused
+/// without being remembered, they were offered again in every session).
+#[test]
+fn equivocation_evidence_is_bounded_and_the_excess_declined_for_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let entry = EntryId::random().unwrap();
+    let flood: Vec<VerifiedRecord> = (0..MAX_EQUIVOCATION_EVIDENCE + 2)
+        .map(|i| {
+            rec(
+                &k,
+                "DE-BAFA",
+                entry,
+                1,
+                Status::Active,
+                &format!("variant {i}"),
+            )
+        })
+        .collect();
+    let report = s
+        .ingest(&batch(flood.iter().map(local).collect()), Timestamp::now())
+        .unwrap();
+    let excess = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::EquivocationExcess))
+        .count();
+    assert_eq!(excess, 2);
+    let state = s.entry(&key_of(&flood[0])).unwrap().unwrap();
+    assert_eq!(state.history.len(), MAX_EQUIVOCATION_EVIDENCE);
+    assert!(state.disputed);
+    let peer = AgencyCode::new("AA-EXPORT").unwrap();
+    let set = s.reconcile_items(&peer, |_| true).unwrap();
+    assert_eq!(
+        set.len(),
+        flood.len(),
+        "held or declined: none is offered again"
+    );
+    // The same excess record again is refused again, and nothing grows.
+    let report = s
+        .ingest(
+            &batch(vec![local(&flood[flood.len() - 1])]),
+            Timestamp::now(),
+        )
+        .unwrap();
+    assert!(matches!(report.outcomes[0], Outcome::EquivocationExcess));
+    assert_eq!(
+        s.entry(&key_of(&flood[0])).unwrap().unwrap().history.len(),
+        MAX_EQUIVOCATION_EVIDENCE
+    );
+}

@@ -50,6 +50,10 @@ pub struct PeerSync {
     pull_limit: u32,
     max_bytes: u64,
     hello_done: bool,
+    /// Another connection to the peer opened (it may have restarted, with a new store
+    /// and epoch, before the old connection was seen to close): its next Hello may
+    /// name a new epoch once.
+    epoch_change_allowed: bool,
     /// Their roster version, from Hello.
     pub roster_version: Option<u64>,
     their_epoch: Option<[u8; 16]>,
@@ -145,6 +149,7 @@ impl PeerSync {
             pull_limit,
             max_bytes,
             hello_done: false,
+            epoch_change_allowed: false,
             roster_version: None,
             their_epoch: None,
             their_head: 0,
@@ -330,7 +335,13 @@ impl PeerSync {
     /// and a new connection; a Hello that changes it on a live connection would reset
     /// (and durably rewrite) our cursor and queue a reconciliation for every frame.
     pub fn hello_epoch_mismatch(&self, h: &Hello) -> bool {
-        self.epoch_mismatch(h.log_epoch)
+        !self.epoch_change_allowed && self.epoch_mismatch(h.log_epoch)
+    }
+
+    /// Another connection to the peer opened while this state lives on: the peer may
+    /// have restarted, so its next Hello may name a new epoch (once per connection).
+    pub fn on_new_connection(&mut self) {
+        self.epoch_change_allowed = true;
     }
 
     /// Whether `epoch` differs from the one the peer's Hello named.
@@ -345,6 +356,7 @@ impl PeerSync {
         if self.hello_epoch_mismatch(h) {
             return out;
         }
+        self.epoch_change_allowed = false;
         let first = !self.hello_done;
         self.hello_done = true;
         self.roster_version = Some(h.roster_version);
@@ -790,6 +802,19 @@ mod tests {
         assert!(p.hello_epoch_mismatch(&hello(2, 3)));
         assert!(p.on_hello(&hello(2, 3), t).is_empty());
         assert_eq!(p.cursor().map(|c| (c.epoch, c.seq)), Some(([1; 16], 60)));
+        // A restarted peer whose new connection opened before the old one was seen
+        // to close: one new epoch per new connection, no more.
+        let mut q = p.clone();
+        q.on_new_connection();
+        assert!(!q.hello_epoch_mismatch(&hello(2, 3)));
+        assert!(matches!(
+            q.on_hello(&hello(2, 3), t)[..],
+            [Action::ResetCursor(Cursor { seq: 3, .. }), ..]
+        ));
+        assert!(
+            q.hello_epoch_mismatch(&hello(4, 3)),
+            "the allowance is used up"
+        );
         // Their store was wiped: they restart, reconnect and say Hello with a new
         // epoch. Jump to its head, marked pending. Our Hello did not say so, so the
         // initiator sends the backlog in its session; ours follows when that has gone

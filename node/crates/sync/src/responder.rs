@@ -286,8 +286,11 @@ pub struct Responder<P, R> {
     sessions: HashMap<P, CachedSet>,
     /// Bumped whenever what reconciliation sets hold may have changed.
     generation: u64,
-    /// Each connected peer's allowance of new sessions.
-    allowance: HashMap<P, Allowance>,
+    /// The generation at the last policy change: a set from before it is not cached.
+    policy_floor: u64,
+    /// Each agency's allowance of new sessions. Kept across connections (a peer
+    /// that reconnects gets no fresh allowance); bounded by the roster.
+    allowance: HashMap<AgencyCode, Allowance>,
     connected: HashSet<P>,
     jobs: HashMap<JobId, Job<P, R>>,
     next_job: u64,
@@ -302,6 +305,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
             sent: SentCaches::default(),
             sessions: HashMap::new(),
             generation: 0,
+            policy_floor: 0,
             allowance: HashMap::new(),
             connected: HashSet::new(),
             jobs: HashMap::new(),
@@ -325,7 +329,6 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
     pub fn on_disconnected(&mut self, peer: &P) {
         self.connected.remove(peer);
         self.sessions.remove(peer);
-        self.allowance.remove(peer);
     }
 
     /// What the store holds for reconciliation may have changed (records stored or
@@ -344,6 +347,9 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
     /// session builds its set again.
     pub fn on_policy_changed(&mut self) {
         self.sessions.clear();
+        // A set being built now was read under the old rules: never cached.
+        self.generation += 1;
+        self.policy_floor = self.generation;
     }
 
     /// Expires cached sessions.
@@ -444,7 +450,7 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
         // A new session costs a pass over the whole set (and maybe a rebuild): each
         // peer gets a bounded allowance of them, and going past it is a strike.
         if !same_session && !r.message.is_empty() {
-            let allowance = self.allowance.entry(peer.clone()).or_insert(Allowance {
+            let allowance = self.allowance.entry(agency.clone()).or_insert(Allowance {
                 tokens: SESSION_BURST,
                 at: now,
             });
@@ -697,7 +703,9 @@ impl<P: Clone + Eq + Hash, R> Responder<P, R> {
                     generation: *set_generation,
                     last_used: now,
                 };
-                if self.connected.contains(&j.peer) {
+                // Not a set from before a policy change: it may name records the
+                // new rules keep from the peer.
+                if self.connected.contains(&j.peer) && cached.generation >= self.policy_floor {
                     self.sessions.insert(j.peer.clone(), cached);
                 }
                 self.reconcile_records(job)

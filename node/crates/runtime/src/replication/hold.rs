@@ -13,7 +13,7 @@ use wlnode_crypto::roster::Role;
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::PeerRef;
 
-use super::Service;
+use super::{Done, Service};
 
 /// Which of `required` have not completed a session that started at or after
 /// `since` (ms), according to `reconciled` (agency → start of its last completed
@@ -70,6 +70,7 @@ impl Service {
         let peers = self.hold_peers();
         let reconciled = self.reconciled.clone();
         let store = self.store.clone();
+        let tx = self.tasks_tx.clone();
         tokio::spawn(async move {
             let result = store
                 .call(move |s| {
@@ -88,15 +89,42 @@ impl Service {
                     tracing::info!(
                         "reconciled with every configured peer: local writes are no longer held"
                     );
+                    let _ = tx.send(Done::HoldWaiting(w));
                 }
                 Ok(Some(w)) => {
                     let waiting: Vec<String> = w.iter().map(ToString::to_string).collect();
                     tracing::info!(waiting = ?waiting, "local writes stay held until these peers reconcile");
+                    let _ = tx.send(Done::HoldWaiting(w));
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    let _ = tx.send(Done::HoldWaiting(Vec::new()));
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot check the hold on local writes"),
             }
         });
+    }
+}
+
+impl Service {
+    /// A hold waits for `waiting` (none: there is no hold, or it just ended): ask
+    /// each connected one for our own session now (again after a failed one: this
+    /// runs at every check), and reconcile with every peer that connects while it
+    /// lasts.
+    pub(super) fn on_hold_waiting(&mut self, waiting: &[AgencyCode]) {
+        self.writes_held = !waiting.is_empty();
+        let now = std::time::Instant::now();
+        let peers: Vec<PeerRef> = self
+            .agencies
+            .iter()
+            .filter(|(_, (a, _))| waiting.contains(a))
+            .map(|(p, _)| *p)
+            .collect();
+        for p in peers {
+            if let Some(ps) = self.peers.get_mut(&p) {
+                let actions = ps.request_reconcile(now);
+                self.run_actions(p, actions);
+            }
+        }
     }
 }
 

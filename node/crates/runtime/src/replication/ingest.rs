@@ -54,6 +54,8 @@ struct Ingest {
     trust: TrustCell,
     ingested: Ingested,
     skew: Duration,
+    /// The sender's Hello named another roster version than ours.
+    rosters_differ: bool,
 }
 
 /// Checks and stores records from `agency`, with an optional cursor to persist.
@@ -110,20 +112,31 @@ async fn ingest(
         checked.settle_unproven(agency, |id| held.contains(id));
     }
     let at = Timestamp::now().as_millis();
-    let audit: Vec<AuditEvent> = checked
-        .rejected
-        .iter()
-        .map(|r| {
-            AuditEvent::new(
-                at,
-                EventKind::Rejected {
-                    record_id: r.record_id,
-                    from: agency.clone(),
-                    reason: r.reason.code(),
-                },
-            )
-        })
-        .collect();
+    // One audit event per refused record, except refusals a roster difference
+    // explains while the rosters differ: those are no strike, so a member could send
+    // them without end; they get one event per reason and batch (no record id).
+    let mut lag_reasons: Vec<String> = Vec::new();
+    let mut audit: Vec<AuditEvent> = Vec::new();
+    for r in &checked.rejected {
+        let code = r.reason.code();
+        let record_id = if i.rosters_differ && r.reason.may_be_roster_lag() {
+            if lag_reasons.contains(&code) {
+                continue;
+            }
+            lag_reasons.push(code.clone());
+            None
+        } else {
+            r.record_id
+        };
+        audit.push(AuditEvent::new(
+            at,
+            EventKind::Rejected {
+                record_id,
+                from: agency.clone(),
+                reason: code,
+            },
+        ));
+    }
     let mut outcome = IngestOutcome {
         received,
         rejected: checked.rejected,
@@ -191,11 +204,17 @@ impl Service {
         session: Option<[u8; 16]>,
         job: Option<JobId>,
     ) {
+        let ours = self.trust.roster().version();
         let i = Ingest {
             store: self.store.clone(),
             trust: self.trust.clone(),
             ingested: self.ingested.clone(),
             skew: self.cfg.max_clock_skew.0,
+            rosters_differ: self
+                .peers
+                .get(&peer)
+                .and_then(|ps| ps.roster_version)
+                .is_some_and(|v| v != ours),
         };
         let tx = self.tasks_tx.clone();
         let span = self.peer_span(&peer);

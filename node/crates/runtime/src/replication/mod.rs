@@ -95,6 +95,9 @@ enum Done {
         reply: Reply,
         response: wlnode_audit::wire::AuditResponse,
     },
+    /// Local writes are held until these agencies have reconciled with us (none: no
+    /// hold, or it just ended).
+    HoldWaiting(Vec<AgencyCode>),
 }
 
 #[allow(clippy::large_enum_variant)] // one event at a time, never stored
@@ -455,6 +458,7 @@ impl Service {
                 }
                 self.audit_respond(reply, &response);
             }
+            Done::HoldWaiting(w) => self.on_hold_waiting(&w),
         }
     }
 

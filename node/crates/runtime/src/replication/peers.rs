@@ -33,6 +33,11 @@ impl Service {
             return;
         };
         if n > 1 {
+            // A second connection: the peer may have restarted (a new store, a new
+            // epoch) before its old connection was seen to close.
+            if let Some(ps) = self.peers.get_mut(&peer) {
+                ps.on_new_connection();
+            }
             return;
         }
         self.agencies.insert(peer, (agency.clone(), role));

@@ -912,3 +912,64 @@ fn new_sessions_are_bounded_per_peer_and_reuse_the_set_while_the_store_is_unchan
         ));
     }
 }
+
+/// Review of issue 19 item 3: a set whose build was in flight when the policy changed
+/// was cached afterwards and served later sessions under the old rules; and a peer
+/// that reconnected got a fresh allowance of new sessions.
+#[test]
+fn a_set_built_across_a_policy_change_is_not_cached_and_reconnecting_restores_no_allowance() {
+    let w = world();
+    let ids: Vec<(u64, RecordId)> = (0u8..5)
+        .map(|i| (u64::from(i), RecordId([i; 32])))
+        .collect();
+    let ours = Arc::new(reconcile::storage(&ids).unwrap());
+    let (_, first) =
+        reconcile::Initiator::start(reconcile::storage(&ids[..2]).unwrap(), [3; 16]).unwrap();
+    let msg = first.message.unwrap();
+    let mut r = R::new(EPOCH, limits());
+    r.on_connected(BB, &bb());
+    let job = match one(round(&mut r, &w, [3; 16], &msg)) {
+        ServeAction::BuildSet { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    r.on_policy_changed();
+    let (job, storage) = match one(r.on_set_built(job, Ok::<_, String>(ours.clone()))) {
+        ServeAction::Negentropy { job, storage, .. } => (job, storage),
+        other => panic!("{other:?}"),
+    };
+    let answer = reconcile::respond(&storage, &msg).unwrap();
+    let _ = r.on_negentropy(job, storage, Ok(answer), Instant::now());
+    assert!(
+        matches!(
+            one(round(&mut r, &w, [3; 16], &msg)),
+            ServeAction::BuildSet { .. }
+        ),
+        "the old-rules set is not reused"
+    );
+    // Reconnecting does not refill the allowance.
+    let t = Instant::now();
+    let mut r = R::new(EPOCH, limits());
+    let mut strikes = 0;
+    for k in 0..(2 * SESSION_BURST) {
+        r.on_connected(BB, &bb());
+        let acts = r.on_reconcile(
+            BB,
+            bb(),
+            9,
+            Reconcile {
+                session: [k as u8; 16],
+                message: Bytes::copy_from_slice(&msg),
+                have: Vec::new(),
+                need: Vec::new(),
+            },
+            w.policy.clone(),
+            t,
+        );
+        strikes += acts
+            .iter()
+            .filter(|a| matches!(a, ServeAction::Strike { .. }))
+            .count();
+        r.on_disconnected(&BB);
+    }
+    assert_eq!(strikes, SESSION_BURST as usize);
+}
