@@ -27,11 +27,13 @@ use wlnode_proto::Bytes;
 
 use crate::keys::PublicKey;
 use crate::model::{
-    AgencyCode, Category, CountryCode, Distribution, EntryId, FieldTag, GroupName, InvalidValue,
-    MAX_FIELDS, Reason, Scope, Sensitivity, Status, SubjectKind,
+    AgencyCode, Category, CountryCode, Distribution, EntryId, FieldScope, FieldScopes, FieldTag,
+    GroupName, InvalidValue, MAX_FIELD_SCOPES, MAX_FIELDS, Reason, Recipient, Scope, Sensitivity,
+    Status, SubjectKind,
 };
 use crate::record::{
-    ByteString, Disclosure, FieldCommitment, HEADER_FORMAT, RecordError, RecordHeader, SALT_LEN,
+    ByteString, Disclosure, FieldCommitment, FieldSelector, HEADER_FORMAT, HEADER_FORMAT_SCOPED,
+    RecordError, RecordHeader, SALT_LEN, header_format,
 };
 use crate::time::{Date, Timestamp};
 
@@ -206,15 +208,40 @@ fn distribution(bytes: &[u8]) -> Result<Distribution, RecordError> {
     let groups = sorted_strings(&mut r, 2, "distribution.groups", |s| GroupName::new(s))?;
     let max_hops = u32::try_from(r.uint(3)?).map_err(|_| RecordError::NonCanonical)?;
     let sensitivity = Sensitivity::new(r.text(4)?).map_err(|e| e.within("distribution"))?;
+    let mut scopes = Vec::new();
+    while let Some(b) = r.bytes(5)? {
+        if scopes.len() >= MAX_FIELD_SCOPES {
+            return Err(InvalidValue::new(
+                "distribution.fields",
+                format!("at most {MAX_FIELD_SCOPES} field scopes"),
+            )
+            .into());
+        }
+        scopes.push(field_scope(b, scopes.len())?);
+    }
     r.finish()?;
     let out = Distribution {
         scope,
         groups,
         max_hops,
         sensitivity,
+        fields: FieldScopes::from_sorted(scopes)?,
     };
     out.validate()?;
     Ok(out)
+}
+
+fn field_scope(bytes: &[u8], i: usize) -> Result<FieldScope, RecordError> {
+    let at = format!("distribution.fields[{i}]");
+    let mut r = Reader::new(bytes);
+    let text = r.text(1)?;
+    let field: FieldSelector = text.parse().map_err(|e: InvalidValue| e.within(&at))?;
+    if field.to_string() != text {
+        return Err(RecordError::NonCanonical);
+    }
+    let to = sorted_strings(&mut r, 2, &format!("{at}.to"), |s| s.parse::<Recipient>())?;
+    r.finish()?;
+    Ok(FieldScope { field, to })
 }
 
 fn commitment(bytes: &[u8], i: usize) -> Result<FieldCommitment, RecordError> {
@@ -237,7 +264,7 @@ fn commitment(bytes: &[u8], i: usize) -> Result<FieldCommitment, RecordError> {
 pub(crate) fn decode_header(bytes: &[u8]) -> Result<RecordHeader, RecordError> {
     let mut r = Reader::new(bytes);
     let format = if r.key(1, VARINT) { r.varint()? } else { 0 };
-    if format != u64::from(HEADER_FORMAT) {
+    if format != u64::from(HEADER_FORMAT) && format != u64::from(HEADER_FORMAT_SCOPED) {
         return Err(RecordError::Format(
             u32::try_from(format).unwrap_or(u32::MAX),
         ));
@@ -253,6 +280,10 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<RecordHeader, RecordError> {
         r.bytes(7)?
             .ok_or_else(|| InvalidValue::new("distribution", "missing"))?,
     )?;
+    // Format 2 exactly when the distribution carries field scopes.
+    if u64::from(header_format(&distribution)) != format {
+        return Err(RecordError::NonCanonical);
+    }
     let review_by = match r.text(8)? {
         "" => None,
         s => {

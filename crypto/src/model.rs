@@ -506,6 +506,209 @@ pub struct Distribution {
     /// Sensitivity label from the roster.
     #[serde(default = "default_sensitivity")]
     pub sensitivity: Sensitivity,
+    /// Field scopes: these fields only to these agencies or groups, at every hop. A
+    /// field not named here follows the rest of the distribution.
+    #[serde(default, skip_serializing_if = "FieldScopes::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub fields: FieldScopes,
+}
+
+/// Most field scopes one record may carry.
+pub const MAX_FIELD_SCOPES: usize = 32;
+/// Most recipients one field scope may name.
+pub const MAX_SCOPE_RECIPIENTS: usize = 64;
+
+/// Who may receive a scoped field: one agency, or every member of a sharing group
+/// (`group:NAME`). Orders as its text does (agency codes are upper case, so they sort
+/// before every `group:`), which is the canonical order on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Recipient {
+    /// One agency.
+    Agency(AgencyCode),
+    /// Every member of a sharing group.
+    Group(GroupName),
+}
+
+impl Recipient {
+    /// Whether `agency`, a member of the groups `in_group` says, is this recipient.
+    pub fn admits(&self, agency: &AgencyCode, in_group: impl Fn(&GroupName) -> bool) -> bool {
+        match self {
+            Self::Agency(a) => a == agency,
+            Self::Group(g) => in_group(g),
+        }
+    }
+}
+
+impl FromStr for Recipient {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        match s.strip_prefix("group:") {
+            Some(g) => GroupName::new(g).map(Self::Group),
+            None => AgencyCode::new(s).map(Self::Agency).map_err(|_| {
+                InvalidValue::new(
+                    "recipient",
+                    format!("{} is neither an agency code nor group:NAME", show(s)),
+                )
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Agency(a) => f.write_str(a.as_str()),
+            Self::Group(g) => write!(f, "group:{g}"),
+        }
+    }
+}
+
+/// One field scope, signed by the origin: the fields `field` selects go only to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FieldScope {
+    /// The fields (a name `withhold` accepts, including `identifiers.TYPE`).
+    pub field: crate::record::FieldSelector,
+    /// Who may receive them (none: they never leave the origin).
+    pub to: BTreeSet<Recipient>,
+}
+
+impl FieldScope {
+    /// Whether `agency` may receive the fields this scope selects.
+    pub fn admits(&self, agency: &AgencyCode, in_group: impl Fn(&GroupName) -> bool) -> bool {
+        self.to.iter().any(|r| r.admits(agency, &in_group))
+    }
+}
+
+/// The field scopes of a distribution, sorted by the field's name (the canonical
+/// order), each field once. In entry JSON an object from field name to recipients:
+/// `{"identifiers": ["group:eu"], "birth_date": ["BB-CUSTOMS"]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FieldScopes(Vec<FieldScope>);
+
+impl FieldScopes {
+    /// Builds the scopes from (field, recipients) pairs in any order; a field named
+    /// twice, or too many scopes or recipients, is an error.
+    pub fn new(scopes: impl IntoIterator<Item = FieldScope>) -> Result<Self, InvalidValue> {
+        let mut v: Vec<FieldScope> = scopes.into_iter().collect();
+        v.sort_by_cached_key(|s| s.field.to_string());
+        let out = Self(v);
+        out.validate()?;
+        Ok(out)
+    }
+
+    /// Builds the scopes from a list already in canonical order (the wire decoders):
+    /// sorted by field name and unique, or an error.
+    pub fn from_sorted(scopes: Vec<FieldScope>) -> Result<Self, InvalidValue> {
+        let out = Self(scopes);
+        out.validate()?;
+        Ok(out)
+    }
+
+    /// No scopes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scopes, in canonical order.
+    pub fn iter(&self) -> std::slice::Iter<'_, FieldScope> {
+        self.0.iter()
+    }
+
+    /// Checks order, uniqueness and the limits.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        if self.0.len() > MAX_FIELD_SCOPES {
+            return Err(InvalidValue::new(
+                "distribution.fields",
+                format!("at most {MAX_FIELD_SCOPES} field scopes"),
+            ));
+        }
+        let mut last: Option<String> = None;
+        for s in &self.0 {
+            let name = s.field.to_string();
+            if last.as_ref().is_some_and(|l| *l >= name) {
+                return Err(InvalidValue::new(
+                    "distribution.fields",
+                    format!("{name:?} is named twice, or the scopes are out of order"),
+                ));
+            }
+            if s.to.len() > MAX_SCOPE_RECIPIENTS {
+                return Err(InvalidValue::new(
+                    format!("distribution.fields.{name}"),
+                    format!("at most {MAX_SCOPE_RECIPIENTS} recipients"),
+                ));
+            }
+            last = Some(name);
+        }
+        Ok(())
+    }
+
+    /// The selectors of the scopes that do not admit `agency`: what must be withheld
+    /// from a copy for it, whatever the share rules say.
+    pub fn withheld_from(
+        &self,
+        agency: &AgencyCode,
+        in_group: impl Fn(&GroupName) -> bool,
+    ) -> Vec<crate::record::FieldSelector> {
+        self.0
+            .iter()
+            .filter(|s| !s.admits(agency, &in_group))
+            .map(|s| s.field.clone())
+            .collect()
+    }
+
+    /// Whether `agency` may receive the field `tag` with `value` (every scope that
+    /// selects it must admit the agency).
+    pub fn admits_field(
+        &self,
+        tag: FieldTag,
+        value: &str,
+        agency: &AgencyCode,
+        in_group: impl Fn(&GroupName) -> bool,
+    ) -> bool {
+        self.0
+            .iter()
+            .filter(|s| s.field.matches(tag, value))
+            .all(|s| s.admits(agency, &in_group))
+    }
+}
+
+impl Serialize for FieldScopes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for scope in &self.0 {
+            let to: Vec<String> = scope.to.iter().map(ToString::to_string).collect();
+            m.serialize_entry(&scope.field.to_string(), &to)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldScopes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = std::collections::BTreeMap::<String, Vec<String>>::deserialize(d)?;
+        let mut scopes = Vec::with_capacity(raw.len());
+        for (field, to) in raw {
+            let sel: crate::record::FieldSelector = field
+                .parse()
+                .map_err(|e: InvalidValue| D::Error::custom(e.message))?;
+            let mut set = BTreeSet::new();
+            for r in to {
+                let rec: Recipient = r
+                    .parse()
+                    .map_err(|e: InvalidValue| D::Error::custom(e.message))?;
+                if !set.insert(rec) {
+                    return Err(D::Error::custom(format!("{field}: {r:?} is listed twice")));
+                }
+            }
+            scopes.push(FieldScope {
+                field: sel,
+                to: set,
+            });
+        }
+        Self::new(scopes).map_err(|e| D::Error::custom(e.message))
+    }
 }
 
 fn default_sensitivity() -> Sensitivity {
@@ -529,16 +732,18 @@ impl Distribution {
                 ),
             )),
             (_, true) => Ok(()),
-        }
+        }?;
+        self.fields.validate()
     }
 
-    /// Federation-wide, `restricted`, no hop limit.
+    /// Federation-wide, `restricted`, no hop limit, no field scopes.
     pub fn federation() -> Self {
         Self {
             scope: Scope::Federation,
             groups: BTreeSet::new(),
             max_hops: 0,
             sensitivity: default_sensitivity(),
+            fields: FieldScopes::default(),
         }
     }
 }

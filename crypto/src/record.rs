@@ -36,8 +36,20 @@ use crate::time::{Date, PartialDate, Timestamp};
 /// receipt, and amending at it is an error, never an overflow.
 pub const MAX_VERSION: u64 = u32::MAX as u64;
 
-/// Header format written by this version.
+/// Header format of a record without field scopes (every wlnode reads it).
 pub const HEADER_FORMAT: u32 = 1;
+/// Header format of a record with field scopes: a wlnode that cannot enforce them
+/// refuses the record (as an unknown format) rather than pass scoped fields on.
+pub const HEADER_FORMAT_SCOPED: u32 = 2;
+
+/// The format a header with `distribution` is written in.
+pub fn header_format(distribution: &Distribution) -> u32 {
+    if distribution.fields.is_empty() {
+        HEADER_FORMAT
+    } else {
+        HEADER_FORMAT_SCOPED
+    }
+}
 /// Length of each field's salt.
 pub const SALT_LEN: usize = 16;
 /// Largest canonical header accepted.

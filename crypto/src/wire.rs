@@ -11,11 +11,12 @@ use wlnode_proto::v1 as pb;
 
 use crate::keys::{PublicKey, Signature};
 use crate::model::{
-    AgencyCode, Category, CountryCode, Distribution, EntryId, FieldTag, GroupName, InvalidValue,
-    Reason, Scope, Sensitivity, Status, SubjectKind,
+    AgencyCode, Category, CountryCode, Distribution, EntryId, FieldScope, FieldScopes, FieldTag,
+    GroupName, InvalidValue, Reason, Recipient, Scope, Sensitivity, Status, SubjectKind,
 };
 use crate::record::{
-    ByteString, Disclosure, FieldCommitment, Record, RecordError, RecordHeader, SALT_LEN,
+    ByteString, Disclosure, FieldCommitment, FieldSelector, Record, RecordError, RecordHeader,
+    SALT_LEN,
 };
 use crate::time::{Date, Timestamp};
 
@@ -55,6 +56,14 @@ impl From<&Distribution> for pb::Distribution {
             groups: d.groups.iter().map(|g| g.as_str().to_owned()).collect(),
             max_hops: d.max_hops,
             sensitivity: d.sensitivity.as_str().to_owned(),
+            fields: d
+                .fields
+                .iter()
+                .map(|s| pb::FieldScope {
+                    selector: s.field.to_string(),
+                    to: s.to.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -62,11 +71,27 @@ impl From<&Distribution> for pb::Distribution {
 impl TryFrom<pb::Distribution> for Distribution {
     type Error = InvalidValue;
     fn try_from(d: pb::Distribution) -> Result<Self, InvalidValue> {
+        let fields = d
+            .fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let at = format!("distribution.fields[{i}]");
+                Ok(FieldScope {
+                    field: s
+                        .selector
+                        .parse::<FieldSelector>()
+                        .map_err(|e| e.within(&at))?,
+                    to: sorted_set(&format!("{at}.to"), s.to, |r| r.parse::<Recipient>())?,
+                })
+            })
+            .collect::<Result<Vec<_>, InvalidValue>>()?;
         let out = Self {
             scope: Scope::from_wire(d.scope).map_err(|e| e.within("distribution.scope"))?,
             groups: sorted_set("distribution.groups", d.groups, GroupName::new)?,
             max_hops: d.max_hops,
             sensitivity: Sensitivity::new(d.sensitivity).map_err(|e| e.within("distribution"))?,
+            fields: FieldScopes::from_sorted(fields)?,
         };
         out.validate()?;
         Ok(out)
@@ -76,7 +101,7 @@ impl TryFrom<pb::Distribution> for Distribution {
 impl From<&RecordHeader> for pb::RecordHeader {
     fn from(h: &RecordHeader) -> Self {
         Self {
-            format: crate::record::HEADER_FORMAT,
+            format: crate::record::header_format(&h.distribution),
             entry_id: Bytes::copy_from_slice(&h.entry_id.0),
             origin: h.origin.as_str().to_owned(),
             version: h.version,
@@ -108,9 +133,12 @@ impl From<&RecordHeader> for pb::RecordHeader {
 impl TryFrom<pb::RecordHeader> for RecordHeader {
     type Error = RecordError;
     fn try_from(h: pb::RecordHeader) -> Result<Self, RecordError> {
-        if h.format != crate::record::HEADER_FORMAT {
+        if h.format != crate::record::HEADER_FORMAT
+            && h.format != crate::record::HEADER_FORMAT_SCOPED
+        {
             return Err(RecordError::Format(h.format));
         }
+        let format = h.format;
         let fields = h
             .fields
             .into_iter()
@@ -153,6 +181,13 @@ impl TryFrom<pb::RecordHeader> for RecordHeader {
             fields,
             signer_key: PublicKey::from_bytes(&h.signer_key)
                 .map_err(|e| InvalidValue::new("signer_key", e.to_string()))?,
+        })
+        .and_then(|h: RecordHeader| {
+            if crate::record::header_format(&h.distribution) == format {
+                Ok(h)
+            } else {
+                Err(RecordError::NonCanonical)
+            }
         })
     }
 }

@@ -221,15 +221,46 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
     let groups =
         prop::collection::btree_set(mostly(&["eu", "nato", "wassenaar"], &["EU", ""]), 1..3)
             .prop_map(|g| g.into_iter().collect::<Vec<_>>());
+    // Field scopes: mostly none, else sorted selectors with sorted recipients, and
+    // now and then unsorted, duplicated or malformed ones.
+    let recipients = prop_oneof![
+        12 => prop::collection::btree_set(
+            mostly(&["AA-EXPORT", "BB-CUSTOMS", "group:eu", "group:nato"], &["", "group:", "bb"]),
+            0..3,
+        )
+        .prop_map(|r| r.into_iter().collect::<Vec<_>>()),
+        1 => prop::collection::vec(mostly(&["AA-EXPORT", "group:eu"], &["x"]), 0..3),
+    ];
+    let scope_list = prop_oneof![
+        12 => prop::collection::btree_map(
+            mostly(
+                &["birth_date", "identifiers", "identifiers.passport", "remarks"],
+                &["", "identifier", "identifiers.", "nope"],
+            ),
+            recipients.clone(),
+            1..3,
+        )
+        .prop_map(|m| m.into_iter().collect::<Vec<_>>()),
+        1 => prop::collection::vec(
+            (mostly(&["birth_date", "remarks"], &["x"]), recipients),
+            1..3,
+        ),
+    ];
+    let scopes = prop_oneof![6 => Just(Vec::new()), 2 => scope_list].prop_map(|v| {
+        v.into_iter()
+            .map(|(selector, to)| pb::FieldScope { selector, to })
+            .collect::<Vec<_>>()
+    });
     let distribution = (
         prop_oneof![12 => 1i32..=4, 1 => -1i32..=6],
         groups,
         prop_oneof![12 => Just(false), 1 => Just(true)],
         prop_oneof![6 => Just(0u32), 1 => any::<u32>()],
         mostly(&["restricted", "public"], &["", "Secret"]),
+        scopes,
     )
         .prop_map(
-            |(scope, groups, odd, max_hops, sensitivity)| pb::Distribution {
+            |(scope, groups, odd, max_hops, sensitivity, fields)| pb::Distribution {
                 scope,
                 // Groups only with scope "groups", unless `odd`.
                 groups: if (scope == 3) != odd {
@@ -239,6 +270,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
                 },
                 max_hops,
                 sensitivity,
+                fields,
             },
         );
     let categories = prop_oneof![
@@ -299,6 +331,11 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
                 } else {
                     Bytes::from(vec![0u8; 32])
                 };
+                // Format 2 goes with field scopes; keep most headers consistent.
+                let scoped = distribution
+                    .as_ref()
+                    .is_some_and(|d: &pb::Distribution| !d.fields.is_empty());
+                let format = if format == 1 && scoped { 2 } else { format };
                 pb::RecordHeader {
                     format,
                     entry_id: Bytes::from(entry_id),

@@ -284,3 +284,88 @@ fn withdrawal_reason_needs_withdrawn_status() {
         Some("delisted by court order")
     );
 }
+
+/// Issue 19 item 5: field scopes are part of the signed distribution. A record with
+/// scopes is header format 2 (a wlnode that cannot enforce them refuses it), one
+/// without stays format 1 and byte-for-byte as before.
+#[test]
+fn field_scopes_are_signed_and_set_the_header_format() {
+    use wlnode_crypto::model::{AgencyCode, EntryDraft, GroupName};
+    let mut d: EntryDraft = serde_json::from_value(serde_json::json!({
+        "subject": {"kind": "person", "name": "Scoped Person",
+                    "identifiers": [{"type": "passport", "value": "P1"}], "birth_date": "1970-01-02"},
+        "reason": "denial",
+        "distribution": {"scope": "federation",
+                         "fields": {"identifiers.passport": ["group:eu"], "birth_date": ["BB-CUSTOMS"]}}
+    }))
+    .unwrap();
+    let scoped = common::signed(&d, &key());
+    let h = scoped.header();
+    assert_eq!(h.distribution.fields.iter().count(), 2);
+    assert_eq!(
+        RecordHeader::decode_canonical(scoped.header_bytes())
+            .unwrap()
+            .distribution,
+        h.distribution
+    );
+    // The JSON form round-trips, sorted by field name.
+    let json = serde_json::to_value(&h.distribution).unwrap();
+    assert_eq!(
+        json["fields"],
+        serde_json::json!({"birth_date": ["BB-CUSTOMS"], "identifiers.passport": ["group:eu"]})
+    );
+    let bb = AgencyCode::new("BB-CUSTOMS").unwrap();
+    let cc = AgencyCode::new("CC-TRADE").unwrap();
+    let eu = |g: &GroupName| g.as_str() == "eu";
+    let none = |_: &GroupName| false;
+    let f = &h.distribution.fields;
+    assert!(f.admits_field(FieldTag::BirthDate, "1970-01-02", &bb, none));
+    assert!(!f.admits_field(FieldTag::BirthDate, "1970-01-02", &cc, eu));
+    assert!(f.admits_field(FieldTag::Identifier, "passport:P1", &cc, eu));
+    assert!(!f.admits_field(FieldTag::Identifier, "passport:P1", &cc, none));
+    assert!(
+        f.admits_field(FieldTag::Identifier, "imo:1234567", &cc, none),
+        "only passports are scoped"
+    );
+    assert_eq!(
+        f.withheld_from(&cc, none)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["birth_date", "identifiers.passport"]
+    );
+    // Without scopes: format 1.
+    d.distribution.fields = Default::default();
+    let plain = common::signed(&d, &key());
+    assert_eq!(plain.header_bytes().get(..2), Some(&[0x08, 0x01][..]));
+    assert_eq!(scoped.header_bytes().get(..2), Some(&[0x08, 0x02][..]));
+    // A format-1 header carrying scopes (or format 2 without) is not canonical.
+    let mut forged = scoped.header_bytes().to_vec();
+    forged[1] = 0x01;
+    assert!(matches!(
+        RecordHeader::decode_canonical(&forged),
+        Err(RecordError::NonCanonical)
+    ));
+    // Bad scopes in entry JSON name what is wrong.
+    for (fields, want) in [
+        (
+            serde_json::json!({"identifier": ["AA-EXPORT"]}),
+            "not a field name",
+        ),
+        (
+            serde_json::json!({"remarks": ["aa"]}),
+            "neither an agency code nor group:NAME",
+        ),
+        (
+            serde_json::json!({"remarks": ["AA-EXPORT", "AA-EXPORT"]}),
+            "listed twice",
+        ),
+    ] {
+        let e = serde_json::from_value::<wlnode_crypto::model::Distribution>(
+            serde_json::json!({"scope": "federation", "fields": fields}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(want), "{e}");
+    }
+}

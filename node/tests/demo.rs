@@ -53,6 +53,19 @@ fn demo_converges_as_the_policies_say() {
             .iter()
             .any(|f| f == "identifiers")
     );
+    // Some entries' origins scoped their identifiers to group `eu` (signed): CC-TRADE
+    // (pacific only) holds them without, although the hub relays them to it, and no
+    // node reported a problem (one holding scoped identifiers would).
+    assert!(
+        node("CC-TRADE")["scoped_fields_withheld"].as_u64().unwrap() > 0,
+        "{}",
+        node("CC-TRADE")
+    );
+    assert_eq!(
+        node("BB-CUSTOMS")["scoped_fields_withheld"],
+        0,
+        "BB is in eu"
+    );
     // CC-TRADE declines everything but public entries; AA-EXPORT is outside the
     // `pacific` group's distribution.
     assert!(node("CC-TRADE")["declined_by_policy"].as_u64().unwrap() > 0);

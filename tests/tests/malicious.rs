@@ -568,6 +568,84 @@ async fn refusals_a_roster_rollover_explains_are_not_strikes() {
     stop(c, "roster rollover").await;
 }
 
+/// Issue 19 item 5: a relay that holds a field its origin scoped to it alone, and
+/// passes it on to an agency outside the scope. Before, B stored the disclosure (the
+/// copy verifies: the origin signed every field). Now B drops it, keeps the rest,
+/// strikes the relay and writes an audit event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_passing_on_a_field_outside_its_origins_scope_is_refused() {
+    let (c, mut rogue) = line().await;
+    let aa_key = read_secret_key(&c.fed.nodes[A].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    let scoped = build_record(
+        RecordMeta {
+            entry_id: EntryId::random().unwrap(),
+            origin: "AA-EXPORT".parse().unwrap(),
+            version: 1,
+            issued_at: Timestamp::now(),
+            status: Status::Active,
+            withdrawal_reason: None,
+        },
+        &draft(
+            "Scoped Birth Date Trading",
+            Some(r#"{"scope":"federation","fields":{"birth_date":["MM-ROGUE"]}}"#),
+        ),
+        &aa_key,
+    )
+    .unwrap();
+    assert!(scoped.content().birth_date.is_some());
+    let size_before = c
+        .node(B)
+        .services
+        .store
+        .call(|s| s.audit_size())
+        .await
+        .unwrap();
+    // M relays A's full copy (hop 2) to B, which the scope leaves out.
+    let _ = rogue
+        .request(&addr(&c, B), push(&[scoped.clone().into_inner()]))
+        .await;
+    wait_for(T, "B stores the record", || async {
+        c.records(B).await.contains(&scoped.id())
+    })
+    .await;
+    let held = c
+        .node(B)
+        .services
+        .store
+        .record(scoped.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        held.record.content().birth_date.is_none(),
+        "the scoped field was dropped"
+    );
+    assert!(held.record.content().name.is_some(), "the rest is kept");
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            "reason=\"field_out_of_scope\""
+        ) >= 1.0,
+        "{m}"
+    );
+    let events = c
+        .node(B)
+        .services
+        .store
+        .call(move |s| s.audit_events(size_before, s.audit_size()?))
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| String::from_utf8_lossy(e).contains("\"field_out_of_scope\"")),
+        "audited"
+    );
+    stop(c, "field scope").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notify_flood_is_absorbed() {
     let (c, mut rogue) = line().await;

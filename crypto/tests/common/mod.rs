@@ -53,7 +53,10 @@ pub fn draft() -> impl Strategy<Value = EntryDraft> {
         prop::collection::btree_set("[0-9][A-E][0-9]{3}", 0..3),
         prop::option::of(text(80)),
         prop::option::of(text(80)),
-        prop::sample::select(vec![Scope::Federation, Scope::Groups, Scope::Neighbors]),
+        (
+            prop::sample::select(vec![Scope::Federation, Scope::Groups, Scope::Neighbors]),
+            prop::bool::weighted(0.3),
+        ),
     )
         .prop_map(
             |(
@@ -62,7 +65,7 @@ pub fn draft() -> impl Strategy<Value = EntryDraft> {
                 cats,
                 remarks,
                 items,
-                scope,
+                (scope, scoped),
             )| {
                 EntryDraft {
                     subject: Subject {
@@ -95,6 +98,15 @@ pub fn draft() -> impl Strategy<Value = EntryDraft> {
                         },
                         max_hops: 0,
                         sensitivity: Sensitivity::new("restricted").unwrap(),
+                        fields: if scoped {
+                            serde_json::from_value(serde_json::json!({
+                                "identifiers": ["group:eu"],
+                                "birth_date": ["BB-CUSTOMS"]
+                            }))
+                            .unwrap()
+                        } else {
+                            Default::default()
+                        },
                     },
                     review_by: None,
                 }

@@ -101,6 +101,8 @@ struct Seeded {
     public: bool,
     /// It carries identifiers, a birth date or a nationality.
     personal: bool,
+    /// Its origin signed a field scope: identifiers only to group `eu`.
+    eu_identifiers: bool,
 }
 
 /// Why a node holds or does not hold a record.
@@ -174,7 +176,10 @@ fn draft(
         .iter()
         .map(|i| json!({"type": i.kind, "value": i.value}))
         .collect();
-    if identifiers.is_empty() && k.is_multiple_of(3) {
+    // Some public entries carry a field scope signed by their origin: identifiers go
+    // to `eu` members only, at every hop (the hub relays them to `pacific` without).
+    let eu_identifiers = public && k % 4 == 1;
+    if identifiers.is_empty() && (k.is_multiple_of(3) || eu_identifiers) {
         let kind = match d.kind.as_str() {
             "person" => "passport",
             "vessel" => "imo",
@@ -206,6 +211,10 @@ fn draft(
     if let Some(b) = &d.birth_date {
         subject.insert("birth_date".into(), json!(b.to_string()));
     }
+    let mut distribution = distribution;
+    if eu_identifiers && let Some(d) = distribution.as_object_mut() {
+        d.insert("fields".into(), json!({"identifiers": ["group:eu"]}));
+    }
     let reasons = ["denial", "diversion-risk", "sanctions", "wmd-end-use"];
     let categories = [["3A001"], ["1C010"], ["9A012"], ["2B001"], ["5A002"]];
     let v = json!({
@@ -224,8 +233,18 @@ fn draft(
             groups: dist_groups,
             public,
             personal,
+            eu_identifiers,
         },
     )
+}
+
+/// Member `n` must hold entry `s` without identifiers: its origin scoped them to `eu`.
+fn identifiers_scoped_away(members: &[Member], s: &Seeded, n: usize) -> bool {
+    s.eu_identifiers
+        && n != s.origin
+        && members
+            .get(n)
+            .is_some_and(|(_, groups)| !groups.contains(&"eu"))
 }
 
 /// One row of the summary.
@@ -243,6 +262,9 @@ struct NodeSummary {
     declined_by_policy: u64,
     /// Held records that arrived with fields withheld, and which fields.
     records_with_withheld_fields: u64,
+    /// Held records whose identifiers their origin scoped to group `eu`, held here
+    /// (outside `eu`) without them, as the signed scope demands at every hop.
+    scoped_fields_withheld: u64,
     withheld_fields: BTreeSet<String>,
     /// Records rejected as invalid (bad signature, revoked key, ...), not counting
     /// copies declined by accept rules.
@@ -674,6 +696,7 @@ async fn summarize(
             outside_distribution: 0,
             declined_by_policy: 0,
             records_with_withheld_fields: 0,
+            scoped_fields_withheld: 0,
             withheld_fields: BTreeSet::new(),
             rejected: metric_sum(
                 &metrics,
@@ -736,6 +759,19 @@ async fn summarize(
                     s.problems.push(format!(
                         "its copy of entry {id} from {origin} should show personal fields as withheld"
                     ));
+                }
+                let carries_identifiers = subject
+                    .get("identifiers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty());
+                if identifiers_scoped_away(members, sd, n) {
+                    if carries_identifiers {
+                        s.problems.push(format!(
+                            "holds identifiers of entry {id} from {origin} that its origin scoped to group eu"
+                        ));
+                    } else {
+                        s.scoped_fields_withheld += 1;
+                    }
                 }
                 if expect(members, sd, n) != Expect::Holds {
                     s.problems.push(format!(
@@ -820,6 +856,12 @@ fn print_summary(s: &Summary) {
             let f: Vec<&str> = n.withheld_fields.iter().map(String::as_str).collect();
             println!("  {} holds copies without: {}", n.agency, f.join(", "));
         }
+        if n.scoped_fields_withheld > 0 {
+            println!(
+                "  {} holds {} copies without the identifiers their origins' signed field scopes keep for group eu",
+                n.agency, n.scoped_fields_withheld
+            );
+        }
         if n.role == "auditor" {
             println!("  {} (auditor) audit: {}", n.agency, n.audit);
         }
@@ -869,6 +911,7 @@ mod tests {
             groups,
             public,
             personal: true,
+            eu_identifiers: false,
         }
     }
 

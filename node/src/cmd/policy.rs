@@ -103,6 +103,25 @@ fn print_explanation(v: &serde_json::Value) {
                 .join(", ")
         );
     }
+    if let Some(f) = v.get("field_scopes").and_then(|f| f.as_array()) {
+        for scope in f {
+            let to: Vec<&str> = scope
+                .get("to")
+                .and_then(|t| t.as_array())
+                .map(|t| t.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            println!(
+                "  field scope (signed by the origin): {} only to [{}]: {}",
+                scope.get("field").and_then(|x| x.as_str()).unwrap_or(""),
+                to.join(", "),
+                if scope.get("admitted").and_then(serde_json::Value::as_bool) == Some(true) {
+                    "admitted"
+                } else {
+                    "WITHHELD"
+                }
+            );
+        }
+    }
     if let Some(m) = v.get("unmatched_rules").and_then(|m| m.as_array()) {
         for r in m {
             println!(

@@ -65,7 +65,9 @@ pub enum EventKind {
         to: AgencyCode,
         /// Hop count at the receiver.
         hops: u32,
-        /// Tags of the withheld fields (`identifier`, `address`, ...), one per field.
+        /// Tags of the fields the copy lacked (`identifiers`, `addresses`, ...), one per
+        /// field: withheld by this node, or missing from the copy it held. (Events
+        /// written before field scopes listed only the fields this node withheld.)
         withheld: Vec<String>,
         /// The origin's signed header bytes (hex): distribution, origin, digests. Only in
         /// events written before headers moved beside the event ([`SentHeader`]); such

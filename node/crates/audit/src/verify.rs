@@ -73,7 +73,7 @@ pub struct Violation {
     /// `bad_event`, `checkpoint_mismatch`, `truncated`, `not_append_only`,
     /// `split_view`, `bad_checkpoint`, `unknown_node`, `no_checkpoint`,
     /// `stale_checkpoint`, `missing_receipt`, `receipt_without_send`, `distribution`,
-    /// `bad_header`, `equivocation`.
+    /// `field_scope`, `bad_header`, `equivocation`.
     pub kind: String,
     /// The node it is attributed to; for a send and a receipt that do not match, the
     /// pair `FROM->TO` (the logs cannot tell which side is at fault).
@@ -553,9 +553,9 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                     record_id,
                     to,
                     hops,
+                    withheld,
                     header,
                     signature,
-                    ..
                 } => {
                     sends
                         .entry(((me.clone(), to.clone()), *record_id))
@@ -575,6 +575,9 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                         ) {
                             Sent::Genuine(h, v) => {
                                 equivocations.header(roster, &h, *record_id, me, to);
+                                report.violations.extend(check_field_scopes(
+                                    roster, me, to, &h, withheld, record_id, *index,
+                                ));
                                 v
                             }
                             Sent::Bad(v) => Some(v),
@@ -848,6 +851,52 @@ fn check_sent(
         )),
     };
     Sent::Genuine(Box::new(h), v)
+}
+
+/// A `sent` event that gave `to` a field the origin's signed field scopes keep from
+/// it: the header says how many fields of each tag the record has, and the event which
+/// it withheld. Scopes by identifier type (`identifiers.passport`) are not decidable
+/// here: the type is in the disclosed value, not in the header.
+fn check_field_scopes(
+    roster: &Roster,
+    from: &AgencyCode,
+    to: &AgencyCode,
+    h: &RecordHeader,
+    withheld: &[String],
+    record_id: &RecordId,
+    index: u64,
+) -> Option<Violation> {
+    if *to == h.origin {
+        return None;
+    }
+    let member = roster.member(to);
+    let mut leaked = Vec::new();
+    for s in h.distribution.fields.iter() {
+        if s.admits(to, |g| member.is_some_and(|m| m.in_group(g))) {
+            continue;
+        }
+        let wlnode_crypto::record::FieldSelector::Tag(tag) = &s.field else {
+            continue;
+        };
+        let present = h.fields.iter().filter(|f| f.tag == *tag).count();
+        let kept = withheld.iter().filter(|w| *w == tag.as_str()).count();
+        if kept < present {
+            leaked.push(tag.as_str());
+        }
+    }
+    if leaked.is_empty() {
+        return None;
+    }
+    Some(proven(
+        "field_scope",
+        from.as_str(),
+        format!(
+            "{from} sent record {record_id} (origin {}) to {to} with {} that the origin's signed field scopes keep from {to}",
+            h.origin,
+            leaked.join(", ")
+        ),
+        serde_json::json!({"index": index, "record_id": record_id, "origin": h.origin, "to": to, "fields": leaked}),
+    ))
 }
 
 #[cfg(test)]

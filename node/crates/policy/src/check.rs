@@ -209,6 +209,22 @@ pub fn check(cfg: &Config, roster: &Roster) -> Report {
                 "this rule can never match: it only covers other agencies' records but relay = false".into(),
             );
         }
+        // Seen when tried as a new user would: `origins = ["*"]` reads as "everything",
+        // but without `relay = true` only this node's own records go.
+        let names_others = r.origins.as_ref().is_some_and(|o| {
+            o.iter().any(|s| match s.get_ref() {
+                OriginSelector::SelfAgency => false,
+                OriginSelector::Any | OriginSelector::Group(_) => true,
+                OriginSelector::Agency(a) => a != cfg.agency(),
+            })
+        });
+        if names_others && !only_others && !r.relay {
+            c.warn(
+                span.clone(),
+                k("relay"),
+                "origins names other agencies, but relay = false: this rule sends only this node's own records; set relay = true to relay theirs, or write origins = [\"self\"]".into(),
+            );
+        }
         let mut reach = BTreeSet::new();
         for s in r.to.get_ref() {
             let rs = c.receivers(s.get_ref());

@@ -251,12 +251,26 @@ pub struct Explanation {
     pub matched_rules: Vec<RuleRef>,
     /// Share rules that did not match, with the first failing condition.
     pub unmatched_rules: Vec<Miss>,
-    /// Fields withheld from the copy (union of the matched rules' `withhold`).
+    /// Fields withheld from the copy: the union of the matched rules' `withhold` and
+    /// of the field scopes that do not admit the peer.
     pub withheld_fields: Vec<String>,
+    /// The origin's field scopes, and whether each admits the peer.
+    pub field_scopes: Vec<FieldScopeCheck>,
     /// Hop count the peer would hold the record at.
     pub hops: Option<u32>,
     /// One-line summary.
     pub reason: String,
+}
+
+/// One of the origin's field scopes, as `explain` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldScopeCheck {
+    /// The field selector.
+    pub field: String,
+    /// Who may receive it.
+    pub to: Vec<String>,
+    /// Whether the peer is among them (otherwise the field is withheld).
+    pub admitted: bool,
 }
 
 /// The distribution part of an explanation.
@@ -435,8 +449,27 @@ impl Policy {
         if !matched {
             return Decision::Deny(Deny::NoShareRule);
         }
+        // The origin's field scopes bind every hop, whatever the share rules say.
+        for f in self.scoped_away(h, to) {
+            if !withhold.iter().any(|w| w.covers(&f)) {
+                withhold.retain(|w| !f.covers(w));
+                withhold.push(f);
+            }
+        }
         withhold.sort();
         Decision::Send { hops, withhold }
+    }
+
+    /// The fields the origin's signed field scopes keep from `to` (none for the
+    /// origin itself).
+    pub fn scoped_away(&self, h: &RecordHeader, to: &AgencyCode) -> Vec<FieldSelector> {
+        if *to == h.origin {
+            return Vec::new();
+        }
+        let member = self.roster.member(to);
+        h.distribution
+            .fields
+            .withheld_from(to, |g| member.is_some_and(|m| m.in_group(g)))
     }
 
     /// Explains [`Self::decide`] for `policy explain`.
@@ -494,12 +527,24 @@ impl Policy {
             ),
             Decision::Deny(d) => ("deny", Vec::new(), None, d.to_string()),
         };
+        let away = self.scoped_away(h, to);
+        let field_scopes = h
+            .distribution
+            .fields
+            .iter()
+            .map(|s| FieldScopeCheck {
+                field: s.field.to_string(),
+                to: s.to.iter().map(ToString::to_string).collect(),
+                admitted: !away.contains(&s.field),
+            })
+            .collect();
         Explanation {
             decision: decision_s,
             distribution,
             matched_rules,
             unmatched_rules,
             withheld_fields,
+            field_scopes,
             hops,
             reason,
         }

@@ -351,6 +351,28 @@ fn check_reports_unknown_names_with_lines_and_warnings() {
         w.message
             .contains("no [[share]] rule sends anything to CC-TRADE")
     }));
+    // Issue 19 item 5: `origins = ["*"]` without `relay = true` silently shares only
+    // the node's own records.
+    let c = cfg("[[share]]\nto = [\"*\"]\norigins = [\"*\"]\n[[accept]]\nfrom = [\"*\"]\n");
+    let r = check::check(&c, &f.roster);
+    assert!(r.errors.is_empty());
+    let w: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter()
+            .any(|w| w.contains("share[0].relay") && w.contains("only this node's own records")),
+        "{w:#?}"
+    );
+    for fine in [
+        "[[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n",
+        "[[share]]\nto = [\"*\"]\norigins = [\"self\"]\n",
+        "[[share]]\nto = [\"*\"]\n",
+    ] {
+        let r = check::check(&cfg(fine), &f.roster);
+        assert!(
+            !r.warnings.iter().any(|w| w.message.contains("own records")),
+            "{fine}"
+        );
+    }
 }
 
 #[test]

@@ -10,6 +10,10 @@
 //! - liveness: every agency a fully permitted path reaches holds the record, and every
 //!   field some path allows.
 //!
+//! Records carry random field scopes signed by their origin (issue 19 item 5), and a
+//! third check is independent of the choke point: no agency but the origin holds a
+//! disclosure that the record's own field scopes keep from it.
+//!
 //! Scope of the generator: `max_hops` is 0 (hop limits are covered by unit tests), and
 //! accept rules use `from`, `origins` and `max_sensitivity` (the copy-dependent
 //! `require_fields` and `withheld = "drop"` are covered by unit tests), so that the
@@ -61,7 +65,7 @@ struct Fed {
     edges: Vec<(usize, usize)>,
     share: Vec<Vec<String>>,
     accept: Vec<Vec<String>>,
-    records: Vec<(usize, String, usize, usize)>, // origin, scope json, sensitivity, category
+    records: Vec<(usize, String, usize, usize, String)>, // origin, scope json, sensitivity, category, field scopes json
 }
 
 fn peer_sel(n: usize) -> impl Strategy<Value = String> {
@@ -146,6 +150,33 @@ fn accept_rule(n: usize) -> impl Strategy<Value = String> {
         })
 }
 
+/// Field scopes as entry JSON: mostly none, else one to three selectors, each to a
+/// few agencies and groups (sometimes none: the field never leaves the origin).
+fn field_scopes(n: usize) -> impl Strategy<Value = String> {
+    let recipient = prop_oneof![
+        2 => (0..n).prop_map(|a| NAMES[a].to_owned()),
+        1 => (0..GROUPS.len()).prop_map(|g| format!("group:{}", GROUPS[g])),
+    ];
+    prop_oneof![
+        2 => Just(String::new()),
+        3 => prop::collection::btree_map(
+            0..WITHHOLD.len(),
+            prop::collection::btree_set(recipient, 0..3),
+            1..4,
+        )
+        .prop_map(|m| {
+            let body: Vec<String> = m
+                .iter()
+                .map(|(sel, to)| {
+                    let to: Vec<String> = to.iter().map(|t| format!("{t:?}")).collect();
+                    format!("{:?}:[{}]", WITHHOLD[*sel], to.join(","))
+                })
+                .collect();
+            format!(",\"fields\":{{{}}}", body.join(","))
+        }),
+    ]
+}
+
 fn fed() -> impl Strategy<Value = Fed> {
     (3usize..=7).prop_flat_map(|n| {
         (
@@ -167,6 +198,7 @@ fn fed() -> impl Strategy<Value = Fed> {
                     ],
                     0..SENS.len(),
                     0..2usize,
+                    field_scopes(n),
                 ),
                 1..4,
             ),
@@ -272,12 +304,12 @@ fn records(f: &Fed, w: &World) -> Vec<(usize, VerifiedRecord)> {
     f.records
         .iter()
         .enumerate()
-        .map(|(k, (origin, scope, sens, cat))| {
+        .map(|(k, (origin, scope, sens, cat, scopes))| {
             let draft: EntryDraft = serde_json::from_str(&format!(
                 r#"{{"subject":{{"kind":"person","name":"Name {k}","aliases":["Alias {k}"],"addresses":["Street {k}"],
                     "identifiers":[{{"type":"passport","value":"P{k}"}},{{"type":"national_id","value":"N{k}"}}],
                     "birth_date":"1970"}},"reason":"denial","categories":[{:?}],"remarks":"r{k}",
-                    "distribution":{scope},"sensitivity":{:?}}}}}"#,
+                    "distribution":{scope}{scopes},"sensitivity":{:?}}}}}"#,
                 ["3A001", "5A002"][*cat],
                 SENS[*sens]
             ))
@@ -467,6 +499,17 @@ proptest! {
                     for (i, reach) in fields.iter().enumerate() {
                         let has = c.disclosure(i as u32).is_some();
                         prop_assert_eq!(has, reach.contains(&v), "field {} ({}) at {}", i, h.fields[i].tag, NAMES[v]);
+                    }
+                    // Scoped fields, checked from the signed header alone.
+                    if v != *origin {
+                        let member = w.roster.member(&agency(v)).unwrap();
+                        for d in c.disclosures() {
+                            let tag = h.fields[d.index as usize].tag;
+                            prop_assert!(
+                                h.distribution.fields.admits_field(tag, &d.value, &agency(v), |g| member.in_group(g)),
+                                "{} holds {} of {} outside its field scopes", NAMES[v], tag, rec.id()
+                            );
+                        }
                     }
                 }
             }

@@ -129,9 +129,24 @@ pub struct Lifecycle {
     force: bool,
 }
 
-/// Checks the parts of a draft that need the roster: groups and sensitivity exist.
+/// Checks the parts of a draft that need the roster: groups, sensitivity and the
+/// recipients of field scopes exist.
 pub fn check_against_roster(draft: &EntryDraft, roster: &Roster) -> Result<(), InvalidValue> {
     let d = &draft.distribution;
+    for scope in d.fields.iter() {
+        for r in &scope.to {
+            let known = match r {
+                wlnode_crypto::model::Recipient::Agency(a) => roster.member(a).is_some(),
+                wlnode_crypto::model::Recipient::Group(g) => roster.groups().contains(g),
+            };
+            if !known {
+                return Err(InvalidValue::new(
+                    format!("distribution.fields.{}", scope.field),
+                    format!("{r} is not a member or sharing group in the roster"),
+                ));
+            }
+        }
+    }
     for (i, g) in d.groups.iter().enumerate() {
         if !roster.groups().contains(g) {
             return Err(InvalidValue::new(

@@ -34,6 +34,12 @@ pub enum RejectReason {
     Policy(String),
     /// Its version is 0 or above [`MAX_VERSION`].
     Version(u64),
+    /// The copy disclosed fields that the origin's signed field scopes keep from this
+    /// node. Those disclosures are dropped and the rest of the copy is stored.
+    FieldOutOfScope {
+        /// How many disclosures were dropped.
+        dropped: usize,
+    },
     /// Its signer key is revoked, the roster authority does not keep it, and this node
     /// did not hold it before: whoever has the key may have backdated it.
     /// `from_origin`: the origin's own node sent it (a relay may be honest: it held
@@ -63,6 +69,7 @@ impl RejectReason {
             Self::Policy(_) => "declined_by_policy".into(),
             Self::Version(_) => "version_out_of_range".into(),
             Self::RevokedBackdated { .. } => "revoked_key_backdated".into(),
+            Self::FieldOutOfScope { .. } => "field_out_of_scope".into(),
             Self::EquivocationExcess { .. } => "equivocation_excess".into(),
         }
     }
@@ -73,7 +80,8 @@ impl RejectReason {
     /// "not yet known", not "invalid".
     pub fn may_be_roster_lag(&self) -> bool {
         match self {
-            Self::Roster(_) => true,
+            // Group membership decides field scopes too.
+            Self::Roster(_) | Self::FieldOutOfScope { .. } => true,
             Self::Distribution(d) => matches!(
                 d,
                 Deny::NotInDistribution
@@ -233,6 +241,24 @@ pub fn check(
     for (res, hops) in verify_batch(records).into_iter().zip(hops) {
         match res {
             Ok(record) => {
+                // The origin's field scopes bind every hop: a disclosure they keep from
+                // us is refused (and a strike), the rest of the copy is kept.
+                let away = policy.scoped_away(record.header(), me);
+                let record = if away.is_empty() {
+                    record
+                } else {
+                    let (stripped, dropped) = record.redact(&away);
+                    if !dropped.is_empty() {
+                        out.rejected.push(Rejected {
+                            record_id: Some(record.id()),
+                            origin: Some(record.header().origin.clone()),
+                            reason: RejectReason::FieldOutOfScope {
+                                dropped: dropped.len(),
+                            },
+                        });
+                    }
+                    stripped
+                };
                 let h = record.header();
                 let standing = roster.key_standing(&h.origin, &h.signer_key, &record.id());
                 let meta = SyncMeta::of(h);
@@ -503,6 +529,74 @@ mod tests {
         ] {
             assert!(r.strikes(Some(8), 7), "{r:?} is invalid under any roster");
         }
+    }
+
+    /// Issue 19 item 5: a copy that discloses a field its origin scoped away from this
+    /// node (a relay that ignored the scope, or a forged relay) loses that disclosure,
+    /// and the sender gets a strike; the rest of the copy is stored.
+    #[test]
+    fn disclosures_outside_the_origins_field_scopes_are_refused() {
+        let k = SecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "person", "name": "Scoped", "birth_date": "1970-01-02",
+                        "identifiers": [{"type": "passport", "value": "P1"}]},
+            "reason": "denial",
+            "distribution": {"scope": "federation",
+                             "fields": {"birth_date": ["CC-TRADE"], "identifiers": ["group:eu"]}}
+        }))
+        .unwrap();
+        let rec = build_record(
+            RecordMeta {
+                entry_id: EntryId::random().unwrap(),
+                origin: "AA-EXPORT".parse().unwrap(),
+                version: 1,
+                issued_at: Timestamp(now.0 - 1_000),
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &draft,
+            &k,
+        )
+        .unwrap()
+        .into_inner();
+        // `k` is kept by the authority, so the record's standing is valid.
+        let p = policy(&k, Timestamp(now.0 + 86_400_000), &[rec.id()]);
+        let cc: AgencyCode = "CC-TRADE".parse().unwrap();
+        let c = check(
+            &p,
+            &cc,
+            vec![received(&rec, 2)],
+            now,
+            Duration::from_secs(60),
+        );
+        assert_eq!(c.accepted.len(), 1, "the rest of the copy is kept");
+        let kept = &c.accepted[0].record;
+        assert!(
+            kept.content().birth_date.is_none(),
+            "birth_date is CC's only"
+        );
+        assert_eq!(kept.content().identifiers.len(), 1, "BB is in group eu");
+        assert_eq!(c.rejected.len(), 1);
+        assert_eq!(c.rejected[0].reason.code(), "field_out_of_scope");
+        assert!(c.rejected[0].reason.strikes(Some(1), 1));
+        assert!(
+            !c.rejected[0].reason.strikes(Some(2), 1),
+            "group membership may differ mid-rollover"
+        );
+        // A copy without the scoped field is fine.
+        let (clean, _) = rec
+            .verify()
+            .unwrap()
+            .redact(&["birth_date".parse().unwrap()]);
+        let c = check(
+            &p,
+            &cc,
+            vec![received(&clean, 2)],
+            now,
+            Duration::from_secs(60),
+        );
+        assert!(c.rejected.is_empty() && c.accepted.len() == 1);
     }
 
     #[test]

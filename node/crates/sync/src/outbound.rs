@@ -187,23 +187,19 @@ pub struct Outbound {
 fn sent_event(rec: &StoredRecord, prep: &Prepared, at: Timestamp) -> Event {
     let r = &rec.record;
     let fields = &r.header().fields;
+    // Every field the copy lacks: withheld here, or already missing from the copy we
+    // hold (withheld by an earlier hop). The auditor checks field scopes against it.
+    let removed = prep.withheld_indices();
+    let lacking = fields.iter().enumerate().filter(|(i, _)| {
+        u32::try_from(*i).is_ok_and(|i| r.disclosure(i).is_none() || removed.contains(&i))
+    });
     Event::new(
         at.as_millis(),
         EventKind::Sent {
             record_id: r.id(),
             to: prep.to().clone(),
             hops: prep.hops(),
-            withheld: prep
-                .withheld_indices()
-                .iter()
-                .map(|i| {
-                    usize::try_from(*i)
-                        .ok()
-                        .and_then(|i| fields.get(i))
-                        .map_or("unknown", |f| f.tag.as_str())
-                        .to_owned()
-                })
-                .collect(),
+            withheld: lacking.map(|(_, f)| f.tag.as_str().to_owned()).collect(),
             // The signed header travels beside the event (export, GetEvents): the
             // record id already commits to it.
             header: None,

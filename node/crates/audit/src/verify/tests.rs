@@ -667,3 +667,83 @@ fn an_origin_signing_two_versions_for_different_neighbours_is_caught_from_the_he
     assert_eq!(eq[0].node, "AA-EXPORT");
     assert!(eq[0].proven);
 }
+
+/// Issue 19 item 5: the auditor reports a `sent` event that gave a scoped field to an
+/// agency outside its scope, proven by the origin's signed header and the sender's
+/// own log (what it says it withheld).
+#[test]
+fn a_send_of_a_scoped_field_outside_its_scope_is_reported() {
+    let f = fixture();
+    let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+        "subject": {"kind": "person", "name": "Scoped Name", "birth_date": "1970-01-02",
+                    "identifiers": [{"type": "passport", "value": "P1"}]},
+        "reason": "denial",
+        "distribution": {"scope": "federation",
+                         "fields": {"birth_date": ["BB-CUSTOMS"], "identifiers": ["group:eu"]}}
+    }))
+    .unwrap();
+    let r = build_record(
+        RecordMeta {
+            entry_id: EntryId::random().unwrap(),
+            origin: ag(0),
+            version: 1,
+            issued_at: Timestamp::now(),
+            status: Status::Active,
+            withdrawal_reason: None,
+        },
+        &draft,
+        &f.agency_keys[0],
+    )
+    .unwrap();
+    let to_cc = |withheld: &[&str]| {
+        let mut e = sent(&r, 2, 10);
+        if let EventKind::Sent { withheld: w, .. } = &mut e.kind {
+            *w = withheld.iter().map(|s| (*s).to_owned()).collect();
+        }
+        e
+    };
+    let run = |e: Event| {
+        let a = log(&f, 0, &[e], &[1]);
+        let c = log(&f, 2, &[Event::new(5, EventKind::NodeStopped)], &[1]);
+        verify(
+            &f.roster,
+            &[a, c],
+            &AuditorState::default(),
+            Options::default(),
+        )
+    };
+    // CC (asean, not BB) got the birth date and the identifier.
+    let rep = run(to_cc(&[]));
+    let v = rep
+        .violations
+        .iter()
+        .find(|v| v.kind == "field_scope")
+        .expect("reported");
+    assert_eq!(v.node, NAMES[0]);
+    assert!(v.proven);
+    assert_eq!(
+        v.evidence["fields"],
+        serde_json::json!(["birth_date", "identifiers"])
+    );
+    // Withholding both: no finding.
+    let rep = run(to_cc(&["identifiers", "birth_date"]));
+    assert!(
+        !kinds(&rep).contains(&"field_scope"),
+        "{:?}",
+        rep.violations
+    );
+    // To BB (in eu, named for the birth date) nothing is out of scope.
+    let a = log(&f, 0, &[sent(&r, 1, 10)], &[1]);
+    let b = log(&f, 1, &[Event::new(5, EventKind::NodeStopped)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[a, b],
+        &AuditorState::default(),
+        Options::default(),
+    );
+    assert!(
+        !kinds(&rep).contains(&"field_scope"),
+        "{:?}",
+        rep.violations
+    );
+}
