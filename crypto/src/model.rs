@@ -687,7 +687,42 @@ impl Serialize for FieldScopes {
 impl<'de> Deserialize<'de> for FieldScopes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let raw = std::collections::BTreeMap::<String, Vec<String>>::deserialize(d)?;
+        /// The object's entries in order, so that a field named twice is an error,
+        /// not silently the last one (a typo must not widen a scope).
+        struct Entries(Vec<(String, Vec<String>)>);
+        impl<'de> Deserialize<'de> for Entries {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Entries;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("an object from field name to a list of recipients")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut m: A,
+                    ) -> Result<Entries, A::Error> {
+                        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+                        while let Some((k, v)) = m.next_entry::<String, Vec<String>>()? {
+                            if out.iter().any(|(f, _)| *f == k) {
+                                return Err(A::Error::custom(format!(
+                                    "field {k:?} is named twice"
+                                )));
+                            }
+                            if out.len() >= MAX_FIELD_SCOPES {
+                                return Err(A::Error::custom(format!(
+                                    "at most {MAX_FIELD_SCOPES} field scopes"
+                                )));
+                            }
+                            out.push((k, v));
+                        }
+                        Ok(Entries(out))
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+        let raw = Entries::deserialize(d)?.0;
         let mut scopes = Vec::with_capacity(raw.len());
         for (field, to) in raw {
             let sel: crate::record::FieldSelector = field

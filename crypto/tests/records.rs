@@ -346,6 +346,14 @@ fn field_scopes_are_signed_and_set_the_header_format() {
         RecordHeader::decode_canonical(&forged),
         Err(RecordError::NonCanonical)
     ));
+    // A field named twice in one object is an error, not "the last one wins":
+    // two readers of the same JSON must never see different scopes.
+    let e = serde_json::from_str::<wlnode_crypto::model::Distribution>(
+        r#"{"scope": "federation", "fields": {"remarks": ["AA-EXPORT"], "remarks": ["BB-CUSTOMS"]}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("named twice"), "{e}");
     // Bad scopes in entry JSON name what is wrong.
     for (fields, want) in [
         (

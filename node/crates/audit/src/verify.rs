@@ -539,8 +539,21 @@ fn cross_check(roster: &Roster, logs: &[Log<'_>], opts: Options, report: &mut Re
                 EventKind::Rejected {
                     record_id: Some(record_id),
                     from,
-                    ..
+                    reason,
                 } => {
+                    // The receiver says the sender's copy carried a field the origin's
+                    // scopes keep from it. The sender's log may say it withheld it;
+                    // one of the two is wrong, and the logs cannot say which.
+                    if reason == "field_out_of_scope" {
+                        report.violations.push(violation(
+                            "field_scope",
+                            &format!("{from}->{me}"),
+                            format!(
+                                "{me} logged that {from}'s copy of record {record_id} carried a field the origin's signed scopes keep from {me}"
+                            ),
+                            serde_json::json!({"index": index, "record_id": record_id, "from": from, "to": me, "fault": "undetermined"}),
+                        ));
+                    }
                     receipts
                         .entry(((from.clone(), me.clone()), *record_id))
                         .or_insert((e.at, *index));
@@ -871,6 +884,9 @@ fn check_field_scopes(
     }
     let member = roster.member(to);
     let mut leaked = Vec::new();
+    // Group membership is judged by the auditor's roster; the sender may have sent
+    // under another one, so a finding that rests on a group is not proven.
+    let mut by_group = false;
     for s in h.distribution.fields.iter() {
         if s.admits(to, |g| member.is_some_and(|m| m.in_group(g))) {
             continue;
@@ -882,21 +898,30 @@ fn check_field_scopes(
         let kept = withheld.iter().filter(|w| *w == tag.as_str()).count();
         if kept < present {
             leaked.push(tag.as_str());
+            by_group |=
+                s.to.iter()
+                    .any(|r| matches!(r, wlnode_crypto::model::Recipient::Group(_)));
         }
     }
     if leaked.is_empty() {
         return None;
     }
-    Some(proven(
-        "field_scope",
-        from.as_str(),
-        format!(
-            "{from} sent record {record_id} (origin {}) to {to} with {} that the origin's signed field scopes keep from {to}",
-            h.origin,
-            leaked.join(", ")
-        ),
-        serde_json::json!({"index": index, "record_id": record_id, "origin": h.origin, "to": to, "fields": leaked}),
-    ))
+    let detail = format!(
+        "{from} sent record {record_id} (origin {}) to {to} with {} that the origin's signed field scopes keep from {to}{}",
+        h.origin,
+        leaked.join(", "),
+        if by_group {
+            " (by group membership in the auditor's roster)"
+        } else {
+            ""
+        }
+    );
+    let evidence = serde_json::json!({"index": index, "record_id": record_id, "origin": h.origin, "to": to, "fields": leaked, "by_group": by_group});
+    Some(if by_group {
+        violation("field_scope", from.as_str(), detail, evidence)
+    } else {
+        proven("field_scope", from.as_str(), detail, evidence)
+    })
 }
 
 #[cfg(test)]

@@ -463,7 +463,7 @@ impl Policy {
     /// The fields the origin's signed field scopes keep from `to` (none for the
     /// origin itself).
     pub fn scoped_away(&self, h: &RecordHeader, to: &AgencyCode) -> Vec<FieldSelector> {
-        if *to == h.origin {
+        if *to == h.origin || h.distribution.fields.is_empty() {
             return Vec::new();
         }
         let member = self.roster.member(to);

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use wlnode_crypto::model::{AgencyCode, RecordId};
+use wlnode_crypto::model::{AgencyCode, Recipient, RecordId};
 use wlnode_crypto::record::{MAX_VERSION, Record, verify_batch};
 use wlnode_crypto::roster::{KeyStanding, RosterError};
 use wlnode_crypto::time::Timestamp;
@@ -39,6 +39,9 @@ pub enum RejectReason {
     FieldOutOfScope {
         /// How many disclosures were dropped.
         dropped: usize,
+        /// Every scope that kept a dropped field from us names a group: another
+        /// roster's group membership could explain the sender's view.
+        by_group: bool,
     },
     /// Its signer key is revoked, the roster authority does not keep it, and this node
     /// did not hold it before: whoever has the key may have backdated it.
@@ -80,8 +83,10 @@ impl RejectReason {
     /// "not yet known", not "invalid".
     pub fn may_be_roster_lag(&self) -> bool {
         match self {
-            // Group membership decides field scopes too.
-            Self::Roster(_) | Self::FieldOutOfScope { .. } => true,
+            Self::Roster(_) => true,
+            // Group membership decides field scopes too; a scope naming only
+            // agencies is the same under every roster.
+            Self::FieldOutOfScope { by_group, .. } => *by_group,
             Self::Distribution(d) => matches!(
                 d,
                 Deny::NotInDistribution
@@ -249,11 +254,19 @@ pub fn check(
                 } else {
                     let (stripped, dropped) = record.redact(&away);
                     if !dropped.is_empty() {
+                        let by_group = record
+                            .header()
+                            .distribution
+                            .fields
+                            .iter()
+                            .filter(|s| away.contains(&s.field))
+                            .all(|s| s.to.iter().any(|r| matches!(r, Recipient::Group(_))));
                         out.rejected.push(Rejected {
                             record_id: Some(record.id()),
                             origin: Some(record.header().origin.clone()),
                             reason: RejectReason::FieldOutOfScope {
                                 dropped: dropped.len(),
+                                by_group,
                             },
                         });
                     }
@@ -579,6 +592,38 @@ mod tests {
         assert_eq!(kept.content().identifiers.len(), 1, "BB is in group eu");
         assert_eq!(c.rejected.len(), 1);
         assert_eq!(c.rejected[0].reason.code(), "field_out_of_scope");
+        assert!(c.rejected[0].reason.strikes(Some(1), 1));
+        assert!(
+            c.rejected[0].reason.strikes(Some(2), 1),
+            "birth_date is scoped to an agency: no roster explains the copy"
+        );
+        // Scoped to a group only: another roster's membership could explain it.
+        let mut by_group = draft.clone();
+        by_group.distribution.fields =
+            serde_json::from_value(serde_json::json!({"identifiers": ["group:asean"]})).unwrap();
+        let rec2 = build_record(
+            RecordMeta {
+                entry_id: EntryId::random().unwrap(),
+                origin: "AA-EXPORT".parse().unwrap(),
+                version: 1,
+                issued_at: Timestamp(now.0 - 1_000),
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &by_group,
+            &k,
+        )
+        .unwrap()
+        .into_inner();
+        let p2 = policy(&k, Timestamp(now.0 + 86_400_000), &[rec2.id()]);
+        let c = check(
+            &p2,
+            &cc,
+            vec![received(&rec2, 2)],
+            now,
+            Duration::from_secs(60),
+        );
+        assert_eq!(c.rejected.len(), 1);
         assert!(c.rejected[0].reason.strikes(Some(1), 1));
         assert!(
             !c.rejected[0].reason.strikes(Some(2), 1),

@@ -720,11 +720,48 @@ fn a_send_of_a_scoped_field_outside_its_scope_is_reported() {
         .find(|v| v.kind == "field_scope")
         .expect("reported");
     assert_eq!(v.node, NAMES[0]);
-    assert!(v.proven);
     assert_eq!(
         v.evidence["fields"],
         serde_json::json!(["birth_date", "identifiers"])
     );
+    assert!(
+        !v.proven,
+        "the identifiers scope rests on group membership, judged by the auditor's roster"
+    );
+    // Only the birth date (scoped to an agency): proven by signed data alone.
+    let rep = run(to_cc(&["identifiers"]));
+    let v = rep
+        .violations
+        .iter()
+        .find(|v| v.kind == "field_scope")
+        .expect("reported");
+    assert!(v.proven);
+    assert_eq!(v.evidence["fields"], serde_json::json!(["birth_date"]));
+    // The receiver logged refusing a scoped field that the sender says it withheld:
+    // one of them is wrong; reported for the pair, not proven.
+    let a = log(&f, 0, &[to_cc(&["identifiers", "birth_date"])], &[1]);
+    let refused = Event::new(
+        12,
+        EventKind::Rejected {
+            record_id: Some(r.id()),
+            from: ag(0),
+            reason: "field_out_of_scope".into(),
+        },
+    );
+    let c = log(&f, 2, &[refused], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[a, c],
+        &AuditorState::default(),
+        Options::default(),
+    );
+    let v = rep
+        .violations
+        .iter()
+        .find(|v| v.kind == "field_scope")
+        .expect("reported");
+    assert_eq!(v.node, format!("{}->{}", NAMES[0], NAMES[2]));
+    assert!(!v.proven);
     // Withholding both: no finding.
     let rep = run(to_cc(&["identifiers", "birth_date"]));
     assert!(

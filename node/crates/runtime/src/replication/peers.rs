@@ -9,8 +9,8 @@ use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::{Command, PeerRef};
-use wlnode_sync::PeerSync;
 use wlnode_sync::responder::MAX_PULL_LIMIT;
+use wlnode_sync::{Action, PeerSync};
 
 use super::{HOLD_CHECK_EVERY, Service, jitter, peers_of, roster_peers};
 use crate::handles::PeerInfo;
@@ -145,7 +145,11 @@ impl Service {
         let peers: Vec<PeerRef> = self.peers.keys().copied().collect();
         for p in peers {
             if let Some(ps) = self.peers.get_mut(&p) {
-                let actions = ps.request_reconcile(now);
+                // Hello again first: the peer judges what we send under our roster
+                // version (a refusal a roster difference explains is no strike), and
+                // it changed.
+                let mut actions = vec![Action::SendHello];
+                actions.extend(ps.request_reconcile(now));
                 self.run_actions(p, actions);
             }
         }
