@@ -103,6 +103,11 @@ async fn regenerate_seed_corpus() {
             &format!("sync-meta-{i}"),
             &wlnode_types::SyncMeta::of(r.record.header()).encode(),
         );
+        write(
+            "store_values",
+            &format!("sync-meta-held-{i}"),
+            &wlnode_types::SyncMeta::held(r.record.header(), r.hops).encode(),
+        );
     }
     // A redacted copy (fewer disclosures than fields).
     let (redacted, _) = records[0].record.redact(&["remarks"

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
 use wlnode_crypto::model::Status;
 use wlnode_crypto::record::{Record, RecordMeta, build_record};
-use wlnode_crypto::{EntryId, SecretKey, Timestamp, VerifiedRecord};
+use wlnode_crypto::{EntryId, RecordId, SecretKey, Timestamp, VerifiedRecord};
 use wlnode_devtools::scaffold::{AgencySpec, OPEN_POLICY};
 use wlnode_sync::msg::{Notify, Pull, Request, Response};
 use wlnode_sync::wire::{decode_response, encode_request};
@@ -954,4 +954,124 @@ async fn half_open_connections_never_block_honest_peers() {
     );
     drop(held);
     stop(c, "half-open").await;
+}
+
+/// Issue 19 item 6: reconciliation sets were built from the distribution alone, so a
+/// member learned the ids, times and count of records that B's share rules keep from
+/// it by reconciling an empty set. Now B's set with a peer holds what B would send it
+/// (and the peer's own records). Here B shares with M only what A originates: M's
+/// reconciliation finds A's records, and none of B's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_set_discloses_nothing_the_share_rules_keep_from_the_peer() {
+    use wlnode_sync::reconcile;
+    let names = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "MM-ROGUE"];
+    let specs: Vec<AgencySpec> = names
+        .iter()
+        .map(|a| AgencySpec::member(a, &["eu"]).unwrap())
+        .collect();
+    let b_policy = r#"
+[[share]]
+to = ["AA-EXPORT", "CC-TRADE"]
+origins = ["*"]
+relay = true
+
+[[share]]
+to = ["MM-ROGUE"]
+origins = ["AA-EXPORT"]
+relay = true
+
+[[accept]]
+from = ["*"]
+origins = ["*"]
+"#;
+    let extra = names
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            if i == B {
+                b_policy.to_owned()
+            } else {
+                OPEN_POLICY.to_owned()
+            }
+        })
+        .collect();
+    let mut c = Cluster::new(&specs, &[(0, 1), (1, 2)], extra);
+    c.start(A).await;
+    c.start(B).await;
+    c.start(C).await;
+    let mut rogue = RawPeer::new(
+        Some(RawPeer::seed_of(&c.fed.nodes[M].dir)),
+        64 << 20,
+        64 << 20,
+    );
+    let from_a = c.add(A, "shared", 12, None).await;
+    let own = c.add(B, "kept", 30, None).await;
+    wait_for(T, "B holds A's entries", || async {
+        let r = c.records(B).await;
+        from_a.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    let b = addr(&c, B);
+    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
+        agency: "MM-ROGUE".parse().unwrap(),
+        roster_version: c.node(B).services.trust.roster().version(),
+        log_epoch: [1; 16],
+        head_seq: 0,
+        backlog_pending: false,
+    })));
+    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
+        panic!("Hello refused");
+    };
+    // An empty set against B's: every id B's set holds comes back as "need".
+    let session = [7u8; 16];
+    let (mut init, mut step) =
+        reconcile::Initiator::start(reconcile::storage(&[]).unwrap(), session).unwrap();
+    let mut learned: Vec<RecordId> = Vec::new();
+    loop {
+        learned.extend(step.need.iter().copied());
+        let Some(message) = step.message.take() else {
+            break;
+        };
+        let req = Bytes::from(encode_request(&Request::Reconcile(
+            wlnode_sync::msg::Reconcile {
+                session,
+                message: Bytes::from(message),
+                have: Vec::new(),
+                need: Vec::new(),
+            },
+        )));
+        let RawOutcome::Response(frame) = rogue.request(&b, req).await else {
+            panic!("Reconcile refused");
+        };
+        let reply = match decode_response(&frame).unwrap() {
+            Response::Reconcile(r) => r,
+            other => panic!("unexpected reply {other:?}"),
+        };
+        init.on_reply(&reply.message).unwrap();
+        match init.next_step(0, usize::MAX) {
+            Some(s) => step = s,
+            None => break,
+        }
+    }
+    assert!(init.difference_known(), "the session ran to its end");
+    let leaked: Vec<&RecordId> = own
+        .iter()
+        .map(|w| &w.record_id)
+        .filter(|id| learned.contains(id))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "M learned {} of B's {} records its share rules keep from M",
+        leaked.len(),
+        own.len()
+    );
+    // What B would send M is in the set: the reconciliation still works.
+    for w in &from_a {
+        assert!(
+            learned.contains(&w.record_id),
+            "A's record missing from the set"
+        );
+    }
+    assert_eq!(learned.len(), from_a.len(), "{learned:?}");
+    stop(c, "reconciliation set").await;
 }

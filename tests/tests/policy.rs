@@ -226,3 +226,53 @@ async fn a_stripped_copy_from_one_peer_does_not_keep_out_the_full_copy_from_anot
         c.stop(i).await;
     }
 }
+
+/// Issue 19 item 6: reconciliation sets hold what a node would send, so a node that
+/// relays nothing (C) leaves A's records out of the set it shares with B. Records B
+/// gave C are noted as known to B, so sessions between B and C find no difference:
+/// without the note, B would push A's records to C again at every session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_peer_gave_us_are_not_offered_again_at_every_session() {
+    let open = format!("[[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n{ACCEPT_ALL}");
+    let own_only = format!("[[share]]\nto = [\"*\"]\norigins = [\"self\"]\n{ACCEPT_ALL}");
+    let mut c = cluster(&[(0, 1), (1, 2)], [&open, &open, &own_only]);
+    c.start_all().await;
+    let w = c.add(0, "relayed", 20, None).await;
+    wait_for(T, "C holds A's entries through B", || async {
+        let r = c.records(2).await;
+        w.iter().all(|x| r.contains(&x.record_id))
+    })
+    .await;
+    // Rounds of sessions B started with C, and C with B (counted when one ends).
+    let rounds = |c: &Cluster| {
+        (
+            counter(&c.metrics(1), "wlnode_reconcile_rounds", "CC-TRADE"),
+            counter(&c.metrics(2), "wlnode_reconcile_rounds", "BB-CUSTOMS"),
+        )
+    };
+    let received = |c: &Cluster| counter(&c.metrics(2), "wlnode_records_received", "BB-CUSTOMS");
+    // One full session after delivery, so that anything in flight has landed.
+    let settled = rounds(&c);
+    wait_for(T, "a session between B and C", || async {
+        let r = rounds(&c);
+        r.0 + r.1 > settled.0 + settled.1
+    })
+    .await;
+    let base = rounds(&c);
+    let base_received = received(&c);
+    // Whichever side starts them, a session compares both sets: B's set holds A's
+    // records (B would send them to C), C's holds them only through the notes.
+    wait_for(T, "three more session rounds between B and C", || async {
+        let r = rounds(&c);
+        r.0 + r.1 >= base.0 + base.1 + 3.0
+    })
+    .await;
+    assert_eq!(
+        received(&c),
+        base_received,
+        "B pushed records C already holds"
+    );
+    for i in [2, 1, 0] {
+        c.stop(i).await;
+    }
+}

@@ -14,16 +14,17 @@
 pub mod check;
 pub mod rules;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
-use wlnode_crypto::model::{AgencyCode, GroupName, Scope};
+use wlnode_crypto::model::{AgencyCode, GroupName, RecordId, Scope};
 use wlnode_crypto::record::{FieldSelector, RecordHeader};
 use wlnode_crypto::roster::{KeyStanding, Role, Roster};
 
 use rules::{Accept, Miss, Share};
 use wlnode_config::Config;
-use wlnode_types::StoredRecord;
+use wlnode_types::{Facts, StoredRecord};
 
 /// Why a record may not go to (or come from) a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -100,7 +101,7 @@ pub struct DistRef<'a> {
     /// The scope.
     pub scope: Scope,
     /// Groups, for `scope = groups`.
-    pub groups: &'a [GroupName],
+    pub groups: &'a BTreeSet<GroupName>,
 }
 
 /// Whether the distribution lets `agency` hold the record at all, ignoring hops and
@@ -131,18 +132,11 @@ pub fn shared_between(roster: &Roster, d: DistRef<'_>, a: &AgencyCode, b: &Agenc
     admits(roster, d, a) && admits(roster, d, b)
 }
 
-fn dist_of(h: &RecordHeader) -> (Scope, Vec<GroupName>) {
-    (
-        h.distribution.scope,
-        h.distribution.groups.iter().cloned().collect(),
-    )
-}
-
 /// The distribution check for sending a copy held at `hops_here` to `to`. Returns the
 /// hop count the receiver will hold it at.
 pub fn distribution_send(
     roster: &Roster,
-    h: &RecordHeader,
+    f: &Facts<'_>,
     hops_here: u32,
     to: &AgencyCode,
 ) -> Result<u32, Deny> {
@@ -151,26 +145,25 @@ pub fn distribution_send(
         return Err(Deny::Auditor);
     }
     let next = hops_here.saturating_add(1);
-    if *to == h.origin {
+    if to == f.origin {
         // Giving the origin its own record back (e.g. after it lost data) leaks nothing.
         return Ok(next);
     }
-    let (scope, groups) = dist_of(h);
     let d = DistRef {
-        origin: &h.origin,
-        scope,
-        groups: &groups,
+        origin: f.origin,
+        scope: f.scope,
+        groups: f.groups,
     };
-    if scope == Scope::Origin {
+    if f.scope == Scope::Origin {
         return Err(Deny::OriginOnly);
     }
     if !admits(roster, d, to) {
         return Err(Deny::NotInDistribution);
     }
-    if scope == Scope::Neighbors && hops_here != 0 {
+    if f.scope == Scope::Neighbors && hops_here != 0 {
         return Err(Deny::NoRelay);
     }
-    if h.distribution.max_hops > 0 && next > h.distribution.max_hops {
+    if f.max_hops > 0 && next > f.max_hops {
         return Err(Deny::HopLimit);
     }
     Ok(next)
@@ -190,11 +183,11 @@ pub fn check_receive(
     if *me == h.origin {
         return Ok(());
     }
-    let (scope, groups) = dist_of(h);
+    let scope = h.distribution.scope;
     let d = DistRef {
         origin: &h.origin,
         scope,
-        groups: &groups,
+        groups: &h.distribution.groups,
     };
     if scope == Scope::Origin {
         return Err(Deny::OriginOnly);
@@ -422,21 +415,40 @@ impl Policy {
     /// rules' fields.
     pub fn decide(&self, rec: &StoredRecord, to: &AgencyCode) -> Decision {
         let h = rec.record.header();
-        let hops = match distribution_send(&self.roster, h, rec.hops, to) {
-            Ok(hops) => hops,
-            Err(d) => return Decision::Deny(d),
-        };
-        if self
-            .roster
-            .key_standing(&h.origin, &h.signer_key, &rec.record.id())
-            == KeyStanding::Revoked
-        {
-            return Decision::Deny(Deny::RevokedKey);
+        let (hops, mut withhold) =
+            match self.send_check(&rec.record.id(), &Facts::of(h), rec.hops, to) {
+                Ok(x) => x,
+                Err(d) => return Decision::Deny(d),
+            };
+        // The origin's field scopes bind every hop, whatever the share rules say.
+        for f in self.scoped_away(h, to) {
+            if !withhold.iter().any(|w| w.covers(&f)) {
+                withhold.retain(|w| !f.covers(w));
+                withhold.push(f);
+            }
+        }
+        withhold.sort();
+        Decision::Send { hops, withhold }
+    }
+
+    /// The record-level half of [`Self::decide`], shared with [`Self::would_send`]: the
+    /// distribution, the signer's standing, and the share rules, on the facts alone.
+    /// Returns the receiver's hop count and the share rules' withholdings.
+    fn send_check(
+        &self,
+        id: &RecordId,
+        f: &Facts<'_>,
+        hops_here: u32,
+        to: &AgencyCode,
+    ) -> Result<(u32, Vec<FieldSelector>), Deny> {
+        let hops = distribution_send(&self.roster, f, hops_here, to)?;
+        if self.roster.key_standing(f.origin, f.signer_key, id) == KeyStanding::Revoked {
+            return Err(Deny::RevokedKey);
         }
         let mut matched = false;
         let mut withhold: Vec<FieldSelector> = Vec::new();
         for r in &self.share {
-            if r.matches(&self.roster, &self.me, h, to).is_ok() {
+            if r.matches(&self.roster, &self.me, f, to).is_ok() {
                 matched = true;
                 for f in &r.withhold {
                     if !withhold.iter().any(|w| w.covers(f)) {
@@ -447,17 +459,37 @@ impl Policy {
             }
         }
         if !matched {
-            return Decision::Deny(Deny::NoShareRule);
+            return Err(Deny::NoShareRule);
         }
-        // The origin's field scopes bind every hop, whatever the share rules say.
-        for f in self.scoped_away(h, to) {
-            if !withhold.iter().any(|w| w.covers(&f)) {
-                withhold.retain(|w| !f.covers(w));
-                withhold.push(f);
-            }
-        }
-        withhold.sort();
-        Decision::Send { hops, withhold }
+        Ok((hops, withhold))
+    }
+
+    /// Whether [`Self::decide`] would send record `id`, held at `hops_here` with facts
+    /// `f`, to `to` (with whatever withholdings): the test for a reconciliation set,
+    /// so that a peer learns the ids, times and count only of what it would receive.
+    pub fn would_send(
+        &self,
+        id: &RecordId,
+        f: &Facts<'_>,
+        hops_here: u32,
+        to: &AgencyCode,
+    ) -> bool {
+        self.send_check(id, f, hops_here, to).is_ok()
+    }
+
+    /// Whether a held record belongs in the reconciliation set shared with `peer`: its
+    /// own records (it knows them; without this, a node with no relay rule would be
+    /// offered every record of its neighbour again at each session), and whatever
+    /// [`Self::would_send`] would send it. Nothing else: a set member's id, time and
+    /// count are what a peer learns.
+    pub fn in_reconcile_set(
+        &self,
+        id: &RecordId,
+        f: &Facts<'_>,
+        hops_here: u32,
+        peer: &AgencyCode,
+    ) -> bool {
+        f.origin == peer || self.would_send(id, f, hops_here, peer)
     }
 
     /// The fields the origin's signed field scopes keep from `to` (none for the
@@ -475,7 +507,7 @@ impl Policy {
     /// Explains [`Self::decide`] for `policy explain`.
     pub fn explain(&self, rec: &StoredRecord, to: &AgencyCode) -> Explanation {
         let h = rec.record.header();
-        let dist = distribution_send(&self.roster, h, rec.hops, to);
+        let dist = distribution_send(&self.roster, &Facts::of(h), rec.hops, to);
         let distribution = match &dist {
             Ok(_) => DistributionCheck {
                 allowed: true,
@@ -499,7 +531,7 @@ impl Policy {
         let mut matched_rules = Vec::new();
         let mut unmatched_rules = Vec::new();
         for r in &self.share {
-            match r.matches(&self.roster, &self.me, h, to) {
+            match r.matches(&self.roster, &self.me, &Facts::of(h), to) {
                 Ok(()) => matched_rules.push(RuleRef {
                     rule: r.index + 1,
                     line: r.line,

@@ -18,6 +18,7 @@ use wlnode_crypto::model::{
 };
 use wlnode_crypto::record::{FieldSelector, Record, RecordHeader};
 use wlnode_crypto::roster::Roster;
+use wlnode_types::Facts;
 
 use wlnode_config::{
     AcceptRule, CategoryGlob, OriginSelector, PeerSelector, ShareRule, WithheldCopies,
@@ -120,13 +121,14 @@ impl Share {
         }
     }
 
-    /// Whether the rule covers sending `h` (held here) to `to`; the first failing
+    /// Whether the rule covers sending a record with facts `f` (held here) to `to`; the
+    /// first failing
     /// condition otherwise.
     pub fn matches(
         &self,
         roster: &Roster,
         me: &AgencyCode,
-        h: &RecordHeader,
+        f: &Facts<'_>,
         to: &AgencyCode,
     ) -> Result<(), &'static str> {
         if !self.to.iter().any(|s| peer_matches(roster, s, to)) {
@@ -134,42 +136,40 @@ impl Share {
         }
         let origins_ok = match &self.origins {
             None => true,
-            Some(list) => list
-                .iter()
-                .any(|s| origin_matches(roster, s, &h.origin, me)),
+            Some(list) => list.iter().any(|s| origin_matches(roster, s, f.origin, me)),
         };
         if !origins_ok {
             return Err("origins");
         }
-        if h.origin != *me && !self.relay {
+        if f.origin != me && !self.relay {
             return Err("relay");
         }
         if let Some(globs) = &self.categories
-            && !category_matches(globs, &h.categories)
+            && !category_matches(globs, f.categories)
         {
             return Err("categories");
         }
         if self
             .reasons
             .as_ref()
-            .is_some_and(|r| !r.contains(&h.reason))
+            .is_some_and(|r| !r.contains(&f.reason))
         {
             return Err("reasons");
         }
         if let Some(cs) = &self.subject_countries
-            && !h.subject_country.as_ref().is_some_and(|c| cs.contains(c))
+            && !f.subject_country.is_some_and(|c| cs.contains(c))
         {
             return Err("subject_countries");
         }
         if self
             .subject_kinds
             .as_ref()
-            .is_some_and(|k| !k.contains(&h.subject_kind))
+            .is_some_and(|k| !k.contains(&f.subject_kind))
         {
             return Err("subject_kinds");
         }
         if let Some(max) = self.max_sensitivity {
-            match rank(roster, &h.distribution.sensitivity) {
+            match rank(roster, f.sensitivity) {
                 Some(r) if r <= max => {}
                 _ => return Err("max_sensitivity"),
             }

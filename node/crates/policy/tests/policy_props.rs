@@ -36,7 +36,7 @@ use wlnode_crypto::record::{Record, RecordMeta, build_record};
 use wlnode_crypto::roster::{Authority, KeyWindow, Member, Role, Roster, RosterDoc};
 use wlnode_crypto::{RecordId, SecretKey, Timestamp, VerifiedRecord};
 use wlnode_policy::{Decision, DistRef, Policy, admits, check_receive};
-use wlnode_types::StoredRecord;
+use wlnode_types::{StoredRecord, SyncMeta};
 
 const NAMES: [&str; 7] = [
     "AA-EXPORT",
@@ -484,8 +484,7 @@ proptest! {
         for (origin, rec) in &recs {
             let (may, fields) = oracle(&f, &w, *origin, rec);
             let h = rec.header();
-            let groups: Vec<_> = h.distribution.groups.iter().cloned().collect();
-            let d = DistRef { origin: &h.origin, scope: h.distribution.scope, groups: &groups };
+            let d = DistRef { origin: &h.origin, scope: h.distribution.scope, groups: &h.distribution.groups };
             for v in 0..f.n {
                 let copy = held[v].get(&rec.id());
                 // Safety: the distribution admits every holder.
@@ -511,6 +510,28 @@ proptest! {
                             );
                         }
                     }
+                }
+            }
+            // Reconciliation sets (issue 19 item 6): a node counts a record in the set
+            // it shares with a peer exactly when the peer is its origin or the choke
+            // point would send it there (which the checks above show leaks nothing),
+            // and never outside the distribution.
+            for u in 0..f.n {
+                let Some((c, hops)) = held[u].get(&rec.id()) else { continue };
+                for v in (0..f.n).filter(|&v| v != u) {
+                    // Through the sync index's encoding, as the node reads it.
+                    let meta = SyncMeta::decode(&SyncMeta::held(c.header(), *hops).encode()).unwrap();
+                    let (facts, held_hops) = meta.facts().unwrap();
+                    prop_assert_eq!(held_hops, *hops);
+                    let in_set = w.policies[u].in_reconcile_set(&c.id(), &facts, held_hops, &agency(v));
+                    if in_set {
+                        prop_assert!(
+                            v == *origin || admits(&w.roster, d, &agency(v)),
+                            "{} lists {} in its set with {}, outside its distribution", NAMES[u], rec.id(), NAMES[v]
+                        );
+                    }
+                    let sends = matches!(w.policies[u].decide(&stored(c, *hops), &agency(v)), Decision::Send { .. });
+                    prop_assert_eq!(in_set, sends || v == *origin, "set and choke point disagree at {} for {}", NAMES[u], NAMES[v]);
                 }
             }
         }

@@ -356,6 +356,31 @@ fn faults_partway() -> StoreError {
     StoreError::Closed
 }
 
+/// Rewrites every sync-index value from the record it indexes (schema 5: the values
+/// carry what the send decision reads). One pass over the records, in batches.
+fn rebuild_sync_index(t: &Trees) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut n = 0usize;
+    for kv in t.records.iter() {
+        let (_, v) = kv.io()?;
+        let stored =
+            StoredRecord::decode(&v).map_err(|e| StoreError::corrupt(trees::RECORDS, e))?;
+        let h = stored.record.header();
+        let id = stored.record.id();
+        batch.insert(
+            &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
+            SyncMeta::held(h, stored.hops).encode(),
+        );
+        n += 1;
+        if n.is_multiple_of(10_000) {
+            t.sync_index.apply_batch(std::mem::take(&mut batch)).io()?;
+        }
+    }
+    t.sync_index.apply_batch(batch).io()?;
+    tracing::info!(records = n, "sync index rebuilt for store schema 5");
+    Ok(())
+}
+
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -573,6 +598,13 @@ impl Store {
                     if found < 4 {
                         t.declined.clear().io()?;
                     }
+                    // Before version 5 the sync index held the distribution only:
+                    // rebuild it with what the send decision reads, before the new
+                    // version is written (a crash here rebuilds it again).
+                    if found < 5 {
+                        rebuild_sync_index(&t)?;
+                        db.flush().io()?;
+                    }
                     t.meta
                         .insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
                         .io()?;
@@ -678,8 +710,14 @@ impl Store {
             &tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6], &tx[7], &tx[8],
         );
         let (audit_events, audit_nodes) = (&tx[9], &tx[10]);
+        let mut declined_new = 0usize;
         for d in &batch.declined {
-            declined.insert(schema::declined_key(d), d.meta.encode())?;
+            if declined
+                .insert(schema::declined_key(d), d.meta.encode())?
+                .is_none()
+            {
+                declined_new += 1;
+            }
         }
         let mut next_seq = u64_of(meta_t.get(meta::NEXT_SEQ)?).max(1);
         // This batch's arrival-log ids, in seq order from `first_seq`: written as chunks.
@@ -688,7 +726,10 @@ impl Store {
         let mut n_records = u64_of(meta_t.get(COUNT_RECORDS)?);
         let mut n_entries = u64_of(meta_t.get(COUNT_ENTRIES)?);
         let mut n_withdrawn = u64_of(meta_t.get(COUNT_WITHDRAWN)?);
-        let mut report = IngestReport::default();
+        let mut report = IngestReport {
+            declined_new,
+            ..IngestReport::default()
+        };
 
         for (i, item) in batch.items.iter().enumerate() {
             // Injected fault (tests): the write fails after part of the batch is in.
@@ -728,6 +769,13 @@ impl Store {
                     stored.hops = stored.hops.min(hops);
                     records.insert(&id.0, stored.encode())?;
                 }
+                if fewer_hops {
+                    // The send decision reads the hops we hold it at.
+                    sync_index.insert(
+                        &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
+                        SyncMeta::held(h, stored.hops).encode(),
+                    )?;
+                }
                 report.outcomes.push(if added > 0 {
                     Outcome::Merged { added }
                 } else {
@@ -757,10 +805,15 @@ impl Store {
                 if held >= MAX_EQUIVOCATION_EVIDENCE {
                     // Declined for every peer, so that none keeps offering it (each
                     // offer would cost a signature check and an audit event).
-                    declined.insert(
-                        &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
-                        SyncMeta::of(h).encode(),
-                    )?;
+                    if declined
+                        .insert(
+                            &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
+                            SyncMeta::of(h).encode(),
+                        )?
+                        .is_none()
+                    {
+                        report.declined_new += 1;
+                    }
                     report.outcomes.push(Outcome::EquivocationExcess);
                     continue;
                 }
@@ -774,7 +827,7 @@ impl Store {
             n_records += 1;
             sync_index.insert(
                 &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
-                SyncMeta::of(h).encode(),
+                SyncMeta::held(h, hops).encode(),
             )?;
 
             // Every record of the entry, idempotently (a redo after a crash adds nothing).
@@ -1018,13 +1071,15 @@ impl Store {
         Ok(out)
     }
 
-    /// `(issued_at, record_id)` of the records whose sync metadata passes `keep`,
-    /// held or declined for `peer` (see [`Declined`]): the reconciliation set shared
-    /// with `peer`, each id once, unsorted across the two trees.
+    /// The reconciliation set shared with `peer`, as `(issued_at, record_id)`, each id
+    /// once, unsorted: held records that pass `held` (given the id and its sync
+    /// metadata: this node would send it to `peer`), and records declined for `peer`
+    /// or for everyone that pass `declined` (see [`Declined`]).
     pub fn reconcile_items(
         &self,
         peer: &AgencyCode,
-        mut keep: impl FnMut(&SyncMeta) -> bool,
+        mut held: impl FnMut(&RecordId, &SyncMeta) -> bool,
+        mut declined: impl FnMut(&SyncMeta) -> bool,
     ) -> Result<Vec<(u64, RecordId)>, StoreError> {
         let mut out = Vec::new();
         let item = |tree: &'static str, k: &[u8]| -> Result<(u64, RecordId), StoreError> {
@@ -1043,29 +1098,43 @@ impl Store {
             let (k, v) = kv.io()?;
             let meta =
                 SyncMeta::decode(&v).map_err(|e| StoreError::corrupt(trees::SYNC_INDEX, e))?;
-            if keep(&meta) {
-                out.push(item(trees::SYNC_INDEX, &k)?);
+            let it = item(trees::SYNC_INDEX, &k)?;
+            if held(&it.1, &meta) {
+                out.push(it);
             }
         }
+        let n_held = out.len();
         let mut last: Option<[u8; 40]> = None;
         for kv in self.t.declined.iter() {
             let (k, v) = kv.io()?;
             let (base, only_for) = k
                 .split_at_checked(40)
                 .ok_or_else(|| StoreError::corrupt(trees::DECLINED, "bad key"))?;
-            if !only_for.is_empty() && only_for != peer.as_str().as_bytes() {
+            let agency = only_for
+                .strip_suffix(&[schema::KNOWN_MARK])
+                .unwrap_or(only_for);
+            if !agency.is_empty() && agency != peer.as_str().as_bytes() {
                 continue;
             }
-            // Declined for everyone and for this peer: once. Held since: in the
-            // sync index already.
-            if last.is_some_and(|l| l[..] == *base) || self.t.sync_index.contains_key(base).io()? {
+            // Declined for everyone and for this peer: once. A refusal for everyone
+            // of a record held since is judged as held (by `held`): the peer did not
+            // give it to us, so only our rules may list it.
+            if last.is_some_and(|l| l[..] == *base)
+                || (agency.is_empty() && self.t.sync_index.contains_key(base).io()?)
+            {
                 continue;
             }
             last = base.try_into().ok();
             let meta = SyncMeta::decode(&v).map_err(|e| StoreError::corrupt(trees::DECLINED, e))?;
-            if keep(&meta) {
+            if declined(&meta) {
                 out.push(item(trees::DECLINED, base)?);
             }
+        }
+        // A record both held and sendable and declined (held since, or taken from
+        // this peer) counts once.
+        if out.len() > n_held {
+            out.sort_unstable();
+            out.dedup();
         }
         Ok(out)
     }
@@ -1111,12 +1180,22 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets every declined record (after a policy reload, so that newly accepted
-    /// records flow).
+    /// Forgets every record declined by a refusal (after a policy reload, so that
+    /// newly accepted records flow); notes of what a peer gave us stay, since what
+    /// the peer holds does not depend on our rules. Returns how many were forgotten.
     pub fn clear_declined(&self) -> Result<usize, StoreError> {
         self.before_write()?;
-        let n = self.t.declined.len();
-        self.write_result(self.t.declined.clear())?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0usize;
+        for kv in self.t.declined.iter() {
+            let (k, _) = kv.io()?;
+            if k.len() > 40 && k.last() == Some(&schema::KNOWN_MARK) {
+                continue;
+            }
+            batch.remove(k);
+            n += 1;
+        }
+        self.write_result(self.t.declined.apply_batch(batch))?;
         self.write_result(self.db.flush())?;
         Ok(n)
     }

@@ -8,10 +8,10 @@
 //! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
 //! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
 //! | `log` | seq of its first id (u64 BE) | record ids (32 bytes each) of up to 256 consecutive seqs: the arrival log, written per ingest batch (one value per 256 records) rather than per record. A store written before chunking holds one id per key, which reads the same |
-//! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (origin, scope, groups): reconciliation sets |
+//! | `sync_index` | issued_at (u64 BE) ‖ record_id | `SyncMeta` (distribution, and the facts the send decision reads: `SyncDetail`): reconciliation sets |
 //! | `cursors` | peer agency | `Cursor` (protobuf) |
 //! | `local` | entry key | `LocalMeta` (protobuf) |
-//! | `declined` | issued_at (u64 BE) ‖ record_id ‖ agency (UTF-8, empty when the refusal holds for every peer) | `SyncMeta`: records this node refused to store, in the sets shared with that agency (`Declined`) |
+//! | `declined` | issued_at (u64 BE) ‖ record_id ‖ agency (UTF-8, empty when the refusal holds for every peer) | `SyncMeta`: records that agency holds and would offer, counted in the sets shared with it though we hold none or would not send ours back: copies this node refused to store, and (key ending in 0x01, `Declined::known`) records it took from that agency that its share rules keep from it. A reload clears the refusals, not the notes |
 //! | `audit_events` | index of its first event (u64 BE) | up to 64 consecutive events' canonical bytes (compact JSON, which has no raw newline), newline-separated: the audit log's leaves. A store written before chunking holds one event per key, which reads the same |
 //! | `audit_nodes` | level (u8) ‖ index (u64 BE) | SHA-256: complete subtrees of the audit tree of 16 leaves or more (smaller ones are recomputed from `audit_events`) |
 //! | `audit_checkpoints` | tree size (u64 BE) | `SignedCheckpoint` (JSON) |
@@ -43,15 +43,22 @@ pub use wlnode_types::EntryKey;
 /// - Version 4 keys `declined` by the agency a refusal holds for (an older wlnode
 ///   would read such a key as corrupt).
 ///
-/// Version 1 to 3 stores read the same (one item per value; no demotions, computed at
-/// the next start against the roster) and are marked 4 when opened. Their `declined`
+/// - Version 5 puts the facts the send decision reads (`SyncDetail`: categories,
+///   reason, subject, sensitivity, relay limit, held hops, signer) in `sync_index`
+///   values, so that a reconciliation set holds only what this node would send. An
+///   older wlnode reads such values (it ignores the new field), but it would not
+///   keep the hops in them current, so it must refuse such a store.
+///
+/// Version 1 to 4 stores have their sync index rebuilt from their records when
+/// opened, before the version is written. Version 1 to 3 stores read the same (one item per value; no demotions, computed at
+/// the next start against the roster) and are marked 5 when opened. Their `declined`
 /// tree is cleared then: it is a cache, and its entries were stored before their
 /// signatures were checked and held for every peer. Peers offer those records again
 /// and they are judged anew.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Older layout versions this wlnode opens (and marks [`SCHEMA_VERSION`]).
-pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, 3, SCHEMA_VERSION];
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, 3, 4, SCHEMA_VERSION];
 
 /// Tree names.
 pub mod trees {
@@ -137,9 +144,16 @@ pub fn declined_key(d: &wlnode_types::Declined) -> Vec<u8> {
     let mut k = sync_key(d.issued_at, &d.id.0).to_vec();
     if let Some(a) = &d.only_for {
         k.extend_from_slice(a.as_str().as_bytes());
+        if d.known {
+            k.push(KNOWN_MARK);
+        }
     }
     k
 }
+
+/// Last byte of a `declined` key that notes a record the agency gave us
+/// (`Declined::known`); agency codes are printable ASCII, so it never ends one.
+pub const KNOWN_MARK: u8 = 0x01;
 
 /// Sync-index key: issued_at (u64 BE) ‖ record_id.
 pub fn sync_key(issued_at: u64, record_id: &[u8; 32]) -> [u8; 40] {

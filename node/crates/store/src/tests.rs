@@ -744,15 +744,40 @@ fn chunked_arrival_log_reads_like_one_key_per_record() {
 }
 
 /// Schema 2 (chunked values) opens a schema 1 store, whose one-item values read the
-/// same, and marks it 2 so that an older wlnode refuses it; an unknown version is
-/// refused with the version named.
+/// same, and marks it current so that an older wlnode refuses it; an unknown version
+/// is refused with the version named. Schema 5: a store from before has its sync
+/// index rebuilt with the facts the send decision reads.
 #[test]
 fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(SCHEMA_VERSION, 4);
-    for old in [1u32, 2, 3] {
+    assert_eq!(SCHEMA_VERSION, 5);
+    let k = SecretKey::generate().unwrap();
+    let r = rec(
+        &k,
+        "DE-BAFA",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "Old",
+    );
+    let skey = schema::sync_key(r.header().issued_at.as_millis(), &r.id().0);
+    let from_peer = Incoming {
+        record: r.clone(),
+        source: Source::Peer {
+            agency: AgencyCode::new("BB-CUSTOMS").unwrap(),
+            hops: 2,
+        },
+        local: None,
+    };
+    for old in [1u32, 2, 3, 4] {
         {
             let s = Store::open(dir.path()).unwrap();
+            s.ingest(&batch(vec![from_peer.clone()]), Timestamp::now())
+                .unwrap();
+            // What a version 1-4 store holds: the distribution only.
+            s.t.sync_index
+                .insert(&skey[..], SyncMeta::of(r.header()).encode())
+                .unwrap();
             s.meta_set(meta::SCHEMA_VERSION, &old.to_be_bytes())
                 .unwrap();
             s.flush().unwrap();
@@ -762,16 +787,58 @@ fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused(
             s.meta_get(meta::SCHEMA_VERSION).unwrap().unwrap(),
             SCHEMA_VERSION.to_be_bytes()
         );
+        let v = s.t.sync_index.get(&skey[..]).unwrap().unwrap();
+        assert_eq!(
+            SyncMeta::decode(&v).unwrap(),
+            SyncMeta::held(r.header(), 2),
+            "schema {old}: rebuilt, at the hops held"
+        );
     }
     {
         let s = Store::open(dir.path()).unwrap();
-        s.meta_set(meta::SCHEMA_VERSION, &5u32.to_be_bytes())
+        s.meta_set(meta::SCHEMA_VERSION, &6u32.to_be_bytes())
             .unwrap();
         s.flush().unwrap();
     }
     let e = Store::open(dir.path()).err().unwrap();
-    assert!(matches!(e, StoreError::Schema { found: 5 }), "{e}");
-    assert!(e.to_string().contains("version 5"), "{e}");
+    assert!(matches!(e, StoreError::Schema { found: 6 }), "{e}");
+    assert!(e.to_string().contains("version 6"), "{e}");
+}
+
+/// The sync index keeps the hops a record is held at current, since the send
+/// decision (and so the reconciliation set) reads them.
+#[test]
+fn the_sync_index_follows_the_fewest_hops_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let r = rec(
+        &k,
+        "DE-BAFA",
+        EntryId::random().unwrap(),
+        1,
+        Status::Active,
+        "Hops",
+    );
+    let peer = |hops| Incoming {
+        record: r.clone(),
+        source: Source::Peer {
+            agency: AgencyCode::new("BB-CUSTOMS").unwrap(),
+            hops,
+        },
+        local: None,
+    };
+    let skey = schema::sync_key(r.header().issued_at.as_millis(), &r.id().0);
+    let held_hops = || {
+        let v = s.t.sync_index.get(&skey[..]).unwrap().unwrap();
+        SyncMeta::decode(&v).unwrap().facts().unwrap().1
+    };
+    s.ingest(&batch(vec![peer(3)]), Timestamp::now()).unwrap();
+    assert_eq!(held_hops(), 3);
+    s.ingest(&batch(vec![peer(4)]), Timestamp::now()).unwrap();
+    assert_eq!(held_hops(), 3);
+    s.ingest(&batch(vec![peer(1)]), Timestamp::now()).unwrap();
+    assert_eq!(held_hops(), 1);
 }
 
 fn signing_settings() -> audit::AuditSettings {
@@ -1054,8 +1121,11 @@ fn a_revoked_keys_records_rank_below_valid_ones_and_dispute_nothing() {
 }
 
 /// Issue 19 item 3: a declined record joins only the reconciliation sets of the peers
-/// it was declined for (all of them for a refusal about the record itself), once,
-/// and not at all once the record is held.
+/// it was declined for (all of them for a refusal about the record itself), once.
+/// Issue 19 item 6: once held, a record is judged by the send test, except that a
+/// note of what a peer gave us (`known`) keeps counting for that peer; a refusal for
+/// everyone of a record held since no longer counts (review: it listed a held record
+/// our rules keep from the peer). A reload clears refusals and keeps the notes.
 #[test]
 fn declined_records_join_only_their_peers_sets_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -1071,41 +1141,64 @@ fn declined_records_join_only_their_peers_sets_and_only_once() {
             name,
         )
     };
-    let (held, for_a, for_all) = (mk("held"), mk("for a"), mk("for all"));
+    let (held, held_all, for_a, for_all) = (
+        mk("held"),
+        mk("held, once refused"),
+        mk("for a"),
+        mk("for all"),
+    );
     let a = AgencyCode::new("AA-EXPORT").unwrap();
     let b = AgencyCode::new("BB-CUSTOMS").unwrap();
-    let declined = |r: &VerifiedRecord, only_for: Option<&AgencyCode>| Declined {
+    let declined = |r: &VerifiedRecord, only_for: Option<&AgencyCode>, known: bool| Declined {
         issued_at: r.header().issued_at.as_millis(),
         id: r.id(),
         meta: SyncMeta::of(r.header()),
         only_for: only_for.cloned(),
+        known,
     };
-    let mut b1 = batch(vec![local(&held)]);
+    let mut b1 = batch(vec![local(&held), local(&held_all)]);
     b1.declined = vec![
-        declined(&for_a, Some(&a)),
-        declined(&for_all, None),
-        declined(&for_all, Some(&a)),
-        declined(&held, Some(&b)),
+        declined(&for_a, Some(&a), false),
+        declined(&for_all, None, false),
+        declined(&for_all, Some(&a), false),
+        declined(&held, Some(&b), true),
+        declined(&held_all, None, false),
     ];
     s.ingest(&b1, Timestamp::now()).unwrap();
-    let ids = |peer: &AgencyCode| {
+    let set = |peer: &AgencyCode, send: bool| {
         let mut v: Vec<RecordId> = s
-            .reconcile_items(peer, |_| true)
+            .reconcile_items(peer, |_, _| send, |_| true)
             .unwrap()
             .into_iter()
             .map(|(_, id)| id)
             .collect();
+        let n = v.len();
         v.sort();
+        v.dedup();
+        assert_eq!(v.len(), n, "each id once");
         v
     };
     let sorted = |mut v: Vec<RecordId>| {
         v.sort();
         v
     };
-    assert_eq!(ids(&a), sorted(vec![held.id(), for_a.id(), for_all.id()]));
-    assert_eq!(ids(&b), sorted(vec![held.id(), for_all.id()]));
+    // Everything held is sendable.
+    assert_eq!(
+        set(&a, true),
+        sorted(vec![held.id(), held_all.id(), for_a.id(), for_all.id()])
+    );
+    assert_eq!(
+        set(&b, true),
+        sorted(vec![held.id(), held_all.id(), for_all.id()])
+    );
+    // Nothing held is sendable: only declined records and notes count.
+    assert_eq!(set(&a, false), sorted(vec![for_a.id(), for_all.id()]));
+    assert_eq!(set(&b, false), sorted(vec![held.id(), for_all.id()]));
+    // A reload forgets the four refusals and keeps the note.
     assert_eq!(s.clear_declined().unwrap(), 4);
-    assert_eq!(ids(&a), vec![held.id()]);
+    assert_eq!(set(&a, true), sorted(vec![held.id(), held_all.id()]));
+    assert_eq!(set(&a, false), Vec::<RecordId>::new());
+    assert_eq!(set(&b, false), vec![held.id()]);
 }
 
 /// Issue 19 item 3: a store keeps `MAX_EQUIVOCATION_EVIDENCE` records per (entry,
@@ -1142,7 +1235,7 @@ fn equivocation_evidence_is_bounded_and_the_excess_declined_for_everyone() {
     assert_eq!(state.history.len(), MAX_EQUIVOCATION_EVIDENCE);
     assert!(state.disputed);
     let peer = AgencyCode::new("AA-EXPORT").unwrap();
-    let set = s.reconcile_items(&peer, |_| true).unwrap();
+    let set = s.reconcile_items(&peer, |_, _| true, |_| true).unwrap();
     assert_eq!(
         set.len(),
         flood.len(),

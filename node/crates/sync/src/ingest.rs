@@ -15,7 +15,7 @@ use wlnode_crypto::time::Timestamp;
 
 use crate::msg::Received;
 use wlnode_policy::{Deny, Policy, check_receive};
-use wlnode_types::{Declined, Incoming, Source, SyncMeta};
+use wlnode_types::{Declined, Facts, Incoming, Source, SyncMeta};
 
 /// Why a received record was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +159,24 @@ pub struct Checked {
 }
 
 impl Checked {
+    /// A record `from` gave us that our set shared with `from` would leave out (we
+    /// would not send it back): remembered as declined for `from`, so that it counts
+    /// in that set and `from` stops offering it at every session. `from` holds it, so
+    /// this discloses nothing.
+    fn note_known(&mut self, policy: &Policy, from: &AgencyCode, record: &Record, hops: u32) {
+        let h = record.header();
+        let id = record.id();
+        if !policy.in_reconcile_set(&id, &Facts::of(h), hops, from) {
+            self.declined.push(Declined {
+                issued_at: h.issued_at.as_millis(),
+                id,
+                meta: SyncMeta::of(h),
+                only_for: Some(from.clone()),
+                known: true,
+            });
+        }
+    }
+
     /// Decides the unproven records: the ones `held` says this node holds already
     /// (it took them before the revocation) go on as duplicates; the others are
     /// refused as `revoked_key_backdated` and remembered as declined, so that peers
@@ -167,6 +185,14 @@ impl Checked {
         for (incoming, meta) in std::mem::take(&mut self.unproven) {
             let id = incoming.record.id();
             if held(&id) {
+                // Ours is demoted and never sent: `from` would offer it again.
+                self.declined.push(Declined {
+                    issued_at: incoming.record.header().issued_at.as_millis(),
+                    id,
+                    meta: meta.clone(),
+                    only_for: Some(from.clone()),
+                    known: true,
+                });
                 self.accepted.push(incoming);
                 continue;
             }
@@ -177,6 +203,7 @@ impl Checked {
                 id,
                 meta,
                 only_for: None,
+                known: false,
             });
             self.rejected.push(Rejected {
                 record_id: Some(id),
@@ -288,6 +315,7 @@ pub fn check(
                         id: record.id(),
                         meta,
                         only_for: Some(from.clone()),
+                        known: false,
                     });
                     out.rejected.push(Rejected {
                         record_id: Some(record.id()),
@@ -305,7 +333,10 @@ pub fn check(
                     local: None,
                 };
                 match standing {
-                    KeyStanding::Valid => out.accepted.push(incoming),
+                    KeyStanding::Valid => {
+                        out.note_known(policy, from, &incoming.record, hops);
+                        out.accepted.push(incoming);
+                    }
                     KeyStanding::Revoked => out.unproven.push((incoming, meta)),
                 }
             }
@@ -460,8 +491,60 @@ mod tests {
                 strikes,
                 "a strike only when the origin itself sends it"
             );
-            assert_eq!(c.declined.len(), 1, "peers stop offering it");
+            // Declined for everyone: the backdated record. For the sender only: the
+            // held one (ours is demoted and never sent back), and from CC the kept
+            // one too (no share rule sends AA's records back to CC).
+            let mut declined: Vec<(RecordId, Option<AgencyCode>)> = c
+                .declined
+                .iter()
+                .map(|d| (d.id, d.only_for.clone()))
+                .collect();
+            declined.sort();
+            let mut want = vec![(backdated.id(), None), (held.id(), Some(from.clone()))];
+            if *from == cc {
+                want.push((kept.id(), Some(cc.clone())));
+            }
+            want.sort();
+            assert_eq!(declined, want, "peers stop offering them");
         }
+    }
+
+    /// Issue 19 item 6: a record a peer gave us that our share rules would not send
+    /// back to it is remembered as declined for that peer, so that it counts in the
+    /// set we share with it (the peer holds it) and is not offered at every session.
+    /// A peer's own records always count, so they need no note.
+    #[test]
+    fn records_we_would_not_send_back_are_noted_for_their_sender() {
+        let k = SecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let r = signed(&k, 1, Timestamp(now.0 - 1_000));
+        // No share rules: BB sends nothing to anyone. (The test roster revokes `k`
+        // in a day and keeps `r`, so `r` is valid.)
+        let p = policy(&k, Timestamp(now.0 + 86_400_000), &[r.id()]);
+        let aa: AgencyCode = "AA-EXPORT".parse().unwrap();
+        let cc: AgencyCode = "CC-TRADE".parse().unwrap();
+        let c = check(&p, &aa, vec![received(&r, 1)], now, Duration::from_secs(60));
+        assert_eq!(c.accepted.len(), 1);
+        assert!(
+            c.declined.is_empty(),
+            "the origin's own record counts anyway"
+        );
+        let c = check(&p, &cc, vec![received(&r, 2)], now, Duration::from_secs(60));
+        assert_eq!(c.accepted.len(), 1);
+        assert_eq!(c.declined.len(), 1);
+        assert_eq!(c.declined[0].id, r.id());
+        assert_eq!(c.declined[0].only_for, Some(cc.clone()));
+        // With a rule that sends it back, no note is needed.
+        let p = policy_with(
+            &k,
+            Timestamp(now.0 + 86_400_000),
+            &[r.id()],
+            "[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n\
+             [[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n",
+        );
+        let c = check(&p, &cc, vec![received(&r, 2)], now, Duration::from_secs(60));
+        assert_eq!(c.accepted.len(), 1);
+        assert!(c.declined.is_empty(), "{:?}", c.declined);
     }
 
     /// Issue 19 item 3: accept rules ran before the signatures were checked, so a

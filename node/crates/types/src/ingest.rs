@@ -77,6 +77,9 @@ pub struct IngestReport {
     pub head_changes: Vec<(EntryKey, EntryState)>,
     /// The arrival-log head after the batch.
     pub head_seq: u64,
+    /// Declined entries this batch added (ones already there do not count): whether
+    /// reconciliation sets changed.
+    pub declined_new: usize,
 }
 
 impl IngestReport {

@@ -7,8 +7,15 @@
 //! Every decode validates and returns a typed error.
 
 use prost::Message;
-use wlnode_crypto::model::{AgencyCode, RecordId, Status};
+use std::collections::BTreeSet;
+
+use wlnode_crypto::PublicKey;
+use wlnode_crypto::model::{
+    AgencyCode, Category, CountryCode, GroupName, Reason, RecordId, Scope, Sensitivity, Status,
+    SubjectKind,
+};
 use wlnode_crypto::record::Record;
+use wlnode_crypto::record::RecordHeader;
 use wlnode_crypto::time::{Date, Timestamp};
 use wlnode_crypto::{RecordError, VerifiedRecord};
 use wlnode_proto::v1 as pb;
@@ -401,19 +408,126 @@ pub struct SyncMeta {
     /// Origin.
     pub origin: AgencyCode,
     /// Scope.
-    pub scope: wlnode_crypto::model::Scope,
+    pub scope: Scope,
     /// Groups.
-    pub groups: Vec<wlnode_crypto::model::GroupName>,
+    pub groups: BTreeSet<GroupName>,
+    /// What the share rules read, for a held record (`None` for a declined one, and
+    /// in values written before schema 5).
+    pub detail: Option<SyncDetail>,
+}
+
+/// The facts of a held record beyond its distribution that the send decision reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncDetail {
+    /// Relay limit from the signed distribution.
+    pub max_hops: u32,
+    /// Hops at which this node holds its copy.
+    pub hops: u32,
+    /// Sensitivity label.
+    pub sensitivity: Sensitivity,
+    /// Control-list categories.
+    pub categories: BTreeSet<Category>,
+    /// Listing reason.
+    pub reason: Reason,
+    /// Kind of subject.
+    pub subject_kind: SubjectKind,
+    /// Country of the subject.
+    pub subject_country: Option<CountryCode>,
+    /// The key that signed it.
+    pub signer_key: PublicKey,
+}
+
+/// What the policy's send decision reads of a record, borrowed from a signed header
+/// ([`Facts::of`]) or from the sync index ([`SyncMeta::facts`]): one shape, so that
+/// the reconciliation set and the choke point cannot judge a record differently.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts<'a> {
+    /// Origin.
+    pub origin: &'a AgencyCode,
+    /// Scope.
+    pub scope: Scope,
+    /// Groups, for `scope = groups`.
+    pub groups: &'a BTreeSet<GroupName>,
+    /// Relay limit; 0 means none.
+    pub max_hops: u32,
+    /// Sensitivity label.
+    pub sensitivity: &'a Sensitivity,
+    /// Control-list categories.
+    pub categories: &'a BTreeSet<Category>,
+    /// Listing reason.
+    pub reason: Reason,
+    /// Kind of subject.
+    pub subject_kind: SubjectKind,
+    /// Country of the subject.
+    pub subject_country: Option<&'a CountryCode>,
+    /// The key that signed it.
+    pub signer_key: &'a PublicKey,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of a signed header.
+    pub fn of(h: &'a RecordHeader) -> Self {
+        Self {
+            origin: &h.origin,
+            scope: h.distribution.scope,
+            groups: &h.distribution.groups,
+            max_hops: h.distribution.max_hops,
+            sensitivity: &h.distribution.sensitivity,
+            categories: &h.categories,
+            reason: h.reason,
+            subject_kind: h.subject_kind,
+            subject_country: h.subject_country.as_ref(),
+            signer_key: &h.signer_key,
+        }
+    }
 }
 
 impl SyncMeta {
-    /// From a record header.
-    pub fn of(h: &wlnode_crypto::record::RecordHeader) -> Self {
+    /// The distribution of a record header, without the rest (a declined record).
+    pub fn of(h: &RecordHeader) -> Self {
         Self {
             origin: h.origin.clone(),
             scope: h.distribution.scope,
-            groups: h.distribution.groups.iter().cloned().collect(),
+            groups: h.distribution.groups.clone(),
+            detail: None,
         }
+    }
+
+    /// Everything the send decision reads of a record held at `hops`.
+    pub fn held(h: &RecordHeader, hops: u32) -> Self {
+        Self {
+            detail: Some(SyncDetail {
+                max_hops: h.distribution.max_hops,
+                hops,
+                sensitivity: h.distribution.sensitivity.clone(),
+                categories: h.categories.clone(),
+                reason: h.reason,
+                subject_kind: h.subject_kind,
+                subject_country: h.subject_country.clone(),
+                signer_key: h.signer_key,
+            }),
+            ..Self::of(h)
+        }
+    }
+
+    /// The facts and held hops, when this value carries them.
+    pub fn facts(&self) -> Option<(Facts<'_>, u32)> {
+        let d = self.detail.as_ref()?;
+        Some((
+            Facts {
+                origin: &self.origin,
+                scope: self.scope,
+                groups: &self.groups,
+                max_hops: d.max_hops,
+                sensitivity: &d.sensitivity,
+                categories: &d.categories,
+                reason: d.reason,
+                subject_kind: d.subject_kind,
+                subject_country: d.subject_country.as_ref(),
+                signer_key: &d.signer_key,
+            },
+            d.hops,
+        ))
     }
 
     /// Store encoding.
@@ -422,35 +536,70 @@ impl SyncMeta {
             origin: self.origin.as_str().to_owned(),
             scope: self.scope.to_wire(),
             groups: self.groups.iter().map(|g| g.as_str().to_owned()).collect(),
+            detail: self.detail.as_ref().map(|d| pb::SyncDetail {
+                max_hops: d.max_hops,
+                hops: d.hops,
+                sensitivity: d.sensitivity.as_str().to_owned(),
+                categories: d.categories.iter().map(|c| c.as_str().to_owned()).collect(),
+                reason: d.reason.to_wire(),
+                subject_kind: d.subject_kind.to_wire(),
+                subject_country: d
+                    .subject_country
+                    .as_ref()
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default(),
+                signer_key: wlnode_proto::Bytes::copy_from_slice(d.signer_key.as_bytes()),
+            }),
         }
         .encode_to_vec()
     }
 
     /// Decodes a stored value.
     pub fn decode(b: &[u8]) -> Result<Self, WireError> {
-        let m: pb::SyncMeta = decode("sync meta", b)?;
+        const WHAT: &str = "sync meta";
+        let m: pb::SyncMeta = decode(WHAT, b)?;
+        let bad = |e: &dyn std::fmt::Display| invalid(WHAT, e.to_string());
+        let detail = match m.detail {
+            None => None,
+            Some(d) => Some(SyncDetail {
+                max_hops: d.max_hops,
+                hops: d.hops,
+                sensitivity: Sensitivity::new(d.sensitivity).map_err(|e| bad(&e))?,
+                categories: d
+                    .categories
+                    .into_iter()
+                    .map(|c| Category::new(c).map_err(|e| bad(&e)))
+                    .collect::<Result<_, _>>()?,
+                reason: Reason::from_wire(d.reason).map_err(|e| bad(&e))?,
+                subject_kind: SubjectKind::from_wire(d.subject_kind).map_err(|e| bad(&e))?,
+                subject_country: if d.subject_country.is_empty() {
+                    None
+                } else {
+                    Some(CountryCode::new(d.subject_country).map_err(|e| bad(&e))?)
+                },
+                signer_key: PublicKey::from_bytes(&d.signer_key).map_err(|e| bad(&e))?,
+            }),
+        };
         Ok(Self {
-            origin: AgencyCode::new(m.origin).map_err(|e| invalid("sync meta", e.to_string()))?,
-            scope: wlnode_crypto::model::Scope::from_wire(m.scope)
-                .map_err(|e| invalid("sync meta", e.to_string()))?,
+            origin: AgencyCode::new(m.origin).map_err(|e| bad(&e))?,
+            scope: Scope::from_wire(m.scope).map_err(|e| bad(&e))?,
             groups: m
                 .groups
                 .into_iter()
-                .map(|g| {
-                    wlnode_crypto::model::GroupName::new(g)
-                        .map_err(|e| invalid("sync meta", e.to_string()))
-                })
+                .map(|g| GroupName::new(g).map_err(|e| bad(&e)))
                 .collect::<Result<_, _>>()?,
+            detail,
         })
     }
 }
 
-/// A record this node will not store, remembered so that peers stop offering it: it
-/// joins the reconciliation set shared with `only_for` (or with every peer when
-/// `None`). Accept rules judge a copy and its sender, so their refusals hold only
-/// for the peer that offered the copy: a copy stripped by one peer must not keep the
-/// full copy of another out. A refusal about the record itself (a revoked key's
-/// backdated record) holds for everyone.
+/// A record counted in the reconciliation set shared with `only_for` (or with every
+/// peer when `None`) although our share rules would not put it there: a record this
+/// node will not store, remembered so that peers stop offering it, or (`known`) one
+/// the peer gave us that we would not send back. Accept rules judge a copy and its
+/// sender, so their refusals hold only for the peer that offered the copy: a copy
+/// stripped by one peer must not keep the full copy of another out. A refusal about
+/// the record itself (a revoked key's backdated record) holds for everyone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Declined {
     /// The record's `issued_at` (ms), the first half of its sync key.
@@ -461,4 +610,7 @@ pub struct Declined {
     pub meta: SyncMeta,
     /// The peer whose copy was refused, when the refusal is about that copy.
     pub only_for: Option<AgencyCode>,
+    /// `only_for` holds the record and gave it to us: a note of what the peer holds,
+    /// not a refusal, so a policy reload keeps it. Only with `only_for`.
+    pub known: bool,
 }

@@ -150,7 +150,6 @@ async fn ingest(
         }
         return outcome;
     }
-    let declined = !checked.declined.is_empty();
     let items: Vec<(RecordId, AgencyCode)> = checked
         .accepted
         .iter()
@@ -164,7 +163,9 @@ async fn ingest(
     };
     match i.store.ingest(batch).await {
         Ok(report) => {
-            outcome.declined = declined;
+            // Sets change only when a declined entry is new: a peer re-sending what
+            // it gave us before must not make every cached set stale.
+            outcome.declined = report.declined_new > 0;
             outcome.stored = report.changed() as u64;
             // The store refused what went past its bound on equivocation evidence
             // (and audited it): a rejection like any other.

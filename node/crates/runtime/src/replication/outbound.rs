@@ -42,7 +42,10 @@ fn random_session() -> [u8; 16] {
 }
 
 /// Builds the reconciliation set this node shares with `agency` under `policy`: the
-/// store reads the items, a blocking thread seals the set.
+/// store reads the items, a blocking thread seals the set. A held record is in it
+/// only if it is `agency`'s own or the policy would send it to `agency`
+/// ([`Policy::in_reconcile_set`]: the peer learns the ids, times and count of nothing
+/// our share rules keep from it); a declined one, if its distribution admits both.
 pub(super) async fn reconcile_set(
     store: StoreHandle,
     policy: Arc<Policy>,
@@ -50,16 +53,26 @@ pub(super) async fn reconcile_set(
 ) -> Result<NegentropyStorageVector, StepError> {
     let items = store
         .call(move |s| {
-            s.reconcile_items(&agency, |m| {
-                policy.reconcile_member(
-                    DistRef {
-                        origin: &m.origin,
-                        scope: m.scope,
-                        groups: &m.groups,
-                    },
-                    &agency,
-                )
-            })
+            s.reconcile_items(
+                &agency,
+                |id, m| {
+                    // A value without the facts (it cannot be, after the schema-5
+                    // rebuild) stays out: a missing record costs a transfer, a
+                    // listed one could disclose.
+                    m.facts()
+                        .is_some_and(|(f, hops)| policy.in_reconcile_set(id, &f, hops, &agency))
+                },
+                |m| {
+                    policy.reconcile_member(
+                        DistRef {
+                            origin: &m.origin,
+                            scope: m.scope,
+                            groups: &m.groups,
+                        },
+                        &agency,
+                    )
+                },
+            )
         })
         .await?;
     Ok(tokio::task::spawn_blocking(move || reconcile::storage(&items)).await??)
