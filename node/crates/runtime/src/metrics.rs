@@ -42,6 +42,13 @@ pub struct RouteLabel {
     pub status: String,
 }
 
+/// Label: how a reconciliation set was built.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetBuildLabel {
+    /// `full` (the whole sync index read) or `delta` (a kept set plus the new records).
+    pub kind: String,
+}
+
 /// Every metric of a node.
 #[derive(Debug)]
 pub struct Metrics {
@@ -89,6 +96,8 @@ pub struct Metrics {
     pub reconcile_rounds: Family<PeerLabel, Counter>,
     /// Reconciliation bytes (sent + received).
     pub reconcile_bytes: Family<PeerLabel, Counter>,
+    /// Reconciliation sets built, by kind.
+    pub reconcile_set_builds: Family<SetBuildLabel, Counter>,
     /// Sync request bytes sent + received.
     pub sync_bytes: Family<PeerLabel, Counter>,
     /// Equivocations detected.
@@ -139,6 +148,7 @@ impl Metrics {
             connections_refused: Family::default(),
             reconcile_rounds: Family::default(),
             reconcile_bytes: Family::default(),
+            reconcile_set_builds: Family::default(),
             sync_bytes: Family::default(),
             equivocations: Counter::default(),
             audit_size: Gauge::default(),
@@ -233,6 +243,11 @@ impl Metrics {
             "reconcile_bytes",
             "Reconciliation bytes",
             m.reconcile_bytes.clone(),
+        );
+        r.register(
+            "reconcile_set_builds",
+            "Reconciliation sets built (full reads of the sync index, or kept sets brought up to date)",
+            m.reconcile_set_builds.clone(),
         );
         r.register("sync_bytes", "Sync protocol bytes", m.sync_bytes.clone());
         r.register(

@@ -356,6 +356,10 @@ fn faults_partway() -> StoreError {
     StoreError::Closed
 }
 
+/// Reconciliation items that reached the arrival log after some seq, and the log head
+/// they reach ([`Store::reconcile_delta`]).
+pub type Delta = (Vec<(u64, RecordId)>, u64);
+
 /// Rewrites every sync-index value from the record it indexes (schema 5: the values
 /// carry what the send decision reads). One pass over the records, in batches.
 fn rebuild_sync_index(t: &Trees) -> Result<(), StoreError> {
@@ -1137,6 +1141,34 @@ impl Store {
             out.dedup();
         }
         Ok(out)
+    }
+
+    /// The records that reached the arrival log after `after_seq` and pass `held`, as
+    /// `(issued_at, record_id)`, with the log head they reach: what a reconciliation
+    /// set built at `after_seq` lacks (see [`Self::reconcile_items`]). `None` when more
+    /// than `max` records arrived since (a full build is cheaper then).
+    pub fn reconcile_delta(
+        &self,
+        after_seq: u64,
+        max: usize,
+        mut held: impl FnMut(&RecordId, &SyncMeta) -> bool,
+    ) -> Result<Option<Delta>, StoreError> {
+        let head = self.head_seq()?;
+        if head.saturating_sub(after_seq) > u64::try_from(max).unwrap_or(u64::MAX) {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for (_, id) in self.log_after(after_seq, max)? {
+            let Some(stored) = self.record(&id)? else {
+                continue;
+            };
+            let h = stored.record.header();
+            let meta = SyncMeta::held(h, stored.hops);
+            if held(&id, &meta) {
+                out.push((h.issued_at.as_millis(), id));
+            }
+        }
+        Ok(Some((out, head)))
     }
 
     /// `(issued_at, record_id)` of every record, in order (for reconciliation).

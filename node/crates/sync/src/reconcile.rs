@@ -37,6 +37,21 @@ pub fn storage(items: &[(u64, RecordId)]) -> Result<NegentropyStorageVector, Rec
     Ok(s)
 }
 
+/// `base` with `more` added (each item once), sealed: a set kept up to date without
+/// reading the store again.
+pub fn extend(
+    base: &NegentropyStorageVector,
+    more: &[(u64, RecordId)],
+) -> Result<NegentropyStorageVector, ReconcileError> {
+    let mut s = base.clone();
+    s.unseal().map_err(e)?;
+    for (t, id) in more {
+        s.insert(*t, Id::from_byte_array(id.0)).map_err(e)?;
+    }
+    s.seal().map_err(e)?;
+    Ok(s)
+}
+
 /// The responder's answer to one negentropy message.
 pub fn respond(
     storage: &NegentropyStorageVector,
@@ -167,6 +182,20 @@ impl Initiator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extended_set_equals_the_set_built_at_once() {
+        use negentropy::NegentropyStorageBase;
+        let id = |b: u8| RecordId([b; 32]);
+        let all = [(5, id(1)), (1, id(2)), (9, id(3)), (5, id(4))];
+        let base = storage(&all[..2]).unwrap();
+        // An item already held (a merged record's new arrival) counts once.
+        let grown = extend(&base, &[all[2], all[3], all[0]]).unwrap();
+        let whole = storage(&all).unwrap();
+        assert_eq!(grown.size().unwrap(), 4);
+        assert_eq!(grown, whole);
+        assert_eq!(base.size().unwrap(), 2, "the base is left as it was");
+    }
 
     fn id(n: u32) -> RecordId {
         let mut b = [0u8; 32];

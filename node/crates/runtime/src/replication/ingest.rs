@@ -247,6 +247,7 @@ impl Service {
         } = a;
         let now = Instant::now();
         if outcome.declined {
+            self.sets.on_declined();
             self.responder.on_store_changed();
         }
         let label = PeerLabel {

@@ -18,6 +18,7 @@ mod ingest;
 mod outbound;
 mod peers;
 mod serve;
+mod sets;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -227,6 +228,7 @@ pub(crate) async fn start(
         events: network.events,
         agency: services.info.agency.clone(),
         bans: Bans::new(cfg.ban_threshold, cfg.ban_window.0, cfg.ban_duration.0),
+        sets: Arc::default(),
         responder: Responder::new(
             epoch,
             Limits {
@@ -321,6 +323,8 @@ struct Service {
     next_token: u64,
     initiators: HashMap<PeerRef, Initiator>,
     responder: Responder<PeerRef, Reply>,
+    /// Reconciliation sets kept per agency (see `sets`).
+    sets: Arc<sets::SetCache>,
     cursors: HashMap<AgencyCode, Cursor>,
     /// Every `[[peers]]` agency (shown in the status table even when not connected).
     configured: Vec<AgencyCode>,

@@ -6,22 +6,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use negentropy::NegentropyStorageVector;
 use tracing::Instrument;
 use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::{Frame, PeerRef};
-use wlnode_policy::{DistRef, Policy};
-use wlnode_store::StoreHandle;
 use wlnode_sync::Action;
 use wlnode_sync::msg::{
     Batch, Notify, Received, Reconcile, ReconcileReply, Request, Response, Transfer,
 };
-use wlnode_sync::reconcile::{self, Initiator, Step};
+use wlnode_sync::reconcile::{Initiator, Step};
 use wlnode_sync::wire::decode_response;
 use wlnode_types::Cursor;
 
-use super::serve::StepError;
+use super::sets::reconcile_set;
 use super::{Done, Pending, Service, round_span};
 use crate::metrics::PeerLabel;
 
@@ -39,43 +36,6 @@ fn random_session() -> [u8; 16] {
             .unwrap_or([0; 16]);
     }
     s
-}
-
-/// Builds the reconciliation set this node shares with `agency` under `policy`: the
-/// store reads the items, a blocking thread seals the set. A held record is in it
-/// only if it is `agency`'s own or the policy would send it to `agency`
-/// ([`Policy::in_reconcile_set`]: the peer learns the ids, times and count of nothing
-/// our share rules keep from it); a declined one, if its distribution admits both.
-pub(super) async fn reconcile_set(
-    store: StoreHandle,
-    policy: Arc<Policy>,
-    agency: AgencyCode,
-) -> Result<NegentropyStorageVector, StepError> {
-    let items = store
-        .call(move |s| {
-            s.reconcile_items(
-                &agency,
-                |id, m| {
-                    // A value without the facts (it cannot be, after the schema-5
-                    // rebuild) stays out: a missing record costs a transfer, a
-                    // listed one could disclose.
-                    m.facts()
-                        .is_some_and(|(f, hops)| policy.in_reconcile_set(id, &f, hops, &agency))
-                },
-                |m| {
-                    policy.reconcile_member(
-                        DistRef {
-                            origin: &m.origin,
-                            scope: m.scope,
-                            groups: &m.groups,
-                        },
-                        &agency,
-                    )
-                },
-            )
-        })
-        .await?;
-    Ok(tokio::task::spawn_blocking(move || reconcile::storage(&items)).await??)
 }
 
 impl Service {
@@ -285,7 +245,13 @@ impl Service {
         let Some((agency, _)) = self.agency_of(&peer) else {
             return;
         };
-        let fut = reconcile_set(self.store.clone(), self.trust.policy(), agency);
+        let fut = reconcile_set(
+            self.store.clone(),
+            self.trust.policy(),
+            agency,
+            self.sets.clone(),
+            self.metrics.clone(),
+        );
         self.note_session_start(peer);
         let tx = self.tasks_tx.clone();
         let span = self.peer_span(&peer);
@@ -293,7 +259,8 @@ impl Service {
             async move {
                 let result = match fut.await {
                     Ok(storage) => {
-                        Initiator::start(storage, random_session()).map_err(|e| e.to_string())
+                        Initiator::start(Arc::unwrap_or_clone(storage), random_session())
+                            .map_err(|e| e.to_string())
                     }
                     Err(e) => Err(e.to_string()),
                 };

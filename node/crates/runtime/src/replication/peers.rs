@@ -140,6 +140,7 @@ impl Service {
         let roster = self.trust.roster();
         self.net.send(Command::SetAllowed(roster_peers(&roster)));
         self.responder.on_policy_changed();
+        self.sets.clear();
         self.apply_blocks();
         let now = Instant::now();
         let peers: Vec<PeerRef> = self.peers.keys().copied().collect();

@@ -16,7 +16,7 @@ use wlnode_sync::reconcile::{self, ReconcileError};
 use wlnode_sync::responder::{JobId, LogRead, Served, StepFailure};
 use wlnode_types::RawRecord;
 
-use super::outbound::reconcile_set;
+use super::sets::reconcile_set;
 use super::{Done, Reply, Service};
 use crate::metrics::PeerLabel;
 
@@ -133,8 +133,14 @@ impl Service {
                 agency,
                 policy,
             } => {
-                let fut = reconcile_set(self.store.clone(), policy, agency);
-                self.spawn_step(async move { ServeDone::Set(job, fut.await.map(Arc::new)) });
+                let fut = reconcile_set(
+                    self.store.clone(),
+                    policy,
+                    agency,
+                    self.sets.clone(),
+                    self.metrics.clone(),
+                );
+                self.spawn_step(async move { ServeDone::Set(job, fut.await) });
             }
             ServeAction::Negentropy {
                 job,
