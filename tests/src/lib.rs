@@ -199,10 +199,25 @@ impl Cluster {
         n: usize,
         distribution: Option<&str>,
     ) -> Vec<Written> {
-        let items: Vec<ImportItem> = (0..n)
-            .map(|k| ImportItem {
+        let drafts = (0..n)
+            .map(|k| draft(&format!("{prefix} entity {k}"), distribution))
+            .collect();
+        self.add_drafts(i, prefix, drafts).await
+    }
+
+    /// Imports `drafts` at node `i` (source ids `prefix-0`, `prefix-1`, ...).
+    pub async fn add_drafts(
+        &self,
+        i: usize,
+        prefix: &str,
+        drafts: Vec<EntryDraft>,
+    ) -> Vec<Written> {
+        let items: Vec<ImportItem> = drafts
+            .into_iter()
+            .enumerate()
+            .map(|(k, draft)| ImportItem {
                 source_id: format!("{prefix}-{k}"),
-                draft: draft(&format!("{prefix} entity {k}"), distribution),
+                draft,
             })
             .collect();
         let ctx = &self.node(i).services;

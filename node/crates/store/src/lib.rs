@@ -242,7 +242,13 @@ pub struct Store {
     /// declined ids; cursors and metadata are not counted). sled 0.34 writes its
     /// recovery snapshot only when it opens, so the next open replays all of them.
     writes: std::sync::atomic::AtomicU64,
+    /// This opening of the store (unique in the process): a reopen may drop a batch
+    /// that was visible before, so what was read under another opening is stale.
+    opening: u64,
 }
+
+/// Counts openings of stores in this process (see [`Store::opening`]).
+static OPENINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// How long [`Store::open`] and [`Store::reopen`] wait for sled's own file lock, held
 /// for a moment by the background jobs of an instance just closed.
@@ -532,7 +538,15 @@ impl Store {
             faults: std::sync::Arc::default(),
             io_failed: std::sync::atomic::AtomicBool::new(false),
             writes: std::sync::atomic::AtomicU64::new(0),
+            opening: OPENINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Which opening of the store this is: it changes at every open and reopen (after
+    /// a disk error, or a periodic checkpoint), so a reader can tell that what it
+    /// learned before may be gone.
+    pub fn opening(&self) -> u64 {
+        self.opening
     }
 
     /// Opens sled in `dir` (whose directory lock the caller holds) and checks or
@@ -1145,16 +1159,27 @@ impl Store {
 
     /// The records that reached the arrival log after `after_seq` and pass `held`, as
     /// `(issued_at, record_id)`, with the log head they reach: what a reconciliation
-    /// set built at `after_seq` lacks (see [`Self::reconcile_items`]). `None` when more
-    /// than `max` records arrived since (a full build is cheaper then).
+    /// set built at `after_seq` under store opening `opening` lacks (see
+    /// [`Self::reconcile_items`]). `None` when that set cannot be trusted (another
+    /// opening, a head below `after_seq`, an IO failure) or more than `max` records
+    /// arrived since (a full build is cheaper then).
     pub fn reconcile_delta(
         &self,
+        opening: u64,
         after_seq: u64,
         max: usize,
         mut held: impl FnMut(&RecordId, &SyncMeta) -> bool,
     ) -> Result<Option<Delta>, StoreError> {
+        // Built under another opening, or past our head (a reopen dropped records it
+        // listed), or while sled refuses writes (what it shows may not survive): the
+        // base may list records the store no longer holds.
+        if opening != self.opening || self.io_failed() {
+            return Ok(None);
+        }
         let head = self.head_seq()?;
-        if head.saturating_sub(after_seq) > u64::try_from(max).unwrap_or(u64::MAX) {
+        if after_seq > head
+            || head.saturating_sub(after_seq) > u64::try_from(max).unwrap_or(u64::MAX)
+        {
             return Ok(None);
         }
         let mut out = Vec::new();

@@ -1254,3 +1254,59 @@ fn equivocation_evidence_is_bounded_and_the_excess_declined_for_everyone() {
         MAX_EQUIVOCATION_EVIDENCE
     );
 }
+
+/// Issue 19 item 3 (review): a kept reconciliation set is brought up to date from
+/// the log only under the store opening it was built in and below the log head; a
+/// reopen may have dropped records it listed.
+#[test]
+fn reconcile_deltas_refuse_sets_from_another_opening_or_past_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let k = SecretKey::generate().unwrap();
+    let recs: Vec<_> = (0..3)
+        .map(|i| {
+            rec(
+                &k,
+                "DE-BAFA",
+                EntryId::random().unwrap(),
+                1,
+                Status::Active,
+                &format!("delta {i}"),
+            )
+        })
+        .collect();
+    s.ingest(&batch(vec![local(&recs[0])]), Timestamp::now())
+        .unwrap();
+    let head = s.head_seq().unwrap();
+    s.ingest(
+        &batch(recs[1..].iter().map(local).collect()),
+        Timestamp::now(),
+    )
+    .unwrap();
+    let (delta, to) = s
+        .reconcile_delta(s.opening(), head, 100, |_, _| true)
+        .unwrap()
+        .unwrap();
+    let ids: Vec<RecordId> = delta.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(ids, vec![recs[1].id(), recs[2].id()]);
+    assert_eq!(to, s.head_seq().unwrap());
+    // Too many since, another opening, a head behind the set: build in full.
+    assert!(
+        s.reconcile_delta(s.opening(), head, 1, |_, _| true)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.reconcile_delta(s.opening() + 1, head, 100, |_, _| true)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.reconcile_delta(s.opening(), to + 1, 100, |_, _| true)
+            .unwrap()
+            .is_none()
+    );
+    let opening = s.opening();
+    let s = s.reopen().unwrap();
+    assert_ne!(s.opening(), opening, "a reopen is a new opening");
+}

@@ -31,6 +31,8 @@ pub(crate) struct IngestOutcome {
     rejected: Vec<Rejected>,
     /// Records were remembered as declined (reconciliation sets changed).
     declined: bool,
+    /// Some of them for every peer, not only the sender.
+    declined_for_all: bool,
     error: Option<String>,
 }
 
@@ -155,6 +157,7 @@ async fn ingest(
         .iter()
         .map(|i| (i.record.id(), i.record.header().origin.clone()))
         .collect();
+    let for_all = checked.declined.iter().any(|d| d.only_for.is_none());
     let batch = IngestBatch {
         items: checked.accepted,
         cursor: cursor.map(|c| (agency.clone(), c)),
@@ -166,6 +169,13 @@ async fn ingest(
             // Sets change only when a declined entry is new: a peer re-sending what
             // it gave us before must not make every cached set stale.
             outcome.declined = report.declined_new > 0;
+            // The store declines an equivocation excess for every peer itself.
+            outcome.declined_for_all = outcome.declined
+                && (for_all
+                    || report
+                        .outcomes
+                        .iter()
+                        .any(|o| matches!(o, Outcome::EquivocationExcess)));
             outcome.stored = report.changed() as u64;
             // The store refused what went past its bound on equivocation evidence
             // (and audited it): a rejection like any other.
@@ -247,7 +257,8 @@ impl Service {
         } = a;
         let now = Instant::now();
         if outcome.declined {
-            self.sets.on_declined();
+            self.sets
+                .on_declined((!outcome.declined_for_all).then_some(&agency));
             self.responder.on_store_changed();
         }
         let label = PeerLabel {

@@ -82,6 +82,7 @@ impl Service {
         self.pending.retain(|_, (p, _)| *p != peer);
         let still = self.agencies.values().any(|(a, _)| *a == agency);
         if !still {
+            self.sets.forget(&agency);
             self.dialer
                 .on_disconnected(&agency, Instant::now(), jitter());
         }

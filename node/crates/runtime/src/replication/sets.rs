@@ -10,10 +10,9 @@
 //! [`Policy::in_reconcile_set`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use negentropy::NegentropyStorageVector;
+use negentropy::{NegentropyStorageBase, NegentropyStorageVector};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_policy::{DistRef, Policy};
 use wlnode_store::StoreHandle;
@@ -22,62 +21,103 @@ use wlnode_sync::reconcile;
 use super::serve::StepError;
 use crate::metrics::{Metrics, SetBuildLabel};
 
-/// Past this many new records since a kept set, a full build is cheaper than reading
-/// each new record.
+/// Past this many new records since a kept set (or past its size, for a small
+/// one), a full build is cheaper than reading each new record.
 pub(super) const MAX_DELTA: usize = 20_000;
+
+/// What a kept set saw of the declined entries: every agency's (bumped for a refusal
+/// for everyone, and on a reload) and its own (a refusal or a note for it alone).
+type Seen = (u64, u64);
 
 #[derive(Debug)]
 struct Kept {
     storage: Arc<NegentropyStorageVector>,
-    /// The arrival-log head the set reflects.
+    /// The store opening and arrival-log head the set reflects.
+    opening: u64,
     log_seq: u64,
-    /// The declined generation it saw.
-    declined: u64,
+    declined: Seen,
     policy: Arc<Policy>,
 }
 
-/// The sets kept for each agency (bounded by the roster).
+#[derive(Debug, Default)]
+struct Inner {
+    kept: HashMap<AgencyCode, Kept>,
+    /// Declined generation for every agency.
+    all: u64,
+    /// Declined generation per agency (bounded by the roster).
+    per: HashMap<AgencyCode, u64>,
+}
+
+impl Inner {
+    fn seen(&self, agency: &AgencyCode) -> Seen {
+        (self.all, self.per.get(agency).copied().unwrap_or(0))
+    }
+}
+
+/// The sets kept for each agency (bounded by the roster; dropped when the agency
+/// disconnects).
 #[derive(Debug, Default)]
 pub(super) struct SetCache {
-    kept: Mutex<HashMap<AgencyCode, Kept>>,
-    declined: AtomicU64,
+    inner: Mutex<Inner>,
 }
 
 impl SetCache {
-    /// Declined entries were added: every kept set misses them.
-    pub(super) fn on_declined(&self) {
-        self.declined.fetch_add(1, Ordering::SeqCst);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The policy or roster changed: no kept set is valid.
-    pub(super) fn clear(&self) {
-        if let Ok(mut k) = self.kept.lock() {
-            k.clear();
+    /// New declined entries were written: for `agency` alone, or (`None`) for every
+    /// agency. Sets that missed them are not brought up to date but built again.
+    pub(super) fn on_declined(&self, agency: Option<&AgencyCode>) {
+        let mut g = self.lock();
+        match agency {
+            Some(a) => *g.per.entry(a.clone()).or_default() += 1,
+            None => g.all += 1,
         }
+    }
+
+    /// The policy or roster changed (and declined refusals were cleared): no kept set
+    /// is valid, nor one whose build is under way.
+    pub(super) fn clear(&self) {
+        let mut g = self.lock();
+        g.kept.clear();
+        g.all += 1;
+    }
+
+    /// `agency`'s last connection closed: its set goes.
+    pub(super) fn forget(&self, agency: &AgencyCode) {
+        self.lock().kept.remove(agency);
     }
 
     fn base(
         &self,
         agency: &AgencyCode,
         policy: &Arc<Policy>,
-        declined: u64,
-    ) -> Option<(Arc<NegentropyStorageVector>, u64)> {
-        let k = self.kept.lock().ok()?;
-        let kept = k.get(agency)?;
-        (Arc::ptr_eq(&kept.policy, policy) && kept.declined == declined)
-            .then(|| (kept.storage.clone(), kept.log_seq))
+    ) -> (Option<(Arc<NegentropyStorageVector>, u64, u64)>, Seen) {
+        let g = self.lock();
+        let seen = g.seen(agency);
+        let base = g.kept.get(agency).and_then(|k| {
+            (Arc::ptr_eq(&k.policy, policy) && k.declined == seen)
+                .then(|| (k.storage.clone(), k.opening, k.log_seq))
+        });
+        (base, seen)
     }
 
     fn keep(&self, agency: AgencyCode, kept: Kept) {
-        if let Ok(mut k) = self.kept.lock() {
-            // A build that raced with a newer one keeps the newer.
-            if k.get(&agency).is_none_or(|old| {
-                !Arc::ptr_eq(&old.policy, &kept.policy)
-                    || old.declined < kept.declined
-                    || old.log_seq <= kept.log_seq
-            }) {
-                k.insert(agency, kept);
-            }
+        let mut g = self.lock();
+        // Only a set built on what is current: not one whose build began before a
+        // reload or a new declined entry (it may list what was cleared since).
+        if kept.declined != g.seen(&agency) {
+            return;
+        }
+        let newer = g.kept.get(&agency).is_none_or(|old| {
+            !Arc::ptr_eq(&old.policy, &kept.policy)
+                || (old.opening, old.log_seq) <= (kept.opening, kept.log_seq)
+        });
+        if newer {
+            g.kept.insert(agency, kept);
         }
     }
 }
@@ -97,10 +137,12 @@ pub(super) async fn reconcile_set(
 ) -> Result<Arc<NegentropyStorageVector>, StepError> {
     // Read before the store: a declined entry written meanwhile makes the kept set
     // look stale next time (a full build), never fresh.
-    let declined = cache.declined.load(Ordering::SeqCst);
-    let base = cache.base(&agency, &policy, declined);
+    let (base, seen) = cache.base(&agency, &policy);
     let (p, a) = (policy.clone(), agency.clone());
-    let since = base.as_ref().map(|(_, seq)| *seq);
+    let since = base.as_ref().map(|(storage, opening, seq)| {
+        let size = storage.size().unwrap_or(0);
+        (*opening, *seq, MAX_DELTA.min(size.max(1024)))
+    });
     let read = store
         .call(move |s| {
             let in_set = |id: &wlnode_crypto::model::RecordId, m: &wlnode_types::SyncMeta| {
@@ -110,10 +152,11 @@ pub(super) async fn reconcile_set(
                 m.facts()
                     .is_some_and(|(f, hops)| p.in_reconcile_set(id, &f, hops, &a))
             };
-            if let Some(seq) = since
-                && let Some((delta, head)) = s.reconcile_delta(seq, MAX_DELTA, in_set)?
+            let opening = s.opening();
+            if let Some((built_in, seq, max)) = since
+                && let Some((delta, head)) = s.reconcile_delta(built_in, seq, max, in_set)?
             {
-                return Ok((delta, head, true));
+                return Ok((delta, opening, head, true));
             }
             let head = s.head_seq()?;
             let items = s.reconcile_items(&a, in_set, |m| {
@@ -126,13 +169,13 @@ pub(super) async fn reconcile_set(
                     &a,
                 )
             })?;
-            Ok((items, head, false))
+            Ok((items, opening, head, false))
         })
         .await?;
-    let (items, head, delta) = read;
+    let (items, opening, head, delta) = read;
     let storage = match (delta, base) {
-        (true, Some((base, _))) if items.is_empty() => base,
-        (true, Some((base, _))) => {
+        (true, Some((base, _, _))) if items.is_empty() => base,
+        (true, Some((base, _, _))) => {
             Arc::new(tokio::task::spawn_blocking(move || reconcile::extend(&base, &items)).await??)
         }
         _ => Arc::new(tokio::task::spawn_blocking(move || reconcile::storage(&items)).await??),
@@ -147,8 +190,9 @@ pub(super) async fn reconcile_set(
         agency,
         Kept {
             storage: storage.clone(),
+            opening,
             log_seq: head,
-            declined,
+            declined: seen,
             policy,
         },
     );
@@ -301,7 +345,16 @@ mod tests {
         let s3 = build(&cache).await.unwrap();
         assert!(Arc::ptr_eq(&s2, &s3));
 
-        // A declined entry: the next build reads everything.
+        // A declined entry for another agency: AA's set is still brought up to date.
+        cache.on_declined(Some(&"CC-TRADE".parse().unwrap()));
+        build(&cache).await.unwrap();
+        // (The second full build is the fresh cache's above.)
+        assert_eq!(
+            (builds(&metrics, "full"), builds(&metrics, "delta")),
+            (2, 3)
+        );
+
+        // A declined entry for AA: the next build reads everything.
         let refused = record("CC-TRADE", 99);
         ingest(
             &store,
@@ -315,10 +368,34 @@ mod tests {
             }],
         )
         .await;
-        cache.on_declined();
+        cache.on_declined(Some(&aa));
         let s4 = build(&cache).await.unwrap();
         assert_eq!(s4.size().unwrap(), 7);
         assert_eq!(builds(&metrics, "full"), 3);
+
+        // A build that began before a reload (or a new declined entry) is not kept:
+        // it may list refusals the reload cleared (review).
+        let (_, seen) = cache.base(&aa, &policy);
+        cache.clear();
+        cache.keep(
+            aa.clone(),
+            Kept {
+                storage: s4.clone(),
+                opening: 0,
+                log_seq: u64::MAX,
+                declined: seen,
+                policy: policy.clone(),
+            },
+        );
+        assert!(cache.base(&aa, &policy).0.is_none());
+        build(&cache).await.unwrap();
+        assert!(
+            cache.base(&aa, &policy).0.is_some(),
+            "a build after it is kept"
+        );
+        // A disconnected agency's set goes.
+        cache.forget(&aa);
+        assert!(cache.base(&aa, &policy).0.is_none());
 
         // A new policy: the kept set is not used.
         let before = builds(&metrics, "full");
