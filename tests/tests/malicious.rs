@@ -59,6 +59,20 @@ async fn line() -> (Cluster, RawPeer) {
     (c, rogue)
 }
 
+/// M says Hello to B (log epoch `[1; 16]`, B's roster version), as any member would.
+async fn hello_as_m(c: &Cluster, rogue: &mut RawPeer, b: &libp2p::Multiaddr) {
+    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
+        agency: "MM-ROGUE".parse().unwrap(),
+        roster_version: c.node(B).services.trust.roster().version(),
+        log_epoch: [1; 16],
+        head_seq: 0,
+        backlog_pending: false,
+    })));
+    let RawOutcome::Response(_) = rogue.request(b, hello).await else {
+        panic!("Hello refused");
+    };
+}
+
 /// A adds entries; they reach C through B.
 async fn honest_traffic_flows(c: &Cluster, tag: &str) {
     let w = c.add(A, tag, 20, None).await;
@@ -677,16 +691,7 @@ async fn a_notify_flood_is_absorbed() {
 async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
     let (c, mut rogue) = line().await;
     let b = addr(&c, B);
-    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
-        agency: "MM-ROGUE".parse().unwrap(),
-        roster_version: c.node(B).services.trust.roster().version(),
-        log_epoch: [1; 16],
-        head_seq: 0,
-        backlog_pending: false,
-    })));
-    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
-        panic!("Hello refused");
-    };
+    hello_as_m(&c, &mut rogue, &b).await;
     let frames = (0..1_000u64).map(|k| {
         Bytes::from(encode_request(&Request::Notify(Notify {
             log_epoch: [(k % 200 + 2) as u8; 16],
@@ -770,16 +775,7 @@ async fn reconcile_floods_with_fresh_sessions_are_bounded_and_ban_the_sender() {
     let (c, mut rogue) = line().await;
     c.add(B, "settable", 50, None).await;
     let b = addr(&c, B);
-    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
-        agency: "MM-ROGUE".parse().unwrap(),
-        roster_version: c.node(B).services.trust.roster().version(),
-        log_epoch: [1; 16],
-        head_seq: 0,
-        backlog_pending: false,
-    })));
-    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
-        panic!("Hello refused");
-    };
+    hello_as_m(&c, &mut rogue, &b).await;
     let (_, first) =
         reconcile::Initiator::start(reconcile::storage(&[]).unwrap(), [0; 16]).unwrap();
     let message = Bytes::from(first.message.unwrap());
@@ -1012,16 +1008,7 @@ origins = ["*"]
     })
     .await;
     let b = addr(&c, B);
-    let hello = Bytes::from(encode_request(&Request::Hello(wlnode_sync::msg::Hello {
-        agency: "MM-ROGUE".parse().unwrap(),
-        roster_version: c.node(B).services.trust.roster().version(),
-        log_epoch: [1; 16],
-        head_seq: 0,
-        backlog_pending: false,
-    })));
-    let RawOutcome::Response(_) = rogue.request(&b, hello).await else {
-        panic!("Hello refused");
-    };
+    hello_as_m(&c, &mut rogue, &b).await;
     // An empty set against B's: every id B's set holds comes back as "need".
     let session = [7u8; 16];
     let (mut init, mut step) =
