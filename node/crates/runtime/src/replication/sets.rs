@@ -21,8 +21,8 @@ use wlnode_sync::reconcile;
 use super::serve::StepError;
 use crate::metrics::{Metrics, SetBuildLabel};
 
-/// Past this many new records since a kept set (or past its size, for a small
-/// one), a full build is cheaper than reading each new record.
+/// Past this many new records since a kept set (or past an eighth of its size), a
+/// full build is cheaper than reading each new record.
 pub(super) const MAX_DELTA: usize = 20_000;
 
 /// What a kept set saw of the declined entries: every agency's (bumped for a refusal
@@ -141,7 +141,10 @@ pub(super) async fn reconcile_set(
     let (p, a) = (policy.clone(), agency.clone());
     let since = base.as_ref().map(|(storage, opening, seq)| {
         let size = storage.size().unwrap_or(0);
-        (*opening, *seq, MAX_DELTA.min(size.max(1024)))
+        // Each new record is one read and a full decode, about four times what a
+        // full build spends on an index entry: past an eighth of the set, a full
+        // build is cheaper (as in a cold sync).
+        (*opening, *seq, (size / 8).clamp(64, MAX_DELTA))
     });
     let read = store
         .call(move |s| {
