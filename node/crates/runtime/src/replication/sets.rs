@@ -3,11 +3,12 @@
 //! whole sync index (issue 19 item 3: a member can ask for new sessions, and each
 //! used to cost a pass over every record on the store thread).
 //!
-//! A kept set is valid for the policy it was built under and for the declined
-//! entries it saw: a new policy (or roster) or a new declined entry means a full
-//! build. Stored records only ever join sets (records are never removed while the
-//! node runs), so an update is the set plus the log's new records that pass
-//! [`Policy::in_reconcile_set`].
+//! A kept set is valid for the policy it was built under, the declined entries it
+//! saw and the store opening it read: a new policy (or roster), a new declined entry
+//! for its agency (or for all), or a store reopen (which may drop records the set
+//! listed) means a full build. Otherwise stored records only ever join sets (records
+//! are never removed while the store stays open), so an update is the set plus the
+//! log's new records that pass [`Policy::in_reconcile_set`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
