@@ -73,6 +73,31 @@ async fn hello_as_m(c: &Cluster, rogue: &mut RawPeer, b: &libp2p::Multiaddr) {
     };
 }
 
+/// M sends B `frames` (up to 10,000 a second for a minute); B bans M and counts at
+/// least `THRESHOLD` rejections for `reason`.
+async fn flood_until_banned(
+    c: &Cluster,
+    rogue: &mut RawPeer,
+    b: &libp2p::Multiaddr,
+    frames: impl IntoIterator<Item = Bytes>,
+    what: &str,
+    reason: &str,
+) {
+    let _ = rogue
+        .flood(b, frames, 10_000, Duration::from_secs(60))
+        .await;
+    wait_for(T, what, || banned(c)).await;
+    let m = c.metrics(B);
+    assert!(
+        counter(
+            &m,
+            "wlnode_records_rejected_total",
+            &format!("reason=\"{reason}\"")
+        ) >= f64::from(THRESHOLD),
+        "{m}"
+    );
+}
+
 /// A adds entries; they reach C through B.
 async fn honest_traffic_flows(c: &Cluster, tag: &str) {
     let w = c.add(A, tag, 20, None).await;
@@ -698,19 +723,15 @@ async fn notify_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
             head_seq: k,
         })))
     });
-    let _ = rogue
-        .flood(&b, frames, 10_000, Duration::from_secs(60))
-        .await;
-    wait_for(T, "B bans M for epoch-changing Notifies", || banned(&c)).await;
-    let m = c.metrics(B);
-    assert!(
-        counter(
-            &m,
-            "wlnode_records_rejected_total",
-            "reason=\"notify_epoch_mismatch\""
-        ) >= f64::from(THRESHOLD),
-        "{m}"
-    );
+    flood_until_banned(
+        &c,
+        &mut rogue,
+        &b,
+        frames,
+        "B bans M for epoch-changing Notifies",
+        "notify_epoch_mismatch",
+    )
+    .await;
     honest_traffic_flows(&c, "after-epoch-flood").await;
     stop(c, "epoch flood").await;
 }
@@ -735,19 +756,15 @@ async fn hello_flood_with_changing_epochs_is_refused_and_bans_the_sender() {
         panic!("Hello refused");
     };
     let frames = (0..1_000u64).map(|k| hello((k % 200 + 2) as u8));
-    let _ = rogue
-        .flood(&b, frames, 10_000, Duration::from_secs(60))
-        .await;
-    wait_for(T, "B bans M for epoch-changing Hellos", || banned(&c)).await;
-    let m = c.metrics(B);
-    assert!(
-        counter(
-            &m,
-            "wlnode_records_rejected_total",
-            "reason=\"hello_epoch_mismatch\""
-        ) >= f64::from(THRESHOLD),
-        "{m}"
-    );
+    flood_until_banned(
+        &c,
+        &mut rogue,
+        &b,
+        frames,
+        "B bans M for epoch-changing Hellos",
+        "hello_epoch_mismatch",
+    )
+    .await;
     // The cursor B keeps for M still names the first Hello's epoch: no reset was
     // written for any of the others.
     let cursor = c
@@ -791,19 +808,15 @@ async fn reconcile_floods_with_fresh_sessions_are_bounded_and_ban_the_sender() {
             },
         )))
     });
-    let _ = rogue
-        .flood(&b, frames, 10_000, Duration::from_secs(60))
-        .await;
-    wait_for(T, "B bans M for a flood of new sessions", || banned(&c)).await;
-    let m = c.metrics(B);
-    assert!(
-        counter(
-            &m,
-            "wlnode_records_rejected_total",
-            "reason=\"reconcile_session_flood\""
-        ) >= f64::from(THRESHOLD),
-        "{m}"
-    );
+    flood_until_banned(
+        &c,
+        &mut rogue,
+        &b,
+        frames,
+        "B bans M for a flood of new sessions",
+        "reconcile_session_flood",
+    )
+    .await;
     honest_traffic_flows(&c, "after-session-flood").await;
     stop(c, "reconcile session flood").await;
 }
