@@ -23,6 +23,8 @@ pub mod context {
     pub const CHECKPOINT: &[u8] = b"wlnode/checkpoint/v1\0";
     /// Auditor cosignatures of checkpoints.
     pub const COSIGN: &[u8] = b"wlnode/cosign/v1\0";
+    /// Auditor cosignatures that also state when the auditor witnessed the checkpoint.
+    pub const COSIGN_DATED: &[u8] = b"wlnode/cosign/v2\0";
 }
 
 /// Why a key or signature was refused.

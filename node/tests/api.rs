@@ -244,6 +244,7 @@ async fn only_the_origin_may_change_an_entry() {
                     hops: 1,
                 },
                 local: None,
+                inclusion: None,
             }],
             cursor: None,
             declined: Vec::new(),

@@ -569,6 +569,7 @@ impl PolicyFed {
             received_from: None,
             received_at: wlnode_crypto::Timestamp::now(),
             seq: 1,
+            inclusion: None,
         }
     }
 

@@ -142,6 +142,7 @@ async fn regenerate_seed_corpus() {
         .map(|r| pb::Transfer {
             record: Bytes::from(r.record.encode()),
             hops: 1,
+            inclusion: Bytes::new(),
         })
         .collect();
     let hello = Hello {

@@ -172,6 +172,7 @@ fn push(records: &[Record]) -> Bytes {
                         } else {
                             2
                         },
+                        inclusion: Bytes::new(),
                     })
                     .collect(),
                 need: Vec::new(),

@@ -69,6 +69,7 @@ async fn inject(c: &Cluster, i: usize, records: Vec<VerifiedRecord>, source: Sou
                     record,
                     source: source.clone(),
                     local: None,
+                    inclusion: None,
                 })
                 .collect(),
             cursor: None,
@@ -510,6 +511,7 @@ async fn a_revoked_keys_backdated_records_are_refused_and_demoted_and_never_bloc
                         .map(|r| pb::Transfer {
                             record: Bytes::from(r.encode()),
                             hops: 2,
+                            inclusion: Bytes::new(),
                         })
                         .collect(),
                     need: Vec::new(),
@@ -535,6 +537,137 @@ async fn a_revoked_keys_backdated_records_are_refused_and_demoted_and_never_bloc
     assert!(
         held.contains(&kept.id()),
         "the kept record is valid everywhere"
+    );
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}
+
+/// Issue 19 item 1, the auditor's half: a revoked key's honest record is accepted on a
+/// node that never held it when an auditor witnessed it in its origin's log before the
+/// revocation.
+/// - Before: C, which joined after the revocation, never got AA's records of the
+///   revoked key (B held them demoted and never sent them, and C would have refused
+///   them as `revoked_key_backdated`).
+/// - Now: AA builds proofs from its own log and the auditor's dated cosignature when
+///   the revocation comes into force; B takes the proofs when AA sends the records
+///   again and passes them on; C checks and takes them, demoted.
+/// - A record AA created after the cosigned checkpoint has no proof and stays where it
+///   was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_an_auditor_witnessed_before_a_revocation_reach_nodes_that_never_held_them() {
+    use wlnode_audit::verify::{AuditorState, Options};
+    use wlnode_devtools::scaffold;
+    use wlnode_runtime::auditor::{LiveLimits, verify_live};
+    let mut specs: Vec<AgencySpec> = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"]
+        .iter()
+        .map(|a| AgencySpec::member(a, &["eu"]).unwrap())
+        .collect();
+    specs.push(AgencySpec::auditor("ZZ-AUDIT").unwrap());
+    let mut extra: Vec<String> = (0..3)
+        .map(|_| format!("{OPEN_POLICY}{FAST_SYNC}"))
+        .collect();
+    extra.push(String::new());
+    let mut c = Cluster::new(&specs, &[(0, 1), (1, 2)], extra);
+    c.start(0).await;
+    c.start(1).await;
+    let witnessed = c.add(0, "witnessed", 5, None).await;
+    wait_for(T, "B holds AA's records", || async {
+        let r = c.records(1).await;
+        witnessed.iter().all(|w| r.contains(&w.record_id))
+    })
+    .await;
+    // The auditor audits AA live and cosigns its checkpoint (dated).
+    let audit_node = &c.fed.nodes[3];
+    scaffold::write_config(
+        &c.fed,
+        audit_node,
+        &scaffold::NodeOptions {
+            peers: vec![(
+                "AA-EXPORT".parse().unwrap(),
+                vec![format!("/ip4/127.0.0.1/tcp/{}", c.ports[0].unwrap())],
+            )],
+            ..scaffold::NodeOptions::default()
+        },
+    )
+    .unwrap();
+    let roster = {
+        let (bytes, _) = wlnode_config::roster_file::read_signed(&c.fed.roster).unwrap();
+        wlnode_crypto::roster::Roster::parse(&bytes).unwrap()
+    };
+    let live = verify_live(
+        &wlnode_config::Config::load(&audit_node.config).unwrap(),
+        &read_secret_key(&audit_node.dir.join("node.key"), KeyKind::Node).unwrap(),
+        &roster,
+        &AuditorState::default(),
+        Options::default(),
+        LiveLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert!(live.report.ok, "{:#?}", live.report.violations);
+    assert_eq!(live.cosigned.len(), 1);
+    // A record AA creates after the cosigned checkpoint: no proof can cover it.
+    let late = c.add(0, "late", 1, None).await.remove(0);
+    wait_for(T, "B holds the late record", || async {
+        c.records(1).await.contains(&late.record_id)
+    })
+    .await;
+    // AA's key is revoked (AA would sign with a new one from now on).
+    let aa: wlnode_crypto::model::AgencyCode = "AA-EXPORT".parse().unwrap();
+    let aa_key = read_secret_key(&c.fed.nodes[0].dir.join("agency.key"), KeyKind::Agency).unwrap();
+    let revoked_at = Timestamp(Timestamp::now().as_millis() + 1);
+    reroster(&c, &[0, 1], |t| {
+        wlnode_config::roster_edit::revoke_key(
+            t,
+            &aa,
+            &aa_key.public_key(),
+            revoked_at,
+            "compromised",
+            &[],
+        )
+        .unwrap()
+    })
+    .await;
+    // C joins after the revocation and never held any of them.
+    c.start(2).await;
+    wait_for(
+        T,
+        "C holds every witnessed record, with its proof",
+        || async {
+            let r = c.records(2).await;
+            witnessed.iter().all(|w| r.contains(&w.record_id))
+        },
+    )
+    .await;
+    for w in &witnessed {
+        let id = w.record_id;
+        let stored = c
+            .node(2)
+            .services
+            .store
+            .call(move |s| s.record(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            stored.inclusion.is_some(),
+            "C keeps the proof to pass it on"
+        );
+        assert_eq!(stored.hops, 2, "through B");
+    }
+    assert!(
+        !c.records(2).await.contains(&late.record_id),
+        "no proof covers the late record"
+    );
+    assert_eq!(
+        counter(
+            &c.metrics(2),
+            "wlnode_records_rejected_total",
+            "reason=\"revoked_key_backdated\"",
+        ),
+        0.0,
+        "B offered C only records it could prove"
     );
     for i in 0..3 {
         c.stop(i).await;

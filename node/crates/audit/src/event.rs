@@ -266,6 +266,13 @@ impl SignedCheckpoint {
 }
 
 /// An auditor's witness signature over one of a node's checkpoints.
+///
+/// Cosignatures made since trust hardening are *dated*: the auditor signs, in context
+/// `wlnode/cosign/v2\0`, the checkpoint's message followed by `witnessed_at` (its own
+/// clock, Unix ms) and a newline. That date is what lets a record signed by a key revoked
+/// later be proven older than the revocation ([`crate::inclusion`]): the auditor, a
+/// roster member, vouches that the log held it by then. Older cosignatures (context
+/// `wlnode/cosign/v1\0`, no date) still verify; they prove nothing about time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cosignature {
@@ -273,18 +280,38 @@ pub struct Cosignature {
     pub checkpoint: SignedCheckpoint,
     /// The auditor's PeerId (its node identity key signs).
     pub witness: String,
-    /// ed25519 signature (hex) over `wlnode/cosign/v1\0 || checkpoint.message()`.
+    /// ed25519 signature (hex): see the type's documentation for what it covers.
     pub signature: String,
+    /// When the auditor witnessed the checkpoint (Unix ms, the auditor's clock); absent
+    /// in undated (v1) cosignatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessed_at: Option<u64>,
 }
 
 impl Cosignature {
-    /// The auditor signs `checkpoint` with its node identity key.
-    pub fn sign(checkpoint: SignedCheckpoint, key: &SecretKey) -> Self {
-        let sig = key.sign(context::COSIGN, &checkpoint.checkpoint.message());
+    /// What the auditor signs over `checkpoint`, and in which context: dated when
+    /// `witnessed_at` is given.
+    pub fn message(checkpoint: &Checkpoint, witnessed_at: Option<u64>) -> (&'static [u8], Vec<u8>) {
+        let mut m = checkpoint.message();
+        match witnessed_at {
+            Some(at) => {
+                m.extend_from_slice(format!("{at}\n").as_bytes());
+                (context::COSIGN_DATED, m)
+            }
+            None => (context::COSIGN, m),
+        }
+    }
+
+    /// The auditor signs `checkpoint` with its node identity key, witnessed at
+    /// `witnessed_at` (its clock, Unix ms).
+    pub fn sign(checkpoint: SignedCheckpoint, witnessed_at: u64, key: &SecretKey) -> Self {
+        let (ctx, msg) = Self::message(&checkpoint.checkpoint, Some(witnessed_at));
+        let sig = key.sign(ctx, &msg);
         Self {
             checkpoint,
             witness: key.public_key().peer_id(),
             signature: hex::encode(sig.0),
+            witnessed_at: Some(witnessed_at),
         }
     }
 
@@ -295,12 +322,9 @@ impl Cosignature {
         let mut sig = [0u8; 64];
         hex::decode_to_slice(&self.signature, &mut sig)
             .map_err(|_| CheckpointError::BadSignature)?;
-        key.verify(
-            context::COSIGN,
-            &self.checkpoint.checkpoint.message(),
-            &wlnode_crypto::keys::Signature(sig),
-        )
-        .map_err(|_| CheckpointError::BadSignature)?;
+        let (ctx, msg) = Self::message(&self.checkpoint.checkpoint, self.witnessed_at);
+        key.verify(ctx, &msg, &wlnode_crypto::keys::Signature(sig))
+            .map_err(|_| CheckpointError::BadSignature)?;
         Ok(key)
     }
 }

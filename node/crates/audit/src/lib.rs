@@ -2,6 +2,8 @@
 //!
 //! - [`event`]: typed metadata-only events and their canonical bytes (the leaves),
 //!   signed checkpoints, cosignatures, the export format;
+//! - [`inclusion`]: proof that a record's creation was in its origin's log under a
+//!   checkpoint an auditor witnessed before a date (for records of revoked keys);
 //! - [`merkle`]: the RFC 6962/9162 tree over them, over a [`merkle::NodeStore`];
 //! - [`verify`] and [`html`]: what an auditor runs over exported or collected logs;
 //! - [`wire`]: the `/wlnode/audit/1` messages and their protobuf encoding;
@@ -13,6 +15,7 @@
 
 pub mod event;
 pub mod html;
+pub mod inclusion;
 pub mod merkle;
 pub mod serve;
 pub mod verify;

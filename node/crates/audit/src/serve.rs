@@ -114,6 +114,7 @@ pub fn serve<S: AuditStore>(
         AuditRequest::Cosign {
             checkpoint,
             signature,
+            witnessed_at,
         } => {
             let size = checkpoint.checkpoint.size;
             if s.checkpoint_at(size)?.as_ref() != Some(&checkpoint) {
@@ -126,6 +127,7 @@ pub fn serve<S: AuditStore>(
                 checkpoint,
                 witness: witness.to_owned(),
                 signature: hex::encode(signature),
+                witnessed_at,
             };
             if let Err(e) = cosig.verify() {
                 return Ok(AuditResponse::error("bad_request", e.to_string()));

@@ -38,8 +38,11 @@ pub enum AuditRequest {
     Cosign {
         /// The node's checkpoint.
         checkpoint: SignedCheckpoint,
-        /// The auditor's signature (context `wlnode/cosign/v1\0`).
+        /// The auditor's signature ([`crate::event::Cosignature::message`]).
         signature: [u8; 64],
+        /// When the auditor witnessed it (its clock, Unix ms); `None` from auditors
+        /// that do not date their cosignatures.
+        witnessed_at: Option<u64>,
     },
 }
 
@@ -155,9 +158,11 @@ pub fn encode_request(r: &AuditRequest) -> Vec<u8> {
         AuditRequest::Cosign {
             checkpoint,
             signature,
+            witnessed_at,
         } => Kind::Cosign(pb::Cosign {
             checkpoint: checkpoint_json(checkpoint).into(),
             signature: signature.to_vec().into(),
+            witnessed_at: witnessed_at.unwrap_or(0),
         }),
     };
     pb::AuditRequest { kind: Some(kind) }.encode_to_vec()
@@ -182,6 +187,7 @@ pub fn decode_request(b: &[u8]) -> Result<AuditRequest, AuditWireError> {
             checkpoint: parse_checkpoint("cosign.checkpoint", &c.checkpoint)?,
             signature: <[u8; 64]>::try_from(c.signature.as_ref())
                 .map_err(|_| field("cosign.signature", "not 64 bytes"))?,
+            witnessed_at: (c.witnessed_at != 0).then_some(c.witnessed_at),
         },
     })
 }
@@ -304,6 +310,12 @@ mod tests {
             AuditRequest::Cosign {
                 checkpoint: cp.clone(),
                 signature: [1; 64],
+                witnessed_at: Some(5),
+            },
+            AuditRequest::Cosign {
+                checkpoint: cp.clone(),
+                signature: [1; 64],
+                witnessed_at: None,
             },
         ] {
             assert_eq!(decode_request(&encode_request(&r)).unwrap(), r);

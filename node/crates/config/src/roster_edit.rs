@@ -116,6 +116,38 @@ pub struct NewMember {
     pub valid_from: Timestamp,
 }
 
+impl NewMember {
+    /// A member named by its code, in the country of the code's first two letters
+    /// (`DE-BAFA` is in `DE`), with these nodes and groups: the shape samples and tests
+    /// build. Fails, naming the value, on a code, country or group that is not valid.
+    pub fn coded(
+        agency: &str,
+        role: Role,
+        signing_key: PublicKey,
+        node_ids: Vec<String>,
+        groups: &[&str],
+        valid_from: Timestamp,
+    ) -> Result<Self, RosterEditError> {
+        let refused = |what: &str, v: &str, e: &dyn std::fmt::Display| {
+            RosterEditError::Refused(format!("{what} {v:?}: {e}"))
+        };
+        let country = agency.get(..2).unwrap_or(agency);
+        Ok(Self {
+            agency: AgencyCode::new(agency).map_err(|e| refused("agency", agency, &e))?,
+            name: agency.to_owned(),
+            country: CountryCode::new(country).map_err(|e| refused("country", country, &e))?,
+            role,
+            signing_key,
+            node_ids,
+            groups: groups
+                .iter()
+                .map(|g| GroupName::new(*g).map_err(|e| refused("group", g, &e)))
+                .collect::<Result<_, _>>()?,
+            valid_from,
+        })
+    }
+}
+
 /// Adds a member.
 pub fn add_member(text: &str, m: &NewMember) -> Result<String, RosterEditError> {
     let mut doc = parse(text)?;

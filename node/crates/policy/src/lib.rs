@@ -231,6 +231,10 @@ pub struct Policy {
     accept: Vec<Accept>,
     /// SHA-256 of the canonical form of the rules, for the audit log.
     hash: [u8; 32],
+    /// When this node first learned of each revocation (agency, key → Unix ms), from
+    /// its store: the cutoff for proofs of a revoked key's records is the earlier of
+    /// this and the revocation's date.
+    revocations_known: std::collections::BTreeMap<(AgencyCode, wlnode_crypto::PublicKey), u64>,
 }
 
 /// Why `policy explain` decided as it did.
@@ -298,6 +302,7 @@ pub struct RuleRef {
 ///     to: "BB-CUSTOMS".parse().unwrap(),
 ///     hops: 1,
 ///     withheld_indices: Vec::new(),
+///     inclusion: None,
 /// };
 /// ```
 #[derive(Clone, Debug)]
@@ -310,6 +315,9 @@ pub struct Prepared {
     hops: u32,
     /// Field indices of the withheld disclosures (for the audit log).
     withheld_indices: Vec<u32>,
+    /// For a revoked key's record: the inclusion proof it is sent with (without it
+    /// the receiver refuses the record).
+    inclusion: Option<bytes::Bytes>,
 }
 
 impl Prepared {
@@ -338,9 +346,15 @@ impl Prepared {
         &self.withheld_indices
     }
 
-    /// The encoded copy and its hop count, consuming the prepared copy.
-    pub fn into_wire(self) -> (bytes::Bytes, u32) {
-        (self.bytes, self.hops)
+    /// The inclusion proof the copy goes with, if any.
+    pub fn inclusion(&self) -> Option<&bytes::Bytes> {
+        self.inclusion.as_ref()
+    }
+
+    /// The encoded copy, its hop count and its inclusion proof, consuming the
+    /// prepared copy.
+    pub fn into_wire(self) -> (bytes::Bytes, u32, Option<bytes::Bytes>) {
+        (self.bytes, self.hops, self.inclusion)
     }
 }
 
@@ -353,6 +367,7 @@ impl Policy {
             share: Vec::new(),
             accept: Vec::new(),
             hash: wlnode_crypto::sha256::digest(b"[]"),
+            revocations_known: Default::default(),
         }
     }
 
@@ -389,6 +404,7 @@ impl Policy {
                 share,
                 accept,
                 hash: wlnode_crypto::sha256::digest(&canonical),
+                revocations_known: Default::default(),
             },
             report.warnings,
         ))
@@ -397,6 +413,41 @@ impl Policy {
     /// SHA-256 of the rules' canonical form.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
+    }
+
+    /// The same policy, knowing when this node first learned of each revocation
+    /// (agency, key → Unix ms; see [`Self::proof_cutoff`]).
+    pub fn with_revocations_known(
+        mut self,
+        known: std::collections::BTreeMap<(AgencyCode, wlnode_crypto::PublicKey), u64>,
+    ) -> Self {
+        self.revocations_known = known;
+        self
+    }
+
+    /// For a record of `origin` signed by `key`, revoked in our roster: the time an
+    /// inclusion proof's cosignature must predate. It is the earlier of the
+    /// revocation's date and when this node learned of it (`now` when it has no record
+    /// of that, which is never earlier than when it learned). `None` when the key is
+    /// not revoked.
+    pub fn proof_cutoff(
+        &self,
+        origin: &AgencyCode,
+        key: &wlnode_crypto::PublicKey,
+        now: wlnode_crypto::time::Timestamp,
+    ) -> Option<wlnode_crypto::time::Timestamp> {
+        let r = self
+            .roster
+            .member(origin)
+            .and_then(|m| m.revoked.iter().find(|r| r.key == *key))?;
+        let known = self
+            .revocations_known
+            .get(&(origin.clone(), *key))
+            .copied()
+            .unwrap_or(now.as_millis());
+        Some(wlnode_crypto::time::Timestamp(
+            r.revoked_at.as_millis().min(known),
+        ))
     }
 
     /// This node's agency.
@@ -416,7 +467,7 @@ impl Policy {
     pub fn decide(&self, rec: &StoredRecord, to: &AgencyCode) -> Decision {
         let h = rec.record.header();
         let (hops, mut withhold) =
-            match self.send_check(&rec.record.id(), &Facts::of(h), rec.hops, to) {
+            match self.send_check(&rec.record.id(), &Facts::held(rec), rec.hops, to) {
                 Ok(x) => x,
                 Err(d) => return Decision::Deny(d),
             };
@@ -442,7 +493,10 @@ impl Policy {
         to: &AgencyCode,
     ) -> Result<(u32, Vec<FieldSelector>), Deny> {
         let hops = distribution_send(&self.roster, f, hops_here, to)?;
-        if self.roster.key_standing(f.origin, f.signer_key, id) == KeyStanding::Revoked {
+        // A revoked key's record goes only with a proof that it predates the
+        // revocation (the receiver checks it, and refuses the record without one).
+        if !f.proven && self.roster.key_standing(f.origin, f.signer_key, id) == KeyStanding::Revoked
+        {
             return Err(Deny::RevokedKey);
         }
         let mut matched = false;
@@ -482,6 +536,10 @@ impl Policy {
     /// offered every record of its neighbour again at each session), and whatever
     /// [`Self::would_send`] would send it. Nothing else: a set member's id, time and
     /// count are what a peer learns.
+    ///
+    /// A revoked key's record held without an inclusion proof is in no set, not even
+    /// its origin's: so an origin that can prove it sees that we lack the proof, and
+    /// sends the record again with it; and one that cannot leaves it out too.
     pub fn in_reconcile_set(
         &self,
         id: &RecordId,
@@ -489,7 +547,11 @@ impl Policy {
         hops_here: u32,
         peer: &AgencyCode,
     ) -> bool {
-        f.origin == peer || self.would_send(id, f, hops_here, peer)
+        if f.origin == peer {
+            f.proven || self.roster.key_standing(f.origin, f.signer_key, id) == KeyStanding::Valid
+        } else {
+            self.would_send(id, f, hops_here, peer)
+        }
     }
 
     /// The fields the origin's signed field scopes keep from `to` (none for the
@@ -627,11 +689,17 @@ impl Policy {
                 } else {
                     rec.record.redact(&withhold)
                 };
+                let h = rec.record.header();
+                let revoked = self
+                    .roster
+                    .key_standing(&h.origin, &h.signer_key, &rec.record.id())
+                    == KeyStanding::Revoked;
                 Ok(Prepared {
                     bytes: copy.encode().into(),
                     to: to.clone(),
                     hops,
                     withheld_indices: removed,
+                    inclusion: if revoked { rec.inclusion.clone() } else { None },
                 })
             }
         }

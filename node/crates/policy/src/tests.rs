@@ -35,16 +35,15 @@ fn fixture() -> Fixture {
         let node = SecretKey::generate().unwrap();
         text = roster_edit::add_member(
             &text,
-            &NewMember {
-                agency: agency.parse().unwrap(),
-                name: agency.into(),
-                country: agency[..2].parse().unwrap(),
+            &NewMember::coded(
+                agency,
                 role,
-                signing_key: key.public_key(),
-                node_ids: vec![node.public_key().peer_id()],
-                groups: groups.iter().map(|g| g.parse().unwrap()).collect(),
-                valid_from: Timestamp(Timestamp::now().as_millis() - 3_600_000),
-            },
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                groups,
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
         )
         .unwrap();
         keys.push(key);
@@ -112,6 +111,7 @@ fn record(key: &SecretKey, origin: &str, extra: serde_json::Value) -> StoredReco
         received_from: None,
         received_at: Timestamp::now(),
         seq: 1,
+        inclusion: None,
     }
 }
 

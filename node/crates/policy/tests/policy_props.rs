@@ -339,6 +339,7 @@ fn stored(rec: &VerifiedRecord, hops: u32) -> StoredRecord {
         received_from: None,
         received_at: Timestamp(1),
         seq: 1,
+        inclusion: None,
     }
 }
 

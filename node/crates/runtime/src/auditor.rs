@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::json;
-use wlnode_audit::event::{EXPORT_FORMAT, ExportedLog, SentHeader, SignedCheckpoint};
+use wlnode_audit::event::{Cosignature, EXPORT_FORMAT, ExportedLog, SentHeader, SignedCheckpoint};
 use wlnode_audit::merkle::{self, Hash};
 use wlnode_audit::verify::{AuditorState, Options, Report, VerifiedHead, Violation, verify};
 use wlnode_audit::wire::{
@@ -21,7 +21,6 @@ use wlnode_audit::wire::{
 };
 use wlnode_config::Config;
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::keys::context;
 use wlnode_crypto::model::{AgencyCode, RecordId};
 use wlnode_crypto::roster::Roster;
 use wlnode_net::PeerRef;
@@ -312,16 +311,19 @@ impl Collector {
         agency: &AgencyCode,
         checkpoint: &SignedCheckpoint,
         key: &SecretKey,
+        now_ms: u64,
     ) -> Result<u64, AuditClientError> {
-        let signature = key
-            .sign(context::COSIGN, &checkpoint.checkpoint.message())
-            .0;
+        let c = Cosignature::sign(checkpoint.clone(), now_ms, key);
+        let mut signature = [0u8; 64];
+        // Our own hex encoding of 64 bytes: it decodes.
+        let _ = hex::decode_to_slice(&c.signature, &mut signature);
         match self
             .request(
                 agency,
                 &AuditRequest::Cosign {
                     checkpoint: checkpoint.clone(),
                     signature,
+                    witnessed_at: c.witnessed_at,
                 },
             )
             .await?
@@ -472,7 +474,9 @@ pub async fn verify_live(
         if let (true, Some(cp), Some(client)) =
             (clean, log.checkpoints.last(), clients.get_mut(&log.agency))
         {
-            match client.cosign(&log.agency, cp, key).await {
+            // Dated by the auditor's own clock at the moment it witnesses.
+            let now = wlnode_crypto::time::Timestamp::now().as_millis();
+            match client.cosign(&log.agency, cp, key, now).await {
                 Ok(n) => {
                     cosigned.insert(log.agency.clone(), n);
                 }

@@ -392,6 +392,7 @@ impl Lifecycle {
                 record,
                 source: Source::Local,
                 local,
+                inclusion: None,
             }])
             .await?;
         Ok((written, report))
@@ -533,6 +534,7 @@ impl Lifecycle {
                         record,
                         source: Source::Local,
                         local: Some(local),
+                        inclusion: None,
                     });
                 }
                 Err(e) => {
@@ -615,6 +617,7 @@ impl Lifecycle {
                 record,
                 source: Source::Local,
                 local: Some(local),
+                inclusion: None,
             });
         }
         let report = if incoming.is_empty() {

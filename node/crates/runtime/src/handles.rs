@@ -271,14 +271,18 @@ impl Control {
         let (policy, warnings) =
             Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
         let policy_changed = policy.hash() != self.trust.policy().hash();
+        // Revocations are applied (and noted as known) for the roster in force even
+        // when it did not change: this reads nothing when they are the ones applied.
+        let r = roster.clone();
+        let me = cfg.agency().clone();
+        let (applied, known) = self
+            .store
+            .call(move |s| crate::trust::apply_revocations(s, &r, &me))
+            .await?;
         if roster_changed {
-            let r = roster.clone();
-            let applied = self
-                .store
-                .call(move |s| crate::trust::apply_revocations(s, &r))
-                .await?;
             self.ingested.log_moved(applied.head_seq);
         }
+        let policy = policy.with_revocations_known(known);
         let report = ReloadReport {
             policy_hash: hex::encode(policy.hash()),
             policy_changed,

@@ -305,10 +305,12 @@ impl RunningNode {
         }
         tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
         let revoking = roster.clone();
-        let head_seq = store
-            .call(move |s| crate::trust::apply_revocations(s, &revoking))
-            .await?
-            .head_seq;
+        let me = agency.clone();
+        let (applied, known) = store
+            .call(move |s| crate::trust::apply_revocations(s, &revoking, &me))
+            .await?;
+        let head_seq = applied.head_seq;
+        let policy = policy.with_revocations_known(known);
         let audit_cfg = cfg.raw.audit.clone();
         let settings = AuditSettings {
             enabled: audit_cfg.enabled,

@@ -69,12 +69,23 @@ pub fn load_roster(
 }
 
 /// Brings the store's entry states in line with `roster`'s revocations (nothing is
-/// read when they are the ones applied last). Runs on the store thread.
+/// read when they are the ones applied last), then the inclusion proofs held for
+/// records of revoked keys: built for `me`'s own records from its audit log, dropped
+/// where `roster` no longer supports them. Runs on the store thread; the report's
+/// `head_seq` is the arrival log's head after both. Also returns when this node first
+/// learned of each revocation, for the policy ([`Policy::with_revocations_known`]).
 pub fn apply_revocations(
     store: &Store,
     roster: &Roster,
-) -> Result<wlnode_store::revocations::RevocationReport, StoreError> {
-    let report = store.apply_revocations(
+    me: &wlnode_crypto::model::AgencyCode,
+) -> Result<
+    (
+        wlnode_store::revocations::RevocationReport,
+        wlnode_store::inclusions::RevocationsKnown,
+    ),
+    StoreError,
+> {
+    let mut report = store.apply_revocations(
         roster.revocations_digest(),
         |h, id| roster.key_standing(&h.origin, &h.signer_key, id) == KeyStanding::Revoked,
         wlnode_crypto::Timestamp::now(),
@@ -87,7 +98,19 @@ pub fn apply_revocations(
             "revocations applied: records of revoked keys rank below the agencies' valid ones"
         );
     }
-    Ok(report)
+    let known = store.revocations_known(roster, wlnode_crypto::Timestamp::now())?;
+    let proofs = store.refresh_inclusions(roster, me, &known)?;
+    if proofs.proven + proofs.unprovable + proofs.dropped > 0 {
+        tracing::warn!(
+            proven = proofs.proven,
+            unprovable = proofs.unprovable,
+            dropped = proofs.dropped,
+            "inclusion proofs for records of revoked keys: our own ones proven from our audit \
+             log go out with their proofs; unprovable ones stay here, demoted"
+        );
+    }
+    report.head_seq = store.head_seq()?;
+    Ok((report, known))
 }
 
 /// The roster and the policy in force, swapped together on reload. Readers take a

@@ -553,9 +553,26 @@ impl Store {
 
     /// Stores an auditor's cosignature (the caller verified it and that the checkpoint
     /// is ours); returns how many cosignatures are held.
+    ///
+    /// A cosignature of the same checkpoint by the same auditor replaces the one held
+    /// only if it is dated and the held one is not dated earlier: the earliest date an
+    /// auditor witnessed a checkpoint is what proves records older than a revocation
+    /// (`inclusions`), and a later run of the auditor must not erase it.
     pub fn audit_add_cosignature(&self, c: &Cosignature) -> Result<u64, StoreError> {
         let mut key = c.checkpoint.checkpoint.size.to_be_bytes().to_vec();
         key.extend_from_slice(c.witness.as_bytes());
+        if let Some(held) = self.t.audit_cosignatures.get(&key).io()? {
+            let held: Cosignature = serde_json::from_slice(&held)
+                .map_err(|e| StoreError::corrupt(trees::AUDIT_COSIGNATURES, e))?;
+            let earlier = match (held.witnessed_at, c.witnessed_at) {
+                (Some(h), Some(n)) => h <= n,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if earlier && held.checkpoint == c.checkpoint {
+                return Ok(self.t.audit_cosignatures.len() as u64);
+            }
+        }
         let bytes =
             serde_json::to_vec(c).map_err(|e| StoreError::corrupt(trees::AUDIT_COSIGNATURES, e))?;
         self.t.audit_cosignatures.insert(key, bytes).io()?;

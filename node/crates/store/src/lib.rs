@@ -17,6 +17,7 @@ pub mod faults;
 #[cfg(feature = "floor")]
 pub mod floor;
 mod hold;
+pub mod inclusions;
 pub mod revocations;
 pub mod schema;
 
@@ -379,7 +380,7 @@ fn rebuild_sync_index(t: &Trees) -> Result<(), StoreError> {
         let id = stored.record.id();
         batch.insert(
             &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
-            SyncMeta::held(h, stored.hops).encode(),
+            SyncMeta::stored(&stored).encode(),
         );
         n += 1;
         if n.is_multiple_of(10_000) {
@@ -778,20 +779,26 @@ impl Store {
                     Err(e) => return abort(StoreError::corrupt(trees::RECORDS, e)),
                 };
                 let fewer_hops = hops < stored.hops;
-                if added > 0 {
+                // A proof for a revoked key's record held without one: kept, and the
+                // record goes on the arrival log again (it may now be sent on).
+                let proof_added = stored.inclusion.is_none() && item.inclusion.is_some();
+                if proof_added {
+                    stored.inclusion.clone_from(&item.inclusion);
+                }
+                if added > 0 || proof_added {
                     stored.seq = next_seq;
                     new_log.extend_from_slice(&id.0);
                     next_seq += 1;
                 }
-                if added > 0 || fewer_hops {
+                if added > 0 || fewer_hops || proof_added {
                     stored.hops = stored.hops.min(hops);
                     records.insert(&id.0, stored.encode())?;
                 }
-                if fewer_hops {
-                    // The send decision reads the hops we hold it at.
+                if fewer_hops || proof_added {
+                    // The send decision reads the hops we hold it at, and the proof.
                     sync_index.insert(
                         &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
-                        SyncMeta::held(h, stored.hops).encode(),
+                        SyncMeta::stored(&stored).encode(),
                     )?;
                 }
                 report.outcomes.push(if added > 0 {
@@ -836,16 +843,29 @@ impl Store {
                     continue;
                 }
             }
+            let proven = item.inclusion.is_some();
             records.insert(
                 &id.0,
-                StoredRecord::encode_parts(rec, hops, from.as_ref(), now, next_seq),
+                if proven {
+                    StoredRecord {
+                        record: rec.clone(),
+                        hops,
+                        received_from: from.clone(),
+                        received_at: now,
+                        seq: next_seq,
+                        inclusion: item.inclusion.clone(),
+                    }
+                    .encode()
+                } else {
+                    StoredRecord::encode_parts(rec, hops, from.as_ref(), now, next_seq)
+                },
             )?;
             new_log.extend_from_slice(&id.0);
             next_seq += 1;
             n_records += 1;
             sync_index.insert(
                 &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
-                SyncMeta::held(h, hops).encode(),
+                SyncMeta::held_proven(h, hops, proven).encode(),
             )?;
 
             // Every record of the entry, idempotently (a redo after a crash adds nothing).
@@ -853,10 +873,14 @@ impl Store {
             if let Err(pos) = history.binary_search(&(h.version, id)) {
                 history.insert(pos, (h.version, id));
             }
-            // A new record is never demoted (a revoked key's record is only taken when
-            // the store already holds it, as a duplicate); demoted ones of the entry do
-            // not count towards an equivocation.
-            let demoted = prev.as_ref().map(|p| p.demoted.clone()).unwrap_or_default();
+            // A new record is demoted only when it is a revoked key's, taken with an
+            // inclusion proof (otherwise such a record is only taken when the store
+            // already holds it, as a duplicate); demoted ones of the entry do not count
+            // towards an equivocation.
+            let mut demoted = prev.as_ref().map(|p| p.demoted.clone()).unwrap_or_default();
+            if proven && let Err(pos) = demoted.binary_search(&id) {
+                demoted.insert(pos, id);
+            }
             let same_version: Vec<RecordId> = history
                 .iter()
                 .filter(|(v, r)| *v == h.version && demoted.binary_search(r).is_err())
@@ -894,13 +918,18 @@ impl Store {
                 }
                 Some(mut s) => {
                     s.history = history;
+                    s.demoted = demoted;
                     s.disputed |= equivocation;
-                    // A valid record beats a demoted head whatever the versions; then
-                    // the highest version wins, and for equal versions (equivocation)
-                    // the smallest record id, so every node derives the same head.
-                    let wins = s.is_demoted(&s.head)
-                        || h.version > s.version
-                        || (h.version == s.version && id < s.head);
+                    // A valid record beats a demoted head whatever the versions (and a
+                    // demoted one never beats a valid head); then the highest version
+                    // wins, and for equal versions (equivocation) the smallest record
+                    // id, so every node derives the same head.
+                    let head_demoted = s.is_demoted(&s.head);
+                    let wins = if proven != head_demoted {
+                        head_demoted
+                    } else {
+                        h.version > s.version || (h.version == s.version && id < s.head)
+                    };
                     if wins {
                         if s.status == Status::Withdrawn {
                             n_withdrawn = n_withdrawn.saturating_sub(1);
@@ -1188,7 +1217,7 @@ impl Store {
                 continue;
             };
             let h = stored.record.header();
-            let meta = SyncMeta::held(h, stored.hops);
+            let meta = SyncMeta::stored(&stored);
             if held(&id, &meta) {
                 out.push((h.issued_at.as_millis(), id));
             }

@@ -3,8 +3,8 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `meta` | `schema_version`, `log_epoch`, `next_seq`, `roster_anchor` | u32 BE, 16 bytes, u64 BE, anchor |
-//! | `records` | record_id (32) | `StoredRecord` (protobuf) |
+//! | `meta` | `schema_version`, `log_epoch`, `next_seq`, `roster_anchor`, `revocations_applied`, `inclusions_applied` | u32 BE, 16 bytes, u64 BE, anchor, SHA-256, SHA-256 |
+//! | `records` | record_id (32) | `StoredRecord` (protobuf; for a revoked key's record, with its inclusion proof when one is held) |
 //! | `entries` | entry key | `EntryState` (protobuf, with every (version, record id) held) |
 //! | `disputes` | entry key ‖ version (u64 BE) | empty: versions with equivocation |
 //! | `log` | seq of its first id (u64 BE) | record ids (32 bytes each) of up to 256 consecutive seqs: the arrival log, written per ingest batch (one value per 256 records) rather than per record. A store written before chunking holds one id per key, which reads the same |
@@ -49,16 +49,22 @@ pub use wlnode_types::EntryKey;
 ///   older wlnode reads such values (it ignores the new field), but it would not
 ///   keep the hops in them current, so it must refuse such a store.
 ///
+/// - Version 6 keeps inclusion proofs with records of revoked keys (`StoredRecord`
+///   field `inclusion`, `SyncDetail` field `proven`, `meta/inclusions_applied`). An
+///   older wlnode would read such values but drop the proofs when it rewrites a
+///   record, so it must refuse such a store. A version 5 store holds no proofs and
+///   reads as it is; its proofs are built at the next start against the roster.
+///
 /// Version 1 to 4 stores have their sync index rebuilt from their records when
 /// opened, before the version is written. Version 1 to 3 stores read the same (one item per value; no demotions, computed at
 /// the next start against the roster) and are marked 5 when opened. Their `declined`
 /// tree is cleared then: it is a cache, and its entries were stored before their
 /// signatures were checked and held for every peer. Peers offer those records again
 /// and they are judged anew.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Older layout versions this wlnode opens (and marks [`SCHEMA_VERSION`]).
-pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, 3, 4, SCHEMA_VERSION];
+pub const READABLE_SCHEMA_VERSIONS: &[u32] = &[1, 2, 3, 4, 5, SCHEMA_VERSION];
 
 /// Tree names.
 pub mod trees {
@@ -108,6 +114,12 @@ pub mod meta {
     pub const BLOCKED_PEERS: &[u8] = b"blocked_peers";
     /// SHA-256 of the revocations (keys and kept records) the entry states reflect.
     pub const REVOCATIONS_APPLIED: &[u8] = b"revocations_applied";
+    /// SHA-256 of the roster (and agency) the held inclusion proofs were last built
+    /// and checked against (see `inclusions`).
+    pub const INCLUSIONS_APPLIED: &[u8] = b"inclusions_applied";
+    /// When this node first learned of each revocation: JSON `[[agency, key hex,
+    /// Unix ms], ...]` (see `inclusions`).
+    pub const REVOCATIONS_KNOWN: &[u8] = b"revocations_known";
     /// Since when local writes to existing entries are held (u64 BE ms; see `hold`).
     pub const LOCAL_WRITES_HELD: &[u8] = b"local_writes_held";
 }

@@ -43,6 +43,7 @@ fn local(r: &VerifiedRecord) -> Incoming {
         record: r.clone(),
         source: Source::Local,
         local: None,
+        inclusion: None,
     }
 }
 
@@ -123,6 +124,7 @@ fn duplicates_merge_disclosures() {
             hops,
         },
         local: None,
+        inclusion: None,
     };
     let r = s
         .ingest(&batch(vec![peer(&partial, 2)]), Timestamp(1))
@@ -345,6 +347,7 @@ fn audit_events_commit_with_ingest_and_checkpoints_follow_the_tree() {
                 hops: 1,
             },
             local: None,
+            inclusion: None,
         },
     ]);
     b.audit.push(Event::new(
@@ -386,6 +389,7 @@ fn audit_events_commit_with_ingest_and_checkpoints_follow_the_tree() {
                 hops: 1,
             },
             local: None,
+            inclusion: None,
         }]),
         Timestamp(8),
     )
@@ -750,7 +754,7 @@ fn chunked_arrival_log_reads_like_one_key_per_record() {
 #[test]
 fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     let k = SecretKey::generate().unwrap();
     let r = rec(
         &k,
@@ -768,16 +772,20 @@ fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused(
             hops: 2,
         },
         local: None,
+        inclusion: None,
     };
-    for old in [1u32, 2, 3, 4] {
+    for old in [1u32, 2, 3, 4, 5] {
         {
             let s = Store::open(dir.path()).unwrap();
             s.ingest(&batch(vec![from_peer.clone()]), Timestamp::now())
                 .unwrap();
-            // What a version 1-4 store holds: the distribution only.
-            s.t.sync_index
-                .insert(&skey[..], SyncMeta::of(r.header()).encode())
-                .unwrap();
+            // What a version 1-4 store holds: the distribution only (a version 5
+            // store holds the facts, with no proofs: it reads as it is).
+            if old < 5 {
+                s.t.sync_index
+                    .insert(&skey[..], SyncMeta::of(r.header()).encode())
+                    .unwrap();
+            }
             s.meta_set(meta::SCHEMA_VERSION, &old.to_be_bytes())
                 .unwrap();
             s.flush().unwrap();
@@ -796,13 +804,13 @@ fn older_schema_stores_open_and_are_marked_current_unknown_versions_are_refused(
     }
     {
         let s = Store::open(dir.path()).unwrap();
-        s.meta_set(meta::SCHEMA_VERSION, &6u32.to_be_bytes())
+        s.meta_set(meta::SCHEMA_VERSION, &7u32.to_be_bytes())
             .unwrap();
         s.flush().unwrap();
     }
     let e = Store::open(dir.path()).err().unwrap();
-    assert!(matches!(e, StoreError::Schema { found: 6 }), "{e}");
-    assert!(e.to_string().contains("version 6"), "{e}");
+    assert!(matches!(e, StoreError::Schema { found: 7 }), "{e}");
+    assert!(e.to_string().contains("version 7"), "{e}");
 }
 
 /// The sync index keeps the hops a record is held at current, since the send
@@ -827,6 +835,7 @@ fn the_sync_index_follows_the_fewest_hops_held() {
             hops,
         },
         local: None,
+        inclusion: None,
     };
     let skey = schema::sync_key(r.header().issued_at.as_millis(), &r.id().0);
     let held_hops = || {
@@ -1309,4 +1318,114 @@ fn reconcile_deltas_refuse_sets_from_another_opening_or_past_the_head() {
     let opening = s.opening();
     let s = s.reopen().unwrap();
     assert_ne!(s.opening(), opening, "a reopen is a new opening");
+}
+
+/// Issue 19 item 1, the auditor's half: the origin proves its own records of a
+/// revoked key from its audit log and an auditor's cosignature dated before the
+/// revocation; a later (or undated) cosignature of the same checkpoint does not erase
+/// the earlier date; a record created after the cosigned checkpoint stays unproven;
+/// and a proof stops holding when this node learned of the revocation before the
+/// auditor's date.
+#[test]
+fn the_origin_proves_its_revoked_keys_records_from_its_cosigned_log() {
+    use wlnode_audit::event::Cosignature;
+    use wlnode_audit::inclusion::RecordInclusion;
+    use wlnode_crypto::roster::Roster;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let me = AgencyCode::new("DE-BAFA").unwrap();
+    let k = SecretKey::generate().unwrap();
+    let node_key = std::sync::Arc::new(SecretKey::generate().unwrap());
+    let auditor = SecretKey::generate().unwrap();
+    s.set_audit_settings(audit::AuditSettings {
+        enabled: true,
+        signer: Some((me.clone(), node_key.clone())),
+        every_events: 1_000,
+        interval_ms: u64::MAX,
+    });
+    let r1 = rec(&k, "DE-BAFA", EntryId([1; 16]), 1, Status::Active, "a");
+    let r2 = rec(&k, "DE-BAFA", EntryId([2; 16]), 1, Status::Active, "b");
+    let r3 = rec(&k, "DE-BAFA", EntryId([3; 16]), 1, Status::Active, "c");
+    s.ingest(&batch(vec![local(&r1), local(&r2)]), Timestamp(10))
+        .unwrap();
+    let cp = s.audit_checkpoint(11, true).unwrap().unwrap();
+    let revoked_at: u64 = 1_798_761_600_000; // 2027-01-01
+    let w1 = revoked_at - 86_400_000;
+    s.audit_add_cosignature(&Cosignature::sign(cp.clone(), w1, &auditor))
+        .unwrap();
+    // The auditor's next runs, after the revocation date and undated: the earliest
+    // date stays.
+    s.audit_add_cosignature(&Cosignature::sign(cp.clone(), revoked_at + 5, &auditor))
+        .unwrap();
+    let mut undated = Cosignature::sign(cp.clone(), w1, &auditor);
+    undated.witnessed_at = None;
+    s.audit_add_cosignature(&undated).unwrap();
+    let held = s.audit_cosignatures().unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].witnessed_at, Some(w1), "the earliest date is kept");
+    // Created after the cosigned checkpoint.
+    s.ingest(&batch(vec![local(&r3)]), Timestamp(12)).unwrap();
+    let roster = Roster::parse(
+        format!(
+            "federation = \"t\"\nversion = 1\nissued_at = 2026-01-01T00:00:00Z\n\
+             [[authorities]]\nkey = \"{auth}\"\n\
+             [[members]]\nagency = \"DE-BAFA\"\nname = \"x\"\ncountry = \"DE\"\nrole = \"member\"\n\
+             node_ids = [\"{node}\"]\n\
+             keys = [{{ key = \"{k}\", valid_from = 2020-01-01T00:00:00Z }}]\n\
+             revoked = [{{ key = \"{k}\", revoked_at = 2027-01-01T00:00:00Z, reason = \"x\" }}]\n\
+             [[members]]\nagency = \"BE-AUDIT\"\nname = \"a\"\ncountry = \"BE\"\nrole = \"auditor\"\n\
+             node_ids = [\"{aud}\"]\n\
+             keys = [{{ key = \"{auth}\", valid_from = 2020-01-01T00:00:00Z }}]\n",
+            auth = SecretKey::generate().unwrap().public_key(),
+            node = node_key.public_key().peer_id(),
+            k = k.public_key(),
+            aud = auditor.public_key().peer_id(),
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // Learned of the revocation after its date: the date is the cutoff.
+    let known = s
+        .revocations_known(&roster, Timestamp(revoked_at + 1_000))
+        .unwrap();
+    assert_eq!(
+        s.revocations_known(&roster, Timestamp(revoked_at + 9_000))
+            .unwrap(),
+        known,
+        "the first time is kept"
+    );
+    let rep = s.refresh_inclusions(&roster, &me, &known).unwrap();
+    assert_eq!(
+        (rep.applied, rep.proven, rep.unprovable, rep.dropped),
+        (true, 2, 1, 0)
+    );
+    for r in [&r1, &r2] {
+        let stored = s.record(&r.id()).unwrap().unwrap();
+        let proof = RecordInclusion::decode(stored.inclusion.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            proof.verify(&roster, &r.id(), &me, Timestamp(revoked_at)),
+            Ok(w1)
+        );
+        let v =
+            s.t.sync_index
+                .get(&schema::sync_key(r.header().issued_at.as_millis(), &r.id().0)[..])
+                .unwrap()
+                .unwrap();
+        assert!(SyncMeta::decode(&v).unwrap().facts().unwrap().0.proven);
+        assert!(stored.seq > 3, "on the arrival log again");
+    }
+    assert!(s.record(&r3.id()).unwrap().unwrap().inclusion.is_none());
+    assert!(
+        !s.refresh_inclusions(&roster, &me, &known).unwrap().applied,
+        "once per roster"
+    );
+    // Had this node learned of the revocation before the auditor's date, the proofs
+    // would not hold: they are dropped.
+    let mut earlier = known.clone();
+    for at in earlier.values_mut() {
+        *at = w1 - 1;
+    }
+    let rep = s.refresh_inclusions(&roster, &me, &earlier).unwrap();
+    assert_eq!((rep.proven, rep.unprovable, rep.dropped), (0, 3, 2));
+    assert!(s.record(&r1.id()).unwrap().unwrap().inclusion.is_none());
 }

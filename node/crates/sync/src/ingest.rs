@@ -14,6 +14,7 @@ use wlnode_crypto::roster::{KeyStanding, RosterError};
 use wlnode_crypto::time::Timestamp;
 
 use crate::msg::Received;
+use wlnode_audit::inclusion::{InclusionError, RecordInclusion};
 use wlnode_policy::{Deny, Policy, check_receive};
 use wlnode_types::{Declined, Facts, Incoming, Source, SyncMeta};
 
@@ -50,7 +51,14 @@ pub enum RejectReason {
     RevokedBackdated {
         /// The sender is the record's origin.
         from_origin: bool,
+        /// It came with an inclusion proof that is genuine but does not hold under
+        /// our roster (an auditor or node it does not list, an undated cosignature,
+        /// or witnessed too late): another roster version may explain it.
+        with_proof: bool,
     },
+    /// It came with an inclusion proof that is forged or corrupt (a signature, path
+    /// or encoding no honest node produces). Always a strike.
+    BadInclusion(String),
     /// The store holds the most equivocation evidence it keeps for the record's
     /// (entry, version). A strike when the origin itself sends it (a relay passes on
     /// at most what it kept, which may differ from what we kept).
@@ -72,6 +80,7 @@ impl RejectReason {
             Self::Policy(_) => "declined_by_policy".into(),
             Self::Version(_) => "version_out_of_range".into(),
             Self::RevokedBackdated { .. } => "revoked_key_backdated".into(),
+            Self::BadInclusion(_) => "bad_inclusion".into(),
             Self::FieldOutOfScope { .. } => "field_out_of_scope".into(),
             Self::EquivocationExcess { .. } => "equivocation_excess".into(),
         }
@@ -84,6 +93,7 @@ impl RejectReason {
     pub fn may_be_roster_lag(&self) -> bool {
         match self {
             Self::Roster(_) => true,
+            Self::RevokedBackdated { with_proof, .. } => *with_proof,
             // Group membership decides field scopes too; a scope naming only
             // agencies is the same under every roster.
             Self::FieldOutOfScope { by_group, .. } => *by_group,
@@ -112,9 +122,8 @@ impl RejectReason {
     pub fn counts_against_sender(&self) -> bool {
         match self {
             Self::FromFuture | Self::Policy(_) => false,
-            Self::RevokedBackdated { from_origin } | Self::EquivocationExcess { from_origin } => {
-                *from_origin
-            }
+            Self::RevokedBackdated { from_origin, .. }
+            | Self::EquivocationExcess { from_origin } => *from_origin,
             _ => true,
         }
     }
@@ -154,8 +163,21 @@ pub struct Checked {
     /// offering them; see [`Declined`]).
     pub declined: Vec<Declined>,
     /// Verified records signed by a revoked key the roster authority does not keep:
-    /// acceptable only if this node already holds them ([`Checked::settle_unproven`]).
-    pub unproven: Vec<(Incoming, SyncMeta)>,
+    /// acceptable only if this node already holds them, or their inclusion proof held
+    /// ([`Checked::settle_unproven`]).
+    pub unproven: Vec<(Incoming, SyncMeta, Proof)>,
+}
+
+/// What the inclusion proof sent with a revoked key's record showed.
+#[derive(Debug)]
+pub enum Proof {
+    /// None came with it.
+    None,
+    /// It proves the record was in its origin's log under a checkpoint an auditor
+    /// witnessed before the revocation (the encoded proof, to keep and pass on).
+    Holds(bytes::Bytes),
+    /// It does not hold.
+    Refused(InclusionError),
 }
 
 impl Checked {
@@ -178,41 +200,114 @@ impl Checked {
     }
 
     /// Decides the unproven records: the ones `held` says this node holds already
-    /// (it took them before the revocation) go on as duplicates; the others are
-    /// refused as `revoked_key_backdated` and remembered as declined, so that peers
-    /// stop offering them.
-    pub fn settle_unproven(&mut self, from: &AgencyCode, held: impl Fn(&RecordId) -> bool) {
-        for (incoming, meta) in std::mem::take(&mut self.unproven) {
+    /// (it took them before the revocation) go on as duplicates, and the ones whose
+    /// inclusion proof holds are taken with it (demoted); the others are refused as
+    /// `revoked_key_backdated` (or `bad_inclusion`, for a forged proof) and remembered
+    /// as declined, so that peers stop offering them.
+    pub fn settle_unproven(
+        &mut self,
+        policy: &Policy,
+        from: &AgencyCode,
+        held: impl Fn(&RecordId) -> bool,
+    ) {
+        for (mut incoming, meta, proof) in std::mem::take(&mut self.unproven) {
             let id = incoming.record.id();
-            if held(&id) {
-                // Ours is demoted and never sent: `from` would offer it again.
-                self.declined.push(Declined {
-                    issued_at: incoming.record.header().issued_at.as_millis(),
-                    id,
-                    meta: meta.clone(),
-                    only_for: Some(from.clone()),
-                    known: true,
+            let (proven, refused) = match proof {
+                Proof::Holds(bytes) => (Some(bytes), None),
+                Proof::Refused(e) => (None, Some(e)),
+                Proof::None => (None, None),
+            };
+            let forged = refused.as_ref().filter(|e| e.is_forgery());
+            if let Some(e) = forged {
+                // A forged proof is a strike whatever we hold; the record itself is
+                // judged as if it came without one.
+                self.rejected.push(Rejected {
+                    record_id: Some(id),
+                    origin: Some(incoming.record.header().origin.clone()),
+                    reason: RejectReason::BadInclusion(e.to_string()),
                 });
+            }
+            if held(&id) || proven.is_some() {
+                // With a proof we may send it on (the store keeps the proof); without
+                // one ours is demoted and never sent, and `from` would offer it again.
+                let h = incoming.record.header();
+                if proven.is_none()
+                    || !policy.in_reconcile_set(
+                        &id,
+                        &Facts {
+                            proven: true,
+                            ..Facts::of(h)
+                        },
+                        incoming_hops(&incoming),
+                        from,
+                    )
+                {
+                    self.declined.push(Declined {
+                        issued_at: h.issued_at.as_millis(),
+                        id,
+                        meta: meta.clone(),
+                        only_for: Some(from.clone()),
+                        known: true,
+                    });
+                }
+                incoming.inclusion = proven;
                 self.accepted.push(incoming);
                 continue;
             }
             let h = incoming.record.header();
-            // About the record, not the copy: declined for every peer.
+            // About the copy (it came without a proof that holds), so declined for its
+            // sender only: a copy stripped of its proof must not keep out the proven
+            // copy another peer holds.
             self.declined.push(Declined {
                 issued_at: h.issued_at.as_millis(),
                 id,
                 meta,
-                only_for: None,
+                only_for: Some(from.clone()),
                 known: false,
             });
-            self.rejected.push(Rejected {
-                record_id: Some(id),
-                origin: Some(h.origin.clone()),
-                reason: RejectReason::RevokedBackdated {
-                    from_origin: *from == h.origin,
-                },
-            });
+            if forged.is_none() {
+                self.rejected.push(Rejected {
+                    record_id: Some(id),
+                    origin: Some(h.origin.clone()),
+                    reason: RejectReason::RevokedBackdated {
+                        from_origin: *from == h.origin,
+                        with_proof: refused.is_some(),
+                    },
+                });
+            }
         }
+    }
+}
+
+fn incoming_hops(i: &Incoming) -> u32 {
+    match i.source {
+        Source::Peer { hops, .. } => hops,
+        Source::Local => 0,
+    }
+}
+
+/// Checks the inclusion proof sent with `record`, a record of a revoked key.
+fn check_proof(
+    policy: &Policy,
+    record: &Record,
+    inclusion: Option<bytes::Bytes>,
+    now: Timestamp,
+) -> Proof {
+    let Some(bytes) = inclusion else {
+        return Proof::None;
+    };
+    let h = record.header();
+    let Some(cutoff) = policy.proof_cutoff(&h.origin, &h.signer_key, now) else {
+        return Proof::None;
+    };
+    match RecordInclusion::decode(&bytes).and_then(|p| {
+        p.verify(policy.roster(), &record.id(), &h.origin, cutoff)
+            .map(|_| p)
+    }) {
+        // Kept and passed on in our own encoding: padding a sender added goes no
+        // further.
+        Ok(p) => Proof::Holds(bytes::Bytes::from(p.encode())),
+        Err(e) => Proof::Refused(e),
     }
 }
 
@@ -227,7 +322,7 @@ pub fn check(
     let roster = policy.roster();
     let me = policy.me();
     let mut out = Checked::default();
-    let mut pending: Vec<(Record, u32)> = Vec::with_capacity(transfers.len());
+    let mut pending: Vec<(Record, u32, Option<bytes::Bytes>)> = Vec::with_capacity(transfers.len());
     let limit = now
         .as_millis()
         .saturating_add(u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX));
@@ -266,11 +361,15 @@ pub fn check(
             out.rejected.push(reject(RejectReason::FromFuture));
             continue;
         }
-        pending.push((record, t.hops));
+        pending.push((record, t.hops, t.inclusion));
     }
-    let hops: Vec<u32> = pending.iter().map(|(_, h)| *h).collect();
-    let records: Vec<Record> = pending.into_iter().map(|(r, _)| r).collect();
-    for (res, hops) in verify_batch(records).into_iter().zip(hops) {
+    let mut side = Vec::with_capacity(pending.len());
+    let mut records = Vec::with_capacity(pending.len());
+    for (r, hops, inclusion) in pending {
+        side.push((hops, inclusion));
+        records.push(r);
+    }
+    for (res, (hops, inclusion)) in verify_batch(records).into_iter().zip(side) {
         match res {
             Ok(record) => {
                 // The origin's field scopes bind every hop: a disclosure they keep from
@@ -331,13 +430,19 @@ pub fn check(
                         hops,
                     },
                     local: None,
+                    inclusion: None,
                 };
                 match standing {
                     KeyStanding::Valid => {
                         out.note_known(policy, from, &incoming.record, hops);
                         out.accepted.push(incoming);
                     }
-                    KeyStanding::Revoked => out.unproven.push((incoming, meta)),
+                    KeyStanding::Revoked => {
+                        // Verified after the record's own signature: a proof costs
+                        // two signature checks, so only a signed record earns them.
+                        let proof = check_proof(policy, &incoming.record, inclusion, now);
+                        out.unproven.push((incoming, meta, proof));
+                    }
                 }
             }
             Err(rej) => out.rejected.push(Rejected {
@@ -383,22 +488,40 @@ mod tests {
         kept: &[RecordId],
         accept: &str,
     ) -> Policy {
+        let nodes = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"].map(|a| {
+            (
+                a,
+                Role::Member,
+                SecretKey::generate().unwrap().public_key().peer_id(),
+            )
+        });
+        built(&nodes, stolen, revoked_at, kept, accept)
+    }
+
+    /// BB-CUSTOMS's policy (`rules`) under a roster of `members` (agency, role, node
+    /// PeerId), in which AA-EXPORT's key `stolen` is revoked at `revoked_at` with `kept`
+    /// listed as known good.
+    fn built(
+        members: &[(&str, Role, String)],
+        stolen: &SecretKey,
+        revoked_at: Timestamp,
+        kept: &[RecordId],
+        rules: &str,
+    ) -> Policy {
         let authority = SecretKey::generate().unwrap();
         let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
-        for agency in ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"] {
-            let key = SecretKey::generate().unwrap();
+        for (agency, role, node) in members {
             text = roster_edit::add_member(
                 &text,
-                &NewMember {
-                    agency: agency.parse().unwrap(),
-                    name: agency.into(),
-                    country: agency[..2].parse().unwrap(),
-                    role: Role::Member,
-                    signing_key: key.public_key(),
-                    node_ids: vec![SecretKey::generate().unwrap().public_key().peer_id()],
-                    groups: vec!["eu".parse().unwrap()],
-                    valid_from: Timestamp(1),
-                },
+                &NewMember::coded(
+                    agency,
+                    *role,
+                    SecretKey::generate().unwrap().public_key(),
+                    vec![node.clone()],
+                    &["eu"],
+                    Timestamp(1),
+                )
+                .unwrap(),
             )
             .unwrap();
         }
@@ -411,7 +534,7 @@ mod tests {
             Path::new("/x/node.toml"),
             &format!(
                 "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
-                 [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n{accept}"
+                 [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n{rules}"
             ),
         )
         .unwrap();
@@ -445,6 +568,7 @@ mod tests {
         Received {
             record: Bytes::from(r.encode()),
             hops,
+            inclusion: None,
         }
     }
 
@@ -480,7 +604,7 @@ mod tests {
             assert_eq!(c.accepted.len(), 1, "the kept record");
             assert_eq!(c.accepted[0].record.id(), kept.id());
             assert_eq!(c.unproven.len(), 2);
-            c.settle_unproven(from, |id| *id == held.id());
+            c.settle_unproven(&p, from, |id| *id == held.id());
             let ids: Vec<RecordId> = c.accepted.iter().map(|i| i.record.id()).collect();
             assert_eq!(ids, [kept.id(), held.id()], "held before: a duplicate");
             let last = c.rejected.last().unwrap();
@@ -491,16 +615,20 @@ mod tests {
                 strikes,
                 "a strike only when the origin itself sends it"
             );
-            // Declined for everyone: the backdated record. For the sender only: the
-            // held one (ours is demoted and never sent back), and from CC the kept
-            // one too (no share rule sends AA's records back to CC).
+            // Declined for the sender (the copy came without a proof; another peer
+            // may hold a proven one): the backdated record; the held one (ours is
+            // demoted and never sent back); and from CC the kept one too (no share
+            // rule sends AA's records back to CC).
             let mut declined: Vec<(RecordId, Option<AgencyCode>)> = c
                 .declined
                 .iter()
                 .map(|d| (d.id, d.only_for.clone()))
                 .collect();
             declined.sort();
-            let mut want = vec![(backdated.id(), None), (held.id(), Some(from.clone()))];
+            let mut want = vec![
+                (backdated.id(), Some(from.clone())),
+                (held.id(), Some(from.clone())),
+            ];
             if *from == cc {
                 want.push((kept.id(), Some(cc.clone())));
             }
@@ -513,6 +641,166 @@ mod tests {
     /// back to it is remembered as declined for that peer, so that it counts in the
     /// set we share with it (the peer holds it) and is not offered at every session.
     /// A peer's own records always count, so they need no note.
+    /// AA-EXPORT, BB-CUSTOMS (us) and AU-AUDIT (an auditor), AA's key `stolen`
+    /// revoked at `revoked_at`; share rules send everything to everyone. Returns the
+    /// policy, AA's node key and the auditor's node key.
+    fn with_auditor(stolen: &SecretKey, revoked_at: Timestamp) -> (Policy, SecretKey, SecretKey) {
+        let (aa_node, au_node) = (
+            SecretKey::generate().unwrap(),
+            SecretKey::generate().unwrap(),
+        );
+        let members = [
+            ("AA-EXPORT", Role::Member, aa_node.public_key().peer_id()),
+            (
+                "BB-CUSTOMS",
+                Role::Member,
+                SecretKey::generate().unwrap().public_key().peer_id(),
+            ),
+            ("AU-AUDIT", Role::Auditor, au_node.public_key().peer_id()),
+        ];
+        let policy = built(
+            &members,
+            stolen,
+            revoked_at,
+            &[],
+            "[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n\
+             [[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n",
+        );
+        (policy, aa_node, au_node)
+    }
+
+    /// The proof that AA's node logged the creation of `r` (as its only event), under
+    /// a checkpoint the auditor witnessed at `witnessed_at`.
+    fn proof_of(r: &Record, aa_node: &SecretKey, au_node: &SecretKey, witnessed_at: u64) -> Bytes {
+        use wlnode_audit::event::{Checkpoint, Cosignature, Event, EventKind};
+        use wlnode_audit::merkle::{self, MemStore};
+        let mut log = MemStore::new();
+        let event = Event::new(1, EventKind::Created { record_id: r.id() }).encode();
+        merkle::append(&mut log, 0, merkle::leaf_hash(&event)).unwrap();
+        let cp = Checkpoint {
+            agency: "AA-EXPORT".parse().unwrap(),
+            peer_id: aa_node.public_key().peer_id(),
+            size: 1,
+            root: hex::encode(merkle::root(&log, 1).unwrap()),
+            timestamp: witnessed_at,
+        }
+        .sign(aa_node);
+        let cosig = Cosignature::sign(cp, witnessed_at, au_node);
+        Bytes::from(
+            RecordInclusion::build(&log, 0, &event, cosig)
+                .unwrap()
+                .encode(),
+        )
+    }
+
+    /// Issue 19 item 1: a revoked key's record that this node never held was refused
+    /// even when an auditor had witnessed it in its origin's log before the
+    /// revocation; now such a proof admits it (and is kept to pass on), a proof
+    /// witnessed too late does not (no strike from a relay, a roster-lag allowance),
+    /// and a forged one is a strike from anyone.
+    #[test]
+    fn an_auditor_witnessed_inclusion_admits_a_revoked_keys_record() {
+        let stolen = SecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let revoked_at = Timestamp(now.0 - 10_000);
+        let (p, aa_node, au_node) = with_auditor(&stolen, revoked_at);
+        let proven = signed(&stolen, 1, Timestamp(now.0 - 60_000));
+        let late = signed(&stolen, 1, Timestamp(now.0 - 60_000));
+        let forged = signed(&stolen, 1, Timestamp(now.0 - 60_000));
+        let bare = signed(&stolen, 1, Timestamp(now.0 - 60_000));
+        let with = |r: &Record, proof: Bytes| Received {
+            record: Bytes::from(r.encode()),
+            hops: 1,
+            inclusion: Some(proof),
+        };
+        let good = proof_of(&proven, &aa_node, &au_node, revoked_at.0 - 1);
+        let aa: AgencyCode = "AA-EXPORT".parse().unwrap();
+        let mut c = check(
+            &p,
+            &aa,
+            vec![
+                with(&proven, good.clone()),
+                with(&late, proof_of(&late, &aa_node, &au_node, revoked_at.0)),
+                // `proven`'s proof sent with another record.
+                with(&forged, good.clone()),
+                received(&bare, 1),
+            ],
+            now,
+            Duration::from_secs(60),
+        );
+        assert!(c.accepted.is_empty());
+        assert_eq!(c.unproven.len(), 4);
+        c.settle_unproven(&p, &aa, |_| false);
+        assert_eq!(c.accepted.len(), 1, "{:?}", c.rejected);
+        assert_eq!(c.accepted[0].record.id(), proven.id());
+        assert_eq!(
+            c.accepted[0].inclusion.as_ref(),
+            Some(&good),
+            "kept to pass on"
+        );
+        let codes: Vec<(RecordId, String, bool, bool)> = c
+            .rejected
+            .iter()
+            .map(|r| {
+                (
+                    r.record_id.unwrap(),
+                    r.reason.code(),
+                    r.reason.counts_against_sender(),
+                    r.reason.may_be_roster_lag(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                (late.id(), "revoked_key_backdated".into(), true, true),
+                (forged.id(), "bad_inclusion".into(), true, false),
+                (bare.id(), "revoked_key_backdated".into(), true, false),
+            ],
+            "from the origin itself: strikes, except a roster difference"
+        );
+        // Without the proof the same record is refused, as before, and remembered for
+        // this sender only: a copy stripped of its proof must not keep out the proven
+        // copy another peer holds.
+        let mut c = check(
+            &p,
+            &aa,
+            vec![received(&proven, 1)],
+            now,
+            Duration::from_secs(60),
+        );
+        c.settle_unproven(&p, &aa, |_| false);
+        assert!(c.accepted.is_empty());
+        assert_eq!(c.rejected[0].reason.code(), "revoked_key_backdated");
+        assert_eq!(c.declined.len(), 1);
+        assert_eq!(c.declined[0].only_for, Some(aa.clone()));
+        // A forged proof is a strike even for a record we hold (which still counts).
+        let mut c = check(
+            &p,
+            &aa,
+            vec![with(&forged, good.clone())],
+            now,
+            Duration::from_secs(60),
+        );
+        c.settle_unproven(&p, &aa, |id| *id == forged.id());
+        assert_eq!(c.accepted.len(), 1);
+        assert_eq!(c.accepted[0].inclusion, None);
+        assert_eq!(c.rejected.len(), 1);
+        assert_eq!(c.rejected[0].reason.code(), "bad_inclusion");
+        // A padded proof is kept and passed on in our own encoding.
+        let mut padded = good.to_vec();
+        padded.splice(1..1, std::iter::repeat_n(b' ', 4_000));
+        let mut c = check(
+            &p,
+            &aa,
+            vec![with(&proven, Bytes::from(padded))],
+            now,
+            Duration::from_secs(60),
+        );
+        c.settle_unproven(&p, &aa, |_| false);
+        assert_eq!(c.accepted[0].inclusion.as_ref(), Some(&good));
+    }
+
     #[test]
     fn records_we_would_not_send_back_are_noted_for_their_sender() {
         let k = SecretKey::generate().unwrap();

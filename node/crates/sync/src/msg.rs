@@ -56,6 +56,7 @@ pub struct Pull {
 /// let forged = wlnode_sync::msg::Transfer {
 ///     record: Default::default(),
 ///     hops: 1,
+///     inclusion: None,
 /// };
 /// ```
 ///
@@ -71,6 +72,8 @@ pub struct Transfer {
     pub(crate) record: Bytes,
     /// Hops from the origin at the receiver.
     pub(crate) hops: u32,
+    /// A revoked key's record's inclusion proof, from the choke point.
+    pub(crate) inclusion: Option<Bytes>,
 }
 
 impl Transfer {
@@ -87,8 +90,12 @@ impl Transfer {
 
 impl From<Prepared> for Transfer {
     fn from(p: Prepared) -> Self {
-        let (record, hops) = p.into_wire();
-        Self { record, hops }
+        let (record, hops, inclusion) = p.into_wire();
+        Self {
+            record,
+            hops,
+            inclusion,
+        }
     }
 }
 
@@ -101,6 +108,8 @@ pub struct Received {
     pub(crate) record: Bytes,
     /// Hops from the origin at the receiver, as the sender claims.
     pub(crate) hops: u32,
+    /// The inclusion proof sent with it (unchecked), for a revoked key's record.
+    pub(crate) inclusion: Option<Bytes>,
 }
 
 impl Received {

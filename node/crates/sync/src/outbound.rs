@@ -324,7 +324,8 @@ fn prepare(
                     rec.record.disclosures().len().saturating_sub(p.withheld()),
                 );
                 let first = out.transfers.is_empty() && o.first_over_budget;
-                let len = p.bytes().len();
+                // A revoked key's record's proof travels in the same frame.
+                let len = p.bytes().len() + p.inclusion().map_or(0, |b| b.len());
                 if !o.defer_over_budget && out.bytes + len > o.budget && !first {
                     // Not sent after all: a later response must not skip it.
                     sent.forget(&o.to, &[copy]);

@@ -61,6 +61,7 @@ fn transfers_to(t: &[Transfer]) -> Vec<pb::Transfer> {
         .map(|t| pb::Transfer {
             record: t.record.clone(),
             hops: t.hops,
+            inclusion: t.inclusion.clone().unwrap_or_default(),
         })
         .collect()
 }
@@ -70,6 +71,7 @@ fn transfers_from(t: Vec<pb::Transfer>) -> Vec<Received> {
         .map(|t| Received {
             record: t.record,
             hops: t.hops,
+            inclusion: (!t.inclusion.is_empty()).then_some(t.inclusion),
         })
         .collect()
 }
@@ -206,6 +208,7 @@ mod tests {
             .map(|t| Received {
                 record: t.record.clone(),
                 hops: t.hops,
+                inclusion: t.inclusion.clone(),
             })
             .collect()
     }
@@ -274,6 +277,7 @@ mod tests {
                 have: vec![Transfer {
                     record: Bytes::from_static(b"rec"),
                     hops: 2,
+                    inclusion: Some(Bytes::from_static(b"{}")),
                 }],
                 need: vec![RecordId([3; 32])],
             }),
@@ -293,6 +297,7 @@ mod tests {
                 records: vec![Transfer {
                     record: Bytes::from_static(b"rec"),
                     hops: 1,
+                    inclusion: None,
                 }],
                 next_seq: 9,
                 head_seq: 10,

@@ -34,6 +34,10 @@ pub struct Incoming {
     pub source: Source,
     /// Import bookkeeping for local entries.
     pub local: Option<LocalMeta>,
+    /// For a revoked key's record taken on the strength of a proof (checked): the
+    /// encoded inclusion proof, kept with the record. Such a record is demoted (any
+    /// record of its entry signed by a valid key ranks above it).
+    pub inclusion: Option<bytes::Bytes>,
 }
 
 /// What happened to one record.

@@ -84,18 +84,24 @@ pub struct StoredRecord {
     pub received_at: Timestamp,
     /// Latest arrival-log sequence number for it.
     pub seq: u64,
+    /// For a revoked key's record: the proof (`wlnode_audit::inclusion`, encoded) that
+    /// its origin's log held it under a checkpoint an auditor witnessed before the
+    /// revocation. Checked when it was stored; passed on with the record.
+    pub inclusion: Option<bytes::Bytes>,
 }
 
 impl StoredRecord {
     /// Store encoding.
     pub fn encode(&self) -> Vec<u8> {
-        Self::encode_parts(
+        let mut m = Self::message(
             &self.record,
             self.hops,
             self.received_from.as_ref(),
             self.received_at,
             self.seq,
-        )
+        );
+        m.inclusion = self.inclusion.clone().unwrap_or_default();
+        m.encode_to_vec()
     }
 
     /// Store encoding from parts, without cloning the record.
@@ -106,6 +112,16 @@ impl StoredRecord {
         received_at: Timestamp,
         seq: u64,
     ) -> Vec<u8> {
+        Self::message(record, hops, received_from, received_at, seq).encode_to_vec()
+    }
+
+    fn message(
+        record: &VerifiedRecord,
+        hops: u32,
+        received_from: Option<&AgencyCode>,
+        received_at: Timestamp,
+        seq: u64,
+    ) -> pb::StoredRecord {
         pb::StoredRecord {
             record: Some(pb::Record::from(&**record)),
             hops,
@@ -114,8 +130,8 @@ impl StoredRecord {
                 .unwrap_or_default(),
             received_at: received_at.as_millis(),
             seq,
+            inclusion: Default::default(),
         }
-        .encode_to_vec()
     }
 
     /// Decodes a value read from this node's own store.
@@ -137,6 +153,7 @@ impl StoredRecord {
             },
             received_at: Timestamp(m.received_at),
             seq: m.seq,
+            inclusion: (!m.inclusion.is_empty()).then_some(m.inclusion),
         })
     }
 }
@@ -435,6 +452,9 @@ pub struct SyncDetail {
     pub subject_country: Option<CountryCode>,
     /// The key that signed it.
     pub signer_key: PublicKey,
+    /// This node holds an auditor-cosigned inclusion proof for it (a revoked key's
+    /// record it may send on with that proof).
+    pub proven: bool,
 }
 
 /// What the policy's send decision reads of a record, borrowed from a signed header
@@ -462,6 +482,9 @@ pub struct Facts<'a> {
     pub subject_country: Option<&'a CountryCode>,
     /// The key that signed it.
     pub signer_key: &'a PublicKey,
+    /// This node holds an auditor-cosigned inclusion proof for it (which a revoked
+    /// key's record needs to be sent).
+    pub proven: bool,
 }
 
 impl<'a> Facts<'a> {
@@ -478,6 +501,15 @@ impl<'a> Facts<'a> {
             subject_kind: h.subject_kind,
             subject_country: h.subject_country.as_ref(),
             signer_key: &h.signer_key,
+            proven: false,
+        }
+    }
+
+    /// The facts of a held record (its header, and whether a proof is held with it).
+    pub fn held(r: &'a StoredRecord) -> Self {
+        Self {
+            proven: r.inclusion.is_some(),
+            ..Self::of(r.record.header())
         }
     }
 }
@@ -505,9 +537,24 @@ impl SyncMeta {
                 subject_kind: h.subject_kind,
                 subject_country: h.subject_country.clone(),
                 signer_key: h.signer_key,
+                proven: false,
             }),
             ..Self::of(h)
         }
+    }
+
+    /// [`Self::held`] for a stored record (proven when it holds an inclusion proof).
+    pub fn stored(r: &StoredRecord) -> Self {
+        Self::held_proven(r.record.header(), r.hops, r.inclusion.is_some())
+    }
+
+    /// [`Self::held`] for a record held with an inclusion proof when `proven`.
+    pub fn held_proven(h: &RecordHeader, hops: u32, proven: bool) -> Self {
+        let mut m = Self::held(h, hops);
+        if let Some(d) = &mut m.detail {
+            d.proven = proven;
+        }
+        m
     }
 
     /// The facts and held hops, when this value carries them.
@@ -525,6 +572,7 @@ impl SyncMeta {
                 subject_kind: d.subject_kind,
                 subject_country: d.subject_country.as_ref(),
                 signer_key: &d.signer_key,
+                proven: d.proven,
             },
             d.hops,
         ))
@@ -549,6 +597,7 @@ impl SyncMeta {
                     .map(|c| c.as_str().to_owned())
                     .unwrap_or_default(),
                 signer_key: wlnode_proto::Bytes::copy_from_slice(d.signer_key.as_bytes()),
+                proven: d.proven,
             }),
         }
         .encode_to_vec()
@@ -578,6 +627,7 @@ impl SyncMeta {
                     Some(CountryCode::new(d.subject_country).map_err(|e| bad(&e))?)
                 },
                 signer_key: PublicKey::from_bytes(&d.signer_key).map_err(|e| bad(&e))?,
+                proven: d.proven,
             }),
         };
         Ok(Self {

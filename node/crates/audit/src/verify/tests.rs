@@ -27,16 +27,15 @@ fn fixture() -> Fixture {
         let node = SecretKey::generate().unwrap();
         text = roster_edit::add_member(
             &text,
-            &NewMember {
-                agency: agency.parse().unwrap(),
-                name: (*agency).into(),
-                country: agency[..2].parse().unwrap(),
-                role: wlnode_crypto::roster::Role::Member,
-                signing_key: key.public_key(),
-                node_ids: vec![node.public_key().peer_id()],
-                groups: vec![group.parse().unwrap()],
-                valid_from: Timestamp(Timestamp::now().as_millis() - 3_600_000),
-            },
+            &NewMember::coded(
+                agency,
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &[group],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
         )
         .unwrap();
         agency_keys.push(key);

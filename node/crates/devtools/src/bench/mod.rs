@@ -332,6 +332,7 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
                         record,
                         source: Source::Local,
                         local: None,
+                        inclusion: None,
                     })
                     .collect(),
                 cursor: None,

@@ -164,6 +164,7 @@ fn preload(
                             record: r.clone(),
                             source: Source::Local,
                             local: None,
+                            inclusion: None,
                         })
                         .collect(),
                     cursor: None,

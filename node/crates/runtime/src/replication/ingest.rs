@@ -71,8 +71,9 @@ async fn ingest(
     let policy = i.trust.policy();
     let from = agency.clone();
     let skew = i.skew;
+    let for_check = policy.clone();
     let mut checked = match tokio::task::spawn_blocking(move || {
-        check(&policy, &from, transfers, Timestamp::now(), skew)
+        check(&for_check, &from, transfers, Timestamp::now(), skew)
     })
     .await
     {
@@ -87,11 +88,11 @@ async fn ingest(
     };
     if !checked.unproven.is_empty() {
         // A revoked key's records count only where this node held them before it
-        // learned of the revocation.
+        // learned of the revocation, or with a proof that they predate it.
         let ids: Vec<RecordId> = checked
             .unproven
             .iter()
-            .map(|(r, _)| r.record.id())
+            .map(|(r, _, _)| r.record.id())
             .collect();
         let held = match i
             .store
@@ -111,7 +112,7 @@ async fn ingest(
                 };
             }
         };
-        checked.settle_unproven(agency, |id| held.contains(id));
+        checked.settle_unproven(&policy, agency, |id| held.contains(id));
     }
     let at = Timestamp::now().as_millis();
     // One audit event per refused record, except refusals a roster difference

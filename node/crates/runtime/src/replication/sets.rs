@@ -226,16 +226,15 @@ mod tests {
         for agency in ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"] {
             text = roster_edit::add_member(
                 &text,
-                &NewMember {
-                    agency: agency.parse().unwrap(),
-                    name: agency.into(),
-                    country: agency[..2].parse().unwrap(),
-                    role: Role::Member,
-                    signing_key: SecretKey::generate().unwrap().public_key(),
-                    node_ids: vec![SecretKey::generate().unwrap().public_key().peer_id()],
-                    groups: vec!["eu".parse().unwrap()],
-                    valid_from: Timestamp(1),
-                },
+                &NewMember::coded(
+                    agency,
+                    Role::Member,
+                    SecretKey::generate().unwrap().public_key(),
+                    vec![SecretKey::generate().unwrap().public_key().peer_id()],
+                    &["eu"],
+                    Timestamp(1),
+                )
+                .unwrap(),
             )
             .unwrap();
         }
@@ -282,6 +281,7 @@ mod tests {
                     hops: 1,
                 },
                 local: None,
+                inclusion: None,
             })
             .collect();
         store

@@ -39,16 +39,15 @@ fn world() -> World {
         let node = SecretKey::generate().unwrap();
         text = roster_edit::add_member(
             &text,
-            &NewMember {
-                agency: agency.parse().unwrap(),
-                name: agency.into(),
-                country: agency[..2].parse().unwrap(),
-                role: Role::Member,
-                signing_key: key.public_key(),
-                node_ids: vec![node.public_key().peer_id()],
-                groups: vec!["eu".parse().unwrap()],
-                valid_from: Timestamp(Timestamp::now().as_millis() - 3_600_000),
-            },
+            &NewMember::coded(
+                agency,
+                Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &["eu"],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
         )
         .unwrap();
         keys.push(key);
@@ -106,6 +105,7 @@ fn stored(w: &World, scope: &str, seq: u64) -> StoredRecord {
         received_from: None,
         received_at: Timestamp::now(),
         seq,
+        inclusion: None,
     }
 }
 
@@ -576,6 +576,7 @@ fn pushed_records_are_stored_before_the_round_is_answered() {
     let have = vec![crate::msg::Received {
         record: Bytes::from(held.record.encode()),
         hops: 1,
+        inclusion: None,
     }];
     let job = match one(r.on_reconcile(
         BB,
