@@ -95,6 +95,38 @@ pub fn store_values(data: &[u8]) {
         let again = stored::SyncMeta::decode(&m.encode());
         assert_eq!(again.as_ref(), Ok(&m), "sync meta round trip");
     }
+    // A record's inclusion proof (kept with it, and sent beside it): decoded and
+    // checked against an empty roster, which no proof satisfies.
+    if let Ok(p) = wlnode_audit::inclusion::RecordInclusion::decode(data) {
+        let again = wlnode_audit::inclusion::RecordInclusion::decode(&p.encode());
+        assert_eq!(again.as_ref(), Ok(&p), "inclusion proof round trip");
+        if let Some(roster) = empty_roster() {
+            let origin = p.cosignature.checkpoint.checkpoint.agency.clone();
+            let r = p.verify(
+                roster,
+                &RecordId([0; 32]),
+                &origin,
+                wlnode_crypto::Timestamp(u64::MAX),
+            );
+            assert!(r.is_err(), "no proof holds under a roster without members");
+        }
+    }
+}
+
+fn empty_roster() -> Option<&'static Roster> {
+    static R: OnceLock<Option<Roster>> = OnceLock::new();
+    R.get_or_init(|| {
+        let authority = wlnode_crypto::SecretKey::from_seed(&[7; 32]).public_key();
+        Roster::parse(
+            format!(
+                "federation = \"fuzz\"\nversion = 1\nissued_at = 2026-01-01T00:00:00Z\n\
+                 [[authorities]]\nkey = \"{authority}\"\n"
+            )
+            .as_bytes(),
+        )
+        .ok()
+    })
+    .as_ref()
 }
 
 /// A record from raw bytes: decode, re-encode, verify the signature, read the content.
@@ -205,4 +237,14 @@ pub fn import_un_xml(data: &[u8]) {
 /// OFAC SDN XML import.
 pub fn import_ofac_xml(data: &[u8]) {
     import(Format::OfacXml, data);
+}
+
+#[cfg(test)]
+mod tests {
+    /// The inclusion-proof check in [`super::store_values`] runs only if its roster
+    /// parses.
+    #[test]
+    fn the_roster_without_members_parses() {
+        assert!(super::empty_roster().is_some());
+    }
 }
