@@ -206,8 +206,10 @@ fn draft(
     })?;
     let name = normalize::name(row.get("name").ok_or("name: missing")?);
     let aliases = normalize::aliases(&name, row.list("aliases"));
-    let country = optional_country(row, "country", notes);
-    let nationality = optional_country(row, "nationality", notes);
+    // Values the entry's fields cannot carry, kept in its remarks as written.
+    let mut kept = Vec::new();
+    let country = optional_country(row, "country", &mut kept, notes);
+    let nationality = optional_country(row, "nationality", &mut kept, notes);
     let addresses = row
         .list("addresses")
         .into_iter()
@@ -265,24 +267,28 @@ fn draft(
         categories,
         legal_basis: row.get("legal_basis").and_then(normalize::text),
         items: row.get("items").and_then(normalize::text),
-        remarks: row.get("remarks").and_then(normalize::text),
+        remarks: normalize::remarks_with(row.get("remarks").and_then(normalize::text), kept, notes),
         contact: row.get("contact").and_then(normalize::text),
         distribution: distribution(row, &defaults.distribution)?,
         review_by,
     })
 }
 
+/// The cell's country code; a value that maps to none is kept in `kept` (a line for
+/// the remarks) as written.
 fn optional_country(
     row: &Row<'_>,
     column: &str,
+    kept: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Option<wlnode_crypto::model::CountryCode> {
     let v = row.get(column)?;
     let code = country_code(v);
     if code.is_none() {
         notes.push(format!(
-            "{column}: {v:?} is not an ISO alpha-2 code or a known country name; left out"
+            "{column}: {v:?} is not a country code or a known country name; kept in remarks"
         ));
+        kept.push(format!("{column} as written: {v}"));
     }
     code
 }

@@ -15,7 +15,6 @@
 use serde_json::{Map, Value};
 use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
 
-use super::countries::country_code;
 use super::jsonl::str_at;
 use super::normalize;
 use super::{Collector, Format, ImportDefaults, ImportError, Location, Parsed};
@@ -141,21 +140,18 @@ fn values<'a>(props: &'a Map<String, Value>, key: &str) -> Vec<&'a str> {
     }
 }
 
-/// The first value of the properties `keys` (in that order) that is a country.
+/// The first value of the properties `keys` (in that order) that is a country; what
+/// the one field cannot carry goes to `kept` (see [`crate::un_xml::first_country`]).
 fn first_country(
     props: &Map<String, Value>,
     keys: &[&str],
+    label: &str,
     field: &str,
+    kept: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Option<CountryCode> {
     let all: Vec<&str> = keys.iter().flat_map(|k| values(props, k)).collect();
-    let code = all.iter().find_map(|v| country_code(v));
-    if code.is_none() && !all.is_empty() {
-        notes.push(format!(
-            "{field}: none of {all:?} is an ISO alpha-2 code or a known country name; left out"
-        ));
-    }
-    code
+    crate::un_xml::first_country(&all, label, field, kept, notes)
 }
 
 fn draft(
@@ -180,38 +176,45 @@ fn draft(
             )
             .collect::<Vec<_>>(),
     );
-    let country = first_country(
-        props,
-        &[
-            "country",
-            "jurisdiction",
-            "flag",
-            "nationality",
-            "citizenship",
-        ],
-        "properties.country",
-        notes,
-    );
+    // What the entry's fields cannot carry, kept in its remarks as the source wrote it.
+    let mut kept = Vec::new();
     let nationality = match kind {
         SubjectKind::Person => first_country(
             props,
             &["nationality", "citizenship"],
+            "Nationality",
             "properties.nationality",
+            &mut kept,
             notes,
         ),
         _ => None,
     };
+    // Nationalities were kept above already: the country reads them without keeping.
+    let country = first_country(
+        props,
+        &["country", "jurisdiction", "flag"],
+        "Country",
+        "properties.country",
+        &mut kept,
+        notes,
+    )
+    .or_else(|| nationality.clone());
     let date_prop = match kind {
         SubjectKind::Person => "birthDate",
         _ => "incorporationDate",
     };
     let dates = values(props, date_prop);
-    let birth_date = dates.iter().find_map(|d| normalize::parse_partial_date(d));
-    if birth_date.is_none() && !dates.is_empty() {
-        notes.push(format!(
-            "properties.{date_prop}: none of {dates:?} is a date; left out"
-        ));
-    }
+    let label = match kind {
+        SubjectKind::Person => "Date of birth",
+        _ => "Date of incorporation",
+    };
+    let birth_date = normalize::pick_date(
+        &dates,
+        label,
+        &format!("properties.{date_prop}"),
+        &mut kept,
+        notes,
+    );
     let mut identifiers = Vec::new();
     for (prop, id_type) in IDENTIFIER_PROPS {
         for v in values(props, prop) {
@@ -228,6 +231,7 @@ fn draft(
     }
     let remarks = normalize::text(&values(props, "notes").join("\n\n"))
         .map(|r| normalize::cut_long(r, "properties.notes", notes));
+    let remarks = normalize::remarks_with(remarks, kept, notes);
     let mut draft = EntryDraft {
         subject: Subject {
             kind,

@@ -163,13 +163,16 @@ fn draft(
     let s = line.subject;
     let name = normalize::name(&s.name);
     let aliases = normalize::aliases(&name, &s.aliases);
+    // Values the entry's fields cannot carry, kept in its remarks as written.
+    let mut kept = Vec::new();
     let mut country_of = |field: &str, v: Option<String>| {
         let v = v?;
         let code = country_code(&v);
         if code.is_none() && !v.trim().is_empty() {
             notes.push(format!(
-                "subject.{field}: {v:?} is not an ISO alpha-2 code or a known country name; left out"
+                "subject.{field}: {v:?} is not a country code or a known country name; kept in remarks"
             ));
+            kept.push(format!("subject.{field} as written: {}", v.trim()));
         }
         code
     };
@@ -215,7 +218,7 @@ fn draft(
             .unwrap_or_else(|| defaults.categories.clone()),
         legal_basis: text(line.legal_basis),
         items: text(line.items),
-        remarks: text(line.remarks),
+        remarks: normalize::remarks_with(text(line.remarks), kept, notes),
         contact: text(line.contact),
         distribution: line
             .distribution

@@ -54,10 +54,17 @@
 //! - A second row with the same source id is a [`RowError`].
 //! - Names are trimmed with inner whitespace collapsed; empty aliases, repeated aliases
 //!   and aliases equal to the primary name are dropped.
-//! - Countries are ISO 3166-1 alpha-2 codes (any case) or common country names; a value
-//!   that maps to no code is left out with a warning, never failing the row.
-//! - Dates that cannot be read are left out with a warning, except in the `birth_date`
-//!   of `csv` and `jsonl`, where they fail the row.
+//! - Countries are ISO 3166-1 alpha-2 or alpha-3 codes (any case), country names in
+//!   their short, long, unofficial and inverted ("Korea, Republic of") forms, or
+//!   nationality adjectives ("Afghan"), from the `keshvar` data set and a table of the
+//!   forms official lists use (the `countries` module). A value that maps to no code never fails
+//!   the row: it is kept in the entry's remarks as written, with a warning.
+//! - Dates are read in the forms lists use, `xsd:date` with a time zone and
+//!   approximate dates ("circa 1970") included. An entry holds one date: from the
+//!   published lists, the first readable one is taken and every value is kept in the
+//!   remarks when there were several, when the one taken was approximate, or when none
+//!   reads (then with a warning). In the `birth_date` of `csv` and `jsonl` an
+//!   unreadable date fails the row.
 //! - Values from published lists that are too long for a record (remarks, legal basis)
 //!   are cut at a character boundary with a warning rather than failing the row.
 

@@ -144,12 +144,52 @@ fn ymd(year: u16, month: Option<u8>, day: Option<u8>) -> Option<PartialDate> {
 }
 
 /// Reads a birth or incorporation date as the lists write them: `YYYY`, `YYYY-MM`,
-/// `YYYY-MM-DD` (also with a time after it), `12 Jan 1970`, `12-Jan-1970`,
-/// `Jan 1970`, `January 1970` and `12.01.1970`. Ranges, "circa" dates and anything else
-/// give `None`.
+/// `YYYY-MM-DD` (also with a time after it, or an `xsd:date` time zone such as
+/// `1966-02-02-05:00` or `1966-02-02Z`), `12 Jan 1970`, `12-Jan-1970`, `Jan 1970`,
+/// `January 1970` and `12.01.1970`, each also after "circa", "c.", "ca.", "approx.",
+/// "about" or "around" (see [`read_list_date`] for whether it was approximate).
+/// Ranges and anything else give `None`.
 pub fn parse_partial_date(s: &str) -> Option<PartialDate> {
+    read_list_date(s).map(|(d, _)| d)
+}
+
+/// [`parse_partial_date`], and whether the list wrote the date as approximate.
+pub fn read_list_date(s: &str) -> Option<(PartialDate, bool)> {
+    let s = s.trim();
+    let lower = s.to_lowercase();
+    for q in [
+        "approximately",
+        "approx.",
+        "approx",
+        "circa",
+        "about",
+        "around",
+        "ca.",
+        "ca",
+        "c.",
+    ] {
+        let Some(rest) = lower.strip_prefix(q) else {
+            continue;
+        };
+        // A word needs a separator after it ("cairo 1970" is no date).
+        if q.ends_with('.') || rest.starts_with([' ', '-']) {
+            return exact_date(rest.trim_start_matches([' ', '-', '.'])).map(|d| (d, true));
+        }
+    }
+    exact_date(s).map(|d| (d, false))
+}
+
+fn exact_date(s: &str) -> Option<PartialDate> {
     let s = s.trim();
     if let Ok(d) = PartialDate::parse(s) {
+        return Some(d);
+    }
+    // An xsd:date with a time zone: 1966-02-02Z, 1966-02-02-05:00, 1966-02-02+01:00.
+    if let Some(date) = s.get(..10)
+        && let Some(zone) = s.get(10..)
+        && is_time_zone(zone)
+        && let Ok(d) = PartialDate::parse(date)
+    {
         return Some(d);
     }
     // An ISO datetime such as 1970-01-12T00:00:00 or 1970-01-12 00:00.
@@ -176,6 +216,65 @@ pub fn parse_partial_date(s: &str) -> Option<PartialDate> {
         [m, y] => ymd(number(y, 4)?, Some(month(m)?), None),
         _ => None,
     }
+}
+
+/// `Z`, or `+hh:mm` / `-hh:mm`: an xsd time zone.
+fn is_time_zone(z: &str) -> bool {
+    let b = z.as_bytes();
+    z == "Z"
+        || (b.len() == 6
+            && matches!(b.first(), Some(b'+' | b'-'))
+            && b.get(3) == Some(&b':')
+            && [1, 2, 4, 5]
+                .iter()
+                .all(|i| b.get(*i).is_some_and(u8::is_ascii_digit)))
+}
+
+/// The first of `written` that reads as a date, for an entry's one date field. What the
+/// date field cannot say is kept, as the list wrote it, in `kept` (a line for the
+/// entry's remarks): every value when there are several, or when the one taken was
+/// approximate, or when none reads as a date (then `notes` says so too).
+pub(crate) fn pick_date(
+    written: &[&str],
+    label: &str,
+    field: &str,
+    kept: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Option<PartialDate> {
+    let readings: Vec<Option<(PartialDate, bool)>> =
+        written.iter().map(|w| read_list_date(w)).collect();
+    let taken = readings.iter().flatten().next().cloned();
+    match &taken {
+        None if !written.is_empty() => {
+            notes.push(format!(
+                "{field}: none of {written:?} is a date; kept in remarks"
+            ));
+            kept.push(format!("{label} as listed: {}", written.join("; ")));
+        }
+        Some((_, approximate)) if *approximate || written.len() > 1 => {
+            kept.push(format!("{label} as listed: {}", written.join("; ")));
+        }
+        _ => {}
+    }
+    taken.map(|(d, _)| d)
+}
+
+/// The entry's remarks with the `kept` lines (values the entry's fields could not
+/// carry) after them, cut to the longest text a record carries.
+pub(crate) fn remarks_with(
+    remarks: Option<String>,
+    kept: Vec<String>,
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    if kept.is_empty() {
+        return remarks;
+    }
+    let kept = kept.join("\n");
+    let all = match remarks {
+        Some(r) => format!("{r}\n\n{kept}"),
+        None => kept,
+    };
+    Some(cut_long(all, "remarks", notes))
 }
 
 /// A subject kind from the words sources use for it, in any case.
@@ -296,8 +395,29 @@ mod tests {
         assert_eq!(date("December 1970").as_deref(), Some("1970-12"));
         assert_eq!(date("12.01.1970").as_deref(), Some("1970-01-12"));
         assert_eq!(date("31 Feb 1970"), None);
-        assert_eq!(date("circa 1970"), None);
         assert_eq!(date("1965 to 1967"), None);
+        assert_eq!(date("1965-1967"), None);
+        // xsd:date with a time zone (issue 24: these were "not a date").
+        assert_eq!(date("1966-02-02-05:00").as_deref(), Some("1966-02-02"));
+        assert_eq!(date("1966-02-02+01:00").as_deref(), Some("1966-02-02"));
+        assert_eq!(date("1966-02-02Z").as_deref(), Some("1966-02-02"));
+        assert_eq!(date("1966-02-02-5:00"), None);
+        // Approximate dates: the date, flagged.
+        for (s, want) in [
+            ("circa 1970", "1970"),
+            ("Circa-1970", "1970"),
+            ("c. 1970", "1970"),
+            ("ca. 1970", "1970"),
+            ("approx. Jan 1970", "1970-01"),
+            ("approximately 1970", "1970"),
+            ("about 12 Jan 1970", "1970-01-12"),
+        ] {
+            let (d, approximate) = read_list_date(s).unwrap_or_else(|| panic!("{s}"));
+            assert_eq!((d.to_string().as_str(), approximate), (want, true), "{s}");
+        }
+        assert_eq!(read_list_date("1970").map(|(_, a)| a), Some(false));
+        assert_eq!(date("circa"), None);
+        assert_eq!(date("cairo 1970"), None);
         assert_eq!(date("Ja 1970"), None);
         assert_eq!(date(""), None);
         assert_eq!(date("1970-07-12Tx").as_deref(), Some("1970-07-12"));

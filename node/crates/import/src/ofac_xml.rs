@@ -168,8 +168,10 @@ fn draft(
             t => normalize::push_identifier(&mut identifiers, t, number),
         }
     }
+    // What the entry's fields cannot carry, kept in its remarks as the list wrote it.
+    let mut kept = Vec::new();
     let birth_date = match kind {
-        SubjectKind::Person => person_birth_date(record, notes),
+        SubjectKind::Person => person_birth_date(record, &mut kept, notes),
         _ => established,
     };
     let nationalities: Vec<&str> = record
@@ -183,8 +185,22 @@ fn draft(
         .filter_map(|n| n.text_of("country"))
         .collect();
     let nationality = match kind {
-        SubjectKind::Person => first_country(&nationalities, "nationalityList", notes)
-            .or_else(|| first_country(&citizenships, "citizenshipList", notes)),
+        SubjectKind::Person => first_country(
+            &nationalities,
+            "Nationality",
+            "nationalityList",
+            &mut kept,
+            notes,
+        )
+        .or_else(|| {
+            first_country(
+                &citizenships,
+                "Citizenship",
+                "citizenshipList",
+                &mut kept,
+                notes,
+            )
+        }),
         _ => None,
     };
     let flags: Vec<&str> = record
@@ -193,8 +209,16 @@ fn draft(
         .collect();
     let country = nationality
         .clone()
-        .or_else(|| first_country(&flags, "vesselInfo/vesselFlag", notes))
-        .or_else(|| first_country(&address_countries, "addressList/address/country", notes));
+        .or_else(|| first_country(&flags, "Flag", "vesselInfo/vesselFlag", &mut kept, notes))
+        .or_else(|| {
+            first_country(
+                &address_countries,
+                "Address country",
+                "addressList/address/country",
+                &mut kept,
+                notes,
+            )
+        });
     let programs = record.leaves("programList", "program");
     let legal_basis = match programs.as_slice() {
         [] => None,
@@ -206,6 +230,7 @@ fn draft(
         .text_of("remarks")
         .and_then(normalize::text)
         .map(|r| normalize::cut_long(r, "remarks", notes));
+    let remarks = normalize::remarks_with(remarks, kept, notes);
     let mut draft = EntryDraft {
         subject: Subject {
             kind,
@@ -230,9 +255,11 @@ fn draft(
     Ok(draft)
 }
 
-/// The main-entry date of birth, else the first readable one.
+/// The main-entry date of birth, else the first readable one; the others, and an
+/// approximate one, kept in `kept` as listed.
 fn person_birth_date(
     record: &Element,
+    kept: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Option<wlnode_crypto::time::PartialDate> {
     let items: Vec<(&str, bool)> = record
@@ -245,16 +272,11 @@ fn person_birth_date(
             i.text_of("dateOfBirth").map(|d| (d, main))
         })
         .collect();
-    let date = items
+    let written: Vec<&str> = items
         .iter()
         .filter(|(_, main)| *main)
         .chain(items.iter().filter(|(_, main)| !*main))
-        .find_map(|(d, _)| normalize::parse_partial_date(d));
-    if date.is_none() && !items.is_empty() {
-        let written: Vec<&str> = items.iter().map(|(d, _)| *d).collect();
-        notes.push(format!(
-            "dateOfBirthList: none of {written:?} is a date; left out"
-        ));
-    }
-    date
+        .map(|(d, _)| *d)
+        .collect();
+    normalize::pick_date(&written, "Date of birth", "dateOfBirthList", kept, notes)
 }

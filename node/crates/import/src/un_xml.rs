@@ -123,28 +123,26 @@ fn draft(
         };
         normalize::push_identifier(&mut identifiers, id_type, number);
     }
-    let birth_date = record
-        .all("INDIVIDUAL_DATE_OF_BIRTH")
-        .flat_map(|d| [d.text_of("DATE"), d.text_of("YEAR")])
-        .flatten()
-        .find_map(normalize::parse_partial_date);
-    if birth_date.is_none() {
-        let written: Vec<&str> = record
-            .all("INDIVIDUAL_DATE_OF_BIRTH")
-            .flat_map(|d| [d.text_of("DATE"), d.text_of("YEAR")])
-            .flatten()
-            .collect();
-        if !written.is_empty() {
-            notes.push(format!(
-                "INDIVIDUAL_DATE_OF_BIRTH: none of {written:?} is a date; left out"
-            ));
-        }
-    }
+    // What the entry's fields cannot carry, kept in its remarks as the list wrote it.
+    let mut kept = Vec::new();
+    let birth_date = birth_date(record, &mut kept, notes);
     let nationalities = record.leaves("NATIONALITY", "VALUE");
-    let nationality = first_country(&nationalities, "NATIONALITY", notes);
-    let country = nationality
-        .clone()
-        .or_else(|| first_country(&address_countries, &format!("{address_tag}/COUNTRY"), notes));
+    let nationality = first_country(
+        &nationalities,
+        "Nationality",
+        "NATIONALITY",
+        &mut kept,
+        notes,
+    );
+    let country = nationality.clone().or_else(|| {
+        first_country(
+            &address_countries,
+            "Address country",
+            &format!("{address_tag}/COUNTRY"),
+            &mut kept,
+            notes,
+        )
+    });
     let list_type = record.text_of("UN_LIST_TYPE");
     let reference = record.text_of("REFERENCE_NUMBER");
     let legal_basis = match (list_type, reference) {
@@ -158,6 +156,7 @@ fn draft(
         .text_of("COMMENTS1")
         .and_then(normalize::text)
         .map(|r| normalize::cut_long(r, "COMMENTS1", notes));
+    let remarks = normalize::remarks_with(remarks, kept, notes);
     let mut draft = EntryDraft {
         subject: Subject {
             kind,
@@ -182,18 +181,65 @@ fn draft(
     Ok(draft)
 }
 
-/// The first of `values` that maps to a country code; a note when some were given and
-/// none maps.
+/// The dates of birth as the list writes them: `DATE`, `YEAR`, or (`TYPE_OF_DATE`
+/// `BETWEEN`) `FROM_YEAR` and `TO_YEAR`, with `APPROXIMATELY` kept as "circa".
+fn birth_date(
+    record: &Element,
+    kept: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Option<wlnode_crypto::time::PartialDate> {
+    let mut written = Vec::new();
+    for d in record.all("INDIVIDUAL_DATE_OF_BIRTH") {
+        let approximately = d
+            .text_of("TYPE_OF_DATE")
+            .is_some_and(|t| t.eq_ignore_ascii_case("APPROXIMATELY"));
+        let value = match (d.text_of("DATE"), d.text_of("YEAR")) {
+            (Some(v), _) | (None, Some(v)) => v.to_owned(),
+            (None, None) => match (d.text_of("FROM_YEAR"), d.text_of("TO_YEAR")) {
+                (Some(from), Some(to)) => format!("between {from} and {to}"),
+                _ => continue,
+            },
+        };
+        written.push(if approximately {
+            format!("circa {value}")
+        } else {
+            value
+        });
+    }
+    let written: Vec<&str> = written.iter().map(String::as_str).collect();
+    normalize::pick_date(
+        &written,
+        "Date of birth",
+        "INDIVIDUAL_DATE_OF_BIRTH",
+        kept,
+        notes,
+    )
+}
+
+/// The first of `values` that maps to a country code. What the entry's one country
+/// field cannot carry is kept, as the list wrote it, in `kept` (a line for the remarks,
+/// headed `label`): every value when they do not all map to that code, and then a note
+/// when none maps.
 pub(crate) fn first_country(
     values: &[&str],
+    label: &str,
     field: &str,
+    kept: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Option<CountryCode> {
-    let code = values.iter().find_map(|v| country_code(v));
-    if code.is_none() && !values.is_empty() {
-        notes.push(format!(
-            "{field}: none of {values:?} is a known country; left out"
-        ));
+    let codes: Vec<Option<CountryCode>> = values.iter().map(|v| country_code(v)).collect();
+    let code = codes.iter().flatten().next().cloned();
+    match &code {
+        None if !values.is_empty() => {
+            notes.push(format!(
+                "{field}: none of {values:?} is a known country; kept in remarks"
+            ));
+            kept.push(format!("{label} as listed: {}", values.join("; ")));
+        }
+        Some(c) if codes.iter().any(|x| x.as_ref() != Some(c)) => {
+            kept.push(format!("{label} as listed: {}", values.join("; ")));
+        }
+        _ => {}
     }
     code
 }

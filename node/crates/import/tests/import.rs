@@ -24,6 +24,7 @@ const BAD_JSONL: &[u8] = include_bytes!("fixtures/import/bad.jsonl");
 const GOOD_FTM: &[u8] = include_bytes!("fixtures/import/good.ftm.jsonl");
 const BAD_FTM: &[u8] = include_bytes!("fixtures/import/bad.ftm.jsonl");
 const GOOD_UN: &[u8] = include_bytes!("fixtures/import/good.un.xml");
+const ODD_UN: &[u8] = include_bytes!("fixtures/import/oddities.un.xml");
 const BAD_UN: &[u8] = include_bytes!("fixtures/import/bad.un.xml");
 const GOOD_OFAC: &[u8] = include_bytes!("fixtures/import/good.ofac.xml");
 const BAD_OFAC: &[u8] = include_bytes!("fixtures/import/bad.ofac.xml");
@@ -166,10 +167,19 @@ fn csv_fixture_parses_into_the_expected_drafts() {
         "imo:9187629"
     );
 
-    // An Arabic name; an unmappable country is left out with a warning.
+    // An Arabic name; an unmappable country is kept in the remarks, with a warning.
     let arabic = row(&p, "AA-004");
     assert_eq!(arabic.draft.subject.name, "محمد عبد الله");
     assert_eq!(arabic.draft.subject.country, None);
+    assert!(
+        arabic
+            .draft
+            .remarks
+            .as_deref()
+            .is_some_and(|r| r.ends_with("country as written: Atlantis")),
+        "{:?}",
+        arabic.draft.remarks
+    );
     assert_eq!(p.warnings.len(), 1);
     assert_eq!(p.warnings[0].location, Location::Line(6));
     assert!(p.warnings[0].message.contains("Atlantis"));
@@ -465,6 +475,52 @@ fn ftm_bad_lines_are_reported_and_good_lines_kept() {
     );
 }
 
+/// Issue 24: country and date forms that official lists write were "not a known
+/// country" or "not a date" and left out. Now each maps, what the entry's one field
+/// cannot carry (a second nationality, an approximate date, a range) is kept in the
+/// remarks as listed, and no warning is left.
+#[test]
+fn official_list_country_and_date_forms_map_without_loss() {
+    let p = parse(Format::UnXml, ODD_UN, &defaults()).unwrap();
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert!(p.warnings.is_empty(), "{:#?}", p.warnings);
+    let subject = |id: &str| row(&p, id).draft.subject.clone();
+    let code =
+        |c: &Option<wlnode_crypto::model::CountryCode>| c.as_ref().map(|c| c.as_str().to_owned());
+    let one = subject("9200001");
+    assert_eq!(code(&one.nationality).as_deref(), Some("AF"), "Afghan");
+    assert_eq!(
+        one.birth_date.unwrap().to_string(),
+        "1966-02-02",
+        "xsd:date with a zone"
+    );
+    assert_eq!(row(&p, "9200001").draft.remarks, None, "nothing left over");
+    let two = row(&p, "9200002");
+    assert_eq!(
+        code(&two.draft.subject.nationality).as_deref(),
+        Some("SO"),
+        "Somali"
+    );
+    assert_eq!(two.draft.subject.birth_date.unwrap().to_string(), "1970");
+    assert_eq!(
+        two.draft.remarks.as_deref(),
+        Some(
+            "Date of birth as listed: circa 1970; between 1968 and 1972\n\
+             Nationality as listed: Somali; Sultanate of Oman"
+        )
+    );
+    let three = subject("9200003");
+    assert_eq!(
+        code(&three.nationality).as_deref(),
+        Some("IQ"),
+        "(in custody)"
+    );
+    assert_eq!(three.birth_date.unwrap().to_string(), "1971-03-04");
+    let entity = subject("9300001");
+    assert_eq!(code(&entity.country).as_deref(), Some("HK"));
+    assert_eq!(code(&subject("9300002").country).as_deref(), Some("VG"));
+}
+
 #[test]
 fn un_fixture_parses_into_the_expected_drafts() {
     let p = parse(Format::UnXml, GOOD_UN, &defaults()).unwrap();
@@ -495,10 +551,15 @@ fn un_fixture_parses_into_the_expected_drafts() {
             "remarks": "Fictional person for tests. Procurement agent & courier."
         }))
     );
-    // Arabic name; an unknown nationality is left out and the address country used.
+    // Arabic name; an unknown nationality is kept in the remarks and the address
+    // country used; the approximate year is kept as listed too.
     let arabic = row(&p, "9000002");
     assert_eq!(arabic.draft.subject.name, "عبد الرحمن الفلاني");
     assert_eq!(arabic.draft.subject.nationality, None);
+    assert_eq!(
+        arabic.draft.remarks.as_deref(),
+        Some("Date of birth as listed: circa 1975\nNationality as listed: Atlantis")
+    );
     assert_eq!(
         arabic.draft.subject.country.as_ref().unwrap().as_str(),
         "SY"
@@ -585,7 +646,8 @@ fn ofac_fixture_parses_into_the_expected_drafts() {
             },
             "reason": "sanctions",
             "legal_basis": "OFAC SDN programs: RUSSIA-EO14024, CYBER2",
-            "remarks": "Fictional individual for tests."
+            // The second date of birth was dropped before issue 24; it is kept now.
+            "remarks": "Fictional individual for tests.\n\nDate of birth as listed: 12 Jan 1970; circa 1969"
         }))
     );
     assert_eq!(
