@@ -258,6 +258,8 @@ struct ImportSummary {
     skipped: usize,
     failures: Vec<Failure>,
     warnings: Vec<String>,
+    /// Per field: mapped, kept in remarks as written, dropped, cut.
+    fields: std::collections::BTreeMap<String, wlnode_import::FieldSummary>,
 }
 
 #[derive(serde::Serialize)]
@@ -282,6 +284,7 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         rows: parsed.rows.len() + parsed.errors.len(),
         skipped: parsed.skipped,
         warnings: parsed.warnings.iter().map(|w| w.to_string()).collect(),
+        fields: parsed.summary.clone(),
         ..Default::default()
     };
     for e in &parsed.errors {
@@ -378,6 +381,20 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         }
         for w in &sum.warnings {
             writeln!(out, "  warning {w}")?;
+        }
+        if !sum.fields.is_empty() {
+            writeln!(
+                out,
+                "  {:<12} {:>8} {:>16} {:>8} {:>5}",
+                "field", "mapped", "kept in remarks", "dropped", "cut"
+            )?;
+            for (name, f) in &sum.fields {
+                writeln!(
+                    out,
+                    "  {:<12} {:>8} {:>16} {:>8} {:>5}",
+                    name, f.mapped, f.kept_in_remarks, f.dropped, f.cut
+                )?;
+            }
         }
     }
     Ok(if sum.failed > 0 {

@@ -1,6 +1,7 @@
 //! wlnode's own CSV layout, so that an agency can keep its watchlist in a spreadsheet
 //! and load it in one go. The columns are documented in the module docs of `import`.
 
+use crate::normalize::RowNotes;
 use std::collections::BTreeSet;
 
 use wlnode_crypto::model::{
@@ -188,7 +189,7 @@ fn read_row(
     if !out.claim(location, &source_id) {
         return;
     }
-    let mut notes = Vec::new();
+    let mut notes = RowNotes::default();
     match draft(&row, defaults, &mut notes) {
         Ok(draft) => out.accept(location, source_id, draft, notes),
         Err(message) => out.error(location, Some(&source_id), message),
@@ -198,7 +199,7 @@ fn read_row(
 fn draft(
     row: &Row<'_>,
     defaults: &ImportDefaults,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Result<EntryDraft, String> {
     let kind_cell = row.get("kind").ok_or("kind: missing")?;
     let kind = normalize::subject_kind(kind_cell).ok_or_else(|| {
@@ -280,7 +281,7 @@ fn optional_country(
     row: &Row<'_>,
     column: &str,
     kept: &mut Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<wlnode_crypto::model::CountryCode> {
     let v = row.get(column)?;
     let code = country_code(v);
@@ -289,6 +290,11 @@ fn optional_country(
             "{column}: {v:?} is not a country code or a known country name; kept in remarks"
         ));
         kept.push(format!("{column} as written: {v}"));
+        notes.kept.push(if column == "nationality" {
+            "nationality"
+        } else {
+            "country"
+        });
     }
     code
 }

@@ -12,6 +12,7 @@
 //! file has the same one (e.g. `us_ofac_sdn`; several datasets are joined with `+`),
 //! else `ftm`.
 
+use crate::normalize::RowNotes;
 use serde_json::{Map, Value};
 use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
 
@@ -88,7 +89,7 @@ pub(crate) fn parse(text: &str, defaults: &ImportDefaults) -> Result<Parsed, Imp
                 continue;
             }
         };
-        let mut notes = Vec::new();
+        let mut notes = RowNotes::default();
         match draft(kind, props, defaults, &mut notes) {
             Ok(draft) => out.accept(location, id, draft, notes),
             Err(message) => out.error(location, Some(&id), message),
@@ -148,7 +149,7 @@ fn first_country(
     label: &str,
     field: &str,
     kept: &mut Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<CountryCode> {
     let all: Vec<&str> = keys.iter().flat_map(|k| values(props, k)).collect();
     crate::un_xml::first_country(&all, label, field, kept, notes)
@@ -158,7 +159,7 @@ fn draft(
     kind: SubjectKind,
     props: &Map<String, Value>,
     defaults: &ImportDefaults,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Result<EntryDraft, String> {
     let names = values(props, "name");
     let mut names = names.iter().map(|n| normalize::name(n));

@@ -8,6 +8,7 @@
 //! Keys the entry JSON does not know fail the line, naming the key's path. A line
 //! without `reason`, `categories` or `distribution` takes them from the defaults.
 
+use crate::normalize::RowNotes;
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
@@ -148,7 +149,7 @@ fn read_line(line: &str, location: Location, defaults: &ImportDefaults, out: &mu
     if !out.claim(location, &source_id) {
         return;
     }
-    let mut notes = Vec::new();
+    let mut notes = RowNotes::default();
     match draft(parsed, defaults, &mut notes) {
         Ok(draft) => out.accept(location, source_id, draft, notes),
         Err(message) => out.error(location, Some(&source_id), message),
@@ -158,7 +159,7 @@ fn read_line(line: &str, location: Location, defaults: &ImportDefaults, out: &mu
 fn draft(
     line: Line,
     defaults: &ImportDefaults,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Result<EntryDraft, String> {
     let s = line.subject;
     let name = normalize::name(&s.name);
@@ -173,6 +174,11 @@ fn draft(
                 "subject.{field}: {v:?} is not a country code or a known country name; kept in remarks"
             ));
             kept.push(format!("subject.{field} as written: {}", v.trim()));
+            notes.kept.push(if field == "nationality" {
+                "nationality"
+            } else {
+                "country"
+            });
         }
         code
     };

@@ -77,7 +77,7 @@ mod ofac_xml;
 mod un_xml;
 mod xml;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -253,6 +253,24 @@ pub struct Parsed {
     /// Records that are not subjects and were skipped on purpose (FtM schemas such as
     /// `Address` or `Sanction`, OFAC aircraft).
     pub skipped: usize,
+    /// Per field of the good rows (`country`, `nationality`, `birth_date`, `aliases`,
+    /// `addresses`, `identifiers`, and any field that was cut): what was mapped, what
+    /// was kept in the remarks as the source wrote it, what was dropped.
+    pub summary: BTreeMap<String, FieldSummary>,
+}
+
+/// What happened to one field across a file's good rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FieldSummary {
+    /// Rows whose entry carries the field (for lists: values carried).
+    pub mapped: usize,
+    /// Rows where values of the field were kept in the remarks, as written, because
+    /// the field could not carry them (unmappable, several, approximate).
+    pub kept_in_remarks: usize,
+    /// Values dropped (aliases and addresses past the record's field limit).
+    pub dropped: usize,
+    /// Rows where the field's text was cut to the longest a record carries.
+    pub cut: usize,
 }
 
 impl Parsed {
@@ -393,6 +411,7 @@ struct Collector {
     warnings: Vec<RowError>,
     skipped: usize,
     seen: HashMap<String, Location>,
+    summary: BTreeMap<String, FieldSummary>,
 }
 
 impl Collector {
@@ -424,11 +443,34 @@ impl Collector {
         location: Location,
         source_id: String,
         draft: EntryDraft,
-        notes: Vec<String>,
+        notes: normalize::RowNotes,
     ) {
         match draft.validate() {
             Ok(()) => {
-                for message in notes {
+                let s = &draft.subject;
+                for (field, n) in [
+                    ("country", usize::from(s.country.is_some())),
+                    ("nationality", usize::from(s.nationality.is_some())),
+                    ("birth_date", usize::from(s.birth_date.is_some())),
+                    ("aliases", s.aliases.len()),
+                    ("addresses", s.addresses.len()),
+                    ("identifiers", s.identifiers.len()),
+                ] {
+                    self.summary.entry(field.to_owned()).or_default().mapped += n;
+                }
+                for field in notes.kept {
+                    self.summary
+                        .entry(field.to_owned())
+                        .or_default()
+                        .kept_in_remarks += 1;
+                }
+                for (field, n) in notes.dropped {
+                    self.summary.entry(field.to_owned()).or_default().dropped += n;
+                }
+                for field in notes.cut {
+                    self.summary.entry(field.to_owned()).or_default().cut += 1;
+                }
+                for message in notes.warnings {
                     self.warnings.push(RowError {
                         location,
                         source_id: Some(source_id.clone()),
@@ -455,6 +497,7 @@ impl Collector {
             errors: self.errors,
             warnings: self.warnings,
             skipped: self.skipped,
+            summary: self.summary,
         }
     }
 }

@@ -5,6 +5,27 @@
 use wlnode_crypto::model::{EntryDraft, Identifier, MAX_FIELDS, MAX_LONG_TEXT, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
+/// What reading one row noted: warnings (values left out or cut, in words), and per
+/// field what was kept in the remarks, dropped or cut, for the import's field summary.
+#[derive(Debug, Default)]
+pub(crate) struct RowNotes {
+    /// Warnings, in the order they arose.
+    pub(crate) warnings: Vec<String>,
+    /// Fields whose values were (also) kept in the remarks as the source wrote them.
+    pub(crate) kept: Vec<&'static str>,
+    /// Fields and how many values of them were dropped.
+    pub(crate) dropped: Vec<(&'static str, usize)>,
+    /// Fields cut to the longest text a record carries.
+    pub(crate) cut: Vec<&'static str>,
+}
+
+impl RowNotes {
+    /// Adds a warning.
+    pub(crate) fn push(&mut self, warning: String) {
+        self.warnings.push(warning);
+    }
+}
+
 /// A name with surrounding whitespace trimmed and inner whitespace (including line
 /// breaks) collapsed to single spaces.
 pub(crate) fn name(s: &str) -> String {
@@ -50,7 +71,7 @@ pub(crate) fn text(s: &str) -> Option<String> {
 /// Cuts `s` to at most [`MAX_LONG_TEXT`] bytes at a character boundary, noting in
 /// `notes` that `field` was cut. Used for long texts from published lists, where a
 /// shortened remark is better than a refused row.
-pub(crate) fn cut_long(s: String, field: &str, notes: &mut Vec<String>) -> String {
+pub(crate) fn cut_long(s: String, field: &str, notes: &mut RowNotes) -> String {
     if s.len() <= MAX_LONG_TEXT {
         return s;
     }
@@ -62,14 +83,24 @@ pub(crate) fn cut_long(s: String, field: &str, notes: &mut Vec<String>) -> Strin
         "{field}: cut from {} to {end} bytes (the longest a record carries)",
         s.len()
     ));
+    notes.cut.push(draft_field(field));
     s.get(..end).unwrap_or_default().to_owned()
+}
+
+/// The entry field a source field fills, for the import summary.
+fn draft_field(source_field: &str) -> &'static str {
+    match source_field {
+        "legal_basis" => "legal_basis",
+        "items" => "items",
+        _ => "remarks",
+    }
 }
 
 /// Makes a draft from a published list fit the record's field limit ([`MAX_FIELDS`]) by
 /// dropping its last aliases, then its last addresses, noting how many were dropped.
 /// Heavily aliased listings exist, and a screening list is better off with the entry and
 /// most of its aliases than without the entry.
-pub(crate) fn fit_field_limit(draft: &mut EntryDraft, notes: &mut Vec<String>) {
+pub(crate) fn fit_field_limit(draft: &mut EntryDraft, notes: &mut RowNotes) {
     let s = &draft.subject;
     let singles = 1
         + usize::from(s.birth_date.is_some())
@@ -93,6 +124,7 @@ pub(crate) fn fit_field_limit(draft: &mut EntryDraft, notes: &mut Vec<String>) {
         if cut > 0 {
             list.truncate(list.len() - cut);
             excess -= cut;
+            notes.dropped.push((field, cut));
             notes.push(format!(
                 "{field}: the last {cut} left out, as a record carries at most {MAX_FIELDS} fields"
             ));
@@ -239,7 +271,7 @@ pub(crate) fn pick_date(
     label: &str,
     field: &str,
     kept: &mut Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<PartialDate> {
     let readings: Vec<Option<(PartialDate, bool)>> =
         written.iter().map(|w| read_list_date(w)).collect();
@@ -250,9 +282,11 @@ pub(crate) fn pick_date(
                 "{field}: none of {written:?} is a date; kept in remarks"
             ));
             kept.push(format!("{label} as listed: {}", written.join("; ")));
+            notes.kept.push("birth_date");
         }
         Some((_, approximate)) if *approximate || written.len() > 1 => {
             kept.push(format!("{label} as listed: {}", written.join("; ")));
+            notes.kept.push("birth_date");
         }
         _ => {}
     }
@@ -264,7 +298,7 @@ pub(crate) fn pick_date(
 pub(crate) fn remarks_with(
     remarks: Option<String>,
     kept: Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<String> {
     if kept.is_empty() {
         return remarks;
@@ -471,15 +505,16 @@ mod tests {
         .unwrap();
         draft.subject.aliases = (0..300).map(|i| format!("alias {i}")).collect();
         draft.subject.addresses = vec!["a".to_owned(); 3];
-        let mut notes = Vec::new();
+        let mut notes = RowNotes::default();
         fit_field_limit(&mut draft, &mut notes);
         assert!(draft.validate().is_ok());
         assert_eq!(draft.subject.aliases.len(), MAX_FIELDS - 2 - 3);
         assert_eq!(draft.subject.aliases[0], "alias 0");
-        assert_eq!(notes.len(), 1);
-        let mut notes = Vec::new();
+        assert_eq!(notes.warnings.len(), 1);
+        assert_eq!(notes.dropped, [("aliases", 300 - (MAX_FIELDS - 2 - 3))]);
+        let mut notes = RowNotes::default();
         fit_field_limit(&mut draft, &mut notes);
-        assert!(notes.is_empty());
+        assert!(notes.warnings.is_empty() && notes.dropped.is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! - legal basis: `OFAC SDN program(s): ...` from `programList/program`; remarks:
 //!   `remarks`; reason: `sanctions` unless the defaults say otherwise.
 
+use crate::normalize::RowNotes;
 use wlnode_crypto::model::{EntryDraft, Reason, Subject, SubjectKind};
 
 use super::normalize;
@@ -88,7 +89,7 @@ fn read_record(n: usize, record: &Element, defaults: &ImportDefaults, out: &mut 
     if !out.claim(location, &source_id) {
         return;
     }
-    let mut notes = Vec::new();
+    let mut notes = RowNotes::default();
     match draft(kind, record, defaults, &mut notes) {
         Ok(draft) => out.accept(location, source_id, draft, notes),
         Err(message) => out.error(location, Some(&source_id), message),
@@ -108,7 +109,7 @@ fn draft(
     kind: SubjectKind,
     record: &Element,
     defaults: &ImportDefaults,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Result<EntryDraft, String> {
     let name = match kind {
         SubjectKind::Person => full_name(record),
@@ -260,7 +261,7 @@ fn draft(
 fn person_birth_date(
     record: &Element,
     kept: &mut Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<wlnode_crypto::time::PartialDate> {
     let items: Vec<(&str, bool)> = record
         .all("dateOfBirthList")

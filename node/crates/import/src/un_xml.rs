@@ -18,6 +18,7 @@
 //! - remarks: `COMMENTS1`; legal basis: `UN Security Council <UN_LIST_TYPE> list,
 //!   <REFERENCE_NUMBER>`; reason: `sanctions` unless the defaults say otherwise.
 
+use crate::normalize::RowNotes;
 use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
 
 use super::countries::country_code;
@@ -54,7 +55,7 @@ fn read_record(n: usize, record: &Element, defaults: &ImportDefaults, out: &mut 
     if !out.claim(location, &source_id) {
         return;
     }
-    let mut notes = Vec::new();
+    let mut notes = RowNotes::default();
     match draft(record, defaults, &mut notes) {
         Ok(draft) => out.accept(location, source_id, draft, notes),
         Err(message) => out.error(location, Some(&source_id), message),
@@ -64,7 +65,7 @@ fn read_record(n: usize, record: &Element, defaults: &ImportDefaults, out: &mut 
 fn draft(
     record: &Element,
     defaults: &ImportDefaults,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Result<EntryDraft, String> {
     let person = record.name == "INDIVIDUAL";
     let (kind, prefix) = if person {
@@ -186,7 +187,7 @@ fn draft(
 fn birth_date(
     record: &Element,
     kept: &mut Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<wlnode_crypto::time::PartialDate> {
     let mut written = Vec::new();
     for d in record.all("INDIVIDUAL_DATE_OF_BIRTH") {
@@ -225,19 +226,25 @@ pub(crate) fn first_country(
     label: &str,
     field: &str,
     kept: &mut Vec<String>,
-    notes: &mut Vec<String>,
+    notes: &mut RowNotes,
 ) -> Option<CountryCode> {
     let codes: Vec<Option<CountryCode>> = values.iter().map(|v| country_code(v)).collect();
     let code = codes.iter().flatten().next().cloned();
+    let into = match label {
+        "Nationality" | "Citizenship" => "nationality",
+        _ => "country",
+    };
     match &code {
         None if !values.is_empty() => {
             notes.push(format!(
                 "{field}: none of {values:?} is a known country; kept in remarks"
             ));
             kept.push(format!("{label} as listed: {}", values.join("; ")));
+            notes.kept.push(into);
         }
         Some(c) if codes.iter().any(|x| x.as_ref() != Some(c)) => {
             kept.push(format!("{label} as listed: {}", values.join("; ")));
+            notes.kept.push(into);
         }
         _ => {}
     }

@@ -519,6 +519,20 @@ fn official_list_country_and_date_forms_map_without_loss() {
     let entity = subject("9300001");
     assert_eq!(code(&entity.country).as_deref(), Some("HK"));
     assert_eq!(code(&subject("9300002").country).as_deref(), Some("VG"));
+    // The field summary `wlnode import` prints.
+    let field = |f: &str| p.summary.get(f).cloned().unwrap_or_default();
+    assert_eq!(
+        field("nationality"),
+        wlnode_import::FieldSummary {
+            mapped: 3,
+            kept_in_remarks: 1,
+            dropped: 0,
+            cut: 0
+        }
+    );
+    assert_eq!(field("birth_date").mapped, 3);
+    assert_eq!(field("birth_date").kept_in_remarks, 1);
+    assert_eq!(field("country").mapped, 5);
 }
 
 #[test]
