@@ -86,6 +86,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("afghani", "AF"),
     ("pakistani", "PK"),
     ("filipino", "PH"),
+    ("nigerian", "NG"),
+    ("nigerien", "NE"),
     ("congolese (drc)", "CD"),
 ];
 
@@ -108,24 +110,33 @@ fn normalise(s: &str) -> String {
 type Index = HashMap<String, Option<CountryCode>>;
 
 /// Adds one source's names: a name already indexed from an earlier source keeps its
-/// code; a name this source gives two countries maps to neither.
-fn add_source(index: &mut Index, names: impl IntoIterator<Item = (String, CountryCode)>) {
-    let mut source: Index = HashMap::new();
-    for (name, code) in names {
+/// code; a name this source gives two countries goes to the one that is a UN member
+/// if exactly one is ("Chinese": CN, not MO; "Dutch": NL, not AW), else to neither.
+fn add_source(index: &mut Index, names: impl IntoIterator<Item = (String, CountryCode, bool)>) {
+    let mut source: HashMap<String, Vec<(CountryCode, bool)>> = HashMap::new();
+    for (name, code, member) in names {
         if name.is_empty() || index.contains_key(&name) {
             continue;
         }
-        match source.get(&name) {
-            Some(Some(c)) if *c != code => {
-                source.insert(name, None);
-            }
-            Some(_) => {}
-            None => {
-                source.insert(name, Some(code));
-            }
+        let codes = source.entry(name).or_default();
+        if !codes.iter().any(|(c, _)| *c == code) {
+            codes.push((code, member));
         }
     }
-    index.extend(source);
+    for (name, codes) in source {
+        let code = match codes.as_slice() {
+            [(only, _)] => Some(only.clone()),
+            many => {
+                let members: Vec<&CountryCode> =
+                    many.iter().filter(|(_, m)| *m).map(|(c, _)| c).collect();
+                match members.as_slice() {
+                    [one] => Some((*one).clone()),
+                    _ => None,
+                }
+            }
+        };
+        index.insert(name, code);
+    }
 }
 
 fn index() -> &'static Index {
@@ -137,20 +148,25 @@ fn index() -> &'static Index {
                 Some((c, code))
             })
             .collect();
+        let member = |c: &keshvar::Country| c.un_member();
         let mut index: Index = AMBIGUOUS.iter().map(|n| ((*n).to_owned(), None)).collect();
         add_source(
             &mut index,
-            ALIASES
-                .iter()
-                .filter_map(|(name, code)| Some((normalise(name), CountryCode::new(*code).ok()?))),
+            ALIASES.iter().filter_map(|(name, code)| {
+                Some((normalise(name), CountryCode::new(*code).ok()?, true))
+            }),
         );
         // Codes: alpha-2 and alpha-3 (in any case).
         add_source(
             &mut index,
             countries.iter().flat_map(|(c, code)| {
                 [
-                    (code.as_str().to_ascii_lowercase(), code.clone()),
-                    (c.alpha3().to_string().to_ascii_lowercase(), code.clone()),
+                    (code.as_str().to_ascii_lowercase(), code.clone(), true),
+                    (
+                        c.alpha3().to_string().to_ascii_lowercase(),
+                        code.clone(),
+                        true,
+                    ),
                 ]
             }),
         );
@@ -158,14 +174,14 @@ fn index() -> &'static Index {
             &mut index,
             countries
                 .iter()
-                .map(|(c, code)| (normalise(c.iso_short_name()), code.clone())),
+                .map(|(c, code)| (normalise(c.iso_short_name()), code.clone(), member(c))),
         );
         add_source(
             &mut index,
             countries.iter().flat_map(|(c, code)| {
                 c.unofficial_name_list()
                     .iter()
-                    .map(|n| (normalise(n), code.clone()))
+                    .map(|n| (normalise(n), code.clone(), member(c)))
                     .collect::<Vec<_>>()
             }),
         );
@@ -173,13 +189,13 @@ fn index() -> &'static Index {
             &mut index,
             countries
                 .iter()
-                .map(|(c, code)| (normalise(c.iso_long_name()), code.clone())),
+                .map(|(c, code)| (normalise(c.iso_long_name()), code.clone(), member(c))),
         );
         add_source(
             &mut index,
-            countries
-                .iter()
-                .filter_map(|(c, code)| Some((normalise(c.maybe_nationality()?), code.clone()))),
+            countries.iter().filter_map(|(c, code)| {
+                Some((normalise(c.maybe_nationality()?), code.clone(), member(c)))
+            }),
         );
         index
     })
@@ -189,33 +205,56 @@ fn lookup(key: &str) -> Option<CountryCode> {
     index().get(key).cloned().flatten()
 }
 
+/// Qualifiers lists put in brackets after a country that do not change which country
+/// it is. Any other bracketed text may ("Guinea (Bissau)", "Congo (DRC)"), so it is not
+/// stripped.
+const QUALIFIERS: &[&str] = &[
+    "in custody",
+    "formerly",
+    "former",
+    "reportedly",
+    "allegedly",
+    "possibly",
+    "probably",
+    "unconfirmed",
+    "disputed",
+    "previously",
+];
+
 /// The alpha-2 code of `value`: an alpha-2 or alpha-3 code in any case, a country's
 /// name in any of the forms above, or its nationality adjective. `None` for anything
 /// else, and for a name two countries share.
 pub fn country_code(value: &str) -> Option<CountryCode> {
+    country_lookup(value).map(|(c, _)| c)
+}
+
+/// [`country_code`], and whether a qualifier ("in custody") was set aside to find it:
+/// then the value says more than the code, and the caller keeps it as written.
+pub(crate) fn country_lookup(value: &str) -> Option<(CountryCode, bool)> {
     let key = normalise(value);
     if key.is_empty() {
         return None;
     }
-    if let Some(c) = lookup(&key) {
-        return Some(c);
-    }
-    // "Korea, Republic of" and "Virgin Islands, British": the list's inverted form.
-    let turned = |k: &str| {
-        let (head, tail) = k.split_once(", ")?;
-        (!tail.contains(',')).then(|| format!("{tail} {head}"))
+    // As written, or in the list's inverted form ("Korea, Republic of", "Gambia, The").
+    let find = |k: &str| {
+        lookup(k).or_else(|| {
+            let (head, tail) = k.split_once(", ")?;
+            if tail.contains(',') {
+                return None;
+            }
+            lookup(&normalise(&format!("{tail} {head}")))
+        })
     };
-    if let Some(c) = turned(&key).and_then(|k| lookup(&k)) {
-        return Some(c);
+    if let Some(c) = find(&key) {
+        return Some((c, false));
     }
-    // "Iraq (in custody)", "Sudan (formerly)": a qualifier in brackets after the name.
-    if let Some(open) = key.rfind(" (")
-        && key.ends_with(')')
-    {
-        let bare = key.get(..open).unwrap_or_default().trim();
-        return lookup(bare).or_else(|| turned(bare).and_then(|k| lookup(&k)));
+    // "Iraq (in custody)": a qualifier from the list above, in brackets after the name.
+    let open = key.rfind(" (")?;
+    let inner = key.get(open + 2..key.len().checked_sub(1)?)?;
+    if !key.ends_with(')') || !QUALIFIERS.contains(&inner.trim()) {
+        return None;
     }
-    None
+    find(key.get(..open)?.trim()).map(|c| (c, true))
 }
 
 #[cfg(test)]
@@ -257,6 +296,18 @@ mod tests {
     }
 
     #[test]
+    fn a_set_aside_qualifier_is_reported() {
+        assert_eq!(
+            country_lookup("Iraq (in custody)").map(|(c, q)| (c.as_str().to_owned(), q)),
+            Some(("IQ".to_owned(), true))
+        );
+        assert_eq!(
+            country_lookup("Iraq").map(|(c, q)| (c.as_str().to_owned(), q)),
+            Some(("IQ".to_owned(), false))
+        );
+    }
+
+    #[test]
     fn maps_codes_and_names_as_lists_write_them() {
         for (value, want) in [
             ("de", "DE"),
@@ -286,6 +337,15 @@ mod tests {
             ("Iranian", "IR"),
             ("Syrian", "SY"),
             ("Kosovo", "XK"),
+            ("Gambia, The", "GM"),
+            ("Bahamas, The", "BS"),
+            ("Chinese", "CN"),
+            ("Indian", "IN"),
+            ("Dutch", "NL"),
+            ("French", "FR"),
+            ("Nigerian", "NG"),
+            ("Nigerien", "NE"),
+            ("Iraq (formerly)", "IQ"),
         ] {
             assert_eq!(code(value).as_deref(), Some(want), "{value:?}");
         }
@@ -298,6 +358,11 @@ mod tests {
             "(in custody)",
             "The Virgin Islands",
             "Korea",
+            // A bracket that changes the country is not set aside.
+            "Guinea (Bissau)",
+            "Congo (DRC)",
+            "Sudan (South)",
+            "China (Hong Kong)",
         ] {
             assert_eq!(code(value), None, "{value:?}");
         }

@@ -225,9 +225,16 @@ fn draft(
     }
     let birth_date = match row.get("birth_date") {
         None => None,
-        Some(v) => Some(normalize::parse_partial_date(v).ok_or_else(|| {
-            format!("birth_date: {v:?} is not a date such as 1970, 1970-01 or 1970-01-31")
-        })?),
+        Some(v) => {
+            let (d, approximate) = normalize::read_list_date(v).ok_or_else(|| {
+                format!("birth_date: {v:?} is not a date such as 1970, 1970-01 or 1970-01-31")
+            })?;
+            if approximate {
+                kept.push(format!("birth_date as written: {v}"));
+                notes.kept.push("birth_date");
+            }
+            Some(d)
+        }
     };
     let reason = match row.get("reason") {
         Some(v) => v

@@ -186,9 +186,18 @@ fn draft(
     let nationality = country_of("nationality", s.nationality);
     let birth_date = match s.birth_date.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(v) => Some(normalize::parse_partial_date(v).ok_or_else(|| {
-            format!("subject.birth_date: {v:?} is not a date such as 1970, 1970-01 or 1970-01-31")
-        })?),
+        Some(v) => {
+            let (d, approximate) = normalize::read_list_date(v).ok_or_else(|| {
+                format!(
+                    "subject.birth_date: {v:?} is not a date such as 1970, 1970-01 or 1970-01-31"
+                )
+            })?;
+            if approximate {
+                kept.push(format!("subject.birth_date as written: {v}"));
+                notes.kept.push("birth_date");
+            }
+            Some(d)
+        }
     };
     let mut identifiers = Vec::new();
     for id in &s.identifiers {

@@ -188,7 +188,6 @@ pub fn parse_partial_date(s: &str) -> Option<PartialDate> {
 /// [`parse_partial_date`], and whether the list wrote the date as approximate.
 pub fn read_list_date(s: &str) -> Option<(PartialDate, bool)> {
     let s = s.trim();
-    let lower = s.to_lowercase();
     for q in [
         "approximately",
         "approx.",
@@ -200,7 +199,12 @@ pub fn read_list_date(s: &str) -> Option<(PartialDate, bool)> {
         "ca",
         "c.",
     ] {
-        let Some(rest) = lower.strip_prefix(q) else {
+        // The qualifiers are ASCII: compare without case, keep the original's case.
+        let Some(rest) = s
+            .get(..q.len())
+            .filter(|p| p.eq_ignore_ascii_case(q))
+            .and_then(|_| s.get(q.len()..))
+        else {
             continue;
         };
         // A word needs a separator after it ("cairo 1970" is no date).
@@ -224,9 +228,12 @@ fn exact_date(s: &str) -> Option<PartialDate> {
     {
         return Some(d);
     }
-    // An ISO datetime such as 1970-01-12T00:00:00 or 1970-01-12 00:00.
+    // An ISO datetime such as 1970-01-12T00:00:00 or 1970-01-12 00:00, with an
+    // optional time zone. Nothing else may follow the date ("1970-01-12 to 1975" is a
+    // range, not a date).
     if s.len() > 10
         && matches!(s.as_bytes().get(10), Some(b'T' | b' '))
+        && s.get(11..).is_some_and(is_time)
         && let Some(d) = s.get(..10).and_then(|d| PartialDate::parse(d).ok())
     {
         return Some(d);
@@ -250,16 +257,40 @@ fn exact_date(s: &str) -> Option<PartialDate> {
     }
 }
 
-/// `Z`, or `+hh:mm` / `-hh:mm`: an xsd time zone.
+/// `Z`, or `+hh:mm` / `-hh:mm` (at most 14 hours): an xsd time zone.
 fn is_time_zone(z: &str) -> bool {
+    if z == "Z" {
+        return true;
+    }
     let b = z.as_bytes();
-    z == "Z"
-        || (b.len() == 6
-            && matches!(b.first(), Some(b'+' | b'-'))
-            && b.get(3) == Some(&b':')
-            && [1, 2, 4, 5]
-                .iter()
-                .all(|i| b.get(*i).is_some_and(u8::is_ascii_digit)))
+    b.len() == 6
+        && matches!(b.first(), Some(b'+' | b'-'))
+        && b.get(3) == Some(&b':')
+        && z.get(1..3)
+            .and_then(|h| number(h, 2))
+            .is_some_and(|h| h <= 14)
+        && z.get(4..6)
+            .and_then(|m| number(m, 2))
+            .is_some_and(|m| m < 60)
+}
+
+/// `hh:mm`, `hh:mm:ss` or `hh:mm:ss.fff`, then an optional time zone.
+fn is_time(t: &str) -> bool {
+    let (clock, zone) = match t.find(['Z', '+', '-']) {
+        Some(i) => (
+            t.get(..i).unwrap_or_default(),
+            t.get(i..).unwrap_or_default(),
+        ),
+        None => (t, ""),
+    };
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+    let parts: Vec<&str> = hms.split(':').collect();
+    let two = |p: &&str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    (parts.len() == 2 || parts.len() == 3)
+        && parts.iter().all(two)
+        && !frac.is_empty()
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && (zone.is_empty() || is_time_zone(zone))
 }
 
 /// The first of `written` that reads as a date, for an entry's one date field. What the
@@ -303,12 +334,35 @@ pub(crate) fn remarks_with(
     if kept.is_empty() {
         return remarks;
     }
-    let kept = kept.join("\n");
-    let all = match remarks {
-        Some(r) => format!("{r}\n\n{kept}"),
-        None => kept,
-    };
-    Some(cut_long(all, "remarks", notes))
+    let kept = cut_long(kept.join("\n"), "remarks", notes);
+    match remarks {
+        None => Some(kept),
+        // Over the limit on its own (our own formats): the row fails as it would have.
+        Some(r) if r.len() > MAX_LONG_TEXT => Some(format!("{r}\n\n{kept}")),
+        Some(r) => {
+            // The kept lines stay whole; the source's remarks give way if need be.
+            let room = MAX_LONG_TEXT.saturating_sub(kept.len() + 2);
+            let r = if r.len() > room {
+                let mut end = room;
+                while !r.is_char_boundary(end) {
+                    end -= 1;
+                }
+                notes.push(format!(
+                    "remarks: cut from {} to {end} bytes to keep the values the entry's fields cannot carry",
+                    r.len()
+                ));
+                notes.cut.push("remarks");
+                r.get(..end).unwrap_or_default().to_owned()
+            } else {
+                r
+            };
+            Some(if r.is_empty() {
+                kept
+            } else {
+                format!("{r}\n\n{kept}")
+            })
+        }
+    }
 }
 
 /// A subject kind from the words sources use for it, in any case.
@@ -436,6 +490,24 @@ mod tests {
         assert_eq!(date("1966-02-02+01:00").as_deref(), Some("1966-02-02"));
         assert_eq!(date("1966-02-02Z").as_deref(), Some("1966-02-02"));
         assert_eq!(date("1966-02-02-5:00"), None);
+        assert_eq!(date("1966-02-02+99:99"), None);
+        assert_eq!(date("1970-01-12T00:00:00Z").as_deref(), Some("1970-01-12"));
+        assert_eq!(date("1970-01-12 00:00").as_deref(), Some("1970-01-12"));
+        assert_eq!(
+            date("1970-01-12T00:00:00.000+02:00").as_deref(),
+            Some("1970-01-12")
+        );
+        // A range or a qualifier after the date is not that date.
+        assert_eq!(date("1970-01-12 to 1975-01-01"), None);
+        assert_eq!(date("1970-01-12 (approx.)"), None);
+        assert_eq!(
+            read_list_date("CIRCA 1966-02-02Z").map(|(d, a)| (d.to_string(), a)),
+            Some(("1966-02-02".to_owned(), true))
+        );
+        assert_eq!(
+            read_list_date("circa 1970-01-12T00:00").map(|(d, a)| (d.to_string(), a)),
+            Some(("1970-01-12".to_owned(), true))
+        );
         // Approximate dates: the date, flagged.
         for (s, want) in [
             ("circa 1970", "1970"),
@@ -454,7 +526,8 @@ mod tests {
         assert_eq!(date("cairo 1970"), None);
         assert_eq!(date("Ja 1970"), None);
         assert_eq!(date(""), None);
-        assert_eq!(date("1970-07-12Tx").as_deref(), Some("1970-07-12"));
+        // Only a time may follow the date.
+        assert_eq!(date("1970-07-12Tx"), None);
         assert_eq!(date("ééééééééééééé"), None);
     }
 
@@ -515,6 +588,33 @@ mod tests {
         let mut notes = RowNotes::default();
         fit_field_limit(&mut draft, &mut notes);
         assert!(notes.warnings.is_empty() && notes.dropped.is_empty());
+    }
+
+    /// The values kept for the entry's fields stay whole; the source's remarks give
+    /// way (the review of issue 24's change found them cut off instead).
+    #[test]
+    fn kept_values_survive_long_remarks() {
+        let mut notes = RowNotes::default();
+        let long = "x".repeat(MAX_LONG_TEXT);
+        let kept = vec!["Nationality as listed: Atlantis".to_owned()];
+        let r = remarks_with(Some(long.clone()), kept.clone(), &mut notes).unwrap();
+        assert!(r.len() <= MAX_LONG_TEXT);
+        assert!(
+            r.ends_with("\n\nNationality as listed: Atlantis"),
+            "{}",
+            &r[r.len() - 60..]
+        );
+        assert_eq!(notes.cut, ["remarks"]);
+        // Remarks over the limit on their own (our own formats) are left for the
+        // row's validation to refuse, as before.
+        let over = "x".repeat(MAX_LONG_TEXT + 1);
+        let r = remarks_with(Some(over), kept, &mut RowNotes::default()).unwrap();
+        assert!(r.len() > MAX_LONG_TEXT);
+        // Nothing kept: the remarks as they were.
+        assert_eq!(
+            remarks_with(Some("r".into()), Vec::new(), &mut notes).as_deref(),
+            Some("r")
+        );
     }
 
     #[test]

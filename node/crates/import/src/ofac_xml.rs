@@ -148,14 +148,14 @@ fn draft(
         address_countries.extend(a.text_of("country"));
     }
     let mut identifiers = Vec::new();
-    let mut established = None;
+    let mut established: Vec<&str> = Vec::new();
     for id in record.all("idList").flat_map(|l| l.all("id")) {
         let (Some(id_type), Some(number)) = (id.text_of("idType"), id.text_of("idNumber")) else {
             continue;
         };
         let lower = id_type.to_lowercase();
         if lower.starts_with("organization established date") {
-            established = established.or_else(|| normalize::parse_partial_date(number));
+            established.push(number);
             continue;
         }
         if INFORMATIONAL_ID_TYPES.iter().any(|t| lower.starts_with(t)) {
@@ -173,7 +173,13 @@ fn draft(
     let mut kept = Vec::new();
     let birth_date = match kind {
         SubjectKind::Person => person_birth_date(record, &mut kept, notes),
-        _ => established,
+        _ => normalize::pick_date(
+            &established,
+            "Date of establishment",
+            "idList/id (Organization Established Date)",
+            &mut kept,
+            notes,
+        ),
     };
     let nationalities: Vec<&str> = record
         .all("nationalityList")
@@ -185,23 +191,19 @@ fn draft(
         .flat_map(|l| l.all("citizenship"))
         .filter_map(|n| n.text_of("country"))
         .collect();
+    // Nationalities and citizenships together: a citizenship the nationality does not
+    // say is kept, not dropped.
     let nationality = match kind {
-        SubjectKind::Person => first_country(
-            &nationalities,
-            "Nationality",
-            "nationalityList",
-            &mut kept,
-            notes,
-        )
-        .or_else(|| {
+        SubjectKind::Person => {
+            let both: Vec<&str> = nationalities.iter().chain(&citizenships).copied().collect();
             first_country(
-                &citizenships,
-                "Citizenship",
-                "citizenshipList",
+                &both,
+                "Nationality",
+                "nationalityList, citizenshipList",
                 &mut kept,
                 notes,
             )
-        }),
+        }
         _ => None,
     };
     let flags: Vec<&str> = record

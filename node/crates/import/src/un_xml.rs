@@ -21,7 +21,7 @@
 use crate::normalize::RowNotes;
 use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
 
-use super::countries::country_code;
+use super::countries::country_lookup;
 use super::normalize;
 use super::xml::{Element, for_each_record};
 use super::{Collector, Format, ImportDefaults, ImportError, Location, Parsed};
@@ -198,7 +198,9 @@ fn birth_date(
             (Some(v), _) | (None, Some(v)) => v.to_owned(),
             (None, None) => match (d.text_of("FROM_YEAR"), d.text_of("TO_YEAR")) {
                 (Some(from), Some(to)) => format!("between {from} and {to}"),
-                _ => continue,
+                (Some(from), None) => format!("from {from}"),
+                (None, Some(to)) => format!("until {to}"),
+                (None, None) => continue,
             },
         };
         written.push(if approximately {
@@ -228,7 +230,10 @@ pub(crate) fn first_country(
     kept: &mut Vec<String>,
     notes: &mut RowNotes,
 ) -> Option<CountryCode> {
-    let codes: Vec<Option<CountryCode>> = values.iter().map(|v| country_code(v)).collect();
+    let found: Vec<Option<(CountryCode, bool)>> =
+        values.iter().map(|v| country_lookup(v)).collect();
+    let qualified = found.iter().flatten().any(|(_, q)| *q);
+    let codes: Vec<Option<CountryCode>> = found.into_iter().map(|f| f.map(|(c, _)| c)).collect();
     let code = codes.iter().flatten().next().cloned();
     let into = match label {
         "Nationality" | "Citizenship" => "nationality",
@@ -242,7 +247,7 @@ pub(crate) fn first_country(
             kept.push(format!("{label} as listed: {}", values.join("; ")));
             notes.kept.push(into);
         }
-        Some(c) if codes.iter().any(|x| x.as_ref() != Some(c)) => {
+        Some(c) if qualified || codes.iter().any(|x| x.as_ref() != Some(c)) => {
             kept.push(format!("{label} as listed: {}", values.join("; ")));
             notes.kept.push(into);
         }

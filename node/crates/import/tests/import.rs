@@ -525,7 +525,7 @@ fn official_list_country_and_date_forms_map_without_loss() {
         field("nationality"),
         wlnode_import::FieldSummary {
             mapped: 3,
-            kept_in_remarks: 1,
+            kept_in_remarks: 2,
             dropped: 0,
             cut: 0
         }
