@@ -167,8 +167,9 @@ impl RecordInclusion {
     /// Checks that this proves record `id` of `origin` was in one of `origin`'s node
     /// logs under a checkpoint a roster auditor witnessed before `revoked_at` (the
     /// caller passes the earlier of the revocation's date and when it learned of it).
-    /// Returns the witness date. The cheap checks come first, so junk costs no
-    /// signature check.
+    /// Returns the witness date. The event and path come first, so junk costs no
+    /// signature check; the signatures come before the roster's questions, so a
+    /// proof refused only by our roster is genuine.
     pub fn verify(
         &self,
         roster: &Roster,
@@ -196,6 +197,12 @@ impl RecordInclusion {
             &path,
             &root,
         )?;
+        // Both signatures before any roster question: a proof that fails only under
+        // our roster must be genuine, or it could claim the roster-lag allowance.
+        signed.verify().map_err(InclusionError::Checkpoint)?;
+        self.cosignature
+            .verify()
+            .map_err(InclusionError::Cosignature)?;
         if cp.agency != *origin
             || roster
                 .agency_of_peer(&cp.peer_id)
@@ -222,10 +229,6 @@ impl RecordInclusion {
                 revoked_at: revoked_at.as_millis(),
             });
         }
-        signed.verify().map_err(InclusionError::Checkpoint)?;
-        self.cosignature
-            .verify()
-            .map_err(InclusionError::Cosignature)?;
         Ok(witnessed_at)
     }
 }
@@ -385,9 +388,21 @@ mod tests {
         p.cosignature.witnessed_at = Some(before - 1);
         let e = check(&p, &id);
         assert!(matches!(e, InclusionError::Cosignature(_)) && e.is_forgery());
-        // An undated (v1) cosignature.
+        // Dropping the date breaks the signature too: an undated proof must be a
+        // genuine v1 cosignature to be "undated" rather than forged.
         let mut p = good.clone();
         p.cosignature.witnessed_at = None;
+        assert!(check(&p, &id).is_forgery());
+        let cp = good.cosignature.checkpoint.clone();
+        let (ctx, msg) = Cosignature::message(&cp.checkpoint, None);
+        let p = RecordInclusion {
+            cosignature: Cosignature {
+                signature: hex::encode(fx.auditor_node.sign(ctx, &msg).0),
+                witnessed_at: None,
+                ..good.cosignature.clone()
+            },
+            ..good.clone()
+        };
         assert_eq!(check(&p, &id), InclusionError::Undated);
         // Cosigned by a member's node, not an auditor's.
         let p = RecordInclusion {

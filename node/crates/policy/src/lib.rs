@@ -425,6 +425,18 @@ impl Policy {
         self
     }
 
+    /// When our roster says `origin`'s `key` was revoked, if it is.
+    pub fn revoked_at(
+        &self,
+        origin: &AgencyCode,
+        key: &wlnode_crypto::PublicKey,
+    ) -> Option<wlnode_crypto::time::Timestamp> {
+        self.roster
+            .member(origin)
+            .and_then(|m| m.revoked.iter().find(|r| r.key == *key))
+            .map(|r| r.revoked_at)
+    }
+
     /// For a record of `origin` signed by `key`, revoked in our roster: the time an
     /// inclusion proof's cosignature must predate. It is the earlier of the
     /// revocation's date and when this node learned of it (`now` when it has no record
@@ -436,17 +448,14 @@ impl Policy {
         key: &wlnode_crypto::PublicKey,
         now: wlnode_crypto::time::Timestamp,
     ) -> Option<wlnode_crypto::time::Timestamp> {
-        let r = self
-            .roster
-            .member(origin)
-            .and_then(|m| m.revoked.iter().find(|r| r.key == *key))?;
+        let revoked_at = self.revoked_at(origin, key)?;
         let known = self
             .revocations_known
             .get(&(origin.clone(), *key))
             .copied()
             .unwrap_or(now.as_millis());
         Some(wlnode_crypto::time::Timestamp(
-            r.revoked_at.as_millis().min(known),
+            revoked_at.as_millis().min(known),
         ))
     }
 

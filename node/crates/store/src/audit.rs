@@ -569,7 +569,11 @@ impl Store {
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            if earlier && held.checkpoint == c.checkpoint {
+            // The same tree (size and root): a node re-signs its latest checkpoint
+            // with a new timestamp while idle, and that must not erase the date.
+            let same_tree = held.checkpoint.checkpoint.size == c.checkpoint.checkpoint.size
+                && held.checkpoint.checkpoint.root == c.checkpoint.checkpoint.root;
+            if earlier && same_tree {
                 return Ok(self.t.audit_cosignatures.len() as u64);
             }
         }

@@ -155,7 +155,7 @@ impl Store {
         // Own records that need a proof (id → revocation date), and held proofs that
         // no longer hold.
         let mut want: HashMap<RecordId, Timestamp> = HashMap::new();
-        let mut changes: Vec<(RecordId, Option<bytes::Bytes>)> = Vec::new();
+        let mut changes: HashMap<RecordId, Option<bytes::Bytes>> = HashMap::new();
         for kv in self.t.records.iter() {
             let (_, v) = kv.io()?;
             let stored =
@@ -178,7 +178,7 @@ impl Store {
             }
             if stored.inclusion.is_some() {
                 report.dropped += 1;
-                changes.push((id, None));
+                changes.insert(id, None);
             }
             if h.origin == *me && stored.hops == 0 {
                 want.insert(id, at);
@@ -189,14 +189,12 @@ impl Store {
             report.proven = proofs.len() as u64;
             report.unprovable = (want.len() - proofs.len()) as u64;
             for (id, proof) in proofs {
-                match changes.iter_mut().find(|(c, _)| *c == id) {
-                    Some(c) => c.1 = Some(proof),
-                    None => changes.push((id, Some(proof))),
-                }
+                changes.insert(id, Some(proof));
             }
         }
         let t = &self.t;
         let trees = [&t.meta, &t.records, &t.log, &t.sync_index];
+        let changes: Vec<(RecordId, Option<bytes::Bytes>)> = changes.into_iter().collect();
         for chunk in changes.chunks(BATCH) {
             trees
                 .as_slice()
@@ -218,14 +216,19 @@ impl Store {
         me: &AgencyCode,
         want: &HashMap<RecordId, Timestamp>,
     ) -> Result<Vec<(RecordId, bytes::Bytes)>, StoreError> {
-        // Dated cosignatures by auditors of this roster over our own checkpoints,
-        // smallest tree first.
+        // Dated cosignatures, before the latest cutoff, by auditors of this roster over
+        // our own checkpoints, smallest tree first. The date and roster filters run
+        // before the two signature checks.
+        let latest = want.values().map(|t| t.as_millis()).max().unwrap_or(0);
         let mut cosigs: Vec<_> = self
             .audit_cosignatures()?
             .into_iter()
             .filter(|c| {
-                c.witnessed_at.is_some()
+                c.witnessed_at.is_some_and(|w| w < latest)
                     && c.checkpoint.checkpoint.agency == *me
+                    && roster
+                        .agency_of_peer(&c.checkpoint.checkpoint.peer_id)
+                        .is_some_and(|m| m.agency == *me)
                     && roster
                         .agency_of_peer(&c.witness)
                         .is_some_and(|m| m.role == Role::Auditor)
@@ -269,26 +272,32 @@ impl Store {
                 else {
                     continue;
                 };
-                let Some(cosig) = cosigs.iter().find(|c| {
-                    c.checkpoint.checkpoint.size > index
-                        && c.witnessed_at.is_some_and(|w| w < at.as_millis())
-                }) else {
-                    continue;
-                };
-                let path = self.audit_inclusion_proof(index, cosig.checkpoint.checkpoint.size)?;
-                let proof = RecordInclusion::new(index, &bytes, &path, cosig.clone());
-                // Only a proof that holds is kept (a corrupt log must not hand out
-                // proofs its peers would strike us for).
-                match proof.verify(roster, &record_id, me, *at) {
-                    Ok(_) => {
-                        remaining.remove(&record_id);
-                        out.push((record_id, bytes::Bytes::from(proof.encode())));
+                // The smallest covering tree first (its path is the shortest); the
+                // next one if a proof does not hold.
+                let first = cosigs.partition_point(|c| c.checkpoint.checkpoint.size <= index);
+                for cosig in cosigs
+                    .get(first..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| c.witnessed_at.is_some_and(|w| w < at.as_millis()))
+                {
+                    let path =
+                        self.audit_inclusion_proof(index, cosig.checkpoint.checkpoint.size)?;
+                    let proof = RecordInclusion::new(index, &bytes, &path, cosig.clone());
+                    // Only a proof that holds is kept (a corrupt log must not hand out
+                    // proofs its peers would strike us for).
+                    match proof.verify(roster, &record_id, me, *at) {
+                        Ok(_) => {
+                            remaining.remove(&record_id);
+                            out.push((record_id, bytes::Bytes::from(proof.encode())));
+                            break;
+                        }
+                        Err(e) => tracing::warn!(
+                            record = %record_id,
+                            error = %e,
+                            "an inclusion proof built from our own log does not hold"
+                        ),
                     }
-                    Err(e) => tracing::warn!(
-                        record = %record_id,
-                        error = %e,
-                        "an inclusion proof built from our own log does not hold"
-                    ),
                 }
             }
             from = to;

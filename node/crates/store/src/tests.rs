@@ -1360,6 +1360,15 @@ fn the_origin_proves_its_revoked_keys_records_from_its_cosigned_log() {
     let mut undated = Cosignature::sign(cp.clone(), w1, &auditor);
     undated.witnessed_at = None;
     s.audit_add_cosignature(&undated).unwrap();
+    // The node re-signs the same tree with a new timestamp while idle; the auditor
+    // cosigns that one later: the earlier date of the same tree stays.
+    let resigned = wlnode_audit::event::Checkpoint {
+        timestamp: cp.checkpoint.timestamp + 60_000,
+        ..cp.checkpoint.clone()
+    }
+    .sign(&node_key);
+    s.audit_add_cosignature(&Cosignature::sign(resigned, revoked_at + 9, &auditor))
+        .unwrap();
     let held = s.audit_cosignatures().unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].witnessed_at, Some(w1), "the earliest date is kept");

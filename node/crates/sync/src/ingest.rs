@@ -55,6 +55,10 @@ pub enum RejectReason {
         /// our roster (an auditor or node it does not list, an undated cosignature,
         /// or witnessed too late): another roster version may explain it.
         with_proof: bool,
+        /// Its proof predates the revocation's date and fails only because this node
+        /// learned of the revocation earlier than the auditor's date, which the sender
+        /// cannot know: never a strike.
+        excused: bool,
     },
     /// It came with an inclusion proof that is forged or corrupt (a signature, path
     /// or encoding no honest node produces). Always a strike.
@@ -122,8 +126,12 @@ impl RejectReason {
     pub fn counts_against_sender(&self) -> bool {
         match self {
             Self::FromFuture | Self::Policy(_) => false,
-            Self::RevokedBackdated { from_origin, .. }
-            | Self::EquivocationExcess { from_origin } => *from_origin,
+            Self::RevokedBackdated {
+                from_origin,
+                excused,
+                ..
+            } => *from_origin && !*excused,
+            Self::EquivocationExcess { from_origin } => *from_origin,
             _ => true,
         }
     }
@@ -227,7 +235,29 @@ impl Checked {
                     reason: RejectReason::BadInclusion(e.to_string()),
                 });
             }
-            if held(&id) || proven.is_some() {
+            let is_held = held(&id);
+            // A record we do not hold is new to us: our accept rules judge it, as any
+            // other new record (they judge the copy and its sender: declined for it).
+            if !is_held
+                && proven.is_some()
+                && let Err(why) = policy.accept(&incoming.record, from)
+            {
+                let h = incoming.record.header();
+                self.declined.push(Declined {
+                    issued_at: h.issued_at.as_millis(),
+                    id,
+                    meta,
+                    only_for: Some(from.clone()),
+                    known: false,
+                });
+                self.rejected.push(Rejected {
+                    record_id: Some(id),
+                    origin: Some(h.origin.clone()),
+                    reason: RejectReason::Policy(why),
+                });
+                continue;
+            }
+            if is_held || proven.is_some() {
                 // With a proof we may send it on (the store keeps the proof); without
                 // one ours is demoted and never sent, and `from` would offer it again.
                 let h = incoming.record.header();
@@ -272,6 +302,11 @@ impl Checked {
                     reason: RejectReason::RevokedBackdated {
                         from_origin: *from == h.origin,
                         with_proof: refused.is_some(),
+                        excused: refused.as_ref().is_some_and(|e| {
+                            matches!(e, InclusionError::AfterRevocation { witnessed_at, .. }
+                                if policy.revoked_at(&h.origin, &h.signer_key)
+                                    .is_some_and(|r| *witnessed_at < r.as_millis()))
+                        }),
                     },
                 });
             }
@@ -649,6 +684,25 @@ mod tests {
             SecretKey::generate().unwrap(),
             SecretKey::generate().unwrap(),
         );
+        let policy = auditor_policy(
+            stolen,
+            revoked_at,
+            &aa_node,
+            &au_node,
+            "[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n\
+             [[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n",
+        );
+        (policy, aa_node, au_node)
+    }
+
+    /// [`with_auditor`]'s federation with these node keys and `rules`.
+    fn auditor_policy(
+        stolen: &SecretKey,
+        revoked_at: Timestamp,
+        aa_node: &SecretKey,
+        au_node: &SecretKey,
+        rules: &str,
+    ) -> Policy {
         let members = [
             ("AA-EXPORT", Role::Member, aa_node.public_key().peer_id()),
             (
@@ -658,15 +712,7 @@ mod tests {
             ),
             ("AU-AUDIT", Role::Auditor, au_node.public_key().peer_id()),
         ];
-        let policy = built(
-            &members,
-            stolen,
-            revoked_at,
-            &[],
-            "[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n\
-             [[share]]\nto = [\"*\"]\norigins = [\"*\"]\nrelay = true\n",
-        );
-        (policy, aa_node, au_node)
+        built(&members, stolen, revoked_at, &[], rules)
     }
 
     /// The proof that AA's node logged the creation of `r` (as its only event), under
@@ -799,6 +845,46 @@ mod tests {
         );
         c.settle_unproven(&p, &aa, |_| false);
         assert_eq!(c.accepted[0].inclusion.as_ref(), Some(&good));
+        // Review of issue 19: a proven record new to us skipped our accept rules.
+        let strict = auditor_policy(&stolen, revoked_at, &aa_node, &au_node, "");
+        let mut c = check(
+            &strict,
+            &aa,
+            vec![with(&proven, good.clone())],
+            now,
+            Duration::from_secs(60),
+        );
+        c.settle_unproven(&strict, &aa, |_| false);
+        assert!(c.accepted.is_empty());
+        assert_eq!(c.rejected[0].reason.code(), "declined_by_policy");
+        assert_eq!(c.declined[0].only_for, Some(aa.clone()));
+        // Review of issue 19: a node that learned of a revocation (dated ahead) before
+        // the auditor's date refuses the proof, but the origin, which could not know
+        // when we learned, is not struck for it.
+        let ahead = Timestamp(now.0 + 86_400_000);
+        let (p, aa_node2, au_node2) = with_auditor(&stolen, ahead);
+        let learned = now.0 - 5_000;
+        let p = p.with_revocations_known(
+            [(("AA-EXPORT".parse().unwrap(), stolen.public_key()), learned)].into(),
+        );
+        let early = signed(&stolen, 1, Timestamp(now.0 - 60_000));
+        let mut c = check(
+            &p,
+            &aa,
+            vec![with(
+                &early,
+                proof_of(&early, &aa_node2, &au_node2, now.0 - 1_000),
+            )],
+            now,
+            Duration::from_secs(60),
+        );
+        c.settle_unproven(&p, &aa, |_| false);
+        assert!(c.accepted.is_empty(), "after we learned of it: refused");
+        assert_eq!(c.rejected[0].reason.code(), "revoked_key_backdated");
+        assert!(
+            !c.rejected[0].reason.counts_against_sender(),
+            "no strike: before the revocation's own date"
+        );
     }
 
     #[test]
