@@ -85,8 +85,19 @@ pub fn apply_revocations(
     ),
     StoreError,
 > {
+    let digest = roster.revocations_digest();
+    // A store that never applied revocations, under a roster that revokes nothing, has
+    // nothing to demote: no scan of its records (a node's first start with an imported
+    // or restored store would otherwise read every record).
+    if roster.revocations().next().is_none()
+        && store
+            .meta_get(wlnode_store::schema::meta::REVOCATIONS_APPLIED)?
+            .is_none()
+    {
+        store.meta_set(wlnode_store::schema::meta::REVOCATIONS_APPLIED, &digest)?;
+    }
     let mut report = store.apply_revocations(
-        roster.revocations_digest(),
+        digest,
         |h, id| roster.key_standing(&h.origin, &h.signer_key, id) == KeyStanding::Revoked,
         wlnode_crypto::Timestamp::now(),
     )?;
