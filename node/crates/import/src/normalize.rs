@@ -75,16 +75,22 @@ pub(crate) fn cut_long(s: String, field: &str, notes: &mut RowNotes) -> String {
     if s.len() <= MAX_LONG_TEXT {
         return s;
     }
-    let mut end = MAX_LONG_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = boundary_at_most(&s, MAX_LONG_TEXT);
     notes.push(format!(
         "{field}: cut from {} to {end} bytes (the longest a record carries)",
         s.len()
     ));
     notes.cut.push(draft_field(field));
     s.get(..end).unwrap_or_default().to_owned()
+}
+
+/// The largest character boundary of `s` at or below `max`.
+fn boundary_at_most(s: &str, max: usize) -> usize {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
 }
 
 /// The entry field a source field fills, for the import summary.
@@ -343,10 +349,7 @@ pub(crate) fn remarks_with(
             // The kept lines stay whole; the source's remarks give way if need be.
             let room = MAX_LONG_TEXT.saturating_sub(kept.len() + 2);
             let r = if r.len() > room {
-                let mut end = room;
-                while !r.is_char_boundary(end) {
-                    end -= 1;
-                }
+                let end = boundary_at_most(&r, room);
                 notes.push(format!(
                     "remarks: cut from {} to {end} bytes to keep the values the entry's fields cannot carry",
                     r.len()
