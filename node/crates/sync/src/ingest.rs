@@ -16,7 +16,7 @@ use wlnode_crypto::time::Timestamp;
 use crate::msg::Received;
 use wlnode_audit::inclusion::{InclusionError, RecordInclusion};
 use wlnode_policy::{Deny, Policy, check_receive};
-use wlnode_types::{Declined, Facts, Incoming, Source, SyncMeta};
+use wlnode_types::{Declined, Facts, Incoming, Source};
 
 /// Why a received record was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,7 +173,7 @@ pub struct Checked {
     /// Verified records signed by a revoked key the roster authority does not keep:
     /// acceptable only if this node already holds them, or their inclusion proof held
     /// ([`Checked::settle_unproven`]).
-    pub unproven: Vec<(Incoming, SyncMeta, Proof)>,
+    pub unproven: Vec<(Incoming, Proof)>,
 }
 
 /// What the inclusion proof sent with a revoked key's record showed.
@@ -197,13 +197,7 @@ impl Checked {
         let h = record.header();
         let id = record.id();
         if !policy.in_reconcile_set(&id, &Facts::of(h), hops, from) {
-            self.declined.push(Declined {
-                issued_at: h.issued_at.as_millis(),
-                id,
-                meta: SyncMeta::of(h),
-                only_for: Some(from.clone()),
-                known: true,
-            });
+            self.declined.push(Declined::from_peer(h, id, from, true));
         }
     }
 
@@ -218,7 +212,7 @@ impl Checked {
         from: &AgencyCode,
         held: impl Fn(&RecordId) -> bool,
     ) {
-        for (mut incoming, meta, proof) in std::mem::take(&mut self.unproven) {
+        for (mut incoming, proof) in std::mem::take(&mut self.unproven) {
             let id = incoming.record.id();
             let (proven, refused) = match proof {
                 Proof::Holds(bytes) => (Some(bytes), None),
@@ -243,13 +237,7 @@ impl Checked {
                 && let Err(why) = policy.accept(&incoming.record, from)
             {
                 let h = incoming.record.header();
-                self.declined.push(Declined {
-                    issued_at: h.issued_at.as_millis(),
-                    id,
-                    meta,
-                    only_for: Some(from.clone()),
-                    known: false,
-                });
+                self.declined.push(Declined::from_peer(h, id, from, false));
                 self.rejected.push(Rejected {
                     record_id: Some(id),
                     origin: Some(h.origin.clone()),
@@ -272,13 +260,7 @@ impl Checked {
                         from,
                     )
                 {
-                    self.declined.push(Declined {
-                        issued_at: h.issued_at.as_millis(),
-                        id,
-                        meta: meta.clone(),
-                        only_for: Some(from.clone()),
-                        known: true,
-                    });
+                    self.declined.push(Declined::from_peer(h, id, from, true));
                 }
                 incoming.inclusion = proven;
                 self.accepted.push(incoming);
@@ -288,13 +270,7 @@ impl Checked {
             // About the copy (it came without a proof that holds), so declined for its
             // sender only: a copy stripped of its proof must not keep out the proven
             // copy another peer holds.
-            self.declined.push(Declined {
-                issued_at: h.issued_at.as_millis(),
-                id,
-                meta,
-                only_for: Some(from.clone()),
-                known: false,
-            });
+            self.declined.push(Declined::from_peer(h, id, from, false));
             if forged.is_none() {
                 self.rejected.push(Rejected {
                     record_id: Some(id),
@@ -435,7 +411,6 @@ pub fn check(
                 };
                 let h = record.header();
                 let standing = roster.key_standing(&h.origin, &h.signer_key, &record.id());
-                let meta = SyncMeta::of(h);
                 // Accept rules judge verified copies only: a forged record must not
                 // be remembered (it would join our reconciliation sets as junk). They
                 // judge the copy and its sender, so the refusal holds for `from`
@@ -444,13 +419,8 @@ pub fn check(
                 if standing == KeyStanding::Valid
                     && let Err(why) = policy.accept(&record, from)
                 {
-                    out.declined.push(Declined {
-                        issued_at: h.issued_at.as_millis(),
-                        id: record.id(),
-                        meta,
-                        only_for: Some(from.clone()),
-                        known: false,
-                    });
+                    out.declined
+                        .push(Declined::from_peer(h, record.id(), from, false));
                     out.rejected.push(Rejected {
                         record_id: Some(record.id()),
                         origin: Some(h.origin.clone()),
@@ -476,7 +446,7 @@ pub fn check(
                         // Verified after the record's own signature: a proof costs
                         // two signature checks, so only a signed record earns them.
                         let proof = check_proof(policy, &incoming.record, inclusion, now);
-                        out.unproven.push((incoming, meta, proof));
+                        out.unproven.push((incoming, proof));
                     }
                 }
             }

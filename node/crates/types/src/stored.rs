@@ -664,3 +664,22 @@ pub struct Declined {
     /// not a refusal, so a policy reload keeps it. Only with `only_for`.
     pub known: bool,
 }
+
+impl Declined {
+    /// `from`'s copy of the record with header `h` and id `id`: refused for `from`, or
+    /// (`known`) noted as held by it.
+    pub fn from_peer(
+        h: &wlnode_crypto::record::RecordHeader,
+        id: wlnode_crypto::model::RecordId,
+        from: &AgencyCode,
+        known: bool,
+    ) -> Self {
+        Self {
+            issued_at: h.issued_at.as_millis(),
+            id,
+            meta: SyncMeta::of(h),
+            only_for: Some(from.clone()),
+            known,
+        }
+    }
+}

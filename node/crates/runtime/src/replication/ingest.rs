@@ -92,7 +92,7 @@ async fn ingest(
         let ids: Vec<RecordId> = checked
             .unproven
             .iter()
-            .map(|(r, _, _)| r.record.id())
+            .map(|(r, _)| r.record.id())
             .collect();
         let held = match i
             .store
