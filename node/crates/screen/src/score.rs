@@ -361,15 +361,20 @@ pub(crate) struct EntryFacts<'a> {
 }
 
 /// Normalises an identifier to `type:VALUE` with the type lower-case and the value
-/// upper-case letters and digits only (`FZE-12345`, `fze 12345` → `FZE12345`).
+/// upper-case letters and digits only (`FZE-12345`, `fze 12345` → `FZE12345`; an `imo`
+/// value loses an `IMO` prefix).
 pub fn normalize_identifier(id: &Identifier) -> (String, String) {
     let kind = id.kind.trim().to_lowercase();
-    let value: String = id
+    let mut value: String = id
         .value
         .chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_uppercase)
         .collect();
+    // An IMO number is often written "IMO 9187629": the prefix is not part of it.
+    if kind == "imo" && value.len() > 3 && value.starts_with("IMO") {
+        value.drain(..3);
+    }
     (kind, value)
 }
 
@@ -765,6 +770,20 @@ pub(crate) fn quick_score(al: &Alignment, facts: &QueryFacts, entry: EntryFacts<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imo_prefix_is_not_part_of_the_number() {
+        let id = |kind: &str, value: &str| Identifier {
+            kind: kind.into(),
+            value: value.into(),
+        };
+        let plain = normalize_identifier(&id("imo", "9187629"));
+        assert_eq!(normalize_identifier(&id("imo", "IMO 9187629")), plain);
+        assert_eq!(normalize_identifier(&id("IMO", "imo-9187629")), plain);
+        // only for IMO numbers, and never down to nothing
+        assert_eq!(normalize_identifier(&id("registration", "IMO 1")).1, "IMO1");
+        assert_eq!(normalize_identifier(&id("imo", "IMO")).1, "IMO");
+    }
 
     fn tok(t: &str) -> (String, String) {
         (t.to_owned(), skeleton(t))
