@@ -408,7 +408,9 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
 pub struct ExportArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// Only jsonl (one entry per line, with status, version and origin).
+    /// jsonl (one entry per line, with status, version and origin) or ftm
+    /// (FollowTheMoney entities, one per line: each entry's subject, its sanction, and
+    /// its linked parties with their relationships).
     #[arg(long, default_value = "jsonl")]
     format: String,
     /// Output file (default stdout).
@@ -421,9 +423,11 @@ pub struct ExportArgs {
 }
 
 pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    if a.format != "jsonl" {
-        bail!("--format {:?} is not supported; use jsonl", a.format);
-    }
+    let ftm = match a.format.as_str() {
+        "jsonl" => false,
+        "ftm" => true,
+        other => bail!("--format {other:?} is not supported; use jsonl or ftm"),
+    };
     let mut q = Vec::new();
     if let Some(o) = a.origin {
         q.push(("origin", o));
@@ -438,14 +442,37 @@ pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    for e in &all {
-        serde_json::to_writer(&mut w, e)?;
-        writeln!(w)?;
+    let mut lines = 0usize;
+    if ftm {
+        let views = all
+            .into_iter()
+            .map(serde_json::from_value::<wlnode_runtime::entries::EntryView>)
+            .collect::<Result<Vec<_>, _>>()
+            .context("the node sent an entry this version cannot read")?;
+        let held: std::collections::BTreeSet<_> = views
+            .iter()
+            .map(|v| (v.origin.clone(), v.entry_id))
+            .collect();
+        for v in &views {
+            for e in wlnode_api::ftm::entry_entities(v, |o, id| held.contains(&(o.clone(), id))) {
+                serde_json::to_writer(&mut w, &e)?;
+                writeln!(w)?;
+                lines += 1;
+            }
+        }
+        if a.out.is_some() {
+            eprintln!("exported {} entries as {lines} FtM entities", views.len());
+        }
+    } else {
+        for e in &all {
+            serde_json::to_writer(&mut w, e)?;
+            writeln!(w)?;
+        }
+        if a.out.is_some() {
+            eprintln!("exported {} entries", all.len());
+        }
     }
     w.flush()?;
-    if a.out.is_some() {
-        eprintln!("exported {} entries", all.len());
-    }
     Ok(ExitCode::SUCCESS)
 }
 

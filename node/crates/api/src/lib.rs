@@ -1,19 +1,24 @@
 //! The local HTTP JSON API (axum), bearer-token protected, on the loopback address
 //! from the config. The CLI and agency systems use it while the node runs.
 //!
-//! Errors are JSON `{"error": {"code", "message", "field"?}}`: 400 for invalid input
+//! Errors are JSON `{"error": {"code", "message", "field"?}, "detail"}` (`detail` repeats
+//! the message where yente's clients look for it): 400 for invalid input
 //! (naming the field), 401 for a missing or wrong token, 404 for unknown ids, 403 for
 //! writes to another agency's entry, 503 while the store refuses writes (and while the
 //! screening index is still being built at start). Bad input never produces a 500.
+//! The token goes in `Authorization: Bearer <token>`, or `ApiKey <token>` as yente's
+//! clients send it.
 
 mod backup;
 mod entries;
+pub mod ftm;
 pub mod limits;
 pub mod openapi;
 mod peers;
 mod policy;
 mod screen;
 mod status;
+pub mod yente;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +59,8 @@ pub struct ApiError {
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
+    /// The message again, where yente's clients read it (`{"detail": ...}`).
+    detail: &'a str,
 }
 
 #[derive(Serialize)]
@@ -139,6 +146,7 @@ impl IntoResponse for ApiError {
                 message: &self.message,
                 field: self.field.as_deref(),
             },
+            detail: &self.message,
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -230,7 +238,13 @@ async fn auth(
     let ok = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // `Bearer`, or `ApiKey` as yente's clients send it (any case).
+            let (scheme, token) = v.split_once(' ')?;
+            ["bearer", "apikey"]
+                .contains(&scheme.to_ascii_lowercase().as_str())
+                .then_some(token)
+        })
         .is_some_and(|t| bool::from(t.trim().as_bytes().ct_eq(state.token.as_bytes())));
     if ok {
         next.run(req).await
@@ -336,6 +350,11 @@ pub fn router(node: Services, token: String) -> Router {
         .route("/v1/policy/reload", post(policy::reload))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
+        // yente-compatible screening (see `yente`).
+        .route("/match/{dataset}", post(yente::match_entities))
+        .route("/search/{dataset}", get(yente::search))
+        .route("/entities/{id}", get(yente::entity))
+        .route("/algorithms", get(yente::algorithms))
         .route_layer(middleware::from_fn_with_state(
             request_timeout,
             limits::request_timeout,

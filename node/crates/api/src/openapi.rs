@@ -9,6 +9,8 @@ use utoipa::OpenApi;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDoc {
     error: ErrorDetailDoc,
+    /// The message again, where yente's clients read it.
+    detail: String,
 }
 
 /// Error details.
@@ -43,6 +45,10 @@ pub struct ErrorDetailDoc {
         super::screen::get,
         super::screen::post,
         super::screen::batch,
+        super::yente::match_entities,
+        super::yente::search,
+        super::yente::entity,
+        super::yente::algorithms,
     ),
     components(schemas(ErrorDoc, ErrorDetailDoc, wlnode_screen::request::ScreenRequest)),
     modifiers(&BearerAuth),

@@ -135,7 +135,7 @@ fn from_pairs(
 
 /// Waits for the start build, then for the index to catch up with every record stored
 /// before this request (a lagging index is searched anyway after [`CATCH_UP_WAIT`]).
-async fn ready(state: &ApiState, handle: &ScreenHandle) -> Result<(), ApiError> {
+pub(super) async fn ready(state: &ApiState, handle: &ScreenHandle) -> Result<(), ApiError> {
     if handle.is_ready() || handle.wait_ready(READY_WAIT).await {
         let head = state.node.ingested.head();
         handle.wait_applied(head, CATCH_UP_WAIT).await;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::model::{
@@ -701,7 +701,7 @@ pub fn draft_of(record: &Record) -> Result<EntryDraft, InvalidValue> {
 }
 
 /// The subject as a copy discloses it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SubjectView {
     /// Kind.
     pub kind: SubjectKind,
@@ -709,16 +709,16 @@ pub struct SubjectView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Aliases.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
     /// Country.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<CountryCode>,
     /// Addresses.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
     /// Identifiers.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identifiers: Vec<Identifier>,
     /// Birth or incorporation date.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -729,7 +729,8 @@ pub struct SubjectView {
 }
 
 /// An entry as the API and CLI show it: its head record, with withheld fields absent.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+/// It reads back from its JSON (`export --format ftm` maps the API's pages).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct EntryView {
     /// Entry id.
     pub entry_id: EntryId,
@@ -778,7 +779,7 @@ pub struct EntryView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_by: Option<Date>,
     /// Fields this copy does not disclose.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<FieldTag>,
     /// Hops from the origin to this node.
     pub hops: u32,
