@@ -63,6 +63,21 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = BenchOptions::default().seed)]
         seed: u64,
     },
+    /// The yente-compatible `POST /match/default` next to `POST /v1/screen/batch` on
+    /// one node, same synthetic queries and index, alternating rounds: queries/s of
+    /// each, their ratio, single-query latency, and top-hit agreement.
+    Match {
+        #[arg(long, default_value_t = 20_000)]
+        entries: usize,
+        /// Queries per round (three quarters variants, one quarter true negatives).
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+        #[arg(long, default_value_t = 6)]
+        rounds: usize,
+        /// Queries per request (at most 100, yente's batch limit).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+    },
     /// N real `wlnode run` processes on this machine, each origin seeded with its share
     /// of the records, then linked (mesh or ring): time until every node holds every
     /// record, peak RSS per node, CPU seconds per 1,000 records replicated.
@@ -123,6 +138,20 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 baseline_queries: baseline,
                 seed,
             }))?,
+            BenchCommand::Match {
+                entries,
+                queries,
+                rounds,
+                batch,
+            } => serde_json::to_value(super::runtime()?.block_on(
+                wlnode_devtools::bench::matching::run(
+                    entries.max(1),
+                    queries.max(4),
+                    rounds.max(1),
+                    batch,
+                    dir.path(),
+                ),
+            )?)?,
             BenchCommand::Federation {
                 nodes,
                 records,

@@ -5,6 +5,7 @@
 //! These are measurements, never assertions: nothing here fails on a slow machine.
 
 pub mod audit;
+pub mod matching;
 pub mod sync;
 
 use std::path::Path;
