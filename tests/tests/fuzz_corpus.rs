@@ -263,6 +263,8 @@ async fn regenerate_seed_corpus() {
         ("import_ftm", &["good.ftm.jsonl", "bad.ftm.jsonl"][..]),
         ("import_un_xml", &["good.un.xml", "bad.un.xml"][..]),
         ("import_ofac_xml", &["good.ofac.xml", "bad.ofac.xml"][..]),
+        ("import_eu_xml", &["good.eu.xml", "bad.eu.xml"][..]),
+        ("import_uk_xml", &["good.uk.xml", "bad.uk.xml"][..]),
     ] {
         for f in files {
             write(target, f, &std::fs::read(fixtures.join(f)).unwrap());

@@ -223,7 +223,7 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
 pub struct ImportArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// csv, jsonl, ftm, un-xml or ofac-xml.
+    /// csv, jsonl, ftm, un-xml, ofac-xml, eu-xml or uk-xml.
     #[arg(long)]
     format: Format,
     /// The file to import.

@@ -42,7 +42,7 @@ enum Command {
     /// Add, amend, withdraw, show and list entries on a running node.
     #[command(subcommand)]
     Entry(entry::EntryCommand),
-    /// Import a source list into the running node (csv, jsonl, ftm, un-xml, ofac-xml).
+    /// Import a source list into the running node (csv, jsonl, ftm, un-xml, ofac-xml, eu-xml, uk-xml).
     Import(entry::ImportArgs),
     /// Export entries from the running node.
     Export(entry::ExportArgs),

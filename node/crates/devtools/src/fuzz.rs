@@ -39,6 +39,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("import_ftm", import_ftm),
     ("import_un_xml", import_un_xml),
     ("import_ofac_xml", import_ofac_xml),
+    ("import_eu_xml", import_eu_xml),
+    ("import_uk_xml", import_uk_xml),
 ];
 
 /// The target function called `name`.
@@ -237,6 +239,16 @@ pub fn import_un_xml(data: &[u8]) {
 /// OFAC SDN XML import.
 pub fn import_ofac_xml(data: &[u8]) {
     import(Format::OfacXml, data);
+}
+
+/// EU consolidated financial sanctions list (FSF) XML import.
+pub fn import_eu_xml(data: &[u8]) {
+    import(Format::EuXml, data);
+}
+
+/// UK Sanctions List (FCDO) XML import.
+pub fn import_uk_xml(data: &[u8]) {
+    import(Format::UkXml, data);
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("congo, democratic republic of the", "CD"),
     ("congo, republic of the", "CG"),
     ("democratic republic of congo", "CD"),
+    ("congo (democratic republic)", "CD"),
     ("drc", "CD"),
     ("lao pdr", "LA"),
     ("dprk", "KP"),
@@ -333,6 +334,8 @@ mod tests {
             ("Russian Federation", "RU"),
             ("United Kingdom of Great Britain and Northern Ireland", "GB"),
             ("Congo, Democratic Republic of the", "CD"),
+            // The UK Sanctions List's form.
+            ("Congo (Democratic Republic)", "CD"),
             ("Lao People's Democratic Republic", "LA"),
             ("Iranian", "IR"),
             ("Syrian", "SY"),

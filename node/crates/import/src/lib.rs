@@ -17,6 +17,8 @@
 //! | `ftm` | OpenSanctions FollowTheMoney entities, one JSON object per line | `id` | the `datasets` value, else `ftm` |
 //! | `un-xml` | the UN Security Council consolidated list | `DATAID`, else `REFERENCE_NUMBER` | `un-sc` |
 //! | `ofac-xml` | the OFAC SDN list | `uid` | `ofac-sdn` |
+//! | `eu-xml` | the EU consolidated financial sanctions list (FSF XML) | `logicalId`, else `euReferenceNumber` | `eu-fsf` |
+//! | `uk-xml` | the UK Sanctions List (FCDO XML) | `UniqueID` | `uk-sanctions` |
 //!
 //! ## CSV columns
 //!
@@ -70,10 +72,12 @@
 
 mod countries;
 mod csv_format;
+mod eu_xml;
 mod ftm;
 mod jsonl;
 mod normalize;
 mod ofac_xml;
+mod uk_xml;
 mod un_xml;
 mod xml;
 
@@ -100,6 +104,10 @@ pub enum Format {
     UnXml,
     /// The OFAC SDN list XML.
     OfacXml,
+    /// The EU consolidated financial sanctions list XML (Financial Sanctions Files).
+    EuXml,
+    /// The UK Sanctions List XML published by the FCDO.
+    UkXml,
 }
 
 impl Format {
@@ -110,6 +118,8 @@ impl Format {
         Self::Ftm,
         Self::UnXml,
         Self::OfacXml,
+        Self::EuXml,
+        Self::UkXml,
     ];
 
     /// The name used on the command line.
@@ -120,6 +130,8 @@ impl Format {
             Self::Ftm => "ftm",
             Self::UnXml => "un-xml",
             Self::OfacXml => "ofac-xml",
+            Self::EuXml => "eu-xml",
+            Self::UkXml => "uk-xml",
         }
     }
 
@@ -132,6 +144,8 @@ impl Format {
             Self::Ftm => "ftm",
             Self::UnXml => "un-sc",
             Self::OfacXml => "ofac-sdn",
+            Self::EuXml => "eu-fsf",
+            Self::UkXml => "uk-sanctions",
         }
     }
 }
@@ -144,7 +158,9 @@ impl fmt::Display for Format {
 
 /// A format name that [`Format::from_str`] does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown import format {0:?}: expected one of csv, jsonl, ftm, un-xml, ofac-xml")]
+#[error(
+    "unknown import format {0:?}: expected one of csv, jsonl, ftm, un-xml, ofac-xml, eu-xml, uk-xml"
+)]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -166,7 +182,7 @@ pub struct ImportDefaults {
     /// Distribution of every entry whose row gives none.
     pub distribution: Distribution,
     /// Reason of every entry whose row gives none. Published sanctions lists (FtM, UN,
-    /// OFAC) use `sanctions` when this is `None`; CSV and JSONL rows without a reason
+    /// OFAC, EU, UK) use `sanctions` when this is `None`; CSV and JSONL rows without a reason
     /// fail when this is `None`.
     pub reason: Option<Reason>,
     /// Categories of every entry whose row gives none.
@@ -192,7 +208,7 @@ pub enum Location {
     /// 1-based line number (CSV: the line the record starts on).
     Line(usize),
     /// 1-based record number: the n-th `INDIVIDUAL`/`ENTITY` (UN, counted together in
-    /// document order) or `sdnEntry` (OFAC).
+    /// document order), `sdnEntry` (OFAC), `sanctionEntity` (EU) or `Designation` (UK).
     Record(usize),
 }
 
@@ -255,7 +271,9 @@ pub struct Parsed {
     pub skipped: usize,
     /// Per field of the good rows (`country`, `nationality`, `birth_date`, `aliases`,
     /// `addresses`, `identifiers`, and any field that was cut): what was mapped, what
-    /// was kept in the remarks as the source wrote it, what was dropped.
+    /// was kept in the remarks as the source wrote it, what was dropped. `details`
+    /// counts the rows (EU, UK) whose remarks also keep list details that no entry
+    /// field carries (positions, titles, places of birth, ship particulars, ...).
     pub summary: BTreeMap<String, FieldSummary>,
 }
 
@@ -362,6 +380,8 @@ pub fn parse(
         Format::Ftm => ftm::parse(text, defaults),
         Format::UnXml => un_xml::parse(text, defaults),
         Format::OfacXml => ofac_xml::parse(text, defaults),
+        Format::EuXml => eu_xml::parse(text, defaults),
+        Format::UkXml => uk_xml::parse(text, defaults),
     }
 }
 

@@ -310,8 +310,20 @@ pub(crate) fn pick_date(
     kept: &mut Vec<String>,
     notes: &mut RowNotes,
 ) -> Option<PartialDate> {
-    let readings: Vec<Option<(PartialDate, bool)>> =
-        written.iter().map(|w| read_list_date(w)).collect();
+    pick_date_by(written, read_list_date, label, field, kept, notes)
+}
+
+/// [`pick_date`] for a list with a date form of its own: `read` reads one value and
+/// says whether the date it gives is approximate (or says less than the list wrote).
+pub(crate) fn pick_date_by(
+    written: &[&str],
+    read: impl Fn(&str) -> Option<(PartialDate, bool)>,
+    label: &str,
+    field: &str,
+    kept: &mut Vec<String>,
+    notes: &mut RowNotes,
+) -> Option<PartialDate> {
+    let readings: Vec<Option<(PartialDate, bool)>> = written.iter().map(|w| read(w)).collect();
     let taken = readings.iter().flatten().next().cloned();
     match &taken {
         None if !written.is_empty() => {

@@ -232,6 +232,20 @@ pub(crate) fn first_country(
 ) -> Option<CountryCode> {
     let found: Vec<Option<(CountryCode, bool)>> =
         values.iter().map(|v| country_lookup(v)).collect();
+    first_found(values, found, label, field, kept, notes)
+}
+
+/// [`first_country`] with the values already looked up by the caller (`found[i]` is
+/// the code of `values[i]`, and whether the value says more than the code), for a list
+/// that writes ISO codes beside its country names (the EU list).
+pub(crate) fn first_found(
+    values: &[&str],
+    found: Vec<Option<(CountryCode, bool)>>,
+    label: &str,
+    field: &str,
+    kept: &mut Vec<String>,
+    notes: &mut RowNotes,
+) -> Option<CountryCode> {
     let qualified = found.iter().flatten().any(|(_, q)| *q);
     let codes: Vec<Option<CountryCode>> = found.into_iter().map(|f| f.map(|(c, _)| c)).collect();
     let code = codes.iter().flatten().next().cloned();

@@ -1,16 +1,18 @@
-//! A small streaming reader for list XML, shared by the UN and OFAC formats: it checks
-//! the root element and hands over each record element (`INDIVIDUAL`, `ENTITY`,
-//! `sdnEntry`) as a little tree, one at a time, so a 25 MB list never sits in memory as
-//! a whole document.
+//! A small streaming reader for list XML, shared by the UN, OFAC, EU and UK formats: it
+//! checks the root element and hands over each record element (`INDIVIDUAL`, `ENTITY`,
+//! `sdnEntry`, `sanctionEntity`, `Designation`) as a little tree, one at a time, so a
+//! 25 MB list never sits in memory as a whole document.
 //!
-//! Element names are matched by local name, so namespace prefixes and default
-//! namespaces (OFAC publishes with one) do not matter. Attributes are not used by either
-//! list and are ignored. Only the predefined entities and character references are
-//! resolved; a document-defined entity is kept as written (`&name;`), so no entity
-//! expansion can blow up.
+//! Element and attribute names are matched by local name, so namespace prefixes and
+//! default namespaces (OFAC and the EU publish with one) do not matter; namespace
+//! declarations (`xmlns`, `xmlns:x`) are not attributes. Attribute values are
+//! normalised as XML requires (tab and line ends become spaces). Only the predefined
+//! entities and character references are resolved, in text and attribute values alike;
+//! a document-defined entity is kept as written (`&name;`), so no entity expansion can
+//! blow up. Nesting and the number of attributes per element are bounded.
 
 use quick_xml::Reader;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 
 use super::{Format, ImportError};
 
@@ -18,10 +20,20 @@ use super::{Format, ImportError};
 /// a hostile file from building (and recursively dropping) an arbitrarily deep tree.
 const MAX_DEPTH: usize = 64;
 
-/// One element of a record: its local name, its own text and its child elements.
+/// Most attributes accepted on one element; an EU `birthdate` or `address` has about
+/// twenty. The limit keeps a hostile file from making one element arbitrarily wide.
+const MAX_ATTRIBUTES: usize = 128;
+
+/// Longest entity or character reference name read (`&name;`); `&` followed by more
+/// than this before a `;` is an error.
+const MAX_REFERENCE: usize = 32;
+
+/// One element of a record: its local name, its attributes (local names and
+/// unescaped values, in document order), its own text and its child elements.
 #[derive(Debug, Default)]
 pub(crate) struct Element {
     pub(crate) name: String,
+    pub(crate) attributes: Vec<(String, String)>,
     pub(crate) text: String,
     pub(crate) children: Vec<Element>,
 }
@@ -38,6 +50,16 @@ impl Element {
     /// The first child named `name`.
     pub(crate) fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The value of attribute `name` (by local name), trimmed; `None` when missing or
+    /// empty.
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
     }
 
     /// This element's text, trimmed; `None` when empty.
@@ -59,6 +81,85 @@ impl Element {
             .filter_map(Element::value)
             .collect()
     }
+}
+
+/// The attributes of `start` by local name, values normalised and unescaped. Namespace
+/// declarations are left out; a malformed or repeated attribute, a bad reference or
+/// more than [`MAX_ATTRIBUTES`] attributes is an error message.
+fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for attribute in start.attributes().with_checks(true) {
+        let attribute = attribute.map_err(|e| format!("attribute: {e}"))?;
+        if attribute.key.as_namespace_binding().is_some() {
+            continue;
+        }
+        if out.len() == MAX_ATTRIBUTES {
+            return Err(format!(
+                "more than {MAX_ATTRIBUTES} attributes on one element"
+            ));
+        }
+        let name = attribute.key.local_name().into_inner().to_owned();
+        let value =
+            attribute_value(&attribute.value).map_err(|e| format!("attribute {name:?}: {e}"))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// An attribute value as XML 1.0 reads it: tab, line feed and carriage return (a CR LF
+/// pair once) become a space; character references and the five predefined entities
+/// are resolved; any other entity is kept as written.
+fn attribute_value(raw: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(c) = rest.chars().next() {
+        rest = rest.get(c.len_utf8()..).unwrap_or_default();
+        match c {
+            '\r' => {
+                rest = rest.strip_prefix('\n').unwrap_or(rest);
+                out.push(' ');
+            }
+            '\n' | '\t' => out.push(' '),
+            '&' => {
+                let end = rest
+                    .get(..rest.len().min(MAX_REFERENCE + 1))
+                    .and_then(|head| head.find(';'))
+                    .ok_or_else(|| "'&' without a reference after it".to_owned())?;
+                let name = rest.get(..end).unwrap_or_default();
+                rest = rest.get(end + 1..).unwrap_or_default();
+                if let Some(number) = name.strip_prefix('#') {
+                    out.push(char_reference(number)?);
+                } else if let Some(s) = quick_xml::escape::resolve_predefined_entity(name) {
+                    out.push_str(s);
+                } else if name.is_empty() {
+                    return Err("empty reference '&;'".to_owned());
+                } else {
+                    out.push('&');
+                    out.push_str(name);
+                    out.push(';');
+                }
+            }
+            '<' => return Err("'<' in an attribute value".to_owned()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// The character of a character reference without its `&#` and `;` (`65`, `x41`).
+fn char_reference(number: &str) -> Result<char, String> {
+    let code = match number.strip_prefix('x') {
+        Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u32::from_str_radix(hex, 16).ok()
+        }
+        None if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) => {
+            number.parse().ok()
+        }
+        _ => None,
+    };
+    code.and_then(char::from_u32)
+        .filter(|c| *c != '\0')
+        .ok_or_else(|| format!("invalid character reference '&#{number};'"))
 }
 
 /// 1-based line of byte `offset` in `text`.
@@ -156,14 +257,18 @@ pub(crate) fn for_each_record(
                         ));
                     }
                 }
+                if open.is_empty() && !records.contains(&name.as_str()) {
+                    continue;
+                }
+                let record = if open.is_empty() { count + 1 } else { count };
+                let attributes =
+                    attributes(start).map_err(|message| syntax(&reader, Some(record), message))?;
                 let element = Element {
                     name,
+                    attributes,
                     ..Element::default()
                 };
                 if open.is_empty() {
-                    if !records.contains(&element.name.as_str()) {
-                        continue;
-                    }
                     count += 1;
                     if empty {
                         on_record(count, element);
@@ -257,6 +362,58 @@ mod tests {
         assert_eq!(got[1].1.text_of("b"), Some("<c>"));
         assert!(got[1].1.child("e").is_some());
         assert_eq!(got[2].1.children.len(), 0);
+    }
+
+    #[test]
+    fn reads_attributes_by_local_name_unescaped() {
+        let xml = "<e:list xmlns:e=\"urn:e\" xmlns=\"urn:d\">\n\
+            <e:rec e:id=\" 7 \" name=\"A &amp; B &#x416;&#1046; &quot;x&quot; &custom;\" \
+            multi=\"one\ttwo\r\nthree\"><sub code=\"&lt;P&gt;\" empty=\"\"/></e:rec></e:list>";
+        let got = records(xml).unwrap();
+        let rec = &got[0].1;
+        // The namespace declarations are not attributes; prefixes are dropped.
+        assert_eq!(rec.attributes.len(), 3);
+        assert_eq!(rec.attr("id"), Some("7"));
+        assert_eq!(rec.attr("name"), Some("A & B ЖЖ \"x\" &custom;"));
+        assert_eq!(rec.attr("multi"), Some("one two three"));
+        let sub = rec.child("sub").unwrap();
+        assert_eq!(sub.attr("code"), Some("<P>"));
+        assert_eq!(sub.attr("empty"), None);
+        assert_eq!(sub.attr("missing"), None);
+    }
+
+    #[test]
+    fn bad_attributes_are_syntax_errors_in_their_record() {
+        for bad in [
+            "<rec a=\"1\" a=\"2\"/>",
+            "<rec a=1/>",
+            "<rec a=\"x & y\"/>",
+            "<rec a=\"&#0;\"/>",
+            "<rec a=\"&#xD800;\"/>",
+            "<rec a=\"&#12a;\"/>",
+            "<rec a=\"&;\"/>",
+        ] {
+            let xml = format!("<list>\n<rec/>\n{bad}</list>");
+            let err = records(&xml).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ImportError::Xml {
+                        line: 3,
+                        record: Some(2),
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+        let wide: String = (0..=MAX_ATTRIBUTES)
+            .map(|i| format!(" a{i}=\"v\""))
+            .collect();
+        let err = records(&format!("<list><rec{wide}/></list>")).unwrap_err();
+        assert!(err.to_string().contains("attributes"), "{err}");
+        // Attributes outside records are not read, so they cannot fail the file.
+        assert!(records("<list><head a=\"&#0;\"/><rec/></list>").is_ok());
     }
 
     #[test]

@@ -28,6 +28,10 @@ const ODD_UN: &[u8] = include_bytes!("fixtures/import/oddities.un.xml");
 const BAD_UN: &[u8] = include_bytes!("fixtures/import/bad.un.xml");
 const GOOD_OFAC: &[u8] = include_bytes!("fixtures/import/good.ofac.xml");
 const BAD_OFAC: &[u8] = include_bytes!("fixtures/import/bad.ofac.xml");
+const GOOD_EU: &[u8] = include_bytes!("fixtures/import/good.eu.xml");
+const BAD_EU: &[u8] = include_bytes!("fixtures/import/bad.eu.xml");
+const GOOD_UK: &[u8] = include_bytes!("fixtures/import/good.uk.xml");
+const BAD_UK: &[u8] = include_bytes!("fixtures/import/bad.uk.xml");
 
 const FIXTURES: &[(Format, &[u8])] = &[
     (Format::Csv, GOOD_CSV),
@@ -40,6 +44,10 @@ const FIXTURES: &[(Format, &[u8])] = &[
     (Format::UnXml, BAD_UN),
     (Format::OfacXml, GOOD_OFAC),
     (Format::OfacXml, BAD_OFAC),
+    (Format::EuXml, GOOD_EU),
+    (Format::EuXml, BAD_EU),
+    (Format::UkXml, GOOD_UK),
+    (Format::UkXml, BAD_UK),
 ];
 
 fn defaults() -> ImportDefaults {
@@ -86,10 +94,14 @@ fn format_names() {
     }
     assert_eq!("un-xml".parse::<Format>().unwrap(), Format::UnXml);
     assert_eq!("ofac-xml".parse::<Format>().unwrap(), Format::OfacXml);
+    assert_eq!("eu-xml".parse::<Format>().unwrap(), Format::EuXml);
+    assert_eq!("uk-xml".parse::<Format>().unwrap(), Format::UkXml);
+    assert_eq!(Format::EuXml.default_source_list(), "eu-fsf");
+    assert_eq!(Format::UkXml.default_source_list(), "uk-sanctions");
     let err = "xlsx".parse::<Format>().unwrap_err();
     assert!(
         err.to_string()
-            .contains("csv, jsonl, ftm, un-xml, ofac-xml")
+            .contains("csv, jsonl, ftm, un-xml, ofac-xml, eu-xml, uk-xml")
     );
     assert_eq!(Location::Line(12).to_string(), "line 12");
     assert_eq!(Location::Record(7).to_string(), "record 7");
@@ -765,6 +777,415 @@ fn xml_whole_file_failures_name_what_is_wrong() {
     );
 }
 
+fn code(c: &Option<wlnode_crypto::model::CountryCode>) -> Option<&str> {
+    c.as_ref().map(wlnode_crypto::model::CountryCode::as_str)
+}
+
+fn summary(p: &Parsed, field: &str) -> (usize, usize, usize, usize) {
+    let f = p.summary.get(field).cloned().unwrap_or_default();
+    (f.mapped, f.kept_in_remarks, f.dropped, f.cut)
+}
+
+#[test]
+fn eu_fixture_parses_into_the_expected_drafts() {
+    let p = parse(Format::EuXml, GOOD_EU, &defaults()).unwrap();
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert_eq!(p.source_list, "eu-fsf");
+    assert_eq!(ids(&p), ["900001", "900002", "900003", "900004", "900005"]);
+    let testerov = row(&p, "900001");
+    assert_eq!(testerov.location, Location::Record(1));
+    assert_eq!(
+        testerov.draft,
+        draft(json!({
+            "subject": {
+                "kind": "person",
+                "name": "Oleg Ivanovich TESTEROV",
+                // The weak alias is an alias too; the second strong name is not primary.
+                "aliases": ["Олег Иванович ТЕСТЕРОВ", "Oleg Testeroff"],
+                "country": "RU",
+                "addresses": ["Test Street 1, Moscow, 101000, RUSSIAN FEDERATION"],
+                "identifiers": [
+                    {"type": "passport", "value": "7100999999"},
+                    {"type": "tax_id", "value": "771999999999"}
+                ],
+                "birth_date": "1966-02-02",
+                "nationality": "RU"
+            },
+            "reason": "sanctions",
+            "legal_basis": "EU financial sanctions: 2022/330 (OJ L53) (UKR) \
+                https://eur-lex.europa.eu/legal-content/EN/TXT/?uri=OJ:L:2022:053:FULL; \
+                EU reference EU.9001.01, designated 2022-02-28",
+            // Attribute and text entities unescaped; what no field carries is kept.
+            "remarks": "Fictional person for tests. Oversees \"test\" policy & budgets.\n\
+                Function: Deputy Minister of Test Affairs\n\
+                Gender: M\n\
+                National passport 7100999999: RUSSIAN FEDERATION\n\
+                Place of birth: Testograd, RUSSIAN FEDERATION"
+        }))
+    );
+    assert_eq!(
+        row(&p, "900002").draft,
+        draft(json!({
+            "subject": {
+                "kind": "organization",
+                "name": "HARBOUR TEST TRADING LIMITED",
+                "aliases": ["Harbour Test Trading Co."],
+                "country": "HK",
+                "addresses": [
+                    "Unit 5, Test Tower, PO Box 1234, Kowloon, Hong Kong Special Administrative Region"
+                ],
+                "identifiers": [
+                    {"type": "registration", "value": "HK-445566"},
+                    {"type": "other", "value": "SWIFT BIC: HTTLHKHH"}
+                ]
+            },
+            "reason": "sanctions",
+            // publicationUrl as an attribute or as a child element.
+            "legal_basis": "EU financial sanctions: 2017/1509 (OJ L224) (PRK) \
+                https://eur-lex.europa.eu/legal-content/EN/TXT/?uri=OJ:L:2017:224:FULL; \
+                2018/1009 (OJ L181) (PRK); EU reference EU.9002.02, UN reference KPe.999, \
+                designated 2016-06-01",
+            "remarks": "Name remark: Low quality alias.\n\
+                Contact (PHONE): +852 0000 0000\n\
+                Registration Number HK-445566: HONG KONG"
+        }))
+    );
+    // The official-list oddities: a demonym without a code, circa and range dates.
+    let one = &row(&p, "900003").draft;
+    assert_eq!(code(&one.subject.nationality), Some("AF"), "Afghan");
+    assert_eq!(one.subject.birth_date.unwrap().to_string(), "1970");
+    assert_eq!(
+        one.remarks.as_deref(),
+        Some("Title: Mullah\n\nDate of birth as listed: circa 1970; between 1968 and 1972")
+    );
+    // An ISO code is used as it is; a description that says more is kept; an
+    // xsd:date with a time zone reads.
+    let two = &row(&p, "900004").draft;
+    assert_eq!(code(&two.subject.nationality), Some("IQ"), "(in custody)");
+    assert_eq!(two.subject.birth_date.unwrap().to_string(), "1971-03-04");
+    assert_eq!(
+        two.remarks.as_deref(),
+        Some("Citizenship as listed: Iraq (in custody); Sultanate of Oman")
+    );
+    // A `00` code: the description goes through the country table; an unknown one is
+    // kept with a warning; a non-Gregorian date is kept, not misread; zero parts of a
+    // date are unknown parts.
+    let three = &row(&p, "900005").draft;
+    assert_eq!(three.subject.nationality, None);
+    assert_eq!(
+        code(&three.subject.country),
+        Some("VG"),
+        "Virgin Islands, British"
+    );
+    assert_eq!(three.subject.birth_date.unwrap().to_string(), "1975");
+    assert_eq!(
+        three.remarks.as_deref(),
+        Some(
+            "Date of birth as listed: 1975; 1394 (ISLAMIC calendar)\n\
+             Citizenship as listed: Atlantis"
+        )
+    );
+    assert_eq!(p.warnings.len(), 1, "{:#?}", p.warnings);
+    assert_eq!(p.warnings[0].location, Location::Record(5));
+    assert!(p.warnings[0].message.contains("citizenship"));
+    assert!(p.warnings[0].message.contains("Atlantis"));
+    // The field summary `wlnode import` prints.
+    assert_eq!(summary(&p, "nationality"), (3, 2, 0, 0));
+    assert_eq!(summary(&p, "country"), (5, 0, 0, 0));
+    assert_eq!(summary(&p, "birth_date"), (4, 2, 0, 0));
+    assert_eq!(summary(&p, "aliases"), (3, 0, 0, 0));
+    assert_eq!(summary(&p, "addresses"), (4, 0, 0, 0));
+    assert_eq!(summary(&p, "identifiers"), (4, 0, 0, 0));
+    assert_eq!(summary(&p, "details"), (0, 3, 0, 0));
+}
+
+#[test]
+fn eu_bad_records_are_reported_and_good_records_kept() {
+    // The fixture uses a namespace prefix on every element.
+    let p = parse(Format::EuXml, BAD_EU, &defaults()).unwrap();
+    assert_eq!(ids(&p), ["800001", "EU.8007.07"]);
+    assert_eq!(row(&p, "EU.8007.07").location, Location::Record(7));
+    assert_eq!(row(&p, "EU.8007.07").draft.subject.name, "Good SECOND");
+    assert_error(&p, Location::Record(2), None, "logicalId");
+    assert_error(&p, Location::Record(3), Some("800003"), "subjectType");
+    assert_error(&p, Location::Record(4), Some("800004"), "no name");
+    assert_error(
+        &p,
+        Location::Record(5),
+        Some("800001"),
+        "duplicate source_id",
+    );
+    assert_error(
+        &p,
+        Location::Record(6),
+        Some("800006"),
+        "subjectType: missing",
+    );
+    assert_eq!(p.errors.len(), 5);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].message.contains("1965 to 1967"));
+    assert_eq!(
+        row(&p, "EU.8007.07").draft.remarks.as_deref(),
+        Some("Date of birth as listed: 1965 to 1967")
+    );
+    assert_eq!(summary(&p, "birth_date"), (0, 1, 0, 0));
+}
+
+#[test]
+fn uk_fixture_parses_into_the_expected_drafts() {
+    let p = parse(Format::UkXml, GOOD_UK, &defaults()).unwrap();
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert_eq!(p.source_list, "uk-sanctions");
+    assert_eq!(
+        ids(&p),
+        [
+            "RUS9001", "DPR9002", "DPR9003", "AFG9004", "IRQ9005", "GHR9006"
+        ]
+    );
+    let testerov = row(&p, "RUS9001");
+    assert_eq!(testerov.location, Location::Record(1));
+    assert_eq!(
+        testerov.draft,
+        draft(json!({
+            "subject": {
+                "kind": "person",
+                "name": "Oleg Ivanovich TESTEROV",
+                // The primary name variation equal to the name is not an alias.
+                "aliases": ["Oleg TESTEROFF", "Олег Иванович ТЕСТЕРОВ"],
+                "country": "RU",
+                "addresses": ["Test Street 1, Moscow, 101000, Russia"],
+                "identifiers": [
+                    {"type": "passport", "value": "7100999999"},
+                    {"type": "national_id", "value": "771999999999"}
+                ],
+                "birth_date": "1966-02-02",
+                "nationality": "RU"
+            },
+            "reason": "sanctions",
+            "legal_basis": "UK Sanctions List, Russia: RUS9001; OFSI group 99001; \
+                measures: Asset freeze, Trust services sanctions, Travel Ban; \
+                designation source UK; designated 15/03/2022",
+            "remarks": "Fictional person for tests.\n\
+                UK statement of reasons: Involved in fictional test activity & its funding.\n\
+                Passport 7100999999: Russian passport, issued 2015\n\
+                Position: Deputy Minister of Test Affairs\n\
+                Gender: Male\n\
+                Place of birth: Testograd, Russia"
+        }))
+    );
+    assert_eq!(
+        row(&p, "DPR9002").draft,
+        draft(json!({
+            "subject": {
+                "kind": "organization",
+                "name": "HARBOUR TEST TRADING LIMITED",
+                "aliases": ["Harbour Test Trading Co."],
+                "country": "HK",
+                "addresses": [
+                    "Unit 5, Test Tower, Kowloon, Hong Kong Special Administrative Region"
+                ],
+                "identifiers": [{"type": "registration", "value": "HK-445566"}]
+            },
+            "reason": "sanctions",
+            "legal_basis": "UK Sanctions List, Democratic People's Republic of Korea: DPR9002; \
+                UN reference KPe.999; measures: Asset freeze; designation source UN; \
+                designated 29/06/2017",
+            "remarks": "Type of entity: Trading company\n\
+                Parent company: Test Holdings Group\n\
+                Phone: +852 0000 0000"
+        }))
+    );
+    // A ship: its flag ("Sultanate of Oman") is the country; IMO prefix dropped.
+    assert_eq!(
+        row(&p, "DPR9003").draft,
+        draft(json!({
+            "subject": {
+                "kind": "vessel",
+                "name": "OCEAN TEST",
+                "aliases": ["Sea Trial"],
+                "country": "OM",
+                "identifiers": [{"type": "imo", "value": "9187629"}]
+            },
+            "reason": "sanctions",
+            "legal_basis": "UK Sanctions List, Democratic People's Republic of Korea: DPR9003; \
+                measures: Prohibition of port entry, Specification of ship; \
+                designation source UN; designated 03/10/2017",
+            "remarks": "Type of ship: Bulk Carrier\n\
+                Previous flag: Panama\n\
+                Current owner or operator: Test Shipping Ltd\n\
+                Year built: 2001"
+        }))
+    );
+    // The official-list oddities.
+    let one = &row(&p, "AFG9004").draft;
+    assert_eq!(code(&one.subject.nationality), Some("AF"), "Afghan");
+    assert_eq!(one.subject.birth_date.unwrap().to_string(), "1970");
+    assert_eq!(
+        one.remarks.as_deref(),
+        Some("Title: Mullah\n\nDate of birth as listed: circa 1970; dd/mm/1968")
+    );
+    let two = &row(&p, "IRQ9005").draft;
+    assert_eq!(code(&two.subject.nationality), Some("IQ"), "(in custody)");
+    assert_eq!(two.subject.birth_date.unwrap().to_string(), "1971-03-04");
+    assert_eq!(
+        two.remarks.as_deref(),
+        Some("Nationality as listed: Iraq (in custody)")
+    );
+    let three = &row(&p, "GHR9006").draft;
+    assert_eq!(three.subject.nationality, None);
+    assert_eq!(
+        code(&three.subject.country),
+        Some("VG"),
+        "Virgin Islands, British"
+    );
+    assert_eq!(
+        three.subject.birth_date.unwrap().to_string(),
+        "1975-04",
+        "dd/04/1975"
+    );
+    assert_eq!(
+        three.remarks.as_deref(),
+        Some("Nationality as listed: Atlantis")
+    );
+    assert_eq!(p.warnings.len(), 1, "{:#?}", p.warnings);
+    assert_eq!(p.warnings[0].location, Location::Record(6));
+    assert!(p.warnings[0].message.contains("Atlantis"));
+    assert_eq!(summary(&p, "nationality"), (3, 2, 0, 0));
+    assert_eq!(summary(&p, "country"), (6, 0, 0, 0));
+    assert_eq!(summary(&p, "birth_date"), (4, 1, 0, 0));
+    assert_eq!(summary(&p, "aliases"), (4, 0, 0, 0));
+    assert_eq!(summary(&p, "addresses"), (4, 0, 0, 0));
+    assert_eq!(summary(&p, "identifiers"), (4, 0, 0, 0));
+    assert_eq!(summary(&p, "details"), (0, 4, 0, 0));
+}
+
+#[test]
+fn uk_bad_records_are_reported_and_good_records_kept() {
+    let p = parse(Format::UkXml, BAD_UK, &defaults()).unwrap();
+    assert_eq!(ids(&p), ["BAD0001", "BAD0007"]);
+    assert_eq!(row(&p, "BAD0007").location, Location::Record(7));
+    assert_eq!(row(&p, "BAD0007").draft.subject.name, "Good SECOND");
+    assert_error(&p, Location::Record(2), None, "UniqueID");
+    assert_error(
+        &p,
+        Location::Record(3),
+        Some("BAD0003"),
+        "IndividualEntityShip",
+    );
+    assert_error(&p, Location::Record(4), Some("BAD0004"), "no name");
+    assert_error(
+        &p,
+        Location::Record(5),
+        Some("BAD0001"),
+        "duplicate source_id",
+    );
+    assert_error(
+        &p,
+        Location::Record(6),
+        Some("BAD0006"),
+        "IndividualEntityShip: missing",
+    );
+    assert_eq!(p.errors.len(), 5);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].message.contains("1965 to 1967"));
+    assert_eq!(summary(&p, "birth_date"), (0, 1, 0, 0));
+}
+
+#[test]
+fn eu_and_uk_whole_file_failures_name_what_is_wrong() {
+    let d = defaults();
+    for (format, good, root) in [
+        (Format::EuXml, GOOD_EU, "export"),
+        (Format::UkXml, GOOD_UK, "Designations"),
+    ] {
+        let err = parse(format, GOOD_OFAC, &d).unwrap_err();
+        assert_eq!(
+            err,
+            ImportError::WrongRoot {
+                format,
+                expected: root,
+                found: "sdnList".to_owned()
+            }
+        );
+        assert!(matches!(
+            parse(format, b"", &d),
+            Err(ImportError::NotXml(_))
+        ));
+        assert!(matches!(
+            parse(format, b"\xff<export/>", &d),
+            Err(ImportError::NotUtf8 { line: 1, offset: 0 })
+        ));
+        // A truncated download is refused as a whole rather than imported in part.
+        let text = std::str::from_utf8(good).unwrap();
+        // Inside the third EU record, the fourth UK one.
+        let cut = text
+            .find("<citizenship countryIso2Code=\"00\" countryDescription=\"Afghan\"")
+            .or_else(|| text.find("<Titles>"))
+            .unwrap();
+        let err = parse(format, &good[..cut], &d).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImportError::Xml {
+                    record: Some(3 | 4),
+                    ..
+                }
+            ),
+            "{format}: {err}"
+        );
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+    // A malformed attribute names its line and record.
+    let broken = String::from_utf8(GOOD_EU.to_vec())
+        .unwrap()
+        .replace("logicalId=\"32\"", "logicalId=\"32\" logicalId=\"33\"");
+    let err = parse(Format::EuXml, broken.as_bytes(), &d).unwrap_err();
+    let line = std::str::from_utf8(GOOD_EU)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("logicalId=\"32\""))
+        .unwrap()
+        + 1;
+    assert!(
+        matches!(err, ImportError::Xml { line: l, record: Some(3), .. } if l == line),
+        "{err}"
+    );
+    let broken = String::from_utf8(GOOD_EU.to_vec()).unwrap().replace(
+        "strong=\"true\" logicalId=\"41\"",
+        "strong=\"t&rue\" logicalId=\"41\"",
+    );
+    let err = parse(Format::EuXml, broken.as_bytes(), &d).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImportError::Xml {
+                record: Some(4),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("strong"), "{err}");
+}
+
+/// Every cut of the EU and UK fixtures before the root closes is refused with a typed
+/// error (never a panic, never a partial import).
+#[test]
+fn eu_and_uk_truncations_are_typed_errors() {
+    for (format, good) in [(Format::EuXml, GOOD_EU), (Format::UkXml, GOOD_UK)] {
+        let text = std::str::from_utf8(good).unwrap();
+        let closed = text.rfind("</").unwrap();
+        for cut in (0..closed).step_by(3) {
+            match parse(format, &good[..cut], &defaults()) {
+                Err(
+                    ImportError::Xml { .. } | ImportError::NotXml(_) | ImportError::NotUtf8 { .. },
+                ) => {}
+                other => panic!("{format} cut at {cut}: {other:?}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn duplicate_source_ids_keep_the_first_row() {
     let csv = b"source_id,kind,name,reason\nX,person,First,denial\nX,person,Second,denial\n";
@@ -886,6 +1307,18 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "[<>/a-zA-Z_0-9 \n\",;:{}\\[\\]&#]{0,400}") {
         parse_everything(text.as_bytes());
+    }
+
+    #[test]
+    fn eu_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512), cut in 0usize..10_000) {
+        let _ = parse(Format::EuXml, &bytes, &defaults());
+        let _ = parse(Format::EuXml, &GOOD_EU[..cut.min(GOOD_EU.len())], &defaults());
+    }
+
+    #[test]
+    fn uk_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512), cut in 0usize..10_000) {
+        let _ = parse(Format::UkXml, &bytes, &defaults());
+        let _ = parse(Format::UkXml, &GOOD_UK[..cut.min(GOOD_UK.len())], &defaults());
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! Fuzz target `import_eu_xml`: see `wlnode_devtools::fuzz`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wlnode_devtools::fuzz::import_eu_xml(data));
