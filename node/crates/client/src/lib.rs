@@ -3,6 +3,11 @@
 //! It finds the node from its config: the `[api]` address (or, when the config uses
 //! port 0, the address the node wrote to `<data_dir>/api.addr` after binding) and the
 //! bearer token from `api.token_file`.
+//!
+//! [`fetch`] is the node's other HTTP client: the bounded, conditional GET that the
+//! runtime's scheduled sources use (this crate is the only one that links reqwest).
+
+pub mod fetch;
 
 use std::net::SocketAddr;
 use std::time::Duration;
