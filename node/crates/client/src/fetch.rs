@@ -133,10 +133,7 @@ impl Fetcher {
     pub fn new(limits: FetchLimits) -> Result<Self, FetchError> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let downgrade = attempt.url().scheme() == "http"
-                && attempt
-                    .previous()
-                    .iter()
-                    .any(|u| u.scheme() == "https");
+                && attempt.previous().iter().any(|u| u.scheme() == "https");
             if attempt.previous().len() > MAX_REDIRECTS {
                 attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
             } else if downgrade {
@@ -213,7 +210,9 @@ impl Fetcher {
                 Ok(None) => break,
                 Err(e) => {
                     return Err(match promised {
-                        Some(expected) if !e.is_timeout() => FetchError::Truncated { expected, got },
+                        Some(expected) if !e.is_timeout() => {
+                            FetchError::Truncated { expected, got }
+                        }
                         _ => self.map_err(e, got),
                     });
                 }
@@ -292,7 +291,9 @@ mod tests {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                log.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
                 let _ = s.write_all(&r).await;
                 let _ = s.shutdown().await;
             }
@@ -316,8 +317,10 @@ mod tests {
         ])
         .await;
         let f = fetcher();
-        let Fetched::Body { bytes, validators } =
-            f.get(&format!("{base}/list"), &Validators::default()).await.unwrap()
+        let Fetched::Body { bytes, validators } = f
+            .get(&format!("{base}/list"), &Validators::default())
+            .await
+            .unwrap()
         else {
             panic!("a body")
         };
@@ -328,7 +331,10 @@ mod tests {
         let heads = seen.lock().unwrap().clone();
         let second = heads[1].to_ascii_lowercase();
         assert!(second.contains("if-none-match: \"v1\""), "{second}");
-        assert!(second.contains("if-modified-since: sun, 06 dec 2026 10:00:00 gmt"), "{second}");
+        assert!(
+            second.contains("if-modified-since: sun, 06 dec 2026 10:00:00 gmt"),
+            "{second}"
+        );
     }
 
     #[tokio::test]
@@ -338,7 +344,10 @@ mod tests {
                 .to_vec(),
         ])
         .await;
-        let e = fetcher().get(&base, &Validators::default()).await.unwrap_err();
+        let e = fetcher()
+            .get(&base, &Validators::default())
+            .await
+            .unwrap_err();
         assert!(
             matches!(e, FetchError::Truncated { expected: 40, got } if got <= 20),
             "{e:?}"
@@ -379,7 +388,10 @@ mod tests {
                 .into_bytes()
         };
         let (base, seen) = serve((0..10).map(hop).collect()).await;
-        let e = fetcher().get(&base, &Validators::default()).await.unwrap_err();
+        let e = fetcher()
+            .get(&base, &Validators::default())
+            .await
+            .unwrap_err();
         assert_eq!(e.class(), "redirect", "{e:?}");
         assert_eq!(seen.lock().unwrap().len(), MAX_REDIRECTS + 1);
 
