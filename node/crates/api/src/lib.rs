@@ -13,6 +13,7 @@ pub mod openapi;
 mod peers;
 mod policy;
 mod screen;
+mod sources;
 mod status;
 
 use std::net::SocketAddr;
@@ -334,6 +335,8 @@ pub fn router(node: Services, token: String) -> Router {
         .route("/v1/peers/{agency}/unblock", post(peers::unblock))
         .route("/v1/policy/explain", get(policy::explain))
         .route("/v1/policy/reload", post(policy::reload))
+        .route("/v1/sources", get(sources::list))
+        .route("/v1/sources/{name}/run", post(sources::run))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(

@@ -279,6 +279,23 @@ impl Client {
         .await
     }
 
+    /// The scheduled source lists (`GET /v1/sources`): `{sources: [...]}`.
+    pub async fn sources(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/sources").await
+    }
+
+    /// Refreshes a source now (`POST /v1/sources/{name}/run`) and returns its report.
+    pub async fn source_run(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        // Names are checked by the config ([a-z0-9._-]), so they need no escaping; a
+        // name with other characters is no configured source and gets a 404.
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        self.post_json(&format!("/v1/sources/{safe}/run"), &serde_json::json!({}))
+            .await
+    }
+
     /// Adds an entry; returns `{entry_id, record_id, version}`.
     pub async fn add(&self, draft: &serde_json::Value) -> Result<serde_json::Value, ClientError> {
         self.post_json("/v1/entries", draft).await
