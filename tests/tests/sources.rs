@@ -157,7 +157,7 @@ async fn status_of(c: &Cluster, name: &str) -> Value {
 
 /// The state of the own entry imported from `list` with source id `id`.
 async fn entry(c: &Cluster, list: &str, id: &str) -> Option<(u64, Status)> {
-    let me = AgencyCode::new(&agency(0)).unwrap();
+    let me = AgencyCode::new(agency(0)).unwrap();
     let key = EntryKey {
         entry_id: wlnode_import::entry_id_for(&me, list, id),
         origin: me,
