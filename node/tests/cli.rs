@@ -233,6 +233,87 @@ fn config_errors_name_file_line_and_key() {
     );
 }
 
+/// `wlnode source list|run` against a running node whose `[[source]]` is a local
+/// file (issue 24 item 3).
+#[test]
+fn source_commands_against_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let list = node_dir.join("own.csv");
+    let header = "source_id,kind,name,country,reason\n";
+    std::fs::write(
+        &list,
+        format!("{header}S1,organization,Acme One,AE,denial\nS2,organization,Acme Two,AE,denial\n"),
+    )
+    .unwrap();
+    let config = node_dir.join("node.toml");
+    let mut cfg = std::fs::read_to_string(&config).unwrap();
+    cfg.push_str(
+        "\n[[source]]\nname = \"own\"\npath = \"own.csv\"\nformat = \"csv\"\nevery = \"1h\"\nwithdraw_missing = true\n",
+    );
+    std::fs::write(&config, cfg).unwrap();
+    let _node = start(&node_dir);
+    let source = |args: &[&str]| {
+        let mut c = wlnode();
+        c.arg("source").args(args).arg("--config").arg(&config);
+        c
+    };
+
+    // The first refresh runs at start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let v = ok_json(&mut source(&["list", "--json"]));
+        if v["sources"][0]["last_success"].is_string() {
+            break v["sources"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "no refresh within 60 s: {v:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(first["name"], "own");
+    assert_eq!(first["format"], "csv");
+    assert_eq!(first["every"], "1h");
+    assert!(first["origin"].as_str().unwrap().ends_with("own.csv"));
+    assert_eq!(first["last_outcome"], "updated");
+    assert_eq!(first["last_report"]["added"], 2);
+    assert!(first["next_run"].is_string());
+
+    // The same file again: nothing parsed, nothing written.
+    let r = ok_json(&mut source(&["run", "own", "--json"]));
+    assert_eq!(r["outcome"], "unchanged", "{r:#}");
+    assert_eq!(r["same_file"], true);
+
+    // S2 vanished, S3 is new.
+    std::fs::write(
+        &list,
+        format!(
+            "{header}S1,organization,Acme One,AE,denial\nS3,organization,Acme Three,AE,denial\n"
+        ),
+    )
+    .unwrap();
+    let out = source(&["run", "own"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "own: updated: 2 rows: 1 added, 0 amended, 1 unchanged, 0 failed, 1 withdrawn"
+        ),
+        "{text}"
+    );
+    let listed = source(&["list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("own  "));
+
+    // A file that no longer reads is a failure: exit code 1, nothing withdrawn.
+    std::fs::remove_file(&list).unwrap();
+    let out = source(&["run", "own", "--json"]).output().unwrap();
+    assert!(!out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["error_class"], "read", "{r:#}");
+    assert_eq!(r["withdrawn"], 0);
+
+    let err = fails(&mut source(&["run", "nope"]));
+    assert!(err.contains("no source named \"nope\""), "{err}");
+}
+
 #[test]
 fn entry_commands_against_a_running_node() {
     let dir = tempfile::tempdir().unwrap();

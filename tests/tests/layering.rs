@@ -82,6 +82,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-sync",
             "wlnode-store",
             "wlnode-net",
+            // The fetch of scheduled source lists: wlnode-client owns reqwest.
+            "wlnode-client",
         ],
     ),
     (

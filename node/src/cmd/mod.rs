@@ -14,6 +14,7 @@ mod procs;
 mod roster;
 mod run;
 mod screen;
+mod source;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +55,9 @@ enum Command {
     /// Block or unblock a neighbour agency at the transport level on the running node.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
+    /// List the running node's scheduled source lists, or refresh one now.
+    #[command(subcommand)]
+    Source(source::SourceCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -111,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
         Command::Peer(c) => runtime()?.block_on(peer::run(c)),
+        Command::Source(c) => runtime()?.block_on(source::run(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

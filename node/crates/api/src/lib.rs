@@ -17,6 +17,7 @@ pub mod openapi;
 mod peers;
 mod policy;
 mod screen;
+mod sources;
 mod status;
 pub mod yente;
 
@@ -348,6 +349,8 @@ pub fn router(node: Services, token: String) -> Router {
         .route("/v1/peers/{agency}/unblock", post(peers::unblock))
         .route("/v1/policy/explain", get(policy::explain))
         .route("/v1/policy/reload", post(policy::reload))
+        .route("/v1/sources", get(sources::list))
+        .route("/v1/sources/{name}/run", post(sources::run))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
         // yente-compatible screening (see `yente`).

@@ -18,7 +18,7 @@ pub struct ErrorDoc {
 pub struct ErrorDetailDoc {
     /// Machine-readable code: invalid_json, invalid_field, bad_request, unauthorized,
     /// not_found, not_origin, already_withdrawn, version_limit, store_unavailable, empty_query,
-    /// query_too_long, batch_too_large, index_building.
+    /// query_too_long, batch_too_large, index_building, stopping.
     code: String,
     /// Human-readable message.
     message: String,
@@ -49,6 +49,8 @@ pub struct ErrorDetailDoc {
         super::yente::search,
         super::yente::entity,
         super::yente::algorithms,
+        super::sources::list,
+        super::sources::run,
     ),
     components(schemas(ErrorDoc, ErrorDetailDoc, wlnode_screen::request::ScreenRequest)),
     modifiers(&BearerAuth),

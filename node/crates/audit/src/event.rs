@@ -119,6 +119,31 @@ pub enum EventKind {
         /// The agency, or the PeerId when it is not in the roster.
         peer: String,
     },
+    /// A scheduled source list (`[[source]]`) was refreshed and something was written,
+    /// or its refresh failed. Metadata only: the source's configured name, the outcome,
+    /// counts and an error class, never row content. Added with issue 24 item 3: logs
+    /// written before hold no such event and read as before; an auditor older than
+    /// this kind refuses a log that holds one, so upgrade auditors first.
+    SourceRefresh {
+        /// The source's name in `node.toml`.
+        source: String,
+        /// `updated` or `failed`.
+        outcome: String,
+        /// Entries added.
+        added: u64,
+        /// Entries amended.
+        amended: u64,
+        /// Entries withdrawn because they vanished from the list.
+        withdrawn: u64,
+        /// Rows that changed nothing.
+        unchanged: u64,
+        /// Rows refused.
+        failed: u64,
+        /// Why the refresh failed (`connect`, `truncated`, `sha256_mismatch`,
+        /// `withdraw_guard`, ...), on failures only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_class: Option<String>,
+    },
     /// The node started.
     NodeStarted {
         /// wlnode version.
@@ -175,6 +200,7 @@ impl Event {
             EventKind::PeerBlocked { .. } => "peer_blocked",
             EventKind::PeerUnblocked { .. } => "peer_unblocked",
             EventKind::AuditRefused { .. } => "audit_refused",
+            EventKind::SourceRefresh { .. } => "source_refresh",
             EventKind::NodeStarted { .. } => "node_started",
             EventKind::NodeStopped => "node_stopped",
         }
@@ -397,6 +423,49 @@ mod tests {
         assert!(Event::decode(b"{}").is_err());
         let stopped = Event::new(1, EventKind::NodeStopped).encode();
         assert_eq!(stopped, br#"{"at":1,"kind":{"type":"node_stopped"}}"#);
+    }
+
+    #[test]
+    fn source_refresh_events_are_canonical_and_older_events_read_unchanged() {
+        let failed = Event::new(
+            7,
+            EventKind::SourceRefresh {
+                source: "un-sc".into(),
+                outcome: "failed".into(),
+                added: 0,
+                amended: 2,
+                withdrawn: 0,
+                unchanged: 5,
+                failed: 1,
+                error_class: Some("withdraw_guard".into()),
+            },
+        );
+        let b = failed.encode();
+        assert_eq!(
+            b,
+            br#"{"at":7,"kind":{"type":"source_refresh","source":"un-sc","outcome":"failed","added":0,"amended":2,"withdrawn":0,"unchanged":5,"failed":1,"error_class":"withdraw_guard"}}"#
+        );
+        assert_eq!(Event::decode(&b).unwrap(), failed);
+        assert_eq!(failed.type_name(), "source_refresh");
+        let updated = Event::new(
+            8,
+            EventKind::SourceRefresh {
+                source: "own".into(),
+                outcome: "updated".into(),
+                added: 1,
+                amended: 0,
+                withdrawn: 0,
+                unchanged: 0,
+                failed: 0,
+                error_class: None,
+            },
+        );
+        let b = updated.encode();
+        assert!(!String::from_utf8_lossy(&b).contains("error_class"));
+        assert_eq!(Event::decode(&b).unwrap(), updated);
+        // Bytes written by an older wlnode decode to the same events.
+        let old = br#"{"at":1,"kind":{"type":"peer_blocked","agency":"BB-CUSTOMS"}}"#;
+        assert_eq!(Event::decode(old).unwrap().encode(), old.to_vec());
     }
 
     #[test]

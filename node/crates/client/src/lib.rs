@@ -3,6 +3,11 @@
 //! It finds the node from its config: the `[api]` address (or, when the config uses
 //! port 0, the address the node wrote to `<data_dir>/api.addr` after binding) and the
 //! bearer token from `api.token_file`.
+//!
+//! [`fetch`] is the node's other HTTP client: the bounded, conditional GET that the
+//! runtime's scheduled sources use (this crate is the only one that links reqwest).
+
+pub mod fetch;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -272,6 +277,23 @@ impl Client {
             &serde_json::json!({}),
         )
         .await
+    }
+
+    /// The scheduled source lists (`GET /v1/sources`): `{sources: [...]}`.
+    pub async fn sources(&self) -> Result<serde_json::Value, ClientError> {
+        self.get_json("/v1/sources").await
+    }
+
+    /// Refreshes a source now (`POST /v1/sources/{name}/run`) and returns its report.
+    pub async fn source_run(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        // Names are checked by the config ([a-z0-9._-]), so they need no escaping; a
+        // name with other characters is no configured source and gets a 404.
+        let safe: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+            .collect();
+        self.post_json(&format!("/v1/sources/{safe}/run"), &serde_json::json!({}))
+            .await
     }
 
     /// Adds an entry; returns `{entry_id, record_id, version}`.

@@ -15,7 +15,10 @@
 
 pub mod roster_edit;
 pub mod roster_file;
+pub mod sources;
 pub mod token;
+
+pub use sources::{SourceConfig, SourceFormat, SourceName};
 
 /// The file in the data dir where a started node writes its API address (the CLI and
 /// scripts read it when the config asks for port 0).
@@ -526,6 +529,9 @@ pub struct RawConfig {
     /// Audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Source lists fetched and imported on a schedule (`[[source]]`).
+    #[serde(default)]
+    pub source: Vec<SourceConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -581,10 +587,14 @@ impl Config {
                 .to_string()
                 .replace(".$__serde_spanned_private_value", "");
             let inner = e.into_inner();
+            let message = match sources::name_hint(text, &key) {
+                Some(name) => format!("source {name:?}: {}", inner.message()),
+                None => inner.message().to_owned(),
+            };
             err_at(
                 inner.span().map(|s| s.start),
                 if key == "." { String::new() } else { key },
-                inner.message().to_owned(),
+                message,
             )
         })?;
         let base = path.parent().unwrap_or(Path::new(".")).to_owned();
@@ -598,6 +608,11 @@ impl Config {
         resolve(&mut raw.agency_key);
         resolve(&mut raw.node_key);
         resolve(&mut raw.api.token_file);
+        for s in &mut raw.source {
+            if let Some(p) = &mut s.path {
+                resolve(p.get_mut());
+            }
+        }
         let cfg = Self {
             path: path.to_owned(),
             text: text.to_owned(),
@@ -688,7 +703,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        sources::validate(self)
     }
 
     /// This node's agency.
@@ -883,6 +898,161 @@ origins = ["*"]
     fn syntax_errors_have_positions() {
         let e = parse("agency = \n").unwrap_err();
         assert_eq!(e.line, 1, "{e}");
+    }
+
+    const SOURCES: &str = r#"
+[[source]]
+name = "un-sc"
+url = "https://scsanctions.un.org/resources/xml/en/consolidated.xml"
+format = "un-xml"
+every = "6h"
+withdraw_missing = true
+
+[[source]]
+name = "own-list"
+path = "lists/own.csv"
+format = "csv"
+every = "10m"
+retry = "5s"
+max_withdraw_fraction = 0.25
+sha256 = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+source_list = "own"
+reason = "denial"
+max_bytes = 1048576
+timeout = "30s"
+"#;
+
+    #[test]
+    fn sources_parse_with_defaults_and_resolved_paths() {
+        let c = parse(&format!("{GOOD}{SOURCES}")).unwrap();
+        let [un, own] = c.raw.source.as_slice() else {
+            panic!("two sources")
+        };
+        assert_eq!(un.name().as_str(), "un-sc");
+        assert_eq!(un.format, SourceFormat::UnXml);
+        assert_eq!(un.every.get_ref().0, Duration::from_secs(6 * 3600));
+        assert_eq!(un.retry.get_ref().0, Duration::from_secs(30));
+        assert!((*un.max_withdraw_fraction.get_ref() - 0.5).abs() < f64::EPSILON);
+        assert_eq!(un.max_bytes, 256 * 1024 * 1024);
+        assert!(matches!(un.origin(), sources::Origin::Url(u) if u.starts_with("https://")));
+        assert_eq!(
+            own.origin(),
+            sources::Origin::Path(PathBuf::from("/etc/wlnode/lists/own.csv"))
+        );
+        assert_eq!(
+            own.sha256_pin().unwrap(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(own.reason, Some(Reason::Denial));
+    }
+
+    #[test]
+    fn source_errors_name_the_file_the_source_and_the_key() {
+        let text = format!("{GOOD}{SOURCES}");
+        let cases = [
+            // (replace, with, key, words in the message)
+            (
+                "every = \"10m\"",
+                "every = \"30s\"",
+                "source[1].every",
+                "at least 1m",
+            ),
+            (
+                "every = \"6h\"",
+                "every = \"often\"",
+                "source[0].every",
+                "invalid duration",
+            ),
+            (
+                "format = \"csv\"",
+                "format = \"xlsx\"",
+                "source[1].format",
+                "unknown variant",
+            ),
+            (
+                "retry = \"5s\"",
+                "retry = \"20m\"",
+                "source[1].retry",
+                "shorter than every",
+            ),
+            (
+                "max_withdraw_fraction = 0.25",
+                "max_withdraw_fraction = 1.5",
+                "source[1].max_withdraw_fraction",
+                "between 0 and 1",
+            ),
+            (
+                "sha256 = \"E3B0",
+                "sha256 = \"XX",
+                "source[1].sha256",
+                "not a SHA-256",
+            ),
+            (
+                "name = \"own-list\"",
+                "name = \"un-sc\"",
+                "source[1].name",
+                "unique",
+            ),
+            (
+                "name = \"own-list\"",
+                "name = \"Own List\"",
+                "source[1].name",
+                "invalid source name",
+            ),
+            (
+                "url = \"https://scsanctions",
+                "url = \"ftp://scsanctions",
+                "source[0].url",
+                "not an https",
+            ),
+            (
+                "url = \"https://scsanctions",
+                "url = \"https://user:pw@scsanctions",
+                "source[0].url",
+                "credentials",
+            ),
+            (
+                "path = \"lists/own.csv\"",
+                "path = \"lists/own.csv\"\nurl = \"https://x.example/a.csv\"",
+                "source[1].path",
+                "not both",
+            ),
+            ("path = \"lists/own.csv\"", "", "source[1].url", "give url"),
+            (
+                "timeout = \"30s\"",
+                "timeout = \"30s\"\ncolour = \"red\"",
+                "source[1].colour",
+                "unknown field",
+            ),
+        ];
+        for (from, to, key, words) in cases {
+            assert!(text.contains(from), "{from}");
+            let e = parse(&text.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.file, PathBuf::from("/etc/wlnode/node.toml"), "{e}");
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.line > 28, "{e}");
+            assert!(e.message.contains(words), "{e}");
+            let source = if key.starts_with("source[0]") {
+                "un-sc"
+            } else if from.starts_with("name") {
+                ""
+            } else {
+                "own-list"
+            };
+            assert!(e.message.contains(&format!("source \"{source}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_import_format_name_is_a_source_format() {
+        for (f, name) in SourceFormat::ALL.iter().zip([
+            "csv", "jsonl", "ftm", "un-xml", "ofac-xml", "eu-xml", "uk-xml",
+        ]) {
+            assert_eq!(f.as_str(), name);
+            let t: toml::Table = toml::from_str(&format!("f = \"{name}\"")).unwrap();
+            let parsed: SourceFormat = t["f"].clone().try_into().unwrap();
+            assert_eq!(parsed, *f);
+        }
     }
 
     #[test]

@@ -570,22 +570,69 @@ impl Lifecycle {
         keep: &HashSet<String>,
         reason: &str,
     ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
+        match self
+            .withdraw_missing_at_most(source_list, keep, reason, 1.0)
+            .await?
+        {
+            MissingOutcome::Withdrawn {
+                written, report, ..
+            } => Ok((written, report)),
+            // A fraction of 1 never refuses.
+            MissingOutcome::Refused { .. } => Ok((Vec::new(), None)),
+        }
+    }
+
+    /// As [`Lifecycle::withdraw_missing`], but withdraws nothing when that would
+    /// withdraw more than `max_fraction` of the source list's active own entries: a
+    /// list that lost that much is taken to be truncated (the guard of scheduled
+    /// sources). The count and the withdrawal happen under the writer's lock, so no
+    /// write slips in between.
+    pub async fn withdraw_missing_at_most(
+        &self,
+        source_list: &str,
+        keep: &HashSet<String>,
+        reason: &str,
+        max_fraction: f64,
+    ) -> Result<MissingOutcome, LifecycleError> {
         let _guard = self.lock.lock().await;
         self.check_hold().await?;
         let list = source_list.to_owned();
-        let locals = self.store.call(move |s| s.local_entries_of(&list)).await?;
+        let agency = self.agency.clone();
+        // One store round trip: every own entry of the list with its state.
+        let locals = self
+            .store
+            .call(move |s| {
+                s.local_entries_of(&list)?
+                    .into_iter()
+                    .filter(|(k, _)| k.origin == agency)
+                    .map(|(k, m)| {
+                        let st = s.entry(&k)?;
+                        Ok((k, m, st))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?;
+        let active: Vec<_> = locals
+            .into_iter()
+            .filter_map(|(k, m, st)| {
+                st.filter(|st| st.status == Status::Active)
+                    .map(|st| (k, m, st))
+            })
+            .collect();
+        let total_active = active.len();
+        let missing: Vec<_> = active
+            .into_iter()
+            .filter(|(_, m, _)| !keep.contains(&m.source_id))
+            .collect();
+        if missing.len() as f64 > max_fraction * total_active as f64 {
+            return Ok(MissingOutcome::Refused {
+                would_withdraw: missing.len(),
+                active: total_active,
+            });
+        }
         let mut to_sign = Vec::new();
         let now = Timestamp::now();
-        for (key, meta) in locals {
-            if key.origin != self.agency || keep.contains(&meta.source_id) {
-                continue;
-            }
-            let Some(state) = self.store.entry(key.clone()).await? else {
-                continue;
-            };
-            if state.status == Status::Withdrawn {
-                continue;
-            }
+        for (key, meta, state) in missing {
             let Some(head) = self.store.record(state.head).await? else {
                 continue;
             };
@@ -625,8 +672,33 @@ impl Lifecycle {
         } else {
             Some(self.commit(incoming).await?)
         };
-        Ok((written, report))
+        Ok(MissingOutcome::Withdrawn {
+            written,
+            report,
+            active: total_active,
+        })
     }
+}
+
+/// What [`Lifecycle::withdraw_missing_at_most`] did.
+#[derive(Debug)]
+pub enum MissingOutcome {
+    /// The vanished entries were withdrawn (possibly none).
+    Withdrawn {
+        /// The withdrawals.
+        written: Vec<Written>,
+        /// The store's report, when anything was written.
+        report: Option<IngestReport>,
+        /// Active own entries of the list before.
+        active: usize,
+    },
+    /// Nothing was withdrawn: that would have withdrawn more than the fraction allowed.
+    Refused {
+        /// Entries the list no longer holds.
+        would_withdraw: usize,
+        /// Active own entries of the list.
+        active: usize,
+    },
 }
 
 type SignJob = (usize, RecordMeta, EntryDraft, LocalMeta, bool);

@@ -11,6 +11,7 @@
 //! - [`entries`]: this agency's entry lifecycle (add, amend, withdraw, import);
 //! - [`index`]: the live screening index and the task that keeps it current;
 //! - [`auditor`]: the auditor's live audit over the audit protocol;
+//! - [`sources`]: source lists fetched and imported on a schedule (`[[source]]`);
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! Everything with IO below it (store, network) is reached through its crate's handle;
@@ -23,6 +24,7 @@ pub mod index;
 pub mod metrics;
 pub mod node;
 mod replication;
+pub mod sources;
 pub mod trust;
 
 pub use handles::{Control, Health, Ingested, PeerInfo, PeerTable, ReloadReport};

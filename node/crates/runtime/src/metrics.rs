@@ -49,6 +49,40 @@ pub struct SetBuildLabel {
     pub kind: String,
 }
 
+/// Label: a scheduled source list (`[[source]]` name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListLabel {
+    /// The source's name.
+    pub source: String,
+}
+
+/// Labels: a source list and what happened to its rows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListResultLabel {
+    /// The source's name.
+    pub source: String,
+    /// `added`, `amended`, `unchanged`, `withdrawn` or `failed`.
+    pub result: String,
+}
+
+/// Labels: a source list and a failure class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListClassLabel {
+    /// The source's name.
+    pub source: String,
+    /// `connect`, `truncated`, `sha256_mismatch`, `withdraw_guard`, ...
+    pub class: String,
+}
+
+/// Labels: a source list and a refresh outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListOutcomeLabel {
+    /// The source's name.
+    pub source: String,
+    /// `updated`, `unchanged` or `failed`.
+    pub outcome: String,
+}
+
 /// Every metric of a node.
 #[derive(Debug)]
 pub struct Metrics {
@@ -114,6 +148,16 @@ pub struct Metrics {
     pub api_requests: Family<RouteLabel, Counter>,
     /// Screening latency in seconds.
     pub screen_latency: Histogram,
+    /// Unix seconds of each source's last successful refresh.
+    pub source_last_success: Family<ListLabel, Gauge>,
+    /// Unix seconds of each source's last refresh attempt.
+    pub source_last_attempt: Family<ListLabel, Gauge>,
+    /// Rows of each source by what happened to them.
+    pub source_entries: Family<ListResultLabel, Counter>,
+    /// Failed refreshes of each source, by class.
+    pub source_failures: Family<ListClassLabel, Counter>,
+    /// Refreshes of each source, by outcome.
+    pub source_refreshes: Family<ListOutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -157,6 +201,11 @@ impl Metrics {
             audit_cosignatures: Gauge::default(),
             api_requests: Family::default(),
             screen_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            source_last_success: Family::default(),
+            source_last_attempt: Family::default(),
+            source_entries: Family::default(),
+            source_failures: Family::default(),
+            source_refreshes: Family::default(),
             registry: Registry::default(),
         };
         r.register("records", "Records held", m.records.clone());
@@ -280,6 +329,31 @@ impl Metrics {
             "screen_latency_seconds",
             "Screening query latency",
             m.screen_latency.clone(),
+        );
+        r.register(
+            "source_last_success_seconds",
+            "Unix time of each source list's last successful refresh",
+            m.source_last_success.clone(),
+        );
+        r.register(
+            "source_last_attempt_seconds",
+            "Unix time of each source list's last refresh attempt",
+            m.source_last_attempt.clone(),
+        );
+        r.register(
+            "source_entries",
+            "Rows of each source list by result (added, amended, unchanged, withdrawn, failed)",
+            m.source_entries.clone(),
+        );
+        r.register(
+            "source_failures",
+            "Failed refreshes of each source list, by class",
+            m.source_failures.clone(),
+        );
+        r.register(
+            "source_refreshes",
+            "Refreshes of each source list, by outcome",
+            m.source_refreshes.clone(),
         );
         Self { registry: r, ..m }
     }

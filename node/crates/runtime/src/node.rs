@@ -1,7 +1,8 @@
 //! A running node: loads config, keys and roster, opens the store, starts the API
 //! (through the [`ApiStarter`] the caller gives, so this crate does not depend on the
-//! HTTP layer), the network and the replication service, the screening follower and
-//! the checkpoint timer, and shuts everything down cleanly on request.
+//! HTTP layer), the network and the replication service, the screening follower, the
+//! checkpoint timer and the scheduled sources, and shuts everything down cleanly on
+//! request.
 //!
 //! No service gets the whole node: each gets the narrow handles it uses
 //! ([`crate::handles`]); frontends get [`Services`].
@@ -31,6 +32,7 @@ use crate::entries::Lifecycle;
 use crate::handles::{Control, Health, Ingested, PeerTable};
 use crate::index::{ScreenHandle, spawn_follower};
 use crate::metrics::Metrics;
+use crate::sources::Sources;
 use crate::trust::{TrustCell, TrustError, load_roster};
 
 /// Why the node could not start or stopped with an error.
@@ -160,6 +162,8 @@ pub struct Services {
     pub health: Arc<Health>,
     /// The live screening index.
     pub screen: ScreenHandle,
+    /// Scheduled source lists: their status and "run now".
+    pub sources: Sources,
 }
 
 /// A bound API: its address and its task.
@@ -359,6 +363,7 @@ impl RunningNode {
         let ingested = Ingested::new(head_seq, metrics.clone(), health.clone());
         let trust = TrustCell::new(roster, policy);
         let cfg = Arc::new(cfg);
+        let (sources, source_requests) = Sources::new(&cfg);
         let services = Services {
             info: NodeInfo {
                 agency: agency.clone(),
@@ -384,6 +389,7 @@ impl RunningNode {
             metrics,
             health,
             screen: ScreenHandle::new(),
+            sources,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
@@ -401,6 +407,20 @@ impl RunningNode {
             std::time::Duration::from_secs(audit_cfg.checkpoint_interval_secs.max(1)),
             shutdown.subscribe(),
         ));
+        let sources_task = crate::sources::spawn(
+            services.config.clone(),
+            &services.sources,
+            source_requests,
+            crate::sources::Deps {
+                lifecycle: services.lifecycle.clone(),
+                trust: services.trust.clone(),
+                ingested: services.ingested.clone(),
+                store: services.store.clone(),
+                metrics: services.metrics.clone(),
+            },
+            shutdown.subscribe(),
+        )
+        .await;
         tracing::info!(
             agency = %services.info.agency,
             peer_id = %services.info.peer_id,
@@ -411,6 +431,7 @@ impl RunningNode {
         let mut tasks = vec![api_task];
         tasks.extend(network.tasks);
         tasks.extend([screen_task, checkpoints]);
+        tasks.extend(sources_task);
         Ok(Self {
             services,
             api_addr,

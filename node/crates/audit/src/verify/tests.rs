@@ -395,6 +395,38 @@ fn peer_block_events_verify_and_are_counted() {
     assert_eq!(s.by_type.get("peer_unblocked"), Some(&1));
 }
 
+#[test]
+fn source_refresh_events_verify_and_are_counted() {
+    let f = fixture();
+    let refresh = |at, outcome: &str, class: Option<&str>| {
+        Event::new(
+            at,
+            EventKind::SourceRefresh {
+                source: "un-sc".into(),
+                outcome: outcome.into(),
+                added: 3,
+                amended: 1,
+                withdrawn: 0,
+                unchanged: 10,
+                failed: 0,
+                error_class: class.map(str::to_owned),
+            },
+        )
+    };
+    let a = log(
+        &f,
+        0,
+        &[
+            refresh(1000, "updated", None),
+            refresh(2000, "failed", Some("truncated")),
+        ],
+        &[1, 2],
+    );
+    let rep = verify(&f.roster, &[a], &AuditorState::default(), NO_TOLERANCE);
+    assert!(rep.ok, "{:?}", rep.violations);
+    assert_eq!(rep.nodes[0].by_type.get("source_refresh"), Some(&2));
+}
+
 /// `sent` events without an inline header are checked against the headers carried
 /// beside them: a genuine one is used (and a distribution violation still found), a
 /// missing one or one filed under another record's id is a `bad_header`, and so is a
