@@ -122,6 +122,8 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
     let n = common::start(&fed, 0).await;
     let c = &n.client;
 
+    // Linked parties, as FtM allows them: a person cannot be owned and a vessel cannot
+    // own, so those links become UnknownLinks; the others are Ownerships.
     let rashid = c
         .add(&entry(
             "person",
@@ -129,13 +131,27 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
             json!({"country": "AE", "nationality": "SY", "birth_date": "1970-05-02",
                    "addresses": ["PO Box 1, Dubai"],
                    "identifiers": [{"type": "passport", "value": "P1234567"},
-                                   {"type": "national_id", "value": "784-1970"}]}),
+                                   {"type": "national_id", "value": "784-1970"},
+                                   {"type": "owned_by", "value": "Shadow Family Trust"}]}),
             federation_wide(),
             "denial",
         ))
         .await
         .unwrap();
     let rashid_id = format!("wl-aa-export-{}", rashid["entry_id"].as_str().unwrap());
+    let vessel = c
+        .add(&entry(
+            "vessel",
+            "Ocean Star",
+            json!({"country": "PA", "identifiers": [{"type": "imo", "value": "9187629"},
+                                                    {"type": "mmsi", "value": "352001"},
+                                                    {"type": "owner_of", "value": "Harbour Barge 7"}]}),
+            json!({"scope": "groups", "groups": ["eu"], "sensitivity": "restricted"}),
+            "sanctions",
+        ))
+        .await
+        .unwrap();
+    let vessel_id = format!("wl-aa-export-{}", vessel["entry_id"].as_str().unwrap());
     let acme = c
         .add(&entry(
             "organization",
@@ -143,25 +159,15 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
             json!({"aliases": ["Acme General Trading"], "country": "AE",
                    "identifiers": [{"type": "registration", "value": "R-1"},
                                    {"type": "owned_by", "value": rashid["entry_id"]},
-                                   {"type": "front_for", "value": "Gulf Shadow Holdings"}]}),
+                                   {"type": "front_for", "value": "Gulf Shadow Holdings"},
+                                   {"type": "owner_of", "value": format!("AA-EXPORT/{}", vessel["entry_id"].as_str().unwrap())},
+                                   {"type": "owner_of", "value": "Acme Shipping Sub Ltd"}]}),
             federation_wide(),
             "diversion-risk",
         ))
         .await
         .unwrap();
     let acme_id = format!("wl-aa-export-{}", acme["entry_id"].as_str().unwrap());
-    let vessel = c
-        .add(&entry(
-            "vessel",
-            "Ocean Star",
-            json!({"country": "PA", "identifiers": [{"type": "imo", "value": "9187629"},
-                                                    {"type": "mmsi", "value": "352001"}]}),
-            json!({"scope": "groups", "groups": ["eu"], "sensitivity": "restricted"}),
-            "sanctions",
-        ))
-        .await
-        .unwrap();
-    let vessel_id = format!("wl-aa-export-{}", vessel["entry_id"].as_str().unwrap());
     let gone = c
         .add(&entry(
             "organization",
@@ -336,7 +342,11 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
         (vec![("algorithm", "logic-v2")], batch.clone(), "algorithm"),
         (vec![("limit", "0")], batch.clone(), "limit"),
         (vec![("threshold", "1.5")], batch.clone(), "threshold"),
-        (vec![("topics", "sanction")], batch.clone(), "topics"),
+        (
+            vec![("changed_since", "yesterday")],
+            batch.clone(),
+            "changed_since",
+        ),
         (
             vec![],
             json!({"queries": batch["queries"], "weights": {"name_literal": 0.8}}),
@@ -354,8 +364,18 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
         ),
         (
             vec![],
-            json!({"queries": {"a": {"schema": "Person"}}, "extra": 1}),
-            "",
+            json!({"queries": {"a": {"schema": "Person", "properties": {"alias": (0..40).map(|i| format!("n{i}")).collect::<Vec<_>>()}}}}),
+            "queries.a.properties.alias",
+        ),
+        (
+            vec![],
+            json!({"queries": {"a": {"schema": "Person", "properties": {"alias": (0..9).map(|i| format!("n{i}")).collect::<Vec<_>>()}}}}),
+            "queries.a.properties.alias",
+        ),
+        (
+            vec![("limit", "500")],
+            json!({"queries": (0..21).map(|i| (format!("q{i}"), json!({"schema": "Person", "properties": {"name": "A B"}}))).collect::<serde_json::Map<_, _>>()}),
+            "limit",
         ),
     ] {
         let (status, e) = h.post("/match/default", &query, &body).await;
@@ -383,6 +403,61 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
     );
     let (status, _) = h.post("/match/default", &[], &json!({"queries": {}})).await;
     assert_eq!(status, 400);
+    // a body far beyond any real batch is refused before it is parsed
+    let r = h
+        .http
+        .post(format!("{}/match/default", h.base))
+        .bearer_auth(&h.token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+
+    // yente's other filters: topics, changed_since, schema ranges; and the keys of a
+    // returned entity sent back as a query are ignored, as yente ignores them
+    let topical = json!({"queries": {
+        "v": {"schema": "Thing", "properties": {"name": ["Ocean Star"]}},
+        "c": {"schema": "LegalEntity", "properties": {"name": ["Acme Trading FZE"]}, "caption": "x", "datasets": ["y"], "target": true}
+    }, "some_client_key": 1});
+    let (status, t) = h
+        .post("/match/default", &[("topics", "sanction")], &topical)
+        .await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(ids(&t["responses"]["v"]), vec![vessel_id.as_str()]);
+    assert_eq!(t["responses"]["c"]["results"], json!([]));
+    let (_, t) = h.post("/match/default", &[], &topical).await;
+    assert_eq!(ids(&t["responses"]["c"])[0], acme_id);
+    let (_, t) = h
+        .post(
+            "/match/default",
+            &[("changed_since", "2999-01-01")],
+            &topical,
+        )
+        .await;
+    assert_eq!(t["responses"]["v"]["results"], json!([]), "{t}");
+    let (_, t) = h
+        .post(
+            "/match/default",
+            &[("changed_since", "2000-01-01")],
+            &topical,
+        )
+        .await;
+    assert_eq!(ids(&t["responses"]["v"]), vec![vessel_id.as_str()]);
+    // a LegalEntity query never answers with a vessel; excluding Asset drops vessels
+    let (_, t) = h
+        .post(
+            "/match/default",
+            &[("threshold", "0.5")],
+            &json!({"queries": {"v": {"schema": "LegalEntity", "properties": {"name": ["Ocean Star"]}}}}),
+        )
+        .await;
+    assert_eq!(t["responses"]["v"]["results"], json!([]), "{t}");
+    let (_, t) = h
+        .post("/match/default", &[("exclude_schema", "Asset")], &topical)
+        .await;
+    assert_eq!(t["responses"]["v"]["results"], json!([]), "{t}");
 
     // auth: no token is 401; yente's `ApiKey` scheme works like Bearer
     let r = h
@@ -462,6 +537,10 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
     let owned = &ent["properties"]["ownershipAsset"][0];
     assert_eq!(owned["schema"], "Ownership");
     assert_eq!(owned["properties"]["owner"], json!([rashid_id]));
+    let owns = ent["properties"]["ownershipOwner"].as_array().unwrap();
+    assert_eq!(owns.len(), 2, "{ent}");
+    assert_eq!(owns[0]["properties"]["asset"], json!([vessel_id]));
+    assert_eq!(owns[1]["properties"]["asset"][0]["schema"], "Company");
     let front = &ent["properties"]["unknownLinkTo"][0];
     assert_eq!(front["properties"]["role"], json!(["front company for"]));
     assert_eq!(
@@ -542,16 +621,26 @@ async fn yente_api_and_ftm_export_pass_followthemoney() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // four subjects, four sanctions, two links and the one party not held here
-    assert_eq!(lines.len(), 11, "{text}");
+    // four subjects and their sanctions; six links; four parties not held here (the
+    // owned one a Company, the others LegalEntities)
+    assert_eq!(lines.len(), 18, "{text}");
     let by_schema = |s: &str| lines.iter().filter(|e| e["schema"] == s).count();
     assert_eq!(by_schema("Sanction"), 4);
-    assert_eq!(by_schema("Ownership"), 1);
-    assert_eq!(by_schema("UnknownLink"), 1);
-    assert_eq!(by_schema("LegalEntity"), 1);
+    assert_eq!(by_schema("Ownership"), 3);
+    assert_eq!(by_schema("UnknownLink"), 3);
+    assert_eq!(by_schema("LegalEntity"), 3);
+    assert_eq!(by_schema("Company"), 3);
+    let roles: Vec<&str> = lines
+        .iter()
+        .filter(|e| e["schema"] == "UnknownLink")
+        .map(|e| e["properties"]["role"][0].as_str().unwrap())
+        .collect();
+    for role in ["owned by", "owner of", "front company for"] {
+        assert!(roles.contains(&role), "{roles:?}");
+    }
     let export_summary = ftm_check("export", &out_file);
     assert!(
-        export_summary.starts_with("ok export: 11 entities valid"),
+        export_summary.starts_with("ok export: 18 entities valid"),
         "{export_summary}"
     );
     let status = Command::cargo_bin("wlnode")

@@ -110,17 +110,26 @@ def check_entity(data, problems):
 
 
 def check_references(entities, problems, known):
-    """Entity-typed properties point at entities in `known`."""
+    """Entity-typed properties point at entities in `known` (id -> schema name), of a
+    schema the property's range admits (an Ownership's asset must be an Asset, ...)."""
     for data in entities:
         schema = model.get(data["schema"])
         if schema is None:
             continue
         for name, values in data["properties"].items():
             prop = schema.get(name)
-            if prop is not None and prop.type == registry.entity:
-                for v in values:
-                    if v not in known:
-                        problems.append(f"entity {data['id']!r}: {name} -> {v!r} is not in the output")
+            if prop is None or prop.type != registry.entity:
+                continue
+            for v in values:
+                if v not in known:
+                    problems.append(f"entity {data['id']!r}: {name} -> {v!r} is not in the output")
+                    continue
+                target = model.get(known[v])
+                if prop.range is not None and target is not None and not target.is_a(prop.range):
+                    problems.append(
+                        f"entity {data['id']!r}: {name} -> {v!r} is a {target.name}, "
+                        f"not a {prop.range.name}"
+                    )
 
 
 def check_export(path):
@@ -139,7 +148,7 @@ def check_export(path):
         problems.append("duplicate entity ids in the export")
     for e in entities:
         check_entity(e, problems)
-    check_references(entities, problems, set(ids))
+    check_references(entities, problems, {e.get("id"): e.get("schema") for e in entities})
     schemata = sorted({e["schema"] for e in entities if "schema" in e})
     return problems, f"ok export: {len(entities)} entities valid ({', '.join(schemata)})"
 
@@ -160,15 +169,26 @@ def check_api(plan_path):
             check_entity(e, problems)
         checked += len(flat)
         top = flat[-1]
-        nested = {e["id"] for e in flat}
+        nested = {e["id"]: e["schema"] for e in flat}
+        # References to entities not nested here are other entries: fetch their schema.
         for e in flat:
             schema = model.get(e["schema"])
             for name, values in e["properties"].items():
                 prop = schema.get(name) if schema else None
                 if prop is not None and prop.type == registry.entity:
                     for v in values:
-                        if v not in nested and not v.startswith("wl-"):
+                        if v in nested:
+                            continue
+                        if not v.startswith("wl-"):
                             problems.append(f"{where}: {name} -> {v!r} is not an entity id")
+                            continue
+                        r = requests.get(f"{base}/entities/{urllib.parse.quote(v)}",
+                                         params={"nested": "false"}, headers=headers, timeout=60)
+                        if r.status_code != 200:
+                            problems.append(f"{where}: {name} -> {v!r} answers {r.status_code}")
+                            continue
+                        nested[v] = r.json()["schema"]
+        check_references(flat, problems, nested)
         return top
 
     queries = {c["key"]: c["query"] for c in plan["match"]}

@@ -449,12 +449,13 @@ pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
             .map(serde_json::from_value::<wlnode_runtime::entries::EntryView>)
             .collect::<Result<Vec<_>, _>>()
             .context("the node sent an entry this version cannot read")?;
-        let held: std::collections::BTreeSet<_> = views
+        let held: BTreeMap<_, _> = views
             .iter()
-            .map(|v| (v.origin.clone(), v.entry_id))
+            .map(|v| ((v.origin.clone(), v.entry_id), v.subject.kind))
             .collect();
         for v in &views {
-            for e in wlnode_api::ftm::entry_entities(v, |o, id| held.contains(&(o.clone(), id))) {
+            for e in wlnode_api::ftm::entry_entities(v, |o, id| held.get(&(o.clone(), id)).copied())
+            {
                 serde_json::to_writer(&mut w, &e)?;
                 writeln!(w)?;
                 lines += 1;

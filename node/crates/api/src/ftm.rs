@@ -14,10 +14,11 @@
 //!   `provisions` the control-list categories, `description` the items, `status`
 //!   active or withdrawn (with the withdrawal reason in `summary`).
 //! - one relationship per linked party that the entry names in an identifier of type
-//!   [`LINK_TYPES`]: `owned_by` and `owner_of` become `Ownership`, `front_for` and
-//!   `linked_to` an `UnknownLink` with its role. The other party is the entry the value
-//!   names (`ORIGIN/ENTRYID`, an entry id, or an entity id from this mapping) when this
-//!   node holds it, and otherwise a `LegalEntity` with the value as its name.
+//!   [`LINK_TYPES`]: `owned_by` and `owner_of` become `Ownership` where FtM's model
+//!   allows it (see [`link_entities`]), `front_for` and `linked_to` an `UnknownLink`
+//!   with its role. The other party is the entry the value names (`ORIGIN/ENTRYID`, an
+//!   entry id, or an entity id from this mapping) when this node holds it, and
+//!   otherwise an entity of its own with the value as its name.
 //!
 //! Entity ids are `wl-<origin in lower case>-<entry id>`, plus a suffix for the
 //! sanction (`-sanction`) and for links (`-link-N`, `-party-N`). Datasets follow yente's
@@ -69,10 +70,11 @@ pub struct FtmEntity {
     pub referents: Vec<String>,
     /// Whether the entity is a listed subject (an active entry).
     pub target: bool,
-    /// When this node first held the entry (`YYYY-MM-DDTHH:MM:SS`).
+    /// When the entity was first seen: not kept by wlnode, so never set (yente allows
+    /// it absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
-    /// When this node last saw it (the head's arrival).
+    /// When this node last saw it (the head's arrival, `YYYY-MM-DDTHH:MM:SS` UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<String>,
     /// When the origin last changed it.
@@ -296,7 +298,6 @@ pub fn subject_entity(view: &EntryView) -> FtmEntity {
     e.add("modifiedAt", view.issued_at.date().to_string());
     e.datasets = datasets_of(view);
     e.target = view.status == Status::Active;
-    e.first_seen = Some(ftm_time(view.updated_at.min(view.issued_at)));
     e.last_seen = Some(ftm_time(view.updated_at));
     e.last_change = Some(ftm_time(view.issued_at));
     e
@@ -357,15 +358,31 @@ pub fn linked_entry(origin: &AgencyCode, value: &str) -> Option<(AgencyCode, Ent
     EntryId::from_hex(v).ok().map(|e| (origin.clone(), e))
 }
 
-/// The relationship entities of an entry's linked parties. `held` says whether this node
-/// holds an entry (its subject entity is then the other party); otherwise the party is
-/// a `LegalEntity` of its own, named by the value.
+/// Whether an entity of this kind (or a stand-in party, `None`) may be an Ownership's
+/// `owner` (FtM: a LegalEntity) and its `asset` (FtM: an Asset).
+fn can_own(kind: Option<SubjectKind>) -> bool {
+    !matches!(kind, Some(SubjectKind::Vessel))
+}
+
+fn can_be_owned(kind: Option<SubjectKind>) -> bool {
+    !matches!(kind, Some(SubjectKind::Person))
+}
+
+/// The relationship entities of an entry's linked parties. `held` gives the kind of an
+/// entry this node holds (its subject entity is then the other party); otherwise the
+/// party is an entity of its own, named by the value: a `Company` when it is owned, a
+/// `LegalEntity` otherwise.
+///
+/// `owned_by` and `owner_of` become an `Ownership` when FtM allows it (the owner a
+/// person or company, the asset a company or vessel), and otherwise an `UnknownLink`
+/// with the role "owned by" or "owner of", so that no relationship breaks FtM's model.
 pub fn link_entities(
     view: &EntryView,
     subject: &FtmEntity,
-    held: impl Fn(&AgencyCode, EntryId) -> bool,
+    held: impl Fn(&AgencyCode, EntryId) -> Option<SubjectKind>,
 ) -> Vec<FtmEntity> {
     let mut out = Vec::new();
+    let this = Some(view.subject.kind);
     let links = view
         .subject
         .identifiers
@@ -373,12 +390,27 @@ pub fn link_entities(
         .filter(|i| LINK_TYPES.contains(&i.kind.as_str()));
     for (n, Identifier { kind, value }) in links.enumerate() {
         let value = value.trim();
-        let other = match linked_entry(&view.origin, value).filter(|(o, e)| held(o, *e)) {
-            Some((o, e)) => entity_id(&o, e),
+        let other = linked_entry(&view.origin, value)
+            .and_then(|(o, e)| held(&o, e).map(|k| (entity_id(&o, e), k)));
+        let other_kind = other.as_ref().map(|(_, k)| *k);
+        // An Ownership where FtM's ranges allow it; the stand-in party is owned (a
+        // Company) only for `owner_of`.
+        let ownership = match kind.as_str() {
+            "owned_by" => can_be_owned(this) && can_own(other_kind),
+            "owner_of" => can_own(this) && can_be_owned(other_kind),
+            _ => false,
+        };
+        let other_id = match other {
+            Some((id, _)) => id,
             None => {
+                let schema = if ownership && kind == "owner_of" {
+                    "Company"
+                } else {
+                    "LegalEntity"
+                };
                 let mut party = FtmEntity::new(
                     format!("{}-party-{n}", subject.id),
-                    "LegalEntity",
+                    schema,
                     value.to_owned(),
                 );
                 party.add("name", value);
@@ -389,32 +421,29 @@ pub fn link_entities(
             }
         };
         let link_id = format!("{}-link-{n}", subject.id);
-        let link = match kind.as_str() {
-            "owned_by" | "owner_of" => {
-                let (owner, asset) = if kind == "owned_by" {
-                    (other, subject.id.clone())
-                } else {
-                    (subject.id.clone(), other)
-                };
-                let mut l = FtmEntity::new(link_id, "Ownership", format!("Ownership: {value}"));
-                l.add("owner", owner);
-                l.add("asset", asset);
-                l
-            }
-            _ => {
-                let role = if kind == "front_for" {
-                    "front company for"
-                } else {
-                    "linked to"
-                };
-                let mut l = FtmEntity::new(link_id, "UnknownLink", format!("{role} {value}"));
-                l.add("subject", subject.id.clone());
-                l.add("object", other);
-                l.add("role", role);
-                l
-            }
+        let mut link = if ownership {
+            let (owner, asset) = if kind == "owned_by" {
+                (other_id, subject.id.clone())
+            } else {
+                (subject.id.clone(), other_id)
+            };
+            let mut l = FtmEntity::new(link_id, "Ownership", format!("Ownership: {value}"));
+            l.add("owner", owner);
+            l.add("asset", asset);
+            l
+        } else {
+            let role = match kind.as_str() {
+                "front_for" => "front company for",
+                "owned_by" => "owned by",
+                "owner_of" => "owner of",
+                _ => "linked to",
+            };
+            let mut l = FtmEntity::new(link_id, "UnknownLink", format!("{role} {value}"));
+            l.add("subject", subject.id.clone());
+            l.add("object", other_id);
+            l.add("role", role);
+            l
         };
-        let mut link = link;
         link.datasets = subject.datasets.clone();
         out.push(link);
     }
@@ -425,7 +454,7 @@ pub fn link_entities(
 /// parties with their relationships (the lines `export --format ftm` writes).
 pub fn entry_entities(
     view: &EntryView,
-    held: impl Fn(&AgencyCode, EntryId) -> bool,
+    held: impl Fn(&AgencyCode, EntryId) -> Option<SubjectKind>,
 ) -> Vec<FtmEntity> {
     let subject = subject_entity(view);
     let sanction = sanction_entity(view, &subject);
@@ -440,7 +469,10 @@ pub fn entry_entities(
 /// The subject with its sanction and relationships nested under the reverse property
 /// names FtM defines (`sanctions`, `ownershipOwner`, `ownershipAsset`, `unknownLinkTo`),
 /// as yente nests adjacent entities: the `/entities/{id}` answer.
-pub fn nested_entity(view: &EntryView, held: impl Fn(&AgencyCode, EntryId) -> bool) -> FtmEntity {
+pub fn nested_entity(
+    view: &EntryView,
+    held: impl Fn(&AgencyCode, EntryId) -> Option<SubjectKind>,
+) -> FtmEntity {
     let mut all = entry_entities(view, held).into_iter();
     let Some(mut subject) = all.next() else {
         // entry_entities always yields the subject first; an empty answer cannot happen.
@@ -449,7 +481,7 @@ pub fn nested_entity(view: &EntryView, held: impl Fn(&AgencyCode, EntryId) -> bo
     let rest: Vec<FtmEntity> = all.collect();
     let parties: BTreeMap<String, FtmEntity> = rest
         .iter()
-        .filter(|e| e.schema == "LegalEntity")
+        .filter(|e| e.id.starts_with(&format!("{}-party-", subject.id)))
         .map(|e| (e.id.clone(), e.clone()))
         .collect();
     for mut e in rest {

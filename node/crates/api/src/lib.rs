@@ -354,7 +354,10 @@ pub fn router(node: Services, token: String) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
         // yente-compatible screening (see `yente`).
-        .route("/match/{dataset}", post(yente::match_entities))
+        .route(
+            "/match/{dataset}",
+            post(yente::match_entities).layer(DefaultBodyLimit::max(yente::MAX_MATCH_BODY)),
+        )
         .route("/search/{dataset}", get(yente::search))
         .route("/entities/{id}", get(yente::entity))
         .route("/algorithms", get(yente::algorithms))

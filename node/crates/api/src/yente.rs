@@ -32,8 +32,21 @@
 //! score. As in yente, a value that cannot be read (a date or country that is not one)
 //! is left out of the echoed `query`, which shows what was understood.
 //!
-//! **Bounds:** at most [`MAX_QUERIES`] queries per batch, [`MAX_NAMES`] names and
-//! [`MAX_IDENTIFIERS`] identifiers per query, 50 `exclude_entity_ids`, `limit` ≤ 500.
+//! **Filters:** `threshold`, `cutoff`, `limit`, `include_dataset`, `exclude_dataset`,
+//! `exclude_schema` (with FtM's inheritance: `Asset` excludes vessels and companies),
+//! `exclude_entity_ids`, `topics` and `changed_since` are honoured, and a query's schema
+//! bounds its results the same way (a `LegalEntity` query never returns a vessel).
+//! yente's presentational parameters (`fuzzy`, `simple`, `facets`, `filter_op`) are
+//! accepted without effect; any other parameter is refused by name. Other keys in the
+//! body and in query entities are ignored, as yente ignores them (clients send entities
+//! back as the API returned them).
+//!
+//! **Bounds**, each checked before the work it limits: a 1 MiB body; at most
+//! [`MAX_QUERIES`] queries per batch, [`MAX_VALUES`] values per property, [`MAX_NAMES`]
+//! names and [`MAX_IDENTIFIERS`] identifiers per query, [`MAX_SEARCHES`] index searches
+//! and [`MAX_CANDIDATES`] candidates per request, 50 `exclude_entity_ids`, `limit` ≤
+//! 500. Candidates are read from the store in jobs of 256 entries, so replication never
+//! waits behind a whole batch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
@@ -70,6 +83,16 @@ pub const DEFAULT_MATCHES: usize = 5;
 pub const MAX_EXCLUDED: usize = 50;
 /// Least score a `/search` result needs.
 pub const SEARCH_FLOOR: f64 = 0.5;
+/// Most values one property of a query entity may carry (checked before any work).
+pub const MAX_VALUES: usize = 32;
+/// Most index searches one `/match` request may cause (queries × their names and
+/// identifiers).
+pub const MAX_SEARCHES: usize = 400;
+/// Most candidates one `/match` request reads from the store, over all its queries
+/// (`limit` × queries beyond this is refused).
+pub const MAX_CANDIDATES: usize = 10_000;
+/// Largest `/match` body: a full batch of 100 rich query entities is far smaller.
+pub const MAX_MATCH_BODY: usize = 1 << 20;
 
 // ---------------------------------------------------------------- datasets
 
@@ -131,6 +154,8 @@ struct Params {
     exclude_schema: Vec<String>,
     exclude_entity_ids: Vec<String>,
     countries: Vec<String>,
+    topics: Vec<String>,
+    changed_since: Option<Timestamp>,
     q: Option<String>,
     schema: Option<String>,
 }
@@ -191,6 +216,17 @@ fn params(
             "exclude_schema" => p.exclude_schema.push(v.trim().to_owned()),
             "exclude_entity_ids" => p.exclude_entity_ids.push(v.trim().to_owned()),
             "countries" => p.countries.push(v),
+            "topics" => p.topics.push(v.trim().to_owned()),
+            "changed_since" => {
+                p.changed_since = Some(since(&v).ok_or_else(|| {
+                    bad_param(
+                        "changed_since",
+                        format!(
+                            "changed_since: {v:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"
+                        ),
+                    )
+                })?);
+            }
             "q" => p.q = Some(v),
             "schema" => p.schema = Some(v),
             _ => {}
@@ -218,34 +254,58 @@ fn params(
     Ok(p)
 }
 
-/// The kind a query schema asks for: `Some(None)` for any kind (`LegalEntity`,
-/// `Thing`), `None` for a schema that is not a matchable party.
+/// `changed_since` as yente takes it: a date or an RFC 3339 time.
+fn since(v: &str) -> Option<Timestamp> {
+    let v = v.trim();
+    Timestamp::parse_rfc3339(v)
+        .ok()
+        .or_else(|| Timestamp::parse_rfc3339(&format!("{v}T00:00:00Z")).ok())
+}
+
+/// The FtM schemata an entity of each wlnode schema is, itself included (FtM's
+/// inheritance, as far as these three go).
+fn ancestors(schema: &str) -> &'static [&'static str] {
+    match schema {
+        "Person" => &["Person", "LegalEntity", "Thing"],
+        "Company" => &[
+            "Company",
+            "Organization",
+            "LegalEntity",
+            "Asset",
+            "Value",
+            "Thing",
+        ],
+        "Vessel" => &["Vessel", "Vehicle", "Asset", "Value", "Thing"],
+        _ => &[],
+    }
+}
+
+/// Whether an entity of `entity_schema` is a `schema` (FtM's `is_a`).
+fn is_a(entity_schema: &str, schema: &str) -> bool {
+    ancestors(entity_schema).contains(&schema)
+}
+
+/// The kind a query schema asks for (`None`: any kind, filtered by [`is_a`] after the
+/// search), or an error for a schema that is not a party wlnode matches.
 fn kind_of_schema(schema: &str) -> Option<Option<SubjectKind>> {
     match schema {
         "Person" => Some(Some(SubjectKind::Person)),
-        "Organization" | "Company" | "PublicBody" => Some(Some(SubjectKind::Organization)),
+        "Organization" | "Company" => Some(Some(SubjectKind::Organization)),
         "Vessel" => Some(Some(SubjectKind::Vessel)),
-        "LegalEntity" | "Thing" => Some(None),
+        "LegalEntity" | "Thing" | "Asset" => Some(None),
         _ => None,
     }
 }
 
-/// Whether an entity's schema is one of the excluded ones (or a descendant that yente
-/// would exclude with it: excluding `LegalEntity` excludes every party).
+/// Whether an entity's schema is one of the excluded ones or descends from one.
 fn schema_excluded(entity_schema: &str, excluded: &[String]) -> bool {
-    excluded.iter().any(|x| {
-        x == entity_schema
-            || x == "Thing"
-            || x == "LegalEntity" && entity_schema != "Vessel"
-            || x == "Organization" && entity_schema == "Company"
-    })
+    excluded.iter().any(|x| is_a(entity_schema, x))
 }
 
 // ---------------------------------------------------------------- query entities
 
-/// A `/match` body (yente's `EntityMatchQuery`).
+/// A `/match` body (yente's `EntityMatchQuery`). As in yente, other keys are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct MatchBody {
     #[serde(default)]
     weights: BTreeMap<String, f64>,
@@ -254,9 +314,10 @@ struct MatchBody {
     queries: BTreeMap<String, Option<Example>>,
 }
 
-/// A query entity (yente's `EntityExample`).
+/// A query entity (yente's `EntityExample`). yente asks clients to send entities
+/// "formatted like those returned by the API", so their other keys (`caption`,
+/// `datasets`, `target`, ...) are ignored, as yente ignores them.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Example {
     #[serde(default)]
     id: Option<String>,
@@ -318,6 +379,15 @@ fn texts(field: &str, v: &Value) -> Result<Vec<String>, ApiError> {
         )),
     };
     let out: Vec<String> = match v {
+        Value::Array(list) if list.len() > MAX_VALUES => {
+            return Err(bad_param(
+                field,
+                format!(
+                    "{field}: {} values; at most {MAX_VALUES} are allowed",
+                    list.len()
+                ),
+            ));
+        }
         Value::Array(list) => list.iter().map(one).collect::<Result<_, _>>()?,
         Value::Null => Vec::new(),
         x => vec![one(x)?],
@@ -339,9 +409,9 @@ fn texts(field: &str, v: &Value) -> Result<Vec<String>, ApiError> {
 /// A date value as yente's clients send it: `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, or longer
 /// ISO text (a time is ignored).
 fn query_date(s: &str) -> Option<PartialDate> {
-    let head = s.get(..10.min(s.len()))?;
-    [head, s.get(..7.min(s.len()))?, s.get(..4.min(s.len()))?]
+    [10, 7, 4]
         .into_iter()
+        .filter_map(|n| s.get(..n.min(s.len())))
         .find_map(|p| PartialDate::parse(p).ok())
 }
 
@@ -368,10 +438,18 @@ fn parse_example(key: &str, ex: Example) -> Result<Parsed, ApiError> {
             .map_or(Ok(Vec::new()), |v| texts(&f(prop), v))
     };
 
-    let mut names = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for prop in NAME_PROPS {
         for n in get(prop)? {
             if !names.contains(&n) {
+                if names.len() == MAX_NAMES {
+                    return Err(bad_param(
+                        &f(prop),
+                        format!(
+                            "queries.{key} has more than {MAX_NAMES} names; at most {MAX_NAMES} are matched per query"
+                        ),
+                    ));
+                }
                 names.push(n.clone());
             }
             echo.properties
@@ -400,15 +478,6 @@ fn parse_example(key: &str, ex: Example) -> Result<Parsed, ApiError> {
             &f("name"),
             format!(
                 "Cannot parse example entity: queries.{key} has no name to match (name, alias, or firstName and lastName)"
-            ),
-        ));
-    }
-    if names.len() > MAX_NAMES {
-        return Err(bad_param(
-            &f("name"),
-            format!(
-                "queries.{key} has {} names; at most {MAX_NAMES} are matched per query",
-                names.len()
             ),
         ));
     }
@@ -445,6 +514,14 @@ fn parse_example(key: &str, ex: Example) -> Result<Parsed, ApiError> {
                 value: v.clone(),
             };
             if id.validate().is_ok() && !identifiers.contains(&id) {
+                if identifiers.len() == MAX_IDENTIFIERS {
+                    return Err(bad_param(
+                        &f(prop),
+                        format!(
+                            "queries.{key} has more than {MAX_IDENTIFIERS} identifiers; at most {MAX_IDENTIFIERS} are matched per query"
+                        ),
+                    ));
+                }
                 identifiers.push(id);
                 echo.properties
                     .entry((*prop).to_owned())
@@ -452,15 +529,6 @@ fn parse_example(key: &str, ex: Example) -> Result<Parsed, ApiError> {
                     .push(v);
             }
         }
-    }
-    if identifiers.len() > MAX_IDENTIFIERS {
-        return Err(bad_param(
-            &f("idNumber"),
-            format!(
-                "queries.{key} has {} identifiers; at most {MAX_IDENTIFIERS} are matched per query",
-                identifiers.len()
-            ),
-        ));
     }
     for a in get("address")? {
         echo.properties
@@ -515,14 +583,14 @@ impl Parsed {
 /// score first.
 async fn search_merged(
     state: &ApiState,
-    batches: Vec<Vec<ScreenQuery>>,
+    batches: Vec<(Vec<ScreenQuery>, usize)>,
 ) -> Result<Vec<Vec<Match>>, ApiError> {
     let handle = state.node.screen.clone();
     super::screen::ready(state, &handle).await?;
     let metrics = state.node.metrics.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::with_capacity(batches.len());
-        for queries in batches {
+        for (queries, fetch) in batches {
             let t = Instant::now();
             // Best match per entry; ties keep the index's order of the first query.
             let mut merged: Vec<Match> = Vec::new();
@@ -552,6 +620,7 @@ async fn search_merged(
                 }
             }
             merged.sort_by(|a, b| b.score.total_cmp(&a.score));
+            merged.truncate(fetch);
             metrics.screen_latency.observe(t.elapsed().as_secs_f64());
             out.push(merged);
         }
@@ -564,25 +633,34 @@ async fn search_merged(
     .map_err(ApiError::from)
 }
 
-/// The entry views of these keys, in one store job (keys the store no longer holds are
-/// left out).
+/// Keys read per store job: replication and writes wait behind at most one.
+const VIEWS_PER_JOB: usize = 256;
+
+/// The entry views of these keys, in store jobs of [`VIEWS_PER_JOB`] (keys the store no
+/// longer holds are left out).
 async fn views(state: &ApiState, keys: Vec<EntryKey>) -> Result<Vec<EntryView>, ApiError> {
     let today = Timestamp::now().date();
-    Ok(state
-        .node
-        .store
-        .call(move |s| {
-            let mut out = Vec::with_capacity(keys.len());
-            for key in keys {
-                let Some(st) = s.entry(&key)? else { continue };
-                let Some(head) = s.record(&st.head)? else {
-                    continue;
-                };
-                out.push(EntryView::new(&key, &st, &head, today));
-            }
-            Ok(out)
-        })
-        .await?)
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(VIEWS_PER_JOB) {
+        let chunk = chunk.to_vec();
+        let part = state
+            .node
+            .store
+            .call(move |s| {
+                let mut out = Vec::with_capacity(chunk.len());
+                for key in chunk {
+                    let Some(st) = s.entry(&key)? else { continue };
+                    let Some(head) = s.record(&st.head)? else {
+                        continue;
+                    };
+                    out.push(EntryView::new(&key, &st, &head, today));
+                }
+                Ok(out)
+            })
+            .await?;
+        out.extend(part);
+    }
+    Ok(out)
 }
 
 /// The filters a result must pass besides its score.
@@ -594,6 +672,10 @@ struct Filters {
     exclude_ids: BTreeSet<(AgencyCode, EntryId)>,
     exclude_entry_ids: BTreeSet<EntryId>,
     countries: BTreeSet<CountryCode>,
+    topics: Vec<String>,
+    changed_since: Option<Timestamp>,
+    /// Results must be of this FtM schema (the query's, or `/search`'s `schema`).
+    schema: Option<String>,
 }
 
 impl Filters {
@@ -626,7 +708,26 @@ impl Filters {
             exclude_ids,
             exclude_entry_ids,
             countries,
+            topics: p.topics.clone(),
+            changed_since: p.changed_since,
+            schema: None,
         })
+    }
+
+    /// The same filters, for results of a query of `schema`.
+    fn for_schema(&self, schema: &str) -> Self {
+        Self {
+            dataset: self.dataset.clone(),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            exclude_schema: self.exclude_schema.clone(),
+            exclude_ids: self.exclude_ids.clone(),
+            exclude_entry_ids: self.exclude_entry_ids.clone(),
+            countries: self.countries.clone(),
+            topics: self.topics.clone(),
+            changed_since: self.changed_since,
+            schema: Some(schema.to_owned()),
+        }
     }
 
     /// Whether any filter can drop an index match (then more candidates are fetched).
@@ -638,6 +739,12 @@ impl Filters {
             || !self.exclude_ids.is_empty()
             || !self.exclude_entry_ids.is_empty()
             || !self.countries.is_empty()
+            || !self.topics.is_empty()
+            || self.changed_since.is_some()
+            || self
+                .schema
+                .as_deref()
+                .is_some_and(|s| kind_of_schema(s) == Some(None))
     }
 
     fn excludes_key(&self, m: &Match) -> bool {
@@ -651,6 +758,11 @@ impl Filters {
             && (self.include.is_empty() || self.include.iter().any(|d| has(d)))
             && !self.exclude.iter().any(|d| has(d))
             && !schema_excluded(&e.schema, &self.exclude_schema)
+            && self.schema.as_deref().is_none_or(|s| is_a(&e.schema, s))
+            && (self.topics.is_empty()
+                || e.texts("topics")
+                    .any(|t| self.topics.iter().any(|x| x == t)))
+            && self.changed_since.is_none_or(|t| view.issued_at >= t)
             && (self.countries.is_empty()
                 || [&view.subject.country, &view.subject.nationality]
                     .into_iter()
@@ -671,7 +783,7 @@ fn candidates(wanted: usize, filters: &Filters) -> usize {
     n.clamp(1, wlnode_screen::MAX_LIMIT)
 }
 
-/// The entry views of every match of every query, in one store job.
+/// The entry views of every match of every query (each entry read once).
 async fn views_of(
     state: &ApiState,
     all: &[Vec<Match>],
@@ -824,6 +936,8 @@ const MATCH_PARAMS: &[&str] = &[
     "exclude_dataset",
     "exclude_schema",
     "exclude_entity_ids",
+    "topics",
+    "changed_since",
 ];
 
 /// `POST /match/{dataset}`.
@@ -884,22 +998,42 @@ pub(super) async fn match_entities(
         )));
     }
     let filters = Filters::new(&state, ds, &p)?;
-    let fetch = candidates(limit, &filters);
+    if limit.saturating_mul(examples.len()) > MAX_CANDIDATES {
+        return Err(bad_param(
+            "limit",
+            format!(
+                "limit {limit} × {} queries asks for more than {MAX_CANDIDATES} results; lower the limit or split the batch",
+                examples.len()
+            ),
+        ));
+    }
+    // Each query fetches what its filters need, within its share of the budget.
+    let share = (MAX_CANDIDATES / examples.len()).max(limit);
     let mut parsed = Vec::with_capacity(examples.len());
+    let mut searches = 0usize;
     for (key, ex) in examples {
         let pq = parse_example(&key, ex)?;
-        parsed.push((key, pq));
+        let qf = filters.for_schema(&pq.echo.schema);
+        let fetch = candidates(limit, &qf).min(share);
+        let queries = pq.queries(fetch, cutoff);
+        searches += queries.len();
+        if searches > MAX_SEARCHES {
+            return Err(ApiError::bad_request(format!(
+                "the batch needs more than {MAX_SEARCHES} index searches (one per name, and one per further identifier, of each query); split it"
+            )));
+        }
+        parsed.push((key, pq, qf, fetch, queries));
     }
     let batches = parsed
-        .iter()
-        .map(|(_, pq)| pq.queries(fetch, cutoff))
+        .iter_mut()
+        .map(|(_, _, _, fetch, queries)| (std::mem::take(queries), *fetch))
         .collect();
     let results = search_merged(&state, batches).await?;
     let views = views_of(&state, &results, &filters).await?;
     let mut responses = BTreeMap::new();
-    for ((key, pq), matches) in parsed.into_iter().zip(results) {
+    for ((key, pq, qf, fetch, _), matches) in parsed.into_iter().zip(results) {
         let fetched = matches.len();
-        let passing = filtered(matches, &views, &filters);
+        let passing = filtered(matches, &views, &qf);
         let total = Total {
             value: passing.len(),
             relation: if fetched >= fetch { "gte" } else { "eq" },
@@ -947,6 +1081,8 @@ const SEARCH_PARAMS: &[&str] = &[
     "include_dataset",
     "exclude_dataset",
     "exclude_schema",
+    "topics",
+    "changed_since",
 ];
 
 /// `GET /search/{dataset}?q=`.
@@ -999,13 +1135,19 @@ pub(super) async fn search(
         Some(s) => kind_of_schema(s)
             .ok_or_else(|| bad_param("schema", format!("schema: {s:?} is not a party schema")))?,
     };
-    let filters = Filters::new(&state, ds, &p)?;
-    let fetch = candidates(p.offset + limit, &filters).max(p.offset + limit);
+    let base = Filters::new(&state, ds, &p)?;
+    let filters = match p.schema.as_deref().map(str::trim) {
+        None | Some("") => base,
+        Some(s) => base.for_schema(s),
+    };
+    let fetch = candidates(p.offset + limit, &filters)
+        .max(p.offset + limit)
+        .min(wlnode_screen::MAX_LIMIT);
     let mut query = ScreenQuery::new(text.clone());
     query.kind = kind;
     query.limit = fetch.min(wlnode_screen::MAX_LIMIT);
     query.min_score = SEARCH_FLOOR;
-    let found = search_merged(&state, vec![vec![query]]).await?;
+    let found = search_merged(&state, vec![(vec![query], fetch)]).await?;
     let views = views_of(&state, &found, &filters).await?;
     let matches = found.into_iter().next().unwrap_or_default();
     let fetched = matches.len();
@@ -1082,20 +1224,22 @@ pub(super) async fn entity(
         .filter_map(|i| ftm::linked_entry(&view.origin, &i.value))
         .map(|(origin, entry_id)| EntryKey { origin, entry_id })
         .collect();
-    let held: BTreeSet<(AgencyCode, EntryId)> = state
+    let held: BTreeMap<(AgencyCode, EntryId), SubjectKind> = state
         .node
         .store
         .call(move |s| {
-            let mut held = BTreeSet::new();
+            let mut held = BTreeMap::new();
             for k in linked {
-                if s.entry(&k)?.is_some() {
-                    held.insert((k.origin, k.entry_id));
+                if let Some(st) = s.entry(&k)?
+                    && let Some(head) = s.record(&st.head)?
+                {
+                    held.insert((k.origin, k.entry_id), head.record.header().subject_kind);
                 }
             }
             Ok(held)
         })
         .await?;
-    let is_held = |o: &AgencyCode, e: EntryId| held.contains(&(o.clone(), e));
+    let is_held = |o: &AgencyCode, e: EntryId| held.get(&(o.clone(), e)).copied();
     let subject_id = ftm::entity_id(&origin, entry);
     if id == subject_id {
         return Ok(Json(if nested {
@@ -1121,11 +1265,76 @@ pub(super) struct Algorithms {
     best: &'static str,
 }
 
+/// yente's `Algorithm`: name, description, the deprecated `features` and `docs`.
 #[derive(Serialize)]
 struct AlgorithmDoc {
     name: &'static str,
     description: &'static str,
+    features: BTreeMap<&'static str, FeatureDoc>,
+    docs: AlgorithmDocs,
 }
+
+/// nomenklatura's `FeatureDoc`.
+#[derive(Clone, Serialize)]
+struct FeatureDoc {
+    description: &'static str,
+    coefficient: f64,
+    url: &'static str,
+}
+
+/// nomenklatura's `AlgorithmDocs`.
+#[derive(Serialize)]
+struct AlgorithmDocs {
+    name: &'static str,
+    description: &'static str,
+    config: BTreeMap<&'static str, Value>,
+    features: BTreeMap<&'static str, FeatureDoc>,
+}
+
+/// The features a result's `features` and `explanations` may name.
+fn feature_docs() -> BTreeMap<&'static str, FeatureDoc> {
+    let doc = |description| FeatureDoc {
+        description,
+        coefficient: 1.0,
+        url: "",
+    };
+    BTreeMap::from([
+        (
+            "name_similarity",
+            doc("Weighted similarity of the aligned name tokens (transliterated, order-free)"),
+        ),
+        (
+            "missing_tokens",
+            doc("Lowers the score for tokens on either side without a counterpart"),
+        ),
+        (
+            "birth_date_agrees",
+            doc("Raises the score when the dates agree on every known part"),
+        ),
+        (
+            "birth_date_conflict",
+            doc("Lowers the score when the dates disagree"),
+        ),
+        (
+            "country_agrees",
+            doc("Raises the score when the query's country is the entity's country or nationality"),
+        ),
+        (
+            "country_conflict",
+            doc("Lowers the score when both differ from the query's country"),
+        ),
+        (
+            "identifier_match",
+            doc("An identifier matches exactly: the score becomes 1"),
+        ),
+        (
+            "identifier_conflict",
+            doc("The entity has another identifier of the query's type"),
+        ),
+    ])
+}
+
+const DESCRIPTION: &str = "wlnode's screening scorer: transliteration-aware, token-order-insensitive name similarity with country, date and identifier adjustments (the same as /v1/screen)";
 
 /// `GET /algorithms`.
 #[utoipa::path(get, path = "/algorithms", tag = "yente",
@@ -1134,7 +1343,14 @@ pub(super) async fn algorithms() -> Json<Algorithms> {
     Json(Algorithms {
         algorithms: vec![AlgorithmDoc {
             name: ALGORITHM,
-            description: "wlnode's screening scorer: transliteration-aware, token-order-insensitive name similarity with country, date and identifier adjustments (the same as /v1/screen)",
+            description: DESCRIPTION,
+            features: feature_docs(),
+            docs: AlgorithmDocs {
+                name: ALGORITHM,
+                description: DESCRIPTION,
+                config: BTreeMap::new(),
+                features: feature_docs(),
+            },
         }],
         default: ALGORITHM,
         best: ALGORITHM,
@@ -1222,6 +1438,38 @@ mod tests {
     }
 
     #[test]
+    fn every_feature_a_result_can_name_is_documented() {
+        use wlnode_screen::score::AdjustmentKind as K;
+        let docs = feature_docs();
+        assert!(docs.contains_key("name_similarity"));
+        for k in [
+            K::MissingTokens,
+            K::BirthDateAgrees,
+            K::BirthDateConflict,
+            K::CountryAgrees,
+            K::CountryConflict,
+            K::IdentifierMatch,
+            K::IdentifierConflict,
+        ] {
+            let name = serde_json::to_value(k).unwrap();
+            assert!(docs.contains_key(name.as_str().unwrap()), "{name}");
+        }
+    }
+
+    #[test]
+    fn schemata_follow_ftm_inheritance() {
+        assert!(is_a("Company", "Organization"));
+        assert!(is_a("Company", "Asset"));
+        assert!(is_a("Vessel", "Asset"));
+        assert!(!is_a("Vessel", "LegalEntity"));
+        assert!(!is_a("Person", "Asset"));
+        assert!(schema_excluded("Vessel", &["Thing".to_owned()]));
+        assert!(!schema_excluded("Person", &["Organization".to_owned()]));
+        assert_eq!(kind_of_schema("PublicBody"), None);
+        assert_eq!(kind_of_schema("Asset"), Some(None));
+    }
+
+    #[test]
     fn dates_read_as_yente_clients_write_them() {
         assert_eq!(query_date("1975-04-21").unwrap().to_string(), "1975-04-21");
         assert_eq!(query_date("1975-04").unwrap().to_string(), "1975-04");
@@ -1234,5 +1482,8 @@ mod tests {
         assert!(query_date("").is_none());
         assert!(query_date("19").is_none());
         assert!(query_date("é").is_none());
+        // a multi-byte character where a prefix would end: the shorter prefixes still
+        // read
+        assert_eq!(query_date("1975-04-2é").unwrap().to_string(), "1975-04");
     }
 }
