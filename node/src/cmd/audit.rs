@@ -26,6 +26,11 @@ pub enum AuditCommand {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Also write the map from the log's pseudonymous user ids to this node's user
+        /// names here, for the agency's own inspectors (a separate file: the log itself
+        /// never carries names).
+        #[arg(long)]
+        user_names: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -73,13 +78,23 @@ pub enum AuditCommand {
 
 pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
     match c {
-        AuditCommand::Export { config, out, json } => {
+        AuditCommand::Export {
+            config,
+            out,
+            user_names,
+            json,
+        } => {
             let cfg = config.load()?;
             let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
             let store = Store::open(&cfg.raw.data_dir)?;
             let log = store.audit_export(cfg.agency(), &key.public_key().peer_id())?;
             std::fs::write(&out, serde_json::to_vec_pretty(&log)?)
                 .with_context(|| format!("cannot write {}", out.display()))?;
+            if let Some(p) = &user_names {
+                let names = wlnode_runtime::users::names_in(&store)?;
+                std::fs::write(p, serde_json::to_vec_pretty(&names)?)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
             let summary = serde_json::json!({
                 "agency": log.agency, "peer_id": log.peer_id, "events": log.events.len(),
                 "checkpoints": log.checkpoints.len(), "out": out,

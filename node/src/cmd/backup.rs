@@ -74,7 +74,7 @@ async fn via_api(cfg: &wlnode_config::Config, tmp: &Path) -> Result<(), ClientEr
 }
 
 pub async fn backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
-    let cfg = a.config.load()?;
+    let cfg = a.config.for_client()?;
     if a.out.exists() {
         bail!("{} exists already; choose a new file", a.out.display());
     }

@@ -100,7 +100,7 @@ fn read_input(file: &PathBuf) -> anyhow::Result<serde_json::Value> {
 }
 
 fn client(c: &ConfigArg) -> anyhow::Result<Client> {
-    Ok(Client::from_config(&c.load()?)?)
+    Ok(Client::from_config(&c.for_client()?)?)
 }
 
 fn print_written(v: &serde_json::Value, json: bool, verb: &str) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ mod roster;
 mod run;
 mod screen;
 mod source;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ enum Command {
     /// List the running node's scheduled source lists, or refresh one now.
     #[command(subcommand)]
     Source(source::SourceCommand),
+    /// The running node's users and roles: add, list, disable, rotate.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -81,12 +85,27 @@ pub struct ConfigArg {
     /// The node's config file.
     #[arg(long, env = "WLNODE_CONFIG", default_value = "node.toml")]
     pub config: PathBuf,
+    /// Act as the user whose API token is in this file (commands that talk to the
+    /// running node; default: the config's `api.token_file`, the bootstrap admin).
+    /// `WLNODE_TOKEN` gives the token itself.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
 }
 
 impl ConfigArg {
     /// Loads the config.
     pub fn load(&self) -> anyhow::Result<wlnode_config::Config> {
         Ok(wlnode_config::Config::load(&self.config)?)
+    }
+
+    /// Loads the config for a command that talks to the running node: the token file
+    /// is `--token-file` when given.
+    pub fn for_client(&self) -> anyhow::Result<wlnode_config::Config> {
+        let mut cfg = self.load()?;
+        if let Some(t) = &self.token_file {
+            cfg.raw.api.token_file = t.clone();
+        }
+        Ok(cfg)
     }
 }
 
@@ -116,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),
         Command::Peer(c) => runtime()?.block_on(peer::run(c)),
         Command::Source(c) => runtime()?.block_on(source::run(c)),
+        Command::User(c) => runtime()?.block_on(user::run(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

@@ -46,7 +46,7 @@ pub async fn run(c: PeerCommand) -> anyhow::Result<ExitCode> {
             json,
         } => (agency, config, json, false),
     };
-    let client = Client::from_config(&config.load()?)?;
+    let client = Client::from_config(&config.for_client()?)?;
     let v = client.peer_block(&agency, block).await?;
     if json {
         print_json(&v)?;

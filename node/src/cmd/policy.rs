@@ -235,7 +235,7 @@ pub async fn run(c: PolicyCommand) -> anyhow::Result<ExitCode> {
             origin,
             json,
         } => {
-            let cfg = config.load()?;
+            let cfg = config.for_client()?;
             let online = match Client::from_config(&cfg) {
                 Ok(client) => {
                     let mut path = format!("/v1/policy/explain?entry={entry}&to={to}");
@@ -262,7 +262,7 @@ pub async fn run(c: PolicyCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Reload { config, json } => {
-            let client = Client::from_config(&config.load()?)?;
+            let client = Client::from_config(&config.for_client()?)?;
             let v: serde_json::Value = client
                 .post_json("/v1/policy/reload", &serde_json::json!({}))
                 .await?;

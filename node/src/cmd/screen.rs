@@ -66,7 +66,7 @@ pub struct ScreenArgs {
 }
 
 fn client(c: &ConfigArg) -> anyhow::Result<Client> {
-    Ok(Client::from_config(&c.load()?)?)
+    Ok(Client::from_config(&c.for_client()?)?)
 }
 
 pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {

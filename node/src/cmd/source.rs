@@ -46,7 +46,9 @@ fn text(v: &Value) -> String {
 pub async fn run(c: SourceCommand) -> anyhow::Result<ExitCode> {
     match c {
         SourceCommand::List { config, json } => {
-            let v = Client::from_config(&config.load()?)?.sources().await?;
+            let v = Client::from_config(&config.for_client()?)?
+                .sources()
+                .await?;
             if json {
                 print_json(&v)?;
                 return Ok(ExitCode::SUCCESS);
@@ -74,7 +76,7 @@ pub async fn run(c: SourceCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SourceCommand::Run { name, config, json } => {
-            let r = Client::from_config(&config.load()?)?
+            let r = Client::from_config(&config.for_client()?)?
                 .source_run(&name)
                 .await?;
             let failed = r["outcome"] == "failed";

@@ -4,10 +4,11 @@
 //! it is open, so nothing is left behind even if the caller goes away.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
+use wlnode_runtime::users::Actor;
 
 use super::{ApiError, ApiState};
 use wlnode_store::StoreError;
@@ -27,7 +28,11 @@ fn backup_failed(e: BackupError) -> ApiError {
 #[utoipa::path(post, path = "/v1/backup", tag = "node",
     responses((status = 200, description = "Backup file (see node/src/store/backup.rs)", content_type = "application/octet-stream"),
               (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
-pub(super) async fn backup(State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub(super) async fn backup(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Response, ApiError> {
+    super::users::record(&state, &actor, "backup", None).await;
     let mut nonce = [0u8; 8];
     getrandom::fill(&mut nonce).map_err(|e| {
         backup_failed(BackupError::Store(StoreError::Open {

@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, InvalidValue, Status};
 use wlnode_crypto::time::Timestamp;
+use wlnode_runtime::users::Actor;
 
 use super::{ApiError, ApiState, parse_json};
 use wlnode_runtime::entries::{
@@ -54,9 +55,14 @@ fn draft_for_roster(state: &ApiState, body: &[u8]) -> Result<EntryDraft, ApiErro
 
 #[utoipa::path(post, path = "/v1/entries", tag = "entries", request_body = EntryDraft,
     responses((status = 201, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
-pub(super) async fn add(State(state): State<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn add(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let draft = draft_for_roster(&state, &body)?;
-    let w = finish_write(&state, state.node.lifecycle.add(draft).await)?;
+    let lifecycle = state.node.lifecycle.acting_as(&actor.id);
+    let w = finish_write(&state, lifecycle.add(draft).await)?;
     Ok((StatusCode::CREATED, Json(w)).into_response())
 }
 
@@ -65,13 +71,14 @@ pub(super) async fn add(State(state): State<ApiState>, body: Bytes) -> Result<Re
     responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
 pub(super) async fn amend(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Written>, ApiError> {
     let id = entry_id(&id)?;
     let draft = draft_for_roster(&state, &body)?;
-    let lifecycle = writer(&state, force)?;
+    let lifecycle = writer(&state, &actor, force)?;
     finish_write(&state, lifecycle.amend(id, draft).await).map(Json)
 }
 
@@ -85,16 +92,19 @@ pub(super) struct ForceParams {
     force: bool,
 }
 
-/// The writer a request asks for: forcing past a hold on local writes, or not.
+/// The writer a request asks for: attributed to its caller, and forcing past a hold on
+/// local writes, or not.
 fn writer(
     state: &ApiState,
+    actor: &Actor,
     force: Result<Query<ForceParams>, QueryRejection>,
 ) -> Result<wlnode_runtime::entries::Lifecycle, ApiError> {
     let Query(p) = force.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let lifecycle = state.node.lifecycle.acting_as(&actor.id);
     Ok(if p.force {
-        state.node.lifecycle.forcing()
+        lifecycle.forcing()
     } else {
-        state.node.lifecycle.clone()
+        lifecycle
     })
 }
 
@@ -110,6 +120,7 @@ pub(super) struct WithdrawBody {
     responses((status = 200, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
 pub(super) async fn withdraw(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
@@ -118,7 +129,7 @@ pub(super) async fn withdraw(
     let body: WithdrawBody = parse_json(&body)?;
     wlnode_crypto::model::check_text(&body.reason, wlnode_crypto::model::MAX_LONG_TEXT)
         .map_err(|e| ApiError::invalid(e.within("reason")))?;
-    let lifecycle = writer(&state, force)?;
+    let lifecycle = writer(&state, &actor, force)?;
     finish_write(&state, lifecycle.withdraw(id, body.reason).await).map(Json)
 }
 
@@ -293,10 +304,11 @@ pub const MAX_IMPORT_ITEMS: usize = 5000;
     responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
 pub(super) async fn import(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<ImportResponse>, ApiError> {
-    let lifecycle = writer(&state, force)?;
+    let lifecycle = writer(&state, &actor, force)?;
     let body: ImportBody = parse_json(&body)?;
     check_source_list(&body.source_list)?;
     if body.items.len() > MAX_IMPORT_ITEMS {
@@ -397,10 +409,11 @@ pub(super) struct WithdrawMissingResponse {
     responses((status = 200, body = WithdrawMissingResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
 pub(super) async fn withdraw_missing(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<WithdrawMissingResponse>, ApiError> {
-    let lifecycle = writer(&state, force)?;
+    let lifecycle = writer(&state, &actor, force)?;
     let body: WithdrawMissingBody = parse_json(&body)?;
     check_source_list(&body.source_list)?;
     let keep: HashSet<String> = body.keep.into_iter().collect();

@@ -19,10 +19,10 @@ mod policy;
 mod screen;
 mod sources;
 mod status;
+pub mod users;
 pub mod yente;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -32,7 +32,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use wlnode_crypto::model::InvalidValue;
 
@@ -45,7 +44,6 @@ use wlnode_store::StoreError;
 #[derive(Clone, Debug)]
 pub struct ApiState {
     node: Services,
-    token: Arc<str>,
 }
 
 /// An API error response.
@@ -230,13 +228,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
+/// Authenticates the caller (their token names a user, see `wlnode_runtime::users`),
+/// checks the role the route needs ([`users::required_role`]), and hands the handler
+/// the [`wlnode_runtime::users::Actor`].
 async fn auth(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let ok = headers
+    let actor = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -246,12 +247,22 @@ async fn auth(
                 .contains(&scheme.to_ascii_lowercase().as_str())
                 .then_some(token)
         })
-        .is_some_and(|t| bool::from(t.trim().as_bytes().ct_eq(state.token.as_bytes())));
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::unauthorized().into_response()
+        .filter(|t| !t.trim().is_empty())
+        .and_then(|t| state.node.users.authenticate(t));
+    let Some(actor) = actor else {
+        return ApiError::unauthorized().into_response();
+    };
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(String::new, |p| p.as_str().to_owned());
+    if let users::Need::Role(role) = users::required_role(req.method(), &path)
+        && !actor.has(role)
+    {
+        return users::forbidden(&actor, role, req.method(), &path).into_response();
     }
+    req.extensions_mut().insert(actor);
+    next.run(req).await
 }
 
 async fn count_requests(State(state): State<ApiState>, req: Request, next: Next) -> Response {
@@ -326,13 +337,10 @@ async fn fallback() -> ApiError {
 }
 
 /// The API router.
-pub fn router(node: Services, token: String) -> Router {
+pub fn router(node: Services) -> Router {
     let max_body = node.config.raw.api.max_body_bytes;
     let request_timeout = node.config.raw.api.request_timeout.0;
-    let state = ApiState {
-        node,
-        token: token.into(),
-    };
+    let state = ApiState { node };
     let protected = Router::new()
         .route("/v1/entries", post(entries::add).get(entries::list))
         .route("/v1/entries/{id}", get(entries::show).put(entries::amend))
@@ -353,6 +361,10 @@ pub fn router(node: Services, token: String) -> Router {
         .route("/v1/sources/{name}/run", post(sources::run))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
+        .route("/v1/users/me", get(users::me))
+        .route("/v1/users", get(users::list).post(users::add))
+        .route("/v1/users/{name}/disable", post(users::disable))
+        .route("/v1/users/{name}/rotate", post(users::rotate))
         // yente-compatible screening (see `yente`).
         .route(
             "/match/{dataset}",
@@ -399,7 +411,9 @@ pub async fn serve(
         header_timeout: api.idle_timeout.0,
         drain: api.request_timeout.0,
     };
-    let app = router(node, token);
+    // The token file's token is the bootstrap admin's (`node.users`), not checked here.
+    drop(token);
+    let app = router(node);
     let task = tokio::spawn(limits::serve(listener, app, limits, shutdown));
     Ok((bound, task))
 }

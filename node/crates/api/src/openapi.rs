@@ -17,7 +17,7 @@ pub struct ErrorDoc {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetailDoc {
     /// Machine-readable code: invalid_json, invalid_field, bad_request, unauthorized,
-    /// not_found, not_origin, already_withdrawn, version_limit, store_unavailable, empty_query,
+    /// forbidden (the role needed is named), not_found, not_origin, already_withdrawn, version_limit, store_unavailable, empty_query,
     /// query_too_long, batch_too_large, index_building, stopping.
     code: String,
     /// Human-readable message.
@@ -51,6 +51,11 @@ pub struct ErrorDetailDoc {
         super::yente::algorithms,
         super::sources::list,
         super::sources::run,
+        super::users::me,
+        super::users::list,
+        super::users::add,
+        super::users::disable,
+        super::users::rotate,
     ),
     components(schemas(ErrorDoc, ErrorDetailDoc, wlnode_screen::request::ScreenRequest)),
     modifiers(&BearerAuth),

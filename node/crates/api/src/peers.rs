@@ -3,9 +3,10 @@
 //! the network's connection gate; `/v1/status` shows it per peer.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use serde::Serialize;
 use wlnode_crypto::model::{AgencyCode, InvalidValue};
+use wlnode_runtime::users::Actor;
 
 use super::{ApiError, ApiState};
 
@@ -59,9 +60,12 @@ async fn set(
               (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn block(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path(agency): Path<String>,
 ) -> Result<Json<BlockResponse>, ApiError> {
-    set(&state, &agency, true).await
+    let r = set(&state, &agency, true).await?;
+    super::users::record(&state, &actor, "peer_block", Some(agency)).await;
+    Ok(r)
 }
 
 #[utoipa::path(post, path = "/v1/peers/{agency}/unblock", tag = "peers",
@@ -71,7 +75,10 @@ pub(super) async fn block(
               (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn unblock(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path(agency): Path<String>,
 ) -> Result<Json<BlockResponse>, ApiError> {
-    set(&state, &agency, false).await
+    let r = set(&state, &agency, false).await?;
+    super::users::record(&state, &actor, "peer_unblock", Some(agency)).await;
+    Ok(r)
 }

@@ -1,10 +1,11 @@
 //! Policy endpoints: `POST /v1/policy/reload` and `GET /v1/policy/explain`.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use wlnode_crypto::model::{AgencyCode, EntryId, InvalidValue};
+use wlnode_runtime::users::Actor;
 
 use super::{ApiError, ApiState};
 use wlnode_policy::Explanation;
@@ -83,9 +84,15 @@ pub(super) async fn explain(
     }))
 }
 
-pub(super) async fn reload(State(state): State<ApiState>) -> Result<Json<ReloadReport>, ApiError> {
+pub(super) async fn reload(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<ReloadReport>, ApiError> {
     match state.node.control.reload().await {
-        Ok(r) => Ok(Json(r)),
+        Ok(r) => {
+            super::users::record(&state, &actor, "policy_reload", None).await;
+            Ok(Json(r))
+        }
         Err(NodeError::Store(e)) => Err(e.into()),
         Err(e) => Err(ApiError::with_status(
             StatusCode::BAD_REQUEST,

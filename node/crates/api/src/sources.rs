@@ -3,10 +3,11 @@
 //! the runtime's (`wlnode_runtime::sources`); these only ask and show.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 use wlnode_runtime::sources::{RefreshReport, SourceError, SourceStatus};
+use wlnode_runtime::users::Actor;
 
 use super::{ApiError, ApiState};
 
@@ -33,9 +34,14 @@ pub(super) async fn list(State(state): State<ApiState>) -> Json<SourcesResponse>
               (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn run(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<RefreshReport>, ApiError> {
-    match state.node.sources.run(&name).await {
+    let result = state.node.sources.run(&name).await;
+    if !matches!(result, Err(SourceError::Unknown(_))) {
+        super::users::record(&state, &actor, "source_run", Some(name.clone())).await;
+    }
+    match result {
         Ok(r) => Ok(Json(r)),
         Err(e @ SourceError::Unknown(_)) => Err(ApiError::not_found(e.to_string())),
         Err(e @ SourceError::Stopped) => Err(ApiError::with_status(

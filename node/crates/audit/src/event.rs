@@ -114,6 +114,27 @@ pub enum EventKind {
         /// The agency.
         agency: AgencyCode,
     },
+    /// A user of this node did something through the API: who (a stable pseudonymous
+    /// id; the name stays in the node's local user table and never travels), what (a
+    /// fixed action name), and on what (a record id, an agency code, a source name or
+    /// another user's id; never record content). Written in the same transaction as
+    /// the records an entry write creates, just before their `created` events. Added
+    /// with issue 22: an auditor older than this kind refuses a log that holds one, so
+    /// upgrade auditors first.
+    Acted {
+        /// The user's pseudonymous id (32 hex digits).
+        user: String,
+        /// `entry_add`, `entry_amend`, `entry_withdraw`, `import`, `withdraw_missing`,
+        /// `policy_reload`, `peer_block`, `peer_unblock`, `backup`, `source_run`,
+        /// `user_add`, `user_disable` or `user_rotate`.
+        action: String,
+        /// What it acted on, when one thing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// Records the action wrote (imports), when more than one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        records: Option<u64>,
+    },
     /// A peer asked for audit data without the auditor role and was refused.
     AuditRefused {
         /// The agency, or the PeerId when it is not in the roster.
@@ -199,6 +220,7 @@ impl Event {
             EventKind::PeerBanned { .. } => "peer_banned",
             EventKind::PeerBlocked { .. } => "peer_blocked",
             EventKind::PeerUnblocked { .. } => "peer_unblocked",
+            EventKind::Acted { .. } => "acted",
             EventKind::AuditRefused { .. } => "audit_refused",
             EventKind::SourceRefresh { .. } => "source_refresh",
             EventKind::NodeStarted { .. } => "node_started",
@@ -423,6 +445,23 @@ mod tests {
         assert!(Event::decode(b"{}").is_err());
         let stopped = Event::new(1, EventKind::NodeStopped).encode();
         assert_eq!(stopped, br#"{"at":1,"kind":{"type":"node_stopped"}}"#);
+    }
+
+    #[test]
+    fn acted_events_are_canonical_and_carry_no_name() {
+        let e = Event::new(
+            9,
+            EventKind::Acted {
+                user: "00112233445566778899aabbccddeeff".into(),
+                action: "entry_add".into(),
+                target: Some("ab".repeat(32)),
+                records: None,
+            },
+        );
+        let b = e.encode();
+        assert_eq!(Event::decode(&b).unwrap(), e);
+        assert_eq!(e.type_name(), "acted");
+        assert!(!String::from_utf8_lossy(&b).contains("records"));
     }
 
     #[test]

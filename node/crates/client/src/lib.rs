@@ -78,8 +78,12 @@ pub struct Client {
     force: bool,
 }
 
+/// The environment variable that gives the CLI a user's API token.
+pub const TOKEN_ENV: &str = "WLNODE_TOKEN";
+
 impl Client {
-    /// A client for the node that `cfg` configures.
+    /// A client for the node that `cfg` configures, acting as the user whose token is
+    /// in `WLNODE_TOKEN`, else in the config's `api.token_file`.
     pub fn from_config(cfg: &Config) -> Result<Self, ClientError> {
         let mut addr = *cfg.raw.api.listen.get_ref();
         if addr.port() == 0 {
@@ -102,8 +106,12 @@ impl Client {
                 )));
             }
         }
-        let token =
-            read_token(&cfg.raw.api.token_file).map_err(|e| ClientError::Setup(e.to_string()))?;
+        // `WLNODE_TOKEN` acts as the user whose token it is; else the token file.
+        let token = match std::env::var(TOKEN_ENV) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            _ => read_token(&cfg.raw.api.token_file)
+                .map_err(|e| ClientError::Setup(e.to_string()))?,
+        };
         Self::new(addr, token, cfg.path.display().to_string())
     }
 

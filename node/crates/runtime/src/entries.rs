@@ -127,6 +127,8 @@ pub struct Lifecycle {
     lock: Arc<Mutex<()>>,
     /// Writes past a hold on local writes (see [`Lifecycle::forcing`]).
     force: bool,
+    /// The user the writes are attributed to (see [`Lifecycle::acting_as`]).
+    actor: Option<String>,
 }
 
 /// Checks the parts of a draft that need the roster: groups, sensitivity and the
@@ -220,6 +222,17 @@ impl Lifecycle {
             store,
             lock: Arc::new(Mutex::new(())),
             force: false,
+            actor: None,
+        }
+    }
+
+    /// The same writer, attributing its writes to `user` (a pseudonymous id): each
+    /// commit then writes an `acted` audit event in the same transaction as its
+    /// records.
+    pub fn acting_as(&self, user: &str) -> Self {
+        Self {
+            actor: Some(user.to_owned()),
+            ..self.clone()
         }
     }
 
@@ -297,14 +310,51 @@ impl Lifecycle {
         })
     }
 
-    async fn commit(&self, items: Vec<Incoming>) -> Result<IngestReport, LifecycleError> {
+    /// Stores `items` in one transaction, with the `acted` event of the user behind
+    /// them. `bulk` names the action of a batch (`import`, `withdraw_missing`); a single
+    /// record's action follows from its version and status.
+    async fn commit(
+        &self,
+        items: Vec<Incoming>,
+        bulk: Option<&'static str>,
+    ) -> Result<IngestReport, LifecycleError> {
+        let audit = match &self.actor {
+            None => Vec::new(),
+            Some(user) => {
+                let (action, target, records) = match (bulk, items.as_slice()) {
+                    (None, [one]) => {
+                        let h = one.record.header();
+                        let action = match (h.version, h.status) {
+                            (_, Status::Withdrawn) => "entry_withdraw",
+                            (1, _) => "entry_add",
+                            _ => "entry_amend",
+                        };
+                        (action, Some(one.record.id().to_string()), None)
+                    }
+                    (b, _) => (
+                        b.unwrap_or("import"),
+                        None,
+                        Some(u64::try_from(items.len()).unwrap_or(u64::MAX)),
+                    ),
+                };
+                vec![wlnode_audit::event::Event::new(
+                    Timestamp::now().as_millis(),
+                    wlnode_audit::event::EventKind::Acted {
+                        user: user.clone(),
+                        action: action.to_owned(),
+                        target,
+                        records,
+                    },
+                )]
+            }
+        };
         Ok(self
             .store
             .ingest(IngestBatch {
                 items,
                 cursor: None,
                 declined: Vec::new(),
-                audit: Vec::new(),
+                audit,
             })
             .await?)
     }
@@ -388,12 +438,15 @@ impl Lifecycle {
             version,
         };
         let report = self
-            .commit(vec![Incoming {
-                record,
-                source: Source::Local,
-                local,
-                inclusion: None,
-            }])
+            .commit(
+                vec![Incoming {
+                    record,
+                    source: Source::Local,
+                    local,
+                    inclusion: None,
+                }],
+                None,
+            )
             .await?;
         Ok((written, report))
     }
@@ -549,7 +602,7 @@ impl Lifecycle {
         let report = if incoming.is_empty() {
             None
         } else {
-            Some(self.commit(incoming).await?)
+            Some(self.commit(incoming, Some("import")).await?)
         };
         let outcomes = outcomes
             .into_iter()
@@ -670,7 +723,7 @@ impl Lifecycle {
         let report = if incoming.is_empty() {
             None
         } else {
-            Some(self.commit(incoming).await?)
+            Some(self.commit(incoming, Some("withdraw_missing")).await?)
         };
         Ok(MissingOutcome::Withdrawn {
             written,

@@ -12,6 +12,7 @@
 //! - [`index`]: the live screening index and the task that keeps it current;
 //! - [`auditor`]: the auditor's live audit over the audit protocol;
 //! - [`sources`]: source lists fetched and imported on a schedule (`[[source]]`);
+//! - [`users`]: the API's users, roles and tokens (only hashes kept);
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! Everything with IO below it (store, network) is reached through its crate's handle;
@@ -26,6 +27,7 @@ pub mod node;
 mod replication;
 pub mod sources;
 pub mod trust;
+pub mod users;
 
 pub use handles::{Control, Health, Ingested, PeerInfo, PeerTable, ReloadReport};
 pub use node::{ApiServing, ApiStarter, NodeError, NodeInfo, RunningNode, Services};

@@ -34,6 +34,7 @@ use crate::index::{ScreenHandle, spawn_follower};
 use crate::metrics::Metrics;
 use crate::sources::Sources;
 use crate::trust::{TrustCell, TrustError, load_roster};
+use crate::users::{Users, UsersError};
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub enum NodeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The user table could not be loaded.
+    #[error("user table: {0}")]
+    Users(#[from] UsersError),
     /// The agency in node.toml is not in the roster.
     #[error(
         "agency {agency} (from {config}) is not in the roster {roster} (federation {federation:?}, version {version})"
@@ -164,6 +168,8 @@ pub struct Services {
     pub screen: ScreenHandle,
     /// Scheduled source lists: their status and "run now".
     pub sources: Sources,
+    /// The API's users and roles.
+    pub users: Users,
 }
 
 /// A bound API: its address and its task.
@@ -364,6 +370,7 @@ impl RunningNode {
         let trust = TrustCell::new(roster, policy);
         let cfg = Arc::new(cfg);
         let (sources, source_requests) = Sources::new(&cfg);
+        let users = Users::load(store.clone(), &id.api_token).await?;
         let services = Services {
             info: NodeInfo {
                 agency: agency.clone(),
@@ -390,6 +397,7 @@ impl RunningNode {
             health,
             screen: ScreenHandle::new(),
             sources,
+            users,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
