@@ -208,13 +208,12 @@ pub(crate) fn for_each_record(
     // The size of the record being read: elements and bytes of text and attributes.
     let mut elements = 0usize;
     let mut text_bytes = 0usize;
-    let too_large = |reader: &Reader<&[u8]>, record: usize, what: String| {
-        ImportError::RecordTooLarge {
+    let too_large =
+        |reader: &Reader<&[u8]>, record: usize, what: String| ImportError::RecordTooLarge {
             line: line_of(text, reader.buffer_position()),
             record,
             what,
-        }
-    };
+        };
     let syntax =
         |reader: &Reader<&[u8]>, record: Option<usize>, message: String| ImportError::Xml {
             line: line_of(text, reader.buffer_position()),
@@ -514,12 +513,11 @@ mod tests {
 
     #[test]
     fn a_record_with_too_many_elements_or_too_much_text_is_a_typed_error() {
-        let wide = format!(
-            "<list><rec/><rec>{}</rec></list>",
-            "<a/>".repeat(200_000)
-        );
+        let wide = format!("<list><rec/><rec>{}</rec></list>", "<a/>".repeat(200_000));
         match records(&wide) {
-            Err(ImportError::RecordTooLarge { record: 2, what, .. }) => {
+            Err(ImportError::RecordTooLarge {
+                record: 2, what, ..
+            }) => {
                 assert!(what.contains("elements"), "{what}");
             }
             other => panic!("{other:?}"),
