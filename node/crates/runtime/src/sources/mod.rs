@@ -15,9 +15,14 @@
 //! `Content-Length` (the fetch fails and nothing is imported), a parse that reports
 //! row errors (the rows that parsed are imported, as `wlnode import` does, but
 //! nothing is withdrawn and the refresh counts as failed), and the withdrawal guard:
-//! when the new file would withdraw more than `max_withdraw_fraction` of the source's
-//! active entries, nothing is withdrawn and the refresh counts as failed. A SHA-256
-//! pin that does not match imports nothing. After any failure the validators of the
+//! when the new file would withdraw more than `max_withdraw_fraction` of the list's
+//! active entries counted *before* its rows were imported, or leave fewer than
+//! `(1 - max_withdraw_fraction)` × the list's high-water mark (kept in the state
+//! file, raised only by successful refreshes), nothing is withdrawn and the refresh
+//! counts as failed. A CSV, JSON lines or FtM file cut at a row boundary is not
+//! detected; only the guard limits it. A SHA-256 pin that does not match imports
+//! nothing. The source list written to is fixed by the config
+//! (`effective_source_list`), never read from the file. After any failure the validators of the
 //! last complete import are kept, so the next try downloads the file again rather
 //! than hearing "not modified" about a file that was never fully applied.
 
