@@ -249,7 +249,8 @@ fn source_commands_against_a_running_node() {
     let config = node_dir.join("node.toml");
     let mut cfg = std::fs::read_to_string(&config).unwrap();
     cfg.push_str(
-        "\n[[source]]\nname = \"own\"\npath = \"own.csv\"\nformat = \"csv\"\nevery = \"1h\"\nwithdraw_missing = true\n",
+        "\n[[source]]\nname = \"own\"\npath = \"own.csv\"\nformat = \"csv\"\nevery = \"1h\"\nwithdraw_missing = true\n\
+         max_withdraw_fraction = 0.5\n",
     );
     std::fs::write(&config, cfg).unwrap();
     let _node = start(&node_dir);

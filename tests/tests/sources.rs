@@ -118,7 +118,7 @@ fn csv(ids: impl IntoIterator<Item = u32>, renamed: &[u32]) -> Vec<u8> {
 
 fn source_block(name: &str, url: &str, extra: &str) -> String {
     format!(
-        "\n[[source]]\nname = \"{name}\"\nurl = \"{url}\"\nformat = \"csv\"\nevery = \"1h\"\nretry = \"1s\"\nwithdraw_missing = true\nsource_list = \"{name}\"\n{extra}\n"
+        "\n[[source]]\nname = \"{name}\"\nurl = \"{url}\"\nallow_http = true\nformat = \"csv\"\nevery = \"1h\"\nretry = \"1s\"\nwithdraw_missing = true\nsource_list = \"{name}\"\n{extra}\n"
     )
 }
 
@@ -386,7 +386,7 @@ async fn truncated_files_and_a_pin_mismatch_withdraw_nothing_and_are_recorded_as
     assert_eq!(entry(&c, "list", "S2").await, Some((2, Status::Active)));
     assert_eq!(active(&c, "list", 1..=10).await, 10);
 
-    // 3. A valid file that lost 7 of 10 rows: more than max_withdraw_fraction (0.5)
+    // 3. A valid file that lost 7 of 10 rows: more than max_withdraw_fraction (0.1)
     //    would go, so nothing is withdrawn and the guard reports it.
     {
         let mut s = state.lock().unwrap();
@@ -509,6 +509,162 @@ async fn a_server_that_is_down_is_retried_with_backoff_audited_counted_and_then_
         c.metrics(0)
             .contains("wlnode_source_last_success_seconds{source=\"list\"}")
     );
+    c.stop(0).await;
+}
+
+/// Serves `body` at `/list.csv` on a loopback port of its own; returns the URL and
+/// the state to change what is served.
+async fn list_server(body: Vec<u8>) -> (String, Shared) {
+    let state: Shared = Arc::default();
+    {
+        let mut s = state.lock().unwrap();
+        s.body = body;
+        s.etag = "\"v1\"".into();
+    }
+    let addr = serve(SocketAddr::from(([127, 0, 0, 1], 0)), state.clone()).await;
+    (format!("http://{addr}/list.csv"), state)
+}
+
+fn serve_next(state: &Shared, body: Vec<u8>) {
+    let mut s = state.lock().unwrap();
+    s.body = body;
+    s.etag = format!("\"v{}\"", s.seen.len() + 2);
+}
+
+/// Finding 1: the guard's share is of the entries active *before* the refresh, so a
+/// hostile file of 101 new rows and none of the 100 real ones withdraws nothing
+/// (before the fix the new rows were counted, and all 100 were withdrawn even with
+/// max_withdraw_fraction = 0.5); and a list shrunk a little per refresh stops at
+/// the high-water mark's floor instead of ratcheting away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rows_do_not_dilute_the_guard_and_small_drops_do_not_ratchet_the_list_away() {
+    let (hostile_url, hostile) = list_server(csv(1..=100, &[])).await;
+    let (ratchet_url, ratchet) = list_server(csv(1..=100, &[])).await;
+    let (half_url, half) = list_server(csv(1..=100, &[])).await;
+    let sources = format!(
+        "{}{}{}",
+        source_block("hostile", &hostile_url, "max_withdraw_fraction = 0.5"),
+        source_block("ratchet", &ratchet_url, "max_withdraw_fraction = 0.1"),
+        source_block("half", &half_url, "max_withdraw_fraction = 0.5"),
+    );
+    let mut c = one_node(&sources);
+    c.start(0).await;
+    wait_for(WAIT, "the first refreshes", || async {
+        let mut ok = true;
+        for s in ["hostile", "ratchet", "half"] {
+            ok &= status_of(&c, s).await["last_success"].is_string();
+        }
+        ok
+    })
+    .await;
+    for s in ["hostile", "ratchet", "half"] {
+        assert_eq!(active(&c, s, 1..=100).await, 100, "{s}");
+    }
+
+    // 101 new rows, none of the real 100.
+    serve_next(&hostile, csv(1001..=1101, &[]));
+    let r = run(&c, "hostile").await;
+    assert_eq!(r["outcome"], "failed", "{r:#}");
+    assert_eq!(r["error_class"], "withdraw_guard", "{r:#}");
+    assert_eq!((n(&r, "withdrawn"), n(&r, "withdraw_refused")), (0, 100));
+    assert_eq!(active(&c, "hostile", 1..=100).await, 100);
+
+    // 9 % at a time under a fraction of 0.1: the first drop is within the guard,
+    // the second would leave 83 of a high-water mark of 100 (< 90): refused.
+    serve_next(&ratchet, csv(1..=91, &[]));
+    let r = run(&c, "ratchet").await;
+    assert_eq!(
+        (r["outcome"].as_str(), n(&r, "withdrawn")),
+        (Some("updated"), 9),
+        "{r:#}"
+    );
+    serve_next(&ratchet, csv(1..=83, &[]));
+    let r = run(&c, "ratchet").await;
+    assert_eq!(r["error_class"], "withdraw_guard", "{r:#}");
+    assert_eq!(n(&r, "withdrawn"), 0, "{r:#}");
+    assert_eq!(active(&c, "ratchet", 1..=100).await, 91);
+
+    // 49 % at a time under a fraction of 0.5: the first drop is what the operator
+    // allowed; every further one is refused, however often it is tried.
+    serve_next(&half, csv(1..=51, &[]));
+    let r = run(&c, "half").await;
+    assert_eq!(n(&r, "withdrawn"), 49, "{r:#}");
+    for _ in 0..3 {
+        let left = active(&c, "half", 1..=100).await as u32;
+        serve_next(&half, csv(1..=left.div_ceil(2) + 1, &[]));
+        let r = run(&c, "half").await;
+        assert_eq!(r["outcome"], "failed", "{r:#}");
+        assert_eq!(r["error_class"], "withdraw_guard", "{r:#}");
+        assert_eq!(n(&r, "withdrawn"), 0, "{r:#}");
+    }
+    assert_eq!(active(&c, "half", 1..=100).await, 51);
+
+    // Under the default fraction (0.1) a 49 % drop withdraws nothing at once.
+    let cfg = wlnode_config::Config::load(&c.fed.nodes[0].config).unwrap();
+    let f = *cfg.raw.source[0].max_withdraw_fraction.get_ref();
+    assert!((f - 0.5).abs() < f64::EPSILON);
+    assert!((wlnode_config::sources::DEFAULT_MAX_WITHDRAW_FRACTION - 0.1).abs() < f64::EPSILON);
+
+    // The high-water mark is kept in the source state.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(cfg.raw.data_dir.join("sources.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["sources"]["ratchet"]["high_water"], 100, "{state:#}");
+    c.stop(0).await;
+}
+
+/// Finding 2: an FtM file cannot choose the list it writes to. A hostile feed whose
+/// entities say `datasets: ["list"]` (another source's list) lands in the ftm
+/// source's own list; the other list's entries are neither amended nor withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ftm_file_cannot_choose_the_list_it_amends_or_withdraws() {
+    let (list_url, _list) = list_server(csv(1..=10, &[])).await;
+    let ftm: String = (1..=2)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"S{i}\",\"schema\":\"Company\",\"properties\":{{\"name\":[\"Hostile {i}\"],\"country\":[\"ae\"]}},\"datasets\":[\"list\"]}}\n"
+            )
+        })
+        .collect();
+    let digest = hex::encode(wlnode_crypto::sha256::digest(ftm.as_bytes()));
+    let (feed_url, _feed) = list_server(ftm.into_bytes()).await;
+    let sources = format!(
+        "{}\n[[source]]\nname = \"feed\"\nurl = \"{feed_url}\"\nallow_http = true\nformat = \"ftm\"\nevery = \"1h\"\nretry = \"1s\"\nwithdraw_missing = true\nmax_withdraw_fraction = 1.0\nreason = \"denial\"\n",
+        source_block("list", &list_url, ""),
+    );
+    let mut c = one_node(&sources);
+    c.start(0).await;
+    wait_for(WAIT, "the first refreshes", || async {
+        status_of(&c, "list").await["last_success"].is_string()
+            && status_of(&c, "feed").await["last_success"].is_string()
+    })
+    .await;
+    // Run the feed again after the list is in: still nothing of "list" changes.
+    let r = run(&c, "feed").await;
+    assert_ne!(r["outcome"], "failed", "{r:#}");
+    assert_eq!(active(&c, "list", 1..=10).await, 10);
+    assert_eq!(entry(&c, "list", "S1").await, Some((1, Status::Active)));
+    // The feed's rows are in the feed's fixed list.
+    assert_eq!(active(&c, "ftm", 1..=2).await, 2);
+    // Finding 12: the audit event names where the file came from and its digest.
+    let store = &c.node(0).services.store;
+    let size = store.counts().await.unwrap().audit_events;
+    let feed: Vec<_> = store
+        .call(move |s| s.audit_events(0, size))
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|b| match Event::decode(b).unwrap().kind {
+            EventKind::SourceRefresh {
+                source,
+                origin,
+                sha256,
+                ..
+            } if source == "feed" => Some((origin, sha256)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(feed, [(Some(feed_url.clone()), Some(digest))], "{feed:?}");
     c.stop(0).await;
 }
 

@@ -164,6 +164,14 @@ pub enum EventKind {
         /// `withdraw_guard`, ...), on failures only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error_class: Option<String>,
+        /// The URL or file the source was read from (absent in events written
+        /// before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
+        /// SHA-256 (hex) of the file fetched, when one was (not on a 304 or a
+        /// failed fetch; absent in events written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
     },
     /// The node started.
     NodeStarted {
@@ -477,6 +485,8 @@ mod tests {
                 unchanged: 5,
                 failed: 1,
                 error_class: Some("withdraw_guard".into()),
+                origin: None,
+                sha256: None,
             },
         );
         let b = failed.encode();
@@ -497,10 +507,20 @@ mod tests {
                 unchanged: 0,
                 failed: 0,
                 error_class: None,
+                origin: Some("https://x.example/own.csv".into()),
+                sha256: Some("ab".repeat(32)),
             },
         );
         let b = updated.encode();
         assert!(!String::from_utf8_lossy(&b).contains("error_class"));
+        assert_eq!(
+            b,
+            format!(
+                r#"{{"at":8,"kind":{{"type":"source_refresh","source":"own","outcome":"updated","added":1,"amended":0,"withdrawn":0,"unchanged":0,"failed":0,"origin":"https://x.example/own.csv","sha256":"{}"}}}}"#,
+                "ab".repeat(32)
+            )
+            .into_bytes()
+        );
         assert_eq!(Event::decode(&b).unwrap(), updated);
         // Bytes written by an older wlnode decode to the same events.
         let old = br#"{"at":1,"kind":{"type":"peer_blocked","agency":"BB-CUSTOMS"}}"#;

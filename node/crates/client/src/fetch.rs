@@ -6,7 +6,10 @@
 //! with the bytes is the runtime's business (`wlnode_runtime::sources`). Bounds: a
 //! request timeout covering the body, a body size cap checked against the promised
 //! `Content-Length` before reading and while reading, at most [`MAX_REDIRECTS`]
-//! redirects and never from `https` down to `http`, and no proxy. A body shorter
+//! redirects, never from `https` down to `http`, never to an IP literal in a
+//! loopback, private, link-local or unspecified range (or `localhost`) unless the
+//! URL first asked for was such a host itself ([`redirect_allowed`]), and no proxy.
+//! A host *name* that resolves to a private address is not caught here. A body shorter
 //! than its `Content-Length` is [`FetchError::Truncated`], never a short success.
 
 use std::time::Duration;
@@ -121,6 +124,55 @@ impl FetchError {
     }
 }
 
+/// Whether `url`'s host is an address of this machine or its networks: an IP literal
+/// in a loopback, private (RFC 1918, unique local), link-local, shared (RFC 6598) or
+/// unspecified range, or `localhost`.
+pub fn is_internal_host(url: &reqwest::Url) -> bool {
+    use std::net::IpAddr;
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    let v4 = |a: std::net::Ipv4Addr| {
+        let [x, y, ..] = a.octets();
+        a.is_loopback()
+            || a.is_private()
+            || a.is_link_local()
+            || a.is_unspecified()
+            || a.is_broadcast()
+            || (x == 100 && (64..128).contains(&y))
+    };
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => v4(a),
+        Ok(IpAddr::V6(a)) => {
+            let first = a.segments().first().copied().unwrap_or(0);
+            a.is_loopback()
+                || a.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some_and(v4)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether a fetch of `original` may follow a redirect to `target`: not into an
+/// internal host ([`is_internal_host`]) unless `original` was one itself (so a
+/// hostile list server cannot point the node at services on its own network).
+pub fn redirect_allowed(original: &reqwest::Url, target: &reqwest::Url) -> Result<(), String> {
+    if is_internal_host(target) && !is_internal_host(original) {
+        return Err(format!(
+            "to {}, an internal address, from {}",
+            target.host_str().unwrap_or_default(),
+            original.host_str().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
 /// An HTTP(S) client for source lists.
 #[derive(Clone, Debug)]
 pub struct Fetcher {
@@ -134,10 +186,16 @@ impl Fetcher {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
             let downgrade = attempt.url().scheme() == "http"
                 && attempt.previous().iter().any(|u| u.scheme() == "https");
+            let inward = attempt
+                .previous()
+                .first()
+                .and_then(|first| redirect_allowed(first, attempt.url()).err());
             if attempt.previous().len() > MAX_REDIRECTS {
                 attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
             } else if downgrade {
                 attempt.error("from https to http")
+            } else if let Some(why) = inward {
+                attempt.error(why)
             } else {
                 attempt.follow()
             }
@@ -379,6 +437,37 @@ mod tests {
         }
         let e = f.get(&base, &Validators::default()).await.unwrap_err();
         assert_eq!(e, FetchError::Status(503));
+    }
+
+    #[test]
+    fn redirects_to_private_addresses_are_refused_from_public_urls() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let public = u("https://lists.example.org/l.xml");
+        for inward in [
+            "http://127.0.0.1/x",
+            "http://10.1.2.3/x",
+            "http://172.16.0.1/x",
+            "http://192.168.1.1/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://100.64.0.1/x",
+            "http://0.0.0.0/x",
+            "http://[::1]/x",
+            "http://[fd00::1]/x",
+            "http://[fe80::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://localhost:8080/x",
+        ] {
+            assert!(redirect_allowed(&public, &u(inward)).is_err(), "{inward}");
+            // A source configured on loopback (the tests) may redirect there.
+            assert!(redirect_allowed(&u("http://127.0.0.1:9/l"), &u(inward)).is_ok());
+        }
+        for outward in [
+            "https://cdn.example.net/l.xml",
+            "https://8.8.8.8/l",
+            "http://[2001:db8::1]/",
+        ] {
+            assert!(redirect_allowed(&public, &u(outward)).is_ok(), "{outward}");
+        }
     }
 
     #[tokio::test]

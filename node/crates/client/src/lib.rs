@@ -294,13 +294,11 @@ impl Client {
 
     /// Refreshes a source now (`POST /v1/sources/{name}/run`) and returns its report.
     pub async fn source_run(&self, name: &str) -> Result<serde_json::Value, ClientError> {
-        // Names are checked by the config ([a-z0-9._-]), so they need no escaping; a
-        // name with other characters is no configured source and gets a 404.
-        let safe: String = name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
-            .collect();
-        self.post_json(&format!("/v1/sources/{safe}/run"), &serde_json::json!({}))
+        // Names are checked by the config ([a-z0-9._-]), so a valid one needs no
+        // escaping; any other is refused here rather than altered (`un/sc` must not
+        // run `unsc`).
+        let name = wlnode_config::sources::SourceName::new(name).map_err(ClientError::Setup)?;
+        self.post_json(&format!("/v1/sources/{name}/run"), &serde_json::json!({}))
             .await
     }
 
@@ -523,5 +521,26 @@ mod tests {
         }
         std::fs::write(&addr_file, "127.0.0.1:7480\n").unwrap();
         assert!(Client::from_config(&cfg).is_ok());
+    }
+
+    /// `source run un/sc` used to strip the '/' and run `unsc`: a name that is no
+    /// valid source name is refused before any request (the port is closed, so a
+    /// request would be a connect error instead).
+    #[tokio::test]
+    async fn a_source_name_is_never_altered() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = l.local_addr().unwrap();
+        drop(l);
+        let c = Client::new(closed, "t".repeat(32), "node.toml".into()).unwrap();
+        for bad in ["un/sc", "un sc", "../x", "UN", ""] {
+            match c.source_run(bad).await {
+                Err(ClientError::Setup(m)) => assert!(m.contains("invalid source name"), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            c.source_run("un-sc").await,
+            Err(ClientError::Connect { .. })
+        ));
     }
 }

@@ -932,7 +932,10 @@ timeout = "30s"
         assert_eq!(un.format, SourceFormat::UnXml);
         assert_eq!(un.every.get_ref().0, Duration::from_secs(6 * 3600));
         assert_eq!(un.retry.get_ref().0, Duration::from_secs(30));
-        assert!((*un.max_withdraw_fraction.get_ref() - 0.5).abs() < f64::EPSILON);
+        assert!((*un.max_withdraw_fraction.get_ref() - 0.1).abs() < f64::EPSILON);
+        assert!(!un.allow_http);
+        assert_eq!(un.effective_source_list(), "un-sc");
+        assert_eq!(own.effective_source_list(), "own");
         assert_eq!(un.max_bytes, 256 * 1024 * 1024);
         assert!(matches!(un.origin(), sources::Origin::Url(u) if u.starts_with("https://")));
         assert_eq!(
@@ -956,6 +959,12 @@ timeout = "30s"
                 "every = \"30s\"",
                 "source[1].every",
                 "at least 1m",
+            ),
+            (
+                "every = \"6h\"",
+                "every = \"31days\"",
+                "source[0].every",
+                "at most 30days",
             ),
             (
                 "every = \"6h\"",
@@ -1007,6 +1016,18 @@ timeout = "30s"
             ),
             (
                 "url = \"https://scsanctions",
+                "url = \"http://scsanctions",
+                "source[0].url",
+                "allow_http",
+            ),
+            (
+                "source_list = \"own\"",
+                "source_list = \"un-sc\"",
+                "source[1].source_list",
+                "withdraw each other's entries",
+            ),
+            (
+                "url = \"https://scsanctions",
                 "url = \"https://user:pw@scsanctions",
                 "source[0].url",
                 "credentials",
@@ -1041,6 +1062,36 @@ timeout = "30s"
             };
             assert!(e.message.contains(&format!("source \"{source}")), "{e}");
         }
+    }
+
+    #[test]
+    fn plain_http_needs_a_pin_or_allow_http_and_default_lists_must_differ() {
+        let http = SOURCES.replacen("url = \"https://", "url = \"http://", 1);
+        let allowed = http.replacen(
+            "withdraw_missing = true",
+            "withdraw_missing = true\nallow_http = true",
+            1,
+        );
+        assert!(parse(&format!("{GOOD}{allowed}")).is_ok());
+        let pinned = http.replacen(
+            "withdraw_missing = true",
+            "withdraw_missing = true\nsha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"",
+            1,
+        );
+        assert!(parse(&format!("{GOOD}{pinned}")).is_ok());
+        // Two sources of one format with no source_list share the format's list.
+        let twice = format!(
+            "{GOOD}{SOURCES}\n[[source]]\nname = \"un-copy\"\nurl = \"https://mirror.example/un.xml\"\nformat = \"un-xml\"\nevery = \"6h\"\n"
+        );
+        let e = parse(&twice).unwrap_err();
+        assert_eq!(e.key, "source[2].source_list", "{e}");
+        assert!(e.message.contains("\"un-sc\""), "{e}");
+        let fixed = twice.replacen(
+            "name = \"un-copy\"",
+            "name = \"un-copy\"\nsource_list = \"un-mirror\"",
+            1,
+        );
+        assert!(parse(&fixed).is_ok());
     }
 
     #[test]

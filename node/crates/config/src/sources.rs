@@ -23,6 +23,14 @@ use crate::{Config, ConfigError, HumanDuration};
 /// lists by the second, and a tighter loop only hammers their servers.
 pub const MIN_EVERY: Duration = Duration::from_secs(60);
 
+/// The longest `every` a source may have (30 days): a longer period is a typo, and
+/// keeps timer arithmetic far from overflow.
+pub const MAX_EVERY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The default `max_withdraw_fraction`: a refresh that would withdraw more than a
+/// tenth of the source list's active entries withdraws nothing and fails.
+pub const DEFAULT_MAX_WITHDRAW_FRACTION: f64 = 0.1;
+
 /// The shortest first retry delay after a failed refresh.
 pub const MIN_RETRY: Duration = Duration::from_secs(1);
 
@@ -124,6 +132,23 @@ impl SourceFormat {
         }
     }
 
+    /// The source list a source of this format writes to when its block sets no
+    /// `source_list`: the same fixed name `wlnode import --format` uses for the
+    /// format (a runtime test checks they agree), so entry ids match a hand import.
+    /// For `ftm` that is `ftm`: a scheduled source never takes its list name from
+    /// the file's `datasets` (a served file must not choose which list it amends).
+    pub fn default_source_list(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+            Self::Ftm => "ftm",
+            Self::UnXml => "un-sc",
+            Self::OfacXml => "ofac-sdn",
+            Self::EuXml => "eu-fsf",
+            Self::UkXml => "uk-sanctions",
+        }
+    }
+
     /// Every format.
     pub const ALL: &'static [Self] = &[
         Self::Csv,
@@ -148,9 +173,14 @@ impl fmt::Display for SourceFormat {
 pub struct SourceConfig {
     /// Unique name of the source.
     pub name: Spanned<SourceName>,
-    /// Where to fetch it (`https://` or `http://`); exactly one of `url` and `path`.
+    /// Where to fetch it; exactly one of `url` and `path`. `https://`, or `http://`
+    /// only with a `sha256` pin or `allow_http = true`.
     #[serde(default)]
     pub url: Option<Spanned<String>>,
+    /// Accept a plain `http://` URL without a `sha256` pin (anyone on the path then
+    /// controls the list; meant for loopback tests and closed networks).
+    #[serde(default)]
+    pub allow_http: bool,
     /// A local file to read instead; relative to the config file's folder.
     #[serde(default)]
     pub path: Option<Spanned<PathBuf>>,
@@ -165,13 +195,16 @@ pub struct SourceConfig {
     #[serde(default)]
     pub withdraw_missing: bool,
     /// Refuse to withdraw when a refresh would withdraw more than this fraction of
-    /// the source's active entries (the file is then taken to be truncated).
+    /// the source's active entries before the refresh, or leave fewer than
+    /// `(1 - fraction) × high-water mark` active (the file is then taken to be
+    /// truncated or hostile).
     #[serde(default = "default_max_withdraw_fraction")]
     pub max_withdraw_fraction: Spanned<f64>,
     /// The SHA-256 (hex) the file must have; any other content is a failure.
     #[serde(default)]
     pub sha256: Option<Spanned<String>>,
-    /// Source list name for entry ids (default per format, as `wlnode import`).
+    /// Source list name for entry ids (default: the format's fixed name, see
+    /// [`SourceFormat::default_source_list`]; never read from the file).
     #[serde(default)]
     pub source_list: Option<Spanned<String>>,
     /// Reason for rows that give none (as the import defaults).
@@ -190,7 +223,7 @@ fn default_retry() -> Spanned<HumanDuration> {
 }
 
 fn default_max_withdraw_fraction() -> Spanned<f64> {
-    Spanned::new(0..0, 0.5)
+    Spanned::new(0..0, DEFAULT_MAX_WITHDRAW_FRACTION)
 }
 
 fn default_max_bytes() -> u64 {
@@ -234,6 +267,14 @@ impl SourceConfig {
         }
     }
 
+    /// The source list this source writes to: `source_list`, else the format's
+    /// fixed default. Never taken from the fetched file.
+    pub fn effective_source_list(&self) -> &str {
+        self.source_list
+            .as_ref()
+            .map_or(self.format.default_source_list(), |l| l.get_ref().as_str())
+    }
+
     /// The SHA-256 pin, lower-case hex.
     pub fn sha256_pin(&self) -> Option<String> {
         self.sha256
@@ -245,6 +286,7 @@ impl SourceConfig {
 /// Checks every `[[source]]` block of `cfg` (after path resolution).
 pub(crate) fn validate(cfg: &Config) -> Result<(), ConfigError> {
     let mut seen: BTreeMap<&SourceName, usize> = BTreeMap::new();
+    let mut lists: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, s) in cfg.raw.source.iter().enumerate() {
         let name = s.name();
         let err = |span: std::ops::Range<usize>, field: &str, msg: String| {
@@ -275,22 +317,24 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 return Err(err(
                     s.name.span(),
                     "url",
-                    "give url (https:// or http://) or path".into(),
+                    "give url (https://) or path".into(),
                 ));
             }
             (Some(u), None) => {
-                check_url(u.get_ref()).map_err(|m| err(u.span(), "url", m))?;
+                let plain_ok = s.allow_http || s.sha256.is_some();
+                check_url(u.get_ref(), plain_ok).map_err(|m| err(u.span(), "url", m))?;
             }
             (None, Some(_)) => {}
         }
         let every = s.every.get_ref().0;
-        if every < MIN_EVERY {
+        if every < MIN_EVERY || every > MAX_EVERY {
             return Err(err(
                 s.every.span(),
                 "every",
                 format!(
-                    "must be at least {}, got {}",
+                    "must be at least {} and at most {}, got {}",
                     humantime::format_duration(MIN_EVERY),
+                    humantime::format_duration(MAX_EVERY),
                     humantime::format_duration(every)
                 ),
             ));
@@ -336,6 +380,17 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), ConfigError> {
                 ));
             }
         }
+        let list = s.effective_source_list();
+        if let Some(first) = lists.insert(list, i) {
+            let span = s.source_list.as_ref().map_or(s.name.span(), Spanned::span);
+            return Err(err(
+                span,
+                "source_list",
+                format!(
+                    "writes to source list {list:?}, as source[{first}] does; two sources of one list would withdraw each other's entries, so give each its own source_list"
+                ),
+            ));
+        }
         if s.max_bytes < MIN_MAX_BYTES {
             return Err(err(
                 s.name.span(),
@@ -353,10 +408,17 @@ pub(crate) fn validate(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_url(u: &str) -> Result<(), String> {
+fn check_url(u: &str, plain_ok: bool) -> Result<(), String> {
     let parsed = url::Url::parse(u).map_err(|e| format!("invalid URL {u:?} ({e})"))?;
-    if !matches!(parsed.scheme(), "https" | "http") {
-        return Err(format!("{u:?} is not an https:// or http:// URL"));
+    match parsed.scheme() {
+        "https" => {}
+        "http" if plain_ok => {}
+        "http" => {
+            return Err(format!(
+                "{u:?} is plain http://, so anyone on the network path controls the list; use https://, pin the file with sha256, or set allow_http = true"
+            ));
+        }
+        _ => return Err(format!("{u:?} is not an https:// URL")),
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("{u:?} names no host"));

@@ -132,9 +132,9 @@ fn remarks_of(e: &Element) -> Vec<&str> {
 }
 
 /// Adds `value` to `list` unless it is there already.
-fn push_unique(list: &mut Vec<String>, value: &str) {
+fn push_unique(list: &mut normalize::Unique, value: &str) {
     let value = normalize::name(value);
-    if !value.is_empty() && !list.contains(&value) {
+    if !value.is_empty() {
         list.push(value);
     }
 }
@@ -167,8 +167,12 @@ fn draft(
     if let Some(d) = record.attr("designationDetails") {
         details.push(format!("Designation details: {d}"));
     }
-    let (mut functions, mut titles, mut genders, mut name_remarks) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut functions, mut titles, mut genders, mut name_remarks) = (
+        normalize::Unique::default(),
+        normalize::Unique::default(),
+        normalize::Unique::default(),
+        normalize::Unique::default(),
+    );
     for a in record.all("nameAlias") {
         for (list, value) in [
             (&mut functions, a.attr("function")),
@@ -195,6 +199,7 @@ fn draft(
     }
 
     let mut addresses = Vec::new();
+    let mut seen_addresses = std::collections::HashSet::new();
     let mut address_countries = Vec::new();
     for a in record.all("address") {
         let po_box = a.attr("poBox").map(|p| format!("PO Box {p}"));
@@ -209,10 +214,8 @@ fn draft(
             .chain([country.as_ref().map(|(written, _)| written.as_str())])
             .flatten()
             .collect();
-        if let Some(address) = normalize::text(&parts.join(", "))
-            && !addresses.contains(&address)
-        {
-            addresses.push(address);
+        if let Some(address) = normalize::text(&parts.join(", ")) {
+            normalize::push_new(&mut addresses, &mut seen_addresses, address);
         }
         address_countries.extend(country);
         for c in a.all("contactInfo") {
@@ -314,7 +317,7 @@ fn draft(
         )
     });
 
-    let mut regulations = Vec::new();
+    let mut regulations = normalize::Unique::default();
     for r in record.all("regulation") {
         let url = r
             .attr("publicationUrl")

@@ -345,6 +345,17 @@ pub enum ImportError {
         /// The root element found.
         found: String,
     },
+    /// One record of an XML list is larger than any real one (too many elements or
+    /// too much text): the file is hostile or broken, and nothing of it is imported.
+    #[error("XML record {record} (at line {line}) is too large: {what}")]
+    RecordTooLarge {
+        /// 1-based line where the limit was crossed.
+        line: usize,
+        /// The record (1-based, in document order).
+        record: usize,
+        /// Which limit, in words.
+        what: String,
+    },
     /// The XML is not well formed; nothing after this point can be told apart reliably.
     #[error("XML syntax error at line {line}{}: {message}", in_record(.record))]
     Xml {

@@ -43,18 +43,17 @@ pub(crate) fn aliases<S: AsRef<str>>(
     primary: &str,
     candidates: impl IntoIterator<Item = S>,
 ) -> Vec<String> {
-    let mut seen = vec![primary.to_lowercase()];
+    // A hash set: a hostile record with many aliases costs linear time, not quadratic.
+    let mut seen = std::collections::HashSet::from([primary.to_lowercase()]);
     let mut out = Vec::new();
     for c in candidates {
         let alias = name(c.as_ref());
         if alias.is_empty() {
             continue;
         }
-        let key = alias.to_lowercase();
-        if seen.contains(&key) {
+        if !seen.insert(alias.to_lowercase()) {
             continue;
         }
-        seen.push(key);
         out.push(alias);
     }
     out
@@ -471,8 +470,44 @@ pub(crate) fn push_identifier(ids: &mut Vec<Identifier>, kind: &str, value: &str
             value,
         },
     };
-    if !ids.contains(&id) {
+    // Past MAX_FIELDS distinct identifiers the entry is refused anyway (too many
+    // fields), so further values are not compared: the dedup stays linear in the
+    // record's size however many identifiers a hostile record carries.
+    if ids.len() > MAX_FIELDS || !ids.contains(&id) {
         ids.push(id);
+    }
+}
+
+/// A list of distinct strings in first-seen order, deduplicated by hash.
+#[derive(Debug, Default)]
+pub(crate) struct Unique {
+    list: Vec<String>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Unique {
+    /// Adds `value` unless it is there already.
+    pub(crate) fn push(&mut self, value: String) {
+        push_new(&mut self.list, &mut self.seen, value);
+    }
+}
+
+impl std::ops::Deref for Unique {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.list
+    }
+}
+
+/// Adds `value` to `list` unless `seen` holds it already: an order-keeping dedup in
+/// linear time (a hostile record may carry thousands of values).
+pub(crate) fn push_new<T: Clone + Eq + std::hash::Hash>(
+    list: &mut Vec<T>,
+    seen: &mut std::collections::HashSet<T>,
+    value: T,
+) {
+    if seen.insert(value.clone()) {
+        list.push(value);
     }
 }
 

@@ -126,6 +126,7 @@ fn draft(
             .map(full_name),
     );
     let mut addresses = Vec::new();
+    let mut seen_addresses = std::collections::HashSet::new();
     let mut address_countries = Vec::new();
     for a in record.all("addressList").flat_map(|l| l.all("address")) {
         let parts: Vec<&str> = [
@@ -140,10 +141,8 @@ fn draft(
         .iter()
         .filter_map(|p| a.text_of(p))
         .collect();
-        if let Some(address) = normalize::text(&parts.join(", "))
-            && !addresses.contains(&address)
-        {
-            addresses.push(address);
+        if let Some(address) = normalize::text(&parts.join(", ")) {
+            normalize::push_new(&mut addresses, &mut seen_addresses, address);
         }
         address_countries.extend(a.text_of("country"));
     }

@@ -156,10 +156,9 @@ fn draft(
     let mut details = Vec::new();
     let mut detail = |label: &str, values: Vec<&str>| {
         let mut unique: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for v in values {
-            if !unique.contains(&v) {
-                unique.push(v);
-            }
+            normalize::push_new(&mut unique, &mut seen, v);
         }
         if !unique.is_empty() {
             details.push(format!("{label}: {}", unique.join("; ")));
@@ -263,6 +262,7 @@ fn draft(
     }
 
     let mut addresses = Vec::new();
+    let mut seen_addresses = std::collections::HashSet::new();
     let mut address_countries = Vec::new();
     for a in record.all("Addresses").flat_map(|l| l.all("Address")) {
         let parts: Vec<&str> = [
@@ -278,10 +278,8 @@ fn draft(
         .iter()
         .filter_map(|p| a.text_of(p))
         .collect();
-        if let Some(address) = normalize::text(&parts.join(", "))
-            && !addresses.contains(&address)
-        {
-            addresses.push(address);
+        if let Some(address) = normalize::text(&parts.join(", ")) {
+            normalize::push_new(&mut addresses, &mut seen_addresses, address);
         }
         address_countries.extend(a.text_of("AddressCountry"));
     }

@@ -99,16 +99,15 @@ fn draft(
     );
     let address_tag = format!("{prefix}_ADDRESS");
     let mut addresses = Vec::new();
+    let mut seen_addresses = std::collections::HashSet::new();
     let mut address_countries = Vec::new();
     for a in record.all(&address_tag) {
         let parts: Vec<&str> = ["STREET", "CITY", "STATE_PROVINCE", "ZIP_CODE", "COUNTRY"]
             .iter()
             .filter_map(|p| a.text_of(p))
             .collect();
-        if let Some(address) = normalize::text(&parts.join(", "))
-            && !addresses.contains(&address)
-        {
-            addresses.push(address);
+        if let Some(address) = normalize::text(&parts.join(", ")) {
+            normalize::push_new(&mut addresses, &mut seen_addresses, address);
         }
         address_countries.extend(a.text_of("COUNTRY"));
     }

@@ -9,7 +9,11 @@
 //! normalised as XML requires (tab and line ends become spaces). Only the predefined
 //! entities and character references are resolved, in text and attribute values alike;
 //! a document-defined entity is kept as written (`&name;`), so no entity expansion can
-//! blow up. Nesting and the number of attributes per element are bounded.
+//! blow up. Nesting and the number of attributes per element are bounded, and so is
+//! each record: at most [`MAX_RECORD_ELEMENTS`] elements and [`MAX_RECORD_TEXT`] bytes
+//! of text and attribute values, else [`ImportError::RecordTooLarge`] names the record
+//! and the whole file fails (a record that large is hostile or broken). Memory and
+//! time per record are therefore bounded.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -27,6 +31,14 @@ const MAX_ATTRIBUTES: usize = 128;
 /// Longest entity or character reference name read (`&name;`); `&` followed by more
 /// than this before a `;` is an error.
 const MAX_REFERENCE: usize = 32;
+
+/// Most elements in one record (the record element included); the largest real
+/// records (EU entries with many aliases and addresses) have a few hundred. The limit
+/// keeps a hostile record from growing one tree without bound.
+pub(crate) const MAX_RECORD_ELEMENTS: usize = 10_000;
+
+/// Most bytes of text and attribute values in one record (1 MiB).
+pub(crate) const MAX_RECORD_TEXT: usize = 1024 * 1024;
 
 /// One element of a record: its local name, its attributes (local names and
 /// unescaped values, in document order), its own text and its child elements.
@@ -121,9 +133,13 @@ fn attribute_value(raw: &str) -> Result<String, String> {
             }
             '\n' | '\t' => out.push(' '),
             '&' => {
+                // Search bytes: the head may end inside a multi-byte character, and
+                // `;` is ASCII, so the offset found is a character boundary.
                 let end = rest
-                    .get(..rest.len().min(MAX_REFERENCE + 1))
-                    .and_then(|head| head.find(';'))
+                    .as_bytes()
+                    .iter()
+                    .take(MAX_REFERENCE + 1)
+                    .position(|&b| b == b';')
                     .ok_or_else(|| "'&' without a reference after it".to_owned())?;
                 let name = rest.get(..end).unwrap_or_default();
                 rest = rest.get(end + 1..).unwrap_or_default();
@@ -189,6 +205,15 @@ pub(crate) fn for_each_record(
     let mut depth = 0usize;
     let mut open: Vec<Element> = Vec::new();
     let mut count = 0usize;
+    // The size of the record being read: elements and bytes of text and attributes.
+    let mut elements = 0usize;
+    let mut text_bytes = 0usize;
+    let too_large =
+        |reader: &Reader<&[u8]>, record: usize, what: String| ImportError::RecordTooLarge {
+            line: line_of(text, reader.buffer_position()),
+            record,
+            what,
+        };
     let syntax =
         |reader: &Reader<&[u8]>, record: Option<usize>, message: String| ImportError::Xml {
             line: line_of(text, reader.buffer_position()),
@@ -261,8 +286,31 @@ pub(crate) fn for_each_record(
                     continue;
                 }
                 let record = if open.is_empty() { count + 1 } else { count };
+                if open.is_empty() {
+                    elements = 0;
+                    text_bytes = 0;
+                }
+                elements += 1;
+                if elements > MAX_RECORD_ELEMENTS {
+                    return Err(too_large(
+                        &reader,
+                        record,
+                        format!("more than {MAX_RECORD_ELEMENTS} elements"),
+                    ));
+                }
                 let attributes =
                     attributes(start).map_err(|message| syntax(&reader, Some(record), message))?;
+                text_bytes += attributes
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>();
+                if text_bytes > MAX_RECORD_TEXT {
+                    return Err(too_large(
+                        &reader,
+                        record,
+                        format!("more than {MAX_RECORD_TEXT} bytes of text"),
+                    ));
+                }
                 let element = Element {
                     name,
                     attributes,
@@ -298,16 +346,41 @@ pub(crate) fn for_each_record(
             }
             Event::Text(t) => {
                 if let Some(top) = open.last_mut() {
+                    text_bytes += t.len();
+                    if text_bytes > MAX_RECORD_TEXT {
+                        return Err(too_large(
+                            &reader,
+                            count,
+                            format!("more than {MAX_RECORD_TEXT} bytes of text"),
+                        ));
+                    }
                     top.text.push_str(&t.xml10_content());
                 }
             }
             Event::CData(t) => {
                 if let Some(top) = open.last_mut() {
+                    text_bytes += t.len();
+                    if text_bytes > MAX_RECORD_TEXT {
+                        return Err(too_large(
+                            &reader,
+                            count,
+                            format!("more than {MAX_RECORD_TEXT} bytes of text"),
+                        ));
+                    }
                     top.text.push_str(&t.xml10_content());
                 }
             }
             Event::GeneralRef(r) => {
                 if let Some(top) = open.last_mut() {
+                    // A reference adds at most its own length plus `&;`.
+                    text_bytes += r.len() + 2;
+                    if text_bytes > MAX_RECORD_TEXT {
+                        return Err(too_large(
+                            &reader,
+                            count,
+                            format!("more than {MAX_RECORD_TEXT} bytes of text"),
+                        ));
+                    }
                     match r.resolve_char_ref() {
                         Ok(Some(c)) => top.text.push(c),
                         Ok(None) => match quick_xml::escape::resolve_predefined_entity(&r) {
@@ -414,6 +487,72 @@ mod tests {
         assert!(err.to_string().contains("attributes"), "{err}");
         // Attributes outside records are not read, so they cannot fail the file.
         assert!(records("<list><head a=\"&#0;\"/><rec/></list>").is_ok());
+    }
+
+    #[test]
+    fn references_before_multi_byte_text_read_in_attributes_and_text() {
+        // The 33rd byte after the '&' falls inside a Cyrillic character: the reference
+        // is still found, and the file reads.
+        let xml = "<list><rec wholeName=\"ООО &amp; Компания Ромашка и партнеры\" \
+            other=\"&#x416;Компания Ромашка и партнеры\">\
+            <a>ООО &amp; Компания Ромашка и партнеры</a>\
+            <b>&#x416;Компания Ромашка и партнеры</b></rec></list>";
+        let got = records(xml).unwrap();
+        let rec = &got[0].1;
+        assert_eq!(
+            rec.attr("wholeName"),
+            Some("ООО & Компания Ромашка и партнеры")
+        );
+        assert_eq!(rec.attr("other"), Some("ЖКомпания Ромашка и партнеры"));
+        assert_eq!(rec.text_of("a"), Some("ООО & Компания Ромашка и партнеры"));
+        assert_eq!(rec.text_of("b"), Some("ЖКомпания Ромашка и партнеры"));
+        // A reference longer than the limit is still refused.
+        let long = format!("<list><rec a=\"&{};\"/></list>", "ж".repeat(40));
+        assert!(records(&long).is_err());
+    }
+
+    #[test]
+    fn a_record_with_too_many_elements_or_too_much_text_is_a_typed_error() {
+        let wide = format!("<list><rec/><rec>{}</rec></list>", "<a/>".repeat(200_000));
+        match records(&wide) {
+            Err(ImportError::RecordTooLarge {
+                record: 2, what, ..
+            }) => {
+                assert!(what.contains("elements"), "{what}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nested children count too.
+        let nested = format!(
+            "<list><rec><x>{}</x></rec></list>",
+            "<a>t</a>".repeat(MAX_RECORD_ELEMENTS + 1)
+        );
+        assert!(matches!(
+            records(&nested),
+            Err(ImportError::RecordTooLarge { record: 1, .. })
+        ));
+        let long_text = format!(
+            "<list><rec><a>{}</a></rec></list>",
+            "x".repeat(MAX_RECORD_TEXT + 1)
+        );
+        assert!(matches!(
+            records(&long_text),
+            Err(ImportError::RecordTooLarge { record: 1, .. })
+        ));
+        let long_attrs = format!(
+            "<list><rec>{}</rec></list>",
+            format!("<a v=\"{}\"/>", "y".repeat(4096)).repeat(300)
+        );
+        assert!(matches!(
+            records(&long_attrs),
+            Err(ImportError::RecordTooLarge { record: 1, .. })
+        ));
+        // The limits are per record: many records of a fair size read.
+        let many = format!(
+            "<list>{}</list>",
+            format!("<rec>{}</rec>", "<a>t</a>".repeat(1000)).repeat(50)
+        );
+        assert_eq!(records(&many).unwrap().len(), 50);
     }
 
     #[test]

@@ -624,31 +624,28 @@ impl Lifecycle {
         reason: &str,
     ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
         match self
-            .withdraw_missing_at_most(source_list, keep, reason, 1.0)
+            .withdraw_missing_at_most(source_list, keep, reason, &WithdrawGuard::NONE)
             .await?
         {
             MissingOutcome::Withdrawn {
                 written, report, ..
             } => Ok((written, report)),
-            // A fraction of 1 never refuses.
+            // No guard never refuses.
             MissingOutcome::Refused { .. } => Ok((Vec::new(), None)),
         }
     }
 
-    /// As [`Lifecycle::withdraw_missing`], but withdraws nothing when that would
-    /// withdraw more than `max_fraction` of the source list's active own entries: a
-    /// list that lost that much is taken to be truncated (the guard of scheduled
-    /// sources). The count and the withdrawal happen under the writer's lock, so no
-    /// write slips in between.
-    pub async fn withdraw_missing_at_most(
+    /// The active own entries imported from `source_list` (the withdrawal guard's
+    /// baseline, counted before a refresh imports anything).
+    pub async fn active_count(&self, source_list: &str) -> Result<usize, LifecycleError> {
+        Ok(self.active_of(source_list).await?.len())
+    }
+
+    /// Every active own entry of `source_list`, with its local metadata and state.
+    async fn active_of(
         &self,
         source_list: &str,
-        keep: &HashSet<String>,
-        reason: &str,
-        max_fraction: f64,
-    ) -> Result<MissingOutcome, LifecycleError> {
-        let _guard = self.lock.lock().await;
-        self.check_hold().await?;
+    ) -> Result<Vec<(EntryKey, LocalMeta, EntryState)>, LifecycleError> {
         let list = source_list.to_owned();
         let agency = self.agency.clone();
         // One store round trip: every own entry of the list with its state.
@@ -665,22 +662,47 @@ impl Lifecycle {
                     .collect::<Result<Vec<_>, StoreError>>()
             })
             .await?;
-        let active: Vec<_> = locals
+        Ok(locals
             .into_iter()
             .filter_map(|(k, m, st)| {
                 st.filter(|st| st.status == Status::Active)
                     .map(|st| (k, m, st))
             })
-            .collect();
+            .collect())
+    }
+
+    /// As [`Lifecycle::withdraw_missing`], but withdraws nothing when `guard`
+    /// refuses: when the withdrawal is more than `guard.max_fraction` of the list's
+    /// active entries *before* this refresh imported anything (rows the file added
+    /// do not dilute the count), or would leave fewer than `guard.floor` active (the
+    /// cumulative guard against a list shrunk a little per refresh). A list that
+    /// lost that much is taken to be truncated or hostile (the guard of scheduled
+    /// sources). The count and the withdrawal happen under the writer's lock, so no
+    /// write slips in between.
+    pub async fn withdraw_missing_at_most(
+        &self,
+        source_list: &str,
+        keep: &HashSet<String>,
+        reason: &str,
+        guard: &WithdrawGuard,
+    ) -> Result<MissingOutcome, LifecycleError> {
+        let _guard = self.lock.lock().await;
+        self.check_hold().await?;
+        let active = self.active_of(source_list).await?;
         let total_active = active.len();
         let missing: Vec<_> = active
             .into_iter()
             .filter(|(_, m, _)| !keep.contains(&m.source_id))
             .collect();
-        if missing.len() as f64 > max_fraction * total_active as f64 {
+        let base = guard.active_before.unwrap_or(total_active);
+        let remaining = total_active.saturating_sub(missing.len());
+        if missing.len() as f64 > guard.max_fraction * base as f64 || remaining < guard.floor {
             return Ok(MissingOutcome::Refused {
                 would_withdraw: missing.len(),
                 active: total_active,
+                base,
+                remaining,
+                floor: guard.floor,
             });
         }
         let mut to_sign = Vec::new();
@@ -733,6 +755,27 @@ impl Lifecycle {
     }
 }
 
+/// When [`Lifecycle::withdraw_missing_at_most`] refuses to withdraw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WithdrawGuard {
+    /// Most of `active_before` that may be withdrawn at once (1: no limit).
+    pub max_fraction: f64,
+    /// The list's active entries before this refresh imported anything; `None`:
+    /// those active when withdrawing.
+    pub active_before: Option<usize>,
+    /// The fewest active entries that may remain (0: no floor).
+    pub floor: usize,
+}
+
+impl WithdrawGuard {
+    /// No guard: everything missing is withdrawn.
+    pub const NONE: Self = Self {
+        max_fraction: 1.0,
+        active_before: None,
+        floor: 0,
+    };
+}
+
 /// What [`Lifecycle::withdraw_missing_at_most`] did.
 #[derive(Debug)]
 pub enum MissingOutcome {
@@ -751,6 +794,12 @@ pub enum MissingOutcome {
         would_withdraw: usize,
         /// Active own entries of the list.
         active: usize,
+        /// What the fraction was of (active entries before the refresh).
+        base: usize,
+        /// Active entries the withdrawal would have left.
+        remaining: usize,
+        /// The fewest the guard allowed.
+        floor: usize,
     },
 }
 

@@ -410,6 +410,8 @@ fn source_refresh_events_verify_and_are_counted() {
                 unchanged: 10,
                 failed: 0,
                 error_class: class.map(str::to_owned),
+                origin: Some("https://scsanctions.un.org/l.xml".into()),
+                sha256: (outcome == "updated").then(|| "cd".repeat(32)),
             },
         )
     };

@@ -15,9 +15,14 @@
 //! `Content-Length` (the fetch fails and nothing is imported), a parse that reports
 //! row errors (the rows that parsed are imported, as `wlnode import` does, but
 //! nothing is withdrawn and the refresh counts as failed), and the withdrawal guard:
-//! when the new file would withdraw more than `max_withdraw_fraction` of the source's
-//! active entries, nothing is withdrawn and the refresh counts as failed. A SHA-256
-//! pin that does not match imports nothing. After any failure the validators of the
+//! when the new file would withdraw more than `max_withdraw_fraction` of the list's
+//! active entries counted *before* its rows were imported, or leave fewer than
+//! `(1 - max_withdraw_fraction)` × the list's high-water mark (kept in the state
+//! file, raised only by successful refreshes), nothing is withdrawn and the refresh
+//! counts as failed. A CSV, JSON lines or FtM file cut at a row boundary is not
+//! detected; only the guard limits it. A SHA-256 pin that does not match imports
+//! nothing. The source list written to is fixed by the config
+//! (`effective_source_list`), never read from the file. After any failure the validators of the
 //! last complete import are kept, so the next try downloads the file again rather
 //! than hearing "not modified" about a file that was never fully applied.
 
@@ -31,14 +36,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use wlnode_audit::event::{Event, EventKind};
-use wlnode_client::fetch::{FetchLimits, Fetched, Fetcher};
+use wlnode_client::fetch::{FetchLimits, Fetched, Fetcher, Validators};
 use wlnode_config::sources::Origin;
 use wlnode_config::{Config, SourceConfig, SourceFormat};
 use wlnode_crypto::Timestamp;
 use wlnode_import::{Format, ImportDefaults};
 use wlnode_store::StoreHandle;
 
-use crate::entries::{ImportItem, ImportOutcome, Lifecycle, LifecycleError, MissingOutcome};
+use crate::entries::{
+    ImportItem, ImportOutcome, Lifecycle, LifecycleError, MissingOutcome, WithdrawGuard,
+};
 use crate::handles::Ingested;
 use crate::metrics::{ListClassLabel, ListLabel, ListOutcomeLabel, ListResultLabel, Metrics};
 use crate::trust::TrustCell;
@@ -111,6 +118,9 @@ pub struct RefreshReport {
     pub same_file: bool,
     /// Bytes read.
     pub bytes: u64,
+    /// SHA-256 (hex) of the file read, when one was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Rows in the file (parsed and failed).
     pub rows: usize,
     /// Entries added.
@@ -141,6 +151,7 @@ impl RefreshReport {
             not_modified: false,
             same_file: false,
             bytes: 0,
+            sha256: None,
             rows: 0,
             added: 0,
             amended: 0,
@@ -336,16 +347,44 @@ pub(crate) async fn spawn(
     Some(tokio::spawn(service.run(requests, shutdown)))
 }
 
-/// What a source's memory is valid for: a change of origin or of the import
-/// settings forgets the validators and the digest, so the file is imported again.
+/// What a source's memory is valid for: a change of origin, of the import settings,
+/// of the SHA-256 pin or of the withdrawal settings forgets the validators, the
+/// digest and the guard's high-water mark, so the file is fetched in full and
+/// imported again under the new settings (a 304 never vouches for a file checked
+/// against other settings).
 fn memory_key(s: &SourceConfig) -> String {
     format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}",
         s.origin(),
         s.format,
-        s.source_list.as_ref().map_or("", |l| l.get_ref().as_str()),
-        s.reason.map_or("", |r| r.as_str())
+        s.effective_source_list(),
+        s.reason.map_or("", |r| r.as_str()),
+        s.sha256_pin().unwrap_or_default(),
+        s.withdraw_missing,
+        s.max_withdraw_fraction.get_ref()
     )
+}
+
+/// The validators to send: those remembered, except when the source is pinned and
+/// the remembered digest is not the pin (then the request is unconditional, so a
+/// 304 cannot stand for a file never checked against the pin).
+fn conditional_validators(src: &SourceConfig, mem: &Remembered) -> Validators {
+    match src.sha256_pin() {
+        Some(pin) if mem.sha256.as_deref() != Some(pin.as_str()) => Validators::default(),
+        _ => mem.validators.clone(),
+    }
+}
+
+/// The fewest active entries the cumulative guard leaves: `(1 - fraction) ×
+/// high_water`, rounded up (a hair of slack for floating point).
+fn withdraw_floor(fraction: f64, high_water: u64) -> usize {
+    let floor = ((1.0 - fraction) * high_water as f64 - 1e-9).ceil();
+    if floor <= 0.0 {
+        0
+    } else {
+        // Bounded by high_water, which counts entries in memory.
+        floor as usize
+    }
 }
 
 /// A failed refresh: its class and message.
@@ -403,7 +442,7 @@ impl Service {
                 continue;
             }
             let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(
-                wake.unwrap_or(now + Duration::from_secs(3600)),
+                wake.unwrap_or_else(|| schedule::later(now, Duration::from_secs(3600))),
             ));
             tokio::select! {
                 () = sleep => {}
@@ -472,7 +511,7 @@ impl Service {
         if let Err(e) = state::save(&self.state_file, &self.state).await {
             tracing::warn!(file = %self.state_file.display(), error = %e, "cannot write the source state");
         }
-        self.record(&report).await;
+        self.record(&report, &src.origin().to_string()).await;
         self.publish(i, Some(report.clone()));
         report
     }
@@ -494,9 +533,18 @@ impl Service {
                     .ok_or_else(|| Failure::new("setup", "no fetcher"))?
                     .as_ref()
                     .map_err(|e| Failure::new(e.class(), e.to_string()))?;
-                match fetcher.get(&url, &mem.validators).await {
+                let sent = conditional_validators(src, mem);
+                match fetcher.get(&url, &sent).await {
                     Ok(Fetched::NotModified) => {
                         report.not_modified = true;
+                        // A 304 stands for the file last imported, so it needs one
+                        // (and, for a pinned source, one that matched the pin).
+                        if sent == Validators::default() || mem.sha256.is_none() {
+                            return Err(Failure::new(
+                                "http_status",
+                                "HTTP status 304 to a request that named no version; nothing imported",
+                            ));
+                        }
                         return Ok(());
                     }
                     Ok(Fetched::Body { bytes, validators }) => (bytes, validators),
@@ -510,6 +558,7 @@ impl Service {
         };
         report.bytes = bytes.len() as u64;
         let digest = hex::encode(wlnode_crypto::sha256::digest(&bytes));
+        report.sha256 = Some(digest.clone());
         if let Some(pin) = src.sha256_pin()
             && pin != digest
         {
@@ -524,8 +573,11 @@ impl Service {
             return Ok(());
         }
         let format = import_format(src.format);
+        // The list is fixed by the config, never read from the file (an FtM file's
+        // `datasets` must not choose which list it amends and withdraws from).
+        let list = src.effective_source_list().to_owned();
         let defaults = ImportDefaults {
-            source_list: src.source_list.as_ref().map(|l| l.get_ref().clone()),
+            source_list: Some(list.clone()),
             reason: src.reason,
             ..ImportDefaults::default()
         };
@@ -553,12 +605,22 @@ impl Service {
             }
         }
         let lifecycle = &self.deps.lifecycle;
+        // The guard's baseline: the list's active entries before this file's rows
+        // are imported (new rows in a hostile file must not dilute it).
+        let active_before = if src.withdraw_missing {
+            lifecycle
+                .active_count(&list)
+                .await
+                .map_err(|e| self.write_failure(e))?
+        } else {
+            0
+        };
         let mut rest = items;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(BATCH));
             let batch = std::mem::replace(&mut rest, tail);
             let (outcomes, written) = lifecycle
-                .import(&parsed.source_list, batch)
+                .import(&list, batch)
                 .await
                 .map_err(|e| self.write_failure(e))?;
             if let Some(r) = &written {
@@ -587,30 +649,45 @@ impl Service {
                 ),
             ));
         }
+        let mut high_water = mem.high_water;
         if src.withdraw_missing {
             let fraction = *src.max_withdraw_fraction.get_ref();
+            let mark = mem.high_water.unwrap_or(0).max(active_before as u64);
+            let guard = WithdrawGuard {
+                max_fraction: fraction,
+                active_before: Some(active_before),
+                floor: withdraw_floor(fraction, mark),
+            };
             match lifecycle
-                .withdraw_missing_at_most(&parsed.source_list, &keep, WITHDRAW_REASON, fraction)
+                .withdraw_missing_at_most(&list, &keep, WITHDRAW_REASON, &guard)
                 .await
                 .map_err(|e| self.write_failure(e))?
             {
                 MissingOutcome::Withdrawn {
-                    written, report: r, ..
+                    written,
+                    report: r,
+                    active,
                 } => {
                     report.withdrawn = written.len();
                     if let Some(r) = &r {
                         self.deps.ingested.after_ingest(r, "local");
                     }
+                    let after = active.saturating_sub(written.len()) as u64;
+                    high_water = Some(mark.max(after));
                 }
                 MissingOutcome::Refused {
                     would_withdraw,
                     active,
+                    base,
+                    remaining,
+                    floor,
                 } => {
                     report.withdraw_refused = would_withdraw;
                     return Err(Failure::new(
                         "withdraw_guard",
                         format!(
-                            "the file would withdraw {would_withdraw} of the {active} active entries, more than max_withdraw_fraction = {fraction}; it may be truncated, so nothing was withdrawn (raise the fraction, or run `wlnode import --withdraw-missing` by hand, if the list really shrank)"
+                            "the file would withdraw {would_withdraw} of the {active} active entries ({base} before this refresh), leaving {remaining}; max_withdraw_fraction = {fraction} allows at most {} at once and no fewer than {floor} left (high-water mark {mark}); the file may be truncated or hostile, so nothing was withdrawn (raise the fraction for one run, or run `wlnode import --withdraw-missing` by hand, if the list really shrank)",
+                            (fraction * base as f64).floor()
                         ),
                     ));
                 }
@@ -618,6 +695,7 @@ impl Service {
         }
         mem.validators = validators;
         mem.sha256 = Some(digest);
+        mem.high_water = high_water;
         Ok(())
     }
 
@@ -633,7 +711,7 @@ impl Service {
     }
 
     /// Logs, counts and audits a finished refresh.
-    async fn record(&self, r: &RefreshReport) {
+    async fn record(&self, r: &RefreshReport, origin: &str) {
         let m = &self.deps.metrics;
         let label = ListLabel {
             source: r.source.clone(),
@@ -692,6 +770,8 @@ impl Service {
             Timestamp::now().as_millis(),
             EventKind::SourceRefresh {
                 source: r.source.clone(),
+                origin: Some(origin.to_owned()),
+                sha256: r.sha256.clone(),
                 outcome: r.outcome.as_str().to_owned(),
                 added: count(r.added),
                 amended: count(r.amended),
@@ -742,7 +822,7 @@ impl Service {
         st.consecutive_failures = schedule.map_or(0, Schedule::failures);
         st.next_run = schedule.map(|s| {
             let wait = s.next().saturating_duration_since(now);
-            Timestamp(wall + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX / 2))
+            Timestamp(wall.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX / 2)))
         });
         if report.is_some() {
             st.last_report = report;
@@ -787,5 +867,71 @@ mod tests {
             assert_eq!(import_format(*s), *f);
         }
         assert_eq!(SourceFormat::ALL.len(), Format::ALL.len());
+    }
+
+    #[test]
+    fn a_source_writes_to_the_fixed_list_of_its_format_as_a_hand_import_does() {
+        for f in SourceFormat::ALL {
+            assert_eq!(
+                f.default_source_list(),
+                import_format(*f).default_source_list()
+            );
+        }
+    }
+
+    fn source(extra: &str) -> SourceConfig {
+        let cfg = Config::parse(
+            std::path::Path::new("/x/node.toml"),
+            &format!(
+                "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
+                 [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n\
+                 [[source]]\nname = \"l\"\nurl = \"https://x.example/l.csv\"\nformat = \"csv\"\nevery = \"1h\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        cfg.raw.source.first().cloned().unwrap()
+    }
+
+    const PIN: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn a_new_pin_or_withdrawal_setting_forgets_the_memory() {
+        let plain = memory_key(&source(""));
+        for extra in [
+            format!("sha256 = \"{PIN}\""),
+            "withdraw_missing = true".to_owned(),
+            "max_withdraw_fraction = 0.3".to_owned(),
+        ] {
+            assert_ne!(memory_key(&source(&extra)), plain, "{extra}");
+        }
+        // The same settings keep it.
+        assert_eq!(memory_key(&source("")), plain);
+    }
+
+    #[test]
+    fn a_pinned_source_asks_unconditionally_until_the_pin_was_verified() {
+        let pinned = source(&format!("sha256 = \"{PIN}\""));
+        let mut mem = Remembered {
+            validators: Validators {
+                etag: Some("\"v1\"".into()),
+                last_modified: None,
+            },
+            sha256: Some("ab".repeat(32)),
+            ..Remembered::default()
+        };
+        assert_eq!(conditional_validators(&pinned, &mem), Validators::default());
+        mem.sha256 = Some(PIN.to_owned());
+        assert_eq!(conditional_validators(&pinned, &mem), mem.validators);
+        mem.sha256 = Some("ab".repeat(32));
+        assert_eq!(conditional_validators(&source(""), &mem), mem.validators);
+    }
+
+    #[test]
+    fn the_cumulative_floor() {
+        assert_eq!(withdraw_floor(0.1, 1000), 900);
+        assert_eq!(withdraw_floor(0.1, 0), 0);
+        assert_eq!(withdraw_floor(1.0, 1000), 0);
+        assert_eq!(withdraw_floor(0.0, 7), 7);
+        assert_eq!(withdraw_floor(0.5, 3), 2);
     }
 }

@@ -28,6 +28,18 @@ pub enum Ran {
     Failed,
 }
 
+/// The furthest ahead a run is put when `now + delay` does not fit in an
+/// `Instant` (an absurd `every`; the config caps it at 30 days anyway).
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + delay`, never overflowing: capped at [`FAR`], and at `now` when even that
+/// does not fit.
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// One source's timing.
 #[derive(Clone, Debug)]
 pub struct Schedule {
@@ -47,7 +59,7 @@ impl Schedule {
         since_success: Option<Duration>,
     ) -> Self {
         let next = match since_success {
-            Some(ago) if ago < every => now + (every - ago),
+            Some(ago) if ago < every => later(now, every - ago),
             _ => now,
         };
         Self {
@@ -87,11 +99,11 @@ impl Schedule {
         match ran {
             Ran::Ok => {
                 self.failures = 0;
-                self.next = now + self.every;
+                self.next = later(now, self.every);
             }
             Ran::Failed => {
                 self.failures = self.failures.saturating_add(1);
-                self.next = now + self.backoff(self.failures);
+                self.next = later(now, self.backoff(self.failures));
             }
         }
         self.next
@@ -169,6 +181,18 @@ mod tests {
         assert_eq!(s.backoff(5), 45 * S);
         let s = Schedule::new(t0, 6 * H, 30 * S, None);
         assert_eq!(s.backoff(u32::MAX), 3 * H);
+    }
+
+    #[test]
+    fn an_absurd_period_does_not_overflow() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, Duration::MAX, 30 * S, Some(S));
+        assert!(s.next() > t0);
+        assert!(s.finished(t0, Ran::Ok) > t0);
+        assert!(s.finished(t0, Ran::Failed) > t0);
+        assert!(s.finished(t0, Ran::Failed) > t0);
+        let mut r = Schedule::new(t0, Duration::MAX, Duration::MAX, None);
+        assert!(r.finished(t0, Ran::Failed) >= t0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the node remembers of each source across restarts, in
 //! `<data_dir>/sources.json`: the validators for the next conditional request, the
-//! SHA-256 of the last file imported in full, and the last outcome. Only the sources
+//! SHA-256 of the last file imported in full, the last outcome, and the withdrawal
+//! guard's high-water mark of active entries. Only the sources
 //! service reads and writes it (one owner), and it writes a new file and renames it
 //! over the old one, so a crash leaves either version, never a torn one. A file that
 //! does not read is logged and treated as empty: the cost is one full download.
@@ -34,6 +35,11 @@ pub struct Remembered {
     /// The last failure's class, while the source fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error_class: Option<String>,
+    /// The withdrawal guard's high-water mark: the most active entries the source
+    /// list had at the start or end of a successful refresh since this memory began
+    /// (a settings change starts it afresh). It rises only on successful refreshes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_water: Option<u64>,
 }
 
 /// The file's content.
@@ -91,6 +97,7 @@ mod tests {
                 },
                 sha256: Some("ab".repeat(32)),
                 last_success_ms: Some(5),
+                high_water: Some(1000),
                 ..Remembered::default()
             },
         );
