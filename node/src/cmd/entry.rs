@@ -67,6 +67,34 @@ pub enum EntryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Approve a draft (four-eyes release): sign and release it as you. The author
+    /// cannot approve their own draft.
+    Approve {
+        draft_id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a draft: nothing is written.
+    Reject {
+        draft_id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List drafts (default: those awaiting approval; --all for every kept draft).
+    Drafts {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List entries (all of them unless --limit).
     List {
         #[command(flatten)]
@@ -99,6 +127,15 @@ fn read_input(file: &PathBuf) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
 }
 
+/// A draft id, checked before it goes into a URL path.
+fn hex_id(id: &str) -> anyhow::Result<&str> {
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id)
+    } else {
+        anyhow::bail!("{id:?} is not a draft id (32 hex digits)")
+    }
+}
+
 fn client(c: &ConfigArg) -> anyhow::Result<Client> {
     Ok(Client::from_config(&c.for_client()?)?)
 }
@@ -106,6 +143,9 @@ fn client(c: &ConfigArg) -> anyhow::Result<Client> {
 fn print_written(v: &serde_json::Value, json: bool, verb: &str) -> anyhow::Result<()> {
     if json {
         print_json(v)
+    } else if let Some(d) = v["draft_id"].as_str() {
+        println!("draft {d} awaiting approval (nothing signed or sent yet)");
+        Ok(())
     } else {
         println!(
             "{verb} entry {} version {} (record {})",
@@ -172,6 +212,62 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
                 .withdraw(&id, &reason)
                 .await?;
             print_written(&v, json, "withdrew")?;
+        }
+        EntryCommand::Approve {
+            draft_id,
+            config,
+            json,
+        } => {
+            let v: serde_json::Value = client(&config)?
+                .post_json(
+                    &format!("/v1/drafts/{}/approve", hex_id(&draft_id)?),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            print_written(&v, json, "released")?;
+        }
+        EntryCommand::Reject {
+            draft_id,
+            config,
+            reason,
+            json,
+        } => {
+            let v: serde_json::Value = client(&config)?
+                .post_json(
+                    &format!("/v1/drafts/{}/reject", hex_id(&draft_id)?),
+                    &serde_json::json!({ "reason": reason }),
+                )
+                .await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                println!("draft {} rejected", v["draft_id"].as_str().unwrap_or("?"));
+            }
+        }
+        EntryCommand::Drafts { config, all, json } => {
+            let path = if all {
+                "/v1/drafts"
+            } else {
+                "/v1/drafts?state=awaiting_approval"
+            };
+            let v: serde_json::Value = client(&config)?.get_json(path).await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                for d in v.as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "{}  {}  {} by {}  {}",
+                        d["draft_id"].as_str().unwrap_or("?"),
+                        d["state"].as_str().unwrap_or("?"),
+                        d["write"]["op"].as_str().unwrap_or("?"),
+                        d["author_name"].as_str().unwrap_or("?"),
+                        d["write"]["entry"]["subject"]["name"]
+                            .as_str()
+                            .or(d["write"]["entry_id"].as_str())
+                            .unwrap_or("")
+                    );
+                }
+            }
         }
         EntryCommand::Show {
             id,

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, InvalidValue, Status};
 use wlnode_crypto::time::Timestamp;
+use wlnode_runtime::drafts::DraftOp;
 use wlnode_runtime::users::Actor;
 
 use super::{ApiError, ApiState, parse_json};
@@ -54,13 +55,16 @@ fn draft_for_roster(state: &ApiState, body: &[u8]) -> Result<EntryDraft, ApiErro
 }
 
 #[utoipa::path(post, path = "/v1/entries", tag = "entries", request_body = EntryDraft,
-    responses((status = 201, body = Written), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
+    responses((status = 201, body = Written), (status = 202, description = "A draft awaiting approval ([release] require_approval)"), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn add(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let draft = draft_for_roster(&state, &body)?;
+    if super::drafts::needs_approval(&state, &draft.distribution.sensitivity) {
+        return super::drafts::create(&state, &actor, DraftOp::Add { entry: draft }).await;
+    }
     let lifecycle = state.node.lifecycle.acting_as(&actor.id);
     let w = finish_write(&state, lifecycle.add(draft).await)?;
     Ok((StatusCode::CREATED, Json(w)).into_response())
@@ -75,11 +79,20 @@ pub(super) async fn amend(
     Path(id): Path<String>,
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
-) -> Result<Json<Written>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = entry_id(&id)?;
     let draft = draft_for_roster(&state, &body)?;
     let lifecycle = writer(&state, &actor, force)?;
-    finish_write(&state, lifecycle.amend(id, draft).await).map(Json)
+    if super::drafts::needs_approval(&state, &draft.distribution.sensitivity)
+        || super::drafts::needs_approval(&state, &super::drafts::own_sensitivity(&state, id).await?)
+    {
+        let op = DraftOp::Amend {
+            entry_id: id,
+            entry: draft,
+        };
+        return super::drafts::create(&state, &actor, op).await;
+    }
+    finish_write(&state, lifecycle.amend(id, draft).await).map(|w| Json(w).into_response())
 }
 
 /// `?force=true`: write even while local writes are held after a restore or a store
@@ -124,13 +137,20 @@ pub(super) async fn withdraw(
     Path(id): Path<String>,
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
-) -> Result<Json<Written>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = entry_id(&id)?;
     let body: WithdrawBody = parse_json(&body)?;
     wlnode_crypto::model::check_text(&body.reason, wlnode_crypto::model::MAX_LONG_TEXT)
         .map_err(|e| ApiError::invalid(e.within("reason")))?;
     let lifecycle = writer(&state, &actor, force)?;
-    finish_write(&state, lifecycle.withdraw(id, body.reason).await).map(Json)
+    if super::drafts::needs_approval(&state, &super::drafts::own_sensitivity(&state, id).await?) {
+        let op = DraftOp::Withdraw {
+            entry_id: id,
+            reason: body.reason,
+        };
+        return super::drafts::create(&state, &actor, op).await;
+    }
+    finish_write(&state, lifecycle.withdraw(id, body.reason).await).map(|w| Json(w).into_response())
 }
 
 #[derive(Deserialize)]
@@ -308,6 +328,7 @@ pub(super) async fn import(
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<ImportResponse>, ApiError> {
+    super::drafts::refuse_bulk(&state, "an import")?;
     let lifecycle = writer(&state, &actor, force)?;
     let body: ImportBody = parse_json(&body)?;
     check_source_list(&body.source_list)?;
@@ -413,6 +434,7 @@ pub(super) async fn withdraw_missing(
     force: Result<Query<ForceParams>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<WithdrawMissingResponse>, ApiError> {
+    super::drafts::refuse_bulk(&state, "withdraw-missing")?;
     let lifecycle = writer(&state, &actor, force)?;
     let body: WithdrawMissingBody = parse_json(&body)?;
     check_source_list(&body.source_list)?;

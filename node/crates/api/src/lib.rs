@@ -10,6 +10,7 @@
 //! clients send it.
 
 mod backup;
+mod drafts;
 mod entries;
 pub mod ftm;
 pub mod limits;
@@ -361,6 +362,9 @@ pub fn router(node: Services) -> Router {
         .route("/v1/sources/{name}/run", post(sources::run))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
+        .route("/v1/drafts", get(drafts::list))
+        .route("/v1/drafts/{id}/approve", post(drafts::approve))
+        .route("/v1/drafts/{id}/reject", post(drafts::reject))
         .route("/v1/users/me", get(users::me))
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}/disable", post(users::disable))

@@ -4,7 +4,8 @@
 //!
 //! Reading (entries, status, policy explanations, sources, metrics, the OpenAPI
 //! document, `/entities`) needs any role. Screening (`/v1/screen*`, `/match`,
-//! `/search`) needs `screener`; writing entries and imports `editor`; policy reloads,
+//! `/search`) needs `screener`; writing entries and imports `editor`; approving or
+//! rejecting drafts (four-eyes release) `approver`; policy reloads,
 //! peer blocks, backups, running a source and managing users `admin`. A request outside
 //! the caller's roles gets 403 `forbidden` naming the role it needs.
 
@@ -36,7 +37,8 @@ pub fn required_role(method: &Method, path: &str) -> Need {
     use Need::{AnyRole, Role as R};
     let get = method == Method::GET || method == Method::HEAD;
     match path {
-        "/v1/entries" | "/v1/entries/{id}" if get => AnyRole,
+        "/v1/entries" | "/v1/entries/{id}" | "/v1/drafts" if get => AnyRole,
+        "/v1/drafts/{id}/approve" | "/v1/drafts/{id}/reject" => R(Role::Approver),
         "/v1/status" | "/v1/policy/explain" | "/v1/sources" | "/metrics" | "/v1/openapi.json"
         | "/v1/users/me" | "/entities/{id}" | "/algorithms"
             if get =>
@@ -215,6 +217,11 @@ mod tests {
         );
         assert_eq!(required_role(&g, "/v1/users"), Need::Role(Role::Admin));
         assert_eq!(required_role(&g, "/v1/users/me"), Need::AnyRole);
+        assert_eq!(
+            required_role(&p, "/v1/drafts/{id}/approve"),
+            Need::Role(Role::Approver)
+        );
+        assert_eq!(required_role(&g, "/v1/drafts"), Need::AnyRole);
         // not in the table: closed
         assert_eq!(required_role(&g, "/v1/new-thing"), Need::Role(Role::Admin));
         assert_eq!(required_role(&p, "/v1/status"), Need::Role(Role::Admin));

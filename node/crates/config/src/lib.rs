@@ -488,6 +488,41 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[release]`: four-eyes release of this agency's own entry writes.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseConfig {
+    /// `true`: every entry write waits for a second user's approval; a list of
+    /// sensitivity labels: writes at those labels do; `false` (default): none does.
+    pub require_approval: RequireApproval,
+}
+
+/// Which writes need approval.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RequireApproval {
+    /// All or none.
+    All(bool),
+    /// Writes whose distribution has one of these sensitivity labels.
+    Labels(Vec<Sensitivity>),
+}
+
+impl Default for RequireApproval {
+    fn default() -> Self {
+        Self::All(false)
+    }
+}
+
+impl RequireApproval {
+    /// Whether a write at `sensitivity` needs approval.
+    pub fn applies(&self, sensitivity: &Sensitivity) -> bool {
+        match self {
+            Self::All(all) => *all,
+            Self::Labels(labels) => labels.contains(sensitivity),
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -532,6 +567,9 @@ pub struct RawConfig {
     /// Source lists fetched and imported on a schedule (`[[source]]`).
     #[serde(default)]
     pub source: Vec<SourceConfig>,
+    /// Four-eyes release.
+    #[serde(default)]
+    pub release: ReleaseConfig,
 }
 
 fn default_data_dir() -> PathBuf {

@@ -275,6 +275,16 @@ pub fn check(cfg: &Config, roster: &Roster) -> Report {
             c.check_sensitivity(s, format!("accept[{i}].max_sensitivity"));
         }
     }
+    if let wlnode_config::RequireApproval::Labels(labels) = &raw.release.require_approval {
+        // The labels carry no spans (a bool-or-list value); point at the key's line.
+        let at = cfg.text.find("require_approval").unwrap_or(0);
+        for (i, s) in labels.iter().enumerate() {
+            c.check_sensitivity(
+                &Spanned::new(at..at, s.clone()),
+                format!("release.require_approval[{i}]"),
+            );
+        }
+    }
     for (i, p) in raw.peers.iter().enumerate() {
         let a = p.agency.get_ref();
         if roster.member(a).is_some_and(|m| m.role == Role::Member) && !covered.contains(a) {

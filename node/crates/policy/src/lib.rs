@@ -235,6 +235,8 @@ pub struct Policy {
     /// its store: the cutoff for proofs of a revoked key's records is the earlier of
     /// this and the revocation's date.
     revocations_known: std::collections::BTreeMap<(AgencyCode, wlnode_crypto::PublicKey), u64>,
+    /// Which of our own writes need a second user's approval (`[release]`).
+    release: wlnode_config::RequireApproval,
 }
 
 /// Why `policy explain` decided as it did.
@@ -368,6 +370,7 @@ impl Policy {
             accept: Vec::new(),
             hash: wlnode_crypto::sha256::digest(b"[]"),
             revocations_known: Default::default(),
+            release: Default::default(),
         }
     }
 
@@ -396,7 +399,15 @@ impl Policy {
             .enumerate()
             .map(|(i, r)| Accept::compile(i, line(r.from.span()), r, &roster))
             .collect();
-        let canonical = serde_json::to_vec(&(&cfg.raw.share, &cfg.raw.accept)).unwrap_or_default();
+        // The release rule joins the hash only when set, so that the hash of a policy
+        // without one stays what older nodes logged.
+        let canonical = match &cfg.raw.release.require_approval {
+            wlnode_config::RequireApproval::All(false) => {
+                serde_json::to_vec(&(&cfg.raw.share, &cfg.raw.accept))
+            }
+            release => serde_json::to_vec(&(&cfg.raw.share, &cfg.raw.accept, release)),
+        }
+        .unwrap_or_default();
         Ok((
             Self {
                 me: cfg.agency().clone(),
@@ -405,9 +416,21 @@ impl Policy {
                 accept,
                 hash: wlnode_crypto::sha256::digest(&canonical),
                 revocations_known: Default::default(),
+                release: cfg.raw.release.require_approval.clone(),
             },
             report.warnings,
         ))
+    }
+
+    /// Whether one of our own writes at `sensitivity` waits for a second user's
+    /// approval (`[release] require_approval`).
+    pub fn needs_approval(&self, sensitivity: &wlnode_crypto::model::Sensitivity) -> bool {
+        self.release.applies(sensitivity)
+    }
+
+    /// Whether any write may need approval (`[release] require_approval` is set).
+    pub fn four_eyes(&self) -> bool {
+        self.release != wlnode_config::RequireApproval::All(false)
     }
 
     /// SHA-256 of the rules' canonical form.

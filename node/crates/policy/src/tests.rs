@@ -395,3 +395,42 @@ fn explain_names_the_rule_and_fields() {
     assert!(e.distribution.allowed);
     assert_eq!(e.unmatched_rules[1].condition, "reasons");
 }
+
+#[test]
+fn release_rules_say_which_writes_wait_for_approval() {
+    let f = fixture();
+    let s = |l: &str| wlnode_crypto::model::Sensitivity::new(l.to_owned()).unwrap();
+    let none = policy(&f, "");
+    assert!(!none.four_eyes());
+    assert!(!none.needs_approval(&s("restricted")));
+    let all = policy(&f, "[release]\nrequire_approval = true\n");
+    assert!(all.four_eyes() && all.needs_approval(&s("public")));
+    let some = policy(&f, "[release]\nrequire_approval = [\"confidential\"]\n");
+    assert!(some.four_eyes());
+    assert!(some.needs_approval(&s("confidential")));
+    assert!(!some.needs_approval(&s("restricted")));
+    // The rule is part of the policy's hash, and only when set.
+    assert_ne!(all.hash(), none.hash());
+    assert_eq!(
+        policy(&f, "[release]\nrequire_approval = false\n").hash(),
+        none.hash()
+    );
+    // A label the roster does not have is an error naming the key.
+    let c = cfg("[release]\nrequire_approval = [\"ultra\"]\n");
+    let r = check::check(&c, &f.roster);
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.to_string().contains("release.require_approval[0]")),
+        "{:?}",
+        r.errors
+    );
+    // Anything but a bool or a list of labels is refused when the config is read.
+    assert!(
+        Config::parse(
+            Path::new("/x/node.toml"),
+            &format!("{BASE}[release]\nrequire_approval = \"yes\"\n")
+        )
+        .is_err()
+    );
+}

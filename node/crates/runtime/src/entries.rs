@@ -71,7 +71,7 @@ pub enum LifecycleError {
 }
 
 /// The result of one write.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Written {
     /// Entry id.
     pub entry_id: EntryId,

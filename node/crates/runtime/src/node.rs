@@ -28,6 +28,7 @@ use wlnode_store::actor::StoreActor;
 use wlnode_store::audit::AuditSettings;
 use wlnode_store::{StoreError, StoreHandle};
 
+use crate::drafts::Drafts;
 use crate::entries::Lifecycle;
 use crate::handles::{Control, Health, Ingested, PeerTable};
 use crate::index::{ScreenHandle, spawn_follower};
@@ -170,6 +171,8 @@ pub struct Services {
     pub sources: Sources,
     /// The API's users and roles.
     pub users: Users,
+    /// Drafts awaiting four-eyes release.
+    pub drafts: Drafts,
 }
 
 /// A bound API: its address and its task.
@@ -371,6 +374,7 @@ impl RunningNode {
         let cfg = Arc::new(cfg);
         let (sources, source_requests) = Sources::new(&cfg);
         let users = Users::load(store.clone(), &id.api_token).await?;
+        let store_for_drafts = store.clone();
         let services = Services {
             info: NodeInfo {
                 agency: agency.clone(),
@@ -398,6 +402,7 @@ impl RunningNode {
             screen: ScreenHandle::new(),
             sources,
             users,
+            drafts: Drafts::new(store_for_drafts),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
