@@ -479,7 +479,11 @@ async fn cli_screen_single_and_batch() {
     let out = run(s(&["Acme Trdg", "--limit", "3"])).await;
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.starts_with("SCORE"), "{table}");
+    assert!(table.starts_with("case "), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("SCORE"),
+        "{table}"
+    );
     assert!(
         table.contains(&acme_id) && table.contains("AA-EXPORT"),
         "{table}"

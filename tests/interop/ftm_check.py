@@ -22,8 +22,9 @@ from followthemoney import model
 from followthemoney.exc import InvalidData
 from followthemoney.types import registry
 
-# Keys of yente's scored results that are not part of the entity itself.
-SCORE_KEYS = ("score", "match", "features", "explanations", "explanation")
+# Keys of scored results that are not part of the entity itself (yente's, and
+# wlnode's explanation and case-log decision).
+SCORE_KEYS = ("score", "match", "features", "explanations", "explanation", "decision")
 ENTITY_KEYS = {
     "id", "caption", "schema", "properties", "datasets", "referents", "target",
     "first_seen", "last_seen", "last_change",

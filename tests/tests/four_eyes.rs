@@ -103,6 +103,13 @@ async fn drafts_wait_for_a_second_user_and_rejected_ones_leave_nothing() {
         .unwrap_err();
     assert_eq!(api_status(e), (403, "forbidden".into()));
 
+    // The token file's admin holds every role but is no second person.
+    let e = admin
+        .post_json::<_, Value>(&format!("/v1/drafts/{d1_id}/approve"), &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (403, "bootstrap_cannot_approve".into()));
+
     // Imports cannot bypass the second pair of eyes.
     let e = ed
         .post_json::<_, Value>("/v1/import", &json!({"source_list": "x", "items": []}))
@@ -189,4 +196,30 @@ async fn drafts_wait_for_a_second_user_and_rejected_ones_leave_nothing() {
     assert_eq!(released["author_name"], "ed");
     assert_eq!(released["decided_by_name"], "ap");
     assert_eq!(released["written"]["record_id"], w["record_id"]);
+
+    // Two amend drafts of one entry: once one is released, the other is stale and
+    // cannot silently revert it.
+    let entry = w["entry_id"].as_str().unwrap();
+    let a1 = ed
+        .amend(entry, &draft("Released Trading FZE (first amendment)"))
+        .await
+        .unwrap();
+    let a2 = ed
+        .amend(entry, &draft("Released Trading FZE (second amendment)"))
+        .await
+        .unwrap();
+    ap.post_json::<_, Value>(
+        &format!("/v1/drafts/{}/approve", a2["draft_id"].as_str().unwrap()),
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    let e = ap
+        .post_json::<_, Value>(
+            &format!("/v1/drafts/{}/approve", a1["draft_id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (409, "stale".into()));
 }

@@ -91,8 +91,18 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             std::fs::write(&out, serde_json::to_vec_pretty(&log)?)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             if let Some(p) = &user_names {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
                 let names = wlnode_runtime::users::names_in(&store)?;
-                std::fs::write(p, serde_json::to_vec_pretty(&names)?)
+                // Names are the agency's own: readable by the owner only.
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(p)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                f.write_all(&serde_json::to_vec_pretty(&names)?)
                     .with_context(|| format!("cannot write {}", p.display()))?;
             }
             let summary = serde_json::json!({

@@ -103,6 +103,12 @@ impl ConfigArg {
     pub fn for_client(&self) -> anyhow::Result<wlnode_config::Config> {
         let mut cfg = self.load()?;
         if let Some(t) = &self.token_file {
+            if std::env::var(wlnode_client::TOKEN_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+                anyhow::bail!(
+                    "both --token-file and {} are given: say which user acts with one of them",
+                    wlnode_client::TOKEN_ENV
+                );
+            }
             cfg.raw.api.token_file = t.clone();
         }
         Ok(cfg)

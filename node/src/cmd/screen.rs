@@ -26,10 +26,17 @@ use super::{ConfigArg, print_json};
 const CHUNK: usize = 100;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ScreenArgs {
+    /// The case log: record a decision on a hit, or read the log.
+    #[command(subcommand)]
+    action: Option<CaseCommand>,
     /// The name to screen (omit with --batch).
     #[arg(required_unless_present = "batch", conflicts_with = "batch")]
     name: Option<String>,
+    /// A reference kept with the case (a shipment or licence id).
+    #[arg(long = "ref")]
+    reference: Option<String>,
     #[command(flatten)]
     config: ConfigArg,
     /// Only entries of this kind.
@@ -65,11 +72,167 @@ pub struct ScreenArgs {
     out: Option<PathBuf>,
 }
 
+/// `wlnode screen decide|log`.
+#[derive(Debug, clap::Subcommand)]
+pub enum CaseCommand {
+    /// Record a decision on a hit of a case (it applies to the entry version screened).
+    Decide {
+        case_id: String,
+        /// The hit's entry id.
+        #[arg(long)]
+        entry: String,
+        /// Its origin, when two origins' entries share the id.
+        #[arg(long)]
+        origin: Option<String>,
+        /// A false positive.
+        #[arg(long, group = "decision")]
+        clear: bool,
+        /// A true match.
+        #[arg(long, group = "decision")]
+        confirm: bool,
+        /// Hand it up.
+        #[arg(long, group = "decision")]
+        escalate: bool,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the case log (oldest first).
+    Log {
+        /// Only cases with this reference.
+        #[arg(long = "ref")]
+        reference: Option<String>,
+        /// Only cases since this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Most cases (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print CSV (one row per hit) instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn client(c: &ConfigArg) -> anyhow::Result<Client> {
     Ok(Client::from_config(&c.for_client()?)?)
 }
 
+async fn case_command(c: CaseCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        CaseCommand::Decide {
+            case_id,
+            entry,
+            origin,
+            clear,
+            confirm,
+            escalate,
+            reason,
+            config,
+            json,
+        } => {
+            let decision = match (clear, confirm, escalate) {
+                (true, _, _) => "cleared",
+                (_, true, _) => "confirmed",
+                (_, _, true) => "escalated",
+                _ => bail!("say --clear, --confirm or --escalate"),
+            };
+            if case_id.len() != 32 || !case_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("{case_id:?} is not a case id (32 hex digits)");
+            }
+            let mut body =
+                serde_json::json!({"entry": entry, "decision": decision, "reason": reason});
+            if let Some(o) = origin {
+                body["origin"] = serde_json::Value::String(o);
+            }
+            let v: serde_json::Value = client(&config)?
+                .post_json(&format!("/v1/cases/{case_id}/decisions"), &body)
+                .await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                println!(
+                    "{} entry {} (record {}) in case {}",
+                    v["state"].as_str().unwrap_or("?"),
+                    entry,
+                    v["record_id"].as_str().unwrap_or("?"),
+                    v["case_id"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        CaseCommand::Log {
+            reference,
+            since,
+            limit,
+            csv,
+            config,
+            json,
+        } => {
+            let mut q = vec![("limit", limit.to_string())];
+            if let Some(r) = reference {
+                q.push(("ref", r));
+            }
+            if let Some(s) = since {
+                q.push(("since", s));
+            }
+            if csv {
+                q.push(("format", "csv".into()));
+            }
+            let query = q
+                .iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let c = client(&config)?;
+            if csv {
+                print!("{}", c.get_text(&format!("/v1/cases?{query}")).await?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let v: serde_json::Value = c.get_json(&format!("/v1/cases?{query}")).await?;
+            if json {
+                print_json(&v)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for case in v["cases"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "{}  {}  {}  {:?}  ref {:?}  {} hits  {} decisions",
+                    case["case_id"].as_str().unwrap_or("?"),
+                    case["at"].as_str().unwrap_or("?"),
+                    case["user_name"].as_str().unwrap_or("?"),
+                    case["party"]["name"].as_str().unwrap_or(""),
+                    case["party"]["reference"].as_str().unwrap_or(""),
+                    case["hits"].as_array().map_or(0, Vec::len),
+                    case["decisions"].as_array().map_or(0, Vec::len),
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query value.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
+    if let Some(c) = a.action {
+        return case_command(c).await;
+    }
     if let Some(file) = a.batch.clone() {
         return batch(a, file).await;
     }
@@ -82,6 +245,7 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
         limit: a.limit,
         min_score: a.min_score,
         include_withdrawn: a.include_withdrawn.then_some(true),
+        reference: a.reference.clone(),
     };
     let v = client(&a.config)?.screen(&req).await?;
     if a.json {
@@ -93,13 +257,15 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
     if results.is_empty() {
         writeln!(
             out,
-            "no match for {:?} at min score {} ({} entries indexed)",
+            "no match for {:?} at min score {} ({} entries indexed; case {})",
             req.name,
             a.min_score.unwrap_or(wlnode_screen::DEFAULT_MIN_SCORE),
-            v["index_entries"]
+            v["index_entries"],
+            v["case_id"].as_str().unwrap_or("?")
         )?;
         return Ok(ExitCode::SUCCESS);
     }
+    writeln!(out, "case {}", v["case_id"].as_str().unwrap_or("?"))?;
     writeln!(
         out,
         "{:<6} {:<32} {:<12} {:<12} {:<40} WHY",
@@ -119,7 +285,15 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
             r["origin"].as_str().unwrap_or(""),
             format!("{}{withdrawn}", r["kind"].as_str().unwrap_or("")),
             r["matched_name"].as_str().unwrap_or(""),
-            why(&r["explanation"])
+            match r["decision"]["state"].as_str() {
+                Some(state) => format!(
+                    "[{state} by {}: {}] {}",
+                    r["decision"]["by_name"].as_str().unwrap_or("?"),
+                    r["decision"]["reason"].as_str().unwrap_or(""),
+                    why(&r["explanation"])
+                ),
+                None => why(&r["explanation"]),
+            }
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -30,7 +30,17 @@ impl From<DraftError> for ApiError {
             DraftError::OwnDraft(_) => {
                 Self::with_status(StatusCode::FORBIDDEN, "own_draft", e.to_string())
             }
-            DraftError::Full => Self::with_status(StatusCode::CONFLICT, "full", e.to_string()),
+            DraftError::Full | DraftError::Limit(_) => {
+                Self::with_status(StatusCode::CONFLICT, "limit", e.to_string())
+            }
+            DraftError::Bootstrap => Self::with_status(
+                StatusCode::FORBIDDEN,
+                "bootstrap_cannot_approve",
+                e.to_string(),
+            ),
+            DraftError::Stale { .. } => {
+                Self::with_status(StatusCode::CONFLICT, "stale", e.to_string())
+            }
             DraftError::Write(w) => w.into(),
             DraftError::Store(s) => s.into(),
             DraftError::Internal(_) => {
@@ -83,12 +93,12 @@ pub(super) async fn create(
         .into_response())
 }
 
-/// The sensitivity of this agency's entry `id` (its head's distribution), checking
-/// that it exists and is ours, as the write itself would.
-pub(super) async fn own_sensitivity(
+/// The sensitivity of this agency's entry `id` (its head's distribution) and its head
+/// record, checking that it exists and is ours, as the write itself would.
+pub(super) async fn own_head(
     state: &ApiState,
     id: EntryId,
-) -> Result<Sensitivity, ApiError> {
+) -> Result<(Sensitivity, wlnode_crypto::model::RecordId), ApiError> {
     let me = state.node.info.agency.clone();
     let found = state.node.store.entries_by_id(id).await?;
     let Some((_, st)) = found.iter().find(|(k, _)| k.origin == me) else {
@@ -111,7 +121,10 @@ pub(super) async fn own_sensitivity(
         .record(st.head)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("head record {} is missing", st.head)))?;
-    Ok(head.record.header().distribution.sensitivity.clone())
+    Ok((
+        head.record.header().distribution.sensitivity.clone(),
+        st.head,
+    ))
 }
 
 /// `?state=awaiting_approval|approved|rejected`.

@@ -83,12 +83,15 @@ pub(super) async fn amend(
     let id = entry_id(&id)?;
     let draft = draft_for_roster(&state, &body)?;
     let lifecycle = writer(&state, &actor, force)?;
+    // Both the current and the new label count: lowering a label skips nothing.
+    let (current, base) = super::drafts::own_head(&state, id).await?;
     if super::drafts::needs_approval(&state, &draft.distribution.sensitivity)
-        || super::drafts::needs_approval(&state, &super::drafts::own_sensitivity(&state, id).await?)
+        || super::drafts::needs_approval(&state, &current)
     {
         let op = DraftOp::Amend {
             entry_id: id,
             entry: draft,
+            base,
         };
         return super::drafts::create(&state, &actor, op).await;
     }
@@ -143,10 +146,12 @@ pub(super) async fn withdraw(
     wlnode_crypto::model::check_text(&body.reason, wlnode_crypto::model::MAX_LONG_TEXT)
         .map_err(|e| ApiError::invalid(e.within("reason")))?;
     let lifecycle = writer(&state, &actor, force)?;
-    if super::drafts::needs_approval(&state, &super::drafts::own_sensitivity(&state, id).await?) {
+    let (current, base) = super::drafts::own_head(&state, id).await?;
+    if super::drafts::needs_approval(&state, &current) {
         let op = DraftOp::Withdraw {
             entry_id: id,
             reason: body.reason,
+            base,
         };
         return super::drafts::create(&state, &actor, op).await;
     }

@@ -10,6 +10,7 @@
 //! clients send it.
 
 mod backup;
+mod cases;
 mod drafts;
 mod entries;
 pub mod ftm;
@@ -257,10 +258,9 @@ async fn auth(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(String::new, |p| p.as_str().to_owned());
-    if let users::Need::Role(role) = users::required_role(req.method(), &path)
-        && !actor.has(role)
-    {
-        return users::forbidden(&actor, role, req.method(), &path).into_response();
+    let need = users::required_role(req.method(), &path);
+    if !need.met_by(&actor) {
+        return users::forbidden(&actor, need, req.method(), &path).into_response();
     }
     req.extensions_mut().insert(actor);
     next.run(req).await
@@ -362,6 +362,9 @@ pub fn router(node: Services) -> Router {
         .route("/v1/sources/{name}/run", post(sources::run))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi::serve))
+        .route("/v1/cases", get(cases::log))
+        .route("/v1/cases/{id}", get(cases::show))
+        .route("/v1/cases/{id}/decisions", post(cases::decide))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))
         .route("/v1/drafts/{id}/reject", post(drafts::reject))

@@ -19,7 +19,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use wlnode_crypto::model::InvalidValue;
 
 use super::{ApiError, ApiState, parse_json};
+use axum::extract::Extension;
+use wlnode_crypto::model::{AgencyCode, EntryId};
+use wlnode_runtime::cases::{Channel, Decision, Hit, Party};
 use wlnode_runtime::index::ScreenHandle;
+use wlnode_runtime::users::Actor;
 use wlnode_screen::MAX_QUERY_CHARS;
 use wlnode_screen::request::{
     BatchResponse, BatchRow, BatchRowError, MAX_BATCH, ScreenError, ScreenRequest, ScreenResponse,
@@ -101,6 +105,7 @@ fn from_pairs(
                         .map_err(|_| bad("min_score", format!("{v:?} is not a number")))?,
                 );
             }
+            "ref" | "reference" => r.reference = Some(v),
             "include_withdrawn" => {
                 r.include_withdrawn = Some(match v.trim() {
                     "" | "true" | "1" | "yes" => true,
@@ -116,7 +121,7 @@ fn from_pairs(
             other => {
                 return Err(bad(
                     other,
-                    "unknown parameter (q, kind, country, dob, id, limit, min_score, include_withdrawn)".into(),
+                    "unknown parameter (q, kind, country, dob, id, ref, limit, min_score, include_withdrawn)".into(),
                 ));
             }
         }
@@ -148,15 +153,49 @@ pub(super) async fn ready(state: &ApiState, handle: &ScreenHandle) -> Result<(),
     }
 }
 
+/// A hit as the API answers it: the result and the decision in force for this party
+/// and entry version (`null` when none).
+#[derive(serde::Serialize)]
+pub(super) struct DecidedHit {
+    #[serde(flatten)]
+    hit: wlnode_screen::Match,
+    decision: Option<Decision>,
+}
+
+/// A single screening's answer: the engine's, with the case it was logged as.
+#[derive(serde::Serialize)]
+pub(super) struct LoggedResponse {
+    case_id: String,
+    query: String,
+    results: Vec<DecidedHit>,
+    index_entries: usize,
+    took_ms: f64,
+}
+
+/// The case-log party of a request.
+pub(super) fn party_of(r: &ScreenRequest, reference: Option<String>) -> Party {
+    Party {
+        name: r.name.clone(),
+        country: r.country.clone().filter(|s| !s.trim().is_empty()),
+        dob: r.dob.clone().filter(|s| !s.trim().is_empty()),
+        reference: reference
+            .or_else(|| r.reference.clone())
+            .filter(|s| !s.trim().is_empty()),
+        id: r.id.clone().filter(|s| !s.trim().is_empty()),
+    }
+}
+
 async fn screen_one(
     state: &ApiState,
+    actor: &Actor,
     req: ScreenRequest,
     field: &str,
-) -> Result<Json<ScreenResponse>, ApiError> {
+) -> Result<Json<LoggedResponse>, ApiError> {
     if let Some(e) = name_error(&req.name, field) {
         return Err(e);
     }
     let query = req.to_query().map_err(ApiError::invalid)?;
+    let party = party_of(&req, None);
     let handle = state.node.screen.clone();
     ready(state, &handle).await?;
     let metrics = state.node.metrics.clone();
@@ -176,7 +215,32 @@ async fn screen_one(
     .map_err(|e| {
         ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     })??;
-    Ok(Json(resp))
+    let hits = resp.results.iter().map(Hit::from).collect();
+    let logged = state
+        .node
+        .cases
+        .record(actor, Channel::Single, vec![(party, hits)])
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            ApiError::with_status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "case not logged",
+            )
+        })?;
+    Ok(Json(LoggedResponse {
+        case_id: logged.case_id,
+        query: resp.query,
+        results: resp
+            .results
+            .into_iter()
+            .zip(logged.decisions)
+            .map(|(hit, decision)| DecidedHit { hit, decision })
+            .collect(),
+        index_entries: resp.index_entries,
+        took_ms: resp.took_ms,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/screen", tag = "screen",
@@ -192,11 +256,12 @@ async fn screen_one(
         (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn get(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<ScreenResponse>, ApiError> {
+) -> Result<Json<LoggedResponse>, ApiError> {
     let Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let req = from_pairs(pairs, true)?;
-    screen_one(&state, req, "q").await
+    screen_one(&state, &actor, req, "q").await
 }
 
 #[utoipa::path(post, path = "/v1/screen", tag = "screen", request_body = ScreenRequest,
@@ -204,10 +269,11 @@ pub(super) async fn get(
         (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn post(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     body: Bytes,
-) -> Result<Json<ScreenResponse>, ApiError> {
+) -> Result<Json<LoggedResponse>, ApiError> {
     let req: ScreenRequest = parse_json(&body)?;
-    screen_one(&state, req, "name").await
+    screen_one(&state, &actor, req, "name").await
 }
 
 /// The parties of a JSON batch: a list of request objects; bad elements become row
@@ -251,10 +317,11 @@ fn json_rows(body: &[u8]) -> Result<(Vec<BatchRow>, Vec<BatchRowError>), ApiErro
         (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn batch(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Bytes,
-) -> Result<Json<BatchResponse>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let defaults = from_pairs(pairs, false)?;
     let csv = headers
@@ -276,6 +343,10 @@ pub(super) async fn batch(
             ),
         ));
     }
+    let parties: std::collections::HashMap<usize, Party> = rows
+        .iter()
+        .map(|r| (r.row, party_of(&r.request, r.reference.clone())))
+        .collect();
     let handle = state.node.screen.clone();
     ready(&state, &handle).await?;
     let metrics = state.node.metrics.clone();
@@ -294,5 +365,64 @@ pub(super) async fn batch(
     .map_err(|e| {
         ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     })??;
-    Ok(Json(resp))
+    log_batch(&state, &actor, resp, parties).await.map(Json)
+}
+
+/// Logs each screened party of a batch as a case and answers the batch with each
+/// result's `case_id` and each hit's `decision`.
+async fn log_batch(
+    state: &ApiState,
+    actor: &Actor,
+    resp: BatchResponse,
+    mut parties: std::collections::HashMap<usize, Party>,
+) -> Result<serde_json::Value, ApiError> {
+    let hit_of = |v: &serde_json::Value| -> Option<Hit> {
+        Some(Hit {
+            origin: AgencyCode::new(v.get("origin")?.as_str()?.to_owned()).ok()?,
+            entry_id: EntryId::from_hex(v.get("entry_id")?.as_str()?).ok()?,
+            score: v.get("score")?.as_f64()?,
+            matched_name: v.get("matched_name")?.as_str()?.to_owned(),
+        })
+    };
+    // Every result row has its party and every hit reads back: the decisions below
+    // are zipped onto hits by position, so a gap would shift them.
+    let internal = |what: &str| {
+        ApiError::with_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("batch result {what}"),
+        )
+    };
+    let mut to_log = Vec::with_capacity(resp.results.len());
+    for r in &resp.results {
+        let party = parties
+            .remove(&r.row)
+            .ok_or_else(|| internal("without its party"))?;
+        let hits = r
+            .results
+            .iter()
+            .map(hit_of)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| internal("with an unreadable hit"))?;
+        to_log.push((party, hits));
+    }
+    let logged = state
+        .node
+        .cases
+        .record(actor, Channel::Batch, to_log)
+        .await?;
+    let mut out = serde_json::to_value(&resp).map_err(|e| {
+        ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    })?;
+    if let Some(results) = out.get_mut("results").and_then(|r| r.as_array_mut()) {
+        for (r, l) in results.iter_mut().zip(logged) {
+            r["case_id"] = serde_json::Value::String(l.case_id);
+            if let Some(hits) = r.get_mut("results").and_then(|h| h.as_array_mut()) {
+                for (h, d) in hits.iter_mut().zip(l.decisions) {
+                    h["decision"] = serde_json::to_value(d).unwrap_or_default();
+                }
+            }
+        }
+    }
+    Ok(out)
 }

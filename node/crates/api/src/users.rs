@@ -3,8 +3,9 @@
 //! `POST /v1/users`, `POST /v1/users/{name}/disable`, `POST /v1/users/{name}/rotate`).
 //!
 //! Reading (entries, status, policy explanations, sources, metrics, the OpenAPI
-//! document, `/entities`) needs any role. Screening (`/v1/screen*`, `/match`,
-//! `/search`) needs `screener`; writing entries and imports `editor`; approving or
+//! document, `/entities`) needs any role; the screening case log `screener`, `admin`
+//! or `viewer`; drafts `editor`, `approver` or `admin`. Screening (`/v1/screen*`, `/match`,
+//! `/search`) and recording decisions on hits need `screener`; writing entries and imports `editor`; approving or
 //! rejecting drafts (four-eyes release) `approver`; policy reloads,
 //! peer blocks, backups, running a source and managing users `admin`. A request outside
 //! the caller's roles gets 403 `forbidden` naming the role it needs.
@@ -28,7 +29,38 @@ pub enum Need {
     AnyRole,
     /// This role.
     Role(Role),
+    /// One of these roles.
+    AnyOf(&'static [Role]),
 }
+
+impl Need {
+    /// Whether `actor` meets it.
+    pub fn met_by(self, actor: &Actor) -> bool {
+        match self {
+            Need::AnyRole => true,
+            Need::Role(r) => actor.has(r),
+            Need::AnyOf(rs) => rs.iter().any(|r| actor.has(*r)),
+        }
+    }
+
+    /// The role(s) it names, for a 403.
+    pub fn names(self) -> String {
+        match self {
+            Need::AnyRole => "any".into(),
+            Need::Role(r) => r.as_str().into(),
+            Need::AnyOf(rs) => rs
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
+        }
+    }
+}
+
+/// Who may read the screening case log (officers' queries and references).
+const CASE_READERS: &[Role] = &[Role::Screener, Role::Admin, Role::Viewer];
+/// Who may read drafts (unreleased entry content).
+const DRAFT_READERS: &[Role] = &[Role::Editor, Role::Approver, Role::Admin];
 
 /// The role `method path` needs (`path` as routed, e.g. `/v1/entries/{id}`). Routes not
 /// in this table need `admin`, so a route added without a decision here is closed, and a
@@ -37,7 +69,10 @@ pub fn required_role(method: &Method, path: &str) -> Need {
     use Need::{AnyRole, Role as R};
     let get = method == Method::GET || method == Method::HEAD;
     match path {
-        "/v1/entries" | "/v1/entries/{id}" | "/v1/drafts" if get => AnyRole,
+        "/v1/entries" | "/v1/entries/{id}" if get => AnyRole,
+        "/v1/drafts" if get => Need::AnyOf(DRAFT_READERS),
+        "/v1/cases" | "/v1/cases/{id}" if get => Need::AnyOf(CASE_READERS),
+        "/v1/cases/{id}/decisions" => R(Role::Screener),
         "/v1/drafts/{id}/approve" | "/v1/drafts/{id}/reject" => R(Role::Approver),
         "/v1/status" | "/v1/policy/explain" | "/v1/sources" | "/metrics" | "/v1/openapi.json"
         | "/v1/users/me" | "/entities/{id}" | "/algorithms"
@@ -58,7 +93,8 @@ pub fn required_role(method: &Method, path: &str) -> Need {
 }
 
 /// 403 naming the role a request needs.
-pub fn forbidden(actor: &Actor, role: Role, method: &Method, path: &str) -> ApiError {
+pub fn forbidden(actor: &Actor, need: Need, method: &Method, path: &str) -> ApiError {
+    let role = need.names();
     ApiError::with_status(
         StatusCode::FORBIDDEN,
         "forbidden",
@@ -221,7 +257,8 @@ mod tests {
             required_role(&p, "/v1/drafts/{id}/approve"),
             Need::Role(Role::Approver)
         );
-        assert_eq!(required_role(&g, "/v1/drafts"), Need::AnyRole);
+        assert_eq!(required_role(&g, "/v1/drafts"), Need::AnyOf(DRAFT_READERS));
+        assert_eq!(required_role(&g, "/v1/cases"), Need::AnyOf(CASE_READERS));
         // not in the table: closed
         assert_eq!(required_role(&g, "/v1/new-thing"), Need::Role(Role::Admin));
         assert_eq!(required_role(&p, "/v1/status"), Need::Role(Role::Admin));

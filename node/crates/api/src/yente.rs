@@ -54,12 +54,13 @@ use std::time::Instant;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wlnode_crypto::model::{AgencyCode, CountryCode, EntryId, Identifier, SubjectKind};
 use wlnode_crypto::time::{PartialDate, Timestamp};
+use wlnode_runtime::cases::{Channel, Hit, Party};
 use wlnode_runtime::entries::EntryView;
 use wlnode_screen::request::ScreenError;
 use wlnode_screen::{EntryKey, MAX_QUERY_CHARS, Match, Query as ScreenQuery};
@@ -861,6 +862,8 @@ struct Scored {
     explanations: BTreeMap<String, Feature>,
     /// wlnode's own explanation: which token matched which, and every adjustment.
     explanation: wlnode_screen::Explanation,
+    /// The decision in force for this party and entry version (wlnode's case log).
+    decision: Option<wlnode_runtime::cases::Decision>,
 }
 
 fn scored(m: Match, entity: FtmEntity, threshold: f64) -> Scored {
@@ -900,6 +903,7 @@ fn scored(m: Match, entity: FtmEntity, threshold: f64) -> Scored {
         features,
         explanations,
         explanation: m.explanation,
+        decision: None,
     }
 }
 
@@ -917,6 +921,8 @@ struct Matches {
     results: Vec<Scored>,
     total: Total,
     query: Echo,
+    /// The screening's case in wlnode's case log.
+    case_id: String,
 }
 
 /// yente's `EntityMatchResponse`, with the algorithm that scored it.
@@ -956,6 +962,7 @@ const MATCH_PARAMS: &[&str] = &[
         (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn match_entities(
     State(state): State<ApiState>,
+    Extension(actor): Extension<wlnode_runtime::users::Actor>,
     Path(dataset_name): Path<String>,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
     body: Bytes,
@@ -1030,7 +1037,7 @@ pub(super) async fn match_entities(
         .collect();
     let results = search_merged(&state, batches).await?;
     let views = views_of(&state, &results, &filters).await?;
-    let mut responses = BTreeMap::new();
+    let mut answered = Vec::with_capacity(parsed.len());
     for ((key, pq, qf, fetch, _), matches) in parsed.into_iter().zip(results) {
         let fetched = matches.len();
         let passing = filtered(matches, &views, &qf);
@@ -1038,18 +1045,51 @@ pub(super) async fn match_entities(
             value: passing.len(),
             relation: if fetched >= fetch { "gte" } else { "eq" },
         };
-        let results = passing
+        let hits: Vec<Hit> = passing
+            .iter()
+            .take(limit)
+            .map(|(m, _)| Hit::from(m))
+            .collect();
+        let results: Vec<Scored> = passing
             .into_iter()
             .take(limit)
             .map(|(m, e)| scored(m, e, threshold))
             .collect();
+        let party = Party {
+            name: pq.names.first().cloned().unwrap_or_default(),
+            country: pq.country.as_ref().map(|c| c.as_str().to_owned()),
+            dob: pq.birth_date.map(|d| d.to_string()),
+            reference: pq.echo.id.clone(),
+            id: pq.identifiers.first().map(|i| i.canonical()),
+        };
+        answered.push((key, pq.echo, total, results, party, hits));
+    }
+    // Every query is a screening: log them as cases, in one store job.
+    let logged = state
+        .node
+        .cases
+        .record(
+            &actor,
+            Channel::Match,
+            answered
+                .iter()
+                .map(|(_, _, _, _, party, hits)| (party.clone(), hits.clone()))
+                .collect(),
+        )
+        .await?;
+    let mut responses = BTreeMap::new();
+    for ((key, echo, total, mut results, _, _), l) in answered.into_iter().zip(logged) {
+        for (r, d) in results.iter_mut().zip(l.decisions) {
+            r.decision = d;
+        }
         responses.insert(
             key,
             Matches {
                 status: 200,
                 results,
                 total,
-                query: pq.echo,
+                query: echo,
+                case_id: l.case_id,
             },
         );
     }

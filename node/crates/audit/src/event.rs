@@ -126,7 +126,8 @@ pub enum EventKind {
         user: String,
         /// `entry_add`, `entry_amend`, `entry_withdraw`, `import`, `withdraw_missing`,
         /// `policy_reload`, `peer_block`, `peer_unblock`, `backup`, `source_run`,
-        /// `user_add`, `user_disable` or `user_rotate`.
+        /// `user_add`, `user_disable`, `user_rotate`, `draft_create`, `draft_approve`,
+        /// `draft_reject` or `screen_decide`.
         action: String,
         /// What it acted on, when one thing.
         #[serde(default, skip_serializing_if = "Option::is_none")]

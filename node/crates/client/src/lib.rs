@@ -400,6 +400,7 @@ impl Client {
                 "include_withdrawn",
                 req.include_withdrawn.map(|b| b.to_string()),
             ),
+            ("ref", req.reference.clone()),
         ];
         q.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         self.send(self.http.get(self.url("/v1/screen")).query(&q))

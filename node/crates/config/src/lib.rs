@@ -488,6 +488,23 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[screening]`: the screening case log.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScreeningConfig {
+    /// How long screening cases are kept (older ones are pruned hourly).
+    pub retain: HumanDuration,
+}
+
+impl Default for ScreeningConfig {
+    fn default() -> Self {
+        Self {
+            // Five years of 365 days.
+            retain: HumanDuration(Duration::from_secs(5 * 365 * 86_400)),
+        }
+    }
+}
+
 /// `[release]`: four-eyes release of this agency's own entry writes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -570,6 +587,9 @@ pub struct RawConfig {
     /// Four-eyes release.
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// The screening case log.
+    #[serde(default)]
+    pub screening: ScreeningConfig,
 }
 
 fn default_data_dir() -> PathBuf {

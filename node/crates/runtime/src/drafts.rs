@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
-use wlnode_crypto::model::{EntryDraft, EntryId};
+use wlnode_crypto::model::{EntryDraft, EntryId, RecordId};
 use wlnode_crypto::time::Timestamp;
 use wlnode_store::{StoreError, StoreHandle};
 use wlnode_types::IngestReport;
@@ -30,6 +30,10 @@ use crate::users::{Actor, acted};
 
 /// Most drafts waiting at once.
 pub const MAX_PENDING: usize = 1000;
+/// Most drafts one author may have waiting.
+pub const MAX_PENDING_PER_AUTHOR: usize = 100;
+/// Largest draft (its JSON), so the table stays small enough to rewrite per change.
+pub const MAX_DRAFT_BYTES: usize = 64 * 1024;
 /// Decided drafts kept.
 pub const MAX_DECIDED: usize = 1000;
 const META_KEY: &[u8] = b"drafts";
@@ -52,6 +56,10 @@ pub enum DraftOp {
         /// The new content.
         #[schema(value_type = Object)]
         entry: EntryDraft,
+        /// The head record the draft was written against: approval refuses if the
+        /// entry changed since.
+        #[schema(value_type = String)]
+        base: RecordId,
     },
     /// Withdrawing an own entry.
     Withdraw {
@@ -60,6 +68,9 @@ pub enum DraftOp {
         entry_id: EntryId,
         /// Why.
         reason: String,
+        /// The head record the draft was written against.
+        #[schema(value_type = String)]
+        base: RecordId,
     },
 }
 
@@ -69,6 +80,10 @@ pub enum DraftOp {
 pub enum DraftState {
     /// Nothing signed or sent yet.
     AwaitingApproval,
+    /// Approved and being signed; if the node stopped here, the write may or may not
+    /// have happened: an approver checks the entry and rejects the draft, never
+    /// releasing it twice.
+    Releasing,
     /// Signed and released.
     Approved,
     /// Refused; nothing was written.
@@ -128,6 +143,28 @@ pub enum DraftError {
     /// Four eyes: the author cannot approve their own draft.
     #[error("draft {0} was written by you: another user with the approver role must approve it")]
     OwnDraft(String),
+    /// The token file's admin is no person: it cannot be the second pair of eyes.
+    #[error(
+        "the bootstrap admin (api.token_file) cannot approve drafts: approve as a named user with the approver role"
+    )]
+    Bootstrap,
+    /// The entry changed since the draft was written.
+    #[error(
+        "entry {entry} changed since draft {draft} was written (head {head}, draft written against {base}); reject it and draft again"
+    )]
+    Stale {
+        /// Draft id.
+        draft: String,
+        /// Entry id.
+        entry: String,
+        /// The head now.
+        head: String,
+        /// The head the draft was written against.
+        base: String,
+    },
+    /// One author has too many drafts waiting, or the draft is too large.
+    #[error("{0}")]
+    Limit(String),
     /// Too many drafts wait.
     #[error("{MAX_PENDING} drafts already await approval")]
     Full,
@@ -166,7 +203,7 @@ fn prune(t: &mut Table) {
     let mut decided: Vec<(Timestamp, String)> = t
         .drafts
         .values()
-        .filter(|d| d.state != DraftState::AwaitingApproval)
+        .filter(|d| matches!(d.state, DraftState::Approved | DraftState::Rejected))
         .map(|d| (d.decided_at.unwrap_or(d.created_at), d.draft_id.clone()))
         .collect();
     if decided.len() > MAX_DECIDED {
@@ -196,6 +233,12 @@ impl Drafts {
 
     /// Records a draft by `author`; nothing is signed.
     pub async fn create(&self, author: &Actor, op: DraftOp) -> Result<Draft, DraftError> {
+        let size = serde_json::to_vec(&op).map_or(usize::MAX, |b| b.len());
+        if size > MAX_DRAFT_BYTES {
+            return Err(DraftError::Limit(format!(
+                "the draft is {size} bytes; at most {MAX_DRAFT_BYTES} are kept awaiting approval"
+            )));
+        }
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| DraftError::Internal(e.to_string()))?;
         let draft = Draft {
@@ -223,6 +266,16 @@ impl Drafts {
                     .count();
                 if pending >= MAX_PENDING {
                     return Err(DraftError::Full);
+                }
+                let mine = t
+                    .drafts
+                    .values()
+                    .filter(|x| x.state == DraftState::AwaitingApproval && x.author == d.author)
+                    .count();
+                if mine >= MAX_PENDING_PER_AUTHOR {
+                    return Err(DraftError::Limit(format!(
+                        "you already have {MAX_PENDING_PER_AUTHOR} drafts awaiting approval"
+                    )));
                 }
                 let event = acted(
                     d.created_at,
@@ -252,19 +305,40 @@ impl Drafts {
     }
 
     async fn pending(&self, id: &str) -> Result<Draft, DraftError> {
+        self.undecided(id, false).await
+    }
+
+    /// The draft `id` while undecided: awaiting approval, or (`releasing_too`) stuck
+    /// releasing after a crash.
+    async fn undecided(&self, id: &str, releasing_too: bool) -> Result<Draft, DraftError> {
         let t = self.store.try_call(read).await?;
         let d = t
             .drafts
             .get(id)
             .cloned()
             .ok_or_else(|| DraftError::Unknown(id.chars().take(64).collect()))?;
-        if d.state != DraftState::AwaitingApproval {
+        let open = d.state == DraftState::AwaitingApproval
+            || (releasing_too && d.state == DraftState::Releasing);
+        if !open {
             return Err(DraftError::Decided {
                 id: d.draft_id,
                 state: d.state,
             });
         }
         Ok(d)
+    }
+
+    /// Stores one draft as it is now (no audit event).
+    async fn save(&self, d: Draft) -> Result<(), DraftError> {
+        self.store
+            .try_call(move |s| {
+                let mut t = read(s)?;
+                t.drafts.insert(d.draft_id.clone(), d);
+                write(s, &t)?;
+                s.flush()?;
+                Ok(())
+            })
+            .await
     }
 
     async fn decide(&self, d: Draft, action: &'static str) -> Result<(), DraftError> {
@@ -300,11 +374,58 @@ impl Drafts {
         if d.author == approver.id {
             return Err(DraftError::OwnDraft(d.draft_id));
         }
+        if approver.name == crate::users::BOOTSTRAP {
+            return Err(DraftError::Bootstrap);
+        }
+        // The entry must still be what the draft was written against.
+        if let DraftOp::Amend { entry_id, base, .. } | DraftOp::Withdraw { entry_id, base, .. } =
+            &d.op
+        {
+            let me = lifecycle.agency().clone();
+            let head = self
+                .store
+                .entries_by_id(*entry_id)
+                .await?
+                .into_iter()
+                .find(|(k, _)| k.origin == me)
+                .map(|(_, st)| st.head);
+            if head != Some(*base) {
+                return Err(DraftError::Stale {
+                    draft: d.draft_id.clone(),
+                    entry: entry_id.to_hex(),
+                    head: head.map_or_else(|| "none".into(), |h| h.to_string()),
+                    base: base.to_string(),
+                });
+            }
+        }
+        // Durably "releasing" before anything is signed: a crash or a failed
+        // bookkeeping step can never lead to a second release.
+        d.state = DraftState::Releasing;
+        d.decided_by = Some(approver.id.clone());
+        d.decided_by_name = Some(approver.name.clone());
+        d.decided_at = Some(Timestamp::now());
+        self.save(d.clone()).await?;
         let writer = lifecycle.acting_as(&approver.id);
-        let (written, report) = match d.op.clone() {
-            DraftOp::Add { entry } => writer.add(entry).await?,
-            DraftOp::Amend { entry_id, entry } => writer.amend(entry_id, entry).await?,
-            DraftOp::Withdraw { entry_id, reason } => writer.withdraw(entry_id, reason).await?,
+        let result = match d.op.clone() {
+            DraftOp::Add { entry } => writer.add(entry).await,
+            DraftOp::Amend {
+                entry_id, entry, ..
+            } => writer.amend(entry_id, entry).await,
+            DraftOp::Withdraw {
+                entry_id, reason, ..
+            } => writer.withdraw(entry_id, reason).await,
+        };
+        let (written, report) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing was signed: the draft waits again.
+                d.state = DraftState::AwaitingApproval;
+                d.decided_by = None;
+                d.decided_by_name = None;
+                d.decided_at = None;
+                self.save(d).await?;
+                return Err(e.into());
+            }
         };
         d.state = DraftState::Approved;
         d.decided_by = Some(approver.id.clone());
@@ -315,10 +436,11 @@ impl Drafts {
         Ok((written, report))
     }
 
-    /// Rejects a draft: nothing is written.
+    /// Rejects a draft: nothing is written (a draft stuck `releasing` after a crash is
+    /// closed this way once an approver has checked the entry).
     pub async fn reject(&self, by: &Actor, id: &str, reason: String) -> Result<Draft, DraftError> {
         let _g = self.lock.lock().await;
-        let mut d = self.pending(id).await?;
+        let mut d = self.undecided(id, true).await?;
         d.state = DraftState::Rejected;
         d.decided_by = Some(by.id.clone());
         d.decided_by_name = Some(by.name.clone());

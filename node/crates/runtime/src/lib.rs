@@ -9,6 +9,7 @@
 //! - `replication`: the service between the network transport and the sans-IO sync
 //!   protocol;
 //! - [`entries`]: this agency's entry lifecycle (add, amend, withdraw, import);
+//! - [`cases`]: the screening case log and officers' decisions on hits;
 //! - [`drafts`]: four-eyes release (writes that wait for a second user's approval);
 //! - [`index`]: the live screening index and the task that keeps it current;
 //! - [`auditor`]: the auditor's live audit over the audit protocol;
@@ -20,6 +21,7 @@
 //! nothing here decodes a wire frame except through the sync and audit crates.
 
 pub mod auditor;
+pub mod cases;
 pub mod drafts;
 pub mod entries;
 pub mod handles;

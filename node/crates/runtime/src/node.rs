@@ -28,6 +28,7 @@ use wlnode_store::actor::StoreActor;
 use wlnode_store::audit::AuditSettings;
 use wlnode_store::{StoreError, StoreHandle};
 
+use crate::cases::CaseLog;
 use crate::drafts::Drafts;
 use crate::entries::Lifecycle;
 use crate::handles::{Control, Health, Ingested, PeerTable};
@@ -173,6 +174,8 @@ pub struct Services {
     pub users: Users,
     /// Drafts awaiting four-eyes release.
     pub drafts: Drafts,
+    /// The screening case log.
+    pub cases: CaseLog,
 }
 
 /// A bound API: its address and its task.
@@ -211,6 +214,30 @@ async fn checkpoint_timer(
             .await;
         if let Err(e) = r {
             tracing::warn!(error = %e, "audit checkpoint failed");
+        }
+    }
+}
+
+/// Prunes screening cases older than `[screening] retain`, at start and hourly.
+async fn case_pruner(
+    cases: CaseLog,
+    retain: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match cases.prune(retain).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                pruned = n,
+                "screening cases past [screening] retain removed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning the screening case log failed"),
         }
     }
 }
@@ -402,7 +429,8 @@ impl RunningNode {
             screen: ScreenHandle::new(),
             sources,
             users,
-            drafts: Drafts::new(store_for_drafts),
+            drafts: Drafts::new(store_for_drafts.clone()),
+            cases: CaseLog::new(store_for_drafts),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
@@ -443,7 +471,12 @@ impl RunningNode {
         );
         let mut tasks = vec![api_task];
         tasks.extend(network.tasks);
-        tasks.extend([screen_task, checkpoints]);
+        let pruner = tokio::spawn(case_pruner(
+            services.cases.clone(),
+            services.config.raw.screening.retain.0,
+            shutdown.subscribe(),
+        ));
+        tasks.extend([screen_task, checkpoints, pruner]);
         tasks.extend(sources_task);
         Ok(Self {
             services,

@@ -224,6 +224,9 @@ impl Index {
 pub struct Users {
     store: StoreHandle,
     inner: Arc<RwLock<Index>>,
+    /// One change at a time: read, change, store and publish happen under it, so no
+    /// change is lost and memory never lags the store.
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Users {
@@ -308,6 +311,7 @@ impl Users {
         Ok(Self {
             store,
             inner: Arc::new(RwLock::new(Index::new(table))),
+            writing: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -357,18 +361,16 @@ impl Users {
         + Send
         + 'static,
     ) -> Result<T, UsersError> {
-        let current = {
-            let g = self
-                .inner
-                .read()
-                .map_err(|_| UsersError::Corrupt("lock poisoned".into()))?;
-            serde_json::to_vec(&g.table).map_err(|e| UsersError::Corrupt(e.to_string()))?
-        };
+        let _writing = self.writing.lock().await;
         let (out, table) = self
             .store
             .try_call(move |s| {
-                let mut table: Table = serde_json::from_slice(&current)
-                    .map_err(|e| UsersError::Corrupt(e.to_string()))?;
+                // The stored table, not a copy from memory.
+                let mut table: Table = match s.meta_get(META_KEY)? {
+                    Some(b) => serde_json::from_slice(&b)
+                        .map_err(|e| UsersError::Corrupt(e.to_string()))?,
+                    None => Table::default(),
+                };
                 let (out, event) = change(&mut table, Timestamp::now())?;
                 let bytes =
                     serde_json::to_vec(&table).map_err(|e| UsersError::Corrupt(e.to_string()))?;

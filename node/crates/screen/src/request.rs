@@ -57,6 +57,9 @@ pub struct ScreenRequest {
     /// Also return withdrawn entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_withdrawn: Option<bool>,
+    /// The caller's reference (a shipment or licence id), kept in the case log.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 fn blank(s: &Option<String>) -> Option<&str> {

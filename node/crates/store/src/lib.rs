@@ -20,6 +20,7 @@ mod hold;
 pub mod inclusions;
 pub mod revocations;
 pub mod schema;
+pub mod tables;
 
 use std::fs::File;
 use std::io::Write;
@@ -225,6 +226,8 @@ struct Trees {
     audit_nodes: Tree,
     audit_checkpoints: Tree,
     audit_cosignatures: Tree,
+    cases: Tree,
+    decisions: Tree,
 }
 
 /// The sled-backed store. Owned by the store actor.
@@ -599,6 +602,8 @@ impl Store {
             audit_nodes: open(trees::AUDIT_NODES).io()?,
             audit_checkpoints: open(trees::AUDIT_CHECKPOINTS).io()?,
             audit_cosignatures: open(trees::AUDIT_COSIGNATURES).io()?,
+            cases: open(trees::CASES).io()?,
+            decisions: open(trees::DECISIONS).io()?,
         };
         match t.meta.get(meta::SCHEMA_VERSION).io()? {
             Some(v) => {

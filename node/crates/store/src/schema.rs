@@ -94,6 +94,10 @@ pub mod trees {
     pub const AUDIT_CHECKPOINTS: &str = "audit_checkpoints";
     /// Auditors' cosignatures of our checkpoints.
     pub const AUDIT_COSIGNATURES: &str = "audit_cosignatures";
+    /// The screening case log (local only), by case id (time first).
+    pub const CASES: &str = "cases";
+    /// Screening decisions (local only), by party and entry.
+    pub const DECISIONS: &str = "decisions";
 }
 
 /// Keys of the `meta` tree.

@@ -60,6 +60,13 @@ pub struct MatchReport {
     pub screen_single_p50_ms: f64,
     /// Queries whose top hit differs between the endpoints (should be 0).
     pub top_hit_disagreements: usize,
+    /// The case log alone (every screening is logged): parties logged per second, in
+    /// batches of `batch` with their hits, straight into the node's `CaseLog`.
+    pub case_log_cases_per_second: f64,
+    /// The share of a screened party's time (at `/v1/screen/batch`'s median rate,
+    /// logging included) that logging takes: screen_qps_median ÷ case_log rate.
+    /// Bound from the issue: ≤ 0.10.
+    pub case_log_share: f64,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -250,6 +257,66 @@ pub async fn run(
         match_pass(std::slice::from_ref(n), i).await?;
         single_match.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    // The case log alone: log every query with its hits, `batch` parties per job.
+    let admin = running
+        .services
+        .users
+        .authenticate(
+            &wlnode_config::token::read_token(
+                &Config::load(&node.config).map_err(err)?.raw.api.token_file,
+            )
+            .map_err(err)?,
+        )
+        .ok_or_else(|| err("the bootstrap admin's token is refused"))?;
+    let mut logged_batches = Vec::new();
+    for chunk in names.chunks(batch) {
+        let s = screen_pass(chunk).await?;
+        let parties: Vec<_> = s
+            .results
+            .iter()
+            .zip(chunk)
+            .map(|(r, n)| {
+                let hits = r
+                    .results
+                    .iter()
+                    .filter_map(|v| {
+                        Some(wlnode_runtime::cases::Hit {
+                            origin: wlnode_crypto::model::AgencyCode::new(
+                                v.get("origin")?.as_str()?.to_owned(),
+                            )
+                            .ok()?,
+                            entry_id: wlnode_crypto::model::EntryId::from_hex(
+                                v.get("entry_id")?.as_str()?,
+                            )
+                            .ok()?,
+                            score: v.get("score")?.as_f64()?,
+                            matched_name: v.get("matched_name")?.as_str()?.to_owned(),
+                        })
+                    })
+                    .collect();
+                (
+                    wlnode_runtime::cases::Party {
+                        name: n.clone(),
+                        ..Default::default()
+                    },
+                    hits,
+                )
+            })
+            .collect();
+        logged_batches.push(parties);
+    }
+    let t = Instant::now();
+    let mut logged = 0usize;
+    for parties in logged_batches {
+        logged += parties.len();
+        running
+            .services
+            .cases
+            .record(&admin, wlnode_runtime::cases::Channel::Batch, parties)
+            .await
+            .map_err(err)?;
+    }
+    let case_log_cases_per_second = logged as f64 / t.elapsed().as_secs_f64();
     running.stop().await;
 
     let mut m: Vec<f64> = out.iter().map(|r| r.match_qps).collect();
@@ -268,5 +335,7 @@ pub async fn run(
         match_single_p50_ms: median(&mut single_match),
         screen_single_p50_ms: median(&mut single_screen),
         top_hit_disagreements: disagreements,
+        case_log_share: median(&mut s.clone()) / case_log_cases_per_second,
+        case_log_cases_per_second,
     })
 }
