@@ -316,6 +316,50 @@ fn source_commands_against_a_running_node() {
 }
 
 #[test]
+fn watch_commands_against_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let config = node_dir.join("node.toml");
+    let _node = start(&node_dir);
+    let watch = |args: &[&str]| {
+        let mut c = wlnode();
+        c.arg("watch").args(args).arg("--config").arg(&config);
+        c
+    };
+    let added = ok_json(&mut watch(&[
+        "add",
+        "--name",
+        "Orion Avionics Trading",
+        "--country",
+        "AE",
+        "--ref",
+        "LIC-1",
+        "--json",
+    ]));
+    let id = added["watch_id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32, "{added:#}");
+    assert_eq!(
+        added.as_object().unwrap().len(),
+        1,
+        "only watch_id: {added:#}"
+    );
+    let listed = ok_json(&mut watch(&["list", "--json"]));
+    assert_eq!(listed[0]["watch_id"], id.as_str());
+    assert_eq!(listed[0]["ref"], "LIC-1");
+    assert_eq!(listed[0]["country"], "AE");
+    let err = fails(&mut watch(&["add", "--name", "X Y", "--dob", "soon"]));
+    assert!(err.contains("field dob"), "{err}");
+    let removed = ok_json(&mut watch(&["remove", &id, "--json"]));
+    assert_eq!(removed["watch_id"], id.as_str());
+    assert_eq!(
+        ok_json(&mut watch(&["list", "--json"])),
+        serde_json::json!([])
+    );
+    let err = fails(&mut watch(&["remove", &id]));
+    assert!(err.contains("no watch"), "{err}");
+}
+
+#[test]
 fn entry_commands_against_a_running_node() {
     let dir = tempfile::tempdir().unwrap();
     let (node_dir, init) = federation_by_cli(dir.path());

@@ -33,10 +33,18 @@ async fn call(
         "get" => http.get(url),
         "post" => http.post(url).json(&json!({})),
         "put" => http.put(url).json(&json!({})),
+        "delete" => http.delete(url),
         other => panic!("method {other}"),
     };
     let r = req.bearer_auth(token).send().await.unwrap();
     let status = r.status().as_u16();
+    // An event stream (`GET /v1/events`) never ends: its status is the answer.
+    if r.headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return (status, Value::Null);
+    }
     let bytes = r.bytes().await.unwrap();
     (
         status,

@@ -16,6 +16,7 @@ mod run;
 mod screen;
 mod source;
 mod user;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,9 @@ enum Command {
     /// The running node's users and roles: add, list, disable, rotate.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Watch parties on the running node: add, list, remove.
+    #[command(subcommand)]
+    Watch(watch::WatchCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -142,6 +146,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Peer(c) => runtime()?.block_on(peer::run(c)),
         Command::Source(c) => runtime()?.block_on(source::run(c)),
         Command::User(c) => runtime()?.block_on(user::run(c)),
+        Command::Watch(c) => runtime()?.block_on(watch::run(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

@@ -13,6 +13,7 @@ mod backup;
 mod cases;
 mod drafts;
 mod entries;
+mod events;
 pub mod ftm;
 pub mod limits;
 pub mod openapi;
@@ -22,6 +23,7 @@ mod screen;
 mod sources;
 mod status;
 pub mod users;
+mod watches;
 pub mod yente;
 
 use std::net::SocketAddr;
@@ -32,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Serialize;
 use tokio::sync::watch;
 use wlnode_crypto::model::InvalidValue;
@@ -372,6 +374,8 @@ pub fn router(node: Services) -> Router {
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}/disable", post(users::disable))
         .route("/v1/users/{name}/rotate", post(users::rotate))
+        .route("/v1/watches", get(watches::list).post(watches::add))
+        .route("/v1/watches/{id}", delete(watches::remove))
         // yente-compatible screening (see `yente`).
         .route(
             "/match/{dataset}",
@@ -386,6 +390,8 @@ pub fn router(node: Services) -> Router {
         ))
         // A backup snapshots the whole store before it streams: no time limit.
         .route("/v1/backup", post(backup::backup))
+        // An event stream lasts as long as its client listens: no time limit.
+        .route("/v1/events", get(events::stream))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .route("/healthz", get(healthz))

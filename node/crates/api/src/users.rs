@@ -7,7 +7,9 @@
 //! or `viewer`; drafts `editor`, `approver` or `admin`. Screening (`/v1/screen*`, `/match`,
 //! `/search`) and recording decisions on hits need `screener`; writing entries and imports `editor`; approving or
 //! rejecting drafts (four-eyes release) `approver`; policy reloads,
-//! peer blocks, backups, running a source and managing users `admin`. A request outside
+//! peer blocks, backups, running a source and managing users `admin`.
+//! Watches: listing them and the event stream (`GET /v1/watches`, `GET /v1/events`)
+//! need any role; adding and removing one `screener`. A request outside
 //! the caller's roles gets 403 `forbidden` naming the role it needs.
 
 use std::collections::BTreeSet;
@@ -83,6 +85,8 @@ pub fn required_role(method: &Method, path: &str) -> Need {
         "/v1/screen" | "/v1/screen/batch" | "/match/{dataset}" | "/search/{dataset}" => {
             R(Role::Screener)
         }
+        "/v1/watches" | "/v1/events" if get => AnyRole,
+        "/v1/watches" | "/v1/watches/{id}" => R(Role::Screener),
         "/v1/entries"
         | "/v1/entries/{id}"
         | "/v1/entries/{id}/withdraw"

@@ -5,9 +5,11 @@
 //! bearer token from `api.token_file`.
 //!
 //! [`fetch`] is the node's other HTTP client: the bounded, conditional GET that the
-//! runtime's scheduled sources use (this crate is the only one that links reqwest).
+//! runtime's scheduled sources use (this crate is the only one that links reqwest);
+//! [`webhook`] posts the node's notifications to configured receivers.
 
 pub mod fetch;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -270,6 +272,11 @@ impl Client {
         body: &B,
     ) -> Result<T, ClientError> {
         self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// `DELETE path`, answering JSON.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.http.delete(self.url(path))).await
     }
 
     /// Blocks (or unblocks) a neighbour agency at the transport level

@@ -17,8 +17,10 @@ pub mod roster_edit;
 pub mod roster_file;
 pub mod sources;
 pub mod token;
+pub mod webhooks;
 
 pub use sources::{SourceConfig, SourceFormat, SourceName};
+pub use webhooks::{EventType, WebhookConfig};
 
 /// The file in the data dir where a started node writes its API address (the CLI and
 /// scripts read it when the config asks for port 0).
@@ -590,6 +592,9 @@ pub struct RawConfig {
     /// The screening case log.
     #[serde(default)]
     pub screening: ScreeningConfig,
+    /// Where notifications are POSTed (`[[webhook]]`).
+    #[serde(default)]
+    pub webhook: Vec<WebhookConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -761,7 +766,8 @@ impl Config {
                 ));
             }
         }
-        sources::validate(self)
+        sources::validate(self)?;
+        webhooks::validate(self)
     }
 
     /// This node's agency.
@@ -1161,6 +1167,88 @@ timeout = "30s"
             let t: toml::Table = toml::from_str(&format!("f = \"{name}\"")).unwrap();
             let parsed: SourceFormat = t["f"].clone().try_into().unwrap();
             assert_eq!(parsed, *f);
+        }
+    }
+
+    const WEBHOOKS: &str = r#"
+[[webhook]]
+name = "case-system"
+url = "https://cases.example/hooks/wlnode"
+events = ["watch_hit", "draft_awaiting_approval"]
+secret = "0123456789abcdef-long"
+
+[[webhook]]
+url = "http://127.0.0.1:9000/hook"
+allow_http = true
+events = ["peer_down", "source_failed"]
+secret = "another-secret-of-16+"
+"#;
+
+    #[test]
+    fn webhooks_parse_and_their_errors_name_file_line_and_key() {
+        let c = parse(&format!("{GOOD}{WEBHOOKS}")).unwrap();
+        let [a, b] = c.raw.webhook.as_slice() else {
+            panic!("two webhooks")
+        };
+        assert_eq!(webhooks::label(a, 0), "case-system");
+        assert_eq!(webhooks::label(b, 1), "webhook1");
+        assert!(a.event_set().contains(&EventType::WatchHit));
+        assert!(
+            !format!("{a:?}").contains("0123456789abcdef"),
+            "secret in Debug"
+        );
+        let text = format!("{GOOD}{WEBHOOKS}");
+        let cases = [
+            (
+                "url = \"https://cases",
+                "url = \"http://cases",
+                "webhook[0].url",
+                "allow_http",
+            ),
+            (
+                "secret = \"0123456789abcdef-long\"",
+                "secret = \"short\"",
+                "webhook[0].secret",
+                "at least 16",
+            ),
+            (
+                "events = [\"peer_down\", \"source_failed\"]",
+                "events = []",
+                "webhook[1].events",
+                "at least one",
+            ),
+            (
+                "events = [\"peer_down\", \"source_failed\"]",
+                "events = [\"peer_down\", \"tea_time\"]",
+                "webhook[1].events[1]",
+                "unknown variant",
+            ),
+            (
+                "url = \"https://cases.example/hooks/wlnode\"",
+                "url = \"ftp://cases.example/\"",
+                "webhook[0].url",
+                "not an https",
+            ),
+            (
+                "name = \"case-system\"",
+                "name = \"Case System\"",
+                "webhook[0].name",
+                "a-z",
+            ),
+            (
+                "secret = \"another-secret-of-16+\"",
+                "colour = \"red\"",
+                "webhook[1].colour",
+                "unknown field",
+            ),
+        ];
+        for (from, to, key, words) in cases {
+            assert!(text.contains(from), "{from}");
+            let e = parse(&text.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.file, PathBuf::from("/etc/wlnode/node.toml"), "{e}");
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.line > 28, "{e}");
+            assert!(e.message.contains(words), "{e}");
         }
     }
 

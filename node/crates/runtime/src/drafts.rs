@@ -218,6 +218,8 @@ fn prune(t: &mut Table) {
 #[derive(Clone, Debug)]
 pub struct Drafts {
     store: StoreHandle,
+    /// Where `draft_awaiting_approval` is announced.
+    events: Option<crate::events::Events>,
     /// One decision at a time, so a draft is never released twice.
     lock: Arc<Mutex<()>>,
 }
@@ -227,8 +229,15 @@ impl Drafts {
     pub fn new(store: StoreHandle) -> Self {
         Self {
             store,
+            events: None,
             lock: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Announces every new draft on `events` (`draft_awaiting_approval`).
+    pub fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Records a draft by `author`; nothing is signed.
@@ -289,6 +298,22 @@ impl Drafts {
                 Ok(())
             })
             .await?;
+        if let Some(ev) = &self.events {
+            let (op, entry_id) = match &draft.op {
+                DraftOp::Add { .. } => ("add", None),
+                DraftOp::Amend { entry_id, .. } => ("amend", Some(entry_id.to_string())),
+                DraftOp::Withdraw { entry_id, .. } => ("withdraw", Some(entry_id.to_string())),
+            };
+            ev.emit(
+                wlnode_config::EventType::DraftAwaitingApproval,
+                serde_json::json!({
+                    "draft_id": draft.draft_id,
+                    "op": op,
+                    "entry_id": entry_id,
+                    "author": draft.author,
+                }),
+            );
+        }
         Ok(draft)
     }
 

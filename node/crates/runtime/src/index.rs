@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use wlnode_crypto::model::RecordId;
 use wlnode_screen::request::ScreenError;
 use wlnode_screen::{Match, Query, ScreenDoc, ScreenIndex, doc_of};
 use wlnode_store::{EntryFilter, Store, StoreError, StoreHandle};
@@ -197,7 +198,7 @@ async fn off_thread<T: Send + 'static>(
 async fn follow_page(
     store: &StoreHandle,
     after: u64,
-) -> Result<(Vec<ScreenDoc>, u64, bool), StoreError> {
+) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
     let (log, raws) = store
         .call(move |s| {
             let log = s.log_after(after, FOLLOW_PAGE)?;
@@ -246,9 +247,44 @@ async fn follow_page(
             raw_heads(s, states, &have)
         })
         .await?;
+    // Entries whose head is a record this page logged: new or amended entries (a
+    // record that arrived but did not become the head changes nothing to watch).
+    let fresh: std::collections::BTreeMap<EntryKey, RecordId> = heads
+        .iter()
+        .filter(|(key, state, raw)| {
+            raw.is_none()
+                && touched
+                    .get(key)
+                    .is_some_and(|r| r.record.id() == state.head)
+        })
+        .map(|(key, state, _)| (key.clone(), state.head))
+        .collect();
     let docs = off_thread(move || head_docs(heads, &touched)).await?;
-    Ok((docs, last, more))
+    let new_heads = docs
+        .iter()
+        .filter_map(|d| {
+            fresh.get(&d.key()).map(|id| NewHead {
+                doc: d.clone(),
+                record_id: *id,
+            })
+        })
+        .collect();
+    Ok((docs, new_heads, last, more))
 }
+
+/// An entry whose head record just arrived (written here, imported or replicated):
+/// what watches are checked against.
+#[derive(Clone, Debug)]
+pub struct NewHead {
+    /// The entry as the index holds it now.
+    pub doc: ScreenDoc,
+    /// Its head record.
+    pub record_id: RecordId,
+}
+
+/// What the follower calls, on a blocking thread, with every page of new heads once
+/// the index holds them (the watches; see `crate::watches`).
+pub type OnNewHeads = Arc<dyn Fn(Vec<NewHead>) + Send + Sync>;
 
 /// The log head, then the documents of every entry (paged store calls; decoding off
 /// the store thread).
@@ -274,6 +310,7 @@ pub fn spawn_follower(
     handle: ScreenHandle,
     mut head: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
+    on_new_heads: Option<OnNewHeads>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = Instant::now();
@@ -316,7 +353,7 @@ pub fn spawn_follower(
             while cursor < target {
                 let from = cursor;
                 match follow_page(&store, from).await {
-                    Ok((docs, last, more)) => {
+                    Ok((docs, new_heads, last, more)) => {
                         if !docs.is_empty() {
                             let h = handle.clone();
                             let upsert = tokio::task::spawn_blocking(move || {
@@ -334,6 +371,14 @@ pub fn spawn_follower(
                         }
                         cursor = last;
                         handle.applied.send_replace(cursor);
+                        // After the index moved on (searches do not wait for this),
+                        // before the next page: one search per watch over the page's
+                        // new heads (at most 1,024), bounded.
+                        if let Some(f) = on_new_heads.clone().filter(|_| !new_heads.is_empty())
+                            && let Err(e) = tokio::task::spawn_blocking(move || f(new_heads)).await
+                        {
+                            tracing::error!(error = %e, "watches: evaluation failed");
+                        }
                         if !more && last == from {
                             break;
                         }

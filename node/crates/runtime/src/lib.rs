@@ -12,6 +12,9 @@
 //! - [`cases`]: the screening case log and officers' decisions on hits;
 //! - [`drafts`]: four-eyes release (writes that wait for a second user's approval);
 //! - [`index`]: the live screening index and the task that keeps it current;
+//! - [`events`]: the node-local event bus (`GET /v1/events`, webhooks);
+//! - [`watches`]: watched parties, checked against every new head on the follower;
+//! - [`webhooks`]: signed delivery of events to `[[webhook]]` receivers;
 //! - [`auditor`]: the auditor's live audit over the audit protocol;
 //! - [`sources`]: source lists fetched and imported on a schedule (`[[source]]`);
 //! - [`users`]: the API's users, roles and tokens (only hashes kept);
@@ -24,6 +27,7 @@ pub mod auditor;
 pub mod cases;
 pub mod drafts;
 pub mod entries;
+pub mod events;
 pub mod handles;
 pub mod index;
 pub mod metrics;
@@ -32,6 +36,8 @@ mod replication;
 pub mod sources;
 pub mod trust;
 pub mod users;
+pub mod watches;
+pub mod webhooks;
 
 pub use handles::{Control, Health, Ingested, PeerInfo, PeerTable, ReloadReport};
 pub use node::{ApiServing, ApiStarter, NodeError, NodeInfo, RunningNode, Services};

@@ -74,6 +74,22 @@ pub struct ListClassLabel {
     pub class: String,
 }
 
+/// Label: a webhook (`[[webhook]]` name, or `webhook<index>`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    /// The webhook.
+    pub webhook: String,
+}
+
+/// Labels: a webhook and the outcome of one delivery attempt.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookOutcomeLabel {
+    /// The webhook.
+    pub webhook: String,
+    /// `delivered` or `failed`.
+    pub outcome: String,
+}
+
 /// Labels: a source list and a refresh outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListOutcomeLabel {
@@ -158,6 +174,12 @@ pub struct Metrics {
     pub source_failures: Family<ListClassLabel, Counter>,
     /// Refreshes of each source, by outcome.
     pub source_refreshes: Family<ListOutcomeLabel, Counter>,
+    /// Webhook delivery attempts, by outcome.
+    pub webhook_deliveries: Family<WebhookOutcomeLabel, Counter>,
+    /// Events given up on (queue full, lagged, or out of attempts), per webhook.
+    pub webhook_dead_letters: Family<WebhookLabel, Counter>,
+    /// `watch_hit` events raised.
+    pub watch_hits: Counter,
 }
 
 impl Default for Metrics {
@@ -206,6 +228,9 @@ impl Metrics {
             source_entries: Family::default(),
             source_failures: Family::default(),
             source_refreshes: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_dead_letters: Family::default(),
+            watch_hits: Counter::default(),
             registry: Registry::default(),
         };
         r.register("records", "Records held", m.records.clone());
@@ -354,6 +379,21 @@ impl Metrics {
             "source_refreshes",
             "Refreshes of each source list, by outcome",
             m.source_refreshes.clone(),
+        );
+        r.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by webhook and outcome (delivered, failed)",
+            m.webhook_deliveries.clone(),
+        );
+        r.register(
+            "webhook_dead_letters",
+            "Events a webhook gave up on (queue full, lagged, or out of attempts)",
+            m.webhook_dead_letters.clone(),
+        );
+        r.register(
+            "watch_hits",
+            "watch_hit events raised",
+            m.watch_hits.clone(),
         );
         Self { registry: r, ..m }
     }

@@ -31,12 +31,14 @@ use wlnode_store::{StoreError, StoreHandle};
 use crate::cases::CaseLog;
 use crate::drafts::Drafts;
 use crate::entries::Lifecycle;
+use crate::events::Events;
 use crate::handles::{Control, Health, Ingested, PeerTable};
 use crate::index::{ScreenHandle, spawn_follower};
 use crate::metrics::Metrics;
 use crate::sources::Sources;
 use crate::trust::{TrustCell, TrustError, load_roster};
 use crate::users::{Users, UsersError};
+use crate::watches::{WatchError, Watches};
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,9 @@ pub enum NodeError {
     /// The user table could not be loaded.
     #[error("user table: {0}")]
     Users(#[from] UsersError),
+    /// The watch table could not be loaded.
+    #[error("watches: {0}")]
+    Watches(#[from] WatchError),
     /// The agency in node.toml is not in the roster.
     #[error(
         "agency {agency} (from {config}) is not in the roster {roster} (federation {federation:?}, version {version})"
@@ -176,6 +181,10 @@ pub struct Services {
     pub drafts: Drafts,
     /// The screening case log.
     pub cases: CaseLog,
+    /// The node-local event bus (`GET /v1/events`, webhooks).
+    pub events: Events,
+    /// Watched parties.
+    pub watches: Watches,
 }
 
 /// A bound API: its address and its task.
@@ -402,6 +411,8 @@ impl RunningNode {
         let (sources, source_requests) = Sources::new(&cfg);
         let users = Users::load(store.clone(), &id.api_token).await?;
         let store_for_drafts = store.clone();
+        let events = Events::new();
+        let watches = Watches::load(store.clone()).await?;
         let services = Services {
             info: NodeInfo {
                 agency: agency.clone(),
@@ -429,19 +440,37 @@ impl RunningNode {
             screen: ScreenHandle::new(),
             sources,
             users,
-            drafts: Drafts::new(store_for_drafts.clone()),
+            drafts: Drafts::new(store_for_drafts.clone()).with_events(events.clone()),
             cases: CaseLog::new(store_for_drafts),
+            events,
+            watches,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
         let data_dir = services.config.raw.data_dir.clone();
         write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
         let network = crate::replication::start(&services, &id.node_key, &shutdown).await?;
+        let (watches, events, metrics) = (
+            services.watches.clone(),
+            services.events.clone(),
+            services.metrics.clone(),
+        );
+        let on_new_heads: crate::index::OnNewHeads = Arc::new(move |heads| {
+            let n = watches.evaluate_and_emit(&heads, &events);
+            metrics.watch_hits.inc_by(n as u64);
+        });
         let screen_task = spawn_follower(
             services.store.clone(),
             services.screen.clone(),
             services.ingested.subscribe(),
             shutdown.subscribe(),
+            Some(on_new_heads),
+        );
+        let webhook_tasks = crate::webhooks::spawn(
+            &services.config,
+            &services.events,
+            &services.metrics,
+            &shutdown,
         );
         let checkpoints = tokio::spawn(checkpoint_timer(
             services.store.clone(),
@@ -458,6 +487,7 @@ impl RunningNode {
                 ingested: services.ingested.clone(),
                 store: services.store.clone(),
                 metrics: services.metrics.clone(),
+                events: services.events.clone(),
             },
             shutdown.subscribe(),
         )
@@ -478,6 +508,7 @@ impl RunningNode {
         ));
         tasks.extend([screen_task, checkpoints, pruner]);
         tasks.extend(sources_task);
+        tasks.extend(webhook_tasks);
         Ok(Self {
             services,
             api_addr,
@@ -490,6 +521,7 @@ impl RunningNode {
 
     /// Stops every task, flushes the store and waits for the store thread.
     pub async fn stop(mut self) {
+        self.services.events.close();
         let _ = self.shutdown.send(true);
         for t in self.tasks.drain(..) {
             let _ = t.await;

@@ -243,6 +243,7 @@ pub(crate) async fn start(
         ingested: services.ingested.clone(),
         metrics: services.metrics.clone(),
         table: services.peers.clone(),
+        node_events: services.events.clone(),
         tasks_tx,
         tasks_rx,
         head_rx,
@@ -308,6 +309,8 @@ struct Service {
     ingested: Ingested,
     metrics: Arc<Metrics>,
     table: PeerTable,
+    /// Where `peer_down` is announced.
+    node_events: crate::events::Events,
     tasks_tx: mpsc::UnboundedSender<Done>,
     tasks_rx: mpsc::UnboundedReceiver<Done>,
     head_rx: watch::Receiver<u64>,

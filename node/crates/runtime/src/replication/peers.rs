@@ -82,6 +82,15 @@ impl Service {
         self.pending.retain(|_, (p, _)| *p != peer);
         let still = self.agencies.values().any(|(a, _)| *a == agency);
         if !still {
+            // Its last connection: the neighbour is down (for us).
+            self.node_events.emit(
+                wlnode_config::EventType::PeerDown,
+                serde_json::json!({
+                    "agency": agency.to_string(),
+                    "peer_id": peer.to_string(),
+                    "cause": cause.as_deref().unwrap_or("closed"),
+                }),
+            );
             self.sets.forget(&agency);
             self.dialer
                 .on_disconnected(&agency, Instant::now(), jitter());

@@ -294,6 +294,8 @@ pub(crate) struct Deps {
     pub ingested: Ingested,
     pub store: StoreHandle,
     pub metrics: Arc<Metrics>,
+    /// Where `source_failed` is announced.
+    pub events: crate::events::Events,
 }
 
 /// Starts the service for `cfg`'s sources (none configured: no task).
@@ -749,6 +751,17 @@ impl Service {
                 );
             }
             Some(class) => {
+                self.deps.events.emit(
+                    wlnode_config::EventType::SourceFailed,
+                    serde_json::json!({
+                        "source": r.source,
+                        "class": class,
+                        "error": r.error,
+                        "added": r.added,
+                        "amended": r.amended,
+                        "withdraw_refused": r.withdraw_refused,
+                    }),
+                );
                 m.source_failures
                     .get_or_create(&ListClassLabel {
                         source: r.source.clone(),

@@ -1,0 +1,518 @@
+//! Watches: parties an officer registers (`wlnode watch add`) so that the node tells
+//! them when a partner later lists the party (issue 22 item 4).
+//!
+//! - A watch is a screening query (name, optional country and birth date) and an
+//!   optional reference (a licence file, a shipment). It is attributed to the user who
+//!   made it (pseudonymous id; the local name too, for the node's own users).
+//! - The table lives in the store's meta tree (`watches`, JSON), as the user table
+//!   does: local only, never replicated, carried by backups. At most [`MAX_WATCHES`].
+//!   Adding and removing one writes an `acted` audit event (`watch_add`,
+//!   `watch_remove`, target the watch id) in the same store job as the table.
+//! - **Evaluation** runs on the screening follower's path (`crate::index`): for every
+//!   page of the arrival log the follower applies, each entry whose head record is one
+//!   of the records just logged (a local write, an import, a draft released, or a
+//!   record from a peer: they all arrive the same way) is put in a small index of
+//!   that page's new heads, and every watch's query is run once against it. Scores
+//!   do not depend on index contents, so the score is the one `/v1/screen` gives for
+//!   that query and entry. Nothing is ever rescanned: the cost is one search per
+//!   watch and page (each O(new heads) at most), on a blocking thread, after the
+//!   index has moved on (searches do not wait for it).
+//! - A match at or above the query's threshold (`wlnode_screen::DEFAULT_MIN_SCORE`)
+//!   emits a `watch_hit` event (`crate::events`) with the watch, the entry, its
+//!   record id, the score and the matched name. Withdrawn heads raise nothing.
+//! - What is not covered: a record stored while the node was stopping, before the
+//!   follower read it, is indexed at the next start by the scan, which raises no hits;
+//!   a head re-derived by a roster revocation is logged again and may hit again.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use wlnode_config::EventType;
+use wlnode_crypto::model::InvalidValue;
+use wlnode_crypto::time::Timestamp;
+use wlnode_screen::request::ScreenRequest;
+use wlnode_screen::{Query, ScreenIndex};
+use wlnode_store::{StoreError, StoreHandle};
+
+use crate::events::Events;
+use crate::index::NewHead;
+use crate::users::{Actor, acted};
+
+/// Most watches one node keeps.
+pub const MAX_WATCHES: usize = 10_000;
+/// Longest reference kept with a watch.
+pub const MAX_REF_CHARS: usize = 256;
+const META_KEY: &[u8] = b"watches";
+
+/// What `POST /v1/watches` takes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatchRequest {
+    /// The party's name (1 to 512 characters).
+    pub name: String,
+    /// ISO country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Birth or incorporation date: `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dob: Option<String>,
+    /// A reference of the agency's own (licence file, shipment).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl WatchRequest {
+    /// The screening query, checked as `/v1/screen` checks it (errors name the field).
+    pub fn to_query(&self) -> Result<Query, InvalidValue> {
+        if let Some(r) = &self.reference
+            && (r.chars().count() > MAX_REF_CHARS || r.chars().any(char::is_control))
+        {
+            return Err(InvalidValue::new(
+                "ref",
+                format!("must be at most {MAX_REF_CHARS} characters without control characters"),
+            ));
+        }
+        ScreenRequest {
+            name: self.name.clone(),
+            country: self.country.clone(),
+            dob: self.dob.clone(),
+            ..ScreenRequest::default()
+        }
+        .to_query()
+    }
+}
+
+/// One watch as stored and listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Watch id (32 hex digits).
+    pub watch_id: String,
+    /// The party's name.
+    pub name: String,
+    /// ISO country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Birth or incorporation date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dob: Option<String>,
+    /// The agency's reference.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Who made it (pseudonymous id).
+    pub created_by: String,
+    /// Their name (local).
+    pub created_by_name: String,
+    /// When.
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+}
+
+impl Watch {
+    fn request(&self) -> WatchRequest {
+        WatchRequest {
+            name: self.name.clone(),
+            country: self.country.clone(),
+            dob: self.dob.clone(),
+            reference: self.reference.clone(),
+        }
+    }
+}
+
+/// Why a watch operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(InvalidValue),
+    /// No such watch.
+    #[error("no watch {0}")]
+    Unknown(String),
+    /// Too many watches.
+    #[error("this node already has {MAX_WATCHES} watches")]
+    Full,
+    /// The store refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored table does not decode, or no id could be made.
+    #[error("watches: {0}")]
+    Internal(String),
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    watches: BTreeMap<String, Watch>,
+}
+
+/// The watches with their compiled queries (what evaluation reads).
+#[derive(Default)]
+struct Compiled {
+    watches: Vec<(Watch, Query)>,
+}
+
+impl Compiled {
+    fn new(t: &Table) -> Self {
+        let watches = t
+            .watches
+            .values()
+            .filter_map(|w| match w.request().to_query() {
+                Ok(q) => Some((w.clone(), q)),
+                Err(e) => {
+                    tracing::error!(watch = %w.watch_id, error = %e, "stored watch no longer parses; it is skipped");
+                    None
+                }
+            })
+            .collect();
+        Self { watches }
+    }
+}
+
+fn read(s: &wlnode_store::Store) -> Result<Table, WatchError> {
+    match s.meta_get(META_KEY)? {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| WatchError::Internal(e.to_string())),
+        None => Ok(Table::default()),
+    }
+}
+
+fn write(s: &wlnode_store::Store, t: &Table) -> Result<(), WatchError> {
+    let b = serde_json::to_vec(t).map_err(|e| WatchError::Internal(e.to_string()))?;
+    s.meta_set(META_KEY, &b)?;
+    Ok(())
+}
+
+/// One watch that matched a new head.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WatchHit {
+    /// The watch.
+    pub watch_id: String,
+    /// Its reference.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The watched name.
+    pub watch_name: String,
+    /// The entry.
+    pub entry_id: String,
+    /// Its origin agency.
+    pub origin: String,
+    /// The head record that matched.
+    pub record_id: String,
+    /// The score `/v1/screen` gives.
+    pub score: f64,
+    /// The listed name that matched best.
+    pub matched_name: String,
+}
+
+/// The node's watches: the API's handle, and the follower's.
+#[derive(Clone)]
+pub struct Watches {
+    store: StoreHandle,
+    compiled: Arc<RwLock<Compiled>>,
+    /// One change at a time (the table is read, changed and written in one job, but
+    /// the compiled copy is replaced after it).
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Watches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Watches({})", self.len())
+    }
+}
+
+impl Watches {
+    /// Loads the table from the store.
+    pub async fn load(store: StoreHandle) -> Result<Self, WatchError> {
+        let t = store.try_call(read).await?;
+        Ok(Self {
+            store,
+            compiled: Arc::new(RwLock::new(Compiled::new(&t))),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Watches now.
+    pub fn len(&self) -> usize {
+        self.compiled.read().map_or(0, |c| c.watches.len())
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every watch, oldest first.
+    pub fn list(&self) -> Vec<Watch> {
+        let mut out: Vec<Watch> = self
+            .compiled
+            .read()
+            .map(|c| c.watches.iter().map(|(w, _)| w.clone()).collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| (a.created_at, &a.watch_id).cmp(&(b.created_at, &b.watch_id)));
+        out
+    }
+
+    async fn change(
+        &self,
+        f: impl FnOnce(&mut Table) -> Result<(Watch, wlnode_audit::event::Event), WatchError>
+        + Send
+        + 'static,
+    ) -> Result<Watch, WatchError> {
+        let _g = self.lock.lock().await;
+        let (w, t) = self
+            .store
+            .try_call(move |s| {
+                let mut t = read(s)?;
+                let (w, event) = f(&mut t)?;
+                write(s, &t)?;
+                s.audit_append(&[event])?;
+                Ok::<_, WatchError>((w, t))
+            })
+            .await?;
+        let c = Compiled::new(&t);
+        if let Ok(mut g) = self.compiled.write() {
+            *g = c;
+        }
+        Ok(w)
+    }
+
+    /// Registers a watch by `by`.
+    pub async fn add(&self, by: &Actor, req: WatchRequest) -> Result<Watch, WatchError> {
+        req.to_query().map_err(WatchError::Invalid)?;
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| WatchError::Internal(e.to_string()))?;
+        let blank = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let w = Watch {
+            watch_id: hex::encode(id),
+            name: req.name.trim().to_owned(),
+            country: blank(req.country).map(|c| c.to_ascii_uppercase()),
+            dob: blank(req.dob),
+            reference: blank(req.reference),
+            created_by: by.id.clone(),
+            created_by_name: by.name.clone(),
+            created_at: Timestamp::now(),
+        };
+        self.change(move |t| {
+            if t.watches.len() >= MAX_WATCHES {
+                return Err(WatchError::Full);
+            }
+            let event = acted(
+                w.created_at,
+                &w.created_by,
+                "watch_add",
+                Some(w.watch_id.clone()),
+            );
+            t.watches.insert(w.watch_id.clone(), w.clone());
+            Ok((w, event))
+        })
+        .await
+    }
+
+    /// Removes a watch; returns it.
+    pub async fn remove(&self, by: &Actor, id: &str) -> Result<Watch, WatchError> {
+        let (id, by) = (id.to_owned(), by.id.clone());
+        self.change(move |t| {
+            let w = t
+                .watches
+                .remove(&id)
+                .ok_or_else(|| WatchError::Unknown(id.chars().take(64).collect()))?;
+            let event = acted(Timestamp::now(), &by, "watch_remove", Some(id));
+            Ok((w, event))
+        })
+        .await
+    }
+
+    /// The watches that `heads` match (blocking: call it from a blocking thread).
+    pub fn evaluate(&self, heads: &[NewHead]) -> Vec<WatchHit> {
+        match self.compiled.read() {
+            Ok(c) => evaluate(&c, heads),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Evaluates `heads` and emits a `watch_hit` event for each hit; returns how many.
+    pub fn evaluate_and_emit(&self, heads: &[NewHead], events: &Events) -> usize {
+        let started = std::time::Instant::now();
+        let hits = self.evaluate(heads);
+        let n = hits.len();
+        for hit in hits {
+            match serde_json::to_value(&hit) {
+                Ok(v) => {
+                    events.emit(EventType::WatchHit, v);
+                }
+                Err(e) => tracing::error!(error = %e, "watch hit not serialisable"),
+            }
+        }
+        tracing::debug!(
+            heads = heads.len(),
+            watches = self.len(),
+            hits = n,
+            us = started.elapsed().as_micros() as u64,
+            "watches evaluated"
+        );
+        n
+    }
+}
+
+/// The hits of `heads` against the compiled watches: the page's live heads go into
+/// one small index, and each watch's query runs once against it (one search per
+/// watch and page, whatever the page's size). Scores do not depend on the index's
+/// contents, so each equals what `/v1/screen` gives. A watch's query returns at most
+/// `wlnode_screen::MAX_LIMIT` entries of one page, from the engine's best
+/// candidates.
+fn evaluate(c: &Compiled, heads: &[NewHead]) -> Vec<WatchHit> {
+    if c.watches.is_empty() {
+        return Vec::new();
+    }
+    let live: BTreeMap<wlnode_types::EntryKey, &NewHead> = heads
+        .iter()
+        .filter(|h| !h.doc.withdrawn)
+        .map(|h| (h.doc.key(), h))
+        .collect();
+    if live.is_empty() {
+        return Vec::new();
+    }
+    let page = ScreenIndex::build(live.values().map(|h| h.doc.clone()));
+    let mut hits = Vec::new();
+    for (w, q) in &c.watches {
+        let mut q = q.clone();
+        q.limit = wlnode_screen::MAX_LIMIT;
+        let Ok(found) = page.search(&q) else { continue };
+        // At or above the query's threshold (the search keeps nothing below it).
+        for m in found.into_iter().filter(|m| m.score >= q.min_score) {
+            let key = wlnode_types::EntryKey {
+                origin: m.origin.clone(),
+                entry_id: m.entry_id,
+            };
+            let Some(h) = live.get(&key) else { continue };
+            hits.push(WatchHit {
+                watch_id: w.watch_id.clone(),
+                reference: w.reference.clone(),
+                watch_name: w.name.clone(),
+                entry_id: m.entry_id.to_string(),
+                origin: m.origin.to_string(),
+                record_id: h.record_id.to_string(),
+                score: m.score,
+                matched_name: m.matched_name,
+            });
+        }
+    }
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    use wlnode_crypto::model::{AgencyCode, EntryId, RecordId, SubjectKind};
+    use wlnode_screen::ScreenDoc;
+
+    fn head(n: u8, names: &[&str]) -> NewHead {
+        NewHead {
+            doc: ScreenDoc {
+                entry_id: EntryId([n; 16]),
+                origin: AgencyCode::new("BB-CUSTOMS").unwrap(),
+                kind: SubjectKind::Person,
+                names: names.iter().map(|s| s.to_string()).collect(),
+                country: None,
+                nationality: None,
+                birth_date: None,
+                identifiers: Vec::new(),
+                withdrawn: false,
+            },
+            record_id: RecordId([n; 32]),
+        }
+    }
+
+    fn compiled(names: &[String]) -> Compiled {
+        let mut t = Table::default();
+        for (i, n) in names.iter().enumerate() {
+            let id = format!("{i:032x}");
+            t.watches.insert(
+                id.clone(),
+                Watch {
+                    watch_id: id,
+                    name: n.clone(),
+                    country: None,
+                    dob: None,
+                    reference: None,
+                    created_by: "u".into(),
+                    created_by_name: "u".into(),
+                    created_at: Timestamp::now(),
+                },
+            );
+        }
+        Compiled::new(&t)
+    }
+
+    #[test]
+    fn hits_score_as_screening_and_non_matches_raise_nothing() {
+        let c = compiled(&["Ivan Petrov".into(), "Acme Trading".into()]);
+        let heads = [
+            head(1, &["Ivan PETROV", "I. Petrov"]),
+            head(2, &["Maria Gonzalez"]),
+        ];
+        let hits = evaluate(&c, &heads);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        let h = &hits[0];
+        assert_eq!(h.watch_name, "Ivan Petrov");
+        assert_eq!(h.record_id, RecordId([1; 32]).to_string());
+        // The score of the same query against an index of many entries.
+        let big = ScreenIndex::build(heads.iter().map(|h| h.doc.clone()));
+        let q = Query::new("Ivan Petrov");
+        let m = big.search(&q).unwrap();
+        assert_eq!(m[0].score, h.score);
+        assert!(h.score >= wlnode_screen::DEFAULT_MIN_SCORE);
+        let mut withdrawn = head(3, &["Ivan Petrov"]);
+        withdrawn.doc.withdrawn = true;
+        assert!(evaluate(&compiled(&["Ivan Petrov".into()]), &[withdrawn]).is_empty());
+    }
+
+    /// A rough measure of the follower's extra cost: 1,000 watches against a page of
+    /// 100 new heads (printed; run with `--nocapture`). Not a time bound.
+    #[test]
+    fn evaluation_cost_is_watches_times_heads() {
+        let names: Vec<String> = (0..1000)
+            .map(|i| format!("Party{i} Holding{} Trading", i % 37))
+            .collect();
+        let heads: Vec<NewHead> = (0..100u8)
+            .map(|i| head(i, &[&format!("Someone{i} Listed{}", i % 11)]))
+            .collect();
+        let t = std::time::Instant::now();
+        let hits = evaluate(&compiled(&names), &heads);
+        let el = t.elapsed();
+        println!(
+            "watch evaluation: 1000 watches x a page of 100 heads in {el:?} ({:.1} us per watch), {} hits",
+            el.as_secs_f64() * 1e6 / 1000.0,
+            hits.len()
+        );
+    }
+
+    #[test]
+    fn a_watch_request_is_checked_like_a_screening() {
+        let ok = WatchRequest {
+            name: "Ivan Petrov".into(),
+            country: Some("ru".into()),
+            dob: Some("1970".into()),
+            reference: Some("LIC-2026-001".into()),
+        };
+        ok.to_query().unwrap();
+        let bad_dob = WatchRequest {
+            dob: Some("yesterday".into()),
+            ..ok.clone()
+        };
+        assert_eq!(bad_dob.to_query().unwrap_err().field, "dob");
+        let empty = WatchRequest {
+            name: " ".into(),
+            ..ok.clone()
+        };
+        assert_eq!(empty.to_query().unwrap_err().field, "name");
+        let long_ref = WatchRequest {
+            reference: Some("x".repeat(MAX_REF_CHARS + 1)),
+            ..ok
+        };
+        assert_eq!(long_ref.to_query().unwrap_err().field, "ref");
+    }
+}
