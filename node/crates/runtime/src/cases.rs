@@ -588,7 +588,7 @@ mod tests {
         };
         assert_eq!(
             party_key(b"salt", &p("Mohammad al-Rashid", "SHIP-1")),
-            party_key(b"salt", &p("RASHID, Mohammad Al", "LIC-9"))
+            party_key(b"salt", &p("AL-RASHID, Mohammad", "LIC-9"))
         );
         assert_ne!(
             party_key(b"salt", &p("Mohammad al-Rashid", "x")),
