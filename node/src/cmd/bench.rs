@@ -53,9 +53,15 @@ pub enum BenchCommand {
         /// Positive (variant) queries.
         #[arg(long, default_value_t = BenchOptions::default().positives)]
         positives: usize,
-        /// True-negative queries.
+        /// True-negative queries: unlisted subjects from the list's pools.
         #[arg(long, default_value_t = BenchOptions::default().negatives)]
         negatives: usize,
+        /// True-negative queries: a listed person's given name with another's surname.
+        #[arg(long, default_value_t = BenchOptions::default().recombined_negatives)]
+        recombined: usize,
+        /// True-negative queries: common names of several cultures.
+        #[arg(long, default_value_t = BenchOptions::default().common_negatives)]
+        common: usize,
         /// Queries in the brute-force baseline sample (0 skips it).
         #[arg(long, default_value_t = BenchOptions::default().baseline_queries)]
         baseline: usize,
@@ -129,12 +135,16 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 entries,
                 positives,
                 negatives,
+                recombined,
+                common,
                 baseline,
                 seed,
             } => serde_json::to_value(wlnode_devtools::screen_bench::run(BenchOptions {
                 entries,
                 positives,
                 negatives,
+                recombined_negatives: recombined,
+                common_negatives: common,
                 baseline_queries: baseline,
                 seed,
             }))?,
