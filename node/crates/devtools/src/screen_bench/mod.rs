@@ -182,6 +182,11 @@ pub struct Operating {
     /// At the default threshold: `same_script`, `across_scripts`, each variant class,
     /// `negatives`, and each negative kind (`negatives_unlisted`, ...).
     pub at_default: BTreeMap<String, GroupPoint>,
+    /// The 20 best-scoring negatives: (kind, query, best listed name, score).
+    pub worst_negatives: Vec<(String, String, String, f64)>,
+    /// 20 positives (spread over the run) whose target was not found at the default
+    /// threshold: (class, query, the best result's name or "", its score).
+    pub missed: Vec<(String, String, String, f64)>,
 }
 
 /// One target and whether it was met.
@@ -433,6 +438,12 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
     // (target score or -1, across scripts, class) for positives; best score for negatives
     let mut pos: Vec<(f64, bool, Variant)> = Vec::new();
     let mut neg: Vec<(f64, NegativeKind)> = Vec::new();
+    let mut worst: Vec<(String, String, String, f64)> = Vec::new();
+    let mut missed: Vec<(String, String, String, f64)> = Vec::new();
+    let best_of = |res: &[wlnode_screen::Match]| {
+        res.first()
+            .map_or((String::new(), 0.0), |m| (m.matched_name.clone(), m.score))
+    };
     for q in queries {
         let mut query = Query::new(q.name.clone());
         query.min_score = 0.0;
@@ -444,10 +455,17 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
                     .find(|m| m.entry_id == target)
                     .map_or(-1.0, |m| m.score);
                 pos.push((s, q.across_scripts, v));
+                if s < DEFAULT_MIN_SCORE {
+                    let (n, b) = best_of(&res);
+                    missed.push((v.as_str().to_owned(), q.name.clone(), n, b));
+                }
             }
             _ => {
                 let s = res.first().map_or(0.0, |m| m.score);
-                neg.push((s, q.negative.unwrap_or(NegativeKind::Unlisted)));
+                let kind = q.negative.unwrap_or(NegativeKind::Unlisted);
+                neg.push((s, kind));
+                let (n, b) = best_of(&res);
+                worst.push((kind.as_str().to_owned(), q.name.clone(), n, b));
             }
         }
     }
@@ -523,10 +541,16 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
             },
         );
     }
+    worst.sort_by(|a, b| b.3.total_cmp(&a.3));
+    worst.truncate(20);
+    let step = missed.len().div_ceil(20).max(1);
+    let missed = missed.into_iter().step_by(step).collect();
     Operating {
         negatives: neg.len(),
         recall_at_fp,
         at_default,
+        worst_negatives: worst,
+        missed,
     }
 }
 
