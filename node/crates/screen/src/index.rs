@@ -38,7 +38,9 @@ use std::mem::size_of;
 use wlnode_crypto::model::{AgencyCode, CountryCode, EntryId, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
-use super::normalize::{NormName, abjad_readings, latin_skeletons, normalize, skeleton, token_weight};
+use super::normalize::{
+    NormName, abjad_readings, latin_skeletons, normalize, skeleton, token_weight,
+};
 use super::score::{self, EntryFacts, QueryFacts, Tok};
 use super::{EntryKey, MAX_LIMIT, MAX_QUERY_CHARS, Match, Query, QueryError, ScreenDoc};
 

@@ -128,9 +128,14 @@ pub(crate) enum How {
     Exact,
     Initial,
     Phonetic,
-    Fuzzy { jw: f64, distance: usize },
+    Fuzzy {
+        jw: f64,
+        distance: usize,
+    },
     /// `al`/`el` glued to the token at this side (true: query side).
-    GluedArticle { query_side: bool },
+    GluedArticle {
+        query_side: bool,
+    },
 }
 
 /// How the vowels of two tokens with the same skeleton agree.
@@ -188,11 +193,19 @@ pub fn vowel_agreement(a: &VowelGaps, b: &VowelGaps) -> Vowels {
                     _ => partly = true,
                 }
             }
-            if partly { Vowels::Partly } else { Vowels::Agree }
+            if partly {
+                Vowels::Partly
+            } else {
+                Vowels::Agree
+            }
         }
         (true, true) => {
             let same = inner.clone().all(|i| a.gaps.get(i) == b.gaps.get(i));
-            if same { Vowels::Agree } else { Vowels::Conflict }
+            if same {
+                Vowels::Agree
+            } else {
+                Vowels::Conflict
+            }
         }
         (true, false) | (false, true) => {
             let (ab, lat) = if a.abjad { (a, b) } else { (b, a) };
@@ -239,7 +252,10 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     }
     // French `ch` for `ش` against a vowel-less transliteration (`Rachid` / `رشيد`)
     let french = if q.skel != n.skel
-        && (q.text.contains("ch") || n.text.contains("ch") || q.text.contains('g') || n.text.contains('g'))
+        && (q.text.contains("ch")
+            || n.text.contains("ch")
+            || q.text.contains('g')
+            || n.text.contains('g'))
     {
         let (latin, abjad, on_q) = if is_abjad(n.text) {
             (q.text, n, true)
@@ -324,7 +340,9 @@ pub(crate) fn glued_article(text: &str) -> Option<&str> {
     ["al", "el"]
         .iter()
         .find_map(|a| text.strip_prefix(a))
-        .filter(|rest| rest.len() >= GLUED_ARTICLE_REST && rest.bytes().all(|b| b.is_ascii_alphabetic()))
+        .filter(|rest| {
+            rest.len() >= GLUED_ARTICLE_REST && rest.bytes().all(|b| b.is_ascii_alphabetic())
+        })
 }
 
 /// Similarity of a token written with a glued article to one without.
@@ -426,6 +444,9 @@ pub(crate) fn middle_factor(kind: SubjectKind) -> f64 {
     }
 }
 
+/// Unmatched tokens of one side: (index, counted weight).
+type Counted = Vec<(usize, f64)>;
+
 /// The counted weight of every unmatched token, per side, in token order: its weight
 /// times its position factor. For a person (`middle` < 1) an unmatched middle token of
 /// the name counts `middle`; one of the query counts `middle` too while the name has
@@ -437,7 +458,7 @@ fn counted_weights(
     q_used: &[bool],
     n_used: &[bool],
     middle: f64,
-) -> (Vec<(usize, f64)>, Vec<(usize, f64)>) {
+) -> (Counted, Counted) {
     let mut name = Vec::new();
     for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
         if !u {

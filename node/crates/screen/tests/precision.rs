@@ -30,14 +30,16 @@ fn doc(n: u8, kind: SubjectKind, names: &[&str]) -> ScreenDoc {
 /// The score is the explanation's arithmetic.
 fn check(m: &Match) {
     let e = &m.explanation;
-    let (sw, w) = e
-        .token_matches
-        .iter()
-        .fold((0.0, 0.0), |(sw, w), t| (sw + t.similarity * t.weight, w + t.weight));
+    let (sw, w) = e.token_matches.iter().fold((0.0, 0.0), |(sw, w), t| {
+        (sw + t.similarity * t.weight, w + t.weight)
+    });
     let counted: f64 = e.unmatched.iter().map(|u| u.counted_weight).sum();
     let name_score = if w > 0.0 { sw / (w + counted) } else { 0.0 };
     let adj: f64 = e.adjustments.iter().map(|a| a.delta).sum();
-    assert!((name_score - (e.matched_similarity + adj)).abs() < 1e-9, "{e:?}");
+    assert!(
+        (name_score - (e.matched_similarity + adj)).abs() < 1e-9,
+        "{e:?}"
+    );
     assert!((m.score - name_score.clamp(0.0, 1.0)).abs() < 1e-9);
 }
 
@@ -86,12 +88,10 @@ fn glued_articles() {
     }
     let ix = ScreenIndex::build([doc(1, SubjectKind::Person, &["Ahmed al-Nasir"])]);
     let m = &ix.search(&Query::new("Ahmed Alnasir")).unwrap()[0];
-    assert!(
-        m.explanation
-            .token_matches
-            .iter()
-            .any(|t| t.method == MatchMethod::GluedArticle { article: "al".into() })
-    );
+    assert!(m.explanation.token_matches.iter().any(|t| t.method
+        == MatchMethod::GluedArticle {
+            article: "al".into()
+        }));
 }
 
 #[test]

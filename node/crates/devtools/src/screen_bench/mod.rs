@@ -526,7 +526,9 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
             .filter(|n| k.is_none_or(|k| n.1 == k))
             .map(|n| n.0)
             .collect();
-        let name = k.map_or("negatives".to_owned(), |k| format!("negatives_{}", k.as_str()));
+        let name = k.map_or("negatives".to_owned(), |k| {
+            format!("negatives_{}", k.as_str())
+        });
         let fp_rate = if of.is_empty() {
             0.0
         } else {
@@ -755,9 +757,19 @@ mod tests {
         assert_eq!(report.negatives, 150);
         assert_eq!(report.operating.negatives, 150);
         assert_eq!(report.operating.recall_at_fp.len(), 3);
-        let r: Vec<f64> = report.operating.recall_at_fp.iter().map(|p| p.recall).collect();
+        let r: Vec<f64> = report
+            .operating
+            .recall_at_fp
+            .iter()
+            .map(|p| p.recall)
+            .collect();
         assert!(r.windows(2).all(|w| w[0] <= w[1]), "{r:?}");
-        assert!(report.operating.at_default.contains_key("negatives_recombined"));
+        assert!(
+            report
+                .operating
+                .at_default
+                .contains_key("negatives_recombined")
+        );
     }
 
     #[test]

@@ -1965,58 +1965,147 @@ pub fn queries(
 const COMMON: &[(&[&str], &[&str])] = &[
     // English
     (
-        &["James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda"],
-        &["Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson"],
+        &[
+            "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda",
+        ],
+        &[
+            "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson",
+        ],
     ),
     // Spanish and Latin American
     (
-        &["José", "María", "Juan", "Carmen", "Luis", "Ana", "Carlos", "Lucía"],
-        &["García", "Rodríguez", "Martínez", "López", "González", "Pérez", "Sánchez", "Ramírez"],
+        &[
+            "José", "María", "Juan", "Carmen", "Luis", "Ana", "Carlos", "Lucía",
+        ],
+        &[
+            "García",
+            "Rodríguez",
+            "Martínez",
+            "López",
+            "González",
+            "Pérez",
+            "Sánchez",
+            "Ramírez",
+        ],
     ),
     // South Asian
     (
-        &["Rahul", "Priya", "Amit", "Sunita", "Ravi", "Anjali", "Sanjay", "Deepak"],
-        &["Sharma", "Patel", "Singh", "Kumar", "Gupta", "Reddy", "Iyer", "Khan"],
+        &[
+            "Rahul", "Priya", "Amit", "Sunita", "Ravi", "Anjali", "Sanjay", "Deepak",
+        ],
+        &[
+            "Sharma", "Patel", "Singh", "Kumar", "Gupta", "Reddy", "Iyer", "Khan",
+        ],
     ),
     // Vietnamese
     (
         &["Minh", "Lan", "Hung", "Thu", "Tuan", "Huong", "Duc", "Mai"],
-        &["Nguyen", "Tran", "Le", "Pham", "Hoang", "Phan", "Vu", "Dang"],
+        &[
+            "Nguyen", "Tran", "Le", "Pham", "Hoang", "Phan", "Vu", "Dang",
+        ],
     ),
     // Korean and Japanese
     (
-        &["Min-jun", "Ji-woo", "Seo-yeon", "Hiroshi", "Yuki", "Takashi", "Haruto", "Sakura"],
-        &["Kim", "Lee", "Park", "Choi", "Sato", "Suzuki", "Takahashi", "Tanaka"],
+        &[
+            "Min-jun", "Ji-woo", "Seo-yeon", "Hiroshi", "Yuki", "Takashi", "Haruto", "Sakura",
+        ],
+        &[
+            "Kim",
+            "Lee",
+            "Park",
+            "Choi",
+            "Sato",
+            "Suzuki",
+            "Takahashi",
+            "Tanaka",
+        ],
     ),
     // West African
     (
-        &["Chinedu", "Ngozi", "Oluwaseun", "Adebayo", "Kwame", "Ama", "Emeka", "Fatima"],
-        &["Okafor", "Adeyemi", "Okonkwo", "Mensah", "Abubakar", "Bello", "Eze", "Boateng"],
+        &[
+            "Chinedu",
+            "Ngozi",
+            "Oluwaseun",
+            "Adebayo",
+            "Kwame",
+            "Ama",
+            "Emeka",
+            "Fatima",
+        ],
+        &[
+            "Okafor", "Adeyemi", "Okonkwo", "Mensah", "Abubakar", "Bello", "Eze", "Boateng",
+        ],
     ),
     // Arabic
     (
-        &["Mohamed", "Ahmed", "Fatima", "Aisha", "Youssef", "Omar", "Layla", "Hassan"],
-        &["Hassan", "Ali", "Ibrahim", "Mahmoud", "Abdullah", "Saleh", "Haddad", "Mansour"],
+        &[
+            "Mohamed", "Ahmed", "Fatima", "Aisha", "Youssef", "Omar", "Layla", "Hassan",
+        ],
+        &[
+            "Hassan", "Ali", "Ibrahim", "Mahmoud", "Abdullah", "Saleh", "Haddad", "Mansour",
+        ],
     ),
     // Turkish and Persian
     (
-        &["Mehmet", "Ayşe", "Mustafa", "Fatma", "Reza", "Zahra", "Hossein", "Maryam"],
-        &["Yılmaz", "Kaya", "Demir", "Şahin", "Hosseini", "Mohammadi", "Karimi", "Rezaei"],
+        &[
+            "Mehmet", "Ayşe", "Mustafa", "Fatma", "Reza", "Zahra", "Hossein", "Maryam",
+        ],
+        &[
+            "Yılmaz",
+            "Kaya",
+            "Demir",
+            "Şahin",
+            "Hosseini",
+            "Mohammadi",
+            "Karimi",
+            "Rezaei",
+        ],
     ),
     // Slavic
     (
-        &["Aleksandr", "Olga", "Sergei", "Natalia", "Piotr", "Anna", "Ivan", "Tatiana"],
-        &["Ivanov", "Smirnova", "Kuznetsov", "Popova", "Nowak", "Kowalski", "Petrenko", "Novak"],
+        &[
+            "Aleksandr",
+            "Olga",
+            "Sergei",
+            "Natalia",
+            "Piotr",
+            "Anna",
+            "Ivan",
+            "Tatiana",
+        ],
+        &[
+            "Ivanov",
+            "Smirnova",
+            "Kuznetsov",
+            "Popova",
+            "Nowak",
+            "Kowalski",
+            "Petrenko",
+            "Novak",
+        ],
     ),
     // German and French
     (
-        &["Hans", "Ursula", "Jürgen", "Claire", "Pierre", "Sophie", "Jean", "Monika"],
-        &["Müller", "Schmidt", "Schneider", "Martin", "Bernard", "Dubois", "Durand", "Weber"],
+        &[
+            "Hans", "Ursula", "Jürgen", "Claire", "Pierre", "Sophie", "Jean", "Monika",
+        ],
+        &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Martin",
+            "Bernard",
+            "Dubois",
+            "Durand",
+            "Weber",
+        ],
     ),
     // Chinese (pinyin)
     (
         &["Wei", "Fang", "Min", "Jing", "Lei", "Yan", "Jun", "Ping"],
-        &["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao"],
+        &[
+            "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao",
+        ],
     ),
 ];
 
