@@ -68,6 +68,10 @@ pub enum BenchCommand {
         /// RNG seed.
         #[arg(long, default_value_t = BenchOptions::default().seed)]
         seed: u64,
+        /// Only write the list, the queries and the engine's top 10 per query as JSON
+        /// lines into this folder (for side-by-side runs of other matchers).
+        #[arg(long)]
+        export: Option<std::path::PathBuf>,
     },
     /// The yente-compatible `POST /match/default` next to `POST /v1/screen/batch` on
     /// one node, same synthetic queries and index, alternating rounds: queries/s of
@@ -139,15 +143,24 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 common,
                 baseline,
                 seed,
-            } => serde_json::to_value(wlnode_devtools::screen_bench::run(BenchOptions {
-                entries,
-                positives,
-                negatives,
-                recombined_negatives: recombined,
-                common_negatives: common,
-                baseline_queries: baseline,
-                seed,
-            }))?,
+                export,
+            } => {
+                let opts = BenchOptions {
+                    entries,
+                    positives,
+                    negatives,
+                    recombined_negatives: recombined,
+                    common_negatives: common,
+                    baseline_queries: baseline,
+                    seed,
+                };
+                match export {
+                    Some(dir) => {
+                        serde_json::to_value(wlnode_devtools::screen_bench::export(&opts, &dir)?)?
+                    }
+                    None => serde_json::to_value(wlnode_devtools::screen_bench::run(opts))?,
+                }
+            }
             BenchCommand::Match {
                 entries,
                 queries,

@@ -433,6 +433,77 @@ pub fn run(opts: BenchOptions) -> BenchReport {
     }
 }
 
+/// What [`export`] wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exported {
+    /// `list.jsonl`: one entry a line (`id`, `kind`, `names`).
+    pub list: std::path::PathBuf,
+    /// `queries.jsonl`: one query a line (`name`, `variant`, `target`, `negative`,
+    /// `across_scripts`, and `wlnode`: the engine's unthresholded top 10 as `[id, score]`).
+    pub queries: std::path::PathBuf,
+    /// Entries written.
+    pub entries: usize,
+    /// Queries written.
+    pub queried: usize,
+}
+
+/// Writes the synthetic list and the query set of `opts` under `dir` as JSON lines, with
+/// the engine's unthresholded top 10 per query, for side-by-side runs of other matchers
+/// (`scripts/nomenklatura_side_by_side.sh`).
+pub fn export(opts: &BenchOptions, dir: &std::path::Path) -> std::io::Result<Exported> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let list = synth::watchlist(opts.entries, opts.seed);
+    let mut queries = synth::queries(&list, opts.positives, opts.negatives, opts.seed);
+    queries.extend(synth::hard_negatives(
+        &list,
+        opts.recombined_negatives,
+        opts.common_negatives,
+        opts.seed,
+    ));
+    let index = ScreenIndex::build(list.iter().map(|e| e.doc.clone()));
+    let list_path = dir.join("list.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&list_path)?);
+    for e in &list {
+        let line = serde_json::json!({
+            "id": hex::encode(e.doc.entry_id.0),
+            "kind": format!("{:?}", e.doc.kind),
+            "names": e.doc.names,
+            "withdrawn": e.doc.withdrawn,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    let queries_path = dir.join("queries.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&queries_path)?);
+    for q in &queries {
+        let mut query = Query::new(q.name.clone());
+        query.min_score = 0.0;
+        let top: Vec<(String, f64)> = index
+            .search(&query)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| (hex::encode(m.entry_id.0), m.score))
+            .collect();
+        let line = serde_json::json!({
+            "name": q.name,
+            "variant": q.variant.map(Variant::as_str),
+            "target": q.target.map(|t| hex::encode(t.0)),
+            "negative": q.negative.map(NegativeKind::as_str),
+            "across_scripts": q.across_scripts,
+            "wlnode": top,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(Exported {
+        list: list_path,
+        queries: queries_path,
+        entries: list.len(),
+        queried: queries.len(),
+    })
+}
+
 /// Runs every query once more without threshold and derives the operating points.
 fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
     // (target score or -1, across scripts, class) for positives; best score for negatives
