@@ -12,7 +12,8 @@
 //! 3. Transliteration to ASCII with `any_ascii` (Cyrillic, Greek, Arabic, Persian,
 //!    Hebrew, Han, Hangul, ...; Latin diacritics fold: `Öztürk` → `ozturk`), with a few
 //!    script rules first: the Arabic article `ال` becomes a separate particle, `بن`/`ابن`
-//!    become `bin`, `عبد` becomes `abd`, ta marbuta reads `a`; Persian `ض ذ ظ` read `z`;
+//!    become `bin`, `عبد` becomes `abd`, ta marbuta reads `a`; Persian `ض ذ ظ` read `z` and `ژ`
+//!    reads `ج` (`j`: a vowel-less `zh` is two letters, see [`skeleton`]);
 //!    Greek `ου` reads `ou`; a Han or Hangul run of 2–3 characters reads as surname plus
 //!    joined given name (`张小明` → `zhang xiaoming`), a longer one as two-character words
 //!    after its legal-form suffix (`有限公司`).
