@@ -744,7 +744,7 @@ pub fn vowel_gaps(token: &str) -> VowelGaps {
 const ABJAD_READINGS: &[(&str, &str)] = &[("ch", "sh"), ("g", "j")];
 
 /// The other readings of a Latin token against a vowel-less transliteration
-/// ([`ABJAD_READINGS`]: `rachid` → `rashid`, `gamal` → `jamal`); none for a vowel-less
+/// (the `ch`→`sh` and `g`→`j` readings: `rachid` → `rashid`, `gamal` → `jamal`); none for a vowel-less
 /// token.
 pub fn abjad_readings(token: &str) -> Vec<String> {
     if is_abjad(token) {
