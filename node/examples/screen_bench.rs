@@ -14,9 +14,15 @@ struct Args {
     /// Positive (variant) queries.
     #[arg(long, default_value_t = BenchOptions::default().positives)]
     positives: usize,
-    /// True-negative queries.
+    /// True-negative queries: unlisted subjects from the list's pools.
     #[arg(long, default_value_t = BenchOptions::default().negatives)]
     negatives: usize,
+    /// True-negative queries: a listed person's given name with another's surname.
+    #[arg(long, default_value_t = BenchOptions::default().recombined_negatives)]
+    recombined: usize,
+    /// True-negative queries: common names of several cultures.
+    #[arg(long, default_value_t = BenchOptions::default().common_negatives)]
+    common: usize,
     /// Queries in the brute-force baseline sample (0 skips it).
     #[arg(long, default_value_t = BenchOptions::default().baseline_queries)]
     baseline: usize,
@@ -31,6 +37,8 @@ fn main() -> anyhow::Result<()> {
         entries: a.entries,
         positives: a.positives,
         negatives: a.negatives,
+        recombined_negatives: a.recombined,
+        common_negatives: a.common,
         baseline_queries: a.baseline,
         seed: a.seed,
     });

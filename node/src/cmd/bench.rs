@@ -53,15 +53,25 @@ pub enum BenchCommand {
         /// Positive (variant) queries.
         #[arg(long, default_value_t = BenchOptions::default().positives)]
         positives: usize,
-        /// True-negative queries.
+        /// True-negative queries: unlisted subjects from the list's pools.
         #[arg(long, default_value_t = BenchOptions::default().negatives)]
         negatives: usize,
+        /// True-negative queries: a listed person's given name with another's surname.
+        #[arg(long, default_value_t = BenchOptions::default().recombined_negatives)]
+        recombined: usize,
+        /// True-negative queries: common names of several cultures.
+        #[arg(long, default_value_t = BenchOptions::default().common_negatives)]
+        common: usize,
         /// Queries in the brute-force baseline sample (0 skips it).
         #[arg(long, default_value_t = BenchOptions::default().baseline_queries)]
         baseline: usize,
         /// RNG seed.
         #[arg(long, default_value_t = BenchOptions::default().seed)]
         seed: u64,
+        /// Only write the list, the queries and the engine's top 10 per query as JSON
+        /// lines into this folder (for side-by-side runs of other matchers).
+        #[arg(long)]
+        export: Option<std::path::PathBuf>,
     },
     /// The yente-compatible `POST /match/default` next to `POST /v1/screen/batch` on
     /// one node, same synthetic queries and index, alternating rounds: queries/s of
@@ -129,15 +139,28 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 entries,
                 positives,
                 negatives,
+                recombined,
+                common,
                 baseline,
                 seed,
-            } => serde_json::to_value(wlnode_devtools::screen_bench::run(BenchOptions {
-                entries,
-                positives,
-                negatives,
-                baseline_queries: baseline,
-                seed,
-            }))?,
+                export,
+            } => {
+                let opts = BenchOptions {
+                    entries,
+                    positives,
+                    negatives,
+                    recombined_negatives: recombined,
+                    common_negatives: common,
+                    baseline_queries: baseline,
+                    seed,
+                };
+                match export {
+                    Some(dir) => {
+                        serde_json::to_value(wlnode_devtools::screen_bench::export(&opts, &dir)?)?
+                    }
+                    None => serde_json::to_value(wlnode_devtools::screen_bench::run(opts))?,
+                }
+            }
             BenchCommand::Match {
                 entries,
                 queries,

@@ -38,7 +38,9 @@ use std::mem::size_of;
 use wlnode_crypto::model::{AgencyCode, CountryCode, EntryId, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
-use super::normalize::{NormName, normalize, skeleton, token_weight};
+use super::normalize::{
+    NormName, abjad_readings, latin_skeletons, normalize, skeleton, token_weight,
+};
 use super::score::{self, EntryFacts, QueryFacts, Tok};
 use super::{EntryKey, MAX_LIMIT, MAX_QUERY_CHARS, Match, Query, QueryError, ScreenDoc};
 
@@ -718,6 +720,16 @@ impl ScreenIndex {
                 consider(id, &mut out);
             }
         }
+        // French `ch` for `ش`, Egyptian `g` for `ج` (`Rachid` / `rshyd`), either way
+        let mut other_skeletons = latin_skeletons(q.text);
+        other_skeletons.extend(abjad_readings(q.text).iter().map(|t| skeleton(t)));
+        for k in other_skeletons {
+            if let Some(list) = self.skel_ix.get(k.as_str()) {
+                for &id in list.iter().take(SKELETON_VERIFY) {
+                    consider(id, &mut out);
+                }
+            }
+        }
         // trigram neighbours; a token of 3 letters or fewer reaches the fuzzy floor only
         // against a longer token containing it (`ali`/`alia`), so it keeps its equal and
         // same-skeleton tokens (such pairs still score when another token finds the name)
@@ -836,6 +848,34 @@ impl ScreenIndex {
                         break;
                     }
                 }
+            }
+        }
+        // a glued article on either side (`alnasir` / `al-Nasir`); the scorer only takes
+        // it on a token that is not first in its name
+        for (i, q) in qtoks.iter().enumerate() {
+            let mut tokens = Vec::new();
+            match score::glued_article(q.text) {
+                Some(rest) if i > 0 => {
+                    if let Some(&id) = self.vocab_ix.get(rest) {
+                        tokens.push((id, 1.0));
+                    }
+                }
+                Some(_) => {}
+                None if q.text.len() >= 4 => {
+                    for a in ["al", "el"] {
+                        if let Some(&id) = self.vocab_ix.get(format!("{a}{}", q.text).as_str()) {
+                            tokens.push((id, 1.0));
+                        }
+                    }
+                }
+                None => {}
+            }
+            if !tokens.is_empty() {
+                groups.push(Expanded {
+                    weight: q.weight,
+                    postings: self.postings_len(&tokens),
+                    tokens,
+                });
             }
         }
         groups.sort_by_key(|g| g.postings);

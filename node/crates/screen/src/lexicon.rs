@@ -90,6 +90,8 @@ pub(crate) const LEGAL_FORMS: &[&[&str]] = &[
     &["establishment"],
     &["kk"],
     &["gongsi"],
+    // `Co` is stripped, so its long form must be too (`Acme Company` = `Acme Co`)
+    &["company"],
 ];
 
 /// Honorifics and titles, stripped from the start of a name (several may follow each
@@ -200,7 +202,20 @@ pub(crate) const ABBREVIATIONS: &[(&str, &str)] = &[
     ("petrochem", "petrochemical"),
     ("aero", "aerospace"),
     ("gen", "general"),
+    ("genl", "general"),
     ("mach", "machinery"),
+    ("fdn", "foundation"),
+    ("fndn", "foundation"),
+    ("coml", "commercial"),
+    ("comml", "commercial"),
+    ("assn", "association"),
+    ("inst", "institute"),
+    ("univ", "university"),
+    ("acad", "academy"),
+    ("govt", "government"),
+    ("dept", "department"),
+    ("ctr", "center"),
+    ("corpn", "corporation"),
 ];
 
 /// Words that carry no identity in names and are dropped.
@@ -213,7 +228,14 @@ pub(crate) const ARTICLE_PARTICLES: &[&str] = &["al", "el", "ul"];
 /// Assimilated forms of the article, recognised only before a hyphen.
 pub(crate) const ASSIMILATED_PARTICLES: &[&str] = &[
     "ad", "adh", "an", "ar", "as", "ash", "at", "ath", "az", "ed", "en", "er", "es", "esh", "et",
-    "ez",
+    "ez", "ud",
+];
+/// Spellings of `al-Din` written as one word after a name (`Nur Uddin`, `Nur Eddine`).
+pub(crate) const DIN_FORMS: &[&str] = &["uddin", "uddeen", "uddine", "eddin", "eddine", "iddin"];
+/// Endings of a name glued to `al-Din` (`Nooruddin`, `Salaheddine`, `Alaaldin`), split
+/// into the name and `din` when 3 or more letters are left.
+pub(crate) const DIN_SUFFIXES: &[&str] = &[
+    "uddin", "uddeen", "uddine", "eddin", "eddine", "iddin", "aldin", "addin",
 ];
 /// Patronymic connectors (`bin`, `ibn`, `ben`, `bint`), stripped when not the last token.
 pub(crate) const NASAB_PARTICLES: &[&str] = &["bin", "ibn", "ben", "bint", "binti", "bn"];

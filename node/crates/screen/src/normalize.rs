@@ -12,12 +12,15 @@
 //! 3. Transliteration to ASCII with `any_ascii` (Cyrillic, Greek, Arabic, Persian,
 //!    Hebrew, Han, Hangul, ...; Latin diacritics fold: `Öztürk` → `ozturk`), with a few
 //!    script rules first: the Arabic article `ال` becomes a separate particle, `بن`/`ابن`
-//!    become `bin`, `عبد` becomes `abd`, ta marbuta reads `a`; Persian `ض ذ ظ` read `z`;
+//!    become `bin`, `عبد` becomes `abd`, ta marbuta reads `a`; Persian `ض ذ ظ` read `z` and `ژ`
+//!    reads `ج` (`j`: a vowel-less `zh` is two letters, see [`skeleton`]);
 //!    Greek `ου` reads `ou`; a Han or Hangul run of 2–3 characters reads as surname plus
 //!    joined given name (`张小明` → `zhang xiaoming`), a longer one as two-character words
 //!    after its legal-form suffix (`有限公司`).
 //! 4. Token rules: Arabic particles (`al`, `el`, assimilated `ar-`/`as-`..., `bin`, `ibn`)
-//!    are stripped; `abdul`/`abdel` glued to a word are split into `abd` + word; leading
+//!    are stripped; `abdul`/`abdel` glued to a word are split into `abd` + word, and a
+//!    glued `-uddin`/`-eddine`/`-aldin` ... (`Nooruddin`, `Salaheddine`) into word + `din`
+//!    as `Nur al-Din` reads; leading
 //!    honorifics (`Mr`, `Dr`, `Sheikh`, `Haji`, `General`, ...) are stripped; legal forms
 //!    (`LLC`, `GmbH`, `FZE`, `OOO`, `S.A.`, `Co. Ltd`, ...) are stripped from either end;
 //!    abbreviations are expanded (`TRDG` → `trading`); stop words go. No rule removes the
@@ -362,6 +365,8 @@ fn emit_arabic(word: &str, persian: bool, out: &mut Vec<Raw>) {
             .map(|c| match c {
                 'ض' | 'ذ' | 'ظ' => 'ز',
                 'ث' => 'س',
+                // ژ is one letter, ж: read it as ج (`j`), since a vowel-less `zh` is z + h
+                'ژ' => 'ج',
                 other => other,
             })
             .collect();
@@ -452,6 +457,25 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
         } else if lexicon::ABD_FORMS.contains(&t) {
             out.push(Raw {
                 text: "abd".to_owned(),
+                ..r
+            });
+        } else if lexicon::DIN_FORMS.contains(&t) {
+            out.push(Raw {
+                text: "din".to_owned(),
+                ..r
+            });
+        } else if let Some((stem, _)) = lexicon::DIN_SUFFIXES.iter().find_map(|suffix| {
+            t.strip_suffix(suffix)
+                .filter(|stem| stem.len() >= 3)
+                .map(|stem| (stem, suffix))
+        }) {
+            let stem = stem.to_owned();
+            out.push(Raw {
+                text: stem,
+                ..r.clone()
+            });
+            out.push(Raw {
+                text: "din".to_owned(),
                 ..r
             });
         } else if let Some(rest) = ["abdul", "abdel", "abdal", "abdol", "abdur"]
@@ -632,24 +656,125 @@ fn stripped_form(removed: Vec<Raw>) -> Stripped {
 /// spelling variants and vowel-less transliterations (`mohammed`, `muhammad`,
 /// `mohamed` and Arabic `mhmd` all give `mhmd`; `mukhammad` from Cyrillic too).
 ///
-/// Rules: digraphs fold (`sch`/`sh` → s, `kh` → h, `ch`/`c`/`q`/`ck` → k, `zh`/`dj`/`dzh`
-/// → j, `ph` → f, `gh` → k (Persian `Sadegh` = `صادق`), `x` → ks, `z`/`ts`/`tz` → s),
-/// vowels and `y`/`w`/`v` drop (`و` reads `w` but Persian writes `v`: `Javad` = `جواد`), doubled consonants collapse. Digits are kept. `th` and `dh` stay two
-/// letters: in a vowel-less transliteration `t`+`h` are usually two letters (`تهران` →
-/// `thrn`, Latin `Tehran`).
+/// Rules: digraphs fold (`sch`/`sh` → s, `kh` → h, `ck`/`ch`/`q`/`g`/`gh` → k (French
+/// `ch` for `ش` is compared through [`abjad_readings`]), `zh`/`dj`/`dzh` → j, `ph` → f,
+/// `th` → s (Arabic ث: `Uthman` = `Osman`), `dh` → d (ذ ظ: `Qadhafi` = `Gaddafi`),
+/// `x` → ks, `z`/`ts`/`tz` → s), vowels and `y`/`w`/`v` drop (`و` reads `w` but Persian
+/// writes `v`: `Javad` = `جواد`), doubled consonants collapse. Digits are kept. In a
+/// vowel-less token (an abjad transliteration, see [`is_abjad`]) `zh`, `ts` and `tz`
+/// are two letters (`الزهراني` → `zhrny` is z+h, as in `Zahrani`).
 pub fn skeleton(token: &str) -> String {
-    fold(token, false)
+    fold(token, |_, _| {})
 }
 
 /// The skeleton with each run of vowels kept as one `a` (`mohammed` → `mahamad`,
 /// `muhammad` → `mahamad`, `mahmoud` → `mahmad`): two spellings with the same shape differ
 /// only in which vowels they write.
 pub fn shape(token: &str) -> String {
-    fold(token, true)
+    let mut gaps: Vec<bool> = Vec::new();
+    let skel = fold(token, |gap, _| {
+        if gaps.len() <= gap {
+            gaps.resize(gap + 1, false);
+        }
+        if let Some(g) = gaps.get_mut(gap) {
+            *g = true;
+        }
+    });
+    let mut out = String::with_capacity(skel.len() * 2 + 1);
+    for (i, c) in skel.chars().enumerate() {
+        if gaps.get(i).copied().unwrap_or(false) {
+            out.push('a');
+        }
+        out.push(c);
+    }
+    if gaps.get(skel.len()).copied().unwrap_or(false) {
+        out.push('a');
+    }
+    out
 }
 
-fn fold(token: &str, vowels: bool) -> String {
+/// True for a vowel-less token: a transliteration from Arabic or Persian script
+/// (`mhmd`, `rshyd`), where only long vowels appear, as `y` and `w`. A leading `i`
+/// (`إ`: `ibrhym`) and a trailing `a` (`ة`, `ى`: `mstfa`) are allowed when two or more
+/// letters are left, so Latin `Ida` or `Ada` are not vowel-less.
+pub fn is_abjad(token: &str) -> bool {
+    let core = token.strip_prefix('i').unwrap_or(token);
+    let core = core.strip_suffix('a').unwrap_or(core);
+    core.len() >= 2
+        && core.bytes().any(|b| b.is_ascii_alphabetic())
+        && !core
+            .bytes()
+            .any(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u'))
+}
+
+/// The vowel letters of a token by the gap of its skeleton they sit in (gap `i` is
+/// before the skeleton's letter `i`; the last gap is after its last letter).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VowelGaps {
+    /// The skeleton.
+    pub skeleton: String,
+    /// Per gap: the vowel letters (`a e i o u y w v`) in it, in order.
+    pub gaps: Vec<String>,
+    /// The token is vowel-less ([`is_abjad`]).
+    pub abjad: bool,
+}
+
+/// The skeleton of a token with the vowels of each gap.
+pub fn vowel_gaps(token: &str) -> VowelGaps {
+    let mut gaps: Vec<String> = Vec::new();
+    let skeleton = fold(token, |gap, c| {
+        if gaps.len() <= gap {
+            gaps.resize(gap + 1, String::new());
+        }
+        if let Some(g) = gaps.get_mut(gap) {
+            g.push(c);
+        }
+    });
+    gaps.resize(skeleton.len() + 1, String::new());
+    VowelGaps {
+        skeleton,
+        gaps,
+        abjad: is_abjad(token),
+    }
+}
+
+/// Latin spellings that write an Arabic letter the French or Egyptian way, and the
+/// English reading a vowel-less transliteration has: `ch` for `ش` (`Rachid` / `rshyd`),
+/// `g` for `ج` (`Gamal` / `jml`).
+const ABJAD_READINGS: &[(&str, &str)] = &[("ch", "sh"), ("g", "j")];
+
+/// The other readings of a Latin token against a vowel-less transliteration
+/// (the `ch`→`sh` and `g`→`j` readings: `rachid` → `rashid`, `gamal` → `jamal`); none for a vowel-less
+/// token.
+pub fn abjad_readings(token: &str) -> Vec<String> {
+    if is_abjad(token) {
+        return Vec::new();
+    }
+    ABJAD_READINGS
+        .iter()
+        .filter(|(from, _)| token.contains(from))
+        .map(|(from, to)| token.replace(from, to))
+        .collect()
+}
+
+/// The skeletons of the Latin spellings a vowel-less token may meet through
+/// [`abjad_readings`] (`rshyd` → the skeleton of `rachid`, `jml` → that of `gml`).
+pub fn latin_skeletons(abjad: &str) -> Vec<String> {
+    if !is_abjad(abjad) {
+        return Vec::new();
+    }
+    ABJAD_READINGS
+        .iter()
+        .filter(|(_, to)| abjad.contains(to))
+        .map(|(from, to)| skeleton(&abjad.replace(to, from)))
+        .collect()
+}
+
+/// Folds a token to its skeleton; `vowel(gap, letter)` sees each dropped vowel letter
+/// with the number of skeleton letters before it.
+fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
     let b = token.as_bytes();
+    let abjad = is_abjad(token);
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
     fn push(c: char, out: &mut String) {
@@ -663,13 +788,18 @@ fn fold(token: &str, vowels: bool) -> String {
             (if rest.starts_with(b"sch") { 's' } else { 'k' }, 3)
         } else if rest.starts_with(b"dzh") {
             ('j', 3)
-        } else if rest.starts_with(b"sh") || rest.starts_with(b"ts") || rest.starts_with(b"tz") {
+        } else if rest.starts_with(b"sh")
+            || rest.starts_with(b"th")
+            || (!abjad && (rest.starts_with(b"ts") || rest.starts_with(b"tz")))
+        {
             ('s', 2)
+        } else if rest.starts_with(b"dh") {
+            ('d', 2)
         } else if rest.starts_with(b"kh") {
             ('h', 2)
         } else if rest.starts_with(b"ch") || rest.starts_with(b"ck") {
             ('k', 2)
-        } else if rest.starts_with(b"zh") || rest.starts_with(b"dj") {
+        } else if (!abjad && rest.starts_with(b"zh")) || rest.starts_with(b"dj") {
             ('j', 2)
         } else if rest.starts_with(b"ph") {
             ('f', 2)
@@ -678,14 +808,16 @@ fn fold(token: &str, vowels: bool) -> String {
         } else {
             let c = rest.first().map(|&c| char::from(c)).unwrap_or('a');
             let mapped = match c {
-                'c' | 'q' => 'k',
+                'c' | 'q' | 'g' => 'k',
                 'z' => 's',
                 'x' => {
                     push('k', &mut out);
                     's'
                 }
-                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' if vowels => 'a',
-                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' => '\0',
+                'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' => {
+                    vowel(out.len(), c);
+                    '\0'
+                }
                 other => other,
             };
             (mapped, 1)
@@ -746,6 +878,63 @@ mod tests {
         assert_eq!(texts("北京华为科技有限公司"), ["beijing", "huawei", "keji"]);
         assert_eq!(texts("Γιώργος Παπαδόπουλος"), ["giorgos", "papadopoulos"]);
         assert_eq!(texts("Öztürk"), ["ozturk"]);
+    }
+
+    #[test]
+    fn glued_articles_and_din_compounds() {
+        for v in [
+            "Nooruddin",
+            "Nur al-Din",
+            "Nur-ud-Din",
+            "Nuruddin",
+            "نور الدين",
+        ] {
+            let t = texts(v);
+            assert_eq!(t.len(), 2, "{v}: {t:?}");
+            assert_eq!(skeleton(&t[0]), "nr", "{v}");
+            assert_eq!(skeleton(&t[1]), "dn", "{v}");
+        }
+        assert_eq!(texts("Salaheddine Akkacha"), ["salah", "din", "akkacha"]);
+        // a Slavic surname ending in -din keeps its stem whole
+        assert_eq!(texts("Ivan Baldin"), ["ivan", "baldin"]);
+        assert_eq!(texts("Borodin"), ["borodin"]);
+    }
+
+    #[test]
+    fn transliteration_families_fold_together() {
+        for v in ["gaddafi", "qadhafi", "kadhafi", "qdhfy"] {
+            assert_eq!(skeleton(v), "kdf", "{v}");
+        }
+        for v in ["osman", "uthman", "othman", "thmn"] {
+            assert_eq!(skeleton(v), "smn", "{v}");
+        }
+        assert_eq!(skeleton(&abjad_readings("akkacha")[0]), skeleton("ksha"));
+        assert_eq!(skeleton(&abjad_readings("gamal")[0]), skeleton("jml"));
+        assert_eq!(latin_skeletons("jml"), [skeleton("gamal")]);
+        assert_eq!(skeleton("djamel"), skeleton("jamel"));
+        // between Latin spellings `ch` stays k (pinyin Chen is not Shen, Michael not Misael)
+        assert_ne!(skeleton("chen"), skeleton("shen"));
+        assert_ne!(skeleton("michael"), skeleton("misael"));
+    }
+
+    #[test]
+    fn digraphs_are_not_folded_in_vowel_less_transliterations() {
+        // الزهراني: z + h, two letters; as a Latin digraph zh would read ж
+        assert_eq!(texts("الزهراني"), ["zhrny"]);
+        assert_eq!(skeleton("zhrny"), skeleton("zahrani"));
+        assert_eq!(skeleton("zhang"), "jnk");
+        assert!(is_abjad("zhrny") && is_abjad("mstfa") && is_abjad("ibrhym") && is_abjad("ly"));
+        assert!(!is_abjad("zahrani") && !is_abjad("ida") && !is_abjad("ody") && !is_abjad("andre"));
+    }
+
+    #[test]
+    fn vowel_gaps_place_vowels_between_skeleton_letters() {
+        let g = vowel_gaps("mohammed");
+        assert_eq!(g.skeleton, "mhmd");
+        assert_eq!(g.gaps, ["", "o", "a", "e", ""]);
+        let g = vowel_gaps("hsyn");
+        assert_eq!(g.gaps, ["", "", "y", ""]);
+        assert!(g.abjad);
     }
 
     #[test]

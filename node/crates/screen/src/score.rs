@@ -12,11 +12,28 @@
 //! - fuzzy: `0.4·JW(q, n) + 0.6·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
 //!   string alignment distance, as `strsim` computes them);
 //! - phonetic: equal consonant skeletons ([`super::normalize::skeleton`]) give
-//!   `p = 0.92` (skeleton of 3+ letters), `0.88` (2 letters) or `0.80` (1 letter) when
-//!   one side spells no vowels (a transliteration from Arabic or Persian script) or both
-//!   have their vowels in the same places ([`super::normalize::shape`]: `Utaybi` and
-//!   `Otaibi`), and `0.5·p + 0.5·fuzzy` when the vowel places differ but `fuzzy ≥ 0.66`
-//!   (so `Mahmoud` does not become `Mohammed`); the better of fuzzy and phonetic counts;
+//!   `p = 0.92` (skeleton of 3+ letters), `0.88` (2 letters) or, for 1 letter, `0.80`
+//!   when one side is vowel-less (`علي` `ly` = `Ali`) and `0.78` between two Latin
+//!   spellings (so a one-token Latin name of one consonant never reaches the default
+//!   threshold on its skeleton alone) when the vowels agree ([`vowel_agreement`]), `0.5·p + 0.5·fuzzy`
+//!   when they agree partly (a gap between two consonants holds vowels on one side only:
+//!   `Aleksandr`/`Alexander`) and `fuzzy ≥ 0.66`, and nothing when they conflict; the
+//!   better of fuzzy and phonetic counts. The vowels of each gap between skeleton
+//!   letters ([`super::normalize::vowel_gaps`]) agree when they can be the same Arabic
+//!   short vowel: `a`, `i`/`y`, `o`/`u`/`w`/`v` are three classes and `e` belongs to
+//!   all three (`Omer` = `Omar`, `Youssef` = `Yusuf`, but `Amir` ≠ `Omar`, `Hasan` ≠
+//!   `Hussain`, `Mahmoud` ≠ `Mohammed`, `Uci` ≠ `Aqi`). A vowel-less token (an Arabic or
+//!   Persian transliteration, [`super::normalize::is_abjad`]) writes only long vowels,
+//!   as `y`/`w`: each one needs an `i`/`y`/`ee` (for `y`) or `o`/`u`/`w` (for `w`) in
+//!   the same gap of the other side (also after the last consonant), and a gap between
+//!   two consonants it leaves empty may not hold a long vowel there (`ei`, `ou`, `ee`, ...: `حسن` `hsn` is `Hasan`, not `Hussein`); two
+//!   vowel-less tokens need the same `y`/`w` in the same gaps;
+//! - French `ch` for `ش` and Egyptian `g` for `ج`: a Latin token is also read with `sh`
+//!   or `j` against a vowel-less transliteration (`Rachid` = `رشيد` `rshyd`, `Gamal` =
+//!   `جمال` `jml`), as above;
+//! - a glued Arabic article: a token `al`/`el` + 4 or more letters that is not the first
+//!   of its name meets a token without the article as `sim(rest, other) − 0.03`
+//!   ([`GLUED_ARTICLE_COST`]; `Alnasir` = `al-Nasir`, while `Albert` stays `Albert`);
 //! - a token may also meet two adjacent tokens of the other side written together
 //!   (`xiaoming` = `xiao` + `ming`), exactly or phonetically.
 //!
@@ -30,9 +47,13 @@
 //! ```
 //!
 //! where, when the listed entry is a person, `m = 1` for an unmatched first or last token
-//! of its side and `m = 0.3` for an unmatched middle token (a missing middle name costs
-//! little, a missing surname a lot); for organisations and vessels `m = 1` everywhere (their
-//! distinctive word is often in the middle).
+//! of its side, `m = 0.3` for an unmatched middle token of the listed name (a query
+//! that leaves out a middle name costs little), `m = 0.3` for as many unmatched middle
+//! tokens of the query (first ones first) as the listed name has unmatched tokens (a
+//! variant neither spelling reached) and `m = 0.6` for the query's further ones
+//! (tokens the listed name lacks: a short alias that covers only part of the query
+//! must not outrank the entry whose full name covers all of it); for organisations and vessels
+//! `m = 1` everywhere (their distinctive word is often in the middle).
 //! The explanation lists `matched_similarity` and then the *missing tokens* adjustment
 //! `name_score − matched_similarity` (≤ 0).
 //!
@@ -51,7 +72,10 @@ use wlnode_crypto::model::{CountryCode, Identifier, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
 use super::distance;
-use super::normalize::{Expansion, NormName, Stripped, shape, skeleton, token_weight};
+use super::normalize::{
+    Expansion, NormName, Stripped, VowelGaps, abjad_readings, is_abjad, skeleton, token_weight,
+    vowel_gaps,
+};
 
 /// Pairs of tokens below this similarity do not match.
 pub const MIN_TOKEN_SIMILARITY: f64 = 0.78;
@@ -60,8 +84,16 @@ pub const INITIAL_SIMILARITY: f64 = 0.9;
 /// Least fuzzy similarity for a skeleton match between two tokens that both spell
 /// vowels.
 pub const PHONETIC_MIN_FUZZY: f64 = 0.66;
-/// Weight factor of an unmatched middle token.
+/// Weight factor of an unmatched middle token of a listed person's name.
 pub const MIDDLE_TOKEN_FACTOR: f64 = 0.3;
+/// Weight factor of an unmatched middle token of the query, against a listed person.
+pub const QUERY_MIDDLE_TOKEN_FACTOR: f64 = 0.6;
+/// What a glued article (`alnasir` against `nasir`) costs.
+pub const GLUED_ARTICLE_COST: f64 = 0.03;
+/// Phonetic similarity of a one-letter skeleton between a vowel-less token and a Latin one.
+const ONE_LETTER_ACROSS_SCRIPTS: f64 = 0.80;
+/// Least letters after a glued article.
+const GLUED_ARTICLE_REST: usize = 4;
 /// Birth date compatible / in conflict.
 pub const DATE_AGREES: f64 = 0.02;
 /// Birth date in conflict.
@@ -76,7 +108,7 @@ pub const IDENTIFIER_CONFLICT: f64 = -0.10;
 fn phonetic_similarity(skeleton_len: usize) -> f64 {
     match skeleton_len {
         0 => 0.0,
-        1 => 0.80,
+        1 => 0.78,
         2 => 0.88,
         _ => 0.92,
     }
@@ -96,7 +128,107 @@ pub(crate) enum How {
     Exact,
     Initial,
     Phonetic,
-    Fuzzy { jw: f64, distance: usize },
+    Fuzzy {
+        jw: f64,
+        distance: usize,
+    },
+    /// `al`/`el` glued to the token at this side (true: query side).
+    GluedArticle {
+        query_side: bool,
+    },
+}
+
+/// How the vowels of two tokens with the same skeleton agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vowels {
+    /// The same vowel classes in the same gaps.
+    Agree,
+    /// Some gap holds vowels on one side only; where both hold vowels they agree.
+    Partly,
+    /// They cannot be the same name.
+    Conflict,
+}
+
+/// Vowel classes of a run of vowel letters: bit 0 `a`, bit 1 `i`, bit 2 `u`; `e` is all.
+fn vowel_classes(run: &str) -> u8 {
+    run.bytes().fold(0, |acc, b| {
+        acc | match b {
+            b'a' => 1,
+            b'i' | b'y' => 2,
+            b'o' | b'u' | b'w' | b'v' => 4,
+            b'e' => 7,
+            _ => 0,
+        }
+    })
+}
+
+/// A run that spells a long vowel or diphthong with an `i` or `u` sound (`ee`, `ei`,
+/// `ai`, `ou`, `oo`, `aw`, ...), which a vowel-less transliteration would write (`ua` in
+/// `Muammar` is two vowels around an unwritten `ع`, not one).
+fn long_vowel(run: &str) -> bool {
+    const LONG: &[&str] = &[
+        "ee", "ii", "oo", "uu", "ou", "ei", "ai", "ay", "ey", "ie", "iy", "aw", "ow", "oy",
+    ];
+    LONG.iter().any(|l| run.contains(l))
+}
+
+/// How the vowels of `a` and `b` agree (see the module's formula); tokens with other
+/// skeletons conflict.
+pub fn vowel_agreement(a: &VowelGaps, b: &VowelGaps) -> Vowels {
+    if a.skeleton != b.skeleton || a.gaps.len() != b.gaps.len() {
+        return Vowels::Conflict;
+    }
+    let inner = 1..a.skeleton.len();
+    match (a.abjad, b.abjad) {
+        (false, false) => {
+            let mut partly = false;
+            for (x, y) in a.gaps.iter().zip(&b.gaps) {
+                match (x.is_empty(), y.is_empty()) {
+                    (true, true) => {}
+                    (false, false) => {
+                        if vowel_classes(x) & vowel_classes(y) == 0 {
+                            return Vowels::Conflict;
+                        }
+                    }
+                    _ => partly = true,
+                }
+            }
+            if partly {
+                Vowels::Partly
+            } else {
+                Vowels::Agree
+            }
+        }
+        (true, true) => {
+            let same = inner.clone().all(|i| a.gaps.get(i) == b.gaps.get(i));
+            if same {
+                Vowels::Agree
+            } else {
+                Vowels::Conflict
+            }
+        }
+        (true, false) | (false, true) => {
+            let (ab, lat) = if a.abjad { (a, b) } else { (b, a) };
+            let last = a.skeleton.len();
+            for i in inner.chain(std::iter::once(last)) {
+                let (Some(g), Some(l)) = (ab.gaps.get(i), lat.gaps.get(i)) else {
+                    continue;
+                };
+                let wants_i = g.contains('y');
+                let wants_u = g.contains('w') || g.contains('v');
+                let has_i = l.contains('i') || l.contains('y') || l.matches('e').count() >= 2;
+                let has_u = l.bytes().any(|b| matches!(b, b'o' | b'u' | b'w' | b'v'));
+                let inner_gap = i < last;
+                if (wants_i && !has_i)
+                    || (wants_u && !has_u)
+                    || (inner_gap && g.is_empty() && long_vowel(l))
+                {
+                    return Vowels::Conflict;
+                }
+            }
+            Vowels::Agree
+        }
+    }
 }
 
 /// Similarity of two single tokens, if they match at all.
@@ -118,21 +250,56 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
             .starts_with(short)
             .then_some((INITIAL_SIMILARITY, How::Initial));
     }
-    let same_skeleton = !q.skel.is_empty() && q.skel == n.skel;
-    let max = lq.max(ln);
-    let diff = lq.abs_diff(ln);
-    let vowelled = has_vowels(q.text) && has_vowels(n.text);
-    // The phonetic similarity, unless it depends on the fuzzy one: when both spell
-    // their vowels, the vowels must sit in the same places (Utaybi = Otaibi) or the
-    // spellings must look alike (Mahmoud ≠ Mohammed); a vowel-less transliteration
-    // (Arabic, Persian script) has only its skeleton to compare.
-    let base = phonetic_similarity(q.skel.len());
-    let phon_fixed = if !same_skeleton {
-        Some(0.0)
-    } else if !vowelled || shape(q.text) == shape(n.text) {
-        Some(base)
+    // French `ch` for `ش` against a vowel-less transliteration (`Rachid` / `رشيد`)
+    let french = if q.skel != n.skel
+        && (q.text.contains("ch")
+            || n.text.contains("ch")
+            || q.text.contains('g')
+            || n.text.contains('g'))
+    {
+        let (latin, abjad, on_q) = if is_abjad(n.text) {
+            (q.text, n, true)
+        } else {
+            (n.text, q, false)
+        };
+        if is_abjad(abjad.text) {
+            abjad_readings(latin)
+                .into_iter()
+                .find(|t| skeleton(t) == abjad.skel)
+                .map(|t| (t, on_q))
+        } else {
+            None
+        }
     } else {
         None
+    };
+    let (q_read, n_read) = match &french {
+        Some((t, true)) => (t.as_str(), n.text),
+        Some((t, false)) => (q.text, t.as_str()),
+        None => (q.text, n.text),
+    };
+    let same_skeleton = !q.skel.is_empty() && (q.skel == n.skel || french.is_some());
+    let max = lq.max(ln);
+    let diff = lq.abs_diff(ln);
+    // The phonetic similarity, unless it depends on the fuzzy one: the vowels must
+    // agree (Utaybi = Otaibi, Amir ≠ Omar), or agree where both write them and the
+    // spellings look alike (Aleksandr = Alexander).
+    let (base, phon_fixed) = if same_skeleton {
+        let vq = vowel_gaps(q_read);
+        let vn = vowel_gaps(n_read);
+        let base = if q.skel.len() == 1 && vq.abjad != vn.abjad {
+            ONE_LETTER_ACROSS_SCRIPTS
+        } else {
+            phonetic_similarity(q.skel.len())
+        };
+        let fixed = match vowel_agreement(&vq, &vn) {
+            Vowels::Agree => Some(base),
+            Vowels::Conflict => Some(0.0),
+            Vowels::Partly => None,
+        };
+        (base, fixed)
+    } else {
+        (0.0, Some(0.0))
     };
     // The least fuzzy similarity that can change the result; the fuzzy similarity is
     // at most 0.4·JW + 0.6·(1 − length difference / length), so the edit distance (and
@@ -168,9 +335,32 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     (best.0 >= MIN_TOKEN_SIMILARITY).then_some(best)
 }
 
-fn has_vowels(s: &str) -> bool {
-    s.bytes()
-        .any(|b| matches!(b, b'a' | b'e' | b'i' | b'o' | b'u'))
+/// The token without a glued article (`alnasir` → `nasir`), if it has one.
+pub(crate) fn glued_article(text: &str) -> Option<&str> {
+    ["al", "el"]
+        .iter()
+        .find_map(|a| text.strip_prefix(a))
+        .filter(|rest| {
+            rest.len() >= GLUED_ARTICLE_REST && rest.bytes().all(|b| b.is_ascii_alphabetic())
+        })
+}
+
+/// Similarity of a token written with a glued article to one without.
+fn glued_similarity(glued: Tok<'_>, other: Tok<'_>) -> Option<f64> {
+    let rest = glued_article(glued.text)?;
+    let article = glued.text.get(..2).unwrap_or_default();
+    if glued_article(other.text).is_some() || other.text.starts_with(article) {
+        return None;
+    }
+    let skel = skeleton(rest);
+    let t = Tok {
+        text: rest,
+        skel: &skel,
+        weight: glued.weight,
+    };
+    let (sim, _) = token_similarity(t, other)?;
+    let sim = sim - GLUED_ARTICLE_COST;
+    (sim >= MIN_TOKEN_SIMILARITY).then_some(sim)
 }
 
 /// `whole` is `a` followed by `b`.
@@ -244,13 +434,51 @@ fn position_factor(i: usize, len: usize, middle: f64) -> f64 {
     if i == 0 || i + 1 >= len { 1.0 } else { middle }
 }
 
-/// The weight factor of unmatched middle tokens for an entry of `kind`.
+/// The weight factor of unmatched middle tokens of the listed name for an entry of
+/// `kind`.
 pub(crate) fn middle_factor(kind: SubjectKind) -> f64 {
     if kind == SubjectKind::Person {
         MIDDLE_TOKEN_FACTOR
     } else {
         1.0
     }
+}
+
+/// Unmatched tokens of one side: (index, counted weight).
+type Counted = Vec<(usize, f64)>;
+
+/// The counted weight of every unmatched token, per side, in token order: its weight
+/// times its position factor. For a person (`middle` < 1) an unmatched middle token of
+/// the name counts `middle`; one of the query counts `middle` too while the name has
+/// as many unmatched tokens (a variant neither side's spelling reached), and
+/// [`QUERY_MIDDLE_TOKEN_FACTOR`] beyond them (tokens the listed name lacks).
+fn counted_weights(
+    q: &[Tok<'_>],
+    n: &[Tok<'_>],
+    q_used: &[bool],
+    n_used: &[bool],
+    middle: f64,
+) -> (Counted, Counted) {
+    let mut name = Vec::new();
+    for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
+        if !u {
+            name.push((i, t.weight * position_factor(i, n.len(), middle)));
+        }
+    }
+    let mut query = Vec::new();
+    let mut paired = name.len();
+    for (i, (t, u)) in q.iter().zip(q_used).enumerate() {
+        if !u {
+            let m = if middle >= 1.0 || paired > 0 {
+                paired = paired.saturating_sub(1);
+                middle
+            } else {
+                QUERY_MIDDLE_TOKEN_FACTOR
+            };
+            query.push((i, t.weight * position_factor(i, q.len(), m)));
+        }
+    }
+    (query, name)
 }
 
 /// Aligns query tokens with name tokens and computes the name score; `middle` is the
@@ -265,6 +493,27 @@ pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
                     n: (j, 1),
                     sim,
                     how,
+                    weight: qt.weight + nt.weight,
+                });
+            }
+        }
+    }
+    // a glued article (`alnasir` / `al-Nasir`), on a token that is not first in its name
+    for (i, qt) in q.iter().enumerate() {
+        for (j, nt) in n.iter().enumerate() {
+            let found = if i > 0 && glued_article(qt.text).is_some() {
+                glued_similarity(*qt, *nt).map(|s| (s, true))
+            } else if j > 0 && glued_article(nt.text).is_some() {
+                glued_similarity(*nt, *qt).map(|s| (s, false))
+            } else {
+                None
+            };
+            if let Some((sim, query_side)) = found {
+                cands.push(Pair {
+                    q: (i, 1),
+                    n: (j, 1),
+                    sim,
+                    how: How::GluedArticle { query_side },
                     weight: qt.weight + nt.weight,
                 });
             }
@@ -330,13 +579,8 @@ pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
         al.matched_weight += c.weight;
         al.pairs.push(c);
     }
-    for (side, used) in [(q, &al.q_used), (n, &al.n_used)] {
-        for (i, (t, u)) in side.iter().zip(used.iter()).enumerate() {
-            if !u {
-                al.missing_weight += t.weight * position_factor(i, side.len(), middle);
-            }
-        }
-    }
+    let (qw, nw) = counted_weights(q, n, &al.q_used, &al.n_used, middle);
+    al.missing_weight = qw.iter().chain(&nw).map(|(_, w)| w).sum();
     al
 }
 
@@ -517,6 +761,12 @@ pub enum MatchMethod {
     },
     /// A single letter against a word starting with it.
     Initial,
+    /// One side writes the Arabic article glued to the word (`alnasir` against
+    /// `nasir`); the similarity is the word's less [`GLUED_ARTICLE_COST`].
+    GluedArticle {
+        /// The article as written (`al`, `el`).
+        article: String,
+    },
 }
 
 /// One matched pair of tokens.
@@ -563,8 +813,9 @@ pub struct UnmatchedToken {
     pub index: usize,
     /// Normalised text.
     pub text: String,
-    /// Its weight times its position factor (1 for first/last tokens; 0.3 for middle tokens
-    /// when the entry is a person, else 1).
+    /// Its weight times its position factor (1 for first/last tokens; for middle tokens
+    /// when the entry is a person 0.3, or 0.6 for query tokens beyond the name's
+    /// unmatched ones; else 1).
     pub counted_weight: f64,
 }
 
@@ -691,6 +942,16 @@ pub(crate) fn explain(
                 jaro_winkler: jw,
                 edit_distance: distance,
             },
+            How::GluedArticle { query_side } => {
+                let t = if query_side {
+                    joined(query, p.q)
+                } else {
+                    joined(name, p.n)
+                };
+                MatchMethod::GluedArticle {
+                    article: t.get(..2).unwrap_or_default().to_owned(),
+                }
+            }
         };
         token_matches.push(TokenMatch {
             query: (p.q.0..p.q.0 + p.q.1).collect(),
@@ -704,19 +965,15 @@ pub(crate) fn explain(
         });
     }
     let mut unmatched = Vec::new();
-    for (side, toks, used) in [
-        (Side::Query, &qt, &al.q_used),
-        (Side::Name, &nt, &al.n_used),
-    ] {
-        for (i, (t, u)) in toks.iter().zip(used.iter()).enumerate() {
-            if !u {
-                unmatched.push(UnmatchedToken {
-                    side,
-                    index: i,
-                    text: t.text.to_owned(),
-                    counted_weight: t.weight * position_factor(i, toks.len(), middle),
-                });
-            }
+    let (qw, nw) = counted_weights(&qt, &nt, &al.q_used, &al.n_used, middle);
+    for (side, toks, counted) in [(Side::Query, &qt, qw), (Side::Name, &nt, nw)] {
+        for (i, w) in counted {
+            unmatched.push(UnmatchedToken {
+                side,
+                index: i,
+                text: toks.get(i).map(|t| t.text.to_owned()).unwrap_or_default(),
+                counted_weight: w,
+            });
         }
     }
     let matched_similarity = al.matched_similarity();

@@ -11,6 +11,13 @@
 //!   negative queries), the share that are the query's target entry. Other entries
 //!   with similar names count as false alerts even when they legitimately look alike.
 //! - `negative_alert_rate`: share of true-negative queries with any result.
+//! - `operating`: every query is also run with `min_score` 0 (not timed). A negative's
+//!   score is its best result's; a positive counts at threshold `t` when its target is
+//!   among its 10 results with a score ≥ `t`. `recall_at_fp` gives, for a false-positive
+//!   rate of 0, 1 and 2 % of the negatives, the lowest such threshold and the recall
+//!   there (all positives, Latin-only and across scripts); `at_default` gives recall per
+//!   variant class and script pair and the false-positive rate per negative kind at the
+//!   default threshold.
 //! - latency: wall time of `ScreenIndex::search` per query, one thread, index warm.
 //! - memory: [`ScreenIndex::memory_bytes`] and the growth of the process's resident set
 //!   (`/proc/self/statm`, 4 KiB pages) over the build, the input documents being alive
@@ -27,7 +34,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use synth::{TestQuery, Variant};
+use synth::{NegativeKind, TestQuery, Variant};
 use wlnode_screen::{DEFAULT_MIN_SCORE, Query, ScreenIndex};
 
 /// What to run.
@@ -37,8 +44,12 @@ pub struct BenchOptions {
     pub entries: usize,
     /// Positive queries (spread evenly over the variant classes).
     pub positives: usize,
-    /// True-negative queries.
+    /// True-negative queries: new subjects from the list's pools.
     pub negatives: usize,
+    /// True-negative queries: a listed person's given name with another's surname.
+    pub recombined_negatives: usize,
+    /// True-negative queries: common names of several cultures.
+    pub common_negatives: usize,
     /// Positive queries in the brute-force baseline sample (0 skips the baseline).
     pub baseline_queries: usize,
     /// RNG seed.
@@ -51,6 +62,8 @@ impl Default for BenchOptions {
             entries: 1_000_000,
             positives: 6_000,
             negatives: 1_000,
+            recombined_negatives: 1_000,
+            common_negatives: 500,
             baseline_queries: 1_000,
             seed: 20_261_121,
         }
@@ -131,6 +144,51 @@ pub struct Baseline {
     pub threads: usize,
 }
 
+/// Recall where a given share of the negatives alert.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FpPoint {
+    /// Share of negatives allowed to alert.
+    pub fp_rate: f64,
+    /// Results must score above this (the best score of the first negative not allowed
+    /// to alert; 0 when all may).
+    pub scores_above: f64,
+    /// Share of all positives found above it.
+    pub recall: f64,
+    /// ... of the positives written in the listed name's script (Latin against Latin,
+    /// Arabic against Arabic ...).
+    pub recall_same_script: f64,
+    /// ... of the positives written in another script than the listed name.
+    pub recall_across_scripts: f64,
+}
+
+/// Recall and false-positive rate at the default threshold for one group of queries.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GroupPoint {
+    /// Queries in the group.
+    pub queries: usize,
+    /// Positives: share found at the default threshold. Negatives: 0.
+    pub recall: f64,
+    /// Negatives: share with a result at the default threshold. Positives: 0.
+    pub fp_rate: f64,
+}
+
+/// The precision/recall view of one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Operating {
+    /// Negatives (all kinds) the rates are over.
+    pub negatives: usize,
+    /// At 0, 1 and 2 % false positives.
+    pub recall_at_fp: Vec<FpPoint>,
+    /// At the default threshold: `same_script`, `across_scripts`, each variant class,
+    /// `negatives`, and each negative kind (`negatives_unlisted`, ...).
+    pub at_default: BTreeMap<String, GroupPoint>,
+    /// The 20 best-scoring negatives: (kind, query, best listed name, score).
+    pub worst_negatives: Vec<(String, String, String, f64)>,
+    /// 20 positives (spread over the run) whose target was not found at the default
+    /// threshold: (class, query, the best result's name or "", its score).
+    pub missed: Vec<(String, String, String, f64)>,
+}
+
 /// One target and whether it was met.
 #[derive(Clone, Debug, Serialize)]
 pub struct Target {
@@ -167,6 +225,8 @@ pub struct BenchReport {
     pub precision_all_queries: f64,
     /// Engine latency over all queries.
     pub latency: Latency,
+    /// Recall at fixed false-positive rates, and per class at the default threshold.
+    pub operating: Operating,
     /// The brute-force baseline.
     pub baseline: Option<Baseline>,
     /// The targets for 1M entries on the CI machine.
@@ -233,7 +293,13 @@ fn baseline_form(s: &str) -> String {
 pub fn run(opts: BenchOptions) -> BenchReport {
     let t0 = Instant::now();
     let list = synth::watchlist(opts.entries, opts.seed);
-    let queries = synth::queries(&list, opts.positives, opts.negatives, opts.seed);
+    let mut queries = synth::queries(&list, opts.positives, opts.negatives, opts.seed);
+    queries.extend(synth::hard_negatives(
+        &list,
+        opts.recombined_negatives,
+        opts.common_negatives,
+        opts.seed,
+    ));
     let generate_seconds = t0.elapsed().as_secs_f64();
 
     let rss_before = rss_bytes();
@@ -325,6 +391,8 @@ pub fn run(opts: BenchOptions) -> BenchReport {
         },
     };
 
+    let operating = operating(&index, &queries);
+
     let baseline = (opts.baseline_queries > 0).then(|| {
         baseline(
             &index,
@@ -359,8 +427,203 @@ pub fn run(opts: BenchOptions) -> BenchReport {
             overall.correct as f64 / all_returned as f64
         },
         latency,
+        operating,
         baseline,
         targets: report_targets,
+    }
+}
+
+/// What [`export`] wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exported {
+    /// `list.jsonl`: one entry a line (`id`, `kind`, `names`).
+    pub list: std::path::PathBuf,
+    /// `queries.jsonl`: one query a line (`name`, `variant`, `target`, `negative`,
+    /// `across_scripts`, and `wlnode`: the engine's unthresholded top 10 as `[id, score]`).
+    pub queries: std::path::PathBuf,
+    /// Entries written.
+    pub entries: usize,
+    /// Queries written.
+    pub queried: usize,
+}
+
+/// Writes the synthetic list and the query set of `opts` under `dir` as JSON lines, with
+/// the engine's unthresholded top 10 per query, for side-by-side runs of other matchers
+/// (`scripts/nomenklatura_side_by_side.sh`).
+pub fn export(opts: &BenchOptions, dir: &std::path::Path) -> std::io::Result<Exported> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let list = synth::watchlist(opts.entries, opts.seed);
+    let mut queries = synth::queries(&list, opts.positives, opts.negatives, opts.seed);
+    queries.extend(synth::hard_negatives(
+        &list,
+        opts.recombined_negatives,
+        opts.common_negatives,
+        opts.seed,
+    ));
+    let index = ScreenIndex::build(list.iter().map(|e| e.doc.clone()));
+    let list_path = dir.join("list.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&list_path)?);
+    for e in &list {
+        let line = serde_json::json!({
+            "id": hex::encode(e.doc.entry_id.0),
+            "kind": format!("{:?}", e.doc.kind),
+            "names": e.doc.names,
+            "withdrawn": e.doc.withdrawn,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    let queries_path = dir.join("queries.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&queries_path)?);
+    for q in &queries {
+        let mut query = Query::new(q.name.clone());
+        query.min_score = 0.0;
+        let top: Vec<(String, f64)> = index
+            .search(&query)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| (hex::encode(m.entry_id.0), m.score))
+            .collect();
+        let line = serde_json::json!({
+            "name": q.name,
+            "variant": q.variant.map(Variant::as_str),
+            "target": q.target.map(|t| hex::encode(t.0)),
+            "negative": q.negative.map(NegativeKind::as_str),
+            "across_scripts": q.across_scripts,
+            "wlnode": top,
+        });
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    Ok(Exported {
+        list: list_path,
+        queries: queries_path,
+        entries: list.len(),
+        queried: queries.len(),
+    })
+}
+
+/// Runs every query once more without threshold and derives the operating points.
+fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
+    // (target score or -1, across scripts, class) for positives; best score for negatives
+    let mut pos: Vec<(f64, bool, Variant)> = Vec::new();
+    let mut neg: Vec<(f64, NegativeKind)> = Vec::new();
+    let mut worst: Vec<(String, String, String, f64)> = Vec::new();
+    let mut missed: Vec<(String, String, String, f64)> = Vec::new();
+    let best_of = |res: &[wlnode_screen::Match]| {
+        res.first()
+            .map_or((String::new(), 0.0), |m| (m.matched_name.clone(), m.score))
+    };
+    for q in queries {
+        let mut query = Query::new(q.name.clone());
+        query.min_score = 0.0;
+        let res = index.search(&query).unwrap_or_default();
+        match (q.variant, q.target) {
+            (Some(v), Some(target)) => {
+                let s = res
+                    .iter()
+                    .find(|m| m.entry_id == target)
+                    .map_or(-1.0, |m| m.score);
+                pos.push((s, q.across_scripts, v));
+                if s < DEFAULT_MIN_SCORE {
+                    let (n, b) = best_of(&res);
+                    missed.push((v.as_str().to_owned(), q.name.clone(), n, b));
+                }
+            }
+            _ => {
+                let s = res.first().map_or(0.0, |m| m.score);
+                let kind = q.negative.unwrap_or(NegativeKind::Unlisted);
+                neg.push((s, kind));
+                let (n, b) = best_of(&res);
+                worst.push((kind.as_str().to_owned(), q.name.clone(), n, b));
+            }
+        }
+    }
+    let mut neg_sorted: Vec<f64> = neg.iter().map(|n| n.0).collect();
+    neg_sorted.sort_by(|a, b| b.total_cmp(a));
+    let share = |f: &dyn Fn(&(f64, bool, Variant)) -> bool, t: &dyn Fn(f64) -> bool| {
+        let all: Vec<&(f64, bool, Variant)> = pos.iter().filter(|p| f(p)).collect();
+        if all.is_empty() {
+            0.0
+        } else {
+            all.iter().filter(|p| t(p.0)).count() as f64 / all.len() as f64
+        }
+    };
+    let mut recall_at_fp = Vec::new();
+    for fp in [0.0, 0.01, 0.02] {
+        let allowed = (fp * neg_sorted.len() as f64).floor() as usize;
+        // results must beat the best negative that may not alert
+        let above = neg_sorted.get(allowed).copied().unwrap_or(0.0).max(0.0);
+        let beats = |s: f64| s > above;
+        recall_at_fp.push(FpPoint {
+            fp_rate: fp,
+            scores_above: above,
+            recall: share(&|_| true, &beats),
+            recall_same_script: share(&|p| !p.1, &beats),
+            recall_across_scripts: share(&|p| p.1, &beats),
+        });
+    }
+    let mut at_default = BTreeMap::new();
+    let alerts = |s: f64| s >= DEFAULT_MIN_SCORE;
+    let mut group = |name: String, f: &dyn Fn(&(f64, bool, Variant)) -> bool| {
+        let n = pos.iter().filter(|p| f(p)).count();
+        at_default.insert(
+            name,
+            GroupPoint {
+                queries: n,
+                recall: share(f, &alerts),
+                fp_rate: 0.0,
+            },
+        );
+    };
+    group("same_script".into(), &|p| !p.1);
+    group("across_scripts".into(), &|p| p.1);
+    for v in Variant::ALL {
+        group(v.as_str().into(), &|p| p.2 == *v);
+    }
+    let mut kinds: Vec<Option<NegativeKind>> = vec![None];
+    kinds.extend(
+        [
+            NegativeKind::Unlisted,
+            NegativeKind::Recombined,
+            NegativeKind::Common,
+        ]
+        .map(Some),
+    );
+    for k in kinds {
+        let of: Vec<f64> = neg
+            .iter()
+            .filter(|n| k.is_none_or(|k| n.1 == k))
+            .map(|n| n.0)
+            .collect();
+        let name = k.map_or("negatives".to_owned(), |k| {
+            format!("negatives_{}", k.as_str())
+        });
+        let fp_rate = if of.is_empty() {
+            0.0
+        } else {
+            of.iter().filter(|s| alerts(**s)).count() as f64 / of.len() as f64
+        };
+        at_default.insert(
+            name,
+            GroupPoint {
+                queries: of.len(),
+                recall: 0.0,
+                fp_rate,
+            },
+        );
+    }
+    worst.sort_by(|a, b| b.3.total_cmp(&a.3));
+    worst.truncate(20);
+    let step = missed.len().div_ceil(20).max(1);
+    let missed = missed.into_iter().step_by(step).collect();
+    Operating {
+        negatives: neg.len(),
+        recall_at_fp,
+        at_default,
+        worst_negatives: worst,
+        missed,
     }
 }
 
@@ -549,6 +812,8 @@ mod tests {
             entries: 3_000,
             positives: 300,
             negatives: 60,
+            recombined_negatives: 60,
+            common_negatives: 30,
             baseline_queries: 30,
             seed: 7,
         });
@@ -560,6 +825,22 @@ mod tests {
         let b = report.baseline.as_ref().map(|b| b.sample);
         assert_eq!(b, Some(30));
         assert_eq!(report.targets.len(), 5);
+        assert_eq!(report.negatives, 150);
+        assert_eq!(report.operating.negatives, 150);
+        assert_eq!(report.operating.recall_at_fp.len(), 3);
+        let r: Vec<f64> = report
+            .operating
+            .recall_at_fp
+            .iter()
+            .map(|p| p.recall)
+            .collect();
+        assert!(r.windows(2).all(|w| w[0] <= w[1]), "{r:?}");
+        assert!(
+            report
+                .operating
+                .at_default
+                .contains_key("negatives_recombined")
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! sector words and legal forms, Russian `ООО «...»`, Chinese `...有限公司`). Each entry
 //! remembers how its names were rendered so that query variants can be made from the
 //! same parts: typos, script changes, reordered tokens, a dropped middle name, a changed
-//! legal form, an added honorific. Negatives are freshly generated names that are not
-//! listed.
+//! legal form, an added honorific. True negatives come in three kinds
+//! ([`NegativeKind`]): freshly generated subjects that are not listed, the given name of
+//! one listed person with the surname of another (the way a real negative set is made),
+//! and common names of several cultures.
 
 use std::collections::HashSet;
 
@@ -1568,6 +1570,30 @@ impl Variant {
     }
 }
 
+/// What kind of true negative a query is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NegativeKind {
+    /// A new subject generated from the list's pools whose given name and surname (or
+    /// core) are not listed together.
+    Unlisted,
+    /// The given name(s) of one listed person with the surname of another listed person
+    /// of the same locale (middle names kept or dropped), not listed together.
+    Recombined,
+    /// A common name of one of several cultures that is not listed.
+    Common,
+}
+
+impl NegativeKind {
+    /// The name used in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unlisted => "unlisted",
+            Self::Recombined => "recombined",
+            Self::Common => "common",
+        }
+    }
+}
+
 /// A benchmark query with its ground truth.
 #[derive(Clone, Debug)]
 pub struct TestQuery {
@@ -1577,6 +1603,18 @@ pub struct TestQuery {
     pub variant: Option<Variant>,
     /// The entry it should find; `None` for a true negative.
     pub target: Option<EntryId>,
+    /// The kind of true negative; `None` for a positive.
+    pub negative: Option<NegativeKind>,
+    /// A positive whose script differs from the listed name it was made from (Latin
+    /// against Cyrillic, Arabic, Persian, Greek or Han).
+    pub across_scripts: bool,
+}
+
+/// True when every letter of `s` is Latin (ASCII or Latin with diacritics).
+pub fn latin_only(s: &str) -> bool {
+    s.chars()
+        .filter(|c| c.is_alphabetic())
+        .all(|c| c.is_ascii() || matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}'))
 }
 
 fn is_letter_token(w: &str) -> bool {
@@ -1878,10 +1916,14 @@ pub fn queries(
                 0
             };
             if let Some(name) = e.variant(&mut rng, name_ix, v) {
+                let listed = e.doc.names.get(name_ix).map(String::as_str).unwrap_or("");
+                let across_scripts = latin_only(&name) != latin_only(listed);
                 out.push(TestQuery {
                     name,
                     variant: Some(v),
                     target: Some(e.doc.entry_id),
+                    negative: None,
+                    across_scripts,
                 });
                 k += 1;
             }
@@ -1910,6 +1952,270 @@ pub fn queries(
             name: p.render(&r),
             variant: None,
             target: None,
+            negative: Some(NegativeKind::Unlisted),
+            across_scripts: false,
+        });
+        made += 1;
+    }
+    out
+}
+
+/// Common given names and surnames of several cultures (Latin spellings as they are
+/// usually written), combined at random into [`NegativeKind::Common`] negatives.
+const COMMON: &[(&[&str], &[&str])] = &[
+    // English
+    (
+        &[
+            "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda",
+        ],
+        &[
+            "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson",
+        ],
+    ),
+    // Spanish and Latin American
+    (
+        &[
+            "José", "María", "Juan", "Carmen", "Luis", "Ana", "Carlos", "Lucía",
+        ],
+        &[
+            "García",
+            "Rodríguez",
+            "Martínez",
+            "López",
+            "González",
+            "Pérez",
+            "Sánchez",
+            "Ramírez",
+        ],
+    ),
+    // South Asian
+    (
+        &[
+            "Rahul", "Priya", "Amit", "Sunita", "Ravi", "Anjali", "Sanjay", "Deepak",
+        ],
+        &[
+            "Sharma", "Patel", "Singh", "Kumar", "Gupta", "Reddy", "Iyer", "Khan",
+        ],
+    ),
+    // Vietnamese
+    (
+        &["Minh", "Lan", "Hung", "Thu", "Tuan", "Huong", "Duc", "Mai"],
+        &[
+            "Nguyen", "Tran", "Le", "Pham", "Hoang", "Phan", "Vu", "Dang",
+        ],
+    ),
+    // Korean and Japanese
+    (
+        &[
+            "Min-jun", "Ji-woo", "Seo-yeon", "Hiroshi", "Yuki", "Takashi", "Haruto", "Sakura",
+        ],
+        &[
+            "Kim",
+            "Lee",
+            "Park",
+            "Choi",
+            "Sato",
+            "Suzuki",
+            "Takahashi",
+            "Tanaka",
+        ],
+    ),
+    // West African
+    (
+        &[
+            "Chinedu",
+            "Ngozi",
+            "Oluwaseun",
+            "Adebayo",
+            "Kwame",
+            "Ama",
+            "Emeka",
+            "Fatima",
+        ],
+        &[
+            "Okafor", "Adeyemi", "Okonkwo", "Mensah", "Abubakar", "Bello", "Eze", "Boateng",
+        ],
+    ),
+    // Arabic
+    (
+        &[
+            "Mohamed", "Ahmed", "Fatima", "Aisha", "Youssef", "Omar", "Layla", "Hassan",
+        ],
+        &[
+            "Hassan", "Ali", "Ibrahim", "Mahmoud", "Abdullah", "Saleh", "Haddad", "Mansour",
+        ],
+    ),
+    // Turkish and Persian
+    (
+        &[
+            "Mehmet", "Ayşe", "Mustafa", "Fatma", "Reza", "Zahra", "Hossein", "Maryam",
+        ],
+        &[
+            "Yılmaz",
+            "Kaya",
+            "Demir",
+            "Şahin",
+            "Hosseini",
+            "Mohammadi",
+            "Karimi",
+            "Rezaei",
+        ],
+    ),
+    // Slavic
+    (
+        &[
+            "Aleksandr",
+            "Olga",
+            "Sergei",
+            "Natalia",
+            "Piotr",
+            "Anna",
+            "Ivan",
+            "Tatiana",
+        ],
+        &[
+            "Ivanov",
+            "Smirnova",
+            "Kuznetsov",
+            "Popova",
+            "Nowak",
+            "Kowalski",
+            "Petrenko",
+            "Novak",
+        ],
+    ),
+    // German and French
+    (
+        &[
+            "Hans", "Ursula", "Jürgen", "Claire", "Pierre", "Sophie", "Jean", "Monika",
+        ],
+        &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Martin",
+            "Bernard",
+            "Dubois",
+            "Durand",
+            "Weber",
+        ],
+    ),
+    // Chinese (pinyin)
+    (
+        &["Wei", "Fang", "Min", "Jing", "Lei", "Yan", "Jun", "Ping"],
+        &[
+            "Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao",
+        ],
+    ),
+];
+
+/// Makes `recombined` [`NegativeKind::Recombined`] and `common`
+/// [`NegativeKind::Common`] true negatives (none of them listed with the same given
+/// name and surname).
+pub fn hard_negatives(
+    list: &[SynthEntry],
+    recombined: usize,
+    common: usize,
+    seed: u64,
+) -> Vec<TestQuery> {
+    let mut rng = Rng::new(seed ^ 0x0E6A_711E);
+    let listed: HashSet<String> = list
+        .iter()
+        .map(|e| SynthEntry::core_key(&e.persona))
+        .collect();
+    let mut out = Vec::with_capacity(recombined + common);
+    let persons: Vec<&SynthEntry> = list
+        .iter()
+        .filter(|e| kind_of(e.persona.locale) == SubjectKind::Person)
+        .collect();
+    let mut made = 0;
+    let mut attempts = 0;
+    while !persons.is_empty() && made < recombined && attempts < recombined * 100 {
+        attempts += 1;
+        let Some(a) = persons.get(rng.below(persons.len())) else {
+            continue;
+        };
+        // another listed person of the same locale with another surname
+        let mut b = None;
+        for _ in 0..64 {
+            if let Some(c) = persons.get(rng.below(persons.len()))
+                && c.persona.locale == a.persona.locale
+                && !std::ptr::eq(*c, *a)
+            {
+                b = Some(*c);
+                break;
+            }
+        }
+        let Some(b) = b else { continue };
+        let Some(surname) = b.persona.parts.iter().find(|p| p.role == Role::Surname) else {
+            continue;
+        };
+        let keep_middle = rng.chance(0.5);
+        let parts: Vec<Part> = a
+            .persona
+            .parts
+            .iter()
+            .filter(|p| keep_middle || p.role != Role::Middle)
+            .map(|p| {
+                if p.role == Role::Surname {
+                    surname.clone()
+                } else {
+                    p.clone()
+                }
+            })
+            .collect();
+        let p = Persona {
+            locale: a.persona.locale,
+            parts,
+        };
+        if listed.contains(&SynthEntry::core_key(&p)) {
+            continue;
+        }
+        let script = if p.has_native() && rng.chance(0.3) {
+            Script::Native
+        } else {
+            Script::Latin
+        };
+        let r = p.rendering(&mut rng, script);
+        out.push(TestQuery {
+            name: p.render(&r),
+            variant: None,
+            target: None,
+            negative: Some(NegativeKind::Recombined),
+            across_scripts: false,
+        });
+        made += 1;
+    }
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut made = 0;
+    let mut attempts = 0;
+    while made < common && attempts < common * 100 {
+        attempts += 1;
+        let Some((given, surnames)) = COMMON.get(rng.below(COMMON.len())) else {
+            continue;
+        };
+        let g = rng.pick(given);
+        let s = rng.pick(surnames);
+        if g == s {
+            continue;
+        }
+        let mut key = [g.to_lowercase(), s.to_lowercase()];
+        key.sort();
+        let key = key.join("|");
+        if listed.contains(&key) || !seen.insert(key) {
+            continue;
+        }
+        let name = if rng.chance(0.2) {
+            format!("{} {g}", s.to_uppercase())
+        } else {
+            format!("{g} {s}")
+        };
+        out.push(TestQuery {
+            name,
+            variant: None,
+            target: None,
+            negative: Some(NegativeKind::Common),
+            across_scripts: false,
         });
         made += 1;
     }
