@@ -35,7 +35,7 @@
 //!   `contactInfo` and the remarks under addresses, identifications, births and
 //!   citizenships; reason: `sanctions` unless the defaults say otherwise.
 
-use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
+use wlnode_crypto::model::{CountryCode, EntryDraft, Subject, SubjectKind};
 
 use super::countries::country_lookup;
 use super::normalize::{self, RowNotes};
@@ -371,28 +371,23 @@ fn draft(
         .join("\n");
     let remarks = normalize::text(&remarks).map(|r| normalize::cut_long(r, "remark", notes));
     let remarks = normalize::remarks_with(remarks, kept, notes);
-    let mut draft = EntryDraft {
-        subject: Subject {
-            kind,
-            name,
-            aliases,
-            country,
-            addresses,
-            identifiers,
-            birth_date,
-            nationality,
-        },
-        reason: defaults.reason.unwrap_or(Reason::Sanctions),
-        categories: defaults.categories.clone(),
-        legal_basis,
-        items: None,
-        remarks,
-        contact: None,
-        distribution: defaults.distribution.clone(),
-        review_by: None,
+    let subject = Subject {
+        kind,
+        name,
+        aliases,
+        country,
+        addresses,
+        identifiers,
+        birth_date,
+        nationality,
     };
-    normalize::fit_field_limit(&mut draft, notes);
-    Ok(draft)
+    Ok(normalize::list_draft(
+        subject,
+        legal_basis,
+        remarks,
+        defaults,
+        notes,
+    ))
 }
 
 /// The list's word for a country it does not know.

@@ -14,7 +14,7 @@
 
 use crate::normalize::RowNotes;
 use serde_json::{Map, Value};
-use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
+use wlnode_crypto::model::{CountryCode, EntryDraft, Subject, SubjectKind};
 
 use super::jsonl::str_at;
 use super::normalize;
@@ -233,29 +233,20 @@ fn draft(
     let remarks = normalize::text(&values(props, "notes").join("\n\n"))
         .map(|r| normalize::cut_long(r, "properties.notes", notes));
     let remarks = normalize::remarks_with(remarks, kept, notes);
-    let mut draft = EntryDraft {
-        subject: Subject {
-            kind,
-            name,
-            aliases,
-            country,
-            addresses: values(props, "address")
-                .into_iter()
-                .filter_map(normalize::text)
-                .collect(),
-            identifiers,
-            birth_date,
-            nationality,
-        },
-        reason: defaults.reason.unwrap_or(Reason::Sanctions),
-        categories: defaults.categories.clone(),
-        legal_basis: None,
-        items: None,
-        remarks,
-        contact: None,
-        distribution: defaults.distribution.clone(),
-        review_by: None,
+    let subject = Subject {
+        kind,
+        name,
+        aliases,
+        country,
+        addresses: values(props, "address")
+            .into_iter()
+            .filter_map(normalize::text)
+            .collect(),
+        identifiers,
+        birth_date,
+        nationality,
     };
-    normalize::fit_field_limit(&mut draft, notes);
-    Ok(draft)
+    Ok(normalize::list_draft(
+        subject, None, remarks, defaults, notes,
+    ))
 }

@@ -511,6 +511,33 @@ pub(crate) fn push_new<T: Clone + Eq + std::hash::Hash>(
     }
 }
 
+/// The draft of a published list's record: its subject, legal basis and remarks, with
+/// the import's defaults for the reason, categories and distribution, cut to the
+/// record's field limits (what was cut is noted).
+pub(crate) fn list_draft(
+    subject: wlnode_crypto::model::Subject,
+    legal_basis: Option<String>,
+    remarks: Option<String>,
+    defaults: &crate::ImportDefaults,
+    notes: &mut RowNotes,
+) -> EntryDraft {
+    let mut draft = EntryDraft {
+        subject,
+        reason: defaults
+            .reason
+            .unwrap_or(wlnode_crypto::model::Reason::Sanctions),
+        categories: defaults.categories.clone(),
+        legal_basis,
+        items: None,
+        remarks,
+        contact: None,
+        distribution: defaults.distribution.clone(),
+        review_by: None,
+    };
+    fit_field_limit(&mut draft, notes);
+    draft
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

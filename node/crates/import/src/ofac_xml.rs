@@ -22,7 +22,7 @@
 //!   `remarks`; reason: `sanctions` unless the defaults say otherwise.
 
 use crate::normalize::RowNotes;
-use wlnode_crypto::model::{EntryDraft, Reason, Subject, SubjectKind};
+use wlnode_crypto::model::{EntryDraft, Subject, SubjectKind};
 
 use super::normalize;
 use super::un_xml::first_country;
@@ -233,28 +233,23 @@ fn draft(
         .and_then(normalize::text)
         .map(|r| normalize::cut_long(r, "remarks", notes));
     let remarks = normalize::remarks_with(remarks, kept, notes);
-    let mut draft = EntryDraft {
-        subject: Subject {
-            kind,
-            name,
-            aliases,
-            country,
-            addresses,
-            identifiers,
-            birth_date,
-            nationality,
-        },
-        reason: defaults.reason.unwrap_or(Reason::Sanctions),
-        categories: defaults.categories.clone(),
-        legal_basis,
-        items: None,
-        remarks,
-        contact: None,
-        distribution: defaults.distribution.clone(),
-        review_by: None,
+    let subject = Subject {
+        kind,
+        name,
+        aliases,
+        country,
+        addresses,
+        identifiers,
+        birth_date,
+        nationality,
     };
-    normalize::fit_field_limit(&mut draft, notes);
-    Ok(draft)
+    Ok(normalize::list_draft(
+        subject,
+        legal_basis,
+        remarks,
+        defaults,
+        notes,
+    ))
 }
 
 /// The main-entry date of birth, else the first readable one; the others, and an

@@ -32,7 +32,7 @@
 //!   built, phone numbers, e-mail addresses and websites; reason: `sanctions` unless
 //!   the defaults say otherwise.
 
-use wlnode_crypto::model::{EntryDraft, Reason, Subject, SubjectKind};
+use wlnode_crypto::model::{EntryDraft, Subject, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
 use super::normalize::{self, RowNotes};
@@ -377,28 +377,23 @@ fn draft(
     let remarks =
         normalize::text(&remarks).map(|r| normalize::cut_long(r, "OtherInformation", notes));
     let remarks = normalize::remarks_with(remarks, kept, notes);
-    let mut draft = EntryDraft {
-        subject: Subject {
-            kind,
-            name,
-            aliases,
-            country,
-            addresses,
-            identifiers,
-            birth_date,
-            nationality,
-        },
-        reason: defaults.reason.unwrap_or(Reason::Sanctions),
-        categories: defaults.categories.clone(),
-        legal_basis,
-        items: None,
-        remarks,
-        contact: None,
-        distribution: defaults.distribution.clone(),
-        review_by: None,
+    let subject = Subject {
+        kind,
+        name,
+        aliases,
+        country,
+        addresses,
+        identifiers,
+        birth_date,
+        nationality,
     };
-    normalize::fit_field_limit(&mut draft, notes);
-    Ok(draft)
+    Ok(normalize::list_draft(
+        subject,
+        legal_basis,
+        remarks,
+        defaults,
+        notes,
+    ))
 }
 
 /// A date as the UK list writes it: `dd/mm/yyyy`, with `dd` and `mm` (or zeros) for

@@ -19,7 +19,7 @@
 //!   <REFERENCE_NUMBER>`; reason: `sanctions` unless the defaults say otherwise.
 
 use crate::normalize::RowNotes;
-use wlnode_crypto::model::{CountryCode, EntryDraft, Reason, Subject, SubjectKind};
+use wlnode_crypto::model::{CountryCode, EntryDraft, Subject, SubjectKind};
 
 use super::countries::country_lookup;
 use super::normalize;
@@ -157,28 +157,23 @@ fn draft(
         .and_then(normalize::text)
         .map(|r| normalize::cut_long(r, "COMMENTS1", notes));
     let remarks = normalize::remarks_with(remarks, kept, notes);
-    let mut draft = EntryDraft {
-        subject: Subject {
-            kind,
-            name,
-            aliases,
-            country,
-            addresses,
-            identifiers,
-            birth_date,
-            nationality,
-        },
-        reason: defaults.reason.unwrap_or(Reason::Sanctions),
-        categories: defaults.categories.clone(),
-        legal_basis,
-        items: None,
-        remarks,
-        contact: None,
-        distribution: defaults.distribution.clone(),
-        review_by: None,
+    let subject = Subject {
+        kind,
+        name,
+        aliases,
+        country,
+        addresses,
+        identifiers,
+        birth_date,
+        nationality,
     };
-    normalize::fit_field_limit(&mut draft, notes);
-    Ok(draft)
+    Ok(normalize::list_draft(
+        subject,
+        legal_basis,
+        remarks,
+        defaults,
+        notes,
+    ))
 }
 
 /// The dates of birth as the list writes them: `DATE`, `YEAR`, or (`TYPE_OF_DATE`
