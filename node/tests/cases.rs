@@ -214,6 +214,55 @@ async fn decisions_follow_the_party_until_the_entry_changes() {
         "{v}"
     );
 
+    // Officers' filters: origin, reason, category, excluded entries.
+    let mut twin = person("Mohammad al-Rashid");
+    twin["reason"] = json!("sanctions");
+    twin["categories"] = json!(["ML1"]);
+    let twin_id = c.add(&twin).await.unwrap()["entry_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["entry_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let both = c.screen(&req("Mohammad al-Rashid", "F-0")).await.unwrap();
+    assert_eq!(ids(&both).len(), 2, "{both}");
+    for (filter, expect) in [
+        (("reason", "denial"), vec![entry.clone()]),
+        (("category", "ml1"), vec![twin_id.clone()]),
+        (("exclude", entry.as_str()), vec![twin_id.clone()]),
+        (("origin", "BB-CUSTOMS"), vec![]),
+        (("origin", "aa-export"), {
+            let mut v = vec![entry.clone(), twin_id.clone()];
+            v.sort();
+            v
+        }),
+    ] {
+        let mut r = req("Mohammad al-Rashid", "F-1");
+        match filter.0 {
+            "reason" => r.reason = Some(filter.1.into()),
+            "category" => r.category = Some(filter.1.into()),
+            "exclude" => r.exclude = Some(vec![filter.1.into()]),
+            _ => r.origin = Some(filter.1.into()),
+        }
+        let mut got = ids(&c.screen(&r).await.unwrap());
+        got.sort();
+        assert_eq!(got, expect, "{filter:?}");
+    }
+    let mut bad = req("Mohammad al-Rashid", "F-2");
+    bad.reason = Some("curiosity".into());
+    match c.screen(&bad).await.unwrap_err() {
+        wlnode_client::ClientError::Api { status, field, .. } => {
+            assert_eq!((status, field.as_deref()), (400, Some("reason")));
+        }
+        other => panic!("{other}"),
+    }
+
     // Retention: nothing is older than zero seconds once pruned.
     let pruned = n
         .node

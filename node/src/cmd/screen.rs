@@ -37,6 +37,18 @@ pub struct ScreenArgs {
     /// A reference kept with the case (a shipment or licence id).
     #[arg(long = "ref")]
     reference: Option<String>,
+    /// Only entries of this origin agency.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Only entries listed for this reason (denial, diversion-risk, sanctions, ...).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only entries with this control-list category.
+    #[arg(long)]
+    category: Option<String>,
+    /// Leave this entry out (repeat for several; at most 100).
+    #[arg(long)]
+    exclude: Vec<String>,
     #[command(flatten)]
     config: ConfigArg,
     /// Only entries of this kind.
@@ -246,6 +258,10 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
         min_score: a.min_score,
         include_withdrawn: a.include_withdrawn.then_some(true),
         reference: a.reference.clone(),
+        origin: a.origin.clone(),
+        reason: a.reason.clone(),
+        category: a.category.clone(),
+        exclude: (!a.exclude.is_empty()).then(|| a.exclude.clone()),
     };
     let v = client(&a.config)?.screen(&req).await?;
     if a.json {

@@ -106,6 +106,15 @@ fn from_pairs(
                 );
             }
             "ref" | "reference" => r.reference = Some(v),
+            "origin" => r.origin = Some(v),
+            "reason" => r.reason = Some(v),
+            "category" => r.category = Some(v),
+            "exclude" => r.exclude.get_or_insert_with(Vec::new).extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            ),
             "include_withdrawn" => {
                 r.include_withdrawn = Some(match v.trim() {
                     "" | "true" | "1" | "yes" => true,
@@ -121,7 +130,7 @@ fn from_pairs(
             other => {
                 return Err(bad(
                     other,
-                    "unknown parameter (q, kind, country, dob, id, ref, limit, min_score, include_withdrawn)".into(),
+                    "unknown parameter (q, kind, country, dob, id, ref, origin, reason, category, exclude, limit, min_score, include_withdrawn)".into(),
                 ));
             }
         }

@@ -408,6 +408,10 @@ impl Client {
                 req.include_withdrawn.map(|b| b.to_string()),
             ),
             ("ref", req.reference.clone()),
+            ("origin", req.origin.clone()),
+            ("reason", req.reason.clone()),
+            ("category", req.category.clone()),
+            ("exclude", req.exclude.as_ref().map(|e| e.join(","))),
         ];
         q.extend(opt.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         self.send(self.http.get(self.url("/v1/screen")).query(&q))

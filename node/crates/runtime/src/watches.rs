@@ -421,6 +421,8 @@ mod tests {
                 birth_date: None,
                 identifiers: Vec::new(),
                 withdrawn: false,
+                reason: None,
+                categories: Vec::new(),
             },
             record_id: RecordId([n; 32]),
         }

@@ -79,6 +79,8 @@ struct Entry {
     birth_date: Option<PartialDate>,
     identifiers: Box<[Box<str>]>,
     names: Box<[u32]>,
+    reason: Option<wlnode_crypto::model::Reason>,
+    categories: Box<[wlnode_crypto::model::Category]>,
 }
 
 #[derive(Clone, Debug)]
@@ -377,6 +379,8 @@ impl ScreenIndex {
             origin,
             kind: doc.kind,
             withdrawn: doc.withdrawn,
+            reason: doc.reason,
+            categories: doc.categories.clone().into_boxed_slice(),
             country: country_bytes(&doc.country),
             nationality: country_bytes(&doc.nationality),
             birth_date: doc.birth_date,
@@ -626,6 +630,10 @@ impl ScreenIndex {
             let Some(Some(entry)) = self.entries.get(name.entry as usize) else {
                 continue;
             };
+            // identifier hits join without the candidate pool: filter them here too
+            if !query.filter.is_empty() && !self.entry_admitted(entry, &query.filter) {
+                continue;
+            }
             let ntoks: Vec<Tok<'_>> = name
                 .tokens
                 .iter()
@@ -689,6 +697,23 @@ impl ScreenIndex {
         out.sort_by(|a, b| b.score.total_cmp(&a.score));
         out.retain(|m| m.score >= query.min_score);
         Ok(out)
+    }
+
+    /// Whether the entry of name slot `name` passes an officer's filter.
+    fn name_admitted(&self, name: u32, f: &crate::HitFilter) -> bool {
+        match self.names.get(name as usize) {
+            Some(n) => match self.entries.get(n.entry as usize) {
+                Some(Some(e)) => self.entry_admitted(e, f),
+                _ => false,
+            },
+            None => false,
+        }
+    }
+
+    fn entry_admitted(&self, e: &Entry, f: &crate::HitFilter) -> bool {
+        self.origins
+            .get(usize::from(e.origin))
+            .is_some_and(|o| f.admits(o, &e.entry_id, e.reason, &e.categories))
     }
 
     /// Expands one query token to vocabulary tokens.
@@ -937,6 +962,7 @@ impl ScreenIndex {
             }
         }
         let qlen = qtoks.len();
+        let filtered_out_none = query.filter.is_empty();
         let kind = query.kind.map(kind_bits);
         let flags_ok = |f: u8| -> bool {
             f & FLAG_LIVE != 0
@@ -954,7 +980,11 @@ impl ScreenIndex {
         let floor = best / 3.0;
         let mut pool: Vec<(f32, u32)> = Vec::with_capacity(CANDIDATES * 4);
         for (slot, &meta) in s.table.iter().zip(s.meta.iter()) {
-            if slot.key != EMPTY && slot.acc >= floor && flags_ok(meta & 0x0F) {
+            if slot.key != EMPTY
+                && slot.acc >= floor
+                && flags_ok(meta & 0x0F)
+                && (filtered_out_none || self.name_admitted(slot.key, &query.filter))
+            {
                 let len = usize::from(meta >> 4);
                 pool.push((slot.acc - 0.01 * len.abs_diff(qlen) as f32, slot.key));
             }

@@ -33,7 +33,11 @@ pub mod request;
 pub mod score;
 
 use serde::Serialize;
-use wlnode_crypto::model::{AgencyCode, CountryCode, EntryId, Identifier, Status, SubjectKind};
+use std::collections::BTreeSet;
+
+use wlnode_crypto::model::{
+    AgencyCode, Category, CountryCode, EntryId, Identifier, Reason, Status, SubjectKind,
+};
 use wlnode_crypto::time::PartialDate;
 use wlnode_types::{EntryState, StoredRecord};
 
@@ -72,6 +76,10 @@ pub struct ScreenDoc {
     pub identifiers: Vec<Identifier>,
     /// The latest version withdraws the entry.
     pub withdrawn: bool,
+    /// Why it is listed (from the header), for officers' filters.
+    pub reason: Option<Reason>,
+    /// Its control-list categories (from the header), for officers' filters.
+    pub categories: Vec<Category>,
 }
 
 impl ScreenDoc {
@@ -102,6 +110,53 @@ pub fn doc_of(key: &EntryKey, state: &EntryState, head: &StoredRecord) -> Screen
         birth_date: c.birth_date,
         identifiers: c.identifiers,
         withdrawn: state.status == Status::Withdrawn,
+        reason: Some(h.reason),
+        categories: h.categories.iter().cloned().collect(),
+    }
+}
+
+/// What an officer narrows a screening to: one origin, one listing reason, one
+/// control-list category, and entries already decided to leave out. Applied while
+/// candidates are chosen, so a filtered query still finds its best admitted entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HitFilter {
+    /// Only entries of this origin agency.
+    pub origin: Option<AgencyCode>,
+    /// Only entries listed for this reason.
+    pub reason: Option<Reason>,
+    /// Only entries with this control-list category.
+    pub category: Option<Category>,
+    /// Never these entries (any origin).
+    pub exclude: BTreeSet<EntryId>,
+}
+
+/// Most entries one query may exclude.
+pub const MAX_EXCLUDE: usize = 100;
+
+impl HitFilter {
+    /// Whether it admits everything.
+    pub fn is_empty(&self) -> bool {
+        self.origin.is_none()
+            && self.reason.is_none()
+            && self.category.is_none()
+            && self.exclude.is_empty()
+    }
+
+    /// Whether an entry passes.
+    pub fn admits(
+        &self,
+        origin: &AgencyCode,
+        entry_id: &EntryId,
+        reason: Option<Reason>,
+        categories: &[Category],
+    ) -> bool {
+        self.origin.as_ref().is_none_or(|o| o == origin)
+            && self.reason.is_none_or(|r| reason == Some(r))
+            && self
+                .category
+                .as_ref()
+                .is_none_or(|c| categories.contains(c))
+            && !self.exclude.contains(entry_id)
     }
 }
 
@@ -124,6 +179,8 @@ pub struct Query {
     pub min_score: f64,
     /// Also return withdrawn entries.
     pub include_withdrawn: bool,
+    /// Origin, reason, category and excluded entries.
+    pub filter: HitFilter,
 }
 
 impl Query {
@@ -138,6 +195,7 @@ impl Query {
             limit: DEFAULT_LIMIT,
             min_score: DEFAULT_MIN_SCORE,
             include_withdrawn: false,
+            filter: HitFilter::default(),
         }
     }
 }

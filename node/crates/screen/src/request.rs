@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use wlnode_crypto::model::{CountryCode, Identifier, InvalidValue, SubjectKind};
+use wlnode_crypto::model::{
+    AgencyCode, Category, CountryCode, EntryId, Identifier, InvalidValue, Reason, SubjectKind,
+};
 use wlnode_crypto::time::PartialDate;
 
 use crate::{DEFAULT_LIMIT, DEFAULT_MIN_SCORE, Match, Query, QueryError};
@@ -60,6 +62,18 @@ pub struct ScreenRequest {
     /// The caller's reference (a shipment or licence id), kept in the case log.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Only entries of this origin agency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Only entries listed for this reason (`denial`, `diversion-risk`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Only entries with this control-list category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Leave these entries out (entry ids; at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<String>>,
 }
 
 fn blank(s: &Option<String>) -> Option<&str> {
@@ -93,6 +107,47 @@ impl ScreenRequest {
                 Identifier::parse_canonical(i)
                     .map_err(|e| InvalidValue::new("id", format!("{i:?}: {}", e.message)))?,
             );
+        }
+        if let Some(o) = blank(&self.origin) {
+            q.filter.origin = Some(
+                AgencyCode::new(o.to_ascii_uppercase())
+                    .map_err(|e| InvalidValue::new("origin", e.message))?,
+            );
+        }
+        if let Some(r) = blank(&self.reason) {
+            q.filter.reason = Some(
+                r.to_ascii_lowercase()
+                    .parse::<Reason>()
+                    .map_err(|e| InvalidValue::new("reason", e.message))?,
+            );
+        }
+        if let Some(c) = blank(&self.category) {
+            q.filter.category = Some(
+                Category::new(c.to_ascii_uppercase())
+                    .map_err(|e| InvalidValue::new("category", e.message))?,
+            );
+        }
+        if let Some(list) = &self.exclude {
+            if list.len() > crate::MAX_EXCLUDE {
+                return Err(InvalidValue::new(
+                    "exclude",
+                    format!(
+                        "{} entries; at most {} may be excluded",
+                        list.len(),
+                        crate::MAX_EXCLUDE
+                    ),
+                ));
+            }
+            for (i, id) in list.iter().enumerate() {
+                q.filter
+                    .exclude
+                    .insert(EntryId::from_hex(id.trim()).map_err(|_| {
+                        InvalidValue::new(
+                            format!("exclude[{i}]"),
+                            format!("{id:?} is not an entry id (32 hex characters)"),
+                        )
+                    })?);
+            }
         }
         q.limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         q.min_score = self.min_score.unwrap_or(DEFAULT_MIN_SCORE);
@@ -316,6 +371,10 @@ pub fn screen_rows(
         req.limit = req.limit.or(defaults.limit);
         req.min_score = req.min_score.or(defaults.min_score);
         req.include_withdrawn = req.include_withdrawn.or(defaults.include_withdrawn);
+        req.origin = req.origin.or_else(|| defaults.origin.clone());
+        req.reason = req.reason.or_else(|| defaults.reason.clone());
+        req.category = req.category.or_else(|| defaults.category.clone());
+        req.exclude = req.exclude.or_else(|| defaults.exclude.clone());
         let q = match req.to_query() {
             Ok(q) => q,
             Err(e) => {

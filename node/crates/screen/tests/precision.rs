@@ -24,6 +24,8 @@ fn doc(n: u8, kind: SubjectKind, names: &[&str]) -> ScreenDoc {
         birth_date: None,
         identifiers: Vec::new(),
         withdrawn: false,
+        reason: None,
+        categories: Vec::new(),
     }
 }
 

@@ -34,6 +34,8 @@ fn doc(n: u8, kind: SubjectKind, names: &[&str]) -> ScreenDoc {
         birth_date: None,
         identifiers: Vec::new(),
         withdrawn: false,
+        reason: None,
+        categories: Vec::new(),
     }
 }
 
@@ -640,4 +642,51 @@ proptest! {
         prop_assert!(ix.remove(&key));
         prop_assert_eq!(ix.len(), 22);
     }
+}
+
+#[test]
+fn officers_filters_choose_candidates_not_just_results() {
+    use wlnode_crypto::model::{Category, Reason};
+    // 100 entries of one name from AA-EXPORT, and one from BB-CUSTOMS listed for
+    // another reason and category: more than the candidate pool holds, so a filter
+    // applied only to the final results would lose the one that passes.
+    let mut docs: Vec<ScreenDoc> = (0..100).map(|n| org(n, &["Acme Trading LLC"])).collect();
+    let mut other = org(200, &["Acme Trading LLC"]);
+    other.origin = AgencyCode::new("BB-CUSTOMS").unwrap();
+    other.reason = Some(Reason::Sanctions);
+    other.categories = vec![Category::new("ML1").unwrap()];
+    docs.push(other);
+    for d in &mut docs[..100] {
+        d.reason = Some(Reason::Denial);
+    }
+    let index = ScreenIndex::build(docs);
+    let run = |f: &dyn Fn(&mut Query)| {
+        let mut q = Query::new("Acme Trading LLC");
+        q.limit = 5;
+        f(&mut q);
+        index.search(&q).unwrap()
+    };
+    let only = |m: Vec<Match>| m.iter().map(|m| m.entry_id).collect::<Vec<_>>();
+    assert_eq!(
+        only(run(
+            &|q| q.filter.origin = Some(AgencyCode::new("BB-CUSTOMS").unwrap())
+        )),
+        vec![id(200)]
+    );
+    assert_eq!(
+        only(run(&|q| q.filter.reason = Some(Reason::Sanctions))),
+        vec![id(200)]
+    );
+    assert_eq!(
+        only(run(
+            &|q| q.filter.category = Some(Category::new("ML1").unwrap())
+        )),
+        vec![id(200)]
+    );
+    let excluded = run(&|q| {
+        q.filter.exclude = (0..100).map(id).collect();
+    });
+    assert_eq!(only(excluded), vec![id(200)]);
+    // unfiltered: five results, all scored alike
+    assert_eq!(run(&|_| {}).len(), 5);
 }

@@ -1517,6 +1517,8 @@ pub fn watchlist(n: usize, seed: u64) -> Vec<SynthEntry> {
             birth_date,
             identifiers,
             withdrawn: rng.chance(0.02),
+            reason: None,
+            categories: Vec::new(),
         };
         out.push(SynthEntry {
             doc,
