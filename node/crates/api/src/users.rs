@@ -85,7 +85,10 @@ pub fn required_role(method: &Method, path: &str) -> Need {
         "/v1/screen" | "/v1/screen/batch" | "/match/{dataset}" | "/search/{dataset}" => {
             R(Role::Screener)
         }
-        "/v1/watches" | "/v1/events" if get => AnyRole,
+        // Watches name parties under investigation; events carry watch hits and
+        // drafts: the officers' roles only.
+        "/v1/watches" if get => Need::AnyOf(CASE_READERS),
+        "/v1/events" if get => Need::AnyOf(&[Role::Screener, Role::Admin]),
         "/v1/watches" | "/v1/watches/{id}" => R(Role::Screener),
         "/v1/entries"
         | "/v1/entries/{id}"

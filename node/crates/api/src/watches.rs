@@ -19,7 +19,12 @@ impl From<WatchError> for ApiError {
         match e {
             WatchError::Invalid(v) => Self::invalid(v),
             WatchError::Unknown(_) => Self::not_found(e.to_string()),
-            WatchError::Full => Self::with_status(StatusCode::CONFLICT, "full", e.to_string()),
+            WatchError::Full(_) | WatchError::Duplicate(_) => {
+                Self::with_status(StatusCode::CONFLICT, "refused", e.to_string())
+            }
+            WatchError::NotYours(_) => {
+                Self::with_status(StatusCode::FORBIDDEN, "not_yours", e.to_string())
+            }
             WatchError::Store(s) => s.into(),
             WatchError::Internal(_) => {
                 Self::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())

@@ -97,7 +97,8 @@ impl WebhookPoster {
         if e.is_timeout() {
             PostError::Timeout(self.timeout)
         } else {
-            PostError::Connect(e.to_string())
+            // Never the URL (it may hold a token): reqwest puts it in its errors.
+            PostError::Connect(e.without_url().to_string())
         }
     }
 }

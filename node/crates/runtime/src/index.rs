@@ -348,6 +348,7 @@ pub fn spawn_follower(
         );
         // Follow.
         let mut cursor = start_seq;
+        let evaluating = Arc::new(tokio::sync::Semaphore::new(2));
         loop {
             let target = *head.borrow_and_update();
             while cursor < target {
@@ -374,10 +375,16 @@ pub fn spawn_follower(
                         // After the index moved on (searches do not wait for this),
                         // before the next page: one search per watch over the page's
                         // new heads (at most 1,024), bounded.
+                        // Evaluated beside the follower, never in its way: at most two
+                        // pages at once, so the follower waits only when evaluation is
+                        // two pages behind.
                         if let Some(f) = on_new_heads.clone().filter(|_| !new_heads.is_empty())
-                            && let Err(e) = tokio::task::spawn_blocking(move || f(new_heads)).await
+                            && let Ok(permit) = evaluating.clone().acquire_owned().await
                         {
-                            tracing::error!(error = %e, "watches: evaluation failed");
+                            tokio::task::spawn_blocking(move || {
+                                f(new_heads);
+                                drop(permit);
+                            });
                         }
                         if !more && last == from {
                             break;
