@@ -284,6 +284,31 @@ pub fn check(cfg: &Config, roster: &Roster) -> Report {
                 format!("release.require_approval[{i}]"),
             );
         }
+        // Labels match exactly: a label ranked above a listed one but not listed
+        // itself lets a write at that higher label skip the second pair of eyes.
+        let lowest = labels
+            .iter()
+            .filter_map(|l| roster.sensitivity_rank(l))
+            .min();
+        if let Some(lowest) = lowest {
+            let skipped: Vec<&str> = roster
+                .sensitivities()
+                .iter()
+                .skip(lowest + 1)
+                .filter(|s| !labels.contains(s))
+                .map(|s| s.as_str())
+                .collect();
+            if !skipped.is_empty() {
+                c.warn(
+                    at..at,
+                    "release.require_approval".into(),
+                    format!(
+                        "labels match exactly: writes at {} (ranked above a listed label) need no approval; list them too",
+                        skipped.join(", ")
+                    ),
+                );
+            }
+        }
     }
     for (i, p) in raw.peers.iter().enumerate() {
         let a = p.agency.get_ref();

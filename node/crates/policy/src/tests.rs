@@ -415,6 +415,40 @@ fn release_rules_say_which_writes_wait_for_approval() {
         policy(&f, "[release]\nrequire_approval = false\n").hash(),
         none.hash()
     );
+    // A label ranked above a listed one, but not listed, is a warning.
+    let ranks: Vec<String> = f
+        .roster
+        .sensitivities()
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    if let Some(lowest) = ranks.first() {
+        let c = cfg(&format!("[release]\nrequire_approval = [\"{lowest}\"]\n"));
+        let r = check::check(&c, &f.roster);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(ranks.len() > 1, "the fixture ranks several labels");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.to_string().contains("labels match exactly")),
+            "{:?}",
+            r.warnings
+        );
+        let all = ranks
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let c = cfg(&format!("[release]\nrequire_approval = [{all}]\n"));
+        let r = check::check(&c, &f.roster);
+        assert!(
+            !r.warnings
+                .iter()
+                .any(|w| w.to_string().contains("labels match exactly")),
+            "{:?}",
+            r.warnings
+        );
+    }
     // A label the roster does not have is an error naming the key.
     let c = cfg("[release]\nrequire_approval = [\"ultra\"]\n");
     let r = check::check(&c, &f.roster);
