@@ -225,7 +225,9 @@ pub struct WatchHit {
 #[derive(Clone)]
 pub struct Watches {
     store: StoreHandle,
-    compiled: Arc<RwLock<Compiled>>,
+    /// The compiled watches, swapped whole on a change: evaluation reads a snapshot
+    /// and holds no lock while it runs, so a change never waits behind it.
+    compiled: Arc<RwLock<Arc<Compiled>>>,
     /// One change at a time (the table is read, changed and written in one job, but
     /// the compiled copy is replaced after it).
     lock: Arc<tokio::sync::Mutex<()>>,
@@ -243,7 +245,7 @@ impl Watches {
         let t = store.try_call(read).await?;
         Ok(Self {
             store,
-            compiled: Arc::new(RwLock::new(Compiled::new(&t))),
+            compiled: Arc::new(RwLock::new(Arc::new(Compiled::new(&t)))),
             lock: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -286,7 +288,10 @@ impl Watches {
                 Ok::<_, WatchError>((w, t))
             })
             .await?;
-        let c = Compiled::new(&t);
+        // Compiling up to 10,000 queries is CPU work: off the async workers.
+        let c = tokio::task::spawn_blocking(move || Arc::new(Compiled::new(&t)))
+            .await
+            .map_err(|e| WatchError::Internal(e.to_string()))?;
         if let Ok(mut g) = self.compiled.write() {
             *g = c;
         }
@@ -369,7 +374,8 @@ impl Watches {
 
     /// The watches that `heads` match (blocking: call it from a blocking thread).
     pub fn evaluate(&self, heads: &[NewHead]) -> Vec<WatchHit> {
-        match self.compiled.read() {
+        let snapshot = self.compiled.read().map(|c| Arc::clone(&c));
+        match snapshot {
             Ok(c) => evaluate(&c, heads),
             Err(_) => Vec::new(),
         }
