@@ -186,14 +186,7 @@ fn read_row(
         out.error(location, None, "source_id: missing");
         return;
     };
-    if !out.claim(location, &source_id) {
-        return;
-    }
-    let mut notes = RowNotes::default();
-    match draft(&row, defaults, &mut notes) {
-        Ok(draft) => out.accept(location, source_id, draft, notes),
-        Err(message) => out.error(location, Some(&source_id), message),
-    }
+    out.row(location, source_id, |notes| draft(&row, defaults, notes));
 }
 
 fn draft(

@@ -77,23 +77,15 @@ pub(crate) fn parse(text: &str, defaults: &ImportDefaults) -> Result<Parsed, Imp
             continue;
         };
         note_datasets(&mut datasets, entity);
-        if !out.claim(location, &id) {
-            continue;
-        }
         let empty = Map::new();
-        let props = match entity.get("properties") {
-            None => &empty,
-            Some(Value::Object(p)) => p,
-            Some(_) => {
-                out.error(location, Some(&id), "properties: expected a JSON object");
-                continue;
-            }
-        };
-        let mut notes = RowNotes::default();
-        match draft(kind, props, defaults, &mut notes) {
-            Ok(draft) => out.accept(location, id, draft, notes),
-            Err(message) => out.error(location, Some(&id), message),
-        }
+        out.row(location, id, |notes| {
+            let props = match entity.get("properties") {
+                None => &empty,
+                Some(Value::Object(p)) => p,
+                Some(_) => return Err("properties: expected a JSON object".to_owned()),
+            };
+            draft(kind, props, defaults, notes)
+        });
     }
     let list = match (&defaults.source_list, datasets) {
         (Some(list), _) => list.clone(),

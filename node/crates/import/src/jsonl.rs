@@ -146,14 +146,7 @@ fn read_line(line: &str, location: Location, defaults: &ImportDefaults, out: &mu
         );
         return;
     };
-    if !out.claim(location, &source_id) {
-        return;
-    }
-    let mut notes = RowNotes::default();
-    match draft(parsed, defaults, &mut notes) {
-        Ok(draft) => out.accept(location, source_id, draft, notes),
-        Err(message) => out.error(location, Some(&source_id), message),
-    }
+    out.row(location, source_id, |notes| draft(parsed, defaults, notes));
 }
 
 fn draft(

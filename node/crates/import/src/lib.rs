@@ -467,6 +467,24 @@ impl Collector {
         true
     }
 
+    /// One source row: claims its id, builds its draft with fresh notes, and keeps it
+    /// or records why not (what every format does with a row once it is read).
+    fn row<E: Into<String>>(
+        &mut self,
+        location: Location,
+        source_id: String,
+        build: impl FnOnce(&mut normalize::RowNotes) -> Result<EntryDraft, E>,
+    ) {
+        if !self.claim(location, &source_id) {
+            return;
+        }
+        let mut notes = normalize::RowNotes::default();
+        match build(&mut notes) {
+            Ok(draft) => self.accept(location, source_id, draft, notes),
+            Err(message) => self.error(location, Some(&source_id), message),
+        }
+    }
+
     /// Validates `draft` and keeps it, or records why it is refused. `notes` are values
     /// that were left out of the row; they become warnings when the row is kept.
     fn accept(

@@ -52,14 +52,7 @@ fn read_record(n: usize, record: &Element, defaults: &ImportDefaults, out: &mut 
         );
         return;
     };
-    if !out.claim(location, &source_id) {
-        return;
-    }
-    let mut notes = RowNotes::default();
-    match draft(record, defaults, &mut notes) {
-        Ok(draft) => out.accept(location, source_id, draft, notes),
-        Err(message) => out.error(location, Some(&source_id), message),
-    }
+    out.row(location, source_id, |notes| draft(record, defaults, notes));
 }
 
 fn draft(
