@@ -601,3 +601,70 @@ fn audit_export_and_verify_exit_codes() {
     assert_eq!(report["ok"], false);
     assert!(report.to_string().contains("checkpoint_mismatch"));
 }
+
+#[test]
+fn four_eyes_import_goes_up_as_a_batch_that_an_approver_releases() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let config = node_dir.join("node.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[release]\nrequire_approval = true\n");
+    std::fs::write(&config, text).unwrap();
+    let _node = start(&node_dir);
+    let user = |name: &str, role: &str| -> std::path::PathBuf {
+        let v = ok_json(
+            wlnode()
+                .args(["user", "add", name, "--role", role, "--json", "--config"])
+                .arg(&config),
+        );
+        let f = dir.path().join(format!("{name}.token"));
+        std::fs::write(&f, v["token"].as_str().unwrap()).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        f
+    };
+    let (ed, ap) = (user("ed", "editor"), user("ap", "approver"));
+    let csv = dir.path().join("list.csv");
+    std::fs::write(
+        &csv,
+        "source_id,kind,name,country,reason\nx1,organization,Cli Batch One,AE,denial\nx2,organization,Cli Batch Two,AE,denial\n",
+    )
+    .unwrap();
+    let as_user = |token: &Path, args: &[&str]| {
+        let mut c = wlnode();
+        c.args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--token-file")
+            .arg(token);
+        c
+    };
+    let up = ok_json(&mut as_user(
+        &ed,
+        &["import", "--format", "csv", csv.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(up["state"], "awaiting_approval", "{up:#}");
+    assert_eq!(up["summary"]["new"], 2, "{up:#}");
+    let id = up["batch_id"].as_str().unwrap().to_owned();
+    let listed = ok_json(&mut as_user(&ap, &["import-batch", "list", "--json"]));
+    assert_eq!(listed[0]["batch_id"], id.as_str(), "{listed:#}");
+    let shown = ok_json(&mut as_user(&ap, &["import-batch", "show", &id, "--json"]));
+    let plan = shown["summary"]["plan_digest"].as_str().unwrap().to_owned();
+    let err = fails(&mut as_user(
+        &ed,
+        &["import-batch", "approve", &id, "--plan", &plan],
+    ));
+    assert!(err.contains("approver"), "{err}");
+    let err = fails(&mut as_user(
+        &ap,
+        &["import-batch", "approve", &id, "--plan", "0000"],
+    ));
+    assert!(err.contains("HTTP 409"), "{err}");
+    let done = ok_json(&mut as_user(
+        &ap,
+        &["import-batch", "approve", &id, "--plan", &plan, "--json"],
+    ));
+    assert_eq!(done["state"], "approved", "{done:#}");
+    assert_eq!(done["result"]["imported"], 2, "{done:#}");
+    let entries = ok_json(&mut as_user(&ap, &["entry", "list", "--json"]));
+    assert_eq!(entries.as_array().unwrap().len(), 2, "{entries:#}");
+}

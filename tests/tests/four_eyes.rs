@@ -1,7 +1,9 @@
 //! Four-eyes release (issue 22 item 2) on a real two-node federation: with `[release]
 //! require_approval = true` on A, an editor's write is a draft that nothing signs or
 //! sends; its author cannot approve it; an approver releases it and B receives exactly
-//! that record; a rejected draft leaves no record anywhere; imports are refused.
+//! that record; a rejected draft leaves no record anywhere; direct imports are refused,
+//! and a list goes up as an import batch that an approver releases by the digest of
+//! the plan they reviewed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -222,4 +224,262 @@ async fn drafts_wait_for_a_second_user_and_rejected_ones_leave_nothing() {
         .await
         .unwrap_err();
     assert_eq!(api_status(e), (409, "stale".into()));
+}
+
+fn row(source_id: &str, name: &str) -> Value {
+    json!({"source_id": source_id, "entry": draft(name)})
+}
+
+/// Opens, fills and submits an import batch as `who`; returns it (with its summary).
+async fn submit_batch(who: &Client, source_list: &str, full: bool, rows: &[Value]) -> Value {
+    let b: Value = who
+        .post_json(
+            "/v1/import-batches",
+            &json!({"source_list": source_list, "withdraw_missing": full}),
+        )
+        .await
+        .unwrap();
+    let id = b["batch_id"].as_str().unwrap().to_owned();
+    for chunk in rows.chunks(2) {
+        let _: Value = who
+            .post_json(
+                &format!("/v1/import-batches/{id}/rows"),
+                &json!({"items": chunk}),
+            )
+            .await
+            .unwrap();
+    }
+    who.post_json(&format!("/v1/import-batches/{id}/submit"), &json!({}))
+        .await
+        .unwrap()
+}
+
+async fn approve_batch(who: &Client, b: &Value, plan: &str) -> Result<Value, ClientError> {
+    who.post_json(
+        &format!(
+            "/v1/import-batches/{}/approve",
+            b["batch_id"].as_str().unwrap()
+        ),
+        &json!({"plan_digest": plan}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_batches_are_released_by_another_user_as_the_plan_they_reviewed() {
+    let specs: Vec<_> = (0..2)
+        .map(|i| wlnode_devtools::scaffold::AgencySpec::member(&agency(i), &["eu"]).unwrap())
+        .collect();
+    let open = format!("{}{}", wlnode_devtools::scaffold::OPEN_POLICY, FAST_SYNC);
+    let mut c = Cluster::new(
+        &specs,
+        &[(0, 1)],
+        vec![
+            format!("{open}\n[release]\nrequire_approval = true\n"),
+            open.clone(),
+        ],
+    );
+    c.start_all().await;
+    let a = c.node(0);
+    let cfg = wlnode_config::Config::load(&c.fed.nodes[0].config).unwrap();
+    let admin = Client::from_config(&cfg).unwrap();
+    let mut users = Vec::new();
+    for (name, roles) in [
+        ("ed", vec!["editor"]),
+        ("ed2", vec!["editor"]),
+        ("ap", vec!["approver"]),
+        ("both", vec!["editor", "approver"]),
+    ] {
+        let v: Value = admin
+            .post_json("/v1/users", &json!({"user": name, "roles": roles}))
+            .await
+            .unwrap();
+        users.push(
+            Client::new(
+                a.api_addr,
+                v["token"].as_str().unwrap().to_owned(),
+                "test".into(),
+            )
+            .unwrap(),
+        );
+    }
+    let (ed, ed2, ap, both) = (&users[0], &users[1], &users[2], &users[3]);
+    let before = c.records(0).await;
+
+    // Uploads are checked row by row; refused rows are answered and not kept.
+    let b: Value = ed
+        .post_json("/v1/import-batches", &json!({"source_list": "acme-list"}))
+        .await
+        .unwrap();
+    let x_id = b["batch_id"].as_str().unwrap().to_owned();
+    let up: Value = ed
+        .post_json(
+            &format!("/v1/import-batches/{x_id}/rows"),
+            &json!({"items": [row("r1", "Batch Alpha Trading"), row("r2", "Batch Beta Metals"),
+                {"source_id": "bad", "entry": {"subject": {"kind": "organization"}}}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up["accepted"], 2, "{up}");
+    assert_eq!(up["failed"][0]["index"], 2, "{up}");
+    assert!(
+        up["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("items[2]"),
+        "{up}"
+    );
+    // Only the author uploads to it.
+    let e = ed2
+        .post_json::<_, Value>(
+            &format!("/v1/import-batches/{x_id}/rows"),
+            &json!({"items": [row("r9", "Smuggled Row Ltd")]}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (403, "not_author".into()));
+    let _: Value = ed
+        .post_json(
+            &format!("/v1/import-batches/{x_id}/rows"),
+            &json!({"items": [row("r3", "Batch Gamma Optics"), row("r3", "Batch Gamma Optics Dup")]}),
+        )
+        .await
+        .unwrap();
+    let x: Value = ed
+        .post_json(&format!("/v1/import-batches/{x_id}/submit"), &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(x["state"], "awaiting_approval", "{x}");
+    let s = &x["summary"];
+    assert_eq!(
+        (&s["rows"], &s["new"], &s["failed"], &s["amended"]),
+        (&json!(4), &json!(3), &json!(1), &json!(0)),
+        "{x}"
+    );
+    assert!(
+        s["sample_failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("twice"),
+        "{x}"
+    );
+    let x_plan = s["plan_digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        c.records(0).await,
+        before,
+        "a submitted batch signed a record"
+    );
+
+    // Nobody but a second person with the approver role releases it.
+    let e = approve_batch(ed, &x, &x_plan).await.unwrap_err();
+    assert_eq!(api_status(e), (403, "forbidden".into()));
+    let e = approve_batch(&admin, &x, &x_plan).await.unwrap_err();
+    assert_eq!(api_status(e), (403, "bootstrap_cannot_approve".into()));
+    let own = submit_batch(both, "own-list", false, &[row("o1", "Own Batch Co")]).await;
+    let own_plan = own["summary"]["plan_digest"].as_str().unwrap().to_owned();
+    let e = approve_batch(both, &own, &own_plan).await.unwrap_err();
+    assert_eq!(api_status(e), (403, "own_batch".into()));
+
+    // A write that lands between review and approval changes the plan: the approver
+    // is refused and reviews the new summary; the batch never releases unseen.
+    let y = submit_batch(ed2, "acme-list", false, &[row("r1", "Batch Alpha Trading")]).await;
+    let y_plan = y["summary"]["plan_digest"].as_str().unwrap().to_owned();
+    let released = approve_batch(ap, &y, &y_plan).await.unwrap();
+    assert_eq!(released["state"], "approved", "{released}");
+    assert_eq!(released["result"]["imported"], 1, "{released}");
+    assert_eq!(released["decided_by_name"], "ap");
+    let e = approve_batch(ap, &x, &x_plan).await.unwrap_err();
+    assert_eq!(api_status(e), (409, "stale".into()));
+    let x: Value = ap
+        .get_json(&format!("/v1/import-batches/{x_id}"))
+        .await
+        .unwrap();
+    assert_eq!(x["summary"]["new"], 2, "{x}");
+    assert_eq!(x["summary"]["unchanged"], 1, "{x}");
+    let x_plan2 = x["summary"]["plan_digest"].as_str().unwrap().to_owned();
+    assert_ne!(x_plan, x_plan2);
+    let e = approve_batch(ap, &x, "00").await.unwrap_err();
+    assert_eq!(api_status(e), (409, "stale".into()));
+    let released = approve_batch(ap, &x, &x_plan2).await.unwrap();
+    assert_eq!(released["state"], "approved", "{released}");
+    assert_eq!(
+        (
+            &released["result"]["imported"],
+            &released["result"]["unchanged"],
+            &released["result"]["failed"]
+        ),
+        (&json!(2), &json!(1), &json!(1)),
+        "{released}"
+    );
+    let e = approve_batch(ap, &x, &x_plan2).await.unwrap_err();
+    assert_eq!(api_status(e), (409, "state".into()));
+
+    // B receives what was released: three entries of the list.
+    let a_new: std::collections::BTreeSet<_> =
+        c.records(0).await.difference(&before).copied().collect();
+    assert_eq!(a_new.len(), 3, "A signed exactly the released rows");
+    wait_for(Duration::from_secs(60), "B holds the released rows", || {
+        let (c, a_new) = (&c, &a_new);
+        async move { a_new.is_subset(&c.records(1).await) }
+    })
+    .await;
+
+    // A full list that drops two rows would withdraw them: the summary says so, and
+    // a rejected batch leaves everything as it was, its rows dropped.
+    let z = submit_batch(ed, "acme-list", true, &[row("r2", "Batch Beta Metals")]).await;
+    assert_eq!(z["summary"]["withdrawn"], 2, "{z}");
+    assert_eq!(z["summary"]["unchanged"], 1, "{z}");
+    let z_id = z["batch_id"].as_str().unwrap();
+    let r: Value = ap
+        .post_json(
+            &format!("/v1/import-batches/{z_id}/reject"),
+            &json!({"reason": "the file is truncated"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "rejected");
+    assert_eq!(c.records(0).await.len(), before.len() + 3);
+    let e = approve_batch(ap, &z, z["summary"]["plan_digest"].as_str().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (409, "state".into()));
+
+    // Bounded: an author has at most two batches undecided (one is open here).
+    let _open2: Value = ed
+        .post_json("/v1/import-batches", &json!({"source_list": "l2"}))
+        .await
+        .unwrap();
+    let _open3: Value = ed
+        .post_json("/v1/import-batches", &json!({"source_list": "l3"}))
+        .await
+        .unwrap();
+    let e = ed
+        .post_json::<_, Value>("/v1/import-batches", &json!({"source_list": "l4"}))
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (409, "limit".into()));
+    // Every step is attributed: open, submit, approve, released, reject.
+    let acted: Vec<String> = c
+        .node(0)
+        .services
+        .store
+        .call(|s| s.audit_events(0, s.audit_size()?))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| wlnode_audit::event::Event::decode(b).unwrap())
+        .filter_map(|e| match e.kind {
+            wlnode_audit::event::EventKind::Acted { action, .. } => Some(action),
+            _ => None,
+        })
+        .collect();
+    for a in [
+        "import_batch_open",
+        "import_batch_submit",
+        "import_batch_approve",
+        "import_batch_released",
+        "import_batch_reject",
+    ] {
+        assert!(acted.iter().any(|x| x == a), "no {a} in {acted:?}");
+    }
 }

@@ -404,6 +404,9 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let batch = a.batch_size.clamp(1, 5000);
+    // With four-eyes on, the node refuses direct imports (before writing anything) and
+    // the rows go up as one import batch for an approver to release.
+    let mut held: Option<String> = None;
     for chunk in parsed.rows.chunks(batch) {
         let items: Vec<ImportRow<'_>> = chunk
             .iter()
@@ -412,28 +415,92 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
                 entry: &r.draft,
             })
             .collect();
-        let reply = client.import_batch(&parsed.source_list, &items).await?;
-        for (r, res) in chunk.iter().zip(reply.results) {
-            match res.result.as_str() {
-                "imported" => sum.imported += 1,
-                "amended" => sum.amended += 1,
-                "unchanged" => sum.unchanged += 1,
-                _ => {
-                    sum.failed += 1;
-                    sum.failures.push(Failure {
-                        location: r.location.to_string(),
-                        source_id: Some(r.source_id.clone()),
-                        error: res.error.unwrap_or_default(),
-                    });
+        if held.is_none() {
+            match client.import_batch(&parsed.source_list, &items).await {
+                Ok(reply) => {
+                    for (r, res) in chunk.iter().zip(reply.results) {
+                        match res.result.as_str() {
+                            "imported" => sum.imported += 1,
+                            "amended" => sum.amended += 1,
+                            "unchanged" => sum.unchanged += 1,
+                            _ => {
+                                sum.failed += 1;
+                                sum.failures.push(Failure {
+                                    location: r.location.to_string(),
+                                    source_id: Some(r.source_id.clone()),
+                                    error: res.error.unwrap_or_default(),
+                                });
+                            }
+                        }
+                    }
+                    if let Some(b) = &bar {
+                        b.inc(chunk.len() as u64);
+                    }
+                    continue;
                 }
+                Err(wlnode_client::ClientError::Api { code, .. })
+                    if code == "approval_required"
+                        && sum.imported + sum.amended + sum.unchanged == 0 =>
+                {
+                    if a.withdraw_missing && !parsed.errors.is_empty() {
+                        bail!(
+                            "not importing as the full list: {} rows failed to parse, so the file may not be the full list",
+                            parsed.errors.len()
+                        );
+                    }
+                    held = Some(
+                        client
+                            .open_import_batch(&parsed.source_list, a.withdraw_missing)
+                            .await?,
+                    );
+                }
+                Err(e) => return Err(e.into()),
             }
         }
-        if let Some(b) = &bar {
-            b.inc(chunk.len() as u64);
+        if let Some(id) = &held {
+            let reply = client.upload_import_rows(id, &items).await?;
+            for f in reply.failed {
+                let r = chunk.get(f.index);
+                sum.failed += 1;
+                sum.failures.push(Failure {
+                    location: r.map(|r| r.location.to_string()).unwrap_or_default(),
+                    source_id: r.map(|r| r.source_id.clone()),
+                    error: f.error,
+                });
+            }
+            if let Some(b) = &bar {
+                b.inc(chunk.len() as u64);
+            }
         }
     }
-    if let Some(b) = bar {
+    if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    if let Some(id) = held {
+        let submitted = client.submit_import_batch(&id).await?;
+        sum.failures.sort_by(|a, b| a.location.cmp(&b.location));
+        let out = serde_json::json!({
+            "batch_id": id,
+            "state": submitted["state"],
+            "source_list": sum.source_list,
+            "rows": sum.rows,
+            "failed": sum.failed,
+            "failures": sum.failures,
+            "warnings": sum.warnings,
+            "summary": submitted["summary"],
+        });
+        if a.json {
+            print_json(&out)?;
+        } else {
+            println!(
+                "import batch {id}: awaiting approval by another user with the approver role\n{}",
+                super::import_batch::describe(&submitted)
+            );
+            for f in &sum.failures {
+                println!("  refused {}: {}", f.location, f.error);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if a.withdraw_missing {
         if !parsed.errors.is_empty() {

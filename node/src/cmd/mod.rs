@@ -7,6 +7,7 @@ mod bench;
 mod bench_fed;
 mod demo;
 mod entry;
+mod import_batch;
 mod init;
 mod peer;
 mod policy;
@@ -47,6 +48,9 @@ enum Command {
     Entry(entry::EntryCommand),
     /// Import a source list into the running node (csv, jsonl, ftm, un-xml, ofac-xml, eu-xml, uk-xml).
     Import(entry::ImportArgs),
+    /// Review, release or refuse import batches awaiting approval (four-eyes imports).
+    #[command(subcommand)]
+    ImportBatch(import_batch::ImportBatchCommand),
     /// Export entries from the running node.
     Export(entry::ExportArgs),
     /// Show the running node's status.
@@ -140,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a),
         Command::Entry(c) => runtime()?.block_on(entry::run(c)),
         Command::Import(a) => runtime()?.block_on(entry::import(a)),
+        Command::ImportBatch(c) => runtime()?.block_on(import_batch::run(c)),
         Command::Export(a) => runtime()?.block_on(entry::export(a)),
         Command::Status(a) => runtime()?.block_on(entry::status(a)),
         Command::Policy(c) => runtime()?.block_on(policy::run(c)),

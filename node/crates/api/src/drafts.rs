@@ -3,8 +3,9 @@
 //! `{"draft_id", "state": "awaiting_approval"}` and sign nothing; `GET /v1/drafts`
 //! lists drafts; an `approver` other than the author releases one with
 //! `POST /v1/drafts/{id}/approve` (the written record, as a direct write answers) or
-//! refuses it with `POST /v1/drafts/{id}/reject`. Imports are refused (409
-//! `approval_required`) while four-eyes is on: they are not yet released as a batch.
+//! refuses it with `POST /v1/drafts/{id}/reject`. Direct imports are refused (409
+//! `approval_required`) while four-eyes is on: a list goes up as an import batch
+//! instead (`import_batches`), released as a whole by an approver.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -62,7 +63,7 @@ pub(super) fn refuse_bulk(state: &ApiState, what: &str) -> Result<(), ApiError> 
             StatusCode::CONFLICT,
             "approval_required",
             format!(
-                "{what} is refused while [release] require_approval is on: entries are released one draft at a time"
+                "{what} is refused while [release] require_approval is on: upload the list as an import batch (POST /v1/import-batches; `wlnode import` does so) for an approver to release"
             ),
         ));
     }

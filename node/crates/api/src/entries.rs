@@ -318,8 +318,41 @@ pub(super) struct ImportResponse {
     summary: ImportSummary,
 }
 
-fn check_source_list(s: &str) -> Result<(), ApiError> {
+pub(super) fn check_source_list(s: &str) -> Result<(), ApiError> {
     wlnode_crypto::model::check_text(s, 128).map_err(|e| ApiError::invalid(e.within("source_list")))
+}
+
+/// Parses and checks import rows against the entry rules and the roster: the rows that
+/// pass with their positions, and `failed(position, error)` for the others (the error
+/// names `items[i]` and the field).
+pub(super) fn check_rows(
+    state: &ApiState,
+    rows: Vec<serde_json::Value>,
+    mut failed: impl FnMut(usize, String),
+) -> (Vec<usize>, Vec<ImportItem>) {
+    let roster = state.node.trust.roster();
+    let mut items = Vec::new();
+    let mut positions = Vec::new();
+    for (i, v) in rows.into_iter().enumerate() {
+        let parsed = serde_path_to_error::deserialize::<_, ImportRowBody>(v)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+            .and_then(|row| {
+                row.entry.validate().map_err(|e| e.to_string())?;
+                check_against_roster(&row.entry, &roster).map_err(|e| e.to_string())?;
+                Ok(row)
+            });
+        match parsed {
+            Ok(row) => {
+                positions.push(i);
+                items.push(ImportItem {
+                    source_id: row.source_id,
+                    draft: row.entry,
+                });
+            }
+            Err(error) => failed(i, format!("items[{i}].{error}")),
+        }
+    }
+    (positions, items)
 }
 
 /// Most rows in one import request.
@@ -346,35 +379,12 @@ pub(super) async fn import(
             ),
         )));
     }
-    let roster = state.node.trust.roster();
     let mut results: Vec<Option<ImportOutcome>> = vec![None; body.items.len()];
-    let mut items = Vec::new();
-    let mut positions = Vec::new();
-    for (i, v) in body.items.into_iter().enumerate() {
-        let parsed = serde_path_to_error::deserialize::<_, ImportRowBody>(v)
-            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
-            .and_then(|row| {
-                row.entry.validate().map_err(|e| e.to_string())?;
-                check_against_roster(&row.entry, &roster).map_err(|e| e.to_string())?;
-                Ok(row)
-            });
-        match parsed {
-            Ok(row) => {
-                positions.push(i);
-                items.push(ImportItem {
-                    source_id: row.source_id,
-                    draft: row.entry,
-                });
-            }
-            Err(error) => {
-                if let Some(slot) = results.get_mut(i) {
-                    *slot = Some(ImportOutcome::Failed {
-                        error: format!("items[{i}].{error}"),
-                    });
-                }
-            }
+    let (positions, items) = check_rows(&state, body.items, |i, error| {
+        if let Some(slot) = results.get_mut(i) {
+            *slot = Some(ImportOutcome::Failed { error });
         }
-    }
+    });
     let (outcomes, report) = match lifecycle.import(&body.source_list, items).await {
         Ok(r) => r,
         Err(LifecycleError::Store(e)) => {

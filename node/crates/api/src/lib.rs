@@ -15,6 +15,7 @@ mod drafts;
 mod entries;
 mod events;
 pub mod ftm;
+mod import_batches;
 pub mod limits;
 pub mod openapi;
 mod peers;
@@ -370,6 +371,24 @@ pub fn router(node: Services) -> Router {
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))
         .route("/v1/drafts/{id}/reject", post(drafts::reject))
+        .route(
+            "/v1/import-batches",
+            get(import_batches::list).post(import_batches::open),
+        )
+        .route("/v1/import-batches/{id}", get(import_batches::show))
+        .route("/v1/import-batches/{id}/rows", post(import_batches::rows))
+        .route(
+            "/v1/import-batches/{id}/submit",
+            post(import_batches::submit),
+        )
+        .route(
+            "/v1/import-batches/{id}/approve",
+            post(import_batches::approve),
+        )
+        .route(
+            "/v1/import-batches/{id}/reject",
+            post(import_batches::reject),
+        )
         .route("/v1/users/me", get(users::me))
         .route("/v1/users", get(users::list).post(users::add))
         .route("/v1/users/{name}/disable", post(users::disable))

@@ -72,10 +72,15 @@ pub fn required_role(method: &Method, path: &str) -> Need {
     let get = method == Method::GET || method == Method::HEAD;
     match path {
         "/v1/entries" | "/v1/entries/{id}" if get => AnyRole,
-        "/v1/drafts" if get => Need::AnyOf(DRAFT_READERS),
+        "/v1/drafts" | "/v1/import-batches" | "/v1/import-batches/{id}" if get => {
+            Need::AnyOf(DRAFT_READERS)
+        }
         "/v1/cases" | "/v1/cases/{id}" if get => Need::AnyOf(CASE_READERS),
         "/v1/cases/{id}/decisions" => R(Role::Screener),
-        "/v1/drafts/{id}/approve" | "/v1/drafts/{id}/reject" => R(Role::Approver),
+        "/v1/drafts/{id}/approve"
+        | "/v1/drafts/{id}/reject"
+        | "/v1/import-batches/{id}/approve"
+        | "/v1/import-batches/{id}/reject" => R(Role::Approver),
         "/v1/status" | "/v1/policy/explain" | "/v1/sources" | "/metrics" | "/v1/openapi.json"
         | "/v1/users/me" | "/entities/{id}" | "/algorithms"
             if get =>
@@ -94,7 +99,10 @@ pub fn required_role(method: &Method, path: &str) -> Need {
         | "/v1/entries/{id}"
         | "/v1/entries/{id}/withdraw"
         | "/v1/import"
-        | "/v1/import/withdraw-missing" => R(Role::Editor),
+        | "/v1/import/withdraw-missing"
+        | "/v1/import-batches"
+        | "/v1/import-batches/{id}/rows"
+        | "/v1/import-batches/{id}/submit" => R(Role::Editor),
         _ => R(Role::Admin),
     }
 }

@@ -447,6 +447,49 @@ impl Client {
         .await
     }
 
+    /// Opens an import batch (four-eyes release of an import); returns its id.
+    pub async fn open_import_batch(
+        &self,
+        source_list: &str,
+        withdraw_missing: bool,
+    ) -> Result<String, ClientError> {
+        let v: serde_json::Value = self
+            .post_json(
+                "/v1/import-batches",
+                &serde_json::json!({ "source_list": source_list, "withdraw_missing": withdraw_missing }),
+            )
+            .await?;
+        v.get("batch_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Decode("no batch_id in the answer".into()))
+    }
+
+    /// Uploads rows to an open import batch.
+    pub async fn upload_import_rows(
+        &self,
+        batch_id: &str,
+        items: &[ImportRow<'_>],
+    ) -> Result<UploadReply, ClientError> {
+        self.post_json(
+            &format!("/v1/import-batches/{batch_id}/rows"),
+            &serde_json::json!({ "items": items }),
+        )
+        .await
+    }
+
+    /// Submits an import batch for approval; returns the batch with its summary.
+    pub async fn submit_import_batch(
+        &self,
+        batch_id: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post_json(
+            &format!("/v1/import-batches/{batch_id}/submit"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// Withdraws the entries of `source_list` not in `keep`.
     pub async fn withdraw_missing(
         &self,
@@ -459,6 +502,24 @@ impl Client {
         )
         .await
     }
+}
+
+/// What an import-batch upload kept.
+#[derive(Debug, Deserialize)]
+pub struct UploadReply {
+    /// Rows kept.
+    pub accepted: usize,
+    /// Rows refused, by position in the upload.
+    pub failed: Vec<UploadFailure>,
+}
+
+/// A row an upload refused.
+#[derive(Debug, Deserialize)]
+pub struct UploadFailure {
+    /// Position in the upload.
+    pub index: usize,
+    /// Why.
+    pub error: String,
 }
 
 /// A page of entries as JSON values.

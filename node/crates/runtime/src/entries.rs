@@ -118,6 +118,24 @@ pub enum ImportOutcome {
     },
 }
 
+/// What an import would do with one row, judged against the store as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Planned {
+    /// A new entry (version 1).
+    New,
+    /// A new version of the entry whose head is `base`.
+    Amend {
+        /// The head now.
+        base: RecordId,
+        /// The version the import would sign.
+        version: u64,
+    },
+    /// The entry already holds exactly this; nothing would be written.
+    Unchanged,
+    /// The row would be refused, with why.
+    Failed(String),
+}
+
 /// The node's writer of its own entries.
 #[derive(Clone, Debug)]
 pub struct Lifecycle {
@@ -463,88 +481,26 @@ impl Lifecycle {
         // Import derives entry ids from the source ids: even a "new" row may be an
         // entry peers hold and this store lost.
         self.check_hold().await?;
+        let plan = self.classify(source_list, &items).await?;
         let mut outcomes = vec![None; items.len()];
         let mut to_sign: Vec<(usize, RecordMeta, EntryDraft, LocalMeta, bool)> = Vec::new();
         let now = Timestamp::now();
-        let mut seen = HashSet::new();
-        // One store round trip for the whole batch: every row's entry state and head.
-        let keys: Vec<EntryKey> = items
-            .iter()
-            .map(|it| {
-                self.own_key(wlnode_import::entry_id_for(
-                    &self.agency,
-                    source_list,
-                    &it.source_id,
-                ))
-            })
-            .collect();
-        let mut current = self
-            .store
-            .call(move |s| {
-                keys.iter()
-                    .map(|k| {
-                        Ok(match s.entry(k)? {
-                            Some(st) => {
-                                let head = s.record(&st.head)?;
-                                Some((st, head))
-                            }
-                            None => None,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()
-            })
-            .await?
-            .into_iter();
-        for (i, item) in items.into_iter().enumerate() {
-            let known = current.next().flatten();
+        for (i, (item, (entry_id, planned))) in items.into_iter().zip(plan).enumerate() {
             let slot = outcomes.get_mut(i);
-            if let Err(e) = item.draft.validate() {
-                if let Some(s) = slot {
-                    *s = Some(ImportOutcome::Failed {
-                        error: e.to_string(),
-                    });
-                }
-                continue;
-            }
-            let entry_id = wlnode_import::entry_id_for(&self.agency, source_list, &item.source_id);
-            if !seen.insert(entry_id) {
-                if let Some(s) = slot {
-                    *s = Some(ImportOutcome::Failed {
-                        error: format!(
-                            "source id {:?} appears twice in this batch",
-                            item.source_id
-                        ),
-                    });
-                }
-                continue;
-            }
-            let (version, amend) = match &known {
-                None => (1, false),
-                Some((st, head)) => {
-                    // A demoted head (its key was revoked) is re-signed even when the
-                    // content matches.
-                    if st.status == Status::Active
-                        && !st.is_demoted(&st.head)
-                        && head
-                            .as_ref()
-                            .is_some_and(|h| same_content(&h.record, &item.draft))
-                    {
-                        if let Some(s) = slot {
-                            *s = Some(ImportOutcome::Unchanged { entry_id });
-                        }
-                        continue;
+            let (version, amend) = match planned {
+                Planned::New => (1, false),
+                Planned::Amend { version, .. } => (version, true),
+                Planned::Unchanged => {
+                    if let Some(s) = slot {
+                        *s = Some(ImportOutcome::Unchanged { entry_id });
                     }
-                    match next_version(entry_id, st) {
-                        Ok(v) => (v, true),
-                        Err(e) => {
-                            if let Some(s) = slot {
-                                *s = Some(ImportOutcome::Failed {
-                                    error: e.to_string(),
-                                });
-                            }
-                            continue;
-                        }
+                    continue;
+                }
+                Planned::Failed(error) => {
+                    if let Some(s) = slot {
+                        *s = Some(ImportOutcome::Failed { error });
                     }
+                    continue;
                 }
             };
             let meta = RecordMeta {
@@ -613,6 +569,100 @@ impl Lifecycle {
             })
             .collect();
         Ok((outcomes, report))
+    }
+
+    /// What importing `items` from `source_list` would do now, row by row, without
+    /// writing anything: the summary an approver reads before a batch is released
+    /// (four-eyes), judged exactly as [`Lifecycle::import`] judges.
+    pub async fn plan_import(
+        &self,
+        source_list: &str,
+        items: &[ImportItem],
+    ) -> Result<Vec<(EntryId, Planned)>, LifecycleError> {
+        self.classify(source_list, items).await
+    }
+
+    /// The active own entries of `source_list` whose source id is not in `keep`
+    /// (what [`Lifecycle::withdraw_missing`] would withdraw now), with their heads and
+    /// source ids.
+    pub async fn plan_withdraw_missing(
+        &self,
+        source_list: &str,
+        keep: &HashSet<String>,
+    ) -> Result<Vec<(EntryId, RecordId, String)>, LifecycleError> {
+        Ok(self
+            .active_of(source_list)
+            .await?
+            .into_iter()
+            .filter(|(_, m, _)| !keep.contains(&m.source_id))
+            .map(|(k, m, st)| (k.entry_id, st.head, m.source_id))
+            .collect())
+    }
+
+    /// Judges each row against the store: one round trip for every row's entry state
+    /// and head.
+    async fn classify(
+        &self,
+        source_list: &str,
+        items: &[ImportItem],
+    ) -> Result<Vec<(EntryId, Planned)>, LifecycleError> {
+        let ids: Vec<EntryId> = items
+            .iter()
+            .map(|it| wlnode_import::entry_id_for(&self.agency, source_list, &it.source_id))
+            .collect();
+        let keys: Vec<EntryKey> = ids.iter().map(|id| self.own_key(*id)).collect();
+        let current = self
+            .store
+            .call(move |s| {
+                keys.iter()
+                    .map(|k| {
+                        Ok(match s.entry(k)? {
+                            Some(st) => {
+                                let head = s.record(&st.head)?;
+                                Some((st, head))
+                            }
+                            None => None,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await?;
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(items.len());
+        for ((item, entry_id), known) in items.iter().zip(ids).zip(current) {
+            let planned = if let Err(e) = item.draft.validate() {
+                Planned::Failed(e.to_string())
+            } else if !seen.insert(entry_id) {
+                Planned::Failed(format!(
+                    "source id {:?} appears twice in this batch",
+                    item.source_id
+                ))
+            } else {
+                match &known {
+                    None => Planned::New,
+                    // A demoted head (its key was revoked) is re-signed even when the
+                    // content matches.
+                    Some((st, head))
+                        if st.status == Status::Active
+                            && !st.is_demoted(&st.head)
+                            && head
+                                .as_ref()
+                                .is_some_and(|h| same_content(&h.record, &item.draft)) =>
+                    {
+                        Planned::Unchanged
+                    }
+                    Some((st, _)) => match next_version(entry_id, st) {
+                        Ok(version) => Planned::Amend {
+                            base: st.head,
+                            version,
+                        },
+                        Err(e) => Planned::Failed(e.to_string()),
+                    },
+                }
+            };
+            out.push((entry_id, planned));
+        }
+        Ok(out)
     }
 
     /// Withdraws every active own entry imported from `source_list` whose source id

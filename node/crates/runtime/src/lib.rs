@@ -11,6 +11,8 @@
 //! - [`entries`]: this agency's entry lifecycle (add, amend, withdraw, import);
 //! - [`cases`]: the screening case log and officers' decisions on hits;
 //! - [`drafts`]: four-eyes release (writes that wait for a second user's approval);
+//! - [`import_batches`]: four-eyes release of imports (a list approved as a batch, by
+//!   the digest of what it would change);
 //! - [`index`]: the live screening index and the task that keeps it current;
 //! - [`events`]: the node-local event bus (`GET /v1/events`, webhooks);
 //! - [`watches`]: watched parties, checked against every new head on the follower;
@@ -29,6 +31,7 @@ pub mod drafts;
 pub mod entries;
 pub mod events;
 pub mod handles;
+pub mod import_batches;
 pub mod index;
 pub mod metrics;
 pub mod node;

@@ -179,6 +179,8 @@ pub struct Services {
     pub users: Users,
     /// Drafts awaiting four-eyes release.
     pub drafts: Drafts,
+    /// Import batches awaiting four-eyes release.
+    pub import_batches: crate::import_batches::ImportBatches,
     /// The screening case log.
     pub cases: CaseLog,
     /// The node-local event bus (`GET /v1/events`, webhooks).
@@ -441,6 +443,8 @@ impl RunningNode {
             sources,
             users,
             drafts: Drafts::new(store_for_drafts.clone()).with_events(events.clone()),
+            import_batches: crate::import_batches::ImportBatches::new(store_for_drafts.clone())
+                .with_events(events.clone()),
             cases: CaseLog::new(store_for_drafts),
             events,
             watches,

@@ -1345,6 +1345,14 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a metadata value, durably.
+    pub fn meta_remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.before_write()?;
+        self.write_result(self.t.meta.remove(key))?;
+        self.write_result(self.db.flush())?;
+        Ok(())
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().io()

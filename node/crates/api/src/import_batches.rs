@@ -1,0 +1,262 @@
+//! Four-eyes release of imports over the API (see `wlnode_runtime::import_batches`).
+//! While `[release] require_approval` is on, `POST /v1/import` is refused and a list is
+//! imported as a batch instead:
+//!
+//! 1. `POST /v1/import-batches` `{source_list, withdraw_missing}` opens one (`editor`);
+//! 2. `POST /v1/import-batches/{id}/rows` `{items}` uploads rows, checked as `/v1/import`
+//!    checks them (refused rows are answered and not kept);
+//! 3. `POST /v1/import-batches/{id}/submit` computes the summary of what release would
+//!    change, with its plan digest;
+//! 4. another user, an `approver`, releases it with `POST /v1/import-batches/{id}/approve`
+//!    `{plan_digest}` or refuses it with `.../reject` `{reason}`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use wlnode_crypto::model::InvalidValue;
+use wlnode_runtime::entries::LifecycleError;
+use wlnode_runtime::import_batches::{BatchError, BatchRow, BatchState, ImportBatch};
+use wlnode_runtime::users::Actor;
+
+use super::{ApiError, ApiState, parse_json};
+
+impl From<BatchError> for ApiError {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::Unknown(_) => Self::not_found(e.to_string()),
+            BatchError::State { .. } => {
+                Self::with_status(StatusCode::CONFLICT, "state", e.to_string())
+            }
+            BatchError::NotAuthor(_) => {
+                Self::with_status(StatusCode::FORBIDDEN, "not_author", e.to_string())
+            }
+            BatchError::OwnBatch(_) => {
+                Self::with_status(StatusCode::FORBIDDEN, "own_batch", e.to_string())
+            }
+            BatchError::Bootstrap => Self::with_status(
+                StatusCode::FORBIDDEN,
+                "bootstrap_cannot_approve",
+                e.to_string(),
+            ),
+            BatchError::Stale { .. } => {
+                Self::with_status(StatusCode::CONFLICT, "stale", e.to_string())
+            }
+            BatchError::Limit(_) => Self::with_status(StatusCode::CONFLICT, "limit", e.to_string()),
+            BatchError::Write(w) => w.into(),
+            BatchError::Store(s) => s.into(),
+            BatchError::Internal(_) => {
+                Self::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+/// Opening a batch.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OpenBody {
+    source_list: String,
+    /// The rows will be the full list: own entries of the list not in it are withdrawn
+    /// at release.
+    #[serde(default)]
+    withdraw_missing: bool,
+}
+
+#[utoipa::path(post, path = "/v1/import-batches", tag = "import batches", request_body = OpenBody,
+    responses((status = 201, body = ImportBatch), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn open(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportBatch>), ApiError> {
+    let b: OpenBody = parse_json(&body)?;
+    super::entries::check_source_list(&b.source_list)?;
+    let batch = state
+        .node
+        .import_batches
+        .open(&actor, &b.source_list, b.withdraw_missing)
+        .await?;
+    Ok((StatusCode::CREATED, Json(batch)))
+}
+
+/// Rows to upload.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RowsBody {
+    #[schema(value_type = Vec<super::entries::ImportRowBody>)]
+    items: Vec<serde_json::Value>,
+}
+
+/// A refused row.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RowFailure {
+    /// Position in this upload.
+    index: usize,
+    /// Why, naming `items[i]` and the field.
+    error: String,
+}
+
+/// What an upload kept.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RowsResponse {
+    /// Rows kept from this upload.
+    accepted: usize,
+    /// Rows refused (not kept).
+    failed: Vec<RowFailure>,
+    /// The batch now.
+    batch: ImportBatch,
+}
+
+#[utoipa::path(post, path = "/v1/import-batches/{id}/rows", tag = "import batches", request_body = RowsBody,
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = RowsResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn rows(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<RowsResponse>, ApiError> {
+    let b: RowsBody = parse_json(&body)?;
+    let max = wlnode_runtime::import_batches::MAX_CHUNK_ROWS;
+    if b.items.len() > max {
+        return Err(ApiError::invalid(InvalidValue::new(
+            "items",
+            format!("at most {max} items per upload, got {}", b.items.len()),
+        )));
+    }
+    let mut failed = Vec::new();
+    let (_, items) = super::entries::check_rows(&state, b.items, |index, error| {
+        failed.push(RowFailure { index, error });
+    });
+    let accepted = items.len();
+    let rows = items
+        .into_iter()
+        .map(|it| BatchRow {
+            source_id: it.source_id,
+            entry: it.draft,
+        })
+        .collect();
+    let batch = state.node.import_batches.append(&actor, &id, rows).await?;
+    Ok(Json(RowsResponse {
+        accepted,
+        failed,
+        batch,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/import-batches/{id}/submit", tag = "import batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = ImportBatch, description = "Awaiting approval, with its summary"), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn submit(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<ImportBatch>, ApiError> {
+    Ok(Json(
+        state
+            .node
+            .import_batches
+            .submit(&actor, &id, &state.node.lifecycle)
+            .await?,
+    ))
+}
+
+/// `?state=open|awaiting_approval|releasing|approved|rejected`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    state: Option<BatchState>,
+}
+
+#[utoipa::path(get, path = "/v1/import-batches", tag = "import batches", params(ListParams),
+    responses((status = 200, body = Vec<ImportBatch>), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc)))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    q: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<ImportBatch>>, ApiError> {
+    let Query(p) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(state.node.import_batches.list(p.state).await?))
+}
+
+#[utoipa::path(get, path = "/v1/import-batches/{id}", tag = "import batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = ImportBatch), (status = 401, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<ImportBatch>, ApiError> {
+    Ok(Json(state.node.import_batches.get(&id).await?))
+}
+
+/// Approving a batch: the plan digest of the summary the approver reviewed.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApproveBody {
+    plan_digest: String,
+}
+
+#[utoipa::path(post, path = "/v1/import-batches/{id}/approve", tag = "import batches", request_body = ApproveBody,
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = ImportBatch, description = "Released: signed and sent on"), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc, description = "forbidden (not an approver), own_batch or bootstrap_cannot_approve"), (status = 404, body = super::openapi::ErrorDoc),
+        (status = 409, body = super::openapi::ErrorDoc, description = "stale: the plan changed; the batch holds the new summary")))]
+pub(super) async fn approve(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ImportBatch>, ApiError> {
+    let b: ApproveBody = parse_json(&body)?;
+    let r = state
+        .node
+        .import_batches
+        .approve(&actor, &id, &b.plan_digest, &state.node.lifecycle)
+        .await;
+    match r {
+        Ok((batch, reports)) => {
+            for report in &reports {
+                state.node.ingested.after_ingest(report, "local");
+            }
+            Ok(Json(batch))
+        }
+        Err(BatchError::Write(LifecycleError::Store(e))) => {
+            state.node.ingested.write_failed(&e);
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Refusing a batch.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RejectBody {
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/import-batches/{id}/reject", tag = "import batches", request_body = RejectBody,
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, body = ImportBatch), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn reject(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ImportBatch>, ApiError> {
+    let b: RejectBody = parse_json(&body)?;
+    wlnode_crypto::model::check_text(&b.reason, wlnode_crypto::model::MAX_LONG_TEXT)
+        .map_err(|e| ApiError::invalid(e.within("reason")))?;
+    Ok(Json(
+        state
+            .node
+            .import_batches
+            .reject(&actor, &id, b.reason)
+            .await?,
+    ))
+}
