@@ -63,6 +63,9 @@ pub struct ScreenArgs {
     /// An identifier TYPE:VALUE (an exact match is decisive).
     #[arg(long)]
     id: Option<String>,
+    /// An address: an entry address holding most of its words raises the score.
+    #[arg(long)]
+    address: Option<String>,
     /// Most results (per party with --batch).
     #[arg(long)]
     limit: Option<usize>,
@@ -254,6 +257,7 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
         country: a.country.clone(),
         dob: a.dob.clone(),
         id: a.id.clone(),
+        address: a.address.clone(),
         limit: a.limit,
         min_score: a.min_score,
         include_withdrawn: a.include_withdrawn.then_some(true),

@@ -479,6 +479,7 @@ mod tests {
                 nationality: None,
                 birth_date: None,
                 identifiers: Vec::new(),
+                addresses: Vec::new(),
                 withdrawn: false,
                 reason: None,
                 categories: Vec::new(),

@@ -56,6 +56,8 @@ const TRIGRAM_VERIFY: usize = 100;
 const SKELETON_VERIFY: usize = 256;
 
 const NONE: u32 = u32::MAX;
+/// Addresses of one entry that are matched against a query address.
+const MAX_ADDRESSES: usize = 16;
 const FLAG_LIVE: u8 = 1;
 const FLAG_WITHDRAWN: u8 = 2;
 const KIND_SHIFT: u8 = 2;
@@ -78,6 +80,8 @@ struct Entry {
     nationality: Option<[u8; 2]>,
     birth_date: Option<PartialDate>,
     identifiers: Box<[Box<str>]>,
+    /// Each address as folded tokens (empty for most entries).
+    addresses: Box<[Box<[Box<str>]>]>,
     names: Box<[u32]>,
     reason: Option<wlnode_crypto::model::Reason>,
     categories: Box<[wlnode_crypto::model::Category]>,
@@ -385,6 +389,13 @@ impl ScreenIndex {
             nationality: country_bytes(&doc.nationality),
             birth_date: doc.birth_date,
             identifiers,
+            addresses: doc
+                .addresses
+                .iter()
+                .take(MAX_ADDRESSES)
+                .map(|a| crate::normalize::address_tokens(a).into_boxed_slice())
+                .filter(|t| !t.is_empty())
+                .collect(),
             names: name_slots.into_boxed_slice(),
         };
         if let Some(e) = self.entries.get_mut(slot as usize) {
@@ -560,6 +571,10 @@ impl ScreenIndex {
             total += e.names.len() * size_of::<u32>();
             total += e.identifiers.len() * size_of::<Box<str>>();
             total += e.identifiers.iter().map(|s| s.len()).sum::<usize>();
+            for a in e.addresses.iter() {
+                total += size_of::<Box<[Box<str>]>>() + a.len() * size_of::<Box<str>>();
+                total += a.iter().map(|s| s.len()).sum::<usize>();
+            }
         }
         total += self.free_entries.capacity() * size_of::<u32>();
         total += map(&self.by_key);
@@ -1016,6 +1031,7 @@ fn entry_facts(e: &Entry) -> EntryFacts<'_> {
         nationality: country_str(&e.nationality),
         birth_date: e.birth_date,
         identifiers: &e.identifiers,
+        addresses: &e.addresses,
     }
 }
 
@@ -1050,6 +1066,20 @@ fn validate(query: &Query) -> Result<(NormName, QueryFacts), QueryError> {
         }
         None => None,
     };
+    let address = query
+        .address
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty());
+    if let Some(a) = address {
+        let chars = a.chars().count();
+        if chars > MAX_QUERY_CHARS {
+            return Err(QueryError::AddressTooLong {
+                chars,
+                max: MAX_QUERY_CHARS,
+            });
+        }
+    }
     let norm = normalize(&query.name);
     if norm.tokens.is_empty() {
         return Err(QueryError::NothingToMatch {
@@ -1062,6 +1092,9 @@ fn validate(query: &Query) -> Result<(NormName, QueryFacts), QueryError> {
             country: query.country.clone(),
             birth_date: query.birth_date,
             identifier,
+            address: address
+                .map(crate::normalize::address_tokens)
+                .filter(|t| !t.is_empty()),
         },
     ))
 }

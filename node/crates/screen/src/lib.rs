@@ -74,6 +74,8 @@ pub struct ScreenDoc {
     pub birth_date: Option<PartialDate>,
     /// Identifiers, if disclosed.
     pub identifiers: Vec<Identifier>,
+    /// Addresses, if disclosed.
+    pub addresses: Vec<String>,
     /// The latest version withdraws the entry.
     pub withdrawn: bool,
     /// Why it is listed (from the header), for officers' filters.
@@ -109,6 +111,7 @@ pub fn doc_of(key: &EntryKey, state: &EntryState, head: &StoredRecord) -> Screen
         nationality: c.nationality,
         birth_date: c.birth_date,
         identifiers: c.identifiers,
+        addresses: c.addresses,
         withdrawn: state.status == Status::Withdrawn,
         reason: Some(h.reason),
         categories: h.categories.iter().cloned().collect(),
@@ -173,6 +176,9 @@ pub struct Query {
     pub birth_date: Option<PartialDate>,
     /// An identifier (`type:value`); an exact match is decisive.
     pub identifier: Option<Identifier>,
+    /// An address (at most [`MAX_QUERY_CHARS`] characters); raises entries with an
+    /// address that holds most of its words.
+    pub address: Option<String>,
     /// Most results (1..=[`MAX_LIMIT`], default [`DEFAULT_LIMIT`]).
     pub limit: usize,
     /// Least score returned (0..=1, default [`DEFAULT_MIN_SCORE`]).
@@ -192,6 +198,7 @@ impl Query {
             country: None,
             birth_date: None,
             identifier: None,
+            address: None,
             limit: DEFAULT_LIMIT,
             min_score: DEFAULT_MIN_SCORE,
             include_withdrawn: false,
@@ -210,6 +217,14 @@ pub enum QueryError {
     #[error("the query name has {chars} characters; at most {max} are allowed")]
     NameTooLong {
         /// Characters in the name.
+        chars: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The address is longer than [`MAX_QUERY_CHARS`].
+    #[error("the query address has {chars} characters; at most {max} are allowed")]
+    AddressTooLong {
+        /// Characters in the address.
         chars: usize,
         /// The limit.
         max: usize,

@@ -136,6 +136,33 @@ pub fn normalize(input: &str) -> NormName {
     apply_rules(raws)
 }
 
+/// Most tokens kept of one address (query or entry).
+pub const MAX_ADDRESS_TOKENS: usize = 32;
+
+/// Words every address has, which say nothing about which one it is.
+const ADDRESS_STOPWORDS: &[&str] = &[
+    "and", "ave", "avenue", "bldg", "block", "blvd", "box", "building", "city", "de", "del",
+    "district", "du", "floor", "fl", "la", "le", "no", "nr", "number", "of", "office", "p", "po",
+    "rd", "road", "room", "st", "str", "street", "suite", "the", "unit",
+];
+
+/// An address as a sorted set of folded tokens (transliterated to lower-case ASCII
+/// letters and digits), without the words every address has. Never panics; at most
+/// [`MAX_ADDRESS_TOKENS`] tokens.
+pub fn address_tokens(input: &str) -> Vec<Box<str>> {
+    let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
+    let mut out: Vec<Box<str>> = folded
+        .split(|c: char| !(c.is_alphanumeric() || is_mark(c)))
+        .map(to_ascii_token)
+        .filter(|t| !t.is_empty() && !ADDRESS_STOPWORDS.contains(&t.as_str()))
+        .map(String::into_boxed_str)
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(MAX_ADDRESS_TOKENS);
+    out
+}
+
 fn is_separator(c: char) -> bool {
     !(c.is_alphanumeric() || is_hyphen(c) || is_apostrophe(c) || c == '.' || is_mark(c))
 }

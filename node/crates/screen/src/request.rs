@@ -50,6 +50,10 @@ pub struct ScreenRequest {
     /// An identifier, `TYPE:VALUE`.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "identifier")]
     pub id: Option<String>,
+    /// An address (at most 512 characters): raises entries with an address that holds
+    /// most of its words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Most results (1 to 1000, default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -108,6 +112,9 @@ impl ScreenRequest {
                     .map_err(|e| InvalidValue::new("id", format!("{i:?}: {}", e.message)))?,
             );
         }
+        if let Some(a) = blank(&self.address) {
+            q.address = Some(a.to_owned());
+        }
         if let Some(o) = blank(&self.origin) {
             q.filter.origin = Some(
                 AgencyCode::new(o.to_ascii_uppercase())
@@ -165,6 +172,7 @@ pub fn check_query(q: &Query) -> Result<(), InvalidValue> {
             QueryError::InvalidLimit { .. } => "limit",
             QueryError::InvalidMinScore(_) => "min_score",
             QueryError::InvalidIdentifier => "id",
+            QueryError::AddressTooLong { .. } => "address",
             _ => "name",
         };
         InvalidValue::new(f, e.to_string())
@@ -178,6 +186,15 @@ pub fn check_query(q: &Query) -> Result<(), InvalidValue> {
             chars,
             max: crate::MAX_QUERY_CHARS,
         }));
+    }
+    if let Some(a) = &q.address {
+        let chars = a.chars().count();
+        if chars > crate::MAX_QUERY_CHARS {
+            return Err(field(QueryError::AddressTooLong {
+                chars,
+                max: crate::MAX_QUERY_CHARS,
+            }));
+        }
     }
     if q.limit == 0 || q.limit > crate::MAX_LIMIT {
         return Err(field(QueryError::InvalidLimit {
@@ -228,7 +245,7 @@ pub struct BatchRowError {
 }
 
 /// Columns a batch CSV may have (`name` is required; others optional, any order).
-pub const CSV_COLUMNS: [&str; 6] = ["ref", "name", "kind", "country", "dob", "id"];
+pub const CSV_COLUMNS: [&str; 7] = ["ref", "name", "kind", "country", "dob", "id", "address"];
 
 /// Parses a batch CSV: a header row naming columns from [`CSV_COLUMNS`] (`q` is
 /// accepted for `name`, `birth_date` for `dob`, `identifier` for `id`), then one party
@@ -268,6 +285,7 @@ pub fn parse_csv(body: &[u8]) -> (Vec<BatchRow>, Vec<BatchRowError>) {
     let country_col = col(&["country"]);
     let dob_col = col(&["dob", "birth_date"]);
     let id_col = col(&["id", "identifier"]);
+    let address_col = col(&["address"]);
     let Some(name_col) = name_col else {
         return (
             rows,
@@ -318,6 +336,7 @@ pub fn parse_csv(body: &[u8]) -> (Vec<BatchRow>, Vec<BatchRowError>) {
             country: get(country_col),
             dob: get(dob_col),
             id: get(id_col),
+            address: get(address_col),
             ..ScreenRequest::default()
         };
         rows.push(BatchRow {
@@ -435,6 +454,17 @@ mod tests {
     }
 
     #[test]
+    fn csv_address_column_reaches_the_request() {
+        let (rows, errors) =
+            parse_csv(b"name,address\nAcme Trading,\"Plot S10412, Jebel Ali Free Zone\"\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            rows[0].request.address.as_deref(),
+            Some("Plot S10412, Jebel Ali Free Zone")
+        );
+    }
+
+    #[test]
     fn csv_without_a_name_column_is_one_error() {
         let (rows, errors) = parse_csv(b"who,country\nx,AE\n");
         assert!(rows.is_empty());
@@ -464,6 +494,11 @@ mod tests {
         assert_eq!(r(|r| r.id = Some("passport".into())), Err("id".into()));
         assert_eq!(r(|r| r.limit = Some(0)), Err("limit".into()));
         assert_eq!(r(|r| r.min_score = Some(1.5)), Err("min_score".into()));
+        assert_eq!(
+            r(|r| r.address = Some("y".repeat(513))),
+            Err("address".into())
+        );
+        assert_eq!(r(|r| r.address = Some("Jebel Ali, Dubai".into())), Ok(()));
         assert_eq!(r(|r| r.kind = Some("Person".into())), Ok(()));
         assert_eq!(r(|r| r.country = Some("ae".into())), Ok(()));
     }

@@ -62,6 +62,10 @@
 //!   ([`wlnode_crypto::time::PartialDate::compatible`]) with the entry's, `−0.10` when not;
 //! - country: `+0.02` when the query's country equals the entry's country or nationality,
 //!   `−0.08` when the entry has one and neither equals;
+//! - address: when the query gives one, `+0.04 × share` when one of the entry's
+//!   addresses holds a share ≥ 0.5 of the query address's tokens, and at least two of
+//!   them (tokens folded to ASCII, words every address has left out, long tokens matched
+//!   by spelling); addresses change, so one that differs lowers nothing;
 //! - identifier: an identifier with the same type and normalised value is decisive: its
 //!   adjustment lifts the score to exactly 1; the same type with another value is `−0.10`.
 //!
@@ -104,6 +108,17 @@ pub const COUNTRY_AGREES: f64 = 0.02;
 pub const COUNTRY_CONFLICT: f64 = -0.08;
 /// Identifier of the same type with another value.
 pub const IDENTIFIER_CONFLICT: f64 = -0.10;
+/// Largest raise for an address that agrees (scaled by the share of the query
+/// address's tokens found in the entry's best address).
+pub const ADDRESS_AGREES: f64 = 0.04;
+/// Least share of the query address's tokens an entry address must hold to agree.
+pub const ADDRESS_MIN_SHARE: f64 = 0.5;
+/// Least tokens in common for an address to agree.
+pub const ADDRESS_MIN_TOKENS: usize = 2;
+/// Address tokens of at least this many characters may match by spelling.
+const ADDRESS_FUZZY_LEN: usize = 5;
+/// Jaro-Winkler similarity at which two long address tokens match.
+const ADDRESS_FUZZY: f64 = 0.93;
 
 fn phonetic_similarity(skeleton_len: usize) -> f64 {
     match skeleton_len {
@@ -591,6 +606,8 @@ pub(crate) struct QueryFacts {
     pub birth_date: Option<PartialDate>,
     /// Normalised `type:value`.
     pub identifier: Option<(String, String)>,
+    /// The query's address as folded tokens ([`super::normalize::address_tokens`]).
+    pub address: Option<Vec<Box<str>>>,
 }
 
 /// What an entry says besides its names.
@@ -602,6 +619,8 @@ pub(crate) struct EntryFacts<'a> {
     pub birth_date: Option<PartialDate>,
     /// Normalised `type:value` strings.
     pub identifiers: &'a [Box<str>],
+    /// Each disclosed address as folded tokens.
+    pub addresses: &'a [Box<[Box<str>]>],
 }
 
 /// Normalises an identifier to `type:VALUE` with the type lower-case and the value
@@ -640,6 +659,8 @@ pub enum AdjustmentKind {
     IdentifierMatch,
     /// The entry has an identifier of the query's type with another value.
     IdentifierConflict,
+    /// One of the entry's addresses holds most of the query address's tokens.
+    AddressAgrees,
 }
 
 /// One adjustment and its effect on the score.
@@ -710,6 +731,25 @@ pub(crate) fn adjustments(
             }
         }
     }
+    if let Some(q) = &facts.address
+        && let Some((i, matched)) = best_address(q, entry.addresses)
+    {
+        let share = matched.len() as f64 / q.len().max(1) as f64;
+        if share >= ADDRESS_MIN_SHARE && matched.len() >= ADDRESS_MIN_TOKENS {
+            push(
+                AdjustmentKind::AddressAgrees,
+                ADDRESS_AGREES * share,
+                format!(
+                    "address {} of the entry holds {} of the query's {} address tokens: {}",
+                    i + 1,
+                    matched.len(),
+                    q.len(),
+                    matched.join(", ")
+                ),
+                &mut running,
+            );
+        }
+    }
     if let Some((kind, value)) = &facts.identifier {
         let prefix = format!("{kind}:");
         let full = format!("{kind}:{value}");
@@ -725,6 +765,33 @@ pub(crate) fn adjustments(
             );
         }
     }
+}
+
+/// The entry address holding most of the query address's tokens: its position and the
+/// query tokens it holds (equal, or long and spelled alike). `None` when none holds any.
+pub(crate) fn best_address<'q>(
+    query: &'q [Box<str>],
+    addresses: &[Box<[Box<str>]>],
+) -> Option<(usize, Vec<&'q str>)> {
+    let mut best: Option<(usize, Vec<&'q str>)> = None;
+    for (i, a) in addresses.iter().enumerate() {
+        let matched: Vec<&str> = query
+            .iter()
+            .filter(|q| {
+                a.binary_search(q).is_ok()
+                    || (q.len() >= ADDRESS_FUZZY_LEN
+                        && a.iter().any(|t| {
+                            t.len() >= ADDRESS_FUZZY_LEN
+                                && distance::jaro_winkler(q, t) >= ADDRESS_FUZZY
+                        }))
+            })
+            .map(|q| &**q)
+            .collect();
+        if !matched.is_empty() && best.as_ref().is_none_or(|(_, b)| matched.len() > b.len()) {
+            best = Some((i, matched));
+        }
+    }
+    best
 }
 
 /// The final score from the matched similarity and the adjustments.

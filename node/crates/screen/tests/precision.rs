@@ -23,6 +23,7 @@ fn doc(n: u8, kind: SubjectKind, names: &[&str]) -> ScreenDoc {
         nationality: None,
         birth_date: None,
         identifiers: Vec::new(),
+        addresses: Vec::new(),
         withdrawn: false,
         reason: None,
         categories: Vec::new(),

@@ -33,6 +33,7 @@ fn doc(n: u8, kind: SubjectKind, names: &[&str]) -> ScreenDoc {
         nationality: None,
         birth_date: None,
         identifiers: Vec::new(),
+        addresses: Vec::new(),
         withdrawn: false,
         reason: None,
         categories: Vec::new(),
@@ -689,4 +690,81 @@ fn officers_filters_choose_candidates_not_just_results() {
     assert_eq!(only(excluded), vec![id(200)]);
     // unfiltered: five results, all scored alike
     assert_eq!(run(&|_| {}).len(), 5);
+}
+
+/// Address matching (issue 22 item 3): an entry address that holds most of the query
+/// address's words raises the score a little and says which words; one that differs, or
+/// none at all, changes nothing; the words every address has do not count.
+#[test]
+fn address_agreement_raises_and_explains_and_a_different_address_costs_nothing() {
+    let mut listed = org(1, &["Orion Avionics Trading LLC"]);
+    listed.addresses = vec![
+        "Office 1204, Al Quoz Industrial Area 3, Dubai".into(),
+        "Plot S10412, Jebel Ali Free Zone, Dubai".into(),
+    ];
+    let mut elsewhere = org(2, &["Orion Avionics Trading LLC"]);
+    elsewhere.addresses = vec!["Lenin Street 5, Novosibirsk".into()];
+    let bare = org(3, &["Orion Avionics Trading LLC"]);
+    let idx = ScreenIndex::build([listed, elsewhere, bare]);
+    let score_of = |q: &Query, n: u8| -> Match {
+        idx.search(q)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.entry_id == id(n))
+            .unwrap()
+    };
+    let mut q = Query::new("Orian Avionix Trading");
+    let plain = score_of(&q, 1).score;
+    assert!(plain < 0.95, "{plain}");
+    q.address = Some("JEBEL ALI FREE ZONE, plot S-10412, Dubai, U.A.E.".into());
+    let near = score_of(&q, 1);
+    let adj = near
+        .explanation
+        .adjustments
+        .iter()
+        .find(|a| a.kind == AdjustmentKind::AddressAgrees)
+        .expect("the address agrees");
+    assert!(adj.delta > 0.0 && adj.delta <= 0.04, "{adj:?}");
+    assert!(adj.detail.contains("address 2"), "{}", adj.detail);
+    assert!(adj.detail.contains("jebel"), "{}", adj.detail);
+    assert!((near.score - (plain + adj.delta)).abs() < 1e-9);
+    // An entry at another address, or with none, scores as without an address.
+    for other in [2, 3] {
+        let m = score_of(&q, other);
+        assert!(
+            m.explanation
+                .adjustments
+                .iter()
+                .all(|a| a.kind != AdjustmentKind::AddressAgrees),
+            "{:?}",
+            m.explanation.adjustments
+        );
+        assert!((m.score - plain).abs() < 1e-9, "entry {other}");
+    }
+    // Only the words every address has in common do not agree.
+    q.address = Some("Office 7, Street 9, Building 3, Floor 2, Dubai".into());
+    assert!(
+        score_of(&q, 1)
+            .explanation
+            .adjustments
+            .iter()
+            .all(|a| a.kind != AdjustmentKind::AddressAgrees)
+    );
+    // Bounded like the name.
+    q.address = Some("x".repeat(513));
+    assert!(matches!(
+        idx.search(&q),
+        Err(QueryError::AddressTooLong { chars: 513, .. })
+    ));
+}
+
+#[test]
+fn address_tokens_fold_scripts_and_drop_generic_words() {
+    use wlnode_screen::normalize::address_tokens;
+    let t = address_tokens("Straße 5, Gebäude B, Zürich — P.O. Box 77");
+    assert!(t.iter().any(|x| &**x == "zurich"), "{t:?}");
+    assert!(t.iter().any(|x| &**x == "77"), "{t:?}");
+    assert!(!t.iter().any(|x| &**x == "box" || &**x == "p"), "{t:?}");
+    assert!(address_tokens("  ,;; ").is_empty());
+    assert!(address_tokens(&"a1 ".repeat(1000)).len() <= 32);
 }

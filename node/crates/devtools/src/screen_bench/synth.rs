@@ -1516,6 +1516,7 @@ pub fn watchlist(n: usize, seed: u64) -> Vec<SynthEntry> {
             nationality: None,
             birth_date,
             identifiers,
+            addresses: Vec::new(),
             withdrawn: rng.chance(0.02),
             reason: None,
             categories: Vec::new(),
