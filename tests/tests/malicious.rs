@@ -112,6 +112,23 @@ async fn honest_traffic_flows(c: &Cluster, tag: &str) {
     .await;
 }
 
+/// The `audit_violation` events of `kind` a node's bus has carried since `rx` was made.
+fn violations(
+    rx: &mut tokio::sync::broadcast::Receiver<wlnode_runtime::events::NodeEvent>,
+    kind: &str,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if e.kind == wlnode_config::EventType::AuditViolation {
+            let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+            if v["kind"] == kind {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
 async fn banned(c: &Cluster) -> bool {
     counter(
         &c.metrics(B),
@@ -185,6 +202,7 @@ fn push(records: &[Record]) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_oversized_frames_ban_the_sender_at_the_threshold() {
     let (c, mut rogue) = line().await;
+    let mut events = c.node(B).services.events.subscribe();
     let b = addr(&c, B);
     // Three garbage frames, three over the 4 MiB request limit: six violations, one
     // more than the threshold.
@@ -198,6 +216,9 @@ async fn garbage_and_oversized_frames_ban_the_sender_at_the_threshold() {
         let _ = rogue.request(&b, Bytes::from(vec![0u8; 5 << 20])).await;
     }
     wait_for(T, "B bans M", || banned(&c)).await;
+    // The ban is announced to B's officers as an audit violation.
+    let seen = violations(&mut events, "peer_banned");
+    assert!(seen.iter().any(|v| v["agency"] == "MM-ROGUE"), "{seen:?}");
     let m = c.metrics(B);
     assert!(
         counter(
@@ -412,6 +433,7 @@ async fn an_old_version_replayed_after_a_newer_one_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_pair_is_kept_and_marked_disputed_everywhere() {
     let (c, mut rogue) = line().await;
+    let mut events = c.node(B).services.events.subscribe();
     let mm_key = read_secret_key(&c.fed.nodes[M].dir.join("agency.key"), KeyKind::Agency).unwrap();
     let entry = EntryId::random().unwrap();
     let x = record(&mm_key, "MM-ROGUE", entry, 1, "Equivocation Trading A");
@@ -453,6 +475,22 @@ async fn an_equivocating_pair_is_kept_and_marked_disputed_everywhere() {
         derived.windows(2).all(|w| w[0] == w[1]),
         "same derived state: {derived:?}"
     );
+    // B announced the equivocation to its officers, naming both records.
+    let seen = violations(&mut events, "equivocation");
+    let ev = seen
+        .iter()
+        .find(|v| v["entry_id"] == entry.to_hex().as_str())
+        .unwrap_or_else(|| panic!("no equivocation event: {seen:?}"));
+    assert_eq!(ev["origin"], "MM-ROGUE");
+    for r in [x.id(), y.id()] {
+        assert!(
+            ev["records"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::Value::from(r.to_string())),
+            "{ev}"
+        );
+    }
     honest_traffic_flows(&c, "after-equivocation").await;
     stop(c, "equivocation").await;
 }

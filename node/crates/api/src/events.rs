@@ -21,7 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{ApiError, ApiState};
 
 #[utoipa::path(get, path = "/v1/events", tag = "events",
-    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events: watch_hit, draft_awaiting_approval, peer_down, source_failed, lagged"),
+    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events: watch_hit, draft_awaiting_approval, peer_down, source_failed, audit_violation, lagged"),
         (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn stream(State(state): State<ApiState>) -> Response {
     let bus = &state.node.events;

@@ -31,15 +31,20 @@ pub enum EventType {
     PeerDown,
     /// A scheduled source refresh failed.
     SourceFailed,
+    /// This node saw a breach of the federation's rules: an origin signed two
+    /// different records for one entry version (equivocation), or a member was banned
+    /// for sending invalid records or frames.
+    AuditViolation,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::WatchHit,
         EventType::DraftAwaitingApproval,
         EventType::PeerDown,
         EventType::SourceFailed,
+        EventType::AuditViolation,
     ];
 
     /// The name, as in `node.toml` and in the event's `type`.
@@ -49,6 +54,7 @@ impl EventType {
             Self::DraftAwaitingApproval => "draft_awaiting_approval",
             Self::PeerDown => "peer_down",
             Self::SourceFailed => "source_failed",
+            Self::AuditViolation => "audit_violation",
         }
     }
 }

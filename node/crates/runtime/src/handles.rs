@@ -90,6 +90,9 @@ pub struct PeerInfo {
 /// The peer-status snapshot: written by the replication service, read by the API.
 pub type PeerTable = Arc<RwLock<BTreeMap<String, PeerInfo>>>;
 
+/// Most `audit_violation` events one ingest raises.
+const MAX_VIOLATION_EVENTS: usize = 100;
+
 /// Bookkeeping after every ingest, whoever stored the records: metrics, store health,
 /// and moving the arrival-log head, which wakes the replication service (which
 /// notifies neighbours: that is how records relay) and the screening follower.
@@ -98,14 +101,22 @@ pub struct Ingested {
     head: Arc<watch::Sender<u64>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// Where equivocations are announced (`audit_violation`).
+    events: crate::events::Events,
 }
 
 impl Ingested {
-    pub(crate) fn new(head: u64, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
+    pub(crate) fn new(
+        head: u64,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        events: crate::events::Events,
+    ) -> Self {
         Self {
             head: Arc::new(watch::channel(head).0),
             metrics,
             health,
+            events,
         }
     }
 
@@ -167,6 +178,20 @@ impl Ingested {
                 version = e.version,
                 records = ?e.records,
                 "equivocation: two different records for one entry version"
+            );
+        }
+        // One event per equivocation, at most MAX_VIOLATION_EVENTS per ingest (the
+        // metric counts them all).
+        for e in report.equivocations.iter().take(MAX_VIOLATION_EVENTS) {
+            self.events.emit(
+                wlnode_config::EventType::AuditViolation,
+                serde_json::json!({
+                    "kind": "equivocation",
+                    "origin": e.entry.origin.to_string(),
+                    "entry_id": e.entry.entry_id.to_hex(),
+                    "version": e.version,
+                    "records": e.records.iter().take(8).map(|r| r.to_string()).collect::<Vec<_>>(),
+                }),
             );
         }
     }

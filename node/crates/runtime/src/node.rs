@@ -407,13 +407,13 @@ impl RunningNode {
             tracing::warn!(agencies = ?blocked, "peers blocked by the operator stay blocked");
         }
         let health = Arc::new(Health::default());
-        let ingested = Ingested::new(head_seq, metrics.clone(), health.clone());
+        let events = Events::new();
+        let ingested = Ingested::new(head_seq, metrics.clone(), health.clone(), events.clone());
         let trust = TrustCell::new(roster, policy);
         let cfg = Arc::new(cfg);
         let (sources, source_requests) = Sources::new(&cfg);
         let users = Users::load(store.clone(), &id.api_token).await?;
         let store_for_drafts = store.clone();
-        let events = Events::new();
         let watches = Watches::load(store.clone()).await?;
         let services = Services {
             info: NodeInfo {

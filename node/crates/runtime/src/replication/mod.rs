@@ -545,6 +545,14 @@ impl Service {
             let _ = store.call(move |s| s.audit_append(&[ev])).await;
         });
         self.metrics.reject(agency.as_str(), "banned");
+        self.node_events.emit(
+            wlnode_config::EventType::AuditViolation,
+            serde_json::json!({
+                "kind": "peer_banned",
+                "agency": agency.to_string(),
+                "seconds": self.cfg.ban_duration.0.as_secs(),
+            }),
+        );
         let mut peers = peers_of(&self.trust.roster(), [agency]);
         peers.extend(
             self.agencies
