@@ -107,3 +107,56 @@ async fn watches_belong_to_their_creator_and_stay_with_the_officers() {
     assert!(list.to_string().find(&id).is_none(), "{list}");
     n.node.stop().await;
 }
+
+/// The event stream carries watch hits about parties under investigation: a user whose
+/// account is disabled (or whose token is rotated) loses an open stream within seconds,
+/// and no user holds more than four of the node's 32 places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_event_stream_ends_when_its_user_is_disabled_and_streams_are_capped_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = common::federation(dir.path());
+    let n = common::start(&fed, 0).await;
+    let mut tokens = Vec::new();
+    for name in ["dora", "eli"] {
+        let v: Value = n
+            .client
+            .post_json("/v1/users", &json!({"user": name, "roles": ["screener"]}))
+            .await
+            .unwrap();
+        tokens.push(v["token"].as_str().unwrap().to_owned());
+    }
+    let http = reqwest::Client::new();
+    let open = |token: &str| {
+        http.get(format!("http://{}/v1/events", n.node.api_addr))
+            .bearer_auth(token)
+            .send()
+    };
+    let mut dora = Vec::new();
+    for _ in 0..wlnode_runtime::events::MAX_STREAMS_PER_USER {
+        let r = open(&tokens[0]).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        dora.push(r);
+    }
+    let r = open(&tokens[0]).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503, "a fifth stream of one user");
+    let eli = open(&tokens[1]).await.unwrap();
+    assert_eq!(eli.status().as_u16(), 200, "another user still gets one");
+    drop(eli);
+    // Disable dora: every open stream of hers ends (the body finishes) within the
+    // re-check period, with nothing more sent.
+    n.client
+        .post_json::<_, Value>("/v1/users/dora/disable", &json!({}))
+        .await
+        .unwrap();
+    for mut r in dora {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Ok(Some(_)) = r.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "a disabled user's stream stayed open");
+    }
+    // Her places are free again for others.
+    let again = open(&tokens[1]).await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    n.node.stop().await;
+}

@@ -233,6 +233,21 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
+/// The token of `Authorization: Bearer <token>` (or `ApiKey <token>`, as yente's
+/// clients send it; any case), when there is a non-blank one.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            ["bearer", "apikey"]
+                .contains(&scheme.to_ascii_lowercase().as_str())
+                .then_some(token)
+        })
+        .filter(|t| !t.trim().is_empty())
+}
+
 /// Authenticates the caller (their token names a user, see `wlnode_runtime::users`),
 /// checks the role the route needs ([`users::required_role`]), and hands the handler
 /// the [`wlnode_runtime::users::Actor`].
@@ -242,18 +257,7 @@ async fn auth(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let actor = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            // `Bearer`, or `ApiKey` as yente's clients send it (any case).
-            let (scheme, token) = v.split_once(' ')?;
-            ["bearer", "apikey"]
-                .contains(&scheme.to_ascii_lowercase().as_str())
-                .then_some(token)
-        })
-        .filter(|t| !t.trim().is_empty())
-        .and_then(|t| state.node.users.authenticate(t));
+    let actor = bearer_token(&headers).and_then(|t| state.node.users.authenticate(t));
     let Some(actor) = actor else {
         return ApiError::unauthorized().into_response();
     };

@@ -24,6 +24,8 @@ use wlnode_crypto::time::Timestamp;
 pub const CAPACITY: usize = 1024;
 /// Most event streams (`GET /v1/events`) open at once.
 pub const MAX_STREAMS: usize = 32;
+/// Most event streams one user holds open at once, so no user takes every place.
+pub const MAX_STREAMS_PER_USER: usize = 4;
 
 /// One emitted event.
 #[derive(Clone, Debug)]
@@ -43,6 +45,8 @@ pub struct NodeEvent {
 pub struct Events {
     tx: broadcast::Sender<NodeEvent>,
     streams: Arc<tokio::sync::Semaphore>,
+    /// Open streams per user (pseudonymous id).
+    per_user: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     closed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -72,6 +76,7 @@ impl Events {
         Self {
             tx: broadcast::channel(CAPACITY).0,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            per_user: Arc::default(),
             closed: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -106,9 +111,25 @@ impl Events {
         self.tx.subscribe()
     }
 
-    /// A place for one more event stream, unless [`MAX_STREAMS`] are open.
-    pub fn stream_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.streams.clone().try_acquire_owned().ok()
+    /// A place for one more event stream of `user`, unless [`MAX_STREAMS`] are open
+    /// in all or [`MAX_STREAMS_PER_USER`] of that user's. Held until dropped.
+    pub fn stream_permit(&self, user: &str) -> Result<StreamPermit, StreamRefused> {
+        let mut counts = self.per_user.lock().map_err(|_| StreamRefused::Total)?;
+        let mine = counts.get(user).copied().unwrap_or(0);
+        if mine >= MAX_STREAMS_PER_USER {
+            return Err(StreamRefused::PerUser);
+        }
+        let permit = self
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| StreamRefused::Total)?;
+        counts.insert(user.to_owned(), mine + 1);
+        Ok(StreamPermit {
+            _permit: permit,
+            user: user.to_owned(),
+            per_user: self.per_user.clone(),
+        })
     }
 
     /// Turns true when the node stops: open streams end then.
@@ -124,6 +145,38 @@ impl Events {
     /// Listeners now.
     pub fn listeners(&self) -> usize {
         self.tx.receiver_count()
+    }
+}
+
+/// Why no event stream could be opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StreamRefused {
+    /// [`MAX_STREAMS`] are open.
+    #[error("{MAX_STREAMS} event streams are open already")]
+    Total,
+    /// The user holds [`MAX_STREAMS_PER_USER`] open.
+    #[error("you hold {MAX_STREAMS_PER_USER} event streams open already")]
+    PerUser,
+}
+
+/// One open event stream's place (see [`Events::stream_permit`]).
+#[derive(Debug)]
+pub struct StreamPermit {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    user: String,
+    per_user: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.per_user.lock()
+            && let Some(n) = counts.get_mut(&self.user)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.user);
+            }
+        }
     }
 }
 
