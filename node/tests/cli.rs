@@ -667,4 +667,33 @@ fn four_eyes_import_goes_up_as_a_batch_that_an_approver_releases() {
     assert_eq!(done["result"]["imported"], 2, "{done:#}");
     let entries = ok_json(&mut as_user(&ap, &["entry", "list", "--json"]));
     assert_eq!(entries.as_array().unwrap().len(), 2, "{entries:#}");
+    // As the full list, a file with a row the node refuses would withdraw that row's
+    // entry: the CLI abandons the batch instead.
+    let partial = dir.path().join("partial.csv");
+    std::fs::write(
+        &partial,
+        format!(
+            "source_id,kind,name,country,reason\nx1,organization,Cli Batch One,AE,denial\n{},organization,Cli Batch Two,AE,denial\n",
+            "x".repeat(200)
+        ),
+    )
+    .unwrap();
+    let err = fails(&mut as_user(
+        &ed,
+        &[
+            "import",
+            "--format",
+            "csv",
+            partial.to_str().unwrap(),
+            "--withdraw-missing",
+        ],
+    ));
+    assert!(err.contains("refused 1 rows"), "{err}");
+    let all = ok_json(&mut as_user(
+        &ap,
+        &["import-batch", "list", "--all", "--json"],
+    ));
+    let last = all.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["state"], "rejected", "{all:#}");
+    assert_eq!(last["withdraw_missing"], true, "{all:#}");
 }

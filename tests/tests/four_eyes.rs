@@ -458,6 +458,141 @@ async fn import_batches_are_released_by_another_user_as_the_plan_they_reviewed()
         .await
         .unwrap_err();
     assert_eq!(api_status(e), (409, "limit".into()));
+    // Its author abandons an open batch (and no other editor can); that frees a place.
+    let open2_id = _open2["batch_id"].as_str().unwrap();
+    let e = ed2
+        .post_json::<_, Value>(
+            &format!("/v1/import-batches/{open2_id}/reject"),
+            &json!({"reason": "not mine"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (403, "not_author".into()));
+    let r: Value = ed
+        .post_json(
+            &format!("/v1/import-batches/{open2_id}/reject"),
+            &json!({"reason": "wrong file"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "rejected");
+
+    // Review of this feature: what an approver must see and what an upload may hold.
+    let open3_id = _open3["batch_id"].as_str().unwrap();
+    let rows_url = format!("/v1/import-batches/{open3_id}/rows");
+    // A source id is named in summaries read on a terminal: no control characters, no
+    // megabytes.
+    let up: Value = ed
+        .post_json(
+            &rows_url,
+            &json!({"items": [
+                {"source_id": "x\u{1b}[2Ky", "entry": draft("Escape Co")},
+                {"source_id": "z".repeat(129), "entry": draft("Long Id Co")},
+            ]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up["accepted"], 0, "{up}");
+    for f in up["failed"].as_array().unwrap() {
+        assert!(f["error"].as_str().unwrap().contains("source_id"), "{up}");
+    }
+    // Uploads that keep nothing store nothing.
+    assert_eq!(up["batch"]["chunks"], 0, "{up}");
+    let up: Value = ed
+        .post_json(&rows_url, &json!({"items": []}))
+        .await
+        .unwrap();
+    assert_eq!(up["batch"]["chunks"], 0, "{up}");
+    let r: Value = ed
+        .post_json(
+            &format!("/v1/import-batches/{open3_id}/reject"),
+            &json!({"reason": "wrong list"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["state"], "rejected");
+    // An amendment that widens who receives an entry is shown in full, before and
+    // after; a source id seen earlier in the batch is refused, not written twice.
+    let mut wider = draft("Batch Beta Metals");
+    wider["distribution"] =
+        json!({"scope": "groups", "groups": ["eu"], "sensitivity": "restricted"});
+    let w = submit_batch(
+        ed,
+        "acme-list",
+        false,
+        &[
+            json!({"source_id": "r2", "entry": wider}),
+            row("r4", "Batch Delta Freight"),
+            row("r2", "Batch Beta Metals Renamed"),
+        ],
+    )
+    .await;
+    let ws = &w["summary"];
+    assert_eq!(ws["distribution_changed"], 1, "{w}");
+    let change = &ws["distribution_changes"][0];
+    assert_eq!(change["before"]["scope"], "federation", "{w}");
+    assert_eq!(change["after"]["scope"], "groups", "{w}");
+    assert_eq!(ws["changed_parts"]["distribution"], 1, "{w}");
+    assert_eq!(ws["failed"], 1, "{w}");
+    assert!(
+        ws["sample_failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("first in row 1"),
+        "{w}"
+    );
+    // Every row is readable by the approver, not only the samples.
+    let page: Value = ap
+        .get_json(&format!(
+            "/v1/import-batches/{}/rows?limit=2",
+            w["batch_id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 3, "{page}");
+    assert_eq!(page["rows"].as_array().unwrap().len(), 2, "{page}");
+    assert_eq!(page["rows"][0]["entry"]["distribution"]["scope"], "groups");
+    // A plan is written only as approved: a write in between makes the release stop
+    // before the changed row, never write over it.
+    let lifecycle = &c.node(0).services.lifecycle;
+    let items = vec![wlnode_runtime::entries::ImportItem {
+        source_id: "r4".into(),
+        draft: serde_json::from_value(draft("Batch Delta Freight")).unwrap(),
+    }];
+    let planned: Vec<_> = lifecycle
+        .plan_import("acme-list", &items)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    lifecycle.import("acme-list", items.clone()).await.unwrap();
+    let n = c.records(0).await.len();
+    let e = lifecycle
+        .import_expecting(
+            "acme-list",
+            vec![wlnode_runtime::entries::ImportItem {
+                source_id: "r4".into(),
+                draft: serde_json::from_value(draft("Batch Delta Freight Changed")).unwrap(),
+            }],
+            &planned,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            wlnode_runtime::entries::LifecycleError::PlanChanged { .. }
+        ),
+        "{e}"
+    );
+    assert_eq!(c.records(0).await.len(), n, "nothing written");
+    // So the reviewed batch W is stale now (r4 exists): approval is refused and the
+    // summary recomputed.
+    let e = approve_batch(ap, &w, ws["plan_digest"].as_str().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(api_status(e), (409, "stale".into()));
     // Every step is attributed: open, submit, approve, released, reject.
     let acted: Vec<String> = c
         .node(0)

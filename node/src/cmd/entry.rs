@@ -477,6 +477,24 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     if let Some(id) = held {
+        if a.withdraw_missing && sum.failed > 0 {
+            // A refused row is missing from the batch: as the full list it would
+            // withdraw that row's entry. Abandon the batch instead.
+            let _: serde_json::Value = client
+                .post_json(
+                    &format!("/v1/import-batches/{id}/reject"),
+                    &serde_json::json!({"reason": "abandoned by wlnode import: rows were refused, so it is not the full list"}),
+                )
+                .await?;
+            bail!(
+                "not submitting import batch {id} as the full list: the node refused {} rows (first: {}), which would withdraw their entries; the batch was abandoned",
+                sum.failed,
+                sum.failures
+                    .first()
+                    .map(|f| format!("{}: {}", f.location, f.error))
+                    .unwrap_or_default()
+            );
+        }
         let submitted = client.submit_import_batch(&id).await?;
         sum.failures.sort_by(|a, b| a.location.cmp(&b.location));
         let out = serde_json::json!({

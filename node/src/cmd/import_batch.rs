@@ -28,6 +28,16 @@ pub enum ImportBatchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a batch's rows as uploaded (JSON), page by page.
+    Rows {
+        batch_id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Approve and release a batch as you (not its author). Names the plan digest of the
     /// summary you reviewed (`show` prints it); the node refuses if the plan changed.
     Approve {
@@ -40,7 +50,8 @@ pub enum ImportBatchCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Refuse a batch: nothing is written and its rows are dropped.
+    /// Refuse a batch (an approver), or abandon your own (its author): nothing is
+    /// written and its rows are dropped.
     Reject {
         batch_id: String,
         #[command(flatten)]
@@ -65,14 +76,29 @@ fn client(c: &ConfigArg) -> anyhow::Result<Client> {
     Ok(Client::from_config(&c.for_client()?)?)
 }
 
+/// A string from the node as a terminal line: control characters (escape sequences,
+/// line breaks) are shown escaped, so a row cannot rewrite what the approver reads.
+fn clean(v: &serde_json::Value) -> String {
+    let s = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// A batch's summary as an approver reads it.
 pub fn describe(b: &serde_json::Value) -> String {
     let mut out = format!(
         "{} ({} rows, by {}, {}){}",
-        b["source_list"].as_str().unwrap_or("?"),
+        clean(&b["source_list"]),
         b["rows"],
-        b["author_name"].as_str().unwrap_or("?"),
-        b["state"].as_str().unwrap_or("?"),
+        clean(&b["author_name"]),
+        clean(&b["state"]),
         if b["withdraw_missing"].as_bool() == Some(true) {
             ", full list: entries missing from it are withdrawn"
         } else {
@@ -82,11 +108,28 @@ pub fn describe(b: &serde_json::Value) -> String {
     let s = &b["summary"];
     if s.is_object() {
         out.push_str(&format!(
-            "\n  would write: {} new, {} amended, {} withdrawn; {} unchanged, {} refused\n  plan {}\n  content sha256 {}",
-            s["new"], s["amended"], s["withdrawn"], s["unchanged"], s["failed"],
-            s["plan_digest"].as_str().unwrap_or("?"),
-            s["content_digest"].as_str().unwrap_or("?"),
+            "\n  would write: {} new, {} amended ({} reinstated, {} with a new distribution), {} withdrawn; {} unchanged, {} refused\n  amended parts: {}\n  plan {}\n  content sha256 {}",
+            s["new"],
+            s["amended"],
+            s["reinstated"],
+            s["distribution_changed"],
+            s["withdrawn"],
+            s["unchanged"],
+            s["failed"],
+            clean(&s["changed_parts"]),
+            clean(&s["plan_digest"]),
+            clean(&s["content_digest"]),
         ));
+        for c in s["distribution_changes"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "\n    DISTRIBUTION {} {} {}: {} -> {}",
+                clean(&c["entry_id"]),
+                clean(&c["source_id"]),
+                clean(&c["name"]),
+                clean(&c["before"]),
+                clean(&c["after"]),
+            ));
+        }
         for (key, label) in [
             ("sample_new", "new"),
             ("sample_amended", "amended"),
@@ -94,21 +137,31 @@ pub fn describe(b: &serde_json::Value) -> String {
             ("sample_failed", "refused"),
         ] {
             for r in s[key].as_array().into_iter().flatten() {
-                out.push_str(&format!(
-                    "\n    {label:9} {} {} {}{}",
-                    r["entry_id"].as_str().unwrap_or(""),
-                    r["source_id"].as_str().unwrap_or(""),
-                    r["name"].as_str().unwrap_or(""),
-                    r["error"]
-                        .as_str()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                ));
+                let mut line = format!(
+                    "\n    {label:9} {} {} {}",
+                    clean(&r["entry_id"]),
+                    clean(&r["source_id"]),
+                    clean(&r["name"]),
+                );
+                if let Some(c) = r["changes"].as_array() {
+                    line.push_str(&format!(
+                        " [{}]",
+                        c.iter().map(clean).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                if !r["error"].is_null() {
+                    line.push_str(&format!(": {}", clean(&r["error"])));
+                }
+                out.push_str(&line);
             }
         }
+        out.push_str("\n  every row: wlnode import-batch rows ID --json");
     }
-    if let Some(e) = b["last_error"].as_str() {
-        out.push_str(&format!("\n  last release attempt stopped: {e}"));
+    if !b["last_error"].is_null() {
+        out.push_str(&format!(
+            "\n  last release attempt stopped: {}",
+            clean(&b["last_error"])
+        ));
     }
     if let Some(r) = b["result"].as_object() {
         out.push_str(&format!(
@@ -149,6 +202,20 @@ pub async fn run(c: ImportBatchCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{}  {}", id, describe(&v));
             }
+        }
+        ImportBatchCommand::Rows {
+            batch_id: id,
+            config,
+            offset,
+            limit,
+        } => {
+            let v: serde_json::Value = client(&config)?
+                .get_json(&format!(
+                    "/v1/import-batches/{}/rows?offset={offset}&limit={limit}",
+                    batch_id(&id)?
+                ))
+                .await?;
+            print_json(&v)?;
         }
         ImportBatchCommand::Approve {
             batch_id: id,

@@ -322,6 +322,24 @@ pub(super) fn check_source_list(s: &str) -> Result<(), ApiError> {
     wlnode_crypto::model::check_text(s, 128).map_err(|e| ApiError::invalid(e.within("source_list")))
 }
 
+/// Most bytes of a row's source id.
+pub const MAX_SOURCE_ID_BYTES: usize = 128;
+
+/// A source id is 1 to [`MAX_SOURCE_ID_BYTES`] bytes without control characters: it
+/// names the row in summaries approvers read on a terminal.
+fn check_source_id(id: &str) -> Result<(), String> {
+    if id.trim().is_empty() || id.len() > MAX_SOURCE_ID_BYTES {
+        return Err(format!(
+            "source_id: must be 1 to {MAX_SOURCE_ID_BYTES} bytes, got {}",
+            id.len()
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err("source_id: control characters are not allowed".into());
+    }
+    Ok(())
+}
+
 /// Parses and checks import rows against the entry rules and the roster: the rows that
 /// pass with their positions, and `failed(position, error)` for the others (the error
 /// names `items[i]` and the field).
@@ -337,6 +355,7 @@ pub(super) fn check_rows(
         let parsed = serde_path_to_error::deserialize::<_, ImportRowBody>(v)
             .map_err(|e| format!("{}: {}", e.path(), e.inner()))
             .and_then(|row| {
+                check_source_id(&row.source_id)?;
                 row.entry.validate().map_err(|e| e.to_string())?;
                 check_against_roster(&row.entry, &roster).map_err(|e| e.to_string())?;
                 Ok(row)

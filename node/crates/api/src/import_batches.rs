@@ -133,14 +133,19 @@ pub(super) async fn rows(
         failed.push(RowFailure { index, error });
     });
     let accepted = items.len();
-    let rows = items
+    let rows: Vec<BatchRow> = items
         .into_iter()
         .map(|it| BatchRow {
             source_id: it.source_id,
             entry: it.draft,
         })
         .collect();
-    let batch = state.node.import_batches.append(&actor, &id, rows).await?;
+    // Nothing kept, nothing stored (an empty chunk would only cost the store).
+    let batch = if rows.is_empty() {
+        state.node.import_batches.get(&id).await?
+    } else {
+        state.node.import_batches.append(&actor, &id, rows).await?
+    };
     Ok(Json(RowsResponse {
         accepted,
         failed,
@@ -157,13 +162,18 @@ pub(super) async fn submit(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<Json<ImportBatch>, ApiError> {
-    Ok(Json(
-        state
-            .node
-            .import_batches
-            .submit(&actor, &id, &state.node.lifecycle)
-            .await?,
-    ))
+    // Detached: a request that times out or hangs up does not stop the summary half-way.
+    let node = state.node.clone();
+    let job = tokio::spawn(async move {
+        let roster = node.trust.roster();
+        node.import_batches
+            .submit(&actor, &id, &node.lifecycle, &roster)
+            .await
+    });
+    match job.await {
+        Ok(r) => Ok(Json(r?)),
+        Err(e) => Err(BatchError::Internal(e.to_string()).into()),
+    }
 }
 
 /// `?state=open|awaiting_approval|releasing|approved|rejected`.
@@ -212,24 +222,81 @@ pub(super) async fn approve(
     body: Bytes,
 ) -> Result<Json<ImportBatch>, ApiError> {
     let b: ApproveBody = parse_json(&body)?;
-    let r = state
-        .node
-        .import_batches
-        .approve(&actor, &id, &b.plan_digest, &state.node.lifecycle)
-        .await;
-    match r {
-        Ok((batch, reports)) => {
-            for report in &reports {
-                state.node.ingested.after_ingest(report, "local");
-            }
-            Ok(Json(batch))
+    // The release runs detached from the request: a timeout or a client that hangs up
+    // never stops it between chunks, and what it wrote is always passed on.
+    let node = state.node.clone();
+    let job = tokio::spawn(async move {
+        let roster = node.trust.roster();
+        let r = node
+            .import_batches
+            .approve(&actor, &id, &b.plan_digest, &node.lifecycle, &roster)
+            .await;
+        let reports = match &r {
+            Ok((_, reports)) | Err((_, reports)) => reports,
+        };
+        for report in reports {
+            node.ingested.after_ingest(report, "local");
         }
-        Err(BatchError::Write(LifecycleError::Store(e))) => {
+        r.map(|(batch, _)| batch).map_err(|(e, _)| e)
+    });
+    match job.await {
+        Ok(Ok(batch)) => Ok(Json(batch)),
+        Ok(Err(BatchError::Write(LifecycleError::Store(e)))) => {
             state.node.ingested.write_failed(&e);
             Err(e.into())
         }
-        Err(e) => Err(e.into()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(BatchError::Internal(e.to_string()).into()),
     }
+}
+
+/// `?offset=N&limit=M` (limit 1 to 500, default 100).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RowsParams {
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+/// A page of a batch's rows.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct RowsPage {
+    /// Position of the first row.
+    offset: usize,
+    /// Rows in the batch.
+    total: usize,
+    /// The rows, as uploaded (empty once the batch is decided: its rows are gone).
+    #[schema(value_type = Vec<Object>)]
+    rows: Vec<BatchRow>,
+}
+
+#[utoipa::path(get, path = "/v1/import-batches/{id}/rows", tag = "import batches",
+    params(("id" = String, Path, description = "Batch id"), RowsParams),
+    responses((status = 200, body = RowsPage), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+pub(super) async fn rows_page(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    q: Result<Query<RowsParams>, QueryRejection>,
+) -> Result<Json<RowsPage>, ApiError> {
+    let Query(p) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(InvalidValue::new(
+            "limit",
+            format!("must be 1 to 500, got {limit}"),
+        )));
+    }
+    let (batch, rows) = state
+        .node
+        .import_batches
+        .rows_page(&id, p.offset, limit)
+        .await?;
+    Ok(Json(RowsPage {
+        offset: p.offset,
+        total: batch.rows,
+        rows,
+    }))
 }
 
 /// Refusing a batch.

@@ -203,6 +203,12 @@ impl From<LifecycleError> for ApiError {
                 field: None,
                 message: e.to_string(),
             },
+            LifecycleError::PlanChanged { .. } => Self {
+                status: StatusCode::CONFLICT,
+                code: "stale",
+                field: None,
+                message: e.to_string(),
+            },
             LifecycleError::Build(_) => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal",
@@ -380,7 +386,10 @@ pub fn router(node: Services) -> Router {
             get(import_batches::list).post(import_batches::open),
         )
         .route("/v1/import-batches/{id}", get(import_batches::show))
-        .route("/v1/import-batches/{id}/rows", post(import_batches::rows))
+        .route(
+            "/v1/import-batches/{id}/rows",
+            get(import_batches::rows_page).post(import_batches::rows),
+        )
         .route(
             "/v1/import-batches/{id}/submit",
             post(import_batches::submit),

@@ -59,6 +59,7 @@ pub struct ErrorDetailDoc {
         super::drafts::reject,
         super::import_batches::open,
         super::import_batches::rows,
+        super::import_batches::rows_page,
         super::import_batches::submit,
         super::import_batches::list,
         super::import_batches::show,

@@ -191,6 +191,7 @@ pub(super) fn party_of(r: &ScreenRequest, reference: Option<String>) -> Party {
             .or_else(|| r.reference.clone())
             .filter(|s| !s.trim().is_empty()),
         id: r.id.clone().filter(|s| !s.trim().is_empty()),
+        address: r.address.clone().filter(|s| !s.trim().is_empty()),
     }
 }
 

@@ -72,15 +72,21 @@ pub fn required_role(method: &Method, path: &str) -> Need {
     let get = method == Method::GET || method == Method::HEAD;
     match path {
         "/v1/entries" | "/v1/entries/{id}" if get => AnyRole,
-        "/v1/drafts" | "/v1/import-batches" | "/v1/import-batches/{id}" if get => {
+        "/v1/drafts"
+        | "/v1/import-batches"
+        | "/v1/import-batches/{id}"
+        | "/v1/import-batches/{id}/rows"
+            if get =>
+        {
             Need::AnyOf(DRAFT_READERS)
         }
         "/v1/cases" | "/v1/cases/{id}" if get => Need::AnyOf(CASE_READERS),
         "/v1/cases/{id}/decisions" => R(Role::Screener),
         "/v1/drafts/{id}/approve"
         | "/v1/drafts/{id}/reject"
-        | "/v1/import-batches/{id}/approve"
-        | "/v1/import-batches/{id}/reject" => R(Role::Approver),
+        | "/v1/import-batches/{id}/approve" => R(Role::Approver),
+        // An approver refuses a batch; its author abandons their own.
+        "/v1/import-batches/{id}/reject" => Need::AnyOf(&[Role::Approver, Role::Editor]),
         "/v1/status" | "/v1/policy/explain" | "/v1/sources" | "/metrics" | "/v1/openapi.json"
         | "/v1/users/me" | "/entities/{id}" | "/algorithms"
             if get =>

@@ -1069,6 +1069,7 @@ pub(super) async fn match_entities(
             dob: pq.birth_date.map(|d| d.to_string()),
             reference: pq.echo.id.clone(),
             id: pq.identifiers.first().map(|i| i.canonical()),
+            address: pq.address.clone(),
         };
         answered.push((key, pq.echo, total, results, party, hits));
     }

@@ -94,6 +94,10 @@ pub struct Party {
     /// An identifier `TYPE:VALUE`, if given (part of who the party is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The address screened with, if given: it can raise a score, so the case keeps
+    /// it (not part of who the party is: parties move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 impl Party {
@@ -585,6 +589,7 @@ mod tests {
             dob: Some("1970".into()),
             reference: Some(reference.into()),
             id: None,
+            address: None,
         };
         assert_eq!(
             party_key(b"salt", &p("Mohammad al-Rashid", "SHIP-1")),

@@ -62,6 +62,16 @@ pub enum LifecycleError {
         /// When the hold began.
         since: Timestamp,
     },
+    /// An approved plan no longer holds: the entry changed since it was reviewed.
+    #[error(
+        "entry {entry} changed since the plan was approved ({what}); nothing more of it was written"
+    )]
+    PlanChanged {
+        /// Entry id.
+        entry: String,
+        /// What differs.
+        what: String,
+    },
     /// Signing failed.
     #[error("cannot build record: {0}")]
     Build(String),
@@ -129,11 +139,35 @@ pub enum Planned {
         base: RecordId,
         /// The version the import would sign.
         version: u64,
+        /// The entry is withdrawn (or its head's key revoked): the row lists it again.
+        reinstates: bool,
+        /// What the row changes of the head: `reason`, `kind`, `country`,
+        /// `categories`, `distribution`, `review_by`, `content` (names, identifiers,
+        /// addresses, ...), `status`.
+        changes: Vec<&'static str>,
+        /// The head's distribution, when the row changes it (who may receive it).
+        distribution_before: Option<Box<wlnode_crypto::model::Distribution>>,
     },
     /// The entry already holds exactly this; nothing would be written.
     Unchanged,
     /// The row would be refused, with why.
     Failed(String),
+}
+
+impl Planned {
+    /// One word for what the row would do: `new`, `amend`, `reinstate`, `unchanged` or
+    /// `failed`.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Amend {
+                reinstates: true, ..
+            } => "reinstate",
+            Self::Amend { .. } => "amend",
+            Self::Unchanged => "unchanged",
+            Self::Failed(_) => "failed",
+        }
+    }
 }
 
 /// The node's writer of its own entries.
@@ -215,6 +249,53 @@ pub fn same_content(record: &Record, draft: &EntryDraft) -> bool {
         .zip(record.disclosures())
         .zip(&h.fields)
         .all(|(((tag, value), d), c)| *tag == c.tag && d.value == value)
+}
+
+/// What `draft` changes of `record` (named as in [`Planned::Amend`]), and the
+/// record's distribution when the draft changes it.
+pub fn changes_of(
+    record: &Record,
+    draft: &EntryDraft,
+) -> (
+    Vec<&'static str>,
+    Option<Box<wlnode_crypto::model::Distribution>>,
+) {
+    let h = record.header();
+    let mut out = Vec::new();
+    if h.status != Status::Active {
+        out.push("status");
+    }
+    if h.reason != draft.reason {
+        out.push("reason");
+    }
+    if h.subject_kind != draft.subject.kind {
+        out.push("kind");
+    }
+    if h.subject_country != draft.subject.country {
+        out.push("country");
+    }
+    if h.categories != draft.categories {
+        out.push("categories");
+    }
+    let distribution = (h.distribution != draft.distribution).then(|| {
+        out.push("distribution");
+        Box::new(h.distribution.clone())
+    });
+    if h.review_by != draft.review_by {
+        out.push("review_by");
+    }
+    let fields = draft_fields(draft, None);
+    let same_fields = record.is_complete()
+        && fields.len() == h.fields.len()
+        && fields
+            .iter()
+            .zip(record.disclosures())
+            .zip(&h.fields)
+            .all(|(((tag, value), d), c)| *tag == c.tag && d.value == value);
+    if !same_fields {
+        out.push("content");
+    }
+    (out, distribution)
 }
 
 /// The version the origin's next record of an entry carries: one above its highest
@@ -477,11 +558,51 @@ impl Lifecycle {
         source_list: &str,
         items: Vec<ImportItem>,
     ) -> Result<(Vec<ImportOutcome>, Option<IngestReport>), LifecycleError> {
+        self.import_inner(source_list, items, None).await
+    }
+
+    /// As [`Lifecycle::import`], but only if every row would still do exactly what
+    /// `expected` says (an approved plan, one per item): judged under the writer's
+    /// lock, so no write slips in between; otherwise nothing of the batch is written
+    /// ([`LifecycleError::PlanChanged`]).
+    pub async fn import_expecting(
+        &self,
+        source_list: &str,
+        items: Vec<ImportItem>,
+        expected: &[Planned],
+    ) -> Result<(Vec<ImportOutcome>, Option<IngestReport>), LifecycleError> {
+        self.import_inner(source_list, items, Some(expected)).await
+    }
+
+    async fn import_inner(
+        &self,
+        source_list: &str,
+        items: Vec<ImportItem>,
+        expected: Option<&[Planned]>,
+    ) -> Result<(Vec<ImportOutcome>, Option<IngestReport>), LifecycleError> {
         let _guard = self.lock.lock().await;
         // Import derives entry ids from the source ids: even a "new" row may be an
         // entry peers hold and this store lost.
         self.check_hold().await?;
         let plan = self.classify(source_list, &items).await?;
+        if let Some(expected) = expected {
+            if expected.len() != plan.len() {
+                return Err(LifecycleError::PlanChanged {
+                    entry: String::new(),
+                    what: format!("{} rows planned, {} given", expected.len(), plan.len()),
+                });
+            }
+            if let Some(((id, now), _)) = plan
+                .iter()
+                .zip(expected)
+                .find(|((_, now), then)| now != *then)
+            {
+                return Err(LifecycleError::PlanChanged {
+                    entry: id.to_hex(),
+                    what: format!("now {}", now.describe()),
+                });
+            }
+        }
         let mut outcomes = vec![None; items.len()];
         let mut to_sign: Vec<(usize, RecordMeta, EntryDraft, LocalMeta, bool)> = Vec::new();
         let now = Timestamp::now();
@@ -651,11 +772,20 @@ impl Lifecycle {
                     {
                         Planned::Unchanged
                     }
-                    Some((st, _)) => match next_version(entry_id, st) {
-                        Ok(version) => Planned::Amend {
-                            base: st.head,
-                            version,
-                        },
+                    Some((st, head)) => match next_version(entry_id, st) {
+                        Ok(version) => {
+                            let (changes, distribution_before) = match head {
+                                Some(h) => changes_of(&h.record, &item.draft),
+                                None => (vec!["content"], None),
+                            };
+                            Planned::Amend {
+                                base: st.head,
+                                version,
+                                reinstates: st.status != Status::Active || st.is_demoted(&st.head),
+                                changes,
+                                distribution_before,
+                            }
+                        }
                         Err(e) => Planned::Failed(e.to_string()),
                     },
                 }
@@ -755,6 +885,53 @@ impl Lifecycle {
                 floor: guard.floor,
             });
         }
+        let (written, report) = self.sign_withdrawals(missing, reason).await?;
+        Ok(MissingOutcome::Withdrawn {
+            written,
+            report,
+            active: total_active,
+        })
+    }
+
+    /// Withdraws exactly the own entries of `source_list` in `expected` (entry id and
+    /// the head an approved plan saw), under the writer's lock: if any of them is no
+    /// longer active at that head, nothing is withdrawn ([`LifecycleError::PlanChanged`]).
+    /// Entries missing from the list that the plan did not name stay as they are.
+    pub async fn withdraw_exact(
+        &self,
+        source_list: &str,
+        expected: &[(EntryId, RecordId)],
+        reason: &str,
+    ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
+        let _guard = self.lock.lock().await;
+        self.check_hold().await?;
+        let want: std::collections::HashMap<EntryId, RecordId> = expected.iter().copied().collect();
+        let chosen: Vec<_> = self
+            .active_of(source_list)
+            .await?
+            .into_iter()
+            .filter(|(k, _, _)| want.contains_key(&k.entry_id))
+            .collect();
+        for (id, head) in expected {
+            let still = chosen
+                .iter()
+                .any(|(k, _, st)| k.entry_id == *id && st.head == *head);
+            if !still {
+                return Err(LifecycleError::PlanChanged {
+                    entry: id.to_hex(),
+                    what: "no longer active at the head the plan saw".into(),
+                });
+            }
+        }
+        self.sign_withdrawals(chosen, reason).await
+    }
+
+    /// Signs and stores a withdrawal of each entry (its content kept).
+    async fn sign_withdrawals(
+        &self,
+        missing: Vec<(EntryKey, LocalMeta, EntryState)>,
+        reason: &str,
+    ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
         let mut to_sign = Vec::new();
         let now = Timestamp::now();
         for (key, meta, state) in missing {
@@ -797,11 +974,7 @@ impl Lifecycle {
         } else {
             Some(self.commit(incoming, Some("withdraw_missing")).await?)
         };
-        Ok(MissingOutcome::Withdrawn {
-            written,
-            report,
-            active: total_active,
-        })
+        Ok((written, report))
     }
 }
 

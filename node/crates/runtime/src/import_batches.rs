@@ -18,18 +18,21 @@
 //!   ([`MAX_OPEN_PER_AUTHOR`] per author), [`MAX_ROWS`] rows and [`MAX_BATCH_BYTES`]
 //!   bytes per batch, [`MAX_CHUNK_ROWS`] rows per upload.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
-use wlnode_crypto::model::{EntryDraft, EntryId};
+use wlnode_crypto::model::{EntryDraft, EntryId, RecordId};
+use wlnode_crypto::roster::Roster;
 use wlnode_crypto::time::Timestamp;
 use wlnode_store::{StoreError, StoreHandle};
 use wlnode_types::IngestReport;
 
-use crate::entries::{ImportItem, ImportOutcome, Lifecycle, LifecycleError, Planned};
+use crate::entries::{
+    ImportItem, ImportOutcome, Lifecycle, LifecycleError, Planned, check_against_roster,
+};
 use crate::users::{Actor, acted};
 
 /// Most batches not yet decided (open or awaiting approval).
@@ -42,6 +45,8 @@ pub const MAX_ROWS: usize = 200_000;
 pub const MAX_BATCH_BYTES: u64 = 256 * 1024 * 1024;
 /// Most rows in one upload.
 pub const MAX_CHUNK_ROWS: usize = 5000;
+/// Most uploads to one batch (each is one stored chunk, read at submit and approval).
+pub const MAX_CHUNKS: u32 = 2000;
 /// Decided batches kept for the record.
 pub const MAX_DECIDED: usize = 200;
 /// Rows of each kind shown in a summary.
@@ -91,6 +96,27 @@ pub struct SampleRow {
     /// Why the row would be refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What an amendment changes (`distribution`, `content`, `reason`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+/// An amendment that changes who may receive an entry: shown to the approver in full.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionChange {
+    /// The source's own id.
+    pub source_id: String,
+    /// Entry id.
+    pub entry_id: String,
+    /// The subject's name as uploaded.
+    pub name: String,
+    /// The distribution now.
+    #[schema(value_type = Object)]
+    pub before: wlnode_crypto::model::Distribution,
+    /// The distribution the row would give it.
+    #[schema(value_type = Object)]
+    pub after: wlnode_crypto::model::Distribution,
 }
 
 /// What releasing a batch would change, judged against the store when computed.
@@ -101,8 +127,15 @@ pub struct BatchSummary {
     pub rows: usize,
     /// New entries.
     pub new: usize,
-    /// Entries that get a new version.
+    /// Entries that get a new version (reinstated ones included).
     pub amended: usize,
+    /// Of those, withdrawn entries the rows list again.
+    pub reinstated: usize,
+    /// Of those, amendments that change who may receive the entry (every one is in
+    /// `distribution_changes`).
+    pub distribution_changed: usize,
+    /// Amendments per changed part (`content`, `distribution`, `reason`, ...).
+    pub changed_parts: BTreeMap<String, usize>,
     /// Rows that change nothing.
     pub unchanged: usize,
     /// Rows that would be refused.
@@ -117,6 +150,9 @@ pub struct BatchSummary {
     pub sample_failed: Vec<SampleRow>,
     /// Up to [`SAMPLES`] withdrawals.
     pub sample_withdrawn: Vec<SampleRow>,
+    /// Every amendment that changes an entry's distribution, before and after (the
+    /// rows themselves are at `GET /v1/import-batches/{id}/rows`).
+    pub distribution_changes: Vec<DistributionChange>,
     /// SHA-256 (hex) of the rows as uploaded.
     pub content_digest: String,
     /// SHA-256 (hex) of the plan: every row's entry, action and base head, and every
@@ -299,23 +335,60 @@ fn sample(source_id: &str, entry_id: EntryId, name: &str, error: Option<String>)
         entry_id: entry_id.to_hex(),
         name: name.to_owned(),
         error,
+        changes: Vec::new(),
     }
 }
 
-/// The summary of releasing `rows` now, and the plan digest it names.
-async fn summarise(
+/// What releasing a batch would do, row by row: the summary, the plan of each row that
+/// is released (`None` for rows refused before the store is asked: a source id seen
+/// earlier in the batch, or an entry the roster no longer admits), and the withdrawals.
+struct Plan {
+    summary: BatchSummary,
+    rows: Vec<Option<Planned>>,
+    withdrawals: Vec<(EntryId, RecordId)>,
+}
+
+/// Why each row is refused before the store is asked, if it is: its source id came
+/// earlier in the batch (the first one counts, as a release in chunks would otherwise
+/// write it twice), or the roster no longer admits its groups or sensitivity.
+fn refusals(rows: &[BatchRow], roster: &Roster) -> Vec<Option<String>> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if let Some(j) = first.get(r.source_id.as_str()) {
+                return Some(format!(
+                    "source id {:?} appears twice in this batch (first in row {})",
+                    r.source_id,
+                    j + 1
+                ));
+            }
+            first.insert(&r.source_id, i);
+            check_against_roster(&r.entry, roster)
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Works out what releasing `rows` would do now.
+async fn plan(
     batch: &ImportBatch,
     rows: &[BatchRow],
     lifecycle: &Lifecycle,
-) -> Result<BatchSummary, BatchError> {
+    roster: &Roster,
+) -> Result<Plan, BatchError> {
     let mut content = Sha256::new();
-    let mut plan = Sha256::new();
-    plan.update(batch.source_list.as_bytes());
-    plan.update([u8::from(batch.withdraw_missing)]);
+    let mut digest = Sha256::new();
+    digest.update(batch.source_list.as_bytes());
+    digest.update([u8::from(batch.withdraw_missing)]);
     let mut s = BatchSummary {
         rows: rows.len(),
         new: 0,
         amended: 0,
+        reinstated: 0,
+        distribution_changed: 0,
+        changed_parts: BTreeMap::new(),
         unchanged: 0,
         failed: 0,
         withdrawn: 0,
@@ -323,6 +396,7 @@ async fn summarise(
         sample_amended: Vec::new(),
         sample_failed: Vec::new(),
         sample_withdrawn: Vec::new(),
+        distribution_changes: Vec::new(),
         content_digest: String::new(),
         plan_digest: String::new(),
         computed_at: Timestamp::now(),
@@ -332,56 +406,102 @@ async fn summarise(
         content.update((b.len() as u64).to_be_bytes());
         content.update(&b);
     }
-    for chunk in rows.chunks(RELEASE_CHUNK) {
+    let refused = refusals(rows, roster);
+    let released: Vec<usize> = (0..rows.len())
+        .filter(|i| refused.get(*i).is_some_and(Option::is_none))
+        .collect();
+    let mut plans: Vec<Option<Planned>> = vec![None; rows.len()];
+    for chunk in released.chunks(RELEASE_CHUNK) {
         let items: Vec<ImportItem> = chunk
             .iter()
+            .filter_map(|i| rows.get(*i))
             .map(|r| ImportItem {
                 source_id: r.source_id.clone(),
                 draft: r.entry.clone(),
             })
             .collect();
         let planned = lifecycle.plan_import(&batch.source_list, &items).await?;
-        for (row, (entry_id, p)) in chunk.iter().zip(planned) {
-            plan.update(entry_id.as_bytes());
-            let name = row.entry.subject.name.as_str();
-            match p {
-                Planned::New => {
-                    plan.update(b"N");
-                    s.new += 1;
-                    if s.sample_new.len() < SAMPLES {
-                        s.sample_new
-                            .push(sample(&row.source_id, entry_id, name, None));
-                    }
+        for (i, (_, p)) in chunk.iter().zip(planned) {
+            if let Some(slot) = plans.get_mut(*i) {
+                *slot = Some(p);
+            }
+        }
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let entry_id =
+            wlnode_import::entry_id_for(lifecycle.agency(), &batch.source_list, &row.source_id);
+        digest.update(entry_id.as_bytes());
+        let name = row.entry.subject.name.as_str();
+        let p = match (
+            plans.get(i).cloned().flatten(),
+            refused.get(i).cloned().flatten(),
+        ) {
+            (Some(p), _) => p,
+            (None, Some(why)) => Planned::Failed(why),
+            (None, None) => Planned::Failed("not planned".into()),
+        };
+        match p {
+            Planned::New => {
+                digest.update(b"N");
+                s.new += 1;
+                if s.sample_new.len() < SAMPLES {
+                    s.sample_new
+                        .push(sample(&row.source_id, entry_id, name, None));
                 }
-                Planned::Amend { base, version } => {
-                    plan.update(b"A");
-                    plan.update(base.as_bytes());
-                    plan.update(version.to_be_bytes());
-                    // What the row would say, not only that it changes.
-                    let b = serde_json::to_vec(&row.entry)
-                        .map_err(|e| BatchError::Internal(e.to_string()))?;
-                    plan.update(Sha256::digest(&b));
-                    s.amended += 1;
-                    if s.sample_amended.len() < SAMPLES {
-                        s.sample_amended
-                            .push(sample(&row.source_id, entry_id, name, None));
-                    }
+            }
+            Planned::Amend {
+                base,
+                version,
+                reinstates,
+                changes,
+                distribution_before,
+            } => {
+                digest.update(b"A");
+                digest.update(base.as_bytes());
+                digest.update(version.to_be_bytes());
+                digest.update([u8::from(reinstates)]);
+                // What the row would say, not only that it changes.
+                let b = serde_json::to_vec(&row.entry)
+                    .map_err(|e| BatchError::Internal(e.to_string()))?;
+                digest.update(Sha256::digest(&b));
+                s.amended += 1;
+                if reinstates {
+                    s.reinstated += 1;
                 }
-                Planned::Unchanged => {
-                    plan.update(b"U");
-                    s.unchanged += 1;
+                for c in &changes {
+                    *s.changed_parts.entry((*c).to_owned()).or_default() += 1;
                 }
-                Planned::Failed(e) => {
-                    plan.update(b"F");
-                    s.failed += 1;
-                    if s.sample_failed.len() < SAMPLES {
-                        s.sample_failed
-                            .push(sample(&row.source_id, entry_id, name, Some(e)));
-                    }
+                if let Some(before) = distribution_before {
+                    s.distribution_changed += 1;
+                    s.distribution_changes.push(DistributionChange {
+                        source_id: row.source_id.clone(),
+                        entry_id: entry_id.to_hex(),
+                        name: name.to_owned(),
+                        before: *before,
+                        after: row.entry.distribution.clone(),
+                    });
+                }
+                if s.sample_amended.len() < SAMPLES {
+                    let mut r = sample(&row.source_id, entry_id, name, None);
+                    r.changes = changes.iter().map(|c| (*c).to_owned()).collect();
+                    s.sample_amended.push(r);
+                }
+            }
+            Planned::Unchanged => {
+                digest.update(b"U");
+                s.unchanged += 1;
+            }
+            Planned::Failed(e) => {
+                digest.update(b"F");
+                s.failed += 1;
+                if s.sample_failed.len() < SAMPLES {
+                    s.sample_failed
+                        .push(sample(&row.source_id, entry_id, name, Some(e)));
                 }
             }
         }
     }
+    let mut withdrawals = Vec::new();
     if batch.withdraw_missing {
         let keep: HashSet<String> = rows.iter().map(|r| r.source_id.clone()).collect();
         let mut gone = lifecycle
@@ -389,22 +509,27 @@ async fn summarise(
             .await?;
         gone.sort_by_key(|(id, _, _)| *id);
         for (entry_id, head, source_id) in gone {
-            plan.update(b"W");
-            plan.update(entry_id.as_bytes());
-            plan.update(head.as_bytes());
+            digest.update(b"W");
+            digest.update(entry_id.as_bytes());
+            digest.update(head.as_bytes());
             s.withdrawn += 1;
             if s.sample_withdrawn.len() < SAMPLES {
                 s.sample_withdrawn
                     .push(sample(&source_id, entry_id, "", None));
             }
+            withdrawals.push((entry_id, head));
         }
     }
     // New rows are planned by content too: the digest covers every row's bytes.
     let content = content.finalize();
-    plan.update(content);
+    digest.update(content);
     s.content_digest = hex::encode(content);
-    s.plan_digest = hex::encode(plan.finalize());
-    Ok(s)
+    s.plan_digest = hex::encode(digest.finalize());
+    Ok(Plan {
+        summary: s,
+        rows: plans,
+        withdrawals,
+    })
 }
 
 /// The import batches: the API's handle.
@@ -503,9 +628,9 @@ impl ImportBatches {
         id: &str,
         rows: Vec<BatchRow>,
     ) -> Result<ImportBatch, BatchError> {
-        if rows.len() > MAX_CHUNK_ROWS {
+        if rows.is_empty() || rows.len() > MAX_CHUNK_ROWS {
             return Err(BatchError::Limit(format!(
-                "at most {MAX_CHUNK_ROWS} rows per upload, got {}",
+                "an upload holds 1 to {MAX_CHUNK_ROWS} rows, got {}",
                 rows.len()
             )));
         }
@@ -521,6 +646,11 @@ impl ImportBatches {
                 state: b.state,
                 what: "rows are uploaded only while it is open",
             });
+        }
+        if b.chunks >= MAX_CHUNKS {
+            return Err(BatchError::Limit(format!(
+                "an import batch holds at most {MAX_CHUNKS} uploads: send larger ones"
+            )));
         }
         if b.rows + rows.len() > MAX_ROWS {
             return Err(BatchError::Limit(format!(
@@ -555,6 +685,7 @@ impl ImportBatches {
         author: &Actor,
         id: &str,
         lifecycle: &Lifecycle,
+        roster: &Roster,
     ) -> Result<ImportBatch, BatchError> {
         let _g = self.lock.lock().await;
         let mut b = self.get_locked(id).await?;
@@ -569,7 +700,7 @@ impl ImportBatches {
             });
         }
         let rows = self.rows(&b).await?;
-        b.summary = Some(summarise(&b, &rows, lifecycle).await?);
+        b.summary = Some(plan(&b, &rows, lifecycle, roster).await?.summary);
         b.state = BatchState::AwaitingApproval;
         let out = b.clone();
         self.store
@@ -630,6 +761,23 @@ impl ImportBatches {
             .ok_or_else(|| BatchError::Unknown(id.chars().take(64).collect()))
     }
 
+    /// Up to `limit` rows of batch `id` from position `offset`, in upload order: what
+    /// an approver reads beyond the summary's samples.
+    pub async fn rows_page(
+        &self,
+        id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(ImportBatch, Vec<BatchRow>), BatchError> {
+        let b = self.get_locked(id).await?;
+        if !undecided(&b) {
+            return Ok((b, Vec::new()));
+        }
+        let rows = self.rows(&b).await?;
+        let page = rows.into_iter().skip(offset).take(limit).collect();
+        Ok((b, page))
+    }
+
     /// Every row of `b`, in upload order.
     async fn rows(&self, b: &ImportBatch) -> Result<Vec<BatchRow>, BatchError> {
         let id = b.batch_id.clone();
@@ -652,15 +800,12 @@ impl ImportBatches {
             .await
     }
 
-    /// Saves `b` and, when it is decided, drops its rows and old decided batches.
+    /// Saves `b` and, when it is decided, drops its rows and old decided batches. The
+    /// header is written first: a crash between the two leaves rows nobody reads (they
+    /// go with the next decision's sweep), never a header whose rows are gone.
     async fn save(&self, b: ImportBatch, action: Option<&'static str>) -> Result<(), BatchError> {
         self.store
             .try_call(move |s| {
-                if !undecided(&b) {
-                    for n in 0..b.chunks {
-                        s.meta_remove(&chunk_key(&b.batch_id, n))?;
-                    }
-                }
                 let mut t = read(s)?;
                 let event = action.map(|a| {
                     acted(
@@ -670,11 +815,18 @@ impl ImportBatches {
                         Some(b.batch_id.clone()),
                     )
                 });
+                let drop_rows = (!undecided(&b)).then(|| (b.batch_id.clone(), b.chunks));
                 t.batches.insert(b.batch_id.clone(), b);
                 prune(&mut t);
                 write(s, &t)?;
                 if let Some(e) = event {
                     s.audit_append(&[e])?;
+                }
+                if let Some((id, chunks)) = drop_rows {
+                    // One more key than counted: a crash inside `append` may have
+                    // stored a chunk before its header counted it.
+                    let keys: Vec<Vec<u8>> = (0..=chunks).map(|n| chunk_key(&id, n)).collect();
+                    s.meta_remove_all(&keys)?;
                 }
                 s.flush()?;
                 Ok(())
@@ -683,48 +835,67 @@ impl ImportBatches {
     }
 
     /// Approves the batch's plan `plan_digest` and releases it: the rows are imported
-    /// (and, for a full list, the missing entries withdrawn) as `approver`, never its
-    /// author. Returns the batch and the store's reports, for the caller to pass on to
-    /// replication and screening.
+    /// (and, for a full list, the entries the plan names withdrawn) as `approver`,
+    /// never its author, each chunk only if its rows still do what the plan says.
+    /// Returns the batch and the store's reports, for the caller to pass on to
+    /// replication and screening (also when the release stopped part-way: what was
+    /// written is written).
     pub async fn approve(
         &self,
         approver: &Actor,
         id: &str,
         plan_digest: &str,
         lifecycle: &Lifecycle,
-    ) -> Result<(ImportBatch, Vec<IngestReport>), BatchError> {
+        roster: &Roster,
+    ) -> Result<(ImportBatch, Vec<IngestReport>), (BatchError, Vec<IngestReport>)> {
         let _g = self.lock.lock().await;
-        let mut b = self.get_locked(id).await?;
+        let none = |e: BatchError| (e, Vec::new());
+        let mut b = self.get_locked(id).await.map_err(none)?;
         if !matches!(
             b.state,
             BatchState::AwaitingApproval | BatchState::Releasing
         ) {
-            return Err(BatchError::State {
+            return Err(none(BatchError::State {
                 id: b.batch_id,
                 state: b.state,
                 what: "only a submitted batch is approved",
-            });
+            }));
         }
         if b.author == approver.id {
-            return Err(BatchError::OwnBatch(b.batch_id));
+            return Err(none(BatchError::OwnBatch(b.batch_id)));
         }
         if approver.name == crate::users::BOOTSTRAP {
-            return Err(BatchError::Bootstrap);
+            return Err(none(BatchError::Bootstrap));
         }
-        let rows = self.rows(&b).await?;
+        // Not the plan the summary shows: refused before any work.
+        let seen = b
+            .summary
+            .as_ref()
+            .map(|s| s.plan_digest.clone())
+            .unwrap_or_default();
+        if seen != plan_digest {
+            return Err(none(BatchError::Stale {
+                id: b.batch_id,
+                expected: plan_digest.chars().take(64).collect(),
+                now: seen,
+            }));
+        }
+        let rows = self.rows(&b).await.map_err(none)?;
         // The approver approves what they saw: the plan now must be the one named.
-        let now = summarise(&b, &rows, lifecycle).await?;
-        let seen = b.summary.as_ref().map(|s| s.plan_digest.clone());
-        if now.plan_digest != plan_digest || seen.as_deref() != Some(plan_digest) {
+        let now = plan(&b, &rows, lifecycle, roster).await.map_err(none)?;
+        if now.summary.plan_digest != plan_digest {
             let err = BatchError::Stale {
                 id: b.batch_id.clone(),
                 expected: plan_digest.chars().take(64).collect(),
-                now: now.plan_digest.clone(),
+                now: now.summary.plan_digest.clone(),
             };
-            b.summary = Some(now);
+            b.summary = Some(now.summary);
             b.state = BatchState::AwaitingApproval;
-            self.save(b, None).await?;
-            return Err(err);
+            b.decided_by = None;
+            b.decided_by_name = None;
+            b.decided_at = None;
+            self.save(b, None).await.map_err(none)?;
+            return Err(none(err));
         }
         // Durably "releasing" before anything is signed.
         b.state = BatchState::Releasing;
@@ -732,20 +903,35 @@ impl ImportBatches {
         b.decided_by_name = Some(approver.name.clone());
         b.decided_at = Some(Timestamp::now());
         b.last_error = None;
-        self.save(b.clone(), Some("import_batch_approve")).await?;
+        self.save(b.clone(), Some("import_batch_approve"))
+            .await
+            .map_err(none)?;
         let writer = lifecycle.acting_as(&approver.id);
-        let mut result = BatchResult::default();
+        let mut result = BatchResult {
+            failed: now.rows.iter().filter(|p| p.is_none()).count(),
+            ..BatchResult::default()
+        };
         let mut reports = Vec::new();
+        let chosen: Vec<(usize, Planned)> = now
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.clone().map(|p| (i, p)))
+            .collect();
         let released = async {
-            for chunk in rows.chunks(RELEASE_CHUNK) {
+            for chunk in chosen.chunks(RELEASE_CHUNK) {
                 let items = chunk
                     .iter()
+                    .filter_map(|(i, _)| rows.get(*i))
                     .map(|r| ImportItem {
                         source_id: r.source_id.clone(),
                         draft: r.entry.clone(),
                     })
                     .collect();
-                let (outcomes, report) = writer.import(&b.source_list, items).await?;
+                let expected: Vec<Planned> = chunk.iter().map(|(_, p)| p.clone()).collect();
+                let (outcomes, report) = writer
+                    .import_expecting(&b.source_list, items, &expected)
+                    .await?;
                 reports.extend(report);
                 for o in outcomes {
                     match o {
@@ -756,10 +942,13 @@ impl ImportBatches {
                     }
                 }
             }
-            if b.withdraw_missing {
-                let keep: HashSet<String> = rows.iter().map(|r| r.source_id.clone()).collect();
+            if !now.withdrawals.is_empty() {
                 let (written, report) = writer
-                    .withdraw_missing(&b.source_list, &keep, "no longer in the source list")
+                    .withdraw_exact(
+                        &b.source_list,
+                        &now.withdrawals,
+                        "no longer in the source list",
+                    )
                     .await?;
                 result.withdrawn = written.len();
                 reports.extend(report);
@@ -775,17 +964,23 @@ impl ImportBatches {
             b.decided_by_name = None;
             b.decided_at = None;
             b.last_error = Some(e.to_string());
-            self.save(b, None).await?;
-            return Err(BatchError::Write(e));
+            if let Err(s) = self.save(b, None).await {
+                return Err((s, reports));
+            }
+            return Err((BatchError::Write(e), reports));
         }
         b.state = BatchState::Approved;
         b.result = Some(result);
-        self.save(b.clone(), Some("import_batch_released")).await?;
+        if let Err(s) = self.save(b.clone(), Some("import_batch_released")).await {
+            return Err((s, reports));
+        }
         Ok((b, reports))
     }
 
-    /// Rejects an undecided batch (an approver's refusal, or an abandoned upload):
-    /// nothing is written and its rows are dropped.
+    /// Rejects an undecided batch: nothing more is written and its rows are dropped.
+    /// An approver rejects any; the author (an editor) abandons their own. A batch
+    /// whose release stopped part-way (`releasing` after a crash) keeps that on
+    /// record: what was written is in the audit log under `import_batch_approve`.
     pub async fn reject(
         &self,
         by: &Actor,
@@ -800,6 +995,15 @@ impl ImportBatches {
                 state: b.state,
                 what: "it was decided already",
             });
+        }
+        if b.author != by.id && !by.has(crate::users::Role::Approver) {
+            return Err(BatchError::NotAuthor(b.batch_id));
+        }
+        if b.state == BatchState::Releasing {
+            b.last_error = Some(
+                "rejected after a release that stopped part-way: rows may have been written (see the audit log)"
+                    .into(),
+            );
         }
         b.state = BatchState::Rejected;
         b.decided_by = Some(by.id.clone());

@@ -393,8 +393,8 @@ impl ScreenIndex {
                 .addresses
                 .iter()
                 .take(MAX_ADDRESSES)
+                // Empty ones stay, so "address N" in explanations counts as listed.
                 .map(|a| crate::normalize::address_tokens(a).into_boxed_slice())
-                .filter(|t| !t.is_empty())
                 .collect(),
             names: name_slots.into_boxed_slice(),
         };

@@ -138,6 +138,9 @@ pub fn normalize(input: &str) -> NormName {
 
 /// Most tokens kept of one address (query or entry).
 pub const MAX_ADDRESS_TOKENS: usize = 32;
+/// Longer address tokens are left out (no address word is this long; the bound keeps
+/// spelling comparisons cheap).
+pub const MAX_ADDRESS_TOKEN_BYTES: usize = 32;
 
 /// Words every address has, which say nothing about which one it is.
 const ADDRESS_STOPWORDS: &[&str] = &[
@@ -148,18 +151,25 @@ const ADDRESS_STOPWORDS: &[&str] = &[
 
 /// An address as a sorted set of folded tokens (transliterated to lower-case ASCII
 /// letters and digits), without the words every address has. Never panics; at most
-/// [`MAX_ADDRESS_TOKENS`] tokens.
+/// the first [`MAX_ADDRESS_TOKENS`] distinct tokens, each at most
+/// [`MAX_ADDRESS_TOKEN_BYTES`].
 pub fn address_tokens(input: &str) -> Vec<Box<str>> {
     let folded: String = input.nfkc().flat_map(char::to_lowercase).collect();
+    let mut seen = std::collections::HashSet::new();
+    // The first tokens as written (not the alphabetically first), each once.
     let mut out: Vec<Box<str>> = folded
         .split(|c: char| !(c.is_alphanumeric() || is_mark(c)))
         .map(to_ascii_token)
-        .filter(|t| !t.is_empty() && !ADDRESS_STOPWORDS.contains(&t.as_str()))
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= MAX_ADDRESS_TOKEN_BYTES
+                && !ADDRESS_STOPWORDS.contains(&t.as_str())
+        })
+        .filter(|t| seen.insert(t.clone()))
+        .take(MAX_ADDRESS_TOKENS)
         .map(String::into_boxed_str)
         .collect();
     out.sort();
-    out.dedup();
-    out.truncate(MAX_ADDRESS_TOKENS);
     out
 }
 

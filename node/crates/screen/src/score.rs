@@ -63,9 +63,10 @@
 //! - country: `+0.02` when the query's country equals the entry's country or nationality,
 //!   `−0.08` when the entry has one and neither equals;
 //! - address: when the query gives one, `+0.04 × share` when one of the entry's
-//!   addresses holds a share ≥ 0.5 of the query address's tokens, and at least two of
-//!   them (tokens folded to ASCII, words every address has left out, long tokens matched
-//!   by spelling); addresses change, so one that differs lowers nothing;
+//!   addresses holds a share ≥ 0.5 of the query address's tokens, and at least three of
+//!   them (tokens folded to ASCII, words every address has left out, long tokens without
+//!   digits matched by spelling, numbers only exactly); addresses change, so one that
+//!   differs lowers nothing;
 //! - identifier: an identifier with the same type and normalised value is decisive: its
 //!   adjustment lifts the score to exactly 1; the same type with another value is `−0.10`.
 //!
@@ -113,8 +114,8 @@ pub const IDENTIFIER_CONFLICT: f64 = -0.10;
 pub const ADDRESS_AGREES: f64 = 0.04;
 /// Least share of the query address's tokens an entry address must hold to agree.
 pub const ADDRESS_MIN_SHARE: f64 = 0.5;
-/// Least tokens in common for an address to agree.
-pub const ADDRESS_MIN_TOKENS: usize = 2;
+/// Least tokens in common for an address to agree (a city and a country alone do not).
+pub const ADDRESS_MIN_TOKENS: usize = 3;
 /// Address tokens of at least this many characters may match by spelling.
 const ADDRESS_FUZZY_LEN: usize = 5;
 /// Jaro-Winkler similarity at which two long address tokens match.
@@ -779,9 +780,12 @@ pub(crate) fn best_address<'q>(
             .iter()
             .filter(|q| {
                 a.binary_search(q).is_ok()
+                    // Numbers (house, plot, postal code) match only exactly.
                     || (q.len() >= ADDRESS_FUZZY_LEN
+                        && !q.bytes().any(|b| b.is_ascii_digit())
                         && a.iter().any(|t| {
                             t.len() >= ADDRESS_FUZZY_LEN
+                                && !t.bytes().any(|b| b.is_ascii_digit())
                                 && distance::jaro_winkler(q, t) >= ADDRESS_FUZZY
                         }))
             })
@@ -1077,7 +1081,11 @@ pub(crate) fn explain(
 /// The final score of a candidate without building an explanation (same arithmetic).
 pub(crate) fn quick_score(al: &Alignment, facts: &QueryFacts, entry: EntryFacts<'_>) -> f64 {
     let base = al.name_score();
-    if facts.birth_date.is_none() && facts.country.is_none() && facts.identifier.is_none() {
+    if facts.birth_date.is_none()
+        && facts.country.is_none()
+        && facts.identifier.is_none()
+        && facts.address.is_none()
+    {
         return base.clamp(0.0, 1.0);
     }
     let mut adj = Vec::new();

@@ -768,3 +768,63 @@ fn address_tokens_fold_scripts_and_drop_generic_words() {
     assert!(address_tokens("  ,;; ").is_empty());
     assert!(address_tokens(&"a1 ".repeat(1000)).len() <= 32);
 }
+
+/// Review of address matching: the raise counts in candidate selection too (an
+/// address-only query is not cut on its name score), numbers match only exactly, a
+/// city and a country alone do not agree, huge tokens are left out, and "address N"
+/// counts every listed address.
+#[test]
+fn address_review_selection_numbers_bounds_and_positions() {
+    use wlnode_screen::normalize::address_tokens;
+    let mut listed = org(1, &["Orion Avionics Trading LLC"]);
+    listed.addresses = vec![
+        "P.O. Box".into(),
+        "Plot S10412, Jebel Ali Free Zone, Dubai".into(),
+    ];
+    let idx = ScreenIndex::build([listed]);
+    let mut q = Query::new("Orian Avionix Trading");
+    let plain = idx.search(&q).unwrap()[0].score;
+    q.address = Some("Jebel Ali Free Zone, Dubai".into());
+    q.min_score = plain + 0.01;
+    let hits = idx.search(&q).unwrap();
+    assert_eq!(hits.len(), 1, "the address raise counts in selection");
+    let adj = hits[0]
+        .explanation
+        .adjustments
+        .iter()
+        .find(|a| a.kind == AdjustmentKind::AddressAgrees)
+        .unwrap();
+    assert!(adj.detail.contains("address 2"), "{}", adj.detail);
+    // A city and a country alone do not agree.
+    q.min_score = 0.0;
+    q.address = Some("Dubai, UAE".into());
+    assert!(
+        idx.search(&q).unwrap()[0]
+            .explanation
+            .adjustments
+            .iter()
+            .all(|a| a.kind != AdjustmentKind::AddressAgrees)
+    );
+    // Postal codes one digit apart are different places.
+    let mut moscow = org(2, &["Volga Machine Tools"]);
+    moscow.addresses = vec!["119011 Moscow Prechistenka 10".into()];
+    let idx = ScreenIndex::build([moscow]);
+    let mut q = Query::new("Volga Machine Tools");
+    q.address = Some("119019 Moscow Prechistenka 12".into());
+    let m = &idx.search(&q).unwrap()[0];
+    assert!(
+        m.explanation
+            .adjustments
+            .iter()
+            .all(|a| a.kind != AdjustmentKind::AddressAgrees),
+        "{:?}",
+        m.explanation.adjustments
+    );
+    // Bounds: a token longer than any address word is left out; the first tokens as
+    // written are kept.
+    assert!(address_tokens(&"a".repeat(8000)).is_empty());
+    let many: String = (0..40).map(|i| format!("w{i:02} ")).collect();
+    let t = address_tokens(&many);
+    assert_eq!(t.len(), 32);
+    assert!(t.iter().any(|x| &**x == "w00") && !t.iter().any(|x| &**x == "w39"));
+}

@@ -1345,10 +1345,14 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a metadata value, durably.
-    pub fn meta_remove(&self, key: &[u8]) -> Result<(), StoreError> {
+    /// Removes metadata values, durably, with one flush.
+    pub fn meta_remove_all(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         self.before_write()?;
-        self.write_result(self.t.meta.remove(key))?;
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k.as_slice());
+        }
+        self.write_result(self.t.meta.apply_batch(batch))?;
         self.write_result(self.db.flush())?;
         Ok(())
     }
