@@ -404,3 +404,43 @@ async fn a_failed_source_refresh_is_posted_to_the_webhooks_that_ask_for_it() {
     assert_eq!(body["type"], "source_failed", "{body}");
     c.stop(0).await;
 }
+
+/// Watches keep their own place in the arrival log (`meta/watch_cursor`): records stored
+/// but not yet evaluated when the node stopped (here the cursor is set back one record,
+/// as a crash between the store write and the evaluation leaves it) are evaluated at
+/// the next start, and the hit reaches the webhook then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_not_yet_evaluated_at_a_stop_raise_their_hits_at_the_next_start() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let addr = receiver("127.0.0.1:0".parse().unwrap(), seen_tx).await;
+    let mut c = Cluster::simple(1, &[]);
+    c.extra[0].push_str(&webhook_block(addr, "\"watch_hit\""));
+    c.start(0).await;
+    wait_for(T, "the screening index ready", || async {
+        c.node(0).services.screen.is_ready()
+    })
+    .await;
+    let _: Value = client(&c, 0)
+        .post_json("/v1/watches", &json!({"name": "Osprey Avionics Trading"}))
+        .await
+        .unwrap();
+    c.add_drafts(0, "osprey", vec![draft("Osprey Avionics Trading", None)])
+        .await;
+    let (_, first) = next_of(&mut seen, "the hit").await;
+    assert_eq!(first["type"], "watch_hit");
+    c.stop(0).await;
+    // As a crash right after the write would leave it: the last record not evaluated.
+    {
+        let store = wlnode_store::Store::open(&c.fed.nodes[0].dir.join("data")).unwrap();
+        let head = store.head_seq().unwrap();
+        store
+            .meta_set(b"watch_cursor", &(head - 1).to_be_bytes())
+            .unwrap();
+    }
+    c.start(0).await;
+    let (_, again) = next_of(&mut seen, "the hit raised again at start").await;
+    assert_eq!(again["type"], "watch_hit");
+    assert_eq!(again["record_id"], first["record_id"]);
+    assert_ne!(again["id"], first["id"], "a new event");
+    c.stop(0).await;
+}

@@ -195,7 +195,7 @@ async fn off_thread<T: Send + 'static>(
 ///
 /// The store thread only reads bytes (two short jobs); decoding, the costly part,
 /// happens here on a blocking thread so that ingest is not held up behind it.
-async fn follow_page(
+pub(crate) async fn follow_page(
     store: &StoreHandle,
     after: u64,
 ) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
@@ -282,10 +282,6 @@ pub struct NewHead {
     pub record_id: RecordId,
 }
 
-/// What the follower calls, on a blocking thread, with every page of new heads once
-/// the index holds them (the watches; see `crate::watches`).
-pub type OnNewHeads = Arc<dyn Fn(Vec<NewHead>) + Send + Sync>;
-
 /// The log head, then the documents of every entry (paged store calls; decoding off
 /// the store thread).
 async fn scan(store: &StoreHandle) -> Result<(u64, Vec<ScreenDoc>), StoreError> {
@@ -310,7 +306,6 @@ pub fn spawn_follower(
     handle: ScreenHandle,
     mut head: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
-    on_new_heads: Option<OnNewHeads>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = Instant::now();
@@ -348,13 +343,12 @@ pub fn spawn_follower(
         );
         // Follow.
         let mut cursor = start_seq;
-        let evaluating = Arc::new(tokio::sync::Semaphore::new(2));
         loop {
             let target = *head.borrow_and_update();
             while cursor < target {
                 let from = cursor;
                 match follow_page(&store, from).await {
-                    Ok((docs, new_heads, last, more)) => {
+                    Ok((docs, _, last, more)) => {
                         if !docs.is_empty() {
                             let h = handle.clone();
                             let upsert = tokio::task::spawn_blocking(move || {
@@ -372,20 +366,6 @@ pub fn spawn_follower(
                         }
                         cursor = last;
                         handle.applied.send_replace(cursor);
-                        // After the index moved on (searches do not wait for this),
-                        // before the next page: one search per watch over the page's
-                        // new heads (at most 1,024), bounded.
-                        // Evaluated beside the follower, never in its way: at most two
-                        // pages at once, so the follower waits only when evaluation is
-                        // two pages behind.
-                        if let Some(f) = on_new_heads.clone().filter(|_| !new_heads.is_empty())
-                            && let Ok(permit) = evaluating.clone().acquire_owned().await
-                        {
-                            tokio::task::spawn_blocking(move || {
-                                f(new_heads);
-                                drop(permit);
-                            });
-                        }
                         if !more && last == from {
                             break;
                         }

@@ -450,31 +450,31 @@ impl RunningNode {
             watches,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
-        let data_dir = services.config.raw.data_dir.clone();
-        write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
-        let network = crate::replication::start(&services, &id.node_key, &shutdown).await?;
-        let (watches, events, metrics) = (
-            services.watches.clone(),
-            services.events.clone(),
-            services.metrics.clone(),
-        );
-        let on_new_heads: crate::index::OnNewHeads = Arc::new(move |heads| {
-            let n = watches.evaluate_and_emit(&heads, &events);
-            metrics.watch_hits.inc_by(n as u64);
-        });
-        let screen_task = spawn_follower(
-            services.store.clone(),
-            services.screen.clone(),
-            services.ingested.subscribe(),
-            shutdown.subscribe(),
-            Some(on_new_heads),
-        );
+        // Webhooks listen before anything that emits starts (the watch follower
+        // may emit at once, for records stored before a stop; peers may drop).
         let webhook_tasks = crate::webhooks::spawn(
             &services.config,
             &services.events,
             &services.metrics,
             &shutdown,
+        );
+        let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
+        let data_dir = services.config.raw.data_dir.clone();
+        write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
+        let network = crate::replication::start(&services, &id.node_key, &shutdown).await?;
+        let screen_task = spawn_follower(
+            services.store.clone(),
+            services.screen.clone(),
+            services.ingested.subscribe(),
+            shutdown.subscribe(),
+        );
+        let watch_task = crate::watches::spawn_follower(
+            services.store.clone(),
+            services.watches.clone(),
+            services.events.clone(),
+            services.metrics.clone(),
+            services.ingested.subscribe(),
+            shutdown.subscribe(),
         );
         let checkpoints = tokio::spawn(checkpoint_timer(
             services.store.clone(),
@@ -510,7 +510,7 @@ impl RunningNode {
             services.config.raw.screening.retain.0,
             shutdown.subscribe(),
         ));
-        tasks.extend([screen_task, checkpoints, pruner]);
+        tasks.extend([screen_task, watch_task, checkpoints, pruner]);
         tasks.extend(sources_task);
         tasks.extend(webhook_tasks);
         Ok(Self {

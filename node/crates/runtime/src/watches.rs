@@ -8,21 +8,27 @@
 //!   does: local only, never replicated, carried by backups. At most [`MAX_WATCHES`].
 //!   Adding and removing one writes an `acted` audit event (`watch_add`,
 //!   `watch_remove`, target the watch id) in the same store job as the table.
-//! - **Evaluation** runs on the screening follower's path (`crate::index`): for every
-//!   page of the arrival log the follower applies, each entry whose head record is one
-//!   of the records just logged (a local write, an import, a draft released, or a
-//!   record from a peer: they all arrive the same way) is put in a small index of
-//!   that page's new heads, and every watch's query is run once against it. Scores
-//!   do not depend on index contents, so the score is the one `/v1/screen` gives for
-//!   that query and entry. Nothing is ever rescanned: the cost is one search per
-//!   watch and page (each O(new heads) at most), on a blocking thread, after the
-//!   index has moved on (searches do not wait for it).
+//! - **Evaluation** is its own follower of the arrival log ([`spawn_follower`]), with its
+//!   own cursor kept in the store (`meta/watch_cursor`): for every page of the log,
+//!   each entry whose head record is one of the records just logged (a local write, an
+//!   import, a draft released, or a record from a peer: they all arrive the same way)
+//!   is put in a small index of that page's new heads, and every watch's query is run
+//!   once against it. Scores do not depend on index contents, so the score is the one
+//!   `/v1/screen` gives for that query and entry. Nothing is ever rescanned: the cost
+//!   is one search per watch and page (each O(new heads) at most), on a blocking
+//!   thread, beside the screening follower (neither waits for the other). With no
+//!   watches the pages are not read at all and the cursor follows the head in memory;
+//!   it is stored again once a watch exists.
+//! - **Restarts:** the cursor moves only after a page's hits were emitted, so records
+//!   stored before a stop or a crash that were not yet evaluated are evaluated at the
+//!   next start, and their hits emitted then (at least once: a page evaluated just
+//!   before a crash may raise its hits again).
 //! - A match at or above the query's threshold (`wlnode_screen::DEFAULT_MIN_SCORE`)
 //!   emits a `watch_hit` event (`crate::events`) with the watch, the entry, its
 //!   record id, the score and the matched name. Withdrawn heads raise nothing.
-//! - What is not covered: a record stored while the node was stopping, before the
-//!   follower read it, is indexed at the next start by the scan, which raises no hits;
-//!   a head re-derived by a roster revocation is logged again and may hit again.
+//! - What is not covered: a head re-derived by a roster revocation is logged again and
+//!   may hit again; events queued for webhooks are in memory, so a hit emitted but not
+//!   yet delivered when the node stops is not sent after the restart.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -49,6 +55,8 @@ pub const MAX_HITS_PER_PAGE: usize = 500;
 /// Longest reference kept with a watch.
 pub const MAX_REF_CHARS: usize = 256;
 const META_KEY: &[u8] = b"watches";
+/// The arrival-log position up to which watches were evaluated.
+const CURSOR_KEY: &[u8] = b"watch_cursor";
 
 /// What `POST /v1/watches` takes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -457,6 +465,106 @@ fn evaluate(c: &Compiled, heads: &[NewHead]) -> Vec<WatchHit> {
         }
     }
     hits
+}
+
+async fn read_cursor(store: &StoreHandle) -> Result<u64, StoreError> {
+    store
+        .call(|s| {
+            Ok(match s.meta_get(CURSOR_KEY)? {
+                Some(b) => b.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(0),
+                // First start with watches: from the head on (no look back).
+                None => {
+                    let head = s.head_seq()?;
+                    s.meta_set(CURSOR_KEY, &head.to_be_bytes())?;
+                    head
+                }
+            })
+        })
+        .await
+}
+
+async fn write_cursor(store: &StoreHandle, seq: u64) -> Result<(), StoreError> {
+    store
+        .call(move |s| s.meta_set(CURSOR_KEY, &seq.to_be_bytes()))
+        .await
+}
+
+/// Evaluates the watches on every page of the arrival log from the stored cursor on,
+/// emits the hits, then moves the cursor (see the module documentation). Runs until
+/// `shutdown`.
+pub fn spawn_follower(
+    store: StoreHandle,
+    watches: Watches,
+    events: Events,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut head: tokio::sync::watch::Receiver<u64>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut cursor = loop {
+            match read_cursor(&store).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::error!(error = %e, "watches: cannot read the evaluation cursor; retrying in 5 s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        };
+        let mut stored_cursor = true;
+        loop {
+            // The head as stored (the head channel starts at the head at open).
+            let announced = *head.borrow_and_update();
+            let stored = store.call(|s| s.head_seq()).await.unwrap_or(cursor);
+            let target = announced.max(stored);
+            if watches.is_empty() {
+                // Nothing to evaluate: the cursor follows the head in memory only (no
+                // write per ingest); it is stored again once a watch exists.
+                cursor = cursor.max(target);
+                stored_cursor = false;
+            } else if !stored_cursor && write_cursor(&store, cursor).await.is_ok() {
+                stored_cursor = true;
+            }
+            while cursor < target {
+                let next = {
+                    match crate::index::follow_page(&store, cursor).await {
+                        Ok((_, new_heads, last, _)) => {
+                            if !new_heads.is_empty() {
+                                let (w, ev, m) = (watches.clone(), events.clone(), metrics.clone());
+                                let done = tokio::task::spawn_blocking(move || {
+                                    let n = w.evaluate_and_emit(&new_heads, &ev);
+                                    m.watch_hits.inc_by(n as u64);
+                                })
+                                .await;
+                                if let Err(e) = done {
+                                    tracing::error!(error = %e, "watches: evaluation failed");
+                                }
+                            }
+                            if last == cursor {
+                                break;
+                            }
+                            last
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "watches: cannot read new records; retrying on the next change");
+                            break;
+                        }
+                    }
+                };
+                if let Err(e) = write_cursor(&store, next).await {
+                    tracing::warn!(error = %e, "watches: cannot store the evaluation cursor");
+                    break;
+                }
+                cursor = next;
+            }
+            tokio::select! {
+                r = head.changed() => if r.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
 }
 
 #[cfg(test)]
