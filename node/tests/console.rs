@@ -41,7 +41,35 @@ fn screenshot_dir() -> PathBuf {
     d
 }
 
+/// Checks the page's accessibility and CSP invariants in the browser: every visible
+/// control has a `<label for>`, and no inline script, style attribute or `<style>`.
+async fn check_page(c: &Client, name: &str) {
+    let v = c
+        .execute(
+            r#"
+            const unlabelled = [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                .filter(e => !e.id || !document.querySelector('label[for="' + e.id + '"]'))
+                .map(e => e.name);
+            return {
+                unlabelled,
+                inline_scripts: document.querySelectorAll('script:not([src])').length,
+                styled: document.querySelectorAll('[style], style').length,
+            };"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        v["unlabelled"],
+        json!([]),
+        "{name}: controls without a label"
+    );
+    assert_eq!(v["inline_scripts"], 0, "{name}: inline script");
+    assert_eq!(v["styled"], 0, "{name}: inline style");
+}
+
 async fn shot(c: &Client, name: &str) {
+    check_page(c, name).await;
     let png = c.screenshot().await.unwrap();
     let path = screenshot_dir().join(format!("{name}.png"));
     std::fs::write(&path, png).unwrap();
@@ -194,9 +222,10 @@ async fn console_in_headless_chromium() {
         eprintln!("SKIPPED console browser test: {msg}");
         return;
     }
-    // A node with four-eyes release on.
+    // A node with four-eyes release on, and a peer it dials (for the dashboard).
     let dir = tempfile::tempdir().unwrap();
     let fed = common::federation(dir.path());
+    let peer = common::start(&fed, 1).await;
     scaffold::write_config(
         &fed,
         &fed.nodes[0],
@@ -205,6 +234,14 @@ async fn console_in_headless_chromium() {
                 "{}\n[release]\nrequire_approval = true\n",
                 scaffold::OPEN_POLICY
             ),
+            peers: vec![(
+                wlnode_crypto::model::AgencyCode::new("BB-CUSTOMS".to_owned()).unwrap(),
+                peer.node
+                    .listen_addrs
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+            )],
             ..NodeOptions::default()
         },
     )
@@ -367,6 +404,41 @@ async fn console_in_headless_chromium() {
     assert_eq!(hit.attr("data-decision").await.unwrap().unwrap(), "cleared");
     assert!(hit.text().await.unwrap().contains("other registration"));
     shot(&c, "screen-cleared").await;
+    // A CSV batch: every row screened and logged, results on the page.
+    let csv = dir.path().join("parties.csv");
+    std::fs::write(
+        &csv,
+        "ref,name,country\nB-1,Zenith Dual Use Trading,AE\nB-2,Nobody Known Anywhere,\n",
+    )
+    .unwrap();
+    find(&c, "#csv")
+        .await
+        .send_keys(&csv.display().to_string())
+        .await
+        .unwrap();
+    find(&c, "#batch-submit").await.click().await.unwrap();
+    find(&c, "#batch-results").await;
+    let rows = c
+        .find_all(Locator::Css("#batch-results tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[0]
+            .text()
+            .await
+            .unwrap()
+            .contains("Zenith Dual-Use Trading")
+    );
+    assert_eq!(
+        find(&c, "#batch-progress")
+            .await
+            .attr("value")
+            .await
+            .unwrap(),
+        Some("2".into())
+    );
+    shot(&c, "batch").await;
     // The case log, searched by reference.
     c.goto(&format!("{base}/ui/cases?ref=SHIP-2"))
         .await
@@ -410,6 +482,25 @@ async fn console_in_headless_chromium() {
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["cache-control"], "no-store");
+    // The case log downloads as CSV, with the decision.
+    let r = http()
+        .get(format!("{base}/ui/cases.csv?ref=SHIP-1"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("SHIP-1") && body.contains("cleared"),
+        "{body}"
+    );
     // A log-in without its CSRF cookie is refused too.
     let r = http()
         .post(format!("{base}/ui/login"))
@@ -495,10 +586,21 @@ async fn console_in_headless_chromium() {
 
     // The admin's pages: dashboard, policy with an interactive explain, audit.
     login(&c, &base, &admin).await;
-    shot(&c, "dashboard").await;
-    find(&c, "#peers").await;
+    find(&c, "#peers tr[data-agency='BB-CUSTOMS']").await;
     assert_eq!(find(&c, "#agency").await.text().await.unwrap(), "AA-EXPORT");
-    find(&c, "#live-events").await;
+    // Live updates: the dashboard's script shows a new draft as it is created.
+    find(&c, "#live-events[data-connected]").await;
+    let r = http()
+        .post(format!("{base}/v1/entries"))
+        .bearer_auth(&editor)
+        .json(&common::draft("Live Event Holdings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let li = find(&c, "#live-events li[data-event='draft_awaiting_approval']").await;
+    assert!(li.text().await.unwrap().contains("draft_awaiting_approval"));
+    shot(&c, "dashboard").await;
     c.goto(&format!("{base}/ui/policy?entry={entry_id}"))
         .await
         .unwrap();
@@ -513,4 +615,5 @@ async fn console_in_headless_chromium() {
     c.close().await.unwrap();
     drop(driver);
     n.node.stop().await;
+    peer.node.stop().await;
 }

@@ -186,9 +186,9 @@ async fn policy_inner(state: &ApiState, ctx: &Ctx, q: PolicyQuery) -> Result<Res
         @match &read {
             Some(c) => {
                 h3 { "[[share]]" }
-                ol.rules start="0" { @for r in &c.raw.share { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
+                ol.rules { @for r in &c.raw.share { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
                 h3 { "[[accept]]" }
-                ol.rules start="0" { @for r in &c.raw.accept { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
+                ol.rules { @for r in &c.raw.accept { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
                 h3 { "[release]" }
                 p { code { (serde_json::to_string(&c.raw.release).unwrap_or_default()) } }
             }

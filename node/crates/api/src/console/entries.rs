@@ -219,7 +219,7 @@ async fn show_inner(
                 @if let Some(c) = &s.country { " (" (label(c)) ")" } }
             @if !s.aliases.is_empty() { dt { (t.entry_aliases) } dd { (s.aliases.join("; ")) } }
             @if !s.identifiers.is_empty() { dt { (t.entry_identifiers) } dd {
-                (s.identifiers.iter().map(|i| serde_json::to_string(i).unwrap_or_default()).collect::<Vec<_>>().join("; ")) } }
+                (s.identifiers.iter().map(identifier).collect::<Vec<_>>().join("; ")) } }
             dt { (t.col_reason) } dd { (label(&view.reason)) }
             dt { (t.entry_categories) } dd { (view.categories.iter().map(label).collect::<Vec<_>>().join(", ")) }
             @if let Some(lb) = &view.legal_basis { dt { (t.col_legal_basis) } dd { (lb) } }
@@ -282,6 +282,16 @@ async fn show_inner(
     )))
 }
 
+/// An identifier as `TYPE:VALUE`.
+fn identifier<T: serde::Serialize>(i: &T) -> String {
+    let j = serde_json::to_value(i).unwrap_or_default();
+    format!(
+        "{}:{}",
+        g(&j, "type").as_str().unwrap_or(""),
+        g(&j, "value").as_str().unwrap_or("")
+    )
+}
+
 /// The add / amend form, filled from `v` (amend) or empty (add).
 fn entry_form(ctx: &Ctx, action: &str, v: Option<&EntryView>) -> Markup {
     let t = ctx.t;
@@ -296,14 +306,7 @@ fn entry_form(ctx: &Ctx, action: &str, v: Option<&EntryView>) -> Markup {
         .map(|s| {
             s.identifiers
                 .iter()
-                .filter_map(|i| {
-                    let j = serde_json::to_value(i).ok()?;
-                    Some(format!(
-                        "{}:{}",
-                        g(&j, "type").as_str()?,
-                        g(&j, "value").as_str()?
-                    ))
-                })
+                .map(identifier)
                 .collect::<Vec<_>>()
                 .join("\n")
         })

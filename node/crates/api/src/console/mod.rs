@@ -118,9 +118,15 @@ pub const ROUTES: &[UiRoute] = &[
 /// What the role table says a console route needs: the need of its API route, or
 /// `admin` for a route missing from [`ROUTES`] (closed by default, as the API is).
 pub fn ui_need(method: &Method, path: &str) -> Need {
+    // HEAD is answered by the GET route.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     ROUTES
         .iter()
-        .find(|r| r.method == method.as_str() && r.path == path)
+        .find(|r| r.method == method && r.path == path)
         .map_or(Need::Role(Role::Admin), |r| {
             let m = Method::from_bytes(r.api.0.as_bytes()).unwrap_or(Method::POST);
             required_role(&m, r.api.1)

@@ -7,6 +7,7 @@
     var list = document.getElementById("live-events");
     if (!list || typeof EventSource === "undefined") { return; }
     var src = new EventSource(list.getAttribute("data-source"));
+    src.addEventListener("open", function () { list.setAttribute("data-connected", "1"); });
     var kinds = ["watch_hit", "draft_awaiting_approval", "peer_down", "source_failed", "lagged"];
     kinds.forEach(function (kind) {
       src.addEventListener(kind, function (ev) {
