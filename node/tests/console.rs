@@ -612,6 +612,75 @@ async fn console_in_headless_chromium() {
     shot(&c, "audit").await;
     logout(&c).await;
 
+    // An amendment from the form is a draft too, and waits in the queue.
+    login(&c, &base, &editor).await;
+    c.goto(&format!("{base}/ui/entries/{entry_id}"))
+        .await
+        .unwrap();
+    find(&c, "#amend").await.click().await.unwrap();
+    let remarks = find(&c, "#e-remarks").await;
+    remarks.send_keys("seen again at the port").await.unwrap();
+    find(&c, "#entry-submit").await.click().await.unwrap();
+    assert!(
+        find(&c, "#notice")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("draft")
+    );
+    c.goto(&format!("{base}/ui/drafts")).await.unwrap();
+    let amends = c.find_all(Locator::Css("#drafts tbody tr")).await.unwrap();
+    let mut seen = false;
+    for r in amends {
+        seen |= r.text().await.unwrap().contains("Amend");
+    }
+    assert!(seen, "the amendment waits for approval");
+    logout(&c).await;
+
+    // Failed log-ins are limited: past the limit even a good token waits.
+    let http = http();
+    let page = http.get(format!("{base}/ui/login")).send().await.unwrap();
+    let login_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let try_login = |token: String| {
+        http.post(format!("{base}/ui/login"))
+            .header("cookie", &login_cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&token={token}"))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..wlnode_api::console::session::MAX_FAILED_LOGINS + 1 {
+        statuses.push(
+            try_login(format!("wrong-{i}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses.contains(&401), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert_eq!(
+        try_login(admin.clone()).await.unwrap().status().as_u16(),
+        429
+    );
+
     c.close().await.unwrap();
     drop(driver);
     n.node.stop().await;

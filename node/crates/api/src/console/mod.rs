@@ -314,7 +314,7 @@ async fn guard(State(state): State<ApiState>, req: Request, next: Next) -> Respo
             // A disabled or rotated user's session ends here.
             state.console.close(id);
         }
-        if req.method() == Method::GET {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
             return Redirect::to("/ui/login?expired=1").into_response();
         }
         return error_page(None, t, StatusCode::FORBIDDEN, t.session_expired);
@@ -621,6 +621,25 @@ mod tests {
             ui_need(&Method::POST, "/ui/drafts/{id}/approve"),
             Need::Role(Role::Approver)
         );
+    }
+
+    #[test]
+    fn cookies_are_httponly_strict_and_secure_behind_tls() {
+        let c = set_cookie(SESSION_COOKIE, "abc", false, None);
+        let c = c.to_str().unwrap();
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"));
+        assert!(!c.contains("Secure"));
+        let c = set_cookie(SESSION_COOKIE, "abc", true, None);
+        assert!(c.to_str().unwrap().ends_with("; Secure"));
+        let mut h = HeaderMap::new();
+        assert!(!over_tls(&h));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(over_tls(&h));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; wlnode_session=xyz; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
     }
 
     /// The console's invariants, checked on its source: no inline script, style or
