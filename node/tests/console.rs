@@ -608,7 +608,12 @@ async fn console_in_headless_chromium() {
     assert_eq!(row.attr("data-decision").await.unwrap().unwrap(), "send");
     shot(&c, "policy").await;
     c.goto(&format!("{base}/ui/audit")).await.unwrap();
-    find(&c, "main dl").await;
+    let verdict = find(&c, "#audit-verdict").await;
+    assert_eq!(
+        verdict.attr("data-ok").await.unwrap().as_deref(),
+        Some("true")
+    );
+    find(&c, "#checkpoints tr[data-ok='true']").await;
     shot(&c, "audit").await;
     logout(&c).await;
 

@@ -231,28 +231,63 @@ pub(super) async fn audit(
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
     let t = ctx.t;
+    // The live check this node can make of its own log: recompute the tree root at
+    // each recent checkpoint's size and compare it with the root that was signed.
     let r = state
         .node
         .store
-        .call(|s| Ok((s.audit_latest_checkpoint()?, s.counts()?)))
+        .call(|s| {
+            let counts = s.counts()?;
+            let mut cps = s.audit_checkpoints()?;
+            let keep = cps.len().saturating_sub(AUDIT_ROWS);
+            let cps = cps.split_off(keep);
+            let mut rows = Vec::with_capacity(cps.len());
+            for c in cps.into_iter().rev() {
+                let root = hex::encode(s.audit_root(c.checkpoint.size)?);
+                rows.push((c, root));
+            }
+            Ok((counts, rows, s.audit_cosignatures()?))
+        })
         .await;
-    let (checkpoint, counts) = match r {
+    let (counts, rows, cosigs) = match r {
         Ok(x) => x,
         Err(e) => return ApiError::from(e).page(&ctx),
     };
+    let all_ok = rows.iter().all(|(c, root)| c.checkpoint.root == *root);
     let body = html! {
         dl {
             dt { (t.dash_audit_events) } dd { (counts.audit_events) }
             dt { (t.dash_audit_cosignatures) } dd { (counts.audit_cosignatures) }
-            @if let Some(c) = &checkpoint {
-                dt { (t.audit_latest) } dd { (wlnode_crypto::time::Timestamp(c.checkpoint.timestamp).to_rfc3339()) }
-                dt { (t.audit_size) } dd { (c.checkpoint.size) }
-                dt { (t.audit_root) } dd { code { (c.checkpoint.root) } }
-            } @else {
-                dt { (t.audit_latest) } dd { (t.dash_no_checkpoint) }
+            dt { (t.audit_verdict) } dd #audit-verdict data-ok=(if all_ok { "true" } else { "false" }) {
+                @if rows.is_empty() { (t.dash_no_checkpoint) }
+                @else if all_ok { (t.audit_roots_match) }
+                @else { span.error { (t.audit_roots_differ) } }
+            }
+        }
+        h2 { (t.audit_checkpoints) }
+        table #checkpoints {
+            thead { tr {
+                th scope="col" { (t.col_at) } th scope="col" { (t.audit_size) }
+                th scope="col" { (t.audit_root) } th scope="col" { (t.audit_recomputed) }
+                th scope="col" { (t.audit_cosigned_by) }
+            } }
+            tbody {
+                @for (c, root) in &rows {
+                    @let cp = &c.checkpoint;
+                    tr data-size=(cp.size) data-ok=(if cp.root == *root { "true" } else { "false" }) {
+                        td { (wlnode_crypto::time::Timestamp(cp.timestamp).to_rfc3339()) }
+                        td { (cp.size) }
+                        td { code { (cp.root) } }
+                        td { @if cp.root == *root { (t.yes) } @else { span.error { (t.no) " " code { (root) } } } }
+                        td { (cosigs.iter().filter(|w| w.checkpoint.checkpoint.size == cp.size && w.checkpoint.checkpoint.root == cp.root).map(|w| w.witness.clone()).collect::<Vec<_>>().join(", ")) }
+                    }
+                }
             }
         }
         p { (t.audit_report_cli) }
     };
     html_response(page(Some(&ctx), t, t.audit_title, body))
 }
+
+/// Checkpoints the audit page verifies and lists (the newest).
+const AUDIT_ROWS: usize = 20;

@@ -243,6 +243,12 @@ pub struct Text {
     pub audit_size: &'static str,
     pub audit_root: &'static str,
     pub audit_report_cli: &'static str,
+    pub audit_verdict: &'static str,
+    pub audit_roots_match: &'static str,
+    pub audit_roots_differ: &'static str,
+    pub audit_checkpoints: &'static str,
+    pub audit_recomputed: &'static str,
+    pub audit_cosigned_by: &'static str,
 }
 
 /// English.
@@ -470,7 +476,13 @@ pub static EN: Text = Text {
     audit_latest: "Latest checkpoint",
     audit_size: "Tree size",
     audit_root: "Root",
-    audit_report_cli: "The full verification report (pair matrix, lag, violations) is `wlnode audit verify` / `wlnode audit report`.",
+    audit_report_cli: "The federation-wide report (pair matrix, lag, violations) is made by the auditor: `wlnode audit verify`.",
+    audit_verdict: "Live check of this node's log",
+    audit_roots_match: "Every recent checkpoint's root matches the log as stored now.",
+    audit_roots_differ: "A signed checkpoint's root differs from the log as stored now: the log was changed after it was signed.",
+    audit_checkpoints: "Recent checkpoints",
+    audit_recomputed: "Root recomputed now matches",
+    audit_cosigned_by: "Cosigned by",
 };
 
 /// The catalogue for a request (`Accept-Language`): English until a translation ships.
