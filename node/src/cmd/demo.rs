@@ -488,6 +488,7 @@ async fn run_federation(
         .iter()
         .find(|s| s.origin == 0 && s.personal)
         .map(|s| s.entry_id.clone());
+    print_console(children).await;
     print_next_steps(children, sample.as_deref());
     tokio::signal::ctrl_c()
         .await
@@ -871,6 +872,45 @@ fn print_summary(s: &Summary) {
     }
     println!();
     println!("Federation files: {}", s.dir.display());
+}
+
+/// The demo's console users on the first member: one per officer role, made by the
+/// bootstrap admin, each printed with its token so a browser can log in at once.
+pub const CONSOLE_USERS: &[(&str, &[&str])] = &[
+    ("officer", &["screener"]),
+    ("editor", &["editor"]),
+    ("approver", &["approver"]),
+    ("viewer", &["viewer"]),
+];
+
+/// Prints the web console's URL on the first member with a login token for each demo
+/// user (and the bootstrap admin's token file).
+async fn print_console(children: &[Child]) {
+    let Some(first) = children.first() else {
+        return;
+    };
+    println!();
+    println!("Web console: http://{}/ui/", first.client.addr());
+    println!("  Log in with one of these tokens (one user per role):");
+    for (name, roles) in CONSOLE_USERS {
+        let body = serde_json::json!({"user": name, "roles": roles});
+        match first
+            .client
+            .post_json::<_, serde_json::Value>("/v1/users", &body)
+            .await
+        {
+            Ok(v) => println!(
+                "  {name:<9} ({}): {}",
+                roles.join(", "),
+                v.get("token").and_then(|t| t.as_str()).unwrap_or("?")
+            ),
+            Err(e) => println!("  {name}: could not be created ({e})"),
+        }
+    }
+    match wlnode_config::token::read_token(&first.token_file) {
+        Ok(t) => println!("  {:<9} (admin): {t}", "admin"),
+        Err(e) => println!("  admin: {e}"),
+    }
 }
 
 fn print_next_steps(children: &[Child], sample: Option<&str>) {

@@ -105,7 +105,7 @@ pub(super) async fn amend(
 pub(super) struct ForceParams {
     /// Write even while local writes are held.
     #[serde(default)]
-    force: bool,
+    pub(super) force: bool,
 }
 
 /// The writer a request asks for: attributed to its caller, and forcing past a hold on
@@ -163,7 +163,7 @@ pub(super) struct ShowParams {
     origin: Option<String>,
 }
 
-async fn view(
+pub(super) async fn view(
     state: &ApiState,
     key: EntryKey,
     st: wlnode_types::EntryState,
@@ -205,19 +205,19 @@ pub(super) async fn show(
 
 #[derive(Deserialize)]
 pub(super) struct ListParams {
-    origin: Option<String>,
-    status: Option<String>,
-    updated_since: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+    pub(super) origin: Option<String>,
+    pub(super) status: Option<String>,
+    pub(super) updated_since: Option<String>,
+    pub(super) limit: Option<String>,
+    pub(super) cursor: Option<String>,
 }
 
 /// A page of entries.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Page {
-    entries: Vec<EntryView>,
+    pub(super) entries: Vec<EntryView>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
+    pub(super) next_cursor: Option<String>,
 }
 
 /// Default and maximum page sizes.

@@ -11,6 +11,7 @@
 
 mod backup;
 mod cases;
+pub mod console;
 mod drafts;
 mod entries;
 mod events;
@@ -49,6 +50,8 @@ use wlnode_store::StoreError;
 #[derive(Clone, Debug)]
 pub struct ApiState {
     node: Services,
+    /// The web console's sessions.
+    console: std::sync::Arc<console::session::Sessions>,
 }
 
 /// An API error response.
@@ -354,7 +357,10 @@ async fn fallback() -> ApiError {
 pub fn router(node: Services) -> Router {
     let max_body = node.config.raw.api.max_body_bytes;
     let request_timeout = node.config.raw.api.request_timeout.0;
-    let state = ApiState { node };
+    let state = ApiState {
+        node,
+        console: std::sync::Arc::default(),
+    };
     let protected = Router::new()
         .route("/v1/entries", post(entries::add).get(entries::list))
         .route("/v1/entries/{id}", get(entries::show).put(entries::amend))
@@ -428,6 +434,7 @@ pub fn router(node: Services) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)
+        .merge(console::router(state.clone()))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),

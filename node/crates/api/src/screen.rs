@@ -74,7 +74,7 @@ fn name_error(name: &str, field: &str) -> Option<ApiError> {
 }
 
 /// Parses query-string pairs into a request (`q` or `name`, plus the optional fields).
-fn from_pairs(
+pub(super) fn from_pairs(
     pairs: Vec<(String, String)>,
     name_required: bool,
 ) -> Result<ScreenRequest, ApiError> {
@@ -167,16 +167,16 @@ pub(super) async fn ready(state: &ApiState, handle: &ScreenHandle) -> Result<(),
 #[derive(serde::Serialize)]
 pub(super) struct DecidedHit {
     #[serde(flatten)]
-    hit: wlnode_screen::Match,
-    decision: Option<Decision>,
+    pub(super) hit: wlnode_screen::Match,
+    pub(super) decision: Option<Decision>,
 }
 
 /// A single screening's answer: the engine's, with the case it was logged as.
 #[derive(serde::Serialize)]
 pub(super) struct LoggedResponse {
-    case_id: String,
+    pub(super) case_id: String,
     query: String,
-    results: Vec<DecidedHit>,
+    pub(super) results: Vec<DecidedHit>,
     index_entries: usize,
     took_ms: f64,
 }
@@ -195,7 +195,7 @@ pub(super) fn party_of(r: &ScreenRequest, reference: Option<String>) -> Party {
     }
 }
 
-async fn screen_one(
+pub(super) async fn screen_one(
     state: &ApiState,
     actor: &Actor,
     req: ScreenRequest,
