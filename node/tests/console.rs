@@ -681,9 +681,11 @@ async fn console_in_headless_chromium() {
     }
     assert!(statuses.contains(&401), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // Review: the limit locked out valid tokens too, so anyone reaching the page kept
+    // every officer out. A valid token still logs in.
     assert_eq!(
         try_login(admin.clone()).await.unwrap().status().as_u16(),
-        429
+        303
     );
 
     c.close().await.unwrap();

@@ -33,7 +33,6 @@ pub const REAUTH: Duration = Duration::from_secs(5);
     responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events: watch_hit, draft_awaiting_approval, peer_down, source_failed, audit_violation, lagged"),
         (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn stream(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    let bus = &state.node.events;
     // The auth layer let the request through, so the token names an allowed user.
     let Some(token) = super::bearer_token(&headers).map(|t| Zeroizing::new(t.to_owned())) else {
         return ApiError::unauthorized().into_response();
@@ -41,7 +40,22 @@ pub(super) async fn stream(State(state): State<ApiState>, headers: HeaderMap) ->
     let Some(actor) = allowed(&state.node.users, &token) else {
         return ApiError::unauthorized().into_response();
     };
-    let permit = match bus.stream_permit(&actor.id) {
+    let users = state.node.users.clone();
+    open(
+        &state,
+        &actor.id,
+        Box::new(move || allowed(&users, &token).is_some()),
+    )
+}
+
+/// Whether a stream may go on (checked before every event and every [`REAUTH`]).
+pub(crate) type StillAllowed = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// Opens an event stream for user `user_id` (counted against their places), which ends
+/// as soon as `still_allowed` says no.
+pub(crate) fn open(state: &ApiState, user_id: &str, still_allowed: StillAllowed) -> Response {
+    let bus = &state.node.events;
+    let permit = match bus.stream_permit(user_id) {
         Ok(p) => p,
         Err(e) => {
             return ApiError::with_status(
@@ -52,13 +66,10 @@ pub(super) async fn stream(State(state): State<ApiState>, headers: HeaderMap) ->
             .into_response();
         }
     };
-    let rx = bus.subscribe();
-    let closed = bus.closed();
     let watch = Watch {
-        users: state.node.users.clone(),
-        token,
-        rx,
-        closed,
+        still_allowed,
+        rx: bus.subscribe(),
+        closed: bus.closed(),
         _permit: permit,
     };
     Sse::new(events(watch))
@@ -67,7 +78,7 @@ pub(super) async fn stream(State(state): State<ApiState>, headers: HeaderMap) ->
 }
 
 /// The user `token` names, while it may still read the event stream.
-fn allowed(users: &Users, token: &str) -> Option<wlnode_runtime::users::Actor> {
+pub(crate) fn allowed(users: &Users, token: &str) -> Option<wlnode_runtime::users::Actor> {
     let actor = users.authenticate(token)?;
     super::users::required_role(&Method::GET, "/v1/events")
         .met_by(&actor)
@@ -76,8 +87,7 @@ fn allowed(users: &Users, token: &str) -> Option<wlnode_runtime::users::Actor> {
 
 /// One open stream.
 struct Watch {
-    users: Users,
-    token: Zeroizing<String>,
+    still_allowed: StillAllowed,
     rx: tokio::sync::broadcast::Receiver<NodeEvent>,
     closed: tokio::sync::watch::Receiver<bool>,
     _permit: StreamPermit,
@@ -90,12 +100,16 @@ fn events(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
                 r = w.rx.recv() => break r,
                 _ = w.closed.wait_for(|c| *c) => return None,
                 () = tokio::time::sleep(REAUTH) => {
-                    allowed(&w.users, &w.token)?;
+                    if !(w.still_allowed)() {
+                        return None;
+                    }
                 }
             }
         };
         // Nothing more goes to a user who lost the right to it.
-        allowed(&w.users, &w.token)?;
+        if !(w.still_allowed)() {
+            return None;
+        }
         let ev = match got {
             Ok(ev) => Event::default()
                 .id(ev.id.clone())

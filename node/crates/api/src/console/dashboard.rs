@@ -6,7 +6,8 @@
 
 use axum::Json;
 use axum::extract::{Extension, Query, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use maud::html;
 use wlnode_crypto::model::{AgencyCode, EntryId};
 use wlnode_runtime::drafts::DraftState;
@@ -123,9 +124,27 @@ pub(super) async fn dashboard(
 }
 
 /// The event stream for the dashboard's script: the API's `GET /v1/events`, behind
-/// the session (an `EventSource` cannot send a bearer token).
-pub(super) async fn events(State(state): State<ApiState>) -> Response {
-    crate::events::stream(State(state)).await
+/// the session (an `EventSource` cannot send a bearer token). It ends as soon as the
+/// session does (logout, idle or absolute timeout: the stream does not keep it alive)
+/// or its user may no longer read events (disabled, rotated, roles changed).
+pub(super) async fn events(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    let Some(sid) = super::cookie(&headers, super::SESSION_COOKIE).map(str::to_owned) else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let (sessions, users) = (state.console.clone(), state.node.users.clone());
+    crate::events::open(
+        &state,
+        &ctx.actor.id,
+        Box::new(move || {
+            sessions
+                .peek(&sid)
+                .is_some_and(|l| crate::events::allowed(&users, &l.token).is_some())
+        }),
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -403,6 +403,53 @@ fn draft_json(pairs: &[(String, String)]) -> serde_json::Value {
     d
 }
 
+/// This agency's entry `id` as its head says it, as entry JSON (all of it).
+async fn current_draft(state: &ApiState, id: &str) -> Result<serde_json::Value, ApiError> {
+    let (_, st) = find(state, id, Some(state.node.info.agency.to_string())).await?;
+    let head = state
+        .node
+        .store
+        .record(st.head)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("head record {} is missing", st.head)))?;
+    let draft = wlnode_runtime::entries::draft_of(&head.record).map_err(ApiError::invalid)?;
+    serde_json::to_value(draft).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `base` (an entry's whole JSON) with what the form edits replaced by the form's
+/// values: subject kind, name, aliases, identifiers and country; reason; categories;
+/// legal basis; remarks; distribution scope and sensitivity. Everything else stays.
+fn overlay(mut base: serde_json::Value, form: serde_json::Value) -> serde_json::Value {
+    let set = |to: &mut serde_json::Value, key: &str, v: Option<&serde_json::Value>| {
+        if let Some(o) = to.as_object_mut() {
+            match v {
+                Some(v) if !(v.is_string() && v.as_str() == Some("")) => {
+                    o.insert(key.to_owned(), v.clone());
+                }
+                _ => {
+                    o.remove(key);
+                }
+            }
+        }
+    };
+    for k in ["kind", "name", "aliases", "identifiers", "country"] {
+        let v = form.get("subject").and_then(|s| s.get(k));
+        if let Some(subject) = base.get_mut("subject") {
+            set(subject, k, v);
+        }
+    }
+    for k in ["reason", "categories", "legal_basis", "remarks"] {
+        set(&mut base, k, form.get(k));
+    }
+    for k in ["scope", "sensitivity"] {
+        let v = form.get("distribution").and_then(|d| d.get(k));
+        if let Some(d) = base.get_mut("distribution") {
+            set(d, k, v);
+        }
+    }
+    base
+}
+
 /// Where a write lands: 202 is a draft (four-eyes), else the written record.
 fn after_write(resp_status: StatusCode, to: &str) -> Response {
     let done = if resp_status == StatusCode::ACCEPTED {
@@ -474,7 +521,14 @@ pub(super) async fn amend(
     body: Bytes,
 ) -> Response {
     let pairs = form_pairs(&body);
-    let json = Bytes::from(draft_json(&pairs).to_string());
+    // The form shows only part of an entry: the rest (addresses, dates, contact,
+    // review date, groups, hop limit, field scopes...) is kept from the current head,
+    // never dropped by an amendment made here.
+    let base = match current_draft(&state, &id).await {
+        Ok(b) => b,
+        Err(e) => return e.page(&ctx),
+    };
+    let json = Bytes::from(overlay(base, draft_json(&pairs)).to_string());
     let r = crate::entries::amend(
         State(state),
         Extension(ctx.actor.clone()),
@@ -624,5 +678,59 @@ pub(super) async fn reject(
     {
         Ok(_) => see_other("/ui/drafts?done=rejected"),
         Err(e) => e.page(&ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// Review of the console: an amendment made in the form kept only what the form
+    /// shows, so it dropped addresses, dates, contact, groups, the hop limit and the
+    /// field scopes (identifiers withheld from peers went out to every one).
+    #[test]
+    fn an_amendment_keeps_what_the_form_does_not_show() {
+        let base = serde_json::json!({
+            "subject": {"kind": "person", "name": "Old Name", "aliases": ["A"],
+                "identifiers": [{"type": "passport", "value": "X1"}], "country": "AE",
+                "birth_date": "1970-05-02", "addresses": ["Plot 7, Dubai"], "nationality": "AE"},
+            "reason": "denial", "categories": ["3A001"], "contact": "desk@example.org",
+            "review_by": "2027-01-01", "remarks": "old",
+            "distribution": {"scope": "groups", "groups": ["eu"], "sensitivity": "restricted",
+                "max_hops": 1, "fields": [{"field": "identifiers", "to": []}]}
+        });
+        let pairs: Vec<(String, String)> = [
+            ("kind", "person"),
+            ("name", "New Name"),
+            ("country", "ae"),
+            ("reason", "denial"),
+            ("categories", "3A001 5A002"),
+            ("scope", "groups"),
+            ("sensitivity", "restricted"),
+            ("aliases", "A\nB"),
+            ("identifiers", "passport:X1"),
+            ("remarks", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let out = overlay(base.clone(), draft_json(&pairs));
+        assert_eq!(out["subject"]["name"], "New Name");
+        assert_eq!(out["subject"]["aliases"], serde_json::json!(["A", "B"]));
+        assert_eq!(out["categories"], serde_json::json!(["3A001", "5A002"]));
+        assert!(out.get("remarks").is_none(), "emptied in the form: {out}");
+        for (path, v) in [
+            ("/subject/birth_date", &base["subject"]["birth_date"]),
+            ("/subject/addresses", &base["subject"]["addresses"]),
+            ("/subject/nationality", &base["subject"]["nationality"]),
+            ("/contact", &base["contact"]),
+            ("/review_by", &base["review_by"]),
+            ("/distribution/groups", &base["distribution"]["groups"]),
+            ("/distribution/max_hops", &base["distribution"]["max_hops"]),
+            ("/distribution/fields", &base["distribution"]["fields"]),
+        ] {
+            assert_eq!(out.pointer(path), Some(v), "{path} kept: {out}");
+        }
     }
 }

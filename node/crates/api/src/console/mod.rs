@@ -196,7 +196,17 @@ pub fn router(state: ApiState) -> Router<ApiState> {
         .route_layer(middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui/login", get(login_form).post(login))
+        .route(
+            "/ui/login",
+            get(login_form)
+                .post(login)
+                // An unauthenticated body that never arrives must not hold a
+                // connection past the request timeout.
+                .route_layer(middleware::from_fn_with_state(
+                    state.node.config.raw.api.request_timeout.0,
+                    super::limits::request_timeout,
+                )),
+        )
         .route("/ui/static/console.css", get(css))
         .route("/ui/static/console.js", get(js))
         .route("/ui/{*rest}", get(not_found).post(not_found))
@@ -234,7 +244,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 /// A cookie's value from the request.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -330,7 +340,13 @@ async fn guard(State(state): State<ApiState>, req: Request, next: Next) -> Respo
     let req = if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
         let limit = state.node.config.raw.api.max_body_bytes;
-        let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        // Read within the request timeout (the guard runs outside the route's own).
+        let read = tokio::time::timeout(
+            state.node.config.raw.api.request_timeout.0,
+            axum::body::to_bytes(body, limit),
+        )
+        .await;
+        let Ok(Ok(bytes)) = read else {
             return error_page(Some(&ctx), t, StatusCode::PAYLOAD_TOO_LARGE, t.error_title);
         };
         let ct = parts
@@ -519,13 +535,16 @@ async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
     let Some(fresh) = session::random_token() else {
         return error_page(None, t, StatusCode::INTERNAL_SERVER_ERROR, t.error_title);
     };
-    if !state.console.login_allowed() {
-        let mut r = login_page(t, &fresh, Some(t.login_rate_limited), tls);
-        *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        return r;
-    }
     let token = field("token").unwrap_or("").trim();
     if token.is_empty() || state.node.users.authenticate(token).is_none() {
+        // Past the limit, failures answer 429. A valid token is never refused: tokens
+        // are 256-bit, so the limit guards nothing a guesser could reach, and refusing
+        // good tokens let anyone who can reach the page lock every officer out.
+        if !state.console.login_allowed() {
+            let mut r = login_page(t, &fresh, Some(t.login_rate_limited), tls);
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            return r;
+        }
         state.console.login_failed();
         let mut r = login_page(t, &fresh, Some(t.login_failed), tls);
         *r.status_mut() = StatusCode::UNAUTHORIZED;

@@ -118,6 +118,18 @@ impl Sessions {
         })
     }
 
+    /// The live session `id`, not touched (an open event stream asks this: it must not
+    /// keep an idle session alive).
+    pub fn peek(&self, id: &str) -> Option<Live> {
+        let now = Instant::now();
+        let t = self.table.lock().ok()?;
+        let s = t.get(id).filter(|s| alive(s, now))?;
+        Some(Live {
+            token: s.token.clone(),
+            csrf: s.csrf.clone(),
+        })
+    }
+
     /// Ends session `id`.
     pub fn close(&self, id: &str) {
         if let Ok(mut t) = self.table.lock() {
