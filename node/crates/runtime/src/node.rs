@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use wlnode_audit::event::{Event, EventKind};
 use wlnode_config::token::{TokenError, read_token};
 use wlnode_config::{API_ADDR_FILE, Config, ConfigError};
-use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_secret_key};
+use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_encryption_key, read_secret_key};
+use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::{Role, Roster, RosterError};
 use wlnode_crypto::{PublicKey, SecretKey, Timestamp};
@@ -185,6 +186,8 @@ pub struct Services {
     pub events: Events,
     /// Watched parties.
     pub watches: Watches,
+    /// Sealed agency-to-agency mail.
+    pub mail: crate::mail::Mail,
 }
 
 /// A bound API: its address and its task.
@@ -258,6 +261,8 @@ pub struct Identity {
     pub agency_key: Arc<SecretKey>,
     /// libp2p identity key.
     pub node_key: SecretKey,
+    /// The agency's encryption key for sealed messages, when configured.
+    pub encryption_key: Option<Arc<EncryptionSecretKey>>,
     /// API token.
     pub api_token: String,
 }
@@ -267,6 +272,13 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     Ok(Identity {
         agency_key: Arc::new(read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)?),
         node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)?,
+        encryption_key: cfg
+            .raw
+            .encryption_key
+            .as_deref()
+            .map(read_encryption_key)
+            .transpose()?
+            .map(Arc::new),
         api_token: read_token(&cfg.raw.api.token_file)?,
     })
 }
@@ -298,6 +310,27 @@ pub fn check_membership(roster: &Roster, cfg: &Config, id: &Identity) -> Result<
                 path: cfg.raw.agency_key.clone(),
                 source,
             })?;
+        match &id.encryption_key {
+            Some(k) => {
+                let listed = k
+                    .public_key()
+                    .ok()
+                    .is_some_and(|pk| member.encryption_keys.iter().any(|w| w.key == pk));
+                if !listed {
+                    tracing::warn!(
+                        %agency,
+                        "the configured encryption_key is not listed for this agency in the roster: sealed messages to it will not open here"
+                    );
+                }
+            }
+            None => tracing::warn!(
+                %agency,
+                "no encryption_key configured: this node cannot open sealed messages"
+            ),
+        }
+        for a in roster.members_without_encryption_key(Timestamp::now()) {
+            tracing::warn!(agency = %a, "roster lists no encryption key for this member: it cannot receive sealed messages");
+        }
     }
     Ok(())
 }
@@ -413,7 +446,18 @@ impl RunningNode {
         let store_for_drafts = store.clone();
         let events = Events::new();
         let watches = Watches::load(store.clone()).await?;
+        let (mail, mail_port) = crate::mail::Mail::new(
+            agency.clone(),
+            id.agency_key.clone(),
+            trust.clone(),
+            store.clone(),
+        );
+        let mail_keys = crate::replication::mail::MailKeys {
+            sign: id.agency_key.clone(),
+            enc: id.encryption_key.clone(),
+        };
         let services = Services {
+            mail,
             info: NodeInfo {
                 agency: agency.clone(),
                 peer_id: id.node_key.public_key().peer_id(),
@@ -449,7 +493,9 @@ impl RunningNode {
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
         let data_dir = services.config.raw.data_dir.clone();
         write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
-        let network = crate::replication::start(&services, &id.node_key, &shutdown).await?;
+        let network =
+            crate::replication::start(&services, &id.node_key, &shutdown, mail_port, mail_keys)
+                .await?;
         let (watches, events, metrics) = (
             services.watches.clone(),
             services.events.clone(),

@@ -149,8 +149,8 @@ pub enum MailEvent {
     Expired {
         /// The message.
         id: MessageId,
-        /// Its recipient.
-        to: AgencyCode,
+        /// Its routing header.
+        header: Box<wlnode_crypto::mail::MailHeader>,
     },
     /// An item we relayed expired before it reached its addressee.
     RelayExpired {
@@ -370,6 +370,11 @@ impl Mailer {
     /// Items held (ours and others').
     pub fn held_len(&self) -> usize {
         self.held.len()
+    }
+
+    /// A held item (ours or in transit).
+    pub fn held_item(&self, key: &ItemKey) -> Option<&MailItem> {
+        self.held.get(key).map(|h| &h.item)
     }
 
     /// Whether one of our messages with this id still awaits its receipt.
@@ -613,7 +618,7 @@ impl Mailer {
                 match (&h.item, &h.from_peer) {
                     (MailItem::Envelope(e), None) => events.push(MailEvent::Expired {
                         id: e.header().id,
-                        to: e.header().to.clone(),
+                        header: Box::new(e.header().clone()),
                     }),
                     _ => events.push(MailEvent::RelayExpired { key }),
                 }
