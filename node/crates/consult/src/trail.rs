@@ -281,6 +281,11 @@ impl Replay {
                     Phase::Open if e.at < deadline => {
                         self.flag(e, index, ViolationKind::PrematureDecision { deadline });
                     }
+                    // An expiry logged before the deadline does not make an early
+                    // decision any less premature.
+                    Phase::Expired if e.at < deadline => {
+                        self.flag(e, index, ViolationKind::PrematureDecision { deadline });
+                    }
                     // Past the deadline unanswered: expired, whether or not logged.
                     Phase::Open | Phase::Expired => {
                         if granted {
