@@ -25,6 +25,7 @@ const PURE: &[&str] = &[
     "wlnode-screen",
     "wlnode-import",
     "wlnode-sync",
+    "wlnode-consult",
 ];
 
 /// The workspace crates that make IO.
@@ -54,6 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("wlnode-screen", &["wlnode-crypto", "wlnode-types"]),
     ("wlnode-import", &["wlnode-crypto"]),
+    ("wlnode-consult", &["wlnode-crypto"]),
     (
         "wlnode-sync",
         &[
