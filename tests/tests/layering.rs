@@ -82,6 +82,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-screen",
             "wlnode-import",
             "wlnode-sync",
+            "wlnode-consult",
             "wlnode-store",
             "wlnode-net",
             // The fetch of scheduled source lists: wlnode-client owns reqwest.
@@ -99,6 +100,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-import",
             "wlnode-store",
             "wlnode-runtime",
+            "wlnode-consult",
         ],
     ),
     (

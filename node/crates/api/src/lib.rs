@@ -11,6 +11,7 @@
 
 mod backup;
 mod cases;
+mod consultations;
 mod drafts;
 mod entries;
 mod events;
@@ -367,6 +368,17 @@ pub fn router(node: Services) -> Router {
         .route("/v1/cases", get(cases::log))
         .route("/v1/cases/{id}", get(cases::show))
         .route("/v1/cases/{id}/decisions", post(cases::decide))
+        .route(
+            "/v1/consultations",
+            get(consultations::list).post(consultations::request),
+        )
+        .route("/v1/consultations/{id}", get(consultations::show))
+        .route(
+            "/v1/consultations/{id}/respond",
+            post(consultations::respond),
+        )
+        .route("/v1/consultations/{id}/decide", post(consultations::decide))
+        .route("/v1/inbox", get(consultations::inbox))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))
         .route("/v1/drafts/{id}/reject", post(drafts::reject))

@@ -19,13 +19,15 @@
 //! - [`sources`]: source lists fetched and imported on a schedule (`[[source]]`);
 //! - [`users`]: the API's users, roles and tokens (only hashes kept);
 //! - [`metrics`]: Prometheus metrics;
-//! - [`mail`]: sealed agency-to-agency messages (send, inbox, outbox).
+//! - [`mail`]: sealed agency-to-agency messages (send, inbox, outbox);
+//! - [`consultations`]: Art. 16 consultations over sealed messages.
 //!
 //! Everything with IO below it (store, network) is reached through its crate's handle;
 //! nothing here decodes a wire frame except through the sync and audit crates.
 
 pub mod auditor;
 pub mod cases;
+pub mod consultations;
 pub mod drafts;
 pub mod entries;
 pub mod events;

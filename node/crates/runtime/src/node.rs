@@ -188,6 +188,8 @@ pub struct Services {
     pub watches: Watches,
     /// Sealed agency-to-agency mail.
     pub mail: crate::mail::Mail,
+    /// Art. 16 consultations.
+    pub consultations: crate::consultations::Consultations,
 }
 
 /// A bound API: its address and its task.
@@ -456,8 +458,15 @@ impl RunningNode {
             sign: id.agency_key.clone(),
             enc: id.encryption_key.clone(),
         };
+        let consultations = crate::consultations::Consultations::new(
+            agency.clone(),
+            store.clone(),
+            mail.clone(),
+            trust.clone(),
+        );
         let services = Services {
             mail,
+            consultations,
             info: NodeInfo {
                 agency: agency.clone(),
                 peer_id: id.node_key.public_key().peer_id(),
@@ -493,6 +502,7 @@ impl RunningNode {
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
         let data_dir = services.config.raw.data_dir.clone();
         write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
+        let consult_task = services.consultations.spawn(shutdown.subscribe());
         let network =
             crate::replication::start(&services, &id.node_key, &shutdown, mail_port, mail_keys)
                 .await?;
@@ -552,7 +562,7 @@ impl RunningNode {
             services.config.raw.screening.retain.0,
             shutdown.subscribe(),
         ));
-        tasks.extend([screen_task, checkpoints, pruner]);
+        tasks.extend([screen_task, checkpoints, pruner, consult_task]);
         tasks.extend(sources_task);
         tasks.extend(webhook_tasks);
         Ok(Self {
