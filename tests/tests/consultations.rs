@@ -303,3 +303,286 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
     c.stop(0).await;
     c.stop(2).await;
 }
+
+// ------------------------------------------------------------------ consultations
+
+use wlnode_consult::{Answer, Decision, TransactionDetails};
+use wlnode_crypto::model::EntryId;
+use wlnode_devtools::scaffold::{AgencySpec, OPEN_POLICY};
+use wlnode_runtime::consultations::Held;
+use wlnode_tests::FAST_SYNC;
+
+const DETAILS_MARKER: &str = "DETAILS-MARKER-9a41-Jebel-Ali";
+
+fn details() -> TransactionDetails {
+    TransactionDetails::from_json(
+        format!(
+            r#"{{"items":[{{"description":"five-axis milling machine","category":"2B001"}}],
+            "end_user":"{DETAILS_MARKER}","consignee":"Gulf Machinery FZE",
+            "destination_country":"AE","value":{{"amount":"1250000.00","currency":"EUR"}},
+            "free_text":"second-hand, refurbished"}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+async fn consultation(c: &Cluster, i: usize, id: wlnode_consult::ConsultationId) -> Option<Held> {
+    c.node(i).services.consultations.get(id).await.ok()
+}
+
+async fn holds_entry(c: &Cluster, i: usize, id: EntryId) -> bool {
+    !c.node(i)
+        .services
+        .store
+        .entries_by_id(id)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
+/// Members with these groups, the given links, open policies.
+fn cluster(groups: &[&[&str]], edges: &[(usize, usize)]) -> Cluster {
+    let specs: Vec<AgencySpec> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| AgencySpec::member(&agency(i), g).unwrap())
+        .collect();
+    let extra = (0..groups.len())
+        .map(|_| format!("{OPEN_POLICY}{FAST_SYNC}"))
+        .collect();
+    Cluster::new(&specs, edges, extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitted_member_only() {
+    // A (origin) — B (relay) — C (requester); D (eu) and E (not in eu) hang off B.
+    let mut c = cluster(
+        &[&["eu"], &["eu"], &["eu"], &["eu"], &["other"]],
+        &[(0, 1), (1, 2), (1, 3), (1, 4)],
+    );
+    c.start_all().await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "groups", "groups": ["eu"]}"#))
+        .await
+        .remove(0);
+    wait_for(T, "C holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
+    let held = c
+        .node(2)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            "LIC-2026-0042".into(),
+            details(),
+            Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap();
+    let id = held.consultation.id();
+    assert_eq!(held.consultation.origin(), &code(0));
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    let at_a = consultation(&c, 0, id).await.unwrap();
+    assert_eq!(at_a.consultation.details(), &details());
+    assert_eq!(at_a.consultation.state(), wlnode_consult::State::Open);
+    wait_for(T, "C sees its request delivered", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"))
+    })
+    .await;
+    // A objects.
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "fedcba9876543210fedcba9876543210",
+            id,
+            Answer::Objection,
+            Some("same end user as our denial 2025-17".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "C has the objection", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
+    })
+    .await;
+    // C grants despite the objection: the notice goes to every member the entry's
+    // distribution (groups eu) admits, A included, C itself and E (not in eu) not.
+    let decided = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            Some("end use verified on site".into()),
+        )
+        .await
+        .unwrap();
+    let mut notified: Vec<String> = decided
+        .messages
+        .iter()
+        .filter(|m| m.notice)
+        .map(|m| m.to.to_string())
+        .collect();
+    notified.sort();
+    assert_eq!(notified, vec![agency(0), agency(1), agency(3)]);
+    for i in [0, 1, 3] {
+        wait_for(T, "an admitted member gets the notice", || async {
+            inbox(&c, i)
+                .await
+                .iter()
+                .any(|m| m.kind == "consult_decision" && m.body.contains(&id.to_hex()))
+        })
+        .await;
+    }
+    wait_for(T, "every notice is receipted", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"))
+    })
+    .await;
+    assert!(
+        !inbox(&c, 4)
+            .await
+            .iter()
+            .any(|m| m.kind == "consult_decision"),
+        "E is not admitted and gets nothing"
+    );
+    assert!(inbox(&c, 2).await.iter().all(|m| m.kind != "consult_decision"));
+    wait_for(T, "A records the decision", || async {
+        consultation(&c, 0, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Decided)
+    })
+    .await;
+    // The relay carried the request (with the transaction details) but never held
+    // them: not in its inbox, audit or store.
+    assert!(
+        inbox(&c, 1)
+            .await
+            .iter()
+            .all(|m| !m.body.contains(DETAILS_MARKER))
+    );
+    let events = audit_events(&c, 1).await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !String::from_utf8(e.encode()).unwrap().contains(DETAILS_MARKER))
+    );
+    // Writes were attributed to the officers.
+    let acted: Vec<String> = audit_events(&c, 2)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Acted { action, .. } => Some(action.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(acted.contains(&"consult_request".to_owned()), "{acted:?}");
+    assert!(acted.contains(&"consult_decide".to_owned()), "{acted:?}");
+    for i in [0, 2, 3, 4] {
+        c.stop(i).await;
+    }
+    c.stop(1).await;
+    assert!(!dir_contains(
+        &c.fed.nodes[1].dir.join("data"),
+        DETAILS_MARKER.as_bytes()
+    ));
+    assert!(dir_contains(
+        &c.fed.nodes[0].dir.join("data"),
+        DETAILS_MARKER.as_bytes()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    // The authority sets silence = objection in the roster.
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let text = format!("{text}\n[federation_settings]\nconsultation_silence = \"objection\"\n");
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.authority_key,
+        wlnode_crypto::keyfile::KeyKind::Authority,
+    )
+    .unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &key).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    c.start_all().await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B holds A's entry", || holds_entry(&c, 1, w.entry_id)).await;
+    let held = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            "LIC-2026-0043".into(),
+            details(),
+            Duration::from_secs(4),
+        )
+        .await
+        .unwrap();
+    let id = held.consultation.id();
+    assert_eq!(held.consultation.silence(), wlnode_consult::SilenceMeans::Objection);
+    for i in [1, 0] {
+        wait_for(T, "the consultation expires", || async {
+            consultation(&c, i, id)
+                .await
+                .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Expired)
+        })
+        .await;
+        let h = consultation(&c, i, id).await.unwrap();
+        assert_eq!(h.consultation.deemed_answer(), Some(Answer::Objection));
+    }
+    // An answer after the deadline is refused.
+    assert!(
+        c.node(0)
+            .services
+            .consultations
+            .respond(
+                "fedcba9876543210fedcba9876543210",
+                id,
+                Answer::NoObjection,
+                None,
+            )
+            .await
+            .is_err()
+    );
+    // A grant on the expired denial notifies the origin (the only other admitted
+    // member).
+    let d = c
+        .node(1)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(d.messages.iter().any(|m| m.notice && m.to == code(0)));
+    wait_for(T, "A records the grant", || async {
+        consultation(&c, 0, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Decided)
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
