@@ -501,6 +501,144 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
         &c.fed.nodes[0].dir.join("data"),
         DETAILS_MARKER.as_bytes()
     ));
+    auditor_passes_the_honest_trail_and_catches_tampering(&c, id);
+}
+
+fn export(c: &Cluster, i: usize) -> wlnode_audit::event::ExportedLog {
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[i].dir.join("node.key"),
+        wlnode_crypto::keyfile::KeyKind::Node,
+    )
+    .unwrap();
+    let store = wlnode_store::Store::open(&c.fed.nodes[i].dir.join("data")).unwrap();
+    store
+        .audit_export(&code(i), &key.public_key().peer_id())
+        .unwrap()
+}
+
+/// Rewrites node `i`'s log to `events` and re-signs it, as a node hiding something
+/// from its auditor would.
+fn rewrite(c: &Cluster, i: usize, events: &[Event]) {
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[i].dir.join("node.key"),
+        wlnode_crypto::keyfile::KeyKind::Node,
+    )
+    .unwrap();
+    let store = wlnode_store::Store::open(&c.fed.nodes[i].dir.join("data")).unwrap();
+    store.set_audit_settings(wlnode_store::audit::AuditSettings {
+        signer: Some((code(i), std::sync::Arc::new(key))),
+        ..wlnode_store::audit::AuditSettings::default()
+    });
+    store.audit_rewrite(events).unwrap();
+    store
+        .audit_checkpoint(Timestamp::now().as_millis() + 1, true)
+        .unwrap()
+        .expect("a fresh checkpoint");
+}
+
+fn verify(c: &Cluster, n: usize) -> wlnode_audit::verify::Report {
+    let (bytes, _) = wlnode_config::roster_file::read_signed(&c.fed.roster).unwrap();
+    let roster = wlnode_crypto::roster::Roster::parse(&bytes).unwrap();
+    let logs: Vec<_> = (0..n).map(|i| export(c, i)).collect();
+    wlnode_audit::verify::verify(
+        &roster,
+        &logs,
+        &wlnode_audit::verify::AuditorState::default(),
+        wlnode_audit::verify::Options::default(),
+    )
+}
+
+fn decoded(log: &wlnode_audit::event::ExportedLog) -> Vec<Event> {
+    log.events
+        .iter()
+        .map(|e| Event::decode(e.as_bytes()).unwrap())
+        .collect()
+}
+
+fn auditor_passes_the_honest_trail_and_catches_tampering(
+    c: &Cluster,
+    id: wlnode_consult::ConsultationId,
+) {
+    let report = verify(c, 5);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_") || v.kind.starts_with("mail_"))
+        .collect();
+    assert!(bad.is_empty(), "honest trail fails: {bad:#?}");
+    // C's trail holds the whole consultation.
+    let steps: Vec<String> = decoded(&export(c, 2))
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Consultation { step } if step.consultation_id == id => {
+                Some(step.kind.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    for s in ["requested", "delivered", "answered", "decided", "notice_sent"] {
+        assert!(steps.iter().any(|x| x == s), "{s} missing from {steps:?}");
+    }
+    // C rewrites its log so that the decision comes before the answer.
+    let mut events = decoded(&export(c, 2));
+    let answered = events
+        .iter()
+        .position(|e| matches!(&e.kind, EventKind::Consultation { step } if step.kind.as_str() == "answered"))
+        .unwrap();
+    let decided = events
+        .iter()
+        .position(|e| matches!(&e.kind, EventKind::Consultation { step } if step.kind.as_str() == "decided"))
+        .unwrap();
+    let mut d = events.remove(decided);
+    if let EventKind::Consultation { step } = &mut d.kind {
+        // Decided a minute after the request, long before the deadline, unanswered.
+        step.at = Timestamp(step.at.as_millis().saturating_sub(1));
+    }
+    let answer_at = match &events[answered].kind {
+        EventKind::Consultation { step } => step.at,
+        _ => unreachable!(),
+    };
+    if let EventKind::Consultation { step } = &mut d.kind {
+        step.at = Timestamp(answer_at.as_millis().saturating_sub(1));
+    }
+    events.insert(answered, d);
+    rewrite(c, 2, &events);
+    // B drops every trace of having taken the request from C.
+    let request_id = {
+        let ev = decoded(&export(c, 2));
+        ev.iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Mail {
+                    action,
+                    kind,
+                    message_id,
+                    ..
+                } if action == "sent" && kind == "consult_request" => Some(message_id.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let b_events: Vec<Event> = decoded(&export(c, 1))
+        .into_iter()
+        .filter(|e| !matches!(&e.kind, EventKind::Mail { message_id, .. } if *message_id == request_id))
+        .collect();
+    rewrite(c, 1, &b_events);
+    let report = verify(c, 5);
+    let kinds: Vec<(String, String)> = report
+        .violations
+        .iter()
+        .map(|v| (v.kind.clone(), v.node.clone()))
+        .collect();
+    assert!(
+        kinds.contains(&("consultation_premature_decision".into(), agency(2))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, n)| k == "mail_not_logged" && n == &format!("{}->{}", agency(2), agency(1))),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

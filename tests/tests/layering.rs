@@ -51,7 +51,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "wlnode-audit",
-        &["wlnode-proto", "wlnode-crypto", "wlnode-policy"],
+        &[
+            "wlnode-proto",
+            "wlnode-crypto",
+            "wlnode-policy",
+            // The consultation trail auditor (issue 21).
+            "wlnode-consult",
+        ],
     ),
     ("wlnode-screen", &["wlnode-crypto", "wlnode-types"]),
     ("wlnode-import", &["wlnode-crypto"]),

@@ -205,6 +205,18 @@ pub enum EventKind {
         /// Why it was refused (`forged`, `expired`, `oversized`, `replayed`, ...).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The message's expiry (Unix ms), when known: a relay that never handed on
+        /// a message it took is reported once this has passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
+    },
+    /// A step of an Art. 16 consultation as this node saw it (issue 21): the
+    /// consultation id, the step, when, from whom to whom, and for answers and
+    /// decisions only their class; never a reason or a transaction detail. The
+    /// auditor replays these (`wlnode_consult::audit_trail`).
+    Consultation {
+        /// The step.
+        step: wlnode_consult::TrailEvent,
     },
     /// The node started.
     NodeStarted {
@@ -265,6 +277,7 @@ impl Event {
             EventKind::AuditRefused { .. } => "audit_refused",
             EventKind::SourceRefresh { .. } => "source_refresh",
             EventKind::Mail { .. } => "mail",
+            EventKind::Consultation { .. } => "consultation",
             EventKind::NodeStarted { .. } => "node_started",
             EventKind::NodeStopped => "node_stopped",
         }

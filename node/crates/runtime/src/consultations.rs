@@ -94,6 +94,98 @@ fn silence_of(r: SilenceRule) -> SilenceMeans {
     }
 }
 
+/// The trail steps (audit events, metadata only) between two states of one
+/// consultation, with a `notice_sent` step for each notice in `notices`.
+fn trail(
+    before: Option<&Consultation>,
+    after: &Consultation,
+    notices: &[MessageRef],
+) -> Vec<wlnode_audit::event::Event> {
+    use wlnode_consult::{TrailEvent, TrailKind};
+    let (requester, origin) = (after.requester().clone(), after.origin().clone());
+    let step = |kind: TrailKind, at: Timestamp, from: &AgencyCode, to: &AgencyCode| {
+        wlnode_audit::event::Event::new(
+            Timestamp::now().as_millis(),
+            wlnode_audit::event::EventKind::Consultation {
+                step: TrailEvent {
+                    consultation_id: after.id(),
+                    kind,
+                    at,
+                    from: from.clone(),
+                    to: to.clone(),
+                },
+            },
+        )
+    };
+    let mut out = Vec::new();
+    if before.is_none() {
+        out.push(step(
+            TrailKind::Requested {
+                deadline: after.deadline(),
+            },
+            after.requested_at(),
+            &requester,
+            &origin,
+        ));
+    }
+    let (answers, infos, expired, decided) = before.map_or((0, 0, false, false), |b| {
+        (
+            b.answers().len(),
+            b.infos().len(),
+            b.expired_at().is_some(),
+            b.decision().is_some(),
+        )
+    });
+    // In the order they happened.
+    let mut steps: Vec<(Timestamp, wlnode_audit::event::Event)> = Vec::new();
+    for a in after.answers().iter().skip(answers) {
+        steps.push((
+            a.at,
+            step(TrailKind::Answered { answer: a.answer }, a.at, &origin, &requester),
+        ));
+    }
+    for i in after.infos().iter().skip(infos) {
+        steps.push((
+            i.at,
+            step(
+                TrailKind::InfoSupplied {
+                    deadline: after.deadline(),
+                },
+                i.at,
+                &requester,
+                &origin,
+            ),
+        ));
+    }
+    if let (false, Some(at)) = (expired, after.expired_at()) {
+        steps.push((at, step(TrailKind::Expired, at, &origin, &requester)));
+    }
+    if let (false, Some(d)) = (decided, after.decision()) {
+        steps.push((
+            d.at,
+            step(
+                TrailKind::Decided {
+                    decision: d.decision,
+                    despite: d.despite,
+                },
+                d.at,
+                &requester,
+                &origin,
+            ),
+        ));
+        for n in notices.iter().filter(|n| n.notice) {
+            steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
+        }
+        // At the origin, a decision "despite" arrives as the notice itself.
+        if after.role() == ConsultRole::Origin && d.despite != wlnode_consult::Despite::None {
+            steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &origin)));
+        }
+    }
+    steps.sort_by_key(|(at, _)| *at);
+    out.extend(steps.into_iter().map(|(_, e)| e));
+    out
+}
+
 fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     let mut k = vec![prefix];
     k.extend_from_slice(b);
@@ -266,13 +358,14 @@ impl Consultations {
             consultation: c,
             messages,
         };
-        let ev = acted(
+        let mut events = vec![acted(
             now,
             user,
             "consult_request",
             Some(held.consultation.id().to_hex()),
-        );
-        self.save(&held, Vec::new(), vec![ev]).await?;
+        )];
+        events.extend(trail(None, &held.consultation, &[]));
+        self.save(&held, Vec::new(), events).await?;
         Ok(held)
     }
 
@@ -286,6 +379,7 @@ impl Consultations {
     ) -> Result<Held, ConsultServiceError> {
         let _g = self.lock.lock().await;
         let mut held = self.get(id).await?;
+        let before = held.consultation.clone();
         let actions = held
             .consultation
             .answer(answer, reason, Timestamp::now())?;
@@ -293,8 +387,14 @@ impl Consultations {
             .send_actions(actions, held.consultation.deadline())
             .await?;
         held.messages.extend(sent);
-        let ev = acted(Timestamp::now(), user, "consult_respond", Some(id.to_hex()));
-        self.save(&held, Vec::new(), vec![ev]).await?;
+        let mut events = vec![acted(
+            Timestamp::now(),
+            user,
+            "consult_respond",
+            Some(id.to_hex()),
+        )];
+        events.extend(trail(Some(&before), &held.consultation, &[]));
+        self.save(&held, Vec::new(), events).await?;
         Ok(held)
     }
 
@@ -337,15 +437,22 @@ impl Consultations {
         let _g = self.lock.lock().await;
         let mut held = self.get(id).await?;
         let admitted = self.admitted(&held).await?;
+        let before = held.consultation.clone();
         let actions = held
             .consultation
             .decide(decision, reason, &admitted, Timestamp::now())?;
         let sent = self
             .send_actions(actions, held.consultation.deadline())
             .await?;
+        let mut events = vec![acted(
+            Timestamp::now(),
+            user,
+            "consult_decide",
+            Some(id.to_hex()),
+        )];
+        events.extend(trail(Some(&before), &held.consultation, &sent));
         held.messages.extend(sent);
-        let ev = acted(Timestamp::now(), user, "consult_decide", Some(id.to_hex()));
-        self.save(&held, Vec::new(), vec![ev]).await?;
+        self.save(&held, Vec::new(), events).await?;
         Ok(held)
     }
 
@@ -392,43 +499,55 @@ impl Consultations {
                     let silence = silence_of(self.trust.roster().silence_rule());
                     Consultation::receive_request(&self.agency, &item.from, req, silence, now)
                         .map(|c| {
-                            Some(Held {
-                                consultation: c,
-                                messages: Vec::new(),
-                            })
+                            Some((
+                                None,
+                                Held {
+                                    consultation: c,
+                                    messages: Vec::new(),
+                                },
+                            ))
                         })
                         .map_err(Into::into)
                 }
             }
             Payload::ConsultAnswer(a) => match self.load(a.consultation_id).await? {
-                Some(mut h) => h
-                    .consultation
-                    .receive_answer(&item.from, &a, now)
-                    .map(|()| Some(h))
-                    .map_err(Into::into),
+                Some(mut h) => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_answer(&item.from, &a, now)
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
                 None => Ok(None),
             },
             Payload::ConsultInfo(i) => match self.load(i.consultation_id).await? {
-                Some(mut h) => h
-                    .consultation
-                    .receive_info(&item.from, &i, now)
-                    .map(|()| Some(h))
-                    .map_err(Into::into),
+                Some(mut h) => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_info(&item.from, &i, now)
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
                 None => Ok(None),
             },
             Payload::ConsultDecision(d) => match self.load(d.consultation_id).await? {
-                Some(mut h) if h.consultation.role() == ConsultRole::Origin => h
-                    .consultation
-                    .receive_decision(&item.from, &d, now)
-                    .map(|()| Some(h))
-                    .map_err(Into::into),
+                Some(mut h) if h.consultation.role() == ConsultRole::Origin => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_decision(&item.from, &d, now)
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
                 // A notice of another agency's consultation: the inbox shows it.
                 _ => Ok(None),
             },
             Payload::HitReport(_) | Payload::Flag(_) => Ok(None),
         };
         match result {
-            Ok(Some(h)) => self.save(&h, mark, Vec::new()).await,
+            Ok(Some((before, h))) => {
+                let events = trail(before.as_ref(), &h.consultation, &[]);
+                self.save(&h, mark, events).await
+            }
             Ok(None) => self.mark(mark).await,
             Err(e) => {
                 tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
@@ -461,12 +580,27 @@ impl Consultations {
         let Some(mut held) = self.load(ConsultationId(cid)).await? else {
             return Ok(());
         };
+        let mut events = Vec::new();
         for m in &mut held.messages {
             if m.message_id == message_id && m.delivery == "pending" {
                 m.delivery = state.to_owned();
+                if state == "delivered" {
+                    events.push(wlnode_audit::event::Event::new(
+                        Timestamp::now().as_millis(),
+                        wlnode_audit::event::EventKind::Consultation {
+                            step: wlnode_consult::TrailEvent {
+                                consultation_id: held.consultation.id(),
+                                kind: wlnode_consult::TrailKind::Delivered,
+                                at: Timestamp::now(),
+                                from: self.agency.clone(),
+                                to: m.to.clone(),
+                            },
+                        },
+                    ));
+                }
             }
         }
-        self.save(&held, Vec::new(), Vec::new()).await
+        self.save(&held, Vec::new(), events).await
     }
 
     /// Expires open consultations whose deadline passed.
@@ -480,8 +614,10 @@ impl Consultations {
                 let Some(mut fresh) = self.load(h.consultation.id()).await? else {
                     continue;
                 };
+                let before = fresh.consultation.clone();
                 if fresh.consultation.tick(now) {
-                    self.save(&fresh, Vec::new(), Vec::new()).await?;
+                    let events = trail(Some(&before), &fresh.consultation, &[]);
+                    self.save(&fresh, Vec::new(), events).await?;
                 }
             }
         }

@@ -142,7 +142,7 @@ fn mail_event(
     peer: Option<&AgencyCode>,
     reason: Option<&str>,
 ) -> AuditEvent {
-    let (message_id, what, from, to, kind, size) = match item {
+    let (message_id, what, from, to, kind, size, expires_at) = match item {
         MailItem::Envelope(e) => {
             let h = e.header();
             (
@@ -152,6 +152,7 @@ fn mail_event(
                 h.to.clone(),
                 h.kind.clone(),
                 u64::from(h.size),
+                Some(h.expires_at.as_millis()),
             )
         }
         MailItem::Receipt(r) => {
@@ -163,6 +164,7 @@ fn mail_event(
                 b.sender.clone(),
                 String::new(),
                 0,
+                None,
             )
         }
     };
@@ -178,6 +180,7 @@ fn mail_event(
             size,
             peer: peer.cloned(),
             reason: reason.map(str::to_owned),
+            expires_at,
         },
     )
 }
@@ -273,6 +276,7 @@ impl Service {
                         size: 0,
                         peer: Some(agency.clone()),
                         reason: Some(reason.into()),
+                        expires_at: None,
                     },
                 )]
             });
@@ -533,6 +537,7 @@ impl Service {
                             size: u64::from(header.size),
                             peer: None,
                             reason: None,
+                            expires_at: Some(header.expires_at.as_millis()),
                         },
                     ));
                     job.notices.push(MailNotice::Expired { message_id: id });
