@@ -295,11 +295,12 @@ impl Envelope {
             });
         }
         check_kind(draft.kind)?;
-        let size = u32::try_from(draft.plaintext.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
-            what: "message body",
-            size: draft.plaintext.len(),
-            limit: MAX_PLAINTEXT_BYTES,
-        })?;
+        let size =
+            u32::try_from(draft.plaintext.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
+                what: "message body",
+                size: draft.plaintext.len(),
+                limit: MAX_PLAINTEXT_BYTES,
+            })?;
         let header = MailHeader {
             id: draft.id,
             from: draft.from.clone(),
@@ -360,10 +361,13 @@ impl Envelope {
             });
         }
         let enc: [u8; ENC_LEN] = e.enc.as_ref().try_into().map_err(|_| {
-            MailError::malformed("enc", format!("must be {ENC_LEN} bytes, got {}", e.enc.len()))
+            MailError::malformed(
+                "enc",
+                format!("must be {ENC_LEN} bytes, got {}", e.enc.len()),
+            )
         })?;
-        let signature =
-            Signature::from_slice(&e.signature).map_err(|err| MailError::malformed("signature", err))?;
+        let signature = Signature::from_slice(&e.signature)
+            .map_err(|err| MailError::malformed("signature", err))?;
         Ok(Self {
             header,
             header_bytes: e.header,
@@ -564,8 +568,8 @@ impl Receipt {
             signer_key: PublicKey::from_bytes(&b.signer_key)
                 .map_err(|e| MailError::malformed("signer_key", e))?,
         };
-        let signature =
-            Signature::from_slice(&r.signature).map_err(|e| MailError::malformed("signature", e))?;
+        let signature = Signature::from_slice(&r.signature)
+            .map_err(|e| MailError::malformed("signature", e))?;
         Ok(Self {
             body,
             body_bytes: r.body,
@@ -611,7 +615,11 @@ impl Receipt {
             .verify(context::RECEIPT, &self.body_bytes, &self.signature)
             .map_err(|_| MailError::BadSignature)?;
         roster
-            .check_signer(&self.body.recipient, &self.body.signer_key, self.body.received_at)
+            .check_signer(
+                &self.body.recipient,
+                &self.body.signer_key,
+                self.body.received_at,
+            )
             .map_err(MailError::Signer)?;
         Ok(())
     }
@@ -645,7 +653,8 @@ impl MailItem {
                 limit: MAX_FRAME_BYTES,
             });
         }
-        let r = pb::MailRequest::decode(bytes).map_err(|e| MailError::malformed("mail frame", e))?;
+        let r =
+            pb::MailRequest::decode(bytes).map_err(|e| MailError::malformed("mail frame", e))?;
         match r.item {
             Some(pb::mail_request::Item::Envelope(e)) => Envelope::from_pb(e).map(Self::Envelope),
             Some(pb::mail_request::Item::Receipt(r)) => Receipt::from_pb(r).map(Self::Receipt),
@@ -682,8 +691,8 @@ impl MailAck {
                 limit: 1024,
             });
         }
-        let r =
-            pb::MailResponse::decode(bytes).map_err(|e| MailError::malformed("mail response", e))?;
+        let r = pb::MailResponse::decode(bytes)
+            .map_err(|e| MailError::malformed("mail response", e))?;
         if r.reason.len() > 256 {
             return Err(MailError::malformed("reason", "over 256 bytes"));
         }

@@ -49,8 +49,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{PublicKey, SecretKey, Signature, context, parse_peer_id};
-use crate::seal::EncryptionPublicKey;
 use crate::model::{AgencyCode, CountryCode, GroupName, Sensitivity};
+use crate::seal::EncryptionPublicKey;
 use crate::time::Timestamp;
 
 /// Largest roster file accepted.
@@ -157,7 +157,9 @@ pub enum RosterError {
     },
     /// The agency lists no encryption key valid at that time, so it cannot receive
     /// sealed messages.
-    #[error("agency {agency} has no encryption key valid at {at}; it cannot receive sealed messages")]
+    #[error(
+        "agency {agency} has no encryption key valid at {at}; it cannot receive sealed messages"
+    )]
     NoEncryptionKey {
         /// Agency.
         agency: String,

@@ -144,9 +144,9 @@ pub struct EncryptionPublicKey([u8; 32]);
 impl EncryptionPublicKey {
     /// From 32 bytes; refuses small-order points (whose shared secret is predictable).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| {
-            SealError::Malformed(format!("expected 32 bytes, got {}", bytes.len()))
-        })?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| SealError::Malformed(format!("expected 32 bytes, got {}", bytes.len())))?;
         // A clamped scalar is a multiple of the cofactor, so it maps every small-order
         // point (and zero) to the all-zero u-coordinate.
         if MontgomeryPoint(arr).mul_clamped([0x42; 32]).to_bytes() == [0u8; 32] {
@@ -176,9 +176,9 @@ impl fmt::Debug for EncryptionPublicKey {
 impl FromStr for EncryptionPublicKey {
     type Err = SealError;
     fn from_str(s: &str) -> Result<Self, SealError> {
-        let hexpart = s
-            .strip_prefix("x25519:")
-            .ok_or_else(|| SealError::Malformed(format!("{s:?} does not start with \"x25519:\"")))?;
+        let hexpart = s.strip_prefix("x25519:").ok_or_else(|| {
+            SealError::Malformed(format!("{s:?} does not start with \"x25519:\""))
+        })?;
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hexpart, &mut bytes).map_err(|_| {
             SealError::Malformed(format!("{s:?} is not x25519:<64 hex characters>"))
@@ -216,12 +216,18 @@ mod tests {
         let pk = k.public_key().unwrap();
         let (enc, ct) = seal(&pk, b"info", b"aad", b"secret details").unwrap();
         assert_eq!(ct.len(), b"secret details".len() + TAG_LEN);
-        assert_eq!(k.open(&enc, &ct, b"info", b"aad").unwrap(), b"secret details");
+        assert_eq!(
+            k.open(&enc, &ct, b"info", b"aad").unwrap(),
+            b"secret details"
+        );
         assert_eq!(k.open(&enc, &ct, b"other", b"aad"), Err(SealError::Open));
         assert_eq!(k.open(&enc, &ct, b"info", b"other"), Err(SealError::Open));
         let other = EncryptionSecretKey::generate().unwrap();
         assert_eq!(other.open(&enc, &ct, b"info", b"aad"), Err(SealError::Open));
-        assert_eq!(k.open(&enc[..5], &ct, b"info", b"aad"), Err(SealError::Open));
+        assert_eq!(
+            k.open(&enc[..5], &ct, b"info", b"aad"),
+            Err(SealError::Open)
+        );
     }
 
     #[test]

@@ -114,7 +114,10 @@ fn relay_verifies_recipient_opens_and_nobody_else_reads() {
     assert_eq!(back.header().to, b.code);
     assert_eq!(back.header().size as usize, body.len() + 16);
     // C cannot open it; B can.
-    assert!(matches!(back.open(&c.enc), Err(MailError::NotOurKey { .. })));
+    assert!(matches!(
+        back.open(&c.enc),
+        Err(MailError::NotOurKey { .. })
+    ));
     assert_eq!(back.open(&b.enc).unwrap(), body);
     assert_eq!(r.silence_rule(), SilenceRule::NoObjection);
 }
@@ -126,8 +129,12 @@ fn forged_rerouted_tampered_and_expired_are_refused() {
     assert_eq!(r.silence_rule(), SilenceRule::Objection);
     let bkey = r.encryption_key(&b.code, Timestamp(T0)).unwrap();
     // Signed by a key that is not A's.
-    let forged = Envelope::seal(&draft(&a, &b, b"x"), &SecretKey::from_seed(&[50; 32]), &bkey)
-        .unwrap();
+    let forged = Envelope::seal(
+        &draft(&a, &b, b"x"),
+        &SecretKey::from_seed(&[50; 32]),
+        &bkey,
+    )
+    .unwrap();
     let err = forged.verify(&r, Timestamp(T0)).unwrap_err();
     assert_eq!(err.code(), "forged", "{err}");
     // Re-routed by a relay: the header changed under the signature.
@@ -142,7 +149,10 @@ fn forged_rerouted_tampered_and_expired_are_refused() {
     ct[0] ^= 1;
     p.ciphertext = ct.into();
     let tampered = Envelope::decode(&p.encode_to_vec()).unwrap();
-    assert_eq!(tampered.verify(&r, Timestamp(T0)), Err(MailError::BadSignature));
+    assert_eq!(
+        tampered.verify(&r, Timestamp(T0)),
+        Err(MailError::BadSignature)
+    );
     // Expired, and from the future.
     assert!(matches!(
         env.verify(&r, Timestamp(T0 + DAY)),

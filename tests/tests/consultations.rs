@@ -22,7 +22,7 @@ use wlnode_crypto::mail::{Draft, Envelope, MailAck, MailItem};
 use wlnode_crypto::model::{AgencyCode, MessageId};
 use wlnode_crypto::time::Timestamp;
 use wlnode_runtime::mail::{InboxItem, OutboxItem};
-use wlnode_tests::{Cluster, RawPeer, RawOutcome, addr, agency, counter, wait_for};
+use wlnode_tests::{Cluster, RawOutcome, RawPeer, addr, agency, counter, wait_for};
 
 const T: Duration = Duration::from_secs(120);
 
@@ -117,7 +117,10 @@ async fn sealed_message_crosses_a_relay_that_never_sees_its_content() {
         !actions.contains(&"delivered".to_owned()),
         "the relay opens nothing"
     );
-    assert!(inbox(&c, 1).await.is_empty(), "nothing in the relay's inbox");
+    assert!(
+        inbox(&c, 1).await.is_empty(),
+        "nothing in the relay's inbox"
+    );
     let export = serde_json::to_string(
         &b_events
             .iter()
@@ -125,7 +128,10 @@ async fn sealed_message_crosses_a_relay_that_never_sees_its_content() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    assert!(!export.contains(marker), "the relay's audit holds no content");
+    assert!(
+        !export.contains(marker),
+        "the relay's audit holds no content"
+    );
     // The relay's API: its inbox and status.
     let api = wlnode_client::Client::new(
         c.node(1).api_addr,
@@ -141,10 +147,16 @@ async fn sealed_message_crosses_a_relay_that_never_sees_its_content() {
     // Its data directory, byte for byte, after a clean stop.
     c.stop(1).await;
     let b_dir = c.fed.nodes[1].dir.join("data");
-    assert!(!dir_contains(&b_dir, marker.as_bytes()), "relay store holds no content");
+    assert!(
+        !dir_contains(&b_dir, marker.as_bytes()),
+        "relay store holds no content"
+    );
     // The recipient holds it (so the search above can find what is there).
     c.stop(2).await;
-    assert!(dir_contains(&c.fed.nodes[2].dir.join("data"), marker.as_bytes()));
+    assert!(dir_contains(
+        &c.fed.nodes[2].dir.join("data"),
+        marker.as_bytes()
+    ));
     c.stop(0).await;
 }
 
@@ -246,7 +258,10 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
     );
     // Replayed: a genuine message of B's, captured and sent again after its expiry.
     let old = MailItem::Envelope(seal(2, &b_key, now - 7_200_000, now - 3_600_000)).encode();
-    assert_eq!(refused(hostile.request(&a_addr, old.into()).await), "replayed");
+    assert_eq!(
+        refused(hostile.request(&a_addr, old.into()).await),
+        "replayed"
+    );
     // Replayed: a genuine message delivered once, then the same id with other content.
     let first = MailItem::Envelope(seal(3, &b_key, now, now + 3_600_000)).encode();
     match hostile.request(&a_addr, first.into()).await {
@@ -263,14 +278,22 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
     let big = vec![0u8; wlnode_runtime::MAIL_LIMITS.max_request + 1];
     let _ = hostile.request(&a_addr, big.into()).await;
     wait_for(T, "the oversized frame is counted", || async {
-        counter(&c.metrics(0), "wlnode_mail_rejected_total", "reason=\"oversized\"") >= 1.0
+        counter(
+            &c.metrics(0),
+            "wlnode_mail_rejected_total",
+            "reason=\"oversized\"",
+        ) >= 1.0
     })
     .await;
     // Counted.
     let m = c.metrics(0);
     for reason in ["forged", "replayed", "oversized"] {
         assert!(
-            counter(&m, "wlnode_mail_rejected_total", &format!("reason=\"{reason}\"")) >= 1.0,
+            counter(
+                &m,
+                "wlnode_mail_rejected_total",
+                &format!("reason=\"{reason}\"")
+            ) >= 1.0,
             "{reason} not counted:\n{m}"
         );
     }
@@ -280,7 +303,9 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::Mail {
-                action, reason: Some(r), ..
+                action,
+                reason: Some(r),
+                ..
             } if action == "rejected" => Some(r.clone()),
             _ => None,
         })
@@ -363,7 +388,12 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
     );
     c.start_all().await;
     let w = c
-        .add(0, "Denied", 1, Some(r#"{"scope": "groups", "groups": ["eu"]}"#))
+        .add(
+            0,
+            "Denied",
+            1,
+            Some(r#"{"scope": "groups", "groups": ["eu"]}"#),
+        )
         .await
         .remove(0);
     wait_for(T, "C holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
@@ -457,7 +487,12 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
             .any(|m| m.kind == "consult_decision"),
         "E is not admitted and gets nothing"
     );
-    assert!(inbox(&c, 2).await.iter().all(|m| m.kind != "consult_decision"));
+    assert!(
+        inbox(&c, 2)
+            .await
+            .iter()
+            .all(|m| m.kind != "consult_decision")
+    );
     wait_for(T, "A records the decision", || async {
         consultation(&c, 0, id)
             .await
@@ -473,11 +508,11 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
             .all(|m| !m.body.contains(DETAILS_MARKER))
     );
     let events = audit_events(&c, 1).await;
-    assert!(
-        events
-            .iter()
-            .all(|e| !String::from_utf8(e.encode()).unwrap().contains(DETAILS_MARKER))
-    );
+    assert!(events.iter().all(|e| {
+        !String::from_utf8(e.encode())
+            .unwrap()
+            .contains(DETAILS_MARKER)
+    }));
     // Writes were attributed to the officers.
     let acted: Vec<String> = audit_events(&c, 2)
         .await
@@ -576,7 +611,13 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
             _ => None,
         })
         .collect();
-    for s in ["requested", "delivered", "answered", "decided", "notice_sent"] {
+    for s in [
+        "requested",
+        "delivered",
+        "answered",
+        "decided",
+        "notice_sent",
+    ] {
         assert!(steps.iter().any(|x| x == s), "{s} missing from {steps:?}");
     }
     // C rewrites its log so that the decision comes before the answer.
@@ -620,7 +661,9 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
     };
     let b_events: Vec<Event> = decoded(&export(c, 1))
         .into_iter()
-        .filter(|e| !matches!(&e.kind, EventKind::Mail { message_id, .. } if *message_id == request_id))
+        .filter(
+            |e| !matches!(&e.kind, EventKind::Mail { message_id, .. } if *message_id == request_id),
+        )
         .collect();
     rewrite(c, 1, &b_events);
     let report = verify(c, 5);
@@ -675,7 +718,10 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .await
         .unwrap();
     let id = held.consultation.id();
-    assert_eq!(held.consultation.silence(), wlnode_consult::SilenceMeans::Objection);
+    assert_eq!(
+        held.consultation.silence(),
+        wlnode_consult::SilenceMeans::Objection
+    );
     for i in [1, 0] {
         wait_for(T, "the consultation expires", || async {
             consultation(&c, i, id)

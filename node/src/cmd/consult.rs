@@ -160,8 +160,8 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             config,
             json,
         } => {
-            let text = std::fs::read(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let text =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let details: Value = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
             let v: Value = client(&config)?

@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::keyfile::{KeyKind, write_encryption_key, write_secret_key};
-use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::seal::EncryptionSecretKey;
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {

@@ -256,9 +256,7 @@ fn summary(r: &Roster) -> Summary {
         warnings: r
             .members_without_encryption_key(Timestamp::now())
             .into_iter()
-            .map(|a| {
-                format!("{a} has no valid encryption key and cannot receive sealed messages")
-            })
+            .map(|a| format!("{a} has no valid encryption key and cannot receive sealed messages"))
             .collect(),
         members: r
             .members()
@@ -271,7 +269,11 @@ fn summary(r: &Roster) -> Summary {
                 node_ids: m.node_ids.clone(),
                 keys: m.keys.iter().map(|k| k.key.to_string()).collect(),
                 revoked: m.revoked.iter().map(|k| k.key.to_string()).collect(),
-                encryption_keys: m.encryption_keys.iter().map(|k| k.key.to_string()).collect(),
+                encryption_keys: m
+                    .encryption_keys
+                    .iter()
+                    .map(|k| k.key.to_string())
+                    .collect(),
             })
             .collect(),
     }

@@ -12,7 +12,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use wlnode_consult::{
-    Answer, ConsultError, ConsultationId, Decision, DeadlineBounds, Role as ConsultRole,
+    Answer, ConsultError, ConsultationId, DeadlineBounds, Decision, Role as ConsultRole,
     TransactionDetails, parse_deadline,
 };
 use wlnode_crypto::model::{EntryId, InvalidValue};
@@ -41,9 +41,11 @@ impl From<ConsultServiceError> for ApiError {
             ConsultServiceError::Mail(MailSendError::Store(s)) | ConsultServiceError::Store(s) => {
                 s.into()
             }
-            ConsultServiceError::Mail(_) | ConsultServiceError::Corrupt(_) => {
-                Self::with_status(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
+            ConsultServiceError::Mail(_) | ConsultServiceError::Corrupt(_) => Self::with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -198,7 +200,11 @@ pub(super) async fn request(
     })?;
     let details_bytes = serde_json::to_vec(&b.details).unwrap_or_default();
     let details = TransactionDetails::from_json(&details_bytes).map_err(|e| {
-        ApiError::with_status(StatusCode::BAD_REQUEST, "invalid_field", format!("details: {e}"))
+        ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("details: {e}"),
+        )
     })?;
     let deadline = parse_deadline(
         b.deadline.as_deref().unwrap_or("30d"),
@@ -391,8 +397,7 @@ pub(super) async fn inbox(State(state): State<ApiState>) -> Result<Json<Vec<Inbo
                 kind: m.kind,
                 created_at: wlnode_crypto::Timestamp(m.created_at).to_rfc3339(),
                 received_at: wlnode_crypto::Timestamp(m.received_at).to_rfc3339(),
-                body: serde_json::from_str(&m.body)
-                    .unwrap_or(serde_json::Value::String(m.body)),
+                body: serde_json::from_str(&m.body).unwrap_or(serde_json::Value::String(m.body)),
             })
             .collect(),
     ))

@@ -960,8 +960,11 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
             let key = (me.clone(), message_id.clone());
             match action.as_str() {
                 "received" if to != me => {
-                    took.entry(key)
-                        .or_insert((*index, *expires_at, peer.clone().unwrap_or(to.clone())));
+                    took.entry(key).or_insert((
+                        *index,
+                        *expires_at,
+                        peer.clone().unwrap_or(to.clone()),
+                    ));
                 }
                 "received" | "delivered" | "handed" => {
                     if action == "handed"
@@ -981,9 +984,7 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
         .collect();
     for ((node, id), (index, expires, from)) in &took {
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
-        if !moved.contains(&(node.clone(), id.clone()))
-            && expires.is_some_and(|x| x <= until)
-        {
+        if !moved.contains(&(node.clone(), id.clone())) && expires.is_some_and(|x| x <= until) {
             report.violations.push(violation(
                 "mail_not_relayed",
                 node.as_str(),
@@ -998,7 +999,10 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
         let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
             continue;
         };
-        if *their_checkpoint > at && !moved.contains(&(to.clone(), id.clone())) && !took.contains_key(&(to.clone(), id.clone())) {
+        if *their_checkpoint > at
+            && !moved.contains(&(to.clone(), id.clone()))
+            && !took.contains_key(&(to.clone(), id.clone()))
+        {
             report.violations.push(violation(
                 "mail_not_logged",
                 &format!("{from}->{to}"),

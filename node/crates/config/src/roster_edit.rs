@@ -239,8 +239,7 @@ pub fn retire_encryption_key(
         .iter_mut()
         .find_map(|v| {
             let t = v.as_inline_table_mut()?;
-            (t.get("key").and_then(|k| k.as_str()) == Some(key.to_string().as_str()))
-                .then_some(t)
+            (t.get("key").and_then(|k| k.as_str()) == Some(key.to_string().as_str())).then_some(t)
         })
         .ok_or_else(|| {
             RosterEditError::Refused(format!("{key} is not an encryption key of {agency}"))

@@ -12,9 +12,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use wlnode_crypto::keyfile::{KeyFileError, KeyKind, write_encryption_key, write_secret_key};
-use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName};
 use wlnode_crypto::roster::Role;
+use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::time::Timestamp;
 use wlnode_crypto::{PublicKey, SecretKey};
 

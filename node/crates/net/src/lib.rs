@@ -417,7 +417,10 @@ pub async fn start(
                 ),
                 mail: request_response::Behaviour::with_codec(
                     mail_codec,
-                    [(codec::MAIL_PROTOCOL, request_response::ProtocolSupport::Full)],
+                    [(
+                        codec::MAIL_PROTOCOL,
+                        request_response::ProtocolSupport::Full,
+                    )],
                     rr_cfg,
                 ),
             }

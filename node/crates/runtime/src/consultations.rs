@@ -141,7 +141,12 @@ fn trail(
     for a in after.answers().iter().skip(answers) {
         steps.push((
             a.at,
-            step(TrailKind::Answered { answer: a.answer }, a.at, &origin, &requester),
+            step(
+                TrailKind::Answered { answer: a.answer },
+                a.at,
+                &origin,
+                &requester,
+            ),
         ));
     }
     for i in after.infos().iter().skip(infos) {
@@ -380,9 +385,7 @@ impl Consultations {
         let _g = self.lock.lock().await;
         let mut held = self.get(id).await?;
         let before = held.consultation.clone();
-        let actions = held
-            .consultation
-            .answer(answer, reason, Timestamp::now())?;
+        let actions = held.consultation.answer(answer, reason, Timestamp::now())?;
         let sent = self
             .send_actions(actions, held.consultation.deadline())
             .await?;
@@ -564,7 +567,11 @@ impl Consultations {
     }
 
     /// A receipt or an expiry of one of our messages.
-    async fn on_delivery(&self, message_id: MessageId, state: &str) -> Result<(), ConsultServiceError> {
+    async fn on_delivery(
+        &self,
+        message_id: MessageId,
+        state: &str,
+    ) -> Result<(), ConsultServiceError> {
         let _g = self.lock.lock().await;
         let k = key(MESSAGE, message_id.as_bytes());
         let Some(cid) = self

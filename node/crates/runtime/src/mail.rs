@@ -271,7 +271,7 @@ impl Mail {
     /// Messages delivered to us (at most `limit`), newest first.
     pub async fn inbox(&self, limit: usize) -> Result<Vec<InboxItem>, MailSendError> {
         let mut items: Vec<InboxItem> = self.range(INBOX, MAX_RANGE).await?;
-        items.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        items.sort_by_key(|b| std::cmp::Reverse(b.received_at));
         items.truncate(limit);
         Ok(items)
     }

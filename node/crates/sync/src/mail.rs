@@ -625,7 +625,8 @@ impl Mailer {
             }
             self.drop_held(&key);
         }
-        self.seen.retain(|_, s| s.until.saturating_add(MAX_CLOCK_SKEW_MS) > now_ms);
+        self.seen
+            .retain(|_, s| s.until.saturating_add(MAX_CLOCK_SKEW_MS) > now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
         let mut sends = Vec::new();
         for (key, h) in &mut self.held {

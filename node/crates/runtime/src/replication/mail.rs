@@ -228,7 +228,12 @@ impl Service {
         match c {
             MailCmd::Send { env, done } => {
                 let item = MailItem::Envelope(env.clone());
-                if self.mail.mailer.send(env.clone(), Timestamp::now()).is_err() {
+                if self
+                    .mail
+                    .mailer
+                    .send(env.clone(), Timestamp::now())
+                    .is_err()
+                {
                     let _ = done.send(Err(MailSendError::Full));
                     return;
                 }
@@ -378,7 +383,10 @@ impl Service {
                     puts,
                     events: vec![mail_event("receipt", &item, Some(&agency), None)],
                     respond: Some((id, accepted("ok"))),
-                    notices: vec![MailNotice::Receipt { message_id: mid, at }],
+                    notices: vec![MailNotice::Receipt {
+                        message_id: mid,
+                        at,
+                    }],
                     ..MailJob::default()
                 });
             }
@@ -392,8 +400,7 @@ impl Service {
                 self.mail_poll();
             }
             Intake::Seen => {
-                self.net
-                    .respond(id, Bytes::from(accepted("seen").encode()));
+                self.net.respond(id, Bytes::from(accepted("seen").encode()));
             }
             Intake::Refused(r) => {
                 self.mail_refuse(id, &agency, Some(&item), r.code(), r.strikes());
@@ -595,12 +602,7 @@ pub(crate) async fn load_mailer(
         let f = from.clone();
         let page = store
             .call(move |s| {
-                s.table_range(
-                    LocalTable::Mail,
-                    &f,
-                    &[b't'],
-                    wlnode_store::tables::MAX_RANGE,
-                )
+                s.table_range(LocalTable::Mail, &f, b"t", wlnode_store::tables::MAX_RANGE)
             })
             .await?;
         let Some((last, _)) = page.last() else {

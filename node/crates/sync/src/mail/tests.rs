@@ -1,5 +1,10 @@
 //! The mailer driven without sockets: three and four agencies passing items by hand.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use super::*;
 use wlnode_crypto::SecretKey;
@@ -83,15 +88,27 @@ fn relay_delivers_and_the_receipt_comes_back_the_same_way() {
     let got = deliver("AA-X", sends, &mut n, t(1));
     assert_eq!(got, vec![("RR-X".into(), Intake::Relay)]);
     // Nothing more to send until a retry is due.
-    assert!(n.get_mut("AA-X").unwrap().poll(&set(&["RR-X"]), t(2)).0.is_empty());
+    assert!(
+        n.get_mut("AA-X")
+            .unwrap()
+            .poll(&set(&["RR-X"]), t(2))
+            .0
+            .is_empty()
+    );
     // R is connected to A and B: it goes straight to B, not back to A.
-    let (sends, _) = n.get_mut("RR-X").unwrap().poll(&set(&["AA-X", "BB-X"]), t(3));
+    let (sends, _) = n
+        .get_mut("RR-X")
+        .unwrap()
+        .poll(&set(&["AA-X", "BB-X"]), t(3));
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].to, code("BB-X"));
-    assert_eq!(MailItem::decode(&sends[0].frame).map(|i| match i {
-        MailItem::Envelope(e) => e.hops(),
-        MailItem::Receipt(_) => 99,
-    }), Ok(1));
+    assert_eq!(
+        MailItem::decode(&sends[0].frame).map(|i| match i {
+            MailItem::Envelope(e) => e.hops(),
+            MailItem::Receipt(_) => 99,
+        }),
+        Ok(1)
+    );
     let got = deliver("RR-X", sends, &mut n, t(3));
     let Intake::Deliver(delivered) = &got[0].1 else {
         panic!("{got:?}")
@@ -110,7 +127,10 @@ fn relay_delivers_and_the_receipt_comes_back_the_same_way() {
     let (sends, _) = b.poll(&set(&["RR-X"]), t(5));
     assert_eq!(sends.len(), 1);
     assert_eq!(deliver("BB-X", sends, &mut n, t(5))[0].1, Intake::Relay);
-    let (sends, _) = n.get_mut("RR-X").unwrap().poll(&set(&["AA-X", "BB-X"]), t(6));
+    let (sends, _) = n
+        .get_mut("RR-X")
+        .unwrap()
+        .poll(&set(&["AA-X", "BB-X"]), t(6));
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].to, code("AA-X"));
     let got = deliver("RR-X", sends, &mut n, t(6));
@@ -125,7 +145,10 @@ fn loops_end_at_seen_ids_and_hop_limits() {
     let a_key = SecretKey::from_seed(&[1; 32]);
     // A ring of relays, the recipient nowhere.
     let mut n = nodes(&["AA-X", "R1-X", "R2-X", "R3-X"]);
-    n.get_mut("AA-X").unwrap().send(envelope(2, "AA-X", "ZZ-X", b"x", &a_key), t(0)).unwrap();
+    n.get_mut("AA-X")
+        .unwrap()
+        .send(envelope(2, "AA-X", "ZZ-X", b"x", &a_key), t(0))
+        .unwrap();
     let links: BTreeMap<&str, Vec<&str>> = [
         ("AA-X", vec!["R1-X", "R3-X"]),
         ("R1-X", vec!["AA-X", "R2-X"]),
@@ -152,7 +175,9 @@ fn loops_end_at_seen_ids_and_hop_limits() {
         far = far.next_hop();
     }
     assert_eq!(
-        n.get_mut("R1-X").unwrap().on_item(&code("AA-X"), MailItem::Envelope(far), t(0)),
+        n.get_mut("R1-X")
+            .unwrap()
+            .on_item(&code("AA-X"), MailItem::Envelope(far), t(0)),
         Intake::Refused(Refusal::TooManyHops)
     );
 }
@@ -169,12 +194,19 @@ fn replays_expiry_and_quota_are_refused() {
     );
     let a = code("AA-X");
     assert_eq!(
-        r.on_item(&a, MailItem::Envelope(envelope(1, "AA-X", "BB-X", b"x", &a_key)), t(0)),
+        r.on_item(
+            &a,
+            MailItem::Envelope(envelope(1, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
         Intake::Relay
     );
     // The same id with other content.
     let replay = MailItem::Envelope(envelope(1, "AA-X", "BB-X", b"other", &a_key));
-    assert_eq!(r.on_item(&a, replay, t(0)), Intake::Refused(Refusal::Replayed));
+    assert_eq!(
+        r.on_item(&a, replay, t(0)),
+        Intake::Refused(Refusal::Replayed)
+    );
     assert!(Refusal::Replayed.strikes());
     // Expired on arrival.
     let old = MailItem::Envelope(envelope(2, "AA-X", "BB-X", b"x", &a_key));
@@ -184,11 +216,19 @@ fn replays_expiry_and_quota_are_refused() {
     );
     // Quota: two items per peer.
     assert_eq!(
-        r.on_item(&a, MailItem::Envelope(envelope(3, "AA-X", "BB-X", b"x", &a_key)), t(0)),
+        r.on_item(
+            &a,
+            MailItem::Envelope(envelope(3, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
         Intake::Relay
     );
     assert_eq!(
-        r.on_item(&a, MailItem::Envelope(envelope(4, "AA-X", "BB-X", b"x", &a_key)), t(0)),
+        r.on_item(
+            &a,
+            MailItem::Envelope(envelope(4, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
         Intake::Refused(Refusal::Quota)
     );
     assert!(!Refusal::Quota.strikes());
@@ -236,5 +276,9 @@ fn outbox_survives_restart_retries_and_expires() {
         "{events:?}"
     );
     assert!(!back.is_pending(&env.header().id));
-    assert!(back.take_writes().iter().any(|(k, v)| k[0] == HELD && v.is_none()));
+    assert!(
+        back.take_writes()
+            .iter()
+            .any(|(k, v)| k[0] == HELD && v.is_none())
+    );
 }
