@@ -669,9 +669,10 @@ impl Mailer {
             Some(h) => {
                 h.in_flight.remove(peer);
                 h.handed.insert(peer.clone());
-                // Handed to its addressee: a relay's or a receipt's job is done; our
-                // own message waits for its receipt.
-                peer == h.addressee() && !(key.0 == ItemKind::Message && h.from_peer.is_none())
+                // A receipt is done once a neighbour took it (a lost one is sent again
+                // when the sender's retry arrives as a duplicate); a relayed message
+                // once its addressee took it; our own message waits for its receipt.
+                key.0 == ItemKind::Receipt || (peer == h.addressee() && h.from_peer.is_some())
             }
             None => false,
         };
