@@ -601,6 +601,21 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
         .filter(|v| v.kind.starts_with("consultation_") || v.kind.starts_with("mail_"))
         .collect();
     assert!(bad.is_empty(), "honest trail fails: {bad:#?}");
+    // The report's consultations section: C sent one, decided it despite an
+    // objection; timings only.
+    let cs = report
+        .consultations
+        .iter()
+        .find(|s| s.agency == agency(2))
+        .unwrap();
+    assert_eq!(
+        (cs.consultations, cs.decided, cs.granted_despite),
+        (1, 1, 1)
+    );
+    assert!(cs.median_time_to_answer_ms.is_some());
+    let html = wlnode_audit::html::render(&report, "now");
+    assert!(html.contains("Consultations (Art. 16)"));
+    assert!(!html.contains(DETAILS_MARKER));
     // C's trail holds the whole consultation.
     let steps: Vec<String> = decoded(&export(c, 2))
         .iter()

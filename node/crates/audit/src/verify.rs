@@ -162,6 +162,35 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// The auditor state to keep for the next run.
     pub state: AuditorState,
+    /// Consultations per node: counts and timings from its trail, never content
+    /// (absent in reports written before issue 21).
+    #[serde(default)]
+    pub consultations: Vec<ConsultationsSummary>,
+}
+
+/// One node's consultations, from its `consultation` steps: counts and timings only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultationsSummary {
+    /// The node's agency.
+    pub agency: String,
+    /// Consultations in its trail.
+    pub consultations: usize,
+    /// Still open.
+    pub open: usize,
+    /// Answered, not decided.
+    pub answered: usize,
+    /// Expired, not decided.
+    pub expired: usize,
+    /// Decided.
+    pub decided: usize,
+    /// Granted despite an objection or an expired denial.
+    pub granted_despite: usize,
+    /// Median request-to-answer time (ms).
+    pub median_time_to_answer_ms: Option<u64>,
+    /// Median request-to-decision time (ms).
+    pub median_time_to_decision_ms: Option<u64>,
+    /// Trail violations.
+    pub violations: usize,
 }
 
 /// Most lag samples kept in a report.
@@ -1032,6 +1061,19 @@ fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
             continue;
         }
         let trail: Vec<wlnode_consult::TrailEvent> = steps.iter().map(|(_, s)| s.clone()).collect();
+        let sum = wlnode_consult::summarize(&trail);
+        report.consultations.push(ConsultationsSummary {
+            agency: l.export.agency.to_string(),
+            consultations: sum.consultations,
+            open: sum.open,
+            answered: sum.answered,
+            expired: sum.expired,
+            decided: sum.decided,
+            granted_despite: sum.granted_despite,
+            median_time_to_answer_ms: sum.median_time_to_answer_ms,
+            median_time_to_decision_ms: sum.median_time_to_decision_ms,
+            violations: sum.violations,
+        });
         for v in wlnode_consult::audit_trail(&trail) {
             let kind = serde_json::to_value(&v.kind).unwrap_or_default();
             let name = kind
