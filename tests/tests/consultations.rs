@@ -782,6 +782,26 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
             .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Decided)
     })
     .await;
+    // A hit on A's entry at B's customs, reported to A sealed.
+    let (mid, origin) = c
+        .node(1)
+        .services
+        .consultations
+        .hit_report(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            wlnode_consult::HitContext::Customs,
+            "container MSKU1234567 held at Hamburg".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(origin, code(0));
+    wait_for(T, "A gets the hit report", || async {
+        inbox(&c, 0).await.iter().any(|m| {
+            m.message_id == mid && m.kind == "hit_report" && m.body.contains("MSKU1234567")
+        })
+    })
+    .await;
     c.stop(0).await;
     c.stop(1).await;
 }

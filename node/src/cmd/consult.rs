@@ -1,6 +1,7 @@
-//! `wlnode consult request|list|show|respond|decide` and `wlnode inbox`: Art. 16
-//! consultations and the sealed-message inbox on the running node, through the local
-//! API (a `consultant`'s token).
+//! `wlnode consult request|list|show|respond|decide`, `wlnode inbox` and `wlnode hit
+//! report`: Art. 16 consultations, the sealed-message inbox and hit reports on the
+//! running node, through the local API (a `consultant`'s token; hit reports also a
+//! `screener`'s).
 
 // These commands format `serde_json::Value`s from the API; `value["key"]` returns
 // `Null` for a missing key and never panics.
@@ -93,6 +94,56 @@ pub enum ConsultCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `wlnode hit ...`.
+#[derive(Debug, Subcommand)]
+pub enum HitCommand {
+    /// Send a sealed hit report on another agency's entry to its origin.
+    Report {
+        /// The entry that was hit.
+        #[arg(long)]
+        entry: String,
+        /// customs, licensing or other.
+        #[arg(long)]
+        context: String,
+        /// A text file (or JSON) describing the hit; sent as it is (at most 4 KiB).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `hit` subcommand.
+pub async fn hit(c: HitCommand) -> anyhow::Result<ExitCode> {
+    let HitCommand::Report {
+        entry,
+        context,
+        file,
+        config,
+        json,
+    } = c;
+    let details = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let v: Value = client(&config)?
+        .post_json(
+            "/v1/hits",
+            &json!({"entry_id": entry, "context": context, "details": details}),
+        )
+        .await?;
+    if json {
+        print_json(&v)?;
+    } else {
+        println!(
+            "hit report {} sent to {}",
+            v["message_id"].as_str().unwrap_or("?"),
+            v["origin"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `wlnode inbox`.

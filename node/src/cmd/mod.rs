@@ -72,6 +72,9 @@ enum Command {
     Consult(consult::ConsultCommand),
     /// Sealed messages delivered to this agency (consultations, notices, hit reports).
     Inbox(consult::InboxArgs),
+    /// Report a hit on another agency's entry to its origin (sealed).
+    #[command(subcommand)]
+    Hit(consult::HitCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -155,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(c) => runtime()?.block_on(watch::run(c)),
         Command::Consult(c) => runtime()?.block_on(consult::run(c)),
         Command::Inbox(a) => runtime()?.block_on(consult::inbox(a)),
+        Command::Hit(c) => runtime()?.block_on(consult::hit(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

@@ -2,7 +2,9 @@
 //! `consultant` role: `POST /v1/consultations` (request one of an entry's origin),
 //! `GET /v1/consultations` (`?state=`, `?role=sent|received`),
 //! `GET /v1/consultations/{id}`, `POST /v1/consultations/{id}/respond` (at the origin),
-//! `POST /v1/consultations/{id}/decide` (at the requester) and `GET /v1/inbox`.
+//! `POST /v1/consultations/{id}/decide` (at the requester), `GET /v1/inbox`, and
+//! `POST /v1/hits` (a sealed hit report to an entry's origin; `screener` or
+//! `consultant`).
 //! Every write is attributed to the user (`acted` audit event, written by
 //! `wlnode_runtime::consultations`).
 
@@ -401,4 +403,60 @@ pub(super) async fn inbox(State(state): State<ApiState>) -> Result<Json<Vec<Inbo
             })
             .collect(),
     ))
+}
+
+/// Body of `POST /v1/hits`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HitBody {
+    /// The entry (of another agency) that was hit.
+    entry_id: String,
+    /// `customs`, `licensing` or `other`.
+    context: String,
+    /// What happened (free text, at most 4 KiB).
+    details: String,
+}
+
+/// Answer of `POST /v1/hits`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct HitSent {
+    message_id: String,
+    origin: String,
+}
+
+#[utoipa::path(post, path = "/v1/hits", tag = "consultations", request_body = HitBody,
+    responses((status = 200, body = HitSent), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn hit(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<Json<HitSent>, ApiError> {
+    let b: HitBody = parse_json(&body)?;
+    let entry = EntryId::from_hex(b.entry_id.trim()).map_err(|_| {
+        ApiError::invalid(InvalidValue::new(
+            "entry_id",
+            format!("{:?} is not an entry id (32 hex characters)", b.entry_id),
+        ))
+    })?;
+    let context = match b.context.as_str() {
+        "customs" => wlnode_consult::HitContext::Customs,
+        "licensing" => wlnode_consult::HitContext::Licensing,
+        "other" => wlnode_consult::HitContext::Other,
+        other => {
+            return Err(ApiError::invalid(InvalidValue::new(
+                "context",
+                format!("{other:?} is not customs, licensing or other"),
+            )));
+        }
+    };
+    let (id, origin) = state
+        .node
+        .consultations
+        .hit_report(&actor.id, entry, context, b.details)
+        .await?;
+    Ok(Json(HitSent {
+        message_id: id.to_hex(),
+        origin: origin.to_string(),
+    }))
 }

@@ -379,6 +379,7 @@ pub fn router(node: Services) -> Router {
         )
         .route("/v1/consultations/{id}/decide", post(consultations::decide))
         .route("/v1/inbox", get(consultations::inbox))
+        .route("/v1/hits", post(consultations::hit))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))
         .route("/v1/drafts/{id}/reject", post(drafts::reject))

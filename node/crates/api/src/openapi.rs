@@ -60,6 +60,7 @@ pub struct ErrorDetailDoc {
         super::consultations::respond,
         super::consultations::decide,
         super::consultations::inbox,
+        super::consultations::hit,
         super::drafts::list,
         super::drafts::approve,
         super::drafts::reject,

@@ -98,6 +98,8 @@ pub fn required_role(method: &Method, path: &str) -> Need {
         | "/v1/consultations/{id}/respond"
         | "/v1/consultations/{id}/decide"
         | "/v1/inbox" => R(Role::Consultant),
+        // Whoever made the hit reports it.
+        "/v1/hits" => Need::AnyOf(&[Role::Screener, Role::Consultant]),
         "/v1/entries"
         | "/v1/entries/{id}"
         | "/v1/entries/{id}/withdraw"

@@ -374,6 +374,42 @@ impl Consultations {
         Ok(held)
     }
 
+    /// Sends a sealed hit report on another agency's entry to its origin; returns the
+    /// message id and the origin. (Entries do not yet carry `"on_hit": "notify"`:
+    /// any hit may be reported.)
+    pub async fn hit_report(
+        &self,
+        user: &str,
+        entry_id: EntryId,
+        context: wlnode_consult::HitContext,
+        details: String,
+    ) -> Result<(MessageId, AgencyCode), ConsultServiceError> {
+        let mut found = self.store.entries_by_id(entry_id).await?;
+        found.retain(|(k, _)| k.origin != self.agency);
+        let (k, st) = found.into_iter().next().ok_or_else(|| {
+            ConsultServiceError::NotFound(format!(
+                "entry {entry_id} of another agency is not held here"
+            ))
+        })?;
+        let now = Timestamp::now();
+        let payload = Payload::HitReport(wlnode_consult::HitReport {
+            entry_id,
+            record_id: st.head,
+            context,
+            details,
+            reported_at: now,
+        });
+        let body = wlnode_consult::encode(&payload)
+            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        let id = self
+            .mail
+            .send(&k.origin, payload.kind(), &body, 30 * 86_400_000)
+            .await?;
+        let ev = acted(now, user, "hit_report", Some(entry_id.to_hex()));
+        self.store.call(move |s| s.audit_append(&[ev])).await?;
+        Ok((id, k.origin))
+    }
+
     /// Origin: answers a consultation.
     pub async fn respond(
         &self,

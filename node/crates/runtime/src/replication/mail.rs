@@ -49,7 +49,9 @@ pub(crate) struct MailState {
     pub(crate) keys: MailKeys,
     pub(crate) writer: mpsc::UnboundedSender<MailJob>,
     /// Our mail requests in flight: token → (neighbour, item).
-    pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey)>,
+    /// (The item itself is kept for the `handed` audit event: its receipt may come
+    /// back, and the mailer drop it, before the neighbour's answer.)
+    pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem)>,
     /// Neighbours connected at the last poll.
     pub(crate) connected: BTreeSet<AgencyCode>,
 }
@@ -463,7 +465,7 @@ impl Service {
 
     /// The neighbour's answer to one of our mail requests.
     pub(super) fn on_mail_response(&mut self, token: u64, frame: Frame) {
-        let Some((agency, key)) = self.mail.pending.remove(&token) else {
+        let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
             return;
         };
         let ack = match frame {
@@ -473,10 +475,10 @@ impl Service {
         match ack {
             Some(a) if a.accepted => {
                 self.metrics.mail("handed");
-                let event = self.mail_item_event("handed", &key, &agency);
+                let event = mail_event("handed", &item, Some(&agency), None);
                 self.mail.mailer.on_handed(&agency, &key);
                 self.mail_job(MailJob {
-                    events: event.into_iter().collect(),
+                    events: vec![event],
                     ..MailJob::default()
                 });
             }
@@ -487,21 +489,9 @@ impl Service {
         }
     }
 
-    fn mail_item_event(
-        &self,
-        action: &str,
-        key: &ItemKey,
-        peer: &AgencyCode,
-    ) -> Option<AuditEvent> {
-        self.mail
-            .mailer
-            .held_item(key)
-            .map(|item| mail_event(action, item, Some(peer), None))
-    }
-
     /// One of our mail requests failed.
     pub(super) fn on_mail_failed(&mut self, token: u64) {
-        if let Some((agency, key)) = self.mail.pending.remove(&token) {
+        if let Some((agency, key, _)) = self.mail.pending.remove(&token) {
             self.mail.mailer.on_hand_failed(&agency, &key);
         }
     }
@@ -573,7 +563,11 @@ impl Service {
             };
             self.next_token += 1;
             let token = self.next_token;
-            self.mail.pending.insert(token, (s.to.clone(), s.key));
+            let Ok(item) = MailItem::decode(&s.frame) else {
+                self.mail.mailer.on_hand_failed(&s.to, &s.key);
+                continue;
+            };
+            self.mail.pending.insert(token, (s.to.clone(), s.key, item));
             self.net.mail_request(peer, token, Bytes::from(s.frame));
         }
         if !job.events.is_empty() || !job.notices.is_empty() {
