@@ -701,16 +701,20 @@ impl Mailer {
         }
     }
 
-    /// Held items are offered again to every neighbour (but the one they came from)
-    /// once their backoff has passed, doubling it each time up to the limit: our own
-    /// messages until their receipt comes, others' until their addressee took them.
+    /// Once an item's backoff has passed (doubling each time up to the limit), our own
+    /// messages and receipts are offered again to every neighbour, until the receipt
+    /// comes; an item we relay only to its addressee, when that is a neighbour (a
+    /// relay does not keep re-flooding its neighbours, which hold the id already: the
+    /// sender's own retries cover a neighbour that lost it).
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
             if h.in_flight.is_empty() && h.next_try <= now.as_millis() {
-                h.handed.clear();
-                if let Some(p) = &h.from_peer {
-                    h.handed.insert(p.clone());
+                if h.from_peer.is_none() {
+                    h.handed.clear();
+                } else {
+                    let addressee = h.addressee().clone();
+                    h.handed.remove(&addressee);
                 }
                 h.attempts = h.attempts.saturating_add(1);
                 let delay = limits
