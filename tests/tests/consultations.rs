@@ -701,10 +701,17 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
-    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    // C is a member with no encryption key (and never runs).
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1)]);
     // The authority sets silence = objection in the roster.
     let text = std::fs::read_to_string(&c.fed.roster).unwrap();
-    let text = format!("{text}\n[federation_settings]\nconsultation_silence = \"objection\"\n");
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    for m in doc["members"].as_array_of_tables_mut().unwrap().iter_mut() {
+        if m["agency"].as_str() == Some(agency(2).as_str()) {
+            m.remove("encryption_keys");
+        }
+    }
+    let text = format!("{doc}\n[federation_settings]\nconsultation_silence = \"objection\"\n");
     let key = wlnode_crypto::keyfile::read_secret_key(
         &c.fed.authority_key,
         wlnode_crypto::keyfile::KeyKind::Authority,
@@ -713,7 +720,8 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
     let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &key).unwrap();
     std::fs::write(&c.fed.roster, signed).unwrap();
     std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
-    c.start_all().await;
+    c.start(0).await;
+    c.start(1).await;
     let w = c
         .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
         .await
@@ -761,8 +769,8 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
             .await
             .is_err()
     );
-    // A grant on the expired denial notifies the origin (the only other admitted
-    // member).
+    // A grant on the expired denial notifies the origin and C; C has no encryption
+    // key, so its notice is undeliverable and the others still go.
     let d = c
         .node(1)
         .services
@@ -775,7 +783,16 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         )
         .await
         .unwrap();
-    assert!(d.messages.iter().any(|m| m.notice && m.to == code(0)));
+    assert!(
+        d.messages
+            .iter()
+            .any(|m| m.notice && m.to == code(0) && m.delivery != "undeliverable")
+    );
+    assert!(
+        d.messages
+            .iter()
+            .any(|m| m.notice && m.to == code(2) && m.delivery == "undeliverable")
+    );
     wait_for(T, "A records the grant", || async {
         consultation(&c, 0, id)
             .await

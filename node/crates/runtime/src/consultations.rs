@@ -70,7 +70,8 @@ pub struct MessageRef {
     pub kind: String,
     /// Its recipient.
     pub to: AgencyCode,
-    /// `pending`, `delivered` (signed receipt back) or `expired`.
+    /// `pending`, `delivered` (signed receipt back), `expired`, or `undeliverable`
+    /// (a notice to a member without an encryption key; its id is all zeros).
     pub delivery: String,
     /// Whether it was a decision notice ("granted despite denial").
     #[serde(default)]
@@ -178,7 +179,10 @@ fn trail(
                 &origin,
             ),
         ));
-        for n in notices.iter().filter(|n| n.notice) {
+        for n in notices
+            .iter()
+            .filter(|n| n.notice && n.delivery != "undeliverable")
+        {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
         }
         // At the origin, a decision "despite" arrives as the notice itself.
@@ -242,7 +246,11 @@ impl Consultations {
             key(CONSULT, &held.consultation.id().0),
             serde_json::to_vec(held).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?,
         )];
-        for m in &held.messages {
+        for m in held
+            .messages
+            .iter()
+            .filter(|m| m.delivery != "undeliverable")
+        {
             pairs.push((
                 key(MESSAGE, m.message_id.as_bytes()),
                 held.consultation.id().0.to_vec(),
@@ -303,11 +311,25 @@ impl Consultations {
             .saturating_add(86_400_000)
             .clamp(3_600_000, MAX_EXPIRY_MS);
         let mut out = Vec::new();
+        let roster = self.trust.roster();
         for a in actions {
             let notice = matches!(a, Action::SendNotice { .. });
             let body = wlnode_consult::encode(a.payload())
                 .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
             let kind = a.payload().kind();
+            // A member without an encryption key cannot receive a notice: the others
+            // still get theirs, and the consultation shows this one undeliverable.
+            if notice && roster.encryption_key(a.to(), Timestamp(now)).is_err() {
+                tracing::warn!(member = %a.to(), "no encryption key: decision notice undeliverable");
+                out.push(MessageRef {
+                    message_id: MessageId([0; 16]),
+                    kind: kind.to_owned(),
+                    to: a.to().clone(),
+                    delivery: "undeliverable".into(),
+                    notice,
+                });
+                continue;
+            }
             let message_id = self.mail.send(a.to(), kind, &body, ttl).await?;
             out.push(MessageRef {
                 message_id,
