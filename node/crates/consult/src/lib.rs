@@ -67,9 +67,10 @@ pub mod payload;
 pub mod trail;
 
 pub use consultation::{
-    Action, AnswerRecord, ConsultError, Consultation, DeadlineBounds, DeadlineError,
-    DecisionRecord, InfoRecord, MAX_CLOCK_SKEW, MAX_DEADLINE, MAX_ROUNDS, NewRequest, Role,
-    SilenceMeans, State, deadline_after, notice_recipients, parse_deadline, tick_all,
+    Action, AnswerRecord, ConsultError, Consultation, ConsultationView, DeadlineBounds,
+    DeadlineError, DecisionRecord, InfoRecord, MAX_CLOCK_SKEW, MAX_DEADLINE, MAX_ROUNDS,
+    NewRequest, Role, SilenceMeans, State, deadline_after, notice_recipients, parse_deadline,
+    tick_all,
 };
 pub use payload::{
     Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,
