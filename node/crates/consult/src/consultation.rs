@@ -4,7 +4,8 @@
 //!
 //! Every transition takes `now` and either returns the messages to send
 //! ([`Action`]s, which the caller signs, seals and hands to the transport) or a
-//! [`ConsultError`] and leaves the consultation unchanged. The caller persists the
+//! [`ConsultError`] and leaves the consultation unchanged (except that an answer
+//! refused as past the deadline leaves it expired). The caller persists the
 //! [`Consultation`] (it is `Serialize`) after every successful transition and writes
 //! the audit event. See the crate documentation for the states and the order of
 //! calls.
@@ -188,7 +189,9 @@ impl Action {
     }
 }
 
-/// Why a transition was refused. The consultation is unchanged.
+/// Why a transition was refused. The consultation is unchanged, with one exception:
+/// an answer refused as [`ConsultError::AnswerAfterDeadline`] leaves the consultation
+/// expired (the deadline had passed), so the caller persists it after that error too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsultError {
     /// A payload or value out of bounds.
