@@ -4,7 +4,8 @@
 //!
 //! Every transition takes `now` and either returns the messages to send
 //! ([`Action`]s, which the caller signs, seals and hands to the transport) or a
-//! [`ConsultError`] and leaves the consultation unchanged. The caller persists the
+//! [`ConsultError`] and leaves the consultation unchanged (except that an answer
+//! refused as past the deadline leaves it expired). The caller persists the
 //! [`Consultation`] (it is `Serialize`) after every successful transition and writes
 //! the audit event. See the crate documentation for the states and the order of
 //! calls.
@@ -36,6 +37,7 @@ fn ms(d: Duration) -> u64 {
 
 /// What the origin's silence until the deadline means: the roster's federation
 /// setting, copied onto every consultation when it is opened and shown with it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SilenceMeans {
@@ -64,6 +66,7 @@ impl SilenceMeans {
 }
 
 /// Which side of a consultation this node holds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -84,6 +87,7 @@ impl Role {
 }
 
 /// Where a consultation stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
@@ -110,6 +114,7 @@ impl State {
 }
 
 /// One answer of the origin.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerRecord {
     /// The round answered.
@@ -123,6 +128,7 @@ pub struct AnswerRecord {
 }
 
 /// Further information the requester supplied, opening a round.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InfoRecord {
     /// The round it opened.
@@ -134,6 +140,7 @@ pub struct InfoRecord {
 }
 
 /// The requester's decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     /// Granted or refused.
@@ -182,7 +189,9 @@ impl Action {
     }
 }
 
-/// Why a transition was refused. The consultation is unchanged.
+/// Why a transition was refused. The consultation is unchanged, with one exception:
+/// an answer refused as [`ConsultError::AnswerAfterDeadline`] leaves the consultation
+/// expired (the deadline had passed), so the caller persists it after that error too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsultError {
     /// A payload or value out of bounds.
@@ -305,6 +314,7 @@ pub struct NewRequest {
 /// transitions change them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consultation {
+    #[serde(rename = "consultation_id")]
     id: ConsultationId,
     role: Role,
     requester: AgencyCode,
@@ -896,6 +906,64 @@ impl Consultation {
     /// The decision, if made.
     pub fn decision(&self) -> Option<&DecisionRecord> {
         self.decision.as_ref()
+    }
+}
+
+/// One line of `wlnode consult list --json` (and the head of `show`): what an
+/// officer sees of a consultation, with the silence rule and the answer it deems.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsultationView {
+    /// The consultation.
+    pub consultation_id: ConsultationId,
+    /// The entry consulted on.
+    pub entry_id: EntryId,
+    /// The entry's origin, which was asked.
+    pub origin: AgencyCode,
+    /// The agency that asked.
+    pub requester: AgencyCode,
+    /// This node's side.
+    pub role: Role,
+    /// The requester's file number.
+    pub reference: String,
+    /// Where it stands.
+    pub state: State,
+    /// The current round (1 for the request).
+    pub round: u32,
+    /// The current round's deadline.
+    pub deadline: Timestamp,
+    /// What silence until the deadline means here.
+    pub silence: SilenceMeans,
+    /// The origin's answer to the current round, or for an expired consultation the
+    /// one the silence rule gives it ([`Consultation::deemed_answer`]).
+    pub answer: Option<Answer>,
+    /// Whether `answer` comes from the silence rule rather than the origin.
+    pub answer_by_silence: bool,
+    /// The decision, if made.
+    pub decision: Option<Decision>,
+    /// What a grant went against (`none` until decided).
+    pub despite: Despite,
+}
+
+impl Consultation {
+    /// What an officer sees of it.
+    pub fn view(&self) -> ConsultationView {
+        ConsultationView {
+            consultation_id: self.id,
+            entry_id: self.entry_id,
+            origin: self.origin.clone(),
+            requester: self.requester.clone(),
+            role: self.role,
+            reference: self.reference.clone(),
+            state: self.state(),
+            round: self.round,
+            deadline: self.deadline,
+            silence: self.silence,
+            answer: self.deemed_answer(),
+            answer_by_silence: self.expired_at.is_some(),
+            decision: self.decision.as_ref().map(|d| d.decision),
+            despite: self.decision.as_ref().map_or(Despite::None, |d| d.despite),
+        }
     }
 }
 

@@ -35,7 +35,9 @@
 //!   answer at or after the deadline is [`ConsultError::AnswerAfterDeadline`] and a
 //!   decision on an open consultation past its deadline decides the expired one.
 //!
-//! Rules (each a [`ConsultError`] when broken; the consultation is then unchanged):
+//! Rules (each a [`ConsultError`] when broken; the consultation is then unchanged,
+//! except that an answer refused as [`ConsultError::AnswerAfterDeadline`] leaves it
+//! `expired`, which the caller persists):
 //! - Only the origin answers, only the requester supplies information and decides,
 //!   each round is answered once, and a consultation is decided once.
 //! - No decision while open before the deadline ([`ConsultError::PrematureDecision`]).
@@ -50,7 +52,16 @@
 //!   [`Action::SendNotice`] for each of [`notice_recipients`] — every member the
 //!   caller says the entry's distribution admits, and the origin, never the
 //!   requester, never anyone else. Every other decision goes to the origin alone.
-//! - Each side judges the deadline by its own clock when it records an answer.
+//! - Each side judges the deadline by its own clock when it records an answer. An
+//!   answer sent just before the deadline that arrives after it is refused at the
+//!   requester (the consultation there is expired), and the auditor reports it.
+//! - The machine does not deduplicate: a message delivered twice is an
+//!   [`ConsultError::IllegalMove`] the second time (the transport delivers once).
+//! - The caller persists the [`Consultation`] (serde) after each transition, writes a
+//!   [`TrailEvent`] for each step (`requested`, `answered`, `info_supplied`,
+//!   `expired` when [`Consultation::tick`] returns true, `decided`, and a
+//!   `notice_sent` per [`Action::SendNotice`]), and shows
+//!   [`Consultation::view`] in `consult list` and `show`.
 //!
 //! Deadlines: [`parse_deadline`] reads `30d`-style durations within
 //! [`DeadlineBounds`] (1 to 365 days by default); no deadline is ever more than
@@ -67,9 +78,10 @@ pub mod payload;
 pub mod trail;
 
 pub use consultation::{
-    Action, AnswerRecord, ConsultError, Consultation, DeadlineBounds, DeadlineError,
-    DecisionRecord, InfoRecord, MAX_CLOCK_SKEW, MAX_DEADLINE, MAX_ROUNDS, NewRequest, Role,
-    SilenceMeans, State, deadline_after, notice_recipients, parse_deadline, tick_all,
+    Action, AnswerRecord, ConsultError, Consultation, ConsultationView, DeadlineBounds,
+    DeadlineError, DecisionRecord, InfoRecord, MAX_CLOCK_SKEW, MAX_DEADLINE, MAX_ROUNDS,
+    NewRequest, Role, SilenceMeans, State, deadline_after, notice_recipients, parse_deadline,
+    tick_all,
 };
 pub use payload::{
     Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,

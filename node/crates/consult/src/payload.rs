@@ -170,6 +170,16 @@ impl FromStr for ConsultationId {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ConsultationId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        wlnode_crypto::openapi::string_schema("16 bytes in lower-case hex")
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ConsultationId {}
+
 impl Serialize for ConsultationId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_hex())
@@ -190,6 +200,7 @@ impl<'de> Deserialize<'de> for ConsultationId {
 }
 
 /// One item of an intended transaction.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
@@ -202,6 +213,7 @@ pub struct Item {
 
 /// A value and its currency. The amount is a decimal string (`"1250000.00"`), never a
 /// JSON number, so that it has one exact form.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
@@ -248,6 +260,7 @@ impl Money {
 }
 
 /// The intended transaction a consultation is about (the CLI's `details.json`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransactionDetails {
@@ -310,6 +323,7 @@ impl TransactionDetails {
 
 /// Requester → origin: "we are about to decide on a transaction like the one your
 /// entry denied; do you object?"
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsultRequest {
@@ -330,6 +344,7 @@ pub struct ConsultRequest {
 }
 
 /// What the origin says.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Answer {
@@ -353,6 +368,7 @@ impl Answer {
 }
 
 /// Origin → requester: the answer to one round of a consultation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsultAnswer {
@@ -370,6 +386,7 @@ pub struct ConsultAnswer {
 
 /// Requester → origin: the information asked for by an `info_requested` answer. It
 /// opens the next round with a new deadline.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsultInfo {
@@ -387,6 +404,7 @@ pub struct ConsultInfo {
 }
 
 /// The requester's decision on the licence.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -407,6 +425,7 @@ impl Decision {
 }
 
 /// What a grant went against, if anything (the Art. 16 "granted despite denial").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Despite {
@@ -433,6 +452,7 @@ impl Despite {
 /// every member the entry's distribution admits (the decision notice). One body for
 /// both: a node holding the consultation as origin records it, any other node files
 /// it in its inbox as a notice.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsultDecision {
@@ -450,6 +470,7 @@ pub struct ConsultDecision {
 }
 
 /// Where a hit was made.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HitContext {
@@ -463,6 +484,7 @@ pub enum HitContext {
 
 /// Any member → an entry's origin: "we hit your entry" (for entries with
 /// `"on_hit": "notify"`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HitReport {
@@ -479,6 +501,7 @@ pub struct HitReport {
 }
 
 /// Whether a flag is set or lifted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlagAction {
@@ -490,6 +513,7 @@ pub enum FlagAction {
 
 /// Flagging agency → origin: "your entry is not actionable here" (SIS-style), or
 /// that flag lifted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flag {

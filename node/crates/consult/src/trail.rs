@@ -370,6 +370,7 @@ pub fn audit_trail(events: &[TrailEvent]) -> Vec<Violation> {
 }
 
 /// One consultation's timings, for the report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConsultationTiming {
     /// The consultation.
@@ -387,6 +388,7 @@ pub struct ConsultationTiming {
 }
 
 /// The consultations section of the HTML report: counts and timings, no content.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TrailSummary {
     /// Consultations in the trail.

@@ -621,3 +621,64 @@ fn deadlines_parse_within_bounds() {
         Timestamp(T0.0 + DAY)
     );
 }
+
+#[test]
+fn the_view_shows_the_answer_silence_gives_and_the_decision() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    let v = r.view();
+    assert_eq!(
+        (v.state, v.answer, v.answer_by_silence),
+        (State::Open, None, false)
+    );
+    assert_eq!(
+        (v.origin, v.requester, v.role),
+        (org(), req(), Role::Requester)
+    );
+    r.decide(Decision::Granted, None, &[org()], at(31)).unwrap();
+    let v = r.view();
+    assert_eq!(v.state, State::Decided);
+    assert_eq!(
+        (v.answer, v.answer_by_silence),
+        (Some(Answer::Objection), true)
+    );
+    assert_eq!(
+        (v.decision, v.despite),
+        (Some(Decision::Granted), Despite::ExpiredDenial)
+    );
+    let json = serde_json::to_value(&v).unwrap();
+    for key in [
+        "consultation_id",
+        "entry_id",
+        "origin",
+        "requester",
+        "reference",
+        "state",
+        "deadline",
+        "answer",
+        "decision",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    assert_eq!(json["state"], "decided");
+    assert_eq!(json["silence"], "objection");
+}
+
+#[cfg(feature = "openapi")]
+#[test]
+fn the_json_types_have_openapi_schemas() {
+    use utoipa::PartialSchema;
+    let schema = serde_json::to_value(wlnode_consult::TransactionDetails::schema()).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    for key in [
+        "items",
+        "end_user",
+        "consignee",
+        "destination_country",
+        "value",
+        "free_text",
+    ] {
+        assert!(props.contains_key(key), "{key}: {schema}");
+    }
+    let view = serde_json::to_value(wlnode_consult::ConsultationView::schema()).unwrap();
+    assert!(view["properties"]["state"].is_object(), "{view}");
+}
