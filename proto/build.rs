@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wlnode/v1/sync.proto",
         "wlnode/v1/audit.proto",
         "wlnode/v1/store.proto",
+        "wlnode/v1/mail.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::keys::SecretKey;
+use crate::seal::EncryptionSecretKey;
 
 /// What a key is for; written into the file and checked on reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub enum KeyKind {
     Node,
     /// The federation roster authority's key.
     Authority,
+    /// The agency's X25519 encryption key for sealed messages (`seal`).
+    Encryption,
 }
 
 impl KeyKind {
@@ -39,6 +42,7 @@ impl KeyKind {
             Self::Agency => "agency",
             Self::Node => "node",
             Self::Authority => "authority",
+            Self::Encryption => "encryption",
         }
     }
 
@@ -47,6 +51,7 @@ impl KeyKind {
             "agency" => Some(Self::Agency),
             "node" => Some(Self::Node),
             "authority" => Some(Self::Authority),
+            "encryption" => Some(Self::Encryption),
             _ => None,
         }
     }
@@ -110,6 +115,29 @@ const MAX_KEY_FILE: u64 = 4096;
 
 /// Writes `key` to a new file at `path` with mode 0600 and syncs it to disk.
 pub fn write_secret_key(path: &Path, key: &SecretKey, kind: KeyKind) -> Result<(), KeyFileError> {
+    write_key_text(path, kind, &key.seed(), &key.public_key().to_string())
+}
+
+/// Writes an agency encryption key to a new file at `path` with mode 0600.
+pub fn write_encryption_key(path: &Path, key: &EncryptionSecretKey) -> Result<(), KeyFileError> {
+    let public = key.public_key().map_err(|e| KeyFileError::Malformed {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    write_key_text(
+        path,
+        KeyKind::Encryption,
+        &key.to_bytes(),
+        &public.to_string(),
+    )
+}
+
+fn write_key_text(
+    path: &Path,
+    kind: KeyKind,
+    secret: &[u8; 32],
+    public: &str,
+) -> Result<(), KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_owned(),
         source,
@@ -128,19 +156,61 @@ pub fn write_secret_key(path: &Path, key: &SecretKey, kind: KeyKind) -> Result<(
                 io(e)
             }
         })?;
-    let seed = key.seed();
     let text = Zeroizing::new(format!(
-        "{MAGIC} {kind}\n{}\npublic {}\n",
-        hex::encode(seed.as_ref()),
-        key.public_key()
+        "{MAGIC} {kind}\n{}\npublic {public}\n",
+        hex::encode(secret),
     ));
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok(())
 }
 
+/// Reads the agency encryption key from `path`, with the checks of [`read_secret_key`].
+pub fn read_encryption_key(path: &Path) -> Result<EncryptionSecretKey, KeyFileError> {
+    let bytes = read_checked(path)?;
+    let attach = |e: ParseError| match e {
+        ParseError::Malformed(reason) => KeyFileError::Malformed {
+            path: path.to_owned(),
+            reason,
+        },
+        ParseError::WrongKind(found) => KeyFileError::WrongKind {
+            path: path.to_owned(),
+            found,
+            expected: KeyKind::Encryption,
+        },
+    };
+    let (secret, public) = parse_key_lines(&bytes, KeyKind::Encryption).map_err(attach)?;
+    let key = EncryptionSecretKey::from_bytes(&secret)
+        .map_err(|e| attach(ParseError::Malformed(e.to_string())))?;
+    let derived = key
+        .public_key()
+        .map_err(|e| attach(ParseError::Malformed(e.to_string())))?;
+    if public != derived.to_string() {
+        return Err(attach(ParseError::Malformed(
+            "stored public key does not match the secret key".into(),
+        )));
+    }
+    Ok(key)
+}
+
 /// Reads a key of `kind` from `path`, refusing insecure permissions and bad contents.
 pub fn read_secret_key(path: &Path, kind: KeyKind) -> Result<SecretKey, KeyFileError> {
+    let bytes = read_checked(path)?;
+    parse_secret_key(&bytes, kind).map_err(|e| match e {
+        ParseError::Malformed(reason) => KeyFileError::Malformed {
+            path: path.to_owned(),
+            reason,
+        },
+        ParseError::WrongKind(found) => KeyFileError::WrongKind {
+            path: path.to_owned(),
+            found,
+            expected: kind,
+        },
+    })
+}
+
+/// Reads a key file after checking its permissions and size.
+fn read_checked(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let io = |source| KeyFileError::Io {
         path: path.to_owned(),
         source,
@@ -159,18 +229,7 @@ pub fn read_secret_key(path: &Path, kind: KeyKind) -> Result<SecretKey, KeyFileE
             reason: "not a regular file of at most 4 KiB".into(),
         });
     }
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(io)?);
-    parse_secret_key(&bytes, kind).map_err(|e| match e {
-        ParseError::Malformed(reason) => KeyFileError::Malformed {
-            path: path.to_owned(),
-            reason,
-        },
-        ParseError::WrongKind(found) => KeyFileError::WrongKind {
-            path: path.to_owned(),
-            found,
-            expected: kind,
-        },
-    })
+    Ok(Zeroizing::new(std::fs::read(path).map_err(io)?))
 }
 
 /// Why key file contents were refused (before the path is attached).
@@ -184,6 +243,21 @@ pub enum ParseError {
 
 /// Parses the contents of a key file.
 pub fn parse_secret_key(bytes: &[u8], kind: KeyKind) -> Result<SecretKey, ParseError> {
+    let (seed, public) = parse_key_lines(bytes, kind)?;
+    let key = SecretKey::from_seed(&seed);
+    if public != key.public_key().to_string() {
+        return Err(ParseError::Malformed(
+            "stored public key does not match the secret key".into(),
+        ));
+    }
+    Ok(key)
+}
+
+/// The secret bytes and the stored public key text of a key file of `kind`.
+fn parse_key_lines(
+    bytes: &[u8],
+    kind: KeyKind,
+) -> Result<(Zeroizing<[u8; 32]>, String), ParseError> {
     let malformed = |reason: &str| ParseError::Malformed(reason.to_owned());
     let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8 text"))?;
     let mut lines = text.lines();
@@ -194,7 +268,7 @@ pub fn parse_secret_key(bytes: &[u8], kind: KeyKind) -> Result<SecretKey, ParseE
         .and_then(KeyKind::parse)
         .ok_or_else(|| {
             malformed(&format!(
-                "first line must be \"{MAGIC} <agency|node|authority>\""
+                "first line must be \"{MAGIC} <agency|node|authority|encryption>\""
             ))
         })?;
     if found != kind {
@@ -206,22 +280,18 @@ pub fn parse_secret_key(bytes: &[u8], kind: KeyKind) -> Result<SecretKey, ParseE
     let mut seed = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(seed_hex.trim(), seed.as_mut())
         .map_err(|_| malformed("key line must be exactly 64 hex characters"))?;
-    let key = SecretKey::from_seed(&seed);
-    match lines.next() {
-        Some(line) => {
-            let stored = line
-                .strip_prefix("public ")
-                .ok_or_else(|| malformed("third line must be \"public ed25519:<hex>\""))?;
-            if stored.trim() != key.public_key().to_string() {
-                return Err(malformed("stored public key does not match the secret key"));
-            }
-        }
+    let public = match lines.next() {
+        Some(line) => line
+            .strip_prefix("public ")
+            .ok_or_else(|| malformed("third line must be \"public <key>\""))?
+            .trim()
+            .to_owned(),
         None => return Err(malformed("truncated: no public key line")),
-    }
+    };
     if lines.any(|l| !l.trim().is_empty()) {
         return Err(malformed("unexpected content after the public key line"));
     }
-    Ok(key)
+    Ok((seed, public))
 }
 
 #[cfg(test)]
@@ -244,6 +314,28 @@ mod tests {
         ));
         assert!(matches!(
             read_secret_key(&path, KeyKind::Node),
+            Err(KeyFileError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn encryption_key_write_then_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("encryption.key");
+        let key = EncryptionSecretKey::generate().unwrap();
+        write_encryption_key(&path, &key).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back = read_encryption_key(&path).unwrap();
+        assert_eq!(back.public_key().unwrap(), key.public_key().unwrap());
+        assert!(matches!(
+            read_secret_key(&path, KeyKind::Agency),
+            Err(KeyFileError::WrongKind { .. })
+        ));
+        let agency = dir.path().join("agency.key");
+        write_secret_key(&agency, &SecretKey::generate().unwrap(), KeyKind::Agency).unwrap();
+        assert!(matches!(
+            read_encryption_key(&agency),
             Err(KeyFileError::WrongKind { .. })
         ));
     }

@@ -25,6 +25,13 @@ pub mod context {
     pub const COSIGN: &[u8] = b"wlnode/cosign/v1\0";
     /// Auditor cosignatures that also state when the auditor witnessed the checkpoint.
     pub const COSIGN_DATED: &[u8] = b"wlnode/cosign/v2\0";
+    /// Sealed agency-to-agency messages (header and sealed body).
+    pub const MAIL: &[u8] = b"wlnode/mail/v1\0";
+    /// Receipts of sealed messages, signed by the recipient.
+    pub const RECEIPT: &[u8] = b"wlnode/receipt/v1\0";
+    /// The HPKE `info` prefix of a sealed body (not a signature context, but kept here
+    /// so that no two purposes share a label).
+    pub const MAIL_SEAL: &[u8] = b"wlnode/mail-seal/v1\0";
 }
 
 /// Why a key or signature was refused.

@@ -7,11 +7,13 @@
 mod canonical;
 pub mod keyfile;
 pub mod keys;
+pub mod mail;
 pub mod model;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod record;
 pub mod roster;
+pub mod seal;
 pub mod sha256;
 pub mod time;
 pub mod wire;

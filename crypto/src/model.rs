@@ -307,6 +307,22 @@ byte_id!(
     32
 );
 
+byte_id!(
+    /// 16 random bytes naming one sealed agency-to-agency message (its receipt names
+    /// it too).
+    MessageId,
+    16
+);
+
+impl MessageId {
+    /// A fresh random message id.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b)?;
+        Ok(Self(b))
+    }
+}
+
 impl EntryId {
     /// A fresh random entry id.
     pub fn random() -> Result<Self, getrandom::Error> {

@@ -26,7 +26,16 @@
 //! keys = [{ key = "ed25519:…", valid_from = 2026-01-01T00:00:00Z, valid_until = 2027-01-01T00:00:00Z }]
 //! revoked = [{ key = "ed25519:…", revoked_at = 2026-06-01T00:00:00Z, reason = "compromised",
 //!             keep = ["<record id hex>", …] }]
+//! # sealed messages (issue 21): optional; a member without one cannot receive them
+//! encryption_keys = [{ key = "x25519:…", valid_from = 2026-01-01T00:00:00Z }]
+//!
+//! [federation_settings]               # optional
+//! consultation_silence = "objection"  # or "no_objection" (the default)
 //! ```
+//!
+//! Encryption keys rotate like signing keys: a new roster version adds the new key and
+//! ends the old one's window; senders seal to the newest key valid at the time of
+//! sending, and a recipient opens with whichever of its keys the message names.
 //!
 //! A revoked key's records are suspect whatever their `issued_at` says, since whoever
 //! holds the key chooses it. Nodes keep the ones they held before they learned of the
@@ -41,6 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{PublicKey, SecretKey, Signature, context, parse_peer_id};
 use crate::model::{AgencyCode, CountryCode, GroupName, Sensitivity};
+use crate::seal::EncryptionPublicKey;
 use crate::time::Timestamp;
 
 /// Largest roster file accepted.
@@ -145,6 +155,17 @@ pub enum RosterError {
         /// When it was used.
         at: Timestamp,
     },
+    /// The agency lists no encryption key valid at that time, so it cannot receive
+    /// sealed messages.
+    #[error(
+        "agency {agency} has no encryption key valid at {at}; it cannot receive sealed messages"
+    )]
+    NoEncryptionKey {
+        /// Agency.
+        agency: String,
+        /// When.
+        at: Timestamp,
+    },
     /// The agency's role does not allow this (auditors issue no records).
     #[error("agency {agency} has role {role} and may not {action}")]
     WrongRole {
@@ -187,6 +208,55 @@ pub struct KeyWindow {
     /// Valid until (exclusive); open-ended when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<Timestamp>,
+}
+
+/// An encryption key's validity window (rotation as for signing keys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionKeyWindow {
+    /// The key.
+    pub key: EncryptionPublicKey,
+    /// Valid from (inclusive).
+    pub valid_from: Timestamp,
+    /// Valid until (exclusive); open-ended when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
+}
+
+impl EncryptionKeyWindow {
+    /// Whether the window covers `at`.
+    pub fn covers(&self, at: Timestamp) -> bool {
+        at >= self.valid_from && self.valid_until.is_none_or(|u| at < u)
+    }
+}
+
+/// What silence means when a consultation's deadline passes without an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceRule {
+    /// Silence counts as no objection (the default).
+    #[default]
+    NoObjection,
+    /// Silence counts as an objection.
+    Objection,
+}
+
+impl fmt::Display for SilenceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoObjection => "no_objection",
+            Self::Objection => "objection",
+        })
+    }
+}
+
+/// Federation-wide settings the authority signs with the roster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationSettings {
+    /// What a consultation's silence at its deadline means.
+    #[serde(default)]
+    pub consultation_silence: SilenceRule,
 }
 
 /// A revoked key.
@@ -253,6 +323,10 @@ pub struct Member {
     /// Revoked keys.
     #[serde(default)]
     pub revoked: Vec<Revocation>,
+    /// X25519 keys sealed messages to this agency are encrypted to; none means the
+    /// agency cannot receive sealed messages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encryption_keys: Vec<EncryptionKeyWindow>,
 }
 
 impl Member {
@@ -281,6 +355,9 @@ pub struct RosterDoc {
     /// Members.
     #[serde(default)]
     pub members: Vec<Member>,
+    /// Federation-wide settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation_settings: Option<FederationSettings>,
 }
 
 /// The default sensitivity order when the roster defines none.
@@ -395,6 +472,18 @@ impl Roster {
                     ));
                 }
             }
+            let mut seen_enc = BTreeSet::new();
+            for k in &m.encryption_keys {
+                if !seen_enc.insert(k.key) {
+                    return invalid(format!("{at}: encryption key {} listed twice", k.key));
+                }
+                if k.valid_until.is_some_and(|u| u <= k.valid_from) {
+                    return invalid(format!(
+                        "{at}: encryption key {} has valid_until before valid_from",
+                        k.key
+                    ));
+                }
+            }
             for pid in &m.node_ids {
                 parse_peer_id(pid)
                     .map_err(|e| RosterError::Invalid(format!("{at}: node_ids: {e}")))?;
@@ -473,6 +562,70 @@ impl Roster {
     /// Rank of a sensitivity label (0 = lowest), or `None` if the roster lacks it.
     pub fn sensitivity_rank(&self, s: &Sensitivity) -> Option<usize> {
         self.sensitivities.iter().position(|x| x == s)
+    }
+
+    /// What silence at a consultation's deadline means in this federation.
+    pub fn silence_rule(&self) -> SilenceRule {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .map(|s| s.consultation_silence)
+            .unwrap_or_default()
+    }
+
+    /// The key to seal a message to `agency` with at `at`: of its encryption keys
+    /// valid then, the one whose window started last.
+    pub fn encryption_key(
+        &self,
+        agency: &AgencyCode,
+        at: Timestamp,
+    ) -> Result<EncryptionPublicKey, RosterError> {
+        let member = self
+            .member(agency)
+            .ok_or_else(|| RosterError::UnknownAgency(agency.to_string()))?;
+        member
+            .encryption_keys
+            .iter()
+            .filter(|k| k.covers(at))
+            .max_by_key(|k| k.valid_from)
+            .map(|k| k.key)
+            .ok_or_else(|| RosterError::NoEncryptionKey {
+                agency: agency.to_string(),
+                at,
+            })
+    }
+
+    /// Was `key` an encryption key of `agency` valid at `at`?
+    pub fn check_encryption_key(
+        &self,
+        agency: &AgencyCode,
+        key: &EncryptionPublicKey,
+        at: Timestamp,
+    ) -> Result<(), RosterError> {
+        let member = self
+            .member(agency)
+            .ok_or_else(|| RosterError::UnknownAgency(agency.to_string()))?;
+        if member
+            .encryption_keys
+            .iter()
+            .any(|k| k.key == *key && k.covers(at))
+        {
+            Ok(())
+        } else {
+            Err(RosterError::NoEncryptionKey {
+                agency: agency.to_string(),
+                at,
+            })
+        }
+    }
+
+    /// Members that cannot receive sealed messages (no encryption key valid at `at`),
+    /// for the roster check's warning.
+    pub fn members_without_encryption_key(&self, at: Timestamp) -> Vec<&AgencyCode> {
+        self.members()
+            .filter(|m| m.role == Role::Member && !m.encryption_keys.iter().any(|k| k.covers(at)))
+            .map(|m| &m.agency)
+            .collect()
     }
 
     /// Was `key` a valid signing key of `agency` at time `at`?

@@ -76,6 +76,7 @@ fn doc(f: &Fixture, version: u64) -> RosterDoc {
                     reason: "compromised".into(),
                     keep: Default::default(),
                 }],
+                encryption_keys: vec![],
             },
             Member {
                 agency: AgencyCode::new("ZZ-AUDIT").unwrap(),
@@ -90,8 +91,10 @@ fn doc(f: &Fixture, version: u64) -> RosterDoc {
                     valid_until: None,
                 }],
                 revoked: vec![],
+                encryption_keys: vec![],
             },
         ],
+        federation_settings: None,
     }
 }
 

@@ -25,6 +25,7 @@ const PURE: &[&str] = &[
     "wlnode-screen",
     "wlnode-import",
     "wlnode-sync",
+    "wlnode-consult",
 ];
 
 /// The workspace crates that make IO.
@@ -50,10 +51,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "wlnode-audit",
-        &["wlnode-proto", "wlnode-crypto", "wlnode-policy"],
+        &[
+            "wlnode-proto",
+            "wlnode-crypto",
+            "wlnode-policy",
+            // The consultation trail auditor (issue 21).
+            "wlnode-consult",
+        ],
     ),
     ("wlnode-screen", &["wlnode-crypto", "wlnode-types"]),
     ("wlnode-import", &["wlnode-crypto"]),
+    ("wlnode-consult", &["wlnode-crypto"]),
     (
         "wlnode-sync",
         &[
@@ -80,6 +88,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-screen",
             "wlnode-import",
             "wlnode-sync",
+            "wlnode-consult",
             "wlnode-store",
             "wlnode-net",
             // The fetch of scheduled source lists: wlnode-client owns reqwest.
@@ -97,6 +106,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-import",
             "wlnode-store",
             "wlnode-runtime",
+            "wlnode-consult",
         ],
     ),
     (

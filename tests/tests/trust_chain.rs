@@ -34,6 +34,7 @@ fn member(agency: &str, key: &SecretKey, node: &SecretKey) -> Member {
             valid_until: None,
         }],
         revoked: vec![],
+        encryption_keys: vec![],
     }
 }
 
@@ -72,6 +73,7 @@ fn record_from_one_agency_verifies_at_another_through_the_roster() {
             aa,
             member("BB-CUSTOMS", &bb_key, &SecretKey::generate().unwrap()),
         ],
+        federation_settings: None,
     };
     let roster_path = dir.path().join("roster.toml");
     std::fs::write(&roster_path, toml::to_string(&doc).unwrap()).unwrap();

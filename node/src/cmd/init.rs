@@ -1,5 +1,5 @@
 //! `wlnode init`: creates a node folder with a commented node.toml, the agency signing
-//! key, the node's libp2p key and an API token, and prints what the roster needs.
+//! key, the agency encryption key (sealed messages), the node's libp2p key and an API token, and prints what the roster needs.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::keyfile::{KeyKind, write_secret_key};
+use wlnode_crypto::keyfile::{KeyKind, write_encryption_key, write_secret_key};
 use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::seal::EncryptionSecretKey;
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -36,6 +37,7 @@ pub struct InitArgs {
 struct InitOutput {
     agency: String,
     signing_key: String,
+    encryption_key: String,
     peer_id: String,
     config: String,
 }
@@ -75,6 +77,8 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
     let node_key = SecretKey::generate()?;
     write_secret_key(&a.dir.join("agency.key"), &agency_key, KeyKind::Agency)?;
     write_secret_key(&a.dir.join("node.key"), &node_key, KeyKind::Node)?;
+    let encryption_key = EncryptionSecretKey::generate()?;
+    write_encryption_key(&a.dir.join("encryption.key"), &encryption_key)?;
     let mut token = [0u8; 32];
     getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("random token: {e}"))?;
     write_secret_file(
@@ -86,6 +90,7 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
     let out = InitOutput {
         agency: a.agency.to_string(),
         signing_key: agency_key.public_key().to_string(),
+        encryption_key: encryption_key.public_key()?.to_string(),
         peer_id: node_key.public_key().peer_id(),
         config: config.display().to_string(),
     };
@@ -95,12 +100,13 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
         println!("Created node {} in {}", out.agency, a.dir.display());
         println!("  config:      {}", out.config);
         println!("  signing key: {}", out.signing_key);
+        println!("  encryption:  {}", out.encryption_key);
         println!("  peer id:     {}", out.peer_id);
         println!();
-        println!("Give the signing key and peer id to the roster authority:");
+        println!("Give the signing key, encryption key and peer id to the roster authority:");
         println!(
-            "  wlnode roster add-member --roster roster.toml --agency {} --name NAME --country CC --role member --signing-key {} --node-id {}",
-            out.agency, out.signing_key, out.peer_id
+            "  wlnode roster add-member --roster roster.toml --agency {} --name NAME --country CC --role member --signing-key {} --encryption-key {} --node-id {}",
+            out.agency, out.signing_key, out.encryption_key, out.peer_id
         );
     }
     Ok(ExitCode::SUCCESS)

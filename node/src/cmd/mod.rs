@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod bench;
 mod bench_fed;
+mod consult;
 mod demo;
 mod entry;
 mod import_batch;
@@ -70,6 +71,14 @@ enum Command {
     /// Watch parties on the running node: add, list, remove.
     #[command(subcommand)]
     Watch(watch::WatchCommand),
+    /// Art. 16 consultations on the running node: request, list, show, respond, decide.
+    #[command(subcommand)]
+    Consult(consult::ConsultCommand),
+    /// Sealed messages delivered to this agency (consultations, notices, hit reports).
+    Inbox(consult::InboxArgs),
+    /// Report a hit on another agency's entry to its origin (sealed).
+    #[command(subcommand)]
+    Hit(consult::HitCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -152,6 +161,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Source(c) => runtime()?.block_on(source::run(c)),
         Command::User(c) => runtime()?.block_on(user::run(c)),
         Command::Watch(c) => runtime()?.block_on(watch::run(c)),
+        Command::Consult(c) => runtime()?.block_on(consult::run(c)),
+        Command::Inbox(a) => runtime()?.block_on(consult::inbox(a)),
+        Command::Hit(c) => runtime()?.block_on(consult::hit(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

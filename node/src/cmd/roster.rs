@@ -10,6 +10,7 @@ use wlnode_config::roster_edit::{self, NewMember};
 use wlnode_crypto::keyfile::{KeyKind, read_secret_key, write_secret_key};
 use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName, RecordId};
 use wlnode_crypto::roster::{Role, Roster, TrustAnchor, verify_roster};
+use wlnode_crypto::seal::EncryptionPublicKey;
 use wlnode_crypto::time::Timestamp;
 use wlnode_crypto::{PublicKey, SecretKey};
 
@@ -49,6 +50,10 @@ pub enum RosterCommand {
         /// The agency's public signing key (ed25519:<hex>, from `wlnode init`).
         #[arg(long)]
         signing_key: PublicKey,
+        /// The agency's encryption key for sealed messages (x25519:<hex>, from `wlnode
+        /// init`). Optional: a member without one cannot receive sealed messages.
+        #[arg(long)]
+        encryption_key: Option<EncryptionPublicKey>,
         /// The agency's node PeerId (repeatable).
         #[arg(long = "node-id")]
         node_ids: Vec<String>,
@@ -58,6 +63,29 @@ pub enum RosterCommand {
         /// Start of the key's validity (RFC 3339); default now.
         #[arg(long, value_parser = parse_time)]
         valid_from: Option<Timestamp>,
+    },
+    /// Add an encryption key to a member (its first, or rotation step 1).
+    AddEncryptionKey {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        encryption_key: EncryptionPublicKey,
+        #[arg(long, value_parser = parse_time)]
+        valid_from: Option<Timestamp>,
+    },
+    /// End an encryption key's validity (rotation step 2).
+    RetireEncryptionKey {
+        #[arg(long)]
+        roster: PathBuf,
+        #[arg(long)]
+        agency: AgencyCode,
+        #[arg(long)]
+        encryption_key: EncryptionPublicKey,
+        /// End of validity (RFC 3339); default now.
+        #[arg(long, value_parser = parse_time)]
+        at: Option<Timestamp>,
     },
     /// Add a signing key to a member (rotation step 1).
     AddKey {
@@ -201,6 +229,8 @@ struct Summary {
     hash: String,
     authorities: Vec<String>,
     members: Vec<MemberSummary>,
+    silence_rule: String,
+    warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -213,6 +243,7 @@ struct MemberSummary {
     node_ids: Vec<String>,
     keys: Vec<String>,
     revoked: Vec<String>,
+    encryption_keys: Vec<String>,
 }
 
 fn summary(r: &Roster) -> Summary {
@@ -221,6 +252,12 @@ fn summary(r: &Roster) -> Summary {
         version: r.version(),
         hash: hex::encode(r.hash()),
         authorities: r.authorities().map(|k| k.to_string()).collect(),
+        silence_rule: r.silence_rule().to_string(),
+        warnings: r
+            .members_without_encryption_key(Timestamp::now())
+            .into_iter()
+            .map(|a| format!("{a} has no valid encryption key and cannot receive sealed messages"))
+            .collect(),
         members: r
             .members()
             .map(|m| MemberSummary {
@@ -232,6 +269,11 @@ fn summary(r: &Roster) -> Summary {
                 node_ids: m.node_ids.clone(),
                 keys: m.keys.iter().map(|k| k.key.to_string()).collect(),
                 revoked: m.revoked.iter().map(|k| k.key.to_string()).collect(),
+                encryption_keys: m
+                    .encryption_keys
+                    .iter()
+                    .map(|k| k.key.to_string())
+                    .collect(),
             })
             .collect(),
     }
@@ -245,6 +287,7 @@ fn print_summary(s: &Summary) {
     for a in &s.authorities {
         println!("  authority {a}");
     }
+    println!("  consultation silence counts as {}", s.silence_rule);
     for m in &s.members {
         println!(
             "  {:<14} {:<8} {:<2} groups [{}] nodes {} keys {} revoked {}  {}",
@@ -257,6 +300,9 @@ fn print_summary(s: &Summary) {
             m.revoked.len(),
             m.name
         );
+    }
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
     }
 }
 
@@ -306,6 +352,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             country,
             role,
             signing_key,
+            encryption_key,
             node_ids,
             groups,
             valid_from,
@@ -318,6 +365,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                     country,
                     role,
                     signing_key,
+                    encryption_key,
                     node_ids,
                     groups,
                     valid_from: valid_from.unwrap_or_else(Timestamp::now),
@@ -335,6 +383,32 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                 &agency,
                 &signing_key,
                 valid_from.unwrap_or_else(Timestamp::now),
+            )
+        }),
+        RosterCommand::AddEncryptionKey {
+            roster,
+            agency,
+            encryption_key,
+            valid_from,
+        } => edit(&roster, |t| {
+            roster_edit::add_encryption_key(
+                t,
+                &agency,
+                &encryption_key,
+                valid_from.unwrap_or_else(Timestamp::now),
+            )
+        }),
+        RosterCommand::RetireEncryptionKey {
+            roster,
+            agency,
+            encryption_key,
+            at,
+        } => edit(&roster, |t| {
+            roster_edit::retire_encryption_key(
+                t,
+                &agency,
+                &encryption_key,
+                at.unwrap_or_else(Timestamp::now),
             )
         }),
         RosterCommand::RetireKey {

@@ -12,6 +12,7 @@
 mod backup;
 mod cases;
 pub mod console;
+mod consultations;
 mod drafts;
 mod entries;
 mod events;
@@ -384,6 +385,18 @@ pub fn router(node: Services) -> Router {
         .route("/v1/cases", get(cases::log))
         .route("/v1/cases/{id}", get(cases::show))
         .route("/v1/cases/{id}/decisions", post(cases::decide))
+        .route(
+            "/v1/consultations",
+            get(consultations::list).post(consultations::request),
+        )
+        .route("/v1/consultations/{id}", get(consultations::show))
+        .route(
+            "/v1/consultations/{id}/respond",
+            post(consultations::respond),
+        )
+        .route("/v1/consultations/{id}/decide", post(consultations::decide))
+        .route("/v1/inbox", get(consultations::inbox))
+        .route("/v1/hits", post(consultations::hit))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))
         .route("/v1/drafts/{id}/reject", post(drafts::reject))

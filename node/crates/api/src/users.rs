@@ -9,7 +9,8 @@
 //! rejecting drafts (four-eyes release) `approver`; policy reloads,
 //! peer blocks, backups, running a source and managing users `admin`.
 //! Watches: listing them and the event stream (`GET /v1/watches`, `GET /v1/events`)
-//! need any role; adding and removing one `screener`. A request outside
+//! need any role; adding and removing one `screener`. Consultations and the inbox
+//! (`/v1/consultations*`, `/v1/inbox`) need `consultant`. A request outside
 //! the caller's roles gets 403 `forbidden` naming the role it needs.
 
 use std::collections::BTreeSet;
@@ -101,6 +102,15 @@ pub fn required_role(method: &Method, path: &str) -> Need {
         "/v1/watches" if get => Need::AnyOf(CASE_READERS),
         "/v1/events" if get => Need::AnyOf(&[Role::Screener, Role::Admin]),
         "/v1/watches" | "/v1/watches/{id}" => R(Role::Screener),
+        // Consultations and the sealed-message inbox carry intended transactions
+        // and other agencies' answers: the consultant role only.
+        "/v1/consultations"
+        | "/v1/consultations/{id}"
+        | "/v1/consultations/{id}/respond"
+        | "/v1/consultations/{id}/decide"
+        | "/v1/inbox" => R(Role::Consultant),
+        // Whoever made the hit reports it.
+        "/v1/hits" => Need::AnyOf(&[Role::Screener, Role::Consultant]),
         "/v1/entries"
         | "/v1/entries/{id}"
         | "/v1/entries/{id}/withdraw"

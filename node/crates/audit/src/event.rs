@@ -174,6 +174,50 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
     },
+    /// A sealed agency-to-agency message (or its receipt) moved (issue 21). Metadata
+    /// only: the routing header's id, from, to, type and size, and the neighbour;
+    /// never the sealed content, which this node cannot read unless it is the
+    /// recipient. An auditor older than this kind refuses a log that holds one, so
+    /// upgrade auditors first.
+    Mail {
+        /// `sent` (our own message created), `handed` (given to the neighbour `peer`,
+        /// which took custody), `received` (taken from `peer`), `delivered` (opened
+        /// here, the recipient), `receipt` (the recipient's signed receipt reached the
+        /// sender), `expired` (given up at expiry) or `rejected` (refused from `peer`,
+        /// with `reason`).
+        action: String,
+        /// The message id (32 hex digits).
+        message_id: String,
+        /// `message` or `receipt`.
+        item: String,
+        /// Sender agency.
+        from: AgencyCode,
+        /// Recipient agency.
+        to: AgencyCode,
+        /// Message type (`consult.request`, ...).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        kind: String,
+        /// Sealed body size in bytes.
+        size: u64,
+        /// The neighbour it came from or went to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<AgencyCode>,
+        /// Why it was refused (`forged`, `expired`, `oversized`, `replayed`, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The message's expiry (Unix ms), when known: a relay that never handed on
+        /// a message it took is reported once this has passed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
+    },
+    /// A step of an Art. 16 consultation as this node saw it (issue 21): the
+    /// consultation id, the step, when, from whom to whom, and for answers and
+    /// decisions only their class; never a reason or a transaction detail. The
+    /// auditor replays these (`wlnode_consult::audit_trail`).
+    Consultation {
+        /// The step.
+        step: wlnode_consult::TrailEvent,
+    },
     /// The node started.
     NodeStarted {
         /// wlnode version.
@@ -232,6 +276,8 @@ impl Event {
             EventKind::Acted { .. } => "acted",
             EventKind::AuditRefused { .. } => "audit_refused",
             EventKind::SourceRefresh { .. } => "source_refresh",
+            EventKind::Mail { .. } => "mail",
+            EventKind::Consultation { .. } => "consultation",
             EventKind::NodeStarted { .. } => "node_started",
             EventKind::NodeStopped => "node_stopped",
         }

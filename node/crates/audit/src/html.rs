@@ -124,6 +124,30 @@ pub fn render(report: &Report, generated_at: &str) -> String {
     }
     h.push_str("</table>");
 
+    if !report.consultations.is_empty() {
+        h.push_str("<h2>Consultations (Art. 16)</h2><p>Counts and timings from each node's consultation trail; no content.</p><table><tr><th class=\"l\">agency</th><th>consultations</th><th>open</th><th>answered</th><th>expired</th><th>decided</th><th>granted despite denial</th><th>median to answer (s)</th><th>median to decision (s)</th><th>trail violations</th></tr>");
+        let secs = |ms: Option<u64>| {
+            ms.map_or_else(|| "-".to_owned(), |m| format!("{:.1}", m as f64 / 1000.0))
+        };
+        for c in &report.consultations {
+            let cls = if c.violations == 0 { "ok" } else { "bad" };
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{cls}\">{}</td></tr>",
+                esc(&c.agency),
+                c.consultations,
+                c.open,
+                c.answered,
+                c.expired,
+                c.decided,
+                c.granted_despite,
+                secs(c.median_time_to_answer_ms),
+                secs(c.median_time_to_decision_ms),
+                c.violations
+            );
+        }
+        h.push_str("</table>");
+    }
     h.push_str("<h2>Replication lag over time</h2>");
     h.push_str(&lag_svg(report));
 

@@ -162,6 +162,35 @@ pub struct Report {
     pub violations: Vec<Violation>,
     /// The auditor state to keep for the next run.
     pub state: AuditorState,
+    /// Consultations per node: counts and timings from its trail, never content
+    /// (absent in reports written before issue 21).
+    #[serde(default)]
+    pub consultations: Vec<ConsultationsSummary>,
+}
+
+/// One node's consultations, from its `consultation` steps: counts and timings only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultationsSummary {
+    /// The node's agency.
+    pub agency: String,
+    /// Consultations in its trail.
+    pub consultations: usize,
+    /// Still open.
+    pub open: usize,
+    /// Answered, not decided.
+    pub answered: usize,
+    /// Expired, not decided.
+    pub expired: usize,
+    /// Decided.
+    pub decided: usize,
+    /// Granted despite an objection or an expired denial.
+    pub granted_despite: usize,
+    /// Median request-to-answer time (ms).
+    pub median_time_to_answer_ms: Option<u64>,
+    /// Median request-to-decision time (ms).
+    pub median_time_to_decision_ms: Option<u64>,
+    /// Trail violations.
+    pub violations: usize,
 }
 
 /// Most lag samples kept in a report.
@@ -216,6 +245,8 @@ pub fn verify(
         decoded.push(log);
     }
     cross_check(roster, &decoded, opts, &mut report);
+    check_mail(&decoded, &mut report);
+    check_consultations(&decoded, &mut report);
     report.extend_violations([]);
     report
 }
@@ -922,6 +953,147 @@ fn check_field_scopes(
     } else {
         proven("field_scope", from.as_str(), detail, evidence)
     })
+}
+
+/// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
+/// - `mail_not_relayed`: a node took custody of a message for someone else
+///   (`received`) and, by its latest checkpoint, after the message expired, had never
+///   handed it on: it dropped or sat on it;
+/// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
+///   custody, but the neighbour's log (checkpointed after the hand-over) has no
+///   `received` or `delivered` for it.
+fn check_mail(logs: &[Log<'_>], report: &mut Report) {
+    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
+    // (node, message id) -> took custody / handed on / delivered.
+    let mut took: BTreeMap<(AgencyCode, String), (u64, Option<u64>, AgencyCode)> = BTreeMap::new();
+    let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    let mut handed: Vec<(AgencyCode, AgencyCode, String, u64, u64)> = Vec::new();
+    for l in &usable {
+        let me = &l.export.agency;
+        for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+            let EventKind::Mail {
+                action,
+                message_id,
+                item,
+                to,
+                peer,
+                expires_at,
+                ..
+            } = &e.kind
+            else {
+                continue;
+            };
+            if item != "message" {
+                continue;
+            }
+            let key = (me.clone(), message_id.clone());
+            match action.as_str() {
+                "received" if to != me => {
+                    took.entry(key).or_insert((
+                        *index,
+                        *expires_at,
+                        peer.clone().unwrap_or(to.clone()),
+                    ));
+                }
+                "received" | "delivered" | "handed" => {
+                    if action == "handed"
+                        && let Some(p) = peer
+                    {
+                        handed.push((me.clone(), p.clone(), message_id.clone(), e.at, *index));
+                    }
+                    moved.insert(key);
+                }
+                _ => {}
+            }
+        }
+    }
+    let checkpoint_of: HashMap<&AgencyCode, Option<u64>> = usable
+        .iter()
+        .map(|l| (&l.export.agency, l.checkpoint_at))
+        .collect();
+    for ((node, id), (index, expires, from)) in &took {
+        let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
+        if !moved.contains(&(node.clone(), id.clone())) && expires.is_some_and(|x| x <= until) {
+            report.violations.push(violation(
+                "mail_not_relayed",
+                node.as_str(),
+                format!(
+                    "{node} took custody of message {id} from {from} but never handed it on before it expired"
+                ),
+                serde_json::json!({"message_id": id, "event": index}),
+            ));
+        }
+    }
+    for (from, to, id, at, index) in handed {
+        let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
+            continue;
+        };
+        if *their_checkpoint > at
+            && !moved.contains(&(to.clone(), id.clone()))
+            && !took.contains_key(&(to.clone(), id.clone()))
+        {
+            report.violations.push(violation(
+                "mail_not_logged",
+                &format!("{from}->{to}"),
+                format!("{from} handed message {id} to {to}, whose log has no record of it"),
+                serde_json::json!({"message_id": id, "event": index}),
+            ));
+        }
+    }
+}
+
+/// Art. 16 consultation trails (issue 21): each node's `consultation` steps replayed
+/// by `wlnode_consult::audit_trail`; every violation (a decision before the answer
+/// and the deadline, a grant despite a denial that notified nobody, ...) becomes
+/// `consultation_<kind>` at that node, proven by its own checkpointed log.
+fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
+    for l in logs.iter().filter(|l| l.usable) {
+        let steps: Vec<(u64, wlnode_consult::TrailEvent)> = l
+            .events
+            .iter()
+            .filter(|(i, _)| *i < l.covered)
+            .filter_map(|(i, e)| match &e.kind {
+                EventKind::Consultation { step } => Some((*i, step.clone())),
+                _ => None,
+            })
+            .collect();
+        if steps.is_empty() {
+            continue;
+        }
+        let trail: Vec<wlnode_consult::TrailEvent> = steps.iter().map(|(_, s)| s.clone()).collect();
+        let sum = wlnode_consult::summarize(&trail);
+        report.consultations.push(ConsultationsSummary {
+            agency: l.export.agency.to_string(),
+            consultations: sum.consultations,
+            open: sum.open,
+            answered: sum.answered,
+            expired: sum.expired,
+            decided: sum.decided,
+            granted_despite: sum.granted_despite,
+            median_time_to_answer_ms: sum.median_time_to_answer_ms,
+            median_time_to_decision_ms: sum.median_time_to_decision_ms,
+            violations: sum.violations,
+        });
+        for v in wlnode_consult::audit_trail(&trail) {
+            let kind = serde_json::to_value(&v.kind).unwrap_or_default();
+            let name = kind
+                .get("type")
+                .and_then(|t| t.as_str())
+                .unwrap_or("violation")
+                .to_owned();
+            let event = steps.get(v.index).map(|(i, _)| *i);
+            report.violations.push(proven(
+                &format!("consultation_{name}"),
+                l.export.agency.as_str(),
+                format!(
+                    "consultation {}: {name} at {}",
+                    v.consultation_id.to_hex(),
+                    v.at.as_millis()
+                ),
+                serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "event": event, "kind": kind}),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -560,6 +560,10 @@ pub struct RawConfig {
     pub agency_key: PathBuf,
     /// libp2p identity key file.
     pub node_key: PathBuf,
+    /// The agency's X25519 encryption key file for sealed messages; without it the
+    /// node sends sealed messages but cannot open any (`wlnode init` writes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<PathBuf>,
     /// libp2p listen addresses.
     #[serde(default)]
     pub listen: Vec<Addr>,
@@ -670,6 +674,9 @@ impl Config {
         resolve(&mut raw.roster);
         resolve(&mut raw.agency_key);
         resolve(&mut raw.node_key);
+        if let Some(p) = &mut raw.encryption_key {
+            resolve(p);
+        }
         resolve(&mut raw.api.token_file);
         for s in &mut raw.source {
             if let Some(p) = &mut s.path {
@@ -800,6 +807,8 @@ roster_authorities = []
 agency_key = "agency.key"
 # libp2p identity key of this node (mode 0600).
 node_key = "node.key"
+# X25519 encryption key for sealed agency-to-agency messages (mode 0600).
+encryption_key = "encryption.key"
 # libp2p listen addresses.
 listen = ["{listen}"]
 # "text" or "json".

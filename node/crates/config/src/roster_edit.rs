@@ -9,6 +9,7 @@ use wlnode_crypto::PublicKey;
 use wlnode_crypto::keys::{SecretKey, parse_peer_id};
 use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName, RecordId};
 use wlnode_crypto::roster::{Role, Roster, RosterError, RosterSignature, sign_roster};
+use wlnode_crypto::seal::EncryptionPublicKey;
 use wlnode_crypto::time::Timestamp;
 
 /// Why an edit was refused.
@@ -108,6 +109,8 @@ pub struct NewMember {
     pub role: Role,
     /// Signing key.
     pub signing_key: PublicKey,
+    /// Encryption key for sealed messages; a member without one cannot receive them.
+    pub encryption_key: Option<EncryptionPublicKey>,
     /// Node PeerIds.
     pub node_ids: Vec<String>,
     /// Sharing groups.
@@ -138,6 +141,7 @@ impl NewMember {
             country: CountryCode::new(country).map_err(|e| refused("country", country, &e))?,
             role,
             signing_key,
+            encryption_key: None,
             node_ids,
             groups: groups
                 .iter()
@@ -181,6 +185,11 @@ pub fn add_member(text: &str, m: &NewMember) -> Result<String, RosterEditError> 
     let mut keys = Array::new();
     keys.push(key_window(&m.signing_key, m.valid_from));
     t.insert("keys", value(keys));
+    if let Some(k) = &m.encryption_key {
+        let mut enc = Array::new();
+        enc.push(enc_window(k, m.valid_from));
+        t.insert("encryption_keys", value(enc));
+    }
     list.push(t);
     let out = doc.to_string();
     validate(&out)?;
@@ -192,6 +201,53 @@ fn key_window(key: &PublicKey, from: Timestamp) -> InlineTable {
     k.insert("key", key.to_string().into());
     k.insert("valid_from", from.to_rfc3339().into());
     k
+}
+
+fn enc_window(key: &EncryptionPublicKey, from: Timestamp) -> InlineTable {
+    let mut k = InlineTable::new();
+    k.insert("key", key.to_string().into());
+    k.insert("valid_from", from.to_rfc3339().into());
+    k
+}
+
+/// Adds an encryption key to a member (first key, or rotation step one).
+pub fn add_encryption_key(
+    text: &str,
+    agency: &AgencyCode,
+    key: &EncryptionPublicKey,
+    from: Timestamp,
+) -> Result<String, RosterEditError> {
+    let mut doc = parse(text)?;
+    let t = member(&mut doc, agency)?;
+    array_of(t, "encryption_keys")?.push(enc_window(key, from));
+    let out = doc.to_string();
+    validate(&out)?;
+    Ok(out)
+}
+
+/// Ends an encryption key's validity window (rotation step two).
+pub fn retire_encryption_key(
+    text: &str,
+    agency: &AgencyCode,
+    key: &EncryptionPublicKey,
+    at: Timestamp,
+) -> Result<String, RosterEditError> {
+    let mut doc = parse(text)?;
+    let t = member(&mut doc, agency)?;
+    let arr = array_of(t, "encryption_keys")?;
+    let k = arr
+        .iter_mut()
+        .find_map(|v| {
+            let t = v.as_inline_table_mut()?;
+            (t.get("key").and_then(|k| k.as_str()) == Some(key.to_string().as_str())).then_some(t)
+        })
+        .ok_or_else(|| {
+            RosterEditError::Refused(format!("{key} is not an encryption key of {agency}"))
+        })?;
+    k.insert("valid_until", at.to_rfc3339().into());
+    let out = doc.to_string();
+    validate(&out)?;
+    Ok(out)
 }
 
 /// Adds a signing key to a member (key rotation, step one).
@@ -363,6 +419,7 @@ mod tests {
                 country: CountryCode::new("AA").unwrap(),
                 role: Role::Member,
                 signing_key: k1,
+                encryption_key: None,
                 node_ids: vec![node.clone()],
                 groups: vec!["eu".parse().unwrap()],
                 valid_from: Timestamp(1),
@@ -382,6 +439,7 @@ mod tests {
                     country: CountryCode::new("AA").unwrap(),
                     role: Role::Member,
                     signing_key: k1,
+                    encryption_key: None,
                     node_ids: vec![],
                     groups: vec![],
                     valid_from: Timestamp(1),

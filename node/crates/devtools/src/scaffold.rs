@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use wlnode_crypto::keyfile::{KeyFileError, KeyKind, write_secret_key};
+use wlnode_crypto::keyfile::{KeyFileError, KeyKind, write_encryption_key, write_secret_key};
 use wlnode_crypto::model::{AgencyCode, CountryCode, GroupName};
 use wlnode_crypto::roster::Role;
+use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::time::Timestamp;
 use wlnode_crypto::{PublicKey, SecretKey};
 
@@ -157,6 +158,12 @@ pub fn create(
         let node_key = SecretKey::generate().map_err(|e| ScaffoldError::Rng(e.to_string()))?;
         write_secret_key(&ndir.join("agency.key"), &agency_key, KeyKind::Agency)?;
         write_secret_key(&ndir.join("node.key"), &node_key, KeyKind::Node)?;
+        let encryption_key =
+            EncryptionSecretKey::generate().map_err(|e| ScaffoldError::Rng(e.to_string()))?;
+        write_encryption_key(&ndir.join("encryption.key"), &encryption_key)?;
+        let encryption_public = encryption_key
+            .public_key()
+            .map_err(|e| ScaffoldError::Rng(e.to_string()))?;
         let mut token = [0u8; 24];
         getrandom::fill(&mut token).map_err(|e| ScaffoldError::Rng(e.to_string()))?;
         write_secret(
@@ -172,6 +179,7 @@ pub fn create(
                 country: s.country.clone(),
                 role: s.role,
                 signing_key: agency_key.public_key(),
+                encryption_key: Some(encryption_public),
                 node_ids: vec![peer_id.clone()],
                 groups: s.groups.clone(),
                 // A little in the past, so that records signed right away are valid
@@ -256,6 +264,7 @@ roster = "{roster}"
 roster_authorities = ["{authority}"]
 agency_key = "agency.key"
 node_key = "node.key"
+encryption_key = "encryption.key"
 listen = ["{listen}"]
 log_format = "text"
 

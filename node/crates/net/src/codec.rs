@@ -21,6 +21,10 @@ pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/sync/1");
 /// The audit protocol name (served to roster auditors only).
 pub const AUDIT_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/audit/1");
 
+/// The sealed-mail protocol name: store-and-forward hand-over of sealed messages and
+/// receipts between neighbours (issue 21).
+pub const MAIL_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/mail/1");
+
 /// Frame codec with separate limits for requests and responses.
 #[derive(Clone, Debug)]
 pub struct FrameCodec {

@@ -31,8 +31,9 @@ pub(crate) struct EventLoop {
     /// Inbound requests awaiting an answer.
     inbound: HashMap<InboundId, (Protocol, ResponseChannel<Frame>)>,
     next_inbound: u64,
-    /// Our requests awaiting an answer: libp2p's id → the caller's token.
-    outbound: HashMap<OutboundRequestId, u64>,
+    /// Our requests awaiting an answer: libp2p's id (per protocol: each behaviour
+    /// counts its own) → the caller's token.
+    outbound: HashMap<(Protocol, OutboundRequestId), u64>,
     /// Dials in progress: connection → the caller's dial token.
     dialing: HashMap<ConnectionId, u64>,
 }
@@ -131,7 +132,15 @@ impl EventLoop {
                     .behaviour_mut()
                     .sync
                     .send_request(&peer.0, Frame::Data(frame));
-                self.outbound.insert(id, token);
+                self.outbound.insert((Protocol::Sync, id), token);
+            }
+            Command::MailRequest { peer, token, frame } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .mail
+                    .send_request(&peer.0, Frame::Data(frame));
+                self.outbound.insert((Protocol::Mail, id), token);
             }
             Command::Respond { id, frame } => {
                 let Some((protocol, channel)) = self.inbound.remove(&id) else {
@@ -141,6 +150,7 @@ impl EventLoop {
                 let rr = match protocol {
                     Protocol::Sync => &mut b.sync,
                     Protocol::Audit => &mut b.audit,
+                    Protocol::Mail => &mut b.mail,
                 };
                 if rr.send_response(channel, Frame::Data(frame)).is_err() {
                     tracing::debug!("response channel closed before the response was ready");
@@ -259,6 +269,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Audit(ev)) => {
                 self.on_rr(Protocol::Audit, ev).await;
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Mail(ev)) => {
+                self.on_rr(Protocol::Mail, ev).await;
+            }
             _ => {}
         }
     }
@@ -299,7 +312,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some(token) = self.outbound.remove(&request_id) {
+                    if let Some(token) = self.outbound.remove(&(protocol, request_id)) {
                         self.emit(NetEvent::Response {
                             peer: PeerRef(peer),
                             token,
@@ -315,7 +328,7 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some(token) = self.outbound.remove(&request_id) {
+                if let Some(token) = self.outbound.remove(&(protocol, request_id)) {
                     tracing::debug!(%peer, error = %error, "request failed");
                     self.emit(NetEvent::RequestFailed {
                         peer: PeerRef(peer),

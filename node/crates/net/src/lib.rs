@@ -1,6 +1,7 @@
 //! The network: libp2p with TCP + Noise + Yamux (and QUIC), identify, ping, connection
-//! gating and limits, and two request-response protocols (`/wlnode/sync/1` both ways,
-//! `/wlnode/audit/1` inbound only), carrying opaque length-prefixed frames.
+//! gating and limits, and three request-response protocols (`/wlnode/sync/1` both ways,
+//! `/wlnode/audit/1` inbound only, `/wlnode/mail/1` both ways: sealed messages handed
+//! from neighbour to neighbour), carrying opaque length-prefixed frames.
 //!
 //! This crate is a transport adaptor and the only libp2p user. One event loop
 //! ([`event_loop`]) owns the Swarm, in the style of rust-libp2p's file-sharing example:
@@ -85,13 +86,15 @@ pub enum NetError {
     },
 }
 
-/// The two protocols a node serves.
+/// The protocols a node serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// `/wlnode/sync/1`: replication, both ways.
     Sync,
     /// `/wlnode/audit/1`: the audit protocol, inbound only.
     Audit,
+    /// `/wlnode/mail/1`: sealed messages and receipts, both ways.
+    Mail,
 }
 
 /// Frame size limits of one protocol.
@@ -118,6 +121,8 @@ pub struct NetConfig<'a> {
     pub sync: FrameLimits,
     /// Frame limits of the audit protocol.
     pub audit: FrameLimits,
+    /// Frame limits of the mail protocol.
+    pub mail: FrameLimits,
     /// The PeerIds that may connect (the roster's), from the start.
     pub allowed: Vec<PeerRef>,
     /// PeerIds refused both ways until unblocked, from the start (before the swarm is
@@ -140,6 +145,16 @@ pub enum Command {
     },
     /// Send a sync request; `token` comes back with the answer.
     Request {
+        /// The peer.
+        peer: PeerRef,
+        /// The caller's token.
+        token: u64,
+        /// The frame.
+        frame: Bytes,
+    },
+    /// Send a mail request (one sealed message or receipt); `token` comes back with
+    /// the answer, like [`Command::Request`]'s.
+    MailRequest {
         /// The peer.
         peer: PeerRef,
         /// The caller's token.
@@ -278,6 +293,11 @@ impl NetHandle {
         self.send(Command::Request { peer, token, frame });
     }
 
+    /// Sends a mail request (see [`Command::MailRequest`]).
+    pub fn mail_request(&self, peer: PeerRef, token: u64, frame: Bytes) {
+        self.send(Command::MailRequest { peer, token, frame });
+    }
+
     /// Answers an inbound request.
     pub fn respond(&self, id: InboundId, frame: Bytes) {
         self.send(Command::Respond { id, frame });
@@ -317,6 +337,7 @@ pub(crate) struct Behaviour {
     ping: ping::Behaviour,
     sync: request_response::Behaviour<codec::FrameCodec>,
     audit: request_response::Behaviour<codec::FrameCodec>,
+    mail: request_response::Behaviour<codec::FrameCodec>,
 }
 
 fn setup(e: impl fmt::Display) -> NetError {
@@ -343,6 +364,10 @@ pub async fn start(
     let audit_codec = codec::FrameCodec {
         max_request: cfg.audit.max_request,
         max_response: cfg.audit.max_response,
+    };
+    let mail_codec = codec::FrameCodec {
+        max_request: cfg.mail.max_request,
+        max_response: cfg.mail.max_response,
     };
     let agent = cfg.agent.clone();
     let mut swarm = SwarmBuilder::with_existing_identity(keypair)
@@ -387,6 +412,14 @@ pub async fn start(
                     [(
                         codec::AUDIT_PROTOCOL,
                         request_response::ProtocolSupport::Inbound,
+                    )],
+                    rr_cfg.clone(),
+                ),
+                mail: request_response::Behaviour::with_codec(
+                    mail_codec,
+                    [(
+                        codec::MAIL_PROTOCOL,
+                        request_response::ProtocolSupport::Full,
                     )],
                     rr_cfg,
                 ),

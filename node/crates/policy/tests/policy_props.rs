@@ -274,8 +274,10 @@ fn world(f: &Fed) -> World {
                     valid_until: None,
                 }],
                 revoked: vec![],
+                encryption_keys: vec![],
             })
             .collect(),
+        federation_settings: None,
     };
     let roster = Arc::new(Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap());
     let policies = (0..f.n)

@@ -20,19 +20,23 @@
 //! - [`auditor`]: the auditor's live audit over the audit protocol;
 //! - [`sources`]: source lists fetched and imported on a schedule (`[[source]]`);
 //! - [`users`]: the API's users, roles and tokens (only hashes kept);
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics;
+//! - [`mail`]: sealed agency-to-agency messages (send, inbox, outbox);
+//! - [`consultations`]: Art. 16 consultations over sealed messages.
 //!
 //! Everything with IO below it (store, network) is reached through its crate's handle;
 //! nothing here decodes a wire frame except through the sync and audit crates.
 
 pub mod auditor;
 pub mod cases;
+pub mod consultations;
 pub mod drafts;
 pub mod entries;
 pub mod events;
 pub mod handles;
 pub mod import_batches;
 pub mod index;
+pub mod mail;
 pub mod metrics;
 pub mod node;
 mod replication;
@@ -44,4 +48,4 @@ pub mod webhooks;
 
 pub use handles::{Control, Health, Ingested, PeerInfo, PeerTable, ReloadReport};
 pub use node::{ApiServing, ApiStarter, NodeError, NodeInfo, RunningNode, Services};
-pub use replication::AUDIT_LIMITS;
+pub use replication::{AUDIT_LIMITS, MAIL_LIMITS};

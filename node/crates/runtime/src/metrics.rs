@@ -180,6 +180,21 @@ pub struct Metrics {
     pub webhook_dead_letters: Family<WebhookLabel, Counter>,
     /// `watch_hit` events raised.
     pub watch_hits: Counter,
+    /// Sealed messages and receipts moved, by action (`sent`, `handed`, `received`,
+    /// `delivered`, `receipt`, `expired`, `duplicate`).
+    pub mail: Family<MailLabel, Counter>,
+    /// Sealed messages and receipts refused, by peer and reason (`forged`,
+    /// `replayed`, `expired`, `oversized`, `malformed`, `quota`, ...).
+    pub mail_rejected: Family<PeerReason, Counter>,
+    /// Items the mailer holds (our undelivered messages and others' in transit).
+    pub mail_held: Gauge,
+}
+
+/// Label of the `mail` counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MailLabel {
+    /// What happened.
+    pub action: String,
 }
 
 impl Default for Metrics {
@@ -231,6 +246,9 @@ impl Metrics {
             webhook_deliveries: Family::default(),
             webhook_dead_letters: Family::default(),
             watch_hits: Counter::default(),
+            mail: Family::default(),
+            mail_rejected: Family::default(),
+            mail_held: Gauge::default(),
             registry: Registry::default(),
         };
         r.register("records", "Records held", m.records.clone());
@@ -268,6 +286,21 @@ impl Metrics {
             m.received.clone(),
         );
         r.register("records_sent", "Records sent to peers", m.sent.clone());
+        r.register(
+            "mail_items",
+            "Sealed messages and receipts moved, by action",
+            m.mail.clone(),
+        );
+        r.register(
+            "mail_rejected",
+            "Sealed messages and receipts refused, by peer and reason",
+            m.mail_rejected.clone(),
+        );
+        r.register(
+            "mail_held",
+            "Sealed items held (own undelivered, others' in transit)",
+            m.mail_held.clone(),
+        );
         r.register(
             "records_rejected",
             "Records rejected, by peer and reason",
@@ -417,6 +450,25 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// Counts one mail action.
+    pub fn mail(&self, action: &str) {
+        self.mail
+            .get_or_create(&MailLabel {
+                action: action.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one refused mail item.
+    pub fn mail_reject(&self, peer: &str, reason: &str) {
+        self.mail_rejected
+            .get_or_create(&PeerReason {
+                peer: peer.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Counter of rejections for `peer` and `reason`.

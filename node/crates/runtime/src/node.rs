@@ -18,9 +18,10 @@ use tokio::sync::watch;
 use wlnode_audit::event::{Event, EventKind};
 use wlnode_config::token::{TokenError, read_token};
 use wlnode_config::{API_ADDR_FILE, Config, ConfigError};
-use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_secret_key};
+use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_encryption_key, read_secret_key};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::{Role, Roster, RosterError};
+use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::{PublicKey, SecretKey, Timestamp};
 use wlnode_net::NetError;
 use wlnode_policy::Policy;
@@ -187,6 +188,10 @@ pub struct Services {
     pub events: Events,
     /// Watched parties.
     pub watches: Watches,
+    /// Sealed agency-to-agency mail.
+    pub mail: crate::mail::Mail,
+    /// Art. 16 consultations.
+    pub consultations: crate::consultations::Consultations,
 }
 
 /// A bound API: its address and its task.
@@ -260,6 +265,8 @@ pub struct Identity {
     pub agency_key: Arc<SecretKey>,
     /// libp2p identity key.
     pub node_key: SecretKey,
+    /// The agency's encryption key for sealed messages, when configured.
+    pub encryption_key: Option<Arc<EncryptionSecretKey>>,
     /// API token.
     pub api_token: String,
 }
@@ -269,6 +276,13 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     Ok(Identity {
         agency_key: Arc::new(read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)?),
         node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)?,
+        encryption_key: cfg
+            .raw
+            .encryption_key
+            .as_deref()
+            .map(read_encryption_key)
+            .transpose()?
+            .map(Arc::new),
         api_token: read_token(&cfg.raw.api.token_file)?,
     })
 }
@@ -300,6 +314,27 @@ pub fn check_membership(roster: &Roster, cfg: &Config, id: &Identity) -> Result<
                 path: cfg.raw.agency_key.clone(),
                 source,
             })?;
+        match &id.encryption_key {
+            Some(k) => {
+                let listed = k
+                    .public_key()
+                    .ok()
+                    .is_some_and(|pk| member.encryption_keys.iter().any(|w| w.key == pk));
+                if !listed {
+                    tracing::warn!(
+                        %agency,
+                        "the configured encryption_key is not listed for this agency in the roster: sealed messages to it will not open here"
+                    );
+                }
+            }
+            None => tracing::warn!(
+                %agency,
+                "no encryption_key configured: this node cannot open sealed messages"
+            ),
+        }
+        for a in roster.members_without_encryption_key(Timestamp::now()) {
+            tracing::warn!(agency = %a, "roster lists no encryption key for this member: it cannot receive sealed messages");
+        }
     }
     Ok(())
 }
@@ -415,7 +450,25 @@ impl RunningNode {
         let users = Users::load(store.clone(), &id.api_token).await?;
         let store_for_drafts = store.clone();
         let watches = Watches::load(store.clone()).await?;
+        let (mail, mail_port) = crate::mail::Mail::new(
+            agency.clone(),
+            id.agency_key.clone(),
+            trust.clone(),
+            store.clone(),
+        );
+        let mail_keys = crate::replication::mail::MailKeys {
+            sign: id.agency_key.clone(),
+            enc: id.encryption_key.clone(),
+        };
+        let consultations = crate::consultations::Consultations::new(
+            agency.clone(),
+            store.clone(),
+            mail.clone(),
+            trust.clone(),
+        );
         let services = Services {
+            mail,
+            consultations,
             info: NodeInfo {
                 agency: agency.clone(),
                 peer_id: id.node_key.public_key().peer_id(),
@@ -461,7 +514,10 @@ impl RunningNode {
         let (api_addr, api_task) = api(services.clone(), id.api_token, shutdown_rx).await?;
         let data_dir = services.config.raw.data_dir.clone();
         write_file(data_dir.join(API_ADDR_FILE), format!("{api_addr}\n"))?;
-        let network = crate::replication::start(&services, &id.node_key, &shutdown).await?;
+        let consult_task = services.consultations.spawn(shutdown.subscribe());
+        let network =
+            crate::replication::start(&services, &id.node_key, &shutdown, mail_port, mail_keys)
+                .await?;
         let screen_task = spawn_follower(
             services.store.clone(),
             services.screen.clone(),
@@ -510,7 +566,7 @@ impl RunningNode {
             services.config.raw.screening.retain.0,
             shutdown.subscribe(),
         ));
-        tasks.extend([screen_task, watch_task, checkpoints, pruner]);
+        tasks.extend([screen_task, watch_task, checkpoints, pruner, consult_task]);
         tasks.extend(sources_task);
         tasks.extend(webhook_tasks);
         Ok(Self {

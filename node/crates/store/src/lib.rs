@@ -228,6 +228,8 @@ struct Trees {
     audit_cosignatures: Tree,
     cases: Tree,
     decisions: Tree,
+    mail: Tree,
+    consultations: Tree,
 }
 
 /// The sled-backed store. Owned by the store actor.
@@ -604,6 +606,8 @@ impl Store {
             audit_cosignatures: open(trees::AUDIT_COSIGNATURES).io()?,
             cases: open(trees::CASES).io()?,
             decisions: open(trees::DECISIONS).io()?,
+            mail: open(trees::MAIL).io()?,
+            consultations: open(trees::CONSULTATIONS).io()?,
         };
         match t.meta.get(meta::SCHEMA_VERSION).io()? {
             Some(v) => {

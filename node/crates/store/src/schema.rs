@@ -98,6 +98,10 @@ pub mod trees {
     pub const CASES: &str = "cases";
     /// Screening decisions (local only), by party and entry.
     pub const DECISIONS: &str = "decisions";
+    /// Sealed messages (local only): outbox, relay queue, inbox, seen ids.
+    pub const MAIL: &str = "mail";
+    /// Consultations (local only), by consultation id.
+    pub const CONSULTATIONS: &str = "consultations";
 }
 
 /// Keys of the `meta` tree.

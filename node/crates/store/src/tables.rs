@@ -15,6 +15,12 @@ pub enum LocalTable {
     Cases,
     /// Decisions on hits.
     Decisions,
+    /// Sealed agency-to-agency messages (issue 21): outbox, relay queue, inbox,
+    /// seen ids and receipts, under key prefixes the runtime's mail service chooses.
+    /// Holds sealed bytes and routing headers, never clear text of others' messages.
+    Mail,
+    /// Consultations (Art. 16) this agency sent or received, by consultation id.
+    Consultations,
 }
 
 /// Key/value pairs of a table.
@@ -28,6 +34,8 @@ impl Store {
         match t {
             LocalTable::Cases => &self.t.cases,
             LocalTable::Decisions => &self.t.decisions,
+            LocalTable::Mail => &self.t.mail,
+            LocalTable::Consultations => &self.t.consultations,
         }
     }
 

@@ -20,6 +20,7 @@
 
 pub mod dialer;
 pub mod ingest;
+pub mod mail;
 pub mod msg;
 pub mod outbound;
 pub mod peer;

@@ -10,11 +10,13 @@
 //! - [`inbound`]: requests from peers (sync and audit);
 //! - [`outbound`]: our requests, their answers, the initiator's sessions;
 //! - [`serve`]: carrying out the responder's actions;
-//! - [`ingest`]: checking and storing what peers sent.
+//! - [`ingest`]: checking and storing what peers sent;
+//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/1`.
 
 mod hold;
 mod inbound;
 mod ingest;
+pub(crate) mod mail;
 mod outbound;
 mod peers;
 mod serve;
@@ -53,6 +55,13 @@ use crate::trust::TrustCell;
 pub const AUDIT_LIMITS: FrameLimits = FrameLimits {
     max_request: 64 * 1024,
     max_response: 8 * 1024 * 1024,
+};
+
+/// Frame limits of the mail protocol: one sealed message (or receipt) per request, a
+/// short answer.
+pub const MAIL_LIMITS: FrameLimits = FrameLimits {
+    max_request: wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+    max_response: 1024,
 };
 
 /// A member's refused audit requests go into the audit log at most this often (the
@@ -105,6 +114,7 @@ enum Done {
 enum Wake {
     Net(NetEvent),
     Task(Done),
+    Mail(crate::mail::MailCmd),
     Head(u64),
     Reloaded,
     Blocked,
@@ -152,6 +162,8 @@ pub(crate) async fn start(
     services: &Services,
     node_key: &SecretKey,
     shutdown: &watch::Sender<bool>,
+    mail_port: crate::mail::MailPort,
+    mail_keys: mail::MailKeys,
 ) -> Result<Started, NodeError> {
     let cfg = services.config.raw.sync.clone();
     let roster = services.trust.roster();
@@ -172,6 +184,7 @@ pub(crate) async fn start(
                 max_response: cfg.max_batch_bytes,
             },
             audit: AUDIT_LIMITS,
+            mail: MAIL_LIMITS,
             allowed: roster_peers(&roster),
             blocked: peers_of(&roster, &blocked),
             agent: format!("wlnode/{}", env!("CARGO_PKG_VERSION")),
@@ -222,7 +235,29 @@ pub(crate) async fn start(
     let head_rx = services.ingested.subscribe();
     let local_head = *head_rx.borrow();
     let epoch = services.store.epoch();
+    let mailer = mail::load_mailer(
+        &services.store,
+        wlnode_sync::mail::Mailer::new(
+            services.info.agency.clone(),
+            wlnode_sync::mail::MailLimits::default(),
+        ),
+    )
+    .await?;
+    let (mail_writer, mail_task) = mail::spawn_writer(
+        services.store.clone(),
+        network.handle.clone(),
+        mail_port.notices.clone(),
+        services.metrics.clone(),
+    );
     let service = Service {
+        mail: mail::MailState {
+            mailer,
+            rx: mail_port.rx,
+            keys: mail_keys,
+            writer: mail_writer,
+            pending: HashMap::new(),
+            connected: BTreeSet::new(),
+        },
         me: network.handle.local_peer(),
         net: network.handle,
         events: network.events,
@@ -277,7 +312,7 @@ pub(crate) async fn start(
     };
     let task = tokio::spawn(service.run());
     Ok(Started {
-        tasks: vec![task, network.task],
+        tasks: vec![task, network.task, mail_task],
         listen_addrs: network.listen_addrs,
     })
 }
@@ -298,6 +333,8 @@ fn jitter() -> f64 {
 
 /// The replication service; see the module documentation.
 struct Service {
+    /// Sealed mail (see `mail`).
+    mail: mail::MailState,
     net: NetHandle,
     events: mpsc::Receiver<NetEvent>,
     me: PeerRef,
@@ -365,6 +402,7 @@ impl Service {
                 // The network stopped (shutdown, or its task died): so do we.
                 ev = self.events.recv() => ev.map_or(Wake::Shutdown, Wake::Net),
                 Some(t) = self.tasks_rx.recv() => Wake::Task(t),
+                Some(c) = self.mail.rx.recv() => Wake::Mail(c),
                 Ok(()) = self.head_rx.changed() => Wake::Head(*self.head_rx.borrow_and_update()),
                 Ok(()) = self.changes_rx.changed() => Wake::Reloaded,
                 Ok(()) = self.blocked_rx.changed() => Wake::Blocked,
@@ -374,10 +412,14 @@ impl Service {
             match wake {
                 Wake::Net(ev) => self.on_net(ev),
                 Wake::Task(t) => self.on_task(t),
+                Wake::Mail(c) => self.on_mail_cmd(c),
                 Wake::Head(h) => self.on_local_head(h),
                 Wake::Reloaded => self.on_reloaded(),
                 Wake::Blocked => self.on_blocked(),
-                Wake::Tick => self.on_tick(),
+                Wake::Tick => {
+                    self.on_tick();
+                    self.mail_poll();
+                }
                 Wake::Shutdown => break,
             }
         }
@@ -432,6 +474,18 @@ impl Service {
                 id,
                 frame,
             } => self.on_audit_request(peer, id, frame),
+            NetEvent::Request {
+                peer,
+                protocol: Protocol::Mail,
+                id,
+                frame,
+            } => self.on_mail_request(peer, id, frame),
+            NetEvent::Response { token, frame, .. } if self.is_mail_token(token) => {
+                self.on_mail_response(token, frame);
+            }
+            NetEvent::RequestFailed { token, .. } if self.is_mail_token(token) => {
+                self.on_mail_failed(token);
+            }
             NetEvent::Response { peer, token, frame } => self.on_response(peer, token, frame),
             NetEvent::RequestFailed { peer, token, error } => {
                 let Some((_, pending)) = self.pending.remove(&token) else {
@@ -445,7 +499,7 @@ impl Service {
                 protocol,
                 violation,
             } => {
-                if violation && protocol == Protocol::Sync {
+                if violation && matches!(protocol, Protocol::Sync | Protocol::Mail) {
                     self.protocol_violation(peer, "bad_frame");
                 }
             }

@@ -1,0 +1,704 @@
+//! Sealed agency-to-agency messages and their signed receipts (issue 21).
+//!
+//! A message is an [`Envelope`]: a clear routing header (message id, from, to, type,
+//! creation and expiry time, body size, the sender's signing key and the recipient
+//! encryption key it was sealed to), an HPKE-sealed body, and the sender agency's
+//! ed25519 signature in the `wlnode/mail/v1` context over
+//! `len(header) || header || enc || ciphertext`. So:
+//! - a relay verifies who sent it and that nothing was changed, from the roster alone,
+//!   without being able to read the body;
+//! - the header bytes are also the HPKE `info` (after a label) and AAD, so a relay
+//!   that rewrote `to` (re-routing) or moved the body under another header makes the
+//!   signature fail and the body not open;
+//! - only the hop count is outside the signature; relays bound it.
+//!
+//! A [`Receipt`] is the recipient's signature in the `wlnode/receipt/v1` context over
+//! {message id, recipient, sender, time}: proof of delivery the sender can keep.
+//!
+//! Decoding never panics: it checks every length and limit and returns a [`MailError`]
+//! naming the field. The prost types stay in this module.
+
+use std::fmt;
+
+use wlnode_proto::v1 as pb;
+use wlnode_proto::{Bytes, Message};
+
+use crate::keys::{PublicKey, SecretKey, Signature, context};
+use crate::model::{AgencyCode, MessageId};
+use crate::roster::{Roster, RosterError};
+use crate::seal::{self, ENC_LEN, EncryptionPublicKey, EncryptionSecretKey, SealError, TAG_LEN};
+use crate::time::Timestamp;
+
+/// Largest sealed body (ciphertext) a node sends, relays or accepts.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest plaintext a sender may seal.
+pub const MAX_PLAINTEXT_BYTES: usize = MAX_BODY_BYTES - TAG_LEN;
+/// Largest encoded header.
+pub const MAX_HEADER_BYTES: usize = 1024;
+/// Largest encoded envelope or receipt frame.
+pub const MAX_FRAME_BYTES: usize = MAX_BODY_BYTES + MAX_HEADER_BYTES + 512;
+/// Longest a message may live: its expiry is at most this far after its creation.
+pub const MAX_EXPIRY_MS: u64 = 90 * 24 * 3600 * 1000;
+/// How far in the future a creation time may lie (clock skew allowed).
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// Longest message type name.
+pub const MAX_KIND_LEN: usize = 48;
+
+/// Why a message or receipt was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Over a size limit.
+    #[error("{what} is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a valid protobuf message, or a field is malformed.
+    #[error("malformed {field}: {reason}")]
+    Malformed {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The header's size does not match the body.
+    #[error("header says the body is {declared} bytes, it is {actual}")]
+    SizeMismatch {
+        /// What the header says.
+        declared: u64,
+        /// What arrived.
+        actual: usize,
+    },
+    /// The expiry is before creation or too far after it.
+    #[error("expiry {expires_at} is not within {MAX_EXPIRY_MS} ms after creation {created_at}")]
+    BadExpiry {
+        /// Creation.
+        created_at: Timestamp,
+        /// Expiry.
+        expires_at: Timestamp,
+    },
+    /// The message has expired.
+    #[error("message expired at {expires_at}")]
+    Expired {
+        /// Expiry.
+        expires_at: Timestamp,
+    },
+    /// Created in the future.
+    #[error("message claims to be created at {created_at}, in the future")]
+    FromTheFuture {
+        /// Claimed creation.
+        created_at: Timestamp,
+    },
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The signer is not a valid key of the claimed agency.
+    #[error("signer: {0}")]
+    Signer(RosterError),
+    /// The body is sealed to a key this node does not hold.
+    #[error("sealed to {key}, which is not this node's encryption key")]
+    NotOurKey {
+        /// The key named in the header.
+        key: EncryptionPublicKey,
+    },
+    /// Sealing or opening failed.
+    #[error("{0}")]
+    Seal(#[from] SealError),
+}
+
+impl MailError {
+    fn malformed(field: &'static str, reason: impl fmt::Display) -> Self {
+        Self::Malformed {
+            field,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A short, stable code for metrics and audit events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "oversized",
+            Self::Malformed { .. } | Self::SizeMismatch { .. } => "malformed",
+            Self::BadExpiry { .. } | Self::FromTheFuture { .. } => "bad_time",
+            Self::Expired { .. } => "expired",
+            Self::BadSignature | Self::Signer(_) => "forged",
+            Self::NotOurKey { .. } | Self::Seal(_) => "unopenable",
+        }
+    }
+}
+
+/// The clear routing header of a message: all a relay can read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailHeader {
+    /// Message id.
+    pub id: MessageId,
+    /// Sender agency.
+    pub from: AgencyCode,
+    /// Recipient agency.
+    pub to: AgencyCode,
+    /// Message type (`consult.request`, ...).
+    pub kind: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry time.
+    pub expires_at: Timestamp,
+    /// Sealed body size in bytes.
+    pub size: u32,
+    /// The sender's signing key.
+    pub sender_key: PublicKey,
+    /// The recipient encryption key the body is sealed to.
+    pub recipient_key: EncryptionPublicKey,
+}
+
+fn check_kind(kind: &str) -> Result<(), MailError> {
+    if kind.is_empty()
+        || kind.len() > MAX_KIND_LEN
+        || !kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+    {
+        return Err(MailError::malformed(
+            "kind",
+            format!("{kind:?} must be 1 to {MAX_KIND_LEN} of a-z 0-9 . _"),
+        ));
+    }
+    Ok(())
+}
+
+impl MailHeader {
+    fn to_pb(&self) -> pb::MailHeader {
+        pb::MailHeader {
+            message_id: Bytes::copy_from_slice(self.id.as_bytes()),
+            from: self.from.as_str().to_owned(),
+            to: self.to.as_str().to_owned(),
+            kind: self.kind.clone(),
+            created_at: self.created_at.as_millis(),
+            expires_at: self.expires_at.as_millis(),
+            size: self.size,
+            sender_key: Bytes::copy_from_slice(self.sender_key.as_bytes()),
+            recipient_key: Bytes::copy_from_slice(self.recipient_key.as_bytes()),
+        }
+    }
+
+    fn from_bytes(b: &[u8]) -> Result<Self, MailError> {
+        if b.len() > MAX_HEADER_BYTES {
+            return Err(MailError::TooLarge {
+                what: "header",
+                size: b.len(),
+                limit: MAX_HEADER_BYTES,
+            });
+        }
+        let h = pb::MailHeader::decode(b).map_err(|e| MailError::malformed("header", e))?;
+        check_kind(&h.kind)?;
+        let header = Self {
+            id: MessageId::from_slice(&h.message_id)
+                .map_err(|e| MailError::malformed("message_id", e))?,
+            from: AgencyCode::new(h.from).map_err(|e| MailError::malformed("from", e))?,
+            to: AgencyCode::new(h.to).map_err(|e| MailError::malformed("to", e))?,
+            kind: h.kind,
+            created_at: Timestamp(h.created_at),
+            expires_at: Timestamp(h.expires_at),
+            size: h.size,
+            sender_key: PublicKey::from_bytes(&h.sender_key)
+                .map_err(|e| MailError::malformed("sender_key", e))?,
+            recipient_key: EncryptionPublicKey::from_bytes(&h.recipient_key)
+                .map_err(|e| MailError::malformed("recipient_key", e))?,
+        };
+        header.check_times()?;
+        Ok(header)
+    }
+
+    fn check_times(&self) -> Result<(), MailError> {
+        let (c, e) = (self.created_at.as_millis(), self.expires_at.as_millis());
+        if e <= c || e - c > MAX_EXPIRY_MS {
+            return Err(MailError::BadExpiry {
+                created_at: self.created_at,
+                expires_at: self.expires_at,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a sender asks to seal.
+#[derive(Debug)]
+pub struct Draft<'a> {
+    /// Message id (fresh and random).
+    pub id: MessageId,
+    /// Sender agency.
+    pub from: AgencyCode,
+    /// Recipient agency.
+    pub to: AgencyCode,
+    /// Message type.
+    pub kind: &'a str,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry time.
+    pub expires_at: Timestamp,
+    /// The clear text to seal.
+    pub plaintext: &'a [u8],
+}
+
+/// A sealed message as it travels. Only [`Envelope::seal`] and [`Envelope::decode`]
+/// make one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Envelope {
+    header: MailHeader,
+    header_bytes: Bytes,
+    signature: Signature,
+    enc: [u8; ENC_LEN],
+    ciphertext: Bytes,
+    hops: u32,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("header", &self.header)
+            .field("hops", &self.hops)
+            .finish_non_exhaustive()
+    }
+}
+
+fn signed_bytes(header: &[u8], enc: &[u8], ciphertext: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(8 + header.len() + enc.len() + ciphertext.len());
+    m.extend_from_slice(&(header.len() as u64).to_be_bytes());
+    m.extend_from_slice(header);
+    m.extend_from_slice(enc);
+    m.extend_from_slice(ciphertext);
+    m
+}
+
+fn seal_info(header: &[u8]) -> Vec<u8> {
+    let mut info = Vec::with_capacity(context::MAIL_SEAL.len() + header.len());
+    info.extend_from_slice(context::MAIL_SEAL);
+    info.extend_from_slice(header);
+    info
+}
+
+impl Envelope {
+    /// Seals `draft.plaintext` to `recipient_key` and signs the result with `sender`.
+    pub fn seal(
+        draft: &Draft<'_>,
+        sender: &SecretKey,
+        recipient_key: &EncryptionPublicKey,
+    ) -> Result<Self, MailError> {
+        if draft.plaintext.len() > MAX_PLAINTEXT_BYTES {
+            return Err(MailError::TooLarge {
+                what: "message body",
+                size: draft.plaintext.len(),
+                limit: MAX_PLAINTEXT_BYTES,
+            });
+        }
+        check_kind(draft.kind)?;
+        let size =
+            u32::try_from(draft.plaintext.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
+                what: "message body",
+                size: draft.plaintext.len(),
+                limit: MAX_PLAINTEXT_BYTES,
+            })?;
+        let header = MailHeader {
+            id: draft.id,
+            from: draft.from.clone(),
+            to: draft.to.clone(),
+            kind: draft.kind.to_owned(),
+            created_at: draft.created_at,
+            expires_at: draft.expires_at,
+            size,
+            sender_key: sender.public_key(),
+            recipient_key: *recipient_key,
+        };
+        header.check_times()?;
+        let header_bytes = Bytes::from(header.to_pb().encode_to_vec());
+        let (enc, ct) = seal::seal(
+            recipient_key,
+            &seal_info(&header_bytes),
+            &header_bytes,
+            draft.plaintext,
+        )?;
+        let signature = sender.sign(context::MAIL, &signed_bytes(&header_bytes, &enc, &ct));
+        Ok(Self {
+            header,
+            header_bytes,
+            signature,
+            enc,
+            ciphertext: Bytes::from(ct),
+            hops: 0,
+        })
+    }
+
+    /// Decodes an envelope, checking structure and limits only (no signature: see
+    /// [`Envelope::verify`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(MailError::TooLarge {
+                what: "message",
+                size: bytes.len(),
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        let e = pb::MailEnvelope::decode(bytes).map_err(|e| MailError::malformed("envelope", e))?;
+        Self::from_pb(e)
+    }
+
+    pub(crate) fn from_pb(e: pb::MailEnvelope) -> Result<Self, MailError> {
+        if e.ciphertext.len() > MAX_BODY_BYTES {
+            return Err(MailError::TooLarge {
+                what: "message body",
+                size: e.ciphertext.len(),
+                limit: MAX_BODY_BYTES,
+            });
+        }
+        let header = MailHeader::from_bytes(&e.header)?;
+        if u64::from(header.size) != e.ciphertext.len() as u64 {
+            return Err(MailError::SizeMismatch {
+                declared: u64::from(header.size),
+                actual: e.ciphertext.len(),
+            });
+        }
+        let enc: [u8; ENC_LEN] = e.enc.as_ref().try_into().map_err(|_| {
+            MailError::malformed(
+                "enc",
+                format!("must be {ENC_LEN} bytes, got {}", e.enc.len()),
+            )
+        })?;
+        let signature = Signature::from_slice(&e.signature)
+            .map_err(|err| MailError::malformed("signature", err))?;
+        Ok(Self {
+            header,
+            header_bytes: e.header,
+            signature,
+            enc,
+            ciphertext: e.ciphertext,
+            hops: e.hops,
+        })
+    }
+
+    pub(crate) fn to_pb(&self) -> pb::MailEnvelope {
+        pb::MailEnvelope {
+            header: self.header_bytes.clone(),
+            signature: Bytes::copy_from_slice(self.signature.as_bytes()),
+            enc: Bytes::copy_from_slice(&self.enc),
+            ciphertext: self.ciphertext.clone(),
+            hops: self.hops,
+        }
+    }
+
+    /// The wire bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    /// The routing header.
+    pub fn header(&self) -> &MailHeader {
+        &self.header
+    }
+
+    /// Relays passed so far.
+    pub fn hops(&self) -> u32 {
+        self.hops
+    }
+
+    /// SHA-256 over the signed header and the signature: equal for every copy of one
+    /// message whatever its hop count, different for another message under the same
+    /// id (a replay).
+    pub fn identity_digest(&self) -> [u8; 32] {
+        let mut b = Vec::with_capacity(self.header_bytes.len() + 64);
+        b.extend_from_slice(&self.header_bytes);
+        b.extend_from_slice(self.signature.as_bytes());
+        crate::sha256::digest(&b)
+    }
+
+    /// The same envelope one hop further on.
+    pub fn next_hop(&self) -> Self {
+        let mut e = self.clone();
+        e.hops = e.hops.saturating_add(1);
+        e
+    }
+
+    /// Encoded size (for quotas).
+    pub fn encoded_len(&self) -> usize {
+        self.to_pb().encoded_len()
+    }
+
+    /// What a relay and the recipient check: the sender's signature over header and
+    /// sealed body, that the key was the sender's signing key at creation, that the
+    /// recipient key was the recipient's, and the times against `now`.
+    pub fn verify(&self, roster: &Roster, now: Timestamp) -> Result<(), MailError> {
+        let h = &self.header;
+        if h.created_at.as_millis() > now.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
+            return Err(MailError::FromTheFuture {
+                created_at: h.created_at,
+            });
+        }
+        if now >= h.expires_at {
+            return Err(MailError::Expired {
+                expires_at: h.expires_at,
+            });
+        }
+        h.sender_key
+            .verify(
+                context::MAIL,
+                &signed_bytes(&self.header_bytes, &self.enc, &self.ciphertext),
+                &self.signature,
+            )
+            .map_err(|_| MailError::BadSignature)?;
+        roster
+            .check_signer(&h.from, &h.sender_key, h.created_at)
+            .map_err(MailError::Signer)?;
+        roster
+            .check_encryption_key(&h.to, &h.recipient_key, h.created_at)
+            .map_err(MailError::Signer)?;
+        Ok(())
+    }
+
+    /// Opens the body with the recipient's key (call [`Envelope::verify`] first).
+    pub fn open(&self, key: &EncryptionSecretKey) -> Result<Vec<u8>, MailError> {
+        if key.public_key()? != self.header.recipient_key {
+            return Err(MailError::NotOurKey {
+                key: self.header.recipient_key,
+            });
+        }
+        Ok(key.open(
+            &self.enc,
+            &self.ciphertext,
+            &seal_info(&self.header_bytes),
+            &self.header_bytes,
+        )?)
+    }
+
+    /// Test and hostile-peer helper: the same envelope with the header's `to`
+    /// rewritten and re-encoded, keeping the signature (what a re-routing relay would
+    /// send).
+    pub fn rerouted(&self, to: AgencyCode) -> Self {
+        let mut e = self.clone();
+        e.header.to = to;
+        e.header_bytes = Bytes::from(e.header.to_pb().encode_to_vec());
+        e
+    }
+}
+
+/// What a receipt says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptBody {
+    /// The message received.
+    pub message_id: MessageId,
+    /// Who received it (and signs).
+    pub recipient: AgencyCode,
+    /// Who sent it (where the receipt goes).
+    pub sender: AgencyCode,
+    /// When.
+    pub received_at: Timestamp,
+    /// The recipient's signing key.
+    pub signer_key: PublicKey,
+}
+
+/// A signed receipt as it travels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    body: ReceiptBody,
+    body_bytes: Bytes,
+    signature: Signature,
+    hops: u32,
+}
+
+impl Receipt {
+    /// The recipient signs a receipt for `header`.
+    pub fn sign(header: &MailHeader, recipient: &SecretKey, at: Timestamp) -> Self {
+        let body = ReceiptBody {
+            message_id: header.id,
+            recipient: header.to.clone(),
+            sender: header.from.clone(),
+            received_at: at,
+            signer_key: recipient.public_key(),
+        };
+        let body_bytes = Bytes::from(
+            pb::ReceiptBody {
+                message_id: Bytes::copy_from_slice(body.message_id.as_bytes()),
+                recipient: body.recipient.as_str().to_owned(),
+                sender: body.sender.as_str().to_owned(),
+                received_at: at.as_millis(),
+                signer_key: Bytes::copy_from_slice(body.signer_key.as_bytes()),
+            }
+            .encode_to_vec(),
+        );
+        let signature = recipient.sign(context::RECEIPT, &body_bytes);
+        Self {
+            body,
+            body_bytes,
+            signature,
+            hops: 0,
+        }
+    }
+
+    /// Decodes a receipt (structure only; see [`Receipt::verify`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
+        if bytes.len() > MAX_HEADER_BYTES {
+            return Err(MailError::TooLarge {
+                what: "receipt",
+                size: bytes.len(),
+                limit: MAX_HEADER_BYTES,
+            });
+        }
+        let r = pb::MailReceipt::decode(bytes).map_err(|e| MailError::malformed("receipt", e))?;
+        Self::from_pb(r)
+    }
+
+    pub(crate) fn from_pb(r: pb::MailReceipt) -> Result<Self, MailError> {
+        if r.body.len() > MAX_HEADER_BYTES {
+            return Err(MailError::TooLarge {
+                what: "receipt",
+                size: r.body.len(),
+                limit: MAX_HEADER_BYTES,
+            });
+        }
+        let b = pb::ReceiptBody::decode(r.body.as_ref())
+            .map_err(|e| MailError::malformed("receipt body", e))?;
+        let body = ReceiptBody {
+            message_id: MessageId::from_slice(&b.message_id)
+                .map_err(|e| MailError::malformed("message_id", e))?,
+            recipient: AgencyCode::new(b.recipient)
+                .map_err(|e| MailError::malformed("recipient", e))?,
+            sender: AgencyCode::new(b.sender).map_err(|e| MailError::malformed("sender", e))?,
+            received_at: Timestamp(b.received_at),
+            signer_key: PublicKey::from_bytes(&b.signer_key)
+                .map_err(|e| MailError::malformed("signer_key", e))?,
+        };
+        let signature = Signature::from_slice(&r.signature)
+            .map_err(|e| MailError::malformed("signature", e))?;
+        Ok(Self {
+            body,
+            body_bytes: r.body,
+            signature,
+            hops: r.hops,
+        })
+    }
+
+    pub(crate) fn to_pb(&self) -> pb::MailReceipt {
+        pb::MailReceipt {
+            body: self.body_bytes.clone(),
+            signature: Bytes::copy_from_slice(self.signature.as_bytes()),
+            hops: self.hops,
+        }
+    }
+
+    /// The wire bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    /// What it says.
+    pub fn body(&self) -> &ReceiptBody {
+        &self.body
+    }
+
+    /// Relays passed so far.
+    pub fn hops(&self) -> u32 {
+        self.hops
+    }
+
+    /// The same receipt one hop further on.
+    pub fn next_hop(&self) -> Self {
+        let mut r = self.clone();
+        r.hops = r.hops.saturating_add(1);
+        r
+    }
+
+    /// Checks the signature and that the key was the recipient's signing key then.
+    pub fn verify(&self, roster: &Roster) -> Result<(), MailError> {
+        self.body
+            .signer_key
+            .verify(context::RECEIPT, &self.body_bytes, &self.signature)
+            .map_err(|_| MailError::BadSignature)?;
+        roster
+            .check_signer(
+                &self.body.recipient,
+                &self.body.signer_key,
+                self.body.received_at,
+            )
+            .map_err(MailError::Signer)?;
+        Ok(())
+    }
+}
+
+/// One item handed to the next hop over `/wlnode/mail/1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailItem {
+    /// A sealed message.
+    Envelope(Envelope),
+    /// A receipt on its way back to the sender.
+    Receipt(Receipt),
+}
+
+impl MailItem {
+    /// The `MailRequest` frame bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let item = match self {
+            Self::Envelope(e) => pb::mail_request::Item::Envelope(e.to_pb()),
+            Self::Receipt(r) => pb::mail_request::Item::Receipt(r.to_pb()),
+        };
+        pb::MailRequest { item: Some(item) }.encode_to_vec()
+    }
+
+    /// Decodes a `MailRequest` frame (structure and limits; no signatures).
+    pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(MailError::TooLarge {
+                what: "mail frame",
+                size: bytes.len(),
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        let r =
+            pb::MailRequest::decode(bytes).map_err(|e| MailError::malformed("mail frame", e))?;
+        match r.item {
+            Some(pb::mail_request::Item::Envelope(e)) => Envelope::from_pb(e).map(Self::Envelope),
+            Some(pb::mail_request::Item::Receipt(r)) => Receipt::from_pb(r).map(Self::Receipt),
+            None => Err(MailError::malformed("mail frame", "empty")),
+        }
+    }
+}
+
+/// The next hop's answer to a `MailRequest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailAck {
+    /// It took custody.
+    pub accepted: bool,
+    /// Why not (a short code).
+    pub reason: String,
+}
+
+impl MailAck {
+    /// The `MailResponse` frame bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        pb::MailResponse {
+            accepted: self.accepted,
+            reason: self.reason.clone(),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes a `MailResponse` frame.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
+        if bytes.len() > 1024 {
+            return Err(MailError::TooLarge {
+                what: "mail response",
+                size: bytes.len(),
+                limit: 1024,
+            });
+        }
+        let r = pb::MailResponse::decode(bytes)
+            .map_err(|e| MailError::malformed("mail response", e))?;
+        if r.reason.len() > 256 {
+            return Err(MailError::malformed("reason", "over 256 bytes"));
+        }
+        Ok(Self {
+            accepted: r.accepted,
+            reason: r.reason,
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! Sealed messages and receipts: a relay can verify but not read, the recipient can
+//! read, and every way to forge, re-route, tamper or oversize is refused with its own
+//! error.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use wlnode_crypto::keys::SecretKey;
+use wlnode_crypto::mail::{
+    Draft, Envelope, MAX_BODY_BYTES, MAX_EXPIRY_MS, MAX_PLAINTEXT_BYTES, MailError, MailItem,
+    Receipt,
+};
+use wlnode_crypto::model::{AgencyCode, CountryCode, MessageId};
+use wlnode_crypto::roster::{
+    Authority, EncryptionKeyWindow, KeyWindow, Member, Role, Roster, RosterDoc, SilenceRule,
+};
+use wlnode_crypto::seal::EncryptionSecretKey;
+use wlnode_crypto::time::Timestamp;
+use wlnode_proto::Message;
+use wlnode_proto::v1 as pb;
+
+const T0: u64 = 1_780_000_000_000;
+const DAY: u64 = 86_400_000;
+
+struct Agency {
+    code: AgencyCode,
+    sign: SecretKey,
+    enc: EncryptionSecretKey,
+}
+
+fn agency(code: &str, seed: u8) -> Agency {
+    Agency {
+        code: AgencyCode::new(code).unwrap(),
+        sign: SecretKey::from_seed(&[seed; 32]),
+        enc: EncryptionSecretKey::generate().unwrap(),
+    }
+}
+
+fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
+    let doc = RosterDoc {
+        federation: "t".into(),
+        version: 1,
+        issued_at: Timestamp(T0),
+        sensitivities: None,
+        authorities: vec![Authority {
+            key: SecretKey::from_seed(&[99; 32]).public_key(),
+            name: "a".into(),
+        }],
+        members: agencies
+            .iter()
+            .map(|a| Member {
+                agency: a.code.clone(),
+                name: a.code.to_string(),
+                country: CountryCode::new(&a.code.as_str()[..2]).unwrap(),
+                role: Role::Member,
+                groups: Default::default(),
+                node_ids: vec![],
+                keys: vec![KeyWindow {
+                    key: a.sign.public_key(),
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                }],
+                revoked: vec![],
+                encryption_keys: vec![EncryptionKeyWindow {
+                    key: a.enc.public_key().unwrap(),
+                    valid_from: Timestamp(0),
+                    valid_until: None,
+                }],
+            })
+            .collect(),
+        federation_settings: silence.map(|s| wlnode_crypto::roster::FederationSettings {
+            consultation_silence: s,
+        }),
+    };
+    Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()
+}
+
+fn draft<'a>(from: &Agency, to: &Agency, body: &'a [u8]) -> Draft<'a> {
+    Draft {
+        id: MessageId([7; 16]),
+        from: from.code.clone(),
+        to: to.code.clone(),
+        kind: "consult.request",
+        created_at: Timestamp(T0),
+        expires_at: Timestamp(T0 + DAY),
+        plaintext: body,
+    }
+}
+
+#[test]
+fn relay_verifies_recipient_opens_and_nobody_else_reads() {
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], None);
+    let body = b"MARKER-details of the intended transaction";
+    let env = Envelope::seal(
+        &draft(&a, &b, body),
+        &a.sign,
+        &r.encryption_key(&b.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap();
+    let wire = MailItem::Envelope(env.clone()).encode();
+    assert!(
+        !wire.windows(6).any(|w| w == b"MARKER"),
+        "the clear text is not on the wire"
+    );
+    let MailItem::Envelope(back) = MailItem::decode(&wire).unwrap() else {
+        panic!("not an envelope")
+    };
+    // The relay (C) checks the sender without any secret.
+    back.verify(&r, Timestamp(T0 + 1)).unwrap();
+    assert_eq!(back.header().to, b.code);
+    assert_eq!(back.header().size as usize, body.len() + 16);
+    // C cannot open it; B can.
+    assert!(matches!(
+        back.open(&c.enc),
+        Err(MailError::NotOurKey { .. })
+    ));
+    assert_eq!(back.open(&b.enc).unwrap(), body);
+    assert_eq!(r.silence_rule(), SilenceRule::NoObjection);
+}
+
+#[test]
+fn forged_rerouted_tampered_and_expired_are_refused() {
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], Some(SilenceRule::Objection));
+    assert_eq!(r.silence_rule(), SilenceRule::Objection);
+    let bkey = r.encryption_key(&b.code, Timestamp(T0)).unwrap();
+    // Signed by a key that is not A's.
+    let forged = Envelope::seal(
+        &draft(&a, &b, b"x"),
+        &SecretKey::from_seed(&[50; 32]),
+        &bkey,
+    )
+    .unwrap();
+    let err = forged.verify(&r, Timestamp(T0)).unwrap_err();
+    assert_eq!(err.code(), "forged", "{err}");
+    // Re-routed by a relay: the header changed under the signature.
+    let env = Envelope::seal(&draft(&a, &b, b"x"), &a.sign, &bkey).unwrap();
+    assert_eq!(
+        env.rerouted(c.code.clone()).verify(&r, Timestamp(T0)),
+        Err(MailError::BadSignature)
+    );
+    // Body bytes changed.
+    let mut p = pb::MailEnvelope::decode(env.encode().as_slice()).unwrap();
+    let mut ct = p.ciphertext.to_vec();
+    ct[0] ^= 1;
+    p.ciphertext = ct.into();
+    let tampered = Envelope::decode(&p.encode_to_vec()).unwrap();
+    assert_eq!(
+        tampered.verify(&r, Timestamp(T0)),
+        Err(MailError::BadSignature)
+    );
+    // Expired, and from the future.
+    assert!(matches!(
+        env.verify(&r, Timestamp(T0 + DAY)),
+        Err(MailError::Expired { .. })
+    ));
+    assert!(matches!(
+        env.verify(&r, Timestamp(T0 - DAY)),
+        Err(MailError::FromTheFuture { .. })
+    ));
+    // The hop count is outside the signature: a relay may raise it.
+    env.next_hop().verify(&r, Timestamp(T0)).unwrap();
+}
+
+#[test]
+fn limits_are_enforced_on_seal_and_decode() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let bkey = r.encryption_key(&b.code, Timestamp(T0)).unwrap();
+    let big = vec![0u8; MAX_PLAINTEXT_BYTES + 1];
+    assert!(matches!(
+        Envelope::seal(&draft(&a, &b, &big), &a.sign, &bkey),
+        Err(MailError::TooLarge { .. })
+    ));
+    let mut d = draft(&a, &b, b"x");
+    d.expires_at = Timestamp(T0 + MAX_EXPIRY_MS + 1);
+    assert!(matches!(
+        Envelope::seal(&d, &a.sign, &bkey),
+        Err(MailError::BadExpiry { .. })
+    ));
+    // An oversized body on the wire is refused before any signature work.
+    let env = Envelope::seal(&draft(&a, &b, b"x"), &a.sign, &bkey).unwrap();
+    let mut p = pb::MailEnvelope::decode(env.encode().as_slice()).unwrap();
+    p.ciphertext = vec![0u8; MAX_BODY_BYTES + 1].into();
+    let err = Envelope::decode(&p.encode_to_vec()).unwrap_err();
+    assert_eq!(err.code(), "oversized", "{err}");
+    // Garbage never panics.
+    for junk in [&b""[..], b"\xff\xff\xff", b"\x0a\x05abc"] {
+        assert!(MailItem::decode(junk).is_err());
+        assert!(Receipt::decode(junk).is_err());
+    }
+}
+
+#[test]
+fn receipt_is_signed_by_the_recipient() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let env = Envelope::seal(
+        &draft(&a, &b, b"x"),
+        &a.sign,
+        &r.encryption_key(&b.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap();
+    let receipt = Receipt::sign(env.header(), &b.sign, Timestamp(T0 + 5));
+    let MailItem::Receipt(back) = MailItem::decode(&MailItem::Receipt(receipt).encode()).unwrap()
+    else {
+        panic!("not a receipt")
+    };
+    back.verify(&r).unwrap();
+    assert_eq!(back.body().message_id, env.header().id);
+    assert_eq!(back.body().sender, a.code);
+    // A receipt signed by someone else than the recipient is refused.
+    let fake = Receipt::sign(env.header(), &a.sign, Timestamp(T0 + 5));
+    assert!(fake.verify(&r).is_err());
+}
+
+#[test]
+fn rotation_seals_to_the_newest_valid_key() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let new = EncryptionSecretKey::generate().unwrap();
+    let mut doc = roster(&[&a, &b], None).doc().clone();
+    let m = doc.members.iter_mut().find(|m| m.agency == b.code).unwrap();
+    m.encryption_keys[0].valid_until = Some(Timestamp(T0 + DAY));
+    m.encryption_keys.push(EncryptionKeyWindow {
+        key: new.public_key().unwrap(),
+        valid_from: Timestamp(T0),
+        valid_until: None,
+    });
+    let r = Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap();
+    assert_eq!(
+        r.encryption_key(&b.code, Timestamp(T0 + 1)).unwrap(),
+        new.public_key().unwrap()
+    );
+    assert_eq!(
+        r.encryption_key(&b.code, Timestamp(T0 - 1)).unwrap(),
+        b.enc.public_key().unwrap()
+    );
+    // A message sealed to the old key while it was valid still verifies.
+    let mut d = draft(&a, &b, b"x");
+    d.created_at = Timestamp(T0 - 10);
+    let env = Envelope::seal(&d, &a.sign, &b.enc.public_key().unwrap()).unwrap();
+    env.verify(&r, Timestamp(T0)).unwrap();
+    assert!(r.members_without_encryption_key(Timestamp(T0)).is_empty());
+}

@@ -1,0 +1,462 @@
+//! Art. 16 consultations and the sealed-message inbox over the API (issue 21), for the
+//! `consultant` role: `POST /v1/consultations` (request one of an entry's origin),
+//! `GET /v1/consultations` (`?state=`, `?role=sent|received`),
+//! `GET /v1/consultations/{id}`, `POST /v1/consultations/{id}/respond` (at the origin),
+//! `POST /v1/consultations/{id}/decide` (at the requester), `GET /v1/inbox`, and
+//! `POST /v1/hits` (a sealed hit report to an entry's origin; `screener` or
+//! `consultant`).
+//! Every write is attributed to the user (`acted` audit event, written by
+//! `wlnode_runtime::consultations`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use wlnode_consult::{
+    Answer, ConsultError, ConsultationId, DeadlineBounds, Decision, Role as ConsultRole,
+    TransactionDetails, parse_deadline,
+};
+use wlnode_crypto::model::{EntryId, InvalidValue};
+use wlnode_runtime::consultations::{ConsultServiceError, Held};
+use wlnode_runtime::mail::MailSendError;
+use wlnode_runtime::users::Actor;
+
+use super::{ApiError, ApiState, parse_json};
+
+impl From<ConsultServiceError> for ApiError {
+    fn from(e: ConsultServiceError) -> Self {
+        match e {
+            ConsultServiceError::NotFound(_) => Self::not_found(e.to_string()),
+            ConsultServiceError::Invalid(_) => {
+                Self::with_status(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+            }
+            ConsultServiceError::Consult(ConsultError::Invalid(_)) => {
+                Self::with_status(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
+            }
+            ConsultServiceError::Consult(_) => {
+                Self::with_status(StatusCode::CONFLICT, "refused", e.to_string())
+            }
+            ConsultServiceError::Mail(MailSendError::Recipient(_)) => {
+                Self::with_status(StatusCode::CONFLICT, "no_encryption_key", e.to_string())
+            }
+            ConsultServiceError::Mail(MailSendError::Store(s)) | ConsultServiceError::Store(s) => {
+                s.into()
+            }
+            ConsultServiceError::Mail(_) | ConsultServiceError::Corrupt(_) => Self::with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+/// One message sent for a consultation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct MessageView {
+    message_id: String,
+    kind: String,
+    to: String,
+    /// `pending`, `delivered` (the recipient's signed receipt came back) or `expired`.
+    delivery: String,
+    /// A "granted despite denial" decision notice.
+    notice: bool,
+}
+
+/// A consultation as listed and shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ConsultationView {
+    consultation_id: String,
+    entry_id: String,
+    origin: String,
+    requester: String,
+    reference: String,
+    /// `sent` (we asked) or `received` (our entry).
+    role: String,
+    /// `open`, `answered`, `expired` or `decided`.
+    state: String,
+    /// RFC 3339.
+    deadline: String,
+    /// RFC 3339.
+    requested_at: String,
+    /// What silence means here: `no_objection` or `objection`.
+    silence: String,
+    /// The origin's answer: `objection`, `no_objection` or `info_requested`.
+    answer: Option<String>,
+    answer_reason: Option<String>,
+    /// What silence counts as, once expired unanswered.
+    deemed_answer: Option<String>,
+    /// `granted` or `refused`.
+    decision: Option<String>,
+    decision_reason: Option<String>,
+    /// `objection`, `expired_denial` or `none`, for a decision.
+    despite: Option<String>,
+    /// Delivery of the request (requester's side): `pending`, `delivered`, `expired`;
+    /// `received` at the origin.
+    delivery: String,
+    messages: Vec<MessageView>,
+    /// The intended transaction (in `show` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+}
+
+fn view(h: &Held, with_details: bool) -> ConsultationView {
+    let c = &h.consultation;
+    let last = c.answers().last();
+    let role = match c.role() {
+        ConsultRole::Requester => "sent",
+        ConsultRole::Origin => "received",
+    };
+    let delivery = match c.role() {
+        ConsultRole::Requester => h
+            .messages
+            .iter()
+            .find(|m| m.kind == "consult_request")
+            .map_or_else(|| "pending".into(), |m| m.delivery.clone()),
+        ConsultRole::Origin => "received".into(),
+    };
+    ConsultationView {
+        consultation_id: c.id().to_hex(),
+        entry_id: c.entry_id().to_hex(),
+        origin: c.origin().to_string(),
+        requester: c.requester().to_string(),
+        reference: c.reference().to_owned(),
+        role: role.into(),
+        state: c.state().as_str().into(),
+        deadline: c.deadline().to_rfc3339(),
+        requested_at: c.requested_at().to_rfc3339(),
+        silence: c.silence().as_str().into(),
+        answer: last.map(|a| a.answer.as_str().to_owned()),
+        answer_reason: last.and_then(|a| a.reason.clone()),
+        deemed_answer: c.deemed_answer().map(|a| a.as_str().to_owned()),
+        decision: c.decision().map(|d| d.decision.as_str().to_owned()),
+        decision_reason: c.decision().and_then(|d| d.reason.clone()),
+        despite: c.decision().map(|d| d.despite.as_str().to_owned()),
+        delivery,
+        messages: h
+            .messages
+            .iter()
+            .map(|m| MessageView {
+                message_id: m.message_id.to_hex(),
+                kind: m.kind.clone(),
+                to: m.to.to_string(),
+                delivery: m.delivery.clone(),
+                notice: m.notice,
+            })
+            .collect(),
+        details: with_details.then(|| serde_json::to_value(c.details()).unwrap_or_default()),
+    }
+}
+
+/// Body of `POST /v1/consultations`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RequestBody {
+    /// The entry (of another agency) the intended transaction resembles.
+    entry_id: String,
+    /// The licence application's reference.
+    reference: String,
+    /// The intended transaction: items (description, category), end_user, consignee,
+    /// destination_country, value (amount, currency), free_text.
+    #[schema(value_type = Object)]
+    details: serde_json::Value,
+    /// How long the origin has to answer, e.g. `30d` (default 30d).
+    #[serde(default)]
+    deadline: Option<String>,
+}
+
+/// Answer of `POST /v1/consultations`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Requested {
+    consultation_id: String,
+    origin: String,
+    /// RFC 3339.
+    deadline: String,
+}
+
+fn consultation_id(s: &str) -> Result<ConsultationId, ApiError> {
+    ConsultationId::from_hex(s.trim()).map_err(|_| {
+        ApiError::invalid(InvalidValue::new(
+            "id",
+            format!("{s:?} is not a consultation id (32 hex characters)"),
+        ))
+    })
+}
+
+#[utoipa::path(post, path = "/v1/consultations", tag = "consultations", request_body = RequestBody,
+    responses((status = 200, body = Requested), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn request(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<Json<Requested>, ApiError> {
+    let b: RequestBody = parse_json(&body)?;
+    let entry = EntryId::from_hex(b.entry_id.trim()).map_err(|_| {
+        ApiError::invalid(InvalidValue::new(
+            "entry_id",
+            format!("{:?} is not an entry id (32 hex characters)", b.entry_id),
+        ))
+    })?;
+    let details_bytes = serde_json::to_vec(&b.details).unwrap_or_default();
+    let details = TransactionDetails::from_json(&details_bytes).map_err(|e| {
+        ApiError::with_status(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("details: {e}"),
+        )
+    })?;
+    let deadline = parse_deadline(
+        b.deadline.as_deref().unwrap_or("30d"),
+        DeadlineBounds::DEFAULT,
+    )
+    .map_err(|e| ApiError::invalid(InvalidValue::new("deadline", e.to_string())))?;
+    let held = state
+        .node
+        .consultations
+        .request(&actor.id, entry, b.reference, details, deadline)
+        .await?;
+    let c = &held.consultation;
+    Ok(Json(Requested {
+        consultation_id: c.id().to_hex(),
+        origin: c.origin().to_string(),
+        deadline: c.deadline().to_rfc3339(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListParams {
+    state: Option<String>,
+    role: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/consultations", tag = "consultations",
+    params(("state" = Option<String>, Query, description = "open, answered, expired or decided"),
+        ("role" = Option<String>, Query, description = "sent or received")),
+    responses((status = 200, body = [ConsultationView]), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc)))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Vec<ConsultationView>>, ApiError> {
+    if let Some(s) = &p.state
+        && !["open", "answered", "expired", "decided"].contains(&s.as_str())
+    {
+        return Err(ApiError::invalid(InvalidValue::new(
+            "state",
+            format!("{s:?} is not open, answered, expired or decided"),
+        )));
+    }
+    if let Some(r) = &p.role
+        && !["sent", "received"].contains(&r.as_str())
+    {
+        return Err(ApiError::invalid(InvalidValue::new(
+            "role",
+            format!("{r:?} is not sent or received"),
+        )));
+    }
+    let mut out: Vec<ConsultationView> = state
+        .node
+        .consultations
+        .list()
+        .await?
+        .iter()
+        .map(|h| view(h, false))
+        .filter(|v| p.state.as_ref().is_none_or(|s| *s == v.state))
+        .filter(|v| p.role.as_ref().is_none_or(|r| *r == v.role))
+        .collect();
+    out.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+    Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/v1/consultations/{id}", tag = "consultations",
+    params(("id" = String, Path, description = "Consultation id")),
+    responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+pub(super) async fn show(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConsultationView>, ApiError> {
+    let id = consultation_id(&id)?;
+    let held = state.node.consultations.get(id).await?;
+    Ok(Json(view(&held, true)))
+}
+
+/// Body of `POST /v1/consultations/{id}/respond`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RespondBody {
+    /// `objection`, `no_objection` or `info_requested`.
+    answer: String,
+    /// Why (required for `objection` and `info_requested`).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/consultations/{id}/respond", tag = "consultations", request_body = RespondBody,
+    params(("id" = String, Path, description = "Consultation id")),
+    responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn respond(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ConsultationView>, ApiError> {
+    let id = consultation_id(&id)?;
+    let b: RespondBody = parse_json(&body)?;
+    let answer = match b.answer.as_str() {
+        "objection" => Answer::Objection,
+        "no_objection" => Answer::NoObjection,
+        "info_requested" => Answer::InfoRequested,
+        other => {
+            return Err(ApiError::invalid(InvalidValue::new(
+                "answer",
+                format!("{other:?} is not objection, no_objection or info_requested"),
+            )));
+        }
+    };
+    let held = state
+        .node
+        .consultations
+        .respond(&actor.id, id, answer, b.reason)
+        .await?;
+    Ok(Json(view(&held, false)))
+}
+
+/// Body of `POST /v1/consultations/{id}/decide`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DecideBody {
+    /// `granted` or `refused`.
+    decision: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/consultations/{id}/decide", tag = "consultations", request_body = DecideBody,
+    params(("id" = String, Path, description = "Consultation id")),
+    responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn decide(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ConsultationView>, ApiError> {
+    let id = consultation_id(&id)?;
+    let b: DecideBody = parse_json(&body)?;
+    let decision = match b.decision.as_str() {
+        "granted" => Decision::Granted,
+        "refused" => Decision::Refused,
+        other => {
+            return Err(ApiError::invalid(InvalidValue::new(
+                "decision",
+                format!("{other:?} is not granted or refused"),
+            )));
+        }
+    };
+    let held = state
+        .node
+        .consultations
+        .decide(&actor.id, id, decision, b.reason)
+        .await?;
+    Ok(Json(view(&held, false)))
+}
+
+/// A message delivered to this agency.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct InboxView {
+    message_id: String,
+    from: String,
+    /// `consult_request`, `consult_answer`, `consult_decision` (also the "granted
+    /// despite denial" notice), `hit_report`, `flag`, ...
+    kind: String,
+    /// RFC 3339, the sender's clock.
+    created_at: String,
+    /// RFC 3339.
+    received_at: String,
+    /// The opened body (JSON).
+    #[schema(value_type = Object)]
+    body: serde_json::Value,
+}
+
+#[utoipa::path(get, path = "/v1/inbox", tag = "consultations",
+    responses((status = 200, body = [InboxView]), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc)))]
+pub(super) async fn inbox(State(state): State<ApiState>) -> Result<Json<Vec<InboxView>>, ApiError> {
+    let items = state
+        .node
+        .mail
+        .inbox(1000)
+        .await
+        .map_err(|e| ApiError::from(ConsultServiceError::Mail(e)))?;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|m| InboxView {
+                message_id: m.message_id.to_hex(),
+                from: m.from.to_string(),
+                kind: m.kind,
+                created_at: wlnode_crypto::Timestamp(m.created_at).to_rfc3339(),
+                received_at: wlnode_crypto::Timestamp(m.received_at).to_rfc3339(),
+                body: serde_json::from_str(&m.body).unwrap_or(serde_json::Value::String(m.body)),
+            })
+            .collect(),
+    ))
+}
+
+/// Body of `POST /v1/hits`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HitBody {
+    /// The entry (of another agency) that was hit.
+    entry_id: String,
+    /// `customs`, `licensing` or `other`.
+    context: String,
+    /// What happened (free text, at most 4 KiB).
+    details: String,
+}
+
+/// Answer of `POST /v1/hits`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct HitSent {
+    message_id: String,
+    origin: String,
+}
+
+#[utoipa::path(post, path = "/v1/hits", tag = "consultations", request_body = HitBody,
+    responses((status = 200, body = HitSent), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn hit(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    body: Bytes,
+) -> Result<Json<HitSent>, ApiError> {
+    let b: HitBody = parse_json(&body)?;
+    let entry = EntryId::from_hex(b.entry_id.trim()).map_err(|_| {
+        ApiError::invalid(InvalidValue::new(
+            "entry_id",
+            format!("{:?} is not an entry id (32 hex characters)", b.entry_id),
+        ))
+    })?;
+    let context = match b.context.as_str() {
+        "customs" => wlnode_consult::HitContext::Customs,
+        "licensing" => wlnode_consult::HitContext::Licensing,
+        "other" => wlnode_consult::HitContext::Other,
+        other => {
+            return Err(ApiError::invalid(InvalidValue::new(
+                "context",
+                format!("{other:?} is not customs, licensing or other"),
+            )));
+        }
+    };
+    let (id, origin) = state
+        .node
+        .consultations
+        .hit_report(&actor.id, entry, context, b.details)
+        .await?;
+    Ok(Json(HitSent {
+        message_id: id.to_hex(),
+        origin: origin.to_string(),
+    }))
+}

@@ -1,0 +1,1053 @@
+//! One consultation, as a state machine that both sides run: the requester (the
+//! agency about to decide on a licence) and the origin (the agency whose entry denied
+//! a like transaction).
+//!
+//! Every transition takes `now` and either returns the messages to send
+//! ([`Action`]s, which the caller signs, seals and hands to the transport) or a
+//! [`ConsultError`] and leaves the consultation unchanged (except that an answer
+//! refused as past the deadline leaves it expired). The caller persists the
+//! [`Consultation`] (it is `Serialize`) after every successful transition and writes
+//! the audit event. See the crate documentation for the states and the order of
+//! calls.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wlnode_crypto::{AgencyCode, EntryId, RecordId, Timestamp};
+
+use crate::payload::{
+    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,
+    Despite, MAX_REASON, MAX_TIME, Payload, PayloadError, TransactionDetails,
+};
+
+/// The longest deadline a consultation may have, from the moment it is requested (or
+/// reopened by further information): 365 days.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(365 * 86_400);
+/// How far ahead of the origin's clock a received deadline may lie beyond
+/// [`MAX_DEADLINE`]: one hour of clock difference between the two nodes.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+/// Most rounds of one consultation: the request, then at most four rounds of further
+/// information after `info_requested`.
+pub const MAX_ROUNDS: u32 = 5;
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What the origin's silence until the deadline means: the roster's federation
+/// setting, copied onto every consultation when it is opened and shown with it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SilenceMeans {
+    /// An expired consultation counts as "no objection".
+    NoObjection,
+    /// An expired consultation counts as an objection.
+    Objection,
+}
+
+impl SilenceMeans {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoObjection => "no_objection",
+            Self::Objection => "objection",
+        }
+    }
+
+    /// The answer silence stands for.
+    pub fn as_answer(self) -> Answer {
+        match self {
+            Self::NoObjection => Answer::NoObjection,
+            Self::Objection => Answer::Objection,
+        }
+    }
+}
+
+/// Which side of a consultation this node holds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// This node asked (`consult list --role sent`).
+    Requester,
+    /// This node was asked (`consult list --role received`).
+    Origin,
+}
+
+impl Role {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requester => "requester",
+            Self::Origin => "origin",
+        }
+    }
+}
+
+/// Where a consultation stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting for the origin's answer to the current round.
+    Open,
+    /// The origin answered the current round ([`Consultation::current_answer`] says how).
+    Answered,
+    /// The deadline passed without an answer; the silence rule says what that means.
+    Expired,
+    /// The requester decided on the licence.
+    Decided,
+}
+
+impl State {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Answered => "answered",
+            Self::Expired => "expired",
+            Self::Decided => "decided",
+        }
+    }
+}
+
+/// One answer of the origin.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerRecord {
+    /// The round answered.
+    pub round: u32,
+    /// The answer.
+    pub answer: Answer,
+    /// Why.
+    pub reason: Option<String>,
+    /// When this node recorded it.
+    pub at: Timestamp,
+}
+
+/// Further information the requester supplied, opening a round.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoRecord {
+    /// The round it opened.
+    pub round: u32,
+    /// The information.
+    pub text: String,
+    /// When this node recorded it.
+    pub at: Timestamp,
+}
+
+/// The requester's decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Granted or refused.
+    pub decision: Decision,
+    /// Why, if given.
+    pub reason: Option<String>,
+    /// What a grant went against.
+    pub despite: Despite,
+    /// When this node recorded it.
+    pub at: Timestamp,
+}
+
+/// A message to send: the caller signs and seals `payload` to `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// A consultation message to the other party.
+    Send {
+        /// The recipient agency.
+        to: AgencyCode,
+        /// The body.
+        payload: Payload,
+    },
+    /// The Art. 16 decision notice ("granted despite denial") to one member the
+    /// entry's distribution admits (the origin among them). Audited as `notice_sent`.
+    SendNotice {
+        /// The recipient agency.
+        to: AgencyCode,
+        /// The body (a [`Payload::ConsultDecision`]).
+        payload: Payload,
+    },
+}
+
+impl Action {
+    /// The recipient.
+    pub fn to(&self) -> &AgencyCode {
+        match self {
+            Self::Send { to, .. } | Self::SendNotice { to, .. } => to,
+        }
+    }
+
+    /// The body.
+    pub fn payload(&self) -> &Payload {
+        match self {
+            Self::Send { payload, .. } | Self::SendNotice { payload, .. } => payload,
+        }
+    }
+}
+
+/// Why a transition was refused. The consultation is unchanged, with one exception:
+/// an answer refused as [`ConsultError::AnswerAfterDeadline`] leaves the consultation
+/// expired (the deadline had passed), so the caller persists it after that error too.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsultError {
+    /// A payload or value out of bounds.
+    #[error(transparent)]
+    Invalid(#[from] PayloadError),
+    /// The step belongs to the other side (e.g. answering at the requester).
+    #[error("{action} is done by the {needs}, and this node is the {is} of this consultation")]
+    WrongSide {
+        /// The step tried.
+        action: &'static str,
+        /// The side that does it.
+        needs: &'static str,
+        /// This node's side.
+        is: &'static str,
+    },
+    /// An agency consulting itself.
+    #[error("{0} cannot consult itself")]
+    SelfConsultation(AgencyCode),
+    /// A message from an agency that is not the origin (answers come only from it).
+    #[error("{from} is not the origin {origin} of this consultation")]
+    NotOrigin {
+        /// The sender.
+        from: AgencyCode,
+        /// The origin.
+        origin: AgencyCode,
+    },
+    /// A message from an agency that is not the requester (information and
+    /// decisions come only from it).
+    #[error("{from} is not the requester {requester} of this consultation")]
+    NotRequester {
+        /// The sender.
+        from: AgencyCode,
+        /// The requester.
+        requester: AgencyCode,
+    },
+    /// A message about another consultation or entry.
+    #[error("the message is about {got}, this consultation is {expected}")]
+    Mismatch {
+        /// This consultation's id (or entry).
+        expected: String,
+        /// What the message named.
+        got: String,
+    },
+    /// The step is not possible in the current state (answering twice, deciding
+    /// twice, supplying information nobody asked for, ...).
+    #[error("cannot {action} a consultation that is {state}")]
+    IllegalMove {
+        /// The step tried.
+        action: &'static str,
+        /// The state it was in.
+        state: &'static str,
+    },
+    /// An answer at or after the deadline: the consultation has expired.
+    #[error("the deadline {deadline} has passed; the consultation expired")]
+    AnswerAfterDeadline {
+        /// The deadline.
+        deadline: Timestamp,
+    },
+    /// A decision while the consultation is open and before its deadline.
+    #[error("no decision before the origin answers or the deadline {deadline} passes")]
+    PrematureDecision {
+        /// The deadline.
+        deadline: Timestamp,
+    },
+    /// A grant while the origin's request for information is unanswered.
+    #[error(
+        "the origin asked for information: supply it (consult info) or refuse; a grant must wait"
+    )]
+    InfoOutstanding,
+    /// A message for another round than the current one.
+    #[error("the message is for round {got}, the consultation expects round {expected}")]
+    StaleRound {
+        /// The round expected.
+        expected: u32,
+        /// The round named.
+        got: u32,
+    },
+    /// More rounds of information than [`MAX_ROUNDS`].
+    #[error("a consultation has at most {max} rounds")]
+    TooManyRounds {
+        /// [`MAX_ROUNDS`].
+        max: u32,
+    },
+    /// A deadline not after now, or too far ahead.
+    #[error("deadline {deadline}: {why}")]
+    BadDeadline {
+        /// The deadline given.
+        deadline: Timestamp,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+/// What the requester fills in to open a consultation ([`Consultation::request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRequest {
+    /// A fresh id ([`ConsultationId::random`]).
+    pub id: ConsultationId,
+    /// This node's agency.
+    pub requester: AgencyCode,
+    /// The entry's origin.
+    pub origin: AgencyCode,
+    /// The entry consulted on.
+    pub entry_id: EntryId,
+    /// The record of it held here.
+    pub record_id: RecordId,
+    /// That record's version.
+    pub version: u32,
+    /// The requester's file number.
+    pub reference: String,
+    /// The deadline (from [`crate::parse_deadline`] added to `now`).
+    pub deadline: Timestamp,
+    /// The intended transaction.
+    pub details: TransactionDetails,
+    /// The roster's silence rule.
+    pub silence: SilenceMeans,
+}
+
+/// One consultation as one side holds it. Fields are read through methods; only the
+/// transitions change them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consultation {
+    #[serde(rename = "consultation_id")]
+    id: ConsultationId,
+    role: Role,
+    requester: AgencyCode,
+    origin: AgencyCode,
+    entry_id: EntryId,
+    record_id: RecordId,
+    version: u32,
+    reference: String,
+    silence: SilenceMeans,
+    requested_at: Timestamp,
+    deadline: Timestamp,
+    round: u32,
+    details: TransactionDetails,
+    answers: Vec<AnswerRecord>,
+    infos: Vec<InfoRecord>,
+    expired_at: Option<Timestamp>,
+    decision: Option<DecisionRecord>,
+}
+
+/// Checks a deadline for a round opened at `now` (with `slack` for another node's
+/// clock).
+fn check_deadline(
+    deadline: Timestamp,
+    now: Timestamp,
+    slack: Duration,
+) -> Result<(), ConsultError> {
+    let latest = now
+        .as_millis()
+        .saturating_add(ms(MAX_DEADLINE))
+        .saturating_add(ms(slack))
+        .min(MAX_TIME.as_millis());
+    if deadline.as_millis() > latest {
+        return Err(ConsultError::BadDeadline {
+            deadline,
+            why: "more than 365 days ahead",
+        });
+    }
+    Ok(())
+}
+
+fn check_reason(reason: Option<&String>) -> Result<(), ConsultError> {
+    if let Some(r) = reason {
+        wlnode_crypto::model::check_text(r, MAX_REASON)
+            .map_err(|e| ConsultError::Invalid(e.within("reason").into()))?;
+    }
+    Ok(())
+}
+
+/// The members a "granted despite denial" notice goes to: every agency in `admitted`
+/// (the members the entry's distribution admits, as the caller computed them from the
+/// roster) and the origin (the consulted party, which always holds its own entry),
+/// without the requester, each once, sorted. Nobody outside `admitted` but the
+/// origin.
+pub fn notice_recipients(
+    requester: &AgencyCode,
+    origin: &AgencyCode,
+    admitted: &[AgencyCode],
+) -> Vec<AgencyCode> {
+    let mut set: BTreeSet<AgencyCode> = admitted.iter().cloned().collect();
+    set.insert(origin.clone());
+    set.remove(requester);
+    set.into_iter().collect()
+}
+
+impl Consultation {
+    /// Requester: opens a consultation and returns the request to send to the origin.
+    /// The deadline must be after `now` and at most [`MAX_DEADLINE`] ahead.
+    pub fn request(new: NewRequest, now: Timestamp) -> Result<(Self, Vec<Action>), ConsultError> {
+        if new.requester == new.origin {
+            return Err(ConsultError::SelfConsultation(new.requester));
+        }
+        if new.deadline <= now {
+            return Err(ConsultError::BadDeadline {
+                deadline: new.deadline,
+                why: "must be after now",
+            });
+        }
+        check_deadline(new.deadline, now, Duration::ZERO)?;
+        let c = Self {
+            id: new.id,
+            role: Role::Requester,
+            requester: new.requester,
+            origin: new.origin,
+            entry_id: new.entry_id,
+            record_id: new.record_id,
+            version: new.version,
+            reference: new.reference,
+            silence: new.silence,
+            requested_at: now,
+            deadline: new.deadline,
+            round: 1,
+            details: new.details,
+            answers: Vec::new(),
+            infos: Vec::new(),
+            expired_at: None,
+            decision: None,
+        };
+        let payload = Payload::ConsultRequest(c.request_payload());
+        payload.validate()?;
+        let action = Action::Send {
+            to: c.origin.clone(),
+            payload,
+        };
+        Ok((c, vec![action]))
+    }
+
+    /// Origin: takes a request `from` another agency, addressed to `me` (whose entry
+    /// it is: the caller checks that the entry's origin is `me`). A request whose
+    /// deadline has passed on arrival is opened and expires at once.
+    pub fn receive_request(
+        me: &AgencyCode,
+        from: &AgencyCode,
+        req: ConsultRequest,
+        silence: SilenceMeans,
+        now: Timestamp,
+    ) -> Result<Self, ConsultError> {
+        if me == from {
+            return Err(ConsultError::SelfConsultation(me.clone()));
+        }
+        Payload::ConsultRequest(req.clone()).validate()?;
+        check_deadline(req.deadline, now, MAX_CLOCK_SKEW)?;
+        let mut c = Self {
+            id: req.consultation_id,
+            role: Role::Origin,
+            requester: from.clone(),
+            origin: me.clone(),
+            entry_id: req.entry_id,
+            record_id: req.record_id,
+            version: req.version,
+            reference: req.reference,
+            silence,
+            requested_at: now,
+            deadline: req.deadline,
+            round: 1,
+            details: req.details,
+            answers: Vec::new(),
+            infos: Vec::new(),
+            expired_at: None,
+            decision: None,
+        };
+        c.tick(now);
+        Ok(c)
+    }
+
+    /// The request body as sent (requester) or received (origin), with the details
+    /// as they stand now.
+    pub fn request_payload(&self) -> ConsultRequest {
+        ConsultRequest {
+            consultation_id: self.id,
+            entry_id: self.entry_id,
+            record_id: self.record_id,
+            version: self.version,
+            reference: self.reference.clone(),
+            deadline: self.deadline,
+            details: self.details.clone(),
+        }
+    }
+
+    fn side(&self, action: &'static str, needs: Role) -> Result<(), ConsultError> {
+        if self.role == needs {
+            Ok(())
+        } else {
+            Err(ConsultError::WrongSide {
+                action,
+                needs: needs.as_str(),
+                is: self.role.as_str(),
+            })
+        }
+    }
+
+    fn same_id(&self, id: ConsultationId) -> Result<(), ConsultError> {
+        if id == self.id {
+            Ok(())
+        } else {
+            Err(ConsultError::Mismatch {
+                expected: self.id.to_hex(),
+                got: id.to_hex(),
+            })
+        }
+    }
+
+    fn illegal(&self, action: &'static str) -> ConsultError {
+        ConsultError::IllegalMove {
+            action,
+            state: self.state().as_str(),
+        }
+    }
+
+    /// Expires an open consultation whose deadline is at or before `now`. Returns
+    /// whether it expired now. A consultation waiting for the requester's information
+    /// (`answered`, `info_requested`) does not expire: the origin is not silent.
+    pub fn tick(&mut self, now: Timestamp) -> bool {
+        if self.state() == State::Open && now >= self.deadline {
+            self.expired_at = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Checks that an answer may be recorded now (the consultation is open, the
+    /// deadline has not passed), expiring it when the deadline has passed.
+    fn answerable(&mut self, now: Timestamp) -> Result<(), ConsultError> {
+        self.tick(now);
+        match self.state() {
+            State::Open => Ok(()),
+            State::Expired => Err(ConsultError::AnswerAfterDeadline {
+                deadline: self.deadline,
+            }),
+            _ => Err(self.illegal("answer")),
+        }
+    }
+
+    fn record_answer(&mut self, answer: Answer, reason: Option<String>, now: Timestamp) {
+        self.answers.push(AnswerRecord {
+            round: self.round,
+            answer,
+            reason,
+            at: now,
+        });
+    }
+
+    /// Origin: answers the current round. Refused after the deadline
+    /// ([`ConsultError::AnswerAfterDeadline`]; the consultation is then expired) and
+    /// when already answered. `reason` is required for `objection` and
+    /// `info_requested`.
+    pub fn answer(
+        &mut self,
+        answer: Answer,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Vec<Action>, ConsultError> {
+        self.side("answer", Role::Origin)?;
+        let body = ConsultAnswer {
+            consultation_id: self.id,
+            round: self.round,
+            answer,
+            reason: reason.clone(),
+        };
+        let payload = Payload::ConsultAnswer(body);
+        payload.validate()?;
+        self.answerable(now)?;
+        self.record_answer(answer, reason, now);
+        Ok(vec![Action::Send {
+            to: self.requester.clone(),
+            payload,
+        }])
+    }
+
+    /// Requester: records the origin's answer `from` the sender. Refused from anyone
+    /// but the origin, for another round, after the deadline (by this node's clock),
+    /// and when already answered.
+    pub fn receive_answer(
+        &mut self,
+        from: &AgencyCode,
+        a: &ConsultAnswer,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.side("receive an answer", Role::Requester)?;
+        if from != &self.origin {
+            return Err(ConsultError::NotOrigin {
+                from: from.clone(),
+                origin: self.origin.clone(),
+            });
+        }
+        self.same_id(a.consultation_id)?;
+        Payload::ConsultAnswer(a.clone()).validate()?;
+        if a.round != self.round {
+            return Err(ConsultError::StaleRound {
+                expected: self.round,
+                got: a.round,
+            });
+        }
+        self.answerable(now)?;
+        self.record_answer(a.answer, a.reason.clone(), now);
+        Ok(())
+    }
+
+    /// Requester: answers an `info_requested` with further information. This opens
+    /// the next round: the consultation is `open` again, with `deadline` (after now,
+    /// at most [`MAX_DEADLINE`] ahead), and the origin answers again. `details`
+    /// replaces the transaction details when given.
+    pub fn supply_info(
+        &mut self,
+        text: String,
+        details: Option<TransactionDetails>,
+        deadline: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Action>, ConsultError> {
+        self.side("supply information", Role::Requester)?;
+        self.info_allowed()?;
+        if deadline <= now {
+            return Err(ConsultError::BadDeadline {
+                deadline,
+                why: "must be after now",
+            });
+        }
+        check_deadline(deadline, now, Duration::ZERO)?;
+        let body = ConsultInfo {
+            consultation_id: self.id,
+            round: self.round + 1,
+            deadline,
+            text,
+            details,
+        };
+        let payload = Payload::ConsultInfo(body.clone());
+        payload.validate()?;
+        self.open_round(body, now);
+        Ok(vec![Action::Send {
+            to: self.origin.clone(),
+            payload,
+        }])
+    }
+
+    /// Origin: records the requester's further information, opening the next round.
+    pub fn receive_info(
+        &mut self,
+        from: &AgencyCode,
+        info: &ConsultInfo,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.side("receive information", Role::Origin)?;
+        if from != &self.requester {
+            return Err(ConsultError::NotRequester {
+                from: from.clone(),
+                requester: self.requester.clone(),
+            });
+        }
+        self.same_id(info.consultation_id)?;
+        Payload::ConsultInfo(info.clone()).validate()?;
+        self.info_allowed()?;
+        if info.round != self.round + 1 {
+            return Err(ConsultError::StaleRound {
+                expected: self.round + 1,
+                got: info.round,
+            });
+        }
+        check_deadline(info.deadline, now, MAX_CLOCK_SKEW)?;
+        self.open_round(info.clone(), now);
+        self.tick(now);
+        Ok(())
+    }
+
+    fn info_allowed(&self) -> Result<(), ConsultError> {
+        if self.state() != State::Answered || self.current_answer() != Some(Answer::InfoRequested) {
+            return Err(self.illegal("supply information to"));
+        }
+        if self.round >= MAX_ROUNDS {
+            return Err(ConsultError::TooManyRounds { max: MAX_ROUNDS });
+        }
+        Ok(())
+    }
+
+    fn open_round(&mut self, info: ConsultInfo, now: Timestamp) {
+        self.round = info.round;
+        self.deadline = info.deadline;
+        if let Some(d) = info.details {
+            self.details = d;
+        }
+        self.infos.push(InfoRecord {
+            round: info.round,
+            text: info.text,
+            at: now,
+        });
+    }
+
+    /// What a grant now would go against: the objection, or the denial of an expired
+    /// consultation. Any grant on an expired consultation is a grant despite the
+    /// denial, whatever the silence rule: silence did not lift the denial, and the
+    /// partners are told (the silence rule is shown, see [`Self::deemed_answer`]).
+    fn despite_if_granted(&self) -> Despite {
+        match self.state() {
+            State::Expired => Despite::ExpiredDenial,
+            State::Answered if self.current_answer() == Some(Answer::Objection) => {
+                Despite::Objection
+            }
+            _ => Despite::None,
+        }
+    }
+
+    /// Requester: decides on the licence. Allowed once the origin answered or the
+    /// deadline passed (an open consultation past its deadline expires first); a
+    /// grant while the origin's request for information is outstanding is refused. A
+    /// grant despite an objection or an expired denial returns a
+    /// [`Action::SendNotice`] for each of [`notice_recipients`] (the origin among
+    /// them); any other decision a [`Action::Send`] to the origin.
+    pub fn decide(
+        &mut self,
+        decision: Decision,
+        reason: Option<String>,
+        admitted: &[AgencyCode],
+        now: Timestamp,
+    ) -> Result<Vec<Action>, ConsultError> {
+        self.side("decide", Role::Requester)?;
+        check_reason(reason.as_ref())?;
+        let mut probe = self.clone();
+        probe.tick(now);
+        match probe.state() {
+            State::Open => {
+                return Err(ConsultError::PrematureDecision {
+                    deadline: self.deadline,
+                });
+            }
+            State::Decided => return Err(probe.illegal("decide")),
+            State::Answered
+                if probe.current_answer() == Some(Answer::InfoRequested)
+                    && decision == Decision::Granted =>
+            {
+                return Err(ConsultError::InfoOutstanding);
+            }
+            State::Answered | State::Expired => {}
+        }
+        let despite = match decision {
+            Decision::Granted => probe.despite_if_granted(),
+            Decision::Refused => Despite::None,
+        };
+        let payload = Payload::ConsultDecision(ConsultDecision {
+            consultation_id: self.id,
+            entry_id: self.entry_id,
+            decision,
+            reason: reason.clone(),
+            despite,
+        });
+        payload.validate()?;
+        *self = probe;
+        self.decision = Some(DecisionRecord {
+            decision,
+            reason,
+            despite,
+            at: now,
+        });
+        let actions = if despite == Despite::None {
+            vec![Action::Send {
+                to: self.origin.clone(),
+                payload,
+            }]
+        } else {
+            notice_recipients(&self.requester, &self.origin, admitted)
+                .into_iter()
+                .map(|to| Action::SendNotice {
+                    to,
+                    payload: payload.clone(),
+                })
+                .collect()
+        };
+        Ok(actions)
+    }
+
+    /// Origin: records the requester's decision. Refused from anyone but the
+    /// requester, for another entry, twice, and while the consultation is open before
+    /// its deadline by this node's clock ([`ConsultError::PrematureDecision`]: the
+    /// caller audits it).
+    pub fn receive_decision(
+        &mut self,
+        from: &AgencyCode,
+        d: &ConsultDecision,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.side("receive a decision", Role::Origin)?;
+        if from != &self.requester {
+            return Err(ConsultError::NotRequester {
+                from: from.clone(),
+                requester: self.requester.clone(),
+            });
+        }
+        self.same_id(d.consultation_id)?;
+        if d.entry_id != self.entry_id {
+            return Err(ConsultError::Mismatch {
+                expected: self.entry_id.to_hex(),
+                got: d.entry_id.to_hex(),
+            });
+        }
+        Payload::ConsultDecision(d.clone()).validate()?;
+        let mut probe = self.clone();
+        probe.tick(now);
+        match probe.state() {
+            State::Open => {
+                return Err(ConsultError::PrematureDecision {
+                    deadline: self.deadline,
+                });
+            }
+            State::Decided => return Err(probe.illegal("decide")),
+            State::Answered | State::Expired => {}
+        }
+        *self = probe;
+        self.decision = Some(DecisionRecord {
+            decision: d.decision,
+            reason: d.reason.clone(),
+            despite: d.despite,
+            at: now,
+        });
+        Ok(())
+    }
+
+    /// Where it stands.
+    pub fn state(&self) -> State {
+        if self.decision.is_some() {
+            State::Decided
+        } else if self.expired_at.is_some() {
+            State::Expired
+        } else if self.answers.last().is_some_and(|a| a.round == self.round) {
+            State::Answered
+        } else {
+            State::Open
+        }
+    }
+
+    /// The origin's answer to the current round, if any (also once decided).
+    pub fn current_answer(&self) -> Option<Answer> {
+        self.answers
+            .last()
+            .filter(|a| a.round == self.round)
+            .map(|a| a.answer)
+    }
+
+    /// The answer to show: the origin's, or for an expired consultation the one the
+    /// silence rule gives it.
+    pub fn deemed_answer(&self) -> Option<Answer> {
+        match self.expired_at {
+            Some(_) => Some(self.silence.as_answer()),
+            None => self.current_answer(),
+        }
+    }
+
+    /// The id.
+    pub fn id(&self) -> ConsultationId {
+        self.id
+    }
+    /// This node's side.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// The agency that asked.
+    pub fn requester(&self) -> &AgencyCode {
+        &self.requester
+    }
+    /// The entry's origin, which was asked.
+    pub fn origin(&self) -> &AgencyCode {
+        &self.origin
+    }
+    /// The entry consulted on.
+    pub fn entry_id(&self) -> EntryId {
+        self.entry_id
+    }
+    /// The record of the entry the requester held.
+    pub fn record_id(&self) -> RecordId {
+        self.record_id
+    }
+    /// That record's version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// The requester's file number.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+    /// The silence rule in force for this consultation.
+    pub fn silence(&self) -> SilenceMeans {
+        self.silence
+    }
+    /// When this node opened it (requester) or received the request (origin).
+    pub fn requested_at(&self) -> Timestamp {
+        self.requested_at
+    }
+    /// The current round's deadline.
+    pub fn deadline(&self) -> Timestamp {
+        self.deadline
+    }
+    /// The current round (1 for the request).
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+    /// The transaction, as last supplied.
+    pub fn details(&self) -> &TransactionDetails {
+        &self.details
+    }
+    /// Every answer, oldest first.
+    pub fn answers(&self) -> &[AnswerRecord] {
+        &self.answers
+    }
+    /// Every round of further information, oldest first.
+    pub fn infos(&self) -> &[InfoRecord] {
+        &self.infos
+    }
+    /// When it expired, if it did.
+    pub fn expired_at(&self) -> Option<Timestamp> {
+        self.expired_at
+    }
+    /// The decision, if made.
+    pub fn decision(&self) -> Option<&DecisionRecord> {
+        self.decision.as_ref()
+    }
+}
+
+/// One line of `wlnode consult list --json` (and the head of `show`): what an
+/// officer sees of a consultation, with the silence rule and the answer it deems.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsultationView {
+    /// The consultation.
+    pub consultation_id: ConsultationId,
+    /// The entry consulted on.
+    pub entry_id: EntryId,
+    /// The entry's origin, which was asked.
+    pub origin: AgencyCode,
+    /// The agency that asked.
+    pub requester: AgencyCode,
+    /// This node's side.
+    pub role: Role,
+    /// The requester's file number.
+    pub reference: String,
+    /// Where it stands.
+    pub state: State,
+    /// The current round (1 for the request).
+    pub round: u32,
+    /// The current round's deadline.
+    pub deadline: Timestamp,
+    /// What silence until the deadline means here.
+    pub silence: SilenceMeans,
+    /// The origin's answer to the current round, or for an expired consultation the
+    /// one the silence rule gives it ([`Consultation::deemed_answer`]).
+    pub answer: Option<Answer>,
+    /// Whether `answer` comes from the silence rule rather than the origin.
+    pub answer_by_silence: bool,
+    /// The decision, if made.
+    pub decision: Option<Decision>,
+    /// What a grant went against (`none` until decided).
+    pub despite: Despite,
+}
+
+impl Consultation {
+    /// What an officer sees of it.
+    pub fn view(&self) -> ConsultationView {
+        ConsultationView {
+            consultation_id: self.id,
+            entry_id: self.entry_id,
+            origin: self.origin.clone(),
+            requester: self.requester.clone(),
+            role: self.role,
+            reference: self.reference.clone(),
+            state: self.state(),
+            round: self.round,
+            deadline: self.deadline,
+            silence: self.silence,
+            answer: self.deemed_answer(),
+            answer_by_silence: self.expired_at.is_some(),
+            decision: self.decision.as_ref().map(|d| d.decision),
+            despite: self.decision.as_ref().map_or(Despite::None, |d| d.despite),
+        }
+    }
+}
+
+/// [`Consultation::tick`] over many: expires every open consultation past its
+/// deadline and returns their ids.
+pub fn tick_all<'a>(
+    consultations: impl IntoIterator<Item = &'a mut Consultation>,
+    now: Timestamp,
+) -> Vec<ConsultationId> {
+    consultations
+        .into_iter()
+        .filter_map(|c| c.tick(now).then_some(c.id))
+        .collect()
+}
+
+/// The bounds a `--deadline` may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadlineBounds {
+    /// Shortest.
+    pub min: Duration,
+    /// Longest (never above [`MAX_DEADLINE`]).
+    pub max: Duration,
+}
+
+impl DeadlineBounds {
+    /// One day to 365 days: a shorter deadline leaves the origin no working day to
+    /// answer, a longer one is no deadline. (Art. 16 itself names 30 working days;
+    /// `30d` is the usual choice.) A test federation may pass a smaller `min`.
+    pub const DEFAULT: Self = Self {
+        min: Duration::from_secs(86_400),
+        max: MAX_DEADLINE,
+    };
+}
+
+/// Why a `--deadline` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeadlineError {
+    /// Not `<number><unit>`.
+    #[error("deadline {0:?}: expected a number and a unit s, m, h, d or w, e.g. 30d")]
+    Syntax(String),
+    /// Out of bounds.
+    #[error("deadline {given:?} is outside {min_s} s to {max_s} s")]
+    OutOfBounds {
+        /// The input.
+        given: String,
+        /// The shortest allowed, in seconds.
+        min_s: u64,
+        /// The longest allowed, in seconds.
+        max_s: u64,
+    },
+}
+
+/// Parses a deadline such as `30d` (also `s`, `m`, `h`, `w`) within `bounds` (the CLI
+/// passes [`DeadlineBounds::DEFAULT`]); the caller adds it to `now`.
+pub fn parse_deadline(s: &str, bounds: DeadlineBounds) -> Result<Duration, DeadlineError> {
+    let syntax = || DeadlineError::Syntax(s.chars().take(32).collect());
+    let t = s.trim();
+    let unit_at = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(syntax)?;
+    let (num, unit) = t.split_at(unit_at);
+    if num.is_empty() || num.len() > 9 {
+        return Err(syntax());
+    }
+    let n: u64 = num.parse().map_err(|_| syntax())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(syntax()),
+    };
+    let d = Duration::from_secs(n.saturating_mul(secs));
+    let max = bounds.max.min(MAX_DEADLINE);
+    if d < bounds.min || d > max {
+        return Err(DeadlineError::OutOfBounds {
+            given: s.chars().take(32).collect(),
+            min_s: bounds.min.as_secs(),
+            max_s: max.as_secs(),
+        });
+    }
+    Ok(d)
+}
+
+/// `now + d` as a deadline.
+pub fn deadline_after(now: Timestamp, d: Duration) -> Timestamp {
+    Timestamp(now.as_millis().saturating_add(ms(d)))
+}

@@ -1,0 +1,465 @@
+//! The consultation trail and its auditor.
+//!
+//! A [`TrailEvent`] is what a node's audit log keeps of a consultation step: the
+//! consultation id, what happened, when, from whom to whom — metadata only, never a
+//! reason, a detail or a file number. [`audit_trail`] replays a sequence of them (one
+//! node's log, or several merged in log order) and reports every [`Violation`]:
+//! - a decision recorded while the consultation was open before its deadline (no
+//!   answer yet), or a grant while the origin's request for information was
+//!   outstanding ([`ViolationKind::PrematureDecision`]);
+//! - an answer at or after the deadline ([`ViolationKind::AnswerAfterDeadline`]);
+//! - a grant despite an objection or an expired denial followed by no
+//!   `notice_sent` at all ([`ViolationKind::GrantWithoutNotice`]). The auditor
+//!   works out "despite" from the trail itself, not from what the decision claims;
+//! - a step by the wrong party ([`ViolationKind::WrongParty`]);
+//! - anything else out of order: time going backwards within a consultation, a step
+//!   before the request, a second request, answer or decision, information nobody
+//!   asked for, an expiry before the deadline, a notice before the decision
+//!   ([`ViolationKind::OutOfOrder`]).
+//!
+//! An honest trail, as [`crate::Consultation`]'s transitions produce it, passes.
+//! [`summarize`] gives the timings the HTML report shows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wlnode_crypto::{AgencyCode, Timestamp};
+
+use crate::consultation::State;
+use crate::payload::{Answer, ConsultationId, Decision, Despite};
+
+/// What happened, with the metadata the auditor needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TrailKind {
+    /// The requester sent the request (`from` requester, `to` origin).
+    Requested {
+        /// The first round's deadline.
+        deadline: Timestamp,
+    },
+    /// A message of the consultation was delivered (receipt came back).
+    Delivered,
+    /// The origin answered (`from` origin).
+    Answered {
+        /// The answer.
+        answer: Answer,
+    },
+    /// The requester supplied further information, opening a round (`from`
+    /// requester).
+    InfoSupplied {
+        /// The new round's deadline.
+        deadline: Timestamp,
+    },
+    /// The deadline passed unanswered.
+    Expired,
+    /// The requester decided (`from` requester).
+    Decided {
+        /// The decision.
+        decision: Decision,
+        /// What the requester said the grant went against.
+        despite: Despite,
+    },
+    /// The decision notice went to one member (`from` requester, `to` the member).
+    NoticeSent,
+}
+
+impl TrailKind {
+    /// The name used in reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Requested { .. } => "requested",
+            Self::Delivered => "delivered",
+            Self::Answered { .. } => "answered",
+            Self::InfoSupplied { .. } => "info_supplied",
+            Self::Expired => "expired",
+            Self::Decided { .. } => "decided",
+            Self::NoticeSent => "notice_sent",
+        }
+    }
+}
+
+/// One step of a consultation, as an audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailEvent {
+    /// The consultation.
+    pub consultation_id: ConsultationId,
+    /// What happened.
+    pub kind: TrailKind,
+    /// When (the logging node's clock).
+    pub at: Timestamp,
+    /// The agency that acted.
+    pub from: AgencyCode,
+    /// The agency it addressed.
+    pub to: AgencyCode,
+}
+
+/// What is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ViolationKind {
+    /// A decision before both the answer and the deadline, or a grant while
+    /// information was outstanding.
+    PrematureDecision {
+        /// The deadline then in force.
+        deadline: Timestamp,
+    },
+    /// An answer at or after the deadline.
+    AnswerAfterDeadline {
+        /// The deadline.
+        deadline: Timestamp,
+    },
+    /// A grant despite an objection or an expired denial that notified nobody.
+    GrantWithoutNotice {
+        /// What it went against (worked out from the trail).
+        despite: Despite,
+    },
+    /// A step by an agency that is not the party for it.
+    WrongParty {
+        /// The party expected.
+        expected: AgencyCode,
+        /// The agency named.
+        got: AgencyCode,
+    },
+    /// A step out of order.
+    OutOfOrder {
+        /// What is out of order.
+        reason: &'static str,
+    },
+}
+
+/// One finding of [`audit_trail`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The consultation.
+    pub consultation_id: ConsultationId,
+    /// Position of the offending event in the trail (for a missing notice: the
+    /// decision).
+    pub index: usize,
+    /// The offending event's time.
+    pub at: Timestamp,
+    /// What is wrong.
+    pub kind: ViolationKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Answered(Answer),
+    Expired,
+    Decided,
+}
+
+#[derive(Debug)]
+struct Track {
+    requester: AgencyCode,
+    origin: AgencyCode,
+    requested_at: Timestamp,
+    deadline: Timestamp,
+    last_at: Timestamp,
+    phase: Phase,
+    first_answer_at: Option<Timestamp>,
+    decided: Option<(usize, Timestamp, Decision)>,
+    /// What a recorded grant went against, per the trail.
+    despite: Despite,
+    notices: u32,
+}
+
+struct Replay {
+    tracks: BTreeMap<ConsultationId, Track>,
+    violations: Vec<Violation>,
+}
+
+impl Replay {
+    fn flag(&mut self, e: &TrailEvent, index: usize, kind: ViolationKind) {
+        self.violations.push(Violation {
+            consultation_id: e.consultation_id,
+            index,
+            at: e.at,
+            kind,
+        });
+    }
+
+    fn out_of_order(&mut self, e: &TrailEvent, index: usize, reason: &'static str) {
+        self.flag(e, index, ViolationKind::OutOfOrder { reason });
+    }
+
+    fn party(&mut self, e: &TrailEvent, index: usize, expected: &AgencyCode) {
+        if &e.from != expected {
+            self.flag(
+                e,
+                index,
+                ViolationKind::WrongParty {
+                    expected: expected.clone(),
+                    got: e.from.clone(),
+                },
+            );
+        }
+    }
+
+    fn step(&mut self, index: usize, e: &TrailEvent) {
+        if let TrailKind::Requested { deadline } = e.kind {
+            if self.tracks.contains_key(&e.consultation_id) {
+                self.out_of_order(e, index, "a second request");
+                return;
+            }
+            if deadline <= e.at {
+                self.out_of_order(e, index, "a deadline not after the request");
+            }
+            self.tracks.insert(
+                e.consultation_id,
+                Track {
+                    requester: e.from.clone(),
+                    origin: e.to.clone(),
+                    requested_at: e.at,
+                    deadline,
+                    last_at: e.at,
+                    phase: Phase::Open,
+                    first_answer_at: None,
+                    decided: None,
+                    despite: Despite::None,
+                    notices: 0,
+                },
+            );
+            return;
+        }
+        let Some(t) = self.tracks.get(&e.consultation_id) else {
+            self.out_of_order(e, index, "a step before the request");
+            return;
+        };
+        let (requester, origin, deadline, phase) =
+            (t.requester.clone(), t.origin.clone(), t.deadline, t.phase);
+        if e.at < t.last_at {
+            self.out_of_order(e, index, "time goes backwards");
+        }
+        let mut next = phase;
+        match &e.kind {
+            TrailKind::Requested { .. } | TrailKind::Delivered => {}
+            TrailKind::Answered { answer } => {
+                self.party(e, index, &origin);
+                match phase {
+                    Phase::Open if e.at >= deadline => {
+                        self.flag(e, index, ViolationKind::AnswerAfterDeadline { deadline });
+                        next = Phase::Expired;
+                    }
+                    Phase::Open => next = Phase::Answered(*answer),
+                    Phase::Expired => {
+                        self.flag(e, index, ViolationKind::AnswerAfterDeadline { deadline });
+                    }
+                    Phase::Answered(_) => self.out_of_order(e, index, "a second answer"),
+                    Phase::Decided => self.out_of_order(e, index, "an answer after the decision"),
+                }
+            }
+            TrailKind::InfoSupplied { deadline: new } => {
+                self.party(e, index, &requester);
+                if phase == Phase::Answered(Answer::InfoRequested) {
+                    next = Phase::Open;
+                    if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                        t.deadline = *new;
+                    }
+                    if *new <= e.at {
+                        self.out_of_order(e, index, "a deadline not after the information");
+                    }
+                } else {
+                    self.out_of_order(e, index, "information nobody asked for");
+                }
+            }
+            TrailKind::Expired => match phase {
+                Phase::Open => {
+                    if e.at < deadline {
+                        self.out_of_order(e, index, "an expiry before the deadline");
+                    }
+                    next = Phase::Expired;
+                }
+                _ => self.out_of_order(e, index, "an expiry of a consultation not open"),
+            },
+            TrailKind::Decided { decision, .. } => {
+                self.party(e, index, &requester);
+                let granted = *decision == Decision::Granted;
+                let mut despite = Despite::None;
+                match phase {
+                    Phase::Open if e.at < deadline => {
+                        self.flag(e, index, ViolationKind::PrematureDecision { deadline });
+                    }
+                    // An expiry logged before the deadline does not make an early
+                    // decision any less premature.
+                    Phase::Expired if e.at < deadline => {
+                        self.flag(e, index, ViolationKind::PrematureDecision { deadline });
+                    }
+                    // Past the deadline unanswered: expired, whether or not logged.
+                    Phase::Open | Phase::Expired => {
+                        if granted {
+                            despite = Despite::ExpiredDenial;
+                        }
+                    }
+                    Phase::Answered(Answer::InfoRequested) => {
+                        if granted {
+                            self.flag(e, index, ViolationKind::PrematureDecision { deadline });
+                        }
+                    }
+                    Phase::Answered(Answer::Objection) => {
+                        if granted {
+                            despite = Despite::Objection;
+                        }
+                    }
+                    Phase::Answered(Answer::NoObjection) => {}
+                    Phase::Decided => self.out_of_order(e, index, "a second decision"),
+                }
+                if phase != Phase::Decided {
+                    next = Phase::Decided;
+                    if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                        t.decided = Some((index, e.at, *decision));
+                        t.despite = despite;
+                    }
+                }
+            }
+            TrailKind::NoticeSent => {
+                self.party(e, index, &requester);
+                if phase == Phase::Decided {
+                    if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                        t.notices = t.notices.saturating_add(1);
+                    }
+                } else {
+                    self.out_of_order(e, index, "a notice before the decision");
+                }
+            }
+        }
+        if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+            t.last_at = t.last_at.max(e.at);
+            if let (Phase::Answered(_), None) = (next, t.first_answer_at) {
+                t.first_answer_at = Some(e.at);
+            }
+            t.phase = next;
+        }
+    }
+
+    fn run(events: &[TrailEvent]) -> Self {
+        let mut r = Self {
+            tracks: BTreeMap::new(),
+            violations: Vec::new(),
+        };
+        for (i, e) in events.iter().enumerate() {
+            r.step(i, e);
+        }
+        let missing: Vec<Violation> = r
+            .tracks
+            .iter()
+            .filter_map(|(id, t)| match t.decided {
+                Some((index, at, Decision::Granted))
+                    if t.despite != Despite::None && t.notices == 0 =>
+                {
+                    Some(Violation {
+                        consultation_id: *id,
+                        index,
+                        at,
+                        kind: ViolationKind::GrantWithoutNotice { despite: t.despite },
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        r.violations.extend(missing);
+        r.violations.sort_by_key(|v| v.index);
+        r
+    }
+}
+
+/// Every violation in `events` (in trail order), empty for an honest trail.
+pub fn audit_trail(events: &[TrailEvent]) -> Vec<Violation> {
+    Replay::run(events).violations
+}
+
+/// One consultation's timings, for the report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConsultationTiming {
+    /// The consultation.
+    pub consultation_id: ConsultationId,
+    /// Where it stands at the end of the trail.
+    pub state: State,
+    /// From the request to the first answer, in milliseconds.
+    pub time_to_answer_ms: Option<u64>,
+    /// From the request to the decision, in milliseconds.
+    pub time_to_decision_ms: Option<u64>,
+    /// Whether it was granted despite an objection or an expired denial.
+    pub granted_despite: bool,
+    /// How many decision notices went out.
+    pub notices: u32,
+}
+
+/// The consultations section of the HTML report: counts and timings, no content.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrailSummary {
+    /// Consultations in the trail.
+    pub consultations: usize,
+    /// Still open.
+    pub open: usize,
+    /// Answered, not yet decided.
+    pub answered: usize,
+    /// Expired, not yet decided.
+    pub expired: usize,
+    /// Decided.
+    pub decided: usize,
+    /// Granted despite an objection or an expired denial.
+    pub granted_despite: usize,
+    /// Median time to the first answer, in milliseconds.
+    pub median_time_to_answer_ms: Option<u64>,
+    /// Median time to the decision, in milliseconds.
+    pub median_time_to_decision_ms: Option<u64>,
+    /// Violations [`audit_trail`] finds.
+    pub violations: usize,
+    /// Per consultation, in id order.
+    pub timings: Vec<ConsultationTiming>,
+}
+
+fn median(mut v: Vec<u64>) -> Option<u64> {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+/// Counts and timings of every consultation in `events`.
+pub fn summarize(events: &[TrailEvent]) -> TrailSummary {
+    let r = Replay::run(events);
+    let timings: Vec<ConsultationTiming> = r
+        .tracks
+        .iter()
+        .map(|(id, t)| {
+            let since = |at: Timestamp| at.as_millis().saturating_sub(t.requested_at.as_millis());
+            ConsultationTiming {
+                consultation_id: *id,
+                state: match t.phase {
+                    Phase::Open => State::Open,
+                    Phase::Answered(_) => State::Answered,
+                    Phase::Expired => State::Expired,
+                    Phase::Decided => State::Decided,
+                },
+                time_to_answer_ms: t.first_answer_at.map(since),
+                time_to_decision_ms: t.decided.map(|(_, at, _)| since(at)),
+                granted_despite: matches!(t.decided, Some((_, _, Decision::Granted)))
+                    && t.despite != Despite::None,
+                notices: t.notices,
+            }
+        })
+        .collect();
+    let count = |s: State| timings.iter().filter(|t| t.state == s).count();
+    TrailSummary {
+        consultations: timings.len(),
+        open: count(State::Open),
+        answered: count(State::Answered),
+        expired: count(State::Expired),
+        decided: count(State::Decided),
+        granted_despite: timings.iter().filter(|t| t.granted_despite).count(),
+        median_time_to_answer_ms: median(
+            timings.iter().filter_map(|t| t.time_to_answer_ms).collect(),
+        ),
+        median_time_to_decision_ms: median(
+            timings
+                .iter()
+                .filter_map(|t| t.time_to_decision_ms)
+                .collect(),
+        ),
+        violations: r.violations.len(),
+        timings,
+    }
+}

@@ -1,0 +1,684 @@
+//! Every transition of the consultation state machine, on both sides, and every
+//! illegal move: each refused move leaves the consultation unchanged.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use wlnode_consult::{
+    Action, Answer, ConsultAnswer, ConsultDecision, ConsultError, ConsultInfo, Consultation,
+    ConsultationId, DeadlineBounds, DeadlineError, Decision, Despite, MAX_ROUNDS, Payload,
+    PayloadError, Role, SilenceMeans, State, deadline_after, notice_recipients, parse_deadline,
+    tick_all,
+};
+use wlnode_crypto::{AgencyCode, EntryId, Timestamp};
+
+const SILENCES: [SilenceMeans; 2] = [SilenceMeans::NoObjection, SilenceMeans::Objection];
+
+/// The origin answers; the requester records it. Returns the answer sent.
+fn answer_both(
+    r: &mut Consultation,
+    o: &mut Consultation,
+    answer: Answer,
+    now: Timestamp,
+) -> ConsultAnswer {
+    let reason = (answer != Answer::NoObjection).then(|| "because".to_string());
+    let actions = o.answer(answer, reason, now).unwrap();
+    let (to, payload) = only_send(&actions);
+    assert_eq!(to, &req());
+    let Payload::ConsultAnswer(a) = payload else {
+        panic!("{payload:?}")
+    };
+    r.receive_answer(&org(), a, now).unwrap();
+    a.clone()
+}
+
+fn decision_of(actions: &[Action]) -> ConsultDecision {
+    match actions[0].payload() {
+        Payload::ConsultDecision(d) => d.clone(),
+        p => panic!("{p:?}"),
+    }
+}
+
+/// Runs `f` on a clone, expects the error, and checks the original is unchanged by
+/// running it on the original too.
+fn refused<T: std::fmt::Debug>(
+    c: &mut Consultation,
+    f: impl Fn(&mut Consultation) -> Result<T, ConsultError>,
+) -> ConsultError {
+    let before = c.clone();
+    let e = f(c).unwrap_err();
+    assert_eq!(*c, before, "a refused move changed the consultation ({e})");
+    e
+}
+
+#[test]
+fn a_request_opens_the_consultation_and_goes_to_the_origin() {
+    let (r, actions) = Consultation::request(new_request(SilenceMeans::Objection), T0).unwrap();
+    assert_eq!(r.state(), State::Open);
+    assert_eq!(r.role(), Role::Requester);
+    assert_eq!(r.round(), 1);
+    assert_eq!(r.silence(), SilenceMeans::Objection);
+    assert_eq!(r.deadline(), at(30));
+    let (to, payload) = only_send(&actions);
+    assert_eq!(to, &org());
+    assert_eq!(payload, &Payload::ConsultRequest(r.request_payload()));
+    assert_eq!(payload.kind(), "consult_request");
+}
+
+#[test]
+fn the_origin_opens_its_side_with_the_same_terms() {
+    for silence in SILENCES {
+        let (r, o) = pair(silence);
+        assert_eq!(o.role(), Role::Origin);
+        assert_eq!(o.state(), State::Open);
+        assert_eq!(
+            (o.id(), o.requester(), o.origin()),
+            (r.id(), r.requester(), r.origin())
+        );
+        assert_eq!(o.request_payload(), r.request_payload());
+        assert_eq!(o.silence(), silence);
+    }
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    let mut n = new_request(SilenceMeans::Objection);
+    n.origin = req();
+    assert!(matches!(
+        Consultation::request(n, T0),
+        Err(ConsultError::SelfConsultation(_))
+    ));
+    let mut n = new_request(SilenceMeans::Objection);
+    n.deadline = T0;
+    assert!(matches!(
+        Consultation::request(n, T0),
+        Err(ConsultError::BadDeadline { .. })
+    ));
+    let mut n = new_request(SilenceMeans::Objection);
+    n.deadline = at(366);
+    assert!(matches!(
+        Consultation::request(n, T0),
+        Err(ConsultError::BadDeadline { .. })
+    ));
+    let mut n = new_request(SilenceMeans::Objection);
+    n.details.items.clear();
+    assert!(matches!(
+        Consultation::request(n, T0),
+        Err(ConsultError::Invalid(PayloadError::Invalid { .. }))
+    ));
+    // At the origin: from itself, or a deadline beyond 365 days and the clock skew.
+    let (r, _) = pair(SilenceMeans::Objection);
+    let body = r.request_payload();
+    assert!(matches!(
+        Consultation::receive_request(&org(), &org(), body.clone(), SilenceMeans::Objection, T0),
+        Err(ConsultError::SelfConsultation(_))
+    ));
+    let mut far = body;
+    far.deadline = at(367);
+    assert!(matches!(
+        Consultation::receive_request(&org(), &req(), far, SilenceMeans::Objection, T0),
+        Err(ConsultError::BadDeadline { .. })
+    ));
+}
+
+#[test]
+fn a_request_arriving_after_its_deadline_is_expired_on_arrival() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let o = Consultation::receive_request(
+        &org(),
+        &req(),
+        r.request_payload(),
+        SilenceMeans::Objection,
+        at(31),
+    )
+    .unwrap();
+    assert_eq!(o.state(), State::Expired);
+    assert_eq!(o.expired_at(), Some(at(31)));
+}
+
+#[test]
+fn an_objection_is_answered_and_recorded_on_both_sides() {
+    let (mut r, mut o) = pair(SilenceMeans::NoObjection);
+    let a = answer_both(&mut r, &mut o, Answer::Objection, at(5));
+    assert_eq!(a.round, 1);
+    for c in [&r, &o] {
+        assert_eq!(c.state(), State::Answered);
+        assert_eq!(c.current_answer(), Some(Answer::Objection));
+        assert_eq!(c.deemed_answer(), Some(Answer::Objection));
+        assert_eq!(c.answers().len(), 1);
+        assert_eq!(c.answers()[0].reason.as_deref(), Some("because"));
+    }
+}
+
+#[test]
+fn answering_is_the_origins_alone_and_once() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    // At the requester's side.
+    let e = refused(&mut r, |c| c.answer(Answer::NoObjection, None, at(2)));
+    assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+    // An answer from someone other than the origin.
+    let a = ConsultAnswer {
+        consultation_id: r.id(),
+        round: 1,
+        answer: Answer::NoObjection,
+        reason: None,
+    };
+    let e = refused(&mut r, |c| c.receive_answer(&agency("CC-THIRD"), &a, at(2)));
+    assert!(matches!(e, ConsultError::NotOrigin { .. }), "{e}");
+    // The requester itself forging the origin's answer at the origin's side.
+    let e = refused(&mut o, |c| c.receive_answer(&req(), &a, at(2)));
+    assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+    // Without the reason an objection needs.
+    let e = refused(&mut o, |c| c.answer(Answer::Objection, None, at(2)));
+    assert!(matches!(e, ConsultError::Invalid(_)), "{e}");
+    // Twice.
+    answer_both(&mut r, &mut o, Answer::NoObjection, at(3));
+    let e = refused(&mut o, |c| {
+        c.answer(Answer::Objection, Some("late".into()), at(4))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &a, at(4)));
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+}
+
+#[test]
+fn an_answer_for_another_consultation_or_round_is_refused() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    let other = ConsultAnswer {
+        consultation_id: ConsultationId([9; 16]),
+        round: 1,
+        answer: Answer::NoObjection,
+        reason: None,
+    };
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &other, at(2)));
+    assert!(matches!(e, ConsultError::Mismatch { .. }), "{e}");
+    let stale = ConsultAnswer {
+        consultation_id: r.id(),
+        round: 2,
+        ..other
+    };
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &stale, at(2)));
+    assert_eq!(
+        e,
+        ConsultError::StaleRound {
+            expected: 1,
+            got: 2
+        }
+    );
+}
+
+#[test]
+fn an_answer_after_the_deadline_is_refused_and_the_consultation_expires() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    let e = o.answer(Answer::NoObjection, None, at(30)).unwrap_err();
+    assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
+    assert_eq!(o.state(), State::Expired);
+    let a = ConsultAnswer {
+        consultation_id: r.id(),
+        round: 1,
+        answer: Answer::NoObjection,
+        reason: None,
+    };
+    let e = r.receive_answer(&org(), &a, at(31)).unwrap_err();
+    assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
+    assert_eq!(r.state(), State::Expired);
+    assert!(r.answers().is_empty());
+    // Once expired, a later answer stays refused.
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &a, at(32)));
+    assert!(matches!(e, ConsultError::AnswerAfterDeadline { .. }), "{e}");
+}
+
+#[test]
+fn tick_expires_open_consultations_at_the_deadline_only() {
+    for silence in SILENCES {
+        let (mut r, mut o) = pair(silence);
+        assert!(!r.tick(at(29)));
+        assert_eq!(r.state(), State::Open);
+        assert!(r.tick(at(30)));
+        assert_eq!(r.state(), State::Expired);
+        assert_eq!(r.expired_at(), Some(at(30)));
+        assert!(!r.tick(at(31)), "expires once");
+        assert_eq!(r.expired_at(), Some(at(30)));
+        // The silence rule is shown as the answer.
+        assert_eq!(r.deemed_answer(), Some(silence.as_answer()));
+        assert_eq!(r.current_answer(), None);
+        // An answered consultation does not expire.
+        o.answer(Answer::NoObjection, None, at(2)).unwrap();
+        assert!(!o.tick(at(100)));
+        assert_eq!(o.state(), State::Answered);
+    }
+}
+
+#[test]
+fn tick_all_expires_every_open_consultation_past_its_deadline() {
+    let (mut a, _) = pair(SilenceMeans::Objection);
+    let mut n = new_request(SilenceMeans::Objection);
+    n.id = ConsultationId([8; 16]);
+    n.deadline = at(60);
+    let (mut b, _) = Consultation::request(n, T0).unwrap();
+    let expired = tick_all([&mut a, &mut b], at(45));
+    assert_eq!(expired, vec![a.id()]);
+    assert_eq!((a.state(), b.state()), (State::Expired, State::Open));
+    assert!(tick_all([&mut a, &mut b], at(45)).is_empty());
+}
+
+#[test]
+fn info_requested_opens_another_round_and_the_origin_answers_again() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::InfoRequested, at(3));
+    assert_eq!(r.current_answer(), Some(Answer::InfoRequested));
+    // Waiting for the requester: the deadline is suspended.
+    assert!(!r.tick(at(31)) && !o.tick(at(31)));
+    let mut d = details();
+    d.end_user = "Example Industrial Ltd (Sharjah branch)".into();
+    let actions = r
+        .supply_info(
+            "End-use statement attached.".into(),
+            Some(d.clone()),
+            at(45),
+            at(31),
+        )
+        .unwrap();
+    let (to, payload) = only_send(&actions);
+    assert_eq!(to, &org());
+    let Payload::ConsultInfo(info) = payload else {
+        panic!("{payload:?}")
+    };
+    assert_eq!((info.round, info.deadline), (2, at(45)));
+    o.receive_info(&req(), info, at(31)).unwrap();
+    for c in [&r, &o] {
+        assert_eq!(c.state(), State::Open);
+        assert_eq!(c.round(), 2);
+        assert_eq!(c.deadline(), at(45));
+        assert_eq!(c.details(), &d);
+        assert_eq!(c.infos().len(), 1);
+        assert_eq!(c.current_answer(), None);
+    }
+    let a = answer_both(&mut r, &mut o, Answer::NoObjection, at(33));
+    assert_eq!(a.round, 2);
+    let actions = r.decide(Decision::Granted, None, &[org()], at(34)).unwrap();
+    let (to, _) = only_send(&actions);
+    assert_eq!(to, &org());
+    assert_eq!(decision_of(&actions).despite, Despite::None);
+    o.receive_decision(&req(), &decision_of(&actions), at(34))
+        .unwrap();
+    assert_eq!(o.state(), State::Decided);
+    assert_eq!(r.answers().len(), 2);
+}
+
+#[test]
+fn information_moves_are_checked() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    // Nobody asked.
+    let e = refused(&mut r, |c| c.supply_info("x".into(), None, at(40), at(2)));
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    answer_both(&mut r, &mut o, Answer::InfoRequested, at(3));
+    // At the origin's side, with a past deadline, too far ahead.
+    let e = refused(&mut o, |c| c.supply_info("x".into(), None, at(40), at(4)));
+    assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+    let e = refused(&mut r, |c| c.supply_info("x".into(), None, at(4), at(4)));
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
+    let e = refused(&mut r, |c| c.supply_info("x".into(), None, at(400), at(4)));
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
+    let e = refused(&mut r, |c| {
+        c.supply_info("bad\u{0}".into(), None, at(40), at(4))
+    });
+    assert!(matches!(e, ConsultError::Invalid(_)), "{e}");
+    // From someone other than the requester, or for the wrong round.
+    let info = ConsultInfo {
+        consultation_id: o.id(),
+        round: 2,
+        deadline: at(40),
+        text: "more".into(),
+        details: None,
+    };
+    let e = refused(&mut o, |c| {
+        c.receive_info(&agency("CC-THIRD"), &info, at(4))
+    });
+    assert!(matches!(e, ConsultError::NotRequester { .. }), "{e}");
+    let stale = ConsultInfo {
+        round: 3,
+        ..info.clone()
+    };
+    let e = refused(&mut o, |c| c.receive_info(&req(), &stale, at(4)));
+    assert_eq!(
+        e,
+        ConsultError::StaleRound {
+            expected: 2,
+            got: 3
+        }
+    );
+    // A grant must wait for the information; a refusal need not.
+    let e = refused(&mut r, |c| c.decide(Decision::Granted, None, &[], at(5)));
+    assert_eq!(e, ConsultError::InfoOutstanding);
+    let mut r2 = r.clone();
+    let actions = r2.decide(Decision::Refused, None, &[], at(5)).unwrap();
+    assert_eq!(only_send(&actions).0, &org());
+    assert_eq!(r2.state(), State::Decided);
+}
+
+#[test]
+fn a_consultation_has_at_most_max_rounds() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    let mut day = 2;
+    for round in 1..=MAX_ROUNDS {
+        assert_eq!(r.round(), round);
+        answer_both(&mut r, &mut o, Answer::InfoRequested, at(day));
+        day += 1;
+        if round == MAX_ROUNDS {
+            break;
+        }
+        let actions = r
+            .supply_info("more".into(), None, at(day + 20), at(day))
+            .unwrap();
+        let Payload::ConsultInfo(info) = actions[0].payload() else {
+            panic!()
+        };
+        o.receive_info(&req(), info, at(day)).unwrap();
+    }
+    let e = refused(&mut r, |c| {
+        c.supply_info("more".into(), None, at(day + 20), at(day))
+    });
+    assert_eq!(e, ConsultError::TooManyRounds { max: MAX_ROUNDS });
+    let info = ConsultInfo {
+        consultation_id: o.id(),
+        round: MAX_ROUNDS + 1,
+        deadline: at(day + 20),
+        text: "more".into(),
+        details: None,
+    };
+    let e = refused(&mut o, |c| c.receive_info(&req(), &info, at(day)));
+    assert_eq!(e, ConsultError::TooManyRounds { max: MAX_ROUNDS });
+}
+
+#[test]
+fn no_decision_before_the_answer_or_the_deadline() {
+    let (mut r, _) = pair(SilenceMeans::NoObjection);
+    for d in [Decision::Granted, Decision::Refused] {
+        let e = refused(&mut r, |c| c.decide(d, None, &[org()], at(29)));
+        assert_eq!(e, ConsultError::PrematureDecision { deadline: at(30) });
+    }
+}
+
+#[test]
+fn deciding_is_the_requesters_alone_and_once() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::NoObjection, at(2));
+    let e = refused(&mut o, |c| c.decide(Decision::Granted, None, &[], at(3)));
+    assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+    let e = refused(&mut r, |c| {
+        c.decide(Decision::Granted, Some("\u{7}".into()), &[], at(3))
+    });
+    assert!(matches!(e, ConsultError::Invalid(_)), "{e}");
+    r.decide(Decision::Granted, Some("No objection.".into()), &[], at(3))
+        .unwrap();
+    assert_eq!(r.state(), State::Decided);
+    let d = r.decision().unwrap();
+    assert_eq!(
+        (d.decision, d.despite, d.at),
+        (Decision::Granted, Despite::None, at(3))
+    );
+    let e = refused(&mut r, |c| c.decide(Decision::Refused, None, &[], at(4)));
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    // Nothing moves a decided consultation.
+    assert!(!r.tick(at(100)));
+    assert_eq!(r.state(), State::Decided);
+}
+
+#[test]
+fn a_grant_despite_an_objection_notifies_every_admitted_member_and_no_one_else() {
+    let (mut r, mut o) = pair(SilenceMeans::NoObjection);
+    answer_both(&mut r, &mut o, Answer::Objection, at(2));
+    let admitted = [
+        agency("DD-FOUR"),
+        req(),
+        org(),
+        agency("CC-THIRD"),
+        agency("DD-FOUR"),
+    ];
+    let actions = r
+        .decide(
+            Decision::Granted,
+            Some("National interest.".into()),
+            &admitted,
+            at(3),
+        )
+        .unwrap();
+    let to: Vec<&AgencyCode> = actions
+        .iter()
+        .map(|a| match a {
+            Action::SendNotice { to, .. } => to,
+            Action::Send { .. } => panic!("a plain send: {a:?}"),
+        })
+        .collect();
+    assert_eq!(to, [&org(), &agency("CC-THIRD"), &agency("DD-FOUR")]);
+    let d = decision_of(&actions);
+    assert_eq!(
+        (d.decision, d.despite),
+        (Decision::Granted, Despite::Objection)
+    );
+    assert!(actions.iter().all(|a| a.payload() == actions[0].payload()));
+    assert_eq!(r.decision().unwrap().despite, Despite::Objection);
+    // The origin records it as its decision.
+    o.receive_decision(&req(), &d, at(3)).unwrap();
+    assert_eq!(o.decision().unwrap().despite, Despite::Objection);
+}
+
+#[test]
+fn a_refusal_or_a_grant_without_objection_goes_to_the_origin_only() {
+    for (answer, decision) in [
+        (Answer::Objection, Decision::Refused),
+        (Answer::NoObjection, Decision::Granted),
+        (Answer::NoObjection, Decision::Refused),
+    ] {
+        let (mut r, mut o) = pair(SilenceMeans::Objection);
+        answer_both(&mut r, &mut o, answer, at(2));
+        let actions = r
+            .decide(decision, None, &[org(), agency("CC-THIRD")], at(3))
+            .unwrap();
+        assert_eq!(only_send(&actions).0, &org());
+        assert_eq!(decision_of(&actions).despite, Despite::None);
+    }
+}
+
+#[test]
+fn any_grant_on_an_expired_consultation_is_despite_the_denial() {
+    for silence in SILENCES {
+        let (mut r, _) = pair(silence);
+        // Not ticked: deciding past the deadline expires it first.
+        let actions = r
+            .decide(
+                Decision::Granted,
+                None,
+                &[org(), agency("CC-THIRD")],
+                at(31),
+            )
+            .unwrap();
+        assert_eq!(r.expired_at(), Some(at(31)));
+        assert_eq!(r.decision().unwrap().despite, Despite::ExpiredDenial);
+        assert_eq!(r.deemed_answer(), Some(silence.as_answer()));
+        let to: Vec<&AgencyCode> = actions
+            .iter()
+            .map(|a| {
+                assert!(matches!(a, Action::SendNotice { .. }));
+                a.to()
+            })
+            .collect();
+        assert_eq!(to, [&org(), &agency("CC-THIRD")]);
+        // A refusal of an expired one notifies only the origin.
+        let (mut r, _) = pair(silence);
+        r.tick(at(30));
+        let actions = r
+            .decide(Decision::Refused, None, &[agency("CC-THIRD")], at(31))
+            .unwrap();
+        assert_eq!(only_send(&actions).0, &org());
+    }
+}
+
+#[test]
+fn notice_recipients_never_leave_the_admitted_members() {
+    let admitted = [agency("CC-THIRD"), req(), agency("CC-THIRD")];
+    let to = notice_recipients(&req(), &org(), &admitted);
+    assert_eq!(to, [org(), agency("CC-THIRD")]);
+    assert_eq!(notice_recipients(&req(), &org(), &[]), [org()]);
+    assert_eq!(notice_recipients(&req(), &org(), &[req()]), [org()]);
+}
+
+#[test]
+fn the_origin_checks_the_decision_it_is_sent() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    let d = ConsultDecision {
+        consultation_id: o.id(),
+        entry_id: o.entry_id(),
+        decision: Decision::Granted,
+        reason: None,
+        despite: Despite::ExpiredDenial,
+    };
+    // Before the answer and the deadline by the origin's clock.
+    let e = refused(&mut o, |c| c.receive_decision(&req(), &d, at(10)));
+    assert_eq!(e, ConsultError::PrematureDecision { deadline: at(30) });
+    // From someone else; about another entry; at the requester's side.
+    let e = refused(&mut o, |c| {
+        c.receive_decision(&agency("CC-THIRD"), &d, at(31))
+    });
+    assert!(matches!(e, ConsultError::NotRequester { .. }), "{e}");
+    let other = ConsultDecision {
+        entry_id: EntryId([5; 16]),
+        ..d.clone()
+    };
+    let e = refused(&mut o, |c| c.receive_decision(&req(), &other, at(31)));
+    assert!(matches!(e, ConsultError::Mismatch { .. }), "{e}");
+    let e = refused(&mut r, |c| c.receive_decision(&req(), &d, at(31)));
+    assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+    // After the deadline: recorded (expiring first), once.
+    o.receive_decision(&req(), &d, at(31)).unwrap();
+    assert_eq!(o.state(), State::Decided);
+    assert_eq!(o.expired_at(), Some(at(31)));
+    let e = refused(&mut o, |c| c.receive_decision(&req(), &d, at(32)));
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+}
+
+#[test]
+fn a_consultation_survives_a_store_round_trip() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::Objection, at(2));
+    let json = serde_json::to_string(&r).unwrap();
+    let back: Consultation = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn deadlines_parse_within_bounds() {
+    let b = DeadlineBounds::DEFAULT;
+    assert_eq!(
+        parse_deadline("30d", b).unwrap(),
+        Duration::from_secs(30 * 86_400)
+    );
+    assert_eq!(
+        parse_deadline("2w", b).unwrap(),
+        Duration::from_secs(14 * 86_400)
+    );
+    assert_eq!(
+        parse_deadline("24h", b).unwrap(),
+        Duration::from_secs(86_400)
+    );
+    assert_eq!(
+        parse_deadline("365d", b).unwrap(),
+        Duration::from_secs(365 * 86_400)
+    );
+    for bad in ["30", "d", "30x", "-1d", "1.5d", "30 d", "", "9999999999d"] {
+        assert!(
+            matches!(parse_deadline(bad, b), Err(DeadlineError::Syntax(_))),
+            "{bad}"
+        );
+    }
+    for out in ["0d", "23h", "366d", "53w", "999999999w"] {
+        assert!(
+            matches!(
+                parse_deadline(out, b),
+                Err(DeadlineError::OutOfBounds { .. })
+            ),
+            "{out}"
+        );
+    }
+    // A test federation may allow seconds, never more than 365 days.
+    let test = DeadlineBounds {
+        min: Duration::from_secs(1),
+        max: Duration::from_secs(10 * 365 * 86_400),
+    };
+    assert_eq!(parse_deadline("5s", test).unwrap(), Duration::from_secs(5));
+    assert!(parse_deadline("366d", test).is_err());
+    assert_eq!(
+        deadline_after(T0, Duration::from_secs(86_400)),
+        Timestamp(T0.0 + DAY)
+    );
+}
+
+#[test]
+fn the_view_shows_the_answer_silence_gives_and_the_decision() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    let v = r.view();
+    assert_eq!(
+        (v.state, v.answer, v.answer_by_silence),
+        (State::Open, None, false)
+    );
+    assert_eq!(
+        (v.origin, v.requester, v.role),
+        (org(), req(), Role::Requester)
+    );
+    r.decide(Decision::Granted, None, &[org()], at(31)).unwrap();
+    let v = r.view();
+    assert_eq!(v.state, State::Decided);
+    assert_eq!(
+        (v.answer, v.answer_by_silence),
+        (Some(Answer::Objection), true)
+    );
+    assert_eq!(
+        (v.decision, v.despite),
+        (Some(Decision::Granted), Despite::ExpiredDenial)
+    );
+    let json = serde_json::to_value(&v).unwrap();
+    for key in [
+        "consultation_id",
+        "entry_id",
+        "origin",
+        "requester",
+        "reference",
+        "state",
+        "deadline",
+        "answer",
+        "decision",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    assert_eq!(json["state"], "decided");
+    assert_eq!(json["silence"], "objection");
+}
+
+#[cfg(feature = "openapi")]
+#[test]
+fn the_json_types_have_openapi_schemas() {
+    use utoipa::PartialSchema;
+    let schema = serde_json::to_value(wlnode_consult::TransactionDetails::schema()).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    for key in [
+        "items",
+        "end_user",
+        "consignee",
+        "destination_country",
+        "value",
+        "free_text",
+    ] {
+        assert!(props.contains_key(key), "{key}: {schema}");
+    }
+    let view = serde_json::to_value(wlnode_consult::ConsultationView::schema()).unwrap();
+    assert!(view["properties"]["state"].is_object(), "{view}");
+}

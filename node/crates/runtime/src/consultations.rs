@@ -1,0 +1,738 @@
+//! Art. 16 consultations in the running node (issue 21): the store of consultations
+//! this agency sent or received, and the task that applies incoming consultation
+//! messages and deadlines to them.
+//!
+//! Every decision about a consultation is the pure `wlnode_consult::Consultation`'s;
+//! this module looks up the entry (origin, head record, distribution), turns the
+//! machine's actions into sealed messages through [`Mail`], persists each
+//! consultation in `LocalTable::Consultations`, audits each officer's write as an
+//! `acted` event, and keeps per consultation which of its messages were delivered
+//! (from the recipients' signed receipts). A grant despite a denial computes the
+//! members the entry's distribution admits with the policy crate's `admits`, so the
+//! notice reaches every admitted member and nobody else.
+//!
+//! Table layout: `c` + consultation id → [`Held`] (JSON); `m` + message id →
+//! consultation id; `p` + message id → (empty): an inbox message already applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, broadcast, watch};
+use wlnode_consult::{
+    Action, Answer, ConsultError, Consultation, ConsultationId, Decision, NewRequest, Payload,
+    Role as ConsultRole, SilenceMeans, State, TransactionDetails, deadline_after,
+};
+use wlnode_crypto::mail::MAX_EXPIRY_MS;
+use wlnode_crypto::model::{AgencyCode, EntryId, MessageId};
+use wlnode_crypto::roster::SilenceRule;
+use wlnode_crypto::time::Timestamp;
+use wlnode_store::tables::{LocalTable, MAX_RANGE};
+use wlnode_store::{StoreError, StoreHandle};
+
+use crate::mail::{InboxItem, Mail, MailNotice, MailSendError};
+use crate::trust::TrustCell;
+use crate::users::acted;
+
+const CONSULT: u8 = b'c';
+const MESSAGE: u8 = b'm';
+const APPLIED: u8 = b'p';
+
+/// Why a consultation operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsultServiceError {
+    /// No such consultation or entry.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is not valid here (own entry, unknown origin, bad version).
+    #[error("{0}")]
+    Invalid(String),
+    /// The consultation's rules refused it.
+    #[error("{0}")]
+    Consult(#[from] ConsultError),
+    /// Sending failed.
+    #[error("{0}")]
+    Mail(#[from] MailSendError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored consultation does not decode.
+    #[error("consultation table is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One of a consultation's messages and whether it arrived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    /// The sealed message.
+    pub message_id: MessageId,
+    /// Its type (`consult_request`, ...).
+    pub kind: String,
+    /// Its recipient.
+    pub to: AgencyCode,
+    /// `pending`, `delivered` (signed receipt back), `expired`, or `undeliverable`
+    /// (a notice to a member without an encryption key; its id is all zeros).
+    pub delivery: String,
+    /// Whether it was a decision notice ("granted despite denial").
+    #[serde(default)]
+    pub notice: bool,
+}
+
+/// A consultation as this node keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The state machine.
+    pub consultation: Consultation,
+    /// Messages this node sent for it.
+    #[serde(default)]
+    pub messages: Vec<MessageRef>,
+}
+
+fn silence_of(r: SilenceRule) -> SilenceMeans {
+    match r {
+        SilenceRule::NoObjection => SilenceMeans::NoObjection,
+        SilenceRule::Objection => SilenceMeans::Objection,
+    }
+}
+
+/// The trail steps (audit events, metadata only) between two states of one
+/// consultation, with a `notice_sent` step for each notice in `notices`.
+fn trail(
+    before: Option<&Consultation>,
+    after: &Consultation,
+    notices: &[MessageRef],
+) -> Vec<wlnode_audit::event::Event> {
+    use wlnode_consult::{TrailEvent, TrailKind};
+    let (requester, origin) = (after.requester().clone(), after.origin().clone());
+    let step = |kind: TrailKind, at: Timestamp, from: &AgencyCode, to: &AgencyCode| {
+        wlnode_audit::event::Event::new(
+            Timestamp::now().as_millis(),
+            wlnode_audit::event::EventKind::Consultation {
+                step: TrailEvent {
+                    consultation_id: after.id(),
+                    kind,
+                    at,
+                    from: from.clone(),
+                    to: to.clone(),
+                },
+            },
+        )
+    };
+    let mut out = Vec::new();
+    if before.is_none() {
+        out.push(step(
+            TrailKind::Requested {
+                deadline: after.deadline(),
+            },
+            after.requested_at(),
+            &requester,
+            &origin,
+        ));
+    }
+    let (answers, infos, expired, decided) = before.map_or((0, 0, false, false), |b| {
+        (
+            b.answers().len(),
+            b.infos().len(),
+            b.expired_at().is_some(),
+            b.decision().is_some(),
+        )
+    });
+    // In the order they happened.
+    let mut steps: Vec<(Timestamp, wlnode_audit::event::Event)> = Vec::new();
+    for a in after.answers().iter().skip(answers) {
+        steps.push((
+            a.at,
+            step(
+                TrailKind::Answered { answer: a.answer },
+                a.at,
+                &origin,
+                &requester,
+            ),
+        ));
+    }
+    for i in after.infos().iter().skip(infos) {
+        steps.push((
+            i.at,
+            step(
+                TrailKind::InfoSupplied {
+                    deadline: after.deadline(),
+                },
+                i.at,
+                &requester,
+                &origin,
+            ),
+        ));
+    }
+    if let (false, Some(at)) = (expired, after.expired_at()) {
+        steps.push((at, step(TrailKind::Expired, at, &origin, &requester)));
+    }
+    if let (false, Some(d)) = (decided, after.decision()) {
+        steps.push((
+            d.at,
+            step(
+                TrailKind::Decided {
+                    decision: d.decision,
+                    despite: d.despite,
+                },
+                d.at,
+                &requester,
+                &origin,
+            ),
+        ));
+        for n in notices
+            .iter()
+            .filter(|n| n.notice && n.delivery != "undeliverable")
+        {
+            steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
+        }
+        // At the origin, a decision "despite" arrives as the notice itself.
+        if after.role() == ConsultRole::Origin && d.despite != wlnode_consult::Despite::None {
+            steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &origin)));
+        }
+    }
+    steps.sort_by_key(|(at, _)| *at);
+    out.extend(steps.into_iter().map(|(_, e)| e));
+    out
+}
+
+fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(b);
+    k
+}
+
+/// The node's consultations. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Consultations {
+    agency: AgencyCode,
+    store: StoreHandle,
+    mail: Mail,
+    trust: TrustCell,
+    /// One change at a time (API writes, incoming messages, ticks).
+    lock: Arc<Mutex<()>>,
+}
+
+impl Consultations {
+    /// The service over `mail`.
+    pub fn new(agency: AgencyCode, store: StoreHandle, mail: Mail, trust: TrustCell) -> Self {
+        Self {
+            agency,
+            store,
+            mail,
+            trust,
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    async fn load(&self, id: ConsultationId) -> Result<Option<Held>, ConsultServiceError> {
+        let k = key(CONSULT, &id.0);
+        let v = self
+            .store
+            .call(move |s| s.table_get(LocalTable::Consultations, &k))
+            .await?;
+        v.map(|v| {
+            serde_json::from_slice(&v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
+        })
+        .transpose()
+    }
+
+    async fn save(
+        &self,
+        held: &Held,
+        extra: Vec<(Vec<u8>, Vec<u8>)>,
+        events: Vec<wlnode_audit::event::Event>,
+    ) -> Result<(), ConsultServiceError> {
+        let mut pairs = vec![(
+            key(CONSULT, &held.consultation.id().0),
+            serde_json::to_vec(held).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?,
+        )];
+        for m in held
+            .messages
+            .iter()
+            .filter(|m| m.delivery != "undeliverable")
+        {
+            pairs.push((
+                key(MESSAGE, m.message_id.as_bytes()),
+                held.consultation.id().0.to_vec(),
+            ));
+        }
+        pairs.extend(extra);
+        self.store
+            .call(move |s| {
+                s.table_put(LocalTable::Consultations, &pairs, true)?;
+                if !events.is_empty() {
+                    s.audit_append(&events)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Every consultation held (at most [`MAX_RANGE`]).
+    pub async fn list(&self) -> Result<Vec<Held>, ConsultServiceError> {
+        let pairs = self
+            .store
+            .call(|s| {
+                s.table_range(
+                    LocalTable::Consultations,
+                    &[CONSULT],
+                    &[CONSULT + 1],
+                    MAX_RANGE,
+                )
+            })
+            .await?;
+        pairs
+            .iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// One consultation.
+    pub async fn get(&self, id: ConsultationId) -> Result<Held, ConsultServiceError> {
+        self.load(id)
+            .await?
+            .ok_or_else(|| ConsultServiceError::NotFound(format!("consultation {id} not found")))
+    }
+
+    /// Sends the machine's actions; returns the message references.
+    async fn send_actions(
+        &self,
+        actions: Vec<Action>,
+        deadline: Timestamp,
+    ) -> Result<Vec<MessageRef>, ConsultServiceError> {
+        let now = Timestamp::now().as_millis();
+        // Live until a day after the deadline, within the message limit.
+        let ttl = deadline
+            .as_millis()
+            .saturating_sub(now)
+            .saturating_add(86_400_000)
+            .clamp(3_600_000, MAX_EXPIRY_MS);
+        let mut out = Vec::new();
+        let roster = self.trust.roster();
+        for a in actions {
+            let notice = matches!(a, Action::SendNotice { .. });
+            let body = wlnode_consult::encode(a.payload())
+                .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+            let kind = a.payload().kind();
+            // A member without an encryption key cannot receive a notice: the others
+            // still get theirs, and the consultation shows this one undeliverable.
+            if notice && roster.encryption_key(a.to(), Timestamp(now)).is_err() {
+                tracing::warn!(member = %a.to(), "no encryption key: decision notice undeliverable");
+                out.push(MessageRef {
+                    message_id: MessageId([0; 16]),
+                    kind: kind.to_owned(),
+                    to: a.to().clone(),
+                    delivery: "undeliverable".into(),
+                    notice,
+                });
+                continue;
+            }
+            let message_id = self.mail.send(a.to(), kind, &body, ttl).await?;
+            out.push(MessageRef {
+                message_id,
+                kind: kind.to_owned(),
+                to: a.to().clone(),
+                delivery: "pending".into(),
+                notice,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Requester: opens a consultation of the origin of entry `entry_id` and sends the
+    /// request. `user` is the officer's pseudonymous id.
+    pub async fn request(
+        &self,
+        user: &str,
+        entry_id: EntryId,
+        reference: String,
+        details: TransactionDetails,
+        deadline: Duration,
+    ) -> Result<Held, ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let mut found = self.store.entries_by_id(entry_id).await?;
+        found.retain(|(k, _)| k.origin != self.agency);
+        let (k, st) = found.into_iter().next().ok_or_else(|| {
+            ConsultServiceError::NotFound(format!(
+                "entry {entry_id} of another agency is not held here"
+            ))
+        })?;
+        let version = u32::try_from(st.version)
+            .map_err(|_| ConsultServiceError::Invalid("entry version too large".into()))?;
+        let now = Timestamp::now();
+        let roster = self.trust.roster();
+        let (c, actions) = Consultation::request(
+            NewRequest {
+                id: ConsultationId::random()
+                    .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?,
+                requester: self.agency.clone(),
+                origin: k.origin.clone(),
+                entry_id,
+                record_id: st.head,
+                version,
+                reference,
+                deadline: deadline_after(now, deadline),
+                details,
+                silence: silence_of(roster.silence_rule()),
+            },
+            now,
+        )?;
+        let messages = self.send_actions(actions, c.deadline()).await?;
+        let held = Held {
+            consultation: c,
+            messages,
+        };
+        let mut events = vec![acted(
+            now,
+            user,
+            "consult_request",
+            Some(held.consultation.id().to_hex()),
+        )];
+        events.extend(trail(None, &held.consultation, &[]));
+        self.save(&held, Vec::new(), events).await?;
+        Ok(held)
+    }
+
+    /// Sends a sealed hit report on another agency's entry to its origin; returns the
+    /// message id and the origin. (Entries do not yet carry `"on_hit": "notify"`:
+    /// any hit may be reported.)
+    pub async fn hit_report(
+        &self,
+        user: &str,
+        entry_id: EntryId,
+        context: wlnode_consult::HitContext,
+        details: String,
+    ) -> Result<(MessageId, AgencyCode), ConsultServiceError> {
+        let mut found = self.store.entries_by_id(entry_id).await?;
+        found.retain(|(k, _)| k.origin != self.agency);
+        let (k, st) = found.into_iter().next().ok_or_else(|| {
+            ConsultServiceError::NotFound(format!(
+                "entry {entry_id} of another agency is not held here"
+            ))
+        })?;
+        let now = Timestamp::now();
+        let payload = Payload::HitReport(wlnode_consult::HitReport {
+            entry_id,
+            record_id: st.head,
+            context,
+            details,
+            reported_at: now,
+        });
+        let body = wlnode_consult::encode(&payload)
+            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        let id = self
+            .mail
+            .send(&k.origin, payload.kind(), &body, 30 * 86_400_000)
+            .await?;
+        let ev = acted(now, user, "hit_report", Some(entry_id.to_hex()));
+        self.store.call(move |s| s.audit_append(&[ev])).await?;
+        Ok((id, k.origin))
+    }
+
+    /// Origin: answers a consultation.
+    pub async fn respond(
+        &self,
+        user: &str,
+        id: ConsultationId,
+        answer: Answer,
+        reason: Option<String>,
+    ) -> Result<Held, ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let mut held = self.get(id).await?;
+        let before = held.consultation.clone();
+        let actions = held.consultation.answer(answer, reason, Timestamp::now())?;
+        let sent = self
+            .send_actions(actions, held.consultation.deadline())
+            .await?;
+        held.messages.extend(sent);
+        let mut events = vec![acted(
+            Timestamp::now(),
+            user,
+            "consult_respond",
+            Some(id.to_hex()),
+        )];
+        events.extend(trail(Some(&before), &held.consultation, &[]));
+        self.save(&held, Vec::new(), events).await?;
+        Ok(held)
+    }
+
+    /// The members the entry's distribution admits (from the head record held here).
+    async fn admitted(&self, held: &Held) -> Result<Vec<AgencyCode>, ConsultServiceError> {
+        let record = self
+            .store
+            .record(held.consultation.record_id())
+            .await?
+            .ok_or_else(|| {
+                ConsultServiceError::NotFound(format!(
+                    "record {} of the consulted entry is not held here",
+                    held.consultation.record_id()
+                ))
+            })?;
+        let h = record.record.header();
+        let roster = self.trust.roster();
+        let d = wlnode_policy::DistRef {
+            origin: &h.origin,
+            scope: h.distribution.scope,
+            groups: &h.distribution.groups,
+        };
+        Ok(roster
+            .members()
+            .filter(|m| wlnode_policy::admits(&roster, d, &m.agency))
+            .map(|m| m.agency.clone())
+            .collect())
+    }
+
+    /// Requester: decides on the licence. A grant despite an objection or an expired
+    /// denial sends the decision notice to every member the entry's distribution
+    /// admits.
+    pub async fn decide(
+        &self,
+        user: &str,
+        id: ConsultationId,
+        decision: Decision,
+        reason: Option<String>,
+    ) -> Result<Held, ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let mut held = self.get(id).await?;
+        let admitted = self.admitted(&held).await?;
+        let before = held.consultation.clone();
+        let actions = held
+            .consultation
+            .decide(decision, reason, &admitted, Timestamp::now())?;
+        let sent = self
+            .send_actions(actions, held.consultation.deadline())
+            .await?;
+        let mut events = vec![acted(
+            Timestamp::now(),
+            user,
+            "consult_decide",
+            Some(id.to_hex()),
+        )];
+        events.extend(trail(Some(&before), &held.consultation, &sent));
+        held.messages.extend(sent);
+        self.save(&held, Vec::new(), events).await?;
+        Ok(held)
+    }
+
+    /// Applies one message delivered to us; messages that are not consultations (hit
+    /// reports, flags, notices of others' consultations) stay in the inbox only.
+    async fn apply(&self, item: &InboxItem) -> Result<(), ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let applied = key(APPLIED, item.message_id.as_bytes());
+        let k = applied.clone();
+        if self
+            .store
+            .call(move |s| s.table_get(LocalTable::Consultations, &k))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let mark = vec![(applied, Vec::new())];
+        let payload = match wlnode_consult::decode(item.body.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(from = %item.from, error = %e, "undecodable message body");
+                return self.mark(mark).await;
+            }
+        };
+        let result = match payload {
+            Payload::ConsultRequest(req) => {
+                // Only for our own entries.
+                let ours = self
+                    .store
+                    .entries_by_id(req.entry_id)
+                    .await?
+                    .iter()
+                    .any(|(k, _)| k.origin == self.agency);
+                if !ours {
+                    Err(ConsultServiceError::Invalid(format!(
+                        "request for entry {} which is not ours",
+                        req.entry_id
+                    )))
+                } else if self.load(req.consultation_id).await?.is_some() {
+                    Ok(None)
+                } else {
+                    let silence = silence_of(self.trust.roster().silence_rule());
+                    Consultation::receive_request(&self.agency, &item.from, req, silence, now)
+                        .map(|c| {
+                            Some((
+                                None,
+                                Held {
+                                    consultation: c,
+                                    messages: Vec::new(),
+                                },
+                            ))
+                        })
+                        .map_err(Into::into)
+                }
+            }
+            Payload::ConsultAnswer(a) => match self.load(a.consultation_id).await? {
+                Some(mut h) => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_answer(&item.from, &a, now)
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
+                None => Ok(None),
+            },
+            Payload::ConsultInfo(i) => match self.load(i.consultation_id).await? {
+                Some(mut h) => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_info(&item.from, &i, now)
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
+                None => Ok(None),
+            },
+            Payload::ConsultDecision(d) => match self.load(d.consultation_id).await? {
+                Some(mut h) if h.consultation.role() == ConsultRole::Origin => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_decision(&item.from, &d, now)
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
+                // A notice of another agency's consultation: the inbox shows it.
+                _ => Ok(None),
+            },
+            Payload::HitReport(_) | Payload::Flag(_) => Ok(None),
+        };
+        match result {
+            Ok(Some((before, h))) => {
+                let events = trail(before.as_ref(), &h.consultation, &[]);
+                self.save(&h, mark, events).await
+            }
+            Ok(None) => self.mark(mark).await,
+            Err(e) => {
+                tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
+                self.mark(mark).await
+            }
+        }
+    }
+
+    async fn mark(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), ConsultServiceError> {
+        self.store
+            .call(move |s| s.table_put(LocalTable::Consultations, &pairs, true))
+            .await?;
+        Ok(())
+    }
+
+    /// A receipt or an expiry of one of our messages.
+    async fn on_delivery(
+        &self,
+        message_id: MessageId,
+        state: &str,
+    ) -> Result<(), ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let k = key(MESSAGE, message_id.as_bytes());
+        let Some(cid) = self
+            .store
+            .call(move |s| s.table_get(LocalTable::Consultations, &k))
+            .await?
+        else {
+            return Ok(());
+        };
+        let Ok(cid) = <[u8; 16]>::try_from(cid.as_slice()) else {
+            return Ok(());
+        };
+        let Some(mut held) = self.load(ConsultationId(cid)).await? else {
+            return Ok(());
+        };
+        let mut events = Vec::new();
+        for m in &mut held.messages {
+            if m.message_id == message_id && m.delivery == "pending" {
+                m.delivery = state.to_owned();
+                if state == "delivered" {
+                    events.push(wlnode_audit::event::Event::new(
+                        Timestamp::now().as_millis(),
+                        wlnode_audit::event::EventKind::Consultation {
+                            step: wlnode_consult::TrailEvent {
+                                consultation_id: held.consultation.id(),
+                                kind: wlnode_consult::TrailKind::Delivered,
+                                at: Timestamp::now(),
+                                from: self.agency.clone(),
+                                to: m.to.clone(),
+                            },
+                        },
+                    ));
+                }
+            }
+        }
+        self.save(&held, Vec::new(), events).await
+    }
+
+    /// Expires open consultations whose deadline passed.
+    async fn tick(&self) -> Result<(), ConsultServiceError> {
+        let now = Timestamp::now();
+        let all = self.list().await?;
+        for h in all {
+            if h.consultation.state() == State::Open && h.consultation.deadline() <= now {
+                let _g = self.lock.lock().await;
+                // Re-read under the lock: an answer may have come meanwhile.
+                let Some(mut fresh) = self.load(h.consultation.id()).await? else {
+                    continue;
+                };
+                let before = fresh.consultation.clone();
+                if fresh.consultation.tick(now) {
+                    let events = trail(Some(&before), &fresh.consultation, &[]);
+                    self.save(&fresh, Vec::new(), events).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages in the inbox not applied yet (after a restart between delivery and
+    /// application).
+    async fn catch_up(&self) -> Result<(), ConsultServiceError> {
+        for item in self.mail.inbox(MAX_RANGE).await? {
+            if item.kind.starts_with("consult_") {
+                self.apply(&item).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the task that applies incoming messages, receipts and deadlines.
+    pub fn spawn(&self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let mut rx = self.mail.subscribe();
+        tokio::spawn(async move {
+            if let Err(e) = me.catch_up().await {
+                tracing::warn!(error = %e, "consultations: catching up with the inbox failed");
+            }
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let r = tokio::select! {
+                    n = rx.recv() => match n {
+                        Ok(MailNotice::Delivered(item)) if item.kind.starts_with("consult_") => {
+                            me.apply(&item).await
+                        }
+                        Ok(MailNotice::Delivered(_)) => Ok(()),
+                        Ok(MailNotice::Receipt { message_id, .. }) => {
+                            me.on_delivery(message_id, "delivered").await
+                        }
+                        Ok(MailNotice::Expired { message_id }) => {
+                            me.on_delivery(message_id, "expired").await
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => me.catch_up().await,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = tick.tick() => me.tick().await,
+                    _ = shutdown.changed() => break,
+                };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "consultations");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,628 @@
+//! The `/wlnode/mail/1` side of the replication service (issue 21): carries out what
+//! the sans-IO `Mailer` says, checks what neighbours hand us, and keeps the mail
+//! table, the audit log and the metrics current.
+//!
+//! Every item a neighbour hands us is decoded with the crypto crate's limits and its
+//! signature checked against the roster before the mailer sees it. A forged, replayed,
+//! expired, oversized or malformed item is refused, counted (`mail_rejected`), audited
+//! (a `mail` event with action `rejected`) and counts as a strike against the
+//! neighbour like an invalid record; everyone else keeps being served. A message for
+//! us is opened with the agency's encryption key; nothing else is ever opened, and a
+//! relay keeps only the sealed bytes.
+//!
+//! Store writes go through one writer task in order, and we answer a neighbour only
+//! once what it handed us is durable (so custody is never acknowledged and then lost).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use wlnode_audit::event::{Event as AuditEvent, EventKind};
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::mail::{Envelope, MailAck, MailError, MailItem, Receipt};
+use wlnode_crypto::model::AgencyCode;
+use wlnode_crypto::roster::Role;
+use wlnode_crypto::seal::EncryptionSecretKey;
+use wlnode_crypto::time::Timestamp;
+use wlnode_net::{Frame, InboundId, NetHandle, PeerRef};
+use wlnode_store::StoreHandle;
+use wlnode_store::tables::LocalTable;
+use wlnode_sync::mail::{Intake, ItemKey, ItemKind, MailEvent, Mailer, Write};
+
+use super::Service;
+use crate::mail::{
+    INBOX, InboxItem, MailCmd, MailNotice, MailSendError, OUTBOX, OutboxItem, id_key,
+};
+use crate::metrics::Metrics;
+
+/// The keys the mail service signs receipts and opens messages with.
+pub(crate) struct MailKeys {
+    pub(crate) sign: Arc<SecretKey>,
+    pub(crate) enc: Option<Arc<EncryptionSecretKey>>,
+}
+
+/// The mail part of the service's state.
+pub(crate) struct MailState {
+    pub(crate) mailer: Mailer,
+    pub(crate) rx: mpsc::UnboundedReceiver<MailCmd>,
+    pub(crate) keys: MailKeys,
+    pub(crate) writer: mpsc::UnboundedSender<MailJob>,
+    /// Our mail requests in flight: token → (neighbour, item).
+    /// (The item itself is kept for the `handed` audit event: its receipt may come
+    /// back, and the mailer drop it, before the neighbour's answer.)
+    pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem)>,
+    /// Neighbours connected at the last poll.
+    pub(crate) connected: BTreeSet<AgencyCode>,
+}
+
+/// One ordered store job of the mail service, and what to do once it is durable.
+#[derive(Default)]
+pub(crate) struct MailJob {
+    writes: Vec<Write>,
+    puts: Vec<(Vec<u8>, Vec<u8>)>,
+    events: Vec<AuditEvent>,
+    respond: Option<(InboundId, MailAck)>,
+    notices: Vec<MailNotice>,
+    done: Option<oneshot::Sender<Result<(), MailSendError>>>,
+}
+
+/// The writer task: applies jobs in order, then answers and notifies.
+pub(crate) fn spawn_writer(
+    store: StoreHandle,
+    net: NetHandle,
+    notices: broadcast::Sender<MailNotice>,
+    metrics: Arc<Metrics>,
+) -> (mpsc::UnboundedSender<MailJob>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<MailJob>();
+    let task = tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let MailJob {
+                writes,
+                mut puts,
+                events,
+                respond,
+                notices: out,
+                done,
+            } = job;
+            let mut deletes = Vec::new();
+            for (k, v) in writes {
+                match v {
+                    Some(v) => puts.push((k, v)),
+                    None => deletes.push(k),
+                }
+            }
+            let result = store
+                .call(move |s| {
+                    if !puts.is_empty() {
+                        s.table_put(LocalTable::Mail, &puts, true)?;
+                    }
+                    for k in &deletes {
+                        let mut end = k.clone();
+                        end.push(0);
+                        s.table_remove_range(LocalTable::Mail, k, &end, 1)?;
+                    }
+                    if !events.is_empty() {
+                        s.audit_append(&events)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            let ok = result.is_ok();
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "mail table write failed");
+                metrics.store_errors.inc();
+            }
+            if let Some((id, ack)) = respond {
+                let ack = if ok {
+                    ack
+                } else {
+                    MailAck {
+                        accepted: false,
+                        reason: "store".into(),
+                    }
+                };
+                net.respond(id, Bytes::from(ack.encode()));
+            }
+            if ok {
+                for n in out {
+                    let _ = notices.send(n);
+                }
+            }
+            if let Some(d) = done {
+                let _ = d.send(result.map_err(MailSendError::Store));
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// A `mail` audit event about `item`.
+fn mail_event(
+    action: &str,
+    item: &MailItem,
+    peer: Option<&AgencyCode>,
+    reason: Option<&str>,
+) -> AuditEvent {
+    let (message_id, what, from, to, kind, size, expires_at) = match item {
+        MailItem::Envelope(e) => {
+            let h = e.header();
+            (
+                h.id,
+                ItemKind::Message,
+                h.from.clone(),
+                h.to.clone(),
+                h.kind.clone(),
+                u64::from(h.size),
+                Some(h.expires_at.as_millis()),
+            )
+        }
+        MailItem::Receipt(r) => {
+            let b = r.body();
+            (
+                b.message_id,
+                ItemKind::Receipt,
+                b.recipient.clone(),
+                b.sender.clone(),
+                String::new(),
+                0,
+                None,
+            )
+        }
+    };
+    AuditEvent::new(
+        Timestamp::now().as_millis(),
+        EventKind::Mail {
+            action: action.into(),
+            message_id: message_id.to_hex(),
+            item: what.as_str().into(),
+            from,
+            to,
+            kind,
+            size,
+            peer: peer.cloned(),
+            reason: reason.map(str::to_owned),
+            expires_at,
+        },
+    )
+}
+
+fn outbox_item(h: &wlnode_crypto::mail::MailHeader) -> OutboxItem {
+    OutboxItem {
+        message_id: h.id,
+        to: h.to.clone(),
+        kind: h.kind.clone(),
+        size: u64::from(h.size),
+        created_at: h.created_at.as_millis(),
+        expires_at: h.expires_at.as_millis(),
+        state: "pending".into(),
+        delivered_at: None,
+    }
+}
+
+fn refused(reason: &str) -> MailAck {
+    MailAck {
+        accepted: false,
+        reason: reason.into(),
+    }
+}
+
+fn accepted(reason: &str) -> MailAck {
+    MailAck {
+        accepted: true,
+        reason: reason.into(),
+    }
+}
+
+impl Service {
+    fn mail_job(&mut self, mut job: MailJob) {
+        job.writes.extend(self.mail.mailer.take_writes());
+        self.metrics
+            .mail_held
+            .set(i64::try_from(self.mail.mailer.held_len()).unwrap_or(i64::MAX));
+        if self.mail.writer.send(job).is_err() {
+            tracing::warn!("mail writer stopped");
+        }
+    }
+
+    /// A request from the mail handle.
+    pub(super) fn on_mail_cmd(&mut self, c: MailCmd) {
+        match c {
+            MailCmd::Send { env, done } => {
+                let item = MailItem::Envelope(env.clone());
+                if self
+                    .mail
+                    .mailer
+                    .send(env.clone(), Timestamp::now())
+                    .is_err()
+                {
+                    let _ = done.send(Err(MailSendError::Full));
+                    return;
+                }
+                let h = env.header();
+                let out = outbox_item(h);
+                self.metrics.mail("sent");
+                self.mail_job(MailJob {
+                    puts: vec![(
+                        id_key(OUTBOX, &h.id),
+                        serde_json::to_vec(&out).unwrap_or_default(),
+                    )],
+                    events: vec![mail_event("sent", &item, None, None)],
+                    done: Some(done),
+                    ..MailJob::default()
+                });
+                self.mail_poll();
+            }
+        }
+    }
+
+    /// Refuses an item from `agency`: counted, audited, and a strike when hostile.
+    fn mail_refuse(
+        &mut self,
+        id: InboundId,
+        agency: &AgencyCode,
+        item: Option<&MailItem>,
+        reason: &str,
+        strike: bool,
+    ) {
+        tracing::warn!(%agency, reason, "mail item refused");
+        self.metrics.mail_reject(agency.as_str(), reason);
+        let events = item
+            .map(|i| vec![mail_event("rejected", i, Some(agency), Some(reason))])
+            .unwrap_or_else(|| {
+                // Nothing decoded: the event names the neighbour and the reason only.
+                vec![AuditEvent::new(
+                    Timestamp::now().as_millis(),
+                    EventKind::Mail {
+                        action: "rejected".into(),
+                        message_id: String::new(),
+                        item: "message".into(),
+                        from: agency.clone(),
+                        to: self.agency.clone(),
+                        kind: String::new(),
+                        size: 0,
+                        peer: Some(agency.clone()),
+                        reason: Some(reason.into()),
+                        expires_at: None,
+                    },
+                )]
+            });
+        self.mail_job(MailJob {
+            events,
+            respond: Some((id, refused(reason))),
+            ..MailJob::default()
+        });
+        if strike {
+            self.record_invalid(agency, 1);
+        }
+    }
+
+    /// A mail request from a neighbour.
+    pub(super) fn on_mail_request(&mut self, peer: PeerRef, id: InboundId, frame: Frame) {
+        let Some((agency, role)) = self.agency_of(&peer) else {
+            self.net
+                .respond(id, Bytes::from(refused("not_in_roster").encode()));
+            return;
+        };
+        if role != Role::Member || self.blocked.contains(&agency) {
+            self.net
+                .respond(id, Bytes::from(refused("forbidden").encode()));
+            return;
+        }
+        let bytes = match frame {
+            Frame::Data(b) => b,
+            Frame::Oversized { .. } => {
+                self.mail_refuse(id, &agency, None, "oversized", true);
+                return;
+            }
+        };
+        let item = match MailItem::decode(&bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                self.mail_refuse(id, &agency, None, e.code(), true);
+                return;
+            }
+        };
+        let now = Timestamp::now();
+        let roster = self.trust.roster();
+        let checked = match &item {
+            MailItem::Envelope(e) => e.verify(&roster, now),
+            MailItem::Receipt(r) => r.verify(&roster),
+        };
+        if let Err(e) = checked {
+            // A message past its expiry that a neighbour still hands on is a replay.
+            let reason = match &e {
+                MailError::Expired { .. } => "replayed",
+                other => other.code(),
+            };
+            self.mail_refuse(id, &agency, Some(&item), reason, true);
+            return;
+        }
+        // Our own message, if this is its receipt (the mailer drops it on intake).
+        let own = match &item {
+            MailItem::Receipt(r) => self
+                .mail
+                .mailer
+                .held_item(&(ItemKind::Message, r.body().message_id))
+                .cloned(),
+            MailItem::Envelope(_) => None,
+        };
+        match self.mail.mailer.on_item(&agency, item.clone(), now) {
+            Intake::Deliver(env) => self.mail_deliver(id, &agency, &item, &env, now),
+            Intake::Duplicate => {
+                self.metrics.mail("duplicate");
+                if let MailItem::Envelope(env) = &item {
+                    let receipt = Receipt::sign(env.header(), &self.mail.keys.sign, now);
+                    self.mail.mailer.queue_receipt(receipt, now);
+                }
+                self.mail_job(MailJob {
+                    events: vec![mail_event(
+                        "rejected",
+                        &item,
+                        Some(&agency),
+                        Some("duplicate"),
+                    )],
+                    respond: Some((id, accepted("duplicate"))),
+                    ..MailJob::default()
+                });
+                self.mail_poll();
+            }
+            Intake::Receipt(r) => {
+                self.metrics.mail("receipt");
+                let mid = r.body().message_id;
+                let at = r.body().received_at.as_millis();
+                let mut puts = Vec::new();
+                if let Some(MailItem::Envelope(env)) = own {
+                    let mut o = outbox_item(env.header());
+                    o.state = "delivered".into();
+                    o.delivered_at = Some(at);
+                    puts.push((
+                        id_key(OUTBOX, &mid),
+                        serde_json::to_vec(&o).unwrap_or_default(),
+                    ));
+                }
+                self.mail_job(MailJob {
+                    puts,
+                    events: vec![mail_event("receipt", &item, Some(&agency), None)],
+                    respond: Some((id, accepted("ok"))),
+                    notices: vec![MailNotice::Receipt {
+                        message_id: mid,
+                        at,
+                    }],
+                    ..MailJob::default()
+                });
+            }
+            Intake::Relay => {
+                self.metrics.mail("received");
+                self.mail_job(MailJob {
+                    events: vec![mail_event("received", &item, Some(&agency), None)],
+                    respond: Some((id, accepted("ok"))),
+                    ..MailJob::default()
+                });
+                self.mail_poll();
+            }
+            Intake::Seen => {
+                self.net.respond(id, Bytes::from(accepted("seen").encode()));
+            }
+            Intake::Refused(r) => {
+                self.mail_refuse(id, &agency, Some(&item), r.code(), r.strikes());
+            }
+        }
+    }
+
+    fn mail_deliver(
+        &mut self,
+        id: InboundId,
+        agency: &AgencyCode,
+        item: &MailItem,
+        env: &Envelope,
+        now: Timestamp,
+    ) {
+        let opened = match &self.mail.keys.enc {
+            Some(k) => env.open(k),
+            None => Err(MailError::Malformed {
+                field: "encryption_key",
+                reason: "this node has no encryption key configured".into(),
+            }),
+        };
+        let body = match opened.map(String::from_utf8) {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) | Err(_) => {
+                // Signed by a member but not for our key: the sender's fault, not the
+                // neighbour's, unless the neighbour is the sender.
+                let strike = env.header().from == *agency;
+                self.mail_refuse(id, agency, Some(item), "unopenable", strike);
+                return;
+            }
+        };
+        let h = env.header();
+        let entry = InboxItem {
+            message_id: h.id,
+            from: h.from.clone(),
+            kind: h.kind.clone(),
+            created_at: h.created_at.as_millis(),
+            received_at: now.as_millis(),
+            body,
+        };
+        let receipt = Receipt::sign(h, &self.mail.keys.sign, now);
+        self.mail.mailer.on_delivered(env, receipt, now);
+        self.metrics.mail("delivered");
+        self.mail_job(MailJob {
+            puts: vec![(
+                id_key(INBOX, &h.id),
+                serde_json::to_vec(&entry).unwrap_or_default(),
+            )],
+            events: vec![
+                mail_event("received", item, Some(agency), None),
+                mail_event("delivered", item, None, None),
+            ],
+            respond: Some((id, accepted("ok"))),
+            notices: vec![MailNotice::Delivered(entry)],
+            ..MailJob::default()
+        });
+        self.mail_poll();
+    }
+
+    /// The neighbour's answer to one of our mail requests.
+    pub(super) fn on_mail_response(&mut self, token: u64, frame: Frame) {
+        let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
+            return;
+        };
+        let ack = match frame {
+            Frame::Data(b) => MailAck::decode(&b).ok(),
+            Frame::Oversized { .. } => None,
+        };
+        match ack {
+            Some(a) if a.accepted => {
+                self.metrics.mail("handed");
+                let event = mail_event("handed", &item, Some(&agency), None);
+                self.mail.mailer.on_handed(&agency, &key);
+                self.mail_job(MailJob {
+                    events: vec![event],
+                    ..MailJob::default()
+                });
+            }
+            other => {
+                tracing::debug!(%agency, reason = ?other.map(|a| a.reason), "mail hand-over refused");
+                self.mail.mailer.on_hand_failed(&agency, &key);
+            }
+        }
+    }
+
+    /// One of our mail requests failed.
+    pub(super) fn on_mail_failed(&mut self, token: u64) {
+        if let Some((agency, key, _)) = self.mail.pending.remove(&token) {
+            self.mail.mailer.on_hand_failed(&agency, &key);
+        }
+    }
+
+    /// Whether `token` is one of our mail requests.
+    pub(super) fn is_mail_token(&self, token: u64) -> bool {
+        self.mail.pending.contains_key(&token)
+    }
+
+    /// Hands out what the mailer says, and expires what is due (called on the tick
+    /// and after changes).
+    pub(super) fn mail_poll(&mut self) {
+        let now = Timestamp::now();
+        let connected: BTreeSet<AgencyCode> = self
+            .agencies
+            .values()
+            .filter(|(a, r)| *r == Role::Member && *a != self.agency)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for a in connected.difference(&self.mail.connected.clone()) {
+            self.mail.mailer.on_connected(a);
+        }
+        self.mail.connected = connected.clone();
+        self.mail.mailer.retry(now);
+        let (sends, events) = self.mail.mailer.poll(&connected, now);
+        let mut job = MailJob::default();
+        for ev in events {
+            match ev {
+                MailEvent::Expired { id, header } => {
+                    self.metrics.mail("expired");
+                    job.events.push(AuditEvent::new(
+                        now.as_millis(),
+                        EventKind::Mail {
+                            action: "expired".into(),
+                            message_id: id.to_hex(),
+                            item: "message".into(),
+                            from: self.agency.clone(),
+                            to: header.to.clone(),
+                            kind: header.kind.clone(),
+                            size: u64::from(header.size),
+                            peer: None,
+                            reason: None,
+                            expires_at: Some(header.expires_at.as_millis()),
+                        },
+                    ));
+                    job.notices.push(MailNotice::Expired { message_id: id });
+                    let mut o = outbox_item(&header);
+                    o.state = "expired".into();
+                    job.puts.push((
+                        id_key(OUTBOX, &id),
+                        serde_json::to_vec(&o).unwrap_or_default(),
+                    ));
+                }
+                MailEvent::RelayExpired { key } => {
+                    self.metrics.mail("relay_expired");
+                    tracing::info!(message = %key.1, "relayed mail item expired in transit");
+                }
+            }
+        }
+        for s in sends {
+            let Some(peer) = self
+                .agencies
+                .iter()
+                .find(|(_, (a, _))| *a == s.to)
+                .map(|(p, _)| *p)
+            else {
+                self.mail.mailer.on_hand_failed(&s.to, &s.key);
+                continue;
+            };
+            self.next_token += 1;
+            let token = self.next_token;
+            let Ok(item) = MailItem::decode(&s.frame) else {
+                self.mail.mailer.on_hand_failed(&s.to, &s.key);
+                continue;
+            };
+            self.mail.pending.insert(token, (s.to.clone(), s.key, item));
+            self.net.mail_request(peer, token, Bytes::from(s.frame));
+        }
+        if !job.events.is_empty() || !job.notices.is_empty() {
+            self.mail_job(job);
+        } else {
+            let writes = self.mail.mailer.take_writes();
+            if !writes.is_empty() {
+                self.mail_job(MailJob {
+                    writes,
+                    ..MailJob::default()
+                });
+            }
+        }
+    }
+}
+
+/// Loads the mailer's state from the mail table.
+pub(crate) async fn load_mailer(
+    store: &StoreHandle,
+    mut mailer: Mailer,
+) -> Result<Mailer, wlnode_store::StoreError> {
+    let mut from = vec![b'q'];
+    let mut pairs = Vec::new();
+    // Held items (`q`) and seen ids (`s`), page by page.
+    loop {
+        let f = from.clone();
+        let page = store
+            .call(move |s| {
+                s.table_range(LocalTable::Mail, &f, b"t", wlnode_store::tables::MAX_RANGE)
+            })
+            .await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        from = last.clone();
+        from.push(0);
+        let n = page.len();
+        pairs.extend(page);
+        if n < wlnode_store::tables::MAX_RANGE {
+            break;
+        }
+    }
+    let bad = mailer.restore(pairs);
+    if !bad.is_empty() {
+        tracing::warn!(entries = bad.len(), "unreadable mail table entries dropped");
+        store
+            .call(move |s| {
+                for k in &bad {
+                    let mut end = k.clone();
+                    end.push(0);
+                    s.table_remove_range(LocalTable::Mail, k, &end, 1)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(mailer)
+}

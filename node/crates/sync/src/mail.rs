@@ -1,0 +1,731 @@
+//! Sealed agency-to-agency mail, sans IO (issue 21): the outbox, the relay queue, the
+//! inbox's duplicate filter and receipt routing as one state machine, [`Mailer`].
+//!
+//! The runtime feeds it what neighbours hand us ([`Mailer::on_item`], after decoding),
+//! the neighbours' answers ([`Mailer::on_handed`], [`Mailer::on_hand_failed`]), who is
+//! connected, and the time; it returns what to send to whom ([`Mailer::poll`]), what
+//! happened ([`MailEvent`]: delivered to us, a receipt for one of ours, expired...), and
+//! the store writes that make all of it survive a restart ([`Mailer::take_writes`],
+//! loaded back with [`Mailer::restore`]).
+//!
+//! Routing is store-and-forward along existing peer links. An item (a sealed message,
+//! or a receipt on its way back) goes straight to its addressee when that agency is
+//! connected, and otherwise to every connected neighbour that has not had it, except
+//! the one it came from. Loops end at the seen-id filter (every node takes an id once)
+//! and at the hop limit. A relay keeps what it holds until the addressee itself took
+//! it, a receipt for it passed by, or it expired; our own messages are offered again
+//! with exponential backoff until their receipt arrives or they expire. What one peer
+//! can make us hold is bounded (items and bytes per peer, and in all).
+//!
+//! Signatures and the roster are checked by the caller before [`Mailer::on_item`]
+//! (the crypto crate's `Envelope::verify`): this machine only routes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wlnode_crypto::mail::{Envelope, MAX_CLOCK_SKEW_MS, MailItem, Receipt};
+use wlnode_crypto::model::{AgencyCode, MessageId};
+use wlnode_crypto::time::Timestamp;
+
+/// Bounds on what the mailer holds and how it retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailLimits {
+    /// Relays an item may pass; more is refused (a loop or a flood).
+    pub max_hops: u32,
+    /// Items one neighbour may have us hold for others at once.
+    pub per_peer_items: usize,
+    /// Bytes one neighbour may have us hold for others at once.
+    pub per_peer_bytes: usize,
+    /// Items held in all (ours and others').
+    pub max_held: usize,
+    /// Message ids remembered (until their expiry).
+    pub max_seen: usize,
+    /// First retry delay of our own messages, ms.
+    pub retry_min_ms: u64,
+    /// Longest retry delay, ms.
+    pub retry_max_ms: u64,
+    /// How long a receipt is held on its way back, ms.
+    pub receipt_ttl_ms: u64,
+}
+
+impl Default for MailLimits {
+    fn default() -> Self {
+        Self {
+            max_hops: 8,
+            per_peer_items: 512,
+            per_peer_bytes: 16 * 1024 * 1024,
+            max_held: 8192,
+            max_seen: 200_000,
+            retry_min_ms: 1_000,
+            retry_max_ms: 5 * 60 * 1000,
+            receipt_ttl_ms: 30 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Whether an item is a message or a receipt (with the id, it names a held item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKind {
+    /// A sealed message.
+    Message,
+    /// A receipt.
+    Receipt,
+}
+
+impl ItemKind {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Message => b'm',
+            Self::Receipt => b'r',
+        }
+    }
+
+    /// `message` or `receipt` (audit events).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::Receipt => "receipt",
+        }
+    }
+}
+
+/// A held item's name.
+pub type ItemKey = (ItemKind, MessageId);
+
+/// Why an item from a neighbour was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Past the hop limit.
+    TooManyHops,
+    /// The neighbour's relay quota (items or bytes) is full.
+    Quota,
+    /// We hold as much as we may.
+    Full,
+    /// The same id with other content than the one we saw (a replay under a reused id).
+    Replayed,
+    /// Expired on arrival.
+    Expired,
+}
+
+impl Refusal {
+    /// A short, stable code (metrics, audit).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooManyHops => "too_many_hops",
+            Self::Quota => "quota",
+            Self::Full => "full",
+            Self::Replayed => "replayed",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Whether it counts as hostile input from the neighbour (a strike): a replay or
+    /// an expired message is; a full queue or a long path is not the neighbour's fault.
+    pub fn strikes(self) -> bool {
+        matches!(self, Self::Replayed | Self::Expired)
+    }
+}
+
+/// What became of an item a neighbour handed us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intake {
+    /// A message for us, new: open it, keep it, then call [`Mailer::on_delivered`].
+    Deliver(Envelope),
+    /// A message for us we already have: dropped, and its receipt sent again.
+    Duplicate,
+    /// A receipt for one of our messages: it is delivered.
+    Receipt(Receipt),
+    /// Held for relaying.
+    Relay,
+    /// An id we already hold or passed on: dropped (the neighbour still gets "ok").
+    Seen,
+    /// Refused.
+    Refused(Refusal),
+}
+
+/// Something the runtime should know (and audit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailEvent {
+    /// One of our messages expired without a receipt.
+    Expired {
+        /// The message.
+        id: MessageId,
+        /// Its routing header.
+        header: Box<wlnode_crypto::mail::MailHeader>,
+    },
+    /// An item we relayed expired before it reached its addressee.
+    RelayExpired {
+        /// The item.
+        key: ItemKey,
+    },
+}
+
+/// An item to hand to a neighbour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Send {
+    /// The neighbour.
+    pub to: AgencyCode,
+    /// The item's name.
+    pub key: ItemKey,
+    /// The `MailRequest` frame.
+    pub frame: Vec<u8>,
+}
+
+/// A store write: the mail table's key and the new value, or `None` to delete.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+#[derive(Clone, Debug)]
+struct Held {
+    item: MailItem,
+    /// The neighbour that handed it to us (`None`: our own).
+    from_peer: Option<AgencyCode>,
+    /// Neighbours that took it (or had it).
+    handed: BTreeSet<AgencyCode>,
+    /// Neighbours with a hand-over in flight.
+    in_flight: BTreeSet<AgencyCode>,
+    /// Not before (ms): backoff of our own messages.
+    next_try: u64,
+    attempts: u32,
+    bytes: usize,
+}
+
+impl Held {
+    fn addressee(&self) -> &AgencyCode {
+        match &self.item {
+            MailItem::Envelope(e) => &e.header().to,
+            MailItem::Receipt(r) => &r.body().sender,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    /// Forget it after this (ms).
+    until: u64,
+    /// SHA-256 of the message's header (a replay under the same id differs).
+    digest: [u8; 32],
+    /// Delivered to us (we are the recipient).
+    delivered: bool,
+}
+
+/// Key prefixes in the mail table.
+const HELD: u8 = b'q';
+const SEEN: u8 = b's';
+
+fn held_key(k: &ItemKey) -> Vec<u8> {
+    let mut out = vec![HELD, k.0.byte()];
+    out.extend_from_slice(k.1.as_bytes());
+    out
+}
+
+fn seen_key(id: &MessageId) -> Vec<u8> {
+    let mut out = vec![SEEN];
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+fn key_of(item: &MailItem) -> ItemKey {
+    match item {
+        MailItem::Envelope(e) => (ItemKind::Message, e.header().id),
+        MailItem::Receipt(r) => (ItemKind::Receipt, r.body().message_id),
+    }
+}
+
+fn header_digest(env: &Envelope) -> [u8; 32] {
+    env.identity_digest()
+}
+
+/// The mail state machine; see the module documentation.
+#[derive(Debug)]
+pub struct Mailer {
+    me: AgencyCode,
+    limits: MailLimits,
+    held: BTreeMap<ItemKey, Held>,
+    seen: BTreeMap<MessageId, Seen>,
+    /// Receipts already seen (relayed or ours), until their time-to-live.
+    seen_receipts: BTreeMap<MessageId, u64>,
+    per_peer: BTreeMap<AgencyCode, (usize, usize)>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Mailer {
+    /// An empty mailer for agency `me`.
+    pub fn new(me: AgencyCode, limits: MailLimits) -> Self {
+        Self {
+            me,
+            limits,
+            held: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            seen_receipts: BTreeMap::new(),
+            per_peer: BTreeMap::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Loads what [`Mailer::take_writes`] wrote before a restart. Entries that do not
+    /// decode are skipped and returned as keys to delete.
+    pub fn restore(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Vec<u8>> {
+        let mut bad = Vec::new();
+        for (k, v) in pairs {
+            let ok = match k.first() {
+                Some(&HELD) => self.restore_held(&v),
+                Some(&SEEN) => self.restore_seen(&k, &v),
+                _ => true,
+            };
+            if !ok {
+                bad.push(k);
+            }
+        }
+        bad
+    }
+
+    fn restore_held(&mut self, v: &[u8]) -> bool {
+        let Some((&n, rest)) = v.split_first() else {
+            return false;
+        };
+        let Some((origin, frame)) = rest.split_at_checked(usize::from(n)) else {
+            return false;
+        };
+        let from_peer = if n == 0 {
+            None
+        } else {
+            match std::str::from_utf8(origin).ok().map(AgencyCode::new) {
+                Some(Ok(a)) => Some(a),
+                _ => return false,
+            }
+        };
+        let Ok(item) = MailItem::decode(frame) else {
+            return false;
+        };
+        let bytes = frame.len();
+        if let Some(p) = &from_peer {
+            let q = self.per_peer.entry(p.clone()).or_default();
+            q.0 += 1;
+            q.1 += bytes;
+        }
+        self.held.insert(
+            key_of(&item),
+            Held {
+                item,
+                from_peer,
+                handed: BTreeSet::new(),
+                in_flight: BTreeSet::new(),
+                next_try: 0,
+                attempts: 0,
+                bytes,
+            },
+        );
+        true
+    }
+
+    fn restore_seen(&mut self, k: &[u8], v: &[u8]) -> bool {
+        let (Some(id), Some(until), Some(digest), Some(flag)) = (
+            k.get(1..).and_then(|b| MessageId::from_slice(b).ok()),
+            v.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes),
+            v.get(8..40).and_then(|b| <[u8; 32]>::try_from(b).ok()),
+            v.get(40),
+        ) else {
+            return false;
+        };
+        self.seen.insert(
+            id,
+            Seen {
+                until,
+                digest,
+                delivered: *flag == 1,
+            },
+        );
+        true
+    }
+
+    /// The store writes made since the last call, in key order.
+    pub fn take_writes(&mut self) -> Vec<Write> {
+        std::mem::take(&mut self.writes).into_iter().collect()
+    }
+
+    fn persist_held(&mut self, key: &ItemKey) {
+        let value = self.held.get(key).map(|h| {
+            let origin = h.from_peer.as_ref().map(|a| a.as_str()).unwrap_or("");
+            let mut v = Vec::with_capacity(1 + origin.len() + h.bytes);
+            v.push(u8::try_from(origin.len()).unwrap_or(0));
+            v.extend_from_slice(origin.as_bytes());
+            v.extend_from_slice(&h.item.encode());
+            v
+        });
+        self.writes.insert(held_key(key), value);
+    }
+
+    fn persist_seen(&mut self, id: &MessageId) {
+        let value = self.seen.get(id).map(|s| {
+            let mut v = Vec::with_capacity(41);
+            v.extend_from_slice(&s.until.to_be_bytes());
+            v.extend_from_slice(&s.digest);
+            v.push(u8::from(s.delivered));
+            v
+        });
+        self.writes.insert(seen_key(id), value);
+    }
+
+    /// Items held (ours and others').
+    pub fn held_len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// A held item (ours or in transit).
+    pub fn held_item(&self, key: &ItemKey) -> Option<&MailItem> {
+        self.held.get(key).map(|h| &h.item)
+    }
+
+    /// Whether one of our messages with this id still awaits its receipt.
+    pub fn is_pending(&self, id: &MessageId) -> bool {
+        self.held
+            .get(&(ItemKind::Message, *id))
+            .is_some_and(|h| h.from_peer.is_none())
+    }
+
+    /// Queues our own sealed message for sending.
+    pub fn send(&mut self, env: Envelope, now: Timestamp) -> Result<(), Refusal> {
+        if self.held.len() >= self.limits.max_held {
+            return Err(Refusal::Full);
+        }
+        let item = MailItem::Envelope(env);
+        let key = key_of(&item);
+        self.remember(&item, now, false);
+        let bytes = item.encode().len();
+        self.held.insert(
+            key,
+            Held {
+                item,
+                from_peer: None,
+                handed: BTreeSet::new(),
+                in_flight: BTreeSet::new(),
+                next_try: now.as_millis(),
+                attempts: 0,
+                bytes,
+            },
+        );
+        self.persist_held(&key);
+        Ok(())
+    }
+
+    fn remember(&mut self, item: &MailItem, now: Timestamp, delivered: bool) {
+        match item {
+            MailItem::Envelope(e) => {
+                let id = e.header().id;
+                self.seen.insert(
+                    id,
+                    Seen {
+                        until: e.header().expires_at.as_millis(),
+                        digest: header_digest(e),
+                        delivered,
+                    },
+                );
+                self.persist_seen(&id);
+                if self.seen.len() > self.limits.max_seen {
+                    self.forget_oldest_seen();
+                }
+            }
+            MailItem::Receipt(r) => {
+                self.seen_receipts.insert(
+                    r.body().message_id,
+                    now.as_millis() + self.limits.receipt_ttl_ms,
+                );
+            }
+        }
+    }
+
+    fn forget_oldest_seen(&mut self) {
+        if let Some(id) = self
+            .seen
+            .iter()
+            .min_by_key(|(_, s)| s.until)
+            .map(|(id, _)| *id)
+        {
+            self.seen.remove(&id);
+            self.persist_seen(&id);
+        }
+    }
+
+    /// An item `peer` handed us, already decoded and verified (signatures, roster,
+    /// limits of the frame). Returns what became of it.
+    pub fn on_item(&mut self, peer: &AgencyCode, item: MailItem, now: Timestamp) -> Intake {
+        let key = key_of(&item);
+        let hops = match &item {
+            MailItem::Envelope(e) => e.hops(),
+            MailItem::Receipt(r) => r.hops(),
+        };
+        if hops > self.limits.max_hops {
+            return Intake::Refused(Refusal::TooManyHops);
+        }
+        match item {
+            MailItem::Envelope(env) => {
+                let h = env.header();
+                if now.as_millis() >= h.expires_at.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
+                    return Intake::Refused(Refusal::Expired);
+                }
+                if let Some(s) = self.seen.get(&h.id) {
+                    if s.digest != header_digest(&env) {
+                        return Intake::Refused(Refusal::Replayed);
+                    }
+                    if h.to == self.me {
+                        return Intake::Duplicate;
+                    }
+                    if let Some(held) = self.held.get_mut(&key) {
+                        held.handed.insert(peer.clone());
+                    }
+                    return Intake::Seen;
+                }
+                if h.to == self.me {
+                    return Intake::Deliver(env);
+                }
+                if self.seen_receipts.contains_key(&h.id) {
+                    return Intake::Seen;
+                }
+                self.take_custody(peer, MailItem::Envelope(env), now)
+            }
+            MailItem::Receipt(r) => {
+                let b = r.body();
+                if b.sender == self.me {
+                    if self.is_pending(&b.message_id) {
+                        self.held.remove(&(ItemKind::Message, b.message_id));
+                        self.persist_held(&(ItemKind::Message, b.message_id));
+                        self.remember(&MailItem::Receipt(r.clone()), now, false);
+                        return Intake::Receipt(r);
+                    }
+                    return Intake::Seen;
+                }
+                if self.seen_receipts.contains_key(&b.message_id) {
+                    if let Some(held) = self.held.get_mut(&key) {
+                        held.handed.insert(peer.clone());
+                    }
+                    return Intake::Seen;
+                }
+                // A receipt passing by ends our relaying of its message.
+                let mkey = (ItemKind::Message, b.message_id);
+                if self.held.get(&mkey).is_some_and(|h| h.from_peer.is_some()) {
+                    self.drop_held(&mkey);
+                }
+                let item = MailItem::Receipt(r);
+                self.take_custody(peer, item, now)
+            }
+        }
+    }
+
+    fn take_custody(&mut self, peer: &AgencyCode, item: MailItem, now: Timestamp) -> Intake {
+        if self.held.len() >= self.limits.max_held {
+            return Intake::Refused(Refusal::Full);
+        }
+        let bytes = item.encode().len();
+        let q = self.per_peer.get(peer).copied().unwrap_or_default();
+        if q.0 + 1 > self.limits.per_peer_items || q.1 + bytes > self.limits.per_peer_bytes {
+            return Intake::Refused(Refusal::Quota);
+        }
+        self.per_peer.insert(peer.clone(), (q.0 + 1, q.1 + bytes));
+        self.remember(&item, now, false);
+        let key = key_of(&item);
+        let next = match &item {
+            MailItem::Envelope(e) => MailItem::Envelope(e.next_hop()),
+            MailItem::Receipt(r) => MailItem::Receipt(r.next_hop()),
+        };
+        self.held.insert(
+            key,
+            Held {
+                item: next,
+                from_peer: Some(peer.clone()),
+                handed: BTreeSet::from([peer.clone()]),
+                in_flight: BTreeSet::new(),
+                next_try: now.as_millis(),
+                attempts: 0,
+                bytes,
+            },
+        );
+        self.persist_held(&key);
+        Intake::Relay
+    }
+
+    /// A message for us was opened and kept: remember it as delivered and queue the
+    /// signed receipt (made by the caller) back to the sender.
+    pub fn on_delivered(&mut self, env: &Envelope, receipt: Receipt, now: Timestamp) {
+        self.remember(&MailItem::Envelope(env.clone()), now, true);
+        self.queue_receipt(receipt, now);
+    }
+
+    /// A duplicate of a delivered message arrived: its receipt (made again by the
+    /// caller) goes back once more, in case the first one was lost.
+    pub fn queue_receipt(&mut self, receipt: Receipt, now: Timestamp) {
+        let item = MailItem::Receipt(receipt);
+        let key = key_of(&item);
+        if self.held.contains_key(&key) || self.held.len() >= self.limits.max_held {
+            return;
+        }
+        let bytes = item.encode().len();
+        self.held.insert(
+            key,
+            Held {
+                item,
+                from_peer: None,
+                handed: BTreeSet::new(),
+                in_flight: BTreeSet::new(),
+                next_try: now.as_millis(),
+                attempts: 0,
+                bytes,
+            },
+        );
+        self.persist_held(&key);
+    }
+
+    fn drop_held(&mut self, key: &ItemKey) {
+        if let Some(h) = self.held.remove(key) {
+            if let Some(p) = &h.from_peer
+                && let Some(q) = self.per_peer.get_mut(p)
+            {
+                q.0 = q.0.saturating_sub(1);
+                q.1 = q.1.saturating_sub(h.bytes);
+            }
+            self.persist_held(key);
+        }
+    }
+
+    fn expiry(&self, h: &Held) -> u64 {
+        match &h.item {
+            MailItem::Envelope(e) => e.header().expires_at.as_millis(),
+            MailItem::Receipt(r) => r
+                .body()
+                .received_at
+                .as_millis()
+                .saturating_add(self.limits.receipt_ttl_ms),
+        }
+    }
+
+    /// What to hand to whom now, given the connected neighbours; also expires what
+    /// is due.
+    pub fn poll(
+        &mut self,
+        connected: &BTreeSet<AgencyCode>,
+        now: Timestamp,
+    ) -> (Vec<Send>, Vec<MailEvent>) {
+        let now_ms = now.as_millis();
+        let mut events = Vec::new();
+        let expired: Vec<ItemKey> = self
+            .held
+            .iter()
+            .filter(|(_, h)| now_ms >= self.expiry(h))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            if let Some(h) = self.held.get(&key) {
+                match (&h.item, &h.from_peer) {
+                    (MailItem::Envelope(e), None) => events.push(MailEvent::Expired {
+                        id: e.header().id,
+                        header: Box::new(e.header().clone()),
+                    }),
+                    _ => events.push(MailEvent::RelayExpired { key }),
+                }
+            }
+            self.drop_held(&key);
+        }
+        self.seen
+            .retain(|_, s| s.until.saturating_add(MAX_CLOCK_SKEW_MS) > now_ms);
+        self.seen_receipts.retain(|_, until| *until > now_ms);
+        let mut sends = Vec::new();
+        for (key, h) in &mut self.held {
+            let to = match &h.item {
+                MailItem::Envelope(e) => &e.header().to,
+                MailItem::Receipt(r) => &r.body().sender,
+            };
+            let targets: Vec<AgencyCode> = if connected.contains(to) {
+                vec![to.clone()]
+            } else {
+                connected
+                    .iter()
+                    .filter(|a| **a != self.me)
+                    .cloned()
+                    .collect()
+            };
+            let fresh: Vec<AgencyCode> = targets
+                .into_iter()
+                .filter(|a| !h.handed.contains(a) && !h.in_flight.contains(a))
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let frame = h.item.encode();
+            for a in fresh {
+                h.in_flight.insert(a.clone());
+                sends.push(Send {
+                    to: a,
+                    key: *key,
+                    frame: frame.clone(),
+                });
+            }
+        }
+        (sends, events)
+    }
+
+    /// `peer` took custody of `key` (or already had it).
+    pub fn on_handed(&mut self, peer: &AgencyCode, key: &ItemKey) {
+        let done = match self.held.get_mut(key) {
+            Some(h) => {
+                h.in_flight.remove(peer);
+                h.handed.insert(peer.clone());
+                // A receipt is done once a neighbour took it (a lost one is sent again
+                // when the sender's retry arrives as a duplicate); a relayed message
+                // once its addressee took it; our own message waits for its receipt.
+                key.0 == ItemKind::Receipt || (peer == h.addressee() && h.from_peer.is_some())
+            }
+            None => false,
+        };
+        if done {
+            self.drop_held(key);
+        }
+    }
+
+    /// Handing `key` to `peer` failed (refused, or the request failed): it counts as
+    /// tried, and [`Mailer::retry`] offers it again after the item's backoff.
+    pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey) {
+        if let Some(h) = self.held.get_mut(key) {
+            h.in_flight.remove(peer);
+            h.handed.insert(peer.clone());
+        }
+    }
+
+    /// A neighbour came back (or another connected): offer our own undelivered items
+    /// to everyone again after the current backoff (what a relay held may have been
+    /// lost there).
+    pub fn on_connected(&mut self, peer: &AgencyCode) {
+        for h in self.held.values_mut() {
+            if h.from_peer.is_none() || h.addressee() == peer {
+                h.handed.remove(peer);
+            }
+        }
+    }
+
+    /// Once an item's backoff has passed (doubling each time up to the limit), our own
+    /// messages and receipts are offered again to every neighbour, until the receipt
+    /// comes; an item we relay only to its addressee, when that is a neighbour (a
+    /// relay does not keep re-flooding its neighbours, which hold the id already: the
+    /// sender's own retries cover a neighbour that lost it).
+    pub fn retry(&mut self, now: Timestamp) {
+        let limits = self.limits;
+        for h in self.held.values_mut() {
+            if h.in_flight.is_empty() && h.next_try <= now.as_millis() {
+                if h.from_peer.is_none() {
+                    h.handed.clear();
+                } else {
+                    let addressee = h.addressee().clone();
+                    h.handed.remove(&addressee);
+                }
+                h.attempts = h.attempts.saturating_add(1);
+                let delay = limits
+                    .retry_min_ms
+                    .saturating_mul(1u64 << h.attempts.min(20))
+                    .min(limits.retry_max_ms);
+                h.next_try = now.as_millis().saturating_add(delay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+//! The mailer driven without sockets: three and four agencies passing items by hand.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use super::*;
+use wlnode_crypto::SecretKey;
+use wlnode_crypto::mail::Draft;
+use wlnode_crypto::seal::EncryptionSecretKey;
+
+const T0: u64 = 1_780_000_000_000;
+const HOUR: u64 = 3_600_000;
+
+fn code(s: &str) -> AgencyCode {
+    AgencyCode::new(s).unwrap()
+}
+
+fn envelope(id: u8, from: &str, to: &str, body: &[u8], key: &SecretKey) -> Envelope {
+    let enc = EncryptionSecretKey::generate().unwrap();
+    Envelope::seal(
+        &Draft {
+            id: MessageId([id; 16]),
+            from: code(from),
+            to: code(to),
+            kind: "test",
+            created_at: Timestamp(T0),
+            expires_at: Timestamp(T0 + HOUR),
+            plaintext: body,
+        },
+        key,
+        &enc.public_key().unwrap(),
+    )
+    .unwrap()
+}
+
+fn set(codes: &[&str]) -> BTreeSet<AgencyCode> {
+    codes.iter().map(|c| code(c)).collect()
+}
+
+fn t(ms: u64) -> Timestamp {
+    Timestamp(T0 + ms)
+}
+
+/// Hands every send of `from` to its target mailer and reports the intakes.
+fn deliver(
+    from_code: &str,
+    sends: Vec<Send>,
+    nodes: &mut BTreeMap<String, Mailer>,
+    now: Timestamp,
+) -> Vec<(String, Intake)> {
+    let mut out = Vec::new();
+    for s in sends {
+        let item = MailItem::decode(&s.frame).unwrap();
+        let target = nodes.get_mut(s.to.as_str()).unwrap();
+        let intake = target.on_item(&code(from_code), item, now);
+        let ok = !matches!(intake, Intake::Refused(_));
+        let sender = nodes.get_mut(from_code).unwrap();
+        if ok {
+            sender.on_handed(&s.to, &s.key);
+        } else {
+            sender.on_hand_failed(&s.to, &s.key);
+        }
+        out.push((s.to.to_string(), intake));
+    }
+    out
+}
+
+fn nodes(codes: &[&str]) -> BTreeMap<String, Mailer> {
+    codes
+        .iter()
+        .map(|c| (c.to_string(), Mailer::new(code(c), MailLimits::default())))
+        .collect()
+}
+
+#[test]
+fn relay_delivers_and_the_receipt_comes_back_the_same_way() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut n = nodes(&["AA-X", "RR-X", "BB-X"]);
+    let env = envelope(1, "AA-X", "BB-X", b"hello", &a_key);
+    n.get_mut("AA-X").unwrap().send(env.clone(), t(0)).unwrap();
+    // A knows only R.
+    let (sends, _) = n.get_mut("AA-X").unwrap().poll(&set(&["RR-X"]), t(1));
+    assert_eq!(sends.len(), 1);
+    let got = deliver("AA-X", sends, &mut n, t(1));
+    assert_eq!(got, vec![("RR-X".into(), Intake::Relay)]);
+    // Nothing more to send until a retry is due.
+    assert!(
+        n.get_mut("AA-X")
+            .unwrap()
+            .poll(&set(&["RR-X"]), t(2))
+            .0
+            .is_empty()
+    );
+    // R is connected to A and B: it goes straight to B, not back to A.
+    let (sends, _) = n
+        .get_mut("RR-X")
+        .unwrap()
+        .poll(&set(&["AA-X", "BB-X"]), t(3));
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].to, code("BB-X"));
+    assert_eq!(
+        MailItem::decode(&sends[0].frame).map(|i| match i {
+            MailItem::Envelope(e) => e.hops(),
+            MailItem::Receipt(_) => 99,
+        }),
+        Ok(1)
+    );
+    let got = deliver("RR-X", sends, &mut n, t(3));
+    let Intake::Deliver(delivered) = &got[0].1 else {
+        panic!("{got:?}")
+    };
+    assert_eq!(delivered.header().id, env.header().id);
+    // R handed it to its addressee: done there.
+    assert_eq!(n["RR-X"].held_len(), 0);
+    let receipt = Receipt::sign(delivered.header(), &b_key, t(4));
+    let b = n.get_mut("BB-X").unwrap();
+    b.on_delivered(delivered, receipt.clone(), t(4));
+    // A duplicate is dropped (and its receipt re-sent by the caller).
+    assert_eq!(
+        b.on_item(&code("RR-X"), MailItem::Envelope(env.clone()), t(5)),
+        Intake::Duplicate
+    );
+    let (sends, _) = b.poll(&set(&["RR-X"]), t(5));
+    assert_eq!(sends.len(), 1);
+    assert_eq!(deliver("BB-X", sends, &mut n, t(5))[0].1, Intake::Relay);
+    let (sends, _) = n
+        .get_mut("RR-X")
+        .unwrap()
+        .poll(&set(&["AA-X", "BB-X"]), t(6));
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].to, code("AA-X"));
+    let got = deliver("RR-X", sends, &mut n, t(6));
+    assert!(matches!(got[0].1, Intake::Receipt(_)), "{got:?}");
+    assert!(!n["AA-X"].is_pending(&env.header().id));
+    assert_eq!(n["AA-X"].held_len(), 0);
+    assert_eq!(n["RR-X"].held_len(), 0);
+}
+
+#[test]
+fn loops_end_at_seen_ids_and_hop_limits() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    // A ring of relays, the recipient nowhere.
+    let mut n = nodes(&["AA-X", "R1-X", "R2-X", "R3-X"]);
+    n.get_mut("AA-X")
+        .unwrap()
+        .send(envelope(2, "AA-X", "ZZ-X", b"x", &a_key), t(0))
+        .unwrap();
+    let links: BTreeMap<&str, Vec<&str>> = [
+        ("AA-X", vec!["R1-X", "R3-X"]),
+        ("R1-X", vec!["AA-X", "R2-X"]),
+        ("R2-X", vec!["R1-X", "R3-X"]),
+        ("R3-X", vec!["R2-X", "AA-X"]),
+    ]
+    .into();
+    let mut moved = 0;
+    for round in 0..10 {
+        for (from, to) in &links {
+            let (sends, _) = n.get_mut(*from).unwrap().poll(&set(to), t(round));
+            moved += sends.len();
+            deliver(from, sends, &mut n, t(round));
+        }
+    }
+    // Every node took it once and offered it to each neighbour at most once.
+    assert!(moved <= 8, "{moved} hand-overs");
+    for r in ["R1-X", "R2-X", "R3-X"] {
+        assert_eq!(n[r].held_len(), 1, "{r} holds it for later");
+    }
+    // Past the hop limit: refused.
+    let mut far = envelope(3, "AA-X", "ZZ-X", b"x", &a_key);
+    for _ in 0..=MailLimits::default().max_hops {
+        far = far.next_hop();
+    }
+    assert_eq!(
+        n.get_mut("R1-X")
+            .unwrap()
+            .on_item(&code("AA-X"), MailItem::Envelope(far), t(0)),
+        Intake::Refused(Refusal::TooManyHops)
+    );
+}
+
+#[test]
+fn replays_expiry_and_quota_are_refused() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(
+        code("RR-X"),
+        MailLimits {
+            per_peer_items: 2,
+            ..MailLimits::default()
+        },
+    );
+    let a = code("AA-X");
+    assert_eq!(
+        r.on_item(
+            &a,
+            MailItem::Envelope(envelope(1, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
+        Intake::Relay
+    );
+    // The same id with other content.
+    let replay = MailItem::Envelope(envelope(1, "AA-X", "BB-X", b"other", &a_key));
+    assert_eq!(
+        r.on_item(&a, replay, t(0)),
+        Intake::Refused(Refusal::Replayed)
+    );
+    assert!(Refusal::Replayed.strikes());
+    // Expired on arrival.
+    let old = MailItem::Envelope(envelope(2, "AA-X", "BB-X", b"x", &a_key));
+    assert_eq!(
+        r.on_item(&a, old, t(2 * HOUR)),
+        Intake::Refused(Refusal::Expired)
+    );
+    // Quota: two items per peer.
+    assert_eq!(
+        r.on_item(
+            &a,
+            MailItem::Envelope(envelope(3, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
+        Intake::Relay
+    );
+    assert_eq!(
+        r.on_item(
+            &a,
+            MailItem::Envelope(envelope(4, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
+        Intake::Refused(Refusal::Quota)
+    );
+    assert!(!Refusal::Quota.strikes());
+    // Others are still served.
+    assert_eq!(
+        r.on_item(
+            &code("CC-X"),
+            MailItem::Envelope(envelope(5, "AA-X", "BB-X", b"x", &a_key)),
+            t(0)
+        ),
+        Intake::Relay
+    );
+}
+
+#[test]
+fn outbox_survives_restart_retries_and_expires() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let mut a = Mailer::new(code("AA-X"), MailLimits::default());
+    let env = envelope(9, "AA-X", "BB-X", b"x", &a_key);
+    a.send(env.clone(), t(0)).unwrap();
+    let writes = a.take_writes();
+    assert_eq!(writes.len(), 2, "the held item and its seen id");
+    let mut back = Mailer::new(code("AA-X"), MailLimits::default());
+    let bad = back.restore(
+        writes
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .chain([(b"qmjunk".to_vec(), b"\x05ab".to_vec())])
+            .collect(),
+    );
+    assert_eq!(bad, vec![b"qmjunk".to_vec()]);
+    assert!(back.is_pending(&env.header().id));
+    // Offered, refused, retried after the backoff.
+    let (sends, _) = back.poll(&set(&["RR-X"]), t(1));
+    assert_eq!(sends.len(), 1);
+    back.on_hand_failed(&code("RR-X"), &sends[0].key);
+    assert!(back.poll(&set(&["RR-X"]), t(2)).0.is_empty());
+    back.retry(t(3));
+    assert_eq!(back.poll(&set(&["RR-X"]), t(3)).0.len(), 1);
+    // Expiry: given up, reported, deleted from the store.
+    let (_, events) = back.poll(&set(&[]), t(HOUR));
+    assert!(
+        matches!(&events[..], [MailEvent::Expired { id, header }]
+            if *id == env.header().id && header.to == code("BB-X")),
+        "{events:?}"
+    );
+    assert!(!back.is_pending(&env.header().id));
+    assert!(
+        back.take_writes()
+            .iter()
+            .any(|(k, v)| k[0] == HELD && v.is_none())
+    );
+}

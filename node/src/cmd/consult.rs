@@ -1,0 +1,339 @@
+//! `wlnode consult request|list|show|respond|decide`, `wlnode inbox` and `wlnode hit
+//! report`: Art. 16 consultations, the sealed-message inbox and hit reports on the
+//! running node, through the local API (a `consultant`'s token; hit reports also a
+//! `screener`'s).
+
+// These commands format `serde_json::Value`s from the API; `value["key"]` returns
+// `Null` for a missing key and never panics.
+#![allow(clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+use wlnode_client::Client;
+
+use super::{ConfigArg, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum ConsultCommand {
+    /// Ask the origin of an entry before granting a licence for a like transaction.
+    Request {
+        /// The entry (of another agency).
+        #[arg(long)]
+        entry: String,
+        /// Your licence application's reference.
+        #[arg(long)]
+        reference: String,
+        /// JSON file with the intended transaction (items, end_user, consignee,
+        /// destination_country, value, free_text).
+        #[arg(long)]
+        file: PathBuf,
+        /// How long the origin has to answer, e.g. 30d.
+        #[arg(long, default_value = "30d")]
+        deadline: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List consultations.
+    List {
+        /// open, answered, expired or decided.
+        #[arg(long)]
+        state: Option<String>,
+        /// sent (we asked) or received (our entries).
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one consultation.
+    Show {
+        /// The consultation id.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a consultation of one of our entries (at the origin).
+    Respond {
+        /// The consultation id.
+        id: String,
+        #[arg(long, group = "answer", required = true)]
+        objection: bool,
+        #[arg(long, group = "answer")]
+        no_objection: bool,
+        #[arg(long, group = "answer")]
+        need_info: bool,
+        /// Why (required for an objection and a request for information).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the licence decision (at the requester).
+    Decide {
+        /// The consultation id.
+        id: String,
+        #[arg(long, group = "decision", required = true)]
+        granted: bool,
+        #[arg(long, group = "decision")]
+        refused: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `wlnode hit ...`.
+#[derive(Debug, Subcommand)]
+pub enum HitCommand {
+    /// Send a sealed hit report on another agency's entry to its origin.
+    Report {
+        /// The entry that was hit.
+        #[arg(long)]
+        entry: String,
+        /// customs, licensing or other.
+        #[arg(long)]
+        context: String,
+        /// A text file (or JSON) describing the hit; sent as it is (at most 4 KiB).
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `hit` subcommand.
+pub async fn hit(c: HitCommand) -> anyhow::Result<ExitCode> {
+    let HitCommand::Report {
+        entry,
+        context,
+        file,
+        config,
+        json,
+    } = c;
+    let details = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let v: Value = client(&config)?
+        .post_json(
+            "/v1/hits",
+            &json!({"entry_id": entry, "context": context, "details": details}),
+        )
+        .await?;
+    if json {
+        print_json(&v)?;
+    } else {
+        println!(
+            "hit report {} sent to {}",
+            v["message_id"].as_str().unwrap_or("?"),
+            v["origin"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wlnode inbox`.
+#[derive(Debug, clap::Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[arg(long)]
+    json: bool,
+}
+
+fn client(c: &ConfigArg) -> anyhow::Result<Client> {
+    Ok(Client::from_config(&c.for_client()?)?)
+}
+
+fn check_id(id: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id:?} is not a consultation id (32 hex digits)"
+    );
+    Ok(())
+}
+
+fn line(v: &Value) -> String {
+    format!(
+        "{}  {:<8} {:<9} entry {}  origin {}  requester {}  ref {}  deadline {}{}{}",
+        v["consultation_id"].as_str().unwrap_or("?"),
+        v["role"].as_str().unwrap_or("?"),
+        v["state"].as_str().unwrap_or("?"),
+        v["entry_id"].as_str().unwrap_or("?"),
+        v["origin"].as_str().unwrap_or("?"),
+        v["requester"].as_str().unwrap_or("?"),
+        v["reference"].as_str().unwrap_or("?"),
+        v["deadline"].as_str().unwrap_or("?"),
+        v["answer"]
+            .as_str()
+            .map(|a| format!("  answer {a}"))
+            .unwrap_or_default(),
+        v["decision"]
+            .as_str()
+            .map(|d| format!("  decision {d}"))
+            .unwrap_or_default(),
+    )
+}
+
+/// The fixed list shape: `{consultation_id, entry_id, origin, requester, reference,
+/// state, deadline, answer, decision}` and the rest of the view.
+fn print_one(v: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        print_json(v)?;
+    } else {
+        println!("{}", line(v));
+    }
+    Ok(())
+}
+
+/// Runs a `consult` subcommand.
+pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        ConsultCommand::Request {
+            entry,
+            reference,
+            file,
+            deadline,
+            config,
+            json,
+        } => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let details: Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let v: Value = client(&config)?
+                .post_json(
+                    "/v1/consultations",
+                    &json!({"entry_id": entry, "reference": reference, "details": details, "deadline": deadline}),
+                )
+                .await?;
+            if json {
+                print_json(&json!({
+                    "consultation_id": v["consultation_id"],
+                    "origin": v["origin"],
+                    "deadline": v["deadline"],
+                }))?;
+            } else {
+                println!(
+                    "consultation {} sent to {}, deadline {}",
+                    v["consultation_id"].as_str().unwrap_or("?"),
+                    v["origin"].as_str().unwrap_or("?"),
+                    v["deadline"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        ConsultCommand::List {
+            state,
+            role,
+            config,
+            json,
+        } => {
+            let mut q = Vec::new();
+            if let Some(s) = state {
+                q.push(format!("state={s}"));
+            }
+            if let Some(r) = role {
+                q.push(format!("role={r}"));
+            }
+            let path = if q.is_empty() {
+                "/v1/consultations".to_owned()
+            } else {
+                format!("/v1/consultations?{}", q.join("&"))
+            };
+            let v: Value = client(&config)?.get_json(&path).await?;
+            if json {
+                print_json(&v)?;
+            } else {
+                for c in v.as_array().cloned().unwrap_or_default() {
+                    println!("{}", line(&c));
+                }
+            }
+        }
+        ConsultCommand::Show { id, config, json } => {
+            check_id(&id)?;
+            let v: Value = client(&config)?
+                .get_json(&format!("/v1/consultations/{id}"))
+                .await?;
+            print_one(&v, json)?;
+        }
+        ConsultCommand::Respond {
+            id,
+            objection,
+            no_objection,
+            need_info,
+            reason,
+            config,
+            json,
+        } => {
+            check_id(&id)?;
+            let answer = match (objection, no_objection, need_info) {
+                (true, _, _) => "objection",
+                (_, true, _) => "no_objection",
+                _ => "info_requested",
+            };
+            let v: Value = client(&config)?
+                .post_json(
+                    &format!("/v1/consultations/{id}/respond"),
+                    &json!({"answer": answer, "reason": reason}),
+                )
+                .await?;
+            print_one(&v, json)?;
+        }
+        ConsultCommand::Decide {
+            id,
+            granted,
+            refused,
+            reason,
+            config,
+            json,
+        } => {
+            check_id(&id)?;
+            let decision = if granted && !refused {
+                "granted"
+            } else {
+                "refused"
+            };
+            let v: Value = client(&config)?
+                .post_json(
+                    &format!("/v1/consultations/{id}/decide"),
+                    &json!({"decision": decision, "reason": reason}),
+                )
+                .await?;
+            print_one(&v, json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `wlnode inbox`.
+pub async fn inbox(a: InboxArgs) -> anyhow::Result<ExitCode> {
+    let v: Value = client(&a.config)?.get_json("/v1/inbox").await?;
+    if a.json {
+        print_json(&v)?;
+    } else {
+        for m in v.as_array().cloned().unwrap_or_default() {
+            println!(
+                "{}  {}  from {}  {}",
+                m["received_at"].as_str().unwrap_or("?"),
+                m["message_id"].as_str().unwrap_or("?"),
+                m["from"].as_str().unwrap_or("?"),
+                m["kind"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,824 @@
+//! Sealed agency-to-agency messages and Art. 16 consultations (issue 21) across real
+//! in-process nodes on loopback TCP.
+//!
+//! - A message between two agencies without a direct link crosses a relay; the
+//!   relay's store, audit log and API never contain the content.
+//! - A recipient offline when the message was sent gets it after its restart, and the
+//!   sender sees the signed receipt (`delivered`); an outbox survives the sender's own
+//!   restart.
+//! - A forged, a replayed and an oversized message from a hostile member are each
+//!   refused, counted and audited, and the node keeps serving others.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use wlnode_audit::event::{Event, EventKind};
+use wlnode_crypto::mail::{Draft, Envelope, MailAck, MailItem};
+use wlnode_crypto::model::{AgencyCode, MessageId};
+use wlnode_crypto::time::Timestamp;
+use wlnode_runtime::mail::{InboxItem, OutboxItem};
+use wlnode_tests::{Cluster, RawOutcome, RawPeer, addr, agency, counter, wait_for};
+
+const T: Duration = Duration::from_secs(120);
+
+fn code(i: usize) -> AgencyCode {
+    AgencyCode::new(agency(i)).unwrap()
+}
+
+async fn inbox(c: &Cluster, i: usize) -> Vec<InboxItem> {
+    c.node(i).services.mail.inbox(1000).await.unwrap()
+}
+
+async fn outbox_state(c: &Cluster, i: usize, id: MessageId) -> Option<OutboxItem> {
+    c.node(i).services.mail.outbox_item(id).await.unwrap()
+}
+
+async fn audit_events(c: &Cluster, i: usize) -> Vec<Event> {
+    c.node(i)
+        .services
+        .store
+        .call(|s| s.audit_events(0, s.audit_size()?))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| Event::decode(b).unwrap())
+        .collect()
+}
+
+fn mail_actions(events: &[Event], id: &MessageId) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Mail {
+                action, message_id, ..
+            } if *message_id == id.to_hex() => Some(action.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every file under `dir`, as bytes, contains `needle`?
+fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p)
+                && b.windows(needle.len()).any(|w| w == needle)
+            {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_message_crosses_a_relay_that_never_sees_its_content() {
+    // A — B — C: A and C have no link.
+    let mut c = Cluster::simple(3, &[(0, 1), (1, 2)]);
+    c.start_all().await;
+    let marker = "MARKER-7f3c1e-end-user-Rotterdam";
+    let body = format!("{{\"details\":\"{marker}\"}}");
+    let id = c
+        .node(0)
+        .services
+        .mail
+        .send(&code(2), "test.note", body.as_bytes(), 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "C receives the message", || async {
+        inbox(&c, 2).await.iter().any(|m| m.message_id == id)
+    })
+    .await;
+    let got = inbox(&c, 2).await;
+    let m = got.iter().find(|m| m.message_id == id).unwrap();
+    assert_eq!(m.body, body);
+    assert_eq!(m.from, code(0));
+    wait_for(T, "A sees the receipt", || async {
+        outbox_state(&c, 0, id)
+            .await
+            .is_some_and(|o| o.state == "delivered")
+    })
+    .await;
+    // The relay took it from A and handed it on to C; its audit says so, in metadata.
+    let b_events = audit_events(&c, 1).await;
+    let actions = mail_actions(&b_events, &id);
+    assert!(actions.contains(&"received".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"handed".to_owned()), "{actions:?}");
+    assert!(
+        !actions.contains(&"delivered".to_owned()),
+        "the relay opens nothing"
+    );
+    assert!(
+        inbox(&c, 1).await.is_empty(),
+        "nothing in the relay's inbox"
+    );
+    let export = serde_json::to_string(
+        &b_events
+            .iter()
+            .map(|e| String::from_utf8(e.encode()).unwrap())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        !export.contains(marker),
+        "the relay's audit holds no content"
+    );
+    // The relay's API: its inbox and status.
+    let api = wlnode_client::Client::new(
+        c.node(1).api_addr,
+        std::fs::read_to_string(c.fed.nodes[1].dir.join("api.token"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+        c.fed.nodes[1].config.display().to_string(),
+    )
+    .unwrap();
+    let status = serde_json::to_string(&api.status().await.unwrap()).unwrap();
+    assert!(!status.contains(marker));
+    // Its data directory, byte for byte, after a clean stop.
+    c.stop(1).await;
+    let b_dir = c.fed.nodes[1].dir.join("data");
+    assert!(
+        !dir_contains(&b_dir, marker.as_bytes()),
+        "relay store holds no content"
+    );
+    // The recipient holds it (so the search above can find what is there).
+    c.stop(2).await;
+    assert!(dir_contains(
+        &c.fed.nodes[2].dir.join("data"),
+        marker.as_bytes()
+    ));
+    c.stop(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_recipient_gets_it_after_restart_and_the_outbox_survives_restarts() {
+    let mut c = Cluster::simple(2, &[(0, 1)]);
+    c.start_all().await;
+    c.stop(1).await;
+    let id = c
+        .node(0)
+        .services
+        .mail
+        .send(&code(1), "test.note", b"{\"n\":1}", 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(outbox_state(&c, 0, id).await.unwrap().state, "pending");
+    // The sender restarts too: the outbox is in its store.
+    c.stop(0).await;
+    c.start(0).await;
+    assert_eq!(outbox_state(&c, 0, id).await.unwrap().state, "pending");
+    c.start(1).await;
+    wait_for(T, "B receives after its restart", || async {
+        inbox(&c, 1).await.iter().any(|m| m.message_id == id)
+    })
+    .await;
+    wait_for(T, "A sees delivered", || async {
+        outbox_state(&c, 0, id)
+            .await
+            .is_some_and(|o| o.state == "delivered" && o.delivered_at.is_some())
+    })
+    .await;
+    // Delivered once: B's audit shows one delivery.
+    let delivered = mail_actions(&audit_events(&c, 1).await, &id)
+        .iter()
+        .filter(|a| *a == "delivered")
+        .count();
+    assert_eq!(delivered, 1);
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited() {
+    // A and C run; B's identity is played by a raw peer (a hostile member).
+    let mut c = Cluster::simple(3, &[(0, 2)]);
+    c.start(0).await;
+    c.start(2).await;
+    let a_addr = addr(&c, 0);
+    let seed = RawPeer::seed_of(&c.fed.nodes[1].dir);
+    let mut hostile = RawPeer::speaking(
+        wlnode_net::codec::MAIL_PROTOCOL,
+        Some(seed),
+        wlnode_runtime::MAIL_LIMITS.max_request * 2,
+        1024,
+    );
+    let b_key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[1].dir.join("agency.key"),
+        wlnode_crypto::keyfile::KeyKind::Agency,
+    )
+    .unwrap();
+    let a_enc = c
+        .node(0)
+        .services
+        .trust
+        .roster()
+        .encryption_key(&code(0), Timestamp::now())
+        .unwrap();
+    let seal = |id: u8, key: &wlnode_crypto::SecretKey, created: u64, expires: u64| {
+        Envelope::seal(
+            &Draft {
+                id: MessageId([id; 16]),
+                from: code(1),
+                to: code(0),
+                kind: "test.note",
+                created_at: Timestamp(created),
+                expires_at: Timestamp(expires),
+                plaintext: b"{}",
+            },
+            key,
+            &a_enc,
+        )
+        .unwrap()
+    };
+    let now = Timestamp::now().as_millis();
+    let refused = |o: RawOutcome| match o {
+        RawOutcome::Response(b) => {
+            let ack = MailAck::decode(&b).unwrap();
+            assert!(!ack.accepted, "{ack:?}");
+            ack.reason
+        }
+        RawOutcome::Failed(e) => panic!("request failed: {e}"),
+    };
+    // Forged: B's name, another key.
+    let forger = wlnode_crypto::SecretKey::generate().unwrap();
+    let forged = MailItem::Envelope(seal(1, &forger, now, now + 3_600_000)).encode();
+    assert_eq!(
+        refused(hostile.request(&a_addr, forged.into()).await),
+        "forged"
+    );
+    // Replayed: a genuine message of B's, captured and sent again after its expiry.
+    let old = MailItem::Envelope(seal(2, &b_key, now - 7_200_000, now - 3_600_000)).encode();
+    assert_eq!(
+        refused(hostile.request(&a_addr, old.into()).await),
+        "replayed"
+    );
+    // Replayed: a genuine message delivered once, then the same id with other content.
+    let first = MailItem::Envelope(seal(3, &b_key, now, now + 3_600_000)).encode();
+    match hostile.request(&a_addr, first.into()).await {
+        RawOutcome::Response(b) => assert!(MailAck::decode(&b).unwrap().accepted),
+        RawOutcome::Failed(e) => panic!("{e}"),
+    }
+    let reused = MailItem::Envelope(seal(3, &b_key, now + 1, now + 3_600_000)).encode();
+    assert_eq!(
+        refused(hostile.request(&a_addr, reused.into()).await),
+        "replayed"
+    );
+    // Oversized: a frame over the protocol's limit, refused before its body is read
+    // (the stream is then reset, so the sender may never see the answer).
+    let big = vec![0u8; wlnode_runtime::MAIL_LIMITS.max_request + 1];
+    let _ = hostile.request(&a_addr, big.into()).await;
+    wait_for(T, "the oversized frame is counted", || async {
+        counter(
+            &c.metrics(0),
+            "wlnode_mail_rejected_total",
+            "reason=\"oversized\"",
+        ) >= 1.0
+    })
+    .await;
+    // Counted.
+    let m = c.metrics(0);
+    for reason in ["forged", "replayed", "oversized"] {
+        assert!(
+            counter(
+                &m,
+                "wlnode_mail_rejected_total",
+                &format!("reason=\"{reason}\"")
+            ) >= 1.0,
+            "{reason} not counted:\n{m}"
+        );
+    }
+    // Audited, metadata only.
+    let events = audit_events(&c, 0).await;
+    let reasons: Vec<String> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Mail {
+                action,
+                reason: Some(r),
+                ..
+            } if action == "rejected" => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    for reason in ["forged", "replayed", "oversized"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+    // The node keeps serving everyone else: C's message reaches A.
+    let id = c
+        .node(2)
+        .services
+        .mail
+        .send(&code(0), "test.note", b"{\"ok\":true}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "A still takes C's mail", || async {
+        inbox(&c, 0).await.iter().any(|m| m.message_id == id)
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(2).await;
+}
+
+// ------------------------------------------------------------------ consultations
+
+use wlnode_consult::{Answer, Decision, TransactionDetails};
+use wlnode_crypto::model::EntryId;
+use wlnode_devtools::scaffold::{AgencySpec, OPEN_POLICY};
+use wlnode_runtime::consultations::Held;
+use wlnode_tests::FAST_SYNC;
+
+const DETAILS_MARKER: &str = "DETAILS-MARKER-9a41-Jebel-Ali";
+
+fn details() -> TransactionDetails {
+    TransactionDetails::from_json(
+        format!(
+            r#"{{"items":[{{"description":"five-axis milling machine","category":"2B001"}}],
+            "end_user":"{DETAILS_MARKER}","consignee":"Gulf Machinery FZE",
+            "destination_country":"AE","value":{{"amount":"1250000.00","currency":"EUR"}},
+            "free_text":"second-hand, refurbished"}}"#
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+async fn consultation(c: &Cluster, i: usize, id: wlnode_consult::ConsultationId) -> Option<Held> {
+    c.node(i).services.consultations.get(id).await.ok()
+}
+
+async fn holds_entry(c: &Cluster, i: usize, id: EntryId) -> bool {
+    !c.node(i)
+        .services
+        .store
+        .entries_by_id(id)
+        .await
+        .unwrap()
+        .is_empty()
+}
+
+/// Members with these groups, the given links, open policies.
+fn cluster(groups: &[&[&str]], edges: &[(usize, usize)]) -> Cluster {
+    let specs: Vec<AgencySpec> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| AgencySpec::member(&agency(i), g).unwrap())
+        .collect();
+    let extra = (0..groups.len())
+        .map(|_| format!("{OPEN_POLICY}{FAST_SYNC}"))
+        .collect();
+    Cluster::new(&specs, edges, extra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitted_member_only() {
+    // A (origin) — B (relay) — C (requester); D (eu) and E (not in eu) hang off B.
+    let mut c = cluster(
+        &[&["eu"], &["eu"], &["eu"], &["eu"], &["other"]],
+        &[(0, 1), (1, 2), (1, 3), (1, 4)],
+    );
+    c.start_all().await;
+    let w = c
+        .add(
+            0,
+            "Denied",
+            1,
+            Some(r#"{"scope": "groups", "groups": ["eu"]}"#),
+        )
+        .await
+        .remove(0);
+    wait_for(T, "C holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
+    let held = c
+        .node(2)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            "LIC-2026-0042".into(),
+            details(),
+            Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap();
+    let id = held.consultation.id();
+    assert_eq!(held.consultation.origin(), &code(0));
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    let at_a = consultation(&c, 0, id).await.unwrap();
+    assert_eq!(at_a.consultation.details(), &details());
+    assert_eq!(at_a.consultation.state(), wlnode_consult::State::Open);
+    wait_for(T, "C sees its request delivered", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"))
+    })
+    .await;
+    // A objects.
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "fedcba9876543210fedcba9876543210",
+            id,
+            Answer::Objection,
+            Some("same end user as our denial 2025-17".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "C has the objection", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
+    })
+    .await;
+    // C grants despite the objection: the notice goes to every member the entry's
+    // distribution (groups eu) admits, A included, C itself and E (not in eu) not.
+    let decided = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            Some("end use verified on site".into()),
+        )
+        .await
+        .unwrap();
+    let mut notified: Vec<String> = decided
+        .messages
+        .iter()
+        .filter(|m| m.notice)
+        .map(|m| m.to.to_string())
+        .collect();
+    notified.sort();
+    assert_eq!(notified, vec![agency(0), agency(1), agency(3)]);
+    for i in [0, 1, 3] {
+        wait_for(T, "an admitted member gets the notice", || async {
+            inbox(&c, i)
+                .await
+                .iter()
+                .any(|m| m.kind == "consult_decision" && m.body.contains(&id.to_hex()))
+        })
+        .await;
+    }
+    wait_for(T, "every notice is receipted", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"))
+    })
+    .await;
+    assert!(
+        !inbox(&c, 4)
+            .await
+            .iter()
+            .any(|m| m.kind == "consult_decision"),
+        "E is not admitted and gets nothing"
+    );
+    assert!(
+        inbox(&c, 2)
+            .await
+            .iter()
+            .all(|m| m.kind != "consult_decision")
+    );
+    wait_for(T, "A records the decision", || async {
+        consultation(&c, 0, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Decided)
+    })
+    .await;
+    // The relay carried the request (with the transaction details) but never held
+    // them: not in its inbox, audit or store.
+    assert!(
+        inbox(&c, 1)
+            .await
+            .iter()
+            .all(|m| !m.body.contains(DETAILS_MARKER))
+    );
+    let events = audit_events(&c, 1).await;
+    assert!(events.iter().all(|e| {
+        !String::from_utf8(e.encode())
+            .unwrap()
+            .contains(DETAILS_MARKER)
+    }));
+    // Writes were attributed to the officers.
+    let acted: Vec<String> = audit_events(&c, 2)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Acted { action, .. } => Some(action.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(acted.contains(&"consult_request".to_owned()), "{acted:?}");
+    assert!(acted.contains(&"consult_decide".to_owned()), "{acted:?}");
+    for i in [0, 2, 3, 4] {
+        c.stop(i).await;
+    }
+    c.stop(1).await;
+    assert!(!dir_contains(
+        &c.fed.nodes[1].dir.join("data"),
+        DETAILS_MARKER.as_bytes()
+    ));
+    assert!(dir_contains(
+        &c.fed.nodes[0].dir.join("data"),
+        DETAILS_MARKER.as_bytes()
+    ));
+    auditor_passes_the_honest_trail_and_catches_tampering(&c, id);
+}
+
+fn export(c: &Cluster, i: usize) -> wlnode_audit::event::ExportedLog {
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[i].dir.join("node.key"),
+        wlnode_crypto::keyfile::KeyKind::Node,
+    )
+    .unwrap();
+    let store = wlnode_store::Store::open(&c.fed.nodes[i].dir.join("data")).unwrap();
+    store
+        .audit_export(&code(i), &key.public_key().peer_id())
+        .unwrap()
+}
+
+/// Rewrites node `i`'s log to `events` and re-signs it, as a node hiding something
+/// from its auditor would.
+fn rewrite(c: &Cluster, i: usize, events: &[Event]) {
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[i].dir.join("node.key"),
+        wlnode_crypto::keyfile::KeyKind::Node,
+    )
+    .unwrap();
+    let store = wlnode_store::Store::open(&c.fed.nodes[i].dir.join("data")).unwrap();
+    store.set_audit_settings(wlnode_store::audit::AuditSettings {
+        signer: Some((code(i), std::sync::Arc::new(key))),
+        ..wlnode_store::audit::AuditSettings::default()
+    });
+    store.audit_rewrite(events).unwrap();
+    store
+        .audit_checkpoint(Timestamp::now().as_millis() + 1, true)
+        .unwrap()
+        .expect("a fresh checkpoint");
+}
+
+fn verify(c: &Cluster, n: usize) -> wlnode_audit::verify::Report {
+    let (bytes, _) = wlnode_config::roster_file::read_signed(&c.fed.roster).unwrap();
+    let roster = wlnode_crypto::roster::Roster::parse(&bytes).unwrap();
+    let logs: Vec<_> = (0..n).map(|i| export(c, i)).collect();
+    wlnode_audit::verify::verify(
+        &roster,
+        &logs,
+        &wlnode_audit::verify::AuditorState::default(),
+        wlnode_audit::verify::Options::default(),
+    )
+}
+
+fn decoded(log: &wlnode_audit::event::ExportedLog) -> Vec<Event> {
+    log.events
+        .iter()
+        .map(|e| Event::decode(e.as_bytes()).unwrap())
+        .collect()
+}
+
+fn auditor_passes_the_honest_trail_and_catches_tampering(
+    c: &Cluster,
+    id: wlnode_consult::ConsultationId,
+) {
+    let report = verify(c, 5);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_") || v.kind.starts_with("mail_"))
+        .collect();
+    assert!(bad.is_empty(), "honest trail fails: {bad:#?}");
+    // The report's consultations section: C sent one, decided it despite an
+    // objection; timings only.
+    let cs = report
+        .consultations
+        .iter()
+        .find(|s| s.agency == agency(2))
+        .unwrap();
+    assert_eq!(
+        (cs.consultations, cs.decided, cs.granted_despite),
+        (1, 1, 1)
+    );
+    assert!(cs.median_time_to_answer_ms.is_some());
+    let html = wlnode_audit::html::render(&report, "now");
+    assert!(html.contains("Consultations (Art. 16)"));
+    assert!(!html.contains(DETAILS_MARKER));
+    // C's trail holds the whole consultation.
+    let steps: Vec<String> = decoded(&export(c, 2))
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Consultation { step } if step.consultation_id == id => {
+                Some(step.kind.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    for s in [
+        "requested",
+        "delivered",
+        "answered",
+        "decided",
+        "notice_sent",
+    ] {
+        assert!(steps.iter().any(|x| x == s), "{s} missing from {steps:?}");
+    }
+    // C rewrites its log so that the decision comes before the answer.
+    let mut events = decoded(&export(c, 2));
+    let answered = events
+        .iter()
+        .position(|e| matches!(&e.kind, EventKind::Consultation { step } if step.kind.as_str() == "answered"))
+        .unwrap();
+    let decided = events
+        .iter()
+        .position(|e| matches!(&e.kind, EventKind::Consultation { step } if step.kind.as_str() == "decided"))
+        .unwrap();
+    let mut d = events.remove(decided);
+    if let EventKind::Consultation { step } = &mut d.kind {
+        // Decided a minute after the request, long before the deadline, unanswered.
+        step.at = Timestamp(step.at.as_millis().saturating_sub(1));
+    }
+    let answer_at = match &events[answered].kind {
+        EventKind::Consultation { step } => step.at,
+        _ => unreachable!(),
+    };
+    if let EventKind::Consultation { step } = &mut d.kind {
+        step.at = Timestamp(answer_at.as_millis().saturating_sub(1));
+    }
+    events.insert(answered, d);
+    rewrite(c, 2, &events);
+    // B drops every trace of having taken the request from C.
+    let request_id = {
+        let ev = decoded(&export(c, 2));
+        ev.iter()
+            .find_map(|e| match &e.kind {
+                EventKind::Mail {
+                    action,
+                    kind,
+                    message_id,
+                    ..
+                } if action == "sent" && kind == "consult_request" => Some(message_id.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let b_events: Vec<Event> = decoded(&export(c, 1))
+        .into_iter()
+        .filter(
+            |e| !matches!(&e.kind, EventKind::Mail { message_id, .. } if *message_id == request_id),
+        )
+        .collect();
+    rewrite(c, 1, &b_events);
+    let report = verify(c, 5);
+    let kinds: Vec<(String, String)> = report
+        .violations
+        .iter()
+        .map(|v| (v.kind.clone(), v.node.clone()))
+        .collect();
+    assert!(
+        kinds.contains(&("consultation_premature_decision".into(), agency(2))),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, n)| k == "mail_not_logged" && n == &format!("{}->{}", agency(2), agency(1))),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
+    // C is a member with no encryption key (and never runs).
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1)]);
+    // The authority sets silence = objection in the roster.
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    for m in doc["members"].as_array_of_tables_mut().unwrap().iter_mut() {
+        if m["agency"].as_str() == Some(agency(2).as_str()) {
+            m.remove("encryption_keys");
+        }
+    }
+    let text = format!("{doc}\n[federation_settings]\nconsultation_silence = \"objection\"\n");
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.authority_key,
+        wlnode_crypto::keyfile::KeyKind::Authority,
+    )
+    .unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &key).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    c.start(0).await;
+    c.start(1).await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B holds A's entry", || holds_entry(&c, 1, w.entry_id)).await;
+    let held = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            "LIC-2026-0043".into(),
+            details(),
+            Duration::from_secs(4),
+        )
+        .await
+        .unwrap();
+    let id = held.consultation.id();
+    assert_eq!(
+        held.consultation.silence(),
+        wlnode_consult::SilenceMeans::Objection
+    );
+    for i in [1, 0] {
+        wait_for(T, "the consultation expires", || async {
+            consultation(&c, i, id)
+                .await
+                .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Expired)
+        })
+        .await;
+        let h = consultation(&c, i, id).await.unwrap();
+        assert_eq!(h.consultation.deemed_answer(), Some(Answer::Objection));
+    }
+    // An answer after the deadline is refused.
+    assert!(
+        c.node(0)
+            .services
+            .consultations
+            .respond(
+                "fedcba9876543210fedcba9876543210",
+                id,
+                Answer::NoObjection,
+                None,
+            )
+            .await
+            .is_err()
+    );
+    // A grant on the expired denial notifies the origin and C; C has no encryption
+    // key, so its notice is undeliverable and the others still go.
+    let d = c
+        .node(1)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        d.messages
+            .iter()
+            .any(|m| m.notice && m.to == code(0) && m.delivery != "undeliverable")
+    );
+    assert!(
+        d.messages
+            .iter()
+            .any(|m| m.notice && m.to == code(2) && m.delivery == "undeliverable")
+    );
+    wait_for(T, "A records the grant", || async {
+        consultation(&c, 0, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Decided)
+    })
+    .await;
+    // A hit on A's entry at B's customs, reported to A sealed.
+    let (mid, origin) = c
+        .node(1)
+        .services
+        .consultations
+        .hit_report(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            wlnode_consult::HitContext::Customs,
+            "container MSKU1234567 held at Hamburg".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(origin, code(0));
+    wait_for(T, "A gets the hit report", || async {
+        inbox(&c, 0).await.iter().any(|m| {
+            m.message_id == mid && m.kind == "hit_report" && m.body.contains("MSKU1234567")
+        })
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
