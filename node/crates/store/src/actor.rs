@@ -1,7 +1,7 @@
-//! The store actor: one thread owns the sled [`Store`]; everyone else holds a cheap,
-//! cloneable [`StoreHandle`] and sends it closures to run.
+//! The store actor: one thread owns the [`Store`] (whichever engine it runs on);
+//! everyone else holds a cheap, cloneable [`StoreHandle`] and sends it closures to run.
 //!
-//! sled calls block (and `flush` waits for fsync), so they never run on the async
+//! Engine calls block (and `flush` waits for fsync), so they never run on the async
 //! executor. Commands queue on a bounded channel, which also gives ingest natural
 //! back-pressure.
 
@@ -21,7 +21,7 @@ type Job = Box<dyn FnOnce(&Store) + Send>;
 /// How often a store whose disk failed is checked for recovery (at the next job).
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
-/// Reopen sled after about this many writes (a record and its audit event count two;
+/// Reopen the engine after about this many writes (a record and its audit event count two;
 /// see [`Store::writes_since_open`]), so that an open, even after a crash, replays at
 /// most about this many plus one batch. Measured with a million records: the worst
 /// open after a crash 1.2–1.3 s, each reopen 0.4–1.6 s, 7 % of fill time in all
@@ -45,7 +45,7 @@ fn due(s: &Store, after: u64) -> bool {
 #[allow(clippy::large_enum_variant)] // one value, owned by the actor thread
 enum Slot {
     Open(Store),
-    /// sled is closed (a reopen failed); the next job retries.
+    /// The engine is closed (a reopen failed); the next job retries.
     Closed(Box<ClosedStore>),
 }
 
@@ -58,9 +58,10 @@ impl Slot {
     }
 }
 
-/// After sled reported an IO error it refuses every later write until it is opened
-/// again, even once the disk works: so, when a probe write to the data dir succeeds,
-/// close the store and open it again. sled then recovers from what reached the disk,
+/// After the engine reported an IO error the store refuses every later write until it
+/// is opened again, even once the disk works: so, when a probe write to the data dir
+/// succeeds, close the store and open it again. The engine then recovers from what
+/// reached the disk,
 /// which also drops a batch that was committed in memory but whose flush failed (the
 /// writer got an error for it, so it must not stay visible).
 fn recover(dir: &Path, slot: Slot) -> Slot {
@@ -71,7 +72,7 @@ fn recover(dir: &Path, slot: Slot) -> Slot {
         Slot::Open(s) => s.close(),
         Slot::Closed(c) => *c,
     };
-    // No wait for sled's lock here: every queued job waits on this attempt, and a
+    // No wait for the engine's lock here: every queued job waits on this attempt, and a
     // failed one is retried at a later job anyway.
     match closed.open(Duration::ZERO) {
         Ok(s) => {
@@ -102,7 +103,7 @@ fn checkpoint(dir: &Path, s: Store) -> Slot {
                 dir = %dir.display(),
                 writes,
                 seconds = t.elapsed().as_secs_f64(),
-                "store reopened to checkpoint sled's recovery snapshot"
+                "store reopened to checkpoint the engine's recovery state"
             );
             Slot::Open(s)
         }

@@ -152,7 +152,7 @@ pub struct ImportReport {
     pub screen_start_build_seconds: f64,
     /// Entries in the rebuilt index.
     pub screen_entries: usize,
-    /// Second bound: sled alone writing the same bytes again, in transactions of
+    /// Second bound: the store's engine alone writing the same bytes again, in batches of
     /// `batch` records, same run (see `store::floor`).
     pub storage_floor: Floor,
     /// entries/s divided by the storage floor's records/s (`None` if nothing was
@@ -161,7 +161,8 @@ pub struct ImportReport {
 }
 
 /// Opens the (stopped) node's store in `data_dir` and replays its writes into
-/// `target` with sled alone: the storage floor reported next to ingest rates.
+/// `target` with its own engine alone: the storage floor reported next to ingest
+/// rates.
 pub(crate) fn storage_floor(
     data_dir: &Path,
     target: &Path,
@@ -169,7 +170,7 @@ pub(crate) fn storage_floor(
 ) -> Result<Floor, BenchError> {
     let store = Store::open(data_dir).map_err(err)?;
     store
-        .replay_floor(target, batch, thread_cpu_seconds)
+        .replay_floor(store.engine(), target, batch, thread_cpu_seconds)
         .map_err(err)
 }
 
