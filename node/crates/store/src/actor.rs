@@ -155,8 +155,18 @@ impl StoreActor {
 impl StoreHandle {
     /// Opens the store in `dir` and starts its actor thread.
     pub fn open(dir: &Path) -> Result<(Self, StoreActor), StoreError> {
+        Self::open_with(dir, None)
+    }
+
+    /// [`Self::open`] on engine `engine` ([`Store::open_with`]); `None`: the engine
+    /// the data dir was written by, or the default one ([`Store::open`]).
+    pub fn open_with(
+        dir: &Path,
+        engine: Option<crate::EngineKind>,
+    ) -> Result<(Self, StoreActor), StoreError> {
         Self::open_checkpointing(
             dir,
+            engine,
             CHECKPOINT_AFTER_WRITES,
             CHECKPOINT_ON_STOP_AFTER_WRITES,
         )
@@ -165,10 +175,14 @@ impl StoreHandle {
     /// [`Self::open`] with the reopen thresholds given (tests use small ones).
     pub(crate) fn open_checkpointing(
         dir: &Path,
+        engine: Option<crate::EngineKind>,
         after_writes: u64,
         on_stop_after_writes: u64,
     ) -> Result<(Self, StoreActor), StoreError> {
-        let store = Store::open(dir)?;
+        let store = match engine {
+            Some(kind) => Store::open_with(dir, kind)?,
+            None => Store::open(dir)?,
+        };
         let epoch = store.epoch();
         #[cfg(any(test, feature = "fault-injection"))]
         let faults = store.faults();

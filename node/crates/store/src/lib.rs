@@ -20,6 +20,7 @@ pub mod faults;
 pub mod floor;
 mod hold;
 pub mod inclusions;
+pub mod migrate;
 pub mod revocations;
 pub mod schema;
 pub mod tables;

@@ -922,7 +922,7 @@ fn snapshots(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
 async fn the_actor_reopens_after_many_writes_and_on_a_clean_stop() {
     let dir = tempfile::tempdir().unwrap();
     // A record and its audit event are two writes.
-    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), 20, 5).unwrap();
+    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), None, 20, 5).unwrap();
     h.call(|s| {
         s.set_audit_settings(signing_settings());
         Ok(())
@@ -964,7 +964,7 @@ async fn the_actor_reopens_after_many_writes_and_on_a_clean_stop() {
     }
 
     // Below the stop threshold, a clean stop does not reopen.
-    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), 20, 100).unwrap();
+    let (h, actor) = StoreHandle::open_checkpointing(dir.path(), None, 20, 100).unwrap();
     assert_eq!(h.counts().await.unwrap(), c);
     let before = snapshots(dir.path());
     h.ingest(fresh(&k, 4)).await.unwrap();
@@ -1445,4 +1445,154 @@ fn the_origin_proves_its_revoked_keys_records_from_its_cosigned_log() {
     let rep = s.refresh_inclusions(&roster, &me, &earlier).unwrap();
     assert_eq!((rep.proven, rep.unprovable, rep.dropped), (0, 3, 2));
     assert!(s.record(&r1.id()).unwrap().unwrap().inclusion.is_none());
+}
+
+/// A store with records, audit events, a cursor and local-table rows, on `kind`.
+fn filled(dir: &std::path::Path, kind: EngineKind) -> Store {
+    let s = Store::open_with(dir, kind).unwrap();
+    s.set_audit_settings(signing_settings());
+    let k = SecretKey::generate().unwrap();
+    for round in 0..3 {
+        s.ingest(&fresh(&k, 50), Timestamp(10 + round)).unwrap();
+    }
+    s.set_cursor(
+        &"BB-CUSTOMS".parse().unwrap(),
+        Some(Cursor {
+            epoch: [7; 16],
+            seq: 42,
+            backlog_complete: true,
+        }),
+    )
+    .unwrap();
+    s.table_put(
+        tables::LocalTable::Cases,
+        &[(b"case-1".to_vec(), b"{}".to_vec())],
+        true,
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn a_data_dir_opened_with_the_other_engine_is_a_typed_error_not_a_new_store() {
+    for (written, asked) in [
+        (EngineKind::Sled, EngineKind::Fjall),
+        (EngineKind::Fjall, EngineKind::Sled),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        drop(filled(dir.path(), written));
+        assert_eq!(recorded_engine(dir.path()).unwrap(), Some(written));
+        match Store::open_with(dir.path(), asked) {
+            Err(StoreError::WrongEngine { found, wanted, .. }) => {
+                assert_eq!((found, wanted), (written, asked));
+            }
+            other => panic!("{written} dir opened as {asked}: {other:?}"),
+        }
+        // Nothing of the asked engine was created, and the store still opens as it was.
+        assert!(!dir.path().join(asked.subdir()).exists());
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!((s.engine(), s.counts().unwrap().records), (written, 150));
+    }
+}
+
+#[test]
+fn a_data_dir_from_before_engines_is_read_as_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(filled(dir.path(), EngineKind::Sled));
+    std::fs::remove_file(dir.path().join(ENGINE_FILE)).unwrap();
+    assert_eq!(recorded_engine(dir.path()).unwrap(), Some(EngineKind::Sled));
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.counts().unwrap().records, 150);
+    assert!(
+        dir.path().join(ENGINE_FILE).exists(),
+        "recorded from now on"
+    );
+}
+
+#[test]
+fn migrate_copies_every_tree_to_the_other_engine_and_refuses_a_running_store() {
+    for (from_kind, to_kind) in [
+        (EngineKind::Sled, EngineKind::Fjall),
+        (EngineKind::Fjall, EngineKind::Sled),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (from, to) = (tmp.path().join("from"), tmp.path().join("to"));
+        let src = filled(&from, from_kind);
+        let (counts, epoch) = (src.counts().unwrap(), src.epoch());
+        let log = src.log_after(0, usize::MAX).unwrap();
+        // A node runs on it (the store holds the lock): refused, and nothing written.
+        match migrate::migrate(&from, &to, to_kind) {
+            Err(migrate::MigrateError::Store(StoreError::Locked { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(!to.exists());
+        drop(src);
+        // A non-empty target is refused.
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::write(to.join("x"), b"x").unwrap();
+        assert!(matches!(
+            migrate::migrate(&from, &to, to_kind),
+            Err(migrate::MigrateError::NotEmpty { .. })
+        ));
+        std::fs::remove_file(to.join("x")).unwrap();
+        let sum = migrate::migrate(&from, &to, to_kind).unwrap();
+        assert_eq!((sum.from_engine, sum.to_engine), (from_kind, to_kind));
+        assert_eq!(sum.counts, counts);
+        assert_eq!(sum.pairs.get(schema::trees::RECORDS), Some(&150));
+        let s = Store::open(&to).unwrap();
+        assert_eq!(s.engine(), to_kind);
+        assert_eq!(s.counts().unwrap(), counts);
+        assert_eq!(s.epoch(), epoch, "the same log: peers' cursors stay valid");
+        assert_eq!(s.log_after(0, usize::MAX).unwrap(), log);
+        assert_eq!(
+            s.cursor(&"BB-CUSTOMS".parse().unwrap()).unwrap(),
+            Some(Cursor {
+                epoch: [7; 16],
+                seq: 42,
+                backlog_complete: true
+            })
+        );
+        assert_eq!(
+            s.table_get(tables::LocalTable::Cases, b"case-1").unwrap(),
+            Some(b"{}".to_vec())
+        );
+        let size = s.audit_size().unwrap();
+        assert_eq!(size, counts.audit_events);
+        s.audit_root(size).unwrap();
+        // The copy takes new writes.
+        let k = SecretKey::generate().unwrap();
+        s.ingest(&fresh(&k, 2), Timestamp(99)).unwrap();
+        assert_eq!(s.counts().unwrap().records, 152);
+    }
+}
+
+#[test]
+fn a_backup_taken_on_one_engine_restores_onto_the_other() {
+    for (from_kind, to_kind) in [
+        (EngineKind::Sled, EngineKind::Fjall),
+        (EngineKind::Fjall, EngineKind::Sled),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("b.wlbackup");
+        let (counts, log) = {
+            let s = filled(&tmp.path().join("src"), from_kind);
+            s.backup_to_file(&file).unwrap();
+            (s.counts().unwrap(), s.log_after(0, usize::MAX).unwrap())
+        };
+        let dst = tmp.path().join("dst");
+        let sum = backup::restore_with(&file, &dst, false, Some(to_kind)).unwrap();
+        assert_eq!(sum.records, 150);
+        let s = Store::open(&dst).unwrap();
+        assert_eq!(s.engine(), to_kind);
+        let c = s.counts().unwrap();
+        assert_eq!(
+            (c.records, c.entries, c.head_seq),
+            (counts.records, counts.entries, counts.head_seq)
+        );
+        assert_eq!(s.log_after(0, usize::MAX).unwrap(), log);
+        assert_eq!(
+            s.table_get(tables::LocalTable::Cases, b"case-1").unwrap(),
+            Some(b"{}".to_vec())
+        );
+    }
 }
