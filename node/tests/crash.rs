@@ -76,8 +76,32 @@ fn draft(i: usize) -> EntryDraft {
     .unwrap()
 }
 
+/// `[store] engine = ENGINE`: each crash test runs on every storage engine.
+fn engine_toml(engine: &str) -> String {
+    format!("\n[store]\nengine = \"{engine}\"\n")
+}
+
 #[test]
-fn sigkill_during_import_loses_nothing_acknowledged() {
+fn sigkill_during_import_loses_nothing_acknowledged_on_sled() {
+    sigkill_during_import("sled");
+}
+
+#[test]
+fn sigkill_during_import_loses_nothing_acknowledged_on_fjall() {
+    sigkill_during_import("fjall");
+}
+
+#[test]
+fn sigkill_during_cold_sync_converges_without_duplicates_on_sled() {
+    sigkill_during_cold_sync("sled");
+}
+
+#[test]
+fn sigkill_during_cold_sync_converges_without_duplicates_on_fjall() {
+    sigkill_during_cold_sync("fjall");
+}
+
+fn sigkill_during_import(engine: &str) {
     const TOTAL: usize = 20_000;
     const BATCH: usize = 250;
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +112,15 @@ fn sigkill_during_import_loses_nothing_acknowledged() {
     )
     .unwrap();
     let n = &fed.nodes[0];
-    scaffold::write_config(&fed, n, &NodeOptions::default()).unwrap();
+    scaffold::write_config(
+        &fed,
+        n,
+        &NodeOptions {
+            extra: engine_toml(engine),
+            ..NodeOptions::default()
+        },
+    )
+    .unwrap();
     let data = n.dir.join("data");
     let (mut node, client) = start(&n.config, &data);
 
@@ -256,8 +288,7 @@ fn metric(rt: &tokio::runtime::Runtime, client: &Client, line_start: &str) -> f6
 /// on-connect reconciliation, forced by its stored "backlog pending" mark, settles
 /// its cursor (A's on-connect session may deliver records too, but only B's own
 /// session can clear B's mark).
-#[test]
-fn sigkill_during_cold_sync_converges_without_duplicates() {
+fn sigkill_during_cold_sync(engine: &str) {
     let total: usize = std::env::var("WLNODE_CRASH_SYNC_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -282,8 +313,9 @@ fn sigkill_during_cold_sync_converges_without_duplicates() {
         }
     };
     let extra = format!(
-        "{}\n[sync]\nanti_entropy_interval = \"1h\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n",
-        scaffold::OPEN_POLICY
+        "{}\n[sync]\nanti_entropy_interval = \"1h\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n{}",
+        scaffold::OPEN_POLICY,
+        engine_toml(engine)
     );
     let port_b = free_port();
     let (a, b) = (&fed.nodes[0], &fed.nodes[1]);

@@ -44,9 +44,28 @@ async fn writable(cl: &Client) -> (bool, Option<String>) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disk_refusing_writes_is_reported_refused_and_recovered() {
+/// A two-node cluster whose nodes run on storage engine `engine`: the fault tests
+/// run on every engine.
+fn cluster_on(engine: &str) -> Cluster {
     let mut c = Cluster::simple(2, &[(0, 1)]);
+    for e in &mut c.extra {
+        e.push_str(&format!("\n[store]\nengine = \"{engine}\"\n"));
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_refusing_writes_is_reported_refused_and_recovered_on_sled() {
+    disk_refusing_writes("sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_refusing_writes_is_reported_refused_and_recovered_on_fjall() {
+    disk_refusing_writes("fjall").await;
+}
+
+async fn disk_refusing_writes(engine: &str) {
+    let mut c = cluster_on(engine);
     c.start_all().await;
     c.add(0, "before", 3, None).await;
     wait_for(T, "node 1 to replicate the first entries", || async {
@@ -121,8 +140,17 @@ async fn disk_refusing_writes_is_reported_refused_and_recovered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_batches_failing_partway_are_invisible_then_retried() {
-    let mut c = Cluster::simple(2, &[(0, 1)]);
+async fn sync_batches_failing_partway_are_invisible_then_retried_on_sled() {
+    sync_batches_failing_partway("sled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_batches_failing_partway_are_invisible_then_retried_on_fjall() {
+    sync_batches_failing_partway("fjall").await;
+}
+
+async fn sync_batches_failing_partway(engine: &str) {
+    let mut c = cluster_on(engine);
     c.start_all().await;
     c.add(0, "before", 2, None).await;
     wait_for(T, "node 1 to replicate the first entries", || async {
@@ -232,7 +260,16 @@ impl Drop for FullDiskNode {
 /// had room again, and the batch whose flush failed stayed visible although its writer
 /// got a 503. The store actor now reopens the store once a probe write succeeds.
 #[test]
-fn node_recovers_after_a_real_full_disk_clears() {
+fn node_recovers_after_a_real_full_disk_clears_on_sled() {
+    node_recovers_after_a_real_full_disk_clears("sled");
+}
+
+#[test]
+fn node_recovers_after_a_real_full_disk_clears_on_fjall() {
+    node_recovers_after_a_real_full_disk_clears("fjall");
+}
+
+fn node_recovers_after_a_real_full_disk_clears(engine: &str) {
     let root = std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -258,7 +295,10 @@ fn node_recovers_after_a_real_full_disk_clears() {
         &fed,
         node,
         &wlnode_devtools::scaffold::NodeOptions {
-            extra: wlnode_devtools::scaffold::OPEN_POLICY.into(),
+            extra: format!(
+                "{}\n[store]\nengine = \"{engine}\"\n",
+                wlnode_devtools::scaffold::OPEN_POLICY
+            ),
             ..Default::default()
         },
     )

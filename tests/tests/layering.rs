@@ -1,8 +1,9 @@
 //! The crate layering, checked from `cargo metadata` rather than by review: every
 //! dependency between workspace crates points down an allowed edge, and the absences
-//! ARCHITECTURE.md states hold (who may use libp2p, sled, axum, reqwest, clap,
-//! indicatif; what the pure crates never pull in, even transitively; that no runtime
-//! crate links the developer tools; that no sled type is public outside the store).
+//! ARCHITECTURE.md states hold (who may use libp2p, the storage engines sled and fjall,
+//! axum, reqwest, clap, indicatif; what the pure crates never pull in, even
+//! transitively; that no runtime crate links the developer tools; that no engine type
+//! is public outside the store).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -169,6 +170,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const OWNERS: &[(&str, &[&str])] = &[
     ("libp2p", &["wlnode-net"]),
     ("sled", &["wlnode-store"]),
+    ("fjall", &["wlnode-store"]),
+    ("lsm-tree", &["wlnode-store"]),
     ("axum", &["wlnode-api"]),
     ("reqwest", &["wlnode-client"]),
     ("clap", &["wlnode"]),
@@ -177,7 +180,13 @@ const OWNERS: &[(&str, &[&str])] = &[
 ];
 
 /// External crates the pure crates must not reach, directly or through anything.
-const NOT_PURE: &[&str] = &["tokio", "sled", "libp2p", "axum", "hyper", "reqwest", "mio"];
+const NOT_PURE: &[&str] = &[
+    "tokio", "sled", "fjall", "libp2p", "axum", "hyper", "reqwest", "mio",
+];
+
+/// How each storage engine's types are named in source: none may appear in a public
+/// signature of the store, nor anywhere outside it.
+const ENGINE_PATHS: &[&str] = &["sled::", "IVec", "fjall::", "lsm_tree::"];
 
 struct Graph {
     /// Workspace package name → its normal (non-dev, non-build) dependency names.
@@ -404,9 +413,10 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A store built on another engine could not be swapped in if its callers could name
-/// sled's types; so none appears in a public signature of the store crate.
+/// an engine's types (sled's or fjall's); so none appears in a public signature of the
+/// store crate, and no other crate names them at all.
 #[test]
-fn no_sled_type_is_public_outside_the_store() {
+fn no_engine_type_is_public_outside_the_store() {
     let g = graph();
     let mut problems = Vec::new();
     for f in sources(&g.dirs["wlnode-store"].join("src")) {
@@ -417,18 +427,26 @@ fn no_sled_type_is_public_outside_the_store() {
             if t.starts_with("pub ") && !t.starts_with("pub(") {
                 in_pub_signature = true;
             }
-            if in_pub_signature && (t.contains("sled::") || t.contains("IVec")) {
+            if in_pub_signature && ENGINE_PATHS.iter().any(|p| t.contains(p)) {
                 problems.push(format!("{}:{}: {t}", f.display(), i + 1));
             }
             if t.contains('{') || t.ends_with(';') {
                 in_pub_signature = false;
             }
-            if t.starts_with("pub use sled") || t.starts_with("impl From<sled") {
+            if [
+                "pub use sled",
+                "impl From<sled",
+                "pub use fjall",
+                "impl From<fjall",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p))
+            {
                 problems.push(format!("{}:{}: {t}", f.display(), i + 1));
             }
         }
     }
-    // No other crate names sled at all.
+    // No other crate names an engine at all.
     for (name, dir) in &g.dirs {
         if name == "wlnode-store" {
             continue;
@@ -440,8 +458,10 @@ fn no_sled_type_is_public_outside_the_store() {
             .flat_map(|d| sources(&d));
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            if text.contains("sled::") && !f.ends_with("layering.rs") {
-                problems.push(format!("{} names sled", f.display()));
+            if !f.ends_with("layering.rs")
+                && let Some(p) = ENGINE_PATHS.iter().find(|p| text.contains(**p))
+            {
+                problems.push(format!("{} names {p}", f.display()));
             }
         }
     }

@@ -37,6 +37,10 @@ pub struct RestoreArgs {
     /// Replace the store in an existing data dir (the node must be stopped).
     #[arg(long)]
     force: bool,
+    /// The engine of the restored store, sled or fjall (default: the replaced store's,
+    /// or sled). Backups do not depend on the engine.
+    #[arg(long)]
+    engine: Option<wlnode_store::EngineKind>,
     #[arg(long)]
     json: bool,
 }
@@ -129,7 +133,7 @@ pub async fn backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn restore(a: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let summary = backup::restore(&a.from, &a.data_dir, a.force)?;
+    let summary = backup::restore_with(&a.from, &a.data_dir, a.force, a.engine)?;
     if a.json {
         print_json(&Output {
             file: &a.from,

@@ -24,11 +24,17 @@ pub enum BenchCommand {
         entries: usize,
         #[arg(long, default_value_t = 1000)]
         batch: usize,
+        /// The node's storage engine (every engine's floor is reported either way).
+        #[arg(long, default_value = "sled")]
+        engine: wlnode_store::EngineKind,
     },
     /// Fill a store with N records, then time reopening it; reports disk per record.
     Store {
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
+        /// The storage engine (every engine's floor is reported either way).
+        #[arg(long, default_value = "sled")]
+        engine: wlnode_store::EngineKind,
     },
     /// Replication with real nodes on loopback: cold sync of N records next to raw
     /// verify_batch, propagation along a five-node line, reconciliation bytes.
@@ -42,6 +48,9 @@ pub enum BenchCommand {
         /// Run the nodes with the audit log off (`[audit] enabled = false`).
         #[arg(long)]
         no_audit: bool,
+        /// The nodes' storage engine (every engine's floor is reported either way).
+        #[arg(long, default_value = "sled")]
+        engine: wlnode_store::EngineKind,
     },
     /// Name screening on a deterministic synthetic watchlist: recall@10 and precision
     /// on known variants and true negatives, latency, queries/s, index build time and
@@ -111,11 +120,13 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
     let report =
         match c {
-            BenchCommand::Import { entries, batch } => {
-                serde_json::to_value(super::runtime()?.block_on(
-                    wlnode_devtools::bench::import(entries, batch.clamp(1, 5000), dir.path()),
-                )?)?
-            }
+            BenchCommand::Import {
+                entries,
+                batch,
+                engine,
+            } => serde_json::to_value(super::runtime()?.block_on(
+                wlnode_devtools::bench::import(entries, batch.clamp(1, 5000), engine, dir.path()),
+            )?)?,
             BenchCommand::Audit {
                 events,
                 distinct_records,
@@ -124,16 +135,24 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
                 distinct_records,
                 dir.path(),
             )?)?,
-            BenchCommand::Store { records } => {
-                serde_json::to_value(wlnode_devtools::bench::store(records, dir.path())?)?
+            BenchCommand::Store { records, engine } => {
+                serde_json::to_value(wlnode_devtools::bench::store(records, engine, dir.path())?)?
             }
             BenchCommand::Sync {
                 records,
                 samples,
                 missing,
                 no_audit,
+                engine,
             } => serde_json::to_value(super::runtime()?.block_on(
-                wlnode_devtools::bench::sync::run(records, samples, missing, !no_audit, dir.path()),
+                wlnode_devtools::bench::sync::run(
+                    records,
+                    samples,
+                    missing,
+                    !no_audit,
+                    engine,
+                    dir.path(),
+                ),
             )?)?,
             BenchCommand::Screen {
                 entries,

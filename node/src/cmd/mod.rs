@@ -17,6 +17,7 @@ mod roster;
 mod run;
 mod screen;
 mod source;
+mod store;
 mod user;
 mod watch;
 
@@ -94,6 +95,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into a data dir (the node must be stopped).
     Restore(backup::RestoreArgs),
+    /// Offline store tools: migrate a stopped node's data dir to another engine.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// The `--config` flag shared by commands that talk to a node.
@@ -170,5 +174,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a),
         Command::Backup(a) => runtime()?.block_on(backup::backup(a)),
         Command::Restore(a) => backup::restore(a),
+        Command::Store(c) => store::run(c),
     }
 }

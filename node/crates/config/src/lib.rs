@@ -507,6 +507,26 @@ impl Default for ScreeningConfig {
     }
 }
 
+/// `[store]`: the node's database.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The storage engine. Unset: the engine the data dir was written by, or sled for
+    /// a new one. Set: a data dir written by another engine is refused at start (convert
+    /// it with `wlnode store migrate`).
+    pub engine: Option<StoreEngine>,
+}
+
+/// A storage engine (`[store] engine`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngine {
+    /// sled 0.34.
+    Sled,
+    /// fjall 2.
+    Fjall,
+}
+
 /// `[release]`: four-eyes release of this agency's own entry writes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -599,6 +619,9 @@ pub struct RawConfig {
     /// Where notifications are POSTed (`[[webhook]]`).
     #[serde(default)]
     pub webhook: Vec<WebhookConfig>,
+    /// The database (`[store]`).
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -920,6 +943,22 @@ origins = ["*"]
         assert!(e.message.contains("frobnicate"), "{e}");
         assert!(
             e.to_string().starts_with("/etc/wlnode/node.toml:20:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn store_engine_is_optional_and_an_unknown_one_names_file_line_and_key() {
+        assert_eq!(parse(GOOD).unwrap().raw.store.engine, None);
+        let fjall = parse(&format!("{GOOD}\n[store]\nengine = \"fjall\"\n")).unwrap();
+        assert_eq!(fjall.raw.store.engine, Some(StoreEngine::Fjall));
+        let text = format!("{GOOD}\n[store]\nengine = \"rocks\"\n");
+        let line = text.lines().count();
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.file, PathBuf::from("/etc/wlnode/node.toml"));
+        assert_eq!((e.line, e.key.as_str()), (line, "store.engine"), "{e}");
+        assert!(
+            e.message.contains("sled") && e.message.contains("fjall"),
             "{e}"
         );
     }

@@ -362,7 +362,8 @@ impl RunningNode {
     /// Starts a node from its config, serving its API with `api`.
     pub async fn start(cfg: Config, api: ApiStarter) -> Result<Self, NodeError> {
         let id = load_identity(&cfg)?;
-        let (store, store_actor) = StoreHandle::open(&cfg.raw.data_dir)?;
+        let (store, store_actor) =
+            StoreHandle::open_with(&cfg.raw.data_dir, store_engine(&cfg.raw.store))?;
         let roster_path = cfg.raw.roster.clone();
         let configured = cfg.raw.roster_authorities.clone();
         let loaded = store
@@ -603,4 +604,12 @@ impl RunningNode {
         }
         tracing::info!("node stopped");
     }
+}
+
+/// The engine `[store] engine` names, if set.
+pub fn store_engine(c: &wlnode_config::StoreConfig) -> Option<wlnode_store::EngineKind> {
+    c.engine.map(|e| match e {
+        wlnode_config::StoreEngine::Sled => wlnode_store::EngineKind::Sled,
+        wlnode_config::StoreEngine::Fjall => wlnode_store::EngineKind::Fjall,
+    })
 }

@@ -1,7 +1,7 @@
-//! The store actor: one thread owns the sled [`Store`]; everyone else holds a cheap,
-//! cloneable [`StoreHandle`] and sends it closures to run.
+//! The store actor: one thread owns the [`Store`] (whichever engine it runs on);
+//! everyone else holds a cheap, cloneable [`StoreHandle`] and sends it closures to run.
 //!
-//! sled calls block (and `flush` waits for fsync), so they never run on the async
+//! Engine calls block (and `flush` waits for fsync), so they never run on the async
 //! executor. Commands queue on a bounded channel, which also gives ingest natural
 //! back-pressure.
 
@@ -21,7 +21,7 @@ type Job = Box<dyn FnOnce(&Store) + Send>;
 /// How often a store whose disk failed is checked for recovery (at the next job).
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
-/// Reopen sled after about this many writes (a record and its audit event count two;
+/// Reopen the engine after about this many writes (a record and its audit event count two;
 /// see [`Store::writes_since_open`]), so that an open, even after a crash, replays at
 /// most about this many plus one batch. Measured with a million records: the worst
 /// open after a crash 1.2–1.3 s, each reopen 0.4–1.6 s, 7 % of fill time in all
@@ -45,7 +45,7 @@ fn due(s: &Store, after: u64) -> bool {
 #[allow(clippy::large_enum_variant)] // one value, owned by the actor thread
 enum Slot {
     Open(Store),
-    /// sled is closed (a reopen failed); the next job retries.
+    /// The engine is closed (a reopen failed); the next job retries.
     Closed(Box<ClosedStore>),
 }
 
@@ -58,9 +58,10 @@ impl Slot {
     }
 }
 
-/// After sled reported an IO error it refuses every later write until it is opened
-/// again, even once the disk works: so, when a probe write to the data dir succeeds,
-/// close the store and open it again. sled then recovers from what reached the disk,
+/// After the engine reported an IO error the store refuses every later write until it
+/// is opened again, even once the disk works: so, when a probe write to the data dir
+/// succeeds, close the store and open it again. The engine then recovers from what
+/// reached the disk,
 /// which also drops a batch that was committed in memory but whose flush failed (the
 /// writer got an error for it, so it must not stay visible).
 fn recover(dir: &Path, slot: Slot) -> Slot {
@@ -71,7 +72,7 @@ fn recover(dir: &Path, slot: Slot) -> Slot {
         Slot::Open(s) => s.close(),
         Slot::Closed(c) => *c,
     };
-    // No wait for sled's lock here: every queued job waits on this attempt, and a
+    // No wait for the engine's lock here: every queued job waits on this attempt, and a
     // failed one is retried at a later job anyway.
     match closed.open(Duration::ZERO) {
         Ok(s) => {
@@ -102,7 +103,7 @@ fn checkpoint(dir: &Path, s: Store) -> Slot {
                 dir = %dir.display(),
                 writes,
                 seconds = t.elapsed().as_secs_f64(),
-                "store reopened to checkpoint sled's recovery snapshot"
+                "store reopened to checkpoint the engine's recovery state"
             );
             Slot::Open(s)
         }
@@ -154,8 +155,18 @@ impl StoreActor {
 impl StoreHandle {
     /// Opens the store in `dir` and starts its actor thread.
     pub fn open(dir: &Path) -> Result<(Self, StoreActor), StoreError> {
+        Self::open_with(dir, None)
+    }
+
+    /// [`Self::open`] on engine `engine` ([`Store::open_with`]); `None`: the engine
+    /// the data dir was written by, or the default one ([`Store::open`]).
+    pub fn open_with(
+        dir: &Path,
+        engine: Option<crate::EngineKind>,
+    ) -> Result<(Self, StoreActor), StoreError> {
         Self::open_checkpointing(
             dir,
+            engine,
             CHECKPOINT_AFTER_WRITES,
             CHECKPOINT_ON_STOP_AFTER_WRITES,
         )
@@ -164,10 +175,14 @@ impl StoreHandle {
     /// [`Self::open`] with the reopen thresholds given (tests use small ones).
     pub(crate) fn open_checkpointing(
         dir: &Path,
+        engine: Option<crate::EngineKind>,
         after_writes: u64,
         on_stop_after_writes: u64,
     ) -> Result<(Self, StoreActor), StoreError> {
-        let store = Store::open(dir)?;
+        let store = match engine {
+            Some(kind) => Store::open_with(dir, kind)?,
+            None => Store::open(dir)?,
+        };
         let epoch = store.epoch();
         #[cfg(any(test, feature = "fault-injection"))]
         let faults = store.faults();

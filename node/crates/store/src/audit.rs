@@ -1,27 +1,25 @@
-//! The audit log's sled side: events by index, the Merkle tree's complete subtrees
-//! ([`wlnode_audit::merkle`] over sled), and signed checkpoints.
+//! The audit log's storage side: events by index, the Merkle tree's complete subtrees
+//! ([`wlnode_audit::merkle`] over the store's trees), and signed checkpoints.
 //!
-//! Events are appended inside a sled transaction together with the tree nodes and the
+//! Events are appended inside a store transaction together with the tree nodes and the
 //! log size (`meta/audit_size`), so the log, its tree and its size never disagree. The
 //! ingest transaction appends its events in the same transaction as the records they
 //! describe. Checkpoints are signed after the append commits, on the store thread.
 //!
 //! Storage is chunked: one `audit_events` value holds up to [`CHUNK_EVENTS`]
-//! consecutive events (keyed by the first one's index), because a sled insert costs
+//! consecutive events (keyed by the first one's index), because an engine write costs
 //! far more than the bytes it writes, and one insert per event was a large part of
 //! what auditing cost replication. The tree's leaves are still the single events.
 
 use std::sync::Arc;
 
-use sled::transaction::{
-    ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::{Transactional, Tree};
+use crate::EngineError;
+use crate::engine::{Tree, TxTree};
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::model::{AgencyCode, RecordId};
 
 use super::schema::{audit_node_key, meta, trees};
-use super::{Store, StoreError, TxResult, tx_err, u64_of};
+use super::{Store, StoreError, TxResult, u64_of};
 use crate::Engine as _;
 use wlnode_audit::event::{
     Checkpoint, Cosignature, EXPORT_FORMAT, Event, EventKind, ExportedLog, SentHeader,
@@ -78,7 +76,7 @@ fn for_each_event(
     from: u64,
     to: u64,
     mut f: impl FnMut(u64, &[u8]),
-) -> Result<(), sled::Error> {
+) -> Result<(), EngineError> {
     if from >= to {
         return Ok(());
     }
@@ -166,8 +164,8 @@ fn subtree_from_leaves<E>(
 /// to `audit_nodes`, and small ones that precede the batch come from `meta/audit_edge`
 /// (or, in a store written before chunking, are recomputed from single-event keys).
 pub(super) struct TxNodes<'a> {
-    nodes: &'a TransactionalTree,
-    events: &'a TransactionalTree,
+    nodes: &'a TxTree<'a>,
+    events: &'a TxTree<'a>,
     fresh: std::collections::HashMap<(u8, u64), Hash>,
     /// The log size when this append began: no leaf at or past it exists outside
     /// `fresh` (`append_tx` checks that once, rather than one sled read per event).
@@ -175,7 +173,7 @@ pub(super) struct TxNodes<'a> {
 }
 
 impl NodeStore for TxNodes<'_> {
-    type Error = UnabortableTransactionError;
+    type Error = StoreError;
     fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, Self::Error> {
         if let Some(h) = self.fresh.get(&(level, index)) {
             return Ok(Some(*h));
@@ -200,8 +198,7 @@ impl NodeStore for TxNodes<'_> {
     }
     fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), Self::Error> {
         if level >= STORED_LEVEL {
-            self.nodes
-                .insert(&audit_node_key(level, index)[..], &hash[..])?;
+            self.nodes.insert(audit_node_key(level, index), hash)?;
         }
         self.fresh.insert((level, index), hash);
         Ok(())
@@ -215,8 +212,8 @@ struct TreeNodes<'a> {
 }
 
 impl NodeStore for TreeNodes<'_> {
-    type Error = sled::Error;
-    fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, sled::Error> {
+    type Error = EngineError;
+    fn get(&self, level: u8, index: u64) -> Result<Option<Hash>, EngineError> {
         if level >= STORED_LEVEL {
             return Ok(self
                 .nodes
@@ -235,17 +232,17 @@ impl NodeStore for TreeNodes<'_> {
             _ => Ok(None),
         })
     }
-    fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), sled::Error> {
+    fn put(&mut self, level: u8, index: u64, hash: Hash) -> Result<(), EngineError> {
         if level >= STORED_LEVEL {
-            self.nodes.insert(audit_node_key(level, index), &hash[..])?;
+            self.nodes.insert(audit_node_key(level, index), hash)?;
         }
         Ok(())
     }
 }
 
-fn merkle_err(e: MerkleError<sled::Error>) -> StoreError {
+fn merkle_err(e: MerkleError<EngineError>) -> StoreError {
     match e {
-        MerkleError::Store(e) => StoreError::Io(crate::EngineError::of(e)),
+        MerkleError::Store(e) => StoreError::Io(e),
         other => StoreError::corrupt(trees::AUDIT_NODES, other),
     }
 }
@@ -253,9 +250,9 @@ fn merkle_err(e: MerkleError<sled::Error>) -> StoreError {
 /// Appends `events` inside a transaction over `meta`, `audit_events` and `audit_nodes`;
 /// returns the new log size.
 pub(super) fn append_tx(
-    meta_t: &TransactionalTree,
-    events_t: &TransactionalTree,
-    nodes_t: &TransactionalTree,
+    meta_t: &TxTree<'_>,
+    events_t: &TxTree<'_>,
+    nodes_t: &TxTree<'_>,
     events: &[Event],
 ) -> TxResult<u64> {
     let mut size = u64_of(meta_t.get(meta::AUDIT_SIZE)?);
@@ -266,10 +263,10 @@ pub(super) fn append_tx(
     // from memory (`TxNodes::base`), this is the one read that backs it: nothing may
     // be stored where the new events begin.
     if events_t.get(size.to_be_bytes())?.is_some() {
-        return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+        return Err(StoreError::corrupt(
             trees::AUDIT_EVENTS,
             format!("an audit event is stored at index {size}, past the log's size"),
-        )));
+        ));
     }
     let mut nodes = TxNodes {
         nodes: nodes_t,
@@ -291,26 +288,23 @@ pub(super) fn append_tx(
         let bytes = e.encode();
         if bytes.contains(&b'\n') {
             // Cannot happen for compact JSON; refusing keeps chunks unambiguous.
-            return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+            return Err(StoreError::corrupt(
                 trees::AUDIT_EVENTS,
                 "event bytes hold a newline",
-            )));
+            ));
         }
         let leaf = merkle::leaf_hash(&bytes);
         // The tree first: `append` refuses an index whose leaf is already there.
         let index = size;
         size = match merkle::append(&mut nodes, size, leaf) {
             Ok(s) => s,
-            Err(MerkleError::Store(e)) => return Err(ConflictableTransactionError::from(e)),
+            Err(MerkleError::Store(e)) => return Err(e),
             Err(other) => {
-                return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
-                    trees::AUDIT_NODES,
-                    other,
-                )));
+                return Err(StoreError::corrupt(trees::AUDIT_NODES, other));
             }
         };
         if in_chunk == CHUNK_EVENTS {
-            events_t.insert(&chunk_start.to_be_bytes(), std::mem::take(&mut chunk))?;
+            events_t.insert(chunk_start.to_be_bytes(), std::mem::take(&mut chunk))?;
             (chunk_start, in_chunk) = (index, 0);
         }
         if in_chunk > 0 {
@@ -319,21 +313,21 @@ pub(super) fn append_tx(
         chunk.extend_from_slice(&bytes);
         in_chunk += 1;
     }
-    events_t.insert(&chunk_start.to_be_bytes(), chunk)?;
+    events_t.insert(chunk_start.to_be_bytes(), chunk)?;
     let mut edge = Vec::new();
     for level in 0..STORED_LEVEL {
         if (size >> level) & 1 == 1 {
             let index = (size >> level) - 1;
             let Some(h) = nodes.get(level, index)? else {
-                return Err(ConflictableTransactionError::Abort(StoreError::corrupt(
+                return Err(StoreError::corrupt(
                     trees::AUDIT_EVENTS,
                     format!("audit subtree ({level}, {index}) on the tree's edge is missing"),
-                )));
+                ));
             };
             edge.push((level, index, h));
         }
     }
-    meta_t.insert(meta::AUDIT_SIZE, &size.to_be_bytes())?;
+    meta_t.insert(meta::AUDIT_SIZE, size.to_be_bytes())?;
     meta_t.insert(meta::AUDIT_EDGE, encode_edge(size, &edge))?;
     Ok(size)
 }
@@ -376,17 +370,13 @@ impl Store {
     pub fn audit_append_nosync(&self, events: &[Event]) -> Result<u64, StoreError> {
         let t = &self.t;
         let trees = [&t.meta, &t.audit_events, &t.audit_nodes];
-        trees
-            .as_slice()
-            .transaction(|tx| {
-                let (m, e, n) = match tx.as_slice() {
-                    [m, e, n] => (m, e, n),
-                    _ => return Err(ConflictableTransactionError::Abort(StoreError::Closed)),
-                };
-                append_tx(m, e, n, events)
-            })
-            .map_err(tx_err)
-            .inspect(|_| self.count_writes(events.len()))
+        self.transaction(&trees, |tx| {
+            let [m, e, n] = tx else {
+                return Err(StoreError::Closed);
+            };
+            append_tx(m, e, n, events)
+        })
+        .inspect(|_| self.count_writes(events.len()))
     }
 
     fn tree_nodes(&self) -> TreeNodes<'_> {
@@ -574,14 +564,14 @@ impl Store {
             let same_tree = held.checkpoint.checkpoint.size == c.checkpoint.checkpoint.size
                 && held.checkpoint.checkpoint.root == c.checkpoint.checkpoint.root;
             if earlier && same_tree {
-                return Ok(self.t.audit_cosignatures.len() as u64);
+                return self.t.audit_cosignatures.len().io();
             }
         }
         let bytes =
             serde_json::to_vec(c).map_err(|e| StoreError::corrupt(trees::AUDIT_COSIGNATURES, e))?;
         self.t.audit_cosignatures.insert(key, bytes).io()?;
         self.db.flush().io()?;
-        Ok(self.t.audit_cosignatures.len() as u64)
+        self.t.audit_cosignatures.len().io()
     }
 
     /// Every cosignature held, by checkpoint size.

@@ -1,6 +1,7 @@
 //! Backup and restore of the store: `wlnode backup` and `wlnode restore`.
 //!
-//! A backup is every sled tree, key by key, in one file. The store actor writes it as
+//! A backup is every tree of the store, key by key, in one file, whatever the engine:
+//! a backup taken on sled restores onto fjall and back. The store actor writes it as
 //! one job: every write to the store goes through that actor, so nothing changes while
 //! the snapshot is taken and the file is consistent even while the node runs.
 //!
@@ -27,7 +28,8 @@ use wlnode_crypto::sha256::Hasher;
 
 use super::schema::{SCHEMA_VERSION, meta, trees};
 use super::{Store, StoreError, lock_dir};
-use crate::Engine as _;
+use crate::engine::{Batch, Tree};
+use crate::{Engine as _, EngineKind};
 
 /// First bytes of every backup file.
 pub const MAGIC: &[u8; 16] = b"WLNODE-BACKUP-1\n";
@@ -35,8 +37,6 @@ pub const MAGIC: &[u8; 16] = b"WLNODE-BACKUP-1\n";
 const MAX_ITEM: u32 = 256 * 1024 * 1024;
 /// Largest tree name.
 const MAX_NAME: u32 = 1024;
-/// sled's own default tree, which the node does not use.
-const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 
 /// What a backup holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -149,12 +149,9 @@ impl Store {
         let mut names = self.db.tree_names();
         names.sort();
         for name in names {
-            if name.as_ref() == SLED_DEFAULT_TREE {
-                continue;
-            }
-            let tree = self.db.open_tree(&name).io()?;
+            let tree = Tree::open(&self.db, &name).io()?;
             out.put(b"T").map_err(&e)?;
-            out.put_bytes(&name).map_err(&e)?;
+            out.put_bytes(name.as_bytes()).map_err(&e)?;
             sum.trees += 1;
             for kv in tree.iter() {
                 let (k, v) = kv.io()?;
@@ -162,9 +159,9 @@ impl Store {
                 out.put_bytes(&k).map_err(&e)?;
                 out.put_bytes(&v).map_err(&e)?;
                 sum.pairs += 1;
-                match name.as_ref() {
-                    n if n == trees::RECORDS.as_bytes() => sum.records += 1,
-                    n if n == trees::ENTRIES.as_bytes() => sum.entries += 1,
+                match name.as_str() {
+                    trees::RECORDS => sum.records += 1,
+                    trees::ENTRIES => sum.entries += 1,
                     _ => {}
                 }
             }
@@ -365,6 +362,17 @@ pub fn verify_backup(path: &Path) -> Result<BackupSummary, BackupError> {
 /// `LOCK` or `db`) is emptied first, which fails while a node runs on it. The file is
 /// validated completely before `dir` is touched.
 pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, BackupError> {
+    restore_with(from, dir, force, None)
+}
+
+/// [`restore`] onto engine `engine`; `None`: the engine of the store it replaces, or
+/// the default one for an empty dir. Backups do not depend on the engine.
+pub fn restore_with(
+    from: &Path,
+    dir: &Path,
+    force: bool,
+    engine: Option<EngineKind>,
+) -> Result<BackupSummary, BackupError> {
     verify_backup(from)?;
     let e = io_err(dir);
     let existing: Vec<PathBuf> = match std::fs::read_dir(dir) {
@@ -383,7 +391,12 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
                 path: dir.to_owned(),
             });
         }
-        if !dir.join("LOCK").exists() && !dir.join("db").exists() {
+        if !dir.join("LOCK").exists()
+            && !dir.join(crate::ENGINE_FILE).exists()
+            && !EngineKind::ALL
+                .iter()
+                .any(|k| dir.join(k.subdir()).exists())
+        {
             return Err(BackupError::NotADataDir {
                 path: dir.to_owned(),
             });
@@ -406,7 +419,15 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
     // Opening the empty folder writes (and flushes) a new arrival-log epoch before any
     // restored data: peers' cursors into the old log must not skip the restored one,
     // even if the restore stops halfway. The backup's epoch is never written.
-    let store = Store::open(dir)?;
+    let kind = match engine {
+        Some(k) => k,
+        None => crate::recorded_engine(dir)
+            .ok()
+            .flatten()
+            .or(kept.engine)
+            .unwrap_or_else(crate::default_engine),
+    };
+    let store = Store::open_with(dir, kind)?;
     // Before any restored data too: the hold (the backup is older than what this node
     // signed and served since: amending before peers' copies return could sign a
     // second record for a version they hold; see `hold`), and what the replaced store
@@ -416,9 +437,9 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
         store.t.meta.insert(*k, v.as_slice()).io()?;
     }
     store.flush()?;
-    let mut current: Option<sled::Tree> = None;
+    let mut current: Option<Tree> = None;
     let mut in_meta = false;
-    let mut batch = sled::Batch::default();
+    let mut batch = Batch::default();
     let mut in_batch = 0usize;
     let sum = read_backup(from, |item| {
         match item {
@@ -428,7 +449,11 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
                 }
                 in_batch = 0;
                 in_meta = name == trees::META.as_bytes();
-                current = Some(store.db.open_tree(name).io()?);
+                let name = std::str::from_utf8(name).map_err(|e| StoreError::Corrupt {
+                    tree: "backup",
+                    reason: format!("tree name: {e}"),
+                })?;
+                current = Some(Tree::open(&store.db, name).io()?);
             }
             Item::Pair(k, v) => {
                 if in_meta && !kept.take_from_backup(k, v) {
@@ -458,6 +483,8 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<BackupSummary, Ba
 #[derive(Default)]
 struct Kept {
     values: Vec<(&'static [u8], Vec<u8>)>,
+    /// The engine the replaced store ran on.
+    engine: Option<EngineKind>,
 }
 
 impl Kept {
@@ -467,6 +494,7 @@ impl Kept {
         let mut out = Self::default();
         match Store::open(dir) {
             Ok(s) => {
+                out.engine = Some(s.engine());
                 for k in [meta::BLOCKED_PEERS, meta::ROSTER_ANCHOR] {
                     match s.meta_get(k) {
                         Ok(Some(v)) => out.values.push((k, v)),

@@ -5,13 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 use wlnode_crypto::model::AgencyCode;
 
 use super::audit::append_tx;
 use super::schema::{meta, trees};
-use super::{Store, StoreError, tx_err};
+use super::{Store, StoreError};
 use crate::Engine as _;
 use wlnode_audit::event::{Event, EventKind};
 
@@ -76,18 +74,13 @@ impl Store {
         };
         let value = encode(&set);
         let t = &self.t;
-        let r = [&t.meta, &t.audit_events, &t.audit_nodes]
-            .as_slice()
-            .transaction(|tx| {
-                let (m, e, n) = match tx.as_slice() {
-                    [m, e, n] => (m, e, n),
-                    _ => return Err(ConflictableTransactionError::Abort(StoreError::Closed)),
-                };
-                m.insert(meta::BLOCKED_PEERS, value.as_slice())?;
-                append_tx(m, e, n, &events)
-            })
-            .map_err(tx_err);
-        self.write_failed(r)?;
+        self.transaction(&[&t.meta, &t.audit_events, &t.audit_nodes], |tx| {
+            let [m, e, n] = tx else {
+                return Err(StoreError::Closed);
+            };
+            m.insert(meta::BLOCKED_PEERS, value.as_slice())?;
+            append_tx(m, e, n, &events)
+        })?;
         if !events.is_empty() {
             self.audit_maybe_checkpoint(at_ms)?;
         }

@@ -1,17 +1,19 @@
-//! The storage floor: how fast sled alone writes again exactly the bytes an ingest
-//! wrote, with none of our logic (no reads, dedup, entry heads, encoding or audit
-//! hashing). Benchmarks report it next to the ingest and sync rates, measured in the
-//! same run, so that a figure can be read as "how far above what sled itself costs on
-//! this machine": no ingest can beat it while the store is sled 0.34.
+//! The storage floor: how fast an engine alone writes again exactly the bytes an
+//! ingest wrote, with none of our logic (no reads, dedup, entry heads, encoding or
+//! audit hashing). Benchmarks report it next to the ingest and sync rates, measured in
+//! the same run, so that a figure can be read as "how far above what the engine itself
+//! costs on this machine": no ingest can beat its engine's floor. The replay can target
+//! any engine ([`EngineKind`]), so one run reports each engine's floor for the same
+//! bytes.
 //!
 //! The replay walks the arrival log in groups of `batch` records. Each group is one
-//! transaction, then a flush, as ingest does. It writes each record's `records`,
+//! atomic multi-tree write ([`crate::engine::Kv::apply`]), then a flush, as ingest does. It writes each record's `records`,
 //! `entries`, `sync_index` and `local` values as found in the store, the group's
 //! share of the chunked trees (`log`, `audit_events`, `audit_nodes`: each tree's
 //! key/values split evenly over the groups, in key order) and the four `meta` keys
 //! ingest updates. Reading what to write is not timed.
 //!
-//! It is a lower bound, slightly optimistic even for sled's part: ingest batches
+//! It is a lower bound, slightly optimistic even for the engine's part: ingest batches
 //! vary in size (a Pull batch is cut by bytes as well as `pull_limit`), ingest
 //! rewrites a partly filled log or audit chunk where the replay writes each chunk
 //! once, and several versions of one entry are replayed with its final state.
@@ -19,16 +21,18 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sled::transaction::ConflictableTransactionError;
-use sled::{IVec, Transactional};
+use bytes::Bytes;
 
 use super::schema::{self, EntryKey, meta, trees};
-use super::{COUNT_ENTRIES, COUNT_RECORDS, COUNT_WITHDRAWN, Store, StoreError, tx_err};
+use super::{COUNT_ENTRIES, COUNT_RECORDS, COUNT_WITHDRAWN, Store, StoreError};
 use crate::Engine as _;
+use crate::engine::{self, EngineKind, Op};
 
-/// What sled alone took to write an ingest's bytes again.
+/// What an engine alone took to write an ingest's bytes again.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Floor {
+    /// The engine written to.
+    pub engine: EngineKind,
     /// Records replayed (every record of the arrival log still held).
     pub records: u64,
     /// Transactions (one per group of `batch` records), each followed by a flush.
@@ -39,8 +43,8 @@ pub struct Floor {
     pub seconds: f64,
     /// Records per second.
     pub records_per_second: f64,
-    /// CPU time of the writing thread per record, in microseconds (sled's background
-    /// flusher threads not included).
+    /// CPU time of the writing thread per record, in microseconds (the engine's
+    /// background threads not included).
     pub cpu_us_per_record: f64,
 }
 
@@ -63,14 +67,15 @@ const LOG: usize = 5;
 const AUDIT_EVENTS: usize = 6;
 const AUDIT_NODES: usize = 7;
 
-type Write = (usize, IVec, IVec);
+type Write = (usize, Bytes, Bytes);
 
 impl Store {
-    /// Writes this store's records again into a fresh sled database at `target`, in
-    /// transactions of `batch` records, and times it (see the module header).
-    /// `thread_cpu` reads the calling thread's CPU clock in seconds.
+    /// Writes this store's records again into a fresh database of engine `kind` at
+    /// `target`, in atomic writes of `batch` records, and times it (see the module
+    /// header). `thread_cpu` reads the calling thread's CPU clock in seconds.
     pub fn replay_floor(
         &self,
+        kind: EngineKind,
         target: &Path,
         batch: usize,
         thread_cpu: fn() -> f64,
@@ -79,7 +84,7 @@ impl Store {
         let batch = batch.max(1);
         let groups = ids.len().div_ceil(batch).max(1);
         // The chunked trees, split evenly over the groups.
-        let mut chunked: Vec<(usize, Vec<(IVec, IVec)>)> = Vec::new();
+        let mut chunked: Vec<(usize, Vec<(Bytes, Bytes)>)> = Vec::new();
         for (i, tree) in [
             (LOG, &self.t.log),
             (AUDIT_EVENTS, &self.t.audit_events),
@@ -87,20 +92,14 @@ impl Store {
         ] {
             chunked.push((i, tree.iter().collect::<Result<Vec<_>, _>>().io()?));
         }
-        let db = sled::Config::new()
-            .path(target)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()
-            .map_err(|e| StoreError::Open {
-                path: target.to_owned(),
-                reason: e.to_string(),
-            })?;
-        let out: Vec<sled::Tree> = TREES
+        let db = engine::open(kind, target, std::time::Duration::ZERO)?;
+        let out: Vec<engine::TreeId> = TREES
             .iter()
             .map(|n| db.open_tree(n))
             .collect::<Result<_, _>>()
             .io()?;
         let mut floor = Floor {
+            engine: kind,
             records: 0,
             transactions: 0,
             bytes: 0,
@@ -118,17 +117,12 @@ impl Store {
                 .sum::<u64>();
             let t = Instant::now();
             let c = thread_cpu();
-            let refs: Vec<&sled::Tree> = out.iter().collect();
-            refs.as_slice()
-                .transaction(|tx| {
-                    for (i, k, v) in &writes {
-                        if let Some(t) = tx.get(*i) {
-                            t.insert(k, v.clone())?;
-                        }
-                    }
-                    Ok::<_, ConflictableTransactionError<StoreError>>(())
-                })
-                .map_err(tx_err)?;
+            // Building the write set is part of what an engine's batch costs.
+            let ops: Vec<Op> = writes
+                .iter()
+                .filter_map(|(i, k, v)| Some((*out.get(*i)?, k.to_vec(), Some(v.to_vec()))))
+                .collect();
+            db.apply(ops).io()?;
             db.flush().io()?;
             cpu += thread_cpu() - c;
             floor.seconds += t.elapsed().as_secs_f64();
@@ -148,7 +142,7 @@ impl Store {
         g: usize,
         groups: usize,
         group: &[(u64, wlnode_crypto::model::RecordId)],
-        chunked: &[(usize, Vec<(IVec, IVec)>)],
+        chunked: &[(usize, Vec<(Bytes, Bytes)>)],
     ) -> Result<(Vec<Write>, u64), StoreError> {
         let mut w: Vec<Write> = Vec::with_capacity(group.len() * 4 + 16);
         let mut held = 0;
@@ -167,15 +161,15 @@ impl Store {
             }
             .to_bytes();
             let sk = schema::sync_key(h.issued_at.0, &id.0);
-            w.push((RECORDS, IVec::from(&id.0[..]), raw));
+            w.push((RECORDS, Bytes::copy_from_slice(&id.0), raw));
             if let Some(v) = self.t.entries.get(&ek).io()? {
-                w.push((ENTRIES, IVec::from(ek.as_slice()), v));
+                w.push((ENTRIES, Bytes::copy_from_slice(&ek), v));
             }
             if let Some(v) = self.t.sync_index.get(sk).io()? {
-                w.push((SYNC_INDEX, IVec::from(&sk[..]), v));
+                w.push((SYNC_INDEX, Bytes::copy_from_slice(&sk), v));
             }
             if let Some(v) = self.t.local.get(&ek).io()? {
-                w.push((LOCAL, IVec::from(ek.as_slice()), v));
+                w.push((LOCAL, Bytes::copy_from_slice(&ek), v));
             }
         }
         for (i, kvs) in chunked {
@@ -192,7 +186,11 @@ impl Store {
             COUNT_ENTRIES,
             COUNT_WITHDRAWN,
         ] {
-            w.push((0, IVec::from(key), IVec::from(&last.to_be_bytes()[..])));
+            w.push((
+                0,
+                Bytes::copy_from_slice(key),
+                Bytes::copy_from_slice(&last.to_be_bytes()),
+            ));
         }
         Ok((w, held))
     }

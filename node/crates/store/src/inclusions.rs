@@ -15,8 +15,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sled::Transactional;
-use sled::transaction::TransactionalTree;
 use wlnode_audit::event::{Event, EventKind};
 use wlnode_audit::inclusion::RecordInclusion;
 use wlnode_crypto::PublicKey;
@@ -27,7 +25,7 @@ use wlnode_types::{StoredRecord, SyncMeta};
 
 use crate::Engine as _;
 use crate::schema::{meta, trees};
-use crate::{LOG_CHUNK, Store, StoreError, TxResult, abort, tx_err, u64_of};
+use crate::{LOG_CHUNK, Store, StoreError, TxResult, abort, u64_of};
 
 /// Records rewritten per transaction.
 const BATCH: usize = 512;
@@ -201,10 +199,7 @@ impl Store {
         let trees = [&t.meta, &t.records, &t.log, &t.sync_index];
         let changes: Vec<(RecordId, Option<bytes::Bytes>)> = changes.into_iter().collect();
         for chunk in changes.chunks(BATCH) {
-            trees
-                .as_slice()
-                .transaction(|tx| rewrite_tx(tx, chunk))
-                .map_err(tx_err)?;
+            self.transaction(&trees, |tx| rewrite_tx(tx, chunk))?;
             self.count_writes(chunk.len() * 3);
             self.write_result(self.db.flush())?;
         }
@@ -315,7 +310,7 @@ impl Store {
 /// updates its sync-index facts.
 #[allow(clippy::indexing_slicing)] // fixed-size tree list built by the caller
 fn rewrite_tx(
-    tx: &[TransactionalTree],
+    tx: &[crate::engine::TxTree<'_>],
     chunk: &[(RecordId, Option<bytes::Bytes>)],
 ) -> TxResult<()> {
     let (meta_t, records, log, sync_index) = (&tx[0], &tx[1], &tx[2], &tx[3]);
@@ -332,7 +327,7 @@ fn rewrite_tx(
         };
         stored.inclusion.clone_from(proof);
         stored.seq = next_seq;
-        records.insert(&id.0, stored.encode())?;
+        records.insert(id.0, stored.encode())?;
         let h = stored.record.header();
         sync_index.insert(
             &crate::schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
@@ -345,8 +340,8 @@ fn rewrite_tx(
         .step_by(LOG_CHUNK)
         .zip(new_log.chunks(LOG_CHUNK * 32))
     {
-        log.insert(&seq.to_be_bytes(), ids)?;
+        log.insert(seq.to_be_bytes(), ids)?;
     }
-    meta_t.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes())?;
+    meta_t.insert(meta::NEXT_SEQ, next_seq.to_be_bytes())?;
     Ok(())
 }

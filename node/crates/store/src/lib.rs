@@ -1,9 +1,10 @@
 //! The node's store: every record it holds, the derived entry states, the arrival log
-//! (changes feed), per-peer cursors and equivocation evidence, in sled.
+//! (changes feed), per-peer cursors and equivocation evidence, on a storage engine
+//! ([`engine`]: sled or fjall, chosen by `[store] engine`).
 //!
 //! `Store` is synchronous and owned by exactly one thread, the store actor
 //! ([`actor`]); the rest of the node holds a cheap [`StoreHandle`]. Ingest takes a
-//! batch of verified records and applies it in one sled transaction across all trees,
+//! batch of verified records and applies it in one atomic write across all trees,
 //! then flushes to disk, so a batch is either wholly visible and durable or not at all.
 //! Layouts are in [`schema`].
 
@@ -12,12 +13,14 @@ mod anchor;
 pub mod audit;
 pub mod backup;
 pub mod blocks;
+mod engine;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod faults;
 #[cfg(feature = "floor")]
 pub mod floor;
 mod hold;
 pub mod inclusions;
+pub mod migrate;
 pub mod revocations;
 pub mod schema;
 pub mod tables;
@@ -26,12 +29,13 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::{Transactional, Tree};
+use bytes::Bytes;
+use engine::{Tree, TxTree};
 use wlnode_crypto::model::{AgencyCode, EntryId, RecordId, Status};
 use wlnode_crypto::time::Timestamp;
 
 pub use actor::{StoreHandle, checkpoint_due};
+pub use engine::{EngineKind, UnknownEngine};
 pub use wlnode_types::EntryKey;
 
 use schema::{SCHEMA_VERSION, be_u64, meta, trees, version_key};
@@ -87,6 +91,18 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The data dir was written by another storage engine than the one asked for.
+    #[error(
+        "data dir {path} holds a {found} store, but the {wanted} engine was asked for; set [store] engine = \"{found}\" or convert it with `wlnode store migrate`"
+    )]
+    WrongEngine {
+        /// The data dir.
+        path: PathBuf,
+        /// The engine its `ENGINE` file names.
+        found: EngineKind,
+        /// The engine asked for.
+        wanted: EngineKind,
+    },
     /// The store actor is gone.
     #[error("the store has shut down")]
     Closed,
@@ -104,23 +120,14 @@ pub enum EngineError {
     Engine(String),
 }
 
-impl EngineError {
-    pub(crate) fn of(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) => Self::Io(io),
-            other => Self::Engine(other.to_string()),
-        }
-    }
-}
-
 /// `?` for the storage engine's results: its errors become [`StoreError::Io`].
 pub(crate) trait Engine<T> {
     fn io(self) -> Result<T, StoreError>;
 }
 
-impl<T> Engine<T> for Result<T, sled::Error> {
+impl<T> Engine<T> for Result<T, EngineError> {
     fn io(self) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::Io(EngineError::of(e)))
+        self.map_err(StoreError::Io)
     }
 }
 
@@ -194,7 +201,7 @@ impl EntryFilter {
 pub(crate) fn chunks_from(
     tree: &Tree,
     from: u64,
-) -> Result<impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>, sled::Error> {
+) -> Result<impl Iterator<Item = Result<(Bytes, Bytes), EngineError>>, EngineError> {
     let first = tree.range(..=from.to_be_bytes()).next_back().transpose()?;
     let rest = tree.range((
         std::ops::Bound::Excluded(from.to_be_bytes()),
@@ -203,7 +210,7 @@ pub(crate) fn chunks_from(
     Ok(first.into_iter().map(Ok).chain(rest))
 }
 
-/// At most this many arrival-log ids share one `log` value (8 KiB): one sled insert
+/// At most this many arrival-log ids share one `log` value (8 KiB): one engine write
 /// per batch instead of one per record, while a changes-feed read decodes a bounded
 /// value.
 pub(crate) const LOG_CHUNK: usize = 256;
@@ -232,17 +239,20 @@ struct Trees {
     consultations: Tree,
 }
 
-/// The sled-backed store. Owned by the store actor.
+/// The store. Owned by the store actor.
 pub struct Store {
-    db: sled::Db,
+    db: std::sync::Arc<dyn engine::Kv>,
+    kind: EngineKind,
     t: Trees,
+    /// Held while a multi-tree batch reads and writes ([`Self::transaction`]).
+    tx_lock: std::sync::Mutex<()>,
     epoch: [u8; 16],
     dir: PathBuf,
     audit: std::sync::Mutex<audit::AuditSettings>,
     _lock: File,
     #[cfg(any(test, feature = "fault-injection"))]
     faults: std::sync::Arc<faults::Faults>,
-    /// sled reported an IO error on a write; it refuses writes until reopened.
+    /// The engine reported an IO error on a write; writes are refused until reopened.
     io_failed: std::sync::atomic::AtomicBool,
     /// Roughly the sled writes since sled was opened (records, their audit events,
     /// declined ids; cursors and metadata are not counted). sled 0.34 writes its
@@ -252,6 +262,9 @@ pub struct Store {
     /// that was visible before, so what was read under another opening is stale.
     opening: u64,
 }
+
+/// An opened engine, its trees and the store's log epoch.
+type Opened = (std::sync::Arc<dyn engine::Kv>, Trees, [u8; 16]);
 
 /// Counts openings of stores in this process (see [`Store::opening`]).
 static OPENINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -265,6 +278,7 @@ pub const SLED_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 /// it again (a checkpoint, or recovery after a disk error).
 pub struct ClosedStore {
     dir: PathBuf,
+    kind: EngineKind,
     lock: File,
     audit: audit::AuditSettings,
     #[cfg(any(test, feature = "fault-injection"))]
@@ -284,16 +298,17 @@ impl ClosedStore {
     /// [`SLED_LOCK_WAIT`]); on failure the directory stays locked in the returned
     /// value.
     pub fn open(self, lock_wait: std::time::Duration) -> Result<Store, (Box<Self>, StoreError)> {
-        match Store::open_sled(&self.dir, lock_wait) {
+        match Store::open_engine(&self.dir, self.kind, lock_wait) {
             Ok(parts) => {
                 let Self {
                     dir,
+                    kind,
                     lock,
                     audit,
                     #[cfg(any(test, feature = "fault-injection"))]
                     faults,
                 } = self;
-                let s = Store::assemble(parts, &dir, lock, audit);
+                let s = Store::assemble(parts, &dir, kind, lock, audit);
                 #[cfg(any(test, feature = "fault-injection"))]
                 let s = s.with_faults(faults);
                 Ok(s)
@@ -309,6 +324,66 @@ impl std::fmt::Debug for Store {
             .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
+}
+
+/// The file in a data dir that names the engine its store was written by.
+pub const ENGINE_FILE: &str = "ENGINE";
+
+/// The engine the store in `dir` was written by: its `ENGINE` file, or sled for a data
+/// dir written before engines were selectable (it holds sled's `db` folder), or `None`
+/// for a dir that holds no store yet.
+pub fn recorded_engine(dir: &Path) -> Result<Option<EngineKind>, StoreError> {
+    let path = dir.join(ENGINE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e: UnknownEngine| StoreError::Open {
+                path: dir.to_owned(),
+                reason: format!("{}: {e}", path.display()),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(dir
+            .join(EngineKind::Sled.subdir())
+            .exists()
+            .then_some(EngineKind::Sled)),
+        Err(e) => Err(StoreError::Open {
+            path: dir.to_owned(),
+            reason: format!("{}: {e}", path.display()),
+        }),
+    }
+}
+
+/// Writes the `ENGINE` file (durably: written aside, fsynced, renamed, the dir
+/// fsynced), before the engine creates any file of its own.
+fn record_engine(dir: &Path, kind: EngineKind) -> Result<(), StoreError> {
+    let path = dir.join(ENGINE_FILE);
+    if std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == kind.as_str()) {
+        return Ok(());
+    }
+    let err = |e: std::io::Error| StoreError::Open {
+        path: dir.to_owned(),
+        reason: format!("{}: {e}", path.display()),
+    };
+    let tmp = dir.join("ENGINE.tmp");
+    let mut f = File::create(&tmp).map_err(err)?;
+    writeln!(f, "{kind}").map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(err)
+}
+
+/// The engine of a new store opened with [`Store::open`]: sled (see README
+/// "Storage engines"). Test builds read `WLNODE_TEST_STORE_ENGINE`, so that one test
+/// suite runs on each engine.
+pub fn default_engine() -> EngineKind {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if let Ok(v) = std::env::var("WLNODE_TEST_STORE_ENGINE")
+        && let Ok(k) = v.parse()
+    {
+        return k;
+    }
+    EngineKind::default()
 }
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
@@ -346,14 +421,15 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     Ok(file)
 }
 
-pub(crate) fn u64_of(v: Option<sled::IVec>) -> u64 {
+pub(crate) fn u64_of(v: Option<Bytes>) -> u64 {
     v.and_then(|b| be_u64(&b)).unwrap_or(0)
 }
 
-pub(crate) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+/// The result of a function run inside [`Store::transaction`]: an error aborts it.
+pub(crate) type TxResult<T> = Result<T, StoreError>;
 
 pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(e))
+    Err(e)
 }
 
 /// The error of a batch that an injected fault makes fail partway.
@@ -375,7 +451,7 @@ pub type Delta = (Vec<(u64, RecordId)>, u64);
 /// Rewrites every sync-index value from the record it indexes (schema 5: the values
 /// carry what the send decision reads). One pass over the records, in batches.
 fn rebuild_sync_index(t: &Trees) -> Result<(), StoreError> {
-    let mut batch = sled::Batch::default();
+    let mut batch = engine::Batch::default();
     let mut n = 0usize;
     for kv in t.records.iter() {
         let (_, v) = kv.io()?;
@@ -397,13 +473,6 @@ fn rebuild_sync_index(t: &Trees) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
-    match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Io(EngineError::of(e)),
-    }
-}
-
 impl Store {
     /// The fault-injection switches (tests only).
     #[cfg(any(test, feature = "fault-injection"))]
@@ -419,14 +488,14 @@ impl Store {
         self
     }
 
-    /// Whether sled reported an IO error on a write (it then refuses every write
+    /// Whether the engine reported an IO error on a write (writes are then refused
     /// until the store is opened again; the store actor does that).
     pub fn io_failed(&self) -> bool {
         self.io_failed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Notes a sled write error.
-    fn write_result<T>(&self, r: Result<T, sled::Error>) -> Result<T, StoreError> {
+    /// Notes an engine write error.
+    fn write_result<T>(&self, r: Result<T, EngineError>) -> Result<T, StoreError> {
         self.write_failed(r.io())
     }
 
@@ -458,23 +527,47 @@ impl Store {
         false
     }
 
-    /// Opens (or creates) the store in `dir`, taking an exclusive lock on it. Once the
-    /// directory lock is ours no other wlnode process has the store, so a sled lock
-    /// still held can only be a just-closed instance's background jobs in this
-    /// process (a store reopened right after it was dropped): wait up to
-    /// [`SLED_LOCK_WAIT`] for it.
+    /// Opens (or creates) the store in `dir`, taking an exclusive lock on it, on the
+    /// engine its `ENGINE` file names (a new store: the default engine, see
+    /// [`default_engine`]). Once the directory lock is ours no other wlnode process
+    /// has the store, so an engine lock still held can only be a just-closed
+    /// instance's background jobs in this process (a store reopened right after it
+    /// was dropped): wait up to [`SLED_LOCK_WAIT`] for it.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let kind = recorded_engine(dir)?.unwrap_or_else(default_engine);
+        Self::open_with(dir, kind)
+    }
+
+    /// Opens (or creates) the store in `dir` on engine `kind`; a store written by
+    /// another engine is refused ([`StoreError::WrongEngine`]), never reinterpreted.
+    pub fn open_with(dir: &Path, kind: EngineKind) -> Result<Self, StoreError> {
         let lock = lock_dir(dir)?;
+        if let Some(found) = recorded_engine(dir)?
+            && found != kind
+        {
+            return Err(StoreError::WrongEngine {
+                path: dir.to_owned(),
+                found,
+                wanted: kind,
+            });
+        }
+        record_engine(dir, kind)?;
         Ok(Self::assemble(
-            Self::open_sled(dir, SLED_LOCK_WAIT)?,
+            Self::open_engine(dir, kind, SLED_LOCK_WAIT)?,
             dir,
+            kind,
             lock,
             audit::AuditSettings::default(),
         ))
     }
 
-    /// Roughly the writes since sled was opened (see the field): what the next open
-    /// will replay.
+    /// The engine this store runs on.
+    pub fn engine(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Roughly the writes since the engine was opened (see the field): what the next
+    /// open will replay.
     pub fn writes_since_open(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -486,8 +579,8 @@ impl Store {
         );
     }
 
-    /// Closes sled and opens it again, keeping the directory lock, the audit settings
-    /// and (tests) the fault switches. Flushes first.
+    /// Closes the engine and opens it again, keeping the directory lock, the audit
+    /// settings and (tests) the fault switches. Flushes first.
     ///
     /// sled 0.34 writes its recovery snapshot only while opening; until then, an open
     /// replays every write since the last one (a store filled with a million records
@@ -501,11 +594,12 @@ impl Store {
         self.close().open(SLED_LOCK_WAIT)
     }
 
-    /// Closes sled (without flushing), keeping the directory lock and what the node
-    /// set in memory.
+    /// Closes the engine (without flushing), keeping the directory lock and what the
+    /// node set in memory.
     pub fn close(self) -> ClosedStore {
         let Self {
             db,
+            kind,
             t,
             dir,
             audit,
@@ -518,6 +612,7 @@ impl Store {
         drop(db);
         ClosedStore {
             dir,
+            kind,
             lock,
             audit: audit
                 .into_inner()
@@ -528,14 +623,17 @@ impl Store {
     }
 
     fn assemble(
-        (db, t, epoch): (sled::Db, Trees, [u8; 16]),
+        (db, t, epoch): Opened,
         dir: &Path,
+        kind: EngineKind,
         lock: File,
         audit: audit::AuditSettings,
     ) -> Self {
         Self {
             db,
+            kind,
             t,
+            tx_lock: std::sync::Mutex::new(()),
             epoch,
             dir: dir.to_owned(),
             audit: std::sync::Mutex::new(audit),
@@ -555,41 +653,38 @@ impl Store {
         self.opening
     }
 
-    /// Opens sled in `dir` (whose directory lock the caller holds) and checks or
-    /// sets its schema version and log epoch.
-    ///
-    /// sled takes its own non-blocking lock on its data file. After a store in this
-    /// process closed, that lock can stay held for a moment: sled's background write
-    /// and file-shrinking jobs keep the file open after `flush` returns. The caller
-    /// holds the directory lock, so no other process can hold sled's; the open is
-    /// retried for up to `lock_wait`.
-    fn open_sled(
-        dir: &Path,
-        lock_wait: std::time::Duration,
-    ) -> Result<(sled::Db, Trees, [u8; 16]), StoreError> {
-        let started = std::time::Instant::now();
-        let db = loop {
-            match sled::Config::new()
-                .path(dir.join("db"))
-                .cache_capacity(256 * 1024 * 1024)
-                .open()
-            {
-                Ok(db) => break db,
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && started.elapsed() < lock_wait =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => {
-                    return Err(StoreError::Open {
-                        path: dir.to_owned(),
-                        reason: e.to_string(),
-                    });
-                }
-            }
+    /// Runs `f` over `trees` as one atomic batch: its reads see its own writes, and
+    /// its writes are applied together when it returns `Ok` (all or none, also after a
+    /// crash; durable once flushed). An error aborts it and nothing is written. An
+    /// engine error on the write marks the store failed ([`Self::io_failed`]).
+    pub(crate) fn transaction<T>(
+        &self,
+        trees: &[&Tree],
+        f: impl FnOnce(&[TxTree<'_>]) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        let _g = self
+            .tx_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tx = engine::Tx::default();
+        let out = {
+            let views: Vec<TxTree<'_>> = trees.iter().map(|t| TxTree::new(t, &tx)).collect();
+            f(&views)
         };
-        let open = |name: &str| db.open_tree(name);
+        let out = self.write_failed(out)?;
+        self.write_result(self.db.apply(tx.into_ops()))?;
+        Ok(out)
+    }
+
+    /// Opens engine `kind` in `dir` (whose directory lock the caller holds) and checks
+    /// or sets the schema version and log epoch.
+    fn open_engine(
+        dir: &Path,
+        kind: EngineKind,
+        lock_wait: std::time::Duration,
+    ) -> Result<Opened, StoreError> {
+        let db = engine::open(kind, dir, lock_wait)?;
+        let open = |name: &str| Tree::open(&db, name);
         let t = Trees {
             meta: open(trees::META).io()?,
             records: open(trees::RECORDS).io()?,
@@ -634,13 +729,13 @@ impl Store {
                         db.flush().io()?;
                     }
                     t.meta
-                        .insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
+                        .insert(meta::SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes())
                         .io()?;
                 }
             }
             None => {
                 t.meta
-                    .insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
+                    .insert(meta::SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes())
                     .io()?;
             }
         }
@@ -655,7 +750,7 @@ impl Store {
                     path: dir.to_owned(),
                     reason: format!("random epoch: {e}"),
                 })?;
-                t.meta.insert(meta::LOG_EPOCH, &e).io()?;
+                t.meta.insert(meta::LOG_EPOCH, e).io()?;
                 e
             }
         };
@@ -703,17 +798,9 @@ impl Store {
         let audit = self.audit_enabled();
         self.before_write()?;
         let fail_partway = self.fail_mid_batch();
-        let report = trees
-            .as_slice()
-            .transaction(|tx| Self::ingest_tx(tx, batch, now, audit, fail_partway))
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => {
-                    self.io_failed
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    StoreError::Io(EngineError::of(e))
-                }
-                other => tx_err(other),
-            })?;
+        let report = self.transaction(&trees, |tx| {
+            Self::ingest_tx(tx, batch, now, audit, fail_partway)
+        })?;
         // Each record also gets an audit event when the log is kept.
         let per_record = if audit { 2 } else { 1 };
         self.count_writes(
@@ -728,7 +815,7 @@ impl Store {
 
     #[allow(clippy::indexing_slicing)] // fixed-size tree list built in `ingest`
     fn ingest_tx(
-        tx: &[TransactionalTree],
+        tx: &[TxTree<'_>],
         batch: &IngestBatch,
         now: Timestamp,
         audit: bool,
@@ -741,7 +828,7 @@ impl Store {
         let mut declined_new = 0usize;
         for d in &batch.declined {
             if declined
-                .insert(schema::declined_key(d), d.meta.encode())?
+                .replace(schema::declined_key(d), d.meta.encode())?
                 .is_none()
             {
                 declined_new += 1;
@@ -801,7 +888,7 @@ impl Store {
                 }
                 if added > 0 || fewer_hops || proof_added {
                     stored.hops = stored.hops.min(hops);
-                    records.insert(&id.0, stored.encode())?;
+                    records.insert(id.0, stored.encode())?;
                 }
                 if fewer_hops || proof_added {
                     // The send decision reads the hops we hold it at, and the proof.
@@ -840,7 +927,7 @@ impl Store {
                     // Declined for every peer, so that none keeps offering it (each
                     // offer would cost a signature check and an audit event).
                     if declined
-                        .insert(
+                        .replace(
                             &schema::sync_key(h.issued_at.as_millis(), &id.0)[..],
                             SyncMeta::of(h).encode(),
                         )?
@@ -854,7 +941,7 @@ impl Store {
             }
             let proven = item.inclusion.is_some();
             records.insert(
-                &id.0,
+                id.0,
                 if proven {
                     StoredRecord {
                         record: rec.clone(),
@@ -897,7 +984,7 @@ impl Store {
                 .collect();
             let equivocation = same_version.len() > 1;
             if equivocation {
-                disputes.insert(version_key(&key, h.version), &[] as &[u8])?;
+                disputes.insert(version_key(&key, h.version), [])?;
                 report.equivocations.push(Equivocation {
                     entry: key.clone(),
                     version: h.version,
@@ -965,7 +1052,7 @@ impl Store {
             .step_by(LOG_CHUNK)
             .zip(new_log.chunks(LOG_CHUNK * 32))
         {
-            log.insert(&seq.to_be_bytes(), ids)?;
+            log.insert(seq.to_be_bytes(), ids)?;
         }
         if let Some((peer, cursor)) = &batch.cursor {
             cursors.insert(peer.as_str().as_bytes(), cursor.encode())?;
@@ -973,10 +1060,10 @@ impl Store {
         if fail_partway {
             return abort(faults_partway());
         }
-        meta_t.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes())?;
-        meta_t.insert(COUNT_RECORDS, &n_records.to_be_bytes())?;
-        meta_t.insert(COUNT_ENTRIES, &n_entries.to_be_bytes())?;
-        meta_t.insert(COUNT_WITHDRAWN, &n_withdrawn.to_be_bytes())?;
+        meta_t.insert(meta::NEXT_SEQ, next_seq.to_be_bytes())?;
+        meta_t.insert(COUNT_RECORDS, n_records.to_be_bytes())?;
+        meta_t.insert(COUNT_ENTRIES, n_entries.to_be_bytes())?;
+        meta_t.insert(COUNT_WITHDRAWN, n_withdrawn.to_be_bytes())?;
         report.head_seq = next_seq - 1;
         if audit {
             let events = audit_events_of(batch, &report, now);
@@ -1280,7 +1367,7 @@ impl Store {
     /// the peer holds does not depend on our rules. Returns how many were forgotten.
     pub fn clear_declined(&self) -> Result<usize, StoreError> {
         self.before_write()?;
-        let mut batch = sled::Batch::default();
+        let mut batch = engine::Batch::default();
         let mut n = 0usize;
         for kv in self.t.declined.iter() {
             let (k, _) = kv.io()?;
@@ -1329,10 +1416,10 @@ impl Store {
             records: u64_of(self.t.meta.get(COUNT_RECORDS).io()?),
             entries: u64_of(self.t.meta.get(COUNT_ENTRIES).io()?),
             withdrawn: u64_of(self.t.meta.get(COUNT_WITHDRAWN).io()?),
-            disputed_versions: u64::try_from(self.t.disputes.len()).unwrap_or(u64::MAX),
+            disputed_versions: self.t.disputes.len().io()?,
             head_seq: self.head_seq()?,
             audit_events: self.audit_size()?,
-            audit_cosignatures: u64::try_from(self.t.audit_cosignatures.len()).unwrap_or(u64::MAX),
+            audit_cosignatures: self.t.audit_cosignatures.len().io()?,
         })
     }
 
@@ -1352,7 +1439,7 @@ impl Store {
     /// Removes metadata values, durably, with one flush.
     pub fn meta_remove_all(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         self.before_write()?;
-        let mut batch = sled::Batch::default();
+        let mut batch = engine::Batch::default();
         for k in keys {
             batch.remove(k.as_slice());
         }

@@ -11,8 +11,6 @@
 
 use std::collections::BTreeMap;
 
-use sled::Transactional;
-use sled::transaction::TransactionalTree;
 use wlnode_crypto::model::{RecordId, Status};
 use wlnode_crypto::record::RecordHeader;
 use wlnode_crypto::time::Timestamp;
@@ -20,9 +18,7 @@ use wlnode_types::{EntryKey, EntryState, StoredRecord};
 
 use crate::Engine as _;
 use crate::schema::{meta, trees, version_key};
-use crate::{
-    COUNT_WITHDRAWN, LOG_CHUNK, Store, StoreError, TxResult, abort, decode_state, tx_err, u64_of,
-};
+use crate::{COUNT_WITHDRAWN, LOG_CHUNK, Store, StoreError, TxResult, abort, decode_state, u64_of};
 
 /// Entry states rewritten per transaction.
 const BATCH: usize = 512;
@@ -101,10 +97,7 @@ impl Store {
         let t = &self.t;
         let trees = [&t.meta, &t.entries, &t.disputes, &t.log, &t.records];
         for chunk in changes.chunks(BATCH) {
-            let heads = trees
-                .as_slice()
-                .transaction(|tx| apply_tx(tx, chunk, now))
-                .map_err(tx_err)?;
+            let heads = self.transaction(&trees, |tx| apply_tx(tx, chunk, now))?;
             report.heads_changed += heads;
             self.count_writes(chunk.len());
             self.write_result(self.db.flush())?;
@@ -119,7 +112,7 @@ impl Store {
 /// changed.
 #[allow(clippy::indexing_slicing)] // fixed-size tree list built by the caller
 fn apply_tx(
-    tx: &[TransactionalTree],
+    tx: &[crate::engine::TxTree<'_>],
     chunk: &[(EntryKey, EntryState, Vec<RecordId>)],
     now: Timestamp,
 ) -> TxResult<u64> {
@@ -159,7 +152,7 @@ fn apply_tx(
             };
             // The head goes on the arrival log again, at its new position.
             head.seq = next_seq;
-            records.insert(&id.0, head.encode())?;
+            records.insert(id.0, head.encode())?;
             let h = head.record.header();
             if s.status == Status::Withdrawn {
                 n_withdrawn = n_withdrawn.saturating_sub(1);
@@ -183,9 +176,9 @@ fn apply_tx(
         .step_by(LOG_CHUNK)
         .zip(new_log.chunks(LOG_CHUNK * 32))
     {
-        log.insert(&seq.to_be_bytes(), ids)?;
+        log.insert(seq.to_be_bytes(), ids)?;
     }
-    meta_t.insert(meta::NEXT_SEQ, &next_seq.to_be_bytes())?;
-    meta_t.insert(COUNT_WITHDRAWN, &n_withdrawn.to_be_bytes())?;
+    meta_t.insert(meta::NEXT_SEQ, next_seq.to_be_bytes())?;
+    meta_t.insert(COUNT_WITHDRAWN, n_withdrawn.to_be_bytes())?;
     Ok(heads)
 }

@@ -7,6 +7,7 @@
 
 use super::{Store, StoreError};
 use crate::Engine as _;
+use crate::engine::{Batch, Tree};
 
 /// A local table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 pub const MAX_RANGE: usize = 10_000;
 
 impl Store {
-    fn table(&self, t: LocalTable) -> &sled::Tree {
+    fn table(&self, t: LocalTable) -> &Tree {
         match t {
             LocalTable::Cases => &self.t.cases,
             LocalTable::Decisions => &self.t.decisions,
@@ -40,7 +41,7 @@ impl Store {
     }
 
     /// Writes `pairs` into `table` in one batch; `durable` flushes before returning
-    /// (officers' decisions), otherwise sled's own flush follows within a second
+    /// (officers' decisions), otherwise the next flush of the store makes them durable
     /// (screening cases, one job per screening or batch).
     pub fn table_put(
         &self,
@@ -49,13 +50,13 @@ impl Store {
         durable: bool,
     ) -> Result<(), StoreError> {
         self.before_write()?;
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for (k, v) in pairs {
-            batch.insert(k.as_slice(), v.as_slice());
+            batch.insert(k, v);
         }
-        self.table(table).apply_batch(batch).io()?;
+        self.write_result(self.table(table).apply_batch(batch))?;
         if durable {
-            self.table(table).flush().io()?;
+            self.flush()?;
         }
         self.count_writes(pairs.len());
         Ok(())
@@ -98,15 +99,15 @@ impl Store {
         let keys: Vec<_> = self
             .table(table)
             .range(from.to_vec()..to.to_vec())
-            .keys()
             .take(limit.min(MAX_RANGE))
+            .map(|kv| kv.map(|(k, _)| k))
             .collect::<Result<_, _>>()
             .io()?;
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for k in &keys {
-            batch.remove(k.clone());
+            batch.remove(k);
         }
-        self.table(table).apply_batch(batch).io()?;
+        self.write_result(self.table(table).apply_batch(batch))?;
         self.count_writes(keys.len());
         Ok(keys.len())
     }

@@ -21,7 +21,7 @@ use crate::scaffold::{self, AgencySpec, NodeOptions};
 use wlnode_client::{Client, ImportRow};
 use wlnode_config::Config;
 use wlnode_store::floor::Floor;
-use wlnode_store::{Counts, IngestBatch, Store};
+use wlnode_store::{Counts, EngineKind, IngestBatch, Store};
 use wlnode_types::{Incoming, Source};
 
 /// Why a benchmark could not run.
@@ -152,7 +152,11 @@ pub struct ImportReport {
     pub screen_start_build_seconds: f64,
     /// Entries in the rebuilt index.
     pub screen_entries: usize,
-    /// Second bound: sled alone writing the same bytes again, in transactions of
+    /// The storage engine the node ran on.
+    pub engine: EngineKind,
+    /// Every engine's floor for the same bytes, same run.
+    pub storage_floors: Vec<Floor>,
+    /// Second bound: the store's engine alone writing the same bytes again, in batches of
     /// `batch` records, same run (see `store::floor`).
     pub storage_floor: Floor,
     /// entries/s divided by the storage floor's records/s (`None` if nothing was
@@ -160,21 +164,49 @@ pub struct ImportReport {
     pub ratio_to_storage_floor: Option<f64>,
 }
 
-/// Opens the (stopped) node's store in `data_dir` and replays its writes into
-/// `target` with sled alone: the storage floor reported next to ingest rates.
-pub(crate) fn storage_floor(
+/// Opens the (stopped) node's store in `data_dir` and replays its writes into a fresh
+/// database of every engine under `target`, the store's own engine last: the storage
+/// floors reported next to ingest rates (the store's own, and every engine's for the
+/// same bytes, same run). Each replay's folder is removed after it.
+pub(crate) fn storage_floors(
     data_dir: &Path,
     target: &Path,
     batch: usize,
-) -> Result<Floor, BenchError> {
+) -> Result<(Floor, Vec<Floor>), BenchError> {
     let store = Store::open(data_dir).map_err(err)?;
-    store
-        .replay_floor(target, batch, thread_cpu_seconds)
-        .map_err(err)
+    let own = store.engine();
+    let mut all = Vec::new();
+    let mut order: Vec<EngineKind> = EngineKind::ALL.into_iter().filter(|k| *k != own).collect();
+    order.push(own);
+    for kind in order {
+        let t = target.join(kind.as_str());
+        let f = store
+            .replay_floor(kind, &t, batch, thread_cpu_seconds)
+            .map_err(err)?;
+        let _ = std::fs::remove_dir_all(&t);
+        all.push(f);
+    }
+    let own_floor = all
+        .iter()
+        .find(|f| f.engine == own)
+        .cloned()
+        .ok_or_else(|| err("no floor of the store's own engine"))?;
+    all.sort_by_key(|f| f.engine.as_str());
+    Ok((own_floor, all))
+}
+
+/// `[store] engine = ...` for a benchmark node's config.
+pub(crate) fn engine_toml(engine: EngineKind) -> String {
+    format!("\n[store]\nengine = \"{engine}\"\n")
 }
 
 /// Imports `n` synthetic entries into a fresh in-process node through its HTTP API.
-pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, BenchError> {
+pub async fn import(
+    n: usize,
+    batch: usize,
+    engine: EngineKind,
+    dir: &Path,
+) -> Result<ImportReport, BenchError> {
     // The bound first, on an idle machine.
     let sign_rate = tokio::task::spawn_blocking(move || raw_sign_rate(n.clamp(1000, 50_000), 700))
         .await
@@ -186,7 +218,15 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
     )
     .map_err(err)?;
     let node = fed.nodes.first().ok_or_else(|| err("no node"))?;
-    scaffold::write_config(&fed, node, &NodeOptions::default()).map_err(err)?;
+    scaffold::write_config(
+        &fed,
+        node,
+        &NodeOptions {
+            extra: engine_toml(engine),
+            ..NodeOptions::default()
+        },
+    )
+    .map_err(err)?;
     let cfg = Config::load(&node.config).map_err(err)?;
     let token = wlnode_config::token::read_token(&cfg.raw.api.token_file).map_err(err)?;
     let data_dir = cfg.raw.data_dir.clone();
@@ -251,8 +291,8 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
     let screen_start_build_seconds = restarted.elapsed().as_secs_f64();
     let screen_entries = running.services.screen.len();
     running.stop().await;
-    let floor = tokio::task::block_in_place(|| {
-        storage_floor(&data_dir, &dir.join("storage-floor"), batch)
+    let (floor, floors) = tokio::task::block_in_place(|| {
+        storage_floors(&data_dir, &dir.join("storage-floor"), batch)
     })?;
     let eps = n as f64 / seconds;
     let per_record = disk as f64 / counts.records.max(1) as f64;
@@ -272,6 +312,8 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
         screen_catch_up_seconds,
         screen_start_build_seconds,
         screen_entries,
+        engine,
+        storage_floors: floors,
         ratio_to_storage_floor: floor.ratio(eps),
         storage_floor: floor,
     })
@@ -282,6 +324,8 @@ pub async fn import(n: usize, batch: usize, dir: &Path) -> Result<ImportReport, 
 pub struct StoreReport {
     /// Machine.
     pub machine: MachineInfo,
+    /// The storage engine.
+    pub engine: EngineKind,
     /// Records in the store.
     pub records: u64,
     /// Time to fill it (signing excluded).
@@ -307,10 +351,15 @@ pub struct StoreReport {
     pub record_bytes: f64,
     /// disk / record.
     pub disk_overhead: f64,
+    /// Goal for `disk_overhead`.
+    pub target_disk_overhead: f64,
+    /// Every engine's floor for the same bytes (batches of 5,000 records), same run.
+    pub storage_floors: Vec<Floor>,
 }
 
-/// Fills a store with `n` records (batches of 5,000), closes it and times a reopen.
-pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
+/// Fills a store on `engine` with `n` records (batches of 5,000), closes it and times
+/// a reopen.
+pub fn store(n: usize, engine: EngineKind, dir: &Path) -> Result<StoreReport, BenchError> {
     let key = SecretKey::from_seed(&[5; 32]);
     let origin = AgencyCode::new("AA-EXPORT").map_err(err)?;
     let path = dir.join("store");
@@ -319,7 +368,7 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
     let mut bytes = 0usize;
     let mut checkpoint_seconds: Vec<f64> = Vec::new();
     {
-        let mut store = Store::open(&path).map_err(err)?;
+        let mut store = Store::open_with(&path, engine).map_err(err)?;
         let chunk = 5000;
         let mut i = 0;
         while i < n {
@@ -379,8 +428,13 @@ pub fn store(n: usize, dir: &Path) -> Result<StoreReport, BenchError> {
     let disk = store.size_on_disk().map_err(err)?;
     let per = disk as f64 / counts.records.max(1) as f64;
     let avg = bytes as f64 / n.max(1) as f64;
+    drop(store);
+    let (_, floors) = storage_floors(&path, &dir.join("storage-floor"), 5000)?;
     Ok(StoreReport {
         machine: machine(),
+        engine,
+        storage_floors: floors,
+        target_disk_overhead: 2.0,
         records: counts.records,
         fill_seconds: fill,
         ingest_cpu_us_per_record: fill_cpu * 1e6 / n.max(1) as f64,

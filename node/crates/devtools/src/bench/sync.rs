@@ -17,13 +17,14 @@ use wlnode_crypto::record::{RecordMeta, build_record};
 use wlnode_crypto::time::Timestamp;
 
 use super::{
-    BenchError, MachineInfo, err, machine, process_cpu_seconds, storage_floor, synthetic_draft,
+    BenchError, MachineInfo, engine_toml, err, machine, process_cpu_seconds, storage_floors,
+    synthetic_draft,
 };
 use crate::scaffold::{self, AgencySpec, Federation, NodeOptions, OPEN_POLICY};
 use wlnode_config::Config;
 use wlnode_runtime::RunningNode;
 use wlnode_store::floor::Floor;
-use wlnode_store::{IngestBatch, Store};
+use wlnode_store::{EngineKind, IngestBatch, Store};
 use wlnode_types::{Incoming, Source};
 
 const SYNC_CFG: &str = r#"
@@ -151,9 +152,10 @@ fn preload(
     fed: &Federation,
     i: usize,
     records: &[wlnode_crypto::VerifiedRecord],
+    engine: EngineKind,
 ) -> Result<(), BenchError> {
     let node = fed.nodes.get(i).ok_or_else(|| err("no such node"))?;
-    let store = Store::open(&node.dir.join("data")).map_err(err)?;
+    let store = Store::open_with(&node.dir.join("data"), engine).map_err(err)?;
     for chunk in records.chunks(5000) {
         store
             .ingest(
@@ -256,9 +258,11 @@ pub struct ColdSync {
     pub ratio: f64,
     /// Target ratio.
     pub target_ratio: f64,
-    /// Second bound: sled alone writing B's bytes again, in transactions of B's
+    /// Second bound: B's engine alone writing B's bytes again, in batches of B's
     /// `pull_limit` records, same run (see `store::floor`).
     pub storage_floor: Floor,
+    /// Every engine's floor for the same bytes, same run.
+    pub storage_floors: Vec<Floor>,
     /// records/s divided by the storage floor's records/s (`None` if nothing was
     /// replayed).
     pub ratio_to_storage_floor: Option<f64>,
@@ -312,6 +316,8 @@ pub struct Reconciliation {
 pub struct SyncReport {
     /// Machine.
     pub machine: MachineInfo,
+    /// The storage engine both nodes ran on.
+    pub engine: EngineKind,
     /// Whether the nodes kept the audit log.
     pub audit: bool,
     /// Cold sync.
@@ -323,10 +329,15 @@ pub struct SyncReport {
 }
 
 /// Cold sync of `n` records from A to an empty B.
-pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, BenchError> {
+pub async fn cold_sync(
+    n: usize,
+    dir: &Path,
+    extra: &str,
+    engine: EngineKind,
+) -> Result<ColdSync, BenchError> {
     let fed = federation(dir, 2)?;
     let records = tokio::task::block_in_place(|| sign(&fed, 0, n, 0))?;
-    tokio::task::block_in_place(|| preload(&fed, 0, &records))?;
+    tokio::task::block_in_place(|| preload(&fed, 0, &records, engine))?;
     let raw = tokio::task::block_in_place(|| raw_verify_batch_rate(&records));
     drop(records);
     let a = start(&fed, 0, &[(1, String::new())], extra).await?;
@@ -342,8 +353,8 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
     let b_cfg =
         Config::load(&fed.nodes.get(1).ok_or_else(|| err("no node B"))?.config).map_err(err)?;
     let pull_limit = usize::try_from(b_cfg.raw.sync.pull_limit).unwrap_or(1000);
-    let floor = tokio::task::block_in_place(|| {
-        storage_floor(&b_cfg.raw.data_dir, &dir.join("storage-floor"), pull_limit)
+    let (floor, floors) = tokio::task::block_in_place(|| {
+        storage_floors(&b_cfg.raw.data_dir, &dir.join("storage-floor"), pull_limit)
     })?;
     let rate = n as f64 / secs;
     Ok(ColdSync {
@@ -358,6 +369,7 @@ pub async fn cold_sync(n: usize, dir: &Path, extra: &str) -> Result<ColdSync, Be
         records_delivered: delivered,
         ratio_to_storage_floor: floor.ratio(rate),
         storage_floor: floor,
+        storage_floors: floors,
     })
 }
 
@@ -457,6 +469,7 @@ pub async fn reconciliation(
     d: usize,
     dir: &Path,
     extra: &str,
+    engine: EngineKind,
 ) -> Result<Reconciliation, BenchError> {
     let fed = federation(dir, 2)?;
     let shared = tokio::task::block_in_place(|| sign(&fed, 0, n, 0))?;
@@ -467,9 +480,9 @@ pub async fn reconciliation(
         .sum::<usize>() as f64
         / d.max(1) as f64;
     tokio::task::block_in_place(|| {
-        preload(&fed, 0, &shared)?;
-        preload(&fed, 0, &extra_records)?;
-        preload(&fed, 1, &shared)
+        preload(&fed, 0, &shared, engine)?;
+        preload(&fed, 0, &extra_records, engine)?;
+        preload(&fed, 1, &shared, engine)
     })?;
     drop(shared);
     let a = start(&fed, 0, &[(1, String::new())], extra).await?;
@@ -521,18 +534,25 @@ pub async fn run(
     samples: usize,
     missing: usize,
     audit: bool,
+    engine: EngineKind,
     dir: &Path,
 ) -> Result<SyncReport, BenchError> {
-    let extra = if audit {
-        ""
-    } else {
-        "\n[audit]\nenabled = false\n"
-    };
-    let cold = cold_sync(records, &dir.join("cold"), extra).await?;
+    let extra = format!(
+        "{}{}",
+        if audit {
+            ""
+        } else {
+            "\n[audit]\nenabled = false\n"
+        },
+        engine_toml(engine)
+    );
+    let extra = extra.as_str();
+    let cold = cold_sync(records, &dir.join("cold"), extra, engine).await?;
     let prop = propagation(samples, &dir.join("prop"), extra).await?;
-    let rec = reconciliation(records, missing, &dir.join("rec"), extra).await?;
+    let rec = reconciliation(records, missing, &dir.join("rec"), extra, engine).await?;
     Ok(SyncReport {
         machine: machine(),
+        engine,
         audit,
         cold_sync: cold,
         propagation: prop,
