@@ -156,6 +156,25 @@ async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
 }
 
+/// The text of `css` once it contains `needle`: polls while the page navigates (an
+/// element found on the page being left goes stale), up to [`WAIT`].
+async fn text_when(c: &Client, css: &str, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+            && t.contains(needle)
+        {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {css} containing {needle:?} within {WAIT:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn login(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/ui/login")).await.unwrap();
     find(c, "#token").await.send_keys(token).await.unwrap();
@@ -275,14 +294,7 @@ async fn console_in_headless_chromium() {
         .await
         .unwrap();
     find(&c, "#login").await.click().await.unwrap();
-    assert!(
-        find(&c, "#notice")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("not a valid")
-    );
+    text_when(&c, "#notice", "not a valid").await;
 
     // Draft an entry as the editor: four-eyes makes it a draft.
     login(&c, &base, &editor).await;
@@ -316,8 +328,7 @@ async fn console_in_headless_chromium() {
         .unwrap();
     shot(&c, "entry-new").await;
     find(&c, "#entry-submit").await.click().await.unwrap();
-    let notice = find(&c, "#notice").await.text().await.unwrap();
-    assert!(notice.contains("draft"), "{notice}");
+    text_when(&c, "#notice", "draft").await;
     // The author sees their draft but no approve button on it.
     c.goto(&format!("{base}/ui/drafts")).await.unwrap();
     find(&c, "#drafts").await;
@@ -626,14 +637,7 @@ async fn console_in_headless_chromium() {
     let remarks = find(&c, "#e-remarks").await;
     remarks.send_keys("seen again at the port").await.unwrap();
     find(&c, "#entry-submit").await.click().await.unwrap();
-    assert!(
-        find(&c, "#notice")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("draft")
-    );
+    text_when(&c, "#notice", "draft").await;
     c.goto(&format!("{base}/ui/drafts")).await.unwrap();
     let amends = c.find_all(Locator::Css("#drafts tbody tr")).await.unwrap();
     let mut seen = false;
