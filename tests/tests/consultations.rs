@@ -397,6 +397,9 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
         .await
         .remove(0);
     wait_for(T, "C holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
+    // Officers are told (issue 22's events): A of the request, C of the answer.
+    let mut a_events = c.node(0).services.events.subscribe();
+    let mut c_events = c.node(2).services.events.subscribe();
     let held = c
         .node(2)
         .services
@@ -443,6 +446,20 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
             .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
     })
     .await;
+    let kinds = |rx: &mut tokio::sync::broadcast::Receiver<wlnode_runtime::events::NodeEvent>| {
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if e.kind == wlnode_config::EventType::Consultation {
+                let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+                assert_eq!(v["consultation_id"], id.to_string(), "{v}");
+                assert!(!e.json.contains(DETAILS_MARKER), "metadata only: {v}");
+                out.push(v["kind"].as_str().unwrap().to_owned());
+            }
+        }
+        out
+    };
+    assert!(kinds(&mut a_events).contains(&"received".to_owned()));
+    assert!(kinds(&mut c_events).contains(&"answered".to_owned()));
     // C grants despite the objection: the notice goes to every member the entry's
     // distribution (groups eu) admits, A included, C itself and E (not in eu) not.
     let decided = c
@@ -727,6 +744,7 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .await
         .remove(0);
     wait_for(T, "B holds A's entry", || holds_entry(&c, 1, w.entry_id)).await;
+    let mut b_events = c.node(1).services.events.subscribe();
     let held = c
         .node(1)
         .services
@@ -755,6 +773,14 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         let h = consultation(&c, i, id).await.unwrap();
         assert_eq!(h.consultation.deemed_answer(), Some(Answer::Objection));
     }
+    // The requester's officers were told it neared its deadline (within 24 h), once.
+    let mut expiring = 0;
+    while let Ok(e) = b_events.try_recv() {
+        if e.kind == wlnode_config::EventType::Consultation && e.json.contains("\"expiring\"") {
+            expiring += 1;
+        }
+    }
+    assert_eq!(expiring, 1);
     // An answer after the deadline is refused.
     assert!(
         c.node(0)

@@ -35,16 +35,20 @@ pub enum EventType {
     /// different records for one entry version (equivocation), or a member was banned
     /// for sending invalid records or frames.
     AuditViolation,
+    /// A consultation arrived, was answered or decided, or nears its deadline; or a
+    /// hit report arrived (`kind` says which).
+    Consultation,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::WatchHit,
         EventType::DraftAwaitingApproval,
         EventType::PeerDown,
         EventType::SourceFailed,
         EventType::AuditViolation,
+        EventType::Consultation,
     ];
 
     /// The name, as in `node.toml` and in the event's `type`.
@@ -55,6 +59,7 @@ impl EventType {
             Self::PeerDown => "peer_down",
             Self::SourceFailed => "source_failed",
             Self::AuditViolation => "audit_violation",
+            Self::Consultation => "consultation",
         }
     }
 }

@@ -210,7 +210,14 @@ pub struct Consultations {
     trust: TrustCell,
     /// One change at a time (API writes, incoming messages, ticks).
     lock: Arc<Mutex<()>>,
+    /// Where arrivals, answers, decisions, near deadlines and hit reports are announced.
+    events: Option<crate::events::Events>,
+    /// Consultations already announced as near their deadline (since start).
+    warned: Arc<std::sync::Mutex<std::collections::HashSet<ConsultationId>>>,
 }
+
+/// How long before its deadline an open consultation is announced (`expiring`).
+pub const EXPIRING_WITHIN: Duration = Duration::from_secs(24 * 3600);
 
 impl Consultations {
     /// The service over `mail`.
@@ -221,6 +228,26 @@ impl Consultations {
             mail,
             trust,
             lock: Arc::new(Mutex::new(())),
+            events: None,
+            warned: Arc::default(),
+        }
+    }
+
+    /// Announces consultations on `events` (type `consultation`).
+    pub fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Emits a `consultation` event of `kind` about `c` (metadata only, never the
+    /// transaction's details).
+    fn announce(&self, kind: &str, c: &Consultation) {
+        if let Some(ev) = &self.events {
+            let mut v = serde_json::to_value(c.view()).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("kind".into(), kind.into());
+            }
+            ev.emit(wlnode_config::EventType::Consultation, v);
         }
     }
 
@@ -602,12 +629,36 @@ impl Consultations {
                 // A notice of another agency's consultation: the inbox shows it.
                 _ => Ok(None),
             },
-            Payload::HitReport(_) | Payload::Flag(_) => Ok(None),
+            Payload::HitReport(r) => {
+                if let Some(ev) = &self.events {
+                    ev.emit(
+                        wlnode_config::EventType::Consultation,
+                        serde_json::json!({
+                            "kind": "hit_report",
+                            "entry_id": r.entry_id.to_string(),
+                            "from": item.from.to_string(),
+                        }),
+                    );
+                }
+                Ok(None)
+            }
+            Payload::Flag(_) => Ok(None),
         };
         match result {
             Ok(Some((before, h))) => {
                 let events = trail(before.as_ref(), &h.consultation, &[]);
-                self.save(&h, mark, events).await
+                self.save(&h, mark, events).await?;
+                let kind = match (
+                    before.as_ref().map(Consultation::state),
+                    h.consultation.state(),
+                ) {
+                    (None, _) => "received",
+                    (_, State::Decided) => "decided",
+                    (_, State::Answered) => "answered",
+                    _ => "updated",
+                };
+                self.announce(kind, &h.consultation);
+                Ok(())
             }
             Ok(None) => self.mark(mark).await,
             Err(e) => {
@@ -673,7 +724,22 @@ impl Consultations {
         let now = Timestamp::now();
         let all = self.list().await?;
         for h in all {
-            if h.consultation.state() == State::Open && h.consultation.deadline() <= now {
+            let open = h.consultation.state() == State::Open;
+            let deadline = h.consultation.deadline();
+            if open && deadline > now {
+                let soon = deadline.as_millis().saturating_sub(now.as_millis())
+                    <= EXPIRING_WITHIN.as_millis() as u64;
+                let first = soon
+                    && self
+                        .warned
+                        .lock()
+                        .map(|mut w| w.insert(h.consultation.id()))
+                        .unwrap_or(false);
+                if first {
+                    self.announce("expiring", &h.consultation);
+                }
+            }
+            if open && deadline <= now {
                 let _g = self.lock.lock().await;
                 // Re-read under the lock: an answer may have come meanwhile.
                 let Some(mut fresh) = self.load(h.consultation.id()).await? else {

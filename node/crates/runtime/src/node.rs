@@ -466,7 +466,8 @@ impl RunningNode {
             store.clone(),
             mail.clone(),
             trust.clone(),
-        );
+        )
+        .with_events(events.clone());
         let services = Services {
             mail,
             consultations,
