@@ -692,9 +692,21 @@ impl Consultations {
     /// Messages in the inbox not applied yet (after a restart between delivery and
     /// application).
     async fn catch_up(&self) -> Result<(), ConsultServiceError> {
-        for item in self.mail.inbox(MAX_RANGE).await? {
-            if item.kind.starts_with("consult_") {
-                self.apply(&item).await?;
+        // Page by page: the inbox may hold many large messages.
+        let mut cursor = None;
+        loop {
+            let (items, next) = self
+                .mail
+                .inbox_page(cursor, crate::mail::INBOX_PAGE)
+                .await?;
+            for item in items {
+                if item.kind.starts_with("consult_") {
+                    self.apply(&item).await?;
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
             }
         }
         Ok(())

@@ -32,7 +32,7 @@ use wlnode_sync::mail::{Intake, ItemKey, ItemKind, MailEvent, Mailer, Write};
 
 use super::Service;
 use crate::mail::{
-    INBOX, InboxItem, MailCmd, MailNotice, MailSendError, OUTBOX, OutboxItem, id_key,
+    InboxItem, MailCmd, MailNotice, MailSendError, OUTBOX, OutboxItem, id_key, inbox_key,
 };
 use crate::metrics::Metrics;
 
@@ -327,7 +327,7 @@ impl Service {
         let roster = self.trust.roster();
         let checked = match &item {
             MailItem::Envelope(e) => e.verify(&roster, now),
-            MailItem::Receipt(r) => r.verify(&roster),
+            MailItem::Receipt(r) => r.verify(&roster, now),
         };
         if let Err(e) = checked {
             // A message past its expiry that a neighbour still hands on is a replay.
@@ -449,7 +449,7 @@ impl Service {
         self.metrics.mail("delivered");
         self.mail_job(MailJob {
             puts: vec![(
-                id_key(INBOX, &h.id),
+                inbox_key(now.as_millis(), &h.from, &h.id),
                 serde_json::to_vec(&entry).unwrap_or_default(),
             )],
             events: vec![
