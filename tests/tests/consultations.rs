@@ -404,6 +404,7 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
         .request(
             "0123456789abcdef0123456789abcdef",
             w.entry_id,
+            None,
             "LIC-2026-0042".into(),
             details(),
             Duration::from_secs(30 * 86_400),
@@ -727,6 +728,78 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .await
         .remove(0);
     wait_for(T, "B holds A's entry", || holds_entry(&c, 1, w.entry_id)).await;
+    // Review of issue 21, HIGH 5: another member (C) publishes an entry under the same
+    // id (here written straight into B's store, kept to a group nobody is in). A
+    // request or hit report naming no origin must not pick one of them.
+    let squat = wlnode_crypto::record::build_record(
+        wlnode_crypto::record::RecordMeta {
+            entry_id: w.entry_id,
+            origin: code(2),
+            version: 1,
+            issued_at: Timestamp::now(),
+            status: wlnode_crypto::model::Status::Active,
+            withdrawal_reason: None,
+        },
+        &wlnode_tests::draft(
+            "Squatter",
+            Some(r#"{"scope": "groups", "groups": ["nowhere"]}"#),
+        ),
+        &wlnode_crypto::SecretKey::generate().unwrap(),
+    )
+    .unwrap();
+    c.node(1)
+        .services
+        .store
+        .ingest(wlnode_store::IngestBatch {
+            items: vec![wlnode_types::Incoming {
+                record: squat,
+                source: wlnode_types::Source::Peer {
+                    agency: code(0),
+                    hops: 1,
+                },
+                local: None,
+                inclusion: None,
+            }],
+            cursor: None,
+            declined: Vec::new(),
+            audit: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let err = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            None,
+            "LIC-2026-0043".into(),
+            details(),
+            Duration::from_secs(4),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        wlnode_runtime::consultations::ConsultServiceError::AmbiguousEntry { origins, .. } => {
+            assert_eq!(origins.len(), 2, "{err}");
+        }
+        other => panic!("expected an ambiguous entry, got {other:?}"),
+    }
+    assert!(matches!(
+        c.node(1)
+            .services
+            .consultations
+            .hit_report(
+                "0123456789abcdef0123456789abcdef",
+                w.entry_id,
+                None,
+                wlnode_consult::HitContext::Customs,
+                "x".into(),
+            )
+            .await,
+        Err(wlnode_runtime::consultations::ConsultServiceError::AmbiguousEntry { .. })
+    ));
     let held = c
         .node(1)
         .services
@@ -734,6 +807,7 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .request(
             "0123456789abcdef0123456789abcdef",
             w.entry_id,
+            Some(code(0)),
             "LIC-2026-0043".into(),
             details(),
             Duration::from_secs(4),
@@ -807,6 +881,7 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .hit_report(
             "0123456789abcdef0123456789abcdef",
             w.entry_id,
+            Some(code(0)),
             wlnode_consult::HitContext::Customs,
             "container MSKU1234567 held at Hamburg".into(),
         )

@@ -59,6 +59,18 @@ pub enum ConsultServiceError {
     /// A stored consultation does not decode.
     #[error("consultation table is corrupt: {0}")]
     Corrupt(String),
+    /// Several agencies hold an entry with this id and none was named: asking the
+    /// wrong one would disclose the transaction to it.
+    #[error(
+        "entry {entry} is held from several origins ({}): name one with origin",
+        .origins.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousEntry {
+        /// The entry id.
+        entry: EntryId,
+        /// The origins holding it.
+        origins: Vec<AgencyCode>,
+    },
 }
 
 /// One of a consultation's messages and whether it arrived.
@@ -342,24 +354,43 @@ impl Consultations {
         Ok(out)
     }
 
-    /// Requester: opens a consultation of the origin of entry `entry_id` and sends the
-    /// request. `user` is the officer's pseudonymous id.
+    /// Another agency's entry `entry_id`: of `origin` when given, else of its only
+    /// origin; several origins without one named is [`ConsultServiceError::AmbiguousEntry`].
+    async fn entry_of_other(
+        &self,
+        entry_id: EntryId,
+        origin: Option<&AgencyCode>,
+    ) -> Result<(wlnode_types::EntryKey, wlnode_types::EntryState), ConsultServiceError> {
+        let mut found = self.store.entries_by_id(entry_id).await?;
+        found.retain(|(k, _)| k.origin != self.agency && origin.is_none_or(|o| k.origin == *o));
+        if found.len() > 1 {
+            return Err(ConsultServiceError::AmbiguousEntry {
+                entry: entry_id,
+                origins: found.into_iter().map(|(k, _)| k.origin).collect(),
+            });
+        }
+        found.into_iter().next().ok_or_else(|| {
+            ConsultServiceError::NotFound(match origin {
+                Some(o) => format!("entry {entry_id} of {o} is not held here"),
+                None => format!("entry {entry_id} of another agency is not held here"),
+            })
+        })
+    }
+
+    /// Requester: opens a consultation of the origin of entry `entry_id` (`origin`
+    /// when several agencies hold that id) and sends the request. `user` is the
+    /// officer's pseudonymous id.
     pub async fn request(
         &self,
         user: &str,
         entry_id: EntryId,
+        origin: Option<AgencyCode>,
         reference: String,
         details: TransactionDetails,
         deadline: Duration,
     ) -> Result<Held, ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let mut found = self.store.entries_by_id(entry_id).await?;
-        found.retain(|(k, _)| k.origin != self.agency);
-        let (k, st) = found.into_iter().next().ok_or_else(|| {
-            ConsultServiceError::NotFound(format!(
-                "entry {entry_id} of another agency is not held here"
-            ))
-        })?;
+        let (k, st) = self.entry_of_other(entry_id, origin.as_ref()).await?;
         let version = u32::try_from(st.version)
             .map_err(|_| ConsultServiceError::Invalid("entry version too large".into()))?;
         let now = Timestamp::now();
@@ -403,16 +434,11 @@ impl Consultations {
         &self,
         user: &str,
         entry_id: EntryId,
+        origin: Option<AgencyCode>,
         context: wlnode_consult::HitContext,
         details: String,
     ) -> Result<(MessageId, AgencyCode), ConsultServiceError> {
-        let mut found = self.store.entries_by_id(entry_id).await?;
-        found.retain(|(k, _)| k.origin != self.agency);
-        let (k, st) = found.into_iter().next().ok_or_else(|| {
-            ConsultServiceError::NotFound(format!(
-                "entry {entry_id} of another agency is not held here"
-            ))
-        })?;
+        let (k, st) = self.entry_of_other(entry_id, origin.as_ref()).await?;
         let now = Timestamp::now();
         let payload = Payload::HitReport(wlnode_consult::HitReport {
             entry_id,
