@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use wlnode_audit::event::{Event as AuditEvent, EventKind};
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::mail::{Envelope, MailAck, MailError, MailItem, Receipt};
+use wlnode_crypto::mail::{Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
 use wlnode_crypto::seal::EncryptionSecretKey;
@@ -187,6 +187,28 @@ fn mail_event(
     )
 }
 
+/// The reason code of an item that failed verification, and whether it is a strike
+/// against the neighbour. Like records: what clock skew explains (a creation or
+/// receipt time ahead of ours; an expiry passed by less than the allowed skew) and,
+/// while the neighbour's roster version differs from ours, what a roster rollover
+/// explains (an unknown agency or key, a key outside its window, no encryption key)
+/// is refused but not struck. A message well past its expiry that a neighbour still
+/// hands on is a replay, and a strike.
+fn verify_refusal(e: &MailError, now: Timestamp, rosters_differ: bool) -> (&'static str, bool) {
+    match e {
+        MailError::Expired { expires_at } => {
+            if now.as_millis() >= expires_at.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
+                ("replayed", true)
+            } else {
+                ("expired", false)
+            }
+        }
+        MailError::FromTheFuture { .. } | MailError::ReceiptTime { .. } => (e.code(), false),
+        MailError::Signer(_) | MailError::NotAMember { .. } => (e.code(), !rosters_differ),
+        other => (other.code(), true),
+    }
+}
+
 fn outbox_item(h: &wlnode_crypto::mail::MailHeader) -> OutboxItem {
     OutboxItem {
         message_id: h.id,
@@ -330,12 +352,13 @@ impl Service {
             MailItem::Receipt(r) => r.verify(&roster, now),
         };
         if let Err(e) = checked {
-            // A message past its expiry that a neighbour still hands on is a replay.
-            let reason = match &e {
-                MailError::Expired { .. } => "replayed",
-                other => other.code(),
-            };
-            self.mail_refuse(id, &agency, Some(&item), reason, true);
+            let rosters_differ = self
+                .peers
+                .get(&peer)
+                .and_then(|ps| ps.roster_version)
+                .is_some_and(|v| v != roster.version());
+            let (reason, strike) = verify_refusal(&e, now, rosters_differ);
+            self.mail_refuse(id, &agency, Some(&item), reason, strike);
             return;
         }
         // Our own message, if this is its receipt (the mailer drops it on intake).
@@ -625,4 +648,33 @@ pub(crate) async fn load_mailer(
             .await?;
     }
     Ok(mailer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wlnode_crypto::roster::RosterError;
+
+    /// Review of issue 21, finding 8: every verification failure was a strike, so
+    /// clock skew and a roster rollover could get honest neighbours banned.
+    #[test]
+    fn skew_and_roster_lag_are_refused_without_a_strike() {
+        let now = Timestamp(1_780_000_000_000);
+        let just = MailError::Expired {
+            expires_at: Timestamp(now.as_millis() - 1000),
+        };
+        assert_eq!(verify_refusal(&just, now, false), ("expired", false));
+        let long = MailError::Expired {
+            expires_at: Timestamp(now.as_millis() - MAX_CLOCK_SKEW_MS - 1),
+        };
+        assert_eq!(verify_refusal(&long, now, false), ("replayed", true));
+        let future = MailError::FromTheFuture {
+            created_at: Timestamp(now.as_millis() + 10 * MAX_CLOCK_SKEW_MS),
+        };
+        assert!(!verify_refusal(&future, now, false).1);
+        let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
+        assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
+        assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
+        assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
 }
