@@ -894,6 +894,22 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         })
     })
     .await;
+    // The inbox reads page by page, newest first (review of issue 21, HIGH 3: it
+    // used to load the whole inbox).
+    let all = inbox(&c, 0).await;
+    assert!(all.len() >= 3, "{}", all.len());
+    let (mut paged, mut cursor) = (Vec::new(), None);
+    loop {
+        let (items, next) = c.node(0).services.mail.inbox_page(cursor, 1).await.unwrap();
+        assert!(items.len() <= 1);
+        paged.extend(items);
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    assert!(all.windows(2).all(|w| w[0].received_at >= w[1].received_at));
     c.stop(0).await;
     c.stop(1).await;
 }
