@@ -241,8 +241,11 @@ impl Held {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Seen {
+    /// The message's recipient: only its receipt ends the message, also at a relay
+    /// that handed the message on already.
+    to: AgencyCode,
     /// Forget it after this (ms).
     until: u64,
     /// SHA-256 of the message's header (a replay under the same id differs).
@@ -374,7 +377,7 @@ impl Mailer {
     }
 
     fn restore_seen(&mut self, k: &[u8], v: &[u8]) -> bool {
-        let (Some(id), Some(from), Some(until), Some(digest), Some(flag)) = (
+        let (Some(id), Some(from), Some(until), Some(digest), Some(flag), Some(to)) = (
             k.get(1..17).and_then(|b| MessageId::from_slice(b).ok()),
             k.get(17..)
                 .and_then(|b| std::str::from_utf8(b).ok())
@@ -384,12 +387,16 @@ impl Mailer {
                 .map(u64::from_be_bytes),
             v.get(8..40).and_then(|b| <[u8; 32]>::try_from(b).ok()),
             v.get(40),
+            v.get(41..)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|a| AgencyCode::new(a).ok()),
         ) else {
             return false;
         };
         self.seen.insert(
             (from, id),
             Seen {
+                to,
                 until,
                 digest,
                 delivered: *flag == 1,
@@ -417,10 +424,11 @@ impl Mailer {
 
     fn persist_seen(&mut self, id: &SeenKey) {
         let value = self.seen.get(id).map(|s| {
-            let mut v = Vec::with_capacity(41);
+            let mut v = Vec::with_capacity(41 + s.to.as_str().len());
             v.extend_from_slice(&s.until.to_be_bytes());
             v.extend_from_slice(&s.digest);
             v.push(u8::from(s.delivered));
+            v.extend_from_slice(s.to.as_str().as_bytes());
             v
         });
         self.writes.insert(seen_key(id), value);
@@ -490,6 +498,7 @@ impl Mailer {
                 self.seen.insert(
                     id.clone(),
                     Seen {
+                        to: e.header().to.clone(),
                         until: e.header().expires_at.as_millis(),
                         digest: header_digest(e),
                         delivered,
@@ -580,6 +589,16 @@ impl Mailer {
                 let mkey = (ItemKind::Message, b.message_id);
                 if let Some(MailItem::Envelope(e)) = self.held.get(&mkey).map(|h| &h.item)
                     && !r.is_for(e.header())
+                {
+                    return Intake::Refused(Refusal::WrongReceipt {
+                        by_author: *peer == b.recipient,
+                    });
+                }
+                // The same for a message we passed on already (or delivered).
+                if self
+                    .seen
+                    .get(&(b.sender.clone(), b.message_id))
+                    .is_some_and(|s| s.to != b.recipient)
                 {
                     return Intake::Refused(Refusal::WrongReceipt {
                         by_author: *peer == b.recipient,

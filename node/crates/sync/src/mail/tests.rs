@@ -337,6 +337,21 @@ fn a_receipt_not_signed_by_the_recipient_is_refused_and_the_message_kept() {
             .held_item(&(ItemKind::Message, env.header().id))
             .is_some()
     );
+    // A relay that handed the message on already refuses it too, so it cannot
+    // occupy the receipt's place there ahead of the real one.
+    let mut r2 = Mailer::new(code("R2-X"), MailLimits::default());
+    assert_eq!(
+        r2.on_item(&code("AA-X"), MailItem::Envelope(env.clone()), t(1)),
+        Intake::Relay
+    );
+    r2.on_handed(&code("BB-X"), &(ItemKind::Message, env.header().id));
+    assert_eq!(r2.held_len(), 0);
+    let forged = MailItem::Receipt(Receipt::sign(squat.header(), &m_key, t(2)));
+    assert_eq!(
+        r2.on_item(&m, forged, t(2)),
+        Intake::Refused(Refusal::WrongReceipt { by_author: true })
+    );
+    assert_eq!(r2.held_len(), 0);
     // The real one is taken.
     let real = MailItem::Receipt(Receipt::sign(env.header(), &b_key, t(3)));
     assert!(matches!(
