@@ -285,6 +285,35 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
         ) >= 1.0
     })
     .await;
+    // From the future (clock skew explains it): refused without a strike, counted
+    // each time, but audited once a minute per neighbour and reason, so they cannot
+    // grow the audit log without bound (review of issue 21, findings 8 and 9).
+    for k in 0..5u8 {
+        let ahead =
+            MailItem::Envelope(seal(10 + k, &b_key, now + 86_400_000, now + 2 * 86_400_000))
+                .encode();
+        assert_eq!(
+            refused(hostile.request(&a_addr, ahead.into()).await),
+            "bad_time"
+        );
+    }
+    assert_eq!(
+        counter(
+            &c.metrics(0),
+            "wlnode_mail_rejected_total",
+            "reason=\"bad_time\""
+        ),
+        5.0
+    );
+    let bad_time_events = audit_events(&c, 0)
+        .await
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mail { action, reason: Some(r), .. }
+                if action == "rejected" && r == "bad_time")
+        })
+        .count();
+    assert_eq!(bad_time_events, 1);
     // Counted.
     let m = c.metrics(0);
     for reason in ["forged", "replayed", "oversized"] {

@@ -54,6 +54,11 @@ pub(crate) struct MailState {
     pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem)>,
     /// Neighbours connected at the last poll.
     pub(crate) connected: BTreeSet<AgencyCode>,
+    /// When a refusal that is no strike was last audited, per (neighbour, reason):
+    /// such refusals (quotas, skew, roster lag, others' replays) are audited at most
+    /// once per [`super::AUDIT_REFUSAL_LOG_EVERY`] each, so a member cannot grow our
+    /// audit log without bound by sending them (struck ones end in a ban).
+    pub(crate) refusals_logged: std::collections::HashMap<(AgencyCode, String), std::time::Instant>,
 }
 
 /// One ordered store job of the mail service, and what to do once it is durable.
@@ -289,6 +294,10 @@ impl Service {
     ) {
         tracing::warn!(%agency, reason, "mail item refused");
         self.metrics.mail_reject(agency.as_str(), reason);
+        if !strike && !self.mail_refusal_due(agency, reason, std::time::Instant::now()) {
+            self.net.respond(id, Bytes::from(refused(reason).encode()));
+            return;
+        }
         let events = item
             .map(|i| vec![mail_event("rejected", i, Some(agency), Some(reason))])
             .unwrap_or_else(|| {
@@ -317,6 +326,26 @@ impl Service {
         if strike {
             self.record_invalid(agency, 1);
         }
+    }
+
+    /// Whether an unstruck refusal of `reason` from `agency` is to be audited now
+    /// (and if so, notes it).
+    fn mail_refusal_due(
+        &mut self,
+        agency: &AgencyCode,
+        reason: &str,
+        now: std::time::Instant,
+    ) -> bool {
+        let key = (agency.clone(), reason.to_owned());
+        let due = self
+            .mail
+            .refusals_logged
+            .get(&key)
+            .is_none_or(|t| now.duration_since(*t) >= super::AUDIT_REFUSAL_LOG_EVERY);
+        if due {
+            self.mail.refusals_logged.insert(key, now);
+        }
+        due
     }
 
     /// A mail request from a neighbour.
