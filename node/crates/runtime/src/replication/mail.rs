@@ -214,6 +214,19 @@ fn verify_refusal(e: &MailError, now: Timestamp, rosters_differ: bool) -> (&'sta
     }
 }
 
+/// Whether a verified message for us that does not open (`err`; `None`: the body is
+/// not UTF-8) is a strike against the neighbour `agency`. Never when it is sealed to
+/// a key we do not hold or have no key at all: verification checked that the roster
+/// gives us that key, so after an encryption-key rotation the sender did nothing
+/// wrong (review of issue 21, finding 7). Otherwise the sender's fault, so a strike
+/// only when the neighbour is the sender.
+fn unopenable_strikes(err: Option<&MailError>, from: &AgencyCode, agency: &AgencyCode) -> bool {
+    match err {
+        Some(MailError::NotOurKey { .. } | MailError::Malformed { .. }) => false,
+        _ => from == agency,
+    }
+}
+
 fn outbox_item(h: &wlnode_crypto::mail::MailHeader) -> OutboxItem {
     OutboxItem {
         message_id: h.id,
@@ -479,10 +492,13 @@ impl Service {
         };
         let body = match opened.map(String::from_utf8) {
             Ok(Ok(b)) => b,
-            Ok(Err(_)) | Err(_) => {
-                // Signed by a member but not for our key: the sender's fault, not the
-                // neighbour's, unless the neighbour is the sender.
-                let strike = env.header().from == *agency;
+            Ok(Err(_)) => {
+                let strike = unopenable_strikes(None, &env.header().from, agency);
+                self.mail_refuse(id, agency, Some(item), "unopenable", strike);
+                return;
+            }
+            Err(e) => {
+                let strike = unopenable_strikes(Some(&e), &env.header().from, agency);
                 self.mail_refuse(id, agency, Some(item), "unopenable", strike);
                 return;
             }
@@ -705,5 +721,23 @@ mod tests {
         assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
         assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
         assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
+
+    /// Review of issue 21, finding 7: a message sealed to our previous encryption key
+    /// (still listed in the roster) was a strike against its sender on every retry.
+    #[test]
+    fn a_message_sealed_to_a_key_we_do_not_hold_is_no_strike() {
+        let a: AgencyCode = "AA-X".parse().unwrap();
+        let b: AgencyCode = "BB-X".parse().unwrap();
+        let old = wlnode_crypto::seal::EncryptionSecretKey::generate()
+            .unwrap()
+            .public_key()
+            .unwrap();
+        let not_ours = MailError::NotOurKey { key: old };
+        assert!(!unopenable_strikes(Some(&not_ours), &a, &a));
+        let bad = MailError::Seal(wlnode_crypto::seal::SealError::Open);
+        assert!(unopenable_strikes(Some(&bad), &a, &a));
+        assert!(!unopenable_strikes(Some(&bad), &a, &b));
+        assert!(unopenable_strikes(None, &a, &a));
     }
 }
