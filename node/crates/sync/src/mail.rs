@@ -587,7 +587,9 @@ impl Mailer {
                     });
                 }
                 let mkey = (ItemKind::Message, b.message_id);
+                // (A message of another sender under the same id is another message.)
                 if let Some(MailItem::Envelope(e)) = self.held.get(&mkey).map(|h| &h.item)
+                    && e.header().from == b.sender
                     && !r.is_for(e.header())
                 {
                     return Intake::Refused(Refusal::WrongReceipt {
@@ -627,7 +629,10 @@ impl Mailer {
                 }
                 // A receipt passing by ends our relaying of its message (checked above
                 // to be that message's).
-                if self.held.get(&mkey).is_some_and(|h| h.from_peer.is_some()) {
+                if self.held.get(&mkey).is_some_and(|h| {
+                    h.from_peer.is_some()
+                        && matches!(&h.item, MailItem::Envelope(e) if r.is_for(e.header()))
+                }) {
                     self.drop_held(&mkey);
                 }
                 let item = MailItem::Receipt(r);
