@@ -434,6 +434,11 @@ impl Mailer {
         self.writes.insert(seen_key(id), value);
     }
 
+    /// Receipts remembered (relayed or ours).
+    pub fn seen_receipts_len(&self) -> usize {
+        self.seen_receipts.len()
+    }
+
     /// Items held (ours and others').
     pub fn held_len(&self) -> usize {
         self.held.len()
@@ -511,10 +516,19 @@ impl Mailer {
             }
             MailItem::Receipt(r) => {
                 let b = r.body();
-                self.seen_receipts.insert(
-                    (b.sender.clone(), b.recipient.clone(), b.message_id),
-                    self.receipt_until(r, now),
-                );
+                let until = self.receipt_until(r, now);
+                self.seen_receipts
+                    .insert((b.sender.clone(), b.recipient.clone(), b.message_id), until);
+                // Bounded like the seen ids (review of issue 21, finding 10): past
+                // the limit, forget the expired, then the first in key order (cheap;
+                // forgetting one only means relaying its message once more).
+                if self.seen_receipts.len() > self.limits.max_seen {
+                    let now_ms = now.as_millis();
+                    self.seen_receipts.retain(|_, u| *u > now_ms);
+                    while self.seen_receipts.len() > self.limits.max_seen {
+                        self.seen_receipts.pop_first();
+                    }
+                }
             }
         }
     }

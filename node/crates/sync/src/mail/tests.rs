@@ -486,3 +486,26 @@ fn a_sender_has_a_delivery_quota_and_floods_do_not_block_our_sends() {
     let ours = envelope(40, "BB-X", "AA-X", b"x", &b_key);
     assert_eq!(b.send(ours, t(3)), Ok(()));
 }
+
+/// Review of issue 21, finding 10: remembered receipts had no bound; a member signing
+/// receipts for ever new ids grew them without end.
+#[test]
+fn remembered_receipts_are_bounded() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut r = Mailer::new(
+        code("RR-X"),
+        MailLimits {
+            max_seen: 4,
+            ..MailLimits::default()
+        },
+    );
+    for i in 0..20u8 {
+        let env = envelope(i, "AA-X", "BB-X", b"x", &a_key);
+        let receipt = MailItem::Receipt(Receipt::sign(env.header(), &b_key, t(1)));
+        assert_eq!(r.on_item(&code("BB-X"), receipt, t(1)), Intake::Relay);
+        r.on_handed(&code("AA-X"), &(ItemKind::Receipt, env.header().id));
+    }
+    assert_eq!(r.held_len(), 0);
+    assert!(r.seen_receipts_len() <= 4, "{}", r.seen_receipts_len());
+}
