@@ -264,10 +264,30 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
     );
     // Replayed: a genuine message delivered once, then the same id with other content.
     let first = MailItem::Envelope(seal(3, &b_key, now, now + 3_600_000)).encode();
-    match hostile.request(&a_addr, first.into()).await {
+    match hostile.request(&a_addr, first.clone().into()).await {
         RawOutcome::Response(b) => assert!(MailAck::decode(&b).unwrap().accepted),
         RawOutcome::Failed(e) => panic!("{e}"),
     }
+    // The same message again and again: acknowledged as a duplicate each time (its
+    // receipt sent again), audited once a minute (review of issue 21, finding 9).
+    for _ in 0..3 {
+        match hostile.request(&a_addr, first.clone().into()).await {
+            RawOutcome::Response(b) => {
+                let ack = MailAck::decode(&b).unwrap();
+                assert!(ack.accepted, "{ack:?}");
+            }
+            RawOutcome::Failed(e) => panic!("{e}"),
+        }
+    }
+    let duplicate_events = audit_events(&c, 0)
+        .await
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mail { action, reason: Some(r), .. }
+                if action == "rejected" && r == "duplicate")
+        })
+        .count();
+    assert_eq!(duplicate_events, 1);
     let reused = MailItem::Envelope(seal(3, &b_key, now + 1, now + 3_600_000)).encode();
     assert_eq!(
         refused(hostile.request(&a_addr, reused.into()).await),

@@ -420,13 +420,21 @@ impl Service {
                     let receipt = Receipt::sign(env.header(), &self.mail.keys.sign, now);
                     self.mail.mailer.queue_receipt(receipt, now);
                 }
+                // Honest retries, but a neighbour can send them without end: audited
+                // at most once a minute per neighbour, like refusals that are no strike.
+                let events =
+                    if self.mail_refusal_due(&agency, "duplicate", std::time::Instant::now()) {
+                        vec![mail_event(
+                            "rejected",
+                            &item,
+                            Some(&agency),
+                            Some("duplicate"),
+                        )]
+                    } else {
+                        Vec::new()
+                    };
                 self.mail_job(MailJob {
-                    events: vec![mail_event(
-                        "rejected",
-                        &item,
-                        Some(&agency),
-                        Some("duplicate"),
-                    )],
+                    events,
                     respond: Some((id, accepted("duplicate"))),
                     ..MailJob::default()
                 });
