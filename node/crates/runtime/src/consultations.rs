@@ -213,6 +213,15 @@ fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The mark that an inbox message was applied: by message id *and* sender, as the
+/// mail layer keys them, so a message of another member under the same id (review of
+/// issue 21, HIGH 2) is not taken for one already applied.
+fn applied_key(item: &InboxItem) -> Vec<u8> {
+    let mut k = key(APPLIED, item.message_id.as_bytes());
+    k.extend_from_slice(item.from.as_str().as_bytes());
+    k
+}
+
 /// The node's consultations. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Consultations {
@@ -547,7 +556,7 @@ impl Consultations {
     /// reports, flags, notices of others' consultations) stay in the inbox only.
     async fn apply(&self, item: &InboxItem) -> Result<(), ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let applied = key(APPLIED, item.message_id.as_bytes());
+        let applied = applied_key(item);
         let k = applied.clone();
         if self
             .store
@@ -772,5 +781,24 @@ impl Consultations {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod applied_tests {
+    use super::*;
+
+    #[test]
+    fn the_applied_mark_names_the_sender() {
+        let item = |from: &str| InboxItem {
+            message_id: MessageId([7; 16]),
+            from: from.parse().unwrap(),
+            kind: "consult_request".into(),
+            created_at: 0,
+            received_at: 0,
+            body: String::new(),
+        };
+        assert_ne!(applied_key(&item("AA-X")), applied_key(&item("MM-X")));
+        assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
     }
 }
