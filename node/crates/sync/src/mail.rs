@@ -595,10 +595,10 @@ impl Mailer {
                 // A receipt under the id of a message we hold must be that message's:
                 // signed by its recipient, naming its sender. Another member's claim
                 // is refused, and the message kept.
+                // From the future (the caller's verification refuses it first; clock
+                // skew may explain it, so no strike).
                 if b.received_at.as_millis() > now.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
-                    return Intake::Refused(Refusal::WrongReceipt {
-                        by_author: *peer == b.recipient,
-                    });
+                    return Intake::Refused(Refusal::WrongReceipt { by_author: false });
                 }
                 let mkey = (ItemKind::Message, b.message_id);
                 // (A message of another sender under the same id is another message.)

@@ -385,7 +385,7 @@ fn a_receipt_lives_no_longer_than_its_message() {
     let future = MailItem::Receipt(Receipt::sign(env2.header(), &b_key, t(100 * HOUR)));
     assert_eq!(
         r.on_item(&code("BB-X"), future, t(20)),
-        Intake::Refused(Refusal::WrongReceipt { by_author: true })
+        Intake::Refused(Refusal::WrongReceipt { by_author: false })
     );
 }
 
