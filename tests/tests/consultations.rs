@@ -962,3 +962,73 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
     c.stop(0).await;
     c.stop(1).await;
 }
+
+/// Review of issue 21, finding 16: a requester could open any number of consultations
+/// at an origin (each work for its officers, a stored row, and a row every tick
+/// re-reads). Past `MAX_OPEN_PER_REQUESTER` open ones, the origin refuses more; other
+/// requesters are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_keeps_a_bounded_number_of_open_consultations_per_requester() {
+    use wlnode_runtime::consultations::MAX_OPEN_PER_REQUESTER;
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (0, 2)]);
+    c.start_all().await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B and C hold A's entry", || async {
+        holds_entry(&c, 1, w.entry_id).await && holds_entry(&c, 2, w.entry_id).await
+    })
+    .await;
+    let request = |i: usize, k: usize| {
+        let c = &c;
+        async move {
+            c.node(i)
+                .services
+                .consultations
+                .request(
+                    "0123456789abcdef0123456789abcdef",
+                    w.entry_id,
+                    None,
+                    format!("LIC-{k}"),
+                    details(),
+                    Duration::from_secs(30 * 86_400),
+                )
+                .await
+                .unwrap()
+                .consultation
+                .id()
+        }
+    };
+    let mut ids = Vec::new();
+    for k in 0..=MAX_OPEN_PER_REQUESTER {
+        ids.push(request(1, k).await);
+    }
+    wait_for(T, "every request of B is delivered to A", || async {
+        let mut all = true;
+        for id in &ids {
+            all &= consultation(&c, 1, *id)
+                .await
+                .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"));
+        }
+        all
+    })
+    .await;
+    // C's request, delivered after all of B's, is applied after them (A applies in
+    // delivery order): once A holds it, A has judged every one of B's.
+    let from_c = request(2, 0).await;
+    wait_for(T, "A takes C's request", || async {
+        consultation(&c, 0, from_c).await.is_some()
+    })
+    .await;
+    let mut held_at_a = 0;
+    for id in &ids {
+        if consultation(&c, 0, *id).await.is_some() {
+            held_at_a += 1;
+        }
+    }
+    assert_eq!(held_at_a, MAX_OPEN_PER_REQUESTER);
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+}

@@ -213,6 +213,11 @@ fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Open consultations (awaiting our answer) one requester may have with us as origin
+/// at once; more requests are refused (review of issue 21, finding 16: each is work
+/// for our officers, a stored row, and a row every tick re-reads).
+pub const MAX_OPEN_PER_REQUESTER: usize = 100;
+
 /// The mark that an inbox message was applied: by message id *and* sender, as the
 /// mail layer keys them, so a message of another member under the same id (review of
 /// issue 21, HIGH 2) is not taken for one already applied.
@@ -591,6 +596,22 @@ impl Consultations {
                     )))
                 } else if self.load(req.consultation_id).await?.is_some() {
                     Ok(None)
+                } else if self
+                    .list()
+                    .await?
+                    .iter()
+                    .filter(|h| {
+                        h.consultation.role() == wlnode_consult::Role::Origin
+                            && h.consultation.requester() == &item.from
+                            && h.consultation.state() == State::Open
+                    })
+                    .count()
+                    >= MAX_OPEN_PER_REQUESTER
+                {
+                    Err(ConsultServiceError::Invalid(format!(
+                        "{} has {MAX_OPEN_PER_REQUESTER} open consultations with us already",
+                        item.from
+                    )))
                 } else {
                     let silence = silence_of(self.trust.roster().silence_rule());
                     Consultation::receive_request(&self.agency, &item.from, req, silence, now)
