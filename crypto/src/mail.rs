@@ -108,6 +108,29 @@ pub enum MailError {
     /// Sealing or opening failed.
     #[error("{0}")]
     Seal(#[from] SealError),
+    /// A party a receipt names is not a member agency of the roster.
+    #[error("{field} {agency} is not a member agency of the roster")]
+    NotAMember {
+        /// `sender` or `recipient`.
+        field: &'static str,
+        /// The agency named.
+        agency: AgencyCode,
+    },
+    /// A receipt's time is in the future or older than any message can live.
+    #[error("receipt says it was made at {received_at}, not within the allowed window")]
+    ReceiptTime {
+        /// The claimed time.
+        received_at: Timestamp,
+    },
+    /// The key is revoked in the roster: whatever time the item claims (a backdated
+    /// creation time does not bring a revoked key back), mail signed with it is refused.
+    #[error("key {key} of {agency} is revoked")]
+    RevokedSigner {
+        /// Agency.
+        agency: AgencyCode,
+        /// The revoked key (`ed25519:<hex>`).
+        key: String,
+    },
 }
 
 impl MailError {
@@ -123,9 +146,12 @@ impl MailError {
         match self {
             Self::TooLarge { .. } => "oversized",
             Self::Malformed { .. } | Self::SizeMismatch { .. } => "malformed",
-            Self::BadExpiry { .. } | Self::FromTheFuture { .. } => "bad_time",
+            Self::BadExpiry { .. } | Self::FromTheFuture { .. } | Self::ReceiptTime { .. } => {
+                "bad_time"
+            }
             Self::Expired { .. } => "expired",
-            Self::BadSignature | Self::Signer(_) => "forged",
+            Self::BadSignature | Self::Signer(_) | Self::RevokedSigner { .. } => "forged",
+            Self::NotAMember { .. } => "unknown_agency",
             Self::NotOurKey { .. } | Self::Seal(_) => "unopenable",
         }
     }
@@ -450,6 +476,7 @@ impl Envelope {
         roster
             .check_signer(&h.from, &h.sender_key, h.created_at)
             .map_err(MailError::Signer)?;
+        refuse_revoked(roster, &h.from, &h.sender_key)?;
         roster
             .check_encryption_key(&h.to, &h.recipient_key, h.created_at)
             .map_err(MailError::Signer)?;
@@ -480,6 +507,22 @@ impl Envelope {
         e.header_bytes = Bytes::from(e.header.to_pb().encode_to_vec());
         e
     }
+}
+
+/// Refuses `key` of `agency` if the roster lists it as revoked at all: unlike records
+/// (which the revocation may keep), mail carries only its own claimed time, which the
+/// signer chooses.
+fn refuse_revoked(roster: &Roster, agency: &AgencyCode, key: &PublicKey) -> Result<(), MailError> {
+    if roster
+        .member(agency)
+        .is_some_and(|m| m.revoked.iter().any(|r| r.key == *key))
+    {
+        return Err(MailError::RevokedSigner {
+            agency: agency.clone(),
+            key: key.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// What a receipt says.
@@ -608,20 +651,46 @@ impl Receipt {
         r
     }
 
-    /// Checks the signature and that the key was the recipient's signing key then.
-    pub fn verify(&self, roster: &Roster) -> Result<(), MailError> {
-        self.body
-            .signer_key
+    /// Checks the signature, that the key was the recipient's signing key then and is
+    /// not revoked since, that sender and recipient are member agencies, and that the
+    /// receipt's time lies between `now` minus the longest message life and `now` plus
+    /// the clock skew (a receipt cannot name a time that keeps it alive for ever).
+    ///
+    /// That the receipt is for a message we hold (signed by that message's recipient,
+    /// naming its sender) is checked by whoever holds it: see [`Receipt::is_for`].
+    pub fn verify(&self, roster: &Roster, now: Timestamp) -> Result<(), MailError> {
+        let b = &self.body;
+        let at = b.received_at.as_millis();
+        if at > now.as_millis().saturating_add(MAX_CLOCK_SKEW_MS)
+            || at.saturating_add(MAX_EXPIRY_MS) < now.as_millis()
+        {
+            return Err(MailError::ReceiptTime {
+                received_at: b.received_at,
+            });
+        }
+        b.signer_key
             .verify(context::RECEIPT, &self.body_bytes, &self.signature)
             .map_err(|_| MailError::BadSignature)?;
         roster
-            .check_signer(
-                &self.body.recipient,
-                &self.body.signer_key,
-                self.body.received_at,
-            )
+            .check_signer(&b.recipient, &b.signer_key, b.received_at)
             .map_err(MailError::Signer)?;
+        refuse_revoked(roster, &b.recipient, &b.signer_key)?;
+        if roster.member(&b.sender).is_none() {
+            return Err(MailError::NotAMember {
+                field: "sender",
+                agency: b.sender.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// Whether this receipt is the one for the message under `header`: same id, signed
+    /// for its recipient (`header.to`), naming its sender (`header.from`). Anything
+    /// else is another member's claim about a message it did not receive.
+    pub fn is_for(&self, header: &MailHeader) -> bool {
+        self.body.message_id == header.id
+            && self.body.recipient == header.to
+            && self.body.sender == header.from
     }
 }
 

@@ -15,7 +15,8 @@ use wlnode_crypto::mail::{
 };
 use wlnode_crypto::model::{AgencyCode, CountryCode, MessageId};
 use wlnode_crypto::roster::{
-    Authority, EncryptionKeyWindow, KeyWindow, Member, Role, Roster, RosterDoc, SilenceRule,
+    Authority, EncryptionKeyWindow, KeyWindow, Member, Revocation, Role, Roster, RosterDoc,
+    SilenceRule,
 };
 use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::time::Timestamp;
@@ -210,12 +211,12 @@ fn receipt_is_signed_by_the_recipient() {
     else {
         panic!("not a receipt")
     };
-    back.verify(&r).unwrap();
+    back.verify(&r, Timestamp(T0 + 5)).unwrap();
     assert_eq!(back.body().message_id, env.header().id);
     assert_eq!(back.body().sender, a.code);
     // A receipt signed by someone else than the recipient is refused.
     let fake = Receipt::sign(env.header(), &a.sign, Timestamp(T0 + 5));
-    assert!(fake.verify(&r).is_err());
+    assert!(fake.verify(&r, Timestamp(T0 + 5)).is_err());
 }
 
 #[test]
@@ -245,4 +246,79 @@ fn rotation_seals_to_the_newest_valid_key() {
     let env = Envelope::seal(&d, &a.sign, &b.enc.public_key().unwrap()).unwrap();
     env.verify(&r, Timestamp(T0)).unwrap();
     assert!(r.members_without_encryption_key(Timestamp(T0)).is_empty());
+}
+
+/// Review of issue 21, HIGH 4: a receipt's sender and time were not checked, so a
+/// member could sign receipts naming any sender and a far-future time, which every
+/// relay then held (and remembered) for ever.
+#[test]
+fn receipt_naming_an_outsider_or_a_time_out_of_window_is_refused() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let now = Timestamp(T0 + 5);
+    let outsider = agency("ZZ-X", 9);
+    let env = Envelope::seal(
+        &draft(&outsider, &b, b"x"),
+        &outsider.sign,
+        &b.enc.public_key().unwrap(),
+    )
+    .unwrap();
+    let to_outsider = Receipt::sign(env.header(), &b.sign, now);
+    assert!(matches!(
+        to_outsider.verify(&r, now),
+        Err(MailError::NotAMember {
+            field: "sender",
+            ..
+        })
+    ));
+    let env = Envelope::seal(&draft(&a, &b, b"x"), &a.sign, &b.enc.public_key().unwrap()).unwrap();
+    let future = Receipt::sign(env.header(), &b.sign, Timestamp(u64::MAX / 2));
+    assert!(matches!(
+        future.verify(&r, now),
+        Err(MailError::ReceiptTime { .. })
+    ));
+    let ancient = Receipt::sign(env.header(), &b.sign, Timestamp(T0 - MAX_EXPIRY_MS - DAY));
+    assert!(matches!(
+        ancient.verify(&r, now),
+        Err(MailError::ReceiptTime { .. })
+    ));
+    // Within the clock skew it is fine.
+    Receipt::sign(env.header(), &b.sign, Timestamp(T0 + 60_000))
+        .verify(&r, now)
+        .unwrap();
+    // And it is for that message only.
+    let receipt = Receipt::sign(env.header(), &b.sign, now);
+    assert!(receipt.is_for(env.header()));
+    let other =
+        Envelope::seal(&draft(&b, &a, b"x"), &b.sign, &a.enc.public_key().unwrap()).unwrap();
+    assert!(!receipt.is_for(other.header()));
+}
+
+/// Review of issue 21, finding 6: a revoked key signed mail and receipts by claiming a
+/// creation time before the revocation.
+#[test]
+fn revoked_key_is_refused_whatever_time_the_mail_claims() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let mut doc = roster(&[&a, &b], None).doc().clone();
+    for m in &mut doc.members {
+        m.revoked = vec![Revocation {
+            key: SecretKey::from_seed(&[if m.agency == a.code { 1 } else { 2 }; 32]).public_key(),
+            revoked_at: Timestamp(T0 + DAY / 4),
+            reason: "stolen".into(),
+            keep: Default::default(),
+        }];
+    }
+    let r = Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap();
+    // Backdated to before the revocation.
+    let env = Envelope::seal(&draft(&a, &b, b"x"), &a.sign, &b.enc.public_key().unwrap()).unwrap();
+    let now = Timestamp(T0 + DAY / 2);
+    assert!(matches!(
+        env.verify(&r, now),
+        Err(MailError::RevokedSigner { .. })
+    ));
+    let receipt = Receipt::sign(env.header(), &b.sign, Timestamp(T0 + 1));
+    assert!(matches!(
+        receipt.verify(&r, now),
+        Err(MailError::RevokedSigner { .. })
+    ));
 }

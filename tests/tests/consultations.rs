@@ -264,10 +264,30 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
     );
     // Replayed: a genuine message delivered once, then the same id with other content.
     let first = MailItem::Envelope(seal(3, &b_key, now, now + 3_600_000)).encode();
-    match hostile.request(&a_addr, first.into()).await {
+    match hostile.request(&a_addr, first.clone().into()).await {
         RawOutcome::Response(b) => assert!(MailAck::decode(&b).unwrap().accepted),
         RawOutcome::Failed(e) => panic!("{e}"),
     }
+    // The same message again and again: acknowledged as a duplicate each time (its
+    // receipt sent again), audited once a minute (review of issue 21, finding 9).
+    for _ in 0..3 {
+        match hostile.request(&a_addr, first.clone().into()).await {
+            RawOutcome::Response(b) => {
+                let ack = MailAck::decode(&b).unwrap();
+                assert!(ack.accepted, "{ack:?}");
+            }
+            RawOutcome::Failed(e) => panic!("{e}"),
+        }
+    }
+    let duplicate_events = audit_events(&c, 0)
+        .await
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mail { action, reason: Some(r), .. }
+                if action == "rejected" && r == "duplicate")
+        })
+        .count();
+    assert_eq!(duplicate_events, 1);
     let reused = MailItem::Envelope(seal(3, &b_key, now + 1, now + 3_600_000)).encode();
     assert_eq!(
         refused(hostile.request(&a_addr, reused.into()).await),
@@ -285,6 +305,35 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
         ) >= 1.0
     })
     .await;
+    // From the future (clock skew explains it): refused without a strike, counted
+    // each time, but audited once a minute per neighbour and reason, so they cannot
+    // grow the audit log without bound (review of issue 21, findings 8 and 9).
+    for k in 0..5u8 {
+        let ahead =
+            MailItem::Envelope(seal(10 + k, &b_key, now + 86_400_000, now + 2 * 86_400_000))
+                .encode();
+        assert_eq!(
+            refused(hostile.request(&a_addr, ahead.into()).await),
+            "bad_time"
+        );
+    }
+    assert_eq!(
+        counter(
+            &c.metrics(0),
+            "wlnode_mail_rejected_total",
+            "reason=\"bad_time\""
+        ),
+        5.0
+    );
+    let bad_time_events = audit_events(&c, 0)
+        .await
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mail { action, reason: Some(r), .. }
+                if action == "rejected" && r == "bad_time")
+        })
+        .count();
+    assert_eq!(bad_time_events, 1);
     // Counted.
     let m = c.metrics(0);
     for reason in ["forged", "replayed", "oversized"] {
@@ -407,6 +456,7 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
         .request(
             "0123456789abcdef0123456789abcdef",
             w.entry_id,
+            None,
             "LIC-2026-0042".into(),
             details(),
             Duration::from_secs(30 * 86_400),
@@ -744,6 +794,78 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .await
         .remove(0);
     wait_for(T, "B holds A's entry", || holds_entry(&c, 1, w.entry_id)).await;
+    // Review of issue 21, HIGH 5: another member (C) publishes an entry under the same
+    // id (here written straight into B's store, kept to a group nobody is in). A
+    // request or hit report naming no origin must not pick one of them.
+    let squat = wlnode_crypto::record::build_record(
+        wlnode_crypto::record::RecordMeta {
+            entry_id: w.entry_id,
+            origin: code(2),
+            version: 1,
+            issued_at: Timestamp::now(),
+            status: wlnode_crypto::model::Status::Active,
+            withdrawal_reason: None,
+        },
+        &wlnode_tests::draft(
+            "Squatter",
+            Some(r#"{"scope": "groups", "groups": ["nowhere"]}"#),
+        ),
+        &wlnode_crypto::SecretKey::generate().unwrap(),
+    )
+    .unwrap();
+    c.node(1)
+        .services
+        .store
+        .ingest(wlnode_store::IngestBatch {
+            items: vec![wlnode_types::Incoming {
+                record: squat,
+                source: wlnode_types::Source::Peer {
+                    agency: code(0),
+                    hops: 1,
+                },
+                local: None,
+                inclusion: None,
+            }],
+            cursor: None,
+            declined: Vec::new(),
+            audit: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let err = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            None,
+            "LIC-2026-0043".into(),
+            details(),
+            Duration::from_secs(4),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        wlnode_runtime::consultations::ConsultServiceError::AmbiguousEntry { origins, .. } => {
+            assert_eq!(origins.len(), 2, "{err}");
+        }
+        other => panic!("expected an ambiguous entry, got {other:?}"),
+    }
+    assert!(matches!(
+        c.node(1)
+            .services
+            .consultations
+            .hit_report(
+                "0123456789abcdef0123456789abcdef",
+                w.entry_id,
+                None,
+                wlnode_consult::HitContext::Customs,
+                "x".into(),
+            )
+            .await,
+        Err(wlnode_runtime::consultations::ConsultServiceError::AmbiguousEntry { .. })
+    ));
     let mut b_events = c.node(1).services.events.subscribe();
     let held = c
         .node(1)
@@ -752,6 +874,7 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .request(
             "0123456789abcdef0123456789abcdef",
             w.entry_id,
+            Some(code(0)),
             "LIC-2026-0043".into(),
             details(),
             Duration::from_secs(4),
@@ -833,6 +956,7 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         .hit_report(
             "0123456789abcdef0123456789abcdef",
             w.entry_id,
+            Some(code(0)),
             wlnode_consult::HitContext::Customs,
             "container MSKU1234567 held at Hamburg".into(),
         )
@@ -845,6 +969,92 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
         })
     })
     .await;
+    // The inbox reads page by page, newest first (review of issue 21, HIGH 3: it
+    // used to load the whole inbox).
+    let all = inbox(&c, 0).await;
+    assert!(all.len() >= 3, "{}", all.len());
+    let (mut paged, mut cursor) = (Vec::new(), None);
+    loop {
+        let (items, next) = c.node(0).services.mail.inbox_page(cursor, 1).await.unwrap();
+        assert!(items.len() <= 1);
+        paged.extend(items);
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    assert!(all.windows(2).all(|w| w[0].received_at >= w[1].received_at));
     c.stop(0).await;
     c.stop(1).await;
+}
+
+/// Review of issue 21, finding 16: a requester could open any number of consultations
+/// at an origin (each work for its officers, a stored row, and a row every tick
+/// re-reads). Past `MAX_OPEN_PER_REQUESTER` open ones, the origin refuses more; other
+/// requesters are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_keeps_a_bounded_number_of_open_consultations_per_requester() {
+    use wlnode_runtime::consultations::MAX_OPEN_PER_REQUESTER;
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (0, 2)]);
+    c.start_all().await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B and C hold A's entry", || async {
+        holds_entry(&c, 1, w.entry_id).await && holds_entry(&c, 2, w.entry_id).await
+    })
+    .await;
+    let request = |i: usize, k: usize| {
+        let c = &c;
+        async move {
+            c.node(i)
+                .services
+                .consultations
+                .request(
+                    "0123456789abcdef0123456789abcdef",
+                    w.entry_id,
+                    None,
+                    format!("LIC-{k}"),
+                    details(),
+                    Duration::from_secs(30 * 86_400),
+                )
+                .await
+                .unwrap()
+                .consultation
+                .id()
+        }
+    };
+    let mut ids = Vec::new();
+    for k in 0..=MAX_OPEN_PER_REQUESTER {
+        ids.push(request(1, k).await);
+    }
+    wait_for(T, "every request of B is delivered to A", || async {
+        let mut all = true;
+        for id in &ids {
+            all &= consultation(&c, 1, *id)
+                .await
+                .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"));
+        }
+        all
+    })
+    .await;
+    // C's request, delivered after all of B's, is applied after them (A applies in
+    // delivery order): once A holds it, A has judged every one of B's.
+    let from_c = request(2, 0).await;
+    wait_for(T, "A takes C's request", || async {
+        consultation(&c, 0, from_c).await.is_some()
+    })
+    .await;
+    let mut held_at_a = 0;
+    for id in &ids {
+        if consultation(&c, 0, *id).await.is_some() {
+            held_at_a += 1;
+        }
+    }
+    assert_eq!(held_at_a, MAX_OPEN_PER_REQUESTER);
+    for i in 0..3 {
+        c.stop(i).await;
+    }
 }

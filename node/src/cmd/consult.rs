@@ -24,6 +24,10 @@ pub enum ConsultCommand {
         /// The entry (of another agency).
         #[arg(long)]
         entry: String,
+        /// The entry's origin agency (required when several agencies hold an entry
+        /// with this id).
+        #[arg(long)]
+        origin: Option<String>,
         /// Your licence application's reference.
         #[arg(long)]
         reference: String,
@@ -104,6 +108,10 @@ pub enum HitCommand {
         /// The entry that was hit.
         #[arg(long)]
         entry: String,
+        /// The entry's origin agency (required when several agencies hold an entry
+        /// with this id).
+        #[arg(long)]
+        origin: Option<String>,
         /// customs, licensing or other.
         #[arg(long)]
         context: String,
@@ -121,6 +129,7 @@ pub enum HitCommand {
 pub async fn hit(c: HitCommand) -> anyhow::Result<ExitCode> {
     let HitCommand::Report {
         entry,
+        origin,
         context,
         file,
         config,
@@ -131,7 +140,7 @@ pub async fn hit(c: HitCommand) -> anyhow::Result<ExitCode> {
     let v: Value = client(&config)?
         .post_json(
             "/v1/hits",
-            &json!({"entry_id": entry, "context": context, "details": details}),
+            &json!({"entry_id": entry, "origin": origin, "context": context, "details": details}),
         )
         .await?;
     if json {
@@ -205,6 +214,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
     match c {
         ConsultCommand::Request {
             entry,
+            origin,
             reference,
             file,
             deadline,
@@ -218,7 +228,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             let v: Value = client(&config)?
                 .post_json(
                     "/v1/consultations",
-                    &json!({"entry_id": entry, "reference": reference, "details": details, "deadline": deadline}),
+                    &json!({"entry_id": entry, "origin": origin, "reference": reference, "details": details, "deadline": deadline}),
                 )
                 .await?;
             if json {

@@ -17,7 +17,7 @@ use wlnode_consult::{
     Answer, ConsultError, ConsultationId, DeadlineBounds, Decision, Role as ConsultRole,
     TransactionDetails, parse_deadline,
 };
-use wlnode_crypto::model::{EntryId, InvalidValue};
+use wlnode_crypto::model::{AgencyCode, EntryId, InvalidValue};
 use wlnode_runtime::consultations::{ConsultServiceError, Held};
 use wlnode_runtime::mail::MailSendError;
 use wlnode_runtime::users::Actor;
@@ -36,6 +36,9 @@ impl From<ConsultServiceError> for ApiError {
             }
             ConsultServiceError::Consult(_) => {
                 Self::with_status(StatusCode::CONFLICT, "refused", e.to_string())
+            }
+            ConsultServiceError::AmbiguousEntry { .. } => {
+                Self::with_status(StatusCode::CONFLICT, "ambiguous_entry", e.to_string())
             }
             ConsultServiceError::Mail(MailSendError::Recipient(_)) => {
                 Self::with_status(StatusCode::CONFLICT, "no_encryption_key", e.to_string())
@@ -165,6 +168,20 @@ pub(super) struct RequestBody {
     /// How long the origin has to answer, e.g. `30d` (default 30d).
     #[serde(default)]
     deadline: Option<String>,
+    /// The entry's origin agency: required when several agencies hold an entry with
+    /// this id (else 409 `ambiguous_entry`).
+    #[serde(default)]
+    origin: Option<String>,
+}
+
+/// The optional `origin` field as an agency code.
+fn origin_field(origin: Option<&str>) -> Result<Option<AgencyCode>, ApiError> {
+    origin
+        .map(|o| {
+            AgencyCode::new(o.trim())
+                .map_err(|e| ApiError::invalid(InvalidValue::new("origin", format!("{o:?}: {e}"))))
+        })
+        .transpose()
 }
 
 /// Answer of `POST /v1/consultations`.
@@ -194,6 +211,7 @@ pub(super) async fn request(
     body: Bytes,
 ) -> Result<Json<Requested>, ApiError> {
     let b: RequestBody = parse_json(&body)?;
+    let origin = origin_field(b.origin.as_deref())?;
     let entry = EntryId::from_hex(b.entry_id.trim()).map_err(|_| {
         ApiError::invalid(InvalidValue::new(
             "entry_id",
@@ -216,7 +234,7 @@ pub(super) async fn request(
     let held = state
         .node
         .consultations
-        .request(&actor.id, entry, b.reference, details, deadline)
+        .request(&actor.id, entry, origin, b.reference, details, deadline)
         .await?;
     let c = &held.consultation;
     Ok(Json(Requested {
@@ -415,6 +433,10 @@ pub(super) struct HitBody {
     context: String,
     /// What happened (free text, at most 4 KiB).
     details: String,
+    /// The entry's origin agency: required when several agencies hold an entry with
+    /// this id (else 409 `ambiguous_entry`).
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 /// Answer of `POST /v1/hits`.
@@ -433,6 +455,7 @@ pub(super) async fn hit(
     body: Bytes,
 ) -> Result<Json<HitSent>, ApiError> {
     let b: HitBody = parse_json(&body)?;
+    let origin = origin_field(b.origin.as_deref())?;
     let entry = EntryId::from_hex(b.entry_id.trim()).map_err(|_| {
         ApiError::invalid(InvalidValue::new(
             "entry_id",
@@ -453,7 +476,7 @@ pub(super) async fn hit(
     let (id, origin) = state
         .node
         .consultations
-        .hit_report(&actor.id, entry, context, b.details)
+        .hit_report(&actor.id, entry, origin, context, b.details)
         .await?;
     Ok(Json(HitSent {
         message_id: id.to_hex(),

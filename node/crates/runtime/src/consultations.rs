@@ -59,6 +59,18 @@ pub enum ConsultServiceError {
     /// A stored consultation does not decode.
     #[error("consultation table is corrupt: {0}")]
     Corrupt(String),
+    /// Several agencies hold an entry with this id and none was named: asking the
+    /// wrong one would disclose the transaction to it.
+    #[error(
+        "entry {entry} is held from several origins ({}): name one with origin",
+        .origins.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousEntry {
+        /// The entry id.
+        entry: EntryId,
+        /// The origins holding it.
+        origins: Vec<AgencyCode>,
+    },
 }
 
 /// One of a consultation's messages and whether it arrived.
@@ -198,6 +210,20 @@ fn trail(
 fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     let mut k = vec![prefix];
     k.extend_from_slice(b);
+    k
+}
+
+/// Open consultations (awaiting our answer) one requester may have with us as origin
+/// at once; more requests are refused (review of issue 21, finding 16: each is work
+/// for our officers, a stored row, and a row every tick re-reads).
+pub const MAX_OPEN_PER_REQUESTER: usize = 100;
+
+/// The mark that an inbox message was applied: by message id *and* sender, as the
+/// mail layer keys them, so a message of another member under the same id (review of
+/// issue 21, HIGH 2) is not taken for one already applied.
+fn applied_key(item: &InboxItem) -> Vec<u8> {
+    let mut k = key(APPLIED, item.message_id.as_bytes());
+    k.extend_from_slice(item.from.as_str().as_bytes());
     k
 }
 
@@ -369,24 +395,43 @@ impl Consultations {
         Ok(out)
     }
 
-    /// Requester: opens a consultation of the origin of entry `entry_id` and sends the
-    /// request. `user` is the officer's pseudonymous id.
+    /// Another agency's entry `entry_id`: of `origin` when given, else of its only
+    /// origin; several origins without one named is [`ConsultServiceError::AmbiguousEntry`].
+    async fn entry_of_other(
+        &self,
+        entry_id: EntryId,
+        origin: Option<&AgencyCode>,
+    ) -> Result<(wlnode_types::EntryKey, wlnode_types::EntryState), ConsultServiceError> {
+        let mut found = self.store.entries_by_id(entry_id).await?;
+        found.retain(|(k, _)| k.origin != self.agency && origin.is_none_or(|o| k.origin == *o));
+        if found.len() > 1 {
+            return Err(ConsultServiceError::AmbiguousEntry {
+                entry: entry_id,
+                origins: found.into_iter().map(|(k, _)| k.origin).collect(),
+            });
+        }
+        found.into_iter().next().ok_or_else(|| {
+            ConsultServiceError::NotFound(match origin {
+                Some(o) => format!("entry {entry_id} of {o} is not held here"),
+                None => format!("entry {entry_id} of another agency is not held here"),
+            })
+        })
+    }
+
+    /// Requester: opens a consultation of the origin of entry `entry_id` (`origin`
+    /// when several agencies hold that id) and sends the request. `user` is the
+    /// officer's pseudonymous id.
     pub async fn request(
         &self,
         user: &str,
         entry_id: EntryId,
+        origin: Option<AgencyCode>,
         reference: String,
         details: TransactionDetails,
         deadline: Duration,
     ) -> Result<Held, ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let mut found = self.store.entries_by_id(entry_id).await?;
-        found.retain(|(k, _)| k.origin != self.agency);
-        let (k, st) = found.into_iter().next().ok_or_else(|| {
-            ConsultServiceError::NotFound(format!(
-                "entry {entry_id} of another agency is not held here"
-            ))
-        })?;
+        let (k, st) = self.entry_of_other(entry_id, origin.as_ref()).await?;
         let version = u32::try_from(st.version)
             .map_err(|_| ConsultServiceError::Invalid("entry version too large".into()))?;
         let now = Timestamp::now();
@@ -430,16 +475,11 @@ impl Consultations {
         &self,
         user: &str,
         entry_id: EntryId,
+        origin: Option<AgencyCode>,
         context: wlnode_consult::HitContext,
         details: String,
     ) -> Result<(MessageId, AgencyCode), ConsultServiceError> {
-        let mut found = self.store.entries_by_id(entry_id).await?;
-        found.retain(|(k, _)| k.origin != self.agency);
-        let (k, st) = found.into_iter().next().ok_or_else(|| {
-            ConsultServiceError::NotFound(format!(
-                "entry {entry_id} of another agency is not held here"
-            ))
-        })?;
+        let (k, st) = self.entry_of_other(entry_id, origin.as_ref()).await?;
         let now = Timestamp::now();
         let payload = Payload::HitReport(wlnode_consult::HitReport {
             entry_id,
@@ -548,7 +588,7 @@ impl Consultations {
     /// reports, flags, notices of others' consultations) stay in the inbox only.
     async fn apply(&self, item: &InboxItem) -> Result<(), ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let applied = key(APPLIED, item.message_id.as_bytes());
+        let applied = applied_key(item);
         let k = applied.clone();
         if self
             .store
@@ -583,6 +623,22 @@ impl Consultations {
                     )))
                 } else if self.load(req.consultation_id).await?.is_some() {
                     Ok(None)
+                } else if self
+                    .list()
+                    .await?
+                    .iter()
+                    .filter(|h| {
+                        h.consultation.role() == wlnode_consult::Role::Origin
+                            && h.consultation.requester() == &item.from
+                            && h.consultation.state() == State::Open
+                    })
+                    .count()
+                    >= MAX_OPEN_PER_REQUESTER
+                {
+                    Err(ConsultServiceError::Invalid(format!(
+                        "{} has {MAX_OPEN_PER_REQUESTER} open consultations with us already",
+                        item.from
+                    )))
                 } else {
                     let silence = silence_of(self.trust.roster().silence_rule());
                     Consultation::receive_request(&self.agency, &item.from, req, silence, now)
@@ -758,9 +814,21 @@ impl Consultations {
     /// Messages in the inbox not applied yet (after a restart between delivery and
     /// application).
     async fn catch_up(&self) -> Result<(), ConsultServiceError> {
-        for item in self.mail.inbox(MAX_RANGE).await? {
-            if item.kind.starts_with("consult_") {
-                self.apply(&item).await?;
+        // Page by page: the inbox may hold many large messages.
+        let mut cursor = None;
+        loop {
+            let (items, next) = self
+                .mail
+                .inbox_page(cursor, crate::mail::INBOX_PAGE)
+                .await?;
+            for item in items {
+                if item.kind.starts_with("consult_") {
+                    self.apply(&item).await?;
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
             }
         }
         Ok(())
@@ -800,5 +868,24 @@ impl Consultations {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod applied_tests {
+    use super::*;
+
+    #[test]
+    fn the_applied_mark_names_the_sender() {
+        let item = |from: &str| InboxItem {
+            message_id: MessageId([7; 16]),
+            from: from.parse().unwrap(),
+            kind: "consult_request".into(),
+            created_at: 0,
+            received_at: 0,
+            body: String::new(),
+        };
+        assert_ne!(applied_key(&item("AA-X")), applied_key(&item("MM-X")));
+        assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
     }
 }

@@ -22,7 +22,7 @@ use wlnode_crypto::SecretKey;
 use wlnode_crypto::mail::{Draft, Envelope, MAX_EXPIRY_MS, MailError};
 use wlnode_crypto::model::{AgencyCode, MessageId};
 use wlnode_crypto::time::Timestamp;
-use wlnode_store::tables::{LocalTable, MAX_RANGE};
+use wlnode_store::tables::LocalTable;
 use wlnode_store::{StoreError, StoreHandle};
 
 use crate::trust::TrustCell;
@@ -31,6 +31,8 @@ use crate::trust::TrustCell;
 pub const OUTBOX: u8 = b'o';
 /// Key prefix of messages delivered to us.
 pub const INBOX: u8 = b'i';
+/// Most inbox messages read at once (each may be up to 256 KiB): callers page.
+pub const INBOX_PAGE: usize = 100;
 
 /// Why a message could not be sent or read.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +167,16 @@ pub(crate) fn id_key(prefix: u8, id: &MessageId) -> Vec<u8> {
     k
 }
 
+/// `INBOX || !received_at || id || sender`: newest first in key order, and one entry
+/// per (sender, id), so a member cannot overwrite another's message by reusing its id.
+pub(crate) fn inbox_key(received_at: u64, from: &AgencyCode, id: &MessageId) -> Vec<u8> {
+    let mut k = vec![INBOX];
+    k.extend_from_slice(&(!received_at).to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(from.as_str().as_bytes());
+    k
+}
+
 fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, MailSendError> {
     serde_json::from_slice(v).map_err(|e| MailSendError::Corrupt {
         key: hex::encode(k),
@@ -268,11 +280,39 @@ impl Mail {
         self.range(OUTBOX, limit).await
     }
 
-    /// Messages delivered to us (at most `limit`), newest first.
+    /// The newest messages delivered to us (at most `limit`, and at most
+    /// [`INBOX_PAGE`]), newest first.
     pub async fn inbox(&self, limit: usize) -> Result<Vec<InboxItem>, MailSendError> {
-        let mut items: Vec<InboxItem> = self.range(INBOX, MAX_RANGE).await?;
-        items.sort_by_key(|b| std::cmp::Reverse(b.received_at));
-        items.truncate(limit);
-        Ok(items)
+        Ok(self.inbox_page(None, limit).await?.0)
+    }
+
+    /// One page of the inbox, newest first: at most `limit` (and [`INBOX_PAGE`])
+    /// messages after `cursor` (`None`: from the newest), and the cursor of the next
+    /// page if there may be one.
+    pub async fn inbox_page(
+        &self,
+        cursor: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(Vec<InboxItem>, Option<Vec<u8>>), MailSendError> {
+        let limit = limit.clamp(1, INBOX_PAGE);
+        let from = match cursor {
+            Some(mut c) if c.first() == Some(&INBOX) => {
+                c.push(0);
+                c
+            }
+            _ => vec![INBOX],
+        };
+        let pairs = self
+            .store
+            .call(move |s| s.table_range(LocalTable::Mail, &from, &[INBOX + 1], limit))
+            .await?;
+        let next = (pairs.len() == limit)
+            .then(|| pairs.last().map(|(k, _)| k.clone()))
+            .flatten();
+        let items = pairs
+            .iter()
+            .map(|(k, v)| decode(k, v))
+            .collect::<Result<_, _>>()?;
+        Ok((items, next))
     }
 }

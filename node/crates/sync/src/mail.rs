@@ -11,11 +11,19 @@
 //! Routing is store-and-forward along existing peer links. An item (a sealed message,
 //! or a receipt on its way back) goes straight to its addressee when that agency is
 //! connected, and otherwise to every connected neighbour that has not had it, except
-//! the one it came from. Loops end at the seen-id filter (every node takes an id once)
-//! and at the hop limit. A relay keeps what it holds until the addressee itself took
+//! the one it came from. Loops end at the seen-id filter (every node takes a (sender,
+//! id) once: an id is the sender's, so another member cannot pre-empt it) and at the
+//! hop limit. A relay keeps what it holds until the addressee itself took
 //! it, a receipt for it passed by, or it expired; our own messages are offered again
 //! with exponential backoff until their receipt arrives or they expire. What one peer
-//! can make us hold is bounded (items and bytes per peer, and in all).
+//! can make us hold is bounded (items and bytes per peer, and in all; our own
+//! messages, the receipts we owe and what we relay for others each have their own
+//! bound), and so is what one sender can deliver into our inbox per window.
+//!
+//! A receipt under the id of a message we hold (ours, or one we relay) is taken only
+//! if it is that message's: signed by its recipient (the caller checked the
+//! signature against the roster), naming its sender. Otherwise it is refused, the
+//! message kept, and the neighbour struck only if it signed the receipt itself.
 //!
 //! Signatures and the roster are checked by the caller before [`Mailer::on_item`]
 //! (the crypto crate's `Envelope::verify`): this machine only routes.
@@ -45,6 +53,12 @@ pub struct MailLimits {
     pub retry_max_ms: u64,
     /// How long a receipt is held on its way back, ms.
     pub receipt_ttl_ms: u64,
+    /// Messages one sender may deliver into our inbox per window.
+    pub per_sender_deliveries: usize,
+    /// Bytes one sender may deliver into our inbox per window.
+    pub per_sender_delivery_bytes: usize,
+    /// The delivery quota's window, ms.
+    pub delivery_window_ms: u64,
 }
 
 impl Default for MailLimits {
@@ -58,6 +72,9 @@ impl Default for MailLimits {
             retry_min_ms: 1_000,
             retry_max_ms: 5 * 60 * 1000,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
+            per_sender_deliveries: 256,
+            per_sender_delivery_bytes: 16 * 1024 * 1024,
+            delivery_window_ms: 3600 * 1000,
         }
     }
 }
@@ -100,10 +117,26 @@ pub enum Refusal {
     Quota,
     /// We hold as much as we may.
     Full,
-    /// The same id with other content than the one we saw (a replay under a reused id).
-    Replayed,
+    /// The same sender and id with other content than the one we saw (a replay under
+    /// a reused id). `by_author`: the neighbour is the message's sender (a relay
+    /// forwarding someone else's replay is not at fault).
+    Replayed {
+        /// The neighbour is the sender.
+        by_author: bool,
+    },
     /// Expired on arrival.
     Expired,
+    /// A receipt that is not the one for the message we hold under its id: signed by
+    /// another agency than that message's recipient, or naming another sender.
+    /// `by_author`: the neighbour signed it.
+    WrongReceipt {
+        /// The neighbour is the receipt's signer.
+        by_author: bool,
+    },
+    /// We hold another item under this id (from another sender) for relaying.
+    IdInUse,
+    /// The sender delivered as much into our inbox as it may for now.
+    SenderQuota,
 }
 
 impl Refusal {
@@ -113,15 +146,26 @@ impl Refusal {
             Self::TooManyHops => "too_many_hops",
             Self::Quota => "quota",
             Self::Full => "full",
-            Self::Replayed => "replayed",
+            Self::Replayed { .. } => "replayed",
             Self::Expired => "expired",
+            Self::WrongReceipt { .. } => "wrong_receipt",
+            Self::IdInUse => "id_in_use",
+            Self::SenderQuota => "sender_quota",
         }
     }
 
     /// Whether it counts as hostile input from the neighbour (a strike): a replay or
-    /// an expired message is; a full queue or a long path is not the neighbour's fault.
+    /// a wrong receipt the neighbour made itself, or an expired message, is; a full
+    /// queue, a quota, a long path, or someone else's replay passed on is not the
+    /// neighbour's fault.
     pub fn strikes(self) -> bool {
-        matches!(self, Self::Replayed | Self::Expired)
+        match self {
+            Self::Replayed { by_author } | Self::WrongReceipt { by_author } => by_author,
+            Self::Expired => true,
+            Self::TooManyHops | Self::Quota | Self::Full | Self::IdInUse | Self::SenderQuota => {
+                false
+            }
+        }
     }
 }
 
@@ -197,8 +241,11 @@ impl Held {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Seen {
+    /// The message's recipient: only its receipt ends the message, also at a relay
+    /// that handed the message on already.
+    to: AgencyCode,
     /// Forget it after this (ms).
     until: u64,
     /// SHA-256 of the message's header (a replay under the same id differs).
@@ -217,9 +264,17 @@ fn held_key(k: &ItemKey) -> Vec<u8> {
     out
 }
 
-fn seen_key(id: &MessageId) -> Vec<u8> {
+/// A message's identity for the duplicate filter: its sender and id (an id is only
+/// unique per sender, so one member cannot pre-empt another's id).
+type SeenKey = (AgencyCode, MessageId);
+
+/// A receipt's identity: the message's sender, its recipient (who signed), and id.
+type ReceiptKey = (AgencyCode, AgencyCode, MessageId);
+
+fn seen_key(k: &SeenKey) -> Vec<u8> {
     let mut out = vec![SEEN];
-    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(k.1.as_bytes());
+    out.extend_from_slice(k.0.as_str().as_bytes());
     out
 }
 
@@ -240,10 +295,13 @@ pub struct Mailer {
     me: AgencyCode,
     limits: MailLimits,
     held: BTreeMap<ItemKey, Held>,
-    seen: BTreeMap<MessageId, Seen>,
+    seen: BTreeMap<SeenKey, Seen>,
     /// Receipts already seen (relayed or ours), until their time-to-live.
-    seen_receipts: BTreeMap<MessageId, u64>,
+    seen_receipts: BTreeMap<ReceiptKey, u64>,
     per_peer: BTreeMap<AgencyCode, (usize, usize)>,
+    /// Deliveries into our inbox per sender in the current window: (window start,
+    /// messages, bytes).
+    delivered: BTreeMap<AgencyCode, (u64, usize, usize)>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
@@ -257,6 +315,7 @@ impl Mailer {
             seen: BTreeMap::new(),
             seen_receipts: BTreeMap::new(),
             per_peer: BTreeMap::new(),
+            delivered: BTreeMap::new(),
             writes: BTreeMap::new(),
         }
     }
@@ -318,19 +377,26 @@ impl Mailer {
     }
 
     fn restore_seen(&mut self, k: &[u8], v: &[u8]) -> bool {
-        let (Some(id), Some(until), Some(digest), Some(flag)) = (
-            k.get(1..).and_then(|b| MessageId::from_slice(b).ok()),
+        let (Some(id), Some(from), Some(until), Some(digest), Some(flag), Some(to)) = (
+            k.get(1..17).and_then(|b| MessageId::from_slice(b).ok()),
+            k.get(17..)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|a| AgencyCode::new(a).ok()),
             v.get(..8)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes),
             v.get(8..40).and_then(|b| <[u8; 32]>::try_from(b).ok()),
             v.get(40),
+            v.get(41..)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|a| AgencyCode::new(a).ok()),
         ) else {
             return false;
         };
         self.seen.insert(
-            id,
+            (from, id),
             Seen {
+                to,
                 until,
                 digest,
                 delivered: *flag == 1,
@@ -356,15 +422,21 @@ impl Mailer {
         self.writes.insert(held_key(key), value);
     }
 
-    fn persist_seen(&mut self, id: &MessageId) {
+    fn persist_seen(&mut self, id: &SeenKey) {
         let value = self.seen.get(id).map(|s| {
-            let mut v = Vec::with_capacity(41);
+            let mut v = Vec::with_capacity(41 + s.to.as_str().len());
             v.extend_from_slice(&s.until.to_be_bytes());
             v.extend_from_slice(&s.digest);
             v.push(u8::from(s.delivered));
+            v.extend_from_slice(s.to.as_str().as_bytes());
             v
         });
         self.writes.insert(seen_key(id), value);
+    }
+
+    /// Receipts remembered (relayed or ours).
+    pub fn seen_receipts_len(&self) -> usize {
+        self.seen_receipts.len()
     }
 
     /// Items held (ours and others').
@@ -384,9 +456,24 @@ impl Mailer {
             .is_some_and(|h| h.from_peer.is_none())
     }
 
+    /// How many held items are of each sort: (our own messages, receipts we owe,
+    /// items relayed for others). Each sort has its own bound, so what others hand us
+    /// never fills the room for our own messages.
+    fn held_counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for ((kind, _), h) in &self.held {
+            match (h.from_peer.is_some(), kind) {
+                (true, _) => c.2 += 1,
+                (false, ItemKind::Message) => c.0 += 1,
+                (false, ItemKind::Receipt) => c.1 += 1,
+            }
+        }
+        c
+    }
+
     /// Queues our own sealed message for sending.
     pub fn send(&mut self, env: Envelope, now: Timestamp) -> Result<(), Refusal> {
-        if self.held.len() >= self.limits.max_held {
+        if self.held_counts().0 >= self.limits.max_held {
             return Err(Refusal::Full);
         }
         let item = MailItem::Envelope(env);
@@ -412,10 +499,11 @@ impl Mailer {
     fn remember(&mut self, item: &MailItem, now: Timestamp, delivered: bool) {
         match item {
             MailItem::Envelope(e) => {
-                let id = e.header().id;
+                let id = (e.header().from.clone(), e.header().id);
                 self.seen.insert(
-                    id,
+                    id.clone(),
                     Seen {
+                        to: e.header().to.clone(),
                         until: e.header().expires_at.as_millis(),
                         digest: header_digest(e),
                         delivered,
@@ -427,10 +515,20 @@ impl Mailer {
                 }
             }
             MailItem::Receipt(r) => {
-                self.seen_receipts.insert(
-                    r.body().message_id,
-                    now.as_millis() + self.limits.receipt_ttl_ms,
-                );
+                let b = r.body();
+                let until = self.receipt_until(r, now);
+                self.seen_receipts
+                    .insert((b.sender.clone(), b.recipient.clone(), b.message_id), until);
+                // Bounded like the seen ids (review of issue 21, finding 10): past
+                // the limit, forget the expired, then the first in key order (cheap;
+                // forgetting one only means relaying its message once more).
+                if self.seen_receipts.len() > self.limits.max_seen {
+                    let now_ms = now.as_millis();
+                    self.seen_receipts.retain(|_, u| *u > now_ms);
+                    while self.seen_receipts.len() > self.limits.max_seen {
+                        self.seen_receipts.pop_first();
+                    }
+                }
             }
         }
     }
@@ -440,7 +538,7 @@ impl Mailer {
             .seen
             .iter()
             .min_by_key(|(_, s)| s.until)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id.clone())
         {
             self.seen.remove(&id);
             self.persist_seen(&id);
@@ -464,9 +562,11 @@ impl Mailer {
                 if now.as_millis() >= h.expires_at.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
                     return Intake::Refused(Refusal::Expired);
                 }
-                if let Some(s) = self.seen.get(&h.id) {
+                if let Some(s) = self.seen.get(&(h.from.clone(), h.id)) {
                     if s.digest != header_digest(&env) {
-                        return Intake::Refused(Refusal::Replayed);
+                        return Intake::Refused(Refusal::Replayed {
+                            by_author: *peer == h.from,
+                        });
                     }
                     if h.to == self.me {
                         return Intake::Duplicate;
@@ -477,15 +577,49 @@ impl Mailer {
                     return Intake::Seen;
                 }
                 if h.to == self.me {
+                    if !self.delivery_allowed(&h.from, env.encoded_len(), now) {
+                        return Intake::Refused(Refusal::SenderQuota);
+                    }
                     return Intake::Deliver(env);
                 }
-                if self.seen_receipts.contains_key(&h.id) {
+                if self
+                    .seen_receipts
+                    .contains_key(&(h.from.clone(), h.to.clone(), h.id))
+                {
                     return Intake::Seen;
                 }
                 self.take_custody(peer, MailItem::Envelope(env), now)
             }
             MailItem::Receipt(r) => {
                 let b = r.body();
+                // A receipt under the id of a message we hold must be that message's:
+                // signed by its recipient, naming its sender. Another member's claim
+                // is refused, and the message kept.
+                // From the future (the caller's verification refuses it first; clock
+                // skew may explain it, so no strike).
+                if b.received_at.as_millis() > now.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
+                    return Intake::Refused(Refusal::WrongReceipt { by_author: false });
+                }
+                let mkey = (ItemKind::Message, b.message_id);
+                // (A message of another sender under the same id is another message.)
+                if let Some(MailItem::Envelope(e)) = self.held.get(&mkey).map(|h| &h.item)
+                    && e.header().from == b.sender
+                    && !r.is_for(e.header())
+                {
+                    return Intake::Refused(Refusal::WrongReceipt {
+                        by_author: *peer == b.recipient,
+                    });
+                }
+                // The same for a message we passed on already (or delivered).
+                if self
+                    .seen
+                    .get(&(b.sender.clone(), b.message_id))
+                    .is_some_and(|s| s.to != b.recipient)
+                {
+                    return Intake::Refused(Refusal::WrongReceipt {
+                        by_author: *peer == b.recipient,
+                    });
+                }
                 if b.sender == self.me {
                     if self.is_pending(&b.message_id) {
                         self.held.remove(&(ItemKind::Message, b.message_id));
@@ -495,15 +629,24 @@ impl Mailer {
                     }
                     return Intake::Seen;
                 }
-                if self.seen_receipts.contains_key(&b.message_id) {
-                    if let Some(held) = self.held.get_mut(&key) {
+                if self.seen_receipts.contains_key(&(
+                    b.sender.clone(),
+                    b.recipient.clone(),
+                    b.message_id,
+                )) {
+                    if let Some(held) = self.held.get_mut(&key)
+                        && matches!(&held.item, MailItem::Receipt(h) if h.body() == b)
+                    {
                         held.handed.insert(peer.clone());
                     }
                     return Intake::Seen;
                 }
-                // A receipt passing by ends our relaying of its message.
-                let mkey = (ItemKind::Message, b.message_id);
-                if self.held.get(&mkey).is_some_and(|h| h.from_peer.is_some()) {
+                // A receipt passing by ends our relaying of its message (checked above
+                // to be that message's).
+                if self.held.get(&mkey).is_some_and(|h| {
+                    h.from_peer.is_some()
+                        && matches!(&h.item, MailItem::Envelope(e) if r.is_for(e.header()))
+                }) {
                     self.drop_held(&mkey);
                 }
                 let item = MailItem::Receipt(r);
@@ -513,7 +656,12 @@ impl Mailer {
     }
 
     fn take_custody(&mut self, peer: &AgencyCode, item: MailItem, now: Timestamp) -> Intake {
-        if self.held.len() >= self.limits.max_held {
+        if self.held.contains_key(&key_of(&item)) {
+            // Another sender's item under the same id: the first keeps its place (and
+            // the other's sender retries, through other neighbours too).
+            return Intake::Refused(Refusal::IdInUse);
+        }
+        if self.held_counts().2 >= self.limits.max_held {
             return Intake::Refused(Refusal::Full);
         }
         let bytes = item.encode().len();
@@ -548,7 +696,31 @@ impl Mailer {
     /// signed receipt (made by the caller) back to the sender.
     pub fn on_delivered(&mut self, env: &Envelope, receipt: Receipt, now: Timestamp) {
         self.remember(&MailItem::Envelope(env.clone()), now, true);
+        let q = self.delivery_window(&env.header().from, now);
+        q.1 += 1;
+        q.2 += env.encoded_len();
         self.queue_receipt(receipt, now);
+    }
+
+    /// The sender's delivery counters, restarted when the window has passed.
+    fn delivery_window(&mut self, from: &AgencyCode, now: Timestamp) -> &mut (u64, usize, usize) {
+        let window = self.limits.delivery_window_ms;
+        let q = self
+            .delivered
+            .entry(from.clone())
+            .or_insert((now.as_millis(), 0, 0));
+        if now.as_millis() >= q.0.saturating_add(window) || now.as_millis() < q.0 {
+            *q = (now.as_millis(), 0, 0);
+        }
+        q
+    }
+
+    /// Whether `from` may deliver one more message of `bytes` into our inbox now.
+    fn delivery_allowed(&mut self, from: &AgencyCode, bytes: usize, now: Timestamp) -> bool {
+        let limits = self.limits;
+        let q = self.delivery_window(from, now);
+        q.1 < limits.per_sender_deliveries
+            && q.2.saturating_add(bytes) <= limits.per_sender_delivery_bytes
     }
 
     /// A duplicate of a delivered message arrived: its receipt (made again by the
@@ -556,7 +728,7 @@ impl Mailer {
     pub fn queue_receipt(&mut self, receipt: Receipt, now: Timestamp) {
         let item = MailItem::Receipt(receipt);
         let key = key_of(&item);
-        if self.held.contains_key(&key) || self.held.len() >= self.limits.max_held {
+        if self.held.contains_key(&key) || self.held_counts().1 >= self.limits.max_held {
             return;
         }
         let bytes = item.encode().len();
@@ -590,12 +762,35 @@ impl Mailer {
     fn expiry(&self, h: &Held) -> u64 {
         match &h.item {
             MailItem::Envelope(e) => e.header().expires_at.as_millis(),
-            MailItem::Receipt(r) => r
-                .body()
-                .received_at
-                .as_millis()
-                .saturating_add(self.limits.receipt_ttl_ms),
+            MailItem::Receipt(r) => self.receipt_until(r, Timestamp(u64::MAX)),
         }
+    }
+
+    /// How long a receipt is kept: its time-to-live after the receipt's time (never
+    /// after `now` plus the time-to-live), and not past the clock skew after its
+    /// message's expiry when we hold (or remember) that message.
+    fn receipt_until(&self, r: &Receipt, now: Timestamp) -> u64 {
+        let b = r.body();
+        let ttl = self.limits.receipt_ttl_ms;
+        let mut until = b
+            .received_at
+            .as_millis()
+            .min(now.as_millis())
+            .saturating_add(ttl);
+        let message_expiry = match self.held.get(&(ItemKind::Message, b.message_id)) {
+            Some(Held {
+                item: MailItem::Envelope(e),
+                ..
+            }) if r.is_for(e.header()) => Some(e.header().expires_at.as_millis()),
+            _ => self
+                .seen
+                .get(&(b.sender.clone(), b.message_id))
+                .map(|s| s.until),
+        };
+        if let Some(e) = message_expiry {
+            until = until.min(e.saturating_add(MAX_CLOCK_SKEW_MS));
+        }
+        until
     }
 
     /// What to hand to whom now, given the connected neighbours; also expires what

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use wlnode_audit::event::{Event as AuditEvent, EventKind};
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::mail::{Envelope, MailAck, MailError, MailItem, Receipt};
+use wlnode_crypto::mail::{Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
 use wlnode_crypto::seal::EncryptionSecretKey;
@@ -32,7 +32,7 @@ use wlnode_sync::mail::{Intake, ItemKey, ItemKind, MailEvent, Mailer, Write};
 
 use super::Service;
 use crate::mail::{
-    INBOX, InboxItem, MailCmd, MailNotice, MailSendError, OUTBOX, OutboxItem, id_key,
+    InboxItem, MailCmd, MailNotice, MailSendError, OUTBOX, OutboxItem, id_key, inbox_key,
 };
 use crate::metrics::Metrics;
 
@@ -54,6 +54,11 @@ pub(crate) struct MailState {
     pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem)>,
     /// Neighbours connected at the last poll.
     pub(crate) connected: BTreeSet<AgencyCode>,
+    /// When a refusal that is no strike was last audited, per (neighbour, reason):
+    /// such refusals (quotas, skew, roster lag, others' replays) are audited at most
+    /// once per [`super::AUDIT_REFUSAL_LOG_EVERY`] each, so a member cannot grow our
+    /// audit log without bound by sending them (struck ones end in a ban).
+    pub(crate) refusals_logged: std::collections::HashMap<(AgencyCode, String), std::time::Instant>,
 }
 
 /// One ordered store job of the mail service, and what to do once it is durable.
@@ -187,6 +192,41 @@ fn mail_event(
     )
 }
 
+/// The reason code of an item that failed verification, and whether it is a strike
+/// against the neighbour. Like records: what clock skew explains (a creation or
+/// receipt time ahead of ours; an expiry passed by less than the allowed skew) and,
+/// while the neighbour's roster version differs from ours, what a roster rollover
+/// explains (an unknown agency or key, a key outside its window, no encryption key)
+/// is refused but not struck. A message well past its expiry that a neighbour still
+/// hands on is a replay, and a strike.
+fn verify_refusal(e: &MailError, now: Timestamp, rosters_differ: bool) -> (&'static str, bool) {
+    match e {
+        MailError::Expired { expires_at } => {
+            if now.as_millis() >= expires_at.as_millis().saturating_add(MAX_CLOCK_SKEW_MS) {
+                ("replayed", true)
+            } else {
+                ("expired", false)
+            }
+        }
+        MailError::FromTheFuture { .. } | MailError::ReceiptTime { .. } => (e.code(), false),
+        MailError::Signer(_) | MailError::NotAMember { .. } => (e.code(), !rosters_differ),
+        other => (other.code(), true),
+    }
+}
+
+/// Whether a verified message for us that does not open (`err`; `None`: the body is
+/// not UTF-8) is a strike against the neighbour `agency`. Never when it is sealed to
+/// a key we do not hold or have no key at all: verification checked that the roster
+/// gives us that key, so after an encryption-key rotation the sender did nothing
+/// wrong (review of issue 21, finding 7). Otherwise the sender's fault, so a strike
+/// only when the neighbour is the sender.
+fn unopenable_strikes(err: Option<&MailError>, from: &AgencyCode, agency: &AgencyCode) -> bool {
+    match err {
+        Some(MailError::NotOurKey { .. } | MailError::Malformed { .. }) => false,
+        _ => from == agency,
+    }
+}
+
 fn outbox_item(h: &wlnode_crypto::mail::MailHeader) -> OutboxItem {
     OutboxItem {
         message_id: h.id,
@@ -267,6 +307,10 @@ impl Service {
     ) {
         tracing::warn!(%agency, reason, "mail item refused");
         self.metrics.mail_reject(agency.as_str(), reason);
+        if !strike && !self.mail_refusal_due(agency, reason, std::time::Instant::now()) {
+            self.net.respond(id, Bytes::from(refused(reason).encode()));
+            return;
+        }
         let events = item
             .map(|i| vec![mail_event("rejected", i, Some(agency), Some(reason))])
             .unwrap_or_else(|| {
@@ -295,6 +339,26 @@ impl Service {
         if strike {
             self.record_invalid(agency, 1);
         }
+    }
+
+    /// Whether an unstruck refusal of `reason` from `agency` is to be audited now
+    /// (and if so, notes it).
+    fn mail_refusal_due(
+        &mut self,
+        agency: &AgencyCode,
+        reason: &str,
+        now: std::time::Instant,
+    ) -> bool {
+        let key = (agency.clone(), reason.to_owned());
+        let due = self
+            .mail
+            .refusals_logged
+            .get(&key)
+            .is_none_or(|t| now.duration_since(*t) >= super::AUDIT_REFUSAL_LOG_EVERY);
+        if due {
+            self.mail.refusals_logged.insert(key, now);
+        }
+        due
     }
 
     /// A mail request from a neighbour.
@@ -327,15 +391,16 @@ impl Service {
         let roster = self.trust.roster();
         let checked = match &item {
             MailItem::Envelope(e) => e.verify(&roster, now),
-            MailItem::Receipt(r) => r.verify(&roster),
+            MailItem::Receipt(r) => r.verify(&roster, now),
         };
         if let Err(e) = checked {
-            // A message past its expiry that a neighbour still hands on is a replay.
-            let reason = match &e {
-                MailError::Expired { .. } => "replayed",
-                other => other.code(),
-            };
-            self.mail_refuse(id, &agency, Some(&item), reason, true);
+            let rosters_differ = self
+                .peers
+                .get(&peer)
+                .and_then(|ps| ps.roster_version)
+                .is_some_and(|v| v != roster.version());
+            let (reason, strike) = verify_refusal(&e, now, rosters_differ);
+            self.mail_refuse(id, &agency, Some(&item), reason, strike);
             return;
         }
         // Our own message, if this is its receipt (the mailer drops it on intake).
@@ -355,13 +420,21 @@ impl Service {
                     let receipt = Receipt::sign(env.header(), &self.mail.keys.sign, now);
                     self.mail.mailer.queue_receipt(receipt, now);
                 }
+                // Honest retries, but a neighbour can send them without end: audited
+                // at most once a minute per neighbour, like refusals that are no strike.
+                let events =
+                    if self.mail_refusal_due(&agency, "duplicate", std::time::Instant::now()) {
+                        vec![mail_event(
+                            "rejected",
+                            &item,
+                            Some(&agency),
+                            Some("duplicate"),
+                        )]
+                    } else {
+                        Vec::new()
+                    };
                 self.mail_job(MailJob {
-                    events: vec![mail_event(
-                        "rejected",
-                        &item,
-                        Some(&agency),
-                        Some("duplicate"),
-                    )],
+                    events,
                     respond: Some((id, accepted("duplicate"))),
                     ..MailJob::default()
                 });
@@ -427,10 +500,13 @@ impl Service {
         };
         let body = match opened.map(String::from_utf8) {
             Ok(Ok(b)) => b,
-            Ok(Err(_)) | Err(_) => {
-                // Signed by a member but not for our key: the sender's fault, not the
-                // neighbour's, unless the neighbour is the sender.
-                let strike = env.header().from == *agency;
+            Ok(Err(_)) => {
+                let strike = unopenable_strikes(None, &env.header().from, agency);
+                self.mail_refuse(id, agency, Some(item), "unopenable", strike);
+                return;
+            }
+            Err(e) => {
+                let strike = unopenable_strikes(Some(&e), &env.header().from, agency);
                 self.mail_refuse(id, agency, Some(item), "unopenable", strike);
                 return;
             }
@@ -449,7 +525,7 @@ impl Service {
         self.metrics.mail("delivered");
         self.mail_job(MailJob {
             puts: vec![(
-                id_key(INBOX, &h.id),
+                inbox_key(now.as_millis(), &h.from, &h.id),
                 serde_json::to_vec(&entry).unwrap_or_default(),
             )],
             events: vec![
@@ -625,4 +701,51 @@ pub(crate) async fn load_mailer(
             .await?;
     }
     Ok(mailer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wlnode_crypto::roster::RosterError;
+
+    /// Review of issue 21, finding 8: every verification failure was a strike, so
+    /// clock skew and a roster rollover could get honest neighbours banned.
+    #[test]
+    fn skew_and_roster_lag_are_refused_without_a_strike() {
+        let now = Timestamp(1_780_000_000_000);
+        let just = MailError::Expired {
+            expires_at: Timestamp(now.as_millis() - 1000),
+        };
+        assert_eq!(verify_refusal(&just, now, false), ("expired", false));
+        let long = MailError::Expired {
+            expires_at: Timestamp(now.as_millis() - MAX_CLOCK_SKEW_MS - 1),
+        };
+        assert_eq!(verify_refusal(&long, now, false), ("replayed", true));
+        let future = MailError::FromTheFuture {
+            created_at: Timestamp(now.as_millis() + 10 * MAX_CLOCK_SKEW_MS),
+        };
+        assert!(!verify_refusal(&future, now, false).1);
+        let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
+        assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
+        assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
+        assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
+
+    /// Review of issue 21, finding 7: a message sealed to our previous encryption key
+    /// (still listed in the roster) was a strike against its sender on every retry.
+    #[test]
+    fn a_message_sealed_to_a_key_we_do_not_hold_is_no_strike() {
+        let a: AgencyCode = "AA-X".parse().unwrap();
+        let b: AgencyCode = "BB-X".parse().unwrap();
+        let old = wlnode_crypto::seal::EncryptionSecretKey::generate()
+            .unwrap()
+            .public_key()
+            .unwrap();
+        let not_ours = MailError::NotOurKey { key: old };
+        assert!(!unopenable_strikes(Some(&not_ours), &a, &a));
+        let bad = MailError::Seal(wlnode_crypto::seal::SealError::Open);
+        assert!(unopenable_strikes(Some(&bad), &a, &a));
+        assert!(!unopenable_strikes(Some(&bad), &a, &b));
+        assert!(unopenable_strikes(None, &a, &a));
+    }
 }

@@ -257,6 +257,7 @@ pub(crate) async fn start(
             writer: mail_writer,
             pending: HashMap::new(),
             connected: BTreeSet::new(),
+            refusals_logged: HashMap::new(),
         },
         me: network.handle.local_peer(),
         net: network.handle,

@@ -205,9 +205,9 @@ fn replays_expiry_and_quota_are_refused() {
     let replay = MailItem::Envelope(envelope(1, "AA-X", "BB-X", b"other", &a_key));
     assert_eq!(
         r.on_item(&a, replay, t(0)),
-        Intake::Refused(Refusal::Replayed)
+        Intake::Refused(Refusal::Replayed { by_author: true })
     );
-    assert!(Refusal::Replayed.strikes());
+    assert!(Refusal::Replayed { by_author: true }.strikes());
     // Expired on arrival.
     let old = MailItem::Envelope(envelope(2, "AA-X", "BB-X", b"x", &a_key));
     assert_eq!(
@@ -281,4 +281,231 @@ fn outbox_survives_restart_retries_and_expires() {
             .iter()
             .any(|(k, v)| k[0] == HELD && v.is_none())
     );
+}
+
+/// Review of issue 21, HIGH 1: a relay signed a receipt for someone else's message
+/// (its own agency as recipient) and the sender took it as delivery, and relays
+/// dropped their copy.
+#[test]
+fn a_receipt_not_signed_by_the_recipient_is_refused_and_the_message_kept() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let m_key = SecretKey::from_seed(&[3; 32]);
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut n = nodes(&["AA-X", "RR-X", "BB-X"]);
+    let env = envelope(1, "AA-X", "BB-X", b"hello", &a_key);
+    n.get_mut("AA-X").unwrap().send(env.clone(), t(0)).unwrap();
+    let (sends, _) = n.get_mut("AA-X").unwrap().poll(&set(&["RR-X"]), t(1));
+    assert_eq!(deliver("AA-X", sends, &mut n, t(1))[0].1, Intake::Relay);
+    // M signs, as recipient, a receipt for id X from A (its own header: to MM-X).
+    let squat = envelope(1, "AA-X", "MM-X", b"hello", &a_key);
+    let forged = MailItem::Receipt(Receipt::sign(squat.header(), &m_key, t(2)));
+    let m = code("MM-X");
+    assert_eq!(
+        n.get_mut("AA-X").unwrap().on_item(&m, forged.clone(), t(2)),
+        Intake::Refused(Refusal::WrongReceipt { by_author: true })
+    );
+    assert!(Refusal::WrongReceipt { by_author: true }.strikes());
+    assert!(n["AA-X"].is_pending(&env.header().id));
+    // The relay keeps its copy.
+    assert_eq!(
+        n.get_mut("RR-X").unwrap().on_item(&m, forged.clone(), t(2)),
+        Intake::Refused(Refusal::WrongReceipt { by_author: true })
+    );
+    assert!(
+        n["RR-X"]
+            .held_item(&(ItemKind::Message, env.header().id))
+            .is_some()
+    );
+    // Passed on by an honest neighbour: refused without blaming it.
+    assert_eq!(
+        n.get_mut("AA-X")
+            .unwrap()
+            .on_item(&code("RR-X"), forged, t(2)),
+        Intake::Refused(Refusal::WrongReceipt { by_author: false })
+    );
+    // A receipt under the same id naming another sender is for another message: it
+    // may pass, but does not end A's.
+    let other = envelope(1, "CC-X", "BB-X", b"hello", &a_key);
+    let other_sender = MailItem::Receipt(Receipt::sign(other.header(), &b_key, t(2)));
+    n.get_mut("RR-X")
+        .unwrap()
+        .on_item(&code("BB-X"), other_sender, t(2));
+    assert!(
+        n["RR-X"]
+            .held_item(&(ItemKind::Message, env.header().id))
+            .is_some()
+    );
+    // A relay that handed the message on already refuses it too, so it cannot
+    // occupy the receipt's place there ahead of the real one.
+    let mut r2 = Mailer::new(code("R2-X"), MailLimits::default());
+    assert_eq!(
+        r2.on_item(&code("AA-X"), MailItem::Envelope(env.clone()), t(1)),
+        Intake::Relay
+    );
+    r2.on_handed(&code("BB-X"), &(ItemKind::Message, env.header().id));
+    assert_eq!(r2.held_len(), 0);
+    let forged = MailItem::Receipt(Receipt::sign(squat.header(), &m_key, t(2)));
+    assert_eq!(
+        r2.on_item(&m, forged, t(2)),
+        Intake::Refused(Refusal::WrongReceipt { by_author: true })
+    );
+    assert_eq!(r2.held_len(), 0);
+    // The real one is taken.
+    let real = MailItem::Receipt(Receipt::sign(env.header(), &b_key, t(3)));
+    assert!(matches!(
+        n.get_mut("AA-X")
+            .unwrap()
+            .on_item(&code("RR-X"), real, t(3)),
+        Intake::Receipt(_)
+    ));
+    assert!(!n["AA-X"].is_pending(&env.header().id));
+}
+
+/// Review of issue 21, HIGH 4: a receipt was held for 30 days after whatever time it
+/// named; it now ends with its message's expiry when known, and one from the future
+/// is refused.
+#[test]
+fn a_receipt_lives_no_longer_than_its_message() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = envelope(1, "AA-X", "BB-X", b"x", &a_key);
+    assert_eq!(
+        r.on_item(&code("AA-X"), MailItem::Envelope(env.clone()), t(0)),
+        Intake::Relay
+    );
+    let receipt = MailItem::Receipt(Receipt::sign(env.header(), &b_key, t(10)));
+    assert_eq!(r.on_item(&code("BB-X"), receipt, t(10)), Intake::Relay);
+    assert_eq!(r.held_len(), 1);
+    // Nobody connected; after the message's expiry (and the skew) it is gone.
+    let (_, events) = r.poll(&set(&[]), t(HOUR + MAX_CLOCK_SKEW_MS + 1));
+    assert_eq!(r.held_len(), 0, "{events:?}");
+    // A receipt from the future is refused.
+    let env2 = envelope(2, "AA-X", "BB-X", b"x", &a_key);
+    let future = MailItem::Receipt(Receipt::sign(env2.header(), &b_key, t(100 * HOUR)));
+    assert_eq!(
+        r.on_item(&code("BB-X"), future, t(20)),
+        Intake::Refused(Refusal::WrongReceipt { by_author: false })
+    );
+}
+
+/// Review of issue 21, HIGH 2: ids were first come, first served across senders, so
+/// a member that saw id X could pre-empt it, and an honest relay passing a replay on
+/// was struck for it.
+#[test]
+fn another_sender_cannot_pre_empt_an_id_and_relays_are_not_blamed_for_replays() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let m_key = SecretKey::from_seed(&[3; 32]);
+    let mut b = Mailer::new(code("BB-X"), MailLimits::default());
+    let squat = envelope(1, "MM-X", "BB-X", b"squat", &m_key);
+    let Intake::Deliver(s) = b.on_item(&code("MM-X"), MailItem::Envelope(squat), t(0)) else {
+        panic!("not delivered")
+    };
+    b.on_delivered(&s, Receipt::sign(s.header(), &a_key, t(0)), t(0));
+    let real = envelope(1, "AA-X", "BB-X", b"real", &a_key);
+    assert!(matches!(
+        b.on_item(&code("RR-X"), MailItem::Envelope(real.clone()), t(1)),
+        Intake::Deliver(_)
+    ));
+    // A replay of A's id, passed on by relay R: refused, but R is not struck.
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let x = envelope(5, "AA-X", "CC-X", b"one", &a_key);
+    let replay = envelope(5, "AA-X", "CC-X", b"two", &a_key);
+    assert_eq!(
+        r.on_item(&code("AA-X"), MailItem::Envelope(x), t(0)),
+        Intake::Relay
+    );
+    let got = r.on_item(&code("QQ-X"), MailItem::Envelope(replay), t(0));
+    assert_eq!(got, Intake::Refused(Refusal::Replayed { by_author: false }));
+    assert!(!Refusal::Replayed { by_author: false }.strikes());
+    // A relay holding M's message under A's id: B's honest receipt for A's message is
+    // not taken for a wrong receipt (no strike against B), and M's message stays.
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let squat = envelope(6, "MM-X", "BB-X", b"squat", &m_key);
+    assert_eq!(
+        r.on_item(&code("MM-X"), MailItem::Envelope(squat.clone()), t(0)),
+        Intake::Relay
+    );
+    let real = envelope(6, "AA-X", "BB-X", b"real", &a_key);
+    let receipt = MailItem::Receipt(Receipt::sign(real.header(), &b_key, t(1)));
+    assert_eq!(r.on_item(&code("BB-X"), receipt, t(1)), Intake::Relay);
+    assert!(
+        r.held_item(&(ItemKind::Message, squat.header().id))
+            .is_some()
+    );
+}
+
+/// Review of issue 21, HIGH 3: one sender could deliver without bound into our
+/// inbox, and receipts we owed and items relayed for others filled the room for our
+/// own messages (`send` returned Full).
+#[test]
+fn a_sender_has_a_delivery_quota_and_floods_do_not_block_our_sends() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut b = Mailer::new(
+        code("BB-X"),
+        MailLimits {
+            per_sender_deliveries: 3,
+            max_held: 4,
+            ..MailLimits::default()
+        },
+    );
+    for i in 0..3u8 {
+        let env = envelope(10 + i, "AA-X", "BB-X", b"x", &a_key);
+        let Intake::Deliver(e) = b.on_item(&code("AA-X"), MailItem::Envelope(env), t(0)) else {
+            panic!("not delivered")
+        };
+        b.on_delivered(&e, Receipt::sign(e.header(), &b_key, t(0)), t(0));
+    }
+    let env = envelope(20, "AA-X", "BB-X", b"x", &a_key);
+    assert_eq!(
+        b.on_item(&code("AA-X"), MailItem::Envelope(env.clone()), t(1)),
+        Intake::Refused(Refusal::SenderQuota)
+    );
+    assert!(!Refusal::SenderQuota.strikes());
+    // Another sender is still served; A again after the window.
+    let c = envelope(21, "CC-X", "BB-X", b"x", &a_key);
+    assert!(matches!(
+        b.on_item(&code("CC-X"), MailItem::Envelope(c), t(1)),
+        Intake::Deliver(_)
+    ));
+    assert!(matches!(
+        b.on_item(&code("AA-X"), MailItem::Envelope(env), t(HOUR + 1)),
+        Intake::Deliver(_)
+    ));
+    // Relayed items for others, up to the bound.
+    for i in 0..4u8 {
+        let env = envelope(30 + i, "AA-X", "CC-X", b"x", &a_key);
+        assert_eq!(
+            b.on_item(&code("AA-X"), MailItem::Envelope(env), t(2)),
+            Intake::Relay
+        );
+    }
+    // Three receipts owed and four relayed items held: our own send still fits.
+    let ours = envelope(40, "BB-X", "AA-X", b"x", &b_key);
+    assert_eq!(b.send(ours, t(3)), Ok(()));
+}
+
+/// Review of issue 21, finding 10: remembered receipts had no bound; a member signing
+/// receipts for ever new ids grew them without end.
+#[test]
+fn remembered_receipts_are_bounded() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let b_key = SecretKey::from_seed(&[2; 32]);
+    let mut r = Mailer::new(
+        code("RR-X"),
+        MailLimits {
+            max_seen: 4,
+            ..MailLimits::default()
+        },
+    );
+    for i in 0..20u8 {
+        let env = envelope(i, "AA-X", "BB-X", b"x", &a_key);
+        let receipt = MailItem::Receipt(Receipt::sign(env.header(), &b_key, t(1)));
+        assert_eq!(r.on_item(&code("BB-X"), receipt, t(1)), Intake::Relay);
+        r.on_handed(&code("AA-X"), &(ItemKind::Receipt, env.header().id));
+    }
+    assert_eq!(r.held_len(), 0);
+    assert!(r.seen_receipts_len() <= 4, "{}", r.seen_receipts_len());
 }
