@@ -172,11 +172,20 @@ pub(super) async fn approve(
     }
 }
 
-/// Body of a rejection.
+/// Body of a rejection (of a draft or an import batch).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RejectBody {
     reason: String,
+}
+
+/// The reason of a rejection body, checked (at most `MAX_LONG_TEXT`, no control
+/// characters but line breaks).
+pub(super) fn reject_reason(body: &Bytes) -> Result<String, ApiError> {
+    let b: RejectBody = parse_json(body)?;
+    wlnode_crypto::model::check_text(&b.reason, wlnode_crypto::model::MAX_LONG_TEXT)
+        .map_err(|e| ApiError::invalid(e.within("reason")))?;
+    Ok(b.reason)
 }
 
 #[utoipa::path(post, path = "/v1/drafts/{id}/reject", tag = "drafts", request_body = RejectBody,
@@ -189,8 +198,6 @@ pub(super) async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Draft>, ApiError> {
-    let b: RejectBody = parse_json(&body)?;
-    wlnode_crypto::model::check_text(&b.reason, wlnode_crypto::model::MAX_LONG_TEXT)
-        .map_err(|e| ApiError::invalid(e.within("reason")))?;
-    Ok(Json(state.node.drafts.reject(&actor, &id, b.reason).await?))
+    let reason = reject_reason(&body)?;
+    Ok(Json(state.node.drafts.reject(&actor, &id, reason).await?))
 }

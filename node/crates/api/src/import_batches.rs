@@ -299,14 +299,7 @@ pub(super) async fn rows_page(
     }))
 }
 
-/// Refusing a batch.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RejectBody {
-    reason: String,
-}
-
-#[utoipa::path(post, path = "/v1/import-batches/{id}/reject", tag = "import batches", request_body = RejectBody,
+#[utoipa::path(post, path = "/v1/import-batches/{id}/reject", tag = "import batches", request_body = super::drafts::RejectBody,
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, body = ImportBatch), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
         (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
@@ -316,14 +309,12 @@ pub(super) async fn reject(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ImportBatch>, ApiError> {
-    let b: RejectBody = parse_json(&body)?;
-    wlnode_crypto::model::check_text(&b.reason, wlnode_crypto::model::MAX_LONG_TEXT)
-        .map_err(|e| ApiError::invalid(e.within("reason")))?;
+    let reason = super::drafts::reject_reason(&body)?;
     Ok(Json(
         state
             .node
             .import_batches
-            .reject(&actor, &id, b.reason)
+            .reject(&actor, &id, reason)
             .await?,
     ))
 }
