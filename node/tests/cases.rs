@@ -276,3 +276,56 @@ async fn decisions_follow_the_party_until_the_entry_changes() {
     assert_eq!(log["cases"], json!([]));
     n.node.stop().await;
 }
+
+/// Review of the console (issue 23, finding 6): the case log page read the oldest 200
+/// cases and showed them newest first, so past 200 cases the newest never appeared.
+/// `CaseLog::newest` reads from the newest back, across pages of the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_cases_are_read_newest_first_past_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = common::federation(dir.path());
+    let n = common::start(&fed, 0).await;
+    let cases = &n.node.services.cases;
+    let actor = wlnode_runtime::users::Actor {
+        name: "officer".into(),
+        id: "0123456789abcdef0123456789abcdef".into(),
+        roles: [wlnode_runtime::users::Role::Screener].into(),
+    };
+    let party = |i: usize| wlnode_runtime::cases::Party {
+        name: format!("Party {i}"),
+        reference: Some(format!("R{i}")),
+        ..Default::default()
+    };
+    // 1,205 cases in three calls (over a store page of 1,000), the last one distinct.
+    for batch in [0..600, 600..1204] {
+        cases
+            .record(
+                &actor,
+                wlnode_runtime::cases::Channel::Batch,
+                batch.map(|i| (party(i), Vec::new())).collect(),
+            )
+            .await
+            .unwrap();
+    }
+    cases
+        .record(
+            &actor,
+            wlnode_runtime::cases::Channel::Single,
+            vec![(party(9999), Vec::new())],
+        )
+        .await
+        .unwrap();
+    let (newest, truncated) = cases.newest(None, 200).await.unwrap();
+    assert!(!truncated);
+    assert_eq!(newest.len(), 200);
+    assert_eq!(newest[0].party.reference.as_deref(), Some("R9999"));
+    assert!(
+        newest.windows(2).all(|w| w[0].case_id >= w[1].case_id),
+        "newest first"
+    );
+    // By reference, found past the first store page.
+    let (one, _) = cases.newest(Some("R3".into()), 10).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].party.name, "Party 3");
+    n.node.stop().await;
+}

@@ -453,6 +453,48 @@ impl CaseLog {
             .await
     }
 
+    /// The newest cases (of `reference`, if given), newest first: at most `limit`,
+    /// reading at most [`MAX_LOG_SCAN`] cases back. `true` when the scan stopped there.
+    pub async fn newest(
+        &self,
+        reference: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<Case>, bool), CaseError> {
+        let limit = limit.clamp(1, MAX_LOG);
+        self.store
+            .try_call(move |s| {
+                let mut out = Vec::new();
+                let mut end = vec![0xff; 17];
+                let mut read = 0usize;
+                while read < MAX_LOG_SCAN {
+                    let page = s.table_range_rev(LocalTable::Cases, &[], &end, 1000)?;
+                    let Some((first, _)) = page.last() else {
+                        return Ok((out, false));
+                    };
+                    // The next page ends before the oldest key read.
+                    end = first.clone();
+                    read += page.len();
+                    for (_, v) in &page {
+                        let c: Case = from_json(v)?;
+                        if reference
+                            .as_deref()
+                            .is_none_or(|r| c.party.reference.as_deref() == Some(r))
+                        {
+                            out.push(c);
+                            if out.len() >= limit {
+                                return Ok((out, false));
+                            }
+                        }
+                    }
+                    if page.len() < 1000 {
+                        return Ok((out, false));
+                    }
+                }
+                Ok::<_, CaseError>((out, true))
+            })
+            .await
+    }
+
     /// Cases since `since` (oldest first), with this reference if given, at most
     /// `limit` ([`MAX_LOG`]). Reads at most [`MAX_LOG_SCAN`] cases: the flag says
     /// whether it stopped there (then ask again with a later `since`).

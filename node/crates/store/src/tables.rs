@@ -87,6 +87,26 @@ impl Store {
         Ok(out)
     }
 
+    /// Pairs with keys in `[from, to)`, last key first, at most `limit` (and
+    /// [`MAX_RANGE`]).
+    pub fn table_range_rev(
+        &self,
+        table: LocalTable,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.table(table).range(from.to_vec()..to.to_vec()).rev() {
+            if out.len() >= limit.min(MAX_RANGE) {
+                break;
+            }
+            let (k, v) = kv.io()?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Removes keys in `[from, to)`, at most `limit` per call; returns how many.
     pub fn table_remove_range(
         &self,

@@ -1596,3 +1596,27 @@ fn a_backup_taken_on_one_engine_restores_onto_the_other() {
         );
     }
 }
+
+#[test]
+fn local_tables_range_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0u8..10).map(|i| (vec![i], vec![i, i])).collect();
+    s.table_put(crate::tables::LocalTable::Cases, &pairs, true)
+        .unwrap();
+    let fwd = s
+        .table_range(crate::tables::LocalTable::Cases, &[2], &[7], 3)
+        .unwrap();
+    assert_eq!(
+        fwd.iter().map(|(k, _)| k[0]).collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
+    let rev = s
+        .table_range_rev(crate::tables::LocalTable::Cases, &[2], &[7], 3)
+        .unwrap();
+    assert_eq!(
+        rev.iter().map(|(k, _)| k[0]).collect::<Vec<_>>(),
+        vec![6, 5, 4]
+    );
+    assert_eq!(rev[0].1, vec![6, 6]);
+}

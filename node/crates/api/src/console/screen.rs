@@ -401,7 +401,8 @@ pub(super) struct LogQuery {
 
 async fn read_log(state: &ApiState, q: &LogQuery) -> Result<(Vec<Case>, bool), ApiError> {
     let reference = q.reference.clone().filter(|r| !r.trim().is_empty());
-    Ok(state.node.cases.log(reference, None, 200).await?)
+    // The newest cases, newest first (the log reads oldest first from a time).
+    Ok(state.node.cases.newest(reference, 200).await?)
 }
 
 pub(super) async fn log(
@@ -410,11 +411,10 @@ pub(super) async fn log(
     Query(q): Query<LogQuery>,
 ) -> Response {
     let t = ctx.t;
-    let (mut cases, truncated) = match read_log(&state, &q).await {
+    let (cases, truncated) = match read_log(&state, &q).await {
         Ok(x) => x,
         Err(e) => return e.page(&ctx),
     };
-    cases.reverse();
     let reference = q.reference.clone().unwrap_or_default();
     let body = html! {
         form method="get" action="/ui/cases" role="search" {
@@ -460,7 +460,11 @@ pub(super) async fn log_csv(
     Query(q): Query<LogQuery>,
 ) -> Response {
     match read_log(&state, &q).await {
-        Ok((cases, _)) => csv_response("cases.csv", crate::cases::to_csv(&cases)),
+        Ok((mut cases, _)) => {
+            // The newest 200, in time order.
+            cases.reverse();
+            csv_response("cases.csv", crate::cases::to_csv(&cases))
+        }
         Err(e) => e.page(&ctx),
     }
 }
