@@ -329,7 +329,7 @@ pub static EN: Text = Text {
     hit_report_wanted: "The origin asks for a hit report on a confirmed match (contact):",
     batch_title: "Batch screening (CSV)",
     batch_file: "CSV file",
-    batch_help: "A header row with: ref, name, kind, country, dob, id. Every row is logged as a case.",
+    batch_help: "A header row with: ref, name, kind, country, dob, id, address. Every row is logged as a case.",
     batch_submit: "Screen the file",
     batch_submit_csv: "Screen and download CSV",
     batch_progress: "Rows screened",
