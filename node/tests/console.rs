@@ -6,7 +6,12 @@
 //! explanation; clear it and see it cleared on re-screen; search the case log; a viewer
 //! sees no write buttons and a forged POST (with a valid CSRF token) gets 403; a POST
 //! without or with a wrong CSRF token gets 403; the security headers; logout; a
-//! disabled user's session dies. Each page's screenshot is saved under
+//! disabled user's session dies. Consultations across two real nodes: an officer
+//! answers one received from the peer and requests and decides one of their own, in
+//! the browser; a hit report goes to the peer from a hit; an import batch is approved
+//! with its plan digest. A viewer's forged POST gets 403 on every write route of
+//! `console::ROUTES`; a CSRF token of one session is refused in another, and a
+//! multipart upload without one. Each page's screenshot is saved under
 //! `<target>/console-screenshots/` and its path printed.
 //!
 //! Chromium missing: with `CI` set (the CI installs it) the test fails with a message
@@ -213,13 +218,8 @@ fn http() -> reqwest::Client {
 }
 
 /// The session cookie and the page's CSRF token of the browser's current session.
-async fn session_of(c: &Client) -> (String, String) {
-    let sid = c
-        .get_named_cookie("wlnode_session")
-        .await
-        .unwrap()
-        .value()
-        .to_owned();
+async fn session_of(c: &Client, name: &str) -> (String, String) {
+    let sid = c.get_named_cookie(name).await.unwrap().value().to_owned();
     let csrf = find(c, "input[name=csrf]")
         .await
         .attr("value")
@@ -227,6 +227,118 @@ async fn session_of(c: &Client) -> (String, String) {
         .unwrap()
         .unwrap();
     (sid, csrf)
+}
+
+/// A session opened over plain HTTP (as a second browser would): the cookie header
+/// and the CSRF token of its pages.
+async fn http_login(base: &str, sess: &str, token: &str) -> (String, String) {
+    let http = http();
+    let page = http.get(format!("{base}/ui/login")).send().await.unwrap();
+    let login_cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let csrf = csrf_in(&html);
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .header("cookie", &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{sess}=")))
+        .expect("a session cookie");
+    let html = http
+        .get(format!("{base}/ui/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (cookie, csrf_in(&html))
+}
+
+/// The first CSRF field's value in a page.
+fn csrf_in(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A multipart form body: `(boundary, body)` of the text fields and one CSV file.
+fn multipart(fields: &[(&str, &str)], csv: &str) -> (String, String) {
+    let b = "wlnodeTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (k, v) in fields {
+        body.push_str(&format!(
+            "--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    body.push_str(&format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"p.csv\"\r\nContent-Type: text/csv\r\n\r\n{csv}\r\n--{b}--\r\n"
+    ));
+    (b.to_owned(), body)
+}
+
+/// Polls `f` until it is true, up to [`WAIT`] × 4 (cross-node steps).
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + WAIT * 4;
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {:?}",
+            WAIT * 4
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A consultation as `token`'s API shows it on `api` (`None` while it is not there).
+async fn consultation_at(api: &str, token: &str, id: &str) -> Option<Value> {
+    let r = http()
+        .get(format!("{api}/v1/consultations/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    if r.status().as_u16() == 200 {
+        Some(r.json().await.unwrap())
+    } else {
+        None
+    }
+}
+
+/// Whether node `n` holds entry `id` of any origin.
+async fn holds(n: &common::TestNode, id: &str) -> bool {
+    let id = wlnode_crypto::model::EntryId::from_hex(id).unwrap();
+    !n.node
+        .services
+        .store
+        .entries_by_id(id)
+        .await
+        .unwrap()
+        .is_empty()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,6 +383,31 @@ async fn console_in_headless_chromium() {
     let approver = add_user(&n, "alice", &["approver"]).await;
     let screener = add_user(&n, "sam", &["screener"]).await;
     let viewer = add_user(&n, "vic", &["viewer"]).await;
+    let consultant = add_user(&n, "cora", &["consultant"]).await;
+    let bb_consultant = add_user(&peer, "bob", &["consultant"]).await;
+    let bb_api = format!("http://{}", peer.node.api_addr);
+    // The console's cookie carries this node's tag (two nodes on one host).
+    let sess = wlnode_api::console::session_cookie(&n.node.services.info.peer_id);
+    assert_ne!(
+        sess,
+        wlnode_api::console::session_cookie(&peer.node.services.info.peer_id)
+    );
+    // The peer lists an entry of its own: this node receives it.
+    let orion: Value = peer
+        .client
+        .post_json("/v1/entries", &common::draft("Orion Precision Machining"))
+        .await
+        .unwrap();
+    let orion = orion["entry_id"].as_str().unwrap().to_owned();
+    // A watch on the name the editor is about to list.
+    let r = http()
+        .post(format!("{base}/v1/watches"))
+        .bearer_auth(&screener)
+        .json(&json!({"name": "Zenith Dual Use Trading", "ref": "WATCH-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
     let admin = wlnode_config::token::read_token(
         &wlnode_config::Config::load(&n.config)
             .unwrap()
@@ -341,6 +478,31 @@ async fn console_in_headless_chromium() {
         .unwrap();
     logout(&c).await;
 
+    // An import batch from the editor, awaiting approval (four-eyes).
+    let eddie = wlnode_client::Client::new(n.node.api_addr, editor.clone(), "test".into()).unwrap();
+    let b: Value = eddie
+        .post_json(
+            "/v1/import-batches",
+            &json!({"source_list": "console-list"}),
+        )
+        .await
+        .unwrap();
+    let batch_id = b["batch_id"].as_str().unwrap().to_owned();
+    let _: Value = eddie
+        .post_json(
+            &format!("/v1/import-batches/{batch_id}/rows"),
+            &json!({"items": [
+                {"source_id": "S-1", "entry": common::draft("Batch Listed Trading One")},
+                {"source_id": "S-2", "entry": common::draft("Batch Listed Trading Two")},
+            ]}),
+        )
+        .await
+        .unwrap();
+    let _: Value = eddie
+        .post_json(&format!("/v1/import-batches/{batch_id}/submit"), &json!({}))
+        .await
+        .unwrap();
+
     // Approve as another user.
     login(&c, &base, &approver).await;
     c.goto(&format!("{base}/ui/drafts")).await.unwrap();
@@ -367,6 +529,26 @@ async fn console_in_headless_chromium() {
             .contains("Approved")
     );
     find(&c, "#no-drafts").await;
+    // The import batch waits in the same queue, with what it would change; it is
+    // approved with the plan digest of the summary shown.
+    let row = find(&c, &format!("#batches tr[data-batch-id='{batch_id}']")).await;
+    assert!(
+        row.text().await.unwrap().contains("2 new"),
+        "{}",
+        row.text().await.unwrap()
+    );
+    c.goto(&format!("{base}/ui/import-batches/{batch_id}"))
+        .await
+        .unwrap();
+    text_when(&c, "#batch-summary", "2 new").await;
+    shot(&c, "import-batch").await;
+    find(&c, "button.approve-batch")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_when(&c, "#notice", "Batch released").await;
+    find(&c, "#no-batches").await;
     logout(&c).await;
     // The released entry, as the API sees it.
     let drafts: Value = n.client.get_json("/v1/drafts").await.unwrap();
@@ -458,8 +640,8 @@ async fn console_in_headless_chromium() {
     assert_eq!(rows.len(), 1);
     shot(&c, "cases").await;
     // CSRF: the screener's own session, without or with a wrong token, is refused.
-    let (sid, csrf) = session_of(&c).await;
-    let cookie = format!("wlnode_session={sid}");
+    let (sid, csrf) = session_of(&c, &sess).await;
+    let cookie = format!("{sess}={sid}");
     for body in [
         "q=Zenith".to_owned(),
         "q=Zenith&csrf=0000".to_owned(),
@@ -512,6 +694,91 @@ async fn console_in_headless_chromium() {
         body.contains("SHIP-1") && body.contains("cleared"),
         "{body}"
     );
+    // A CSRF token is its session's: another session's token is refused.
+    let (other_cookie, other_csrf) = http_login(&base, &sess, &screener).await;
+    assert_ne!(other_csrf, csrf);
+    for (cookie_h, token) in [(&cookie, &other_csrf), (&other_cookie, &csrf)] {
+        let r = http()
+            .post(format!("{base}/ui/screen"))
+            .header("cookie", cookie_h.as_str())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("q=Zenith&csrf={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "a token of another session");
+    }
+    // A multipart upload without the token is refused, and with it served.
+    let csv = "ref,name\nM-1,Zenith Dual Use Trading\n";
+    for (fields, want) in [
+        (vec![("format", "html")], 403),
+        (vec![("format", "html"), ("csrf", "0000")], 403),
+        (vec![("csrf", csrf.as_str()), ("format", "html")], 200),
+    ] {
+        let (boundary, body) = multipart(&fields, csv);
+        let r = http()
+            .post(format!("{base}/ui/screen/batch"))
+            .header("cookie", &cookie)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want, "multipart {fields:?}");
+    }
+    // A hit on the peer's entry offers a hit report to its origin.
+    until("this node holds the peer's entry", || holds(&n, &orion)).await;
+    until("the peer's entry is screenable", || async {
+        let r: Value = http()
+            .get(format!("{base}/v1/screen?q=Orion%20Precision%20Machining"))
+            .bearer_auth(&screener)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["results"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    screen(&c, &base, "Orion Precision Machining", "SHIP-3").await;
+    let hit = find(&c, &format!("tr.hit[data-entry-id='{orion}']")).await;
+    hit.find(Locator::Css("details.hit-report summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    hit.find(Locator::Css("textarea[name=details]"))
+        .await
+        .unwrap()
+        .send_keys("Shipment SHIP-3 held at the port of Antwerp")
+        .await
+        .unwrap();
+    shot(&c, "screen-hit-report").await;
+    hit.find(Locator::Css("button.hit-report-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(&c, "#notice", "BB-CUSTOMS").await;
+    shot(&c, "hit-report-sent").await;
+    // Logging in again from this browser ends the session it held.
+    login(&c, &base, &screener).await;
+    let (sid2, _) = session_of(&c, &sess).await;
+    assert_ne!(sid2, sid);
+    let r = http()
+        .get(format!("{base}/ui/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303, "the replaced session is gone");
+    let cookie = format!("{sess}={sid2}");
     // A log-in without its CSRF cookie is refused too.
     let r = http()
         .post(format!("{base}/ui/login"))
@@ -561,30 +828,47 @@ async fn console_in_headless_chromium() {
             .unwrap()
             .contains("screener")
     );
-    let (vsid, vcsrf) = session_of(&c).await;
-    let vcookie = format!("wlnode_session={vsid}");
-    for (path, body) in [
-        (
-            "/ui/entries",
-            format!("csrf={vcsrf}&name=Forged&reason=other"),
-        ),
-        (
-            "/ui/entries/{id}/withdraw",
-            format!("csrf={vcsrf}&reason=forged"),
-        ),
-        ("/ui/screen", format!("csrf={vcsrf}&q=Zenith")),
-    ] {
-        let path = path.replace("{id}", &entry_id);
-        let r = http()
+    let (vsid, vcsrf) = session_of(&c, &sess).await;
+    let vcookie = format!("{sess}={vsid}");
+    // Every write route of the console, from its own table: a viewer's POST with a
+    // valid CSRF token is refused, as the API refuses the viewer's token on the API
+    // route the console route stands for. (Log-out is the viewer's own session.)
+    let mut tried = 0;
+    for r in wlnode_api::console::ROUTES
+        .iter()
+        .filter(|r| r.method == "POST")
+    {
+        if r.path == "/ui/logout" {
+            continue;
+        }
+        let path = r.path.replace("{id}", &entry_id);
+        let resp = http()
             .post(format!("{base}{path}"))
             .header("cookie", &vcookie)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+            .body(format!("csrf={vcsrf}&reason=forged&name=Forged&q=Zenith"))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 403, "viewer POST {path}");
+        assert_eq!(resp.status().as_u16(), 403, "viewer POST {path}");
+        let api = r.api.1.replace("{id}", &entry_id);
+        let resp = http()
+            .request(r.api.0.parse().unwrap(), format!("{base}{api}"))
+            .bearer_auth(&viewer)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "viewer {} {api}", r.api.0);
+        tried += 1;
     }
+    assert!(tried >= 14, "only {tried} write routes");
+    // The policy's rules are the admin's; the viewer gets the explain only.
+    c.goto(&format!("{base}/ui/policy")).await.unwrap();
+    find(&c, "#explain-h").await;
+    assert!(c.find(Locator::Css("#policy-rules")).await.is_err());
+    c.goto(&format!("{base}/ui/policy/rules")).await.unwrap();
+    find(&c, "#error").await;
     // Disabling the viewer ends their session at once.
     let _: Value = n
         .client
@@ -610,14 +894,34 @@ async fn console_in_headless_chromium() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
     let li = find(&c, "#live-events li[data-event='draft_awaiting_approval']").await;
-    assert!(li.text().await.unwrap().contains("draft_awaiting_approval"));
+    let text = li.text().await.unwrap();
+    assert!(
+        text.contains("Awaits approval") && text.contains("Change: add"),
+        "{text}"
+    );
+    assert!(!text.contains('{'), "a readable row, not JSON: {text}");
+    // The watch hit raised when the entry was released is listed, not only live.
+    find(&c, &format!("#watch-hits tr[data-entry-id='{entry_id}']")).await;
     shot(&c, "dashboard").await;
+    c.goto(&format!("{base}/ui/watches")).await.unwrap();
+    find(&c, &format!("#watch-hits tr[data-entry-id='{entry_id}']")).await;
+    shot(&c, "watches").await;
+    // Which peers the entry went to, from the audit log.
+    until("the peer holds the entry", || holds(&peer, &entry_id)).await;
+    c.goto(&format!("{base}/ui/entries/{entry_id}"))
+        .await
+        .unwrap();
+    find(&c, "#sent tr[data-peer='BB-CUSTOMS']").await;
+    shot(&c, "entry-sent").await;
     c.goto(&format!("{base}/ui/policy?entry={entry_id}"))
         .await
         .unwrap();
     let row = find(&c, "#explain tr[data-peer='BB-CUSTOMS']").await;
     assert_eq!(row.attr("data-decision").await.unwrap().unwrap(), "send");
     shot(&c, "policy").await;
+    find(&c, "#policy-rules").await.click().await.unwrap();
+    find(&c, "#share-rules").await;
+    shot(&c, "policy-rules").await;
     c.goto(&format!("{base}/ui/audit")).await.unwrap();
     let verdict = find(&c, "#audit-verdict").await;
     assert_eq!(
@@ -626,6 +930,150 @@ async fn console_in_headless_chromium() {
     );
     find(&c, "#checkpoints tr[data-ok='true']").await;
     shot(&c, "audit").await;
+    logout(&c).await;
+
+    // Consultations. The peer asks about our entry; our consultant objects.
+    let details = json!({
+        "items": [{"description": "five-axis milling machine", "category": "2B001"}],
+        "end_user": "Gulf Machinery FZE", "consignee": "Gulf Machinery FZE",
+        "destination_country": "AE", "value": {"amount": "1250000.00", "currency": "EUR"},
+    });
+    let asked: Value = http()
+        .post(format!("{bb_api}/v1/consultations"))
+        .bearer_auth(&bb_consultant)
+        .json(&json!({"entry_id": entry_id, "reference": "LIC-BB-2026-7", "details": details}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let received = asked["consultation_id"]
+        .as_str()
+        .expect("requested")
+        .to_owned();
+    until("the request arrives", || async {
+        consultation_at(&base, &consultant, &received)
+            .await
+            .is_some()
+    })
+    .await;
+    login(&c, &base, &consultant).await;
+    c.goto(&format!("{base}/ui/consultations")).await.unwrap();
+    let row = find(
+        &c,
+        &format!("#consultations tr[data-consultation-id='{received}']"),
+    )
+    .await;
+    assert_eq!(row.attr("data-state").await.unwrap().unwrap(), "open");
+    assert!(row.text().await.unwrap().contains("Waits for our answer"));
+    shot(&c, "consultations-inbox").await;
+    row.find(Locator::Css("a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    find(&c, "#timeline li[data-step='requested']").await;
+    find(&c, "#answer-objection").await.click().await.unwrap();
+    find(&c, "#respond-reason")
+        .await
+        .send_keys("same end user as our denial 2025-17")
+        .await
+        .unwrap();
+    shot(&c, "consultation-respond").await;
+    find(&c, "#respond-submit").await.click().await.unwrap();
+    text_when(&c, "#notice", "answer").await;
+    assert_eq!(
+        find(&c, "#consultation")
+            .await
+            .attr("data-state")
+            .await
+            .unwrap()
+            .unwrap(),
+        "answered"
+    );
+    text_when(&c, "#timeline li[data-step='answer']", "Objection").await;
+    shot(&c, "consultation-answered").await;
+    // We ask the peer about its entry, from the entry's page, and decide.
+    c.goto(&format!("{base}/ui/entries/{orion}?origin=BB-CUSTOMS"))
+        .await
+        .unwrap();
+    find(&c, "#request-consultation")
+        .await
+        .click()
+        .await
+        .unwrap();
+    for (id, v) in [
+        ("#c-ref", "LIC-AA-2026-0042"),
+        ("#c-end-user", "Orion Machine Works"),
+        ("#c-consignee", "Orion Logistics"),
+        ("#c-dest", "AE"),
+        ("#c-amount", "480000.00"),
+        ("#c-items", "CNC lathe | 2B001"),
+    ] {
+        find(&c, id).await.send_keys(v).await.unwrap();
+    }
+    shot(&c, "consultation-new").await;
+    find(&c, "#consult-submit").await.click().await.unwrap();
+    text_when(&c, "#notice", "queued").await;
+    let sent = find(&c, "#consultation")
+        .await
+        .attr("data-consultation-id")
+        .await
+        .unwrap()
+        .unwrap();
+    until("the peer has our request", || async {
+        consultation_at(&bb_api, &bb_consultant, &sent)
+            .await
+            .is_some()
+    })
+    .await;
+    let r = http()
+        .post(format!("{bb_api}/v1/consultations/{sent}/respond"))
+        .bearer_auth(&bb_consultant)
+        .json(&json!({"answer": "no_objection"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    until("the answer arrives", || async {
+        consultation_at(&base, &consultant, &sent)
+            .await
+            .is_some_and(|c| c["state"] == "answered")
+    })
+    .await;
+    c.goto(&format!("{base}/ui/consultations?box=sent"))
+        .await
+        .unwrap();
+    let row = find(
+        &c,
+        &format!("#consultations tr[data-consultation-id='{sent}']"),
+    )
+    .await;
+    assert!(row.text().await.unwrap().contains("Waits for our decision"));
+    shot(&c, "consultations-outbox").await;
+    c.goto(&format!("{base}/ui/consultations/{sent}"))
+        .await
+        .unwrap();
+    find(&c, "#decide-reason")
+        .await
+        .send_keys("no objection from the origin; end use checked")
+        .await
+        .unwrap();
+    find(&c, "#decide-granted").await.click().await.unwrap();
+    text_when(&c, "#notice", "decision").await;
+    assert_eq!(
+        find(&c, "#consultation")
+            .await
+            .attr("data-state")
+            .await
+            .unwrap()
+            .unwrap(),
+        "decided"
+    );
+    text_when(&c, "#timeline li[data-step='decision']", "Granted").await;
+    shot(&c, "consultation-decided").await;
     logout(&c).await;
 
     // An amendment from the form is a draft too, and waits in the queue.

@@ -12,7 +12,11 @@ use maud::html;
 use wlnode_crypto::model::{AgencyCode, EntryId};
 use wlnode_runtime::drafts::DraftState;
 
-use super::{Ctx, html_response, page};
+use maud::Markup;
+use wlnode_runtime::import_batches::BatchState;
+
+use super::text::Text;
+use super::{Ctx, consult, g, html_response, page};
 use crate::{ApiError, ApiState};
 
 pub(super) async fn dashboard(
@@ -39,6 +43,40 @@ pub(super) async fn dashboard(
             .await
             .ok()
             .map(|l| l.iter().filter(|d| d.author != ctx.actor.id).count())
+    } else {
+        None
+    };
+    let batches = if ctx.can("GET", "/ui/drafts") {
+        state
+            .node
+            .import_batches
+            .list(Some(BatchState::AwaitingApproval))
+            .await
+            .ok()
+            .map(|l| l.iter().filter(|b| b.author != ctx.actor.id).count())
+    } else {
+        None
+    };
+    // Consultations: ours to answer (and how many of those near their deadline), and
+    // ours to decide.
+    let consults = if ctx.can("GET", "/ui/consultations") {
+        state.node.consultations.list().await.ok().map(|l| {
+            let now = wlnode_crypto::time::Timestamp::now().0;
+            let to_answer: Vec<_> = l.iter().filter(|h| consult::awaits_answer(h)).collect();
+            let near = to_answer
+                .iter()
+                .filter(|h| {
+                    h.consultation.deadline().0.saturating_sub(now) <= consult::NEAR_DEADLINE_MS
+                })
+                .count();
+            let to_decide = l.iter().filter(|h| consult::awaits_decision(h)).count();
+            (to_answer.len(), near, to_decide)
+        })
+    } else {
+        None
+    };
+    let hits = if ctx.can("GET", "/ui/watches") {
+        Some(state.node.events.recent_watch_hits())
     } else {
         None
     };
@@ -81,10 +119,33 @@ pub(super) async fn dashboard(
                     }
                 }
             }
-            @if let Some(n) = waiting {
+            @if waiting.is_some() || consults.is_some() || hits.is_some() {
                 section.card aria-labelledby="wait-h" {
                     h2 #wait-h { (t.dash_waiting) }
-                    p { a #drafts-waiting href="/ui/drafts" { (t.dash_drafts_waiting) ": " strong { (n) } } }
+                    ul.waiting {
+                        @if let Some(n) = waiting {
+                            li { a #drafts-waiting href="/ui/drafts" { (t.dash_drafts_waiting) ": " strong { (n) } } }
+                        }
+                        @if let Some(n) = batches {
+                            li { a #batches-waiting href="/ui/drafts" { (t.dash_batches_waiting) ": " strong { (n) } } }
+                        }
+                        @if let Some((answer, near, decide)) = consults {
+                            li { a #consult-answer href="/ui/consultations?box=received" { (t.dash_consult_answer) ": " strong { (answer) } }
+                                @if near > 0 { " " span.error #consult-near { "(" (near) " " (t.dash_consult_near) ")" } } }
+                            li { a #consult-decide href="/ui/consultations?box=sent" { (t.dash_consult_decide) ": " strong { (decide) } } }
+                        }
+                        @if let Some(h) = &hits {
+                            li { a #watch-hits-link href="/ui/watches" { (t.dash_watch_hits) ": " strong { (h.len()) } } }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(h) = &hits {
+            @if !h.is_empty() {
+                section aria-labelledby="hits-h" {
+                    h2 #hits-h { (t.dash_recent_hits) }
+                    (watch_hits_table(t, &h[..h.len().min(DASH_HITS)]))
                 }
             }
         }
@@ -116,11 +177,109 @@ pub(super) async fn dashboard(
             section aria-labelledby="live-h" {
                 h2 #live-h { (t.dash_live) }
                 p { small { (t.dash_live_help) } }
+                (live_labels(t))
                 ul #live-events data-source="/ui/events" aria-live="polite" {}
             }
         }
     };
     html_response(page(Some(&ctx), t, t.dash_title, body))
+}
+
+/// Watch hits shown on the dashboard (the newest).
+const DASH_HITS: usize = 10;
+
+/// The words the live events script shows, from the catalogue (a hidden list the
+/// script reads: the script itself holds no user-visible string).
+fn live_labels(t: &Text) -> Markup {
+    let kinds = [
+        ("k:watch_hit", t.ev_watch_hit),
+        ("k:draft_awaiting_approval", t.ev_draft),
+        ("k:peer_down", t.ev_peer_down),
+        ("k:source_failed", t.ev_source_failed),
+        ("k:audit_violation", t.ev_audit_violation),
+        ("k:consultation", t.ev_consultation),
+        ("k:lagged", t.ev_lagged),
+        ("f:watch_name", t.ev_f_watch),
+        ("f:ref", t.screen_reference),
+        ("f:matched_name", t.col_matched_name),
+        ("f:origin", t.col_origin),
+        ("f:score", t.col_score),
+        ("f:op", t.col_op),
+        ("f:source_list", t.col_source_list),
+        ("f:rows", t.batch_rows),
+        ("f:new", t.batch_new),
+        ("f:amended", t.batch_amended),
+        ("f:withdrawn", t.batch_withdrawn),
+        ("f:agency", t.col_agency),
+        ("f:cause", t.ev_f_cause),
+        ("f:source", t.ev_f_source),
+        ("f:class", t.ev_f_class),
+        ("f:error", t.col_errors),
+        ("f:kind", t.ev_f_kind),
+        ("f:version", t.col_version),
+        ("f:reference", t.consult_reference),
+        ("f:requester", t.consult_requester),
+        ("f:state", t.col_status),
+        ("f:deadline", t.consult_deadline),
+        ("f:from", t.ev_f_from),
+        ("open", t.ev_open),
+    ];
+    html! {
+        ul #live-labels hidden {
+            @for (k, v) in kinds { li data-key=(k) { (v) } }
+        }
+    }
+}
+
+/// Watch hits as a table.
+fn watch_hits_table(t: &Text, hits: &[wlnode_runtime::events::NodeEvent]) -> Markup {
+    html! {
+        table #watch-hits {
+            thead { tr {
+                th scope="col" { (t.col_at) } th scope="col" { (t.ev_f_watch) } th scope="col" { (t.screen_reference) }
+                th scope="col" { (t.col_matched_name) } th scope="col" { (t.col_origin) } th scope="col" { (t.col_score) }
+            } }
+            tbody {
+                @for e in hits {
+                    @let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
+                    @let s = |k: &str| g(&v, k).as_str().unwrap_or("").to_owned();
+                    tr data-entry-id=(s("entry_id")) {
+                        td { (e.at.to_rfc3339()) }
+                        td { (s("watch_name")) }
+                        td { (s("ref")) }
+                        td { a href=(format!("/ui/entries/{}?origin={}", s("entry_id"), s("origin"))) { (s("matched_name")) } }
+                        td { (s("origin")) }
+                        td { (g(&v, "score").as_f64().map(|x| format!("{x:.3}")).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The watches and the watch hits since the node started.
+pub(super) async fn watches(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    let t = ctx.t;
+    let list = state.node.watches.list();
+    let hits = state.node.events.recent_watch_hits();
+    let body = html! {
+        h2 #recent-h { (t.dash_recent_hits) }
+        p { small { (t.watch_hits_help) } }
+        @if hits.is_empty() { p #no-watch-hits { (t.watch_hits_none) } } @else { (watch_hits_table(t, &hits)) }
+        h2 { (t.watches_title) }
+        @if list.is_empty() { p { (t.watches_none) } } @else {
+            table #watches {
+                thead { tr { th scope="col" { (t.ev_f_watch) } th scope="col" { (t.screen_reference) } th scope="col" { (t.col_author) } th scope="col" { (t.col_created) } } }
+                tbody { @for w in &list {
+                    tr data-watch-id=(w.watch_id) { td { (w.name) } td { (w.reference.clone().unwrap_or_default()) } td { (w.created_by_name) } td { (w.created_at.to_rfc3339()) } }
+                } }
+            }
+        }
+    };
+    html_response(page(Some(&ctx), t, t.watches_title, body))
 }
 
 /// The event stream for the dashboard's script: the API's `GET /v1/events`, behind
@@ -132,7 +291,8 @@ pub(super) async fn events(
     headers: axum::http::HeaderMap,
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
-    let Some(sid) = super::cookie(&headers, super::SESSION_COOKIE).map(str::to_owned) else {
+    let name = super::session_cookie(&state.node.info.peer_id);
+    let Some(sid) = super::cookie(&headers, &name).map(str::to_owned) else {
         return StatusCode::FORBIDDEN.into_response();
     };
     let (sessions, users) = (state.console.clone(), state.node.users.clone());
@@ -167,8 +327,6 @@ pub(super) async fn policy(
 async fn policy_inner(state: &ApiState, ctx: &Ctx, q: PolicyQuery) -> Result<Response, ApiError> {
     let t = ctx.t;
     let policy = state.node.trust.policy();
-    // The rules as the node reads them: the config file, parsed as a reload would.
-    let read = wlnode_config::Config::load(&state.node.config.path).ok();
     let entry = q.entry.clone().filter(|e| !e.trim().is_empty());
     let mut explained = Vec::new();
     if let Some(e) = &entry {
@@ -201,17 +359,8 @@ async fn policy_inner(state: &ApiState, ctx: &Ctx, q: PolicyQuery) -> Result<Res
             dt { (t.policy_hash) } dd { code { (hex::encode(policy.hash())) } }
             dt { (t.policy_four_eyes) } dd { (if policy.four_eyes() { t.yes } else { t.no }) }
         }
-        h2 { (t.policy_file) }
-        @match &read {
-            Some(c) => {
-                h3 { "[[share]]" }
-                ol.rules { @for r in &c.raw.share { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
-                h3 { "[[accept]]" }
-                ol.rules { @for r in &c.raw.accept { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
-                h3 { "[release]" }
-                p { code { (serde_json::to_string(&c.raw.release).unwrap_or_default()) } }
-            }
-            None => { p.error { (t.policy_unreadable) } }
+        @if ctx.can("GET", "/ui/policy/rules") {
+            p { a #policy-rules href="/ui/policy/rules" { (t.policy_rules_link) } }
         }
         h2 #explain-h { (t.policy_explain) }
         form method="get" action="/ui/policy" {
@@ -243,6 +392,31 @@ async fn policy_inner(state: &ApiState, ctx: &Ctx, q: PolicyQuery) -> Result<Res
         }
     };
     Ok(html_response(page(Some(ctx), t, t.policy_title, body)))
+}
+
+/// The share and accept rules as the node reads them (the config file, parsed as a
+/// reload would): for whoever may reload them (see `ROUTES`).
+pub(super) async fn policy_rules(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+) -> Response {
+    let t = ctx.t;
+    let read = wlnode_config::Config::load(&state.node.config.path).ok();
+    let body = html! {
+        h2 { (t.policy_file) }
+        @match &read {
+            Some(c) => {
+                h3 { "[[share]]" }
+                ol.rules #share-rules { @for r in &c.raw.share { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
+                h3 { "[[accept]]" }
+                ol.rules #accept-rules { @for r in &c.raw.accept { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
+                h3 { "[release]" }
+                p { code { (serde_json::to_string(&c.raw.release).unwrap_or_default()) } }
+            }
+            None => { p.error { (t.policy_unreadable) } }
+        }
+    };
+    html_response(page(Some(&ctx), t, t.policy_rules_title, body))
 }
 
 pub(super) async fn audit(

@@ -11,6 +11,8 @@ use maud::{Markup, html};
 use wlnode_crypto::model::{AgencyCode, EntryId};
 use wlnode_runtime::drafts::{Draft, DraftOp, DraftState};
 use wlnode_runtime::entries::EntryView;
+use wlnode_runtime::import_batches::{BatchState, BatchSummary, ImportBatch};
+use wlnode_runtime::users::Role;
 
 use super::screen::label;
 use super::text::Text;
@@ -201,6 +203,8 @@ async fn show_inner(
         }
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let record_versions: Vec<(String, u64)> = rows.iter().map(|r| (r.1.to_hex(), r.0)).collect();
+    let (sent, scanned_all) = sends(state, &record_versions).await?;
     let own = view.origin == state.node.info.agency;
     let eid = view.entry_id.to_hex();
     let d = &view.distribution;
@@ -256,6 +260,27 @@ async fn show_inner(
         }
         h2 { (t.entry_disputes) }
         @if rows.iter().any(|r| r.2) { p.error { (t.entry_dispute_note) } } @else { p { (t.entry_no_disputes) } }
+        h2 #sent-h { (t.entry_sent_to) }
+        p { small { (t.entry_sent_help) @if !scanned_all { " " (t.entry_sent_scan_note) } } }
+        @if sent.is_empty() { p #not-sent { (t.entry_not_sent) } } @else {
+            table #sent aria-labelledby="sent-h" {
+                thead { tr {
+                    th scope="col" { (t.col_peer) } th scope="col" { (t.col_version) } th scope="col" { (t.col_at) }
+                    th scope="col" { (t.col_hops) } th scope="col" { (t.col_withheld) }
+                } }
+                tbody {
+                    @for x in &sent {
+                        tr data-peer=(x.to) data-version=(x.version) {
+                            td { (x.to) } td { (x.version) } td { (x.at) } td { (x.hops) }
+                            td.withheld { @if x.withheld.is_empty() { (t.none) } @else { (x.withheld.join(", ")) } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !own && ctx.can("GET", "/ui/consultations/new") {
+            p { a.button #request-consultation href=(format!("/ui/consultations/new?entry={eid}&origin={}", view.origin)) { (t.consult_new) } }
+        }
         @if own && view.status == wlnode_crypto::model::Status::Active {
             @if ctx.can("GET", "/ui/entries/{id}/amend") {
                 p { a.button #amend href=(format!("/ui/entries/{eid}/amend")) { (t.entry_amend) } }
@@ -280,6 +305,77 @@ async fn show_inner(
         ),
         body,
     )))
+}
+
+/// Audit events read for an entry's sends: the newest this many.
+const SENT_SCAN: u64 = 20_000;
+
+/// One copy of an entry this node sent, from its `sent` audit event.
+struct SentCopy {
+    to: String,
+    version: u64,
+    at: String,
+    hops: u64,
+    withheld: Vec<String>,
+}
+
+/// Which peers this node sent the records `versions` (record id hex, version) to,
+/// with the fields each copy lacked, newest first, one row per peer and version;
+/// and whether the whole audit log was read (else the newest [`SENT_SCAN`] events).
+/// The audit log has no index by record, so this reads the log's tail; only `sent`
+/// events are decoded.
+async fn sends(
+    state: &ApiState,
+    versions: &[(String, u64)],
+) -> Result<(Vec<SentCopy>, bool), ApiError> {
+    let (events, all) = state
+        .node
+        .store
+        .call(|s| {
+            let n = s.audit_size()?;
+            let from = n.saturating_sub(SENT_SCAN);
+            Ok((s.audit_events(from, n)?, from == 0))
+        })
+        .await?;
+    let mut out: Vec<SentCopy> = Vec::new();
+    for b in events.iter().rev() {
+        let Ok(text) = std::str::from_utf8(b) else {
+            continue;
+        };
+        if !text.contains("\"type\":\"sent\"") {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            continue;
+        };
+        let k = g(&v, "kind");
+        let rid = g(k, "record_id").as_str().unwrap_or("");
+        let Some((_, version)) = versions.iter().find(|(r, _)| r == rid) else {
+            continue;
+        };
+        let to = g(k, "to").as_str().unwrap_or("").to_owned();
+        if out.iter().any(|x| x.to == to && x.version == *version) {
+            continue;
+        }
+        out.push(SentCopy {
+            to,
+            version: *version,
+            at: g(&v, "at")
+                .as_u64()
+                .map(|ms| wlnode_crypto::time::Timestamp(ms).to_rfc3339())
+                .unwrap_or_default(),
+            hops: g(k, "hops").as_u64().unwrap_or(0),
+            withheld: g(k, "withheld")
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+    }
+    Ok((out, all))
 }
 
 /// An identifier as `TYPE:VALUE`.
@@ -604,12 +700,24 @@ pub(super) async fn drafts(
         Err(e) => return ApiError::from(e).page(&ctx),
     };
     let can_decide = ctx.can("POST", "/ui/drafts/{id}/approve");
+    let batches = match state
+        .node
+        .import_batches
+        .list(Some(BatchState::AwaitingApproval))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).page(&ctx),
+    };
     let body = html! {
         @match q.done.as_deref() {
             Some("approved") => p.notice role="status" #notice { (t.draft_approved) },
             Some("rejected") => p.notice role="status" #notice { (t.draft_rejected) },
+            Some("batch-approved") => p.notice role="status" #notice { (t.batch_approved) },
+            Some("batch-rejected") => p.notice role="status" #notice { (t.batch_rejected) },
             _ => {}
         }
+        h2 { (t.drafts_entries) }
         @if list.is_empty() { p #no-drafts { (t.drafts_none) } }
         @else {
             table #drafts {
@@ -645,8 +753,177 @@ pub(super) async fn drafts(
                 }
             }
         }
+        h2 { (t.batches_title) }
+        @if batches.is_empty() { p #no-batches { (t.batches_none) } } @else {
+            table #batches {
+                thead { tr {
+                    th scope="col" { (t.col_batch) } th scope="col" { (t.col_source_list) } th scope="col" { (t.col_author) }
+                    th scope="col" { (t.col_created) } th scope="col" { (t.col_changes) } th scope="col" { (t.col_decision) }
+                } }
+                tbody {
+                    @for b in &batches {
+                        tr data-batch-id=(b.batch_id) {
+                            td { a href=(format!("/ui/import-batches/{}", b.batch_id)) { code { (b.batch_id) } } }
+                            td { (b.source_list) @if b.withdraw_missing { br; small { (t.batch_withdraw_missing) } } }
+                            td { (b.author_name) }
+                            td { (b.created_at.to_rfc3339()) }
+                            td { @if let Some(sum) = &b.summary { (summary_line(t, sum)) } }
+                            td { (batch_buttons(&ctx, b)) }
+                        }
+                    }
+                }
+            }
+        }
     };
     html_response(page(Some(&ctx), t, t.drafts_title, body))
+}
+
+/// A batch summary in one line: what release would change.
+fn summary_line(t: &Text, s: &BatchSummary) -> String {
+    format!(
+        "{} {} · {} {} · {} {} · {} {} · {} {} · {} {}",
+        s.new,
+        t.batch_new,
+        s.amended,
+        t.batch_amended,
+        s.withdrawn,
+        t.batch_withdrawn,
+        s.distribution_changed,
+        t.batch_distribution_changed,
+        s.unchanged,
+        t.batch_unchanged,
+        s.failed,
+        t.batch_failed
+    )
+}
+
+/// The approve (with the plan digest of the summary shown, as `wlnode import-batch
+/// approve` sends it) and reject forms of a batch awaiting approval.
+fn batch_buttons(ctx: &Ctx, b: &ImportBatch) -> Markup {
+    let t = ctx.t;
+    let id = &b.batch_id;
+    html! {
+        @if b.author == ctx.actor.id { small { (t.batch_own) } }
+        @if let Some(sum) = &b.summary {
+            @if b.author != ctx.actor.id && ctx.can("POST", "/ui/import-batches/{id}/approve") {
+                form.inline method="post" action=(format!("/ui/import-batches/{id}/approve")) {
+                    (ctx.csrf_field())
+                    input type="hidden" name="plan_digest" value=(sum.plan_digest);
+                    button.approve-batch type="submit" { (t.batch_approve) }
+                    " " small { (t.batch_plan) " " code { (sum.plan_digest.chars().take(16).collect::<String>()) } }
+                }
+            }
+        }
+        @if ctx.can("POST", "/ui/import-batches/{id}/reject") && (b.author == ctx.actor.id || ctx.actor.has(Role::Approver)) {
+            form method="post" action=(format!("/ui/import-batches/{id}/reject")) {
+                (ctx.csrf_field())
+                @let rid = format!("batch-reject-{id}");
+                label for=(rid) { (t.draft_reject_reason) }
+                input id=(rid) name="reason" type="text" required;
+                button.reject type="submit" { (t.draft_reject) }
+            }
+        }
+    }
+}
+
+/// One import batch: its summary, samples and distribution changes, and the forms.
+pub(super) async fn batch(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    let t = ctx.t;
+    let b = match state.node.import_batches.get(&id).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).page(&ctx),
+    };
+    let samples = |title: &str, rows: &[wlnode_runtime::import_batches::SampleRow]| {
+        html! {
+            @if !rows.is_empty() {
+                h3 { (title) }
+                ul { @for r in rows { li {
+                    (r.source_id) " · " (if r.name.is_empty() { r.entry_id.as_str() } else { r.name.as_str() })
+                    @if !r.changes.is_empty() { " (" (r.changes.join(", ")) ")" }
+                    @if let Some(e) = &r.error { " " span.error { (e) } }
+                } } }
+            }
+        }
+    };
+    let body = html! {
+        dl #batch data-batch-id=(b.batch_id) data-state=(label(&b.state)) {
+            dt { (t.col_status) } dd { (label(&b.state)) }
+            dt { (t.col_source_list) } dd { (b.source_list) }
+            dt { (t.col_author) } dd { (b.author_name) }
+            dt { (t.col_created) } dd { (b.created_at.to_rfc3339()) }
+            dt { (t.batch_rows) } dd { (b.rows) }
+            @if let Some(r) = &b.reject_reason { dt { (t.draft_reject_reason) } dd { (r) } }
+            @if let Some(e) = &b.last_error { dt { (t.col_errors) } dd.error { (e) } }
+        }
+        @if let Some(sum) = &b.summary {
+            h2 { (t.batch_summary) }
+            p #batch-summary { (summary_line(t, sum)) }
+            p { small { (t.batch_plan) " " code { (sum.plan_digest) } } }
+            (samples(t.batch_new, &sum.sample_new))
+            (samples(t.batch_amended, &sum.sample_amended))
+            (samples(t.batch_withdrawn, &sum.sample_withdrawn))
+            (samples(t.batch_failed, &sum.sample_failed))
+            @if !sum.distribution_changes.is_empty() {
+                h3 { (t.batch_distribution_changed) }
+                ul { @for c in &sum.distribution_changes {
+                    li { (c.name) " (" code { (c.entry_id) } "): " code { (serde_json::to_string(&c.before).unwrap_or_default()) } " → " code { (serde_json::to_string(&c.after).unwrap_or_default()) } }
+                } }
+            }
+        }
+        @if b.state == BatchState::AwaitingApproval { (batch_buttons(&ctx, &b)) }
+    };
+    html_response(page(
+        Some(&ctx),
+        t,
+        &format!("{} {}", t.col_batch, b.batch_id),
+        body,
+    ))
+}
+
+pub(super) async fn approve_batch(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let json = serde_json::json!({"plan_digest": field(&pairs, "plan_digest").unwrap_or("")});
+    match crate::import_batches::approve(
+        State(state),
+        Extension(ctx.actor.clone()),
+        Path(id),
+        Bytes::from(json.to_string()),
+    )
+    .await
+    {
+        Ok(_) => see_other("/ui/drafts?done=batch-approved"),
+        Err(e) => e.page(&ctx),
+    }
+}
+
+pub(super) async fn reject_batch(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let json = serde_json::json!({"reason": field(&pairs, "reason").unwrap_or("")});
+    match crate::import_batches::reject(
+        State(state),
+        Extension(ctx.actor.clone()),
+        Path(id),
+        Bytes::from(json.to_string()),
+    )
+    .await
+    {
+        Ok(_) => see_other("/ui/drafts?done=batch-rejected"),
+        Err(e) => e.page(&ctx),
+    }
 }
 
 pub(super) async fn approve(

@@ -22,9 +22,10 @@
 //! - Templates are `maud` (checked at compile time, escaped by default); every string a
 //!   person reads comes from `text`; pages work without JavaScript except the
 //!   dashboard's live events.
-//! - Consultations (issue 21) have no pages yet: they are added here when that feature
-//!   lands (a route in [`ROUTES`] mapped to its API route, and a nav entry).
+//! - Consultations (`consult`): inbox and outbox, detail with the trail, the answer,
+//!   decision, request and hit report forms, behind the consultation routes' roles.
 
+mod consult;
 mod dashboard;
 mod entries;
 mod screen;
@@ -46,10 +47,36 @@ use self::text::Text;
 use super::users::{Need, required_role};
 use super::{ApiError, ApiState};
 
-/// The session cookie.
+/// The session cookie's name, before the node's tag ([`session_cookie`]).
 pub const SESSION_COOKIE: &str = "wlnode_session";
-/// The log-in form's double-submit CSRF cookie.
+/// The log-in form's double-submit CSRF cookie's name, before the node's tag.
 pub const LOGIN_COOKIE: &str = "wlnode_login";
+
+/// The node's tag in its cookie names: the last 12 letters and digits of its libp2p
+/// PeerId. Browsers do not separate cookies by port, so two nodes on one host (the
+/// demo: several on 127.0.0.1) would overwrite each other's session under one name.
+fn node_tag(peer_id: &str) -> String {
+    let chars: Vec<char> = peer_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    chars
+        .get(chars.len().saturating_sub(12)..)
+        .unwrap_or_default()
+        .iter()
+        .collect()
+}
+
+/// The session cookie of the node with libp2p PeerId `peer_id`:
+/// `wlnode_session_<tag>`.
+pub fn session_cookie(peer_id: &str) -> String {
+    format!("{SESSION_COOKIE}_{}", node_tag(peer_id))
+}
+
+/// The log-in form's CSRF cookie of the node with PeerId `peer_id`.
+pub fn login_cookie(peer_id: &str) -> String {
+    format!("{LOGIN_COOKIE}_{}", node_tag(peer_id))
+}
 /// The Content-Security-Policy of every console response.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -111,7 +138,51 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/drafts/{id}/reject",
         ("POST", "/v1/drafts/{id}/reject"),
     ),
+    r(
+        "GET",
+        "/ui/import-batches/{id}",
+        ("GET", "/v1/import-batches/{id}"),
+    ),
+    r(
+        "POST",
+        "/ui/import-batches/{id}/approve",
+        ("POST", "/v1/import-batches/{id}/approve"),
+    ),
+    r(
+        "POST",
+        "/ui/import-batches/{id}/reject",
+        ("POST", "/v1/import-batches/{id}/reject"),
+    ),
+    r("GET", "/ui/consultations", ("GET", "/v1/consultations")),
+    r("POST", "/ui/consultations", ("POST", "/v1/consultations")),
+    r(
+        "GET",
+        "/ui/consultations/new",
+        ("POST", "/v1/consultations"),
+    ),
+    r(
+        "GET",
+        "/ui/consultations/{id}",
+        ("GET", "/v1/consultations/{id}"),
+    ),
+    r(
+        "POST",
+        "/ui/consultations/{id}/respond",
+        ("POST", "/v1/consultations/{id}/respond"),
+    ),
+    r(
+        "POST",
+        "/ui/consultations/{id}/decide",
+        ("POST", "/v1/consultations/{id}/decide"),
+    ),
+    r("POST", "/ui/hits", ("POST", "/v1/hits")),
     r("GET", "/ui/policy", ("GET", "/v1/policy/explain")),
+    // The rules themselves (the share and accept sections of the config) are served
+    // by no API route (explain names only the rule that decided); the one API route
+    // about the whole policy is the reload, so they are shown to whoever may reload
+    // them (`admin`).
+    r("GET", "/ui/policy/rules", ("POST", "/v1/policy/reload")),
+    r("GET", "/ui/watches", ("GET", "/v1/watches")),
     // No API route reads the audit log: `/v1/audit` is not routed, so its need is the
     // table's closed default, `admin`.
     r("GET", "/ui/audit", ("GET", "/v1/audit")),
@@ -185,7 +256,27 @@ pub fn router(state: ApiState) -> Router<ApiState> {
         .route("/ui/drafts", get(entries::drafts))
         .route("/ui/drafts/{id}/approve", post(entries::approve))
         .route("/ui/drafts/{id}/reject", post(entries::reject))
+        .route("/ui/import-batches/{id}", get(entries::batch))
+        .route(
+            "/ui/import-batches/{id}/approve",
+            post(entries::approve_batch),
+        )
+        .route(
+            "/ui/import-batches/{id}/reject",
+            post(entries::reject_batch),
+        )
+        .route(
+            "/ui/consultations",
+            get(consult::list).post(consult::request),
+        )
+        .route("/ui/consultations/new", get(consult::new_form))
+        .route("/ui/consultations/{id}", get(consult::show))
+        .route("/ui/consultations/{id}/respond", post(consult::respond))
+        .route("/ui/consultations/{id}/decide", post(consult::decide))
+        .route("/ui/hits", post(consult::hit_report))
         .route("/ui/policy", get(dashboard::policy))
+        .route("/ui/policy/rules", get(dashboard::policy_rules))
+        .route("/ui/watches", get(dashboard::watches))
         .route("/ui/audit", get(dashboard::audit))
         .route_layer(middleware::from_fn_with_state(
             state.node.config.raw.api.request_timeout.0,
@@ -316,7 +407,7 @@ async fn guard(State(state): State<ApiState>, req: Request, next: Next) -> Respo
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(String::new, |p| p.as_str().to_owned());
-    let sid = cookie(req.headers(), SESSION_COOKIE).map(str::to_owned);
+    let sid = cookie(req.headers(), &session_cookie(&state.node.info.peer_id)).map(str::to_owned);
     let live = sid.as_deref().and_then(|id| state.console.get(id));
     let actor = live
         .as_ref()
@@ -382,6 +473,8 @@ pub fn page(ctx: Option<&Ctx>, t: &Text, title: &str, body: Markup) -> Markup {
         ("/ui/cases", t.nav_cases),
         ("/ui/entries", t.nav_entries),
         ("/ui/drafts", t.nav_drafts),
+        ("/ui/consultations", t.nav_consultations),
+        ("/ui/watches", t.nav_watches),
         ("/ui/policy", t.nav_policy),
         ("/ui/audit", t.nav_audit),
     ];
@@ -482,7 +575,13 @@ struct LoginQuery {
     out: Option<String>,
 }
 
-fn login_page(t: &Text, csrf: &str, notice: Option<&str>, tls: bool) -> Response {
+fn login_page(
+    t: &Text,
+    csrf: &str,
+    notice: Option<&str>,
+    tls: bool,
+    login_cookie_name: &str,
+) -> Response {
     let body = html! {
         @if let Some(n) = notice {
             p.notice role="status" #notice { (n) }
@@ -500,12 +599,16 @@ fn login_page(t: &Text, csrf: &str, notice: Option<&str>, tls: bool) -> Response
     let mut resp = html_response(page(None, t, t.login_title, body));
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_COOKIE, csrf, tls, Some(3600)),
+        set_cookie(login_cookie_name, csrf, tls, Some(3600)),
     );
     resp
 }
 
-async fn login_form(headers: HeaderMap, q: axum::extract::Query<LoginQuery>) -> Response {
+async fn login_form(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: axum::extract::Query<LoginQuery>,
+) -> Response {
     let t = text_of(&headers);
     let Some(csrf) = session::random_token() else {
         return error_page(None, t, StatusCode::INTERNAL_SERVER_ERROR, t.error_title);
@@ -517,7 +620,13 @@ async fn login_form(headers: HeaderMap, q: axum::extract::Query<LoginQuery>) -> 
     } else {
         None
     };
-    login_page(t, &csrf, notice, over_tls(&headers))
+    login_page(
+        t,
+        &csrf,
+        notice,
+        over_tls(&headers),
+        &login_cookie(&state.node.info.peer_id),
+    )
 }
 
 async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -525,7 +634,11 @@ async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
     let tls = over_tls(&headers);
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let ok = match (field("csrf"), cookie(&headers, LOGIN_COOKIE)) {
+    let (session_name, login_name) = (
+        session_cookie(&state.node.info.peer_id),
+        login_cookie(&state.node.info.peer_id),
+    );
+    let ok = match (field("csrf"), cookie(&headers, &login_name)) {
         (Some(a), Some(b)) => !a.is_empty() && same(a, b),
         _ => false,
     };
@@ -536,21 +649,31 @@ async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
         return error_page(None, t, StatusCode::INTERNAL_SERVER_ERROR, t.error_title);
     };
     let token = field("token").unwrap_or("").trim();
-    if token.is_empty() || state.node.users.authenticate(token).is_none() {
+    let actor = if token.is_empty() {
+        None
+    } else {
+        state.node.users.authenticate(token)
+    };
+    let Some(actor) = actor else {
         // Past the limit, failures answer 429. A valid token is never refused: tokens
         // are 256-bit, so the limit guards nothing a guesser could reach, and refusing
         // good tokens let anyone who can reach the page lock every officer out.
         if !state.console.login_allowed() {
-            let mut r = login_page(t, &fresh, Some(t.login_rate_limited), tls);
+            let mut r = login_page(t, &fresh, Some(t.login_rate_limited), tls, &login_name);
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             return r;
         }
         state.console.login_failed();
-        let mut r = login_page(t, &fresh, Some(t.login_failed), tls);
+        let mut r = login_page(t, &fresh, Some(t.login_failed), tls, &login_name);
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
+    };
+    // Logging in again from this browser ends the session it held: it is replaced,
+    // not left alive until it idles out.
+    if let Some(old) = cookie(&headers, &session_name) {
+        state.console.close(old);
     }
-    let Some((sid, _csrf)) = state.console.open(token) else {
+    let Some((sid, _csrf)) = state.console.open(token, &actor.id) else {
         return error_page(None, t, StatusCode::INTERNAL_SERVER_ERROR, t.error_title);
     };
     let mut resp = Redirect::to("/ui/").into_response();
@@ -558,24 +681,25 @@ async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, &sid, tls, None),
+        set_cookie(&session_name, &sid, tls, None),
     );
     h.append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_COOKIE, "", tls, Some(0)),
+        set_cookie(&login_name, "", tls, Some(0)),
     );
     resp
 }
 
 async fn logout(State(state): State<ApiState>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+    let name = session_cookie(&state.node.info.peer_id);
+    if let Some(id) = cookie(&headers, &name) {
         state.console.close(id);
     }
     let mut resp = Redirect::to("/ui/login?out=1").into_response();
     *resp.status_mut() = StatusCode::SEE_OTHER;
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", over_tls(&headers), Some(0)),
+        set_cookie(&name, "", over_tls(&headers), Some(0)),
     );
     resp
 }
@@ -663,6 +787,19 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
     }
 
+    /// Review of issue 23: cookies ignore ports, so two nodes on one host shared one
+    /// session cookie name and logging in to one logged out of the other. Each node's
+    /// names carry its own tag.
+    #[test]
+    fn two_nodes_on_one_host_use_different_cookie_names() {
+        let a = session_cookie("12D3KooWAbcdefghijkLMNOPQRSTUVWxyz0123456789aaaa");
+        let b = session_cookie("12D3KooWAbcdefghijkLMNOPQRSTUVWxyz0123456789bbbb");
+        assert_ne!(a, b);
+        assert_eq!(a, "wlnode_session_23456789aaaa");
+        assert_ne!(login_cookie("x1"), session_cookie("x1"));
+        assert_eq!(session_cookie("ab"), "wlnode_session_ab");
+    }
+
     /// The console's invariants, checked on its source: no inline script, style or
     /// event handler in any template, and every form posts a CSRF field.
     #[test]
@@ -672,6 +809,7 @@ mod tests {
             include_str!("screen.rs"),
             include_str!("entries.rs"),
             include_str!("dashboard.rs"),
+            include_str!("consult.rs"),
         ];
         for src in sources {
             // Built from pieces so this test's own text does not match.

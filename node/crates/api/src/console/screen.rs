@@ -62,6 +62,8 @@ fn screen_form(ctx: &Ctx, pairs: &[(String, String)]) -> Markup {
                 p { label for="id" { (t.screen_identifier) } input #id name="id" type="text" value=(v("id")); }
                 p { label for="ref" { (t.screen_reference) } input #ref name="ref" type="text" value=(v("ref")); }
             }
+            p { label for="address" { (t.screen_address) } input #address name="address" type="text" maxlength="512" value=(v("address")) aria-describedby="address-help";
+                small #address-help { (t.screen_address_help) } }
             p { button #screen-submit type="submit" { (t.screen_submit) } }
         }
     }
@@ -204,6 +206,13 @@ fn fields(t: &Text, v: &EntryView) -> Markup {
     }
 }
 
+/// Whether a hit offers "send hit report" to the entry's origin: today every hit on
+/// another agency's entry (the API takes a report on any of them). Entries that say
+/// they want reports (`on_hit: notify`) are to gate it here, and only here.
+pub(super) fn offers_hit_report(ours: &AgencyCode, v: &EntryView) -> bool {
+    v.origin != *ours
+}
+
 /// An entry's view for a hit (the head this node holds).
 pub(super) async fn entry_view(
     state: &ApiState,
@@ -259,10 +268,15 @@ pub(super) async fn run(
 ) -> Response {
     let t = ctx.t;
     let pairs = form_pairs(&body);
-    let req = match crate::screen::from_pairs(pairs.clone(), true) {
+    // The address is a field of the request the API's query parser does not read
+    // (`POST /v1/screen` takes it in JSON): set it here.
+    let (address, rest): (Vec<_>, Vec<_>) =
+        pairs.iter().cloned().partition(|(k, _)| k == "address");
+    let mut req = match crate::screen::from_pairs(rest, true) {
         Ok(r) => r,
         Err(e) => return e.page(&ctx),
     };
+    req.address = address.into_iter().next().map(|(_, v)| v);
     let resp = match crate::screen::screen_one(&state, &ctx.actor, req, "q").await {
         Ok(Json(r)) => r,
         Err(e) => return e.page(&ctx),
@@ -301,7 +315,12 @@ pub(super) async fn run(
                                     }
                                 }
                                 td { (explanation(t, &h.hit.explanation)) }
-                                td { (decision_cell(&ctx, &resp.case_id, h.hit.origin.as_ref(), &entry, h.decision.as_ref())) }
+                                td {
+                                    (decision_cell(&ctx, &resp.case_id, h.hit.origin.as_ref(), &entry, h.decision.as_ref()))
+                                    @if let Some(v) = view && offers_hit_report(&state.node.info.agency, v) && ctx.can("POST", "/ui/hits") {
+                                        (super::consult::hit_report_form(&ctx, &resp.case_id, h.hit.origin.as_ref(), &entry))
+                                    }
+                                }
                             }
                         }
                     }

@@ -4,7 +4,9 @@
 //! with and a random CSRF token. The token is kept, not the user: every request
 //! authenticates it again through `Users::authenticate`, so disabling or rotating a
 //! user ends their sessions at once. The table is bounded ([`MAX_SESSIONS`]; the least
-//! recently used goes first), a session idle for [`IDLE_TIMEOUT`] or older than
+//! recently used goes first), so is each user's share of it ([`MAX_PER_USER`]: a new
+//! log-in drops that user's least recently used session past it, so one user cannot
+//! push everyone else out), a session idle for [`IDLE_TIMEOUT`] or older than
 //! [`MAX_AGE`] is gone, and logout removes it. Failed log-ins are limited to
 //! [`MAX_FAILED_LOGINS`] per [`FAILED_WINDOW`] for the whole node; past it a log-in is
 //! refused before its token is looked at.
@@ -18,6 +20,8 @@ use zeroize::Zeroizing;
 
 /// Most sessions held at once.
 pub const MAX_SESSIONS: usize = 1024;
+/// Most sessions one user holds at once.
+pub const MAX_PER_USER: usize = 8;
 /// A session unused this long ends.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A session ends this long after log-in, used or not.
@@ -41,6 +45,8 @@ pub fn same(a: &str, b: &str) -> bool {
 
 struct Session {
     token: Zeroizing<String>,
+    /// The user's id (pseudonymous), for [`MAX_PER_USER`].
+    user: String,
     csrf: String,
     created: Instant,
     last_seen: Instant,
@@ -76,13 +82,23 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    /// Opens a session for `token`: `(session id, csrf token)`.
-    pub fn open(&self, token: &str) -> Option<(String, String)> {
+    /// Opens a session for `token`, user `user`: `(session id, csrf token)`.
+    pub fn open(&self, token: &str, user: &str) -> Option<(String, String)> {
         let id = random_token()?;
         let csrf = random_token()?;
         let now = Instant::now();
         let mut t = self.table.lock().ok()?;
         t.retain(|_, s| alive(s, now));
+        loop {
+            let mine = t.iter().filter(|(_, s)| s.user == user);
+            if mine.clone().count() < MAX_PER_USER {
+                break;
+            }
+            let oldest = mine
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| k.clone())?;
+            t.remove(&oldest);
+        }
         while t.len() >= MAX_SESSIONS {
             let oldest = t
                 .iter()
@@ -94,6 +110,7 @@ impl Sessions {
             id.clone(),
             Session {
                 token: Zeroizing::new(token.to_owned()),
+                user: user.to_owned(),
                 csrf: csrf.clone(),
                 created: now,
                 last_seen: now,
@@ -184,16 +201,40 @@ mod tests {
     #[test]
     fn sessions_are_bounded_and_closed() {
         let s = Sessions::default();
-        let (id, csrf) = s.open("tok").unwrap();
+        let (id, csrf) = s.open("tok", "u").unwrap();
         assert_eq!(id.len(), 64);
         assert_ne!(id, csrf);
         assert_eq!(&*s.get(&id).unwrap().token, "tok");
         s.close(&id);
         assert!(s.get(&id).is_none());
-        for _ in 0..MAX_SESSIONS + 10 {
-            s.open("t").unwrap();
+        for i in 0..MAX_SESSIONS + 10 {
+            s.open("t", &format!("user-{i}")).unwrap();
         }
         assert_eq!(s.len(), MAX_SESSIONS);
+    }
+
+    /// Review of issue 23: one user's log-ins could fill the table and push every
+    /// other user out. Each user keeps at most `MAX_PER_USER`, the oldest dropped.
+    #[test]
+    fn one_user_holds_at_most_max_per_user_sessions_oldest_dropped() {
+        let s = Sessions::default();
+        let (other, _) = s.open("o", "other").unwrap();
+        let first: Vec<String> = (0..MAX_PER_USER)
+            .map(|_| s.open("t", "busy").unwrap().0)
+            .collect();
+        // Touch all but the first, so the first is the least recently used.
+        for id in first.iter().skip(1) {
+            s.get(id).unwrap();
+        }
+        for _ in 0..50 {
+            s.open("t", "busy").unwrap();
+        }
+        assert_eq!(s.len(), MAX_PER_USER + 1);
+        assert!(s.get(&other).is_some(), "another user's session stays");
+        assert!(
+            s.get(first.first().unwrap()).is_none(),
+            "the oldest went first"
+        );
     }
 
     #[test]
