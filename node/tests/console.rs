@@ -912,6 +912,9 @@ async fn console_in_headless_chromium() {
         .await
         .unwrap();
     find(&c, "#sent tr[data-peer='BB-CUSTOMS']").await;
+    c.execute("document.getElementById('sent-h').scrollIntoView()", vec![])
+        .await
+        .unwrap();
     shot(&c, "entry-sent").await;
     c.goto(&format!("{base}/ui/policy?entry={entry_id}"))
         .await

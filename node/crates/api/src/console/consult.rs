@@ -18,7 +18,7 @@ use wlnode_runtime::consultations::Held;
 
 use super::screen::label;
 use super::text::Text;
-use super::{Ctx, field, form_pairs, g, html_response, page, see_other};
+use super::{Ctx, field, form_pairs, g, html_response, page, see_other, when};
 use crate::{ApiError, ApiState};
 
 /// A day in milliseconds.
@@ -57,6 +57,40 @@ fn silence_label(t: &Text, s: wlnode_consult::SilenceMeans) -> &'static str {
     }
 }
 
+/// A sealed message's type as people read it.
+fn message_label<'a>(t: &Text, kind: &'a str) -> std::borrow::Cow<'a, str> {
+    match kind {
+        "consult_request" => t.msg_request.into(),
+        "consult_answer" => t.msg_answer.into(),
+        "consult_info" => t.msg_info.into(),
+        "consult_decision" => t.msg_decision.into(),
+        other => other.into(),
+    }
+}
+
+/// A message's delivery as people read it.
+fn delivery_label<'a>(t: &Text, d: &'a str) -> std::borrow::Cow<'a, str> {
+    match d {
+        "pending" => t.delivery_pending.into(),
+        "delivered" => t.delivery_delivered.into(),
+        "expired" => t.delivery_expired.into(),
+        "undeliverable" => t.delivery_undeliverable.into(),
+        other => other.into(),
+    }
+}
+
+/// The name of entry `id` of `origin` as this node holds it (or its id).
+async fn entry_name(
+    state: &ApiState,
+    origin: &wlnode_crypto::model::AgencyCode,
+    id: wlnode_crypto::model::EntryId,
+) -> String {
+    super::screen::entry_view(state, origin, id)
+        .await
+        .and_then(|v| v.subject.name)
+        .unwrap_or_else(|| id.to_hex())
+}
+
 /// The deadline and how far off it is ("in 3 days", "passed"), for an open one.
 fn deadline_cell(t: &Text, h: &Held, now: Timestamp) -> Markup {
     let c = &h.consultation;
@@ -64,7 +98,7 @@ fn deadline_cell(t: &Text, h: &Held, now: Timestamp) -> Markup {
     let open = c.state() == CState::Open;
     let near = open && d.0 > now.0 && d.0 - now.0 <= NEAR_DEADLINE_MS;
     html! {
-        time datetime=(d.to_rfc3339()) { (d.to_rfc3339()) }
+        time datetime=(d.to_rfc3339()) { (when(d)) }
         @if open {
             br;
             @if d.0 <= now.0 { small.error { (t.deadline_passed) } }
@@ -119,6 +153,11 @@ pub(super) async fn list(
         };
         (!waits, std::cmp::Reverse(h.consultation.requested_at().0))
     });
+    let mut names = Vec::with_capacity(all.len());
+    for h in &all {
+        let c = &h.consultation;
+        names.push(entry_name(&state, c.origin(), c.entry_id()).await);
+    }
     let now = Timestamp::now();
     let body = html! {
         nav.tabs aria-label=(t.consult_boxes) {
@@ -141,14 +180,14 @@ pub(super) async fn list(
                     th scope="col" { (t.consult_decision) }
                 } }
                 tbody {
-                    @for h in &all {
+                    @for (h, name) in all.iter().zip(&names) {
                         @let c = &h.consultation;
                         @let id = c.id().to_hex();
                         @let waits = if sent { awaits_decision(h) } else { awaits_answer(h) };
                         tr.waiting[waits] data-consultation-id=(id) data-state=(c.state().as_str()) {
                             td { a href=(format!("/ui/consultations/{id}")) { (c.reference()) } }
                             td { (if sent { c.origin().to_string() } else { c.requester().to_string() }) }
-                            td { a href=(format!("/ui/entries/{}?origin={}", c.entry_id().to_hex(), c.origin())) { code { (c.entry_id().to_hex()) } } }
+                            td { a href=(format!("/ui/entries/{}?origin={}", c.entry_id().to_hex(), c.origin())) { (name) } }
                             td { (state_label(t, c.state()))
                                 @if waits { br; strong { (if sent { t.consult_your_decision } else { t.consult_your_answer }) } } }
                             td { (deadline_cell(t, h, now)) }
@@ -283,6 +322,7 @@ pub(super) async fn show(
         Err(e) => return e.page(&ctx),
     };
     let c = &h.consultation;
+    let name = entry_name(&state, c.origin(), c.entry_id()).await;
     let now = Timestamp::now();
     let d = c.details();
     let id = c.id().to_hex();
@@ -297,7 +337,7 @@ pub(super) async fn show(
             dt { (t.consult_reference) } dd { (c.reference()) }
             dt { (t.consult_requester) } dd { (c.requester().to_string()) }
             dt { (t.col_origin) } dd { (c.origin().to_string()) }
-            dt { (t.col_entry) } dd { a href=(format!("/ui/entries/{}?origin={}", c.entry_id().to_hex(), c.origin())) { code { (c.entry_id().to_hex()) } } " (" (t.col_version) " " (c.version()) ")" }
+            dt { (t.col_entry) } dd { a href=(format!("/ui/entries/{}?origin={}", c.entry_id().to_hex(), c.origin())) { (name) } " (" (t.version_lower) " " (c.version()) ")" }
             dt { (t.col_status) } dd #consultation-state { (state_label(t, c.state())) }
             dt { (t.consult_deadline) } dd { (deadline_cell(t, &h, now)) }
             dt { (t.consult_silence) } dd { (silence_label(t, c.silence())) }
@@ -315,7 +355,7 @@ pub(super) async fn show(
         ol.timeline #timeline {
             @for s in timeline(t, &h) {
                 li.future[s.at.0 > now.0] data-step=(s.kind) {
-                    time datetime=(s.at.to_rfc3339()) { (s.at.to_rfc3339()) }
+                    time datetime=(s.at.to_rfc3339()) { (when(s.at)) }
                     " " strong { (s.what) }
                     @if let Some(n) = &s.note { br; q { (n) } }
                 }
@@ -327,9 +367,9 @@ pub(super) async fn show(
                 thead { tr { th scope="col" { (t.col_kind) } th scope="col" { (t.col_to) } th scope="col" { (t.col_delivery) } } }
                 tbody { @for m in &h.messages {
                     tr data-delivery=(m.delivery) {
-                        td { (m.kind) @if m.notice { " (" (t.consult_notice) ")" } }
+                        td { (message_label(t, &m.kind)) @if m.notice { " (" (t.consult_notice) ")" } }
                         td { (m.to.to_string()) }
-                        td { (m.delivery) }
+                        td { (delivery_label(t, &m.delivery)) }
                     }
                 } }
             }

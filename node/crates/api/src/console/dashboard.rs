@@ -16,7 +16,7 @@ use maud::Markup;
 use wlnode_runtime::import_batches::BatchState;
 
 use super::text::Text;
-use super::{Ctx, consult, g, html_response, page};
+use super::{Ctx, consult, g, html_response, page, when};
 use crate::{ApiError, ApiState};
 
 pub(super) async fn dashboard(
@@ -145,7 +145,7 @@ pub(super) async fn dashboard(
             @if !h.is_empty() {
                 section aria-labelledby="hits-h" {
                     h2 #hits-h { (t.dash_recent_hits) }
-                    (watch_hits_table(t, &h[..h.len().min(DASH_HITS)]))
+                    (watch_hits_table(t, h.get(..h.len().min(DASH_HITS)).unwrap_or_default()))
                 }
             }
         }
@@ -244,7 +244,7 @@ fn watch_hits_table(t: &Text, hits: &[wlnode_runtime::events::NodeEvent]) -> Mar
                     @let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
                     @let s = |k: &str| g(&v, k).as_str().unwrap_or("").to_owned();
                     tr data-entry-id=(s("entry_id")) {
-                        td { (e.at.to_rfc3339()) }
+                        td { time datetime=(e.at.to_rfc3339()) { (when(e.at)) } }
                         td { (s("watch_name")) }
                         td { (s("ref")) }
                         td { a href=(format!("/ui/entries/{}?origin={}", s("entry_id"), s("origin"))) { (s("matched_name")) } }
@@ -274,7 +274,7 @@ pub(super) async fn watches(
             table #watches {
                 thead { tr { th scope="col" { (t.ev_f_watch) } th scope="col" { (t.screen_reference) } th scope="col" { (t.col_author) } th scope="col" { (t.col_created) } } }
                 tbody { @for w in &list {
-                    tr data-watch-id=(w.watch_id) { td { (w.name) } td { (w.reference.clone().unwrap_or_default()) } td { (w.created_by_name) } td { (w.created_at.to_rfc3339()) } }
+                    tr data-watch-id=(w.watch_id) { td { (w.name) } td { (w.reference.clone().unwrap_or_default()) } td { (w.created_by_name) } td { (when(w.created_at)) } }
                 } }
             }
         }
@@ -394,6 +394,20 @@ async fn policy_inner(state: &ApiState, ctx: &Ctx, q: PolicyQuery) -> Result<Res
     Ok(html_response(page(Some(ctx), t, t.policy_title, body)))
 }
 
+/// A rule as `key = value` pairs, as written in the config (unset keys left out).
+fn rule_text<T: serde::Serialize>(r: &T) -> String {
+    match serde_json::to_value(r) {
+        Ok(serde_json::Value::Object(o)) => o
+            .iter()
+            .filter(|(_, v)| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()))
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join(" · "),
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 /// The share and accept rules as the node reads them (the config file, parsed as a
 /// reload would): for whoever may reload them (see `ROUTES`).
 pub(super) async fn policy_rules(
@@ -407,11 +421,11 @@ pub(super) async fn policy_rules(
         @match &read {
             Some(c) => {
                 h3 { "[[share]]" }
-                ol.rules #share-rules { @for r in &c.raw.share { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
+                ol.rules #share-rules { @for r in &c.raw.share { li { code { (rule_text(r)) } } } }
                 h3 { "[[accept]]" }
-                ol.rules #accept-rules { @for r in &c.raw.accept { li { code { (serde_json::to_string(r).unwrap_or_default()) } } } }
+                ol.rules #accept-rules { @for r in &c.raw.accept { li { code { (rule_text(r)) } } } }
                 h3 { "[release]" }
-                p { code { (serde_json::to_string(&c.raw.release).unwrap_or_default()) } }
+                p { code { (rule_text(&c.raw.release)) } }
             }
             None => { p.error { (t.policy_unreadable) } }
         }

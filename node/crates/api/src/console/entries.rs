@@ -16,7 +16,7 @@ use wlnode_runtime::users::Role;
 
 use super::screen::label;
 use super::text::Text;
-use super::{Ctx, field, form_pairs, g, html_response, json_of, page, see_other};
+use super::{Ctx, field, form_pairs, g, html_response, json_of, page, see_other, when};
 use crate::{ApiError, ApiState};
 
 #[derive(serde::Deserialize, Default)]
@@ -362,7 +362,7 @@ async fn sends(
             version: *version,
             at: g(&v, "at")
                 .as_u64()
-                .map(|ms| wlnode_crypto::time::Timestamp(ms).to_rfc3339())
+                .map(|ms| when(wlnode_crypto::time::Timestamp(ms)))
                 .unwrap_or_default(),
             hops: g(k, "hops").as_u64().unwrap_or(0),
             withheld: g(k, "withheld")
@@ -766,7 +766,7 @@ pub(super) async fn drafts(
                             td { a href=(format!("/ui/import-batches/{}", b.batch_id)) { code { (b.batch_id) } } }
                             td { (b.source_list) @if b.withdraw_missing { br; small { (t.batch_withdraw_missing) } } }
                             td { (b.author_name) }
-                            td { (b.created_at.to_rfc3339()) }
+                            td { (when(b.created_at)) }
                             td { @if let Some(sum) = &b.summary { (summary_line(t, sum)) } }
                             td { (batch_buttons(&ctx, b)) }
                         }
@@ -851,10 +851,10 @@ pub(super) async fn batch(
     };
     let body = html! {
         dl #batch data-batch-id=(b.batch_id) data-state=(label(&b.state)) {
-            dt { (t.col_status) } dd { (label(&b.state)) }
+            dt { (t.col_status) } dd { (label(&b.state).replace('_', " ")) }
             dt { (t.col_source_list) } dd { (b.source_list) }
             dt { (t.col_author) } dd { (b.author_name) }
-            dt { (t.col_created) } dd { (b.created_at.to_rfc3339()) }
+            dt { (t.col_created) } dd { (when(b.created_at)) }
             dt { (t.batch_rows) } dd { (b.rows) }
             @if let Some(r) = &b.reject_reason { dt { (t.draft_reject_reason) } dd { (r) } }
             @if let Some(e) = &b.last_error { dt { (t.col_errors) } dd.error { (e) } }
@@ -863,12 +863,12 @@ pub(super) async fn batch(
             h2 { (t.batch_summary) }
             p #batch-summary { (summary_line(t, sum)) }
             p { small { (t.batch_plan) " " code { (sum.plan_digest) } } }
-            (samples(t.batch_new, &sum.sample_new))
-            (samples(t.batch_amended, &sum.sample_amended))
-            (samples(t.batch_withdrawn, &sum.sample_withdrawn))
-            (samples(t.batch_failed, &sum.sample_failed))
+            (samples(t.batch_h_new, &sum.sample_new))
+            (samples(t.batch_h_amended, &sum.sample_amended))
+            (samples(t.batch_h_withdrawn, &sum.sample_withdrawn))
+            (samples(t.batch_h_failed, &sum.sample_failed))
             @if !sum.distribution_changes.is_empty() {
-                h3 { (t.batch_distribution_changed) }
+                h3 { (t.batch_h_distribution) }
                 ul { @for c in &sum.distribution_changes {
                     li { (c.name) " (" code { (c.entry_id) } "): " code { (serde_json::to_string(&c.before).unwrap_or_default()) } " → " code { (serde_json::to_string(&c.after).unwrap_or_default()) } }
                 } }

@@ -731,6 +731,16 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A time as people read it: `2026-12-06 21:09 UTC` (the minute; pages that need
+/// more carry the full RFC 3339 time in a `datetime` attribute).
+pub fn when(t: wlnode_crypto::time::Timestamp) -> String {
+    let s = t.to_rfc3339();
+    match (s.get(..10), s.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
+        _ => s,
+    }
+}
+
 /// A JSON object's member, or null.
 pub fn g<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
     static NULL: serde_json::Value = serde_json::Value::Null;

@@ -386,6 +386,20 @@ pub struct Text {
     pub watches_none: &'static str,
     pub policy_rules_title: &'static str,
     pub policy_rules_link: &'static str,
+    pub msg_request: &'static str,
+    pub msg_answer: &'static str,
+    pub msg_info: &'static str,
+    pub msg_decision: &'static str,
+    pub delivery_pending: &'static str,
+    pub delivery_delivered: &'static str,
+    pub delivery_expired: &'static str,
+    pub delivery_undeliverable: &'static str,
+    pub version_lower: &'static str,
+    pub batch_h_new: &'static str,
+    pub batch_h_amended: &'static str,
+    pub batch_h_withdrawn: &'static str,
+    pub batch_h_failed: &'static str,
+    pub batch_h_distribution: &'static str,
 }
 
 /// English.
@@ -757,6 +771,20 @@ pub static EN: Text = Text {
     watches_none: "No watch is registered.",
     policy_rules_title: "Policy rules",
     policy_rules_link: "The rules as the node reads them",
+    msg_request: "Request",
+    msg_answer: "Answer",
+    msg_info: "Further information",
+    msg_decision: "Decision",
+    delivery_pending: "on its way (no receipt yet)",
+    delivery_delivered: "delivered (signed receipt)",
+    delivery_expired: "expired undelivered",
+    delivery_undeliverable: "undeliverable (no encryption key)",
+    version_lower: "version",
+    batch_h_new: "New entries",
+    batch_h_amended: "Amended entries",
+    batch_h_withdrawn: "Withdrawn entries",
+    batch_h_failed: "Refused rows",
+    batch_h_distribution: "Distribution changes",
 };
 
 /// The catalogue for a request (`Accept-Language`): English until a translation ships.
