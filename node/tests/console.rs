@@ -808,6 +808,10 @@ async fn console_in_headless_chromium() {
     login(&c, &base, &viewer).await;
     let nav = find(&c, "header nav").await.text().await.unwrap();
     assert!(nav.contains("Entries") && !nav.contains("Screening") && !nav.contains("Approvals"));
+    assert!(
+        !nav.contains("Consultations") && !nav.contains("Watch hits"),
+        "{nav}"
+    );
     c.goto(&format!("{base}/ui/entries")).await.unwrap();
     find(&c, &format!("#entries tr[data-entry-id='{entry_id}']")).await;
     assert!(c.find(Locator::Css("#new-entry")).await.is_err());

@@ -182,7 +182,10 @@ pub const ROUTES: &[UiRoute] = &[
     // about the whole policy is the reload, so they are shown to whoever may reload
     // them (`admin`).
     r("GET", "/ui/policy/rules", ("POST", "/v1/policy/reload")),
-    r("GET", "/ui/watches", ("GET", "/v1/watches")),
+    // The page lists the watches (`GET /v1/watches`: case readers) and the watch
+    // hits, which the API gives only through the event stream: the narrower of the
+    // two, so a viewer, who may list watches but not read events, sees neither here.
+    r("GET", "/ui/watches", ("GET", "/v1/events")),
     // No API route reads the audit log: `/v1/audit` is not routed, so its need is the
     // table's closed default, `admin`.
     r("GET", "/ui/audit", ("GET", "/v1/audit")),
