@@ -731,7 +731,7 @@ pub(super) async fn drafts(
                             td { code { (d.draft_id) } }
                             td { (op_summary(t, &d.op)) }
                             td { (d.author_name) }
-                            td { (d.created_at.to_rfc3339()) }
+                            td { (when(d.created_at)) }
                             td {
                                 @if d.author == ctx.actor.id { small { (t.draft_own) } }
                                 @else if can_decide {
