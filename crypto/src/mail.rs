@@ -359,10 +359,10 @@ impl Envelope {
         check_kind(draft.kind)?;
         let padded = pad(draft.plaintext);
         let size = u32::try_from(padded.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
-                what: "message body",
-                size: draft.plaintext.len(),
-                limit: MAX_PLAINTEXT_BYTES,
-            })?;
+            what: "message body",
+            size: draft.plaintext.len(),
+            limit: MAX_PLAINTEXT_BYTES,
+        })?;
         let header = MailHeader {
             id: draft.id,
             from: draft.from.clone(),
