@@ -26,7 +26,9 @@ use wlnode_proto::{Bytes, Message};
 use crate::keys::{PublicKey, SecretKey, Signature, context};
 use crate::model::{AgencyCode, MessageId};
 use crate::roster::{Roster, RosterError};
-use crate::seal::{self, ENC_LEN, EncryptionPublicKey, EncryptionSecretKey, SealError, TAG_LEN};
+use crate::seal::{
+    self, ENC_LEN, EncryptionKeyring, EncryptionPublicKey, EncryptionSecretKey, SealError, TAG_LEN,
+};
 use crate::time::Timestamp;
 
 /// Largest sealed body (ciphertext) a node sends, relays or accepts.
@@ -533,6 +535,18 @@ impl Envelope {
             &self.header_bytes,
         )?;
         unpad(padded)
+    }
+
+    /// Opens the body with whichever of `keys` the header names (the recipient may
+    /// hold its previous and next keys during a rotation); [`MailError::NotOurKey`]
+    /// when it holds none of them.
+    pub fn open_with(&self, keys: &EncryptionKeyring) -> Result<Vec<u8>, MailError> {
+        let key = keys
+            .get(&self.header.recipient_key)
+            .ok_or(MailError::NotOurKey {
+                key: self.header.recipient_key,
+            })?;
+        self.open(key)
     }
 
     /// Test and hostile-peer helper: the same envelope with the header's `to`
