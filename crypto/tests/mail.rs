@@ -74,6 +74,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
             .collect(),
         federation_settings: silence.map(|s| wlnode_crypto::roster::FederationSettings {
             consultation_silence: s,
+            consultation_min_deadline_secs: None,
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()
@@ -358,4 +359,21 @@ fn revoked_key_is_refused_whatever_time_the_mail_claims() {
         receipt.verify(&r, now),
         Err(MailError::RevokedSigner { .. })
     ));
+}
+
+/// The roster's shortest consultation deadline: one day unless the authority signed a
+/// lower one (the demo federation does), never below one second.
+#[test]
+fn the_roster_sets_the_shortest_consultation_deadline() {
+    let a = agency("AA-X", 1);
+    let r = roster(&[&a], Some(SilenceRule::Objection));
+    assert_eq!(r.consultation_min_deadline_secs(), 86_400);
+    for (set, got) in [(5, 5), (0, 1)] {
+        let mut doc = r.doc().clone();
+        if let Some(s) = doc.federation_settings.as_mut() {
+            s.consultation_min_deadline_secs = Some(set);
+        }
+        let r = Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap();
+        assert_eq!(r.consultation_min_deadline_secs(), got);
+    }
 }
