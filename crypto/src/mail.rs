@@ -322,7 +322,7 @@ fn unpad(mut padded: Vec<u8>) -> Result<Vec<u8>, MailError> {
     let end = padded
         .iter()
         .rposition(|b| *b != 0)
-        .filter(|i| padded[*i] == 0x80)
+        .filter(|i| padded.get(*i) == Some(&0x80))
         .ok_or_else(|| MailError::malformed("body", "padding marker missing"))?;
     padded.truncate(end);
     Ok(padded)

@@ -971,8 +971,9 @@ fn check_field_scopes(
 fn check_mail(logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
     // (node, message id) -> took custody / handed on / delivered.
-    let mut took: BTreeMap<(AgencyCode, String), (u64, u64, Option<u64>, AgencyCode)> =
-        BTreeMap::new();
+    // (node, message id) -> (event index, custody time, expiry, neighbour it came from).
+    type Custody = (u64, u64, Option<u64>, AgencyCode);
+    let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
     let mut links: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
