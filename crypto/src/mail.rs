@@ -26,13 +26,19 @@ use wlnode_proto::{Bytes, Message};
 use crate::keys::{PublicKey, SecretKey, Signature, context};
 use crate::model::{AgencyCode, MessageId};
 use crate::roster::{Roster, RosterError};
-use crate::seal::{self, ENC_LEN, EncryptionPublicKey, EncryptionSecretKey, SealError, TAG_LEN};
+use crate::seal::{
+    self, ENC_LEN, EncryptionKeyring, EncryptionPublicKey, EncryptionSecretKey, SealError, TAG_LEN,
+};
 use crate::time::Timestamp;
 
 /// Largest sealed body (ciphertext) a node sends, relays or accepts.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Largest plaintext a sender may seal.
-pub const MAX_PLAINTEXT_BYTES: usize = MAX_BODY_BYTES - TAG_LEN;
+/// Largest plaintext a sender may seal (one byte of the padded body is the padding
+/// marker).
+pub const MAX_PLAINTEXT_BYTES: usize = MAX_BODY_BYTES - TAG_LEN - 1;
+/// Smallest padded body: every plaintext up to this size (less the marker) seals to
+/// the same length.
+pub const MIN_PADDED_BYTES: usize = 1024;
 /// Largest encoded header.
 pub const MAX_HEADER_BYTES: usize = 1024;
 /// Largest encoded envelope or receipt frame.
@@ -290,6 +296,38 @@ impl fmt::Debug for Envelope {
     }
 }
 
+/// The padded length of a plaintext of `len` bytes: the plaintext and a one-byte
+/// marker, rounded up to [`MIN_PADDED_BYTES`] and then to the next power of two, at
+/// most [`MAX_BODY_BYTES`] less the AEAD tag. A relay sees only the bucket: any two
+/// plaintexts in one bucket seal to bodies of equal size (the header's `size` and the
+/// ciphertext length).
+pub fn padded_len(len: usize) -> usize {
+    (len + 1)
+        .max(MIN_PADDED_BYTES)
+        .next_power_of_two()
+        .min(MAX_BODY_BYTES - TAG_LEN)
+}
+
+/// `plaintext || 0x80 || 0x00…` up to [`padded_len`] (ISO/IEC 7816-4 padding).
+fn pad(plaintext: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut v = zeroize::Zeroizing::new(Vec::with_capacity(padded_len(plaintext.len())));
+    v.extend_from_slice(plaintext);
+    v.push(0x80);
+    v.resize(padded_len(plaintext.len()), 0);
+    v
+}
+
+/// Strips [`pad`]'s padding: the last non-zero byte must be the 0x80 marker.
+fn unpad(mut padded: Vec<u8>) -> Result<Vec<u8>, MailError> {
+    let end = padded
+        .iter()
+        .rposition(|b| *b != 0)
+        .filter(|i| padded.get(*i) == Some(&0x80))
+        .ok_or_else(|| MailError::malformed("body", "padding marker missing"))?;
+    padded.truncate(end);
+    Ok(padded)
+}
+
 fn signed_bytes(header: &[u8], enc: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(8 + header.len() + enc.len() + ciphertext.len());
     m.extend_from_slice(&(header.len() as u64).to_be_bytes());
@@ -321,12 +359,12 @@ impl Envelope {
             });
         }
         check_kind(draft.kind)?;
-        let size =
-            u32::try_from(draft.plaintext.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
-                what: "message body",
-                size: draft.plaintext.len(),
-                limit: MAX_PLAINTEXT_BYTES,
-            })?;
+        let padded = pad(draft.plaintext);
+        let size = u32::try_from(padded.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
+            what: "message body",
+            size: draft.plaintext.len(),
+            limit: MAX_PLAINTEXT_BYTES,
+        })?;
         let header = MailHeader {
             id: draft.id,
             from: draft.from.clone(),
@@ -344,7 +382,7 @@ impl Envelope {
             recipient_key,
             &seal_info(&header_bytes),
             &header_bytes,
-            draft.plaintext,
+            &padded,
         )?;
         let signature = sender.sign(context::MAIL, &signed_bytes(&header_bytes, &enc, &ct));
         Ok(Self {
@@ -490,12 +528,25 @@ impl Envelope {
                 key: self.header.recipient_key,
             });
         }
-        Ok(key.open(
+        let padded = key.open(
             &self.enc,
             &self.ciphertext,
             &seal_info(&self.header_bytes),
             &self.header_bytes,
-        )?)
+        )?;
+        unpad(padded)
+    }
+
+    /// Opens the body with whichever of `keys` the header names (the recipient may
+    /// hold its previous and next keys during a rotation); [`MailError::NotOurKey`]
+    /// when it holds none of them.
+    pub fn open_with(&self, keys: &EncryptionKeyring) -> Result<Vec<u8>, MailError> {
+        let key = keys
+            .get(&self.header.recipient_key)
+            .ok_or(MailError::NotOurKey {
+                key: self.header.recipient_key,
+            })?;
+        self.open(key)
     }
 
     /// Test and hostile-peer helper: the same envelope with the header's `to`

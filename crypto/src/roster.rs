@@ -31,6 +31,7 @@
 //!
 //! [federation_settings]               # optional
 //! consultation_silence = "objection"  # or "no_objection" (the default)
+//! consultation_min_deadline_secs = 86400  # shortest consultation deadline (default 1 day)
 //! ```
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
@@ -257,6 +258,12 @@ pub struct FederationSettings {
     /// What a consultation's silence at its deadline means.
     #[serde(default)]
     pub consultation_silence: SilenceRule,
+    /// The shortest consultation deadline a requester may set, in seconds (default
+    /// one day; at least one second). Only a demonstration or test federation lowers
+    /// it (`wlnode demo` sets a few seconds to show an expiry by silence); the
+    /// authority signs it with the roster, so no node lowers it on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consultation_min_deadline_secs: Option<u64>,
 }
 
 /// A revoked key.
@@ -571,6 +578,16 @@ impl Roster {
             .as_ref()
             .map(|s| s.consultation_silence)
             .unwrap_or_default()
+    }
+
+    /// The shortest consultation deadline in this federation, in seconds: the roster's
+    /// `consultation_min_deadline_secs` (at least 1), else one day.
+    pub fn consultation_min_deadline_secs(&self) -> u64 {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.consultation_min_deadline_secs)
+            .map_or(86_400, |s| s.max(1))
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

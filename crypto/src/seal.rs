@@ -117,6 +117,62 @@ impl EncryptionSecretKey {
     }
 }
 
+/// Every encryption secret key an agency's node holds: the current one, the previous
+/// ones whose messages may still be in flight, and a next one already listed for a
+/// later window (key rotation, review of issue 21 finding 7). A message is opened with
+/// the key its header names. Prints only the public keys.
+#[derive(Default)]
+pub struct EncryptionKeyring {
+    keys: Vec<(EncryptionPublicKey, EncryptionSecretKey)>,
+}
+
+impl fmt::Debug for EncryptionKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|(pk, _)| pk))
+            .finish()
+    }
+}
+
+impl EncryptionKeyring {
+    /// Adds `key` (a key already held is not added twice).
+    pub fn insert(&mut self, key: EncryptionSecretKey) -> Result<(), SealError> {
+        let pk = key.public_key()?;
+        if self.get(&pk).is_none() {
+            self.keys.push((pk, key));
+        }
+        Ok(())
+    }
+
+    /// The secret key for `public`, if held.
+    pub fn get(&self, public: &EncryptionPublicKey) -> Option<&EncryptionSecretKey> {
+        self.keys
+            .iter()
+            .find(|(pk, _)| pk == public)
+            .map(|(_, k)| k)
+    }
+
+    /// The public keys held, in the order added.
+    pub fn public_keys(&self) -> impl Iterator<Item = &EncryptionPublicKey> {
+        self.keys.iter().map(|(pk, _)| pk)
+    }
+
+    /// Keeps only the keys `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&EncryptionPublicKey) -> bool) {
+        self.keys.retain(|(pk, _)| keep(pk));
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// No key held.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// Seals `plaintext` to `to`, binding `info` and `aad`; returns `(enc, ciphertext)`.
 pub fn seal(
     to: &EncryptionPublicKey,
@@ -228,6 +284,36 @@ mod tests {
             k.open(&enc[..5], &ct, b"info", b"aad"),
             Err(SealError::Open)
         );
+    }
+
+    #[test]
+    fn keyring_finds_the_key_a_header_names_and_never_prints_secrets() {
+        let (old, new) = (
+            EncryptionSecretKey::generate().unwrap(),
+            EncryptionSecretKey::generate().unwrap(),
+        );
+        let (old_pk, new_pk) = (old.public_key().unwrap(), new.public_key().unwrap());
+        let mut ring = EncryptionKeyring::default();
+        ring.insert(old).unwrap();
+        ring.insert(new).unwrap();
+        ring.insert(
+            EncryptionSecretKey::from_bytes(&ring.get(&new_pk).unwrap().to_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ring.len(), 2);
+        let (enc, ct) = seal(&old_pk, b"i", b"a", b"to the old key").unwrap();
+        assert_eq!(
+            ring.get(&old_pk)
+                .unwrap()
+                .open(&enc, &ct, b"i", b"a")
+                .unwrap(),
+            b"to the old key"
+        );
+        let printed = format!("{ring:?}");
+        assert!(printed.contains(&old_pk.to_string()) && printed.contains(&new_pk.to_string()));
+        ring.retain(|pk| *pk == new_pk);
+        assert!(ring.get(&old_pk).is_none());
+        assert_eq!(ring.public_keys().collect::<Vec<_>>(), vec![&new_pk]);
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
             .collect(),
         federation_settings: silence.map(|s| wlnode_crypto::roster::FederationSettings {
             consultation_silence: s,
+            consultation_min_deadline_secs: None,
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()
@@ -113,7 +114,10 @@ fn relay_verifies_recipient_opens_and_nobody_else_reads() {
     // The relay (C) checks the sender without any secret.
     back.verify(&r, Timestamp(T0 + 1)).unwrap();
     assert_eq!(back.header().to, b.code);
-    assert_eq!(back.header().size as usize, body.len() + 16);
+    assert_eq!(
+        back.header().size as usize,
+        wlnode_crypto::mail::padded_len(body.len()) + 16
+    );
     // C cannot open it; B can.
     assert!(matches!(
         back.open(&c.enc),
@@ -165,6 +169,40 @@ fn forged_rerouted_tampered_and_expired_are_refused() {
     ));
     // The hop count is outside the signature: a relay may raise it.
     env.next_hop().verify(&r, Timestamp(T0)).unwrap();
+}
+
+/// Review of issue 21 (minor): the sealed body's size (in the clear header and on
+/// the wire) gave relays the exact content length. Bodies are now padded inside the
+/// seal to size buckets: two small messages of different lengths look alike, and the
+/// recipient still gets back exactly what was sealed (also a body ending in zeros or
+/// in the marker byte, and one filling its bucket to the last byte).
+#[test]
+fn bodies_are_padded_to_size_buckets() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let bkey = r.encryption_key(&b.code, Timestamp(T0)).unwrap();
+    let short = Envelope::seal(&draft(&a, &b, b"no"), &a.sign, &bkey).unwrap();
+    let long_body = vec![b'y'; 700];
+    let long = Envelope::seal(&draft(&a, &b, &long_body), &a.sign, &bkey).unwrap();
+    assert_eq!(short.header().size, long.header().size);
+    assert_eq!(short.encoded_len(), long.encoded_len());
+    assert_eq!(short.header().size as usize, 1024 + 16);
+    for body in [
+        &b""[..],
+        b"ends in zeros\0\0",
+        b"ends in the marker\x80",
+        &[0x80u8; 1023][..],
+        &[7u8; 1024][..],
+        &[0u8; 5000][..],
+    ] {
+        let env = Envelope::seal(&draft(&a, &b, body), &a.sign, &bkey).unwrap();
+        assert_eq!(env.open(&b.enc).unwrap(), body, "len {}", body.len());
+        assert!((env.header().size as usize - 16).is_power_of_two());
+    }
+    let biggest = vec![1u8; MAX_PLAINTEXT_BYTES];
+    let env = Envelope::seal(&draft(&a, &b, &biggest), &a.sign, &bkey).unwrap();
+    assert_eq!(env.header().size as usize, MAX_BODY_BYTES);
+    assert_eq!(env.open(&b.enc).unwrap(), biggest);
 }
 
 #[test]
@@ -321,4 +359,21 @@ fn revoked_key_is_refused_whatever_time_the_mail_claims() {
         receipt.verify(&r, now),
         Err(MailError::RevokedSigner { .. })
     ));
+}
+
+/// The roster's shortest consultation deadline: one day unless the authority signed a
+/// lower one (the demo federation does), never below one second.
+#[test]
+fn the_roster_sets_the_shortest_consultation_deadline() {
+    let a = agency("AA-X", 1);
+    let r = roster(&[&a], Some(SilenceRule::Objection));
+    assert_eq!(r.consultation_min_deadline_secs(), 86_400);
+    for (set, got) in [(5, 5), (0, 1)] {
+        let mut doc = r.doc().clone();
+        if let Some(s) = doc.federation_settings.as_mut() {
+            s.consultation_min_deadline_secs = Some(set);
+        }
+        let r = Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap();
+        assert_eq!(r.consultation_min_deadline_secs(), got);
+    }
 }

@@ -3,7 +3,8 @@
 # same commands an operator and a roster authority would use:
 #
 #   wlnode roster init     the roster authority's key and an unsigned roster
-#   wlnode init            per agency: agency signing key, node (libp2p) key, API token
+#   wlnode init            per agency: agency signing key, encryption key (sealed
+#                          messages), node (libp2p) key, API token
 #   wlnode roster add-member / sign / verify
 #
 # and copies each agency's example node.toml next to its keys, with
@@ -103,7 +104,14 @@ for spec in "${AGENCIES[@]}"; do
   out="$("$WLNODE" init --agency "$agency" --dir "$OUT/$dir" --json)" || die "wlnode init failed for $agency"
   signing_key="$(json_field signing_key <<<"$out")"
   peer_id="$(json_field peer_id <<<"$out")"
-  if [ -z "$signing_key" ] || [ -z "$peer_id" ]; then die "wlnode init printed no key for $agency"; fi
+  encryption_key="$(json_field encryption_key <<<"$out")"
+  if [ -z "$signing_key" ] || [ -z "$peer_id" ] || [ -z "$encryption_key" ]; then
+    die "wlnode init printed no key for $agency"
+  fi
+  # Members receive sealed messages (consultations, notices): the roster lists their
+  # encryption key. An auditor receives none.
+  enc_args=()
+  [ "$role" = member ] && enc_args=(--encryption-key "$encryption_key")
   # Replace the generic template with the example config, authority pinned.
   pins="$(grep -c '^roster_authorities = \[\]$' "$src" || true)"
   [ "$pins" = 1 ] || die "$src must contain exactly one line 'roster_authorities = []'"
@@ -117,7 +125,7 @@ for spec in "${AGENCIES[@]}"; do
   done
   if ! err="$("$WLNODE" roster add-member --roster "$ROSTER" --agency "$agency" \
     --name "$name" --country "$country" --role "$role" --signing-key "$signing_key" \
-    --node-id "$peer_id" ${group_args[@]+"${group_args[@]}"} \
+    --node-id "$peer_id" ${group_args[@]+"${group_args[@]}"} ${enc_args[@]+"${enc_args[@]}"} \
     ${VALID_FROM[@]+"${VALID_FROM[@]}"} 2>&1 >/dev/null)"; then
     die "adding $agency to the roster failed: $err"
   fi

@@ -208,10 +208,11 @@ generate_federation() {
       die "wlnode init failed for node $i"
     key="$(json_field signing_key <<<"$out")"
     peer="$(json_field peer_id <<<"$out")"
-    if [ -z "$key" ] || [ -z "$peer" ]; then die "wlnode init printed no key for node $i"; fi
+    enc="$(json_field encryption_key <<<"$out")"
+    if [ -z "$key" ] || [ -z "$peer" ] || [ -z "$enc" ]; then die "wlnode init printed no key for node $i"; fi
     if ! err="$("$WLNODE" roster add-member --roster "$roster" --agency "$(agency_of "$i")" \
       --name "netns node $i" --country XN --role member --signing-key "$key" \
-      --node-id "$peer" --group netns ${valid_from[@]+"${valid_from[@]}"} 2>&1 >/dev/null)"; then
+      --node-id "$peer" --encryption-key "$enc" --group netns ${valid_from[@]+"${valid_from[@]}"} 2>&1 >/dev/null)"; then
       die "adding node $i to the roster failed: $err"
     fi
     {
@@ -222,6 +223,7 @@ generate_federation() {
       echo "roster_authorities = [\"$auth\"]"
       echo 'agency_key = "agency.key"'
       echo 'node_key = "node.key"'
+      echo 'encryption_key = "encryption.key"'
       echo "listen = [\"/ip4/$(addr_of "$i")/tcp/$PORT\"]"
       echo 'log_format = "text"'
       echo

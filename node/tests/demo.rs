@@ -77,6 +77,49 @@ fn demo_converges_as_the_policies_say() {
         verdict.starts_with("ok (") && verdict.contains(" 3 nodes"),
         "{verdict}"
     );
+    // Issue 21 §4: the consultations ran between the real nodes, one objection, one
+    // expiry by silence and one grant despite a denial whose notice reached every
+    // member the entry's distribution admits (the origin among them) and nobody else,
+    // and the live audit above passed their trails.
+    let runs = s["consultations"].as_array().expect("consultations ran");
+    let case = |c: &str| runs.iter().find(|r| r["case"] == c).unwrap();
+    let objection = case("objection");
+    assert_eq!(
+        (
+            &objection["answer"],
+            &objection["decision"],
+            &objection["state"]
+        ),
+        (&"objection".into(), &"refused".into(), &"decided".into()),
+        "{objection}"
+    );
+    let silent = case("expiry_by_silence");
+    assert_eq!(silent["state"], "expired", "{silent}");
+    assert_eq!(silent["answer"], serde_json::Value::Null, "{silent}");
+    assert_eq!(
+        silent["deemed_answer"], "no_objection",
+        "the roster's default rule"
+    );
+    let grant = case("grant_despite_denial");
+    assert_eq!(
+        (&grant["decision"], &grant["despite"]),
+        (&"granted".into(), &"objection".into()),
+        "{grant}"
+    );
+    let notices = grant["notices"].as_array().unwrap();
+    let to: Vec<&str> = notices.iter().map(|n| n["to"].as_str().unwrap()).collect();
+    assert!(to.contains(&"BB-CUSTOMS"), "the origin is told: {to:?}");
+    assert!(
+        !to.contains(&"AA-EXPORT") && !to.contains(&"ZZ-AUDIT"),
+        "not the requester, not the auditor: {to:?}"
+    );
+    for n in notices {
+        assert_eq!(
+            (&n["delivery"], &n["in_inbox"]),
+            (&"delivered".into(), &true.into()),
+            "{n}"
+        );
+    }
     // Every node was stopped cleanly (SIGTERM, flush) before the demo exited.
     for a in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
         let log = std::fs::read_to_string(fed.join(a).join("node.log")).unwrap();

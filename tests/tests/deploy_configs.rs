@@ -117,6 +117,29 @@ fn sets() -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
+/// Sealed messages (issue 21): every member's example config names its encryption key
+/// file, next to its other keys.
+#[test]
+fn every_member_config_names_an_encryption_key() {
+    for (set, dir) in sets() {
+        for (agency, cfg) in federation(&dir) {
+            if agency == "ZZ-AUDIT" {
+                continue;
+            }
+            let key = cfg.raw.encryption_key.as_ref().unwrap_or_else(|| {
+                panic!("{set}: {agency} has no encryption_key");
+            });
+            assert_eq!(
+                key.parent(),
+                cfg.raw.node_key.parent(),
+                "{set}: {agency}: beside the node key"
+            );
+        }
+    }
+    let systemd = parse(&deploy().join("systemd/node.toml"));
+    assert!(systemd.raw.encryption_key.is_some());
+}
+
 fn tcp_port(addr: &str) -> u16 {
     let (_, port) = addr.rsplit_once("/tcp/").unwrap();
     port.parse().unwrap()
@@ -351,6 +374,13 @@ fn gen_keys_makes_a_federation_the_nodes_accept() {
     )
     .unwrap();
     assert_eq!(roster.members().count(), 4);
+    // Every member can receive sealed messages (consultations, notices).
+    let now = wlnode_crypto::time::Timestamp::now();
+    assert!(
+        roster.members_without_encryption_key(now).is_empty(),
+        "{:?}",
+        roster.members_without_encryption_key(now)
+    );
     for d in ["aa-export", "bb-customs", "cc-trade", "zz-audit"] {
         let cfg = Config::load(&out.join(d).join("node.toml")).unwrap();
         // The authority is pinned, not trusted on first use.
@@ -358,6 +388,17 @@ fn gen_keys_makes_a_federation_the_nodes_accept() {
         // Keys and token load (mode 0600), and the roster lists this node.
         let id = wlnode_runtime::node::load_identity(&cfg).unwrap();
         wlnode_runtime::node::check_membership(&roster, &cfg, &id).unwrap();
+        if d != "zz-audit" {
+            // The member opens what is sealed to the key the roster lists for it.
+            let ring = wlnode_runtime::node::encryption_keyring(
+                &roster,
+                cfg.agency(),
+                wlnode_runtime::node::read_encryption_keys(&cfg).unwrap(),
+                now,
+            );
+            let listed = roster.encryption_key(cfg.agency(), now).unwrap();
+            assert!(ring.get(&listed).is_some(), "{d}");
+        }
         // The policy compiles against the roster (the node refuses to start otherwise).
         wlnode_policy::Policy::from_config(&cfg, std::sync::Arc::new(roster.clone()))
             .unwrap_or_else(|e| panic!("{d}: {e:?}"));

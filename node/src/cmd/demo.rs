@@ -284,6 +284,9 @@ struct Summary {
     seconds_to_converge: Option<f64>,
     dir: PathBuf,
     nodes: Vec<NodeSummary>,
+    /// The Art. 16 consultations run after convergence, with their trails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    consultations: Vec<super::demo_consult::ConsultRun>,
 }
 
 pub fn run(a: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -315,6 +318,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     specs.push(AgencySpec::auditor(AUDITOR)?);
     let fed = scaffold::create(&dir, "demo-federation", &specs)?;
+    demo_roster_settings(&fed)?;
     say(format!(
         "  roster authority, signed roster (version 1), {} agencies in groups eu and pacific, auditor {AUDITOR}",
         members.len()
@@ -328,6 +332,28 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         say("Removed the temporary federation folder.".into());
     }
     result
+}
+
+/// Re-signs the demo roster with a shorter minimum consultation deadline, so the
+/// demo can show an expiry by silence in seconds (a real federation keeps the default
+/// of one day).
+fn demo_roster_settings(fed: &Federation) -> anyhow::Result<()> {
+    use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
+    let text = std::fs::read_to_string(&fed.roster)
+        .with_context(|| format!("cannot read {}", fed.roster.display()))?;
+    anyhow::ensure!(
+        !text.contains("[federation_settings]"),
+        "the generated roster already has federation settings"
+    );
+    let text = format!(
+        "{text}\n[federation_settings]\n# Demo only: deadlines of seconds, to show an expiry by silence.\nconsultation_min_deadline_secs = {}\n",
+        super::demo_consult::DEMO_MIN_DEADLINE_SECS
+    );
+    let auth = read_secret_key(&fed.authority_key, KeyKind::Authority)?;
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth)?;
+    std::fs::write(&fed.roster, signed)?;
+    std::fs::write(fed.roster.with_extension("toml.sig"), sig.to_text())?;
+    Ok(())
 }
 
 async fn run_federation(
@@ -458,6 +484,37 @@ async fn run_federation(
     .await?;
     let mut summary = summary;
     if converged {
+        let t_consult = Instant::now();
+        eprintln!(
+            "Consulting (Art. 16): {} asks {} about three of its entries...",
+            members.first().map_or("", |m| m.0),
+            members.get(1).map_or("", |m| m.0)
+        );
+        let candidates: Vec<String> = seeded
+            .iter()
+            .filter(|s| s.origin == 1 && expect(members, s, 0) == Expect::Holds)
+            .map(|s| s.entry_id.clone())
+            .take(3)
+            .collect();
+        match <[String; 3]>::try_from(candidates) {
+            Ok(entries) => match super::demo_consult::run(children, 0, 1, &entries).await {
+                Ok(runs) => {
+                    eprintln!(
+                        "  three consultations done in {:.1} s",
+                        t_consult.elapsed().as_secs_f64()
+                    );
+                    summary.consultations = runs;
+                }
+                Err(e) => {
+                    if let Some(n) = summary.nodes.first_mut() {
+                        n.problems.push(format!("consultations: {e:#}"));
+                    }
+                }
+            },
+            Err(_) => eprintln!(
+                "  (skipped: fewer than three entries of the second agency held by the first; seed more with --entries)"
+            ),
+        }
         eprintln!("Auditing every member live over /wlnode/audit/1 as {AUDITOR}...");
         let (verdict, problems) = live_audit(fed, children).await;
         if let Some(n) = summary.nodes.iter_mut().find(|n| n.role == "auditor") {
@@ -470,6 +527,9 @@ async fn run_federation(
         super::print_json(&summary)?;
     } else {
         print_summary(&summary);
+        if !summary.consultations.is_empty() {
+            super::demo_consult::print(&summary.consultations);
+        }
     }
     if !ok {
         eprintln!(
@@ -807,6 +867,7 @@ async fn summarize(
         seconds_to_converge: secs,
         dir: dir.to_owned(),
         nodes,
+        consultations: Vec::new(),
     })
 }
 

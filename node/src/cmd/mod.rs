@@ -7,6 +7,7 @@ mod bench;
 mod bench_fed;
 mod consult;
 mod demo;
+mod demo_consult;
 mod entry;
 mod import_batch;
 mod init;

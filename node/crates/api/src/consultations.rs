@@ -226,11 +226,15 @@ pub(super) async fn request(
             format!("details: {e}"),
         )
     })?;
-    let deadline = parse_deadline(
-        b.deadline.as_deref().unwrap_or("30d"),
-        DeadlineBounds::DEFAULT,
-    )
-    .map_err(|e| ApiError::invalid(InvalidValue::new("deadline", e.to_string())))?;
+    // The roster may lower the shortest deadline (a demonstration federation does).
+    let bounds = DeadlineBounds {
+        min: std::time::Duration::from_secs(
+            state.node.trust.roster().consultation_min_deadline_secs(),
+        ),
+        ..DeadlineBounds::DEFAULT
+    };
+    let deadline = parse_deadline(b.deadline.as_deref().unwrap_or("30d"), bounds)
+        .map_err(|e| ApiError::invalid(InvalidValue::new("deadline", e.to_string())))?;
     let held = state
         .node
         .consultations

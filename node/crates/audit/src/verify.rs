@@ -958,19 +958,43 @@ fn check_field_scopes(
 /// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
-///   handed it on: it dropped or sat on it;
+///   handed it on, although its own log shows a link to another neighbour than the one
+///   it got the message from while the message lived (it handed or took mail, or sent or
+///   accepted records, with that neighbour): it dropped or sat on it. A relay whose log
+///   shows no such link was a dead end (no onward route) and is not blamed (review of
+///   issue 21, finding 12). Not proven: the neighbour may have refused the message
+///   (full, over quota) for its whole life, and the `MailAck`s that would show it are
+///   not signed, so they are no evidence;
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
 ///   `received` or `delivered` for it.
 fn check_mail(logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
     // (node, message id) -> took custody / handed on / delivered.
-    let mut took: BTreeMap<(AgencyCode, String), (u64, Option<u64>, AgencyCode)> = BTreeMap::new();
+    // (node, message id) -> (event index, custody time, expiry, neighbour it came from).
+    type Custody = (u64, u64, Option<u64>, AgencyCode);
+    let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
+    // Evidence of a working link: (node, neighbour) -> times the node's log shows
+    // traffic with that neighbour.
+    let mut links: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
     let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     let mut handed: Vec<(AgencyCode, AgencyCode, String, u64, u64)> = Vec::new();
     for l in &usable {
         let me = &l.export.agency;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+            let neighbour = match &e.kind {
+                EventKind::Sent { to, .. } => Some(to),
+                EventKind::Accepted { from, .. } => Some(from),
+                EventKind::Mail {
+                    action,
+                    peer: Some(p),
+                    ..
+                } if action == "handed" || action == "received" => Some(p),
+                _ => None,
+            };
+            if let Some(n) = neighbour {
+                links.entry((me.clone(), n.clone())).or_default().push(e.at);
+            }
             let EventKind::Mail {
                 action,
                 message_id,
@@ -991,6 +1015,7 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
                 "received" if to != me => {
                     took.entry(key).or_insert((
                         *index,
+                        e.at,
                         *expires_at,
                         peer.clone().unwrap_or(to.clone()),
                     ));
@@ -1011,9 +1036,16 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
         .iter()
         .map(|l| (&l.export.agency, l.checkpoint_at))
         .collect();
-    for ((node, id), (index, expires, from)) in &took {
+    for ((node, id), (index, at, expires, from)) in &took {
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
-        if !moved.contains(&(node.clone(), id.clone())) && expires.is_some_and(|x| x <= until) {
+        let Some(expires) = expires.filter(|x| *x <= until) else {
+            continue;
+        };
+        // A link to another neighbour while the message lived: it had a route.
+        let had_route = links.iter().any(|((n, other), times)| {
+            n == node && other != from && times.iter().any(|t| *at <= *t && *t < expires)
+        });
+        if !moved.contains(&(node.clone(), id.clone())) && had_route {
             report.violations.push(violation(
                 "mail_not_relayed",
                 node.as_str(),

@@ -584,6 +584,13 @@ pub struct RawConfig {
     /// node sends sealed messages but cannot open any (`wlnode init` writes one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key: Option<PathBuf>,
+    /// A folder of further encryption key files (`*.key`, mode 0600) for a key
+    /// rotation: the previous key, whose messages may still be in flight, and the next
+    /// one, before the roster makes it current. The node holds every key of these
+    /// files (and `encryption_key`) that the roster lists for its agency, opens each
+    /// message with the key its header names, and re-reads them on reload (SIGHUP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_keys_dir: Option<PathBuf>,
     /// libp2p listen addresses.
     #[serde(default)]
     pub listen: Vec<Addr>,
@@ -698,6 +705,9 @@ impl Config {
         resolve(&mut raw.agency_key);
         resolve(&mut raw.node_key);
         if let Some(p) = &mut raw.encryption_key {
+            resolve(p);
+        }
+        if let Some(p) = &mut raw.encryption_keys_dir {
             resolve(p);
         }
         resolve(&mut raw.api.token_file);
@@ -832,6 +842,9 @@ agency_key = "agency.key"
 node_key = "node.key"
 # X25519 encryption key for sealed agency-to-agency messages (mode 0600).
 encryption_key = "encryption.key"
+# During an encryption-key rotation, a folder of further key files (previous and next
+# keys, mode 0600), re-read on reload:
+# encryption_keys_dir = "encryption-keys"
 # libp2p listen addresses.
 listen = ["{listen}"]
 # "text" or "json".

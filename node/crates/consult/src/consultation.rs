@@ -147,8 +147,15 @@ pub struct DecisionRecord {
     pub decision: Decision,
     /// Why, if given.
     pub reason: Option<String>,
-    /// What a grant went against.
+    /// What a grant went against. At the origin, by its own view of the
+    /// consultation (its answer, or the expiry), not the requester's claim.
     pub despite: Despite,
+    /// At the origin, when the requester claimed otherwise: what the requester's
+    /// decision said it went against (review of issue 21, finding 18). A requester that
+    /// calls a grant against an objection `none` notifies nobody; the origin's record
+    /// and its trail keep the grant despite the objection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_despite: Option<Despite>,
     /// When this node recorded it.
     pub at: Timestamp,
 }
@@ -744,6 +751,7 @@ impl Consultation {
             decision,
             reason,
             despite,
+            claimed_despite: None,
             at: now,
         });
         let actions = if despite == Despite::None {
@@ -764,9 +772,9 @@ impl Consultation {
     }
 
     /// Origin: records the requester's decision. Refused from anyone but the
-    /// requester, for another entry, twice, and while the consultation is open before
-    /// its deadline by this node's clock ([`ConsultError::PrematureDecision`]: the
-    /// caller audits it).
+    /// requester, for another entry, twice, and while the consultation is open more
+    /// than [`MAX_CLOCK_SKEW`] before its deadline by this node's clock
+    /// ([`ConsultError::PrematureDecision`]: the caller audits it).
     pub fn receive_decision(
         &mut self,
         from: &AgencyCode,
@@ -788,8 +796,20 @@ impl Consultation {
             });
         }
         Payload::ConsultDecision(d.clone()).validate()?;
+        // Judged with the clock skew allowed between the two nodes: a decision the
+        // requester made just after the deadline by its clock is not premature here
+        // because this clock is a little behind (review of issue 21, finding 13). The
+        // consultation then expires at its deadline, and the decision is dated no
+        // earlier (so this node's trail does not show it before the deadline).
         let mut probe = self.clone();
-        probe.tick(now);
+        let at = if probe.state() == State::Open && now < self.deadline {
+            self.deadline
+        } else {
+            now
+        };
+        if probe.tick(Timestamp(now.0.saturating_add(ms(MAX_CLOCK_SKEW)))) {
+            probe.expired_at = Some(at);
+        }
         match probe.state() {
             State::Open => {
                 return Err(ConsultError::PrematureDecision {
@@ -799,12 +819,19 @@ impl Consultation {
             State::Decided => return Err(probe.illegal("decide")),
             State::Answered | State::Expired => {}
         }
+        // What the grant went against by this node's own view: the requester's claim
+        // is kept beside it when it differs, never taken instead.
+        let despite = match d.decision {
+            Decision::Granted => probe.despite_if_granted(),
+            Decision::Refused => Despite::None,
+        };
         *self = probe;
         self.decision = Some(DecisionRecord {
             decision: d.decision,
             reason: d.reason.clone(),
-            despite: d.despite,
-            at: now,
+            despite,
+            claimed_despite: (d.despite != despite).then_some(d.despite),
+            at,
         });
         Ok(())
     }

@@ -566,6 +566,81 @@ fn the_origin_checks_the_decision_it_is_sent() {
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
 }
 
+/// Review of issue 21, finding 18: the origin recorded whatever `despite` the
+/// requester's decision claimed. A requester granting against the origin's objection
+/// while calling it `none` (so notifying nobody) left the origin's record saying the
+/// same. The origin now records its own view, and the claim beside it.
+#[test]
+fn the_origin_records_what_a_grant_went_against_by_its_own_view() {
+    let (mut r, mut o) = pair(SilenceMeans::NoObjection);
+    answer_both(&mut r, &mut o, Answer::Objection, at(2));
+    let hidden = ConsultDecision {
+        consultation_id: o.id(),
+        entry_id: o.entry_id(),
+        decision: Decision::Granted,
+        reason: None,
+        despite: Despite::None,
+    };
+    o.receive_decision(&req(), &hidden, at(3)).unwrap();
+    let d = o.decision().unwrap();
+    assert_eq!(d.despite, Despite::Objection);
+    assert_eq!(d.claimed_despite, Some(Despite::None));
+    assert_eq!(o.view().despite, Despite::Objection);
+    // An overstated claim is not taken either: a grant after "no objection" goes
+    // against nothing.
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::NoObjection, at(2));
+    let claim = ConsultDecision {
+        consultation_id: o.id(),
+        entry_id: o.entry_id(),
+        decision: Decision::Granted,
+        reason: None,
+        despite: Despite::ExpiredDenial,
+    };
+    o.receive_decision(&req(), &claim, at(3)).unwrap();
+    let d = o.decision().unwrap();
+    assert_eq!(d.despite, Despite::None);
+    assert_eq!(d.claimed_despite, Some(Despite::ExpiredDenial));
+    // An honest claim is recorded as it is, with nothing beside it.
+    let (mut r, mut o) = pair(SilenceMeans::NoObjection);
+    answer_both(&mut r, &mut o, Answer::Objection, at(2));
+    let actions = r.decide(Decision::Granted, None, &[], at(3)).unwrap();
+    o.receive_decision(&req(), &decision_of(&actions), at(3))
+        .unwrap();
+    assert_eq!(o.decision().unwrap().despite, Despite::Objection);
+    assert_eq!(o.decision().unwrap().claimed_despite, None);
+}
+
+/// Review of issue 21, finding 13 (the origin's side): a decision the requester took
+/// just after the deadline by its clock was refused as premature at an origin whose
+/// clock is a little behind. Within the allowed clock skew it is recorded (the
+/// consultation expiring at its deadline); earlier, it stays premature.
+#[test]
+fn a_decision_just_after_the_deadline_is_judged_with_the_clock_skew() {
+    let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap();
+    let (_, mut o) = pair(SilenceMeans::Objection);
+    let d = ConsultDecision {
+        consultation_id: o.id(),
+        entry_id: o.entry_id(),
+        decision: Decision::Granted,
+        reason: None,
+        despite: Despite::ExpiredDenial,
+    };
+    let too_early = Timestamp(at(30).0 - skew - 1);
+    let e = refused(&mut o, |c| c.receive_decision(&req(), &d, too_early));
+    assert_eq!(e, ConsultError::PrematureDecision { deadline: at(30) });
+    let behind = Timestamp(at(30).0 - skew / 2);
+    o.receive_decision(&req(), &d, behind).unwrap();
+    assert_eq!(o.expired_at(), Some(at(30)));
+    assert_eq!(
+        o.decision().unwrap().at,
+        at(30),
+        "dated no earlier than the deadline"
+    );
+    assert_eq!(o.decision().unwrap().despite, Despite::ExpiredDenial);
+    assert_eq!(o.decision().unwrap().claimed_despite, None);
+}
+
 #[test]
 fn a_consultation_survives_a_store_round_trip() {
     let (mut r, mut o) = pair(SilenceMeans::Objection);

@@ -232,6 +232,7 @@ pub struct Control {
     ingested: Ingested,
     changes: Arc<watch::Sender<u64>>,
     blocked: Arc<watch::Sender<BTreeSet<AgencyCode>>>,
+    encryption_keys: crate::mail::EncryptionKeys,
 }
 
 impl Control {
@@ -242,6 +243,7 @@ impl Control {
         trust: TrustCell,
         ingested: Ingested,
         blocked: BTreeSet<AgencyCode>,
+        encryption_keys: crate::mail::EncryptionKeys,
     ) -> Self {
         Self {
             config_path,
@@ -251,7 +253,13 @@ impl Control {
             ingested,
             changes: Arc::new(watch::channel(0u64).0),
             blocked: Arc::new(watch::channel(blocked).0),
+            encryption_keys,
         }
+    }
+
+    /// The encryption public keys this node opens sealed messages with now.
+    pub fn encryption_keys(&self) -> Vec<wlnode_crypto::seal::EncryptionPublicKey> {
+        self.encryption_keys.public_keys()
     }
 
     /// Follows reloads (bumped whenever the policy or roster changed).
@@ -264,8 +272,11 @@ impl Control {
         self.blocked.subscribe()
     }
 
-    /// Re-reads node.toml's rules and the roster, validates them, and only then swaps
-    /// them in. A bad config or roster leaves the old ones running and returns the
+    /// Re-reads node.toml's rules, the roster and the encryption key files
+    /// (`encryption_key`, `encryption_keys_dir`), validates them, and only then swaps
+    /// them in: after a roster that rotates this agency's encryption key, the node
+    /// opens messages sealed to the new key and to the previous one without a restart.
+    /// A bad config, roster or key file leaves the old ones running and returns the
     /// error. Other config keys need a restart.
     pub async fn reload(&self) -> Result<ReloadReport, NodeError> {
         let cfg = Config::load(&self.config_path)?;
@@ -295,6 +306,7 @@ impl Control {
         };
         let (policy, warnings) =
             Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
+        let keys = crate::node::read_encryption_keys(&cfg)?;
         let policy_changed = policy.hash() != self.trust.policy().hash();
         // Revocations are applied (and noted as known) for the roster in force even
         // when it did not change: this reads nothing when they are the ones applied.
@@ -315,7 +327,13 @@ impl Control {
             roster_changed,
             warnings: warnings.iter().map(ToString::to_string).collect(),
         };
+        let ring = crate::node::encryption_keyring(&roster, &self.agency, keys, Timestamp::now());
+        let held_before = self.encryption_keys.public_keys();
+        if ring.public_keys().copied().collect::<Vec<_>>() != held_before {
+            tracing::info!(keys = ?ring, "encryption keys in force");
+        }
         self.trust.replace(roster, policy);
+        self.encryption_keys.replace(ring);
         let now = Timestamp::now().as_millis();
         let mut events = Vec::new();
         if roster_changed {

@@ -21,11 +21,46 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::mail::{Draft, Envelope, MAX_EXPIRY_MS, MailError};
 use wlnode_crypto::model::{AgencyCode, MessageId};
+use wlnode_crypto::seal::{EncryptionKeyring, EncryptionPublicKey};
 use wlnode_crypto::time::Timestamp;
 use wlnode_store::tables::LocalTable;
 use wlnode_store::{StoreError, StoreHandle};
 
 use crate::trust::TrustCell;
+
+/// The encryption keys this node opens sealed messages with (current, previous and
+/// next during a rotation), swapped whole when a reload brings a new roster or new
+/// key files: readers take a snapshot and never hold the lock.
+#[derive(Clone, Debug, Default)]
+pub struct EncryptionKeys(Arc<std::sync::RwLock<Arc<EncryptionKeyring>>>);
+
+impl EncryptionKeys {
+    /// A cell holding `ring`.
+    pub fn new(ring: EncryptionKeyring) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(ring))))
+    }
+
+    /// The keys in force.
+    pub fn get(&self) -> Arc<EncryptionKeyring> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Puts `ring` in force.
+    pub(crate) fn replace(&self, ring: EncryptionKeyring) {
+        match self.0.write() {
+            Ok(mut g) => *g = Arc::new(ring),
+            Err(p) => *p.into_inner() = Arc::new(ring),
+        }
+    }
+
+    /// The public keys held.
+    pub fn public_keys(&self) -> Vec<EncryptionPublicKey> {
+        self.get().public_keys().copied().collect()
+    }
+}
 
 /// Key prefix of our own messages' states.
 pub const OUTBOX: u8 = b'o';

@@ -21,7 +21,7 @@ use wlnode_config::{API_ADDR_FILE, Config, ConfigError};
 use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_encryption_key, read_secret_key};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::{Role, Roster, RosterError};
-use wlnode_crypto::seal::EncryptionSecretKey;
+use wlnode_crypto::seal::{EncryptionKeyring, EncryptionSecretKey};
 use wlnode_crypto::{PublicKey, SecretKey, Timestamp};
 use wlnode_net::NetError;
 use wlnode_policy::Policy;
@@ -105,6 +105,14 @@ pub enum NodeError {
         path: PathBuf,
         /// Why.
         source: RosterError,
+    },
+    /// The encryption keys folder could not be read.
+    #[error("cannot read the encryption keys folder {path}: {source}")]
+    KeysDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
@@ -265,8 +273,10 @@ pub struct Identity {
     pub agency_key: Arc<SecretKey>,
     /// libp2p identity key.
     pub node_key: SecretKey,
-    /// The agency's encryption key for sealed messages, when configured.
-    pub encryption_key: Option<Arc<EncryptionSecretKey>>,
+    /// The agency's encryption keys for sealed messages: `encryption_key` and the
+    /// files of `encryption_keys_dir` (not yet filtered by the roster: see
+    /// [`encryption_keyring`]).
+    pub encryption_keys: Vec<EncryptionSecretKey>,
     /// API token.
     pub api_token: String,
 }
@@ -276,15 +286,73 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     Ok(Identity {
         agency_key: Arc::new(read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)?),
         node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)?,
-        encryption_key: cfg
-            .raw
-            .encryption_key
-            .as_deref()
-            .map(read_encryption_key)
-            .transpose()?
-            .map(Arc::new),
+        encryption_keys: read_encryption_keys(cfg)?,
         api_token: read_token(&cfg.raw.api.token_file)?,
     })
+}
+
+/// Reads the encryption key files the config names: `encryption_key`, then every
+/// `*.key` file of `encryption_keys_dir` in name order. A file that is not a valid
+/// encryption key file (or not mode 0600) is an error naming it.
+pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+    let mut keys = Vec::new();
+    if let Some(p) = &cfg.raw.encryption_key {
+        keys.push(read_encryption_key(p)?);
+    }
+    if let Some(dir) = &cfg.raw.encryption_keys_dir {
+        let io = |source| NodeError::KeysDir {
+            path: dir.clone(),
+            source,
+        };
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(io)? {
+            let p = e.map_err(io)?.path();
+            if p.extension().is_some_and(|x| x == "key") {
+                files.push(p);
+            }
+        }
+        files.sort();
+        for p in files {
+            keys.push(read_encryption_key(&p)?);
+        }
+    }
+    Ok(keys)
+}
+
+/// Of `keys`, the ones the roster lists for `agency` and to which messages may still
+/// be sealed or in flight: a listed key whose window has not started yet (the next
+/// key), is open, or ended less than the longest message life ago (the previous key).
+/// The others are dropped with a warning.
+pub fn encryption_keyring(
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: Vec<EncryptionSecretKey>,
+    now: Timestamp,
+) -> EncryptionKeyring {
+    let windows = roster
+        .member(agency)
+        .map(|m| m.encryption_keys.clone())
+        .unwrap_or_default();
+    let mut ring = EncryptionKeyring::default();
+    for k in keys {
+        let Ok(pk) = k.public_key() else { continue };
+        let live = windows.iter().any(|w| {
+            w.key == pk
+                && w.valid_until.is_none_or(|u| {
+                    u.as_millis()
+                        .saturating_add(wlnode_crypto::mail::MAX_EXPIRY_MS)
+                        > now.as_millis()
+                })
+        });
+        if live {
+            if ring.insert(k).is_err() {
+                tracing::warn!(key = %pk, "encryption key refused");
+            }
+        } else {
+            tracing::warn!(%agency, key = %pk, "encryption key file not listed for this agency in the roster (or retired longer ago than any message lives): not used");
+        }
+    }
+    ring
 }
 
 /// Checks that the roster lists this agency with this node's PeerId and a currently
@@ -314,23 +382,25 @@ pub fn check_membership(roster: &Roster, cfg: &Config, id: &Identity) -> Result<
                 path: cfg.raw.agency_key.clone(),
                 source,
             })?;
-        match &id.encryption_key {
-            Some(k) => {
-                let listed = k
-                    .public_key()
-                    .ok()
-                    .is_some_and(|pk| member.encryption_keys.iter().any(|w| w.key == pk));
-                if !listed {
-                    tracing::warn!(
-                        %agency,
-                        "the configured encryption_key is not listed for this agency in the roster: sealed messages to it will not open here"
-                    );
-                }
-            }
-            None => tracing::warn!(
+        if id.encryption_keys.is_empty() {
+            tracing::warn!(
                 %agency,
                 "no encryption_key configured: this node cannot open sealed messages"
-            ),
+            );
+        }
+        let held: Vec<_> = id
+            .encryption_keys
+            .iter()
+            .filter_map(|k| k.public_key().ok())
+            .collect();
+        if let Ok(current) = roster.encryption_key(agency, Timestamp::now())
+            && !held.contains(&current)
+        {
+            tracing::warn!(
+                %agency,
+                key = %current,
+                "the roster's current encryption key of this agency is in none of the configured key files: sealed messages to it will not open here"
+            );
         }
         for a in roster.members_without_encryption_key(Timestamp::now()) {
             tracing::warn!(agency = %a, "roster lists no encryption key for this member: it cannot receive sealed messages");
@@ -361,7 +431,7 @@ pub struct RunningNode {
 impl RunningNode {
     /// Starts a node from its config, serving its API with `api`.
     pub async fn start(cfg: Config, api: ApiStarter) -> Result<Self, NodeError> {
-        let id = load_identity(&cfg)?;
+        let mut id = load_identity(&cfg)?;
         let (store, store_actor) =
             StoreHandle::open_with(&cfg.raw.data_dir, store_engine(&cfg.raw.store))?;
         let roster_path = cfg.raw.roster.clone();
@@ -457,9 +527,15 @@ impl RunningNode {
             trust.clone(),
             store.clone(),
         );
+        let encryption_keys = crate::mail::EncryptionKeys::new(encryption_keyring(
+            &trust.roster(),
+            &agency,
+            std::mem::take(&mut id.encryption_keys),
+            Timestamp::now(),
+        ));
         let mail_keys = crate::replication::mail::MailKeys {
             sign: id.agency_key.clone(),
-            enc: id.encryption_key.clone(),
+            enc: encryption_keys.clone(),
         };
         let consultations = crate::consultations::Consultations::new(
             agency.clone(),
@@ -486,6 +562,7 @@ impl RunningNode {
                 trust.clone(),
                 ingested.clone(),
                 blocked,
+                encryption_keys,
             ),
             ingested,
             trust,

@@ -222,8 +222,12 @@ struct Held {
     item: MailItem,
     /// The neighbour that handed it to us (`None`: our own).
     from_peer: Option<AgencyCode>,
-    /// Neighbours that took it (or had it).
+    /// Neighbours that took it (or answered that they had it): not offered it again
+    /// unless they reconnect (they may have restarted) or are its addressee.
     handed: BTreeSet<AgencyCode>,
+    /// Neighbours that refused it or whose hand-over failed: offered again once the
+    /// item's backoff has passed.
+    failed: BTreeSet<AgencyCode>,
     /// Neighbours with a hand-over in flight.
     in_flight: BTreeSet<AgencyCode>,
     /// Not before (ms): backoff of our own messages.
@@ -296,6 +300,9 @@ pub struct Mailer {
     limits: MailLimits,
     held: BTreeMap<ItemKey, Held>,
     seen: BTreeMap<SeenKey, Seen>,
+    /// The same ids ordered by when they may be forgotten: expiry and eviction of
+    /// the oldest take the first entries instead of scanning them all.
+    seen_order: BTreeSet<(u64, SeenKey)>,
     /// Receipts already seen (relayed or ours), until their time-to-live.
     seen_receipts: BTreeMap<ReceiptKey, u64>,
     per_peer: BTreeMap<AgencyCode, (usize, usize)>,
@@ -313,6 +320,7 @@ impl Mailer {
             limits,
             held: BTreeMap::new(),
             seen: BTreeMap::new(),
+            seen_order: BTreeSet::new(),
             seen_receipts: BTreeMap::new(),
             per_peer: BTreeMap::new(),
             delivered: BTreeMap::new(),
@@ -367,6 +375,7 @@ impl Mailer {
                 item,
                 from_peer,
                 handed: BTreeSet::new(),
+                failed: BTreeSet::new(),
                 in_flight: BTreeSet::new(),
                 next_try: 0,
                 attempts: 0,
@@ -393,7 +402,7 @@ impl Mailer {
         ) else {
             return false;
         };
-        self.seen.insert(
+        self.insert_seen(
             (from, id),
             Seen {
                 to,
@@ -486,6 +495,7 @@ impl Mailer {
                 item,
                 from_peer: None,
                 handed: BTreeSet::new(),
+                failed: BTreeSet::new(),
                 in_flight: BTreeSet::new(),
                 next_try: now.as_millis(),
                 attempts: 0,
@@ -500,7 +510,7 @@ impl Mailer {
         match item {
             MailItem::Envelope(e) => {
                 let id = (e.header().from.clone(), e.header().id);
-                self.seen.insert(
+                self.insert_seen(
                     id.clone(),
                     Seen {
                         to: e.header().to.clone(),
@@ -533,16 +543,35 @@ impl Mailer {
         }
     }
 
+    fn insert_seen(&mut self, id: SeenKey, seen: Seen) {
+        if let Some(old) = self.seen.get(&id) {
+            self.seen_order.remove(&(old.until, id.clone()));
+        }
+        self.seen_order.insert((seen.until, id.clone()));
+        self.seen.insert(id, seen);
+    }
+
+    /// Forgets the remembered id that expires first (in the store too).
     fn forget_oldest_seen(&mut self) {
-        if let Some(id) = self
-            .seen
-            .iter()
-            .min_by_key(|(_, s)| s.until)
-            .map(|(id, _)| id.clone())
-        {
+        if let Some((_, id)) = self.seen_order.pop_first() {
             self.seen.remove(&id);
             self.persist_seen(&id);
         }
+    }
+
+    /// Forgets (in memory and in the store) the ids whose message expired more than
+    /// the clock skew ago: no copy of it can be accepted any more anyway.
+    fn forget_expired_seen(&mut self, now_ms: u64) {
+        while let Some((until, _)) = self.seen_order.first()
+            && until.saturating_add(MAX_CLOCK_SKEW_MS) <= now_ms
+        {
+            self.forget_oldest_seen();
+        }
+    }
+
+    /// Ids remembered (for the duplicate filter).
+    pub fn seen_len(&self) -> usize {
+        self.seen.len()
     }
 
     /// An item `peer` handed us, already decoded and verified (signatures, roster,
@@ -682,6 +711,7 @@ impl Mailer {
                 item: next,
                 from_peer: Some(peer.clone()),
                 handed: BTreeSet::from([peer.clone()]),
+                failed: BTreeSet::new(),
                 in_flight: BTreeSet::new(),
                 next_try: now.as_millis(),
                 attempts: 0,
@@ -738,6 +768,7 @@ impl Mailer {
                 item,
                 from_peer: None,
                 handed: BTreeSet::new(),
+                failed: BTreeSet::new(),
                 in_flight: BTreeSet::new(),
                 next_try: now.as_millis(),
                 attempts: 0,
@@ -820,8 +851,7 @@ impl Mailer {
             }
             self.drop_held(&key);
         }
-        self.seen
-            .retain(|_, s| s.until.saturating_add(MAX_CLOCK_SKEW_MS) > now_ms);
+        self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
         let mut sends = Vec::new();
         for (key, h) in &mut self.held {
@@ -840,7 +870,9 @@ impl Mailer {
             };
             let fresh: Vec<AgencyCode> = targets
                 .into_iter()
-                .filter(|a| !h.handed.contains(a) && !h.in_flight.contains(a))
+                .filter(|a| {
+                    !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains(a)
+                })
                 .collect();
             if fresh.is_empty() {
                 continue;
@@ -881,7 +913,7 @@ impl Mailer {
     pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey) {
         if let Some(h) = self.held.get_mut(key) {
             h.in_flight.remove(peer);
-            h.handed.insert(peer.clone());
+            h.failed.insert(peer.clone());
         }
     }
 
@@ -890,27 +922,28 @@ impl Mailer {
     /// lost there).
     pub fn on_connected(&mut self, peer: &AgencyCode) {
         for h in self.held.values_mut() {
+            h.failed.remove(peer);
             if h.from_peer.is_none() || h.addressee() == peer {
                 h.handed.remove(peer);
             }
         }
     }
 
-    /// Once an item's backoff has passed (doubling each time up to the limit), our own
-    /// messages and receipts are offered again to every neighbour, until the receipt
-    /// comes; an item we relay only to its addressee, when that is a neighbour (a
-    /// relay does not keep re-flooding its neighbours, which hold the id already: the
-    /// sender's own retries cover a neighbour that lost it).
+    /// Once an item's backoff has passed (doubling each time up to the limit), it is
+    /// offered again to the neighbours that refused it or could not be reached, and to
+    /// its addressee (which answers a message it has with the receipt again). A
+    /// neighbour that took custody or answered that it has the item is not offered it
+    /// again: it keeps it until the addressee took it, its receipt passed by, or it
+    /// expired, and one that restarted is offered it again when it reconnects
+    /// ([`Mailer::on_connected`]) (review of issue 21, finding 11: items were offered
+    /// to every neighbour at every retry, for their whole life).
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
             if h.in_flight.is_empty() && h.next_try <= now.as_millis() {
-                if h.from_peer.is_none() {
-                    h.handed.clear();
-                } else {
-                    let addressee = h.addressee().clone();
-                    h.handed.remove(&addressee);
-                }
+                h.failed.clear();
+                let addressee = h.addressee().clone();
+                h.handed.remove(&addressee);
                 h.attempts = h.attempts.saturating_add(1);
                 let delay = limits
                     .retry_min_ms

@@ -817,3 +817,115 @@ fn a_send_of_a_scoped_field_outside_its_scope_is_reported() {
         rep.violations
     );
 }
+
+fn mail(action: &str, to: usize, peer: usize, at: u64, expires_at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: action.into(),
+            message_id: "ab".repeat(16),
+            item: "message".into(),
+            from: ag(0),
+            to: ag(to),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(peer)),
+            reason: None,
+            expires_at: Some(expires_at),
+        },
+    )
+}
+
+/// Review of issue 21, finding 12: a relay that took a message and had no onward
+/// link (a dead end) was reported as `mail_not_relayed`. Now only a relay whose own
+/// log shows a link to another neighbour while the message lived is reported.
+#[test]
+fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
+    let f = fixture();
+    let r = eu_record(&f);
+    // BB took AA's message for CC at 1000; it expired at 5000; BB checkpointed at 9000.
+    let dead_end = log(
+        &f,
+        1,
+        &[
+            mail("received", 2, 0, 1000, 5000),
+            // Only AA, where the message came from, is in its log.
+            accepted(&r, 0, 2000),
+            Event::new(9000, EventKind::NodeStopped),
+        ],
+        &[3],
+    );
+    let rep = verify(
+        &f.roster,
+        &[dead_end],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        !kinds(&rep).contains(&"mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+    // With CC reachable while the message lived (it sent CC a record), sitting on the
+    // message is reported.
+    let sat_on_it = log(
+        &f,
+        1,
+        &[
+            mail("received", 2, 0, 1000, 5000),
+            sent(&r, 2, 3000),
+            Event::new(9000, EventKind::NodeStopped),
+        ],
+        &[3],
+    );
+    let rep = verify(
+        &f.roster,
+        &[sat_on_it],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        kinds(&rep).contains(&"mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+    // A link only after the expiry is no route either.
+    let late = log(
+        &f,
+        1,
+        &[
+            mail("received", 2, 0, 1000, 5000),
+            sent(&r, 2, 6000),
+            Event::new(9000, EventKind::NodeStopped),
+        ],
+        &[3],
+    );
+    let rep = verify(&f.roster, &[late], &AuditorState::default(), NO_TOLERANCE);
+    assert!(
+        !kinds(&rep).contains(&"mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+    // Handed on: nothing to report.
+    let relayed = log(
+        &f,
+        1,
+        &[
+            mail("received", 2, 0, 1000, 5000),
+            mail("handed", 2, 2, 1100, 5000),
+            Event::new(9000, EventKind::NodeStopped),
+        ],
+        &[3],
+    );
+    let rep = verify(
+        &f.roster,
+        &[relayed],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        !kinds(&rep).contains(&"mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+}

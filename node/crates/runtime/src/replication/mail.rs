@@ -23,7 +23,6 @@ use wlnode_crypto::SecretKey;
 use wlnode_crypto::mail::{Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
-use wlnode_crypto::seal::EncryptionSecretKey;
 use wlnode_crypto::time::Timestamp;
 use wlnode_net::{Frame, InboundId, NetHandle, PeerRef};
 use wlnode_store::StoreHandle;
@@ -39,7 +38,7 @@ use crate::metrics::Metrics;
 /// The keys the mail service signs receipts and opens messages with.
 pub(crate) struct MailKeys {
     pub(crate) sign: Arc<SecretKey>,
-    pub(crate) enc: Option<Arc<EncryptionSecretKey>>,
+    pub(crate) enc: crate::mail::EncryptionKeys,
 }
 
 /// The mail part of the service's state.
@@ -216,13 +215,13 @@ fn verify_refusal(e: &MailError, now: Timestamp, rosters_differ: bool) -> (&'sta
 
 /// Whether a verified message for us that does not open (`err`; `None`: the body is
 /// not UTF-8) is a strike against the neighbour `agency`. Never when it is sealed to
-/// a key we do not hold or have no key at all: verification checked that the roster
-/// gives us that key, so after an encryption-key rotation the sender did nothing
-/// wrong (review of issue 21, finding 7). Otherwise the sender's fault, so a strike
-/// only when the neighbour is the sender.
+/// a key we do not hold (none configured, or a key file not provisioned): verification
+/// checked that the roster gives us that key, so the sender did nothing wrong (review
+/// of issue 21, finding 7). Otherwise (it does not open, or its padding is bad) the
+/// sender's fault, so a strike only when the neighbour is the sender.
 fn unopenable_strikes(err: Option<&MailError>, from: &AgencyCode, agency: &AgencyCode) -> bool {
     match err {
-        Some(MailError::NotOurKey { .. } | MailError::Malformed { .. }) => false,
+        Some(MailError::NotOurKey { .. }) => false,
         _ => from == agency,
     }
 }
@@ -491,13 +490,9 @@ impl Service {
         env: &Envelope,
         now: Timestamp,
     ) {
-        let opened = match &self.mail.keys.enc {
-            Some(k) => env.open(k),
-            None => Err(MailError::Malformed {
-                field: "encryption_key",
-                reason: "this node has no encryption key configured".into(),
-            }),
-        };
+        // Opened with the key the header names: after a rotation, messages sealed to
+        // the previous key (still listed) open as well as those sealed to the new one.
+        let opened = env.open_with(&self.mail.keys.enc.get());
         let body = match opened.map(String::from_utf8) {
             Ok(Ok(b)) => b,
             Ok(Err(_)) => {

@@ -509,3 +509,137 @@ fn remembered_receipts_are_bounded() {
     assert_eq!(r.held_len(), 0);
     assert!(r.seen_receipts_len() <= 4, "{}", r.seen_receipts_len());
 }
+
+fn envelope_until(id: u8, expires_in: u64, key: &SecretKey) -> Envelope {
+    let enc = EncryptionSecretKey::generate().unwrap();
+    Envelope::seal(
+        &Draft {
+            id: MessageId([id; 16]),
+            from: code("AA-X"),
+            to: code("BB-X"),
+            kind: "test",
+            created_at: Timestamp(T0),
+            expires_at: Timestamp(T0 + expires_in),
+            plaintext: b"x",
+        },
+        key,
+        &enc.public_key().unwrap(),
+    )
+    .unwrap()
+}
+
+fn seen_deleted(writes: &[Write], id: u8) -> bool {
+    writes
+        .iter()
+        .any(|(k, v)| k[0] == SEEN && k[1..17] == [id; 16] && v.is_none())
+}
+
+/// Review of issue 21, finding 10 (other half): remembered ids of expired messages
+/// were dropped from memory but stayed in the store (and came back at every
+/// restart); evicting the oldest past the limit scanned them all. Now both follow
+/// one index ordered by expiry, and every removal reaches the store.
+#[test]
+fn expired_ids_leave_the_store_and_eviction_takes_the_first_to_expire() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let limits = MailLimits {
+        max_seen: 2,
+        ..MailLimits::default()
+    };
+    let mut b = Mailer::new(code("BB-X"), limits);
+    let envs: Vec<Envelope> = [(1, 3 * HOUR), (2, HOUR), (3, 2 * HOUR)]
+        .into_iter()
+        .map(|(id, life)| envelope_until(id, life, &a_key))
+        .collect();
+    for env in &envs {
+        let receipt = Receipt::sign(env.header(), &SecretKey::from_seed(&[2; 32]), t(0));
+        b.on_delivered(env, receipt, t(0));
+    }
+    // Over the limit of two: the one expiring first (id 2) was forgotten, in the store
+    // too, and the others are still duplicates.
+    assert_eq!(b.seen_len(), 2);
+    let writes = b.take_writes();
+    assert!(seen_deleted(&writes, 2), "{writes:?}");
+    assert!(!seen_deleted(&writes, 1) && !seen_deleted(&writes, 3));
+    assert_eq!(
+        b.on_item(&code("AA-X"), MailItem::Envelope(envs[2].clone()), t(1)),
+        Intake::Duplicate
+    );
+    // Id 3 expires (plus the clock skew): forgotten in memory and in the store; id 1
+    // stays.
+    b.take_writes();
+    b.poll(&set(&[]), t(2 * HOUR + MAX_CLOCK_SKEW_MS));
+    assert_eq!(b.seen_len(), 1);
+    let writes = b.take_writes();
+    assert!(seen_deleted(&writes, 3), "{writes:?}");
+    assert!(!seen_deleted(&writes, 1));
+    // A restart from what the store holds brings back only id 1.
+    let mut back = Mailer::new(code("BB-X"), limits);
+    let mut stored = BTreeMap::new();
+    let mut all = Mailer::new(code("BB-X"), limits);
+    all.on_delivered(
+        &envs[0],
+        Receipt::sign(envs[0].header(), &SecretKey::from_seed(&[2; 32]), t(0)),
+        t(0),
+    );
+    for (k, v) in all.take_writes() {
+        if k[0] == SEEN {
+            stored.insert(k, v.unwrap());
+        }
+    }
+    assert!(back.restore(stored.into_iter().collect()).is_empty());
+    assert_eq!(back.seen_len(), 1);
+    back.poll(&set(&[]), t(3 * HOUR + MAX_CLOCK_SKEW_MS));
+    assert_eq!(back.seen_len(), 0);
+    assert!(seen_deleted(&back.take_writes(), 1));
+}
+
+/// Review of issue 21, finding 11: at every retry (at most five minutes apart) an
+/// item was offered again to every neighbour for its whole life, also to those that
+/// had taken it or answered that they had it. Now only the neighbours that refused it
+/// (and its addressee) are offered it again, and one that reconnects.
+#[test]
+fn a_neighbour_that_has_an_item_is_not_offered_it_again() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let mut a = Mailer::new(code("AA-X"), MailLimits::default());
+    let env = envelope_until(5, 10 * HOUR, &a_key);
+    a.send(env, t(0)).unwrap();
+    let neighbours = set(&["R1-X", "R2-X"]);
+    let (sends, _) = a.poll(&neighbours, t(1));
+    assert_eq!(sends.len(), 2);
+    let key = sends[0].key;
+    a.on_handed(&code("R1-X"), &key);
+    a.on_hand_failed(&code("R2-X"), &key);
+    for round in 0..5u64 {
+        let at = t(10 * 60 * 1000 * (round + 1));
+        a.retry(at);
+        let (sends, _) = a.poll(&neighbours, at);
+        let to: Vec<_> = sends.iter().map(|s| s.to.to_string()).collect();
+        assert_eq!(to, vec!["R2-X".to_string()], "round {round}");
+        if round < 4 {
+            a.on_hand_failed(&code("R2-X"), &key);
+        } else {
+            a.on_handed(&code("R2-X"), &key);
+        }
+    }
+    // R1 and R2 both have it now: nothing more to offer, however often we retry.
+    a.retry(t(HOUR));
+    assert!(a.poll(&neighbours, t(HOUR)).0.is_empty());
+    // R1 reconnects (it may have lost what it held): offered once more.
+    a.on_connected(&code("R1-X"));
+    let (sends, _) = a.poll(&neighbours, t(HOUR));
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].to, code("R1-X"));
+    // The addressee itself is offered it at every retry (a lost receipt comes back
+    // as its answer to the duplicate).
+    a.on_handed(&code("R1-X"), &key);
+    let with_b = set(&["R1-X", "R2-X", "BB-X"]);
+    let (sends, _) = a.poll(&with_b, t(HOUR));
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].to, code("BB-X"));
+    a.on_handed(&code("BB-X"), &key);
+    assert!(a.poll(&with_b, t(HOUR)).0.is_empty());
+    a.retry(t(HOUR + 10 * 60 * 1000));
+    let (sends, _) = a.poll(&with_b, t(HOUR + 10 * 60 * 1000));
+    assert_eq!(sends.len(), 1);
+    assert_eq!(sends[0].to, code("BB-X"));
+}
