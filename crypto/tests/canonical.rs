@@ -300,6 +300,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
             prop::collection::vec(commitment, 0..5),
             prop_oneof![20 => Just(true), 1 => Just(false)],
             prop_oneof![12 => Just(true), 1 => Just(false)],
+            prop_oneof![6 => Just(0i32), 3 => Just(1i32), 1 => -1i32..=3],
         ),
     )
         .prop_map(
@@ -314,6 +315,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
                     mut fields,
                     good_key,
                     named,
+                    on_hit,
                 ),
             )| {
                 // Validation wants exactly one name field, first; give most headers one.
@@ -351,6 +353,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
                     subject_country,
                     fields,
                     signer_key,
+                    on_hit,
                 }
             },
         )
