@@ -1098,7 +1098,7 @@ async fn screen(o: &wlnode_client::Client, name: &str) -> Vec<serde_json::Value>
     v["results"].as_array().unwrap().clone()
 }
 
-fn hit_of<'a>(hits: &'a [serde_json::Value], entry: EntryId) -> &'a serde_json::Value {
+fn hit_of(hits: &[serde_json::Value], entry: EntryId) -> &serde_json::Value {
     hits.iter()
         .find(|h| h["entry_id"] == entry.to_hex().as_str())
         .unwrap_or_else(|| panic!("no hit on {entry} in {hits:?}"))

@@ -299,15 +299,14 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
         };
         writeln!(
             out,
-            "{:<6.3} {:<32} {:<12} {:<12} {:<40} {}",
+            "{:<6.3} {:<32} {:<12} {:<12} {:<40} {}{}",
             r["score"].as_f64().unwrap_or(0.0),
             r["entry_id"].as_str().unwrap_or(""),
             r["origin"].as_str().unwrap_or(""),
             format!("{}{withdrawn}", r["kind"].as_str().unwrap_or("")),
             r["matched_name"].as_str().unwrap_or(""),
-            format!(
-                "{}{}",
-                marks(r),
+            marks(r),
+            {
                 match r["decision"]["state"].as_str() {
                     Some(state) => format!(
                         "[{state} by {}: {}] {}",
@@ -317,7 +316,7 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
                     ),
                     None => why(&r["explanation"]),
                 }
-            )
+            }
         )?;
     }
     Ok(ExitCode::SUCCESS)

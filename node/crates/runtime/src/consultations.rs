@@ -316,8 +316,8 @@ fn applied_key(item: &InboxItem) -> Vec<u8> {
 
 /// Where a decision that came early (within the clock skew) waits for our deadline.
 fn deferred_key(item: &InboxItem) -> Vec<u8> {
-    let mut k = applied_key(item);
-    k[0] = DEFERRED;
+    let mut k = key(DEFERRED, item.message_id.as_bytes());
+    k.extend_from_slice(item.from.as_str().as_bytes());
     k
 }
 

@@ -179,7 +179,7 @@ impl Flags {
             .into_iter()
             .filter(|f| !f.lifted)
             .collect();
-        out.sort_by(|a, b| b.flagged_at.cmp(&a.flagged_at));
+        out.sort_by_key(|f| std::cmp::Reverse(f.flagged_at));
         Ok(out)
     }
 
