@@ -492,9 +492,9 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
         "best_origin",
         "best_matched_name",
         "all_matches",
+        "error",
         "hit_report_requested",
         "flagged",
-        "error",
     ])?;
     for r in &out_rows {
         let best = r.matches.first();
@@ -527,6 +527,7 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
             field("origin"),
             field("matched_name"),
             all.join("; "),
+            r.error.clone(),
             // Entries of the matches whose origin asks for a hit report, and those we
             // flagged (with the flag's reason).
             r.matches
@@ -544,7 +545,6 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<Vec<_>>()
                 .join("; "),
-            r.error.clone(),
         ];
         // Names and references come from shipment files and other agencies: no
         // cell may run as a spreadsheet formula.
