@@ -309,6 +309,18 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<RecordHeader, RecordError> {
     }
     let signer_key = PublicKey::from_bytes(r.bytes(14)?.unwrap_or_default())
         .map_err(|e| InvalidValue::new("signer_key", e.to_string()))?;
+    // Absent (0) is no request; an explicit 0 is refused by `uint` as non-canonical.
+    let on_hit = match r.uint(15)? {
+        0 => None,
+        n => Some(
+            i32::try_from(n)
+                .map_err(|_| RecordError::NonCanonical)
+                .and_then(|n| {
+                    crate::model::OnHit::from_wire(n)
+                        .map_err(|e| InvalidValue::new("on_hit", e.message).into())
+                })?,
+        ),
+    };
     r.finish()?;
     let header = RecordHeader {
         entry_id,
@@ -324,6 +336,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<RecordHeader, RecordError> {
         subject_country,
         fields,
         signer_key,
+        on_hit,
     };
     header.validate()?;
     Ok(header)

@@ -415,6 +415,26 @@ macro_rules! wire_enum {
 }
 
 wire_enum!(
+    /// What an entry's origin asks of an agency that hits it (entry JSON `on_hit`),
+    /// signed in the record header.
+    OnHit {
+        /// Send the origin a sealed hit report (`wlnode hit report`).
+        Notify = 1 => "notify",
+    }
+);
+
+/// Reads the entry JSON's `on_hit`, naming the field in an error (`deserialize_with`
+/// for every reader of entry JSON).
+pub fn on_hit_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OnHit>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| {
+            s.parse::<OnHit>()
+                .map_err(|e| serde::de::Error::custom(format!("on_hit: {}", e.message)))
+        })
+        .transpose()
+}
+
+wire_enum!(
     /// Whether a record lists or delists its entry.
     Status {
         /// The entry is listed.
@@ -944,6 +964,14 @@ pub struct EntryDraft {
     /// Date after which the entry is flagged for review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<Date>,
+    /// What the origin asks of an agency that hits the entry: `"notify"` (send a hit
+    /// report); absent for nothing. Signed in the record header.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "on_hit_field"
+    )]
+    pub on_hit: Option<OnHit>,
 }
 
 /// Most content fields one record may carry.

@@ -159,6 +159,9 @@ pub struct RecordHeader {
     pub fields: Vec<FieldCommitment>,
     /// The origin key that signed it.
     pub signer_key: PublicKey,
+    /// What the origin asks of an agency that hits the entry (`None`: nothing; the
+    /// field is then absent from the bytes, as in every record made before it).
+    pub on_hit: Option<crate::model::OnHit>,
 }
 
 impl RecordHeader {
@@ -878,6 +881,7 @@ pub fn build_record(
         status: meta.status,
         distribution: draft.distribution.clone(),
         review_by: draft.review_by,
+        on_hit: draft.on_hit,
         categories: draft.categories.clone(),
         reason: draft.reason,
         subject_kind: draft.subject.kind,

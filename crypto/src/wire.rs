@@ -126,6 +126,7 @@ impl From<&RecordHeader> for pb::RecordHeader {
                 })
                 .collect(),
             signer_key: Bytes::copy_from_slice(h.signer_key.as_bytes()),
+            on_hit: h.on_hit.map_or(0, |o| o.to_wire()),
         }
     }
 }
@@ -181,6 +182,13 @@ impl TryFrom<pb::RecordHeader> for RecordHeader {
             fields,
             signer_key: PublicKey::from_bytes(&h.signer_key)
                 .map_err(|e| InvalidValue::new("signer_key", e.to_string()))?,
+            on_hit: match h.on_hit {
+                0 => None,
+                n => Some(
+                    crate::model::OnHit::from_wire(n)
+                        .map_err(|e| InvalidValue::new("on_hit", e.message))?,
+                ),
+            },
         })
         .and_then(|h: RecordHeader| {
             if crate::record::header_format(&h.distribution) == format {

@@ -300,6 +300,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
             prop::collection::vec(commitment, 0..5),
             prop_oneof![20 => Just(true), 1 => Just(false)],
             prop_oneof![12 => Just(true), 1 => Just(false)],
+            prop_oneof![6 => Just(0i32), 3 => Just(1i32), 1 => -1i32..=3],
         ),
     )
         .prop_map(
@@ -314,6 +315,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
                     mut fields,
                     good_key,
                     named,
+                    on_hit,
                 ),
             )| {
                 // Validation wants exactly one name field, first; give most headers one.
@@ -351,6 +353,7 @@ fn pb_header() -> impl Strategy<Value = pb::RecordHeader> {
                     subject_country,
                     fields,
                     signer_key,
+                    on_hit,
                 }
             },
         )
@@ -517,7 +520,14 @@ fn fixed_non_canonical_forms_agree() {
             same_header(&mutate(h, &Mutation::Swap(i, j)));
         }
     }
-    for t in [[0u8].as_slice(), &[0x78, 0x01], &[0x08, 0x01]] {
+    // (`0x78 0x01` is now `on_hit = notify`, a valid header: field 16 and an unknown
+    // `on_hit` value stand for "unknown trailing field".)
+    for t in [
+        [0u8].as_slice(),
+        &[0x80, 0x01, 0x01],
+        &[0x78, 0x02],
+        &[0x08, 0x01],
+    ] {
         assert!(!same_header(&mutate(h, &Mutation::Trailing(t.to_vec()))));
     }
     // Every bit flip of the header.

@@ -377,3 +377,61 @@ fn field_scopes_are_signed_and_set_the_header_format() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn on_hit_is_signed_only_when_asked_and_old_headers_keep_their_bytes() {
+    use wlnode_crypto::model::{EntryDraft, OnHit};
+    let mut d: EntryDraft = serde_json::from_value(serde_json::json!({
+        "subject": {"kind": "organization", "name": "Kestrel Notify Trading"},
+        "reason": "denial"
+    }))
+    .unwrap();
+    assert_eq!(d.on_hit, None);
+    let plain = common::signed(&d, &key());
+    // No request: no field 15 at all, so a header written before on_hit existed and
+    // one written now without it are the same bytes (and record id).
+    let h = plain.header().clone();
+    assert_eq!(h.on_hit, None);
+    assert_eq!(h.encode(), plain.header_bytes().to_vec());
+    assert!(!plain.header_bytes().ends_with(&[0x78, 0x01]));
+    d.on_hit = Some(OnHit::Notify);
+    let asks = common::signed(&d, &key());
+    assert!(asks.header_bytes().ends_with(&[0x78, 0x01]));
+    let decoded = RecordHeader::decode_canonical(asks.header_bytes()).unwrap();
+    assert_eq!(decoded.on_hit, Some(OnHit::Notify));
+    assert_eq!(
+        RecordHeader::decode_canonical_reference(asks.header_bytes()).unwrap(),
+        decoded
+    );
+    // The same header with the request taken out is exactly the header without it.
+    let mut stripped = decoded.clone();
+    stripped.on_hit = None;
+    let mut without = asks.header_bytes().to_vec();
+    without.truncate(without.len() - 2);
+    assert_eq!(stripped.encode(), without);
+    // An unknown value in the header is refused, naming the field; an explicit 0 is
+    // not canonical.
+    let mut bad = without.clone();
+    bad.extend_from_slice(&[0x78, 0x02]);
+    assert!(
+        matches!(RecordHeader::decode_canonical(&bad), Err(RecordError::Invalid(v)) if v.field == "on_hit")
+    );
+    let mut zero = without.clone();
+    zero.extend_from_slice(&[0x78, 0x00]);
+    assert!(matches!(
+        RecordHeader::decode_canonical(&zero),
+        Err(RecordError::NonCanonical)
+    ));
+    // Entry JSON: an unknown value is an error naming the field.
+    let e = serde_json::from_value::<EntryDraft>(serde_json::json!({
+        "subject": {"kind": "organization", "name": "X"},
+        "reason": "denial",
+        "on_hit": "email"
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("on_hit: ") && e.contains("email") && e.contains("notify"),
+        "{e}"
+    );
+}

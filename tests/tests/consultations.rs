@@ -789,10 +789,10 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
     std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
     c.start(0).await;
     c.start(1).await;
-    let w = c
-        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
-        .await
-        .remove(0);
+    // The entry asks to be told of hits (the hit report below).
+    let mut denied = wlnode_tests::draft("Denied entity 0", Some(r#"{"scope": "federation"}"#));
+    denied.on_hit = Some(wlnode_crypto::model::OnHit::Notify);
+    let w = c.add_drafts(0, "Denied", vec![denied]).await.remove(0);
     wait_for(T, "B holds A's entry", || holds_entry(&c, 1, w.entry_id)).await;
     // Review of issue 21, HIGH 5: another member (C) publishes an entry under the same
     // id (here written straight into B's store, kept to a group nobody is in). A
@@ -1057,4 +1057,622 @@ async fn an_origin_keeps_a_bounded_number_of_open_consultations_per_requester() 
     for i in 0..3 {
         c.stop(i).await;
     }
+}
+
+// ------------------------------------------------------------ hit reports and flags
+
+/// A user of node `i` with `roles`, through the bootstrap admin.
+async fn officer(c: &Cluster, i: usize, name: &str, roles: &[&str]) -> wlnode_client::Client {
+    let admin = wlnode_client::Client::from_config(
+        &wlnode_config::Config::load(&c.fed.nodes[i].config).unwrap(),
+    )
+    .unwrap();
+    let v: serde_json::Value = admin
+        .post_json(
+            "/v1/users",
+            &serde_json::json!({"user": name, "roles": roles}),
+        )
+        .await
+        .unwrap();
+    wlnode_client::Client::new(
+        c.node(i).api_addr,
+        v["token"].as_str().unwrap().to_owned(),
+        "node.toml".into(),
+    )
+    .unwrap()
+}
+
+fn api_code<T: std::fmt::Debug>(r: Result<T, wlnode_client::ClientError>) -> (u16, String) {
+    match r {
+        Err(wlnode_client::ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Screens `name` at node `i`; the hits (JSON).
+async fn screen(o: &wlnode_client::Client, name: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = o
+        .post_json("/v1/screen", &serde_json::json!({"name": name}))
+        .await
+        .unwrap();
+    v["results"].as_array().unwrap().clone()
+}
+
+fn hit_of(hits: &[serde_json::Value], entry: EntryId) -> &serde_json::Value {
+    hits.iter()
+        .find(|h| h["entry_id"] == entry.to_hex().as_str())
+        .unwrap_or_else(|| panic!("no hit on {entry} in {hits:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    // A lists two entries: one asks to be told of hits, one does not.
+    let mut asks = wlnode_tests::draft("Kestrel Notify Trading", None);
+    asks.on_hit = Some(wlnode_crypto::model::OnHit::Notify);
+    let silent = wlnode_tests::draft("Osprey Silent Trading", None);
+    let w = c.add_drafts(0, "onhit", vec![asks, silent]).await;
+    let (asks, silent) = (w[0].entry_id, w[1].entry_id);
+    wait_for(T, "B holds both entries", || async {
+        holds_entry(&c, 1, asks).await && holds_entry(&c, 1, silent).await
+    })
+    .await;
+    // The request is in the signed header: B's copy carries it.
+    let cr = &c;
+    let head = |e: EntryId| async move {
+        let (_, st) = cr
+            .node(1)
+            .services
+            .store
+            .entries_by_id(e)
+            .await
+            .unwrap()
+            .remove(0);
+        cr.node(1)
+            .services
+            .store
+            .record(st.head)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(
+        head(asks).await.record.header().on_hit,
+        Some(wlnode_crypto::model::OnHit::Notify)
+    );
+    assert_eq!(head(silent).await.record.header().on_hit, None);
+    wait_for(T, "B's index holds them", || async {
+        c.node(1).services.screen.is_ready()
+            && c.node(1).services.screen.applied_seq() >= c.node(1).services.ingested.head()
+    })
+    .await;
+    let b = officer(&c, 1, "officer", &["screener", "consultant"]).await;
+    let hits = screen(&b, "Kestrel Notify Trading").await;
+    let h = hit_of(&hits, asks);
+    assert_eq!(h["on_hit"], "notify", "{h}");
+    assert_eq!(h["hit_report_requested"], true, "{h}");
+    let hits = screen(&b, "Osprey Silent Trading").await;
+    let h = hit_of(&hits, silent);
+    assert_eq!(h["hit_report_requested"], false, "{h}");
+    assert!(h.get("on_hit").is_none(), "{h}");
+    // The batch screen marks them too.
+    let batch: serde_json::Value = b
+        .post_json(
+            "/v1/screen/batch",
+            &serde_json::json!([{"name": "Kestrel Notify Trading", "ref": "S-1"}]),
+        )
+        .await
+        .unwrap();
+    let bh = batch["results"][0]["results"].as_array().unwrap().clone();
+    assert_eq!(hit_of(&bh, asks)["hit_report_requested"], true);
+    // A hit report on the entry that asked reaches A.
+    let sent: serde_json::Value = b
+        .post_json(
+            "/v1/hits",
+            &serde_json::json!({"entry_id": asks.to_hex(), "context": "customs",
+                "details": "HITREPORT-MARKER container held"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent["origin"], agency(0).as_str());
+    wait_for(T, "A gets the hit report", || async {
+        inbox(&c, 0).await.iter().any(|m| {
+            m.kind == "hit_report"
+                && m.message_id.to_hex() == sent["message_id"].as_str().unwrap()
+                && m.body.contains("HITREPORT-MARKER")
+        })
+    })
+    .await;
+    // One on the entry that did not ask is refused (409) and nothing is sent.
+    let outbox_before = c.node(1).services.mail.outbox(1000).await.unwrap().len();
+    let (status, code) = api_code(
+        b.post_json::<_, serde_json::Value>(
+            "/v1/hits",
+            &serde_json::json!({"entry_id": silent.to_hex(), "context": "customs", "details": "x"}),
+        )
+        .await,
+    );
+    assert_eq!((status, code.as_str()), (409, "hit_report_not_requested"));
+    assert_eq!(
+        c.node(1).services.mail.outbox(1000).await.unwrap().len(),
+        outbox_before
+    );
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_set_and_lifted_at_b_reaches_the_origin_and_shows_on_bs_screening() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let w = c
+        .add_drafts(
+            0,
+            "flag",
+            vec![wlnode_tests::draft("Heron Flagged Logistics", None)],
+        )
+        .await;
+    let entry = w[0].entry_id;
+    let own = c
+        .add_drafts(1, "own", vec![wlnode_tests::draft("Own Entry Of B", None)])
+        .await;
+    wait_for(T, "B holds A's entry", || holds_entry(&c, 1, entry)).await;
+    wait_for(T, "B's index holds it", || async {
+        c.node(1).services.screen.is_ready()
+            && c.node(1).services.screen.applied_seq() >= c.node(1).services.ingested.head()
+    })
+    .await;
+    let mut a_events = c.node(0).services.events.subscribe();
+    let b = officer(&c, 1, "liaison", &["screener", "consultant"]).await;
+    let screener = officer(&c, 1, "screener", &["screener"]).await;
+    // A screener cannot set flags (they tell another agency: the consultant's job).
+    let (status, _) = api_code(
+        screener
+            .post_json::<_, serde_json::Value>(
+                "/v1/flags",
+                &serde_json::json!({"entry_id": entry.to_hex(), "reason": "x"}),
+            )
+            .await,
+    );
+    assert_eq!(status, 403);
+    // Our own entry cannot be flagged.
+    let (status, err) = api_code(
+        b.post_json::<_, serde_json::Value>(
+            "/v1/flags",
+            &serde_json::json!({"entry_id": own[0].entry_id.to_hex(), "reason": "x"}),
+        )
+        .await,
+    );
+    assert_eq!((status, err.as_str()), (409, "own_entry"));
+    let set: serde_json::Value = b
+        .post_json(
+            "/v1/flags",
+            &serde_json::json!({"entry_id": entry.to_hex(),
+                "reason": "FLAG-REASON national court annulled the listing basis"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set["origin"], agency(0).as_str());
+    // A is told: the message in its inbox, and a flagged_entry event (metadata only).
+    wait_for(T, "A's inbox has the flag", || async {
+        inbox(&c, 0).await.iter().any(|m| {
+            m.kind == "flag" && m.body.contains("FLAG-REASON") && m.body.contains("\"set\"")
+        })
+    })
+    .await;
+    let ev = loop {
+        let e = tokio::time::timeout(T, a_events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if e.kind == wlnode_config::EventType::FlaggedEntry {
+            break e;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&ev.json).unwrap();
+    assert_eq!(v["kind"], "set");
+    assert_eq!(v["entry_id"], entry.to_hex().as_str());
+    assert_eq!(v["from"], agency(1).as_str());
+    assert!(
+        !ev.json.contains("FLAG-REASON"),
+        "metadata only: {}",
+        ev.json
+    );
+    // B's screening shows its own flag, with reason and time; the list has it.
+    let hits = screen(&screener, "Heron Flagged Logistics").await;
+    let h = hit_of(&hits, entry);
+    assert!(
+        h["flag"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("FLAG-REASON"),
+        "{h}"
+    );
+    assert!(h["flag"]["flagged_at"].is_string(), "{h}");
+    let listed: serde_json::Value = screener.get_json("/v1/flags").await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // The flag is local: A's screening of its own entry shows none.
+    assert!(
+        c.node(0)
+            .services
+            .flags
+            .marks(&[(code(0), entry)])
+            .await
+            .unwrap()[&(code(0), entry)]
+            .flag
+            .is_none()
+    );
+    // Audited as acted flag_set.
+    assert!(audit_events(&c, 1).await.iter().any(|e| matches!(
+        &e.kind, EventKind::Acted { action, .. } if action == "flag_set"
+    )));
+    // Lifted: A is told, B's screening no longer shows it.
+    let _: serde_json::Value = b
+        .delete_json(&format!("/v1/flags?entry_id={}", entry.to_hex()))
+        .await
+        .unwrap();
+    wait_for(T, "A's inbox has the lift", || async {
+        inbox(&c, 0)
+            .await
+            .iter()
+            .any(|m| m.kind == "flag" && m.body.contains("\"unset\""))
+    })
+    .await;
+    let ev = loop {
+        let e = tokio::time::timeout(T, a_events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if e.kind == wlnode_config::EventType::FlaggedEntry {
+            break e;
+        }
+    };
+    assert!(ev.json.contains("\"lifted\""), "{}", ev.json);
+    let hits = screen(&screener, "Heron Flagged Logistics").await;
+    assert!(hit_of(&hits, entry).get("flag").is_none());
+    let listed: serde_json::Value = screener.get_json("/v1/flags").await.unwrap();
+    assert!(listed.as_array().unwrap().is_empty());
+    let (status, _) = api_code(
+        b.delete_json::<serde_json::Value>(&format!("/v1/flags?entry_id={}", entry.to_hex()))
+            .await,
+    );
+    assert_eq!(status, 404);
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+// ------------------------------------------- review of issue 21: findings 13, 14, 15, 17
+
+/// A consultation of A's entry by B (A—B linked), answered `info_requested`.
+async fn requested(c: &Cluster, deadline: Duration) -> (EntryId, wlnode_consult::ConsultationId) {
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B holds A's entry", || holds_entry(c, 1, w.entry_id)).await;
+    let held = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            None,
+            "LIC-2026-0077".into(),
+            details(),
+            deadline,
+        )
+        .await
+        .unwrap();
+    (w.entry_id, held.consultation.id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_requested_then_supply_info_opens_the_next_round_with_a_new_deadline() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "fedcba9876543210fedcba9876543210",
+            id,
+            Answer::InfoRequested,
+            Some("who operates the machine?".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B has the request for information", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::InfoRequested))
+    })
+    .await;
+    // Through the API, as `wlnode consult supply-info ID --text ...` does.
+    let b = officer(&c, 1, "consultant", &["consultant"]).await;
+    let v: serde_json::Value = b
+        .post_json(
+            &format!("/v1/consultations/{}/supply-info", id.to_hex()),
+            &serde_json::json!({"text": "SUPPLY-MARKER operated by the university lab", "deadline": "10d"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "open", "{v}");
+    let at_b = consultation(&c, 1, id).await.unwrap();
+    assert_eq!(at_b.consultation.round(), 2);
+    let ahead = at_b.consultation.deadline().as_millis() - Timestamp::now().as_millis();
+    assert!(
+        ahead > 9 * 86_400_000 && ahead <= 10 * 86_400_000,
+        "{ahead}"
+    );
+    wait_for(T, "A has round 2 with the information", || async {
+        consultation(&c, 0, id).await.is_some_and(|h| {
+            h.consultation.round() == 2
+                && h.consultation.state() == wlnode_consult::State::Open
+                && h.consultation
+                    .infos()
+                    .iter()
+                    .any(|i| i.text.contains("SUPPLY-MARKER"))
+        })
+    })
+    .await;
+    // A second supply before an answer is refused (409), as the machine says.
+    let (status, _) = api_code(
+        b.post_json::<_, serde_json::Value>(
+            &format!("/v1/consultations/{}/supply-info", id.to_hex()),
+            &serde_json::json!({"text": "again"}),
+        )
+        .await,
+    );
+    assert_eq!(status, 409);
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Finding 14: the consultation is saved with its messages before they are sent; a
+/// stop in between sends them at the next start, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_saved_but_not_sent_before_a_stop_is_sent_once_after_the_restart() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    c.node(1).services.consultations.hold_sends(true);
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let held = consultation(&c, 1, id).await.unwrap();
+    assert_eq!(held.messages.len(), 1);
+    assert_eq!(held.messages[0].delivery, "unsent");
+    assert_eq!(held.outgoing.len(), 1);
+    let mid = held.messages[0].message_id;
+    assert!(outbox_state(&c, 1, mid).await.is_none(), "not sent yet");
+    c.stop(1).await;
+    c.start(1).await;
+    wait_for(T, "A has the request after B's restart", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    wait_for(T, "B sees it delivered", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.outgoing.is_empty() && h.messages[0].delivery == "delivered")
+    })
+    .await;
+    let copies = inbox(&c, 0)
+        .await
+        .iter()
+        .filter(|m| m.message_id == mid)
+        .count();
+    assert_eq!(copies, 1);
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Finding 17: a receipt whose notice was lost (crash, lagging subscriber) is
+/// recovered from the outbox at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_delivery_notice_is_recovered_from_the_outbox_at_start() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "B sees its request delivered", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.messages.iter().all(|m| m.delivery == "delivered"))
+    })
+    .await;
+    // As if the notice never reached the consultations task: back to pending.
+    let mut held = consultation(&c, 1, id).await.unwrap();
+    held.messages[0].delivery = "pending".into();
+    let mut k = vec![b'c'];
+    k.extend_from_slice(&id.0);
+    let v = serde_json::to_vec(&held).unwrap();
+    c.node(1)
+        .services
+        .store
+        .call(move |s| {
+            s.table_put(
+                wlnode_store::tables::LocalTable::Consultations,
+                &[(k, v)],
+                true,
+            )
+        })
+        .await
+        .unwrap();
+    c.stop(1).await;
+    c.start(1).await;
+    wait_for(T, "B recovers delivered from the outbox", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.messages[0].delivery == "delivered")
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Finding 13: a decision that reaches the origin before the deadline by its clock
+/// (within the clock skew) was marked applied and lost; now it is applied once the
+/// origin's deadline has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_arriving_just_before_the_origins_deadline_is_applied_after_it() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(3)).await;
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    // A's clock runs behind: its deadline is 60 s later than B's.
+    let mut at_a = consultation(&c, 0, id).await.unwrap();
+    let mut v = serde_json::to_value(&at_a).unwrap();
+    let later = at_a.consultation.deadline().as_millis() + 60_000;
+    v["consultation"]["deadline"] = serde_json::json!(later);
+    at_a = serde_json::from_value(v).unwrap();
+    assert_eq!(at_a.consultation.deadline().as_millis(), later);
+    let mut k = vec![b'c'];
+    k.extend_from_slice(&id.0);
+    let bytes = serde_json::to_vec(&at_a).unwrap();
+    c.node(0)
+        .services
+        .store
+        .call(move |s| {
+            s.table_put(
+                wlnode_store::tables::LocalTable::Consultations,
+                &[(k, bytes)],
+                true,
+            )
+        })
+        .await
+        .unwrap();
+    wait_for(T, "B's consultation expires", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Expired)
+    })
+    .await;
+    c.node(1)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Refused,
+            Some("REFUSAL-MARKER".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "A received the decision", || async {
+        inbox(&c, 0)
+            .await
+            .iter()
+            .any(|m| m.kind == "consult_decision" && m.body.contains("REFUSAL-MARKER"))
+    })
+    .await;
+    assert_ne!(
+        consultation(&c, 0, id).await.unwrap().consultation.state(),
+        wlnode_consult::State::Decided,
+        "not before A's deadline"
+    );
+    wait_for(
+        T,
+        "A records the refusal once its deadline passed",
+        || async {
+            consultation(&c, 0, id).await.is_some_and(|h| {
+                h.consultation
+                    .decision()
+                    .is_some_and(|d| d.decision == Decision::Refused)
+            })
+        },
+    )
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Finding 15: a grant despite an objection on an entry with a hop limit notifies only
+/// members this node can place within it (here: A—B—C—D, `max_hops = 2`; C consults
+/// at hop 2; D, at hop 3, can never hold the entry and is not told).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_honours_the_entrys_hop_limit() {
+    let mut c = cluster(
+        &[&["eu"], &["eu"], &["eu"], &["eu"]],
+        &[(0, 1), (1, 2), (2, 3)],
+    );
+    c.start_all().await;
+    let w = c
+        .add(
+            0,
+            "Hops",
+            1,
+            Some(r#"{"scope": "federation", "max_hops": 2}"#),
+        )
+        .await
+        .remove(0);
+    wait_for(T, "C holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
+    assert!(!holds_entry(&c, 3, w.entry_id).await);
+    let held = c
+        .node(2)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            None,
+            "LIC-2026-0099".into(),
+            details(),
+            Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap();
+    let id = held.consultation.id();
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "fedcba9876543210fedcba9876543210",
+            id,
+            Answer::Objection,
+            Some("same end user".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "C has the objection", || async {
+        consultation(&c, 2, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
+    })
+    .await;
+    let decided = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    let mut notified: Vec<String> = decided
+        .messages
+        .iter()
+        .filter(|m| m.notice)
+        .map(|m| m.to.to_string())
+        .collect();
+    notified.sort();
+    // A (the origin) and B (C got the entry from B, so B holds it); never D.
+    assert_eq!(notified, vec![agency(0), agency(1)]);
+    c.stop(0).await;
+    c.stop(1).await;
+    c.stop(2).await;
+    c.stop(3).await;
 }

@@ -42,5 +42,6 @@ pub fn draft12(i: usize) -> EntryDraft {
         contact: None,
         distribution: Distribution::federation(),
         review_by: None,
+        on_hit: None,
     }
 }

@@ -109,6 +109,7 @@ pub fn draft() -> impl Strategy<Value = EntryDraft> {
                         },
                     },
                     review_by: None,
+                    on_hit: None,
                 }
             },
         )
@@ -159,6 +160,7 @@ pub fn twelve_field_draft() -> EntryDraft {
         contact: None,
         distribution: Distribution::federation(),
         review_by: None,
+        on_hit: None,
     }
 }
 

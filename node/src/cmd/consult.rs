@@ -1,4 +1,4 @@
-//! `wlnode consult request|list|show|respond|decide`, `wlnode inbox` and `wlnode hit
+//! `wlnode consult request|list|show|respond|supply-info|decide`, `wlnode inbox` and `wlnode hit
 //! report`: Art. 16 consultations, the sealed-message inbox and hit reports on the
 //! running node, through the local API (a `consultant`'s token; hit reports also a
 //! `screener`'s).
@@ -83,6 +83,26 @@ pub enum ConsultCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Answer the origin's request for information (at the requester): opens the
+    /// next round with a new deadline.
+    SupplyInfo {
+        /// The consultation id.
+        id: String,
+        /// JSON file `{"text": "...", "details": {...}}` (details optional: the
+        /// corrected transaction, as for `request`).
+        #[arg(long, group = "info", required = true)]
+        file: Option<PathBuf>,
+        /// The information as plain text.
+        #[arg(long, group = "info")]
+        text: Option<String>,
+        /// How long the origin has to answer this round, e.g. 30d.
+        #[arg(long, default_value = "30d")]
+        deadline: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
     /// Record the licence decision (at the requester).
     Decide {
         /// The consultation id.
@@ -123,6 +143,110 @@ pub enum HitCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `wlnode flag ...`.
+#[derive(Debug, Subcommand)]
+pub enum FlagCommand {
+    /// Flag another agency's entry as not actionable here; its origin is told.
+    Set {
+        /// The entry (of another agency).
+        #[arg(long)]
+        entry: String,
+        /// The entry's origin agency (required when several agencies hold an entry
+        /// with this id).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Why it is not actionable here (sent to the origin).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift our flag on an entry; its origin is told.
+    Lift {
+        /// The entry.
+        #[arg(long)]
+        entry: String,
+        /// Its origin (when several agencies hold an entry with this id).
+        #[arg(long)]
+        origin: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Our flags in force.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn flag_line(v: &Value) -> String {
+    format!(
+        "{}  entry {}  origin {}  {}",
+        v["flagged_at"].as_str().unwrap_or("?"),
+        v["entry_id"].as_str().unwrap_or("?"),
+        v["origin"].as_str().unwrap_or("?"),
+        v["reason"].as_str().unwrap_or("")
+    )
+}
+
+/// Runs a `flag` subcommand.
+pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
+    let (v, json): (Value, bool) = match c {
+        FlagCommand::Set {
+            entry,
+            origin,
+            reason,
+            config,
+            json,
+        } => (
+            client(&config)?
+                .post_json(
+                    "/v1/flags",
+                    &json!({"entry_id": entry, "origin": origin, "reason": reason}),
+                )
+                .await?,
+            json,
+        ),
+        FlagCommand::Lift {
+            entry,
+            origin,
+            config,
+            json,
+        } => {
+            anyhow::ensure!(
+                entry.len() == 32 && entry.bytes().all(|b| b.is_ascii_hexdigit()),
+                "--entry {entry:?} is not an entry id (32 hex digits)"
+            );
+            let mut path = format!("/v1/flags?entry_id={entry}");
+            if let Some(o) = origin {
+                anyhow::ensure!(
+                    o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                    "--origin {o:?} is not an agency code"
+                );
+                path.push_str(&format!("&origin={o}"));
+            }
+            (client(&config)?.delete_json(&path).await?, json)
+        }
+        FlagCommand::List { config, json } => (client(&config)?.get_json("/v1/flags").await?, json),
+    };
+    if json {
+        print_json(&v)?;
+    } else if let Some(list) = v.as_array() {
+        for f in list {
+            println!("{}", flag_line(f));
+        }
+    } else {
+        println!("{}", flag_line(&v));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a `hit` subcommand.
@@ -300,6 +424,39 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                     &format!("/v1/consultations/{id}/respond"),
                     &json!({"answer": answer, "reason": reason}),
                 )
+                .await?;
+            print_one(&v, json)?;
+        }
+        ConsultCommand::SupplyInfo {
+            id,
+            file,
+            text,
+            deadline,
+            config,
+            json,
+        } => {
+            check_id(&id)?;
+            let mut body = match (file, text) {
+                (Some(f), _) => {
+                    let b = std::fs::read(&f)
+                        .with_context(|| format!("cannot read {}", f.display()))?;
+                    let v: Value = serde_json::from_slice(&b)
+                        .with_context(|| format!("{} is not JSON", f.display()))?;
+                    anyhow::ensure!(
+                        v.is_object(),
+                        "{}: expected an object {{\"text\": ..., \"details\": ...}}",
+                        f.display()
+                    );
+                    v
+                }
+                (None, Some(t)) => json!({ "text": t }),
+                (None, None) => anyhow::bail!("give --file or --text"),
+            };
+            if let Some(o) = body.as_object_mut() {
+                o.insert("deadline".into(), deadline.into());
+            }
+            let v: Value = client(&config)?
+                .post_json(&format!("/v1/consultations/{id}/supply-info"), &body)
                 .await?;
             print_one(&v, json)?;
         }

@@ -81,6 +81,10 @@ enum Command {
     /// Report a hit on another agency's entry to its origin (sealed).
     #[command(subcommand)]
     Hit(consult::HitCommand),
+    /// Flag another agency's entry "not actionable here" (its origin is told), lift
+    /// the flag, or list our flags.
+    #[command(subcommand)]
+    Flag(consult::FlagCommand),
     /// Start a local demo federation (three agencies and an auditor) with sample data.
     Demo(demo::DemoArgs),
     /// Screen a name (or every party of a CSV file with --batch) against the merged
@@ -169,6 +173,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consult(c) => runtime()?.block_on(consult::run(c)),
         Command::Inbox(a) => runtime()?.block_on(consult::inbox(a)),
         Command::Hit(c) => runtime()?.block_on(consult::hit(c)),
+        Command::Flag(c) => runtime()?.block_on(consult::flag(c)),
         Command::Screen(a) => runtime()?.block_on(screen::run(a)),
         Command::Audit(c) => audit::run(c),
         Command::Bench(c) => bench::run(c),

@@ -299,24 +299,44 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
         };
         writeln!(
             out,
-            "{:<6.3} {:<32} {:<12} {:<12} {:<40} {}",
+            "{:<6.3} {:<32} {:<12} {:<12} {:<40} {}{}",
             r["score"].as_f64().unwrap_or(0.0),
             r["entry_id"].as_str().unwrap_or(""),
             r["origin"].as_str().unwrap_or(""),
             format!("{}{withdrawn}", r["kind"].as_str().unwrap_or("")),
             r["matched_name"].as_str().unwrap_or(""),
-            match r["decision"]["state"].as_str() {
-                Some(state) => format!(
-                    "[{state} by {}: {}] {}",
-                    r["decision"]["by_name"].as_str().unwrap_or("?"),
-                    r["decision"]["reason"].as_str().unwrap_or(""),
-                    why(&r["explanation"])
-                ),
-                None => why(&r["explanation"]),
+            marks(r),
+            {
+                match r["decision"]["state"].as_str() {
+                    Some(state) => format!(
+                        "[{state} by {}: {}] {}",
+                        r["decision"]["by_name"].as_str().unwrap_or("?"),
+                        r["decision"]["reason"].as_str().unwrap_or(""),
+                        why(&r["explanation"])
+                    ),
+                    None => why(&r["explanation"]),
+                }
             }
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a hit carries beside its score (issue 21 item 3): the origin's request for a
+/// hit report and our own flag, as `[...] ` prefixes.
+fn marks(r: &serde_json::Value) -> String {
+    let mut out = String::new();
+    if r["hit_report_requested"].as_bool() == Some(true) {
+        out.push_str("[origin asks for a hit report: wlnode hit report] ");
+    }
+    if let Some(reason) = r["flag"]["reason"].as_str() {
+        out.push_str(&format!(
+            "[flagged here {}: {}] ",
+            r["flag"]["flagged_at"].as_str().unwrap_or("?"),
+            reason
+        ));
+    }
+    out
 }
 
 /// A one-line summary of an explanation: token pairs and adjustments.
@@ -473,6 +493,8 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
         "best_matched_name",
         "all_matches",
         "error",
+        "hit_report_requested",
+        "flagged",
     ])?;
     for r in &out_rows {
         let best = r.matches.first();
@@ -506,6 +528,23 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
             field("matched_name"),
             all.join("; "),
             r.error.clone(),
+            // Entries of the matches whose origin asks for a hit report, and those we
+            // flagged (with the flag's reason).
+            r.matches
+                .iter()
+                .filter(|m| m["hit_report_requested"].as_bool() == Some(true))
+                .map(|m| m["entry_id"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+                .join("; "),
+            r.matches
+                .iter()
+                .filter_map(|m| {
+                    m["flag"]["reason"]
+                        .as_str()
+                        .map(|reason| format!("{}: {reason}", m["entry_id"].as_str().unwrap_or("")))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
         ];
         // Names and references come from shipment files and other agencies: no
         // cell may run as a spreadsheet formula.

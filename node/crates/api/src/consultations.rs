@@ -2,7 +2,9 @@
 //! `consultant` role: `POST /v1/consultations` (request one of an entry's origin),
 //! `GET /v1/consultations` (`?state=`, `?role=sent|received`),
 //! `GET /v1/consultations/{id}`, `POST /v1/consultations/{id}/respond` (at the origin),
-//! `POST /v1/consultations/{id}/decide` (at the requester), `GET /v1/inbox`, and
+//! `POST /v1/consultations/{id}/supply-info` (at the requester, after
+//! `info_requested`), `POST /v1/consultations/{id}/decide` (at the requester),
+//! `GET /v1/inbox`, and
 //! `POST /v1/hits` (a sealed hit report to an entry's origin; `screener` or
 //! `consultant`).
 //! Every write is attributed to the user (`acted` audit event, written by
@@ -37,6 +39,11 @@ impl From<ConsultServiceError> for ApiError {
             ConsultServiceError::Consult(_) => {
                 Self::with_status(StatusCode::CONFLICT, "refused", e.to_string())
             }
+            ConsultServiceError::HitReportNotRequested { .. } => Self::with_status(
+                StatusCode::CONFLICT,
+                "hit_report_not_requested",
+                e.to_string(),
+            ),
             ConsultServiceError::AmbiguousEntry { .. } => {
                 Self::with_status(StatusCode::CONFLICT, "ambiguous_entry", e.to_string())
             }
@@ -342,6 +349,60 @@ pub(super) async fn respond(
         .node
         .consultations
         .respond(&actor.id, id, answer, b.reason)
+        .await?;
+    Ok(Json(view(&held, false)))
+}
+
+/// Body of `POST /v1/consultations/{id}/supply-info`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SupplyInfoBody {
+    /// The information the origin asked for (at most 4 KiB).
+    text: String,
+    /// Corrected transaction details, when they changed (as for a request).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+    /// How long the origin has to answer the new round, e.g. `30d` (default 30d).
+    #[serde(default)]
+    deadline: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/consultations/{id}/supply-info", tag = "consultations", request_body = SupplyInfoBody,
+    params(("id" = String, Path, description = "Consultation id")),
+    responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+pub(super) async fn supply_info(
+    State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ConsultationView>, ApiError> {
+    let id = consultation_id(&id)?;
+    let b: SupplyInfoBody = parse_json(&body)?;
+    let details = b
+        .details
+        .map(|d| {
+            TransactionDetails::from_json(&serde_json::to_vec(&d).unwrap_or_default()).map_err(
+                |e| {
+                    ApiError::with_status(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_field",
+                        format!("details: {e}"),
+                    )
+                },
+            )
+        })
+        .transpose()?;
+    let deadline = parse_deadline(
+        b.deadline.as_deref().unwrap_or("30d"),
+        DeadlineBounds::DEFAULT,
+    )
+    .map_err(|e| ApiError::invalid(InvalidValue::new("deadline", e.to_string())))?;
+    let held = state
+        .node
+        .consultations
+        .supply_info(&actor.id, id, b.text, details, deadline)
         .await?;
     Ok(Json(view(&held, false)))
 }

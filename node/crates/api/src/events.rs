@@ -30,7 +30,7 @@ use super::{ApiError, ApiState};
 pub const REAUTH: Duration = Duration::from_secs(5);
 
 #[utoipa::path(get, path = "/v1/events", tag = "events",
-    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events: watch_hit, draft_awaiting_approval, peer_down, source_failed, audit_violation, consultation, lagged"),
+    responses((status = 200, content_type = "text/event-stream", description = "Server-Sent Events: watch_hit, draft_awaiting_approval, peer_down, source_failed, audit_violation, consultation, flagged_entry, lagged"),
         (status = 401, body = super::openapi::ErrorDoc), (status = 503, body = super::openapi::ErrorDoc)))]
 pub(super) async fn stream(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     // The auth layer let the request through, so the token names an allowed user.

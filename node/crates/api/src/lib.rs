@@ -16,6 +16,7 @@ mod consultations;
 mod drafts;
 mod entries;
 mod events;
+mod flags;
 pub mod ftm;
 mod import_batches;
 pub mod limits;
@@ -395,7 +396,15 @@ pub fn router(node: Services) -> Router {
             post(consultations::respond),
         )
         .route("/v1/consultations/{id}/decide", post(consultations::decide))
+        .route(
+            "/v1/consultations/{id}/supply-info",
+            post(consultations::supply_info),
+        )
         .route("/v1/inbox", get(consultations::inbox))
+        .route(
+            "/v1/flags",
+            get(flags::list).post(flags::set).delete(flags::lift),
+        )
         .route("/v1/hits", post(consultations::hit))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))

@@ -162,13 +162,28 @@ pub(super) async fn ready(state: &ApiState, handle: &ScreenHandle) -> Result<(),
     }
 }
 
-/// A hit as the API answers it: the result and the decision in force for this party
-/// and entry version (`null` when none).
+/// A hit as the API answers it: the result, the decision in force for this party
+/// and entry version (`null` when none), and (issue 21 item 3) whether the origin
+/// asks for a hit report (`on_hit`, `hit_report_requested`) and our own flag on the
+/// entry (`flag`: reason and time).
 #[derive(serde::Serialize)]
 pub(super) struct DecidedHit {
     #[serde(flatten)]
     pub(super) hit: wlnode_screen::Match,
     pub(super) decision: Option<Decision>,
+    #[serde(flatten)]
+    pub(super) marks: wlnode_runtime::flags::HitMarks,
+}
+
+/// The hit marks of every hit in `keys`.
+async fn marks_of(
+    state: &ApiState,
+    keys: &[(AgencyCode, EntryId)],
+) -> Result<
+    std::collections::HashMap<(AgencyCode, EntryId), wlnode_runtime::flags::HitMarks>,
+    ApiError,
+> {
+    state.node.flags.marks(keys).await.map_err(ApiError::from)
 }
 
 /// A single screening's answer: the engine's, with the case it was logged as.
@@ -239,6 +254,12 @@ pub(super) async fn screen_one(
                 "case not logged",
             )
         })?;
+    let keys: Vec<(AgencyCode, EntryId)> = resp
+        .results
+        .iter()
+        .map(|m| (m.origin.clone(), m.entry_id))
+        .collect();
+    let mut marks = marks_of(state, &keys).await?;
     Ok(Json(LoggedResponse {
         case_id: logged.case_id,
         query: resp.query,
@@ -246,7 +267,16 @@ pub(super) async fn screen_one(
             .results
             .into_iter()
             .zip(logged.decisions)
-            .map(|(hit, decision)| DecidedHit { hit, decision })
+            .map(|(hit, decision)| {
+                let marks = marks
+                    .remove(&(hit.origin.clone(), hit.entry_id))
+                    .unwrap_or_default();
+                DecidedHit {
+                    hit,
+                    decision,
+                    marks,
+                }
+            })
             .collect(),
         index_entries: resp.index_entries,
         took_ms: resp.took_ms,
@@ -403,7 +433,7 @@ async fn log_batch(
             format!("batch result {what}"),
         )
     };
-    let mut to_log = Vec::with_capacity(resp.results.len());
+    let mut to_log: Vec<(Party, Vec<Hit>)> = Vec::with_capacity(resp.results.len());
     for r in &resp.results {
         let party = parties
             .remove(&r.row)
@@ -416,6 +446,10 @@ async fn log_batch(
             .ok_or_else(|| internal("with an unreadable hit"))?;
         to_log.push((party, hits));
     }
+    let to_log_keys: Vec<(AgencyCode, EntryId)> = to_log
+        .iter()
+        .flat_map(|(_, hits)| hits.iter().map(|h| (h.origin.clone(), h.entry_id)))
+        .collect();
     let logged = state
         .node
         .cases
@@ -424,12 +458,21 @@ async fn log_batch(
     let mut out = serde_json::to_value(&resp).map_err(|e| {
         ApiError::with_status(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     })?;
+    let keys: Vec<(AgencyCode, EntryId)> = to_log_keys;
+    let marks = marks_of(state, &keys).await?;
     if let Some(results) = out.get_mut("results").and_then(|r| r.as_array_mut()) {
         for (r, l) in results.iter_mut().zip(logged) {
             r["case_id"] = serde_json::Value::String(l.case_id);
             if let Some(hits) = r.get_mut("results").and_then(|h| h.as_array_mut()) {
                 for (h, d) in hits.iter_mut().zip(l.decisions) {
+                    let key = hit_of(h).map(|x| (x.origin, x.entry_id));
                     h["decision"] = serde_json::to_value(d).unwrap_or_default();
+                    let m = key.and_then(|k| marks.get(&k)).cloned().unwrap_or_default();
+                    if let (Some(o), Ok(serde_json::Value::Object(extra))) =
+                        (h.as_object_mut(), serde_json::to_value(m))
+                    {
+                        o.extend(extra);
+                    }
                 }
             }
         }

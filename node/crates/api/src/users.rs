@@ -108,7 +108,13 @@ pub fn required_role(method: &Method, path: &str) -> Need {
         | "/v1/consultations/{id}"
         | "/v1/consultations/{id}/respond"
         | "/v1/consultations/{id}/decide"
+        | "/v1/consultations/{id}/supply-info"
         | "/v1/inbox" => R(Role::Consultant),
+        // Flags (issue 21 item 3): officers who screen see them on hits anyway; setting
+        // or lifting one sends a sealed message to the entry's origin, which is the
+        // consultant's office (as for consultations), not the screener's.
+        "/v1/flags" if get => Need::AnyOf(&[Role::Consultant, Role::Screener, Role::Admin]),
+        "/v1/flags" => R(Role::Consultant),
         // Whoever made the hit reports it.
         "/v1/hits" => Need::AnyOf(&[Role::Screener, Role::Consultant]),
         "/v1/entries"

@@ -38,17 +38,21 @@ pub enum EventType {
     /// A consultation arrived, was answered or decided, or nears its deadline; or a
     /// hit report arrived (`kind` says which).
     Consultation,
+    /// Another agency flagged one of our entries "not actionable here", or lifted its
+    /// flag (issue 21 item 3; metadata only: entry, flagging agency, set or lifted).
+    FlaggedEntry,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::WatchHit,
         EventType::DraftAwaitingApproval,
         EventType::PeerDown,
         EventType::SourceFailed,
         EventType::AuditViolation,
         EventType::Consultation,
+        EventType::FlaggedEntry,
     ];
 
     /// The name, as in `node.toml` and in the event's `type`.
@@ -60,6 +64,7 @@ impl EventType {
             Self::SourceFailed => "source_failed",
             Self::AuditViolation => "audit_violation",
             Self::Consultation => "consultation",
+            Self::FlaggedEntry => "flagged_entry",
         }
     }
 }

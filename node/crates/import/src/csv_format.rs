@@ -35,6 +35,7 @@ pub(crate) const COLUMNS: &[&str] = &[
     "max_hops",
     "sensitivity",
     "review_by",
+    "on_hit",
 ];
 
 const REQUIRED: &[&str] = &["source_id", "kind", "name"];
@@ -253,6 +254,11 @@ fn draft(
         .map(Date::parse)
         .transpose()
         .map_err(|e| format!("review_by: {e}"))?;
+    let on_hit = row
+        .get("on_hit")
+        .map(|v| v.parse::<wlnode_crypto::model::OnHit>())
+        .transpose()
+        .map_err(|e| format!("on_hit: {}", e.message))?;
     Ok(EntryDraft {
         subject: Subject {
             kind,
@@ -272,6 +278,7 @@ fn draft(
         contact: row.get("contact").and_then(normalize::text),
         distribution: distribution(row, &defaults.distribution)?,
         review_by,
+        on_hit,
     })
 }
 

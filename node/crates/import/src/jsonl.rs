@@ -47,6 +47,8 @@ struct Line {
     distribution: Option<Distribution>,
     #[serde(default)]
     review_by: Option<Date>,
+    #[serde(default, deserialize_with = "wlnode_crypto::model::on_hit_field")]
+    on_hit: Option<wlnode_crypto::model::OnHit>,
     #[serde(default, rename = "entry_id")]
     _entry_id: Option<String>,
     #[serde(default, rename = "origin")]
@@ -232,5 +234,6 @@ fn draft(
             .distribution
             .unwrap_or_else(|| defaults.distribution.clone()),
         review_by: line.review_by,
+        on_hit: line.on_hit,
     })
 }

@@ -533,6 +533,7 @@ pub(crate) fn list_draft(
         contact: None,
         distribution: defaults.distribution.clone(),
         review_by: None,
+        on_hit: None,
     };
     fit_field_limit(&mut draft, notes);
     draft

@@ -1327,3 +1327,25 @@ proptest! {
         parse_everything(&bytes[..cut.min(bytes.len())]);
     }
 }
+
+#[test]
+fn on_hit_is_read_from_csv_and_jsonl_and_an_unknown_value_names_the_field() {
+    use wlnode_crypto::model::OnHit;
+    let csv = b"source_id,kind,name,reason,on_hit\n\
+        H-1,organization,Kestrel Notify Trading,denial,notify\n\
+        H-2,organization,Osprey Silent Trading,denial,\n\
+        H-3,organization,Heron Wrong Trading,denial,email\n";
+    let p = parse(Format::Csv, csv, &defaults()).unwrap();
+    assert_eq!(row(&p, "H-1").draft.on_hit, Some(OnHit::Notify));
+    assert_eq!(row(&p, "H-2").draft.on_hit, None);
+    assert_error(&p, Location::Line(4), Some("H-3"), "on_hit");
+    let jsonl = concat!(
+        r#"{"source_id":"J-1","subject":{"kind":"person","name":"Ann Notify"},"reason":"denial","on_hit":"notify"}"#,
+        "\n",
+        r#"{"source_id":"J-2","subject":{"kind":"person","name":"Bob Wrong"},"reason":"denial","on_hit":"mail"}"#,
+        "\n"
+    );
+    let p = parse(Format::Jsonl, jsonl.as_bytes(), &defaults()).unwrap();
+    assert_eq!(row(&p, "J-1").draft.on_hit, Some(OnHit::Notify));
+    assert_error(&p, Location::Line(2), Some("J-2"), "on_hit");
+}

@@ -12,7 +12,21 @@
 //! notice reaches every admitted member and nobody else.
 //!
 //! Table layout: `c` + consultation id → [`Held`] (JSON); `m` + message id →
-//! consultation id; `p` + message id → (empty): an inbox message already applied.
+//! consultation id; `p` + message id + sender → (empty): an inbox message already
+//! applied; `d` + the same → [`InboxItem`] (JSON): a decision that arrived before
+//! the deadline by our clock but within the clock skew, applied once it has passed.
+//!
+//! **Save, then send** (review of issue 21, finding 14). A transition's messages get
+//! their ids first and are saved with the new state ([`Held::outgoing`]) in one
+//! durable write, with its audit events; only then do they go to the mail service,
+//! which is idempotent by id ([`Mail::send_as`]). A crash in between leaves the
+//! consultation in its new state with its messages `unsent`; the task sends them at
+//! its next start (and on every tick until they are out), never twice.
+//!
+//! **Nothing is lost to a crash or a lagging subscriber** (finding 17): receipts and
+//! expiries reach us as notices, which a crash or a full notice queue can lose; at
+//! start and after a lag every `pending` message is looked up in the outbox, whose
+//! state the mail service keeps durably.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +51,7 @@ use crate::users::acted;
 const CONSULT: u8 = b'c';
 const MESSAGE: u8 = b'm';
 const APPLIED: u8 = b'p';
+const DEFERRED: u8 = b'd';
 
 /// Why a consultation operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +74,16 @@ pub enum ConsultServiceError {
     /// A stored consultation does not decode.
     #[error("consultation table is corrupt: {0}")]
     Corrupt(String),
+    /// The entry's origin did not ask to be told of hits.
+    #[error(
+        "entry {entry} of {origin} does not ask for hit reports (its origin set no \"on_hit\": \"notify\")"
+    )]
+    HitReportNotRequested {
+        /// The entry.
+        entry: EntryId,
+        /// Its origin.
+        origin: AgencyCode,
+    },
     /// Several agencies hold an entry with this id and none was named: asking the
     /// wrong one would disclose the transaction to it.
     #[error(
@@ -82,8 +107,9 @@ pub struct MessageRef {
     pub kind: String,
     /// Its recipient.
     pub to: AgencyCode,
-    /// `pending`, `delivered` (signed receipt back), `expired`, or `undeliverable`
-    /// (a notice to a member without an encryption key; its id is all zeros).
+    /// `unsent` (saved, not yet handed to the mail service), `pending`, `delivered`
+    /// (signed receipt back), `expired`, or `undeliverable` (a notice to a member
+    /// without an encryption key; its id is all zeros).
     pub delivery: String,
     /// Whether it was a decision notice ("granted despite denial").
     #[serde(default)]
@@ -98,6 +124,25 @@ pub struct Held {
     /// Messages this node sent for it.
     #[serde(default)]
     pub messages: Vec<MessageRef>,
+    /// Messages saved with the state that produced them and not yet handed to the
+    /// mail service (sent by id, so at most once, after a crash too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outgoing: Vec<Outgoing>,
+}
+
+/// A message of a consultation saved before it is sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// The id it will carry (chosen before saving).
+    pub message_id: MessageId,
+    /// The recipient.
+    pub to: AgencyCode,
+    /// Its type.
+    pub kind: String,
+    /// The canonical payload (JSON, at most 64 KiB).
+    pub body: String,
+    /// How long it lives.
+    pub ttl_ms: u64,
 }
 
 fn silence_of(r: SilenceRule) -> SilenceMeans {
@@ -207,6 +252,48 @@ fn trail(
     out
 }
 
+/// The members a decision notice on the entry whose head record here is `rec` goes
+/// to (see `Consultations::admitted`): with no hop limit every member the
+/// distribution admits; with one, the origin, the member the record came from, and
+/// those of `neighbours` to which replication would pass the record from this node.
+pub fn admitted_members(
+    roster: &wlnode_crypto::roster::Roster,
+    rec: &wlnode_types::StoredRecord,
+    neighbours: &[AgencyCode],
+) -> Vec<AgencyCode> {
+    let h = rec.record.header();
+    let d = wlnode_policy::DistRef {
+        origin: &h.origin,
+        scope: h.distribution.scope,
+        groups: &h.distribution.groups,
+    };
+    let limited = h.distribution.scope == wlnode_crypto::model::Scope::Neighbors
+        || h.distribution.max_hops > 0;
+    if !limited {
+        return roster
+            .members()
+            .filter(|m| wlnode_policy::admits(roster, d, &m.agency))
+            .map(|m| m.agency.clone())
+            .collect();
+    }
+    let facts = wlnode_types::Facts::held(rec);
+    let mut out = vec![h.origin.clone()];
+    // The member this node got the record from holds it.
+    if let Some(from) = &rec.received_from
+        && wlnode_policy::admits(roster, d, from)
+        && !out.contains(from)
+    {
+        out.push(from.clone());
+    }
+    for n in neighbours {
+        if !out.contains(n) && wlnode_policy::distribution_send(roster, &facts, rec.hops, n).is_ok()
+        {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
 fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     let mut k = vec![prefix];
     k.extend_from_slice(b);
@@ -227,6 +314,19 @@ fn applied_key(item: &InboxItem) -> Vec<u8> {
     k
 }
 
+/// Where a decision that came early (within the clock skew) waits for our deadline.
+fn deferred_key(item: &InboxItem) -> Vec<u8> {
+    let mut k = key(DEFERRED, item.message_id.as_bytes());
+    k.extend_from_slice(item.from.as_str().as_bytes());
+    k
+}
+
+/// Whether an inbox message of type `kind` is applied here (consultations, and hit
+/// reports and flags, which raise an event).
+fn applies(kind: &str) -> bool {
+    kind.starts_with("consult_") || kind == "hit_report" || kind == "flag"
+}
+
 /// The node's consultations. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Consultations {
@@ -240,6 +340,13 @@ pub struct Consultations {
     events: Option<crate::events::Events>,
     /// Consultations already announced as near their deadline (since start).
     warned: Arc<std::sync::Mutex<std::collections::HashSet<ConsultationId>>>,
+    /// This node's configured neighbours (for the hop rule of decision notices).
+    neighbours: Arc<Vec<AgencyCode>>,
+    /// Test hook: saved messages are not handed to the mail service (as if the node
+    /// stopped between saving and sending).
+    hold_sends: Arc<std::sync::atomic::AtomicBool>,
+    /// Flags whose messages this task retries.
+    flags: Option<crate::flags::Flags>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -256,7 +363,30 @@ impl Consultations {
             lock: Arc::new(Mutex::new(())),
             events: None,
             warned: Arc::default(),
+            neighbours: Arc::default(),
+            hold_sends: Arc::default(),
+            flags: None,
         }
+    }
+
+    /// Retries the flags' unsent messages from this task (at start, then every 10 s).
+    pub fn with_flags(mut self, flags: crate::flags::Flags) -> Self {
+        self.flags = Some(flags);
+        self
+    }
+
+    /// This node's configured neighbours (`[[peers]]`).
+    pub fn with_neighbours(mut self, neighbours: Vec<AgencyCode>) -> Self {
+        self.neighbours = Arc::new(neighbours);
+        self
+    }
+
+    /// Test hook: while on, messages are saved but not handed to the mail service, as
+    /// if the node stopped between the two (review of issue 21, finding 14).
+    #[doc(hidden)]
+    pub fn hold_sends(&self, on: bool) {
+        self.hold_sends
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Announces consultations on `events` (type `consultation`).
@@ -350,31 +480,39 @@ impl Consultations {
             .ok_or_else(|| ConsultServiceError::NotFound(format!("consultation {id} not found")))
     }
 
-    /// Sends the machine's actions; returns the message references.
-    async fn send_actions(
+    /// Gives the machine's actions their message ids: the references the consultation
+    /// keeps and the messages to send once it is saved. A recipient of a request,
+    /// answer, information or decision without an encryption key is an error here,
+    /// before anything is saved; a notice to one is recorded `undeliverable` while the
+    /// other members still get theirs.
+    fn plan(
         &self,
         actions: Vec<Action>,
         deadline: Timestamp,
-    ) -> Result<Vec<MessageRef>, ConsultServiceError> {
+    ) -> Result<(Vec<MessageRef>, Vec<Outgoing>), ConsultServiceError> {
         let now = Timestamp::now().as_millis();
         // Live until a day after the deadline, within the message limit.
-        let ttl = deadline
+        let ttl_ms = deadline
             .as_millis()
             .saturating_sub(now)
             .saturating_add(86_400_000)
             .clamp(3_600_000, MAX_EXPIRY_MS);
+        let mut refs = Vec::new();
         let mut out = Vec::new();
         let roster = self.trust.roster();
         for a in actions {
             let notice = matches!(a, Action::SendNotice { .. });
             let body = wlnode_consult::encode(a.payload())
                 .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+            let body =
+                String::from_utf8(body).map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
             let kind = a.payload().kind();
-            // A member without an encryption key cannot receive a notice: the others
-            // still get theirs, and the consultation shows this one undeliverable.
-            if notice && roster.encryption_key(a.to(), Timestamp(now)).is_err() {
+            if let Err(e) = roster.encryption_key(a.to(), Timestamp(now)) {
+                if !notice {
+                    return Err(MailSendError::Recipient(e.to_string()).into());
+                }
                 tracing::warn!(member = %a.to(), "no encryption key: decision notice undeliverable");
-                out.push(MessageRef {
+                refs.push(MessageRef {
                     message_id: MessageId([0; 16]),
                     kind: kind.to_owned(),
                     to: a.to().clone(),
@@ -383,16 +521,59 @@ impl Consultations {
                 });
                 continue;
             }
-            let message_id = self.mail.send(a.to(), kind, &body, ttl).await?;
-            out.push(MessageRef {
+            let message_id =
+                MessageId::random().map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+            refs.push(MessageRef {
                 message_id,
                 kind: kind.to_owned(),
                 to: a.to().clone(),
-                delivery: "pending".into(),
+                delivery: "unsent".into(),
                 notice,
             });
+            out.push(Outgoing {
+                message_id,
+                to: a.to().clone(),
+                kind: kind.to_owned(),
+                body,
+                ttl_ms,
+            });
         }
-        Ok(out)
+        Ok((refs, out))
+    }
+
+    /// Hands `held`'s saved messages to the mail service (idempotent by id), in
+    /// order, stopping at the first failure (tried again on the next tick); saves
+    /// what changed. Call with the lock held.
+    async fn flush(&self, held: &mut Held) -> Result<(), ConsultServiceError> {
+        let mut changed = false;
+        while let Some(o) = held.outgoing.first().cloned() {
+            if self.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            match self
+                .mail
+                .send_as(o.message_id, &o.to, &o.kind, o.body.as_bytes(), o.ttl_ms)
+                .await
+            {
+                Ok(()) => {
+                    for m in &mut held.messages {
+                        if m.message_id == o.message_id && m.delivery == "unsent" {
+                            m.delivery = "pending".into();
+                        }
+                    }
+                    held.outgoing.remove(0);
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(consultation = %held.consultation.id(), to = %o.to, error = %e, "consultation message not sent yet; retried");
+                    break;
+                }
+            }
+        }
+        if changed {
+            self.save(held, Vec::new(), Vec::new()).await?;
+        }
+        Ok(())
     }
 
     /// Another agency's entry `entry_id`: of `origin` when given, else of its only
@@ -452,10 +633,11 @@ impl Consultations {
             },
             now,
         )?;
-        let messages = self.send_actions(actions, c.deadline()).await?;
-        let held = Held {
+        let (messages, outgoing) = self.plan(actions, c.deadline())?;
+        let mut held = Held {
             consultation: c,
             messages,
+            outgoing,
         };
         let mut events = vec![acted(
             now,
@@ -465,12 +647,14 @@ impl Consultations {
         )];
         events.extend(trail(None, &held.consultation, &[]));
         self.save(&held, Vec::new(), events).await?;
+        self.flush(&mut held).await?;
         Ok(held)
     }
 
     /// Sends a sealed hit report on another agency's entry to its origin; returns the
-    /// message id and the origin. (Entries do not yet carry `"on_hit": "notify"`:
-    /// any hit may be reported.)
+    /// message id and the origin. Only for entries whose head record here carries
+    /// `"on_hit": "notify"` (DESIGN: hit reports are for such entries); others are
+    /// [`ConsultServiceError::HitReportNotRequested`], and nothing is sent.
     pub async fn hit_report(
         &self,
         user: &str,
@@ -480,6 +664,16 @@ impl Consultations {
         details: String,
     ) -> Result<(MessageId, AgencyCode), ConsultServiceError> {
         let (k, st) = self.entry_of_other(entry_id, origin.as_ref()).await?;
+        let asked =
+            self.store.record(st.head).await?.is_some_and(|r| {
+                r.record.header().on_hit == Some(wlnode_crypto::model::OnHit::Notify)
+            });
+        if !asked {
+            return Err(ConsultServiceError::HitReportNotRequested {
+                entry: entry_id,
+                origin: k.origin,
+            });
+        }
         let now = Timestamp::now();
         let payload = Payload::HitReport(wlnode_consult::HitReport {
             entry_id,
@@ -511,10 +705,9 @@ impl Consultations {
         let mut held = self.get(id).await?;
         let before = held.consultation.clone();
         let actions = held.consultation.answer(answer, reason, Timestamp::now())?;
-        let sent = self
-            .send_actions(actions, held.consultation.deadline())
-            .await?;
+        let (sent, outgoing) = self.plan(actions, held.consultation.deadline())?;
         held.messages.extend(sent);
+        held.outgoing.extend(outgoing);
         let mut events = vec![acted(
             Timestamp::now(),
             user,
@@ -523,33 +716,66 @@ impl Consultations {
         )];
         events.extend(trail(Some(&before), &held.consultation, &[]));
         self.save(&held, Vec::new(), events).await?;
+        self.flush(&mut held).await?;
         Ok(held)
     }
 
-    /// The members the entry's distribution admits (from the head record held here).
+    /// Requester: answers the origin's `info_requested` with further information
+    /// (`details` replacing the transaction's when given), opening the next round
+    /// with a deadline `deadline` from now.
+    pub async fn supply_info(
+        &self,
+        user: &str,
+        id: ConsultationId,
+        text: String,
+        details: Option<TransactionDetails>,
+        deadline: Duration,
+    ) -> Result<Held, ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let mut held = self.get(id).await?;
+        let before = held.consultation.clone();
+        let now = Timestamp::now();
+        let actions =
+            held.consultation
+                .supply_info(text, details, deadline_after(now, deadline), now)?;
+        let (sent, outgoing) = self.plan(actions, held.consultation.deadline())?;
+        held.messages.extend(sent);
+        held.outgoing.extend(outgoing);
+        let mut events = vec![acted(now, user, "consult_supply_info", Some(id.to_hex()))];
+        events.extend(trail(Some(&before), &held.consultation, &[]));
+        self.save(&held, Vec::new(), events).await?;
+        self.flush(&mut held).await?;
+        Ok(held)
+    }
+
+    /// The members the entry's distribution admits, judged on the entry's head
+    /// record held here now (not the record consulted on: an amendment may have
+    /// narrowed it) and with its hop rule as replication applies it (review of issue
+    /// 21, finding 15). Without a hop limit (`groups` or `federation`, `max_hops = 0`)
+    /// that is every member `wlnode_policy::admits` lets hold it. With one
+    /// (`neighbors`, or `max_hops > 0`) a member's distance from the origin depends
+    /// on links this node cannot see, so only members it can place within the limit
+    /// are told: the origin, the member this node got the record from, and this
+    /// node's configured neighbours to which `wlnode_policy::distribution_send`
+    /// would pass the record from here. A member
+    /// that may sit beyond the limit is never told (that would reveal the entry to a
+    /// member that cannot hold it).
     async fn admitted(&self, held: &Held) -> Result<Vec<AgencyCode>, ConsultServiceError> {
-        let record = self
+        let c = &held.consultation;
+        let head = self
             .store
-            .record(held.consultation.record_id())
+            .entries_by_id(c.entry_id())
             .await?
-            .ok_or_else(|| {
-                ConsultServiceError::NotFound(format!(
-                    "record {} of the consulted entry is not held here",
-                    held.consultation.record_id()
-                ))
-            })?;
-        let h = record.record.header();
+            .into_iter()
+            .find(|(k, _)| k.origin == *c.origin())
+            .map_or_else(|| c.record_id(), |(_, st)| st.head);
+        let record = self.store.record(head).await?.ok_or_else(|| {
+            ConsultServiceError::NotFound(format!(
+                "record {head} of the consulted entry is not held here"
+            ))
+        })?;
         let roster = self.trust.roster();
-        let d = wlnode_policy::DistRef {
-            origin: &h.origin,
-            scope: h.distribution.scope,
-            groups: &h.distribution.groups,
-        };
-        Ok(roster
-            .members()
-            .filter(|m| wlnode_policy::admits(&roster, d, &m.agency))
-            .map(|m| m.agency.clone())
-            .collect())
+        Ok(admitted_members(&roster, &record, &self.neighbours))
     }
 
     /// Requester: decides on the licence. A grant despite an objection or an expired
@@ -569,9 +795,7 @@ impl Consultations {
         let actions = held
             .consultation
             .decide(decision, reason, &admitted, Timestamp::now())?;
-        let sent = self
-            .send_actions(actions, held.consultation.deadline())
-            .await?;
+        let (sent, outgoing) = self.plan(actions, held.consultation.deadline())?;
         let mut events = vec![acted(
             Timestamp::now(),
             user,
@@ -580,7 +804,9 @@ impl Consultations {
         )];
         events.extend(trail(Some(&before), &held.consultation, &sent));
         held.messages.extend(sent);
+        held.outgoing.extend(outgoing);
         self.save(&held, Vec::new(), events).await?;
+        self.flush(&mut held).await?;
         Ok(held)
     }
 
@@ -648,6 +874,7 @@ impl Consultations {
                                 Held {
                                     consultation: c,
                                     messages: Vec::new(),
+                                    outgoing: Vec::new(),
                                 },
                             ))
                         })
@@ -698,7 +925,31 @@ impl Consultations {
                 }
                 Ok(None)
             }
-            Payload::Flag(_) => Ok(None),
+            Payload::Flag(f) => {
+                // Only for our own entries; metadata only (the reason stays in the
+                // inbox).
+                let ours = self
+                    .store
+                    .entries_by_id(f.entry_id)
+                    .await?
+                    .iter()
+                    .any(|(k, _)| k.origin == self.agency);
+                if let (true, Some(ev)) = (ours, &self.events) {
+                    ev.emit(
+                        wlnode_config::EventType::FlaggedEntry,
+                        serde_json::json!({
+                            "kind": match f.action {
+                                wlnode_consult::FlagAction::Set => "set",
+                                wlnode_consult::FlagAction::Unset => "lifted",
+                            },
+                            "entry_id": f.entry_id.to_string(),
+                            "from": item.from.to_string(),
+                            "message_id": item.message_id.to_hex(),
+                        }),
+                    );
+                }
+                Ok(None)
+            }
         };
         match result {
             Ok(Some((before, h))) => {
@@ -717,11 +968,65 @@ impl Consultations {
                 Ok(())
             }
             Ok(None) => self.mark(mark).await,
+            // A decision that came before the deadline by our clock, but within the
+            // clock skew two honest nodes may have: kept, and applied once the
+            // deadline has passed here (review of issue 21, finding 13: it was marked
+            // applied and lost, and the origin never learnt the decision).
+            Err(ConsultServiceError::Consult(ConsultError::PrematureDecision { deadline }))
+                if deadline.as_millis()
+                    <= now
+                        .as_millis()
+                        .saturating_add(wlnode_consult::MAX_CLOCK_SKEW.as_millis() as u64) =>
+            {
+                tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: applied once it passes");
+                let k = deferred_key(item);
+                let v = serde_json::to_vec(item)
+                    .map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?;
+                self.mark(vec![(k, v)]).await
+            }
             Err(e) => {
                 tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
                 self.mark(mark).await
             }
         }
+    }
+
+    /// Decisions kept until our deadline passed (see `apply`): applies those now due.
+    async fn retry_deferred(&self) -> Result<(), ConsultServiceError> {
+        let pairs = self
+            .store
+            .call(|s| {
+                s.table_range(
+                    LocalTable::Consultations,
+                    &[DEFERRED],
+                    &[DEFERRED + 1],
+                    MAX_RANGE,
+                )
+            })
+            .await?;
+        for (k, v) in pairs {
+            let item: InboxItem = serde_json::from_slice(&v)
+                .map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?;
+            let due = match wlnode_consult::decode(item.body.as_bytes()) {
+                Ok(Payload::ConsultDecision(d)) => match self.load(d.consultation_id).await? {
+                    Some(h) => h.consultation.deadline() <= Timestamp::now(),
+                    None => true,
+                },
+                _ => true,
+            };
+            if !due {
+                continue;
+            }
+            self.store
+                .call(move |s| {
+                    let mut end = k.clone();
+                    end.push(0);
+                    s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
+                })
+                .await?;
+            self.apply(&item).await?;
+        }
+        Ok(())
     }
 
     async fn mark(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), ConsultServiceError> {
@@ -807,6 +1112,28 @@ impl Consultations {
                     self.save(&fresh, Vec::new(), events).await?;
                 }
             }
+            if !h.outgoing.is_empty() {
+                let _g = self.lock.lock().await;
+                if let Some(mut fresh) = self.load(h.consultation.id()).await? {
+                    self.flush(&mut fresh).await?;
+                }
+            }
+        }
+        self.retry_deferred().await
+    }
+
+    /// Every `pending` message whose receipt or expiry the outbox already holds:
+    /// notices a crash or a lagging subscription lost (finding 17).
+    async fn catch_up_deliveries(&self) -> Result<(), ConsultServiceError> {
+        for h in self.list().await? {
+            for m in h.messages.iter().filter(|m| m.delivery == "pending") {
+                match self.mail.outbox_item(m.message_id).await? {
+                    Some(o) if o.state == "delivered" || o.state == "expired" => {
+                        self.on_delivery(m.message_id, &o.state).await?;
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
@@ -822,7 +1149,7 @@ impl Consultations {
                 .inbox_page(cursor, crate::mail::INBOX_PAGE)
                 .await?;
             for item in items {
-                if item.kind.starts_with("consult_") {
+                if applies(&item.kind) {
                     self.apply(&item).await?;
                 }
             }
@@ -831,7 +1158,7 @@ impl Consultations {
                 None => break,
             }
         }
-        Ok(())
+        self.catch_up_deliveries().await
     }
 
     /// Starts the task that applies incoming messages, receipts and deadlines.
@@ -842,12 +1169,18 @@ impl Consultations {
             if let Err(e) = me.catch_up().await {
                 tracing::warn!(error = %e, "consultations: catching up with the inbox failed");
             }
+            // Messages saved before a stop but not sent (finding 14).
+            if let Err(e) = me.tick().await {
+                tracing::warn!(error = %e, "consultations: sending saved messages failed");
+            }
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut flag_tick = tokio::time::interval(Duration::from_secs(10));
+            flag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let r = tokio::select! {
                     n = rx.recv() => match n {
-                        Ok(MailNotice::Delivered(item)) if item.kind.starts_with("consult_") => {
+                        Ok(MailNotice::Delivered(item)) if applies(&item.kind) => {
                             me.apply(&item).await
                         }
                         Ok(MailNotice::Delivered(_)) => Ok(()),
@@ -861,6 +1194,12 @@ impl Consultations {
                         Err(broadcast::error::RecvError::Closed) => break,
                     },
                     _ = tick.tick() => me.tick().await,
+                    _ = flag_tick.tick() => match &me.flags {
+                        Some(f) => f.retry().await.map_err(|e| {
+                            ConsultServiceError::Invalid(format!("flags: {e}"))
+                        }),
+                        None => Ok(()),
+                    },
                     _ = shutdown.changed() => break,
                 };
                 if let Err(e) = r {

@@ -1094,6 +1094,7 @@ pub fn draft_of(record: &Record) -> Result<EntryDraft, InvalidValue> {
         contact: c.contact,
         distribution: h.distribution.clone(),
         review_by: h.review_by,
+        on_hit: h.on_hit,
     })
 }
 
@@ -1175,6 +1176,9 @@ pub struct EntryView {
     /// Review date.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_by: Option<Date>,
+    /// What the origin asks on a hit (`notify`: send it a hit report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_hit: Option<wlnode_crypto::model::OnHit>,
     /// Fields this copy does not disclose.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<FieldTag>,
@@ -1234,6 +1238,7 @@ impl EntryView {
             withdrawal_reason,
             distribution: h.distribution.clone(),
             review_by: h.review_by,
+            on_hit: h.on_hit,
             withheld,
             hops: head.hops,
             received_from: head.received_from.clone(),

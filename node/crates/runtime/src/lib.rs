@@ -33,6 +33,7 @@ pub mod consultations;
 pub mod drafts;
 pub mod entries;
 pub mod events;
+pub mod flags;
 pub mod handles;
 pub mod import_batches;
 pub mod index;

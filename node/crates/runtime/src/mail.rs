@@ -261,12 +261,30 @@ impl Mail {
         body: &[u8],
         ttl_ms: u64,
     ) -> Result<MessageId, MailSendError> {
+        let id = MessageId::random().map_err(|e| MailSendError::Recipient(e.to_string()))?;
+        self.send_as(id, to, kind, body, ttl_ms).await?;
+        Ok(id)
+    }
+
+    /// As [`Self::send`], under an id the caller chose (and saved) beforehand.
+    /// Idempotent by id: when the outbox already holds `id`, nothing is sent again, so
+    /// a caller that saved its intent before a crash can send it again after restart.
+    pub async fn send_as(
+        &self,
+        id: MessageId,
+        to: &AgencyCode,
+        kind: &str,
+        body: &[u8],
+        ttl_ms: u64,
+    ) -> Result<(), MailSendError> {
+        if self.outbox_item(id).await?.is_some() {
+            return Ok(());
+        }
         let now = Timestamp::now();
         let roster = self.trust.roster();
         let key = roster
             .encryption_key(to, now)
             .map_err(|e| MailSendError::Recipient(e.to_string()))?;
-        let id = MessageId::random().map_err(|e| MailSendError::Recipient(e.to_string()))?;
         let env = Envelope::seal(
             &Draft {
                 id,
@@ -285,7 +303,7 @@ impl Mail {
             .send(MailCmd::Send { env, done })
             .map_err(|_| MailSendError::Stopped)?;
         rx.await.map_err(|_| MailSendError::Stopped)??;
-        Ok(id)
+        Ok(())
     }
 
     /// One of our messages.

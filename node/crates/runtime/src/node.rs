@@ -200,6 +200,8 @@ pub struct Services {
     pub mail: crate::mail::Mail,
     /// Art. 16 consultations.
     pub consultations: crate::consultations::Consultations,
+    /// Flags on other agencies' entries (issue 21 item 3).
+    pub flags: crate::flags::Flags,
 }
 
 /// A bound API: its address and its task.
@@ -537,16 +539,26 @@ impl RunningNode {
             sign: id.agency_key.clone(),
             enc: encryption_keys.clone(),
         };
+        let flags = crate::flags::Flags::new(agency.clone(), store.clone(), mail.clone());
         let consultations = crate::consultations::Consultations::new(
             agency.clone(),
             store.clone(),
             mail.clone(),
             trust.clone(),
         )
-        .with_events(events.clone());
+        .with_events(events.clone())
+        .with_flags(flags.clone())
+        .with_neighbours(
+            cfg.raw
+                .peers
+                .iter()
+                .map(|p| p.agency.get_ref().clone())
+                .collect(),
+        );
         let services = Services {
             mail,
             consultations,
+            flags,
             info: NodeInfo {
                 agency: agency.clone(),
                 peer_id: id.node_key.public_key().peer_id(),

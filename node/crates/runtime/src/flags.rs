@@ -1,0 +1,414 @@
+//! Flags (issue 21 item 3, SIS-style): this agency marks another agency's entry "not
+//! actionable here", with a reason, on its own node, and the entry's origin is told.
+//!
+//! Why a module of its own: a flag is local state (never a record, never replicated),
+//! written by an officer, shown on every screening hit of the entry here, and
+//! announced to the origin by a sealed `flag` message (the consult crate's
+//! [`wlnode_consult::Flag`] payload, set or lifted). At the origin the message lands
+//! in the inbox and raises a `flagged_entry` event (metadata only); that part is
+//! applied by `consultations` with every other inbox message.
+//!
+//! Storage: `LocalTable::Consultations` under prefix `f` + origin + `\0` + entry id →
+//! [`FlagRecord`] (JSON). A set or lift is saved (with its `acted` audit event:
+//! `flag_set`, `flag_lift`) before its message goes to the mail service, under a
+//! message id chosen first, so a crash in between sends it at the next tick, once
+//! (as consultations do). A lifted flag stays until its message is out, then goes.
+//! At most [`MAX_FLAGS`] flags are held.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use wlnode_consult::{Flag, FlagAction, Payload};
+use wlnode_crypto::model::{AgencyCode, EntryId, MessageId, OnHit};
+use wlnode_crypto::time::Timestamp;
+use wlnode_store::tables::{LocalTable, MAX_RANGE};
+use wlnode_store::{StoreError, StoreHandle};
+
+use crate::mail::{Mail, MailSendError};
+use crate::users::acted;
+
+const FLAG: u8 = b'f';
+/// Most flags this node holds at once.
+pub const MAX_FLAGS: usize = 10_000;
+/// How long a flag message lives (it carries no deadline).
+const FLAG_TTL_MS: u64 = 30 * 86_400_000;
+
+/// Why a flag operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    /// No such entry of another agency here, or no such flag.
+    #[error("{0}")]
+    NotFound(String),
+    /// The entry is this agency's own: flags are for other agencies' entries.
+    #[error("entry {0} is this agency's own: only another agency's entry can be flagged")]
+    OwnEntry(EntryId),
+    /// Several agencies hold an entry with this id and none was named.
+    #[error(
+        "entry {entry} is held from several origins ({}): name one with origin",
+        .origins.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousEntry {
+        /// The entry id.
+        entry: EntryId,
+        /// The origins holding it.
+        origins: Vec<AgencyCode>,
+    },
+    /// The reason is empty, too long or holds control characters.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// [`MAX_FLAGS`] are held already.
+    #[error("{MAX_FLAGS} flags are held already; lift one first")]
+    Full,
+    /// Sending failed before anything was saved (the origin has no encryption key).
+    #[error("{0}")]
+    Mail(#[from] MailSendError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored flag does not decode.
+    #[error("flag table is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One flag this agency set on another agency's entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagRecord {
+    /// The entry flagged.
+    pub entry_id: EntryId,
+    /// Its origin (who is told).
+    pub origin: AgencyCode,
+    /// Why it is not actionable here.
+    pub reason: String,
+    /// When it was set (Unix ms).
+    pub flagged_at: u64,
+    /// The officer's pseudonymous id.
+    pub by: String,
+    /// Lifted, its message not yet out (the row goes once it is).
+    #[serde(default)]
+    pub lifted: bool,
+    /// The message telling the origin of the latest set or lift not yet handed to
+    /// the mail service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsent: Option<MessageId>,
+    /// The message that told (or tells) the origin of the set.
+    pub message_id: MessageId,
+}
+
+fn key(origin: &AgencyCode, entry: EntryId) -> Vec<u8> {
+    let mut k = vec![FLAG];
+    k.extend_from_slice(origin.as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(&entry.0);
+    k
+}
+
+/// What screening shows on a hit: the origin's request and our own flag.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HitMarks {
+    /// The head record's `on_hit` (`notify`: the origin asks for a hit report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_hit: Option<OnHit>,
+    /// Whether the origin asked for a hit report.
+    pub hit_report_requested: bool,
+    /// This agency's flag on the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<FlagMark>,
+}
+
+/// A flag as a screening hit shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlagMark {
+    /// Why it is not actionable here.
+    pub reason: String,
+    /// When it was set (RFC 3339).
+    pub flagged_at: String,
+}
+
+/// The node's flags. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Flags {
+    agency: AgencyCode,
+    store: StoreHandle,
+    mail: Mail,
+    lock: Arc<Mutex<()>>,
+}
+
+impl Flags {
+    /// The service over `mail`.
+    pub fn new(agency: AgencyCode, store: StoreHandle, mail: Mail) -> Self {
+        Self {
+            agency,
+            store,
+            mail,
+            lock: Arc::default(),
+        }
+    }
+
+    async fn load(&self, k: Vec<u8>) -> Result<Option<FlagRecord>, FlagError> {
+        let v = self
+            .store
+            .call(move |s| s.table_get(LocalTable::Consultations, &k))
+            .await?;
+        v.map(|v| serde_json::from_slice(&v).map_err(|e| FlagError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn all(&self) -> Result<Vec<FlagRecord>, FlagError> {
+        let pairs = self
+            .store
+            .call(|s| s.table_range(LocalTable::Consultations, &[FLAG], &[FLAG + 1], MAX_RANGE))
+            .await?;
+        pairs
+            .iter()
+            .map(|(_, v)| serde_json::from_slice(v).map_err(|e| FlagError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    /// Flags in force (lifted ones awaiting their message are left out).
+    pub async fn list(&self) -> Result<Vec<FlagRecord>, FlagError> {
+        let mut out: Vec<FlagRecord> = self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|f| !f.lifted)
+            .collect();
+        out.sort_by_key(|f| std::cmp::Reverse(f.flagged_at));
+        Ok(out)
+    }
+
+    /// The origin of `entry_id` here: `origin` when given; never our own.
+    async fn origin_of(
+        &self,
+        entry_id: EntryId,
+        origin: Option<&AgencyCode>,
+    ) -> Result<AgencyCode, FlagError> {
+        let found = self.store.entries_by_id(entry_id).await?;
+        if origin == Some(&self.agency)
+            || (origin.is_none()
+                && !found.is_empty()
+                && found.iter().all(|(k, _)| k.origin == self.agency))
+        {
+            return Err(FlagError::OwnEntry(entry_id));
+        }
+        let mut others: Vec<AgencyCode> = found
+            .into_iter()
+            .map(|(k, _)| k.origin)
+            .filter(|o| *o != self.agency && origin.is_none_or(|w| o == w))
+            .collect();
+        if others.len() > 1 {
+            return Err(FlagError::AmbiguousEntry {
+                entry: entry_id,
+                origins: others,
+            });
+        }
+        others.pop().ok_or_else(|| {
+            FlagError::NotFound(match origin {
+                Some(o) => format!("entry {entry_id} of {o} is not held here"),
+                None => format!("entry {entry_id} of another agency is not held here"),
+            })
+        })
+    }
+
+    fn payload(
+        entry_id: EntryId,
+        action: FlagAction,
+        reason: Option<String>,
+    ) -> Result<String, FlagError> {
+        let body = wlnode_consult::encode(&Payload::Flag(Flag {
+            entry_id,
+            action,
+            reason,
+        }))
+        .map_err(|e| match e {
+            wlnode_consult::PayloadError::Invalid { field, message } => {
+                FlagError::Invalid { field, message }
+            }
+            other => FlagError::Invalid {
+                field: "reason".into(),
+                message: other.to_string(),
+            },
+        })?;
+        String::from_utf8(body).map_err(|e| FlagError::Corrupt(e.to_string()))
+    }
+
+    async fn save(
+        &self,
+        k: Vec<u8>,
+        f: &FlagRecord,
+        event: Option<wlnode_audit::event::Event>,
+    ) -> Result<(), FlagError> {
+        let v = serde_json::to_vec(f).map_err(|e| FlagError::Corrupt(e.to_string()))?;
+        self.store
+            .call(move |s| {
+                s.table_put(LocalTable::Consultations, &[(k, v)], true)?;
+                if let Some(e) = event {
+                    s.audit_append(&[e])?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `f`'s unsent message (idempotent by id) and saves the outcome; a lifted
+    /// flag whose message is out is removed. Call with the lock held.
+    async fn flush(&self, mut f: FlagRecord) -> Result<(), FlagError> {
+        let Some(id) = f.unsent else {
+            return Ok(());
+        };
+        let (action, reason) = if f.lifted {
+            (FlagAction::Unset, None)
+        } else {
+            (FlagAction::Set, Some(f.reason.clone()))
+        };
+        let body = Self::payload(f.entry_id, action, reason)?;
+        self.mail
+            .send_as(id, &f.origin, "flag", body.as_bytes(), FLAG_TTL_MS)
+            .await?;
+        let k = key(&f.origin, f.entry_id);
+        if f.lifted {
+            self.store
+                .call(move |s| {
+                    let mut end = k.clone();
+                    end.push(0);
+                    s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
+                })
+                .await?;
+        } else {
+            f.unsent = None;
+            self.save(k, &f, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Flags another agency's entry as not actionable here (or changes the reason of
+    /// our flag on it) and tells its origin.
+    pub async fn set(
+        &self,
+        user: &str,
+        entry_id: EntryId,
+        origin: Option<AgencyCode>,
+        reason: String,
+    ) -> Result<FlagRecord, FlagError> {
+        let _g = self.lock.lock().await;
+        let origin = self.origin_of(entry_id, origin.as_ref()).await?;
+        // Checked before anything is saved: the reason's bounds and the origin's key.
+        Self::payload(entry_id, FlagAction::Set, Some(reason.clone()))?;
+        let now = Timestamp::now();
+        let k = key(&origin, entry_id);
+        if self.load(k.clone()).await?.is_none() && self.all().await?.len() >= MAX_FLAGS {
+            return Err(FlagError::Full);
+        }
+        let id = MessageId::random().map_err(|e| FlagError::Corrupt(e.to_string()))?;
+        let f = FlagRecord {
+            entry_id,
+            origin: origin.clone(),
+            reason,
+            flagged_at: now.as_millis(),
+            by: user.to_owned(),
+            lifted: false,
+            unsent: Some(id),
+            message_id: id,
+        };
+        let ev = acted(now, user, "flag_set", Some(entry_id.to_hex()));
+        self.save(k, &f, Some(ev)).await?;
+        if let Err(e) = self.flush(f.clone()).await {
+            tracing::warn!(entry = %entry_id, error = %e, "flag saved; telling the origin is retried");
+        }
+        Ok(FlagRecord { unsent: None, ..f })
+    }
+
+    /// Lifts our flag on an entry and tells its origin.
+    pub async fn lift(
+        &self,
+        user: &str,
+        entry_id: EntryId,
+        origin: Option<AgencyCode>,
+    ) -> Result<FlagRecord, FlagError> {
+        let _g = self.lock.lock().await;
+        let mut held: Vec<FlagRecord> = self
+            .all()
+            .await?
+            .into_iter()
+            .filter(|f| {
+                f.entry_id == entry_id
+                    && !f.lifted
+                    && origin.as_ref().is_none_or(|o| *o == f.origin)
+            })
+            .collect();
+        if held.len() > 1 {
+            return Err(FlagError::AmbiguousEntry {
+                entry: entry_id,
+                origins: held.into_iter().map(|f| f.origin).collect(),
+            });
+        }
+        let mut f = held
+            .pop()
+            .ok_or_else(|| FlagError::NotFound(format!("no flag on entry {entry_id} here")))?;
+        let now = Timestamp::now();
+        f.lifted = true;
+        f.unsent = Some(MessageId::random().map_err(|e| FlagError::Corrupt(e.to_string()))?);
+        let ev = acted(now, user, "flag_lift", Some(entry_id.to_hex()));
+        self.save(key(&f.origin, entry_id), &f, Some(ev)).await?;
+        if let Err(e) = self.flush(f.clone()).await {
+            tracing::warn!(entry = %entry_id, error = %e, "flag lifted; telling the origin is retried");
+        }
+        Ok(f)
+    }
+
+    /// Sends every saved but unsent flag message (after a crash or a failed send).
+    pub async fn retry(&self) -> Result<(), FlagError> {
+        let _g = self.lock.lock().await;
+        for f in self.all().await? {
+            if f.unsent.is_some() {
+                self.flush(f).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What screening shows on hits of `entries` (origin, entry): the head record's
+    /// `on_hit` and our flag.
+    pub async fn marks(
+        &self,
+        entries: &[(AgencyCode, EntryId)],
+    ) -> Result<HashMap<(AgencyCode, EntryId), HitMarks>, FlagError> {
+        let mut out = HashMap::new();
+        for (origin, entry) in entries {
+            if out.contains_key(&(origin.clone(), *entry)) {
+                continue;
+            }
+            let mut m = HitMarks::default();
+            let head = self
+                .store
+                .entries_by_id(*entry)
+                .await?
+                .into_iter()
+                .find(|(k, _)| k.origin == *origin)
+                .map(|(_, st)| st.head);
+            if let Some(head) = head
+                && let Some(rec) = self.store.record(head).await?
+            {
+                m.on_hit = rec.record.header().on_hit;
+                m.hit_report_requested = m.on_hit == Some(OnHit::Notify);
+            }
+            if let Some(f) = self.load(key(origin, *entry)).await?
+                && !f.lifted
+            {
+                m.flag = Some(FlagMark {
+                    reason: f.reason,
+                    flagged_at: Timestamp(f.flagged_at).to_rfc3339(),
+                });
+            }
+            out.insert((origin.clone(), *entry), m);
+        }
+        Ok(out)
+    }
+}
