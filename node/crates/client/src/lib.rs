@@ -440,11 +440,15 @@ impl Client {
         source_list: &str,
         items: &[ImportRow<'_>],
     ) -> Result<ImportReply, ClientError> {
-        self.post_json(
-            &self.write_path("/v1/import"),
-            &serde_json::json!({ "source_list": source_list, "items": items }),
-        )
-        .await
+        // Serialized straight from the rows: a `json!` value would first copy every
+        // draft into a tree of values.
+        #[derive(Serialize)]
+        struct Body<'a, 'b> {
+            source_list: &'a str,
+            items: &'a [ImportRow<'b>],
+        }
+        self.post_json(&self.write_path("/v1/import"), &Body { source_list, items })
+            .await
     }
 
     /// Opens an import batch (four-eyes release of an import); returns its id.

@@ -16,7 +16,23 @@ use wlnode_crypto::time::Timestamp;
 use super::{ClosedStore, Counts, EntryFilter, EntryKey, IngestBatch, Store, StoreError};
 use wlnode_types::{Cursor, EntryState, IngestReport, StoredRecord};
 
-type Job = Box<dyn FnOnce(&Store) + Send>;
+type Call = Box<dyn FnOnce(&Store) + Send>;
+
+/// What the actor is asked to do: run a closure, or ingest a batch. Ingests waiting in
+/// the queue together are committed as one group ([`Store::ingest_group`]): each batch
+/// is its own atomic transaction, and one fsync makes the whole group durable before
+/// any of them is acknowledged.
+enum Job {
+    Call(Call),
+    Ingest(
+        Box<IngestBatch>,
+        oneshot::Sender<Result<IngestReport, StoreError>>,
+    ),
+}
+
+/// Most records in one group commit: bounds how long the first batch of a group waits
+/// for its acknowledgement behind the others.
+const GROUP_MAX_RECORDS: usize = 20_000;
 
 /// How often a store whose disk failed is checked for recovery (at the next job).
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
@@ -193,16 +209,44 @@ impl StoreHandle {
             .spawn(move || {
                 let mut slot = Slot::Open(store);
                 let mut last_try: Option<Instant> = None;
-                while let Some(job) = rx.blocking_recv() {
+                // A job taken from the queue while gathering a group, run next.
+                let mut next: Option<Job> = None;
+                while let Some(job) = next.take().or_else(|| rx.blocking_recv()) {
                     if slot.needs_recovery() && last_try.is_none_or(|t| t.elapsed() >= REOPEN_EVERY)
                     {
                         slot = recover(&path, slot);
                         last_try = Some(Instant::now());
                     }
-                    match &slot {
-                        Slot::Open(s) => job(s),
+                    match (&slot, job) {
+                        (Slot::Open(s), Job::Call(f)) => f(s),
+                        (Slot::Open(s), Job::Ingest(first, reply)) => {
+                            // Every ingest already queued behind this one joins its group
+                            // (in queue order); the first other job ends the group and
+                            // runs after it, so the order of the queue is kept.
+                            let mut records = first.items.len();
+                            let mut batches = vec![*first];
+                            let mut replies = vec![reply];
+                            while records < GROUP_MAX_RECORDS {
+                                match rx.try_recv() {
+                                    Ok(Job::Ingest(b, r)) => {
+                                        records += b.items.len();
+                                        batches.push(*b);
+                                        replies.push(r);
+                                    }
+                                    Ok(other) => {
+                                        next = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            let results = s.ingest_group(&batches, Timestamp::now());
+                            for (r, reply) in results.into_iter().zip(replies) {
+                                let _ = reply.send(r);
+                            }
+                        }
                         // Dropping the job drops its reply: the caller gets `Closed`.
-                        Slot::Closed(_) => drop(job),
+                        (Slot::Closed(_), job) => drop(job),
                     }
                     slot = match slot {
                         Slot::Open(s) if due(&s, after_writes) => checkpoint(&path, s),
@@ -256,9 +300,9 @@ impl StoreHandle {
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |s| {
+        let job = Job::Call(Box::new(move |s| {
             let _ = reply.send(f(s));
-        });
+        }));
         self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -272,9 +316,9 @@ impl StoreHandle {
         F: FnOnce(&Store) -> Result<T, E> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let job: Job = Box::new(move |s| {
+        let job = Job::Call(Box::new(move |s| {
             let _ = reply.send(f(s));
-        });
+        }));
         self.tx
             .send(job)
             .await
@@ -282,9 +326,15 @@ impl StoreHandle {
         rx.await.map_err(|_| E::from(StoreError::Closed))?
     }
 
-    /// Applies a batch atomically and durably.
+    /// Applies a batch atomically and durably. Batches queued together share one
+    /// durable commit (see [`Job`]); the reply comes after it.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReport, StoreError> {
-        self.call(move |s| s.ingest(&batch, Timestamp::now())).await
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Ingest(Box::new(batch), reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// One record.

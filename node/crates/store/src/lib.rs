@@ -781,6 +781,54 @@ impl Store {
 
     /// Applies a batch in one transaction, then flushes to disk.
     pub fn ingest(&self, batch: &IngestBatch, now: Timestamp) -> Result<IngestReport, StoreError> {
+        let report = self.ingest_unflushed(batch, now)?;
+        self.write_result(self.db.flush())?;
+        Ok(report)
+    }
+
+    /// Group commit: applies each batch in its own transaction (atomic as with
+    /// [`Self::ingest`]; a batch that fails is not written and fails alone), then makes
+    /// all of them durable with one flush. A batch's report is returned only after that
+    /// flush, so nothing is acknowledged before it is durable; if the flush fails, every
+    /// batch applied in the group gets its error (the store is then marked failed and
+    /// the actor's reopen drops what did not reach the disk, as for one batch).
+    pub fn ingest_group(
+        &self,
+        batches: &[IngestBatch],
+        now: Timestamp,
+    ) -> Vec<Result<IngestReport, StoreError>> {
+        let mut out: Vec<Result<IngestReport, StoreError>> = batches
+            .iter()
+            .map(|b| self.ingest_unflushed(b, now))
+            .collect();
+        if out.iter().any(Result::is_ok)
+            && let Err(e) = self.write_result(self.db.flush())
+        {
+            // One error for each batch (the engine's error is not `Clone`).
+            let copy = || match &e {
+                StoreError::Io(EngineError::Io(io)) => StoreError::Io(EngineError::Io(
+                    std::io::Error::new(io.kind(), io.to_string()),
+                )),
+                StoreError::Io(EngineError::Engine(m)) => {
+                    StoreError::Io(EngineError::Engine(m.clone()))
+                }
+                other => StoreError::Io(EngineError::Engine(other.to_string())),
+            };
+            for r in &mut out {
+                if r.is_ok() {
+                    *r = Err(copy());
+                }
+            }
+        }
+        out
+    }
+
+    /// [`Self::ingest`] without the final flush: applied and visible, not yet durable.
+    fn ingest_unflushed(
+        &self,
+        batch: &IngestBatch,
+        now: Timestamp,
+    ) -> Result<IngestReport, StoreError> {
         let t = &self.t;
         let trees = [
             &t.meta,
@@ -809,7 +857,6 @@ impl Store {
         if audit {
             self.audit_maybe_checkpoint(now.as_millis())?;
         }
-        self.write_result(self.db.flush())?;
         Ok(report)
     }
 

@@ -1620,3 +1620,55 @@ fn local_tables_range_both_ways() {
     );
     assert_eq!(rev[0].1, vec![6, 6]);
 }
+
+/// Group commit ([`Store::ingest_group`]): each batch of a group is its own atomic
+/// transaction and one flush makes the group durable. A batch that fails partway fails
+/// alone and writes nothing; the others are stored, with their own reports, and are
+/// there after a reopen.
+#[test]
+fn a_group_commit_stores_each_batch_on_its_own_and_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = SecretKey::generate().unwrap();
+    let recs: Vec<VerifiedRecord> = (0..6)
+        .map(|i| {
+            let id = EntryId::random().unwrap();
+            rec(
+                &k,
+                "AA-EXPORT",
+                id,
+                1,
+                Status::Active,
+                &format!("Member {i}"),
+            )
+        })
+        .collect();
+    let group: Vec<IngestBatch> = recs
+        .chunks(2)
+        .map(|c| batch(c.iter().map(local).collect()))
+        .collect();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        // The first batch of the group fails after its first record was written.
+        s.faults().fail_mid_batch(1);
+        let out = s.ingest_group(&group, Timestamp::now());
+        assert_eq!(out.len(), 3);
+        let e = out[0].as_ref().unwrap_err();
+        assert!(e.to_string().contains("partway"), "{e}");
+        for r in &out[1..] {
+            assert_eq!(r.as_ref().unwrap().changed(), 2);
+        }
+        for r in &recs[0..2] {
+            assert!(
+                !s.has_record(&r.id()).unwrap(),
+                "the failed batch wrote nothing"
+            );
+        }
+        // Dropped without a clean close: only the group's flush made it durable.
+    }
+    let s = Store::open(dir.path()).unwrap();
+    assert_eq!(s.counts().unwrap().records, 4);
+    for r in &recs[2..] {
+        assert!(s.has_record(&r.id()).unwrap());
+    }
+    assert!(!s.has_record(&recs[0].id()).unwrap());
+}

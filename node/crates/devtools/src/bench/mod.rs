@@ -130,8 +130,14 @@ pub struct ImportReport {
     /// Wall time.
     pub seconds: f64,
     /// Entries per second, end to end through the HTTP API (JSON, validation,
-    /// signing, sled transaction and fsync).
+    /// signing, the store's transaction and fsync).
     pub entries_per_second: f64,
+    /// CPU seconds the whole process (node and client, every thread) used while
+    /// importing: on this shared VM the steadier figure for comparing two builds.
+    pub cpu_seconds: f64,
+    /// `cpu_seconds` per entry, in microseconds (20,000 entries/s on two cores allows
+    /// at most 100).
+    pub cpu_us_per_entry: f64,
     /// Bound: raw ed25519 signatures per second on all cores, same run.
     pub raw_signatures_per_second: f64,
     /// entries/s divided by signatures/s.
@@ -238,6 +244,7 @@ pub async fn import(
         wlnode_crypto::record::draft_fields(drafts.first().ok_or_else(|| err("n = 0"))?, None)
             .len();
     let start = Instant::now();
+    let cpu = process_cpu_seconds();
     for (chunk, idc) in drafts.chunks(batch).zip(ids.chunks(batch)) {
         let rows: Vec<ImportRow<'_>> = chunk
             .iter()
@@ -253,6 +260,7 @@ pub async fn import(
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_seconds() - cpu;
     let caught_up = Instant::now();
     let head = running.services.ingested.head();
     running
@@ -303,6 +311,8 @@ pub async fn import(
         batch,
         seconds,
         entries_per_second: eps,
+        cpu_seconds,
+        cpu_us_per_entry: cpu_seconds / n.max(1) as f64 * 1e6,
         raw_signatures_per_second: sign_rate,
         ratio_to_signing_bound: eps / sign_rate,
         target_entries_per_second: 20_000.0,
