@@ -367,10 +367,10 @@ fn to_cyrillic(s: &str) -> String {
             }
         }
         let mut cs = rest.chars();
-        if let Some(c) = cs.next() {
-            if c != '\'' {
-                out.push(c);
-            }
+        if let Some(c) = cs.next()
+            && c != '\''
+        {
+            out.push(c);
         }
         rest = cs.as_str();
     }
@@ -531,11 +531,11 @@ fn variant(rng: &mut Rng, e: &RealEntry, v: Variant) -> Option<(String, String)>
                 for k in 0..n {
                     let i = *letters.get((first + k) % letters.len())?;
                     let w = words.get(i)?.clone();
-                    if let Some(new) = respell(rng, &w) {
-                        if let Some(slot) = words.get_mut(i) {
-                            *slot = new;
-                            changed = true;
-                        }
+                    if let Some(new) = respell(rng, &w)
+                        && let Some(slot) = words.get_mut(i)
+                    {
+                        *slot = new;
+                        changed = true;
                     }
                 }
                 if !changed {
