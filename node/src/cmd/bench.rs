@@ -81,6 +81,14 @@ pub enum BenchCommand {
         /// lines into this folder (for side-by-side runs of other matchers).
         #[arg(long)]
         export: Option<std::path::PathBuf>,
+        /// Screen a real list instead of the synthetic one: a folder with OFAC's SDN
+        /// list as published (`sdn.csv`, `alt.csv`). `--entries` is then ignored;
+        /// `--negatives` counts unlisted synthetic persons.
+        #[arg(long)]
+        list: Option<std::path::PathBuf>,
+        /// With `--list`: synthetic entries added to the real ones (speed at scale).
+        #[arg(long, default_value_t = 0)]
+        fill: usize,
     },
     /// The yente-compatible `POST /match/default` next to `POST /v1/screen/batch` on
     /// one node, same synthetic queries and index, alternating rounds: queries/s of
@@ -118,95 +126,119 @@ pub fn run(c: BenchCommand) -> anyhow::Result<ExitCode> {
         super::run::init_logging(wlnode_config::LogFormat::Text);
     }
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
-    let report =
-        match c {
-            BenchCommand::Import {
-                entries,
-                batch,
-                engine,
-            } => serde_json::to_value(super::runtime()?.block_on(
-                wlnode_devtools::bench::import(entries, batch.clamp(1, 5000), engine, dir.path()),
-            )?)?,
-            BenchCommand::Audit {
-                events,
-                distinct_records,
-            } => serde_json::to_value(wlnode_devtools::bench::audit::run(
-                events,
-                distinct_records,
-                dir.path(),
-            )?)?,
-            BenchCommand::Store { records, engine } => {
-                serde_json::to_value(wlnode_devtools::bench::store(records, engine, dir.path())?)?
-            }
-            BenchCommand::Sync {
+    let report = match c {
+        BenchCommand::Import {
+            entries,
+            batch,
+            engine,
+        } => serde_json::to_value(super::runtime()?.block_on(wlnode_devtools::bench::import(
+            entries,
+            batch.clamp(1, 5000),
+            engine,
+            dir.path(),
+        ))?)?,
+        BenchCommand::Audit {
+            events,
+            distinct_records,
+        } => serde_json::to_value(wlnode_devtools::bench::audit::run(
+            events,
+            distinct_records,
+            dir.path(),
+        )?)?,
+        BenchCommand::Store { records, engine } => {
+            serde_json::to_value(wlnode_devtools::bench::store(records, engine, dir.path())?)?
+        }
+        BenchCommand::Sync {
+            records,
+            samples,
+            missing,
+            no_audit,
+            engine,
+        } => serde_json::to_value(super::runtime()?.block_on(
+            wlnode_devtools::bench::sync::run(
                 records,
                 samples,
                 missing,
-                no_audit,
+                !no_audit,
                 engine,
-            } => serde_json::to_value(super::runtime()?.block_on(
-                wlnode_devtools::bench::sync::run(
-                    records,
-                    samples,
-                    missing,
-                    !no_audit,
-                    engine,
-                    dir.path(),
-                ),
-            )?)?,
-            BenchCommand::Screen {
-                entries,
-                positives,
-                negatives,
-                recombined,
-                common,
-                baseline,
-                seed,
-                export,
-            } => {
-                let opts = BenchOptions {
-                    entries,
+                dir.path(),
+            ),
+        )?)?,
+        BenchCommand::Screen {
+            entries,
+            positives,
+            negatives,
+            recombined,
+            common,
+            baseline,
+            seed,
+            export,
+            list,
+            fill,
+        } => {
+            if let Some(list) = list {
+                let opts = wlnode_devtools::screen_bench::RealOptions {
+                    list,
                     positives,
-                    negatives,
-                    recombined_negatives: recombined,
-                    common_negatives: common,
+                    recombined,
+                    common,
+                    unlisted: negatives,
+                    fill,
                     baseline_queries: baseline,
                     seed,
                 };
-                match export {
-                    Some(dir) => {
-                        serde_json::to_value(wlnode_devtools::screen_bench::export(&opts, &dir)?)?
-                    }
-                    None => serde_json::to_value(wlnode_devtools::screen_bench::run(opts))?,
-                }
+                let report = match export {
+                    Some(dir) => serde_json::to_value(wlnode_devtools::screen_bench::export_real(
+                        &opts, &dir,
+                    )?)?,
+                    None => serde_json::to_value(wlnode_devtools::screen_bench::run_real(opts)?)?,
+                };
+                super::print_json(&report)?;
+                return Ok(ExitCode::SUCCESS);
             }
-            BenchCommand::Match {
+            let opts = BenchOptions {
                 entries,
-                queries,
-                rounds,
+                positives,
+                negatives,
+                recombined_negatives: recombined,
+                common_negatives: common,
+                baseline_queries: baseline,
+                seed,
+            };
+            match export {
+                Some(dir) => {
+                    serde_json::to_value(wlnode_devtools::screen_bench::export(&opts, &dir)?)?
+                }
+                None => serde_json::to_value(wlnode_devtools::screen_bench::run(opts))?,
+            }
+        }
+        BenchCommand::Match {
+            entries,
+            queries,
+            rounds,
+            batch,
+        } => serde_json::to_value(super::runtime()?.block_on(
+            wlnode_devtools::bench::matching::run(
+                entries.max(1),
+                queries.max(4),
+                rounds.max(1),
                 batch,
-            } => serde_json::to_value(super::runtime()?.block_on(
-                wlnode_devtools::bench::matching::run(
-                    entries.max(1),
-                    queries.max(4),
-                    rounds.max(1),
-                    batch,
-                    dir.path(),
-                ),
-            )?)?,
-            BenchCommand::Federation {
-                nodes,
-                records,
-                topology,
-                timeout,
-            } => super::runtime()?.block_on(super::bench_fed::run(
-                nodes,
-                records,
-                topology,
-                timeout,
                 dir.path(),
-            ))?,
-        };
+            ),
+        )?)?,
+        BenchCommand::Federation {
+            nodes,
+            records,
+            topology,
+            timeout,
+        } => super::runtime()?.block_on(super::bench_fed::run(
+            nodes,
+            records,
+            topology,
+            timeout,
+            dir.path(),
+        ))?,
+    };
     super::print_json(&report)?;
     Ok(ExitCode::SUCCESS)
 }

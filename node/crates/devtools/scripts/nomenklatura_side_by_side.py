@@ -1,5 +1,5 @@
 """Side-by-side of wlnode's screening with nomenklatura's logic-v2 on the screening
-benchmark's synthetic data (issue 25). Not a CI test; run through
+benchmark's data (issue 25): the synthetic list, or a real one (`--list DIR`). Not a CI test; run through
 nomenklatura_side_by_side.sh, which makes the virtualenv and exports the data.
 
 Input: the folder `wlnode bench screen --export DIR` wrote (list.jsonl, queries.jsonl
@@ -86,6 +86,9 @@ def main(folder):
     def groups(q):
         if q["target"] is None:
             return ["negatives", f"negatives_{q['negative']}"]
+        if q["variant"] == "acronym":
+            # reported on their own, as `wlnode bench screen` does
+            return [q["variant"]]
         return [
             "positives",
             q["variant"],
@@ -110,7 +113,8 @@ def main(folder):
                 continue
             ts = next((s for i, s in top if i == q["target"]), -1.0)
             r1 = bool(top) and top[0][0] == q["target"]
-            pos.append(ts)
+            if q["variant"] != "acronym":
+                pos.append(ts)
             for g in groups(q):
                 per[g]["r1"] += r1
                 per[g]["at"] += ts >= threshold

@@ -8,6 +8,8 @@
 # logic-v2's Python loop to a few minutes.
 #
 #   node/crates/devtools/scripts/nomenklatura_side_by_side.sh --entries 20000
+#   node/crates/devtools/scripts/nomenklatura_side_by_side.sh --list DIR --positives 1400 \
+#       --recombined 400 --common 300 --negatives 300   # OFAC's sdn.csv + alt.csv in DIR
 set -eu
 ROOT=$(cd "$(dirname "$0")/../../../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -11,6 +11,9 @@
 //!   as listed; **entries** hold what adjustments need (country, nationality, birth
 //!   date, normalised identifiers), the withdrawn flag and their name slots. An
 //!   identifier map finds entries by normalised `type:VALUE`.
+//! - An **initials** map: the packed initials of each organisation or vessel name of two
+//!   or more tokens (alone, and followed by its legal form's) → name slots, so that an
+//!   acronym query (`NIOC`) finds the names it abbreviates.
 //!
 //! `upsert` and `remove` update these in place (postings stay sorted; tokens whose last
 //! name goes away leave the vocabulary); no rebuild happens.
@@ -26,7 +29,8 @@
 //!    rarest query token first; once the two rarest tokens are in, further tokens are
 //!    only accumulated while the postings read stay under [`POSTINGS_BUDGET`]
 //!    (common tokens then only count in the scoring). Entries with a matching
-//!    identifier join the candidates.
+//!    identifier join the candidates, and so do (at most [`CANDIDATES`]) names whose
+//!    initials an acronym query spells.
 //! 3. Keep the [`CANDIDATES`] best names (kind and withdrawn filters applied), score
 //!    them fully ([`super::score`]), keep the best name per entry, sort, cut at
 //!    `min_score` and `limit`, and explain the results.
@@ -39,7 +43,8 @@ use wlnode_crypto::model::{AgencyCode, CountryCode, EntryId, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
 use super::normalize::{
-    NormName, abjad_readings, latin_skeletons, normalize, skeleton, token_weight,
+    NormName, abjad_readings, latin_skeletons, listed_form, normalize, query_form, skeleton,
+    token_weight,
 };
 use super::score::{self, EntryFacts, QueryFacts, Tok};
 use super::{EntryKey, MAX_LIMIT, MAX_QUERY_CHARS, Match, Query, QueryError, ScreenDoc};
@@ -135,6 +140,8 @@ pub struct ScreenIndex {
     skel_ix: HashMap<Box<str>, Vec<u32>>,
     trigrams: Vec<Vec<u32>>,
     identifiers: HashMap<Box<str>, Vec<u32>>,
+    /// Packed initials ([`initials_keys`]) → name slots of organisations and vessels.
+    initials: HashMap<u64, Vec<u32>>,
     live: usize,
 }
 
@@ -185,18 +192,54 @@ fn country_str(c: &Option<[u8; 2]>) -> Option<&str> {
 /// A document with its names already normalised (the expensive part of indexing).
 struct Prepared {
     doc: ScreenDoc,
-    names: Vec<(String, Vec<String>)>,
+    /// Each name as listed, its tokens and its [`initials_keys`].
+    names: Vec<(String, Vec<String>, Vec<u64>)>,
+}
+
+/// Letters packed five bits each (`a` = 1), so that keys of different lengths differ.
+fn pack_letters(s: &str) -> Option<u64> {
+    if !(score::ACRONYM_MIN_LETTERS..=score::ACRONYM_MAX_LETTERS).contains(&s.len()) {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |k, b| {
+        b.is_ascii_lowercase()
+            .then(|| (k << 5) | u64::from(b - b'a' + 1))
+    })
+}
+
+/// The keys under which an acronym query finds a name of an organisation or vessel: the
+/// initials of its tokens, and those followed by the initials of its legal form.
+fn initials_keys(norm: &NormName, kind: SubjectKind) -> Vec<u64> {
+    if kind == SubjectKind::Person || norm.tokens.len() < 2 {
+        return Vec::new();
+    }
+    let initials: String = norm
+        .tokens
+        .iter()
+        .filter_map(|t| t.text.chars().next())
+        .collect();
+    let legal = score::legal_initials(norm);
+    let mut keys: Vec<u64> = pack_letters(&initials).into_iter().collect();
+    if !legal.is_empty()
+        && let Some(k) = pack_letters(&format!("{initials}{legal}"))
+    {
+        keys.push(k);
+    }
+    keys
 }
 
 fn prepare(mut doc: ScreenDoc) -> Prepared {
+    let kind = doc.kind;
     let names = std::mem::take(&mut doc.names)
         .into_iter()
         .filter(|n| !n.trim().is_empty())
         .map(|n| {
-            let tokens = normalize(&n).tokens.into_iter().map(|t| t.text).collect();
-            (n, tokens)
+            let norm = normalize(&listed_form(&n, kind));
+            let keys = initials_keys(&norm, kind);
+            let tokens = norm.tokens.into_iter().map(|t| t.text).collect();
+            (n, tokens, keys)
         })
-        .filter(|(_, toks): &(String, Vec<String>)| !toks.is_empty())
+        .filter(|(_, toks, _): &(String, Vec<String>, Vec<u64>)| !toks.is_empty())
         .collect();
     Prepared { doc, names }
 }
@@ -374,8 +417,11 @@ impl ScreenIndex {
             | if doc.withdrawn { FLAG_WITHDRAWN } else { 0 }
             | (kind_bits(doc.kind) << KIND_SHIFT);
         let mut name_slots = Vec::with_capacity(p.names.len());
-        for (original, tokens) in p.names {
+        for (original, tokens, keys) in p.names {
             let n = self.insert_name(slot, original, &tokens, flags);
+            for k in keys {
+                self.initials.entry(k).or_default().push(n);
+            }
             name_slots.push(n);
         }
         let entry = Entry {
@@ -526,7 +572,19 @@ impl ScreenIndex {
                 }
             }
         }
+        let kind = entry.kind;
         for n in names.iter().copied() {
+            let Some(name) = self.names.get_mut(n as usize) else {
+                continue;
+            };
+            for k in initials_keys(&normalize(&name.original), kind) {
+                if let Some(list) = self.initials.get_mut(&k) {
+                    list.retain(|&x| x != n);
+                    if list.is_empty() {
+                        self.initials.remove(&k);
+                    }
+                }
+            }
             let Some(name) = self.names.get_mut(n as usize) else {
                 continue;
             };
@@ -604,6 +662,10 @@ impl ScreenIndex {
             .iter()
             .map(|l| l.capacity() * size_of::<u32>())
             .sum::<usize>();
+        total += map(&self.initials);
+        for v in self.initials.values() {
+            total += v.capacity() * size_of::<u32>();
+        }
         total += map(&self.identifiers);
         for (k, v) in &self.identifiers {
             total += k.len() + v.capacity() * size_of::<u32>();
@@ -633,9 +695,14 @@ impl ScreenIndex {
                 .unwrap_or_default(),
             None => Vec::new(),
         };
+        let acronym = score::acronym_query(&query.name, &norm);
+        let by_initials: &[u32] = acronym
+            .and_then(pack_letters)
+            .and_then(|k| self.initials.get(&k))
+            .map_or(&[], Vec::as_slice);
         let candidates = SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            self.candidates(&qtoks, &id_entries, query, &mut s)
+            self.candidates(&qtoks, &id_entries, by_initials, query, &mut s)
         });
         let mut scored: Vec<Scored> = Vec::with_capacity(candidates.len());
         for n in candidates {
@@ -659,7 +726,18 @@ impl ScreenIndex {
                     weight: f64::from(v.weight),
                 })
                 .collect();
-            let al = score::align(&qtoks, &ntoks, score::middle_factor(entry.kind));
+            let mut al = score::align(&qtoks, &ntoks, score::middle_factor(entry.kind));
+            if let Some(a) = acronym
+                && let Some(acr) = score::acronym_alignment(
+                    a,
+                    &ntoks,
+                    &score::legal_initials(&normalize(&listed_form(&name.original, entry.kind))),
+                    entry.kind,
+                )
+                && acr.name_score() > al.name_score()
+            {
+                al = acr;
+            }
             let s = score::quick_score(&al, &facts, entry_facts(entry));
             scored.push(Scored {
                 score: s,
@@ -693,8 +771,8 @@ impl ScreenIndex {
             let Some(Some(entry)) = self.entries.get(s.entry as usize) else {
                 continue;
             };
-            let listed = normalize(&name.original);
-            let explanation = score::explain(&norm, &listed, &facts, entry_facts(entry));
+            let listed = normalize(&listed_form(&name.original, entry.kind));
+            let explanation = score::explain(&norm, acronym, &listed, &facts, entry_facts(entry));
             let Some(origin) = self.origins.get(usize::from(entry.origin)) else {
                 continue;
             };
@@ -840,6 +918,7 @@ impl ScreenIndex {
         &self,
         qtoks: &[Tok<'_>],
         id_entries: &[u32],
+        by_initials: &[u32],
         query: &Query,
         s: &mut Scratch,
     ) -> Vec<u32> {
@@ -1011,6 +1090,15 @@ impl ScreenIndex {
             pool.truncate(CANDIDATES);
         }
         let mut out: Vec<u32> = pool.into_iter().map(|(_, n)| n).collect();
+        // names whose initials an acronym query spells (bounded like the pool)
+        for &n in by_initials.iter().take(CANDIDATES) {
+            if ok(n)
+                && (filtered_out_none || self.name_admitted(n, &query.filter))
+                && !out.contains(&n)
+            {
+                out.push(n);
+            }
+        }
         for &e in id_entries {
             if let Some(Some(entry)) = self.entries.get(e as usize) {
                 for &n in entry.names.iter() {
@@ -1080,7 +1168,7 @@ fn validate(query: &Query) -> Result<(NormName, QueryFacts), QueryError> {
             });
         }
     }
-    let norm = normalize(&query.name);
+    let norm = normalize(&query_form(&query.name));
     if norm.tokens.is_empty() {
         return Err(QueryError::NothingToMatch {
             name: query.name.chars().take(64).collect(),

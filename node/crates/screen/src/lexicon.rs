@@ -12,7 +12,15 @@ pub(crate) const LEGAL_FORMS: &[&[&str]] = &[
     // multi-token forms first (matching prefers the longest)
     &["gmbh", "co", "kg"],
     &["sp", "z", "oo"],
+    // Latin American forms (`S. de R.L. de C.V.`, `S.A.P.I. de C.V.`), frequent on
+    // consolidated lists
+    &["s", "de", "rl", "de", "cv"],
+    &["srl", "de", "cv"],
+    &["sapi", "de", "cv"],
+    &["sab", "de", "cv"],
     &["sa", "de", "cv"],
+    &["s", "de", "rl"],
+    &["cia", "ltda"],
     &["co", "ltd"],
     &["co", "llc"],
     &["co", "inc"],
@@ -81,6 +89,11 @@ pub(crate) const LEGAL_FORMS: &[&[&str]] = &[
     &["doo"],
     &["eood"],
     &["ltda"],
+    &["sac"],
+    &["saa"],
+    &["sal"],
+    &["eirl"],
+    &["ca"],
     &["bhd"],
     &["tbk"],
     &["pt"],

@@ -26,7 +26,13 @@
 //!    abbreviations are expanded (`TRDG` → `trading`); stop words go. No rule removes the
 //!    last remaining token, so a name that is only "LLC" stays "llc".
 //!
-//! Token order is kept (the scorer ignores it but uses it to tell middle names).
+//! Token order is kept (the scorer ignores it but uses it to tell middle names). Before
+//! these steps, a listed person's name written `SURNAME, Given names` and a query
+//! written that way are read `Given names SURNAME` ([`listed_form`], [`query_form`]), so
+//! that first, middle and last tokens and leading titles are the same whichever way a
+//! list writes its persons.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
@@ -134,6 +140,46 @@ pub fn normalize(input: &str) -> NormName {
         split_word(word, persian, &mut raws);
     }
     apply_rules(raws)
+}
+
+/// How a listed name is read for an entry of `kind`: a person's name written
+/// `SURNAME, Given names` (one comma, as consolidated lists write them) is read
+/// `Given names SURNAME`, the order the scorer's position rules (first, middle and last
+/// token) and the leading-honorific rule assume (`FADLALLAH, Shaykh Muhammad Husayn`
+/// is `Muhammad Husayn Fadlallah`, with `Husayn` a middle name). Other names are read
+/// as written.
+pub fn listed_form(name: &str, kind: wlnode_crypto::model::SubjectKind) -> Cow<'_, str> {
+    if kind != wlnode_crypto::model::SubjectKind::Person {
+        return Cow::Borrowed(name);
+    }
+    swap_at_comma(name).map_or(Cow::Borrowed(name), Cow::Owned)
+}
+
+/// How a query name is read: `SURNAME, Given names` (one comma, one to three words
+/// before it, and no legal form after it, so `ANHUI LAND GROUP CO., LIMITED` stays as
+/// written) is read `Given names SURNAME`, like [`listed_form`].
+pub fn query_form(name: &str) -> Cow<'_, str> {
+    let Some(swapped) = swap_at_comma(name) else {
+        return Cow::Borrowed(name);
+    };
+    let (before, after) = name.split_once(',').unwrap_or((name, ""));
+    let after_norm = normalize(after);
+    if before.split_whitespace().count() > 3
+        || after_norm.tokens.is_empty()
+        || after_norm.legal_forms().next().is_some()
+    {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(swapped)
+}
+
+/// `a, b` → `b a` when the name has exactly one comma with words on both sides.
+fn swap_at_comma(name: &str) -> Option<String> {
+    let (before, after) = name.split_once(',')?;
+    if after.contains(',') || before.trim().is_empty() || after.trim().is_empty() {
+        return None;
+    }
+    Some(format!("{} {}", after.trim(), before.trim()))
 }
 
 /// Most tokens kept of one address (query or entry).

@@ -36,6 +36,12 @@
 //!   ([`GLUED_ARTICLE_COST`]; `Alnasir` = `al-Nasir`, while `Albert` stays `Albert`);
 //! - a token may also meet two adjacent tokens of the other side written together
 //!   (`xiaoming` = `xiao` + `ming`), exactly or phonetically.
+//! - a query written as an acronym (one word of 3–12 letters in capitals or dotted:
+//!   `NIOC`, `N.I.O.C.`) meets an organisation or vessel name of two or more tokens
+//!   whose initials it spells, alone or followed by the initials of the name's stripped
+//!   legal form (`National Iranian Oil Company`), as one pair covering every name token
+//!   with similarity [`acronym_similarity`] (0.78 for three letters, which ranks but
+//!   does not alert, then +0.02 a letter up to 0.86); explained as `initial`.
 //!
 //! Query and name tokens are aligned greedily, best similarity first, each token used
 //! once. Each token has a weight `w` (1.0; 0.5 for initials, for `abu`/`abd` and for
@@ -152,6 +158,9 @@ pub(crate) enum How {
     GluedArticle {
         query_side: bool,
     },
+    /// The query token spells the initials of every name token (and perhaps of the
+    /// name's legal form).
+    Acronym,
 }
 
 /// How the vowels of two tokens with the same skeleton agree.
@@ -600,6 +609,93 @@ pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
     al
 }
 
+/// Fewest letters of an acronym query.
+pub const ACRONYM_MIN_LETTERS: usize = 3;
+/// Most letters of an acronym query.
+pub const ACRONYM_MAX_LETTERS: usize = 12;
+
+/// Similarity of an acronym to the organisation name whose initials it spells: `0.78`
+/// for three letters (it ranks the organisation but does not alert at the default
+/// threshold: three letters spell the initials of too many names), then `+0.02` a
+/// letter up to `0.86`. Initials are weaker evidence than the words, so an acronym
+/// never scores like a spelled-out name.
+pub fn acronym_similarity(letters: usize) -> f64 {
+    let extra = letters.saturating_sub(ACRONYM_MIN_LETTERS).min(4);
+    0.78 + 0.02 * extra as f64
+}
+
+/// The query's one token when the query is written as an acronym: a single word of
+/// [`ACRONYM_MIN_LETTERS`] to [`ACRONYM_MAX_LETTERS`] ASCII letters written in capitals
+/// or as dotted letters (`NIOC`, `N.I.O.C.`). A name typed in lower or mixed case
+/// (`Nioc`, `Ali`) is never read as an acronym.
+pub(crate) fn acronym_query<'a>(raw: &str, q: &'a NormName) -> Option<&'a str> {
+    let [t] = q.tokens.as_slice() else {
+        return None;
+    };
+    let letters = t.text.len();
+    let capitals = raw
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .all(|c| c.is_ascii_uppercase());
+    let dotted = raw.contains('.');
+    ((ACRONYM_MIN_LETTERS..=ACRONYM_MAX_LETTERS).contains(&letters)
+        && t.text.bytes().all(|b| b.is_ascii_lowercase())
+        && (capitals || dotted))
+        .then_some(t.text.as_str())
+}
+
+/// The initials of the words of a name's stripped legal forms (`co ltd` → `cl`).
+pub(crate) fn legal_initials(name: &NormName) -> String {
+    name.legal_forms()
+        .flat_map(|l| l.split(' ').filter_map(|w| w.chars().next()))
+        .collect()
+}
+
+/// The initials of a name's tokens (`national iranian oil` → `nio`).
+pub(crate) fn token_initials(n: &[Tok<'_>]) -> String {
+    n.iter().filter_map(|t| t.text.chars().next()).collect()
+}
+
+/// The alignment of an acronym query with a listed organisation or vessel name of two
+/// or more tokens whose initials it spells, alone or followed by those of the name's
+/// legal form: one pair covering every name token, similarity
+/// [`acronym_similarity`]. `None` for persons (their initials are not a name).
+pub(crate) fn acronym_alignment(
+    acronym: &str,
+    n: &[Tok<'_>],
+    legal: &str,
+    kind: SubjectKind,
+) -> Option<Alignment> {
+    if kind == SubjectKind::Person || n.len() < 2 {
+        return None;
+    }
+    let initials = token_initials(n);
+    let spelled = acronym == initials
+        || (!legal.is_empty()
+            && acronym.len() == initials.len() + legal.len()
+            && acronym.starts_with(initials.as_str())
+            && acronym.ends_with(legal));
+    if !spelled {
+        return None;
+    }
+    let sim = acronym_similarity(acronym.len());
+    let weight = token_weight(acronym) + n.iter().map(|t| t.weight).sum::<f64>();
+    Some(Alignment {
+        pairs: vec![Pair {
+            q: (0, 1),
+            n: (0, n.len()),
+            sim,
+            how: How::Acronym,
+            weight,
+        }],
+        q_used: vec![true],
+        n_used: vec![true; n.len()],
+        weighted: sim * weight,
+        matched_weight: weight,
+        missing_weight: 0.0,
+    })
+}
+
 /// What the query says besides the name, used for adjustments.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct QueryFacts {
@@ -830,7 +926,10 @@ pub enum MatchMethod {
         /// Optimal-string-alignment edit distance.
         edit_distance: usize,
     },
-    /// A single letter against a word starting with it.
+    /// A single letter against a word starting with it, or a query written as an
+    /// acronym (`NIOC`) against the organisation name whose initials it spells
+    /// (`National Iranian Oil Company`: the pair then covers every name token; see
+    /// [`acronym_similarity`]).
     Initial,
     /// One side writes the Arabic article glued to the word (`alnasir` against
     /// `nasir`); the similarity is the word's less [`GLUED_ARTICLE_COST`].
@@ -984,6 +1083,7 @@ fn explained_tokens(name: &NormName) -> Vec<ExplainedToken> {
 /// Builds the full explanation of one query name against one listed name.
 pub(crate) fn explain(
     query: &NormName,
+    acronym: Option<&str>,
     name: &NormName,
     facts: &QueryFacts,
     entry: EntryFacts<'_>,
@@ -993,14 +1093,19 @@ pub(crate) fn explain(
     let qt = qo.toks(query);
     let nt = no.toks(name);
     let middle = middle_factor(entry.kind);
-    let al = align(&qt, &nt, middle);
+    let mut al = align(&qt, &nt, middle);
+    if let Some(acr) =
+        acronym.and_then(|a| acronym_alignment(a, &nt, &legal_initials(name), entry.kind))
+        && acr.name_score() > al.name_score()
+    {
+        al = acr;
+    }
     let mut token_matches = Vec::with_capacity(al.pairs.len());
     for p in &al.pairs {
         let transliterated = any_translit(query, p.q) || any_translit(name, p.n);
         let method = match p.how {
             How::Exact if transliterated => MatchMethod::Transliterated,
             How::Exact => MatchMethod::Exact,
-            How::Initial => MatchMethod::Initial,
             How::Phonetic => {
                 let key = if p.q.1 == 1 {
                     qo.skels.get(p.q.0).cloned().unwrap_or_default()
@@ -1013,6 +1118,7 @@ pub(crate) fn explain(
                 jaro_winkler: jw,
                 edit_distance: distance,
             },
+            How::Initial | How::Acronym => MatchMethod::Initial,
             How::GluedArticle { query_side } => {
                 let t = if query_side {
                     joined(query, p.q)

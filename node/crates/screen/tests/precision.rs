@@ -264,3 +264,137 @@ fn original_script_vowel_less_aliases() {
 fn original_script_vowel_less_aliases_latin_regression() {
     assert!(!alerts(person("Husain Ali", "Hassan Ali")));
 }
+
+#[test]
+fn acronym_queries() {
+    let listed = [
+        "National Iranian Oil Company",
+        "Islamic Republic of Iran Shipping Lines",
+        "Korea Mining Development Trading Corporation",
+        "Bank Melli Iran",
+    ];
+    // capitals or dotted letters spell the initials of every word, legal form optional
+    for (query, want) in [
+        ("NIOC", 0),
+        ("N.I.O.C.", 0),
+        ("NIO", 0),
+        ("IRISL", 1),
+        ("KOMID", usize::MAX),
+        ("KMDTC", 2),
+    ] {
+        let (s, e) = best(SubjectKind::Organization, &listed, query);
+        if want == usize::MAX {
+            // initials of syllables (KOMID) are not initials of words
+            assert!(!alerts(s), "{query}: {s:.3}");
+        } else {
+            assert_eq!(e, want, "{query}");
+            assert!(s > 0.0, "{query}");
+        }
+    }
+    // four letters and more alert; three rank the organisation but do not alert
+    assert!(alerts(org("National Iranian Oil Company", "NIOC")));
+    assert!(!alerts(org("National Iranian Oil Company", "NIO")));
+    assert!(!alerts(org("Bank Melli Iran", "BMI")));
+    // explained as initials, the pair covering every listed token
+    let ix = ScreenIndex::build([doc(
+        1,
+        SubjectKind::Organization,
+        &["National Iranian Oil Company"],
+    )]);
+    let m = &ix.search(&Query::new("NIOC")).unwrap()[0];
+    check(m);
+    assert_eq!(m.explanation.token_matches[0].method, MatchMethod::Initial);
+    assert_eq!(m.explanation.token_matches[0].name, vec![0, 1, 2]);
+}
+
+#[test]
+fn acronym_queries_latin_regression() {
+    // a name typed in lower or mixed case is never read as an acronym
+    assert!(!alerts(org("Nordic Industrial Oil Corp", "Nioc")));
+    assert!(!alerts(org("Atlas Logistics International", "Ali")));
+    // nor are a person's initials, nor a name of several words
+    assert!(!alerts(person("Nadia Ines Olga Castro", "NIOC")));
+    assert!(!alerts(org("National Iranian Oil Company", "NIOC Trading")));
+    assert!(!alerts(org("North Island Ocean Carriers", "NIOS")));
+}
+
+#[test]
+fn surname_first_listed_persons() {
+    // consolidated lists write persons `SURNAME, Given names`: a middle name left out
+    // of the query costs what it costs in a name written given names first, and a
+    // title after the comma is a title
+    for (listed, query) in [
+        ("FADLALLAH, Shaykh Muhammad Husayn", "Muhammad Fadlallah"),
+        ("MANAN, Abdul Rahim", "Abdul Manan"),
+        ("NASSER ARANA, Carlos Alberto", "Carlos Nasser Arana"),
+        (
+            "AL-ZOMOR, Abboud Abdul Latif Hassan",
+            "Abboud Hassan Al-Zomor",
+        ),
+    ] {
+        let s = person(listed, query);
+        assert!(alerts(s), "{query} / {listed}: {s:.3}");
+        assert!(
+            (s - person(&listed_given_first(listed), query)).abs() < 1e-9,
+            "{listed}"
+        );
+    }
+    // a query written surname first reads the same as given names first
+    let a = person("Muhammad Husayn Fadlallah", "FADLALLAH, Muhammad");
+    let b = person("Muhammad Husayn Fadlallah", "Muhammad Fadlallah");
+    assert!((a - b).abs() < 1e-9, "{a} {b}");
+}
+
+fn listed_given_first(listed: &str) -> String {
+    let (sur, given) = listed.split_once(", ").unwrap();
+    format!("{given} {sur}")
+}
+
+#[test]
+fn surname_first_listed_persons_latin_regression() {
+    // another given name with the listed surname stays under the threshold
+    assert!(!alerts(person(
+        "NASSER ARANA, Carlos Alberto",
+        "Jorge Nasser Arana"
+    )));
+    assert!(!alerts(person("SMITH, John", "Peter Smith")));
+    // an organisation with a comma is not reordered, nor a query with a legal form
+    // after its comma
+    assert!(alerts(org(
+        "ANHUI LAND GROUP CO., LIMITED",
+        "ANHUI LAND GROUP CO., LIMITED"
+    )));
+    assert!(!alerts(org(
+        "ANHUI LAND GROUP CO., LIMITED",
+        "ANHUI SEA GROUP"
+    )));
+}
+
+#[test]
+fn latin_american_legal_forms() {
+    for (listed, query) in [
+        (
+            "MARIMBA ENTERTAINMENT, S.R.L. DE C.V.",
+            "Marimba Entertainment FZE",
+        ),
+        (
+            "G Y R ARQUITECTOS, S. DE R.L. DE C.V.",
+            "G Y R Arquitectos LLC",
+        ),
+        ("AVIANDINA S.A.C.", "AVIANDINA"),
+        ("SALLIZAR SHIPPING SAL", "Sallizar Shipping Co."),
+    ] {
+        let s = org(listed, query);
+        assert!(s > 0.97, "{query} / {listed}: {s:.3}");
+    }
+}
+
+#[test]
+fn latin_american_legal_forms_latin_regression() {
+    // the form goes, the distinctive word stays
+    assert!(!alerts(org("AVIANDINA S.A.C.", "AVIANCA S.A.C.")));
+    assert!(!alerts(org(
+        "Marimba Entertainment S. de R.L.",
+        "Rumba Entertainment S. de R.L."
+    )));
+}

@@ -27,6 +27,7 @@
 //!   `strsim::jaro_winkler` and the 10 best entries are kept. The sample's queries are
 //!   spread over the available cores; each query's latency is still single-threaded.
 
+pub mod real;
 pub mod synth;
 
 use std::collections::{BTreeMap, HashSet};
@@ -35,7 +36,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use synth::{NegativeKind, TestQuery, Variant};
-use wlnode_screen::{DEFAULT_MIN_SCORE, Query, ScreenIndex};
+use wlnode_screen::{DEFAULT_MIN_SCORE, Query, ScreenDoc, ScreenIndex};
 
 /// What to run.
 #[derive(Clone, Debug, Serialize)]
@@ -159,6 +160,8 @@ pub struct FpPoint {
     pub recall_same_script: f64,
     /// ... of the positives written in another script than the listed name.
     pub recall_across_scripts: f64,
+    /// ... per variant class (acronyms are only here).
+    pub per_class: BTreeMap<String, f64>,
 }
 
 /// Recall and false-positive rate at the default threshold for one group of queries.
@@ -168,6 +171,8 @@ pub struct GroupPoint {
     pub queries: usize,
     /// Positives: share found at the default threshold. Negatives: 0.
     pub recall: f64,
+    /// Positives: share whose target is the best result (no threshold). Negatives: 0.
+    pub recall_at_1: f64,
     /// Negatives: share with a result at the default threshold. Positives: 0.
     pub fp_rate: f64,
 }
@@ -182,10 +187,10 @@ pub struct Operating {
     /// At the default threshold: `same_script`, `across_scripts`, each variant class,
     /// `negatives`, and each negative kind (`negatives_unlisted`, ...).
     pub at_default: BTreeMap<String, GroupPoint>,
-    /// The 20 best-scoring negatives: (kind, query, best listed name, score).
+    /// The 40 best-scoring negatives: (kind, query, best listed name, score).
     pub worst_negatives: Vec<(String, String, String, f64)>,
-    /// 20 positives (spread over the run) whose target was not found at the default
-    /// threshold: (class, query, the best result's name or "", its score).
+    /// Up to 5 positives per class (spread over the run) whose target was not found at
+    /// the default threshold: (class, query, the best result's name or "", its score).
     pub missed: Vec<(String, String, String, f64)>,
 }
 
@@ -207,8 +212,12 @@ pub struct Target {
 /// Everything the benchmark measured.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BenchReport {
-    /// The options used.
+    /// The options used (synthetic list).
     pub options: Option<BenchOptions>,
+    /// The options used (real list).
+    pub real_list: Option<RealOptions>,
+    /// Entries read from the real list (the rest of `index.entries` is synthetic fill).
+    pub real_list_entries: Option<usize>,
     /// The default threshold the quality figures use.
     pub threshold: f64,
     /// Index size, build time, memory.
@@ -301,10 +310,79 @@ pub fn run(opts: BenchOptions) -> BenchReport {
         opts.seed,
     ));
     let generate_seconds = t0.elapsed().as_secs_f64();
+    let docs: Vec<ScreenDoc> = list.into_iter().map(|e| e.doc).collect();
+    let mut report = measure(&docs, &queries, generate_seconds, opts.baseline_queries);
+    report.options = Some(opts);
+    report
+}
 
+/// What a real-list run does (`wlnode bench screen --list DIR`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RealOptions {
+    /// The folder with OFAC's `sdn.csv` and `alt.csv`.
+    pub list: std::path::PathBuf,
+    /// Positive queries (spread evenly over the classes, acronyms included).
+    pub positives: usize,
+    /// Negatives: given names of one listed person with another's surname.
+    pub recombined: usize,
+    /// Negatives: common names of several cultures.
+    pub common: usize,
+    /// Negatives: unlisted persons from the synthetic pools.
+    pub unlisted: usize,
+    /// Synthetic entries added to the real ones (speed at scale; 0 for quality).
+    pub fill: usize,
+    /// Positive queries in the brute-force baseline sample (0 skips it).
+    pub baseline_queries: usize,
+    /// RNG seed.
+    pub seed: u64,
+}
+
+/// The real list's documents and the query set of `opts`.
+fn real_input(
+    opts: &RealOptions,
+) -> Result<(Vec<ScreenDoc>, Vec<TestQuery>, usize), real::RealListError> {
+    let list = real::load_ofac(&opts.list)?;
+    let listed = list.len();
+    let queries = real::queries(
+        &list,
+        opts.positives,
+        opts.recombined,
+        opts.common,
+        opts.unlisted,
+        opts.seed,
+    );
+    let mut docs: Vec<ScreenDoc> = list.into_iter().map(|e| e.doc).collect();
+    if opts.fill > 0 {
+        docs.extend(
+            synth::watchlist(opts.fill, opts.seed)
+                .into_iter()
+                .map(|e| e.doc),
+        );
+    }
+    Ok((docs, queries, listed))
+}
+
+/// Runs the benchmark on a real list (see [`real`]).
+pub fn run_real(opts: RealOptions) -> Result<BenchReport, real::RealListError> {
+    let t0 = Instant::now();
+    let (docs, queries, listed) = real_input(&opts)?;
+    let generate_seconds = t0.elapsed().as_secs_f64();
+    let mut report = measure(&docs, &queries, generate_seconds, opts.baseline_queries);
+    report.real_list_entries = Some(listed);
+    report.real_list = Some(opts);
+    Ok(report)
+}
+
+/// Builds the index over `docs`, runs `queries` and reports.
+fn measure(
+    docs: &[ScreenDoc],
+    queries: &[TestQuery],
+    generate_seconds: f64,
+    baseline_queries: usize,
+) -> BenchReport {
     let rss_before = rss_bytes();
     let t1 = Instant::now();
-    let index = ScreenIndex::build(list.iter().map(|e| e.doc.clone()));
+    let index = ScreenIndex::build(docs.iter().cloned());
     let build_seconds = t1.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
     let rss_delta = match (rss_before, rss_after) {
@@ -338,7 +416,7 @@ pub fn run(opts: BenchOptions) -> BenchReport {
     let mut false_on_negatives = 0usize;
     let mut found_at_threshold: Vec<bool> = Vec::with_capacity(queries.len());
     let t_all = Instant::now();
-    for q in &queries {
+    for q in queries {
         let query = Query::new(q.name.clone());
         let t = Instant::now();
         let res = index.search(&query);
@@ -391,23 +469,18 @@ pub fn run(opts: BenchOptions) -> BenchReport {
         },
     };
 
-    let operating = operating(&index, &queries);
+    let operating = operating(&index, queries);
 
-    let baseline = (opts.baseline_queries > 0).then(|| {
-        baseline(
-            &index,
-            &list,
-            &queries,
-            &found_at_threshold,
-            opts.baseline_queries,
-        )
-    });
+    let baseline = (baseline_queries > 0)
+        .then(|| baseline(&index, docs, queries, &found_at_threshold, baseline_queries));
 
     let overall_q = overall.quality();
     let all_returned = overall.returned + false_on_negatives;
-    let report_targets = targets(&overall_q, &latency, &index_figures, opts.entries);
+    let report_targets = targets(&overall_q, &latency, &index_figures, &operating, docs.len());
     BenchReport {
-        options: Some(opts),
+        options: None,
+        real_list: None,
+        real_list_entries: None,
         threshold: DEFAULT_MIN_SCORE,
         index: index_figures,
         overall: overall_q,
@@ -451,8 +524,6 @@ pub struct Exported {
 /// the engine's unthresholded top 10 per query, for side-by-side runs of other matchers
 /// (`scripts/nomenklatura_side_by_side.sh`).
 pub fn export(opts: &BenchOptions, dir: &std::path::Path) -> std::io::Result<Exported> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
     let list = synth::watchlist(opts.entries, opts.seed);
     let mut queries = synth::queries(&list, opts.positives, opts.negatives, opts.seed);
     queries.extend(synth::hard_negatives(
@@ -461,22 +532,45 @@ pub fn export(opts: &BenchOptions, dir: &std::path::Path) -> std::io::Result<Exp
         opts.common_negatives,
         opts.seed,
     ));
-    let index = ScreenIndex::build(list.iter().map(|e| e.doc.clone()));
+    let docs: Vec<ScreenDoc> = list.into_iter().map(|e| e.doc).collect();
+    write_export(&docs, &queries, dir)
+}
+
+/// [`export`] for a real-list run.
+pub fn export_real(
+    opts: &RealOptions,
+    dir: &std::path::Path,
+) -> Result<Exported, real::RealListError> {
+    let (docs, queries, _) = real_input(opts)?;
+    write_export(&docs, &queries, dir).map_err(|source| real::RealListError::Io {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+fn write_export(
+    list: &[ScreenDoc],
+    queries: &[TestQuery],
+    dir: &std::path::Path,
+) -> std::io::Result<Exported> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let index = ScreenIndex::build(list.iter().cloned());
     let list_path = dir.join("list.jsonl");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&list_path)?);
-    for e in &list {
+    for e in list {
         let line = serde_json::json!({
-            "id": hex::encode(e.doc.entry_id.0),
-            "kind": format!("{:?}", e.doc.kind),
-            "names": e.doc.names,
-            "withdrawn": e.doc.withdrawn,
+            "id": hex::encode(e.entry_id.0),
+            "kind": format!("{:?}", e.kind),
+            "names": e.names,
+            "withdrawn": e.withdrawn,
         });
         writeln!(out, "{line}")?;
     }
     out.flush()?;
     let queries_path = dir.join("queries.jsonl");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&queries_path)?);
-    for q in &queries {
+    for q in queries {
         let mut query = Query::new(q.name.clone());
         query.min_score = 0.0;
         let top: Vec<(String, f64)> = index
@@ -506,9 +600,15 @@ pub fn export(opts: &BenchOptions, dir: &std::path::Path) -> std::io::Result<Exp
 
 /// Runs every query once more without threshold and derives the operating points.
 fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
-    // (target score or -1, across scripts, class) for positives; best score for negatives
-    let mut pos: Vec<(f64, bool, Variant)> = Vec::new();
+    // (target score or -1, across scripts, class, ranked first) for positives; best
+    // score for negatives
+    let mut pos: Vec<(f64, bool, Variant, bool)> = Vec::new();
     let mut neg: Vec<(f64, NegativeKind)> = Vec::new();
+    // alerting negatives whose best result pairs every token of both names (a spelling
+    // variant of a listed name), and those that pair every query token (the listed name
+    // has further ones, as when a middle name is left out)
+    let mut fully_paired = 0usize;
+    let mut query_covered = 0usize;
     let mut worst: Vec<(String, String, String, f64)> = Vec::new();
     let mut missed: Vec<(String, String, String, f64)> = Vec::new();
     let best_of = |res: &[wlnode_screen::Match]| {
@@ -525,7 +625,8 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
                     .iter()
                     .find(|m| m.entry_id == target)
                     .map_or(-1.0, |m| m.score);
-                pos.push((s, q.across_scripts, v));
+                let first = res.first().is_some_and(|m| m.entry_id == target);
+                pos.push((s, q.across_scripts, v, first));
                 if s < DEFAULT_MIN_SCORE {
                     let (n, b) = best_of(&res);
                     missed.push((v.as_str().to_owned(), q.name.clone(), n, b));
@@ -533,6 +634,19 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
             }
             _ => {
                 let s = res.first().map_or(0.0, |m| m.score);
+                if s >= DEFAULT_MIN_SCORE
+                    && let Some(m) = res.first()
+                {
+                    let un = &m.explanation.unmatched;
+                    if un.is_empty() {
+                        fully_paired += 1;
+                    } else if un
+                        .iter()
+                        .all(|u| u.side == wlnode_screen::score::Side::Name)
+                    {
+                        query_covered += 1;
+                    }
+                }
                 let kind = q.negative.unwrap_or(NegativeKind::Unlisted);
                 neg.push((s, kind));
                 let (n, b) = best_of(&res);
@@ -542,14 +656,30 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
     }
     let mut neg_sorted: Vec<f64> = neg.iter().map(|n| n.0).collect();
     neg_sorted.sort_by(|a, b| b.total_cmp(a));
-    let share = |f: &dyn Fn(&(f64, bool, Variant)) -> bool, t: &dyn Fn(f64) -> bool| {
-        let all: Vec<&(f64, bool, Variant)> = pos.iter().filter(|p| f(p)).collect();
+    type Pos = (f64, bool, Variant, bool);
+    let share = |f: &dyn Fn(&Pos) -> bool, t: &dyn Fn(f64) -> bool| {
+        let all: Vec<&Pos> = pos.iter().filter(|p| f(p)).collect();
         if all.is_empty() {
             0.0
         } else {
             all.iter().filter(|p| t(p.0)).count() as f64 / all.len() as f64
         }
     };
+    let first_share = |f: &dyn Fn(&Pos) -> bool| {
+        let all: Vec<&Pos> = pos.iter().filter(|p| f(p)).collect();
+        if all.is_empty() {
+            0.0
+        } else {
+            all.iter().filter(|p| p.3).count() as f64 / all.len() as f64
+        }
+    };
+    // acronyms are reported on their own, not in the script figures
+    let scripted = |p: &Pos| p.2 != Variant::Acronym;
+    let classes: Vec<Variant> = Variant::REAL
+        .iter()
+        .copied()
+        .filter(|v| pos.iter().any(|p| p.2 == *v))
+        .collect();
     let mut recall_at_fp = Vec::new();
     for fp in [0.0, 0.01, 0.02] {
         let allowed = (fp * neg_sorted.len() as f64).floor() as usize;
@@ -559,27 +689,32 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
         recall_at_fp.push(FpPoint {
             fp_rate: fp,
             scores_above: above,
-            recall: share(&|_| true, &beats),
-            recall_same_script: share(&|p| !p.1, &beats),
-            recall_across_scripts: share(&|p| p.1, &beats),
+            recall: share(&scripted, &beats),
+            recall_same_script: share(&|p| scripted(p) && !p.1, &beats),
+            recall_across_scripts: share(&|p| scripted(p) && p.1, &beats),
+            per_class: classes
+                .iter()
+                .map(|v| (v.as_str().to_owned(), share(&|p| p.2 == *v, &beats)))
+                .collect(),
         });
     }
     let mut at_default = BTreeMap::new();
     let alerts = |s: f64| s >= DEFAULT_MIN_SCORE;
-    let mut group = |name: String, f: &dyn Fn(&(f64, bool, Variant)) -> bool| {
+    let mut group = |name: String, f: &dyn Fn(&Pos) -> bool| {
         let n = pos.iter().filter(|p| f(p)).count();
         at_default.insert(
             name,
             GroupPoint {
                 queries: n,
                 recall: share(f, &alerts),
+                recall_at_1: first_share(f),
                 fp_rate: 0.0,
             },
         );
     };
-    group("same_script".into(), &|p| !p.1);
-    group("across_scripts".into(), &|p| p.1);
-    for v in Variant::ALL {
+    group("same_script".into(), &|p| scripted(p) && !p.1);
+    group("across_scripts".into(), &|p| scripted(p) && p.1);
+    for v in &classes {
         group(v.as_str().into(), &|p| p.2 == *v);
     }
     let mut kinds: Vec<Option<NegativeKind>> = vec![None];
@@ -610,14 +745,51 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
             GroupPoint {
                 queries: of.len(),
                 recall: 0.0,
+                recall_at_1: 0.0,
                 fp_rate,
             },
         );
     }
+    at_default.insert(
+        "negatives_alerting_with_every_query_token_paired_name_longer".to_owned(),
+        GroupPoint {
+            queries: neg.len(),
+            recall: 0.0,
+            recall_at_1: 0.0,
+            fp_rate: if neg.is_empty() {
+                0.0
+            } else {
+                query_covered as f64 / neg.len() as f64
+            },
+        },
+    );
+    at_default.insert(
+        "negatives_alerting_with_every_token_paired".to_owned(),
+        GroupPoint {
+            queries: neg.len(),
+            recall: 0.0,
+            recall_at_1: 0.0,
+            fp_rate: if neg.is_empty() {
+                0.0
+            } else {
+                fully_paired as f64 / neg.len() as f64
+            },
+        },
+    );
     worst.sort_by(|a, b| b.3.total_cmp(&a.3));
-    worst.truncate(20);
-    let step = missed.len().div_ceil(20).max(1);
-    let missed = missed.into_iter().step_by(step).collect();
+    worst.truncate(40);
+    // up to 5 per class, spread over the run
+    let mut by_class: BTreeMap<String, Vec<(String, String, String, f64)>> = BTreeMap::new();
+    for m in missed {
+        by_class.entry(m.0.clone()).or_default().push(m);
+    }
+    let missed = by_class
+        .into_values()
+        .flat_map(|v| {
+            let step = v.len().div_ceil(5).max(1);
+            v.into_iter().step_by(step)
+        })
+        .collect();
     Operating {
         negatives: neg.len(),
         recall_at_fp,
@@ -629,7 +801,7 @@ fn operating(index: &ScreenIndex, queries: &[TestQuery]) -> Operating {
 
 fn baseline(
     index: &ScreenIndex,
-    list: &[synth::SynthEntry],
+    list: &[ScreenDoc],
     queries: &[TestQuery],
     found_at_threshold: &[bool],
     sample: usize,
@@ -650,7 +822,7 @@ fn baseline(
     let names: Vec<(String, usize)> = list
         .iter()
         .enumerate()
-        .flat_map(|(e, s)| s.doc.names.iter().map(move |n| (baseline_form(n), e)))
+        .flat_map(|(e, s)| s.names.iter().map(move |n| (baseline_form(n), e)))
         .collect();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -694,9 +866,8 @@ fn baseline(
                         }
                         let ms = t.elapsed().as_secs_f64() * 1000.0;
                         let hit = q.target.is_some_and(|target| {
-                            best.iter().any(|(_, e)| {
-                                list.get(*e).is_some_and(|s| s.doc.entry_id == target)
-                            })
+                            best.iter()
+                                .any(|(_, e)| list.get(*e).is_some_and(|s| s.entry_id == target))
                         });
                         out.push((i, hit, ms));
                     }
@@ -755,14 +926,55 @@ fn baseline(
     }
 }
 
-fn targets(q: &Quality, l: &Latency, ix: &IndexFigures, entries: usize) -> Vec<Target> {
+fn targets(
+    q: &Quality,
+    l: &Latency,
+    ix: &IndexFigures,
+    op: &Operating,
+    entries: usize,
+) -> Vec<Target> {
     let scale = if entries == 1_000_000 {
         ""
     } else {
         " (targets are for 1,000,000 entries)"
     };
     let memory = ix.memory_estimate_mib.max(ix.rss_delta_mib);
-    vec![
+    let at = |k: &str| op.at_default.get(k).cloned().unwrap_or_default();
+    let at_least = |figure: &str, measured: f64, bound: f64| Target {
+        figure: figure.into(),
+        target: format!(">= {bound}"),
+        measured,
+        met: measured >= bound,
+        margin: format!("{:+.4}", measured - bound),
+    };
+    let fp = at("negatives").fp_rate;
+    let zero_fp = op.recall_at_fp.first().map_or(0.0, |p| p.recall);
+    let mut precision = vec![
+        at_least(
+            "recall at the default threshold, same script (issue 25)",
+            at("same_script").recall,
+            0.97,
+        ),
+        Target {
+            figure: "false positives at the default threshold (issue 25)".into(),
+            target: "<= 0.01".into(),
+            measured: fp,
+            met: fp <= 0.01,
+            margin: format!("{:+.4}", 0.01 - fp),
+        },
+        at_least("recall at 0 false positives (issue 25)", zero_fp, 0.85),
+    ];
+    if at("across_scripts").queries > 0 {
+        precision.insert(
+            1,
+            at_least(
+                "recall at the default threshold, across scripts (issue 25)",
+                at("across_scripts").recall,
+                0.90,
+            ),
+        );
+    }
+    let mut out = vec![
         Target {
             figure: format!("recall@10{scale}"),
             target: ">= 0.97".into(),
@@ -798,7 +1010,9 @@ fn targets(q: &Quality, l: &Latency, ix: &IndexFigures, entries: usize) -> Vec<T
             met: ix.build_seconds < 30.0,
             margin: format!("{:+.2} s", 30.0 - ix.build_seconds),
         },
-    ]
+    ];
+    out.append(&mut precision);
+    out
 }
 
 #[cfg(test)]
@@ -824,7 +1038,7 @@ mod tests {
         assert!(report.negative_alert_rate < 0.5);
         let b = report.baseline.as_ref().map(|b| b.sample);
         assert_eq!(b, Some(30));
-        assert_eq!(report.targets.len(), 5);
+        assert_eq!(report.targets.len(), 9);
         assert_eq!(report.negatives, 150);
         assert_eq!(report.operating.negatives, 150);
         assert_eq!(report.operating.recall_at_fp.len(), 3);

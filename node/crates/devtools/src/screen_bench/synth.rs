@@ -52,7 +52,8 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
     }
 
-    fn pick<T: Copy + Default>(&mut self, xs: &[T]) -> T {
+    /// One of `xs` (the default value when empty).
+    pub fn pick<T: Copy + Default>(&mut self, xs: &[T]) -> T {
         xs.get(self.below(xs.len())).copied().unwrap_or_default()
     }
 }
@@ -1547,6 +1548,9 @@ pub enum Variant {
     LegalForm,
     /// An honorific or title added in front.
     Honorific,
+    /// The initials of an organisation's significant words (real-list runs only,
+    /// reported on its own: not in the same-script or across-scripts figures).
+    Acronym,
 }
 
 impl Variant {
@@ -1560,6 +1564,17 @@ impl Variant {
         Self::Honorific,
     ];
 
+    /// The classes of a real-list run: every class, and acronyms.
+    pub const REAL: &'static [Self] = &[
+        Self::Typo,
+        Self::Transliteration,
+        Self::TokenOrder,
+        Self::DroppedMiddle,
+        Self::LegalForm,
+        Self::Honorific,
+        Self::Acronym,
+    ];
+
     /// The name used in the report.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -1569,6 +1584,7 @@ impl Variant {
             Self::DroppedMiddle => "dropped_middle",
             Self::LegalForm => "legal_form",
             Self::Honorific => "honorific",
+            Self::Acronym => "acronym",
         }
     }
 }
@@ -1677,7 +1693,8 @@ fn typo_word(rng: &mut Rng, w: &str) -> String {
     cs.into_iter().collect()
 }
 
-fn typo(rng: &mut Rng, name: &str) -> Option<String> {
+/// One or two typing errors in the words of four or more letters of `name`.
+pub fn typo(rng: &mut Rng, name: &str) -> Option<String> {
     let mut words: Vec<String> = name.split(' ').map(str::to_owned).collect();
     let candidates: Vec<usize> = words
         .iter()
@@ -1872,6 +1889,7 @@ impl SynthEntry {
                 };
                 format!("{} {listed}", rng.pick(pool))
             }
+            Variant::Acronym => return None,
         };
         (out != *listed && !out.trim().is_empty()).then_some(out)
     }
@@ -1965,7 +1983,7 @@ pub fn queries(
 
 /// Common given names and surnames of several cultures (Latin spellings as they are
 /// usually written), combined at random into [`NegativeKind::Common`] negatives.
-const COMMON: &[(&[&str], &[&str])] = &[
+pub const COMMON: &[(&[&str], &[&str])] = &[
     // English
     (
         &[
