@@ -392,12 +392,11 @@ async fn console_in_headless_chromium() {
         sess,
         wlnode_api::console::session_cookie(&peer.node.services.info.peer_id)
     );
-    // The peer lists an entry of its own: this node receives it.
-    let orion: Value = peer
-        .client
-        .post_json("/v1/entries", &common::draft("Orion Precision Machining"))
-        .await
-        .unwrap();
+    // The peer lists an entry of its own, asking to be told of hits (`on_hit`): this
+    // node receives it.
+    let mut orion = common::draft("Orion Precision Machining");
+    orion["on_hit"] = json!("notify");
+    let orion: Value = peer.client.post_json("/v1/entries", &orion).await.unwrap();
     let orion = orion["entry_id"].as_str().unwrap().to_owned();
     // A watch on the name the editor is about to list.
     let r = http()
@@ -746,6 +745,10 @@ async fn console_in_headless_chromium() {
     .await;
     screen(&c, &base, "Orion Precision Machining", "SHIP-3").await;
     let hit = find(&c, &format!("tr.hit[data-entry-id='{orion}']")).await;
+    // The origin's request shows on the hit, and only then is a report offered.
+    hit.find(Locator::Css("small.hit-report-wanted"))
+        .await
+        .unwrap();
     hit.find(Locator::Css("details.hit-report summary"))
         .await
         .unwrap()

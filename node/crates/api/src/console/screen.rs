@@ -209,8 +209,14 @@ fn fields(t: &Text, v: &EntryView) -> Markup {
 /// Whether a hit offers "send hit report" to the entry's origin: today every hit on
 /// another agency's entry (the API takes a report on any of them). Entries that say
 /// they want reports (`on_hit: notify`) are to gate it here, and only here.
-pub(super) fn offers_hit_report(ours: &AgencyCode, v: &EntryView) -> bool {
-    v.origin != *ours
+/// Only where the entry asks for one (`"on_hit": "notify"` in its signed header) and
+/// it is another agency's: the API refuses the rest (409 `hit_report_not_requested`).
+pub(super) fn offers_hit_report(
+    ours: &AgencyCode,
+    v: &EntryView,
+    marks: &wlnode_runtime::flags::HitMarks,
+) -> bool {
+    v.origin != *ours && marks.hit_report_requested
 }
 
 /// An entry's view for a hit (the head this node holds).
@@ -311,13 +317,18 @@ pub(super) async fn run(
                                         (label(&v.reason))
                                         @if let Some(lb) = &v.legal_basis { br; small { (t.col_legal_basis) ": " (lb) } }
                                         (fields(t, v))
-                                        @if let Some(c) = &v.contact { br; small { (t.hit_report_wanted) " " (c) } }
+                                        @if h.marks.hit_report_requested {
+                                            br; small.hit-report-wanted { (t.hit_report_wanted) @if let Some(c) = &v.contact { " " (c) } }
+                                        }
+                                    }
+                                    @if let Some(f) = &h.marks.flag {
+                                        br; small.flagged { (t.hit_flagged) " " (f.reason) " (" (f.flagged_at) ")" }
                                     }
                                 }
                                 td { (explanation(t, &h.hit.explanation)) }
                                 td {
                                     (decision_cell(&ctx, &resp.case_id, h.hit.origin.as_ref(), &entry, h.decision.as_ref()))
-                                    @if let Some(v) = view && offers_hit_report(&state.node.info.agency, v) && ctx.can("POST", "/ui/hits") {
+                                    @if let Some(v) = view && offers_hit_report(&state.node.info.agency, v, &h.marks) && ctx.can("POST", "/ui/hits") {
                                         (super::consult::hit_report_form(&ctx, &resp.case_id, h.hit.origin.as_ref(), &entry))
                                     }
                                 }

@@ -86,6 +86,7 @@ pub struct Text {
     pub decide_escalate: &'static str,
     pub decided_by: &'static str,
     pub hit_report_wanted: &'static str,
+    pub hit_flagged: &'static str,
     // batch
     pub batch_title: &'static str,
     pub batch_file: &'static str,
@@ -477,7 +478,8 @@ pub static EN: Text = Text {
     decide_confirm: "Confirm (true match)",
     decide_escalate: "Escalate",
     decided_by: "by",
-    hit_report_wanted: "The origin asks for a hit report on a confirmed match (contact):",
+    hit_report_wanted: "The origin asks for a hit report on a confirmed match.",
+    hit_flagged: "Flagged here as not actionable:",
     batch_title: "Batch screening (CSV)",
     batch_file: "CSV file",
     batch_help: "A header row with: ref, name, kind, country, dob, id, address. Every row is logged as a case.",
