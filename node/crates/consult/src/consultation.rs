@@ -27,6 +27,13 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(365 * 86_400);
 /// How far ahead of the origin's clock a received deadline may lie beyond
 /// [`MAX_DEADLINE`]: one hour of clock difference between the two nodes.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+/// The clock difference allowed between requester and origin when the origin
+/// judges the *timing* of a message: a round's shortest deadline, and whether a
+/// decision came before the deadline. The mail layer's five minutes
+/// (`wlnode_crypto::mail::MAX_CLOCK_SKEW_MS`), not [`MAX_CLOCK_SKEW`]'s hour: with an
+/// hour a requester could decide an hour before the deadline and so overtake the
+/// origin's objection (review s30-consult2, H2).
+pub const TIMING_SKEW: Duration = Duration::from_millis(wlnode_crypto::mail::MAX_CLOCK_SKEW_MS);
 /// Most rounds of one consultation: the request, then at most four rounds of further
 /// information after `info_requested`.
 pub const MAX_ROUNDS: u32 = 5;
@@ -362,6 +369,30 @@ fn check_deadline(
     Ok(())
 }
 
+/// At the origin: checks that a round opened at `now` (the request or further
+/// information arriving here) leaves at least `min` (the roster's
+/// `consultation_min_deadline_secs`) before its deadline, less [`TIMING_SKEW`]. The
+/// requester's own API enforces the minimum too, but only the origin's check binds a
+/// requester that skips it (review s30-consult2 H2, s30-consult M4): a deadline of
+/// one millisecond would otherwise expire the round before any officer saw it.
+fn check_min_deadline(
+    deadline: Timestamp,
+    now: Timestamp,
+    min: Duration,
+) -> Result<(), ConsultError> {
+    let earliest = now
+        .as_millis()
+        .saturating_add(ms(min))
+        .saturating_sub(ms(TIMING_SKEW));
+    if deadline.as_millis() < earliest {
+        return Err(ConsultError::BadDeadline {
+            deadline,
+            why: "earlier than the federation's shortest deadline from its arrival",
+        });
+    }
+    Ok(())
+}
+
 fn check_reason(reason: Option<&String>) -> Result<(), ConsultError> {
     if let Some(r) = reason {
         wlnode_crypto::model::check_text(r, MAX_REASON)
@@ -429,13 +460,16 @@ impl Consultation {
     }
 
     /// Origin: takes a request `from` another agency, addressed to `me` (whose entry
-    /// it is: the caller checks that the entry's origin is `me`). A request whose
-    /// deadline has passed on arrival is opened and expires at once.
+    /// it is: the caller checks that the entry's origin is `me`). A deadline earlier
+    /// than `min_deadline` (the roster's shortest) after its arrival, less
+    /// [`TIMING_SKEW`], is [`ConsultError::BadDeadline`]: so is one that passed
+    /// before it arrived.
     pub fn receive_request(
         me: &AgencyCode,
         from: &AgencyCode,
         req: ConsultRequest,
         silence: SilenceMeans,
+        min_deadline: Duration,
         now: Timestamp,
     ) -> Result<Self, ConsultError> {
         if me == from {
@@ -443,6 +477,7 @@ impl Consultation {
         }
         Payload::ConsultRequest(req.clone()).validate()?;
         check_deadline(req.deadline, now, MAX_CLOCK_SKEW)?;
+        check_min_deadline(req.deadline, now, min_deadline)?;
         let mut c = Self {
             id: req.consultation_id,
             role: Role::Origin,
@@ -637,10 +672,12 @@ impl Consultation {
     }
 
     /// Origin: records the requester's further information, opening the next round.
+    /// Its deadline is held to `min_deadline` as in [`Self::receive_request`].
     pub fn receive_info(
         &mut self,
         from: &AgencyCode,
         info: &ConsultInfo,
+        min_deadline: Duration,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
         self.side("receive information", Role::Origin)?;
@@ -660,6 +697,7 @@ impl Consultation {
             });
         }
         check_deadline(info.deadline, now, MAX_CLOCK_SKEW)?;
+        check_min_deadline(info.deadline, now, min_deadline)?;
         self.open_round(info.clone(), now);
         self.tick(now);
         Ok(())
@@ -773,7 +811,7 @@ impl Consultation {
 
     /// Origin: records the requester's decision. Refused from anyone but the
     /// requester, for another entry, twice, and while the consultation is open more
-    /// than [`MAX_CLOCK_SKEW`] before its deadline by this node's clock
+    /// than [`TIMING_SKEW`] before its deadline by this node's clock
     /// ([`ConsultError::PrematureDecision`]: the caller audits it).
     pub fn receive_decision(
         &mut self,
@@ -807,7 +845,7 @@ impl Consultation {
         } else {
             now
         };
-        if probe.tick(Timestamp(now.0.saturating_add(ms(MAX_CLOCK_SKEW)))) {
+        if probe.tick(Timestamp(now.0.saturating_add(ms(TIMING_SKEW)))) {
             probe.expired_at = Some(at);
         }
         match probe.state() {

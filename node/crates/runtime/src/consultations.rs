@@ -395,6 +395,12 @@ impl Consultations {
         self
     }
 
+    /// The shortest deadline the roster allows a round (what the origin holds an
+    /// arriving request or round of information to).
+    fn min_deadline(&self) -> Duration {
+        Duration::from_secs(self.trust.roster().consultation_min_deadline_secs())
+    }
+
     /// Emits a `consultation` event of `kind` about `c` (metadata only, never the
     /// transaction's details).
     fn announce(&self, kind: &str, c: &Consultation) {
@@ -866,8 +872,10 @@ impl Consultations {
                         item.from
                     )))
                 } else {
-                    let silence = silence_of(self.trust.roster().silence_rule());
-                    Consultation::receive_request(&self.agency, &item.from, req, silence, now)
+                    let roster = self.trust.roster();
+                    let silence = silence_of(roster.silence_rule());
+                    let min = Duration::from_secs(roster.consultation_min_deadline_secs());
+                    Consultation::receive_request(&self.agency, &item.from, req, silence, min, now)
                         .map(|c| {
                             Some((
                                 None,
@@ -895,7 +903,7 @@ impl Consultations {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_info(&item.from, &i, now)
+                        .receive_info(&item.from, &i, self.min_deadline(), now)
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
@@ -976,7 +984,7 @@ impl Consultations {
                 if deadline.as_millis()
                     <= now
                         .as_millis()
-                        .saturating_add(wlnode_consult::MAX_CLOCK_SKEW.as_millis() as u64) =>
+                        .saturating_add(wlnode_consult::TIMING_SKEW.as_millis() as u64) =>
             {
                 tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: applied once it passes");
                 let k = deferred_key(item);
