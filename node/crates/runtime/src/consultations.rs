@@ -242,8 +242,15 @@ fn trail(
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
         }
-        // At the origin, a decision "despite" arrives as the notice itself.
-        if after.role() == ConsultRole::Origin && d.despite != wlnode_consult::Despite::None {
+        // At the origin, a decision "despite" arrives as the notice itself, but only
+        // when the requester's decision said so too: a requester that called a grant
+        // against our objection (or an expired denial) anything else sent no notice
+        // to anyone, and our trail must not show one, so that the auditor reports
+        // `grant_without_notice` (review s30-consult2, H1).
+        if after.role() == ConsultRole::Origin
+            && d.despite != wlnode_consult::Despite::None
+            && d.claimed_despite.is_none()
+        {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &origin)));
         }
     }
@@ -1221,6 +1228,87 @@ impl Consultations {
 #[cfg(test)]
 mod applied_tests {
     use super::*;
+
+    fn origin_after_objection() -> Consultation {
+        let req = wlnode_consult::ConsultRequest {
+            consultation_id: ConsultationId([3; 16]),
+            entry_id: EntryId([4; 16]),
+            record_id: wlnode_crypto::model::RecordId([5; 32]),
+            version: 1,
+            reference: "LIC-1".into(),
+            deadline: Timestamp(10 * 86_400_000),
+            details: TransactionDetails {
+                items: vec![wlnode_consult::Item {
+                    description: "valves".into(),
+                    category: None,
+                }],
+                end_user: "End user".into(),
+                consignee: "Consignee".into(),
+                destination_country: "AE".parse().unwrap(),
+                value: wlnode_consult::Money {
+                    amount: "10.00".into(),
+                    currency: "EUR".into(),
+                },
+                free_text: None,
+            },
+        };
+        let mut c = Consultation::receive_request(
+            &"AA-X".parse().unwrap(),
+            &"BB-Y".parse().unwrap(),
+            req,
+            SilenceMeans::NoObjection,
+            Duration::from_secs(86_400),
+            Timestamp(1000),
+        )
+        .unwrap();
+        c.answer(Answer::Objection, Some("no".into()), Timestamp(2000))
+            .unwrap();
+        c
+    }
+
+    fn steps(events: &[wlnode_audit::event::Event]) -> Vec<wlnode_consult::TrailEvent> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                wlnode_audit::event::EventKind::Consultation { step } => Some(step.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Review s30-consult2 H1: a grant against our objection that the requester
+    /// called `despite: none` notified nobody; the origin's trail must not show a
+    /// notice, so the auditor (as `check_consultations` runs it on the origin's log)
+    /// reports `grant_without_notice`.
+    #[test]
+    fn a_grant_misclaimed_as_despite_none_shows_no_notice_and_is_reported() {
+        let b: AgencyCode = "BB-Y".parse().unwrap();
+        for (claim, notified) in [
+            (wlnode_consult::Despite::None, false),
+            (wlnode_consult::Despite::Objection, true),
+        ] {
+            let mut c = origin_after_objection();
+            let mut events = trail(None, &c, &[]);
+            let before = c.clone();
+            let d = wlnode_consult::ConsultDecision {
+                consultation_id: c.id(),
+                entry_id: c.entry_id(),
+                decision: Decision::Granted,
+                reason: None,
+                despite: claim,
+            };
+            c.receive_decision(&b, &d, Timestamp(3000)).unwrap();
+            events.extend(trail(Some(&before), &c, &[]));
+            let violations = wlnode_consult::audit_trail(&steps(&events));
+            let without_notice = violations.iter().any(|v| {
+                matches!(
+                    v.kind,
+                    wlnode_consult::ViolationKind::GrantWithoutNotice { .. }
+                )
+            });
+            assert_eq!(without_notice, !notified, "claim {claim:?}: {violations:?}");
+        }
+    }
 
     #[test]
     fn the_applied_mark_names_the_sender() {
