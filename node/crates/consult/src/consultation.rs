@@ -165,6 +165,12 @@ pub struct DecisionRecord {
     pub claimed_despite: Option<Despite>,
     /// When this node recorded it.
     pub at: Timestamp,
+    /// At the origin, for a decision that arrived before the deadline by this
+    /// node's clock (within [`TIMING_SKEW`]) and was held until it passed: when it
+    /// really arrived ("early within skew"; review s30-consult2 M1). `at` is when
+    /// it was applied, never back-dated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Timestamp>,
 }
 
 /// A message to send: the caller signs and seals `payload` to `to`.
@@ -791,6 +797,7 @@ impl Consultation {
             despite,
             claimed_despite: None,
             at: now,
+            received_at: None,
         });
         let actions = if despite == Despite::None {
             vec![Action::Send {
@@ -810,9 +817,11 @@ impl Consultation {
     }
 
     /// Origin: records the requester's decision. Refused from anyone but the
-    /// requester, for another entry, twice, and while the consultation is open more
-    /// than [`TIMING_SKEW`] before its deadline by this node's clock
-    /// ([`ConsultError::PrematureDecision`]: the caller audits it).
+    /// requester, for another entry, twice, and while the consultation is open
+    /// before its deadline by this node's clock ([`ConsultError::PrematureDecision`]).
+    /// One that came less than [`TIMING_SKEW`] early (the requester's clock a little
+    /// ahead) the caller holds and applies after the deadline with
+    /// [`Self::receive_held_decision`]; an earlier one it audits as refused.
     pub fn receive_decision(
         &mut self,
         from: &AgencyCode,
@@ -834,20 +843,9 @@ impl Consultation {
             });
         }
         Payload::ConsultDecision(d.clone()).validate()?;
-        // Judged with the clock skew allowed between the two nodes: a decision the
-        // requester made just after the deadline by its clock is not premature here
-        // because this clock is a little behind (review of issue 21, finding 13). The
-        // consultation then expires at its deadline, and the decision is dated no
-        // earlier (so this node's trail does not show it before the deadline).
         let mut probe = self.clone();
-        let at = if probe.state() == State::Open && now < self.deadline {
-            self.deadline
-        } else {
-            now
-        };
-        if probe.tick(Timestamp(now.0.saturating_add(ms(TIMING_SKEW)))) {
-            probe.expired_at = Some(at);
-        }
+        let at = now;
+        probe.tick(now);
         match probe.state() {
             State::Open => {
                 return Err(ConsultError::PrematureDecision {
@@ -870,7 +868,26 @@ impl Consultation {
             despite,
             claimed_despite: (d.despite != despite).then_some(d.despite),
             at,
+            received_at: None,
         });
+        Ok(())
+    }
+
+    /// Origin: [`Self::receive_decision`] at `now` for a decision that arrived at
+    /// `received_at`, before the deadline within the clock skew, and was held until
+    /// the deadline passed; the record keeps `received_at`. The caller refuses it
+    /// instead if an answer or information was recorded after it arrived.
+    pub fn receive_held_decision(
+        &mut self,
+        from: &AgencyCode,
+        d: &ConsultDecision,
+        received_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.receive_decision(from, d, now)?;
+        if let Some(rec) = self.decision.as_mut() {
+            rec.received_at = Some(received_at);
+        }
         Ok(())
     }
 

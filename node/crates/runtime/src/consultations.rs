@@ -13,8 +13,10 @@
 //!
 //! Table layout: `c` + consultation id → [`Held`] (JSON); `m` + message id →
 //! consultation id; `p` + message id + sender → (empty): an inbox message already
-//! applied; `d` + the same → [`InboxItem`] (JSON): a decision that arrived before
-//! the deadline by our clock but within the clock skew, applied once it has passed.
+//! applied; `d` + the same → `HeldDecision` (JSON): a decision that arrived before
+//! the deadline by our clock but within the clock skew, with the consultation's
+//! state then, applied once the deadline has passed (an empty value: applied or
+//! refused, written in the same batch as the applied mark, removed later).
 //!
 //! **Save, then send** (review of issue 21, finding 14). A transition's messages get
 //! their ids first and are saved with the new state ([`Held::outgoing`]) in one
@@ -326,6 +328,70 @@ fn deferred_key(item: &InboxItem) -> Vec<u8> {
     let mut k = key(DEFERRED, item.message_id.as_bytes());
     k.extend_from_slice(item.from.as_str().as_bytes());
     k
+}
+
+/// A decision held until our deadline (see `Consultations::apply`), with what the
+/// consultation looked like when it arrived: applied at the deadline only if no
+/// answer or information was recorded since (review s30-consult H1: otherwise a
+/// grant sent before the origin's objection would be applied after it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct HeldDecision {
+    item: InboxItem,
+    /// When it arrived here (our clock).
+    received_at: Timestamp,
+    round: u32,
+    answers: usize,
+    infos: usize,
+}
+
+impl HeldDecision {
+    fn new(item: &InboxItem, received_at: Timestamp, c: &Consultation) -> Self {
+        Self {
+            item: item.clone(),
+            received_at,
+            round: c.round(),
+            answers: c.answers().len(),
+            infos: c.infos().len(),
+        }
+    }
+
+    /// Whether an answer or information was recorded since it arrived.
+    fn overtaken(&self, c: &Consultation) -> bool {
+        c.round() != self.round
+            || c.answers().len() != self.answers
+            || c.infos().len() != self.infos
+    }
+}
+
+/// Whether a decision that arrived at `arrived`, before `deadline`, is held until the
+/// deadline passes (it is less than the mail layer's clock skew early: the
+/// requester's clock may be a little ahead) rather than refused as premature. Five
+/// minutes, not the consult crate's hour (review s30-consult2 H2).
+fn held_until_deadline(deadline: Timestamp, arrived: Timestamp) -> bool {
+    deadline.as_millis()
+        <= arrived
+            .as_millis()
+            .saturating_add(u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(0))
+}
+
+/// A `consultation` audit event of `kind` about `c` from its requester.
+fn step_event(
+    c: &Consultation,
+    kind: wlnode_consult::TrailKind,
+    at: Timestamp,
+) -> wlnode_audit::event::Event {
+    wlnode_audit::event::Event::new(
+        Timestamp::now().as_millis(),
+        wlnode_audit::event::EventKind::Consultation {
+            step: wlnode_consult::TrailEvent {
+                consultation_id: c.id(),
+                kind,
+                at,
+                from: c.requester().clone(),
+                to: c.origin().clone(),
+            },
+        },
+    )
 }
 
 /// Whether an inbox message of type `kind` is applied here (consultations, and hit
@@ -846,6 +912,10 @@ impl Consultations {
                 return self.mark(mark).await;
             }
         };
+        let held_id = match &payload {
+            Payload::ConsultDecision(d) => Some(d.consultation_id),
+            _ => None,
+        };
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -917,12 +987,25 @@ impl Consultations {
                 None => Ok(None),
             },
             Payload::ConsultDecision(d) => match self.load(d.consultation_id).await? {
+                // Already held: only `retry_deferred` applies it (a catch-up after a
+                // restart must not apply it against a later state).
+                Some(_) if self.is_held(item).await? => return Ok(()),
                 Some(mut h) if h.consultation.role() == ConsultRole::Origin => {
                     let before = h.consultation.clone();
-                    h.consultation
-                        .receive_decision(&item.from, &d, now)
-                        .map(|()| Some((Some(before), h)))
-                        .map_err(Into::into)
+                    // Judged on when it arrived here, not when it is applied (after a
+                    // restart, catch-up applies it later).
+                    let arrived = Timestamp(item.received_at).min(now);
+                    if before.state() == State::Open && arrived < before.deadline() {
+                        Err(ConsultError::PrematureDecision {
+                            deadline: before.deadline(),
+                        }
+                        .into())
+                    } else {
+                        h.consultation
+                            .receive_decision(&item.from, &d, now)
+                            .map(|()| Some((Some(before), h)))
+                            .map_err(Into::into)
+                    }
                 }
                 // A notice of another agency's consultation: the inbox shows it.
                 _ => Ok(None),
@@ -984,20 +1067,38 @@ impl Consultations {
             }
             Ok(None) => self.mark(mark).await,
             // A decision that came before the deadline by our clock, but within the
-            // clock skew two honest nodes may have: kept, and applied once the
-            // deadline has passed here (review of issue 21, finding 13: it was marked
-            // applied and lost, and the origin never learnt the decision).
+            // clock skew two honest nodes may have: kept with the consultation's
+            // state then, audited (`decision_held`, at its real arrival), and applied
+            // once the deadline has passed unless an answer or information was
+            // recorded meanwhile (review of issue 21, finding 13; s30-consult H1).
             Err(ConsultServiceError::Consult(ConsultError::PrematureDecision { deadline }))
-                if deadline.as_millis()
-                    <= now
-                        .as_millis()
-                        .saturating_add(wlnode_consult::TIMING_SKEW.as_millis() as u64) =>
+                if held_until_deadline(deadline, Timestamp(item.received_at).min(now)) =>
             {
-                tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: applied once it passes");
-                let k = deferred_key(item);
-                let v = serde_json::to_vec(item)
+                let arrived = Timestamp(item.received_at).min(now);
+                tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: held until it passes");
+                let Some(h) = (match held_id {
+                    Some(id) => self.load(id).await?,
+                    None => None,
+                }) else {
+                    return self.mark(mark).await;
+                };
+                let row = HeldDecision::new(item, arrived, &h.consultation);
+                let v = serde_json::to_vec(&row)
                     .map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?;
-                self.mark(vec![(k, v)]).await
+                let ev = step_event(
+                    &h.consultation,
+                    wlnode_consult::TrailKind::DecisionHeld,
+                    arrived,
+                );
+                let pairs = vec![(deferred_key(item), v)];
+                self.store
+                    .call(move |s| {
+                        s.table_put(LocalTable::Consultations, &pairs, true)?;
+                        s.audit_append(&[ev])?;
+                        Ok(())
+                    })
+                    .await?;
+                Ok(())
             }
             Err(e) => {
                 tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
@@ -1006,7 +1107,20 @@ impl Consultations {
         }
     }
 
-    /// Decisions kept until our deadline passed (see `apply`): applies those now due.
+    /// Whether `item` is a decision held until our deadline.
+    async fn is_held(&self, item: &InboxItem) -> Result<bool, ConsultServiceError> {
+        let k = deferred_key(item);
+        Ok(self
+            .store
+            .call(move |s| s.table_get(LocalTable::Consultations, &k))
+            .await?
+            .is_some_and(|v| !v.is_empty()))
+    }
+
+    /// Decisions held until our deadline passed (see `apply`): applies those now due,
+    /// or refuses (and audits) one an answer or information overtook. The held row is
+    /// emptied in the same write as the applied mark, so a crash between the two
+    /// loses nothing (review s30-consult L4); emptied rows are removed after.
     async fn retry_deferred(&self) -> Result<(), ConsultServiceError> {
         let pairs = self
             .store
@@ -1020,28 +1134,75 @@ impl Consultations {
             })
             .await?;
         for (k, v) in pairs {
-            let item: InboxItem = serde_json::from_slice(&v)
-                .map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?;
-            let due = match wlnode_consult::decode(item.body.as_bytes()) {
-                Ok(Payload::ConsultDecision(d)) => match self.load(d.consultation_id).await? {
-                    Some(h) => h.consultation.deadline() <= Timestamp::now(),
-                    None => true,
-                },
-                _ => true,
-            };
-            if !due {
+            if v.is_empty() {
+                self.store
+                    .call(move |s| {
+                        let mut end = k.clone();
+                        end.push(0);
+                        s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
+                    })
+                    .await?;
                 continue;
             }
-            self.store
-                .call(move |s| {
-                    let mut end = k.clone();
-                    end.push(0);
-                    s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
-                })
-                .await?;
-            self.apply(&item).await?;
+            let row: HeldDecision = match serde_json::from_slice(&v) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "held decision does not decode; dropped");
+                    self.mark(vec![(k, Vec::new())]).await?;
+                    continue;
+                }
+            };
+            if let Err(e) = self.apply_held(k, row).await {
+                tracing::warn!(error = %e, "held decision not applied yet; retried");
+            }
         }
         Ok(())
+    }
+
+    /// One held decision (see `retry_deferred`), if its deadline has passed.
+    async fn apply_held(&self, k: Vec<u8>, row: HeldDecision) -> Result<(), ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let done = vec![(applied_key(&row.item), Vec::new()), (k, Vec::new())];
+        let d = match wlnode_consult::decode(row.item.body.as_bytes()) {
+            Ok(Payload::ConsultDecision(d)) => d,
+            _ => return self.mark(done).await,
+        };
+        let Some(mut h) = self.load(d.consultation_id).await? else {
+            return self.mark(done).await;
+        };
+        let now = Timestamp::now();
+        if h.consultation.deadline() > now {
+            return Ok(());
+        }
+        let before = h.consultation.clone();
+        if row.overtaken(&before) {
+            tracing::warn!(consultation = %before.id(), from = %row.item.from, "held decision refused: the consultation was answered or reopened after it arrived");
+            let ev = step_event(&before, wlnode_consult::TrailKind::HeldDecisionRefused, now);
+            return self
+                .store
+                .call(move |s| {
+                    s.table_put(LocalTable::Consultations, &done, true)?;
+                    s.audit_append(&[ev])?;
+                    Ok(())
+                })
+                .await
+                .map_err(Into::into);
+        }
+        match h
+            .consultation
+            .receive_held_decision(&row.item.from, &d, row.received_at, now)
+        {
+            Ok(()) => {
+                let events = trail(Some(&before), &h.consultation, &[]);
+                self.save(&h, done, events).await?;
+                self.announce("decided", &h.consultation);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(from = %row.item.from, error = %e, "held decision refused");
+                self.mark(done).await
+            }
+        }
     }
 
     async fn mark(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), ConsultServiceError> {
@@ -1228,6 +1389,61 @@ impl Consultations {
 #[cfg(test)]
 mod applied_tests {
     use super::*;
+
+    /// Review s30-consult2 H2: only a decision less than the mail layer's five
+    /// minutes early is held until the deadline; half an hour early is refused.
+    #[test]
+    fn only_a_decision_within_five_minutes_of_the_deadline_is_held() {
+        let deadline = Timestamp(10 * 3_600_000);
+        assert!(held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 60_000)
+        ));
+        assert!(held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 300_000)
+        ));
+        assert!(!held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 300_001)
+        ));
+        assert!(!held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 1_800_000)
+        ));
+    }
+
+    /// Review s30-consult H1: a held decision is refused once an answer (or a round
+    /// of information) was recorded after it arrived.
+    #[test]
+    fn a_held_decision_is_overtaken_by_a_later_answer() {
+        let mut c = origin_after_objection();
+        let item = InboxItem {
+            message_id: MessageId([1; 16]),
+            from: "BB-Y".parse().unwrap(),
+            kind: "consult_decision".into(),
+            created_at: 0,
+            received_at: 1500,
+            body: String::new(),
+        };
+        // Held while open (before the objection).
+        let open = {
+            let mut o = c.clone();
+            o = serde_json::from_value({
+                let mut v = serde_json::to_value(&o).unwrap();
+                v["answers"] = serde_json::json!([]);
+                v
+            })
+            .unwrap();
+            o
+        };
+        let row = HeldDecision::new(&item, Timestamp(1500), &open);
+        assert!(row.overtaken(&c), "the objection came after it arrived");
+        let same = HeldDecision::new(&item, Timestamp(1500), &c);
+        assert!(!same.overtaken(&c));
+        c.tick(Timestamp(20 * 86_400_000));
+        assert!(!same.overtaken(&c), "an expiry is no answer");
+    }
 
     fn origin_after_objection() -> Consultation {
         let req = wlnode_consult::ConsultRequest {
