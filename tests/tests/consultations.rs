@@ -1218,6 +1218,65 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
         c.node(1).services.mail.outbox(1000).await.unwrap().len(),
         outbox_before
     );
+    // Review s30-consult M1: a member skipping its API sends hit reports anyway (on
+    // the entry that did not ask, and on the one that did naming a record of
+    // another entry). A refuses, counts and audits both and raises no event.
+    let mut a_events = c.node(0).services.events.subscribe();
+    let raw = |entry: EntryId, record: wlnode_crypto::model::RecordId| {
+        wlnode_consult::encode(&wlnode_consult::Payload::HitReport(
+            wlnode_consult::HitReport {
+                entry_id: entry,
+                record_id: record,
+                context: wlnode_consult::HitContext::Customs,
+                details: "raw".into(),
+                reported_at: Timestamp::now(),
+            },
+        ))
+        .unwrap()
+    };
+    let silent_head = head(silent).await.record.id();
+    for body in [raw(silent, silent_head), raw(asks, silent_head)] {
+        c.node(1)
+            .services
+            .mail
+            .send(
+                &AgencyCode::new(agency(0)).unwrap(),
+                "hit_report",
+                &body,
+                3_600_000,
+            )
+            .await
+            .unwrap();
+    }
+    wait_for(T, "A refuses both raw hit reports", || async {
+        c.node(0).services.consultations.refused_hit_reports() == 2
+    })
+    .await;
+    let mut reasons: Vec<String> = audit_events(&c, 0)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Mail {
+                action,
+                kind,
+                reason: Some(r),
+                ..
+            } if action == "rejected" && kind == "hit_report" => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["hit_report_not_requested", "hit_report_record_mismatch"],
+        "{reasons:?}"
+    );
+    while let Ok(ev) = a_events.try_recv() {
+        assert!(
+            !format!("{ev:?}").contains("hit_report"),
+            "no event for a refused hit report: {ev:?}"
+        );
+    }
     c.stop(0).await;
     c.stop(1).await;
 }

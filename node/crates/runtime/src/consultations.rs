@@ -420,6 +420,8 @@ pub struct Consultations {
     hold_sends: Arc<std::sync::atomic::AtomicBool>,
     /// Flags whose messages this task retries.
     flags: Option<crate::flags::Flags>,
+    /// Hit reports refused (see [`Self::refused_hit_reports`]).
+    refused_hits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -439,6 +441,7 @@ impl Consultations {
             neighbours: Arc::default(),
             hold_sends: Arc::default(),
             flags: None,
+            refused_hits: Arc::default(),
         }
     }
 
@@ -472,6 +475,46 @@ impl Consultations {
     /// arriving request or round of information to).
     fn min_deadline(&self) -> Duration {
         Duration::from_secs(self.trust.roster().consultation_min_deadline_secs())
+    }
+
+    /// Hit reports refused since start: on an entry that is not ours, naming a
+    /// record of another entry, or on an entry whose head record does not ask for
+    /// them (`on_hit: notify`). Each is also audited (`mail` event, `rejected`).
+    pub fn refused_hit_reports(&self) -> u64 {
+        self.refused_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why a hit report on `r` is refused here, if it is (review s30-consult M1:
+    /// any member could raise an event and webhook per report on any entry).
+    async fn hit_report_refusal(
+        &self,
+        r: &wlnode_consult::HitReport,
+    ) -> Result<Option<&'static str>, ConsultServiceError> {
+        let Some((_, st)) = self
+            .store
+            .entries_by_id(r.entry_id)
+            .await?
+            .into_iter()
+            .find(|(k, _)| k.origin == self.agency)
+        else {
+            return Ok(Some("hit_report_not_our_entry"));
+        };
+        let ours = |rec: &wlnode_types::StoredRecord| {
+            let h = rec.record.header();
+            h.entry_id == r.entry_id && h.origin == self.agency
+        };
+        if !self
+            .store
+            .record(r.record_id)
+            .await?
+            .is_some_and(|x| ours(&x))
+        {
+            return Ok(Some("hit_report_record_mismatch"));
+        }
+        let asked = self.store.record(st.head).await?.is_some_and(|x| {
+            ours(&x) && x.record.header().on_hit == Some(wlnode_crypto::model::OnHit::Notify)
+        });
+        Ok((!asked).then_some("hit_report_not_requested"))
     }
 
     /// Emits a `consultation` event of `kind` about `c` (metadata only, never the
@@ -1011,6 +1054,34 @@ impl Consultations {
                 _ => Ok(None),
             },
             Payload::HitReport(r) => {
+                if let Some(why) = self.hit_report_refusal(&r).await? {
+                    self.refused_hits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(from = %item.from, entry = %r.entry_id, reason = why, "hit report refused");
+                    let ev = wlnode_audit::event::Event::new(
+                        now.as_millis(),
+                        wlnode_audit::event::EventKind::Mail {
+                            action: "rejected".into(),
+                            message_id: item.message_id.to_hex(),
+                            item: "message".into(),
+                            from: item.from.clone(),
+                            to: self.agency.clone(),
+                            kind: item.kind.clone(),
+                            size: item.body.len() as u64,
+                            peer: None,
+                            reason: Some(why.into()),
+                            expires_at: None,
+                        },
+                    );
+                    self.store
+                        .call(move |s| {
+                            s.table_put(LocalTable::Consultations, &mark, true)?;
+                            s.audit_append(&[ev])?;
+                            Ok(())
+                        })
+                        .await?;
+                    return Ok(());
+                }
                 if let Some(ev) = &self.events {
                     ev.emit(
                         wlnode_config::EventType::Consultation,
