@@ -886,6 +886,30 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
             .await,
         Err(wlnode_runtime::consultations::ConsultServiceError::AmbiguousEntry { .. })
     ));
+    // Review s30-consult M3: a flag on C's entry (C has no encryption key) is
+    // refused before anything is saved, rather than saved with a message that can
+    // never go.
+    let flagged = c
+        .node(1)
+        .services
+        .flags
+        .set(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            Some(code(2)),
+            "not actionable".into(),
+        )
+        .await;
+    assert!(
+        matches!(
+            flagged,
+            Err(wlnode_runtime::flags::FlagError::Mail(
+                wlnode_runtime::mail::MailSendError::Recipient(_)
+            ))
+        ),
+        "{flagged:?}"
+    );
+    assert!(c.node(1).services.flags.list().await.unwrap().is_empty());
     let mut b_events = c.node(1).services.events.subscribe();
     let held = c
         .node(1)

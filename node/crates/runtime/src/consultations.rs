@@ -110,8 +110,8 @@ pub struct MessageRef {
     /// Its recipient.
     pub to: AgencyCode,
     /// `unsent` (saved, not yet handed to the mail service), `pending`, `delivered`
-    /// (signed receipt back), `expired`, or `undeliverable` (a notice to a member
-    /// without an encryption key; its id is all zeros).
+    /// (signed receipt back), `expired`, or `undeliverable` (a member without an
+    /// encryption key: a notice found so when planned has an all-zero id).
     pub delivery: String,
     /// Whether it was a decision notice ("granted despite denial").
     #[serde(default)]
@@ -238,9 +238,11 @@ fn trail(
                 &origin,
             ),
         ));
+        // Only notices handed to the mail service (review s30-consult M3): one
+        // saved but not sent is logged when `flush` hands it over.
         for n in notices
             .iter()
-            .filter(|n| n.notice && n.delivery != "undeliverable")
+            .filter(|n| n.notice && n.delivery != "undeliverable" && n.delivery != "unsent")
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
         }
@@ -664,36 +666,61 @@ impl Consultations {
     }
 
     /// Hands `held`'s saved messages to the mail service (idempotent by id), in
-    /// order, stopping at the first failure (tried again on the next tick); saves
-    /// what changed. Call with the lock held.
+    /// order. One that fails is kept for the next tick and the others still go; one
+    /// whose recipient the roster gives no encryption key is marked `undeliverable`
+    /// and dropped (review s30-consult M3). A decision notice is logged
+    /// (`notice_sent`) when it is handed over, not before. Saves what changed. Call
+    /// with the lock held.
     async fn flush(&self, held: &mut Held) -> Result<(), ConsultServiceError> {
+        if self.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut changed = false;
-        while let Some(o) = held.outgoing.first().cloned() {
-            if self.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
-                break;
-            }
-            match self
+        let mut events = Vec::new();
+        let mut keep = Vec::new();
+        for o in std::mem::take(&mut held.outgoing) {
+            let sent = self
                 .mail
                 .send_as(o.message_id, &o.to, &o.kind, o.body.as_bytes(), o.ttl_ms)
-                .await
-            {
-                Ok(()) => {
-                    for m in &mut held.messages {
-                        if m.message_id == o.message_id && m.delivery == "unsent" {
-                            m.delivery = "pending".into();
-                        }
-                    }
-                    held.outgoing.remove(0);
-                    changed = true;
+                .await;
+            let delivery = match &sent {
+                Ok(()) => "pending",
+                Err(MailSendError::Recipient(e)) => {
+                    tracing::warn!(consultation = %held.consultation.id(), to = %o.to, error = %e, "consultation message undeliverable");
+                    "undeliverable"
                 }
                 Err(e) => {
                     tracing::warn!(consultation = %held.consultation.id(), to = %o.to, error = %e, "consultation message not sent yet; retried");
-                    break;
+                    keep.push(o);
+                    continue;
+                }
+            };
+            changed = true;
+            for m in &mut held.messages {
+                if m.message_id == o.message_id && m.delivery == "unsent" {
+                    m.delivery = delivery.into();
+                    if m.notice && delivery == "pending" {
+                        let c = &held.consultation;
+                        let at = Timestamp::now();
+                        events.push(wlnode_audit::event::Event::new(
+                            at.as_millis(),
+                            wlnode_audit::event::EventKind::Consultation {
+                                step: wlnode_consult::TrailEvent {
+                                    consultation_id: c.id(),
+                                    kind: wlnode_consult::TrailKind::NoticeSent,
+                                    at,
+                                    from: c.requester().clone(),
+                                    to: m.to.clone(),
+                                },
+                            },
+                        ));
+                    }
                 }
             }
         }
+        held.outgoing = keep;
         if changed {
-            self.save(held, Vec::new(), Vec::new()).await?;
+            self.save(held, Vec::new(), events).await?;
         }
         Ok(())
     }

@@ -99,6 +99,10 @@ pub struct FlagRecord {
     pub unsent: Option<MessageId>,
     /// The message that told (or tells) the origin of the set.
     pub message_id: MessageId,
+    /// The latest message could not be sealed to the origin (the roster gives it no
+    /// encryption key): given up, not retried (review s30-consult M3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undeliverable: bool,
 }
 
 fn key(origin: &AgencyCode, entry: EntryId) -> Vec<u8> {
@@ -269,10 +273,26 @@ impl Flags {
             (FlagAction::Set, Some(f.reason.clone()))
         };
         let body = Self::payload(f.entry_id, action, reason)?;
-        self.mail
-            .send_as(id, &f.origin, "flag", body.as_bytes(), FLAG_TTL_MS)
-            .await?;
         let k = key(&f.origin, f.entry_id);
+        match self
+            .mail
+            .send_as(id, &f.origin, "flag", body.as_bytes(), FLAG_TTL_MS)
+            .await
+        {
+            Ok(()) => {}
+            // Permanent until the roster changes: given up rather than retried every
+            // tick for ever (review s30-consult M3).
+            Err(MailSendError::Recipient(e)) => {
+                tracing::warn!(entry = %f.entry_id, origin = %f.origin, error = %e, "flag message undeliverable");
+                f.unsent = None;
+                f.undeliverable = true;
+                if !f.lifted {
+                    self.save(k, &f, None).await?;
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
         if f.lifted {
             self.store
                 .call(move |s| {
@@ -299,8 +319,11 @@ impl Flags {
     ) -> Result<FlagRecord, FlagError> {
         let _g = self.lock.lock().await;
         let origin = self.origin_of(entry_id, origin.as_ref()).await?;
-        // Checked before anything is saved: the reason's bounds and the origin's key.
+        // Checked before anything is saved: the reason's bounds and the origin's key
+        // (review s30-consult M3: the key was not checked, and the flag was saved
+        // with a message that could never go).
         Self::payload(entry_id, FlagAction::Set, Some(reason.clone()))?;
+        self.mail.check_recipient(&origin)?;
         let now = Timestamp::now();
         let k = key(&origin, entry_id);
         if self.load(k.clone()).await?.is_none() && self.all().await?.len() >= MAX_FLAGS {
@@ -316,6 +339,7 @@ impl Flags {
             lifted: false,
             unsent: Some(id),
             message_id: id,
+            undeliverable: false,
         };
         let ev = acted(now, user, "flag_set", Some(entry_id.to_hex()));
         self.save(k, &f, Some(ev)).await?;
@@ -364,11 +388,16 @@ impl Flags {
     }
 
     /// Sends every saved but unsent flag message (after a crash or a failed send).
+    /// One that fails is skipped (tried again next time) and the others still go
+    /// (review s30-consult M3: the first failure stopped the loop every time).
     pub async fn retry(&self) -> Result<(), FlagError> {
         let _g = self.lock.lock().await;
         for f in self.all().await? {
             if f.unsent.is_some() {
-                self.flush(f).await?;
+                let entry = f.entry_id;
+                if let Err(e) = self.flush(f).await {
+                    tracing::warn!(entry = %entry, error = %e, "flag message not sent yet; retried");
+                }
             }
         }
         Ok(())
