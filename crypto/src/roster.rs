@@ -434,6 +434,18 @@ impl Roster {
         if doc.authorities.is_empty() {
             return invalid("at least one [[authorities]] key is required".into());
         }
+        // Review s30-consult2 L2: a minimum of 0 or of years is a signing mistake,
+        // refused here rather than clamped silently.
+        if let Some(secs) = doc
+            .federation_settings
+            .as_ref()
+            .and_then(|f| f.consultation_min_deadline_secs)
+            && !(1..=365 * 86_400).contains(&secs)
+        {
+            return invalid(format!(
+                "federation_settings.consultation_min_deadline_secs = {secs}: must be 1 s to 365 days (31536000)"
+            ));
+        }
         let sensitivities = match &doc.sensitivities {
             Some(list) => {
                 if list.is_empty() {
