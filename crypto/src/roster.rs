@@ -259,9 +259,12 @@ pub struct FederationSettings {
     #[serde(default)]
     pub consultation_silence: SilenceRule,
     /// The shortest consultation deadline a requester may set, in seconds (default
-    /// one day; at least one second). Only a demonstration or test federation lowers
-    /// it (`wlnode demo` sets a few seconds to show an expiry by silence); the
-    /// authority signs it with the roster, so no node lowers it on its own.
+    /// one day; at least one second). Enforced by the requester's API and, binding
+    /// on a requester that skips it, by the origin on every arriving request and
+    /// round of information (less the mail layer's 5 min clock skew). Only a
+    /// demonstration or test federation lowers it (`wlnode demo` sets a few seconds
+    /// to show an expiry by silence); the authority signs it with the roster, so no
+    /// node lowers it on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consultation_min_deadline_secs: Option<u64>,
 }
@@ -430,6 +433,18 @@ impl Roster {
         }
         if doc.authorities.is_empty() {
             return invalid("at least one [[authorities]] key is required".into());
+        }
+        // Review s30-consult2 L2: a minimum of 0 or of years is a signing mistake,
+        // refused here rather than clamped silently.
+        if let Some(secs) = doc
+            .federation_settings
+            .as_ref()
+            .and_then(|f| f.consultation_min_deadline_secs)
+            && !(1..=365 * 86_400).contains(&secs)
+        {
+            return invalid(format!(
+                "federation_settings.consultation_min_deadline_secs = {secs}: must be 1 s to 365 days (31536000)"
+            ));
         }
         let sensitivities = match &doc.sensitivities {
             Some(list) => {

@@ -368,12 +368,24 @@ fn the_roster_sets_the_shortest_consultation_deadline() {
     let a = agency("AA-X", 1);
     let r = roster(&[&a], Some(SilenceRule::Objection));
     assert_eq!(r.consultation_min_deadline_secs(), 86_400);
-    for (set, got) in [(5, 5), (0, 1)] {
+    let with = |set: u64| {
         let mut doc = r.doc().clone();
         if let Some(s) = doc.federation_settings.as_mut() {
             s.consultation_min_deadline_secs = Some(set);
         }
-        let r = Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap();
-        assert_eq!(r.consultation_min_deadline_secs(), got);
+        Roster::parse(toml::to_string(&doc).unwrap().as_bytes())
+    };
+    assert_eq!(with(5).unwrap().consultation_min_deadline_secs(), 5);
+    assert_eq!(
+        with(365 * 86_400).unwrap().consultation_min_deadline_secs(),
+        365 * 86_400
+    );
+    // Review s30-consult2 L2: out of 1 s..365 days is refused, naming the field.
+    for bad in [0, 365 * 86_400 + 1] {
+        let e = with(bad).unwrap_err();
+        assert!(
+            e.to_string().contains("consultation_min_deadline_secs"),
+            "{e}"
+        );
     }
 }

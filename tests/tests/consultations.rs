@@ -416,6 +416,23 @@ async fn holds_entry(c: &Cluster, i: usize, id: EntryId) -> bool {
 }
 
 /// Members with these groups, the given links, open policies.
+/// Signs the cluster's roster again with a shortest consultation deadline of one
+/// second (before the nodes start), for tests with deadlines of seconds: the origin
+/// refuses a request whose deadline is shorter than the roster's minimum.
+fn short_deadlines(c: &Cluster) {
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    let text = format!("{doc}\n[federation_settings]\nconsultation_min_deadline_secs = 1\n");
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.authority_key,
+        wlnode_crypto::keyfile::KeyKind::Authority,
+    )
+    .unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &key).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+}
+
 fn cluster(groups: &[&[&str]], edges: &[(usize, usize)]) -> Cluster {
     let specs: Vec<AgencySpec> = groups
         .iter()
@@ -778,7 +795,10 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
             m.remove("encryption_keys");
         }
     }
-    let text = format!("{doc}\n[federation_settings]\nconsultation_silence = \"objection\"\n");
+    // Deadlines of seconds: the origin holds requests to the roster's minimum.
+    let text = format!(
+        "{doc}\n[federation_settings]\nconsultation_silence = \"objection\"\nconsultation_min_deadline_secs = 1\n"
+    );
     let key = wlnode_crypto::keyfile::read_secret_key(
         &c.fed.authority_key,
         wlnode_crypto::keyfile::KeyKind::Authority,
@@ -866,6 +886,30 @@ async fn an_unanswered_consultation_expires_under_the_rosters_silence_rule() {
             .await,
         Err(wlnode_runtime::consultations::ConsultServiceError::AmbiguousEntry { .. })
     ));
+    // Review s30-consult M3: a flag on C's entry (C has no encryption key) is
+    // refused before anything is saved, rather than saved with a message that can
+    // never go.
+    let flagged = c
+        .node(1)
+        .services
+        .flags
+        .set(
+            "0123456789abcdef0123456789abcdef",
+            w.entry_id,
+            Some(code(2)),
+            "not actionable".into(),
+        )
+        .await;
+    assert!(
+        matches!(
+            flagged,
+            Err(wlnode_runtime::flags::FlagError::Mail(
+                wlnode_runtime::mail::MailSendError::Recipient(_)
+            ))
+        ),
+        "{flagged:?}"
+    );
+    assert!(c.node(1).services.flags.list().await.unwrap().is_empty());
     let mut b_events = c.node(1).services.events.subscribe();
     let held = c
         .node(1)
@@ -1198,6 +1242,65 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
         c.node(1).services.mail.outbox(1000).await.unwrap().len(),
         outbox_before
     );
+    // Review s30-consult M1: a member skipping its API sends hit reports anyway (on
+    // the entry that did not ask, and on the one that did naming a record of
+    // another entry). A refuses, counts and audits both and raises no event.
+    let mut a_events = c.node(0).services.events.subscribe();
+    let raw = |entry: EntryId, record: wlnode_crypto::model::RecordId| {
+        wlnode_consult::encode(&wlnode_consult::Payload::HitReport(
+            wlnode_consult::HitReport {
+                entry_id: entry,
+                record_id: record,
+                context: wlnode_consult::HitContext::Customs,
+                details: "raw".into(),
+                reported_at: Timestamp::now(),
+            },
+        ))
+        .unwrap()
+    };
+    let silent_head = head(silent).await.record.id();
+    for body in [raw(silent, silent_head), raw(asks, silent_head)] {
+        c.node(1)
+            .services
+            .mail
+            .send(
+                &AgencyCode::new(agency(0)).unwrap(),
+                "hit_report",
+                &body,
+                3_600_000,
+            )
+            .await
+            .unwrap();
+    }
+    wait_for(T, "A refuses both raw hit reports", || async {
+        c.node(0).services.consultations.refused_hit_reports() == 2
+    })
+    .await;
+    let mut reasons: Vec<String> = audit_events(&c, 0)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Mail {
+                action,
+                kind,
+                reason: Some(r),
+                ..
+            } if action == "rejected" && kind == "hit_report" => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["hit_report_not_requested", "hit_report_record_mismatch"],
+        "{reasons:?}"
+    );
+    while let Ok(ev) = a_events.try_recv() {
+        assert!(
+            !format!("{ev:?}").contains("hit_report"),
+            "no event for a refused hit report: {ev:?}"
+        );
+    }
     c.stop(0).await;
     c.stop(1).await;
 }
@@ -1520,6 +1623,7 @@ async fn a_lost_delivery_notice_is_recovered_from_the_outbox_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_arriving_just_before_the_origins_deadline_is_applied_after_it() {
     let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    short_deadlines(&c);
     c.start_all().await;
     let (_, id) = requested(&c, Duration::from_secs(3)).await;
     wait_for(T, "A has the request", || async {
@@ -1589,6 +1693,92 @@ async fn a_decision_arriving_just_before_the_origins_deadline_is_applied_after_i
         },
     )
     .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Review s30-consult H1: a grant that arrived within the clock skew before the
+/// origin's deadline is held; when the origin objects before its deadline, the held
+/// grant is refused at the deadline (the consultation stays answered) and the audit
+/// log shows its early arrival and the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_decision_overtaken_by_the_origins_objection_is_refused_and_audited() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    short_deadlines(&c);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(3)).await;
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    // A's clock runs behind: its deadline is 30 s later than B's.
+    let at_a = consultation(&c, 0, id).await.unwrap();
+    let mut v = serde_json::to_value(&at_a).unwrap();
+    let later = at_a.consultation.deadline().as_millis() + 30_000;
+    v["consultation"]["deadline"] = serde_json::json!(later);
+    let mut k = vec![b'c'];
+    k.extend_from_slice(&id.0);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    c.node(0)
+        .services
+        .store
+        .call(move |s| {
+            s.table_put(
+                wlnode_store::tables::LocalTable::Consultations,
+                &[(k, bytes)],
+                true,
+            )
+        })
+        .await
+        .unwrap();
+    wait_for(T, "B's consultation expires", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Expired)
+    })
+    .await;
+    c.node(1)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            Some("GRANT-MARKER".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "A holds the decision", || async {
+        audit_events(&c, 0).await.iter().any(|e| {
+            matches!(&e.kind, EventKind::Consultation { step }
+                if step.consultation_id == id
+                    && step.kind == wlnode_consult::TrailKind::DecisionHeld)
+        })
+    })
+    .await;
+    // A objects before its own deadline.
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            wlnode_consult::Answer::Objection,
+            Some("end user on our list".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "A refuses the held grant at its deadline", || async {
+        audit_events(&c, 0).await.iter().any(|e| {
+            matches!(&e.kind, EventKind::Consultation { step }
+                if step.consultation_id == id
+                    && step.kind == wlnode_consult::TrailKind::HeldDecisionRefused)
+        })
+    })
+    .await;
+    let h = consultation(&c, 0, id).await.unwrap();
+    assert_eq!(h.consultation.state(), wlnode_consult::State::Answered);
+    assert!(h.consultation.decision().is_none());
     c.stop(0).await;
     c.stop(1).await;
 }

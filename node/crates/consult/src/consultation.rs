@@ -27,6 +27,13 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(365 * 86_400);
 /// How far ahead of the origin's clock a received deadline may lie beyond
 /// [`MAX_DEADLINE`]: one hour of clock difference between the two nodes.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+/// The clock difference allowed between requester and origin when the origin
+/// judges the *timing* of a message: a round's shortest deadline, and whether a
+/// decision came before the deadline. The mail layer's five minutes
+/// (`wlnode_crypto::mail::MAX_CLOCK_SKEW_MS`), not [`MAX_CLOCK_SKEW`]'s hour: with an
+/// hour a requester could decide an hour before the deadline and so overtake the
+/// origin's objection (review s30-consult2, H2).
+pub const TIMING_SKEW: Duration = Duration::from_millis(wlnode_crypto::mail::MAX_CLOCK_SKEW_MS);
 /// Most rounds of one consultation: the request, then at most four rounds of further
 /// information after `info_requested`.
 pub const MAX_ROUNDS: u32 = 5;
@@ -158,6 +165,12 @@ pub struct DecisionRecord {
     pub claimed_despite: Option<Despite>,
     /// When this node recorded it.
     pub at: Timestamp,
+    /// At the origin, for a decision that arrived before the deadline by this
+    /// node's clock (within [`TIMING_SKEW`]) and was held until it passed: when it
+    /// really arrived ("early within skew"; review s30-consult2 M1). `at` is when
+    /// it was applied, never back-dated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<Timestamp>,
 }
 
 /// A message to send: the caller signs and seals `payload` to `to`.
@@ -362,6 +375,30 @@ fn check_deadline(
     Ok(())
 }
 
+/// At the origin: checks that a round opened at `now` (the request or further
+/// information arriving here) leaves at least `min` (the roster's
+/// `consultation_min_deadline_secs`) before its deadline, less [`TIMING_SKEW`]. The
+/// requester's own API enforces the minimum too, but only the origin's check binds a
+/// requester that skips it (review s30-consult2 H2, s30-consult M4): a deadline of
+/// one millisecond would otherwise expire the round before any officer saw it.
+fn check_min_deadline(
+    deadline: Timestamp,
+    now: Timestamp,
+    min: Duration,
+) -> Result<(), ConsultError> {
+    let earliest = now
+        .as_millis()
+        .saturating_add(ms(min))
+        .saturating_sub(ms(TIMING_SKEW));
+    if deadline.as_millis() < earliest {
+        return Err(ConsultError::BadDeadline {
+            deadline,
+            why: "earlier than the federation's shortest deadline from its arrival",
+        });
+    }
+    Ok(())
+}
+
 fn check_reason(reason: Option<&String>) -> Result<(), ConsultError> {
     if let Some(r) = reason {
         wlnode_crypto::model::check_text(r, MAX_REASON)
@@ -429,13 +466,16 @@ impl Consultation {
     }
 
     /// Origin: takes a request `from` another agency, addressed to `me` (whose entry
-    /// it is: the caller checks that the entry's origin is `me`). A request whose
-    /// deadline has passed on arrival is opened and expires at once.
+    /// it is: the caller checks that the entry's origin is `me`). A deadline earlier
+    /// than `min_deadline` (the roster's shortest) after its arrival, less
+    /// [`TIMING_SKEW`], is [`ConsultError::BadDeadline`]: so is one that passed
+    /// before it arrived.
     pub fn receive_request(
         me: &AgencyCode,
         from: &AgencyCode,
         req: ConsultRequest,
         silence: SilenceMeans,
+        min_deadline: Duration,
         now: Timestamp,
     ) -> Result<Self, ConsultError> {
         if me == from {
@@ -443,6 +483,7 @@ impl Consultation {
         }
         Payload::ConsultRequest(req.clone()).validate()?;
         check_deadline(req.deadline, now, MAX_CLOCK_SKEW)?;
+        check_min_deadline(req.deadline, now, min_deadline)?;
         let mut c = Self {
             id: req.consultation_id,
             role: Role::Origin,
@@ -637,10 +678,12 @@ impl Consultation {
     }
 
     /// Origin: records the requester's further information, opening the next round.
+    /// Its deadline is held to `min_deadline` as in [`Self::receive_request`].
     pub fn receive_info(
         &mut self,
         from: &AgencyCode,
         info: &ConsultInfo,
+        min_deadline: Duration,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
         self.side("receive information", Role::Origin)?;
@@ -660,6 +703,7 @@ impl Consultation {
             });
         }
         check_deadline(info.deadline, now, MAX_CLOCK_SKEW)?;
+        check_min_deadline(info.deadline, now, min_deadline)?;
         self.open_round(info.clone(), now);
         self.tick(now);
         Ok(())
@@ -753,6 +797,7 @@ impl Consultation {
             despite,
             claimed_despite: None,
             at: now,
+            received_at: None,
         });
         let actions = if despite == Despite::None {
             vec![Action::Send {
@@ -772,9 +817,11 @@ impl Consultation {
     }
 
     /// Origin: records the requester's decision. Refused from anyone but the
-    /// requester, for another entry, twice, and while the consultation is open more
-    /// than [`MAX_CLOCK_SKEW`] before its deadline by this node's clock
-    /// ([`ConsultError::PrematureDecision`]: the caller audits it).
+    /// requester, for another entry, twice, and while the consultation is open
+    /// before its deadline by this node's clock ([`ConsultError::PrematureDecision`]).
+    /// One that came less than [`TIMING_SKEW`] early (the requester's clock a little
+    /// ahead) the caller holds and applies after the deadline with
+    /// [`Self::receive_held_decision`]; an earlier one it audits as refused.
     pub fn receive_decision(
         &mut self,
         from: &AgencyCode,
@@ -796,20 +843,9 @@ impl Consultation {
             });
         }
         Payload::ConsultDecision(d.clone()).validate()?;
-        // Judged with the clock skew allowed between the two nodes: a decision the
-        // requester made just after the deadline by its clock is not premature here
-        // because this clock is a little behind (review of issue 21, finding 13). The
-        // consultation then expires at its deadline, and the decision is dated no
-        // earlier (so this node's trail does not show it before the deadline).
         let mut probe = self.clone();
-        let at = if probe.state() == State::Open && now < self.deadline {
-            self.deadline
-        } else {
-            now
-        };
-        if probe.tick(Timestamp(now.0.saturating_add(ms(MAX_CLOCK_SKEW)))) {
-            probe.expired_at = Some(at);
-        }
+        let at = now;
+        probe.tick(now);
         match probe.state() {
             State::Open => {
                 return Err(ConsultError::PrematureDecision {
@@ -832,7 +868,26 @@ impl Consultation {
             despite,
             claimed_despite: (d.despite != despite).then_some(d.despite),
             at,
+            received_at: None,
         });
+        Ok(())
+    }
+
+    /// Origin: [`Self::receive_decision`] at `now` for a decision that arrived at
+    /// `received_at`, before the deadline within the clock skew, and was held until
+    /// the deadline passed; the record keeps `received_at`. The caller refuses it
+    /// instead if an answer or information was recorded after it arrived.
+    pub fn receive_held_decision(
+        &mut self,
+        from: &AgencyCode,
+        d: &ConsultDecision,
+        received_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.receive_decision(from, d, now)?;
+        if let Some(rec) = self.decision.as_mut() {
+            rec.received_at = Some(received_at);
+        }
         Ok(())
     }
 

@@ -80,8 +80,8 @@ pub mod trail;
 pub use consultation::{
     Action, AnswerRecord, ConsultError, Consultation, ConsultationView, DeadlineBounds,
     DeadlineError, DecisionRecord, InfoRecord, MAX_CLOCK_SKEW, MAX_DEADLINE, MAX_ROUNDS,
-    NewRequest, Role, SilenceMeans, State, deadline_after, notice_recipients, parse_deadline,
-    tick_all,
+    NewRequest, Role, SilenceMeans, State, TIMING_SKEW, deadline_after, notice_recipients,
+    parse_deadline, tick_all,
 };
 pub use payload::{
     Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,

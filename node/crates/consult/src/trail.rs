@@ -61,6 +61,15 @@ pub enum TrailKind {
     },
     /// The decision notice went to one member (`from` requester, `to` the member).
     NoticeSent,
+    /// At the origin: a decision arrived before the deadline by this node's clock,
+    /// within the clock skew, and is held until the deadline passes (`at` is its
+    /// real arrival; `from` requester). Review s30-consult H1: the early arrival is
+    /// in the log, not only in tracing.
+    DecisionHeld,
+    /// At the origin: a held decision refused when its deadline passed, because an
+    /// answer or information was recorded after it arrived (`at` now, `from`
+    /// requester): it was taken before the state it would be applied to.
+    HeldDecisionRefused,
 }
 
 impl TrailKind {
@@ -74,6 +83,8 @@ impl TrailKind {
             Self::Expired => "expired",
             Self::Decided { .. } => "decided",
             Self::NoticeSent => "notice_sent",
+            Self::DecisionHeld => "decision_held",
+            Self::HeldDecisionRefused => "held_decision_refused",
         }
     }
 }
@@ -235,6 +246,11 @@ impl Replay {
         let mut next = phase;
         match &e.kind {
             TrailKind::Requested { .. } | TrailKind::Delivered => {}
+            // Neither changes the consultation: the decision is recorded (as
+            // `decided`, after the deadline) only if it is applied.
+            TrailKind::DecisionHeld | TrailKind::HeldDecisionRefused => {
+                self.party(e, index, &requester);
+            }
             TrailKind::Answered { answer } => {
                 self.party(e, index, &origin);
                 match phase {

@@ -118,30 +118,77 @@ fn bad_requests_are_refused() {
     let (r, _) = pair(SilenceMeans::Objection);
     let body = r.request_payload();
     assert!(matches!(
-        Consultation::receive_request(&org(), &org(), body.clone(), SilenceMeans::Objection, T0),
+        Consultation::receive_request(
+            &org(),
+            &org(),
+            body.clone(),
+            SilenceMeans::Objection,
+            MIN,
+            T0
+        ),
         Err(ConsultError::SelfConsultation(_))
     ));
     let mut far = body;
     far.deadline = at(367);
     assert!(matches!(
-        Consultation::receive_request(&org(), &req(), far, SilenceMeans::Objection, T0),
+        Consultation::receive_request(&org(), &req(), far, SilenceMeans::Objection, MIN, T0),
         Err(ConsultError::BadDeadline { .. })
     ));
 }
 
+/// A request whose deadline passed before it arrived is refused (it used to open
+/// and expire at once, which let a requester skip the origin's answer): see the next
+/// test.
 #[test]
-fn a_request_arriving_after_its_deadline_is_expired_on_arrival() {
+fn a_request_arriving_after_its_deadline_is_refused() {
     let (r, _) = pair(SilenceMeans::Objection);
-    let o = Consultation::receive_request(
+    let e = Consultation::receive_request(
         &org(),
         &req(),
         r.request_payload(),
         SilenceMeans::Objection,
+        MIN,
         at(31),
     )
-    .unwrap();
-    assert_eq!(o.state(), State::Expired);
-    assert_eq!(o.expired_at(), Some(at(31)));
+    .unwrap_err();
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
+}
+
+/// Review s30-consult2 H2 / s30-consult M4: the origin holds a request and a round
+/// of further information to the roster's shortest deadline (less the five minutes
+/// of clock skew), whatever the requester's API did.
+#[test]
+fn the_origin_refuses_a_deadline_shorter_than_the_rosters_minimum() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let mut body = r.request_payload();
+    body.deadline = Timestamp(at(1).0 + 1);
+    let e = Consultation::receive_request(
+        &org(),
+        &req(),
+        body.clone(),
+        SilenceMeans::Objection,
+        MIN,
+        at(1),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
+    // Exactly the minimum less the skew is accepted.
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap();
+    body.deadline = Timestamp(at(2).0 - skew);
+    Consultation::receive_request(&org(), &req(), body, SilenceMeans::Objection, MIN, at(1))
+        .unwrap();
+    // A round of information with a 1 ms deadline.
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::InfoRequested, at(2));
+    let info = ConsultInfo {
+        consultation_id: o.id(),
+        round: 2,
+        deadline: Timestamp(at(3).0 + 1),
+        text: "more".into(),
+        details: None,
+    };
+    let e = refused(&mut o, |c| c.receive_info(&req(), &info, MIN, at(3)));
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
 }
 
 #[test]
@@ -293,7 +340,7 @@ fn info_requested_opens_another_round_and_the_origin_answers_again() {
         panic!("{payload:?}")
     };
     assert_eq!((info.round, info.deadline), (2, at(45)));
-    o.receive_info(&req(), info, at(31)).unwrap();
+    o.receive_info(&req(), info, MIN, at(31)).unwrap();
     for c in [&r, &o] {
         assert_eq!(c.state(), State::Open);
         assert_eq!(c.round(), 2);
@@ -341,14 +388,14 @@ fn information_moves_are_checked() {
         details: None,
     };
     let e = refused(&mut o, |c| {
-        c.receive_info(&agency("CC-THIRD"), &info, at(4))
+        c.receive_info(&agency("CC-THIRD"), &info, MIN, at(4))
     });
     assert!(matches!(e, ConsultError::NotRequester { .. }), "{e}");
     let stale = ConsultInfo {
         round: 3,
         ..info.clone()
     };
-    let e = refused(&mut o, |c| c.receive_info(&req(), &stale, at(4)));
+    let e = refused(&mut o, |c| c.receive_info(&req(), &stale, MIN, at(4)));
     assert_eq!(
         e,
         ConsultError::StaleRound {
@@ -382,7 +429,7 @@ fn a_consultation_has_at_most_max_rounds() {
         let Payload::ConsultInfo(info) = actions[0].payload() else {
             panic!()
         };
-        o.receive_info(&req(), info, at(day)).unwrap();
+        o.receive_info(&req(), info, MIN, at(day)).unwrap();
     }
     let e = refused(&mut r, |c| {
         c.supply_info("more".into(), None, at(day + 20), at(day))
@@ -395,7 +442,7 @@ fn a_consultation_has_at_most_max_rounds() {
         text: "more".into(),
         details: None,
     };
-    let e = refused(&mut o, |c| c.receive_info(&req(), &info, at(day)));
+    let e = refused(&mut o, |c| c.receive_info(&req(), &info, MIN, at(day)));
     assert_eq!(e, ConsultError::TooManyRounds { max: MAX_ROUNDS });
 }
 
@@ -611,13 +658,14 @@ fn the_origin_records_what_a_grant_went_against_by_its_own_view() {
     assert_eq!(o.decision().unwrap().claimed_despite, None);
 }
 
-/// Review of issue 21, finding 13 (the origin's side): a decision the requester took
-/// just after the deadline by its clock was refused as premature at an origin whose
-/// clock is a little behind. Within the allowed clock skew it is recorded (the
-/// consultation expiring at its deadline); earlier, it stays premature.
+/// Review of issue 21, finding 13 (the origin's side), with review s30-consult2 M1
+/// and H2: a decision before the origin's deadline is premature here however little
+/// early (the runtime holds one within the five-minute `TIMING_SKEW` and applies it
+/// once the deadline passed); applied then, it keeps its real arrival time beside
+/// the time it was recorded, never back-dated to the deadline.
 #[test]
-fn a_decision_just_after_the_deadline_is_judged_with_the_clock_skew() {
-    let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap();
+fn a_decision_just_before_the_deadline_is_applied_after_it_with_its_real_arrival() {
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap();
     let (_, mut o) = pair(SilenceMeans::Objection);
     let d = ConsultDecision {
         consultation_id: o.id(),
@@ -626,19 +674,23 @@ fn a_decision_just_after_the_deadline_is_judged_with_the_clock_skew() {
         reason: None,
         despite: Despite::ExpiredDenial,
     };
-    let too_early = Timestamp(at(30).0 - skew - 1);
-    let e = refused(&mut o, |c| c.receive_decision(&req(), &d, too_early));
-    assert_eq!(e, ConsultError::PrematureDecision { deadline: at(30) });
     let behind = Timestamp(at(30).0 - skew / 2);
-    o.receive_decision(&req(), &d, behind).unwrap();
-    assert_eq!(o.expired_at(), Some(at(30)));
-    assert_eq!(
-        o.decision().unwrap().at,
-        at(30),
-        "dated no earlier than the deadline"
-    );
-    assert_eq!(o.decision().unwrap().despite, Despite::ExpiredDenial);
-    assert_eq!(o.decision().unwrap().claimed_despite, None);
+    let e = refused(&mut o, |c| c.receive_decision(&req(), &d, behind));
+    assert_eq!(e, ConsultError::PrematureDecision { deadline: at(30) });
+    let applied = Timestamp(at(30).0 + 1);
+    o.receive_held_decision(&req(), &d, behind, applied)
+        .unwrap();
+    assert_eq!(o.expired_at(), Some(applied));
+    let rec = o.decision().unwrap();
+    assert_eq!(rec.at, applied, "recorded when applied, after the deadline");
+    assert_eq!(rec.received_at, Some(behind), "the real arrival is kept");
+    assert_eq!(rec.despite, Despite::ExpiredDenial);
+    assert_eq!(rec.claimed_despite, None);
+    // Review s30-consult2 H2: half an hour early is premature too.
+    let (_, mut o) = pair(SilenceMeans::Objection);
+    let half_hour_early = Timestamp(at(30).0 - 30 * 60 * 1000);
+    let e = refused(&mut o, |c| c.receive_decision(&req(), &d, half_hour_early));
+    assert_eq!(e, ConsultError::PrematureDecision { deadline: at(30) });
 }
 
 #[test]

@@ -184,7 +184,7 @@ proptest! {
                     let deadline = Timestamp(now.0 + days * DAY);
                     if let Ok(actions) = r.supply_info("more".into(), None, deadline, now) {
                         let Payload::ConsultInfo(info) = actions[0].payload() else { panic!() };
-                        o.receive_info(&req(), info, now).unwrap();
+                        o.receive_info(&req(), info, MIN, now).unwrap();
                         trail.push(ev(TrailKind::InfoSupplied { deadline }, now, req(), org()));
                     }
                 }
@@ -234,7 +234,7 @@ proptest! {
                             deadline: Timestamp(now.0 + DAY),
                             text: "x".into(),
                             details: None,
-                        }, now).is_err(),
+                        }, MIN, now).is_err(),
                         _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer {
                             consultation_id: r.id(),
                             round: r.round(),

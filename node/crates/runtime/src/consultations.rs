@@ -13,8 +13,10 @@
 //!
 //! Table layout: `c` + consultation id → [`Held`] (JSON); `m` + message id →
 //! consultation id; `p` + message id + sender → (empty): an inbox message already
-//! applied; `d` + the same → [`InboxItem`] (JSON): a decision that arrived before
-//! the deadline by our clock but within the clock skew, applied once it has passed.
+//! applied; `d` + the same → `HeldDecision` (JSON): a decision that arrived before
+//! the deadline by our clock but within the clock skew, with the consultation's
+//! state then, applied once the deadline has passed (an empty value: applied or
+//! refused, written in the same batch as the applied mark, removed later).
 //!
 //! **Save, then send** (review of issue 21, finding 14). A transition's messages get
 //! their ids first and are saved with the new state ([`Held::outgoing`]) in one
@@ -108,8 +110,8 @@ pub struct MessageRef {
     /// Its recipient.
     pub to: AgencyCode,
     /// `unsent` (saved, not yet handed to the mail service), `pending`, `delivered`
-    /// (signed receipt back), `expired`, or `undeliverable` (a notice to a member
-    /// without an encryption key; its id is all zeros).
+    /// (signed receipt back), `expired`, or `undeliverable` (a member without an
+    /// encryption key: a notice found so when planned has an all-zero id).
     pub delivery: String,
     /// Whether it was a decision notice ("granted despite denial").
     #[serde(default)]
@@ -236,14 +238,23 @@ fn trail(
                 &origin,
             ),
         ));
+        // Only notices handed to the mail service (review s30-consult M3): one
+        // saved but not sent is logged when `flush` hands it over.
         for n in notices
             .iter()
-            .filter(|n| n.notice && n.delivery != "undeliverable")
+            .filter(|n| n.notice && n.delivery != "undeliverable" && n.delivery != "unsent")
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
         }
-        // At the origin, a decision "despite" arrives as the notice itself.
-        if after.role() == ConsultRole::Origin && d.despite != wlnode_consult::Despite::None {
+        // At the origin, a decision "despite" arrives as the notice itself, but only
+        // when the requester's decision said so too: a requester that called a grant
+        // against our objection (or an expired denial) anything else sent no notice
+        // to anyone, and our trail must not show one, so that the auditor reports
+        // `grant_without_notice` (review s30-consult2, H1).
+        if after.role() == ConsultRole::Origin
+            && d.despite != wlnode_consult::Despite::None
+            && d.claimed_despite.is_none()
+        {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &origin)));
         }
     }
@@ -321,6 +332,70 @@ fn deferred_key(item: &InboxItem) -> Vec<u8> {
     k
 }
 
+/// A decision held until our deadline (see `Consultations::apply`), with what the
+/// consultation looked like when it arrived: applied at the deadline only if no
+/// answer or information was recorded since (review s30-consult H1: otherwise a
+/// grant sent before the origin's objection would be applied after it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct HeldDecision {
+    item: InboxItem,
+    /// When it arrived here (our clock).
+    received_at: Timestamp,
+    round: u32,
+    answers: usize,
+    infos: usize,
+}
+
+impl HeldDecision {
+    fn new(item: &InboxItem, received_at: Timestamp, c: &Consultation) -> Self {
+        Self {
+            item: item.clone(),
+            received_at,
+            round: c.round(),
+            answers: c.answers().len(),
+            infos: c.infos().len(),
+        }
+    }
+
+    /// Whether an answer or information was recorded since it arrived.
+    fn overtaken(&self, c: &Consultation) -> bool {
+        c.round() != self.round
+            || c.answers().len() != self.answers
+            || c.infos().len() != self.infos
+    }
+}
+
+/// Whether a decision that arrived at `arrived`, before `deadline`, is held until the
+/// deadline passes (it is less than the mail layer's clock skew early: the
+/// requester's clock may be a little ahead) rather than refused as premature. Five
+/// minutes, not the consult crate's hour (review s30-consult2 H2).
+fn held_until_deadline(deadline: Timestamp, arrived: Timestamp) -> bool {
+    deadline.as_millis()
+        <= arrived
+            .as_millis()
+            .saturating_add(u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(0))
+}
+
+/// A `consultation` audit event of `kind` about `c` from its requester.
+fn step_event(
+    c: &Consultation,
+    kind: wlnode_consult::TrailKind,
+    at: Timestamp,
+) -> wlnode_audit::event::Event {
+    wlnode_audit::event::Event::new(
+        Timestamp::now().as_millis(),
+        wlnode_audit::event::EventKind::Consultation {
+            step: wlnode_consult::TrailEvent {
+                consultation_id: c.id(),
+                kind,
+                at,
+                from: c.requester().clone(),
+                to: c.origin().clone(),
+            },
+        },
+    )
+}
+
 /// Whether an inbox message of type `kind` is applied here (consultations, and hit
 /// reports and flags, which raise an event).
 fn applies(kind: &str) -> bool {
@@ -347,6 +422,8 @@ pub struct Consultations {
     hold_sends: Arc<std::sync::atomic::AtomicBool>,
     /// Flags whose messages this task retries.
     flags: Option<crate::flags::Flags>,
+    /// Hit reports refused (see [`Self::refused_hit_reports`]).
+    refused_hits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -366,6 +443,7 @@ impl Consultations {
             neighbours: Arc::default(),
             hold_sends: Arc::default(),
             flags: None,
+            refused_hits: Arc::default(),
         }
     }
 
@@ -393,6 +471,52 @@ impl Consultations {
     pub fn with_events(mut self, events: crate::events::Events) -> Self {
         self.events = Some(events);
         self
+    }
+
+    /// The shortest deadline the roster allows a round (what the origin holds an
+    /// arriving request or round of information to).
+    fn min_deadline(&self) -> Duration {
+        Duration::from_secs(self.trust.roster().consultation_min_deadline_secs())
+    }
+
+    /// Hit reports refused since start: on an entry that is not ours, naming a
+    /// record of another entry, or on an entry whose head record does not ask for
+    /// them (`on_hit: notify`). Each is also audited (`mail` event, `rejected`).
+    pub fn refused_hit_reports(&self) -> u64 {
+        self.refused_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why a hit report on `r` is refused here, if it is (review s30-consult M1:
+    /// any member could raise an event and webhook per report on any entry).
+    async fn hit_report_refusal(
+        &self,
+        r: &wlnode_consult::HitReport,
+    ) -> Result<Option<&'static str>, ConsultServiceError> {
+        let Some((_, st)) = self
+            .store
+            .entries_by_id(r.entry_id)
+            .await?
+            .into_iter()
+            .find(|(k, _)| k.origin == self.agency)
+        else {
+            return Ok(Some("hit_report_not_our_entry"));
+        };
+        let ours = |rec: &wlnode_types::StoredRecord| {
+            let h = rec.record.header();
+            h.entry_id == r.entry_id && h.origin == self.agency
+        };
+        if !self
+            .store
+            .record(r.record_id)
+            .await?
+            .is_some_and(|x| ours(&x))
+        {
+            return Ok(Some("hit_report_record_mismatch"));
+        }
+        let asked = self.store.record(st.head).await?.is_some_and(|x| {
+            ours(&x) && x.record.header().on_hit == Some(wlnode_crypto::model::OnHit::Notify)
+        });
+        Ok((!asked).then_some("hit_report_not_requested"))
     }
 
     /// Emits a `consultation` event of `kind` about `c` (metadata only, never the
@@ -542,36 +666,61 @@ impl Consultations {
     }
 
     /// Hands `held`'s saved messages to the mail service (idempotent by id), in
-    /// order, stopping at the first failure (tried again on the next tick); saves
-    /// what changed. Call with the lock held.
+    /// order. One that fails is kept for the next tick and the others still go; one
+    /// whose recipient the roster gives no encryption key is marked `undeliverable`
+    /// and dropped (review s30-consult M3). A decision notice is logged
+    /// (`notice_sent`) when it is handed over, not before. Saves what changed. Call
+    /// with the lock held.
     async fn flush(&self, held: &mut Held) -> Result<(), ConsultServiceError> {
+        if self.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut changed = false;
-        while let Some(o) = held.outgoing.first().cloned() {
-            if self.hold_sends.load(std::sync::atomic::Ordering::SeqCst) {
-                break;
-            }
-            match self
+        let mut events = Vec::new();
+        let mut keep = Vec::new();
+        for o in std::mem::take(&mut held.outgoing) {
+            let sent = self
                 .mail
                 .send_as(o.message_id, &o.to, &o.kind, o.body.as_bytes(), o.ttl_ms)
-                .await
-            {
-                Ok(()) => {
-                    for m in &mut held.messages {
-                        if m.message_id == o.message_id && m.delivery == "unsent" {
-                            m.delivery = "pending".into();
-                        }
-                    }
-                    held.outgoing.remove(0);
-                    changed = true;
+                .await;
+            let delivery = match &sent {
+                Ok(()) => "pending",
+                Err(MailSendError::Recipient(e)) => {
+                    tracing::warn!(consultation = %held.consultation.id(), to = %o.to, error = %e, "consultation message undeliverable");
+                    "undeliverable"
                 }
                 Err(e) => {
                     tracing::warn!(consultation = %held.consultation.id(), to = %o.to, error = %e, "consultation message not sent yet; retried");
-                    break;
+                    keep.push(o);
+                    continue;
+                }
+            };
+            changed = true;
+            for m in &mut held.messages {
+                if m.message_id == o.message_id && m.delivery == "unsent" {
+                    m.delivery = delivery.into();
+                    if m.notice && delivery == "pending" {
+                        let c = &held.consultation;
+                        let at = Timestamp::now();
+                        events.push(wlnode_audit::event::Event::new(
+                            at.as_millis(),
+                            wlnode_audit::event::EventKind::Consultation {
+                                step: wlnode_consult::TrailEvent {
+                                    consultation_id: c.id(),
+                                    kind: wlnode_consult::TrailKind::NoticeSent,
+                                    at,
+                                    from: c.requester().clone(),
+                                    to: m.to.clone(),
+                                },
+                            },
+                        ));
+                    }
                 }
             }
         }
+        held.outgoing = keep;
         if changed {
-            self.save(held, Vec::new(), Vec::new()).await?;
+            self.save(held, Vec::new(), events).await?;
         }
         Ok(())
     }
@@ -833,6 +982,10 @@ impl Consultations {
                 return self.mark(mark).await;
             }
         };
+        let held_id = match &payload {
+            Payload::ConsultDecision(d) => Some(d.consultation_id),
+            _ => None,
+        };
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -866,8 +1019,10 @@ impl Consultations {
                         item.from
                     )))
                 } else {
-                    let silence = silence_of(self.trust.roster().silence_rule());
-                    Consultation::receive_request(&self.agency, &item.from, req, silence, now)
+                    let roster = self.trust.roster();
+                    let silence = silence_of(roster.silence_rule());
+                    let min = Duration::from_secs(roster.consultation_min_deadline_secs());
+                    Consultation::receive_request(&self.agency, &item.from, req, silence, min, now)
                         .map(|c| {
                             Some((
                                 None,
@@ -895,24 +1050,65 @@ impl Consultations {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_info(&item.from, &i, now)
+                        .receive_info(&item.from, &i, self.min_deadline(), now)
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
                 None => Ok(None),
             },
             Payload::ConsultDecision(d) => match self.load(d.consultation_id).await? {
+                // Already held: only `retry_deferred` applies it (a catch-up after a
+                // restart must not apply it against a later state).
+                Some(_) if self.is_held(item).await? => return Ok(()),
                 Some(mut h) if h.consultation.role() == ConsultRole::Origin => {
                     let before = h.consultation.clone();
-                    h.consultation
-                        .receive_decision(&item.from, &d, now)
-                        .map(|()| Some((Some(before), h)))
-                        .map_err(Into::into)
+                    // Judged on when it arrived here, not when it is applied (after a
+                    // restart, catch-up applies it later).
+                    let arrived = Timestamp(item.received_at).min(now);
+                    if before.state() == State::Open && arrived < before.deadline() {
+                        Err(ConsultError::PrematureDecision {
+                            deadline: before.deadline(),
+                        }
+                        .into())
+                    } else {
+                        h.consultation
+                            .receive_decision(&item.from, &d, now)
+                            .map(|()| Some((Some(before), h)))
+                            .map_err(Into::into)
+                    }
                 }
                 // A notice of another agency's consultation: the inbox shows it.
                 _ => Ok(None),
             },
             Payload::HitReport(r) => {
+                if let Some(why) = self.hit_report_refusal(&r).await? {
+                    self.refused_hits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(from = %item.from, entry = %r.entry_id, reason = why, "hit report refused");
+                    let ev = wlnode_audit::event::Event::new(
+                        now.as_millis(),
+                        wlnode_audit::event::EventKind::Mail {
+                            action: "rejected".into(),
+                            message_id: item.message_id.to_hex(),
+                            item: "message".into(),
+                            from: item.from.clone(),
+                            to: self.agency.clone(),
+                            kind: item.kind.clone(),
+                            size: item.body.len() as u64,
+                            peer: None,
+                            reason: Some(why.into()),
+                            expires_at: None,
+                        },
+                    );
+                    self.store
+                        .call(move |s| {
+                            s.table_put(LocalTable::Consultations, &mark, true)?;
+                            s.audit_append(&[ev])?;
+                            Ok(())
+                        })
+                        .await?;
+                    return Ok(());
+                }
                 if let Some(ev) = &self.events {
                     ev.emit(
                         wlnode_config::EventType::Consultation,
@@ -969,20 +1165,38 @@ impl Consultations {
             }
             Ok(None) => self.mark(mark).await,
             // A decision that came before the deadline by our clock, but within the
-            // clock skew two honest nodes may have: kept, and applied once the
-            // deadline has passed here (review of issue 21, finding 13: it was marked
-            // applied and lost, and the origin never learnt the decision).
+            // clock skew two honest nodes may have: kept with the consultation's
+            // state then, audited (`decision_held`, at its real arrival), and applied
+            // once the deadline has passed unless an answer or information was
+            // recorded meanwhile (review of issue 21, finding 13; s30-consult H1).
             Err(ConsultServiceError::Consult(ConsultError::PrematureDecision { deadline }))
-                if deadline.as_millis()
-                    <= now
-                        .as_millis()
-                        .saturating_add(wlnode_consult::MAX_CLOCK_SKEW.as_millis() as u64) =>
+                if held_until_deadline(deadline, Timestamp(item.received_at).min(now)) =>
             {
-                tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: applied once it passes");
-                let k = deferred_key(item);
-                let v = serde_json::to_vec(item)
+                let arrived = Timestamp(item.received_at).min(now);
+                tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: held until it passes");
+                let Some(h) = (match held_id {
+                    Some(id) => self.load(id).await?,
+                    None => None,
+                }) else {
+                    return self.mark(mark).await;
+                };
+                let row = HeldDecision::new(item, arrived, &h.consultation);
+                let v = serde_json::to_vec(&row)
                     .map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?;
-                self.mark(vec![(k, v)]).await
+                let ev = step_event(
+                    &h.consultation,
+                    wlnode_consult::TrailKind::DecisionHeld,
+                    arrived,
+                );
+                let pairs = vec![(deferred_key(item), v)];
+                self.store
+                    .call(move |s| {
+                        s.table_put(LocalTable::Consultations, &pairs, true)?;
+                        s.audit_append(&[ev])?;
+                        Ok(())
+                    })
+                    .await?;
+                Ok(())
             }
             Err(e) => {
                 tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
@@ -991,7 +1205,20 @@ impl Consultations {
         }
     }
 
-    /// Decisions kept until our deadline passed (see `apply`): applies those now due.
+    /// Whether `item` is a decision held until our deadline.
+    async fn is_held(&self, item: &InboxItem) -> Result<bool, ConsultServiceError> {
+        let k = deferred_key(item);
+        Ok(self
+            .store
+            .call(move |s| s.table_get(LocalTable::Consultations, &k))
+            .await?
+            .is_some_and(|v| !v.is_empty()))
+    }
+
+    /// Decisions held until our deadline passed (see `apply`): applies those now due,
+    /// or refuses (and audits) one an answer or information overtook. The held row is
+    /// emptied in the same write as the applied mark, so a crash between the two
+    /// loses nothing (review s30-consult L4); emptied rows are removed after.
     async fn retry_deferred(&self) -> Result<(), ConsultServiceError> {
         let pairs = self
             .store
@@ -1005,28 +1232,75 @@ impl Consultations {
             })
             .await?;
         for (k, v) in pairs {
-            let item: InboxItem = serde_json::from_slice(&v)
-                .map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?;
-            let due = match wlnode_consult::decode(item.body.as_bytes()) {
-                Ok(Payload::ConsultDecision(d)) => match self.load(d.consultation_id).await? {
-                    Some(h) => h.consultation.deadline() <= Timestamp::now(),
-                    None => true,
-                },
-                _ => true,
-            };
-            if !due {
+            if v.is_empty() {
+                self.store
+                    .call(move |s| {
+                        let mut end = k.clone();
+                        end.push(0);
+                        s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
+                    })
+                    .await?;
                 continue;
             }
-            self.store
-                .call(move |s| {
-                    let mut end = k.clone();
-                    end.push(0);
-                    s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
-                })
-                .await?;
-            self.apply(&item).await?;
+            let row: HeldDecision = match serde_json::from_slice(&v) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "held decision does not decode; dropped");
+                    self.mark(vec![(k, Vec::new())]).await?;
+                    continue;
+                }
+            };
+            if let Err(e) = self.apply_held(k, row).await {
+                tracing::warn!(error = %e, "held decision not applied yet; retried");
+            }
         }
         Ok(())
+    }
+
+    /// One held decision (see `retry_deferred`), if its deadline has passed.
+    async fn apply_held(&self, k: Vec<u8>, row: HeldDecision) -> Result<(), ConsultServiceError> {
+        let _g = self.lock.lock().await;
+        let done = vec![(applied_key(&row.item), Vec::new()), (k, Vec::new())];
+        let d = match wlnode_consult::decode(row.item.body.as_bytes()) {
+            Ok(Payload::ConsultDecision(d)) => d,
+            _ => return self.mark(done).await,
+        };
+        let Some(mut h) = self.load(d.consultation_id).await? else {
+            return self.mark(done).await;
+        };
+        let now = Timestamp::now();
+        if h.consultation.deadline() > now {
+            return Ok(());
+        }
+        let before = h.consultation.clone();
+        if row.overtaken(&before) {
+            tracing::warn!(consultation = %before.id(), from = %row.item.from, "held decision refused: the consultation was answered or reopened after it arrived");
+            let ev = step_event(&before, wlnode_consult::TrailKind::HeldDecisionRefused, now);
+            return self
+                .store
+                .call(move |s| {
+                    s.table_put(LocalTable::Consultations, &done, true)?;
+                    s.audit_append(&[ev])?;
+                    Ok(())
+                })
+                .await
+                .map_err(Into::into);
+        }
+        match h
+            .consultation
+            .receive_held_decision(&row.item.from, &d, row.received_at, now)
+        {
+            Ok(()) => {
+                let events = trail(Some(&before), &h.consultation, &[]);
+                self.save(&h, done, events).await?;
+                self.announce("decided", &h.consultation);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(from = %row.item.from, error = %e, "held decision refused");
+                self.mark(done).await
+            }
+        }
     }
 
     async fn mark(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), ConsultServiceError> {
@@ -1213,6 +1487,142 @@ impl Consultations {
 #[cfg(test)]
 mod applied_tests {
     use super::*;
+
+    /// Review s30-consult2 H2: only a decision less than the mail layer's five
+    /// minutes early is held until the deadline; half an hour early is refused.
+    #[test]
+    fn only_a_decision_within_five_minutes_of_the_deadline_is_held() {
+        let deadline = Timestamp(10 * 3_600_000);
+        assert!(held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 60_000)
+        ));
+        assert!(held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 300_000)
+        ));
+        assert!(!held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 300_001)
+        ));
+        assert!(!held_until_deadline(
+            deadline,
+            Timestamp(deadline.0 - 1_800_000)
+        ));
+    }
+
+    /// Review s30-consult H1: a held decision is refused once an answer (or a round
+    /// of information) was recorded after it arrived.
+    #[test]
+    fn a_held_decision_is_overtaken_by_a_later_answer() {
+        let mut c = origin_after_objection();
+        let item = InboxItem {
+            message_id: MessageId([1; 16]),
+            from: "BB-Y".parse().unwrap(),
+            kind: "consult_decision".into(),
+            created_at: 0,
+            received_at: 1500,
+            body: String::new(),
+        };
+        // Held while open (before the objection).
+        let open = {
+            let mut o = c.clone();
+            o = serde_json::from_value({
+                let mut v = serde_json::to_value(&o).unwrap();
+                v["answers"] = serde_json::json!([]);
+                v
+            })
+            .unwrap();
+            o
+        };
+        let row = HeldDecision::new(&item, Timestamp(1500), &open);
+        assert!(row.overtaken(&c), "the objection came after it arrived");
+        let same = HeldDecision::new(&item, Timestamp(1500), &c);
+        assert!(!same.overtaken(&c));
+        c.tick(Timestamp(20 * 86_400_000));
+        assert!(!same.overtaken(&c), "an expiry is no answer");
+    }
+
+    fn origin_after_objection() -> Consultation {
+        let req = wlnode_consult::ConsultRequest {
+            consultation_id: ConsultationId([3; 16]),
+            entry_id: EntryId([4; 16]),
+            record_id: wlnode_crypto::model::RecordId([5; 32]),
+            version: 1,
+            reference: "LIC-1".into(),
+            deadline: Timestamp(10 * 86_400_000),
+            details: TransactionDetails {
+                items: vec![wlnode_consult::Item {
+                    description: "valves".into(),
+                    category: None,
+                }],
+                end_user: "End user".into(),
+                consignee: "Consignee".into(),
+                destination_country: "AE".parse().unwrap(),
+                value: wlnode_consult::Money {
+                    amount: "10.00".into(),
+                    currency: "EUR".into(),
+                },
+                free_text: None,
+            },
+        };
+        let mut c = Consultation::receive_request(
+            &"AA-X".parse().unwrap(),
+            &"BB-Y".parse().unwrap(),
+            req,
+            SilenceMeans::NoObjection,
+            Duration::from_secs(86_400),
+            Timestamp(1000),
+        )
+        .unwrap();
+        c.answer(Answer::Objection, Some("no".into()), Timestamp(2000))
+            .unwrap();
+        c
+    }
+
+    fn steps(events: &[wlnode_audit::event::Event]) -> Vec<wlnode_consult::TrailEvent> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                wlnode_audit::event::EventKind::Consultation { step } => Some(step.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Review s30-consult2 H1: a grant against our objection that the requester
+    /// called `despite: none` notified nobody; the origin's trail must not show a
+    /// notice, so the auditor (as `check_consultations` runs it on the origin's log)
+    /// reports `grant_without_notice`.
+    #[test]
+    fn a_grant_misclaimed_as_despite_none_shows_no_notice_and_is_reported() {
+        let b: AgencyCode = "BB-Y".parse().unwrap();
+        for (claim, notified) in [
+            (wlnode_consult::Despite::None, false),
+            (wlnode_consult::Despite::Objection, true),
+        ] {
+            let mut c = origin_after_objection();
+            let mut events = trail(None, &c, &[]);
+            let before = c.clone();
+            let d = wlnode_consult::ConsultDecision {
+                consultation_id: c.id(),
+                entry_id: c.entry_id(),
+                decision: Decision::Granted,
+                reason: None,
+                despite: claim,
+            };
+            c.receive_decision(&b, &d, Timestamp(3000)).unwrap();
+            events.extend(trail(Some(&before), &c, &[]));
+            let violations = wlnode_consult::audit_trail(&steps(&events));
+            let without_notice = violations.iter().any(|v| {
+                matches!(
+                    v.kind,
+                    wlnode_consult::ViolationKind::GrantWithoutNotice { .. }
+                )
+            });
+            assert_eq!(without_notice, !notified, "claim {claim:?}: {violations:?}");
+        }
+    }
 
     #[test]
     fn the_applied_mark_names_the_sender() {

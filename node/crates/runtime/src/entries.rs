@@ -236,6 +236,7 @@ pub fn same_content(record: &Record, draft: &EntryDraft) -> bool {
         || h.categories != draft.categories
         || h.distribution != draft.distribution
         || h.review_by != draft.review_by
+        || h.on_hit != draft.on_hit
         || h.status != Status::Active
     {
         return false;
@@ -283,6 +284,10 @@ pub fn changes_of(
     });
     if h.review_by != draft.review_by {
         out.push("review_by");
+    }
+    // Review s30-consult M6: a re-import that only asks for hit reports is a change.
+    if h.on_hit != draft.on_hit {
+        out.push("on_hit");
     }
     let fields = draft_fields(draft, None);
     let same_fields = record.is_complete()
@@ -1243,5 +1248,40 @@ impl EntryView {
             hops: head.hops,
             received_from: head.received_from.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod on_hit_tests {
+    use super::*;
+
+    /// Review s30-consult M6: a re-import that only adds `on_hit: notify` is an
+    /// amendment naming `on_hit`, not "unchanged".
+    #[test]
+    fn a_changed_on_hit_is_a_change() {
+        let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "organization", "name": "Kite Trading", "country": "AE"},
+            "reason": "diversion-risk",
+            "categories": ["3A001"]
+        }))
+        .unwrap();
+        let rec = wlnode_crypto::record::build_record(
+            wlnode_crypto::record::RecordMeta {
+                entry_id: EntryId([9; 16]),
+                origin: "AA-X".parse().unwrap(),
+                version: 1,
+                issued_at: Timestamp(1_800_000_000_000),
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &draft,
+            &wlnode_crypto::SecretKey::generate().unwrap(),
+        )
+        .unwrap();
+        assert!(same_content(&rec, &draft));
+        let mut asks = draft.clone();
+        asks.on_hit = Some(wlnode_crypto::model::OnHit::Notify);
+        assert!(!same_content(&rec, &asks));
+        assert_eq!(changes_of(&rec, &asks).0, vec!["on_hit"]);
     }
 }

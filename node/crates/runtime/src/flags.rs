@@ -12,8 +12,15 @@
 //! [`FlagRecord`] (JSON). A set or lift is saved (with its `acted` audit event:
 //! `flag_set`, `flag_lift`) before its message goes to the mail service, under a
 //! message id chosen first, so a crash in between sends it at the next tick, once
-//! (as consultations do). A lifted flag stays until its message is out, then goes.
-//! At most [`MAX_FLAGS`] flags are held.
+//! (as consultations do). A lifted flag stays until its message is delivered (or
+//! expired), then goes. At most [`MAX_FLAGS`] flags are held.
+//!
+//! **At most one message in flight per flag** (review s30-consult M2: every set or
+//! lift sent a 30-day message, so a loop of toggles filled our own outbox and
+//! consultation requests failed `Full`). Setting the same reason again is a no-op;
+//! while the last message handed over is still pending, a set or lift only replaces
+//! the saved unsent one, and the latest state goes once the pending one is
+//! delivered or expired.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +97,7 @@ pub struct FlagRecord {
     pub flagged_at: u64,
     /// The officer's pseudonymous id.
     pub by: String,
-    /// Lifted, its message not yet out (the row goes once it is).
+    /// Lifted, its message not yet delivered (the row goes once it is).
     #[serde(default)]
     pub lifted: bool,
     /// The message telling the origin of the latest set or lift not yet handed to
@@ -99,6 +106,14 @@ pub struct FlagRecord {
     pub unsent: Option<MessageId>,
     /// The message that told (or tells) the origin of the set.
     pub message_id: MessageId,
+    /// The latest message could not be sealed to the origin (the roster gives it no
+    /// encryption key): given up, not retried (review s30-consult M3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undeliverable: bool,
+    /// The last message handed to the mail service; the next waits until it is no
+    /// longer pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<MessageId>,
 }
 
 fn key(origin: &AgencyCode, entry: EntryId) -> Vec<u8> {
@@ -257,35 +272,70 @@ impl Flags {
         Ok(())
     }
 
-    /// Sends `f`'s unsent message (idempotent by id) and saves the outcome; a lifted
-    /// flag whose message is out is removed. Call with the lock held.
+    /// Whether `id` was handed to the mail service and is neither delivered nor
+    /// expired.
+    async fn pending(&self, id: Option<MessageId>) -> Result<bool, FlagError> {
+        Ok(match id {
+            Some(id) => self
+                .mail
+                .outbox_item(id)
+                .await?
+                .is_some_and(|o| o.state == "pending"),
+            None => false,
+        })
+    }
+
+    async fn remove(&self, k: Vec<u8>) -> Result<(), FlagError> {
+        self.store
+            .call(move |s| {
+                let mut end = k.clone();
+                end.push(0);
+                s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sends `f`'s unsent message (idempotent by id) unless the previous one is still
+    /// pending, and saves the outcome. Call with the lock held.
     async fn flush(&self, mut f: FlagRecord) -> Result<(), FlagError> {
         let Some(id) = f.unsent else {
             return Ok(());
         };
+        if f.in_flight != Some(id) && self.pending(f.in_flight).await? {
+            return Ok(());
+        }
         let (action, reason) = if f.lifted {
             (FlagAction::Unset, None)
         } else {
             (FlagAction::Set, Some(f.reason.clone()))
         };
         let body = Self::payload(f.entry_id, action, reason)?;
-        self.mail
-            .send_as(id, &f.origin, "flag", body.as_bytes(), FLAG_TTL_MS)
-            .await?;
         let k = key(&f.origin, f.entry_id);
-        if f.lifted {
-            self.store
-                .call(move |s| {
-                    let mut end = k.clone();
-                    end.push(0);
-                    s.table_remove_range(LocalTable::Consultations, &k, &end, 1)
-                })
-                .await?;
-        } else {
-            f.unsent = None;
-            self.save(k, &f, None).await?;
+        match self
+            .mail
+            .send_as(id, &f.origin, "flag", body.as_bytes(), FLAG_TTL_MS)
+            .await
+        {
+            Ok(()) => {}
+            // Permanent until the roster changes: given up rather than retried every
+            // tick for ever (review s30-consult M3).
+            Err(MailSendError::Recipient(e)) => {
+                tracing::warn!(entry = %f.entry_id, origin = %f.origin, error = %e, "flag message undeliverable");
+                f.unsent = None;
+                f.undeliverable = true;
+                if f.lifted {
+                    return self.remove(k).await;
+                }
+                self.save(k, &f, None).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
         }
-        Ok(())
+        f.unsent = None;
+        f.in_flight = Some(id);
+        f.undeliverable = false;
+        self.save(k, &f, None).await
     }
 
     /// Flags another agency's entry as not actionable here (or changes the reason of
@@ -299,11 +349,25 @@ impl Flags {
     ) -> Result<FlagRecord, FlagError> {
         let _g = self.lock.lock().await;
         let origin = self.origin_of(entry_id, origin.as_ref()).await?;
-        // Checked before anything is saved: the reason's bounds and the origin's key.
+        // Checked before anything is saved: the reason's bounds and the origin's key
+        // (review s30-consult M3: the key was not checked, and the flag was saved
+        // with a message that could never go).
         Self::payload(entry_id, FlagAction::Set, Some(reason.clone()))?;
+        self.mail.check_recipient(&origin)?;
         let now = Timestamp::now();
         let k = key(&origin, entry_id);
-        if self.load(k.clone()).await?.is_none() && self.all().await?.len() >= MAX_FLAGS {
+        let prev = self.load(k.clone()).await?;
+        // The same flag again changes nothing and tells nobody (review s30-consult M2).
+        if let Some(p) = &prev
+            && !p.lifted
+            && p.reason == reason
+        {
+            return Ok(FlagRecord {
+                unsent: None,
+                ..p.clone()
+            });
+        }
+        if prev.is_none() && self.all().await?.len() >= MAX_FLAGS {
             return Err(FlagError::Full);
         }
         let id = MessageId::random().map_err(|e| FlagError::Corrupt(e.to_string()))?;
@@ -316,6 +380,8 @@ impl Flags {
             lifted: false,
             unsent: Some(id),
             message_id: id,
+            undeliverable: false,
+            in_flight: prev.and_then(|p| p.in_flight),
         };
         let ev = acted(now, user, "flag_set", Some(entry_id.to_hex()));
         self.save(k, &f, Some(ev)).await?;
@@ -364,11 +430,22 @@ impl Flags {
     }
 
     /// Sends every saved but unsent flag message (after a crash or a failed send).
+    /// One that fails is skipped (tried again next time) and the others still go
+    /// (review s30-consult M3: the first failure stopped the loop every time).
     pub async fn retry(&self) -> Result<(), FlagError> {
         let _g = self.lock.lock().await;
         for f in self.all().await? {
-            if f.unsent.is_some() {
-                self.flush(f).await?;
+            let entry = f.entry_id;
+            let r = if f.unsent.is_some() {
+                self.flush(f).await
+            } else if f.lifted && !self.pending(f.in_flight).await? {
+                // The lift is out and arrived (or expired): the row goes.
+                self.remove(key(&f.origin, f.entry_id)).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = r {
+                tracing::warn!(entry = %entry, error = %e, "flag message not sent yet; retried");
             }
         }
         Ok(())

@@ -266,6 +266,17 @@ impl Mail {
         Ok(id)
     }
 
+    /// Whether a message to `to` could be sealed now: the roster gives it an
+    /// encryption key ([`MailSendError::Recipient`] if not). For callers that save an
+    /// intent before sending it (flags), so they refuse before saving.
+    pub fn check_recipient(&self, to: &AgencyCode) -> Result<(), MailSendError> {
+        self.trust
+            .roster()
+            .encryption_key(to, Timestamp::now())
+            .map(|_| ())
+            .map_err(|e| MailSendError::Recipient(e.to_string()))
+    }
+
     /// As [`Self::send`], under an id the caller chose (and saved) beforehand.
     /// Idempotent by id: when the outbox already holds `id`, nothing is sent again, so
     /// a caller that saved its intent before a crash can send it again after restart.

@@ -10,6 +10,8 @@ use wlnode_crypto::{AgencyCode, EntryId, RecordId, Timestamp};
 
 pub const DAY: u64 = 86_400_000;
 pub const T0: Timestamp = Timestamp(1_800_000_000_000);
+/// The shortest deadline the origin accepts in these tests (the default, one day).
+pub const MIN: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 pub fn agency(s: &str) -> AgencyCode {
     AgencyCode::new(s).unwrap()
@@ -72,7 +74,8 @@ pub fn pair(silence: SilenceMeans) -> (Consultation, Consultation) {
         panic!("expected one request, got {actions:?}");
     };
     assert_eq!(to, &org());
-    let o = Consultation::receive_request(&org(), &req(), body.clone(), silence, at(1)).unwrap();
+    let o =
+        Consultation::receive_request(&org(), &req(), body.clone(), silence, MIN, at(1)).unwrap();
     (r, o)
 }
 
