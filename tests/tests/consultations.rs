@@ -1441,6 +1441,60 @@ async fn a_flag_set_and_lifted_at_b_reaches_the_origin_and_shows_on_bs_screening
             .await,
     );
     assert_eq!(status, 404);
+    // Review s30-consult M2: toggling a flag while the origin is away leaves at most one
+    // flag message in flight (a loop of toggles used to fill our own outbox, and then
+    // every consultation send failed `Full`); setting the same reason again tells nobody.
+    let flag_msgs = |c: &Cluster| {
+        let mail = c.node(1).services.mail.clone();
+        async move {
+            mail.outbox(10_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|o| o.kind == "flag")
+                .collect::<Vec<_>>()
+        }
+    };
+    wait_for(T, "the lift is delivered", || async {
+        flag_msgs(&c).await.iter().all(|o| o.state != "pending")
+    })
+    .await;
+    let before = flag_msgs(&c).await.len();
+    c.stop(0).await;
+    for i in 0..40 {
+        let body = serde_json::json!({"entry_id": entry.to_hex(), "reason": format!("TOGGLE {i}")});
+        let _: serde_json::Value = b.post_json("/v1/flags", &body).await.unwrap();
+        let _: serde_json::Value = b.post_json("/v1/flags", &body).await.unwrap();
+        let _: serde_json::Value = b
+            .delete_json(&format!("/v1/flags?entry_id={}", entry.to_hex()))
+            .await
+            .unwrap();
+    }
+    let last = serde_json::json!({"entry_id": entry.to_hex(), "reason": "TOGGLE final"});
+    let _: serde_json::Value = b.post_json("/v1/flags", &last).await.unwrap();
+    c.node(1).services.flags.retry().await.unwrap();
+    let after = flag_msgs(&c).await;
+    assert_eq!(
+        after.len() - before,
+        1,
+        "121 sets and lifts while the origin is away hand over one message: {after:?}"
+    );
+    // The origin, back, gets the first message and then the latest state, not the rest.
+    c.start(0).await;
+    wait_for(T, "A's inbox has the latest state", || async {
+        c.node(1).services.flags.retry().await.unwrap();
+        inbox(&c, 0)
+            .await
+            .iter()
+            .any(|m| m.kind == "flag" && m.body.contains("TOGGLE final"))
+    })
+    .await;
+    let toggles = inbox(&c, 0)
+        .await
+        .iter()
+        .filter(|m| m.kind == "flag" && m.body.contains("TOGGLE"))
+        .count();
+    assert!(toggles <= 2, "{toggles} flag messages reached the origin");
     c.stop(0).await;
     c.stop(1).await;
 }
