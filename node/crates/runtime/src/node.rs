@@ -293,9 +293,16 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     })
 }
 
-/// Reads the encryption key files the config names: `encryption_key`, then every
-/// `*.key` file of `encryption_keys_dir` in name order. A file that is not a valid
-/// encryption key file (or not mode 0600) is an error naming it.
+/// The most `*.key` files of `encryption_keys_dir` read (review s30-consult2, L4): a
+/// rotation needs two or three; more are ignored with a warning.
+pub const MAX_ENCRYPTION_KEY_FILES: usize = 64;
+
+/// Reads the encryption key files the config names: `encryption_key` (an error naming
+/// it when it is not a valid encryption key file of mode 0600), then the `*.key`
+/// files of `encryption_keys_dir` in name order, at most
+/// [`MAX_ENCRYPTION_KEY_FILES`]. A bad file in the folder is skipped with a logged
+/// error naming it and why (review s30-consult2, M3: one bad file failed every
+/// reload, revocations included); the folder itself not readable is an error.
 pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
     let mut keys = Vec::new();
     if let Some(p) = &cfg.raw.encryption_key {
@@ -314,8 +321,24 @@ pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, No
             }
         }
         files.sort();
+        if files.len() > MAX_ENCRYPTION_KEY_FILES {
+            tracing::warn!(
+                dir = %dir.display(),
+                files = files.len(),
+                read = MAX_ENCRYPTION_KEY_FILES,
+                "too many key files in encryption_keys_dir: the last ones in name order are ignored"
+            );
+            files.truncate(MAX_ENCRYPTION_KEY_FILES);
+        }
         for p in files {
-            keys.push(read_encryption_key(&p)?);
+            match read_encryption_key(&p) {
+                Ok(k) => keys.push(k),
+                Err(e) => tracing::error!(
+                    file = %p.display(),
+                    error = %e,
+                    "encryption key file skipped: messages sealed to it will not open"
+                ),
+            }
         }
     }
     Ok(keys)
