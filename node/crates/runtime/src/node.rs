@@ -726,3 +726,35 @@ pub fn store_engine(c: &wlnode_config::StoreConfig) -> Option<wlnode_store::Engi
         wlnode_config::StoreEngine::Fjall => wlnode_store::EngineKind::Fjall,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use wlnode_crypto::keyfile::write_encryption_key;
+
+    /// Review s30-consult2, M3 and L4: a bad file in `encryption_keys_dir` failed the
+    /// whole read (and every reload), and the folder's files were read without a
+    /// bound. Now a bad file is skipped and at most `MAX_ENCRYPTION_KEY_FILES` read.
+    #[test]
+    fn a_bad_key_file_is_skipped_and_the_folder_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        // Sorts first, so it is among the files read.
+        std::fs::write(keys.join("a-bad.key"), b"garbage\n").unwrap();
+        for i in 0..MAX_ENCRYPTION_KEY_FILES + 6 {
+            let k = EncryptionSecretKey::generate().unwrap();
+            write_encryption_key(&keys.join(format!("k{i:03}.key")), &k).unwrap();
+        }
+        let cfg = Config::parse(
+            &dir.path().join("node.toml"),
+            "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
+             encryption_keys_dir = \"keys\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n",
+        )
+        .unwrap();
+        let read = read_encryption_keys(&cfg).unwrap();
+        assert_eq!(read.len(), MAX_ENCRYPTION_KEY_FILES - 1);
+    }
+}
