@@ -209,13 +209,27 @@ pub fn read_secret_key(path: &Path, kind: KeyKind) -> Result<SecretKey, KeyFileE
     })
 }
 
-/// Reads a key file after checking its permissions and size.
+/// Reads a key file after checking its permissions and size. The checks are made on
+/// the open file (`fstat`), and at most one byte more than the limit is read, so a
+/// file swapped or grown between the check and the read is never taken (review
+/// s30-consult2, L4: the path's metadata was checked, then the path read again).
 fn read_checked(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
+    use std::io::Read;
     let io = |source| KeyFileError::Io {
         path: path.to_owned(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    let not_regular = || KeyFileError::Malformed {
+        path: path.to_owned(),
+        reason: "not a regular file of at most 4 KiB".into(),
+    };
+    // Only so that opening a FIFO or device does not block: what counts is the
+    // check on the open file below.
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyFileError::InsecurePermissions {
@@ -224,12 +238,16 @@ fn read_checked(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
         });
     }
     if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-        return Err(KeyFileError::Malformed {
-            path: path.to_owned(),
-            reason: "not a regular file of at most 4 KiB".into(),
-        });
+        return Err(not_regular());
     }
-    Ok(Zeroizing::new(std::fs::read(path).map_err(io)?))
+    let mut bytes = Zeroizing::new(Vec::with_capacity(512));
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(not_regular());
+    }
+    Ok(bytes)
 }
 
 /// Why key file contents were refused (before the path is attached).
@@ -352,6 +370,30 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("node.key"));
+    }
+
+    /// Review s30-consult2, L4: what is not a regular file (a folder, a FIFO) is
+    /// refused with an error naming it, without blocking on it.
+    #[test]
+    fn refuses_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("d.key");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = read_encryption_key(&sub).unwrap_err();
+        assert!(matches!(err, KeyFileError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains("d.key"));
+        let fifo = dir.path().join("f.key");
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            let err = read_encryption_key(&fifo).unwrap_err();
+            assert!(matches!(err, KeyFileError::Malformed { .. }), "{err}");
+        }
     }
 
     #[test]

@@ -29,9 +29,13 @@ pub mod context {
     pub const MAIL: &[u8] = b"wlnode/mail/v1\0";
     /// Receipts of sealed messages, signed by the recipient.
     pub const RECEIPT: &[u8] = b"wlnode/receipt/v1\0";
-    /// The HPKE `info` prefix of a sealed body (not a signature context, but kept here
-    /// so that no two purposes share a label).
+    /// The HPKE `info` prefix of a sealed body in the first, unpadded format (not a
+    /// signature context, but kept here so that no two purposes share a label). Only
+    /// recognised, to refuse such a body with a clear reason; never sealed.
     pub const MAIL_SEAL: &[u8] = b"wlnode/mail-seal/v1\0";
+    /// The HPKE `info` prefix of a sealed body whose plaintext is padded to a size
+    /// bucket (review s30-consult2, M5: the padding changed the body's format).
+    pub const MAIL_SEAL_PADDED: &[u8] = b"wlnode/mail-seal/v2\0";
 }
 
 /// Why a key or signature was refused.

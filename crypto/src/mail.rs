@@ -20,6 +20,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 use wlnode_proto::v1 as pb;
 use wlnode_proto::{Bytes, Message};
 
@@ -114,6 +116,13 @@ pub enum MailError {
     /// Sealing or opening failed.
     #[error("{0}")]
     Seal(#[from] SealError),
+    /// The body is sealed in the unpadded format of an older build
+    /// (`wlnode/mail-seal/v1`): refused, as every node needs the same build, but not
+    /// the sender's fault (review s30-consult2, M5).
+    #[error(
+        "body sealed in the unpadded format of an older build (wlnode/mail-seal/v1); upgrade the sending node"
+    )]
+    LegacyBody,
     /// A party a receipt names is not a member agency of the roster.
     #[error("{field} {agency} is not a member agency of the roster")]
     NotAMember {
@@ -158,6 +167,7 @@ impl MailError {
             Self::Expired { .. } => "expired",
             Self::BadSignature | Self::Signer(_) | Self::RevokedSigner { .. } => "forged",
             Self::NotAMember { .. } => "unknown_agency",
+            Self::LegacyBody => "legacy_body",
             Self::NotOurKey { .. } | Self::Seal(_) => "unopenable",
         }
     }
@@ -317,13 +327,26 @@ fn pad(plaintext: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
     v
 }
 
-/// Strips [`pad`]'s padding: the last non-zero byte must be the 0x80 marker.
+/// Strips [`pad`]'s padding, which must be canonical (review s30-consult2, L1): the
+/// last non-zero byte is the 0x80 marker, only zeros follow it, and the whole is
+/// exactly [`padded_len`] of the content before the marker.
 fn unpad(mut padded: Vec<u8>) -> Result<Vec<u8>, MailError> {
     let end = padded
         .iter()
         .rposition(|b| *b != 0)
         .filter(|i| padded.get(*i) == Some(&0x80))
         .ok_or_else(|| MailError::malformed("body", "padding marker missing"))?;
+    if padded.len() != padded_len(end) {
+        let n = padded.len();
+        padded.zeroize();
+        return Err(MailError::malformed(
+            "body",
+            format!(
+                "padded to {n} bytes, {} expected for {end} bytes of content",
+                padded_len(end)
+            ),
+        ));
+    }
     padded.truncate(end);
     Ok(padded)
 }
@@ -337,9 +360,23 @@ fn signed_bytes(header: &[u8], enc: &[u8], ciphertext: &[u8]) -> Vec<u8> {
     m
 }
 
-fn seal_info(header: &[u8]) -> Vec<u8> {
-    let mut info = Vec::with_capacity(context::MAIL_SEAL.len() + header.len());
-    info.extend_from_slice(context::MAIL_SEAL);
+/// The format of a sealed body, named by the HPKE `info` label it is sealed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `wlnode/mail-seal/v1`: the plaintext as it is (older builds). Refused on
+    /// opening with [`MailError::LegacyBody`].
+    Unpadded,
+    /// `wlnode/mail-seal/v2`: the plaintext padded to [`padded_len`].
+    Padded,
+}
+
+fn seal_info(header: &[u8], format: BodyFormat) -> Vec<u8> {
+    let label = match format {
+        BodyFormat::Unpadded => context::MAIL_SEAL,
+        BodyFormat::Padded => context::MAIL_SEAL_PADDED,
+    };
+    let mut info = Vec::with_capacity(label.len() + header.len());
+    info.extend_from_slice(label);
     info.extend_from_slice(header);
     info
 }
@@ -358,41 +395,8 @@ impl Envelope {
                 limit: MAX_PLAINTEXT_BYTES,
             });
         }
-        check_kind(draft.kind)?;
         let padded = pad(draft.plaintext);
-        let size = u32::try_from(padded.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
-            what: "message body",
-            size: draft.plaintext.len(),
-            limit: MAX_PLAINTEXT_BYTES,
-        })?;
-        let header = MailHeader {
-            id: draft.id,
-            from: draft.from.clone(),
-            to: draft.to.clone(),
-            kind: draft.kind.to_owned(),
-            created_at: draft.created_at,
-            expires_at: draft.expires_at,
-            size,
-            sender_key: sender.public_key(),
-            recipient_key: *recipient_key,
-        };
-        header.check_times()?;
-        let header_bytes = Bytes::from(header.to_pb().encode_to_vec());
-        let (enc, ct) = seal::seal(
-            recipient_key,
-            &seal_info(&header_bytes),
-            &header_bytes,
-            &padded,
-        )?;
-        let signature = sender.sign(context::MAIL, &signed_bytes(&header_bytes, &enc, &ct));
-        Ok(Self {
-            header,
-            header_bytes,
-            signature,
-            enc,
-            ciphertext: Bytes::from(ct),
-            hops: 0,
-        })
+        Self::seal_raw(draft, sender, recipient_key, &padded, BodyFormat::Padded)
     }
 
     /// Decodes an envelope, checking structure and limits only (no signature: see
@@ -528,13 +532,68 @@ impl Envelope {
                 key: self.header.recipient_key,
             });
         }
-        let padded = key.open(
-            &self.enc,
-            &self.ciphertext,
-            &seal_info(&self.header_bytes),
-            &self.header_bytes,
+        let info = seal_info(&self.header_bytes, BodyFormat::Padded);
+        match key.open(&self.enc, &self.ciphertext, &info, &self.header_bytes) {
+            Ok(padded) => unpad(padded),
+            Err(SealError::Open) => {
+                // Sealed by an older build, unpadded (review s30-consult2, M5)?
+                let legacy = seal_info(&self.header_bytes, BodyFormat::Unpadded);
+                match key.open(&self.enc, &self.ciphertext, &legacy, &self.header_bytes) {
+                    Ok(mut body) => {
+                        body.zeroize();
+                        Err(MailError::LegacyBody)
+                    }
+                    Err(_) => Err(SealError::Open.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Test and hostile-peer helper: seals `body` exactly as given (no padding added)
+    /// under `format`'s label and signs it, as an older build (or a sender padding
+    /// wrongly) would.
+    pub fn seal_raw(
+        draft: &Draft<'_>,
+        sender: &SecretKey,
+        recipient_key: &EncryptionPublicKey,
+        body: &[u8],
+        format: BodyFormat,
+    ) -> Result<Self, MailError> {
+        check_kind(draft.kind)?;
+        let size = u32::try_from(body.len() + TAG_LEN).map_err(|_| MailError::TooLarge {
+            what: "message body",
+            size: body.len(),
+            limit: MAX_PLAINTEXT_BYTES,
+        })?;
+        let header = MailHeader {
+            id: draft.id,
+            from: draft.from.clone(),
+            to: draft.to.clone(),
+            kind: draft.kind.to_owned(),
+            created_at: draft.created_at,
+            expires_at: draft.expires_at,
+            size,
+            sender_key: sender.public_key(),
+            recipient_key: *recipient_key,
+        };
+        header.check_times()?;
+        let header_bytes = Bytes::from(header.to_pb().encode_to_vec());
+        let (enc, ct) = seal::seal(
+            recipient_key,
+            &seal_info(&header_bytes, format),
+            &header_bytes,
+            body,
         )?;
-        unpad(padded)
+        let signature = sender.sign(context::MAIL, &signed_bytes(&header_bytes, &enc, &ct));
+        Ok(Self {
+            header,
+            header_bytes,
+            signature,
+            enc,
+            ciphertext: Bytes::from(ct),
+            hops: 0,
+        })
     }
 
     /// Opens the body with whichever of `keys` the header names (the recipient may

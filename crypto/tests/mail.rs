@@ -10,8 +10,8 @@
 
 use wlnode_crypto::keys::SecretKey;
 use wlnode_crypto::mail::{
-    Draft, Envelope, MAX_BODY_BYTES, MAX_EXPIRY_MS, MAX_PLAINTEXT_BYTES, MailError, MailItem,
-    Receipt,
+    BodyFormat, Draft, Envelope, MAX_BODY_BYTES, MAX_EXPIRY_MS, MAX_PLAINTEXT_BYTES, MailError,
+    MailItem, Receipt,
 };
 use wlnode_crypto::model::{AgencyCode, CountryCode, MessageId};
 use wlnode_crypto::roster::{
@@ -388,4 +388,66 @@ fn the_roster_sets_the_shortest_consultation_deadline() {
             "{e}"
         );
     }
+}
+
+/// Review s30-consult2, M5: the padding changed the sealed body's format under the
+/// same HPKE label, so a body from an older build opened as "malformed" (a strike
+/// against its sender). Padded bodies are now sealed under `wlnode/mail-seal/v2`; an
+/// unpadded one under the old label is recognised and refused as `legacy_body`.
+#[test]
+fn a_body_of_the_older_unpadded_format_is_recognised_as_such() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let bkey = r.encryption_key(&b.code, Timestamp(T0)).unwrap();
+    let body = b"sealed by an older build";
+    let old = Envelope::seal_raw(
+        &draft(&a, &b, body),
+        &a.sign,
+        &bkey,
+        body,
+        BodyFormat::Unpadded,
+    )
+    .unwrap();
+    old.verify(&r, Timestamp(T0 + 1)).unwrap();
+    let err = old.open(&b.enc).unwrap_err();
+    assert_eq!(err, MailError::LegacyBody);
+    assert_eq!(err.code(), "legacy_body");
+    // The same bytes padded as today, but under the old label, are legacy too; under
+    // the new label they open.
+    let mut padded = body.to_vec();
+    padded.push(0x80);
+    padded.resize(wlnode_crypto::mail::padded_len(body.len()), 0);
+    let d = draft(&a, &b, body);
+    let v1 = Envelope::seal_raw(&d, &a.sign, &bkey, &padded, BodyFormat::Unpadded).unwrap();
+    assert_eq!(v1.open(&b.enc), Err(MailError::LegacyBody));
+    let v2 = Envelope::seal_raw(&d, &a.sign, &bkey, &padded, BodyFormat::Padded).unwrap();
+    assert_eq!(v2.open(&b.enc).unwrap(), body);
+}
+
+/// Review s30-consult2, L1: unpadding took any marker followed by zeros, so one
+/// content had many encodings (a sender could choose a bigger bucket, or a length no
+/// bucket has). Now the padded length must be `padded_len` of the content.
+#[test]
+fn non_canonical_padding_is_refused() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let bkey = r.encryption_key(&b.code, Timestamp(T0)).unwrap();
+    let body = b"short";
+    let d = draft(&a, &b, body);
+    for total in [body.len() + 1, 1500, 2048, 1023] {
+        let mut padded = body.to_vec();
+        padded.push(0x80);
+        padded.resize(total, 0);
+        let env = Envelope::seal_raw(&d, &a.sign, &bkey, &padded, BodyFormat::Padded).unwrap();
+        assert!(
+            matches!(
+                env.open(&b.enc),
+                Err(MailError::Malformed { field: "body", .. })
+            ),
+            "padded to {total}"
+        );
+    }
+    // No marker at all.
+    let env = Envelope::seal_raw(&d, &a.sign, &bkey, &[0u8; 1024], BodyFormat::Padded).unwrap();
+    assert!(matches!(env.open(&b.enc), Err(MailError::Malformed { .. })));
 }

@@ -175,3 +175,62 @@ async fn a_message_sealed_to_the_previous_key_opens_after_a_rotation_without_res
         c.stop(i).await;
     }
 }
+
+/// Review s30-consult2, M3: one bad file in `encryption_keys_dir` (a key left mode
+/// 0644, or garbage) failed every reload, after the new roster was anchored but before
+/// its revocations applied, so a revocation never took effect. Now the keys are read
+/// before anything is anchored, a bad file in the folder is skipped with a logged
+/// error naming it, and the reload applies the roster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_file_does_not_block_a_revoking_reload() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = Cluster::simple(2, &[(0, 1)]);
+    c.start(0).await;
+    let n = 0;
+    let before = c.node(n).services.control.encryption_keys();
+    let dir = c.fed.nodes[n].dir.clone();
+    let keys_dir = dir.join("encryption-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let loose = keys_dir.join("loose.key");
+    write_encryption_key(&loose, &EncryptionSecretKey::generate().unwrap()).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let garbage = keys_dir.join("x.key");
+    std::fs::write(&garbage, b"not a key\n").unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg_path = c.fed.nodes[n].config.clone();
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let cfg = cfg.replacen(
+        "encryption_key = \"encryption.key\"\n",
+        "encryption_key = \"encryption.key\"\nencryption_keys_dir = \"encryption-keys\"\n",
+        1,
+    );
+    assert!(cfg.contains("encryption_keys_dir"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    // The authority revokes a stolen key of agency 1.
+    let stolen = wlnode_crypto::SecretKey::generate().unwrap();
+    let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let text =
+        wlnode_config::roster_edit::add_key(&text, &code(1), &stolen.public_key(), past).unwrap();
+    let text = wlnode_config::roster_edit::revoke_key(
+        &text,
+        &code(1),
+        &stolen.public_key(),
+        Timestamp(past.0 + 1000),
+        "stolen",
+        &[],
+    )
+    .unwrap();
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    let report = c.node(n).services.control.reload().await.unwrap();
+    assert!(report.roster_changed);
+    let roster = c.node(n).services.trust.roster();
+    assert_eq!(roster.revocations().count(), 1);
+    // The node keeps serving with the keys it had.
+    assert_eq!(c.node(n).services.control.encryption_keys(), before);
+    assert!(c.node(n).services.mail.inbox(10).await.is_ok());
+    c.stop(n).await;
+}

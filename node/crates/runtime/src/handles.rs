@@ -233,6 +233,8 @@ pub struct Control {
     changes: Arc<watch::Sender<u64>>,
     blocked: Arc<watch::Sender<BTreeSet<AgencyCode>>>,
     encryption_keys: crate::mail::EncryptionKeys,
+    /// Held for the whole of a reload: reloads run one after the other.
+    reloading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Control {
@@ -254,6 +256,7 @@ impl Control {
             changes: Arc::new(watch::channel(0u64).0),
             blocked: Arc::new(watch::channel(blocked).0),
             encryption_keys,
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -276,10 +279,19 @@ impl Control {
     /// (`encryption_key`, `encryption_keys_dir`), validates them, and only then swaps
     /// them in: after a roster that rotates this agency's encryption key, the node
     /// opens messages sealed to the new key and to the previous one without a restart.
-    /// A bad config, roster or key file leaves the old ones running and returns the
-    /// error. Other config keys need a restart.
+    /// A bad config, roster or `encryption_key` file leaves the old ones running and
+    /// returns the error; a bad file in `encryption_keys_dir` is skipped with a logged
+    /// error naming it. Concurrent reloads run one after the other. Other config keys
+    /// need a restart.
     pub async fn reload(&self) -> Result<ReloadReport, NodeError> {
+        // One reload at a time (review s30-consult2, L4): two interleaved ones could
+        // swap in the older roster's keyring or policy last.
+        let _one = self.reloading.lock().await;
         let cfg = Config::load(&self.config_path)?;
+        // Keys are read before the roster is anchored (review s30-consult2, M3): a
+        // bad `encryption_key` fails the reload with nothing changed, and a bad file
+        // in `encryption_keys_dir` is skipped (logged) and never blocks revocations.
+        let keys = crate::node::read_encryption_keys(&cfg)?;
         let roster_path = cfg.raw.roster.clone();
         let configured = cfg.raw.roster_authorities.clone();
         let roster = self
@@ -306,7 +318,6 @@ impl Control {
         };
         let (policy, warnings) =
             Policy::from_config(&cfg, roster.clone()).map_err(NodeError::Policy)?;
-        let keys = crate::node::read_encryption_keys(&cfg)?;
         let policy_changed = policy.hash() != self.trust.policy().hash();
         // Revocations are applied (and noted as known) for the roster in force even
         // when it did not change: this reads nothing when they are the ones applied.

@@ -293,9 +293,16 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     })
 }
 
-/// Reads the encryption key files the config names: `encryption_key`, then every
-/// `*.key` file of `encryption_keys_dir` in name order. A file that is not a valid
-/// encryption key file (or not mode 0600) is an error naming it.
+/// The most `*.key` files of `encryption_keys_dir` read (review s30-consult2, L4): a
+/// rotation needs two or three; more are ignored with a warning.
+pub const MAX_ENCRYPTION_KEY_FILES: usize = 64;
+
+/// Reads the encryption key files the config names: `encryption_key` (an error naming
+/// it when it is not a valid encryption key file of mode 0600), then the `*.key`
+/// files of `encryption_keys_dir` in name order, at most
+/// [`MAX_ENCRYPTION_KEY_FILES`]. A bad file in the folder is skipped with a logged
+/// error naming it and why (review s30-consult2, M3: one bad file failed every
+/// reload, revocations included); the folder itself not readable is an error.
 pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
     let mut keys = Vec::new();
     if let Some(p) = &cfg.raw.encryption_key {
@@ -314,8 +321,24 @@ pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, No
             }
         }
         files.sort();
+        if files.len() > MAX_ENCRYPTION_KEY_FILES {
+            tracing::warn!(
+                dir = %dir.display(),
+                files = files.len(),
+                read = MAX_ENCRYPTION_KEY_FILES,
+                "too many key files in encryption_keys_dir: the last ones in name order are ignored"
+            );
+            files.truncate(MAX_ENCRYPTION_KEY_FILES);
+        }
         for p in files {
-            keys.push(read_encryption_key(&p)?);
+            match read_encryption_key(&p) {
+                Ok(k) => keys.push(k),
+                Err(e) => tracing::error!(
+                    file = %p.display(),
+                    error = %e,
+                    "encryption key file skipped: messages sealed to it will not open"
+                ),
+            }
         }
     }
     Ok(keys)
@@ -702,4 +725,36 @@ pub fn store_engine(c: &wlnode_config::StoreConfig) -> Option<wlnode_store::Engi
         wlnode_config::StoreEngine::Sled => wlnode_store::EngineKind::Sled,
         wlnode_config::StoreEngine::Fjall => wlnode_store::EngineKind::Fjall,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use wlnode_crypto::keyfile::write_encryption_key;
+
+    /// Review s30-consult2, M3 and L4: a bad file in `encryption_keys_dir` failed the
+    /// whole read (and every reload), and the folder's files were read without a
+    /// bound. Now a bad file is skipped and at most `MAX_ENCRYPTION_KEY_FILES` read.
+    #[test]
+    fn a_bad_key_file_is_skipped_and_the_folder_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        // Sorts first, so it is among the files read.
+        std::fs::write(keys.join("a-bad.key"), b"garbage\n").unwrap();
+        for i in 0..MAX_ENCRYPTION_KEY_FILES + 6 {
+            let k = EncryptionSecretKey::generate().unwrap();
+            write_encryption_key(&keys.join(format!("k{i:03}.key")), &k).unwrap();
+        }
+        let cfg = Config::parse(
+            &dir.path().join("node.toml"),
+            "agency = \"BB-CUSTOMS\"\nroster = \"r\"\nagency_key = \"a\"\nnode_key = \"n\"\n\
+             encryption_keys_dir = \"keys\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"t\"\n",
+        )
+        .unwrap();
+        let read = read_encryption_keys(&cfg).unwrap();
+        assert_eq!(read.len(), MAX_ENCRYPTION_KEY_FILES - 1);
+    }
 }

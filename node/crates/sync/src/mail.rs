@@ -45,8 +45,14 @@ pub struct MailLimits {
     pub per_peer_bytes: usize,
     /// Items held in all (ours and others').
     pub max_held: usize,
-    /// Message ids remembered (until their expiry).
+    /// Message ids remembered (until their expiry; a live id is never forgotten:
+    /// past the bound, new ones are refused). Ids of messages relayed for others may
+    /// take at most three quarters of it, the rest is kept for ids delivered to us
+    /// and our own.
     pub max_seen: usize,
+    /// Ids of messages relayed for others remembered per sender: one member cannot
+    /// take the room of everyone else's.
+    pub per_sender_seen: usize,
     /// First retry delay of our own messages, ms.
     pub retry_min_ms: u64,
     /// Longest retry delay, ms.
@@ -69,6 +75,7 @@ impl Default for MailLimits {
             per_peer_bytes: 16 * 1024 * 1024,
             max_held: 8192,
             max_seen: 200_000,
+            per_sender_seen: 20_000,
             retry_min_ms: 1_000,
             retry_max_ms: 5 * 60 * 1000,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
@@ -303,6 +310,8 @@ pub struct Mailer {
     /// The same ids ordered by when they may be forgotten: expiry and eviction of
     /// the oldest take the first entries instead of scanning them all.
     seen_order: BTreeSet<(u64, SeenKey)>,
+    /// How many remembered ids are of messages relayed for others, per sender.
+    relayed_seen: BTreeMap<AgencyCode, usize>,
     /// Receipts already seen (relayed or ours), until their time-to-live.
     seen_receipts: BTreeMap<ReceiptKey, u64>,
     per_peer: BTreeMap<AgencyCode, (usize, usize)>,
@@ -321,6 +330,7 @@ impl Mailer {
             held: BTreeMap::new(),
             seen: BTreeMap::new(),
             seen_order: BTreeSet::new(),
+            relayed_seen: BTreeMap::new(),
             seen_receipts: BTreeMap::new(),
             per_peer: BTreeMap::new(),
             delivered: BTreeMap::new(),
@@ -482,7 +492,7 @@ impl Mailer {
 
     /// Queues our own sealed message for sending.
     pub fn send(&mut self, env: Envelope, now: Timestamp) -> Result<(), Refusal> {
-        if self.held_counts().0 >= self.limits.max_held {
+        if self.held_counts().0 >= self.limits.max_held || !self.seen_room(None, now.as_millis()) {
             return Err(Refusal::Full);
         }
         let item = MailItem::Envelope(env);
@@ -520,9 +530,6 @@ impl Mailer {
                     },
                 );
                 self.persist_seen(&id);
-                if self.seen.len() > self.limits.max_seen {
-                    self.forget_oldest_seen();
-                }
             }
             MailItem::Receipt(r) => {
                 let b = r.body();
@@ -543,20 +550,73 @@ impl Mailer {
         }
     }
 
+    /// Whether a remembered id is of a message relayed for others (neither ours nor
+    /// delivered to us).
+    fn is_relayed(&self, id: &SeenKey, seen: &Seen) -> bool {
+        id.0 != self.me && seen.to != self.me && !seen.delivered
+    }
+
     fn insert_seen(&mut self, id: SeenKey, seen: Seen) {
-        if let Some(old) = self.seen.get(&id) {
+        if let Some(old) = self.seen.remove(&id) {
             self.seen_order.remove(&(old.until, id.clone()));
+            self.uncount_seen(&id, &old);
+        }
+        if self.is_relayed(&id, &seen) {
+            *self.relayed_seen.entry(id.0.clone()).or_default() += 1;
         }
         self.seen_order.insert((seen.until, id.clone()));
         self.seen.insert(id, seen);
     }
 
-    /// Forgets the remembered id that expires first (in the store too).
+    fn uncount_seen(&mut self, id: &SeenKey, seen: &Seen) {
+        if self.is_relayed(id, seen)
+            && let Some(n) = self.relayed_seen.get_mut(&id.0)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.relayed_seen.remove(&id.0);
+            }
+        }
+    }
+
+    /// Forgets the remembered id that expires first (in the store too). Only called
+    /// for ids past their expiry: a live id is never forgotten (review s30-consult2,
+    /// M2: evicting live ids let a flood of relayed ids push out delivered ones, and
+    /// the delivered message be replayed).
     fn forget_oldest_seen(&mut self) {
         if let Some((_, id)) = self.seen_order.pop_first() {
-            self.seen.remove(&id);
+            if let Some(old) = self.seen.remove(&id) {
+                self.uncount_seen(&id, &old);
+            }
             self.persist_seen(&id);
         }
+    }
+
+    /// Whether one more id may be remembered: `relayed_from` is the sender of a
+    /// message we would relay (`None`: ours, or one delivered to us). Expired ids are
+    /// forgotten first; live ones never are, so past the bounds the item is refused
+    /// instead (`Full` or `Quota`, no strike).
+    fn seen_room(&mut self, relayed_from: Option<&AgencyCode>, now_ms: u64) -> bool {
+        self.forget_expired_seen(now_ms);
+        if self.seen.len() >= self.limits.max_seen {
+            return false;
+        }
+        match relayed_from {
+            None => true,
+            Some(from) => {
+                let relayed: usize = self.relayed_seen.values().sum();
+                relayed < self.relayed_seen_cap()
+                    && self.relayed_seen.get(from).copied().unwrap_or(0)
+                        < self.limits.per_sender_seen
+            }
+        }
+    }
+
+    /// The most ids of relayed messages remembered in all: three quarters of
+    /// `max_seen`, the rest is kept for ours and those delivered to us.
+    fn relayed_seen_cap(&self) -> usize {
+        let m = self.limits.max_seen;
+        m.saturating_sub((m / 4).max(1))
     }
 
     /// Forgets (in memory and in the store) the ids whose message expired more than
@@ -608,6 +668,11 @@ impl Mailer {
                 if h.to == self.me {
                     if !self.delivery_allowed(&h.from, env.encoded_len(), now) {
                         return Intake::Refused(Refusal::SenderQuota);
+                    }
+                    // Its id must be remembered once delivered, and no live id is
+                    // forgotten to make room.
+                    if !self.seen_room(None, now.as_millis()) {
+                        return Intake::Refused(Refusal::Full);
                     }
                     return Intake::Deliver(env);
                 }
@@ -697,6 +762,19 @@ impl Mailer {
         let q = self.per_peer.get(peer).copied().unwrap_or_default();
         if q.0 + 1 > self.limits.per_peer_items || q.1 + bytes > self.limits.per_peer_bytes {
             return Intake::Refused(Refusal::Quota);
+        }
+        // A relayed message's id is remembered until its expiry: within the sender's
+        // share and the relayed share of `max_seen`, else custody is refused (live
+        // ids, delivered ones above all, are never forgotten to make room).
+        if let MailItem::Envelope(e) = &item {
+            let from = e.header().from.clone();
+            self.forget_expired_seen(now.as_millis());
+            if self.seen.len() >= self.limits.max_seen {
+                return Intake::Refused(Refusal::Full);
+            }
+            if !self.seen_room(Some(&from), now.as_millis()) {
+                return Intake::Refused(Refusal::Quota);
+            }
         }
         self.per_peer.insert(peer.clone(), (q.0 + 1, q.1 + bytes));
         self.remember(&item, now, false);

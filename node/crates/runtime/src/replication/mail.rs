@@ -218,10 +218,12 @@ fn verify_refusal(e: &MailError, now: Timestamp, rosters_differ: bool) -> (&'sta
 /// a key we do not hold (none configured, or a key file not provisioned): verification
 /// checked that the roster gives us that key, so the sender did nothing wrong (review
 /// of issue 21, finding 7). Otherwise (it does not open, or its padding is bad) the
-/// sender's fault, so a strike only when the neighbour is the sender.
+/// sender's fault, so a strike only when the neighbour is the sender. Nor when it is
+/// sealed in the unpadded format of an older build (review s30-consult2, M5): every
+/// node needs the same build, and a sender not yet upgraded is not hostile.
 fn unopenable_strikes(err: Option<&MailError>, from: &AgencyCode, agency: &AgencyCode) -> bool {
     match err {
-        Some(MailError::NotOurKey { .. }) => false,
+        Some(MailError::NotOurKey { .. } | MailError::LegacyBody) => false,
         _ => from == agency,
     }
 }
@@ -502,7 +504,11 @@ impl Service {
             }
             Err(e) => {
                 let strike = unopenable_strikes(Some(&e), &env.header().from, agency);
-                self.mail_refuse(id, agency, Some(item), "unopenable", strike);
+                let reason = match e {
+                    MailError::LegacyBody => "legacy_body",
+                    _ => "unopenable",
+                };
+                self.mail_refuse(id, agency, Some(item), reason, strike);
                 return;
             }
         };
@@ -742,5 +748,12 @@ mod tests {
         assert!(unopenable_strikes(Some(&bad), &a, &a));
         assert!(!unopenable_strikes(Some(&bad), &a, &b));
         assert!(unopenable_strikes(None, &a, &a));
+        // Review s30-consult2, M5: a body of an older build's format is no strike.
+        assert!(!unopenable_strikes(Some(&MailError::LegacyBody), &a, &a));
+        let odd = MailError::Malformed {
+            field: "body",
+            reason: "padded to 1500 bytes".into(),
+        };
+        assert!(unopenable_strikes(Some(&odd), &a, &a));
     }
 }

@@ -536,10 +536,11 @@ fn seen_deleted(writes: &[Write], id: u8) -> bool {
 
 /// Review of issue 21, finding 10 (other half): remembered ids of expired messages
 /// were dropped from memory but stayed in the store (and came back at every
-/// restart); evicting the oldest past the limit scanned them all. Now both follow
-/// one index ordered by expiry, and every removal reaches the store.
+/// restart). Now they follow one index ordered by expiry, and every removal reaches
+/// the store. Review s30-consult2, M2: past the limit a live id is no longer evicted;
+/// the next delivery is refused (no strike) until one expires.
 #[test]
-fn expired_ids_leave_the_store_and_eviction_takes_the_first_to_expire() {
+fn expired_ids_leave_the_store_and_live_ones_are_never_evicted() {
     let a_key = SecretKey::from_seed(&[1; 32]);
     let limits = MailLimits {
         max_seen: 2,
@@ -550,18 +551,31 @@ fn expired_ids_leave_the_store_and_eviction_takes_the_first_to_expire() {
         .into_iter()
         .map(|(id, life)| envelope_until(id, life, &a_key))
         .collect();
-    for env in &envs {
+    for env in &envs[..2] {
         let receipt = Receipt::sign(env.header(), &SecretKey::from_seed(&[2; 32]), t(0));
         b.on_delivered(env, receipt, t(0));
     }
-    // Over the limit of two: the one expiring first (id 2) was forgotten, in the store
-    // too, and the others are still duplicates.
+    // At the limit of two: the third is refused, nothing is forgotten.
+    assert_eq!(
+        b.on_item(&code("AA-X"), MailItem::Envelope(envs[2].clone()), t(0)),
+        Intake::Refused(Refusal::Full)
+    );
+    assert!(!Refusal::Full.strikes());
+    assert_eq!(b.seen_len(), 2);
+    // Id 2 expires (plus the clock skew): forgotten, and id 3 is delivered.
+    let later = t(HOUR + MAX_CLOCK_SKEW_MS);
+    assert!(matches!(
+        b.on_item(&code("AA-X"), MailItem::Envelope(envs[2].clone()), later),
+        Intake::Deliver(_)
+    ));
+    let receipt = Receipt::sign(envs[2].header(), &SecretKey::from_seed(&[2; 32]), later);
+    b.on_delivered(&envs[2], receipt, later);
     assert_eq!(b.seen_len(), 2);
     let writes = b.take_writes();
     assert!(seen_deleted(&writes, 2), "{writes:?}");
     assert!(!seen_deleted(&writes, 1) && !seen_deleted(&writes, 3));
     assert_eq!(
-        b.on_item(&code("AA-X"), MailItem::Envelope(envs[2].clone()), t(1)),
+        b.on_item(&code("AA-X"), MailItem::Envelope(envs[2].clone()), later),
         Intake::Duplicate
     );
     // Id 3 expires (plus the clock skew): forgotten in memory and in the store; id 1
@@ -642,4 +656,68 @@ fn a_neighbour_that_has_an_item_is_not_offered_it_again() {
     let (sends, _) = a.poll(&with_b, t(HOUR + 10 * 60 * 1000));
     assert_eq!(sends.len(), 1);
     assert_eq!(sends[0].to, code("BB-X"));
+}
+
+fn envelope_to(id: u8, to: &str, expires_in: u64, key: &SecretKey) -> Envelope {
+    let enc = EncryptionSecretKey::generate().unwrap();
+    Envelope::seal(
+        &Draft {
+            id: MessageId([id; 16]),
+            from: code("MM-X"),
+            to: code(to),
+            kind: "test",
+            created_at: Timestamp(T0),
+            expires_at: Timestamp(T0 + expires_in),
+            plaintext: b"x",
+        },
+        key,
+        &enc.public_key().unwrap(),
+    )
+    .unwrap()
+}
+
+/// Review s30-consult2, M2: remembered ids were one pool of `max_seen` shared by
+/// relayed and delivered ids, evicting the first to expire. A member flooding
+/// relayed ids with a far expiry pushed our delivered ids out, and the delivered
+/// message could then be replayed into our inbox. Now a live delivered id is never
+/// forgotten: relayed ids have their own bounds (per sender and in all) and past
+/// them custody is refused (no strike).
+#[test]
+fn a_flood_of_relayed_ids_never_evicts_a_delivered_one() {
+    let m_key = SecretKey::from_seed(&[7; 32]);
+    let limits = MailLimits {
+        max_seen: 10,
+        ..MailLimits::default()
+    };
+    let mut b = Mailer::new(code("BB-X"), limits);
+    // Delivered, expiring in an hour.
+    let mine = envelope_to(200, "BB-X", HOUR, &m_key);
+    assert!(matches!(
+        b.on_item(&code("MM-X"), MailItem::Envelope(mine.clone()), t(0)),
+        Intake::Deliver(_)
+    ));
+    b.on_delivered(
+        &mine,
+        Receipt::sign(mine.header(), &SecretKey::from_seed(&[2; 32]), t(0)),
+        t(0),
+    );
+    // Eleven relayed ids expiring in 90 days.
+    let mut refused = 0;
+    for i in 0..11u8 {
+        let env = envelope_to(i, "CC-X", 90 * 24 * HOUR, &m_key);
+        match b.on_item(&code("MM-X"), MailItem::Envelope(env), t(1)) {
+            Intake::Relay => {}
+            Intake::Refused(r) => {
+                assert!(!r.strikes(), "{r:?}");
+                refused += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(refused > 0);
+    assert!(b.seen_len() <= 10, "{}", b.seen_len());
+    assert_eq!(
+        b.on_item(&code("MM-X"), MailItem::Envelope(mine), t(2)),
+        Intake::Duplicate
+    );
 }
