@@ -804,7 +804,7 @@ impl Receipt {
     }
 }
 
-/// One item handed to the next hop over `/wlnode/mail/1`.
+/// One item handed to the next hop over `/wlnode/mail/2`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailItem {
     /// A sealed message.

@@ -50,8 +50,9 @@ pub struct MailLimits {
     /// take at most three quarters of it, the rest is kept for ids delivered to us
     /// and our own.
     pub max_seen: usize,
-    /// Ids of messages relayed for others remembered per sender: one member cannot
-    /// take the room of everyone else's.
+    /// Ids of other senders' messages (relayed for others or delivered to us)
+    /// remembered per sender: one member cannot take the room of everyone else's,
+    /// nor, with far expiries, fill it until our own sends fail.
     pub per_sender_seen: usize,
     /// First retry delay of our own messages, ms.
     pub retry_min_ms: u64,
@@ -312,6 +313,9 @@ pub struct Mailer {
     seen_order: BTreeSet<(u64, SeenKey)>,
     /// How many remembered ids are of messages relayed for others, per sender.
     relayed_seen: BTreeMap<AgencyCode, usize>,
+    /// How many remembered ids are of other senders' messages (relayed or delivered
+    /// to us), per sender.
+    sender_seen: BTreeMap<AgencyCode, usize>,
     /// Receipts already seen (relayed or ours), until their time-to-live.
     seen_receipts: BTreeMap<ReceiptKey, u64>,
     per_peer: BTreeMap<AgencyCode, (usize, usize)>,
@@ -331,6 +335,7 @@ impl Mailer {
             seen: BTreeMap::new(),
             seen_order: BTreeSet::new(),
             relayed_seen: BTreeMap::new(),
+            sender_seen: BTreeMap::new(),
             seen_receipts: BTreeMap::new(),
             per_peer: BTreeMap::new(),
             delivered: BTreeMap::new(),
@@ -564,18 +569,19 @@ impl Mailer {
         if self.is_relayed(&id, &seen) {
             *self.relayed_seen.entry(id.0.clone()).or_default() += 1;
         }
+        if id.0 != self.me {
+            *self.sender_seen.entry(id.0.clone()).or_default() += 1;
+        }
         self.seen_order.insert((seen.until, id.clone()));
         self.seen.insert(id, seen);
     }
 
     fn uncount_seen(&mut self, id: &SeenKey, seen: &Seen) {
-        if self.is_relayed(id, seen)
-            && let Some(n) = self.relayed_seen.get_mut(&id.0)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.relayed_seen.remove(&id.0);
-            }
+        if self.is_relayed(id, seen) {
+            uncount(&mut self.relayed_seen, &id.0);
+        }
+        if id.0 != self.me {
+            uncount(&mut self.sender_seen, &id.0);
         }
     }
 
@@ -605,11 +611,32 @@ impl Mailer {
             None => true,
             Some(from) => {
                 let relayed: usize = self.relayed_seen.values().sum();
-                relayed < self.relayed_seen_cap()
-                    && self.relayed_seen.get(from).copied().unwrap_or(0)
-                        < self.limits.per_sender_seen
+                relayed < self.relayed_seen_cap() && self.sender_has_room(from)
             }
         }
+    }
+
+    /// Whether one more message of `from` may be delivered to us and its id
+    /// remembered (review of the mail fixes, H2: live ids are never forgotten, so a
+    /// member delivering far-expiring messages at its quota would otherwise fill
+    /// `max_seen` within weeks, and every later delivery and our own `send` would
+    /// fail `Full` until its ids expired). Per sender at most `per_sender_seen`
+    /// (past it `SenderQuota`: only that sender waits), and deliveries leave an
+    /// eighth of `max_seen` for our own messages.
+    fn delivery_room(&mut self, from: &AgencyCode, now_ms: u64) -> Result<(), Refusal> {
+        self.forget_expired_seen(now_ms);
+        if !self.sender_has_room(from) {
+            return Err(Refusal::SenderQuota);
+        }
+        let m = self.limits.max_seen;
+        if self.seen.len() >= m.saturating_sub(m / 8) {
+            return Err(Refusal::Full);
+        }
+        Ok(())
+    }
+
+    fn sender_has_room(&self, from: &AgencyCode) -> bool {
+        self.sender_seen.get(from).copied().unwrap_or(0) < self.limits.per_sender_seen
     }
 
     /// The most ids of relayed messages remembered in all: three quarters of
@@ -671,8 +698,8 @@ impl Mailer {
                     }
                     // Its id must be remembered once delivered, and no live id is
                     // forgotten to make room.
-                    if !self.seen_room(None, now.as_millis()) {
-                        return Intake::Refused(Refusal::Full);
+                    if let Err(r) = self.delivery_room(&h.from, now.as_millis()) {
+                        return Intake::Refused(r);
                     }
                     return Intake::Deliver(env);
                 }
@@ -1029,6 +1056,16 @@ impl Mailer {
                     .min(limits.retry_max_ms);
                 h.next_try = now.as_millis().saturating_add(delay);
             }
+        }
+    }
+}
+
+/// One less in a per-sender count; a count of zero leaves the map.
+fn uncount(counts: &mut BTreeMap<AgencyCode, usize>, sender: &AgencyCode) {
+    if let Some(n) = counts.get_mut(sender) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(sender);
         }
     }
 }

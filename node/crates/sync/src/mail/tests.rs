@@ -721,3 +721,46 @@ fn a_flood_of_relayed_ids_never_evicts_a_delivered_one() {
         Intake::Duplicate
     );
 }
+
+/// Review of the mail fixes, H2: live ids are never forgotten, so a member
+/// delivering far-expiring messages to us at its quota filled `max_seen`, and from
+/// then on every delivery (from anyone) and our own `send` failed `Full` until its
+/// ids expired. Now one sender has at most `per_sender_seen` remembered ids (past it
+/// only that sender waits, `SenderQuota`), and deliveries leave room for our sends.
+#[test]
+fn one_sender_delivering_far_expiring_mail_cannot_block_others_or_our_sends() {
+    let m_key = SecretKey::from_seed(&[7; 32]);
+    let h_key = SecretKey::from_seed(&[8; 32]);
+    let b_key = SecretKey::from_seed(&[9; 32]);
+    let limits = MailLimits {
+        max_seen: 16,
+        per_sender_seen: 4,
+        ..MailLimits::default()
+    };
+    let mut b = Mailer::new(code("BB-X"), limits);
+    let mut refused = Vec::new();
+    for i in 0..10u8 {
+        // From MM-X to us, expiring in 90 days.
+        let env = envelope_to(i, "BB-X", 90 * 24 * HOUR, &m_key);
+        match b.on_item(&code("MM-X"), MailItem::Envelope(env.clone()), t(0)) {
+            Intake::Deliver(_) => {
+                b.on_delivered(&env, Receipt::sign(env.header(), &b_key, t(0)), t(0))
+            }
+            Intake::Refused(r) => {
+                assert!(!r.strikes(), "{r:?}");
+                refused.push(r);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused.len(), 6, "{refused:?}");
+    assert!(refused.iter().all(|r| *r == Refusal::SenderQuota));
+    // Another sender is still delivered, and our own send still goes.
+    let honest = envelope(50, "HH-X", "BB-X", b"x", &h_key);
+    assert!(matches!(
+        b.on_item(&code("HH-X"), MailItem::Envelope(honest), t(1)),
+        Intake::Deliver(_)
+    ));
+    b.send(envelope(60, "BB-X", "MM-X", b"x", &b_key), t(1))
+        .unwrap();
+}
