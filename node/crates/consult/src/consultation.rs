@@ -386,10 +386,13 @@ fn check_min_deadline(
     now: Timestamp,
     min: Duration,
 ) -> Result<(), ConsultError> {
+    // Never a deadline already past (review of the fixes, M1: with a roster minimum
+    // under the skew, `now + min - skew` lies in the past).
     let earliest = now
         .as_millis()
         .saturating_add(ms(min))
-        .saturating_sub(ms(TIMING_SKEW));
+        .saturating_sub(ms(TIMING_SKEW))
+        .max(now.as_millis().saturating_add(1));
     if deadline.as_millis() < earliest {
         return Err(ConsultError::BadDeadline {
             deadline,

@@ -189,6 +189,21 @@ fn the_origin_refuses_a_deadline_shorter_than_the_rosters_minimum() {
     };
     let e = refused(&mut o, |c| c.receive_info(&req(), &info, MIN, at(3)));
     assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
+    // Review of the fixes, M1: under a one-second minimum (a demo roster), a deadline
+    // already past is still refused (`now + min - skew` lay in the past).
+    let (r, _) = pair(SilenceMeans::Objection);
+    let mut body = r.request_payload();
+    body.deadline = Timestamp(at(1).0 - 60_000);
+    let e = Consultation::receive_request(
+        &org(),
+        &req(),
+        body,
+        SilenceMeans::Objection,
+        Duration::from_secs(1),
+        at(1),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
 }
 
 #[test]

@@ -319,6 +319,31 @@ pub const MAX_OPEN_PER_REQUESTER: usize = 100;
 /// The mark that an inbox message was applied: by message id *and* sender, as the
 /// mail layer keys them, so a message of another member under the same id (review of
 /// issue 21, HIGH 2) is not taken for one already applied.
+/// The audit event of a consultation-layer message we refused: metadata only (the
+/// message's id, sender, type and size, and why), never its content.
+fn refusal_event(
+    me: &AgencyCode,
+    item: &InboxItem,
+    now: Timestamp,
+    why: String,
+) -> wlnode_audit::event::Event {
+    wlnode_audit::event::Event::new(
+        now.as_millis(),
+        wlnode_audit::event::EventKind::Mail {
+            action: "rejected".into(),
+            message_id: item.message_id.to_hex(),
+            item: "message".into(),
+            from: item.from.clone(),
+            to: me.clone(),
+            kind: item.kind.clone(),
+            size: item.body.len() as u64,
+            peer: None,
+            reason: Some(why),
+            expires_at: None,
+        },
+    )
+}
+
 fn applied_key(item: &InboxItem) -> Vec<u8> {
     let mut k = key(APPLIED, item.message_id.as_bytes());
     k.extend_from_slice(item.from.as_str().as_bytes());
@@ -1022,18 +1047,29 @@ impl Consultations {
                     let roster = self.trust.roster();
                     let silence = silence_of(roster.silence_rule());
                     let min = Duration::from_secs(roster.consultation_min_deadline_secs());
-                    Consultation::receive_request(&self.agency, &item.from, req, silence, min, now)
-                        .map(|c| {
-                            Some((
-                                None,
-                                Held {
-                                    consultation: c,
-                                    messages: Vec::new(),
-                                    outgoing: Vec::new(),
-                                },
-                            ))
-                        })
-                        .map_err(Into::into)
+                    // Judged at its arrival here, not when it is applied (review of the
+                    // fixes, H1: a request held by a relay while we were offline, or
+                    // applied by a catch-up after a restart, was refused as too short).
+                    let arrived = Timestamp(item.received_at).min(now);
+                    Consultation::receive_request(
+                        &self.agency,
+                        &item.from,
+                        req,
+                        silence,
+                        min,
+                        arrived,
+                    )
+                    .map(|c| {
+                        Some((
+                            None,
+                            Held {
+                                consultation: c,
+                                messages: Vec::new(),
+                                outgoing: Vec::new(),
+                            },
+                        ))
+                    })
+                    .map_err(Into::into)
                 }
             }
             Payload::ConsultAnswer(a) => match self.load(a.consultation_id).await? {
@@ -1050,7 +1086,12 @@ impl Consultations {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_info(&item.from, &i, self.min_deadline(), now)
+                        .receive_info(
+                            &item.from,
+                            &i,
+                            self.min_deadline(),
+                            Timestamp(item.received_at).min(now),
+                        )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
@@ -1065,7 +1106,22 @@ impl Consultations {
                     // Judged on when it arrived here, not when it is applied (after a
                     // restart, catch-up applies it later).
                     let arrived = Timestamp(item.received_at).min(now);
-                    if before.state() == State::Open && arrived < before.deadline() {
+                    // Only the requester's decision on this consultation's entry may
+                    // be held (review of the fixes, L1: anyone's was held and audited
+                    // under the requester's name).
+                    if &item.from != before.requester() {
+                        Err(ConsultError::NotRequester {
+                            from: item.from.clone(),
+                            requester: before.requester().clone(),
+                        }
+                        .into())
+                    } else if d.entry_id != before.entry_id() {
+                        Err(ConsultError::Mismatch {
+                            expected: before.entry_id().to_hex(),
+                            got: d.entry_id.to_hex(),
+                        }
+                        .into())
+                    } else if before.state() == State::Open && arrived < before.deadline() {
                         Err(ConsultError::PrematureDecision {
                             deadline: before.deadline(),
                         }
@@ -1085,21 +1141,7 @@ impl Consultations {
                     self.refused_hits
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(from = %item.from, entry = %r.entry_id, reason = why, "hit report refused");
-                    let ev = wlnode_audit::event::Event::new(
-                        now.as_millis(),
-                        wlnode_audit::event::EventKind::Mail {
-                            action: "rejected".into(),
-                            message_id: item.message_id.to_hex(),
-                            item: "message".into(),
-                            from: item.from.clone(),
-                            to: self.agency.clone(),
-                            kind: item.kind.clone(),
-                            size: item.body.len() as u64,
-                            peer: None,
-                            reason: Some(why.into()),
-                            expires_at: None,
-                        },
-                    );
+                    let ev = refusal_event(&self.agency, item, now, why.into());
                     self.store
                         .call(move |s| {
                             s.table_put(LocalTable::Consultations, &mark, true)?;
@@ -1199,8 +1241,26 @@ impl Consultations {
                 Ok(())
             }
             Err(e) => {
+                // Audited with the applied mark (review of the fixes, H1: a refused
+                // request left only a log line, and the origin's audit no trace).
                 tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
-                self.mark(mark).await
+                let mut why = format!("consultation_refused: {e}");
+                if why.len() > 200 {
+                    let mut cut = 200;
+                    while !why.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    why.truncate(cut);
+                }
+                let ev = refusal_event(&self.agency, item, now, why);
+                self.store
+                    .call(move |s| {
+                        s.table_put(LocalTable::Consultations, &mark, true)?;
+                        s.audit_append(&[ev])?;
+                        Ok(())
+                    })
+                    .await?;
+                Ok(())
             }
         }
     }
