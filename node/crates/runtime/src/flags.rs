@@ -457,34 +457,49 @@ impl Flags {
         &self,
         entries: &[(AgencyCode, EntryId)],
     ) -> Result<HashMap<(AgencyCode, EntryId), HitMarks>, FlagError> {
-        let mut out = HashMap::new();
-        for (origin, entry) in entries {
-            if out.contains_key(&(origin.clone(), *entry)) {
-                continue;
+        let mut keys: Vec<(AgencyCode, EntryId)> = entries.to_vec();
+        keys.sort();
+        keys.dedup();
+        // One store job for every hit of the screening (it is on the screening path:
+        // a batch screen asks for the marks of thousands of hits), reading each
+        // entry's head record and our flag row.
+        let rows = self
+            .store
+            .call(move |s| {
+                let mut out = Vec::with_capacity(keys.len());
+                for (origin, entry_id) in keys {
+                    let st = s.entry(&wlnode_store::EntryKey {
+                        entry_id,
+                        origin: origin.clone(),
+                    })?;
+                    let on_hit = match st {
+                        Some(st) => s.record(&st.head)?.and_then(|r| r.record.header().on_hit),
+                        None => None,
+                    };
+                    let flag = s.table_get(LocalTable::Consultations, &key(&origin, entry_id))?;
+                    out.push((origin, entry_id, on_hit, flag));
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for (origin, entry_id, on_hit, flag) in rows {
+            let mut m = HitMarks {
+                on_hit,
+                hit_report_requested: on_hit == Some(OnHit::Notify),
+                flag: None,
+            };
+            if let Some(v) = flag {
+                let f: FlagRecord =
+                    serde_json::from_slice(&v).map_err(|e| FlagError::Corrupt(e.to_string()))?;
+                if !f.lifted {
+                    m.flag = Some(FlagMark {
+                        reason: f.reason,
+                        flagged_at: Timestamp(f.flagged_at).to_rfc3339(),
+                    });
+                }
             }
-            let mut m = HitMarks::default();
-            let head = self
-                .store
-                .entries_by_id(*entry)
-                .await?
-                .into_iter()
-                .find(|(k, _)| k.origin == *origin)
-                .map(|(_, st)| st.head);
-            if let Some(head) = head
-                && let Some(rec) = self.store.record(head).await?
-            {
-                m.on_hit = rec.record.header().on_hit;
-                m.hit_report_requested = m.on_hit == Some(OnHit::Notify);
-            }
-            if let Some(f) = self.load(key(origin, *entry)).await?
-                && !f.lifted
-            {
-                m.flag = Some(FlagMark {
-                    reason: f.reason,
-                    flagged_at: Timestamp(f.flagged_at).to_rfc3339(),
-                });
-            }
-            out.insert((origin.clone(), *entry), m);
+            out.insert((origin, entry_id), m);
         }
         Ok(out)
     }
