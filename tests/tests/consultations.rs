@@ -109,6 +109,12 @@ async fn sealed_message_crosses_a_relay_that_never_sees_its_content() {
     })
     .await;
     // The relay took it from A and handed it on to C; its audit says so, in metadata.
+    // (The receipt can come back through the relay before the relay has audited its
+    // hand-over, so wait for that event rather than read the log at once.)
+    wait_for(T, "the relay audits its hand-over", || async {
+        mail_actions(&audit_events(&c, 1).await, &id).contains(&"handed".to_owned())
+    })
+    .await;
     let b_events = audit_events(&c, 1).await;
     let actions = mail_actions(&b_events, &id);
     assert!(actions.contains(&"received".to_owned()), "{actions:?}");
