@@ -948,6 +948,7 @@ async fn console_in_headless_chromium() {
         Some("true")
     );
     find(&c, "#checkpoints tr[data-ok='true']").await;
+    text_when(&c, "#auditor-page", "audit verify --serve").await;
     shot(&c, "audit").await;
     logout(&c).await;
 
@@ -1115,6 +1116,16 @@ async fn console_in_headless_chromium() {
     .await;
     assert!(row.text().await.unwrap().contains("Waits for our decision"));
     shot(&c, "consultations-outbox").await;
+    // One page holds them all: no pager, and a page past the end shows the last one.
+    assert!(c.find(Locator::Css("nav.pager")).await.is_err());
+    c.goto(&format!("{base}/ui/consultations?box=sent&page=7"))
+        .await
+        .unwrap();
+    find(
+        &c,
+        &format!("#consultations tr[data-consultation-id='{sent}']"),
+    )
+    .await;
     c.goto(&format!("{base}/ui/consultations/{sent}"))
         .await
         .unwrap();
@@ -1147,6 +1158,7 @@ async fn console_in_headless_chromium() {
         .send_keys("licensed here under general authorisation EU003")
         .await
         .unwrap();
+    shot(&c, "entry-flag").await;
     find(&c, "#flag-submit").await.click().await.unwrap();
     text_when(&c, "#notice", "Flag set").await;
     let row = find(&c, &format!("#flags tr[data-entry-id='{orion}']")).await;
@@ -1433,6 +1445,14 @@ async fn auditor_page_in_headless_chromium() {
         403,
         "re-verify without the page's token"
     );
+    // A rebound DNS name is not answered.
+    let r = http()
+        .get(format!("{base}/"))
+        .header("host", "evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 421, "foreign Host");
 
     let driver = start_driver().await;
     let c = browser(&driver).await;

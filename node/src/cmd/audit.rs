@@ -83,6 +83,11 @@ pub enum AuditCommand {
         /// With `--serve`: the time between verifications (e.g. `60s`, `10m`).
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "serve")]
         every: std::time::Duration,
+        /// With `--serve`: a host name the page answers to besides IP addresses and
+        /// `localhost` (a proxy's public name); others get 421 (against DNS
+        /// rebinding). Repeatable.
+        #[arg(long, value_name = "NAME", requires = "serve")]
+        host_name: Vec<String>,
     },
 }
 
@@ -191,6 +196,7 @@ fn serve(
     job: VerifyJob,
     addr: std::net::SocketAddr,
     every: std::time::Duration,
+    host_names: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     use wlnode_api::console::auditor::{AuditorPage, Verification};
     let job = std::sync::Arc::new(job);
@@ -204,7 +210,7 @@ fn serve(
                 "warning: the auditor's page has no log-in and {bound} is not a loopback address: anyone who reaches it reads the report"
             );
         }
-        let page = AuditorPage::new(every)?;
+        let page = AuditorPage::new(every, host_names)?;
         // The line a script (and the test) reads the address from.
         println!("auditor page at http://{bound}/ (verifying every {})", humantime::format_duration(every));
         let verifier = Box::new(move || -> Verification {
@@ -307,6 +313,7 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             max_events,
             serve: serve_at,
             every,
+            host_name,
         } => {
             let cfg = config.load()?;
             let state_path = state.unwrap_or_else(|| cfg.raw.data_dir.join("audit-state.json"));
@@ -325,7 +332,7 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                 chatty: !json,
             };
             if let Some(addr) = serve_at {
-                return serve(job, addr, every);
+                return serve(job, addr, every, host_name);
             }
             let report = super::runtime()?.block_on(job.run())?;
             if json {

@@ -17,6 +17,10 @@
 //!   the page: another site's page cannot read ours, so it cannot make the auditor's
 //!   browser ask (CSRF); whoever can read the page may ask, which costs at most one
 //!   queued run.
+//! - **Host check**: only requests whose `Host` is an IP address, `localhost` or a
+//!   name given with `--host-name` are answered (421 otherwise), against DNS
+//!   rebinding; a request is answered within 10 s and 16 connections are served at
+//!   once.
 //! - **Who can read it**: whoever reaches the address. The command's documented use
 //!   binds 127.0.0.1 (reach it over SSH, or put an authenticating proxy in front); the
 //!   report carries agency codes, PeerIds, counts, timings and the violations'
@@ -71,6 +75,8 @@ struct Shared {
     wake: Notify,
     every: Duration,
     csrf: String,
+    /// Host names (besides IP addresses and `localhost`) the page answers to.
+    host_names: Vec<String>,
 }
 
 impl Shared {
@@ -103,14 +109,20 @@ impl std::fmt::Debug for AuditorPage {
 }
 
 impl AuditorPage {
-    /// A page re-verified every `every` (at least one second).
-    pub fn new(every: Duration) -> Result<Self, AuditorPageError> {
+    /// A page re-verified every `every` (at least one second), answering requests
+    /// whose `Host` is an IP address, `localhost`, or one of `host_names` (see
+    /// [`host_allowed`]).
+    pub fn new(every: Duration, host_names: Vec<String>) -> Result<Self, AuditorPageError> {
         Ok(Self {
             shared: Arc::new(Shared {
                 status: Mutex::new(Status::default()),
                 wake: Notify::new(),
                 every: every.max(Duration::from_secs(1)),
                 csrf: random_token().ok_or(AuditorPageError::Random)?,
+                host_names: host_names
+                    .into_iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect(),
             }),
         })
     }
@@ -172,9 +184,57 @@ impl AuditorPage {
             .route("/", get(page))
             .route("/reverify", post(reverify))
             .route("/static/console.css", get(super::css))
+            // A request (its body included) is answered within 10 s, so slow clients
+            // cannot hold the 16 connections.
+            .layer(middleware::from_fn_with_state(
+                Duration::from_secs(10),
+                crate::limits::request_timeout,
+            ))
+            .layer(middleware::from_fn_with_state(
+                self.shared.clone(),
+                check_host,
+            ))
             .layer(middleware::from_fn(super::security_headers))
             .with_state(self.shared.clone())
     }
+}
+
+/// Whether a request's `Host` names this page: an IP address or `localhost` (any port:
+/// an SSH tunnel's local port differs from the bound one), or a configured name. A
+/// page with no log-in on loopback is otherwise readable by any web site through DNS
+/// rebinding (its name re-pointed at 127.0.0.1 in the auditor's browser).
+pub fn host_allowed(host: &str, names: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let name = name.to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok() || name == "localhost" || names.contains(&name)
+}
+
+async fn check_host(
+    State(s): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host, &s.host_names) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this page answers to its IP address, localhost or its --host-name only\n",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 #[derive(serde::Deserialize)]
@@ -296,6 +356,39 @@ fn shell(t: &Text, title: &str, refresh_secs: Option<u32>, body: Markup) -> Mark
                     (body)
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    /// A page with no log-in must not answer a rebound DNS name (another site's name
+    /// pointed at 127.0.0.1 in the auditor's browser).
+    #[test]
+    fn only_ip_addresses_localhost_and_given_names_are_answered() {
+        let names = vec!["audit.example.org".to_owned()];
+        for ok in [
+            "127.0.0.1:8090",
+            "127.0.0.1",
+            "localhost:9000",
+            "LOCALHOST",
+            "[::1]:8090",
+            "10.1.2.3:80",
+            "audit.example.org",
+            "Audit.Example.org:443",
+        ] {
+            assert!(host_allowed(ok, &names), "{ok}");
+        }
+        for bad in [
+            "evil.example.com",
+            "evil.example.com:8090",
+            "",
+            "[nope]:1",
+            "localhost.evil.com",
+        ] {
+            assert!(!host_allowed(bad, &names), "{bad}");
         }
     }
 }

@@ -491,7 +491,7 @@ pub(super) async fn audit(
                 }
             }
         }
-        p #auditor-page { (t.audit_auditor_page) }
+        p #auditor-page { (t.audit_auditor_page) " " code { "wlnode audit verify --serve 127.0.0.1:8090" } " " (t.audit_auditor_page_after) }
     };
     html_response(page(Some(&ctx), t, t.audit_title, body))
 }
