@@ -7,12 +7,15 @@
 //! sees no write buttons and a forged POST (with a valid CSRF token) gets 403; a POST
 //! without or with a wrong CSRF token gets 403; the security headers; logout; a
 //! disabled user's session dies. Consultations across two real nodes: an officer
-//! answers one received from the peer and requests and decides one of their own, in
-//! the browser; a hit report goes to the peer from a hit; an import batch is approved
-//! with its plan digest. A viewer's forged POST gets 403 on every write route of
-//! `console::ROUTES`; a CSRF token of one session is refused in another, and a
-//! multipart upload without one. Each page's screenshot is saved under
-//! `<target>/console-screenshots/` and its path printed.
+//! answers one received from the peer and requests one of their own, supplies the
+//! information the peer asks for, and decides, in the browser; a flag is set on the
+//! peer's entry and lifted; a hit report goes to the peer from a hit; an import batch
+//! is approved with its plan digest. A viewer's forged POST gets 403 on every write
+//! route of `console::ROUTES`; a CSRF token of one session is refused in another, and
+//! a multipart upload without one. A second browser with JavaScript off logs in,
+//! screens and clears a hit. The auditor's page (`audit verify --serve`) has its own
+//! test. Each page's screenshot is saved under `<target>/console-screenshots/` and its
+//! path printed.
 //!
 //! Chromium missing: with `CI` set (the CI installs it) the test fails with a message
 //! saying what to install; without `CI` it says so and returns.
@@ -1304,10 +1307,11 @@ async fn console_in_headless_chromium() {
 }
 
 /// The auditor's page (issue 23, decision (b)): a real `wlnode audit verify --serve`
-/// process over an exported log, in headless Chromium. It passes, with the console's
+/// process over two exported logs (AA sent to BB), in headless Chromium. It passes, with the console's
 /// security headers and no script; methods other than GET/HEAD/POST are 405 and a
-/// re-verify without the page's token 403. The log is then edited on disk and
-/// "re-verify now" pressed: the violation shows with its evidence.
+/// re-verify without the page's token 403, a foreign `Host` 421. The log is then
+/// edited on disk and "re-verify now" pressed: the violation shows with its evidence;
+/// a log that is no export shows why the run failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auditor_page_in_headless_chromium() {
     if !tools_present() {
@@ -1522,5 +1526,10 @@ async fn auditor_page_in_headless_chromium() {
         .await
         .unwrap();
     shot(&c, "auditor-violation").await;
+    // A run that cannot verify (the file is no export) says why on the page.
+    std::fs::write(&log, "not json").unwrap();
+    c.goto(&format!("{base}/")).await.unwrap();
+    find(&c, "#reverify").await.click().await.unwrap();
+    text_when(&c, "#run-error", "is not an audit export").await;
     c.close().await.unwrap();
 }

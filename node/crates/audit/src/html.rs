@@ -54,13 +54,13 @@ pub fn render(report: &Report, generated_at: &str) -> String {
 }
 
 /// The report's sections (nodes, pairs, consultations, the lag chart, violations) as
-/// an HTML fragment with no style or script of its own: the page above wraps it with
-/// its style, the auditor's served page (`wlnode audit verify --serve`) with the
-/// console's stylesheet. Cells use the classes `l` (left-aligned), `ok` and `bad`, and
-/// each violation is a `div.v`.
+/// an HTML fragment with no style, script or link of its own: the page above wraps it
+/// with its style, the auditor's served page (`wlnode audit verify --serve`) with the
+/// console's stylesheet and links to the sections' ids (`nodes`, `pairs`,
+/// `consultations`, `lag`, `violations`). Cells use the classes `l` (left-aligned),
+/// `ok` and `bad`, and each violation is a `div.v` with its kind in `data-kind`.
 pub fn sections(report: &Report) -> String {
     let mut h = String::new();
-    h.push_str("<nav class=\"sections\" aria-label=\"sections\"><a href=\"#nodes\">Nodes</a> · <a href=\"#pairs\">Pairs</a> · <a href=\"#consultations\">Consultations</a> · <a href=\"#lag\">Lag</a> · <a href=\"#violations\">Violations</a></nav>");
     h.push_str("<h2 id=\"nodes\">Nodes</h2><table><tr><th class=\"l\">agency</th><th class=\"l\">PeerId</th><th>events</th><th>checkpoints (verified)</th><th>verified size</th><th class=\"l\">events by type</th><th>violations</th></tr>");
     for n in &report.nodes {
         let types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();

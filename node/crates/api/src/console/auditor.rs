@@ -315,7 +315,15 @@ async fn page(State(s): State<Arc<Shared>>, headers: HeaderMap, q: Query<PageQue
                 }
                 // The audit crate's report sections: every value in them is escaped
                 // there (`wlnode_audit::html`), the chart is inline SVG.
-                div.report { (PreEscaped(wlnode_audit::html::sections(report))) }
+                div.report {
+                    nav.sections aria-label=(t.auditor_sections) {
+                        @for (i, (id, label)) in [("nodes", t.auditor_s_nodes), ("pairs", t.auditor_s_pairs), ("consultations", t.auditor_s_consultations), ("lag", t.auditor_s_lag), ("violations", t.auditor_s_violations)].into_iter().enumerate() {
+                            @if i > 0 { " · " }
+                            a href=(format!("#{id}")) { (label) }
+                        }
+                    }
+                    (PreEscaped(wlnode_audit::html::sections(report)))
+                }
             }
         }
     };
