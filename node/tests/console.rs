@@ -7,12 +7,15 @@
 //! sees no write buttons and a forged POST (with a valid CSRF token) gets 403; a POST
 //! without or with a wrong CSRF token gets 403; the security headers; logout; a
 //! disabled user's session dies. Consultations across two real nodes: an officer
-//! answers one received from the peer and requests and decides one of their own, in
-//! the browser; a hit report goes to the peer from a hit; an import batch is approved
-//! with its plan digest. A viewer's forged POST gets 403 on every write route of
-//! `console::ROUTES`; a CSRF token of one session is refused in another, and a
-//! multipart upload without one. Each page's screenshot is saved under
-//! `<target>/console-screenshots/` and its path printed.
+//! answers one received from the peer and requests one of their own, supplies the
+//! information the peer asks for, and decides, in the browser; a flag is set on the
+//! peer's entry and lifted; a hit report goes to the peer from a hit; an import batch
+//! is approved with its plan digest. A viewer's forged POST gets 403 on every write
+//! route of `console::ROUTES`; a CSRF token of one session is refused in another, and
+//! a multipart upload without one. A second browser with JavaScript off logs in,
+//! screens and clears a hit. The auditor's page (`audit verify --serve`) has its own
+//! test. Each page's screenshot is saved under `<target>/console-screenshots/` and its
+//! path printed.
 //!
 //! Chromium missing: with `CI` set (the CI installs it) the test fails with a message
 //! saying what to install; without `CI` it says so and returns.
@@ -132,6 +135,12 @@ async fn start_driver() -> Driver {
 }
 
 async fn browser(d: &Driver) -> Client {
+    browser_in(d, d._profile.path(), true).await
+}
+
+/// A browser session with its own profile in `profile`, with JavaScript on or off
+/// (Chromium's content setting: the page's scripts do not run at all).
+async fn browser_in(d: &Driver, profile: &Path, javascript: bool) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -142,8 +151,11 @@ async fn browser(d: &Driver) -> Client {
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync",
                 "--window-size=1400,1000",
-                format!("--user-data-dir={}", d._profile.path().display()),
-            ]
+                format!("--user-data-dir={}", profile.display()),
+            ],
+            "prefs": {
+                "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }
+            }
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -869,7 +881,7 @@ async fn console_in_headless_chromium() {
         assert_eq!(resp.status().as_u16(), 403, "viewer {} {api}", r.api.0);
         tried += 1;
     }
-    assert!(tried >= 14, "only {tried} write routes");
+    assert!(tried >= 17, "only {tried} write routes");
     // The policy's rules are the admin's; the viewer gets the explain only.
     c.goto(&format!("{base}/ui/policy")).await.unwrap();
     find(&c, "#explain-h").await;
@@ -939,6 +951,7 @@ async fn console_in_headless_chromium() {
         Some("true")
     );
     find(&c, "#checkpoints tr[data-ok='true']").await;
+    text_when(&c, "#auditor-page", "audit verify --serve").await;
     shot(&c, "audit").await;
     logout(&c).await;
 
@@ -1039,6 +1052,49 @@ async fn console_in_headless_chromium() {
             .is_some()
     })
     .await;
+    // The peer first asks for more information; we supply it in the browser, which
+    // opens a second round, and the peer then answers.
+    let r = http()
+        .post(format!("{bb_api}/v1/consultations/{sent}/respond"))
+        .bearer_auth(&bb_consultant)
+        .json(&json!({"answer": "info_requested", "reason": "who operates the lathes?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    until("the request for information arrives", || async {
+        consultation_at(&base, &consultant, &sent)
+            .await
+            .is_some_and(|c| c["answer"] == "info_requested")
+    })
+    .await;
+    c.goto(&format!("{base}/ui/consultations/{sent}"))
+        .await
+        .unwrap();
+    find(&c, "#supply-text")
+        .await
+        .send_keys("Operated by Orion Machine Works staff only; site visit report attached to the licence file.")
+        .await
+        .unwrap();
+    shot(&c, "consultation-supply-info").await;
+    find(&c, "#supply-submit").await.click().await.unwrap();
+    text_when(&c, "#notice", "Information sent").await;
+    assert_eq!(
+        find(&c, "#consultation")
+            .await
+            .attr("data-state")
+            .await
+            .unwrap()
+            .unwrap(),
+        "open"
+    );
+    find(&c, "#timeline li[data-step='info']").await;
+    until("the peer has our information", || async {
+        consultation_at(&bb_api, &bb_consultant, &sent)
+            .await
+            .is_some_and(|c| c["state"] == "open")
+    })
+    .await;
     let r = http()
         .post(format!("{bb_api}/v1/consultations/{sent}/respond"))
         .bearer_auth(&bb_consultant)
@@ -1050,7 +1106,7 @@ async fn console_in_headless_chromium() {
     until("the answer arrives", || async {
         consultation_at(&base, &consultant, &sent)
             .await
-            .is_some_and(|c| c["state"] == "answered")
+            .is_some_and(|c| c["state"] == "answered" && c["answer"] == "no_objection")
     })
     .await;
     c.goto(&format!("{base}/ui/consultations?box=sent"))
@@ -1063,6 +1119,16 @@ async fn console_in_headless_chromium() {
     .await;
     assert!(row.text().await.unwrap().contains("Waits for our decision"));
     shot(&c, "consultations-outbox").await;
+    // One page holds them all: no pager, and a page past the end shows the last one.
+    assert!(c.find(Locator::Css("nav.pager")).await.is_err());
+    c.goto(&format!("{base}/ui/consultations?box=sent&page=7"))
+        .await
+        .unwrap();
+    find(
+        &c,
+        &format!("#consultations tr[data-consultation-id='{sent}']"),
+    )
+    .await;
     c.goto(&format!("{base}/ui/consultations/{sent}"))
         .await
         .unwrap();
@@ -1084,6 +1150,45 @@ async fn console_in_headless_chromium() {
     );
     text_when(&c, "#timeline li[data-step='decision']", "Granted").await;
     shot(&c, "consultation-decided").await;
+    // A flag on the peer's entry, from its page: listed on the flags page (the API
+    // shows it too), then lifted there.
+    c.goto(&format!("{base}/ui/entries/{orion}?origin=BB-CUSTOMS"))
+        .await
+        .unwrap();
+    find(&c, "#flag summary").await.click().await.unwrap();
+    find(&c, "#flag-reason")
+        .await
+        .send_keys("licensed here under general authorisation EU003")
+        .await
+        .unwrap();
+    shot(&c, "entry-flag").await;
+    find(&c, "#flag-submit").await.click().await.unwrap();
+    text_when(&c, "#notice", "Flag set").await;
+    let row = find(&c, &format!("#flags tr[data-entry-id='{orion}']")).await;
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("Orion Precision Machining") && text.contains("EU003"),
+        "{text}"
+    );
+    let api_flags: Value = http()
+        .get(format!("{base}/v1/flags"))
+        .bearer_auth(&consultant)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api_flags[0]["entry_id"], orion.as_str(), "{api_flags}");
+    shot(&c, "flags").await;
+    row.find(Locator::Css("button.lift"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_when(&c, "#notice", "Flag lifted").await;
+    find(&c, "#no-flags").await;
     logout(&c).await;
 
     // An amendment from the form is a draft too, and waits in the queue.
@@ -1104,6 +1209,51 @@ async fn console_in_headless_chromium() {
     }
     assert!(seen, "the amendment waits for approval");
     logout(&c).await;
+
+    // With JavaScript off (a second browser): log in, screen a name and see the hit,
+    // clear it with a reason, all through plain forms. The console's script marks the
+    // page when it runs; it did in the first browser and does not here.
+    assert_eq!(
+        find(&c, "html")
+            .await
+            .attr("data-js")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("on")
+    );
+    let nojs_profile = tempfile::tempdir().unwrap();
+    let nojs = browser_in(&driver, nojs_profile.path(), false).await;
+    login(&nojs, &base, &screener).await;
+    assert_eq!(
+        find(&nojs, "html").await.attr("data-js").await.unwrap(),
+        None
+    );
+    screen(&nojs, &base, "Orion Precision Machining", "NOJS-1").await;
+    let hit = find(&nojs, &format!("tr.hit[data-entry-id='{orion}']")).await;
+    assert_eq!(hit.attr("data-decision").await.unwrap().unwrap(), "none");
+    hit.find(Locator::Css("input[name=reason]"))
+        .await
+        .unwrap()
+        .send_keys("javascript off: other company")
+        .await
+        .unwrap();
+    hit.find(Locator::Css("button.clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let decided = find(&nojs, &format!("#case-hits tr[data-entry-id='{orion}']")).await;
+    assert_eq!(
+        decided.attr("data-decision").await.unwrap().unwrap(),
+        "cleared"
+    );
+    let png = nojs.screenshot().await.unwrap();
+    let path = screenshot_dir().join("nojs-case.png");
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot nojs-case: {}", path.display());
+    nojs.close().await.unwrap();
 
     // Failed log-ins are limited: past the limit even a good token waits.
     let http = http();
@@ -1154,4 +1304,232 @@ async fn console_in_headless_chromium() {
     drop(driver);
     n.node.stop().await;
     peer.node.stop().await;
+}
+
+/// The auditor's page (issue 23, decision (b)): a real `wlnode audit verify --serve`
+/// process over two exported logs (AA sent to BB), in headless Chromium. It passes, with the console's
+/// security headers and no script; methods other than GET/HEAD/POST are 405 and a
+/// re-verify without the page's token 403, a foreign `Host` 421. The log is then
+/// edited on disk and "re-verify now" pressed: the violation shows with its evidence;
+/// a log that is no export shows why the run failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditor_page_in_headless_chromium() {
+    if !tools_present() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{CHROMIUM} or {CHROMEDRIVER} is missing");
+        }
+        eprintln!("SKIPPED auditor page browser test: no Chromium");
+        return;
+    }
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fed = common::federation(dir.path());
+    // AA lists an entry that BB receives, and both stop: their logs hold the send, the
+    // acceptance (the pair matrix and the lag chart) and signed checkpoints.
+    let bb = common::start(&fed, 1).await;
+    scaffold::write_config(
+        &fed,
+        &fed.nodes[0],
+        &NodeOptions {
+            extra: scaffold::OPEN_POLICY.to_owned(),
+            peers: vec![(
+                wlnode_crypto::model::AgencyCode::new("BB-CUSTOMS".to_owned()).unwrap(),
+                bb.node.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            )],
+            ..NodeOptions::default()
+        },
+    )
+    .unwrap();
+    let aa = common::start(&fed, 0).await;
+    let e: Value = aa
+        .client
+        .post_json("/v1/entries", &common::draft("Lag Chart Trading"))
+        .await
+        .unwrap();
+    let id = e["entry_id"].as_str().unwrap().to_owned();
+    until("BB holds AA's entry", || holds(&bb, &id)).await;
+    aa.node.stop().await;
+    bb.node.stop().await;
+    let wlnode = env!("CARGO_BIN_EXE_wlnode");
+    let mut logs = Vec::new();
+    for (i, name) in ["aa.json", "bb.json"].into_iter().enumerate() {
+        let log = dir.path().join(name);
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            // The store's lock is released once its actor thread ends.
+            let out = std::process::Command::new(wlnode)
+                .args(["audit", "export", "--json", "--out"])
+                .arg(&log)
+                .arg("--config")
+                .arg(&fed.nodes[i].config)
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "export: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        logs.push(log);
+    }
+    let log = logs[0].clone();
+    let mut server = std::process::Command::new(wlnode)
+        .args(["audit", "verify", "--logs"])
+        .args(&logs)
+        .arg("--state")
+        .arg(dir.path().join("auditor-state.json"))
+        .arg("--config")
+        .arg(&fed.nodes[1].config)
+        .args(["--serve", "127.0.0.1:0", "--every", "1h"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = server.stdout.take().unwrap();
+    let _server = Kill(server);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx.recv_timeout(WAIT).expect("the page's address");
+    let base = first
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+
+    // Headers and methods, over plain HTTP.
+    let r = http().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        wlnode_api::console::CSP
+    );
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(!r.text().await.unwrap().contains("<script"));
+    let r = http().head(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    for m in ["PUT", "DELETE", "PATCH"] {
+        let r = http()
+            .request(m.parse().unwrap(), format!("{base}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{m} /");
+    }
+    let r = http().get(format!("{base}/reverify")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405, "GET /reverify");
+    let r = http()
+        .post(format!("{base}/reverify"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "re-verify without the page's token"
+    );
+    // A rebound DNS name is not answered.
+    let r = http()
+        .get(format!("{base}/"))
+        .header("host", "evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 421, "foreign Host");
+
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    // The first verification may still be running: the page reloads itself until the
+    // verdict is there.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let verdict = text_when(&c, "#verdict", "PASS").await;
+    assert!(verdict.contains("every check held"), "{verdict}");
+    find(&c, ".report svg[aria-label='replication lag'] circle").await;
+    let nodes = find(&c, ".report table").await.text().await.unwrap();
+    assert!(
+        nodes.contains("AA-EXPORT") && nodes.contains("BB-CUSTOMS"),
+        "{nodes}"
+    );
+    // The pair matrix: what AA sent, BB accepted, none missing.
+    let matrix = c
+        .find_all(Locator::Css(".report table"))
+        .await
+        .unwrap()
+        .get(1)
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let aa_row = matrix
+        .lines()
+        .find(|l| l.starts_with("AA-EXPORT"))
+        .unwrap_or_else(|| panic!("{matrix}"));
+    let cell: Vec<&str> = aa_row
+        .rsplit(' ')
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    // `sent / accepted / missing`.
+    assert!(
+        cell.len() == 5 && cell[0] == cell[2] && cell[0] != "0" && cell[4] == "0",
+        "{aa_row}"
+    );
+    text_when(&c, "#main", "Consultations").await;
+    assert!(c.find(Locator::Css("div.v")).await.is_err());
+    shot(&c, "auditor-pass").await;
+    find(&c, "nav.sections a[href='#lag']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shot(&c, "auditor-lag").await;
+
+    // The log is edited after it was signed: re-verify now shows the violation.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let edited = text.replacen("node_started", "node_stopped", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&log, edited).unwrap();
+    find(&c, "#reverify").await.click().await.unwrap();
+    find(&c, "#requested").await;
+    let verdict = text_when(&c, "#verdict", "FAIL").await;
+    assert!(verdict.contains("violation"), "{verdict}");
+    let v = find(&c, "div.v[data-kind='checkpoint_mismatch']").await;
+    let evidence = v.text().await.unwrap();
+    assert!(evidence.contains("AA-EXPORT"), "{evidence}");
+    // The sections' own links lead to the violations.
+    find(&c, "nav.sections a[href='#violations']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    shot(&c, "auditor-violation").await;
+    // A run that cannot verify (the file is no export) says why on the page.
+    std::fs::write(&log, "not json").unwrap();
+    c.goto(&format!("{base}/")).await.unwrap();
+    find(&c, "#reverify").await.click().await.unwrap();
+    text_when(&c, "#run-error", "is not an audit export").await;
+    c.close().await.unwrap();
 }

@@ -103,6 +103,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-types",
             "wlnode-config",
             "wlnode-policy",
+            // The auditor's page renders the audit crate's report (console::auditor).
+            "wlnode-audit",
             "wlnode-screen",
             "wlnode-import",
             "wlnode-store",

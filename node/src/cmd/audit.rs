@@ -73,7 +73,185 @@ pub enum AuditCommand {
         /// Live: most events collected from one node in one run (held in memory).
         #[arg(long, default_value_t = 2_000_000)]
         max_events: u64,
+        /// Do not exit: serve the report as a read-only page at this address (e.g.
+        /// `127.0.0.1:8090`; reach it over SSH or behind an authenticating proxy, as
+        /// the page has no log-in) and verify again every `--every`, or at once when
+        /// "re-verify now" is pressed. Each run writes the state, `--out` and `--html`
+        /// as a single run does.
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<std::net::SocketAddr>,
+        /// With `--serve`: the time between verifications (e.g. `60s`, `10m`).
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "serve")]
+        every: std::time::Duration,
+        /// With `--serve`: a host name the page answers to besides IP addresses and
+        /// `localhost` (a proxy's public name); others get 421 (against DNS
+        /// rebinding). Repeatable.
+        #[arg(long, value_name = "NAME", requires = "serve")]
+        host_name: Vec<String>,
     },
+}
+
+/// What one verification reads and writes (the inputs of `audit verify`).
+struct VerifyJob {
+    cfg: wlnode_config::Config,
+    logs: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    html: Option<PathBuf>,
+    state_path: PathBuf,
+    tolerance_secs: u64,
+    max_checkpoint_age_secs: Option<u64>,
+    limits: wlnode_runtime::auditor::LiveLimits,
+    /// Print progress lines (not with `--json`).
+    chatty: bool,
+}
+
+impl VerifyJob {
+    /// Runs one verification: reads the roster and the auditor state, verifies the
+    /// exported logs (or collects them live), writes the state, the JSON and HTML
+    /// reports.
+    async fn run(&self) -> anyhow::Result<wlnode_audit::verify::Report> {
+        let cfg = &self.cfg;
+        let roster = super::policy::load_roster(cfg, None)?;
+        let state_path = &self.state_path;
+        let prev: AuditorState = match std::fs::read(state_path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .with_context(|| format!("auditor state {}", state_path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuditorState::default(),
+            Err(e) => return Err(e).context(format!("cannot read {}", state_path.display())),
+        };
+        let logs = &self.logs;
+        let live_default = if logs.is_empty() { 600 } else { 86_400 };
+        let opts = Options {
+            tolerance_ms: self.tolerance_secs.saturating_mul(1000),
+            now_ms: Some(wlnode_crypto::Timestamp::now().as_millis()),
+            max_checkpoint_age_ms: self
+                .max_checkpoint_age_secs
+                .unwrap_or(live_default)
+                .saturating_mul(1000),
+        };
+        let report = if logs.is_empty() {
+            let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
+            if cfg.raw.peers.is_empty() {
+                bail!(
+                    "no [[peers]] in {}: list every member node to audit live, or pass exported logs with --logs FILE...",
+                    cfg.path.display()
+                );
+            }
+            let live = verify_live(cfg, &key, &roster, &prev, opts, self.limits).await?;
+            let dir = cfg.raw.data_dir.join("audit");
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for log in &live.logs {
+                let p = dir.join(format!("{}.json", log.agency));
+                std::fs::write(&p, serde_json::to_vec_pretty(log)?)
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+            }
+            if self.chatty {
+                for (a, n) in &live.cosigned {
+                    println!("{a}: checkpoint cosigned ({n} cosignature(s) held)");
+                }
+            }
+            live.report
+        } else {
+            let mut exported = Vec::new();
+            for p in logs {
+                let bytes =
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+                let log: ExportedLog = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not an audit export", p.display()))?;
+                if !READABLE_EXPORT_FORMATS.contains(&log.format.as_str()) {
+                    anyhow::bail!(
+                        "{}: audit export format {:?} is not one this wlnode reads ({})",
+                        p.display(),
+                        log.format,
+                        READABLE_EXPORT_FORMATS.join(", ")
+                    );
+                }
+                exported.push(log);
+            }
+            verify(&roster, &exported, &prev, opts)
+        };
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(state_path, serde_json::to_vec_pretty(&report.state)?)
+            .with_context(|| format!("cannot write {}", state_path.display()))?;
+        if let Some(p) = &self.out {
+            std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        if let Some(p) = &self.html {
+            let now = wlnode_crypto::Timestamp::now();
+            let page =
+                wlnode_audit::html::render(&report, &format!("{} (Unix ms)", now.as_millis()));
+            std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        Ok(report)
+    }
+}
+
+/// `audit verify --serve`: the auditor's page at `addr`, verified by one task every
+/// `every` (see `wlnode_api::console::auditor`), until Ctrl-C or SIGTERM.
+fn serve(
+    job: VerifyJob,
+    addr: std::net::SocketAddr,
+    every: std::time::Duration,
+    host_names: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    use wlnode_api::console::auditor::{AuditorPage, Verification};
+    let job = std::sync::Arc::new(job);
+    super::runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        if !bound.ip().is_loopback() {
+            eprintln!(
+                "warning: the auditor's page has no log-in and {bound} is not a loopback address: anyone who reaches it reads the report"
+            );
+        }
+        let page = AuditorPage::new(every, host_names)?;
+        // The line a script (and the test) reads the address from.
+        println!("auditor page at http://{bound}/ (verifying every {})", humantime::format_duration(every));
+        let verifier = Box::new(move || -> Verification {
+            let job = job.clone();
+            Box::pin(async move {
+                // Exported logs are parsed and verified on a blocking thread.
+                let j = job.clone();
+                let r = if job.logs.is_empty() {
+                    job.run().await
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        futures::executor::block_on(j.run())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(anyhow::anyhow!("verification task failed: {e}")))
+                };
+                r.map_err(|e| format!("{e:#}"))
+            })
+        });
+        let verifying = tokio::spawn(page.clone().run(verifier, |r| match r {
+            Ok(rep) => println!(
+                "{}: {}, {} violation(s)",
+                wlnode_crypto::Timestamp::now().to_rfc3339(),
+                if rep.ok { "audit passed" } else { "audit FAILED" },
+                rep.violations.len()
+            ),
+            Err(e) => eprintln!("verification could not run: {e}"),
+        }));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(async move { page.serve(listener, stop_rx).await });
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        let _ = stop_tx.send(true);
+        verifying.abort();
+        let _ = serving.await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
@@ -133,86 +311,30 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             max_checkpoint_age_secs,
             node_timeout_secs,
             max_events,
+            serve: serve_at,
+            every,
+            host_name,
         } => {
             let cfg = config.load()?;
-            let roster = super::policy::load_roster(&cfg, None)?;
             let state_path = state.unwrap_or_else(|| cfg.raw.data_dir.join("audit-state.json"));
-            let prev: AuditorState = match std::fs::read(&state_path) {
-                Ok(b) => serde_json::from_slice(&b)
-                    .with_context(|| format!("auditor state {}", state_path.display()))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => AuditorState::default(),
-                Err(e) => return Err(e).context(format!("cannot read {}", state_path.display())),
+            let job = VerifyJob {
+                cfg,
+                logs,
+                out,
+                html,
+                state_path,
+                tolerance_secs,
+                max_checkpoint_age_secs,
+                limits: wlnode_runtime::auditor::LiveLimits {
+                    per_node: std::time::Duration::from_secs(node_timeout_secs),
+                    max_events,
+                },
+                chatty: !json,
             };
-            let live_default = if logs.is_empty() { 600 } else { 86_400 };
-            let opts = Options {
-                tolerance_ms: tolerance_secs.saturating_mul(1000),
-                now_ms: Some(wlnode_crypto::Timestamp::now().as_millis()),
-                max_checkpoint_age_ms: max_checkpoint_age_secs
-                    .unwrap_or(live_default)
-                    .saturating_mul(1000),
-            };
-            let limits = wlnode_runtime::auditor::LiveLimits {
-                per_node: std::time::Duration::from_secs(node_timeout_secs),
-                max_events,
-            };
-            let report = if logs.is_empty() {
-                let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
-                if cfg.raw.peers.is_empty() {
-                    bail!(
-                        "no [[peers]] in {}: list every member node to audit live, or pass exported logs with --logs FILE...",
-                        cfg.path.display()
-                    );
-                }
-                let live = super::runtime()?
-                    .block_on(verify_live(&cfg, &key, &roster, &prev, opts, limits))?;
-                let dir = cfg.raw.data_dir.join("audit");
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-                for log in &live.logs {
-                    let p = dir.join(format!("{}.json", log.agency));
-                    std::fs::write(&p, serde_json::to_vec_pretty(log)?)
-                        .with_context(|| format!("cannot write {}", p.display()))?;
-                }
-                if !json {
-                    for (a, n) in &live.cosigned {
-                        println!("{a}: checkpoint cosigned ({n} cosignature(s) held)");
-                    }
-                }
-                live.report
-            } else {
-                let mut exported = Vec::new();
-                for p in &logs {
-                    let bytes =
-                        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-                    let log: ExportedLog = serde_json::from_slice(&bytes)
-                        .with_context(|| format!("{} is not an audit export", p.display()))?;
-                    if !READABLE_EXPORT_FORMATS.contains(&log.format.as_str()) {
-                        anyhow::bail!(
-                            "{}: audit export format {:?} is not one this wlnode reads ({})",
-                            p.display(),
-                            log.format,
-                            READABLE_EXPORT_FORMATS.join(", ")
-                        );
-                    }
-                    exported.push(log);
-                }
-                verify(&roster, &exported, &prev, opts)
-            };
-            if let Some(dir) = state_path.parent() {
-                std::fs::create_dir_all(dir).ok();
+            if let Some(addr) = serve_at {
+                return serve(job, addr, every, host_name);
             }
-            std::fs::write(&state_path, serde_json::to_vec_pretty(&report.state)?)
-                .with_context(|| format!("cannot write {}", state_path.display()))?;
-            if let Some(p) = &out {
-                std::fs::write(p, serde_json::to_vec_pretty(&report)?)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-            }
-            if let Some(p) = &html {
-                let now = wlnode_crypto::Timestamp::now();
-                let page =
-                    wlnode_audit::html::render(&report, &format!("{} (Unix ms)", now.as_millis()));
-                std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
-            }
+            let report = super::runtime()?.block_on(job.run())?;
             if json {
                 print_json(&report)?;
             } else {

@@ -129,8 +129,8 @@ pub(super) async fn set(
 
 #[derive(Deserialize)]
 pub(super) struct LiftParams {
-    entry_id: String,
-    origin: Option<String>,
+    pub(super) entry_id: String,
+    pub(super) origin: Option<String>,
 }
 
 #[utoipa::path(delete, path = "/v1/flags", tag = "consultations",

@@ -28,7 +28,7 @@ th{background:#eee}td.l,th.l{text-align:left}.ok{color:#070}.bad{color:#b00;font
 pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;word-break:break-all;font-size:12px}\
 .v{border-left:4px solid #b00;padding-left:8px;margin:1em 0}";
 
-/// Renders `report` (generated at `generated_at`, a display string).
+/// Renders `report` (generated at `generated_at`, a display string) as a whole page.
 pub fn render(report: &Report, generated_at: &str) -> String {
     let mut h = String::new();
     let _ = write!(
@@ -48,8 +48,20 @@ pub fn render(report: &Report, generated_at: &str) -> String {
         "<h1>wlnode audit report</h1><p>Generated {}. {verdict}</p>",
         esc(generated_at)
     );
+    h.push_str(&sections(report));
+    h.push_str("</body></html>\n");
+    h
+}
 
-    h.push_str("<h2>Nodes</h2><table><tr><th class=\"l\">agency</th><th class=\"l\">PeerId</th><th>events</th><th>checkpoints (verified)</th><th>verified size</th><th class=\"l\">events by type</th><th>violations</th></tr>");
+/// The report's sections (nodes, pairs, consultations, the lag chart, violations) as
+/// an HTML fragment with no style, script or link of its own: the page above wraps it
+/// with its style, the auditor's served page (`wlnode audit verify --serve`) with the
+/// console's stylesheet and links to the sections' ids (`nodes`, `pairs`,
+/// `consultations`, `lag`, `violations`). Cells use the classes `l` (left-aligned),
+/// `ok` and `bad`, and each violation is a `div.v` with its kind in `data-kind`.
+pub fn sections(report: &Report) -> String {
+    let mut h = String::new();
+    h.push_str("<h2 id=\"nodes\">Nodes</h2><table><tr><th class=\"l\">agency</th><th class=\"l\">PeerId</th><th>events</th><th>checkpoints (verified)</th><th>verified size</th><th class=\"l\">events by type</th><th>violations</th></tr>");
     for n in &report.nodes {
         let types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let cls = if n.violations == 0 { "ok" } else { "bad" };
@@ -68,64 +80,70 @@ pub fn render(report: &Report, generated_at: &str) -> String {
     }
     h.push_str("</table>");
 
-    h.push_str("<h2>Pairs</h2><p>Each cell: sent by the row's node / accepted by the column's node / missing (sent, no receipt beyond the tolerance).</p>");
-    let names: BTreeSet<&str> = report
-        .pairs
-        .iter()
-        .flat_map(|p| [p.from.as_str(), p.to.as_str()])
-        .collect();
-    h.push_str("<table><tr><th class=\"l\">from \\ to</th>");
-    for n in &names {
-        let _ = write!(h, "<th>{}</th>", esc(n));
-    }
-    h.push_str("</tr>");
-    for a in &names {
-        let _ = write!(h, "<tr><th class=\"l\">{}</th>", esc(a));
-        for b in &names {
-            match report.pairs.iter().find(|p| p.from == *a && p.to == *b) {
-                Some(p) => {
-                    let cls = if p.missing + p.unexplained > 0 {
-                        " class=\"bad\""
-                    } else {
-                        ""
-                    };
-                    let _ = write!(
-                        h,
-                        "<td{cls}>{} / {} / {}</td>",
-                        p.sent, p.accepted, p.missing
-                    );
-                }
-                None => h.push_str("<td>–</td>"),
-            }
+    h.push_str("<h2 id=\"pairs\">Pairs</h2><p>Each cell: sent by the row's node / accepted by the column's node / missing (sent, no receipt beyond the tolerance).</p>");
+    if report.pairs.is_empty() {
+        h.push_str("<p>No traffic between nodes in these logs.</p>");
+    } else {
+        let names: BTreeSet<&str> = report
+            .pairs
+            .iter()
+            .flat_map(|p| [p.from.as_str(), p.to.as_str()])
+            .collect();
+        h.push_str("<table><tr><th class=\"l\">from \\ to</th>");
+        for n in &names {
+            let _ = write!(h, "<th>{}</th>", esc(n));
         }
         h.push_str("</tr>");
+        for a in &names {
+            let _ = write!(h, "<tr><th class=\"l\">{}</th>", esc(a));
+            for b in &names {
+                match report.pairs.iter().find(|p| p.from == *a && p.to == *b) {
+                    Some(p) => {
+                        let cls = if p.missing + p.unexplained > 0 {
+                            " class=\"bad\""
+                        } else {
+                            ""
+                        };
+                        let _ = write!(
+                            h,
+                            "<td{cls}>{} / {} / {}</td>",
+                            p.sent, p.accepted, p.missing
+                        );
+                    }
+                    None => h.push_str("<td>–</td>"),
+                }
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+        h.push_str("<table><tr><th class=\"l\">from</th><th class=\"l\">to</th><th>sent</th><th>accepted</th><th>rejected</th><th>missing</th><th>in flight</th><th>unexplained receipts</th><th>mean lag (ms)</th><th>max lag (ms)</th></tr>");
+        for p in &report.pairs {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.from),
+                esc(&p.to),
+                p.sent,
+                p.accepted,
+                p.rejected,
+                p.missing,
+                p.in_flight,
+                p.unexplained,
+                p.lag_mean_ms
+                    .map(|x| format!("{x:.0}"))
+                    .unwrap_or_else(|| "–".into()),
+                p.lag_max_ms
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "–".into())
+            );
+        }
+        h.push_str("</table>");
     }
-    h.push_str("</table>");
-    h.push_str("<table><tr><th class=\"l\">from</th><th class=\"l\">to</th><th>sent</th><th>accepted</th><th>rejected</th><th>missing</th><th>in flight</th><th>unexplained receipts</th><th>mean lag (ms)</th><th>max lag (ms)</th></tr>");
-    for p in &report.pairs {
-        let _ = write!(
-            h,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&p.from),
-            esc(&p.to),
-            p.sent,
-            p.accepted,
-            p.rejected,
-            p.missing,
-            p.in_flight,
-            p.unexplained,
-            p.lag_mean_ms
-                .map(|x| format!("{x:.0}"))
-                .unwrap_or_else(|| "–".into()),
-            p.lag_max_ms
-                .map(|x| x.to_string())
-                .unwrap_or_else(|| "–".into())
-        );
-    }
-    h.push_str("</table>");
-
-    if !report.consultations.is_empty() {
-        h.push_str("<h2>Consultations (Art. 16)</h2><p>Counts and timings from each node's consultation trail; no content.</p><table><tr><th class=\"l\">agency</th><th>consultations</th><th>open</th><th>answered</th><th>expired</th><th>decided</th><th>granted despite denial</th><th>median to answer (s)</th><th>median to decision (s)</th><th>trail violations</th></tr>");
+    h.push_str("<h2 id=\"consultations\">Consultations (Art. 16)</h2><p>Counts and timings from each node's consultation trail; no content.</p>");
+    if report.consultations.is_empty() {
+        h.push_str("<p>No consultation in these logs.</p>");
+    } else {
+        h.push_str("<table><tr><th class=\"l\">agency</th><th>consultations</th><th>open</th><th>answered</th><th>expired</th><th>decided</th><th>granted despite denial</th><th>median to answer (s)</th><th>median to decision (s)</th><th>trail violations</th></tr>");
         let secs = |ms: Option<u64>| {
             ms.map_or_else(|| "-".to_owned(), |m| format!("{:.1}", m as f64 / 1000.0))
         };
@@ -148,10 +166,14 @@ pub fn render(report: &Report, generated_at: &str) -> String {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2>Replication lag over time</h2>");
+    h.push_str("<h2 id=\"lag\">Replication lag over time</h2>");
     h.push_str(&lag_svg(report));
 
-    let _ = write!(h, "<h2>Violations ({})</h2>", report.violations.len());
+    let _ = write!(
+        h,
+        "<h2 id=\"violations\">Violations ({})</h2>",
+        report.violations.len()
+    );
     if report.violations.is_empty() {
         h.push_str("<p class=\"ok\">None.</p>");
     }
@@ -159,14 +181,14 @@ pub fn render(report: &Report, generated_at: &str) -> String {
         let ev = serde_json::to_string_pretty(&v.evidence).unwrap_or_default();
         let _ = write!(
             h,
-            "<div class=\"v\"><p><b>{}</b> at <b>{}</b>: {}</p><pre>{}</pre></div>",
+            "<div class=\"v\" data-kind=\"{}\"><p><b>{}</b> at <b>{}</b>: {}</p><pre>{}</pre></div>",
+            esc(&v.kind),
             esc(&v.kind),
             esc(&v.node),
             esc(&v.detail),
             esc(&ev)
         );
     }
-    h.push_str("</body></html>\n");
     h
 }
 

@@ -114,6 +114,14 @@ pub(super) fn awaits_answer(h: &Held) -> bool {
     h.consultation.role() == ConsultRole::Origin && h.consultation.state() == CState::Open
 }
 
+/// Whether a sent consultation's origin asked this agency for more information (it
+/// may supply it, opening a new round, or decide as it stands).
+pub(super) fn awaits_info(h: &Held) -> bool {
+    h.consultation.role() == ConsultRole::Requester
+        && h.consultation.state() == CState::Answered
+        && h.consultation.current_answer() == Some(Answer::InfoRequested)
+}
+
 /// Whether a sent consultation waits for this agency's decision.
 pub(super) fn awaits_decision(h: &Held) -> bool {
     h.consultation.role() == ConsultRole::Requester
@@ -125,6 +133,35 @@ pub(super) struct ListQuery {
     /// `received` (the inbox, default) or `sent` (the outbox).
     #[serde(rename = "box")]
     which: Option<String>,
+    /// The page, from 1.
+    page: Option<usize>,
+}
+
+/// Consultations on one page of the inbox or outbox.
+pub(super) const PAGE_SIZE: usize = 50;
+
+/// The names of these entries as this node holds them (`None` for one it does not
+/// hold), read in one store job rather than one round trip per row.
+pub(super) async fn entry_names(
+    state: &ApiState,
+    keys: Vec<wlnode_types::EntryKey>,
+) -> Vec<Option<String>> {
+    let n = keys.len();
+    let read = state
+        .node
+        .store
+        .call(move |s| {
+            Ok(keys
+                .iter()
+                .map(|k| {
+                    let st = s.entry(k).ok().flatten()?;
+                    let head = s.record(&st.head).ok().flatten()?;
+                    head.record.content().name
+                })
+                .collect::<Vec<_>>())
+        })
+        .await;
+    read.unwrap_or_else(|_| vec![None; n])
 }
 
 pub(super) async fn list(
@@ -153,11 +190,28 @@ pub(super) async fn list(
         };
         (!waits, std::cmp::Reverse(h.consultation.requested_at().0))
     });
-    let mut names = Vec::with_capacity(all.len());
-    for h in &all {
-        let c = &h.consultation;
-        names.push(entry_name(&state, c.origin(), c.entry_id()).await);
-    }
+    let pages = all.len().div_ceil(PAGE_SIZE).max(1);
+    let page_no = q.page.unwrap_or(1).clamp(1, pages);
+    let total = all.len();
+    let all: Vec<Held> = all
+        .into_iter()
+        .skip((page_no - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
+    let keys = all
+        .iter()
+        .map(|h| wlnode_types::EntryKey {
+            entry_id: h.consultation.entry_id(),
+            origin: h.consultation.origin().clone(),
+        })
+        .collect();
+    let names: Vec<String> = entry_names(&state, keys)
+        .await
+        .into_iter()
+        .zip(&all)
+        .map(|(n, h)| n.unwrap_or_else(|| h.consultation.entry_id().to_hex()))
+        .collect();
+    let which = if sent { "sent" } else { "received" };
     let now = Timestamp::now();
     let body = html! {
         nav.tabs aria-label=(t.consult_boxes) {
@@ -196,6 +250,17 @@ pub(super) async fn list(
                                  @else if let Some(a) = c.deemed_answer() { (answer_label(t, a)) " " small { (t.consult_by_silence) } } }
                             td { @if let Some(d) = c.decision() { (decision_label(t, d.decision)) } }
                         }
+                    }
+                }
+            }
+            @if pages > 1 {
+                nav.pager aria-label=(t.pages) {
+                    @if page_no > 1 {
+                        a #prev-page rel="prev" href=(format!("/ui/consultations?box={which}&page={}", page_no - 1)) { (t.prev_page) }
+                    }
+                    " " span #page-of { (t.page) " " (page_no) " / " (pages) " (" (total) ")" } " "
+                    @if page_no < pages {
+                        a #next-page rel="next" href=(format!("/ui/consultations?box={which}&page={}", page_no + 1)) { (t.next_page) }
                     }
                 }
             }
@@ -331,6 +396,7 @@ pub(super) async fn show(
             Some("requested") => p.notice role="status" #notice { (t.consult_requested) },
             Some("answered") => p.notice role="status" #notice { (t.consult_answer_sent) },
             Some("decided") => p.notice role="status" #notice { (t.consult_decision_sent) },
+            Some("info") => p.notice role="status" #notice { (t.consult_info_sent) },
             _ => {}
         }
         dl #consultation data-consultation-id=(id) data-state=(c.state().as_str()) {
@@ -389,6 +455,21 @@ pub(super) async fn show(
                         textarea #respond-reason name="reason" rows="3" aria-describedby="respond-reason-help" {}
                         small #respond-reason-help { (t.consult_reason_help) } }
                     p { button #respond-submit type="submit" { (t.consult_send_answer) } }
+                }
+            }
+        }
+        @if awaits_info(&h) && ctx.can("POST", "/ui/consultations/{id}/supply-info") {
+            section aria-labelledby="supply-h" {
+                h2 #supply-h { (t.consult_supply) }
+                p { small { (t.consult_supply_help) } }
+                form method="post" action=(format!("/ui/consultations/{id}/supply-info")) #supply-form {
+                    (ctx.csrf_field())
+                    p { label for="supply-text" { (t.consult_info_text) }
+                        textarea #supply-text name="text" rows="4" required {} }
+                    p { label for="supply-deadline" { (t.consult_deadline) }
+                        input #supply-deadline name="deadline" type="text" value="30d" aria-describedby="supply-deadline-help";
+                        small #supply-deadline-help { (t.consult_deadline_help) } }
+                    p { button #supply-submit type="submit" { (t.consult_send_info) } }
                 }
             }
         }
@@ -464,6 +545,31 @@ pub(super) async fn decide(
     .await
     {
         Ok(_) => see_other(&format!("/ui/consultations/{id}?done=decided")),
+        Err(e) => e.page(&ctx),
+    }
+}
+
+pub(super) async fn supply_info(
+    State(state): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    let mut o = serde_json::Map::new();
+    o.insert("text".into(), field(&pairs, "text").unwrap_or("").into());
+    if let Some(d) = field(&pairs, "deadline") {
+        o.insert("deadline".into(), d.trim().into());
+    }
+    match crate::consultations::supply_info(
+        State(state),
+        Extension(ctx.actor.clone()),
+        Path(id.clone()),
+        Bytes::from(serde_json::Value::Object(o).to_string()),
+    )
+    .await
+    {
+        Ok(_) => see_other(&format!("/ui/consultations/{id}?done=info")),
         Err(e) => e.page(&ctx),
     }
 }

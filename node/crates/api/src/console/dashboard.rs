@@ -16,7 +16,7 @@ use maud::Markup;
 use wlnode_runtime::import_batches::BatchState;
 
 use super::text::Text;
-use super::{Ctx, consult, g, html_response, page, when};
+use super::{Ctx, consult, g, html_response, page, time_el, when};
 use crate::{ApiError, ApiState};
 
 pub(super) async fn dashboard(
@@ -113,7 +113,7 @@ pub(super) async fn dashboard(
                     dt { (t.dash_audit_cosignatures) } dd { (s.store.audit_cosignatures) }
                     dt { (t.dash_checkpoint) } dd {
                         @match &checkpoint {
-                            Some(c) => { (c.checkpoint.size) " · " code { (c.checkpoint.root.chars().take(16).collect::<String>()) } " · " (wlnode_crypto::time::Timestamp(c.checkpoint.timestamp).to_rfc3339()) }
+                            Some(c) => { (c.checkpoint.size) " · " code { (c.checkpoint.root.chars().take(16).collect::<String>()) } " · " span #checkpoint-time { (time_el(t, wlnode_crypto::time::Timestamp(c.checkpoint.timestamp))) } }
                             None => { (t.dash_no_checkpoint) }
                         }
                     }
@@ -164,7 +164,7 @@ pub(super) async fn dashboard(
                                 td { (p.agency) }
                                 td { (if p.connected { t.yes } else { t.no }) }
                                 td { (p.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into())) }
-                                td { (p.last_sync.map(|x| x.to_rfc3339()).unwrap_or_else(|| t.never.into())) }
+                                td.last-sync { @match p.last_sync { Some(x) => (time_el(t, x)), None => (t.never) } }
                                 td { (p.records_received) } td { (p.records_sent) } td { (p.records_rejected) }
                                 td { (if p.blocked { t.yes } else { t.no }) }
                                 td { (p.last_error.clone().unwrap_or_default()) }
@@ -244,7 +244,7 @@ fn watch_hits_table(t: &Text, hits: &[wlnode_runtime::events::NodeEvent]) -> Mar
                     @let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
                     @let s = |k: &str| g(&v, k).as_str().unwrap_or("").to_owned();
                     tr data-entry-id=(s("entry_id")) {
-                        td { time datetime=(e.at.to_rfc3339()) { (when(e.at)) } }
+                        td { (time_el(t, e.at)) }
                         td { (s("watch_name")) }
                         td { (s("ref")) }
                         td { a href=(format!("/ui/entries/{}?origin={}", s("entry_id"), s("origin"))) { (s("matched_name")) } }
@@ -482,7 +482,7 @@ pub(super) async fn audit(
                 @for (c, root) in &rows {
                     @let cp = &c.checkpoint;
                     tr data-size=(cp.size) data-ok=(if cp.root == *root { "true" } else { "false" }) {
-                        td { (wlnode_crypto::time::Timestamp(cp.timestamp).to_rfc3339()) }
+                        td { (time_el(t, wlnode_crypto::time::Timestamp(cp.timestamp))) }
                         td { (cp.size) }
                         td { code { (cp.root) } }
                         td { @if cp.root == *root { (t.yes) } @else { span.error { (t.no) " " code { (root) } } } }
@@ -491,7 +491,7 @@ pub(super) async fn audit(
                 }
             }
         }
-        p { (t.audit_report_cli) }
+        p #auditor-page { (t.audit_auditor_page) " " code { "wlnode audit verify --serve 127.0.0.1:8090" } " " (t.audit_auditor_page_after) }
     };
     html_response(page(Some(&ctx), t, t.audit_title, body))
 }

@@ -134,7 +134,7 @@ pub(super) async fn list(
                         td { (label(&e.status)) }
                         td { (label(&e.reason)) }
                         td { (e.version) }
-                        td { (e.updated_at.to_rfc3339()) }
+                        td { (super::time_el(t, e.updated_at)) }
                         td { (if e.review_due { t.yes } else { t.no }) }
                         td { (if e.disputed { t.yes } else { t.no }) }
                     }
@@ -251,7 +251,7 @@ async fn show_inner(
                     @let h = rec.record.header();
                     tr.disputed[*disputed] {
                         td { (v) } td { code { (rid.to_hex()) } } td { (label(&h.status)) }
-                        td { (h.issued_at.to_rfc3339()) }
+                        td { (super::time_el(t, h.issued_at)) }
                         td { code { (h.signer_key.to_string()) } }
                         td { (rec.received_from.as_ref().map(|a| a.to_string()).unwrap_or_else(|| "-".into())) " (" (rec.hops) ")" }
                     }
@@ -280,6 +280,9 @@ async fn show_inner(
         }
         @if !own && ctx.can("GET", "/ui/consultations/new") {
             p { a.button #request-consultation href=(format!("/ui/consultations/new?entry={eid}&origin={}", view.origin)) { (t.consult_new) } }
+        }
+        @if !own && ctx.can("POST", "/ui/flags") {
+            (super::flags::set_form(ctx, &eid, view.origin.as_str()))
         }
         @if own && view.status == wlnode_crypto::model::Status::Active {
             @if ctx.can("GET", "/ui/entries/{id}/amend") {

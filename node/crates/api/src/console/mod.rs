@@ -25,9 +25,11 @@
 //! - Consultations (`consult`): inbox and outbox, detail with the trail, the answer,
 //!   decision, request and hit report forms, behind the consultation routes' roles.
 
+pub mod auditor;
 mod consult;
 mod dashboard;
 mod entries;
+mod flags;
 mod screen;
 pub mod session;
 pub mod text;
@@ -175,7 +177,15 @@ pub const ROUTES: &[UiRoute] = &[
         "/ui/consultations/{id}/decide",
         ("POST", "/v1/consultations/{id}/decide"),
     ),
+    r(
+        "POST",
+        "/ui/consultations/{id}/supply-info",
+        ("POST", "/v1/consultations/{id}/supply-info"),
+    ),
     r("POST", "/ui/hits", ("POST", "/v1/hits")),
+    r("GET", "/ui/flags", ("GET", "/v1/flags")),
+    r("POST", "/ui/flags", ("POST", "/v1/flags")),
+    r("POST", "/ui/flags/lift", ("DELETE", "/v1/flags")),
     r("GET", "/ui/policy", ("GET", "/v1/policy/explain")),
     // The rules themselves (the share and accept sections of the config) are served
     // by no API route (explain names only the rule that decided); the one API route
@@ -276,7 +286,13 @@ pub fn router(state: ApiState) -> Router<ApiState> {
         .route("/ui/consultations/{id}", get(consult::show))
         .route("/ui/consultations/{id}/respond", post(consult::respond))
         .route("/ui/consultations/{id}/decide", post(consult::decide))
+        .route(
+            "/ui/consultations/{id}/supply-info",
+            post(consult::supply_info),
+        )
         .route("/ui/hits", post(consult::hit_report))
+        .route("/ui/flags", get(flags::list).post(flags::set))
+        .route("/ui/flags/lift", post(flags::lift))
         .route("/ui/policy", get(dashboard::policy))
         .route("/ui/policy/rules", get(dashboard::policy_rules))
         .route("/ui/watches", get(dashboard::watches))
@@ -477,6 +493,7 @@ pub fn page(ctx: Option<&Ctx>, t: &Text, title: &str, body: Markup) -> Markup {
         ("/ui/entries", t.nav_entries),
         ("/ui/drafts", t.nav_drafts),
         ("/ui/consultations", t.nav_consultations),
+        ("/ui/flags", t.nav_flags),
         ("/ui/watches", t.nav_watches),
         ("/ui/policy", t.nav_policy),
         ("/ui/audit", t.nav_audit),
@@ -744,6 +761,53 @@ pub fn when(t: wlnode_crypto::time::Timestamp) -> String {
     }
 }
 
+/// How far `at` is from `now`, as people say it: "just now", "5 min ago", "in 3 h"
+/// (the largest unit, rounded down; words from the catalogue).
+pub fn relative(
+    t: &Text,
+    at: wlnode_crypto::time::Timestamp,
+    now: wlnode_crypto::time::Timestamp,
+) -> String {
+    let (past, ms) = if at.0 <= now.0 {
+        (true, now.0 - at.0)
+    } else {
+        (false, at.0 - now.0)
+    };
+    let s = ms / 1000;
+    if s < 10 {
+        return t.time_just_now.to_owned();
+    }
+    let amount = match s {
+        0..60 => format!("{s} {}", t.unit_s),
+        60..3600 => format!("{} {}", s / 60, t.unit_min),
+        3600..86_400 => format!("{} {}", s / 3600, t.unit_h),
+        _ => format!("{} {}", s / 86_400, t.unit_d),
+    };
+    if past {
+        format!("{amount} {}", t.time_ago)
+    } else {
+        format!("{} {amount}", t.time_in)
+    }
+}
+
+/// A time on a page: relative to now ([`relative`]), with the exact UTC time in the
+/// `title` (shown on hover) and the RFC 3339 time in `datetime`.
+pub fn time_el(t: &Text, at: wlnode_crypto::time::Timestamp) -> Markup {
+    let now = wlnode_crypto::time::Timestamp::now();
+    html! {
+        time datetime=(at.to_rfc3339()) title=(exact(at)) { (relative(t, at, now)) }
+    }
+}
+
+/// A time to the second, in UTC: `2026-12-06 21:09:03 UTC`.
+pub fn exact(t: wlnode_crypto::time::Timestamp) -> String {
+    let s = t.to_rfc3339();
+    match (s.get(..10), s.get(11..19)) {
+        (Some(d), Some(hms)) => format!("{d} {hms} UTC"),
+        _ => s,
+    }
+}
+
 /// A JSON object's member, or null.
 pub fn g<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Value {
     static NULL: serde_json::Value = serde_json::Value::Null;
@@ -813,6 +877,24 @@ mod tests {
         assert_eq!(session_cookie("ab"), "wlnode_session_ab");
     }
 
+    #[test]
+    fn times_read_relative_to_now_with_the_exact_utc_time_apart() {
+        use wlnode_crypto::time::Timestamp;
+        let t = &text::EN;
+        let now = Timestamp(1_765_000_000_000);
+        let ago = |ms: u64| relative(t, Timestamp(now.0 - ms), now);
+        assert_eq!(ago(3_000), "just now");
+        assert_eq!(ago(42_000), "42 s ago");
+        assert_eq!(ago(5 * 60_000 + 59_000), "5 min ago");
+        assert_eq!(ago(3 * 3_600_000), "3 h ago");
+        assert_eq!(ago(2 * 86_400_000 + 5), "2 d ago");
+        assert_eq!(relative(t, Timestamp(now.0 + 90 * 60_000), now), "in 1 h");
+        assert_eq!(exact(now), "2025-12-06 05:46:40 UTC");
+        let m = time_el(t, now).into_string();
+        assert!(m.contains("title=\"2025-12-06 05:46:40 UTC\""), "{m}");
+        assert!(m.contains("datetime=\"2025-12-06T05:46:40.000Z\""), "{m}");
+    }
+
     /// The console's invariants, checked on its source: no inline script, style or
     /// event handler in any template, and every form posts a CSRF field.
     #[test]
@@ -823,6 +905,8 @@ mod tests {
             include_str!("entries.rs"),
             include_str!("dashboard.rs"),
             include_str!("consult.rs"),
+            include_str!("auditor.rs"),
+            include_str!("flags.rs"),
         ];
         for src in sources {
             // Built from pieces so this test's own text does not match.

@@ -243,7 +243,7 @@ fn decision_cell(
         @match d {
             Some(d) => {
                 p.decision data-decision=(label(&d.state)) {
-                    strong { (decision_label(t, d.state)) } " " (t.decided_by) " " (d.by_name) ", " (d.at.to_rfc3339())
+                    strong { (decision_label(t, d.state)) } " " (t.decided_by) " " (d.by_name) ", " (super::time_el(t, d.at))
                     br; q { (d.reason) }
                 }
             }
@@ -412,7 +412,7 @@ pub(super) async fn case(
 fn party(t: &Text, c: &Case) -> Markup {
     html! {
         dl.party {
-            dt { (t.col_at) } dd { (c.at.to_rfc3339()) }
+            dt { (t.col_at) } dd { (super::time_el(t, c.at)) }
             dt { (t.col_user) } dd { (c.user_name) }
             dt { (t.col_channel) } dd { (label(&c.channel)) }
             dt { (t.screen_name) } dd #party-name { (c.party.name) }
@@ -462,7 +462,7 @@ pub(super) async fn log(
             tbody {
                 @for c in &cases {
                     tr data-case-id=(c.case_id) {
-                        td { a href=(format!("/ui/cases/{}", c.case_id)) { (c.at.to_rfc3339()) } }
+                        td { a href=(format!("/ui/cases/{}", c.case_id)) { (super::when(c.at)) } }
                         td { (c.user_name) }
                         td { (label(&c.channel)) }
                         td { (c.party.reference.clone().unwrap_or_default()) }

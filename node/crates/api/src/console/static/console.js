@@ -46,7 +46,12 @@
     var when = document.createElement("time");
     var at = b.at || new Date().toISOString();
     when.setAttribute("datetime", at);
-    when.textContent = at.replace("T", " ").replace(/\.\d+Z$/, "Z");
+    // The local time of day as the browser's locale writes it (these events are
+    // minutes old at most); the exact UTC time on hover.
+    var d = new Date(at);
+    var utc = at.replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    when.setAttribute("title", utc);
+    when.textContent = isNaN(d.getTime()) ? utc : d.toLocaleTimeString();
     li.appendChild(when);
     li.appendChild(document.createTextNode(" "));
     var what = document.createElement("strong");
@@ -76,6 +81,8 @@
   }
 
   function start() {
+    // Marks that the script ran (the JavaScript-off browser test checks its absence).
+    document.documentElement.setAttribute("data-js", "on");
     var list = document.getElementById("live-events");
     if (!list || typeof EventSource === "undefined") { return; }
     Array.prototype.forEach.call(document.querySelectorAll("#live-labels [data-key]"), function (e) {
