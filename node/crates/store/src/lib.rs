@@ -591,6 +591,7 @@ impl Store {
         if let Err(e) = self.flush() {
             return Err((Box::new(self.close()), e));
         }
+        self.db.settle();
         self.close().open(SLED_LOCK_WAIT)
     }
 

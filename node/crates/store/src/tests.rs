@@ -976,6 +976,7 @@ async fn the_actor_reopens_after_many_writes_and_on_a_clean_stop() {
 }
 
 /// Every key/value of `tree` in `db`.
+#[cfg(feature = "floor")]
 fn tree_contents(
     db: &std::sync::Arc<dyn crate::engine::Kv>,
     tree: &str,

@@ -31,6 +31,7 @@ struct State {
 
 pub(crate) struct FjallKv {
     path: PathBuf,
+    tuning: Tuning,
     /// `None` after a failed flush whose reopen failed too.
     state: RwLock<Option<State>>,
     /// The first IO error seen. After a failed journal write fjall answers every later
@@ -47,13 +48,59 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_-.#$".contains(c))
 }
 
-fn open_keyspace(path: &Path) -> fjall::Result<Keyspace> {
+/// fjall's buffer and journal sizes: the store's are [`Tuning::default`]; tests use
+/// small ones so that they cross every limit many times in little time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tuning {
+    /// Memtables of every partition together (fjall's `max_write_buffer_size`):
+    /// past it, a write waits until flushes bring it down.
+    pub(crate) write_buffer: u64,
+    /// Sealed journals kept before writes wait (`max_journaling_size`).
+    pub(crate) journal: u64,
+    /// One partition's memtable before it is sealed and flushed.
+    pub(crate) memtable: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            write_buffer: 64 * 1024 * 1024,
+            journal: 512 * 1024 * 1024,
+            memtable: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Sealed memtables fjall's flusher writes out each time it is woken (its
+/// `flush_workers`; each runs on a thread of its own).
+///
+/// fjall 2.11 wakes the flusher once per memtable it seals, but after opening only once
+/// per partition holding recovered memtables, while a reopen recovers one sealed
+/// memtable per partition *and per sealed journal*. Its default here is one task per
+/// wake-up (cores − 1 on two cores), so the tasks recovered beyond the first of each
+/// partition never left the queue: each reopen added some, they held the write buffer
+/// and pinned their journals, and once they filled the write buffer the writer slept
+/// in `check_write_buffer_size` for good, with the flusher idle (the stall at about
+/// 300k records of `wlnode bench store --records 1000000 --engine fjall`). With several
+/// tasks per wake-up every wake-up drains more than it adds, so no backlog survives.
+const FLUSH_TASKS_PER_WAKE: usize = 8;
+
+/// How long [`Kv::settle`] waits for the flusher before a clean close.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn open_keyspace(path: &Path, tuning: Tuning) -> fjall::Result<Keyspace> {
     Config::new(path)
+        .flush_workers(FLUSH_TASKS_PER_WAKE)
         .manual_journal_persist(true)
         .fsync_ms(None)
         .cache_size(64 * 1024 * 1024)
-        .max_journaling_size(128 * 1024 * 1024)
+        .max_write_buffer_size(tuning.write_buffer)
+        .max_journaling_size(tuning.journal)
         .open()
+}
+
+fn partition_options(tuning: Tuning) -> PartitionCreateOptions {
+    PartitionCreateOptions::default().max_memtable_size(tuning.memtable)
 }
 
 fn plain(e: fjall::Error) -> EngineError {
@@ -68,12 +115,22 @@ impl FjallKv {
     /// dropped in this process still holds its files (the caller holds the data dir's
     /// lock, so no other process can).
     pub(crate) fn open(path: &Path, lock_wait: std::time::Duration) -> Result<Self, String> {
+        Self::open_tuned(path, lock_wait, Tuning::default())
+    }
+
+    /// [`Self::open`] with the sizes given.
+    pub(crate) fn open_tuned(
+        path: &Path,
+        lock_wait: std::time::Duration,
+        tuning: Tuning,
+    ) -> Result<Self, String> {
         let started = std::time::Instant::now();
         loop {
-            match open_keyspace(path) {
+            match open_keyspace(path, tuning) {
                 Ok(ks) => {
                     return Ok(Self {
                         path: path.to_owned(),
+                        tuning,
                         state: RwLock::new(Some(State {
                             ks,
                             trees: Vec::new(),
@@ -144,11 +201,11 @@ impl FjallKv {
             .map(|s| s.trees.iter().map(|(n, _)| n.clone()).collect())
             .unwrap_or_default();
         drop(g.take());
-        let reopened = open_keyspace(&self.path).and_then(|ks| {
+        let reopened = open_keyspace(&self.path, self.tuning).and_then(|ks| {
             let trees = names
                 .into_iter()
                 .map(|n| {
-                    let p = ks.open_partition(&n, PartitionCreateOptions::default())?;
+                    let p = ks.open_partition(&n, partition_options(self.tuning))?;
                     Ok((n, p))
                 })
                 .collect::<fjall::Result<Vec<_>>>()?;
@@ -160,6 +217,20 @@ impl FjallKv {
                 tracing::error!(error = %e, "fjall does not reopen after a failed write; the store recovers later");
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl FjallKv {
+    /// fjall's write buffer bytes, journal count and journal bytes (tests).
+    fn stats(&self) -> (u64, usize, u64) {
+        self.read().as_ref().map_or((0, 0, 0), |s| {
+            (
+                s.ks.write_buffer_size(),
+                s.ks.journal_count(),
+                s.ks.journal_disk_space(),
+            )
+        })
     }
 }
 
@@ -181,7 +252,7 @@ impl Kv for FjallKv {
             return Ok(i);
         }
         let p =
-            s.ks.open_partition(name, PartitionCreateOptions::default())
+            s.ks.open_partition(name, partition_options(self.tuning))
                 .map_err(plain)?;
         s.trees.push((name.to_owned(), p));
         Ok(s.trees.len() - 1)
@@ -268,6 +339,27 @@ impl Kv for FjallKv {
         }
     }
 
+    /// Seals every partition's memtable and waits (at most [`SETTLE_WAIT`]) until the
+    /// flusher wrote them all out: fjall's journals are then released, and the next
+    /// open replays nothing, instead of every write since the last flush of the least
+    /// written partition. Past the wait the close goes on; the open replays the rest.
+    fn settle(&self) {
+        let g = self.read();
+        let Some(s) = g.as_ref() else { return };
+        for (name, p) in &s.trees {
+            // `rotate_memtable` is public but hidden in fjall 2.11 (pinned in
+            // Cargo.lock): the one way to ask for a flush of a partition.
+            if let Err(e) = p.rotate_memtable() {
+                tracing::warn!(tree = %name, error = %e, "fjall could not seal a memtable before closing");
+                return;
+            }
+        }
+        let started = std::time::Instant::now();
+        while s.ks.write_buffer_size() > 0 && started.elapsed() < SETTLE_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     fn size_on_disk(&self) -> Result<u64, EngineError> {
         Ok(self.read().as_ref().map_or(0, |s| s.ks.disk_space()))
     }
@@ -283,4 +375,99 @@ fn probe(dir: &Path) -> std::io::Result<()> {
     });
     let _ = std::fs::remove_file(&p);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node's ingest at small sizes: every batch writes the store's trees with
+    /// their own shapes (`meta` a few keys rewritten each time, `records` about 700 B a
+    /// record, the log one chunk, the audit trees an event and two nodes a record),
+    /// one flush a batch, and the store's periodic reopen (a checkpoint) every so many
+    /// batches, until far more than the write buffer and the journal limit were
+    /// written. The write buffer is 1 MiB and a memtable 256 KiB (a quarter of it, as
+    /// with fjall's defaults of 64 and 16 MiB). Odd rounds end as a crash does (the
+    /// keyspace dropped with its memtables unflushed), even ones with [`Kv::settle`],
+    /// after which the open replays nothing. A stall shows as a writer that never
+    /// returns; the watchdog turns it into a failure. Before `FLUSH_TASKS_PER_WAKE`
+    /// the writer stalled for good in the second round.
+    #[test]
+    fn writing_far_past_the_write_buffer_across_reopens_never_stalls() {
+        // (tree, keys per batch, value bytes)
+        const TREES: [(&str, usize, usize); 8] = [
+            ("meta", 4, 8),
+            ("records", 50, 700),
+            ("entries", 50, 150),
+            ("log", 1, 1600),
+            ("sync_index", 50, 40),
+            ("local", 50, 20),
+            ("audit_events", 50, 200),
+            ("audit_nodes", 100, 40),
+        ];
+        const REOPENS: usize = 12;
+        const BATCHES: usize = 100;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fjall");
+        let tuning = Tuning {
+            write_buffer: 1024 * 1024,
+            journal: Tuning::default().journal,
+            memtable: 256 * 1024,
+        };
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer_path = path.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            for round in 0..REOPENS {
+                let kv =
+                    FjallKv::open_tuned(&writer_path, std::time::Duration::from_secs(5), tuning)
+                        .expect("open");
+                if round % 2 == 1 {
+                    // Opened after a settled close: nothing to replay.
+                    assert_eq!(kv.stats().0, 0, "round {round}: memtables recovered");
+                }
+                let ids: Vec<TreeId> = TREES
+                    .iter()
+                    .map(|(t, _, _)| kv.open_tree(t).expect("tree"))
+                    .collect();
+                for b in 0..BATCHES {
+                    let mut ops: Vec<Op> = Vec::new();
+                    for (&id, &(name, keys, len)) in ids.iter().zip(&TREES) {
+                        for k in 0..keys {
+                            let key = if name == "meta" {
+                                format!("m{k}").into_bytes()
+                            } else {
+                                format!("{round:03}-{b:04}-{k:03}").into_bytes()
+                            };
+                            ops.push((id, key, Some(vec![0x5a; len])));
+                        }
+                    }
+                    kv.apply(ops).expect("apply");
+                    kv.flush().expect("flush");
+                    n += 1;
+                }
+                if round % 2 == 0 {
+                    kv.settle();
+                }
+            }
+            let _ = done.send(n);
+        });
+        // Generous: the whole run takes seconds; a stalled writer never answers.
+        let batches = finished
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("fjall's writer stalled (no answer within 5 minutes)");
+        assert_eq!(batches, (REOPENS * BATCHES) as u64);
+        let kv =
+            FjallKv::open_tuned(&path, std::time::Duration::from_secs(5), tuning).expect("open");
+        for (t, keys, _) in TREES {
+            let id = kv.open_tree(t).expect("tree");
+            let held = kv.range(id, Bound::Unbounded, Bound::Unbounded).count();
+            let want = if t == "meta" {
+                keys
+            } else {
+                REOPENS * BATCHES * keys
+            };
+            assert_eq!(held, want, "tree {t}");
+        }
+    }
 }

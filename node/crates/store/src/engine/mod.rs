@@ -110,6 +110,11 @@ pub(crate) trait Kv: Send + Sync {
     fn apply(&self, ops: Vec<Op>) -> Result<(), EngineError>;
     /// Makes everything applied so far durable (fsync).
     fn flush(&self) -> Result<(), EngineError>;
+    /// Before a clean close (the store's periodic checkpoint, a clean stop): leaves
+    /// as little as possible for the next open to replay. Nothing is written that
+    /// [`Kv::flush`] had not made durable already. sled has nothing to do here (it
+    /// writes its recovery snapshot while opening).
+    fn settle(&self) {}
     /// Bytes on disk.
     fn size_on_disk(&self) -> Result<u64, EngineError>;
 }
