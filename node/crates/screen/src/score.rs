@@ -45,6 +45,9 @@
 //!   costs [`SYLLABLE_VOWEL_COST`] on the fuzzy one, which leaves every such pair under
 //!   0.78: in a syllabic romanisation each letter is much of the name. Vowels spelt two
 //!   ways are one (`y`/`i`, `ee`/`i`, French `ou`/`u`, `aa`/`a`: `Lee` = `Li`);
+//! - a token that is the other with the nisba ending `-i` (`Mohammadi`/`Mohammed`,
+//!   `Mahmoudi`/`Mahmoud`; [`nisba_change`]) is another name: the phonetic similarity is
+//!   forfeited and the fuzzy one costs [`NISBA_COST`];
 //! - an unmatched honorific left in place (`Haji` after a list's comma) counts as a
 //!   middle token wherever it stands, and a half-weight token (initial, `abd`, generic
 //!   word) never counts more than its weight;
@@ -119,6 +122,9 @@ pub const GLUED_ARTICLE_COST: f64 = 0.03;
 /// For tokens of up to [`SYLLABLE_MAX_LEN`] letters this always leaves the pair under
 /// [`MIN_TOKEN_SIMILARITY`] (`ping`/`pang`: 0.79 − 0.12).
 pub const SYLLABLE_VOWEL_COST: f64 = 0.12;
+/// What a nisba ending on one side only costs ([`nisba_change`]), on the fuzzy
+/// similarity; the phonetic one is forfeited (`mahmoudi`/`mahmoud`: 0.915 − 0.15).
+pub const NISBA_COST: f64 = 0.15;
 /// Longest token read as one syllable (`zhuang`, `nguyen`).
 pub const SYLLABLE_MAX_LEN: usize = 6;
 /// Weight factor of an unmatched first or last token (and of any unmatched token of an
@@ -306,17 +312,36 @@ fn syllable_nucleus(token: &str) -> Option<Syllable<'_>> {
     if !matches!(coda, "" | "n" | "ng" | "m" | "nh") {
         return None;
     }
-    let run = token.get(start..start + len)?.replace('y', "i");
-    let nucleus = run
-        .replace("ee", "i")
-        .replace("ii", "i")
-        .replace("oo", "u")
-        .replace("ou", "u")
-        .replace("uu", "u")
-        .replace("aa", "a");
+    // the vowel run spelt canonically, on the stack (this runs for every token pair)
+    let mut nucleus = [0u8; SYLLABLE_MAX_LEN];
+    let mut n = 0usize;
+    for &c in b.get(start..start + len)? {
+        let c = if c == b'y' { b'i' } else { c };
+        let prev = n.checked_sub(1).and_then(|i| nucleus.get(i)).copied();
+        let merged = match (prev, c) {
+            (Some(b'e'), b'e') | (Some(b'i'), b'i') => Some(b'i'),
+            (Some(b'o'), b'o' | b'u') | (Some(b'u'), b'u') => Some(b'u'),
+            (Some(b'a'), b'a') => Some(b'a'),
+            _ => None,
+        };
+        match merged {
+            Some(m) => {
+                if let Some(last) = n.checked_sub(1).and_then(|i| nucleus.get_mut(i)) {
+                    *last = m;
+                }
+            }
+            None => {
+                if let Some(slot) = nucleus.get_mut(n) {
+                    *slot = c;
+                    n += 1;
+                }
+            }
+        }
+    }
     Some(Syllable {
         onset: token.get(..start)?,
         nucleus,
+        nucleus_len: n,
         coda,
     })
 }
@@ -324,8 +349,15 @@ fn syllable_nucleus(token: &str) -> Option<Syllable<'_>> {
 /// A token read as one syllable ([`syllable_nucleus`]).
 struct Syllable<'a> {
     onset: &'a str,
-    nucleus: String,
+    nucleus: [u8; SYLLABLE_MAX_LEN],
+    nucleus_len: usize,
     coda: &'a str,
+}
+
+impl Syllable<'_> {
+    fn nucleus(&self) -> &[u8] {
+        self.nucleus.get(..self.nucleus_len).unwrap_or_default()
+    }
 }
 
 /// Two syllable-like tokens ([`syllable_nucleus`]) whose vowels differ (`ping`/`pang`,
@@ -337,7 +369,7 @@ struct Syllable<'a> {
 pub fn syllable_vowel_change(a: &str, b: &str) -> bool {
     match (syllable_nucleus(a), syllable_nucleus(b)) {
         (Some(x), Some(y)) => {
-            x.nucleus != y.nucleus
+            x.nucleus() != y.nucleus()
                 || (x.onset.len() == 1
                     && y.onset.len() == 1
                     && x.onset != y.onset
@@ -345,6 +377,29 @@ pub fn syllable_vowel_change(a: &str, b: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// One token is the other with the Arabic/Persian nisba ending `-i` (`Mohammadi` /
+/// `Mohammed`, `Mahmoudi` / `Mahmoud`, `Salami` / `Salam`): a surname made from a
+/// name, so another name. Both spell the same consonants, the longer (4+ letters
+/// before the ending) ends in `i` or `y` after a consonant, the shorter in a consonant.
+pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
+    if a_skel != b_skel || a.len() == b.len() {
+        return false;
+    }
+    let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
+    let consonant = |c: u8| {
+        c.is_ascii_lowercase() && !matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y' | b'w')
+    };
+    let lb = long.as_bytes();
+    long.len() >= 5
+        && matches!(lb.last(), Some(b'i' | b'y'))
+        && lb
+            .len()
+            .checked_sub(2)
+            .and_then(|i| lb.get(i))
+            .is_some_and(|c| consonant(*c))
+        && short.as_bytes().last().is_some_and(|c| consonant(*c))
 }
 
 /// Similarity of two single tokens, if they match at all.
@@ -394,7 +449,8 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
         Some((t, false)) => (q.text, t.as_str()),
         None => (q.text, n.text),
     };
-    let syllable_change = syllable_vowel_change(q.text, n.text);
+    let nisba = nisba_change(q.text, n.text, q.skel, n.skel);
+    let syllable_change = nisba || syllable_vowel_change(q.text, n.text);
     let same_skeleton =
         !syllable_change && !q.skel.is_empty() && (q.skel == n.skel || french.is_some());
     let max = lq.max(ln);
@@ -422,7 +478,9 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     // The least fuzzy similarity that can change the result; the fuzzy similarity is
     // at most 0.4·JW + 0.6·(1 − length difference / length), so the edit distance (and
     // even JW) is computed only when that bound reaches it.
-    let cost = if syllable_change {
+    let cost = if nisba {
+        NISBA_COST
+    } else if syllable_change {
         SYLLABLE_VOWEL_COST
     } else {
         0.0
@@ -1388,6 +1446,24 @@ mod tests {
         }
         assert!(sim("lee", "li").is_some());
         assert!(sim("omar", "omer").is_some());
+    }
+
+    #[test]
+    fn nisba_surnames() {
+        for (a, b) in [
+            ("mohammadi", "mohammed"),
+            ("mahmoudi", "mahmoud"),
+            ("ibrahimi", "ibrahim"),
+            ("salami", "salam"),
+        ] {
+            assert!(nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+            assert_eq!(sim(a, b), None, "{a} {b}");
+        }
+        // both or neither with the ending, or a vowel before it: spellings of one name
+        for (a, b) in [("ahmadi", "ahmady"), ("andrei", "andre"), ("sami", "sam")] {
+            assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+        }
+        assert!(sim("mohammad", "mohammed").is_some());
     }
 
     #[test]
