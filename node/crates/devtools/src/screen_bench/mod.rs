@@ -1156,9 +1156,16 @@ mod tests {
         assert!(report.negative_alert_rate < 0.5);
         let b = report.baseline.as_ref().map(|b| b.sample);
         assert_eq!(b, Some(30));
-        assert_eq!(report.targets.len(), 9);
+        assert_eq!(report.targets.len(), 11);
         assert_eq!(report.negatives, 150);
         assert_eq!(report.operating.negatives, 150);
+        // every negative is either checked or removed by one judge rule
+        let c = &report.operating.checked;
+        assert_eq!(
+            c.negatives + c.removed_partial_form + c.removed_variant_table,
+            150
+        );
+        assert_eq!(c.recall_at_fp.len(), 3);
         assert_eq!(report.operating.recall_at_fp.len(), 3);
         let r: Vec<f64> = report
             .operating
