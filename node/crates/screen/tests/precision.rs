@@ -494,3 +494,20 @@ fn nisba_surnames_latin_regression() {
     assert!(!alerts(person("Mario Rossi", "Mario Ross")));
     assert!(alerts(person("Andrei Popescu", "Andre Popescu")));
 }
+
+#[test]
+fn surnames_of_surname_first_persons() {
+    // `SURNAME1 SURNAME2, Given`: the surnames are never optional middle names
+    let listed = "MONTOYA SANCHEZ, Juan Carlos";
+    let s = person(listed, "Juan Sanchez");
+    assert!(!alerts(s), "{s:.3}");
+    // before, `Montoya` counted as a middle name: 4 / 4.6
+    // a given middle name left out still alerts
+    assert!(alerts(person(listed, "Juan Montoya Sanchez")));
+}
+
+#[test]
+fn surnames_of_surname_first_persons_latin_regression() {
+    assert!(!alerts(person("GIL GARCIA, Jose Alejandro", "Jose Garcia")));
+    assert!(!alerts(person("SMITH JONES, Peter", "Peter Brown Jones")));
+}
