@@ -43,8 +43,8 @@ use wlnode_crypto::model::{AgencyCode, CountryCode, EntryId, SubjectKind};
 use wlnode_crypto::time::PartialDate;
 
 use super::normalize::{
-    NormName, abjad_readings, latin_skeletons, listed_form, normalize, query_form, skeleton,
-    token_weight,
+    NormName, abjad_readings, latin_skeletons, listed_form, listed_name, normalize, query_form,
+    skeleton, token_weight,
 };
 use super::score::{self, EntryFacts, QueryFacts, Tok};
 use super::{EntryKey, MAX_LIMIT, MAX_QUERY_CHARS, Match, Query, QueryError, ScreenDoc};
@@ -98,6 +98,8 @@ struct Name {
     entry: u32,
     tokens: Box<[u32]>,
     original: Box<str>,
+    /// How many of the last tokens are surnames ([`NormName::surnames`]).
+    surnames: u8,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -192,8 +194,9 @@ fn country_str(c: &Option<[u8; 2]>) -> Option<&str> {
 /// A document with its names already normalised (the expensive part of indexing).
 struct Prepared {
     doc: ScreenDoc,
-    /// Each name as listed, its tokens and its [`initials_keys`].
-    names: Vec<(String, Vec<String>, Vec<u64>)>,
+    /// Each name as listed, its tokens, its [`initials_keys`] and how many of its last
+    /// tokens are surnames.
+    names: Vec<(String, Vec<String>, Vec<u64>, u8)>,
 }
 
 /// Letters packed five bits each (`a` = 1), so that keys of different lengths differ.
@@ -234,12 +237,13 @@ fn prepare(mut doc: ScreenDoc) -> Prepared {
         .into_iter()
         .filter(|n| !n.trim().is_empty())
         .map(|n| {
-            let norm = normalize(&listed_form(&n, kind));
+            let norm = listed_name(&n, kind);
             let keys = initials_keys(&norm, kind);
+            let surnames = u8::try_from(norm.surnames).unwrap_or(u8::MAX);
             let tokens = norm.tokens.into_iter().map(|t| t.text).collect();
-            (n, tokens, keys)
+            (n, tokens, keys, surnames)
         })
-        .filter(|(_, toks, _): &(String, Vec<String>, Vec<u64>)| !toks.is_empty())
+        .filter(|(_, toks, _, _): &(String, Vec<String>, Vec<u64>, u8)| !toks.is_empty())
         .collect();
     Prepared { doc, names }
 }
@@ -417,8 +421,8 @@ impl ScreenIndex {
             | if doc.withdrawn { FLAG_WITHDRAWN } else { 0 }
             | (kind_bits(doc.kind) << KIND_SHIFT);
         let mut name_slots = Vec::with_capacity(p.names.len());
-        for (original, tokens, keys) in p.names {
-            let n = self.insert_name(slot, original, &tokens, flags);
+        for (original, tokens, keys, surnames) in p.names {
+            let n = self.insert_name(slot, original, &tokens, flags, surnames);
             for k in keys {
                 self.initials.entry(k).or_default().push(n);
             }
@@ -449,7 +453,14 @@ impl ScreenIndex {
         }
     }
 
-    fn insert_name(&mut self, entry: u32, original: String, tokens: &[String], flags: u8) -> u32 {
+    fn insert_name(
+        &mut self,
+        entry: u32,
+        original: String,
+        tokens: &[String],
+        flags: u8,
+        surnames: u8,
+    ) -> u32 {
         let slot = match self.free_names.pop() {
             Some(s) => s,
             None => {
@@ -457,6 +468,7 @@ impl ScreenIndex {
                     entry: NONE,
                     tokens: Box::new([]),
                     original: "".into(),
+                    surnames: 0,
                 });
                 self.name_flags.push(0);
                 u32::try_from(self.names.len() - 1).unwrap_or(NONE)
@@ -483,6 +495,7 @@ impl ScreenIndex {
                 entry,
                 tokens: ids,
                 original: original.into_boxed_str(),
+                surnames,
             };
         }
         slot
@@ -726,7 +739,12 @@ impl ScreenIndex {
                     weight: f64::from(v.weight),
                 })
                 .collect();
-            let mut al = score::align(&qtoks, &ntoks, score::middle_factor(entry.kind));
+            let mut al = score::align(
+                &qtoks,
+                &ntoks,
+                score::middle_factor(entry.kind),
+                usize::from(name.surnames),
+            );
             if let Some(a) = acronym
                 && let Some(acr) = score::acronym_alignment(
                     a,
@@ -771,7 +789,7 @@ impl ScreenIndex {
             let Some(Some(entry)) = self.entries.get(s.entry as usize) else {
                 continue;
             };
-            let listed = normalize(&listed_form(&name.original, entry.kind));
+            let listed = listed_name(&name.original, entry.kind);
             let explanation = score::explain(&norm, acronym, &listed, &facts, entry_facts(entry));
             let Some(origin) = self.origins.get(usize::from(entry.origin)) else {
                 continue;

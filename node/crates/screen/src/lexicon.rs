@@ -54,6 +54,10 @@ pub(crate) const LEGAL_FORMS: &[&[&str]] = &[
     &["fzllc"],
     &["dmcc"],
     &["ooo"],
+    // Russian `АО` (joint-stock company), as `OAO`/`ZAO`/`PAO`
+    &["ao"],
+    // Singapore's `Pte.` written without its `Ltd.` (`PTE. Co.`, `PTE. Inc.`)
+    &["pte"],
     &["zao"],
     &["oao"],
     &["pao"],

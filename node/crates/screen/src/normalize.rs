@@ -33,6 +33,8 @@
 //! list writes its persons.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
@@ -94,6 +96,10 @@ pub struct NormName {
     pub stripped: Vec<Stripped>,
     /// Expanded abbreviations.
     pub expanded: Vec<Expansion>,
+    /// How many of the last tokens are a listed person's surnames, known from the
+    /// list's `SURNAME, Given names` form ([`listed_name`]); 0 when unknown.
+    #[serde(skip)]
+    pub surnames: usize,
 }
 
 impl NormName {
@@ -153,6 +159,27 @@ pub fn listed_form(name: &str, kind: wlnode_crypto::model::SubjectKind) -> Cow<'
         return Cow::Borrowed(name);
     }
     swap_at_comma(name).map_or(Cow::Borrowed(name), Cow::Owned)
+}
+
+/// A listed name normalised as read by [`listed_form`], knowing, for a person written
+/// `SURNAME, Given names`, which of its last tokens are surnames
+/// ([`NormName::surnames`]): `NASSER ARANA, Carlos Alberto` has two, so leaving out
+/// `Nasser` is not leaving out a middle name.
+pub fn listed_name(name: &str, kind: wlnode_crypto::model::SubjectKind) -> NormName {
+    let form = listed_form(name, kind);
+    let mut norm = normalize(&form);
+    if let (Cow::Owned(_), Some((before, _))) = (&form, name.split_once(',')) {
+        let before = before.to_lowercase();
+        let tail = norm
+            .tokens
+            .iter()
+            .rev()
+            .take_while(|t| before.contains(&t.original.to_lowercase()))
+            .count();
+        // the given names stay: at least one token is not a surname
+        norm.surnames = tail.min(norm.tokens.len().saturating_sub(1));
+    }
+    norm
 }
 
 /// How a query name is read: `SURNAME, Given names` (one comma, one to three words
@@ -592,30 +619,12 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
     }
 
     // Legal forms at either end, longest first, repeatedly.
-    loop {
-        let mut changed = false;
-        if let Some(n) = legal_form_at_end(&raws)
-            && n < raws.len()
-        {
-            let removed: Vec<Raw> = raws.split_off(raws.len() - n);
-            name.stripped.push(stripped_form(removed));
-            changed = true;
-        }
-        if let Some(n) = legal_form_at_start(&raws)
-            && n < raws.len()
-        {
-            let removed: Vec<Raw> = raws.drain(..n).collect();
-            name.stripped.push(stripped_form(removed));
-            changed = true;
-        }
-        if !changed {
-            break;
-        }
-    }
+    strip_legal_forms(&mut raws, &mut name);
 
     // A misspelt legal form at the end (`Coproration`, `PJCS`): one edit from a form of 4+
     // letters (two from one of 8+), with at least two tokens left.
-    if raws.len() >= 3
+    // Repeatedly: `Compani P.J.S.` loses both.
+    while raws.len() >= 3
         && let Some(last) = raws.last()
         && !last.transliterated
         && let Some(form) = near_legal_form(&last.text)
@@ -626,6 +635,8 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
             text: r.original,
             normalized: form.to_owned(),
         });
+        // what stood before it may be a legal form too (`Company Lymited`)
+        strip_legal_forms(&mut raws, &mut name);
     }
 
     // Stop words.
@@ -672,49 +683,156 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
     name
 }
 
+/// Strips legal forms at either end, longest first, repeatedly (never the last token).
+fn strip_legal_forms(raws: &mut Vec<Raw>, name: &mut NormName) {
+    loop {
+        let mut changed = false;
+        if let Some(n) = legal_form_at_end(raws)
+            && n < raws.len()
+        {
+            let removed: Vec<Raw> = raws.split_off(raws.len() - n);
+            name.stripped.push(stripped_form(removed));
+            changed = true;
+        }
+        if let Some(n) = legal_form_at_start(raws)
+            && n < raws.len()
+        {
+            let removed: Vec<Raw> = raws.drain(..n).collect();
+            name.stripped.push(stripped_form(removed));
+            changed = true;
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
 fn matches_form(tokens: &[Raw], form: &[&str]) -> bool {
     tokens.len() == form.len() && tokens.iter().zip(form).all(|(t, f)| t.text == *f)
 }
 
+/// The legal-form lexicon prepared for lookup: multi-token and single-token forms keyed
+/// by their last and their first token, and the single-token forms of 4+ letters for the
+/// fuzzy step, each with a letter mask. Built once; normalisation runs for every listed
+/// name at import, so it must not scan the lexicon per token.
+struct LegalLookup {
+    /// Last token → lengths of the forms ending with it.
+    by_last: HashMap<&'static str, Vec<usize>>,
+    /// First token → lengths of the forms starting with it.
+    by_first: HashMap<&'static str, Vec<usize>>,
+    /// Single-token forms of 4+ letters, in lexicon order (the fuzzy step returns the
+    /// first within reach, as a scan would).
+    near: Vec<NearForm>,
+}
+
+/// A single-token legal form the fuzzy step may meet.
+struct NearForm {
+    form: &'static str,
+    /// Edits allowed: 1, or 2 for a form of 8+ letters.
+    allowed: usize,
+    letters: u64,
+}
+
+/// A set of the bytes of `s`: one bit per letter and digit, every other byte on one
+/// shared bit. Sharing only undercounts the letters one side lacks, so the bound in
+/// [`near_legal_form`] never rejects a form within reach.
+fn letter_mask(s: &str) -> u64 {
+    s.bytes().fold(0u64, |m, b| {
+        let bit = match b {
+            b'a'..=b'z' => b - b'a',
+            b'0'..=b'9' => 26 + (b - b'0'),
+            _ => 63,
+        };
+        m | (1u64 << bit)
+    })
+}
+
+fn legal_lookup() -> &'static LegalLookup {
+    static LOOKUP: OnceLock<LegalLookup> = OnceLock::new();
+    LOOKUP.get_or_init(|| {
+        let mut by_last: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut by_first: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut near = Vec::new();
+        for form in lexicon::LEGAL_FORMS {
+            if let (Some(first), Some(last)) = (form.first(), form.last()) {
+                by_last.entry(last).or_default().push(form.len());
+                by_first.entry(first).or_default().push(form.len());
+            }
+            if let [one] = form
+                && one.len() >= 4
+            {
+                near.push(NearForm {
+                    form: one,
+                    allowed: if one.len() >= 8 { 2 } else { 1 },
+                    letters: letter_mask(one),
+                });
+            }
+        }
+        LegalLookup {
+            by_last,
+            by_first,
+            near,
+        }
+    })
+}
+
 fn legal_form_at_end(raws: &[Raw]) -> Option<usize> {
-    lexicon::LEGAL_FORMS
+    let last = raws.last()?;
+    legal_lookup()
+        .by_last
+        .get(last.text.as_str())?
         .iter()
-        .filter(|f| f.len() <= raws.len())
-        .filter(|f| {
-            raws.get(raws.len() - f.len()..)
-                .is_some_and(|tail| matches_form(tail, f))
+        .copied()
+        .filter(|len| *len <= raws.len())
+        .filter(|len| {
+            raws.get(raws.len() - len..).is_some_and(|tail| {
+                lexicon::LEGAL_FORMS
+                    .iter()
+                    .any(|f| f.len() == *len && matches_form(tail, f))
+            })
         })
-        .map(|f| f.len())
         .max()
 }
 
 fn legal_form_at_start(raws: &[Raw]) -> Option<usize> {
-    lexicon::LEGAL_FORMS
+    let first = raws.first()?;
+    legal_lookup()
+        .by_first
+        .get(first.text.as_str())?
         .iter()
-        .filter(|f| f.len() <= raws.len())
-        .filter(|f| {
-            raws.get(..f.len())
-                .is_some_and(|head| matches_form(head, f))
+        .copied()
+        .filter(|len| *len <= raws.len())
+        .filter(|len| {
+            raws.get(..*len).is_some_and(|head| {
+                lexicon::LEGAL_FORMS
+                    .iter()
+                    .any(|f| f.len() == *len && matches_form(head, f))
+            })
         })
-        .map(|f| f.len())
         .max()
 }
 
+/// The first single-token legal form of 4+ letters (in lexicon order) one edit from
+/// `token` (two for a form of 8+ letters). Forms are first screened by length and by
+/// letters: an edit brings at most one letter the other side lacks, so a form with more
+/// such letters than edits allowed (either way) is out of reach without computing the
+/// distance.
 fn near_legal_form(token: &str) -> Option<&'static str> {
     if token.len() < 3 {
         return None;
     }
-    lexicon::LEGAL_FORMS
+    let letters = letter_mask(token);
+    legal_lookup()
+        .near
         .iter()
-        .filter_map(|f| match f {
-            [one] if one.len() >= 4 => Some(*one),
-            _ => None,
+        .find(|f| {
+            let allowed = f.allowed as u32;
+            token.len().abs_diff(f.form.len()) <= f.allowed
+                && (letters & !f.letters).count_ones() <= allowed
+                && (f.letters & !letters).count_ones() <= allowed
+                && super::distance::osa_distance(token, f.form) <= f.allowed
         })
-        .find(|form| {
-            let allowed = if form.len() >= 8 { 2 } else { 1 };
-            token.len().abs_diff(form.len()) <= allowed
-                && super::distance::osa_distance(token, form) <= allowed
-        })
+        .map(|f| f.form)
 }
 
 fn stripped_form(removed: Vec<Raw>) -> Stripped {
@@ -947,6 +1065,106 @@ mod tests {
             ["jetix", "technologies"]
         );
         assert_eq!(texts("Ivan Carp"), ["ivan", "carp"]);
+    }
+
+    /// The lexicon scans the lookups replaced (kept as the reference).
+    fn scanned_near_legal_form(token: &str) -> Option<&'static str> {
+        if token.len() < 3 {
+            return None;
+        }
+        lexicon::LEGAL_FORMS
+            .iter()
+            .filter_map(|f| match f {
+                [one] if one.len() >= 4 => Some(*one),
+                _ => None,
+            })
+            .find(|form| {
+                let allowed = if form.len() >= 8 { 2 } else { 1 };
+                token.len().abs_diff(form.len()) <= allowed
+                    && strsim::osa_distance(token, form) <= allowed
+            })
+    }
+
+    fn scanned_at(raws: &[Raw], end: bool) -> Option<usize> {
+        lexicon::LEGAL_FORMS
+            .iter()
+            .filter(|f| f.len() <= raws.len())
+            .filter(|f| {
+                let part = if end {
+                    raws.get(raws.len() - f.len()..)
+                } else {
+                    raws.get(..f.len())
+                };
+                part.is_some_and(|p| matches_form(p, f))
+            })
+            .map(|f| f.len())
+            .max()
+    }
+
+    fn raws(words: &[String]) -> Vec<Raw> {
+        words
+            .iter()
+            .map(|w| Raw {
+                text: w.clone(),
+                original: w.clone(),
+                transliterated: false,
+                hyphen_after: false,
+            })
+            .collect()
+    }
+
+    /// Every single-token form, each with every one-letter deletion, substitution by a
+    /// neighbour letter, insertion and transposition: the near-form lookup returns
+    /// exactly what scanning the lexicon returned.
+    #[test]
+    fn legal_form_lookup_equals_the_lexicon_scan() {
+        let mut probes: Vec<String> = Vec::new();
+        for form in lexicon::LEGAL_FORMS.iter().flat_map(|f| f.iter()) {
+            let b = form.as_bytes();
+            probes.push((*form).to_owned());
+            for i in 0..b.len() {
+                let mut del = b.to_vec();
+                del.remove(i);
+                let mut sub = b.to_vec();
+                if let Some(c) = sub.get_mut(i) {
+                    *c = if *c == b'z' { b'a' } else { *c + 1 };
+                }
+                let mut ins = b.to_vec();
+                ins.insert(i, b'o');
+                let mut swap = b.to_vec();
+                if i + 1 < swap.len() {
+                    swap.swap(i, i + 1);
+                }
+                for v in [del, sub, ins, swap] {
+                    probes.push(String::from_utf8(v).unwrap_or_default());
+                }
+            }
+        }
+        probes.extend(["coproration", "ltdd", "ivan", "carp", "gmbhh", "x"].map(String::from));
+        for p in &probes {
+            assert_eq!(near_legal_form(p), scanned_near_legal_form(p), "{p}");
+        }
+        // whole forms at either end of a name, and tails of them
+        for form in lexicon::LEGAL_FORMS {
+            for take in 1..=form.len() {
+                let mut words: Vec<String> = vec!["acme".into(), "co".into()];
+                words.extend(form.iter().skip(form.len() - take).map(|w| (*w).to_owned()));
+                let r = raws(&words);
+                assert_eq!(legal_form_at_end(&r), scanned_at(&r, true), "{words:?}");
+                let mut words: Vec<String> =
+                    form.iter().take(take).map(|w| (*w).to_owned()).collect();
+                words.extend(["acme".to_owned(), "ltd".to_owned()]);
+                let r = raws(&words);
+                assert_eq!(legal_form_at_start(&r), scanned_at(&r, false), "{words:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn near_legal_form_equals_the_lexicon_scan(t in "[a-z0-9]{0,11}") {
+            proptest::prop_assert_eq!(near_legal_form(&t), scanned_near_legal_form(&t));
+        }
     }
 
     #[test]

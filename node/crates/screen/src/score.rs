@@ -35,7 +35,22 @@
 //!   of its name meets a token without the article as `sim(rest, other) − 0.03`
 //!   ([`GLUED_ARTICLE_COST`]; `Alnasir` = `al-Nasir`, while `Albert` stays `Albert`);
 //! - a token may also meet two adjacent tokens of the other side written together
-//!   (`xiaoming` = `xiao` + `ming`), exactly or phonetically.
+//!   (`xiaoming` = `xiao` + `ming`), exactly or phonetically; phonetically only when the
+//!   joined tokens' vowels agree with the single token's ([`vowel_agreement`] `Agree`:
+//!   `nguyen` is not `wang` + `ken`);
+//! - a vowel change between two syllable-like tokens (one vowel run, at most six
+//!   letters, ending in nothing, `n`, `ng`, `m` or `nh`: `ping`/`pang`,
+//!   `huong`/`huang`; or of a one-letter initial consonant, `wang`/`kang`, but not
+//!   `chang`/`zhang`; [`syllable_vowel_change`]) forfeits the phonetic similarity and
+//!   costs [`SYLLABLE_VOWEL_COST`] on the fuzzy one, which leaves every such pair under
+//!   0.78: in a syllabic romanisation each letter is much of the name. Vowels spelt two
+//!   ways are one (`y`/`i`, `ee`/`i`, French `ou`/`u`, `aa`/`a`: `Lee` = `Li`);
+//! - a token that is the other with the nisba ending `-i` (`Mohammadi`/`Mohammed`,
+//!   `Mahmoudi`/`Mahmoud`; [`nisba_change`]) is another name: the phonetic similarity is
+//!   forfeited and the fuzzy one costs [`NISBA_COST`];
+//! - an unmatched honorific left in place (`Haji` after a list's comma) counts as a
+//!   middle token wherever it stands, and a half-weight token (initial, `abd`, generic
+//!   word) never counts more than its weight;
 //! - a query written as an acronym (one word of 3–12 letters in capitals or dotted:
 //!   `NIOC`, `N.I.O.C.`) meets an organisation or vessel name of two or more tokens
 //!   whose initials it spells, alone or followed by the initials of the name's stripped
@@ -52,14 +67,15 @@
 //! name_score         = Σ_pairs sim·(w_q + w_n) / (Σ_pairs (w_q + w_n) + Σ_unmatched w·m)
 //! ```
 //!
-//! where, when the listed entry is a person, `m = 1` for an unmatched first or last token
-//! of its side, `m = 0.3` for an unmatched middle token of the listed name (a query
+//! where, when the listed entry is a person, `m = 1.25` ([`END_TOKEN_FACTOR`]) for an
+//! unmatched first or last token of its side (so two of three tokens paired exactly,
+//! 4 / 5.25 = 0.76, stay under the default threshold), `m = 0.3` for an unmatched middle token of the listed name (a query
 //! that leaves out a middle name costs little), `m = 0.3` for as many unmatched middle
 //! tokens of the query (first ones first) as the listed name has unmatched tokens (a
 //! variant neither spelling reached) and `m = 0.6` for the query's further ones
 //! (tokens the listed name lacks: a short alias that covers only part of the query
 //! must not outrank the entry whose full name covers all of it); for organisations and vessels
-//! `m = 1` everywhere (their distinctive word is often in the middle).
+//! `m = 1.25` everywhere (their distinctive word is often in the middle).
 //! The explanation lists `matched_similarity` and then the *missing tokens* adjustment
 //! `name_score − matched_similarity` (≤ 0).
 //!
@@ -101,6 +117,22 @@ pub const MIDDLE_TOKEN_FACTOR: f64 = 0.3;
 pub const QUERY_MIDDLE_TOKEN_FACTOR: f64 = 0.6;
 /// What a glued article (`alnasir` against `nasir`) costs.
 pub const GLUED_ARTICLE_COST: f64 = 0.03;
+/// What a vowel change costs between two syllable-like tokens ([`syllable_vowel_change`]):
+/// subtracted from their fuzzy similarity, and their phonetic similarity is forfeited.
+/// For tokens of up to [`SYLLABLE_MAX_LEN`] letters this always leaves the pair under
+/// [`MIN_TOKEN_SIMILARITY`] (`ping`/`pang`: 0.79 − 0.12).
+pub const SYLLABLE_VOWEL_COST: f64 = 0.12;
+/// What a nisba ending on one side only costs ([`nisba_change`]), on the fuzzy
+/// similarity; the phonetic one is forfeited (`mahmoudi`/`mahmoud`: 0.915 − 0.15).
+pub const NISBA_COST: f64 = 0.15;
+/// Longest token read as one syllable (`zhuang`, `nguyen`).
+pub const SYLLABLE_MAX_LEN: usize = 6;
+/// Weight factor of an unmatched first or last token (and of any unmatched token of an
+/// organisation or vessel): more than its own weight, so that two of three tokens
+/// paired exactly (`Youssef Mansour` against `Mohammad Youssef Mansour`) stay under the
+/// default threshold (4 / 5.25 = 0.76), while an optional token (a person's middle name,
+/// an initial, a generic word of half weight) costs little.
+pub const END_TOKEN_FACTOR: f64 = 1.25;
 /// Phonetic similarity of a one-letter skeleton between a vowel-less token and a Latin one.
 const ONE_LETTER_ACROSS_SCRIPTS: f64 = 0.80;
 /// Least letters after a glued article.
@@ -256,6 +288,120 @@ pub fn vowel_agreement(a: &VowelGaps, b: &VowelGaps) -> Vowels {
     }
 }
 
+/// A token read as one syllable of a syllabic romanisation (Chinese pinyin or Wade-Giles,
+/// Vietnamese, Korean): at most [`SYLLABLE_MAX_LEN`] ASCII letters, one run of vowels
+/// (`y` after the first letter counts as a vowel) and nothing after it but `n`, `ng`,
+/// `m`, `nh` or nothing (`ping`, `huong`, `zhuang`, `lee`; not `zaid`, `hans`, `john`).
+/// Its vowel run is spelt canonically (`y` → `i`, `ee`/`ii` → `i`, `oo`/`uu` and French
+/// `ou` → `u`, `aa` → `a`: `Lee` = `Li`, `Kym` = `Kim`, `Moun` = `Mun`).
+fn syllable_nucleus(token: &str) -> Option<Syllable<'_>> {
+    let b = token.as_bytes();
+    if b.len() > SYLLABLE_MAX_LEN || !b.iter().all(u8::is_ascii_lowercase) {
+        return None;
+    }
+    let vowel =
+        |i: usize, c: u8| matches!(c, b'a' | b'e' | b'i' | b'o' | b'u') || (c == b'y' && i > 0);
+    let start = b.iter().enumerate().position(|(i, c)| vowel(i, *c))?;
+    let len = b
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take_while(|(i, c)| vowel(*i, **c))
+        .count();
+    let coda = token.get(start + len..)?;
+    if !matches!(coda, "" | "n" | "ng" | "m" | "nh") {
+        return None;
+    }
+    // the vowel run spelt canonically, on the stack (this runs for every token pair)
+    let mut nucleus = [0u8; SYLLABLE_MAX_LEN];
+    let mut n = 0usize;
+    for &c in b.get(start..start + len)? {
+        let c = if c == b'y' { b'i' } else { c };
+        let prev = n.checked_sub(1).and_then(|i| nucleus.get(i)).copied();
+        let merged = match (prev, c) {
+            (Some(b'e'), b'e') | (Some(b'i'), b'i') => Some(b'i'),
+            (Some(b'o'), b'o' | b'u') | (Some(b'u'), b'u') => Some(b'u'),
+            (Some(b'a'), b'a') => Some(b'a'),
+            _ => None,
+        };
+        match merged {
+            Some(m) => {
+                if let Some(last) = n.checked_sub(1).and_then(|i| nucleus.get_mut(i)) {
+                    *last = m;
+                }
+            }
+            None => {
+                if let Some(slot) = nucleus.get_mut(n) {
+                    *slot = c;
+                    n += 1;
+                }
+            }
+        }
+    }
+    Some(Syllable {
+        onset: token.get(..start)?,
+        nucleus,
+        nucleus_len: n,
+        coda,
+    })
+}
+
+/// A token read as one syllable ([`syllable_nucleus`]).
+struct Syllable<'a> {
+    onset: &'a str,
+    nucleus: [u8; SYLLABLE_MAX_LEN],
+    nucleus_len: usize,
+    coda: &'a str,
+}
+
+impl Syllable<'_> {
+    fn nucleus(&self) -> &[u8] {
+        self.nucleus.get(..self.nucleus_len).unwrap_or_default()
+    }
+}
+
+/// Two syllable-like tokens ([`syllable_nucleus`]) whose vowels differ (`ping`/`pang`,
+/// `huong`/`huang`), or whose one-letter initial consonants differ (`wang`/`kang`,
+/// `ping`/`ding`; not `chang`/`zhang`, two romanisations of one syllable). In a syllabic
+/// romanisation each letter of a syllable is much of the name, so such a change makes
+/// another name, unlike in a transliteration of Arabic where vowels are unwritten and
+/// `Omer` is `Omar`.
+pub fn syllable_vowel_change(a: &str, b: &str) -> bool {
+    match (syllable_nucleus(a), syllable_nucleus(b)) {
+        (Some(x), Some(y)) => {
+            x.nucleus() != y.nucleus()
+                || (x.onset.len() == 1
+                    && y.onset.len() == 1
+                    && x.onset != y.onset
+                    && x.coda == y.coda)
+        }
+        _ => false,
+    }
+}
+
+/// One token is the other with the Arabic/Persian nisba ending `-i` (`Mohammadi` /
+/// `Mohammed`, `Mahmoudi` / `Mahmoud`, `Salami` / `Salam`): a surname made from a
+/// name, so another name. Both spell the same consonants, the longer (4+ letters
+/// before the ending) ends in `i` or `y` after a consonant, the shorter in a consonant.
+pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
+    if a_skel != b_skel || a.len() == b.len() {
+        return false;
+    }
+    let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
+    let consonant = |c: u8| {
+        c.is_ascii_lowercase() && !matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y' | b'w')
+    };
+    let lb = long.as_bytes();
+    long.len() >= 5
+        && matches!(lb.last(), Some(b'i' | b'y'))
+        && lb
+            .len()
+            .checked_sub(2)
+            .and_then(|i| lb.get(i))
+            .is_some_and(|c| consonant(*c))
+        && short.as_bytes().last().is_some_and(|c| consonant(*c))
+}
+
 /// Similarity of two single tokens, if they match at all.
 pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     if q.text == n.text {
@@ -303,7 +449,10 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
         Some((t, false)) => (q.text, t.as_str()),
         None => (q.text, n.text),
     };
-    let same_skeleton = !q.skel.is_empty() && (q.skel == n.skel || french.is_some());
+    let nisba = nisba_change(q.text, n.text, q.skel, n.skel);
+    let syllable_change = nisba || syllable_vowel_change(q.text, n.text);
+    let same_skeleton =
+        !syllable_change && !q.skel.is_empty() && (q.skel == n.skel || french.is_some());
     let max = lq.max(ln);
     let diff = lq.abs_diff(ln);
     // The phonetic similarity, unless it depends on the fuzzy one: the vowels must
@@ -329,10 +478,18 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     // The least fuzzy similarity that can change the result; the fuzzy similarity is
     // at most 0.4·JW + 0.6·(1 − length difference / length), so the edit distance (and
     // even JW) is computed only when that bound reaches it.
-    let need = match phon_fixed {
-        Some(p) => p.max(MIN_TOKEN_SIMILARITY),
-        None => PHONETIC_MIN_FUZZY.min(MIN_TOKEN_SIMILARITY),
+    let cost = if nisba {
+        NISBA_COST
+    } else if syllable_change {
+        SYLLABLE_VOWEL_COST
+    } else {
+        0.0
     };
+    let need = cost
+        + match phon_fixed {
+            Some(p) => p.max(MIN_TOKEN_SIMILARITY),
+            None => PHONETIC_MIN_FUZZY.min(MIN_TOKEN_SIMILARITY),
+        };
     let len_part = 0.6 * (1.0 - diff as f64 / max as f64);
     let fuzzy = if 0.4 + len_part < need {
         None
@@ -342,7 +499,7 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
             None
         } else {
             let distance = distance::osa_distance(q.text, n.text);
-            let sim = 0.4 * jw + 0.6 * (1.0 - distance as f64 / max as f64);
+            let sim = 0.4 * jw + 0.6 * (1.0 - distance as f64 / max as f64) - cost;
             Some((sim, How::Fuzzy { jw, distance }))
         }
     };
@@ -405,7 +562,16 @@ fn concat_similarity(one: Tok<'_>, a: Tok<'_>, b: Tok<'_>) -> Option<(f64, How)>
             && one.skel.starts_with(a.skel)
             && b.skel.get(1..).is_some_and(|rest| one.skel.ends_with(rest)));
     if skel_joined && one.skel.len() >= 3 {
-        return Some((phonetic_similarity(one.skel.len()), How::Phonetic));
+        // the joined tokens must meet the one as a single token would, vowels included
+        // (`nguyen` is not `wang` + `ken`)
+        let joined = format!("{}{}", a.text, b.text);
+        let skel = skeleton(&joined);
+        let t = Tok {
+            text: &joined,
+            skel: &skel,
+            weight: one.weight,
+        };
+        return token_similarity(one, t).map(|(sim, _)| (sim, How::Phonetic));
     }
     None
 }
@@ -456,16 +622,21 @@ impl Alignment {
 }
 
 fn position_factor(i: usize, len: usize, middle: f64) -> f64 {
-    if i == 0 || i + 1 >= len { 1.0 } else { middle }
+    if i == 0 || i + 1 >= len {
+        END_TOKEN_FACTOR
+    } else {
+        middle
+    }
 }
 
 /// The weight factor of unmatched middle tokens of the listed name for an entry of
-/// `kind`.
+/// `kind`: [`MIDDLE_TOKEN_FACTOR`] for a person, [`END_TOKEN_FACTOR`] for an
+/// organisation or vessel (their distinctive word is often in the middle).
 pub(crate) fn middle_factor(kind: SubjectKind) -> f64 {
     if kind == SubjectKind::Person {
         MIDDLE_TOKEN_FACTOR
     } else {
-        1.0
+        END_TOKEN_FACTOR
     }
 }
 
@@ -483,11 +654,32 @@ fn counted_weights(
     q_used: &[bool],
     n_used: &[bool],
     middle: f64,
+    surnames: usize,
 ) -> (Counted, Counted) {
+    // an honorific or title the normaliser left in place (`Haji` after the comma of
+    // `BASIR, Haji Abdul`) is optional wherever it stands, and a half-weight token (an
+    // initial, `abd`/`abu`, a generic word) never costs more than its weight
+    let factor = |t: &Tok<'_>, i: usize, len: usize, m: f64| {
+        if middle < 1.0 && crate::lexicon::is_honorific(t.text) {
+            middle
+        } else if t.weight < 1.0 {
+            position_factor(i, len, m).min(1.0)
+        } else {
+            position_factor(i, len, m)
+        }
+    };
+    // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
+    // `Montoya` is not a middle name)
+    let first_surname = n.len().saturating_sub(surnames);
     let mut name = Vec::new();
     for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
         if !u {
-            name.push((i, t.weight * position_factor(i, n.len(), middle)));
+            let m = if i >= first_surname && !crate::lexicon::is_honorific(t.text) {
+                factor(t, n.len() - 1, n.len(), middle)
+            } else {
+                factor(t, i, n.len(), middle)
+            };
+            name.push((i, t.weight * m));
         }
     }
     let mut query = Vec::new();
@@ -500,15 +692,16 @@ fn counted_weights(
             } else {
                 QUERY_MIDDLE_TOKEN_FACTOR
             };
-            query.push((i, t.weight * position_factor(i, q.len(), m)));
+            query.push((i, t.weight * factor(t, i, q.len(), m)));
         }
     }
     (query, name)
 }
 
 /// Aligns query tokens with name tokens and computes the name score; `middle` is the
-/// weight factor of unmatched middle tokens ([`middle_factor`]).
-pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
+/// weight factor of unmatched middle tokens ([`middle_factor`]); the last `surnames`
+/// tokens of the name are a listed person's surnames, never optional.
+pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64, surnames: usize) -> Alignment {
     let mut cands: Vec<Pair> = Vec::with_capacity(q.len() * n.len() + 4);
     for (i, qt) in q.iter().enumerate() {
         for (j, nt) in n.iter().enumerate() {
@@ -604,7 +797,7 @@ pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64) -> Alignment {
         al.matched_weight += c.weight;
         al.pairs.push(c);
     }
-    let (qw, nw) = counted_weights(q, n, &al.q_used, &al.n_used, middle);
+    let (qw, nw) = counted_weights(q, n, &al.q_used, &al.n_used, middle, surnames);
     al.missing_weight = qw.iter().chain(&nw).map(|(_, w)| w).sum();
     al
 }
@@ -1093,7 +1286,7 @@ pub(crate) fn explain(
     let qt = qo.toks(query);
     let nt = no.toks(name);
     let middle = middle_factor(entry.kind);
-    let mut al = align(&qt, &nt, middle);
+    let mut al = align(&qt, &nt, middle, name.surnames);
     if let Some(acr) =
         acronym.and_then(|a| acronym_alignment(a, &nt, &legal_initials(name), entry.kind))
         && acr.name_score() > al.name_score()
@@ -1142,7 +1335,7 @@ pub(crate) fn explain(
         });
     }
     let mut unmatched = Vec::new();
-    let (qw, nw) = counted_weights(&qt, &nt, &al.q_used, &al.n_used, middle);
+    let (qw, nw) = counted_weights(&qt, &nt, &al.q_used, &al.n_used, middle, name.surnames);
     for (side, toks, counted) in [(Side::Query, &qt, qw), (Side::Name, &nt, nw)] {
         for (i, w) in counted {
             unmatched.push(UnmatchedToken {
@@ -1208,6 +1401,111 @@ pub(crate) fn quick_score(al: &Alignment, facts: &QueryFacts, entry: EntryFacts<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tk<'a>(text: &'a str, skel: &'a str) -> Tok<'a> {
+        Tok {
+            text,
+            skel,
+            weight: 1.0,
+        }
+    }
+
+    fn sim(a: &str, b: &str) -> Option<f64> {
+        let (sa, sb) = (skeleton(a), skeleton(b));
+        token_similarity(tk(a, &sa), tk(b, &sb)).map(|(s, _)| s)
+    }
+
+    #[test]
+    fn short_syllable_vowel_changes() {
+        for (a, b) in [
+            ("ping", "pang"),
+            ("huong", "huang"),
+            ("chen", "chan"),
+            ("wang", "kang"),
+            ("ping", "ding"),
+            ("zhuang", "zhang"),
+            ("wang", "wong"),
+            ("lin", "lan"),
+        ] {
+            assert!(syllable_vowel_change(a, b), "{a} {b}");
+            assert_eq!(sim(a, b), None, "{a} {b}");
+        }
+        // one vowel spelt two ways, the same vowel, or not syllable-like
+        for (a, b) in [
+            ("lee", "li"),
+            ("kim", "kym"),
+            ("moun", "mun"),
+            ("chang", "zhang"),
+            ("ping", "pin"),
+            ("zaid", "zeid"),
+            ("omar", "omer"),
+            ("hans", "hens"),
+            ("nguyen", "nguyen"),
+        ] {
+            assert!(!syllable_vowel_change(a, b), "{a} {b}");
+        }
+        assert!(sim("lee", "li").is_some());
+        assert!(sim("omar", "omer").is_some());
+    }
+
+    #[test]
+    fn nisba_surnames() {
+        for (a, b) in [
+            ("mohammadi", "mohammed"),
+            ("mahmoudi", "mahmoud"),
+            ("ibrahimi", "ibrahim"),
+            ("salami", "salam"),
+        ] {
+            assert!(nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+            assert_eq!(sim(a, b), None, "{a} {b}");
+        }
+        // both or neither with the ending, or a vowel before it: spellings of one name
+        for (a, b) in [("ahmadi", "ahmady"), ("andrei", "andre"), ("sami", "sam")] {
+            assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+        }
+        assert!(sim("mohammad", "mohammed").is_some());
+    }
+
+    #[test]
+    fn two_of_three_tokens() {
+        let toks = |v: &[&'static str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        fn view(v: &[(String, String)]) -> Vec<Tok<'_>> {
+            v.iter().map(|(t, s)| tk(t, s)).collect()
+        }
+        let (q, n) = (
+            toks(&["youssef", "mansour"]),
+            toks(&["mohammad", "youssef", "mansour"]),
+        );
+        let al = align(&view(&q), &view(&n), MIDDLE_TOKEN_FACTOR, 0);
+        assert!(
+            (al.name_score() - 4.0 / 5.25).abs() < 1e-12,
+            "{}",
+            al.name_score()
+        );
+        // a middle name left out costs its 0.3
+        let q = toks(&["mohammad", "mansour"]);
+        let al = align(&view(&q), &view(&n), MIDDLE_TOKEN_FACTOR, 0);
+        assert!(
+            (al.name_score() - 4.0 / 4.3).abs() < 1e-12,
+            "{}",
+            al.name_score()
+        );
+    }
+
+    #[test]
+    fn concatenated_tokens_need_agreeing_vowels() {
+        let (one, a, b) = ("nguyen", "wang", "ken");
+        let (so, sa, sb) = (skeleton(one), skeleton(a), skeleton(b));
+        assert_eq!(
+            concat_similarity(tk(one, &so), tk(a, &sa), tk(b, &sb)),
+            None
+        );
+        let (one, a, b) = ("mohammadali", "mohammed", "ali");
+        let (so, sa, sb) = (skeleton(one), skeleton(a), skeleton(b));
+        assert!(concat_similarity(tk(one, &so), tk(a, &sa), tk(b, &sb)).is_some());
+    }
 
     #[test]
     fn an_imo_prefix_is_not_part_of_the_number() {
