@@ -1926,3 +1926,404 @@ async fn a_notice_honours_the_entrys_hop_limit() {
     c.stop(2).await;
     c.stop(3).await;
 }
+
+/// `consultation` steps of node `i`'s audit log.
+async fn steps(c: &Cluster, i: usize, id: wlnode_consult::ConsultationId) -> Vec<String> {
+    audit_events(c, i)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Consultation { step } if step.consultation_id == id => {
+                Some(step.kind.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Refused consultation messages in node `i`'s audit log.
+async fn refused_in_audit(c: &Cluster, i: usize, kind: &str) -> usize {
+    audit_events(c, i)
+        .await
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mail { action, kind: k, reason: Some(r), .. }
+                if action == "rejected" && k == kind && r.starts_with("consultation_refused"))
+        })
+        .count()
+}
+
+async fn refusals_sent(c: &Cluster, i: usize) -> Vec<OutboxItem> {
+    c.node(i)
+        .services
+        .mail
+        .outbox(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.kind == "consult_refusal")
+        .collect()
+}
+
+/// Review of issue 21, finding 13 (requester side), across nodes: A answers two
+/// consultations before their deadline while the relay between A and B is down, so
+/// both answers reach B after the deadline. B had decided one on silence: the
+/// decision stands, the answer is recorded beside it. The other, undecided, becomes
+/// `answered` with the objection, and a grant then goes against it. B's trail passes
+/// the auditor: no decision "before the answer", no answer "after the deadline".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_stands() {
+    // A (origin) — R (relay) — B (requester).
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2)]);
+    short_deadlines(&c);
+    c.start_all().await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
+    let mut ids = Vec::new();
+    for reference in ["LIC-SILENT", "LIC-LATE"] {
+        let held = c
+            .node(2)
+            .services
+            .consultations
+            .request(
+                "0123456789abcdef0123456789abcdef",
+                w.entry_id,
+                None,
+                reference.into(),
+                details(),
+                Duration::from_secs(40),
+            )
+            .await
+            .unwrap();
+        ids.push(held.consultation.id());
+    }
+    let (silent, late) = (ids[0], ids[1]);
+    for id in [silent, late] {
+        wait_for(T, "A has the request", || async {
+            consultation(&c, 0, id).await.is_some()
+        })
+        .await;
+    }
+    // The relay goes down; A objects to both before the deadline.
+    c.stop(1).await;
+    for id in [silent, late] {
+        c.node(0)
+            .services
+            .consultations
+            .respond(
+                "fedcba9876543210fedcba9876543210",
+                id,
+                Answer::Objection,
+                Some("same end user".into()),
+            )
+            .await
+            .expect("A answers before the deadline");
+    }
+    for id in [silent, late] {
+        wait_for(T, "B's consultation expires", || async {
+            consultation(&c, 2, id)
+                .await
+                .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Expired)
+        })
+        .await;
+    }
+    // B decides one on silence.
+    let decided = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            silent,
+            Decision::Refused,
+            Some("no reply".into()),
+        )
+        .await
+        .unwrap();
+    let decision = decided.consultation.decision().unwrap().clone();
+    // The relay comes back; both answers arrive after the deadline.
+    c.start(1).await;
+    for id in [silent, late] {
+        wait_for(T, "the late answer reaches B", || async {
+            consultation(&c, 2, id)
+                .await
+                .is_some_and(|h| h.consultation.answers().len() == 1)
+        })
+        .await;
+    }
+    let s = consultation(&c, 2, silent).await.unwrap().consultation;
+    assert_eq!(s.state(), wlnode_consult::State::Decided);
+    assert_eq!(
+        s.decision(),
+        Some(&decision),
+        "the decision on silence stands"
+    );
+    assert!(s.answers()[0].late());
+    let l = consultation(&c, 2, late).await.unwrap().consultation;
+    assert_eq!(l.state(), wlnode_consult::State::Answered);
+    assert_eq!(l.current_answer(), Some(Answer::Objection));
+    let a = &l.answers()[0];
+    assert!(
+        a.signed_at.unwrap() < l.deadline() && a.at >= l.deadline(),
+        "signed before the deadline, arrived after it: {a:?}"
+    );
+    assert!(l.view().answer_late);
+    let granted = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            late,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        granted.consultation.decision().unwrap().despite,
+        wlnode_consult::Despite::Objection
+    );
+    let trail: Vec<String> = steps(&c, 2, silent)
+        .await
+        .into_iter()
+        .filter(|s| s != "delivered")
+        .collect();
+    assert_eq!(trail, ["requested", "expired", "decided", "answered_late"]);
+    assert!(
+        steps(&c, 2, late)
+            .await
+            .contains(&"answered_late".to_owned())
+    );
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    let report = verify(&c, 3);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert!(bad.is_empty(), "late answers are no violation: {bad:#?}");
+}
+
+/// The origin refuses a request whose deadline is shorter than the roster's minimum:
+/// the requester gets a signed refusal and its consultation ends `refused_by_origin`
+/// (not an expiry by silence), once. A refusal from a member that is not the origin,
+/// or for an unknown consultation, is refused, counted and audited, and never
+/// answered with a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejected() {
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2), (0, 2)]);
+    c.start_all().await;
+    // B asks with a 30-day deadline (accepted) and a one-hour one (under the
+    // roster's one-day minimum: the origin refuses it).
+    let (entry, ok) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let short = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            entry,
+            None,
+            "LIC-SHORT".into(),
+            details(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let short = short.consultation.id();
+    wait_for(T, "B's consultation is refused by the origin", || async {
+        consultation(&c, 1, short)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::RefusedByOrigin)
+    })
+    .await;
+    let h = consultation(&c, 1, short).await.unwrap();
+    assert_eq!(
+        h.consultation.refusal().unwrap().reason,
+        wlnode_consult::RefusalReason::DeadlineTooShort
+    );
+    assert_eq!(
+        serde_json::to_value(h.consultation.view()).unwrap()["state"],
+        "refused_by_origin"
+    );
+    assert!(
+        steps(&c, 1, short)
+            .await
+            .contains(&"refused_by_origin".to_owned())
+    );
+    assert!(
+        consultation(&c, 0, short).await.is_none(),
+        "A opened nothing"
+    );
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 1);
+    assert_eq!(refusals_sent(&c, 0).await.len(), 1);
+
+    // The same request again (a new message, same consultation): refused and
+    // audited again, but no second refusal.
+    let again = wlnode_consult::encode(&wlnode_consult::Payload::ConsultRequest(
+        h.consultation.request_payload(),
+    ))
+    .unwrap();
+    c.node(1)
+        .services
+        .mail
+        .send(&code(0), "consult_request", &again, 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "A refuses the repeated request", || async {
+        refused_in_audit(&c, 0, "consult_request").await == 2
+    })
+    .await;
+    assert_eq!(refusals_sent(&c, 0).await.len(), 1, "one refusal per round");
+
+    // C forges A's refusal of B's open consultation; A refuses an unknown one.
+    let forged = |id| {
+        wlnode_consult::encode(&wlnode_consult::Payload::ConsultRefusal(
+            wlnode_consult::ConsultRefusal {
+                consultation_id: id,
+                round: 1,
+                reason: wlnode_consult::RefusalReason::NotOurEntry,
+            },
+        ))
+        .unwrap()
+    };
+    let before = c.node(1).services.consultations.refused_messages();
+    c.node(2)
+        .services
+        .mail
+        .send(&code(1), "consult_refusal", &forged(ok), 3_600_000)
+        .await
+        .unwrap();
+    c.node(0)
+        .services
+        .mail
+        .send(
+            &code(1),
+            "consult_refusal",
+            &forged(wlnode_consult::ConsultationId([0xee; 16])),
+            3_600_000,
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B refuses both refusals", || async {
+        refused_in_audit(&c, 1, "consult_refusal").await == 2
+    })
+    .await;
+    assert_eq!(
+        c.node(1).services.consultations.refused_messages(),
+        before + 2
+    );
+    assert_eq!(
+        consultation(&c, 1, ok).await.unwrap().consultation.state(),
+        wlnode_consult::State::Open,
+        "a forged refusal changes nothing"
+    );
+    assert!(
+        refusals_sent(&c, 1).await.is_empty(),
+        "a refusal is never answered with a refusal"
+    );
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    let report = verify(&c, 3);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// A decision notice passes our own share rules too: B's admin shares nothing with
+/// D, so B's grant despite A's objection notifies A (the origin) and C, not D,
+/// although the entry's distribution admits D.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_notice_is_withheld_from_a_member_our_share_rules_withhold_the_entry_from() {
+    let specs: Vec<AgencySpec> = (0..4)
+        .map(|i| AgencySpec::member(&agency(i), &["eu"]).unwrap())
+        .collect();
+    let accept = "\n[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n";
+    let extra = (0..4)
+        .map(|i| {
+            if i == 1 {
+                format!(
+                    "\n[[share]]\nto = [\"{}\", \"{}\"]\norigins = [\"*\"]\nrelay = true\n{accept}{FAST_SYNC}",
+                    agency(0),
+                    agency(2)
+                )
+            } else {
+                format!("{OPEN_POLICY}{FAST_SYNC}")
+            }
+        })
+        .collect();
+    let mut c = Cluster::new(
+        &specs,
+        &[(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)],
+        extra,
+    );
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "fedcba9876543210fedcba9876543210",
+            id,
+            Answer::Objection,
+            Some("same end user".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B has the objection", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
+    })
+    .await;
+    let decided = c
+        .node(1)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    let mut notified: Vec<String> = decided
+        .messages
+        .iter()
+        .filter(|m| m.notice)
+        .map(|m| m.to.to_string())
+        .collect();
+    notified.sort();
+    assert_eq!(notified, vec![agency(0), agency(2)], "not D");
+    wait_for(T, "C gets the notice", || async {
+        inbox(&c, 2)
+            .await
+            .iter()
+            .any(|m| m.kind == "consult_decision" && m.body.contains(&id.to_hex()))
+    })
+    .await;
+    assert!(
+        inbox(&c, 3)
+            .await
+            .iter()
+            .all(|m| m.kind != "consult_decision")
+    );
+    for i in 0..4 {
+        c.stop(i).await;
+    }
+}

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use wlnode_crypto::{AgencyCode, EntryId, RecordId, Timestamp};
 
 use crate::payload::{
-    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,
-    Despite, MAX_REASON, MAX_TIME, Payload, PayloadError, TransactionDetails,
+    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRefusal, ConsultRequest,
+    ConsultationId, Decision, Despite, MAX_REASON, MAX_TIME, Payload, PayloadError, RefusalReason,
+    TransactionDetails,
 };
 
 /// The longest deadline a consultation may have, from the moment it is requested (or
@@ -34,6 +35,12 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// hour a requester could decide an hour before the deadline and so overtake the
 /// origin's objection (review s30-consult2, H2).
 pub const TIMING_SKEW: Duration = Duration::from_millis(wlnode_crypto::mail::MAX_CLOCK_SKEW_MS);
+/// How long after the deadline an answer the origin signed in time may still arrive
+/// at the requester and count ([`Consultation::receive_answer`]): one day, the
+/// lifetime the node gives a consultation message past its deadline (so an honest
+/// answer held by a relay or a partition can never arrive later), and so also the
+/// most a backdating origin gains.
+pub const LATE_ANSWER_WINDOW: Duration = Duration::from_secs(86_400);
 /// Most rounds of one consultation: the request, then at most four rounds of further
 /// information after `info_requested`.
 pub const MAX_ROUNDS: u32 = 5;
@@ -106,6 +113,10 @@ pub enum State {
     Expired,
     /// The requester decided on the licence.
     Decided,
+    /// The origin refused the request or the current round with a signed
+    /// `consult_refusal` (deadline too short, not its entry, ...). Terminal: the
+    /// requester opens a new consultation if it still wants one.
+    RefusedByOrigin,
 }
 
 impl State {
@@ -116,6 +127,7 @@ impl State {
             Self::Answered => "answered",
             Self::Expired => "expired",
             Self::Decided => "decided",
+            Self::RefusedByOrigin => "refused_by_origin",
         }
     }
 }
@@ -130,7 +142,31 @@ pub struct AnswerRecord {
     pub answer: Answer,
     /// Why.
     pub reason: Option<String>,
-    /// When this node recorded it.
+    /// When this node recorded it (at the requester: when it arrived).
+    pub at: Timestamp,
+    /// At the requester, for an answer that arrived after the deadline: the message's
+    /// signed creation time at the origin, before the deadline within
+    /// [`TIMING_SKEW`]. Absent for an answer that arrived in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<Timestamp>,
+}
+
+impl AnswerRecord {
+    /// Whether it arrived after the deadline (signed in time, held on the way).
+    pub fn late(&self) -> bool {
+        self.signed_at.is_some()
+    }
+}
+
+/// The origin's signed refusal of a round, at the requester.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalRecord {
+    /// The round refused (1: the request).
+    pub round: u32,
+    /// Why.
+    pub reason: RefusalReason,
+    /// When it arrived here.
     pub at: Timestamp,
 }
 
@@ -352,6 +388,8 @@ pub struct Consultation {
     infos: Vec<InfoRecord>,
     expired_at: Option<Timestamp>,
     decision: Option<DecisionRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refusal: Option<RefusalRecord>,
 }
 
 /// Checks a deadline for a round opened at `now` (with `slack` for another node's
@@ -458,6 +496,7 @@ impl Consultation {
             infos: Vec::new(),
             expired_at: None,
             decision: None,
+            refusal: None,
         };
         let payload = Payload::ConsultRequest(c.request_payload());
         payload.validate()?;
@@ -505,6 +544,7 @@ impl Consultation {
             infos: Vec::new(),
             expired_at: None,
             decision: None,
+            refusal: None,
         };
         c.tick(now);
         Ok(c)
@@ -585,6 +625,7 @@ impl Consultation {
             answer,
             reason,
             at: now,
+            signed_at: None,
         });
     }
 
@@ -615,13 +656,36 @@ impl Consultation {
         }])
     }
 
-    /// Requester: records the origin's answer `from` the sender. Refused from anyone
-    /// but the origin, for another round, after the deadline (by this node's clock),
-    /// and when already answered.
+    /// Requester: records the origin's answer `from` the sender, `signed_at` being the
+    /// creation time the origin signed into the message's header. Refused from anyone
+    /// but the origin, for another round, and when already answered.
+    ///
+    /// An answer that arrives after the deadline (by this node's clock) is judged by
+    /// when the origin signed it, not when it arrived (review of issue 21, finding 13:
+    /// a relay or a partition may hold an answer given in time). It counts when
+    /// - it was signed before the deadline, within [`TIMING_SKEW`] (the origin itself
+    ///   refuses to answer after the deadline by its clock; the skew covers two
+    ///   clocks and the moment between recording and sending),
+    /// - it was signed no earlier than the round was opened here, less
+    ///   [`TIMING_SKEW`] (nobody answers a request before it was made), and
+    /// - it arrives within [`LATE_ANSWER_WINDOW`] (and the skew) of the deadline, the
+    ///   lifetime an honest answer's message has past it.
+    ///
+    /// Then an expired consultation not yet decided becomes `answered` (the expiry
+    /// is kept in the trail), and one the requester already decided on silence keeps
+    /// its decision and records the answer beside it. [`AnswerRecord::signed_at`]
+    /// marks it late. Otherwise it is [`ConsultError::AnswerAfterDeadline`], and the
+    /// consultation is left expired.
+    ///
+    /// The origin holds the signing key, so it can backdate: what it gains is an
+    /// answer counted up to [`LATE_ANSWER_WINDOW`] after the deadline, and only
+    /// while the requester has not decided. It cannot undo or reorder a decision, and
+    /// the requester's trail shows when the answer really arrived.
     pub fn receive_answer(
         &mut self,
         from: &AgencyCode,
         a: &ConsultAnswer,
+        signed_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
         self.side("receive an answer", Role::Requester)?;
@@ -639,9 +703,104 @@ impl Consultation {
                 got: a.round,
             });
         }
-        self.answerable(now)?;
-        self.record_answer(a.answer, a.reason.clone(), now);
-        Ok(())
+        self.tick(now);
+        let on_silence = self.expired_at.is_some();
+        match self.state() {
+            State::Open => {
+                self.record_answer(a.answer, a.reason.clone(), now);
+                Ok(())
+            }
+            State::Expired => {
+                self.check_late_answer(signed_at, now)?;
+                self.expired_at = None;
+                self.record_late_answer(a, signed_at, now);
+                Ok(())
+            }
+            State::Decided if on_silence && self.current_answer().is_none() => {
+                self.check_late_answer(signed_at, now)?;
+                self.record_late_answer(a, signed_at, now);
+                Ok(())
+            }
+            _ => Err(self.illegal("answer")),
+        }
+    }
+
+    /// When the current round was opened here.
+    fn round_opened_at(&self) -> Timestamp {
+        self.infos
+            .iter()
+            .rev()
+            .find(|i| i.round == self.round)
+            .map_or(self.requested_at, |i| i.at)
+    }
+
+    /// See [`Self::receive_answer`].
+    fn check_late_answer(&self, signed_at: Timestamp, now: Timestamp) -> Result<(), ConsultError> {
+        let skew = ms(TIMING_SKEW);
+        let deadline = self.deadline.as_millis();
+        let signed = signed_at.as_millis();
+        let in_time = signed < deadline.saturating_add(skew)
+            && signed >= self.round_opened_at().as_millis().saturating_sub(skew)
+            && now.as_millis()
+                <= deadline
+                    .saturating_add(ms(LATE_ANSWER_WINDOW))
+                    .saturating_add(skew);
+        if in_time {
+            Ok(())
+        } else {
+            Err(ConsultError::AnswerAfterDeadline {
+                deadline: self.deadline,
+            })
+        }
+    }
+
+    fn record_late_answer(&mut self, a: &ConsultAnswer, signed_at: Timestamp, now: Timestamp) {
+        self.answers.push(AnswerRecord {
+            round: self.round,
+            answer: a.answer,
+            reason: a.reason.clone(),
+            at: now,
+            signed_at: Some(signed_at),
+        });
+    }
+
+    /// Requester: records the origin's signed refusal `from` it of the current round
+    /// (the request, or the information that opened it): the consultation becomes
+    /// [`State::RefusedByOrigin`], terminal. Refused from anyone but the origin, for
+    /// another consultation or round, and unless the round is open or expired
+    /// unanswered and undecided (a refusal after an answer is a contradiction).
+    pub fn receive_refusal(
+        &mut self,
+        from: &AgencyCode,
+        r: &ConsultRefusal,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.side("receive a refusal", Role::Requester)?;
+        if from != &self.origin {
+            return Err(ConsultError::NotOrigin {
+                from: from.clone(),
+                origin: self.origin.clone(),
+            });
+        }
+        self.same_id(r.consultation_id)?;
+        Payload::ConsultRefusal(r.clone()).validate()?;
+        if r.round != self.round {
+            return Err(ConsultError::StaleRound {
+                expected: self.round,
+                got: r.round,
+            });
+        }
+        match self.state() {
+            State::Open | State::Expired => {
+                self.refusal = Some(RefusalRecord {
+                    round: r.round,
+                    reason: r.reason,
+                    at: now,
+                });
+                Ok(())
+            }
+            _ => Err(self.illegal("refuse")),
+        }
     }
 
     /// Requester: answers an `info_requested` with further information. This opens
@@ -772,7 +931,7 @@ impl Consultation {
                     deadline: self.deadline,
                 });
             }
-            State::Decided => return Err(probe.illegal("decide")),
+            State::Decided | State::RefusedByOrigin => return Err(probe.illegal("decide")),
             State::Answered
                 if probe.current_answer() == Some(Answer::InfoRequested)
                     && decision == Decision::Granted =>
@@ -855,7 +1014,7 @@ impl Consultation {
                     deadline: self.deadline,
                 });
             }
-            State::Decided => return Err(probe.illegal("decide")),
+            State::Decided | State::RefusedByOrigin => return Err(probe.illegal("decide")),
             State::Answered | State::Expired => {}
         }
         // What the grant went against by this node's own view: the requester's claim
@@ -898,6 +1057,8 @@ impl Consultation {
     pub fn state(&self) -> State {
         if self.decision.is_some() {
             State::Decided
+        } else if self.refusal.is_some() {
+            State::RefusedByOrigin
         } else if self.expired_at.is_some() {
             State::Expired
         } else if self.answers.last().is_some_and(|a| a.round == self.round) {
@@ -992,6 +1153,26 @@ impl Consultation {
     pub fn decision(&self) -> Option<&DecisionRecord> {
         self.decision.as_ref()
     }
+    /// The origin's refusal, if it refused.
+    pub fn refusal(&self) -> Option<&RefusalRecord> {
+        self.refusal.as_ref()
+    }
+}
+
+/// The reason code a refusal sent back for `e` carries (the origin refusing a request
+/// or a round with one of [`Consultation::receive_request`]'s or
+/// [`Consultation::receive_info`]'s errors).
+pub fn refusal_reason(e: &ConsultError) -> RefusalReason {
+    match e {
+        ConsultError::BadDeadline { deadline: _, why } if why.contains("365") => {
+            RefusalReason::DeadlineTooLong
+        }
+        ConsultError::BadDeadline { .. } => RefusalReason::DeadlineTooShort,
+        ConsultError::StaleRound { .. }
+        | ConsultError::TooManyRounds { .. }
+        | ConsultError::IllegalMove { .. } => RefusalReason::WrongRound,
+        _ => RefusalReason::Invalid,
+    }
 }
 
 /// One line of `wlnode consult list --json` (and the head of `show`): what an
@@ -1028,6 +1209,13 @@ pub struct ConsultationView {
     pub decision: Option<Decision>,
     /// What a grant went against (`none` until decided).
     pub despite: Despite,
+    /// Whether the origin's answer to the current round arrived after the deadline
+    /// (signed in time; see [`Consultation::receive_answer`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answer_late: bool,
+    /// Why the origin refused, for [`State::RefusedByOrigin`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalReason>,
 }
 
 impl Consultation {
@@ -1048,6 +1236,11 @@ impl Consultation {
             answer_by_silence: self.expired_at.is_some(),
             decision: self.decision.as_ref().map(|d| d.decision),
             despite: self.decision.as_ref().map_or(Despite::None, |d| d.despite),
+            answer_late: self
+                .answers
+                .last()
+                .is_some_and(|a| a.round == self.round && a.late()),
+            refusal: self.refusal.as_ref().map(|r| r.reason),
         }
     }
 }

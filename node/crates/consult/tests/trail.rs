@@ -383,3 +383,136 @@ fn an_early_expiry_does_not_excuse_an_early_decision() {
     }));
     assert!(v.contains(&ViolationKind::PrematureDecision { deadline: at(30) }));
 }
+
+fn late(answer: Answer, signed_day: u64, arrival: Timestamp) -> TrailEvent {
+    ev(
+        TrailKind::AnsweredLate {
+            answer,
+            signed_at: at(signed_day),
+        },
+        arrival,
+        org(),
+        req(),
+    )
+}
+
+/// Finding 13: the requester decided on silence, then the origin's answer, signed
+/// before the deadline, arrived. The decision is not reported as taken before the
+/// answer, nor the answer as after the deadline; an undecided one becomes answered.
+#[test]
+fn a_late_answer_signed_in_time_passes_and_a_decision_on_silence_before_it_stands() {
+    let arrival = Timestamp(at(30).0 + 3_600_000);
+    let decided_on_silence = vec![
+        requested(0),
+        ev(TrailKind::Expired, at(30), req(), org()),
+        decided(Decision::Refused, Despite::None, 30),
+        late(Answer::Objection, 29, arrival),
+    ];
+    assert_eq!(kinds(&decided_on_silence), vec![]);
+    assert_eq!(
+        summarize(&decided_on_silence).timings[0].state,
+        State::Decided
+    );
+    // Recorded as an ordinary answer it would read as out of order.
+    let mut as_answer = decided_on_silence.clone();
+    as_answer[3] = ev(
+        TrailKind::Answered {
+            answer: Answer::Objection,
+        },
+        arrival,
+        org(),
+        req(),
+    );
+    assert!(!kinds(&as_answer).is_empty());
+    // A second late answer is out of order.
+    let mut twice = decided_on_silence.clone();
+    twice.push(late(Answer::NoObjection, 29, Timestamp(arrival.0 + 1)));
+    assert!(matches!(
+        kinds(&twice)[..],
+        [ViolationKind::OutOfOrder { .. }]
+    ));
+
+    // Undecided: answered, and a grant then goes against the objection.
+    let undecided = vec![
+        requested(0),
+        ev(TrailKind::Expired, at(30), req(), org()),
+        late(Answer::Objection, 29, arrival),
+        ev(
+            TrailKind::Decided {
+                decision: Decision::Granted,
+                despite: Despite::Objection,
+            },
+            Timestamp(arrival.0 + 1),
+            req(),
+            org(),
+        ),
+    ];
+    assert!(matches!(
+        kinds(&undecided)[..],
+        [ViolationKind::GrantWithoutNotice {
+            despite: Despite::Objection
+        }]
+    ));
+    let mut notified = undecided.clone();
+    notified.push(ev(
+        TrailKind::NoticeSent,
+        Timestamp(arrival.0 + 1),
+        req(),
+        agency("CC-THIRD"),
+    ));
+    assert_eq!(kinds(&notified), vec![]);
+}
+
+/// A late answer signed after the deadline (beyond the skew), or arriving after the
+/// window, is reported as an answer after the deadline.
+#[test]
+fn a_late_answer_signed_or_arriving_too_late_is_reported() {
+    for (signed_day, arrival) in [(31, Timestamp(at(31).0 + 1)), (29, at(40))] {
+        let trail = vec![
+            requested(0),
+            ev(TrailKind::Expired, at(30), req(), org()),
+            late(Answer::Objection, signed_day, arrival),
+        ];
+        assert!(
+            matches!(
+                kinds(&trail)[..],
+                [ViolationKind::AnswerAfterDeadline { .. }]
+            ),
+            "{:?}",
+            kinds(&trail)
+        );
+    }
+}
+
+/// A refusal by the origin ends the trail: no violation, and a decision after it is
+/// out of order.
+#[test]
+fn a_refusal_by_the_origin_ends_the_consultation() {
+    let refused = ev(
+        TrailKind::RefusedByOrigin {
+            reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+        },
+        at(1),
+        org(),
+        req(),
+    );
+    let trail = vec![requested(0), refused.clone()];
+    assert_eq!(kinds(&trail), vec![]);
+    let s = summarize(&trail);
+    assert_eq!(
+        (s.refused_by_origin, s.timings[0].state),
+        (1, State::RefusedByOrigin)
+    );
+    let mut then = trail.clone();
+    then.push(decided(Decision::Granted, Despite::ExpiredDenial, 31));
+    assert!(matches!(
+        kinds(&then)[..],
+        [ViolationKind::OutOfOrder { .. }, ..]
+    ));
+    let mut forged = vec![requested(0), refused];
+    forged[1].from = agency("CC-THIRD");
+    assert!(matches!(
+        kinds(&forged)[..],
+        [ViolationKind::WrongParty { .. }]
+    ));
+}

@@ -32,6 +32,7 @@ fn state_label(t: &Text, s: CState) -> &'static str {
         CState::Answered => t.cs_answered,
         CState::Expired => t.cs_expired,
         CState::Decided => t.cs_decided,
+        CState::RefusedByOrigin => t.cs_refused_by_origin,
     }
 }
 
