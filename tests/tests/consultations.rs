@@ -2238,6 +2238,16 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         .filter(|v| v.kind.starts_with("consultation_"))
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
+    let at_b = report
+        .consultations
+        .iter()
+        .find(|s| s.agency == agency(1))
+        .unwrap();
+    assert_eq!(
+        (at_b.refused_by_origin, at_b.open),
+        (1, 1),
+        "the report counts the refusal"
+    );
 }
 
 /// A decision notice passes our own share rules too: B's admin shares nothing with
@@ -2262,11 +2272,9 @@ async fn a_decision_notice_is_withheld_from_a_member_our_share_rules_withhold_th
             }
         })
         .collect();
-    let mut c = Cluster::new(
-        &specs,
-        &[(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)],
-        extra,
-    );
+    // No link between B and D: B's copy of the entry never comes from D (the member
+    // a record came from is told whatever the share rules say, as it holds it).
+    let mut c = Cluster::new(&specs, &[(0, 1), (0, 2), (0, 3), (1, 2), (2, 3)], extra);
     c.start_all().await;
     let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
     wait_for(T, "A has the request", || async {

@@ -183,6 +183,9 @@ pub struct ConsultationsSummary {
     pub expired: usize,
     /// Decided.
     pub decided: usize,
+    /// Ended by the origin's signed refusal (absent in reports written before it).
+    #[serde(default)]
+    pub refused_by_origin: usize,
     /// Granted despite an objection or an expired denial.
     pub granted_despite: usize,
     /// Median request-to-answer time (ms).
@@ -1101,6 +1104,7 @@ fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
             answered: sum.answered,
             expired: sum.expired,
             decided: sum.decided,
+            refused_by_origin: sum.refused_by_origin,
             granted_despite: sum.granted_despite,
             median_time_to_answer_ms: sum.median_time_to_answer_ms,
             median_time_to_decision_ms: sum.median_time_to_decision_ms,

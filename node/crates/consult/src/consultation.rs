@@ -392,6 +392,10 @@ pub struct Consultation {
     refusal: Option<RefusalRecord>,
 }
 
+/// [`ConsultError::BadDeadline`]'s `why` for a deadline too far ahead (what
+/// [`refusal_reason`] tells apart from one too short).
+const TOO_FAR: &str = "more than 365 days ahead";
+
 /// Checks a deadline for a round opened at `now` (with `slack` for another node's
 /// clock).
 fn check_deadline(
@@ -407,7 +411,7 @@ fn check_deadline(
     if deadline.as_millis() > latest {
         return Err(ConsultError::BadDeadline {
             deadline,
-            why: "more than 365 days ahead",
+            why: TOO_FAR,
         });
     }
     Ok(())
@@ -1164,9 +1168,7 @@ impl Consultation {
 /// [`Consultation::receive_info`]'s errors).
 pub fn refusal_reason(e: &ConsultError) -> RefusalReason {
     match e {
-        ConsultError::BadDeadline { deadline: _, why } if why.contains("365") => {
-            RefusalReason::DeadlineTooLong
-        }
+        ConsultError::BadDeadline { why, .. } if *why == TOO_FAR => RefusalReason::DeadlineTooLong,
         ConsultError::BadDeadline { .. } => RefusalReason::DeadlineTooShort,
         ConsultError::StaleRound { .. }
         | ConsultError::TooManyRounds { .. }

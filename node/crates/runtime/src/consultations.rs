@@ -349,11 +349,13 @@ pub fn admitted_members(
 
 /// Of `members`, those our own policy would pass the entry's record `rec` to
 /// (`Policy::would_send`: the distribution, the signer's standing, and our share
-/// rules), and the origin, which is always told (it holds its own entry). A share
-/// rule that withholds the entry from a member withholds the decision notice too: the
-/// notice names the entry, and our admin decided that member does not get it from
-/// us. A node whose share rules pass no other agency's entries (no `relay = true`
-/// rule for that origin) therefore tells the origin alone.
+/// rules), and the members known to hold it without us, which are always told: the
+/// origin, and the member this node got the record from (our hop count may forbid
+/// passing the record back to it, but it holds it). A share rule that withholds the
+/// entry from a member withholds the decision notice too: the notice names the entry,
+/// and our admin decided that member does not get it from us. A node whose share
+/// rules pass no other agency's entries (no `relay = true` rule for that origin)
+/// therefore tells only those.
 pub fn share_filtered(
     policy: &wlnode_policy::Policy,
     rec: &wlnode_types::StoredRecord,
@@ -364,7 +366,11 @@ pub fn share_filtered(
     let id = rec.record.id();
     members
         .into_iter()
-        .filter(|m| m == origin || policy.would_send(&id, &facts, rec.hops, m))
+        .filter(|m| {
+            m == origin
+                || rec.received_from.as_ref() == Some(m)
+                || policy.would_send(&id, &facts, rec.hops, m)
+        })
         .collect()
 }
 
@@ -792,11 +798,14 @@ impl Consultations {
         deadline: Timestamp,
     ) -> Result<(Vec<MessageRef>, Vec<Outgoing>), ConsultServiceError> {
         let now = Timestamp::now().as_millis();
-        // Live until a day after the deadline, within the message limit.
+        // Live until a day after the deadline (`LATE_ANSWER_WINDOW`: an answer held on
+        // the way still counts at the requester until then), within the message limit.
         let ttl_ms = deadline
             .as_millis()
             .saturating_sub(now)
-            .saturating_add(86_400_000)
+            .saturating_add(
+                u64::try_from(wlnode_consult::LATE_ANSWER_WINDOW.as_millis()).unwrap_or(0),
+            )
             .clamp(3_600_000, MAX_EXPIRY_MS);
         let mut refs = Vec::new();
         let mut out = Vec::new();
@@ -1378,6 +1387,8 @@ impl Consultations {
                     h.consultation.state(),
                 ) {
                     (None, _) => "received",
+                    // A late answer recorded beside a decision taken on silence.
+                    (Some(State::Decided), State::Decided) => "answered_late",
                     (_, State::Decided) => "decided",
                     (_, State::Answered) => "answered",
                     (_, State::RefusedByOrigin) => "refused_by_origin",
