@@ -1969,8 +1969,11 @@ async fn refusals_sent(c: &Cluster, i: usize) -> Vec<OutboxItem> {
 /// consultations before their deadline while the relay between A and B is down, so
 /// both answers reach B after the deadline. B had decided one on silence: the
 /// decision stands, the answer is recorded beside it. The other, undecided, becomes
-/// `answered` with the objection, and a grant then goes against it. B's trail passes
-/// the auditor: no decision "before the answer", no answer "after the deadline".
+/// `answered` with the objection, and a grant then goes against it. A third one B
+/// grants on silence (an expired denial: notices to everyone, A included) before A's
+/// objection arrives (review s31-consult H1): A's own trail shows the notice. Every
+/// node's trail passes the auditor: no decision "before the answer", no answer "after
+/// the deadline", no grant without notice at the honest origin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_stands() {
     // A (origin) — R (relay) — B (requester).
@@ -1983,7 +1986,7 @@ async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_
         .remove(0);
     wait_for(T, "B holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
     let mut ids = Vec::new();
-    for reference in ["LIC-SILENT", "LIC-LATE"] {
+    for reference in ["LIC-SILENT", "LIC-LATE", "LIC-SILENT-GRANT"] {
         let held = c
             .node(2)
             .services
@@ -2000,8 +2003,8 @@ async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_
             .unwrap();
         ids.push(held.consultation.id());
     }
-    let (silent, late) = (ids[0], ids[1]);
-    for id in [silent, late] {
+    let (silent, late, granted_on_silence) = (ids[0], ids[1], ids[2]);
+    for id in [silent, late, granted_on_silence] {
         wait_for(T, "A has the request", || async {
             consultation(&c, 0, id).await.is_some()
         })
@@ -2009,7 +2012,7 @@ async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_
     }
     // The relay goes down; A objects to both before the deadline.
     c.stop(1).await;
-    for id in [silent, late] {
+    for id in [silent, late, granted_on_silence] {
         c.node(0)
             .services
             .consultations
@@ -2022,7 +2025,7 @@ async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_
             .await
             .expect("A answers before the deadline");
     }
-    for id in [silent, late] {
+    for id in [silent, late, granted_on_silence] {
         wait_for(T, "B's consultation expires", || async {
             consultation(&c, 2, id)
                 .await
@@ -2044,9 +2047,28 @@ async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_
         .await
         .unwrap();
     let decision = decided.consultation.decision().unwrap().clone();
-    // The relay comes back; both answers arrive after the deadline.
+    // And grants another on silence: despite an expired denial, notices go out.
+    let g = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            granted_on_silence,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    let g_decision = g.consultation.decision().unwrap().clone();
+    assert_eq!(g_decision.despite, wlnode_consult::Despite::ExpiredDenial);
+    assert!(
+        g.messages.iter().any(|m| m.notice && m.to == code(0)),
+        "the origin is among the notified"
+    );
+    // The relay comes back; the answers arrive after the deadline.
     c.start(1).await;
-    for id in [silent, late] {
+    for id in [silent, late, granted_on_silence] {
         wait_for(T, "the late answer reaches B", || async {
             consultation(&c, 2, id)
                 .await
@@ -2062,6 +2084,42 @@ async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_
         "the decision on silence stands"
     );
     assert!(s.answers()[0].late());
+    let gs = consultation(&c, 2, granted_on_silence)
+        .await
+        .unwrap()
+        .consultation;
+    assert_eq!(
+        gs.decision(),
+        Some(&g_decision),
+        "the grant on silence stands"
+    );
+    assert!(gs.answers()[0].late());
+    // A holds B's grant: by A's view against its objection, by B's claim an expired
+    // denial; either way the notices went out.
+    wait_for(T, "A has B's grant", || async {
+        consultation(&c, 0, granted_on_silence)
+            .await
+            .is_some_and(|h| h.consultation.decision().is_some())
+    })
+    .await;
+    let at_a = consultation(&c, 0, granted_on_silence)
+        .await
+        .unwrap()
+        .consultation;
+    let rec = at_a.decision().unwrap();
+    assert_eq!(
+        (rec.despite, rec.claimed_despite),
+        (
+            wlnode_consult::Despite::Objection,
+            Some(wlnode_consult::Despite::ExpiredDenial)
+        )
+    );
+    assert!(
+        steps(&c, 0, granted_on_silence)
+            .await
+            .contains(&"notice_sent".to_owned()),
+        "A's trail shows the notice it got"
+    );
     let l = consultation(&c, 2, late).await.unwrap().consultation;
     assert_eq!(l.state(), wlnode_consult::State::Answered);
     assert_eq!(l.current_answer(), Some(Answer::Objection));

@@ -288,14 +288,19 @@ fn trail(
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
         }
-        // At the origin, a decision "despite" arrives as the notice itself, but only
-        // when the requester's decision said so too: a requester that called a grant
-        // against our objection (or an expired denial) anything else sent no notice
-        // to anyone, and our trail must not show one, so that the auditor reports
-        // `grant_without_notice` (review s30-consult2, H1).
+        // At the origin, a decision "despite" arrives as the notice itself, whenever
+        // the requester's decision says notices went out: its machine sent one to
+        // every admitted member, us included, for any grant it called despite
+        // something. A requester that called a grant against our objection (or an
+        // expired denial) `none` sent no notice to anyone, and our trail must not
+        // show one, so that the auditor reports `grant_without_notice` (review
+        // s30-consult2, H1). Its claim may differ from our view without that: it
+        // granted on silence (`expired_denial`) before our in-time objection reached
+        // it, and notified everyone (review s31-consult, H1).
+        let claimed = d.claimed_despite.unwrap_or(d.despite);
         if after.role() == ConsultRole::Origin
-            && d.despite != wlnode_consult::Despite::None
-            && d.claimed_despite.is_none()
+            && d.decision == Decision::Granted
+            && claimed != wlnode_consult::Despite::None
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &origin)));
         }
@@ -1884,6 +1889,43 @@ mod applied_tests {
             });
             assert_eq!(without_notice, !notified, "claim {claim:?}: {violations:?}");
         }
+    }
+
+    /// Review s31-consult H1: the requester granted on silence (`expired_denial`,
+    /// notices to everyone, us included) before our in-time objection reached it. Our
+    /// trail shows the notice, so the auditor does not blame us, the honest origin,
+    /// for a grant without notice. Failed before the fix (no `notice_sent` when the
+    /// claim differed from our view).
+    #[test]
+    fn a_grant_on_silence_before_our_objection_arrived_shows_the_notice() {
+        let b: AgencyCode = "BB-Y".parse().unwrap();
+        let mut c = origin_after_objection();
+        let mut events = trail(None, &c, &[]);
+        let before = c.clone();
+        let d = wlnode_consult::ConsultDecision {
+            consultation_id: c.id(),
+            entry_id: c.entry_id(),
+            decision: Decision::Granted,
+            reason: None,
+            despite: wlnode_consult::Despite::ExpiredDenial,
+        };
+        let after_deadline = Timestamp(c.deadline().0 + 600_000);
+        c.receive_decision(&b, &d, after_deadline).unwrap();
+        let rec = c.decision().unwrap();
+        assert_eq!(rec.despite, wlnode_consult::Despite::Objection);
+        assert_eq!(
+            rec.claimed_despite,
+            Some(wlnode_consult::Despite::ExpiredDenial)
+        );
+        events.extend(trail(Some(&before), &c, &[]));
+        let s = steps(&events);
+        assert!(
+            s.iter()
+                .any(|e| e.kind == wlnode_consult::TrailKind::NoticeSent),
+            "{s:?}"
+        );
+        let violations = wlnode_consult::audit_trail(&s);
+        assert!(violations.is_empty(), "{violations:?}");
     }
 
     /// Injected clock (review of the fixes, H1): a request that arrived in time and
