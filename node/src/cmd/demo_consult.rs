@@ -10,10 +10,8 @@
 //!    signed by the roster authority like every federation setting; the default is one
 //!    day) and this consultation gets [`SILENT_DEADLINE`].
 //! 3. BB-CUSTOMS objects; AA-EXPORT grants despite the objection: the decision notice
-//!    goes to every member the entry's distribution admits and AA-EXPORT's share rules
-//!    would pass the entry to (the origin always; AA-EXPORT's demo policy shares only
-//!    its own entries, so BB-CUSTOMS alone), and the demo waits until each one's signed
-//!    receipt is back and the notice is in its inbox.
+//!    goes to every member the entry's distribution admits, and the demo waits until
+//!    each one's signed receipt is back and the notice is in its inbox.
 
 // `serde_json::Value` indexing returns `Null` for a missing key and never panics.
 #![allow(clippy::indexing_slicing)]

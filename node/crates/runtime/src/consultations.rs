@@ -352,33 +352,6 @@ pub fn admitted_members(
     out
 }
 
-/// Of `members`, those our own policy would pass the entry's record `rec` to
-/// (`Policy::would_send`: the distribution, the signer's standing, and our share
-/// rules), and the members known to hold it without us, which are always told: the
-/// origin, and the member this node got the record from (our hop count may forbid
-/// passing the record back to it, but it holds it). A share rule that withholds the
-/// entry from a member withholds the decision notice too: the notice names the entry,
-/// and our admin decided that member does not get it from us. A node whose share
-/// rules pass no other agency's entries (no `relay = true` rule for that origin)
-/// therefore tells only those.
-pub fn share_filtered(
-    policy: &wlnode_policy::Policy,
-    rec: &wlnode_types::StoredRecord,
-    members: Vec<AgencyCode>,
-) -> Vec<AgencyCode> {
-    let origin = &rec.record.header().origin;
-    let facts = wlnode_types::Facts::held(rec);
-    let id = rec.record.id();
-    members
-        .into_iter()
-        .filter(|m| {
-            m == origin
-                || rec.received_from.as_ref() == Some(m)
-                || policy.would_send(&id, &facts, rec.hops, m)
-        })
-        .collect()
-}
-
 fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     let mut k = vec![prefix];
     k.extend_from_slice(b);
@@ -1099,8 +1072,10 @@ impl Consultations {
     /// node's configured neighbours to which `wlnode_policy::distribution_send`
     /// would pass the record from here. A member
     /// that may sit beyond the limit is never told (that would reveal the entry to a
-    /// member that cannot hold it). Of those, only members our own share rules would
-    /// pass the entry to ([`share_filtered`]), and always the origin.
+    /// member that cannot hold it). Our own share rules do not filter the notice
+    /// (DESIGN.md: it goes to every member the entry's distribution admits; it
+    /// reveals only our decision on an entry its origin admitted them to; review
+    /// s31-consult M4).
     async fn admitted(&self, held: &Held) -> Result<Vec<AgencyCode>, ConsultServiceError> {
         let c = &held.consultation;
         let head = self
@@ -1116,8 +1091,7 @@ impl Consultations {
             ))
         })?;
         let roster = self.trust.roster();
-        let members = admitted_members(&roster, &record, &self.neighbours);
-        Ok(share_filtered(&self.trust.policy(), &record, members))
+        Ok(admitted_members(&roster, &record, &self.neighbours))
     }
 
     /// Requester: decides on the licence. A grant despite an objection or an expired
