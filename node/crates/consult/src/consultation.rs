@@ -114,8 +114,9 @@ pub enum State {
     /// The requester decided on the licence.
     Decided,
     /// The origin refused the request or the current round with a signed
-    /// `consult_refusal` (deadline too short, not its entry, ...). Terminal: the
-    /// requester opens a new consultation if it still wants one.
+    /// `consult_refusal` (deadline too short, not its entry, ...) before the
+    /// deadline. No answer will come; once the deadline has passed the requester
+    /// may still decide, as on silence (a grant is despite an expired denial).
     RefusedByOrigin,
 }
 
@@ -330,6 +331,15 @@ pub enum ConsultError {
     TooManyRounds {
         /// [`MAX_ROUNDS`].
         max: u32,
+    },
+    /// The origin's signed refusal contradicts what this node knows (its reason, or
+    /// when it was signed): refused and audited, never taken (review s31-consult M1).
+    #[error("the origin's refusal ({}) contradicts what this node knows: {why}", .reason.as_str())]
+    ImplausibleRefusal {
+        /// The reason the refusal gave.
+        reason: RefusalReason,
+        /// What contradicts it.
+        why: &'static str,
     },
     /// A deadline not after now, or too far ahead.
     #[error("deadline {deadline}: {why}")]
@@ -769,14 +779,33 @@ impl Consultation {
     }
 
     /// Requester: records the origin's signed refusal `from` it of the current round
-    /// (the request, or the information that opened it): the consultation becomes
-    /// [`State::RefusedByOrigin`], terminal. Refused from anyone but the origin, for
-    /// another consultation or round, and unless the round is open or expired
-    /// unanswered and undecided (a refusal after an answer is a contradiction).
+    /// (the request, or the information that opened it), `signed_at` being the
+    /// creation time the origin signed into the message's header and `now` its
+    /// arrival here: the consultation becomes [`State::RefusedByOrigin`]. A refusal
+    /// is information, not a veto (review s31-consult M1): it is taken only
+    /// - from the origin, for this consultation and its current round;
+    /// - while the round is open: before the deadline by this node's clock (after it
+    ///   the consultation expired and the officer may decide on silence; a refusal
+    ///   cannot take that away), signed before the deadline (within [`TIMING_SKEW`])
+    ///   and not before the round was opened here, less the skew;
+    /// - with a reason that does not contradict what this node knows
+    ///   ([`ConsultError::ImplausibleRefusal`]): `not_our_entry` from the entry's
+    ///   signed origin (this consultation went to it because the entry's record
+    ///   names it), `unknown_consultation` for the request itself,
+    ///   `deadline_too_short` although the deadline is at least `min_deadline` (the
+    ///   roster's minimum) after the origin signed the refusal (it judged the
+    ///   request at its arrival, before that, so the deadline was long enough then),
+    ///   and `deadline_too_long` for a deadline within [`MAX_DEADLINE`] of the
+    ///   round's opening.
+    ///
+    /// Once the original deadline has passed the requester may still decide
+    /// ([`Self::decide`]): a grant then counts as despite an expired denial.
     pub fn receive_refusal(
         &mut self,
         from: &AgencyCode,
         r: &ConsultRefusal,
+        signed_at: Timestamp,
+        min_deadline: Duration,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
         self.side("receive a refusal", Role::Requester)?;
@@ -794,17 +823,54 @@ impl Consultation {
                 got: r.round,
             });
         }
-        match self.state() {
-            State::Open | State::Expired => {
-                self.refusal = Some(RefusalRecord {
-                    round: r.round,
-                    reason: r.reason,
-                    at: now,
-                });
-                Ok(())
-            }
-            _ => Err(self.illegal("refuse")),
+        let mut probe = self.clone();
+        probe.tick(now);
+        if probe.state() != State::Open {
+            return Err(probe.illegal("take a refusal of"));
         }
+        let skew = ms(TIMING_SKEW);
+        let deadline = self.deadline.as_millis();
+        let signed = signed_at.as_millis();
+        let opened = self.round_opened_at().as_millis();
+        let implausible = |why| {
+            Err(ConsultError::ImplausibleRefusal {
+                reason: r.reason,
+                why,
+            })
+        };
+        if signed >= deadline.saturating_add(skew) {
+            return implausible("signed after the deadline");
+        }
+        if signed < opened.saturating_sub(skew) {
+            return implausible("signed before the round was opened");
+        }
+        match r.reason {
+            RefusalReason::NotOurEntry => {
+                return implausible("the entry's signed record names the origin");
+            }
+            RefusalReason::UnknownConsultation if r.round == 1 => {
+                return implausible("a request cannot name an unknown consultation");
+            }
+            RefusalReason::DeadlineTooShort
+                if deadline >= signed.saturating_add(ms(min_deadline)).saturating_add(skew) =>
+            {
+                return implausible(
+                    "the deadline is at least the roster's minimum after the refusal was signed",
+                );
+            }
+            RefusalReason::DeadlineTooLong
+                if deadline <= opened.saturating_add(ms(MAX_DEADLINE)) =>
+            {
+                return implausible("the deadline is within 365 days of the round's opening");
+            }
+            _ => {}
+        }
+        self.refusal = Some(RefusalRecord {
+            round: r.round,
+            reason: r.reason,
+            at: now,
+        });
+        Ok(())
     }
 
     /// Requester: answers an `info_requested` with further information. This opens
@@ -904,7 +970,9 @@ impl Consultation {
     /// partners are told (the silence rule is shown, see [`Self::deemed_answer`]).
     fn despite_if_granted(&self) -> Despite {
         match self.state() {
-            State::Expired => Despite::ExpiredDenial,
+            // Refused by the origin and past the deadline: no answer came, as on
+            // silence (review s31-consult M1).
+            State::Expired | State::RefusedByOrigin => Despite::ExpiredDenial,
             State::Answered if self.current_answer() == Some(Answer::Objection) => {
                 Despite::Objection
             }
@@ -935,7 +1003,15 @@ impl Consultation {
                     deadline: self.deadline,
                 });
             }
-            State::Decided | State::RefusedByOrigin => return Err(probe.illegal("decide")),
+            State::Decided => return Err(probe.illegal("decide")),
+            // The origin refused: information, not a veto (review s31-consult M1). Once
+            // the original deadline has passed the requester decides as on silence.
+            State::RefusedByOrigin if now < self.deadline => {
+                return Err(ConsultError::PrematureDecision {
+                    deadline: self.deadline,
+                });
+            }
+            State::RefusedByOrigin => {}
             State::Answered
                 if probe.current_answer() == Some(Answer::InfoRequested)
                     && decision == Decision::Granted =>

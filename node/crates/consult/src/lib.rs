@@ -21,7 +21,8 @@
 //!    │ └──────────── supply_info (next round) ◀──────┘                 refused)
 //!    │ deadline passes unanswered (tick)                                  ▲
 //!    └──────────────────────────────────▶ expired ──────decide────────────┘
-//!    open | expired ──refusal (signed, by the origin)──▶ refused_by_origin (terminal)
+//!    open ──refusal (signed, by the origin, before the deadline)──▶ refused_by_origin
+//!    refused_by_origin ──decide, once the deadline has passed──▶ decided
 //!    expired ──answer signed before the deadline, arriving late──▶ answered
 //! ```
 //! - **Requester** (the agency about to decide on a licence):
@@ -64,9 +65,12 @@
 //!   (review of issue 21, finding 13). Any other late answer is refused and the
 //!   auditor reports one recorded anyway.
 //! - The origin's refusal of the request or the current round
-//!   ([`Consultation::receive_refusal`]) ends the requester's consultation
-//!   `refused_by_origin`; [`refusal_reason`] gives the code for the origin's own
-//!   errors.
+//!   ([`Consultation::receive_refusal`]), taken only while the round is open, signed
+//!   before the deadline and with a reason that does not contradict what the
+//!   requester knows, makes the requester's consultation `refused_by_origin`. It is
+//!   no veto: once the deadline has passed the requester decides as on silence (a
+//!   grant is despite an expired denial, with notices). [`refusal_reason`] gives the
+//!   code for the origin's own errors.
 //! - The machine does not deduplicate: a message delivered twice is an
 //!   [`ConsultError::IllegalMove`] the second time (the transport delivers once).
 //! - The caller persists the [`Consultation`] (serde) after each transition, writes a

@@ -19,8 +19,12 @@
 //! - a step by the wrong party ([`ViolationKind::WrongParty`]);
 //! - anything else out of order: time going backwards within a consultation, a step
 //!   before the request, a second request, answer or decision, information nobody
-//!   asked for, an expiry before the deadline, a notice before the decision, a
-//!   decision or an answer after the origin refused ([`ViolationKind::OutOfOrder`]).
+//!   asked for, an expiry before the deadline, a notice before the decision, an
+//!   answer after the origin refused, a refusal taken after the deadline or whose
+//!   reason the trail contradicts (`not_our_entry`; `deadline_too_long` for a
+//!   deadline within 365 days) ([`ViolationKind::OutOfOrder`]). A decision after
+//!   the origin's refusal is premature before the deadline; after it, a grant is
+//!   despite an expired denial and needs a notice.
 //!
 //! An honest trail, as [`crate::Consultation`]'s transitions produce it, passes.
 //! [`summarize`] gives the timings the HTML report shows.
@@ -66,7 +70,8 @@ pub enum TrailKind {
         signed_at: Timestamp,
     },
     /// At the requester: the origin refused the request or the current round with
-    /// a signed refusal (`from` origin); the consultation ends there.
+    /// a signed refusal (`from` origin), before the deadline: no answer will come;
+    /// after the deadline the requester may decide as on silence.
     RefusedByOrigin {
         /// Why.
         reason: RefusalReason,
@@ -328,11 +333,30 @@ impl Replay {
                     Phase::Refused => self.out_of_order(e, index, "an answer after the refusal"),
                 }
             }
-            TrailKind::RefusedByOrigin { .. } => {
+            TrailKind::RefusedByOrigin { reason } => {
                 self.party(e, index, &origin);
+                // Taken only while open, before the deadline, with a reason that does
+                // not contradict the trail (review s31-consult M1), as
+                // `Consultation::receive_refusal` takes it.
                 match phase {
-                    Phase::Open | Phase::Expired => next = Phase::Refused,
+                    Phase::Open if e.at < deadline => next = Phase::Refused,
+                    Phase::Open | Phase::Expired => {
+                        self.out_of_order(e, index, "a refusal taken after the deadline");
+                    }
                     _ => self.out_of_order(e, index, "a refusal of a consultation not open"),
+                }
+                let implausible = match reason {
+                    RefusalReason::NotOurEntry => true,
+                    RefusalReason::DeadlineTooLong => {
+                        deadline.as_millis()
+                            <= opened_at
+                                .as_millis()
+                                .saturating_add(ms(crate::consultation::MAX_DEADLINE))
+                    }
+                    _ => false,
+                };
+                if implausible {
+                    self.out_of_order(e, index, "a refusal whose reason the trail contradicts");
                 }
             }
             TrailKind::InfoSupplied { deadline: new } => {
@@ -390,11 +414,18 @@ impl Replay {
                     }
                     Phase::Answered(Answer::NoObjection) => {}
                     Phase::Decided => self.out_of_order(e, index, "a second decision"),
+                    // The origin refused: no answer came. Before the deadline a
+                    // decision is premature; after it, as on silence.
+                    Phase::Refused if e.at < deadline => {
+                        self.flag(e, index, ViolationKind::PrematureDecision { deadline });
+                    }
                     Phase::Refused => {
-                        self.out_of_order(e, index, "a decision after the origin refused");
+                        if granted {
+                            despite = Despite::ExpiredDenial;
+                        }
                     }
                 }
-                if !matches!(phase, Phase::Decided | Phase::Refused) {
+                if phase != Phase::Decided {
                     next = Phase::Decided;
                     let on_silence =
                         matches!(phase, Phase::Open | Phase::Expired) && e.at >= deadline;

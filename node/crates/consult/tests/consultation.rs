@@ -999,74 +999,162 @@ fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
     assert_eq!(r.state(), State::Answered);
 }
 
-/// The origin refused the request: the requester's consultation ends as
-/// `refused_by_origin`, not as an expiry by silence, and nothing else moves it.
+/// The origin refused the request: the requester's consultation becomes
+/// `refused_by_origin`, not an expiry by silence. It is no veto (review s31-consult
+/// M1): before the deadline nothing moves it; after the deadline the requester
+/// decides as on silence, and a grant is despite an expired denial, with notices.
 #[test]
-fn a_signed_refusal_ends_the_consultation_at_the_requester() {
+fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
         consultation_id: r.id(),
         round: 1,
-        reason: RefusalReason::DeadlineTooShort,
+        reason: RefusalReason::TooManyOpen,
     };
     // From anyone but the origin, for another consultation or round: refused.
     let e = refused(&mut r, |c| {
-        c.receive_refusal(&agency("CC-THIRD"), &refusal, at(1))
+        c.receive_refusal(&agency("CC-THIRD"), &refusal, at(1), MIN, at(1))
     });
     assert!(matches!(e, ConsultError::NotOrigin { .. }), "{e}");
     let other = ConsultRefusal {
         consultation_id: ConsultationId([9; 16]),
         ..refusal.clone()
     };
-    let e = refused(&mut r, |c| c.receive_refusal(&org(), &other, at(1)));
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &other, at(1), MIN, at(1))
+    });
     assert!(matches!(e, ConsultError::Mismatch { .. }), "{e}");
     let stale = ConsultRefusal {
         round: 2,
         ..refusal.clone()
     };
-    let e = refused(&mut r, |c| c.receive_refusal(&org(), &stale, at(1)));
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &stale, at(1), MIN, at(1))
+    });
     assert!(matches!(e, ConsultError::StaleRound { .. }), "{e}");
 
-    r.receive_refusal(&org(), &refusal, at(1)).unwrap();
+    r.receive_refusal(&org(), &refusal, at(1), MIN, at(1))
+        .unwrap();
     assert_eq!(r.state(), State::RefusedByOrigin);
-    assert_eq!(r.refusal().unwrap().reason, RefusalReason::DeadlineTooShort);
-    assert_eq!(r.view().refusal, Some(RefusalReason::DeadlineTooShort));
+    assert_eq!(r.refusal().unwrap().reason, RefusalReason::TooManyOpen);
+    assert_eq!(r.view().refusal, Some(RefusalReason::TooManyOpen));
     assert_eq!(
         serde_json::to_value(r.view()).unwrap()["state"],
         "refused_by_origin"
     );
-    // Terminal: no expiry, no answer, no decision, no second refusal.
+    // No expiry, no answer, no second refusal, no decision before the deadline.
     assert!(!r.tick(at(40)));
     let e = refused(&mut r, |c| {
-        c.decide(Decision::Granted, None, &[org()], at(40))
+        c.decide(Decision::Granted, None, &[org()], at(10))
     });
-    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    assert!(matches!(e, ConsultError::PrematureDecision { .. }), "{e}");
     let e = refused(&mut r, |c| {
         c.receive_answer(&org(), &objection(c), at(2), at(2))
     });
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
-    let e = refused(&mut r, |c| c.receive_refusal(&org(), &refusal, at(2)));
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &refusal, at(2), MIN, at(2))
+    });
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
     // It survives the store.
     let back: Consultation = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(back, r);
+    // After the deadline: a grant despite an expired denial, notices to everyone.
+    let third = agency("CC-THIRD");
+    let actions = r
+        .decide(Decision::Granted, None, &[org(), third.clone()], at(31))
+        .unwrap();
+    assert_eq!(r.state(), State::Decided);
+    assert_eq!(r.decision().unwrap().despite, Despite::ExpiredDenial);
+    let notified: Vec<_> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::SendNotice { .. }))
+        .map(|a| a.to().clone())
+        .collect();
+    assert_eq!(notified, vec![org(), third]);
 }
 
-/// A refusal after the origin answered contradicts it, and the origin's side never
-/// takes one.
+/// A refusal after the deadline (the consultation expired, the officer may decide
+/// on silence), after an answer, or at the origin is refused: a refusal cannot take
+/// a decision away (review s31-consult M1).
 #[test]
-fn a_refusal_after_an_answer_or_at_the_origin_is_refused() {
+fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
     let (mut r, mut o) = pair(SilenceMeans::Objection);
-    answer_both(&mut r, &mut o, Answer::Objection, at(2));
     let refusal = ConsultRefusal {
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::Invalid,
     };
-    let e = refused(&mut r, |c| c.receive_refusal(&org(), &refusal, at(3)));
+    // Signed in time, arriving after the deadline: not taken.
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &refusal, at(29), MIN, at(31))
+    });
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
-    let e = refused(&mut o, |c| c.receive_refusal(&req(), &refusal, at(3)));
+    let mut expired = r.clone();
+    assert!(expired.tick(at(31)));
+    let e = refused(&mut expired, |c| {
+        c.receive_refusal(&org(), &refusal, at(29), MIN, at(31))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    expired
+        .decide(Decision::Granted, None, &[org()], at(32))
+        .unwrap();
+    answer_both(&mut r, &mut o, Answer::Objection, at(2));
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &refusal, at(3), MIN, at(3))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    let e = refused(&mut o, |c| {
+        c.receive_refusal(&req(), &refusal, at(3), MIN, at(3))
+    });
     assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+}
+
+/// A refusal whose signed time or reason contradicts what the requester knows is
+/// refused (review s31-consult M1); a plausible one is taken.
+#[test]
+fn a_refusal_that_contradicts_what_the_requester_knows_is_refused() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let refusal = |reason| ConsultRefusal {
+        consultation_id: r.id(),
+        round: 1,
+        reason,
+    };
+    let skew = u64::try_from(TIMING_SKEW.as_millis()).unwrap();
+    let implausible = [
+        // The consultation went to the entry's signed origin.
+        (RefusalReason::NotOurEntry, at(1)),
+        // The request itself named the consultation.
+        (RefusalReason::UnknownConsultation, at(1)),
+        // 29 days left when the refusal was signed: at least the minimum.
+        (RefusalReason::DeadlineTooShort, at(1)),
+        // Within 365 days of the request.
+        (RefusalReason::DeadlineTooLong, at(1)),
+        // Signed after the deadline (beyond the skew), or before the request.
+        (RefusalReason::TooManyOpen, plus(at(30), skew)),
+        (RefusalReason::TooManyOpen, minus(at(0), skew + 1)),
+    ];
+    for (reason, signed) in implausible {
+        let mut c = r.clone();
+        let e = refused(&mut c, |c| {
+            c.receive_refusal(&org(), &refusal(reason), signed, MIN, at(2))
+        });
+        assert!(
+            matches!(e, ConsultError::ImplausibleRefusal { .. }),
+            "{reason:?} signed {signed:?}: {e}"
+        );
+    }
+    // Too short is plausible when signed less than the minimum before the deadline
+    // (the request was held on the way); too many open always is.
+    for (reason, signed) in [
+        (RefusalReason::DeadlineTooShort, plus(at(29), 3_600_000)),
+        (RefusalReason::TooManyOpen, at(1)),
+    ] {
+        let mut c = r.clone();
+        c.receive_refusal(&org(), &refusal(reason), signed, MIN, signed)
+            .unwrap();
+        assert_eq!(c.state(), State::RefusedByOrigin);
+    }
 }
 
 /// The reason code a refusal carries for the origin's own errors.

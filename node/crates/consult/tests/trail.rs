@@ -484,18 +484,14 @@ fn a_late_answer_signed_or_arriving_too_late_is_reported() {
     }
 }
 
-/// A refusal by the origin ends the trail: no violation, and a decision after it is
-/// out of order.
+/// A refusal by the origin, before the deadline: no violation. It is no veto
+/// (review s31-consult M1): a decision before the deadline is premature, a grant
+/// after it is despite an expired denial and needs a notice; a refusal taken after
+/// the deadline, or whose reason the trail contradicts, is reported.
 #[test]
-fn a_refusal_by_the_origin_ends_the_consultation() {
-    let refused = ev(
-        TrailKind::RefusedByOrigin {
-            reason: wlnode_consult::RefusalReason::DeadlineTooShort,
-        },
-        at(1),
-        org(),
-        req(),
-    );
+fn a_refusal_by_the_origin_is_taken_before_the_deadline_and_is_no_veto() {
+    let refusal = |reason, day| ev(TrailKind::RefusedByOrigin { reason }, at(day), org(), req());
+    let refused = refusal(wlnode_consult::RefusalReason::DeadlineTooShort, 1);
     let trail = vec![requested(0), refused.clone()];
     assert_eq!(kinds(&trail), vec![]);
     let s = summarize(&trail);
@@ -503,12 +499,36 @@ fn a_refusal_by_the_origin_ends_the_consultation() {
         (s.refused_by_origin, s.timings[0].state),
         (1, State::RefusedByOrigin)
     );
+    // Before the deadline: premature.
+    let mut early = trail.clone();
+    early.push(decided(Decision::Refused, Despite::None, 10));
+    assert!(matches!(
+        kinds(&early)[..],
+        [ViolationKind::PrematureDecision { .. }]
+    ));
+    // After it: a grant despite an expired denial, with a notice, passes; without
+    // one it is reported.
     let mut then = trail.clone();
     then.push(decided(Decision::Granted, Despite::ExpiredDenial, 31));
     assert!(matches!(
         kinds(&then)[..],
-        [ViolationKind::OutOfOrder { .. }, ..]
+        [ViolationKind::GrantWithoutNotice { .. }]
     ));
+    then.push(ev(TrailKind::NoticeSent, at(31), req(), org()));
+    assert_eq!(kinds(&then), vec![]);
+    // Taken after the deadline, or with a reason the trail contradicts.
+    for bad in [
+        refusal(wlnode_consult::RefusalReason::TooManyOpen, 31),
+        refusal(wlnode_consult::RefusalReason::NotOurEntry, 1),
+        refusal(wlnode_consult::RefusalReason::DeadlineTooLong, 1),
+    ] {
+        let t = vec![requested(0), bad];
+        assert!(
+            matches!(kinds(&t)[..], [ViolationKind::OutOfOrder { .. }]),
+            "{:?}",
+            kinds(&t)
+        );
+    }
     let mut forged = vec![requested(0), refused];
     forged[1].from = agency("CC-THIRD");
     assert!(matches!(

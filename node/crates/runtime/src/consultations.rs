@@ -1239,8 +1239,16 @@ impl Consultations {
             Payload::ConsultRefusal(r) => match self.load(r.consultation_id).await? {
                 Some(mut h) => {
                     let before = h.consultation.clone();
+                    // Judged by its signed time and its arrival here, like an answer
+                    // (review s31-consult M1).
                     h.consultation
-                        .receive_refusal(&item.from, &r, now)
+                        .receive_refusal(
+                            &item.from,
+                            &r,
+                            Timestamp(item.created_at),
+                            self.min_deadline(),
+                            judged_at(item, now),
+                        )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }

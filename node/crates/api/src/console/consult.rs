@@ -115,10 +115,16 @@ pub(super) fn awaits_answer(h: &Held) -> bool {
     h.consultation.role() == ConsultRole::Origin && h.consultation.state() == CState::Open
 }
 
-/// Whether a sent consultation waits for this agency's decision.
+/// Whether a sent consultation waits for this agency's decision (one the origin
+/// refused, once its deadline has passed: a refusal is no veto).
 pub(super) fn awaits_decision(h: &Held) -> bool {
-    h.consultation.role() == ConsultRole::Requester
-        && matches!(h.consultation.state(), CState::Answered | CState::Expired)
+    let c = &h.consultation;
+    c.role() == ConsultRole::Requester
+        && match c.state() {
+            CState::Answered | CState::Expired => true,
+            CState::RefusedByOrigin => c.deadline() <= Timestamp::now(),
+            _ => false,
+        }
 }
 
 #[derive(serde::Deserialize)]
