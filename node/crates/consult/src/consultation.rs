@@ -659,6 +659,7 @@ impl Consultation {
             round: self.round,
             answer,
             reason: reason.clone(),
+            answered_at: Some(now),
         };
         let payload = Payload::ConsultAnswer(body);
         payload.validate()?;
@@ -671,7 +672,11 @@ impl Consultation {
     }
 
     /// Requester: records the origin's answer `from` the sender, `signed_at` being the
-    /// creation time the origin signed into the message's header. Refused from anyone
+    /// creation time the origin signed into the message's header. The time the
+    /// answer was recorded at the origin, signed in its body
+    /// ([`ConsultAnswer::answered_at`]), counts instead when earlier: the message may
+    /// have been sealed later, on a retried send (review s31-consult M3); the origin
+    /// signs both, so neither is more trusted than the other. Refused from anyone
     /// but the origin, for another round, and when already answered.
     ///
     /// An answer that arrives after the deadline (by this node's clock) is judged by
@@ -717,6 +722,7 @@ impl Consultation {
                 got: a.round,
             });
         }
+        let signed_at = a.answered_at.map_or(signed_at, |t| t.min(signed_at));
         self.tick(now);
         let on_silence = self.expired_at.is_some();
         match self.state() {

@@ -382,6 +382,12 @@ pub struct ConsultAnswer {
     /// Why (required for `objection` and `info_requested`: what is needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the origin recorded the answer (its clock), signed with the message.
+    /// The requester judges a late answer by it, not by when the message was sealed:
+    /// a send retried after a crash or a full outbox is sealed later (review
+    /// s31-consult M3). Absent from an older origin: the seal time counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Timestamp>,
 }
 
 /// Requester → origin: the information asked for by an `info_requested` answer. It
@@ -662,6 +668,9 @@ impl Payload {
             Self::ConsultAnswer(a) => {
                 if a.round == 0 {
                     return Err(PayloadError::invalid("round", "must be at least 1"));
+                }
+                if let Some(t) = a.answered_at {
+                    time("answered_at", t)?;
                 }
                 if a.reason.is_none() && a.answer != Answer::NoObjection {
                     return Err(PayloadError::invalid(

@@ -229,6 +229,7 @@ fn answering_is_the_origins_alone_and_once() {
     assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
     // An answer from someone other than the origin.
     let a = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 1,
         answer: Answer::NoObjection,
@@ -258,6 +259,7 @@ fn answering_is_the_origins_alone_and_once() {
 fn an_answer_for_another_consultation_or_round_is_refused() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let other = ConsultAnswer {
+        answered_at: None,
         consultation_id: ConsultationId([9; 16]),
         round: 1,
         answer: Answer::NoObjection,
@@ -266,6 +268,7 @@ fn an_answer_for_another_consultation_or_round_is_refused() {
     let e = refused(&mut r, |c| c.receive_answer(&org(), &other, at(2), at(2)));
     assert!(matches!(e, ConsultError::Mismatch { .. }), "{e}");
     let stale = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 2,
         ..other
@@ -287,6 +290,7 @@ fn an_answer_after_the_deadline_is_refused_and_the_consultation_expires() {
     assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
     assert_eq!(o.state(), State::Expired);
     let a = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 1,
         answer: Answer::NoObjection,
@@ -842,6 +846,7 @@ fn minus(t: Timestamp, ms: u64) -> Timestamp {
 /// The origin's objection to round 1, as its message carries it.
 fn objection(r: &Consultation) -> ConsultAnswer {
     ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 1,
         answer: Answer::Objection,
@@ -915,6 +920,49 @@ fn a_late_answer_after_a_decision_on_silence_is_recorded_and_the_decision_stands
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
 }
 
+/// Review s31-consult M3: the origin recorded its answer a minute before the
+/// deadline, but the send was retried (a crash, a full outbox) and the message sealed
+/// ten minutes after it. The answer carries its recording time, signed in the body,
+/// and counts; judged by the seal time alone (an older origin's answer without it)
+/// it is refused. A recording time later than the seal changes nothing.
+#[test]
+fn an_answer_recorded_in_time_and_sealed_late_on_a_retry_counts() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    let recorded = minus(at(30), 60_000);
+    let actions = o
+        .answer(Answer::Objection, Some("same end user".into()), recorded)
+        .unwrap();
+    let (_, payload) = only_send(&actions);
+    let Payload::ConsultAnswer(a) = payload else {
+        panic!("{payload:?}")
+    };
+    assert_eq!(a.answered_at, Some(recorded));
+    let sealed = plus(at(30), 10 * 60_000);
+    let arrival = plus(at(30), 11 * 60_000);
+    r.tick(at(30));
+    let mut old = r.clone();
+    let without = ConsultAnswer {
+        answered_at: None,
+        ..a.clone()
+    };
+    let e = refused(&mut old, |c| {
+        c.receive_answer(&org(), &without, sealed, arrival)
+    });
+    assert!(matches!(e, ConsultError::AnswerAfterDeadline { .. }), "{e}");
+    let mut later = r.clone();
+    let after_seal = ConsultAnswer {
+        answered_at: Some(plus(sealed, 1)),
+        ..a.clone()
+    };
+    let e = refused(&mut later, |c| {
+        c.receive_answer(&org(), &after_seal, sealed, arrival)
+    });
+    assert!(matches!(e, ConsultError::AnswerAfterDeadline { .. }), "{e}");
+    r.receive_answer(&org(), a, sealed, arrival).unwrap();
+    assert_eq!(r.state(), State::Answered);
+    assert_eq!(r.answers()[0].signed_at, Some(recorded));
+}
+
 /// A decision taken on an answer is not one "on silence": a late answer after it is
 /// refused.
 #[test]
@@ -983,6 +1031,7 @@ fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
     r.supply_info("invoice".into(), None, at(10), at(3))
         .unwrap();
     let a = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 2,
         answer: Answer::NoObjection,

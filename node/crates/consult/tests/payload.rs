@@ -35,6 +35,7 @@ fn every_kind() -> Vec<Payload> {
     vec![
         Payload::ConsultRequest(request()),
         Payload::ConsultAnswer(ConsultAnswer {
+            answered_at: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
             answer: Answer::Objection,
@@ -280,6 +281,7 @@ fn amounts_and_currencies_have_one_exact_form() {
 fn reasons_are_required_where_they_carry_the_answer() {
     let a = |answer, reason: Option<&str>| {
         Payload::ConsultAnswer(ConsultAnswer {
+            answered_at: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
             answer,
@@ -319,6 +321,7 @@ fn a_refusal_goes_against_nothing_and_rounds_start_at_one() {
     });
     assert_eq!(invalid_field(d.validate()), "despite");
     let a = Payload::ConsultAnswer(ConsultAnswer {
+        answered_at: None,
         consultation_id: ConsultationId([7; 16]),
         round: 0,
         answer: Answer::NoObjection,

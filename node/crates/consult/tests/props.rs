@@ -235,7 +235,7 @@ proptest! {
                             text: "x".into(),
                             details: None,
                         }, MIN, now).is_err(),
-                        _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer {
+                        _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer { answered_at: None,
                             consultation_id: r.id(),
                             round: r.round(),
                             answer: Answer::NoObjection,
