@@ -2393,3 +2393,83 @@ async fn a_decision_notice_reaches_a_member_our_share_rules_withhold_the_entry_f
         c.stop(i).await;
     }
 }
+
+/// Review s31-consult L2 and L1: `apply` itself, driven with an injected clock,
+/// judges a message at its arrival, not when it is applied (a catch-up after a
+/// restart). A request whose deadline is the roster's one-day minimum less four
+/// minutes from its arrival ten minutes ago opens the consultation (judged now, it
+/// would be too short, as the same request arriving now is). At the requester, an
+/// answer signed before the deadline that arrived within the late window counts,
+/// although it is applied a day after the window closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_judges_a_message_at_its_arrival_not_when_it_is_applied() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let b = consultation(&c, 1, id).await.unwrap().consultation;
+    let now = Timestamp::now();
+    let item =
+        |body: &wlnode_consult::Payload, from: usize, created: u64, received: u64| InboxItem {
+            message_id: MessageId::random().unwrap(),
+            from: code(from),
+            kind: body.kind().into(),
+            created_at: created,
+            received_at: received,
+            body: String::from_utf8(wlnode_consult::encode(body).unwrap()).unwrap(),
+        };
+    // L2: at the origin.
+    let mut ids = Vec::new();
+    for arrived in [now.0 - 10 * 60_000, now.0] {
+        let mut req = b.request_payload();
+        req.consultation_id = wlnode_consult::ConsultationId::random().unwrap();
+        req.deadline = Timestamp(now.0 - 10 * 60_000 + 86_400_000 - 4 * 60_000);
+        let p = wlnode_consult::Payload::ConsultRequest(req.clone());
+        c.node(0)
+            .services
+            .consultations
+            .apply_at(&item(&p, 1, arrived - 1000, arrived), now)
+            .await
+            .unwrap();
+        ids.push(req.consultation_id);
+    }
+    assert!(
+        consultation(&c, 0, ids[0]).await.is_some(),
+        "judged at its arrival ten minutes ago: long enough"
+    );
+    assert!(
+        consultation(&c, 0, ids[1]).await.is_none(),
+        "the same deadline arriving now is too short"
+    );
+    // L1: at the requester, applied a day after the late window closed.
+    let d = b.deadline().0;
+    let answer = wlnode_consult::Payload::ConsultAnswer(wlnode_consult::ConsultAnswer {
+        consultation_id: id,
+        round: 1,
+        answer: Answer::Objection,
+        reason: Some("same end user".into()),
+        answered_at: None,
+    });
+    let arrived = d + 86_400_000 - 60_000;
+    c.node(1)
+        .services
+        .consultations
+        .apply_at(
+            &item(&answer, 0, d - 60_000, arrived),
+            Timestamp(d + 2 * 86_400_000),
+        )
+        .await
+        .unwrap();
+    let h = consultation(&c, 1, id).await.unwrap().consultation;
+    assert_eq!(h.state(), wlnode_consult::State::Answered);
+    let a = &h.answers()[0];
+    assert_eq!(
+        (a.at, a.arrived_at, a.signed_at),
+        (
+            Timestamp(d + 2 * 86_400_000),
+            Some(Timestamp(arrived)),
+            Some(Timestamp(d - 60_000))
+        )
+    );
+    c.stop(0).await;
+    c.stop(1).await;
+}

@@ -150,6 +150,10 @@ pub struct AnswerRecord {
     /// [`TIMING_SKEW`]. Absent for an answer that arrived in time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_at: Option<Timestamp>,
+    /// At the requester, for a late answer: when its message arrived here (`at` is
+    /// when it was applied, which a catch-up may make later; review s31-consult L1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_at: Option<Timestamp>,
 }
 
 impl AnswerRecord {
@@ -640,6 +644,7 @@ impl Consultation {
             reason,
             at: now,
             signed_at: None,
+            arrived_at: None,
         });
     }
 
@@ -707,6 +712,23 @@ impl Consultation {
         signed_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
+        self.receive_answer_arrived(from, a, signed_at, now, now)
+    }
+
+    /// [`Self::receive_answer`] applied at `now` for an answer that arrived here at
+    /// `arrived` (a catch-up after a restart, a retried store write): a late answer's
+    /// window is judged at its arrival (review s31-consult L1), kept in
+    /// [`AnswerRecord::arrived_at`]; the step is recorded at `now`, so it never goes
+    /// back before a step logged meanwhile (an expiry, a receipt).
+    pub fn receive_answer_arrived(
+        &mut self,
+        from: &AgencyCode,
+        a: &ConsultAnswer,
+        signed_at: Timestamp,
+        arrived: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        let arrived = arrived.min(now);
         self.side("receive an answer", Role::Requester)?;
         if from != &self.origin {
             return Err(ConsultError::NotOrigin {
@@ -731,14 +753,14 @@ impl Consultation {
                 Ok(())
             }
             State::Expired => {
-                self.check_late_answer(signed_at, now)?;
+                self.check_late_answer(signed_at, arrived)?;
                 self.expired_at = None;
-                self.record_late_answer(a, signed_at, now);
+                self.record_late_answer(a, signed_at, arrived, now);
                 Ok(())
             }
             State::Decided if on_silence && self.current_answer().is_none() => {
-                self.check_late_answer(signed_at, now)?;
-                self.record_late_answer(a, signed_at, now);
+                self.check_late_answer(signed_at, arrived)?;
+                self.record_late_answer(a, signed_at, arrived, now);
                 Ok(())
             }
             _ => Err(self.illegal("answer")),
@@ -755,13 +777,17 @@ impl Consultation {
     }
 
     /// See [`Self::receive_answer`].
-    fn check_late_answer(&self, signed_at: Timestamp, now: Timestamp) -> Result<(), ConsultError> {
+    fn check_late_answer(
+        &self,
+        signed_at: Timestamp,
+        arrived: Timestamp,
+    ) -> Result<(), ConsultError> {
         let skew = ms(TIMING_SKEW);
         let deadline = self.deadline.as_millis();
         let signed = signed_at.as_millis();
         let in_time = signed < deadline.saturating_add(skew)
             && signed >= self.round_opened_at().as_millis().saturating_sub(skew)
-            && now.as_millis()
+            && arrived.as_millis()
                 <= deadline
                     .saturating_add(ms(LATE_ANSWER_WINDOW))
                     .saturating_add(skew);
@@ -774,20 +800,27 @@ impl Consultation {
         }
     }
 
-    fn record_late_answer(&mut self, a: &ConsultAnswer, signed_at: Timestamp, now: Timestamp) {
+    fn record_late_answer(
+        &mut self,
+        a: &ConsultAnswer,
+        signed_at: Timestamp,
+        arrived: Timestamp,
+        now: Timestamp,
+    ) {
         self.answers.push(AnswerRecord {
             round: self.round,
             answer: a.answer,
             reason: a.reason.clone(),
             at: now,
             signed_at: Some(signed_at),
+            arrived_at: Some(arrived),
         });
     }
 
     /// Requester: records the origin's signed refusal `from` it of the current round
     /// (the request, or the information that opened it), `signed_at` being the
-    /// creation time the origin signed into the message's header and `now` its
-    /// arrival here: the consultation becomes [`State::RefusedByOrigin`]. A refusal
+    /// creation time the origin signed into the message's header and `now` when it
+    /// is applied here: the consultation becomes [`State::RefusedByOrigin`]. A refusal
     /// is information, not a veto (review s31-consult M1): it is taken only
     /// - from the origin, for this consultation and its current round;
     /// - while the round is open: before the deadline by this node's clock (after it

@@ -68,6 +68,10 @@ pub enum TrailKind {
         answer: Answer,
         /// The creation time the origin signed into the message.
         signed_at: Timestamp,
+        /// When the message arrived at the requester, if before `at` (it was applied
+        /// later: review s31-consult L1); the late window is judged by it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrived_at: Option<Timestamp>,
     },
     /// At the requester: the origin refused the request or the current round with
     /// a signed refusal (`from` origin), before the deadline: no answer will come;
@@ -303,15 +307,21 @@ impl Replay {
                     Phase::Refused => self.out_of_order(e, index, "an answer after the refusal"),
                 }
             }
-            TrailKind::AnsweredLate { answer, signed_at } => {
+            TrailKind::AnsweredLate {
+                answer,
+                signed_at,
+                arrived_at,
+            } => {
                 self.party(e, index, &origin);
                 // Signed before the deadline (within the skew), not before the round
                 // was opened, and arrived within the late window: as
                 // `Consultation::receive_answer` takes it.
                 let skew = ms(TIMING_SKEW);
+                // Arrived no later than it was applied.
+                let arrived = arrived_at.unwrap_or(e.at).min(e.at);
                 let timely = signed_at.as_millis() < deadline.as_millis().saturating_add(skew)
                     && signed_at.as_millis() >= opened_at.as_millis().saturating_sub(skew)
-                    && e.at.as_millis()
+                    && arrived.as_millis()
                         <= deadline
                             .as_millis()
                             .saturating_add(ms(LATE_ANSWER_WINDOW))

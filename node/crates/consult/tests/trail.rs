@@ -389,6 +389,7 @@ fn late(answer: Answer, signed_day: u64, arrival: Timestamp) -> TrailEvent {
         TrailKind::AnsweredLate {
             answer,
             signed_at: at(signed_day),
+            arrived_at: None,
         },
         arrival,
         org(),
@@ -535,4 +536,29 @@ fn a_refusal_by_the_origin_is_taken_before_the_deadline_and_is_no_veto() {
         kinds(&forged)[..],
         [ViolationKind::WrongParty { .. }]
     ));
+}
+
+/// Review s31-consult L1: a late answer applied after the window closed (a catch-up)
+/// is judged by its arrival, which the step carries; an arrival after the window,
+/// or claimed after it was applied, is still reported.
+#[test]
+fn a_late_answer_is_judged_at_its_arrival_not_when_it_was_applied() {
+    let applied = at(33);
+    for (arrived, ok) in [(at(30).0 + 3_600_000, true), (at(31).0 + 3_600_000, false)] {
+        let mut step = late(Answer::Objection, 29, applied);
+        if let TrailKind::AnsweredLate { arrived_at, .. } = &mut step.kind {
+            *arrived_at = Some(Timestamp(arrived));
+        }
+        let trail = vec![
+            requested(0),
+            ev(TrailKind::Expired, at(30), req(), org()),
+            step,
+        ];
+        assert_eq!(
+            kinds(&trail).is_empty(),
+            ok,
+            "{arrived}: {:?}",
+            kinds(&trail)
+        );
+    }
 }

@@ -232,6 +232,7 @@ fn trail(
             Some(signed_at) => TrailKind::AnsweredLate {
                 answer: a.answer,
                 signed_at,
+                arrived_at: a.arrived_at.filter(|t| *t < a.at),
             },
             None => TrailKind::Answered { answer: a.answer },
         };
@@ -1129,6 +1130,18 @@ impl Consultations {
     /// Applies one message delivered to us; messages that are not consultations (hit
     /// reports, flags, notices of others' consultations) stay in the inbox only.
     async fn apply(&self, item: &InboxItem) -> Result<(), ConsultServiceError> {
+        self.apply_at(item, Timestamp::now()).await
+    }
+
+    /// [`Self::apply`] with the clock at `now`. Test hook (review s31-consult L2): an
+    /// item that arrived well before `now` (a catch-up after a restart) is judged at
+    /// its arrival.
+    #[doc(hidden)]
+    pub async fn apply_at(
+        &self,
+        item: &InboxItem,
+        now: Timestamp,
+    ) -> Result<(), ConsultServiceError> {
         let _g = self.lock.lock().await;
         let applied = applied_key(item);
         let k = applied.clone();
@@ -1140,7 +1153,6 @@ impl Consultations {
         {
             return Ok(());
         }
-        let now = Timestamp::now();
         let mark = vec![(applied, Vec::new())];
         let payload = match wlnode_consult::decode(item.body.as_bytes()) {
             Ok(p) => p,
@@ -1224,13 +1236,20 @@ impl Consultations {
                     .map_err(Into::into)
                 }
             }
-            // Judged by the time the origin signed into the message's header when it
-            // arrives after the deadline (finding 13, requester side).
+            // Judged by the time the origin signed into the message when it arrives
+            // after the deadline (finding 13, requester side), and the late window
+            // at its arrival here, not when it is applied (review s31-consult L1).
             Payload::ConsultAnswer(a) => match self.load(a.consultation_id).await? {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_answer(&item.from, &a, Timestamp(item.created_at), now)
+                        .receive_answer_arrived(
+                            &item.from,
+                            &a,
+                            Timestamp(item.created_at),
+                            judged_at(item, now),
+                            now,
+                        )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
@@ -1239,15 +1258,16 @@ impl Consultations {
             Payload::ConsultRefusal(r) => match self.load(r.consultation_id).await? {
                 Some(mut h) => {
                     let before = h.consultation.clone();
-                    // Judged by its signed time and its arrival here, like an answer
-                    // (review s31-consult M1).
+                    // Judged by its signed time, like an answer, and taken only while
+                    // open when applied (review s31-consult M1; applied after the
+                    // deadline it is refused: the officer may decide on silence).
                     h.consultation
                         .receive_refusal(
                             &item.from,
                             &r,
                             Timestamp(item.created_at),
                             self.min_deadline(),
-                            judged_at(item, now),
+                            now,
                         )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
