@@ -2240,6 +2240,35 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
     .await;
     assert_eq!(refusals_sent(&c, 0).await.len(), 1, "one refusal per round");
 
+    // C, not a party, sends information for B's open consultation to A: refused and
+    // audited, but C gets no refusal (review s31-consult L4: it would only tell C
+    // that A holds the id).
+    let info = wlnode_consult::encode(&wlnode_consult::Payload::ConsultInfo(
+        wlnode_consult::ConsultInfo {
+            consultation_id: ok,
+            round: 2,
+            deadline: Timestamp(Timestamp::now().0 + 30 * 86_400_000),
+            text: "more".into(),
+            details: None,
+        },
+    ))
+    .unwrap();
+    c.node(2)
+        .services
+        .mail
+        .send(&code(0), "consult_info", &info, 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "A refuses C's information", || async {
+        refused_in_audit(&c, 0, "consult_info").await == 1
+    })
+    .await;
+    assert_eq!(
+        refusals_sent(&c, 0).await.len(),
+        1,
+        "no refusal to a member that is not the requester"
+    );
+
     // C forges A's refusal of B's open consultation; A refuses an unknown one.
     let forged = |id| {
         wlnode_consult::encode(&wlnode_consult::Payload::ConsultRefusal(

@@ -27,8 +27,9 @@
 //! requester is sent a sealed `consult_refusal` with the consultation id, the round
 //! and a reason code, so its consultation ends `refused_by_origin` instead of reading
 //! as expiry by silence. At most one per member, consultation and round, at most
-//! [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], never to ourselves, and only in reply to a
-//! request or information: a refusal is never answered with one. It is sent at most
+//! [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], never to ourselves, only to the
+//! consultation's requester when we hold the id, and only in reply to a request or
+//! information: a refusal is never answered with one. It is sent at most
 //! once (the mark is written first; a crash in between loses it, and the requester's
 //! consultation then expires as before).
 //!
@@ -1461,7 +1462,17 @@ impl Consultations {
                         Ok(())
                     })
                     .await?;
-                if let Some((id, round)) = refusable {
+                // Only to the consultation's requester when we hold it (review
+                // s31-consult L4: to anyone else a refusal serves no purpose and tells
+                // whether the id exists here).
+                let to_requester = match refusable {
+                    Some((id, _)) => self
+                        .load(id)
+                        .await?
+                        .is_none_or(|h| h.consultation.requester() == &item.from),
+                    None => false,
+                };
+                if let (true, Some((id, round))) = (to_requester, refusable) {
                     let reason = hint.unwrap_or(match &e {
                         ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
                         _ => RefusalReason::Invalid,
