@@ -329,6 +329,11 @@ impl Replay {
                 if !timely {
                     self.flag(e, index, ViolationKind::AnswerAfterDeadline { deadline });
                 }
+                // The machine records a late answer only once the round expired, never
+                // before the deadline (review s31-consult M2).
+                if e.at < deadline {
+                    self.out_of_order(e, index, "a late answer recorded before the deadline");
+                }
                 match phase {
                     Phase::Open | Phase::Expired => next = Phase::Answered(*answer),
                     // Recorded beside a decision taken on silence, which stands: the

@@ -562,3 +562,16 @@ fn a_late_answer_is_judged_at_its_arrival_not_when_it_was_applied() {
         );
     }
 }
+
+/// Review s31-consult M2 (the per-log part): an `answered_late` step before the
+/// deadline is never written by an honest node (a late answer is recorded only
+/// once the round expired): reported.
+#[test]
+fn a_late_answer_recorded_before_the_deadline_is_reported() {
+    let trail = vec![requested(0), late(Answer::NoObjection, 29, at(29))];
+    assert!(
+        matches!(kinds(&trail)[..], [ViolationKind::OutOfOrder { .. }]),
+        "{:?}",
+        kinds(&trail)
+    );
+}
