@@ -1926,3 +1926,579 @@ async fn a_notice_honours_the_entrys_hop_limit() {
     c.stop(2).await;
     c.stop(3).await;
 }
+
+/// `consultation` steps of node `i`'s audit log.
+async fn steps(c: &Cluster, i: usize, id: wlnode_consult::ConsultationId) -> Vec<String> {
+    audit_events(c, i)
+        .await
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Consultation { step } if step.consultation_id == id => {
+                Some(step.kind.as_str().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Refused consultation messages in node `i`'s audit log.
+async fn refused_in_audit(c: &Cluster, i: usize, kind: &str) -> usize {
+    audit_events(c, i)
+        .await
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::Mail { action, kind: k, reason: Some(r), .. }
+                if action == "rejected" && k == kind && r.starts_with("consultation_refused"))
+        })
+        .count()
+}
+
+async fn refusals_sent(c: &Cluster, i: usize) -> Vec<OutboxItem> {
+    c.node(i)
+        .services
+        .mail
+        .outbox(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.kind == "consult_refusal")
+        .collect()
+}
+
+/// Review of issue 21, finding 13 (requester side), across nodes: A answers two
+/// consultations before their deadline while the relay between A and B is down, so
+/// both answers reach B after the deadline. B had decided one on silence: the
+/// decision stands, the answer is recorded beside it. The other, undecided, becomes
+/// `answered` with the objection, and a grant then goes against it. A third one B
+/// grants on silence (an expired denial: notices to everyone, A included) before A's
+/// objection arrives (review s31-consult H1): A's own trail shows the notice. Every
+/// node's trail passes the auditor: no decision "before the answer", no answer "after
+/// the deadline", no grant without notice at the honest origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_given_in_time_that_arrive_late_count_and_a_decision_on_silence_stands() {
+    // A (origin) — R (relay) — B (requester).
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2)]);
+    short_deadlines(&c);
+    c.start_all().await;
+    let w = c
+        .add(0, "Denied", 1, Some(r#"{"scope": "federation"}"#))
+        .await
+        .remove(0);
+    wait_for(T, "B holds A's entry", || holds_entry(&c, 2, w.entry_id)).await;
+    let mut ids = Vec::new();
+    for reference in ["LIC-SILENT", "LIC-LATE", "LIC-SILENT-GRANT"] {
+        let held = c
+            .node(2)
+            .services
+            .consultations
+            .request(
+                "0123456789abcdef0123456789abcdef",
+                w.entry_id,
+                None,
+                reference.into(),
+                details(),
+                Duration::from_secs(40),
+            )
+            .await
+            .unwrap();
+        ids.push(held.consultation.id());
+    }
+    let (silent, late, granted_on_silence) = (ids[0], ids[1], ids[2]);
+    for id in [silent, late, granted_on_silence] {
+        wait_for(T, "A has the request", || async {
+            consultation(&c, 0, id).await.is_some()
+        })
+        .await;
+    }
+    // The relay goes down; A objects to both before the deadline.
+    c.stop(1).await;
+    for id in [silent, late, granted_on_silence] {
+        c.node(0)
+            .services
+            .consultations
+            .respond(
+                "fedcba9876543210fedcba9876543210",
+                id,
+                Answer::Objection,
+                Some("same end user".into()),
+            )
+            .await
+            .expect("A answers before the deadline");
+    }
+    for id in [silent, late, granted_on_silence] {
+        wait_for(T, "B's consultation expires", || async {
+            consultation(&c, 2, id)
+                .await
+                .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Expired)
+        })
+        .await;
+    }
+    // B decides one on silence.
+    let decided = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            silent,
+            Decision::Refused,
+            Some("no reply".into()),
+        )
+        .await
+        .unwrap();
+    let decision = decided.consultation.decision().unwrap().clone();
+    // And grants another on silence: despite an expired denial, notices go out.
+    let g = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            granted_on_silence,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    let g_decision = g.consultation.decision().unwrap().clone();
+    assert_eq!(g_decision.despite, wlnode_consult::Despite::ExpiredDenial);
+    assert!(
+        g.messages.iter().any(|m| m.notice && m.to == code(0)),
+        "the origin is among the notified"
+    );
+    // The relay comes back; the answers arrive after the deadline.
+    c.start(1).await;
+    for id in [silent, late, granted_on_silence] {
+        wait_for(T, "the late answer reaches B", || async {
+            consultation(&c, 2, id)
+                .await
+                .is_some_and(|h| h.consultation.answers().len() == 1)
+        })
+        .await;
+    }
+    let s = consultation(&c, 2, silent).await.unwrap().consultation;
+    assert_eq!(s.state(), wlnode_consult::State::Decided);
+    assert_eq!(
+        s.decision(),
+        Some(&decision),
+        "the decision on silence stands"
+    );
+    assert!(s.answers()[0].late());
+    let gs = consultation(&c, 2, granted_on_silence)
+        .await
+        .unwrap()
+        .consultation;
+    assert_eq!(
+        gs.decision(),
+        Some(&g_decision),
+        "the grant on silence stands"
+    );
+    assert!(gs.answers()[0].late());
+    // A holds B's grant: by A's view against its objection, by B's claim an expired
+    // denial; either way the notices went out.
+    wait_for(T, "A has B's grant", || async {
+        consultation(&c, 0, granted_on_silence)
+            .await
+            .is_some_and(|h| h.consultation.decision().is_some())
+    })
+    .await;
+    let at_a = consultation(&c, 0, granted_on_silence)
+        .await
+        .unwrap()
+        .consultation;
+    let rec = at_a.decision().unwrap();
+    assert_eq!(
+        (rec.despite, rec.claimed_despite),
+        (
+            wlnode_consult::Despite::Objection,
+            Some(wlnode_consult::Despite::ExpiredDenial)
+        )
+    );
+    assert!(
+        steps(&c, 0, granted_on_silence)
+            .await
+            .contains(&"notice_sent".to_owned()),
+        "A's trail shows the notice it got"
+    );
+    let l = consultation(&c, 2, late).await.unwrap().consultation;
+    assert_eq!(l.state(), wlnode_consult::State::Answered);
+    assert_eq!(l.current_answer(), Some(Answer::Objection));
+    let a = &l.answers()[0];
+    assert!(
+        a.signed_at.unwrap() < l.deadline() && a.at >= l.deadline(),
+        "signed before the deadline, arrived after it: {a:?}"
+    );
+    assert!(l.view().answer_late);
+    let granted = c
+        .node(2)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            late,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        granted.consultation.decision().unwrap().despite,
+        wlnode_consult::Despite::Objection
+    );
+    let trail: Vec<String> = steps(&c, 2, silent)
+        .await
+        .into_iter()
+        .filter(|s| s != "delivered")
+        .collect();
+    assert_eq!(trail, ["requested", "expired", "decided", "answered_late"]);
+    assert!(
+        steps(&c, 2, late)
+            .await
+            .contains(&"answered_late".to_owned())
+    );
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    let report = verify(&c, 3);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert!(bad.is_empty(), "late answers are no violation: {bad:#?}");
+}
+
+/// The origin refuses a request whose deadline is shorter than the roster's minimum:
+/// the requester gets a signed refusal and its consultation ends `refused_by_origin`
+/// (not an expiry by silence), once. A refusal from a member that is not the origin,
+/// or for an unknown consultation, is refused, counted and audited, and never
+/// answered with a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejected() {
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2), (0, 2)]);
+    c.start_all().await;
+    // B asks with a 30-day deadline (accepted) and a one-hour one (under the
+    // roster's one-day minimum: the origin refuses it).
+    let (entry, ok) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let short = c
+        .node(1)
+        .services
+        .consultations
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            entry,
+            None,
+            "LIC-SHORT".into(),
+            details(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let short = short.consultation.id();
+    wait_for(T, "B's consultation is refused by the origin", || async {
+        consultation(&c, 1, short)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::RefusedByOrigin)
+    })
+    .await;
+    let h = consultation(&c, 1, short).await.unwrap();
+    assert_eq!(
+        h.consultation.refusal().unwrap().reason,
+        wlnode_consult::RefusalReason::DeadlineTooShort
+    );
+    assert_eq!(
+        serde_json::to_value(h.consultation.view()).unwrap()["state"],
+        "refused_by_origin"
+    );
+    assert!(
+        steps(&c, 1, short)
+            .await
+            .contains(&"refused_by_origin".to_owned())
+    );
+    assert!(
+        consultation(&c, 0, short).await.is_none(),
+        "A opened nothing"
+    );
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 1);
+    assert_eq!(refusals_sent(&c, 0).await.len(), 1);
+
+    // The same request again (a new message, same consultation): refused and
+    // audited again, but no second refusal.
+    let again = wlnode_consult::encode(&wlnode_consult::Payload::ConsultRequest(
+        h.consultation.request_payload(),
+    ))
+    .unwrap();
+    c.node(1)
+        .services
+        .mail
+        .send(&code(0), "consult_request", &again, 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "A refuses the repeated request", || async {
+        refused_in_audit(&c, 0, "consult_request").await == 2
+    })
+    .await;
+    assert_eq!(refusals_sent(&c, 0).await.len(), 1, "one refusal per round");
+
+    // C, not a party, sends information for B's open consultation to A: refused and
+    // audited, but C gets no refusal (review s31-consult L4: it would only tell C
+    // that A holds the id).
+    let info = wlnode_consult::encode(&wlnode_consult::Payload::ConsultInfo(
+        wlnode_consult::ConsultInfo {
+            consultation_id: ok,
+            round: 2,
+            deadline: Timestamp(Timestamp::now().0 + 30 * 86_400_000),
+            text: "more".into(),
+            details: None,
+        },
+    ))
+    .unwrap();
+    c.node(2)
+        .services
+        .mail
+        .send(&code(0), "consult_info", &info, 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "A refuses C's information", || async {
+        refused_in_audit(&c, 0, "consult_info").await == 1
+    })
+    .await;
+    assert_eq!(
+        refusals_sent(&c, 0).await.len(),
+        1,
+        "no refusal to a member that is not the requester"
+    );
+
+    // C forges A's refusal of B's open consultation; A refuses an unknown one.
+    let forged = |id| {
+        wlnode_consult::encode(&wlnode_consult::Payload::ConsultRefusal(
+            wlnode_consult::ConsultRefusal {
+                consultation_id: id,
+                round: 1,
+                reason: wlnode_consult::RefusalReason::NotOurEntry,
+            },
+        ))
+        .unwrap()
+    };
+    let before = c.node(1).services.consultations.refused_messages();
+    c.node(2)
+        .services
+        .mail
+        .send(&code(1), "consult_refusal", &forged(ok), 3_600_000)
+        .await
+        .unwrap();
+    c.node(0)
+        .services
+        .mail
+        .send(
+            &code(1),
+            "consult_refusal",
+            &forged(wlnode_consult::ConsultationId([0xee; 16])),
+            3_600_000,
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B refuses both refusals", || async {
+        refused_in_audit(&c, 1, "consult_refusal").await == 2
+    })
+    .await;
+    assert_eq!(
+        c.node(1).services.consultations.refused_messages(),
+        before + 2
+    );
+    assert_eq!(
+        consultation(&c, 1, ok).await.unwrap().consultation.state(),
+        wlnode_consult::State::Open,
+        "a forged refusal changes nothing"
+    );
+    assert!(
+        refusals_sent(&c, 1).await.is_empty(),
+        "a refusal is never answered with a refusal"
+    );
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    let report = verify(&c, 3);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    let at_b = report
+        .consultations
+        .iter()
+        .find(|s| s.agency == agency(1))
+        .unwrap();
+    assert_eq!(
+        (at_b.refused_by_origin, at_b.open),
+        (1, 1),
+        "the report counts the refusal"
+    );
+}
+
+/// A decision notice goes to every member the entry's distribution admits, whatever
+/// our own share rules say (DESIGN.md; review s31-consult M4): B's admin shares
+/// nothing with D, yet B's grant despite A's objection notifies A, C and D.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_notice_reaches_a_member_our_share_rules_withhold_the_entry_from() {
+    let specs: Vec<AgencySpec> = (0..4)
+        .map(|i| AgencySpec::member(&agency(i), &["eu"]).unwrap())
+        .collect();
+    let accept = "\n[[accept]]\nfrom = [\"*\"]\norigins = [\"*\"]\n";
+    let extra = (0..4)
+        .map(|i| {
+            if i == 1 {
+                format!(
+                    "\n[[share]]\nto = [\"{}\", \"{}\"]\norigins = [\"*\"]\nrelay = true\n{accept}{FAST_SYNC}",
+                    agency(0),
+                    agency(2)
+                )
+            } else {
+                format!("{OPEN_POLICY}{FAST_SYNC}")
+            }
+        })
+        .collect();
+    // No link between B and D: B's copy of the entry never comes from D (D is not
+    // told for holding it from us), and the notice reaches D through A or C.
+    let mut c = Cluster::new(&specs, &[(0, 1), (0, 2), (0, 3), (1, 2), (2, 3)], extra);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has the request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "fedcba9876543210fedcba9876543210",
+            id,
+            Answer::Objection,
+            Some("same end user".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B has the objection", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
+    })
+    .await;
+    let decided = c
+        .node(1)
+        .services
+        .consultations
+        .decide(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Decision::Granted,
+            None,
+        )
+        .await
+        .unwrap();
+    let mut notified: Vec<String> = decided
+        .messages
+        .iter()
+        .filter(|m| m.notice)
+        .map(|m| m.to.to_string())
+        .collect();
+    notified.sort();
+    assert_eq!(
+        notified,
+        vec![agency(0), agency(2), agency(3)],
+        "D too: our share rules do not filter the notice"
+    );
+    for i in [2, 3] {
+        wait_for(T, "C and D get the notice", || async {
+            inbox(&c, i)
+                .await
+                .iter()
+                .any(|m| m.kind == "consult_decision" && m.body.contains(&id.to_hex()))
+        })
+        .await;
+    }
+    for i in 0..4 {
+        c.stop(i).await;
+    }
+}
+
+/// Review s31-consult L2 and L1: `apply` itself, driven with an injected clock,
+/// judges a message at its arrival, not when it is applied (a catch-up after a
+/// restart). A request whose deadline is the roster's one-day minimum less four
+/// minutes from its arrival ten minutes ago opens the consultation (judged now, it
+/// would be too short, as the same request arriving now is). At the requester, an
+/// answer signed before the deadline that arrived within the late window counts,
+/// although it is applied a day after the window closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_judges_a_message_at_its_arrival_not_when_it_is_applied() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let b = consultation(&c, 1, id).await.unwrap().consultation;
+    let now = Timestamp::now();
+    let item =
+        |body: &wlnode_consult::Payload, from: usize, created: u64, received: u64| InboxItem {
+            message_id: MessageId::random().unwrap(),
+            from: code(from),
+            kind: body.kind().into(),
+            created_at: created,
+            received_at: received,
+            body: String::from_utf8(wlnode_consult::encode(body).unwrap()).unwrap(),
+        };
+    // L2: at the origin.
+    let mut ids = Vec::new();
+    for arrived in [now.0 - 10 * 60_000, now.0] {
+        let mut req = b.request_payload();
+        req.consultation_id = wlnode_consult::ConsultationId::random().unwrap();
+        req.deadline = Timestamp(now.0 - 10 * 60_000 + 86_400_000 - 4 * 60_000);
+        let p = wlnode_consult::Payload::ConsultRequest(req.clone());
+        c.node(0)
+            .services
+            .consultations
+            .apply_at(&item(&p, 1, arrived - 1000, arrived), now)
+            .await
+            .unwrap();
+        ids.push(req.consultation_id);
+    }
+    assert!(
+        consultation(&c, 0, ids[0]).await.is_some(),
+        "judged at its arrival ten minutes ago: long enough"
+    );
+    assert!(
+        consultation(&c, 0, ids[1]).await.is_none(),
+        "the same deadline arriving now is too short"
+    );
+    // L1: at the requester, applied a day after the late window closed.
+    let d = b.deadline().0;
+    let answer = wlnode_consult::Payload::ConsultAnswer(wlnode_consult::ConsultAnswer {
+        consultation_id: id,
+        round: 1,
+        answer: Answer::Objection,
+        reason: Some("same end user".into()),
+        answered_at: None,
+    });
+    let arrived = d + 86_400_000 - 60_000;
+    c.node(1)
+        .services
+        .consultations
+        .apply_at(
+            &item(&answer, 0, d - 60_000, arrived),
+            Timestamp(d + 2 * 86_400_000),
+        )
+        .await
+        .unwrap();
+    let h = consultation(&c, 1, id).await.unwrap().consultation;
+    assert_eq!(h.state(), wlnode_consult::State::Answered);
+    let a = &h.answers()[0];
+    assert_eq!(
+        (a.at, a.arrived_at, a.signed_at),
+        (
+            Timestamp(d + 2 * 86_400_000),
+            Some(Timestamp(arrived)),
+            Some(Timestamp(d - 60_000))
+        )
+    );
+    c.stop(0).await;
+    c.stop(1).await;
+}

@@ -45,7 +45,7 @@ pub enum ConsultCommand {
     },
     /// List consultations.
     List {
-        /// open, answered, expired or decided.
+        /// open, answered, expired, decided or refused_by_origin.
         #[arg(long)]
         state: Option<String>,
         /// sent (we asked) or received (our entries).

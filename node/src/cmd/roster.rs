@@ -253,11 +253,7 @@ fn summary(r: &Roster) -> Summary {
         hash: hex::encode(r.hash()),
         authorities: r.authorities().map(|k| k.to_string()).collect(),
         silence_rule: r.silence_rule().to_string(),
-        warnings: r
-            .members_without_encryption_key(Timestamp::now())
-            .into_iter()
-            .map(|a| format!("{a} has no valid encryption key and cannot receive sealed messages"))
-            .collect(),
+        warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
         members: r
             .members()
             .map(|m| MemberSummary {

@@ -84,7 +84,8 @@ pub(super) struct ConsultationView {
     reference: String,
     /// `sent` (we asked) or `received` (our entry).
     role: String,
-    /// `open`, `answered`, `expired` or `decided`.
+    /// `open`, `answered`, `expired`, `decided` or `refused_by_origin` (the origin
+    /// sent a signed refusal of the request or the current round).
     state: String,
     /// RFC 3339.
     deadline: String,
@@ -95,6 +96,18 @@ pub(super) struct ConsultationView {
     /// The origin's answer: `objection`, `no_objection` or `info_requested`.
     answer: Option<String>,
     answer_reason: Option<String>,
+    /// Whether the answer arrived after the deadline, signed by the origin before it
+    /// (within five minutes): it counts unless the decision was already taken on
+    /// silence, which then stands.
+    answer_late: bool,
+    /// RFC 3339: when the origin signed a late answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer_signed_at: Option<String>,
+    /// Why the origin refused, for `refused_by_origin`: `deadline_too_short`,
+    /// `deadline_too_long`, `not_our_entry`, `unknown_consultation`, `too_many_open`,
+    /// `wrong_round` or `invalid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusal: Option<String>,
     /// What silence counts as, once expired unanswered.
     deemed_answer: Option<String>,
     /// `granted` or `refused`.
@@ -140,6 +153,9 @@ fn view(h: &Held, with_details: bool) -> ConsultationView {
         silence: c.silence().as_str().into(),
         answer: last.map(|a| a.answer.as_str().to_owned()),
         answer_reason: last.and_then(|a| a.reason.clone()),
+        answer_late: last.is_some_and(|a| a.late()),
+        answer_signed_at: last.and_then(|a| a.signed_at).map(|t| t.to_rfc3339()),
+        refusal: c.refusal().map(|r| r.reason.as_str().to_owned()),
         deemed_answer: c.deemed_answer().map(|a| a.as_str().to_owned()),
         decision: c.decision().map(|d| d.decision.as_str().to_owned()),
         decision_reason: c.decision().and_then(|d| d.reason.clone()),
@@ -262,7 +278,7 @@ pub(super) struct ListParams {
 }
 
 #[utoipa::path(get, path = "/v1/consultations", tag = "consultations",
-    params(("state" = Option<String>, Query, description = "open, answered, expired or decided"),
+    params(("state" = Option<String>, Query, description = "open, answered, expired, decided or refused_by_origin"),
         ("role" = Option<String>, Query, description = "sent or received")),
     responses((status = 200, body = [ConsultationView]), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc)))]
 pub(super) async fn list(
@@ -270,11 +286,18 @@ pub(super) async fn list(
     Query(p): Query<ListParams>,
 ) -> Result<Json<Vec<ConsultationView>>, ApiError> {
     if let Some(s) = &p.state
-        && !["open", "answered", "expired", "decided"].contains(&s.as_str())
+        && ![
+            "open",
+            "answered",
+            "expired",
+            "decided",
+            "refused_by_origin",
+        ]
+        .contains(&s.as_str())
     {
         return Err(ApiError::invalid(InvalidValue::new(
             "state",
-            format!("{s:?} is not open, answered, expired or decided"),
+            format!("{s:?} is not open, answered, expired, decided or refused_by_origin"),
         )));
     }
     if let Some(r) = &p.role

@@ -398,10 +398,66 @@ pub fn sign(
     Ok((out, sig, roster))
 }
 
+/// Below this (one day), `consultation_min_deadline_secs` is reported by
+/// [`warnings`]: allowed (a demonstration federation shows an expiry by silence in
+/// seconds), but an origin then has less than a working day to answer.
+pub const MIN_DEADLINE_WARN_SECS: u64 = 86_400;
+
+/// What `wlnode roster verify` and `show` warn about in a valid roster (warnings,
+/// not errors: the roster is signed and in force as it is): members without a valid
+/// encryption key at `now`, and a shortest consultation deadline under one day.
+pub fn warnings(roster: &Roster, now: Timestamp) -> Vec<String> {
+    let mut out: Vec<String> = roster
+        .members_without_encryption_key(now)
+        .into_iter()
+        .map(|a| format!("{a} has no valid encryption key and cannot receive sealed messages"))
+        .collect();
+    let min = roster.consultation_min_deadline_secs();
+    if min < MIN_DEADLINE_WARN_SECS {
+        out.push(format!(
+            "federation_settings.consultation_min_deadline_secs = {min}: consultation deadlines \
+             may be shorter than one day ({MIN_DEADLINE_WARN_SECS} s), which leaves an origin no \
+             working day to answer; meant for demonstrations only"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use wlnode_crypto::roster::{TrustAnchor, verify_roster};
+
+    /// `wlnode roster verify` warns (does not refuse) when the shortest consultation
+    /// deadline is under one day; one day or the default gives no such warning.
+    #[test]
+    fn a_minimum_deadline_under_one_day_is_a_warning() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let with = |secs: Option<u64>| {
+            let text = match secs {
+                Some(s) => {
+                    format!("{base}\n[federation_settings]\nconsultation_min_deadline_secs = {s}\n")
+                }
+                None => base.clone(),
+            };
+            let (_, _, roster) = sign(&text, &auth).unwrap();
+            warnings(&roster, Timestamp(1))
+                .into_iter()
+                .filter(|w| w.contains("consultation_min_deadline_secs"))
+                .collect::<Vec<_>>()
+        };
+        let short = with(Some(5));
+        assert_eq!(short.len(), 1, "{short:?}");
+        assert!(
+            short.first().is_some_and(|w| w.contains("= 5")),
+            "{short:?}"
+        );
+        assert_eq!(with(Some(86_399)).len(), 1);
+        assert!(with(Some(86_400)).is_empty());
+        assert!(with(Some(30 * 86_400)).is_empty());
+        assert!(with(None).is_empty(), "the default is one day");
+    }
 
     #[test]
     fn init_add_sign_verify_rotate() {

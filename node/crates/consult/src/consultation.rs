@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use wlnode_crypto::{AgencyCode, EntryId, RecordId, Timestamp};
 
 use crate::payload::{
-    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,
-    Despite, MAX_REASON, MAX_TIME, Payload, PayloadError, TransactionDetails,
+    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRefusal, ConsultRequest,
+    ConsultationId, Decision, Despite, MAX_REASON, MAX_TIME, Payload, PayloadError, RefusalReason,
+    TransactionDetails,
 };
 
 /// The longest deadline a consultation may have, from the moment it is requested (or
@@ -34,6 +35,12 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// hour a requester could decide an hour before the deadline and so overtake the
 /// origin's objection (review s30-consult2, H2).
 pub const TIMING_SKEW: Duration = Duration::from_millis(wlnode_crypto::mail::MAX_CLOCK_SKEW_MS);
+/// How long after the deadline an answer the origin signed in time may still arrive
+/// at the requester and count ([`Consultation::receive_answer`]): one day, the
+/// lifetime the node gives a consultation message past its deadline (so an honest
+/// answer held by a relay or a partition can never arrive later), and so also the
+/// most a backdating origin gains.
+pub const LATE_ANSWER_WINDOW: Duration = Duration::from_secs(86_400);
 /// Most rounds of one consultation: the request, then at most four rounds of further
 /// information after `info_requested`.
 pub const MAX_ROUNDS: u32 = 5;
@@ -106,6 +113,11 @@ pub enum State {
     Expired,
     /// The requester decided on the licence.
     Decided,
+    /// The origin refused the request or the current round with a signed
+    /// `consult_refusal` (deadline too short, not its entry, ...) before the
+    /// deadline. No answer will come; once the deadline has passed the requester
+    /// may still decide, as on silence (a grant is despite an expired denial).
+    RefusedByOrigin,
 }
 
 impl State {
@@ -116,6 +128,7 @@ impl State {
             Self::Answered => "answered",
             Self::Expired => "expired",
             Self::Decided => "decided",
+            Self::RefusedByOrigin => "refused_by_origin",
         }
     }
 }
@@ -130,7 +143,35 @@ pub struct AnswerRecord {
     pub answer: Answer,
     /// Why.
     pub reason: Option<String>,
-    /// When this node recorded it.
+    /// When this node recorded it (at the requester: when it arrived).
+    pub at: Timestamp,
+    /// At the requester, for an answer that arrived after the deadline: the message's
+    /// signed creation time at the origin, before the deadline within
+    /// [`TIMING_SKEW`]. Absent for an answer that arrived in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<Timestamp>,
+    /// At the requester, for a late answer: when its message arrived here (`at` is
+    /// when it was applied, which a catch-up may make later; review s31-consult L1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_at: Option<Timestamp>,
+}
+
+impl AnswerRecord {
+    /// Whether it arrived after the deadline (signed in time, held on the way).
+    pub fn late(&self) -> bool {
+        self.signed_at.is_some()
+    }
+}
+
+/// The origin's signed refusal of a round, at the requester.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalRecord {
+    /// The round refused (1: the request).
+    pub round: u32,
+    /// Why.
+    pub reason: RefusalReason,
+    /// When it arrived here.
     pub at: Timestamp,
 }
 
@@ -295,6 +336,15 @@ pub enum ConsultError {
         /// [`MAX_ROUNDS`].
         max: u32,
     },
+    /// The origin's signed refusal contradicts what this node knows (its reason, or
+    /// when it was signed): refused and audited, never taken (review s31-consult M1).
+    #[error("the origin's refusal ({}) contradicts what this node knows: {why}", .reason.as_str())]
+    ImplausibleRefusal {
+        /// The reason the refusal gave.
+        reason: RefusalReason,
+        /// What contradicts it.
+        why: &'static str,
+    },
     /// A deadline not after now, or too far ahead.
     #[error("deadline {deadline}: {why}")]
     BadDeadline {
@@ -352,7 +402,13 @@ pub struct Consultation {
     infos: Vec<InfoRecord>,
     expired_at: Option<Timestamp>,
     decision: Option<DecisionRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refusal: Option<RefusalRecord>,
 }
+
+/// [`ConsultError::BadDeadline`]'s `why` for a deadline too far ahead (what
+/// [`refusal_reason`] tells apart from one too short).
+const TOO_FAR: &str = "more than 365 days ahead";
 
 /// Checks a deadline for a round opened at `now` (with `slack` for another node's
 /// clock).
@@ -369,7 +425,7 @@ fn check_deadline(
     if deadline.as_millis() > latest {
         return Err(ConsultError::BadDeadline {
             deadline,
-            why: "more than 365 days ahead",
+            why: TOO_FAR,
         });
     }
     Ok(())
@@ -458,6 +514,7 @@ impl Consultation {
             infos: Vec::new(),
             expired_at: None,
             decision: None,
+            refusal: None,
         };
         let payload = Payload::ConsultRequest(c.request_payload());
         payload.validate()?;
@@ -505,6 +562,7 @@ impl Consultation {
             infos: Vec::new(),
             expired_at: None,
             decision: None,
+            refusal: None,
         };
         c.tick(now);
         Ok(c)
@@ -585,6 +643,8 @@ impl Consultation {
             answer,
             reason,
             at: now,
+            signed_at: None,
+            arrived_at: None,
         });
     }
 
@@ -604,6 +664,7 @@ impl Consultation {
             round: self.round,
             answer,
             reason: reason.clone(),
+            answered_at: Some(now),
         };
         let payload = Payload::ConsultAnswer(body);
         payload.validate()?;
@@ -615,15 +676,59 @@ impl Consultation {
         }])
     }
 
-    /// Requester: records the origin's answer `from` the sender. Refused from anyone
-    /// but the origin, for another round, after the deadline (by this node's clock),
-    /// and when already answered.
+    /// Requester: records the origin's answer `from` the sender, `signed_at` being the
+    /// creation time the origin signed into the message's header. The time the
+    /// answer was recorded at the origin, signed in its body
+    /// ([`ConsultAnswer::answered_at`]), counts instead when earlier: the message may
+    /// have been sealed later, on a retried send (review s31-consult M3); the origin
+    /// signs both, so neither is more trusted than the other. Refused from anyone
+    /// but the origin, for another round, and when already answered.
+    ///
+    /// An answer that arrives after the deadline (by this node's clock) is judged by
+    /// when the origin signed it, not when it arrived (review of issue 21, finding 13:
+    /// a relay or a partition may hold an answer given in time). It counts when
+    /// - it was signed before the deadline, within [`TIMING_SKEW`] (the origin itself
+    ///   refuses to answer after the deadline by its clock; the skew covers two
+    ///   clocks and the moment between recording and sending),
+    /// - it was signed no earlier than the round was opened here, less
+    ///   [`TIMING_SKEW`] (nobody answers a request before it was made), and
+    /// - it arrives within [`LATE_ANSWER_WINDOW`] (and the skew) of the deadline, the
+    ///   lifetime an honest answer's message has past it.
+    ///
+    /// Then an expired consultation not yet decided becomes `answered` (the expiry
+    /// is kept in the trail), and one the requester already decided on silence keeps
+    /// its decision and records the answer beside it. [`AnswerRecord::signed_at`]
+    /// marks it late. Otherwise it is [`ConsultError::AnswerAfterDeadline`], and the
+    /// consultation is left expired.
+    ///
+    /// The origin holds the signing key, so it can backdate: what it gains is an
+    /// answer counted up to [`LATE_ANSWER_WINDOW`] after the deadline, and only
+    /// while the requester has not decided. It cannot undo or reorder a decision, and
+    /// the requester's trail shows when the answer really arrived.
     pub fn receive_answer(
         &mut self,
         from: &AgencyCode,
         a: &ConsultAnswer,
+        signed_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
+        self.receive_answer_arrived(from, a, signed_at, now, now)
+    }
+
+    /// [`Self::receive_answer`] applied at `now` for an answer that arrived here at
+    /// `arrived` (a catch-up after a restart, a retried store write): a late answer's
+    /// window is judged at its arrival (review s31-consult L1), kept in
+    /// [`AnswerRecord::arrived_at`]; the step is recorded at `now`, so it never goes
+    /// back before a step logged meanwhile (an expiry, a receipt).
+    pub fn receive_answer_arrived(
+        &mut self,
+        from: &AgencyCode,
+        a: &ConsultAnswer,
+        signed_at: Timestamp,
+        arrived: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        let arrived = arrived.min(now);
         self.side("receive an answer", Role::Requester)?;
         if from != &self.origin {
             return Err(ConsultError::NotOrigin {
@@ -639,8 +744,171 @@ impl Consultation {
                 got: a.round,
             });
         }
-        self.answerable(now)?;
-        self.record_answer(a.answer, a.reason.clone(), now);
+        let signed_at = a.answered_at.map_or(signed_at, |t| t.min(signed_at));
+        self.tick(now);
+        let on_silence = self.expired_at.is_some();
+        match self.state() {
+            State::Open => {
+                self.record_answer(a.answer, a.reason.clone(), now);
+                Ok(())
+            }
+            State::Expired => {
+                self.check_late_answer(signed_at, arrived)?;
+                self.expired_at = None;
+                self.record_late_answer(a, signed_at, arrived, now);
+                Ok(())
+            }
+            State::Decided if on_silence && self.current_answer().is_none() => {
+                self.check_late_answer(signed_at, arrived)?;
+                self.record_late_answer(a, signed_at, arrived, now);
+                Ok(())
+            }
+            _ => Err(self.illegal("answer")),
+        }
+    }
+
+    /// When the current round was opened here.
+    fn round_opened_at(&self) -> Timestamp {
+        self.infos
+            .iter()
+            .rev()
+            .find(|i| i.round == self.round)
+            .map_or(self.requested_at, |i| i.at)
+    }
+
+    /// See [`Self::receive_answer`].
+    fn check_late_answer(
+        &self,
+        signed_at: Timestamp,
+        arrived: Timestamp,
+    ) -> Result<(), ConsultError> {
+        let skew = ms(TIMING_SKEW);
+        let deadline = self.deadline.as_millis();
+        let signed = signed_at.as_millis();
+        let in_time = signed < deadline.saturating_add(skew)
+            && signed >= self.round_opened_at().as_millis().saturating_sub(skew)
+            && arrived.as_millis()
+                <= deadline
+                    .saturating_add(ms(LATE_ANSWER_WINDOW))
+                    .saturating_add(skew);
+        if in_time {
+            Ok(())
+        } else {
+            Err(ConsultError::AnswerAfterDeadline {
+                deadline: self.deadline,
+            })
+        }
+    }
+
+    fn record_late_answer(
+        &mut self,
+        a: &ConsultAnswer,
+        signed_at: Timestamp,
+        arrived: Timestamp,
+        now: Timestamp,
+    ) {
+        self.answers.push(AnswerRecord {
+            round: self.round,
+            answer: a.answer,
+            reason: a.reason.clone(),
+            at: now,
+            signed_at: Some(signed_at),
+            arrived_at: Some(arrived),
+        });
+    }
+
+    /// Requester: records the origin's signed refusal `from` it of the current round
+    /// (the request, or the information that opened it), `signed_at` being the
+    /// creation time the origin signed into the message's header and `now` when it
+    /// is applied here: the consultation becomes [`State::RefusedByOrigin`]. A refusal
+    /// is information, not a veto (review s31-consult M1): it is taken only
+    /// - from the origin, for this consultation and its current round;
+    /// - while the round is open: before the deadline by this node's clock (after it
+    ///   the consultation expired and the officer may decide on silence; a refusal
+    ///   cannot take that away), signed before the deadline (within [`TIMING_SKEW`])
+    ///   and not before the round was opened here, less the skew;
+    /// - with a reason that does not contradict what this node knows
+    ///   ([`ConsultError::ImplausibleRefusal`]): `not_our_entry` from the entry's
+    ///   signed origin (this consultation went to it because the entry's record
+    ///   names it), `unknown_consultation` for the request itself,
+    ///   `deadline_too_short` although the deadline is at least `min_deadline` (the
+    ///   roster's minimum) after the origin signed the refusal (it judged the
+    ///   request at its arrival, before that, so the deadline was long enough then),
+    ///   and `deadline_too_long` for a deadline within [`MAX_DEADLINE`] of the
+    ///   round's opening.
+    ///
+    /// Once the original deadline has passed the requester may still decide
+    /// ([`Self::decide`]): a grant then counts as despite an expired denial.
+    pub fn receive_refusal(
+        &mut self,
+        from: &AgencyCode,
+        r: &ConsultRefusal,
+        signed_at: Timestamp,
+        min_deadline: Duration,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.side("receive a refusal", Role::Requester)?;
+        if from != &self.origin {
+            return Err(ConsultError::NotOrigin {
+                from: from.clone(),
+                origin: self.origin.clone(),
+            });
+        }
+        self.same_id(r.consultation_id)?;
+        Payload::ConsultRefusal(r.clone()).validate()?;
+        if r.round != self.round {
+            return Err(ConsultError::StaleRound {
+                expected: self.round,
+                got: r.round,
+            });
+        }
+        let mut probe = self.clone();
+        probe.tick(now);
+        if probe.state() != State::Open {
+            return Err(probe.illegal("take a refusal of"));
+        }
+        let skew = ms(TIMING_SKEW);
+        let deadline = self.deadline.as_millis();
+        let signed = signed_at.as_millis();
+        let opened = self.round_opened_at().as_millis();
+        let implausible = |why| {
+            Err(ConsultError::ImplausibleRefusal {
+                reason: r.reason,
+                why,
+            })
+        };
+        if signed >= deadline.saturating_add(skew) {
+            return implausible("signed after the deadline");
+        }
+        if signed < opened.saturating_sub(skew) {
+            return implausible("signed before the round was opened");
+        }
+        match r.reason {
+            RefusalReason::NotOurEntry => {
+                return implausible("the entry's signed record names the origin");
+            }
+            RefusalReason::UnknownConsultation if r.round == 1 => {
+                return implausible("a request cannot name an unknown consultation");
+            }
+            RefusalReason::DeadlineTooShort
+                if deadline >= signed.saturating_add(ms(min_deadline)).saturating_add(skew) =>
+            {
+                return implausible(
+                    "the deadline is at least the roster's minimum after the refusal was signed",
+                );
+            }
+            RefusalReason::DeadlineTooLong
+                if deadline <= opened.saturating_add(ms(MAX_DEADLINE)) =>
+            {
+                return implausible("the deadline is within 365 days of the round's opening");
+            }
+            _ => {}
+        }
+        self.refusal = Some(RefusalRecord {
+            round: r.round,
+            reason: r.reason,
+            at: now,
+        });
         Ok(())
     }
 
@@ -741,7 +1009,9 @@ impl Consultation {
     /// partners are told (the silence rule is shown, see [`Self::deemed_answer`]).
     fn despite_if_granted(&self) -> Despite {
         match self.state() {
-            State::Expired => Despite::ExpiredDenial,
+            // Refused by the origin and past the deadline: no answer came, as on
+            // silence (review s31-consult M1).
+            State::Expired | State::RefusedByOrigin => Despite::ExpiredDenial,
             State::Answered if self.current_answer() == Some(Answer::Objection) => {
                 Despite::Objection
             }
@@ -773,6 +1043,14 @@ impl Consultation {
                 });
             }
             State::Decided => return Err(probe.illegal("decide")),
+            // The origin refused: information, not a veto (review s31-consult M1). Once
+            // the original deadline has passed the requester decides as on silence.
+            State::RefusedByOrigin if now < self.deadline => {
+                return Err(ConsultError::PrematureDecision {
+                    deadline: self.deadline,
+                });
+            }
+            State::RefusedByOrigin => {}
             State::Answered
                 if probe.current_answer() == Some(Answer::InfoRequested)
                     && decision == Decision::Granted =>
@@ -855,7 +1133,7 @@ impl Consultation {
                     deadline: self.deadline,
                 });
             }
-            State::Decided => return Err(probe.illegal("decide")),
+            State::Decided | State::RefusedByOrigin => return Err(probe.illegal("decide")),
             State::Answered | State::Expired => {}
         }
         // What the grant went against by this node's own view: the requester's claim
@@ -898,6 +1176,8 @@ impl Consultation {
     pub fn state(&self) -> State {
         if self.decision.is_some() {
             State::Decided
+        } else if self.refusal.is_some() {
+            State::RefusedByOrigin
         } else if self.expired_at.is_some() {
             State::Expired
         } else if self.answers.last().is_some_and(|a| a.round == self.round) {
@@ -992,6 +1272,24 @@ impl Consultation {
     pub fn decision(&self) -> Option<&DecisionRecord> {
         self.decision.as_ref()
     }
+    /// The origin's refusal, if it refused.
+    pub fn refusal(&self) -> Option<&RefusalRecord> {
+        self.refusal.as_ref()
+    }
+}
+
+/// The reason code a refusal sent back for `e` carries (the origin refusing a request
+/// or a round with one of [`Consultation::receive_request`]'s or
+/// [`Consultation::receive_info`]'s errors).
+pub fn refusal_reason(e: &ConsultError) -> RefusalReason {
+    match e {
+        ConsultError::BadDeadline { why, .. } if *why == TOO_FAR => RefusalReason::DeadlineTooLong,
+        ConsultError::BadDeadline { .. } => RefusalReason::DeadlineTooShort,
+        ConsultError::StaleRound { .. }
+        | ConsultError::TooManyRounds { .. }
+        | ConsultError::IllegalMove { .. } => RefusalReason::WrongRound,
+        _ => RefusalReason::Invalid,
+    }
 }
 
 /// One line of `wlnode consult list --json` (and the head of `show`): what an
@@ -1028,6 +1326,13 @@ pub struct ConsultationView {
     pub decision: Option<Decision>,
     /// What a grant went against (`none` until decided).
     pub despite: Despite,
+    /// Whether the origin's answer to the current round arrived after the deadline
+    /// (signed in time; see [`Consultation::receive_answer`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answer_late: bool,
+    /// Why the origin refused, for [`State::RefusedByOrigin`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalReason>,
 }
 
 impl Consultation {
@@ -1048,6 +1353,11 @@ impl Consultation {
             answer_by_silence: self.expired_at.is_some(),
             decision: self.decision.as_ref().map(|d| d.decision),
             despite: self.decision.as_ref().map_or(Despite::None, |d| d.despite),
+            answer_late: self
+                .answers
+                .last()
+                .is_some_and(|a| a.round == self.round && a.late()),
+            refusal: self.refusal.as_ref().map(|r| r.reason),
         }
     }
 }

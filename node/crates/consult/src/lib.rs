@@ -7,7 +7,8 @@
 //! # Payloads ([`payload`])
 //! [`Payload`] is the body a sealed message carries: [`ConsultRequest`],
 //! [`ConsultAnswer`], [`ConsultInfo`], [`ConsultDecision`] (also the decision notice),
-//! [`HitReport`], [`Flag`]. [`Payload::kind`] is the routing type string for the
+//! [`ConsultRefusal`] (the origin's signed refusal of a request or round, with a
+//! [`RefusalReason`] code), [`HitReport`], [`Flag`]. [`Payload::kind`] is the routing type string for the
 //! message's clear header. [`encode`] and [`decode`] are the one canonical JSON
 //! encoding, at most [`MAX_PAYLOAD_BYTES`], validated both ways; errors
 //! ([`PayloadError`]) name the field.
@@ -20,6 +21,9 @@
 //!    │ └──────────── supply_info (next round) ◀──────┘                 refused)
 //!    │ deadline passes unanswered (tick)                                  ▲
 //!    └──────────────────────────────────▶ expired ──────decide────────────┘
+//!    open ──refusal (signed, by the origin, before the deadline)──▶ refused_by_origin
+//!    refused_by_origin ──decide, once the deadline has passed──▶ decided
+//!    expired ──answer signed before the deadline, arriving late──▶ answered
 //! ```
 //! - **Requester** (the agency about to decide on a licence):
 //!   [`Consultation::request`] → send the returned [`Action`]s; on the origin's
@@ -53,12 +57,25 @@
 //!   caller says the entry's distribution admits, and the origin, never the
 //!   requester, never anyone else. Every other decision goes to the origin alone.
 //! - Each side judges the deadline by its own clock when it records an answer. An
-//!   answer sent just before the deadline that arrives after it is refused at the
-//!   requester (the consultation there is expired), and the auditor reports it.
+//!   answer that arrives at the requester after the deadline is judged by the time
+//!   the origin signed into its message ([`Consultation::receive_answer`]: before the
+//!   deadline within [`TIMING_SKEW`], not before the round opened, arriving within
+//!   [`LATE_ANSWER_WINDOW`]): it turns an undecided expired consultation `answered`,
+//!   or is recorded beside a decision already taken on silence, which stands
+//!   (review of issue 21, finding 13). Any other late answer is refused and the
+//!   auditor reports one recorded anyway.
+//! - The origin's refusal of the request or the current round
+//!   ([`Consultation::receive_refusal`]), taken only while the round is open, signed
+//!   before the deadline and with a reason that does not contradict what the
+//!   requester knows, makes the requester's consultation `refused_by_origin`. It is
+//!   no veto: once the deadline has passed the requester decides as on silence (a
+//!   grant is despite an expired denial, with notices). [`refusal_reason`] gives the
+//!   code for the origin's own errors.
 //! - The machine does not deduplicate: a message delivered twice is an
 //!   [`ConsultError::IllegalMove`] the second time (the transport delivers once).
 //! - The caller persists the [`Consultation`] (serde) after each transition, writes a
-//!   [`TrailEvent`] for each step (`requested`, `answered`, `info_supplied`,
+//!   [`TrailEvent`] for each step (`requested`, `answered` or `answered_late`,
+//!   `refused_by_origin`, `info_supplied`,
 //!   `expired` when [`Consultation::tick`] returns true, `decided`, and a
 //!   `notice_sent` per [`Action::SendNotice`]), and shows
 //!   [`Consultation::view`] in `consult list` and `show`.
@@ -79,14 +96,15 @@ pub mod trail;
 
 pub use consultation::{
     Action, AnswerRecord, ConsultError, Consultation, ConsultationView, DeadlineBounds,
-    DeadlineError, DecisionRecord, InfoRecord, MAX_CLOCK_SKEW, MAX_DEADLINE, MAX_ROUNDS,
-    NewRequest, Role, SilenceMeans, State, TIMING_SKEW, deadline_after, notice_recipients,
-    parse_deadline, tick_all,
+    DeadlineError, DecisionRecord, InfoRecord, LATE_ANSWER_WINDOW, MAX_CLOCK_SKEW, MAX_DEADLINE,
+    MAX_ROUNDS, NewRequest, RefusalRecord, Role, SilenceMeans, State, TIMING_SKEW, deadline_after,
+    notice_recipients, parse_deadline, refusal_reason, tick_all,
 };
 pub use payload::{
-    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRequest, ConsultationId, Decision,
-    Despite, Flag, FlagAction, HitContext, HitReport, Item, MAX_PAYLOAD_BYTES, Money, Payload,
-    PayloadError, TransactionDetails, decode, encode,
+    Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRefusal, ConsultRequest,
+    ConsultationId, Decision, Despite, Flag, FlagAction, HitContext, HitReport, Item,
+    MAX_PAYLOAD_BYTES, Money, Payload, PayloadError, RefusalReason, TransactionDetails, decode,
+    encode,
 };
 pub use trail::{
     ConsultationTiming, TrailEvent, TrailKind, TrailSummary, Violation, ViolationKind, audit_trail,

@@ -382,6 +382,12 @@ pub struct ConsultAnswer {
     /// Why (required for `objection` and `info_requested`: what is needed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the origin recorded the answer (its clock), signed with the message.
+    /// The requester judges a late answer by it, not by when the message was sealed:
+    /// a send retried after a crash or a full outbox is sealed later (review
+    /// s31-consult M3). Absent from an older origin: the seal time counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Timestamp>,
 }
 
 /// Requester → origin: the information asked for by an `info_requested` answer. It
@@ -469,6 +475,65 @@ pub struct ConsultDecision {
     pub despite: Despite,
 }
 
+/// Why the origin refused a consultation request or a round of further
+/// information ([`ConsultRefusal`]): a code, never free text, so a refusal carries
+/// nothing an officer wrote.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The deadline leaves less than the roster's shortest deadline
+    /// (`consultation_min_deadline_secs`) after the message arrived, or had passed.
+    DeadlineTooShort,
+    /// The deadline is more than 365 days ahead.
+    DeadlineTooLong,
+    /// The entry is not the origin's own (or not held there at all).
+    NotOurEntry,
+    /// The consultation id is not known to the origin (further information for a
+    /// consultation it never opened).
+    UnknownConsultation,
+    /// The requester already has the most open consultations the origin takes from
+    /// one member.
+    TooManyOpen,
+    /// A round the consultation is not at, more rounds than allowed, or information
+    /// nobody asked for.
+    WrongRound,
+    /// Anything else the origin's rules refused.
+    Invalid,
+}
+
+impl RefusalReason {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeadlineTooShort => "deadline_too_short",
+            Self::DeadlineTooLong => "deadline_too_long",
+            Self::NotOurEntry => "not_our_entry",
+            Self::UnknownConsultation => "unknown_consultation",
+            Self::TooManyOpen => "too_many_open",
+            Self::WrongRound => "wrong_round",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// Origin → requester: "your request (round 1) or your further information (round
+/// *n*) was refused", so that the requester's consultation does not read as expiry by
+/// silence. Sent at most once per consultation id and round, only in reply to a
+/// request or information, never in reply to a refusal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultRefusal {
+    /// The consultation.
+    pub consultation_id: ConsultationId,
+    /// The round refused: 1 for the request, *n* for the information opening round
+    /// *n*.
+    pub round: u32,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
 /// Where a hit was made.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -544,6 +609,8 @@ pub enum Payload {
     ConsultInfo(ConsultInfo),
     /// `consult_decision` (the decision to the origin, and the decision notice).
     ConsultDecision(ConsultDecision),
+    /// `consult_refusal` (the origin refused a request or a round).
+    ConsultRefusal(ConsultRefusal),
     /// `hit_report`.
     HitReport(HitReport),
     /// `flag`.
@@ -551,11 +618,12 @@ pub enum Payload {
 }
 
 /// Every routing type string, as [`Payload::kind`] gives them.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "consult_request",
     "consult_answer",
     "consult_info",
     "consult_decision",
+    "consult_refusal",
     "hit_report",
     "flag",
 ];
@@ -568,6 +636,7 @@ impl Payload {
             Self::ConsultAnswer(_) => "consult_answer",
             Self::ConsultInfo(_) => "consult_info",
             Self::ConsultDecision(_) => "consult_decision",
+            Self::ConsultRefusal(_) => "consult_refusal",
             Self::HitReport(_) => "hit_report",
             Self::Flag(_) => "flag",
         }
@@ -580,6 +649,7 @@ impl Payload {
             Self::ConsultAnswer(p) => Some(p.consultation_id),
             Self::ConsultInfo(p) => Some(p.consultation_id),
             Self::ConsultDecision(p) => Some(p.consultation_id),
+            Self::ConsultRefusal(p) => Some(p.consultation_id),
             Self::HitReport(_) | Self::Flag(_) => None,
         }
     }
@@ -598,6 +668,9 @@ impl Payload {
             Self::ConsultAnswer(a) => {
                 if a.round == 0 {
                     return Err(PayloadError::invalid("round", "must be at least 1"));
+                }
+                if let Some(t) = a.answered_at {
+                    time("answered_at", t)?;
                 }
                 if a.reason.is_none() && a.answer != Answer::NoObjection {
                     return Err(PayloadError::invalid(
@@ -626,6 +699,15 @@ impl Payload {
                     ));
                 }
                 opt_text("reason", d.reason.as_ref(), MAX_REASON)
+            }
+            Self::ConsultRefusal(r) => {
+                if r.round == 0 || r.round > crate::consultation::MAX_ROUNDS {
+                    return Err(PayloadError::invalid(
+                        "round",
+                        format!("must be 1 to {}", crate::consultation::MAX_ROUNDS),
+                    ));
+                }
+                Ok(())
             }
             Self::HitReport(h) => {
                 text("details", &h.details, MAX_FREE_TEXT)?;

@@ -7,15 +7,24 @@
 //! - a decision recorded while the consultation was open before its deadline (no
 //!   answer yet), or a grant while the origin's request for information was
 //!   outstanding ([`ViolationKind::PrematureDecision`]);
-//! - an answer at or after the deadline ([`ViolationKind::AnswerAfterDeadline`]);
+//! - an answer at or after the deadline ([`ViolationKind::AnswerAfterDeadline`]),
+//!   unless it is an `answered_late` step whose signed time was before the deadline
+//!   (within [`crate::TIMING_SKEW`]), not before the round opened, and which arrived
+//!   within [`crate::LATE_ANSWER_WINDOW`] of it. Such a late answer after a decision
+//!   taken on silence is recorded beside it: the decision is not reported as taken
+//!   before the answer;
 //! - a grant despite an objection or an expired denial followed by no
 //!   `notice_sent` at all ([`ViolationKind::GrantWithoutNotice`]). The auditor
 //!   works out "despite" from the trail itself, not from what the decision claims;
 //! - a step by the wrong party ([`ViolationKind::WrongParty`]);
 //! - anything else out of order: time going backwards within a consultation, a step
 //!   before the request, a second request, answer or decision, information nobody
-//!   asked for, an expiry before the deadline, a notice before the decision
-//!   ([`ViolationKind::OutOfOrder`]).
+//!   asked for, an expiry before the deadline, a notice before the decision, an
+//!   answer after the origin refused, a refusal taken after the deadline or whose
+//!   reason the trail contradicts (`not_our_entry`; `deadline_too_long` for a
+//!   deadline within 365 days) ([`ViolationKind::OutOfOrder`]). A decision after
+//!   the origin's refusal is premature before the deadline; after it, a grant is
+//!   despite an expired denial and needs a notice.
 //!
 //! An honest trail, as [`crate::Consultation`]'s transitions produce it, passes.
 //! [`summarize`] gives the timings the HTML report shows.
@@ -25,8 +34,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wlnode_crypto::{AgencyCode, Timestamp};
 
-use crate::consultation::State;
-use crate::payload::{Answer, ConsultationId, Decision, Despite};
+use crate::consultation::{LATE_ANSWER_WINDOW, State, TIMING_SKEW};
+use crate::payload::{Answer, ConsultationId, Decision, Despite, RefusalReason};
 
 /// What happened, with the metadata the auditor needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +58,27 @@ pub enum TrailKind {
     InfoSupplied {
         /// The new round's deadline.
         deadline: Timestamp,
+    },
+    /// At the requester: the origin's answer arrived after the deadline, signed
+    /// before it (within the clock skew); `at` is its arrival, `from` the origin.
+    /// It counts if the requester had not decided; after a decision on silence it is
+    /// recorded beside the decision, which stands (review of issue 21, finding 13).
+    AnsweredLate {
+        /// The answer.
+        answer: Answer,
+        /// The creation time the origin signed into the message.
+        signed_at: Timestamp,
+        /// When the message arrived at the requester, if before `at` (it was applied
+        /// later: review s31-consult L1); the late window is judged by it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrived_at: Option<Timestamp>,
+    },
+    /// At the requester: the origin refused the request or the current round with
+    /// a signed refusal (`from` origin), before the deadline: no answer will come;
+    /// after the deadline the requester may decide as on silence.
+    RefusedByOrigin {
+        /// Why.
+        reason: RefusalReason,
     },
     /// The deadline passed unanswered.
     Expired,
@@ -79,6 +109,8 @@ impl TrailKind {
             Self::Requested { .. } => "requested",
             Self::Delivered => "delivered",
             Self::Answered { .. } => "answered",
+            Self::AnsweredLate { .. } => "answered_late",
+            Self::RefusedByOrigin { .. } => "refused_by_origin",
             Self::InfoSupplied { .. } => "info_supplied",
             Self::Expired => "expired",
             Self::Decided { .. } => "decided",
@@ -159,6 +191,7 @@ enum Phase {
     Answered(Answer),
     Expired,
     Decided,
+    Refused,
 }
 
 #[derive(Debug)]
@@ -166,6 +199,10 @@ struct Track {
     requester: AgencyCode,
     origin: AgencyCode,
     requested_at: Timestamp,
+    /// When the current round was opened (the request, or the information).
+    opened_at: Timestamp,
+    /// Whether the decision was taken on an unanswered, expired round.
+    decided_on_silence: bool,
     deadline: Timestamp,
     last_at: Timestamp,
     phase: Phase,
@@ -223,6 +260,8 @@ impl Replay {
                     requester: e.from.clone(),
                     origin: e.to.clone(),
                     requested_at: e.at,
+                    opened_at: e.at,
+                    decided_on_silence: false,
                     deadline,
                     last_at: e.at,
                     phase: Phase::Open,
@@ -240,6 +279,7 @@ impl Replay {
         };
         let (requester, origin, deadline, phase) =
             (t.requester.clone(), t.origin.clone(), t.deadline, t.phase);
+        let (opened_at, decided_on_silence) = (t.opened_at, t.decided_on_silence);
         if e.at < t.last_at {
             self.out_of_order(e, index, "time goes backwards");
         }
@@ -264,6 +304,74 @@ impl Replay {
                     }
                     Phase::Answered(_) => self.out_of_order(e, index, "a second answer"),
                     Phase::Decided => self.out_of_order(e, index, "an answer after the decision"),
+                    Phase::Refused => self.out_of_order(e, index, "an answer after the refusal"),
+                }
+            }
+            TrailKind::AnsweredLate {
+                answer,
+                signed_at,
+                arrived_at,
+            } => {
+                self.party(e, index, &origin);
+                // Signed before the deadline (within the skew), not before the round
+                // was opened, and arrived within the late window: as
+                // `Consultation::receive_answer` takes it.
+                let skew = ms(TIMING_SKEW);
+                // Arrived no later than it was applied.
+                let arrived = arrived_at.unwrap_or(e.at).min(e.at);
+                let timely = signed_at.as_millis() < deadline.as_millis().saturating_add(skew)
+                    && signed_at.as_millis() >= opened_at.as_millis().saturating_sub(skew)
+                    && arrived.as_millis()
+                        <= deadline
+                            .as_millis()
+                            .saturating_add(ms(LATE_ANSWER_WINDOW))
+                            .saturating_add(skew);
+                if !timely {
+                    self.flag(e, index, ViolationKind::AnswerAfterDeadline { deadline });
+                }
+                // The machine records a late answer only once the round expired, never
+                // before the deadline (review s31-consult M2).
+                if e.at < deadline {
+                    self.out_of_order(e, index, "a late answer recorded before the deadline");
+                }
+                match phase {
+                    Phase::Open | Phase::Expired => next = Phase::Answered(*answer),
+                    // Recorded beside a decision taken on silence, which stands: the
+                    // decision came after the deadline, not before the answer.
+                    Phase::Decided if decided_on_silence => {
+                        if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                            t.decided_on_silence = false;
+                        }
+                    }
+                    Phase::Answered(_) => self.out_of_order(e, index, "a second answer"),
+                    Phase::Decided => self.out_of_order(e, index, "an answer after the decision"),
+                    Phase::Refused => self.out_of_order(e, index, "an answer after the refusal"),
+                }
+            }
+            TrailKind::RefusedByOrigin { reason } => {
+                self.party(e, index, &origin);
+                // Taken only while open, before the deadline, with a reason that does
+                // not contradict the trail (review s31-consult M1), as
+                // `Consultation::receive_refusal` takes it.
+                match phase {
+                    Phase::Open if e.at < deadline => next = Phase::Refused,
+                    Phase::Open | Phase::Expired => {
+                        self.out_of_order(e, index, "a refusal taken after the deadline");
+                    }
+                    _ => self.out_of_order(e, index, "a refusal of a consultation not open"),
+                }
+                let implausible = match reason {
+                    RefusalReason::NotOurEntry => true,
+                    RefusalReason::DeadlineTooLong => {
+                        deadline.as_millis()
+                            <= opened_at
+                                .as_millis()
+                                .saturating_add(ms(crate::consultation::MAX_DEADLINE))
+                    }
+                    _ => false,
+                };
+                if implausible {
+                    self.out_of_order(e, index, "a refusal whose reason the trail contradicts");
                 }
             }
             TrailKind::InfoSupplied { deadline: new } => {
@@ -272,6 +380,7 @@ impl Replay {
                     next = Phase::Open;
                     if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
                         t.deadline = *new;
+                        t.opened_at = e.at;
                     }
                     if *new <= e.at {
                         self.out_of_order(e, index, "a deadline not after the information");
@@ -320,12 +429,25 @@ impl Replay {
                     }
                     Phase::Answered(Answer::NoObjection) => {}
                     Phase::Decided => self.out_of_order(e, index, "a second decision"),
+                    // The origin refused: no answer came. Before the deadline a
+                    // decision is premature; after it, as on silence.
+                    Phase::Refused if e.at < deadline => {
+                        self.flag(e, index, ViolationKind::PrematureDecision { deadline });
+                    }
+                    Phase::Refused => {
+                        if granted {
+                            despite = Despite::ExpiredDenial;
+                        }
+                    }
                 }
                 if phase != Phase::Decided {
                     next = Phase::Decided;
+                    let on_silence =
+                        matches!(phase, Phase::Open | Phase::Expired) && e.at >= deadline;
                     if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
                         t.decided = Some((index, e.at, *decision));
                         t.despite = despite;
+                        t.decided_on_silence = on_silence;
                     }
                 }
             }
@@ -417,6 +539,8 @@ pub struct TrailSummary {
     pub expired: usize,
     /// Decided.
     pub decided: usize,
+    /// Refused by the origin (a signed refusal of the request or a round).
+    pub refused_by_origin: usize,
     /// Granted despite an objection or an expired denial.
     pub granted_despite: usize,
     /// Median time to the first answer, in milliseconds.
@@ -427,6 +551,10 @@ pub struct TrailSummary {
     pub violations: usize,
     /// Per consultation, in id order.
     pub timings: Vec<ConsultationTiming>,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn median(mut v: Vec<u64>) -> Option<u64> {
@@ -449,6 +577,7 @@ pub fn summarize(events: &[TrailEvent]) -> TrailSummary {
                     Phase::Answered(_) => State::Answered,
                     Phase::Expired => State::Expired,
                     Phase::Decided => State::Decided,
+                    Phase::Refused => State::RefusedByOrigin,
                 },
                 time_to_answer_ms: t.first_answer_at.map(since),
                 time_to_decision_ms: t.decided.map(|(_, at, _)| since(at)),
@@ -465,6 +594,7 @@ pub fn summarize(events: &[TrailEvent]) -> TrailSummary {
         answered: count(State::Answered),
         expired: count(State::Expired),
         decided: count(State::Decided),
+        refused_by_origin: count(State::RefusedByOrigin),
         granted_despite: timings.iter().filter(|t| t.granted_despite).count(),
         median_time_to_answer_ms: median(
             timings.iter().filter_map(|t| t.time_to_answer_ms).collect(),

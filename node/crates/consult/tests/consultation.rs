@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use common::*;
 use wlnode_consult::{
-    Action, Answer, ConsultAnswer, ConsultDecision, ConsultError, ConsultInfo, Consultation,
-    ConsultationId, DeadlineBounds, DeadlineError, Decision, Despite, MAX_ROUNDS, Payload,
-    PayloadError, Role, SilenceMeans, State, deadline_after, notice_recipients, parse_deadline,
+    Action, Answer, ConsultAnswer, ConsultDecision, ConsultError, ConsultInfo, ConsultRefusal,
+    Consultation, ConsultationId, DeadlineBounds, DeadlineError, Decision, Despite,
+    LATE_ANSWER_WINDOW, MAX_ROUNDS, Payload, PayloadError, RefusalReason, Role, SilenceMeans,
+    State, TIMING_SKEW, deadline_after, notice_recipients, parse_deadline, refusal_reason,
     tick_all,
 };
 use wlnode_crypto::{AgencyCode, EntryId, Timestamp};
@@ -36,7 +37,7 @@ fn answer_both(
     let Payload::ConsultAnswer(a) = payload else {
         panic!("{payload:?}")
     };
-    r.receive_answer(&org(), a, now).unwrap();
+    r.receive_answer(&org(), a, now, now).unwrap();
     a.clone()
 }
 
@@ -228,15 +229,18 @@ fn answering_is_the_origins_alone_and_once() {
     assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
     // An answer from someone other than the origin.
     let a = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 1,
         answer: Answer::NoObjection,
         reason: None,
     };
-    let e = refused(&mut r, |c| c.receive_answer(&agency("CC-THIRD"), &a, at(2)));
+    let e = refused(&mut r, |c| {
+        c.receive_answer(&agency("CC-THIRD"), &a, at(2), at(2))
+    });
     assert!(matches!(e, ConsultError::NotOrigin { .. }), "{e}");
     // The requester itself forging the origin's answer at the origin's side.
-    let e = refused(&mut o, |c| c.receive_answer(&req(), &a, at(2)));
+    let e = refused(&mut o, |c| c.receive_answer(&req(), &a, at(2), at(2)));
     assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
     // Without the reason an objection needs.
     let e = refused(&mut o, |c| c.answer(Answer::Objection, None, at(2)));
@@ -247,7 +251,7 @@ fn answering_is_the_origins_alone_and_once() {
         c.answer(Answer::Objection, Some("late".into()), at(4))
     });
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
-    let e = refused(&mut r, |c| c.receive_answer(&org(), &a, at(4)));
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &a, at(4), at(4)));
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
 }
 
@@ -255,19 +259,21 @@ fn answering_is_the_origins_alone_and_once() {
 fn an_answer_for_another_consultation_or_round_is_refused() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let other = ConsultAnswer {
+        answered_at: None,
         consultation_id: ConsultationId([9; 16]),
         round: 1,
         answer: Answer::NoObjection,
         reason: None,
     };
-    let e = refused(&mut r, |c| c.receive_answer(&org(), &other, at(2)));
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &other, at(2), at(2)));
     assert!(matches!(e, ConsultError::Mismatch { .. }), "{e}");
     let stale = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 2,
         ..other
     };
-    let e = refused(&mut r, |c| c.receive_answer(&org(), &stale, at(2)));
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &stale, at(2), at(2)));
     assert_eq!(
         e,
         ConsultError::StaleRound {
@@ -284,17 +290,18 @@ fn an_answer_after_the_deadline_is_refused_and_the_consultation_expires() {
     assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
     assert_eq!(o.state(), State::Expired);
     let a = ConsultAnswer {
+        answered_at: None,
         consultation_id: r.id(),
         round: 1,
         answer: Answer::NoObjection,
         reason: None,
     };
-    let e = r.receive_answer(&org(), &a, at(31)).unwrap_err();
+    let e = r.receive_answer(&org(), &a, at(31), at(31)).unwrap_err();
     assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
     assert_eq!(r.state(), State::Expired);
     assert!(r.answers().is_empty());
     // Once expired, a later answer stays refused.
-    let e = refused(&mut r, |c| c.receive_answer(&org(), &a, at(32)));
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &a, at(32), at(32)));
     assert!(matches!(e, ConsultError::AnswerAfterDeadline { .. }), "{e}");
 }
 
@@ -823,4 +830,438 @@ fn the_json_types_have_openapi_schemas() {
     }
     let view = serde_json::to_value(wlnode_consult::ConsultationView::schema()).unwrap();
     assert!(view["properties"]["state"].is_object(), "{view}");
+}
+
+const SKEW: u64 = TIMING_SKEW.as_millis() as u64;
+const WINDOW: u64 = LATE_ANSWER_WINDOW.as_millis() as u64;
+
+fn plus(t: Timestamp, ms: u64) -> Timestamp {
+    Timestamp(t.0 + ms)
+}
+
+fn minus(t: Timestamp, ms: u64) -> Timestamp {
+    Timestamp(t.0 - ms)
+}
+
+/// The origin's objection to round 1, as its message carries it.
+fn objection(r: &Consultation) -> ConsultAnswer {
+    ConsultAnswer {
+        answered_at: None,
+        consultation_id: r.id(),
+        round: 1,
+        answer: Answer::Objection,
+        reason: Some("same end user".into()),
+    }
+}
+
+/// Finding 13, requester side: an answer the origin signed before the deadline that
+/// a relay held past it counts, judged by its signed time; the consultation that had
+/// expired here becomes `answered`, and a grant now goes against the objection.
+#[test]
+fn an_answer_signed_in_time_that_arrives_after_the_deadline_counts_if_undecided() {
+    for tick_first in [true, false] {
+        let (mut r, mut o) = pair(SilenceMeans::NoObjection);
+        let actions = o
+            .answer(Answer::Objection, Some("same end user".into()), at(29))
+            .unwrap();
+        let (_, Payload::ConsultAnswer(a)) = only_send(&actions) else {
+            panic!("{actions:?}")
+        };
+        let arrival = plus(at(30), 3 * 3_600_000);
+        if tick_first {
+            assert!(r.tick(at(30)));
+            assert_eq!(r.state(), State::Expired);
+        }
+        r.receive_answer(&org(), a, at(29), arrival).unwrap();
+        assert_eq!(r.state(), State::Answered);
+        assert_eq!(r.expired_at(), None);
+        assert_eq!(r.current_answer(), Some(Answer::Objection));
+        assert_eq!(r.deemed_answer(), Some(Answer::Objection));
+        let rec = &r.answers()[0];
+        assert_eq!((rec.at, rec.signed_at), (arrival, Some(at(29))));
+        assert!(rec.late());
+        let v = r.view();
+        assert!(v.answer_late && !v.answer_by_silence, "{v:?}");
+        // Not a grant on silence (which the silence rule would call no objection):
+        // a grant against the objection, notified.
+        let actions = r
+            .decide(Decision::Granted, None, &[org()], plus(arrival, 1))
+            .unwrap();
+        assert_eq!(decision_of(&actions).despite, Despite::Objection);
+        assert!(matches!(actions[0], Action::SendNotice { .. }));
+    }
+}
+
+/// Finding 13: the requester decided on silence before the late answer came. The
+/// decision stands; the answer is recorded beside it, once.
+#[test]
+fn a_late_answer_after_a_decision_on_silence_is_recorded_and_the_decision_stands() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    r.tick(at(30));
+    r.decide(
+        Decision::Refused,
+        Some("no reply".into()),
+        &[org()],
+        plus(at(30), 1000),
+    )
+    .unwrap();
+    let decided = r.decision().unwrap().clone();
+    r.receive_answer(&org(), &objection(&r), at(29), plus(at(30), 60_000))
+        .unwrap();
+    assert_eq!(r.state(), State::Decided);
+    assert_eq!(r.decision(), Some(&decided));
+    assert_eq!(r.answers().len(), 1);
+    assert!(r.answers()[0].late());
+    // Still deemed by silence: that is what the decision was taken on.
+    assert!(r.view().answer_by_silence);
+    let e = refused(&mut r, |c| {
+        c.receive_answer(&org(), &objection(c), at(29), plus(at(30), 120_000))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+}
+
+/// Review s31-consult M3: the origin recorded its answer a minute before the
+/// deadline, but the send was retried (a crash, a full outbox) and the message sealed
+/// ten minutes after it. The answer carries its recording time, signed in the body,
+/// and counts; judged by the seal time alone (an older origin's answer without it)
+/// it is refused. A recording time later than the seal changes nothing.
+#[test]
+fn an_answer_recorded_in_time_and_sealed_late_on_a_retry_counts() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    let recorded = minus(at(30), 60_000);
+    let actions = o
+        .answer(Answer::Objection, Some("same end user".into()), recorded)
+        .unwrap();
+    let (_, payload) = only_send(&actions);
+    let Payload::ConsultAnswer(a) = payload else {
+        panic!("{payload:?}")
+    };
+    assert_eq!(a.answered_at, Some(recorded));
+    let sealed = plus(at(30), 10 * 60_000);
+    let arrival = plus(at(30), 11 * 60_000);
+    r.tick(at(30));
+    let mut old = r.clone();
+    let without = ConsultAnswer {
+        answered_at: None,
+        ..a.clone()
+    };
+    let e = refused(&mut old, |c| {
+        c.receive_answer(&org(), &without, sealed, arrival)
+    });
+    assert!(matches!(e, ConsultError::AnswerAfterDeadline { .. }), "{e}");
+    let mut later = r.clone();
+    let after_seal = ConsultAnswer {
+        answered_at: Some(plus(sealed, 1)),
+        ..a.clone()
+    };
+    let e = refused(&mut later, |c| {
+        c.receive_answer(&org(), &after_seal, sealed, arrival)
+    });
+    assert!(matches!(e, ConsultError::AnswerAfterDeadline { .. }), "{e}");
+    r.receive_answer(&org(), a, sealed, arrival).unwrap();
+    assert_eq!(r.state(), State::Answered);
+    assert_eq!(r.answers()[0].signed_at, Some(recorded));
+}
+
+/// A decision taken on an answer is not one "on silence": a late answer after it is
+/// refused.
+#[test]
+fn a_late_answer_after_a_decision_on_an_answer_is_refused() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::NoObjection, at(2));
+    r.decide(Decision::Granted, None, &[org()], at(3)).unwrap();
+    let e = refused(&mut r, |c| {
+        c.receive_answer(&org(), &objection(c), at(2), plus(at(30), 1))
+    });
+    assert!(
+        matches!(
+            e,
+            ConsultError::StaleRound { .. } | ConsultError::IllegalMove { .. }
+        ),
+        "{e}"
+    );
+}
+
+/// The bounds on a late answer's signed time, and on how late it may arrive: a
+/// backdating origin gains at most the window, and never a time before the request.
+#[test]
+fn a_late_answer_is_judged_by_its_signed_time_within_bounds() {
+    let deadline = at(30);
+    let arrival = plus(deadline, 3_600_000);
+    let cases = [
+        // (signed at, arrives at, counts)
+        (minus(deadline, 1), arrival, true),
+        // The origin's clock a little behind, or a send just after recording.
+        (plus(deadline, SKEW - 1), arrival, true),
+        (plus(deadline, SKEW), arrival, false),
+        (plus(deadline, 86_400_000), arrival, false),
+        // Not before the request was made (T0 here), less the skew.
+        (minus(T0, SKEW), arrival, true),
+        (minus(T0, SKEW + 1), arrival, false),
+        (Timestamp(0), arrival, false),
+        // Arriving at the end of the window still counts; after it, no longer.
+        (at(29), plus(deadline, WINDOW + SKEW), true),
+        (at(29), plus(deadline, WINDOW + SKEW + 1), false),
+        (at(29), at(60), false),
+    ];
+    for (signed, arrives, counts) in cases {
+        let (mut r, _) = pair(SilenceMeans::Objection);
+        let a = objection(&r);
+        let got = r.receive_answer(&org(), &a, signed, arrives);
+        if counts {
+            got.unwrap();
+            assert_eq!(r.state(), State::Answered, "signed {signed:?}");
+        } else {
+            assert_eq!(
+                got,
+                Err(ConsultError::AnswerAfterDeadline { deadline }),
+                "signed {signed:?} arriving {arrives:?}"
+            );
+            assert_eq!(r.state(), State::Expired);
+            assert!(r.answers().is_empty());
+        }
+    }
+}
+
+/// A later round is bounded by when its information was supplied.
+#[test]
+fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    answer_both(&mut r, &mut o, Answer::InfoRequested, at(2));
+    r.supply_info("invoice".into(), None, at(10), at(3))
+        .unwrap();
+    let a = ConsultAnswer {
+        answered_at: None,
+        consultation_id: r.id(),
+        round: 2,
+        answer: Answer::NoObjection,
+        reason: None,
+    };
+    // Signed on day 2, before the information of day 3 existed: refused.
+    let mut early = r.clone();
+    assert!(matches!(
+        early.receive_answer(&org(), &a, at(2), plus(at(10), 1)),
+        Err(ConsultError::AnswerAfterDeadline { .. })
+    ));
+    r.receive_answer(&org(), &a, at(9), plus(at(10), 1))
+        .unwrap();
+    assert_eq!(r.state(), State::Answered);
+}
+
+/// The origin refused the request: the requester's consultation becomes
+/// `refused_by_origin`, not an expiry by silence. It is no veto (review s31-consult
+/// M1): before the deadline nothing moves it; after the deadline the requester
+/// decides as on silence, and a grant is despite an expired denial, with notices.
+#[test]
+fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    let refusal = ConsultRefusal {
+        consultation_id: r.id(),
+        round: 1,
+        reason: RefusalReason::TooManyOpen,
+    };
+    // From anyone but the origin, for another consultation or round: refused.
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&agency("CC-THIRD"), &refusal, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::NotOrigin { .. }), "{e}");
+    let other = ConsultRefusal {
+        consultation_id: ConsultationId([9; 16]),
+        ..refusal.clone()
+    };
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &other, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::Mismatch { .. }), "{e}");
+    let stale = ConsultRefusal {
+        round: 2,
+        ..refusal.clone()
+    };
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &stale, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::StaleRound { .. }), "{e}");
+
+    r.receive_refusal(&org(), &refusal, at(1), MIN, at(1))
+        .unwrap();
+    assert_eq!(r.state(), State::RefusedByOrigin);
+    assert_eq!(r.refusal().unwrap().reason, RefusalReason::TooManyOpen);
+    assert_eq!(r.view().refusal, Some(RefusalReason::TooManyOpen));
+    assert_eq!(
+        serde_json::to_value(r.view()).unwrap()["state"],
+        "refused_by_origin"
+    );
+    // No expiry, no answer, no second refusal, no decision before the deadline.
+    assert!(!r.tick(at(40)));
+    let e = refused(&mut r, |c| {
+        c.decide(Decision::Granted, None, &[org()], at(10))
+    });
+    assert!(matches!(e, ConsultError::PrematureDecision { .. }), "{e}");
+    let e = refused(&mut r, |c| {
+        c.receive_answer(&org(), &objection(c), at(2), at(2))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &refusal, at(2), MIN, at(2))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    // It survives the store.
+    let back: Consultation = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+    // After the deadline: a grant despite an expired denial, notices to everyone.
+    let third = agency("CC-THIRD");
+    let actions = r
+        .decide(Decision::Granted, None, &[org(), third.clone()], at(31))
+        .unwrap();
+    assert_eq!(r.state(), State::Decided);
+    assert_eq!(r.decision().unwrap().despite, Despite::ExpiredDenial);
+    let notified: Vec<_> = actions
+        .iter()
+        .filter(|a| matches!(a, Action::SendNotice { .. }))
+        .map(|a| a.to().clone())
+        .collect();
+    assert_eq!(notified, vec![org(), third]);
+}
+
+/// A refusal after the deadline (the consultation expired, the officer may decide
+/// on silence), after an answer, or at the origin is refused: a refusal cannot take
+/// a decision away (review s31-consult M1).
+#[test]
+fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
+    let (mut r, mut o) = pair(SilenceMeans::Objection);
+    let refusal = ConsultRefusal {
+        consultation_id: r.id(),
+        round: 1,
+        reason: RefusalReason::Invalid,
+    };
+    // Signed in time, arriving after the deadline: not taken.
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &refusal, at(29), MIN, at(31))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    let mut expired = r.clone();
+    assert!(expired.tick(at(31)));
+    let e = refused(&mut expired, |c| {
+        c.receive_refusal(&org(), &refusal, at(29), MIN, at(31))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    expired
+        .decide(Decision::Granted, None, &[org()], at(32))
+        .unwrap();
+    answer_both(&mut r, &mut o, Answer::Objection, at(2));
+    let e = refused(&mut r, |c| {
+        c.receive_refusal(&org(), &refusal, at(3), MIN, at(3))
+    });
+    assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
+    let e = refused(&mut o, |c| {
+        c.receive_refusal(&req(), &refusal, at(3), MIN, at(3))
+    });
+    assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
+}
+
+/// A refusal whose signed time or reason contradicts what the requester knows is
+/// refused (review s31-consult M1); a plausible one is taken.
+#[test]
+fn a_refusal_that_contradicts_what_the_requester_knows_is_refused() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let refusal = |reason| ConsultRefusal {
+        consultation_id: r.id(),
+        round: 1,
+        reason,
+    };
+    let skew = u64::try_from(TIMING_SKEW.as_millis()).unwrap();
+    let implausible = [
+        // The consultation went to the entry's signed origin.
+        (RefusalReason::NotOurEntry, at(1)),
+        // The request itself named the consultation.
+        (RefusalReason::UnknownConsultation, at(1)),
+        // 29 days left when the refusal was signed: at least the minimum.
+        (RefusalReason::DeadlineTooShort, at(1)),
+        // Within 365 days of the request.
+        (RefusalReason::DeadlineTooLong, at(1)),
+        // Signed after the deadline (beyond the skew), or before the request.
+        (RefusalReason::TooManyOpen, plus(at(30), skew)),
+        (RefusalReason::TooManyOpen, minus(at(0), skew + 1)),
+    ];
+    for (reason, signed) in implausible {
+        let mut c = r.clone();
+        let e = refused(&mut c, |c| {
+            c.receive_refusal(&org(), &refusal(reason), signed, MIN, at(2))
+        });
+        assert!(
+            matches!(e, ConsultError::ImplausibleRefusal { .. }),
+            "{reason:?} signed {signed:?}: {e}"
+        );
+    }
+    // Too short is plausible when signed less than the minimum before the deadline
+    // (the request was held on the way); too many open always is.
+    for (reason, signed) in [
+        (RefusalReason::DeadlineTooShort, plus(at(29), 3_600_000)),
+        (RefusalReason::TooManyOpen, at(1)),
+    ] {
+        let mut c = r.clone();
+        c.receive_refusal(&org(), &refusal(reason), signed, MIN, signed)
+            .unwrap();
+        assert_eq!(c.state(), State::RefusedByOrigin);
+    }
+}
+
+/// The reason code a refusal carries for the origin's own errors.
+#[test]
+fn refusal_reasons_name_what_the_origin_refused() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let mut body = r.request_payload();
+    body.deadline = plus(at(1), 3_600_000);
+    let e = Consultation::receive_request(
+        &org(),
+        &req(),
+        body.clone(),
+        SilenceMeans::Objection,
+        MIN,
+        at(1),
+    )
+    .unwrap_err();
+    assert_eq!(refusal_reason(&e), RefusalReason::DeadlineTooShort);
+    body.deadline = at(400);
+    let e =
+        Consultation::receive_request(&org(), &req(), body, SilenceMeans::Objection, MIN, at(1))
+            .unwrap_err();
+    assert_eq!(refusal_reason(&e), RefusalReason::DeadlineTooLong);
+    assert_eq!(
+        refusal_reason(&ConsultError::StaleRound {
+            expected: 2,
+            got: 3
+        }),
+        RefusalReason::WrongRound
+    );
+    assert_eq!(
+        refusal_reason(&ConsultError::SelfConsultation(org())),
+        RefusalReason::Invalid
+    );
+}
+
+/// Injected clock, finding "judged at arrival": a request that arrived in time but is
+/// applied more than five minutes later (a catch-up after a restart) passes when
+/// judged at its arrival, and would not when judged at the later application.
+#[test]
+fn a_request_is_judged_at_its_arrival_not_when_it_is_applied() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let arrived = at(1);
+    let mut body = r.request_payload();
+    // The shortest deadline, less four minutes: within the five-minute skew.
+    body.deadline = plus(arrived, MIN.as_millis() as u64 - 4 * 60_000);
+    let applied = plus(arrived, 10 * 60_000);
+    Consultation::receive_request(
+        &org(),
+        &req(),
+        body.clone(),
+        SilenceMeans::Objection,
+        MIN,
+        arrived,
+    )
+    .unwrap();
+    let e =
+        Consultation::receive_request(&org(), &req(), body, SilenceMeans::Objection, MIN, applied)
+            .unwrap_err();
+    assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
 }

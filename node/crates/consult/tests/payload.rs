@@ -35,6 +35,7 @@ fn every_kind() -> Vec<Payload> {
     vec![
         Payload::ConsultRequest(request()),
         Payload::ConsultAnswer(ConsultAnswer {
+            answered_at: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
             answer: Answer::Objection,
@@ -53,6 +54,11 @@ fn every_kind() -> Vec<Payload> {
             decision: Decision::Granted,
             reason: None,
             despite: Despite::Objection,
+        }),
+        Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            consultation_id: ConsultationId([7; 16]),
+            round: 1,
+            reason: wlnode_consult::RefusalReason::DeadlineTooShort,
         }),
         Payload::HitReport(HitReport {
             entry_id: EntryId([1; 16]),
@@ -104,6 +110,7 @@ fn consultation_payloads_name_their_consultation() {
                 | Payload::ConsultAnswer(_)
                 | Payload::ConsultInfo(_)
                 | Payload::ConsultDecision(_)
+                | Payload::ConsultRefusal(_)
         )
         .then_some(ConsultationId([7; 16]));
         assert_eq!(p.consultation_id(), expected, "{}", p.kind());
@@ -274,6 +281,7 @@ fn amounts_and_currencies_have_one_exact_form() {
 fn reasons_are_required_where_they_carry_the_answer() {
     let a = |answer, reason: Option<&str>| {
         Payload::ConsultAnswer(ConsultAnswer {
+            answered_at: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
             answer,
@@ -313,6 +321,7 @@ fn a_refusal_goes_against_nothing_and_rounds_start_at_one() {
     });
     assert_eq!(invalid_field(d.validate()), "despite");
     let a = Payload::ConsultAnswer(ConsultAnswer {
+        answered_at: None,
         consultation_id: ConsultationId([7; 16]),
         round: 0,
         answer: Answer::NoObjection,
@@ -368,7 +377,7 @@ fn non_canonical_encodings_are_refused() {
 
 #[test]
 fn unknown_versions_kinds_and_fields_are_refused() {
-    let text = String::from_utf8(encode(&every_kind().remove(5)).unwrap()).unwrap();
+    let text = String::from_utf8(encode(&every_kind().remove(6)).unwrap()).unwrap();
     let v2 = text.replacen(r#""v":1"#, r#""v":2"#, 1);
     assert_eq!(
         decode(v2.as_bytes()),
@@ -417,4 +426,28 @@ fn consultation_ids_are_lower_case_hex() {
     let a = ConsultationId::random().unwrap();
     let b = ConsultationId::random().unwrap();
     assert_ne!(a, b);
+}
+
+#[test]
+fn a_refusal_round_trips_and_its_round_is_bounded() {
+    let r = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+        consultation_id: wlnode_consult::ConsultationId([3; 16]),
+        round: 1,
+        reason: wlnode_consult::RefusalReason::NotOurEntry,
+    });
+    assert_eq!(r.kind(), "consult_refusal");
+    let bytes = wlnode_consult::encode(&r).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"v":1,"payload":{"kind":"consult_refusal","body":{"consultation_id":"03030303030303030303030303030303","round":1,"reason":"not_our_entry"}}}"#
+    );
+    assert_eq!(wlnode_consult::decode(&bytes).unwrap(), r);
+    for round in [0, wlnode_consult::MAX_ROUNDS + 1] {
+        let bad = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            consultation_id: wlnode_consult::ConsultationId([3; 16]),
+            round,
+            reason: wlnode_consult::RefusalReason::Invalid,
+        });
+        assert!(wlnode_consult::encode(&bad).is_err(), "round {round}");
+    }
 }

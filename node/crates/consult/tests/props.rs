@@ -176,7 +176,7 @@ proptest! {
                     if let Ok(actions) = o.answer(a, reason, now) {
                         let [Action::Send { payload: Payload::ConsultAnswer(body), .. }] =
                             actions.as_slice() else { panic!("{actions:?}") };
-                        r.receive_answer(&org(), body, now).unwrap();
+                        r.receive_answer(&org(), body, now, now).unwrap();
                         trail.push(ev(TrailKind::Answered { answer: a }, now, org(), req()));
                     }
                 }
@@ -235,12 +235,12 @@ proptest! {
                             text: "x".into(),
                             details: None,
                         }, MIN, now).is_err(),
-                        _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer {
+                        _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer { answered_at: None,
                             consultation_id: r.id(),
                             round: r.round(),
                             answer: Answer::NoObjection,
                             reason: None,
-                        }, now).is_err(),
+                        }, now, now).is_err(),
                     };
                     prop_assert!(wrong, "stray move {} was accepted", n);
                     prop_assert_eq!((r.clone(), o.clone()), before);

@@ -383,3 +383,195 @@ fn an_early_expiry_does_not_excuse_an_early_decision() {
     }));
     assert!(v.contains(&ViolationKind::PrematureDecision { deadline: at(30) }));
 }
+
+fn late(answer: Answer, signed_day: u64, arrival: Timestamp) -> TrailEvent {
+    ev(
+        TrailKind::AnsweredLate {
+            answer,
+            signed_at: at(signed_day),
+            arrived_at: None,
+        },
+        arrival,
+        org(),
+        req(),
+    )
+}
+
+/// Finding 13: the requester decided on silence, then the origin's answer, signed
+/// before the deadline, arrived. The decision is not reported as taken before the
+/// answer, nor the answer as after the deadline; an undecided one becomes answered.
+#[test]
+fn a_late_answer_signed_in_time_passes_and_a_decision_on_silence_before_it_stands() {
+    let arrival = Timestamp(at(30).0 + 3_600_000);
+    let decided_on_silence = vec![
+        requested(0),
+        ev(TrailKind::Expired, at(30), req(), org()),
+        decided(Decision::Refused, Despite::None, 30),
+        late(Answer::Objection, 29, arrival),
+    ];
+    assert_eq!(kinds(&decided_on_silence), vec![]);
+    assert_eq!(
+        summarize(&decided_on_silence).timings[0].state,
+        State::Decided
+    );
+    // Recorded as an ordinary answer it would read as out of order.
+    let mut as_answer = decided_on_silence.clone();
+    as_answer[3] = ev(
+        TrailKind::Answered {
+            answer: Answer::Objection,
+        },
+        arrival,
+        org(),
+        req(),
+    );
+    assert!(!kinds(&as_answer).is_empty());
+    // A second late answer is out of order.
+    let mut twice = decided_on_silence.clone();
+    twice.push(late(Answer::NoObjection, 29, Timestamp(arrival.0 + 1)));
+    assert!(matches!(
+        kinds(&twice)[..],
+        [ViolationKind::OutOfOrder { .. }]
+    ));
+
+    // Undecided: answered, and a grant then goes against the objection.
+    let undecided = vec![
+        requested(0),
+        ev(TrailKind::Expired, at(30), req(), org()),
+        late(Answer::Objection, 29, arrival),
+        ev(
+            TrailKind::Decided {
+                decision: Decision::Granted,
+                despite: Despite::Objection,
+            },
+            Timestamp(arrival.0 + 1),
+            req(),
+            org(),
+        ),
+    ];
+    assert!(matches!(
+        kinds(&undecided)[..],
+        [ViolationKind::GrantWithoutNotice {
+            despite: Despite::Objection
+        }]
+    ));
+    let mut notified = undecided.clone();
+    notified.push(ev(
+        TrailKind::NoticeSent,
+        Timestamp(arrival.0 + 1),
+        req(),
+        agency("CC-THIRD"),
+    ));
+    assert_eq!(kinds(&notified), vec![]);
+}
+
+/// A late answer signed after the deadline (beyond the skew), or arriving after the
+/// window, is reported as an answer after the deadline.
+#[test]
+fn a_late_answer_signed_or_arriving_too_late_is_reported() {
+    for (signed_day, arrival) in [(31, Timestamp(at(31).0 + 1)), (29, at(40))] {
+        let trail = vec![
+            requested(0),
+            ev(TrailKind::Expired, at(30), req(), org()),
+            late(Answer::Objection, signed_day, arrival),
+        ];
+        assert!(
+            matches!(
+                kinds(&trail)[..],
+                [ViolationKind::AnswerAfterDeadline { .. }]
+            ),
+            "{:?}",
+            kinds(&trail)
+        );
+    }
+}
+
+/// A refusal by the origin, before the deadline: no violation. It is no veto
+/// (review s31-consult M1): a decision before the deadline is premature, a grant
+/// after it is despite an expired denial and needs a notice; a refusal taken after
+/// the deadline, or whose reason the trail contradicts, is reported.
+#[test]
+fn a_refusal_by_the_origin_is_taken_before_the_deadline_and_is_no_veto() {
+    let refusal = |reason, day| ev(TrailKind::RefusedByOrigin { reason }, at(day), org(), req());
+    let refused = refusal(wlnode_consult::RefusalReason::DeadlineTooShort, 1);
+    let trail = vec![requested(0), refused.clone()];
+    assert_eq!(kinds(&trail), vec![]);
+    let s = summarize(&trail);
+    assert_eq!(
+        (s.refused_by_origin, s.timings[0].state),
+        (1, State::RefusedByOrigin)
+    );
+    // Before the deadline: premature.
+    let mut early = trail.clone();
+    early.push(decided(Decision::Refused, Despite::None, 10));
+    assert!(matches!(
+        kinds(&early)[..],
+        [ViolationKind::PrematureDecision { .. }]
+    ));
+    // After it: a grant despite an expired denial, with a notice, passes; without
+    // one it is reported.
+    let mut then = trail.clone();
+    then.push(decided(Decision::Granted, Despite::ExpiredDenial, 31));
+    assert!(matches!(
+        kinds(&then)[..],
+        [ViolationKind::GrantWithoutNotice { .. }]
+    ));
+    then.push(ev(TrailKind::NoticeSent, at(31), req(), org()));
+    assert_eq!(kinds(&then), vec![]);
+    // Taken after the deadline, or with a reason the trail contradicts.
+    for bad in [
+        refusal(wlnode_consult::RefusalReason::TooManyOpen, 31),
+        refusal(wlnode_consult::RefusalReason::NotOurEntry, 1),
+        refusal(wlnode_consult::RefusalReason::DeadlineTooLong, 1),
+    ] {
+        let t = vec![requested(0), bad];
+        assert!(
+            matches!(kinds(&t)[..], [ViolationKind::OutOfOrder { .. }]),
+            "{:?}",
+            kinds(&t)
+        );
+    }
+    let mut forged = vec![requested(0), refused];
+    forged[1].from = agency("CC-THIRD");
+    assert!(matches!(
+        kinds(&forged)[..],
+        [ViolationKind::WrongParty { .. }]
+    ));
+}
+
+/// Review s31-consult L1: a late answer applied after the window closed (a catch-up)
+/// is judged by its arrival, which the step carries; an arrival after the window,
+/// or claimed after it was applied, is still reported.
+#[test]
+fn a_late_answer_is_judged_at_its_arrival_not_when_it_was_applied() {
+    let applied = at(33);
+    for (arrived, ok) in [(at(30).0 + 3_600_000, true), (at(31).0 + 3_600_000, false)] {
+        let mut step = late(Answer::Objection, 29, applied);
+        if let TrailKind::AnsweredLate { arrived_at, .. } = &mut step.kind {
+            *arrived_at = Some(Timestamp(arrived));
+        }
+        let trail = vec![
+            requested(0),
+            ev(TrailKind::Expired, at(30), req(), org()),
+            step,
+        ];
+        assert_eq!(
+            kinds(&trail).is_empty(),
+            ok,
+            "{arrived}: {:?}",
+            kinds(&trail)
+        );
+    }
+}
+
+/// Review s31-consult M2 (the per-log part): an `answered_late` step before the
+/// deadline is never written by an honest node (a late answer is recorded only
+/// once the round expired): reported.
+#[test]
+fn a_late_answer_recorded_before_the_deadline_is_reported() {
+    let trail = vec![requested(0), late(Answer::NoObjection, 29, at(29))];
+    assert!(
+        matches!(kinds(&trail)[..], [ViolationKind::OutOfOrder { .. }]),
+        "{:?}",
+        kinds(&trail)
+    );
+}

@@ -16,7 +16,22 @@
 //! applied; `d` + the same → `HeldDecision` (JSON): a decision that arrived before
 //! the deadline by our clock but within the clock skew, with the consultation's
 //! state then, applied once the deadline has passed (an empty value: applied or
-//! refused, written in the same batch as the applied mark, removed later).
+//! refused, written in the same batch as the applied mark, removed later); `r` +
+//! member + 0 + consultation id + round (big-endian) → the refusal's message id: the
+//! one signed refusal sent for that request or round; `q` + member + 0 + UTC day →
+//! refusals sent to that member that day (see [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]).
+//!
+//! **Refusals go back signed.** A request or a round of information the origin
+//! refuses (deadline shorter than the roster's minimum, not its entry, too many open,
+//! unknown consultation, wrong round) is audited as refused as before, and the
+//! requester is sent a sealed `consult_refusal` with the consultation id, the round
+//! and a reason code, so its consultation ends `refused_by_origin` instead of reading
+//! as expiry by silence. At most one per member, consultation and round, at most
+//! [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], never to ourselves, only to the
+//! consultation's requester when we hold the id, and only in reply to a request or
+//! information: a refusal is never answered with one. It is sent at most
+//! once (the mark is written first; a crash in between loses it, and the requester's
+//! consultation then expires as before).
 //!
 //! **Save, then send** (review of issue 21, finding 14). A transition's messages get
 //! their ids first and are saved with the new state ([`Held::outgoing`]) in one
@@ -36,8 +51,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, broadcast, watch};
 use wlnode_consult::{
-    Action, Answer, ConsultError, Consultation, ConsultationId, Decision, NewRequest, Payload,
-    Role as ConsultRole, SilenceMeans, State, TransactionDetails, deadline_after,
+    Action, Answer, ConsultError, ConsultRefusal, Consultation, ConsultationId, Decision,
+    NewRequest, Payload, RefusalReason, Role as ConsultRole, SilenceMeans, State,
+    TransactionDetails, deadline_after,
 };
 use wlnode_crypto::mail::MAX_EXPIRY_MS;
 use wlnode_crypto::model::{AgencyCode, EntryId, MessageId};
@@ -54,6 +70,16 @@ const CONSULT: u8 = b'c';
 const MESSAGE: u8 = b'm';
 const APPLIED: u8 = b'p';
 const DEFERRED: u8 = b'd';
+const REFUSED: u8 = b'r';
+const REFUSAL_QUOTA: u8 = b'q';
+
+/// Signed refusals (`consult_refusal`) this node sends one member in one UTC day, at
+/// most: each answers a request or a round of information we refused, so a member
+/// sending bad requests by the thousand gets at most this many messages back (and our
+/// outbox keeps at most this many a day per member, for two days).
+pub const MAX_REFUSALS_PER_MEMBER_PER_DAY: u32 = 100;
+/// How long a refusal message lives.
+const REFUSAL_TTL_MS: u64 = 2 * 86_400_000;
 
 /// Why a consultation operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -199,11 +225,29 @@ fn trail(
     // In the order they happened.
     let mut steps: Vec<(Timestamp, wlnode_audit::event::Event)> = Vec::new();
     for a in after.answers().iter().skip(answers) {
+        // An answer that arrived after the deadline, signed before it (finding 13,
+        // requester side): its own step, with the signed time, so that the auditor
+        // neither reports it as after the deadline nor a decision taken on silence
+        // before it as premature.
+        let kind = match a.signed_at {
+            Some(signed_at) => TrailKind::AnsweredLate {
+                answer: a.answer,
+                signed_at,
+                arrived_at: a.arrived_at.filter(|t| *t < a.at),
+            },
+            None => TrailKind::Answered { answer: a.answer },
+        };
+        steps.push((a.at, step(kind, a.at, &origin, &requester)));
+    }
+    if let (true, Some(r)) = (
+        before.is_none_or(|b| b.refusal().is_none()),
+        after.refusal(),
+    ) {
         steps.push((
-            a.at,
+            r.at,
             step(
-                TrailKind::Answered { answer: a.answer },
-                a.at,
+                TrailKind::RefusedByOrigin { reason: r.reason },
+                r.at,
                 &origin,
                 &requester,
             ),
@@ -246,14 +290,19 @@ fn trail(
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &n.to)));
         }
-        // At the origin, a decision "despite" arrives as the notice itself, but only
-        // when the requester's decision said so too: a requester that called a grant
-        // against our objection (or an expired denial) anything else sent no notice
-        // to anyone, and our trail must not show one, so that the auditor reports
-        // `grant_without_notice` (review s30-consult2, H1).
+        // At the origin, a decision "despite" arrives as the notice itself, whenever
+        // the requester's decision says notices went out: its machine sent one to
+        // every admitted member, us included, for any grant it called despite
+        // something. A requester that called a grant against our objection (or an
+        // expired denial) `none` sent no notice to anyone, and our trail must not
+        // show one, so that the auditor reports `grant_without_notice` (review
+        // s30-consult2, H1). Its claim may differ from our view without that: it
+        // granted on silence (`expired_denial`) before our in-time objection reached
+        // it, and notified everyone (review s31-consult, H1).
+        let claimed = d.claimed_despite.unwrap_or(d.despite);
         if after.role() == ConsultRole::Origin
-            && d.despite != wlnode_consult::Despite::None
-            && d.claimed_despite.is_none()
+            && d.decision == Decision::Granted
+            && claimed != wlnode_consult::Despite::None
         {
             steps.push((d.at, step(TrailKind::NoticeSent, d.at, &requester, &origin)));
         }
@@ -342,6 +391,20 @@ fn refusal_event(
             expires_at: None,
         },
     )
+}
+
+/// `prefix` + member + 0: the start of a member's refusal rows.
+fn refusal_key(prefix: u8, member: &AgencyCode) -> Vec<u8> {
+    let mut k = key(prefix, member.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// When an inbox message is judged: its arrival here, never later than `now` (review
+/// of the fixes, H1: a request held by a relay while we were offline, or applied by
+/// a catch-up after a restart, is judged as it arrived, not when it is applied).
+fn judged_at(item: &InboxItem, now: Timestamp) -> Timestamp {
+    Timestamp(item.received_at).min(now)
 }
 
 fn applied_key(item: &InboxItem) -> Vec<u8> {
@@ -449,6 +512,8 @@ pub struct Consultations {
     flags: Option<crate::flags::Flags>,
     /// Hit reports refused (see [`Self::refused_hit_reports`]).
     refused_hits: Arc<std::sync::atomic::AtomicU64>,
+    /// Consultation messages refused (see [`Self::refused_messages`]).
+    refused_messages: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -469,6 +534,7 @@ impl Consultations {
             hold_sends: Arc::default(),
             flags: None,
             refused_hits: Arc::default(),
+            refused_messages: Arc::default(),
         }
     }
 
@@ -509,6 +575,78 @@ impl Consultations {
     /// them (`on_hit: notify`). Each is also audited (`mail` event, `rejected`).
     pub fn refused_hit_reports(&self) -> u64 {
         self.refused_hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Consultation messages (requests, answers, information, decisions, refusals)
+    /// refused since start: forged, mismatched, for an unknown consultation, or
+    /// breaking the consultation's rules. Each is also audited (`mail` event,
+    /// `rejected`, `consultation_refused: ...`).
+    pub fn refused_messages(&self) -> u64 {
+        self.refused_messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sends the requester `to` our signed refusal of round `round` of consultation
+    /// `id` (see the module documentation): once per member, consultation and round,
+    /// at most [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]. Call with the lock held.
+    async fn send_refusal(
+        &self,
+        to: &AgencyCode,
+        id: ConsultationId,
+        round: u32,
+        reason: RefusalReason,
+        now: Timestamp,
+    ) -> Result<(), ConsultServiceError> {
+        if to == &self.agency {
+            return Ok(());
+        }
+        let mut once = refusal_key(REFUSED, to);
+        once.extend_from_slice(&id.0);
+        once.extend_from_slice(&round.to_be_bytes());
+        let mut quota = refusal_key(REFUSAL_QUOTA, to);
+        quota.extend_from_slice(&(now.as_millis() / 86_400_000).to_be_bytes());
+        let (o, q) = (once.clone(), quota.clone());
+        let (sent, today) = self
+            .store
+            .call(move |s| {
+                Ok((
+                    s.table_get(LocalTable::Consultations, &o)?,
+                    s.table_get(LocalTable::Consultations, &q)?,
+                ))
+            })
+            .await?;
+        if sent.is_some() {
+            return Ok(());
+        }
+        let today = today
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map_or(0, u32::from_be_bytes);
+        if today >= MAX_REFUSALS_PER_MEMBER_PER_DAY {
+            tracing::warn!(member = %to, consultation = %id, "refusal not sent: {MAX_REFUSALS_PER_MEMBER_PER_DAY} sent to this member today");
+            return Ok(());
+        }
+        let payload = Payload::ConsultRefusal(ConsultRefusal {
+            consultation_id: id,
+            round,
+            reason,
+        });
+        let body = wlnode_consult::encode(&payload)
+            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        let message_id =
+            MessageId::random().map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        let pairs = vec![
+            (once, message_id.as_bytes().to_vec()),
+            (quota, (today + 1).to_be_bytes().to_vec()),
+        ];
+        self.mark(pairs).await?;
+        if let Err(e) = self
+            .mail
+            .send_as(message_id, to, payload.kind(), &body, REFUSAL_TTL_MS)
+            .await
+        {
+            tracing::warn!(member = %to, consultation = %id, error = %e, "refusal not sent");
+        }
+        Ok(())
     }
 
     /// Why a hit report on `r` is refused here, if it is (review s30-consult M1:
@@ -640,11 +778,14 @@ impl Consultations {
         deadline: Timestamp,
     ) -> Result<(Vec<MessageRef>, Vec<Outgoing>), ConsultServiceError> {
         let now = Timestamp::now().as_millis();
-        // Live until a day after the deadline, within the message limit.
+        // Live until a day after the deadline (`LATE_ANSWER_WINDOW`: an answer held on
+        // the way still counts at the requester until then), within the message limit.
         let ttl_ms = deadline
             .as_millis()
             .saturating_sub(now)
-            .saturating_add(86_400_000)
+            .saturating_add(
+                u64::try_from(wlnode_consult::LATE_ANSWER_WINDOW.as_millis()).unwrap_or(0),
+            )
             .clamp(3_600_000, MAX_EXPIRY_MS);
         let mut refs = Vec::new();
         let mut out = Vec::new();
@@ -933,7 +1074,10 @@ impl Consultations {
     /// node's configured neighbours to which `wlnode_policy::distribution_send`
     /// would pass the record from here. A member
     /// that may sit beyond the limit is never told (that would reveal the entry to a
-    /// member that cannot hold it).
+    /// member that cannot hold it). Our own share rules do not filter the notice
+    /// (DESIGN.md: it goes to every member the entry's distribution admits; it
+    /// reveals only our decision on an entry its origin admitted them to; review
+    /// s31-consult M4).
     async fn admitted(&self, held: &Held) -> Result<Vec<AgencyCode>, ConsultServiceError> {
         let c = &held.consultation;
         let head = self
@@ -987,6 +1131,18 @@ impl Consultations {
     /// Applies one message delivered to us; messages that are not consultations (hit
     /// reports, flags, notices of others' consultations) stay in the inbox only.
     async fn apply(&self, item: &InboxItem) -> Result<(), ConsultServiceError> {
+        self.apply_at(item, Timestamp::now()).await
+    }
+
+    /// [`Self::apply`] with the clock at `now`. Test hook (review s31-consult L2): an
+    /// item that arrived well before `now` (a catch-up after a restart) is judged at
+    /// its arrival.
+    #[doc(hidden)]
+    pub async fn apply_at(
+        &self,
+        item: &InboxItem,
+        now: Timestamp,
+    ) -> Result<(), ConsultServiceError> {
         let _g = self.lock.lock().await;
         let applied = applied_key(item);
         let k = applied.clone();
@@ -998,7 +1154,6 @@ impl Consultations {
         {
             return Ok(());
         }
-        let now = Timestamp::now();
         let mark = vec![(applied, Vec::new())];
         let payload = match wlnode_consult::decode(item.body.as_bytes()) {
             Ok(p) => p,
@@ -1011,6 +1166,14 @@ impl Consultations {
             Payload::ConsultDecision(d) => Some(d.consultation_id),
             _ => None,
         };
+        // A request or a round of information we refuse is answered with a signed
+        // refusal; nothing else ever is (a refusal is never answered with one).
+        let refusable = match &payload {
+            Payload::ConsultRequest(r) => Some((r.consultation_id, 1)),
+            Payload::ConsultInfo(i) => Some((i.consultation_id, i.round)),
+            _ => None,
+        };
+        let mut hint: Option<RefusalReason> = None;
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -1021,6 +1184,7 @@ impl Consultations {
                     .iter()
                     .any(|(k, _)| k.origin == self.agency);
                 if !ours {
+                    hint = Some(RefusalReason::NotOurEntry);
                     Err(ConsultServiceError::Invalid(format!(
                         "request for entry {} which is not ours",
                         req.entry_id
@@ -1039,6 +1203,7 @@ impl Consultations {
                     .count()
                     >= MAX_OPEN_PER_REQUESTER
                 {
+                    hint = Some(RefusalReason::TooManyOpen);
                     Err(ConsultServiceError::Invalid(format!(
                         "{} has {MAX_OPEN_PER_REQUESTER} open consultations with us already",
                         item.from
@@ -1050,7 +1215,7 @@ impl Consultations {
                     // Judged at its arrival here, not when it is applied (review of the
                     // fixes, H1: a request held by a relay while we were offline, or
                     // applied by a catch-up after a restart, was refused as too short).
-                    let arrived = Timestamp(item.received_at).min(now);
+                    let arrived = judged_at(item, now);
                     Consultation::receive_request(
                         &self.agency,
                         &item.from,
@@ -1072,30 +1237,62 @@ impl Consultations {
                     .map_err(Into::into)
                 }
             }
+            // Judged by the time the origin signed into the message when it arrives
+            // after the deadline (finding 13, requester side), and the late window
+            // at its arrival here, not when it is applied (review s31-consult L1).
             Payload::ConsultAnswer(a) => match self.load(a.consultation_id).await? {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_answer(&item.from, &a, now)
-                        .map(|()| Some((Some(before), h)))
-                        .map_err(Into::into)
-                }
-                None => Ok(None),
-            },
-            Payload::ConsultInfo(i) => match self.load(i.consultation_id).await? {
-                Some(mut h) => {
-                    let before = h.consultation.clone();
-                    h.consultation
-                        .receive_info(
+                        .receive_answer_arrived(
                             &item.from,
-                            &i,
-                            self.min_deadline(),
-                            Timestamp(item.received_at).min(now),
+                            &a,
+                            Timestamp(item.created_at),
+                            judged_at(item, now),
+                            now,
                         )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
                 None => Ok(None),
+            },
+            Payload::ConsultRefusal(r) => match self.load(r.consultation_id).await? {
+                Some(mut h) => {
+                    let before = h.consultation.clone();
+                    // Judged by its signed time, like an answer, and taken only while
+                    // open when applied (review s31-consult M1; applied after the
+                    // deadline it is refused: the officer may decide on silence).
+                    h.consultation
+                        .receive_refusal(
+                            &item.from,
+                            &r,
+                            Timestamp(item.created_at),
+                            self.min_deadline(),
+                            now,
+                        )
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
+                None => Err(ConsultServiceError::NotFound(format!(
+                    "refusal of consultation {} which is not ours",
+                    r.consultation_id
+                ))),
+            },
+            Payload::ConsultInfo(i) => match self.load(i.consultation_id).await? {
+                Some(mut h) => {
+                    let before = h.consultation.clone();
+                    h.consultation
+                        .receive_info(&item.from, &i, self.min_deadline(), judged_at(item, now))
+                        .map(|()| Some((Some(before), h)))
+                        .map_err(Into::into)
+                }
+                None => {
+                    hint = Some(RefusalReason::UnknownConsultation);
+                    Err(ConsultServiceError::NotFound(format!(
+                        "information for consultation {} which is not ours",
+                        i.consultation_id
+                    )))
+                }
             },
             Payload::ConsultDecision(d) => match self.load(d.consultation_id).await? {
                 // Already held: only `retry_deferred` applies it (a catch-up after a
@@ -1198,8 +1395,11 @@ impl Consultations {
                     h.consultation.state(),
                 ) {
                     (None, _) => "received",
+                    // A late answer recorded beside a decision taken on silence.
+                    (Some(State::Decided), State::Decided) => "answered_late",
                     (_, State::Decided) => "decided",
                     (_, State::Answered) => "answered",
+                    (_, State::RefusedByOrigin) => "refused_by_origin",
                     _ => "updated",
                 };
                 self.announce(kind, &h.consultation);
@@ -1252,6 +1452,8 @@ impl Consultations {
                     }
                     why.truncate(cut);
                 }
+                self.refused_messages
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let ev = refusal_event(&self.agency, item, now, why);
                 self.store
                     .call(move |s| {
@@ -1260,6 +1462,24 @@ impl Consultations {
                         Ok(())
                     })
                     .await?;
+                // Only to the consultation's requester when we hold it (review
+                // s31-consult L4: to anyone else a refusal serves no purpose and tells
+                // whether the id exists here).
+                let to_requester = match refusable {
+                    Some((id, _)) => self
+                        .load(id)
+                        .await?
+                        .is_none_or(|h| h.consultation.requester() == &item.from),
+                    None => false,
+                };
+                if let (true, Some((id, round))) = (to_requester, refusable) {
+                    let reason = hint.unwrap_or(match &e {
+                        ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
+                        _ => RefusalReason::Invalid,
+                    });
+                    self.send_refusal(&item.from, id, round, reason, now)
+                        .await?;
+                }
                 Ok(())
             }
         }
@@ -1682,6 +1902,87 @@ mod applied_tests {
             });
             assert_eq!(without_notice, !notified, "claim {claim:?}: {violations:?}");
         }
+    }
+
+    /// Review s31-consult H1: the requester granted on silence (`expired_denial`,
+    /// notices to everyone, us included) before our in-time objection reached it. Our
+    /// trail shows the notice, so the auditor does not blame us, the honest origin,
+    /// for a grant without notice. Failed before the fix (no `notice_sent` when the
+    /// claim differed from our view).
+    #[test]
+    fn a_grant_on_silence_before_our_objection_arrived_shows_the_notice() {
+        let b: AgencyCode = "BB-Y".parse().unwrap();
+        let mut c = origin_after_objection();
+        let mut events = trail(None, &c, &[]);
+        let before = c.clone();
+        let d = wlnode_consult::ConsultDecision {
+            consultation_id: c.id(),
+            entry_id: c.entry_id(),
+            decision: Decision::Granted,
+            reason: None,
+            despite: wlnode_consult::Despite::ExpiredDenial,
+        };
+        let after_deadline = Timestamp(c.deadline().0 + 600_000);
+        c.receive_decision(&b, &d, after_deadline).unwrap();
+        let rec = c.decision().unwrap();
+        assert_eq!(rec.despite, wlnode_consult::Despite::Objection);
+        assert_eq!(
+            rec.claimed_despite,
+            Some(wlnode_consult::Despite::ExpiredDenial)
+        );
+        events.extend(trail(Some(&before), &c, &[]));
+        let s = steps(&events);
+        assert!(
+            s.iter()
+                .any(|e| e.kind == wlnode_consult::TrailKind::NoticeSent),
+            "{s:?}"
+        );
+        let violations = wlnode_consult::audit_trail(&s);
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    /// Injected clock (review of the fixes, H1): a request that arrived in time and
+    /// is applied ten minutes later (a catch-up after a restart) is judged at its
+    /// arrival, and passes; judged when applied, as before the fix, it would be
+    /// refused as too short.
+    #[test]
+    fn a_request_applied_long_after_it_arrived_is_judged_at_its_arrival() {
+        let arrived = Timestamp(1_800_000_000_000);
+        let applied = Timestamp(arrived.0 + 10 * 60_000);
+        let item = InboxItem {
+            message_id: MessageId([2; 16]),
+            from: "BB-Y".parse().unwrap(),
+            kind: "consult_request".into(),
+            created_at: arrived.0 - 1000,
+            received_at: arrived.0,
+            body: String::new(),
+        };
+        assert_eq!(judged_at(&item, applied), arrived);
+        assert_eq!(
+            judged_at(&item, Timestamp(arrived.0 - 5)),
+            Timestamp(arrived.0 - 5),
+            "never later than now"
+        );
+        let min = Duration::from_secs(86_400);
+        let mut req = origin_after_objection().request_payload();
+        req.consultation_id = ConsultationId([9; 16]);
+        // The roster's minimum, less four minutes: within the five-minute skew.
+        req.deadline = Timestamp(arrived.0 + 86_400_000 - 4 * 60_000);
+        let (me, from): (AgencyCode, AgencyCode) = ("AA-X".parse().unwrap(), item.from.clone());
+        let silence = SilenceMeans::NoObjection;
+        Consultation::receive_request(
+            &me,
+            &from,
+            req.clone(),
+            silence,
+            min,
+            judged_at(&item, applied),
+        )
+        .unwrap();
+        assert!(matches!(
+            Consultation::receive_request(&me, &from, req, silence, min, applied),
+            Err(ConsultError::BadDeadline { .. })
+        ));
     }
 
     #[test]

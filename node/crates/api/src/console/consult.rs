@@ -32,6 +32,7 @@ fn state_label(t: &Text, s: CState) -> &'static str {
         CState::Answered => t.cs_answered,
         CState::Expired => t.cs_expired,
         CState::Decided => t.cs_decided,
+        CState::RefusedByOrigin => t.cs_refused_by_origin,
     }
 }
 
@@ -122,10 +123,16 @@ pub(super) fn awaits_info(h: &Held) -> bool {
         && h.consultation.current_answer() == Some(Answer::InfoRequested)
 }
 
-/// Whether a sent consultation waits for this agency's decision.
+/// Whether a sent consultation waits for this agency's decision (one the origin
+/// refused, once its deadline has passed: a refusal is no veto).
 pub(super) fn awaits_decision(h: &Held) -> bool {
-    h.consultation.role() == ConsultRole::Requester
-        && matches!(h.consultation.state(), CState::Answered | CState::Expired)
+    let c = &h.consultation;
+    c.role() == ConsultRole::Requester
+        && match c.state() {
+            CState::Answered | CState::Expired => true,
+            CState::RefusedByOrigin => c.deadline() <= Timestamp::now(),
+            _ => false,
+        }
 }
 
 #[derive(serde::Deserialize)]

@@ -929,3 +929,100 @@ fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
         rep.violations
     );
 }
+
+/// Review s31-consult M2: a late answer in the requester's log that the origin's
+/// log, covered past its signed time, does not show is reported (not proven: one of
+/// the two logs is wrong); one the origin logged, or one its log does not cover yet,
+/// is not.
+#[test]
+fn a_late_answer_the_origins_log_does_not_show_is_reported() {
+    use wlnode_consult::{Answer, ConsultationId, TrailEvent, TrailKind};
+    let f = fixture();
+    let id = ConsultationId([7; 16]);
+    let day = 86_400_000u64;
+    let deadline = 30 * day;
+    let step = |kind: TrailKind, at: u64, from: usize, to: usize| {
+        Event::new(
+            at,
+            EventKind::Consultation {
+                step: TrailEvent {
+                    consultation_id: id,
+                    kind,
+                    at: Timestamp(at),
+                    from: ag(from),
+                    to: ag(to),
+                },
+            },
+        )
+    };
+    let requested = |at| {
+        step(
+            TrailKind::Requested {
+                deadline: Timestamp(deadline),
+            },
+            at,
+            1,
+            0,
+        )
+    };
+    let requester = log(
+        &f,
+        1,
+        &[
+            requested(1000),
+            step(TrailKind::Expired, deadline, 0, 1),
+            step(
+                TrailKind::AnsweredLate {
+                    answer: Answer::NoObjection,
+                    signed_at: Timestamp(deadline - 60_000),
+                    arrived_at: None,
+                },
+                deadline + 2000,
+                0,
+                1,
+            ),
+        ],
+        &[3],
+    );
+    let origin = |answered: bool, until: u64| {
+        let mut events = vec![requested(1000)];
+        if answered {
+            events.push(step(
+                TrailKind::Answered {
+                    answer: Answer::NoObjection,
+                },
+                deadline - 60_000,
+                0,
+                1,
+            ));
+        } else if until >= deadline {
+            events.push(step(TrailKind::Expired, deadline, 0, 1));
+        }
+        events.push(Event::new(until, EventKind::NodeStopped));
+        let n = events.len() as u64;
+        log(&f, 0, &events, &[n])
+    };
+    let unconfirmed = |o: ExportedLog| {
+        let rep = verify(
+            &f.roster,
+            &[o, requester.clone()],
+            &AuditorState::default(),
+            NO_TOLERANCE,
+        );
+        rep.violations
+            .into_iter()
+            .filter(|v| v.kind.starts_with("consultation_"))
+            .collect::<Vec<_>>()
+    };
+    let v = unconfirmed(origin(false, deadline + 600_000));
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].kind.as_str(), v[0].node.as_str(), v[0].proven),
+        ("consultation_answer_unconfirmed", NAMES[0], false)
+    );
+    assert!(unconfirmed(origin(true, deadline + 600_000)).is_empty());
+    assert!(
+        unconfirmed(origin(false, deadline - day)).is_empty(),
+        "the origin's log does not cover the answer's time yet"
+    );
+}
