@@ -64,6 +64,7 @@ fn message_label<'a>(t: &Text, kind: &'a str) -> std::borrow::Cow<'a, str> {
         "consult_request" => t.msg_request.into(),
         "consult_answer" => t.msg_answer.into(),
         "consult_info" => t.msg_info.into(),
+        "consult_refusal" => t.msg_refusal.into(),
         "consult_decision" => t.msg_decision.into(),
         other => other.into(),
     }
@@ -744,6 +745,20 @@ pub(super) fn hit_report_form(ctx: &Ctx, case_id: &str, origin: &str, entry: &st
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// Every consultation message type reads as words from the catalogue, never as its
+    /// routing string (a refusal once showed as `consult_refusal`).
+    #[test]
+    fn every_consultation_message_kind_has_a_label() {
+        for kind in wlnode_consult::payload::KINDS
+            .iter()
+            .filter(|k| k.starts_with("consult_"))
+        {
+            let label = message_label(&crate::console::text::EN, kind);
+            assert_ne!(&*label, *kind, "{kind} has no label");
+            assert!(!label.is_empty());
+        }
+    }
 
     #[test]
     fn the_request_form_becomes_the_apis_body() {
