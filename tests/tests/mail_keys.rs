@@ -234,3 +234,79 @@ async fn a_bad_key_file_does_not_block_a_revoking_reload() {
     assert!(c.node(n).services.mail.inbox(10).await.is_ok());
     c.stop(n).await;
 }
+
+/// Issue 21: `encryption_keys_dir` kept only its first 64 files by name, so the
+/// roster's current key, named last, was silently left out. Now the current key is
+/// looked up by its public key past the cap, and a reload whose roster names a
+/// current key found in no key file fails, naming the folder and the key, with the
+/// old keys still in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_key_is_kept_past_the_folder_cap_and_a_reload_without_it_fails() {
+    let mut c = Cluster::simple(2, &[(0, 1)]);
+    c.start(0).await;
+    let n = 0;
+    let old = c.node(n).services.control.encryption_keys();
+    let keys_dir = c.fed.nodes[n].dir.join("encryption-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    // 64 spare keys first in name order, then the next key, named last.
+    for i in 0..wlnode_runtime::node::MAX_ENCRYPTION_KEY_FILES {
+        write_encryption_key(
+            &keys_dir.join(format!("a{i:03}.key")),
+            &EncryptionSecretKey::generate().unwrap(),
+        )
+        .unwrap();
+    }
+    let next = EncryptionSecretKey::generate().unwrap();
+    let new = next.public_key().unwrap();
+    write_encryption_key(&keys_dir.join("zz-next.key"), &next).unwrap();
+    let cfg_path = c.fed.nodes[n].config.clone();
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let cfg = cfg.replacen(
+        "encryption_key = \"encryption.key\"\n",
+        "encryption_key = \"encryption.key\"\nencryption_keys_dir = \"encryption-keys\"\n",
+        1,
+    );
+    assert!(cfg.contains("encryption_keys_dir"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let rotate = |to: &EncryptionPublicKey, retire: &EncryptionPublicKey| {
+        let now = Timestamp::now();
+        let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+        let text =
+            wlnode_config::roster_edit::add_encryption_key(&text, &code(n), to, now).unwrap();
+        let text = wlnode_config::roster_edit::retire_encryption_key(&text, &code(n), retire, now)
+            .unwrap();
+        let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+        let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+        std::fs::write(&c.fed.roster, signed).unwrap();
+        std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    };
+    rotate(&new, &old[0]);
+    c.node(n).services.control.reload().await.unwrap();
+    let held = c.node(n).services.control.encryption_keys();
+    assert!(
+        held.contains(&new),
+        "the current key, named last, is held: {held:?}"
+    );
+    assert!(held.contains(&old[0]), "the previous key stays: {held:?}");
+
+    // The authority rotates to a key the operator has not provisioned: the reload
+    // fails naming the folder and the key, and the keys in force stay.
+    let unprovisioned = EncryptionSecretKey::generate()
+        .unwrap()
+        .public_key()
+        .unwrap();
+    rotate(&unprovisioned, &new);
+    let err = c.node(n).services.control.reload().await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            wlnode_runtime::node::NodeError::CurrentEncryptionKeyMissing { .. }
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains(&unprovisioned.to_string()), "{msg}");
+    assert!(msg.contains("encryption-keys"), "{msg}");
+    assert_eq!(c.node(n).services.control.encryption_keys(), held);
+    c.stop(n).await;
+}

@@ -245,7 +245,7 @@ pub fn verify(
         decoded.push(log);
     }
     cross_check(roster, &decoded, opts, &mut report);
-    check_mail(&decoded, &mut report);
+    check_mail(roster, &decoded, &mut report);
     check_consultations(&decoded, &mut report);
     report.extend_violations([]);
     report
@@ -955,30 +955,68 @@ fn check_field_scopes(
     })
 }
 
+/// How far from a moment a neighbour's signed refusal of a message may lie and still
+/// show that a relay tried that neighbour then (`mail_not_relayed`): more than the
+/// node's `hand_refused` audit interval (one hour per neighbour and
+/// item) plus its longest retry delay (five minutes) and the clock skew.
+pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
+
+/// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
+/// is valid evidence: signed by `peer` with a key the roster gave it then (not
+/// revoked), naming this message, `message` as the item and `node` as the handing
+/// agency. Returns it; a forged, unsigned or mismatched answer is no evidence.
+fn signed_answer(
+    roster: &Roster,
+    ack: Option<&str>,
+    node: &AgencyCode,
+    peer: &AgencyCode,
+    message_id: &str,
+) -> Option<wlnode_crypto::mail::MailAck> {
+    let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
+    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    ack.verify(roster, peer).ok()?;
+    (ack.fit_fields(&id, "message", None, node) == wlnode_crypto::mail::AckFit::Exact)
+        .then_some(ack)
+}
+
 /// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
 ///   handed it on, although its own log shows a link to another neighbour than the one
-///   it got the message from while the message lived (it handed or took mail, or sent or
-///   accepted records, with that neighbour): it dropped or sat on it. A relay whose log
-///   shows no such link was a dead end (no onward route) and is not blamed (review of
-///   issue 21, finding 12). Not proven: the neighbour may have refused the message
-///   (full, over quota) for its whole life, and the `MailAck`s that would show it are
-///   not signed, so they are no evidence;
+///   it got the message from while the message lived (it handed or took mail, was
+///   refused a hand-over, or sent or accepted records, with that neighbour): it had a
+///   route. A relay whose log shows no such link was a dead end and is not blamed
+///   (review of issue 21, finding 12). Nor is it blamed when every such moment of a
+///   link is covered by a **signed refusal** of this message in its log (`hand_refused`
+///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
+///   that neighbour or from the message's addressee (to which alone a relay offers a
+///   message while it is reachable): its neighbours refused it, it did not sit on it.
+///   A refusal whose signature, key or fields do not verify is no evidence. Not
+///   proven: the log's silence is the evidence;
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
-///   `received` or `delivered` for it.
-fn check_mail(logs: &[Log<'_>], report: &mut Report) {
+///   record of it. **Proven** when the `handed` event carries the neighbour's signed
+///   custody ack (`ok`: it took the message, so its log must show `received`); without
+///   one (older logs), or for an ack that says it already had the message, it is
+///   reported unproven, only when the neighbour's log has no trace of the id at all.
+fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    // (node, message id) -> took custody / handed on / delivered.
-    // (node, message id) -> (event index, custody time, expiry, neighbour it came from).
-    type Custody = (u64, u64, Option<u64>, AgencyCode);
+    // (node, message id) -> (event index, custody time, expiry, neighbour it came
+    // from, addressee).
+    type Custody = (u64, u64, Option<u64>, AgencyCode, AgencyCode);
     let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
     let mut links: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
+    // (node, message id): the node had the message (received, delivered or handed).
     let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
-    let mut handed: Vec<(AgencyCode, AgencyCode, String, u64, u64)> = Vec::new();
+    // (node, message id): any trace of the id in the node's log (sent, receipts...).
+    let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    // (node, message id) -> (neighbour, signed time) of valid signed refusals.
+    let mut refusals: BTreeMap<(AgencyCode, String), Vec<(AgencyCode, u64)>> = BTreeMap::new();
+    // (node, neighbour, id, time, index, signed custody ack (hex) if valid and `ok`).
+    type Handed = (AgencyCode, AgencyCode, String, u64, u64, Option<String>);
+    let mut handed: Vec<Handed> = Vec::new();
     for l in &usable {
         let me = &l.export.agency;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
@@ -989,7 +1027,9 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
                     action,
                     peer: Some(p),
                     ..
-                } if action == "handed" || action == "received" => Some(p),
+                } if action == "handed" || action == "received" || action == "hand_refused" => {
+                    Some(p)
+                }
                 _ => None,
             };
             if let Some(n) = neighbour {
@@ -1002,15 +1042,19 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
                 to,
                 peer,
                 expires_at,
+                ack,
                 ..
             } = &e.kind
             else {
                 continue;
             };
+            let key = (me.clone(), message_id.clone());
+            if action != "rejected" && action != "hand_refused" {
+                known.insert(key.clone());
+            }
             if item != "message" {
                 continue;
             }
-            let key = (me.clone(), message_id.clone());
             match action.as_str() {
                 "received" if to != me => {
                     took.entry(key).or_insert((
@@ -1018,15 +1062,37 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
                         e.at,
                         *expires_at,
                         peer.clone().unwrap_or(to.clone()),
+                        to.clone(),
                     ));
                 }
                 "received" | "delivered" | "handed" => {
                     if action == "handed"
                         && let Some(p) = peer
                     {
-                        handed.push((me.clone(), p.clone(), message_id.clone(), e.at, *index));
+                        let custody = signed_answer(roster, ack.as_deref(), me, p, message_id)
+                            .filter(|a| a.accepted && a.reason == "ok")
+                            .map(|a| a.to_hex());
+                        handed.push((
+                            me.clone(),
+                            p.clone(),
+                            message_id.clone(),
+                            e.at,
+                            *index,
+                            custody,
+                        ));
                     }
                     moved.insert(key);
+                }
+                "hand_refused" => {
+                    if let Some(p) = peer
+                        && let Some(a) = signed_answer(roster, ack.as_deref(), me, p, message_id)
+                        && !a.accepted
+                    {
+                        refusals
+                            .entry(key)
+                            .or_default()
+                            .push((p.clone(), a.body().at.as_millis()));
+                    }
                 }
                 _ => {}
             }
@@ -1036,40 +1102,79 @@ fn check_mail(logs: &[Log<'_>], report: &mut Report) {
         .iter()
         .map(|l| (&l.export.agency, l.checkpoint_at))
         .collect();
-    for ((node, id), (index, at, expires, from)) in &took {
+    let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
+    for ((node, id), (index, at, expires, from, addressee)) in &took {
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
         };
-        // A link to another neighbour while the message lived: it had a route.
-        let had_route = links.iter().any(|((n, other), times)| {
-            n == node && other != from && times.iter().any(|t| *at <= *t && *t < expires)
+        if moved.contains(&(node.clone(), id.clone())) {
+            continue;
+        }
+        // Signed refusals of this message made while it lived.
+        let refused: Vec<&(AgencyCode, u64)> = refusals
+            .get(&(node.clone(), id.clone()))
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, r)| r.saturating_add(skew) >= *at && *r <= expires + skew)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A moment of a link to another neighbour while the message lived that no
+        // signed refusal (of that neighbour, or of the addressee) covers: it had a
+        // route and did not use it.
+        let uncovered = links.iter().find_map(|((n, other), times)| {
+            if n != node || other == from {
+                return None;
+            }
+            times
+                .iter()
+                .find(|t| {
+                    *at <= **t
+                        && **t < expires
+                        && !refused.iter().any(|(by, r)| {
+                            (by == other || by == addressee)
+                                && r.abs_diff(**t) <= REFUSAL_EVIDENCE_WINDOW_MS
+                        })
+                })
+                .map(|t| (other, *t))
         });
-        if !moved.contains(&(node.clone(), id.clone())) && had_route {
+        if let Some((other, t)) = uncovered {
             report.violations.push(violation(
                 "mail_not_relayed",
                 node.as_str(),
                 format!(
-                    "{node} took custody of message {id} from {from} but never handed it on before it expired"
+                    "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),
-                serde_json::json!({"message_id": id, "event": index}),
+                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals": refused.len()}),
             ));
         }
     }
-    for (from, to, id, at, index) in handed {
+    for (from, to, id, at, index, custody) in handed {
         let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
             continue;
         };
-        if *their_checkpoint > at
-            && !moved.contains(&(to.clone(), id.clone()))
-            && !took.contains_key(&(to.clone(), id.clone()))
-        {
-            report.violations.push(violation(
+        if *their_checkpoint <= at {
+            continue;
+        }
+        let key = (to.clone(), id.clone());
+        let had_it = moved.contains(&key) || took.contains_key(&key);
+        match custody {
+            Some(ack) if !had_it => report.violations.push(proven(
+                "mail_not_logged",
+                &format!("{from}->{to}"),
+                format!(
+                    "{from} handed message {id} to {to}, which signed that it took custody, but its log has no record of receiving it"
+                ),
+                serde_json::json!({"message_id": id, "event": index, "ack": ack}),
+            )),
+            None if !had_it && !known.contains(&key) => report.violations.push(violation(
                 "mail_not_logged",
                 &format!("{from}->{to}"),
                 format!("{from} handed message {id} to {to}, whose log has no record of it"),
                 serde_json::json!({"message_id": id, "event": index}),
-            ));
+            )),
+            _ => {}
         }
     }
 }

@@ -340,6 +340,7 @@ fn refusal_event(
             peer: None,
             reason: Some(why),
             expires_at: None,
+            ack: None,
         },
     )
 }

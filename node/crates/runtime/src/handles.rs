@@ -291,7 +291,7 @@ impl Control {
         // Keys are read before the roster is anchored (review s30-consult2, M3): a
         // bad `encryption_key` fails the reload with nothing changed, and a bad file
         // in `encryption_keys_dir` is skipped (logged) and never blocks revocations.
-        let keys = crate::node::read_encryption_keys(&cfg)?;
+        let mut keys = crate::node::read_encryption_keys(&cfg)?;
         let roster_path = cfg.raw.roster.clone();
         let configured = cfg.raw.roster_authorities.clone();
         let roster = self
@@ -308,6 +308,20 @@ impl Control {
                 agency: self.agency.clone(),
                 roster_version: roster.version(),
             });
+        }
+        // The roster's current encryption key must be among the keys read, looked
+        // for past the folder's file cap too; if it is not, the reload fails naming
+        // the folder and the key, and the old keys stay in force (issue 21).
+        let now = Timestamp::now();
+        if let Ok(current) = roster.encryption_key(&self.agency, now)
+            && !keys
+                .iter()
+                .any(|k| k.public_key().ok().as_ref() == Some(&current))
+        {
+            keys = crate::node::read_encryption_keys_with(&cfg, Some(&current))?;
+        }
+        if let Some(e) = crate::node::missing_current_key(&cfg, &roster, &self.agency, &keys, now) {
+            return Err(e);
         }
         let old_roster = self.trust.roster();
         let roster_changed = roster.hash() != old_roster.hash();

@@ -21,7 +21,7 @@ use wlnode_config::{API_ADDR_FILE, Config, ConfigError};
 use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_encryption_key, read_secret_key};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::{Role, Roster, RosterError};
-use wlnode_crypto::seal::{EncryptionKeyring, EncryptionSecretKey};
+use wlnode_crypto::seal::{EncryptionKeyring, EncryptionPublicKey, EncryptionSecretKey};
 use wlnode_crypto::{PublicKey, SecretKey, Timestamp};
 use wlnode_net::NetError;
 use wlnode_policy::Policy;
@@ -113,6 +113,19 @@ pub enum NodeError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The roster's current encryption key of this agency is in none of the key
+    /// files read (a reload fails with it, the old keys stay in force).
+    #[error(
+        "the roster's current encryption key {key} of {agency} is not in {path} (nor any other configured key file): add its key file, or the reload keeps the old keys"
+    )]
+    CurrentEncryptionKeyMissing {
+        /// The agency.
+        agency: AgencyCode,
+        /// The key the roster names as current (`x25519:<hex>`).
+        key: String,
+        /// `encryption_keys_dir`, or `encryption_key` when no folder is configured.
+        path: PathBuf,
     },
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
@@ -293,17 +306,28 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     })
 }
 
-/// The most `*.key` files of `encryption_keys_dir` read (review s30-consult2, L4): a
-/// rotation needs two or three; more are ignored with a warning.
+/// The most `*.key` files of `encryption_keys_dir` kept (review s30-consult2, L4): a
+/// rotation needs two or three; more are ignored with a warning, except the roster's
+/// current key (see [`read_encryption_keys_with`]).
 pub const MAX_ENCRYPTION_KEY_FILES: usize = 64;
+
+/// The most `*.key` files of `encryption_keys_dir` looked at when searching past
+/// [`MAX_ENCRYPTION_KEY_FILES`] for the roster's current key.
+pub const MAX_ENCRYPTION_KEY_SCAN: usize = 4096;
 
 /// Reads the encryption key files the config names: `encryption_key` (an error naming
 /// it when it is not a valid encryption key file of mode 0600), then the `*.key`
 /// files of `encryption_keys_dir` in name order, at most
-/// [`MAX_ENCRYPTION_KEY_FILES`]. A bad file in the folder is skipped with a logged
-/// error naming it and why (review s30-consult2, M3: one bad file failed every
-/// reload, revocations included); the folder itself not readable is an error.
-pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+/// [`MAX_ENCRYPTION_KEY_FILES`] of them, **plus `current`** (the roster's current key
+/// of this agency) wherever it lies in name order among the first
+/// [`MAX_ENCRYPTION_KEY_SCAN`] files: the cap never leaves the key in force out. A bad
+/// file in the folder is skipped with a logged error naming it and why (review
+/// s30-consult2, M3: one bad file failed every reload, revocations included); the
+/// folder itself not readable is an error.
+pub fn read_encryption_keys_with(
+    cfg: &Config,
+    current: Option<&EncryptionPublicKey>,
+) -> Result<Vec<EncryptionSecretKey>, NodeError> {
     let mut keys = Vec::new();
     if let Some(p) = &cfg.raw.encryption_key {
         keys.push(read_encryption_key(p)?);
@@ -321,27 +345,79 @@ pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, No
             }
         }
         files.sort();
-        if files.len() > MAX_ENCRYPTION_KEY_FILES {
+        let over = files.len() > MAX_ENCRYPTION_KEY_FILES;
+        if over {
             tracing::warn!(
                 dir = %dir.display(),
                 files = files.len(),
                 read = MAX_ENCRYPTION_KEY_FILES,
-                "too many key files in encryption_keys_dir: the last ones in name order are ignored"
+                "too many key files in encryption_keys_dir: the last ones in name order are ignored (the roster's current key is still looked for among them)"
             );
-            files.truncate(MAX_ENCRYPTION_KEY_FILES);
         }
-        for p in files {
-            match read_encryption_key(&p) {
-                Ok(k) => keys.push(k),
-                Err(e) => tracing::error!(
-                    file = %p.display(),
-                    error = %e,
-                    "encryption key file skipped: messages sealed to it will not open"
-                ),
+        let mut have_current = current.is_none_or(|c| {
+            keys.iter()
+                .any(|k: &EncryptionSecretKey| k.public_key().ok().as_ref() == Some(c))
+        });
+        for (n, p) in files.iter().take(MAX_ENCRYPTION_KEY_SCAN).enumerate() {
+            let within_cap = n < MAX_ENCRYPTION_KEY_FILES;
+            if !within_cap && have_current {
+                break;
+            }
+            match read_encryption_key(p) {
+                Ok(k) => {
+                    let is_current =
+                        current.is_some_and(|c| k.public_key().ok().as_ref() == Some(c));
+                    have_current |= is_current;
+                    if within_cap || is_current {
+                        keys.push(k);
+                    }
+                }
+                Err(e) => {
+                    if within_cap {
+                        tracing::error!(
+                            file = %p.display(),
+                            error = %e,
+                            "encryption key file skipped: messages sealed to it will not open"
+                        );
+                    }
+                }
             }
         }
     }
     Ok(keys)
+}
+
+/// [`read_encryption_keys_with`] before the roster is known (no current key to look
+/// for past the cap).
+pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+    read_encryption_keys_with(cfg, None)
+}
+
+/// The roster's current encryption key of `agency` when it is not among `keys`, with
+/// the place it was looked for: the error a reload fails with (the old keys stay in
+/// force). `None` when the key is held, when the roster names none, or when the
+/// config names no encryption key at all (a node that opens no mail).
+pub fn missing_current_key(
+    cfg: &Config,
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: &[EncryptionSecretKey],
+    now: Timestamp,
+) -> Option<NodeError> {
+    let path = cfg
+        .raw
+        .encryption_keys_dir
+        .clone()
+        .or_else(|| cfg.raw.encryption_key.clone())?;
+    let current = roster.encryption_key(agency, now).ok()?;
+    let held = keys
+        .iter()
+        .any(|k| k.public_key().ok().as_ref() == Some(&current));
+    (!held).then(|| NodeError::CurrentEncryptionKeyMissing {
+        agency: agency.clone(),
+        key: current.to_string(),
+        path,
+    })
 }
 
 /// Of `keys`, the ones the roster lists for `agency` and to which messages may still
@@ -475,6 +551,15 @@ impl RunningNode {
                 "no roster_authorities configured: trusting this roster's authorities from now on (trust on first use)"
             );
         }
+        // The key in force is kept past the folder's file cap (issue 21).
+        if let Ok(current) = loaded.roster.encryption_key(cfg.agency(), Timestamp::now())
+            && !id
+                .encryption_keys
+                .iter()
+                .any(|k| k.public_key().ok().as_ref() == Some(&current))
+        {
+            id.encryption_keys = read_encryption_keys_with(&cfg, Some(&current))?;
+        }
         check_membership(&loaded.roster, &cfg, &id)?;
         let metrics = Arc::new(Metrics::new());
         metrics.store_healthy.set(1);
@@ -562,7 +647,12 @@ impl RunningNode {
             sign: id.agency_key.clone(),
             enc: encryption_keys.clone(),
         };
-        let flags = crate::flags::Flags::new(agency.clone(), store.clone(), mail.clone());
+        let flags = crate::flags::Flags::with_limits(
+            agency.clone(),
+            store.clone(),
+            mail.clone(),
+            crate::flags::FlagLimits::from(&cfg.raw.flags),
+        );
         let consultations = crate::consultations::Consultations::new(
             agency.clone(),
             store.clone(),
