@@ -961,6 +961,22 @@ fn check_field_scopes(
 /// item) plus its longest retry delay (five minutes) and the clock skew.
 pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
 
+/// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's own
+/// state or decision. Reasons the handing node can provoke itself with a bad
+/// hand-over (a raised hop count, which is not signed; a tampered body; a malformed
+/// or oversized frame; a replay) are no evidence for it.
+const EXCUSING_REFUSALS: &[&str] = &[
+    "full",
+    "quota",
+    "sender_quota",
+    "id_in_use",
+    "store",
+    "forbidden",
+    "expired",
+    "bad_time",
+    "legacy_body",
+];
+
 /// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
 /// is valid evidence: signed by `peer` with a key the roster gave it then (not
 /// revoked), naming this message, `message` as the item and `node` as the handing
@@ -991,7 +1007,9 @@ fn signed_answer(
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
 ///   that neighbour or from the message's addressee (to which alone a relay offers a
 ///   message while it is reachable): its neighbours refused it, it did not sit on it.
-///   A refusal whose signature, key or fields do not verify is no evidence. Not
+///   A refusal whose signature, key or fields do not verify, or whose reason the
+///   relay could provoke itself ([`EXCUSING_REFUSALS`] lists the others), is no
+///   evidence. Not
 ///   proven: the log's silence is the evidence;
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
@@ -1087,6 +1105,7 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                     if let Some(p) = peer
                         && let Some(a) = signed_answer(roster, ack.as_deref(), me, p, message_id)
                         && !a.accepted
+                        && EXCUSING_REFUSALS.contains(&a.reason.as_str())
                     {
                         refusals
                             .entry(key)
@@ -1116,7 +1135,9 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
             .get(&(node.clone(), id.clone()))
             .map(|v| {
                 v.iter()
-                    .filter(|(_, r)| r.saturating_add(skew) >= *at && *r <= expires + skew)
+                    .filter(|(_, r)| {
+                        r.saturating_add(skew) >= *at && *r <= expires.saturating_add(skew)
+                    })
                     .collect()
             })
             .unwrap_or_default();

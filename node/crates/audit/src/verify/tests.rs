@@ -1076,6 +1076,26 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
         tampered_kinds.iter().any(|k| k == "mail_not_relayed"),
         "{tampered_kinds:?}"
     );
+    // Genuinely signed refusals for a reason the relay can provoke itself (a hop count
+    // it raised: hops are not signed) are no evidence either.
+    let provoked: Vec<Event> = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Mail { action, .. } if action == "hand_refused" => mail_acked(
+                "hand_refused",
+                2,
+                e.at,
+                exp,
+                &answer(&f.agency_keys[2], 2, 1, false, "too_many_hops", e.at),
+            ),
+            _ => e.clone(),
+        })
+        .collect();
+    let provoked_kinds = relayed_kinds(&f, &provoked);
+    assert!(
+        provoked_kinds.iter().any(|k| k == "mail_not_relayed"),
+        "{provoked_kinds:?}"
+    );
 }
 
 /// A signed refusal covers only the moments near it: a relay that logged one refusal
