@@ -961,6 +961,12 @@ fn check_field_scopes(
 /// item) plus its longest retry delay (five minutes) and the clock skew.
 pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
 
+/// How much later than the moment a neighbour took a message (its signed ack's
+/// time, by its own clock) its checkpoint must be before its log must show the
+/// message (`mail_not_logged`): the neighbour logs `received` around the time it
+/// signs, not at the same instant.
+pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
+
 /// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's own
 /// state or decision. Reasons the handing node can provoke itself with a bad
 /// hand-over (a raised hop count, which is not signed; a tampered body; a malformed
@@ -1032,8 +1038,15 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, message id) -> (neighbour, signed time) of valid signed refusals.
     let mut refusals: BTreeMap<(AgencyCode, String), Vec<(AgencyCode, u64)>> = BTreeMap::new();
-    // (node, neighbour, id, time, index, signed custody ack (hex) if valid and `ok`).
-    type Handed = (AgencyCode, AgencyCode, String, u64, u64, Option<String>);
+    // (node, neighbour, id, time, index, the neighbour's valid signed accepting ack).
+    type Handed = (
+        AgencyCode,
+        AgencyCode,
+        String,
+        u64,
+        u64,
+        Option<wlnode_crypto::mail::MailAck>,
+    );
     let mut handed: Vec<Handed> = Vec::new();
     for l in &usable {
         let me = &l.export.agency;
@@ -1088,8 +1101,7 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                         && let Some(p) = peer
                     {
                         let custody = signed_answer(roster, ack.as_deref(), me, p, message_id)
-                            .filter(|a| a.accepted && a.reason == "ok")
-                            .map(|a| a.to_hex());
+                            .filter(|a| a.accepted);
                         handed.push((
                             me.clone(),
                             p.clone(),
@@ -1175,11 +1187,18 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
         let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
             continue;
         };
-        if *their_checkpoint <= at {
+        // The neighbour's checkpoint must be later than the moment it took the
+        // message by its own clock: the signed time of its ack, or, without one, the
+        // handing node's time plus the allowed skew; plus its write latency.
+        let took_by = custody
+            .as_ref()
+            .map_or(at.saturating_add(skew), |a| a.body().at.as_millis());
+        if *their_checkpoint <= took_by.saturating_add(MAIL_LOGGED_MARGIN_MS) {
             continue;
         }
         let key = (to.clone(), id.clone());
         let had_it = moved.contains(&key) || took.contains_key(&key);
+        let custody = custody.filter(|a| a.reason == "ok").map(|a| a.to_hex());
         match custody {
             Some(ack) if !had_it => report.violations.push(proven(
                 "mail_not_logged",

@@ -1180,7 +1180,13 @@ fn mail_not_logged_is_proven_by_the_neighbours_signed_custody_ack() {
     let f = fixture();
     let t = t0();
     let exp = t + 3 * 3_600_000;
-    let cc_silent = log(&f, 2, &[Event::new(t + 5000, EventKind::NodeStopped)], &[1]);
+    // CC checkpointed well after the hand-over (past the skew and the margin).
+    let cc_silent = log(
+        &f,
+        2,
+        &[Event::new(t + 600_000, EventKind::NodeStopped)],
+        &[1],
+    );
     let findings = |handed: Event, cc: &ExportedLog| {
         let bb = log(
             &f,
@@ -1227,7 +1233,7 @@ fn mail_not_logged_is_proven_by_the_neighbours_signed_custody_ack() {
         2,
         &[
             mail("received", 2, 1, t + 1000, exp),
-            Event::new(t + 5000, EventKind::NodeStopped),
+            Event::new(t + 600_000, EventKind::NodeStopped),
         ],
         &[2],
     );
@@ -1242,10 +1248,60 @@ fn mail_not_logged_is_proven_by_the_neighbours_signed_custody_ack() {
     let cc_receipt = log(
         &f,
         2,
-        &[receipt, Event::new(t + 5000, EventKind::NodeStopped)],
+        &[receipt, Event::new(t + 600_000, EventKind::NodeStopped)],
         &[2],
     );
     assert!(findings(mail_acked("handed", 2, t + 1000, exp, &seen), &cc_receipt).is_empty());
+}
+
+/// Review s31-mail H2: CC's checkpoint lies after BB's `handed` time but before CC
+/// signed its custody ack (BB's clock behind, or a backdated `handed`), or less than
+/// the margin after it: CC's log need not show the message yet, so there is no
+/// `mail_not_logged`, proven or not. Without an ack the skew is allowed as well.
+#[test]
+fn a_hand_over_after_the_neighbours_checkpoint_by_its_own_clock_is_not_reported() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    let findings = |handed: Event, cc_checkpoint: u64| {
+        let bb = log(
+            &f,
+            1,
+            &[
+                mail("received", 2, 0, t, exp),
+                handed,
+                Event::new(t + 4000, EventKind::NodeStopped),
+            ],
+            &[3],
+        );
+        let cc = log(
+            &f,
+            2,
+            &[Event::new(cc_checkpoint, EventKind::NodeStopped)],
+            &[1],
+        );
+        verify(&f.roster, &[bb, cc], &AuditorState::default(), NO_TOLERANCE)
+            .violations
+            .into_iter()
+            .filter(|v| v.kind == "mail_not_logged")
+            .map(|v| v.proven)
+            .collect::<Vec<_>>()
+    };
+    // BB logged `handed` at t+1000; CC signed at t+100_000 by its clock.
+    let signed = answer(&f.agency_keys[2], 2, 1, true, "ok", t + 100_000);
+    let handed = mail_acked("handed", 2, t + 1000, exp, &signed);
+    // Checkpoint between the handed time and the signed time.
+    assert!(findings(handed.clone(), t + 50_000).is_empty());
+    // Checkpoint after the signed time but within the margin.
+    assert!(findings(handed.clone(), t + 130_000).is_empty());
+    // Past the margin: proven.
+    assert_eq!(findings(handed, t + 200_000), vec![true]);
+    // No ack (an older log): BB's time plus the skew plus the margin.
+    assert!(findings(mail("handed", 2, 2, t + 1000, exp), t + 200_000).is_empty());
+    assert_eq!(
+        findings(mail("handed", 2, 2, t + 1000, exp), t + 600_000),
+        vec![false]
+    );
 }
 
 /// Old `mail` events (no `ack`) keep their exact bytes; new ones with an ack round-trip.
