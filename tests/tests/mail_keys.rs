@@ -237,11 +237,13 @@ async fn a_bad_key_file_does_not_block_a_revoking_reload() {
 
 /// Issue 21: `encryption_keys_dir` kept only its first 64 files by name, so the
 /// roster's current key, named last, was silently left out. Now the current key is
-/// looked up by its public key past the cap, and a reload whose roster names a
-/// current key found in no key file fails, naming the folder and the key, with the
-/// old keys still in force.
+/// looked up by its public key past the cap. A reload whose roster names a current
+/// key found in no key file still applies the roster (its revocations above all) and
+/// warns, naming the folder and the key (review s31-mail M6: it used to fail after
+/// anchoring the roster, so revocations were not applied and a restart disagreed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_current_key_is_kept_past_the_folder_cap_and_a_reload_without_it_fails() {
+async fn the_current_key_is_kept_past_the_folder_cap_and_a_reload_without_it_applies_the_roster_and_warns()
+ {
     let mut c = Cluster::simple(2, &[(0, 1)]);
     c.start(0).await;
     let n = 0;
@@ -289,24 +291,53 @@ async fn the_current_key_is_kept_past_the_folder_cap_and_a_reload_without_it_fai
     );
     assert!(held.contains(&old[0]), "the previous key stays: {held:?}");
 
-    // The authority rotates to a key the operator has not provisioned: the reload
-    // fails naming the folder and the key, and the keys in force stay.
+    assert_eq!(c.node(n).services.metrics.encryption_key_missing.get(), 0);
+
+    // The authority rotates to a key the operator has not provisioned, and in the
+    // same roster revokes a stolen key of agency 1 (review s31-mail M6): the reload
+    // applies the roster, revocation included, and reports the missing key (a
+    // warning naming the folder and the key, the gauge); the keys held stay.
     let unprovisioned = EncryptionSecretKey::generate()
         .unwrap()
         .public_key()
         .unwrap();
     rotate(&unprovisioned, &new);
-    let err = c.node(n).services.control.reload().await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(
-            err,
-            wlnode_runtime::node::NodeError::CurrentEncryptionKeyMissing { .. }
-        ),
-        "{msg}"
-    );
-    assert!(msg.contains(&unprovisioned.to_string()), "{msg}");
-    assert!(msg.contains("encryption-keys"), "{msg}");
+    let stolen = wlnode_crypto::SecretKey::generate().unwrap();
+    let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let text =
+        wlnode_config::roster_edit::add_key(&text, &code(1), &stolen.public_key(), past).unwrap();
+    let text = wlnode_config::roster_edit::revoke_key(
+        &text,
+        &code(1),
+        &stolen.public_key(),
+        Timestamp(past.0 + 1000),
+        "stolen",
+        &[],
+    )
+    .unwrap();
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    let report = c.node(n).services.control.reload().await.unwrap();
+    assert!(report.roster_changed);
+    assert_eq!(c.node(n).services.trust.roster().revocations().count(), 1);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains(&unprovisioned.to_string()))
+        .unwrap_or_else(|| panic!("no warning naming the key: {:?}", report.warnings));
+    assert!(warning.contains("encryption-keys"), "{warning}");
+    assert_eq!(c.node(n).services.metrics.encryption_key_missing.get(), 1);
     assert_eq!(c.node(n).services.control.encryption_keys(), held);
+    // The roster in force is the one anchored: a restart takes the same roster,
+    // reports the same missing key and keeps the revocation.
+    let version = c.node(n).services.trust.roster().version();
+    c.stop(n).await;
+    c.start(n).await;
+    assert_eq!(c.node(n).services.trust.roster().version(), version);
+    assert_eq!(c.node(n).services.trust.roster().revocations().count(), 1);
+    assert_eq!(c.node(n).services.metrics.encryption_key_missing.get(), 1);
     c.stop(n).await;
 }

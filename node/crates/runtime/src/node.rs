@@ -37,7 +37,7 @@ use crate::handles::{Control, Health, Ingested, PeerTable};
 use crate::index::{ScreenHandle, spawn_follower};
 use crate::metrics::Metrics;
 use crate::sources::Sources;
-use crate::trust::{TrustCell, TrustError, load_roster};
+use crate::trust::{TrustCell, TrustError, verify_roster_file};
 use crate::users::{Users, UsersError};
 use crate::watches::{WatchError, Watches};
 
@@ -115,9 +115,10 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// The roster's current encryption key of this agency is in none of the key
-    /// files read (a reload fails with it, the old keys stay in force).
+    /// files read. Not a failure: the roster (and its revocations) is applied all the
+    /// same, and this is reported as a warning (see [`report_missing_current_key`]).
     #[error(
-        "the roster's current encryption key {key} of {agency} is not in {path} (nor any other configured key file): add its key file, or the reload keeps the old keys"
+        "the roster's current encryption key {key} of {agency} is not in {path} (nor any other configured key file): mail sealed to it cannot be opened until its key file is added and the node reloaded"
     )]
     CurrentEncryptionKeyMissing {
         /// The agency.
@@ -318,15 +319,16 @@ pub const MAX_ENCRYPTION_KEY_SCAN: usize = 4096;
 /// Reads the encryption key files the config names: `encryption_key` (an error naming
 /// it when it is not a valid encryption key file of mode 0600), then the `*.key`
 /// files of `encryption_keys_dir` in name order, at most
-/// [`MAX_ENCRYPTION_KEY_FILES`] of them, **plus `current`** (the roster's current key
-/// of this agency) wherever it lies in name order among the first
-/// [`MAX_ENCRYPTION_KEY_SCAN`] files: the cap never leaves the key in force out. A bad
+/// [`MAX_ENCRYPTION_KEY_FILES`] of them, **plus the `wanted` keys** (the roster's
+/// live keys of this agency: current, next and previous, see [`live_encryption_keys`])
+/// wherever they lie in name order among the first [`MAX_ENCRYPTION_KEY_SCAN`] files:
+/// the cap never leaves a key in force out. A bad
 /// file in the folder is skipped with a logged error naming it and why (review
 /// s30-consult2, M3: one bad file failed every reload, revocations included); the
 /// folder itself not readable is an error.
 pub fn read_encryption_keys_with(
     cfg: &Config,
-    current: Option<&EncryptionPublicKey>,
+    wanted: &[EncryptionPublicKey],
 ) -> Result<Vec<EncryptionSecretKey>, NodeError> {
     let mut keys = Vec::new();
     if let Some(p) = &cfg.raw.encryption_key {
@@ -354,21 +356,25 @@ pub fn read_encryption_keys_with(
                 "too many key files in encryption_keys_dir: the last ones in name order are ignored (the roster's current key is still looked for among them)"
             );
         }
-        let mut have_current = current.is_none_or(|c| {
-            keys.iter()
-                .any(|k: &EncryptionSecretKey| k.public_key().ok().as_ref() == Some(c))
-        });
+        let mut missing: Vec<&EncryptionPublicKey> = wanted
+            .iter()
+            .filter(|w| {
+                !keys
+                    .iter()
+                    .any(|k: &EncryptionSecretKey| k.public_key().ok().as_ref() == Some(*w))
+            })
+            .collect();
         for (n, p) in files.iter().take(MAX_ENCRYPTION_KEY_SCAN).enumerate() {
             let within_cap = n < MAX_ENCRYPTION_KEY_FILES;
-            if !within_cap && have_current {
+            if !within_cap && missing.is_empty() {
                 break;
             }
             match read_encryption_key(p) {
                 Ok(k) => {
-                    let is_current =
-                        current.is_some_and(|c| k.public_key().ok().as_ref() == Some(c));
-                    have_current |= is_current;
-                    if within_cap || is_current {
+                    let pk = k.public_key().ok();
+                    let before = missing.len();
+                    missing.retain(|w| pk.as_ref() != Some(*w));
+                    if within_cap || missing.len() < before {
                         keys.push(k);
                     }
                 }
@@ -387,16 +393,87 @@ pub fn read_encryption_keys_with(
     Ok(keys)
 }
 
-/// [`read_encryption_keys_with`] before the roster is known (no current key to look
-/// for past the cap).
+/// [`read_encryption_keys_with`] before the roster is known (no key to look for past
+/// the cap).
 pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
-    read_encryption_keys_with(cfg, None)
+    read_encryption_keys_with(cfg, &[])
+}
+
+/// The roster's encryption keys of `agency` that messages may still be sealed to or
+/// in flight for (the ones [`encryption_keyring`] keeps): the next, current and
+/// previous keys.
+pub fn live_encryption_keys(
+    roster: &Roster,
+    agency: &AgencyCode,
+    now: Timestamp,
+) -> Vec<EncryptionPublicKey> {
+    roster
+        .member(agency)
+        .map(|m| {
+            m.encryption_keys
+                .iter()
+                .filter(|w| window_live(w.valid_until, now))
+                .map(|w| w.key)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn window_live(valid_until: Option<Timestamp>, now: Timestamp) -> bool {
+    valid_until.is_none_or(|u| {
+        u.as_millis()
+            .saturating_add(wlnode_crypto::mail::MAX_EXPIRY_MS)
+            > now.as_millis()
+    })
+}
+
+/// `keys` as read at first, or read again past the folder's cap when one of the
+/// roster's live keys of `agency` is not among them (issue 21; review s31-mail M6:
+/// the previous key, named past the cap, was dropped once it stopped being current).
+pub fn with_live_keys(
+    cfg: &Config,
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: Vec<EncryptionSecretKey>,
+    now: Timestamp,
+) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+    let wanted = live_encryption_keys(roster, agency, now);
+    let held =
+        |w: &EncryptionPublicKey| keys.iter().any(|k| k.public_key().ok().as_ref() == Some(w));
+    if wanted.iter().all(held) {
+        return Ok(keys);
+    }
+    read_encryption_keys_with(cfg, &wanted)
+}
+
+/// Startup and reload alike (review s31-mail M6): when the roster's current encryption
+/// key of `agency` is in no key file read, logs an error naming the folder and the
+/// key, sets the `encryption_key_missing` gauge and returns the warning for the
+/// reload's report; otherwise clears the gauge. The roster is applied either way: a
+/// missing key must never hold back its revocations.
+pub fn report_missing_current_key(
+    cfg: &Config,
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: &[EncryptionSecretKey],
+    now: Timestamp,
+    metrics: &Metrics,
+) -> Option<String> {
+    let missing = missing_current_key(cfg, roster, agency, keys, now);
+    metrics
+        .encryption_key_missing
+        .set(i64::from(missing.is_some()));
+    let e = missing?;
+    if let NodeError::CurrentEncryptionKeyMissing { key, path, .. } = &e {
+        tracing::error!(folder = %path.display(), key = %key, "{e}");
+    }
+    Some(e.to_string())
 }
 
 /// The roster's current encryption key of `agency` when it is not among `keys`, with
-/// the place it was looked for: the error a reload fails with (the old keys stay in
-/// force). `None` when the key is held, when the roster names none, or when the
-/// config names no encryption key at all (a node that opens no mail).
+/// the place it was looked for. `None` when the key is held, when the roster names
+/// none, or when the config names no encryption key at all (a node that opens no
+/// mail).
 pub fn missing_current_key(
     cfg: &Config,
     roster: &Roster,
@@ -437,14 +514,9 @@ pub fn encryption_keyring(
     let mut ring = EncryptionKeyring::default();
     for k in keys {
         let Ok(pk) = k.public_key() else { continue };
-        let live = windows.iter().any(|w| {
-            w.key == pk
-                && w.valid_until.is_none_or(|u| {
-                    u.as_millis()
-                        .saturating_add(wlnode_crypto::mail::MAX_EXPIRY_MS)
-                        > now.as_millis()
-                })
-        });
+        let live = windows
+            .iter()
+            .any(|w| w.key == pk && window_live(w.valid_until, now));
         if live {
             if ring.insert(k).is_err() {
                 tracing::warn!(key = %pk, "encryption key refused");
@@ -538,7 +610,7 @@ impl RunningNode {
         let roster_path = cfg.raw.roster.clone();
         let configured = cfg.raw.roster_authorities.clone();
         let loaded = store
-            .try_call(move |s| load_roster(s, &roster_path, &configured))
+            .try_call(move |s| verify_roster_file(s, &roster_path, &configured))
             .await
             .map_err(|e| match e {
                 TrustError::Store(e) => NodeError::Store(e),
@@ -551,18 +623,25 @@ impl RunningNode {
                 "no roster_authorities configured: trusting this roster's authorities from now on (trust on first use)"
             );
         }
-        // The key in force is kept past the folder's file cap (issue 21).
-        if let Ok(current) = loaded.roster.encryption_key(cfg.agency(), Timestamp::now())
-            && !id
-                .encryption_keys
-                .iter()
-                .any(|k| k.public_key().ok().as_ref() == Some(&current))
-        {
-            id.encryption_keys = read_encryption_keys_with(&cfg, Some(&current))?;
-        }
+        // The keys in force are kept past the folder's file cap (issue 21).
+        id.encryption_keys = with_live_keys(
+            &cfg,
+            &loaded.roster,
+            cfg.agency(),
+            std::mem::take(&mut id.encryption_keys),
+            Timestamp::now(),
+        )?;
         check_membership(&loaded.roster, &cfg, &id)?;
         let metrics = Arc::new(Metrics::new());
         metrics.store_healthy.set(1);
+        report_missing_current_key(
+            &cfg,
+            &loaded.roster,
+            cfg.agency(),
+            &id.encryption_keys,
+            Timestamp::now(),
+            &metrics,
+        );
         let agency = cfg.agency().clone();
         let roster = Arc::new(loaded.roster);
         let (policy, warnings) =
@@ -573,8 +652,12 @@ impl RunningNode {
         tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
         let revoking = roster.clone();
         let me = agency.clone();
+        // The roster is anchored only now, every check passed (review s31-mail M6).
         let (applied, known) = store
-            .call(move |s| crate::trust::apply_revocations(s, &revoking, &me))
+            .call(move |s| {
+                s.set_roster_anchor(&revoking)?;
+                crate::trust::apply_revocations(s, &revoking, &me)
+            })
             .await?;
         let head_seq = applied.head_seq;
         let policy = policy.with_revocations_known(known);
@@ -688,6 +771,7 @@ impl RunningNode {
                 ingested.clone(),
                 blocked,
                 encryption_keys,
+                metrics.clone(),
             ),
             ingested,
             trust,
