@@ -81,8 +81,11 @@ fn rewrite(c: &Cluster, i: usize, events: &[Event]) {
         ..wlnode_store::audit::AuditSettings::default()
     });
     store.audit_rewrite(events).unwrap();
+    // Checkpointed as if some minutes later: the auditor gives a neighbour
+    // MAIL_LOGGED_MARGIN_MS after it signed an ack before its log must show the item.
+    let later = Timestamp::now().as_millis() + 2 * wlnode_audit::verify::MAIL_LOGGED_MARGIN_MS;
     store
-        .audit_checkpoint(Timestamp::now().as_millis() + 1, true)
+        .audit_checkpoint(later, true)
         .unwrap()
         .expect("a fresh checkpoint");
 }
@@ -155,6 +158,13 @@ async fn hand_overs_through_a_relay_carry_signed_acks_that_prove_a_hidden_custod
         .collect();
     let ack = signed_ack(handed_to_c[0], &roster, 2);
     assert_eq!(ack.body().from_hop, Some(code(1)));
+    // B's `received` carries its own signed custody ack: the digest of the copy it
+    // took, which a refusal must name to excuse it (review s31-mail H1).
+    let own = signed_ack(mail_events(&b_events, &id, "received")[0], &roster, 1);
+    assert_eq!(
+        (own.body().from_hop.clone(), own.body().item_digest),
+        (Some(code(0)), ack.body().item_digest)
+    );
     wait_for(T, "A sees the receipt", || async {
         c.node(0)
             .services

@@ -967,21 +967,15 @@ pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
 /// signs, not at the same instant.
 pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
 
-/// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's own
-/// state or decision. Reasons the handing node can provoke itself with a bad
-/// hand-over (a raised hop count, which is not signed; a tampered body; a malformed
-/// or oversized frame; a replay) are no evidence for it.
-const EXCUSING_REFUSALS: &[&str] = &[
-    "full",
-    "quota",
-    "sender_quota",
-    "id_in_use",
-    "store",
-    "forbidden",
-    "expired",
-    "bad_time",
-    "legacy_body",
-];
+/// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
+/// state, which the relay cannot bring about alone (its own share is capped by the
+/// per-neighbour quota): `full` (`Refusal::Full`: it holds as much as it may) and
+/// `store` (its writer failed). Every other reason the handing node can provoke
+/// itself (review s31-mail H1): `too_many_hops` (hops are not signed), `expired` and
+/// the verification failures (a crafted copy under the same id), `legacy_body` (its
+/// own message under the id), `id_in_use` (its own message handed first), `quota`
+/// and `sender_quota` (filled with its own messages); `forbidden` names no message.
+const EXCUSING_REFUSALS: &[&str] = &["full", "store"];
 
 /// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
 /// is valid evidence: signed by `peer` with a key the roster gave it then (not
@@ -1013,9 +1007,12 @@ fn signed_answer(
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
 ///   that neighbour or from the message's addressee (to which alone a relay offers a
 ///   message while it is reachable): its neighbours refused it, it did not sit on it.
-///   A refusal whose signature, key or fields do not verify, or whose reason the
-///   relay could provoke itself ([`EXCUSING_REFUSALS`] lists the others), is no
-///   evidence. Not
+///   A refusal whose signature, key or fields do not verify, whose reason the
+///   relay could provoke itself ([`EXCUSING_REFUSALS`] lists the others), or that
+///   names another copy than the one the relay took (its `item_digest` differs from
+///   the digest in the relay's own signed custody ack, taken from the upstream's
+///   `handed` event or else the relay's `received` event; no refusal counts when
+///   neither holds it) is no evidence (review s31-mail H1). Not
 ///   proven: the log's silence is the evidence;
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
@@ -1026,8 +1023,15 @@ fn signed_answer(
 fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
     // (node, message id) -> (event index, custody time, expiry, neighbour it came
-    // from, addressee).
-    type Custody = (u64, u64, Option<u64>, AgencyCode, AgencyCode);
+    // from, addressee, digest of the copy it took by its own signed custody ack).
+    type Custody = (
+        u64,
+        u64,
+        Option<u64>,
+        AgencyCode,
+        AgencyCode,
+        Option<[u8; 32]>,
+    );
     let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
@@ -1036,8 +1040,10 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
-    // (node, message id) -> (neighbour, signed time) of valid signed refusals.
-    let mut refusals: BTreeMap<(AgencyCode, String), Vec<(AgencyCode, u64)>> = BTreeMap::new();
+    // (node, message id) -> (neighbour, signed time, digest of the refused copy) of
+    // valid signed refusals.
+    type Refused = (AgencyCode, u64, Option<[u8; 32]>);
+    let mut refusals: BTreeMap<(AgencyCode, String), Vec<Refused>> = BTreeMap::new();
     // (node, neighbour, id, time, index, the neighbour's valid signed accepting ack).
     type Handed = (
         AgencyCode,
@@ -1088,12 +1094,19 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
             }
             match action.as_str() {
                 "received" if to != me => {
+                    let upstream = peer.clone().unwrap_or(to.clone());
+                    // The relay's own signed custody ack (logged since review
+                    // s31-mail H1) names the digest of the copy it took.
+                    let digest = signed_answer(roster, ack.as_deref(), &upstream, me, message_id)
+                        .filter(|a| a.accepted)
+                        .and_then(|a| a.body().item_digest);
                     took.entry(key).or_insert((
                         *index,
                         e.at,
                         *expires_at,
-                        peer.clone().unwrap_or(to.clone()),
+                        upstream,
                         to.clone(),
+                        digest,
                     ));
                 }
                 "received" | "delivered" | "handed" => {
@@ -1119,10 +1132,11 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                         && !a.accepted
                         && EXCUSING_REFUSALS.contains(&a.reason.as_str())
                     {
-                        refusals
-                            .entry(key)
-                            .or_default()
-                            .push((p.clone(), a.body().at.as_millis()));
+                        refusals.entry(key).or_default().push((
+                            p.clone(),
+                            a.body().at.as_millis(),
+                            a.body().item_digest,
+                        ));
                     }
                 }
                 _ => {}
@@ -1134,7 +1148,20 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
         .map(|l| (&l.export.agency, l.checkpoint_at))
         .collect();
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
-    for ((node, id), (index, at, expires, from, addressee)) in &took {
+    // The upstream node's copy of a relay's signed custody ack (its `handed` event)
+    // names the digest of the copy the relay took, whatever the relay logged.
+    let custody_digest: HashMap<(&AgencyCode, &str, &AgencyCode), [u8; 32]> = handed
+        .iter()
+        .filter_map(|(from, to, id, _, _, ack)| {
+            let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
+            Some(((to, id.as_str(), from), ack.body().item_digest?))
+        })
+        .collect();
+    for ((node, id), (index, at, expires, from, addressee, logged_digest)) in &took {
+        let digest = custody_digest
+            .get(&(node, id.as_str(), from))
+            .copied()
+            .or(*logged_digest);
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
@@ -1142,13 +1169,17 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
         if moved.contains(&(node.clone(), id.clone())) {
             continue;
         }
-        // Signed refusals of this message made while it lived.
-        let refused: Vec<&(AgencyCode, u64)> = refusals
+        // Signed refusals of the very copy it took (same digest; none when that
+        // digest is unknown) made while it lived.
+        let refused: Vec<&Refused> = refusals
             .get(&(node.clone(), id.clone()))
             .map(|v| {
                 v.iter()
-                    .filter(|(_, r)| {
-                        r.saturating_add(skew) >= *at && *r <= expires.saturating_add(skew)
+                    .filter(|(_, r, d)| {
+                        digest.is_some()
+                            && *d == digest
+                            && r.saturating_add(skew) >= *at
+                            && *r <= expires.saturating_add(skew)
                     })
                     .collect()
             })
@@ -1165,7 +1196,7 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                 .find(|t| {
                     *at <= **t
                         && **t < expires
-                        && !refused.iter().any(|(by, r)| {
+                        && !refused.iter().any(|(by, r, _)| {
                             (by == other || by == addressee)
                                 && r.abs_diff(**t) <= REFUSAL_EVIDENCE_WINDOW_MS
                         })

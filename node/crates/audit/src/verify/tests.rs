@@ -946,11 +946,24 @@ fn answer(
     reason: &str,
     at: u64,
 ) -> wlnode_crypto::mail::MailAck {
+    answer_for(key, by, node, accepted, reason, at, [7; 32])
+}
+
+/// [`answer`] naming the copy with `digest`.
+fn answer_for(
+    key: &SecretKey,
+    by: usize,
+    node: usize,
+    accepted: bool,
+    reason: &str,
+    at: u64,
+    digest: [u8; 32],
+) -> wlnode_crypto::mail::MailAck {
     wlnode_crypto::mail::MailAck::sign_body(
         wlnode_crypto::mail::HandoverBody {
             message_id: Some(wlnode_crypto::model::MessageId::from_hex(&"ab".repeat(16)).unwrap()),
             item: "message".into(),
-            item_digest: Some([7; 32]),
+            item_digest: Some(digest),
             from_hop: Some(ag(node)),
             to_hop: ag(by),
             accepted,
@@ -980,6 +993,18 @@ fn mail_acked(
     e
 }
 
+/// BB's `received` of AA's message at `at`, carrying BB's own signed custody ack
+/// (digest `[7; 32]`), as a relay logs it.
+fn took_at(f: &Fixture, at: u64, expires_at: u64) -> Event {
+    mail_acked(
+        "received",
+        0,
+        at,
+        expires_at,
+        &answer(&f.agency_keys[1], 1, 0, true, "ok", at),
+    )
+}
+
 fn relayed_kinds(f: &Fixture, events: &[Event]) -> Vec<String> {
     let n = events.len() as u64;
     let rep = verify(
@@ -1004,7 +1029,7 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
     let done = t + 4 * 3_600_000;
     // BB took AA's message for CC at t; CC was reachable the whole time (records
     // sent to it) and refused each offer, signed; the refusals are logged hourly.
-    let mut events = vec![mail("received", 2, 0, t, exp)];
+    let mut events = vec![took_at(&f, t, exp)];
     for h in 0..3u64 {
         let at = t + 60_000 + h * 3_600_000;
         events.push(mail_acked(
@@ -1096,6 +1121,72 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
         provoked_kinds.iter().any(|k| k == "mail_not_relayed"),
         "{provoked_kinds:?}"
     );
+    // Review s31-mail H1: the real CC's signed refusals for the right id but another
+    // copy (a crafted envelope under the id, refused `expired` at no cost), or for
+    // the right copy with a reason BB can provoke (its own message first under the
+    // id, its own quota filled), are no evidence.
+    for (reason, digest) in [
+        ("expired", [8; 32]),
+        ("full", [8; 32]),
+        ("expired", [7; 32]),
+        ("legacy_body", [7; 32]),
+        ("id_in_use", [7; 32]),
+        ("quota", [7; 32]),
+        ("sender_quota", [7; 32]),
+    ] {
+        let other: Vec<Event> = events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Mail { action, .. } if action == "hand_refused" => mail_acked(
+                    "hand_refused",
+                    2,
+                    e.at,
+                    exp,
+                    &answer_for(&f.agency_keys[2], 2, 1, false, reason, e.at, digest),
+                ),
+                _ => e.clone(),
+            })
+            .collect();
+        let k = relayed_kinds(&f, &other);
+        assert!(
+            k.iter().any(|k| k == "mail_not_relayed"),
+            "{reason} {digest:?}: {k:?}"
+        );
+    }
+    // Without BB's custody ack in its `received` event the copy it took is unknown
+    // and no refusal counts...
+    let mut unbound = events.clone();
+    unbound[0] = mail("received", 2, 0, t, exp);
+    let k = relayed_kinds(&f, &unbound);
+    assert!(k.iter().any(|k| k == "mail_not_relayed"), "{k:?}");
+    // ...unless AA's log holds it: AA's `handed` carries BB's signed custody ack.
+    let aa = log(
+        &f,
+        0,
+        &[
+            mail_acked(
+                "handed",
+                1,
+                t,
+                exp,
+                &answer(&f.agency_keys[1], 1, 0, true, "ok", t),
+            ),
+            Event::new(t + 1000, EventKind::NodeStopped),
+        ],
+        &[2],
+    );
+    let n = unbound.len() as u64;
+    let rep = verify(
+        &f.roster,
+        &[aa, log(&f, 1, &unbound, &[n])],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        !kinds(&rep).contains(&"mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
 }
 
 /// A signed refusal covers only the moments near it: a relay that logged one refusal
@@ -1122,13 +1213,13 @@ fn a_relay_with_a_route_and_no_attempts_is_blamed_and_refusals_cover_only_their_
     let stale = relayed_kinds(
         &f,
         &[
-            mail("received", 2, 0, t, exp),
+            took_at(&f, t, exp),
             mail_acked(
                 "hand_refused",
                 2,
                 t + 1000,
                 exp,
-                &answer(&f.agency_keys[2], 2, 1, false, "quota", t + 1000),
+                &answer(&f.agency_keys[2], 2, 1, false, "full", t + 1000),
             ),
             sent(&r, 2, t + 2 * 3_600_000),
             Event::new(done, EventKind::NodeStopped),
@@ -1140,13 +1231,13 @@ fn a_relay_with_a_route_and_no_attempts_is_blamed_and_refusals_cover_only_their_
     let not_ours = relayed_kinds(
         &f,
         &[
-            mail("received", 2, 0, t, exp),
+            took_at(&f, t, exp),
             mail_acked(
                 "hand_refused",
                 2,
                 t + 1000,
                 exp,
-                &answer(&f.agency_keys[2], 2, 0, false, "quota", t + 1000),
+                &answer(&f.agency_keys[2], 2, 0, false, "full", t + 1000),
             ),
             sent(&r, 2, t + 2000),
             Event::new(done, EventKind::NodeStopped),

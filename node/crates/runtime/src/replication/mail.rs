@@ -534,8 +534,15 @@ impl Service {
             Intake::Relay => {
                 self.metrics.mail("received");
                 let respond = self.respond_after(id, Some(&item), &agency, true, "ok");
+                // Our own signed custody ack goes into the `received` event: it names
+                // the digest of the copy we took, which alone a neighbour's refusal
+                // must name to excuse us (review s31-mail H1).
+                let mut received = mail_event("received", &item, Some(&agency), None);
+                if let Some((_, ok, _)) = &respond {
+                    received = with_ack(received, ok);
+                }
                 self.mail_job(MailJob {
-                    events: vec![mail_event("received", &item, Some(&agency), None)],
+                    events: vec![received],
                     respond,
                     ..MailJob::default()
                 });
