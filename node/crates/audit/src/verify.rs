@@ -1017,9 +1017,12 @@ fn signed_answer(
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
 ///   record of it. **Proven** when the `handed` event carries the neighbour's signed
-///   custody ack (`ok`: it took the message, so its log must show `received`); without
-///   one (older logs), or for an ack that says it already had the message, it is
-///   reported unproven, only when the neighbour's log has no trace of the id at all.
+///   custody ack: `ok` (it took the message, so its log must show `received`), or
+///   `seen`/`duplicate` (it said it had the message already, so its log must know
+///   the id at least; review s31-mail M3). Without one (older logs) it is reported
+///   unproven, only when the neighbour's log has no trace of the id at all. Only
+///   once the neighbour's checkpoint is [`MAIL_LOGGED_MARGIN_MS`] past the ack's
+///   signed time (without an ack: the handing time plus the clock skew).
 fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
     // (node, message id) -> (event index, custody time, expiry, neighbour it came
@@ -1229,17 +1232,28 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
         }
         let key = (to.clone(), id.clone());
         let had_it = moved.contains(&key) || took.contains_key(&key);
-        let custody = custody.filter(|a| a.reason == "ok").map(|a| a.to_hex());
+        let knew_it = known.contains(&key);
         match custody {
-            Some(ack) if !had_it => report.violations.push(proven(
+            Some(ack) if ack.reason == "ok" && !had_it => report.violations.push(proven(
                 "mail_not_logged",
                 &format!("{from}->{to}"),
                 format!(
                     "{from} handed message {id} to {to}, which signed that it took custody, but its log has no record of receiving it"
                 ),
-                serde_json::json!({"message_id": id, "event": index, "ack": ack}),
+                serde_json::json!({"message_id": id, "event": index, "ack": ack.to_hex()}),
             )),
-            None if !had_it && !known.contains(&key) => report.violations.push(violation(
+            // It signed that it already had the message (`seen`, `duplicate`): its
+            // log must know the id at least (review s31-mail M3).
+            Some(ack) if ack.reason != "ok" && !knew_it => report.violations.push(proven(
+                "mail_not_logged",
+                &format!("{from}->{to}"),
+                format!(
+                    "{from} handed message {id} to {to}, which signed that it already had it ({}), but its log has no trace of it",
+                    ack.reason
+                ),
+                serde_json::json!({"message_id": id, "event": index, "ack": ack.to_hex()}),
+            )),
+            None if !had_it && !knew_it => report.violations.push(violation(
                 "mail_not_logged",
                 &format!("{from}->{to}"),
                 format!("{from} handed message {id} to {to}, whose log has no record of it"),

@@ -1343,6 +1343,20 @@ fn mail_not_logged_is_proven_by_the_neighbours_signed_custody_ack() {
         &[2],
     );
     assert!(findings(mail_acked("handed", 2, t + 1000, exp, &seen), &cc_receipt).is_empty());
+    // Review s31-mail M3: CC signed `seen` (or `duplicate`) and its log has no trace
+    // of the id: its signature is the proof.
+    assert_eq!(
+        findings(mail_acked("handed", 2, t + 1000, exp, &seen), &cc_silent),
+        vec![(pair.clone(), true)]
+    );
+    let duplicate = answer(&f.agency_keys[2], 2, 1, true, "duplicate", t + 1000);
+    assert_eq!(
+        findings(
+            mail_acked("handed", 2, t + 1000, exp, &duplicate),
+            &cc_silent
+        ),
+        vec![(pair.clone(), true)]
+    );
 }
 
 /// Review s31-mail H2: CC's checkpoint lies after BB's `handed` time but before CC
