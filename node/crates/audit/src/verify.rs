@@ -998,7 +998,8 @@ fn signed_answer(
 /// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
-///   handed it on, although its own log shows a link to another neighbour than the one
+///   handed it on (in a log of a build that signs hand-overs, a `handed` counts only
+///   with the neighbour's valid signed acceptance: review s31-mail M2), although its own log shows a link to another neighbour than the one
 ///   it got the message from while the message lived (it handed or took mail, was
 ///   refused a hand-over, or sent or accepted records, with that neighbour): it had a
 ///   route. A relay whose log shows no such link was a dead end and is not blamed
@@ -1059,6 +1060,14 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let mut handed: Vec<Handed> = Vec::new();
     for l in &usable {
         let me = &l.export.agency;
+        // A log written by a build that signs hand-overs (any `mail` event carries
+        // an ack): there, a `handed` without the neighbour's valid signed acceptance
+        // is no hand-over (review s31-mail M2).
+        let signs_handovers = l
+            .events
+            .iter()
+            .filter(|(i, _)| *i < l.covered)
+            .any(|(_, e)| matches!(&e.kind, EventKind::Mail { ack: Some(_), .. }));
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let neighbour = match &e.kind {
                 EventKind::Sent { to, .. } => Some(to),
@@ -1113,11 +1122,17 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                     ));
                 }
                 "received" | "delivered" | "handed" => {
+                    if action == "handed" && peer.is_none() && signs_handovers {
+                        continue;
+                    }
                     if action == "handed"
                         && let Some(p) = peer
                     {
                         let custody = signed_answer(roster, ack.as_deref(), me, p, message_id)
                             .filter(|a| a.accepted);
+                        if custody.is_none() && signs_handovers {
+                            continue;
+                        }
                         handed.push((
                             me.clone(),
                             p.clone(),

@@ -1312,12 +1312,10 @@ fn mail_not_logged_is_proven_by_the_neighbours_signed_custody_ack() {
         findings(mail("handed", 2, 2, t + 1000, exp), &cc_silent),
         vec![(pair.clone(), false)]
     );
-    // An ack BB signed itself in CC's name: no proof.
+    // An ack BB signed itself in CC's name: no proof, and (a log with acks, review
+    // s31-mail M2) no hand-over either, so CC is not reported at all.
     let forged = answer(&f.agency_keys[1], 2, 1, true, "ok", t + 1000);
-    assert_eq!(
-        findings(mail_acked("handed", 2, t + 1000, exp, &forged), &cc_silent),
-        vec![(pair.clone(), false)]
-    );
+    assert!(findings(mail_acked("handed", 2, t + 1000, exp, &forged), &cc_silent).is_empty());
     // CC logged the message: nothing to report.
     let cc_honest = log(
         &f,
@@ -1406,6 +1404,92 @@ fn a_hand_over_after_the_neighbours_checkpoint_by_its_own_clock_is_not_reported(
     assert_eq!(
         findings(mail("handed", 2, 2, t + 1000, exp), t + 600_000),
         vec![false]
+    );
+}
+
+/// Review s31-mail M2: in a log that carries acks (a build that signs hand-overs),
+/// a `handed` without the neighbour's valid signed acceptance (none, forged, or a
+/// refusal) is no hand-over: the relay with a route is blamed, and the neighbour it
+/// names is not reported. In an older log (no acks anywhere) a bare `handed` still
+/// counts.
+#[test]
+fn a_handed_event_without_a_valid_signed_acceptance_does_not_clear_a_relay() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    let done = t + 4 * 3_600_000;
+    let relay = |handed: Event| {
+        vec![
+            took_at(&f, t, exp),
+            sent(&r, 2, t + 600_000),
+            handed,
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    let bare = relay(mail("handed", 2, 2, t + 700_000, exp));
+    assert!(
+        relayed_kinds(&f, &bare)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    let forged = relay(mail_acked(
+        "handed",
+        2,
+        t + 700_000,
+        exp,
+        &answer(&f.agency_keys[1], 2, 1, true, "ok", t + 700_000),
+    ));
+    assert!(
+        relayed_kinds(&f, &forged)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    let refused = relay(mail_acked(
+        "handed",
+        2,
+        t + 700_000,
+        exp,
+        &answer(&f.agency_keys[2], 2, 1, false, "full", t + 700_000),
+    ));
+    assert!(
+        relayed_kinds(&f, &refused)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    // CC, silent, is not reported for the bare `handed`.
+    let cc = log(&f, 2, &[Event::new(done, EventKind::NodeStopped)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[log(&f, 1, &bare, &[4]), cc],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        !kinds(&rep).contains(&"mail_not_logged"),
+        "{:?}",
+        rep.violations
+    );
+    // CC's valid signed custody ack: handed on.
+    let signed = relay(mail_acked(
+        "handed",
+        2,
+        t + 700_000,
+        exp,
+        &answer(&f.agency_keys[2], 2, 1, true, "ok", t + 700_000),
+    ));
+    assert!(
+        !relayed_kinds(&f, &signed)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    // An older log (no acks at all): a bare `handed` still counts.
+    let mut old = bare.clone();
+    old[0] = mail("received", 2, 0, t, exp);
+    assert!(
+        !relayed_kinds(&f, &old)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
     );
 }
 
