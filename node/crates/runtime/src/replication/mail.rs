@@ -75,7 +75,18 @@ pub(crate) struct MailState {
     /// for.
     pub(crate) refusals_evidenced:
         std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    /// Per neighbour: when its current hour of `hand_refused` events began and how
+    /// many were audited in it (at most [`HAND_REFUSED_PER_NEIGHBOUR`]).
+    pub(crate) refusals_evidenced_per_peer:
+        std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
 }
+
+/// The most `hand_refused` events audited per neighbour per
+/// [`HAND_REFUSED_LOG_EVERY`] (review s31-mail M5): a neighbour refusing everything
+/// grows our audit log by at most this many events (about 1 KB each) an hour. A relay
+/// holding more relayed messages than this for one refusing neighbour logs evidence
+/// for the first ones only; the others may be reported `mail_not_relayed` (unproven).
+pub const HAND_REFUSED_PER_NEIGHBOUR: usize = 1024;
 
 /// How often one neighbour's signed refusal of one item is audited (`hand_refused`):
 /// the item is offered again at least every few minutes, and the audit log must not
@@ -83,6 +94,46 @@ pub(crate) struct MailState {
 /// to `wlnode_audit::verify::REFUSAL_EVIDENCE_WINDOW_MS`, more than this plus the
 /// longest retry delay.
 pub const HAND_REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether a neighbour's signed refusal of `item` is evidence worth auditing
+/// (`hand_refused`): only for a message we relay (not ours: we are its sender), the
+/// one thing the auditor's `mail_not_relayed` looks at (review s31-mail M5).
+fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
+    matches!(item, MailItem::Envelope(e) if e.header().from != *me)
+}
+
+/// Whether `agency`'s signed refusal of `key` is to be audited now (and if so, notes
+/// it): once per item per [`HAND_REFUSED_LOG_EVERY`], and at most
+/// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item map is
+/// pruned of old entries when it grows; the per-neighbour one holds roster members.
+fn refusal_evidence_due(
+    per_item: &mut std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    agency: &AgencyCode,
+    key: ItemKey,
+    now: std::time::Instant,
+) -> bool {
+    let slot = (agency.clone(), key);
+    if per_item
+        .get(&slot)
+        .is_some_and(|t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY)
+    {
+        return false;
+    }
+    let hour = per_peer.entry(agency.clone()).or_insert((now, 0));
+    if now.duration_since(hour.0) >= HAND_REFUSED_LOG_EVERY {
+        *hour = (now, 0);
+    }
+    if hour.1 >= HAND_REFUSED_PER_NEIGHBOUR {
+        return false;
+    }
+    hour.1 += 1;
+    if per_item.len() >= 65_536 {
+        per_item.retain(|_, t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY);
+    }
+    per_item.insert(slot, now);
+    true
+}
 
 /// One ordered store job of the mail service, and what to do once it is durable.
 #[derive(Default)]
@@ -660,7 +711,12 @@ impl Service {
                 tracing::debug!(%agency, reason = %ack.reason, "mail hand-over refused");
                 self.mail.mailer.on_hand_failed(&agency, &key);
                 self.metrics.mail("hand_refused");
-                if self.refusal_evidence_due(&agency, key, std::time::Instant::now()) {
+                // Only relayed messages need the evidence (the auditor's
+                // `mail_not_relayed` looks at nothing else): our own messages and
+                // receipts are not audited (review s31-mail M5).
+                if refusal_needs_evidence(&item, &self.agency)
+                    && self.refusal_evidence_due(&agency, key, std::time::Instant::now())
+                {
                     let event = with_ack(
                         mail_event("hand_refused", &item, Some(&agency), Some(&ack.reason)),
                         &ack,
@@ -697,26 +753,21 @@ impl Service {
         }
     }
 
-    /// Whether `agency`'s signed refusal of `key` is to be audited now (and if so,
-    /// notes it). The map is pruned of old entries when it grows.
+    /// Whether `agency`'s signed refusal of `key` is to be audited now (see
+    /// [`refusal_evidence_due`]).
     fn refusal_evidence_due(
         &mut self,
         agency: &AgencyCode,
         key: ItemKey,
         now: std::time::Instant,
     ) -> bool {
-        let map = &mut self.mail.refusals_evidenced;
-        let slot = (agency.clone(), key);
-        let due = map
-            .get(&slot)
-            .is_none_or(|t| now.duration_since(*t) >= HAND_REFUSED_LOG_EVERY);
-        if due {
-            if map.len() >= 65_536 {
-                map.retain(|_, t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY);
-            }
-            map.insert(slot, now);
-        }
-        due
+        refusal_evidence_due(
+            &mut self.mail.refusals_evidenced,
+            &mut self.mail.refusals_evidenced_per_peer,
+            agency,
+            key,
+            now,
+        )
     }
 
     /// One of our mail requests failed.
@@ -953,6 +1004,98 @@ mod tests {
         assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
         assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
         assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
+
+    /// Review s31-mail M5: `hand_refused` evidence only for messages we relay, once
+    /// per item an hour and at most HAND_REFUSED_PER_NEIGHBOUR per neighbour an hour.
+    #[test]
+    fn refusal_evidence_is_logged_for_relayed_messages_only_and_capped_per_neighbour() {
+        use wlnode_crypto::model::MessageId;
+        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let a: AgencyCode = "AA-X".parse().unwrap();
+        let me: AgencyCode = "BB-X".parse().unwrap();
+        let env = |from: &str| {
+            Envelope::seal(
+                &wlnode_crypto::mail::Draft {
+                    id: MessageId([1; 16]),
+                    from: from.parse().unwrap(),
+                    to: "CC-X".parse().unwrap(),
+                    kind: "test",
+                    created_at: Timestamp(1_780_000_000_000),
+                    expires_at: Timestamp(1_780_003_600_000),
+                    plaintext: b"x",
+                },
+                &key,
+                &enc.public_key().unwrap(),
+            )
+            .unwrap()
+        };
+        assert!(refusal_needs_evidence(
+            &MailItem::Envelope(env("AA-X")),
+            &me
+        ));
+        assert!(!refusal_needs_evidence(
+            &MailItem::Envelope(env("BB-X")),
+            &me
+        ));
+        let (mut per_item, mut per_peer) = Default::default();
+        let t = std::time::Instant::now();
+        let item = |n: usize| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            (wlnode_sync::mail::ItemKind::Message, MessageId(id))
+        };
+        assert!(refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(0),
+            t
+        ));
+        // The same item again within the hour: not logged.
+        assert!(!refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(0),
+            t
+        ));
+        for n in 1..HAND_REFUSED_PER_NEIGHBOUR {
+            assert!(refusal_evidence_due(
+                &mut per_item,
+                &mut per_peer,
+                &a,
+                item(n),
+                t
+            ));
+        }
+        // Past the cap for this neighbour: not logged; another neighbour still is.
+        let n = HAND_REFUSED_PER_NEIGHBOUR;
+        assert!(!refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(n),
+            t
+        ));
+        let b: AgencyCode = "DD-X".parse().unwrap();
+        assert!(refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &b,
+            item(n),
+            t
+        ));
+        // An hour later the neighbour's count starts again.
+        let later = t + HAND_REFUSED_LOG_EVERY;
+        assert!(refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(n),
+            later
+        ));
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key

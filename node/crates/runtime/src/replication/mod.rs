@@ -259,6 +259,7 @@ pub(crate) async fn start(
             connected: BTreeSet::new(),
             refusals_logged: HashMap::new(),
             refusals_evidenced: HashMap::new(),
+            refusals_evidenced_per_peer: HashMap::new(),
         },
         me: network.handle.local_peer(),
         net: network.handle,
