@@ -423,6 +423,66 @@ async fn flag_messages_in_flight_stay_under_the_cap_and_the_rest_follow() {
     c.stop(1).await;
 }
 
+/// Review s31-mail M7: one origin that is away (or withholds receipts) holds at most
+/// max_in_flight / 8 (at least 4) of the flag-message slots, so the others stay free
+/// for every other origin. With the cap at 40 (5 per origin) and 6 flags on one
+/// origin's entries while it is away, 6 were pending before; now 5, and the sixth
+/// follows once the origin is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_origin_holds_at_most_its_share_of_the_flag_messages_in_flight() {
+    let mut c = flag_cluster(40, 100);
+    c.start_all().await;
+    let names = [
+        "Heron A", "Heron B", "Heron C", "Heron D", "Heron E", "Heron F",
+    ];
+    let w = c
+        .add_drafts(
+            0,
+            "flags",
+            names.iter().map(|n| wlnode_tests::draft(n, None)).collect(),
+        )
+        .await;
+    wait_for(T, "B holds A's entries", || async {
+        let mut all = true;
+        for x in &w {
+            all &= !c
+                .node(1)
+                .services
+                .store
+                .entries_by_id(x.entry_id)
+                .await
+                .unwrap()
+                .is_empty();
+        }
+        all
+    })
+    .await;
+    c.stop(0).await;
+    for (i, x) in w.iter().enumerate() {
+        c.node(1)
+            .services
+            .flags
+            .set("liaison", x.entry_id, None, format!("FLAG {i}"))
+            .await
+            .unwrap();
+    }
+    c.node(1).services.flags.retry().await.unwrap();
+    assert_eq!(pending_flag_messages(&c, 1).await, 5);
+    c.start(0).await;
+    wait_for(T, "A's inbox has all six flags", || async {
+        c.node(1).services.flags.retry().await.unwrap();
+        let inbox = c.node(0).services.mail.inbox(100).await.unwrap();
+        (0..6).all(|i| {
+            inbox
+                .iter()
+                .any(|m| m.kind == "flag" && m.body.contains(&format!("FLAG {i}")))
+        })
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
 /// Issue 21: flag writes are rate-limited per user (a token bucket): past the burst
 /// a set or lift is refused `RateLimited` (HTTP 429 `flag_rate_limited`) before
 /// anything is saved; another user is not affected; a no-op set costs nothing.

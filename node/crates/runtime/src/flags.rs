@@ -26,12 +26,14 @@
 //! up to [`MAX_FLAGS`] flags on different entries could exceed our own outbox bound
 //! of 8,192 and make consultation requests fail `Full`): past it, a set or lift is
 //! saved and audited as always, and its message waits (`unsent`) until earlier flag
-//! messages are delivered or expire ([`Flags::retry`] sends it). And **each user's
+//! messages are delivered or expire ([`Flags::retry`] sends it). One origin holds at
+//! most `max_in_flight / 8` (at least 4) of those slots (review s31-mail M7: an
+//! origin away or withholding receipts held them all for 30 days). And **each user's
 //! flag writes are rate-limited** (a token bucket: [`FlagLimits::burst`], then
 //! [`FlagLimits::per_minute`]); past it a write is refused with
 //! [`FlagError::RateLimited`] (HTTP 429) before anything is saved.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,7 +92,8 @@ struct Bucket {
 /// and perhaps still pending (`None` until first needed, then read from the table).
 #[derive(Debug, Default)]
 struct FlagState {
-    in_flight: Option<BTreeSet<MessageId>>,
+    /// Flag messages in flight, with the origin each goes to.
+    in_flight: Option<BTreeMap<MessageId, AgencyCode>>,
     /// When the in-flight ids were last checked against the outbox (at most once a
     /// second: a retry of thousands of waiting flags must not re-read them each).
     pruned_at: Option<Instant>,
@@ -279,26 +282,43 @@ impl Flags {
     async fn in_flight<'a>(
         &self,
         st: &'a mut FlagState,
-    ) -> Result<&'a mut BTreeSet<MessageId>, FlagError> {
+    ) -> Result<&'a mut BTreeMap<MessageId, AgencyCode>, FlagError> {
         if st.in_flight.is_none() {
-            let mut set = BTreeSet::new();
+            let mut set = BTreeMap::new();
             for f in self.all().await? {
                 if let Some(id) = f.in_flight
                     && self.pending(Some(id)).await?
                 {
-                    set.insert(id);
+                    set.insert(id, f.origin.clone());
                 }
             }
             st.in_flight = Some(set);
         }
-        Ok(st.in_flight.get_or_insert_with(BTreeSet::new))
+        Ok(st.in_flight.get_or_insert_with(BTreeMap::new))
     }
 
-    /// Whether one more flag message may go now: under the in-flight cap, after
-    /// forgetting the ids that are no longer pending when at it.
-    async fn room_in_flight(&self, st: &mut FlagState) -> Result<bool, FlagError> {
-        let cap = self.limits.max_in_flight;
-        if self.in_flight(st).await?.len() < cap {
+    /// The most flag messages in flight to one origin (review s31-mail M7): an origin
+    /// that is offline or withholds receipts holds at most this many of the
+    /// [`FlagLimits::max_in_flight`] slots, for up to the flag message's life; the
+    /// others stay free for every other origin.
+    fn per_origin_cap(&self) -> usize {
+        (self.limits.max_in_flight / 8).max(4)
+    }
+
+    fn room_for(&self, set: &BTreeMap<MessageId, AgencyCode>, origin: &AgencyCode) -> bool {
+        set.len() < self.limits.max_in_flight
+            && set.values().filter(|o| *o == origin).count() < self.per_origin_cap()
+    }
+
+    /// Whether one more flag message to `origin` may go now: under the in-flight
+    /// cap and the per-origin cap, after forgetting the ids that are no longer pending
+    /// when at either.
+    async fn room_in_flight(
+        &self,
+        st: &mut FlagState,
+        origin: &AgencyCode,
+    ) -> Result<bool, FlagError> {
+        if self.room_for(self.in_flight(st).await?, origin) {
             return Ok(true);
         }
         let now = Instant::now();
@@ -309,14 +329,19 @@ impl Flags {
             return Ok(false);
         }
         st.pruned_at = Some(now);
-        let ids: Vec<MessageId> = self.in_flight(st).await?.iter().copied().collect();
-        let mut still = BTreeSet::new();
-        for id in ids {
+        let ids: Vec<(MessageId, AgencyCode)> = self
+            .in_flight(st)
+            .await?
+            .iter()
+            .map(|(id, o)| (*id, o.clone()))
+            .collect();
+        let mut still = BTreeMap::new();
+        for (id, o) in ids {
             if self.pending(Some(id)).await? {
-                still.insert(id);
+                still.insert(id, o);
             }
         }
-        let room = still.len() < cap;
+        let room = self.room_for(&still, origin);
         st.in_flight = Some(still);
         Ok(room)
     }
@@ -466,7 +491,9 @@ impl Flags {
         {
             self.in_flight(st).await?.remove(&prev);
         }
-        if !self.in_flight(st).await?.contains(&id) && !self.room_in_flight(st).await? {
+        if !self.in_flight(st).await?.contains_key(&id)
+            && !self.room_in_flight(st, &f.origin).await?
+        {
             tracing::debug!(entry = %f.entry_id, "flag message waits: flag messages in flight at their cap");
             return Ok(());
         }
@@ -497,7 +524,7 @@ impl Flags {
             }
             Err(e) => return Err(e.into()),
         }
-        self.in_flight(st).await?.insert(id);
+        self.in_flight(st).await?.insert(id, f.origin.clone());
         f.unsent = None;
         f.in_flight = Some(id);
         f.undeliverable = false;
