@@ -95,6 +95,13 @@ pub const HAND_REFUSED_PER_NEIGHBOUR: usize = 1024;
 /// longest retry delay.
 pub const HAND_REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Whether a neighbour's ack that fails verification with `e` is a strike: not
+/// while our rosters differ and a rollover explains it (a key we do not know yet,
+/// outside its window, or revoked in our newer roster: review s31-mail L2).
+fn ack_error_strikes(e: &MailError, rosters_differ: bool) -> bool {
+    !(rosters_differ && matches!(e, MailError::Signer(_) | MailError::RevokedSigner { .. }))
+}
+
 /// Whether a neighbour's signed refusal of `item` is evidence worth auditing
 /// (`hand_refused`): only for a message we relay (not ours: we are its sender), the
 /// one thing the auditor's `mail_not_relayed` looks at (review s31-mail M5).
@@ -910,7 +917,7 @@ fn ack_verdict(
         }
     };
     if let Err(e) = ack.verify(roster, agency) {
-        let strike = !(rosters_differ && matches!(e, MailError::Signer(_)));
+        let strike = ack_error_strikes(&e, rosters_differ);
         return AckVerdict::Bad {
             reason: e.code(),
             strike,
@@ -1004,6 +1011,21 @@ mod tests {
         assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
         assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
         assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
+
+    /// Review s31-mail L2: an ack signed with a key our newer roster revokes is no
+    /// strike while the rosters differ (as for an unknown key); otherwise it is.
+    #[test]
+    fn a_revoked_ack_signer_is_no_strike_during_a_roster_rollover() {
+        let revoked = MailError::RevokedSigner {
+            agency: "AA-X".parse().unwrap(),
+            key: "ed25519:00".into(),
+        };
+        assert!(!ack_error_strikes(&revoked, true));
+        assert!(ack_error_strikes(&revoked, false));
+        let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
+        assert!(!ack_error_strikes(&unknown, true));
+        assert!(ack_error_strikes(&MailError::BadSignature, true));
     }
 
     /// Review s31-mail M5: `hand_refused` evidence only for messages we relay, once
