@@ -1039,7 +1039,8 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
-    let mut links: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
+    // Indexed by node, then neighbour (review s31-mail L1); times sorted below.
+    let mut links: BTreeMap<AgencyCode, BTreeMap<AgencyCode, Vec<u64>>> = BTreeMap::new();
     // (node, message id): the node had the message (received, delivered or handed).
     let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
@@ -1082,7 +1083,12 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                 _ => None,
             };
             if let Some(n) = neighbour {
-                links.entry((me.clone(), n.clone())).or_default().push(e.at);
+                links
+                    .entry(me.clone())
+                    .or_default()
+                    .entry(n.clone())
+                    .or_default()
+                    .push(e.at);
             }
             let EventKind::Mail {
                 action,
@@ -1161,6 +1167,9 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
             }
         }
     }
+    for times in links.values_mut().flat_map(BTreeMap::values_mut) {
+        times.sort_unstable();
+    }
     let checkpoint_of: HashMap<&AgencyCode, Option<u64>> = usable
         .iter()
         .map(|l| (&l.export.agency, l.checkpoint_at))
@@ -1205,21 +1214,33 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
         // A moment of a link to another neighbour while the message lived that no
         // signed refusal (of that neighbour, or of the addressee) covers: it had a
         // route and did not use it.
-        let uncovered = links.iter().find_map(|((n, other), times)| {
-            if n != node || other == from {
-                return None;
-            }
-            times
-                .iter()
-                .find(|t| {
-                    *at <= **t
-                        && **t < expires
-                        && !refused.iter().any(|(by, r, _)| {
-                            (by == other || by == addressee)
-                                && r.abs_diff(**t) <= REFUSAL_EVIDENCE_WINDOW_MS
-                        })
-                })
-                .map(|t| (other, *t))
+        // Link times and refusal times are sorted and searched by bisection, so a
+        // log with many links and refusals costs O((links + refusals) log n) per
+        // message, not their product (review s31-mail L1).
+        let w = REFUSAL_EVIDENCE_WINDOW_MS;
+        let uncovered = links.get(node).and_then(|by_neighbour| {
+            by_neighbour.iter().find_map(|(other, times)| {
+                if other == from {
+                    return None;
+                }
+                let mut cover: Vec<u64> = refused
+                    .iter()
+                    .filter(|(by, _, _)| by == other || by == addressee)
+                    .map(|(_, r, _)| *r)
+                    .collect();
+                cover.sort_unstable();
+                let first = times.partition_point(|t| t < at);
+                times
+                    .get(first..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .take_while(|t| **t < expires)
+                    .find(|t| {
+                        let i = cover.partition_point(|r| r.saturating_add(w) < **t);
+                        !cover.get(i).is_some_and(|r| *r <= t.saturating_add(w))
+                    })
+                    .map(|t| (other, *t))
+            })
         });
         if let Some((other, t)) = uncovered {
             report.violations.push(violation(
