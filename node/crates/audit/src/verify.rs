@@ -1237,7 +1237,7 @@ fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                     .take_while(|t| **t < expires)
                     .find(|t| {
                         let i = cover.partition_point(|r| r.saturating_add(w) < **t);
-                        !cover.get(i).is_some_and(|r| *r <= t.saturating_add(w))
+                        cover.get(i).is_none_or(|r| *r > t.saturating_add(w))
                     })
                     .map(|t| (other, *t))
             })
