@@ -29,6 +29,9 @@ pub mod context {
     pub const MAIL: &[u8] = b"wlnode/mail/v1\0";
     /// Receipts of sealed messages, signed by the recipient.
     pub const RECEIPT: &[u8] = b"wlnode/receipt/v1\0";
+    /// The next hop's answer to a mail hand-over (custody taken, or why not), signed
+    /// by the answering agency: evidence for the handing node's audit log.
+    pub const HANDOVER: &[u8] = b"wlnode/mail-handover/v1\0";
     /// The HPKE `info` prefix of a sealed body in the first, unpadded format (not a
     /// signature context, but kept here so that no two purposes share a label). Only
     /// recognised, to refuse such a body with a clear reason; never sealed.

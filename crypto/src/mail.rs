@@ -15,6 +15,13 @@
 //! A [`Receipt`] is the recipient's signature in the `wlnode/receipt/v1` context over
 //! {message id, recipient, sender, time}: proof of delivery the sender can keep.
 //!
+//! A [`MailAck`] is the next hop's answer to one hand-over, signed by its agency in
+//! the `wlnode/mail-handover/v1` context over {message id, item kind and digest,
+//! handing agency, answering agency, accepted, reason, time}: the handing node keeps
+//! it in its audit log as proof that the neighbour took custody, or refused it (so an
+//! auditor can tell a relay that sat on a message from one whose neighbours refused
+//! it).
+//!
 //! Decoding never panics: it checks every length and limit and returns a [`MailError`]
 //! naming the field. The prost types stay in this module.
 
@@ -804,7 +811,7 @@ impl Receipt {
     }
 }
 
-/// One item handed to the next hop over `/wlnode/mail/2`.
+/// One item handed to the next hop over `/wlnode/mail/3`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailItem {
     /// A sealed message.
@@ -842,42 +849,326 @@ impl MailItem {
     }
 }
 
-/// The next hop's answer to a `MailRequest`.
+/// Largest encoded `MailResponse` frame (a signed hand-over answer).
+pub const MAX_ACK_BYTES: usize = 1024;
+/// Longest reason code in a hand-over answer.
+pub const MAX_ACK_REASON_LEN: usize = 64;
+
+impl MailItem {
+    /// Whether this is a message or a receipt (`message`, `receipt`).
+    pub fn kind_str(&self) -> &'static str {
+        match self {
+            Self::Envelope(_) => "message",
+            Self::Receipt(_) => "receipt",
+        }
+    }
+
+    /// The message id the item is about.
+    pub fn message_id(&self) -> MessageId {
+        match self {
+            Self::Envelope(e) => e.header().id,
+            Self::Receipt(r) => r.body().message_id,
+        }
+    }
+
+    /// SHA-256 identity of the item, the same at every hop: a message's
+    /// [`Envelope::identity_digest`], or a receipt's signed body and signature.
+    pub fn identity_digest(&self) -> [u8; 32] {
+        match self {
+            Self::Envelope(e) => e.identity_digest(),
+            Self::Receipt(r) => {
+                let mut b = Vec::with_capacity(r.body_bytes.len() + 64);
+                b.extend_from_slice(&r.body_bytes);
+                b.extend_from_slice(r.signature.as_bytes());
+                crate::sha256::digest(&b)
+            }
+        }
+    }
+}
+
+/// What the next hop signs when it answers a hand-over (the `wlnode/mail-handover/v1`
+/// context): custody of one item taken from one agency, or why not, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoverBody {
+    /// The item's message id (`None`: the item did not decode).
+    pub message_id: Option<MessageId>,
+    /// `message` or `receipt` (empty: the item did not decode).
+    pub item: String,
+    /// The item's [`MailItem::identity_digest`], when it decoded.
+    pub item_digest: Option<[u8; 32]>,
+    /// The handing agency (`None`: the answering node could not tell who it was).
+    pub from_hop: Option<AgencyCode>,
+    /// The answering agency, which signs.
+    pub to_hop: AgencyCode,
+    /// Custody taken (or the item was already there).
+    pub accepted: bool,
+    /// A short code (`ok`, `seen`, `duplicate`, `full`, `quota`, `forged`, ...).
+    pub reason: String,
+    /// When it was signed.
+    pub at: Timestamp,
+    /// The answering agency's signing key.
+    pub signer_key: PublicKey,
+}
+
+/// How a verified [`MailAck`] relates to the hand-over it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckFit {
+    /// It names this item, the handing agency and the answering one: evidence.
+    Exact,
+    /// A refusal naming neither the item nor the handing agency (the answering node
+    /// could not decode the item or did not know who handed it): a refusal, but no
+    /// evidence about this item.
+    Anonymous,
+    /// It names another item, another agency, or claims custody without naming them
+    /// all: a protocol failure of the answering node.
+    Mismatch,
+}
+
+/// The next hop's answer to a `MailRequest`: its signed [`HandoverBody`]. `accepted`
+/// and `reason` are what the signed body says ([`MailAck::verify`] checks that they
+/// still do).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MailAck {
     /// It took custody.
     pub accepted: bool,
-    /// Why not (a short code).
+    /// Why not (a short code), or how (`ok`, `seen`, `duplicate`).
     pub reason: String,
+    body: HandoverBody,
+    body_bytes: Bytes,
+    signature: Signature,
 }
 
 impl MailAck {
+    /// The answering agency `to_hop` signs its answer to `item` (`None`: it did not
+    /// decode) handed by `from_hop` (`None`: not known), at `at`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign(
+        item: Option<&MailItem>,
+        from_hop: Option<&AgencyCode>,
+        to_hop: &AgencyCode,
+        accepted: bool,
+        reason: &str,
+        at: Timestamp,
+        key: &SecretKey,
+    ) -> Self {
+        Self::sign_body(
+            HandoverBody {
+                message_id: item.map(MailItem::message_id),
+                item: item.map(|i| i.kind_str().to_owned()).unwrap_or_default(),
+                item_digest: item.map(MailItem::identity_digest),
+                from_hop: from_hop.cloned(),
+                to_hop: to_hop.clone(),
+                accepted,
+                reason: reason.to_owned(),
+                at,
+                signer_key: key.public_key(),
+            },
+            key,
+        )
+    }
+
+    /// Signs `body` as it is (its `signer_key` set to `key`'s; a reason over
+    /// [`MAX_ACK_REASON_LEN`] or not ASCII becomes `other`).
+    pub fn sign_body(mut body: HandoverBody, key: &SecretKey) -> Self {
+        if body.reason.len() > MAX_ACK_REASON_LEN || !body.reason.is_ascii() {
+            body.reason = "other".into();
+        }
+        body.signer_key = key.public_key();
+        let body_bytes = Bytes::from(
+            pb::HandoverBody {
+                message_id: body
+                    .message_id
+                    .map(|m| Bytes::copy_from_slice(m.as_bytes()))
+                    .unwrap_or_default(),
+                item: body.item.clone(),
+                item_digest: body
+                    .item_digest
+                    .map(|d| Bytes::copy_from_slice(&d))
+                    .unwrap_or_default(),
+                from_hop: body
+                    .from_hop
+                    .as_ref()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_default(),
+                to_hop: body.to_hop.as_str().to_owned(),
+                accepted: body.accepted,
+                reason: body.reason.clone(),
+                at: body.at.as_millis(),
+                signer_key: Bytes::copy_from_slice(body.signer_key.as_bytes()),
+            }
+            .encode_to_vec(),
+        );
+        let signature = key.sign(context::HANDOVER, &body_bytes);
+        Self {
+            accepted: body.accepted,
+            reason: body.reason.clone(),
+            body,
+            body_bytes,
+            signature,
+        }
+    }
+
     /// The `MailResponse` frame bytes.
     pub fn encode(&self) -> Vec<u8> {
         pb::MailResponse {
-            accepted: self.accepted,
-            reason: self.reason.clone(),
+            body: self.body_bytes.clone(),
+            signature: Bytes::copy_from_slice(self.signature.as_bytes()),
         }
         .encode_to_vec()
     }
 
-    /// Decodes a `MailResponse` frame.
+    /// Decodes a `MailResponse` frame (structure and limits; see [`MailAck::verify`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
-        if bytes.len() > 1024 {
+        if bytes.len() > MAX_ACK_BYTES {
             return Err(MailError::TooLarge {
                 what: "mail response",
                 size: bytes.len(),
-                limit: 1024,
+                limit: MAX_ACK_BYTES,
             });
         }
         let r = pb::MailResponse::decode(bytes)
             .map_err(|e| MailError::malformed("mail response", e))?;
-        if r.reason.len() > 256 {
-            return Err(MailError::malformed("reason", "over 256 bytes"));
+        let b = pb::HandoverBody::decode(r.body.as_ref())
+            .map_err(|e| MailError::malformed("hand-over body", e))?;
+        if b.reason.len() > MAX_ACK_REASON_LEN || !b.reason.is_ascii() {
+            return Err(MailError::malformed(
+                "reason",
+                format!("over {MAX_ACK_REASON_LEN} bytes or not ASCII"),
+            ));
         }
+        if !matches!(b.item.as_str(), "" | "message" | "receipt") {
+            return Err(MailError::malformed("item", "not message or receipt"));
+        }
+        let message_id = if b.message_id.is_empty() {
+            None
+        } else {
+            Some(
+                MessageId::from_slice(&b.message_id)
+                    .map_err(|e| MailError::malformed("message_id", e))?,
+            )
+        };
+        let item_digest = if b.item_digest.is_empty() {
+            None
+        } else {
+            Some(
+                <[u8; 32]>::try_from(b.item_digest.as_ref())
+                    .map_err(|_| MailError::malformed("item_digest", "must be 32 bytes"))?,
+            )
+        };
+        let from_hop = if b.from_hop.is_empty() {
+            None
+        } else {
+            Some(AgencyCode::new(b.from_hop).map_err(|e| MailError::malformed("from_hop", e))?)
+        };
+        let body = HandoverBody {
+            message_id,
+            item: b.item,
+            item_digest,
+            from_hop,
+            to_hop: AgencyCode::new(b.to_hop).map_err(|e| MailError::malformed("to_hop", e))?,
+            accepted: b.accepted,
+            reason: b.reason,
+            at: Timestamp(b.at),
+            signer_key: PublicKey::from_bytes(&b.signer_key)
+                .map_err(|e| MailError::malformed("signer_key", e))?,
+        };
+        let signature = Signature::from_slice(&r.signature)
+            .map_err(|e| MailError::malformed("signature", e))?;
         Ok(Self {
-            accepted: r.accepted,
-            reason: r.reason,
+            accepted: body.accepted,
+            reason: body.reason.clone(),
+            body,
+            body_bytes: r.body,
+            signature,
         })
+    }
+
+    /// What the answering agency signed.
+    pub fn body(&self) -> &HandoverBody {
+        &self.body
+    }
+
+    /// The frame as lower-case hex (the audit log's evidence).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.encode())
+    }
+
+    /// Decodes [`MailAck::to_hex`]'s output.
+    pub fn from_hex(s: &str) -> Result<Self, MailError> {
+        if s.len() > 2 * MAX_ACK_BYTES {
+            return Err(MailError::TooLarge {
+                what: "mail response",
+                size: s.len() / 2,
+                limit: MAX_ACK_BYTES,
+            });
+        }
+        let b = hex::decode(s).map_err(|e| MailError::malformed("mail response", e))?;
+        Self::decode(&b)
+    }
+
+    /// Checks that `signer` signed it: the signature in the `wlnode/mail-handover/v1`
+    /// context, `to_hop` is `signer`, the key was one of `signer`'s signing keys at the
+    /// signed time and is not revoked, and `accepted`/`reason` are what was signed.
+    /// Where the ack fits is [`MailAck::fit`]'s question; its time against a clock is
+    /// the caller's.
+    pub fn verify(&self, roster: &Roster, signer: &AgencyCode) -> Result<(), MailError> {
+        let b = &self.body;
+        if b.to_hop != *signer {
+            return Err(MailError::malformed(
+                "to_hop",
+                format!("names {}, the answer came from {signer}", b.to_hop),
+            ));
+        }
+        if self.accepted != b.accepted || self.reason != b.reason {
+            return Err(MailError::BadSignature);
+        }
+        b.signer_key
+            .verify(context::HANDOVER, &self.body_bytes, &self.signature)
+            .map_err(|_| MailError::BadSignature)?;
+        roster
+            .check_signer(&b.to_hop, &b.signer_key, b.at)
+            .map_err(MailError::Signer)?;
+        refuse_revoked(roster, &b.to_hop, &b.signer_key)?;
+        Ok(())
+    }
+
+    /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]).
+    pub fn fit(&self, item: &MailItem, from_hop: &AgencyCode) -> AckFit {
+        self.fit_fields(
+            &item.message_id(),
+            item.kind_str(),
+            Some(&item.identity_digest()),
+            from_hop,
+        )
+    }
+
+    /// [`MailAck::fit`] from an audit event's fields (no digest there).
+    pub fn fit_fields(
+        &self,
+        message_id: &MessageId,
+        item: &str,
+        digest: Option<&[u8; 32]>,
+        from_hop: &AgencyCode,
+    ) -> AckFit {
+        let b = &self.body;
+        let exact = b.message_id.as_ref() == Some(message_id)
+            && b.item == item
+            && b.from_hop.as_ref() == Some(from_hop)
+            && match (digest, &b.item_digest) {
+                (Some(d), Some(s)) => d == s,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+        if exact {
+            AckFit::Exact
+        } else if !b.accepted
+            && (b.message_id.is_none() || b.from_hop.is_none())
+            && b.message_id.as_ref().is_none_or(|m| m == message_id)
+            && b.from_hop.as_ref().is_none_or(|f| f == from_hop)
+        {
+            AckFit::Anonymous
+        } else {
+            AckFit::Mismatch
+        }
     }
 }

@@ -451,3 +451,112 @@ fn non_canonical_padding_is_refused() {
     let env = Envelope::seal_raw(&d, &a.sign, &bkey, &[0u8; 1024], BodyFormat::Padded).unwrap();
     assert!(matches!(env.open(&b.enc), Err(MailError::Malformed { .. })));
 }
+
+/// Issue 21, signed hand-over acks: the next hop's answer is signed in its own
+/// context and binds the item, both hops, the outcome and the time; a signature made
+/// for anything else (a receipt, another item, another signer) does not pass, and a
+/// flipped `accepted` is caught.
+#[test]
+fn hand_over_acks_are_signed_bound_and_domain_separated() {
+    use wlnode_crypto::keys::context;
+    use wlnode_crypto::mail::{AckFit, MailAck};
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], None);
+    let env = Envelope::seal(
+        &draft(&a, &c, b"x"),
+        &a.sign,
+        &r.encryption_key(&c.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap();
+    let item = MailItem::Envelope(env.clone());
+    let at = Timestamp(T0 + 5);
+    // B took A's hand-over.
+    let ack = MailAck::sign(Some(&item), Some(&a.code), &b.code, true, "ok", at, &b.sign);
+    let back = MailAck::decode(&ack.encode()).unwrap();
+    assert_eq!(back, ack);
+    back.verify(&r, &b.code).unwrap();
+    assert_eq!(back.fit(&item, &a.code), AckFit::Exact);
+    // The same copy one hop further (the hop count is not part of the identity).
+    assert_eq!(
+        back.fit(&MailItem::Envelope(env.next_hop()), &a.code),
+        AckFit::Exact
+    );
+    assert_eq!(MailAck::from_hex(&ack.to_hex()).unwrap(), ack);
+    // Bound to the handing agency and the item.
+    assert_eq!(back.fit(&item, &c.code), AckFit::Mismatch);
+    let other = Envelope::seal(
+        &Draft {
+            id: MessageId([8; 16]),
+            ..draft(&a, &c, b"x")
+        },
+        &a.sign,
+        &r.encryption_key(&c.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        back.fit(&MailItem::Envelope(other), &a.code),
+        AckFit::Mismatch
+    );
+    // Signed by B, claimed as C's: refused.
+    assert!(back.verify(&r, &c.code).is_err());
+    // Signed with a key the roster does not give B.
+    let forged = MailAck::sign(
+        Some(&item),
+        Some(&a.code),
+        &b.code,
+        true,
+        "ok",
+        at,
+        &SecretKey::from_seed(&[42; 32]),
+    );
+    assert!(matches!(
+        MailAck::decode(&forged.encode())
+            .unwrap()
+            .verify(&r, &b.code),
+        Err(MailError::Signer(_))
+    ));
+    // `accepted` flipped on the decoded value without re-signing.
+    let mut flipped = back.clone();
+    flipped.accepted = false;
+    assert_eq!(flipped.verify(&r, &b.code), Err(MailError::BadSignature));
+    // The same body signed in the receipt context does not verify as an ack.
+    let body = pb::MailResponse::decode(ack.encode().as_slice())
+        .unwrap()
+        .body;
+    let wrong_ctx = pb::MailResponse {
+        body: body.clone(),
+        signature: b
+            .sign
+            .sign(context::RECEIPT, &body)
+            .as_bytes()
+            .to_vec()
+            .into(),
+    }
+    .encode_to_vec();
+    assert_eq!(
+        MailAck::decode(&wrong_ctx).unwrap().verify(&r, &b.code),
+        Err(MailError::BadSignature)
+    );
+    // The unsigned answer of `/wlnode/mail/2` does not decode as an ack.
+    assert!(MailAck::decode(&[0x08, 0x01, 0x12, 0x02, b'o', b'k']).is_err());
+    // A refusal that could name neither the item nor the hand-over's sender is a
+    // refusal without evidence; a custody claim that names nothing is a mismatch.
+    let anon = MailAck::sign(None, None, &b.code, false, "not_in_roster", at, &b.sign);
+    assert_eq!(anon.fit(&item, &a.code), AckFit::Anonymous);
+    let anon_custody = MailAck::sign(None, None, &b.code, true, "ok", at, &b.sign);
+    assert_eq!(anon_custody.fit(&item, &a.code), AckFit::Mismatch);
+    // Refusals bind the same way.
+    let no = MailAck::sign(
+        Some(&item),
+        Some(&a.code),
+        &b.code,
+        false,
+        "full",
+        at,
+        &b.sign,
+    );
+    let no = MailAck::decode(&no.encode()).unwrap();
+    no.verify(&r, &b.code).unwrap();
+    assert_eq!((no.accepted, no.reason.as_str()), (false, "full"));
+    assert_eq!(no.fit(&item, &a.code), AckFit::Exact);
+}

@@ -522,6 +522,54 @@ impl RawPeer {
     }
 }
 
+impl RawPeer {
+    /// Dials the node at `addr` and answers every request it makes with `answer`'s
+    /// frame, until `until` says stop (checked after each answer) or `limit` passes.
+    /// Returns how many requests were answered.
+    pub async fn serve(
+        &mut self,
+        addr: &libp2p::Multiaddr,
+        limit: Duration,
+        mut answer: impl FnMut(&bytes::Bytes) -> bytes::Bytes,
+        mut until: impl FnMut(usize) -> bool,
+    ) -> usize {
+        use futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        self.swarm.dial(addr.clone()).unwrap();
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut answered = 0usize;
+        loop {
+            let ev = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(ev) => ev,
+                Err(_) => return answered,
+            };
+            if let SwarmEvent::Behaviour(Event::Message {
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) = ev
+            {
+                let frame = match request {
+                    wlnode_net::codec::Frame::Data(b) => b,
+                    wlnode_net::codec::Frame::Oversized { .. } => bytes::Bytes::new(),
+                };
+                let out = answer(&frame);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .send_response(channel, wlnode_net::codec::Frame::Data(out));
+                answered += 1;
+                if until(answered) {
+                    return answered;
+                }
+            }
+        }
+    }
+}
+
 /// Peak resident memory of this process (`VmHWM` from /proc/self/status), in KiB.
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

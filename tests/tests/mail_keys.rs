@@ -234,3 +234,110 @@ async fn a_bad_key_file_does_not_block_a_revoking_reload() {
     assert!(c.node(n).services.mail.inbox(10).await.is_ok());
     c.stop(n).await;
 }
+
+/// Issue 21: `encryption_keys_dir` kept only its first 64 files by name, so the
+/// roster's current key, named last, was silently left out. Now the current key is
+/// looked up by its public key past the cap. A reload whose roster names a current
+/// key found in no key file still applies the roster (its revocations above all) and
+/// warns, naming the folder and the key (review s31-mail M6: it used to fail after
+/// anchoring the roster, so revocations were not applied and a restart disagreed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_key_is_kept_past_the_folder_cap_and_a_reload_without_it_applies_the_roster_and_warns()
+ {
+    let mut c = Cluster::simple(2, &[(0, 1)]);
+    c.start(0).await;
+    let n = 0;
+    let old = c.node(n).services.control.encryption_keys();
+    let keys_dir = c.fed.nodes[n].dir.join("encryption-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    // 64 spare keys first in name order, then the next key, named last.
+    for i in 0..wlnode_runtime::node::MAX_ENCRYPTION_KEY_FILES {
+        write_encryption_key(
+            &keys_dir.join(format!("a{i:03}.key")),
+            &EncryptionSecretKey::generate().unwrap(),
+        )
+        .unwrap();
+    }
+    let next = EncryptionSecretKey::generate().unwrap();
+    let new = next.public_key().unwrap();
+    write_encryption_key(&keys_dir.join("zz-next.key"), &next).unwrap();
+    let cfg_path = c.fed.nodes[n].config.clone();
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let cfg = cfg.replacen(
+        "encryption_key = \"encryption.key\"\n",
+        "encryption_key = \"encryption.key\"\nencryption_keys_dir = \"encryption-keys\"\n",
+        1,
+    );
+    assert!(cfg.contains("encryption_keys_dir"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let rotate = |to: &EncryptionPublicKey, retire: &EncryptionPublicKey| {
+        let now = Timestamp::now();
+        let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+        let text =
+            wlnode_config::roster_edit::add_encryption_key(&text, &code(n), to, now).unwrap();
+        let text = wlnode_config::roster_edit::retire_encryption_key(&text, &code(n), retire, now)
+            .unwrap();
+        let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+        let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+        std::fs::write(&c.fed.roster, signed).unwrap();
+        std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    };
+    rotate(&new, &old[0]);
+    c.node(n).services.control.reload().await.unwrap();
+    let held = c.node(n).services.control.encryption_keys();
+    assert!(
+        held.contains(&new),
+        "the current key, named last, is held: {held:?}"
+    );
+    assert!(held.contains(&old[0]), "the previous key stays: {held:?}");
+
+    assert_eq!(c.node(n).services.metrics.encryption_key_missing.get(), 0);
+
+    // The authority rotates to a key the operator has not provisioned, and in the
+    // same roster revokes a stolen key of agency 1 (review s31-mail M6): the reload
+    // applies the roster, revocation included, and reports the missing key (a
+    // warning naming the folder and the key, the gauge); the keys held stay.
+    let unprovisioned = EncryptionSecretKey::generate()
+        .unwrap()
+        .public_key()
+        .unwrap();
+    rotate(&unprovisioned, &new);
+    let stolen = wlnode_crypto::SecretKey::generate().unwrap();
+    let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let text =
+        wlnode_config::roster_edit::add_key(&text, &code(1), &stolen.public_key(), past).unwrap();
+    let text = wlnode_config::roster_edit::revoke_key(
+        &text,
+        &code(1),
+        &stolen.public_key(),
+        Timestamp(past.0 + 1000),
+        "stolen",
+        &[],
+    )
+    .unwrap();
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    let report = c.node(n).services.control.reload().await.unwrap();
+    assert!(report.roster_changed);
+    assert_eq!(c.node(n).services.trust.roster().revocations().count(), 1);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains(&unprovisioned.to_string()))
+        .unwrap_or_else(|| panic!("no warning naming the key: {:?}", report.warnings));
+    assert!(warning.contains("encryption-keys"), "{warning}");
+    assert_eq!(c.node(n).services.metrics.encryption_key_missing.get(), 1);
+    assert_eq!(c.node(n).services.control.encryption_keys(), held);
+    // The roster in force is the one anchored: a restart takes the same roster,
+    // reports the same missing key and keeps the revocation.
+    let version = c.node(n).services.trust.roster().version();
+    c.stop(n).await;
+    c.start(n).await;
+    assert_eq!(c.node(n).services.trust.roster().version(), version);
+    assert_eq!(c.node(n).services.trust.roster().revocations().count(), 1);
+    assert_eq!(c.node(n).services.metrics.encryption_key_missing.get(), 1);
+    c.stop(n).await;
+}

@@ -197,6 +197,21 @@ fn flag_line(v: &Value) -> String {
     )
 }
 
+/// A refused flag write, with a clear word when it was the per-user rate limit (HTTP
+/// 429, `flag_rate_limited`).
+fn flag_write_error(e: wlnode_client::ClientError) -> anyhow::Error {
+    match &e {
+        wlnode_client::ClientError::Api {
+            status: 429,
+            message,
+            ..
+        } => anyhow::anyhow!(
+            "flag write refused: rate limit reached ({message}); flag writes are limited per user by [flags] burst and per_minute in node.toml"
+        ),
+        _ => e.into(),
+    }
+}
+
 /// Runs a `flag` subcommand.
 pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
     let (v, json): (Value, bool) = match c {
@@ -212,7 +227,8 @@ pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
                     "/v1/flags",
                     &json!({"entry_id": entry, "origin": origin, "reason": reason}),
                 )
-                .await?,
+                .await
+                .map_err(flag_write_error)?,
             json,
         ),
         FlagCommand::Lift {
@@ -233,7 +249,13 @@ pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
                 );
                 path.push_str(&format!("&origin={o}"));
             }
-            (client(&config)?.delete_json(&path).await?, json)
+            (
+                client(&config)?
+                    .delete_json(&path)
+                    .await
+                    .map_err(flag_write_error)?,
+                json,
+            )
         }
         FlagCommand::List { config, json } => (client(&config)?.get_json("/v1/flags").await?, json),
     };

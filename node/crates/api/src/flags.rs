@@ -36,6 +36,11 @@ impl From<FlagError> for ApiError {
             FlagError::Full => {
                 Self::with_status(StatusCode::CONFLICT, "too_many_flags", e.to_string())
             }
+            FlagError::RateLimited { .. } => Self::with_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "flag_rate_limited",
+                e.to_string(),
+            ),
             FlagError::Mail(MailSendError::Store(s)) | FlagError::Store(s) => s.into(),
             FlagError::Mail(_) | FlagError::Corrupt(_) => Self::with_status(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -110,7 +115,7 @@ pub(super) async fn list(State(state): State<ApiState>) -> Result<Json<Vec<FlagV
 
 #[utoipa::path(post, path = "/v1/flags", tag = "consultations", request_body = FlagBody,
     responses((status = 200, body = FlagView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
-        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc), (status = 429, body = super::openapi::ErrorDoc)))]
 pub(super) async fn set(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -137,7 +142,7 @@ pub(super) struct LiftParams {
     params(("entry_id" = String, Query, description = "The flagged entry"),
         ("origin" = Option<String>, Query, description = "Its origin, when several agencies hold an entry with this id")),
     responses((status = 200, body = FlagView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
-        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
+        (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc), (status = 429, body = super::openapi::ErrorDoc)))]
 pub(super) async fn lift(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,

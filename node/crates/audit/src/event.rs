@@ -183,8 +183,10 @@ pub enum EventKind {
         /// `sent` (our own message created), `handed` (given to the neighbour `peer`,
         /// which took custody), `received` (taken from `peer`), `delivered` (opened
         /// here, the recipient), `receipt` (the recipient's signed receipt reached the
-        /// sender), `expired` (given up at expiry) or `rejected` (refused from `peer`,
-        /// with `reason`).
+        /// sender), `expired` (given up at expiry), `rejected` (refused from `peer`,
+        /// with `reason`; `bad_ack` when `peer`'s answer to our hand-over was not a
+        /// valid signed answer) or `hand_refused` (`peer` refused our hand-over with
+        /// `reason`, its signed answer in `ack`).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,
@@ -209,6 +211,13 @@ pub enum EventKind {
         /// a message it took is reported once this has passed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<u64>,
+        /// On `handed` and `hand_refused`: the neighbour's signed answer (the
+        /// `MailResponse` frame, hex: its `HandoverBody` and the ed25519 signature in
+        /// the `wlnode/mail-handover/v1` context), which an auditor checks against
+        /// the roster. Absent in events written before hand-overs were signed, which
+        /// read and hash as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<String>,
     },
     /// A step of an Art. 16 consultation as this node saw it (issue 21): the
     /// consultation id, the step, when, from whom to whom, and for answers and

@@ -508,6 +508,31 @@ impl Default for ScreeningConfig {
     }
 }
 
+/// `[flags]`: bounds on flags of other agencies' entries (issue 21 item 3). Each flag
+/// write sends a sealed message to the entry's origin; these keep flags from filling
+/// our own outbox (8,192 messages) and one officer from sending a flood.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlagsConfig {
+    /// Flag messages handed to the mail service and not yet delivered or expired, at
+    /// most (1 to 4,096); later flag writes are saved and their messages wait.
+    pub max_in_flight: usize,
+    /// Flag writes (set or lift) one user may make in a burst (at least 1).
+    pub burst: u32,
+    /// Flag writes one user may make per minute after the burst (at least 1).
+    pub per_minute: u32,
+}
+
+impl Default for FlagsConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            burst: 128,
+            per_minute: 60,
+        }
+    }
+}
+
 /// `[store]`: the node's database.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -630,6 +655,9 @@ pub struct RawConfig {
     /// The database (`[store]`).
     #[serde(default)]
     pub store: StoreConfig,
+    /// Bounds on flag writes (`[flags]`).
+    #[serde(default)]
+    pub flags: FlagsConfig,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -763,6 +791,19 @@ impl Config {
                 column: 0,
                 key: "api".into(),
                 message: "max_connections, request_timeout and idle_timeout must be above 0".into(),
+            });
+        }
+        let fl = &self.raw.flags;
+        if !(1..=4096).contains(&fl.max_in_flight) || fl.burst == 0 || fl.per_minute == 0 {
+            return Err(ConfigError {
+                file: self.path.clone(),
+                line: 0,
+                column: 0,
+                key: "flags".into(),
+                message: format!(
+                    "max_in_flight must be 1 to 4096 (got {}), burst and per_minute at least 1",
+                    fl.max_in_flight
+                ),
             });
         }
         let s = &self.raw.sync;

@@ -389,6 +389,7 @@ fn refusal_event(
             peer: None,
             reason: Some(why),
             expires_at: None,
+            ack: None,
         },
     )
 }

@@ -21,9 +21,21 @@
 //! while the last message handed over is still pending, a set or lift only replaces
 //! the saved unsent one, and the latest state goes once the pending one is
 //! delivered or expired.
+//!
+//! **At most [`FlagLimits::max_in_flight`] flag messages pending in all** (issue 21:
+//! up to [`MAX_FLAGS`] flags on different entries could exceed our own outbox bound
+//! of 8,192 and make consultation requests fail `Full`): past it, a set or lift is
+//! saved and audited as always, and its message waits (`unsent`) until earlier flag
+//! messages are delivered or expire ([`Flags::retry`] sends it). One origin holds at
+//! most `max_in_flight / 8` (at least 4) of those slots (review s31-mail M7: an
+//! origin away or withholding receipts held them all for 30 days). And **each user's
+//! flag writes are rate-limited** (a token bucket: [`FlagLimits::burst`], then
+//! [`FlagLimits::per_minute`]); past it a write is refused with
+//! [`FlagError::RateLimited`] (HTTP 429) before anything is saved.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -41,6 +53,51 @@ const FLAG: u8 = b'f';
 pub const MAX_FLAGS: usize = 10_000;
 /// How long a flag message lives (it carries no deadline).
 const FLAG_TTL_MS: u64 = 30 * 86_400_000;
+
+/// Bounds on flag messages and writes (`[flags]` in node.toml).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlagLimits {
+    /// Flag messages pending in the outbox, at most (well below its 8,192).
+    pub max_in_flight: usize,
+    /// Flag writes one user may make in a burst.
+    pub burst: u32,
+    /// Flag writes one user may make per minute after the burst.
+    pub per_minute: u32,
+}
+
+impl Default for FlagLimits {
+    fn default() -> Self {
+        Self::from(&wlnode_config::FlagsConfig::default())
+    }
+}
+
+impl From<&wlnode_config::FlagsConfig> for FlagLimits {
+    fn from(c: &wlnode_config::FlagsConfig) -> Self {
+        Self {
+            max_in_flight: c.max_in_flight.max(1),
+            burst: c.burst.max(1),
+            per_minute: c.per_minute.max(1),
+        }
+    }
+}
+
+/// One user's token bucket: tokens left, and when it was last filled.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// State behind the flags lock: the ids of flag messages handed to the mail service
+/// and perhaps still pending (`None` until first needed, then read from the table).
+#[derive(Debug, Default)]
+struct FlagState {
+    /// Flag messages in flight, with the origin each goes to.
+    in_flight: Option<BTreeMap<MessageId, AgencyCode>>,
+    /// When the in-flight ids were last checked against the outbox (at most once a
+    /// second: a retry of thousands of waiting flags must not re-read them each).
+    pruned_at: Option<Instant>,
+}
 
 /// Why a flag operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +130,20 @@ pub enum FlagError {
     /// [`MAX_FLAGS`] are held already.
     #[error("{MAX_FLAGS} flags are held already; lift one first")]
     Full,
+    /// The user made more flag writes than the rate limit allows.
+    #[error(
+        "user {user} made too many flag writes: at most {burst} at once, then {per_minute} a minute; try again in {retry_after_secs} s"
+    )]
+    RateLimited {
+        /// The user.
+        user: String,
+        /// The burst allowed.
+        burst: u32,
+        /// The rate after it.
+        per_minute: u32,
+        /// Seconds until the next write is allowed.
+        retry_after_secs: u64,
+    },
     /// Sending failed before anything was saved (the origin has no encryption key).
     #[error("{0}")]
     Mail(#[from] MailSendError),
@@ -152,18 +223,127 @@ pub struct Flags {
     agency: AgencyCode,
     store: StoreHandle,
     mail: Mail,
-    lock: Arc<Mutex<()>>,
+    limits: FlagLimits,
+    lock: Arc<Mutex<FlagState>>,
+    buckets: Arc<std::sync::Mutex<HashMap<String, Bucket>>>,
 }
 
 impl Flags {
-    /// The service over `mail`.
+    /// The service over `mail`, with the default [`FlagLimits`].
     pub fn new(agency: AgencyCode, store: StoreHandle, mail: Mail) -> Self {
+        Self::with_limits(agency, store, mail, FlagLimits::default())
+    }
+
+    /// The service over `mail` with `limits`.
+    pub fn with_limits(
+        agency: AgencyCode,
+        store: StoreHandle,
+        mail: Mail,
+        limits: FlagLimits,
+    ) -> Self {
         Self {
             agency,
             store,
             mail,
+            limits,
             lock: Arc::default(),
+            buckets: Arc::default(),
         }
+    }
+
+    /// Takes one token from `user`'s bucket, or refuses with
+    /// [`FlagError::RateLimited`] (nothing saved, nothing sent).
+    fn take_token(&self, user: &str, now: Instant) -> Result<(), FlagError> {
+        let l = self.limits;
+        let per_ms = f64::from(l.per_minute) / 60_000.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.entry(user.to_owned()).or_insert(Bucket {
+            tokens: f64::from(l.burst),
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_millis() as f64;
+        b.tokens = (b.tokens + elapsed * per_ms).min(f64::from(l.burst));
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return Ok(());
+        }
+        let wait_ms = ((1.0 - b.tokens) / per_ms).ceil();
+        Err(FlagError::RateLimited {
+            user: user.to_owned(),
+            burst: l.burst,
+            per_minute: l.per_minute,
+            retry_after_secs: Duration::from_millis(wait_ms as u64).as_secs().max(1),
+        })
+    }
+
+    /// The ids of flag messages handed to the mail service and perhaps pending, read
+    /// from the table the first time.
+    async fn in_flight<'a>(
+        &self,
+        st: &'a mut FlagState,
+    ) -> Result<&'a mut BTreeMap<MessageId, AgencyCode>, FlagError> {
+        if st.in_flight.is_none() {
+            let mut set = BTreeMap::new();
+            for f in self.all().await? {
+                if let Some(id) = f.in_flight
+                    && self.pending(Some(id)).await?
+                {
+                    set.insert(id, f.origin.clone());
+                }
+            }
+            st.in_flight = Some(set);
+        }
+        Ok(st.in_flight.get_or_insert_with(BTreeMap::new))
+    }
+
+    /// The most flag messages in flight to one origin (review s31-mail M7): an origin
+    /// that is offline or withholds receipts holds at most this many of the
+    /// [`FlagLimits::max_in_flight`] slots, for up to the flag message's life; the
+    /// others stay free for every other origin.
+    fn per_origin_cap(&self) -> usize {
+        (self.limits.max_in_flight / 8).max(4)
+    }
+
+    fn room_for(&self, set: &BTreeMap<MessageId, AgencyCode>, origin: &AgencyCode) -> bool {
+        set.len() < self.limits.max_in_flight
+            && set.values().filter(|o| *o == origin).count() < self.per_origin_cap()
+    }
+
+    /// Whether one more flag message to `origin` may go now: under the in-flight
+    /// cap and the per-origin cap, after forgetting the ids that are no longer pending
+    /// when at either.
+    async fn room_in_flight(
+        &self,
+        st: &mut FlagState,
+        origin: &AgencyCode,
+    ) -> Result<bool, FlagError> {
+        if self.room_for(self.in_flight(st).await?, origin) {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if st
+            .pruned_at
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return Ok(false);
+        }
+        st.pruned_at = Some(now);
+        let ids: Vec<(MessageId, AgencyCode)> = self
+            .in_flight(st)
+            .await?
+            .iter()
+            .map(|(id, o)| (*id, o.clone()))
+            .collect();
+        let mut still = BTreeMap::new();
+        for (id, o) in ids {
+            if self.pending(Some(id)).await? {
+                still.insert(id, o);
+            }
+        }
+        let room = self.room_for(&still, origin);
+        st.in_flight = Some(still);
+        Ok(room)
     }
 
     async fn load(&self, k: Vec<u8>) -> Result<Option<FlagRecord>, FlagError> {
@@ -297,12 +477,24 @@ impl Flags {
     }
 
     /// Sends `f`'s unsent message (idempotent by id) unless the previous one is still
-    /// pending, and saves the outcome. Call with the lock held.
-    async fn flush(&self, mut f: FlagRecord) -> Result<(), FlagError> {
+    /// pending or the flag messages in flight are at their cap, and saves the outcome.
+    /// Call with the lock held (`st`).
+    async fn flush(&self, st: &mut FlagState, mut f: FlagRecord) -> Result<(), FlagError> {
         let Some(id) = f.unsent else {
             return Ok(());
         };
         if f.in_flight != Some(id) && self.pending(f.in_flight).await? {
+            return Ok(());
+        }
+        if let Some(prev) = f.in_flight
+            && prev != id
+        {
+            self.in_flight(st).await?.remove(&prev);
+        }
+        if !self.in_flight(st).await?.contains_key(&id)
+            && !self.room_in_flight(st, &f.origin).await?
+        {
+            tracing::debug!(entry = %f.entry_id, "flag message waits: flag messages in flight at their cap");
             return Ok(());
         }
         let (action, reason) = if f.lifted {
@@ -332,6 +524,7 @@ impl Flags {
             }
             Err(e) => return Err(e.into()),
         }
+        self.in_flight(st).await?.insert(id, f.origin.clone());
         f.unsent = None;
         f.in_flight = Some(id);
         f.undeliverable = false;
@@ -347,7 +540,7 @@ impl Flags {
         origin: Option<AgencyCode>,
         reason: String,
     ) -> Result<FlagRecord, FlagError> {
-        let _g = self.lock.lock().await;
+        let mut st = self.lock.lock().await;
         let origin = self.origin_of(entry_id, origin.as_ref()).await?;
         // Checked before anything is saved: the reason's bounds and the origin's key
         // (review s30-consult M3: the key was not checked, and the flag was saved
@@ -370,6 +563,9 @@ impl Flags {
         if prev.is_none() && self.all().await?.len() >= MAX_FLAGS {
             return Err(FlagError::Full);
         }
+        // Only a write that changes something costs a token (after every check that
+        // refuses it for another reason).
+        self.take_token(user, Instant::now())?;
         let id = MessageId::random().map_err(|e| FlagError::Corrupt(e.to_string()))?;
         let f = FlagRecord {
             entry_id,
@@ -385,7 +581,7 @@ impl Flags {
         };
         let ev = acted(now, user, "flag_set", Some(entry_id.to_hex()));
         self.save(k, &f, Some(ev)).await?;
-        if let Err(e) = self.flush(f.clone()).await {
+        if let Err(e) = self.flush(&mut st, f.clone()).await {
             tracing::warn!(entry = %entry_id, error = %e, "flag saved; telling the origin is retried");
         }
         Ok(FlagRecord { unsent: None, ..f })
@@ -398,7 +594,7 @@ impl Flags {
         entry_id: EntryId,
         origin: Option<AgencyCode>,
     ) -> Result<FlagRecord, FlagError> {
-        let _g = self.lock.lock().await;
+        let mut st = self.lock.lock().await;
         let mut held: Vec<FlagRecord> = self
             .all()
             .await?
@@ -418,12 +614,13 @@ impl Flags {
         let mut f = held
             .pop()
             .ok_or_else(|| FlagError::NotFound(format!("no flag on entry {entry_id} here")))?;
+        self.take_token(user, Instant::now())?;
         let now = Timestamp::now();
         f.lifted = true;
         f.unsent = Some(MessageId::random().map_err(|e| FlagError::Corrupt(e.to_string()))?);
         let ev = acted(now, user, "flag_lift", Some(entry_id.to_hex()));
         self.save(key(&f.origin, entry_id), &f, Some(ev)).await?;
-        if let Err(e) = self.flush(f.clone()).await {
+        if let Err(e) = self.flush(&mut st, f.clone()).await {
             tracing::warn!(entry = %entry_id, error = %e, "flag lifted; telling the origin is retried");
         }
         Ok(f)
@@ -433,11 +630,11 @@ impl Flags {
     /// One that fails is skipped (tried again next time) and the others still go
     /// (review s30-consult M3: the first failure stopped the loop every time).
     pub async fn retry(&self) -> Result<(), FlagError> {
-        let _g = self.lock.lock().await;
+        let mut st = self.lock.lock().await;
         for f in self.all().await? {
             let entry = f.entry_id;
             let r = if f.unsent.is_some() {
-                self.flush(f).await
+                self.flush(&mut st, f).await
             } else if f.lifted && !self.pending(f.in_flight).await? {
                 // The lift is out and arrived (or expired): the row goes.
                 self.remove(key(&f.origin, f.entry_id)).await

@@ -19,7 +19,7 @@ use wlnode_types::{IngestReport, Outcome};
 
 use crate::metrics::{Metrics, SourceLabel};
 use crate::node::NodeError;
-use crate::trust::{TrustCell, TrustError, load_roster};
+use crate::trust::{TrustCell, TrustError, verify_roster_file};
 
 /// Store health as the API reports it.
 #[derive(Debug, Default)]
@@ -235,9 +235,11 @@ pub struct Control {
     encryption_keys: crate::mail::EncryptionKeys,
     /// Held for the whole of a reload: reloads run one after the other.
     reloading: Arc<tokio::sync::Mutex<()>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Control {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config_path: PathBuf,
         agency: AgencyCode,
@@ -246,6 +248,7 @@ impl Control {
         ingested: Ingested,
         blocked: BTreeSet<AgencyCode>,
         encryption_keys: crate::mail::EncryptionKeys,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             config_path,
@@ -257,6 +260,7 @@ impl Control {
             blocked: Arc::new(watch::channel(blocked).0),
             encryption_keys,
             reloading: Arc::new(tokio::sync::Mutex::new(())),
+            metrics,
         }
     }
 
@@ -281,8 +285,11 @@ impl Control {
     /// opens messages sealed to the new key and to the previous one without a restart.
     /// A bad config, roster or `encryption_key` file leaves the old ones running and
     /// returns the error; a bad file in `encryption_keys_dir` is skipped with a logged
-    /// error naming it. Concurrent reloads run one after the other. Other config keys
-    /// need a restart.
+    /// error naming it. A roster whose current encryption key of this agency no file
+    /// holds is applied all the same (its revocations take effect) and the missing
+    /// key is reported loudly (error log, `encryption_key_missing` gauge, a warning in
+    /// the report). The roster is anchored in the store only once every check passed.
+    /// Concurrent reloads run one after the other. Other config keys need a restart.
     pub async fn reload(&self) -> Result<ReloadReport, NodeError> {
         // One reload at a time (review s30-consult2, L4): two interleaved ones could
         // swap in the older roster's keyring or policy last.
@@ -291,12 +298,12 @@ impl Control {
         // Keys are read before the roster is anchored (review s30-consult2, M3): a
         // bad `encryption_key` fails the reload with nothing changed, and a bad file
         // in `encryption_keys_dir` is skipped (logged) and never blocks revocations.
-        let keys = crate::node::read_encryption_keys(&cfg)?;
+        let mut keys = crate::node::read_encryption_keys(&cfg)?;
         let roster_path = cfg.raw.roster.clone();
         let configured = cfg.raw.roster_authorities.clone();
         let roster = self
             .store
-            .try_call(move |s| load_roster(s, &roster_path, &configured))
+            .try_call(move |s| verify_roster_file(s, &roster_path, &configured))
             .await
             .map_err(|e| match e {
                 TrustError::Store(e) => NodeError::Store(e),
@@ -309,6 +316,21 @@ impl Control {
                 roster_version: roster.version(),
             });
         }
+        // The roster's live encryption keys (current, next, previous) are looked for
+        // past the folder's file cap too (issue 21). If no file holds it, the roster is applied all the same
+        // (its revocations must take effect) and the missing key is reported: an
+        // error log naming the folder and the key, the `encryption_key_missing`
+        // gauge, and a warning in this reload's report (review s31-mail M6).
+        let now = Timestamp::now();
+        keys = crate::node::with_live_keys(&cfg, &roster, &self.agency, keys, now)?;
+        let key_warning = crate::node::report_missing_current_key(
+            &cfg,
+            &roster,
+            &self.agency,
+            &keys,
+            now,
+            &self.metrics,
+        );
         let old_roster = self.trust.roster();
         let roster_changed = roster.hash() != old_roster.hash();
         let roster = if roster_changed {
@@ -321,11 +343,15 @@ impl Control {
         let policy_changed = policy.hash() != self.trust.policy().hash();
         // Revocations are applied (and noted as known) for the roster in force even
         // when it did not change: this reads nothing when they are the ones applied.
+        // Every check passed: only now is the roster anchored (review s31-mail M6).
         let r = roster.clone();
         let me = cfg.agency().clone();
         let (applied, known) = self
             .store
-            .call(move |s| crate::trust::apply_revocations(s, &r, &me))
+            .call(move |s| {
+                s.set_roster_anchor(&r)?;
+                crate::trust::apply_revocations(s, &r, &me)
+            })
             .await?;
         if roster_changed {
             self.ingested.log_moved(applied.head_seq);
@@ -336,7 +362,11 @@ impl Control {
             policy_changed,
             roster_version: roster.version(),
             roster_changed,
-            warnings: warnings.iter().map(ToString::to_string).collect(),
+            warnings: warnings
+                .iter()
+                .map(ToString::to_string)
+                .chain(key_warning)
+                .collect(),
         };
         let ring = crate::node::encryption_keyring(&roster, &self.agency, keys, Timestamp::now());
         let held_before = self.encryption_keys.public_keys();

@@ -119,6 +119,9 @@ pub struct Metrics {
     pub store_healthy: Gauge,
     /// Store write errors.
     pub store_errors: Counter,
+    /// 1 while the roster names a current encryption key of this agency that no
+    /// configured key file holds (mail sealed to it cannot be opened), else 0.
+    pub encryption_key_missing: Gauge,
     /// Records newly stored, by source.
     pub stored: Family<SourceLabel, Counter>,
     /// Records received from peers.
@@ -216,6 +219,7 @@ impl Metrics {
             store_bytes: Gauge::default(),
             store_healthy: Gauge::default(),
             store_errors: Counter::default(),
+            encryption_key_missing: Gauge::default(),
             stored: Family::default(),
             received: Family::default(),
             sent: Family::default(),
@@ -275,6 +279,11 @@ impl Metrics {
             m.store_healthy.clone(),
         );
         r.register("store_errors", "Store write errors", m.store_errors.clone());
+        r.register(
+            "encryption_key_missing",
+            "1 while the roster's current encryption key of this agency is in no configured key file",
+            m.encryption_key_missing.clone(),
+        );
         r.register(
             "records_stored",
             "Records newly stored, by source",

@@ -21,7 +21,7 @@ use wlnode_config::{API_ADDR_FILE, Config, ConfigError};
 use wlnode_crypto::keyfile::{KeyFileError, KeyKind, read_encryption_key, read_secret_key};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::{Role, Roster, RosterError};
-use wlnode_crypto::seal::{EncryptionKeyring, EncryptionSecretKey};
+use wlnode_crypto::seal::{EncryptionKeyring, EncryptionPublicKey, EncryptionSecretKey};
 use wlnode_crypto::{PublicKey, SecretKey, Timestamp};
 use wlnode_net::NetError;
 use wlnode_policy::Policy;
@@ -37,7 +37,7 @@ use crate::handles::{Control, Health, Ingested, PeerTable};
 use crate::index::{ScreenHandle, spawn_follower};
 use crate::metrics::Metrics;
 use crate::sources::Sources;
-use crate::trust::{TrustCell, TrustError, load_roster};
+use crate::trust::{TrustCell, TrustError, verify_roster_file};
 use crate::users::{Users, UsersError};
 use crate::watches::{WatchError, Watches};
 
@@ -113,6 +113,20 @@ pub enum NodeError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The roster's current encryption key of this agency is in none of the key
+    /// files read. Not a failure: the roster (and its revocations) is applied all the
+    /// same, and this is reported as a warning (see [`report_missing_current_key`]).
+    #[error(
+        "the roster's current encryption key {key} of {agency} is not in {path} (nor any other configured key file): mail sealed to it cannot be opened until its key file is added and the node reloaded"
+    )]
+    CurrentEncryptionKeyMissing {
+        /// The agency.
+        agency: AgencyCode,
+        /// The key the roster names as current (`x25519:<hex>`).
+        key: String,
+        /// `encryption_keys_dir`, or `encryption_key` when no folder is configured.
+        path: PathBuf,
     },
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
@@ -293,17 +307,29 @@ pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     })
 }
 
-/// The most `*.key` files of `encryption_keys_dir` read (review s30-consult2, L4): a
-/// rotation needs two or three; more are ignored with a warning.
+/// The most `*.key` files of `encryption_keys_dir` kept (review s30-consult2, L4): a
+/// rotation needs two or three; more are ignored with a warning, except the roster's
+/// current key (see [`read_encryption_keys_with`]).
 pub const MAX_ENCRYPTION_KEY_FILES: usize = 64;
+
+/// The most `*.key` files of `encryption_keys_dir` looked at when searching past
+/// [`MAX_ENCRYPTION_KEY_FILES`] for the roster's current key.
+pub const MAX_ENCRYPTION_KEY_SCAN: usize = 4096;
 
 /// Reads the encryption key files the config names: `encryption_key` (an error naming
 /// it when it is not a valid encryption key file of mode 0600), then the `*.key`
 /// files of `encryption_keys_dir` in name order, at most
-/// [`MAX_ENCRYPTION_KEY_FILES`]. A bad file in the folder is skipped with a logged
-/// error naming it and why (review s30-consult2, M3: one bad file failed every
-/// reload, revocations included); the folder itself not readable is an error.
-pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+/// [`MAX_ENCRYPTION_KEY_FILES`] of them, **plus the `wanted` keys** (the roster's
+/// live keys of this agency: current, next and previous, see [`live_encryption_keys`])
+/// wherever they lie in name order among the first [`MAX_ENCRYPTION_KEY_SCAN`] files:
+/// the cap never leaves a key in force out. A bad
+/// file in the folder is skipped with a logged error naming it and why (review
+/// s30-consult2, M3: one bad file failed every reload, revocations included); the
+/// folder itself not readable is an error.
+pub fn read_encryption_keys_with(
+    cfg: &Config,
+    wanted: &[EncryptionPublicKey],
+) -> Result<Vec<EncryptionSecretKey>, NodeError> {
     let mut keys = Vec::new();
     if let Some(p) = &cfg.raw.encryption_key {
         keys.push(read_encryption_key(p)?);
@@ -321,27 +347,154 @@ pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, No
             }
         }
         files.sort();
-        if files.len() > MAX_ENCRYPTION_KEY_FILES {
+        let over = files.len() > MAX_ENCRYPTION_KEY_FILES;
+        if over {
             tracing::warn!(
                 dir = %dir.display(),
                 files = files.len(),
                 read = MAX_ENCRYPTION_KEY_FILES,
-                "too many key files in encryption_keys_dir: the last ones in name order are ignored"
+                "too many key files in encryption_keys_dir: the last ones in name order are ignored (the roster's current key is still looked for among them)"
             );
-            files.truncate(MAX_ENCRYPTION_KEY_FILES);
         }
-        for p in files {
-            match read_encryption_key(&p) {
-                Ok(k) => keys.push(k),
-                Err(e) => tracing::error!(
-                    file = %p.display(),
-                    error = %e,
-                    "encryption key file skipped: messages sealed to it will not open"
-                ),
+        let mut missing: Vec<&EncryptionPublicKey> = wanted
+            .iter()
+            .filter(|w| {
+                !keys
+                    .iter()
+                    .any(|k: &EncryptionSecretKey| k.public_key().ok().as_ref() == Some(*w))
+            })
+            .collect();
+        for (n, p) in files.iter().take(MAX_ENCRYPTION_KEY_SCAN).enumerate() {
+            let within_cap = n < MAX_ENCRYPTION_KEY_FILES;
+            if !within_cap && missing.is_empty() {
+                break;
+            }
+            match read_encryption_key(p) {
+                Ok(k) => {
+                    let pk = k.public_key().ok();
+                    let before = missing.len();
+                    missing.retain(|w| pk.as_ref() != Some(*w));
+                    if within_cap || missing.len() < before {
+                        keys.push(k);
+                    }
+                }
+                Err(e) => {
+                    if within_cap {
+                        tracing::error!(
+                            file = %p.display(),
+                            error = %e,
+                            "encryption key file skipped: messages sealed to it will not open"
+                        );
+                    }
+                }
             }
         }
     }
     Ok(keys)
+}
+
+/// [`read_encryption_keys_with`] before the roster is known (no key to look for past
+/// the cap).
+pub fn read_encryption_keys(cfg: &Config) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+    read_encryption_keys_with(cfg, &[])
+}
+
+/// The roster's encryption keys of `agency` that messages may still be sealed to or
+/// in flight for (the ones [`encryption_keyring`] keeps): the next, current and
+/// previous keys.
+pub fn live_encryption_keys(
+    roster: &Roster,
+    agency: &AgencyCode,
+    now: Timestamp,
+) -> Vec<EncryptionPublicKey> {
+    roster
+        .member(agency)
+        .map(|m| {
+            m.encryption_keys
+                .iter()
+                .filter(|w| window_live(w.valid_until, now))
+                .map(|w| w.key)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn window_live(valid_until: Option<Timestamp>, now: Timestamp) -> bool {
+    valid_until.is_none_or(|u| {
+        u.as_millis()
+            .saturating_add(wlnode_crypto::mail::MAX_EXPIRY_MS)
+            > now.as_millis()
+    })
+}
+
+/// `keys` as read at first, or read again past the folder's cap when one of the
+/// roster's live keys of `agency` is not among them (issue 21; review s31-mail M6:
+/// the previous key, named past the cap, was dropped once it stopped being current).
+pub fn with_live_keys(
+    cfg: &Config,
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: Vec<EncryptionSecretKey>,
+    now: Timestamp,
+) -> Result<Vec<EncryptionSecretKey>, NodeError> {
+    let wanted = live_encryption_keys(roster, agency, now);
+    let held =
+        |w: &EncryptionPublicKey| keys.iter().any(|k| k.public_key().ok().as_ref() == Some(w));
+    if wanted.iter().all(held) {
+        return Ok(keys);
+    }
+    read_encryption_keys_with(cfg, &wanted)
+}
+
+/// Startup and reload alike (review s31-mail M6): when the roster's current encryption
+/// key of `agency` is in no key file read, logs an error naming the folder and the
+/// key, sets the `encryption_key_missing` gauge and returns the warning for the
+/// reload's report; otherwise clears the gauge. The roster is applied either way: a
+/// missing key must never hold back its revocations.
+pub fn report_missing_current_key(
+    cfg: &Config,
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: &[EncryptionSecretKey],
+    now: Timestamp,
+    metrics: &Metrics,
+) -> Option<String> {
+    let missing = missing_current_key(cfg, roster, agency, keys, now);
+    metrics
+        .encryption_key_missing
+        .set(i64::from(missing.is_some()));
+    let e = missing?;
+    if let NodeError::CurrentEncryptionKeyMissing { key, path, .. } = &e {
+        tracing::error!(folder = %path.display(), key = %key, "{e}");
+    }
+    Some(e.to_string())
+}
+
+/// The roster's current encryption key of `agency` when it is not among `keys`, with
+/// the place it was looked for. `None` when the key is held, when the roster names
+/// none, or when the config names no encryption key at all (a node that opens no
+/// mail).
+pub fn missing_current_key(
+    cfg: &Config,
+    roster: &Roster,
+    agency: &AgencyCode,
+    keys: &[EncryptionSecretKey],
+    now: Timestamp,
+) -> Option<NodeError> {
+    let path = cfg
+        .raw
+        .encryption_keys_dir
+        .clone()
+        .or_else(|| cfg.raw.encryption_key.clone())?;
+    let current = roster.encryption_key(agency, now).ok()?;
+    let held = keys
+        .iter()
+        .any(|k| k.public_key().ok().as_ref() == Some(&current));
+    (!held).then(|| NodeError::CurrentEncryptionKeyMissing {
+        agency: agency.clone(),
+        key: current.to_string(),
+        path,
+    })
 }
 
 /// Of `keys`, the ones the roster lists for `agency` and to which messages may still
@@ -361,14 +514,9 @@ pub fn encryption_keyring(
     let mut ring = EncryptionKeyring::default();
     for k in keys {
         let Ok(pk) = k.public_key() else { continue };
-        let live = windows.iter().any(|w| {
-            w.key == pk
-                && w.valid_until.is_none_or(|u| {
-                    u.as_millis()
-                        .saturating_add(wlnode_crypto::mail::MAX_EXPIRY_MS)
-                        > now.as_millis()
-                })
-        });
+        let live = windows
+            .iter()
+            .any(|w| w.key == pk && window_live(w.valid_until, now));
         if live {
             if ring.insert(k).is_err() {
                 tracing::warn!(key = %pk, "encryption key refused");
@@ -462,7 +610,7 @@ impl RunningNode {
         let roster_path = cfg.raw.roster.clone();
         let configured = cfg.raw.roster_authorities.clone();
         let loaded = store
-            .try_call(move |s| load_roster(s, &roster_path, &configured))
+            .try_call(move |s| verify_roster_file(s, &roster_path, &configured))
             .await
             .map_err(|e| match e {
                 TrustError::Store(e) => NodeError::Store(e),
@@ -475,9 +623,25 @@ impl RunningNode {
                 "no roster_authorities configured: trusting this roster's authorities from now on (trust on first use)"
             );
         }
+        // The keys in force are kept past the folder's file cap (issue 21).
+        id.encryption_keys = with_live_keys(
+            &cfg,
+            &loaded.roster,
+            cfg.agency(),
+            std::mem::take(&mut id.encryption_keys),
+            Timestamp::now(),
+        )?;
         check_membership(&loaded.roster, &cfg, &id)?;
         let metrics = Arc::new(Metrics::new());
         metrics.store_healthy.set(1);
+        report_missing_current_key(
+            &cfg,
+            &loaded.roster,
+            cfg.agency(),
+            &id.encryption_keys,
+            Timestamp::now(),
+            &metrics,
+        );
         let agency = cfg.agency().clone();
         let roster = Arc::new(loaded.roster);
         let (policy, warnings) =
@@ -488,8 +652,12 @@ impl RunningNode {
         tracing::info!(policy = %hex::encode(policy.hash()), share_rules = cfg.raw.share.len(), accept_rules = cfg.raw.accept.len(), "policy loaded");
         let revoking = roster.clone();
         let me = agency.clone();
+        // The roster is anchored only now, every check passed (review s31-mail M6).
         let (applied, known) = store
-            .call(move |s| crate::trust::apply_revocations(s, &revoking, &me))
+            .call(move |s| {
+                s.set_roster_anchor(&revoking)?;
+                crate::trust::apply_revocations(s, &revoking, &me)
+            })
             .await?;
         let head_seq = applied.head_seq;
         let policy = policy.with_revocations_known(known);
@@ -562,7 +730,12 @@ impl RunningNode {
             sign: id.agency_key.clone(),
             enc: encryption_keys.clone(),
         };
-        let flags = crate::flags::Flags::new(agency.clone(), store.clone(), mail.clone());
+        let flags = crate::flags::Flags::with_limits(
+            agency.clone(),
+            store.clone(),
+            mail.clone(),
+            crate::flags::FlagLimits::from(&cfg.raw.flags),
+        );
         let consultations = crate::consultations::Consultations::new(
             agency.clone(),
             store.clone(),
@@ -598,6 +771,7 @@ impl RunningNode {
                 ingested.clone(),
                 blocked,
                 encryption_keys,
+                metrics.clone(),
             ),
             ingested,
             trust,

@@ -51,6 +51,20 @@ pub fn load_roster(
     path: &Path,
     configured: &[PublicKey],
 ) -> Result<Loaded, TrustError> {
+    let loaded = verify_roster_file(store, path, configured)?;
+    store.set_roster_anchor(&loaded.roster)?;
+    Ok(loaded)
+}
+
+/// Verifies the roster at `path` against the stored anchor and `configured` authority
+/// keys **without** persisting it: a reload anchors it only once every other check
+/// passed, so the stored anchor and the roster in force never disagree (review
+/// s31-mail M6). Runs on the store thread.
+pub fn verify_roster_file(
+    store: &Store,
+    path: &Path,
+    configured: &[PublicKey],
+) -> Result<Loaded, TrustError> {
     let (bytes, sig) = read_signed(path)?;
     let mut anchor = store.roster_anchor()?.unwrap_or_default();
     if !configured.is_empty() {
@@ -61,7 +75,6 @@ pub fn load_roster(
         path: path.to_owned(),
         source,
     })?;
-    store.set_roster_anchor(&roster)?;
     Ok(Loaded {
         roster,
         trust_on_first_use,

@@ -777,6 +777,17 @@ impl Mailer {
     }
 
     fn take_custody(&mut self, peer: &AgencyCode, item: MailItem, now: Timestamp) -> Intake {
+        // We are not the addressee: an item already at the hop limit could never be
+        // handed on (every neighbour refuses it one hop further), so custody is
+        // refused here and a dropped item stays the sender's doing, not ours (review
+        // s31-mail H3: hops are not signed, so an upstream node can set them).
+        let hops = match &item {
+            MailItem::Envelope(e) => e.hops(),
+            MailItem::Receipt(r) => r.hops(),
+        };
+        if hops >= self.limits.max_hops {
+            return Intake::Refused(Refusal::TooManyHops);
+        }
         if self.held.contains_key(&key_of(&item)) {
             // Another sender's item under the same id: the first keeps its place (and
             // the other's sender retries, through other neighbours too).

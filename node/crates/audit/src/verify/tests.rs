@@ -832,6 +832,7 @@ fn mail(action: &str, to: usize, peer: usize, at: u64, expires_at: u64) -> Event
             peer: Some(ag(peer)),
             reason: None,
             expires_at: Some(expires_at),
+            ack: None,
         },
     )
 }
@@ -1025,4 +1026,585 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
         unconfirmed(origin(false, deadline - day)).is_empty(),
         "the origin's log does not cover the answer's time yet"
     );
+}
+
+/// The roster's keys are valid from an hour ago: signed mail events use real times.
+fn t0() -> u64 {
+    Timestamp::now().as_millis() - 1_800_000
+}
+
+/// The neighbour `by`'s signed answer (with `key`) to `node`'s hand-over of the
+/// fixture's message at `at`.
+fn answer(
+    key: &SecretKey,
+    by: usize,
+    node: usize,
+    accepted: bool,
+    reason: &str,
+    at: u64,
+) -> wlnode_crypto::mail::MailAck {
+    answer_for(key, by, node, accepted, reason, at, [7; 32])
+}
+
+/// [`answer`] naming the copy with `digest`.
+fn answer_for(
+    key: &SecretKey,
+    by: usize,
+    node: usize,
+    accepted: bool,
+    reason: &str,
+    at: u64,
+    digest: [u8; 32],
+) -> wlnode_crypto::mail::MailAck {
+    wlnode_crypto::mail::MailAck::sign_body(
+        wlnode_crypto::mail::HandoverBody {
+            message_id: Some(wlnode_crypto::model::MessageId::from_hex(&"ab".repeat(16)).unwrap()),
+            item: "message".into(),
+            item_digest: Some(digest),
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted,
+            reason: reason.into(),
+            at: Timestamp(at),
+            signer_key: key.public_key(),
+        },
+        key,
+    )
+}
+
+/// A `mail` event of node BB (1) carrying `ack` from neighbour `peer`.
+fn mail_acked(
+    action: &str,
+    peer: usize,
+    at: u64,
+    expires_at: u64,
+    ack: &wlnode_crypto::mail::MailAck,
+) -> Event {
+    let mut e = mail(action, 2, peer, at, expires_at);
+    if let EventKind::Mail { ack: a, reason, .. } = &mut e.kind {
+        *a = Some(ack.to_hex());
+        if action == "hand_refused" {
+            *reason = Some(ack.reason.clone());
+        }
+    }
+    e
+}
+
+/// BB's `received` of AA's message at `at`, carrying BB's own signed custody ack
+/// (digest `[7; 32]`), as a relay logs it.
+fn took_at(f: &Fixture, at: u64, expires_at: u64) -> Event {
+    mail_acked(
+        "received",
+        0,
+        at,
+        expires_at,
+        &answer(&f.agency_keys[1], 1, 0, true, "ok", at),
+    )
+}
+
+fn relayed_kinds(f: &Fixture, events: &[Event]) -> Vec<String> {
+    let n = events.len() as u64;
+    let rep = verify(
+        &f.roster,
+        &[log(f, 1, events, &[n])],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    rep.violations.iter().map(|v| v.kind.clone()).collect()
+}
+
+/// Signed hand-over acks (issue 21): a neighbour (CC) that refuses everything the
+/// relay BB offers cannot get BB blamed for sitting on AA's message when BB's log
+/// holds CC's signed refusals; without them, or with refusals whose signature does
+/// not verify, the same log is blamed (this test fails without the rule).
+#[test]
+fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_signed_refusals() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    let done = t + 4 * 3_600_000;
+    // BB took AA's message for CC at t; CC was reachable the whole time (records
+    // sent to it) and refused each offer, signed; the refusals are logged hourly.
+    let mut events = vec![took_at(&f, t, exp)];
+    for h in 0..3u64 {
+        let at = t + 60_000 + h * 3_600_000;
+        events.push(mail_acked(
+            "hand_refused",
+            2,
+            at,
+            exp,
+            &answer(&f.agency_keys[2], 2, 1, false, "full", at),
+        ));
+        events.push(sent(&r, 2, at + 1_800_000));
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    let with_refusals = relayed_kinds(&f, &events);
+    assert!(
+        !with_refusals.iter().any(|k| k == "mail_not_relayed"),
+        "{with_refusals:?}"
+    );
+    // The same log without the refusals: BB had a route and shows no attempt.
+    let bare: Vec<Event> = events
+        .iter()
+        .filter(|e| !matches!(&e.kind, EventKind::Mail { action, .. } if action == "hand_refused"))
+        .cloned()
+        .collect();
+    let blamed = relayed_kinds(&f, &bare);
+    assert!(blamed.iter().any(|k| k == "mail_not_relayed"), "{blamed:?}");
+    // Refusals "signed" by another key than CC's (BB forging them with its own key)
+    // are no evidence.
+    let forged: Vec<Event> = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Mail { action, .. } if action == "hand_refused" => mail_acked(
+                "hand_refused",
+                2,
+                e.at,
+                exp,
+                &answer(&f.agency_keys[1], 2, 1, false, "full", e.at),
+            ),
+            _ => e.clone(),
+        })
+        .collect();
+    let forged_kinds = relayed_kinds(&f, &forged);
+    assert!(
+        forged_kinds.iter().any(|k| k == "mail_not_relayed"),
+        "{forged_kinds:?}"
+    );
+    // A refusal with its signature bytes damaged is no evidence either.
+    let tampered: Vec<Event> = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Mail {
+                action,
+                ack: Some(a),
+                ..
+            } if action == "hand_refused" => {
+                let mut e = e.clone();
+                let mut bytes = hex::decode(a).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                if let EventKind::Mail { ack, .. } = &mut e.kind {
+                    *ack = Some(hex::encode(bytes));
+                }
+                e
+            }
+            _ => e.clone(),
+        })
+        .collect();
+    let tampered_kinds = relayed_kinds(&f, &tampered);
+    assert!(
+        tampered_kinds.iter().any(|k| k == "mail_not_relayed"),
+        "{tampered_kinds:?}"
+    );
+    // Genuinely signed refusals for a reason the relay can provoke itself (a hop count
+    // it raised: hops are not signed) are no evidence either.
+    let provoked: Vec<Event> = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Mail { action, .. } if action == "hand_refused" => mail_acked(
+                "hand_refused",
+                2,
+                e.at,
+                exp,
+                &answer(&f.agency_keys[2], 2, 1, false, "too_many_hops", e.at),
+            ),
+            _ => e.clone(),
+        })
+        .collect();
+    let provoked_kinds = relayed_kinds(&f, &provoked);
+    assert!(
+        provoked_kinds.iter().any(|k| k == "mail_not_relayed"),
+        "{provoked_kinds:?}"
+    );
+    // Review s31-mail H1: the real CC's signed refusals for the right id but another
+    // copy (a crafted envelope under the id, refused `expired` at no cost), or for
+    // the right copy with a reason BB can provoke (its own message first under the
+    // id, its own quota filled), are no evidence.
+    for (reason, digest) in [
+        ("expired", [8; 32]),
+        ("full", [8; 32]),
+        ("expired", [7; 32]),
+        ("legacy_body", [7; 32]),
+        ("id_in_use", [7; 32]),
+        ("quota", [7; 32]),
+        ("sender_quota", [7; 32]),
+    ] {
+        let other: Vec<Event> = events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Mail { action, .. } if action == "hand_refused" => mail_acked(
+                    "hand_refused",
+                    2,
+                    e.at,
+                    exp,
+                    &answer_for(&f.agency_keys[2], 2, 1, false, reason, e.at, digest),
+                ),
+                _ => e.clone(),
+            })
+            .collect();
+        let k = relayed_kinds(&f, &other);
+        assert!(
+            k.iter().any(|k| k == "mail_not_relayed"),
+            "{reason} {digest:?}: {k:?}"
+        );
+    }
+    // Without BB's custody ack in its `received` event the copy it took is unknown
+    // and no refusal counts...
+    let mut unbound = events.clone();
+    unbound[0] = mail("received", 2, 0, t, exp);
+    let k = relayed_kinds(&f, &unbound);
+    assert!(k.iter().any(|k| k == "mail_not_relayed"), "{k:?}");
+    // ...unless AA's log holds it: AA's `handed` carries BB's signed custody ack.
+    let aa = log(
+        &f,
+        0,
+        &[
+            mail_acked(
+                "handed",
+                1,
+                t,
+                exp,
+                &answer(&f.agency_keys[1], 1, 0, true, "ok", t),
+            ),
+            Event::new(t + 1000, EventKind::NodeStopped),
+        ],
+        &[2],
+    );
+    let n = unbound.len() as u64;
+    let rep = verify(
+        &f.roster,
+        &[aa, log(&f, 1, &unbound, &[n])],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        !kinds(&rep).contains(&"mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// A signed refusal covers only the moments near it: a relay that logged one refusal
+/// at custody and then had a route for hours without trying again is blamed; a
+/// refusal from another neighbour than the route (not the addressee) covers nothing.
+#[test]
+fn a_relay_with_a_route_and_no_attempts_is_blamed_and_refusals_cover_only_their_time() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    let done = t + 4 * 3_600_000;
+    // No attempt at all, a route to CC: blamed.
+    let idle = relayed_kinds(
+        &f,
+        &[
+            mail("received", 2, 0, t, exp),
+            sent(&r, 2, t + 600_000),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    assert!(idle.iter().any(|k| k == "mail_not_relayed"), "{idle:?}");
+    // One refusal at the start, the route two hours later uncovered: blamed.
+    let stale = relayed_kinds(
+        &f,
+        &[
+            took_at(&f, t, exp),
+            mail_acked(
+                "hand_refused",
+                2,
+                t + 1000,
+                exp,
+                &answer(&f.agency_keys[2], 2, 1, false, "full", t + 1000),
+            ),
+            sent(&r, 2, t + 2 * 3_600_000),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    assert!(stale.iter().any(|k| k == "mail_not_relayed"), "{stale:?}");
+    // A signed refusal for another handing agency (AA's hand-over, not BB's) is not
+    // BB's evidence.
+    let not_ours = relayed_kinds(
+        &f,
+        &[
+            took_at(&f, t, exp),
+            mail_acked(
+                "hand_refused",
+                2,
+                t + 1000,
+                exp,
+                &answer(&f.agency_keys[2], 2, 0, false, "full", t + 1000),
+            ),
+            sent(&r, 2, t + 2000),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    assert!(
+        not_ours.iter().any(|k| k == "mail_not_relayed"),
+        "{not_ours:?}"
+    );
+    // Dead end (no link but to AA, where it came from): still not blamed, with or
+    // without refusals.
+    let dead_end = relayed_kinds(
+        &f,
+        &[
+            mail("received", 2, 0, t, exp),
+            accepted(&r, 0, t + 1000),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    assert!(
+        !dead_end.iter().any(|k| k == "mail_not_relayed"),
+        "{dead_end:?}"
+    );
+}
+
+/// `mail_not_logged` is proven when the `handed` event carries the neighbour's signed
+/// custody ack; without one (an older log) it stays unproven; a forged ack is no proof;
+/// an honest neighbour's log clears it.
+#[test]
+fn mail_not_logged_is_proven_by_the_neighbours_signed_custody_ack() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    // CC checkpointed well after the hand-over (past the skew and the margin).
+    let cc_silent = log(
+        &f,
+        2,
+        &[Event::new(t + 600_000, EventKind::NodeStopped)],
+        &[1],
+    );
+    let findings = |handed: Event, cc: &ExportedLog| {
+        let bb = log(
+            &f,
+            1,
+            &[
+                mail("received", 2, 0, t, exp),
+                handed,
+                Event::new(t + 4000, EventKind::NodeStopped),
+            ],
+            &[3],
+        );
+        verify(
+            &f.roster,
+            &[bb, cc.clone()],
+            &AuditorState::default(),
+            NO_TOLERANCE,
+        )
+        .violations
+        .into_iter()
+        .filter(|v| v.kind == "mail_not_logged")
+        .map(|v| (v.node, v.proven))
+        .collect::<Vec<_>>()
+    };
+    let signed = answer(&f.agency_keys[2], 2, 1, true, "ok", t + 1000);
+    let pair = format!("{}->{}", ag(1), ag(2));
+    assert_eq!(
+        findings(mail_acked("handed", 2, t + 1000, exp, &signed), &cc_silent),
+        vec![(pair.clone(), true)]
+    );
+    // An older log's `handed` without an ack: reported, not proven.
+    assert_eq!(
+        findings(mail("handed", 2, 2, t + 1000, exp), &cc_silent),
+        vec![(pair.clone(), false)]
+    );
+    // An ack BB signed itself in CC's name: no proof, and (a log with acks, review
+    // s31-mail M2) no hand-over either, so CC is not reported at all.
+    let forged = answer(&f.agency_keys[1], 2, 1, true, "ok", t + 1000);
+    assert!(findings(mail_acked("handed", 2, t + 1000, exp, &forged), &cc_silent).is_empty());
+    // CC logged the message: nothing to report.
+    let cc_honest = log(
+        &f,
+        2,
+        &[
+            mail("received", 2, 1, t + 1000, exp),
+            Event::new(t + 600_000, EventKind::NodeStopped),
+        ],
+        &[2],
+    );
+    assert!(findings(mail_acked("handed", 2, t + 1000, exp, &signed), &cc_honest).is_empty());
+    // CC said it had the message already (`seen`, e.g. only its receipt passed by)
+    // and its log knows the id: no finding.
+    let seen = answer(&f.agency_keys[2], 2, 1, true, "seen", t + 1000);
+    let mut receipt = mail("received", 2, 1, t + 500, exp);
+    if let EventKind::Mail { item, .. } = &mut receipt.kind {
+        *item = "receipt".into();
+    }
+    let cc_receipt = log(
+        &f,
+        2,
+        &[receipt, Event::new(t + 600_000, EventKind::NodeStopped)],
+        &[2],
+    );
+    assert!(findings(mail_acked("handed", 2, t + 1000, exp, &seen), &cc_receipt).is_empty());
+    // Review s31-mail M3: CC signed `seen` (or `duplicate`) and its log has no trace
+    // of the id: its signature is the proof.
+    assert_eq!(
+        findings(mail_acked("handed", 2, t + 1000, exp, &seen), &cc_silent),
+        vec![(pair.clone(), true)]
+    );
+    let duplicate = answer(&f.agency_keys[2], 2, 1, true, "duplicate", t + 1000);
+    assert_eq!(
+        findings(
+            mail_acked("handed", 2, t + 1000, exp, &duplicate),
+            &cc_silent
+        ),
+        vec![(pair.clone(), true)]
+    );
+}
+
+/// Review s31-mail H2: CC's checkpoint lies after BB's `handed` time but before CC
+/// signed its custody ack (BB's clock behind, or a backdated `handed`), or less than
+/// the margin after it: CC's log need not show the message yet, so there is no
+/// `mail_not_logged`, proven or not. Without an ack the skew is allowed as well.
+#[test]
+fn a_hand_over_after_the_neighbours_checkpoint_by_its_own_clock_is_not_reported() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    let findings = |handed: Event, cc_checkpoint: u64| {
+        let bb = log(
+            &f,
+            1,
+            &[
+                mail("received", 2, 0, t, exp),
+                handed,
+                Event::new(t + 4000, EventKind::NodeStopped),
+            ],
+            &[3],
+        );
+        let cc = log(
+            &f,
+            2,
+            &[Event::new(cc_checkpoint, EventKind::NodeStopped)],
+            &[1],
+        );
+        verify(&f.roster, &[bb, cc], &AuditorState::default(), NO_TOLERANCE)
+            .violations
+            .into_iter()
+            .filter(|v| v.kind == "mail_not_logged")
+            .map(|v| v.proven)
+            .collect::<Vec<_>>()
+    };
+    // BB logged `handed` at t+1000; CC signed at t+100_000 by its clock.
+    let signed = answer(&f.agency_keys[2], 2, 1, true, "ok", t + 100_000);
+    let handed = mail_acked("handed", 2, t + 1000, exp, &signed);
+    // Checkpoint between the handed time and the signed time.
+    assert!(findings(handed.clone(), t + 50_000).is_empty());
+    // Checkpoint after the signed time but within the margin.
+    assert!(findings(handed.clone(), t + 130_000).is_empty());
+    // Past the margin: proven.
+    assert_eq!(findings(handed, t + 200_000), vec![true]);
+    // No ack (an older log): BB's time plus the skew plus the margin.
+    assert!(findings(mail("handed", 2, 2, t + 1000, exp), t + 200_000).is_empty());
+    assert_eq!(
+        findings(mail("handed", 2, 2, t + 1000, exp), t + 600_000),
+        vec![false]
+    );
+}
+
+/// Review s31-mail M2: in a log that carries acks (a build that signs hand-overs),
+/// a `handed` without the neighbour's valid signed acceptance (none, forged, or a
+/// refusal) is no hand-over: the relay with a route is blamed, and the neighbour it
+/// names is not reported. In an older log (no acks anywhere) a bare `handed` still
+/// counts.
+#[test]
+fn a_handed_event_without_a_valid_signed_acceptance_does_not_clear_a_relay() {
+    let f = fixture();
+    let r = eu_record(&f);
+    let t = t0();
+    let exp = t + 3 * 3_600_000;
+    let done = t + 4 * 3_600_000;
+    let relay = |handed: Event| {
+        vec![
+            took_at(&f, t, exp),
+            sent(&r, 2, t + 600_000),
+            handed,
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    let bare = relay(mail("handed", 2, 2, t + 700_000, exp));
+    assert!(
+        relayed_kinds(&f, &bare)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    let forged = relay(mail_acked(
+        "handed",
+        2,
+        t + 700_000,
+        exp,
+        &answer(&f.agency_keys[1], 2, 1, true, "ok", t + 700_000),
+    ));
+    assert!(
+        relayed_kinds(&f, &forged)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    let refused = relay(mail_acked(
+        "handed",
+        2,
+        t + 700_000,
+        exp,
+        &answer(&f.agency_keys[2], 2, 1, false, "full", t + 700_000),
+    ));
+    assert!(
+        relayed_kinds(&f, &refused)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    // CC, silent, is not reported for the bare `handed`.
+    let cc = log(&f, 2, &[Event::new(done, EventKind::NodeStopped)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[log(&f, 1, &bare, &[4]), cc],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(
+        !kinds(&rep).contains(&"mail_not_logged"),
+        "{:?}",
+        rep.violations
+    );
+    // CC's valid signed custody ack: handed on.
+    let signed = relay(mail_acked(
+        "handed",
+        2,
+        t + 700_000,
+        exp,
+        &answer(&f.agency_keys[2], 2, 1, true, "ok", t + 700_000),
+    ));
+    assert!(
+        !relayed_kinds(&f, &signed)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+    // An older log (no acks at all): a bare `handed` still counts.
+    let mut old = bare.clone();
+    old[0] = mail("received", 2, 0, t, exp);
+    assert!(
+        !relayed_kinds(&f, &old)
+            .iter()
+            .any(|k| k == "mail_not_relayed")
+    );
+}
+
+/// Old `mail` events (no `ack`) keep their exact bytes; new ones with an ack round-trip.
+#[test]
+fn mail_events_with_and_without_acks_are_canonical() {
+    let f = fixture();
+    let old = mail("handed", 2, 2, 1000, 5000);
+    let text = String::from_utf8(old.encode()).unwrap();
+    assert!(!text.contains("ack"), "{text}");
+    assert_eq!(Event::decode(text.as_bytes()).unwrap(), old);
+    let t = t0();
+    let new = mail_acked(
+        "hand_refused",
+        2,
+        t,
+        t + 1000,
+        &answer(&f.agency_keys[2], 2, 1, false, "full", t),
+    );
+    assert_eq!(Event::decode(&new.encode()).unwrap(), new);
 }

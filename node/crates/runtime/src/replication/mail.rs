@@ -1,4 +1,4 @@
-//! The `/wlnode/mail/2` side of the replication service (issue 21): carries out what
+//! The `/wlnode/mail/3` side of the replication service (issue 21): carries out what
 //! the sans-IO `Mailer` says, checks what neighbours hand us, and keeps the mail
 //! table, the audit log and the metrics current.
 //!
@@ -12,6 +12,15 @@
 //!
 //! Store writes go through one writer task in order, and we answer a neighbour only
 //! once what it handed us is durable (so custody is never acknowledged and then lost).
+//!
+//! Every answer to a hand-over is a [`MailAck`] signed with the agency key (custody
+//! taken, or why not). The handing node verifies the neighbour's signed answer
+//! against the roster: a bad, unsigned or mismatched one is a protocol failure
+//! (refused as custody, counted and audited as `bad_ack`, a strike); a valid custody
+//! ack goes into the `handed` audit event, and a valid refusal into a `hand_refused`
+//! event (at most once per neighbour and item per [`HAND_REFUSED_LOG_EVERY`]), so an
+//! auditor can tell a relay that sat on a message from one whose neighbours refused
+//! it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,7 +29,9 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use wlnode_audit::event::{Event as AuditEvent, EventKind};
 use wlnode_crypto::SecretKey;
-use wlnode_crypto::mail::{Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt};
+use wlnode_crypto::mail::{
+    AckFit, Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt,
+};
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
 use wlnode_crypto::time::Timestamp;
@@ -58,6 +69,77 @@ pub(crate) struct MailState {
     /// once per [`super::AUDIT_REFUSAL_LOG_EVERY`] each, so a member cannot grow our
     /// audit log without bound by sending them (struck ones end in a ban).
     pub(crate) refusals_logged: std::collections::HashMap<(AgencyCode, String), std::time::Instant>,
+    /// When a neighbour's signed refusal of one of our hand-overs was last audited
+    /// (`hand_refused`), per (neighbour, item): at most once per
+    /// [`HAND_REFUSED_LOG_EVERY`], which the auditor's `mail_not_relayed` rule allows
+    /// for.
+    pub(crate) refusals_evidenced:
+        std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    /// Per neighbour: when its current hour of `hand_refused` events began and how
+    /// many were audited in it (at most [`HAND_REFUSED_PER_NEIGHBOUR`]).
+    pub(crate) refusals_evidenced_per_peer:
+        std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+}
+
+/// The most `hand_refused` events audited per neighbour per
+/// [`HAND_REFUSED_LOG_EVERY`] (review s31-mail M5): a neighbour refusing everything
+/// grows our audit log by at most this many events (about 1 KB each) an hour. A relay
+/// holding more relayed messages than this for one refusing neighbour logs evidence
+/// for the first ones only; the others may be reported `mail_not_relayed` (unproven).
+pub const HAND_REFUSED_PER_NEIGHBOUR: usize = 1024;
+
+/// How often one neighbour's signed refusal of one item is audited (`hand_refused`):
+/// the item is offered again at least every few minutes, and the audit log must not
+/// grow by one event per retry. The auditor's `mail_not_relayed` rule accepts gaps up
+/// to `wlnode_audit::verify::REFUSAL_EVIDENCE_WINDOW_MS`, more than this plus the
+/// longest retry delay.
+pub const HAND_REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether a neighbour's ack that fails verification with `e` is a strike: not
+/// while our rosters differ and a rollover explains it (a key we do not know yet,
+/// outside its window, or revoked in our newer roster: review s31-mail L2).
+fn ack_error_strikes(e: &MailError, rosters_differ: bool) -> bool {
+    !(rosters_differ && matches!(e, MailError::Signer(_) | MailError::RevokedSigner { .. }))
+}
+
+/// Whether a neighbour's signed refusal of `item` is evidence worth auditing
+/// (`hand_refused`): only for a message we relay (not ours: we are its sender), the
+/// one thing the auditor's `mail_not_relayed` looks at (review s31-mail M5).
+fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
+    matches!(item, MailItem::Envelope(e) if e.header().from != *me)
+}
+
+/// Whether `agency`'s signed refusal of `key` is to be audited now (and if so, notes
+/// it): once per item per [`HAND_REFUSED_LOG_EVERY`], and at most
+/// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item map is
+/// pruned of old entries when it grows; the per-neighbour one holds roster members.
+fn refusal_evidence_due(
+    per_item: &mut std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    agency: &AgencyCode,
+    key: ItemKey,
+    now: std::time::Instant,
+) -> bool {
+    let slot = (agency.clone(), key);
+    if per_item
+        .get(&slot)
+        .is_some_and(|t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY)
+    {
+        return false;
+    }
+    let hour = per_peer.entry(agency.clone()).or_insert((now, 0));
+    if now.duration_since(hour.0) >= HAND_REFUSED_LOG_EVERY {
+        *hour = (now, 0);
+    }
+    if hour.1 >= HAND_REFUSED_PER_NEIGHBOUR {
+        return false;
+    }
+    hour.1 += 1;
+    if per_item.len() >= 65_536 {
+        per_item.retain(|_, t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY);
+    }
+    per_item.insert(slot, now);
+    true
 }
 
 /// One ordered store job of the mail service, and what to do once it is durable.
@@ -66,7 +148,9 @@ pub(crate) struct MailJob {
     writes: Vec<Write>,
     puts: Vec<(Vec<u8>, Vec<u8>)>,
     events: Vec<AuditEvent>,
-    respond: Option<(InboundId, MailAck)>,
+    /// The signed answer once the job is durable, and the signed `store` refusal
+    /// sent instead when the store write failed.
+    respond: Option<(InboundId, MailAck, MailAck)>,
     notices: Vec<MailNotice>,
     done: Option<oneshot::Sender<Result<(), MailSendError>>>,
 }
@@ -117,15 +201,8 @@ pub(crate) fn spawn_writer(
                 tracing::error!(error = %e, "mail table write failed");
                 metrics.store_errors.inc();
             }
-            if let Some((id, ack)) = respond {
-                let ack = if ok {
-                    ack
-                } else {
-                    MailAck {
-                        accepted: false,
-                        reason: "store".into(),
-                    }
-                };
+            if let Some((id, ack, store_failed)) = respond {
+                let ack = if ok { ack } else { store_failed };
                 net.respond(id, Bytes::from(ack.encode()));
             }
             if ok {
@@ -187,8 +264,17 @@ fn mail_event(
             peer: peer.cloned(),
             reason: reason.map(str::to_owned),
             expires_at,
+            ack: None,
         },
     )
+}
+
+/// `event` with the neighbour's signed answer attached (`handed`, `hand_refused`).
+fn with_ack(mut event: AuditEvent, signed: &MailAck) -> AuditEvent {
+    if let EventKind::Mail { ack, .. } = &mut event.kind {
+        *ack = Some(signed.to_hex());
+    }
+    event
 }
 
 /// The reason code of an item that failed verification, and whether it is a strike
@@ -241,21 +327,56 @@ fn outbox_item(h: &wlnode_crypto::mail::MailHeader) -> OutboxItem {
     }
 }
 
-fn refused(reason: &str) -> MailAck {
-    MailAck {
-        accepted: false,
-        reason: reason.into(),
-    }
-}
-
-fn accepted(reason: &str) -> MailAck {
-    MailAck {
-        accepted: true,
-        reason: reason.into(),
-    }
-}
-
 impl Service {
+    /// Our signed answer to `from`'s hand-over of `item` (`None`: it did not decode;
+    /// `from` `None`: not in our roster).
+    fn sign_ack(
+        &self,
+        item: Option<&MailItem>,
+        from: Option<&AgencyCode>,
+        accepted: bool,
+        reason: &str,
+    ) -> MailAck {
+        MailAck::sign(
+            item,
+            from,
+            &self.agency,
+            accepted,
+            reason,
+            Timestamp::now(),
+            &self.mail.keys.sign,
+        )
+    }
+
+    /// Answers a hand-over now (nothing to make durable first).
+    fn answer(
+        &self,
+        id: InboundId,
+        item: Option<&MailItem>,
+        from: Option<&AgencyCode>,
+        accepted: bool,
+        reason: &str,
+    ) {
+        let ack = self.sign_ack(item, from, accepted, reason);
+        self.net.respond(id, Bytes::from(ack.encode()));
+    }
+
+    /// The answer for a job: `accepted`/`reason` once durable, `store` if not.
+    fn respond_after(
+        &self,
+        id: InboundId,
+        item: Option<&MailItem>,
+        from: &AgencyCode,
+        accepted: bool,
+        reason: &str,
+    ) -> Option<(InboundId, MailAck, MailAck)> {
+        Some((
+            id,
+            self.sign_ack(item, Some(from), accepted, reason),
+            self.sign_ack(item, Some(from), false, "store"),
+        ))
+    }
+
     fn mail_job(&mut self, mut job: MailJob) {
         job.writes.extend(self.mail.mailer.take_writes());
         self.metrics
@@ -309,7 +430,7 @@ impl Service {
         tracing::warn!(%agency, reason, "mail item refused");
         self.metrics.mail_reject(agency.as_str(), reason);
         if !strike && !self.mail_refusal_due(agency, reason, std::time::Instant::now()) {
-            self.net.respond(id, Bytes::from(refused(reason).encode()));
+            self.answer(id, item, Some(agency), false, reason);
             return;
         }
         let events = item
@@ -329,12 +450,14 @@ impl Service {
                         peer: Some(agency.clone()),
                         reason: Some(reason.into()),
                         expires_at: None,
+                        ack: None,
                     },
                 )]
             });
+        let respond = self.respond_after(id, item, agency, false, reason);
         self.mail_job(MailJob {
             events,
-            respond: Some((id, refused(reason))),
+            respond,
             ..MailJob::default()
         });
         if strike {
@@ -365,13 +488,11 @@ impl Service {
     /// A mail request from a neighbour.
     pub(super) fn on_mail_request(&mut self, peer: PeerRef, id: InboundId, frame: Frame) {
         let Some((agency, role)) = self.agency_of(&peer) else {
-            self.net
-                .respond(id, Bytes::from(refused("not_in_roster").encode()));
+            self.answer(id, None, None, false, "not_in_roster");
             return;
         };
         if role != Role::Member || self.blocked.contains(&agency) {
-            self.net
-                .respond(id, Bytes::from(refused("forbidden").encode()));
+            self.answer(id, None, Some(&agency), false, "forbidden");
             return;
         }
         let bytes = match frame {
@@ -434,9 +555,10 @@ impl Service {
                     } else {
                         Vec::new()
                     };
+                let respond = self.respond_after(id, Some(&item), &agency, true, "duplicate");
                 self.mail_job(MailJob {
                     events,
-                    respond: Some((id, accepted("duplicate"))),
+                    respond,
                     ..MailJob::default()
                 });
                 self.mail_poll();
@@ -455,10 +577,11 @@ impl Service {
                         serde_json::to_vec(&o).unwrap_or_default(),
                     ));
                 }
+                let respond = self.respond_after(id, Some(&item), &agency, true, "ok");
                 self.mail_job(MailJob {
                     puts,
                     events: vec![mail_event("receipt", &item, Some(&agency), None)],
-                    respond: Some((id, accepted("ok"))),
+                    respond,
                     notices: vec![MailNotice::Receipt {
                         message_id: mid,
                         at,
@@ -468,15 +591,23 @@ impl Service {
             }
             Intake::Relay => {
                 self.metrics.mail("received");
+                let respond = self.respond_after(id, Some(&item), &agency, true, "ok");
+                // Our own signed custody ack goes into the `received` event: it names
+                // the digest of the copy we took, which alone a neighbour's refusal
+                // must name to excuse us (review s31-mail H1).
+                let mut received = mail_event("received", &item, Some(&agency), None);
+                if let Some((_, ok, _)) = &respond {
+                    received = with_ack(received, ok);
+                }
                 self.mail_job(MailJob {
-                    events: vec![mail_event("received", &item, Some(&agency), None)],
-                    respond: Some((id, accepted("ok"))),
+                    events: vec![received],
+                    respond,
                     ..MailJob::default()
                 });
                 self.mail_poll();
             }
             Intake::Seen => {
-                self.net.respond(id, Bytes::from(accepted("seen").encode()));
+                self.answer(id, Some(&item), Some(&agency), true, "seen");
             }
             Intake::Refused(r) => {
                 self.mail_refuse(id, &agency, Some(&item), r.code(), r.strikes());
@@ -524,6 +655,7 @@ impl Service {
         let receipt = Receipt::sign(h, &self.mail.keys.sign, now);
         self.mail.mailer.on_delivered(env, receipt, now);
         self.metrics.mail("delivered");
+        let respond = self.respond_after(id, Some(item), agency, true, "ok");
         self.mail_job(MailJob {
             puts: vec![(
                 inbox_key(now.as_millis(), &h.from, &h.id),
@@ -533,37 +665,116 @@ impl Service {
                 mail_event("received", item, Some(agency), None),
                 mail_event("delivered", item, None, None),
             ],
-            respond: Some((id, accepted("ok"))),
+            respond,
             notices: vec![MailNotice::Delivered(entry)],
             ..MailJob::default()
         });
         self.mail_poll();
     }
 
-    /// The neighbour's answer to one of our mail requests.
+    /// The neighbour's answer to one of our mail requests: its signed [`MailAck`],
+    /// checked against the roster before it counts. Custody goes into the `handed`
+    /// audit event with the signed ack; a signed refusal of this item into a
+    /// `hand_refused` event; anything else that is not a valid signed answer to this
+    /// hand-over is a protocol failure (see [`ack_verdict`]).
     pub(super) fn on_mail_response(&mut self, token: u64, frame: Frame) {
         let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
             return;
         };
-        let ack = match frame {
-            Frame::Data(b) => MailAck::decode(&b).ok(),
-            Frame::Oversized { .. } => None,
+        let decoded = match frame {
+            Frame::Data(b) => MailAck::decode(&b),
+            Frame::Oversized { len, .. } => Err(MailError::TooLarge {
+                what: "mail response",
+                size: len,
+                limit: wlnode_crypto::mail::MAX_ACK_BYTES,
+            }),
         };
-        match ack {
-            Some(a) if a.accepted => {
+        let roster = self.trust.roster();
+        let rosters_differ = self
+            .peers
+            .iter()
+            .filter(|(p, _)| self.agencies.get(p).is_some_and(|(a, _)| *a == agency))
+            .any(|(_, ps)| ps.roster_version.is_some_and(|v| v != roster.version()));
+        let verdict = ack_verdict(
+            decoded,
+            &roster,
+            &agency,
+            &self.agency,
+            &item,
+            Timestamp::now(),
+            rosters_differ,
+        );
+        match verdict {
+            AckVerdict::Custody(ack) => {
                 self.metrics.mail("handed");
-                let event = mail_event("handed", &item, Some(&agency), None);
+                let event = with_ack(mail_event("handed", &item, Some(&agency), None), &ack);
                 self.mail.mailer.on_handed(&agency, &key);
                 self.mail_job(MailJob {
                     events: vec![event],
                     ..MailJob::default()
                 });
             }
-            other => {
-                tracing::debug!(%agency, reason = ?other.map(|a| a.reason), "mail hand-over refused");
+            AckVerdict::Refused(ack) => {
+                tracing::debug!(%agency, reason = %ack.reason, "mail hand-over refused");
+                self.mail.mailer.on_hand_failed(&agency, &key);
+                self.metrics.mail("hand_refused");
+                // Only relayed messages need the evidence (the auditor's
+                // `mail_not_relayed` looks at nothing else): our own messages and
+                // receipts are not audited (review s31-mail M5).
+                if refusal_needs_evidence(&item, &self.agency)
+                    && self.refusal_evidence_due(&agency, key, std::time::Instant::now())
+                {
+                    let event = with_ack(
+                        mail_event("hand_refused", &item, Some(&agency), Some(&ack.reason)),
+                        &ack,
+                    );
+                    self.mail_job(MailJob {
+                        events: vec![event],
+                        ..MailJob::default()
+                    });
+                }
+            }
+            AckVerdict::RefusedNoEvidence(reason) => {
+                tracing::debug!(%agency, reason, "mail hand-over refused without evidence");
                 self.mail.mailer.on_hand_failed(&agency, &key);
             }
+            AckVerdict::Bad { reason, strike } => {
+                tracing::warn!(%agency, reason, "neighbour's answer to a mail hand-over is not a valid signed ack");
+                self.mail.mailer.on_hand_failed(&agency, &key);
+                self.metrics.mail_reject(agency.as_str(), "bad_ack");
+                if strike || self.mail_refusal_due(&agency, "bad_ack", std::time::Instant::now()) {
+                    self.mail_job(MailJob {
+                        events: vec![mail_event(
+                            "rejected",
+                            &item,
+                            Some(&agency),
+                            Some(&format!("bad_ack: {reason}")),
+                        )],
+                        ..MailJob::default()
+                    });
+                }
+                if strike {
+                    self.record_invalid(&agency, 1);
+                }
+            }
         }
+    }
+
+    /// Whether `agency`'s signed refusal of `key` is to be audited now (see
+    /// [`refusal_evidence_due`]).
+    fn refusal_evidence_due(
+        &mut self,
+        agency: &AgencyCode,
+        key: ItemKey,
+        now: std::time::Instant,
+    ) -> bool {
+        refusal_evidence_due(
+            &mut self.mail.refusals_evidenced,
+            &mut self.mail.refusals_evidenced_per_peer,
+            agency,
+            key,
+            now,
+        )
     }
 
     /// One of our mail requests failed.
@@ -612,6 +823,7 @@ impl Service {
                             peer: None,
                             reason: None,
                             expires_at: Some(header.expires_at.as_millis()),
+                            ack: None,
                         },
                     ));
                     job.notices.push(MailNotice::Expired { message_id: id });
@@ -656,6 +868,75 @@ impl Service {
                     writes,
                     ..MailJob::default()
                 });
+            }
+        }
+    }
+}
+
+/// What a neighbour's answer to our hand-over amounts to.
+#[derive(Debug)]
+enum AckVerdict {
+    /// A valid signed custody ack for this item from us: evidence for `handed`.
+    Custody(MailAck),
+    /// A valid signed refusal of this item from us: evidence for `hand_refused`.
+    Refused(MailAck),
+    /// A valid signed refusal naming neither the item nor us (the neighbour could not
+    /// tell), or one whose time is off by more than the clock skew: not custody, no
+    /// strike, no evidence.
+    RefusedNoEvidence(&'static str),
+    /// Not a valid signed answer to this hand-over: refused as custody, counted,
+    /// audited, and a strike unless a roster rollover explains it.
+    Bad {
+        /// Why (`malformed`, `oversized`, `forged`, `mismatch`).
+        reason: &'static str,
+        /// A strike against the neighbour.
+        strike: bool,
+    },
+}
+
+/// Judges `agency`'s answer to our (`me`) hand-over of `item` at `now`: the signature
+/// and key against the roster, the signed fields against the hand-over, the signed
+/// time against our clock (see [`AckVerdict`]). A missing or unsigned answer (an
+/// older build's) is `Bad`.
+fn ack_verdict(
+    decoded: Result<MailAck, MailError>,
+    roster: &wlnode_crypto::roster::Roster,
+    agency: &AgencyCode,
+    me: &AgencyCode,
+    item: &MailItem,
+    now: Timestamp,
+    rosters_differ: bool,
+) -> AckVerdict {
+    let ack = match decoded {
+        Ok(a) => a,
+        Err(e) => {
+            return AckVerdict::Bad {
+                reason: e.code(),
+                strike: true,
+            };
+        }
+    };
+    if let Err(e) = ack.verify(roster, agency) {
+        let strike = ack_error_strikes(&e, rosters_differ);
+        return AckVerdict::Bad {
+            reason: e.code(),
+            strike,
+        };
+    }
+    match ack.fit(item, me) {
+        AckFit::Mismatch => AckVerdict::Bad {
+            reason: "mismatch",
+            strike: true,
+        },
+        AckFit::Anonymous => AckVerdict::RefusedNoEvidence("anonymous"),
+        AckFit::Exact => {
+            let at = ack.body().at.as_millis();
+            if at.abs_diff(now.as_millis()) > MAX_CLOCK_SKEW_MS {
+                AckVerdict::RefusedNoEvidence("bad_time")
+            } else if ack.accepted {
+                AckVerdict::Custody(ack)
+            } else {
+                AckVerdict::Refused(ack)
             }
         }
     }
@@ -730,6 +1011,113 @@ mod tests {
         assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
         assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
         assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
+
+    /// Review s31-mail L2: an ack signed with a key our newer roster revokes is no
+    /// strike while the rosters differ (as for an unknown key); otherwise it is.
+    #[test]
+    fn a_revoked_ack_signer_is_no_strike_during_a_roster_rollover() {
+        let revoked = MailError::RevokedSigner {
+            agency: "AA-X".parse().unwrap(),
+            key: "ed25519:00".into(),
+        };
+        assert!(!ack_error_strikes(&revoked, true));
+        assert!(ack_error_strikes(&revoked, false));
+        let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
+        assert!(!ack_error_strikes(&unknown, true));
+        assert!(ack_error_strikes(&MailError::BadSignature, true));
+    }
+
+    /// Review s31-mail M5: `hand_refused` evidence only for messages we relay, once
+    /// per item an hour and at most HAND_REFUSED_PER_NEIGHBOUR per neighbour an hour.
+    #[test]
+    fn refusal_evidence_is_logged_for_relayed_messages_only_and_capped_per_neighbour() {
+        use wlnode_crypto::model::MessageId;
+        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let a: AgencyCode = "AA-X".parse().unwrap();
+        let me: AgencyCode = "BB-X".parse().unwrap();
+        let env = |from: &str| {
+            Envelope::seal(
+                &wlnode_crypto::mail::Draft {
+                    id: MessageId([1; 16]),
+                    from: from.parse().unwrap(),
+                    to: "CC-X".parse().unwrap(),
+                    kind: "test",
+                    created_at: Timestamp(1_780_000_000_000),
+                    expires_at: Timestamp(1_780_003_600_000),
+                    plaintext: b"x",
+                },
+                &key,
+                &enc.public_key().unwrap(),
+            )
+            .unwrap()
+        };
+        assert!(refusal_needs_evidence(
+            &MailItem::Envelope(env("AA-X")),
+            &me
+        ));
+        assert!(!refusal_needs_evidence(
+            &MailItem::Envelope(env("BB-X")),
+            &me
+        ));
+        let (mut per_item, mut per_peer) = Default::default();
+        let t = std::time::Instant::now();
+        let item = |n: usize| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            (wlnode_sync::mail::ItemKind::Message, MessageId(id))
+        };
+        assert!(refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(0),
+            t
+        ));
+        // The same item again within the hour: not logged.
+        assert!(!refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(0),
+            t
+        ));
+        for n in 1..HAND_REFUSED_PER_NEIGHBOUR {
+            assert!(refusal_evidence_due(
+                &mut per_item,
+                &mut per_peer,
+                &a,
+                item(n),
+                t
+            ));
+        }
+        // Past the cap for this neighbour: not logged; another neighbour still is.
+        let n = HAND_REFUSED_PER_NEIGHBOUR;
+        assert!(!refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(n),
+            t
+        ));
+        let b: AgencyCode = "DD-X".parse().unwrap();
+        assert!(refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &b,
+            item(n),
+            t
+        ));
+        // An hour later the neighbour's count starts again.
+        let later = t + HAND_REFUSED_LOG_EVERY;
+        assert!(refusal_evidence_due(
+            &mut per_item,
+            &mut per_peer,
+            &a,
+            item(n),
+            later
+        ));
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key

@@ -11,7 +11,7 @@
 //! - [`outbound`]: our requests, their answers, the initiator's sessions;
 //! - [`serve`]: carrying out the responder's actions;
 //! - [`ingest`]: checking and storing what peers sent;
-//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/2`.
+//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/3`.
 
 mod hold;
 mod inbound;
@@ -258,6 +258,8 @@ pub(crate) async fn start(
             pending: HashMap::new(),
             connected: BTreeSet::new(),
             refusals_logged: HashMap::new(),
+            refusals_evidenced: HashMap::new(),
+            refusals_evidenced_per_peer: HashMap::new(),
         },
         me: network.handle.local_peer(),
         net: network.handle,

@@ -182,6 +182,38 @@ fn loops_end_at_seen_ids_and_hop_limits() {
     );
 }
 
+/// Review s31-mail H3: a relay does not take custody of an item already at the hop
+/// limit (it could never hand it on, and would be blamed for sitting on it); the
+/// addressee still takes it, and one hop less is still relayed.
+#[test]
+fn a_relay_refuses_custody_at_the_hop_limit_and_the_addressee_takes_it() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let mut n = nodes(&["AA-X", "R1-X", "ZZ-X"]);
+    let max = MailLimits::default().max_hops;
+    let at = |id: u8, to: &str, hops: u32| {
+        let mut e = envelope(id, "AA-X", to, b"x", &a_key);
+        for _ in 0..hops {
+            e = e.next_hop();
+        }
+        MailItem::Envelope(e)
+    };
+    let r1 = n.get_mut("R1-X").unwrap();
+    assert_eq!(
+        r1.on_item(&code("AA-X"), at(4, "ZZ-X", max), t(0)),
+        Intake::Refused(Refusal::TooManyHops)
+    );
+    assert_eq!(r1.held_len(), 0);
+    assert_eq!(
+        r1.on_item(&code("AA-X"), at(5, "ZZ-X", max - 1), t(0)),
+        Intake::Relay
+    );
+    let zz = n.get_mut("ZZ-X").unwrap();
+    assert!(matches!(
+        zz.on_item(&code("R1-X"), at(4, "ZZ-X", max), t(0)),
+        Intake::Deliver(_)
+    ));
+}
+
 #[test]
 fn replays_expiry_and_quota_are_refused() {
     let a_key = SecretKey::from_seed(&[1; 32]);

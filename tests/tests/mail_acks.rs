@@ -1,0 +1,582 @@
+//! Signed hand-over acknowledgements and flag bounds (issue 21), across real
+//! in-process nodes on loopback TCP.
+//!
+//! - Every hand-over along a relay path is answered with the next hop's signed
+//!   `MailAck`, which the handing node keeps in its `handed` audit event; the auditor
+//!   checks it against the roster and turns `mail_not_logged` into a proven finding
+//!   when the neighbour's log hides a message it signed for.
+//! - A neighbour that answers without a valid signed ack (an older build's unsigned
+//!   answer, another key's signature, another message's ack) gives no custody: the
+//!   answer is refused, counted, audited and struck.
+//! - Flag messages pending in our outbox stay under the `[flags]` in-flight cap, and
+//!   each user's flag writes are rate-limited (`flag_rate_limited`, HTTP 429).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use wlnode_audit::event::{Event, EventKind};
+use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
+use wlnode_crypto::mail::{HandoverBody, MailAck, MailItem};
+use wlnode_crypto::model::{AgencyCode, MessageId};
+use wlnode_crypto::roster::Roster;
+use wlnode_crypto::time::Timestamp;
+use wlnode_runtime::flags::FlagError;
+use wlnode_tests::{Cluster, FAST_SYNC, RawPeer, addr, agency, counter, wait_for};
+
+const T: Duration = Duration::from_secs(120);
+
+fn code(i: usize) -> AgencyCode {
+    AgencyCode::new(agency(i)).unwrap()
+}
+
+async fn audit_events(c: &Cluster, i: usize) -> Vec<Event> {
+    c.node(i)
+        .services
+        .store
+        .call(|s| s.audit_events(0, s.audit_size()?))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| Event::decode(b).unwrap())
+        .collect()
+}
+
+/// Node `i`'s `mail` events about message `id` with `action` (item `message`).
+fn mail_events<'a>(events: &'a [Event], id: &MessageId, action: &str) -> Vec<&'a EventKind> {
+    events
+        .iter()
+        .map(|e| &e.kind)
+        .filter(|k| {
+            matches!(k, EventKind::Mail { action: a, message_id, item, .. }
+                if a == action && *message_id == id.to_hex() && item == "message")
+        })
+        .collect()
+}
+
+fn roster_of(c: &Cluster) -> Roster {
+    let (bytes, _) = wlnode_config::roster_file::read_signed(&c.fed.roster).unwrap();
+    Roster::parse(&bytes).unwrap()
+}
+
+fn export(c: &Cluster, i: usize) -> wlnode_audit::event::ExportedLog {
+    let key = read_secret_key(&c.fed.nodes[i].dir.join("node.key"), KeyKind::Node).unwrap();
+    let store = wlnode_store::Store::open(&c.fed.nodes[i].dir.join("data")).unwrap();
+    store
+        .audit_export(&code(i), &key.public_key().peer_id())
+        .unwrap()
+}
+
+/// Rewrites node `i`'s log to `events` and re-signs it, as a node hiding something
+/// from its auditor would.
+fn rewrite(c: &Cluster, i: usize, events: &[Event]) {
+    let key = read_secret_key(&c.fed.nodes[i].dir.join("node.key"), KeyKind::Node).unwrap();
+    let store = wlnode_store::Store::open(&c.fed.nodes[i].dir.join("data")).unwrap();
+    store.set_audit_settings(wlnode_store::audit::AuditSettings {
+        signer: Some((code(i), std::sync::Arc::new(key))),
+        ..wlnode_store::audit::AuditSettings::default()
+    });
+    store.audit_rewrite(events).unwrap();
+    // Checkpointed as if some minutes later: the auditor gives a neighbour
+    // MAIL_LOGGED_MARGIN_MS after it signed an ack before its log must show the item.
+    let later = Timestamp::now().as_millis() + 2 * wlnode_audit::verify::MAIL_LOGGED_MARGIN_MS;
+    store
+        .audit_checkpoint(later, true)
+        .unwrap()
+        .expect("a fresh checkpoint");
+}
+
+fn verify(c: &Cluster, n: usize) -> wlnode_audit::verify::Report {
+    let logs: Vec<_> = (0..n).map(|i| export(c, i)).collect();
+    wlnode_audit::verify::verify(
+        &roster_of(c),
+        &logs,
+        &wlnode_audit::verify::AuditorState::default(),
+        wlnode_audit::verify::Options::default(),
+    )
+}
+
+fn decoded(log: &wlnode_audit::event::ExportedLog) -> Vec<Event> {
+    log.events
+        .iter()
+        .map(|e| Event::decode(e.as_bytes()).unwrap())
+        .collect()
+}
+
+/// The signed ack in a `mail` event, verified against the roster as signed by `by`.
+fn signed_ack(kind: &EventKind, roster: &Roster, by: usize) -> MailAck {
+    let EventKind::Mail { ack: Some(a), .. } = kind else {
+        panic!("no ack in {kind:?}");
+    };
+    let ack = MailAck::from_hex(a).unwrap();
+    ack.verify(roster, &code(by)).unwrap();
+    ack
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_overs_through_a_relay_carry_signed_acks_that_prove_a_hidden_custody() {
+    // A — B — C: A and C have no link.
+    let mut c = Cluster::simple(3, &[(0, 1), (1, 2)]);
+    c.start_all().await;
+    let id = c
+        .node(0)
+        .services
+        .mail
+        .send(&code(2), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "A and B audit their hand-overs", || async {
+        !mail_events(&audit_events(&c, 0).await, &id, "handed").is_empty()
+            && !mail_events(&audit_events(&c, 1).await, &id, "handed").is_empty()
+    })
+    .await;
+    let roster = c.node(0).services.trust.roster();
+    // A's `handed` carries B's signed custody ack, naming the message, A and B.
+    let a_events = audit_events(&c, 0).await;
+    let ack = signed_ack(mail_events(&a_events, &id, "handed")[0], &roster, 1);
+    let b: &HandoverBody = ack.body();
+    assert_eq!(
+        (
+            b.message_id,
+            b.item.as_str(),
+            b.from_hop.clone(),
+            b.to_hop.clone(),
+            b.accepted,
+            b.reason.as_str()
+        ),
+        (Some(id), "message", Some(code(0)), code(1), true, "ok")
+    );
+    // B's carries C's.
+    let b_events = audit_events(&c, 1).await;
+    let handed_to_c: Vec<_> = mail_events(&b_events, &id, "handed")
+        .into_iter()
+        .filter(|k| matches!(k, EventKind::Mail { peer: Some(p), .. } if *p == code(2)))
+        .collect();
+    let ack = signed_ack(handed_to_c[0], &roster, 2);
+    assert_eq!(ack.body().from_hop, Some(code(1)));
+    // B's `received` carries its own signed custody ack: the digest of the copy it
+    // took, which a refusal must name to excuse it (review s31-mail H1).
+    let own = signed_ack(mail_events(&b_events, &id, "received")[0], &roster, 1);
+    assert_eq!(
+        (own.body().from_hop.clone(), own.body().item_digest),
+        (Some(code(0)), ack.body().item_digest)
+    );
+    wait_for(T, "A sees the receipt", || async {
+        c.node(0)
+            .services
+            .mail
+            .outbox_item(id)
+            .await
+            .unwrap()
+            .is_some_and(|o| o.state == "delivered")
+    })
+    .await;
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    // The honest logs pass.
+    let report = verify(&c, 3);
+    let mail: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("mail_"))
+        .collect();
+    assert!(mail.is_empty(), "{mail:#?}");
+    // C drops every trace of the message from its log: B's signed ack proves it took
+    // custody, so the finding is proven.
+    let c_events: Vec<Event> = decoded(&export(&c, 2))
+        .into_iter()
+        .filter(
+            |e| !matches!(&e.kind, EventKind::Mail { message_id, .. } if *message_id == id.to_hex()),
+        )
+        .collect();
+    rewrite(&c, 2, &c_events);
+    let report = verify(&c, 3);
+    let found: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind == "mail_not_logged")
+        .map(|v| (v.node.clone(), v.proven))
+        .collect();
+    assert_eq!(found, vec![(format!("{}->{}", agency(1), agency(2)), true)]);
+}
+
+/// What a hostile neighbour answers to a hand-over.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// The unsigned `accepted = true` of `/wlnode/mail/2` (field 1 = 1, field 2 = "ok").
+    Unsigned,
+    /// A custody ack "signed" with a key the roster does not give the neighbour.
+    ForeignKey,
+    /// A custody ack, properly signed, for another message.
+    OtherMessage,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_a_valid_signed_ack_is_no_custody_and_is_refused_counted_audited_and_struck()
+ {
+    for hostile in [
+        Hostile::Unsigned,
+        Hostile::ForeignKey,
+        Hostile::OtherMessage,
+    ] {
+        // A (node 0) and agency B, played by a raw peer with B's node key; C is the
+        // recipient, never started. A bans after three strikes.
+        let mut c = Cluster::simple(3, &[]);
+        c.extra[0] = format!(
+            "{}\n[sync]\nanti_entropy_interval = \"3s\"\nreconnect_min = \"100ms\"\nreconnect_max = \"2s\"\nban_threshold = 3\n",
+            wlnode_devtools::scaffold::OPEN_POLICY
+        );
+        c.start(0).await;
+        let id = c
+            .node(0)
+            .services
+            .mail
+            .send(&code(2), "test.note", b"{}", 3_600_000)
+            .await
+            .unwrap();
+        let b_dir = c.fed.nodes[1].dir.clone();
+        let b_key = read_secret_key(&b_dir.join("agency.key"), KeyKind::Agency).unwrap();
+        let mut raw = RawPeer::speaking(
+            wlnode_net::codec::MAIL_PROTOCOL,
+            Some(RawPeer::seed_of(&b_dir)),
+            wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+            1024,
+        );
+        let target = addr(&c, 0);
+        let server = tokio::spawn(async move {
+            raw.serve(
+                &target,
+                T,
+                move |frame| {
+                    let item = MailItem::decode(frame).ok();
+                    let now = Timestamp::now();
+                    let out = match hostile {
+                        Hostile::Unsigned => vec![0x08, 0x01, 0x12, 0x02, b'o', b'k'],
+                        Hostile::ForeignKey => MailAck::sign(
+                            item.as_ref(),
+                            Some(&code(0)),
+                            &code(1),
+                            true,
+                            "ok",
+                            now,
+                            &wlnode_crypto::SecretKey::generate().unwrap(),
+                        )
+                        .encode(),
+                        Hostile::OtherMessage => MailAck::sign_body(
+                            HandoverBody {
+                                message_id: Some(MessageId([9; 16])),
+                                item: "message".into(),
+                                item_digest: None,
+                                from_hop: Some(code(0)),
+                                to_hop: code(1),
+                                accepted: true,
+                                reason: "ok".into(),
+                                at: now,
+                                signer_key: b_key.public_key(),
+                            },
+                            &b_key,
+                        )
+                        .encode(),
+                    };
+                    bytes::Bytes::from(out)
+                },
+                |_| false,
+            )
+            .await
+        });
+        wait_for(T, "A bans the neighbour after three bad acks", || async {
+            audit_events(&c, 0).await.iter().any(
+                |e| matches!(&e.kind, EventKind::PeerBanned { agency, .. } if *agency == code(1)),
+            )
+        })
+        .await;
+        server.abort();
+        let events = audit_events(&c, 0).await;
+        // Refused and audited as a bad ack, never as custody.
+        let rejected: Vec<_> = mail_events(&events, &id, "rejected")
+            .into_iter()
+            .filter(|k| {
+                matches!(k, EventKind::Mail { reason: Some(r), peer: Some(p), .. }
+                    if r.starts_with("bad_ack") && *p == code(1))
+            })
+            .collect();
+        assert!(!rejected.is_empty(), "{hostile:?}: {events:?}");
+        assert!(
+            mail_events(&events, &id, "handed").is_empty(),
+            "{hostile:?}: a bad ack counted as custody"
+        );
+        assert!(
+            counter(
+                &c.metrics(0),
+                "wlnode_mail_rejected_total",
+                &format!("peer=\"{}\",reason=\"bad_ack\"", agency(1))
+            ) >= 3.0,
+            "{hostile:?}"
+        );
+        // Our message is still ours, pending.
+        assert_eq!(
+            c.node(0)
+                .services
+                .mail
+                .outbox_item(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            "pending"
+        );
+        c.stop(0).await;
+    }
+}
+
+/// A cluster whose node 1 allows `max_in_flight` flag messages and `burst` flag
+/// writes per user (then one a minute).
+fn flag_cluster(max_in_flight: usize, burst: u32) -> Cluster {
+    let mut c = Cluster::simple(2, &[(0, 1)]);
+    c.extra[1] = format!(
+        "{}{}\n[flags]\nmax_in_flight = {max_in_flight}\nburst = {burst}\nper_minute = 1\n",
+        wlnode_devtools::scaffold::OPEN_POLICY,
+        FAST_SYNC
+    );
+    c
+}
+
+async fn pending_flag_messages(c: &Cluster, i: usize) -> usize {
+    c.node(i)
+        .services
+        .mail
+        .outbox(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.kind == "flag" && o.state == "pending")
+        .count()
+}
+
+/// Issue 21: up to 10,000 flags on different entries could put as many messages in
+/// our own outbox (bound 8,192). Now at most `[flags] max_in_flight` flag messages
+/// are pending; later ones are saved and wait, and go once earlier ones arrive. (With
+/// the cap at 2 and 4 flags set while the origin is away, 4 were pending before.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_messages_in_flight_stay_under_the_cap_and_the_rest_follow() {
+    let mut c = flag_cluster(2, 100);
+    c.start_all().await;
+    let names = [
+        "Kestrel One",
+        "Kestrel Two",
+        "Kestrel Three",
+        "Kestrel Four",
+    ];
+    let w = c
+        .add_drafts(
+            0,
+            "flags",
+            names.iter().map(|n| wlnode_tests::draft(n, None)).collect(),
+        )
+        .await;
+    wait_for(T, "B holds A's entries", || async {
+        let mut all = true;
+        for x in &w {
+            all &= !c
+                .node(1)
+                .services
+                .store
+                .entries_by_id(x.entry_id)
+                .await
+                .unwrap()
+                .is_empty();
+        }
+        all
+    })
+    .await;
+    c.stop(0).await;
+    for (i, x) in w.iter().enumerate() {
+        c.node(1)
+            .services
+            .flags
+            .set("liaison", x.entry_id, None, format!("FLAG {i}"))
+            .await
+            .unwrap();
+    }
+    c.node(1).services.flags.retry().await.unwrap();
+    assert_eq!(pending_flag_messages(&c, 1).await, 2);
+    // Every flag is held and shown, whether its message went or waits.
+    assert_eq!(c.node(1).services.flags.list().await.unwrap().len(), 4);
+    // The origin comes back: the first two arrive, then the other two go.
+    c.start(0).await;
+    wait_for(T, "A's inbox has all four flags", || async {
+        c.node(1).services.flags.retry().await.unwrap();
+        let inbox = c.node(0).services.mail.inbox(100).await.unwrap();
+        (0..4).all(|i| {
+            inbox
+                .iter()
+                .any(|m| m.kind == "flag" && m.body.contains(&format!("FLAG {i}")))
+        })
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Review s31-mail M7: one origin that is away (or withholds receipts) holds at most
+/// max_in_flight / 8 (at least 4) of the flag-message slots, so the others stay free
+/// for every other origin. With the cap at 40 (5 per origin) and 6 flags on one
+/// origin's entries while it is away, 6 were pending before; now 5, and the sixth
+/// follows once the origin is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_origin_holds_at_most_its_share_of_the_flag_messages_in_flight() {
+    let mut c = flag_cluster(40, 100);
+    c.start_all().await;
+    let names = [
+        "Heron A", "Heron B", "Heron C", "Heron D", "Heron E", "Heron F",
+    ];
+    let w = c
+        .add_drafts(
+            0,
+            "flags",
+            names.iter().map(|n| wlnode_tests::draft(n, None)).collect(),
+        )
+        .await;
+    wait_for(T, "B holds A's entries", || async {
+        let mut all = true;
+        for x in &w {
+            all &= !c
+                .node(1)
+                .services
+                .store
+                .entries_by_id(x.entry_id)
+                .await
+                .unwrap()
+                .is_empty();
+        }
+        all
+    })
+    .await;
+    c.stop(0).await;
+    for (i, x) in w.iter().enumerate() {
+        c.node(1)
+            .services
+            .flags
+            .set("liaison", x.entry_id, None, format!("FLAG {i}"))
+            .await
+            .unwrap();
+    }
+    c.node(1).services.flags.retry().await.unwrap();
+    assert_eq!(pending_flag_messages(&c, 1).await, 5);
+    c.start(0).await;
+    wait_for(T, "A's inbox has all six flags", || async {
+        c.node(1).services.flags.retry().await.unwrap();
+        let inbox = c.node(0).services.mail.inbox(100).await.unwrap();
+        (0..6).all(|i| {
+            inbox
+                .iter()
+                .any(|m| m.kind == "flag" && m.body.contains(&format!("FLAG {i}")))
+        })
+    })
+    .await;
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+/// Issue 21: flag writes are rate-limited per user (a token bucket): past the burst
+/// a set or lift is refused `RateLimited` (HTTP 429 `flag_rate_limited`) before
+/// anything is saved; another user is not affected; a no-op set costs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_writes_are_rate_limited_per_user() {
+    let mut c = flag_cluster(1024, 2);
+    c.start_all().await;
+    let w = c
+        .add_drafts(
+            0,
+            "flags",
+            vec![
+                wlnode_tests::draft("Plover One", None),
+                wlnode_tests::draft("Plover Two", None),
+            ],
+        )
+        .await;
+    wait_for(T, "B holds A's entries", || async {
+        let mut all = true;
+        for x in &w {
+            all &= !c
+                .node(1)
+                .services
+                .store
+                .entries_by_id(x.entry_id)
+                .await
+                .unwrap()
+                .is_empty();
+        }
+        all
+    })
+    .await;
+    let flags = c.node(1).services.flags.clone();
+    let (e1, e2) = (w[0].entry_id, w[1].entry_id);
+    flags.set("ann", e1, None, "R1".into()).await.unwrap();
+    // The same flag again is a no-op and costs no token.
+    flags.set("ann", e1, None, "R1".into()).await.unwrap();
+    flags.set("ann", e2, None, "R2".into()).await.unwrap();
+    let err = flags.lift("ann", e1, None).await.unwrap_err();
+    assert!(matches!(err, FlagError::RateLimited { .. }), "{err}");
+    assert!(err.to_string().contains("ann"), "{err}");
+    // Nothing was saved: the flag is still set.
+    assert!(
+        flags
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|f| f.entry_id == e1 && f.reason == "R1")
+    );
+    // Another user has its own bucket.
+    flags.lift("bob", e1, None).await.unwrap();
+    // Over the API: 429 with the code `flag_rate_limited`.
+    let admin = wlnode_client::Client::from_config(
+        &wlnode_config::Config::load(&c.fed.nodes[1].config).unwrap(),
+    )
+    .unwrap();
+    let v: serde_json::Value = admin
+        .post_json(
+            "/v1/users",
+            &serde_json::json!({"user": "liaison", "roles": ["consultant"]}),
+        )
+        .await
+        .unwrap();
+    let liaison = wlnode_client::Client::new(
+        c.node(1).api_addr,
+        v["token"].as_str().unwrap().to_owned(),
+        "node.toml".into(),
+    )
+    .unwrap();
+    let mut statuses = Vec::new();
+    for reason in ["A", "B", "C"] {
+        let r = liaison
+            .post_json::<_, serde_json::Value>(
+                "/v1/flags",
+                &serde_json::json!({"entry_id": e2.to_hex(), "reason": reason}),
+            )
+            .await;
+        statuses.push(match r {
+            Ok(_) => (200, String::new()),
+            Err(wlnode_client::ClientError::Api { status, code, .. }) => (status, code),
+            Err(e) => panic!("{e}"),
+        });
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            (200, String::new()),
+            (200, String::new()),
+            (429, "flag_rate_limited".to_owned())
+        ]
+    );
+    // (A handle to the node's services keeps its mail service alive: let it go.)
+    drop(flags);
+    c.stop(0).await;
+    c.stop(1).await;
+}
