@@ -1219,7 +1219,10 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
         .unwrap();
     let bh = batch["results"][0]["results"].as_array().unwrap().clone();
     assert_eq!(hit_of(&bh, asks)["hit_report_requested"], true);
-    // A hit report on the entry that asked reaches A.
+    // A hit report on the entry that asked reaches A. A's events are watched from
+    // here: the report's event comes after its inbox row, so the test waits for it
+    // before the forged reports below (which must raise none).
+    let mut a_events = c.node(0).services.events.subscribe();
     let sent: serde_json::Value = b
         .post_json(
             "/v1/hits",
@@ -1237,6 +1240,19 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
         })
     })
     .await;
+    tokio::time::timeout(T, async {
+        loop {
+            let ev = a_events.recv().await.unwrap();
+            if ev.kind == wlnode_config::EventType::Consultation
+                && ev.json.contains("\"hit_report\"")
+                && ev.json.contains(&asks.to_hex())
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("A raises an event for the hit report");
     // One on the entry that did not ask is refused (409) and nothing is sent.
     let outbox_before = c.node(1).services.mail.outbox(1000).await.unwrap().len();
     let (status, code) = api_code(
@@ -1254,7 +1270,6 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
     // Review s30-consult M1: a member skipping its API sends hit reports anyway (on
     // the entry that did not ask, and on the one that did naming a record of
     // another entry). A refuses, counts and audits both and raises no event.
-    let mut a_events = c.node(0).services.events.subscribe();
     let raw = |entry: EntryId, record: wlnode_crypto::model::RecordId| {
         wlnode_consult::encode(&wlnode_consult::Payload::HitReport(
             wlnode_consult::HitReport {
