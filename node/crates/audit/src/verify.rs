@@ -1344,16 +1344,39 @@ fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
                 .unwrap_or("violation")
                 .to_owned();
             let event = steps.get(v.index).map(|(i, _)| *i);
-            report.violations.push(proven(
-                &format!("consultation_{name}"),
-                l.export.agency.as_str(),
-                format!(
-                    "consultation {}: {name} at {}",
-                    v.consultation_id.to_hex(),
-                    v.at.as_millis()
-                ),
-                serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "event": event, "kind": kind}),
-            ));
+            let evidence = serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "event": event, "kind": kind});
+            // Review s31-fixes C1: a step the other party took (a requester's decision
+            // as reported to the origin) is that party's act, seen through this log:
+            // it is reported against the actor, not proven against the honest log
+            // keeper, whose view may lag (a round it refused and never recorded, an
+            // information message lost on the way).
+            match steps.get(v.index).map(|(_, st)| &st.from) {
+                Some(actor) if *actor != l.export.agency => {
+                    report.violations.push(violation(
+                        &format!("consultation_{name}"),
+                        actor.as_str(),
+                        format!(
+                            "consultation {}: {name} at {}, by {actor} as {}'s log records it",
+                            v.consultation_id.to_hex(),
+                            v.at.as_millis(),
+                            l.export.agency
+                        ),
+                        evidence,
+                    ));
+                }
+                _ => {
+                    report.violations.push(proven(
+                        &format!("consultation_{name}"),
+                        l.export.agency.as_str(),
+                        format!(
+                            "consultation {}: {name} at {}",
+                            v.consultation_id.to_hex(),
+                            v.at.as_millis()
+                        ),
+                        evidence,
+                    ));
+                }
+            }
         }
     }
     check_late_answers_across_logs(logs, report);

@@ -1028,6 +1028,123 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
     );
 }
 
+/// Review s31-fixes C1: the origin asked for information, then refused the next round
+/// (never recording it), and the requester granted after that round's deadline. The
+/// origin's log shows a grant while information was outstanding: that is the
+/// requester's act as reported to the origin, so it is reported against the
+/// requester, unproven, never proven against the honest origin keeping the log. A
+/// step the log keeper took itself stays proven against it.
+#[test]
+fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
+    use wlnode_consult::{Answer, ConsultationId, Decision, Despite, TrailEvent, TrailKind};
+    let f = fixture();
+    let id = ConsultationId([9; 16]);
+    let day = 86_400_000u64;
+    let deadline = 30 * day;
+    let step = |kind: TrailKind, at: u64, from: usize, to: usize| {
+        Event::new(
+            at,
+            EventKind::Consultation {
+                step: TrailEvent {
+                    consultation_id: id,
+                    kind,
+                    at: Timestamp(at),
+                    from: ag(from),
+                    to: ag(to),
+                },
+            },
+        )
+    };
+    let origin_log = log(
+        &f,
+        0,
+        &[
+            step(
+                TrailKind::Requested {
+                    deadline: Timestamp(deadline),
+                },
+                1000,
+                1,
+                0,
+            ),
+            step(
+                TrailKind::Answered {
+                    answer: Answer::InfoRequested,
+                },
+                day,
+                0,
+                1,
+            ),
+            step(
+                TrailKind::Decided {
+                    decision: Decision::Granted,
+                    despite: Despite::ExpiredDenial,
+                },
+                deadline + day,
+                1,
+                0,
+            ),
+            step(TrailKind::NoticeSent, deadline + day, 1, 0),
+            Event::new(deadline + 2 * day, EventKind::NodeStopped),
+        ],
+        &[5],
+    );
+    let rep = verify(
+        &f.roster,
+        &[origin_log],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    let v: Vec<_> = rep
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].kind.as_str(), v[0].node.as_str(), v[0].proven),
+        ("consultation_premature_decision", NAMES[1], false),
+        "{v:?}"
+    );
+    // The origin's own late answer in its own log stays proven against it.
+    let late = log(
+        &f,
+        0,
+        &[
+            step(
+                TrailKind::Requested {
+                    deadline: Timestamp(deadline),
+                },
+                1000,
+                1,
+                0,
+            ),
+            step(
+                TrailKind::Answered {
+                    answer: Answer::Objection,
+                },
+                deadline + day,
+                0,
+                1,
+            ),
+            Event::new(deadline + 2 * day, EventKind::NodeStopped),
+        ],
+        &[3],
+    );
+    let rep = verify(&f.roster, &[late], &AuditorState::default(), NO_TOLERANCE);
+    let v: Vec<_> = rep
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(
+        (v[0].kind.as_str(), v[0].node.as_str(), v[0].proven),
+        ("consultation_answer_after_deadline", NAMES[0], true),
+        "{v:?}"
+    );
+}
+
 /// The roster's keys are valid from an hour ago: signed mail events use real times.
 fn t0() -> u64 {
     Timestamp::now().as_millis() - 1_800_000
