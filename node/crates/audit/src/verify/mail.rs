@@ -1,0 +1,351 @@
+//! The sealed-mail checks of an audit (issue 21): a relay that took custody and never
+//! handed on (`mail_not_relayed`), a neighbour that acknowledged custody and never
+//! logged it (`mail_not_logged`). Split from `verify.rs` so mail and consultation
+//! checks evolve apart.
+
+use super::*;
+
+/// How far from a moment a neighbour's signed refusal of a message may lie and still
+/// show that a relay tried that neighbour then (`mail_not_relayed`): more than the
+/// node's `hand_refused` audit interval (one hour per neighbour and
+/// item) plus its longest retry delay (five minutes) and the clock skew.
+pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
+
+/// How much later than the moment a neighbour took a message (its signed ack's
+/// time, by its own clock) its checkpoint must be before its log must show the
+/// message (`mail_not_logged`): the neighbour logs `received` around the time it
+/// signs, not at the same instant.
+pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
+
+/// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
+/// state, which the relay cannot bring about alone (its own share is capped by the
+/// per-neighbour quota): `full` (`Refusal::Full`: it holds as much as it may) and
+/// `store` (its writer failed). Every other reason the handing node can provoke
+/// itself (review s31-mail H1): `too_many_hops` (hops are not signed), `expired` and
+/// the verification failures (a crafted copy under the same id), `legacy_body` (its
+/// own message under the id), `id_in_use` (its own message handed first), `quota`
+/// and `sender_quota` (filled with its own messages); `forbidden` names no message.
+const EXCUSING_REFUSALS: &[&str] = &["full", "store"];
+
+/// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
+/// is valid evidence: signed by `peer` with a key the roster gave it then (not
+/// revoked), naming this message, `message` as the item and `node` as the handing
+/// agency. Returns it; a forged, unsigned or mismatched answer is no evidence.
+fn signed_answer(
+    roster: &Roster,
+    ack: Option<&str>,
+    node: &AgencyCode,
+    peer: &AgencyCode,
+    message_id: &str,
+) -> Option<wlnode_crypto::mail::MailAck> {
+    let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
+    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    ack.verify(roster, peer).ok()?;
+    (ack.fit_fields(&id, "message", None, node) == wlnode_crypto::mail::AckFit::Exact)
+        .then_some(ack)
+}
+
+/// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
+/// - `mail_not_relayed`: a node took custody of a message for someone else
+///   (`received`) and, by its latest checkpoint, after the message expired, had never
+///   handed it on (in a log of a build that signs hand-overs, a `handed` counts only
+///   with the neighbour's valid signed acceptance: review s31-mail M2), although its own log shows a link to another neighbour than the one
+///   it got the message from while the message lived (it handed or took mail, was
+///   refused a hand-over, or sent or accepted records, with that neighbour): it had a
+///   route. A relay whose log shows no such link was a dead end and is not blamed
+///   (review of issue 21, finding 12). Nor is it blamed when every such moment of a
+///   link is covered by a **signed refusal** of this message in its log (`hand_refused`
+///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
+///   that neighbour or from the message's addressee (to which alone a relay offers a
+///   message while it is reachable): its neighbours refused it, it did not sit on it.
+///   A refusal whose signature, key or fields do not verify, whose reason the
+///   relay could provoke itself ([`EXCUSING_REFUSALS`] lists the others), or that
+///   names another copy than the one the relay took (its `item_digest` differs from
+///   the digest in the relay's own signed custody ack, taken from the upstream's
+///   `handed` event or else the relay's `received` event; no refusal counts when
+///   neither holds it) is no evidence (review s31-mail H1). Not
+///   proven: the log's silence is the evidence;
+/// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
+///   custody, but the neighbour's log (checkpointed after the hand-over) has no
+///   record of it. **Proven** when the `handed` event carries the neighbour's signed
+///   custody ack: `ok` (it took the message, so its log must show `received`), or
+///   `seen`/`duplicate` (it said it had the message already, so its log must know
+///   the id at least; review s31-mail M3). Without one (older logs) it is reported
+///   unproven, only when the neighbour's log has no trace of the id at all. Only
+///   once the neighbour's checkpoint is [`MAIL_LOGGED_MARGIN_MS`] past the ack's
+///   signed time (without an ack: the handing time plus the clock skew).
+pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
+    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
+    // (node, message id) -> (event index, custody time, expiry, neighbour it came
+    // from, addressee, digest of the copy it took by its own signed custody ack).
+    type Custody = (
+        u64,
+        u64,
+        Option<u64>,
+        AgencyCode,
+        AgencyCode,
+        Option<[u8; 32]>,
+    );
+    let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
+    // Evidence of a working link: (node, neighbour) -> times the node's log shows
+    // traffic with that neighbour.
+    // Indexed by node, then neighbour (review s31-mail L1); times sorted below.
+    let mut links: BTreeMap<AgencyCode, BTreeMap<AgencyCode, Vec<u64>>> = BTreeMap::new();
+    // (node, message id): the node had the message (received, delivered or handed).
+    let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    // (node, message id): any trace of the id in the node's log (sent, receipts...).
+    let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    // (node, message id) -> (neighbour, signed time, digest of the refused copy) of
+    // valid signed refusals.
+    type Refused = (AgencyCode, u64, Option<[u8; 32]>);
+    let mut refusals: BTreeMap<(AgencyCode, String), Vec<Refused>> = BTreeMap::new();
+    // (node, neighbour, id, time, index, the neighbour's valid signed accepting ack).
+    type Handed = (
+        AgencyCode,
+        AgencyCode,
+        String,
+        u64,
+        u64,
+        Option<wlnode_crypto::mail::MailAck>,
+    );
+    let mut handed: Vec<Handed> = Vec::new();
+    for l in &usable {
+        let me = &l.export.agency;
+        // A log written by a build that signs hand-overs (any `mail` event carries
+        // an ack): there, a `handed` without the neighbour's valid signed acceptance
+        // is no hand-over (review s31-mail M2).
+        let signs_handovers = l
+            .events
+            .iter()
+            .filter(|(i, _)| *i < l.covered)
+            .any(|(_, e)| matches!(&e.kind, EventKind::Mail { ack: Some(_), .. }));
+        for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+            let neighbour = match &e.kind {
+                EventKind::Sent { to, .. } => Some(to),
+                EventKind::Accepted { from, .. } => Some(from),
+                EventKind::Mail {
+                    action,
+                    peer: Some(p),
+                    ..
+                } if action == "handed" || action == "received" || action == "hand_refused" => {
+                    Some(p)
+                }
+                _ => None,
+            };
+            if let Some(n) = neighbour {
+                links
+                    .entry(me.clone())
+                    .or_default()
+                    .entry(n.clone())
+                    .or_default()
+                    .push(e.at);
+            }
+            let EventKind::Mail {
+                action,
+                message_id,
+                item,
+                to,
+                peer,
+                expires_at,
+                ack,
+                ..
+            } = &e.kind
+            else {
+                continue;
+            };
+            let key = (me.clone(), message_id.clone());
+            if action != "rejected" && action != "hand_refused" {
+                known.insert(key.clone());
+            }
+            if item != "message" {
+                continue;
+            }
+            match action.as_str() {
+                "received" if to != me => {
+                    let upstream = peer.clone().unwrap_or(to.clone());
+                    // The relay's own signed custody ack (logged since review
+                    // s31-mail H1) names the digest of the copy it took.
+                    let digest = signed_answer(roster, ack.as_deref(), &upstream, me, message_id)
+                        .filter(|a| a.accepted)
+                        .and_then(|a| a.body().item_digest);
+                    took.entry(key).or_insert((
+                        *index,
+                        e.at,
+                        *expires_at,
+                        upstream,
+                        to.clone(),
+                        digest,
+                    ));
+                }
+                "received" | "delivered" | "handed" => {
+                    if action == "handed" && peer.is_none() && signs_handovers {
+                        continue;
+                    }
+                    if action == "handed"
+                        && let Some(p) = peer
+                    {
+                        let custody = signed_answer(roster, ack.as_deref(), me, p, message_id)
+                            .filter(|a| a.accepted);
+                        if custody.is_none() && signs_handovers {
+                            continue;
+                        }
+                        handed.push((
+                            me.clone(),
+                            p.clone(),
+                            message_id.clone(),
+                            e.at,
+                            *index,
+                            custody,
+                        ));
+                    }
+                    moved.insert(key);
+                }
+                "hand_refused" => {
+                    if let Some(p) = peer
+                        && let Some(a) = signed_answer(roster, ack.as_deref(), me, p, message_id)
+                        && !a.accepted
+                        && EXCUSING_REFUSALS.contains(&a.reason.as_str())
+                    {
+                        refusals.entry(key).or_default().push((
+                            p.clone(),
+                            a.body().at.as_millis(),
+                            a.body().item_digest,
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for times in links.values_mut().flat_map(BTreeMap::values_mut) {
+        times.sort_unstable();
+    }
+    let checkpoint_of: HashMap<&AgencyCode, Option<u64>> = usable
+        .iter()
+        .map(|l| (&l.export.agency, l.checkpoint_at))
+        .collect();
+    let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
+    // The upstream node's copy of a relay's signed custody ack (its `handed` event)
+    // names the digest of the copy the relay took, whatever the relay logged.
+    let custody_digest: HashMap<(&AgencyCode, &str, &AgencyCode), [u8; 32]> = handed
+        .iter()
+        .filter_map(|(from, to, id, _, _, ack)| {
+            let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
+            Some(((to, id.as_str(), from), ack.body().item_digest?))
+        })
+        .collect();
+    for ((node, id), (index, at, expires, from, addressee, logged_digest)) in &took {
+        let digest = custody_digest
+            .get(&(node, id.as_str(), from))
+            .copied()
+            .or(*logged_digest);
+        let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
+        let Some(expires) = expires.filter(|x| *x <= until) else {
+            continue;
+        };
+        if moved.contains(&(node.clone(), id.clone())) {
+            continue;
+        }
+        // Signed refusals of the very copy it took (same digest; none when that
+        // digest is unknown) made while it lived.
+        let refused: Vec<&Refused> = refusals
+            .get(&(node.clone(), id.clone()))
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, r, d)| {
+                        digest.is_some()
+                            && *d == digest
+                            && r.saturating_add(skew) >= *at
+                            && *r <= expires.saturating_add(skew)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A moment of a link to another neighbour while the message lived that no
+        // signed refusal (of that neighbour, or of the addressee) covers: it had a
+        // route and did not use it.
+        // Link times and refusal times are sorted and searched by bisection, so a
+        // log with many links and refusals costs O((links + refusals) log n) per
+        // message, not their product (review s31-mail L1).
+        let w = REFUSAL_EVIDENCE_WINDOW_MS;
+        let uncovered = links.get(node).and_then(|by_neighbour| {
+            by_neighbour.iter().find_map(|(other, times)| {
+                if other == from {
+                    return None;
+                }
+                let mut cover: Vec<u64> = refused
+                    .iter()
+                    .filter(|(by, _, _)| by == other || by == addressee)
+                    .map(|(_, r, _)| *r)
+                    .collect();
+                cover.sort_unstable();
+                let first = times.partition_point(|t| t < at);
+                times
+                    .get(first..)
+                    .unwrap_or(&[])
+                    .iter()
+                    .take_while(|t| **t < expires)
+                    .find(|t| {
+                        let i = cover.partition_point(|r| r.saturating_add(w) < **t);
+                        cover.get(i).is_none_or(|r| *r > t.saturating_add(w))
+                    })
+                    .map(|t| (other, *t))
+            })
+        });
+        if let Some((other, t)) = uncovered {
+            report.violations.push(violation(
+                "mail_not_relayed",
+                node.as_str(),
+                format!(
+                    "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
+                ),
+                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals": refused.len()}),
+            ));
+        }
+    }
+    for (from, to, id, at, index, custody) in handed {
+        let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
+            continue;
+        };
+        // The neighbour's checkpoint must be later than the moment it took the
+        // message by its own clock: the signed time of its ack, or, without one, the
+        // handing node's time plus the allowed skew; plus its write latency.
+        let took_by = custody
+            .as_ref()
+            .map_or(at.saturating_add(skew), |a| a.body().at.as_millis());
+        if *their_checkpoint <= took_by.saturating_add(MAIL_LOGGED_MARGIN_MS) {
+            continue;
+        }
+        let key = (to.clone(), id.clone());
+        let had_it = moved.contains(&key) || took.contains_key(&key);
+        let knew_it = known.contains(&key);
+        match custody {
+            Some(ack) if ack.reason == "ok" && !had_it => report.violations.push(proven(
+                "mail_not_logged",
+                &format!("{from}->{to}"),
+                format!(
+                    "{from} handed message {id} to {to}, which signed that it took custody, but its log has no record of receiving it"
+                ),
+                serde_json::json!({"message_id": id, "event": index, "ack": ack.to_hex()}),
+            )),
+            // It signed that it already had the message (`seen`, `duplicate`): its
+            // log must know the id at least (review s31-mail M3).
+            Some(ack) if ack.reason != "ok" && !knew_it => report.violations.push(proven(
+                "mail_not_logged",
+                &format!("{from}->{to}"),
+                format!(
+                    "{from} handed message {id} to {to}, which signed that it already had it ({}), but its log has no trace of it",
+                    ack.reason
+                ),
+                serde_json::json!({"message_id": id, "event": index, "ack": ack.to_hex()}),
+            )),
+            None if !had_it && !knew_it => report.violations.push(violation(
+                "mail_not_logged",
+                &format!("{from}->{to}"),
+                format!("{from} handed message {id} to {to}, whose log has no record of it"),
+                serde_json::json!({"message_id": id, "event": index}),
+            )),
+            _ => {}
+        }
+    }
+}
