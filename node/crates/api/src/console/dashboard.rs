@@ -252,7 +252,7 @@ fn watch_hits_table(t: &Text, hits: &[wlnode_runtime::events::NodeEvent]) -> Mar
                 @for e in hits {
                     @let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
                     @let s = |k: &str| g(&v, k).as_str().unwrap_or("").to_owned();
-                    tr data-entry-id=(s("entry_id")) {
+                    tr data-entry-id=(s("entry_id")) data-event-id=(e.id) {
                         td { (time_el(t, e.at)) }
                         td { (s("watch_name")) }
                         td { (s("ref")) }
