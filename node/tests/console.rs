@@ -1150,6 +1150,12 @@ async fn console_in_headless_chromium() {
         .unwrap()
         .unwrap();
     assert!(kept.starts_with("Operated by Orion"), "{kept}");
+    c.execute(
+        "document.getElementById('supply-errors').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
     shot(&c, "consultation-supply-info-errors").await;
     retype("#supply-amount", "512000.00").await;
     retype("#supply-destination-country", "OM").await;
@@ -1158,6 +1164,12 @@ async fn console_in_headless_chromium() {
         .send_keys("\nspare spindles | 2B001")
         .await
         .unwrap();
+    c.execute(
+        "document.getElementById('supply-h').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
     shot(&c, "consultation-supply-info").await;
     find(&c, "#supply-submit").await.click().await.unwrap();
     text_when(&c, "#notice", "Information sent").await;
