@@ -827,7 +827,7 @@ pub static EN: Text = Text {
     dash_consult_answer: "Consultations to answer",
     dash_consult_near: "due within 7 days",
     dash_consult_decide: "Consultations to decide",
-    dash_watch_hits: "Watch hits since the node started",
+    dash_watch_hits: "Recent watch hits (newest 200 at most)",
     dash_recent_hits: "Recent watch hits",
     ev_watch_hit: "Watch hit",
     ev_draft: "Awaits approval",
