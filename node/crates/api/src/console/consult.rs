@@ -473,17 +473,7 @@ fn supply_details(
     let f = |n: &str| field(pairs, n).unwrap_or("").trim().to_owned();
     let base = serde_json::to_value(held).unwrap_or_default();
     let passes = |v: &Value| TransactionDetails::from_json(v.to_string().as_bytes()).is_ok();
-    let items: Vec<Value> = f("items")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| match l.rsplit_once('|') {
-            Some((d, c)) if !c.trim().is_empty() => {
-                serde_json::json!({"description": d.trim(), "category": c.trim()})
-            }
-            _ => serde_json::json!({"description": l.trim_end_matches('|').trim()}),
-        })
-        .collect();
+    let items = items_json(&f("items"));
     let free = f("free_text");
     // (field, its place in details.json, the form's value, the message if it fails)
     let checks: [(&'static str, &[&str], Option<Value>, &'static str); 7] = [
@@ -878,11 +868,10 @@ pub(super) async fn new_form(
     html_response(page(Some(&ctx), t, t.consult_new, body))
 }
 
-/// The API's request body from the form.
-fn request_json(pairs: &[(String, String)]) -> serde_json::Value {
-    let f = |n: &str| field(pairs, n).unwrap_or("").trim().to_owned();
-    let items: Vec<serde_json::Value> = f("items")
-        .lines()
+/// The items of a form's text area, one a line, `description | category` (the
+/// category optional), as `details.json` items.
+fn items_json(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| match l.rsplit_once('|') {
@@ -891,7 +880,13 @@ fn request_json(pairs: &[(String, String)]) -> serde_json::Value {
             }
             _ => serde_json::json!({"description": l.trim_end_matches('|').trim()}),
         })
-        .collect();
+        .collect()
+}
+
+/// The API's request body from the form.
+fn request_json(pairs: &[(String, String)]) -> serde_json::Value {
+    let f = |n: &str| field(pairs, n).unwrap_or("").trim().to_owned();
+    let items = items_json(&f("items"));
     let mut details = serde_json::json!({
         "items": items,
         "end_user": f("end_user"),
