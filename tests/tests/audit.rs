@@ -166,7 +166,7 @@ async fn three_nodes_audit_clean_then_tampering_is_caught() {
     assert_eq!(state.heads.len(), 3);
 
     // The HTML report is one self-contained page.
-    let html = wlnode_audit::html::render(&report, "test");
+    let html = wlnode_audit::html::render(&report, "test", &wlnode_api::console::text::EN.report);
     assert!(html.contains("<svg") && html.contains("PASS"));
     assert!(!html.contains("src=") && !html.contains("href="));
     screenshot(&html, "clean");
@@ -259,7 +259,7 @@ async fn three_nodes_audit_clean_then_tampering_is_caught() {
         opts(),
     );
     assert!(kinds(&r).contains(&"split_view".into()), "{:?}", kinds(&r));
-    let html = wlnode_audit::html::render(&r, "test");
+    let html = wlnode_audit::html::render(&r, "test", &wlnode_api::console::text::EN.report);
     assert!(html.contains("FAIL") && html.contains("split_view"));
     screenshot(&html, "violations");
 }

@@ -706,7 +706,7 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
         (1, 1, 1)
     );
     assert!(cs.median_time_to_answer_ms.is_some());
-    let html = wlnode_audit::html::render(&report, "now");
+    let html = wlnode_audit::html::render(&report, "now", &wlnode_api::console::text::EN.report);
     assert!(html.contains("Consultations (Art. 16)"));
     assert!(!html.contains(DETAILS_MARKER));
     // C's trail holds the whole consultation.

@@ -182,8 +182,12 @@ impl VerifyJob {
         }
         if let Some(p) = &self.html {
             let now = wlnode_crypto::Timestamp::now();
-            let page =
-                wlnode_audit::html::render(&report, &format!("{} (Unix ms)", now.as_millis()));
+            let page = wlnode_audit::html::render(
+                &report,
+                &format!("{} (Unix ms)", now.as_millis()),
+                // The console's catalogue holds the report's words (English).
+                &wlnode_api::console::text::EN.report,
+            );
             std::fs::write(p, page).with_context(|| format!("cannot write {}", p.display()))?;
         }
         Ok(report)
@@ -198,7 +202,7 @@ fn serve(
     every: std::time::Duration,
     host_names: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
-    use wlnode_api::console::auditor::{AuditorPage, Verification};
+    use wlnode_api::console::auditor::{AuditorPage, Verification, VerificationFailed};
     let job = std::sync::Arc::new(job);
     super::runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -224,10 +228,9 @@ fn serve(
                     tokio::task::spawn_blocking(move || {
                         futures::executor::block_on(j.run())
                     })
-                    .await
-                    .unwrap_or_else(|e| Err(anyhow::anyhow!("verification task failed: {e}")))
+                    .await?
                 };
-                r.map_err(|e| format!("{e:#}"))
+                r.map_err(|e| VerificationFailed::Verify(e.into()))
             })
         });
         let verifying = tokio::spawn(page.clone().run(verifier, |r| match r {
@@ -237,7 +240,7 @@ fn serve(
                 if rep.ok { "audit passed" } else { "audit FAILED" },
                 rep.violations.len()
             ),
-            Err(e) => eprintln!("verification could not run: {e}"),
+            Err(e) => eprintln!("verification could not run: {}", e.chain()),
         }));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(async move { page.serve(listener, stop_rx).await });

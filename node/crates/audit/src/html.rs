@@ -1,11 +1,102 @@
 //! The audit report as one self-contained HTML page (no scripts, fonts, images or
 //! links to fetch): a summary per node, the pair matrix, an inline SVG lag chart and
 //! the violations with their evidence. Every value is HTML-escaped.
+//!
+//! The crate holds no words of its own: every label comes from a [`Labels`] table the
+//! caller fills from its string catalogue (the console's, `wlnode_api::console::text`,
+//! which the CLI's `audit verify --html` uses too), so a translation of the console
+//! translates the report with it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::verify::Report;
+
+macro_rules! labels {
+    ($($(#[$m:meta])* $name:ident,)*) => {
+        /// Every word the report shows, from the caller's catalogue.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Labels {
+            $($(#[$m])* pub $name: &'static str,)*
+        }
+
+        impl Labels {
+            /// Every label with its field name, for checks over the whole table.
+            pub fn fields(&self) -> Vec<(&'static str, &'static str)> {
+                vec![$((stringify!($name), self.$name)),*]
+            }
+
+            /// A table whose every label is `f(field name)` (a pseudo-translation, to
+            /// check that no word of the report comes from elsewhere).
+            pub fn from_fn(mut f: impl FnMut(&'static str) -> &'static str) -> Self {
+                Self { $($name: f(stringify!($name))),* }
+            }
+        }
+    };
+}
+
+labels! {
+    /// The page's `lang` attribute.
+    lang,
+    /// The page's title and heading.
+    title,
+    /// Before the time the report was generated.
+    generated,
+    /// The verdict when every check held.
+    pass,
+    /// The verdict when a check failed, before the count.
+    fail,
+    /// After the violations' count in the verdict.
+    violations_count,
+    /// Section headings.
+    nodes,
+    pairs,
+    consultations,
+    lag,
+    violations,
+    /// Column headings and texts of the nodes table.
+    agency,
+    peer_id,
+    events,
+    checkpoints_verified,
+    verified_size,
+    events_by_type,
+    violations_col,
+    /// The pair matrix.
+    pairs_help,
+    no_traffic,
+    from_to,
+    from,
+    to,
+    sent,
+    accepted,
+    rejected,
+    missing,
+    in_flight,
+    unexplained,
+    mean_lag_ms,
+    max_lag_ms,
+    /// The consultations table.
+    consultations_help,
+    no_consultations,
+    consultations_col,
+    open,
+    answered,
+    expired,
+    decided,
+    granted_despite,
+    median_answer_s,
+    median_decision_s,
+    trail_violations,
+    /// The lag chart.
+    no_lag,
+    lag_chart,
+    unit_ms,
+    span_s,
+    /// The violations.
+    no_violations,
+    at,
+}
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -28,27 +119,34 @@ th{background:#eee}td.l,th.l{text-align:left}.ok{color:#070}.bad{color:#b00;font
 pre{background:#f6f6f6;padding:6px;white-space:pre-wrap;word-break:break-all;font-size:12px}\
 .v{border-left:4px solid #b00;padding-left:8px;margin:1em 0}";
 
-/// Renders `report` (generated at `generated_at`, a display string) as a whole page.
-pub fn render(report: &Report, generated_at: &str) -> String {
+/// Renders `report` (generated at `generated_at`, a display string) as a whole page,
+/// in the words of `l`.
+pub fn render(report: &Report, generated_at: &str, l: &Labels) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>wlnode audit report</title><style>{STYLE}</style></head><body>"
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        esc(l.lang),
+        esc(l.title)
     );
     let verdict = if report.ok {
-        "<span class=\"ok\">PASS: every check held</span>".to_owned()
+        format!("<span class=\"ok\">{}</span>", esc(l.pass))
     } else {
         format!(
-            "<span class=\"bad\">FAIL: {} violation(s)</span>",
-            report.violations.len()
+            "<span class=\"bad\">{}: {} {}</span>",
+            esc(l.fail),
+            report.violations.len(),
+            esc(l.violations_count)
         )
     };
     let _ = write!(
         h,
-        "<h1>wlnode audit report</h1><p>Generated {}. {verdict}</p>",
+        "<h1>{}</h1><p>{} {}. {verdict}</p>",
+        esc(l.title),
+        esc(l.generated),
         esc(generated_at)
     );
-    h.push_str(&sections(report));
+    h.push_str(&sections(report, l));
     h.push_str("</body></html>\n");
     h
 }
@@ -59,9 +157,22 @@ pub fn render(report: &Report, generated_at: &str) -> String {
 /// console's stylesheet and links to the sections' ids (`nodes`, `pairs`,
 /// `consultations`, `lag`, `violations`). Cells use the classes `l` (left-aligned),
 /// `ok` and `bad`, and each violation is a `div.v` with its kind in `data-kind`.
-pub fn sections(report: &Report) -> String {
+pub fn sections(report: &Report, l: &Labels) -> String {
     let mut h = String::new();
-    h.push_str("<h2 id=\"nodes\">Nodes</h2><table><tr><th class=\"l\">agency</th><th class=\"l\">PeerId</th><th>events</th><th>checkpoints (verified)</th><th>verified size</th><th class=\"l\">events by type</th><th>violations</th></tr>");
+    let _ = write!(
+        h,
+        "<h2 id=\"nodes\">{}</h2><table>{}",
+        esc(l.nodes),
+        header_row(&[
+            (true, l.agency),
+            (true, l.peer_id),
+            (false, l.events),
+            (false, l.checkpoints_verified),
+            (false, l.verified_size),
+            (true, l.events_by_type),
+            (false, l.violations_col),
+        ])
+    );
     for n in &report.nodes {
         let types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let cls = if n.violations == 0 { "ok" } else { "bad" };
@@ -80,16 +191,21 @@ pub fn sections(report: &Report) -> String {
     }
     h.push_str("</table>");
 
-    h.push_str("<h2 id=\"pairs\">Pairs</h2><p>Each cell: sent by the row's node / accepted by the column's node / missing (sent, no receipt beyond the tolerance).</p>");
+    let _ = write!(
+        h,
+        "<h2 id=\"pairs\">{}</h2><p>{}</p>",
+        esc(l.pairs),
+        esc(l.pairs_help)
+    );
     if report.pairs.is_empty() {
-        h.push_str("<p>No traffic between nodes in these logs.</p>");
+        let _ = write!(h, "<p>{}</p>", esc(l.no_traffic));
     } else {
         let names: BTreeSet<&str> = report
             .pairs
             .iter()
             .flat_map(|p| [p.from.as_str(), p.to.as_str()])
             .collect();
-        h.push_str("<table><tr><th class=\"l\">from \\ to</th>");
+        let _ = write!(h, "<table><tr><th class=\"l\">{}</th>", esc(l.from_to));
         for n in &names {
             let _ = write!(h, "<th>{}</th>", esc(n));
         }
@@ -116,7 +232,19 @@ pub fn sections(report: &Report) -> String {
             h.push_str("</tr>");
         }
         h.push_str("</table>");
-        h.push_str("<table><tr><th class=\"l\">from</th><th class=\"l\">to</th><th>sent</th><th>accepted</th><th>rejected</th><th>missing</th><th>in flight</th><th>unexplained receipts</th><th>mean lag (ms)</th><th>max lag (ms)</th></tr>");
+        h.push_str("<table>");
+        h.push_str(&header_row(&[
+            (true, l.from),
+            (true, l.to),
+            (false, l.sent),
+            (false, l.accepted),
+            (false, l.rejected),
+            (false, l.missing),
+            (false, l.in_flight),
+            (false, l.unexplained),
+            (false, l.mean_lag_ms),
+            (false, l.max_lag_ms),
+        ]));
         for p in &report.pairs {
             let _ = write!(
                 h,
@@ -139,11 +267,28 @@ pub fn sections(report: &Report) -> String {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2 id=\"consultations\">Consultations (Art. 16)</h2><p>Counts and timings from each node's consultation trail; no content.</p>");
+    let _ = write!(
+        h,
+        "<h2 id=\"consultations\">{}</h2><p>{}</p>",
+        esc(l.consultations),
+        esc(l.consultations_help)
+    );
     if report.consultations.is_empty() {
-        h.push_str("<p>No consultation in these logs.</p>");
+        let _ = write!(h, "<p>{}</p>", esc(l.no_consultations));
     } else {
-        h.push_str("<table><tr><th class=\"l\">agency</th><th>consultations</th><th>open</th><th>answered</th><th>expired</th><th>decided</th><th>granted despite denial</th><th>median to answer (s)</th><th>median to decision (s)</th><th>trail violations</th></tr>");
+        h.push_str("<table>");
+        h.push_str(&header_row(&[
+            (true, l.agency),
+            (false, l.consultations_col),
+            (false, l.open),
+            (false, l.answered),
+            (false, l.expired),
+            (false, l.decided),
+            (false, l.granted_despite),
+            (false, l.median_answer_s),
+            (false, l.median_decision_s),
+            (false, l.trail_violations),
+        ]));
         let secs = |ms: Option<u64>| {
             ms.map_or_else(|| "-".to_owned(), |m| format!("{:.1}", m as f64 / 1000.0))
         };
@@ -166,24 +311,26 @@ pub fn sections(report: &Report) -> String {
         }
         h.push_str("</table>");
     }
-    h.push_str("<h2 id=\"lag\">Replication lag over time</h2>");
-    h.push_str(&lag_svg(report));
+    let _ = write!(h, "<h2 id=\"lag\">{}</h2>", esc(l.lag));
+    h.push_str(&lag_svg(report, l));
 
     let _ = write!(
         h,
-        "<h2 id=\"violations\">Violations ({})</h2>",
+        "<h2 id=\"violations\">{} ({})</h2>",
+        esc(l.violations),
         report.violations.len()
     );
     if report.violations.is_empty() {
-        h.push_str("<p class=\"ok\">None.</p>");
+        let _ = write!(h, "<p class=\"ok\">{}</p>", esc(l.no_violations));
     }
     for v in &report.violations {
         let ev = serde_json::to_string_pretty(&v.evidence).unwrap_or_default();
         let _ = write!(
             h,
-            "<div class=\"v\" data-kind=\"{}\"><p><b>{}</b> at <b>{}</b>: {}</p><pre>{}</pre></div>",
+            "<div class=\"v\" data-kind=\"{}\"><p><b>{}</b> {} <b>{}</b>: {}</p><pre>{}</pre></div>",
             esc(&v.kind),
             esc(&v.kind),
+            esc(l.at),
             esc(&v.node),
             esc(&v.detail),
             esc(&ev)
@@ -192,14 +339,25 @@ pub fn sections(report: &Report) -> String {
     h
 }
 
+/// A table's header row: `(left-aligned, label)` per column.
+fn header_row(cols: &[(bool, &str)]) -> String {
+    let mut h = String::from("<tr>");
+    for (left, label) in cols {
+        let cls = if *left { " class=\"l\"" } else { "" };
+        let _ = write!(h, "<th{cls}>{}</th>", esc(label));
+    }
+    h.push_str("</tr>");
+    h
+}
+
 const COLORS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
 ];
 
-fn lag_svg(report: &Report) -> String {
+fn lag_svg(report: &Report, l: &Labels) -> String {
     let (w, hgt, pad) = (800.0f64, 300.0f64, 50.0f64);
     if report.lag.is_empty() {
-        return "<p>No lag measurements.</p>".into();
+        return format!("<p>{}</p>", esc(l.no_lag));
     }
     let t0 = report.lag.iter().map(|l| l.at).min().unwrap_or(0);
     let t1 = report
@@ -227,8 +385,9 @@ fn lag_svg(report: &Report) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"replication lag\">",
-        hgt + 20.0 * pairs.len() as f64 + 20.0
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{}\" role=\"img\" aria-label=\"{}\">",
+        hgt + 20.0 * pairs.len() as f64 + 20.0,
+        esc(l.lag_chart)
     );
     let _ = write!(
         s,
@@ -240,11 +399,13 @@ fn lag_svg(report: &Report) -> String {
     );
     let _ = write!(
         s,
-        "<text x=\"5\" y=\"{}\" font-size=\"11\">{lmax} ms</text><text x=\"5\" y=\"{}\" font-size=\"11\">0</text><text x=\"{pad}\" y=\"{}\" font-size=\"11\">{} s span</text>",
+        "<text x=\"5\" y=\"{}\" font-size=\"11\">{lmax} {}</text><text x=\"5\" y=\"{}\" font-size=\"11\">0</text><text x=\"{pad}\" y=\"{}\" font-size=\"11\">{} {}</text>",
         pad,
+        esc(l.unit_ms),
         hgt - pad,
         hgt - pad + 15.0,
-        (t1 - t0) / 1000
+        (t1 - t0) / 1000,
+        esc(l.span_s)
     );
     for l in &report.lag {
         let x = pad + (l.at - t0) as f64 / (t1 - t0) as f64 * (w - pad - 10.0);

@@ -237,6 +237,19 @@ pub struct Policy {
     revocations_known: std::collections::BTreeMap<(AgencyCode, wlnode_crypto::PublicKey), u64>,
     /// Which of our own writes need a second user's approval (`[release]`).
     release: wlnode_config::RequireApproval,
+    /// The rules as written, with the line of each in the config the policy was read
+    /// from: what a frontend shows as the policy in force (`Self::rules`).
+    source: Arc<Rules>,
+}
+
+/// The share and accept rules of a policy as written (each with its line in the
+/// config it was read from), for display.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// `[[share]]` rules in order, with their lines.
+    pub share: Vec<(usize, wlnode_config::ShareRule)>,
+    /// `[[accept]]` rules in order, with their lines.
+    pub accept: Vec<(usize, wlnode_config::AcceptRule)>,
 }
 
 /// Why `policy explain` decided as it did.
@@ -371,6 +384,7 @@ impl Policy {
             hash: wlnode_crypto::sha256::digest(b"[]"),
             revocations_known: Default::default(),
             release: Default::default(),
+            source: Arc::default(),
         }
     }
 
@@ -408,6 +422,20 @@ impl Policy {
             release => serde_json::to_vec(&(&cfg.raw.share, &cfg.raw.accept, release)),
         }
         .unwrap_or_default();
+        let source = Arc::new(Rules {
+            share: cfg
+                .raw
+                .share
+                .iter()
+                .map(|r| (line(r.to.span()), r.clone()))
+                .collect(),
+            accept: cfg
+                .raw
+                .accept
+                .iter()
+                .map(|r| (line(r.from.span()), r.clone()))
+                .collect(),
+        });
         Ok((
             Self {
                 me: cfg.agency().clone(),
@@ -417,9 +445,20 @@ impl Policy {
                 hash: wlnode_crypto::sha256::digest(&canonical),
                 revocations_known: Default::default(),
                 release: cfg.raw.release.require_approval.clone(),
+                source,
             },
             report.warnings,
         ))
+    }
+
+    /// The share and accept rules in force, as written.
+    pub fn rules(&self) -> &Rules {
+        &self.source
+    }
+
+    /// `[release] require_approval` in force.
+    pub fn release(&self) -> &wlnode_config::RequireApproval {
+        &self.release
     }
 
     /// Whether one of our own writes at `sensitivity` waits for a second user's

@@ -11,9 +11,8 @@
 //!   and the event's fields) is what the stream and every webhook carry, byte for
 //!   byte, so a webhook signature covers exactly what the stream shows.
 //! - Events are not stored: they are notifications, not a record (the audit log is
-//!   the record). A node that is down emits nothing and replays nothing. The one
-//!   exception is in memory: the newest [`RECENT_WATCH_HITS`] watch hits since the
-//!   node started, for the console's "waiting for me" ([`Events::recent_watch_hits`]).
+//!   the record). A node that is down emits nothing and replays nothing. (Watch hits
+//!   are kept by the watches service, in the store: `crate::watches`.)
 
 use std::sync::Arc;
 
@@ -28,9 +27,6 @@ pub const CAPACITY: usize = 1024;
 pub const MAX_STREAMS: usize = 32;
 /// Most event streams one user holds open at once, so no user takes every place.
 pub const MAX_STREAMS_PER_USER: usize = 4;
-
-/// Watch hits kept in memory for [`Events::recent_watch_hits`].
-pub const RECENT_WATCH_HITS: usize = 200;
 
 /// One emitted event.
 #[derive(Clone, Debug)]
@@ -53,8 +49,6 @@ pub struct Events {
     /// Open streams per user (pseudonymous id).
     per_user: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     closed: Arc<tokio::sync::watch::Sender<bool>>,
-    /// The newest watch hits, newest last.
-    recent_hits: Arc<std::sync::Mutex<std::collections::VecDeque<NodeEvent>>>,
 }
 
 impl Default for Events {
@@ -85,7 +79,6 @@ impl Events {
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
             per_user: Arc::default(),
             closed: Arc::new(tokio::sync::watch::channel(false).0),
-            recent_hits: Arc::default(),
         }
     }
 
@@ -108,26 +101,9 @@ impl Events {
         let json: Arc<str> = Value::Object(body).to_string().into();
         let ev = NodeEvent { kind, id, at, json };
         tracing::debug!(kind = %kind, id = %ev.id, "event");
-        if kind == EventType::WatchHit
-            && let Ok(mut r) = self.recent_hits.lock()
-        {
-            if r.len() >= RECENT_WATCH_HITS {
-                r.pop_front();
-            }
-            r.push_back(ev.clone());
-        }
         // No listener: nobody to tell, which is fine.
         let _ = self.tx.send(ev.clone());
         ev
-    }
-
-    /// The newest watch hits emitted since the node started (at most
-    /// [`RECENT_WATCH_HITS`]), newest first.
-    pub fn recent_watch_hits(&self) -> Vec<NodeEvent> {
-        self.recent_hits
-            .lock()
-            .map(|r| r.iter().rev().cloned().collect())
-            .unwrap_or_default()
     }
 
     /// A new listener: every event emitted from now on, or `Lagged(n)` when it fell
@@ -234,20 +210,5 @@ mod tests {
             other => panic!("expected a lag, got {other:?}"),
         }
         assert_ne!(bus.emit(EventType::WatchHit, Value::Null).id, e.id);
-    }
-
-    #[test]
-    fn the_newest_watch_hits_are_kept_newest_first_and_bounded() {
-        let bus = Events::new();
-        bus.emit(EventType::PeerDown, serde_json::json!({}));
-        for i in 0..RECENT_WATCH_HITS + 3 {
-            bus.emit(EventType::WatchHit, serde_json::json!({"n": i}));
-        }
-        let hits = bus.recent_watch_hits();
-        assert_eq!(hits.len(), RECENT_WATCH_HITS);
-        assert!(hits.iter().all(|e| e.kind == EventType::WatchHit));
-        let n = |e: &NodeEvent| serde_json::from_str::<Value>(&e.json).unwrap()["n"].clone();
-        assert_eq!(n(&hits[0]), RECENT_WATCH_HITS + 2);
-        assert_eq!(n(&hits[RECENT_WATCH_HITS - 1]), 3);
     }
 }

@@ -26,6 +26,12 @@
 //! - A match at or above the query's threshold (`wlnode_screen::DEFAULT_MIN_SCORE`)
 //!   emits a `watch_hit` event (`crate::events`) with the watch, the entry, its
 //!   record id, the score and the matched name. Withdrawn heads raise nothing.
+//! - **Kept hits:** each page's hit events are also stored, as emitted (the event's
+//!   JSON), in the store's `watch_hits` table (`LocalTable::WatchHits`, key: time ms
+//!   BE ‖ sequence ‖ event id), before the cursor moves; the newest [`MAX_STORED_HITS`] are kept,
+//!   the oldest pruned in the same store job. The console's dashboard and watch page
+//!   read them there ([`Watches::recent_hits`]), so they survive a restart. A page
+//!   evaluated again after a crash stores its hits again (under new event ids).
 //! - What is not covered: a head re-derived by a roster revocation is logged again and
 //!   may hit again; events queued for webhooks are in memory, so a hit emitted but not
 //!   yet delivered when the node stops is not sent after the restart.
@@ -41,9 +47,10 @@ use wlnode_screen::request::ScreenRequest;
 use wlnode_screen::{Query, ScreenIndex};
 use wlnode_store::{StoreError, StoreHandle};
 
-use crate::events::Events;
+use crate::events::{Events, NodeEvent};
 use crate::index::NewHead;
 use crate::users::{Actor, acted};
+use wlnode_store::tables::{LocalTable, MAX_RANGE};
 
 /// Most watches one node keeps.
 pub const MAX_WATCHES: usize = 10_000;
@@ -54,6 +61,8 @@ pub const MAX_WATCHES_PER_USER: usize = 1_000;
 pub const MAX_HITS_PER_PAGE: usize = 500;
 /// Longest reference kept with a watch.
 pub const MAX_REF_CHARS: usize = 256;
+/// Watch hits kept in the store (the newest; older ones are pruned).
+pub const MAX_STORED_HITS: usize = 1_000;
 const META_KEY: &[u8] = b"watches";
 /// The arrival-log position up to which watches were evaluated.
 const CURSOR_KEY: &[u8] = b"watch_cursor";
@@ -389,8 +398,32 @@ impl Watches {
         }
     }
 
-    /// Evaluates `heads` and emits a `watch_hit` event for each hit; returns how many.
-    pub fn evaluate_and_emit(&self, heads: &[NewHead], events: &Events) -> usize {
+    /// The newest stored watch hits (at most `limit` and [`MAX_STORED_HITS`]), newest
+    /// first, as they were emitted.
+    pub async fn recent_hits(&self, limit: usize) -> Result<Vec<NodeEvent>, WatchError> {
+        let limit = limit.min(MAX_STORED_HITS);
+        let pairs = self
+            .store
+            .call(move |s| s.table_range_rev(LocalTable::WatchHits, &[], &[0xff; 9], limit))
+            .await?;
+        Ok(pairs
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let at = k.get(..8)?.try_into().ok().map(u64::from_be_bytes)?;
+                let json = String::from_utf8(v).ok()?;
+                Some(NodeEvent {
+                    kind: EventType::WatchHit,
+                    id: hex::encode(k.get(16..)?),
+                    at: Timestamp(at),
+                    json: json.into(),
+                })
+            })
+            .collect())
+    }
+
+    /// Evaluates `heads` and emits a `watch_hit` event for each hit; returns the events
+    /// emitted (for [`store_hits`]).
+    pub fn evaluate_and_emit(&self, heads: &[NewHead], events: &Events) -> Vec<NodeEvent> {
         let started = std::time::Instant::now();
         let mut hits = self.evaluate(heads);
         let n = hits.len();
@@ -402,11 +435,10 @@ impl Watches {
             );
             hits.truncate(MAX_HITS_PER_PAGE);
         }
+        let mut emitted = Vec::with_capacity(hits.len());
         for hit in hits {
             match serde_json::to_value(&hit) {
-                Ok(v) => {
-                    events.emit(EventType::WatchHit, v);
-                }
+                Ok(v) => emitted.push(events.emit(EventType::WatchHit, v)),
                 Err(e) => tracing::error!(error = %e, "watch hit not serialisable"),
             }
         }
@@ -417,8 +449,42 @@ impl Watches {
             us = started.elapsed().as_micros() as u64,
             "watches evaluated"
         );
-        n
+        emitted
     }
+}
+
+/// Orders hits stored within one millisecond (emission order).
+static HIT_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `watch_hits` key: time (ms, BE) ‖ a sequence number (BE; emission order within a
+/// millisecond) ‖ the event id's 16 bytes.
+fn hit_key(e: &NodeEvent) -> Vec<u8> {
+    let mut k = e.at.0.to_be_bytes().to_vec();
+    let seq = HIT_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k.extend_from_slice(&hex::decode(&e.id).unwrap_or_else(|_| e.id.as_bytes().to_vec()));
+    k
+}
+
+/// Stores `hits` (as emitted) and prunes the table to its newest [`MAX_STORED_HITS`],
+/// in one store job.
+pub fn store_hits(s: &wlnode_store::Store, hits: &[NodeEvent]) -> Result<(), StoreError> {
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let pairs: Vec<_> = hits
+        .iter()
+        .map(|e| (hit_key(e), e.json.as_bytes().to_vec()))
+        .collect();
+    s.table_put(LocalTable::WatchHits, &pairs, false)?;
+    // The key of the newest hit past the bound, if any: it and every older one go.
+    let newest = s.table_range_rev(LocalTable::WatchHits, &[], &[0xff; 9], MAX_STORED_HITS + 1)?;
+    if let Some((oldest_kept_out, _)) = newest.get(MAX_STORED_HITS) {
+        let mut end = oldest_kept_out.clone();
+        end.push(0);
+        s.table_remove_range(LocalTable::WatchHits, &[], &end, MAX_RANGE)?;
+    }
+    Ok(())
 }
 
 /// The hits of `heads` against the compiled watches: the page's live heads go into
@@ -534,12 +600,25 @@ pub fn spawn_follower(
                             if !new_heads.is_empty() {
                                 let (w, ev, m) = (watches.clone(), events.clone(), metrics.clone());
                                 let done = tokio::task::spawn_blocking(move || {
-                                    let n = w.evaluate_and_emit(&new_heads, &ev);
-                                    m.watch_hits.inc_by(n as u64);
+                                    let hits = w.evaluate_and_emit(&new_heads, &ev);
+                                    m.watch_hits.inc_by(hits.len() as u64);
+                                    hits
                                 })
                                 .await;
-                                if let Err(e) = done {
-                                    tracing::error!(error = %e, "watches: evaluation failed");
+                                match done {
+                                    Ok(hits) if !hits.is_empty() => {
+                                        // Kept before the cursor moves (see the module
+                                        // documentation).
+                                        if let Err(e) =
+                                            store.call(move |s| store_hits(s, &hits)).await
+                                        {
+                                            tracing::warn!(error = %e, "watches: cannot store the page's hits");
+                                        }
+                                    }
+                                    Ok(_) => {}
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "watches: evaluation failed")
+                                    }
                                 }
                             }
                             if last == cursor {
@@ -594,6 +673,43 @@ mod tests {
             },
             record_id: RecordId([n; 32]),
         }
+    }
+
+    /// Hits are kept in the store, newest first, bounded, the oldest pruned, and read
+    /// back as emitted by a node opened again on the same directory (issue 23).
+    #[tokio::test]
+    async fn hits_are_stored_bounded_oldest_pruned_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Events::new();
+        let emitted: Vec<NodeEvent> = (0..MAX_STORED_HITS + 5)
+            .map(|i| bus.emit(EventType::WatchHit, serde_json::json!({"n": i})))
+            .collect();
+        {
+            let (store, actor) = StoreHandle::open(dir.path()).unwrap();
+            // In pages, as the follower stores them.
+            for page in emitted.chunks(100) {
+                let page = page.to_vec();
+                store.call(move |s| store_hits(s, &page)).await.unwrap();
+            }
+            drop(store);
+            // The actor ends once no handle is left, and closes the store.
+            actor.join();
+        }
+        let (store, _actor) = StoreHandle::open(dir.path()).unwrap();
+        let w = Watches::load(store.clone()).await.unwrap();
+        let hits = w.recent_hits(usize::MAX).await.unwrap();
+        assert_eq!(hits.len(), MAX_STORED_HITS);
+        let n = |e: &NodeEvent| {
+            serde_json::from_str::<serde_json::Value>(&e.json).unwrap()["n"].clone()
+        };
+        assert_eq!(n(&hits[0]), MAX_STORED_HITS + 4, "newest first");
+        assert_eq!(n(&hits[MAX_STORED_HITS - 1]), 5, "the oldest five pruned");
+        let newest = emitted.last().unwrap();
+        assert_eq!(
+            (&hits[0].id, hits[0].at, &hits[0].json, hits[0].kind),
+            (&newest.id, newest.at, &newest.json, EventType::WatchHit)
+        );
+        assert_eq!(w.recent_hits(3).await.unwrap().len(), 3);
     }
 
     fn compiled(names: &[String]) -> Compiled {

@@ -237,6 +237,7 @@ struct Trees {
     decisions: Tree,
     mail: Tree,
     consultations: Tree,
+    watch_hits: Tree,
 }
 
 /// The store. Owned by the store actor.
@@ -704,6 +705,7 @@ impl Store {
             decisions: open(trees::DECISIONS).io()?,
             mail: open(trees::MAIL).io()?,
             consultations: open(trees::CONSULTATIONS).io()?,
+            watch_hits: open(trees::WATCH_HITS).io()?,
         };
         match t.meta.get(meta::SCHEMA_VERSION).io()? {
             Some(v) => {

@@ -102,6 +102,8 @@ pub mod trees {
     pub const MAIL: &str = "mail";
     /// Consultations (local only), by consultation id.
     pub const CONSULTATIONS: &str = "consultations";
+    /// Watch hits raised (local only), by time ‖ event id.
+    pub const WATCH_HITS: &str = "watch_hits";
 }
 
 /// Keys of the `meta` tree.

@@ -22,6 +22,9 @@ pub enum LocalTable {
     Mail,
     /// Consultations (Art. 16) this agency sent or received, by consultation id.
     Consultations,
+    /// Watch hits the node raised (the newest, bounded by the runtime's watches
+    /// service), by time ‖ event id: what the console shows after a restart.
+    WatchHits,
 }
 
 /// Key/value pairs of a table.
@@ -37,6 +40,7 @@ impl Store {
             LocalTable::Decisions => &self.t.decisions,
             LocalTable::Mail => &self.t.mail,
             LocalTable::Consultations => &self.t.consultations,
+            LocalTable::WatchHits => &self.t.watch_hits,
         }
     }
 

@@ -49,7 +49,34 @@ use super::{html_response, text_of, time_el};
 
 /// One verification: the report, or why it could not be made (a node unreachable, a
 /// log file unreadable).
-pub type Verification = Pin<Box<dyn Future<Output = Result<Report, String>> + Send>>;
+pub type Verification = Pin<Box<dyn Future<Output = Result<Report, VerificationFailed>> + Send>>;
+
+/// Why a verification produced no report. The page shows it (with its causes) where
+/// the report would be, and the next run tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum VerificationFailed {
+    /// The verification ran and could not finish: a log unreadable or not an audit
+    /// export, a node unreachable, the state file unwritable (the cause says which).
+    #[error("the verification could not finish")]
+    Verify(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The task running it stopped before it returned (it panicked or was cancelled).
+    #[error("the verification task stopped before it finished")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl VerificationFailed {
+    /// The error and each of its causes, joined by `: ` (what the page shows).
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            s.push_str(": ");
+            s.push_str(&c.to_string());
+            cause = c.source();
+        }
+        s
+    }
+}
 
 /// What runs one verification (the command's: exported logs or live collection).
 pub type Verifier = Box<dyn Fn() -> Verification + Send + Sync>;
@@ -58,7 +85,7 @@ pub type Verifier = Box<dyn Fn() -> Verification + Send + Sync>;
 struct Outcome {
     at: Timestamp,
     took: Duration,
-    result: Result<Report, String>,
+    result: Result<Report, VerificationFailed>,
 }
 
 #[derive(Default)]
@@ -130,7 +157,11 @@ impl AuditorPage {
     /// The verifier: runs `verify` now, then every `every` or when woken, one at a
     /// time, forever (spawn it; it ends when dropped). `on_done` sees each outcome (the
     /// command prints a line).
-    pub async fn run(self, verify: Verifier, on_done: impl Fn(&Result<Report, String>)) {
+    pub async fn run(
+        self,
+        verify: Verifier,
+        on_done: impl Fn(&Result<Report, VerificationFailed>),
+    ) {
         let s = &self.shared;
         loop {
             let started = Instant::now();
@@ -302,7 +333,7 @@ async fn page(State(s): State<Arc<Shared>>, headers: HeaderMap, q: Query<PageQue
         @match st.latest.as_ref().map(|o| &o.result) {
             None => {}
             Some(Err(e)) => {
-                p.error role="alert" #run-error { (t.auditor_run_failed) " " (e) }
+                p.error role="alert" #run-error { (t.auditor_run_failed) " " (e.chain()) }
             }
             Some(Ok(report)) => {
                 @if running { p { (t.auditor_previous) } }
@@ -322,7 +353,7 @@ async fn page(State(s): State<Arc<Shared>>, headers: HeaderMap, q: Query<PageQue
                             a href=(format!("#{id}")) { (label) }
                         }
                     }
-                    (PreEscaped(wlnode_audit::html::sections(report)))
+                    (PreEscaped(wlnode_audit::html::sections(report, &t.report)))
                 }
             }
         }
@@ -370,7 +401,150 @@ fn shell(t: &Text, title: &str, refresh_secs: Option<u32>, body: Markup) -> Mark
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::host_allowed;
+    use wlnode_audit::html::Labels;
+    use wlnode_audit::verify::{LagPoint, NodeSummary, PairStats, Report, Violation};
+
+    /// A report that reaches every branch of the renderer, whose data (agencies,
+    /// PeerIds, kinds, details, evidence) are digits only: any letter on the page is
+    /// then a word, and every word must be one of the catalogue's.
+    fn report_with_everything() -> Report {
+        let node = |a: &str| NodeSummary {
+            agency: a.into(),
+            peer_id: format!("{a}0"),
+            events: 3,
+            checkpoints: 2,
+            checkpoints_verified: 1,
+            verified_size: 4,
+            by_type: [("77".to_owned(), 3)].into(),
+            violations: 1,
+        };
+        let pair = |from: &str, to: &str, missing| PairStats {
+            from: from.into(),
+            to: to.into(),
+            sent: 5,
+            accepted: 4,
+            missing,
+            lag_mean_ms: Some(12.0),
+            lag_max_ms: Some(20),
+            ..PairStats::default()
+        };
+        Report {
+            ok: false,
+            nodes: vec![node("11"), node("22")],
+            pairs: vec![pair("11", "22", 1), pair("22", "11", 0)],
+            lag: vec![
+                LagPoint {
+                    at: 1_000,
+                    from: "11".into(),
+                    to: "22".into(),
+                    lag_ms: 10,
+                },
+                LagPoint {
+                    at: 9_000,
+                    from: "22".into(),
+                    to: "11".into(),
+                    lag_ms: 20,
+                },
+            ],
+            violations: vec![Violation {
+                kind: "33".into(),
+                node: "11".into(),
+                detail: "44".into(),
+                evidence: serde_json::json!({"55": 66}),
+                proven: true,
+            }],
+            consultations: vec![wlnode_audit::verify::ConsultationsSummary {
+                agency: "11".into(),
+                consultations: 2,
+                median_time_to_answer_ms: Some(1_500),
+                ..Default::default()
+            }],
+            ..Report::default()
+        }
+    }
+
+    /// The visible text of `html`: no tags, no style block, no character references.
+    fn visible_text(html: &str) -> String {
+        let mut out = String::new();
+        let mut rest = html;
+        if let (Some(a), Some(b)) = (rest.find("<style>"), rest.find("</style>")) {
+            out.push_str(&rest[..a]);
+            out.push(' ');
+            rest = &rest[b..];
+        }
+        out.push_str(rest);
+        let mut text = String::new();
+        let mut in_tag = false;
+        for c in out.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => {
+                    in_tag = false;
+                    text.push(' ');
+                }
+                c if !in_tag => text.push(c),
+                _ => {}
+            }
+        }
+        for r in ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"] {
+            text = text.replace(r, " ");
+        }
+        text
+    }
+
+    /// The catalogue holds every word of the federation audit report (issue 23): the
+    /// report is rendered, as the auditor's page and as the CLI's whole page, with a
+    /// pseudo-translation in which every label is `⟦field⟧`. Once those are taken out,
+    /// no letter is left (the data are digits), every attribute a person hears
+    /// (`aria-label`) is a label too, and every label of the table is used. English
+    /// fills every label.
+    #[test]
+    fn every_word_of_the_audit_report_comes_from_the_catalogue() {
+        let en = &crate::console::text::EN.report;
+        for (name, value) in en.fields() {
+            assert!(
+                !value.trim().is_empty(),
+                "report label {name} is empty in English"
+            );
+        }
+        let pseudo = Labels::from_fn(|name| Box::leak(format!("⟦{name}⟧").into_boxed_str()));
+        let full = report_with_everything();
+        let empty = Report {
+            ok: true,
+            ..Report::default()
+        };
+        let pages = [
+            wlnode_audit::html::sections(&full, &pseudo),
+            wlnode_audit::html::sections(&empty, &pseudo),
+            wlnode_audit::html::render(&full, "1765000000000", &pseudo),
+            wlnode_audit::html::render(&empty, "1765000000000", &pseudo),
+        ];
+        for page in &pages {
+            let mut text = visible_text(page);
+            for (_, label) in pseudo.fields() {
+                text = text.replace(label, " ");
+            }
+            assert!(
+                !text.chars().any(char::is_alphabetic),
+                "words outside the catalogue in the audit report: {text:?}"
+            );
+            for (i, _) in page.match_indices("aria-label=\"") {
+                let v = &page[i + 12..];
+                let v = &v[..v.find('"').unwrap()];
+                assert!(v.starts_with('⟦') && v.ends_with('⟧'), "aria-label {v:?}");
+            }
+        }
+        let all = pages.concat();
+        for (name, label) in pseudo.fields() {
+            assert!(all.contains(label), "report label {name} is never shown");
+        }
+        // The English page reads as before (the CLI's `--html` and the tests read it).
+        let html = wlnode_audit::html::render(&full, "now", en);
+        assert!(html.contains("FAIL: 1 violation(s)") && html.contains("Consultations (Art. 16)"));
+        assert!(html.contains("<html lang=\"en\">"));
+    }
 
     /// A page with no log-in must not answer a rebound DNS name (another site's name
     /// pointed at 127.0.0.1 in the auditor's browser).

@@ -10,9 +10,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use maud::{Markup, html};
-use wlnode_consult::{Answer, ConsultationId, Role as ConsultRole, State as CState};
+use wlnode_consult::{
+    Answer, ConsultationId, Role as ConsultRole, State as CState, TransactionDetails,
+};
 use wlnode_crypto::time::Timestamp;
 use wlnode_runtime::consultations::Held;
 
@@ -380,8 +383,190 @@ pub(super) async fn show(
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> Response {
+    show_page(&state, &ctx, &id, q.done.as_deref(), None).await
+}
+
+/// The supply-info form as the requester filled it, with what is wrong with each
+/// field (shown again, values kept, when the information was not sent).
+#[derive(Debug, Default)]
+pub(super) struct SupplyForm {
+    values: Vec<(String, String)>,
+    /// (field name, message from the catalogue).
+    errors: Vec<(&'static str, &'static str)>,
+}
+
+impl SupplyForm {
+    /// The form prefilled with the details the origin holds now.
+    fn prefilled(d: &TransactionDetails) -> Self {
+        let items = d
+            .items
+            .iter()
+            .map(|i| match &i.category {
+                Some(c) => format!("{} | {}", i.description, c.as_str()),
+                None => i.description.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let values = [
+            ("items", items),
+            ("end_user", d.end_user.clone()),
+            ("consignee", d.consignee.clone()),
+            (
+                "destination_country",
+                d.destination_country.as_str().to_owned(),
+            ),
+            ("amount", d.value.amount.clone()),
+            ("currency", d.value.currency.clone()),
+            ("free_text", d.free_text.clone().unwrap_or_default()),
+            ("deadline", "30d".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Self {
+            values,
+            errors: Vec::new(),
+        }
+    }
+
+    fn value(&self, name: &str) -> &str {
+        field(&self.values, name).unwrap_or("")
+    }
+
+    fn error(&self, name: &str) -> Option<&'static str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map(|(_, m)| *m)
+    }
+}
+
+/// One field of the supply-info form: its label, the control, and its error (tied
+/// to the control with `aria-describedby` and `aria-invalid`).
+fn supply_field(label_text: &str, name: &str, form: &SupplyForm, multiline: bool) -> Markup {
+    let id = format!("supply-{}", name.replace('_', "-"));
+    let err_id = format!("{id}-error");
+    let err = form.error(name);
+    html! {
+        p.field.invalid[err.is_some()] {
+            label for=(id) { (label_text) }
+            @if multiline {
+                textarea id=(id) name=(name) rows="3" aria-invalid=[err.map(|_| "true")] aria-describedby=[err.map(|_| err_id.as_str())] { (form.value(name)) }
+            } @else {
+                input id=(id) name=(name) type="text" value=(form.value(name)) aria-invalid=[err.map(|_| "true")] aria-describedby=[err.map(|_| err_id.as_str())];
+            }
+            @if let Some(m) = err { small.field-error id=(err_id) data-field=(name) { (m) } }
+        }
+    }
+}
+
+/// The corrected transaction details of a supply-info form, each field checked by the
+/// consult crate's own rules (`TransactionDetails::from_json`) on its own, against the
+/// details held (which pass them), so that each error names its field. `None` when
+/// the details are as held (nothing to send again).
+fn supply_details(
+    t: &Text,
+    pairs: &[(String, String)],
+    held: &TransactionDetails,
+) -> Result<Option<TransactionDetails>, Vec<(&'static str, &'static str)>> {
+    use serde_json::Value;
+    let f = |n: &str| field(pairs, n).unwrap_or("").trim().to_owned();
+    let base = serde_json::to_value(held).unwrap_or_default();
+    let passes = |v: &Value| TransactionDetails::from_json(v.to_string().as_bytes()).is_ok();
+    let items = items_json(&f("items"));
+    let free = f("free_text");
+    // (field, its place in details.json, the form's value, the message if it fails)
+    let checks: [(&'static str, &[&str], Option<Value>, &'static str); 7] = [
+        ("items", &["items"], Some(Value::from(items)), t.err_items),
+        (
+            "end_user",
+            &["end_user"],
+            Some(f("end_user").into()),
+            t.err_party,
+        ),
+        (
+            "consignee",
+            &["consignee"],
+            Some(f("consignee").into()),
+            t.err_party,
+        ),
+        (
+            "destination_country",
+            &["destination_country"],
+            Some(f("destination_country").to_ascii_uppercase().into()),
+            t.err_country,
+        ),
+        (
+            "amount",
+            &["value", "amount"],
+            Some(f("amount").into()),
+            t.err_amount,
+        ),
+        (
+            "currency",
+            &["value", "currency"],
+            Some(f("currency").to_ascii_uppercase().into()),
+            t.err_currency,
+        ),
+        (
+            "free_text",
+            &["free_text"],
+            (!free.is_empty()).then(|| free.into()),
+            t.err_free_text,
+        ),
+    ];
+    fn set(v: &mut Value, path: &[&str], x: Option<Value>) {
+        let Some((last, parents)) = path.split_last() else {
+            return;
+        };
+        let mut at = v;
+        for p in parents {
+            match at.get_mut(*p) {
+                Some(next) => at = next,
+                None => return,
+            }
+        }
+        if let Some(o) = at.as_object_mut() {
+            match x {
+                Some(x) => o.insert((*last).to_owned(), x),
+                None => o.remove(*last),
+            };
+        }
+    }
+    let mut out = base.clone();
+    let mut errors = Vec::new();
+    for (name, path, value, message) in checks {
+        let mut probe = base.clone();
+        set(&mut probe, path, value.clone());
+        if passes(&probe) {
+            set(&mut out, path, value);
+        } else {
+            errors.push((name, message));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    match TransactionDetails::from_json(out.to_string().as_bytes()) {
+        Ok(d) if d == *held => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        // Each field passes alone: nothing else is checked across fields today.
+        Err(_) => Err(vec![("items", t.err_items)]),
+    }
+}
+
+/// The consultation page; `supply` is a supply-info form to show again with its
+/// errors (the answer is then 400).
+async fn show_page(
+    state: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    done: Option<&str>,
+    supply: Option<SupplyForm>,
+) -> Response {
     let t = ctx.t;
-    let held = match parse_id(&id) {
+    let rejected = supply.is_some();
+    let held = match parse_id(id) {
         Ok(cid) => state
             .node
             .consultations
@@ -392,15 +577,16 @@ pub(super) async fn show(
     };
     let h = match held {
         Ok(h) => h,
-        Err(e) => return e.page(&ctx),
+        Err(e) => return e.page(ctx),
     };
     let c = &h.consultation;
-    let name = entry_name(&state, c.origin(), c.entry_id()).await;
+    let name = entry_name(state, c.origin(), c.entry_id()).await;
     let now = Timestamp::now();
     let d = c.details();
     let id = c.id().to_hex();
+    let supply = supply.unwrap_or_else(|| SupplyForm::prefilled(d));
     let body = html! {
-        @match q.done.as_deref() {
+        @match done {
             Some("requested") => p.notice role="status" #notice { (t.consult_requested) },
             Some("answered") => p.notice role="status" #notice { (t.consult_answer_sent) },
             Some("decided") => p.notice role="status" #notice { (t.consult_decision_sent) },
@@ -470,13 +656,28 @@ pub(super) async fn show(
             section aria-labelledby="supply-h" {
                 h2 #supply-h { (t.consult_supply) }
                 p { small { (t.consult_supply_help) } }
+                @if !supply.errors.is_empty() {
+                    p.error role="alert" #supply-errors { (t.consult_form_errors) }
+                }
                 form method="post" action=(format!("/ui/consultations/{id}/supply-info")) #supply-form {
                     (ctx.csrf_field())
-                    p { label for="supply-text" { (t.consult_info_text) }
-                        textarea #supply-text name="text" rows="4" required {} }
-                    p { label for="supply-deadline" { (t.consult_deadline) }
-                        input #supply-deadline name="deadline" type="text" value="30d" aria-describedby="supply-deadline-help";
-                        small #supply-deadline-help { (t.consult_deadline_help) } }
+                    (supply_field(t.consult_info_text, "text", &supply, true))
+                    (supply_field(t.consult_deadline, "deadline", &supply, false))
+                    p { small #supply-deadline-help { (t.consult_deadline_help) } }
+                    fieldset #supply-details {
+                        legend { (t.consult_supply_details) }
+                        p { small { (t.consult_supply_details_help) } }
+                        (supply_field(t.cd_items, "items", &supply, true))
+                        p { small { (t.cd_items_help) } }
+                        div.grid {
+                            (supply_field(t.cd_end_user, "end_user", &supply, false))
+                            (supply_field(t.cd_consignee, "consignee", &supply, false))
+                            (supply_field(t.cd_destination, "destination_country", &supply, false))
+                            (supply_field(t.cd_amount, "amount", &supply, false))
+                            (supply_field(t.cd_currency, "currency", &supply, false))
+                        }
+                        (supply_field(t.cd_free_text, "free_text", &supply, true))
+                    }
                     p { button #supply-submit type="submit" { (t.consult_send_info) } }
                 }
             }
@@ -499,12 +700,17 @@ pub(super) async fn show(
             }
         }
     };
-    html_response(page(
-        Some(&ctx),
+    let page = html_response(page(
+        Some(ctx),
         t,
         &format!("{} {}", t.consult_title, c.reference()),
         body,
-    ))
+    ));
+    if rejected {
+        (axum::http::StatusCode::BAD_REQUEST, page).into_response()
+    } else {
+        page
+    }
 }
 
 /// The JSON body of an answer or decision form: `key` and an optional reason.
@@ -563,11 +769,54 @@ pub(super) async fn supply_info(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let t = ctx.t;
     let pairs = form_pairs(&body);
+    // Checked here field by field, so the form comes back with each error next to
+    // its field; the API's handler checks it all again.
+    let held = match parse_id(&id) {
+        Ok(cid) => state
+            .node
+            .consultations
+            .get(cid)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let held = match held {
+        Ok(h) => h,
+        Err(e) => return e.page(&ctx),
+    };
+    let text = field(&pairs, "text").unwrap_or("").trim().to_owned();
+    let deadline = field(&pairs, "deadline").unwrap_or("").trim().to_owned();
+    let mut errors = Vec::new();
+    if wlnode_crypto::model::check_text(&text, wlnode_consult::payload::MAX_REASON).is_err() {
+        errors.push(("text", t.err_info_text));
+    }
+    if wlnode_consult::parse_deadline(&deadline, wlnode_consult::DeadlineBounds::DEFAULT).is_err() {
+        errors.push(("deadline", t.err_deadline));
+    }
+    let details = match supply_details(t, &pairs, held.consultation.details()) {
+        Ok(d) => d,
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    if !errors.is_empty() {
+        let form = SupplyForm {
+            values: pairs,
+            errors,
+        };
+        return show_page(&state, &ctx, &id, None, Some(form)).await;
+    }
     let mut o = serde_json::Map::new();
-    o.insert("text".into(), field(&pairs, "text").unwrap_or("").into());
-    if let Some(d) = field(&pairs, "deadline") {
-        o.insert("deadline".into(), d.trim().into());
+    o.insert("text".into(), text.into());
+    o.insert("deadline".into(), deadline.into());
+    if let Some(d) = details {
+        o.insert(
+            "details".into(),
+            serde_json::to_value(&d).unwrap_or_default(),
+        );
     }
     match crate::consultations::supply_info(
         State(state),
@@ -619,11 +868,10 @@ pub(super) async fn new_form(
     html_response(page(Some(&ctx), t, t.consult_new, body))
 }
 
-/// The API's request body from the form.
-fn request_json(pairs: &[(String, String)]) -> serde_json::Value {
-    let f = |n: &str| field(pairs, n).unwrap_or("").trim().to_owned();
-    let items: Vec<serde_json::Value> = f("items")
-        .lines()
+/// The items of a form's text area, one a line, `description | category` (the
+/// category optional), as `details.json` items.
+fn items_json(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| match l.rsplit_once('|') {
@@ -632,7 +880,13 @@ fn request_json(pairs: &[(String, String)]) -> serde_json::Value {
             }
             _ => serde_json::json!({"description": l.trim_end_matches('|').trim()}),
         })
-        .collect();
+        .collect()
+}
+
+/// The API's request body from the form.
+fn request_json(pairs: &[(String, String)]) -> serde_json::Value {
+    let f = |n: &str| field(pairs, n).unwrap_or("").trim().to_owned();
+    let items = items_json(&f("items"));
     let mut details = serde_json::json!({
         "items": items,
         "end_user": f("end_user"),
@@ -758,6 +1012,60 @@ mod tests {
             assert_ne!(&*label, *kind, "{kind} has no label");
             assert!(!label.is_empty());
         }
+    }
+
+    /// The supply-info form's corrected details: each wrong field gets its own error,
+    /// unchanged details are not sent again, and corrected ones replace them.
+    #[test]
+    fn supply_info_details_are_checked_field_by_field() {
+        let t = &crate::console::text::EN;
+        let held = TransactionDetails::from_json(
+            br#"{"items":[{"description":"milling machine","category":"2B001"}],"end_user":"Gulf Machinery","consignee":"Gulf FZE","destination_country":"AE","value":{"amount":"1250000.00","currency":"EUR"}}"#,
+        )
+        .unwrap();
+        let form = |over: &[(&str, &str)]| {
+            let mut f = SupplyForm::prefilled(&held).values;
+            for (k, v) in over {
+                f.retain(|(n, _)| n != k);
+                f.push(((*k).to_owned(), (*v).to_owned()));
+            }
+            f
+        };
+        assert_eq!(supply_details(t, &form(&[]), &held).unwrap(), None);
+        let errs = supply_details(
+            t,
+            &form(&[
+                ("amount", "01.5"),
+                ("destination_country", "A1"),
+                ("consignee", " "),
+                ("items", "lathe | not a category!"),
+            ]),
+            &held,
+        )
+        .unwrap_err();
+        let names: Vec<_> = errs.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["items", "consignee", "destination_country", "amount"]
+        );
+        assert_eq!(errs[3].1, t.err_amount);
+        let d = supply_details(
+            t,
+            &form(&[
+                ("end_user", "Gulf Machinery Trading LLC"),
+                ("items", "milling machine | 2B001\nspindle"),
+                ("currency", "usd"),
+                ("free_text", "Second shipment"),
+            ]),
+            &held,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(d.end_user, "Gulf Machinery Trading LLC");
+        assert_eq!(d.items.len(), 2);
+        assert_eq!(d.value.currency, "USD");
+        assert_eq!(d.free_text.as_deref(), Some("Second shipment"));
+        assert_eq!(d.consignee, held.consignee);
     }
 
     #[test]

@@ -76,7 +76,13 @@ pub(super) async fn dashboard(
         None
     };
     let hits = if ctx.can("GET", "/ui/watches") {
-        Some(state.node.events.recent_watch_hits())
+        match state.node.watches.recent_hits(SHOWN_HITS).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "console: cannot read the stored watch hits");
+                Some(Vec::new())
+            }
+        }
     } else {
         None
     };
@@ -187,6 +193,9 @@ pub(super) async fn dashboard(
 
 /// Watch hits shown on the dashboard (the newest).
 const DASH_HITS: usize = 10;
+/// Watch hits counted on the dashboard and listed on the watches page (the newest of
+/// those the store keeps, `wlnode_runtime::watches::MAX_STORED_HITS`).
+const SHOWN_HITS: usize = 200;
 
 /// The words the live events script shows, from the catalogue (a hidden list the
 /// script reads: the script itself holds no user-visible string).
@@ -243,7 +252,7 @@ fn watch_hits_table(t: &Text, hits: &[wlnode_runtime::events::NodeEvent]) -> Mar
                 @for e in hits {
                     @let v: serde_json::Value = serde_json::from_str(&e.json).unwrap_or_default();
                     @let s = |k: &str| g(&v, k).as_str().unwrap_or("").to_owned();
-                    tr data-entry-id=(s("entry_id")) {
+                    tr data-entry-id=(s("entry_id")) data-event-id=(e.id) {
                         td { (time_el(t, e.at)) }
                         td { (s("watch_name")) }
                         td { (s("ref")) }
@@ -257,14 +266,17 @@ fn watch_hits_table(t: &Text, hits: &[wlnode_runtime::events::NodeEvent]) -> Mar
     }
 }
 
-/// The watches and the watch hits since the node started.
+/// The watches and the newest watch hits (stored: they survive a restart).
 pub(super) async fn watches(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
     let t = ctx.t;
     let list = state.node.watches.list();
-    let hits = state.node.events.recent_watch_hits();
+    let hits = match state.node.watches.recent_hits(SHOWN_HITS).await {
+        Ok(h) => h,
+        Err(e) => return ApiError::from(e).page(&ctx),
+    };
     let body = html! {
         h2 #recent-h { (t.dash_recent_hits) }
         p { small { (t.watch_hits_help) } }
@@ -408,27 +420,64 @@ fn rule_text<T: serde::Serialize>(r: &T) -> String {
     }
 }
 
-/// The share and accept rules as the node reads them (the config file, parsed as a
-/// reload would): for whoever may reload them (see `ROUTES`).
+/// What the config file on disk holds now, next to the policy in force.
+enum OnDisk {
+    /// The same rules (same policy hash).
+    Same,
+    /// Other rules, which pass the check: the next reload puts them in force.
+    Differs,
+    /// Rules a reload would refuse (the first error).
+    Invalid(String),
+    /// The file does not load.
+    Unreadable,
+}
+
+/// The share and accept rules in force (the running policy: the config as read at
+/// start or at the last reload), with the policy hash the audit log records; and
+/// whether the file on disk now differs. For whoever may reload them (see `ROUTES`).
 pub(super) async fn policy_rules(
     State(state): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
 ) -> Response {
     let t = ctx.t;
-    let read = wlnode_config::Config::load(&state.node.config.path).ok();
-    let body = html! {
-        h2 { (t.policy_file) }
-        @match &read {
-            Some(c) => {
-                h3 { "[[share]]" }
-                ol.rules #share-rules { @for r in &c.raw.share { li { code { (rule_text(r)) } } } }
-                h3 { "[[accept]]" }
-                ol.rules #accept-rules { @for r in &c.raw.accept { li { code { (rule_text(r)) } } } }
-                h3 { "[release]" }
-                p { code { (rule_text(&c.raw.release)) } }
+    let policy = state.node.trust.policy();
+    let roster = state.node.trust.roster();
+    let path = state.node.config.path.clone();
+    let running = policy.hash();
+    // Loading and checking the file reads it: off the async threads.
+    let on_disk = tokio::task::spawn_blocking(move || match wlnode_config::Config::load(&path) {
+        Err(_) => OnDisk::Unreadable,
+        Ok(c) => match wlnode_policy::Policy::from_config(&c, roster) {
+            Ok((p, _)) if p.hash() == running => OnDisk::Same,
+            Ok(_) => OnDisk::Differs,
+            Err(errors) => {
+                OnDisk::Invalid(errors.first().map(|e| e.to_string()).unwrap_or_default())
             }
-            None => { p.error { (t.policy_unreadable) } }
+        },
+    })
+    .await
+    .unwrap_or(OnDisk::Unreadable);
+    let rules = policy.rules();
+    let body = html! {
+        h2 { (t.policy_in_force) }
+        p { small { (t.policy_in_force_help) } }
+        dl { dt { (t.policy_hash) } dd { code #policy-hash { (hex::encode(running)) } } }
+        @match &on_disk {
+            OnDisk::Same => {}
+            OnDisk::Differs => p.notice role="status" #file-differs { (t.policy_file_differs) },
+            OnDisk::Invalid(e) => p.error #file-invalid { (t.policy_file_invalid) " " (e) },
+            OnDisk::Unreadable => p.error #file-unreadable { (t.policy_unreadable) },
         }
+        h3 { "[[share]]" }
+        ol.rules #share-rules { @for (line, r) in &rules.share {
+            li data-line=(line) { code { (rule_text(r)) } " " small { "(" (t.policy_line) " " (line) ")" } }
+        } }
+        h3 { "[[accept]]" }
+        ol.rules #accept-rules { @for (line, r) in &rules.accept {
+            li data-line=(line) { code { (rule_text(r)) } " " small { "(" (t.policy_line) " " (line) ")" } }
+        } }
+        h3 { "[release]" }
+        p #release-rule { code { (rule_text(&wlnode_config::ReleaseConfig { require_approval: policy.release().clone() })) } }
     };
     html_response(page(Some(&ctx), t, t.policy_rules_title, body))
 }
