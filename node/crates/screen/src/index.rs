@@ -107,6 +107,9 @@ struct VocabToken {
     text: Box<str>,
     skel: Box<str>,
     weight: f32,
+    /// Written vowel-less in a non-Latin script in at least one listed name
+    /// ([`score::abjad_token`]).
+    abjad: bool,
     /// Sorted [`posting`]s of the names containing the token.
     postings: Vec<u64>,
 }
@@ -194,9 +197,9 @@ fn country_str(c: &Option<[u8; 2]>) -> Option<&str> {
 /// A document with its names already normalised (the expensive part of indexing).
 struct Prepared {
     doc: ScreenDoc,
-    /// Each name as listed, its tokens, its [`initials_keys`] and how many of its last
-    /// tokens are surnames.
-    names: Vec<(String, Vec<String>, Vec<u64>, u8)>,
+    /// Each name as listed, its tokens (and whether each is transliterated), its
+    /// [`initials_keys`] and how many of its last tokens are surnames.
+    names: Vec<(String, Vec<(String, bool)>, Vec<u64>, u8)>,
 }
 
 /// Letters packed five bits each (`a` = 1), so that keys of different lengths differ.
@@ -240,10 +243,14 @@ fn prepare(mut doc: ScreenDoc) -> Prepared {
             let norm = listed_name(&n, kind);
             let keys = initials_keys(&norm, kind);
             let surnames = u8::try_from(norm.surnames).unwrap_or(u8::MAX);
-            let tokens = norm.tokens.into_iter().map(|t| t.text).collect();
+            let tokens = norm
+                .tokens
+                .into_iter()
+                .map(|t| (t.text, t.transliterated))
+                .collect();
             (n, tokens, keys, surnames)
         })
-        .filter(|(_, toks, _, _): &(String, Vec<String>, Vec<u64>, u8)| !toks.is_empty())
+        .filter(|(_, toks, _, _): &(String, Vec<(String, bool)>, Vec<u64>, u8)| !toks.is_empty())
         .collect();
     Prepared { doc, names }
 }
@@ -457,7 +464,7 @@ impl ScreenIndex {
         &mut self,
         entry: u32,
         original: String,
-        tokens: &[String],
+        tokens: &[(String, bool)],
         flags: u8,
         surnames: u8,
     ) -> u32 {
@@ -474,7 +481,10 @@ impl ScreenIndex {
                 u32::try_from(self.names.len() - 1).unwrap_or(NONE)
             }
         };
-        let ids: Box<[u32]> = tokens.iter().map(|t| self.token_id(t)).collect();
+        let ids: Box<[u32]> = tokens
+            .iter()
+            .map(|(t, translit)| self.token_id(t, *translit))
+            .collect();
         let mut distinct: Vec<u32> = ids.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
@@ -501,8 +511,12 @@ impl ScreenIndex {
         slot
     }
 
-    fn token_id(&mut self, text: &str) -> u32 {
+    fn token_id(&mut self, text: &str, transliterated: bool) -> u32 {
+        let abjad = score::abjad_token(text, transliterated);
         if let Some(&id) = self.vocab_ix.get(text) {
+            if let Some(v) = self.vocab.get_mut(id as usize) {
+                v.abjad |= abjad;
+            }
             return id;
         }
         let skel = skeleton(text);
@@ -510,6 +524,7 @@ impl ScreenIndex {
             text: text.into(),
             skel: skel.clone().into_boxed_str(),
             weight: token_weight(text) as f32,
+            abjad,
             postings: Vec::new(),
         };
         let len = u8::try_from(text.len()).unwrap_or(u8::MAX);
@@ -689,6 +704,14 @@ impl ScreenIndex {
     /// Screens a name. Results are sorted by score (best first), one per entry.
     pub fn search(&self, query: &Query) -> Result<Vec<Match>, QueryError> {
         let (norm, facts) = validate(query)?;
+        let live_names = self.names.len().saturating_sub(self.free_names.len());
+        let df_factor = |df: usize| score::commonness_factor(df, live_names);
+        let common = |text: &str| {
+            self.vocab_ix
+                .get(text)
+                .and_then(|&id| self.vocab.get(id as usize))
+                .map_or(1.0, |v| df_factor(v.postings.len()))
+        };
         let qskels: Vec<String> = norm.tokens.iter().map(|t| skeleton(&t.text)).collect();
         let qtoks: Vec<Tok<'_>> = norm
             .tokens
@@ -697,7 +720,8 @@ impl ScreenIndex {
             .map(|(t, s)| Tok {
                 text: &t.text,
                 skel: s,
-                weight: token_weight(&t.text),
+                weight: token_weight(&t.text) * common(&t.text),
+                abjad: score::abjad_token(&t.text, t.transliterated),
             })
             .collect();
         let id_entries: Vec<u32> = match &facts.identifier {
@@ -736,7 +760,8 @@ impl ScreenIndex {
                 .map(|v| Tok {
                     text: &v.text,
                     skel: &v.skel,
-                    weight: f64::from(v.weight),
+                    weight: f64::from(v.weight) * df_factor(v.postings.len()),
+                    abjad: v.abjad,
                 })
                 .collect();
             let mut al = score::align(
@@ -790,7 +815,8 @@ impl ScreenIndex {
                 continue;
             };
             let listed = listed_name(&name.original, entry.kind);
-            let explanation = score::explain(&norm, acronym, &listed, &facts, entry_facts(entry));
+            let explanation =
+                score::explain(&norm, acronym, &listed, &facts, entry_facts(entry), &common);
             let Some(origin) = self.origins.get(usize::from(entry.origin)) else {
                 continue;
             };
@@ -839,6 +865,7 @@ impl ScreenIndex {
                     text: &v.text,
                     skel: &v.skel,
                     weight: 1.0,
+                    abjad: v.abjad,
                 };
                 if let Some((sim, _)) = score::token_similarity(q, n) {
                     out.push((id, sim));

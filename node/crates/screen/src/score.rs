@@ -8,7 +8,9 @@
 //!
 //! Token similarity `sim(q, n)` (order-free; only pairs with `sim ≥ 0.78` count):
 //! - `1.0` equal texts (after normalisation and transliteration);
-//! - `0.9` initial: a single letter against a word starting with it;
+//! - `0.9` initial: a single letter against a word starting with it, only when the
+//!   listed entry is a person (in an organisation's or vessel's name, `M-SAAN`, a single
+//!   letter is a letter of the name and meets only itself);
 //! - fuzzy: `0.4·JW(q, n) + 0.6·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
 //!   string alignment distance, as `strsim` computes them);
 //! - phonetic: equal consonant skeletons ([`super::normalize::skeleton`]) give
@@ -133,6 +135,40 @@ pub const SYLLABLE_MAX_LEN: usize = 6;
 /// default threshold (4 / 5.25 = 0.76), while an optional token (a person's middle name,
 /// an initial, a generic word of half weight) costs little.
 pub const END_TOKEN_FACTOR: f64 = 1.25;
+/// Lists with fewer names than this have no token frequencies worth the name: every
+/// token counts in full ([`commonness_factor`]).
+pub const COMMON_TOKEN_MIN_NAMES: usize = 2_000;
+/// A token in at most this share of the listed names counts in full.
+pub const COMMON_TOKEN_SHARE_LOW: f64 = 0.002;
+/// A token in at least this share of the listed names counts [`COMMON_TOKEN_FLOOR`].
+pub const COMMON_TOKEN_SHARE_HIGH: f64 = 0.02;
+/// The least weight factor of a very common token.
+pub const COMMON_TOKEN_FLOOR: f64 = 0.5;
+
+/// The weight factor of a token found in `df` of the `names` listed names: 1 up to
+/// [`COMMON_TOKEN_SHARE_LOW`], [`COMMON_TOKEN_FLOOR`] from [`COMMON_TOKEN_SHARE_HIGH`],
+/// log-linear between (an IDF clipped at both ends). A very common token (`abd`,
+/// `rahman`, `mohammed` on a list of Arabic names, a given name that thousands share)
+/// says little about who is meant, so a pair of them matching exactly must not carry a
+/// name whose one distinctive token is another name (`Milan Abd el-Rahman` against
+/// `Milad Abd al-Rahman`), and a rare token that differs weighs more. 1 on small lists
+/// ([`COMMON_TOKEN_MIN_NAMES`]) and for tokens the list does not hold.
+pub fn commonness_factor(df: usize, names: usize) -> f64 {
+    if names < COMMON_TOKEN_MIN_NAMES || df == 0 {
+        return 1.0;
+    }
+    let share = df as f64 / names as f64;
+    if share <= COMMON_TOKEN_SHARE_LOW {
+        1.0
+    } else if share >= COMMON_TOKEN_SHARE_HIGH {
+        COMMON_TOKEN_FLOOR
+    } else {
+        let t = (share / COMMON_TOKEN_SHARE_LOW).ln()
+            / (COMMON_TOKEN_SHARE_HIGH / COMMON_TOKEN_SHARE_LOW).ln();
+        1.0 - (1.0 - COMMON_TOKEN_FLOOR) * t
+    }
+}
+
 /// Phonetic similarity of a one-letter skeleton between a vowel-less token and a Latin one.
 const ONE_LETTER_ACROSS_SCRIPTS: f64 = 0.80;
 /// Least letters after a glued article.
@@ -174,6 +210,16 @@ pub(crate) struct Tok<'a> {
     pub text: &'a str,
     pub skel: &'a str,
     pub weight: f64,
+    /// A vowel-less transliteration ([`is_abjad`]) of a word written in Arabic or Persian
+    /// script (or another non-Latin one): only such a token writes only long vowels. A
+    /// vowel-less word written in Latin letters (`KGK`, `MBC`) is an acronym or a code,
+    /// not an unvowelled name, and its missing vowels are not a wildcard.
+    pub abjad: bool,
+}
+
+/// [`Tok::abjad`] of a token: vowel-less and transliterated from another script.
+pub(crate) fn abjad_token(text: &str, transliterated: bool) -> bool {
+    transliterated && is_abjad(text)
 }
 
 /// How a token pair matched (internal form, no strings).
@@ -428,12 +474,12 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
             || q.text.contains('g')
             || n.text.contains('g'))
     {
-        let (latin, abjad, on_q) = if is_abjad(n.text) {
+        let (latin, abjad, on_q) = if n.abjad {
             (q.text, n, true)
         } else {
             (n.text, q, false)
         };
-        if is_abjad(abjad.text) {
+        if abjad.abjad {
             abjad_readings(latin)
                 .into_iter()
                 .find(|t| skeleton(t) == abjad.skel)
@@ -459,8 +505,11 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     // agree (Utaybi = Otaibi, Amir ≠ Omar), or agree where both write them and the
     // spellings look alike (Aleksandr = Alexander).
     let (base, phon_fixed) = if same_skeleton {
-        let vq = vowel_gaps(q_read);
-        let vn = vowel_gaps(n_read);
+        let mut vq = vowel_gaps(q_read);
+        let mut vn = vowel_gaps(n_read);
+        // the French/Egyptian reading is of the Latin side, never vowel-less
+        vq.abjad &= q.abjad;
+        vn.abjad &= n.abjad;
         let base = if q.skel.len() == 1 && vq.abjad != vn.abjad {
             ONE_LETTER_ACROSS_SCRIPTS
         } else {
@@ -539,6 +588,7 @@ fn glued_similarity(glued: Tok<'_>, other: Tok<'_>) -> Option<f64> {
         text: rest,
         skel: &skel,
         weight: glued.weight,
+        abjad: glued.abjad && is_abjad(rest),
     };
     let (sim, _) = token_similarity(t, other)?;
     let sim = sim - GLUED_ARTICLE_COST;
@@ -570,6 +620,7 @@ fn concat_similarity(one: Tok<'_>, a: Tok<'_>, b: Tok<'_>) -> Option<(f64, How)>
             text: &joined,
             skel: &skel,
             weight: one.weight,
+            abjad: a.abjad && b.abjad && is_abjad(&joined),
         };
         return token_similarity(one, t).map(|(sim, _)| (sim, How::Phonetic));
     }
@@ -702,10 +753,16 @@ fn counted_weights(
 /// weight factor of unmatched middle tokens ([`middle_factor`]); the last `surnames`
 /// tokens of the name are a listed person's surnames, never optional.
 pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64, surnames: usize) -> Alignment {
+    // initials are how persons' names are shortened; a single letter in an organisation's
+    // or vessel's name (`M-SAAN`, `YK-AYE`, `A Z Trading`) is a letter of the name, which
+    // meets only itself (an acronym query has its own rule)
+    let person = middle < 1.0;
     let mut cands: Vec<Pair> = Vec::with_capacity(q.len() * n.len() + 4);
     for (i, qt) in q.iter().enumerate() {
         for (j, nt) in n.iter().enumerate() {
-            if let Some((sim, how)) = token_similarity(*qt, *nt) {
+            if let Some((sim, how)) = token_similarity(*qt, *nt)
+                && (person || how != How::Initial)
+            {
                 cands.push(Pair {
                     q: (i, 1),
                     n: (j, 1),
@@ -1234,14 +1291,17 @@ impl OwnedToks {
         }
     }
 
-    pub fn toks<'a>(&'a self, name: &'a NormName) -> Vec<Tok<'a>> {
+    /// The tokens, each weighted [`token_weight`] × `common(text)` (its
+    /// [`commonness_factor`] on the list searched).
+    pub fn toks<'a>(&'a self, name: &'a NormName, common: &dyn Fn(&str) -> f64) -> Vec<Tok<'a>> {
         name.tokens
             .iter()
             .zip(&self.skels)
             .map(|(t, s)| Tok {
                 text: &t.text,
                 skel: s,
-                weight: token_weight(&t.text),
+                weight: token_weight(&t.text) * common(&t.text),
+                abjad: abjad_token(&t.text, t.transliterated),
             })
             .collect()
     }
@@ -1261,30 +1321,32 @@ fn any_translit(name: &NormName, (s, l): (usize, usize)) -> bool {
     name.tokens.iter().skip(s).take(l).any(|t| t.transliterated)
 }
 
-fn explained_tokens(name: &NormName) -> Vec<ExplainedToken> {
+fn explained_tokens(name: &NormName, common: &dyn Fn(&str) -> f64) -> Vec<ExplainedToken> {
     name.tokens
         .iter()
         .map(|t| ExplainedToken {
             text: t.text.clone(),
             original: t.original.clone(),
             transliterated: t.transliterated,
-            weight: token_weight(&t.text),
+            weight: token_weight(&t.text) * common(&t.text),
         })
         .collect()
 }
 
-/// Builds the full explanation of one query name against one listed name.
+/// Builds the full explanation of one query name against one listed name; `common`
+/// gives a token's [`commonness_factor`] on the list searched.
 pub(crate) fn explain(
     query: &NormName,
     acronym: Option<&str>,
     name: &NormName,
     facts: &QueryFacts,
     entry: EntryFacts<'_>,
+    common: &dyn Fn(&str) -> f64,
 ) -> Explanation {
     let qo = OwnedToks::new(query);
     let no = OwnedToks::new(name);
-    let qt = qo.toks(query);
-    let nt = no.toks(name);
+    let qt = qo.toks(query, common);
+    let nt = no.toks(name, common);
     let middle = middle_factor(entry.kind);
     let mut al = align(&qt, &nt, middle, name.surnames);
     if let Some(acr) =
@@ -1363,8 +1425,8 @@ pub(crate) fn explain(
     adjustments(facts, entry, al.name_score(), &mut adj);
     let score = total(matched_similarity, &adj);
     Explanation {
-        query_tokens: explained_tokens(query),
-        name_tokens: explained_tokens(name),
+        query_tokens: explained_tokens(query, common),
+        name_tokens: explained_tokens(name, common),
         query_stripped: query.stripped.clone(),
         name_stripped: name.stripped.clone(),
         query_expanded: query.expanded.clone(),
@@ -1407,6 +1469,7 @@ mod tests {
             text,
             skel,
             weight: 1.0,
+            abjad: is_abjad(text),
         }
     }
 
@@ -1495,6 +1558,116 @@ mod tests {
     }
 
     #[test]
+    fn single_letters_of_organisations_are_not_initials() {
+        let toks = |v: &[&'static str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        fn view(v: &[(String, String)]) -> Vec<Tok<'_>> {
+            v.iter().map(|(t, s)| tk(t, s)).collect()
+        }
+        let (q, n) = (toks(&["susan", "milczyk"]), toks(&["m", "saan"]));
+        let initial = |al: &Alignment| al.pairs.iter().any(|p| p.how == How::Initial);
+        // a listed organisation: `m` is a letter of the name, not `Milczyk`
+        let org = align(
+            &view(&q),
+            &view(&n),
+            middle_factor(SubjectKind::Organization),
+            0,
+        );
+        assert!(!initial(&org), "{org:?}");
+        let vessel = align(&view(&q), &view(&n), middle_factor(SubjectKind::Vessel), 0);
+        assert!(!initial(&vessel));
+        // a listed person's initial is still an initial, and a letter still meets itself
+        let person = align(&view(&q), &view(&n), middle_factor(SubjectKind::Person), 0);
+        assert!(initial(&person));
+        let q = toks(&["m", "saan"]);
+        let same = align(
+            &view(&q),
+            &view(&n),
+            middle_factor(SubjectKind::Organization),
+            0,
+        );
+        assert!((same.name_score() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn vowel_less_latin_tokens_are_not_abjad() {
+        fn tok<'a>(text: &'a str, skel: &'a str, abjad: bool) -> Tok<'a> {
+            Tok {
+                abjad,
+                ..tk(text, skel)
+            }
+        }
+        let (sa, sb) = (skeleton("kgk"), skeleton("ayache"));
+        // read as an unvowelled transliteration, `kgk` met `ayache` at exactly 0.80
+        let as_abjad = token_similarity(tok("kgk", &sa, true), tok("ayache", &sb, false));
+        assert_eq!(as_abjad.map(|x| x.0), Some(ONE_LETTER_ACROSS_SCRIPTS));
+        // written in Latin letters it is an acronym, and its missing vowels no wildcard
+        assert!(!abjad_token("kgk", false));
+        let latin = token_similarity(tok("kgk", &sa, false), tok("ayache", &sb, false));
+        assert_eq!(latin, None);
+        // a vowel-less transliteration of Arabic script is still read as one
+        assert!(abjad_token("mhmd", true));
+        let (m, mo) = (skeleton("mhmd"), skeleton("mohammed"));
+        assert!(token_similarity(tok("mhmd", &m, true), tok("mohammed", &mo, false)).is_some());
+        let latin = token_similarity(tok("mhmd", &m, false), tok("mohammed", &mo, false));
+        assert_eq!(latin, None);
+    }
+
+    #[test]
+    fn common_name_tokens_weigh_less() {
+        // small lists and tokens the list lacks: full weight
+        assert_eq!(commonness_factor(500, 1_000), 1.0);
+        assert_eq!(commonness_factor(0, 100_000), 1.0);
+        // rare tokens full, very common ones the floor, monotone between
+        assert_eq!(commonness_factor(20, 10_000), 1.0);
+        assert_eq!(commonness_factor(200, 10_000), COMMON_TOKEN_FLOOR);
+        assert_eq!(commonness_factor(9_000, 10_000), COMMON_TOKEN_FLOOR);
+        let mut last = 1.0;
+        for df in 20..=200 {
+            let f = commonness_factor(df, 10_000);
+            assert!(f <= last && f >= COMMON_TOKEN_FLOOR, "{df}: {f}");
+            last = f;
+        }
+        // the distinctive token now carries the pair: `milan`/`milad` with `abd` and
+        // `rahman` exact scores lower once those two are common
+        fn weighted<'a>(v: &'a [(String, String)], common: &dyn Fn(&str) -> f64) -> Vec<Tok<'a>> {
+            v.iter()
+                .map(|(t, s)| Tok {
+                    weight: token_weight(t) * common(t),
+                    ..tk(t, s)
+                })
+                .collect()
+        }
+        let toks = |v: &[&str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        let (q, n) = (
+            toks(&["milan", "abd", "rahman"]),
+            toks(&["abd", "rahman", "milad"]),
+        );
+        let score = |common: &dyn Fn(&str) -> f64| {
+            align(
+                &weighted(&q, common),
+                &weighted(&n, common),
+                MIDDLE_TOKEN_FACTOR,
+                1,
+            )
+            .name_score()
+        };
+        let flat = score(&|_| 1.0);
+        let common = score(&|t| {
+            if t == "milad" {
+                1.0
+            } else {
+                COMMON_TOKEN_FLOOR
+            }
+        });
+        assert!(common < flat - 0.01, "{common} {flat}");
+        assert!(common < 0.93, "{common}");
+    }
+
+    #[test]
     fn concatenated_tokens_need_agreeing_vowels() {
         let (one, a, b) = ("nguyen", "wang", "ken");
         let (so, sa, sb) = (skeleton(one), skeleton(a), skeleton(b));
@@ -1535,11 +1708,13 @@ mod tests {
                     text: &a,
                     skel: &sa,
                     weight: 1.0,
+                    abjad: is_abjad(&a),
                 },
                 Tok {
                     text: &b,
                     skel: &sb,
                     weight: 1.0,
+                    abjad: is_abjad(&b),
                 },
             )
         };
