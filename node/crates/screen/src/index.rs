@@ -704,23 +704,16 @@ impl ScreenIndex {
     /// Screens a name. Results are sorted by score (best first), one per entry.
     pub fn search(&self, query: &Query) -> Result<Vec<Match>, QueryError> {
         let (norm, facts) = validate(query)?;
-        let live_names = self.names.len().saturating_sub(self.free_names.len());
-        let df_factor = |df: usize| score::commonness_factor(df, live_names);
-        let common = |text: &str| {
-            self.vocab_ix
-                .get(text)
-                .and_then(|&id| self.vocab.get(id as usize))
-                .map_or(1.0, |v| df_factor(v.postings.len()))
-        };
         let qskels: Vec<String> = norm.tokens.iter().map(|t| skeleton(&t.text)).collect();
         let qtoks: Vec<Tok<'_>> = norm
             .tokens
             .iter()
             .zip(&qskels)
-            .map(|(t, s)| Tok {
+            .zip(score::weights_in_name(&norm))
+            .map(|((t, s), weight)| Tok {
                 text: &t.text,
                 skel: s,
-                weight: token_weight(&t.text) * common(&t.text),
+                weight,
                 abjad: score::abjad_token(&t.text, t.transliterated),
             })
             .collect();
@@ -753,17 +746,25 @@ impl ScreenIndex {
             if !query.filter.is_empty() && !self.entry_admitted(entry, &query.filter) {
                 continue;
             }
-            let ntoks: Vec<Tok<'_>> = name
+            let mut ntoks: Vec<Tok<'_>> = name
                 .tokens
                 .iter()
                 .filter_map(|&t| self.vocab.get(t as usize))
                 .map(|v| Tok {
                     text: &v.text,
                     skel: &v.skel,
-                    weight: f64::from(v.weight) * df_factor(v.postings.len()),
+                    weight: f64::from(v.weight),
                     abjad: v.abjad,
                 })
                 .collect();
+            // the token after `abd` counts at most half (score::weight_in_name)
+            for i in 1..ntoks.len() {
+                if ntoks.get(i - 1).is_some_and(|p| p.text == "abd")
+                    && let Some(t) = ntoks.get_mut(i)
+                {
+                    t.weight = t.weight.min(score::ABD_COMPOUND_WEIGHT);
+                }
+            }
             let mut al = score::align(
                 &qtoks,
                 &ntoks,
@@ -815,8 +816,7 @@ impl ScreenIndex {
                 continue;
             };
             let listed = listed_name(&name.original, entry.kind);
-            let explanation =
-                score::explain(&norm, acronym, &listed, &facts, entry_facts(entry), &common);
+            let explanation = score::explain(&norm, acronym, &listed, &facts, entry_facts(entry));
             let Some(origin) = self.origins.get(usize::from(entry.origin)) else {
                 continue;
             };

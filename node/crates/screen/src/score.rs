@@ -135,37 +135,25 @@ pub const SYLLABLE_MAX_LEN: usize = 6;
 /// default threshold (4 / 5.25 = 0.76), while an optional token (a person's middle name,
 /// an initial, a generic word of half weight) costs little.
 pub const END_TOKEN_FACTOR: f64 = 1.25;
-/// Lists with fewer names than this have no token frequencies worth the name: every
-/// token counts in full ([`commonness_factor`]).
-pub const COMMON_TOKEN_MIN_NAMES: usize = 2_000;
-/// A token in at most this share of the listed names counts in full.
-pub const COMMON_TOKEN_SHARE_LOW: f64 = 0.002;
-/// A token in at least this share of the listed names counts [`COMMON_TOKEN_FLOOR`].
-pub const COMMON_TOKEN_SHARE_HIGH: f64 = 0.02;
-/// The least weight factor of a very common token.
-pub const COMMON_TOKEN_FLOOR: f64 = 0.5;
+/// Weight of the token after `abd` ([`weight_in_name`]).
+pub const ABD_COMPOUND_WEIGHT: f64 = 0.5;
 
-/// The weight factor of a token found in `df` of the `names` listed names: 1 up to
-/// [`COMMON_TOKEN_SHARE_LOW`], [`COMMON_TOKEN_FLOOR`] from [`COMMON_TOKEN_SHARE_HIGH`],
-/// log-linear between (an IDF clipped at both ends). A very common token (`abd`,
-/// `rahman`, `mohammed` on a list of Arabic names, a given name that thousands share)
-/// says little about who is meant, so a pair of them matching exactly must not carry a
-/// name whose one distinctive token is another name (`Milan Abd el-Rahman` against
-/// `Milad Abd al-Rahman`), and a rare token that differs weighs more. 1 on small lists
-/// ([`COMMON_TOKEN_MIN_NAMES`]) and for tokens the list does not hold.
-pub fn commonness_factor(df: usize, names: usize) -> f64 {
-    if names < COMMON_TOKEN_MIN_NAMES || df == 0 {
-        return 1.0;
-    }
-    let share = df as f64 / names as f64;
-    if share <= COMMON_TOKEN_SHARE_LOW {
-        1.0
-    } else if share >= COMMON_TOKEN_SHARE_HIGH {
-        COMMON_TOKEN_FLOOR
+/// A token's weight in its name: [`token_weight`], except that the token right after
+/// `abd` counts at most [`ABD_COMPOUND_WEIGHT`]. That token is the divine name of an Abd
+/// compound (`Abd al-Rahman`, `Abdul Karim`: "servant of the Merciful"), which with
+/// `abd` is one given name written in two tokens; `abd` counts half already, so the
+/// compound now weighs one name like any other. Before, it weighed one and a half, and
+/// a compound matching exactly carried a name whose one distinctive token is another
+/// name (`Milan Abd el-Rahman` against `Milad Abd al-Rahman`, 0.94). Unpaired, the
+/// token still counts its full weight: a different divine name is a different name
+/// (`Abd al-Karim` is not `Abd al-Rahman`). It depends on the name alone, never on the
+/// list, so a pair scores the same on every node.
+pub fn weight_in_name(text: &str, prev: Option<&str>) -> f64 {
+    let w = token_weight(text);
+    if prev == Some("abd") {
+        w.min(ABD_COMPOUND_WEIGHT)
     } else {
-        let t = (share / COMMON_TOKEN_SHARE_LOW).ln()
-            / (COMMON_TOKEN_SHARE_HIGH / COMMON_TOKEN_SHARE_LOW).ln();
-        1.0 - (1.0 - COMMON_TOKEN_FLOOR) * t
+        w
     }
 }
 
@@ -710,13 +698,26 @@ fn counted_weights(
     // an honorific or title the normaliser left in place (`Haji` after the comma of
     // `BASIR, Haji Abdul`) is optional wherever it stands, and a half-weight token (an
     // initial, `abd`/`abu`, a generic word) never costs more than its weight
-    let factor = |t: &Tok<'_>, i: usize, len: usize, m: f64| {
+    let factor = |t: &Tok<'_>, w: f64, i: usize, len: usize, m: f64| {
         if middle < 1.0 && crate::lexicon::is_honorific(t.text) {
             middle
-        } else if t.weight < 1.0 {
+        } else if w < 1.0 {
             position_factor(i, len, m).min(1.0)
         } else {
             position_factor(i, len, m)
+        }
+    };
+    // the divine name of an Abd compound weighs half when paired ([`weight_in_name`]),
+    // but missing it is a whole name missing (`Abd al-Karim` is not `Abd al-Rahman`)
+    let own_weight = |side: &[Tok<'_>], i: usize, t: &Tok<'_>| {
+        let after_abd = i
+            .checked_sub(1)
+            .and_then(|p| side.get(p))
+            .is_some_and(|p| p.text == "abd");
+        if after_abd {
+            token_weight(t.text)
+        } else {
+            t.weight
         }
     };
     // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
@@ -725,12 +726,13 @@ fn counted_weights(
     let mut name = Vec::new();
     for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
         if !u {
+            let w = own_weight(n, i, t);
             let m = if i >= first_surname && !crate::lexicon::is_honorific(t.text) {
-                factor(t, n.len() - 1, n.len(), middle)
+                factor(t, w, n.len() - 1, n.len(), middle)
             } else {
-                factor(t, i, n.len(), middle)
+                factor(t, w, i, n.len(), middle)
             };
-            name.push((i, t.weight * m));
+            name.push((i, w * m));
         }
     }
     let mut query = Vec::new();
@@ -743,7 +745,8 @@ fn counted_weights(
             } else {
                 QUERY_MIDDLE_TOKEN_FACTOR
             };
-            query.push((i, t.weight * factor(t, i, q.len(), m)));
+            let w = own_weight(q, i, t);
+            query.push((i, w * factor(t, w, i, q.len(), m)));
         }
     }
     (query, name)
@@ -1291,20 +1294,34 @@ impl OwnedToks {
         }
     }
 
-    /// The tokens, each weighted [`token_weight`] × `common(text)` (its
-    /// [`commonness_factor`] on the list searched).
-    pub fn toks<'a>(&'a self, name: &'a NormName, common: &dyn Fn(&str) -> f64) -> Vec<Tok<'a>> {
+    /// The tokens, each weighted [`weight_in_name`].
+    pub fn toks<'a>(&'a self, name: &'a NormName) -> Vec<Tok<'a>> {
+        let weights = weights_in_name(name);
         name.tokens
             .iter()
             .zip(&self.skels)
-            .map(|(t, s)| Tok {
+            .zip(weights)
+            .map(|((t, s), weight)| Tok {
                 text: &t.text,
                 skel: s,
-                weight: token_weight(&t.text) * common(&t.text),
+                weight,
                 abjad: abjad_token(&t.text, t.transliterated),
             })
             .collect()
     }
+}
+
+/// [`weight_in_name`] of each token of a name.
+pub(crate) fn weights_in_name(name: &NormName) -> Vec<f64> {
+    let mut prev = None;
+    name.tokens
+        .iter()
+        .map(|t| {
+            let w = weight_in_name(&t.text, prev);
+            prev = Some(t.text.as_str());
+            w
+        })
+        .collect()
 }
 
 fn joined(name: &NormName, (s, l): (usize, usize)) -> String {
@@ -1321,32 +1338,31 @@ fn any_translit(name: &NormName, (s, l): (usize, usize)) -> bool {
     name.tokens.iter().skip(s).take(l).any(|t| t.transliterated)
 }
 
-fn explained_tokens(name: &NormName, common: &dyn Fn(&str) -> f64) -> Vec<ExplainedToken> {
+fn explained_tokens(name: &NormName) -> Vec<ExplainedToken> {
     name.tokens
         .iter()
-        .map(|t| ExplainedToken {
+        .zip(weights_in_name(name))
+        .map(|(t, weight)| ExplainedToken {
             text: t.text.clone(),
             original: t.original.clone(),
             transliterated: t.transliterated,
-            weight: token_weight(&t.text) * common(&t.text),
+            weight,
         })
         .collect()
 }
 
-/// Builds the full explanation of one query name against one listed name; `common`
-/// gives a token's [`commonness_factor`] on the list searched.
+/// Builds the full explanation of one query name against one listed name.
 pub(crate) fn explain(
     query: &NormName,
     acronym: Option<&str>,
     name: &NormName,
     facts: &QueryFacts,
     entry: EntryFacts<'_>,
-    common: &dyn Fn(&str) -> f64,
 ) -> Explanation {
     let qo = OwnedToks::new(query);
     let no = OwnedToks::new(name);
-    let qt = qo.toks(query, common);
-    let nt = no.toks(name, common);
+    let qt = qo.toks(query);
+    let nt = no.toks(name);
     let middle = middle_factor(entry.kind);
     let mut al = align(&qt, &nt, middle, name.surnames);
     if let Some(acr) =
@@ -1425,8 +1441,8 @@ pub(crate) fn explain(
     adjustments(facts, entry, al.name_score(), &mut adj);
     let score = total(matched_similarity, &adj);
     Explanation {
-        query_tokens: explained_tokens(query, common),
-        name_tokens: explained_tokens(name, common),
+        query_tokens: explained_tokens(query),
+        name_tokens: explained_tokens(name),
         query_stripped: query.stripped.clone(),
         name_stripped: name.stripped.clone(),
         query_expanded: query.expanded.clone(),
@@ -1615,56 +1631,48 @@ mod tests {
     }
 
     #[test]
-    fn common_name_tokens_weigh_less() {
-        // small lists and tokens the list lacks: full weight
-        assert_eq!(commonness_factor(500, 1_000), 1.0);
-        assert_eq!(commonness_factor(0, 100_000), 1.0);
-        // rare tokens full, very common ones the floor, monotone between
-        assert_eq!(commonness_factor(20, 10_000), 1.0);
-        assert_eq!(commonness_factor(200, 10_000), COMMON_TOKEN_FLOOR);
-        assert_eq!(commonness_factor(9_000, 10_000), COMMON_TOKEN_FLOOR);
-        let mut last = 1.0;
-        for df in 20..=200 {
-            let f = commonness_factor(df, 10_000);
-            assert!(f <= last && f >= COMMON_TOKEN_FLOOR, "{df}: {f}");
-            last = f;
-        }
-        // the distinctive token now carries the pair: `milan`/`milad` with `abd` and
-        // `rahman` exact scores lower once those two are common
-        fn weighted<'a>(v: &'a [(String, String)], common: &dyn Fn(&str) -> f64) -> Vec<Tok<'a>> {
-            v.iter()
-                .map(|(t, s)| Tok {
-                    weight: token_weight(t) * common(t),
-                    ..tk(t, s)
-                })
-                .collect()
-        }
+    fn abd_compounds_weigh_as_one_name() {
+        assert_eq!(weight_in_name("rahman", Some("abd")), ABD_COMPOUND_WEIGHT);
+        assert_eq!(weight_in_name("rahman", None), 1.0);
+        assert_eq!(weight_in_name("rahman", Some("milad")), 1.0);
+        // never more than the token's own weight
+        assert_eq!(weight_in_name("k", Some("abd")), 0.5);
         let toks = |v: &[&str]| -> Vec<(String, String)> {
             v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
         };
+        fn view(v: &[(String, String)], compound: bool) -> Vec<Tok<'_>> {
+            let mut prev: Option<&str> = None;
+            v.iter()
+                .map(|(t, s)| {
+                    let weight = if compound {
+                        weight_in_name(t, prev)
+                    } else {
+                        token_weight(t)
+                    };
+                    prev = Some(t);
+                    Tok { weight, ..tk(t, s) }
+                })
+                .collect()
+        }
         let (q, n) = (
             toks(&["milan", "abd", "rahman"]),
             toks(&["abd", "rahman", "milad"]),
         );
-        let score = |common: &dyn Fn(&str) -> f64| {
+        let score = |compound: bool| {
             align(
-                &weighted(&q, common),
-                &weighted(&n, common),
+                &view(&q, compound),
+                &view(&n, compound),
                 MIDDLE_TOKEN_FACTOR,
                 1,
             )
             .name_score()
         };
-        let flat = score(&|_| 1.0);
-        let common = score(&|t| {
-            if t == "milad" {
-                1.0
-            } else {
-                COMMON_TOKEN_FLOOR
-            }
-        });
-        assert!(common < flat - 0.01, "{common} {flat}");
-        assert!(common < 0.93, "{common}");
+        // the compound no longer carries `milan` against `milad`: 3.696 / 4 (was 4.696 / 5)
+        let (before, after) = (score(false), score(true));
+        assert!(after < before - 0.01 && after < 0.93, "{after} {before}");
+        // the whole name still scores 1
+        let same = align(&view(&n, true), &view(&n, true), MIDDLE_TOKEN_FACTOR, 1);
+        assert!((same.name_score() - 1.0).abs() < 1e-12);
     }
 
     #[test]
