@@ -25,7 +25,8 @@
 //!   short vowel: `a`, `i`/`y`, `o`/`u`/`w`/`v` are three classes and `e` belongs to
 //!   all three (`Omer` = `Omar`, `Youssef` = `Yusuf`, but `Amir` ≠ `Omar`, `Hasan` ≠
 //!   `Hussain`, `Mahmoud` ≠ `Mohammed`, `Uci` ≠ `Aqi`). A vowel-less token (an Arabic or
-//!   Persian transliteration, [`super::normalize::is_abjad`]) writes only long vowels,
+//!   Persian transliteration, [`super::normalize::is_abjad`], written in that script:
+//!   `Tok::abjad`; a vowel-less Latin token such as `KGK` is an acronym) writes only long vowels,
 //!   as `y`/`w`: each one needs an `i`/`y`/`ee` (for `y`) or `o`/`u`/`w` (for `w`) in
 //!   the same gap of the other side (also after the last consonant), and a gap between
 //!   two consonants it leaves empty may not hold a long vowel there (`ei`, `ou`, `ee`, ...: `حسن` `hsn` is `Hasan`, not `Hussein`); two
@@ -62,7 +63,10 @@
 //!
 //! Query and name tokens are aligned greedily, best similarity first, each token used
 //! once. Each token has a weight `w` (1.0; 0.5 for initials, for `abu`/`abd` and for
-//! generic organisation words such as `trading`, `international`, `group`). Then
+//! generic organisation words such as `trading`, `international`, `group`; 0.5 for the
+//! token after `abd` in a pair, so that an Abd compound such as `Abd al-Rahman` weighs
+//! one name, [`weight_in_name`], while unpaired it counts its own weight). Weights
+//! depend on the name alone, never on the list. Then
 //!
 //! ```text
 //! matched_similarity = Σ_pairs sim·(w_q + w_n) / Σ_pairs (w_q + w_n)
