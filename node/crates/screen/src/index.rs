@@ -197,10 +197,13 @@ fn country_str(c: &Option<[u8; 2]>) -> Option<&str> {
 /// A document with its names already normalised (the expensive part of indexing).
 struct Prepared {
     doc: ScreenDoc,
-    /// Each name as listed, its tokens (and whether each is transliterated), its
-    /// [`initials_keys`] and how many of its last tokens are surnames.
-    names: Vec<(String, Vec<(String, bool)>, Vec<u64>, u8)>,
+    /// Each name as listed, its tokens, its [`initials_keys`] and how many of its last
+    /// tokens are surnames.
+    names: Vec<(String, Vec<PreparedToken>, Vec<u64>, u8)>,
 }
+
+/// A listed name's token and whether it was transliterated from another script.
+type PreparedToken = (String, bool);
 
 /// Letters packed five bits each (`a` = 1), so that keys of different lengths differ.
 fn pack_letters(s: &str) -> Option<u64> {
@@ -250,7 +253,7 @@ fn prepare(mut doc: ScreenDoc) -> Prepared {
                 .collect();
             (n, tokens, keys, surnames)
         })
-        .filter(|(_, toks, _, _): &(String, Vec<(String, bool)>, Vec<u64>, u8)| !toks.is_empty())
+        .filter(|(_, toks, _, _): &(String, Vec<PreparedToken>, Vec<u64>, u8)| !toks.is_empty())
         .collect();
     Prepared { doc, names }
 }
@@ -464,7 +467,7 @@ impl ScreenIndex {
         &mut self,
         entry: u32,
         original: String,
-        tokens: &[(String, bool)],
+        tokens: &[PreparedToken],
         flags: u8,
         surnames: u8,
     ) -> u32 {
