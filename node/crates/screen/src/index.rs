@@ -107,6 +107,9 @@ struct VocabToken {
     text: Box<str>,
     skel: Box<str>,
     weight: f32,
+    /// Written vowel-less in a non-Latin script in at least one listed name
+    /// ([`score::abjad_token`]).
+    abjad: bool,
     /// Sorted [`posting`]s of the names containing the token.
     postings: Vec<u64>,
 }
@@ -196,8 +199,11 @@ struct Prepared {
     doc: ScreenDoc,
     /// Each name as listed, its tokens, its [`initials_keys`] and how many of its last
     /// tokens are surnames.
-    names: Vec<(String, Vec<String>, Vec<u64>, u8)>,
+    names: Vec<(String, Vec<PreparedToken>, Vec<u64>, u8)>,
 }
+
+/// A listed name's token and whether it was transliterated from another script.
+type PreparedToken = (String, bool);
 
 /// Letters packed five bits each (`a` = 1), so that keys of different lengths differ.
 fn pack_letters(s: &str) -> Option<u64> {
@@ -240,10 +246,14 @@ fn prepare(mut doc: ScreenDoc) -> Prepared {
             let norm = listed_name(&n, kind);
             let keys = initials_keys(&norm, kind);
             let surnames = u8::try_from(norm.surnames).unwrap_or(u8::MAX);
-            let tokens = norm.tokens.into_iter().map(|t| t.text).collect();
+            let tokens = norm
+                .tokens
+                .into_iter()
+                .map(|t| (t.text, t.transliterated))
+                .collect();
             (n, tokens, keys, surnames)
         })
-        .filter(|(_, toks, _, _): &(String, Vec<String>, Vec<u64>, u8)| !toks.is_empty())
+        .filter(|(_, toks, _, _): &(String, Vec<PreparedToken>, Vec<u64>, u8)| !toks.is_empty())
         .collect();
     Prepared { doc, names }
 }
@@ -457,7 +467,7 @@ impl ScreenIndex {
         &mut self,
         entry: u32,
         original: String,
-        tokens: &[String],
+        tokens: &[PreparedToken],
         flags: u8,
         surnames: u8,
     ) -> u32 {
@@ -474,7 +484,10 @@ impl ScreenIndex {
                 u32::try_from(self.names.len() - 1).unwrap_or(NONE)
             }
         };
-        let ids: Box<[u32]> = tokens.iter().map(|t| self.token_id(t)).collect();
+        let ids: Box<[u32]> = tokens
+            .iter()
+            .map(|(t, translit)| self.token_id(t, *translit))
+            .collect();
         let mut distinct: Vec<u32> = ids.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
@@ -501,8 +514,12 @@ impl ScreenIndex {
         slot
     }
 
-    fn token_id(&mut self, text: &str) -> u32 {
+    fn token_id(&mut self, text: &str, transliterated: bool) -> u32 {
+        let abjad = score::abjad_token(text, transliterated);
         if let Some(&id) = self.vocab_ix.get(text) {
+            if let Some(v) = self.vocab.get_mut(id as usize) {
+                v.abjad |= abjad;
+            }
             return id;
         }
         let skel = skeleton(text);
@@ -510,6 +527,7 @@ impl ScreenIndex {
             text: text.into(),
             skel: skel.clone().into_boxed_str(),
             weight: token_weight(text) as f32,
+            abjad,
             postings: Vec::new(),
         };
         let len = u8::try_from(text.len()).unwrap_or(u8::MAX);
@@ -694,10 +712,12 @@ impl ScreenIndex {
             .tokens
             .iter()
             .zip(&qskels)
-            .map(|(t, s)| Tok {
+            .zip(score::weights_in_name(&norm))
+            .map(|((t, s), weight)| Tok {
                 text: &t.text,
                 skel: s,
-                weight: token_weight(&t.text),
+                weight,
+                abjad: score::abjad_token(&t.text, t.transliterated),
             })
             .collect();
         let id_entries: Vec<u32> = match &facts.identifier {
@@ -729,7 +749,7 @@ impl ScreenIndex {
             if !query.filter.is_empty() && !self.entry_admitted(entry, &query.filter) {
                 continue;
             }
-            let ntoks: Vec<Tok<'_>> = name
+            let mut ntoks: Vec<Tok<'_>> = name
                 .tokens
                 .iter()
                 .filter_map(|&t| self.vocab.get(t as usize))
@@ -737,8 +757,17 @@ impl ScreenIndex {
                     text: &v.text,
                     skel: &v.skel,
                     weight: f64::from(v.weight),
+                    abjad: v.abjad,
                 })
                 .collect();
+            // the token after `abd` counts at most half (score::weight_in_name)
+            for i in 1..ntoks.len() {
+                if ntoks.get(i - 1).is_some_and(|p| p.text == "abd")
+                    && let Some(t) = ntoks.get_mut(i)
+                {
+                    t.weight = t.weight.min(score::ABD_COMPOUND_WEIGHT);
+                }
+            }
             let mut al = score::align(
                 &qtoks,
                 &ntoks,
@@ -839,6 +868,7 @@ impl ScreenIndex {
                     text: &v.text,
                     skel: &v.skel,
                     weight: 1.0,
+                    abjad: v.abjad,
                 };
                 if let Some((sim, _)) = score::token_similarity(q, n) {
                     out.push((id, sim));

@@ -8,7 +8,9 @@
 //!
 //! Token similarity `sim(q, n)` (order-free; only pairs with `sim ≥ 0.78` count):
 //! - `1.0` equal texts (after normalisation and transliteration);
-//! - `0.9` initial: a single letter against a word starting with it;
+//! - `0.9` initial: a single letter against a word starting with it, only when the
+//!   listed entry is a person (in an organisation's or vessel's name, `M-SAAN`, a single
+//!   letter is a letter of the name and meets only itself);
 //! - fuzzy: `0.4·JW(q, n) + 0.6·(1 − OSA(q, n)/max_len)` (Jaro-Winkler and optimal
 //!   string alignment distance, as `strsim` computes them);
 //! - phonetic: equal consonant skeletons ([`super::normalize::skeleton`]) give
@@ -23,7 +25,8 @@
 //!   short vowel: `a`, `i`/`y`, `o`/`u`/`w`/`v` are three classes and `e` belongs to
 //!   all three (`Omer` = `Omar`, `Youssef` = `Yusuf`, but `Amir` ≠ `Omar`, `Hasan` ≠
 //!   `Hussain`, `Mahmoud` ≠ `Mohammed`, `Uci` ≠ `Aqi`). A vowel-less token (an Arabic or
-//!   Persian transliteration, [`super::normalize::is_abjad`]) writes only long vowels,
+//!   Persian transliteration, [`super::normalize::is_abjad`], written in that script:
+//!   `Tok::abjad`; a vowel-less Latin token such as `KGK` is an acronym) writes only long vowels,
 //!   as `y`/`w`: each one needs an `i`/`y`/`ee` (for `y`) or `o`/`u`/`w` (for `w`) in
 //!   the same gap of the other side (also after the last consonant), and a gap between
 //!   two consonants it leaves empty may not hold a long vowel there (`ei`, `ou`, `ee`, ...: `حسن` `hsn` is `Hasan`, not `Hussein`); two
@@ -60,7 +63,10 @@
 //!
 //! Query and name tokens are aligned greedily, best similarity first, each token used
 //! once. Each token has a weight `w` (1.0; 0.5 for initials, for `abu`/`abd` and for
-//! generic organisation words such as `trading`, `international`, `group`). Then
+//! generic organisation words such as `trading`, `international`, `group`; 0.5 for the
+//! token after `abd` in a pair, so that an Abd compound such as `Abd al-Rahman` weighs
+//! one name, [`weight_in_name`], while unpaired it counts its own weight). Weights
+//! depend on the name alone, never on the list. Then
 //!
 //! ```text
 //! matched_similarity = Σ_pairs sim·(w_q + w_n) / Σ_pairs (w_q + w_n)
@@ -133,6 +139,28 @@ pub const SYLLABLE_MAX_LEN: usize = 6;
 /// default threshold (4 / 5.25 = 0.76), while an optional token (a person's middle name,
 /// an initial, a generic word of half weight) costs little.
 pub const END_TOKEN_FACTOR: f64 = 1.25;
+/// Weight of the token after `abd` ([`weight_in_name`]).
+pub const ABD_COMPOUND_WEIGHT: f64 = 0.5;
+
+/// A token's weight in its name: [`token_weight`], except that the token right after
+/// `abd` counts at most [`ABD_COMPOUND_WEIGHT`]. That token is the divine name of an Abd
+/// compound (`Abd al-Rahman`, `Abdul Karim`: "servant of the Merciful"), which with
+/// `abd` is one given name written in two tokens; `abd` counts half already, so the
+/// compound now weighs one name like any other. Before, it weighed one and a half, and
+/// a compound matching exactly carried a name whose one distinctive token is another
+/// name (`Milan Abd el-Rahman` against `Milad Abd al-Rahman`, 0.94). Unpaired, the
+/// token still counts its full weight: a different divine name is a different name
+/// (`Abd al-Karim` is not `Abd al-Rahman`). It depends on the name alone, never on the
+/// list, so a pair scores the same on every node.
+pub fn weight_in_name(text: &str, prev: Option<&str>) -> f64 {
+    let w = token_weight(text);
+    if prev == Some("abd") {
+        w.min(ABD_COMPOUND_WEIGHT)
+    } else {
+        w
+    }
+}
+
 /// Phonetic similarity of a one-letter skeleton between a vowel-less token and a Latin one.
 const ONE_LETTER_ACROSS_SCRIPTS: f64 = 0.80;
 /// Least letters after a glued article.
@@ -174,6 +202,16 @@ pub(crate) struct Tok<'a> {
     pub text: &'a str,
     pub skel: &'a str,
     pub weight: f64,
+    /// A vowel-less transliteration ([`is_abjad`]) of a word written in Arabic or Persian
+    /// script (or another non-Latin one): only such a token writes only long vowels. A
+    /// vowel-less word written in Latin letters (`KGK`, `MBC`) is an acronym or a code,
+    /// not an unvowelled name, and its missing vowels are not a wildcard.
+    pub abjad: bool,
+}
+
+/// [`Tok::abjad`] of a token: vowel-less and transliterated from another script.
+pub(crate) fn abjad_token(text: &str, transliterated: bool) -> bool {
+    transliterated && is_abjad(text)
 }
 
 /// How a token pair matched (internal form, no strings).
@@ -428,12 +466,12 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
             || q.text.contains('g')
             || n.text.contains('g'))
     {
-        let (latin, abjad, on_q) = if is_abjad(n.text) {
+        let (latin, abjad, on_q) = if n.abjad {
             (q.text, n, true)
         } else {
             (n.text, q, false)
         };
-        if is_abjad(abjad.text) {
+        if abjad.abjad {
             abjad_readings(latin)
                 .into_iter()
                 .find(|t| skeleton(t) == abjad.skel)
@@ -459,8 +497,11 @@ pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     // agree (Utaybi = Otaibi, Amir ≠ Omar), or agree where both write them and the
     // spellings look alike (Aleksandr = Alexander).
     let (base, phon_fixed) = if same_skeleton {
-        let vq = vowel_gaps(q_read);
-        let vn = vowel_gaps(n_read);
+        let mut vq = vowel_gaps(q_read);
+        let mut vn = vowel_gaps(n_read);
+        // the French/Egyptian reading is of the Latin side, never vowel-less
+        vq.abjad &= q.abjad;
+        vn.abjad &= n.abjad;
         let base = if q.skel.len() == 1 && vq.abjad != vn.abjad {
             ONE_LETTER_ACROSS_SCRIPTS
         } else {
@@ -539,6 +580,7 @@ fn glued_similarity(glued: Tok<'_>, other: Tok<'_>) -> Option<f64> {
         text: rest,
         skel: &skel,
         weight: glued.weight,
+        abjad: glued.abjad && is_abjad(rest),
     };
     let (sim, _) = token_similarity(t, other)?;
     let sim = sim - GLUED_ARTICLE_COST;
@@ -570,6 +612,7 @@ fn concat_similarity(one: Tok<'_>, a: Tok<'_>, b: Tok<'_>) -> Option<(f64, How)>
             text: &joined,
             skel: &skel,
             weight: one.weight,
+            abjad: a.abjad && b.abjad && is_abjad(&joined),
         };
         return token_similarity(one, t).map(|(sim, _)| (sim, How::Phonetic));
     }
@@ -659,13 +702,26 @@ fn counted_weights(
     // an honorific or title the normaliser left in place (`Haji` after the comma of
     // `BASIR, Haji Abdul`) is optional wherever it stands, and a half-weight token (an
     // initial, `abd`/`abu`, a generic word) never costs more than its weight
-    let factor = |t: &Tok<'_>, i: usize, len: usize, m: f64| {
+    let factor = |t: &Tok<'_>, w: f64, i: usize, len: usize, m: f64| {
         if middle < 1.0 && crate::lexicon::is_honorific(t.text) {
             middle
-        } else if t.weight < 1.0 {
+        } else if w < 1.0 {
             position_factor(i, len, m).min(1.0)
         } else {
             position_factor(i, len, m)
+        }
+    };
+    // the divine name of an Abd compound weighs half when paired ([`weight_in_name`]),
+    // but missing it is a whole name missing (`Abd al-Karim` is not `Abd al-Rahman`)
+    let own_weight = |side: &[Tok<'_>], i: usize, t: &Tok<'_>| {
+        let after_abd = i
+            .checked_sub(1)
+            .and_then(|p| side.get(p))
+            .is_some_and(|p| p.text == "abd");
+        if after_abd {
+            token_weight(t.text)
+        } else {
+            t.weight
         }
     };
     // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
@@ -674,12 +730,13 @@ fn counted_weights(
     let mut name = Vec::new();
     for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
         if !u {
+            let w = own_weight(n, i, t);
             let m = if i >= first_surname && !crate::lexicon::is_honorific(t.text) {
-                factor(t, n.len() - 1, n.len(), middle)
+                factor(t, w, n.len() - 1, n.len(), middle)
             } else {
-                factor(t, i, n.len(), middle)
+                factor(t, w, i, n.len(), middle)
             };
-            name.push((i, t.weight * m));
+            name.push((i, w * m));
         }
     }
     let mut query = Vec::new();
@@ -692,7 +749,8 @@ fn counted_weights(
             } else {
                 QUERY_MIDDLE_TOKEN_FACTOR
             };
-            query.push((i, t.weight * factor(t, i, q.len(), m)));
+            let w = own_weight(q, i, t);
+            query.push((i, w * factor(t, w, i, q.len(), m)));
         }
     }
     (query, name)
@@ -702,10 +760,16 @@ fn counted_weights(
 /// weight factor of unmatched middle tokens ([`middle_factor`]); the last `surnames`
 /// tokens of the name are a listed person's surnames, never optional.
 pub(crate) fn align(q: &[Tok<'_>], n: &[Tok<'_>], middle: f64, surnames: usize) -> Alignment {
+    // initials are how persons' names are shortened; a single letter in an organisation's
+    // or vessel's name (`M-SAAN`, `YK-AYE`, `A Z Trading`) is a letter of the name, which
+    // meets only itself (an acronym query has its own rule)
+    let person = middle < 1.0;
     let mut cands: Vec<Pair> = Vec::with_capacity(q.len() * n.len() + 4);
     for (i, qt) in q.iter().enumerate() {
         for (j, nt) in n.iter().enumerate() {
-            if let Some((sim, how)) = token_similarity(*qt, *nt) {
+            if let Some((sim, how)) = token_similarity(*qt, *nt)
+                && (person || how != How::Initial)
+            {
                 cands.push(Pair {
                     q: (i, 1),
                     n: (j, 1),
@@ -1234,17 +1298,34 @@ impl OwnedToks {
         }
     }
 
+    /// The tokens, each weighted [`weight_in_name`].
     pub fn toks<'a>(&'a self, name: &'a NormName) -> Vec<Tok<'a>> {
+        let weights = weights_in_name(name);
         name.tokens
             .iter()
             .zip(&self.skels)
-            .map(|(t, s)| Tok {
+            .zip(weights)
+            .map(|((t, s), weight)| Tok {
                 text: &t.text,
                 skel: s,
-                weight: token_weight(&t.text),
+                weight,
+                abjad: abjad_token(&t.text, t.transliterated),
             })
             .collect()
     }
+}
+
+/// [`weight_in_name`] of each token of a name.
+pub(crate) fn weights_in_name(name: &NormName) -> Vec<f64> {
+    let mut prev = None;
+    name.tokens
+        .iter()
+        .map(|t| {
+            let w = weight_in_name(&t.text, prev);
+            prev = Some(t.text.as_str());
+            w
+        })
+        .collect()
 }
 
 fn joined(name: &NormName, (s, l): (usize, usize)) -> String {
@@ -1264,11 +1345,12 @@ fn any_translit(name: &NormName, (s, l): (usize, usize)) -> bool {
 fn explained_tokens(name: &NormName) -> Vec<ExplainedToken> {
     name.tokens
         .iter()
-        .map(|t| ExplainedToken {
+        .zip(weights_in_name(name))
+        .map(|(t, weight)| ExplainedToken {
             text: t.text.clone(),
             original: t.original.clone(),
             transliterated: t.transliterated,
-            weight: token_weight(&t.text),
+            weight,
         })
         .collect()
 }
@@ -1407,6 +1489,7 @@ mod tests {
             text,
             skel,
             weight: 1.0,
+            abjad: is_abjad(text),
         }
     }
 
@@ -1495,6 +1578,108 @@ mod tests {
     }
 
     #[test]
+    fn single_letters_of_organisations_are_not_initials() {
+        let toks = |v: &[&'static str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        fn view(v: &[(String, String)]) -> Vec<Tok<'_>> {
+            v.iter().map(|(t, s)| tk(t, s)).collect()
+        }
+        let (q, n) = (toks(&["susan", "milczyk"]), toks(&["m", "saan"]));
+        let initial = |al: &Alignment| al.pairs.iter().any(|p| p.how == How::Initial);
+        // a listed organisation: `m` is a letter of the name, not `Milczyk`
+        let org = align(
+            &view(&q),
+            &view(&n),
+            middle_factor(SubjectKind::Organization),
+            0,
+        );
+        assert!(!initial(&org), "{org:?}");
+        let vessel = align(&view(&q), &view(&n), middle_factor(SubjectKind::Vessel), 0);
+        assert!(!initial(&vessel));
+        // a listed person's initial is still an initial, and a letter still meets itself
+        let person = align(&view(&q), &view(&n), middle_factor(SubjectKind::Person), 0);
+        assert!(initial(&person));
+        let q = toks(&["m", "saan"]);
+        let same = align(
+            &view(&q),
+            &view(&n),
+            middle_factor(SubjectKind::Organization),
+            0,
+        );
+        assert!((same.name_score() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn vowel_less_latin_tokens_are_not_abjad() {
+        fn tok<'a>(text: &'a str, skel: &'a str, abjad: bool) -> Tok<'a> {
+            Tok {
+                abjad,
+                ..tk(text, skel)
+            }
+        }
+        let (sa, sb) = (skeleton("kgk"), skeleton("ayache"));
+        // read as an unvowelled transliteration, `kgk` met `ayache` at exactly 0.80
+        let as_abjad = token_similarity(tok("kgk", &sa, true), tok("ayache", &sb, false));
+        assert_eq!(as_abjad.map(|x| x.0), Some(ONE_LETTER_ACROSS_SCRIPTS));
+        // written in Latin letters it is an acronym, and its missing vowels no wildcard
+        assert!(!abjad_token("kgk", false));
+        let latin = token_similarity(tok("kgk", &sa, false), tok("ayache", &sb, false));
+        assert_eq!(latin, None);
+        // a vowel-less transliteration of Arabic script is still read as one
+        assert!(abjad_token("mhmd", true));
+        let (m, mo) = (skeleton("mhmd"), skeleton("mohammed"));
+        assert!(token_similarity(tok("mhmd", &m, true), tok("mohammed", &mo, false)).is_some());
+        let latin = token_similarity(tok("mhmd", &m, false), tok("mohammed", &mo, false));
+        assert_eq!(latin, None);
+    }
+
+    #[test]
+    fn abd_compounds_weigh_as_one_name() {
+        assert_eq!(weight_in_name("rahman", Some("abd")), ABD_COMPOUND_WEIGHT);
+        assert_eq!(weight_in_name("rahman", None), 1.0);
+        assert_eq!(weight_in_name("rahman", Some("milad")), 1.0);
+        // never more than the token's own weight
+        assert_eq!(weight_in_name("k", Some("abd")), 0.5);
+        let toks = |v: &[&str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        fn view(v: &[(String, String)], compound: bool) -> Vec<Tok<'_>> {
+            let mut prev: Option<&str> = None;
+            v.iter()
+                .map(|(t, s)| {
+                    let weight = if compound {
+                        weight_in_name(t, prev)
+                    } else {
+                        token_weight(t)
+                    };
+                    prev = Some(t);
+                    Tok { weight, ..tk(t, s) }
+                })
+                .collect()
+        }
+        let (q, n) = (
+            toks(&["milan", "abd", "rahman"]),
+            toks(&["abd", "rahman", "milad"]),
+        );
+        let score = |compound: bool| {
+            align(
+                &view(&q, compound),
+                &view(&n, compound),
+                MIDDLE_TOKEN_FACTOR,
+                1,
+            )
+            .name_score()
+        };
+        // the compound no longer carries `milan` against `milad`: 3.696 / 4 (was 4.696 / 5)
+        let (before, after) = (score(false), score(true));
+        assert!(after < before - 0.01 && after < 0.93, "{after} {before}");
+        // the whole name still scores 1
+        let same = align(&view(&n, true), &view(&n, true), MIDDLE_TOKEN_FACTOR, 1);
+        assert!((same.name_score() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn concatenated_tokens_need_agreeing_vowels() {
         let (one, a, b) = ("nguyen", "wang", "ken");
         let (so, sa, sb) = (skeleton(one), skeleton(a), skeleton(b));
@@ -1535,11 +1720,13 @@ mod tests {
                     text: &a,
                     skel: &sa,
                     weight: 1.0,
+                    abjad: is_abjad(&a),
                 },
                 Tok {
                     text: &b,
                     skel: &sb,
                     weight: 1.0,
+                    abjad: is_abjad(&b),
                 },
             )
         };

@@ -19,9 +19,17 @@
 //!    [`GIVEN_NAME_VARIANTS`], a small table of common given names whose romanisations
 //!    are one name. A negative the table (and not rule 1) makes a partial form of a
 //!    listed name is a spelling variant of it.
+//! 3. **Cyrillic romanisation**: the same rule once more, on names of at least two
+//!    tokens, after every token is reduced to its [`slavic_key`] (the letters the
+//!    romanisation systems of Russian and Ukrainian write in different ways made one)
+//!    and given names to their group in [`SLAVIC_GIVEN_NAMES`] (Ukrainian and Russian
+//!    forms of one name). So the whole name, given names and surname, must be the
+//!    listed person's name in another romanisation: `Sergey Melnychuk` is `MELNICHUK,
+//!    Sergey`, but `Ivan Melnychuk` is not, nor is `Sergey Melnik`.
 //!
-//! What the judge does not do: it has no fuzzy matching at all, so a negative one typo
-//! away from a listed name stays a negative (the matcher is then wrong to alert only if
+//! What the judge does not do: it has no fuzzy matching at all (the romanisation key
+//! only merges the letters the romanisation systems write differently), so a negative
+//! one typo away from a listed name stays a negative (the matcher is then wrong to alert only if
 //! the names really differ, which a reader of the examples can judge).
 
 use std::collections::{HashMap, HashSet};
@@ -78,6 +86,122 @@ pub const GIVEN_NAME_VARIANTS: &[&[&str]] = &[
     &["said", "saeed", "saied", "saeid"],
 ];
 
+/// Ukrainian and Russian (and a few other common) romanisations of one Cyrillic given
+/// name, one group a line, the first form naming the group. Forms that [`slavic_key`]
+/// already makes one (`Sergey`/`Sergei`, `Yuriy`/`Yurii`, `Maksim`/`Maxim`) need no
+/// group; the groups hold the pairs the rules cannot see: the Ukrainian form of a name
+/// against the Russian one (Ukrainian `h` for Russian `g`, `o` for `a`, `y` for `i`,
+/// `i` for `e`/`o`: `Oleksandr`/`Aleksandr`, `Serhiy`/`Sergey`, `Mykola`/`Nikolay`,
+/// `Petro`/`Pyotr`). The forms are those the Ukrainian national system (2010) and
+/// BGN/PCGN give for the Ukrainian and Russian spellings of the same name; no form that
+/// is another name (`Aleksandra` is not `Aleksandr`, `Olga` is not `Olena`).
+pub const SLAVIC_GIVEN_NAMES: &[&[&str]] = &[
+    &["aleksandr", "oleksandr", "olexandr", "alexandr"],
+    &["aleksandra", "oleksandra", "olexandra", "alexandra"],
+    &[
+        "aleksey", "oleksiy", "oleksii", "olexiy", "alexey", "alexei",
+    ],
+    &["sergey", "serhiy", "serhii", "sergiy"],
+    &["andrey", "andriy", "andrii"],
+    &["nikolay", "mykola"],
+    &["vladimir", "volodymyr"],
+    &["dmitriy", "dmytro"],
+    &["mikhail", "mykhailo", "mykhaylo"],
+    &["igor", "ihor"],
+    &["oleg", "oleh"],
+    &["yevgeniy", "yevhen", "yevhenii", "yevheniy", "ievgen"],
+    &["grigoriy", "hryhoriy", "hryhorii"],
+    &["pyotr", "petro", "petr"],
+    &["pavel", "pavlo"],
+    &["vasiliy", "vasyl"],
+    &["georgiy", "heorhiy", "heorhii"],
+    &["bogdan", "bohdan"],
+    &["yakov", "yakiv"],
+    &["fyodor", "fedir"],
+    &["konstantin", "kostiantyn", "kostyantyn"],
+    &["gennadiy", "hennadiy", "hennadii"],
+    &["yelena", "olena"],
+    &["tatyana", "tetiana", "tetyana"],
+    &["galina", "halyna"],
+    &["yekaterina", "kateryna"],
+    &["olga", "olha"],
+    &["anna", "hanna"],
+    &["lyudmila", "liudmyla", "lyudmyla", "ludmila"],
+    &["ilya", "illia", "illya"],
+    &["svetlana", "svitlana"],
+    &["matvey", "matviy", "matvii"],
+    &["timofey", "tymofiy", "tymofii"],
+    &["kirill", "kyrylo"],
+];
+
+/// A token reduced to the letters Cyrillic romanisation systems agree on, so two
+/// romanisations of one Russian or Ukrainian name meet. Written from the systems
+/// themselves (BGN/PCGN for Russian and Ukrainian, ISO 9 as `any_ascii` folds its
+/// diacritics away, the Ukrainian national system of 2010, and the older German/Polish
+/// and French spellings found on passports), not from the screen crate. In order:
+/// - `x` is `ks` (`Maxim`/`Maksim`);
+/// - щ: `shch`, `shtch`, `schtsch` (German), `sch` and ш: `sh` are one
+///   (`Khrushchev`/`Khrushev`);
+/// - ч: `tch` (French) and `tsch` (German) are `ch`;
+/// - ж: `zh` is `j` (French `j`);
+/// - х: `kh` is `h` (`Khodorkovsky`/`Hodorkovsky`);
+/// - ц: `ts`, `tz`, `cz` are `c` (ISO 9 `c`);
+/// - е/ё after a vowel or first: `ye`, `yo` are `e` (`Yelena`/`Elena`, `Sergeyev`/`Sergeev`,
+///   `Pyotr`/`Petr`);
+/// - и/ы/й/і: `y` is `i`, and a run of `i` is one (`Melnychuk`/`Melnichuk`,
+///   `Yuriy`/`Yurii`/`Yuri`, `-sky`/`-ski`/`-skiy`/`-skyi`);
+/// - the German/Polish and French ends `-ow`, `-off` (and `-ew`, `-eff`, `-owa`, `-ewa`)
+///   are `-ov` (`-ev`, `-ova`, `-eva`).
+///
+/// On its own the key merges far too much (it is not a name comparison); the judge
+/// uses it only when every token of a negative of two or more tokens meets one of the
+/// same listed name.
+pub fn slavic_key(token: &str) -> String {
+    let mut s = token.replace('x', "ks");
+    for (from, to) in [
+        ("schtsch", "S"),
+        ("tsch", "C"),
+        ("shtch", "S"),
+        ("shch", "S"),
+        ("sch", "S"),
+        ("sh", "S"),
+        ("tch", "C"),
+        ("ch", "C"),
+        ("zh", "j"),
+        ("kh", "h"),
+        ("ts", "c"),
+        ("tz", "c"),
+        ("cz", "c"),
+        ("ye", "e"),
+        ("yo", "e"),
+    ] {
+        s = s.replace(from, to);
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c == 'y' { 'i' } else { c };
+        if c == 'i' && out.ends_with('i') {
+            continue;
+        }
+        out.push(c);
+    }
+    for (end, to) in [
+        ("owa", "ova"),
+        ("ewa", "eva"),
+        ("off", "ov"),
+        ("eff", "ev"),
+        ("ow", "ov"),
+        ("ew", "ev"),
+    ] {
+        if out.len() > end.len() + 1 && out.ends_with(end) {
+            out.truncate(out.len() - end.len());
+            out.push_str(to);
+            break;
+        }
+    }
+    out
+}
+
 /// Plain folding: `any_ascii`, lower case, tokens of ASCII letters and digits
 /// (apostrophes inside a word dropped: `Sa'id` is `said`).
 pub fn fold(name: &str) -> Vec<String> {
@@ -106,6 +230,9 @@ pub enum Verdict {
     PartialForm(String),
     /// As [`Verdict::PartialForm`], but only once given-name variants count as one name.
     Variant(String),
+    /// As [`Verdict::PartialForm`], but only once every token is read through the
+    /// Cyrillic romanisation rules ([`slavic_key`], [`SLAVIC_GIVEN_NAMES`]).
+    Romanisation(String),
 }
 
 /// The judge over one list, for one set of negatives.
@@ -116,6 +243,17 @@ pub struct Judge {
     names: Vec<(String, Vec<String>)>,
     /// Canonical token (of a negative) → the names above that hold it.
     postings: HashMap<String, Vec<u32>>,
+    /// [`slavic_key`] of a [`SLAVIC_GIVEN_NAMES`] form → the key of its group's head.
+    slavic: HashMap<String, String>,
+    /// Cyrillic-romanisation token (of a negative) → the names above that hold it.
+    slavic_postings: HashMap<String, Vec<u32>>,
+}
+
+/// A token read through the Cyrillic romanisation rules: its [`slavic_key`], then its
+/// given-name group's.
+fn slavic_canonical(table: &HashMap<String, String>, token: &str) -> String {
+    let key = slavic_key(token);
+    table.get(&key).cloned().unwrap_or(key)
 }
 
 /// `part` is a sub-multiset of `whole`.
@@ -147,13 +285,22 @@ impl Judge {
                 g.iter().map(move |f| (*f, head))
             })
             .collect();
-        let wanted: HashSet<String> = negatives
-            .into_iter()
-            .flat_map(fold)
-            .map(|t| canonical(&table, &t).to_owned())
+        let slavic: HashMap<String, String> = SLAVIC_GIVEN_NAMES
+            .iter()
+            .flat_map(|g| {
+                let head = slavic_key(g.first().copied().unwrap_or_default());
+                g.iter().map(move |f| (slavic_key(f), head.clone()))
+            })
             .collect();
+        let mut wanted = HashSet::new();
+        let mut slavic_wanted = HashSet::new();
+        for t in negatives.into_iter().flat_map(fold) {
+            wanted.insert(canonical(&table, &t).to_owned());
+            slavic_wanted.insert(slavic_canonical(&slavic, &t));
+        }
         let mut names = Vec::new();
         let mut postings: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut slavic_postings: HashMap<String, Vec<u32>> = HashMap::new();
         for name in listed {
             let tokens = fold(name);
             let keys: HashSet<String> = tokens
@@ -161,7 +308,12 @@ impl Judge {
                 .map(|t| canonical(&table, t).to_owned())
                 .filter(|t| wanted.contains(t))
                 .collect();
-            if keys.is_empty() {
+            let slavic_keys: HashSet<String> = tokens
+                .iter()
+                .map(|t| slavic_canonical(&slavic, t))
+                .filter(|t| slavic_wanted.contains(t))
+                .collect();
+            if keys.is_empty() && slavic_keys.is_empty() {
                 continue;
             }
             let Ok(id) = u32::try_from(names.len()) else {
@@ -170,12 +322,17 @@ impl Judge {
             for k in keys {
                 postings.entry(k).or_default().push(id);
             }
+            for k in slavic_keys {
+                slavic_postings.entry(k).or_default().push(id);
+            }
             names.push((name.to_owned(), tokens));
         }
         Judge {
             table,
             names,
             postings,
+            slavic,
+            slavic_postings,
         }
     }
 
@@ -207,7 +364,36 @@ impl Judge {
                 }
             }
         }
-        variant.map_or(Verdict::Different, Verdict::Variant)
+        if let Some(listed) = variant {
+            return Verdict::Variant(listed);
+        }
+        self.romanisation(&tokens)
+            .map_or(Verdict::Different, Verdict::Romanisation)
+    }
+
+    /// Rule 3: a listed name holding every token of a negative of two or more tokens,
+    /// both read through the Cyrillic romanisation rules.
+    fn romanisation(&self, tokens: &[String]) -> Option<String> {
+        if tokens.len() < 2 {
+            return None;
+        }
+        let keys: Vec<String> = tokens
+            .iter()
+            .map(|t| slavic_canonical(&self.slavic, t))
+            .collect();
+        let rarest = keys
+            .iter()
+            .map(|t| self.slavic_postings.get(t).map_or(&[][..], Vec::as_slice))
+            .min_by_key(|p| p.len())?;
+        rarest.iter().find_map(|&id| {
+            let (original, listed) = self.names.get(id as usize)?;
+            let listed_keys: Vec<String> = listed
+                .iter()
+                .map(|t| slavic_canonical(&self.slavic, t))
+                .collect();
+            let whole: Vec<&str> = listed_keys.iter().map(String::as_str).collect();
+            sub_multiset(keys.iter().map(String::as_str), &whole).then(|| original.clone())
+        })
     }
 }
 
@@ -263,7 +449,107 @@ mod tests {
     }
 
     #[test]
+    fn cyrillic_romanisations_of_the_whole_name_are_not_negatives() {
+        let listed = [
+            "MELNICHUK, Sergey",
+            "KHODORKOVSKIY, Mikhail Borisovich",
+            "TSAREV, Oleg",
+            "YEVTUSHENKOV, Vladimir Petrovich",
+            "ZHUKOV, Aleksandr",
+        ];
+        let rom = |neg: &str, to: &str| {
+            assert_eq!(
+                judge(&listed, neg),
+                Verdict::Romanisation(to.into()),
+                "{neg} is {to} romanised another way"
+            );
+        };
+        // Ukrainian y for Russian i, and the given name as it stands
+        rom("Sergey Melnychuk", "MELNICHUK, Sergey");
+        // ... and the Ukrainian given name against the Russian one
+        rom("Serhiy Melnychuk", "MELNICHUK, Sergey");
+        rom("Sergei Melnichuk", "MELNICHUK, Sergey");
+        // kh/h, -sky/-skiy/-ski, y/i, German -ow/-off
+        rom("Mikhail Khodorkovsky", "KHODORKOVSKIY, Mikhail Borisovich");
+        rom("Mihail Hodorkovski", "KHODORKOVSKIY, Mikhail Borisovich");
+        rom(
+            "Mykhailo Khodorkovskyi",
+            "KHODORKOVSKIY, Mikhail Borisovich",
+        );
+        // ts/c/tz, Ukrainian/Russian given name
+        rom("Oleh Tzarev", "TSAREV, Oleg");
+        rom("Oleg Carev", "TSAREV, Oleg");
+        // ye/e, -ov/-off, sh
+        rom("Volodymyr Evtushenkoff", "YEVTUSHENKOV, Vladimir Petrovich");
+        // zh/j, x/ks, Oleksandr/Aleksandr
+        rom("Oleksandr Zhukow", "ZHUKOV, Aleksandr");
+        rom("Alexandr Zhukoff", "ZHUKOV, Aleksandr");
+    }
+
+    #[test]
+    fn a_romanised_surname_with_another_given_name_stays_a_negative() {
+        let listed = [
+            "MELNICHUK, Sergey",
+            "KHODORKOVSKIY, Mikhail Borisovich",
+            "TSAREV, Oleg",
+        ];
+        for neg in [
+            // the surname is a variant, the given name is another name
+            "Ivan Melnychuk",
+            "Sergey Melnik",
+            "Olga Tzarev",
+            "Oleksandr Melnychuk",
+            "Boris Khodorkovsky Smith",
+            // the feminine surname is another person
+            "Oleg Tsareva",
+        ] {
+            assert_eq!(judge(&listed, neg), Verdict::Different, "{neg}");
+        }
+        // a single token is never judged by the romanisation rule
+        assert_eq!(judge(&listed, "Melnychuk"), Verdict::Different);
+        // names outside Cyrillic romanisation are not drawn in by the key's merges
+        assert_eq!(judge(&["SMITH, John"], "Jon Smyth"), Verdict::Different);
+    }
+
+    #[test]
+    fn the_slavic_key_merges_only_the_romanisation_alternations() {
+        let same = [
+            ("melnychuk", "melnichuk"),
+            ("yuriy", "yurii"),
+            ("yuri", "iurii"),
+            ("dostoyevskiy", "dostoevsky"),
+            ("zhirinovsky", "jirinovski"),
+            ("khrushchev", "khrushev"),
+            ("tsvetkov", "cvetkov"),
+            ("smirnoff", "smirnov"),
+            ("ivanow", "ivanov"),
+            ("maxim", "maksim"),
+            ("pyotr", "petr"),
+            ("tchaikovsky", "chaikovski"),
+        ];
+        for (a, b) in same {
+            assert_eq!(slavic_key(a), slavic_key(b), "{a} / {b}");
+        }
+        for (a, b) in [
+            ("melnik", "melnichuk"),
+            ("ivanov", "ivanova"),
+            ("petrov", "petrenko"),
+            ("gordienko", "hordiyenko"),
+        ] {
+            assert_ne!(slavic_key(a), slavic_key(b), "{a} / {b}");
+        }
+    }
+
+    #[test]
     fn every_table_form_is_lower_case_ascii_and_in_one_group() {
+        let mut group_of = HashMap::new();
+        for (i, g) in SLAVIC_GIVEN_NAMES.iter().enumerate() {
+            for f in *g {
+                assert!(f.bytes().all(|b| b.is_ascii_lowercase()), "{f}");
+                let other = *group_of.entry(slavic_key(f)).or_insert(i);
+                assert_eq!(other, i, "{f} in two Slavic groups");
+            }
+        }
         let mut seen = HashSet::new();
         for g in GIVEN_NAME_VARIANTS {
             for f in *g {

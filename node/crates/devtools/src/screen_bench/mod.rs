@@ -200,7 +200,7 @@ pub struct Operating {
 
 /// False positives on checked negatives only: those [`judge::Judge`] finds neither a
 /// partial form (all tokens among one listed name's, any order) nor, with its given-name
-/// variant table, a spelling variant of a listed name. The raw figures stay in
+/// variant table or its Cyrillic romanisation rules, a spelling variant of a listed name. The raw figures stay in
 /// [`Operating`]; these sit next to them.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CheckedNegatives {
@@ -214,6 +214,11 @@ pub struct CheckedNegatives {
     pub examples_partial_form: Vec<(String, String)>,
     /// Up to 8 removed by the variant table: (negative, listed name).
     pub examples_variant_table: Vec<(String, String)>,
+    /// Negatives removed as the listed name in another Cyrillic romanisation (the whole
+    /// name, given names and surname).
+    pub removed_romanisation: usize,
+    /// Up to 8 removed as another romanisation: (negative, listed name).
+    pub examples_romanisation: Vec<(String, String)>,
     /// Share of checked negatives alerting at the default threshold.
     pub fp_rate: f64,
     /// ... per negative kind: (checked negatives of the kind, share alerting).
@@ -874,6 +879,12 @@ fn checked_negatives(
                         .push(((*name).to_owned(), listed));
                 }
             }
+            judge::Verdict::Romanisation(listed) => {
+                out.removed_romanisation += 1;
+                if out.examples_romanisation.len() < 8 {
+                    out.examples_romanisation.push(((*name).to_owned(), listed));
+                }
+            }
         }
     }
     let alerting = |of: &[f64]| {
@@ -1162,7 +1173,7 @@ mod tests {
         // every negative is either checked or removed by one judge rule
         let c = &report.operating.checked;
         assert_eq!(
-            c.negatives + c.removed_partial_form + c.removed_variant_table,
+            c.negatives + c.removed_partial_form + c.removed_variant_table + c.removed_romanisation,
             150
         );
         assert_eq!(c.recall_at_fp.len(), 3);
