@@ -345,8 +345,9 @@ pub async fn cold_sync(
     drop(records);
     let a = start(&fed, 0, &[(1, String::new())], extra).await?;
     // A serving node has long built its screening index; A's start-up build (a scan
-    // of its 100k records) is not cold-sync work, and would share the two cores with
-    // the timed window (12 % of the window's CPU in the 2026-12-07 profile).
+    // of its preloaded records) is not cold-sync work, and shared the two cores with
+    // the timed window: 33-48 us of CPU per synced record at 100k (BENCHMARKS.md
+    // "Storage engines, fourth pass").
     if !a
         .services
         .screen
