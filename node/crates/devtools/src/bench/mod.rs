@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod matching;
 pub mod sync;
+pub mod threads;
 
 use std::path::Path;
 use std::time::Instant;
@@ -138,6 +139,11 @@ pub struct ImportReport {
     /// `cpu_seconds` per entry, in microseconds (20,000 entries/s on two cores allows
     /// at most 100).
     pub cpu_us_per_entry: f64,
+    /// Wall time per entry, in microseconds (20,000 entries/s is 50).
+    pub wall_us_per_entry: f64,
+    /// Where the import window's CPU went, by thread (per entry), with each group's
+    /// wait for a core: see [`threads`].
+    pub threads: Vec<threads::ThreadShare>,
     /// Bound: raw ed25519 signatures per second on all cores, same run.
     pub raw_signatures_per_second: f64,
     /// entries/s divided by signatures/s.
@@ -245,6 +251,7 @@ pub async fn import(
             .len();
     let start = Instant::now();
     let cpu = process_cpu_seconds();
+    let t0 = threads::snapshot();
     for (chunk, idc) in drafts.chunks(batch).zip(ids.chunks(batch)) {
         let rows: Vec<ImportRow<'_>> = chunk
             .iter()
@@ -261,6 +268,7 @@ pub async fn import(
     }
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = process_cpu_seconds() - cpu;
+    let by_thread = threads::shares(&t0, &threads::snapshot(), n, cpu_seconds);
     let caught_up = Instant::now();
     let head = running.services.ingested.head();
     running
@@ -313,6 +321,8 @@ pub async fn import(
         entries_per_second: eps,
         cpu_seconds,
         cpu_us_per_entry: cpu_seconds / n.max(1) as f64 * 1e6,
+        wall_us_per_entry: seconds / n.max(1) as f64 * 1e6,
+        threads: by_thread,
         raw_signatures_per_second: sign_rate,
         ratio_to_signing_bound: eps / sign_rate,
         target_entries_per_second: 20_000.0,

@@ -272,6 +272,9 @@ pub struct ColdSync {
     pub cpu_seconds: f64,
     /// `cpu_seconds` per record, in microseconds.
     pub cpu_us_per_record: f64,
+    /// Where the window's CPU went, by thread (both nodes together, per record), with
+    /// each group's wait for a core: see [`super::threads`].
+    pub threads: Vec<super::threads::ThreadShare>,
     /// Records B received, counted once B's own reconciliation has settled its
     /// backlog (after the timed window): more than `records` means some arrived twice.
     pub records_delivered: u64,
@@ -341,12 +344,26 @@ pub async fn cold_sync(
     let raw = tokio::task::block_in_place(|| raw_verify_batch_rate(&records));
     drop(records);
     let a = start(&fed, 0, &[(1, String::new())], extra).await?;
+    // A serving node has long built its screening index; A's start-up build (a scan
+    // of its preloaded records) is not cold-sync work, and shared the two cores with
+    // the timed window: 33-48 us of CPU per synced record at 100k (BENCHMARKS.md
+    // "Storage engines, fourth pass").
+    if !a
+        .services
+        .screen
+        .wait_ready(Duration::from_secs(3600))
+        .await
+    {
+        return Err(err("node A's screening index was not ready within an hour"));
+    }
     let t = Instant::now();
     let cpu = process_cpu_seconds();
+    let t0 = super::threads::snapshot();
     let b = start(&fed, 1, &[(0, addr(&a))], extra).await?;
     wait_records(&b, n as u64, Duration::from_secs(3600)).await?;
     let secs = t.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu;
+    let by_thread = super::threads::shares(&t0, &super::threads::snapshot(), n, cpu);
     let delivered = settled_deliveries(&b, n as u64, Duration::from_secs(600)).await?;
     b.stop().await;
     a.stop().await;
@@ -366,6 +383,7 @@ pub async fn cold_sync(
         target_ratio: 0.6,
         cpu_seconds: cpu,
         cpu_us_per_record: cpu / n.max(1) as f64 * 1e6,
+        threads: by_thread,
         records_delivered: delivered,
         ratio_to_storage_floor: floor.ratio(rate),
         storage_floor: floor,
