@@ -96,74 +96,122 @@ fn consultation_steps<'a>(
         })
 }
 
-/// Review s31-consult M2: an answer the requester's log records as arriving late
-/// (`answered_late`, signed before the deadline) is taken on the requester's word
-/// unless the origin's log confirms it. When the origin's usable log is covered by
-/// a checkpoint signed after the answer's signed time (plus the clock skew), it must
-/// hold an `answered` step of its own for that consultation with the same answer;
-/// otherwise `consultation_answer_unconfirmed` is reported, not proven (either the
-/// origin signed an answer it did not log, backdating it, or the requester's log
-/// records an answer that never came): against the origin when its log shows no
-/// answer, against the requester when it shows a different one.
+/// The round each covered consultation step belongs to in `l`: 1 for the request,
+/// one more after each `info_supplied` of that consultation (both sides log the
+/// information that opens a round, the requester when it sends it, the origin when
+/// it takes it).
+fn rounds<'a>(l: &'a Log<'_>) -> Vec<(u64, u32, &'a wlnode_consult::TrailEvent)> {
+    let mut round: std::collections::HashMap<wlnode_consult::ConsultationId, u32> =
+        std::collections::HashMap::new();
+    consultation_steps(l)
+        .map(|(i, s)| {
+            let r = round.entry(s.consultation_id).or_insert(1);
+            if matches!(s.kind, wlnode_consult::TrailKind::InfoSupplied { .. }) {
+                *r = r.saturating_add(1);
+            }
+            (i, *r, s)
+        })
+        .collect()
+}
+
+/// Review s31-consult M2 and s31-fixes C2: every answer a requester's log records
+/// (`answered` in time, and `answered_late`) is cross-checked against the origin's
+/// log once that log is covered by a checkpoint signed after the answer (its signed
+/// time for a late one, its arrival for one in time; plus the clock skew): the
+/// origin's log must hold an `answered` step of its own for the same consultation,
+/// **round** and answer. Otherwise `consultation_answer_unconfirmed` is reported,
+/// unproven, against the pair `REQUESTER->ORIGIN`: the logs alone cannot tell an
+/// origin that signed an answer and did not log it from a requester that recorded
+/// an answer that never came (and minted a consultation id the origin never saw), so
+/// the finding names neither alone. A requester that invents a no-objection to grant
+/// without notice is reported, with itself named first; it can no longer excuse
+/// itself by framing the origin (the review's attack). Keeping the origin's signed
+/// answer in the step would settle it; not built.
 fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    for l in &usable {
-        for (i, step) in consultation_steps(l) {
-            let TrailKind::AnsweredLate {
-                answer, signed_at, ..
-            } = &step.kind
-            else {
-                continue;
+    let by_agency: Vec<(&Log<'_>, Vec<(u64, u32, &wlnode_consult::TrailEvent)>)> =
+        usable.iter().map(|l| (*l, rounds(l))).collect();
+    for (l, steps) in &by_agency {
+        for (i, round, step) in steps {
+            let (answer, when, late) = match &step.kind {
+                TrailKind::AnsweredLate {
+                    answer, signed_at, ..
+                } => (answer, *signed_at, true),
+                // Arrived in time: the origin answered before it arrived (within
+                // the skew). A time past the requester's own checkpoint is no later
+                // than the checkpoint.
+                TrailKind::Answered { answer } => (
+                    answer,
+                    wlnode_crypto::Timestamp(
+                        l.checkpoint_at
+                            .map_or(step.at.as_millis(), |c| c.min(step.at.as_millis())),
+                    ),
+                    false,
+                ),
+                _ => continue,
             };
-            if step.to != l.export.agency {
+            // Only answers this log received (at the origin, `answered` is its own).
+            if step.to != l.export.agency || step.from == l.export.agency {
                 continue;
             }
-            let Some(origin_log) = usable.iter().find(|o| o.export.agency == step.from) else {
+            let Some((origin_log, origin_steps)) =
+                by_agency.iter().find(|(o, _)| o.export.agency == step.from)
+            else {
                 continue;
             };
             let covers = origin_log
                 .checkpoint_at
-                .is_some_and(|c| c >= signed_at.as_millis().saturating_add(skew));
+                .is_some_and(|c| c >= when.as_millis().saturating_add(skew));
             if !covers {
                 continue;
             }
-            let answers: Vec<wlnode_consult::Answer> = consultation_steps(origin_log)
-                .filter(|(_, s)| s.consultation_id == step.consultation_id && s.from == step.from)
-                .filter_map(|(_, s)| match &s.kind {
-                    TrailKind::Answered { answer } => Some(*answer),
+            let answers: Vec<(u32, wlnode_consult::Answer)> = origin_steps
+                .iter()
+                .filter(|(_, _, s)| {
+                    s.consultation_id == step.consultation_id && s.from == step.from
+                })
+                .filter_map(|(_, r, s)| match &s.kind {
+                    TrailKind::Answered { answer } => Some((*r, *answer)),
                     _ => None,
                 })
                 .collect();
-            if answers.contains(answer) {
+            if answers.contains(&(*round, *answer)) {
                 continue;
             }
-            let against = if answers.is_empty() {
-                step.from.as_str()
-            } else {
-                l.export.agency.as_str()
-            };
+            let pair = format!("{}->{}", l.export.agency, step.from);
             report.violations.push(violation(
                 "consultation_answer_unconfirmed",
-                against,
+                &pair,
                 format!(
-                    "consultation {}: {}'s log records a late {} answer from {} signed at {}, which {}'s log does not show",
+                    "consultation {}: {}'s log records {} {} answer from {} to round {round} ({} {}), which {}'s log does not show",
                     step.consultation_id.to_hex(),
                     l.export.agency,
+                    if late { "a late" } else { "an" },
                     answer.as_str(),
                     step.from,
-                    signed_at.as_millis(),
+                    if late { "signed at" } else { "arrived at" },
+                    when.as_millis(),
                     step.from
                 ),
                 serde_json::json!({
                     "consultation_id": step.consultation_id.to_hex(),
                     "requester": l.export.agency.to_string(),
                     "event": i,
+                    "round": round,
+                    "answer": answer.as_str(),
                     "origin": step.from.to_string(),
-                    "origin_answers": answers.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                    "origin_answers": answers
+                        .iter()
+                        .map(|(r, a)| serde_json::json!({"round": r, "answer": a.as_str()}))
+                        .collect::<Vec<_>>(),
                 }),
             ));
         }
     }
 }
+
+#[cfg(test)]
+#[path = "consult_tests.rs"]
+mod tests;
