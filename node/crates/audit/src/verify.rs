@@ -249,7 +249,7 @@ pub fn verify(
     }
     cross_check(roster, &decoded, opts, &mut report);
     check_mail(roster, &decoded, &mut report);
-    check_consultations(&decoded, &mut report);
+    check_consultations(roster, &decoded, &mut report);
     report.extend_violations([]);
     report
 }

@@ -8,7 +8,7 @@ use super::*;
 /// by `wlnode_consult::audit_trail`; every violation (a decision before the answer
 /// and the deadline, a grant despite a denial that notified nobody, ...) becomes
 /// `consultation_<kind>` at that node, proven by its own checkpointed log.
-pub(super) fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
+pub(super) fn check_consultations(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     for l in logs.iter().filter(|l| l.usable) {
         let steps: Vec<(u64, wlnode_consult::TrailEvent)> = l
             .events
@@ -81,6 +81,7 @@ pub(super) fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
         }
     }
     check_late_answers_across_logs(logs, report);
+    check_refusals(roster, logs, report);
 }
 
 /// The covered consultation steps of a usable log.
@@ -206,6 +207,123 @@ fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
                         .iter()
                         .map(|(r, a)| serde_json::json!({"round": r, "answer": a.as_str()}))
                         .collect::<Vec<_>>(),
+                }),
+            ));
+        }
+    }
+}
+
+/// The version of the roster in force in `l` before event `index` (its latest
+/// covered `roster_loaded` before it), if it logged one.
+fn roster_before(l: &Log<'_>, index: u64) -> Option<u64> {
+    l.events
+        .iter()
+        .filter(|(i, _)| *i < index.min(l.covered))
+        .filter_map(|(_, e)| match e.kind {
+            EventKind::RosterLoaded { version } => Some(version),
+            _ => None,
+        })
+        .next_back()
+}
+
+/// Issue 21 (left open at s31) and review s31-fixes C4: the origin's signed refusals
+/// a requester's log records (`refused_by_origin`) are checked for plausibility
+/// against the logs. Reported unproven as `consultation_refusal_implausible` against
+/// the pair `REQUESTER->ORIGIN` (the requester's log is the only trace of the
+/// refusal, so which of the two is wrong cannot be told):
+/// - `unknown_consultation` for the request itself (round 1), or for a later round
+///   while the origin's covered log holds the consultation (it answered round 1, or
+///   there would be no later round);
+/// - `deadline_too_short` although the round's deadline left at least the roster's
+///   minimum (plus the clock skew) after the refusal arrived. Judged only when the
+///   roster the auditor verifies with is the one in force at the requester when it
+///   opened the round and, when the origin's log is at hand, at the origin when the
+///   refusal arrived: the minimum in force then, not a later one (a roster change
+///   raising it makes an honest refusal look implausible under the old one).
+fn check_refusals(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
+    use wlnode_consult::{RefusalReason, TrailKind};
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    let min = roster.consultation_min_deadline_secs().saturating_mul(1000);
+    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
+    for l in &usable {
+        let steps = rounds(l);
+        for (n, (i, round, step)) in steps.iter().enumerate() {
+            let TrailKind::RefusedByOrigin { reason } = &step.kind else {
+                continue;
+            };
+            if step.to != l.export.agency || step.from == l.export.agency {
+                continue;
+            }
+            let origin_log = usable.iter().find(|o| o.export.agency == step.from);
+            let why: &str = match reason {
+                RefusalReason::UnknownConsultation if *round == 1 => {
+                    "unknown_consultation for the request itself"
+                }
+                RefusalReason::UnknownConsultation => {
+                    let held = origin_log.is_some_and(|o| {
+                        o.checkpoint_at
+                            .is_some_and(|c| c >= step.at.as_millis().saturating_add(skew))
+                            && consultation_steps(o).any(|(_, s)| {
+                                s.consultation_id == step.consultation_id
+                                    && matches!(s.kind, TrailKind::Requested { .. })
+                                    && s.at.as_millis() <= step.at.as_millis()
+                            })
+                    });
+                    if !held {
+                        continue;
+                    }
+                    "unknown_consultation for a consultation the origin's log holds"
+                }
+                RefusalReason::DeadlineTooShort => {
+                    // The step that opened the refused round, in this log.
+                    let Some((opened, deadline)) = steps[..n]
+                        .iter()
+                        .rev()
+                        .filter(|(_, r, s)| s.consultation_id == step.consultation_id && r == round)
+                        .find_map(|(j, _, s)| match s.kind {
+                            TrailKind::Requested { deadline }
+                            | TrailKind::InfoSupplied { deadline } => Some((*j, deadline)),
+                            _ => None,
+                        })
+                    else {
+                        continue;
+                    };
+                    let same_roster = roster_before(l, opened) == Some(roster.version())
+                        && origin_log.is_none_or(|o| {
+                            let at_refusal = o
+                                .events
+                                .iter()
+                                .filter(|(_, e)| e.at <= step.at.as_millis())
+                                .map(|(j, _)| *j + 1)
+                                .max()
+                                .unwrap_or(0);
+                            roster_before(o, at_refusal) == Some(roster.version())
+                        });
+                    let long_enough = deadline.as_millis()
+                        >= step.at.as_millis().saturating_add(min).saturating_add(skew);
+                    if !(same_roster && long_enough) {
+                        continue;
+                    }
+                    "deadline_too_short although the deadline left at least the roster's minimum after the refusal arrived"
+                }
+                _ => continue,
+            };
+            report.violations.push(violation(
+                "consultation_refusal_implausible",
+                &format!("{}->{}", l.export.agency, step.from),
+                format!(
+                    "consultation {}: {}'s log records {}'s refusal of round {round}: {why}",
+                    step.consultation_id.to_hex(),
+                    l.export.agency,
+                    step.from,
+                ),
+                serde_json::json!({
+                    "consultation_id": step.consultation_id.to_hex(),
+                    "requester": l.export.agency.to_string(),
+                    "origin": step.from.to_string(),
+                    "event": i,
+                    "round": round,
+                    "reason": reason.as_str(),
                 }),
             ));
         }

@@ -262,3 +262,139 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
         "{v:?}"
     );
 }
+
+fn refused(id: ConsultationId, reason: wlnode_consult::RefusalReason, at: u64) -> Event {
+    step(id, TrailKind::RefusedByOrigin { reason }, at, 0, 1)
+}
+
+fn roster_loaded(version: u64, at: u64) -> Event {
+    Event::new(at, EventKind::RosterLoaded { version })
+}
+
+/// Issue 21, left open at s31: an `unknown_consultation` refusal is implausible for
+/// the request itself, and for a later round while the origin's own covered log
+/// holds the consultation. Reported against the pair, unproven. Before this check
+/// neither was reported.
+#[test]
+fn an_unknown_consultation_refusal_the_logs_contradict_is_reported() {
+    use wlnode_consult::RefusalReason::UnknownConsultation;
+    let f = fixture();
+    let id = ConsultationId([24; 16]);
+    let round1 = log(
+        &f,
+        1,
+        &[requested(id, 1000), refused(id, UnknownConsultation, 2000)],
+        &[2],
+    );
+    let v = consult_findings(&f, &[round1]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", PAIR, false)],
+        "{v:?}"
+    );
+    let asked = |at| {
+        step(
+            id,
+            TrailKind::Answered {
+                answer: Answer::InfoRequested,
+            },
+            at,
+            0,
+            1,
+        )
+    };
+    let requester = log(
+        &f,
+        1,
+        &[
+            requested(id, 1000),
+            asked(DAY),
+            step(
+                id,
+                TrailKind::InfoSupplied {
+                    deadline: Timestamp(DEADLINE + 10 * DAY),
+                },
+                2 * DAY,
+                1,
+                0,
+            ),
+            refused(id, UnknownConsultation, 2 * DAY + 5000),
+        ],
+        &[4],
+    );
+    let origin = |holds: bool| {
+        let mut events = Vec::new();
+        if holds {
+            events.extend([requested(id, 1000), asked(DAY - 1000)]);
+        }
+        events.push(stopped(3 * DAY));
+        let n = events.len() as u64;
+        log(&f, 0, &events, &[n])
+    };
+    let v = consult_findings(&f, &[origin(true), requester.clone()]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", PAIR, false)],
+        "{v:?}"
+    );
+    // Where the origin's log does not hold it, or is not at hand, the refusal stands.
+    // (The requester's round-1 answer is then unconfirmed, a separate finding.)
+    let v = consult_findings(&f, &[origin(false), requester.clone()]);
+    assert!(
+        v.iter()
+            .all(|v| v.kind != "consultation_refusal_implausible"),
+        "{v:?}"
+    );
+    assert!(consult_findings(&f, &[requester]).is_empty());
+}
+
+/// Issue 21, left open at s31, and review s31-fixes C4: a `deadline_too_short`
+/// refusal of a deadline that left at least the roster's minimum after the refusal
+/// arrived is reported, judged only under the roster in force when the round was
+/// opened (and at the origin when it refused). A deadline genuinely short, or a
+/// round opened under another roster version (whose minimum the auditor does not
+/// know), is not reported.
+#[test]
+fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
+    use wlnode_consult::RefusalReason::DeadlineTooShort;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let min = f.roster.consultation_min_deadline_secs() * 1000;
+    let id = ConsultationId([25; 16]);
+    let requester = |version: u64, deadline: u64| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(version, 500),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        deadline: Timestamp(deadline),
+                    },
+                    1000,
+                    1,
+                    0,
+                ),
+                refused(id, DeadlineTooShort, 2000),
+            ],
+            &[3],
+        )
+    };
+    let long = 2000 + min + 10 * 60_000;
+    let v = consult_findings(&f, &[requester(v0, long)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", PAIR, false)],
+        "{v:?}"
+    );
+    assert!(consult_findings(&f, &[requester(v0, 1000 + min / 2)]).is_empty());
+    assert!(
+        consult_findings(&f, &[requester(v0 + 1, long)]).is_empty(),
+        "opened under another roster: its minimum is not known here"
+    );
+    // The origin had loaded another roster (one raising the minimum) before it
+    // refused: not judged.
+    let origin = log(&f, 0, &[roster_loaded(v0 + 1, 900), stopped(3000)], &[2]);
+    assert!(consult_findings(&f, &[origin, requester(v0, long)]).is_empty());
+}
