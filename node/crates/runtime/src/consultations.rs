@@ -759,7 +759,8 @@ impl Consultations {
                     let day = k
                         .len()
                         .checked_sub(8)
-                        .and_then(|at| <[u8; 8]>::try_from(&k[at..]).ok())
+                        .and_then(|at| k.get(at..))
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
                         .map(u64::from_be_bytes);
                     if day.is_none_or(|d| d.saturating_add(1) < today) {
                         gone.push(k);

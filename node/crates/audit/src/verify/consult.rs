@@ -97,11 +97,14 @@ fn consultation_steps<'a>(
         })
 }
 
+/// A covered consultation step of a log: its event index, its round, the step.
+type RoundStep<'a> = (u64, u32, &'a wlnode_consult::TrailEvent);
+
 /// The round each covered consultation step belongs to in `l`: 1 for the request,
 /// one more after each `info_supplied` of that consultation (both sides log the
 /// information that opens a round, the requester when it sends it, the origin when
 /// it takes it).
-fn rounds<'a>(l: &'a Log<'_>) -> Vec<(u64, u32, &'a wlnode_consult::TrailEvent)> {
+fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
     let mut round: std::collections::HashMap<wlnode_consult::ConsultationId, u32> =
         std::collections::HashMap::new();
     consultation_steps(l)
@@ -132,7 +135,7 @@ fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    let by_agency: Vec<(&Log<'_>, Vec<(u64, u32, &wlnode_consult::TrailEvent)>)> =
+    let by_agency: Vec<(&Log<'_>, Vec<RoundStep<'_>>)> =
         usable.iter().map(|l| (*l, rounds(l))).collect();
     for (l, steps) in &by_agency {
         for (i, round, step) in steps {
@@ -276,7 +279,9 @@ fn check_refusals(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                 }
                 RefusalReason::DeadlineTooShort => {
                     // The step that opened the refused round, in this log.
-                    let Some((opened, deadline)) = steps[..n]
+                    let Some((opened, deadline)) = steps
+                        .get(..n)
+                        .unwrap_or_default()
                         .iter()
                         .rev()
                         .filter(|(_, r, s)| s.consultation_id == step.consultation_id && r == round)
