@@ -73,7 +73,8 @@ pub struct Violation {
     /// `bad_event`, `checkpoint_mismatch`, `truncated`, `not_append_only`,
     /// `split_view`, `bad_checkpoint`, `unknown_node`, `no_checkpoint`,
     /// `stale_checkpoint`, `missing_receipt`, `receipt_without_send`, `distribution`,
-    /// `field_scope`, `bad_header`, `equivocation`.
+    /// `field_scope`, `bad_header`, `equivocation`, `checkpoint_in_future`,
+    /// `checkpoint_time_reversed`, `consultation_*` (see `verify/consult.rs`).
     pub kind: String,
     /// The node it is attributed to; for a send and a receipt that do not match, the
     /// pair `FROM->TO` (the logs cannot tell which side is at fault).
@@ -208,6 +209,8 @@ struct Log<'a> {
     covered: u64,
     /// When the node signed its latest verified checkpoint (Unix ms, its clock).
     checkpoint_at: Option<u64>,
+    /// Every verified checkpoint: (size, signed time), in the export's order.
+    checkpoints: Vec<(u64, u64)>,
     /// The log may be evidence at all (a roster node, with a verified checkpoint).
     usable: bool,
 }
@@ -249,7 +252,7 @@ pub fn verify(
     }
     cross_check(roster, &decoded, opts, &mut report);
     check_mail(roster, &decoded, &mut report);
-    check_consultations(roster, &decoded, &mut report);
+    check_consultations(roster, &decoded, opts, &mut report);
     report.extend_violations([]);
     report
 }
@@ -322,6 +325,7 @@ fn verify_log<'a>(
     // Checkpoints: signature, roster, root.
     let mut by_size: BTreeMap<u64, String> = BTreeMap::new();
     let mut latest: Option<VerifiedHead> = None;
+    let mut verified: Vec<(u64, u64)> = Vec::new();
     let mut any_signed = false;
     for cp in &export.checkpoints {
         let c = &cp.checkpoint;
@@ -382,6 +386,7 @@ fn verify_log<'a>(
             continue;
         }
         summary.checkpoints_verified += 1;
+        verified.push((c.size, c.timestamp));
         if latest.as_ref().is_none_or(|l| c.size >= l.size) {
             latest = Some(VerifiedHead {
                 size: c.size,
@@ -495,6 +500,7 @@ fn verify_log<'a>(
             events,
             covered,
             checkpoint_at,
+            checkpoints: verified,
             usable: listed && checkpoint_at.is_some(),
         },
         summary,

@@ -8,7 +8,12 @@ use super::*;
 /// by `wlnode_consult::audit_trail`; every violation (a decision before the answer
 /// and the deadline, a grant despite a denial that notified nobody, ...) becomes
 /// `consultation_<kind>` at that node, proven by its own checkpointed log.
-pub(super) fn check_consultations(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
+pub(super) fn check_consultations(
+    roster: &Roster,
+    logs: &[Log<'_>],
+    opts: Options,
+    report: &mut Report,
+) {
     for l in logs.iter().filter(|l| l.usable) {
         let steps: Vec<(u64, wlnode_consult::TrailEvent)> = l
             .events
@@ -80,8 +85,131 @@ pub(super) fn check_consultations(roster: &Roster, logs: &[Log<'_>], report: &mu
             }
         }
     }
+    check_times(logs, opts, report);
     check_late_answers_across_logs(logs, report);
     check_refusals(roster, logs, report);
+}
+
+/// When a log's events were at the latest vouched for: for event index `i`, the
+/// earliest signed time of a verified checkpoint that covers it (its size is above
+/// `i`). Unlike the latest checkpoint, this stops moving once the event is covered,
+/// so a keeper cannot push it forward by signing more checkpoints (review s32-consult
+/// M1).
+struct FirstCover {
+    /// Checkpoint sizes, ascending.
+    sizes: Vec<u64>,
+    /// `earliest[k]`: the earliest signed time among checkpoints `k..`.
+    earliest: Vec<u64>,
+}
+
+impl FirstCover {
+    fn new(l: &Log<'_>) -> Self {
+        let mut cps = l.checkpoints.clone();
+        cps.sort_unstable();
+        let mut earliest: Vec<u64> = cps.iter().map(|(_, t)| *t).collect();
+        for k in (0..earliest.len().saturating_sub(1)).rev() {
+            let next = earliest.get(k + 1).copied().unwrap_or(u64::MAX);
+            if let Some(e) = earliest.get_mut(k) {
+                *e = (*e).min(next);
+            }
+        }
+        Self {
+            sizes: cps.iter().map(|(s, _)| *s).collect(),
+            earliest,
+        }
+    }
+
+    /// The earliest signed time of a verified checkpoint covering event `index`.
+    fn of(&self, index: u64) -> Option<u64> {
+        let k = self.sizes.partition_point(|s| *s <= index);
+        self.earliest.get(k).copied()
+    }
+}
+
+/// Review s32-consult M1: the times a keeper writes are bounded by the times it
+/// signs, and those by the auditor's clock, so that a far-future date shows at every
+/// audit instead of hiding a step from the cross-checks. Each is proven against the
+/// keeper (its own signed data), once per log with a count, and allows the clock
+/// skew (an honest node's clock that steps back by more than that is reported):
+/// - `checkpoint_in_future`: a verified checkpoint signed later than the auditor's
+///   `now` (when it has one);
+/// - `checkpoint_time_reversed`: a checkpoint of a larger size signed earlier than
+///   one of a smaller size;
+/// - `consultation_step_after_checkpoint`: a covered consultation step dated (its
+///   `at`, or a late answer's `signed_at`) after the first checkpoint that covers it.
+///   An honest node writes a step at its own `now` and signs checkpoints later; a
+///   late answer's `signed_at` is at most the deadline plus the skew, which had passed
+///   when the step was written.
+fn check_times(logs: &[Log<'_>], opts: Options, report: &mut Report) {
+    use wlnode_consult::TrailKind;
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    for l in logs.iter().filter(|l| l.usable) {
+        let node = l.export.agency.as_str();
+        if let Some(now) = opts.now_ms {
+            let ahead: Vec<&(u64, u64)> = l
+                .checkpoints
+                .iter()
+                .filter(|(_, t)| *t > now.saturating_add(skew))
+                .collect();
+            if let Some((size, at)) = ahead.first() {
+                report.violations.push(proven(
+                    "checkpoint_in_future",
+                    node,
+                    format!(
+                        "{} checkpoint(s) signed after the auditor's now {now}, the first of size {size} at {at}",
+                        ahead.len()
+                    ),
+                    serde_json::json!({"now": now, "size": size, "timestamp": at, "count": ahead.len()}),
+                ));
+            }
+        }
+        let mut cps = l.checkpoints.clone();
+        cps.sort_unstable();
+        let reversed: Vec<(&(u64, u64), &(u64, u64))> = cps
+            .iter()
+            .zip(cps.iter().skip(1))
+            .filter(|(a, b)| b.0 > a.0 && b.1.saturating_add(skew) < a.1)
+            .collect();
+        if let Some((a, b)) = reversed.first() {
+            report.violations.push(proven(
+                "checkpoint_time_reversed",
+                node,
+                format!(
+                    "{} time(s) a larger checkpoint was signed earlier: size {} at {}, then size {} at {}",
+                    reversed.len(),
+                    a.0,
+                    a.1,
+                    b.0,
+                    b.1
+                ),
+                serde_json::json!({"size": a.0, "timestamp": a.1, "later_size": b.0, "later_timestamp": b.1, "count": reversed.len()}),
+            ));
+        }
+        let cover = FirstCover::new(l);
+        let after: Vec<(u64, u64, u64)> = consultation_steps(l)
+            .filter_map(|(i, s)| {
+                let dated = match s.kind {
+                    TrailKind::AnsweredLate { signed_at, .. } => {
+                        s.at.as_millis().max(signed_at.as_millis())
+                    }
+                    _ => s.at.as_millis(),
+                };
+                let c = cover.of(i)?;
+                (dated > c.saturating_add(skew)).then_some((i, dated, c))
+            })
+            .collect();
+        if let Some((i, dated, c)) = after.first() {
+            report.violations.push(proven(
+                "consultation_step_after_checkpoint",
+                node,
+                format!(
+                    "{} consultation step(s) dated after the checkpoint that first covers them: event {i} dated {dated}, covered by a checkpoint signed at {c}",
+                    after.len()
+                ),
+                serde_json::json!({"event": i, "dated": dated, "checkpoint_at": c, "count": after.len()}),
+            ));
+        }
+    }
 }
 
 /// The covered consultation steps of a usable log.
@@ -121,8 +249,11 @@ fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
 /// Review s31-consult M2 and s31-fixes C2: every answer a requester's log records
 /// (`answered` in time, and `answered_late`) is cross-checked against the origin's
 /// log once that log is covered by a checkpoint signed after the answer (its signed
-/// time for a late one, its arrival for one in time; plus the clock skew): the
-/// origin's log must hold an `answered` step of its own for the same consultation,
+/// time for a late one, its arrival for one in time, each no later than the first
+/// checkpoint of the requester's log that covers the step (review s32-consult M1: the
+/// requester's latest checkpoint moved forward with every one it signed, so a
+/// requester that dated its invented answer in the future was never checked); plus
+/// the clock skew): the origin's log must hold an `answered` step of its own for the same consultation,
 /// **round** and answer. Otherwise `consultation_answer_unconfirmed` is reported,
 /// unproven, against the pair `REQUESTER->ORIGIN`: the logs alone cannot tell an
 /// origin that signed an answer and did not log it from a requester that recorded
@@ -138,24 +269,25 @@ fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
     let by_agency: Vec<(&Log<'_>, Vec<RoundStep<'_>>)> =
         usable.iter().map(|l| (*l, rounds(l))).collect();
     for (l, steps) in &by_agency {
+        let cover = FirstCover::new(l);
         for (i, round, step) in steps {
             let (answer, when, late) = match &step.kind {
                 TrailKind::AnsweredLate {
                     answer, signed_at, ..
                 } => (answer, *signed_at, true),
                 // Arrived in time: the origin answered before it arrived (within
-                // the skew). A time past the requester's own checkpoint is no later
-                // than the checkpoint.
-                TrailKind::Answered { answer } => (
-                    answer,
-                    wlnode_crypto::Timestamp(
-                        l.checkpoint_at
-                            .map_or(step.at.as_millis(), |c| c.min(step.at.as_millis())),
-                    ),
-                    false,
-                ),
+                // the skew).
+                TrailKind::Answered { answer } => (answer, step.at, false),
                 _ => continue,
             };
+            // Review s32-consult M1: a time past the checkpoint that first covered the
+            // step is no later than that checkpoint (a keeper that dates its steps, or
+            // its later checkpoints, in the future cannot move this forward).
+            let when = wlnode_crypto::Timestamp(
+                cover
+                    .of(*i)
+                    .map_or(when.as_millis(), |c| c.min(when.as_millis())),
+            );
             // Only answers this log received (at the origin, `answered` is its own).
             if step.to != l.export.agency || step.from == l.export.agency {
                 continue;

@@ -398,3 +398,198 @@ fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
     let origin = log(&f, 0, &[roster_loaded(v0 + 1, 900), stopped(3000)], &[2]);
     assert!(consult_findings(&f, &[origin, requester(v0, long)]).is_empty());
 }
+
+/// A consultation step whose own date (`step_at`) differs from when the keeper's log
+/// appended it (`event_at`, which the fixture's checkpoints are signed after).
+fn dated(
+    id: ConsultationId,
+    kind: TrailKind,
+    event_at: u64,
+    step_at: u64,
+    from: usize,
+    to: usize,
+) -> Event {
+    let mut e = step(id, kind, step_at, from, to);
+    e.at = event_at;
+    e
+}
+
+/// A log of node `i` whose checkpoints of `sizes` are signed at the given times.
+fn log_timed(f: &Fixture, i: usize, events: &[Event], sizes: &[(u64, u64)]) -> ExportedLog {
+    use crate::event::Checkpoint;
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let mut out = log(f, i, events, &[]);
+    let key = &f.node_keys[i];
+    out.checkpoints = sizes
+        .iter()
+        .map(|(size, at)| {
+            Checkpoint {
+                agency: ag(i),
+                peer_id: key.public_key().peer_id(),
+                size: *size,
+                root: hex::encode(merkle::root(&tree, *size).unwrap()),
+                timestamp: *at,
+            }
+            .sign(key)
+        })
+        .collect();
+    out
+}
+
+/// Review s32-consult M1: the guilty requester dates its invented answer (and its
+/// grant) in 2100 and keeps checkpointing as often as the origin does. Before the fix
+/// the answer was judged at the requester's latest checkpoint, which moved forward
+/// with every one it signed, so the origin's log never covered it and nothing was
+/// reported. Now it is judged at the first checkpoint that covered it: the pair
+/// finding, and a proven finding against the requester for the forward-dated steps.
+#[test]
+fn an_answer_dated_in_the_future_is_still_cross_checked() {
+    const Y2100: u64 = 4_102_444_800_000;
+    let f = fixture();
+    let id = ConsultationId([41; 16]);
+    let later = 3000 + 10 * 60_000;
+    let far = TrailKind::Requested {
+        deadline: Timestamp(Y2100 + 366 * DAY),
+    };
+    let requester = log(
+        &f,
+        1,
+        &[
+            dated(id, far.clone(), 1000, 1000, 1, 0),
+            dated(
+                id,
+                TrailKind::Answered {
+                    answer: Answer::NoObjection,
+                },
+                2000,
+                Y2100,
+                0,
+                1,
+            ),
+            dated(
+                id,
+                TrailKind::Decided {
+                    decision: Decision::Granted,
+                    despite: Despite::None,
+                },
+                3000,
+                Y2100 + 1000,
+                1,
+                0,
+            ),
+            stopped(later),
+        ],
+        &[3, 4],
+    );
+    let origin = log(
+        &f,
+        0,
+        &[dated(id, far, 1000, 1000, 1, 0), stopped(later)],
+        &[1, 2],
+    );
+    let v = consult_findings(&f, &[origin.clone(), requester]);
+    assert!(
+        who(&v).contains(&("consultation_answer_unconfirmed", PAIR, false)),
+        "{v:?}"
+    );
+    assert!(
+        who(&v).contains(&("consultation_step_after_checkpoint", NAMES[1], true)),
+        "{v:?}"
+    );
+    assert!(v.iter().all(|v| v.node != NAMES[0]), "{v:?}");
+
+    // The late variant: the whole consultation, the answer's signed time included,
+    // dated in 2100.
+    let id = ConsultationId([42; 16]);
+    let requester = log(
+        &f,
+        1,
+        &[
+            dated(
+                id,
+                TrailKind::Requested {
+                    deadline: Timestamp(Y2100 + DEADLINE),
+                },
+                1000,
+                Y2100,
+                1,
+                0,
+            ),
+            dated(id, TrailKind::Expired, 1500, Y2100 + DEADLINE, 0, 1),
+            dated(
+                id,
+                TrailKind::AnsweredLate {
+                    answer: Answer::NoObjection,
+                    signed_at: Timestamp(Y2100 + DEADLINE - 60_000),
+                    arrived_at: None,
+                },
+                2000,
+                Y2100 + DEADLINE + 2000,
+                0,
+                1,
+            ),
+            dated(
+                id,
+                TrailKind::Decided {
+                    decision: Decision::Granted,
+                    despite: Despite::None,
+                },
+                3000,
+                Y2100 + DEADLINE + 3000,
+                1,
+                0,
+            ),
+            stopped(later),
+        ],
+        &[4, 5],
+    );
+    let origin = log(&f, 0, &[stopped(later)], &[1]);
+    let v = consult_findings(&f, &[origin, requester]);
+    assert!(
+        who(&v).contains(&("consultation_answer_unconfirmed", PAIR, false)),
+        "{v:?}"
+    );
+    assert!(v.iter().all(|v| v.node != NAMES[0]), "{v:?}");
+}
+
+/// Review s32-consult M1: the checkpoints that bound a keeper's dates are themselves
+/// bounded: one signed after the auditor's now, and a larger one signed earlier than
+/// a smaller one, are proven against the keeper. Honest checkpoints (the fixture's,
+/// signed after their events and before now) give neither.
+#[test]
+fn checkpoint_times_in_the_future_or_going_back_are_proven() {
+    let f = fixture();
+    let events = [stopped(1000), stopped(2000), stopped(3000)];
+    let findings = |l: ExportedLog, now: u64| -> Vec<(String, String, bool)> {
+        let opts = Options {
+            now_ms: Some(now),
+            ..NO_TOLERANCE
+        };
+        verify(&f.roster, &[l], &AuditorState::default(), opts)
+            .violations
+            .into_iter()
+            .filter(|v| v.kind.starts_with("checkpoint_"))
+            .map(|v| (v.kind, v.node, v.proven))
+            .collect()
+    };
+    let honest = log(&f, 1, &events, &[1, 2, 3]);
+    assert_eq!(findings(honest, 4000), vec![]);
+    let reversed = log_timed(&f, 1, &events, &[(1, 1000), (2, 2000 + DAY), (3, 3000)]);
+    assert_eq!(
+        findings(reversed, 2 * DAY),
+        vec![(
+            "checkpoint_time_reversed".to_owned(),
+            NAMES[1].to_owned(),
+            true
+        )]
+    );
+    let ahead = log_timed(&f, 1, &events, &[(1, 1000), (3, 3000 + DAY)]);
+    assert_eq!(findings(ahead.clone(), 4000 + DAY), vec![]);
+    assert_eq!(
+        findings(ahead, 4000),
+        vec![("checkpoint_in_future".to_owned(), NAMES[1].to_owned(), true)]
+    );
+}

@@ -10,7 +10,7 @@ use crate::event::{Checkpoint, EXPORT_FORMAT, SentHeader};
 pub(super) struct Fixture {
     pub(super) roster: Roster,
     agency_keys: Vec<SecretKey>,
-    node_keys: Vec<SecretKey>,
+    pub(super) node_keys: Vec<SecretKey>,
 }
 
 pub(super) const NAMES: [&str; 3] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"];
