@@ -305,8 +305,12 @@ fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
             }
             let answers: Vec<(u32, wlnode_consult::Answer)> = origin_steps
                 .iter()
+                // Review s32-consult M2: an answer the origin gave another member
+                // under the same (requester-chosen) id confirms nothing here.
                 .filter(|(_, _, s)| {
-                    s.consultation_id == step.consultation_id && s.from == step.from
+                    s.consultation_id == step.consultation_id
+                        && s.from == step.from
+                        && s.to == l.export.agency
                 })
                 .filter_map(|(_, r, s)| match &s.kind {
                     TrailKind::Answered { answer } => Some((*r, *answer)),
@@ -367,8 +371,9 @@ fn roster_before(l: &Log<'_>, index: u64) -> Option<u64> {
 /// the pair `REQUESTER->ORIGIN` (the requester's log is the only trace of the
 /// refusal, so which of the two is wrong cannot be told):
 /// - `unknown_consultation` for the request itself (round 1), or for a later round
-///   while the origin's covered log holds the consultation (it answered round 1, or
-///   there would be no later round);
+///   while the origin's covered log holds the consultation as this requester's (it
+///   answered round 1, or there would be no later round; review s32-consult M2: not
+///   another member's under the same id);
 /// - `deadline_too_short` although the round's deadline left at least the roster's
 ///   minimum (plus the clock skew) after the refusal arrived. Judged only when the
 ///   roster the auditor verifies with is the one in force at the requester when it
@@ -400,6 +405,7 @@ fn check_refusals(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                             .is_some_and(|c| c >= step.at.as_millis().saturating_add(skew))
                             && consultation_steps(o).any(|(_, s)| {
                                 s.consultation_id == step.consultation_id
+                                    && s.from == l.export.agency
                                     && matches!(s.kind, TrailKind::Requested { .. })
                                     && s.at.as_millis() <= step.at.as_millis()
                             })

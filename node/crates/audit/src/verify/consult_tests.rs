@@ -593,3 +593,96 @@ fn checkpoint_times_in_the_future_or_going_back_are_proven() {
         vec![("checkpoint_in_future".to_owned(), NAMES[1].to_owned(), true)]
     );
 }
+
+/// Review s32-consult M2: member CC-TRADE consulted the origin under id X and got a
+/// no-objection; colluding BB-CUSTOMS reuses X in its own log to record that answer
+/// for its own grant. The origin's answer went to CC-TRADE, so it confirms nothing
+/// for BB-CUSTOMS: the pair finding. Before the fix the origin's answer was matched
+/// by id and sender only, and nothing was reported. Likewise an `unknown_consultation`
+/// refusal of BB-CUSTOMS's round 2 is plausible when the origin's log holds X only
+/// as CC-TRADE's (before the fix it was reported against the honest pair).
+#[test]
+fn an_answer_the_origin_gave_another_member_confirms_nothing() {
+    let f = fixture();
+    let id = ConsultationId([43; 16]);
+    let answered = |at, to| {
+        step(
+            id,
+            TrailKind::Answered {
+                answer: Answer::NoObjection,
+            },
+            at,
+            0,
+            to,
+        )
+    };
+    let origin = log(
+        &f,
+        0,
+        &[
+            step(
+                id,
+                TrailKind::Requested {
+                    deadline: Timestamp(DEADLINE),
+                },
+                1000,
+                2,
+                0,
+            ),
+            answered(2000, 2),
+            stopped(DAY),
+        ],
+        &[3],
+    );
+    let requester = log(
+        &f,
+        1,
+        &[
+            requested(id, 1500),
+            answered(2500, 1),
+            step(
+                id,
+                TrailKind::Decided {
+                    decision: Decision::Granted,
+                    despite: Despite::None,
+                },
+                3000,
+                1,
+                0,
+            ),
+        ],
+        &[3],
+    );
+    let v = consult_findings(&f, &[origin.clone(), requester]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_unconfirmed", PAIR, false)],
+        "{v:?}"
+    );
+
+    use wlnode_consult::RefusalReason::UnknownConsultation;
+    let requester = log(
+        &f,
+        1,
+        &[
+            requested(id, 1500),
+            step(
+                id,
+                TrailKind::InfoSupplied {
+                    deadline: Timestamp(DEADLINE + 10 * DAY),
+                },
+                2500,
+                1,
+                0,
+            ),
+            refused(id, UnknownConsultation, 3000),
+        ],
+        &[3],
+    );
+    let v = consult_findings(&f, &[origin, requester]);
+    assert!(
+        v.iter()
+            .all(|v| v.kind != "consultation_refusal_implausible"),
+        "{v:?}"
+    );
+}
