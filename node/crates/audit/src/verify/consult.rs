@@ -7,7 +7,8 @@ use super::*;
 /// Art. 16 consultation trails (issue 21): each node's `consultation` steps replayed
 /// by `wlnode_consult::audit_trail`; every violation (a decision before the answer
 /// and the deadline, a grant despite a denial that notified nobody, ...) becomes
-/// `consultation_<kind>` at that node, proven by its own checkpointed log.
+/// `consultation_<kind>` at that node, proven by its own checkpointed log; one in a
+/// step the other party took is reported against the pair `KEEPER->ACTOR`, unproven.
 pub(super) fn check_consultations(
     roster: &Roster,
     logs: &[Log<'_>],
@@ -53,14 +54,20 @@ pub(super) fn check_consultations(
             let evidence = serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "event": event, "kind": kind});
             // Review s31-fixes C1: a step the other party took (a requester's decision
             // as reported to the origin) is that party's act, seen through this log:
-            // it is reported against the actor, not proven against the honest log
-            // keeper, whose view may lag (a round it refused and never recorded, an
-            // information message lost on the way).
+            // never proven against the honest log keeper, whose view may lag (a round
+            // it refused and never recorded, an information message lost on the
+            // way). Review s32-consult P1: nor reported against the other party
+            // alone, since this log is the only trace and the keeper wrote it: the
+            // pair `KEEPER->ACTOR`, unproven, as the cross-log rules do. A step by an
+            // agency that is not the party for it (`wrong_party`) is never written by
+            // an honest node (its steps take both parties from the consultation), so
+            // it is proven against the keeper, never against the agency named.
+            let wrong_party = matches!(v.kind, wlnode_consult::ViolationKind::WrongParty { .. });
             match steps.get(v.index).map(|(_, st)| &st.from) {
-                Some(actor) if *actor != l.export.agency => {
+                Some(actor) if *actor != l.export.agency && !wrong_party => {
                     report.violations.push(violation(
                         &format!("consultation_{name}"),
-                        actor.as_str(),
+                        &format!("{}->{actor}", l.export.agency),
                         format!(
                             "consultation {}: {name} at {}, by {actor} as {}'s log records it",
                             v.consultation_id.to_hex(),

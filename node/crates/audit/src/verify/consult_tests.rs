@@ -686,3 +686,43 @@ fn an_answer_the_origin_gave_another_member_confirms_nothing() {
         "{v:?}"
     );
 }
+
+/// Review s32-consult P1: hostile BB-CUSTOMS writes into its own log steps "from"
+/// other members: an objection from the origin after the deadline, and an answer
+/// "from" CC-TRADE, not even a party. Before the fix each was reported against the
+/// member named alone (AA-EXPORT, CC-TRADE), with no message sent. Now the late
+/// answer names the pair, keeper first, and the wrong party is proven against the
+/// keeper: nothing is reported against AA-EXPORT or CC-TRADE alone.
+#[test]
+fn a_keeper_cannot_mint_findings_against_another_member_alone() {
+    let f = fixture();
+    let id = ConsultationId([44; 16]);
+    let answer = |from| {
+        step(
+            id,
+            TrailKind::Answered {
+                answer: Answer::Objection,
+            },
+            DEADLINE + DAY,
+            from,
+            1,
+        )
+    };
+    let late = log(&f, 1, &[requested(id, 1000), answer(0)], &[2]);
+    let v = consult_findings(&f, &[late]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_after_deadline", PAIR, false)],
+        "{v:?}"
+    );
+    let stranger = log(&f, 1, &[requested(id, 1000), answer(2)], &[2]);
+    let v = consult_findings(&f, &[stranger]);
+    assert!(
+        who(&v).contains(&("consultation_wrong_party", NAMES[1], true)),
+        "{v:?}"
+    );
+    assert!(
+        v.iter().all(|v| v.node != NAMES[0] && v.node != NAMES[2]),
+        "{v:?}"
+    );
+}

@@ -1035,8 +1035,9 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
 /// Review s31-fixes C1: the origin asked for information, then refused the next round
 /// (never recording it), and the requester granted after that round's deadline. The
 /// origin's log shows a grant while information was outstanding: that is the
-/// requester's act as reported to the origin, so it is reported against the
-/// requester, unproven, never proven against the honest origin keeping the log. A
+/// requester's act as reported to the origin, so it is reported against the pair
+/// `ORIGIN->REQUESTER` (review s32-consult P1), unproven, never proven against the
+/// honest origin keeping the log. A
 /// step the log keeper took itself stays proven against it.
 #[test]
 fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
@@ -1107,7 +1108,11 @@ fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(
         (v[0].kind.as_str(), v[0].node.as_str(), v[0].proven),
-        ("consultation_premature_decision", NAMES[1], false),
+        (
+            "consultation_premature_decision",
+            "AA-EXPORT->BB-CUSTOMS",
+            false
+        ),
         "{v:?}"
     );
     // The origin's own late answer in its own log stays proven against it.
