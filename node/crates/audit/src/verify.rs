@@ -108,6 +108,11 @@ pub struct NodeSummary {
     pub by_type: BTreeMap<String, u64>,
     /// Violations attributed to this node.
     pub violations: u64,
+    /// Violations attributed to a pair `A->B` this node is one side of (the logs
+    /// cannot tell which side is at fault; review s32-consult L8: counted for both,
+    /// apart from [`Self::violations`]).
+    #[serde(default)]
+    pub pair_violations: u64,
 }
 
 /// Sent/received counts of one ordered pair.
@@ -267,6 +272,15 @@ impl Report {
                 .violations
                 .iter()
                 .filter(|v| v.node == n.agency)
+                .count() as u64;
+            n.pair_violations = self
+                .violations
+                .iter()
+                .filter(|v| {
+                    v.node
+                        .split_once("->")
+                        .is_some_and(|(a, b)| a == n.agency || b == n.agency)
+                })
                 .count() as u64;
         }
         self.ok = self.violations.is_empty();

@@ -726,3 +726,37 @@ fn a_keeper_cannot_mint_findings_against_another_member_alone() {
         "{v:?}"
     );
 }
+
+/// Review s32-consult L8: a pair finding is counted in both nodes' summaries as a pair
+/// finding (before, neither node's row showed it), and the HTML row says so; the
+/// count of findings against the node alone stays apart.
+#[test]
+fn a_pair_finding_is_counted_for_both_nodes_as_a_pair() {
+    use wlnode_consult::RefusalReason::UnknownConsultation;
+    let f = fixture();
+    let id = ConsultationId([45; 16]);
+    let requester = log(
+        &f,
+        1,
+        &[requested(id, 1000), refused(id, UnknownConsultation, 2000)],
+        &[2],
+    );
+    let origin = log(&f, 0, &[stopped(DAY)], &[1]);
+    let rep = verify(
+        &f.roster,
+        &[origin, requester],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert_eq!(
+        who(&rep.violations),
+        vec![("consultation_refusal_implausible", PAIR, false)]
+    );
+    let counts: Vec<(&str, u64, u64)> = rep
+        .nodes
+        .iter()
+        .map(|n| (n.agency.as_str(), n.violations, n.pair_violations))
+        .collect();
+    assert_eq!(counts, vec![(NAMES[0], 0, 1), (NAMES[1], 0, 1)]);
+    assert!(crate::html::sections(&rep).contains("(+1 as a pair)"));
+}
