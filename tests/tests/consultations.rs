@@ -2708,6 +2708,32 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
         1
     );
     assert_eq!(a.refusal_rows().await.unwrap(), 0);
+
+    // Review s32-consult L3: a pass scans a page of rows and the next resumes after
+    // it. With a page of one row, a mark not yet due that sorts first (id 0x01) no
+    // longer hides the due one after it (id 0x71): before, every pass scanned only the
+    // first row, so the due mark was never pruned.
+    let later = Timestamp(now.0 + 40 * day);
+    for (byte, days) in [(0x01u8, 300u64), (0x71, 2)] {
+        let info = wlnode_consult::Payload::ConsultInfo(wlnode_consult::ConsultInfo {
+            consultation_id: wlnode_consult::ConsultationId([byte; 16]),
+            round: 2,
+            deadline: Timestamp(later.0 + days * day),
+            text: "more".into(),
+            details: None,
+        });
+        a.apply_at(&inbox_item(&info, 1, later.0, later.0), later)
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.refusal_rows().await.unwrap(), 3, "two marks and a count");
+    let due = Timestamp(later.0 + 3 * day + 1);
+    let mut gone = 0;
+    for _ in 0..3 {
+        gone += a.prune_refusals_paged(due, 1).await.unwrap();
+    }
+    assert_eq!(gone, 2, "the due mark and the day's count");
+    assert_eq!(a.refusal_rows().await.unwrap(), 1);
     c.stop(0).await;
     c.stop(1).await;
 }

@@ -23,7 +23,9 @@
 //! member that day (see [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]). Both are pruned once an
 //! hour ([`Consultations::prune_refusals`]): a mark after the refused message's
 //! deadline plus [`REFUSAL_ROW_MARGIN_MS`], never more than
-//! [`REFUSAL_ROW_MAX_KEEP_MS`] after it was written; a count after its day.
+//! [`REFUSAL_ROW_MAX_KEEP_MS`] after it was written; a count after its day. Each pass
+//! scans a page of each kind and the next resumes after it, wrapping around, so rows
+//! of members that sort first cannot hide the others' (review s32-consult L3).
 //!
 //! **Refusals go back signed.** A request or a round of information the origin
 //! refuses (deadline shorter than the roster's minimum, not its entry, too many open,
@@ -574,6 +576,9 @@ pub struct Consultations {
     refused_messages: Arc<std::sync::atomic::AtomicU64>,
     /// The hour (Unix ms / 3,600,000) refusal rows were last pruned in.
     pruned_hour: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the next pruning pass resumes, per kind of refusal row (marks, daily
+    /// counts): the key after the last one seen, wrapping around at the end.
+    prune_from: Arc<std::sync::Mutex<[Vec<u8>; 2]>>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -596,6 +601,7 @@ impl Consultations {
             refused_hits: Arc::default(),
             refused_messages: Arc::default(),
             pruned_hour: Arc::default(),
+            prune_from: Arc::default(),
         }
     }
 
@@ -731,17 +737,53 @@ impl Consultations {
     /// how many rows went. Test hook: `now` is injected.
     #[doc(hidden)]
     pub async fn prune_refusals(&self, now: Timestamp) -> Result<usize, ConsultServiceError> {
+        self.prune_refusals_paged(now, MAX_RANGE).await
+    }
+
+    /// [`Self::prune_refusals`], scanning at most `page` rows of each kind. Each pass
+    /// resumes after the last row the previous one scanned and wraps around at the
+    /// end (review s32-consult L3: every pass scanned the first rows in key order,
+    /// and keys sort by member, so members whose codes sort first and that kept more
+    /// than a page of marks alive stalled pruning for every other member). Test hook.
+    #[doc(hidden)]
+    pub async fn prune_refusals_paged(
+        &self,
+        now: Timestamp,
+        page: usize,
+    ) -> Result<usize, ConsultServiceError> {
         let today = now.as_millis() / 86_400_000;
-        Ok(self
+        let from = match self.prune_from.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let page = page.max(1);
+        let (gone, next) = self
             .store
             .call(move |s| {
+                // One page of the rows of `prefix` from `from` on, and where the next
+                // pass starts (the start again once the end is reached).
+                let scan = |prefix: u8, from: &[u8]| {
+                    let start = if from.first() == Some(&prefix) {
+                        from.to_vec()
+                    } else {
+                        vec![prefix]
+                    };
+                    s.table_range(LocalTable::Consultations, &start, &[prefix + 1], page)
+                        .map(|rows| {
+                            let next = match rows.last() {
+                                Some((k, _)) if rows.len() >= page => {
+                                    let mut n = k.clone();
+                                    n.push(0);
+                                    n
+                                }
+                                _ => vec![prefix],
+                            };
+                            (rows, next)
+                        })
+                };
                 let mut gone = Vec::new();
-                for (k, v) in s.table_range(
-                    LocalTable::Consultations,
-                    &[REFUSED],
-                    &[REFUSED + 1],
-                    MAX_RANGE,
-                )? {
+                let (marks, next_mark) = scan(REFUSED, &from[0])?;
+                for (k, v) in marks {
                     let until = v
                         .get(16..24)
                         .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -750,12 +792,8 @@ impl Consultations {
                         gone.push(k);
                     }
                 }
-                for (k, _) in s.table_range(
-                    LocalTable::Consultations,
-                    &[REFUSAL_QUOTA],
-                    &[REFUSAL_QUOTA + 1],
-                    MAX_RANGE,
-                )? {
+                let (counts, next_count) = scan(REFUSAL_QUOTA, &from[1])?;
+                for (k, _) in counts {
                     let day = k
                         .len()
                         .checked_sub(8)
@@ -771,9 +809,14 @@ impl Consultations {
                     end.push(0);
                     s.table_remove_range(LocalTable::Consultations, k, &end, 1)?;
                 }
-                Ok(gone.len())
+                Ok((gone.len(), [next_mark, next_count]))
             })
-            .await?)
+            .await?;
+        match self.prune_from.lock() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        Ok(gone)
     }
 
     /// Refusal bookkeeping rows held (once-per-round marks and daily counts). Test
