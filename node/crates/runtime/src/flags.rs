@@ -57,20 +57,28 @@ pub const MAX_FLAGS: usize = 10_000;
 const FLAG_TTL_MS: u64 = 30 * 86_400_000;
 
 /// Whether an origin that holds `held` of the `total` flag-message slots in use may
-/// take one more, out of `max` (review s31-mail M7, s31-fixes X5). A quarter of the
-/// slots (`max / 4`) is kept for origins holding none: an origin with no message in
-/// flight gets a slot whenever one is free, so a new origin always gets one while
-/// fewer than `max / 4` origins hold slots (the default 1,024 serves a federation of
-/// up to 256 members). Beyond its first, an origin takes only while more than that
-/// quarter is free, and never more than `max / 8` (at least 4). Eight origins away
-/// or withholding receipts, which could hold every slot for the flag message's life
-/// under the fixed `max / 8` share alone, now leave the reserved quarter free.
+/// take one more, out of `max` (review s31-mail M7, s31-fixes X5, s32-consult L4). A
+/// quarter of the slots (`max / 4`) is kept for origins holding none: an origin with
+/// no message in flight gets a slot whenever one is free, so a new origin always gets
+/// one while fewer than `max / 4` origins hold slots (the default 1,024 serves a
+/// federation of up to 256 members). Beyond its first, an origin takes only while it
+/// holds fewer than the slots free beyond that quarter (so each takes a share of what
+/// the others left, not all of it), and never more than `max / 8` (at least 4). Eight
+/// origins away or withholding receipts, which could hold every slot for the flag
+/// message's life under the fixed `max / 8` share alone, now leave the reserved
+/// quarter free; six or seven leave every other origin a share too (the rule before
+/// left each one slot once six held 128 each). Under eight slots nothing is kept and
+/// an origin takes while any is free, up to its cap.
 fn may_take_slot(held: usize, total: usize, max: usize) -> bool {
     let free = max.saturating_sub(total);
     if held == 0 {
         return free > 0;
     }
-    held < (max / 8).max(4) && free > max / 4
+    let cap = (max / 8).max(4);
+    if max < 8 {
+        return held < cap && free > 0;
+    }
+    held < cap && held < free.saturating_sub(max / 4)
 }
 
 /// Bounds on flag messages and writes (`[flags]` in node.toml).
@@ -755,6 +763,26 @@ mod fair_share_tests {
         let held = fill(256, 1024);
         assert!(held.iter().all(|h| *h >= 1), "{held:?}");
         assert!(held.iter().sum::<usize>() <= 1024);
+    }
+
+    /// Review s32-consult L4: six origins away or withholding receipts, each greedy,
+    /// leave another origin a share of the rest, not one slot (before, they held 128
+    /// each, 768, and with 256 free, not more than the reserved quarter, every other
+    /// origin had one flag message in flight at a time for up to 30 days).
+    #[test]
+    fn six_origins_away_leave_another_origin_a_share() {
+        for away in [6, 7] {
+            let mut held = fill(away, 1024);
+            held.push(0);
+            let mut total: usize = held.iter().sum();
+            let new = held.len() - 1;
+            while may_take_slot(held[new], total, 1024) {
+                held[new] += 1;
+                total += 1;
+            }
+            assert!(held[new] >= 8, "{away} away: {held:?}");
+            assert!(1024 - total >= 256 - away - 1, "{held:?}");
+        }
     }
 
     /// The per-origin cap still holds, and tiny limits still work: with one slot the
