@@ -93,8 +93,13 @@ pub(super) fn check_consultations(
         }
     }
     check_times(logs, opts, report);
-    check_late_answers_across_logs(logs, report);
-    check_refusals(roster, logs, report);
+    let indexes: Vec<LogIndex<'_>> = logs
+        .iter()
+        .filter(|l| l.usable)
+        .map(LogIndex::new)
+        .collect();
+    check_late_answers_across_logs(&indexes, report);
+    check_refusals(roster, &indexes, report);
 }
 
 /// When a log's events were at the latest vouched for: for event index `i`, the
@@ -253,6 +258,115 @@ fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
         .collect()
 }
 
+/// Findings one cross-log rule reports for one consultation of one log, at most
+/// (review s32-consult L6: a log of a million bad steps for one consultation gave a
+/// million findings); the first are enough to act on.
+const MAX_FINDINGS_PER_CONSULTATION: usize = 8;
+
+/// What the cross-log rules look up in a usable log, built once per log so that each
+/// step of another log costs a hash lookup or a binary search, not a scan of this
+/// log (review s32-consult L6: the rules were quadratic in a hostile log).
+struct LogIndex<'a> {
+    log: &'a Log<'a>,
+    /// Its covered consultation steps with their rounds.
+    steps: Vec<RoundStep<'a>>,
+    /// Its own answers (`answered` from the keeper), by consultation and the member
+    /// answered: (round, answer).
+    answers: HashMap<
+        (wlnode_consult::ConsultationId, &'a AgencyCode),
+        Vec<(u32, wlnode_consult::Answer)>,
+    >,
+    /// The earliest `requested` of each consultation it holds, by consultation and
+    /// requester (Unix ms, the step's time).
+    requested: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// Covered `roster_loaded` events: (index, version), by index.
+    rosters: Vec<(u64, u64)>,
+    /// Events by time: (time, one past the highest index of an event at or before
+    /// that time).
+    by_time: Vec<(u64, u64)>,
+}
+
+impl<'a> LogIndex<'a> {
+    fn new(log: &'a Log<'a>) -> Self {
+        use wlnode_consult::TrailKind;
+        let steps = rounds(log);
+        let mut answers: HashMap<_, Vec<_>> = HashMap::new();
+        let mut requested: HashMap<_, u64> = HashMap::new();
+        for (_, r, s) in &steps {
+            match &s.kind {
+                TrailKind::Answered { answer } if s.from == log.export.agency => {
+                    answers
+                        .entry((s.consultation_id, &s.to))
+                        .or_default()
+                        .push((*r, *answer));
+                }
+                TrailKind::Requested { .. } => {
+                    let at = requested
+                        .entry((s.consultation_id, &s.from))
+                        .or_insert(u64::MAX);
+                    *at = (*at).min(s.at.as_millis());
+                }
+                _ => {}
+            }
+        }
+        let rosters = log
+            .events
+            .iter()
+            .filter(|(i, _)| *i < log.covered)
+            .filter_map(|(i, e)| match e.kind {
+                EventKind::RosterLoaded { version } => Some((*i, version)),
+                _ => None,
+            })
+            .collect();
+        let mut by_time: Vec<(u64, u64)> = log.events.iter().map(|(i, e)| (e.at, *i + 1)).collect();
+        by_time.sort_unstable();
+        let mut upto = 0;
+        for (_, u) in &mut by_time {
+            upto = upto.max(*u);
+            *u = upto;
+        }
+        Self {
+            log,
+            steps,
+            answers,
+            requested,
+            rosters,
+            by_time,
+        }
+    }
+
+    /// The version of the roster in force before event `index` (its latest covered
+    /// `roster_loaded` before it), if it logged one.
+    fn roster_before(&self, index: u64) -> Option<u64> {
+        let k = self
+            .rosters
+            .partition_point(|(i, _)| *i < index.min(self.log.covered));
+        k.checked_sub(1)
+            .and_then(|k| self.rosters.get(k))
+            .map(|(_, v)| *v)
+    }
+
+    /// One past the highest index of an event at or before `at` (0: none).
+    fn events_until(&self, at: u64) -> u64 {
+        let k = self.by_time.partition_point(|(t, _)| *t <= at);
+        k.checked_sub(1)
+            .and_then(|k| self.by_time.get(k))
+            .map_or(0, |(_, u)| *u)
+    }
+}
+
+/// Counts findings per (consultation) and says whether one more may be reported.
+#[derive(Default)]
+struct FindingCap(HashMap<wlnode_consult::ConsultationId, usize>);
+
+impl FindingCap {
+    fn take(&mut self, id: wlnode_consult::ConsultationId) -> bool {
+        let n = self.0.entry(id).or_default();
+        *n += 1;
+        *n <= MAX_FINDINGS_PER_CONSULTATION
+    }
+}
+
 /// Review s31-consult M2 and s31-fixes C2: every answer a requester's log records
 /// (`answered` in time, and `answered_late`) is cross-checked against the origin's
 /// log once that log is covered by a checkpoint signed after the answer (its signed
@@ -269,15 +383,14 @@ fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
 /// without notice is reported, with itself named first; it can no longer excuse
 /// itself by framing the origin (the review's attack). Keeping the origin's signed
 /// answer in the step would settle it; not built.
-fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
+fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
-    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    let by_agency: Vec<(&Log<'_>, Vec<RoundStep<'_>>)> =
-        usable.iter().map(|l| (*l, rounds(l))).collect();
-    for (l, steps) in &by_agency {
+    for x in indexes {
+        let l = x.log;
         let cover = FirstCover::new(l);
-        for (i, round, step) in steps {
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
             let (answer, when, late) = match &step.kind {
                 TrailKind::AnsweredLate {
                     answer, signed_at, ..
@@ -299,32 +412,23 @@ fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
             if step.to != l.export.agency || step.from == l.export.agency {
                 continue;
             }
-            let Some((origin_log, origin_steps)) =
-                by_agency.iter().find(|(o, _)| o.export.agency == step.from)
-            else {
+            let Some(origin) = indexes.iter().find(|o| o.log.export.agency == step.from) else {
                 continue;
             };
-            let covers = origin_log
+            let covers = origin
+                .log
                 .checkpoint_at
                 .is_some_and(|c| c >= when.as_millis().saturating_add(skew));
             if !covers {
                 continue;
             }
-            let answers: Vec<(u32, wlnode_consult::Answer)> = origin_steps
-                .iter()
-                // Review s32-consult M2: an answer the origin gave another member
-                // under the same (requester-chosen) id confirms nothing here.
-                .filter(|(_, _, s)| {
-                    s.consultation_id == step.consultation_id
-                        && s.from == step.from
-                        && s.to == l.export.agency
-                })
-                .filter_map(|(_, r, s)| match &s.kind {
-                    TrailKind::Answered { answer } => Some((*r, *answer)),
-                    _ => None,
-                })
-                .collect();
-            if answers.contains(&(*round, *answer)) {
+            // Review s32-consult M2: an answer the origin gave another member under
+            // the same (requester-chosen) id confirms nothing here.
+            let answers: &[(u32, wlnode_consult::Answer)] = origin
+                .answers
+                .get(&(step.consultation_id, &l.export.agency))
+                .map_or(&[], |a| a.as_slice());
+            if answers.contains(&(*round, *answer)) || !cap.take(step.consultation_id) {
                 continue;
             }
             let pair = format!("{}->{}", l.export.agency, step.from);
@@ -359,19 +463,6 @@ fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
     }
 }
 
-/// The version of the roster in force in `l` before event `index` (its latest
-/// covered `roster_loaded` before it), if it logged one.
-fn roster_before(l: &Log<'_>, index: u64) -> Option<u64> {
-    l.events
-        .iter()
-        .filter(|(i, _)| *i < index.min(l.covered))
-        .filter_map(|(_, e)| match e.kind {
-            EventKind::RosterLoaded { version } => Some(version),
-            _ => None,
-        })
-        .next_back()
-}
-
 /// Issue 21 (left open at s31) and review s31-fixes C4: the origin's signed refusals
 /// a requester's log records (`refused_by_origin`) are checked for plausibility
 /// against the logs. Reported unproven as `consultation_refusal_implausible` against
@@ -387,77 +478,74 @@ fn roster_before(l: &Log<'_>, index: u64) -> Option<u64> {
 ///   opened the round and, when the origin's log is at hand, at the origin when the
 ///   refusal arrived: the minimum in force then, not a later one (a roster change
 ///   raising it makes an honest refusal look implausible under the old one).
-fn check_refusals(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
+fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::{RefusalReason, TrailKind};
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
     let min = roster.consultation_min_deadline_secs().saturating_mul(1000);
-    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    for l in &usable {
-        let steps = rounds(l);
-        for (n, (i, round, step)) in steps.iter().enumerate() {
-            let TrailKind::RefusedByOrigin { reason } = &step.kind else {
-                continue;
-            };
-            if step.to != l.export.agency || step.from == l.export.agency {
-                continue;
-            }
-            let origin_log = usable.iter().find(|o| o.export.agency == step.from);
-            let why: &str = match reason {
-                RefusalReason::UnknownConsultation if *round == 1 => {
-                    "unknown_consultation for the request itself"
+    for x in indexes {
+        let l = x.log;
+        let mut cap = FindingCap::default();
+        // The latest step that opened each (consultation, round) so far: (event
+        // index, deadline).
+        let mut opened: HashMap<
+            (wlnode_consult::ConsultationId, u32),
+            (u64, wlnode_crypto::Timestamp),
+        > = HashMap::new();
+        for (i, round, step) in &x.steps {
+            let why: &str = match &step.kind {
+                TrailKind::Requested { deadline } | TrailKind::InfoSupplied { deadline } => {
+                    opened.insert((step.consultation_id, *round), (*i, *deadline));
+                    continue;
                 }
-                RefusalReason::UnknownConsultation => {
-                    let held = origin_log.is_some_and(|o| {
-                        o.checkpoint_at
-                            .is_some_and(|c| c >= step.at.as_millis().saturating_add(skew))
-                            && consultation_steps(o).any(|(_, s)| {
-                                s.consultation_id == step.consultation_id
-                                    && s.from == l.export.agency
-                                    && matches!(s.kind, TrailKind::Requested { .. })
-                                    && s.at.as_millis() <= step.at.as_millis()
-                            })
-                    });
-                    if !held {
-                        continue;
+                TrailKind::RefusedByOrigin { reason }
+                    if step.to == l.export.agency && step.from != l.export.agency =>
+                {
+                    let origin = indexes.iter().find(|o| o.log.export.agency == step.from);
+                    match reason {
+                        RefusalReason::UnknownConsultation if *round == 1 => {
+                            "unknown_consultation for the request itself"
+                        }
+                        RefusalReason::UnknownConsultation => {
+                            let held = origin.is_some_and(|o| {
+                                o.log
+                                    .checkpoint_at
+                                    .is_some_and(|c| c >= step.at.as_millis().saturating_add(skew))
+                                    && o.requested
+                                        .get(&(step.consultation_id, &l.export.agency))
+                                        .is_some_and(|at| *at <= step.at.as_millis())
+                            });
+                            if !held {
+                                continue;
+                            }
+                            "unknown_consultation for a consultation the origin's log holds"
+                        }
+                        RefusalReason::DeadlineTooShort => {
+                            // The step that opened the refused round, in this log.
+                            let Some((opened_at, deadline)) =
+                                opened.get(&(step.consultation_id, *round)).copied()
+                            else {
+                                continue;
+                            };
+                            let same_roster = x.roster_before(opened_at) == Some(roster.version())
+                                && origin.is_none_or(|o| {
+                                    o.roster_before(o.events_until(step.at.as_millis()))
+                                        == Some(roster.version())
+                                });
+                            let long_enough = deadline.as_millis()
+                                >= step.at.as_millis().saturating_add(min).saturating_add(skew);
+                            if !(same_roster && long_enough) {
+                                continue;
+                            }
+                            "deadline_too_short although the deadline left at least the roster's minimum after the refusal arrived"
+                        }
+                        _ => continue,
                     }
-                    "unknown_consultation for a consultation the origin's log holds"
-                }
-                RefusalReason::DeadlineTooShort => {
-                    // The step that opened the refused round, in this log.
-                    let Some((opened, deadline)) = steps
-                        .get(..n)
-                        .unwrap_or_default()
-                        .iter()
-                        .rev()
-                        .filter(|(_, r, s)| s.consultation_id == step.consultation_id && r == round)
-                        .find_map(|(j, _, s)| match s.kind {
-                            TrailKind::Requested { deadline }
-                            | TrailKind::InfoSupplied { deadline } => Some((*j, deadline)),
-                            _ => None,
-                        })
-                    else {
-                        continue;
-                    };
-                    let same_roster = roster_before(l, opened) == Some(roster.version())
-                        && origin_log.is_none_or(|o| {
-                            let at_refusal = o
-                                .events
-                                .iter()
-                                .filter(|(_, e)| e.at <= step.at.as_millis())
-                                .map(|(j, _)| *j + 1)
-                                .max()
-                                .unwrap_or(0);
-                            roster_before(o, at_refusal) == Some(roster.version())
-                        });
-                    let long_enough = deadline.as_millis()
-                        >= step.at.as_millis().saturating_add(min).saturating_add(skew);
-                    if !(same_roster && long_enough) {
-                        continue;
-                    }
-                    "deadline_too_short although the deadline left at least the roster's minimum after the refusal arrived"
                 }
                 _ => continue,
             };
+            if !cap.take(step.consultation_id) {
+                continue;
+            }
             report.violations.push(violation(
                 "consultation_refusal_implausible",
                 &format!("{}->{}", l.export.agency, step.from),
@@ -473,7 +561,10 @@ fn check_refusals(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
                     "origin": step.from.to_string(),
                     "event": i,
                     "round": round,
-                    "reason": reason.as_str(),
+                    "reason": match &step.kind {
+                        TrailKind::RefusedByOrigin { reason } => reason.as_str(),
+                        _ => "",
+                    },
                 }),
             ));
         }

@@ -760,3 +760,39 @@ fn a_pair_finding_is_counted_for_both_nodes_as_a_pair() {
     assert_eq!(counts, vec![(NAMES[0], 0, 1), (NAMES[1], 0, 1)]);
     assert!(crate::html::sections(&rep).contains("(+1 as a pair)"));
 }
+
+/// Review s32-consult L6: a hostile log repeating one implausible refusal (or one
+/// unconfirmed answer) gets at most `MAX_FINDINGS_PER_CONSULTATION` findings of each
+/// cross-log rule for that consultation, not one per step (the rules now look the
+/// other log up by index instead of scanning it per step; that part has no timed
+/// assertion here).
+#[test]
+fn a_repeated_bad_step_gets_a_bounded_number_of_findings() {
+    use super::MAX_FINDINGS_PER_CONSULTATION as MAX;
+    use wlnode_consult::RefusalReason::UnknownConsultation;
+    let f = fixture();
+    let id = ConsultationId([46; 16]);
+    let mut events = vec![requested(id, 1000)];
+    for n in 0..3 * MAX as u64 {
+        events.push(refused(id, UnknownConsultation, 2000 + n));
+        events.push(step(
+            id,
+            TrailKind::Answered {
+                answer: Answer::NoObjection,
+            },
+            2000 + n,
+            0,
+            1,
+        ));
+    }
+    let n = events.len() as u64;
+    let requester = log(&f, 1, &events, &[n]);
+    let origin = log(&f, 0, &[stopped(DAY)], &[1]);
+    let v = consult_findings(&f, &[origin, requester]);
+    for kind in [
+        "consultation_refusal_implausible",
+        "consultation_answer_unconfirmed",
+    ] {
+        assert_eq!(v.iter().filter(|v| v.kind == kind).count(), MAX, "{kind}");
+    }
+}
