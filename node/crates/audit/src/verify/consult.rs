@@ -141,8 +141,10 @@ impl FirstCover {
 /// Review s32-consult M1: the times a keeper writes are bounded by the times it
 /// signs, and those by the auditor's clock, so that a far-future date shows at every
 /// audit instead of hiding a step from the cross-checks. Each is proven against the
-/// keeper (its own signed data), once per log with a count, and allows the clock
-/// skew (an honest node's clock that steps back by more than that is reported):
+/// keeper (its own signed data), once per log with a count, and allows an hour
+/// ([`wlnode_consult::MAX_CLOCK_SKEW`], not the five minutes of the timing rules: an
+/// NTP correction that steps an honest clock back by minutes between two checkpoints
+/// is no finding; one of more than an hour is):
 /// - `checkpoint_in_future`: a verified checkpoint signed later than the auditor's
 ///   `now` (when it has one);
 /// - `checkpoint_time_reversed`: a checkpoint of a larger size signed earlier than
@@ -154,7 +156,7 @@ impl FirstCover {
 ///   when the step was written.
 fn check_times(logs: &[Log<'_>], opts: Options, report: &mut Report) {
     use wlnode_consult::TrailKind;
-    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
     for l in logs.iter().filter(|l| l.usable) {
         let node = l.export.agency.as_str();
         if let Some(now) = opts.now_ms {

@@ -577,6 +577,9 @@ fn checkpoint_times_in_the_future_or_going_back_are_proven() {
     };
     let honest = log(&f, 1, &events, &[1, 2, 3]);
     assert_eq!(findings(honest, 4000), vec![]);
+    // An honest clock stepped back ten minutes between two checkpoints: no finding.
+    let stepped = log_timed(&f, 1, &events, &[(1, 1000), (2, 2000 + 600_000), (3, 3000)]);
+    assert_eq!(findings(stepped, 2 * DAY), vec![]);
     let reversed = log_timed(&f, 1, &events, &[(1, 1000), (2, 2000 + DAY), (3, 3000)]);
     assert_eq!(
         findings(reversed, 2 * DAY),
