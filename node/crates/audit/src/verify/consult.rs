@@ -477,8 +477,8 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
 /// - `deadline_too_short` although the round's deadline left at least the roster's
 ///   minimum (plus the clock skew) after the refusal arrived. Judged only when the
 ///   roster the auditor verifies with is the one in force at the requester when it
-///   opened the round and, when the origin's log is at hand, at the origin when the
-///   refusal arrived: the minimum in force then, not a later one (a roster change
+///   opened the round and when the refusal arrived, and at the origin (whose log is
+///   required) when the refusal arrived: the minimum in force then, not a later one (a roster change
 ///   raising it makes an honest refusal look implausible under the old one).
 fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::{RefusalReason, TrailKind};
@@ -528,8 +528,12 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                             else {
                                 continue;
                             };
+                            // Review s32-consult L9: the requester's roster at the
+                            // refusal too, and the origin's log required (without it,
+                            // the origin's roster then is not known).
                             let same_roster = x.roster_before(opened_at) == Some(roster.version())
-                                && origin.is_none_or(|o| {
+                                && x.roster_before(*i) == Some(roster.version())
+                                && origin.is_some_and(|o| {
                                     o.roster_before(o.events_until(step.at.as_millis()))
                                         == Some(roster.version())
                                 });

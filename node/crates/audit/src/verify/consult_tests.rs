@@ -382,17 +382,42 @@ fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
         )
     };
     let long = 2000 + min + 10 * 60_000;
-    let v = consult_findings(&f, &[requester(v0, long)]);
+    let on_v0 = log(&f, 0, &[roster_loaded(v0, 900), stopped(3000)], &[2]);
+    let v = consult_findings(&f, &[on_v0.clone(), requester(v0, long)]);
     assert_eq!(
         who(&v),
         vec![("consultation_refusal_implausible", PAIR, false)],
         "{v:?}"
     );
-    assert!(consult_findings(&f, &[requester(v0, 1000 + min / 2)]).is_empty());
+    // Review s32-consult L9: without the origin's log, its roster when it refused is
+    // not known (it may have raised the minimum): not judged.
+    assert!(consult_findings(&f, &[requester(v0, long)]).is_empty());
+    assert!(consult_findings(&f, &[on_v0.clone(), requester(v0, 1000 + min / 2)]).is_empty());
     assert!(
-        consult_findings(&f, &[requester(v0 + 1, long)]).is_empty(),
+        consult_findings(&f, &[on_v0.clone(), requester(v0 + 1, long)]).is_empty(),
         "opened under another roster: its minimum is not known here"
     );
+    // Nor when the requester loaded another roster between opening and the refusal.
+    let moved = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, 500),
+            step(
+                id,
+                TrailKind::Requested {
+                    deadline: Timestamp(long),
+                },
+                1000,
+                1,
+                0,
+            ),
+            roster_loaded(v0 + 1, 1500),
+            refused(id, DeadlineTooShort, 2000),
+        ],
+        &[4],
+    );
+    assert!(consult_findings(&f, &[on_v0, moved]).is_empty());
     // The origin had loaded another roster (one raising the minimum) before it
     // refused: not judged.
     let origin = log(&f, 0, &[roster_loaded(v0 + 1, 900), stopped(3000)], &[2]);
