@@ -102,6 +102,9 @@ pub(super) fn check_consultations(
     check_refusals(roster, &indexes, report);
 }
 
+/// A verified checkpoint: its size and signed time.
+type Checkpointed = (u64, u64);
+
 /// When a log's events were at the latest vouched for: for event index `i`, the
 /// earliest signed time of a verified checkpoint that covers it (its size is above
 /// `i`). Unlike the latest checkpoint, this stops moving once the event is covered,
@@ -179,7 +182,7 @@ fn check_times(logs: &[Log<'_>], opts: Options, report: &mut Report) {
         }
         let mut cps = l.checkpoints.clone();
         cps.sort_unstable();
-        let reversed: Vec<(&(u64, u64), &(u64, u64))> = cps
+        let reversed: Vec<(&Checkpointed, &Checkpointed)> = cps
             .iter()
             .zip(cps.iter().skip(1))
             .filter(|(a, b)| b.0 > a.0 && b.1.saturating_add(skew) < a.1)
