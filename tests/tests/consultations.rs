@@ -2258,33 +2258,110 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
     .await;
     assert_eq!(refusals_sent(&c, 0).await.len(), 1, "one refusal per round");
 
-    // C, not a party, sends information for B's open consultation to A: refused and
-    // audited, but C gets no refusal (review s31-consult L4: it would only tell C
-    // that A holds the id).
-    let info = wlnode_consult::encode(&wlnode_consult::Payload::ConsultInfo(
-        wlnode_consult::ConsultInfo {
-            consultation_id: ok,
-            round: 2,
-            deadline: Timestamp(Timestamp::now().0 + 30 * 86_400_000),
-            text: "more".into(),
-            details: None,
-        },
-    ))
-    .unwrap();
-    c.node(2)
-        .services
-        .mail
-        .send(&code(0), "consult_info", &info, 3_600_000)
-        .await
-        .unwrap();
-    wait_for(T, "A refuses C's information", || async {
-        refused_in_audit(&c, 0, "consult_info").await == 1
+    // C, not a party, sends A information for B's open consultation and for an id A
+    // never saw, then a too-short request under B's id and under a fresh one. Each
+    // pair gets the same refusal (review s31-fixes C3: before, information for the
+    // held id got none, and a request under it silence, so C learnt which ids A
+    // holds).
+    let info = |id| {
+        wlnode_consult::encode(&wlnode_consult::Payload::ConsultInfo(
+            wlnode_consult::ConsultInfo {
+                consultation_id: id,
+                round: 2,
+                deadline: Timestamp(Timestamp::now().0 + 30 * 86_400_000),
+                text: "more".into(),
+                details: None,
+            },
+        ))
+        .unwrap()
+    };
+    let request = |id| {
+        let mut r = h.consultation.request_payload();
+        r.consultation_id = id;
+        r.deadline = Timestamp(Timestamp::now().0 + 3_600_000);
+        wlnode_consult::encode(&wlnode_consult::Payload::ConsultRequest(r)).unwrap()
+    };
+    let fresh = wlnode_consult::ConsultationId([0xcd; 16]);
+    for (kind, body) in [
+        ("consult_info", info(ok)),
+        ("consult_info", info(fresh)),
+        ("consult_request", request(ok)),
+        ("consult_request", request(fresh)),
+    ] {
+        c.node(2)
+            .services
+            .mail
+            .send(&code(0), kind, &body, 3_600_000)
+            .await
+            .unwrap();
+    }
+    wait_for(T, "A refuses C's information and requests", || async {
+        refused_in_audit(&c, 0, "consult_info").await == 2
+            && refused_in_audit(&c, 0, "consult_request").await == 4
     })
     .await;
+    let to_c: Vec<OutboxItem> = refusals_sent(&c, 0)
+        .await
+        .into_iter()
+        .filter(|o| o.to == code(2))
+        .collect();
+    assert_eq!(to_c.len(), 4, "{to_c:?}");
+    assert!(to_c.iter().all(|o| o.size == to_c[0].size), "{to_c:?}");
+    wait_for(T, "C has A's four refusals", || async {
+        inbox(&c, 2)
+            .await
+            .iter()
+            .filter(|m| m.kind == "consult_refusal")
+            .count()
+            == 4
+    })
+    .await;
+    let mut got: Vec<(String, u32, wlnode_consult::RefusalReason)> = inbox(&c, 2)
+        .await
+        .iter()
+        .filter(|m| m.kind == "consult_refusal")
+        .map(
+            |m| match wlnode_consult::decode(m.body.as_bytes()).unwrap() {
+                wlnode_consult::Payload::ConsultRefusal(r) => {
+                    (r.consultation_id.to_hex(), r.round, r.reason)
+                }
+                p => panic!("{p:?}"),
+            },
+        )
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (
+            ok.to_hex(),
+            2,
+            wlnode_consult::RefusalReason::UnknownConsultation,
+        ),
+        (
+            fresh.to_hex(),
+            2,
+            wlnode_consult::RefusalReason::UnknownConsultation,
+        ),
+        (
+            ok.to_hex(),
+            1,
+            wlnode_consult::RefusalReason::DeadlineTooShort,
+        ),
+        (
+            fresh.to_hex(),
+            1,
+            wlnode_consult::RefusalReason::DeadlineTooShort,
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want);
     assert_eq!(
-        refusals_sent(&c, 0).await.len(),
-        1,
-        "no refusal to a member that is not the requester"
+        consultation(&c, 0, ok)
+            .await
+            .unwrap()
+            .consultation
+            .requester(),
+        &code(1),
+        "B's consultation at A is untouched"
     );
 
     // C forges A's refusal of B's open consultation; A refuses an unknown one.
@@ -2294,6 +2371,7 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
                 consultation_id: id,
                 round: 1,
                 reason: wlnode_consult::RefusalReason::NotOurEntry,
+                message_id: None,
             },
         ))
         .unwrap()
@@ -2517,6 +2595,145 @@ async fn apply_judges_a_message_at_its_arrival_not_when_it_is_applied() {
             Some(Timestamp(d - 60_000))
         )
     );
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+fn inbox_item(
+    body: &wlnode_consult::Payload,
+    from: usize,
+    created: u64,
+    received: u64,
+) -> InboxItem {
+    InboxItem {
+        message_id: MessageId::random().unwrap(),
+        from: code(from),
+        kind: body.kind().into(),
+        created_at: created,
+        received_at: received,
+        body: String::from_utf8(wlnode_consult::encode(body).unwrap()).unwrap(),
+    }
+}
+
+/// Issue 21, left open at s31: the origin's signed refusal names the message it
+/// refuses. The requester takes one only if it names the request (or information) it
+/// sent for that round; one without the id (from an older node) or naming another
+/// message is refused and audited, and the consultation stays open (before the
+/// field existed, the first was taken). At the origin, the bookkeeping of refusals
+/// sent (one mark per member, consultation and round; a count per member and day) is
+/// pruned after the refused message's deadline plus a day, at most 31 days after it
+/// was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_are_pruned() {
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let h = consultation(&c, 1, id).await.unwrap();
+    let sent = h
+        .messages
+        .iter()
+        .find(|m| m.kind == "consult_request")
+        .unwrap()
+        .message_id;
+    let now = Timestamp::now();
+    let refusal = |message_id| {
+        wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            consultation_id: id,
+            round: 1,
+            reason: wlnode_consult::RefusalReason::TooManyOpen,
+            message_id,
+        })
+    };
+    let b = &c.node(1).services.consultations;
+    for (bound, n) in [(None, 1), (Some(MessageId([0x42; 16])), 2)] {
+        b.apply_at(&inbox_item(&refusal(bound), 0, now.0, now.0), now)
+            .await
+            .unwrap();
+        assert_eq!(refused_in_audit(&c, 1, "consult_refusal").await, n);
+        assert_eq!(
+            consultation(&c, 1, id).await.unwrap().consultation.state(),
+            wlnode_consult::State::Open,
+            "{bound:?} is not the request's id"
+        );
+    }
+    b.apply_at(&inbox_item(&refusal(Some(sent)), 0, now.0, now.0), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        consultation(&c, 1, id).await.unwrap().consultation.state(),
+        wlnode_consult::State::RefusedByOrigin
+    );
+
+    // At A: information from B for two consultations A never saw, one with a
+    // two-day deadline and one with a 300-day one. Each gets a refusal: a mark each
+    // and today's count.
+    let a = &c.node(0).services.consultations;
+    let rows_before = a.refusal_rows().await.unwrap();
+    for (byte, days) in [(0x61u8, 2u64), (0x62, 300)] {
+        let info = wlnode_consult::Payload::ConsultInfo(wlnode_consult::ConsultInfo {
+            consultation_id: wlnode_consult::ConsultationId([byte; 16]),
+            round: 2,
+            deadline: Timestamp(now.0 + days * 86_400_000),
+            text: "more".into(),
+            details: None,
+        });
+        a.apply_at(&inbox_item(&info, 1, now.0, now.0), now)
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.refusal_rows().await.unwrap(), rows_before + 3);
+    assert_eq!(
+        a.prune_refusals(now).await.unwrap(),
+        0,
+        "nothing is due yet"
+    );
+    // Three days on: the two-day one's mark and the day's count are gone.
+    let day = 86_400_000;
+    assert_eq!(
+        a.prune_refusals(Timestamp(now.0 + 3 * day + 1))
+            .await
+            .unwrap(),
+        rows_before + 2
+    );
+    assert_eq!(a.refusal_rows().await.unwrap(), 1);
+    // The 300-day one is kept at most 30 days and a margin of one.
+    assert_eq!(
+        a.prune_refusals(Timestamp(now.0 + 30 * day)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        a.prune_refusals(Timestamp(now.0 + 31 * day + 1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(a.refusal_rows().await.unwrap(), 0);
+
+    // Review s32-consult L3: a pass scans a page of rows and the next resumes after
+    // it. With a page of one row, a mark not yet due that sorts first (id 0x01) no
+    // longer hides the due one after it (id 0x71): before, every pass scanned only the
+    // first row, so the due mark was never pruned.
+    let later = Timestamp(now.0 + 40 * day);
+    for (byte, days) in [(0x01u8, 300u64), (0x71, 2)] {
+        let info = wlnode_consult::Payload::ConsultInfo(wlnode_consult::ConsultInfo {
+            consultation_id: wlnode_consult::ConsultationId([byte; 16]),
+            round: 2,
+            deadline: Timestamp(later.0 + days * day),
+            text: "more".into(),
+            details: None,
+        });
+        a.apply_at(&inbox_item(&info, 1, later.0, later.0), later)
+            .await
+            .unwrap();
+    }
+    assert_eq!(a.refusal_rows().await.unwrap(), 3, "two marks and a count");
+    let due = Timestamp(later.0 + 3 * day + 1);
+    let mut gone = 0;
+    for _ in 0..3 {
+        gone += a.prune_refusals_paged(due, 1).await.unwrap();
+    }
+    assert_eq!(gone, 2, "the due mark and the day's count");
+    assert_eq!(a.refusal_rows().await.unwrap(), 1);
     c.stop(0).await;
     c.stop(1).await;
 }

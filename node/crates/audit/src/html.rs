@@ -175,10 +175,21 @@ pub fn sections(report: &Report, l: &Labels) -> String {
     );
     for n in &report.nodes {
         let types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        let cls = if n.violations == 0 { "ok" } else { "bad" };
+        let cls = if n.violations == 0 && n.pair_violations == 0 {
+            "ok"
+        } else {
+            "bad"
+        };
+        // Findings against a pair this node is one side of, apart (the logs cannot
+        // tell which side is at fault).
+        let pair = if n.pair_violations == 0 {
+            String::new()
+        } else {
+            format!(" (+{} as a pair)", n.pair_violations)
+        };
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"l\">{}</td><td class=\"{cls}\">{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td class=\"l\">{}</td><td class=\"{cls}\">{}{pair}</td></tr>",
             esc(&n.agency),
             esc(&n.peer_id),
             n.events,

@@ -73,7 +73,8 @@ pub struct Violation {
     /// `bad_event`, `checkpoint_mismatch`, `truncated`, `not_append_only`,
     /// `split_view`, `bad_checkpoint`, `unknown_node`, `no_checkpoint`,
     /// `stale_checkpoint`, `missing_receipt`, `receipt_without_send`, `distribution`,
-    /// `field_scope`, `bad_header`, `equivocation`.
+    /// `field_scope`, `bad_header`, `equivocation`, `checkpoint_in_future`,
+    /// `checkpoint_time_reversed`, `consultation_*` (see `verify/consult.rs`).
     pub kind: String,
     /// The node it is attributed to; for a send and a receipt that do not match, the
     /// pair `FROM->TO` (the logs cannot tell which side is at fault).
@@ -107,6 +108,11 @@ pub struct NodeSummary {
     pub by_type: BTreeMap<String, u64>,
     /// Violations attributed to this node.
     pub violations: u64,
+    /// Violations attributed to a pair `A->B` this node is one side of (the logs
+    /// cannot tell which side is at fault; review s32-consult L8: counted for both,
+    /// apart from [`Self::violations`]).
+    #[serde(default)]
+    pub pair_violations: u64,
 }
 
 /// Sent/received counts of one ordered pair.
@@ -208,6 +214,8 @@ struct Log<'a> {
     covered: u64,
     /// When the node signed its latest verified checkpoint (Unix ms, its clock).
     checkpoint_at: Option<u64>,
+    /// Every verified checkpoint: (size, signed time), in the export's order.
+    checkpoints: Vec<(u64, u64)>,
     /// The log may be evidence at all (a roster node, with a verified checkpoint).
     usable: bool,
 }
@@ -249,7 +257,7 @@ pub fn verify(
     }
     cross_check(roster, &decoded, opts, &mut report);
     check_mail(roster, &decoded, &mut report);
-    check_consultations(&decoded, &mut report);
+    check_consultations(roster, &decoded, opts, &mut report);
     report.extend_violations([]);
     report
 }
@@ -264,6 +272,15 @@ impl Report {
                 .violations
                 .iter()
                 .filter(|v| v.node == n.agency)
+                .count() as u64;
+            n.pair_violations = self
+                .violations
+                .iter()
+                .filter(|v| {
+                    v.node
+                        .split_once("->")
+                        .is_some_and(|(a, b)| a == n.agency || b == n.agency)
+                })
                 .count() as u64;
         }
         self.ok = self.violations.is_empty();
@@ -322,6 +339,7 @@ fn verify_log<'a>(
     // Checkpoints: signature, roster, root.
     let mut by_size: BTreeMap<u64, String> = BTreeMap::new();
     let mut latest: Option<VerifiedHead> = None;
+    let mut verified: Vec<(u64, u64)> = Vec::new();
     let mut any_signed = false;
     for cp in &export.checkpoints {
         let c = &cp.checkpoint;
@@ -382,6 +400,7 @@ fn verify_log<'a>(
             continue;
         }
         summary.checkpoints_verified += 1;
+        verified.push((c.size, c.timestamp));
         if latest.as_ref().is_none_or(|l| c.size >= l.size) {
             latest = Some(VerifiedHead {
                 size: c.size,
@@ -495,6 +514,7 @@ fn verify_log<'a>(
             events,
             covered,
             checkpoint_at,
+            checkpoints: verified,
             usable: listed && checkpoint_at.is_some(),
         },
         summary,

@@ -404,6 +404,15 @@ pub struct Consultation {
     decision: Option<DecisionRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refusal: Option<RefusalRecord>,
+    /// The roster's shortest deadline (`consultation_min_deadline_secs`) this node
+    /// held the current round to when it opened: at the origin the one it judged the
+    /// arrival with, at the requester the one in force when it sent the request or
+    /// information ([`Self::set_round_min_deadline`]). A refusal `deadline_too_short`
+    /// is judged against the larger of it and the minimum in force when the refusal
+    /// arrives, so a roster change between the two does not make an honest refusal
+    /// implausible (review s31-fixes C4). Absent in a consultation stored before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    round_min_deadline_secs: Option<u64>,
 }
 
 /// [`ConsultError::BadDeadline`]'s `why` for a deadline too far ahead (what
@@ -515,6 +524,7 @@ impl Consultation {
             expired_at: None,
             decision: None,
             refusal: None,
+            round_min_deadline_secs: None,
         };
         let payload = Payload::ConsultRequest(c.request_payload());
         payload.validate()?;
@@ -563,6 +573,7 @@ impl Consultation {
             expired_at: None,
             decision: None,
             refusal: None,
+            round_min_deadline_secs: Some(min_deadline.as_secs()),
         };
         c.tick(now);
         Ok(c)
@@ -831,8 +842,10 @@ impl Consultation {
     ///   ([`ConsultError::ImplausibleRefusal`]): `not_our_entry` from the entry's
     ///   signed origin (this consultation went to it because the entry's record
     ///   names it), `unknown_consultation` for the request itself,
-    ///   `deadline_too_short` although the deadline is at least `min_deadline` (the
-    ///   roster's minimum) after the origin signed the refusal (it judged the
+    ///   `deadline_too_short` although the deadline is at least the roster's
+    ///   minimum after the origin signed the refusal, the minimum being the larger
+    ///   of `min_deadline` (in force now) and the one the round was opened under
+    ///   ([`Self::set_round_min_deadline`]; review s31-fixes C4) (it judged the
     ///   request at its arrival, before that, so the deadline was long enough then),
     ///   and `deadline_too_long` for a deadline within [`MAX_DEADLINE`] of the
     ///   round's opening.
@@ -891,7 +904,10 @@ impl Consultation {
                 return implausible("a request cannot name an unknown consultation");
             }
             RefusalReason::DeadlineTooShort
-                if deadline >= signed.saturating_add(ms(min_deadline)).saturating_add(skew) =>
+                if deadline
+                    >= signed
+                        .saturating_add(ms(self.refusal_min_deadline(min_deadline)))
+                        .saturating_add(skew) =>
             {
                 return implausible(
                     "the deadline is at least the roster's minimum after the refusal was signed",
@@ -976,6 +992,7 @@ impl Consultation {
         check_deadline(info.deadline, now, MAX_CLOCK_SKEW)?;
         check_min_deadline(info.deadline, now, min_deadline)?;
         self.open_round(info.clone(), now);
+        self.round_min_deadline_secs = Some(min_deadline.as_secs());
         self.tick(now);
         Ok(())
     }
@@ -991,6 +1008,7 @@ impl Consultation {
     }
 
     fn open_round(&mut self, info: ConsultInfo, now: Timestamp) {
+        self.round_min_deadline_secs = None;
         self.round = info.round;
         self.deadline = info.deadline;
         if let Some(d) = info.details {
@@ -1275,6 +1293,25 @@ impl Consultation {
     /// The origin's refusal, if it refused.
     pub fn refusal(&self) -> Option<&RefusalRecord> {
         self.refusal.as_ref()
+    }
+
+    /// Requester: records the roster's shortest deadline in force when this node
+    /// sent the request or the information opening the current round (call after
+    /// [`Self::request`] and [`Self::supply_info`]; see [`Self::receive_refusal`]).
+    pub fn set_round_min_deadline(&mut self, min_deadline: Duration) {
+        self.round_min_deadline_secs = Some(min_deadline.as_secs());
+    }
+
+    /// The roster minimum the current round was opened under, if recorded.
+    pub fn round_min_deadline(&self) -> Option<Duration> {
+        self.round_min_deadline_secs.map(Duration::from_secs)
+    }
+
+    /// The minimum a `deadline_too_short` refusal is judged against: the larger of
+    /// the one in force now (`now_min`) and the one the round was opened under.
+    fn refusal_min_deadline(&self, now_min: Duration) -> Duration {
+        self.round_min_deadline()
+            .map_or(now_min, |m| m.max(now_min))
     }
 }
 

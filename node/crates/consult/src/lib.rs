@@ -8,7 +8,8 @@
 //! [`Payload`] is the body a sealed message carries: [`ConsultRequest`],
 //! [`ConsultAnswer`], [`ConsultInfo`], [`ConsultDecision`] (also the decision notice),
 //! [`ConsultRefusal`] (the origin's signed refusal of a request or round, with a
-//! [`RefusalReason`] code), [`HitReport`], [`Flag`]. [`Payload::kind`] is the routing type string for the
+//! [`RefusalReason`] code and the id of the message it refuses), [`HitReport`],
+//! [`Flag`]. [`Payload::kind`] is the routing type string for the
 //! message's clear header. [`encode`] and [`decode`] are the one canonical JSON
 //! encoding, at most [`MAX_PAYLOAD_BYTES`], validated both ways; errors
 //! ([`PayloadError`]) name the field.

@@ -23,6 +23,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use wlnode_crypto::model::MessageId;
 use wlnode_crypto::model::{Category, CountryCode, InvalidValue, MAX_LONG_TEXT, check_text};
 use wlnode_crypto::{EntryId, RecordId, Timestamp};
 
@@ -532,6 +533,13 @@ pub struct ConsultRefusal {
     pub round: u32,
     /// Why.
     pub reason: RefusalReason,
+    /// The id of the sealed message refused (the request, or the information opening
+    /// `round`), signed with the rest (review s31 issue 21: a refusal was not bound to
+    /// the message it answered). The requester takes a refusal only if it names the
+    /// message it sent for that round; one without it (from a node before this field)
+    /// is refused explicitly and the round reads as silence, as before refusals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<MessageId>,
 }
 
 /// Where a hit was made.

@@ -1059,6 +1059,7 @@ fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline(
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::TooManyOpen,
+        message_id: None,
     };
     // From anyone but the origin, for another consultation or round: refused.
     let e = refused(&mut r, |c| {
@@ -1133,6 +1134,7 @@ fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::Invalid,
+        message_id: None,
     };
     // Signed in time, arriving after the deadline: not taken.
     let e = refused(&mut r, |c| {
@@ -1168,6 +1170,7 @@ fn a_refusal_that_contradicts_what_the_requester_knows_is_refused() {
         consultation_id: r.id(),
         round: 1,
         reason,
+        message_id: None,
     };
     let skew = u64::try_from(TIMING_SKEW.as_millis()).unwrap();
     let implausible = [
@@ -1264,4 +1267,42 @@ fn a_request_is_judged_at_its_arrival_not_when_it_is_applied() {
         Consultation::receive_request(&org(), &req(), body, SilenceMeans::Objection, MIN, applied)
             .unwrap_err();
     assert!(matches!(e, ConsultError::BadDeadline { .. }), "{e}");
+}
+
+/// Review s31-fixes C4: a `deadline_too_short` refusal is judged against the larger
+/// of the roster minimum in force now and the one the round was opened under. The
+/// request went out under a 30-day minimum with a 30-day deadline; the origin, still
+/// under it, got it a while later and refused it as too short; meanwhile the
+/// requester's roster lowered the minimum to `MIN`. Judged by `MIN` alone the refusal
+/// would be implausible (and audited as the origin's fault).
+#[test]
+fn a_too_short_refusal_is_judged_under_the_minimum_the_round_was_opened_under() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let refusal = ConsultRefusal {
+        consultation_id: r.id(),
+        round: 1,
+        reason: RefusalReason::DeadlineTooShort,
+        message_id: None,
+    };
+    let mut plain = r.clone();
+    let e = refused(&mut plain, |c| {
+        c.receive_refusal(&org(), &refusal, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::ImplausibleRefusal { .. }), "{e}");
+    let mut opened_under_30_days = r.clone();
+    opened_under_30_days.set_round_min_deadline(std::time::Duration::from_secs(30 * 86_400));
+    assert_eq!(
+        opened_under_30_days.round_min_deadline(),
+        Some(std::time::Duration::from_secs(30 * 86_400))
+    );
+    opened_under_30_days
+        .receive_refusal(&org(), &refusal, at(1), MIN, at(1))
+        .unwrap();
+    assert_eq!(opened_under_30_days.state(), State::RefusedByOrigin);
+    // The recorded minimum survives a store round trip, and an older stored
+    // consultation without it reads as before.
+    let json = serde_json::to_value(&opened_under_30_days).unwrap();
+    assert_eq!(json["round_min_deadline_secs"], 30 * 86_400);
+    let old: Consultation = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+    assert_eq!(old.round_min_deadline(), None);
 }

@@ -59,6 +59,7 @@ fn every_kind() -> Vec<Payload> {
             consultation_id: ConsultationId([7; 16]),
             round: 1,
             reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+            message_id: Some(wlnode_crypto::model::MessageId([8; 16])),
         }),
         Payload::HitReport(HitReport {
             entry_id: EntryId([1; 16]),
@@ -434,6 +435,7 @@ fn a_refusal_round_trips_and_its_round_is_bounded() {
         consultation_id: wlnode_consult::ConsultationId([3; 16]),
         round: 1,
         reason: wlnode_consult::RefusalReason::NotOurEntry,
+        message_id: None,
     });
     assert_eq!(r.kind(), "consult_refusal");
     let bytes = wlnode_consult::encode(&r).unwrap();
@@ -447,7 +449,33 @@ fn a_refusal_round_trips_and_its_round_is_bounded() {
             consultation_id: wlnode_consult::ConsultationId([3; 16]),
             round,
             reason: wlnode_consult::RefusalReason::Invalid,
+            message_id: None,
         });
         assert!(wlnode_consult::encode(&bad).is_err(), "round {round}");
     }
+}
+
+/// A refusal names the message it refuses, signed with the rest; one without it
+/// (from a node before the field) still decodes, to the same bytes as before.
+#[test]
+fn a_refusal_binds_the_refused_message_id() {
+    let r = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+        consultation_id: wlnode_consult::ConsultationId([3; 16]),
+        round: 2,
+        reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+        message_id: Some(wlnode_crypto::model::MessageId([0xab; 16])),
+    });
+    let bytes = wlnode_consult::encode(&r).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"v":1,"payload":{"kind":"consult_refusal","body":{"consultation_id":"03030303030303030303030303030303","round":2,"reason":"deadline_too_short","message_id":"abababababababababababababababab"}}}"#
+    );
+    assert_eq!(wlnode_consult::decode(&bytes).unwrap(), r);
+    let upper = std::str::from_utf8(&bytes)
+        .unwrap()
+        .replace("abababab", "ABABABAB");
+    assert!(
+        wlnode_consult::decode(upper.as_bytes()).is_err(),
+        "one encoding only"
+    );
 }

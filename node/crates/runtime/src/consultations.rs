@@ -17,19 +17,29 @@
 //! the deadline by our clock but within the clock skew, with the consultation's
 //! state then, applied once the deadline has passed (an empty value: applied or
 //! refused, written in the same batch as the applied mark, removed later); `r` +
-//! member + 0 + consultation id + round (big-endian) → the refusal's message id: the
-//! one signed refusal sent for that request or round; `q` + member + 0 + UTC day →
-//! refusals sent to that member that day (see [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]).
+//! member + 0 + consultation id + round (big-endian) → the refusal's message id and
+//! the time (Unix ms, big-endian) the row is kept until: the one signed refusal sent
+//! for that request or round; `q` + member + 0 + UTC day → refusals sent to that
+//! member that day (see [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]). Both are pruned once an
+//! hour ([`Consultations::prune_refusals`]): a mark after the refused message's
+//! deadline plus [`REFUSAL_ROW_MARGIN_MS`], never more than
+//! [`REFUSAL_ROW_MAX_KEEP_MS`] after it was written; a count after its day. Each pass
+//! scans a page of each kind and the next resumes after it, wrapping around, so rows
+//! of members that sort first cannot hide the others' (review s32-consult L3).
 //!
 //! **Refusals go back signed.** A request or a round of information the origin
 //! refuses (deadline shorter than the roster's minimum, not its entry, too many open,
 //! unknown consultation, wrong round) is audited as refused as before, and the
 //! requester is sent a sealed `consult_refusal` with the consultation id, the round
-//! and a reason code, so its consultation ends `refused_by_origin` instead of reading
-//! as expiry by silence. At most one per member, consultation and round, at most
-//! [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], never to ourselves, only to the
-//! consultation's requester when we hold the id, and only in reply to a request or
-//! information: a refusal is never answered with one. It is sent at most
+//! a reason code and the id of the message it refuses (signed; the requester takes
+//! a refusal only if it names the message it sent for that round), so its
+//! consultation ends `refused_by_origin` instead of reading as expiry by silence. At
+//! most one per member, consultation and round, at most
+//! [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], never to ourselves, and only in reply to a
+//! request or information: a refusal is never answered with one. A member that is
+//! not the consultation's requester gets the answer it would get for an id we do not
+//! hold (review s31-fixes C3): `unknown_consultation` for information, and for a
+//! request under an id in use the refusal (or the silence) a new request would get. It is sent at most
 //! once (the mark is written first; a crash in between loses it, and the requester's
 //! consultation then expires as before).
 //!
@@ -80,6 +90,13 @@ const REFUSAL_QUOTA: u8 = b'q';
 pub const MAX_REFUSALS_PER_MEMBER_PER_DAY: u32 = 100;
 /// How long a refusal message lives.
 const REFUSAL_TTL_MS: u64 = 2 * 86_400_000;
+/// The once-per-round mark of a refusal is kept past the refused message's deadline
+/// by this much (one day), then pruned.
+pub const REFUSAL_ROW_MARGIN_MS: u64 = 86_400_000;
+/// ... and never longer than this (30 days) past when it was written, whatever the
+/// deadline asked for: with [`MAX_REFUSALS_PER_MEMBER_PER_DAY`] a member can make us
+/// keep at most 100 x 31 such rows.
+pub const REFUSAL_ROW_MAX_KEEP_MS: u64 = 30 * 86_400_000;
 
 /// Why a consultation operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -408,6 +425,48 @@ fn judged_at(item: &InboxItem, now: Timestamp) -> Timestamp {
     Timestamp(item.received_at).min(now)
 }
 
+/// A request or round of information we may refuse: what the signed refusal names.
+#[derive(Clone, Copy, Debug)]
+struct Refusable {
+    id: ConsultationId,
+    round: u32,
+    /// The refused message (bound into the refusal).
+    message_id: MessageId,
+    /// The deadline it asked for.
+    deadline: Timestamp,
+}
+
+fn payload_kind_is_info(kind: &str) -> bool {
+    kind == "consult_info"
+}
+
+/// The id of the message this node sent that opened `round` of `h` (the request for
+/// round 1, the information for a later round), if it still holds it.
+fn refused_message(h: &Held, round: u32) -> Option<MessageId> {
+    let kind = if round == 1 {
+        "consult_request"
+    } else {
+        "consult_info"
+    };
+    let nth = if round == 1 { 0 } else { round as usize - 2 };
+    h.messages
+        .iter()
+        .filter(|m| m.kind == kind && !m.notice)
+        .nth(nth)
+        .map(|m| m.message_id)
+}
+
+/// Until when the once-per-round mark of a refusal is kept (Unix ms): the refused
+/// message's deadline (at most [`REFUSAL_ROW_MAX_KEEP_MS`] ahead) plus
+/// [`REFUSAL_ROW_MARGIN_MS`]. After that a repeat of the same request or round gets
+/// a refusal again, within the daily quota.
+fn refusal_row_until(deadline: Timestamp, now: Timestamp) -> u64 {
+    deadline
+        .as_millis()
+        .min(now.as_millis().saturating_add(REFUSAL_ROW_MAX_KEEP_MS))
+        .saturating_add(REFUSAL_ROW_MARGIN_MS)
+}
+
 fn applied_key(item: &InboxItem) -> Vec<u8> {
     let mut k = key(APPLIED, item.message_id.as_bytes());
     k.extend_from_slice(item.from.as_str().as_bytes());
@@ -515,6 +574,11 @@ pub struct Consultations {
     refused_hits: Arc<std::sync::atomic::AtomicU64>,
     /// Consultation messages refused (see [`Self::refused_messages`]).
     refused_messages: Arc<std::sync::atomic::AtomicU64>,
+    /// The hour (Unix ms / 3,600,000) refusal rows were last pruned in.
+    pruned_hour: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the next pruning pass resumes, per kind of refusal row (marks, daily
+    /// counts): the key after the last one seen, wrapping around at the end.
+    prune_from: Arc<std::sync::Mutex<[Vec<u8>; 2]>>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -536,6 +600,8 @@ impl Consultations {
             flags: None,
             refused_hits: Arc::default(),
             refused_messages: Arc::default(),
+            pruned_hour: Arc::default(),
+            prune_from: Arc::default(),
         }
     }
 
@@ -593,11 +659,11 @@ impl Consultations {
     async fn send_refusal(
         &self,
         to: &AgencyCode,
-        id: ConsultationId,
-        round: u32,
+        refused: &Refusable,
         reason: RefusalReason,
         now: Timestamp,
     ) -> Result<(), ConsultServiceError> {
+        let (id, round) = (refused.id, refused.round);
         if to == &self.agency {
             return Ok(());
         }
@@ -630,15 +696,15 @@ impl Consultations {
             consultation_id: id,
             round,
             reason,
+            message_id: Some(refused.message_id),
         });
         let body = wlnode_consult::encode(&payload)
             .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
         let message_id =
             MessageId::random().map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
-        let pairs = vec![
-            (once, message_id.as_bytes().to_vec()),
-            (quota, (today + 1).to_be_bytes().to_vec()),
-        ];
+        let mut row = message_id.as_bytes().to_vec();
+        row.extend_from_slice(&refusal_row_until(refused.deadline, now).to_be_bytes());
+        let pairs = vec![(once, row), (quota, (today + 1).to_be_bytes().to_vec())];
         self.mark(pairs).await?;
         if let Err(e) = self
             .mail
@@ -648,6 +714,134 @@ impl Consultations {
             tracing::warn!(member = %to, consultation = %id, error = %e, "refusal not sent");
         }
         Ok(())
+    }
+
+    /// Open consultations `member` has with us as origin.
+    async fn open_with(&self, member: &AgencyCode) -> Result<usize, ConsultServiceError> {
+        Ok(self
+            .list()
+            .await?
+            .iter()
+            .filter(|h| {
+                h.consultation.role() == wlnode_consult::Role::Origin
+                    && h.consultation.requester() == member
+                    && h.consultation.state() == State::Open
+            })
+            .count())
+    }
+
+    /// Removes refusal bookkeeping past its time (at most [`MAX_RANGE`] rows of each
+    /// kind a call; `tick` calls it): once-per-round marks whose keep-until
+    /// ([`refusal_row_until`]) is before `now`, and those written before it kept one
+    /// (value: the message id alone); daily counts of days before yesterday. Returns
+    /// how many rows went. Test hook: `now` is injected.
+    #[doc(hidden)]
+    pub async fn prune_refusals(&self, now: Timestamp) -> Result<usize, ConsultServiceError> {
+        self.prune_refusals_paged(now, MAX_RANGE).await
+    }
+
+    /// [`Self::prune_refusals`], scanning at most `page` rows of each kind. Each pass
+    /// resumes after the last row the previous one scanned and wraps around at the
+    /// end (review s32-consult L3: every pass scanned the first rows in key order,
+    /// and keys sort by member, so members whose codes sort first and that kept more
+    /// than a page of marks alive stalled pruning for every other member). Test hook.
+    #[doc(hidden)]
+    pub async fn prune_refusals_paged(
+        &self,
+        now: Timestamp,
+        page: usize,
+    ) -> Result<usize, ConsultServiceError> {
+        let today = now.as_millis() / 86_400_000;
+        let from = match self.prune_from.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let page = page.max(1);
+        let (gone, next) = self
+            .store
+            .call(move |s| {
+                // One page of the rows of `prefix` from `from` on, and where the next
+                // pass starts (the start again once the end is reached).
+                let scan = |prefix: u8, from: &[u8]| {
+                    let start = if from.first() == Some(&prefix) {
+                        from.to_vec()
+                    } else {
+                        vec![prefix]
+                    };
+                    s.table_range(LocalTable::Consultations, &start, &[prefix + 1], page)
+                        .map(|rows| {
+                            let next = match rows.last() {
+                                Some((k, _)) if rows.len() >= page => {
+                                    let mut n = k.clone();
+                                    n.push(0);
+                                    n
+                                }
+                                _ => vec![prefix],
+                            };
+                            (rows, next)
+                        })
+                };
+                let mut gone = Vec::new();
+                let (marks, next_mark) = scan(REFUSED, &from[0])?;
+                for (k, v) in marks {
+                    let until = v
+                        .get(16..24)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes);
+                    if until.is_none_or(|u| u < now.as_millis()) {
+                        gone.push(k);
+                    }
+                }
+                let (counts, next_count) = scan(REFUSAL_QUOTA, &from[1])?;
+                for (k, _) in counts {
+                    let day = k
+                        .len()
+                        .checked_sub(8)
+                        .and_then(|at| k.get(at..))
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes);
+                    if day.is_none_or(|d| d.saturating_add(1) < today) {
+                        gone.push(k);
+                    }
+                }
+                for k in &gone {
+                    let mut end = k.clone();
+                    end.push(0);
+                    s.table_remove_range(LocalTable::Consultations, k, &end, 1)?;
+                }
+                Ok((gone.len(), [next_mark, next_count]))
+            })
+            .await?;
+        match self.prune_from.lock() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        Ok(gone)
+    }
+
+    /// Refusal bookkeeping rows held (once-per-round marks and daily counts). Test
+    /// hook.
+    #[doc(hidden)]
+    pub async fn refusal_rows(&self) -> Result<usize, ConsultServiceError> {
+        Ok(self
+            .store
+            .call(|s| {
+                Ok(s.table_range(
+                    LocalTable::Consultations,
+                    &[REFUSED],
+                    &[REFUSED + 1],
+                    MAX_RANGE,
+                )?
+                .len()
+                    + s.table_range(
+                        LocalTable::Consultations,
+                        &[REFUSAL_QUOTA],
+                        &[REFUSAL_QUOTA + 1],
+                        MAX_RANGE,
+                    )?
+                    .len())
+            })
+            .await?)
     }
 
     /// Why a hit report on `r` is refused here, if it is (review s30-consult M1:
@@ -949,6 +1143,8 @@ impl Consultations {
             },
             now,
         )?;
+        let mut c = c;
+        c.set_round_min_deadline(Duration::from_secs(roster.consultation_min_deadline_secs()));
         let (messages, outgoing) = self.plan(actions, c.deadline())?;
         let mut held = Held {
             consultation: c,
@@ -1054,6 +1250,8 @@ impl Consultations {
         let actions =
             held.consultation
                 .supply_info(text, details, deadline_after(now, deadline), now)?;
+        held.consultation
+            .set_round_min_deadline(self.min_deadline());
         let (sent, outgoing) = self.plan(actions, held.consultation.deadline())?;
         held.messages.extend(sent);
         held.outgoing.extend(outgoing);
@@ -1170,11 +1368,23 @@ impl Consultations {
         // A request or a round of information we refuse is answered with a signed
         // refusal; nothing else ever is (a refusal is never answered with one).
         let refusable = match &payload {
-            Payload::ConsultRequest(r) => Some((r.consultation_id, 1)),
-            Payload::ConsultInfo(i) => Some((i.consultation_id, i.round)),
+            Payload::ConsultRequest(r) => Some(Refusable {
+                id: r.consultation_id,
+                round: 1,
+                message_id: item.message_id,
+                deadline: r.deadline,
+            }),
+            Payload::ConsultInfo(i) => Some(Refusable {
+                id: i.consultation_id,
+                round: i.round,
+                message_id: item.message_id,
+                deadline: i.deadline,
+            }),
             _ => None,
         };
         let mut hint: Option<RefusalReason> = None;
+        // A message refused without a refusal sent back (see the C3 case above).
+        let mut quiet = false;
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -1190,20 +1400,38 @@ impl Consultations {
                         "request for entry {} which is not ours",
                         req.entry_id
                     )))
-                } else if self.load(req.consultation_id).await?.is_some() {
-                    Ok(None)
-                } else if self
-                    .list()
-                    .await?
-                    .iter()
-                    .filter(|h| {
-                        h.consultation.role() == wlnode_consult::Role::Origin
-                            && h.consultation.requester() == &item.from
-                            && h.consultation.state() == State::Open
-                    })
-                    .count()
-                    >= MAX_OPEN_PER_REQUESTER
-                {
+                } else if let Some(h) = self.load(req.consultation_id).await? {
+                    if h.consultation.requester() == &item.from {
+                        // The requester's own request again: nothing new.
+                        Ok(None)
+                    } else {
+                        // Review s31-fixes C3: the id is held, but not from this
+                        // member. Judged as a new request would be (the same refusal,
+                        // or none), so the sender cannot tell the id is in use.
+                        let roster = self.trust.roster();
+                        let min = Duration::from_secs(roster.consultation_min_deadline_secs());
+                        let open = self.open_with(&item.from).await?;
+                        if open >= MAX_OPEN_PER_REQUESTER {
+                            hint = Some(RefusalReason::TooManyOpen);
+                        } else if let Err(e) = Consultation::receive_request(
+                            &self.agency,
+                            &item.from,
+                            req,
+                            silence_of(roster.silence_rule()),
+                            min,
+                            judged_at(item, now),
+                        ) {
+                            hint = Some(wlnode_consult::refusal_reason(&e));
+                        } else {
+                            quiet = true;
+                        }
+                        Err(ConsultServiceError::Invalid(format!(
+                            "request from {} for consultation {} which another member opened",
+                            item.from,
+                            h.consultation.id()
+                        )))
+                    }
+                } else if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
                     hint = Some(RefusalReason::TooManyOpen);
                     Err(ConsultServiceError::Invalid(format!(
                         "{} has {MAX_OPEN_PER_REQUESTER} open consultations with us already",
@@ -1258,6 +1486,23 @@ impl Consultations {
                 None => Ok(None),
             },
             Payload::ConsultRefusal(r) => match self.load(r.consultation_id).await? {
+                Some(h)
+                    if refused_message(&h, r.round) != r.message_id || r.message_id.is_none() =>
+                {
+                    // A refusal names the message it refuses (signed): ours for that
+                    // round. One without it is from a node before the field and is
+                    // not taken: the round reads as silence, as before refusals.
+                    Err(ConsultServiceError::Invalid(match r.message_id {
+                        None => format!(
+                            "refusal of consultation {} round {} names no refused message (an older node): not taken",
+                            r.consultation_id, r.round
+                        ),
+                        Some(m) => format!(
+                            "refusal of consultation {} round {} names message {m}, which is not the one we sent for that round",
+                            r.consultation_id, r.round
+                        ),
+                    }))
+                }
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     // Judged by its signed time, like an answer, and taken only while
@@ -1463,23 +1708,24 @@ impl Consultations {
                         Ok(())
                     })
                     .await?;
-                // Only to the consultation's requester when we hold it (review
-                // s31-consult L4: to anyone else a refusal serves no purpose and tells
-                // whether the id exists here).
-                let to_requester = match refusable {
-                    Some((id, _)) => self
-                        .load(id)
-                        .await?
-                        .is_none_or(|h| h.consultation.requester() == &item.from),
-                    None => false,
-                };
-                if let (true, Some((id, round))) = (to_requester, refusable) {
-                    let reason = hint.unwrap_or(match &e {
-                        ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
-                        _ => RefusalReason::Invalid,
-                    });
-                    self.send_refusal(&item.from, id, round, reason, now)
-                        .await?;
+                // A member that is not the consultation's requester gets the same
+                // answer whether or not we hold the id (review s31-fixes C3, s31-consult
+                // L4): information for a consultation it did not open is refused as
+                // `unknown_consultation` in both cases, a request under an id in use
+                // as a new request would be. Same per-round mark and daily quota.
+                if let (false, Some(refused)) = (quiet, refusable) {
+                    let not_theirs = match self.load(refused.id).await? {
+                        Some(h) => h.consultation.requester() != &item.from,
+                        None => false,
+                    };
+                    let reason = match (payload_kind_is_info(&item.kind), not_theirs) {
+                        (true, true) => RefusalReason::UnknownConsultation,
+                        _ => hint.unwrap_or(match &e {
+                            ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
+                            _ => RefusalReason::Invalid,
+                        }),
+                    };
+                    self.send_refusal(&item.from, &refused, reason, now).await?;
                 }
                 Ok(())
             }
@@ -1673,6 +1919,15 @@ impl Consultations {
                     self.flush(&mut fresh).await?;
                 }
             }
+        }
+        // Once an hour.
+        let hour = now.as_millis() / 3_600_000;
+        if self
+            .pruned_hour
+            .swap(hour, std::sync::atomic::Ordering::Relaxed)
+            != hour
+        {
+            self.prune_refusals(now).await?;
         }
         self.retry_deferred().await
     }

@@ -28,7 +28,9 @@
 //! saved and audited as always, and its message waits (`unsent`) until earlier flag
 //! messages are delivered or expire ([`Flags::retry`] sends it). One origin holds at
 //! most `max_in_flight / 8` (at least 4) of those slots (review s31-mail M7: an
-//! origin away or withholding receipts held them all for 30 days). And **each user's
+//! origin away or withholding receipts held them all for 30 days), and a quarter of
+//! them is kept for origins holding none, so a new origin always gets one (review
+//! s31-fixes X5: eight origins could take every slot; see `may_take_slot`). And **each user's
 //! flag writes are rate-limited** (a token bucket: [`FlagLimits::burst`], then
 //! [`FlagLimits::per_minute`]); past it a write is refused with
 //! [`FlagError::RateLimited`] (HTTP 429) before anything is saved.
@@ -53,6 +55,31 @@ const FLAG: u8 = b'f';
 pub const MAX_FLAGS: usize = 10_000;
 /// How long a flag message lives (it carries no deadline).
 const FLAG_TTL_MS: u64 = 30 * 86_400_000;
+
+/// Whether an origin that holds `held` of the `total` flag-message slots in use may
+/// take one more, out of `max` (review s31-mail M7, s31-fixes X5, s32-consult L4). A
+/// quarter of the slots (`max / 4`) is kept for origins holding none: an origin with
+/// no message in flight gets a slot whenever one is free, so a new origin always gets
+/// one while fewer than `max / 4` origins hold slots (the default 1,024 serves a
+/// federation of up to 256 members). Beyond its first, an origin takes only while it
+/// holds fewer than the slots free beyond that quarter (so each takes a share of what
+/// the others left, not all of it), and never more than `max / 8` (at least 4). Eight
+/// origins away or withholding receipts, which could hold every slot for the flag
+/// message's life under the fixed `max / 8` share alone, now leave the reserved
+/// quarter free; six or seven leave every other origin a share too (the rule before
+/// left each one slot once six held 128 each). Under eight slots nothing is kept and
+/// an origin takes while any is free, up to its cap.
+fn may_take_slot(held: usize, total: usize, max: usize) -> bool {
+    let free = max.saturating_sub(total);
+    if held == 0 {
+        return free > 0;
+    }
+    let cap = (max / 8).max(4);
+    if max < 8 {
+        return held < cap && free > 0;
+    }
+    held < cap && held < free.saturating_sub(max / 4)
+}
 
 /// Bounds on flag messages and writes (`[flags]` in node.toml).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,17 +324,12 @@ impl Flags {
         Ok(st.in_flight.get_or_insert_with(BTreeMap::new))
     }
 
-    /// The most flag messages in flight to one origin (review s31-mail M7): an origin
-    /// that is offline or withholds receipts holds at most this many of the
-    /// [`FlagLimits::max_in_flight`] slots, for up to the flag message's life; the
-    /// others stay free for every other origin.
-    fn per_origin_cap(&self) -> usize {
-        (self.limits.max_in_flight / 8).max(4)
-    }
-
     fn room_for(&self, set: &BTreeMap<MessageId, AgencyCode>, origin: &AgencyCode) -> bool {
-        set.len() < self.limits.max_in_flight
-            && set.values().filter(|o| *o == origin).count() < self.per_origin_cap()
+        may_take_slot(
+            set.values().filter(|o| *o == origin).count(),
+            set.len(),
+            self.limits.max_in_flight,
+        )
     }
 
     /// Whether one more flag message to `origin` may go now: under the in-flight
@@ -699,5 +721,81 @@ impl Flags {
             out.insert((origin, entry_id), m);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod fair_share_tests {
+    use super::may_take_slot;
+
+    /// `origins` greedy origins, in turn, each take a slot while they may; returns
+    /// the slots each holds.
+    fn fill(origins: usize, max: usize) -> Vec<usize> {
+        let mut held = vec![0usize; origins];
+        loop {
+            let mut took = false;
+            for o in 0..origins {
+                let total: usize = held.iter().sum();
+                if may_take_slot(held[o], total, max) {
+                    held[o] += 1;
+                    took = true;
+                }
+            }
+            if !took {
+                return held;
+            }
+        }
+    }
+
+    /// Review s31-fixes X5: with the default 1,024 slots, eight origins that never
+    /// return a receipt took 128 each, every slot, and a flag to any other origin
+    /// waited for the messages to expire (30 days). Now they leave a quarter free,
+    /// and a new origin gets a slot; so does every one of 200 more origins.
+    #[test]
+    fn eight_origins_cannot_take_every_slot_and_a_new_origin_always_gets_one() {
+        let held = fill(8, 1024);
+        let total: usize = held.iter().sum();
+        // The quarter kept, less the first slots of the eight.
+        assert!(1024 - total >= 256 - 8, "{held:?}");
+        assert!(held.iter().all(|h| *h >= 1 && *h <= 128), "{held:?}");
+        assert!(may_take_slot(0, total, 1024), "a new origin gets a slot");
+        // Many origins, each greedy, each taking in turn: every one holds a slot.
+        let held = fill(256, 1024);
+        assert!(held.iter().all(|h| *h >= 1), "{held:?}");
+        assert!(held.iter().sum::<usize>() <= 1024);
+    }
+
+    /// Review s32-consult L4: six origins away or withholding receipts, each greedy,
+    /// leave another origin a share of the rest, not one slot (before, they held 128
+    /// each, 768, and with 256 free, not more than the reserved quarter, every other
+    /// origin had one flag message in flight at a time for up to 30 days).
+    #[test]
+    fn six_origins_away_leave_another_origin_a_share() {
+        for away in [6, 7] {
+            let mut held = fill(away, 1024);
+            held.push(0);
+            let mut total: usize = held.iter().sum();
+            let new = held.len() - 1;
+            while may_take_slot(held[new], total, 1024) {
+                held[new] += 1;
+                total += 1;
+            }
+            assert!(held[new] >= 8, "{away} away: {held:?}");
+            assert!(1024 - total >= 256 - away - 1, "{held:?}");
+        }
+    }
+
+    /// The per-origin cap still holds, and tiny limits still work: with one slot the
+    /// first origin takes it and the next waits; with two, one origin takes both (as
+    /// `mail_acks.rs::flag_messages_in_flight_stay_under_the_cap_and_the_rest_follow`
+    /// expects).
+    #[test]
+    fn one_origin_holds_at_most_an_eighth_and_tiny_limits_work() {
+        assert_eq!(fill(1, 1024), vec![128]);
+        assert_eq!(fill(1, 40), vec![5]);
+        assert_eq!(fill(2, 1), vec![1, 0]);
+        // Under four slots nothing is kept: one origin may take them all.
+        assert_eq!(fill(1, 2), vec![2]);
+        assert!(!may_take_slot(0, 1, 1));
     }
 }

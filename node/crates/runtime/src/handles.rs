@@ -348,10 +348,7 @@ impl Control {
         let me = cfg.agency().clone();
         let (applied, known) = self
             .store
-            .call(move |s| {
-                s.set_roster_anchor(&r)?;
-                crate::trust::apply_revocations(s, &r, &me)
-            })
+            .call(move |s| crate::trust::apply_revocations_and_anchor(s, &r, &me))
             .await?;
         if roster_changed {
             self.ingested.log_moved(applied.head_seq);

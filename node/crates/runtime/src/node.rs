@@ -654,10 +654,7 @@ impl RunningNode {
         let me = agency.clone();
         // The roster is anchored only now, every check passed (review s31-mail M6).
         let (applied, known) = store
-            .call(move |s| {
-                s.set_roster_anchor(&revoking)?;
-                crate::trust::apply_revocations(s, &revoking, &me)
-            })
+            .call(move |s| crate::trust::apply_revocations_and_anchor(s, &revoking, &me))
             .await?;
         let head_seq = applied.head_seq;
         let policy = policy.with_revocations_known(known);

@@ -137,6 +137,30 @@ pub fn apply_revocations(
     Ok((report, known))
 }
 
+/// Applies `roster`'s revocations ([`apply_revocations`]) and only then anchors it
+/// (review s31-fixes X7: the anchor was written first, so a store error while
+/// applying the revocations left a raised anchor beside the old roster in force).
+/// A store error in the revocation step leaves the anchor where it was; one in the
+/// anchor write after it leaves the revocations applied, which a retry (the next
+/// reload or start) finds done by their digest and reads nothing for, then anchors.
+/// The anchor is a version floor, so it never runs ahead of what the store applied.
+/// Runs on the store thread.
+pub fn apply_revocations_and_anchor(
+    store: &Store,
+    roster: &Roster,
+    me: &wlnode_crypto::model::AgencyCode,
+) -> Result<
+    (
+        wlnode_store::revocations::RevocationReport,
+        wlnode_store::inclusions::RevocationsKnown,
+    ),
+    StoreError,
+> {
+    let applied = apply_revocations(store, roster, me)?;
+    store.set_roster_anchor(roster)?;
+    Ok(applied)
+}
+
 /// The roster and the policy in force, swapped together on reload. Readers take a
 /// snapshot (`Arc`) and never hold the lock.
 #[derive(Clone, Debug)]
@@ -178,5 +202,75 @@ impl TrustCell {
         if let Ok(mut g) = self.policy.write() {
             *g = Arc::new(policy);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wlnode_config::roster_edit::{self, NewMember};
+    use wlnode_crypto::{SecretKey, Timestamp};
+
+    /// Review s31-fixes X7: a store error while the revocations of a new roster are
+    /// applied leaves the stored anchor at the old roster; the retry applies both.
+    /// (The store's fault switch fails the *next* writes, so it cannot fail the
+    /// second of two writes: with the anchor written first, as before, the injected
+    /// error hit the anchor instead and this test passed there too. What it pins is
+    /// the order: the anchor never runs ahead of the revocations applied.)
+    #[test]
+    fn a_store_error_applying_revocations_leaves_the_anchor_at_the_old_roster() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let authority = SecretKey::generate().unwrap();
+        let me: wlnode_crypto::model::AgencyCode = "AA-EXPORT".parse().unwrap();
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                me.as_str(),
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &["eu"],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let (text, _, v1) = roster_edit::sign(&text, &authority).unwrap();
+        apply_revocations_and_anchor(&store, &v1, &me).unwrap();
+        let anchored = |s: &Store| s.roster_anchor().unwrap().unwrap().accepted.unwrap().1;
+        assert_eq!(anchored(&store), v1.version());
+        let revoked = roster_edit::revoke_key(
+            &text,
+            &me,
+            &key.public_key(),
+            Timestamp(Timestamp::now().as_millis() - 60_000),
+            "compromised",
+            &[],
+        )
+        .unwrap();
+        let (_, _, v2) = roster_edit::sign(&revoked, &authority).unwrap();
+        assert!(v2.revocations().next().is_some());
+        let applied_digest = |s: &Store| {
+            s.meta_get(wlnode_store::schema::meta::REVOCATIONS_APPLIED)
+                .unwrap()
+        };
+        store.faults().fail_writes(1);
+        assert!(apply_revocations_and_anchor(&store, &v2, &me).is_err());
+        assert_eq!(anchored(&store), v1.version(), "the anchor stayed");
+        assert_ne!(
+            applied_digest(&store).as_deref(),
+            Some(&v2.revocations_digest()[..]),
+            "and the new revocations are not applied"
+        );
+        apply_revocations_and_anchor(&store, &v2, &me).unwrap();
+        assert_eq!(anchored(&store), v2.version());
+        assert_eq!(
+            applied_digest(&store).as_deref(),
+            Some(&v2.revocations_digest()[..])
+        );
     }
 }

@@ -7,8 +7,14 @@ use super::*;
 /// Art. 16 consultation trails (issue 21): each node's `consultation` steps replayed
 /// by `wlnode_consult::audit_trail`; every violation (a decision before the answer
 /// and the deadline, a grant despite a denial that notified nobody, ...) becomes
-/// `consultation_<kind>` at that node, proven by its own checkpointed log.
-pub(super) fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
+/// `consultation_<kind>` at that node, proven by its own checkpointed log; one in a
+/// step the other party took is reported against the pair `KEEPER->ACTOR`, unproven.
+pub(super) fn check_consultations(
+    roster: &Roster,
+    logs: &[Log<'_>],
+    opts: Options,
+    report: &mut Report,
+) {
     for l in logs.iter().filter(|l| l.usable) {
         let steps: Vec<(u64, wlnode_consult::TrailEvent)> = l
             .events
@@ -48,14 +54,20 @@ pub(super) fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
             let evidence = serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "event": event, "kind": kind});
             // Review s31-fixes C1: a step the other party took (a requester's decision
             // as reported to the origin) is that party's act, seen through this log:
-            // it is reported against the actor, not proven against the honest log
-            // keeper, whose view may lag (a round it refused and never recorded, an
-            // information message lost on the way).
+            // never proven against the honest log keeper, whose view may lag (a round
+            // it refused and never recorded, an information message lost on the
+            // way). Review s32-consult P1: nor reported against the other party
+            // alone, since this log is the only trace and the keeper wrote it: the
+            // pair `KEEPER->ACTOR`, unproven, as the cross-log rules do. A step by an
+            // agency that is not the party for it (`wrong_party`) is never written by
+            // an honest node (its steps take both parties from the consultation), so
+            // it is proven against the keeper, never against the agency named.
+            let wrong_party = matches!(v.kind, wlnode_consult::ViolationKind::WrongParty { .. });
             match steps.get(v.index).map(|(_, st)| &st.from) {
-                Some(actor) if *actor != l.export.agency => {
+                Some(actor) if *actor != l.export.agency && !wrong_party => {
                     report.violations.push(violation(
                         &format!("consultation_{name}"),
-                        actor.as_str(),
+                        &format!("{}->{actor}", l.export.agency),
                         format!(
                             "consultation {}: {name} at {}, by {actor} as {}'s log records it",
                             v.consultation_id.to_hex(),
@@ -80,7 +92,141 @@ pub(super) fn check_consultations(logs: &[Log<'_>], report: &mut Report) {
             }
         }
     }
-    check_late_answers_across_logs(logs, report);
+    check_times(logs, opts, report);
+    let indexes: Vec<LogIndex<'_>> = logs
+        .iter()
+        .filter(|l| l.usable)
+        .map(LogIndex::new)
+        .collect();
+    check_late_answers_across_logs(&indexes, report);
+    check_refusals(roster, &indexes, report);
+}
+
+/// A verified checkpoint: its size and signed time.
+type Checkpointed = (u64, u64);
+
+/// When a log's events were at the latest vouched for: for event index `i`, the
+/// earliest signed time of a verified checkpoint that covers it (its size is above
+/// `i`). Unlike the latest checkpoint, this stops moving once the event is covered,
+/// so a keeper cannot push it forward by signing more checkpoints (review s32-consult
+/// M1).
+struct FirstCover {
+    /// Checkpoint sizes, ascending.
+    sizes: Vec<u64>,
+    /// `earliest[k]`: the earliest signed time among checkpoints `k..`.
+    earliest: Vec<u64>,
+}
+
+impl FirstCover {
+    fn new(l: &Log<'_>) -> Self {
+        let mut cps = l.checkpoints.clone();
+        cps.sort_unstable();
+        let mut earliest: Vec<u64> = cps.iter().map(|(_, t)| *t).collect();
+        for k in (0..earliest.len().saturating_sub(1)).rev() {
+            let next = earliest.get(k + 1).copied().unwrap_or(u64::MAX);
+            if let Some(e) = earliest.get_mut(k) {
+                *e = (*e).min(next);
+            }
+        }
+        Self {
+            sizes: cps.iter().map(|(s, _)| *s).collect(),
+            earliest,
+        }
+    }
+
+    /// The earliest signed time of a verified checkpoint covering event `index`.
+    fn of(&self, index: u64) -> Option<u64> {
+        let k = self.sizes.partition_point(|s| *s <= index);
+        self.earliest.get(k).copied()
+    }
+}
+
+/// Review s32-consult M1: the times a keeper writes are bounded by the times it
+/// signs, and those by the auditor's clock, so that a far-future date shows at every
+/// audit instead of hiding a step from the cross-checks. Each is proven against the
+/// keeper (its own signed data), once per log with a count, and allows an hour
+/// ([`wlnode_consult::MAX_CLOCK_SKEW`], not the five minutes of the timing rules: an
+/// NTP correction that steps an honest clock back by minutes between two checkpoints
+/// is no finding; one of more than an hour is):
+/// - `checkpoint_in_future`: a verified checkpoint signed later than the auditor's
+///   `now` (when it has one);
+/// - `checkpoint_time_reversed`: a checkpoint of a larger size signed earlier than
+///   one of a smaller size;
+/// - `consultation_step_after_checkpoint`: a covered consultation step dated (its
+///   `at`, or a late answer's `signed_at`) after the first checkpoint that covers it.
+///   An honest node writes a step at its own `now` and signs checkpoints later; a
+///   late answer's `signed_at` is at most the deadline plus the skew, which had passed
+///   when the step was written.
+fn check_times(logs: &[Log<'_>], opts: Options, report: &mut Report) {
+    use wlnode_consult::TrailKind;
+    let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
+    for l in logs.iter().filter(|l| l.usable) {
+        let node = l.export.agency.as_str();
+        if let Some(now) = opts.now_ms {
+            let ahead: Vec<&(u64, u64)> = l
+                .checkpoints
+                .iter()
+                .filter(|(_, t)| *t > now.saturating_add(skew))
+                .collect();
+            if let Some((size, at)) = ahead.first() {
+                report.violations.push(proven(
+                    "checkpoint_in_future",
+                    node,
+                    format!(
+                        "{} checkpoint(s) signed after the auditor's now {now}, the first of size {size} at {at}",
+                        ahead.len()
+                    ),
+                    serde_json::json!({"now": now, "size": size, "timestamp": at, "count": ahead.len()}),
+                ));
+            }
+        }
+        let mut cps = l.checkpoints.clone();
+        cps.sort_unstable();
+        let reversed: Vec<(&Checkpointed, &Checkpointed)> = cps
+            .iter()
+            .zip(cps.iter().skip(1))
+            .filter(|(a, b)| b.0 > a.0 && b.1.saturating_add(skew) < a.1)
+            .collect();
+        if let Some((a, b)) = reversed.first() {
+            report.violations.push(proven(
+                "checkpoint_time_reversed",
+                node,
+                format!(
+                    "{} time(s) a larger checkpoint was signed earlier: size {} at {}, then size {} at {}",
+                    reversed.len(),
+                    a.0,
+                    a.1,
+                    b.0,
+                    b.1
+                ),
+                serde_json::json!({"size": a.0, "timestamp": a.1, "later_size": b.0, "later_timestamp": b.1, "count": reversed.len()}),
+            ));
+        }
+        let cover = FirstCover::new(l);
+        let after: Vec<(u64, u64, u64)> = consultation_steps(l)
+            .filter_map(|(i, s)| {
+                let dated = match s.kind {
+                    TrailKind::AnsweredLate { signed_at, .. } => {
+                        s.at.as_millis().max(signed_at.as_millis())
+                    }
+                    _ => s.at.as_millis(),
+                };
+                let c = cover.of(i)?;
+                (dated > c.saturating_add(skew)).then_some((i, dated, c))
+            })
+            .collect();
+        if let Some((i, dated, c)) = after.first() {
+            report.violations.push(proven(
+                "consultation_step_after_checkpoint",
+                node,
+                format!(
+                    "{} consultation step(s) dated after the checkpoint that first covers them: event {i} dated {dated}, covered by a checkpoint signed at {c}",
+                    after.len()
+                ),
+                serde_json::json!({"event": i, "dated": dated, "checkpoint_at": c, "count": after.len()}),
+            ));
+        }
+    }
 }
 
 /// The covered consultation steps of a usable log.
@@ -96,74 +242,344 @@ fn consultation_steps<'a>(
         })
 }
 
-/// Review s31-consult M2: an answer the requester's log records as arriving late
-/// (`answered_late`, signed before the deadline) is taken on the requester's word
-/// unless the origin's log confirms it. When the origin's usable log is covered by
-/// a checkpoint signed after the answer's signed time (plus the clock skew), it must
-/// hold an `answered` step of its own for that consultation with the same answer;
-/// otherwise `consultation_answer_unconfirmed` is reported, not proven (either the
-/// origin signed an answer it did not log, backdating it, or the requester's log
-/// records an answer that never came): against the origin when its log shows no
-/// answer, against the requester when it shows a different one.
-fn check_late_answers_across_logs(logs: &[Log<'_>], report: &mut Report) {
+/// A covered consultation step of a log: its event index, its round, the step.
+type RoundStep<'a> = (u64, u32, &'a wlnode_consult::TrailEvent);
+
+/// The round each covered consultation step belongs to in `l`: 1 for the request,
+/// one more after each `info_supplied` of that consultation (both sides log the
+/// information that opens a round, the requester when it sends it, the origin when
+/// it takes it).
+fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
+    let mut round: std::collections::HashMap<wlnode_consult::ConsultationId, u32> =
+        std::collections::HashMap::new();
+    consultation_steps(l)
+        .map(|(i, s)| {
+            let r = round.entry(s.consultation_id).or_insert(1);
+            if matches!(s.kind, wlnode_consult::TrailKind::InfoSupplied { .. }) {
+                *r = r.saturating_add(1);
+            }
+            (i, *r, s)
+        })
+        .collect()
+}
+
+/// Findings one cross-log rule reports for one consultation of one log, at most
+/// (review s32-consult L6: a log of a million bad steps for one consultation gave a
+/// million findings); the first are enough to act on.
+const MAX_FINDINGS_PER_CONSULTATION: usize = 8;
+
+/// What the cross-log rules look up in a usable log, built once per log so that each
+/// step of another log costs a hash lookup or a binary search, not a scan of this
+/// log (review s32-consult L6: the rules were quadratic in a hostile log).
+struct LogIndex<'a> {
+    log: &'a Log<'a>,
+    /// Its covered consultation steps with their rounds.
+    steps: Vec<RoundStep<'a>>,
+    /// Its own answers (`answered` from the keeper), by consultation and the member
+    /// answered: (round, answer).
+    answers: HashMap<
+        (wlnode_consult::ConsultationId, &'a AgencyCode),
+        Vec<(u32, wlnode_consult::Answer)>,
+    >,
+    /// The earliest `requested` of each consultation it holds, by consultation and
+    /// requester (Unix ms, the step's time).
+    requested: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// Covered `roster_loaded` events: (index, version), by index.
+    rosters: Vec<(u64, u64)>,
+    /// Events by time: (time, one past the highest index of an event at or before
+    /// that time).
+    by_time: Vec<(u64, u64)>,
+}
+
+impl<'a> LogIndex<'a> {
+    fn new(log: &'a Log<'a>) -> Self {
+        use wlnode_consult::TrailKind;
+        let steps = rounds(log);
+        let mut answers: HashMap<_, Vec<_>> = HashMap::new();
+        let mut requested: HashMap<_, u64> = HashMap::new();
+        for (_, r, s) in &steps {
+            match &s.kind {
+                TrailKind::Answered { answer } if s.from == log.export.agency => {
+                    answers
+                        .entry((s.consultation_id, &s.to))
+                        .or_default()
+                        .push((*r, *answer));
+                }
+                TrailKind::Requested { .. } => {
+                    let at = requested
+                        .entry((s.consultation_id, &s.from))
+                        .or_insert(u64::MAX);
+                    *at = (*at).min(s.at.as_millis());
+                }
+                _ => {}
+            }
+        }
+        let rosters = log
+            .events
+            .iter()
+            .filter(|(i, _)| *i < log.covered)
+            .filter_map(|(i, e)| match e.kind {
+                EventKind::RosterLoaded { version } => Some((*i, version)),
+                _ => None,
+            })
+            .collect();
+        let mut by_time: Vec<(u64, u64)> = log.events.iter().map(|(i, e)| (e.at, *i + 1)).collect();
+        by_time.sort_unstable();
+        let mut upto = 0;
+        for (_, u) in &mut by_time {
+            upto = upto.max(*u);
+            *u = upto;
+        }
+        Self {
+            log,
+            steps,
+            answers,
+            requested,
+            rosters,
+            by_time,
+        }
+    }
+
+    /// The version of the roster in force before event `index` (its latest covered
+    /// `roster_loaded` before it), if it logged one.
+    fn roster_before(&self, index: u64) -> Option<u64> {
+        let k = self
+            .rosters
+            .partition_point(|(i, _)| *i < index.min(self.log.covered));
+        k.checked_sub(1)
+            .and_then(|k| self.rosters.get(k))
+            .map(|(_, v)| *v)
+    }
+
+    /// One past the highest index of an event at or before `at` (0: none).
+    fn events_until(&self, at: u64) -> u64 {
+        let k = self.by_time.partition_point(|(t, _)| *t <= at);
+        k.checked_sub(1)
+            .and_then(|k| self.by_time.get(k))
+            .map_or(0, |(_, u)| *u)
+    }
+}
+
+/// Counts findings per (consultation) and says whether one more may be reported.
+#[derive(Default)]
+struct FindingCap(HashMap<wlnode_consult::ConsultationId, usize>);
+
+impl FindingCap {
+    fn take(&mut self, id: wlnode_consult::ConsultationId) -> bool {
+        let n = self.0.entry(id).or_default();
+        *n += 1;
+        *n <= MAX_FINDINGS_PER_CONSULTATION
+    }
+}
+
+/// Review s31-consult M2 and s31-fixes C2: every answer a requester's log records
+/// (`answered` in time, and `answered_late`) is cross-checked against the origin's
+/// log once that log is covered by a checkpoint signed after the answer (its signed
+/// time for a late one, its arrival for one in time, each no later than the first
+/// checkpoint of the requester's log that covers the step (review s32-consult M1: the
+/// requester's latest checkpoint moved forward with every one it signed, so a
+/// requester that dated its invented answer in the future was never checked); plus
+/// the clock skew): the origin's log must hold an `answered` step of its own for the same consultation,
+/// **round** and answer. Otherwise `consultation_answer_unconfirmed` is reported,
+/// unproven, against the pair `REQUESTER->ORIGIN`: the logs alone cannot tell an
+/// origin that signed an answer and did not log it from a requester that recorded
+/// an answer that never came (and minted a consultation id the origin never saw), so
+/// the finding names neither alone. A requester that invents a no-objection to grant
+/// without notice is reported, with itself named first; it can no longer excuse
+/// itself by framing the origin (the review's attack). Keeping the origin's signed
+/// answer in the step would settle it; not built.
+fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
-    let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    for l in &usable {
-        for (i, step) in consultation_steps(l) {
-            let TrailKind::AnsweredLate {
-                answer, signed_at, ..
-            } = &step.kind
-            else {
-                continue;
+    for x in indexes {
+        let l = x.log;
+        let cover = FirstCover::new(l);
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            let (answer, when, late) = match &step.kind {
+                TrailKind::AnsweredLate {
+                    answer, signed_at, ..
+                } => (answer, *signed_at, true),
+                // Arrived in time: the origin answered before it arrived (within
+                // the skew).
+                TrailKind::Answered { answer } => (answer, step.at, false),
+                _ => continue,
             };
-            if step.to != l.export.agency {
+            // Review s32-consult M1: a time past the checkpoint that first covered the
+            // step is no later than that checkpoint (a keeper that dates its steps, or
+            // its later checkpoints, in the future cannot move this forward).
+            let when = wlnode_crypto::Timestamp(
+                cover
+                    .of(*i)
+                    .map_or(when.as_millis(), |c| c.min(when.as_millis())),
+            );
+            // Only answers this log received (at the origin, `answered` is its own).
+            if step.to != l.export.agency || step.from == l.export.agency {
                 continue;
             }
-            let Some(origin_log) = usable.iter().find(|o| o.export.agency == step.from) else {
+            let Some(origin) = indexes.iter().find(|o| o.log.export.agency == step.from) else {
                 continue;
             };
-            let covers = origin_log
+            let covers = origin
+                .log
                 .checkpoint_at
-                .is_some_and(|c| c >= signed_at.as_millis().saturating_add(skew));
+                .is_some_and(|c| c >= when.as_millis().saturating_add(skew));
             if !covers {
                 continue;
             }
-            let answers: Vec<wlnode_consult::Answer> = consultation_steps(origin_log)
-                .filter(|(_, s)| s.consultation_id == step.consultation_id && s.from == step.from)
-                .filter_map(|(_, s)| match &s.kind {
-                    TrailKind::Answered { answer } => Some(*answer),
-                    _ => None,
-                })
-                .collect();
-            if answers.contains(answer) {
+            // Review s32-consult M2: an answer the origin gave another member under
+            // the same (requester-chosen) id confirms nothing here.
+            let answers: &[(u32, wlnode_consult::Answer)] = origin
+                .answers
+                .get(&(step.consultation_id, &l.export.agency))
+                .map_or(&[], |a| a.as_slice());
+            if answers.contains(&(*round, *answer)) || !cap.take(step.consultation_id) {
                 continue;
             }
-            let against = if answers.is_empty() {
-                step.from.as_str()
-            } else {
-                l.export.agency.as_str()
-            };
+            let pair = format!("{}->{}", l.export.agency, step.from);
             report.violations.push(violation(
                 "consultation_answer_unconfirmed",
-                against,
+                &pair,
                 format!(
-                    "consultation {}: {}'s log records a late {} answer from {} signed at {}, which {}'s log does not show",
+                    "consultation {}: {}'s log records {} {} answer from {} to round {round} ({} {}), which {}'s log does not show",
                     step.consultation_id.to_hex(),
                     l.export.agency,
+                    if late { "a late" } else { "an" },
                     answer.as_str(),
                     step.from,
-                    signed_at.as_millis(),
+                    if late { "signed at" } else { "arrived at" },
+                    when.as_millis(),
                     step.from
                 ),
                 serde_json::json!({
                     "consultation_id": step.consultation_id.to_hex(),
                     "requester": l.export.agency.to_string(),
                     "event": i,
+                    "round": round,
+                    "answer": answer.as_str(),
                     "origin": step.from.to_string(),
-                    "origin_answers": answers.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                    "origin_answers": answers
+                        .iter()
+                        .map(|(r, a)| serde_json::json!({"round": r, "answer": a.as_str()}))
+                        .collect::<Vec<_>>(),
                 }),
             ));
         }
     }
 }
+
+/// Issue 21 (left open at s31) and review s31-fixes C4: the origin's signed refusals
+/// a requester's log records (`refused_by_origin`) are checked for plausibility
+/// against the logs. Reported unproven as `consultation_refusal_implausible` against
+/// the pair `REQUESTER->ORIGIN` (the requester's log is the only trace of the
+/// refusal, so which of the two is wrong cannot be told):
+/// - `unknown_consultation` for the request itself (round 1), or for a later round
+///   while the origin's covered log holds the consultation as this requester's (it
+///   answered round 1, or there would be no later round; review s32-consult M2: not
+///   another member's under the same id);
+/// - `deadline_too_short` although the round's deadline left at least the roster's
+///   minimum (plus the clock skew) after the refusal arrived. Judged only when the
+///   roster the auditor verifies with is the one in force at the requester when it
+///   opened the round and when the refusal arrived, and at the origin (whose log is
+///   required) when the refusal arrived: the minimum in force then, not a later one (a roster change
+///   raising it makes an honest refusal look implausible under the old one).
+fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    use wlnode_consult::{RefusalReason, TrailKind};
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    let min = roster.consultation_min_deadline_secs().saturating_mul(1000);
+    for x in indexes {
+        let l = x.log;
+        let mut cap = FindingCap::default();
+        // The latest step that opened each (consultation, round) so far: (event
+        // index, deadline).
+        let mut opened: HashMap<
+            (wlnode_consult::ConsultationId, u32),
+            (u64, wlnode_crypto::Timestamp),
+        > = HashMap::new();
+        for (i, round, step) in &x.steps {
+            let why: &str = match &step.kind {
+                TrailKind::Requested { deadline } | TrailKind::InfoSupplied { deadline } => {
+                    opened.insert((step.consultation_id, *round), (*i, *deadline));
+                    continue;
+                }
+                TrailKind::RefusedByOrigin { reason }
+                    if step.to == l.export.agency && step.from != l.export.agency =>
+                {
+                    let origin = indexes.iter().find(|o| o.log.export.agency == step.from);
+                    match reason {
+                        RefusalReason::UnknownConsultation if *round == 1 => {
+                            "unknown_consultation for the request itself"
+                        }
+                        RefusalReason::UnknownConsultation => {
+                            let held = origin.is_some_and(|o| {
+                                o.log
+                                    .checkpoint_at
+                                    .is_some_and(|c| c >= step.at.as_millis().saturating_add(skew))
+                                    && o.requested
+                                        .get(&(step.consultation_id, &l.export.agency))
+                                        .is_some_and(|at| *at <= step.at.as_millis())
+                            });
+                            if !held {
+                                continue;
+                            }
+                            "unknown_consultation for a consultation the origin's log holds"
+                        }
+                        RefusalReason::DeadlineTooShort => {
+                            // The step that opened the refused round, in this log.
+                            let Some((opened_at, deadline)) =
+                                opened.get(&(step.consultation_id, *round)).copied()
+                            else {
+                                continue;
+                            };
+                            // Review s32-consult L9: the requester's roster at the
+                            // refusal too, and the origin's log required (without it,
+                            // the origin's roster then is not known).
+                            let same_roster = x.roster_before(opened_at) == Some(roster.version())
+                                && x.roster_before(*i) == Some(roster.version())
+                                && origin.is_some_and(|o| {
+                                    o.roster_before(o.events_until(step.at.as_millis()))
+                                        == Some(roster.version())
+                                });
+                            let long_enough = deadline.as_millis()
+                                >= step.at.as_millis().saturating_add(min).saturating_add(skew);
+                            if !(same_roster && long_enough) {
+                                continue;
+                            }
+                            "deadline_too_short although the deadline left at least the roster's minimum after the refusal arrived"
+                        }
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if !cap.take(step.consultation_id) {
+                continue;
+            }
+            report.violations.push(violation(
+                "consultation_refusal_implausible",
+                &format!("{}->{}", l.export.agency, step.from),
+                format!(
+                    "consultation {}: {}'s log records {}'s refusal of round {round}: {why}",
+                    step.consultation_id.to_hex(),
+                    l.export.agency,
+                    step.from,
+                ),
+                serde_json::json!({
+                    "consultation_id": step.consultation_id.to_hex(),
+                    "requester": l.export.agency.to_string(),
+                    "origin": step.from.to_string(),
+                    "event": i,
+                    "round": round,
+                    "reason": match &step.kind {
+                        TrailKind::RefusedByOrigin { reason } => reason.as_str(),
+                        _ => "",
+                    },
+                }),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "consult_tests.rs"]
+mod tests;

@@ -7,17 +7,17 @@ use wlnode_crypto::{SecretKey, Timestamp, VerifiedRecord};
 use super::*;
 use crate::event::{Checkpoint, EXPORT_FORMAT, SentHeader};
 
-struct Fixture {
-    roster: Roster,
+pub(super) struct Fixture {
+    pub(super) roster: Roster,
     agency_keys: Vec<SecretKey>,
-    node_keys: Vec<SecretKey>,
+    pub(super) node_keys: Vec<SecretKey>,
 }
 
-const NAMES: [&str; 3] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"];
+pub(super) const NAMES: [&str; 3] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"];
 
 /// A signed roster of the three members (AA and BB in `eu`, CC in `asean`), built in
 /// memory the way `wlnode roster` builds one on disk.
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     use wlnode_config::roster_edit::{self, NewMember};
     let authority = SecretKey::generate().unwrap();
     let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
@@ -49,7 +49,7 @@ fn fixture() -> Fixture {
     }
 }
 
-fn ag(i: usize) -> AgencyCode {
+pub(super) fn ag(i: usize) -> AgencyCode {
     NAMES[i].parse().unwrap()
 }
 
@@ -125,7 +125,7 @@ fn accepted(r: &VerifiedRecord, from: usize, at: u64) -> Event {
 }
 
 /// The log of node `i` with `events` and a checkpoint at each of `sizes`.
-fn log(f: &Fixture, i: usize, events: &[Event], sizes: &[u64]) -> ExportedLog {
+pub(super) fn log(f: &Fixture, i: usize, events: &[Event], sizes: &[u64]) -> ExportedLog {
     let mut tree = MemStore::new();
     for (n, e) in events.iter().enumerate() {
         merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
@@ -166,7 +166,7 @@ fn kinds(r: &Report) -> Vec<&str> {
     r.violations.iter().map(|v| v.kind.as_str()).collect()
 }
 
-const NO_TOLERANCE: Options = Options {
+pub(super) const NO_TOLERANCE: Options = Options {
     tolerance_ms: 0,
     now_ms: None,
     max_checkpoint_age_ms: super::MAX_CHECKPOINT_AGE_MS,
@@ -933,8 +933,8 @@ fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
 
 /// Review s31-consult M2: a late answer in the requester's log that the origin's
 /// log, covered past its signed time, does not show is reported (not proven: one of
-/// the two logs is wrong); one the origin logged, or one its log does not cover yet,
-/// is not.
+/// the two logs is wrong, so against the pair, review s31-fixes C2); one the origin
+/// logged, or one its log does not cover yet, is not.
 #[test]
 fn a_late_answer_the_origins_log_does_not_show_is_reported() {
     use wlnode_consult::{Answer, ConsultationId, TrailEvent, TrailKind};
@@ -1019,7 +1019,11 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(
         (v[0].kind.as_str(), v[0].node.as_str(), v[0].proven),
-        ("consultation_answer_unconfirmed", NAMES[0], false)
+        (
+            "consultation_answer_unconfirmed",
+            "BB-CUSTOMS->AA-EXPORT",
+            false
+        )
     );
     assert!(unconfirmed(origin(true, deadline + 600_000)).is_empty());
     assert!(
@@ -1031,8 +1035,9 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
 /// Review s31-fixes C1: the origin asked for information, then refused the next round
 /// (never recording it), and the requester granted after that round's deadline. The
 /// origin's log shows a grant while information was outstanding: that is the
-/// requester's act as reported to the origin, so it is reported against the
-/// requester, unproven, never proven against the honest origin keeping the log. A
+/// requester's act as reported to the origin, so it is reported against the pair
+/// `ORIGIN->REQUESTER` (review s32-consult P1), unproven, never proven against the
+/// honest origin keeping the log. A
 /// step the log keeper took itself stays proven against it.
 #[test]
 fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
@@ -1103,7 +1108,11 @@ fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(
         (v[0].kind.as_str(), v[0].node.as_str(), v[0].proven),
-        ("consultation_premature_decision", NAMES[1], false),
+        (
+            "consultation_premature_decision",
+            "AA-EXPORT->BB-CUSTOMS",
+            false
+        ),
         "{v:?}"
     );
     // The origin's own late answer in its own log stays proven against it.
