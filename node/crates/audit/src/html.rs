@@ -62,6 +62,8 @@ labels! {
     verified_size,
     events_by_type,
     violations_col,
+    /// After the count of findings against a pair this node is one side of.
+    as_a_pair,
     /// The pair matrix.
     pairs_help,
     no_traffic,
@@ -185,7 +187,7 @@ pub fn sections(report: &Report, l: &Labels) -> String {
         let pair = if n.pair_violations == 0 {
             String::new()
         } else {
-            format!(" (+{} as a pair)", n.pair_violations)
+            format!(" (+{} {})", n.pair_violations, esc(l.as_a_pair))
         };
         let _ = write!(
             h,

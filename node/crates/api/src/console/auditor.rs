@@ -419,6 +419,7 @@ mod tests {
             verified_size: 4,
             by_type: [("77".to_owned(), 3)].into(),
             violations: 1,
+            pair_violations: 2,
         };
         let pair = |from: &str, to: &str, missing| PairStats {
             from: from.into(),

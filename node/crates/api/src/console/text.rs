@@ -939,6 +939,7 @@ pub static EN: Text = Text {
         verified_size: "Verified size",
         events_by_type: "Events by type",
         violations_col: "Violations",
+        as_a_pair: "as a pair",
         pairs_help: "Each cell: sent by the row's node / accepted by the column's node / missing (sent, no receipt beyond the tolerance).",
         no_traffic: "No traffic between nodes in these logs.",
         from_to: "From \\ to",
