@@ -49,7 +49,9 @@ fn signed_answer(
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
 ///   handed it on (in a log of a build that signs hand-overs, a `handed` counts only
-///   with the neighbour's valid signed acceptance: review s31-mail M2), although its own log shows a link to another neighbour than the one
+///   with the neighbour's valid signed acceptance: review s31-mail M2, and only of the
+///   copy it took, by the acceptance's item digest, not of another message under the
+///   same id: review s31-fixes X8; messages are keyed by sender and id), although its own log shows a link to another neighbour than the one
 ///   it got the message from while the message lived (it handed or took mail, was
 ///   refused a hand-over, or sent or accepted records, with that neighbour): it had a
 ///   route. A relay whose log shows no such link was a dead end and is not blamed
@@ -76,7 +78,10 @@ fn signed_answer(
 ///   signed time (without an ack: the handing time plus the clock skew).
 pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    // (node, message id) -> (event index, custody time, expiry, neighbour it came
+    // A message is (node, sender, id): two senders' messages under one id are two
+    // messages (review s31-fixes X8).
+    type Key = (AgencyCode, AgencyCode, String);
+    // (node, sender, message id) -> (event index, custody time, expiry, neighbour it came
     // from, addressee, digest of the copy it took by its own signed custody ack).
     type Custody = (
         u64,
@@ -86,21 +91,29 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         AgencyCode,
         Option<[u8; 32]>,
     );
-    let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
+    let mut took: BTreeMap<Key, Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
     // Indexed by node, then neighbour (review s31-mail L1); times sorted below.
     let mut links: BTreeMap<AgencyCode, BTreeMap<AgencyCode, Vec<u64>>> = BTreeMap::new();
-    // (node, message id): the node had the message (received, delivered or handed).
-    let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    // (node, sender, message id): the node had the message as its addressee or
+    // sender (received, delivered).
+    let mut moved: std::collections::BTreeSet<Key> = Default::default();
+    // (node, sender, message id) -> the copies it handed on: the item digest in the
+    // neighbour's valid signed acceptance (`None`: a bare `handed` of an older log).
+    // A relay handed on the message it took only if one of them is that copy
+    // (review s31-fixes X8).
+    let mut handed_copies: BTreeMap<Key, Vec<Option<[u8; 32]>>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
-    // (node, message id) -> (neighbour, signed time, digest of the refused copy) of
-    // valid signed refusals.
+    // (node, sender, message id) -> (neighbour, signed time, digest of the refused
+    // copy) of valid signed refusals.
     type Refused = (AgencyCode, u64, Option<[u8; 32]>);
-    let mut refusals: BTreeMap<(AgencyCode, String), Vec<Refused>> = BTreeMap::new();
-    // (node, neighbour, id, time, index, the neighbour's valid signed accepting ack).
+    let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
+    // (node, neighbour, sender, id, time, index, the neighbour's valid signed
+    // accepting ack).
     type Handed = (
+        AgencyCode,
         AgencyCode,
         AgencyCode,
         String,
@@ -144,6 +157,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 action,
                 message_id,
                 item,
+                from: sender,
                 to,
                 peer,
                 expires_at,
@@ -153,10 +167,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             else {
                 continue;
             };
-            let key = (me.clone(), message_id.clone());
             if action != "rejected" && action != "hand_refused" {
-                known.insert(key.clone());
+                known.insert((me.clone(), message_id.clone()));
             }
+            let key = (me.clone(), sender.clone(), message_id.clone());
             if item != "message" {
                 continue;
             }
@@ -189,14 +203,20 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         if custody.is_none() && signs_handovers {
                             continue;
                         }
+                        handed_copies
+                            .entry(key)
+                            .or_default()
+                            .push(custody.as_ref().and_then(|a| a.body().item_digest));
                         handed.push((
                             me.clone(),
                             p.clone(),
+                            sender.clone(),
                             message_id.clone(),
                             e.at,
                             *index,
                             custody,
                         ));
+                        continue;
                     }
                     moved.insert(key);
                 }
@@ -227,29 +247,44 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
     // The upstream node's copy of a relay's signed custody ack (its `handed` event)
     // names the digest of the copy the relay took, whatever the relay logged.
-    let custody_digest: HashMap<(&AgencyCode, &str, &AgencyCode), [u8; 32]> = handed
+    // Keyed by (relay, sender, id, upstream).
+    type CustodyKey<'k> = (&'k AgencyCode, &'k AgencyCode, &'k str, &'k AgencyCode);
+    let custody_digest: HashMap<CustodyKey<'_>, [u8; 32]> = handed
         .iter()
-        .filter_map(|(from, to, id, _, _, ack)| {
+        .filter_map(|(from, to, sender, id, _, _, ack)| {
             let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
-            Some(((to, id.as_str(), from), ack.body().item_digest?))
+            Some(((to, sender, id.as_str(), from), ack.body().item_digest?))
         })
         .collect();
-    for ((node, id), (index, at, expires, from, addressee, logged_digest)) in &took {
+    for ((node, sender, id), (index, at, expires, from, addressee, logged_digest)) in &took {
+        let key = (node.clone(), sender.clone(), id.clone());
         let digest = custody_digest
-            .get(&(node, id.as_str(), from))
+            .get(&(node, sender, id.as_str(), from))
             .copied()
             .or(*logged_digest);
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
         };
-        if moved.contains(&(node.clone(), id.clone())) {
+        if moved.contains(&key) {
+            continue;
+        }
+        // Handed on: a hand-over of the very copy it took (the neighbour's signed
+        // acceptance names its digest), not of another message under the same id,
+        // such as one of its own (review s31-fixes X8). Without the digest of the
+        // copy taken (an older log) any accepted hand-over of the id counts.
+        let handed_on = handed_copies.get(&key).is_some_and(|copies| {
+            copies
+                .iter()
+                .any(|c| digest.is_none() || c.is_none() || *c == digest)
+        });
+        if handed_on {
             continue;
         }
         // Signed refusals of the very copy it took (same digest; none when that
         // digest is unknown) made while it lived.
         let refused: Vec<&Refused> = refusals
-            .get(&(node.clone(), id.clone()))
+            .get(&key)
             .map(|v| {
                 v.iter()
                     .filter(|(_, r, d)| {
@@ -303,7 +338,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ));
         }
     }
-    for (from, to, id, at, index, custody) in handed {
+    for (from, to, sender, id, at, index, custody) in handed {
         let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
             continue;
         };
@@ -316,9 +351,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if *their_checkpoint <= took_by.saturating_add(MAIL_LOGGED_MARGIN_MS) {
             continue;
         }
-        let key = (to.clone(), id.clone());
-        let had_it = moved.contains(&key) || took.contains_key(&key);
-        let knew_it = known.contains(&key);
+        let key = (to.clone(), sender, id.clone());
+        let had_it =
+            moved.contains(&key) || took.contains_key(&key) || handed_copies.contains_key(&key);
+        let knew_it = known.contains(&(to.clone(), id.clone()));
         match custody {
             Some(ack) if ack.reason == "ok" && !had_it => report.violations.push(proven(
                 "mail_not_logged",
@@ -349,3 +385,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
     }
 }
+
+#[cfg(test)]
+#[path = "mail_tests.rs"]
+mod tests;
