@@ -20,12 +20,21 @@ pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
 /// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
 /// state, which the relay cannot bring about alone (its own share is capped by the
 /// per-neighbour quota): `full` (`Refusal::Full`: it holds as much as it may) and
-/// `store` (its writer failed). Every other reason the handing node can provoke
-/// itself (review s31-mail H1): `too_many_hops` (hops are not signed), `expired` and
+/// `store` (its writer failed). And `too_many_hops`, only for a copy the neighbour
+/// signs it was handed one hop past the count the relay signed it took it at: the
+/// relay did not add hops, the copy was at the limit when it came (review s31-fixes
+/// X1; a `/wlnode/mail/3` answer signs no count and does not excuse). Every other
+/// reason the handing node can provoke itself (review s31-mail H1): `expired` and
 /// the verification failures (a crafted copy under the same id), `legacy_body` (its
 /// own message under the id), `id_in_use` (its own message handed first), `quota`
 /// and `sender_quota` (filled with its own messages); `forbidden` names no message.
-const EXCUSING_REFUSALS: &[&str] = &["full", "store"];
+const EXCUSING_REFUSALS: &[&str] = &["full", "store", TOO_MANY_HOPS];
+
+/// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
+const TOO_MANY_HOPS: &str = "too_many_hops";
+
+/// A copy of a message: its item digest and hop count, as a neighbour signed them.
+type Copy = ([u8; 32], Option<u32>);
 
 /// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
 /// is valid evidence: signed by `peer` with a key the roster gave it then (not
@@ -41,7 +50,7 @@ fn signed_answer(
     let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
     ack.verify(roster, peer).ok()?;
-    (ack.fit_fields(&id, "message", None, node) == wlnode_crypto::mail::AckFit::Exact)
+    (ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
         .then_some(ack)
 }
 
@@ -82,15 +91,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // messages (review s31-fixes X8).
     type Key = (AgencyCode, AgencyCode, String);
     // (node, sender, message id) -> (event index, custody time, expiry, neighbour it came
-    // from, addressee, digest of the copy it took by its own signed custody ack).
-    type Custody = (
-        u64,
-        u64,
-        Option<u64>,
-        AgencyCode,
-        AgencyCode,
-        Option<[u8; 32]>,
-    );
+    // from, addressee, the copy it took by its own signed custody ack).
+    type Custody = (u64, u64, Option<u64>, AgencyCode, AgencyCode, Option<Copy>);
     let mut took: BTreeMap<Key, Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
@@ -107,8 +109,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
-    // copy) of valid signed refusals.
-    type Refused = (AgencyCode, u64, Option<[u8; 32]>);
+    // copy, its signed hop count, reason) of valid signed refusals.
+    type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
     let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
     // (node, neighbour, sender, id, time, index, the neighbour's valid signed
     // accepting ack).
@@ -181,7 +183,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     // s31-mail H1) names the digest of the copy it took.
                     let digest = signed_answer(roster, ack.as_deref(), &upstream, me, message_id)
                         .filter(|a| a.accepted)
-                        .and_then(|a| a.body().item_digest);
+                        .and_then(|a| Some((a.body().item_digest?, a.body().hops)));
                     took.entry(key).or_insert((
                         *index,
                         e.at,
@@ -230,6 +232,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                             p.clone(),
                             a.body().at.as_millis(),
                             a.body().item_digest,
+                            a.body().hops,
+                            a.reason.clone(),
                         ));
                     }
                 }
@@ -249,19 +253,61 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // names the digest of the copy the relay took, whatever the relay logged.
     // Keyed by (relay, sender, id, upstream).
     type CustodyKey<'k> = (&'k AgencyCode, &'k AgencyCode, &'k str, &'k AgencyCode);
-    let custody_digest: HashMap<CustodyKey<'_>, [u8; 32]> = handed
+    let custody_digest: HashMap<CustodyKey<'_>, Copy> = handed
         .iter()
         .filter_map(|(from, to, sender, id, _, _, ack)| {
             let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
-            Some(((to, sender, id.as_str(), from), ack.body().item_digest?))
+            Some((
+                (to, sender, id.as_str(), from),
+                (ack.body().item_digest?, ack.body().hops),
+            ))
         })
         .collect();
-    for ((node, sender, id), (index, at, expires, from, addressee, logged_digest)) in &took {
-        let key = (node.clone(), sender.clone(), id.clone());
-        let digest = custody_digest
-            .get(&(node, sender, id.as_str(), from))
+    // The copy a node took: by the upstream's copy of its signed custody ack, else
+    // its own.
+    let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
+        let (.., from, _, logged) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
+        custody_digest
+            .get(&(node, sender, id, from))
             .copied()
-            .or(*logged_digest);
+            .or(*logged)
+    };
+    // An upstream that handed a copy with more hops than it had (the next hop signed
+    // the count it got; the upstream's own count is 0 as the sender, else the count
+    // it signed it took the copy at, plus one): it made the copy look farther
+    // travelled, so that every neighbour of the next hop refuses it (review
+    // s31-fixes X1). Proven: both counts are signed, the one it handed by the next
+    // hop in the upstream's own log.
+    for (from, to, sender, id, _, index, custody) in &handed {
+        let Some(got) = custody.as_ref().and_then(|a| a.body().hops) else {
+            continue;
+        };
+        let had = if from == sender {
+            Some(0)
+        } else {
+            taken_copy(from, sender, id)
+                .and_then(|c| c.1)
+                .map(|h| h.saturating_add(1))
+        };
+        if let Some(had) = had
+            && got > had
+        {
+            report.violations.push(proven(
+                "mail_hops_inflated",
+                from.as_str(),
+                format!(
+                    "{from} handed message {id} to {to} at hop count {got}, but its copy was at {had}"
+                ),
+                serde_json::json!({"message_id": id, "event": index, "handed_hops": got, "own_hops": had}),
+            ));
+        }
+    }
+    for ((node, sender, id), (index, at, expires, from, addressee, _)) in &took {
+        let key = (node.clone(), sender.clone(), id.clone());
+        let copy = taken_copy(node, sender, id);
+        let digest = copy.map(|c| c.0);
+        // The count a copy handed on by it carries (review s31-fixes X1).
+        let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
@@ -287,9 +333,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .get(&key)
             .map(|v| {
                 v.iter()
-                    .filter(|(_, r, d)| {
+                    .filter(|(_, r, d, hops, reason)| {
                         digest.is_some()
                             && *d == digest
+                            && (reason != TOO_MANY_HOPS
+                                || (onward_hops.is_some() && *hops == onward_hops))
                             && r.saturating_add(skew) >= *at
                             && *r <= expires.saturating_add(skew)
                     })
@@ -310,8 +358,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 }
                 let mut cover: Vec<u64> = refused
                     .iter()
-                    .filter(|(by, _, _)| by == other || by == addressee)
-                    .map(|(_, r, _)| *r)
+                    .filter(|(by, ..)| by == other || by == addressee)
+                    .map(|(_, r, ..)| *r)
                     .collect();
                 cover.sort_unstable();
                 let first = times.partition_point(|t| t < at);

@@ -79,8 +79,8 @@ fn t0() -> u64 {
 /// The copy of the sender's message the relay took.
 const TAKEN: [u8; 32] = [7; 32];
 
-/// `by`'s signed answer to `node`'s hand-over of a copy with `digest` at `hops`.
-#[allow(clippy::too_many_arguments)]
+/// `by`'s signed answer to `node`'s hand-over of a copy with `digest`, at the hop
+/// count an honest node hands it at (0 from the sender, 1 from the relay).
 fn answer(
     f: &Fixture,
     by: usize,
@@ -90,11 +90,28 @@ fn answer(
     at: u64,
     digest: [u8; 32],
 ) -> MailAck {
+    let hops = u32::from(node != S);
+    answer_hops(f, by, node, accepted, reason, at, digest, Some(hops))
+}
+
+/// [`answer`] signing the hop count `hops`.
+#[allow(clippy::too_many_arguments)]
+fn answer_hops(
+    f: &Fixture,
+    by: usize,
+    node: usize,
+    accepted: bool,
+    reason: &str,
+    at: u64,
+    digest: [u8; 32],
+    hops: Option<u32>,
+) -> MailAck {
     MailAck::sign_body(
         HandoverBody {
             message_id: Some(MessageId::from_hex(&id()).unwrap()),
             item: "message".into(),
             item_digest: Some(digest),
+            hops,
             from_hop: Some(ag(node)),
             to_hop: ag(by),
             accepted,
@@ -233,4 +250,73 @@ fn handing_its_own_message_under_the_same_id_does_not_clear_a_relay() {
     honest[1] = mail("handed", S, D, N, t + 60_000, exp, Some(&real));
     let rep = audit(&f, &[log(&f, R, &honest)]);
     assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s31-fixes X1: the relay took the copy at hop count 7 (signed in its custody
+/// ack); with a hop limit of 8 only the addressee, unreachable, may take it. The
+/// neighbour's signed `too_many_hops` refusals of that copy at count 8 excuse it (it
+/// was blamed before the fix). A refusal of the copy at 9 (the relay added a hop)
+/// does not, nor one without a signed count (a `/wlnode/mail/3` answer).
+#[test]
+fn a_relay_given_a_copy_at_the_hop_limit_is_excused_by_signed_too_many_hops_refusals() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let relay = |refused_hops: Option<u32>| {
+        let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(7));
+        let no = answer_hops(
+            &f,
+            N,
+            R,
+            false,
+            "too_many_hops",
+            t + 60_000,
+            TAKEN,
+            refused_hops,
+        );
+        let events = [
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        against(&audit(&f, &[log(&f, R, &events)]), R)
+    };
+    assert!(relay(Some(8)).is_empty(), "{:?}", relay(Some(8)));
+    assert!(relay(Some(9)).contains(&"mail_not_relayed".to_owned()));
+    assert!(relay(None).contains(&"mail_not_relayed".to_owned()));
+}
+
+/// Review s31-fixes X1: an upstream that hands a copy at a higher hop count than it
+/// had (the next hop signed the count it got) is proven `mail_hops_inflated`; an
+/// honest hand-over is not reported.
+#[test]
+fn an_upstream_that_inflates_the_hop_count_is_proven() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let sender = |hops: u32| {
+        let ack = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(hops));
+        let events = [
+            mail("handed", S, D, R, t, exp, Some(&ack)),
+            Event::new(t + 1_000, EventKind::NodeStopped),
+        ];
+        audit(&f, &[log(&f, S, &events)])
+    };
+    assert!(against(&sender(0), S).is_empty());
+    let rep = sender(7);
+    assert_eq!(against(&rep, S), ["mail_hops_inflated"]);
+    assert!(rep.violations[0].proven);
+    // A relay that took the copy at 2 and handed it at 7.
+    let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(2));
+    let onward = answer_hops(&f, N, R, true, "ok", t + 1_000, TAKEN, Some(7));
+    let events = [
+        mail("received", S, D, S, t, exp, Some(&custody)),
+        mail("handed", S, D, N, t + 1_000, exp, Some(&onward)),
+        Event::new(t + 2_000, EventKind::NodeStopped),
+    ];
+    assert_eq!(
+        against(&audit(&f, &[log(&f, R, &events)]), R),
+        ["mail_hops_inflated"]
+    );
 }

@@ -1178,6 +1178,7 @@ fn answer_for(
             message_id: Some(wlnode_crypto::model::MessageId::from_hex(&"ab".repeat(16)).unwrap()),
             item: "message".into(),
             item_digest: Some(digest),
+            hops: Some(1),
             from_hop: Some(ag(node)),
             to_hop: ag(by),
             accepted,

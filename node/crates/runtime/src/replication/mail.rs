@@ -1,4 +1,4 @@
-//! The `/wlnode/mail/3` side of the replication service (issue 21): carries out what
+//! The `/wlnode/mail/4` side of the replication service (issue 21): carries out what
 //! the sans-IO `Mailer` says, checks what neighbours hand us, and keeps the mail
 //! table, the audit log and the metrics current.
 //!

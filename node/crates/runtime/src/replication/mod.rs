@@ -11,7 +11,7 @@
 //! - [`outbound`]: our requests, their answers, the initiator's sessions;
 //! - [`serve`]: carrying out the responder's actions;
 //! - [`ingest`]: checking and storing what peers sent;
-//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/3`.
+//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/4`.
 
 mod hold;
 mod inbound;
