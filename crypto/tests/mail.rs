@@ -75,6 +75,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
         federation_settings: silence.map(|s| wlnode_crypto::roster::FederationSettings {
             consultation_silence: s,
             consultation_min_deadline_secs: None,
+            mail_acks_required_since: None,
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()

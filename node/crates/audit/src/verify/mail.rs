@@ -57,7 +57,9 @@ fn signed_answer(
 /// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
-///   handed it on (in a log of a build that signs hand-overs, a `handed` counts only
+///   handed it on (from the time the node signs hand-overs, a time it cannot put off:
+///   the roster's `mail_acks_required_since`, the first answer it signed in any log,
+///   the first ack in its own log (review s31-fixes X2), a `handed` counts only
 ///   with the neighbour's valid signed acceptance: review s31-mail M2, and only of the
 ///   copy it took, by the acceptance's item digest, not of another message under the
 ///   same id: review s31-fixes X8; messages are keyed by sender and id), although its own log shows a link to another neighbour than the one
@@ -92,7 +94,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     type Key = (AgencyCode, AgencyCode, String);
     // (node, sender, message id) -> (event index, custody time, expiry, neighbour it came
     // from, addressee, the copy it took by its own signed custody ack).
-    type Custody = (u64, u64, Option<u64>, AgencyCode, AgencyCode, Option<Copy>);
+    // Whether it took the copy when it already signed hand-overs.
+    type Custody = (
+        u64,
+        u64,
+        Option<u64>,
+        AgencyCode,
+        AgencyCode,
+        Option<Copy>,
+        bool,
+    );
     let mut took: BTreeMap<Key, Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
@@ -124,17 +135,53 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         Option<wlnode_crypto::mail::MailAck>,
     );
     let mut handed: Vec<Handed> = Vec::new();
+    // From when each node signs hand-overs (review s31-fixes X2), a time the node
+    // cannot put off on its own: the earliest of the roster's
+    // `mail_acks_required_since` (set by the authority once the federation
+    // upgraded), the time of the first valid answer it signed that another node's log
+    // holds (its custody acks and refusals there), and the first event of its own log
+    // that carries an ack. Before it, a bare `handed` of an older build still counts,
+    // so an upgrade in place does not turn earlier hand-overs into findings.
+    let roster_since = roster.mail_acks_required_since().map(|t| t.as_millis());
+    let mut signing_since: HashMap<AgencyCode, u64> = HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
-        // A log written by a build that signs hand-overs (any `mail` event carries
-        // an ack): there, a `handed` without the neighbour's valid signed acceptance
-        // is no hand-over (review s31-mail M2).
-        let signs_handovers = l
-            .events
-            .iter()
-            .filter(|(i, _)| *i < l.covered)
-            .any(|(_, e)| matches!(&e.kind, EventKind::Mail { ack: Some(_), .. }));
+        for (_, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+            let EventKind::Mail {
+                action,
+                message_id,
+                peer,
+                ack: Some(ack),
+                ..
+            } = &e.kind
+            else {
+                continue;
+            };
+            let first = signing_since.entry(me.clone()).or_insert(e.at);
+            *first = (*first).min(e.at);
+            if (action == "handed" || action == "hand_refused")
+                && let Some(p) = peer
+                && let Some(a) = signed_answer(roster, Some(ack), me, p, message_id)
+            {
+                let at = a.body().at.as_millis();
+                let first = signing_since.entry(p.clone()).or_insert(at);
+                *first = (*first).min(at);
+            }
+        }
+    }
+    for l in &usable {
+        let me = &l.export.agency;
+        // From when this node signs hand-overs (see `signing_since`): from then on
+        // a `handed` without the neighbour's valid signed acceptance is no
+        // hand-over (review s31-mail M2), before it a bare one still counts.
+        let since = signing_since
+            .get(me)
+            .copied()
+            .into_iter()
+            .chain(roster_since)
+            .min();
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+            let signs_handovers = since.is_some_and(|s| e.at >= s);
             let neighbour = match &e.kind {
                 EventKind::Sent { to, .. } => Some(to),
                 EventKind::Accepted { from, .. } => Some(from),
@@ -191,6 +238,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         upstream,
                         to.clone(),
                         digest,
+                        signs_handovers,
                     ));
                 }
                 "received" | "delivered" | "handed" => {
@@ -266,7 +314,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // The copy a node took: by the upstream's copy of its signed custody ack, else
     // its own.
     let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
-        let (.., from, _, logged) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
+        let (.., from, _, logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
         custody_digest
             .get(&(node, sender, id, from))
             .copied()
@@ -302,7 +350,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ));
         }
     }
-    for ((node, sender, id), (index, at, expires, from, addressee, _)) in &took {
+    for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
         let key = (node.clone(), sender.clone(), id.clone());
         let copy = taken_copy(node, sender, id);
         let digest = copy.map(|c| c.0);
@@ -318,11 +366,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // Handed on: a hand-over of the very copy it took (the neighbour's signed
         // acceptance names its digest), not of another message under the same id,
         // such as one of its own (review s31-fixes X8). Without the digest of the
-        // copy taken (an older log) any accepted hand-over of the id counts.
+        // copy taken, any accepted hand-over of the id counts only if it took the
+        // copy before it signed hand-overs (an older log); since then its own
+        // `received` carries its custody ack, and a log without it proves nothing.
         let handed_on = handed_copies.get(&key).is_some_and(|copies| {
-            copies
-                .iter()
-                .any(|c| digest.is_none() || c.is_none() || *c == digest)
+            copies.iter().any(|c| match digest {
+                Some(_) => c.is_none() || *c == digest,
+                None => !signed_era,
+            })
         });
         if handed_on {
             continue;

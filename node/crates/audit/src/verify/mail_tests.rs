@@ -320,3 +320,84 @@ fn an_upstream_that_inflates_the_hop_count_is_proven() {
         ["mail_hops_inflated"]
     );
 }
+
+/// The relay's events for a second message, from the addressee to the sender (another
+/// key), taken at `at` and handed to the neighbour with signed acks.
+fn second_message(f: &Fixture, at: u64, exp: u64) -> [Event; 2] {
+    let custody = answer(f, R, D, true, "ok", at, [5; 32]);
+    let onward = answer(f, N, R, true, "ok", at + 1_000, [5; 32]);
+    [
+        mail("received", D, S, D, at, exp, Some(&custody)),
+        mail("handed", D, S, N, at + 1_000, exp, Some(&onward)),
+    ]
+}
+
+/// Review s31-fixes X2 (framing at upgrade): an honest relay handed the sender's
+/// message on before its upgrade (a bare `handed`, no acks then); after the upgrade
+/// its log carries acks. The early hand-over still counts (before the fix every
+/// bare `handed` of a log with any ack stopped counting).
+#[test]
+fn hand_overs_before_a_nodes_upgrade_still_count() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let mut events = vec![
+        mail("received", S, D, S, t, exp, None),
+        mail("handed", S, D, N, t + 60_000, exp, None),
+    ];
+    events.extend(second_message(&f, t + 900_000, t + 3_600_000));
+    events.push(Event::new(t + 2 * 3_600_000, EventKind::NodeStopped));
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s31-fixes X2 (evasion): a relay that strips every ack from its log is not
+/// excused by its bare `handed` once the roster says every member signs hand-overs,
+/// nor once another log holds an answer it signed earlier (its custody ack in the
+/// sender's `handed`). Without either, its log is read as an older build's.
+#[test]
+fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let stripped = [
+        mail("received", S, D, S, t, exp, None),
+        mail("handed", S, D, N, t + 60_000, exp, None),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let f = fixture();
+    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // The roster's cut-over, before the relay took the message.
+    let f = fixture_with(&format!("mail_acks_required_since = {}", t - 1_000));
+    assert_eq!(
+        f.roster.mail_acks_required_since(),
+        Some(Timestamp(t - 1_000))
+    );
+    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    // A cut-over after it: an older build's log.
+    let f = fixture_with(&format!("mail_acks_required_since = {}", done));
+    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // No roster cut-over, but the sender's log holds the relay's signed custody ack.
+    let f = fixture();
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = [
+        mail("handed", S, D, R, t, exp, Some(&custody)),
+        Event::new(t + 1_000, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &stripped)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    assert!(against(&rep, S).is_empty(), "{:?}", rep.violations);
+}
