@@ -1147,6 +1147,39 @@ impl MailAck {
         Ok(())
     }
 
+    /// [`MailAck::verify`] for an auditor reading it later (review s31-mail M4): a
+    /// key revoked since still verifies if the ack's signed time is before the
+    /// revocation; returns the revocation time then, so the caller can ask for
+    /// independent proof that the ack existed before it (a checkpoint signed before
+    /// the revocation that covers the event carrying it). `Ok(None)`: not revoked.
+    pub fn verify_as_evidence(
+        &self,
+        roster: &Roster,
+        signer: &AgencyCode,
+    ) -> Result<Option<Timestamp>, MailError> {
+        let b = &self.body;
+        if b.to_hop != *signer {
+            return Err(MailError::malformed(
+                "to_hop",
+                format!("names {}, the answer came from {signer}", b.to_hop),
+            ));
+        }
+        if self.accepted != b.accepted || self.reason != b.reason {
+            return Err(MailError::BadSignature);
+        }
+        b.signer_key
+            .verify(context::HANDOVER, &self.body_bytes, &self.signature)
+            .map_err(|_| MailError::BadSignature)?;
+        let member = roster
+            .check_signer(&b.to_hop, &b.signer_key, b.at)
+            .map_err(MailError::Signer)?;
+        Ok(member
+            .revoked
+            .iter()
+            .find(|r| r.key == b.signer_key)
+            .map(|r| r.revoked_at))
+    }
+
     /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]).
     pub fn fit(&self, item: &MailItem, from_hop: &AgencyCode) -> AckFit {
         self.fit_fields(

@@ -210,6 +210,8 @@ struct Log<'a> {
     checkpoint_at: Option<u64>,
     /// The log may be evidence at all (a roster node, with a verified checkpoint).
     usable: bool,
+    /// Its verified checkpoints: (size, signed time).
+    checkpoints: Vec<(u64, u64)>,
 }
 
 fn violation(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -> Violation {
@@ -323,6 +325,7 @@ fn verify_log<'a>(
     let mut by_size: BTreeMap<u64, String> = BTreeMap::new();
     let mut latest: Option<VerifiedHead> = None;
     let mut any_signed = false;
+    let mut verified: Vec<(u64, u64)> = Vec::new();
     for cp in &export.checkpoints {
         let c = &cp.checkpoint;
         let ev =
@@ -382,6 +385,7 @@ fn verify_log<'a>(
             continue;
         }
         summary.checkpoints_verified += 1;
+        verified.push((c.size, c.timestamp));
         if latest.as_ref().is_none_or(|l| c.size >= l.size) {
             latest = Some(VerifiedHead {
                 size: c.size,
@@ -496,6 +500,7 @@ fn verify_log<'a>(
             covered,
             checkpoint_at,
             usable: listed && checkpoint_at.is_some(),
+            checkpoints: verified,
         },
         summary,
     )

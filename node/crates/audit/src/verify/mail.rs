@@ -37,19 +37,32 @@ const TOO_MANY_HOPS: &str = "too_many_hops";
 type Copy = ([u8; 32], Option<u32>);
 
 /// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
-/// is valid evidence: signed by `peer` with a key the roster gave it then (not
-/// revoked), naming this message, `message` as the item and `node` as the handing
-/// agency. Returns it; a forged, unsigned or mismatched answer is no evidence.
+/// is valid evidence: signed by `peer` with a key the roster gave it then, naming
+/// this message, `message` as the item and `node` as the handing agency. Returns it;
+/// a forged, unsigned or mismatched answer is no evidence. A key revoked since counts
+/// only for an ack signed before the revocation in an event (`index` of `log`) that
+/// a checkpoint the log's node signed before the revocation covers: the ack existed
+/// then, so a later compromise of the key did not make it (review s31-mail M4).
 fn signed_answer(
     roster: &Roster,
     ack: Option<&str>,
     node: &AgencyCode,
     peer: &AgencyCode,
     message_id: &str,
+    log: &Log<'_>,
+    index: u64,
 ) -> Option<wlnode_crypto::mail::MailAck> {
     let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
-    ack.verify(roster, peer).ok()?;
+    if let Some(revoked_at) = ack.verify_as_evidence(roster, peer).ok()? {
+        let vouched = log
+            .checkpoints
+            .iter()
+            .any(|(size, at)| *size > index && *at < revoked_at.as_millis());
+        if !vouched {
+            return None;
+        }
+    }
     (ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
         .then_some(ack)
 }
@@ -146,7 +159,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     let mut signing_since: HashMap<AgencyCode, u64> = HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
-        for (_, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+        for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let EventKind::Mail {
                 action,
                 message_id,
@@ -161,7 +174,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             *first = (*first).min(e.at);
             if (action == "handed" || action == "hand_refused")
                 && let Some(p) = peer
-                && let Some(a) = signed_answer(roster, Some(ack), me, p, message_id)
+                && let Some(a) = signed_answer(roster, Some(ack), me, p, message_id, l, *index)
             {
                 let at = a.body().at.as_millis();
                 let first = signing_since.entry(p.clone()).or_insert(at);
@@ -228,9 +241,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     let upstream = peer.clone().unwrap_or(to.clone());
                     // The relay's own signed custody ack (logged since review
                     // s31-mail H1) names the digest of the copy it took.
-                    let digest = signed_answer(roster, ack.as_deref(), &upstream, me, message_id)
-                        .filter(|a| a.accepted)
-                        .and_then(|a| Some((a.body().item_digest?, a.body().hops)));
+                    let digest =
+                        signed_answer(roster, ack.as_deref(), &upstream, me, message_id, l, *index)
+                            .filter(|a| a.accepted)
+                            .and_then(|a| Some((a.body().item_digest?, a.body().hops)));
                     took.entry(key).or_insert((
                         *index,
                         e.at,
@@ -248,8 +262,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     if action == "handed"
                         && let Some(p) = peer
                     {
-                        let custody = signed_answer(roster, ack.as_deref(), me, p, message_id)
-                            .filter(|a| a.accepted);
+                        let custody =
+                            signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
+                                .filter(|a| a.accepted);
                         if custody.is_none() && signs_handovers {
                             continue;
                         }
@@ -272,7 +287,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 }
                 "hand_refused" => {
                     if let Some(p) = peer
-                        && let Some(a) = signed_answer(roster, ack.as_deref(), me, p, message_id)
+                        && let Some(a) =
+                            signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
                         && EXCUSING_REFUSALS.contains(&a.reason.as_str())
                     {

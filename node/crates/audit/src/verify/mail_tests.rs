@@ -29,6 +29,11 @@ fn fixture() -> Fixture {
 /// A signed roster of the four members, with `settings` (TOML lines) appended to its
 /// `[federation_settings]`.
 fn fixture_with(settings: &str) -> Fixture {
+    fixture_revoking(settings, None)
+}
+
+/// [`fixture_with`], with member `revoked.0`'s key revoked at `revoked.1`.
+fn fixture_revoking(settings: &str, revoked: Option<(usize, u64)>) -> Fixture {
     use wlnode_config::roster_edit::{self, NewMember};
     let authority = SecretKey::generate().unwrap();
     let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
@@ -51,6 +56,17 @@ fn fixture_with(settings: &str) -> Fixture {
         .unwrap();
         agency_keys.push(key);
         node_keys.push(node);
+    }
+    if let Some((i, at)) = revoked {
+        text = roster_edit::revoke_key(
+            &text,
+            &ag(i),
+            &agency_keys[i].public_key(),
+            Timestamp(at),
+            "compromised",
+            &[],
+        )
+        .unwrap();
     }
     if !settings.is_empty() {
         text.push_str(&format!("\n[federation_settings]\n{settings}\n"));
@@ -162,12 +178,17 @@ fn took(f: &Fixture, at: u64, exp: u64) -> Event {
 
 /// The log of node `i` with `events`, checkpointed once after the last.
 fn log(f: &Fixture, i: usize, events: &[Event]) -> ExportedLog {
+    let last = events.iter().map(|e| e.at).max().unwrap_or(1);
+    log_at(f, i, events, &[(events.len() as u64, last)])
+}
+
+/// The log of node `i` with `events` and checkpoints of (size, signed time).
+fn log_at(f: &Fixture, i: usize, events: &[Event], checkpoints: &[(u64, u64)]) -> ExportedLog {
     let mut tree = MemStore::new();
     for (n, e) in events.iter().enumerate() {
         merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
     }
     let key = &f.node_keys[i];
-    let size = events.len() as u64;
     ExportedLog {
         format: EXPORT_FORMAT.into(),
         agency: ag(i),
@@ -176,16 +197,19 @@ fn log(f: &Fixture, i: usize, events: &[Event]) -> ExportedLog {
             .iter()
             .map(|e| String::from_utf8(e.encode()).unwrap())
             .collect(),
-        checkpoints: vec![
-            Checkpoint {
-                agency: ag(i),
-                peer_id: key.public_key().peer_id(),
-                size,
-                root: hex::encode(merkle::root(&tree, size).unwrap()),
-                timestamp: events.iter().map(|e| e.at).max().unwrap_or(1),
-            }
-            .sign(key),
-        ],
+        checkpoints: checkpoints
+            .iter()
+            .map(|(size, timestamp)| {
+                Checkpoint {
+                    agency: ag(i),
+                    peer_id: key.public_key().peer_id(),
+                    size: *size,
+                    root: hex::encode(merkle::root(&tree, *size).unwrap()),
+                    timestamp: *timestamp,
+                }
+                .sign(key)
+            })
+            .collect(),
         headers: vec![],
     }
 }
@@ -400,4 +424,42 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
         rep.violations
     );
     assert!(against(&rep, S).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s31-mail M4: the neighbour's key was revoked after it signed a `full`
+/// refusal of the copy the relay took. The refusal still excuses the relay when a
+/// checkpoint the relay signed before the revocation covers it (before the fix every
+/// ack of a revoked key was refused); not when only later checkpoints cover it, nor
+/// when the refusal claims a time at or after the revocation.
+#[test]
+fn an_ack_of_a_key_revoked_later_counts_when_a_checkpoint_before_the_revocation_covers_it() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let relay = |refused_at: u64, checkpoints: &[(u64, u64)]| {
+        let no = answer(&f, N, R, false, "full", refused_at, TAKEN);
+        let events = [
+            took(&f, t, exp),
+            mail("hand_refused", S, D, N, refused_at, exp, Some(&no)),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        against(&audit(&f, &[log_at(&f, R, &events, checkpoints)]), R)
+    };
+    let early = t + 60_000;
+    let before = (2, t + 2 * 60_000);
+    let after = (3, done);
+    assert!(
+        relay(early, &[before, after]).is_empty(),
+        "{:?}",
+        relay(early, &[before, after])
+    );
+    assert_eq!(relay(early, &[after]), ["mail_not_relayed"]);
+    // Covered by an early checkpoint, but signed after the revocation: no evidence.
+    let late = revoked_at + 1_000;
+    assert_eq!(
+        relay(late, &[(2, revoked_at - 1_000), after]),
+        ["mail_not_relayed"]
+    );
 }
