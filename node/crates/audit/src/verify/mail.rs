@@ -76,9 +76,10 @@ fn signed_answer(
 ///   with the neighbour's valid signed acceptance: review s31-mail M2, and only of the
 ///   copy it took, by the acceptance's item digest, not of another message under the
 ///   same id: review s31-fixes X8; messages are keyed by sender and id), although its own log shows a link to another neighbour than the one
-///   it got the message from while the message lived (it handed or took mail, was
-///   refused a hand-over, or sent or accepted records, with that neighbour): it had a
-///   route. A relay whose log shows no such link was a dead end and is not blamed
+///   it got the message from while the message lived, by mail evidence only (that
+///   neighbour's valid signed acceptance of a hand-over, or its valid signed refusal;
+///   not record traffic, not mail taken from it, not anonymous, late or missing
+///   answers: review s31-mail M1): it had a route. A relay whose log shows no such link was a dead end and is not blamed
 ///   (review of issue 21, finding 12). Nor is it blamed when every such moment of a
 ///   link is covered by a **signed refusal** of this message in its log (`hand_refused`
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
@@ -195,26 +196,22 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .min();
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let signs_handovers = since.is_some_and(|s| e.at >= s);
-            let neighbour = match &e.kind {
-                EventKind::Sent { to, .. } => Some(to),
-                EventKind::Accepted { from, .. } => Some(from),
-                EventKind::Mail {
-                    action,
-                    peer: Some(p),
-                    ..
-                } if action == "handed" || action == "received" || action == "hand_refused" => {
-                    Some(p)
-                }
-                _ => None,
-            };
-            if let Some(n) = neighbour {
+            // A moment of a working mail link with neighbour `n` (review s31-mail
+            // M1: mail evidence only, never record traffic): its valid signed
+            // acceptance of a hand-over (before the node signed hand-overs: a bare
+            // `handed`, the node's own word), or its valid signed refusal. Mail taken
+            // from it is no route: a neighbour that never takes the node's mail gives
+            // it none. A
+            // neighbour that answers anonymously, with a bad time or not at all
+            // leaves no such moment, so it gives the relay no route to be blamed for.
+            let mut link = |n: &AgencyCode| {
                 links
                     .entry(me.clone())
                     .or_default()
                     .entry(n.clone())
                     .or_default()
                     .push(e.at);
-            }
+            };
             let EventKind::Mail {
                 action,
                 message_id,
@@ -268,6 +265,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         if custody.is_none() && signs_handovers {
                             continue;
                         }
+                        link(p);
                         handed_copies
                             .entry(key)
                             .or_default()
@@ -290,8 +288,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         && let Some(a) =
                             signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
-                        && EXCUSING_REFUSALS.contains(&a.reason.as_str())
                     {
+                        link(p);
+                        if !EXCUSING_REFUSALS.contains(&a.reason.as_str()) {
+                            continue;
+                        }
                         refusals.entry(key).or_default().push((
                             p.clone(),
                             a.body().at.as_millis(),

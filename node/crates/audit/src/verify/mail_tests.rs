@@ -345,6 +345,14 @@ fn an_upstream_that_inflates_the_hop_count_is_proven() {
     );
 }
 
+/// A moment of a mail link of the relay's with `to` (review s31-mail M1): it hands
+/// a message of its own under the same id (another copy, at hop count 0) and `to`
+/// signs that it took it.
+fn own_hand_over(f: &Fixture, to: usize, at: u64) -> Event {
+    let ack = answer_hops(f, to, R, true, "ok", at, [5; 32], Some(0));
+    mail("handed", R, to, to, at, at + 3_600_000, Some(&ack))
+}
+
 /// The relay's events for a second message, from the addressee to the sender (another
 /// key), taken at `at` and handed to the neighbour with signed acks.
 fn second_message(f: &Fixture, at: u64, exp: u64) -> [Event; 2] {
@@ -384,13 +392,17 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
     let t = t0();
     let exp = t + 600_000;
     let done = t + 3_600_000;
-    let stripped = [
-        mail("received", S, D, S, t, exp, None),
-        mail("handed", S, D, N, t + 60_000, exp, None),
-        Event::new(done, EventKind::NodeStopped),
-    ];
+    // It keeps the acks of its other hand-overs (its links: review s31-mail M1).
+    let stripped = |f: &Fixture| {
+        [
+            mail("received", S, D, S, t, exp, None),
+            mail("handed", S, D, N, t + 60_000, exp, None),
+            own_hand_over(f, N, t + 120_000),
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
     let f = fixture();
-    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    let rep = audit(&f, &[log(&f, R, &stripped(&f))]);
     assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
     // The roster's cut-over, before the relay took the message.
     let f = fixture_with(&format!("mail_acks_required_since = {}", t - 1_000));
@@ -398,7 +410,7 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
         f.roster.mail_acks_required_since(),
         Some(Timestamp(t - 1_000))
     );
-    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    let rep = audit(&f, &[log(&f, R, &stripped(&f))]);
     assert_eq!(
         against(&rep, R),
         ["mail_not_relayed"],
@@ -407,7 +419,7 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
     );
     // A cut-over after it: an older build's log.
     let f = fixture_with(&format!("mail_acks_required_since = {}", done));
-    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    let rep = audit(&f, &[log(&f, R, &stripped(&f))]);
     assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
     // No roster cut-over, but the sender's log holds the relay's signed custody ack.
     let f = fixture();
@@ -416,7 +428,7 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
         mail("handed", S, D, R, t, exp, Some(&custody)),
         Event::new(t + 1_000, EventKind::NodeStopped),
     ];
-    let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &stripped)]);
+    let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &stripped(&f))]);
     assert_eq!(
         against(&rep, R),
         ["mail_not_relayed"],
@@ -426,11 +438,12 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
     assert!(against(&rep, S).is_empty(), "{:?}", rep.violations);
 }
 
-/// Review s31-mail M4: the neighbour's key was revoked after it signed a `full`
-/// refusal of the copy the relay took. The refusal still excuses the relay when a
-/// checkpoint the relay signed before the revocation covers it (before the fix every
-/// ack of a revoked key was refused); not when only later checkpoints cover it, nor
-/// when the refusal claims a time at or after the revocation.
+/// Review s31-mail M4: the addressee's key was revoked after it signed a `full`
+/// refusal of the copy the relay took. The refusal still excuses the relay (its
+/// route to the other neighbour) when a checkpoint the relay signed before the
+/// revocation covers it (before the fix every ack of a revoked key was refused);
+/// not when only later checkpoints cover it, nor when the refusal claims a time at
+/// or after the revocation.
 #[test]
 fn an_ack_of_a_key_revoked_later_counts_when_a_checkpoint_before_the_revocation_covers_it() {
     let t = t0();
@@ -439,17 +452,19 @@ fn an_ack_of_a_key_revoked_later_counts_when_a_checkpoint_before_the_revocation_
     let revoked_at = t + 10 * 60_000;
     let f = fixture_revoking("", Some((N, revoked_at)));
     let relay = |refused_at: u64, checkpoints: &[(u64, u64)]| {
+        let custody = answer(&f, R, S, true, "ok", t, TAKEN);
         let no = answer(&f, N, R, false, "full", refused_at, TAKEN);
         let events = [
-            took(&f, t, exp),
-            mail("hand_refused", S, D, N, refused_at, exp, Some(&no)),
+            mail("received", S, N, S, t, exp, Some(&custody)),
+            mail("hand_refused", S, N, N, refused_at, exp, Some(&no)),
+            own_hand_over(&f, D, t + 90_000),
             Event::new(done, EventKind::NodeStopped),
         ];
         against(&audit(&f, &[log_at(&f, R, &events, checkpoints)]), R)
     };
     let early = t + 60_000;
     let before = (2, t + 2 * 60_000);
-    let after = (3, done);
+    let after = (4, done);
     assert!(
         relay(early, &[before, after]).is_empty(),
         "{:?}",
@@ -461,5 +476,49 @@ fn an_ack_of_a_key_revoked_later_counts_when_a_checkpoint_before_the_revocation_
     assert_eq!(
         relay(late, &[(2, revoked_at - 1_000), after]),
         ["mail_not_relayed"]
+    );
+}
+
+/// Review s31-mail M1: a neighbour that keeps syncing records with the relay but
+/// answers its hand-overs anonymously, with an ack of a bad time or not at all leaves
+/// no mail evidence in the relay's log: record traffic is no route, so the relay is
+/// not blamed (it was before the fix). A valid signed acceptance of other mail by
+/// that neighbour is a route.
+#[test]
+fn record_traffic_is_no_route_for_mail() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let record_link = Event::new(
+        t + 60_000,
+        EventKind::Sent {
+            record_id: wlnode_crypto::model::RecordId([3; 32]),
+            to: ag(N),
+            hops: 1,
+            withheld: vec![],
+            header: None,
+            signature: None,
+        },
+    );
+    let events = [
+        took(&f, t, exp),
+        record_link,
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(
+        !against(&rep, R).contains(&"mail_not_relayed".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+    let mut routed = events.clone();
+    routed[1] = own_hand_over(&f, N, t + 60_000);
+    let rep = audit(&f, &[log(&f, R, &routed)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
     );
 }
