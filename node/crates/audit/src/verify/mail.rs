@@ -136,7 +136,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
     // copy, its signed hop count, reason) of valid signed refusals.
     type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
+    // Only `too_many_hops` (a property of the copy), at most
+    // `MAX_REFUSALS_PER_MESSAGE` per message.
     let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
+    // (node, neighbour) -> signed times of the neighbour's valid signed `full` and
+    // `store` refusals of the node's hand-overs, whatever message they name: the
+    // neighbour's global state, so each covers every link moment with it within the
+    // window (review s31-fixes X3: a per-neighbour cap on logged refusals no longer
+    // leaves messages without evidence).
+    let mut global_refusals: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
     // (node, neighbour, sender, id, time, index, the neighbour's valid signed
     // accepting ack).
     type Handed = (
@@ -293,7 +301,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         if !EXCUSING_REFUSALS.contains(&a.reason.as_str()) {
                             continue;
                         }
-                        refusals.entry(key).or_default().push((
+                        if a.reason != TOO_MANY_HOPS {
+                            global_refusals
+                                .entry((me.clone(), p.clone()))
+                                .or_default()
+                                .push(a.body().at.as_millis());
+                            continue;
+                        }
+                        let of_message = refusals.entry(key).or_default();
+                        if of_message.len() >= MAX_REFUSALS_PER_MESSAGE {
+                            continue;
+                        }
+                        of_message.push((
                             p.clone(),
                             a.body().at.as_millis(),
                             a.body().item_digest,
@@ -309,6 +328,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for times in links.values_mut().flat_map(BTreeMap::values_mut) {
         times.sort_unstable();
     }
+    let w = REFUSAL_EVIDENCE_WINDOW_MS;
+    // The global refusals as disjoint sorted intervals [r - w, r + w] of the
+    // moments they cover (review s31-fixes X4).
+    let global_cover: BTreeMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = global_refusals
+        .into_iter()
+        .map(|(k, mut times)| {
+            times.sort_unstable();
+            (k, merge_cover(times.into_iter(), w))
+        })
+        .collect();
     let checkpoint_of: HashMap<&AgencyCode, Option<u64>> = usable
         .iter()
         .map(|l| (&l.export.agency, l.checkpoint_at))
@@ -395,8 +424,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if handed_on {
             continue;
         }
-        // Signed refusals of the very copy it took (same digest; none when that
-        // digest is unknown) made while it lived.
+        // Signed `too_many_hops` refusals of the very copy it took (same digest;
+        // none when that digest is unknown) made while it lived.
         let refused: Vec<&Refused> = refusals
             .get(&key)
             .map(|v| {
@@ -414,33 +443,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .unwrap_or_default();
         // A moment of a link to another neighbour while the message lived that no
         // signed refusal (of that neighbour, or of the addressee) covers: it had a
-        // route and did not use it.
-        // Link times and refusal times are sorted and searched by bisection, so a
-        // log with many links and refusals costs O((links + refusals) log n) per
-        // message, not their product (review s31-mail L1).
-        let w = REFUSAL_EVIDENCE_WINDOW_MS;
+        // route and did not use it. The covered moments are merged into intervals
+        // and the link times searched by bisection between them, so a message
+        // costs O((intervals + neighbours) log links), not the number of its link
+        // moments (review s31-mail L1, s31-fixes X4).
         let uncovered = links.get(node).and_then(|by_neighbour| {
             by_neighbour.iter().find_map(|(other, times)| {
                 if other == from {
                     return None;
                 }
-                let mut cover: Vec<u64> = refused
+                let mut cover: Vec<(u64, u64)> = Vec::new();
+                let mut by: Vec<&AgencyCode> = vec![other, addressee];
+                by.dedup();
+                for b in by {
+                    let Some(g) = global_cover.get(&(node.clone(), b.clone())) else {
+                        continue;
+                    };
+                    let first = g.partition_point(|(_, end)| end < at);
+                    cover.extend(g[first..].iter().take_while(|(start, _)| *start < expires));
+                }
+                let of_copy: Vec<u64> = refused
                     .iter()
                     .filter(|(by, ..)| by == other || by == addressee)
                     .map(|(_, r, ..)| *r)
                     .collect();
+                cover.extend(merge_cover(of_copy.into_iter(), w));
                 cover.sort_unstable();
-                let first = times.partition_point(|t| t < at);
-                times
-                    .get(first..)
-                    .unwrap_or(&[])
-                    .iter()
-                    .take_while(|t| **t < expires)
-                    .find(|t| {
-                        let i = cover.partition_point(|r| r.saturating_add(w) < **t);
-                        cover.get(i).is_none_or(|r| *r > t.saturating_add(w))
-                    })
-                    .map(|t| (other, *t))
+                first_uncovered(times, *at, expires, &cover).map(|t| (other, t))
             })
         });
         if let Some((other, t)) = uncovered {
@@ -450,7 +479,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),
-                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals": refused.len()}),
+                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
             ));
         }
     }
@@ -500,6 +529,50 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             _ => {}
         }
     }
+}
+
+/// The most `too_many_hops` refusals of one message counted per node (review
+/// s31-fixes X4): the node logs one per neighbour and hour.
+const MAX_REFUSALS_PER_MESSAGE: usize = 4096;
+
+/// Refusal times as the disjoint sorted intervals `[r - w, r + w]` they cover.
+fn merge_cover(times: impl Iterator<Item = u64>, w: u64) -> Vec<(u64, u64)> {
+    let mut sorted: Vec<u64> = times.collect();
+    sorted.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for r in sorted {
+        let (start, end) = (r.saturating_sub(w), r.saturating_add(w));
+        match out.last_mut() {
+            Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// The first of the sorted `times` in `[lo, hi)` outside every interval of `cover`
+/// (sorted by start, possibly overlapping).
+fn first_uncovered(times: &[u64], lo: u64, hi: u64, cover: &[(u64, u64)]) -> Option<u64> {
+    let first_in = |from: u64, to: u64| -> Option<u64> {
+        let i = times.partition_point(|t| *t < from);
+        times.get(i).copied().filter(|t| *t < to)
+    };
+    let mut cursor = lo;
+    for (start, end) in cover {
+        if *end < cursor {
+            continue;
+        }
+        if *start > cursor
+            && let Some(t) = first_in(cursor, (*start).min(hi))
+        {
+            return Some(t);
+        }
+        cursor = cursor.max(end.saturating_add(1));
+        if cursor >= hi {
+            return None;
+        }
+    }
+    first_in(cursor, hi)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
 use super::super::*;
+use super::{first_uncovered, merge_cover};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
 const NAMES: [&str; 4] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "DD-TRADE"];
@@ -287,7 +288,7 @@ fn a_relay_given_a_copy_at_the_hop_limit_is_excused_by_signed_too_many_hops_refu
     let t = t0();
     let exp = t + 3_600_000;
     let done = t + 2 * 3_600_000;
-    let relay = |refused_hops: Option<u32>| {
+    let relay_copy = |refused_hops: Option<u32>, digest: [u8; 32]| {
         let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(7));
         let no = answer_hops(
             &f,
@@ -296,7 +297,7 @@ fn a_relay_given_a_copy_at_the_hop_limit_is_excused_by_signed_too_many_hops_refu
             false,
             "too_many_hops",
             t + 60_000,
-            TAKEN,
+            digest,
             refused_hops,
         );
         let events = [
@@ -306,7 +307,10 @@ fn a_relay_given_a_copy_at_the_hop_limit_is_excused_by_signed_too_many_hops_refu
         ];
         against(&audit(&f, &[log(&f, R, &events)]), R)
     };
+    let relay = |hops| relay_copy(hops, TAKEN);
     assert!(relay(Some(8)).is_empty(), "{:?}", relay(Some(8)));
+    // Another copy under the id (one the relay crafted at the limit): no evidence.
+    assert!(relay_copy(Some(8), [8; 32]).contains(&"mail_not_relayed".to_owned()));
     assert!(relay(Some(9)).contains(&"mail_not_relayed".to_owned()));
     assert!(relay(None).contains(&"mail_not_relayed".to_owned()));
 }
@@ -520,5 +524,76 @@ fn record_traffic_is_no_route_for_mail() {
         ["mail_not_relayed"],
         "{:?}",
         rep.violations
+    );
+}
+
+/// Review s31-fixes X3: the neighbour is `full` (its global state). The relay logged
+/// its signed `full` refusal for one message only (its per-neighbour evidence cap
+/// was used up); that refusal covers its link moments with the neighbour for every
+/// other message too (before the fix only a refusal naming the message counted).
+#[test]
+fn a_full_refusal_of_one_message_covers_the_relays_other_messages() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    // The refusal names a message of another sender (the addressee's, to S).
+    let no = answer(&f, N, R, false, "full", t + 60_000, [5; 32]);
+    let mut refusal = mail("hand_refused", D, S, N, t + 60_000, exp, Some(&no));
+    if let EventKind::Mail { message_id, .. } = &mut refusal.kind {
+        *message_id = "cd".repeat(16);
+    }
+    let no = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&"cd".repeat(16)).unwrap()),
+            ..no.body().clone()
+        },
+        &f.agency_keys[N],
+    );
+    if let EventKind::Mail { ack, .. } = &mut refusal.kind {
+        *ack = Some(no.to_hex());
+    }
+    let events = [
+        took(&f, t, exp),
+        refusal,
+        own_hand_over(&f, N, t + 120_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // Without it, the link moment is a route: blamed.
+    let mut bare = events.to_vec();
+    bare.remove(1);
+    let rep = audit(&f, &[log(&f, R, &bare)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s31-fixes X4: the coverage walk over merged refusal intervals finds the
+/// first uncovered link moment, also among many covered ones.
+#[test]
+fn coverage_is_found_between_merged_intervals() {
+    let w = 10;
+    let cover = merge_cover([100, 105, 300].into_iter(), w);
+    assert_eq!(cover, [(90, 115), (290, 310)]);
+    let times: Vec<u64> = (0..400).collect();
+    assert_eq!(first_uncovered(&times, 95, 400, &cover), Some(116));
+    assert_eq!(first_uncovered(&times, 95, 116, &cover), None);
+    assert_eq!(first_uncovered(&[100, 295, 500], 0, 400, &cover), None);
+    assert_eq!(first_uncovered(&[100, 295, 311], 0, 400, &cover), Some(311));
+    assert_eq!(first_uncovered(&[], 0, 400, &cover), None);
+    // A hundred thousand covered moments and one uncovered at the end.
+    let mut times: Vec<u64> = (0..100_000).map(|i| i * 10).collect();
+    times.push(2_000_000);
+    let refusals = (0..100_000u64).map(|i| i * 10);
+    let cover = merge_cover(refusals, w);
+    assert_eq!(cover.len(), 1);
+    assert_eq!(
+        first_uncovered(&times, 0, u64::MAX, &cover),
+        Some(2_000_000)
     );
 }
