@@ -460,7 +460,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         continue;
                     };
                     let first = g.partition_point(|(_, end)| end < at);
-                    cover.extend(g[first..].iter().take_while(|(start, _)| *start < expires));
+                    cover.extend(
+                        g.get(first..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .take_while(|(start, _)| *start < expires),
+                    );
                 }
                 let of_copy: Vec<u64> = refused
                     .iter()
