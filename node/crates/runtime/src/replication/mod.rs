@@ -260,6 +260,7 @@ pub(crate) async fn start(
             refusals_logged: HashMap::new(),
             refusals_evidenced: HashMap::new(),
             refusals_evidenced_per_peer: HashMap::new(),
+            roster_seen: None,
         },
         me: network.handle.local_peer(),
         net: network.handle,
