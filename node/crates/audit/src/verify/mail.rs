@@ -488,7 +488,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ));
         }
     }
-    for (from, to, sender, id, at, index, custody) in handed {
+    // (node, message id) of every message a node had (took, moved, handed on),
+    // whatever sender its events name.
+    let had_ids: std::collections::BTreeSet<(AgencyCode, String)> = moved
+        .iter()
+        .chain(took.keys())
+        .chain(handed_copies.keys())
+        .map(|(node, _, id)| (node.clone(), id.clone()))
+        .collect();
+    for (from, to, _, id, at, index, custody) in handed {
         let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
             continue;
         };
@@ -501,9 +509,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if *their_checkpoint <= took_by.saturating_add(MAIL_LOGGED_MARGIN_MS) {
             continue;
         }
-        let key = (to.clone(), sender, id.clone());
-        let had_it =
-            moved.contains(&key) || took.contains_key(&key) || handed_copies.contains_key(&key);
+        // Whether the neighbour's log holds the id under any sender: the sender in
+        // the handing node's event is its own unsigned label (the ack signs no
+        // sender), so it must not decide whether the neighbour logged what it
+        // signed (review s32-mail H4: a relay relabelled the sender of a genuine
+        // custody ack and got a proven `mail_not_logged` against an honest neighbour).
+        let had_it = had_ids.contains(&(to.clone(), id.clone()));
         let knew_it = known.contains(&(to.clone(), id.clone()));
         match custody {
             Some(ack) if ack.reason == "ok" && !had_it => report.violations.push(proven(

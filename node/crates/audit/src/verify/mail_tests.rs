@@ -597,3 +597,43 @@ fn coverage_is_found_between_merged_intervals() {
         Some(2_000_000)
     );
 }
+
+/// Review s32-mail H4: the relay handed the sender's message to the honest neighbour,
+/// which signed custody and logged `received` under the sender. The relay's own
+/// `handed` event names another sender (the ack signs none): that is no proven
+/// `mail_not_logged` against the neighbour (it was before the fix). A neighbour
+/// whose log has no trace of the id at all is still proven.
+#[test]
+fn a_relabelled_sender_does_not_frame_the_neighbour() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 10 * 60_000;
+    let ok = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&ok)),
+        mail("handed", N, D, N, t + 61_000, exp, Some(&ok)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [
+        mail("received", S, D, R, t + 60_000, exp, Some(&ok)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        !rep.violations.iter().any(|v| v.kind == "mail_not_logged"),
+        "{:?}",
+        rep.violations
+    );
+    // The neighbour's log without the message: proven against it.
+    let silent = [Event::new(done, EventKind::NodeStopped)];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &silent)]);
+    assert!(
+        rep.violations
+            .iter()
+            .any(|v| v.kind == "mail_not_logged" && v.proven),
+        "{:?}",
+        rep.violations
+    );
+}
