@@ -40,9 +40,13 @@ type Copy = ([u8; 32], Option<u32>);
 /// is valid evidence: signed by `peer` with a key the roster gave it then, naming
 /// this message, `message` as the item and `node` as the handing agency. Returns it;
 /// a forged, unsigned or mismatched answer is no evidence. A key revoked since counts
-/// only for an ack signed before the revocation in an event (`index` of `log`) that
-/// a checkpoint the log's node signed before the revocation covers: the ack existed
-/// then, so a later compromise of the key did not make it (review s31-mail M4).
+/// only for an ack signed before the revocation in an event (`index` of `log`) under
+/// a head this auditor verified, by its own clock, before the revocation: the ack
+/// existed then, so a later compromise of the key did not make it (review s31-mail
+/// M4). The log's own checkpoints do not date it: the node signs their times itself,
+/// and a thief of the key (or a member holding it) backdates one (review s32-mail
+/// H3). Such an ack never proves a finding against the key's owner
+/// ([`check_mail`]'s `mail_not_logged`).
 fn signed_answer(
     roster: &Roster,
     ack: Option<&str>,
@@ -56,9 +60,8 @@ fn signed_answer(
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
     if let Some(revoked_at) = ack.verify_as_evidence(roster, peer).ok()? {
         let vouched = log
-            .checkpoints
-            .iter()
-            .any(|(size, at)| *size > index && *at < revoked_at.as_millis());
+            .vouched_before
+            .is_some_and(|(size, at)| size > index && at < revoked_at.as_millis());
         if !vouched {
             return None;
         }
@@ -516,6 +519,20 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // custody ack and got a proven `mail_not_logged` against an honest neighbour).
         let had_it = had_ids.contains(&(to.clone(), id.clone()));
         let knew_it = known.contains(&(to.clone(), id.clone()));
+        // An ack by a key revoked since (counted only when dated before the
+        // revocation by this auditor) never proves a finding against the key's
+        // owner: the key may have been stolen before anyone knew (review s32-mail
+        // H3).
+        let by_revoked_key = custody
+            .as_ref()
+            .is_some_and(|a| !matches!(a.verify_as_evidence(roster, &to), Ok(None)));
+        let proven = |kind: &str, node: &str, detail: String, evidence: serde_json::Value| {
+            if by_revoked_key {
+                violation(kind, node, detail, evidence)
+            } else {
+                proven(kind, node, detail, evidence)
+            }
+        };
         match custody {
             Some(ack) if ack.reason == "ok" && !had_it => report.violations.push(proven(
                 "mail_not_logged",

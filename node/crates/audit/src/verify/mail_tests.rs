@@ -442,44 +442,126 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
     assert!(against(&rep, S).is_empty(), "{:?}", rep.violations);
 }
 
-/// Review s31-mail M4: the addressee's key was revoked after it signed a `full`
-/// refusal of the copy the relay took. The refusal still excuses the relay (its
-/// route to the other neighbour) when a checkpoint the relay signed before the
-/// revocation covers it (before the fix every ack of a revoked key was refused);
-/// not when only later checkpoints cover it, nor when the refusal claims a time at
-/// or after the revocation.
+fn audit_with(f: &Fixture, logs: &[ExportedLog], state: &AuditorState) -> Report {
+    verify(
+        &f.roster,
+        logs,
+        state,
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    )
+}
+
+/// An auditor state that verified node `i`'s first `size` `events` at `verified_at`
+/// (its own clock).
+fn verified_head(i: usize, events: &[Event], size: u64, verified_at: u64) -> AuditorState {
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let mut state = AuditorState::default();
+    state.heads.insert(
+        ag(i),
+        VerifiedHead {
+            size,
+            root: hex::encode(merkle::root(&tree, size).unwrap()),
+            timestamp: verified_at,
+            verified_at: Some(verified_at),
+        },
+    );
+    state
+}
+
+/// Review s31-mail M4 and s32-mail H3: the addressee's key was revoked after it
+/// signed a `full` refusal of the copy the relay took. The refusal still excuses the
+/// relay (its route to the other neighbour) when this auditor verified a head
+/// covering it before the revocation, by its own clock; not when only the relay's
+/// own checkpoints date it, however early their signed times (a stolen key's
+/// forgery is backdated so: the relay was excused before the s32 fix), not when the
+/// auditor verified it only after the revocation, nor when the refusal claims a
+/// time at or after the revocation.
 #[test]
-fn an_ack_of_a_key_revoked_later_counts_when_a_checkpoint_before_the_revocation_covers_it() {
+fn an_ack_of_a_key_revoked_later_counts_only_when_the_auditor_dated_it_before_the_revocation() {
     let t = t0();
     let exp = t + 20 * 60_000;
     let done = t + 25 * 60_000;
     let revoked_at = t + 10 * 60_000;
     let f = fixture_revoking("", Some((N, revoked_at)));
-    let relay = |refused_at: u64, checkpoints: &[(u64, u64)]| {
+    let events = |refused_at: u64| {
         let custody = answer(&f, R, S, true, "ok", t, TAKEN);
         let no = answer(&f, N, R, false, "full", refused_at, TAKEN);
-        let events = [
+        [
             mail("received", S, N, S, t, exp, Some(&custody)),
             mail("hand_refused", S, N, N, refused_at, exp, Some(&no)),
             own_hand_over(&f, D, t + 90_000),
             Event::new(done, EventKind::NodeStopped),
-        ];
-        against(&audit(&f, &[log_at(&f, R, &events, checkpoints)]), R)
+        ]
+    };
+    let relay = |refused_at: u64, checkpoints: &[(u64, u64)], state: &AuditorState| {
+        let log = log_at(&f, R, &events(refused_at), checkpoints);
+        against(&audit_with(&f, &[log], state), R)
     };
     let early = t + 60_000;
     let before = (2, t + 2 * 60_000);
     let after = (4, done);
+    let none = AuditorState::default();
+    let seen_before = verified_head(R, &events(early), 2, revoked_at - 1_000);
     assert!(
-        relay(early, &[before, after]).is_empty(),
+        relay(early, &[after], &seen_before).is_empty(),
         "{:?}",
-        relay(early, &[before, after])
+        relay(early, &[after], &seen_before)
     );
-    assert_eq!(relay(early, &[after]), ["mail_not_relayed"]);
-    // Covered by an early checkpoint, but signed after the revocation: no evidence.
+    // Only the relay's own early checkpoint: its word, no evidence.
+    assert_eq!(relay(early, &[before, after], &none), ["mail_not_relayed"]);
+    assert_eq!(relay(early, &[after], &none), ["mail_not_relayed"]);
+    // The auditor saw it only after the revocation.
+    let seen_after = verified_head(R, &events(early), 2, revoked_at + 1_000);
+    assert_eq!(relay(early, &[after], &seen_after), ["mail_not_relayed"]);
+    // Dated before the revocation by the auditor, but signed after it: no evidence.
     let late = revoked_at + 1_000;
-    assert_eq!(
-        relay(late, &[(2, revoked_at - 1_000), after]),
-        ["mail_not_relayed"]
+    let seen_before = verified_head(R, &events(late), 2, revoked_at - 1_000);
+    assert_eq!(relay(late, &[after], &seen_before), ["mail_not_relayed"]);
+}
+
+/// Review s32-mail H3: a member holding the neighbour's stolen key forges, after the
+/// revocation, the neighbour's `ok` custody ack of a message dated before it, and
+/// backdates a checkpoint of its own over it. That is no proven `mail_not_logged`
+/// against the neighbour (it was before the fix); even when this auditor dated the
+/// ack before the revocation it is reported unproven only.
+#[test]
+fn a_stolen_key_does_not_prove_mail_not_logged_against_its_owner() {
+    let t = t0();
+    let exp = t + 3_600_000;
+    let revoked_at = t + 10 * 60_000;
+    let done = t + 20 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let forged = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&forged)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [Event::new(done, EventKind::NodeStopped)];
+    let logs = [
+        log_at(&f, R, &relay, &[(2, t + 2 * 60_000), (3, done)]),
+        log(&f, N, &neighbour),
+    ];
+    let proven_not_logged = |rep: &Report| {
+        rep.violations
+            .iter()
+            .any(|v| v.kind == "mail_not_logged" && v.proven)
+    };
+    let rep = audit_with(&f, &logs, &AuditorState::default());
+    assert!(!proven_not_logged(&rep), "{:?}", rep.violations);
+    let rep = audit_with(&f, &logs, &verified_head(R, &relay, 2, t + 3 * 60_000));
+    assert!(!proven_not_logged(&rep), "{:?}", rep.violations);
+    assert!(
+        rep.violations.iter().any(|v| v.kind == "mail_not_logged"),
+        "{:?}",
+        rep.violations
     );
 }
 
