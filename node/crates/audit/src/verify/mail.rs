@@ -133,7 +133,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // neighbour's valid signed acceptance (`None`: a bare `handed` of an older log).
     // A relay handed on the message it took only if one of them is that copy
     // (review s31-fixes X8).
-    let mut handed_copies: BTreeMap<Key, Vec<Option<[u8; 32]>>> = BTreeMap::new();
+    // With the event's index: a hand-over logged before the `received` is none.
+    let mut handed_copies: BTreeMap<Key, Vec<(u64, Option<[u8; 32]>)>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
@@ -191,9 +192,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 let at = a.body().at.as_millis();
                 let first = signing_since.entry(p.clone()).or_insert(at);
                 *first = (*first).min(at);
+                // A moment of a working mail link of `p`'s with this node, by `p`'s
+                // own signature in this node's log: `p` cannot strip it from its
+                // own log to have no routes (review s32-mail H1).
+                links
+                    .entry(p.clone())
+                    .or_default()
+                    .entry(me.clone())
+                    .or_default()
+                    .push(at);
             }
         }
     }
+    let mut since_of: HashMap<AgencyCode, u64> = HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
         // From when this node signs hand-overs (see `signing_since`): from then on
@@ -205,8 +216,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .into_iter()
             .chain(roster_since)
             .min();
+        if let Some(s) = since {
+            since_of.insert(me.clone(), s);
+        }
+        // The signed era is decided by log position: it begins at the first event
+        // at or after `since`, and every later event is in it, whatever time it
+        // claims (review s32-mail H2: a backdated bare `handed` counted as one of
+        // an older build).
+        let mut in_era = false;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
-            let signs_handovers = since.is_some_and(|s| e.at >= s);
+            in_era |= since.is_some_and(|s| e.at >= s);
+            let signs_handovers = in_era;
             // A moment of a working mail link with neighbour `n` (review s31-mail
             // M1: mail evidence only, never record traffic): its valid signed
             // acceptance of a hand-over (before the node signed hand-overs: a bare
@@ -249,13 +269,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     let upstream = peer.clone().unwrap_or(to.clone());
                     // The relay's own signed custody ack (logged since review
                     // s31-mail H1) names the digest of the copy it took.
-                    let digest =
+                    let custody =
                         signed_answer(roster, ack.as_deref(), &upstream, me, message_id, l, *index)
-                            .filter(|a| a.accepted)
-                            .and_then(|a| Some((a.body().item_digest?, a.body().hops)));
+                            .filter(|a| a.accepted);
+                    // The custody time: no later than the time the relay signed
+                    // (review s32-mail H2: a `received` dated at the expiry left no
+                    // window to be blamed in).
+                    let at = custody
+                        .as_ref()
+                        .map_or(e.at, |a| e.at.min(a.body().at.as_millis()));
+                    let digest = custody.and_then(|a| Some((a.body().item_digest?, a.body().hops)));
                     took.entry(key).or_insert((
                         *index,
-                        e.at,
+                        at,
                         *expires_at,
                         upstream,
                         to.clone(),
@@ -273,14 +299,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         let custody =
                             signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                                 .filter(|a| a.accepted);
+                        // Its own word that the link worked: a route against itself
+                        // even when it strips the neighbour's ack (review s32-mail
+                        // H1); an honest build logs `handed` only with a valid one.
+                        link(p);
                         if custody.is_none() && signs_handovers {
                             continue;
                         }
-                        link(p);
                         handed_copies
                             .entry(key)
                             .or_default()
-                            .push(custody.as_ref().and_then(|a| a.body().item_digest));
+                            .push((*index, custody.as_ref().and_then(|a| a.body().item_digest)));
                         handed.push((
                             me.clone(),
                             p.clone(),
@@ -350,13 +379,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // names the digest of the copy the relay took, whatever the relay logged.
     // Keyed by (relay, sender, id, upstream).
     type CustodyKey<'k> = (&'k AgencyCode, &'k AgencyCode, &'k str, &'k AgencyCode);
-    let custody_digest: HashMap<CustodyKey<'_>, Copy> = handed
+    let custody_digest: HashMap<CustodyKey<'_>, (Copy, u64)> = handed
         .iter()
         .filter_map(|(from, to, sender, id, _, _, ack)| {
             let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
             Some((
                 (to, sender, id.as_str(), from),
-                (ack.body().item_digest?, ack.body().hops),
+                (
+                    (ack.body().item_digest?, ack.body().hops),
+                    ack.body().at.as_millis(),
+                ),
             ))
         })
         .collect();
@@ -366,7 +398,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let (.., from, _, logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
         custody_digest
             .get(&(node, sender, id, from))
-            .copied()
+            .map(|(c, _)| *c)
             .or(*logged)
     };
     // An upstream that handed a copy with more hops than it had (the next hop signed
@@ -401,6 +433,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     }
     for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
         let key = (node.clone(), sender.clone(), id.clone());
+        // The upstream's copy of its signed custody ack dates the custody (the
+        // upstream checked that time against its own clock), whatever the relay's
+        // `received` says, and puts the message in the signed era when signed at or
+        // after the node's `since` (review s32-mail H2).
+        let upstream_at = custody_digest
+            .get(&(node, sender, id.as_str(), from))
+            .map(|(_, t)| *t);
+        let at = &upstream_at.map_or(*at, |t| t.min(*at));
+        let signed_era =
+            *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
         let copy = taken_copy(node, sender, id);
         let digest = copy.map(|c| c.0);
         // The count a copy handed on by it carries (review s31-fixes X1).
@@ -418,10 +460,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // copy taken, any accepted hand-over of the id counts only if it took the
         // copy before it signed hand-overs (an older log); since then its own
         // `received` carries its custody ack, and a log without it proves nothing.
+        // A bare `handed` (no digest) counts only for a message taken before the
+        // signed era, and no hand-over logged before the `received` counts
+        // (review s32-mail H2).
         let handed_on = handed_copies.get(&key).is_some_and(|copies| {
-            copies.iter().any(|c| match digest {
-                Some(_) => c.is_none() || *c == digest,
-                None => !signed_era,
+            copies.iter().any(|(i, c)| {
+                *i > *index
+                    && match digest {
+                        Some(_) => (c.is_none() && !signed_era) || *c == digest,
+                        None => !signed_era,
+                    }
             })
         });
         if handed_on {

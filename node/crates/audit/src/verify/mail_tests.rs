@@ -719,3 +719,108 @@ fn a_relabelled_sender_does_not_frame_the_neighbour() {
         rep.violations
     );
 }
+
+/// `ack` re-signed by `by` for the message id `other`, and `event` naming that id.
+fn under_id(f: &Fixture, by: usize, mut event: Event, ack: &MailAck, other: &str) -> Event {
+    let ack = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(other).unwrap()),
+            ..ack.body().clone()
+        },
+        &f.agency_keys[by],
+    );
+    if let EventKind::Mail {
+        message_id,
+        ack: logged,
+        ..
+    } = &mut event.kind
+    {
+        *message_id = other.to_owned();
+        *logged = Some(ack.to_hex());
+    }
+    event
+}
+
+/// Review s32-mail H1: a relay that took the sender's message and logs no hand-over
+/// at all (or only ones stripped of their acks) still had a route: the neighbour's
+/// log holds the relay's own signed custody ack of other mail while the message
+/// lived, and its own ack-less `handed` is its word that the link worked. It is
+/// blamed (it had no routes before the fix).
+#[test]
+fn a_relay_that_logs_no_acks_still_has_the_routes_its_signatures_show() {
+    let f = fixture_with(&format!("mail_acks_required_since = {}", t0() - 1_000));
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let relay = [took(&f, t, exp), Event::new(done, EventKind::NodeStopped)];
+    let signed = answer(&f, R, N, true, "ok", t + 60_000, [5; 32]);
+    let other = "cd".repeat(16);
+    let handed = mail("handed", N, D, R, t + 60_000, exp, Some(&signed));
+    let neighbour = [
+        under_id(&f, R, handed, &signed, &other),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    // Its own hand-over of other mail, stripped of the neighbour's ack.
+    let stripped = [
+        took(&f, t, exp),
+        mail("handed", D, S, N, t + 60_000, exp, None),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s32-mail H2: in the signed era, a bare `handed` dated before the cut-over
+/// (appended after the message's `received`) is no hand-over, and a `received`
+/// dated at the expiry is dated by the relay's own signed custody ack instead. Both
+/// excused the relay before the fix.
+#[test]
+fn backdated_or_postdated_events_do_not_excuse_a_relay() {
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    for settings in [
+        String::new(),
+        format!("mail_acks_required_since = {}", t - 1_000),
+    ] {
+        let f = fixture_with(&settings);
+        let backdated = [
+            took(&f, t, exp),
+            own_hand_over(&f, N, t + 60_000),
+            mail("handed", S, D, N, 1, exp, None),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        let rep = audit(&f, &[log(&f, R, &backdated)]);
+        assert_eq!(
+            against(&rep, R),
+            ["mail_not_relayed"],
+            "{settings}: {:?}",
+            rep.violations
+        );
+        let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+        let late = [
+            mail("received", S, D, S, exp - 1, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 60_000),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        let rep = audit(&f, &[log(&f, R, &late)]);
+        assert_eq!(
+            against(&rep, R),
+            ["mail_not_relayed"],
+            "{settings}: {:?}",
+            rep.violations
+        );
+    }
+}
