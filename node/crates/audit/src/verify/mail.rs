@@ -170,6 +170,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // so an upgrade in place does not turn earlier hand-overs into findings.
     let roster_since = roster.mail_acks_required_since().map(|t| t.as_millis());
     let mut signing_since: HashMap<AgencyCode, u64> = HashMap::new();
+    // (node, message id) -> the earliest expiry in another node's `handed` of it
+    // to that node with its valid signed custody ack: the relay's own `received`
+    // is not the only word on when the message expired (review s32-mail H2: a
+    // missing or far-future expiry there skipped the message for good). Only an
+    // earlier expiry is taken: it shortens the window the relay is judged in, so it
+    // cannot frame it.
+    let mut expiry_seen: HashMap<(AgencyCode, String), u64> = HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
@@ -177,6 +184,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 action,
                 message_id,
                 peer,
+                expires_at,
                 ack: Some(ack),
                 ..
             } = &e.kind
@@ -189,12 +197,25 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 && let Some(p) = peer
                 && let Some(a) = signed_answer(roster, Some(ack), me, p, message_id, l, *index)
             {
+                if action == "handed"
+                    && a.accepted
+                    && let Some(x) = expires_at
+                {
+                    let lowest = expiry_seen
+                        .entry((p.clone(), message_id.clone()))
+                        .or_insert(*x);
+                    *lowest = (*lowest).min(*x);
+                }
                 let at = a.body().at.as_millis();
                 let first = signing_since.entry(p.clone()).or_insert(at);
                 *first = (*first).min(at);
                 // A moment of a working mail link of `p`'s with this node, by `p`'s
-                // own signature in this node's log: `p` cannot strip it from its
-                // own log to have no routes (review s32-mail H1).
+                // own signed acceptance in this node's log: `p` cannot strip it from
+                // its own log to have no routes (review s32-mail H1). Its refusals
+                // are no route (review s32-mail M1).
+                if !a.accepted {
+                    continue;
+                }
                 links
                     .entry(p.clone())
                     .or_default()
@@ -329,7 +350,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                             signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
                     {
-                        link(p);
+                        // A refusal shows the relay tried, not that the neighbour
+                        // would take the message: no route (review s32-mail M1:
+                        // signed `quota`, `id_in_use`... refusals framed a relay).
                         if !EXCUSING_REFUSALS.contains(&a.reason.as_str()) {
                             continue;
                         }
@@ -448,6 +471,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // The count a copy handed on by it carries (review s31-fixes X1).
         let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
+        let seen = expiry_seen.get(&(node.clone(), id.clone())).copied();
+        let expires = match (*expires, seen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
         };

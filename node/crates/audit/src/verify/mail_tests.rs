@@ -302,6 +302,7 @@ fn a_relay_given_a_copy_at_the_hop_limit_is_excused_by_signed_too_many_hops_refu
         );
         let events = [
             mail("received", S, D, S, t, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 60_000),
             mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
             Event::new(done, EventKind::NodeStopped),
         ];
@@ -820,6 +821,59 @@ fn backdated_or_postdated_events_do_not_excuse_a_relay() {
             against(&rep, R),
             ["mail_not_relayed"],
             "{settings}: {:?}",
+            rep.violations
+        );
+    }
+}
+
+/// Review s32-mail M1: the neighbour's only answers to the relay are signed `quota`
+/// refusals of the message (a reason the relay cannot disprove): that is evidence
+/// the relay tried, not a route, so it is not blamed (it was before the fix).
+#[test]
+fn signed_refusals_that_do_not_excuse_are_no_route() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let no = answer(&f, N, R, false, "quota", t + 60_000, TAKEN);
+    let events = [
+        took(&f, t, exp),
+        mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s32-mail H2 (attack C): the relay's `received` names no expiry, or a far
+/// one; the sender's `handed` of it with the relay's signed custody ack names the
+/// real one, so the relay is judged by it (it was skipped for good before the fix).
+#[test]
+fn the_upstreams_expiry_bounds_the_relays() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = [
+        mail("handed", S, D, R, t, exp, Some(&custody)),
+        Event::new(t + 1_000, EventKind::NodeStopped),
+    ];
+    for claimed in [None, Some(u64::MAX)] {
+        let mut received = took(&f, t, exp);
+        if let EventKind::Mail { expires_at, .. } = &mut received.kind {
+            *expires_at = claimed;
+        }
+        let relay = [
+            received,
+            own_hand_over(&f, N, t + 60_000),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &relay)]);
+        assert_eq!(
+            against(&rep, R),
+            ["mail_not_relayed"],
+            "{claimed:?}: {:?}",
             rep.violations
         );
     }
