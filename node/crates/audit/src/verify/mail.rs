@@ -161,6 +161,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         Option<wlnode_crypto::mail::MailAck>,
     );
     let mut handed: Vec<Handed> = Vec::new();
+    // (node, neighbour, sender, id, index, signed hop count, digest) of the valid
+    // signed refusals of a node's hand-overs.
+    type RefusedAt = (
+        AgencyCode,
+        AgencyCode,
+        AgencyCode,
+        String,
+        u64,
+        u32,
+        Option<[u8; 32]>,
+    );
+    let mut refused_at_hops: Vec<RefusedAt> = Vec::new();
     // From when each node signs hand-overs (review s31-fixes X2), a time the node
     // cannot put off on its own: the earliest of the roster's
     // `mail_acks_required_since` (set by the authority once the federation
@@ -350,6 +362,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                             signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
                     {
+                        // The count the neighbour signs it was handed, checked for
+                        // inflation like an accepted one (review s32-mail M2).
+                        if let Some(h) = a.body().hops {
+                            refused_at_hops.push((
+                                me.clone(),
+                                p.clone(),
+                                sender.clone(),
+                                message_id.clone(),
+                                *index,
+                                h,
+                                a.body().item_digest,
+                            ));
+                        }
                         // A refusal shows the relay tried, not that the neighbour
                         // would take the message: no route (review s32-mail M1:
                         // signed `quota`, `id_in_use`... refusals framed a relay).
@@ -415,14 +440,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ))
         })
         .collect();
-    // The copy a node took: by the upstream's copy of its signed custody ack, else
-    // its own.
+    // Every copy of a node's signed custody acks of an id in another node's
+    // `handed`, by (node, id): whatever upstream or sender its own log names
+    // (review s32-mail M2: naming another upstream hid the one that held its real
+    // count).
+    let mut custody_copies: HashMap<(&AgencyCode, &str), Vec<Copy>> = HashMap::new();
+    for (_, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok")
+            && let Some(d) = ack.body().item_digest
+        {
+            custody_copies
+                .entry((to, id.as_str()))
+                .or_default()
+                .push((d, ack.body().hops));
+        }
+    }
+    // The copy a node took: of its own signed custody acks (in any upstream's log,
+    // or its own), the one at the lowest signed hop count (review s32-mail M2: a
+    // relay signs a higher count for itself to be refused `too_many_hops`).
     let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
-        let (.., from, _, logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
-        custody_digest
-            .get(&(node, sender, id, from))
-            .map(|(c, _)| *c)
-            .or(*logged)
+        let (.., logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
+        custody_copies
+            .get(&(node, id))
+            .into_iter()
+            .flatten()
+            .chain(logged.iter())
+            .min_by_key(|(_, h)| (h.is_none(), *h))
+            .copied()
     };
     // An upstream that handed a copy with more hops than it had (the next hop signed
     // the count it got; the upstream's own count is 0 as the sender, else the count
@@ -430,14 +474,26 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // travelled, so that every neighbour of the next hop refuses it (review
     // s31-fixes X1). Proven: both counts are signed, the one it handed by the next
     // hop in the upstream's own log.
-    for (from, to, sender, id, _, index, custody) in &handed {
-        let Some(got) = custody.as_ref().and_then(|a| a.body().hops) else {
-            continue;
-        };
+    // Refusals too: the next hop signs the count it was handed whether it takes
+    // the copy or not, and a refusal of the copy taken (same digest) at a count
+    // above the one taken plus one proves the same (review s32-mail M2).
+    let accepted_at = handed
+        .iter()
+        .filter_map(|(from, to, sender, id, _, index, custody)| {
+            let got = custody.as_ref().and_then(|a| a.body().hops)?;
+            Some((from, to, sender, id, *index, got, None))
+        });
+    let refused_at = refused_at_hops
+        .iter()
+        .map(|(from, to, sender, id, index, got, digest)| {
+            (from, to, sender, id, *index, *got, Some(*digest))
+        });
+    for (from, to, sender, id, index, got, refused_copy) in accepted_at.chain(refused_at) {
         let had = if from == sender {
             Some(0)
         } else {
             taken_copy(from, sender, id)
+                .filter(|c| refused_copy.is_none_or(|d| d == Some(c.0)))
                 .and_then(|c| c.1)
                 .map(|h| h.saturating_add(1))
         };

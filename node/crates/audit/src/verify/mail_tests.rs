@@ -878,3 +878,47 @@ fn the_upstreams_expiry_bounds_the_relays() {
         );
     }
 }
+
+/// Review s32-mail M2: the relay took the copy at hop count 0 (its custody ack in the
+/// sender's log), names another upstream in its own `received` with a custody ack
+/// it signs itself at 7, and hands the copy on at 8 so that the neighbour refuses it
+/// `too_many_hops`. The lowest count it signed is the one taken: the refusal does
+/// not excuse it, and, signed at 8 of the copy taken at 0, proves the inflation
+/// (it was fully excused before the fix).
+#[test]
+fn a_relay_that_signs_itself_a_higher_count_is_not_excused_and_is_proven() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let real = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = [
+        mail("handed", S, D, R, t, exp, Some(&real)),
+        Event::new(t + 1_000, EventKind::NodeStopped),
+    ];
+    let claimed = answer_hops(&f, R, N, true, "ok", t, TAKEN, Some(7));
+    let no = answer_hops(&f, N, R, false, "too_many_hops", t + 60_000, TAKEN, Some(8));
+    let relay = [
+        mail("received", S, D, N, t, exp, Some(&claimed)),
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &relay)]);
+    let mut kinds = against(&rep, R);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["mail_hops_inflated", "mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    assert!(
+        rep.violations
+            .iter()
+            .any(|v| v.kind == "mail_hops_inflated" && v.proven)
+    );
+    // Without the sender's log, its own count is all there is: excused.
+    let rep = audit(&f, &[log(&f, R, &relay)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
