@@ -133,15 +133,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // neighbour's valid signed acceptance (`None`: a bare `handed` of an older log).
     // A relay handed on the message it took only if one of them is that copy
     // (review s31-fixes X8).
-    // With the event's index: a hand-over logged before the `received` is none.
-    let mut handed_copies: BTreeMap<Key, Vec<(u64, Option<[u8; 32]>)>> = BTreeMap::new();
+    // With the event's index (a hand-over logged before the `received` is none),
+    // and the neighbour when its signed answer is not `ok` (`seen`, `duplicate`: it
+    // had the message already; from the upstream that is no hand-over, review
+    // s32-mail L7).
+    type HandedCopy = (u64, Option<[u8; 32]>, Option<AgencyCode>);
+    let mut handed_copies: BTreeMap<Key, Vec<HandedCopy>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
     // copy, its signed hop count, reason) of valid signed refusals.
     type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
-    // Only `too_many_hops` (a property of the copy), at most
-    // `MAX_REFUSALS_PER_MESSAGE` per message.
+    // Only `too_many_hops` (a property of the copy).
     let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
     // (node, neighbour) -> signed times of the neighbour's valid signed `full` and
     // `store` refusals of the node's hand-overs, whatever message they name: the
@@ -339,10 +342,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         if custody.is_none() && signs_handovers {
                             continue;
                         }
-                        handed_copies
-                            .entry(key)
-                            .or_default()
-                            .push((*index, custody.as_ref().and_then(|a| a.body().item_digest)));
+                        handed_copies.entry(key).or_default().push((
+                            *index,
+                            custody.as_ref().and_then(|a| a.body().item_digest),
+                            custody
+                                .as_ref()
+                                .filter(|a| a.reason != "ok")
+                                .map(|_| p.clone()),
+                        ));
                         handed.push((
                             me.clone(),
                             p.clone(),
@@ -388,11 +395,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                                 .push(a.body().at.as_millis());
                             continue;
                         }
-                        let of_message = refusals.entry(key).or_default();
-                        if of_message.len() >= MAX_REFUSALS_PER_MESSAGE {
-                            continue;
-                        }
-                        of_message.push((
+                        // Every one counts (review s32-mail L2: a cap dropped the
+                        // cover of an honest relay's long-lived message while its
+                        // links stayed); the work per message is linear in them.
+                        refusals.entry(key).or_default().push((
                             p.clone(),
                             a.body().at.as_millis(),
                             a.body().item_digest,
@@ -548,8 +554,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // signed era, and no hand-over logged before the `received` counts
         // (review s32-mail H2).
         let handed_on = handed_copies.get(&key).is_some_and(|copies| {
-            copies.iter().any(|(i, c)| {
+            copies.iter().any(|(i, c, had_it)| {
                 *i > *index
+                    && had_it.as_ref() != Some(from)
                     && match digest {
                         Some(_) => (c.is_none() && !signed_era) || *c == digest,
                         None => !signed_era,
@@ -695,10 +702,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
     }
 }
-
-/// The most `too_many_hops` refusals of one message counted per node (review
-/// s31-fixes X4): the node logs one per neighbour and hour.
-const MAX_REFUSALS_PER_MESSAGE: usize = 4096;
 
 /// Refusal times as the disjoint sorted intervals `[r - w, r + w]` they cover.
 fn merge_cover(times: impl Iterator<Item = u64>, w: u64) -> Vec<(u64, u64)> {

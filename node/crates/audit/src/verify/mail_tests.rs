@@ -922,3 +922,33 @@ fn a_relay_that_signs_itself_a_higher_count_is_not_excused_and_is_proven() {
     let rep = audit(&f, &[log(&f, R, &relay)]);
     assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
 }
+
+/// Review s32-mail L7: handing the message back to the upstream it came from and
+/// collecting its signed `seen` is no hand-over (it was before the fix); a `seen`
+/// from another neighbour still is.
+#[test]
+fn handing_back_to_the_upstream_is_no_hand_over() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let back = answer(&f, S, R, true, "seen", t + 60_000, TAKEN);
+    let events = [
+        took(&f, t, exp),
+        own_hand_over(&f, N, t + 60_000),
+        mail("handed", S, D, S, t + 60_000, exp, Some(&back)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    let onward = answer(&f, N, R, true, "seen", t + 60_000, TAKEN);
+    let mut honest = events.clone();
+    honest[2] = mail("handed", S, D, N, t + 60_000, exp, Some(&onward));
+    let rep = audit(&f, &[log(&f, R, &honest)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
