@@ -78,11 +78,13 @@ fn signed_answer(
 ///   the first ack in its own log (review s31-fixes X2), a `handed` counts only
 ///   with the neighbour's valid signed acceptance: review s31-mail M2, and only of the
 ///   copy it took, by the acceptance's item digest, not of another message under the
-///   same id: review s31-fixes X8; messages are keyed by sender and id), although its own log shows a link to another neighbour than the one
-///   it got the message from while the message lived, by mail evidence only (that
-///   neighbour's valid signed acceptance of a hand-over, or its valid signed refusal;
-///   not record traffic, not mail taken from it, not anonymous, late or missing
-///   answers: review s31-mail M1): it had a route. A relay whose log shows no such link was a dead end and is not blamed
+///   same id: review s31-fixes X8; messages are keyed by sender and id), although it
+///   had a link to another neighbour than the one it got the message from while the
+///   message lived, by signed acceptances only (that neighbour's valid signed
+///   acceptance of a hand-over, its own `handed` even without one, its own custody
+///   acks in that neighbour's log: review s32-mail H1; not refusals: review s32-mail
+///   M1; not record traffic, not anonymous, late or missing answers: review s31-mail
+///   M1): it had a route. A relay whose log shows no such link was a dead end and is not blamed
 ///   (review of issue 21, finding 12). Nor is it blamed when every such moment of a
 ///   link is covered by a **signed refusal** of this message in its log (`hand_refused`
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
