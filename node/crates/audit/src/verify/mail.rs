@@ -70,6 +70,25 @@ fn signed_answer(
         .then_some(ack)
 }
 
+/// A neighbour's accepting answer that verifies and fits but whose key the roster
+/// revoked since (signed before the revocation): with the revocation time. Not
+/// evidence of a hand-over (see [`signed_answer`]), but no proof of its absence
+/// either (review s32-mail L5).
+fn revoked_answer(
+    roster: &Roster,
+    ack: Option<&str>,
+    node: &AgencyCode,
+    peer: &AgencyCode,
+    message_id: &str,
+) -> Option<(wlnode_crypto::mail::MailAck, u64)> {
+    let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
+    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    let revoked_at = ack.verify_as_evidence(roster, peer).ok()??;
+    (ack.accepted
+        && ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
+        .then_some((ack, revoked_at.as_millis()))
+}
+
 /// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
@@ -141,6 +160,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // s32-mail L7).
     type HandedCopy = (u64, Option<[u8; 32]>, Option<AgencyCode>);
     let mut handed_copies: BTreeMap<Key, Vec<HandedCopy>> = BTreeMap::new();
+    // (node, sender, id) -> (index, digest, signed time) of acceptances that verify
+    // but by a key revoked since, undated by this auditor (review s32-mail L5).
+    type RevokedCopy = (u64, Option<[u8; 32]>, u64);
+    let mut revoked_hand_overs: BTreeMap<Key, Vec<RevokedCopy>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
@@ -342,6 +365,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         // H1); an honest build logs `handed` only with a valid one.
                         link(p);
                         if custody.is_none() && signs_handovers {
+                            // A genuine acceptance by a key revoked since, which no
+                            // head this auditor verified dates: the relay could not
+                            // know of a later revocation, so the message is unknown,
+                            // neither handed nor blamed (review s32-mail L5).
+                            if let Some((a, revoked_at)) =
+                                revoked_answer(roster, ack.as_deref(), me, p, message_id)
+                            {
+                                revoked_hand_overs.entry(key).or_default().push((
+                                    *index,
+                                    a.body().item_digest,
+                                    a.body().at.as_millis().min(revoked_at),
+                                ));
+                            }
                             continue;
                         }
                         handed_copies.entry(key).or_default().push((
@@ -566,6 +602,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             })
         });
         if handed_on {
+            continue;
+        }
+        // Handed on with an acceptance by a key revoked since, signed after the
+        // custody began and before the revocation: not blamed (review s32-mail L5).
+        // A forgery with the stolen key must still claim a time before the
+        // revocation and after the custody the upstream dated.
+        let revoked_hand_over = revoked_hand_overs.get(&key).is_some_and(|v| {
+            v.iter()
+                .any(|(i, d, signed)| *i > *index && d.is_some() && *d == digest && *signed >= *at)
+        });
+        if revoked_hand_over {
             continue;
         }
         // Signed `too_many_hops` refusals of the very copy it took (same digest;

@@ -952,3 +952,29 @@ fn handing_back_to_the_upstream_is_no_hand_over() {
     let rep = audit(&f, &[log(&f, R, &honest)]);
     assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
 }
+
+/// Review s32-mail L5: the relay handed the copy it took to the neighbour, which
+/// accepted with a valid signed ack; the neighbour's key was revoked afterwards and
+/// no head this auditor verified dates the ack. The relay is not blamed (it was
+/// before the fix: the hand-over counted as none and its other link as a route).
+/// An ack claimed before the custody began does not clear it.
+#[test]
+fn a_hand_over_to_a_neighbour_revoked_later_does_not_blame_the_relay() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let relay = |accepted_at: u64| {
+        let ok = answer(&f, N, R, true, "ok", accepted_at, TAKEN);
+        let events = [
+            took(&f, t, exp),
+            mail("handed", S, D, N, t + 60_000, exp, Some(&ok)),
+            own_hand_over(&f, D, t + 90_000),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        against(&audit(&f, &[log(&f, R, &events)]), R)
+    };
+    assert!(relay(t + 60_000).is_empty(), "{:?}", relay(t + 60_000));
+    assert_eq!(relay(t - 60_000), ["mail_not_relayed"]);
+}
