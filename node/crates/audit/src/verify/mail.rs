@@ -502,15 +502,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // The copy a node took: of its own signed custody acks (in any upstream's log,
     // or its own), the one at the lowest signed hop count (review s32-mail M2: a
     // relay signs a higher count for itself to be refused `too_many_hops`).
-    let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
-        let (.., logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
+    // The lowest count is taken among acks of one copy only (the digest named by
+    // the upstream it names, else its own log, else any), so another message
+    // taken under the same id later does not lower it.
+    let lowest_of = |node: &AgencyCode, id: &str, digest: [u8; 32], logged: Option<Copy>| {
         custody_copies
             .get(&(node, id))
             .into_iter()
             .flatten()
             .chain(logged.iter())
-            .min_by_key(|(_, h)| (h.is_none(), *h))
-            .copied()
+            .filter(|c| c.0 == digest)
+            .map(|c| c.1)
+            .min_by_key(|h| (h.is_none(), *h))
+            .flatten()
+    };
+    let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
+        let (.., from, _, logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
+        let named = custody_digest
+            .get(&(node, sender, id, from))
+            .map(|(c, _)| *c)
+            .or(*logged)
+            .or_else(|| {
+                custody_copies
+                    .get(&(node, id))
+                    .and_then(|v| v.iter().min_by_key(|(_, h)| (h.is_none(), *h)))
+                    .copied()
+            })?;
+        Some((named.0, lowest_of(node, id, named.0, *logged)))
     };
     // An upstream that handed a copy with more hops than it had (the next hop signed
     // the count it got; the upstream's own count is 0 as the sender, else the count
@@ -525,20 +543,25 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         .iter()
         .filter_map(|(from, to, sender, id, _, index, custody)| {
             let got = custody.as_ref().and_then(|a| a.body().hops)?;
-            Some((from, to, sender, id, *index, got, None))
+            let digest = custody.as_ref().and_then(|a| a.body().item_digest);
+            Some((from, to, sender, id, *index, got, digest))
         });
     let refused_at = refused_at_hops
         .iter()
         .map(|(from, to, sender, id, index, got, digest)| {
-            (from, to, sender, id, *index, *got, Some(*digest))
+            (from, to, sender, id, *index, *got, *digest)
         });
-    for (from, to, sender, id, index, got, refused_copy) in accepted_at.chain(refused_at) {
+    // Compared with the lowest count the node signed it took that very copy at
+    // (same digest): not another message taken under the id.
+    for (from, to, sender, id, index, got, handed_copy) in accepted_at.chain(refused_at) {
         let had = if from == sender {
             Some(0)
         } else {
-            taken_copy(from, sender, id)
-                .filter(|c| refused_copy.is_none_or(|d| d == Some(c.0)))
-                .and_then(|c| c.1)
+            let logged = took
+                .get(&(from.clone(), sender.clone(), id.clone()))
+                .and_then(|c| c.5);
+            handed_copy
+                .and_then(|d| lowest_of(from, id, d, logged))
                 .map(|h| h.saturating_add(1))
         };
         if let Some(had) = had

@@ -978,3 +978,31 @@ fn a_hand_over_to_a_neighbour_revoked_later_does_not_blame_the_relay() {
     assert!(relay(t + 60_000).is_empty(), "{:?}", relay(t + 60_000));
     assert_eq!(relay(t - 60_000), ["mail_not_relayed"]);
 }
+
+/// Review s32-mail M2 (no framing by the fix): a relay that took the copy at 2 and
+/// handed it at 3 is honest even when another node's log holds its custody ack of
+/// another message under the same id at 0: counts are compared per copy (digest).
+#[test]
+fn another_copy_under_the_id_does_not_make_a_hand_over_inflated() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(2));
+    let onward = answer_hops(&f, N, R, true, "ok", t + 1_000, TAKEN, Some(3));
+    let relay = [
+        mail("received", S, D, S, t, exp, Some(&custody)),
+        mail("handed", S, D, N, t + 1_000, exp, Some(&onward)),
+        Event::new(t + 2_000, EventKind::NodeStopped),
+    ];
+    let other = answer_hops(&f, R, D, true, "ok", t + 1_500, [9; 32], Some(0));
+    let crafted = [
+        mail("handed", D, S, R, t + 1_500, exp, Some(&other)),
+        Event::new(t + 2_000, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, D, &crafted)]);
+    assert!(
+        !against(&rep, R).contains(&"mail_hops_inflated".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+}
