@@ -811,7 +811,7 @@ impl Receipt {
     }
 }
 
-/// One item handed to the next hop over `/wlnode/mail/3`.
+/// One item handed to the next hop over `/wlnode/mail/4`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailItem {
     /// A sealed message.
@@ -863,6 +863,14 @@ impl MailItem {
         }
     }
 
+    /// Its hop count (relays passed so far).
+    pub fn hops(&self) -> u32 {
+        match self {
+            Self::Envelope(e) => e.hops(),
+            Self::Receipt(r) => r.hops(),
+        }
+    }
+
     /// The message id the item is about.
     pub fn message_id(&self) -> MessageId {
         match self {
@@ -896,6 +904,10 @@ pub struct HandoverBody {
     pub item: String,
     /// The item's [`MailItem::identity_digest`], when it decoded.
     pub item_digest: Option<[u8; 32]>,
+    /// The item's hop count as handed, when it decoded (`None` in answers of
+    /// `/wlnode/mail/3` builds): signed, so the count a relay took an item at is
+    /// evidence (review s31-fixes X1).
+    pub hops: Option<u32>,
     /// The handing agency (`None`: the answering node could not tell who it was).
     pub from_hop: Option<AgencyCode>,
     /// The answering agency, which signs.
@@ -956,6 +968,7 @@ impl MailAck {
                 message_id: item.map(MailItem::message_id),
                 item: item.map(|i| i.kind_str().to_owned()).unwrap_or_default(),
                 item_digest: item.map(MailItem::identity_digest),
+                hops: item.map(MailItem::hops),
                 from_hop: from_hop.cloned(),
                 to_hop: to_hop.clone(),
                 accepted,
@@ -995,6 +1008,7 @@ impl MailAck {
                 reason: body.reason.clone(),
                 at: body.at.as_millis(),
                 signer_key: Bytes::copy_from_slice(body.signer_key.as_bytes()),
+                hops: body.hops,
             }
             .encode_to_vec(),
         );
@@ -1064,6 +1078,7 @@ impl MailAck {
             message_id,
             item: b.item,
             item_digest,
+            hops: b.hops,
             from_hop,
             to_hop: AgencyCode::new(b.to_hop).map_err(|e| MailError::malformed("to_hop", e))?,
             accepted: b.accepted,
@@ -1132,22 +1147,58 @@ impl MailAck {
         Ok(())
     }
 
+    /// [`MailAck::verify`] for an auditor reading it later (review s31-mail M4): a
+    /// key revoked since still verifies if the ack's signed time is before the
+    /// revocation; returns the revocation time then, so the caller can ask for
+    /// independent proof that the ack existed before it (a checkpoint signed before
+    /// the revocation that covers the event carrying it). `Ok(None)`: not revoked.
+    pub fn verify_as_evidence(
+        &self,
+        roster: &Roster,
+        signer: &AgencyCode,
+    ) -> Result<Option<Timestamp>, MailError> {
+        let b = &self.body;
+        if b.to_hop != *signer {
+            return Err(MailError::malformed(
+                "to_hop",
+                format!("names {}, the answer came from {signer}", b.to_hop),
+            ));
+        }
+        if self.accepted != b.accepted || self.reason != b.reason {
+            return Err(MailError::BadSignature);
+        }
+        b.signer_key
+            .verify(context::HANDOVER, &self.body_bytes, &self.signature)
+            .map_err(|_| MailError::BadSignature)?;
+        let member = roster
+            .check_signer(&b.to_hop, &b.signer_key, b.at)
+            .map_err(MailError::Signer)?;
+        Ok(member
+            .revoked
+            .iter()
+            .find(|r| r.key == b.signer_key)
+            .map(|r| r.revoked_at))
+    }
+
     /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]).
     pub fn fit(&self, item: &MailItem, from_hop: &AgencyCode) -> AckFit {
         self.fit_fields(
             &item.message_id(),
             item.kind_str(),
             Some(&item.identity_digest()),
+            Some(item.hops()),
             from_hop,
         )
     }
 
-    /// [`MailAck::fit`] from an audit event's fields (no digest there).
+    /// [`MailAck::fit`] from an audit event's fields (no digest or hop count there:
+    /// `None` leaves them unchecked).
     pub fn fit_fields(
         &self,
         message_id: &MessageId,
         item: &str,
         digest: Option<&[u8; 32]>,
+        hops: Option<u32>,
         from_hop: &AgencyCode,
     ) -> AckFit {
         let b = &self.body;
@@ -1158,7 +1209,8 @@ impl MailAck {
                 (Some(d), Some(s)) => d == s,
                 (Some(_), None) => false,
                 (None, _) => true,
-            };
+            }
+            && hops.is_none_or(|h| b.hops == Some(h));
         if exact {
             AckFit::Exact
         } else if !b.accepted

@@ -32,6 +32,7 @@
 //! [federation_settings]               # optional
 //! consultation_silence = "objection"  # or "no_objection" (the default)
 //! consultation_min_deadline_secs = 86400  # shortest consultation deadline (default 1 day)
+//! mail_acks_required_since = 2026-12-10T00:00:00Z  # optional: every member signs hand-overs since
 //! ```
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
@@ -267,6 +268,13 @@ pub struct FederationSettings {
     /// node lowers it on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consultation_min_deadline_secs: Option<u64>,
+    /// From when every member's node signs mail hand-overs (`/wlnode/mail/4` or
+    /// later; issue 21): the authority sets it once the federation has upgraded. The
+    /// auditor then counts a `handed` event of that time or later only with the
+    /// neighbour's valid signed acceptance, whatever the node's log holds: the
+    /// logging node cannot choose its own cut-over (review s31-fixes X2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_acks_required_since: Option<Timestamp>,
 }
 
 /// A revoked key.
@@ -603,6 +611,15 @@ impl Roster {
             .as_ref()
             .and_then(|s| s.consultation_min_deadline_secs)
             .map_or(86_400, |s| s.max(1))
+    }
+
+    /// From when every member signs mail hand-overs, if the authority says so
+    /// (`federation_settings.mail_acks_required_since`).
+    pub fn mail_acks_required_since(&self) -> Option<Timestamp> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.mail_acks_required_since)
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

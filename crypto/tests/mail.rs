@@ -75,6 +75,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
         federation_settings: silence.map(|s| wlnode_crypto::roster::FederationSettings {
             consultation_silence: s,
             consultation_min_deadline_secs: None,
+            mail_acks_required_since: None,
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()
@@ -476,11 +477,17 @@ fn hand_over_acks_are_signed_bound_and_domain_separated() {
     assert_eq!(back, ack);
     back.verify(&r, &b.code).unwrap();
     assert_eq!(back.fit(&item, &a.code), AckFit::Exact);
-    // The same copy one hop further (the hop count is not part of the identity).
+    // The same copy one hop further: the identity is the same, but the ack signs the
+    // hop count it took, so it does not fit (review s31-fixes X1).
+    assert_eq!(
+        MailItem::Envelope(env.next_hop()).identity_digest(),
+        item.identity_digest()
+    );
     assert_eq!(
         back.fit(&MailItem::Envelope(env.next_hop()), &a.code),
-        AckFit::Exact
+        AckFit::Mismatch
     );
+    assert_eq!(back.body().hops, Some(env.hops()));
     assert_eq!(MailAck::from_hex(&ack.to_hex()).unwrap(), ack);
     // Bound to the handing agency and the item.
     assert_eq!(back.fit(&item, &c.code), AckFit::Mismatch);
@@ -559,4 +566,46 @@ fn hand_over_acks_are_signed_bound_and_domain_separated() {
     no.verify(&r, &b.code).unwrap();
     assert_eq!((no.accepted, no.reason.as_str()), (false, "full"));
     assert_eq!(no.fit(&item, &a.code), AckFit::Exact);
+}
+
+/// Review s31-fixes X1: a `/wlnode/mail/4` answer signs the hop count of the copy it
+/// answers; a `/wlnode/mail/3` answer (no count, as old audit logs hold them) still
+/// decodes and verifies, fits an audit event's fields, but is no answer to a copy
+/// handed now (the count is required on the wire).
+#[test]
+fn hand_over_acks_sign_the_hop_count_and_older_acks_stay_readable() {
+    use wlnode_crypto::mail::{AckFit, HandoverBody, MailAck};
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], None);
+    let env = Envelope::seal(
+        &draft(&a, &c, b"x"),
+        &a.sign,
+        &r.encryption_key(&c.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap()
+    .next_hop()
+    .next_hop();
+    let item = MailItem::Envelope(env.clone());
+    let at = Timestamp(T0 + 5);
+    let ack = MailAck::sign(Some(&item), Some(&a.code), &b.code, true, "ok", at, &b.sign);
+    assert_eq!(ack.body().hops, Some(2));
+    let back = MailAck::decode(&ack.encode()).unwrap();
+    back.verify(&r, &b.code).unwrap();
+    assert_eq!(back.body().hops, Some(2));
+    assert_eq!(back.fit(&item, &a.code), AckFit::Exact);
+    let old = MailAck::sign_body(
+        HandoverBody {
+            hops: None,
+            ..ack.body().clone()
+        },
+        &b.sign,
+    );
+    let old = MailAck::from_hex(&old.to_hex()).unwrap();
+    old.verify(&r, &b.code).unwrap();
+    assert_eq!(old.body().hops, None);
+    assert_eq!(old.fit(&item, &a.code), AckFit::Mismatch);
+    assert_eq!(
+        old.fit_fields(&env.header().id, "message", None, None, &a.code),
+        AckFit::Exact
+    );
 }

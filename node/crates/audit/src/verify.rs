@@ -32,6 +32,12 @@ pub struct VerifiedHead {
     pub root: String,
     /// Checkpoint timestamp (Unix ms).
     pub timestamp: u64,
+    /// When this auditor first verified a head of this size (Unix ms, the auditor's
+    /// own clock, `Options::now_ms`): a date the log's node does not control, so
+    /// an event under this head existed then (review s32-mail H3). `None` in
+    /// state written before it was kept, or when the run had no clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<u64>,
 }
 
 /// What the auditor remembers between runs: the last verified head of each node.
@@ -218,6 +224,10 @@ struct Log<'a> {
     checkpoints: Vec<(u64, u64)>,
     /// The log may be evidence at all (a roster node, with a verified checkpoint).
     usable: bool,
+    /// The head this auditor verified in an earlier run, when this log extends it:
+    /// (size, the auditor's time of that verification). Its events `[0, size)`
+    /// existed by then, whatever times the node wrote (review s32-mail H3).
+    vouched_before: Option<(u64, u64)>,
 }
 
 fn violation(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -> Violation {
@@ -406,11 +416,13 @@ fn verify_log<'a>(
                 size: c.size,
                 root: c.root.clone(),
                 timestamp: c.timestamp,
+                verified_at: opts.now_ms,
             });
         }
     }
 
     // Append-only since the auditor's last verified head.
+    let mut vouched_before = None;
     if let Some(prev) = state.heads.get(&export.agency) {
         let mut prev_ok = true;
         if let Some(r) = by_size.get(&prev.size)
@@ -447,7 +459,9 @@ fn verify_log<'a>(
                 }
                 _ => false,
             };
-            if !consistent {
+            if consistent {
+                vouched_before = prev.verified_at.map(|at| (prev.size, at));
+            } else {
                 report.violations.push(proven(
                     "not_append_only",
                     node,
@@ -498,8 +512,15 @@ fn verify_log<'a>(
     // the next run still checks against the history verified before (and so still
     // reports a rewrite, instead of accepting it the second time). Nor is the log of a
     // PeerId the roster does not give the agency.
-    if let Some(l) = latest {
+    if let Some(mut l) = latest {
         summary.verified_size = l.size;
+        // The same head verified before keeps the time it was first verified.
+        if let Some(prev) = state.heads.get(&export.agency)
+            && prev.size == l.size
+            && prev.root == l.root
+        {
+            l.verified_at = prev.verified_at.or(l.verified_at);
+        }
         let grows = state
             .heads
             .get(&export.agency)
@@ -516,6 +537,7 @@ fn verify_log<'a>(
             checkpoint_at,
             checkpoints: verified,
             usable: listed && checkpoint_at.is_some(),
+            vouched_before,
         },
         summary,
     )

@@ -786,7 +786,8 @@ fn a_pair_finding_is_counted_for_both_nodes_as_a_pair() {
         .map(|n| (n.agency.as_str(), n.violations, n.pair_violations))
         .collect();
     assert_eq!(counts, vec![(NAMES[0], 0, 1), (NAMES[1], 0, 1)]);
-    assert!(crate::html::sections(&rep).contains("(+1 as a pair)"));
+    let labels = crate::html::Labels::from_fn(|name| name);
+    assert!(crate::html::sections(&rep, &labels).contains("(+1 as_a_pair)"));
 }
 
 /// Review s32-consult L6: a hostile log repeating one implausible refusal (or one

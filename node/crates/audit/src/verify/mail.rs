@@ -20,39 +20,90 @@ pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
 /// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
 /// state, which the relay cannot bring about alone (its own share is capped by the
 /// per-neighbour quota): `full` (`Refusal::Full`: it holds as much as it may) and
-/// `store` (its writer failed). Every other reason the handing node can provoke
-/// itself (review s31-mail H1): `too_many_hops` (hops are not signed), `expired` and
+/// `store` (its writer failed). And `too_many_hops`, only for a copy the neighbour
+/// signs it was handed one hop past the count the relay signed it took it at: the
+/// relay did not add hops, the copy was at the limit when it came (review s31-fixes
+/// X1; a `/wlnode/mail/3` answer signs no count and does not excuse). Every other
+/// reason the handing node can provoke itself (review s31-mail H1): `expired` and
 /// the verification failures (a crafted copy under the same id), `legacy_body` (its
 /// own message under the id), `id_in_use` (its own message handed first), `quota`
 /// and `sender_quota` (filled with its own messages); `forbidden` names no message.
-const EXCUSING_REFUSALS: &[&str] = &["full", "store"];
+const EXCUSING_REFUSALS: &[&str] = &["full", "store", TOO_MANY_HOPS];
+
+/// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
+const TOO_MANY_HOPS: &str = "too_many_hops";
+
+/// A copy of a message: its item digest and hop count, as a neighbour signed them.
+type Copy = ([u8; 32], Option<u32>);
 
 /// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
-/// is valid evidence: signed by `peer` with a key the roster gave it then (not
-/// revoked), naming this message, `message` as the item and `node` as the handing
-/// agency. Returns it; a forged, unsigned or mismatched answer is no evidence.
+/// is valid evidence: signed by `peer` with a key the roster gave it then, naming
+/// this message, `message` as the item and `node` as the handing agency. Returns it;
+/// a forged, unsigned or mismatched answer is no evidence. A key revoked since counts
+/// only for an ack signed before the revocation in an event (`index` of `log`) under
+/// a head this auditor verified, by its own clock, before the revocation: the ack
+/// existed then, so a later compromise of the key did not make it (review s31-mail
+/// M4). The log's own checkpoints do not date it: the node signs their times itself,
+/// and a thief of the key (or a member holding it) backdates one (review s32-mail
+/// H3). Such an ack never proves a finding against the key's owner
+/// ([`check_mail`]'s `mail_not_logged`).
 fn signed_answer(
     roster: &Roster,
     ack: Option<&str>,
     node: &AgencyCode,
     peer: &AgencyCode,
     message_id: &str,
+    log: &Log<'_>,
+    index: u64,
 ) -> Option<wlnode_crypto::mail::MailAck> {
     let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
-    ack.verify(roster, peer).ok()?;
-    (ack.fit_fields(&id, "message", None, node) == wlnode_crypto::mail::AckFit::Exact)
+    if let Some(revoked_at) = ack.verify_as_evidence(roster, peer).ok()? {
+        let vouched = log
+            .vouched_before
+            .is_some_and(|(size, at)| size > index && at < revoked_at.as_millis());
+        if !vouched {
+            return None;
+        }
+    }
+    (ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
         .then_some(ack)
+}
+
+/// A neighbour's accepting answer that verifies and fits but whose key the roster
+/// revoked since (signed before the revocation): with the revocation time. Not
+/// evidence of a hand-over (see [`signed_answer`]), but no proof of its absence
+/// either (review s32-mail L5).
+fn revoked_answer(
+    roster: &Roster,
+    ack: Option<&str>,
+    node: &AgencyCode,
+    peer: &AgencyCode,
+    message_id: &str,
+) -> Option<(wlnode_crypto::mail::MailAck, u64)> {
+    let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
+    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    let revoked_at = ack.verify_as_evidence(roster, peer).ok()??;
+    (ack.accepted
+        && ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
+        .then_some((ack, revoked_at.as_millis()))
 }
 
 /// Sealed mail (issue 21), from the `mail` events of the logs that are evidence:
 /// - `mail_not_relayed`: a node took custody of a message for someone else
 ///   (`received`) and, by its latest checkpoint, after the message expired, had never
-///   handed it on (in a log of a build that signs hand-overs, a `handed` counts only
-///   with the neighbour's valid signed acceptance: review s31-mail M2), although its own log shows a link to another neighbour than the one
-///   it got the message from while the message lived (it handed or took mail, was
-///   refused a hand-over, or sent or accepted records, with that neighbour): it had a
-///   route. A relay whose log shows no such link was a dead end and is not blamed
+///   handed it on (from the time the node signs hand-overs, a time it cannot put off:
+///   the roster's `mail_acks_required_since`, the first answer it signed in any log,
+///   the first ack in its own log (review s31-fixes X2), a `handed` counts only
+///   with the neighbour's valid signed acceptance: review s31-mail M2, and only of the
+///   copy it took, by the acceptance's item digest, not of another message under the
+///   same id: review s31-fixes X8; messages are keyed by sender and id), although it
+///   had a link to another neighbour than the one it got the message from while the
+///   message lived, by signed acceptances only (that neighbour's valid signed
+///   acceptance of a hand-over, its own `handed` even without one, its own custody
+///   acks in that neighbour's log: review s32-mail H1; not refusals: review s32-mail
+///   M1; not record traffic, not anonymous, late or missing answers: review s31-mail
+///   M1): it had a route. A relay whose log shows no such link was a dead end and is not blamed
 ///   (review of issue 21, finding 12). Nor is it blamed when every such moment of a
 ///   link is covered by a **signed refusal** of this message in its log (`hand_refused`
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
@@ -76,31 +127,60 @@ fn signed_answer(
 ///   signed time (without an ack: the handing time plus the clock skew).
 pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let usable: Vec<&Log<'_>> = logs.iter().filter(|l| l.usable).collect();
-    // (node, message id) -> (event index, custody time, expiry, neighbour it came
-    // from, addressee, digest of the copy it took by its own signed custody ack).
+    // A message is (node, sender, id): two senders' messages under one id are two
+    // messages (review s31-fixes X8).
+    type Key = (AgencyCode, AgencyCode, String);
+    // (node, sender, message id) -> (event index, custody time, expiry, neighbour it came
+    // from, addressee, the copy it took by its own signed custody ack).
+    // Whether it took the copy when it already signed hand-overs.
     type Custody = (
         u64,
         u64,
         Option<u64>,
         AgencyCode,
         AgencyCode,
-        Option<[u8; 32]>,
+        Option<Copy>,
+        bool,
     );
-    let mut took: BTreeMap<(AgencyCode, String), Custody> = BTreeMap::new();
+    let mut took: BTreeMap<Key, Custody> = BTreeMap::new();
     // Evidence of a working link: (node, neighbour) -> times the node's log shows
     // traffic with that neighbour.
     // Indexed by node, then neighbour (review s31-mail L1); times sorted below.
     let mut links: BTreeMap<AgencyCode, BTreeMap<AgencyCode, Vec<u64>>> = BTreeMap::new();
-    // (node, message id): the node had the message (received, delivered or handed).
-    let mut moved: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    // (node, sender, message id): the node had the message as its addressee or
+    // sender (received, delivered).
+    let mut moved: std::collections::BTreeSet<Key> = Default::default();
+    // (node, sender, message id) -> the copies it handed on: the item digest in the
+    // neighbour's valid signed acceptance (`None`: a bare `handed` of an older log).
+    // A relay handed on the message it took only if one of them is that copy
+    // (review s31-fixes X8).
+    // With the event's index (a hand-over logged before the `received` is none),
+    // and the neighbour when its signed answer is not `ok` (`seen`, `duplicate`: it
+    // had the message already; from the upstream that is no hand-over, review
+    // s32-mail L7).
+    type HandedCopy = (u64, Option<[u8; 32]>, Option<AgencyCode>);
+    let mut handed_copies: BTreeMap<Key, Vec<HandedCopy>> = BTreeMap::new();
+    // (node, sender, id) -> (index, digest, signed time) of acceptances that verify
+    // but by a key revoked since, undated by this auditor (review s32-mail L5).
+    type RevokedCopy = (u64, Option<[u8; 32]>, u64);
+    let mut revoked_hand_overs: BTreeMap<Key, Vec<RevokedCopy>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
-    // (node, message id) -> (neighbour, signed time, digest of the refused copy) of
-    // valid signed refusals.
-    type Refused = (AgencyCode, u64, Option<[u8; 32]>);
-    let mut refusals: BTreeMap<(AgencyCode, String), Vec<Refused>> = BTreeMap::new();
-    // (node, neighbour, id, time, index, the neighbour's valid signed accepting ack).
+    // (node, sender, message id) -> (neighbour, signed time, digest of the refused
+    // copy, its signed hop count, reason) of valid signed refusals.
+    type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
+    // Only `too_many_hops` (a property of the copy).
+    let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
+    // (node, neighbour) -> signed times of the neighbour's valid signed `full` and
+    // `store` refusals of the node's hand-overs, whatever message they name: the
+    // neighbour's global state, so each covers every link moment with it within the
+    // window (review s31-fixes X3: a per-neighbour cap on logged refusals no longer
+    // leaves messages without evidence).
+    let mut global_refusals: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
+    // (node, neighbour, sender, id, time, index, the neighbour's valid signed
+    // accepting ack).
     type Handed = (
+        AgencyCode,
         AgencyCode,
         AgencyCode,
         String,
@@ -109,41 +189,126 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         Option<wlnode_crypto::mail::MailAck>,
     );
     let mut handed: Vec<Handed> = Vec::new();
+    // (node, neighbour, sender, id, index, signed hop count, digest) of the valid
+    // signed refusals of a node's hand-overs.
+    type RefusedAt = (
+        AgencyCode,
+        AgencyCode,
+        AgencyCode,
+        String,
+        u64,
+        u32,
+        Option<[u8; 32]>,
+    );
+    let mut refused_at_hops: Vec<RefusedAt> = Vec::new();
+    // From when each node signs hand-overs (review s31-fixes X2), a time the node
+    // cannot put off on its own: the earliest of the roster's
+    // `mail_acks_required_since` (set by the authority once the federation
+    // upgraded), the time of the first valid answer it signed that another node's log
+    // holds (its custody acks and refusals there), and the first event of its own log
+    // that carries an ack. Before it, a bare `handed` of an older build still counts,
+    // so an upgrade in place does not turn earlier hand-overs into findings.
+    let roster_since = roster.mail_acks_required_since().map(|t| t.as_millis());
+    let mut signing_since: HashMap<AgencyCode, u64> = HashMap::new();
+    // (node, message id) -> the earliest expiry in another node's `handed` of it
+    // to that node with its valid signed custody ack: the relay's own `received`
+    // is not the only word on when the message expired (review s32-mail H2: a
+    // missing or far-future expiry there skipped the message for good). Only an
+    // earlier expiry is taken: it shortens the window the relay is judged in, so it
+    // cannot frame it.
+    let mut expiry_seen: HashMap<(AgencyCode, String), u64> = HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
-        // A log written by a build that signs hand-overs (any `mail` event carries
-        // an ack): there, a `handed` without the neighbour's valid signed acceptance
-        // is no hand-over (review s31-mail M2).
-        let signs_handovers = l
-            .events
-            .iter()
-            .filter(|(i, _)| *i < l.covered)
-            .any(|(_, e)| matches!(&e.kind, EventKind::Mail { ack: Some(_), .. }));
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
-            let neighbour = match &e.kind {
-                EventKind::Sent { to, .. } => Some(to),
-                EventKind::Accepted { from, .. } => Some(from),
-                EventKind::Mail {
-                    action,
-                    peer: Some(p),
-                    ..
-                } if action == "handed" || action == "received" || action == "hand_refused" => {
-                    Some(p)
-                }
-                _ => None,
+            let EventKind::Mail {
+                action,
+                message_id,
+                peer,
+                expires_at,
+                ack: Some(ack),
+                ..
+            } = &e.kind
+            else {
+                continue;
             };
-            if let Some(n) = neighbour {
+            let first = signing_since.entry(me.clone()).or_insert(e.at);
+            *first = (*first).min(e.at);
+            if (action == "handed" || action == "hand_refused")
+                && let Some(p) = peer
+                && let Some(a) = signed_answer(roster, Some(ack), me, p, message_id, l, *index)
+            {
+                if action == "handed"
+                    && a.accepted
+                    && let Some(x) = expires_at
+                {
+                    let lowest = expiry_seen
+                        .entry((p.clone(), message_id.clone()))
+                        .or_insert(*x);
+                    *lowest = (*lowest).min(*x);
+                }
+                let at = a.body().at.as_millis();
+                let first = signing_since.entry(p.clone()).or_insert(at);
+                *first = (*first).min(at);
+                // A moment of a working mail link of `p`'s with this node, by `p`'s
+                // own signed acceptance in this node's log: `p` cannot strip it from
+                // its own log to have no routes (review s32-mail H1). Its refusals
+                // are no route (review s32-mail M1).
+                if !a.accepted {
+                    continue;
+                }
+                links
+                    .entry(p.clone())
+                    .or_default()
+                    .entry(me.clone())
+                    .or_default()
+                    .push(at);
+            }
+        }
+    }
+    let mut since_of: HashMap<AgencyCode, u64> = HashMap::new();
+    for l in &usable {
+        let me = &l.export.agency;
+        // From when this node signs hand-overs (see `signing_since`): from then on
+        // a `handed` without the neighbour's valid signed acceptance is no
+        // hand-over (review s31-mail M2), before it a bare one still counts.
+        let since = signing_since
+            .get(me)
+            .copied()
+            .into_iter()
+            .chain(roster_since)
+            .min();
+        if let Some(s) = since {
+            since_of.insert(me.clone(), s);
+        }
+        // The signed era is decided by log position: it begins at the first event
+        // at or after `since`, and every later event is in it, whatever time it
+        // claims (review s32-mail H2: a backdated bare `handed` counted as one of
+        // an older build).
+        let mut in_era = false;
+        for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
+            in_era |= since.is_some_and(|s| e.at >= s);
+            let signs_handovers = in_era;
+            // A moment of a working mail link with neighbour `n` (review s31-mail
+            // M1: mail evidence only, never record traffic): its valid signed
+            // acceptance of a hand-over (before the node signed hand-overs: a bare
+            // `handed`, the node's own word), or its valid signed refusal. Mail taken
+            // from it is no route: a neighbour that never takes the node's mail gives
+            // it none. A
+            // neighbour that answers anonymously, with a bad time or not at all
+            // leaves no such moment, so it gives the relay no route to be blamed for.
+            let mut link = |n: &AgencyCode| {
                 links
                     .entry(me.clone())
                     .or_default()
                     .entry(n.clone())
                     .or_default()
                     .push(e.at);
-            }
+            };
             let EventKind::Mail {
                 action,
                 message_id,
                 item,
+                from: sender,
                 to,
                 peer,
                 expires_at,
@@ -153,10 +318,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             else {
                 continue;
             };
-            let key = (me.clone(), message_id.clone());
             if action != "rejected" && action != "hand_refused" {
-                known.insert(key.clone());
+                known.insert((me.clone(), message_id.clone()));
             }
+            let key = (me.clone(), sender.clone(), message_id.clone());
             if item != "message" {
                 continue;
             }
@@ -165,16 +330,24 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     let upstream = peer.clone().unwrap_or(to.clone());
                     // The relay's own signed custody ack (logged since review
                     // s31-mail H1) names the digest of the copy it took.
-                    let digest = signed_answer(roster, ack.as_deref(), &upstream, me, message_id)
-                        .filter(|a| a.accepted)
-                        .and_then(|a| a.body().item_digest);
+                    let custody =
+                        signed_answer(roster, ack.as_deref(), &upstream, me, message_id, l, *index)
+                            .filter(|a| a.accepted);
+                    // The custody time: no later than the time the relay signed
+                    // (review s32-mail H2: a `received` dated at the expiry left no
+                    // window to be blamed in).
+                    let at = custody
+                        .as_ref()
+                        .map_or(e.at, |a| e.at.min(a.body().at.as_millis()));
+                    let digest = custody.and_then(|a| Some((a.body().item_digest?, a.body().hops)));
                     took.entry(key).or_insert((
                         *index,
-                        e.at,
+                        at,
                         *expires_at,
                         upstream,
                         to.clone(),
                         digest,
+                        signs_handovers,
                     ));
                 }
                 "received" | "delivered" | "handed" => {
@@ -184,32 +357,91 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     if action == "handed"
                         && let Some(p) = peer
                     {
-                        let custody = signed_answer(roster, ack.as_deref(), me, p, message_id)
-                            .filter(|a| a.accepted);
+                        let custody =
+                            signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
+                                .filter(|a| a.accepted);
+                        // Its own word that the link worked: a route against itself
+                        // even when it strips the neighbour's ack (review s32-mail
+                        // H1); an honest build logs `handed` only with a valid one.
+                        link(p);
                         if custody.is_none() && signs_handovers {
+                            // A genuine acceptance by a key revoked since, which no
+                            // head this auditor verified dates: the relay could not
+                            // know of a later revocation, so the message is unknown,
+                            // neither handed nor blamed (review s32-mail L5).
+                            if let Some((a, revoked_at)) =
+                                revoked_answer(roster, ack.as_deref(), me, p, message_id)
+                            {
+                                revoked_hand_overs.entry(key).or_default().push((
+                                    *index,
+                                    a.body().item_digest,
+                                    a.body().at.as_millis().min(revoked_at),
+                                ));
+                            }
                             continue;
                         }
+                        handed_copies.entry(key).or_default().push((
+                            *index,
+                            custody.as_ref().and_then(|a| a.body().item_digest),
+                            custody
+                                .as_ref()
+                                .filter(|a| a.reason != "ok")
+                                .map(|_| p.clone()),
+                        ));
                         handed.push((
                             me.clone(),
                             p.clone(),
+                            sender.clone(),
                             message_id.clone(),
                             e.at,
                             *index,
                             custody,
                         ));
+                        continue;
                     }
                     moved.insert(key);
                 }
                 "hand_refused" => {
                     if let Some(p) = peer
-                        && let Some(a) = signed_answer(roster, ack.as_deref(), me, p, message_id)
+                        && let Some(a) =
+                            signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
-                        && EXCUSING_REFUSALS.contains(&a.reason.as_str())
                     {
+                        // The count the neighbour signs it was handed, checked for
+                        // inflation like an accepted one (review s32-mail M2).
+                        if let Some(h) = a.body().hops {
+                            refused_at_hops.push((
+                                me.clone(),
+                                p.clone(),
+                                sender.clone(),
+                                message_id.clone(),
+                                *index,
+                                h,
+                                a.body().item_digest,
+                            ));
+                        }
+                        // A refusal shows the relay tried, not that the neighbour
+                        // would take the message: no route (review s32-mail M1:
+                        // signed `quota`, `id_in_use`... refusals framed a relay).
+                        if !EXCUSING_REFUSALS.contains(&a.reason.as_str()) {
+                            continue;
+                        }
+                        if a.reason != TOO_MANY_HOPS {
+                            global_refusals
+                                .entry((me.clone(), p.clone()))
+                                .or_default()
+                                .push(a.body().at.as_millis());
+                            continue;
+                        }
+                        // Every one counts (review s32-mail L2: a cap dropped the
+                        // cover of an honest relay's long-lived message while its
+                        // links stayed); the work per message is linear in them.
                         refusals.entry(key).or_default().push((
                             p.clone(),
                             a.body().at.as_millis(),
                             a.body().item_digest,
+                            a.body().hops,
+                            a.reason.clone(),
                         ));
                     }
                 }
@@ -220,6 +452,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for times in links.values_mut().flat_map(BTreeMap::values_mut) {
         times.sort_unstable();
     }
+    let w = REFUSAL_EVIDENCE_WINDOW_MS;
+    // The global refusals as disjoint sorted intervals [r - w, r + w] of the
+    // moments they cover (review s31-fixes X4).
+    let global_cover: BTreeMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = global_refusals
+        .into_iter()
+        .map(|(k, mut times)| {
+            times.sort_unstable();
+            (k, merge_cover(times.into_iter(), w))
+        })
+        .collect();
     let checkpoint_of: HashMap<&AgencyCode, Option<u64>> = usable
         .iter()
         .map(|l| (&l.export.agency, l.checkpoint_at))
@@ -227,34 +469,186 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
     // The upstream node's copy of a relay's signed custody ack (its `handed` event)
     // names the digest of the copy the relay took, whatever the relay logged.
-    let custody_digest: HashMap<(&AgencyCode, &str, &AgencyCode), [u8; 32]> = handed
+    // Keyed by (relay, sender, id, upstream).
+    type CustodyKey<'k> = (&'k AgencyCode, &'k AgencyCode, &'k str, &'k AgencyCode);
+    let custody_digest: HashMap<CustodyKey<'_>, (Copy, u64)> = handed
         .iter()
-        .filter_map(|(from, to, id, _, _, ack)| {
+        .filter_map(|(from, to, sender, id, _, _, ack)| {
             let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
-            Some(((to, id.as_str(), from), ack.body().item_digest?))
+            Some((
+                (to, sender, id.as_str(), from),
+                (
+                    (ack.body().item_digest?, ack.body().hops),
+                    ack.body().at.as_millis(),
+                ),
+            ))
         })
         .collect();
-    for ((node, id), (index, at, expires, from, addressee, logged_digest)) in &took {
-        let digest = custody_digest
-            .get(&(node, id.as_str(), from))
-            .copied()
-            .or(*logged_digest);
+    // Every copy of a node's signed custody acks of an id in another node's
+    // `handed`, by (node, id): whatever upstream or sender its own log names
+    // (review s32-mail M2: naming another upstream hid the one that held its real
+    // count).
+    let mut custody_copies: HashMap<(&AgencyCode, &str), Vec<Copy>> = HashMap::new();
+    for (_, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok")
+            && let Some(d) = ack.body().item_digest
+        {
+            custody_copies
+                .entry((to, id.as_str()))
+                .or_default()
+                .push((d, ack.body().hops));
+        }
+    }
+    // The copy a node took: of its own signed custody acks (in any upstream's log,
+    // or its own), the one at the lowest signed hop count (review s32-mail M2: a
+    // relay signs a higher count for itself to be refused `too_many_hops`).
+    // The lowest count is taken among acks of one copy only (the digest named by
+    // the upstream it names, else its own log, else any), so another message
+    // taken under the same id later does not lower it.
+    let lowest_of = |node: &AgencyCode, id: &str, digest: [u8; 32], logged: Option<Copy>| {
+        custody_copies
+            .get(&(node, id))
+            .into_iter()
+            .flatten()
+            .chain(logged.iter())
+            .filter(|c| c.0 == digest)
+            .map(|c| c.1)
+            .min_by_key(|h| (h.is_none(), *h))
+            .flatten()
+    };
+    let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
+        let (.., from, _, logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
+        let named = custody_digest
+            .get(&(node, sender, id, from))
+            .map(|(c, _)| *c)
+            .or(*logged)
+            .or_else(|| {
+                custody_copies
+                    .get(&(node, id))
+                    .and_then(|v| v.iter().min_by_key(|(_, h)| (h.is_none(), *h)))
+                    .copied()
+            })?;
+        Some((named.0, lowest_of(node, id, named.0, *logged)))
+    };
+    // An upstream that handed a copy with more hops than it had (the next hop signed
+    // the count it got; the upstream's own count is 0 as the sender, else the count
+    // it signed it took the copy at, plus one): it made the copy look farther
+    // travelled, so that every neighbour of the next hop refuses it (review
+    // s31-fixes X1). Proven: both counts are signed, the one it handed by the next
+    // hop in the upstream's own log.
+    // Refusals too: the next hop signs the count it was handed whether it takes
+    // the copy or not, and a refusal of the copy taken (same digest) at a count
+    // above the one taken plus one proves the same (review s32-mail M2).
+    let accepted_at = handed
+        .iter()
+        .filter_map(|(from, to, sender, id, _, index, custody)| {
+            let got = custody.as_ref().and_then(|a| a.body().hops)?;
+            let digest = custody.as_ref().and_then(|a| a.body().item_digest);
+            Some((from, to, sender, id, *index, got, digest))
+        });
+    let refused_at = refused_at_hops
+        .iter()
+        .map(|(from, to, sender, id, index, got, digest)| {
+            (from, to, sender, id, *index, *got, *digest)
+        });
+    // Compared with the lowest count the node signed it took that very copy at
+    // (same digest): not another message taken under the id.
+    for (from, to, sender, id, index, got, handed_copy) in accepted_at.chain(refused_at) {
+        let had = if from == sender {
+            Some(0)
+        } else {
+            let logged = took
+                .get(&(from.clone(), sender.clone(), id.clone()))
+                .and_then(|c| c.5);
+            handed_copy
+                .and_then(|d| lowest_of(from, id, d, logged))
+                .map(|h| h.saturating_add(1))
+        };
+        if let Some(had) = had
+            && got > had
+        {
+            report.violations.push(proven(
+                "mail_hops_inflated",
+                from.as_str(),
+                format!(
+                    "{from} handed message {id} to {to} at hop count {got}, but its copy was at {had}"
+                ),
+                serde_json::json!({"message_id": id, "event": index, "handed_hops": got, "own_hops": had}),
+            ));
+        }
+    }
+    for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
+        let key = (node.clone(), sender.clone(), id.clone());
+        // The upstream's copy of its signed custody ack dates the custody (the
+        // upstream checked that time against its own clock), whatever the relay's
+        // `received` says, and puts the message in the signed era when signed at or
+        // after the node's `since` (review s32-mail H2).
+        let upstream_at = custody_digest
+            .get(&(node, sender, id.as_str(), from))
+            .map(|(_, t)| *t);
+        let at = &upstream_at.map_or(*at, |t| t.min(*at));
+        let signed_era =
+            *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
+        let copy = taken_copy(node, sender, id);
+        let digest = copy.map(|c| c.0);
+        // The count a copy handed on by it carries (review s31-fixes X1).
+        let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
+        let seen = expiry_seen.get(&(node.clone(), id.clone())).copied();
+        let expires = match (*expires, seen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
         };
-        if moved.contains(&(node.clone(), id.clone())) {
+        if moved.contains(&key) {
             continue;
         }
-        // Signed refusals of the very copy it took (same digest; none when that
-        // digest is unknown) made while it lived.
+        // Handed on: a hand-over of the very copy it took (the neighbour's signed
+        // acceptance names its digest), not of another message under the same id,
+        // such as one of its own (review s31-fixes X8). Without the digest of the
+        // copy taken, any accepted hand-over of the id counts only if it took the
+        // copy before it signed hand-overs (an older log); since then its own
+        // `received` carries its custody ack, and a log without it proves nothing.
+        // A bare `handed` (no digest) counts only for a message taken before the
+        // signed era, and no hand-over logged before the `received` counts
+        // (review s32-mail H2).
+        let handed_on = handed_copies.get(&key).is_some_and(|copies| {
+            copies.iter().any(|(i, c, had_it)| {
+                *i > *index
+                    && had_it.as_ref() != Some(from)
+                    && match digest {
+                        Some(_) => (c.is_none() && !signed_era) || *c == digest,
+                        None => !signed_era,
+                    }
+            })
+        });
+        if handed_on {
+            continue;
+        }
+        // Handed on with an acceptance by a key revoked since, signed after the
+        // custody began and before the revocation: not blamed (review s32-mail L5).
+        // A forgery with the stolen key must still claim a time before the
+        // revocation and after the custody the upstream dated.
+        let revoked_hand_over = revoked_hand_overs.get(&key).is_some_and(|v| {
+            v.iter()
+                .any(|(i, d, signed)| *i > *index && d.is_some() && *d == digest && *signed >= *at)
+        });
+        if revoked_hand_over {
+            continue;
+        }
+        // Signed `too_many_hops` refusals of the very copy it took (same digest;
+        // none when that digest is unknown) made while it lived.
         let refused: Vec<&Refused> = refusals
-            .get(&(node.clone(), id.clone()))
+            .get(&key)
             .map(|v| {
                 v.iter()
-                    .filter(|(_, r, d)| {
+                    .filter(|(_, r, d, hops, reason)| {
                         digest.is_some()
                             && *d == digest
+                            && (reason != TOO_MANY_HOPS
+                                || (onward_hops.is_some() && *hops == onward_hops))
                             && r.saturating_add(skew) >= *at
                             && *r <= expires.saturating_add(skew)
                     })
@@ -263,33 +657,38 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .unwrap_or_default();
         // A moment of a link to another neighbour while the message lived that no
         // signed refusal (of that neighbour, or of the addressee) covers: it had a
-        // route and did not use it.
-        // Link times and refusal times are sorted and searched by bisection, so a
-        // log with many links and refusals costs O((links + refusals) log n) per
-        // message, not their product (review s31-mail L1).
-        let w = REFUSAL_EVIDENCE_WINDOW_MS;
+        // route and did not use it. The covered moments are merged into intervals
+        // and the link times searched by bisection between them, so a message
+        // costs O((intervals + neighbours) log links), not the number of its link
+        // moments (review s31-mail L1, s31-fixes X4).
         let uncovered = links.get(node).and_then(|by_neighbour| {
             by_neighbour.iter().find_map(|(other, times)| {
                 if other == from {
                     return None;
                 }
-                let mut cover: Vec<u64> = refused
+                let mut cover: Vec<(u64, u64)> = Vec::new();
+                let mut by: Vec<&AgencyCode> = vec![other, addressee];
+                by.dedup();
+                for b in by {
+                    let Some(g) = global_cover.get(&(node.clone(), b.clone())) else {
+                        continue;
+                    };
+                    let first = g.partition_point(|(_, end)| end < at);
+                    cover.extend(
+                        g.get(first..)
+                            .unwrap_or(&[])
+                            .iter()
+                            .take_while(|(start, _)| *start < expires),
+                    );
+                }
+                let of_copy: Vec<u64> = refused
                     .iter()
-                    .filter(|(by, _, _)| by == other || by == addressee)
-                    .map(|(_, r, _)| *r)
+                    .filter(|(by, ..)| by == other || by == addressee)
+                    .map(|(_, r, ..)| *r)
                     .collect();
+                cover.extend(merge_cover(of_copy.into_iter(), w));
                 cover.sort_unstable();
-                let first = times.partition_point(|t| t < at);
-                times
-                    .get(first..)
-                    .unwrap_or(&[])
-                    .iter()
-                    .take_while(|t| **t < expires)
-                    .find(|t| {
-                        let i = cover.partition_point(|r| r.saturating_add(w) < **t);
-                        cover.get(i).is_none_or(|r| *r > t.saturating_add(w))
-                    })
-                    .map(|t| (other, *t))
+                first_uncovered(times, *at, expires, &cover).map(|t| (other, t))
             })
         });
         if let Some((other, t)) = uncovered {
@@ -299,11 +698,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),
-                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals": refused.len()}),
+                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
             ));
         }
     }
-    for (from, to, id, at, index, custody) in handed {
+    // (node, message id) of every message a node had (took, moved, handed on),
+    // whatever sender its events name.
+    let had_ids: std::collections::BTreeSet<(AgencyCode, String)> = moved
+        .iter()
+        .chain(took.keys())
+        .chain(handed_copies.keys())
+        .map(|(node, _, id)| (node.clone(), id.clone()))
+        .collect();
+    for (from, to, _, id, at, index, custody) in handed {
         let Some(Some(their_checkpoint)) = checkpoint_of.get(&to) else {
             continue;
         };
@@ -316,9 +723,27 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if *their_checkpoint <= took_by.saturating_add(MAIL_LOGGED_MARGIN_MS) {
             continue;
         }
-        let key = (to.clone(), id.clone());
-        let had_it = moved.contains(&key) || took.contains_key(&key);
-        let knew_it = known.contains(&key);
+        // Whether the neighbour's log holds the id under any sender: the sender in
+        // the handing node's event is its own unsigned label (the ack signs no
+        // sender), so it must not decide whether the neighbour logged what it
+        // signed (review s32-mail H4: a relay relabelled the sender of a genuine
+        // custody ack and got a proven `mail_not_logged` against an honest neighbour).
+        let had_it = had_ids.contains(&(to.clone(), id.clone()));
+        let knew_it = known.contains(&(to.clone(), id.clone()));
+        // An ack by a key revoked since (counted only when dated before the
+        // revocation by this auditor) never proves a finding against the key's
+        // owner: the key may have been stolen before anyone knew (review s32-mail
+        // H3).
+        let by_revoked_key = custody
+            .as_ref()
+            .is_some_and(|a| !matches!(a.verify_as_evidence(roster, &to), Ok(None)));
+        let proven = |kind: &str, node: &str, detail: String, evidence: serde_json::Value| {
+            if by_revoked_key {
+                violation(kind, node, detail, evidence)
+            } else {
+                proven(kind, node, detail, evidence)
+            }
+        };
         match custody {
             Some(ack) if ack.reason == "ok" && !had_it => report.violations.push(proven(
                 "mail_not_logged",
@@ -349,3 +774,47 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
     }
 }
+
+/// Refusal times as the disjoint sorted intervals `[r - w, r + w]` they cover.
+fn merge_cover(times: impl Iterator<Item = u64>, w: u64) -> Vec<(u64, u64)> {
+    let mut sorted: Vec<u64> = times.collect();
+    sorted.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for r in sorted {
+        let (start, end) = (r.saturating_sub(w), r.saturating_add(w));
+        match out.last_mut() {
+            Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// The first of the sorted `times` in `[lo, hi)` outside every interval of `cover`
+/// (sorted by start, possibly overlapping).
+fn first_uncovered(times: &[u64], lo: u64, hi: u64, cover: &[(u64, u64)]) -> Option<u64> {
+    let first_in = |from: u64, to: u64| -> Option<u64> {
+        let i = times.partition_point(|t| *t < from);
+        times.get(i).copied().filter(|t| *t < to)
+    };
+    let mut cursor = lo;
+    for (start, end) in cover {
+        if *end < cursor {
+            continue;
+        }
+        if *start > cursor
+            && let Some(t) = first_in(cursor, (*start).min(hi))
+        {
+            return Some(t);
+        }
+        cursor = cursor.max(end.saturating_add(1));
+        if cursor >= hi {
+            return None;
+        }
+    }
+    first_in(cursor, hi)
+}
+
+#[cfg(test)]
+#[path = "mail_tests.rs"]
+mod tests;

@@ -1,4 +1,4 @@
-//! The `/wlnode/mail/3` side of the replication service (issue 21): carries out what
+//! The `/wlnode/mail/4` side of the replication service (issue 21): carries out what
 //! the sans-IO `Mailer` says, checks what neighbours hand us, and keeps the mail
 //! table, the audit log and the metrics current.
 //!
@@ -79,6 +79,9 @@ pub(crate) struct MailState {
     /// many were audited in it (at most [`HAND_REFUSED_PER_NEIGHBOUR`]).
     pub(crate) refusals_evidenced_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    /// The roster version we judge acks under and when we first did (for
+    /// [`REVOCATION_GRACE`]).
+    pub(crate) roster_seen: Option<(u64, std::time::Instant)>,
 }
 
 /// The most `hand_refused` events audited per neighbour per
@@ -95,11 +98,53 @@ pub const HAND_REFUSED_PER_NEIGHBOUR: usize = 1024;
 /// longest retry delay.
 pub const HAND_REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How long after this node first used a roster version a neighbour announcing an
+/// older one is excused for acks signed with a key that version revokes (review
+/// s31-fixes X6): long enough for the new roster to reach every member.
+pub const REVOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What a roster rollover may explain about a neighbour's ack (review s31-mail L2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Rollover {
+    /// The neighbour announces another roster version than ours.
+    pub differ: bool,
+    /// It announces an older one, and we have used ours for less than
+    /// [`REVOCATION_GRACE`]: it may not know yet that a key of its was revoked.
+    pub revocation_news: bool,
+}
+
+impl Rollover {
+    /// From the versions the neighbour's nodes announce, ours, and how long we
+    /// have used ours (review s31-fixes X6: the excuse for a revoked key rests on our
+    /// own roster history, not only on the version the neighbour claims).
+    pub(crate) fn judge(
+        theirs: impl IntoIterator<Item = u64>,
+        ours: u64,
+        ours_for: std::time::Duration,
+    ) -> Self {
+        let mut r = Self::default();
+        for v in theirs {
+            r.differ |= v != ours;
+            r.revocation_news |= v < ours && ours_for < REVOCATION_GRACE;
+        }
+        r
+    }
+}
+
 /// Whether a neighbour's ack that fails verification with `e` is a strike: not
-/// while our rosters differ and a rollover explains it (a key we do not know yet,
-/// outside its window, or revoked in our newer roster: review s31-mail L2).
-fn ack_error_strikes(e: &MailError, rosters_differ: bool) -> bool {
-    !(rosters_differ && matches!(e, MailError::Signer(_) | MailError::RevokedSigner { .. }))
+/// while a rollover explains it: a key we do not know yet or outside its window
+/// while our rosters differ; a key our roster revokes only while the revocation is
+/// news (review s31-mail L2, s31-fixes X6: a member announcing an old roster version
+/// forever is struck once the grace has passed).
+fn ack_error_strikes(e: &MailError, rollover: Rollover) -> bool {
+    match e {
+        MailError::RevokedSigner { .. }
+        | MailError::Signer(wlnode_crypto::roster::RosterError::RevokedKey { .. }) => {
+            !rollover.revocation_news
+        }
+        MailError::Signer(_) => !rollover.differ,
+        _ => true,
+    }
 }
 
 /// Whether a neighbour's signed refusal of `item` is evidence worth auditing
@@ -690,11 +735,23 @@ impl Service {
             }),
         };
         let roster = self.trust.roster();
-        let rosters_differ = self
-            .peers
-            .iter()
-            .filter(|(p, _)| self.agencies.get(p).is_some_and(|(a, _)| *a == agency))
-            .any(|(_, ps)| ps.roster_version.is_some_and(|v| v != roster.version()));
+        // When we first used this roster version (at the latest, this check).
+        let first_used = match self.mail.roster_seen {
+            Some((v, at)) if v == roster.version() => at,
+            _ => {
+                let at = std::time::Instant::now();
+                self.mail.roster_seen = Some((roster.version(), at));
+                at
+            }
+        };
+        let rosters_differ = Rollover::judge(
+            self.peers
+                .iter()
+                .filter(|(p, _)| self.agencies.get(p).is_some_and(|(a, _)| *a == agency))
+                .filter_map(|(_, ps)| ps.roster_version),
+            roster.version(),
+            first_used.elapsed(),
+        );
         let verdict = ack_verdict(
             decoded,
             &roster,
@@ -905,7 +962,7 @@ fn ack_verdict(
     me: &AgencyCode,
     item: &MailItem,
     now: Timestamp,
-    rosters_differ: bool,
+    rosters_differ: Rollover,
 ) -> AckVerdict {
     let ack = match decoded {
         Ok(a) => a,
@@ -1015,17 +1072,39 @@ mod tests {
 
     /// Review s31-mail L2: an ack signed with a key our newer roster revokes is no
     /// strike while the rosters differ (as for an unknown key); otherwise it is.
+    /// Review s31-fixes X6: for a revoked key only while the neighbour announces an
+    /// older version and we have used ours for less than REVOCATION_GRACE (before
+    /// the fix any claimed older version excused it forever); a newer claimed
+    /// version excuses nothing.
     #[test]
     fn a_revoked_ack_signer_is_no_strike_during_a_roster_rollover() {
+        use std::time::Duration;
         let revoked = MailError::RevokedSigner {
             agency: "AA-X".parse().unwrap(),
             key: "ed25519:00".into(),
         };
-        assert!(!ack_error_strikes(&revoked, true));
-        assert!(ack_error_strikes(&revoked, false));
+        let revoked_at = MailError::Signer(RosterError::RevokedKey {
+            agency: "AA-X".into(),
+            key: "ed25519:00".into(),
+            revoked_at: Timestamp(1),
+            at: Timestamp(2),
+        });
+        let fresh = Rollover::judge([4], 5, Duration::from_secs(60));
+        let stale = Rollover::judge([4], 5, REVOCATION_GRACE + Duration::from_secs(1));
+        let newer = Rollover::judge([6], 5, Duration::from_secs(60));
+        let same = Rollover::judge([5], 5, Duration::from_secs(60));
+        for e in [&revoked, &revoked_at] {
+            assert!(!ack_error_strikes(e, fresh));
+            assert!(ack_error_strikes(e, stale));
+            assert!(ack_error_strikes(e, newer));
+            assert!(ack_error_strikes(e, same));
+        }
         let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
-        assert!(!ack_error_strikes(&unknown, true));
-        assert!(ack_error_strikes(&MailError::BadSignature, true));
+        assert!(!ack_error_strikes(&unknown, fresh));
+        assert!(!ack_error_strikes(&unknown, stale));
+        assert!(!ack_error_strikes(&unknown, newer));
+        assert!(ack_error_strikes(&unknown, same));
+        assert!(ack_error_strikes(&MailError::BadSignature, fresh));
     }
 
     /// Review s31-mail M5: `hand_refused` evidence only for messages we relay, once

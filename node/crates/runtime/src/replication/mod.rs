@@ -11,7 +11,7 @@
 //! - [`outbound`]: our requests, their answers, the initiator's sessions;
 //! - [`serve`]: carrying out the responder's actions;
 //! - [`ingest`]: checking and storing what peers sent;
-//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/3`.
+//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/4`.
 
 mod hold;
 mod inbound;
@@ -260,6 +260,7 @@ pub(crate) async fn start(
             refusals_logged: HashMap::new(),
             refusals_evidenced: HashMap::new(),
             refusals_evidenced_per_peer: HashMap::new(),
+            roster_seen: None,
         },
         me: network.handle.local_peer(),
         net: network.handle,

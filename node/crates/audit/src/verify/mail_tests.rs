@@ -1,0 +1,1008 @@
+//! The sealed-mail audit checks (`check_mail`) over hand-built logs signed with real
+//! roster keys: the fixes of review s31-fixes (X1, X2, X8) and review s31-mail (M1,
+//! M4). Kept apart from `verify/tests.rs` so mail and consultation work do not meet.
+
+use wlnode_crypto::mail::{HandoverBody, MailAck};
+use wlnode_crypto::model::MessageId;
+use wlnode_crypto::{SecretKey, Timestamp};
+
+use super::super::*;
+use super::{first_uncovered, merge_cover};
+use crate::event::{Checkpoint, EXPORT_FORMAT};
+
+const NAMES: [&str; 4] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "DD-TRADE"];
+/// Indices into [`NAMES`]: the sender, the relay, a neighbour, the addressee.
+const S: usize = 0;
+const R: usize = 1;
+const N: usize = 2;
+const D: usize = 3;
+
+struct Fixture {
+    roster: Roster,
+    agency_keys: Vec<SecretKey>,
+    node_keys: Vec<SecretKey>,
+}
+
+fn fixture() -> Fixture {
+    fixture_with("")
+}
+
+/// A signed roster of the four members, with `settings` (TOML lines) appended to its
+/// `[federation_settings]`.
+fn fixture_with(settings: &str) -> Fixture {
+    fixture_revoking(settings, None)
+}
+
+/// [`fixture_with`], with member `revoked.0`'s key revoked at `revoked.1`.
+fn fixture_revoking(settings: &str, revoked: Option<(usize, u64)>) -> Fixture {
+    use wlnode_config::roster_edit::{self, NewMember};
+    let authority = SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    for agency in NAMES {
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                agency,
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &["eu"],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    if let Some((i, at)) = revoked {
+        text = roster_edit::revoke_key(
+            &text,
+            &ag(i),
+            &agency_keys[i].public_key(),
+            Timestamp(at),
+            "compromised",
+            &[],
+        )
+        .unwrap();
+    }
+    if !settings.is_empty() {
+        text.push_str(&format!("\n[federation_settings]\n{settings}\n"));
+    }
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    Fixture {
+        roster,
+        agency_keys,
+        node_keys,
+    }
+}
+
+fn ag(i: usize) -> AgencyCode {
+    NAMES[i].parse().unwrap()
+}
+
+fn id() -> String {
+    "ab".repeat(16)
+}
+
+/// The roster's keys are valid from an hour ago: signed mail events use real times.
+fn t0() -> u64 {
+    Timestamp::now().as_millis() - 1_800_000
+}
+
+/// The copy of the sender's message the relay took.
+const TAKEN: [u8; 32] = [7; 32];
+
+/// `by`'s signed answer to `node`'s hand-over of a copy with `digest`, at the hop
+/// count an honest node hands it at (0 from the sender, 1 from the relay).
+fn answer(
+    f: &Fixture,
+    by: usize,
+    node: usize,
+    accepted: bool,
+    reason: &str,
+    at: u64,
+    digest: [u8; 32],
+) -> MailAck {
+    let hops = u32::from(node != S);
+    answer_hops(f, by, node, accepted, reason, at, digest, Some(hops))
+}
+
+/// [`answer`] signing the hop count `hops`.
+#[allow(clippy::too_many_arguments)]
+fn answer_hops(
+    f: &Fixture,
+    by: usize,
+    node: usize,
+    accepted: bool,
+    reason: &str,
+    at: u64,
+    digest: [u8; 32],
+    hops: Option<u32>,
+) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(digest),
+            hops,
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted,
+            reason: reason.into(),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// A `mail` event of a message from `sender` to `to` with neighbour `peer`.
+fn mail(
+    action: &str,
+    sender: usize,
+    to: usize,
+    peer: usize,
+    at: u64,
+    expires_at: u64,
+    ack: Option<&MailAck>,
+) -> Event {
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: action.into(),
+            message_id: id(),
+            item: "message".into(),
+            from: ag(sender),
+            to: ag(to),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(peer)),
+            reason: ack
+                .filter(|_| action == "hand_refused")
+                .map(|a| a.reason.clone()),
+            expires_at: Some(expires_at),
+            ack: ack.map(MailAck::to_hex),
+        },
+    )
+}
+
+/// The relay's `received` of the sender's message for the addressee, with its own
+/// signed custody ack of the copy [`TAKEN`].
+fn took(f: &Fixture, at: u64, exp: u64) -> Event {
+    let ack = answer(f, R, S, true, "ok", at, TAKEN);
+    mail("received", S, D, S, at, exp, Some(&ack))
+}
+
+/// The log of node `i` with `events`, checkpointed once after the last.
+fn log(f: &Fixture, i: usize, events: &[Event]) -> ExportedLog {
+    let last = events.iter().map(|e| e.at).max().unwrap_or(1);
+    log_at(f, i, events, &[(events.len() as u64, last)])
+}
+
+/// The log of node `i` with `events` and checkpoints of (size, signed time).
+fn log_at(f: &Fixture, i: usize, events: &[Event], checkpoints: &[(u64, u64)]) -> ExportedLog {
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let key = &f.node_keys[i];
+    ExportedLog {
+        format: EXPORT_FORMAT.into(),
+        agency: ag(i),
+        peer_id: key.public_key().peer_id(),
+        events: events
+            .iter()
+            .map(|e| String::from_utf8(e.encode()).unwrap())
+            .collect(),
+        checkpoints: checkpoints
+            .iter()
+            .map(|(size, timestamp)| {
+                Checkpoint {
+                    agency: ag(i),
+                    peer_id: key.public_key().peer_id(),
+                    size: *size,
+                    root: hex::encode(merkle::root(&tree, *size).unwrap()),
+                    timestamp: *timestamp,
+                }
+                .sign(key)
+            })
+            .collect(),
+        headers: vec![],
+    }
+}
+
+fn audit(f: &Fixture, logs: &[ExportedLog]) -> Report {
+    verify(
+        &f.roster,
+        logs,
+        &AuditorState::default(),
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    )
+}
+
+/// The kinds of violations reported against `node`.
+fn against(rep: &Report, node: usize) -> Vec<String> {
+    rep.violations
+        .iter()
+        .filter(|v| v.node == NAMES[node])
+        .map(|v| v.kind.clone())
+        .collect()
+}
+
+/// Review s31-fixes X8: the relay took the sender's message (copy [`TAKEN`]) and
+/// handed on only a message of its own under the same id, which the neighbour
+/// accepted with a valid signed ack of that other copy. That is no hand-over of the
+/// message it took: it is blamed (this failed before the fix). Handing the copy it
+/// took clears it.
+#[test]
+fn handing_its_own_message_under_the_same_id_does_not_clear_a_relay() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let own = answer(&f, N, R, true, "ok", t + 60_000, [9; 32]);
+    let events = [
+        took(&f, t, exp),
+        mail("handed", R, D, N, t + 60_000, exp, Some(&own)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(
+        against(&rep, R).contains(&"mail_not_relayed".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+    // Under the sender's name, but still another copy: blamed as well.
+    let mut forged = events.clone();
+    forged[1] = mail("handed", S, D, N, t + 60_000, exp, Some(&own));
+    let rep = audit(&f, &[log(&f, R, &forged)]);
+    assert!(
+        against(&rep, R).contains(&"mail_not_relayed".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+    // The copy it took, accepted by the neighbour: handed on.
+    let real = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let mut honest = events.clone();
+    honest[1] = mail("handed", S, D, N, t + 60_000, exp, Some(&real));
+    let rep = audit(&f, &[log(&f, R, &honest)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s31-fixes X1: the relay took the copy at hop count 7 (signed in its custody
+/// ack); with a hop limit of 8 only the addressee, unreachable, may take it. The
+/// neighbour's signed `too_many_hops` refusals of that copy at count 8 excuse it (it
+/// was blamed before the fix). A refusal of the copy at 9 (the relay added a hop)
+/// does not, nor one without a signed count (a `/wlnode/mail/3` answer).
+#[test]
+fn a_relay_given_a_copy_at_the_hop_limit_is_excused_by_signed_too_many_hops_refusals() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let relay_copy = |refused_hops: Option<u32>, digest: [u8; 32]| {
+        let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(7));
+        let no = answer_hops(
+            &f,
+            N,
+            R,
+            false,
+            "too_many_hops",
+            t + 60_000,
+            digest,
+            refused_hops,
+        );
+        let events = [
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 60_000),
+            mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        against(&audit(&f, &[log(&f, R, &events)]), R)
+    };
+    let relay = |hops| relay_copy(hops, TAKEN);
+    assert!(relay(Some(8)).is_empty(), "{:?}", relay(Some(8)));
+    // Another copy under the id (one the relay crafted at the limit): no evidence.
+    assert!(relay_copy(Some(8), [8; 32]).contains(&"mail_not_relayed".to_owned()));
+    assert!(relay(Some(9)).contains(&"mail_not_relayed".to_owned()));
+    assert!(relay(None).contains(&"mail_not_relayed".to_owned()));
+}
+
+/// Review s31-fixes X1: an upstream that hands a copy at a higher hop count than it
+/// had (the next hop signed the count it got) is proven `mail_hops_inflated`; an
+/// honest hand-over is not reported.
+#[test]
+fn an_upstream_that_inflates_the_hop_count_is_proven() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let sender = |hops: u32| {
+        let ack = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(hops));
+        let events = [
+            mail("handed", S, D, R, t, exp, Some(&ack)),
+            Event::new(t + 1_000, EventKind::NodeStopped),
+        ];
+        audit(&f, &[log(&f, S, &events)])
+    };
+    assert!(against(&sender(0), S).is_empty());
+    let rep = sender(7);
+    assert_eq!(against(&rep, S), ["mail_hops_inflated"]);
+    assert!(rep.violations[0].proven);
+    // A relay that took the copy at 2 and handed it at 7.
+    let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(2));
+    let onward = answer_hops(&f, N, R, true, "ok", t + 1_000, TAKEN, Some(7));
+    let events = [
+        mail("received", S, D, S, t, exp, Some(&custody)),
+        mail("handed", S, D, N, t + 1_000, exp, Some(&onward)),
+        Event::new(t + 2_000, EventKind::NodeStopped),
+    ];
+    assert_eq!(
+        against(&audit(&f, &[log(&f, R, &events)]), R),
+        ["mail_hops_inflated"]
+    );
+}
+
+/// A moment of a mail link of the relay's with `to` (review s31-mail M1): it hands
+/// a message of its own under the same id (another copy, at hop count 0) and `to`
+/// signs that it took it.
+fn own_hand_over(f: &Fixture, to: usize, at: u64) -> Event {
+    let ack = answer_hops(f, to, R, true, "ok", at, [5; 32], Some(0));
+    mail("handed", R, to, to, at, at + 3_600_000, Some(&ack))
+}
+
+/// The relay's events for a second message, from the addressee to the sender (another
+/// key), taken at `at` and handed to the neighbour with signed acks.
+fn second_message(f: &Fixture, at: u64, exp: u64) -> [Event; 2] {
+    let custody = answer(f, R, D, true, "ok", at, [5; 32]);
+    let onward = answer(f, N, R, true, "ok", at + 1_000, [5; 32]);
+    [
+        mail("received", D, S, D, at, exp, Some(&custody)),
+        mail("handed", D, S, N, at + 1_000, exp, Some(&onward)),
+    ]
+}
+
+/// Review s31-fixes X2 (framing at upgrade): an honest relay handed the sender's
+/// message on before its upgrade (a bare `handed`, no acks then); after the upgrade
+/// its log carries acks. The early hand-over still counts (before the fix every
+/// bare `handed` of a log with any ack stopped counting).
+#[test]
+fn hand_overs_before_a_nodes_upgrade_still_count() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let mut events = vec![
+        mail("received", S, D, S, t, exp, None),
+        mail("handed", S, D, N, t + 60_000, exp, None),
+    ];
+    events.extend(second_message(&f, t + 900_000, t + 3_600_000));
+    events.push(Event::new(t + 2 * 3_600_000, EventKind::NodeStopped));
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s31-fixes X2 (evasion): a relay that strips every ack from its log is not
+/// excused by its bare `handed` once the roster says every member signs hand-overs,
+/// nor once another log holds an answer it signed earlier (its custody ack in the
+/// sender's `handed`). Without either, its log is read as an older build's.
+#[test]
+fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    // It keeps the acks of its other hand-overs (its links: review s31-mail M1).
+    let stripped = |f: &Fixture| {
+        [
+            mail("received", S, D, S, t, exp, None),
+            mail("handed", S, D, N, t + 60_000, exp, None),
+            own_hand_over(f, N, t + 120_000),
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    let f = fixture();
+    let rep = audit(&f, &[log(&f, R, &stripped(&f))]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // The roster's cut-over, before the relay took the message.
+    let f = fixture_with(&format!("mail_acks_required_since = {}", t - 1_000));
+    assert_eq!(
+        f.roster.mail_acks_required_since(),
+        Some(Timestamp(t - 1_000))
+    );
+    let rep = audit(&f, &[log(&f, R, &stripped(&f))]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    // A cut-over after it: an older build's log.
+    let f = fixture_with(&format!("mail_acks_required_since = {}", done));
+    let rep = audit(&f, &[log(&f, R, &stripped(&f))]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // No roster cut-over, but the sender's log holds the relay's signed custody ack.
+    let f = fixture();
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = [
+        mail("handed", S, D, R, t, exp, Some(&custody)),
+        Event::new(t + 1_000, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &stripped(&f))]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    assert!(against(&rep, S).is_empty(), "{:?}", rep.violations);
+}
+
+fn audit_with(f: &Fixture, logs: &[ExportedLog], state: &AuditorState) -> Report {
+    verify(
+        &f.roster,
+        logs,
+        state,
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    )
+}
+
+/// An auditor state that verified node `i`'s first `size` `events` at `verified_at`
+/// (its own clock).
+fn verified_head(i: usize, events: &[Event], size: u64, verified_at: u64) -> AuditorState {
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let mut state = AuditorState::default();
+    state.heads.insert(
+        ag(i),
+        VerifiedHead {
+            size,
+            root: hex::encode(merkle::root(&tree, size).unwrap()),
+            timestamp: verified_at,
+            verified_at: Some(verified_at),
+        },
+    );
+    state
+}
+
+/// Review s31-mail M4 and s32-mail H3: the addressee's key was revoked after it
+/// signed a `full` refusal of the copy the relay took. The refusal still excuses the
+/// relay (its route to the other neighbour) when this auditor verified a head
+/// covering it before the revocation, by its own clock; not when only the relay's
+/// own checkpoints date it, however early their signed times (a stolen key's
+/// forgery is backdated so: the relay was excused before the s32 fix), not when the
+/// auditor verified it only after the revocation, nor when the refusal claims a
+/// time at or after the revocation.
+#[test]
+fn an_ack_of_a_key_revoked_later_counts_only_when_the_auditor_dated_it_before_the_revocation() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let events = |refused_at: u64| {
+        let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+        let no = answer(&f, N, R, false, "full", refused_at, TAKEN);
+        [
+            mail("received", S, N, S, t, exp, Some(&custody)),
+            mail("hand_refused", S, N, N, refused_at, exp, Some(&no)),
+            own_hand_over(&f, D, t + 90_000),
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    let relay = |refused_at: u64, checkpoints: &[(u64, u64)], state: &AuditorState| {
+        let log = log_at(&f, R, &events(refused_at), checkpoints);
+        against(&audit_with(&f, &[log], state), R)
+    };
+    let early = t + 60_000;
+    let before = (2, t + 2 * 60_000);
+    let after = (4, done);
+    let none = AuditorState::default();
+    let seen_before = verified_head(R, &events(early), 2, revoked_at - 1_000);
+    assert!(
+        relay(early, &[after], &seen_before).is_empty(),
+        "{:?}",
+        relay(early, &[after], &seen_before)
+    );
+    // Only the relay's own early checkpoint: its word, no evidence.
+    assert_eq!(relay(early, &[before, after], &none), ["mail_not_relayed"]);
+    assert_eq!(relay(early, &[after], &none), ["mail_not_relayed"]);
+    // The auditor saw it only after the revocation.
+    let seen_after = verified_head(R, &events(early), 2, revoked_at + 1_000);
+    assert_eq!(relay(early, &[after], &seen_after), ["mail_not_relayed"]);
+    // Dated before the revocation by the auditor, but signed after it: no evidence.
+    let late = revoked_at + 1_000;
+    let seen_before = verified_head(R, &events(late), 2, revoked_at - 1_000);
+    assert_eq!(relay(late, &[after], &seen_before), ["mail_not_relayed"]);
+}
+
+/// Review s32-mail H3: a member holding the neighbour's stolen key forges, after the
+/// revocation, the neighbour's `ok` custody ack of a message dated before it, and
+/// backdates a checkpoint of its own over it. That is no proven `mail_not_logged`
+/// against the neighbour (it was before the fix); even when this auditor dated the
+/// ack before the revocation it is reported unproven only.
+#[test]
+fn a_stolen_key_does_not_prove_mail_not_logged_against_its_owner() {
+    let t = t0();
+    let exp = t + 3_600_000;
+    let revoked_at = t + 10 * 60_000;
+    let done = t + 20 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let forged = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&forged)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [Event::new(done, EventKind::NodeStopped)];
+    let logs = [
+        log_at(&f, R, &relay, &[(2, t + 2 * 60_000), (3, done)]),
+        log(&f, N, &neighbour),
+    ];
+    let proven_not_logged = |rep: &Report| {
+        rep.violations
+            .iter()
+            .any(|v| v.kind == "mail_not_logged" && v.proven)
+    };
+    let rep = audit_with(&f, &logs, &AuditorState::default());
+    assert!(!proven_not_logged(&rep), "{:?}", rep.violations);
+    let rep = audit_with(&f, &logs, &verified_head(R, &relay, 2, t + 3 * 60_000));
+    assert!(!proven_not_logged(&rep), "{:?}", rep.violations);
+    assert!(
+        rep.violations.iter().any(|v| v.kind == "mail_not_logged"),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s31-mail M1: a neighbour that keeps syncing records with the relay but
+/// answers its hand-overs anonymously, with an ack of a bad time or not at all leaves
+/// no mail evidence in the relay's log: record traffic is no route, so the relay is
+/// not blamed (it was before the fix). A valid signed acceptance of other mail by
+/// that neighbour is a route.
+#[test]
+fn record_traffic_is_no_route_for_mail() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let record_link = Event::new(
+        t + 60_000,
+        EventKind::Sent {
+            record_id: wlnode_crypto::model::RecordId([3; 32]),
+            to: ag(N),
+            hops: 1,
+            withheld: vec![],
+            header: None,
+            signature: None,
+        },
+    );
+    let events = [
+        took(&f, t, exp),
+        record_link,
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(
+        !against(&rep, R).contains(&"mail_not_relayed".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+    let mut routed = events.clone();
+    routed[1] = own_hand_over(&f, N, t + 60_000);
+    let rep = audit(&f, &[log(&f, R, &routed)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s31-fixes X3: the neighbour is `full` (its global state). The relay logged
+/// its signed `full` refusal for one message only (its per-neighbour evidence cap
+/// was used up); that refusal covers its link moments with the neighbour for every
+/// other message too (before the fix only a refusal naming the message counted).
+#[test]
+fn a_full_refusal_of_one_message_covers_the_relays_other_messages() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    // The refusal names a message of another sender (the addressee's, to S).
+    let no = answer(&f, N, R, false, "full", t + 60_000, [5; 32]);
+    let mut refusal = mail("hand_refused", D, S, N, t + 60_000, exp, Some(&no));
+    if let EventKind::Mail { message_id, .. } = &mut refusal.kind {
+        *message_id = "cd".repeat(16);
+    }
+    let no = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&"cd".repeat(16)).unwrap()),
+            ..no.body().clone()
+        },
+        &f.agency_keys[N],
+    );
+    if let EventKind::Mail { ack, .. } = &mut refusal.kind {
+        *ack = Some(no.to_hex());
+    }
+    let events = [
+        took(&f, t, exp),
+        refusal,
+        own_hand_over(&f, N, t + 120_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // Without it, the link moment is a route: blamed.
+    let mut bare = events.to_vec();
+    bare.remove(1);
+    let rep = audit(&f, &[log(&f, R, &bare)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s31-fixes X4: the coverage walk over merged refusal intervals finds the
+/// first uncovered link moment, also among many covered ones.
+#[test]
+fn coverage_is_found_between_merged_intervals() {
+    let w = 10;
+    let cover = merge_cover([100, 105, 300].into_iter(), w);
+    assert_eq!(cover, [(90, 115), (290, 310)]);
+    let times: Vec<u64> = (0..400).collect();
+    assert_eq!(first_uncovered(&times, 95, 400, &cover), Some(116));
+    assert_eq!(first_uncovered(&times, 95, 116, &cover), None);
+    assert_eq!(first_uncovered(&[100, 295, 500], 0, 400, &cover), None);
+    assert_eq!(first_uncovered(&[100, 295, 311], 0, 400, &cover), Some(311));
+    assert_eq!(first_uncovered(&[], 0, 400, &cover), None);
+    // A hundred thousand covered moments and one uncovered at the end.
+    let mut times: Vec<u64> = (0..100_000).map(|i| i * 10).collect();
+    times.push(2_000_000);
+    let refusals = (0..100_000u64).map(|i| i * 10);
+    let cover = merge_cover(refusals, w);
+    assert_eq!(cover.len(), 1);
+    assert_eq!(
+        first_uncovered(&times, 0, u64::MAX, &cover),
+        Some(2_000_000)
+    );
+}
+
+/// Review s32-mail H4: the relay handed the sender's message to the honest neighbour,
+/// which signed custody and logged `received` under the sender. The relay's own
+/// `handed` event names another sender (the ack signs none): that is no proven
+/// `mail_not_logged` against the neighbour (it was before the fix). A neighbour
+/// whose log has no trace of the id at all is still proven.
+#[test]
+fn a_relabelled_sender_does_not_frame_the_neighbour() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 10 * 60_000;
+    let ok = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&ok)),
+        mail("handed", N, D, N, t + 61_000, exp, Some(&ok)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [
+        mail("received", S, D, R, t + 60_000, exp, Some(&ok)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        !rep.violations.iter().any(|v| v.kind == "mail_not_logged"),
+        "{:?}",
+        rep.violations
+    );
+    // The neighbour's log without the message: proven against it.
+    let silent = [Event::new(done, EventKind::NodeStopped)];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &silent)]);
+    assert!(
+        rep.violations
+            .iter()
+            .any(|v| v.kind == "mail_not_logged" && v.proven),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// `ack` re-signed by `by` for the message id `other`, and `event` naming that id.
+fn under_id(f: &Fixture, by: usize, mut event: Event, ack: &MailAck, other: &str) -> Event {
+    let ack = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(other).unwrap()),
+            ..ack.body().clone()
+        },
+        &f.agency_keys[by],
+    );
+    if let EventKind::Mail {
+        message_id,
+        ack: logged,
+        ..
+    } = &mut event.kind
+    {
+        *message_id = other.to_owned();
+        *logged = Some(ack.to_hex());
+    }
+    event
+}
+
+/// Review s32-mail H1: a relay that took the sender's message and logs no hand-over
+/// at all (or only ones stripped of their acks) still had a route: the neighbour's
+/// log holds the relay's own signed custody ack of other mail while the message
+/// lived, and its own ack-less `handed` is its word that the link worked. It is
+/// blamed (it had no routes before the fix).
+#[test]
+fn a_relay_that_logs_no_acks_still_has_the_routes_its_signatures_show() {
+    let f = fixture_with(&format!("mail_acks_required_since = {}", t0() - 1_000));
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let relay = [took(&f, t, exp), Event::new(done, EventKind::NodeStopped)];
+    let signed = answer(&f, R, N, true, "ok", t + 60_000, [5; 32]);
+    let other = "cd".repeat(16);
+    let handed = mail("handed", N, D, R, t + 60_000, exp, Some(&signed));
+    let neighbour = [
+        under_id(&f, R, handed, &signed, &other),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    // Its own hand-over of other mail, stripped of the neighbour's ack.
+    let stripped = [
+        took(&f, t, exp),
+        mail("handed", D, S, N, t + 60_000, exp, None),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &stripped)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s32-mail H2: in the signed era, a bare `handed` dated before the cut-over
+/// (appended after the message's `received`) is no hand-over, and a `received`
+/// dated at the expiry is dated by the relay's own signed custody ack instead. Both
+/// excused the relay before the fix.
+#[test]
+fn backdated_or_postdated_events_do_not_excuse_a_relay() {
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    for settings in [
+        String::new(),
+        format!("mail_acks_required_since = {}", t - 1_000),
+    ] {
+        let f = fixture_with(&settings);
+        let backdated = [
+            took(&f, t, exp),
+            own_hand_over(&f, N, t + 60_000),
+            mail("handed", S, D, N, 1, exp, None),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        let rep = audit(&f, &[log(&f, R, &backdated)]);
+        assert_eq!(
+            against(&rep, R),
+            ["mail_not_relayed"],
+            "{settings}: {:?}",
+            rep.violations
+        );
+        let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+        let late = [
+            mail("received", S, D, S, exp - 1, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 60_000),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        let rep = audit(&f, &[log(&f, R, &late)]);
+        assert_eq!(
+            against(&rep, R),
+            ["mail_not_relayed"],
+            "{settings}: {:?}",
+            rep.violations
+        );
+    }
+}
+
+/// Review s32-mail M1: the neighbour's only answers to the relay are signed `quota`
+/// refusals of the message (a reason the relay cannot disprove): that is evidence
+/// the relay tried, not a route, so it is not blamed (it was before the fix).
+#[test]
+fn signed_refusals_that_do_not_excuse_are_no_route() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let no = answer(&f, N, R, false, "quota", t + 60_000, TAKEN);
+    let events = [
+        took(&f, t, exp),
+        mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s32-mail H2 (attack C): the relay's `received` names no expiry, or a far
+/// one; the sender's `handed` of it with the relay's signed custody ack names the
+/// real one, so the relay is judged by it (it was skipped for good before the fix).
+#[test]
+fn the_upstreams_expiry_bounds_the_relays() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = [
+        mail("handed", S, D, R, t, exp, Some(&custody)),
+        Event::new(t + 1_000, EventKind::NodeStopped),
+    ];
+    for claimed in [None, Some(u64::MAX)] {
+        let mut received = took(&f, t, exp);
+        if let EventKind::Mail { expires_at, .. } = &mut received.kind {
+            *expires_at = claimed;
+        }
+        let relay = [
+            received,
+            own_hand_over(&f, N, t + 60_000),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &relay)]);
+        assert_eq!(
+            against(&rep, R),
+            ["mail_not_relayed"],
+            "{claimed:?}: {:?}",
+            rep.violations
+        );
+    }
+}
+
+/// Review s32-mail M2: the relay took the copy at hop count 0 (its custody ack in the
+/// sender's log), names another upstream in its own `received` with a custody ack
+/// it signs itself at 7, and hands the copy on at 8 so that the neighbour refuses it
+/// `too_many_hops`. The lowest count it signed is the one taken: the refusal does
+/// not excuse it, and, signed at 8 of the copy taken at 0, proves the inflation
+/// (it was fully excused before the fix).
+#[test]
+fn a_relay_that_signs_itself_a_higher_count_is_not_excused_and_is_proven() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let real = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = [
+        mail("handed", S, D, R, t, exp, Some(&real)),
+        Event::new(t + 1_000, EventKind::NodeStopped),
+    ];
+    let claimed = answer_hops(&f, R, N, true, "ok", t, TAKEN, Some(7));
+    let no = answer_hops(&f, N, R, false, "too_many_hops", t + 60_000, TAKEN, Some(8));
+    let relay = [
+        mail("received", S, D, N, t, exp, Some(&claimed)),
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, t + 60_000, exp, Some(&no)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, S, &sender), log(&f, R, &relay)]);
+    let mut kinds = against(&rep, R);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["mail_hops_inflated", "mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    assert!(
+        rep.violations
+            .iter()
+            .any(|v| v.kind == "mail_hops_inflated" && v.proven)
+    );
+    // Without the sender's log, its own count is all there is: excused.
+    let rep = audit(&f, &[log(&f, R, &relay)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s32-mail L7: handing the message back to the upstream it came from and
+/// collecting its signed `seen` is no hand-over (it was before the fix); a `seen`
+/// from another neighbour still is.
+#[test]
+fn handing_back_to_the_upstream_is_no_hand_over() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let back = answer(&f, S, R, true, "seen", t + 60_000, TAKEN);
+    let events = [
+        took(&f, t, exp),
+        own_hand_over(&f, N, t + 60_000),
+        mail("handed", S, D, S, t + 60_000, exp, Some(&back)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &events)]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    let onward = answer(&f, N, R, true, "seen", t + 60_000, TAKEN);
+    let mut honest = events.clone();
+    honest[2] = mail("handed", S, D, N, t + 60_000, exp, Some(&onward));
+    let rep = audit(&f, &[log(&f, R, &honest)]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s32-mail L5: the relay handed the copy it took to the neighbour, which
+/// accepted with a valid signed ack; the neighbour's key was revoked afterwards and
+/// no head this auditor verified dates the ack. The relay is not blamed (it was
+/// before the fix: the hand-over counted as none and its other link as a route).
+/// An ack claimed before the custody began does not clear it.
+#[test]
+fn a_hand_over_to_a_neighbour_revoked_later_does_not_blame_the_relay() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let relay = |accepted_at: u64| {
+        let ok = answer(&f, N, R, true, "ok", accepted_at, TAKEN);
+        let events = [
+            took(&f, t, exp),
+            mail("handed", S, D, N, t + 60_000, exp, Some(&ok)),
+            own_hand_over(&f, D, t + 90_000),
+            Event::new(done, EventKind::NodeStopped),
+        ];
+        against(&audit(&f, &[log(&f, R, &events)]), R)
+    };
+    assert!(relay(t + 60_000).is_empty(), "{:?}", relay(t + 60_000));
+    assert_eq!(relay(t - 60_000), ["mail_not_relayed"]);
+}
+
+/// Review s32-mail M2 (no framing by the fix): a relay that took the copy at 2 and
+/// handed it at 3 is honest even when another node's log holds its custody ack of
+/// another message under the same id at 0: counts are compared per copy (digest).
+#[test]
+fn another_copy_under_the_id_does_not_make_a_hand_over_inflated() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let custody = answer_hops(&f, R, S, true, "ok", t, TAKEN, Some(2));
+    let onward = answer_hops(&f, N, R, true, "ok", t + 1_000, TAKEN, Some(3));
+    let relay = [
+        mail("received", S, D, S, t, exp, Some(&custody)),
+        mail("handed", S, D, N, t + 1_000, exp, Some(&onward)),
+        Event::new(t + 2_000, EventKind::NodeStopped),
+    ];
+    let other = answer_hops(&f, R, D, true, "ok", t + 1_500, [9; 32], Some(0));
+    let crafted = [
+        mail("handed", D, S, R, t + 1_500, exp, Some(&other)),
+        Event::new(t + 2_000, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, D, &crafted)]);
+    assert!(
+        !against(&rep, R).contains(&"mail_hops_inflated".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+}
