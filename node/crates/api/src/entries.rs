@@ -302,6 +302,51 @@ pub(super) struct ImportRowBody {
     entry: EntryDraft,
 }
 
+/// An import batch read in one pass straight into typed rows: the common case, a body
+/// whose every row parses. Any parse error sends the handler back to [`ImportBody`]
+/// (rows as JSON values, each row parsed on its own), so a bad row still gets the same
+/// per-row error naming `items[i]` and the field, and the good rows are still imported.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedImportBody {
+    source_list: String,
+    items: Vec<ImportRowBody>,
+}
+
+/// The rows of an import body: typed when the whole body parsed in one pass, else JSON
+/// values to be parsed row by row.
+enum ImportRows {
+    Typed(Vec<ImportRowBody>),
+    Values(Vec<serde_json::Value>),
+}
+
+impl ImportRows {
+    fn len(&self) -> usize {
+        match self {
+            ImportRows::Typed(v) => v.len(),
+            ImportRows::Values(v) => v.len(),
+        }
+    }
+}
+
+/// Reads an import body: one typed pass, falling back to the row-by-row parse (and its
+/// errors, unchanged) when that pass fails anywhere.
+fn parse_import_body(body: &[u8]) -> Result<(String, ImportRows), ApiError> {
+    match serde_json::from_slice::<TypedImportBody>(body) {
+        Ok(b) => Ok((b.source_list, ImportRows::Typed(b.items))),
+        Err(_) => {
+            let b: ImportBody = parse_json(body)?;
+            Ok((b.source_list, ImportRows::Values(b.items)))
+        }
+    }
+}
+
+/// Parses one import row held as a JSON value; the error names the field path.
+fn row_from_value(v: serde_json::Value) -> Result<ImportRowBody, String> {
+    serde_path_to_error::deserialize::<_, ImportRowBody>(v)
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
 /// Counts per outcome.
 #[derive(Serialize, Default, utoipa::ToSchema)]
 pub(super) struct ImportSummary {
@@ -346,20 +391,28 @@ fn check_source_id(id: &str) -> Result<(), String> {
 pub(super) fn check_rows(
     state: &ApiState,
     rows: Vec<serde_json::Value>,
+    failed: impl FnMut(usize, String),
+) -> (Vec<usize>, Vec<ImportItem>) {
+    check_parsed_rows(state, rows.into_iter().map(row_from_value), failed)
+}
+
+/// [`check_rows`] over rows already parsed (or refused by the parser with an error
+/// naming the field).
+fn check_parsed_rows(
+    state: &ApiState,
+    rows: impl Iterator<Item = Result<ImportRowBody, String>>,
     mut failed: impl FnMut(usize, String),
 ) -> (Vec<usize>, Vec<ImportItem>) {
     let roster = state.node.trust.roster();
-    let mut items = Vec::new();
-    let mut positions = Vec::new();
-    for (i, v) in rows.into_iter().enumerate() {
-        let parsed = serde_path_to_error::deserialize::<_, ImportRowBody>(v)
-            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
-            .and_then(|row| {
-                check_source_id(&row.source_id)?;
-                row.entry.validate().map_err(|e| e.to_string())?;
-                check_against_roster(&row.entry, &roster).map_err(|e| e.to_string())?;
-                Ok(row)
-            });
+    let mut items = Vec::with_capacity(rows.size_hint().0);
+    let mut positions = Vec::with_capacity(rows.size_hint().0);
+    for (i, parsed) in rows.enumerate() {
+        let parsed = parsed.and_then(|row| {
+            check_source_id(&row.source_id)?;
+            row.entry.validate().map_err(|e| e.to_string())?;
+            check_against_roster(&row.entry, &roster).map_err(|e| e.to_string())?;
+            Ok(row)
+        });
         match parsed {
             Ok(row) => {
                 positions.push(i);
@@ -387,24 +440,30 @@ pub(super) async fn import(
 ) -> Result<Json<ImportResponse>, ApiError> {
     super::drafts::refuse_bulk(&state, "an import")?;
     let lifecycle = writer(&state, &actor, force)?;
-    let body: ImportBody = parse_json(&body)?;
-    check_source_list(&body.source_list)?;
-    if body.items.len() > MAX_IMPORT_ITEMS {
+    let (source_list, rows) = parse_import_body(&body)?;
+    check_source_list(&source_list)?;
+    if rows.len() > MAX_IMPORT_ITEMS {
         return Err(ApiError::invalid(InvalidValue::new(
             "items",
             format!(
                 "at most {MAX_IMPORT_ITEMS} items per request, got {}",
-                body.items.len()
+                rows.len()
             ),
         )));
     }
-    let mut results: Vec<Option<ImportOutcome>> = vec![None; body.items.len()];
-    let (positions, items) = check_rows(&state, body.items, |i, error| {
+    let mut results: Vec<Option<ImportOutcome>> = vec![None; rows.len()];
+    let record_failure = |i: usize, error: String| {
         if let Some(slot) = results.get_mut(i) {
             *slot = Some(ImportOutcome::Failed { error });
         }
-    });
-    let (outcomes, report) = match lifecycle.import(&body.source_list, items).await {
+    };
+    let (positions, items) = match rows {
+        ImportRows::Typed(rows) => {
+            check_parsed_rows(&state, rows.into_iter().map(Ok), record_failure)
+        }
+        ImportRows::Values(rows) => check_rows(&state, rows, record_failure),
+    };
+    let (outcomes, report) = match lifecycle.import(&source_list, items).await {
         Ok(r) => r,
         Err(LifecycleError::Store(e)) => {
             state.node.ingested.write_failed(&e);
@@ -488,5 +547,103 @@ pub(super) async fn withdraw_missing(
             Err(e.into())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "subject": {"kind": "organization", "name": name, "country": "AE"},
+            "reason": "diversion-risk",
+            "categories": ["3A001"],
+            "distribution": {"scope": "federation", "sensitivity": "restricted"}
+        })
+    }
+
+    fn body(items: Vec<serde_json::Value>) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"source_list": "list", "items": items})).unwrap()
+    }
+
+    /// What the row-by-row parse gives for each row: the reference the one-pass parse
+    /// must agree with.
+    fn by_value(body: &[u8]) -> Vec<Result<ImportRowBody, String>> {
+        let b: ImportBody = parse_json(body).unwrap();
+        b.items.into_iter().map(row_from_value).collect()
+    }
+
+    #[test]
+    fn good_rows_are_parsed_once_into_the_same_typed_rows() {
+        let b = body(
+            (0..3)
+                .map(|i| serde_json::json!({"source_id": i.to_string(), "entry": draft(&format!("Co {i}"))}))
+                .collect(),
+        );
+        let (list, rows) = parse_import_body(&b).unwrap();
+        assert_eq!(list, "list");
+        let ImportRows::Typed(rows) = rows else {
+            panic!("a good body takes the one-pass parse")
+        };
+        let reference = by_value(&b);
+        assert_eq!(rows.len(), reference.len());
+        for (row, r) in rows.iter().zip(reference) {
+            let r = r.unwrap();
+            assert_eq!((&row.source_id, &row.entry), (&r.source_id, &r.entry));
+        }
+    }
+
+    #[test]
+    fn a_bad_row_still_gets_its_own_error_and_the_good_rows_parse() {
+        let good = serde_json::json!({"source_id": "ok", "entry": draft("Good Co")});
+        let mut wrong_type = draft("X");
+        wrong_type["subject"]["name"] = 7.into();
+        let mut unknown = draft("Y");
+        unknown["subject"]["nmae"] = "Y".into();
+        let cases = [
+            (
+                serde_json::json!({"source_id": "1", "entry": wrong_type}),
+                "entry.subject.name: invalid type: integer `7`",
+            ),
+            (
+                serde_json::json!({"source_id": "2", "entry": unknown}),
+                "entry.subject.nmae: unknown field `nmae`",
+            ),
+            (
+                serde_json::json!({"entry": draft("Z")}),
+                ".: missing field `source_id`",
+            ),
+            (serde_json::json!("not a row"), ".: invalid type: string"),
+        ];
+        for (bad, want) in cases {
+            let b = body(vec![good.clone(), bad]);
+            let (_, rows) = parse_import_body(&b).unwrap();
+            let ImportRows::Values(values) = rows else {
+                panic!("a body with a bad row is parsed row by row")
+            };
+            let rows: Vec<_> = values.into_iter().map(row_from_value).collect();
+            assert!(rows[0].is_ok());
+            let err = rows[1].as_ref().err().expect("the bad row fails");
+            assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+        }
+    }
+
+    #[test]
+    fn body_level_errors_are_unchanged() {
+        let bodies: [&[u8]; 4] = [
+            b"{\"items\": []}",
+            b"{\"source_list\": \"l\", \"items\": {}}",
+            b"{\"source_list\": \"l\", \"items\": [",
+            b"{\"source_list\": \"l\", \"items\": [], \"extra\": 1}",
+        ];
+        for b in bodies {
+            let got = parse_import_body(b).err().expect("refused");
+            let want = parse_json::<ImportBody>(b).err().expect("refused");
+            assert_eq!(
+                (got.code, &got.field, &got.message),
+                (want.code, &want.field, &want.message)
+            );
+        }
     }
 }
