@@ -131,6 +131,11 @@ pub const SYLLABLE_VOWEL_COST: f64 = 0.12;
 /// What a nisba ending on one side only costs ([`nisba_change`]), on the fuzzy
 /// similarity; the phonetic one is forfeited (`mahmoudi`/`mahmoud`: 0.915 − 0.15).
 pub const NISBA_COST: f64 = 0.15;
+/// Fewest letters of the longer token of a nisba pair ([`nisba_change`]): three before
+/// the ending, so short names with a nisba (`Lami` / `Lam`, `Sami` / `Sam`) are two
+/// names as the long ones are (`Mohammadi` / `Mohammad`). Four (the rule's first
+/// version) let `Ismael Lam` alert on `AL-LAMI, Ismail` at 0.887.
+pub const NISBA_MIN_LEN: usize = 4;
 /// Longest token read as one syllable (`zhuang`, `nguyen`).
 pub const SYLLABLE_MAX_LEN: usize = 6;
 /// Weight factor of an unmatched first or last token (and of any unmatched token of an
@@ -207,11 +212,21 @@ pub(crate) struct Tok<'a> {
     /// vowel-less word written in Latin letters (`KGK`, `MBC`) is an acronym or a code,
     /// not an unvowelled name, and its missing vowels are not a wildcard.
     pub abjad: bool,
+    /// A title written in the place of a given name (`haji`, `seyed`, `sheikh`:
+    /// [`title_token`]): it meets only a title.
+    pub title: bool,
 }
 
 /// [`Tok::abjad`] of a token: vowel-less and transliterated from another script.
 pub(crate) fn abjad_token(text: &str, transliterated: bool) -> bool {
     transliterated && is_abjad(text)
+}
+
+/// [`Tok::title`] of a token: a title written as a given name (the lexicon's
+/// `TITLE_NAMES`). It depends on the text alone, so a pair scores the same on every
+/// node.
+pub fn title_token(text: &str) -> bool {
+    crate::lexicon::is_title_name(text)
 }
 
 /// How a token pair matched (internal form, no strings).
@@ -419,8 +434,9 @@ pub fn syllable_vowel_change(a: &str, b: &str) -> bool {
 
 /// One token is the other with the Arabic/Persian nisba ending `-i` (`Mohammadi` /
 /// `Mohammed`, `Mahmoudi` / `Mahmoud`, `Salami` / `Salam`): a surname made from a
-/// name, so another name. Both spell the same consonants, the longer (4+ letters
-/// before the ending) ends in `i` or `y` after a consonant, the shorter in a consonant.
+/// name, so another name. Both spell the same consonants, the longer (3+ letters
+/// before the ending: `Lami` / `Lam` too, [`NISBA_MIN_LEN`]) ends in `i` or `y` after
+/// a consonant, the shorter in a consonant.
 pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
     if a_skel != b_skel || a.len() == b.len() {
         return false;
@@ -430,7 +446,7 @@ pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
         c.is_ascii_lowercase() && !matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y' | b'w')
     };
     let lb = long.as_bytes();
-    long.len() >= 5
+    long.len() >= NISBA_MIN_LEN
         && matches!(lb.last(), Some(b'i' | b'y'))
         && lb
             .len()
@@ -444,6 +460,10 @@ pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
 pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     if q.text == n.text {
         return Some((1.0, How::Exact));
+    }
+    // a title meets only a title (`seyed` / `sayyid`), never a name (`seyed` / `ziyad`)
+    if q.title != n.title {
+        return None;
     }
     let (lq, ln) = (q.text.len(), n.text.len());
     if lq == 0 || ln == 0 {
@@ -581,6 +601,7 @@ fn glued_similarity(glued: Tok<'_>, other: Tok<'_>) -> Option<f64> {
         skel: &skel,
         weight: glued.weight,
         abjad: glued.abjad && is_abjad(rest),
+        title: title_token(rest),
     };
     let (sim, _) = token_similarity(t, other)?;
     let sim = sim - GLUED_ARTICLE_COST;
@@ -613,6 +634,7 @@ fn concat_similarity(one: Tok<'_>, a: Tok<'_>, b: Tok<'_>) -> Option<(f64, How)>
             skel: &skel,
             weight: one.weight,
             abjad: a.abjad && b.abjad && is_abjad(&joined),
+            title: title_token(&joined),
         };
         return token_similarity(one, t).map(|(sim, _)| (sim, How::Phonetic));
     }
@@ -1310,6 +1332,7 @@ impl OwnedToks {
                 skel: s,
                 weight,
                 abjad: abjad_token(&t.text, t.transliterated),
+                title: title_token(&t.text),
             })
             .collect()
     }
@@ -1490,6 +1513,7 @@ mod tests {
             skel,
             weight: 1.0,
             abjad: is_abjad(text),
+            title: title_token(text),
         }
     }
 
@@ -1543,10 +1567,45 @@ mod tests {
             assert_eq!(sim(a, b), None, "{a} {b}");
         }
         // both or neither with the ending, or a vowel before it: spellings of one name
-        for (a, b) in [("ahmadi", "ahmady"), ("andrei", "andre"), ("sami", "sam")] {
+        for (a, b) in [("ahmadi", "ahmady"), ("andrei", "andre"), ("ali", "al")] {
             assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
         }
         assert!(sim("mohammad", "mohammed").is_some());
+    }
+
+    #[test]
+    fn short_nisba_surnames() {
+        // three letters before the ending are enough (`Lami` is `Lam` with a nisba)
+        for (a, b) in [("lami", "lam"), ("sami", "sam"), ("nuri", "nur")] {
+            assert!(nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+            assert_eq!(sim(a, b), None, "{a} {b}");
+        }
+        // spellings of one short name are not
+        for (a, b) in [("lami", "lamy"), ("sami", "samy"), ("lam", "lamm")] {
+            assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn titles_meet_only_titles() {
+        let skels: Vec<String> = ["seyed", "ziyad", "sayyid", "haji"]
+            .iter()
+            .map(|a| skeleton(a))
+            .collect();
+        let seyed = tk("seyed", &skels[0]);
+        let ziyad = tk("ziyad", &skels[1]);
+        let sayyid = tk("sayyid", &skels[2]);
+        let haji = tk("haji", &skels[3]);
+        assert!(seyed.title && !ziyad.title);
+        // a title never meets a name, whatever its spelling
+        assert_eq!(token_similarity(seyed, ziyad), None);
+        assert_eq!(token_similarity(ziyad, seyed), None);
+        // but meets its own spellings, and itself
+        assert!(token_similarity(seyed, sayyid).is_some());
+        assert_eq!(token_similarity(haji, haji).map(|x| x.0), Some(1.0));
+        // and counts half
+        assert!((token_weight("haji") - 0.5).abs() < 1e-12);
+        assert!((token_weight("ziyad") - 1.0).abs() < 1e-12);
     }
 
     #[test]
@@ -1721,12 +1780,14 @@ mod tests {
                     skel: &sa,
                     weight: 1.0,
                     abjad: is_abjad(&a),
+                    title: title_token(&a),
                 },
                 Tok {
                     text: &b,
                     skel: &sb,
                     weight: 1.0,
                     abjad: is_abjad(&b),
+                    title: title_token(&b),
                 },
             )
         };
