@@ -53,7 +53,14 @@
 //!   forfeited and the fuzzy one costs [`NISBA_COST`];
 //! - an unmatched honorific left in place (`Haji` after a list's comma) counts as a
 //!   middle token wherever it stands, and a half-weight token (initial, `abd`, generic
-//!   word) never counts more than its weight;
+//!   word, title) never counts more than its weight;
+//! - a title written as a given name (`Seyed`, `Haji`, `Sheikh`, `Mullah`: [`Tok::title`],
+//!   kept by the normaliser where `Mr`/`Dr` are stripped) weighs half and meets only a
+//!   title, so it never carries a match on its own (`Seyed Sabsabi` is not `SABSABI,
+//!   Ziyad`), while title and surname find a listed person whose title agrees;
+//! - when the query and a listed person each leave an East Slavic patronymic unmatched
+//!   ([`is_patronymic`]), the two name two fathers: both count as end tokens, not as
+//!   middle names left out;
 //! - a query written as an acronym (one word of 3–12 letters in capitals or dotted:
 //!   `NIOC`, `N.I.O.C.`) meets an organisation or vessel name of two or more tokens
 //!   whose initials it spells, alone or followed by the initials of the name's stripped
@@ -746,6 +753,22 @@ fn counted_weights(
             t.weight
         }
     };
+    // two patronymics left unmatched name two fathers: another person, not a middle
+    // name left out (`Sergei Vladimirovich Nazarov` / `NAZAROV, Sergey Makarovich`)
+    let unmatched_patronymic = |side: &[Tok<'_>], used: &[bool]| {
+        side.iter()
+            .zip(used)
+            .any(|(t, u)| !u && is_patronymic(t.text))
+    };
+    let patronymics_conflict =
+        middle < 1.0 && unmatched_patronymic(q, q_used) && unmatched_patronymic(n, n_used);
+    let factor = |t: &Tok<'_>, w: f64, i: usize, len: usize, m: f64| {
+        if patronymics_conflict && is_patronymic(t.text) {
+            END_TOKEN_FACTOR
+        } else {
+            factor(t, w, i, len, m)
+        }
+    };
     // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
     // `Montoya` is not a middle name)
     let first_surname = n.len().saturating_sub(surnames);
@@ -776,6 +799,22 @@ fn counted_weights(
         }
     }
     (query, name)
+}
+
+/// Endings of East Slavic patronymics (`Vladimirovich`, `Petrovna`, Ukrainian
+/// `Ivanovych`, `Petrivna`, `Ilyinichna`), for [`is_patronymic`].
+const PATRONYMIC_ENDINGS: &[&str] = &[
+    "ovich", "evich", "ovych", "evych", "ovna", "evna", "ivna", "ichna",
+];
+
+/// A token is an East Slavic patronymic: seven letters or more ending in one of
+/// [`PATRONYMIC_ENDINGS`] (`Heinrich` and `Ulrich` are not). A patronymic names the
+/// father, so when the query and a listed person each leave one unmatched they name two
+/// fathers, and both count as first or last tokens do ([`END_TOKEN_FACTOR`]) instead of
+/// as optional middle names; a patronymic on one side only is still a middle name left
+/// out.
+pub fn is_patronymic(text: &str) -> bool {
+    text.len() >= 7 && PATRONYMIC_ENDINGS.iter().any(|e| text.ends_with(e))
 }
 
 /// Aligns query tokens with name tokens and computes the name score; `middle` is the
@@ -1584,6 +1623,46 @@ mod tests {
         for (a, b) in [("lami", "lamy"), ("sami", "samy"), ("lam", "lamm")] {
             assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
         }
+    }
+
+    #[test]
+    fn conflicting_patronymics_are_two_fathers() {
+        for p in [
+            "vladimirovich",
+            "makarovich",
+            "petrovna",
+            "ivanovych",
+            "petrivna",
+        ] {
+            assert!(is_patronymic(p), "{p}");
+        }
+        for p in ["heinrich", "ulrich", "ivanov", "petrova", "rich", "vich"] {
+            assert!(!is_patronymic(p), "{p}");
+        }
+        let toks = |v: &[&'static str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        let score = |q: &[&'static str], n: &[&'static str]| {
+            let (q, n) = (toks(q), toks(n));
+            let qt: Vec<Tok<'_>> = q.iter().map(|(t, s)| tk(t, s)).collect();
+            let nt: Vec<Tok<'_>> = n.iter().map(|(t, s)| tk(t, s)).collect();
+            align(&qt, &nt, MIDDLE_TOKEN_FACTOR, 1).name_score()
+        };
+        // two fathers: both patronymics count as end tokens, 4 / (4 + 2.5)
+        let two = score(
+            &["sergei", "vladimirovich", "nazarov"],
+            &["sergei", "makarovich", "nazarov"],
+        );
+        assert!((two - 4.0 / 6.5).abs() < 1e-12, "{two}");
+        // a patronymic left out on one side is a middle name left out, 4 / 4.3
+        let one = score(&["sergei", "nazarov"], &["sergei", "makarovich", "nazarov"]);
+        assert!((one - 4.0 / 4.3).abs() < 1e-12, "{one}");
+        // a middle name against a patronymic is not two fathers
+        let mixed = score(
+            &["sergei", "ivan", "nazarov"],
+            &["sergei", "makarovich", "nazarov"],
+        );
+        assert!((mixed - 4.0 / 4.6).abs() < 1e-12, "{mixed}");
     }
 
     #[test]
