@@ -785,7 +785,12 @@ fn counted_weights(
         }
     }
     let mut query = Vec::new();
-    let mut paired = name.len();
+    // an unmatched title of the listed name (`ASHRAF, Haji M.`) is no spelling the
+    // query's middle name failed to reach: it lets no query token count as a variant
+    let mut paired = name
+        .iter()
+        .filter(|(i, _)| !n.get(*i).is_some_and(|t| t.title))
+        .count();
     for (i, (t, u)) in q.iter().zip(q_used).enumerate() {
         if !u {
             let m = if middle >= 1.0 || paired > 0 {
