@@ -1681,6 +1681,9 @@ mod tests {
         let sayyid = tk("sayyid", &skels[2]);
         let haji = tk("haji", &skels[3]);
         assert!(seyed.title && !ziyad.title);
+        // `Sayid` is the given name Sa'id, not the title Sayyid
+        let sayid_skel = skeleton("sayid");
+        assert!(!tk("sayid", &sayid_skel).title);
         // a title never meets a name, whatever its spelling
         assert_eq!(token_similarity(seyed, ziyad), None);
         assert_eq!(token_similarity(ziyad, seyed), None);
