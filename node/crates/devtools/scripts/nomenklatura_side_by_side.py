@@ -10,7 +10,11 @@ ASCII-folded words with it (so logic-v2 is not limited to wlnode's retrieval).
 Per variant class, per script pair and per negative kind it reports, for both:
 recall@1 (target ranked first), recall at the matcher's default threshold (wlnode
 0.80, logic-v2 0.70, the yente default), the false-positive rate there (negatives with
-any result at or above it), and recall at 0, 1 and 2 % false positives.
+any result at or above it), and recall at 0, 1 and 2 % false positives. Each of these
+false-positive figures is given twice: raw (every negative) and checked (only the
+negatives the benchmark's independent judge finds genuinely different from every listed
+name: the export's `judge` field is `different`), as `wlnode bench screen` reports
+them; the 10 best-scoring checked negatives are listed for each matcher.
 """
 
 import json
@@ -95,9 +99,24 @@ def main(folder):
             "across_scripts" if q["across_scripts"] else "same_script",
         ]
 
+    def recall_at_fp(neg_scores, pos):
+        neg_scores = sorted(neg_scores, reverse=True)
+        at_fp = {}
+        for fp in (0.0, 0.01, 0.02):
+            k = int(fp * len(neg_scores))
+            above = max(neg_scores[k], 0.0) if k < len(neg_scores) else 0.0
+            at_fp[f"{fp:.2f}"] = round(sum(1 for s in pos if s > above) / max(len(pos), 1), 4)
+        return at_fp
+
+    def name_of(id_):
+        names = by_id[id_]["names"]
+        return names[0] if names else id_
+
     report = {}
     for matcher, threshold in (("wlnode", WLNODE_THRESHOLD), ("logic-v2", LOGIC_V2_THRESHOLD)):
         neg_scores = []
+        checked = []  # (best score, kind, query, best listed name) of checked negatives
+        removed = Counter()
         pos = []  # (target score or -1, rank1)
         per = defaultdict(lambda: {"n": 0, "r1": 0, "at": 0, "fp": 0})
         for q, res in results:
@@ -110,6 +129,13 @@ def main(folder):
                 if best >= threshold:
                     for g in groups(q):
                         per[g]["fp"] += 1
+                verdict = q.get("judge")
+                if verdict is None:
+                    raise SystemExit("the export has no judge verdicts: re-export with this wlnode")
+                if verdict == "different":
+                    checked.append((best, q["negative"], q["name"], name_of(top[0][0]) if top else ""))
+                else:
+                    removed[verdict] += 1
                 continue
             ts = next((s for i, s in top if i == q["target"]), -1.0)
             r1 = bool(top) and top[0][0] == q["target"]
@@ -118,15 +144,25 @@ def main(folder):
             for g in groups(q):
                 per[g]["r1"] += r1
                 per[g]["at"] += ts >= threshold
-        neg_scores.sort(reverse=True)
-        at_fp = {}
-        for fp in (0.0, 0.01, 0.02):
-            k = int(fp * len(neg_scores))
-            above = max(neg_scores[k], 0.0) if k < len(neg_scores) else 0.0
-            at_fp[f"{fp:.2f}"] = round(sum(1 for s in pos if s > above) / max(len(pos), 1), 4)
+        checked.sort(key=lambda c: -c[0])
+        per_kind = defaultdict(lambda: [0, 0])
+        for best, kind, _, _ in checked:
+            per_kind[kind][0] += 1
+            per_kind[kind][1] += best >= threshold
         report[matcher] = {
             "threshold": threshold,
-            "recall_at_fp": at_fp,
+            "recall_at_fp": recall_at_fp(neg_scores, pos),
+            "checked": {
+                "negatives": len(checked),
+                "removed_by_judge": dict(sorted(removed.items())),
+                "fp_rate": round(sum(1 for c in checked if c[0] >= threshold) / max(len(checked), 1), 4),
+                "fp_rate_per_kind": {
+                    k: {"negatives": n, "fp_rate": round(fp / max(n, 1), 4)}
+                    for k, (n, fp) in sorted(per_kind.items())
+                },
+                "recall_at_fp": recall_at_fp([c[0] for c in checked], pos),
+                "worst": [[k, q, n, round(s, 4)] for s, k, q, n in checked[:10]],
+            },
             "groups": {
                 g: (
                     {"queries": v["n"], "fp_rate": round(v["fp"] / v["n"], 4)}

@@ -110,6 +110,8 @@ struct VocabToken {
     /// Written vowel-less in a non-Latin script in at least one listed name
     /// ([`score::abjad_token`]).
     abjad: bool,
+    /// A title written as a given name ([`score::title_token`]).
+    title: bool,
     /// Sorted [`posting`]s of the names containing the token.
     postings: Vec<u64>,
 }
@@ -528,6 +530,7 @@ impl ScreenIndex {
             skel: skel.clone().into_boxed_str(),
             weight: token_weight(text) as f32,
             abjad,
+            title: score::title_token(text),
             postings: Vec::new(),
         };
         let len = u8::try_from(text.len()).unwrap_or(u8::MAX);
@@ -718,6 +721,7 @@ impl ScreenIndex {
                 skel: s,
                 weight,
                 abjad: score::abjad_token(&t.text, t.transliterated),
+                title: score::title_token(&t.text),
             })
             .collect();
         let id_entries: Vec<u32> = match &facts.identifier {
@@ -758,6 +762,7 @@ impl ScreenIndex {
                     skel: &v.skel,
                     weight: f64::from(v.weight),
                     abjad: v.abjad,
+                    title: v.title,
                 })
                 .collect();
             // the token after `abd` counts at most half (score::weight_in_name)
@@ -869,6 +874,7 @@ impl ScreenIndex {
                     skel: &v.skel,
                     weight: 1.0,
                     abjad: v.abjad,
+                    title: v.title,
                 };
                 if let Some((sim, _)) = score::token_similarity(q, n) {
                     out.push((id, sim));
@@ -971,7 +977,10 @@ impl ScreenIndex {
         s: &mut Scratch,
     ) -> Vec<u32> {
         let mut groups: Vec<Expanded> = Vec::with_capacity(qtoks.len() + 2);
-        for q in qtoks {
+        // a title (`haji`, `sheikh`) never carries a match on its own, so it finds no
+        // candidates unless the query is nothing else
+        let all_titles = qtoks.iter().all(|q| q.title);
+        for q in qtoks.iter().filter(|q| all_titles || !q.title) {
             let tokens = self.expand(*q, s);
             groups.push(Expanded {
                 weight: q.weight,

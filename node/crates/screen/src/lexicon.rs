@@ -169,7 +169,85 @@ pub(crate) const HONORIFICS: &[&str] = &[
     "gospodin",
     "gospozha",
     "haj",
+    // titles that are also written as given names (see TITLE_NAMES)
+    "seyed",
+    "seyyed",
+    "sayed",
+    "sayyed",
+    "sayyid",
+    "syed",
+    "mawlawi",
+    "maulawi",
+    "mawlavi",
+    "maulavi",
+    "molvi",
+    "maulvi",
+    "moulvi",
+    "mawlana",
+    "maulana",
+    "mollah",
+    "mulah",
+    "sheykh",
+    "shaik",
+    "hojatoleslam",
 ];
+
+/// The honorifics of [`HONORIFICS`] that are religious or social titles written in
+/// the place of a given name (`Seyed Ali`, `Haji Basir`, `Sheikh Ibrahim`, `Mullah
+/// Omar`, `Mawlawi Abdul Kabir`): descent from the Prophet (`Sayyid` and its
+/// spellings), the pilgrimage (`Haji`), elders and scholars (`Sheikh`, `Mullah`,
+/// `Mawlawi`, `Imam`, `Ustad`). Unlike `Mr` or `Dr`, a list keeps them as part of the
+/// name, so the normaliser keeps them as tokens instead of stripping them; the scorer
+/// reads them as titles ([`is_title_name`]): a title meets only a title, counts half,
+/// and is optional when unmatched. So a title never carries a match on its own
+/// (`Seyed Sabsabi` is not `SABSABI, Ziyad`), while a name written as title and
+/// surname finds the listed person whose title and surname agree (`Haji Basir` /
+/// `BASIR, Haji Abdul`).
+pub(crate) const TITLE_NAMES: &[&str] = &[
+    "seyed",
+    "seyyed",
+    "sayed",
+    "sayyed",
+    "sayyid",
+    "syed",
+    "haji",
+    "hajji",
+    "hadji",
+    "hajj",
+    "haj",
+    "alhaj",
+    "alhajj",
+    "sheikh",
+    "shaikh",
+    "sheik",
+    "shaykh",
+    "sheykh",
+    "shaik",
+    "cheikh",
+    "mullah",
+    "mulla",
+    "mollah",
+    "mulah",
+    "mawlawi",
+    "maulawi",
+    "mawlavi",
+    "maulavi",
+    "molvi",
+    "maulvi",
+    "moulvi",
+    "mawlana",
+    "maulana",
+    "imam",
+    "ayatollah",
+    "hojatoleslam",
+    "ustad",
+    "ustaz",
+];
+
+/// True for a title written in the place of a given name ([`TITLE_NAMES`]).
+pub(crate) fn is_title_name(token: &str) -> bool {
+    TITLE_NAMES.contains(&token)
+}
 
 /// Abbreviations expanded to their full word, so that `ACME TRDG` meets `Acme Trading`.
 pub(crate) const ABBREVIATIONS: &[(&str, &str)] = &[

@@ -604,13 +604,21 @@ fn apply_rules(mut raws: Vec<Raw>) -> NormName {
     }
     let mut raws = out;
 
-    // Leading honorifics (written in Latin: `عمر` transliterates to `mr` but is Omar).
+    // Leading honorifics (written in Latin: `عمر` transliterates to `mr` but is Omar);
+    // titles written as given names among them (`Haji`, `Seyed`, `Sheikh`:
+    // lexicon::TITLE_NAMES) stay, as tokens the scorer reads as titles (`Sheikh Dr.
+    // Ahmed` is `sheikh ahmed`).
+    let mut i = 0;
     while raws.len() > 1 {
-        let Some(first) = raws.first() else { break };
-        if first.transliterated || !lexicon::is_honorific(&first.text) {
+        let Some(r) = raws.get(i) else { break };
+        if r.transliterated || !lexicon::is_honorific(&r.text) {
             break;
         }
-        let r = raws.remove(0);
+        if lexicon::is_title_name(&r.text) {
+            i += 1;
+            continue;
+        }
+        let r = raws.remove(i);
         name.stripped.push(Stripped {
             kind: StrippedKind::Honorific,
             text: r.original,
@@ -1031,10 +1039,16 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
     out
 }
 
-/// How much a token counts in a name: initials, the light particles `abu`/`abd` and
-/// generic organisation words (`trading`, `group`, ...) count half.
+/// How much a token counts in a name: initials, the light particles `abu`/`abd`,
+/// generic organisation words (`trading`, `group`, ...) and titles written as given
+/// names (`haji`, `seyed`, `sheikh`: [`lexicon::TITLE_NAMES`]) count half.
 pub fn token_weight(text: &str) -> f64 {
-    if text.len() <= 1 || text == "abu" || text == "abd" || lexicon::is_generic(text) {
+    if text.len() <= 1
+        || text == "abu"
+        || text == "abd"
+        || lexicon::is_generic(text)
+        || lexicon::is_title_name(text)
+    {
         0.5
     } else {
         1.0
@@ -1173,7 +1187,12 @@ mod tests {
         assert_eq!(texts("AL RASHID, MOHAMMED"), ["rashid", "mohammed"]);
         assert_eq!(texts("محمد الرشيد"), ["mhmd", "rshyd"]);
         assert_eq!(texts("Abdulrahman bin Khalid"), ["abd", "rahman", "khalid"]);
-        assert_eq!(texts("Sheikh Dr. Ahmed as-Sayed"), ["ahmed", "sayed"]);
+        // a title written as a given name stays (the scorer reads it as a title)
+        assert_eq!(
+            texts("Sheikh Dr. Ahmed as-Sayed"),
+            ["sheikh", "ahmed", "sayed"]
+        );
+        assert_eq!(texts("Dr. Mr. Ahmed Sayed"), ["ahmed", "sayed"]);
         assert_eq!(texts("РАШИД Мухаммад"), ["rashid", "mukhammad"]);
         assert_eq!(texts("张小明"), ["zhang", "xiaoming"]);
         assert_eq!(texts("北京华为科技有限公司"), ["beijing", "huawei", "keji"]);

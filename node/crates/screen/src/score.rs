@@ -53,7 +53,14 @@
 //!   forfeited and the fuzzy one costs [`NISBA_COST`];
 //! - an unmatched honorific left in place (`Haji` after a list's comma) counts as a
 //!   middle token wherever it stands, and a half-weight token (initial, `abd`, generic
-//!   word) never counts more than its weight;
+//!   word, title) never counts more than its weight;
+//! - a title written as a given name (`Seyed`, `Haji`, `Sheikh`, `Mullah`: [`Tok::title`],
+//!   kept by the normaliser where `Mr`/`Dr` are stripped) weighs half and meets only a
+//!   title, so it never carries a match on its own (`Seyed Sabsabi` is not `SABSABI,
+//!   Ziyad`), while title and surname find a listed person whose title agrees;
+//! - when the query and a listed person each leave an East Slavic patronymic unmatched
+//!   ([`is_patronymic`]), the two name two fathers: both count as end tokens, not as
+//!   middle names left out;
 //! - a query written as an acronym (one word of 3–12 letters in capitals or dotted:
 //!   `NIOC`, `N.I.O.C.`) meets an organisation or vessel name of two or more tokens
 //!   whose initials it spells, alone or followed by the initials of the name's stripped
@@ -131,6 +138,11 @@ pub const SYLLABLE_VOWEL_COST: f64 = 0.12;
 /// What a nisba ending on one side only costs ([`nisba_change`]), on the fuzzy
 /// similarity; the phonetic one is forfeited (`mahmoudi`/`mahmoud`: 0.915 − 0.15).
 pub const NISBA_COST: f64 = 0.15;
+/// Fewest letters of the longer token of a nisba pair ([`nisba_change`]): three before
+/// the ending, so short names with a nisba (`Lami` / `Lam`, `Sami` / `Sam`) are two
+/// names as the long ones are (`Mohammadi` / `Mohammad`). Four (the rule's first
+/// version) let `Ismael Lam` alert on `AL-LAMI, Ismail` at 0.887.
+pub const NISBA_MIN_LEN: usize = 4;
 /// Longest token read as one syllable (`zhuang`, `nguyen`).
 pub const SYLLABLE_MAX_LEN: usize = 6;
 /// Weight factor of an unmatched first or last token (and of any unmatched token of an
@@ -207,11 +219,21 @@ pub(crate) struct Tok<'a> {
     /// vowel-less word written in Latin letters (`KGK`, `MBC`) is an acronym or a code,
     /// not an unvowelled name, and its missing vowels are not a wildcard.
     pub abjad: bool,
+    /// A title written in the place of a given name (`haji`, `seyed`, `sheikh`:
+    /// [`title_token`]): it meets only a title.
+    pub title: bool,
 }
 
 /// [`Tok::abjad`] of a token: vowel-less and transliterated from another script.
 pub(crate) fn abjad_token(text: &str, transliterated: bool) -> bool {
     transliterated && is_abjad(text)
+}
+
+/// [`Tok::title`] of a token: a title written as a given name (the lexicon's
+/// `TITLE_NAMES`). It depends on the text alone, so a pair scores the same on every
+/// node.
+pub fn title_token(text: &str) -> bool {
+    crate::lexicon::is_title_name(text)
 }
 
 /// How a token pair matched (internal form, no strings).
@@ -419,8 +441,9 @@ pub fn syllable_vowel_change(a: &str, b: &str) -> bool {
 
 /// One token is the other with the Arabic/Persian nisba ending `-i` (`Mohammadi` /
 /// `Mohammed`, `Mahmoudi` / `Mahmoud`, `Salami` / `Salam`): a surname made from a
-/// name, so another name. Both spell the same consonants, the longer (4+ letters
-/// before the ending) ends in `i` or `y` after a consonant, the shorter in a consonant.
+/// name, so another name. Both spell the same consonants, the longer (3+ letters
+/// before the ending: `Lami` / `Lam` too, [`NISBA_MIN_LEN`]) ends in `i` or `y` after
+/// a consonant, the shorter in a consonant.
 pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
     if a_skel != b_skel || a.len() == b.len() {
         return false;
@@ -430,7 +453,7 @@ pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
         c.is_ascii_lowercase() && !matches!(c, b'a' | b'e' | b'i' | b'o' | b'u' | b'y' | b'w')
     };
     let lb = long.as_bytes();
-    long.len() >= 5
+    long.len() >= NISBA_MIN_LEN
         && matches!(lb.last(), Some(b'i' | b'y'))
         && lb
             .len()
@@ -444,6 +467,10 @@ pub fn nisba_change(a: &str, b: &str, a_skel: &str, b_skel: &str) -> bool {
 pub(crate) fn token_similarity(q: Tok<'_>, n: Tok<'_>) -> Option<(f64, How)> {
     if q.text == n.text {
         return Some((1.0, How::Exact));
+    }
+    // a title meets only a title (`seyed` / `sayyid`), never a name (`seyed` / `ziyad`)
+    if q.title != n.title {
+        return None;
     }
     let (lq, ln) = (q.text.len(), n.text.len());
     if lq == 0 || ln == 0 {
@@ -581,6 +608,7 @@ fn glued_similarity(glued: Tok<'_>, other: Tok<'_>) -> Option<f64> {
         skel: &skel,
         weight: glued.weight,
         abjad: glued.abjad && is_abjad(rest),
+        title: title_token(rest),
     };
     let (sim, _) = token_similarity(t, other)?;
     let sim = sim - GLUED_ARTICLE_COST;
@@ -613,6 +641,7 @@ fn concat_similarity(one: Tok<'_>, a: Tok<'_>, b: Tok<'_>) -> Option<(f64, How)>
             skel: &skel,
             weight: one.weight,
             abjad: a.abjad && b.abjad && is_abjad(&joined),
+            title: title_token(&joined),
         };
         return token_similarity(one, t).map(|(sim, _)| (sim, How::Phonetic));
     }
@@ -724,6 +753,22 @@ fn counted_weights(
             t.weight
         }
     };
+    // two patronymics left unmatched name two fathers: another person, not a middle
+    // name left out (`Sergei Vladimirovich Nazarov` / `NAZAROV, Sergey Makarovich`)
+    let unmatched_patronymic = |side: &[Tok<'_>], used: &[bool]| {
+        side.iter()
+            .zip(used)
+            .any(|(t, u)| !u && is_patronymic(t.text))
+    };
+    let patronymics_conflict =
+        middle < 1.0 && unmatched_patronymic(q, q_used) && unmatched_patronymic(n, n_used);
+    let factor = |t: &Tok<'_>, w: f64, i: usize, len: usize, m: f64| {
+        if patronymics_conflict && is_patronymic(t.text) {
+            END_TOKEN_FACTOR
+        } else {
+            factor(t, w, i, len, m)
+        }
+    };
     // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
     // `Montoya` is not a middle name)
     let first_surname = n.len().saturating_sub(surnames);
@@ -740,7 +785,12 @@ fn counted_weights(
         }
     }
     let mut query = Vec::new();
-    let mut paired = name.len();
+    // an unmatched title of the listed name (`ASHRAF, Haji M.`) is no spelling the
+    // query's middle name failed to reach: it lets no query token count as a variant
+    let mut paired = name
+        .iter()
+        .filter(|(i, _)| !n.get(*i).is_some_and(|t| t.title))
+        .count();
     for (i, (t, u)) in q.iter().zip(q_used).enumerate() {
         if !u {
             let m = if middle >= 1.0 || paired > 0 {
@@ -754,6 +804,22 @@ fn counted_weights(
         }
     }
     (query, name)
+}
+
+/// Endings of East Slavic patronymics (`Vladimirovich`, `Petrovna`, Ukrainian
+/// `Ivanovych`, `Petrivna`, `Ilyinichna`), for [`is_patronymic`].
+const PATRONYMIC_ENDINGS: &[&str] = &[
+    "ovich", "evich", "ovych", "evych", "ovna", "evna", "ivna", "ichna",
+];
+
+/// A token is an East Slavic patronymic: seven letters or more ending in one of
+/// [`PATRONYMIC_ENDINGS`] (`Heinrich` and `Ulrich` are not). A patronymic names the
+/// father, so when the query and a listed person each leave one unmatched they name two
+/// fathers, and both count as first or last tokens do ([`END_TOKEN_FACTOR`]) instead of
+/// as optional middle names; a patronymic on one side only is still a middle name left
+/// out.
+pub fn is_patronymic(text: &str) -> bool {
+    text.len() >= 7 && PATRONYMIC_ENDINGS.iter().any(|e| text.ends_with(e))
 }
 
 /// Aligns query tokens with name tokens and computes the name score; `middle` is the
@@ -1310,6 +1376,7 @@ impl OwnedToks {
                 skel: s,
                 weight,
                 abjad: abjad_token(&t.text, t.transliterated),
+                title: title_token(&t.text),
             })
             .collect()
     }
@@ -1490,6 +1557,7 @@ mod tests {
             skel,
             weight: 1.0,
             abjad: is_abjad(text),
+            title: title_token(text),
         }
     }
 
@@ -1543,10 +1611,88 @@ mod tests {
             assert_eq!(sim(a, b), None, "{a} {b}");
         }
         // both or neither with the ending, or a vowel before it: spellings of one name
-        for (a, b) in [("ahmadi", "ahmady"), ("andrei", "andre"), ("sami", "sam")] {
+        for (a, b) in [("ahmadi", "ahmady"), ("andrei", "andre"), ("ali", "al")] {
             assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
         }
         assert!(sim("mohammad", "mohammed").is_some());
+    }
+
+    #[test]
+    fn short_nisba_surnames() {
+        // three letters before the ending are enough (`Lami` is `Lam` with a nisba)
+        for (a, b) in [("lami", "lam"), ("sami", "sam"), ("nuri", "nur")] {
+            assert!(nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+            assert_eq!(sim(a, b), None, "{a} {b}");
+        }
+        // spellings of one short name are not
+        for (a, b) in [("lami", "lamy"), ("sami", "samy"), ("lam", "lamm")] {
+            assert!(!nisba_change(a, b, &skeleton(a), &skeleton(b)), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn conflicting_patronymics_are_two_fathers() {
+        for p in [
+            "vladimirovich",
+            "makarovich",
+            "petrovna",
+            "ivanovych",
+            "petrivna",
+        ] {
+            assert!(is_patronymic(p), "{p}");
+        }
+        for p in ["heinrich", "ulrich", "ivanov", "petrova", "rich", "vich"] {
+            assert!(!is_patronymic(p), "{p}");
+        }
+        let toks = |v: &[&'static str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        let score = |q: &[&'static str], n: &[&'static str]| {
+            let (q, n) = (toks(q), toks(n));
+            let qt: Vec<Tok<'_>> = q.iter().map(|(t, s)| tk(t, s)).collect();
+            let nt: Vec<Tok<'_>> = n.iter().map(|(t, s)| tk(t, s)).collect();
+            align(&qt, &nt, MIDDLE_TOKEN_FACTOR, 1).name_score()
+        };
+        // two fathers: both patronymics count as end tokens, 4 / (4 + 2.5)
+        let two = score(
+            &["sergei", "vladimirovich", "nazarov"],
+            &["sergei", "makarovich", "nazarov"],
+        );
+        assert!((two - 4.0 / 6.5).abs() < 1e-12, "{two}");
+        // a patronymic left out on one side is a middle name left out, 4 / 4.3
+        let one = score(&["sergei", "nazarov"], &["sergei", "makarovich", "nazarov"]);
+        assert!((one - 4.0 / 4.3).abs() < 1e-12, "{one}");
+        // a middle name against a patronymic is not two fathers
+        let mixed = score(
+            &["sergei", "ivan", "nazarov"],
+            &["sergei", "makarovich", "nazarov"],
+        );
+        assert!((mixed - 4.0 / 4.6).abs() < 1e-12, "{mixed}");
+    }
+
+    #[test]
+    fn titles_meet_only_titles() {
+        let skels: Vec<String> = ["seyed", "ziyad", "sayyid", "haji"]
+            .iter()
+            .map(|a| skeleton(a))
+            .collect();
+        let seyed = tk("seyed", &skels[0]);
+        let ziyad = tk("ziyad", &skels[1]);
+        let sayyid = tk("sayyid", &skels[2]);
+        let haji = tk("haji", &skels[3]);
+        assert!(seyed.title && !ziyad.title);
+        // `Sayid` is the given name Sa'id, not the title Sayyid
+        let sayid_skel = skeleton("sayid");
+        assert!(!tk("sayid", &sayid_skel).title);
+        // a title never meets a name, whatever its spelling
+        assert_eq!(token_similarity(seyed, ziyad), None);
+        assert_eq!(token_similarity(ziyad, seyed), None);
+        // but meets its own spellings, and itself
+        assert!(token_similarity(seyed, sayyid).is_some());
+        assert_eq!(token_similarity(haji, haji).map(|x| x.0), Some(1.0));
+        // and counts half
+        assert!((token_weight("haji") - 0.5).abs() < 1e-12);
+        assert!((token_weight("ziyad") - 1.0).abs() < 1e-12);
     }
 
     #[test]
@@ -1721,12 +1867,14 @@ mod tests {
                     skel: &sa,
                     weight: 1.0,
                     abjad: is_abjad(&a),
+                    title: title_token(&a),
                 },
                 Tok {
                     text: &b,
                     skel: &sb,
                     weight: 1.0,
                     abjad: is_abjad(&b),
+                    title: title_token(&b),
                 },
             )
         };

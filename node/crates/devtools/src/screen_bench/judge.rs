@@ -25,7 +25,11 @@
 //!    and given names to their group in [`SLAVIC_GIVEN_NAMES`] (Ukrainian and Russian
 //!    forms of one name). So the whole name, given names and surname, must be the
 //!    listed person's name in another romanisation: `Sergey Melnychuk` is `MELNICHUK,
-//!    Sergey`, but `Ivan Melnychuk` is not, nor is `Sergey Melnik`.
+//!    Sergey`, but `Ivan Melnychuk` is not, nor is `Sergey Melnik`. The rule applies
+//!    only when both names look Slavic ([`looks_slavic`]: a Ukrainian or Russian given
+//!    name of the table, or a Slavic surname or patronymic ending), since its `y`/`i`,
+//!    `kh`/`h` and `ts`/`c` merges would also make other names one (the Chinese `Luo
+//!    Liyan` is not `Luo Lian`).
 //!
 //! What the judge does not do: it has no fuzzy matching at all (the romanisation key
 //! only merges the letters the romanisation systems write differently), so a negative
@@ -202,6 +206,25 @@ pub fn slavic_key(token: &str) -> String {
     out
 }
 
+/// Endings of Russian, Ukrainian and Belarusian surnames and patronymics, written as
+/// [`slavic_key`] writes them (`-sky`/`-skiy` are `-ski`, `-ych` is `-iC`, `-skaya` is
+/// `-skaia`): `-ov`/`-ova`/`-ev`/`-eva`, `-ski`/`-skaia`, `-enko`, `-chuk`/`-iuk`,
+/// `-vich`/`-vna`. A name with none of them and no given name of
+/// [`SLAVIC_GIVEN_NAMES`] is not read through the Cyrillic romanisation rules.
+const SLAVIC_ENDINGS: &[&str] = &[
+    "ov", "ova", "ev", "eva", "ski", "skaia", "enko", "Cuk", "iuk", "viC", "vna",
+];
+
+/// A name (its tokens' [`slavic_canonical`] keys) looks Russian, Ukrainian or
+/// Belarusian: one token is a given name of [`SLAVIC_GIVEN_NAMES`] (`given` holds their
+/// group keys) or, at four letters or more, ends in one of [`SLAVIC_ENDINGS`]. Chinese,
+/// Korean or Arabic names (`Luo Liyan`, `Kim Min Chol`, `Ali Hassan`) do not.
+pub fn looks_slavic(keys: &[String], given: &HashSet<String>) -> bool {
+    keys.iter().any(|k| {
+        given.contains(k) || (k.len() >= 4 && SLAVIC_ENDINGS.iter().any(|e| k.ends_with(e)))
+    })
+}
+
 /// Plain folding: `any_ascii`, lower case, tokens of ASCII letters and digits
 /// (apostrophes inside a word dropped: `Sa'id` is `said`).
 pub fn fold(name: &str) -> Vec<String> {
@@ -247,6 +270,8 @@ pub struct Judge {
     slavic: HashMap<String, String>,
     /// Cyrillic-romanisation token (of a negative) → the names above that hold it.
     slavic_postings: HashMap<String, Vec<u32>>,
+    /// The group keys of [`SLAVIC_GIVEN_NAMES`] ([`looks_slavic`]).
+    slavic_given: HashSet<String>,
 }
 
 /// A token read through the Cyrillic romanisation rules: its [`slavic_key`], then its
@@ -327,12 +352,14 @@ impl Judge {
             }
             names.push((name.to_owned(), tokens));
         }
+        let slavic_given = slavic.values().cloned().collect();
         Judge {
             table,
             names,
             postings,
             slavic,
             slavic_postings,
+            slavic_given,
         }
     }
 
@@ -372,7 +399,7 @@ impl Judge {
     }
 
     /// Rule 3: a listed name holding every token of a negative of two or more tokens,
-    /// both read through the Cyrillic romanisation rules.
+    /// both read through the Cyrillic romanisation rules, both looking Slavic.
     fn romanisation(&self, tokens: &[String]) -> Option<String> {
         if tokens.len() < 2 {
             return None;
@@ -381,6 +408,9 @@ impl Judge {
             .iter()
             .map(|t| slavic_canonical(&self.slavic, t))
             .collect();
+        if !looks_slavic(&keys, &self.slavic_given) {
+            return None;
+        }
         let rarest = keys
             .iter()
             .map(|t| self.slavic_postings.get(t).map_or(&[][..], Vec::as_slice))
@@ -392,7 +422,9 @@ impl Judge {
                 .map(|t| slavic_canonical(&self.slavic, t))
                 .collect();
             let whole: Vec<&str> = listed_keys.iter().map(String::as_str).collect();
-            sub_multiset(keys.iter().map(String::as_str), &whole).then(|| original.clone())
+            (looks_slavic(&listed_keys, &self.slavic_given)
+                && sub_multiset(keys.iter().map(String::as_str), &whole))
+            .then(|| original.clone())
         })
     }
 }
@@ -537,6 +569,47 @@ mod tests {
             ("gordienko", "hordiyenko"),
         ] {
             assert_ne!(slavic_key(a), slavic_key(b), "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn the_romanisation_rule_reads_only_slavic_looking_names() {
+        // Chinese: the key's y/i would make `Liyan` the listed `Lian`
+        let listed = ["LUO, Lian", "KIM, Min Chol", "TSAREV, Oleg", "PETROV, Ivan"];
+        assert_eq!(judge(&listed, "Luo Liyan"), Verdict::Different);
+        assert_eq!(
+            judge(&listed, "Lian Luo"),
+            Verdict::PartialForm("LUO, Lian".into())
+        );
+        // Korean: kh/h and y/i again
+        assert_eq!(judge(&listed, "Kym Min Khol"), Verdict::Different);
+        // a Slavic given name or surname ending still opens the rule
+        assert_eq!(
+            judge(&listed, "Oleh Tzarev"),
+            Verdict::Romanisation("TSAREV, Oleg".into())
+        );
+        assert_eq!(
+            judge(&listed, "Ivan Petrow"),
+            Verdict::Romanisation("PETROV, Ivan".into())
+        );
+        let given: HashSet<String> = ["sergei".to_owned()].into_iter().collect();
+        let keys = |n: &str| -> Vec<String> { fold(n).iter().map(|t| slavic_key(t)).collect() };
+        for n in [
+            "Sergey Smith",
+            "Ivan Bychkov",
+            "Anna Kowalewska Zhukova",
+            "Viktor Yanukovych",
+        ] {
+            assert!(looks_slavic(&keys(n), &given), "{n}");
+        }
+        for n in [
+            "Luo Liyan",
+            "Kim Min Chol",
+            "Ali Hassan",
+            "Chun Paek",
+            "John Smith",
+        ] {
+            assert!(!looks_slavic(&keys(n), &given), "{n}");
         }
     }
 

@@ -547,7 +547,9 @@ pub struct Exported {
     /// `list.jsonl`: one entry a line (`id`, `kind`, `names`).
     pub list: std::path::PathBuf,
     /// `queries.jsonl`: one query a line (`name`, `variant`, `target`, `negative`,
-    /// `across_scripts`, and `wlnode`: the engine's unthresholded top 10 as `[id, score]`).
+    /// `across_scripts`, `judge`: for a negative, the [`judge::Judge`]'s verdict
+    /// ([`verdict_label`]: `different` for a checked negative), and `wlnode`: the engine's
+    /// unthresholded top 10 as `[id, score]`).
     pub queries: std::path::PathBuf,
     /// Entries written.
     pub entries: usize,
@@ -603,6 +605,15 @@ fn write_export(
         writeln!(out, "{line}")?;
     }
     out.flush()?;
+    // the same judge as the report's checked figures, so a side-by-side reads the same
+    // checked negatives for every matcher
+    let judge = judge::Judge::new(
+        list.iter().flat_map(|d| d.names.iter().map(String::as_str)),
+        queries
+            .iter()
+            .filter(|q| q.negative.is_some())
+            .map(|q| q.name.as_str()),
+    );
     let queries_path = dir.join("queries.jsonl");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&queries_path)?);
     for q in queries {
@@ -620,6 +631,7 @@ fn write_export(
             "target": q.target.map(|t| hex::encode(t.0)),
             "negative": q.negative.map(NegativeKind::as_str),
             "across_scripts": q.across_scripts,
+            "judge": q.negative.map(|_| verdict_label(&judge.judge(&q.name))),
             "wlnode": top,
         });
         writeln!(out, "{line}")?;
@@ -631,6 +643,17 @@ fn write_export(
         entries: list.len(),
         queried: queries.len(),
     })
+}
+
+/// A [`judge::Verdict`] as the export writes it: `different` (a checked negative),
+/// `partial_form`, `variant` or `romanisation` (removed from the checked figures).
+pub fn verdict_label(v: &judge::Verdict) -> &'static str {
+    match v {
+        judge::Verdict::Different => "different",
+        judge::Verdict::PartialForm(_) => "partial_form",
+        judge::Verdict::Variant(_) => "variant",
+        judge::Verdict::Romanisation(_) => "romanisation",
+    }
 }
 
 /// Runs every query once more without threshold and derives the operating points.
@@ -1191,6 +1214,52 @@ mod tests {
                 .at_default
                 .contains_key("negatives_recombined")
         );
+    }
+
+    #[test]
+    fn the_export_carries_the_judges_verdict_per_negative() {
+        let opts = BenchOptions {
+            entries: 2_000,
+            positives: 40,
+            negatives: 40,
+            recombined_negatives: 60,
+            common_negatives: 30,
+            baseline_queries: 0,
+            seed: 11,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let exported = export(&opts, dir.path()).unwrap();
+        let text = std::fs::read_to_string(&exported.queries).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut labels: BTreeMap<String, usize> = BTreeMap::new();
+        for l in &lines {
+            match (l["negative"].as_str(), l["judge"].as_str()) {
+                (Some(_), Some(v)) => *labels.entry(v.to_owned()).or_default() += 1,
+                (None, None) => {}
+                other => panic!("a verdict for every negative and none else: {other:?} {l}"),
+            }
+        }
+        // the same judge, the same negatives: the export's checked negatives are the
+        // report's
+        let report = run(opts);
+        let c = &report.operating.checked;
+        assert_eq!(labels.get("different").copied().unwrap_or(0), c.negatives);
+        assert_eq!(
+            labels.get("partial_form").copied().unwrap_or(0),
+            c.removed_partial_form
+        );
+        assert_eq!(
+            labels.get("variant").copied().unwrap_or(0),
+            c.removed_variant_table
+        );
+        assert_eq!(
+            labels.get("romanisation").copied().unwrap_or(0),
+            c.removed_romanisation
+        );
+        assert_eq!(labels.values().sum::<usize>(), 130);
     }
 
     #[test]
