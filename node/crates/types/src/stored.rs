@@ -187,6 +187,175 @@ impl RawRecord {
     }
 }
 
+/// A held record read without decoding its disclosures: what the serving side needs
+/// to run the send decision and, when no field must be withheld, to send the stored
+/// encoded record as it is (`record`), without decoding and re-encoding it.
+///
+/// Only the signed header is decoded (canonically, as on ingest); the disclosures are
+/// skipped but for their field indices (for the `sent` audit event). Nothing here is
+/// re-checked against the header's digests: these are this node's own stored bytes,
+/// checked when they were stored, and the receiver checks every copy itself.
+#[derive(Clone, Debug)]
+pub struct HeldView {
+    /// `SHA-256(header bytes)`.
+    pub id: RecordId,
+    /// The decoded signed header.
+    pub header: RecordHeader,
+    /// The encoded record exactly as stored (signed header, signature, disclosures):
+    /// a slice of the stored value, not a copy.
+    pub record: bytes::Bytes,
+    /// Field indices of the disclosures this copy holds, in stored order.
+    pub disclosed: Vec<u32>,
+    /// Hops from the origin (0 = created here).
+    pub hops: u32,
+    /// Who sent the first copy (`None` = created here).
+    pub received_from: Option<AgencyCode>,
+    /// The inclusion proof held with it, if any.
+    pub inclusion: Option<bytes::Bytes>,
+}
+
+impl HeldView {
+    /// Whether this copy holds the disclosure of field `index`.
+    pub fn holds(&self, index: u32) -> bool {
+        self.disclosed.contains(&index)
+    }
+}
+
+/// Protobuf wire types this reader meets.
+const WIRE_VARINT: u64 = 0;
+const WIRE_LEN: u64 = 2;
+
+/// A cursor over protobuf wire bytes for [`HeldView`]: any valid encoding is read
+/// (fields in any order, unknown fields skipped), as prost would.
+struct Wire<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Wire<'a> {
+    fn varint(&mut self, what: &'static str) -> Result<u64, WireError> {
+        prost::encoding::decode_varint(&mut self.buf).map_err(|e| WireError::Decode {
+            what,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The next field: (number, wire type), or `None` at the end.
+    fn key(&mut self, what: &'static str) -> Result<Option<(u64, u64)>, WireError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let k = self.varint(what)?;
+        Ok(Some((k >> 3, k & 7)))
+    }
+
+    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
+        let len = usize::try_from(self.varint(what)?)
+            .map_err(|_| invalid(what, "length does not fit"))?;
+        if len > self.buf.len() {
+            return Err(invalid(what, "length past the end"));
+        }
+        let (b, rest) = self.buf.split_at(len);
+        self.buf = rest;
+        Ok(b)
+    }
+
+    /// Skips a field of wire type `wt`.
+    fn skip(&mut self, wt: u64, what: &'static str) -> Result<(), WireError> {
+        match wt {
+            WIRE_VARINT => self.varint(what).map(|_| ()),
+            WIRE_LEN => self.bytes(what).map(|_| ()),
+            1 | 5 => {
+                let n = if wt == 1 { 8 } else { 4 };
+                self.buf = self
+                    .buf
+                    .get(n..)
+                    .ok_or_else(|| invalid(what, "fixed field past the end"))?;
+                Ok(())
+            }
+            _ => Err(invalid(what, format!("unsupported wire type {wt}"))),
+        }
+    }
+}
+
+impl RawRecord {
+    /// Reads the stored record's header, hops, origin of the copy and inclusion
+    /// proof, and the field indices it discloses, without decoding the disclosures
+    /// ([`HeldView`]).
+    pub fn view(&self) -> Result<HeldView, WireError> {
+        const WHAT: &str = "stored record";
+        let mut w = Wire { buf: &self.0 };
+        let (mut record, mut hops, mut from, mut inclusion) = (None, 0u32, None, None);
+        while let Some((field, wt)) = w.key(WHAT)? {
+            match (field, wt) {
+                (1, WIRE_LEN) => record = Some(w.bytes(WHAT)?),
+                (2, WIRE_VARINT) => {
+                    // prost truncates a uint32 varint the same way.
+                    hops = w.varint(WHAT)? as u32;
+                }
+                (3, WIRE_LEN) => from = Some(w.bytes(WHAT)?),
+                (6, WIRE_LEN) => inclusion = Some(w.bytes(WHAT)?),
+                _ => w.skip(wt, WHAT)?,
+            }
+        }
+        let record = record.ok_or_else(|| invalid(WHAT, "missing record"))?;
+        let (mut header, mut disclosed) = (None, Vec::new());
+        let mut r = Wire { buf: record };
+        while let Some((field, wt)) = r.key("record")? {
+            match (field, wt) {
+                (1, WIRE_LEN) => {
+                    let mut s = Wire {
+                        buf: r.bytes("record")?,
+                    };
+                    while let Some((f, wt)) = s.key("signed header")? {
+                        if (f, wt) == (1, WIRE_LEN) {
+                            header = Some(s.bytes("signed header")?);
+                        } else {
+                            s.skip(wt, "signed header")?;
+                        }
+                    }
+                }
+                (2, WIRE_LEN) => {
+                    let mut d = Wire {
+                        buf: r.bytes("record")?,
+                    };
+                    let mut index = 0u32;
+                    while let Some((f, wt)) = d.key("disclosure")? {
+                        if (f, wt) == (1, WIRE_VARINT) {
+                            index = d.varint("disclosure")? as u32;
+                        } else {
+                            d.skip(wt, "disclosure")?;
+                        }
+                    }
+                    disclosed.push(index);
+                }
+                _ => r.skip(wt, "record")?,
+            }
+        }
+        let header_bytes = header.ok_or_else(|| invalid("record", "missing signed header"))?;
+        let header = RecordHeader::decode_canonical(header_bytes)?;
+        let received_from = match from {
+            None | Some([]) => None,
+            Some(b) => Some(
+                std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| AgencyCode::new(s.to_owned()).ok())
+                    .ok_or_else(|| invalid(WHAT, "received_from is not an agency code"))?,
+            ),
+        };
+        Ok(HeldView {
+            id: RecordId(wlnode_crypto::sha256::digest(header_bytes)),
+            header,
+            record: self.0.slice_ref(record),
+            disclosed,
+            hops,
+            received_from,
+            inclusion: inclusion
+                .filter(|b| !b.is_empty())
+                .map(|b| self.0.slice_ref(b)),
+        })
+    }
+}
+
 /// Derived state of one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryState {
@@ -412,6 +581,7 @@ mod tests {
         for len in 0..64usize {
             let b: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
             let _ = StoredRecord::decode(&b);
+            let _ = RawRecord::from_owner(b.clone()).view();
             let _ = EntryState::decode(&b);
             let _ = Cursor::decode(&b);
             let _ = LocalMeta::decode(&b);
@@ -502,6 +672,14 @@ impl<'a> Facts<'a> {
             subject_country: h.subject_country.as_ref(),
             signer_key: &h.signer_key,
             proven: false,
+        }
+    }
+
+    /// The facts of a held record read as a [`HeldView`].
+    pub fn viewed(v: &'a HeldView) -> Self {
+        Self {
+            proven: v.inclusion.is_some(),
+            ..Self::of(&v.header)
         }
     }
 
