@@ -180,11 +180,6 @@ impl RawRecord {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// Decodes the stored record (the node's own store: no signature check).
-    pub fn decode(&self) -> Result<StoredRecord, WireError> {
-        StoredRecord::decode(&self.0)
-    }
 }
 
 /// A held record read without decoding its disclosures: what the serving side needs
@@ -277,27 +272,84 @@ impl<'a> Wire<'a> {
     }
 }
 
+/// The fields of a stored record's envelope, borrowed from its bytes.
+struct Envelope<'a> {
+    record: &'a [u8],
+    hops: u32,
+    received_from: Option<AgencyCode>,
+    received_at: u64,
+    seq: u64,
+    inclusion: Option<&'a [u8]>,
+}
+
+/// Reads a `StoredRecord` envelope as prost would (any field order, unknown fields
+/// skipped, the last value of a field wins), without decoding the record inside.
+fn envelope(b: &[u8]) -> Result<Envelope<'_>, WireError> {
+    const WHAT: &str = "stored record";
+    let mut w = Wire { buf: b };
+    let mut e = Envelope {
+        record: &[],
+        hops: 0,
+        received_from: None,
+        received_at: 0,
+        seq: 0,
+        inclusion: None,
+    };
+    let (mut record, mut from) = (None, None);
+    while let Some((field, wt)) = w.key(WHAT)? {
+        match (field, wt) {
+            (1, WIRE_LEN) => record = Some(w.bytes(WHAT)?),
+            // prost truncates a uint32 varint the same way.
+            (2, WIRE_VARINT) => e.hops = w.varint(WHAT)? as u32,
+            (3, WIRE_LEN) => from = Some(w.bytes(WHAT)?),
+            (4, WIRE_VARINT) => e.received_at = w.varint(WHAT)?,
+            (5, WIRE_VARINT) => e.seq = w.varint(WHAT)?,
+            (6, WIRE_LEN) => e.inclusion = Some(w.bytes(WHAT)?).filter(|b| !b.is_empty()),
+            _ => w.skip(wt, WHAT)?,
+        }
+    }
+    e.record = record.ok_or_else(|| invalid(WHAT, "missing record"))?;
+    e.received_from = match from {
+        None | Some([]) => None,
+        Some(b) => Some(
+            std::str::from_utf8(b)
+                .map_err(|e| invalid(WHAT, e.to_string()))
+                .and_then(|s| {
+                    AgencyCode::new(s.to_owned()).map_err(|e| invalid(WHAT, e.to_string()))
+                })?,
+        ),
+    };
+    Ok(e)
+}
+
 impl RawRecord {
+    /// Decodes the stored record (the node's own store: no signature check) with the
+    /// record's header and disclosure values sliced from the stored bytes, not copied
+    /// ([`Record::decode_bytes`]); every disclosure digest is checked as before.
+    pub fn decode(&self) -> Result<StoredRecord, WireError> {
+        let e = envelope(&self.0)?;
+        if e.record.len() > wlnode_crypto::record::MAX_RECORD_BYTES {
+            // Never written by this node; the old path decides it.
+            return StoredRecord::decode(&self.0);
+        }
+        Ok(StoredRecord {
+            record: VerifiedRecord::from_local_store(Record::decode_bytes(
+                self.0.slice_ref(e.record),
+            )?),
+            hops: e.hops,
+            received_from: e.received_from,
+            received_at: Timestamp(e.received_at),
+            seq: e.seq,
+            inclusion: e.inclusion.map(|b| self.0.slice_ref(b)),
+        })
+    }
+
     /// Reads the stored record's header, hops, origin of the copy and inclusion
     /// proof, and the field indices it discloses, without decoding the disclosures
     /// ([`HeldView`]).
     pub fn view(&self) -> Result<HeldView, WireError> {
-        const WHAT: &str = "stored record";
-        let mut w = Wire { buf: &self.0 };
-        let (mut record, mut hops, mut from, mut inclusion) = (None, 0u32, None, None);
-        while let Some((field, wt)) = w.key(WHAT)? {
-            match (field, wt) {
-                (1, WIRE_LEN) => record = Some(w.bytes(WHAT)?),
-                (2, WIRE_VARINT) => {
-                    // prost truncates a uint32 varint the same way.
-                    hops = w.varint(WHAT)? as u32;
-                }
-                (3, WIRE_LEN) => from = Some(w.bytes(WHAT)?),
-                (6, WIRE_LEN) => inclusion = Some(w.bytes(WHAT)?),
-                _ => w.skip(wt, WHAT)?,
-            }
-        }
-        let record = record.ok_or_else(|| invalid(WHAT, "missing record"))?;
+        let e = envelope(&self.0)?;
+        let record = e.record;
         let (mut header, mut disclosed) = (None, Vec::new());
         let mut r = Wire { buf: record };
         while let Some((field, wt)) = r.key("record")? {
@@ -333,25 +385,14 @@ impl RawRecord {
         }
         let header_bytes = header.ok_or_else(|| invalid("record", "missing signed header"))?;
         let header = RecordHeader::decode_canonical(header_bytes)?;
-        let received_from = match from {
-            None | Some([]) => None,
-            Some(b) => Some(
-                std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| AgencyCode::new(s.to_owned()).ok())
-                    .ok_or_else(|| invalid(WHAT, "received_from is not an agency code"))?,
-            ),
-        };
         Ok(HeldView {
             id: RecordId(wlnode_crypto::sha256::digest(header_bytes)),
             header,
             record: self.0.slice_ref(record),
             disclosed,
-            hops,
-            received_from,
-            inclusion: inclusion
-                .filter(|b| !b.is_empty())
-                .map(|b| self.0.slice_ref(b)),
+            hops: e.hops,
+            received_from: e.received_from,
+            inclusion: e.inclusion.map(|b| self.0.slice_ref(b)),
         })
     }
 }
