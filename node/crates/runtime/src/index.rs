@@ -11,7 +11,9 @@
 //! the log head (local create/amend/withdraw/import and records from peers alike), it
 //! reads the new log records, collects the entries they belong to, re-reads each one's
 //! current head (with the disclosures merged so far) and upserts it: one entry at a
-//! time, never a rebuild. Re-upserting an entry already indexed is harmless, so the
+//! time, never a rebuild. It reads a page of the log per pass (bigger while it is far
+//! behind, as in a cold sync), decodes it off the store thread and upserts the whole
+//! page under one write lock. Re-upserting an entry already indexed is harmless, so the
 //! overlap between the start scan and the log is too.
 //!
 //! Readers (API handlers) share the index behind an `RwLock` in [`ScreenHandle`] and
@@ -36,6 +38,11 @@ use wlnode_types::{EntryKey, EntryState, RawRecord, StoredRecord};
 const SCAN_PAGE: usize = 2048;
 /// Arrival-log records read per store call while following.
 const FOLLOW_PAGE: usize = 1024;
+/// Arrival-log records read per pass while the follower is further behind than one
+/// page (a cold sync ingests up to 5,000 records per batch): one pass, one lock on
+/// the index for the whole page. Bounds the pass's memory to this many records and
+/// their documents (a few MB).
+const CATCH_UP_PAGE: usize = 4096;
 
 /// Shared handle on the live index: the index, whether the start build is done, and
 /// the arrival-log position the index reflects.
@@ -199,9 +206,20 @@ pub(crate) async fn follow_page(
     store: &StoreHandle,
     after: u64,
 ) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
+    follow(store, after, FOLLOW_PAGE, true).await
+}
+
+/// [`follow_page`] over at most `limit` log records; the new heads (a copy of each
+/// fresh document, for the watches) only when `want_heads`.
+async fn follow(
+    store: &StoreHandle,
+    after: u64,
+    limit: usize,
+    want_heads: bool,
+) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
     let (log, raws) = store
         .call(move |s| {
-            let log = s.log_after(after, FOLLOW_PAGE)?;
+            let log = s.log_after(after, limit)?;
             let raws = log
                 .iter()
                 .map(|(_, id)| s.record_raw(id))
@@ -209,7 +227,7 @@ pub(crate) async fn follow_page(
             Ok((log, raws))
         })
         .await?;
-    let more = log.len() == FOLLOW_PAGE;
+    let more = log.len() == limit;
     let last = log.last().map_or(after, |(seq, _)| *seq);
     // entry -> the latest log record read for it (usually the new head)
     let touched = off_thread(move || {
@@ -251,6 +269,7 @@ pub(crate) async fn follow_page(
     // record that arrived but did not become the head changes nothing to watch).
     let fresh: std::collections::BTreeMap<EntryKey, RecordId> = heads
         .iter()
+        .filter(|_| want_heads)
         .filter(|(key, state, raw)| {
             raw.is_none()
                 && touched
@@ -260,15 +279,18 @@ pub(crate) async fn follow_page(
         .map(|(key, state, _)| (key.clone(), state.head))
         .collect();
     let docs = off_thread(move || head_docs(heads, &touched)).await?;
-    let new_heads = docs
-        .iter()
-        .filter_map(|d| {
-            fresh.get(&d.key()).map(|id| NewHead {
-                doc: d.clone(),
-                record_id: *id,
+    let new_heads = if fresh.is_empty() {
+        Vec::new()
+    } else {
+        docs.iter()
+            .filter_map(|d| {
+                fresh.get(&d.key()).map(|id| NewHead {
+                    doc: d.clone(),
+                    record_id: *id,
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     Ok((docs, new_heads, last, more))
 }
 
@@ -347,7 +369,13 @@ pub fn spawn_follower(
             let target = *head.borrow_and_update();
             while cursor < target {
                 let from = cursor;
-                match follow_page(&store, from).await {
+                // Far behind (a cold sync, a large import): bigger passes.
+                let limit = if target - cursor > FOLLOW_PAGE as u64 {
+                    CATCH_UP_PAGE
+                } else {
+                    FOLLOW_PAGE
+                };
+                match follow(&store, from, limit, false).await {
                     Ok((docs, _, last, more)) => {
                         if !docs.is_empty() {
                             let h = handle.clone();
