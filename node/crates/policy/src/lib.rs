@@ -793,8 +793,7 @@ impl Policy {
         }
     }
 
-    /// The choke point for a held record read without decoding its disclosures
-    /// ([`HeldView`]): the same decision as [`Self::prepare`]. When it sends the copy
+    /// The choke point for a held record read as a [`HeldView`]: the same decision as [`Self::prepare`]. When it sends the copy
     /// whole (nothing withheld), the copy is the stored encoded record as it is;
     /// `Ok(None)` when some field must be withheld, so the caller decodes the record
     /// and calls [`Self::prepare`], which redacts it.

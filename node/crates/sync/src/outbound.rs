@@ -2,10 +2,10 @@
 //! policy choke point here ([`Policy::prepare`]), is checked against the per-peer
 //! sent-cache, is cut to the response's byte budget, and gets its `sent` audit event.
 //!
-//! [`PrepareJob::run`] is the CPU step: it reads each stored record's header only
-//! ([`wlnode_types::HeldView`]) and, when the choke point sends the copy whole, sends
-//! the stored encoded record as it is; only a copy with fields to withhold is decoded
-//! (which re-checks every digest) and re-encoded. It is pure and `Send`, so the
+//! [`PrepareJob::run`] is the CPU step: it reads each stored record as a view
+//! ([`wlnode_types::HeldView`], decoded zero-copy, every digest checked) and, when the
+//! choke point sends the copy whole, sends the stored encoded record as it is; only a
+//! copy with fields to withhold is redacted and re-encoded. It is pure and `Send`, so the
 //! service runs it on a blocking thread, off the store thread and the event loops. The
 //! sent-cache is shared by those jobs ([`SentCaches`]), so that overlapping paths (a
 //! Pull batch and a reconciliation, or two sessions) do not send the same copy twice
@@ -319,9 +319,10 @@ fn prepare(
             out.last_seq = Some(seq);
             continue;
         };
-        // Read only the header first: a copy that goes whole (nothing withheld, the
-        // common case) is the stored encoded record as it is, not decoded and
-        // re-encoded. The choke point decides on the same facts either way.
+        // Read the record as a view first (checked as a decode checks it, digests
+        // included: review s33-sync S1): a copy that goes whole (nothing withheld, the
+        // common case) is the stored encoded record as it is, not re-encoded. The
+        // choke point decides on the same facts either way.
         let view = match raw.view() {
             Ok(v) if v.id == id => v,
             Ok(v) => {

@@ -182,14 +182,14 @@ impl RawRecord {
     }
 }
 
-/// A held record read without decoding its disclosures: what the serving side needs
-/// to run the send decision and, when no field must be withheld, to send the stored
-/// encoded record as it is (`record`), without decoding and re-encoding it.
+/// A held record as the serving side needs it to run the send decision and, when no
+/// field must be withheld, to send the stored encoded record as it is (`record`),
+/// without re-encoding it.
 ///
-/// Only the signed header is decoded (canonically, as on ingest); the disclosures are
-/// skipped but for their field indices (for the `sent` audit event). Nothing here is
-/// re-checked against the header's digests: these are this node's own stored bytes,
-/// checked when they were stored, and the receiver checks every copy itself.
+/// [`RawRecord::view`] decodes the record zero-copy and checks it as a decode does
+/// (header canonical, every disclosure's index, UTF-8 and salted digest): `record` goes
+/// out verbatim, so a value damaged on disk must be caught here and not by the
+/// receiver, which would strike us for it (review s33-sync S1).
 #[derive(Clone, Debug)]
 pub struct HeldView {
     /// `SHA-256(header bytes)`.
@@ -345,51 +345,20 @@ impl RawRecord {
     }
 
     /// Reads the stored record's header, hops, origin of the copy and inclusion
-    /// proof, and the field indices it discloses, without decoding the disclosures
-    /// ([`HeldView`]).
+    /// proof, and the field indices it discloses ([`HeldView`]). The record is
+    /// checked exactly as [`Self::decode`] checks it (zero-copy): every disclosure's
+    /// index, UTF-8 and salted digest against the signed header. The view's `record`
+    /// is sent as it is, so a value changed on disk must fail here, as corrupt, and
+    /// never reach a peer (which would strike us for it).
     pub fn view(&self) -> Result<HeldView, WireError> {
         let e = envelope(&self.0)?;
-        let record = e.record;
-        let (mut header, mut disclosed) = (None, Vec::new());
-        let mut r = Wire { buf: record };
-        while let Some((field, wt)) = r.key("record")? {
-            match (field, wt) {
-                (1, WIRE_LEN) => {
-                    let mut s = Wire {
-                        buf: r.bytes("record")?,
-                    };
-                    while let Some((f, wt)) = s.key("signed header")? {
-                        if (f, wt) == (1, WIRE_LEN) {
-                            header = Some(s.bytes("signed header")?);
-                        } else {
-                            s.skip(wt, "signed header")?;
-                        }
-                    }
-                }
-                (2, WIRE_LEN) => {
-                    let mut d = Wire {
-                        buf: r.bytes("record")?,
-                    };
-                    let mut index = 0u32;
-                    while let Some((f, wt)) = d.key("disclosure")? {
-                        if (f, wt) == (1, WIRE_VARINT) {
-                            index = d.varint("disclosure")? as u32;
-                        } else {
-                            d.skip(wt, "disclosure")?;
-                        }
-                    }
-                    disclosed.push(index);
-                }
-                _ => r.skip(wt, "record")?,
-            }
-        }
-        let header_bytes = header.ok_or_else(|| invalid("record", "missing signed header"))?;
-        let header = RecordHeader::decode_canonical(header_bytes)?;
+        let bytes = self.0.slice_ref(e.record);
+        let rec = Record::decode_bytes(bytes.clone())?;
         Ok(HeldView {
-            id: RecordId(wlnode_crypto::sha256::digest(header_bytes)),
-            header,
-            record: self.0.slice_ref(record),
-            disclosed,
+            id: rec.id(),
+            header: rec.header().clone(),
+            record: bytes,
+            disclosed: rec.disclosures().iter().map(|d| d.index).collect(),
             hops: e.hops,
             received_from: e.received_from,
             inclusion: e.inclusion.map(|b| self.0.slice_ref(b)),

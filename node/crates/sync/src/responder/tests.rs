@@ -1131,3 +1131,49 @@ fn a_stored_record_decodes_the_same_zero_copy_and_its_view_agrees() {
     assert!(RawRecord::from_owner(vec![0x0a, 0x05, 1]).decode().is_err());
     assert!(RawRecord::from_owner(vec![0x0a, 0x05, 1]).view().is_err());
 }
+
+/// Review s33-sync S1: a whole copy is sent as the stored bytes, so a disclosure value
+/// changed on disk (bit rot, a damaged restore) must fail its batch as corrupt here,
+/// reported locally, and never reach the peer, which would strike us for it.
+#[test]
+fn a_disclosure_value_changed_on_disk_is_corrupt_and_never_sent_whole() {
+    let w = world_with("");
+    let held = stored(&w, "federation", 1);
+    let mut bytes = held.encode();
+    // `remarks` is 300 × "x": change one of them, still valid UTF-8.
+    let at = bytes
+        .windows(300)
+        .position(|s| s.iter().all(|&b| b == b'x'))
+        .expect("the remarks value is in the stored bytes")
+        + 150;
+    bytes[at] = b'y';
+    let damaged = RawRecord::from_owner(bytes);
+    // The envelope and the header are intact: only the digest check can tell.
+    assert!(damaged.view().is_err());
+    assert!(damaged.decode().is_err());
+
+    let mut r = R::new(EPOCH, limits());
+    let job = match one(r.on_pull(BB, bb(), 7, pull(0, 1 << 20), w.policy.clone())) {
+        ServeAction::ReadLog { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    let prepare = one(r.on_log_read(
+        job,
+        Ok::<_, String>(LogRead {
+            head: 1,
+            raws: vec![(1, held.record.id(), Some(damaged))],
+            truncated: false,
+            audit: true,
+        }),
+    ));
+    match one(r.on_prepared(run(prepare))) {
+        ServeAction::Respond {
+            response: Response::Error { code, message },
+            ..
+        } => {
+            assert_eq!(code, "unavailable");
+            assert!(message.contains("corrupt"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
