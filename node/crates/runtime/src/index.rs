@@ -40,9 +40,14 @@ const SCAN_PAGE: usize = 2048;
 const FOLLOW_PAGE: usize = 1024;
 /// Arrival-log records read per pass while the follower is further behind than one
 /// page (a cold sync ingests up to 5,000 records per batch): one pass, one lock on
-/// the index for the whole page. Bounds the pass's memory to this many records and
-/// their documents (a few MB).
+/// the index for the whole page. Bounds the pass to this many records and their
+/// documents, and to [`PAGE_BYTES`] of stored records.
 const CATCH_UP_PAGE: usize = 4096;
+/// Stored bytes of log records one pass reads (`FOLLOW_PAGE` or `CATCH_UP_PAGE`), past
+/// which it stops early (after at least one record): a record may be up to 2 MiB, so a
+/// page bounded only by count could pin GiBs on the store thread and in the pass
+/// (review s33-sync S2). A pass reads at most this plus one record.
+const PAGE_BYTES: usize = 16 << 20;
 
 /// Shared handle on the live index: the index, whether the start build is done, and
 /// the arrival-log position the index reflects.
@@ -217,17 +222,12 @@ async fn follow(
     limit: usize,
     want_heads: bool,
 ) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
-    let (log, raws) = store
+    let (log, raws, more) = store
         .call(move |s| {
             let log = s.log_after(after, limit)?;
-            let raws = log
-                .iter()
-                .map(|(_, id)| s.record_raw(id))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((log, raws))
+            read_within(log, limit, PAGE_BYTES, |id| s.record_raw(id))
         })
         .await?;
-    let more = log.len() == limit;
     let last = log.last().map_or(after, |(seq, _)| *seq);
     // entry -> the latest log record read for it (usually the new head)
     let touched = off_thread(move || {
@@ -292,6 +292,36 @@ async fn follow(
             .collect()
     };
     Ok((docs, new_heads, last, more))
+}
+
+/// Log records read (sequence number, record id), their raw values, whether more may
+/// follow.
+type LogPage = (Vec<(u64, RecordId)>, Vec<Option<RawRecord>>, bool);
+
+/// The raw records of `log` (one `log_after` page of at most `limit`), read in order
+/// until `max_bytes` of them are read (at least one record is always read, so a pass
+/// never stalls). Returns the log records read, their raws, and whether more may
+/// follow (the page was full, or the byte budget cut it).
+fn read_within<E>(
+    mut log: Vec<(u64, RecordId)>,
+    limit: usize,
+    max_bytes: usize,
+    mut read: impl FnMut(&RecordId) -> Result<Option<RawRecord>, E>,
+) -> Result<LogPage, E> {
+    let full = log.len() >= limit;
+    let mut raws = Vec::with_capacity(log.len());
+    let mut bytes = 0usize;
+    for (_, id) in &log {
+        if bytes >= max_bytes {
+            break;
+        }
+        let raw = read(id)?;
+        bytes = bytes.saturating_add(raw.as_ref().map_or(0, RawRecord::len));
+        raws.push(raw);
+    }
+    let cut = raws.len() < log.len();
+    log.truncate(raws.len());
+    Ok((log, raws, full || cut))
 }
 
 /// An entry whose head record just arrived (written here, imported or replicated):
@@ -410,4 +440,44 @@ pub fn spawn_follower(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: u8) -> Vec<(u64, RecordId)> {
+        (1..=n).map(|i| (u64::from(i), RecordId([i; 32]))).collect()
+    }
+
+    /// Review s33-sync S2: a catch-up page of large records stops at the byte budget
+    /// (plus at most one record), says more follows, and the next page starts where it
+    /// stopped; a page of small records is bounded by count as before.
+    #[test]
+    fn a_page_of_large_records_stops_at_the_byte_budget_and_resumes() {
+        let big = |_: &RecordId| Ok::<_, ()>(Some(RawRecord::from_owner(vec![0u8; 1 << 20])));
+        let (read, raws, more) = read_within(log(40), 4096, 16 << 20, big).unwrap();
+        assert_eq!(read.len(), 16);
+        assert_eq!(raws.len(), 16);
+        assert!(more, "cut by bytes: more follows");
+        let held: usize = raws.iter().flatten().map(RawRecord::len).sum();
+        assert!(held < (16 << 20) + (1 << 20), "{held}");
+        assert_eq!(read.last().map(|(s, _)| *s), Some(16));
+
+        // One record over the budget is still read: the pass never stalls.
+        let huge = |_: &RecordId| Ok::<_, ()>(Some(RawRecord::from_owner(vec![0u8; 64])));
+        let (read, _, more) = read_within(log(3), 4096, 10, huge).unwrap();
+        assert_eq!((read.len(), more), (1, true));
+
+        // Small records: the count bounds the page; a short page is the end.
+        let small = |_: &RecordId| Ok::<_, ()>(Some(RawRecord::from_owner(vec![0u8; 100])));
+        let (read, _, more) = read_within(log(40), 40, 16 << 20, small).unwrap();
+        assert_eq!((read.len(), more), (40, true));
+        let (read, _, more) = read_within(log(39), 40, 16 << 20, small).unwrap();
+        assert_eq!((read.len(), more), (39, false));
+        // A log record whose value is gone costs nothing and is passed on.
+        let gone = |_: &RecordId| Ok::<_, ()>(None);
+        let (read, raws, more) = read_within(log(5), 40, 1, gone).unwrap();
+        assert_eq!((read.len(), raws.len(), more), (5, 5, false));
+    }
 }
