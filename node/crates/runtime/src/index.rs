@@ -211,21 +211,23 @@ pub(crate) async fn follow_page(
     store: &StoreHandle,
     after: u64,
 ) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
-    follow(store, after, FOLLOW_PAGE, true).await
+    follow(store, after, FOLLOW_PAGE, PAGE_BYTES, true).await
 }
 
-/// [`follow_page`] over at most `limit` log records; the new heads (a copy of each
-/// fresh document, for the watches) only when `want_heads`.
+/// [`follow_page`] over at most `limit` log records and about `max_bytes` of them
+/// ([`read_within`]); the new heads (a copy of each fresh document, for the watches)
+/// only when `want_heads`.
 async fn follow(
     store: &StoreHandle,
     after: u64,
     limit: usize,
+    max_bytes: usize,
     want_heads: bool,
 ) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
     let (log, raws, more) = store
         .call(move |s| {
             let log = s.log_after(after, limit)?;
-            read_within(log, limit, PAGE_BYTES, |id| s.record_raw(id))
+            read_within(log, limit, max_bytes, |id| s.record_raw(id))
         })
         .await?;
     let last = log.last().map_or(after, |(seq, _)| *seq);
@@ -405,7 +407,7 @@ pub fn spawn_follower(
                 } else {
                     FOLLOW_PAGE
                 };
-                match follow(&store, from, limit, false).await {
+                match follow(&store, from, limit, PAGE_BYTES, false).await {
                     Ok((docs, _, last, more)) => {
                         if !docs.is_empty() {
                             let h = handle.clone();
@@ -479,5 +481,124 @@ mod tests {
         let gone = |_: &RecordId| Ok::<_, ()>(None);
         let (read, raws, more) = read_within(log(5), 40, 1, gone).unwrap();
         assert_eq!((read.len(), raws.len(), more), (5, 5, false));
+    }
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+    use wlnode_crypto::model::{EntryDraft, EntryId, Status};
+    use wlnode_crypto::record::{RecordMeta, build_record};
+    use wlnode_crypto::{SecretKey, Timestamp, VerifiedRecord};
+    use wlnode_store::IngestBatch;
+    use wlnode_types::{Incoming, Source};
+
+    fn record(key: &SecretKey, entry_id: EntryId, version: u64, name: &str) -> VerifiedRecord {
+        let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "person", "name": name},
+            "reason": "denial",
+            "distribution": {"scope": "federation"}
+        }))
+        .unwrap();
+        build_record(
+            RecordMeta {
+                entry_id,
+                origin: "CC-TRADE".parse().unwrap(),
+                version,
+                issued_at: Timestamp(1_790_000_000_000 + version),
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &draft,
+            key,
+        )
+        .unwrap()
+    }
+
+    async fn ingest(store: &StoreHandle, records: Vec<VerifiedRecord>) {
+        let items = records
+            .into_iter()
+            .map(|record| Incoming {
+                record,
+                source: Source::Peer {
+                    agency: "CC-TRADE".parse().unwrap(),
+                    hops: 1,
+                },
+                local: None,
+                inclusion: None,
+            })
+            .collect();
+        store
+            .ingest(IngestBatch {
+                items,
+                cursor: None,
+                declined: Vec::new(),
+                audit: Vec::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Review s33-sync S3: catch-up passes that end between the two records of an
+    /// amended entry (by count, and by the byte budget) leave the index holding every
+    /// entry exactly once, the amended one as its head; each pass says whether more
+    /// follows and the last one ends the catch-up.
+    #[tokio::test]
+    async fn catch_up_pages_split_between_an_amendments_records_index_the_head_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _actor) = StoreHandle::open(dir.path()).unwrap();
+        let key = SecretKey::generate().unwrap();
+        let ids: Vec<EntryId> = (0..4).map(|_| EntryId::random().unwrap()).collect();
+        // Log: a, b, x (v1) | x (v2), c: a page of 3 ends between x's two records.
+        let x = ids[2];
+        ingest(
+            &store,
+            vec![
+                record(&key, ids[0], 1, "Alpha One"),
+                record(&key, ids[1], 1, "Bravo Two"),
+                record(&key, x, 1, "Xray Before"),
+            ],
+        )
+        .await;
+        ingest(
+            &store,
+            vec![
+                record(&key, x, 2, "Xray Renamed"),
+                record(&key, ids[3], 1, "Charlie Four"),
+            ],
+        )
+        .await;
+        // (page size, byte budget): by count, then one record per pass by bytes.
+        for (limit, max_bytes) in [(3, PAGE_BYTES), (CATCH_UP_PAGE, 1)] {
+            let mut index = ScreenIndex::new();
+            let (mut cursor, mut passes) = (0, 0);
+            let mut last_doc_of_x = None;
+            loop {
+                let (docs, heads, last, more) = follow(&store, cursor, limit, max_bytes, false)
+                    .await
+                    .unwrap();
+                assert!(heads.is_empty());
+                passes += 1;
+                for d in docs {
+                    if d.entry_id == x {
+                        last_doc_of_x = Some(d.names.clone());
+                    }
+                    index.upsert(d);
+                }
+                cursor = last;
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(cursor, 5, "every log record was read");
+            let expected_passes = if max_bytes == 1 { 5 } else { 2 };
+            assert_eq!(passes, expected_passes, "limit {limit}, budget {max_bytes}");
+            assert_eq!(index.len(), 4, "every entry exactly once");
+            let names = last_doc_of_x.unwrap();
+            assert!(
+                names.iter().any(|n| n.contains("Renamed")),
+                "the amended entry is indexed as its head: {names:?}"
+            );
+        }
     }
 }
