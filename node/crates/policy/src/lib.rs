@@ -24,7 +24,7 @@ use wlnode_crypto::roster::{KeyStanding, Role, Roster};
 
 use rules::{Accept, Miss, Share};
 use wlnode_config::Config;
-use wlnode_types::{Facts, StoredRecord};
+use wlnode_types::{Facts, HeldView, StoredRecord};
 
 /// Why a record may not go to (or come from) a peer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -536,12 +536,29 @@ impl Policy {
     /// share rule must match, and the copy withholds the union of the matching
     /// rules' fields.
     pub fn decide(&self, rec: &StoredRecord, to: &AgencyCode) -> Decision {
-        let h = rec.record.header();
-        let (hops, mut withhold) =
-            match self.send_check(&rec.record.id(), &Facts::held(rec), rec.hops, to) {
-                Ok(x) => x,
-                Err(d) => return Decision::Deny(d),
-            };
+        self.decide_on(
+            &rec.record.id(),
+            rec.record.header(),
+            &Facts::held(rec),
+            rec.hops,
+            to,
+        )
+    }
+
+    /// [`Self::decide`] on a held record's id, header and facts: the one decision,
+    /// whether the record was decoded whole or read as a [`HeldView`].
+    fn decide_on(
+        &self,
+        id: &RecordId,
+        h: &RecordHeader,
+        facts: &Facts<'_>,
+        hops_here: u32,
+        to: &AgencyCode,
+    ) -> Decision {
+        let (hops, mut withhold) = match self.send_check(id, facts, hops_here, to) {
+            Ok(x) => x,
+            Err(d) => return Decision::Deny(d),
+        };
         // The origin's field scopes bind every hop, whatever the share rules say.
         for f in self.scoped_away(h, to) {
             if !withhold.iter().any(|w| w.covers(&f)) {
@@ -772,6 +789,29 @@ impl Policy {
                     withheld_indices: removed,
                     inclusion: if revoked { rec.inclusion.clone() } else { None },
                 })
+            }
+        }
+    }
+
+    /// The choke point for a held record read as a [`HeldView`]: the same decision as [`Self::prepare`]. When it sends the copy
+    /// whole (nothing withheld), the copy is the stored encoded record as it is;
+    /// `Ok(None)` when some field must be withheld, so the caller decodes the record
+    /// and calls [`Self::prepare`], which redacts it.
+    pub fn prepare_held(&self, v: &HeldView, to: &AgencyCode) -> Result<Option<Prepared>, Deny> {
+        match self.decide_on(&v.id, &v.header, &Facts::viewed(v), v.hops, to) {
+            Decision::Deny(d) => Err(d),
+            Decision::Send { withhold, .. } if !withhold.is_empty() => Ok(None),
+            Decision::Send { hops, .. } => {
+                let h = &v.header;
+                let revoked = self.roster.key_standing(&h.origin, &h.signer_key, &v.id)
+                    == KeyStanding::Revoked;
+                Ok(Some(Prepared {
+                    bytes: v.record.clone(),
+                    to: to.clone(),
+                    hops,
+                    withheld_indices: Vec::new(),
+                    inclusion: if revoked { v.inclusion.clone() } else { None },
+                }))
             }
         }
     }

@@ -11,7 +11,9 @@
 //! the log head (local create/amend/withdraw/import and records from peers alike), it
 //! reads the new log records, collects the entries they belong to, re-reads each one's
 //! current head (with the disclosures merged so far) and upserts it: one entry at a
-//! time, never a rebuild. Re-upserting an entry already indexed is harmless, so the
+//! time, never a rebuild. It reads a page of the log per pass (bigger while it is far
+//! behind, as in a cold sync), decodes it off the store thread and upserts the whole
+//! page under one write lock. Re-upserting an entry already indexed is harmless, so the
 //! overlap between the start scan and the log is too.
 //!
 //! Readers (API handlers) share the index behind an `RwLock` in [`ScreenHandle`] and
@@ -36,6 +38,16 @@ use wlnode_types::{EntryKey, EntryState, RawRecord, StoredRecord};
 const SCAN_PAGE: usize = 2048;
 /// Arrival-log records read per store call while following.
 const FOLLOW_PAGE: usize = 1024;
+/// Arrival-log records read per pass while the follower is further behind than one
+/// page (a cold sync ingests up to 5,000 records per batch): one pass, one lock on
+/// the index for the whole page. Bounds the pass to this many records and their
+/// documents, and to [`PAGE_BYTES`] of stored records.
+const CATCH_UP_PAGE: usize = 4096;
+/// Stored bytes of log records one pass reads (`FOLLOW_PAGE` or `CATCH_UP_PAGE`), past
+/// which it stops early (after at least one record): a record may be up to 2 MiB, so a
+/// page bounded only by count could pin GiBs on the store thread and in the pass
+/// (review s33-sync S2). A pass reads at most this plus one record.
+const PAGE_BYTES: usize = 16 << 20;
 
 /// Shared handle on the live index: the index, whether the start build is done, and
 /// the arrival-log position the index reflects.
@@ -199,17 +211,25 @@ pub(crate) async fn follow_page(
     store: &StoreHandle,
     after: u64,
 ) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
-    let (log, raws) = store
+    follow(store, after, FOLLOW_PAGE, PAGE_BYTES, true).await
+}
+
+/// [`follow_page`] over at most `limit` log records and about `max_bytes` of them
+/// ([`read_within`]); the new heads (a copy of each fresh document, for the watches)
+/// only when `want_heads`.
+async fn follow(
+    store: &StoreHandle,
+    after: u64,
+    limit: usize,
+    max_bytes: usize,
+    want_heads: bool,
+) -> Result<(Vec<ScreenDoc>, Vec<NewHead>, u64, bool), StoreError> {
+    let (log, raws, more) = store
         .call(move |s| {
-            let log = s.log_after(after, FOLLOW_PAGE)?;
-            let raws = log
-                .iter()
-                .map(|(_, id)| s.record_raw(id))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok((log, raws))
+            let log = s.log_after(after, limit)?;
+            read_within(log, limit, max_bytes, |id| s.record_raw(id))
         })
         .await?;
-    let more = log.len() == FOLLOW_PAGE;
     let last = log.last().map_or(after, |(seq, _)| *seq);
     // entry -> the latest log record read for it (usually the new head)
     let touched = off_thread(move || {
@@ -251,6 +271,7 @@ pub(crate) async fn follow_page(
     // record that arrived but did not become the head changes nothing to watch).
     let fresh: std::collections::BTreeMap<EntryKey, RecordId> = heads
         .iter()
+        .filter(|_| want_heads)
         .filter(|(key, state, raw)| {
             raw.is_none()
                 && touched
@@ -260,16 +281,49 @@ pub(crate) async fn follow_page(
         .map(|(key, state, _)| (key.clone(), state.head))
         .collect();
     let docs = off_thread(move || head_docs(heads, &touched)).await?;
-    let new_heads = docs
-        .iter()
-        .filter_map(|d| {
-            fresh.get(&d.key()).map(|id| NewHead {
-                doc: d.clone(),
-                record_id: *id,
+    let new_heads = if fresh.is_empty() {
+        Vec::new()
+    } else {
+        docs.iter()
+            .filter_map(|d| {
+                fresh.get(&d.key()).map(|id| NewHead {
+                    doc: d.clone(),
+                    record_id: *id,
+                })
             })
-        })
-        .collect();
+            .collect()
+    };
     Ok((docs, new_heads, last, more))
+}
+
+/// Log records read (sequence number, record id), their raw values, whether more may
+/// follow.
+type LogPage = (Vec<(u64, RecordId)>, Vec<Option<RawRecord>>, bool);
+
+/// The raw records of `log` (one `log_after` page of at most `limit`), read in order
+/// until `max_bytes` of them are read (at least one record is always read, so a pass
+/// never stalls). Returns the log records read, their raws, and whether more may
+/// follow (the page was full, or the byte budget cut it).
+fn read_within<E>(
+    mut log: Vec<(u64, RecordId)>,
+    limit: usize,
+    max_bytes: usize,
+    mut read: impl FnMut(&RecordId) -> Result<Option<RawRecord>, E>,
+) -> Result<LogPage, E> {
+    let full = log.len() >= limit;
+    let mut raws = Vec::with_capacity(log.len());
+    let mut bytes = 0usize;
+    for (_, id) in &log {
+        if bytes >= max_bytes {
+            break;
+        }
+        let raw = read(id)?;
+        bytes = bytes.saturating_add(raw.as_ref().map_or(0, RawRecord::len));
+        raws.push(raw);
+    }
+    let cut = raws.len() < log.len();
+    log.truncate(raws.len());
+    Ok((log, raws, full || cut))
 }
 
 /// An entry whose head record just arrived (written here, imported or replicated):
@@ -347,7 +401,13 @@ pub fn spawn_follower(
             let target = *head.borrow_and_update();
             while cursor < target {
                 let from = cursor;
-                match follow_page(&store, from).await {
+                // Far behind (a cold sync, a large import): bigger passes.
+                let limit = if target - cursor > FOLLOW_PAGE as u64 {
+                    CATCH_UP_PAGE
+                } else {
+                    FOLLOW_PAGE
+                };
+                match follow(&store, from, limit, PAGE_BYTES, false).await {
                     Ok((docs, _, last, more)) => {
                         if !docs.is_empty() {
                             let h = handle.clone();
@@ -382,4 +442,163 @@ pub fn spawn_follower(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: u8) -> Vec<(u64, RecordId)> {
+        (1..=n).map(|i| (u64::from(i), RecordId([i; 32]))).collect()
+    }
+
+    /// Review s33-sync S2: a catch-up page of large records stops at the byte budget
+    /// (plus at most one record), says more follows, and the next page starts where it
+    /// stopped; a page of small records is bounded by count as before.
+    #[test]
+    fn a_page_of_large_records_stops_at_the_byte_budget_and_resumes() {
+        let big = |_: &RecordId| Ok::<_, ()>(Some(RawRecord::from_owner(vec![0u8; 1 << 20])));
+        let (read, raws, more) = read_within(log(40), 4096, 16 << 20, big).unwrap();
+        assert_eq!(read.len(), 16);
+        assert_eq!(raws.len(), 16);
+        assert!(more, "cut by bytes: more follows");
+        let held: usize = raws.iter().flatten().map(RawRecord::len).sum();
+        assert!(held < (16 << 20) + (1 << 20), "{held}");
+        assert_eq!(read.last().map(|(s, _)| *s), Some(16));
+
+        // One record over the budget is still read: the pass never stalls.
+        let huge = |_: &RecordId| Ok::<_, ()>(Some(RawRecord::from_owner(vec![0u8; 64])));
+        let (read, _, more) = read_within(log(3), 4096, 10, huge).unwrap();
+        assert_eq!((read.len(), more), (1, true));
+
+        // Small records: the count bounds the page; a short page is the end.
+        let small = |_: &RecordId| Ok::<_, ()>(Some(RawRecord::from_owner(vec![0u8; 100])));
+        let (read, _, more) = read_within(log(40), 40, 16 << 20, small).unwrap();
+        assert_eq!((read.len(), more), (40, true));
+        let (read, _, more) = read_within(log(39), 40, 16 << 20, small).unwrap();
+        assert_eq!((read.len(), more), (39, false));
+        // A log record whose value is gone costs nothing and is passed on.
+        let gone = |_: &RecordId| Ok::<_, ()>(None);
+        let (read, raws, more) = read_within(log(5), 40, 1, gone).unwrap();
+        assert_eq!((read.len(), raws.len(), more), (5, 5, false));
+    }
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+    use wlnode_crypto::model::{EntryDraft, EntryId, Status};
+    use wlnode_crypto::record::{RecordMeta, build_record};
+    use wlnode_crypto::{SecretKey, Timestamp, VerifiedRecord};
+    use wlnode_store::IngestBatch;
+    use wlnode_types::{Incoming, Source};
+
+    fn record(key: &SecretKey, entry_id: EntryId, version: u64, name: &str) -> VerifiedRecord {
+        let draft: EntryDraft = serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "person", "name": name},
+            "reason": "denial",
+            "distribution": {"scope": "federation"}
+        }))
+        .unwrap();
+        build_record(
+            RecordMeta {
+                entry_id,
+                origin: "CC-TRADE".parse().unwrap(),
+                version,
+                issued_at: Timestamp(1_790_000_000_000 + version),
+                status: Status::Active,
+                withdrawal_reason: None,
+            },
+            &draft,
+            key,
+        )
+        .unwrap()
+    }
+
+    async fn ingest(store: &StoreHandle, records: Vec<VerifiedRecord>) {
+        let items = records
+            .into_iter()
+            .map(|record| Incoming {
+                record,
+                source: Source::Peer {
+                    agency: "CC-TRADE".parse().unwrap(),
+                    hops: 1,
+                },
+                local: None,
+                inclusion: None,
+            })
+            .collect();
+        store
+            .ingest(IngestBatch {
+                items,
+                cursor: None,
+                declined: Vec::new(),
+                audit: Vec::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Review s33-sync S3: catch-up passes that end between the two records of an
+    /// amended entry (by count, and by the byte budget) leave the index holding every
+    /// entry exactly once, the amended one as its head; each pass says whether more
+    /// follows and the last one ends the catch-up.
+    #[tokio::test]
+    async fn catch_up_pages_split_between_an_amendments_records_index_the_head_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _actor) = StoreHandle::open(dir.path()).unwrap();
+        let key = SecretKey::generate().unwrap();
+        let ids: Vec<EntryId> = (0..4).map(|_| EntryId::random().unwrap()).collect();
+        // Log: a, b, x (v1) | x (v2), c: a page of 3 ends between x's two records.
+        let x = ids[2];
+        ingest(
+            &store,
+            vec![
+                record(&key, ids[0], 1, "Alpha One"),
+                record(&key, ids[1], 1, "Bravo Two"),
+                record(&key, x, 1, "Xray Before"),
+            ],
+        )
+        .await;
+        ingest(
+            &store,
+            vec![
+                record(&key, x, 2, "Xray Renamed"),
+                record(&key, ids[3], 1, "Charlie Four"),
+            ],
+        )
+        .await;
+        // (page size, byte budget): by count, then one record per pass by bytes.
+        for (limit, max_bytes) in [(3, PAGE_BYTES), (CATCH_UP_PAGE, 1)] {
+            let mut index = ScreenIndex::new();
+            let (mut cursor, mut passes) = (0, 0);
+            let mut last_doc_of_x = None;
+            loop {
+                let (docs, heads, last, more) = follow(&store, cursor, limit, max_bytes, false)
+                    .await
+                    .unwrap();
+                assert!(heads.is_empty());
+                passes += 1;
+                for d in docs {
+                    if d.entry_id == x {
+                        last_doc_of_x = Some(d.names.clone());
+                    }
+                    index.upsert(d);
+                }
+                cursor = last;
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(cursor, 5, "every log record was read");
+            let expected_passes = if max_bytes == 1 { 5 } else { 2 };
+            assert_eq!(passes, expected_passes, "limit {limit}, budget {max_bytes}");
+            assert_eq!(index.len(), 4, "every entry exactly once");
+            let names = last_doc_of_x.unwrap();
+            assert!(
+                names.iter().any(|n| n.contains("Renamed")),
+                "the amended entry is indexed as its head: {names:?}"
+            );
+        }
+    }
 }

@@ -2,11 +2,14 @@
 //! policy choke point here ([`Policy::prepare`]), is checked against the per-peer
 //! sent-cache, is cut to the response's byte budget, and gets its `sent` audit event.
 //!
-//! [`PrepareJob::run`] is the CPU-heavy step (decoding re-checks every digest,
-//! preparing re-encodes); it is pure and `Send`, so the service runs it on a blocking
-//! thread, off the store thread and the event loops. The sent-cache is shared by those
-//! jobs ([`SentCaches`]), so that overlapping paths (a Pull batch and a reconciliation,
-//! or two sessions) do not send the same copy twice within [`SENT_TTL`].
+//! [`PrepareJob::run`] is the CPU step: it reads each stored record as a view
+//! ([`wlnode_types::HeldView`], decoded zero-copy, every digest checked) and, when the
+//! choke point sends the copy whole, sends the stored encoded record as it is; only a
+//! copy with fields to withhold is redacted and re-encoded. It is pure and `Send`, so the
+//! service runs it on a blocking thread, off the store thread and the event loops. The
+//! sent-cache is shared by those jobs ([`SentCaches`]), so that overlapping paths (a
+//! Pull batch and a reconciliation, or two sessions) do not send the same copy twice
+//! within [`SENT_TTL`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use wlnode_audit::event::{Event, EventKind};
 use wlnode_crypto::model::{AgencyCode, RecordId};
+use wlnode_crypto::record::RecordHeader;
 use wlnode_crypto::time::Timestamp;
 use wlnode_policy::{Deny, Policy, Prepared};
 use wlnode_types::{RawRecord, StoredRecord};
@@ -186,17 +190,30 @@ pub struct Outbound {
 /// The audit event for a copy of `rec` that passed the choke point.
 fn sent_event(rec: &StoredRecord, prep: &Prepared, at: Timestamp) -> Event {
     let r = &rec.record;
-    let fields = &r.header().fields;
+    sent_event_of(r.id(), r.header(), |i| r.disclosure(i).is_some(), prep, at)
+}
+
+/// The audit event for a copy of record `id` (header `h`; `holds(i)`: the copy we
+/// hold discloses field `i`) that passed the choke point.
+fn sent_event_of(
+    id: RecordId,
+    h: &RecordHeader,
+    holds: impl Fn(u32) -> bool,
+    prep: &Prepared,
+    at: Timestamp,
+) -> Event {
+    let fields = &h.fields;
     // Every field the copy lacks: withheld here, or already missing from the copy we
     // hold (withheld by an earlier hop). The auditor checks field scopes against it.
     let removed = prep.withheld_indices();
-    let lacking = fields.iter().enumerate().filter(|(i, _)| {
-        u32::try_from(*i).is_ok_and(|i| r.disclosure(i).is_none() || removed.contains(&i))
-    });
+    let lacking = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| u32::try_from(*i).is_ok_and(|i| !holds(i) || removed.contains(&i)));
     Event::new(
         at.as_millis(),
         EventKind::Sent {
-            record_id: r.id(),
+            record_id: id,
             to: prep.to().clone(),
             hops: prep.hops(),
             withheld: lacking.map(|(_, f)| f.tag.as_str().to_owned()).collect(),
@@ -302,6 +319,67 @@ fn prepare(
             out.last_seq = Some(seq);
             continue;
         };
+        // Read the record as a view first (checked as a decode checks it, digests
+        // included: review s33-sync S1): a copy that goes whole (nothing withheld, the
+        // common case) is the stored encoded record as it is, not re-encoded. The
+        // choke point decides on the same facts either way.
+        let view = match raw.view() {
+            Ok(v) if v.id == id => v,
+            Ok(v) => {
+                sent.forget(&o.to, &out.cached);
+                return Err(PrepareError::Corrupt {
+                    record: id,
+                    reason: format!("the stored record's header is that of {}", v.id),
+                });
+            }
+            Err(e) => {
+                sent.forget(&o.to, &out.cached);
+                return Err(PrepareError::Corrupt {
+                    record: id,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        if o.skip_theirs && view.received_from.as_ref() == Some(&o.to) {
+            out.last_seq = Some(seq);
+            continue;
+        }
+        match policy.prepare_held(&view, &o.to) {
+            Ok(Some(p)) => {
+                let dup = sent.check_and_insert(&o.to, id, view.disclosed.len(), now);
+                if !dup || o.lacking {
+                    let copy = (id, view.disclosed.len());
+                    let first = out.transfers.is_empty() && o.first_over_budget;
+                    let len = p.bytes().len() + p.inclusion().map_or(0, |b| b.len());
+                    if !o.defer_over_budget && out.bytes + len > o.budget && !first {
+                        sent.forget(&o.to, &[copy]);
+                        out.cut = true;
+                        break;
+                    }
+                    out.cached.push(copy);
+                    out.bytes += len;
+                    if o.audit {
+                        out.events.push(sent_event_of(
+                            id,
+                            &view.header,
+                            |i| view.holds(i),
+                            &p,
+                            wall,
+                        ));
+                    }
+                    out.transfers.push(Transfer::from(p));
+                }
+                out.last_seq = Some(seq);
+                continue;
+            }
+            Err(_) => {
+                out.denied += 1;
+                out.last_seq = Some(seq);
+                continue;
+            }
+            // Some field is withheld from this peer: decode the record and redact it.
+            Ok(None) => {}
+        }
         let rec = match raw.decode() {
             Ok(r) => r,
             Err(e) => {

@@ -12,6 +12,6 @@ pub mod stored;
 pub use ingest::{Equivocation, Incoming, IngestReport, Outcome, Source};
 pub use key::EntryKey;
 pub use stored::{
-    Cursor, Declined, EntryState, Facts, LocalMeta, RawRecord, StoredRecord, SyncDetail, SyncMeta,
-    WireError,
+    Cursor, Declined, EntryState, Facts, HeldView, LocalMeta, RawRecord, StoredRecord, SyncDetail,
+    SyncMeta, WireError,
 };

@@ -180,10 +180,189 @@ impl RawRecord {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
 
-    /// Decodes the stored record (the node's own store: no signature check).
+/// A held record as the serving side needs it to run the send decision and, when no
+/// field must be withheld, to send the stored encoded record as it is (`record`),
+/// without re-encoding it.
+///
+/// [`RawRecord::view`] decodes the record zero-copy and checks it as a decode does
+/// (header canonical, every disclosure's index, UTF-8 and salted digest): `record` goes
+/// out verbatim, so a value damaged on disk must be caught here and not by the
+/// receiver, which would strike us for it (review s33-sync S1).
+#[derive(Clone, Debug)]
+pub struct HeldView {
+    /// `SHA-256(header bytes)`.
+    pub id: RecordId,
+    /// The decoded signed header.
+    pub header: RecordHeader,
+    /// The encoded record exactly as stored (signed header, signature, disclosures):
+    /// a slice of the stored value, not a copy.
+    pub record: bytes::Bytes,
+    /// Field indices of the disclosures this copy holds, in stored order.
+    pub disclosed: Vec<u32>,
+    /// Hops from the origin (0 = created here).
+    pub hops: u32,
+    /// Who sent the first copy (`None` = created here).
+    pub received_from: Option<AgencyCode>,
+    /// The inclusion proof held with it, if any.
+    pub inclusion: Option<bytes::Bytes>,
+}
+
+impl HeldView {
+    /// Whether this copy holds the disclosure of field `index`.
+    pub fn holds(&self, index: u32) -> bool {
+        self.disclosed.contains(&index)
+    }
+}
+
+/// Protobuf wire types this reader meets.
+const WIRE_VARINT: u64 = 0;
+const WIRE_LEN: u64 = 2;
+
+/// A cursor over protobuf wire bytes for [`HeldView`]: any valid encoding is read
+/// (fields in any order, unknown fields skipped), as prost would.
+struct Wire<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Wire<'a> {
+    fn varint(&mut self, what: &'static str) -> Result<u64, WireError> {
+        prost::encoding::decode_varint(&mut self.buf).map_err(|e| WireError::Decode {
+            what,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The next field: (number, wire type), or `None` at the end.
+    fn key(&mut self, what: &'static str) -> Result<Option<(u64, u64)>, WireError> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let k = self.varint(what)?;
+        Ok(Some((k >> 3, k & 7)))
+    }
+
+    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
+        let len = usize::try_from(self.varint(what)?)
+            .map_err(|_| invalid(what, "length does not fit"))?;
+        if len > self.buf.len() {
+            return Err(invalid(what, "length past the end"));
+        }
+        let (b, rest) = self.buf.split_at(len);
+        self.buf = rest;
+        Ok(b)
+    }
+
+    /// Skips a field of wire type `wt`.
+    fn skip(&mut self, wt: u64, what: &'static str) -> Result<(), WireError> {
+        match wt {
+            WIRE_VARINT => self.varint(what).map(|_| ()),
+            WIRE_LEN => self.bytes(what).map(|_| ()),
+            1 | 5 => {
+                let n = if wt == 1 { 8 } else { 4 };
+                self.buf = self
+                    .buf
+                    .get(n..)
+                    .ok_or_else(|| invalid(what, "fixed field past the end"))?;
+                Ok(())
+            }
+            _ => Err(invalid(what, format!("unsupported wire type {wt}"))),
+        }
+    }
+}
+
+/// The fields of a stored record's envelope, borrowed from its bytes.
+struct Envelope<'a> {
+    record: &'a [u8],
+    hops: u32,
+    received_from: Option<AgencyCode>,
+    received_at: u64,
+    seq: u64,
+    inclusion: Option<&'a [u8]>,
+}
+
+/// Reads a `StoredRecord` envelope as prost would (any field order, unknown fields
+/// skipped, the last value of a field wins), without decoding the record inside.
+fn envelope(b: &[u8]) -> Result<Envelope<'_>, WireError> {
+    const WHAT: &str = "stored record";
+    let mut w = Wire { buf: b };
+    let mut e = Envelope {
+        record: &[],
+        hops: 0,
+        received_from: None,
+        received_at: 0,
+        seq: 0,
+        inclusion: None,
+    };
+    let (mut record, mut from) = (None, None);
+    while let Some((field, wt)) = w.key(WHAT)? {
+        match (field, wt) {
+            (1, WIRE_LEN) => record = Some(w.bytes(WHAT)?),
+            // prost truncates a uint32 varint the same way.
+            (2, WIRE_VARINT) => e.hops = w.varint(WHAT)? as u32,
+            (3, WIRE_LEN) => from = Some(w.bytes(WHAT)?),
+            (4, WIRE_VARINT) => e.received_at = w.varint(WHAT)?,
+            (5, WIRE_VARINT) => e.seq = w.varint(WHAT)?,
+            (6, WIRE_LEN) => e.inclusion = Some(w.bytes(WHAT)?).filter(|b| !b.is_empty()),
+            _ => w.skip(wt, WHAT)?,
+        }
+    }
+    e.record = record.ok_or_else(|| invalid(WHAT, "missing record"))?;
+    e.received_from = match from {
+        None | Some([]) => None,
+        Some(b) => Some(
+            std::str::from_utf8(b)
+                .map_err(|e| invalid(WHAT, e.to_string()))
+                .and_then(|s| {
+                    AgencyCode::new(s.to_owned()).map_err(|e| invalid(WHAT, e.to_string()))
+                })?,
+        ),
+    };
+    Ok(e)
+}
+
+impl RawRecord {
+    /// Decodes the stored record (the node's own store: no signature check) with the
+    /// record's header and disclosure values sliced from the stored bytes, not copied
+    /// ([`Record::decode_bytes`]); every disclosure digest is checked as before.
     pub fn decode(&self) -> Result<StoredRecord, WireError> {
-        StoredRecord::decode(&self.0)
+        let e = envelope(&self.0)?;
+        if e.record.len() > wlnode_crypto::record::MAX_RECORD_BYTES {
+            // Never written by this node; the old path decides it.
+            return StoredRecord::decode(&self.0);
+        }
+        Ok(StoredRecord {
+            record: VerifiedRecord::from_local_store(Record::decode_bytes(
+                self.0.slice_ref(e.record),
+            )?),
+            hops: e.hops,
+            received_from: e.received_from,
+            received_at: Timestamp(e.received_at),
+            seq: e.seq,
+            inclusion: e.inclusion.map(|b| self.0.slice_ref(b)),
+        })
+    }
+
+    /// Reads the stored record's header, hops, origin of the copy and inclusion
+    /// proof, and the field indices it discloses ([`HeldView`]). The record is
+    /// checked exactly as [`Self::decode`] checks it (zero-copy): every disclosure's
+    /// index, UTF-8 and salted digest against the signed header. The view's `record`
+    /// is sent as it is, so a value changed on disk must fail here, as corrupt, and
+    /// never reach a peer (which would strike us for it).
+    pub fn view(&self) -> Result<HeldView, WireError> {
+        let e = envelope(&self.0)?;
+        let bytes = self.0.slice_ref(e.record);
+        let rec = Record::decode_bytes(bytes.clone())?;
+        Ok(HeldView {
+            id: rec.id(),
+            header: rec.header().clone(),
+            record: bytes,
+            disclosed: rec.disclosures().iter().map(|d| d.index).collect(),
+            hops: e.hops,
+            received_from: e.received_from,
+            inclusion: e.inclusion.map(|b| self.0.slice_ref(b)),
+        })
     }
 }
 
@@ -412,6 +591,7 @@ mod tests {
         for len in 0..64usize {
             let b: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
             let _ = StoredRecord::decode(&b);
+            let _ = RawRecord::from_owner(b.clone()).view();
             let _ = EntryState::decode(&b);
             let _ = Cursor::decode(&b);
             let _ = LocalMeta::decode(&b);
@@ -502,6 +682,14 @@ impl<'a> Facts<'a> {
             subject_country: h.subject_country.as_ref(),
             signer_key: &h.signer_key,
             proven: false,
+        }
+    }
+
+    /// The facts of a held record read as a [`HeldView`].
+    pub fn viewed(v: &'a HeldView) -> Self {
+        Self {
+            proven: v.inclusion.is_some(),
+            ..Self::of(&v.header)
         }
     }
 

@@ -29,8 +29,14 @@ struct World {
     policy: Arc<Policy>,
 }
 
-/// AA-EXPORT serving BB-CUSTOMS (both in `eu`) under "share everything".
+/// AA-EXPORT serving BB-CUSTOMS (both in `eu`) under "share everything", withholding
+/// passports.
 fn world() -> World {
+    world_with("withhold = [\"identifiers.passport\"]")
+}
+
+/// AA-EXPORT serving BB-CUSTOMS under one share rule ending in `extra`.
+fn world_with(extra: &str) -> World {
     let authority = SecretKey::generate().unwrap();
     let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
     let mut keys = Vec::new();
@@ -55,7 +61,7 @@ fn world() -> World {
     let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
     let cfg = Config::parse(
         Path::new("/x/node.toml"),
-        r#"
+        &(r#"
 agency = "AA-EXPORT"
 roster = "roster.toml"
 agency_key = "agency.key"
@@ -66,8 +72,9 @@ token_file = "api.token"
 [[share]]
 to = ["*"]
 origins = ["*"]
-withhold = ["identifiers.passport"]
-"#,
+"#
+        .to_owned()
+            + extra),
     )
     .unwrap();
     let (policy, _) = Policy::from_config(&cfg, Arc::new(roster)).unwrap();
@@ -973,4 +980,200 @@ fn a_set_built_across_a_policy_change_is_not_cached_and_reconnecting_restores_no
         r.on_disconnected(&BB);
     }
     assert_eq!(strikes, SESSION_BURST as usize);
+}
+
+/// Issue 20: a copy that goes whole is the stored encoded record as it is (read
+/// without decoding its disclosures), byte for byte what decoding and re-encoding it
+/// gave, and its `sent` event still lists the fields the held copy lacks.
+#[test]
+fn a_whole_copy_is_served_as_stored_and_audited_as_before() {
+    let w = world_with("");
+    let full = stored(&w, "federation", 1);
+    // A copy held without its passport (an earlier hop withheld it).
+    let passport = full
+        .record
+        .header()
+        .fields
+        .iter()
+        .position(|f| f.tag.as_str() == "identifiers")
+        .unwrap();
+    let (lacking, _) = full
+        .record
+        .redact(&["identifiers.passport".parse().unwrap()]);
+    let partial = StoredRecord {
+        record: lacking,
+        seq: 2,
+        ..full.clone()
+    };
+    // A record BB-CUSTOMS sent us: a Pull does not send it back.
+    let theirs = StoredRecord {
+        received_from: Some(bb()),
+        hops: 1,
+        seq: 3,
+        ..stored(&w, "federation", 3)
+    };
+    let held = vec![full.clone(), partial.clone(), theirs];
+    let mut r = R::new(EPOCH, limits());
+    let (job, _) = match one(r.on_pull(BB, bb(), 7, pull(0, 1 << 20), w.policy.clone())) {
+        ServeAction::ReadLog { job, after, .. } => (job, after),
+        other => panic!("{other:?}"),
+    };
+    let prepare = one(r.on_log_read(
+        job,
+        Ok::<_, String>(LogRead {
+            head: 3,
+            raws: raws(&held),
+            truncated: false,
+            audit: true,
+        }),
+    ));
+    let events = match one(r.on_prepared(run(prepare))) {
+        ServeAction::AppendSent { events, .. } => events,
+        other => panic!("{other:?}"),
+    };
+    let withheld: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Sent { withheld, .. } => withheld.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(withheld, vec![vec![], vec!["identifiers".to_owned()]]);
+    let out = r.on_sent_appended(job, Ok::<_, String>(()));
+    let (served, b) = batch_of(&out);
+    assert_eq!((served.records, served.withheld_fields), (2, 0));
+    assert_eq!((b.records.len(), b.next_seq), (2, 3), "theirs is skipped");
+    for (t, h) in b.records.iter().zip(&held) {
+        // The old path: decode the stored record, prepare it through the choke point.
+        let decoded = RawRecord::from_owner(h.encode()).decode().unwrap();
+        let old = w.policy.prepare(&decoded, &bb()).unwrap();
+        assert_eq!(t.record(), old.bytes(), "the same bytes as re-encoding");
+        assert_eq!(t.hops(), old.hops());
+        let copy = Record::decode(t.record()).unwrap().verify().unwrap();
+        assert_eq!(copy.id(), h.record.id());
+    }
+    assert_eq!(
+        Record::decode(b.records[1].record())
+            .unwrap()
+            .disclosure(u32::try_from(passport).unwrap()),
+        None
+    );
+}
+
+/// Issue 20: reading only the header keeps the choke point whole: a record whose
+/// distribution keeps it from the peer is not sent, and a stored value whose header
+/// is not the record asked for fails the batch as corrupt.
+#[test]
+fn a_header_read_still_denies_and_a_stored_value_under_the_wrong_id_is_corrupt() {
+    let w = world_with("");
+    let held = vec![stored(&w, "origin", 1), stored(&w, "federation", 2)];
+    let mut r = R::new(EPOCH, limits());
+    let out = serve_pull(&mut r, &w, &held, pull(0, 1 << 20), 2);
+    let (served, b) = batch_of(&out);
+    assert_eq!((served.records, served.denied), (1, 1));
+    assert_eq!(
+        Record::decode(b.records[0].record()).unwrap().id(),
+        held[1].record.id()
+    );
+
+    let mut r = R::new(EPOCH, limits());
+    let job = match one(r.on_pull(BB, bb(), 7, pull(0, 1 << 20), w.policy.clone())) {
+        ServeAction::ReadLog { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    let mut batch = raws(&held[1..]);
+    batch[0].1 = held[0].record.id();
+    let prepare = one(r.on_log_read(
+        job,
+        Ok::<_, String>(LogRead {
+            head: 2,
+            raws: batch,
+            truncated: false,
+            audit: true,
+        }),
+    ));
+    match one(r.on_prepared(run(prepare))) {
+        ServeAction::Respond {
+            response: Response::Error { code, message },
+            ..
+        } => {
+            assert_eq!(code, "unavailable");
+            assert!(message.contains("corrupt"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 20: a stored record decoded zero-copy (`RawRecord::decode`) is the one the
+/// prost path decodes, field for field, and the header read agrees with both.
+#[test]
+fn a_stored_record_decodes_the_same_zero_copy_and_its_view_agrees() {
+    let w = world_with("");
+    let mut rec = stored(&w, "federation", 9);
+    rec.hops = 3;
+    rec.received_from = Some(bb());
+    rec.inclusion = Some(bytes::Bytes::from_static(b"{\"proof\":1}"));
+    let bytes = rec.encode();
+    let raw = RawRecord::from_owner(bytes.clone());
+    let fast = raw.decode().unwrap();
+    let slow = StoredRecord::decode(&bytes).unwrap();
+    assert_eq!(fast.encode(), slow.encode());
+    assert_eq!(fast.encode(), bytes);
+    let v = raw.view().unwrap();
+    assert_eq!(v.id, rec.record.id());
+    assert_eq!(v.header, *rec.record.header());
+    assert_eq!(v.record.as_ref(), rec.record.encode().as_slice());
+    assert_eq!((v.hops, v.received_from.clone()), (3, Some(bb())));
+    assert_eq!(v.inclusion, rec.inclusion);
+    let held: Vec<u32> = rec.record.disclosures().iter().map(|d| d.index).collect();
+    assert_eq!(v.disclosed, held);
+    // A value that is no stored record is an error, never a panic.
+    assert!(RawRecord::from_owner(vec![0x0a, 0x05, 1]).decode().is_err());
+    assert!(RawRecord::from_owner(vec![0x0a, 0x05, 1]).view().is_err());
+}
+
+/// Review s33-sync S1: a whole copy is sent as the stored bytes, so a disclosure value
+/// changed on disk (bit rot, a damaged restore) must fail its batch as corrupt here,
+/// reported locally, and never reach the peer, which would strike us for it.
+#[test]
+fn a_disclosure_value_changed_on_disk_is_corrupt_and_never_sent_whole() {
+    let w = world_with("");
+    let held = stored(&w, "federation", 1);
+    let mut bytes = held.encode();
+    // `remarks` is 300 × "x": change one of them, still valid UTF-8.
+    let at = bytes
+        .windows(300)
+        .position(|s| s.iter().all(|&b| b == b'x'))
+        .expect("the remarks value is in the stored bytes")
+        + 150;
+    bytes[at] = b'y';
+    let damaged = RawRecord::from_owner(bytes);
+    // The envelope and the header are intact: only the digest check can tell.
+    assert!(damaged.view().is_err());
+    assert!(damaged.decode().is_err());
+
+    let mut r = R::new(EPOCH, limits());
+    let job = match one(r.on_pull(BB, bb(), 7, pull(0, 1 << 20), w.policy.clone())) {
+        ServeAction::ReadLog { job, .. } => job,
+        other => panic!("{other:?}"),
+    };
+    let prepare = one(r.on_log_read(
+        job,
+        Ok::<_, String>(LogRead {
+            head: 1,
+            raws: vec![(1, held.record.id(), Some(damaged))],
+            truncated: false,
+            audit: true,
+        }),
+    ));
+    match one(r.on_prepared(run(prepare))) {
+        ServeAction::Respond {
+            response: Response::Error { code, message },
+            ..
+        } => {
+            assert_eq!(code, "unavailable");
+            assert!(message.contains("corrupt"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
