@@ -153,6 +153,18 @@ pub struct StoreHandle {
     faults: std::sync::Arc<super::faults::Faults>,
 }
 
+/// A batch in the actor's queue ([`StoreHandle::queue_ingest`]). Dropping it does not
+/// take the batch back: it is applied all the same, only its outcome is not heard.
+#[derive(Debug)]
+pub struct QueuedIngest(oneshot::Receiver<Result<IngestReport, StoreError>>);
+
+impl QueuedIngest {
+    /// Waits until the batch is durable (its group's flush returned), or failed.
+    pub async fn durable(self) -> Result<IngestReport, StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// The running actor thread; dropping every handle stops it.
 #[derive(Debug)]
 pub struct StoreActor {
@@ -329,12 +341,21 @@ impl StoreHandle {
     /// Applies a batch atomically and durably. Batches queued together share one
     /// durable commit (see [`Job`]); the reply comes after it.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReport, StoreError> {
+        self.queue_ingest(batch).await?.durable().await
+    }
+
+    /// The first half of [`Self::ingest`]: returns once the batch is in the actor's
+    /// queue, before it is applied. Jobs run in queue order, so any job queued after
+    /// this returns (a read, another batch) runs after this batch was applied and its
+    /// group's flush finished, whether that succeeded or failed. The writer of own
+    /// entries uses this to let the next import be judged while this one commits.
+    pub async fn queue_ingest(&self, batch: IngestBatch) -> Result<QueuedIngest, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Ingest(Box::new(batch), reply))
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(QueuedIngest(rx))
     }
 
     /// One record.
