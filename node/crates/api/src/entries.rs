@@ -444,7 +444,7 @@ fn check_parsed_rows(
 pub const MAX_IMPORT_ITEMS: usize = 5000;
 
 #[utoipa::path(post, path = "/v1/import", tag = "entries", request_body = ImportBody, params(ForceParams),
-    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
+    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc), (status = 503, description = "store_unavailable, or earlier_commit_failed: the batch was judged while the import before it was committing, and that commit failed; nothing of this batch was written", body = super::openapi::ErrorDoc)))]
 pub(super) async fn import(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
