@@ -572,7 +572,15 @@ fn entry_commands_against_a_running_node() {
     )
     .unwrap();
     let out = wlnode()
-        .args(["import", "--format", "csv", "--json", "--batch-size", "1", "--config"])
+        .args([
+            "import",
+            "--format",
+            "csv",
+            "--json",
+            "--batch-size",
+            "1",
+            "--config",
+        ])
         .arg(&cfg)
         .arg(&csv)
         .output()
@@ -580,7 +588,12 @@ fn entry_commands_against_a_running_node() {
     assert!(!out.status.success());
     let sum: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        (&sum["imported"], &sum["amended"], &sum["unchanged"], &sum["failed"]),
+        (
+            &sum["imported"],
+            &sum["amended"],
+            &sum["unchanged"],
+            &sum["failed"]
+        ),
         (&1.into(), &1.into(), &1.into(), &2.into()),
         "{sum}"
     );
