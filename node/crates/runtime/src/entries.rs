@@ -396,8 +396,16 @@ impl Lifecycle {
 
     /// Refuses a write to an existing entry (or one whose id is derived, as import's
     /// are) while local writes are held, unless forced.
+    /// Also refuses, forced or not, while the store has a failed write and has not
+    /// been reopened ([`refuse_if_failed`]).
     async fn check_hold(&self) -> Result<(), LifecycleError> {
-        let held = self.store.call(|s| s.local_writes_held()).await?;
+        let held = self
+            .store
+            .call(|s| {
+                refuse_if_failed(s)?;
+                s.local_writes_held()
+            })
+            .await?;
         self.judge_hold(held)
     }
 
@@ -456,7 +464,22 @@ impl Lifecycle {
         &self,
         entry_id: EntryId,
     ) -> Result<(EntryState, StoredRecord), LifecycleError> {
-        let all = self.store.entries_by_id(entry_id).await?;
+        // One round trip, which refuses while the store has a failed write that is not
+        // reopened yet: its memory may then hold a version the reopen drops (an import
+        // whose flush failed), and a writer must not sign on top of that.
+        let agency = self.agency.clone();
+        let (all, head) = self
+            .store
+            .call(move |s| {
+                refuse_if_failed(s)?;
+                let all = s.entries_by_id(&entry_id)?;
+                let head = match all.iter().find(|(k, _)| k.origin == agency) {
+                    Some((_, state)) => s.record(&state.head)?,
+                    None => None,
+                };
+                Ok::<_, StoreError>((all, head))
+            })
+            .await?;
         let Some((key, state)) = all.iter().find(|(k, _)| k.origin == self.agency).cloned() else {
             return Err(match all.first() {
                 Some((k, _)) => LifecycleError::NotOrigin {
@@ -466,14 +489,10 @@ impl Lifecycle {
                 None => LifecycleError::NotFound(entry_id.to_hex()),
             });
         };
-        let head = self
-            .store
-            .record(state.head)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                tree: "records",
-                reason: format!("head {} of entry {} is missing", state.head, key.entry_id),
-            })?;
+        let head = head.ok_or_else(|| StoreError::Corrupt {
+            tree: "records",
+            reason: format!("head {} of entry {} is missing", state.head, key.entry_id),
+        })?;
         Ok((state, head))
     }
 
@@ -878,11 +897,7 @@ impl Lifecycle {
             .store
             .call(move |s| {
                 let held = if writing {
-                    if s.io_failed() {
-                        return Err(StoreError::Io(wlnode_store::EngineError::Engine(
-                            "the store failed a write and has not been reopened yet; nothing was written, retry".into(),
-                        )));
-                    }
+                    refuse_if_failed(s)?;
                     s.local_writes_held()?
                 } else {
                     None
@@ -1438,6 +1453,21 @@ mod on_hit_tests {
     }
 }
 
+/// Refuses a write while the store has a failed write and has not been reopened: its
+/// memory may then hold a batch the disk does not (a flush that failed), which the
+/// reopen drops, so nothing may be judged or signed against it. Every writer of own
+/// entries checks this in the round trip it judges on ([`Lifecycle::check_hold`],
+/// `own_head`, `classify`).
+fn refuse_if_failed(s: &wlnode_store::Store) -> Result<(), StoreError> {
+    if s.io_failed() {
+        return Err(StoreError::Io(wlnode_store::EngineError::Engine(
+            "the store failed a write and has not been reopened yet; nothing was written, retry"
+                .into(),
+        )));
+    }
+    Ok(())
+}
+
 /// Pipelined imports (see the module header) on a real store on disk, driven without
 /// HTTP. The store's flush faults hold a batch queued but not durable, or fail it.
 #[cfg(test)]
@@ -1652,5 +1682,75 @@ mod pipeline_tests {
         let (w, _) = amend.await.unwrap();
         assert_eq!(w.version, 3);
         assert_eq!(version_of(&lc, &store, "1").await, Some(3));
+    }
+
+    /// A writer started while an import is pending, whose flush then fails, does not
+    /// sign on top of the failed version: while the store is not reopened yet (the
+    /// probe write before the reopen fails here), its memory still holds that version,
+    /// and amend, withdraw and withdraw_missing refuse; once reopened, the store drops
+    /// it and a forced amend signs the version after the durable one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_waiting_on_a_failed_import_does_not_sign_on_top_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lc, store) = open(dir.path());
+        lc.import("list", vec![row("1", "Kite Trading")])
+            .await
+            .unwrap();
+        let entry_id = wlnode_import::entry_id_for(lc.agency(), "list", "1");
+        let faults = store.faults();
+        faults.fail_probes(true);
+        faults.pause_flushes();
+        faults.fail_flushes(1);
+        let first = tokio::spawn({
+            let lc = lc.clone();
+            async move { lc.import("list", vec![row("1", "Kite Trading FZE")]).await }
+        });
+        until_queued(&lc).await;
+        let mut amend = Box::pin(lc.amend(entry_id, draft("Kite Trading FZE LLC")));
+        assert!(!poll_once(amend.as_mut()).await);
+        faults.resume_flushes();
+        let err = first.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, LifecycleError::Store(StoreError::Io(_))),
+            "the failed flush is reported: {err}"
+        );
+        let refused = |r: Result<(Written, IngestReport), LifecycleError>| match r {
+            Ok((w, _)) => panic!("signed version {} on top of a failed write", w.version),
+            Err(e) => assert!(
+                matches!(&e, LifecycleError::Store(StoreError::Io(_))),
+                "refused for the failed write: {e}"
+            ),
+        };
+        refused(amend.await);
+        refused(lc.withdraw(entry_id, "gone".into()).await);
+        let missing = lc
+            .withdraw_missing("list", &HashSet::new(), "gone")
+            .await
+            .map(|(w, _)| w.len());
+        assert!(
+            matches!(missing, Err(LifecycleError::Store(StoreError::Io(_)))),
+            "withdraw_missing refused: {missing:?}"
+        );
+        // The disk works again: the next job reopens the store, which drops the failed
+        // version (or, had the engine made it durable after all, keeps it) and holds
+        // local writes; an officer's forced amend signs the version after it.
+        faults.fail_probes(false);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            // Each job retries the reopen at most once a second.
+            while store.call(|s| Ok(s.io_failed())).await.unwrap() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the store is reopened once the disk works");
+        let v = version_of(&lc, &store, "1").await.unwrap();
+        assert!(v == 1 || v == 2, "row 1 at version {v}");
+        let (w, _) = lc
+            .forcing()
+            .amend(entry_id, draft("Kite Trading FZE LLC"))
+            .await
+            .unwrap();
+        assert_eq!(w.version, v + 1);
+        assert_eq!(version_of(&lc, &store, "1").await, Some(v + 1));
     }
 }

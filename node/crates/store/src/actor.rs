@@ -80,8 +80,10 @@ impl Slot {
 /// reached the disk,
 /// which also drops a batch that was committed in memory but whose flush failed (the
 /// writer got an error for it, so it must not stay visible).
-fn recover(dir: &Path, slot: Slot) -> Slot {
-    if !disk_writable(dir) {
+/// `probe_fails`: the tests' switch that makes the probe write fail
+/// ([`crate::faults::Faults::fail_probes`]).
+fn recover(dir: &Path, slot: Slot, probe_fails: bool) -> Slot {
+    if probe_fails || !disk_writable(dir) {
         return slot;
     }
     let closed = match slot {
@@ -214,6 +216,8 @@ impl StoreHandle {
         let epoch = store.epoch();
         #[cfg(any(test, feature = "fault-injection"))]
         let faults = store.faults();
+        #[cfg(any(test, feature = "fault-injection"))]
+        let probe_faults = faults.clone();
         let (tx, mut rx) = mpsc::channel::<Job>(256);
         let path = dir.to_owned();
         let thread = std::thread::Builder::new()
@@ -226,7 +230,11 @@ impl StoreHandle {
                 while let Some(job) = next.take().or_else(|| rx.blocking_recv()) {
                     if slot.needs_recovery() && last_try.is_none_or(|t| t.elapsed() >= REOPEN_EVERY)
                     {
-                        slot = recover(&path, slot);
+                        #[cfg(any(test, feature = "fault-injection"))]
+                        let probe_fails = probe_faults.probe_fails();
+                        #[cfg(not(any(test, feature = "fault-injection")))]
+                        let probe_fails = false;
+                        slot = recover(&path, slot, probe_fails);
                         last_try = Some(Instant::now());
                     }
                     match (&slot, job) {
@@ -445,7 +453,7 @@ mod tests {
         let recovered = |mut slot: Slot| {
             let start = Instant::now();
             loop {
-                slot = recover(dir.path(), slot);
+                slot = recover(dir.path(), slot, false);
                 match slot {
                     Slot::Open(s) => return s,
                     Slot::Closed(_) => {

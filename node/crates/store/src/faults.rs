@@ -27,6 +27,11 @@ pub struct Faults {
     /// [`Faults::resume_flushes`]: lets a test hold a batch queued but not yet durable.
     paused: Mutex<bool>,
     resumed: Condvar,
+    /// While true, the store actor's probe write before a recovery reopen fails (the
+    /// disk still refuses writes), so a store with a failed write stays failed and is
+    /// not reopened: lets a test act in that window, which otherwise lasts until the
+    /// next job after a failure.
+    fail_probes: std::sync::atomic::AtomicBool,
 }
 
 impl Faults {
@@ -58,11 +63,23 @@ impl Faults {
         self.resumed.notify_all();
     }
 
+    /// Makes the actor's probe write before a recovery reopen fail (`true`) or
+    /// succeed again (`false`).
+    pub fn fail_probes(&self, on: bool) {
+        self.fail_probes.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the recovery probe is to fail (see [`Faults::fail_probes`]).
+    pub(super) fn probe_fails(&self) -> bool {
+        self.fail_probes.load(Ordering::SeqCst)
+    }
+
     /// The disk works again.
     pub fn clear(&self) {
         self.fail_writes.store(0, Ordering::SeqCst);
         self.fail_mid_batch.store(0, Ordering::SeqCst);
         self.fail_flushes.store(0, Ordering::SeqCst);
+        self.fail_probes(false);
         self.resume_flushes();
     }
 
