@@ -1526,6 +1526,18 @@ mod pipeline_tests {
         .expect("the first import was queued");
     }
 
+    /// Waits (event-driven, generous limit) until the writer's lock is free.
+    async fn until_lock_free(lc: &Lifecycle) {
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while lc.lock.try_lock().is_err() {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("the writer's lock is released while the import is pending");
+    }
+
     async fn version_of(lc: &Lifecycle, store: &StoreHandle, id: &str) -> Option<u64> {
         let entry_id = wlnode_import::entry_id_for(lc.agency(), "list", id);
         store
@@ -1564,15 +1576,23 @@ mod pipeline_tests {
             }
         });
         until_queued(&lc).await;
+        // The writer's lock is released while the first still waits for its flush
+        // (serial imports would hold it until the flush, and this would time out).
+        until_lock_free(&lc).await;
+        assert!(!first.is_finished(), "no reply before the flush");
         let mut second = Box::pin(lc.import(
             "list",
             vec![row("1", "Kite Trading"), row("2", "Owl Holdings Ltd")],
         ));
-        // The writer's lock is free while the first waits for its flush: the second
-        // starts to be judged (its reads queue behind the first batch).
         assert!(
             !poll_once(second.as_mut()).await,
             "no reply before the flush"
+        );
+        // The second took the lock and is being judged (its reads queue behind the
+        // first batch) while the first's flush is still held.
+        assert!(
+            lc.lock.try_lock().is_err(),
+            "the second import is judged while the first is pending"
         );
         assert!(!first.is_finished(), "no reply before the flush");
         faults.resume_flushes();
@@ -1658,7 +1678,10 @@ mod pipeline_tests {
     }
 
     /// Every other writer waits for the pending import: an amendment started while an
-    /// import is queued signs the version after the import's.
+    /// import is queued signs the version after the import's. This checks the outcome
+    /// only: the store runs jobs in order, so the amendment's reads would queue behind
+    /// the held flush even without `settle`. The failure case, where the order alone is
+    /// not enough, is `a_writer_waiting_on_a_failed_import_does_not_sign_on_top_of_it`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn other_writers_wait_for_the_pending_import() {
         let dir = tempfile::tempdir().unwrap();
