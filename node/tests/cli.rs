@@ -563,9 +563,12 @@ fn entry_commands_against_a_running_node() {
     assert_eq!(sum["imported"], 2, "{sum}");
     assert_eq!(sum["failed"], 1);
     assert_eq!(sum["failures"][0]["location"], "line 4");
-    // Again one row per request, two requests in flight: each request is judged against
-    // the one before it (row 1 unchanged, row 2 amended), and the results still follow
-    // the file.
+    // Again one row per request, with the CLI keeping two requests in flight. Rows 1
+    // and 2 were written by the run above (row 1 unchanged, row 2 amended); every row has
+    // its own source id, so the counts are the same however the requests interleave.
+    // This checks that the in-flight path imports every row and tallies every failure;
+    // it shows neither that two requests are ever in flight nor that the node judges
+    // one against the other (that is `runtime` `entries::pipeline_tests`).
     std::fs::write(
         &csv,
         "source_id,kind,name,aliases,country,reason\n1,organization,Acme Trading FZE,ACME TRDG,AE,diversion-risk\n3,dragon,Smaug,,,denial\n2,person,Ivan Petrov,Ivan Petrovich,RU,denial\n4,dragon,Glaurung,,,denial\n5,organization,Kite Trading,,AE,diversion-risk\n",

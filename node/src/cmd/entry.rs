@@ -488,6 +488,11 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         // the one before commits (its reply still waits for that batch's fsync). The
         // replies are taken in file order; the first error stops the import (a request
         // already sent may still be written: importing the file again is idempotent).
+        // Two in flight are safe only because the parse above keeps one row per source
+        // id (a repeat is a row error, `claim` in wlnode_import): the two requests go on
+        // separate pooled connections, so request k+1 may reach the node's writer lock
+        // before request k, and two rows of one entry in flight would then be written
+        // in either order. Keep that check if this changes.
         let list = parsed.source_list.as_str();
         let client = &client;
         let mut replies = futures::stream::iter(chunks.iter().skip(1))
