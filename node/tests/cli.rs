@@ -563,6 +563,45 @@ fn entry_commands_against_a_running_node() {
     assert_eq!(sum["imported"], 2, "{sum}");
     assert_eq!(sum["failed"], 1);
     assert_eq!(sum["failures"][0]["location"], "line 4");
+    // Again one row per request, with the CLI keeping two requests in flight. Rows 1
+    // and 2 were written by the run above (row 1 unchanged, row 2 amended); every row has
+    // its own source id, so the counts are the same however the requests interleave.
+    // This checks that the in-flight path imports every row and tallies every failure;
+    // it shows neither that two requests are ever in flight nor that the node judges
+    // one against the other (that is `runtime` `entries::pipeline_tests`).
+    std::fs::write(
+        &csv,
+        "source_id,kind,name,aliases,country,reason\n1,organization,Acme Trading FZE,ACME TRDG,AE,diversion-risk\n3,dragon,Smaug,,,denial\n2,person,Ivan Petrov,Ivan Petrovich,RU,denial\n4,dragon,Glaurung,,,denial\n5,organization,Kite Trading,,AE,diversion-risk\n",
+    )
+    .unwrap();
+    let out = wlnode()
+        .args([
+            "import",
+            "--format",
+            "csv",
+            "--json",
+            "--batch-size",
+            "1",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let sum: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            &sum["imported"],
+            &sum["amended"],
+            &sum["unchanged"],
+            &sum["failed"]
+        ),
+        (&1.into(), &1.into(), &1.into(), &2.into()),
+        "{sum}"
+    );
+    assert_eq!(sum["failures"][0]["location"], "line 3");
+    assert_eq!(sum["failures"][1]["location"], "line 5");
     // Export as JSON lines.
     let out = wlnode()
         .args(["export", "--format", "jsonl", "--config"])
@@ -574,7 +613,7 @@ fn entry_commands_against_a_running_node() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     assert!(
         lines.iter().all(|l| l["origin"] == "AA-EXPORT"
             && l["version"].is_u64()

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use futures::StreamExt;
 use wlnode_client::{Client, ImportRow};
 use wlnode_import::{Format, ImportDefaults};
 
@@ -365,6 +366,10 @@ struct Failure {
     error: String,
 }
 
+/// Import requests `wlnode import` keeps in flight (bounded: the node judges one while
+/// the one before it commits).
+const IMPORTS_IN_FLIGHT: usize = 2;
+
 pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
@@ -404,61 +409,67 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let batch = a.batch_size.clamp(1, 5000);
-    // With four-eyes on, the node refuses direct imports (before writing anything) and
-    // the rows go up as one import batch for an approver to release.
-    let mut held: Option<String> = None;
-    for chunk in parsed.rows.chunks(batch) {
-        let items: Vec<ImportRow<'_>> = chunk
+    let chunks: Vec<&[wlnode_import::ImportRow]> = parsed.rows.chunks(batch).collect();
+    fn rows_of(chunk: &[wlnode_import::ImportRow]) -> Vec<ImportRow<'_>> {
+        chunk
             .iter()
             .map(|r| ImportRow {
                 source_id: &r.source_id,
                 entry: &r.draft,
             })
-            .collect();
-        if held.is_none() {
-            match client.import_batch(&parsed.source_list, &items).await {
-                Ok(reply) => {
-                    for (r, res) in chunk.iter().zip(reply.results) {
-                        match res.result.as_str() {
-                            "imported" => sum.imported += 1,
-                            "amended" => sum.amended += 1,
-                            "unchanged" => sum.unchanged += 1,
-                            _ => {
-                                sum.failed += 1;
-                                sum.failures.push(Failure {
-                                    location: r.location.to_string(),
-                                    source_id: Some(r.source_id.clone()),
-                                    error: res.error.unwrap_or_default(),
-                                });
-                            }
-                        }
-                    }
-                    if let Some(b) = &bar {
-                        b.inc(chunk.len() as u64);
-                    }
-                    continue;
+            .collect()
+    }
+    let tally = |sum: &mut ImportSummary,
+                 chunk: &[wlnode_import::ImportRow],
+                 reply: wlnode_client::ImportReply| {
+        for (r, res) in chunk.iter().zip(reply.results) {
+            match res.result.as_str() {
+                "imported" => sum.imported += 1,
+                "amended" => sum.amended += 1,
+                "unchanged" => sum.unchanged += 1,
+                _ => {
+                    sum.failed += 1;
+                    sum.failures.push(Failure {
+                        location: r.location.to_string(),
+                        source_id: Some(r.source_id.clone()),
+                        error: res.error.unwrap_or_default(),
+                    });
                 }
-                Err(wlnode_client::ClientError::Api { code, .. })
-                    if code == "approval_required"
-                        && sum.imported + sum.amended + sum.unchanged == 0 =>
-                {
-                    if a.withdraw_missing && !parsed.errors.is_empty() {
-                        bail!(
-                            "not importing as the full list: {} rows failed to parse, so the file may not be the full list",
-                            parsed.errors.len()
-                        );
-                    }
-                    held = Some(
-                        client
-                            .open_import_batch(&parsed.source_list, a.withdraw_missing)
-                            .await?,
-                    );
-                }
-                Err(e) => return Err(e.into()),
             }
         }
-        if let Some(id) = &held {
-            let reply = client.upload_import_rows(id, &items).await?;
+        if let Some(b) = &bar {
+            b.inc(chunk.len() as u64);
+        }
+    };
+    // The first request goes alone: with four-eyes on, the node refuses direct imports
+    // (before writing anything) and the rows go up as one import batch for an approver
+    // to release.
+    let mut held: Option<String> = None;
+    if let Some(first) = chunks.first() {
+        match client
+            .import_batch(&parsed.source_list, &rows_of(first))
+            .await
+        {
+            Ok(reply) => tally(&mut sum, first, reply),
+            Err(wlnode_client::ClientError::Api { code, .. }) if code == "approval_required" => {
+                if a.withdraw_missing && !parsed.errors.is_empty() {
+                    bail!(
+                        "not importing as the full list: {} rows failed to parse, so the file may not be the full list",
+                        parsed.errors.len()
+                    );
+                }
+                held = Some(
+                    client
+                        .open_import_batch(&parsed.source_list, a.withdraw_missing)
+                        .await?,
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(id) = &held {
+        for chunk in &chunks {
+            let reply = client.upload_import_rows(id, &rows_of(chunk)).await?;
             for f in reply.failed {
                 let r = chunk.get(f.index);
                 sum.failed += 1;
@@ -471,6 +482,24 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
             if let Some(b) = &bar {
                 b.inc(chunk.len() as u64);
             }
+        }
+    } else {
+        // The rest with two requests in flight: the node judges the next batch while
+        // the one before commits (its reply still waits for that batch's fsync). The
+        // replies are taken in file order; the first error stops the import (a request
+        // already sent may still be written: importing the file again is idempotent).
+        // Two in flight are safe only because the parse above keeps one row per source
+        // id (a repeat is a row error, `claim` in wlnode_import): the two requests go on
+        // separate pooled connections, so request k+1 may reach the node's writer lock
+        // before request k, and two rows of one entry in flight would then be written
+        // in either order. Keep that check if this changes.
+        let list = parsed.source_list.as_str();
+        let client = &client;
+        let mut replies = futures::stream::iter(chunks.iter().skip(1))
+            .map(|chunk| async move { (*chunk, client.import_batch(list, &rows_of(chunk)).await) })
+            .buffered(IMPORTS_IN_FLIGHT);
+        while let Some((chunk, reply)) = replies.next().await {
+            tally(&mut sum, chunk, reply?);
         }
     }
     if let Some(b) = &bar {

@@ -298,8 +298,8 @@ pub(super) struct ImportBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ImportRowBody {
-    source_id: String,
-    entry: EntryDraft,
+    pub(super) source_id: String,
+    pub(super) entry: EntryDraft,
 }
 
 /// An import batch read in one pass straight into typed rows: the common case, a body
@@ -315,13 +315,13 @@ struct TypedImportBody {
 
 /// The rows of an import body: typed when the whole body parsed in one pass, else JSON
 /// values to be parsed row by row.
-enum ImportRows {
+pub(super) enum ImportRows {
     Typed(Vec<ImportRowBody>),
     Values(Vec<serde_json::Value>),
 }
 
 impl ImportRows {
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             ImportRows::Typed(v) => v.len(),
             ImportRows::Values(v) => v.len(),
@@ -342,7 +342,7 @@ fn parse_import_body(body: &[u8]) -> Result<(String, ImportRows), ApiError> {
 }
 
 /// Parses one import row held as a JSON value; the error names the field path.
-fn row_from_value(v: serde_json::Value) -> Result<ImportRowBody, String> {
+pub(super) fn row_from_value(v: serde_json::Value) -> Result<ImportRowBody, String> {
     serde_path_to_error::deserialize::<_, ImportRowBody>(v)
         .map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
@@ -388,12 +388,25 @@ fn check_source_id(id: &str) -> Result<(), String> {
 /// Parses and checks import rows against the entry rules and the roster: the rows that
 /// pass with their positions, and `failed(position, error)` for the others (the error
 /// names `items[i]` and the field).
-pub(super) fn check_rows(
+fn check_rows(
     state: &ApiState,
     rows: Vec<serde_json::Value>,
     failed: impl FnMut(usize, String),
 ) -> (Vec<usize>, Vec<ImportItem>) {
     check_parsed_rows(state, rows.into_iter().map(row_from_value), failed)
+}
+
+/// [`check_rows`] over the rows of an import body, typed or not: the one check of
+/// `POST /v1/import` and of import-batch uploads.
+pub(super) fn check_import_rows(
+    state: &ApiState,
+    rows: ImportRows,
+    failed: impl FnMut(usize, String),
+) -> (Vec<usize>, Vec<ImportItem>) {
+    match rows {
+        ImportRows::Typed(rows) => check_parsed_rows(state, rows.into_iter().map(Ok), failed),
+        ImportRows::Values(rows) => check_rows(state, rows, failed),
+    }
 }
 
 /// [`check_rows`] over rows already parsed (or refused by the parser with an error
@@ -431,7 +444,7 @@ fn check_parsed_rows(
 pub const MAX_IMPORT_ITEMS: usize = 5000;
 
 #[utoipa::path(post, path = "/v1/import", tag = "entries", request_body = ImportBody, params(ForceParams),
-    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc)))]
+    responses((status = 200, body = ImportResponse), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 409, description = "awaiting_reconcile: local writes are held after a restore or a store reopen", body = super::openapi::ErrorDoc), (status = 503, description = "store_unavailable, or earlier_commit_failed: the batch was judged while the import before it was committing, and that commit failed; nothing of this batch was written", body = super::openapi::ErrorDoc)))]
 pub(super) async fn import(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
@@ -457,12 +470,7 @@ pub(super) async fn import(
             *slot = Some(ImportOutcome::Failed { error });
         }
     };
-    let (positions, items) = match rows {
-        ImportRows::Typed(rows) => {
-            check_parsed_rows(&state, rows.into_iter().map(Ok), record_failure)
-        }
-        ImportRows::Values(rows) => check_rows(&state, rows, record_failure),
-    };
+    let (positions, items) = check_import_rows(&state, rows, record_failure);
     let (outcomes, report) = match lifecycle.import(&source_list, items).await {
         Ok(r) => r,
         Err(LifecycleError::Store(e)) => {

@@ -21,6 +21,7 @@ use wlnode_runtime::entries::LifecycleError;
 use wlnode_runtime::import_batches::{BatchError, BatchRow, BatchState, ImportBatch};
 use wlnode_runtime::users::Actor;
 
+use super::entries::ImportRows;
 use super::{ApiError, ApiState, parse_json};
 
 impl From<BatchError> for ApiError {
@@ -90,6 +91,26 @@ pub(super) struct RowsBody {
     items: Vec<serde_json::Value>,
 }
 
+/// [`RowsBody`] read in one pass straight into typed rows, as `POST /v1/import` reads
+/// its body: any parse error falls back to [`RowsBody`] and the row-by-row parse, so
+/// every body and per-row error stays word for word what it was.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedRowsBody {
+    items: Vec<super::entries::ImportRowBody>,
+}
+
+/// Reads an upload: one typed pass, else the row-by-row parse and its errors.
+fn parse_rows_body(body: &[u8]) -> Result<ImportRows, ApiError> {
+    match serde_json::from_slice::<TypedRowsBody>(body) {
+        Ok(b) => Ok(ImportRows::Typed(b.items)),
+        Err(_) => {
+            let b: RowsBody = parse_json(body)?;
+            Ok(ImportRows::Values(b.items))
+        }
+    }
+}
+
 /// A refused row.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct RowFailure {
@@ -120,16 +141,16 @@ pub(super) async fn rows(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<RowsResponse>, ApiError> {
-    let b: RowsBody = parse_json(&body)?;
+    let rows = parse_rows_body(&body)?;
     let max = wlnode_runtime::import_batches::MAX_CHUNK_ROWS;
-    if b.items.len() > max {
+    if rows.len() > max {
         return Err(ApiError::invalid(InvalidValue::new(
             "items",
-            format!("at most {max} items per upload, got {}", b.items.len()),
+            format!("at most {max} items per upload, got {}", rows.len()),
         )));
     }
     let mut failed = Vec::new();
-    let (_, items) = super::entries::check_rows(&state, b.items, |index, error| {
+    let (_, items) = super::entries::check_import_rows(&state, rows, |index, error| {
         failed.push(RowFailure { index, error });
     });
     let accepted = items.len();
@@ -317,4 +338,95 @@ pub(super) async fn reject(
             .reject(&actor, &id, reason)
             .await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "subject": {"kind": "organization", "name": name, "country": "AE"},
+            "reason": "diversion-risk",
+            "categories": ["3A001"]
+        })
+    }
+
+    fn body(items: Vec<serde_json::Value>) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "items": items })).unwrap()
+    }
+
+    /// The row-by-row parse of an upload: the reference the one-pass parse agrees with.
+    fn by_value(body: &[u8]) -> Vec<Result<super::super::entries::ImportRowBody, String>> {
+        let b: RowsBody = parse_json(body).unwrap();
+        b.items
+            .into_iter()
+            .map(super::super::entries::row_from_value)
+            .collect()
+    }
+
+    #[test]
+    fn good_upload_rows_are_parsed_once_into_the_same_typed_rows() {
+        let b = body(
+            (0..3)
+                .map(|i| serde_json::json!({"source_id": i.to_string(), "entry": draft(&format!("Co {i}"))}))
+                .collect(),
+        );
+        let ImportRows::Typed(rows) = parse_rows_body(&b).unwrap() else {
+            panic!("a good upload takes the one-pass parse")
+        };
+        let reference = by_value(&b);
+        assert_eq!(rows.len(), reference.len());
+        for (row, r) in rows.iter().zip(reference) {
+            let r = r.unwrap();
+            assert_eq!((&row.source_id, &row.entry), (&r.source_id, &r.entry));
+        }
+    }
+
+    #[test]
+    fn a_bad_upload_row_keeps_its_own_error_and_the_good_rows_parse() {
+        let good = serde_json::json!({"source_id": "ok", "entry": draft("Good Co")});
+        let mut wrong_type = draft("X");
+        wrong_type["subject"]["name"] = 7.into();
+        for (bad, want) in [
+            (
+                serde_json::json!({"source_id": "1", "entry": wrong_type}),
+                "entry.subject.name: invalid type: integer `7`",
+            ),
+            (
+                serde_json::json!({"entry": draft("Z")}),
+                ".: missing field `source_id`",
+            ),
+        ] {
+            let b = body(vec![good.clone(), bad]);
+            let ImportRows::Values(values) = parse_rows_body(&b).unwrap() else {
+                panic!("an upload with a bad row is parsed row by row")
+            };
+            let rows: Vec<_> = values
+                .into_iter()
+                .map(super::super::entries::row_from_value)
+                .collect();
+            assert!(rows[0].is_ok());
+            let err = rows[1].as_ref().err().expect("the bad row fails");
+            assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+        }
+    }
+
+    #[test]
+    fn upload_body_errors_are_unchanged() {
+        let bodies: [&[u8]; 4] = [
+            b"{}",
+            b"{\"items\": {}}",
+            b"{\"items\": [",
+            b"{\"items\": [], \"extra\": 1}",
+        ];
+        for b in bodies {
+            let got = parse_rows_body(b).err().expect("refused");
+            let want = parse_json::<RowsBody>(b).err().expect("refused");
+            assert_eq!(
+                (got.code, &got.field, &got.message),
+                (want.code, &want.field, &want.message)
+            );
+        }
+    }
 }

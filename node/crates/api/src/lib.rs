@@ -214,6 +214,13 @@ impl From<LifecycleError> for ApiError {
                 field: None,
                 message: e.to_string(),
             },
+            // Nothing of the batch was written; a retry is judged against the store.
+            LifecycleError::EarlierCommitFailed { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "earlier_commit_failed",
+                field: None,
+                message: e.to_string(),
+            },
             LifecycleError::Build(_) => Self {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal",

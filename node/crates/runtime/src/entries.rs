@@ -3,8 +3,25 @@
 //!
 //! Only the origin may write an entry, so every write here is for this node's agency.
 //! Writes are serialised by one lock: reading the head, choosing the next version,
-//! signing and ingesting happen as one step, so two concurrent amendments can never
-//! sign the same version twice (which peers would see as equivocation).
+//! signing and queueing the commit happen as one step, so two concurrent amendments can
+//! never sign the same version twice (which peers would see as equivocation).
+//!
+//! Imports are pipelined: an import releases the lock once its commit is queued to the
+//! store actor, and waits for that commit's fsync outside the lock, so the next import
+//! is judged while this one commits. That is sound because the actor runs jobs in
+//! queue order: the next import's reads run after this batch was applied and its flush
+//! returned, so they see it. The rules (ARCHITECTURE.md, "Pipelined imports"):
+//! - no reply before the batch's own commit is durable;
+//! - commits reach the store in the order they were judged (the lock);
+//! - an import judged while the one before it was still pending waits for that one's
+//!   outcome before queueing, and if it failed, fails too and writes nothing
+//!   ([`LifecycleError::EarlierCommitFailed`]): it may have been judged against rows
+//!   that are not stored. An import judged after the failure was seen judges against
+//!   the store again (the failed batch is forgotten), and never against a store whose
+//!   disk failed and has not been reopened;
+//! - every other writer (add, amend, withdraw, the withdrawals of missing rows, the
+//!   four-eyes `import_expecting`) takes the lock and then waits until the last queued
+//!   import is settled, so it judges against a store with nothing pending.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -71,6 +88,16 @@ pub enum LifecycleError {
         entry: String,
         /// What differs.
         what: String,
+    },
+    /// The import before this one was still committing while this one was judged, and
+    /// that commit failed: this batch may have been judged against rows that are not
+    /// stored, so nothing of it was written. Retrying judges it against the store again.
+    #[error(
+        "nothing of this import batch was written: it was judged while the import batch before it was still committing, and that commit failed ({earlier}); retry it"
+    )]
+    EarlierCommitFailed {
+        /// Why the earlier batch failed.
+        earlier: String,
     },
     /// Signing failed.
     #[error("cannot build record: {0}")]
@@ -177,10 +204,26 @@ pub struct Lifecycle {
     key: Arc<SecretKey>,
     store: StoreHandle,
     lock: Arc<Mutex<()>>,
+    /// The last import queued to the store and the outcome of its commit, once known
+    /// (see the module header). Shared by every clone, as the lock is.
+    last_import: Arc<std::sync::Mutex<Option<Settled>>>,
     /// Writes past a hold on local writes (see [`Lifecycle::forcing`]).
     force: bool,
     /// The user the writes are attributed to (see [`Lifecycle::acting_as`]).
     actor: Option<String>,
+}
+
+/// The outcome of a queued import's commit: `None` until it is known, then `Ok` or
+/// why it failed.
+type Settled = tokio::sync::watch::Receiver<Option<Result<(), Arc<str>>>>;
+
+/// Waits for a queued import's outcome. A lost outcome (the task that waited for it
+/// ended without one, at shutdown) counts as a failure.
+async fn outcome_of(mut settled: Settled) -> Result<(), Arc<str>> {
+    match settled.wait_for(Option::is_some).await {
+        Ok(v) => v.clone().unwrap_or(Ok(())),
+        Err(_) => Err(Arc::from("the commit's outcome was lost (node stopping)")),
+    }
 }
 
 /// Checks the parts of a draft that need the roster: groups, sensitivity and the
@@ -325,6 +368,7 @@ impl Lifecycle {
             key,
             store,
             lock: Arc::new(Mutex::new(())),
+            last_import: Arc::default(),
             force: false,
             actor: None,
         }
@@ -352,8 +396,21 @@ impl Lifecycle {
 
     /// Refuses a write to an existing entry (or one whose id is derived, as import's
     /// are) while local writes are held, unless forced.
+    /// Also refuses, forced or not, while the store has a failed write and has not
+    /// been reopened ([`refuse_if_failed`]).
     async fn check_hold(&self) -> Result<(), LifecycleError> {
-        let held = self.store.call(|s| s.local_writes_held()).await?;
+        let held = self
+            .store
+            .call(|s| {
+                refuse_if_failed(s)?;
+                s.local_writes_held()
+            })
+            .await?;
+        self.judge_hold(held)
+    }
+
+    /// [`Self::check_hold`] on the hold read already.
+    fn judge_hold(&self, held: Option<u64>) -> Result<(), LifecycleError> {
         match held {
             Some(since) if !self.force => Err(LifecycleError::AwaitingReconcile {
                 since: Timestamp(since),
@@ -364,6 +421,31 @@ impl Lifecycle {
             }
             None => Ok(()),
         }
+    }
+
+    /// The last queued import, while its commit's outcome is not known yet.
+    fn pending_import(&self) -> Option<Settled> {
+        self.last_import
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|s| s.borrow().is_none())
+    }
+
+    /// Waits until the last queued import is settled (committed or failed). Called by
+    /// every writer but the pipelined import, with the writer's lock held, so nothing
+    /// is pending once it returns and they judge against the store alone.
+    async fn settle(&self) {
+        if let Some(pending) = self.pending_import() {
+            // Its failure is its own request's to report; the store holds the truth.
+            let _ = outcome_of(pending).await;
+        }
+    }
+
+    /// Whether an import's commit is queued and not yet settled (tests wait on it).
+    #[cfg(test)]
+    fn import_pending(&self) -> bool {
+        self.pending_import().is_some()
     }
 
     /// This node's agency.
@@ -382,7 +464,22 @@ impl Lifecycle {
         &self,
         entry_id: EntryId,
     ) -> Result<(EntryState, StoredRecord), LifecycleError> {
-        let all = self.store.entries_by_id(entry_id).await?;
+        // One round trip, which refuses while the store has a failed write that is not
+        // reopened yet: its memory may then hold a version the reopen drops (an import
+        // whose flush failed), and a writer must not sign on top of that.
+        let agency = self.agency.clone();
+        let (all, head) = self
+            .store
+            .call(move |s| {
+                refuse_if_failed(s)?;
+                let all = s.entries_by_id(&entry_id)?;
+                let head = match all.iter().find(|(k, _)| k.origin == agency) {
+                    Some((_, state)) => s.record(&state.head)?,
+                    None => None,
+                };
+                Ok::<_, StoreError>((all, head))
+            })
+            .await?;
         let Some((key, state)) = all.iter().find(|(k, _)| k.origin == self.agency).cloned() else {
             return Err(match all.first() {
                 Some((k, _)) => LifecycleError::NotOrigin {
@@ -392,14 +489,10 @@ impl Lifecycle {
                 None => LifecycleError::NotFound(entry_id.to_hex()),
             });
         };
-        let head = self
-            .store
-            .record(state.head)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt {
-                tree: "records",
-                reason: format!("head {} of entry {} is missing", state.head, key.entry_id),
-            })?;
+        let head = head.ok_or_else(|| StoreError::Corrupt {
+            tree: "records",
+            reason: format!("head {} of entry {} is missing", state.head, key.entry_id),
+        })?;
         Ok((state, head))
     }
 
@@ -422,6 +515,11 @@ impl Lifecycle {
         items: Vec<Incoming>,
         bulk: Option<&'static str>,
     ) -> Result<IngestReport, LifecycleError> {
+        Ok(self.store.ingest(self.batch_of(items, bulk)).await?)
+    }
+
+    /// The store batch of `items` (see [`Self::commit`]).
+    fn batch_of(&self, items: Vec<Incoming>, bulk: Option<&'static str>) -> IngestBatch {
         let audit = match &self.actor {
             None => Vec::new(),
             Some(user) => {
@@ -452,21 +550,19 @@ impl Lifecycle {
                 )]
             }
         };
-        Ok(self
-            .store
-            .ingest(IngestBatch {
-                items,
-                cursor: None,
-                declined: Vec::new(),
-                audit,
-            })
-            .await?)
+        IngestBatch {
+            items,
+            cursor: None,
+            declined: Vec::new(),
+            audit,
+        }
     }
 
     /// Adds a new entry (version 1).
     pub async fn add(&self, draft: EntryDraft) -> Result<(Written, IngestReport), LifecycleError> {
         draft.validate().map_err(LifecycleError::Invalid)?;
         let _guard = self.lock.lock().await;
+        self.settle().await;
         let entry_id = EntryId::random().map_err(|e| LifecycleError::Build(e.to_string()))?;
         self.write(entry_id, 1, Status::Active, None, &draft, None)
             .await
@@ -480,6 +576,7 @@ impl Lifecycle {
     ) -> Result<(Written, IngestReport), LifecycleError> {
         draft.validate().map_err(LifecycleError::Invalid)?;
         let _guard = self.lock.lock().await;
+        self.settle().await;
         let (state, _) = self.own_head(entry_id).await?;
         self.check_hold().await?;
         self.write(
@@ -501,6 +598,7 @@ impl Lifecycle {
         reason: String,
     ) -> Result<(Written, IngestReport), LifecycleError> {
         let _guard = self.lock.lock().await;
+        self.settle().await;
         let (state, head) = self.own_head(entry_id).await?;
         if state.status == Status::Withdrawn {
             return Err(LifecycleError::AlreadyWithdrawn(entry_id.to_hex()));
@@ -585,11 +683,70 @@ impl Lifecycle {
         items: Vec<ImportItem>,
         expected: Option<&[Planned]>,
     ) -> Result<(Vec<ImportOutcome>, Option<IngestReport>), LifecycleError> {
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.lock().await;
+        // The import still committing as this one starts to be judged: this one is
+        // judged against its rows (the store applies it before our reads run), so it
+        // may be written only if that commit succeeds. A four-eyes import waits for it
+        // instead and is judged against the store alone, as every other writer is.
+        let before = if expected.is_some() {
+            self.settle().await;
+            None
+        } else {
+            self.pending_import()
+        };
+        let judged = self.judge_and_sign(source_list, items, expected).await;
+        // Its rows (unchanged ones too) were judged against the batch before, whose
+        // outcome is known by now (our reads ran after its flush). If that failed, it
+        // is the cause to report, whatever this batch's own result (an error reading
+        // the store reopened after that failure, say).
+        if let Some(before) = before
+            && let Err(earlier) = outcome_of(before).await
+        {
+            return Err(LifecycleError::EarlierCommitFailed {
+                earlier: earlier.to_string(),
+            });
+        }
+        let (outcomes, incoming) = judged?;
+        if incoming.is_empty() {
+            return Ok((outcomes, None));
+        }
+        let queued = self
+            .store
+            .queue_ingest(self.batch_of(incoming, Some("import")))
+            .await?;
+        let (settled, settled_rx) = tokio::sync::watch::channel(None);
+        *self
+            .last_import
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(settled_rx);
+        // The outcome is heard by its own task, so that it is recorded for the next
+        // import even if this request is dropped while it waits.
+        let waiter = tokio::spawn(async move {
+            let r = queued.durable().await;
+            let _ = settled.send(Some(
+                r.as_ref()
+                    .map(|_| ())
+                    .map_err(|e| Arc::<str>::from(e.to_string())),
+            ));
+            r
+        });
+        drop(guard);
+        // No reply before this batch's own commit is durable.
+        let report = waiter.await.map_err(|_| StoreError::Closed)??;
+        Ok((outcomes, Some(report)))
+    }
+
+    /// Judges `items` (against `expected`, a four-eyes plan, if given) and signs the
+    /// rows to write: each row's outcome, and the records to commit.
+    async fn judge_and_sign(
+        &self,
+        source_list: &str,
+        items: Vec<ImportItem>,
+        expected: Option<&[Planned]>,
+    ) -> Result<(Vec<ImportOutcome>, Vec<Incoming>), LifecycleError> {
         // Import derives entry ids from the source ids: even a "new" row may be an
-        // entry peers hold and this store lost.
-        self.check_hold().await?;
-        let plan = self.classify(source_list, &items).await?;
+        // entry peers hold and this store lost, so the hold applies.
+        let plan = self.classify(source_list, &items, true).await?;
         if let Some(expected) = expected {
             if expected.len() != plan.len() {
                 return Err(LifecycleError::PlanChanged {
@@ -681,11 +838,6 @@ impl Lifecycle {
                 }
             }
         }
-        let report = if incoming.is_empty() {
-            None
-        } else {
-            Some(self.commit(incoming, Some("import")).await?)
-        };
         let outcomes = outcomes
             .into_iter()
             .map(|o| {
@@ -694,7 +846,7 @@ impl Lifecycle {
                 })
             })
             .collect();
-        Ok((outcomes, report))
+        Ok((outcomes, incoming))
     }
 
     /// What importing `items` from `source_list` would do now, row by row, without
@@ -705,7 +857,7 @@ impl Lifecycle {
         source_list: &str,
         items: &[ImportItem],
     ) -> Result<Vec<(EntryId, Planned)>, LifecycleError> {
-        self.classify(source_list, items).await
+        self.classify(source_list, items, false).await
     }
 
     /// The active own entries of `source_list` whose source id is not in `keep`
@@ -726,21 +878,32 @@ impl Lifecycle {
     }
 
     /// Judges each row against the store: one round trip for every row's entry state
-    /// and head.
+    /// and head. `writing`: for an import that writes, which the same round trip
+    /// refuses while local writes are held ([`Self::check_hold`]) or while the store
+    /// has a failed write and has not been reopened (its memory may then hold a batch
+    /// the disk does not, which the reopen drops).
     async fn classify(
         &self,
         source_list: &str,
         items: &[ImportItem],
+        writing: bool,
     ) -> Result<Vec<(EntryId, Planned)>, LifecycleError> {
         let ids: Vec<EntryId> = items
             .iter()
             .map(|it| wlnode_import::entry_id_for(&self.agency, source_list, &it.source_id))
             .collect();
         let keys: Vec<EntryKey> = ids.iter().map(|id| self.own_key(*id)).collect();
-        let current = self
+        let (held, current) = self
             .store
             .call(move |s| {
-                keys.iter()
+                let held = if writing {
+                    refuse_if_failed(s)?;
+                    s.local_writes_held()?
+                } else {
+                    None
+                };
+                let current = keys
+                    .iter()
                     .map(|k| {
                         Ok(match s.entry(k)? {
                             Some(st) => {
@@ -750,9 +913,11 @@ impl Lifecycle {
                             None => None,
                         })
                     })
-                    .collect::<Result<Vec<_>, StoreError>>()
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                Ok((held, current))
             })
             .await?;
+        self.judge_hold(held)?;
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(items.len());
         for ((item, entry_id), known) in items.iter().zip(ids).zip(current) {
@@ -872,6 +1037,7 @@ impl Lifecycle {
         guard: &WithdrawGuard,
     ) -> Result<MissingOutcome, LifecycleError> {
         let _guard = self.lock.lock().await;
+        self.settle().await;
         self.check_hold().await?;
         let active = self.active_of(source_list).await?;
         let total_active = active.len();
@@ -909,6 +1075,7 @@ impl Lifecycle {
         reason: &str,
     ) -> Result<(Vec<Written>, Option<IngestReport>), LifecycleError> {
         let _guard = self.lock.lock().await;
+        self.settle().await;
         self.check_hold().await?;
         let want: std::collections::HashMap<EntryId, RecordId> = expected.iter().copied().collect();
         let chosen: Vec<_> = self
@@ -1283,5 +1450,330 @@ mod on_hit_tests {
         asks.on_hit = Some(wlnode_crypto::model::OnHit::Notify);
         assert!(!same_content(&rec, &asks));
         assert_eq!(changes_of(&rec, &asks).0, vec!["on_hit"]);
+    }
+}
+
+/// Refuses a write while the store has a failed write and has not been reopened: its
+/// memory may then hold a batch the disk does not (a flush that failed), which the
+/// reopen drops, so nothing may be judged or signed against it. Every writer of own
+/// entries checks this in the round trip it judges on ([`Lifecycle::check_hold`],
+/// `own_head`, `classify`).
+fn refuse_if_failed(s: &wlnode_store::Store) -> Result<(), StoreError> {
+    if s.io_failed() {
+        return Err(StoreError::Io(wlnode_store::EngineError::Engine(
+            "the store failed a write and has not been reopened yet; nothing was written, retry"
+                .into(),
+        )));
+    }
+    Ok(())
+}
+
+/// Pipelined imports (see the module header) on a real store on disk, driven without
+/// HTTP. The store's flush faults hold a batch queued but not durable, or fail it.
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    fn draft(name: &str) -> EntryDraft {
+        serde_json::from_value(serde_json::json!({
+            "subject": {"kind": "organization", "name": name, "country": "AE"},
+            "reason": "diversion-risk",
+            "categories": ["3A001"]
+        }))
+        .unwrap()
+    }
+
+    fn row(id: &str, name: &str) -> ImportItem {
+        ImportItem {
+            source_id: id.into(),
+            draft: draft(name),
+        }
+    }
+
+    fn open(dir: &std::path::Path) -> (Lifecycle, StoreHandle) {
+        let (store, actor) = StoreHandle::open(dir).unwrap();
+        // The actor stops once every handle is gone (at the end of the test).
+        std::mem::forget(actor);
+        let agency: AgencyCode = "AA-X".parse().unwrap();
+        let key = Arc::new(SecretKey::generate().unwrap());
+        (Lifecycle::new(agency, key, store.clone()), store)
+    }
+
+    /// Polls `f` once: whether it finished.
+    async fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>) -> bool {
+        let mut f = Some(f);
+        std::future::poll_fn(|cx| {
+            Poll::Ready(
+                f.take()
+                    .is_some_and(|f| matches!(f.poll(cx), Poll::Ready(_))),
+            )
+        })
+        .await
+    }
+
+    /// Waits (event-driven, generous limit) until an import's commit is queued.
+    async fn until_queued(lc: &Lifecycle) {
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while !lc.import_pending() {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("the first import was queued");
+    }
+
+    /// Waits (event-driven, generous limit) until the writer's lock is free.
+    async fn until_lock_free(lc: &Lifecycle) {
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while lc.lock.try_lock().is_err() {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("the writer's lock is released while the import is pending");
+    }
+
+    async fn version_of(lc: &Lifecycle, store: &StoreHandle, id: &str) -> Option<u64> {
+        let entry_id = wlnode_import::entry_id_for(lc.agency(), "list", id);
+        store
+            .entry(lc.own_key(entry_id))
+            .await
+            .unwrap()
+            .map(|s| s.version)
+    }
+
+    fn kinds(outcomes: &[ImportOutcome]) -> Vec<(&'static str, Option<u64>)> {
+        outcomes
+            .iter()
+            .map(|o| match o {
+                ImportOutcome::Imported { written } => ("imported", Some(written.version)),
+                ImportOutcome::Amended { written } => ("amended", Some(written.version)),
+                ImportOutcome::Unchanged { .. } => ("unchanged", None),
+                ImportOutcome::Failed { .. } => ("failed", None),
+            })
+            .collect()
+    }
+
+    /// The next import is judged while the one before is queued and not durable, and
+    /// sees its rows: the same row again is unchanged, a changed row amends at version
+    /// 2. Neither reply comes before its own batch is durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_next_import_is_judged_against_the_pending_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lc, store) = open(dir.path());
+        let faults = store.faults();
+        faults.pause_flushes();
+        let first = tokio::spawn({
+            let lc = lc.clone();
+            async move {
+                lc.import("list", vec![row("1", "Kite Trading"), row("2", "Owl Ltd")])
+                    .await
+            }
+        });
+        until_queued(&lc).await;
+        // The writer's lock is released while the first still waits for its flush
+        // (serial imports would hold it until the flush, and this would time out).
+        until_lock_free(&lc).await;
+        assert!(!first.is_finished(), "no reply before the flush");
+        let mut second = Box::pin(lc.import(
+            "list",
+            vec![row("1", "Kite Trading"), row("2", "Owl Holdings Ltd")],
+        ));
+        assert!(
+            !poll_once(second.as_mut()).await,
+            "no reply before the flush"
+        );
+        // The second took the lock and is being judged (its reads queue behind the
+        // first batch) while the first's flush is still held.
+        assert!(
+            lc.lock.try_lock().is_err(),
+            "the second import is judged while the first is pending"
+        );
+        assert!(!first.is_finished(), "no reply before the flush");
+        faults.resume_flushes();
+        let (a, ra) = first.await.unwrap().unwrap();
+        assert_eq!(
+            kinds(&a),
+            vec![("imported", Some(1)), ("imported", Some(1))]
+        );
+        assert!(ra.is_some());
+        let (b, rb) = second.await.unwrap();
+        assert_eq!(kinds(&b), vec![("unchanged", None), ("amended", Some(2))]);
+        assert!(rb.is_some());
+        assert_eq!(version_of(&lc, &store, "1").await, Some(1));
+        assert_eq!(version_of(&lc, &store, "2").await, Some(2));
+    }
+
+    /// A batch whose flush fails reports an error, never success; the batch judged
+    /// while it was pending fails too, naming that failure, and writes nothing; the
+    /// next one is judged against the store again and skips no version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_poisons_the_batch_judged_against_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lc, store) = open(dir.path());
+        // Version 1 of row 1, durable.
+        lc.import("list", vec![row("1", "Kite Trading")])
+            .await
+            .unwrap();
+        let faults = store.faults();
+        faults.pause_flushes();
+        faults.fail_flushes(1);
+        let first = tokio::spawn({
+            let lc = lc.clone();
+            async move {
+                lc.import(
+                    "list",
+                    vec![row("1", "Kite Trading FZE"), row("2", "Owl Ltd")],
+                )
+                .await
+            }
+        });
+        until_queued(&lc).await;
+        let mut second = Box::pin(lc.import(
+            "list",
+            vec![row("1", "Kite Trading FZE LLC"), row("3", "Heron Co")],
+        ));
+        assert!(!poll_once(second.as_mut()).await);
+        faults.resume_flushes();
+        let err = first.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, LifecycleError::Store(StoreError::Io(_))),
+            "the failed flush is reported: {err}"
+        );
+        let err = second.await.unwrap_err();
+        let LifecycleError::EarlierCommitFailed { earlier } = &err else {
+            panic!("the second batch is poisoned: {err}");
+        };
+        assert!(earlier.contains("flush to disk failed"), "{earlier}");
+        assert!(
+            err.to_string()
+                .contains("nothing of this import batch was written")
+        );
+        // Nothing of the second batch is stored; row 1 is at version 1 or (if the
+        // engine made the failed batch durable after all) 2, never 3.
+        assert_eq!(version_of(&lc, &store, "3").await, None);
+        let v1 = version_of(&lc, &store, "1").await.unwrap();
+        assert!(v1 == 1 || v1 == 2, "row 1 at version {v1}");
+        // The store was reopened after the failed flush, which holds local writes:
+        // an officer's forced import is judged against the store again.
+        let (c, _) = lc
+            .forcing()
+            .import(
+                "list",
+                vec![row("1", "Kite Trading FZE LLC"), row("3", "Heron Co")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            kinds(&c),
+            vec![("amended", Some(v1 + 1)), ("imported", Some(1))]
+        );
+        assert_eq!(version_of(&lc, &store, "1").await, Some(v1 + 1));
+        assert_eq!(version_of(&lc, &store, "3").await, Some(1));
+    }
+
+    /// Every other writer waits for the pending import: an amendment started while an
+    /// import is queued signs the version after the import's. This checks the outcome
+    /// only: the store runs jobs in order, so the amendment's reads would queue behind
+    /// the held flush even without `settle`. The failure case, where the order alone is
+    /// not enough, is `a_writer_waiting_on_a_failed_import_does_not_sign_on_top_of_it`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_writers_wait_for_the_pending_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lc, store) = open(dir.path());
+        lc.import("list", vec![row("1", "Kite Trading")])
+            .await
+            .unwrap();
+        let entry_id = wlnode_import::entry_id_for(lc.agency(), "list", "1");
+        let faults = store.faults();
+        faults.pause_flushes();
+        let first = tokio::spawn({
+            let lc = lc.clone();
+            async move { lc.import("list", vec![row("1", "Kite Trading FZE")]).await }
+        });
+        until_queued(&lc).await;
+        let mut amend = Box::pin(lc.amend(entry_id, draft("Kite Trading FZE LLC")));
+        assert!(!poll_once(amend.as_mut()).await);
+        faults.resume_flushes();
+        let (a, _) = first.await.unwrap().unwrap();
+        assert_eq!(kinds(&a), vec![("amended", Some(2))]);
+        let (w, _) = amend.await.unwrap();
+        assert_eq!(w.version, 3);
+        assert_eq!(version_of(&lc, &store, "1").await, Some(3));
+    }
+
+    /// A writer started while an import is pending, whose flush then fails, does not
+    /// sign on top of the failed version: while the store is not reopened yet (the
+    /// probe write before the reopen fails here), its memory still holds that version,
+    /// and amend, withdraw and withdraw_missing refuse; once reopened, the store drops
+    /// it and a forced amend signs the version after the durable one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_waiting_on_a_failed_import_does_not_sign_on_top_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lc, store) = open(dir.path());
+        lc.import("list", vec![row("1", "Kite Trading")])
+            .await
+            .unwrap();
+        let entry_id = wlnode_import::entry_id_for(lc.agency(), "list", "1");
+        let faults = store.faults();
+        faults.fail_probes(true);
+        faults.pause_flushes();
+        faults.fail_flushes(1);
+        let first = tokio::spawn({
+            let lc = lc.clone();
+            async move { lc.import("list", vec![row("1", "Kite Trading FZE")]).await }
+        });
+        until_queued(&lc).await;
+        let mut amend = Box::pin(lc.amend(entry_id, draft("Kite Trading FZE LLC")));
+        assert!(!poll_once(amend.as_mut()).await);
+        faults.resume_flushes();
+        let err = first.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, LifecycleError::Store(StoreError::Io(_))),
+            "the failed flush is reported: {err}"
+        );
+        let refused = |r: Result<(Written, IngestReport), LifecycleError>| match r {
+            Ok((w, _)) => panic!("signed version {} on top of a failed write", w.version),
+            Err(e) => assert!(
+                matches!(&e, LifecycleError::Store(StoreError::Io(_))),
+                "refused for the failed write: {e}"
+            ),
+        };
+        refused(amend.await);
+        refused(lc.withdraw(entry_id, "gone".into()).await);
+        let missing = lc
+            .withdraw_missing("list", &HashSet::new(), "gone")
+            .await
+            .map(|(w, _)| w.len());
+        assert!(
+            matches!(missing, Err(LifecycleError::Store(StoreError::Io(_)))),
+            "withdraw_missing refused: {missing:?}"
+        );
+        // The disk works again: the next job reopens the store, which drops the failed
+        // version (or, had the engine made it durable after all, keeps it) and holds
+        // local writes; an officer's forced amend signs the version after it.
+        faults.fail_probes(false);
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            // Each job retries the reopen at most once a second.
+            while store.call(|s| Ok(s.io_failed())).await.unwrap() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the store is reopened once the disk works");
+        let v = version_of(&lc, &store, "1").await.unwrap();
+        assert!(v == 1 || v == 2, "row 1 at version {v}");
+        let (w, _) = lc
+            .forcing()
+            .amend(entry_id, draft("Kite Trading FZE LLC"))
+            .await
+            .unwrap();
+        assert_eq!(w.version, v + 1);
+        assert_eq!(version_of(&lc, &store, "1").await, Some(v + 1));
     }
 }

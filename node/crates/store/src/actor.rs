@@ -80,8 +80,10 @@ impl Slot {
 /// reached the disk,
 /// which also drops a batch that was committed in memory but whose flush failed (the
 /// writer got an error for it, so it must not stay visible).
-fn recover(dir: &Path, slot: Slot) -> Slot {
-    if !disk_writable(dir) {
+/// `probe_fails`: the tests' switch that makes the probe write fail
+/// ([`crate::faults::Faults::fail_probes`]).
+fn recover(dir: &Path, slot: Slot, probe_fails: bool) -> Slot {
+    if probe_fails || !disk_writable(dir) {
         return slot;
     }
     let closed = match slot {
@@ -153,6 +155,18 @@ pub struct StoreHandle {
     faults: std::sync::Arc<super::faults::Faults>,
 }
 
+/// A batch in the actor's queue ([`StoreHandle::queue_ingest`]). Dropping it does not
+/// take the batch back: it is applied all the same, only its outcome is not heard.
+#[derive(Debug)]
+pub struct QueuedIngest(oneshot::Receiver<Result<IngestReport, StoreError>>);
+
+impl QueuedIngest {
+    /// Waits until the batch is durable (its group's flush returned), or failed.
+    pub async fn durable(self) -> Result<IngestReport, StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// The running actor thread; dropping every handle stops it.
 #[derive(Debug)]
 pub struct StoreActor {
@@ -202,6 +216,8 @@ impl StoreHandle {
         let epoch = store.epoch();
         #[cfg(any(test, feature = "fault-injection"))]
         let faults = store.faults();
+        #[cfg(any(test, feature = "fault-injection"))]
+        let probe_faults = faults.clone();
         let (tx, mut rx) = mpsc::channel::<Job>(256);
         let path = dir.to_owned();
         let thread = std::thread::Builder::new()
@@ -214,7 +230,11 @@ impl StoreHandle {
                 while let Some(job) = next.take().or_else(|| rx.blocking_recv()) {
                     if slot.needs_recovery() && last_try.is_none_or(|t| t.elapsed() >= REOPEN_EVERY)
                     {
-                        slot = recover(&path, slot);
+                        #[cfg(any(test, feature = "fault-injection"))]
+                        let probe_fails = probe_faults.probe_fails();
+                        #[cfg(not(any(test, feature = "fault-injection")))]
+                        let probe_fails = false;
+                        slot = recover(&path, slot, probe_fails);
                         last_try = Some(Instant::now());
                     }
                     match (&slot, job) {
@@ -329,12 +349,21 @@ impl StoreHandle {
     /// Applies a batch atomically and durably. Batches queued together share one
     /// durable commit (see [`Job`]); the reply comes after it.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReport, StoreError> {
+        self.queue_ingest(batch).await?.durable().await
+    }
+
+    /// The first half of [`Self::ingest`]: returns once the batch is in the actor's
+    /// queue, before it is applied. Jobs run in queue order, so any job queued after
+    /// this returns (a read, another batch) runs after this batch was applied and its
+    /// group's flush finished, whether that succeeded or failed. The writer of own
+    /// entries uses this to let the next import be judged while this one commits.
+    pub async fn queue_ingest(&self, batch: IngestBatch) -> Result<QueuedIngest, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Ingest(Box::new(batch), reply))
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(QueuedIngest(rx))
     }
 
     /// One record.
@@ -424,7 +453,7 @@ mod tests {
         let recovered = |mut slot: Slot| {
             let start = Instant::now();
             loop {
-                slot = recover(dir.path(), slot);
+                slot = recover(dir.path(), slot, false);
                 match slot {
                     Slot::Open(s) => return s,
                     Slot::Closed(_) => {

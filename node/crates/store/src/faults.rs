@@ -5,6 +5,7 @@
 //! a release build has no such switch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use super::StoreError;
 
@@ -18,6 +19,19 @@ pub struct Faults {
     /// The next N ingest batches fail inside their transaction, after the first record
     /// of the batch has been written (a write that fails partway).
     fail_mid_batch: AtomicU64,
+    /// The next N ingest flushes (the fsync that makes a batch or group durable) fail
+    /// after the batch was applied in memory: a disk that takes the writes but cannot
+    /// make them durable.
+    fail_flushes: AtomicU64,
+    /// While true, an ingest flush waits (the store thread blocks) until
+    /// [`Faults::resume_flushes`]: lets a test hold a batch queued but not yet durable.
+    paused: Mutex<bool>,
+    resumed: Condvar,
+    /// While true, the store actor's probe write before a recovery reopen fails (the
+    /// disk still refuses writes), so a store with a failed write stays failed and is
+    /// not reopened: lets a test act in that window, which otherwise lasts until the
+    /// next job after a failure.
+    fail_probes: std::sync::atomic::AtomicBool,
 }
 
 impl Faults {
@@ -31,10 +45,42 @@ impl Faults {
         self.fail_mid_batch.store(n, Ordering::SeqCst);
     }
 
+    /// Makes the next `n` ingest flushes fail (`u64::MAX`: until cleared).
+    pub fn fail_flushes(&self, n: u64) {
+        self.fail_flushes.store(n, Ordering::SeqCst);
+    }
+
+    /// Holds every ingest flush (the store thread waits in it) until
+    /// [`Faults::resume_flushes`]. Whether a held flush then fails is decided when it
+    /// resumes ([`Faults::fail_flushes`]).
+    pub fn pause_flushes(&self) {
+        *self.paused.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    }
+
+    /// Lets held flushes go on.
+    pub fn resume_flushes(&self) {
+        *self.paused.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.resumed.notify_all();
+    }
+
+    /// Makes the actor's probe write before a recovery reopen fail (`true`) or
+    /// succeed again (`false`).
+    pub fn fail_probes(&self, on: bool) {
+        self.fail_probes.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether the recovery probe is to fail (see [`Faults::fail_probes`]).
+    pub(super) fn probe_fails(&self) -> bool {
+        self.fail_probes.load(Ordering::SeqCst)
+    }
+
     /// The disk works again.
     pub fn clear(&self) {
         self.fail_writes.store(0, Ordering::SeqCst);
         self.fail_mid_batch.store(0, Ordering::SeqCst);
+        self.fail_flushes.store(0, Ordering::SeqCst);
+        self.fail_probes(false);
+        self.resume_flushes();
     }
 
     fn take(counter: &AtomicU64) -> bool {
@@ -51,6 +97,23 @@ impl Faults {
     pub(super) fn before_write(&self) -> Result<(), StoreError> {
         if Self::take(&self.fail_writes) {
             return Err(injected("the disk refuses writes (read-only file system)"));
+        }
+        Ok(())
+    }
+
+    /// Called before an ingest's flush: waits while flushes are paused, then an error
+    /// if this flush is to fail.
+    pub(super) fn before_flush(&self) -> Result<(), StoreError> {
+        let mut paused = self.paused.lock().unwrap_or_else(PoisonError::into_inner);
+        while *paused {
+            paused = self
+                .resumed
+                .wait(paused)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(paused);
+        if Self::take(&self.fail_flushes) {
+            return Err(injected("the flush to disk failed (fsync error)"));
         }
         Ok(())
     }

@@ -34,7 +34,7 @@ use engine::{Tree, TxTree};
 use wlnode_crypto::model::{AgencyCode, EntryId, RecordId, Status};
 use wlnode_crypto::time::Timestamp;
 
-pub use actor::{StoreHandle, checkpoint_due};
+pub use actor::{QueuedIngest, StoreHandle, checkpoint_due};
 pub use engine::{EngineKind, UnknownEngine};
 pub use wlnode_types::EntryKey;
 
@@ -785,8 +785,15 @@ impl Store {
     /// Applies a batch in one transaction, then flushes to disk.
     pub fn ingest(&self, batch: &IngestBatch, now: Timestamp) -> Result<IngestReport, StoreError> {
         let report = self.ingest_unflushed(batch, now)?;
-        self.write_result(self.db.flush())?;
+        self.flush_ingest()?;
         Ok(report)
+    }
+
+    /// The flush that makes applied ingests durable (with the tests' flush faults).
+    fn flush_ingest(&self) -> Result<(), StoreError> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        self.write_failed(self.faults.before_flush())?;
+        self.write_result(self.db.flush()).map(|_| ())
     }
 
     /// Group commit: applies each batch in its own transaction (atomic as with
@@ -805,7 +812,7 @@ impl Store {
             .map(|b| self.ingest_unflushed(b, now))
             .collect();
         if out.iter().any(Result::is_ok)
-            && let Err(e) = self.write_result(self.db.flush())
+            && let Err(e) = self.flush_ingest()
         {
             // One error for each batch (the engine's error is not `Clone`).
             let copy = || match &e {

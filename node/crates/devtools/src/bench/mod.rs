@@ -12,6 +12,7 @@ pub mod threads;
 use std::path::Path;
 use std::time::Instant;
 
+use futures::StreamExt;
 use serde::Serialize;
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::model::{AgencyCode, EntryDraft, EntryId, Status};
@@ -212,6 +213,9 @@ pub(crate) fn engine_toml(engine: EngineKind) -> String {
     format!("\n[store]\nengine = \"{engine}\"\n")
 }
 
+/// Import requests the bench keeps in flight (as `wlnode import` does).
+const IMPORTS_IN_FLIGHT: usize = 2;
+
 /// Imports `n` synthetic entries into a fresh in-process node through its HTTP API.
 pub async fn import(
     n: usize,
@@ -252,20 +256,31 @@ pub async fn import(
     let start = Instant::now();
     let cpu = process_cpu_seconds();
     let t0 = threads::snapshot();
-    for (chunk, idc) in drafts.chunks(batch).zip(ids.chunks(batch)) {
-        let rows: Vec<ImportRow<'_>> = chunk
-            .iter()
-            .zip(idc)
-            .map(|(d, id)| ImportRow {
-                source_id: id,
-                entry: d,
-            })
-            .collect();
-        let reply = client.import_batch("bench", &rows).await.map_err(err)?;
+    // Two requests in flight, as `wlnode import` sends them: the node judges the next
+    // batch while the one before commits.
+    let mut replies = futures::stream::iter(drafts.chunks(batch).zip(ids.chunks(batch)))
+        .map(|(chunk, idc)| {
+            let client = &client;
+            async move {
+                let rows: Vec<ImportRow<'_>> = chunk
+                    .iter()
+                    .zip(idc)
+                    .map(|(d, id)| ImportRow {
+                        source_id: id,
+                        entry: d,
+                    })
+                    .collect();
+                client.import_batch("bench", &rows).await
+            }
+        })
+        .buffered(IMPORTS_IN_FLIGHT);
+    while let Some(reply) = replies.next().await {
+        let reply = reply.map_err(err)?;
         if reply.results.iter().any(|r| r.result == "failed") {
             return Err(err("a benchmark row failed"));
         }
     }
+    drop(replies);
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = process_cpu_seconds() - cpu;
     let by_thread = threads::shares(&t0, &threads::snapshot(), n, cpu_seconds);
