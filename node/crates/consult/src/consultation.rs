@@ -413,6 +413,16 @@ pub struct Consultation {
     /// implausible (review s31-fixes C4). Absent in a consultation stored before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     round_min_deadline_secs: Option<u64>,
+    /// The other party's signed receipts of its steps, as the receiving node checked
+    /// them ([`crate::evidence::check`]): at the origin the request's, at the
+    /// requester each answer's and the refusal's, by step and round. Written into the
+    /// trail steps; at most one per step and round, [`MAX_ROUNDS`] + 2 in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    evidence: Vec<(
+        crate::evidence::ReceiptStep,
+        u32,
+        crate::evidence::SignedReceipt,
+    )>,
 }
 
 /// [`ConsultError::BadDeadline`]'s `why` for a deadline too far ahead (what
@@ -524,6 +534,7 @@ impl Consultation {
             expired_at: None,
             decision: None,
             refusal: None,
+            evidence: Vec::new(),
             round_min_deadline_secs: None,
         };
         let payload = Payload::ConsultRequest(c.request_payload());
@@ -573,10 +584,39 @@ impl Consultation {
             expired_at: None,
             decision: None,
             refusal: None,
+            evidence: Vec::new(),
             round_min_deadline_secs: Some(min_deadline.as_secs()),
         };
         c.tick(now);
         Ok(c)
+    }
+
+    /// Keeps the other party's checked receipt of step `step` of round `round` (the
+    /// first one kept for a step and round stays).
+    pub fn record_evidence(
+        &mut self,
+        step: crate::evidence::ReceiptStep,
+        round: u32,
+        receipt: crate::evidence::SignedReceipt,
+    ) {
+        let cap = usize::try_from(MAX_ROUNDS)
+            .unwrap_or(usize::MAX)
+            .saturating_add(2);
+        if self.evidence.len() < cap && self.evidence(step, round).is_none() {
+            self.evidence.push((step, round, receipt));
+        }
+    }
+
+    /// The other party's receipt of step `step` of round `round`, if kept.
+    pub fn evidence(
+        &self,
+        step: crate::evidence::ReceiptStep,
+        round: u32,
+    ) -> Option<&crate::evidence::SignedReceipt> {
+        self.evidence
+            .iter()
+            .find(|(s, r, _)| *s == step && *r == round)
+            .map(|(_, _, e)| e)
     }
 
     /// The request body as sent (requester) or received (origin), with the details
@@ -590,6 +630,7 @@ impl Consultation {
             reference: self.reference.clone(),
             deadline: self.deadline,
             details: self.details.clone(),
+            receipt: None,
         }
     }
 
@@ -671,6 +712,7 @@ impl Consultation {
     ) -> Result<Vec<Action>, ConsultError> {
         self.side("answer", Role::Origin)?;
         let body = ConsultAnswer {
+            receipt: None,
             consultation_id: self.id,
             round: self.round,
             answer,

@@ -229,6 +229,7 @@ fn answering_is_the_origins_alone_and_once() {
     assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
     // An answer from someone other than the origin.
     let a = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 1,
@@ -259,6 +260,7 @@ fn answering_is_the_origins_alone_and_once() {
 fn an_answer_for_another_consultation_or_round_is_refused() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let other = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: ConsultationId([9; 16]),
         round: 1,
@@ -290,6 +292,7 @@ fn an_answer_after_the_deadline_is_refused_and_the_consultation_expires() {
     assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
     assert_eq!(o.state(), State::Expired);
     let a = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 1,
@@ -846,6 +849,7 @@ fn minus(t: Timestamp, ms: u64) -> Timestamp {
 /// The origin's objection to round 1, as its message carries it.
 fn objection(r: &Consultation) -> ConsultAnswer {
     ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 1,
@@ -1031,6 +1035,7 @@ fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
     r.supply_info("invoice".into(), None, at(10), at(3))
         .unwrap();
     let a = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 2,
@@ -1056,6 +1061,7 @@ fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
 fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::TooManyOpen,
@@ -1131,6 +1137,7 @@ fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline(
 fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
     let (mut r, mut o) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::Invalid,
@@ -1167,6 +1174,7 @@ fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
 fn a_refusal_that_contradicts_what_the_requester_knows_is_refused() {
     let (r, _) = pair(SilenceMeans::Objection);
     let refusal = |reason| ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason,
@@ -1279,6 +1287,7 @@ fn a_request_is_judged_at_its_arrival_not_when_it_is_applied() {
 fn a_too_short_refusal_is_judged_under_the_minimum_the_round_was_opened_under() {
     let (r, _) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::DeadlineTooShort,

@@ -98,8 +98,133 @@ pub(super) fn check_consultations(
         .filter(|l| l.usable)
         .map(LogIndex::new)
         .collect();
-    check_late_answers_across_logs(&indexes, report);
+    check_evidence(roster, &indexes, report);
+    check_late_answers_across_logs(roster, &indexes, report);
     check_refusals(roster, &indexes, report);
+}
+
+/// What the signed receipt a consultation step keeps shows (issue 21, s33; see
+/// `wlnode_consult::evidence`).
+enum Evidence {
+    /// The step keeps none (a log before receipts, or a sender that sent none).
+    None,
+    /// A receipt by a signing key the roster gives the actor (`from`) at its signed
+    /// time, never revoked, naming this step: the actor signed it.
+    Signed(wlnode_consult::StepReceipt),
+    /// A receipt that cannot be the actor's for this step: a signature that does not
+    /// verify, a body that names another step, round, party, answer or reason, or a
+    /// key that was not the actor's under the roster the keeper ran when it logged
+    /// the step. An honest keeper checks the receipt before it logs it, so this is
+    /// proof against the keeper.
+    Invented(String),
+    /// A receipt that verifies, but by a key revoked at some point (it may have been
+    /// stolen), or not the actor's under this roster while the keeper ran another:
+    /// proves nothing either way.
+    Unsure,
+}
+
+/// Judges the receipt step `step` (event `index`, round `round`) of `x`'s log keeps.
+fn evidence_of(
+    roster: &Roster,
+    x: &LogIndex<'_>,
+    index: u64,
+    round: u32,
+    step: &wlnode_consult::TrailEvent,
+) -> Evidence {
+    use wlnode_consult::{ReceiptStep, TrailKind};
+    let Some(signed) = step.kind.evidence() else {
+        return Evidence::None;
+    };
+    let r = match signed.open() {
+        Ok(r) => r,
+        Err(e) => return Evidence::Invented(e.to_string()),
+    };
+    let (want_step, answer, reason) = match &step.kind {
+        TrailKind::Requested { .. } => (ReceiptStep::Request, None, None),
+        TrailKind::Answered { answer, .. } | TrailKind::AnsweredLate { answer, .. } => {
+            (ReceiptStep::Answer, Some(*answer), None)
+        }
+        TrailKind::RefusedByOrigin { reason, .. } => (ReceiptStep::Refusal, None, Some(*reason)),
+        _ => return Evidence::Invented("a receipt on a step that takes none".into()),
+    };
+    let mismatch = if r.step != want_step {
+        Some("step")
+    } else if r.consultation_id != step.consultation_id {
+        Some("consultation")
+    } else if r.round != round {
+        Some("round")
+    } else if r.from != step.from || r.to != step.to {
+        Some("parties")
+    } else if r.answer != answer || r.reason != reason {
+        Some("answer or reason")
+    } else if let TrailKind::Requested { deadline, .. } = &step.kind
+        && r.deadline != Some(*deadline)
+    {
+        Some("deadline")
+    } else {
+        None
+    };
+    if let Some(what) = mismatch {
+        return Evidence::Invented(format!("the receipt names another {what}"));
+    }
+    let key = match signed.public_key() {
+        Ok(k) => k,
+        Err(e) => return Evidence::Invented(e.to_string()),
+    };
+    let revoked = roster
+        .member(&step.from)
+        .is_some_and(|m| m.revoked.iter().any(|v| v.key == key));
+    if revoked {
+        return Evidence::Unsure;
+    }
+    match roster.check_signer(&step.from, &key, r.signed_at) {
+        Ok(_) => Evidence::Signed(r),
+        // The keeper checked the signer under the roster it ran: if that is this
+        // roster, a key this roster does not give the actor was never accepted.
+        Err(e) if x.roster_before(index) == Some(roster.version()) => Evidence::Invented(format!(
+            "not {}'s key under the roster it ran: {e}",
+            step.from
+        )),
+        Err(_) => Evidence::Unsure,
+    }
+}
+
+/// Issue 21, s33: a consultation step whose kept receipt cannot be the actor's
+/// ([`Evidence::Invented`]) is `consultation_evidence_invalid`, proven against the
+/// log's keeper (an honest node checks a receipt before it acts on the message and
+/// logs it).
+fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    for x in indexes {
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            let Evidence::Invented(why) = evidence_of(roster, x, *i, *round, step) else {
+                continue;
+            };
+            if !cap.take(step.consultation_id) {
+                continue;
+            }
+            report.violations.push(proven(
+                "consultation_evidence_invalid",
+                x.log.export.agency.as_str(),
+                format!(
+                    "consultation {}: {}'s log keeps a receipt of {}'s {} (round {round}) that is not {}'s: {why}",
+                    step.consultation_id.to_hex(),
+                    x.log.export.agency,
+                    step.from,
+                    step.kind.as_str(),
+                    step.from,
+                ),
+                serde_json::json!({
+                    "consultation_id": step.consultation_id.to_hex(),
+                    "event": i,
+                    "round": round,
+                    "step": step.kind.as_str(),
+                    "actor": step.from.to_string(),
+                    "why": why,
+                }),
+            ));
+        }
+    }
 }
 
 /// A verified checkpoint: its size and signed time.
@@ -299,7 +424,7 @@ impl<'a> LogIndex<'a> {
         let mut requested: HashMap<_, u64> = HashMap::new();
         for (_, r, s) in &steps {
             match &s.kind {
-                TrailKind::Answered { answer } if s.from == log.export.agency => {
+                TrailKind::Answered { answer, .. } if s.from == log.export.agency => {
                     answers
                         .entry((s.consultation_id, &s.to))
                         .or_default()
@@ -388,7 +513,7 @@ impl FindingCap {
 /// without notice is reported, with itself named first; it can no longer excuse
 /// itself by framing the origin (the review's attack). Keeping the origin's signed
 /// answer in the step would settle it; not built.
-fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report) {
+fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
     for x in indexes {
@@ -402,7 +527,7 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                 } => (answer, *signed_at, true),
                 // Arrived in time: the origin answered before it arrived (within
                 // the skew).
-                TrailKind::Answered { answer } => (answer, step.at, false),
+                TrailKind::Answered { answer, .. } => (answer, step.at, false),
                 _ => continue,
             };
             // Review s32-consult M1: a time past the checkpoint that first covered the
@@ -417,9 +542,44 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
             if step.to != l.export.agency || step.from == l.export.agency {
                 continue;
             }
-            let Some(origin) = indexes.iter().find(|o| o.log.export.agency == step.from) else {
+            // Issue 21, s33: the origin's signed receipt of the answer. Checked
+            // by its own signed time, which the origin cannot move past the
+            // checkpoint that first covered the step here (the requester refuses a
+            // receipt dated ahead of its clock); one that is not the origin's is
+            // `consultation_evidence_invalid` against this keeper already.
+            let evidence = evidence_of(roster, x, *i, *round, step);
+            if matches!(evidence, Evidence::Invented(_)) {
+                continue;
+            }
+            let signed = match evidence {
+                Evidence::Signed(r)
+                    if cover
+                        .of(*i)
+                        .is_some_and(|c| r.signed_at.as_millis() <= c.saturating_add(skew)) =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            };
+            let when = signed.as_ref().map_or(when, |r| r.signed_at);
+            // L5: the origin's log, among its usable ones, that existed when the
+            // answer was signed (its first event no later), else the first.
+            let mut of_origin = indexes
+                .iter()
+                .filter(|o| o.log.export.agency == step.from)
+                .peekable();
+            let Some(first) = of_origin.peek().copied() else {
                 continue;
             };
+            // (Its own first event against a time it signed, or against the
+            // requester's clock for an unsigned answer: the skew is on the pair's
+            // side there.)
+            let existed = |o: &&LogIndex<'_>| {
+                o.by_time
+                    .first()
+                    .is_some_and(|(t, _)| *t <= when.as_millis())
+            };
+            let origin = of_origin.find(existed).unwrap_or(first);
             let covers = origin
                 .log
                 .checkpoint_at
@@ -437,9 +597,20 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                 continue;
             }
             let pair = format!("{}->{}", l.export.agency, step.from);
-            report.violations.push(violation(
+            // Signed by the origin, and its log, which existed then and is covered
+            // after the signed time, lacks it: the origin left its own step out.
+            let proof = signed.is_some() && existed(&origin);
+            report.violations.push(Violation {
+                kind: if proof {
+                    "consultation_answer_not_logged".into()
+                } else {
+                    "consultation_answer_unconfirmed".into()
+                },
+                node: if proof { step.from.to_string() } else { pair },
+                proven: proof,
+                ..violation(
                 "consultation_answer_unconfirmed",
-                &pair,
+                "",
                 format!(
                     "consultation {}: {}'s log records {} {} answer from {} to round {round} ({} {}), which {}'s log does not show",
                     step.consultation_id.to_hex(),
@@ -447,10 +618,10 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                     if late { "a late" } else { "an" },
                     answer.as_str(),
                     step.from,
-                    if late { "signed at" } else { "arrived at" },
+                    if late || signed.is_some() { "signed at" } else { "arrived at" },
                     when.as_millis(),
                     step.from
-                ),
+                ) + if proof { ", though the origin signed it" } else { "" },
                 serde_json::json!({
                     "consultation_id": step.consultation_id.to_hex(),
                     "requester": l.export.agency.to_string(),
@@ -458,12 +629,14 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                     "round": round,
                     "answer": answer.as_str(),
                     "origin": step.from.to_string(),
+                    "signed_by_origin": signed.is_some(),
                     "origin_answers": answers
                         .iter()
                         .map(|(r, a)| serde_json::json!({"round": r, "answer": a.as_str()}))
                         .collect::<Vec<_>>(),
                 }),
-            ));
+            )
+            });
         }
     }
 }
@@ -498,14 +671,47 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
         > = HashMap::new();
         for (i, round, step) in &x.steps {
             let why: &str = match &step.kind {
-                TrailKind::Requested { deadline } | TrailKind::InfoSupplied { deadline } => {
+                TrailKind::Requested { deadline, .. } | TrailKind::InfoSupplied { deadline } => {
                     opened.insert((step.consultation_id, *round), (*i, *deadline));
                     continue;
                 }
-                TrailKind::RefusedByOrigin { reason }
+                TrailKind::RefusedByOrigin { reason, .. }
                     if step.to == l.export.agency && step.from != l.export.agency =>
                 {
                     let origin = indexes.iter().find(|o| o.log.export.agency == step.from);
+                    // Issue 21, s33: a refusal the origin signed is judged on what it
+                    // signed (its time, the deadline it judged, its own log), and an
+                    // implausible one is proven against it.
+                    if let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step)
+                        && let Some(o) = origin
+                        && let Some(why) =
+                            signed_refusal_implausible(roster, o, &r, &l.export.agency, min, skew)
+                    {
+                        if cap.take(step.consultation_id) {
+                            report.violations.push(proven(
+                                "consultation_refusal_implausible",
+                                step.from.as_str(),
+                                format!(
+                                    "consultation {}: {}'s signed refusal of round {round}, signed at {}: {why}",
+                                    step.consultation_id.to_hex(),
+                                    step.from,
+                                    r.signed_at.as_millis(),
+                                ),
+                                serde_json::json!({
+                                    "consultation_id": step.consultation_id.to_hex(),
+                                    "requester": l.export.agency.to_string(),
+                                    "origin": step.from.to_string(),
+                                    "event": i,
+                                    "round": round,
+                                    "reason": reason.as_str(),
+                                    "signed_at": r.signed_at.as_millis(),
+                                    "deadline": r.deadline.map(|d| d.as_millis()),
+                                    "signed_by_origin": true,
+                                }),
+                            ));
+                        }
+                        continue;
+                    }
                     match reason {
                         RefusalReason::UnknownConsultation if *round == 1 => {
                             "unknown_consultation for the request itself"
@@ -571,12 +777,60 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                     "event": i,
                     "round": round,
                     "reason": match &step.kind {
-                        TrailKind::RefusedByOrigin { reason } => reason.as_str(),
+                        TrailKind::RefusedByOrigin { reason, .. } => reason.as_str(),
                         _ => "",
                     },
                 }),
             ));
         }
+    }
+}
+
+/// Issue 21, s33: why a refusal the origin signed (`r`, checked) is implausible by
+/// the origin's own signed data alone, if it is:
+/// - `unknown_consultation` for the request itself, or for a later round of a
+///   consultation the origin's covered log holds as `requester`'s from before it
+///   signed the refusal;
+/// - `deadline_too_short` of a deadline that left at least the roster's minimum (plus
+///   the skew) after the signed time, while the origin ran the roster the auditor
+///   verifies with (its log, covered past the signed time, says so). The origin
+///   judges a deadline at the message's arrival, before it signs, so a deadline long
+///   enough at signing was long enough then.
+fn signed_refusal_implausible(
+    roster: &Roster,
+    origin: &LogIndex<'_>,
+    r: &wlnode_consult::StepReceipt,
+    requester: &AgencyCode,
+    min: u64,
+    skew: u64,
+) -> Option<&'static str> {
+    use wlnode_consult::RefusalReason;
+    let at = r.signed_at.as_millis();
+    let covered = origin
+        .log
+        .checkpoint_at
+        .is_some_and(|c| c >= at.saturating_add(skew));
+    match r.reason? {
+        RefusalReason::UnknownConsultation if r.round == 1 => {
+            Some("unknown_consultation for the request itself")
+        }
+        RefusalReason::UnknownConsultation => (covered
+            && origin
+                .requested
+                .get(&(r.consultation_id, requester))
+                .is_some_and(|t| *t <= at))
+        .then_some(
+            "unknown_consultation for a consultation the origin's log held as this requester's",
+        ),
+        RefusalReason::DeadlineTooShort => {
+            let deadline = r.deadline?.as_millis();
+            let on_roster =
+                covered && origin.roster_before(origin.events_until(at)) == Some(roster.version());
+            (on_roster && deadline >= at.saturating_add(min).saturating_add(skew)).then_some(
+                "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
+            )
+        }
+        _ => None,
     }
 }
 

@@ -32,6 +32,7 @@ fn requested(id: ConsultationId, at: u64) -> Event {
     step(
         id,
         TrailKind::Requested {
+            evidence: None,
             deadline: Timestamp(DEADLINE),
         },
         at,
@@ -77,6 +78,7 @@ fn an_answer_the_requester_invented_is_not_blamed_on_the_origin() {
             step(
                 id,
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(DEADLINE - 60_000),
                     arrived_at: None,
@@ -141,6 +143,7 @@ fn an_in_time_answer_the_origins_log_does_not_show_is_reported() {
             step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 DEADLINE - 60_000,
@@ -166,6 +169,7 @@ fn an_in_time_answer_the_origins_log_does_not_show_is_reported() {
             events.push(step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 DEADLINE - 70_000,
@@ -208,6 +212,7 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
             step(
                 id,
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(DEADLINE - 60_000),
                     arrived_at: None,
@@ -227,6 +232,7 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
             step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::InfoRequested,
                 },
                 DAY,
@@ -245,6 +251,7 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
             step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 3 * DAY,
@@ -264,7 +271,16 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
 }
 
 fn refused(id: ConsultationId, reason: wlnode_consult::RefusalReason, at: u64) -> Event {
-    step(id, TrailKind::RefusedByOrigin { reason }, at, 0, 1)
+    step(
+        id,
+        TrailKind::RefusedByOrigin {
+            evidence: None,
+            reason,
+        },
+        at,
+        0,
+        1,
+    )
 }
 
 fn roster_loaded(version: u64, at: u64) -> Event {
@@ -296,6 +312,7 @@ fn an_unknown_consultation_refusal_the_logs_contradict_is_reported() {
         step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::InfoRequested,
             },
             at,
@@ -370,6 +387,7 @@ fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
                 step(
                     id,
                     TrailKind::Requested {
+                        evidence: None,
                         deadline: Timestamp(deadline),
                     },
                     1000,
@@ -406,6 +424,7 @@ fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
             step(
                 id,
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(long),
                 },
                 1000,
@@ -477,6 +496,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
     let id = ConsultationId([41; 16]);
     let later = 3000 + 10 * 60_000;
     let far = TrailKind::Requested {
+        evidence: None,
         deadline: Timestamp(Y2100 + 366 * DAY),
     };
     let requester = log(
@@ -487,6 +507,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
             dated(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 2000,
@@ -536,6 +557,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
             dated(
                 id,
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(Y2100 + DEADLINE),
                 },
                 1000,
@@ -547,6 +569,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
             dated(
                 id,
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(Y2100 + DEADLINE - 60_000),
                     arrived_at: None,
@@ -637,6 +660,7 @@ fn an_answer_the_origin_gave_another_member_confirms_nothing() {
         step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::NoObjection,
             },
             at,
@@ -651,6 +675,7 @@ fn an_answer_the_origin_gave_another_member_confirms_nothing() {
             step(
                 id,
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(DEADLINE),
                 },
                 1000,
@@ -729,6 +754,7 @@ fn a_keeper_cannot_mint_findings_against_another_member_alone() {
         step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::Objection,
             },
             DEADLINE + DAY,
@@ -807,6 +833,7 @@ fn a_repeated_bad_step_gets_a_bounded_number_of_findings() {
         events.push(step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::NoObjection,
             },
             2000 + n,
@@ -824,4 +851,311 @@ fn a_repeated_bad_step_gets_a_bounded_number_of_findings() {
     ] {
         assert_eq!(v.iter().filter(|v| v.kind == kind).count(), MAX, "{kind}");
     }
+}
+
+/// Issue 21, s33: a base time near now, so that the fixture's signing keys (valid
+/// from an hour before the fixture was built) were valid when the receipts below
+/// were signed.
+fn t0() -> u64 {
+    Timestamp::now().as_millis() - 30 * 60_000
+}
+
+/// The receipt `signer`'s agency key signs of a step of consultation `id`, round
+/// `round`, from `from` to `to`.
+#[allow(clippy::too_many_arguments)]
+fn receipt(
+    f: &Fixture,
+    signer: usize,
+    id: ConsultationId,
+    step: wlnode_consult::ReceiptStep,
+    from: usize,
+    to: usize,
+    answer: Option<Answer>,
+    reason: Option<wlnode_consult::RefusalReason>,
+    deadline: Option<u64>,
+    signed_at: u64,
+) -> wlnode_consult::SignedReceipt {
+    wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step,
+        consultation_id: id,
+        round: 1,
+        from: ag(from),
+        to: ag(to),
+        answer,
+        reason,
+        deadline: deadline.map(Timestamp),
+        refused_message: None,
+        signed_at: Timestamp(signed_at),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[signer])
+    .unwrap()
+}
+
+/// Issue 21, s33: the requester logs a no-objection with the origin's signed receipt
+/// of it; the origin's log, covered well after, does not show the answer. The
+/// origin signed it and left its own step out: proven against the origin
+/// (`consultation_answer_not_logged`), not the pair. A receipt the origin did not
+/// sign (the requester's own key, another answer, a signature under another
+/// context) is proven against the requester (`consultation_evidence_invalid`), and
+/// an answer without a receipt keeps the pair rule.
+#[test]
+fn a_signed_answer_proves_one_side() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([41; 16]);
+    let answered_at = t + 3_600_000;
+    let requester = |evidence: Option<wlnode_consult::SignedReceipt>| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence,
+                        answer: Answer::NoObjection,
+                    },
+                    answered_at + 1000,
+                    0,
+                    1,
+                ),
+                step(
+                    id,
+                    TrailKind::Decided {
+                        decision: Decision::Granted,
+                        despite: Despite::None,
+                    },
+                    answered_at + 2000,
+                    1,
+                    0,
+                ),
+            ],
+            &[4],
+        )
+    };
+    let origin = |answered: bool| {
+        let mut events = vec![
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(t + DEADLINE),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+        ];
+        if answered {
+            events.push(step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                answered_at,
+                0,
+                1,
+            ));
+        }
+        events.push(stopped(t + 2 * DAY));
+        let n = events.len() as u64;
+        log(&f, 0, &events, &[n])
+    };
+    let signed = |signer: usize, answer: Answer| {
+        receipt(
+            &f,
+            signer,
+            id,
+            ReceiptStep::Answer,
+            0,
+            1,
+            Some(answer),
+            None,
+            None,
+            answered_at,
+        )
+    };
+    // Signed by the origin, not in its log: proven against the origin.
+    let v = consult_findings(
+        &f,
+        &[
+            origin(false),
+            requester(Some(signed(0, Answer::NoObjection))),
+        ],
+    );
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_not_logged", NAMES[0], true)],
+        "{v:?}"
+    );
+    // In its log: nothing.
+    let v = consult_findings(
+        &f,
+        &[
+            origin(true),
+            requester(Some(signed(0, Answer::NoObjection))),
+        ],
+    );
+    assert!(v.is_empty(), "{v:?}");
+    // No receipt (an older log): the pair, as before.
+    let v = consult_findings(&f, &[origin(false), requester(None)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_unconfirmed", PAIR, false)],
+        "{v:?}"
+    );
+    // Receipts the origin did not sign for this answer: proven against the requester.
+    let mut other_context = signed(0, Answer::NoObjection);
+    other_context.signature = hex::encode(
+        f.agency_keys[0]
+            .sign(
+                wlnode_crypto::keys::context::RECORD,
+                other_context.body.as_bytes(),
+            )
+            .as_bytes(),
+    );
+    for bad in [
+        signed(1, Answer::NoObjection),
+        signed(0, Answer::Objection),
+        other_context,
+    ] {
+        for o in [origin(false), origin(true)] {
+            let v = consult_findings(&f, &[o, requester(Some(bad.clone()))]);
+            assert_eq!(
+                who(&v),
+                vec![("consultation_evidence_invalid", NAMES[1], true)],
+                "{v:?}"
+            );
+        }
+    }
+}
+
+/// Issue 21, s33: a refusal the origin signed is judged on what it signed. A
+/// `deadline_too_short` of a deadline that left far more than the roster's minimum
+/// after the origin signed, under the roster its log shows, and an
+/// `unknown_consultation` of the request itself, are proven against the origin; a
+/// genuinely short deadline is no finding.
+#[test]
+fn an_implausible_signed_refusal_is_proven_against_the_origin() {
+    use wlnode_consult::ReceiptStep;
+    use wlnode_consult::RefusalReason::{DeadlineTooShort, UnknownConsultation};
+    let f = fixture();
+    let v0 = f.roster.version();
+    let min = f.roster.consultation_min_deadline_secs() * 1000;
+    let t = t0();
+    let id = ConsultationId([42; 16]);
+    let signed_at = t + 60_000;
+    let requester = |deadline: u64, reason, evidence| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::RefusedByOrigin { reason, evidence },
+                    signed_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let origin = log(
+        &f,
+        0,
+        &[roster_loaded(v0, t - 1000), stopped(t + DAY)],
+        &[2],
+    );
+    let signed = |reason, deadline: u64| {
+        receipt(
+            &f,
+            0,
+            id,
+            ReceiptStep::Refusal,
+            0,
+            1,
+            None,
+            Some(reason),
+            Some(deadline),
+            signed_at,
+        )
+    };
+    let long = signed_at + min + 10 * 60_000;
+    let v = consult_findings(
+        &f,
+        &[
+            origin.clone(),
+            requester(long, DeadlineTooShort, Some(signed(DeadlineTooShort, long))),
+        ],
+    );
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", NAMES[0], true)],
+        "{v:?}"
+    );
+    let v = consult_findings(
+        &f,
+        &[
+            origin.clone(),
+            requester(
+                long,
+                UnknownConsultation,
+                Some(signed(UnknownConsultation, long)),
+            ),
+        ],
+    );
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", NAMES[0], true)],
+        "{v:?}"
+    );
+    let short = signed_at + min / 2;
+    let v = consult_findings(
+        &f,
+        &[
+            origin.clone(),
+            requester(
+                short,
+                DeadlineTooShort,
+                Some(signed(DeadlineTooShort, short)),
+            ),
+        ],
+    );
+    assert!(v.is_empty(), "{v:?}");
+    // Without a receipt: the pair, as before.
+    let v = consult_findings(&f, &[origin, requester(long, DeadlineTooShort, None)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", PAIR, false)],
+        "{v:?}"
+    );
 }
