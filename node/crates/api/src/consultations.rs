@@ -632,7 +632,7 @@ mod tests {
     fn ties_sort_by_reference_then_id() {
         let day = 86_400_000;
         let t = 100 * 60_000;
-        let mut all = vec![
+        let mut all = [
             received(1, "PG-05", t + 10, t + 30 * day + 10),
             received(2, "PG-01", t + 900, t + 30 * day + 900),
             received(3, "PG-06", t + 5, t + 30 * day + 5),
