@@ -889,6 +889,9 @@ impl Consultation {
     ///   of `min_deadline` (in force now) and the one the round was opened under
     ///   ([`Self::set_round_min_deadline`]; review s31-fixes C4) (it judged the
     ///   request at its arrival, before that, so the deadline was long enough then),
+    ///   unless the refusal carries the origin's receipt, which the caller checked
+    ///   (review s32-consult L2: the origin may run a roster with a larger minimum;
+    ///   the auditor judges a signed refusal under the origin's roster),
     ///   and `deadline_too_long` for a deadline within [`MAX_DEADLINE`] of the
     ///   round's opening.
     ///
@@ -945,11 +948,17 @@ impl Consultation {
             RefusalReason::UnknownConsultation if r.round == 1 => {
                 return implausible("a request cannot name an unknown consultation");
             }
+            // Review s32-consult L2: with the origin's signed receipt (checked by the
+            // caller, `crate::evidence::check`) the refusal is taken whatever our
+            // minimum says: the origin may run a roster with another minimum, and
+            // the auditor judges the signed refusal under the origin's roster and
+            // proves an implausible one against it. Without a receipt, as before.
             RefusalReason::DeadlineTooShort
-                if deadline
-                    >= signed
-                        .saturating_add(ms(self.refusal_min_deadline(min_deadline)))
-                        .saturating_add(skew) =>
+                if r.receipt.is_none()
+                    && deadline
+                        >= signed
+                            .saturating_add(ms(self.refusal_min_deadline(min_deadline)))
+                            .saturating_add(skew) =>
             {
                 return implausible(
                     "the deadline is at least the roster's minimum after the refusal was signed",

@@ -1315,3 +1315,43 @@ fn a_too_short_refusal_is_judged_under_the_minimum_the_round_was_opened_under() 
     let old: Consultation = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
     assert_eq!(old.round_min_deadline(), None);
 }
+
+/// Review s32-consult L2: the origin runs a roster whose minimum is larger than the
+/// requester's (the requester has not loaded it yet). Its `deadline_too_short`
+/// carries its signed receipt (checked by the caller) and is taken; the same refusal
+/// without a receipt is refused as before.
+#[test]
+fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let refusal = ConsultRefusal {
+        receipt: None,
+        consultation_id: r.id(),
+        round: 1,
+        reason: RefusalReason::DeadlineTooShort,
+        message_id: Some(wlnode_crypto::model::MessageId([1; 16])),
+    };
+    let mut plain = r.clone();
+    let e = refused(&mut plain, |c| {
+        c.receive_refusal(&org(), &refusal, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::ImplausibleRefusal { .. }), "{e}");
+    let key = wlnode_crypto::SecretKey::generate().unwrap();
+    let mut p = Payload::ConsultRefusal(refusal);
+    wlnode_consult::evidence::seal(
+        &mut p,
+        &org(),
+        r.requester(),
+        &key,
+        at(1),
+        Some(r.deadline()),
+    )
+    .unwrap();
+    let Payload::ConsultRefusal(sealed) = p else {
+        unreachable!()
+    };
+    let mut signed = r.clone();
+    signed
+        .receive_refusal(&org(), &sealed, at(1), MIN, at(1))
+        .unwrap();
+    assert_eq!(signed.state(), State::RefusedByOrigin);
+}

@@ -682,12 +682,21 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                     // Issue 21, s33: a refusal the origin signed is judged on what it
                     // signed (its time, the deadline it judged, its own log), and an
                     // implausible one is proven against it.
-                    if let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step)
-                        && let Some(o) = origin
-                        && let Some(why) =
-                            signed_refusal_implausible(roster, o, &r, &l.export.agency, min, skew)
-                    {
-                        if cap.take(step.consultation_id) {
+                    // A signed one is judged on that alone (review s32-consult L2:
+                    // the requester takes a signed `deadline_too_short` whatever
+                    // its own minimum, so its roster says nothing here).
+                    if let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step) {
+                        let why = signed_refusal_implausible(
+                            roster,
+                            origin,
+                            &r,
+                            &l.export.agency,
+                            min,
+                            skew,
+                        );
+                        if let Some(why) = why
+                            && cap.take(step.consultation_id)
+                        {
                             report.violations.push(proven(
                                 "consultation_refusal_implausible",
                                 step.from.as_str(),
@@ -798,7 +807,7 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
 ///   enough at signing was long enough then.
 fn signed_refusal_implausible(
     roster: &Roster,
-    origin: &LogIndex<'_>,
+    origin: Option<&LogIndex<'_>>,
     r: &wlnode_consult::StepReceipt,
     requester: &AgencyCode,
     min: u64,
@@ -806,27 +815,30 @@ fn signed_refusal_implausible(
 ) -> Option<&'static str> {
     use wlnode_consult::RefusalReason;
     let at = r.signed_at.as_millis();
-    let covered = origin
-        .log
-        .checkpoint_at
-        .is_some_and(|c| c >= at.saturating_add(skew));
+    // The origin's log, covered past the signed time: needed by all but the first
+    // rule.
+    let covered = origin.filter(|o| {
+        o.log
+            .checkpoint_at
+            .is_some_and(|c| c >= at.saturating_add(skew))
+    });
     match r.reason? {
         RefusalReason::UnknownConsultation if r.round == 1 => {
             Some("unknown_consultation for the request itself")
         }
-        RefusalReason::UnknownConsultation => (covered
-            && origin
-                .requested
-                .get(&(r.consultation_id, requester))
-                .is_some_and(|t| *t <= at))
-        .then_some(
-            "unknown_consultation for a consultation the origin's log held as this requester's",
-        ),
+        RefusalReason::UnknownConsultation => covered?
+            .requested
+            .get(&(r.consultation_id, requester))
+            .is_some_and(|t| *t <= at)
+            .then_some(
+                "unknown_consultation for a consultation the origin's log held as this requester's",
+            ),
         RefusalReason::DeadlineTooShort => {
+            let o = covered?;
             let deadline = r.deadline?.as_millis();
-            let on_roster =
-                covered && origin.roster_before(origin.events_until(at)) == Some(roster.version());
-            (on_roster && deadline >= at.saturating_add(min).saturating_add(skew)).then_some(
+            (o.roster_before(o.events_until(at)) == Some(roster.version())
+                && deadline >= at.saturating_add(min).saturating_add(skew))
+            .then_some(
                 "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
             )
         }

@@ -1151,6 +1151,22 @@ fn an_implausible_signed_refusal_is_proven_against_the_origin() {
         ],
     );
     assert!(v.is_empty(), "{v:?}");
+    // The origin ran another roster (review s32-consult L2: one with a larger
+    // minimum, say): its signed refusal is not judged, not even against the pair.
+    let elsewhere = log(
+        &f,
+        0,
+        &[roster_loaded(v0 + 1, t - 1000), stopped(t + DAY)],
+        &[2],
+    );
+    let v = consult_findings(
+        &f,
+        &[
+            elsewhere,
+            requester(long, DeadlineTooShort, Some(signed(DeadlineTooShort, long))),
+        ],
+    );
+    assert!(v.is_empty(), "{v:?}");
     // Without a receipt: the pair, as before.
     let v = consult_findings(&f, &[origin, requester(long, DeadlineTooShort, None)]);
     assert_eq!(
