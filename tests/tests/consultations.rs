@@ -2326,7 +2326,12 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         wlnode_consult::encode(&wlnode_consult::Payload::ConsultRequest(r)).unwrap()
     };
     let fresh = wlnode_consult::ConsultationId([0xcd; 16]);
+    // Review s32-consult L1: information under the envelope kind of a request, for
+    // B's id and a fresh one. Before, the held id got `invalid` and the fresh one
+    // `unknown_consultation`; now neither is answered (both refused and audited).
     for (kind, body) in [
+        ("consult_request", info(ok)),
+        ("consult_request", info(fresh)),
         ("consult_info", info(ok)),
         ("consult_info", info(fresh)),
         ("consult_request", request(ok)),
@@ -2341,7 +2346,7 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
     }
     wait_for(T, "A refuses C's information and requests", || async {
         refused_in_audit(&c, 0, "consult_info").await == 2
-            && refused_in_audit(&c, 0, "consult_request").await == 4
+            && refused_in_audit(&c, 0, "consult_request").await == 6
     })
     .await;
     let to_c: Vec<OutboxItem> = refusals_sent(&c, 0)

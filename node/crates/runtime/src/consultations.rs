@@ -445,10 +445,9 @@ struct Refusable {
     message_id: MessageId,
     /// The deadline it asked for.
     deadline: Timestamp,
-}
-
-fn payload_kind_is_info(kind: &str) -> bool {
-    kind == "consult_info"
+    /// Information (a later round), not a request: from the decoded payload, never
+    /// the envelope's kind, which the sender picks (review s32-consult L1).
+    is_info: bool,
 }
 
 /// The id of the message this node sent that opened `round` of `h` (the request for
@@ -1408,6 +1407,33 @@ impl Consultations {
                 return self.mark(mark).await;
             }
         };
+        // An envelope whose kind is not its payload's (review s32-consult L1: the
+        // refusal depended on the kind the sender picked, so one message told a
+        // member whether we hold an id) is refused and audited, and never answered,
+        // whatever the id.
+        if item.kind != payload.kind() {
+            tracing::warn!(from = %item.from, kind = %item.kind, payload = payload.kind(), "consultation message refused: its envelope kind is not its payload's");
+            self.refused_messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ev = refusal_event(
+                &self.agency,
+                item,
+                now,
+                format!(
+                    "consultation_refused: envelope kind {} carries a {} payload",
+                    item.kind,
+                    payload.kind()
+                ),
+            );
+            self.store
+                .call(move |s| {
+                    s.table_put(LocalTable::Consultations, &mark, true)?;
+                    s.audit_append(&[ev])?;
+                    Ok(())
+                })
+                .await?;
+            return Ok(());
+        }
         // The sender's signed receipt of a request, answer or refusal (issue 21,
         // s33): checked before anything else and kept as evidence in the trail
         // step. One that does not check (another signer, another step, another
@@ -1462,12 +1488,14 @@ impl Consultations {
                 round: 1,
                 message_id: item.message_id,
                 deadline: r.deadline,
+                is_info: false,
             }),
             Payload::ConsultInfo(i) => Some(Refusable {
                 id: i.consultation_id,
                 round: i.round,
                 message_id: item.message_id,
                 deadline: i.deadline,
+                is_info: true,
             }),
             _ => None,
         };
@@ -1830,7 +1858,7 @@ impl Consultations {
                         Some(h) => h.consultation.requester() != &item.from,
                         None => false,
                     };
-                    let reason = match (payload_kind_is_info(&item.kind), not_theirs) {
+                    let reason = match (refused.is_info, not_theirs) {
                         (true, true) => RefusalReason::UnknownConsultation,
                         _ => hint.unwrap_or(match &e {
                             ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
