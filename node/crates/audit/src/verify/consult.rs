@@ -99,6 +99,7 @@ pub(super) fn check_consultations(
         .map(LogIndex::new)
         .collect();
     check_evidence(roster, &indexes, report);
+    check_requests_across_logs(roster, &indexes, report);
     check_late_answers_across_logs(roster, &indexes, report);
     check_refusals(roster, &indexes, report);
 }
@@ -789,6 +790,69 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                         TrailKind::RefusedByOrigin { reason, .. } => reason.as_str(),
                         _ => "",
                     },
+                }),
+            ));
+        }
+    }
+}
+
+/// Issue 21, s33: a request the origin's log keeps with the requester's signed
+/// receipt, which the requester's log (existing at the signed time, covered by a
+/// checkpoint signed past it plus the skew) does not show as its own `requested`
+/// step, is `consultation_request_not_logged`, proven against the requester: an
+/// honest requester logs the request when it saves it, before it is sent, so a
+/// requester that hides a consultation from its own trail (to grant on it without a
+/// trace) is caught by the origin's copy of its signature.
+fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    use wlnode_consult::TrailKind;
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    for x in indexes {
+        let l = x.log;
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            if !matches!(step.kind, TrailKind::Requested { .. })
+                || step.to != l.export.agency
+                || step.from == l.export.agency
+            {
+                continue;
+            }
+            let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step) else {
+                continue;
+            };
+            let at = r.signed_at.as_millis();
+            let shown = |q: &&LogIndex<'_>| {
+                q.requested
+                    .contains_key(&(step.consultation_id, &step.from))
+            };
+            let judged: Vec<&LogIndex<'_>> = indexes
+                .iter()
+                .filter(|q| q.log.export.agency == step.from)
+                .filter(|q| {
+                    q.by_time.first().is_some_and(|(t, _)| *t <= at)
+                        && q.log
+                            .checkpoint_at
+                            .is_some_and(|c| c >= at.saturating_add(skew))
+                })
+                .collect();
+            if judged.is_empty() || judged.iter().any(shown) || !cap.take(step.consultation_id) {
+                continue;
+            }
+            report.violations.push(proven(
+                "consultation_request_not_logged",
+                step.from.as_str(),
+                format!(
+                    "consultation {}: {}'s log keeps {}'s signed request (signed at {at}), which {}'s log does not show",
+                    step.consultation_id.to_hex(),
+                    l.export.agency,
+                    step.from,
+                    step.from,
+                ),
+                serde_json::json!({
+                    "consultation_id": step.consultation_id.to_hex(),
+                    "origin": l.export.agency.to_string(),
+                    "requester": step.from.to_string(),
+                    "event": i,
+                    "signed_at": at,
                 }),
             ));
         }

@@ -1175,3 +1175,78 @@ fn an_implausible_signed_refusal_is_proven_against_the_origin() {
         "{v:?}"
     );
 }
+
+/// Issue 21, s33: the origin's log keeps the requester's signed request; the
+/// requester's log, existing then and covered well after, has no `requested` step
+/// for it (the requester hid the consultation from its trail): proven against the
+/// requester. A requester log that shows it, or one not yet covered past the signed
+/// time, gives nothing.
+#[test]
+fn a_signed_request_the_requester_did_not_log_is_proven_against_it() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([43; 16]);
+    let deadline = t + DEADLINE;
+    let signed = receipt(
+        &f,
+        1,
+        id,
+        ReceiptStep::Request,
+        1,
+        0,
+        None,
+        None,
+        Some(deadline),
+        t + 1000,
+    );
+    let origin = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: Some(signed),
+                    deadline: Timestamp(deadline),
+                },
+                t + 2000,
+                1,
+                0,
+            ),
+            stopped(t + DAY),
+        ],
+        &[3],
+    );
+    let requester = |logged: bool, until: u64| {
+        let mut events = vec![roster_loaded(v0, t - 1000)];
+        if logged {
+            events.push(step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                0,
+            ));
+        }
+        events.push(stopped(until));
+        let n = events.len() as u64;
+        log(&f, 1, &events, &[n])
+    };
+    let v = consult_findings(&f, &[origin.clone(), requester(false, t + DAY)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_request_not_logged", NAMES[1], true)],
+        "{v:?}"
+    );
+    assert!(consult_findings(&f, &[origin.clone(), requester(true, t + DAY)]).is_empty());
+    assert!(
+        consult_findings(&f, &[origin, requester(false, t + 2000)]).is_empty(),
+        "not covered past the signed time yet"
+    );
+}
