@@ -410,6 +410,14 @@ struct LogIndex<'a> {
     /// The earliest `requested` of each consultation it holds, by consultation and
     /// requester (Unix ms, the step's time).
     requested: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// The event index of the first covered `requested` of each consultation it
+    /// holds, by consultation and requester (review s33-consult H2: whether the log
+    /// held a consultation before it refused is decided by position in the log, not
+    /// by comparing its arrival time with a later signing time).
+    requested_index: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// The event index of the first covered `mail rejected` event of each message
+    /// id (lower-case hex): where the log audited a message it refused.
+    rejected: HashMap<&'a str, u64>,
     /// Covered `roster_loaded` events: (index, version), by index.
     rosters: Vec<(u64, u64)>,
     /// Events by time: (time, one past the highest index of an event at or before
@@ -423,7 +431,8 @@ impl<'a> LogIndex<'a> {
         let steps = rounds(log);
         let mut answers: HashMap<_, Vec<_>> = HashMap::new();
         let mut requested: HashMap<_, u64> = HashMap::new();
-        for (_, r, s) in &steps {
+        let mut requested_index: HashMap<_, u64> = HashMap::new();
+        for (i, r, s) in &steps {
             match &s.kind {
                 TrailKind::Answered { answer, .. } if s.from == log.export.agency => {
                     answers
@@ -436,6 +445,9 @@ impl<'a> LogIndex<'a> {
                         .entry((s.consultation_id, &s.from))
                         .or_insert(u64::MAX);
                     *at = (*at).min(s.at.as_millis());
+                    requested_index
+                        .entry((s.consultation_id, &s.from))
+                        .or_insert(*i);
                 }
                 _ => {}
             }
@@ -449,6 +461,16 @@ impl<'a> LogIndex<'a> {
                 _ => None,
             })
             .collect();
+        let mut rejected: HashMap<&str, u64> = HashMap::new();
+        for (i, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
+            if let EventKind::Mail {
+                action, message_id, ..
+            } = &e.kind
+                && action == "rejected"
+            {
+                rejected.entry(message_id.as_str()).or_insert(*i);
+            }
+        }
         let mut by_time: Vec<(u64, u64)> = log.events.iter().map(|(i, e)| (e.at, *i + 1)).collect();
         by_time.sort_unstable();
         let mut upto = 0;
@@ -461,6 +483,8 @@ impl<'a> LogIndex<'a> {
             steps,
             answers,
             requested,
+            requested_index,
+            rejected,
             rosters,
             by_time,
         }
@@ -890,13 +914,22 @@ fn signed_refusal_implausible(
         RefusalReason::UnknownConsultation if r.round == 1 => {
             Some("unknown_consultation for the request itself")
         }
-        RefusalReason::UnknownConsultation => covered?
-            .requested
-            .get(&(r.consultation_id, requester))
-            .is_some_and(|t| *t <= at)
-            .then_some(
-                "unknown_consultation for a consultation the origin's log held as this requester's",
-            ),
+        RefusalReason::UnknownConsultation => {
+            // Review s33-consult H2: the origin audits the refused message (`mail
+            // rejected`) before it signs the refusal, so a `requested` of this
+            // requester earlier in its log was held when it refused. Times prove
+            // nothing here: a request that arrived while the origin was refusing an
+            // earlier information is dated before the refusal's signing yet opened
+            // after it. Without the refused message's audit event, nothing is proven.
+            let o = covered?;
+            let refused_at = *o.rejected.get(r.refused_message?.to_hex().as_str())?;
+            o.requested_index
+                .get(&(r.consultation_id, requester))
+                .is_some_and(|k| *k < refused_at)
+                .then_some(
+                    "unknown_consultation for a consultation the origin's log held as this requester's before it audited the refused message",
+                )
+        }
         RefusalReason::DeadlineTooShort => {
             let o = covered?;
             let deadline = r.deadline?.as_millis();

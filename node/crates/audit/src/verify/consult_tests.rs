@@ -1250,3 +1250,144 @@ fn a_signed_request_the_requester_did_not_log_is_proven_against_it() {
         "not covered past the signed time yet"
     );
 }
+
+/// The origin's audit event of a message it refused (`mail rejected`).
+fn mail_rejected(message: wlnode_crypto::model::MessageId, from: usize, at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: "rejected".into(),
+            message_id: message.to_hex(),
+            item: "message".into(),
+            from: ag(from),
+            to: ag(0),
+            kind: "consult_info".into(),
+            size: 100,
+            peer: None,
+            reason: Some("consultation_refused: not ours".into()),
+            expires_at: None,
+            ack: None,
+        },
+    )
+}
+
+/// The findings against agency 0 (the origin in these tests): (kind, proven).
+fn against_origin(v: &[Violation]) -> Vec<(String, bool)> {
+    v.iter()
+        .filter(|x| x.node == NAMES[0])
+        .map(|x| (x.kind.clone(), x.proven))
+        .collect()
+}
+
+/// Review s33-consult H2: the requester sends information for a fresh id, then the
+/// request opening it. The origin refuses the information (`unknown_consultation`,
+/// round 2, signed after several store writes) while the request, which arrived
+/// during that, is applied next and dated at its arrival, before the refusal's
+/// signing time. The origin was honest: its log audits the refused information
+/// before it opens the consultation, so nothing is proven against it (the
+/// requester's own log, with its information nobody asked for, is not at issue
+/// here). When its log opened the consultation before auditing the refused
+/// message, the signed refusal is proven against it.
+#[test]
+fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
+    use wlnode_consult::ReceiptStep;
+    use wlnode_consult::RefusalReason::UnknownConsultation;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([44; 16]);
+    let deadline = t + DEADLINE;
+    let message = wlnode_crypto::model::MessageId([5; 16]);
+    let signed_at = t + 2000;
+    let signed = wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step: ReceiptStep::Refusal,
+        consultation_id: id,
+        round: 2,
+        from: ag(0),
+        to: ag(1),
+        answer: None,
+        reason: Some(UnknownConsultation),
+        deadline: Some(Timestamp(deadline)),
+        refused_message: Some(message),
+        signed_at: Timestamp(signed_at),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[0])
+    .unwrap();
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::InfoSupplied {
+                    deadline: Timestamp(deadline),
+                },
+                t + 1100,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::RefusedByOrigin {
+                    reason: UnknownConsultation,
+                    evidence: Some(signed),
+                },
+                signed_at + 1000,
+                0,
+                1,
+            ),
+            stopped(t + DAY),
+        ],
+        &[5],
+    );
+    // The request arrived at t + 1500, while the information was being refused.
+    let opened = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(deadline),
+        },
+        t + 1500,
+        1,
+        0,
+    );
+    let origin = |request_first: bool| {
+        let refused = mail_rejected(message, 1, t + 1600);
+        let (a, b) = if request_first {
+            (opened.clone(), refused)
+        } else {
+            (refused, opened.clone())
+        };
+        log(
+            &f,
+            0,
+            &[roster_loaded(v0, t - 1000), a, b, stopped(t + DAY)],
+            &[4],
+        )
+    };
+    let v = consult_findings(&f, &[origin(false), requester.clone()]);
+    assert_eq!(
+        against_origin(&v),
+        vec![],
+        "an honest origin is proven: {v:?}"
+    );
+    let v = consult_findings(&f, &[origin(true), requester]);
+    assert_eq!(
+        against_origin(&v),
+        vec![("consultation_refusal_implausible".to_string(), true)],
+        "{v:?}"
+    );
+}
