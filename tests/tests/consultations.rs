@@ -2329,7 +2329,13 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
     // Review s32-consult L1: information under the envelope kind of a request, for
     // B's id and a fresh one. Before, the held id got `invalid` and the fresh one
     // `unknown_consultation`; now neither is answered (both refused and audited).
+    // Review s33-consult H1: a request under the envelope kind of information, for
+    // B's id (before cda9643 A signed `unknown_consultation` for round 1, which the
+    // auditor proves against it) and a fresh one: neither is answered. Sent first,
+    // so that no refusal of the same round is already marked as sent.
     for (kind, body) in [
+        ("consult_info", request(ok)),
+        ("consult_info", request(fresh)),
         ("consult_request", info(ok)),
         ("consult_request", info(fresh)),
         ("consult_info", info(ok)),
@@ -2345,7 +2351,7 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
             .unwrap();
     }
     wait_for(T, "A refuses C's information and requests", || async {
-        refused_in_audit(&c, 0, "consult_info").await == 2
+        refused_in_audit(&c, 0, "consult_info").await == 4
             && refused_in_audit(&c, 0, "consult_request").await == 6
     })
     .await;
