@@ -311,6 +311,15 @@ pub enum ConsultError {
         /// The deadline.
         deadline: Timestamp,
     },
+    /// An answer signed before the round it answers was opened here (less the
+    /// skew).
+    #[error("the answer was signed at {signed_at}, before its round was opened at {opened}")]
+    AnswerBeforeRound {
+        /// When the origin signed it.
+        signed_at: Timestamp,
+        /// When the round was opened here.
+        opened: Timestamp,
+    },
     /// A decision while the consultation is open and before its deadline.
     #[error("no decision before the origin answers or the deadline {deadline} passes")]
     PrematureDecision {
@@ -802,6 +811,14 @@ impl Consultation {
         let on_silence = self.expired_at.is_some();
         match self.state() {
             State::Open => {
+                // Review s33-consult M1/L4: nobody answers a round before it was
+                // opened, in time or late; an answer signed earlier (a backdated
+                // receipt, placing the answer before the origin's current log began
+                // so that its omission there proves nothing) is refused.
+                let opened = self.round_opened_at();
+                if signed_at.as_millis() < opened.as_millis().saturating_sub(ms(TIMING_SKEW)) {
+                    return Err(ConsultError::AnswerBeforeRound { signed_at, opened });
+                }
                 self.record_answer(a.answer, a.reason.clone(), now);
                 Ok(())
             }

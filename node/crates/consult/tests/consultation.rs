@@ -256,6 +256,37 @@ fn answering_is_the_origins_alone_and_once() {
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
 }
 
+/// Review s33-consult M1/L4: an answer that arrives in time but was signed before
+/// its round was opened here (beyond the skew) is refused: a backdated answer
+/// placed the answer before the origin's current log began, so its omission from
+/// that log proved nothing. One signed within the skew before is taken.
+#[test]
+fn an_in_time_answer_signed_before_its_round_opened_is_refused() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    let id = r.id();
+    let backdated = |before: u64| ConsultAnswer {
+        receipt: None,
+        answered_at: Some(Timestamp(T0.0 - before)),
+        consultation_id: id,
+        round: 1,
+        answer: Answer::Objection,
+        reason: Some("because".into()),
+    };
+    let year = backdated(365 * DAY);
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &year, at(2), at(2)));
+    assert_eq!(
+        e,
+        ConsultError::AnswerBeforeRound {
+            signed_at: Timestamp(T0.0 - 365 * DAY),
+            opened: T0,
+        }
+    );
+    let skew = u64::try_from(TIMING_SKEW.as_millis()).unwrap();
+    let within = backdated(skew / 2);
+    r.receive_answer(&org(), &within, at(2), at(2)).unwrap();
+    assert_eq!(r.state(), State::Answered);
+}
+
 #[test]
 fn an_answer_for_another_consultation_or_round_is_refused() {
     let (mut r, _) = pair(SilenceMeans::Objection);

@@ -541,6 +541,7 @@ impl FindingCap {
 fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    let ahead = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
     for x in indexes {
         let l = x.log;
         let cover = FirstCover::new(l);
@@ -568,9 +569,13 @@ fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], rep
                 continue;
             }
             // Issue 21, s33: the origin's signed receipt of the answer. Checked
-            // by its own signed time, which the origin cannot move past the
-            // checkpoint that first covered the step here (the requester refuses a
-            // receipt dated ahead of its clock); one that is not the origin's is
+            // by its own signed time, which the origin cannot move more than
+            // `MAX_CLOCK_SKEW` past the checkpoint that first covered the step here
+            // (the requester refuses a receipt dated further ahead of its clock;
+            // review s33-consult M1: with the 5-minute skew here, an origin dating
+            // its answer 10 minutes ahead turned its proven omission into a pair
+            // finding). A later signed time only makes the origin's own covering
+            // checkpoint below come later. One that is not the origin's is
             // `consultation_evidence_invalid` against this keeper already.
             let evidence = evidence_of(roster, x, *i, *round, step);
             if matches!(evidence, Evidence::Invented(_)) {
@@ -580,7 +585,7 @@ fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], rep
                 Evidence::Signed(r)
                     if cover
                         .of(*i)
-                        .is_some_and(|c| r.signed_at.as_millis() <= c.saturating_add(skew)) =>
+                        .is_some_and(|c| r.signed_at.as_millis() <= c.saturating_add(ahead)) =>
                 {
                     Some(r)
                 }

@@ -1014,6 +1014,27 @@ fn a_signed_answer_proves_one_side() {
         ],
     );
     assert!(v.is_empty(), "{v:?}");
+    // Review s33-consult M1: dated 30 minutes ahead of the requester's clock
+    // (which takes receipts up to an hour ahead), it is still proven against the
+    // origin; before, past the 5-minute skew, it fell back to the pair.
+    let ahead = receipt(
+        &f,
+        0,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at + 30 * 60_000,
+    );
+    let v = consult_findings(&f, &[origin(false), requester(Some(ahead))]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_not_logged", NAMES[0], true)],
+        "{v:?}"
+    );
     // No receipt (an older log): the pair, as before.
     let v = consult_findings(&f, &[origin(false), requester(None)]);
     assert_eq!(
