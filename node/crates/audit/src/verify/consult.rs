@@ -415,6 +415,14 @@ struct LogIndex<'a> {
     /// held a consultation before it refused is decided by position in the log, not
     /// by comparing its arrival time with a later signing time).
     requested_index: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// Every covered `requested` as (consultation, requester, origin) (review
+    /// s33-consult M2: a requester's log shows a request only if it names the same
+    /// origin, not any other agency under the same id).
+    requested_to: std::collections::HashSet<(
+        wlnode_consult::ConsultationId,
+        &'a AgencyCode,
+        &'a AgencyCode,
+    )>,
     /// The event index of the first covered `mail rejected` event of each message
     /// id (lower-case hex): where the log audited a message it refused.
     rejected: HashMap<&'a str, u64>,
@@ -432,6 +440,7 @@ impl<'a> LogIndex<'a> {
         let mut answers: HashMap<_, Vec<_>> = HashMap::new();
         let mut requested: HashMap<_, u64> = HashMap::new();
         let mut requested_index: HashMap<_, u64> = HashMap::new();
+        let mut requested_to = std::collections::HashSet::new();
         for (i, r, s) in &steps {
             match &s.kind {
                 TrailKind::Answered { answer, .. } if s.from == log.export.agency => {
@@ -448,6 +457,7 @@ impl<'a> LogIndex<'a> {
                     requested_index
                         .entry((s.consultation_id, &s.from))
                         .or_insert(*i);
+                    requested_to.insert((s.consultation_id, &s.from, &s.to));
                 }
                 _ => {}
             }
@@ -484,6 +494,7 @@ impl<'a> LogIndex<'a> {
             answers,
             requested,
             requested_index,
+            requested_to,
             rejected,
             rosters,
             by_time,
@@ -849,9 +860,11 @@ fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report:
                 continue;
             };
             let at = r.signed_at.as_millis();
+            // Review s33-consult M2: to this origin (a `requested` of the same id
+            // to another agency does not show this one).
             let shown = |q: &&LogIndex<'_>| {
-                q.requested
-                    .contains_key(&(step.consultation_id, &step.from))
+                q.requested_to
+                    .contains(&(step.consultation_id, &step.from, &step.to))
             };
             let judged: Vec<&LogIndex<'_>> = indexes
                 .iter()

@@ -1267,8 +1267,34 @@ fn a_signed_request_the_requester_did_not_log_is_proven_against_it() {
     );
     assert!(consult_findings(&f, &[origin.clone(), requester(true, t + DAY)]).is_empty());
     assert!(
-        consult_findings(&f, &[origin, requester(false, t + 2000)]).is_empty(),
+        consult_findings(&f, &[origin.clone(), requester(false, t + 2000)]).is_empty(),
         "not covered past the signed time yet"
+    );
+    // Review s33-consult M2: the requester logs the id as a request to a third
+    // agency: that does not show this one, still proven.
+    let elsewhere = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                2,
+            ),
+            stopped(t + DAY),
+        ],
+        &[3],
+    );
+    let v = consult_findings(&f, &[origin, elsewhere]);
+    assert!(
+        who(&v).contains(&("consultation_request_not_logged", NAMES[1], true)),
+        "{v:?}"
     );
 }
 
