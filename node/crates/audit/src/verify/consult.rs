@@ -182,10 +182,12 @@ fn evidence_of(
         Ok(_) => Evidence::Signed(r),
         // The keeper checked the signer under the roster it ran: if that is this
         // roster, a key this roster does not give the actor was never accepted.
-        Err(e) if x.roster_before(index) == Some(roster.version()) => Evidence::Invented(format!(
-            "not {}'s key under the roster it ran: {e}",
-            step.from
-        )),
+        Err(e) if x.roster_settled_before(index, roster.version(), step.at.as_millis()) => {
+            Evidence::Invented(format!(
+                "not {}'s key under the roster it ran: {e}",
+                step.from
+            ))
+        }
         Err(_) => Evidence::Unsure,
     }
 }
@@ -428,6 +430,8 @@ struct LogIndex<'a> {
     rejected: HashMap<&'a str, u64>,
     /// Covered `roster_loaded` events: (index, version), by index.
     rosters: Vec<(u64, u64)>,
+    /// The times of those `roster_loaded` events (same order).
+    roster_times: Vec<u64>,
     /// Events by time: (time, one past the highest index of an event at or before
     /// that time).
     by_time: Vec<(u64, u64)>,
@@ -462,15 +466,15 @@ impl<'a> LogIndex<'a> {
                 _ => {}
             }
         }
-        let rosters = log
+        let (rosters, roster_times) = log
             .events
             .iter()
             .filter(|(i, _)| *i < log.covered)
             .filter_map(|(i, e)| match e.kind {
-                EventKind::RosterLoaded { version } => Some((*i, version)),
+                EventKind::RosterLoaded { version } => Some(((*i, version), e.at)),
                 _ => None,
             })
-            .collect();
+            .unzip();
         let mut rejected: HashMap<&str, u64> = HashMap::new();
         for (i, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
             if let EventKind::Mail {
@@ -497,6 +501,7 @@ impl<'a> LogIndex<'a> {
             requested_to,
             rejected,
             rosters,
+            roster_times,
             by_time,
         }
     }
@@ -510,6 +515,25 @@ impl<'a> LogIndex<'a> {
         k.checked_sub(1)
             .and_then(|k| self.rosters.get(k))
             .map(|(_, v)| *v)
+    }
+
+    /// Review s33-consult L3: whether the roster in force before event `index` was
+    /// version `version`, loaded at least [`wlnode_consult::TIMING_SKEW`] before
+    /// `at` (the keeper's time of that event). A node swaps its roster before it
+    /// logs `roster_loaded`, in another task, so a step checked under the previous
+    /// roster can follow a `roster_loaded` logged just before it.
+    fn roster_settled_before(&self, index: u64, version: u64, at: u64) -> bool {
+        let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+        let k = self
+            .rosters
+            .partition_point(|(i, _)| *i < index.min(self.log.covered));
+        k.checked_sub(1).is_some_and(|k| {
+            self.rosters.get(k).is_some_and(|(_, v)| *v == version)
+                && self
+                    .roster_times
+                    .get(k)
+                    .is_some_and(|t| t.saturating_add(skew) <= at)
+        })
     }
 
     /// One past the highest index of an event at or before `at` (0: none).

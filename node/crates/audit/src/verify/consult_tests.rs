@@ -1438,3 +1438,71 @@ fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
         "{v:?}"
     );
 }
+
+/// Review s33-consult L3: a node swaps its roster before it logs `roster_loaded`,
+/// so a step whose receipt was checked under the previous roster can follow the
+/// `roster_loaded` of the auditor's roster by a moment. A receipt key that roster
+/// does not give the actor is then not proven invented by the keeper; once the
+/// roster was loaded well before the step (more than the skew), it is.
+#[test]
+fn a_receipt_checked_across_a_roster_reload_is_not_proven_invented() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([45; 16]);
+    let answered_at = t + 60 * 60_000;
+    // Signed by the requester's own key: not the origin's under the auditor's roster.
+    let other_key = receipt(
+        &f,
+        1,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at,
+    );
+    let requester = |reloaded_at: u64| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0.saturating_sub(1), t - 1000),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                roster_loaded(v0, reloaded_at),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence: Some(other_key.clone()),
+                        answer: Answer::NoObjection,
+                    },
+                    answered_at + 1000,
+                    0,
+                    1,
+                ),
+                stopped(t + DAY),
+            ],
+            &[5],
+        )
+    };
+    let invented = |v: &[Violation]| {
+        v.iter()
+            .any(|x| x.kind == "consultation_evidence_invalid" && x.proven)
+    };
+    let v = consult_findings(&f, &[requester(answered_at + 500)]);
+    assert!(!invented(&v), "{v:?}");
+    let v = consult_findings(&f, &[requester(t + 2000)]);
+    assert!(invented(&v), "{v:?}");
+}
