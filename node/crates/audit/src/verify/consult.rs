@@ -432,6 +432,11 @@ struct LogIndex<'a> {
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
     roster_times: Vec<u64>,
+    /// The earliest time of an event past the latest checkpoint (none: all
+    /// covered). Review s33-consult L6: a node whose clock ran fast when it signed
+    /// its latest checkpoint, then stepped back, logs what it does next after the
+    /// checkpoint yet dated before its time.
+    uncovered_from: Option<u64>,
     /// Events by time: (time, one past the highest index of an event at or before
     /// that time).
     by_time: Vec<(u64, u64)>,
@@ -485,6 +490,12 @@ impl<'a> LogIndex<'a> {
                 rejected.entry(message_id.as_str()).or_insert(*i);
             }
         }
+        let uncovered_from = log
+            .events
+            .iter()
+            .filter(|(i, _)| *i >= log.covered)
+            .map(|(_, e)| e.at)
+            .min();
         let mut by_time: Vec<(u64, u64)> = log.events.iter().map(|(i, e)| (e.at, *i + 1)).collect();
         by_time.sort_unstable();
         let mut upto = 0;
@@ -502,6 +513,7 @@ impl<'a> LogIndex<'a> {
             rejected,
             rosters,
             roster_times,
+            uncovered_from,
             by_time,
         }
     }
@@ -664,7 +676,14 @@ fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], rep
             let pair = format!("{}->{}", l.export.agency, step.from);
             // Signed by the origin, and its log, which existed then and is covered
             // after the signed time, lacks it: the origin left its own step out.
-            let proof = signed.is_some() && existed(&origin);
+            // Review s33-consult L6: and nothing it logged after its latest
+            // checkpoint is dated before the signed time plus the skew (its clock
+            // stepped back after that checkpoint: the answer may be logged past it).
+            let proof = signed.is_some()
+                && existed(&origin)
+                && origin
+                    .uncovered_from
+                    .is_none_or(|u| u >= when.as_millis().saturating_add(skew));
             report.violations.push(Violation {
                 kind: if proof {
                     "consultation_answer_not_logged".into()
@@ -898,6 +917,9 @@ fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report:
                         && q.log
                             .checkpoint_at
                             .is_some_and(|c| c >= at.saturating_add(skew))
+                        // Review s33-consult L6, as for answers.
+                        && q.uncovered_from
+                            .is_none_or(|u| u >= at.saturating_add(skew))
                 })
                 .collect();
             if judged.is_empty() || judged.iter().any(shown) || !cap.take(step.consultation_id) {

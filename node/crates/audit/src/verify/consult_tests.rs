@@ -1506,3 +1506,93 @@ fn a_receipt_checked_across_a_roster_reload_is_not_proven_invented() {
     let v = consult_findings(&f, &[requester(t + 2000)]);
     assert!(invented(&v), "{v:?}");
 }
+
+/// Review s33-consult L6: the origin's clock ran ten minutes fast when it signed its
+/// latest checkpoint, then stepped back; the answer it signed and logged next is
+/// past that checkpoint though dated before its time. Not proven against the
+/// origin (the pair at most). Had it logged nothing after the checkpoint before a
+/// time past the signed one, the omission is proven.
+#[test]
+fn an_answer_logged_after_a_clock_step_back_is_not_proven_omitted() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([46; 16]);
+    let answered_at = t + 60 * 60_000;
+    let signed = receipt(
+        &f,
+        0,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at,
+    );
+    let requested = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(t + DEADLINE),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            requested.clone(),
+            step(
+                id,
+                TrailKind::Answered {
+                    evidence: Some(signed),
+                    answer: Answer::NoObjection,
+                },
+                answered_at + 1000,
+                0,
+                1,
+            ),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let origin = |logged_after: bool| {
+        let mut events = vec![
+            roster_loaded(v0, t - 1000),
+            requested.clone(),
+            // Logged with the clock ten minutes fast; the checkpoint covers it.
+            roster_loaded(v0, answered_at + 10 * 60_000),
+        ];
+        if logged_after {
+            events.push(step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                answered_at,
+                0,
+                1,
+            ));
+        }
+        events.push(stopped(t + DAY));
+        log(&f, 0, &events, &[3])
+    };
+    let v = consult_findings(&f, &[origin(true), requester.clone()]);
+    assert!(
+        !v.iter().any(|x| x.proven && x.node == NAMES[0]),
+        "an honest origin is proven: {v:?}"
+    );
+    let v = consult_findings(&f, &[origin(false), requester]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_not_logged", NAMES[0], true)],
+        "{v:?}"
+    );
+}
