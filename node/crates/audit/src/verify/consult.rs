@@ -670,9 +670,31 @@ fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], rep
                 .answers
                 .get(&(step.consultation_id, &l.export.agency))
                 .map_or(&[], |a| a.as_slice());
-            if answers.contains(&(*round, *answer)) || !cap.take(step.consultation_id) {
+            // Review s33-consult L2: an agency may run several nodes; the answer
+            // logged on any of them is logged.
+            let shown_elsewhere = indexes
+                .iter()
+                .filter(|o| o.log.export.agency == step.from)
+                .any(|o| {
+                    o.answers
+                        .get(&(step.consultation_id, &l.export.agency))
+                        .is_some_and(|a| a.contains(&(*round, *answer)))
+                });
+            if answers.contains(&(*round, *answer))
+                || shown_elsewhere
+                || !cap.take(step.consultation_id)
+            {
                 continue;
             }
+            // And it is proven only with the log of every node the roster lists
+            // for the origin at hand.
+            let every_node = roster.member(&step.from).is_some_and(|m| {
+                m.node_ids.iter().all(|n| {
+                    indexes
+                        .iter()
+                        .any(|o| o.log.export.agency == step.from && &o.log.export.peer_id == n)
+                })
+            });
             let pair = format!("{}->{}", l.export.agency, step.from);
             // Signed by the origin, and its log, which existed then and is covered
             // after the signed time, lacks it: the origin left its own step out.
@@ -680,6 +702,7 @@ fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], rep
             // checkpoint is dated before the signed time plus the skew (its clock
             // stepped back after that checkpoint: the answer may be logged past it).
             let proof = signed.is_some()
+                && every_node
                 && existed(&origin)
                 && origin
                     .uncovered_from
@@ -922,7 +945,23 @@ fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report:
                             .is_none_or(|u| u >= at.saturating_add(skew))
                 })
                 .collect();
-            if judged.is_empty() || judged.iter().any(shown) || !cap.take(step.consultation_id) {
+            // Review s33-consult L2: proven only with the log of every node the
+            // roster lists for the requester at hand.
+            let every_node = roster.member(&step.from).is_some_and(|m| {
+                m.node_ids.iter().all(|n| {
+                    indexes
+                        .iter()
+                        .any(|o| o.log.export.agency == step.from && &o.log.export.peer_id == n)
+                })
+            });
+            if judged.is_empty()
+                || !every_node
+                || indexes
+                    .iter()
+                    .filter(|q| q.log.export.agency == step.from)
+                    .any(|q| shown(&q))
+                || !cap.take(step.consultation_id)
+            {
                 continue;
             }
             report.violations.push(proven(

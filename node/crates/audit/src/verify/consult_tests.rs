@@ -1596,3 +1596,137 @@ fn an_answer_logged_after_a_clock_step_back_is_not_proven_omitted() {
         "{v:?}"
     );
 }
+
+/// Two fixtures sharing a roster in which AA-EXPORT runs two nodes: the first signs
+/// with its first node's key, the second with its second's.
+fn two_node_fixtures() -> (Fixture, Fixture) {
+    use wlnode_config::roster_edit::{self, NewMember};
+    use wlnode_crypto::SecretKey;
+    let authority = SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    let second = SecretKey::generate().unwrap();
+    for (n, (agency, group)) in NAMES.iter().zip(["eu", "eu", "asean"]).enumerate() {
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        let mut nodes = vec![node.public_key().peer_id()];
+        if n == 0 {
+            nodes.push(second.public_key().peer_id());
+        }
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                agency,
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                nodes,
+                &[group],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    let copy = |k: &SecretKey| SecretKey::from_seed(&k.seed());
+    let other = Fixture {
+        roster: roster.clone(),
+        agency_keys: agency_keys.iter().map(copy).collect(),
+        node_keys: std::iter::once(second)
+            .chain(node_keys.iter().skip(1).map(copy))
+            .collect(),
+    };
+    (
+        Fixture {
+            roster,
+            agency_keys,
+            node_keys,
+        },
+        other,
+    )
+}
+
+/// Review s33-consult L2: AA-EXPORT runs two nodes; its signed answer is logged on
+/// the second. With both logs at hand, nothing is reported; with only the first,
+/// it is not proven against AA-EXPORT (its other node's log is missing).
+#[test]
+fn an_answer_logged_on_another_node_of_the_origin_is_not_proven_omitted() {
+    use wlnode_consult::ReceiptStep;
+    let (f, g) = two_node_fixtures();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([47; 16]);
+    let answered_at = t + 60 * 60_000;
+    let signed = receipt(
+        &f,
+        0,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at,
+    );
+    let requested = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(t + DEADLINE),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let answered = |evidence| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence,
+                answer: Answer::NoObjection,
+            },
+            answered_at,
+            0,
+            1,
+        )
+    };
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            requested.clone(),
+            answered(Some(signed)),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let first = log(
+        &f,
+        0,
+        &[roster_loaded(v0, t - 1000), stopped(t + DAY)],
+        &[2],
+    );
+    let second = log(
+        &g,
+        0,
+        &[
+            roster_loaded(v0, t - 1000),
+            requested,
+            answered(None),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[first.clone(), second, requester.clone()]);
+    assert_eq!(against_origin(&v), vec![], "{v:?}");
+    assert!(
+        !v.iter().any(|x| x.kind.starts_with("consultation_answer")),
+        "{v:?}"
+    );
+    let v = consult_findings(&f, &[first, requester]);
+    assert!(!v.iter().any(|x| x.proven), "{v:?}");
+}
