@@ -2450,13 +2450,38 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         )
         .await
         .unwrap();
-    wait_for(T, "B refuses both refusals", || async {
-        refused_in_audit(&c, 1, "consult_refusal").await == 2
+    // Review s33-consult L5: one whose receipt does not check is refused and
+    // audited too (before, only counted).
+    let bad_receipt = wlnode_consult::encode(&wlnode_consult::Payload::ConsultRefusal(
+        wlnode_consult::ConsultRefusal {
+            receipt: Some(wlnode_consult::evidence::ReceiptSeal {
+                receipt: wlnode_consult::SignedReceipt {
+                    body: "{}".into(),
+                    key: format!("ed25519:{}", "00".repeat(32)),
+                    signature: "00".repeat(64),
+                },
+                salt: "00".repeat(16),
+            }),
+            consultation_id: ok,
+            round: 1,
+            reason: wlnode_consult::RefusalReason::NotOurEntry,
+            message_id: None,
+        },
+    ))
+    .unwrap();
+    c.node(0)
+        .services
+        .mail
+        .send(&code(1), "consult_refusal", &bad_receipt, 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "B refuses the three refusals", || async {
+        refused_in_audit(&c, 1, "consult_refusal").await == 3
     })
     .await;
     assert_eq!(
         c.node(1).services.consultations.refused_messages(),
-        before + 2
+        before + 3
     );
     assert_eq!(
         consultation(&c, 1, ok).await.unwrap().consultation.state(),

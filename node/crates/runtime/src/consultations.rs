@@ -1469,7 +1469,27 @@ impl Consultations {
                     tracing::warn!(from = %item.from, kind = payload.kind(), error = %e, "consultation message refused: its receipt does not check");
                     self.refused_messages
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return self.mark(mark).await;
+                    // Audited with the mark like every other refusal (review
+                    // s33-consult L5: our log held nothing showing that a malformed
+                    // answer came, so we could not rebut an origin whose own log
+                    // shows it answered).
+                    let mut why = format!("consultation_refused: receipt: {e}");
+                    if why.len() > 200 {
+                        let mut cut = 200;
+                        while !why.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        why.truncate(cut);
+                    }
+                    let ev = refusal_event(&self.agency, item, now, why);
+                    self.store
+                        .call(move |s| {
+                            s.table_put(LocalTable::Consultations, &mark, true)?;
+                            s.audit_append(&[ev])?;
+                            Ok(())
+                        })
+                        .await?;
+                    return Ok(());
                 }
             }
         };
