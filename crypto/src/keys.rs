@@ -32,6 +32,11 @@ pub mod context {
     /// The next hop's answer to a mail hand-over (custody taken, or why not), signed
     /// by the answering agency: evidence for the handing node's audit log.
     pub const HANDOVER: &[u8] = b"wlnode/mail-handover/v1\0";
+    /// Content-free receipts of Art. 16 consultation steps (a request, an answer, a
+    /// refusal), signed by the agency that took the step beside the sealed message
+    /// that carries it, so that an auditor can check who said what from the roster's
+    /// keys without seeing the content (issue 21, s33).
+    pub const CONSULT_RECEIPT: &[u8] = b"wlnode/consult-receipt/v1\0";
     /// The HPKE `info` prefix of a sealed body in the first, unpadded format (not a
     /// signature context, but kept here so that no two purposes share a label). Only
     /// recognised, to refuse such a body with a clear reason; never sealed.
@@ -301,6 +306,38 @@ mod tests {
             k.public_key().verify(context::ROSTER, b"hello", &sig),
             Err(KeyError::BadSignature)
         );
+    }
+
+    /// Every context is distinct and none is a prefix of another, so no signature
+    /// made for one purpose verifies for another (each ends in a NUL, which no label
+    /// contains).
+    #[test]
+    fn contexts_are_domain_separated() {
+        let all = [
+            context::RECORD,
+            context::ROSTER,
+            context::CHECKPOINT,
+            context::COSIGN,
+            context::COSIGN_DATED,
+            context::MAIL,
+            context::RECEIPT,
+            context::HANDOVER,
+            context::MAIL_SEAL,
+            context::MAIL_SEAL_PADDED,
+            context::CONSULT_RECEIPT,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert_eq!(a.last(), Some(&0), "{}", String::from_utf8_lossy(a));
+            assert_eq!(a.iter().filter(|b| **b == 0).count(), 1);
+            for b in all.iter().skip(i + 1) {
+                assert!(!a.starts_with(b) && !b.starts_with(a));
+            }
+        }
+        let k = SecretKey::generate().unwrap();
+        let sig = k.sign(context::CONSULT_RECEIPT, b"{}");
+        for c in all.iter().filter(|c| **c != context::CONSULT_RECEIPT) {
+            assert!(k.public_key().verify(c, b"{}", &sig).is_err());
+        }
     }
 
     #[test]

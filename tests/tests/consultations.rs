@@ -644,6 +644,16 @@ fn export(c: &Cluster, i: usize) -> wlnode_audit::event::ExportedLog {
 /// Rewrites node `i`'s log to `events` and re-signs it, as a node hiding something
 /// from its auditor would.
 fn rewrite(c: &Cluster, i: usize, events: &[Event]) {
+    rewrite_at(
+        c,
+        i,
+        events,
+        Timestamp::now().as_millis() + 2 * wlnode_audit::verify::MAIL_LOGGED_MARGIN_MS,
+    );
+}
+
+/// [`rewrite`], checkpointed at `later` (Unix ms).
+fn rewrite_at(c: &Cluster, i: usize, events: &[Event], later: u64) {
     let key = wlnode_crypto::keyfile::read_secret_key(
         &c.fed.nodes[i].dir.join("node.key"),
         wlnode_crypto::keyfile::KeyKind::Node,
@@ -657,7 +667,6 @@ fn rewrite(c: &Cluster, i: usize, events: &[Event]) {
     store.audit_rewrite(events).unwrap();
     // Checkpointed as if some minutes later: the auditor gives a neighbour
     // MAIL_LOGGED_MARGIN_MS after it signed a custody ack before its log must show it.
-    let later = Timestamp::now().as_millis() + 2 * wlnode_audit::verify::MAIL_LOGGED_MARGIN_MS;
     store
         .audit_checkpoint(later, true)
         .unwrap()
@@ -728,6 +737,24 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
     ] {
         assert!(steps.iter().any(|x| x == s), "{s} missing from {steps:?}");
     }
+    // Issue 21, s33: C's answer step keeps A's signed receipt, and A's request step
+    // C's; content-free.
+    let receipt_of = |i: usize, kind: &str| {
+        decoded(&export(c, i)).iter().find_map(|e| match &e.kind {
+            EventKind::Consultation { step }
+                if step.consultation_id == id && step.kind.as_str() == kind =>
+            {
+                step.kind.evidence().cloned()
+            }
+            _ => None,
+        })
+    };
+    for (i, kind, signer) in [(2, "answered", 0), (0, "requested", 2)] {
+        let r = receipt_of(i, kind).unwrap_or_else(|| panic!("no receipt on {kind} at {i}"));
+        assert!(!r.body.contains(DETAILS_MARKER));
+        let body = r.open().unwrap();
+        assert_eq!(body.from, code(signer));
+    }
     // C rewrites its log so that the decision comes before the answer.
     let mut events = decoded(&export(c, 2));
     let answered = events
@@ -774,7 +801,24 @@ fn auditor_passes_the_honest_trail_and_catches_tampering(
         )
         .collect();
     rewrite(c, 1, &b_events);
+    // A leaves its own answer out of its log, though it signed it (s33): its
+    // checkpoint is well past the signed time.
+    let a_events: Vec<Event> = decoded(&export(c, 0))
+        .into_iter()
+        .filter(|e| {
+            !matches!(&e.kind, EventKind::Consultation { step } if step.kind.as_str() == "answered")
+        })
+        .collect();
+    rewrite_at(c, 0, &a_events, Timestamp::now().as_millis() + 10 * 60_000);
     let report = verify(c, 5);
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.kind == "consultation_answer_not_logged" && v.node == agency(0) && v.proven),
+        "{:#?}",
+        report.violations
+    );
     let kinds: Vec<(String, String)> = report
         .violations
         .iter()
@@ -2282,7 +2326,18 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         wlnode_consult::encode(&wlnode_consult::Payload::ConsultRequest(r)).unwrap()
     };
     let fresh = wlnode_consult::ConsultationId([0xcd; 16]);
+    // Review s32-consult L1: information under the envelope kind of a request, for
+    // B's id and a fresh one. Before, the held id got `invalid` and the fresh one
+    // `unknown_consultation`; now neither is answered (both refused and audited).
+    // Review s33-consult H1: a request under the envelope kind of information, for
+    // B's id (before cda9643 A signed `unknown_consultation` for round 1, which the
+    // auditor proves against it) and a fresh one: neither is answered. Sent first,
+    // so that no refusal of the same round is already marked as sent.
     for (kind, body) in [
+        ("consult_info", request(ok)),
+        ("consult_info", request(fresh)),
+        ("consult_request", info(ok)),
+        ("consult_request", info(fresh)),
         ("consult_info", info(ok)),
         ("consult_info", info(fresh)),
         ("consult_request", request(ok)),
@@ -2296,8 +2351,8 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
             .unwrap();
     }
     wait_for(T, "A refuses C's information and requests", || async {
-        refused_in_audit(&c, 0, "consult_info").await == 2
-            && refused_in_audit(&c, 0, "consult_request").await == 4
+        refused_in_audit(&c, 0, "consult_info").await == 4
+            && refused_in_audit(&c, 0, "consult_request").await == 6
     })
     .await;
     let to_c: Vec<OutboxItem> = refusals_sent(&c, 0)
@@ -2368,6 +2423,7 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
     let forged = |id| {
         wlnode_consult::encode(&wlnode_consult::Payload::ConsultRefusal(
             wlnode_consult::ConsultRefusal {
+                receipt: None,
                 consultation_id: id,
                 round: 1,
                 reason: wlnode_consult::RefusalReason::NotOurEntry,
@@ -2394,13 +2450,38 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         )
         .await
         .unwrap();
-    wait_for(T, "B refuses both refusals", || async {
-        refused_in_audit(&c, 1, "consult_refusal").await == 2
+    // Review s33-consult L5: one whose receipt does not check is refused and
+    // audited too (before, only counted).
+    let bad_receipt = wlnode_consult::encode(&wlnode_consult::Payload::ConsultRefusal(
+        wlnode_consult::ConsultRefusal {
+            receipt: Some(wlnode_consult::evidence::ReceiptSeal {
+                receipt: wlnode_consult::SignedReceipt {
+                    body: "{}".into(),
+                    key: format!("ed25519:{}", "00".repeat(32)),
+                    signature: "00".repeat(64),
+                },
+                salt: "00".repeat(16),
+            }),
+            consultation_id: ok,
+            round: 1,
+            reason: wlnode_consult::RefusalReason::NotOurEntry,
+            message_id: None,
+        },
+    ))
+    .unwrap();
+    c.node(0)
+        .services
+        .mail
+        .send(&code(1), "consult_refusal", &bad_receipt, 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "B refuses the three refusals", || async {
+        refused_in_audit(&c, 1, "consult_refusal").await == 3
     })
     .await;
     assert_eq!(
         c.node(1).services.consultations.refused_messages(),
-        before + 2
+        before + 3
     );
     assert_eq!(
         consultation(&c, 1, ok).await.unwrap().consultation.state(),
@@ -2568,6 +2649,7 @@ async fn apply_judges_a_message_at_its_arrival_not_when_it_is_applied() {
     // L1: at the requester, applied a day after the late window closed.
     let d = b.deadline().0;
     let answer = wlnode_consult::Payload::ConsultAnswer(wlnode_consult::ConsultAnswer {
+        receipt: None,
         consultation_id: id,
         round: 1,
         answer: Answer::Objection,
@@ -2638,6 +2720,7 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
     let now = Timestamp::now();
     let refusal = |message_id| {
         wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            receipt: None,
             consultation_id: id,
             round: 1,
             reason: wlnode_consult::RefusalReason::TooManyOpen,

@@ -125,6 +125,22 @@ pub(super) struct ConsultationView {
     details: Option<serde_json::Value>,
 }
 
+/// The order of consultation lists, in the API and the console: the newest request
+/// first, by the minute the lists show; among those, the earliest deadline by the
+/// minute, then the reference, then the id (closing note s32: rows of the same
+/// minute came in id order, not by reference).
+pub(crate) fn list_order(
+    a: &wlnode_consult::Consultation,
+    b: &wlnode_consult::Consultation,
+) -> std::cmp::Ordering {
+    let minute = |t: wlnode_crypto::Timestamp| t.as_millis() / 60_000;
+    minute(b.requested_at())
+        .cmp(&minute(a.requested_at()))
+        .then(minute(a.deadline()).cmp(&minute(b.deadline())))
+        .then_with(|| a.reference().cmp(b.reference()))
+        .then_with(|| a.id().0.cmp(&b.id().0))
+}
+
 fn view(h: &Held, with_details: bool) -> ConsultationView {
     let c = &h.consultation;
     let last = c.answers().last();
@@ -308,17 +324,14 @@ pub(super) async fn list(
             format!("{r:?} is not sent or received"),
         )));
     }
-    let mut out: Vec<ConsultationView> = state
-        .node
-        .consultations
-        .list()
-        .await?
+    let mut all = state.node.consultations.list().await?;
+    all.sort_by(|a, b| list_order(&a.consultation, &b.consultation));
+    let out: Vec<ConsultationView> = all
         .iter()
         .map(|h| view(h, false))
         .filter(|v| p.state.as_ref().is_none_or(|s| *s == v.state))
         .filter(|v| p.role.as_ref().is_none_or(|r| *r == v.role))
         .collect();
-    out.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
     Ok(Json(out))
 }
 
@@ -570,4 +583,75 @@ pub(super) async fn hit(
         message_id: id.to_hex(),
         origin: origin.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::list_order;
+    use wlnode_consult::{Consultation, ConsultationId, SilenceMeans, TransactionDetails};
+    use wlnode_crypto::Timestamp;
+
+    fn received(id: u8, reference: &str, at: u64, deadline: u64) -> Consultation {
+        let req = wlnode_consult::ConsultRequest {
+            receipt: None,
+            consultation_id: ConsultationId([id; 16]),
+            entry_id: wlnode_crypto::model::EntryId([4; 16]),
+            record_id: wlnode_crypto::model::RecordId([5; 32]),
+            version: 1,
+            reference: reference.into(),
+            deadline: Timestamp(deadline),
+            details: TransactionDetails {
+                items: vec![wlnode_consult::Item {
+                    description: "valves".into(),
+                    category: None,
+                }],
+                end_user: "End user".into(),
+                consignee: "Consignee".into(),
+                destination_country: "AE".parse().unwrap(),
+                value: wlnode_consult::Money {
+                    amount: "10.00".into(),
+                    currency: "EUR".into(),
+                },
+                free_text: None,
+            },
+        };
+        Consultation::receive_request(
+            &"AA-X".parse().unwrap(),
+            &"BB-Y".parse().unwrap(),
+            req,
+            SilenceMeans::NoObjection,
+            std::time::Duration::from_secs(60),
+            Timestamp(at),
+        )
+        .unwrap()
+    }
+
+    /// Rows of the same minute and deadline sort by reference, then id; a newer
+    /// minute still comes first.
+    #[test]
+    fn ties_sort_by_reference_then_id() {
+        let day = 86_400_000;
+        let t = 100 * 60_000;
+        let mut all = [
+            received(1, "PG-05", t + 10, t + 30 * day + 10),
+            received(2, "PG-01", t + 900, t + 30 * day + 900),
+            received(3, "PG-06", t + 5, t + 30 * day + 5),
+            received(9, "PG-02", t + 50, t + 30 * day + 50),
+            received(4, "PG-02", t + 40, t + 30 * day + 40),
+            received(5, "PG-00", t - 60_000, t + 30 * day),
+        ];
+        all.sort_by(list_order);
+        let order: Vec<(&str, u8)> = all.iter().map(|c| (c.reference(), c.id().0[0])).collect();
+        assert_eq!(
+            order,
+            [
+                ("PG-01", 2),
+                ("PG-02", 4),
+                ("PG-02", 9),
+                ("PG-05", 1),
+                ("PG-06", 3),
+                ("PG-00", 5)
+            ]
+        );
+    }
 }

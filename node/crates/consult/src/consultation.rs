@@ -311,6 +311,15 @@ pub enum ConsultError {
         /// The deadline.
         deadline: Timestamp,
     },
+    /// An answer signed before the round it answers was opened here (less the
+    /// skew).
+    #[error("the answer was signed at {signed_at}, before its round was opened at {opened}")]
+    AnswerBeforeRound {
+        /// When the origin signed it.
+        signed_at: Timestamp,
+        /// When the round was opened here.
+        opened: Timestamp,
+    },
     /// A decision while the consultation is open and before its deadline.
     #[error("no decision before the origin answers or the deadline {deadline} passes")]
     PrematureDecision {
@@ -413,6 +422,16 @@ pub struct Consultation {
     /// implausible (review s31-fixes C4). Absent in a consultation stored before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     round_min_deadline_secs: Option<u64>,
+    /// The other party's signed receipts of its steps, as the receiving node checked
+    /// them ([`crate::evidence::check`]): at the origin the request's, at the
+    /// requester each answer's and the refusal's, by step and round. Written into the
+    /// trail steps; at most one per step and round, [`MAX_ROUNDS`] + 2 in all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    evidence: Vec<(
+        crate::evidence::ReceiptStep,
+        u32,
+        crate::evidence::SignedReceipt,
+    )>,
 }
 
 /// [`ConsultError::BadDeadline`]'s `why` for a deadline too far ahead (what
@@ -524,6 +543,7 @@ impl Consultation {
             expired_at: None,
             decision: None,
             refusal: None,
+            evidence: Vec::new(),
             round_min_deadline_secs: None,
         };
         let payload = Payload::ConsultRequest(c.request_payload());
@@ -573,10 +593,39 @@ impl Consultation {
             expired_at: None,
             decision: None,
             refusal: None,
+            evidence: Vec::new(),
             round_min_deadline_secs: Some(min_deadline.as_secs()),
         };
         c.tick(now);
         Ok(c)
+    }
+
+    /// Keeps the other party's checked receipt of step `step` of round `round` (the
+    /// first one kept for a step and round stays).
+    pub fn record_evidence(
+        &mut self,
+        step: crate::evidence::ReceiptStep,
+        round: u32,
+        receipt: crate::evidence::SignedReceipt,
+    ) {
+        let cap = usize::try_from(MAX_ROUNDS)
+            .unwrap_or(usize::MAX)
+            .saturating_add(2);
+        if self.evidence.len() < cap && self.evidence(step, round).is_none() {
+            self.evidence.push((step, round, receipt));
+        }
+    }
+
+    /// The other party's receipt of step `step` of round `round`, if kept.
+    pub fn evidence(
+        &self,
+        step: crate::evidence::ReceiptStep,
+        round: u32,
+    ) -> Option<&crate::evidence::SignedReceipt> {
+        self.evidence
+            .iter()
+            .find(|(s, r, _)| *s == step && *r == round)
+            .map(|(_, _, e)| e)
     }
 
     /// The request body as sent (requester) or received (origin), with the details
@@ -590,6 +639,7 @@ impl Consultation {
             reference: self.reference.clone(),
             deadline: self.deadline,
             details: self.details.clone(),
+            receipt: None,
         }
     }
 
@@ -671,6 +721,7 @@ impl Consultation {
     ) -> Result<Vec<Action>, ConsultError> {
         self.side("answer", Role::Origin)?;
         let body = ConsultAnswer {
+            receipt: None,
             consultation_id: self.id,
             round: self.round,
             answer,
@@ -760,6 +811,14 @@ impl Consultation {
         let on_silence = self.expired_at.is_some();
         match self.state() {
             State::Open => {
+                // Review s33-consult M1/L4: nobody answers a round before it was
+                // opened, in time or late; an answer signed earlier (a backdated
+                // receipt, placing the answer before the origin's current log began
+                // so that its omission there proves nothing) is refused.
+                let opened = self.round_opened_at();
+                if signed_at.as_millis() < opened.as_millis().saturating_sub(ms(TIMING_SKEW)) {
+                    return Err(ConsultError::AnswerBeforeRound { signed_at, opened });
+                }
                 self.record_answer(a.answer, a.reason.clone(), now);
                 Ok(())
             }
@@ -847,6 +906,9 @@ impl Consultation {
     ///   of `min_deadline` (in force now) and the one the round was opened under
     ///   ([`Self::set_round_min_deadline`]; review s31-fixes C4) (it judged the
     ///   request at its arrival, before that, so the deadline was long enough then),
+    ///   unless the refusal carries the origin's receipt, which the caller checked
+    ///   (review s32-consult L2: the origin may run a roster with a larger minimum;
+    ///   the auditor judges a signed refusal under the origin's roster),
     ///   and `deadline_too_long` for a deadline within [`MAX_DEADLINE`] of the
     ///   round's opening.
     ///
@@ -903,11 +965,17 @@ impl Consultation {
             RefusalReason::UnknownConsultation if r.round == 1 => {
                 return implausible("a request cannot name an unknown consultation");
             }
+            // Review s32-consult L2: with the origin's signed receipt (checked by the
+            // caller, `crate::evidence::check`) the refusal is taken whatever our
+            // minimum says: the origin may run a roster with another minimum, and
+            // the auditor judges the signed refusal under the origin's roster and
+            // proves an implausible one against it. Without a receipt, as before.
             RefusalReason::DeadlineTooShort
-                if deadline
-                    >= signed
-                        .saturating_add(ms(self.refusal_min_deadline(min_deadline)))
-                        .saturating_add(skew) =>
+                if r.receipt.is_none()
+                    && deadline
+                        >= signed
+                            .saturating_add(ms(self.refusal_min_deadline(min_deadline)))
+                            .saturating_add(skew) =>
             {
                 return implausible(
                     "the deadline is at least the roster's minimum after the refusal was signed",

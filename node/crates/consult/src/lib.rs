@@ -85,6 +85,13 @@
 //! [`DeadlineBounds`] (1 to 365 days by default); no deadline is ever more than
 //! [`MAX_DEADLINE`] ahead.
 //!
+//! # Evidence ([`evidence`])
+//! The request, each answer and each refusal carry the sender's signed, content-free
+//! [`StepReceipt`] (consultation, round, parties, answer or reason code, signed time,
+//! a salted digest of the content). The receiver checks it and keeps the exact signed
+//! bytes ([`SignedReceipt`]) in its trail step, so the auditor can tell which side
+//! of a disagreement signed what.
+//!
 //! # The trail ([`trail`])
 //! [`TrailEvent`]s are metadata only (id, kind, time, from, to). [`audit_trail`]
 //! reports [`Violation`]s: a decision before the answer and the deadline, an answer
@@ -92,6 +99,7 @@
 //! order. [`summarize`] gives the timings for the HTML report, never content.
 
 pub mod consultation;
+pub mod evidence;
 pub mod payload;
 pub mod trail;
 
@@ -101,6 +109,7 @@ pub use consultation::{
     MAX_ROUNDS, NewRequest, RefusalRecord, Role, SilenceMeans, State, TIMING_SKEW, deadline_after,
     notice_recipients, parse_deadline, refusal_reason, tick_all,
 };
+pub use evidence::{ReceiptError, ReceiptSeal, ReceiptStep, SignedReceipt, StepReceipt};
 pub use payload::{
     Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRefusal, ConsultRequest,
     ConsultationId, Decision, Despite, Flag, FlagAction, HitContext, HitReport, Item,

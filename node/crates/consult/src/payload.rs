@@ -82,7 +82,7 @@ pub enum PayloadError {
 }
 
 impl PayloadError {
-    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
             message: message.into(),
@@ -342,6 +342,11 @@ pub struct ConsultRequest {
     pub deadline: Timestamp,
     /// The intended transaction.
     pub details: TransactionDetails,
+    /// The sender's signed, content-free receipt of this step and the salt of its
+    /// digest ([`crate::evidence`], s33): the receiver logs the receipt as evidence.
+    /// Absent from an older node (the step is then logged without evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::evidence::ReceiptSeal>,
 }
 
 /// What the origin says.
@@ -389,6 +394,11 @@ pub struct ConsultAnswer {
     /// s31-consult M3). Absent from an older origin: the seal time counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_at: Option<Timestamp>,
+    /// The sender's signed, content-free receipt of this step and the salt of its
+    /// digest ([`crate::evidence`], s33): the receiver logs the receipt as evidence.
+    /// Absent from an older node (the step is then logged without evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::evidence::ReceiptSeal>,
 }
 
 /// Requester → origin: the information asked for by an `info_requested` answer. It
@@ -540,6 +550,11 @@ pub struct ConsultRefusal {
     /// is refused explicitly and the round reads as silence, as before refusals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<MessageId>,
+    /// The sender's signed, content-free receipt of this step and the salt of its
+    /// digest ([`crate::evidence`], s33): the receiver logs the receipt as evidence.
+    /// Absent from an older node (the step is then logged without evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<crate::evidence::ReceiptSeal>,
 }
 
 /// Where a hit was made.
@@ -671,6 +686,7 @@ impl Payload {
                 }
                 text("reference", &r.reference, MAX_REFERENCE)?;
                 time("deadline", r.deadline)?;
+                crate::evidence::validate_seal(r.receipt.as_ref())?;
                 r.details.validate("details")
             }
             Self::ConsultAnswer(a) => {
@@ -680,6 +696,7 @@ impl Payload {
                 if let Some(t) = a.answered_at {
                     time("answered_at", t)?;
                 }
+                crate::evidence::validate_seal(a.receipt.as_ref())?;
                 if a.reason.is_none() && a.answer != Answer::NoObjection {
                     return Err(PayloadError::invalid(
                         "reason",
@@ -715,7 +732,7 @@ impl Payload {
                         format!("must be 1 to {}", crate::consultation::MAX_ROUNDS),
                     ));
                 }
-                Ok(())
+                crate::evidence::validate_seal(r.receipt.as_ref())
             }
             Self::HitReport(h) => {
                 text("details", &h.details, MAX_FREE_TEXT)?;

@@ -45,6 +45,9 @@ pub enum TrailKind {
     Requested {
         /// The first round's deadline.
         deadline: Timestamp,
+        /// At the origin: the requester's signed receipt of its request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<crate::evidence::SignedReceipt>,
     },
     /// A message of the consultation was delivered (receipt came back).
     Delivered,
@@ -52,6 +55,9 @@ pub enum TrailKind {
     Answered {
         /// The answer.
         answer: Answer,
+        /// At the requester: the origin's signed receipt of its answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<crate::evidence::SignedReceipt>,
     },
     /// The requester supplied further information, opening a round (`from`
     /// requester).
@@ -72,6 +78,9 @@ pub enum TrailKind {
         /// later: review s31-consult L1); the late window is judged by it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         arrived_at: Option<Timestamp>,
+        /// The origin's signed receipt of its answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<crate::evidence::SignedReceipt>,
     },
     /// At the requester: the origin refused the request or the current round with
     /// a signed refusal (`from` origin), before the deadline: no answer will come;
@@ -79,6 +88,9 @@ pub enum TrailKind {
     RefusedByOrigin {
         /// Why.
         reason: RefusalReason,
+        /// The origin's signed receipt of its refusal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<crate::evidence::SignedReceipt>,
     },
     /// The deadline passed unanswered.
     Expired,
@@ -103,6 +115,17 @@ pub enum TrailKind {
 }
 
 impl TrailKind {
+    /// The signed receipt the step keeps, if any.
+    pub fn evidence(&self) -> Option<&crate::evidence::SignedReceipt> {
+        match self {
+            Self::Requested { evidence, .. }
+            | Self::Answered { evidence, .. }
+            | Self::AnsweredLate { evidence, .. }
+            | Self::RefusedByOrigin { evidence, .. } => evidence.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The name used in reports.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -246,7 +269,7 @@ impl Replay {
     }
 
     fn step(&mut self, index: usize, e: &TrailEvent) {
-        if let TrailKind::Requested { deadline } = e.kind {
+        if let TrailKind::Requested { deadline, .. } = e.kind {
             if self.tracks.contains_key(&e.consultation_id) {
                 self.out_of_order(e, index, "a second request");
                 return;
@@ -291,7 +314,7 @@ impl Replay {
             TrailKind::DecisionHeld | TrailKind::HeldDecisionRefused => {
                 self.party(e, index, &requester);
             }
-            TrailKind::Answered { answer } => {
+            TrailKind::Answered { answer, .. } => {
                 self.party(e, index, &origin);
                 match phase {
                     Phase::Open if e.at >= deadline => {
@@ -311,6 +334,7 @@ impl Replay {
                 answer,
                 signed_at,
                 arrived_at,
+                ..
             } => {
                 self.party(e, index, &origin);
                 // Signed before the deadline (within the skew), not before the round
@@ -348,7 +372,7 @@ impl Replay {
                     Phase::Refused => self.out_of_order(e, index, "an answer after the refusal"),
                 }
             }
-            TrailKind::RefusedByOrigin { reason } => {
+            TrailKind::RefusedByOrigin { reason, .. } => {
                 self.party(e, index, &origin);
                 // Taken only while open, before the deadline, with a reason that does
                 // not contradict the trail (review s31-consult M1), as

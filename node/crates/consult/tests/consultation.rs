@@ -229,6 +229,7 @@ fn answering_is_the_origins_alone_and_once() {
     assert!(matches!(e, ConsultError::WrongSide { .. }), "{e}");
     // An answer from someone other than the origin.
     let a = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 1,
@@ -255,10 +256,42 @@ fn answering_is_the_origins_alone_and_once() {
     assert!(matches!(e, ConsultError::IllegalMove { .. }), "{e}");
 }
 
+/// Review s33-consult M1/L4: an answer that arrives in time but was signed before
+/// its round was opened here (beyond the skew) is refused: a backdated answer
+/// placed the answer before the origin's current log began, so its omission from
+/// that log proved nothing. One signed within the skew before is taken.
+#[test]
+fn an_in_time_answer_signed_before_its_round_opened_is_refused() {
+    let (mut r, _) = pair(SilenceMeans::Objection);
+    let id = r.id();
+    let backdated = |before: u64| ConsultAnswer {
+        receipt: None,
+        answered_at: Some(Timestamp(T0.0 - before)),
+        consultation_id: id,
+        round: 1,
+        answer: Answer::Objection,
+        reason: Some("because".into()),
+    };
+    let year = backdated(365 * DAY);
+    let e = refused(&mut r, |c| c.receive_answer(&org(), &year, at(2), at(2)));
+    assert_eq!(
+        e,
+        ConsultError::AnswerBeforeRound {
+            signed_at: Timestamp(T0.0 - 365 * DAY),
+            opened: T0,
+        }
+    );
+    let skew = u64::try_from(TIMING_SKEW.as_millis()).unwrap();
+    let within = backdated(skew / 2);
+    r.receive_answer(&org(), &within, at(2), at(2)).unwrap();
+    assert_eq!(r.state(), State::Answered);
+}
+
 #[test]
 fn an_answer_for_another_consultation_or_round_is_refused() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let other = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: ConsultationId([9; 16]),
         round: 1,
@@ -290,6 +323,7 @@ fn an_answer_after_the_deadline_is_refused_and_the_consultation_expires() {
     assert_eq!(e, ConsultError::AnswerAfterDeadline { deadline: at(30) });
     assert_eq!(o.state(), State::Expired);
     let a = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 1,
@@ -846,6 +880,7 @@ fn minus(t: Timestamp, ms: u64) -> Timestamp {
 /// The origin's objection to round 1, as its message carries it.
 fn objection(r: &Consultation) -> ConsultAnswer {
     ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 1,
@@ -1031,6 +1066,7 @@ fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
     r.supply_info("invoice".into(), None, at(10), at(3))
         .unwrap();
     let a = ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: r.id(),
         round: 2,
@@ -1056,6 +1092,7 @@ fn a_late_answer_to_a_later_round_is_not_signed_before_that_round_opened() {
 fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline() {
     let (mut r, _) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::TooManyOpen,
@@ -1131,6 +1168,7 @@ fn a_signed_refusal_ends_the_round_and_the_requester_decides_after_the_deadline(
 fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
     let (mut r, mut o) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::Invalid,
@@ -1167,6 +1205,7 @@ fn a_refusal_after_the_deadline_an_answer_or_at_the_origin_is_refused() {
 fn a_refusal_that_contradicts_what_the_requester_knows_is_refused() {
     let (r, _) = pair(SilenceMeans::Objection);
     let refusal = |reason| ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason,
@@ -1279,6 +1318,7 @@ fn a_request_is_judged_at_its_arrival_not_when_it_is_applied() {
 fn a_too_short_refusal_is_judged_under_the_minimum_the_round_was_opened_under() {
     let (r, _) = pair(SilenceMeans::Objection);
     let refusal = ConsultRefusal {
+        receipt: None,
         consultation_id: r.id(),
         round: 1,
         reason: RefusalReason::DeadlineTooShort,
@@ -1305,4 +1345,44 @@ fn a_too_short_refusal_is_judged_under_the_minimum_the_round_was_opened_under() 
     assert_eq!(json["round_min_deadline_secs"], 30 * 86_400);
     let old: Consultation = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
     assert_eq!(old.round_min_deadline(), None);
+}
+
+/// Review s32-consult L2: the origin runs a roster whose minimum is larger than the
+/// requester's (the requester has not loaded it yet). Its `deadline_too_short`
+/// carries its signed receipt (checked by the caller) and is taken; the same refusal
+/// without a receipt is refused as before.
+#[test]
+fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
+    let (r, _) = pair(SilenceMeans::Objection);
+    let refusal = ConsultRefusal {
+        receipt: None,
+        consultation_id: r.id(),
+        round: 1,
+        reason: RefusalReason::DeadlineTooShort,
+        message_id: Some(wlnode_crypto::model::MessageId([1; 16])),
+    };
+    let mut plain = r.clone();
+    let e = refused(&mut plain, |c| {
+        c.receive_refusal(&org(), &refusal, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::ImplausibleRefusal { .. }), "{e}");
+    let key = wlnode_crypto::SecretKey::generate().unwrap();
+    let mut p = Payload::ConsultRefusal(refusal);
+    wlnode_consult::evidence::seal(
+        &mut p,
+        &org(),
+        r.requester(),
+        &key,
+        at(1),
+        Some(r.deadline()),
+    )
+    .unwrap();
+    let Payload::ConsultRefusal(sealed) = p else {
+        unreachable!()
+    };
+    let mut signed = r.clone();
+    signed
+        .receive_refusal(&org(), &sealed, at(1), MIN, at(1))
+        .unwrap();
+    assert_eq!(signed.state(), State::RefusedByOrigin);
 }

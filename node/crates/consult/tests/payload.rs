@@ -21,6 +21,7 @@ use wlnode_crypto::{EntryId, RecordId};
 
 fn request() -> ConsultRequest {
     ConsultRequest {
+        receipt: None,
         consultation_id: ConsultationId([7; 16]),
         entry_id: EntryId([1; 16]),
         record_id: RecordId([2; 32]),
@@ -35,6 +36,7 @@ fn every_kind() -> Vec<Payload> {
     vec![
         Payload::ConsultRequest(request()),
         Payload::ConsultAnswer(ConsultAnswer {
+            receipt: None,
             answered_at: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
@@ -56,6 +58,7 @@ fn every_kind() -> Vec<Payload> {
             despite: Despite::Objection,
         }),
         Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            receipt: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
             reason: wlnode_consult::RefusalReason::DeadlineTooShort,
@@ -282,6 +285,7 @@ fn amounts_and_currencies_have_one_exact_form() {
 fn reasons_are_required_where_they_carry_the_answer() {
     let a = |answer, reason: Option<&str>| {
         Payload::ConsultAnswer(ConsultAnswer {
+            receipt: None,
             answered_at: None,
             consultation_id: ConsultationId([7; 16]),
             round: 1,
@@ -322,6 +326,7 @@ fn a_refusal_goes_against_nothing_and_rounds_start_at_one() {
     });
     assert_eq!(invalid_field(d.validate()), "despite");
     let a = Payload::ConsultAnswer(ConsultAnswer {
+        receipt: None,
         answered_at: None,
         consultation_id: ConsultationId([7; 16]),
         round: 0,
@@ -432,6 +437,7 @@ fn consultation_ids_are_lower_case_hex() {
 #[test]
 fn a_refusal_round_trips_and_its_round_is_bounded() {
     let r = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+        receipt: None,
         consultation_id: wlnode_consult::ConsultationId([3; 16]),
         round: 1,
         reason: wlnode_consult::RefusalReason::NotOurEntry,
@@ -446,6 +452,7 @@ fn a_refusal_round_trips_and_its_round_is_bounded() {
     assert_eq!(wlnode_consult::decode(&bytes).unwrap(), r);
     for round in [0, wlnode_consult::MAX_ROUNDS + 1] {
         let bad = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            receipt: None,
             consultation_id: wlnode_consult::ConsultationId([3; 16]),
             round,
             reason: wlnode_consult::RefusalReason::Invalid,
@@ -460,6 +467,7 @@ fn a_refusal_round_trips_and_its_round_is_bounded() {
 #[test]
 fn a_refusal_binds_the_refused_message_id() {
     let r = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+        receipt: None,
         consultation_id: wlnode_consult::ConsultationId([3; 16]),
         round: 2,
         reason: wlnode_consult::RefusalReason::DeadlineTooShort,

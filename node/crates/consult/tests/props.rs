@@ -41,9 +41,15 @@ fn despite() -> impl Strategy<Value = Despite> {
 
 fn kind() -> impl Strategy<Value = TrailKind> {
     prop_oneof![
-        (0u64..60).prop_map(|d| TrailKind::Requested { deadline: at(d) }),
+        (0u64..60).prop_map(|d| TrailKind::Requested {
+            evidence: None,
+            deadline: at(d)
+        }),
         Just(TrailKind::Delivered),
-        answer().prop_map(|answer| TrailKind::Answered { answer }),
+        answer().prop_map(|answer| TrailKind::Answered {
+            evidence: None,
+            answer
+        }),
         (0u64..60).prop_map(|d| TrailKind::InfoSupplied { deadline: at(d) }),
         Just(TrailKind::Expired),
         (decision(), despite())
@@ -91,7 +97,7 @@ fn decided_before_answer_and_deadline(trail: &[TrailEvent]) -> Vec<usize> {
             continue;
         }
         let deadline = before.iter().find_map(|(_, e)| match e.kind {
-            TrailKind::Requested { deadline } => Some(deadline),
+            TrailKind::Requested { deadline, .. } => Some(deadline),
             _ => None,
         });
         let (index, decision) = mine[d];
@@ -166,7 +172,7 @@ proptest! {
     fn an_honest_pair_writes_a_trail_that_passes(ops in proptest::collection::vec(op(), 0..30)) {
         let (mut r, mut o) = pair(wlnode_consult::SilenceMeans::Objection);
         let mut now = at(1);
-        let mut trail = vec![ev(TrailKind::Requested { deadline: r.deadline() }, T0, req(), org())];
+        let mut trail = vec![ev(TrailKind::Requested { evidence: None, deadline: r.deadline() }, T0, req(), org())];
         let admitted = [org(), agency("CC-THIRD"), req()];
         for op in ops {
             match op {
@@ -177,7 +183,7 @@ proptest! {
                         let [Action::Send { payload: Payload::ConsultAnswer(body), .. }] =
                             actions.as_slice() else { panic!("{actions:?}") };
                         r.receive_answer(&org(), body, now, now).unwrap();
-                        trail.push(ev(TrailKind::Answered { answer: a }, now, org(), req()));
+                        trail.push(ev(TrailKind::Answered { evidence: None, answer: a }, now, org(), req()));
                     }
                 }
                 Op::SupplyInfo(days) => {
@@ -235,7 +241,7 @@ proptest! {
                             text: "x".into(),
                             details: None,
                         }, MIN, now).is_err(),
-                        _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer { answered_at: None,
+                        _ => r.receive_answer(&agency("CC-THIRD"), &wlnode_consult::ConsultAnswer { receipt: None, answered_at: None,
                             consultation_id: r.id(),
                             round: r.round(),
                             answer: Answer::NoObjection,

@@ -32,7 +32,10 @@ fn ev(kind: TrailKind, at: Timestamp, from: AgencyCode, to: AgencyCode) -> Trail
 
 fn requested(day: u64) -> TrailEvent {
     ev(
-        TrailKind::Requested { deadline: at(30) },
+        TrailKind::Requested {
+            evidence: None,
+            deadline: at(30),
+        },
         at(day),
         req(),
         org(),
@@ -40,7 +43,15 @@ fn requested(day: u64) -> TrailEvent {
 }
 
 fn answered(answer: Answer, day: u64) -> TrailEvent {
-    ev(TrailKind::Answered { answer }, at(day), org(), req())
+    ev(
+        TrailKind::Answered {
+            evidence: None,
+            answer,
+        },
+        at(day),
+        org(),
+        req(),
+    )
 }
 
 fn decided(decision: Decision, despite: Despite, day: u64) -> TrailEvent {
@@ -259,7 +270,10 @@ fn steps_out_of_order_are_reported() {
         ),
         (
             vec![ev(
-                TrailKind::Requested { deadline: at(0) },
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: at(0),
+                },
                 at(0),
                 req(),
                 org(),
@@ -282,6 +296,7 @@ fn steps_by_the_wrong_party_are_reported() {
         requested(0),
         ev(
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::NoObjection,
             },
             at(1),
@@ -387,6 +402,7 @@ fn an_early_expiry_does_not_excuse_an_early_decision() {
 fn late(answer: Answer, signed_day: u64, arrival: Timestamp) -> TrailEvent {
     ev(
         TrailKind::AnsweredLate {
+            evidence: None,
             answer,
             signed_at: at(signed_day),
             arrived_at: None,
@@ -418,6 +434,7 @@ fn a_late_answer_signed_in_time_passes_and_a_decision_on_silence_before_it_stand
     let mut as_answer = decided_on_silence.clone();
     as_answer[3] = ev(
         TrailKind::Answered {
+            evidence: None,
             answer: Answer::Objection,
         },
         arrival,
@@ -491,7 +508,17 @@ fn a_late_answer_signed_or_arriving_too_late_is_reported() {
 /// the deadline, or whose reason the trail contradicts, is reported.
 #[test]
 fn a_refusal_by_the_origin_is_taken_before_the_deadline_and_is_no_veto() {
-    let refusal = |reason, day| ev(TrailKind::RefusedByOrigin { reason }, at(day), org(), req());
+    let refusal = |reason, day| {
+        ev(
+            TrailKind::RefusedByOrigin {
+                evidence: None,
+                reason,
+            },
+            at(day),
+            org(),
+            req(),
+        )
+    };
     let refused = refusal(wlnode_consult::RefusalReason::DeadlineTooShort, 1);
     let trail = vec![requested(0), refused.clone()];
     assert_eq!(kinds(&trail), vec![]);

@@ -60,6 +60,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, broadcast, watch};
+use wlnode_consult::evidence::ReceiptStep;
 use wlnode_consult::{
     Action, Answer, ConsultError, ConsultRefusal, Consultation, ConsultationId, Decision,
     NewRequest, Payload, RefusalReason, Role as ConsultRole, SilenceMeans, State,
@@ -224,6 +225,7 @@ fn trail(
     if before.is_none() {
         out.push(step(
             TrailKind::Requested {
+                evidence: after.evidence(ReceiptStep::Request, 1).cloned(),
                 deadline: after.deadline(),
             },
             after.requested_at(),
@@ -245,14 +247,20 @@ fn trail(
         // An answer that arrived after the deadline, signed before it (finding 13,
         // requester side): its own step, with the signed time, so that the auditor
         // neither reports it as after the deadline nor a decision taken on silence
-        // before it as premature.
+        // before it as premature. At the requester, with the origin's signed
+        // receipt of the answer when it sent one (s33).
+        let evidence = after.evidence(ReceiptStep::Answer, a.round).cloned();
         let kind = match a.signed_at {
             Some(signed_at) => TrailKind::AnsweredLate {
+                evidence,
                 answer: a.answer,
                 signed_at,
                 arrived_at: a.arrived_at.filter(|t| *t < a.at),
             },
-            None => TrailKind::Answered { answer: a.answer },
+            None => TrailKind::Answered {
+                evidence,
+                answer: a.answer,
+            },
         };
         steps.push((a.at, step(kind, a.at, &origin, &requester)));
     }
@@ -263,7 +271,10 @@ fn trail(
         steps.push((
             r.at,
             step(
-                TrailKind::RefusedByOrigin { reason: r.reason },
+                TrailKind::RefusedByOrigin {
+                    evidence: after.evidence(ReceiptStep::Refusal, r.round).cloned(),
+                    reason: r.reason,
+                },
                 r.at,
                 &origin,
                 &requester,
@@ -434,10 +445,9 @@ struct Refusable {
     message_id: MessageId,
     /// The deadline it asked for.
     deadline: Timestamp,
-}
-
-fn payload_kind_is_info(kind: &str) -> bool {
-    kind == "consult_info"
+    /// Information (a later round), not a request: from the decoded payload, never
+    /// the envelope's kind, which the sender picks (review s32-consult L1).
+    is_info: bool,
 }
 
 /// The id of the message this node sent that opened `round` of `h` (the request for
@@ -579,6 +589,9 @@ pub struct Consultations {
     /// Where the next pruning pass resumes, per kind of refusal row (marks, daily
     /// counts): the key after the last one seen, wrapping around at the end.
     prune_from: Arc<std::sync::Mutex<[Vec<u8>; 2]>>,
+    /// The agency's signing key, for the receipts of our requests, answers and
+    /// refusals (`wlnode_consult::evidence`); without it none is sent.
+    key: Option<Arc<wlnode_crypto::SecretKey>>,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -602,7 +615,38 @@ impl Consultations {
             refused_messages: Arc::default(),
             pruned_hour: Arc::default(),
             prune_from: Arc::default(),
+            key: None,
         }
+    }
+
+    /// Signs a receipt of each request, answer and refusal we send with `key` (the
+    /// agency's signing key; issue 21, s33).
+    pub fn with_signing_key(mut self, key: Arc<wlnode_crypto::SecretKey>) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// `payload` with our signed receipt attached (a request, answer or refusal to
+    /// `to`; anything else, or no key, unchanged).
+    fn sealed(
+        &self,
+        payload: &Payload,
+        to: &AgencyCode,
+        refused_deadline: Option<Timestamp>,
+    ) -> Result<Payload, ConsultServiceError> {
+        let mut p = payload.clone();
+        if let Some(key) = &self.key {
+            wlnode_consult::evidence::seal(
+                &mut p,
+                &self.agency,
+                to,
+                key,
+                Timestamp::now(),
+                refused_deadline,
+            )
+            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        }
+        Ok(p)
     }
 
     /// Retries the flags' unsent messages from this task (at start, then every 10 s).
@@ -693,11 +737,13 @@ impl Consultations {
             return Ok(());
         }
         let payload = Payload::ConsultRefusal(ConsultRefusal {
+            receipt: None,
             consultation_id: id,
             round,
             reason,
             message_id: Some(refused.message_id),
         });
+        let payload = self.sealed(&payload, to, Some(refused.deadline))?;
         let body = wlnode_consult::encode(&payload)
             .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
         let message_id =
@@ -987,7 +1033,7 @@ impl Consultations {
         let roster = self.trust.roster();
         for a in actions {
             let notice = matches!(a, Action::SendNotice { .. });
-            let body = wlnode_consult::encode(a.payload())
+            let body = wlnode_consult::encode(&self.sealed(a.payload(), a.to(), None)?)
                 .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
             let body =
                 String::from_utf8(body).map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
@@ -1361,6 +1407,95 @@ impl Consultations {
                 return self.mark(mark).await;
             }
         };
+        // An envelope whose kind is not its payload's (review s32-consult L1: the
+        // refusal depended on the kind the sender picked, so one message told a
+        // member whether we hold an id) is refused and audited, and never answered,
+        // whatever the id.
+        if item.kind != payload.kind() {
+            tracing::warn!(from = %item.from, kind = %item.kind, payload = payload.kind(), "consultation message refused: its envelope kind is not its payload's");
+            self.refused_messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ev = refusal_event(
+                &self.agency,
+                item,
+                now,
+                format!(
+                    "consultation_refused: envelope kind {} carries a {} payload",
+                    item.kind,
+                    payload.kind()
+                ),
+            );
+            self.store
+                .call(move |s| {
+                    s.table_put(LocalTable::Consultations, &mark, true)?;
+                    s.audit_append(&[ev])?;
+                    Ok(())
+                })
+                .await?;
+            return Ok(());
+        }
+        // The sender's signed receipt of a request, answer or refusal (issue 21,
+        // s33): checked before anything else and kept as evidence in the trail
+        // step. One that does not check (another signer, another step, another
+        // content) is refused with the message, so that our log never holds a
+        // receipt the auditor would read as invented by us.
+        let receipt = {
+            let roster = self.trust.roster();
+            match wlnode_consult::evidence::check(&payload, &item.from, &self.agency, |k, t| {
+                roster
+                    .check_signer(&item.from, k, t)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|r| {
+                // Nor one dated ahead of our clock by more than the skew: the
+                // auditor dates the step by it.
+                let ahead = now.as_millis().saturating_add(
+                    u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(0),
+                );
+                match r
+                    .as_ref()
+                    .map(wlnode_consult::SignedReceipt::open)
+                    .transpose()?
+                {
+                    Some(b) if b.signed_at.as_millis() > ahead => Err(
+                        wlnode_consult::ReceiptError::Mismatch("signed_at ahead of our clock"),
+                    ),
+                    b => Ok(r.map(|r| (r, b))),
+                }
+            }) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(from = %item.from, kind = payload.kind(), error = %e, "consultation message refused: its receipt does not check");
+                    self.refused_messages
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    // Audited with the mark like every other refusal (review
+                    // s33-consult L5: our log held nothing showing that a malformed
+                    // answer came, so we could not rebut an origin whose own log
+                    // shows it answered).
+                    let mut why = format!("consultation_refused: receipt: {e}");
+                    if why.len() > 200 {
+                        let mut cut = 200;
+                        while !why.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        why.truncate(cut);
+                    }
+                    let ev = refusal_event(&self.agency, item, now, why);
+                    self.store
+                        .call(move |s| {
+                            s.table_put(LocalTable::Consultations, &mark, true)?;
+                            s.audit_append(&[ev])?;
+                            Ok(())
+                        })
+                        .await?;
+                    return Ok(());
+                }
+            }
+        };
+        // The deadline a refusal's receipt says the origin judged.
+        let receipt_deadline = receipt.as_ref().and_then(|(_, b)| b.as_ref()?.deadline);
+        let receipt = receipt.map(|(r, _)| r);
         let held_id = match &payload {
             Payload::ConsultDecision(d) => Some(d.consultation_id),
             _ => None,
@@ -1373,12 +1508,14 @@ impl Consultations {
                 round: 1,
                 message_id: item.message_id,
                 deadline: r.deadline,
+                is_info: false,
             }),
             Payload::ConsultInfo(i) => Some(Refusable {
                 id: i.consultation_id,
                 round: i.round,
                 message_id: item.message_id,
                 deadline: i.deadline,
+                is_info: true,
             }),
             _ => None,
         };
@@ -1453,7 +1590,10 @@ impl Consultations {
                         min,
                         arrived,
                     )
-                    .map(|c| {
+                    .map(|mut c| {
+                        if let Some(r) = receipt.clone() {
+                            c.record_evidence(ReceiptStep::Request, 1, r);
+                        }
                         Some((
                             None,
                             Held {
@@ -1480,7 +1620,13 @@ impl Consultations {
                             judged_at(item, now),
                             now,
                         )
-                        .map(|()| Some((Some(before), h)))
+                        .map(|()| {
+                            if let Some(r) = receipt.clone() {
+                                h.consultation
+                                    .record_evidence(ReceiptStep::Answer, a.round, r);
+                            }
+                            Some((Some(before), h))
+                        })
                         .map_err(Into::into)
                 }
                 None => Ok(None),
@@ -1503,6 +1649,14 @@ impl Consultations {
                         ),
                     }))
                 }
+                Some(h) if receipt_deadline.is_some_and(|d| d != h.consultation.deadline()) => {
+                    // Its receipt must name the deadline we set for the round, or
+                    // the auditor would judge the refusal on another one (s33).
+                    Err(ConsultServiceError::Invalid(format!(
+                        "refusal of consultation {} round {}: its receipt names another deadline",
+                        r.consultation_id, r.round
+                    )))
+                }
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     // Judged by its signed time, like an answer, and taken only while
@@ -1516,7 +1670,13 @@ impl Consultations {
                             self.min_deadline(),
                             now,
                         )
-                        .map(|()| Some((Some(before), h)))
+                        .map(|()| {
+                            if let Some(rc) = receipt.clone() {
+                                h.consultation
+                                    .record_evidence(ReceiptStep::Refusal, r.round, rc);
+                            }
+                            Some((Some(before), h))
+                        })
                         .map_err(Into::into)
                 }
                 None => Err(ConsultServiceError::NotFound(format!(
@@ -1718,7 +1878,7 @@ impl Consultations {
                         Some(h) => h.consultation.requester() != &item.from,
                         None => false,
                     };
-                    let reason = match (payload_kind_is_info(&item.kind), not_theirs) {
+                    let reason = match (refused.is_info, not_theirs) {
                         (true, true) => RefusalReason::UnknownConsultation,
                         _ => hint.unwrap_or(match &e {
                             ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
@@ -2081,6 +2241,7 @@ mod applied_tests {
 
     fn origin_after_objection() -> Consultation {
         let req = wlnode_consult::ConsultRequest {
+            receipt: None,
             consultation_id: ConsultationId([3; 16]),
             entry_id: EntryId([4; 16]),
             record_id: wlnode_crypto::model::RecordId([5; 32]),

@@ -740,6 +740,7 @@ impl RunningNode {
             trust.clone(),
         )
         .with_events(events.clone())
+        .with_signing_key(id.agency_key.clone())
         .with_flags(flags.clone())
         .with_neighbours(
             cfg.raw

@@ -213,10 +213,10 @@ mod tests {
 
     /// Review s31-fixes X7: a store error while the revocations of a new roster are
     /// applied leaves the stored anchor at the old roster; the retry applies both.
-    /// (The store's fault switch fails the *next* writes, so it cannot fail the
-    /// second of two writes: with the anchor written first, as before, the injected
-    /// error hit the anchor instead and this test passed there too. What it pins is
-    /// the order: the anchor never runs ahead of the revocations applied.)
+    /// Review s32-consult L7: the store's switch now also fails the N-th write alone,
+    /// so the test fails each of the first two writes in turn; with the anchor
+    /// written first (the order before X7) the second write fails in the revocation
+    /// step after the anchor reached the new roster, and the test fails.
     #[test]
     fn a_store_error_applying_revocations_leaves_the_anchor_at_the_old_roster() {
         let dir = tempfile::tempdir().unwrap();
@@ -258,6 +258,30 @@ mod tests {
             s.meta_get(wlnode_store::schema::meta::REVOCATIONS_APPLIED)
                 .unwrap()
         };
+        // Review s32-consult L7: fail each of the first writes in turn, on a store at
+        // v1 each time. Whichever write fails, the anchor never runs ahead of the
+        // revocations the store applied (with the anchor written first, the second
+        // write fails inside the revocation step after the anchor reached v2).
+        for n in 1..=2 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            apply_revocations_and_anchor(&store, &v1, &me).unwrap();
+            store.faults().fail_nth_write(n);
+            assert!(
+                apply_revocations_and_anchor(&store, &v2, &me).is_err(),
+                "write {n} failed"
+            );
+            store.faults().clear();
+            if anchored(&store) == v2.version() {
+                assert_eq!(
+                    applied_digest(&store).as_deref(),
+                    Some(&v2.revocations_digest()[..]),
+                    "write {n} failed: the anchor is at v2, so v2's revocations are applied"
+                );
+            }
+            apply_revocations_and_anchor(&store, &v2, &me).unwrap();
+            assert_eq!(anchored(&store), v2.version());
+        }
         store.faults().fail_writes(1);
         assert!(apply_revocations_and_anchor(&store, &v2, &me).is_err());
         assert_eq!(anchored(&store), v1.version(), "the anchor stayed");

@@ -32,12 +32,22 @@ pub struct Faults {
     /// not reopened: lets a test act in that window, which otherwise lasts until the
     /// next job after a failure.
     fail_probes: std::sync::atomic::AtomicBool,
+    /// Counts down to one write that fails: N lets N - 1 writes through, fails the
+    /// N-th, and then lets every write through (0: off). Review s32-consult L7: a test
+    /// of a write order needs the failure at one step, not at the first write.
+    fail_nth_write: AtomicU64,
 }
 
 impl Faults {
     /// Makes the next `n` writes fail (`u64::MAX`: until [`Faults::clear`]).
     pub fn fail_writes(&self, n: u64) {
         self.fail_writes.store(n, Ordering::SeqCst);
+    }
+
+    /// Lets `n - 1` writes through, fails the `n`-th, then lets writes through again
+    /// (`n` = 0: off).
+    pub fn fail_nth_write(&self, n: u64) {
+        self.fail_nth_write.store(n, Ordering::SeqCst);
     }
 
     /// Makes the next `n` ingest batches fail partway (`u64::MAX`: until cleared).
@@ -81,6 +91,15 @@ impl Faults {
         self.fail_flushes.store(0, Ordering::SeqCst);
         self.fail_probes(false);
         self.resume_flushes();
+        self.fail_nth_write.store(0, Ordering::SeqCst);
+    }
+
+    /// Counts one write down towards the N-th; true for the N-th itself.
+    fn nth(counter: &AtomicU64) -> bool {
+        matches!(
+            counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)),
+            Ok(1)
+        )
     }
 
     fn take(counter: &AtomicU64) -> bool {
@@ -97,6 +116,9 @@ impl Faults {
     pub(super) fn before_write(&self) -> Result<(), StoreError> {
         if Self::take(&self.fail_writes) {
             return Err(injected("the disk refuses writes (read-only file system)"));
+        }
+        if Self::nth(&self.fail_nth_write) {
+            return Err(injected("the disk refused this one write"));
         }
         Ok(())
     }
@@ -130,4 +152,20 @@ pub(super) fn injected(what: &str) -> StoreError {
         std::io::ErrorKind::ReadOnlyFilesystem,
         format!("injected fault: {what}"),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Faults;
+
+    #[test]
+    fn the_nth_write_fails_alone() {
+        let f = Faults::default();
+        f.fail_nth_write(3);
+        let results: Vec<bool> = (0..5).map(|_| f.before_write().is_ok()).collect();
+        assert_eq!(results, [true, true, false, true, true]);
+        f.fail_nth_write(1);
+        f.clear();
+        assert!(f.before_write().is_ok(), "cleared");
+    }
 }

@@ -192,14 +192,19 @@ pub(super) async fn list(
         ConsultRole::Origin
     };
     all.retain(|h| h.consultation.role() == role);
-    // What waits for us first, then the newest.
-    all.sort_by_key(|h| {
-        let waits = if sent {
+    // What waits for us first, then in the lists' order (newest first; ties by
+    // deadline, reference, id).
+    let waits = |h: &Held| {
+        if sent {
             awaits_decision(h)
         } else {
             awaits_answer(h)
-        };
-        (!waits, std::cmp::Reverse(h.consultation.requested_at().0))
+        }
+    };
+    all.sort_by(|a, b| {
+        waits(b)
+            .cmp(&waits(a))
+            .then_with(|| crate::consultations::list_order(&a.consultation, &b.consultation))
     });
     let pages = all.len().div_ceil(PAGE_SIZE).max(1);
     let page_no = q.page.unwrap_or(1).clamp(1, pages);

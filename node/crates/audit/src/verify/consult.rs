@@ -98,8 +98,136 @@ pub(super) fn check_consultations(
         .filter(|l| l.usable)
         .map(LogIndex::new)
         .collect();
-    check_late_answers_across_logs(&indexes, report);
+    check_evidence(roster, &indexes, report);
+    check_requests_across_logs(roster, &indexes, report);
+    check_late_answers_across_logs(roster, &indexes, report);
     check_refusals(roster, &indexes, report);
+}
+
+/// What the signed receipt a consultation step keeps shows (issue 21, s33; see
+/// `wlnode_consult::evidence`).
+enum Evidence {
+    /// The step keeps none (a log before receipts, or a sender that sent none).
+    None,
+    /// A receipt by a signing key the roster gives the actor (`from`) at its signed
+    /// time, never revoked, naming this step: the actor signed it.
+    Signed(wlnode_consult::StepReceipt),
+    /// A receipt that cannot be the actor's for this step: a signature that does not
+    /// verify, a body that names another step, round, party, answer or reason, or a
+    /// key that was not the actor's under the roster the keeper ran when it logged
+    /// the step. An honest keeper checks the receipt before it logs it, so this is
+    /// proof against the keeper.
+    Invented(String),
+    /// A receipt that verifies, but by a key revoked at some point (it may have been
+    /// stolen), or not the actor's under this roster while the keeper ran another:
+    /// proves nothing either way.
+    Unsure,
+}
+
+/// Judges the receipt step `step` (event `index`, round `round`) of `x`'s log keeps.
+fn evidence_of(
+    roster: &Roster,
+    x: &LogIndex<'_>,
+    index: u64,
+    round: u32,
+    step: &wlnode_consult::TrailEvent,
+) -> Evidence {
+    use wlnode_consult::{ReceiptStep, TrailKind};
+    let Some(signed) = step.kind.evidence() else {
+        return Evidence::None;
+    };
+    let r = match signed.open() {
+        Ok(r) => r,
+        Err(e) => return Evidence::Invented(e.to_string()),
+    };
+    let (want_step, answer, reason) = match &step.kind {
+        TrailKind::Requested { .. } => (ReceiptStep::Request, None, None),
+        TrailKind::Answered { answer, .. } | TrailKind::AnsweredLate { answer, .. } => {
+            (ReceiptStep::Answer, Some(*answer), None)
+        }
+        TrailKind::RefusedByOrigin { reason, .. } => (ReceiptStep::Refusal, None, Some(*reason)),
+        _ => return Evidence::Invented("a receipt on a step that takes none".into()),
+    };
+    let mismatch = if r.step != want_step {
+        Some("step")
+    } else if r.consultation_id != step.consultation_id {
+        Some("consultation")
+    } else if r.round != round {
+        Some("round")
+    } else if r.from != step.from || r.to != step.to {
+        Some("parties")
+    } else if r.answer != answer || r.reason != reason {
+        Some("answer or reason")
+    } else if let TrailKind::Requested { deadline, .. } = &step.kind
+        && r.deadline != Some(*deadline)
+    {
+        Some("deadline")
+    } else {
+        None
+    };
+    if let Some(what) = mismatch {
+        return Evidence::Invented(format!("the receipt names another {what}"));
+    }
+    let key = match signed.public_key() {
+        Ok(k) => k,
+        Err(e) => return Evidence::Invented(e.to_string()),
+    };
+    let revoked = roster
+        .member(&step.from)
+        .is_some_and(|m| m.revoked.iter().any(|v| v.key == key));
+    if revoked {
+        return Evidence::Unsure;
+    }
+    match roster.check_signer(&step.from, &key, r.signed_at) {
+        Ok(_) => Evidence::Signed(r),
+        // The keeper checked the signer under the roster it ran: if that is this
+        // roster, a key this roster does not give the actor was never accepted.
+        Err(e) if x.roster_settled_before(index, roster.version(), step.at.as_millis()) => {
+            Evidence::Invented(format!(
+                "not {}'s key under the roster it ran: {e}",
+                step.from
+            ))
+        }
+        Err(_) => Evidence::Unsure,
+    }
+}
+
+/// Issue 21, s33: a consultation step whose kept receipt cannot be the actor's
+/// ([`Evidence::Invented`]) is `consultation_evidence_invalid`, proven against the
+/// log's keeper (an honest node checks a receipt before it acts on the message and
+/// logs it).
+fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    for x in indexes {
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            let Evidence::Invented(why) = evidence_of(roster, x, *i, *round, step) else {
+                continue;
+            };
+            if !cap.take(step.consultation_id) {
+                continue;
+            }
+            report.violations.push(proven(
+                "consultation_evidence_invalid",
+                x.log.export.agency.as_str(),
+                format!(
+                    "consultation {}: {}'s log keeps a receipt of {}'s {} (round {round}) that is not {}'s: {why}",
+                    step.consultation_id.to_hex(),
+                    x.log.export.agency,
+                    step.from,
+                    step.kind.as_str(),
+                    step.from,
+                ),
+                serde_json::json!({
+                    "consultation_id": step.consultation_id.to_hex(),
+                    "event": i,
+                    "round": round,
+                    "step": step.kind.as_str(),
+                    "actor": step.from.to_string(),
+                    "why": why,
+                }),
+            ));
+        }
+    }
 }
 
 /// A verified checkpoint: its size and signed time.
@@ -284,8 +412,31 @@ struct LogIndex<'a> {
     /// The earliest `requested` of each consultation it holds, by consultation and
     /// requester (Unix ms, the step's time).
     requested: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// The event index of the first covered `requested` of each consultation it
+    /// holds, by consultation and requester (review s33-consult H2: whether the log
+    /// held a consultation before it refused is decided by position in the log, not
+    /// by comparing its arrival time with a later signing time).
+    requested_index: HashMap<(wlnode_consult::ConsultationId, &'a AgencyCode), u64>,
+    /// Every covered `requested` as (consultation, requester, origin) (review
+    /// s33-consult M2: a requester's log shows a request only if it names the same
+    /// origin, not any other agency under the same id).
+    requested_to: std::collections::HashSet<(
+        wlnode_consult::ConsultationId,
+        &'a AgencyCode,
+        &'a AgencyCode,
+    )>,
+    /// The event index of the first covered `mail rejected` event of each message
+    /// id (lower-case hex): where the log audited a message it refused.
+    rejected: HashMap<&'a str, u64>,
     /// Covered `roster_loaded` events: (index, version), by index.
     rosters: Vec<(u64, u64)>,
+    /// The times of those `roster_loaded` events (same order).
+    roster_times: Vec<u64>,
+    /// The earliest time of an event past the latest checkpoint (none: all
+    /// covered). Review s33-consult L6: a node whose clock ran fast when it signed
+    /// its latest checkpoint, then stepped back, logs what it does next after the
+    /// checkpoint yet dated before its time.
+    uncovered_from: Option<u64>,
     /// Events by time: (time, one past the highest index of an event at or before
     /// that time).
     by_time: Vec<(u64, u64)>,
@@ -297,9 +448,11 @@ impl<'a> LogIndex<'a> {
         let steps = rounds(log);
         let mut answers: HashMap<_, Vec<_>> = HashMap::new();
         let mut requested: HashMap<_, u64> = HashMap::new();
-        for (_, r, s) in &steps {
+        let mut requested_index: HashMap<_, u64> = HashMap::new();
+        let mut requested_to = std::collections::HashSet::new();
+        for (i, r, s) in &steps {
             match &s.kind {
-                TrailKind::Answered { answer } if s.from == log.export.agency => {
+                TrailKind::Answered { answer, .. } if s.from == log.export.agency => {
                     answers
                         .entry((s.consultation_id, &s.to))
                         .or_default()
@@ -310,19 +463,39 @@ impl<'a> LogIndex<'a> {
                         .entry((s.consultation_id, &s.from))
                         .or_insert(u64::MAX);
                     *at = (*at).min(s.at.as_millis());
+                    requested_index
+                        .entry((s.consultation_id, &s.from))
+                        .or_insert(*i);
+                    requested_to.insert((s.consultation_id, &s.from, &s.to));
                 }
                 _ => {}
             }
         }
-        let rosters = log
+        let (rosters, roster_times) = log
             .events
             .iter()
             .filter(|(i, _)| *i < log.covered)
             .filter_map(|(i, e)| match e.kind {
-                EventKind::RosterLoaded { version } => Some((*i, version)),
+                EventKind::RosterLoaded { version } => Some(((*i, version), e.at)),
                 _ => None,
             })
-            .collect();
+            .unzip();
+        let mut rejected: HashMap<&str, u64> = HashMap::new();
+        for (i, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
+            if let EventKind::Mail {
+                action, message_id, ..
+            } = &e.kind
+                && action == "rejected"
+            {
+                rejected.entry(message_id.as_str()).or_insert(*i);
+            }
+        }
+        let uncovered_from = log
+            .events
+            .iter()
+            .filter(|(i, _)| *i >= log.covered)
+            .map(|(_, e)| e.at)
+            .min();
         let mut by_time: Vec<(u64, u64)> = log.events.iter().map(|(i, e)| (e.at, *i + 1)).collect();
         by_time.sort_unstable();
         let mut upto = 0;
@@ -335,7 +508,12 @@ impl<'a> LogIndex<'a> {
             steps,
             answers,
             requested,
+            requested_index,
+            requested_to,
+            rejected,
             rosters,
+            roster_times,
+            uncovered_from,
             by_time,
         }
     }
@@ -349,6 +527,25 @@ impl<'a> LogIndex<'a> {
         k.checked_sub(1)
             .and_then(|k| self.rosters.get(k))
             .map(|(_, v)| *v)
+    }
+
+    /// Review s33-consult L3: whether the roster in force before event `index` was
+    /// version `version`, loaded at least [`wlnode_consult::TIMING_SKEW`] before
+    /// `at` (the keeper's time of that event). A node swaps its roster before it
+    /// logs `roster_loaded`, in another task, so a step checked under the previous
+    /// roster can follow a `roster_loaded` logged just before it.
+    fn roster_settled_before(&self, index: u64, version: u64, at: u64) -> bool {
+        let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+        let k = self
+            .rosters
+            .partition_point(|(i, _)| *i < index.min(self.log.covered));
+        k.checked_sub(1).is_some_and(|k| {
+            self.rosters.get(k).is_some_and(|(_, v)| *v == version)
+                && self
+                    .roster_times
+                    .get(k)
+                    .is_some_and(|t| t.saturating_add(skew) <= at)
+        })
     }
 
     /// One past the highest index of an event at or before `at` (0: none).
@@ -388,9 +585,10 @@ impl FindingCap {
 /// without notice is reported, with itself named first; it can no longer excuse
 /// itself by framing the origin (the review's attack). Keeping the origin's signed
 /// answer in the step would settle it; not built.
-fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report) {
+fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    let ahead = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
     for x in indexes {
         let l = x.log;
         let cover = FirstCover::new(l);
@@ -402,7 +600,7 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                 } => (answer, *signed_at, true),
                 // Arrived in time: the origin answered before it arrived (within
                 // the skew).
-                TrailKind::Answered { answer } => (answer, step.at, false),
+                TrailKind::Answered { answer, .. } => (answer, step.at, false),
                 _ => continue,
             };
             // Review s32-consult M1: a time past the checkpoint that first covered the
@@ -417,9 +615,48 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
             if step.to != l.export.agency || step.from == l.export.agency {
                 continue;
             }
-            let Some(origin) = indexes.iter().find(|o| o.log.export.agency == step.from) else {
+            // Issue 21, s33: the origin's signed receipt of the answer. Checked
+            // by its own signed time, which the origin cannot move more than
+            // `MAX_CLOCK_SKEW` past the checkpoint that first covered the step here
+            // (the requester refuses a receipt dated further ahead of its clock;
+            // review s33-consult M1: with the 5-minute skew here, an origin dating
+            // its answer 10 minutes ahead turned its proven omission into a pair
+            // finding). A later signed time only makes the origin's own covering
+            // checkpoint below come later. One that is not the origin's is
+            // `consultation_evidence_invalid` against this keeper already.
+            let evidence = evidence_of(roster, x, *i, *round, step);
+            if matches!(evidence, Evidence::Invented(_)) {
+                continue;
+            }
+            let signed = match evidence {
+                Evidence::Signed(r)
+                    if cover
+                        .of(*i)
+                        .is_some_and(|c| r.signed_at.as_millis() <= c.saturating_add(ahead)) =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            };
+            let when = signed.as_ref().map_or(when, |r| r.signed_at);
+            // L5: the origin's log, among its usable ones, that existed when the
+            // answer was signed (its first event no later), else the first.
+            let mut of_origin = indexes
+                .iter()
+                .filter(|o| o.log.export.agency == step.from)
+                .peekable();
+            let Some(first) = of_origin.peek().copied() else {
                 continue;
             };
+            // (Its own first event against a time it signed, or against the
+            // requester's clock for an unsigned answer: the skew is on the pair's
+            // side there.)
+            let existed = |o: &&LogIndex<'_>| {
+                o.by_time
+                    .first()
+                    .is_some_and(|(t, _)| *t <= when.as_millis())
+            };
+            let origin = of_origin.find(existed).unwrap_or(first);
             let covers = origin
                 .log
                 .checkpoint_at
@@ -433,13 +670,54 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                 .answers
                 .get(&(step.consultation_id, &l.export.agency))
                 .map_or(&[], |a| a.as_slice());
-            if answers.contains(&(*round, *answer)) || !cap.take(step.consultation_id) {
+            // Review s33-consult L2: an agency may run several nodes; the answer
+            // logged on any of them is logged.
+            let shown_elsewhere = indexes
+                .iter()
+                .filter(|o| o.log.export.agency == step.from)
+                .any(|o| {
+                    o.answers
+                        .get(&(step.consultation_id, &l.export.agency))
+                        .is_some_and(|a| a.contains(&(*round, *answer)))
+                });
+            if answers.contains(&(*round, *answer))
+                || shown_elsewhere
+                || !cap.take(step.consultation_id)
+            {
                 continue;
             }
+            // And it is proven only with the log of every node the roster lists
+            // for the origin at hand.
+            let every_node = roster.member(&step.from).is_some_and(|m| {
+                m.node_ids.iter().all(|n| {
+                    indexes
+                        .iter()
+                        .any(|o| o.log.export.agency == step.from && &o.log.export.peer_id == n)
+                })
+            });
             let pair = format!("{}->{}", l.export.agency, step.from);
-            report.violations.push(violation(
+            // Signed by the origin, and its log, which existed then and is covered
+            // after the signed time, lacks it: the origin left its own step out.
+            // Review s33-consult L6: and nothing it logged after its latest
+            // checkpoint is dated before the signed time plus the skew (its clock
+            // stepped back after that checkpoint: the answer may be logged past it).
+            let proof = signed.is_some()
+                && every_node
+                && existed(&origin)
+                && origin
+                    .uncovered_from
+                    .is_none_or(|u| u >= when.as_millis().saturating_add(skew));
+            report.violations.push(Violation {
+                kind: if proof {
+                    "consultation_answer_not_logged".into()
+                } else {
+                    "consultation_answer_unconfirmed".into()
+                },
+                node: if proof { step.from.to_string() } else { pair },
+                proven: proof,
+                ..violation(
                 "consultation_answer_unconfirmed",
-                &pair,
+                "",
                 format!(
                     "consultation {}: {}'s log records {} {} answer from {} to round {round} ({} {}), which {}'s log does not show",
                     step.consultation_id.to_hex(),
@@ -447,10 +725,10 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                     if late { "a late" } else { "an" },
                     answer.as_str(),
                     step.from,
-                    if late { "signed at" } else { "arrived at" },
+                    if late || signed.is_some() { "signed at" } else { "arrived at" },
                     when.as_millis(),
                     step.from
-                ),
+                ) + if proof { ", though the origin signed it" } else { "" },
                 serde_json::json!({
                     "consultation_id": step.consultation_id.to_hex(),
                     "requester": l.export.agency.to_string(),
@@ -458,12 +736,14 @@ fn check_late_answers_across_logs(indexes: &[LogIndex<'_>], report: &mut Report)
                     "round": round,
                     "answer": answer.as_str(),
                     "origin": step.from.to_string(),
+                    "signed_by_origin": signed.is_some(),
                     "origin_answers": answers
                         .iter()
                         .map(|(r, a)| serde_json::json!({"round": r, "answer": a.as_str()}))
                         .collect::<Vec<_>>(),
                 }),
-            ));
+            )
+            });
         }
     }
 }
@@ -498,14 +778,56 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
         > = HashMap::new();
         for (i, round, step) in &x.steps {
             let why: &str = match &step.kind {
-                TrailKind::Requested { deadline } | TrailKind::InfoSupplied { deadline } => {
+                TrailKind::Requested { deadline, .. } | TrailKind::InfoSupplied { deadline } => {
                     opened.insert((step.consultation_id, *round), (*i, *deadline));
                     continue;
                 }
-                TrailKind::RefusedByOrigin { reason }
+                TrailKind::RefusedByOrigin { reason, .. }
                     if step.to == l.export.agency && step.from != l.export.agency =>
                 {
                     let origin = indexes.iter().find(|o| o.log.export.agency == step.from);
+                    // Issue 21, s33: a refusal the origin signed is judged on what it
+                    // signed (its time, the deadline it judged, its own log), and an
+                    // implausible one is proven against it.
+                    // A signed one is judged on that alone (review s32-consult L2:
+                    // the requester takes a signed `deadline_too_short` whatever
+                    // its own minimum, so its roster says nothing here).
+                    if let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step) {
+                        let why = signed_refusal_implausible(
+                            roster,
+                            origin,
+                            &r,
+                            &l.export.agency,
+                            min,
+                            skew,
+                        );
+                        if let Some(why) = why
+                            && cap.take(step.consultation_id)
+                        {
+                            report.violations.push(proven(
+                                "consultation_refusal_implausible",
+                                step.from.as_str(),
+                                format!(
+                                    "consultation {}: {}'s signed refusal of round {round}, signed at {}: {why}",
+                                    step.consultation_id.to_hex(),
+                                    step.from,
+                                    r.signed_at.as_millis(),
+                                ),
+                                serde_json::json!({
+                                    "consultation_id": step.consultation_id.to_hex(),
+                                    "requester": l.export.agency.to_string(),
+                                    "origin": step.from.to_string(),
+                                    "event": i,
+                                    "round": round,
+                                    "reason": reason.as_str(),
+                                    "signed_at": r.signed_at.as_millis(),
+                                    "deadline": r.deadline.map(|d| d.as_millis()),
+                                    "signed_by_origin": true,
+                                }),
+                            ));
+                        }
+                        continue;
+                    }
                     match reason {
                         RefusalReason::UnknownConsultation if *round == 1 => {
                             "unknown_consultation for the request itself"
@@ -571,12 +893,156 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                     "event": i,
                     "round": round,
                     "reason": match &step.kind {
-                        TrailKind::RefusedByOrigin { reason } => reason.as_str(),
+                        TrailKind::RefusedByOrigin { reason, .. } => reason.as_str(),
                         _ => "",
                     },
                 }),
             ));
         }
+    }
+}
+
+/// Issue 21, s33: a request the origin's log keeps with the requester's signed
+/// receipt, which the requester's log (existing at the signed time, covered by a
+/// checkpoint signed past it plus the skew) does not show as its own `requested`
+/// step, is `consultation_request_not_logged`, proven against the requester: an
+/// honest requester logs the request when it saves it, before it is sent, so a
+/// requester that hides a consultation from its own trail (to grant on it without a
+/// trace) is caught by the origin's copy of its signature.
+fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    use wlnode_consult::TrailKind;
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
+    for x in indexes {
+        let l = x.log;
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            if !matches!(step.kind, TrailKind::Requested { .. })
+                || step.to != l.export.agency
+                || step.from == l.export.agency
+            {
+                continue;
+            }
+            let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step) else {
+                continue;
+            };
+            let at = r.signed_at.as_millis();
+            // Review s33-consult M2: to this origin (a `requested` of the same id
+            // to another agency does not show this one).
+            let shown = |q: &&LogIndex<'_>| {
+                q.requested_to
+                    .contains(&(step.consultation_id, &step.from, &step.to))
+            };
+            let judged: Vec<&LogIndex<'_>> = indexes
+                .iter()
+                .filter(|q| q.log.export.agency == step.from)
+                .filter(|q| {
+                    q.by_time.first().is_some_and(|(t, _)| *t <= at)
+                        && q.log
+                            .checkpoint_at
+                            .is_some_and(|c| c >= at.saturating_add(skew))
+                        // Review s33-consult L6, as for answers.
+                        && q.uncovered_from
+                            .is_none_or(|u| u >= at.saturating_add(skew))
+                })
+                .collect();
+            // Review s33-consult L2: proven only with the log of every node the
+            // roster lists for the requester at hand.
+            let every_node = roster.member(&step.from).is_some_and(|m| {
+                m.node_ids.iter().all(|n| {
+                    indexes
+                        .iter()
+                        .any(|o| o.log.export.agency == step.from && &o.log.export.peer_id == n)
+                })
+            });
+            if judged.is_empty()
+                || !every_node
+                || indexes
+                    .iter()
+                    .filter(|q| q.log.export.agency == step.from)
+                    .any(|q| shown(&q))
+                || !cap.take(step.consultation_id)
+            {
+                continue;
+            }
+            report.violations.push(proven(
+                "consultation_request_not_logged",
+                step.from.as_str(),
+                format!(
+                    "consultation {}: {}'s log keeps {}'s signed request (signed at {at}), which {}'s log does not show",
+                    step.consultation_id.to_hex(),
+                    l.export.agency,
+                    step.from,
+                    step.from,
+                ),
+                serde_json::json!({
+                    "consultation_id": step.consultation_id.to_hex(),
+                    "origin": l.export.agency.to_string(),
+                    "requester": step.from.to_string(),
+                    "event": i,
+                    "signed_at": at,
+                }),
+            ));
+        }
+    }
+}
+
+/// Issue 21, s33: why a refusal the origin signed (`r`, checked) is implausible by
+/// the origin's own signed data alone, if it is:
+/// - `unknown_consultation` for the request itself, or for a later round of a
+///   consultation the origin's covered log holds as `requester`'s from before it
+///   signed the refusal;
+/// - `deadline_too_short` of a deadline that left at least the roster's minimum (plus
+///   the skew) after the signed time, while the origin ran the roster the auditor
+///   verifies with (its log, covered past the signed time, says so). The origin
+///   judges a deadline at the message's arrival, before it signs, so a deadline long
+///   enough at signing was long enough then.
+fn signed_refusal_implausible(
+    roster: &Roster,
+    origin: Option<&LogIndex<'_>>,
+    r: &wlnode_consult::StepReceipt,
+    requester: &AgencyCode,
+    min: u64,
+    skew: u64,
+) -> Option<&'static str> {
+    use wlnode_consult::RefusalReason;
+    let at = r.signed_at.as_millis();
+    // The origin's log, covered past the signed time: needed by all but the first
+    // rule.
+    let covered = origin.filter(|o| {
+        o.log
+            .checkpoint_at
+            .is_some_and(|c| c >= at.saturating_add(skew))
+    });
+    match r.reason? {
+        RefusalReason::UnknownConsultation if r.round == 1 => {
+            Some("unknown_consultation for the request itself")
+        }
+        RefusalReason::UnknownConsultation => {
+            // Review s33-consult H2: the origin audits the refused message (`mail
+            // rejected`) before it signs the refusal, so a `requested` of this
+            // requester earlier in its log was held when it refused. Times prove
+            // nothing here: a request that arrived while the origin was refusing an
+            // earlier information is dated before the refusal's signing yet opened
+            // after it. Without the refused message's audit event, nothing is proven.
+            let o = covered?;
+            let refused_at = *o.rejected.get(r.refused_message?.to_hex().as_str())?;
+            o.requested_index
+                .get(&(r.consultation_id, requester))
+                .is_some_and(|k| *k < refused_at)
+                .then_some(
+                    "unknown_consultation for a consultation the origin's log held as this requester's before it audited the refused message",
+                )
+        }
+        RefusalReason::DeadlineTooShort => {
+            let o = covered?;
+            let deadline = r.deadline?.as_millis();
+            (o.roster_before(o.events_until(at)) == Some(roster.version())
+                && deadline >= at.saturating_add(min).saturating_add(skew))
+            .then_some(
+                "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
+            )
+        }
+        _ => None,
     }
 }
 

@@ -32,6 +32,7 @@ fn requested(id: ConsultationId, at: u64) -> Event {
     step(
         id,
         TrailKind::Requested {
+            evidence: None,
             deadline: Timestamp(DEADLINE),
         },
         at,
@@ -77,6 +78,7 @@ fn an_answer_the_requester_invented_is_not_blamed_on_the_origin() {
             step(
                 id,
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(DEADLINE - 60_000),
                     arrived_at: None,
@@ -141,6 +143,7 @@ fn an_in_time_answer_the_origins_log_does_not_show_is_reported() {
             step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 DEADLINE - 60_000,
@@ -166,6 +169,7 @@ fn an_in_time_answer_the_origins_log_does_not_show_is_reported() {
             events.push(step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 DEADLINE - 70_000,
@@ -208,6 +212,7 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
             step(
                 id,
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(DEADLINE - 60_000),
                     arrived_at: None,
@@ -227,6 +232,7 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
             step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::InfoRequested,
                 },
                 DAY,
@@ -245,6 +251,7 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
             step(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 3 * DAY,
@@ -264,7 +271,16 @@ fn an_answer_is_confirmed_only_by_the_same_round() {
 }
 
 fn refused(id: ConsultationId, reason: wlnode_consult::RefusalReason, at: u64) -> Event {
-    step(id, TrailKind::RefusedByOrigin { reason }, at, 0, 1)
+    step(
+        id,
+        TrailKind::RefusedByOrigin {
+            evidence: None,
+            reason,
+        },
+        at,
+        0,
+        1,
+    )
 }
 
 fn roster_loaded(version: u64, at: u64) -> Event {
@@ -296,6 +312,7 @@ fn an_unknown_consultation_refusal_the_logs_contradict_is_reported() {
         step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::InfoRequested,
             },
             at,
@@ -370,6 +387,7 @@ fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
                 step(
                     id,
                     TrailKind::Requested {
+                        evidence: None,
                         deadline: Timestamp(deadline),
                     },
                     1000,
@@ -406,6 +424,7 @@ fn a_deadline_too_short_refusal_is_judged_under_the_roster_then_in_force() {
             step(
                 id,
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(long),
                 },
                 1000,
@@ -477,6 +496,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
     let id = ConsultationId([41; 16]);
     let later = 3000 + 10 * 60_000;
     let far = TrailKind::Requested {
+        evidence: None,
         deadline: Timestamp(Y2100 + 366 * DAY),
     };
     let requester = log(
@@ -487,6 +507,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
             dated(
                 id,
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 2000,
@@ -536,6 +557,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
             dated(
                 id,
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(Y2100 + DEADLINE),
                 },
                 1000,
@@ -547,6 +569,7 @@ fn an_answer_dated_in_the_future_is_still_cross_checked() {
             dated(
                 id,
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(Y2100 + DEADLINE - 60_000),
                     arrived_at: None,
@@ -637,6 +660,7 @@ fn an_answer_the_origin_gave_another_member_confirms_nothing() {
         step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::NoObjection,
             },
             at,
@@ -651,6 +675,7 @@ fn an_answer_the_origin_gave_another_member_confirms_nothing() {
             step(
                 id,
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(DEADLINE),
                 },
                 1000,
@@ -729,6 +754,7 @@ fn a_keeper_cannot_mint_findings_against_another_member_alone() {
         step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::Objection,
             },
             DEADLINE + DAY,
@@ -807,6 +833,7 @@ fn a_repeated_bad_step_gets_a_bounded_number_of_findings() {
         events.push(step(
             id,
             TrailKind::Answered {
+                evidence: None,
                 answer: Answer::NoObjection,
             },
             2000 + n,
@@ -824,4 +851,882 @@ fn a_repeated_bad_step_gets_a_bounded_number_of_findings() {
     ] {
         assert_eq!(v.iter().filter(|v| v.kind == kind).count(), MAX, "{kind}");
     }
+}
+
+/// Issue 21, s33: a base time near now, so that the fixture's signing keys (valid
+/// from an hour before the fixture was built) were valid when the receipts below
+/// were signed.
+fn t0() -> u64 {
+    Timestamp::now().as_millis() - 30 * 60_000
+}
+
+/// The receipt `signer`'s agency key signs of a step of consultation `id`, round
+/// `round`, from `from` to `to`.
+#[allow(clippy::too_many_arguments)]
+fn receipt(
+    f: &Fixture,
+    signer: usize,
+    id: ConsultationId,
+    step: wlnode_consult::ReceiptStep,
+    from: usize,
+    to: usize,
+    answer: Option<Answer>,
+    reason: Option<wlnode_consult::RefusalReason>,
+    deadline: Option<u64>,
+    signed_at: u64,
+) -> wlnode_consult::SignedReceipt {
+    wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step,
+        consultation_id: id,
+        round: 1,
+        from: ag(from),
+        to: ag(to),
+        answer,
+        reason,
+        deadline: deadline.map(Timestamp),
+        refused_message: None,
+        signed_at: Timestamp(signed_at),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[signer])
+    .unwrap()
+}
+
+/// Issue 21, s33: the requester logs a no-objection with the origin's signed receipt
+/// of it; the origin's log, covered well after, does not show the answer. The
+/// origin signed it and left its own step out: proven against the origin
+/// (`consultation_answer_not_logged`), not the pair. A receipt the origin did not
+/// sign (the requester's own key, another answer, a signature under another
+/// context) is proven against the requester (`consultation_evidence_invalid`), and
+/// an answer without a receipt keeps the pair rule.
+#[test]
+fn a_signed_answer_proves_one_side() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([41; 16]);
+    let answered_at = t + 3_600_000;
+    let requester = |evidence: Option<wlnode_consult::SignedReceipt>| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence,
+                        answer: Answer::NoObjection,
+                    },
+                    answered_at + 1000,
+                    0,
+                    1,
+                ),
+                step(
+                    id,
+                    TrailKind::Decided {
+                        decision: Decision::Granted,
+                        despite: Despite::None,
+                    },
+                    answered_at + 2000,
+                    1,
+                    0,
+                ),
+            ],
+            &[4],
+        )
+    };
+    let origin = |answered: bool| {
+        let mut events = vec![
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(t + DEADLINE),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+        ];
+        if answered {
+            events.push(step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                answered_at,
+                0,
+                1,
+            ));
+        }
+        events.push(stopped(t + 2 * DAY));
+        let n = events.len() as u64;
+        log(&f, 0, &events, &[n])
+    };
+    let signed = |signer: usize, answer: Answer| {
+        receipt(
+            &f,
+            signer,
+            id,
+            ReceiptStep::Answer,
+            0,
+            1,
+            Some(answer),
+            None,
+            None,
+            answered_at,
+        )
+    };
+    // Signed by the origin, not in its log: proven against the origin.
+    let v = consult_findings(
+        &f,
+        &[
+            origin(false),
+            requester(Some(signed(0, Answer::NoObjection))),
+        ],
+    );
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_not_logged", NAMES[0], true)],
+        "{v:?}"
+    );
+    // In its log: nothing.
+    let v = consult_findings(
+        &f,
+        &[
+            origin(true),
+            requester(Some(signed(0, Answer::NoObjection))),
+        ],
+    );
+    assert!(v.is_empty(), "{v:?}");
+    // Review s33-consult M1: dated 30 minutes ahead of the requester's clock
+    // (which takes receipts up to an hour ahead), it is still proven against the
+    // origin; before, past the 5-minute skew, it fell back to the pair.
+    let ahead = receipt(
+        &f,
+        0,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at + 30 * 60_000,
+    );
+    let v = consult_findings(&f, &[origin(false), requester(Some(ahead))]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_not_logged", NAMES[0], true)],
+        "{v:?}"
+    );
+    // No receipt (an older log): the pair, as before.
+    let v = consult_findings(&f, &[origin(false), requester(None)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_unconfirmed", PAIR, false)],
+        "{v:?}"
+    );
+    // Receipts the origin did not sign for this answer: proven against the requester.
+    let mut other_context = signed(0, Answer::NoObjection);
+    other_context.signature = hex::encode(
+        f.agency_keys[0]
+            .sign(
+                wlnode_crypto::keys::context::RECORD,
+                other_context.body.as_bytes(),
+            )
+            .as_bytes(),
+    );
+    for bad in [
+        signed(1, Answer::NoObjection),
+        signed(0, Answer::Objection),
+        other_context,
+    ] {
+        for o in [origin(false), origin(true)] {
+            let v = consult_findings(&f, &[o, requester(Some(bad.clone()))]);
+            assert_eq!(
+                who(&v),
+                vec![("consultation_evidence_invalid", NAMES[1], true)],
+                "{v:?}"
+            );
+        }
+    }
+}
+
+/// Issue 21, s33: a refusal the origin signed is judged on what it signed. A
+/// `deadline_too_short` of a deadline that left far more than the roster's minimum
+/// after the origin signed, under the roster its log shows, and an
+/// `unknown_consultation` of the request itself, are proven against the origin; a
+/// genuinely short deadline is no finding.
+#[test]
+fn an_implausible_signed_refusal_is_proven_against_the_origin() {
+    use wlnode_consult::ReceiptStep;
+    use wlnode_consult::RefusalReason::{DeadlineTooShort, UnknownConsultation};
+    let f = fixture();
+    let v0 = f.roster.version();
+    let min = f.roster.consultation_min_deadline_secs() * 1000;
+    let t = t0();
+    let id = ConsultationId([42; 16]);
+    let signed_at = t + 60_000;
+    let requester = |deadline: u64, reason, evidence| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::RefusedByOrigin { reason, evidence },
+                    signed_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let origin = log(
+        &f,
+        0,
+        &[roster_loaded(v0, t - 1000), stopped(t + DAY)],
+        &[2],
+    );
+    let signed = |reason, deadline: u64| {
+        receipt(
+            &f,
+            0,
+            id,
+            ReceiptStep::Refusal,
+            0,
+            1,
+            None,
+            Some(reason),
+            Some(deadline),
+            signed_at,
+        )
+    };
+    let long = signed_at + min + 10 * 60_000;
+    let v = consult_findings(
+        &f,
+        &[
+            origin.clone(),
+            requester(long, DeadlineTooShort, Some(signed(DeadlineTooShort, long))),
+        ],
+    );
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", NAMES[0], true)],
+        "{v:?}"
+    );
+    let v = consult_findings(
+        &f,
+        &[
+            origin.clone(),
+            requester(
+                long,
+                UnknownConsultation,
+                Some(signed(UnknownConsultation, long)),
+            ),
+        ],
+    );
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", NAMES[0], true)],
+        "{v:?}"
+    );
+    let short = signed_at + min / 2;
+    let v = consult_findings(
+        &f,
+        &[
+            origin.clone(),
+            requester(
+                short,
+                DeadlineTooShort,
+                Some(signed(DeadlineTooShort, short)),
+            ),
+        ],
+    );
+    assert!(v.is_empty(), "{v:?}");
+    // The origin ran another roster (review s32-consult L2: one with a larger
+    // minimum, say): its signed refusal is not judged, not even against the pair.
+    let elsewhere = log(
+        &f,
+        0,
+        &[roster_loaded(v0 + 1, t - 1000), stopped(t + DAY)],
+        &[2],
+    );
+    let v = consult_findings(
+        &f,
+        &[
+            elsewhere,
+            requester(long, DeadlineTooShort, Some(signed(DeadlineTooShort, long))),
+        ],
+    );
+    assert!(v.is_empty(), "{v:?}");
+    // Without a receipt: the pair, as before.
+    let v = consult_findings(&f, &[origin, requester(long, DeadlineTooShort, None)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", PAIR, false)],
+        "{v:?}"
+    );
+}
+
+/// Issue 21, s33: the origin's log keeps the requester's signed request; the
+/// requester's log, existing then and covered well after, has no `requested` step
+/// for it (the requester hid the consultation from its trail): proven against the
+/// requester. A requester log that shows it, or one not yet covered past the signed
+/// time, gives nothing.
+#[test]
+fn a_signed_request_the_requester_did_not_log_is_proven_against_it() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([43; 16]);
+    let deadline = t + DEADLINE;
+    let signed = receipt(
+        &f,
+        1,
+        id,
+        ReceiptStep::Request,
+        1,
+        0,
+        None,
+        None,
+        Some(deadline),
+        t + 1000,
+    );
+    let origin = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: Some(signed),
+                    deadline: Timestamp(deadline),
+                },
+                t + 2000,
+                1,
+                0,
+            ),
+            stopped(t + DAY),
+        ],
+        &[3],
+    );
+    let requester = |logged: bool, until: u64| {
+        let mut events = vec![roster_loaded(v0, t - 1000)];
+        if logged {
+            events.push(step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                0,
+            ));
+        }
+        events.push(stopped(until));
+        let n = events.len() as u64;
+        log(&f, 1, &events, &[n])
+    };
+    let v = consult_findings(&f, &[origin.clone(), requester(false, t + DAY)]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_request_not_logged", NAMES[1], true)],
+        "{v:?}"
+    );
+    assert!(consult_findings(&f, &[origin.clone(), requester(true, t + DAY)]).is_empty());
+    assert!(
+        consult_findings(&f, &[origin.clone(), requester(false, t + 2000)]).is_empty(),
+        "not covered past the signed time yet"
+    );
+    // Review s33-consult M2: the requester logs the id as a request to a third
+    // agency: that does not show this one, still proven.
+    let elsewhere = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                2,
+            ),
+            stopped(t + DAY),
+        ],
+        &[3],
+    );
+    let v = consult_findings(&f, &[origin, elsewhere]);
+    assert!(
+        who(&v).contains(&("consultation_request_not_logged", NAMES[1], true)),
+        "{v:?}"
+    );
+}
+
+/// The origin's audit event of a message it refused (`mail rejected`).
+fn mail_rejected(message: wlnode_crypto::model::MessageId, from: usize, at: u64) -> Event {
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: "rejected".into(),
+            message_id: message.to_hex(),
+            item: "message".into(),
+            from: ag(from),
+            to: ag(0),
+            kind: "consult_info".into(),
+            size: 100,
+            peer: None,
+            reason: Some("consultation_refused: not ours".into()),
+            expires_at: None,
+            ack: None,
+        },
+    )
+}
+
+/// The findings against agency 0 (the origin in these tests): (kind, proven).
+fn against_origin(v: &[Violation]) -> Vec<(String, bool)> {
+    v.iter()
+        .filter(|x| x.node == NAMES[0])
+        .map(|x| (x.kind.clone(), x.proven))
+        .collect()
+}
+
+/// Review s33-consult H2: the requester sends information for a fresh id, then the
+/// request opening it. The origin refuses the information (`unknown_consultation`,
+/// round 2, signed after several store writes) while the request, which arrived
+/// during that, is applied next and dated at its arrival, before the refusal's
+/// signing time. The origin was honest: its log audits the refused information
+/// before it opens the consultation, so nothing is proven against it (the
+/// requester's own log, with its information nobody asked for, is not at issue
+/// here). When its log opened the consultation before auditing the refused
+/// message, the signed refusal is proven against it.
+#[test]
+fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
+    use wlnode_consult::ReceiptStep;
+    use wlnode_consult::RefusalReason::UnknownConsultation;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([44; 16]);
+    let deadline = t + DEADLINE;
+    let message = wlnode_crypto::model::MessageId([5; 16]);
+    let signed_at = t + 2000;
+    let signed = wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step: ReceiptStep::Refusal,
+        consultation_id: id,
+        round: 2,
+        from: ag(0),
+        to: ag(1),
+        answer: None,
+        reason: Some(UnknownConsultation),
+        deadline: Some(Timestamp(deadline)),
+        refused_message: Some(message),
+        signed_at: Timestamp(signed_at),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[0])
+    .unwrap();
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::InfoSupplied {
+                    deadline: Timestamp(deadline),
+                },
+                t + 1100,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::RefusedByOrigin {
+                    reason: UnknownConsultation,
+                    evidence: Some(signed),
+                },
+                signed_at + 1000,
+                0,
+                1,
+            ),
+            stopped(t + DAY),
+        ],
+        &[5],
+    );
+    // The request arrived at t + 1500, while the information was being refused.
+    let opened = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(deadline),
+        },
+        t + 1500,
+        1,
+        0,
+    );
+    let origin = |request_first: bool| {
+        let refused = mail_rejected(message, 1, t + 1600);
+        let (a, b) = if request_first {
+            (opened.clone(), refused)
+        } else {
+            (refused, opened.clone())
+        };
+        log(
+            &f,
+            0,
+            &[roster_loaded(v0, t - 1000), a, b, stopped(t + DAY)],
+            &[4],
+        )
+    };
+    let v = consult_findings(&f, &[origin(false), requester.clone()]);
+    assert_eq!(
+        against_origin(&v),
+        vec![],
+        "an honest origin is proven: {v:?}"
+    );
+    let v = consult_findings(&f, &[origin(true), requester]);
+    assert_eq!(
+        against_origin(&v),
+        vec![("consultation_refusal_implausible".to_string(), true)],
+        "{v:?}"
+    );
+}
+
+/// Review s33-consult L3: a node swaps its roster before it logs `roster_loaded`,
+/// so a step whose receipt was checked under the previous roster can follow the
+/// `roster_loaded` of the auditor's roster by a moment. A receipt key that roster
+/// does not give the actor is then not proven invented by the keeper; once the
+/// roster was loaded well before the step (more than the skew), it is.
+#[test]
+fn a_receipt_checked_across_a_roster_reload_is_not_proven_invented() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([45; 16]);
+    let answered_at = t + 60 * 60_000;
+    // Signed by the requester's own key: not the origin's under the auditor's roster.
+    let other_key = receipt(
+        &f,
+        1,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at,
+    );
+    let requester = |reloaded_at: u64| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0.saturating_sub(1), t - 1000),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                roster_loaded(v0, reloaded_at),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence: Some(other_key.clone()),
+                        answer: Answer::NoObjection,
+                    },
+                    answered_at + 1000,
+                    0,
+                    1,
+                ),
+                stopped(t + DAY),
+            ],
+            &[5],
+        )
+    };
+    let invented = |v: &[Violation]| {
+        v.iter()
+            .any(|x| x.kind == "consultation_evidence_invalid" && x.proven)
+    };
+    let v = consult_findings(&f, &[requester(answered_at + 500)]);
+    assert!(!invented(&v), "{v:?}");
+    let v = consult_findings(&f, &[requester(t + 2000)]);
+    assert!(invented(&v), "{v:?}");
+}
+
+/// Review s33-consult L6: the origin's clock ran ten minutes fast when it signed its
+/// latest checkpoint, then stepped back; the answer it signed and logged next is
+/// past that checkpoint though dated before its time. Not proven against the
+/// origin (the pair at most). Had it logged nothing after the checkpoint before a
+/// time past the signed one, the omission is proven.
+#[test]
+fn an_answer_logged_after_a_clock_step_back_is_not_proven_omitted() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([46; 16]);
+    let answered_at = t + 60 * 60_000;
+    let signed = receipt(
+        &f,
+        0,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at,
+    );
+    let requested = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(t + DEADLINE),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            requested.clone(),
+            step(
+                id,
+                TrailKind::Answered {
+                    evidence: Some(signed),
+                    answer: Answer::NoObjection,
+                },
+                answered_at + 1000,
+                0,
+                1,
+            ),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let origin = |logged_after: bool| {
+        let mut events = vec![
+            roster_loaded(v0, t - 1000),
+            requested.clone(),
+            // Logged with the clock ten minutes fast; the checkpoint covers it.
+            roster_loaded(v0, answered_at + 10 * 60_000),
+        ];
+        if logged_after {
+            events.push(step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                answered_at,
+                0,
+                1,
+            ));
+        }
+        events.push(stopped(t + DAY));
+        log(&f, 0, &events, &[3])
+    };
+    let v = consult_findings(&f, &[origin(true), requester.clone()]);
+    assert!(
+        !v.iter().any(|x| x.proven && x.node == NAMES[0]),
+        "an honest origin is proven: {v:?}"
+    );
+    let v = consult_findings(&f, &[origin(false), requester]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_answer_not_logged", NAMES[0], true)],
+        "{v:?}"
+    );
+}
+
+/// Two fixtures sharing a roster in which AA-EXPORT runs two nodes: the first signs
+/// with its first node's key, the second with its second's.
+fn two_node_fixtures() -> (Fixture, Fixture) {
+    use wlnode_config::roster_edit::{self, NewMember};
+    use wlnode_crypto::SecretKey;
+    let authority = SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    let second = SecretKey::generate().unwrap();
+    for (n, (agency, group)) in NAMES.iter().zip(["eu", "eu", "asean"]).enumerate() {
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        let mut nodes = vec![node.public_key().peer_id()];
+        if n == 0 {
+            nodes.push(second.public_key().peer_id());
+        }
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                agency,
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                nodes,
+                &[group],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    let copy = |k: &SecretKey| SecretKey::from_seed(&k.seed());
+    let other = Fixture {
+        roster: roster.clone(),
+        agency_keys: agency_keys.iter().map(copy).collect(),
+        node_keys: std::iter::once(second)
+            .chain(node_keys.iter().skip(1).map(copy))
+            .collect(),
+    };
+    (
+        Fixture {
+            roster,
+            agency_keys,
+            node_keys,
+        },
+        other,
+    )
+}
+
+/// Review s33-consult L2: AA-EXPORT runs two nodes; its signed answer is logged on
+/// the second. With both logs at hand, nothing is reported; with only the first,
+/// it is not proven against AA-EXPORT (its other node's log is missing).
+#[test]
+fn an_answer_logged_on_another_node_of_the_origin_is_not_proven_omitted() {
+    use wlnode_consult::ReceiptStep;
+    let (f, g) = two_node_fixtures();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([47; 16]);
+    let answered_at = t + 60 * 60_000;
+    let signed = receipt(
+        &f,
+        0,
+        id,
+        ReceiptStep::Answer,
+        0,
+        1,
+        Some(Answer::NoObjection),
+        None,
+        None,
+        answered_at,
+    );
+    let requested = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(t + DEADLINE),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let answered = |evidence| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence,
+                answer: Answer::NoObjection,
+            },
+            answered_at,
+            0,
+            1,
+        )
+    };
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 1000),
+            requested.clone(),
+            answered(Some(signed)),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let first = log(
+        &f,
+        0,
+        &[roster_loaded(v0, t - 1000), stopped(t + DAY)],
+        &[2],
+    );
+    let second = log(
+        &g,
+        0,
+        &[
+            roster_loaded(v0, t - 1000),
+            requested,
+            answered(None),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[first.clone(), second, requester.clone()]);
+    assert_eq!(against_origin(&v), vec![], "{v:?}");
+    assert!(
+        !v.iter().any(|x| x.kind.starts_with("consultation_answer")),
+        "{v:?}"
+    );
+    let v = consult_findings(&f, &[first, requester]);
+    assert!(!v.iter().any(|x| x.proven), "{v:?}");
 }

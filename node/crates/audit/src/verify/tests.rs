@@ -9,7 +9,7 @@ use crate::event::{Checkpoint, EXPORT_FORMAT, SentHeader};
 
 pub(super) struct Fixture {
     pub(super) roster: Roster,
-    agency_keys: Vec<SecretKey>,
+    pub(super) agency_keys: Vec<SecretKey>,
     pub(super) node_keys: Vec<SecretKey>,
 }
 
@@ -959,6 +959,7 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
     let requested = |at| {
         step(
             TrailKind::Requested {
+                evidence: None,
                 deadline: Timestamp(deadline),
             },
             at,
@@ -974,6 +975,7 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
             step(TrailKind::Expired, deadline, 0, 1),
             step(
                 TrailKind::AnsweredLate {
+                    evidence: None,
                     answer: Answer::NoObjection,
                     signed_at: Timestamp(deadline - 60_000),
                     arrived_at: None,
@@ -990,6 +992,7 @@ fn a_late_answer_the_origins_log_does_not_show_is_reported() {
         if answered {
             events.push(step(
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::NoObjection,
                 },
                 deadline - 60_000,
@@ -1066,6 +1069,7 @@ fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
         &[
             step(
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(deadline),
                 },
                 1000,
@@ -1074,6 +1078,7 @@ fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
             ),
             step(
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::InfoRequested,
                 },
                 day,
@@ -1122,6 +1127,7 @@ fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
         &[
             step(
                 TrailKind::Requested {
+                    evidence: None,
                     deadline: Timestamp(deadline),
                 },
                 1000,
@@ -1130,6 +1136,7 @@ fn a_violation_on_the_other_partys_step_is_reported_against_it_unproven() {
             ),
             step(
                 TrailKind::Answered {
+                    evidence: None,
                     answer: Answer::Objection,
                 },
                 deadline + day,
