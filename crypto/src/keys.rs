@@ -32,6 +32,10 @@ pub mod context {
     /// The next hop's answer to a mail hand-over (custody taken, or why not), signed
     /// by the answering agency: evidence for the handing node's audit log.
     pub const HANDOVER: &[u8] = b"wlnode/mail-handover/v1\0";
+    /// The handing agency's offer of a mail item to a neighbour (`/wlnode/mail/5`):
+    /// evidence, in the neighbour's audit log, that it held the copy and chose that
+    /// route.
+    pub const HANDOVER_OFFER: &[u8] = b"wlnode/mail-offer/v1\0";
     /// The HPKE `info` prefix of a sealed body in the first, unpadded format (not a
     /// signature context, but kept here so that no two purposes share a label). Only
     /// recognised, to refuse such a body with a clear reason; never sealed.

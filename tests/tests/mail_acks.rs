@@ -273,6 +273,7 @@ async fn an_answer_without_a_valid_signed_ack_is_no_custody_and_is_refused_count
                                 item: "message".into(),
                                 item_digest: None,
                                 hops: None,
+                                addressee: None,
                                 from_hop: Some(code(0)),
                                 to_hop: code(1),
                                 accepted: true,

@@ -2,7 +2,7 @@
 //! roster keys: the fixes of review s31-fixes (X1, X2, X8) and review s31-mail (M1,
 //! M4). Kept apart from `verify/tests.rs` so mail and consultation work do not meet.
 
-use wlnode_crypto::mail::{HandoverBody, MailAck};
+use wlnode_crypto::mail::{HandoverBody, HandoverOffer, MailAck, OfferBody};
 use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
@@ -129,6 +129,7 @@ fn answer_hops(
             item: "message".into(),
             item_digest: Some(digest),
             hops,
+            addressee: None,
             from_hop: Some(ag(node)),
             to_hop: ag(by),
             accepted,
@@ -1002,6 +1003,245 @@ fn another_copy_under_the_id_does_not_make_a_hand_over_inflated() {
     let rep = audit(&f, &[log(&f, R, &relay), log(&f, D, &crafted)]);
     assert!(
         !against(&rep, R).contains(&"mail_hops_inflated".to_owned()),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// `by`'s signed offer (`/wlnode/mail/5`) of message `mid`'s copy `digest` to
+/// `keeper`, as the `offered` event of `keeper`'s log.
+fn offered(f: &Fixture, by: usize, keeper: usize, mid: &str, digest: [u8; 32], at: u64) -> Event {
+    let offer = HandoverOffer::sign_body(
+        OfferBody {
+            message_id: MessageId::from_hex(mid).unwrap(),
+            item: "message".into(),
+            item_digest: digest,
+            hops: 1,
+            from_hop: ag(by),
+            to_hop: ag(keeper),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    );
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: "offered".into(),
+            message_id: mid.into(),
+            item: "message".into(),
+            from: ag(S),
+            to: ag(D),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(by)),
+            reason: None,
+            expires_at: Some(at + 3_600_000),
+            ack: Some(offer.to_hex()),
+        },
+    )
+}
+
+/// Violations of `kind` reported against `node` (alone or in a pair `node->...`).
+fn naming(rep: &Report, kind: &str, node: &str) -> Vec<String> {
+    rep.violations
+        .iter()
+        .filter(|v| v.kind == kind && (v.node == node || v.node.starts_with(&format!("{node}->"))))
+        .map(|v| v.node.clone())
+        .collect()
+}
+
+/// Review s32-mail H1 residual: the relay took the sender's message (its signed
+/// custody ack is in the sender's log) and leaves every other event out of its own
+/// log. Its signed offers of other mail in the neighbours' logs show it had routes
+/// while the message lived; no log holds its offer of the copy it took: reported
+/// (against the pair with one such neighbour, against the relay with two; never
+/// proven: the silence is the neighbours' word). Not reported when a neighbour's log
+/// holds its offer of the copy (an honest relay, whatever its neighbours answered),
+/// when the addressee's log is not in the audit (the addressee alone is offered the
+/// message while reachable), or when the other offers came too late to matter.
+#[test]
+fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[took(&f, t, exp), Event::new(done, EventKind::NodeStopped)],
+    );
+    let keeper = |i: usize, offers: Vec<Event>| {
+        let mut events = offers;
+        events.push(Event::new(done, EventKind::NodeStopped));
+        log(&f, i, &events)
+    };
+    let route = || offered(&f, R, N, &other, [5; 32], t + 60_000);
+    let addressee = keeper(D, vec![]);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![route()]),
+            addressee.clone(),
+        ],
+    );
+    let found = naming(&rep, "mail_not_relayed", NAMES[R]);
+    assert_eq!(
+        found,
+        [format!("{}->{}", NAMES[R], NAMES[N])],
+        "{:?}",
+        rep.violations
+    );
+    assert!(
+        rep.violations.iter().all(|v| !v.proven),
+        "{:?}",
+        rep.violations
+    );
+    // Two neighbours it offered other mail to: against the relay.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![route()]),
+            keeper(D, vec![offered(&f, R, D, &other, [5; 32], t + 90_000)]),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
+    // Its offer of the copy it took is in a neighbour's log: not blamed, whatever
+    // that neighbour answered.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![route(), offered(&f, R, N, &id(), TAKEN, t + 61_000)],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // An offer of another copy under the id is no offer of the one it took.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![route(), offered(&f, R, N, &id(), [8; 32], t + 61_000)],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).len(),
+        1,
+        "{:?}",
+        rep.violations
+    );
+    // The addressee's log is not in the audit: it may have been offered it alone.
+    let rep = audit(
+        &f,
+        &[sender.clone(), relay.clone(), keeper(N, vec![route()])],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // Its only other offer came just before the expiry: no time left to offer this.
+    let late = offered(&f, R, N, &other, [5; 32], exp - 60_000);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![late]),
+            addressee.clone(),
+        ],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // An offer signed by another key than the relay's is no route.
+    let mut forged = route();
+    if let EventKind::Mail { ack, .. } = &mut forged.kind {
+        let o = HandoverOffer::from_hex(ack.as_deref().unwrap()).unwrap();
+        *ack = Some(HandoverOffer::sign_body(o.body().clone(), &f.agency_keys[N]).to_hex());
+    }
+    let rep = audit(&f, &[sender, relay, keeper(N, vec![forged]), addressee]);
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s32-mail L1: a `full` refusal signs the refused item's addressee. One of a
+/// message addressed to the refusing neighbour itself speaks of its delivery state
+/// and no longer covers the relay's hand-overs of mail it would relay; one of relayed
+/// mail still does.
+#[test]
+fn a_full_refusal_covers_only_the_state_it_names() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let refusal = |addressee: usize| {
+        let no = answer(&f, N, R, false, "full", t + 60_000, [5; 32]);
+        let no = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&"cd".repeat(16)).unwrap()),
+                addressee: Some(ag(addressee)),
+                ..no.body().clone()
+            },
+            &f.agency_keys[N],
+        );
+        let mut e = mail("hand_refused", S, addressee, N, t + 60_000, exp, Some(&no));
+        if let EventKind::Mail { message_id, .. } = &mut e.kind {
+            *message_id = "cd".repeat(16);
+        }
+        [
+            took(&f, t, exp),
+            e,
+            own_hand_over(&f, N, t + 120_000),
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    // N was full as a relay (the refused message was for D): covers.
+    let rep = audit(&f, &[log(&f, R, &refusal(D))]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // N was full for its own mail (the refused message was for N): no cover.
+    let rep = audit(&f, &[log(&f, R, &refusal(N))]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
         "{:?}",
         rep.violations
     );

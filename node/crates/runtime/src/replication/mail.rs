@@ -1,4 +1,4 @@
-//! The `/wlnode/mail/4` side of the replication service (issue 21): carries out what
+//! The `/wlnode/mail/5` side of the replication service (issue 21): carries out what
 //! the sans-IO `Mailer` says, checks what neighbours hand us, and keeps the mail
 //! table, the audit log and the metrics current.
 //!
@@ -21,6 +21,14 @@
 //! event (at most once per neighbour and item per [`HAND_REFUSED_LOG_EVERY`]), so an
 //! auditor can tell a relay that sat on a message from one whose neighbours refused
 //! it.
+//!
+//! Since `/wlnode/mail/5` every hand-over carries the handing agency's signed
+//! [`HandoverOffer`] (review s32-mail H1): the neighbour keeps a valid offer of a
+//! relayed message in its own audit log (an `offered` event, the offer in `ack`)
+//! whether or not it takes the message, once per item and neighbour per
+//! [`OFFER_LOG_EVERY`] and at most [`OFFERS_PER_NEIGHBOUR`] per neighbour an hour.
+//! So a relay's route and the copy it held show in its neighbours' logs even when
+//! its own log holds nothing.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -30,7 +38,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use wlnode_audit::event::{Event as AuditEvent, EventKind};
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::mail::{
-    AckFit, Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt,
+    AckFit, Envelope, HandoverOffer, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt,
 };
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
@@ -82,7 +90,26 @@ pub(crate) struct MailState {
     /// The roster version we judge acks under and when we first did (for
     /// [`REVOCATION_GRACE`]).
     pub(crate) roster_seen: Option<(u64, std::time::Instant)>,
+    /// When a neighbour's signed offer of an item was last audited (`offered`), per
+    /// (neighbour, item): at most once per [`OFFER_LOG_EVERY`].
+    pub(crate) offers_logged: std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    /// Per neighbour: when its current hour of `offered` events began and how many
+    /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
+    pub(crate) offers_logged_per_peer:
+        std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
 }
+
+/// How often one neighbour's signed offer of one item is audited (`offered`): the
+/// first offer is the evidence (the neighbour held that copy and chose this route);
+/// retries every few minutes add nothing.
+pub const OFFER_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The most `offered` events audited per neighbour per hour: a neighbour offering
+/// many items grows our audit log by at most this many events (about 1 KB each) an
+/// hour. An auditor does not take our silence about a neighbour's offers as evidence
+/// in an hour in which our log holds this many of them
+/// (`wlnode_audit::verify::OFFERS_LOGGED_PER_HOUR`).
+pub const OFFERS_PER_NEIGHBOUR: usize = 1024;
 
 /// The most `hand_refused` events audited per neighbour per
 /// [`HAND_REFUSED_LOG_EVERY`] (review s31-mail M5): a neighbour refusing everything
@@ -165,23 +192,44 @@ fn refusal_evidence_due(
     key: ItemKey,
     now: std::time::Instant,
 ) -> bool {
+    evidence_due(
+        per_item,
+        per_peer,
+        (agency, key),
+        (HAND_REFUSED_LOG_EVERY, HAND_REFUSED_PER_NEIGHBOUR),
+        now,
+    )
+}
+
+/// Whether evidence about `agency` and `key` is to be audited now (and if so, notes
+/// it): once per item per `every`, and at most `cap` per neighbour an hour. The
+/// per-item map is pruned of old entries when it grows; the per-neighbour one holds
+/// roster members.
+fn evidence_due(
+    per_item: &mut std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    (agency, key): (&AgencyCode, ItemKey),
+    (every, cap): (std::time::Duration, usize),
+    now: std::time::Instant,
+) -> bool {
+    let hour_len = std::time::Duration::from_secs(3600);
     let slot = (agency.clone(), key);
     if per_item
         .get(&slot)
-        .is_some_and(|t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY)
+        .is_some_and(|t| now.duration_since(*t) < every)
     {
         return false;
     }
     let hour = per_peer.entry(agency.clone()).or_insert((now, 0));
-    if now.duration_since(hour.0) >= HAND_REFUSED_LOG_EVERY {
+    if now.duration_since(hour.0) >= hour_len {
         *hour = (now, 0);
     }
-    if hour.1 >= HAND_REFUSED_PER_NEIGHBOUR {
+    if hour.1 >= cap {
         return false;
     }
     hour.1 += 1;
     if per_item.len() >= 65_536 {
-        per_item.retain(|_, t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY);
+        per_item.retain(|_, t| now.duration_since(*t) < every);
     }
     per_item.insert(slot, now);
     true
@@ -312,6 +360,32 @@ fn mail_event(
             ack: None,
         },
     )
+}
+
+/// The mailer's kind of `item`.
+fn item_kind(item: &MailItem) -> ItemKind {
+    match item {
+        MailItem::Envelope(_) => ItemKind::Message,
+        MailItem::Receipt(_) => ItemKind::Receipt,
+    }
+}
+
+/// Whether `agency`'s `offer` handed with `item` is evidence for our (`me`) log: a
+/// relayed message (not the offering agency's own, which no audit rule needs), the
+/// offer signed by `agency` with a key the roster gives it, offering exactly this copy
+/// to us, and signed within the clock skew of `now`.
+fn offer_is_evidence(
+    offer: &HandoverOffer,
+    roster: &wlnode_crypto::roster::Roster,
+    agency: &AgencyCode,
+    me: &AgencyCode,
+    item: &MailItem,
+    now: Timestamp,
+) -> bool {
+    refusal_needs_evidence(item, agency)
+        && offer.verify(roster, agency).is_ok()
+        && offer.fits(item, me)
+        && offer.body().at.as_millis().abs_diff(now.as_millis()) <= MAX_CLOCK_SKEW_MS
 }
 
 /// `event` with the neighbour's signed answer attached (`handed`, `hand_refused`).
@@ -547,7 +621,7 @@ impl Service {
                 return;
             }
         };
-        let item = match MailItem::decode(&bytes) {
+        let (item, offer) = match MailItem::decode_offered(&bytes) {
             Ok(i) => i,
             Err(e) => {
                 self.mail_refuse(id, &agency, None, e.code(), true);
@@ -569,6 +643,27 @@ impl Service {
             let (reason, strike) = verify_refusal(&e, now, rosters_differ);
             self.mail_refuse(id, &agency, Some(&item), reason, strike);
             return;
+        }
+        // The neighbour's signed offer of a relayed message: kept whether or not we
+        // take it (review s32-mail H1).
+        if let Some(Ok(offer)) = offer
+            && offer_is_evidence(&offer, &roster, &agency, &self.agency, &item, now)
+            && evidence_due(
+                &mut self.mail.offers_logged,
+                &mut self.mail.offers_logged_per_peer,
+                (&agency, (item_kind(&item), item.message_id())),
+                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                std::time::Instant::now(),
+            )
+        {
+            let mut event = mail_event("offered", &item, Some(&agency), None);
+            if let EventKind::Mail { ack, .. } = &mut event.kind {
+                *ack = Some(offer.to_hex());
+            }
+            self.mail_job(MailJob {
+                events: vec![event],
+                ..MailJob::default()
+            });
         }
         // Our own message, if this is its receipt (the mailer drops it on intake).
         let own = match &item {
@@ -913,8 +1008,12 @@ impl Service {
                 self.mail.mailer.on_hand_failed(&s.to, &s.key);
                 continue;
             };
+            // Our signed offer goes with every hand-over (`/wlnode/mail/5`): the
+            // neighbour's log keeps it, so the route we chose is evidence there.
+            let offer = HandoverOffer::sign(&item, &self.agency, &s.to, now, &self.mail.keys.sign);
+            let frame = item.encode_offered(&offer);
             self.mail.pending.insert(token, (s.to.clone(), s.key, item));
-            self.net.mail_request(peer, token, Bytes::from(s.frame));
+            self.net.mail_request(peer, token, Bytes::from(frame));
         }
         if !job.events.is_empty() || !job.notices.is_empty() {
             self.mail_job(job);

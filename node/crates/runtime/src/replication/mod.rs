@@ -11,7 +11,7 @@
 //! - [`outbound`]: our requests, their answers, the initiator's sessions;
 //! - [`serve`]: carrying out the responder's actions;
 //! - [`ingest`]: checking and storing what peers sent;
-//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/4`.
+//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/5`.
 
 mod hold;
 mod inbound;
@@ -261,6 +261,8 @@ pub(crate) async fn start(
             refusals_evidenced: HashMap::new(),
             refusals_evidenced_per_peer: HashMap::new(),
             roster_seen: None,
+            offers_logged: HashMap::new(),
+            offers_logged_per_peer: HashMap::new(),
         },
         me: network.handle.local_peer(),
         net: network.handle,
