@@ -87,9 +87,11 @@ pub(crate) struct MailState {
     /// many were audited in it (at most [`HAND_REFUSED_PER_NEIGHBOUR`]).
     pub(crate) refusals_evidenced_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
-    /// The roster version we judge acks under and when we first did (for
-    /// [`REVOCATION_GRACE`]).
-    pub(crate) roster_seen: Option<(u64, std::time::Instant)>,
+    /// The roster version we judge acks under and when this node first accepted it
+    /// (Unix ms; for [`REVOCATION_GRACE`]): from the store's roster anchor at start,
+    /// so a restart does not start the grace again (review s32-mail L6); a roster
+    /// taken since, at the first ack judged under it.
+    pub(crate) roster_seen: Option<(u64, u64)>,
     /// When a neighbour's signed offer of an item was last audited (`offered`), per
     /// (neighbour, item): at most once per [`OFFER_LOG_EVERY`].
     pub(crate) offers_logged: std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
@@ -831,12 +833,12 @@ impl Service {
         };
         let roster = self.trust.roster();
         // When we first used this roster version (at the latest, this check).
+        let now_ms = Timestamp::now().as_millis();
         let first_used = match self.mail.roster_seen {
             Some((v, at)) if v == roster.version() => at,
             _ => {
-                let at = std::time::Instant::now();
-                self.mail.roster_seen = Some((roster.version(), at));
-                at
+                self.mail.roster_seen = Some((roster.version(), now_ms));
+                now_ms
             }
         };
         let rosters_differ = Rollover::judge(
@@ -845,7 +847,7 @@ impl Service {
                 .filter(|(p, _)| self.agencies.get(p).is_some_and(|(a, _)| *a == agency))
                 .filter_map(|(_, ps)| ps.roster_version),
             roster.version(),
-            first_used.elapsed(),
+            std::time::Duration::from_millis(now_ms.saturating_sub(first_used)),
         );
         let verdict = ack_verdict(
             decoded,
