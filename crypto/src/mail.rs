@@ -811,7 +811,7 @@ impl Receipt {
     }
 }
 
-/// One item handed to the next hop over `/wlnode/mail/4`.
+/// One item handed to the next hop over `/wlnode/mail/5`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailItem {
     /// A sealed message.
