@@ -70,8 +70,8 @@ fn signed_answer(
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
     if let Some(revoked_at) = ack.verify_as_evidence(roster, peer).ok()? {
         let vouched = log
-            .vouched_before
-            .is_some_and(|(size, at)| size > index && at < revoked_at.as_millis());
+            .vouched_at(index)
+            .is_some_and(|at| at < revoked_at.as_millis());
         if !vouched {
             return None;
         }
@@ -97,8 +97,8 @@ fn signed_offer(
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
     if let Some(revoked_at) = offer.verify_as_evidence(roster, offerer).ok()? {
         let vouched = log
-            .vouched_before
-            .is_some_and(|(size, at)| size > index && at < revoked_at.as_millis());
+            .vouched_at(index)
+            .is_some_and(|at| at < revoked_at.as_millis());
         if !vouched {
             return None;
         }

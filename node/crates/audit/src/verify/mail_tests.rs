@@ -1246,3 +1246,78 @@ fn a_full_refusal_covers_only_the_state_it_names() {
         rep.violations
     );
 }
+
+/// Review s32-mail H3 residual: the auditor dated the relay's first head (holding a
+/// refusal signed by a key revoked later) before the revocation, then adopted a
+/// longer head of the same log after it. The dating survives: the refusal still
+/// excuses the relay in the next run (it was lost with the latest head alone).
+/// State written before the history was kept loads, and the history stays bounded.
+#[test]
+fn the_auditors_dating_survives_adopting_the_next_head() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let no = answer(&f, N, R, false, "full", t + 60_000, TAKEN);
+    let events = [
+        mail("received", S, N, S, t, exp, Some(&custody)),
+        mail("hand_refused", S, N, N, t + 60_000, exp, Some(&no)),
+        own_hand_over(&f, D, t + 90_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let seen_before = verified_head(R, &events, 2, revoked_at - 1_000);
+    // The auditor adopts the head of size 3 (after the revocation, by its clock).
+    let run = |state: &AuditorState, size: u64, now: u64| {
+        verify(
+            &f.roster,
+            &[log_at(&f, R, &events[..size as usize], &[(size, done)])],
+            state,
+            Options {
+                tolerance_ms: 0,
+                now_ms: Some(now),
+                max_checkpoint_age_ms: u64::MAX / 4,
+            },
+        )
+    };
+    let second = run(&seen_before, 3, revoked_at + 60_000);
+    assert_eq!(second.state.heads[&ag(R)].size, 3);
+    assert_eq!(
+        second.state.earlier[&ag(R)],
+        [DatedHead {
+            size: 2,
+            verified_at: revoked_at - 1_000
+        }]
+    );
+    // The next run, on the whole log: the refusal is still dated before the
+    // revocation, by the earlier head.
+    let third = run(&second.state, 4, revoked_at + 120_000);
+    assert!(against(&third, R).is_empty(), "{:?}", third.violations);
+    // Without the history (state as written before it was kept): blamed.
+    let mut old = second.state.clone();
+    old.earlier.clear();
+    let json = serde_json::to_string(&old).unwrap();
+    assert!(!json.contains("earlier"), "{json}");
+    let old: AuditorState = serde_json::from_str(&json).unwrap();
+    let third = run(&old, 4, revoked_at + 120_000);
+    assert_eq!(
+        against(&third, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        third.violations
+    );
+    // Bounded: the oldest and newest heads stay.
+    let mut list = Vec::new();
+    for size in 1..=100 {
+        super::super::remember_head(
+            &mut list,
+            DatedHead {
+                size,
+                verified_at: size,
+            },
+        );
+    }
+    assert_eq!(list.len(), MAX_EARLIER_HEADS);
+    assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 100));
+}
