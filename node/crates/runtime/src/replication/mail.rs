@@ -93,8 +93,10 @@ pub(crate) struct MailState {
     /// taken since, at the first ack judged under it.
     pub(crate) roster_seen: Option<(u64, u64)>,
     /// When a neighbour's signed offer of an item was last audited (`offered`), per
-    /// (neighbour, item): at most once per [`OFFER_LOG_EVERY`].
-    pub(crate) offers_logged: std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    /// (neighbour, the item's identity digest): at most once per [`OFFER_LOG_EVERY`].
+    /// By digest, not id: another sender's message under the same id must not use
+    /// up the slot of the copy the neighbour took.
+    pub(crate) offers_logged: std::collections::HashMap<(AgencyCode, [u8; 32]), std::time::Instant>,
     /// Per neighbour: when its current hour of `offered` events began and how many
     /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
     pub(crate) offers_logged_per_peer:
@@ -207,10 +209,10 @@ fn refusal_evidence_due(
 /// it): once per item per `every`, and at most `cap` per neighbour an hour. The
 /// per-item map is pruned of old entries when it grows; the per-neighbour one holds
 /// roster members.
-fn evidence_due(
-    per_item: &mut std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+fn evidence_due<K: std::hash::Hash + Eq>(
+    per_item: &mut std::collections::HashMap<(AgencyCode, K), std::time::Instant>,
     per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
-    (agency, key): (&AgencyCode, ItemKey),
+    (agency, key): (&AgencyCode, K),
     (every, cap): (std::time::Duration, usize),
     now: std::time::Instant,
 ) -> bool {
@@ -362,14 +364,6 @@ fn mail_event(
             ack: None,
         },
     )
-}
-
-/// The mailer's kind of `item`.
-fn item_kind(item: &MailItem) -> ItemKind {
-    match item {
-        MailItem::Envelope(_) => ItemKind::Message,
-        MailItem::Receipt(_) => ItemKind::Receipt,
-    }
 }
 
 /// Whether `agency`'s `offer` handed with `item` is evidence for our (`me`) log: a
@@ -632,6 +626,29 @@ impl Service {
         };
         let now = Timestamp::now();
         let roster = self.trust.roster();
+        // The neighbour's signed offer of a relayed message: kept whether or not we
+        // take it, even when the item fails our checks (review s32-mail H1: a copy
+        // our roster cannot verify yet must not look as if it was never offered
+        // while the neighbour's other offers show it had a route to us).
+        if let Some(Ok(offer)) = offer
+            && offer_is_evidence(&offer, &roster, &agency, &self.agency, &item, now)
+            && evidence_due(
+                &mut self.mail.offers_logged,
+                &mut self.mail.offers_logged_per_peer,
+                (&agency, item.identity_digest()),
+                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                std::time::Instant::now(),
+            )
+        {
+            let mut event = mail_event("offered", &item, Some(&agency), None);
+            if let EventKind::Mail { ack, .. } = &mut event.kind {
+                *ack = Some(offer.to_hex());
+            }
+            self.mail_job(MailJob {
+                events: vec![event],
+                ..MailJob::default()
+            });
+        }
         let checked = match &item {
             MailItem::Envelope(e) => e.verify(&roster, now),
             MailItem::Receipt(r) => r.verify(&roster, now),
@@ -645,27 +662,6 @@ impl Service {
             let (reason, strike) = verify_refusal(&e, now, rosters_differ);
             self.mail_refuse(id, &agency, Some(&item), reason, strike);
             return;
-        }
-        // The neighbour's signed offer of a relayed message: kept whether or not we
-        // take it (review s32-mail H1).
-        if let Some(Ok(offer)) = offer
-            && offer_is_evidence(&offer, &roster, &agency, &self.agency, &item, now)
-            && evidence_due(
-                &mut self.mail.offers_logged,
-                &mut self.mail.offers_logged_per_peer,
-                (&agency, (item_kind(&item), item.message_id())),
-                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
-                std::time::Instant::now(),
-            )
-        {
-            let mut event = mail_event("offered", &item, Some(&agency), None);
-            if let EventKind::Mail { ack, .. } = &mut event.kind {
-                *ack = Some(offer.to_hex());
-            }
-            self.mail_job(MailJob {
-                events: vec![event],
-                ..MailJob::default()
-            });
         }
         // Our own message, if this is its receipt (the mailer drops it on intake).
         let own = match &item {
@@ -1323,5 +1319,122 @@ mod tests {
             reason: "padded to 1500 bytes".into(),
         };
         assert!(unopenable_strikes(Some(&odd), &a, &a));
+    }
+
+    /// Review s32-mail H1 (`/wlnode/mail/5`): a neighbour's offer is evidence for our
+    /// log only when it offers a relayed message (not its own), signed by that
+    /// neighbour with its roster key, offers exactly this copy to us, and is signed
+    /// within the clock skew; it is logged once per copy and neighbour a day (by
+    /// digest: another sender's message under the same id has its own slot), and at
+    /// most [`OFFERS_PER_NEIGHBOUR`] per neighbour an hour.
+    #[test]
+    fn offers_are_evidence_only_for_relayed_copies_offered_to_us_and_logged_once_per_copy() {
+        use wlnode_config::roster_edit::{self, NewMember};
+        use wlnode_crypto::model::MessageId;
+        let authority = wlnode_crypto::SecretKey::generate().unwrap();
+        let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        let mut keys = Vec::new();
+        for code in ["AA-X", "BB-X", "CC-X"] {
+            let key = wlnode_crypto::SecretKey::generate().unwrap();
+            text = roster_edit::add_member(
+                &text,
+                &NewMember::coded(
+                    code,
+                    Role::Member,
+                    key.public_key(),
+                    vec![
+                        wlnode_crypto::SecretKey::generate()
+                            .unwrap()
+                            .public_key()
+                            .peer_id(),
+                    ],
+                    &["eu"],
+                    Timestamp(Timestamp::now().as_millis() - 3_600_000),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            keys.push(key);
+        }
+        let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+        let (sender, relay, me): (AgencyCode, AgencyCode, AgencyCode) = (
+            "AA-X".parse().unwrap(),
+            "BB-X".parse().unwrap(),
+            "CC-X".parse().unwrap(),
+        );
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let env = |from: &AgencyCode, key: &wlnode_crypto::SecretKey, body: &[u8]| {
+            MailItem::Envelope(
+                Envelope::seal(
+                    &wlnode_crypto::mail::Draft {
+                        id: MessageId([1; 16]),
+                        from: from.clone(),
+                        to: me.clone(),
+                        kind: "test",
+                        created_at: now,
+                        expires_at: Timestamp(now.as_millis() + 3_600_000),
+                        plaintext: body,
+                    },
+                    key,
+                    &enc.public_key().unwrap(),
+                )
+                .unwrap()
+                .next_hop(),
+            )
+        };
+        let item = env(&sender, &keys[0], b"x");
+        let offer = HandoverOffer::sign(&item, &relay, &me, now, &keys[1]);
+        assert!(offer_is_evidence(&offer, &roster, &relay, &me, &item, now));
+        // Its own message: no audit rule needs the offer.
+        let own = env(&relay, &keys[1], b"x");
+        let own_offer = HandoverOffer::sign(&own, &relay, &me, now, &keys[1]);
+        assert!(!offer_is_evidence(
+            &own_offer, &roster, &relay, &me, &own, now
+        ));
+        // Signed by another member, offered to another node, of another copy, or
+        // signed outside the skew: no evidence.
+        let forged = HandoverOffer::sign(&item, &relay, &me, now, &keys[2]);
+        assert!(!offer_is_evidence(
+            &forged, &roster, &relay, &me, &item, now
+        ));
+        let elsewhere = HandoverOffer::sign(&item, &relay, &sender, now, &keys[1]);
+        assert!(!offer_is_evidence(
+            &elsewhere, &roster, &relay, &me, &item, now
+        ));
+        let other = env(&sender, &keys[0], b"y");
+        assert!(!offer_is_evidence(
+            &offer, &roster, &relay, &me, &other, now
+        ));
+        let late = Timestamp(now.as_millis() + MAX_CLOCK_SKEW_MS + 1_000);
+        assert!(!offer_is_evidence(
+            &offer, &roster, &relay, &me, &item, late
+        ));
+        // Logged once per copy a day; another copy under the same id has its slot.
+        let (mut per_item, mut per_peer) = Default::default();
+        let t = std::time::Instant::now();
+        let due = |per_item: &mut _, per_peer: &mut _, it: &MailItem, at| {
+            evidence_due(
+                per_item,
+                per_peer,
+                (&relay, it.identity_digest()),
+                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                at,
+            )
+        };
+        assert!(due(&mut per_item, &mut per_peer, &item, t));
+        assert!(!due(
+            &mut per_item,
+            &mut per_peer,
+            &item,
+            t + std::time::Duration::from_secs(3600)
+        ));
+        assert!(due(&mut per_item, &mut per_peer, &other, t));
+        assert!(due(
+            &mut per_item,
+            &mut per_peer,
+            &item,
+            t + OFFER_LOG_EVERY
+        ));
     }
 }
