@@ -662,8 +662,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // Per (offering node, keeper): the spans of hours in which the keeper's log holds
     // as many of its offers as a node logs per neighbour and hour (the log may have
     // left others out), as sorted intervals.
-    let saturated: HashMap<&(AgencyCode, AgencyCode), Vec<(u64, u64)>> = offer_times
+    let saturated: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = offer_times
         .iter()
+        .filter(|(_, times)| times.len() >= OFFERS_LOGGED_PER_HOUR)
         .map(|(k, times)| {
             let spans = times
                 .windows(OFFERS_LOGGED_PER_HOUR)
@@ -677,7 +678,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     })
                 })
                 .collect::<Vec<_>>();
-            (k, merge_spans(spans))
+            (k.clone(), merge_spans(spans))
         })
         .collect();
     // The addressee a node signed in its custody ack (`/wlnode/mail/5`, review
@@ -694,6 +695,37 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         .collect();
     let usable_agencies: std::collections::BTreeSet<&AgencyCode> =
         usable.iter().map(|l| &l.export.agency).collect();
+    // A node's offers by keeper, sorted by keeper (one lookup per message, a stable
+    // order of routes).
+    let mut offers_by_node: HashMap<&AgencyCode, Vec<(&AgencyCode, &Vec<u64>)>> = HashMap::new();
+    for ((by, keeper), times) in &offer_times {
+        offers_by_node.entry(by).or_default().push((keeper, times));
+    }
+    for v in offers_by_node.values_mut() {
+        v.sort_unstable_by_key(|(keeper, _)| *keeper);
+    }
+    // (node, id) -> the neighbours whose logs show they handed the id to the node,
+    // which signed that it took or already had it. A relay does not offer a message
+    // back to a neighbour that had it.
+    let mut handed_to: HashMap<(&AgencyCode, &str), Vec<&AgencyCode>> = HashMap::new();
+    // Only with the node's own signed answer: a bare `handed` is the handing
+    // node's word, and must not move another node's upstream.
+    for (from, to, _, id, _, _, ack) in &handed {
+        if ack.is_some() {
+            handed_to.entry((to, id.as_str())).or_default().push(from);
+        }
+    }
+    // Whether `other` had message `id` before `node` could offer it: the neighbours
+    // whose logs show they handed it to the node; only without such evidence the
+    // upstream the node names itself (review s32-mail M2: naming a route neighbour
+    // as the upstream must not take that route out).
+    let had_it_before =
+        |node: &AgencyCode, id: &str, named: &AgencyCode, other: &AgencyCode| match handed_to
+            .get(&(node, id))
+        {
+            Some(by) => by.contains(&other),
+            None => other == named,
+        };
     for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
         let key = (node.clone(), sender.clone(), id.clone());
         // The upstream's copy of its signed custody ack dates the custody (the
@@ -786,7 +818,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // moments (review s31-mail L1, s31-fixes X4).
         let uncovered = links.get(node).and_then(|by_neighbour| {
             by_neighbour.iter().find_map(|(other, times)| {
-                if other == from {
+                // Not the upstream, nor another neighbour that had the message and
+                // handed it to the node too: a relay offers it to neither.
+                if had_it_before(node, id, from, other) {
                     return None;
                 }
                 let mut cover: Vec<(u64, u64)> = Vec::new();
@@ -857,12 +891,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
         // Neighbours it offered other mail to while the copy lived, long enough
         // before the expiry to have offered this copy too, whose logs did not hit
-        // the per-hour cap of offers from it then. Not the upstream (a relay does
-        // not hand a message back).
-        let routes: Vec<(&AgencyCode, u64)> = offer_times
-            .iter()
-            .filter(|((by, to), _)| by == node && to != from)
-            .filter_map(|(k, times)| {
+        // the per-hour cap of offers from it then. Not the upstream, nor a neighbour
+        // whose log shows it handed the message to the node too (a relay does not
+        // offer a message back to a neighbour that had it).
+        let routes: Vec<(&AgencyCode, u64)> = offers_by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(|(to, _)| !had_it_before(node, id, from, to))
+            .filter_map(|(to, times)| {
                 // Both times are the node's own signatures (its custody ack, its
                 // offer), one clock: an offer signed after the custody comes from a
                 // poll that held the copy.
@@ -870,11 +907,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 let to_t = expires.saturating_sub(OFFER_SLACK_MS);
                 let i = times.partition_point(|t| *t < from_t);
                 let t = *times.get(i).filter(|t| **t < to_t)?;
-                let capped = saturated.get(k).is_some_and(|spans| {
-                    let j = spans.partition_point(|(_, end)| *end < from_t);
-                    spans.get(j).is_some_and(|(start, _)| *start < hi)
-                });
-                (!capped).then_some((&k.1, t))
+                let capped = saturated
+                    .get(&((*node).clone(), (*to).clone()))
+                    .is_some_and(|spans| {
+                        let j = spans.partition_point(|(_, end)| *end < from_t);
+                        spans.get(j).is_some_and(|(start, _)| *start < hi)
+                    });
+                (!capped).then_some((*to, t))
             })
             .collect();
         let Some((first_route, route_at)) = routes.first().copied() else {

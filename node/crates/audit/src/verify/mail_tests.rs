@@ -1058,6 +1058,7 @@ fn naming(rep: &Report, kind: &str, node: &str) -> Vec<String> {
 /// (against the pair with one such neighbour, against the relay with two; never
 /// proven: the silence is the neighbours' word). Not reported when a neighbour's log
 /// holds its offer of the copy (an honest relay, whatever its neighbours answered),
+/// when that neighbour had handed it the message itself,
 /// when the addressee's log is not in the audit (the addressee alone is offered the
 /// message while reachable), or when the other offers came too late to matter.
 #[test]
@@ -1135,6 +1136,29 @@ fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
             keeper(
                 N,
                 vec![route(), offered(&f, R, N, &id(), TAKEN, t + 61_000)],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // The neighbour had the message itself (its log shows it handed it to the relay,
+    // which signed `seen`): a relay does not offer it back, so no silence to explain.
+    let seen = answer(&f, R, N, true, "seen", t + 30_000, TAKEN);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![
+                    mail("handed", S, D, R, t + 30_000, exp, Some(&seen)),
+                    route(),
+                ],
             ),
             addressee.clone(),
         ],
