@@ -388,7 +388,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             else {
                 continue;
             };
-            if action != "rejected" && action != "hand_refused" {
+            // An `offered` event shows only that a neighbour offered the id, not that
+            // this node had it before, like `rejected` (review s33-mail H4: it let a
+            // neighbour that answered a false `seen` escape the proven
+            // `mail_not_logged` of review s31-mail M3).
+            if action != "rejected" && action != "hand_refused" && action != "offered" {
                 known.insert((me.clone(), message_id.clone()));
             }
             let key = (me.clone(), sender.clone(), message_id.clone());

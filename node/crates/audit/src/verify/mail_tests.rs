@@ -1345,3 +1345,33 @@ fn the_auditors_dating_survives_adopting_the_next_head() {
     assert_eq!(list.len(), MAX_EARLIER_HEADS);
     assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 100));
 }
+
+/// Review s33-mail H4: the neighbour logged the relay's signed offer of the message
+/// and answered with a signed `seen` without taking it; its log holds nothing else of
+/// the id. The offer is no trace of having had the message, so the neighbour is
+/// still proven `mail_not_logged` (review s31-mail M3; it was not before the fix).
+#[test]
+fn an_offer_in_the_log_is_no_trace_of_having_had_the_message() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 20 * 60_000;
+    let seen = answer(&f, N, R, true, "seen", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&seen)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [
+        offered(&f, R, N, &id(), TAKEN, t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        rep.violations.iter().any(|v| v.kind == "mail_not_logged"
+            && v.proven
+            && v.node == format!("{}->{}", NAMES[R], NAMES[N])),
+        "{:?}",
+        rep.violations
+    );
+}
