@@ -384,6 +384,31 @@ fn offer_is_evidence(
         && offer.body().at.as_millis().abs_diff(now.as_millis()) <= MAX_CLOCK_SKEW_MS
 }
 
+/// Whether a neighbour's valid offer of an item is audited, by what our checks of
+/// the item gave (`failed`: the error, if any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OfferLog {
+    /// The item failed for a reason other than a roster rollover (a bad signature,
+    /// a date out of range, expired): a member can make such items at will, so
+    /// their offers are not audited (review s33-mail M1).
+    Skip,
+    /// Our roster cannot verify the item while the neighbour's differs: audited,
+    /// but at most once a minute per neighbour.
+    RosterLag,
+    /// A valid item: audited (once per copy, capped per neighbour an hour).
+    Due,
+}
+
+fn offer_log_kind(failed: Option<&MailError>, rosters_differ: bool) -> OfferLog {
+    match failed {
+        None => OfferLog::Due,
+        Some(MailError::Signer(_) | MailError::NotAMember { .. }) if rosters_differ => {
+            OfferLog::RosterLag
+        }
+        Some(_) => OfferLog::Skip,
+    }
+}
+
 /// `event` with the neighbour's signed answer attached (`handed`, `hand_refused`).
 fn with_ack(mut event: AuditEvent, signed: &MailAck) -> AuditEvent {
     if let EventKind::Mail { ack, .. } = &mut event.kind {
@@ -626,39 +651,48 @@ impl Service {
         };
         let now = Timestamp::now();
         let roster = self.trust.roster();
-        // The neighbour's signed offer of a relayed message: kept whether or not we
-        // take it, even when the item fails our checks (review s32-mail H1: a copy
-        // our roster cannot verify yet must not look as if it was never offered
-        // while the neighbour's other offers show it had a route to us).
-        if let Some(Ok(offer)) = offer
-            && offer_is_evidence(&offer, &roster, &agency, &self.agency, &item, now)
-            && evidence_due(
-                &mut self.mail.offers_logged,
-                &mut self.mail.offers_logged_per_peer,
-                (&agency, item.identity_digest()),
-                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
-                std::time::Instant::now(),
-            )
-        {
-            let mut event = mail_event("offered", &item, Some(&agency), None);
-            if let EventKind::Mail { ack, .. } = &mut event.kind {
-                *ack = Some(offer.to_hex());
-            }
-            self.mail_job(MailJob {
-                events: vec![event],
-                ..MailJob::default()
-            });
-        }
         let checked = match &item {
             MailItem::Envelope(e) => e.verify(&roster, now),
             MailItem::Receipt(r) => r.verify(&roster, now),
         };
+        let rosters_differ = self
+            .peers
+            .get(&peer)
+            .and_then(|ps| ps.roster_version)
+            .is_some_and(|v| v != roster.version());
+        // The neighbour's signed offer of a relayed message: kept whether or not we
+        // take it. Only of a copy that passes our checks, or fails them only for a
+        // roster rollover (review s32-mail H1: a copy our roster cannot verify yet
+        // must not look as if it was never offered), and that case at most once a
+        // minute per neighbour: junk items (a bad signature, a date out of range)
+        // must not grow our audit log (review s33-mail M1).
+        if let Some(Ok(offer)) = offer
+            && offer_is_evidence(&offer, &roster, &agency, &self.agency, &item, now)
+        {
+            let instant = std::time::Instant::now();
+            let due = match offer_log_kind(checked.as_ref().err(), rosters_differ) {
+                OfferLog::Skip => false,
+                OfferLog::RosterLag => self.mail_refusal_due(&agency, "offered", instant),
+                OfferLog::Due => true,
+            } && evidence_due(
+                &mut self.mail.offers_logged,
+                &mut self.mail.offers_logged_per_peer,
+                (&agency, item.identity_digest()),
+                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                instant,
+            );
+            if due {
+                let mut event = mail_event("offered", &item, Some(&agency), None);
+                if let EventKind::Mail { ack, .. } = &mut event.kind {
+                    *ack = Some(offer.to_hex());
+                }
+                self.mail_job(MailJob {
+                    events: vec![event],
+                    ..MailJob::default()
+                });
+            }
+        }
         if let Err(e) = checked {
-            let rosters_differ = self
-                .peers
-                .get(&peer)
-                .and_then(|ps| ps.roster_version)
-                .is_some_and(|v| v != roster.version());
             let (reason, strike) = verify_refusal(&e, now, rosters_differ);
             self.mail_refuse(id, &agency, Some(&item), reason, strike);
             return;
@@ -1165,6 +1199,30 @@ mod tests {
         assert_eq!(verify_refusal(&unknown, now, true), ("forged", false));
         assert_eq!(verify_refusal(&unknown, now, false), ("forged", true));
         assert!(verify_refusal(&MailError::BadSignature, now, true).1);
+    }
+
+    /// Review s33-mail M1: a neighbour's valid offer of an item that fails our checks
+    /// for anything but a roster rollover (an expired, future-dated or badly signed
+    /// item a member makes at will) is not audited; before the fix every such offer
+    /// was, up to 1,024 an hour per neighbour, with no strike. Roster lag is audited
+    /// at the once-a-minute rate, a valid item normally.
+    #[test]
+    fn offers_of_junk_items_are_not_audited() {
+        let now = Timestamp(1_780_000_000_000);
+        let expired = MailError::Expired {
+            expires_at: Timestamp(now.as_millis() - 1000),
+        };
+        let future = MailError::FromTheFuture {
+            created_at: Timestamp(now.as_millis() + 10 * MAX_CLOCK_SKEW_MS),
+        };
+        for junk in [&expired, &future, &MailError::BadSignature] {
+            assert_eq!(offer_log_kind(Some(junk), false), OfferLog::Skip, "{junk:?}");
+            assert_eq!(offer_log_kind(Some(junk), true), OfferLog::Skip, "{junk:?}");
+        }
+        let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
+        assert_eq!(offer_log_kind(Some(&unknown), true), OfferLog::RosterLag);
+        assert_eq!(offer_log_kind(Some(&unknown), false), OfferLog::Skip);
+        assert_eq!(offer_log_kind(None, false), OfferLog::Due);
     }
 
     /// Review s31-mail L2: an ack signed with a key our newer roster revokes is no
