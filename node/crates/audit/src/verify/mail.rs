@@ -709,26 +709,38 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         v.sort_unstable_by_key(|(keeper, _)| *keeper);
     }
     // (node, id) -> the neighbours whose logs show they handed the id to the node,
-    // which signed that it took or already had it. A relay does not offer a message
-    // back to a neighbour that had it.
-    let mut handed_to: HashMap<(&AgencyCode, &str), Vec<&AgencyCode>> = HashMap::new();
-    // Only with the node's own signed answer: a bare `handed` is the handing
-    // node's word, and must not move another node's upstream.
+    // with whether the node signed an answer to it, and whether that answer took
+    // custody (`ok`). A relay does not offer a message back to a neighbour that had
+    // it.
+    type HandedTo<'k> = (&'k AgencyCode, bool, bool);
+    let mut handed_to: HashMap<(&AgencyCode, &str), Vec<HandedTo<'_>>> = HashMap::new();
     for (from, to, _, id, _, _, ack) in &handed {
-        if ack.is_some() {
-            handed_to.entry((to, id.as_str())).or_default().push(from);
-        }
+        handed_to.entry((to, id.as_str())).or_default().push((
+            from,
+            ack.is_some(),
+            ack.as_ref().is_some_and(|a| a.reason == "ok"),
+        ));
     }
-    // Whether `other` had message `id` before `node` could offer it: the neighbours
-    // whose logs show they handed it to the node; only without such evidence the
-    // upstream the node names itself (review s32-mail M2: naming a route neighbour
-    // as the upstream must not take that route out).
+    // Whether `other` had message `id` before `node` could offer it: a neighbour
+    // whose log shows it handed the id to the node, which signed its answer (a bare
+    // `handed` is the handing node's word, and must not move another node's
+    // upstream); and the upstream the node names itself, unless an audited log
+    // contradicts it: the named upstream's, holding no hand-over of the id to the
+    // node, or another neighbour's, holding the node's signed custody of it (review
+    // s32-mail M2: naming a route neighbour as the upstream must not take that
+    // route out; review s33-mail M4: a true upstream whose log is not audited stays
+    // out when another neighbour handed the message too, or an honest relay is
+    // blamed for not handing it back).
     let had_it_before =
-        |node: &AgencyCode, id: &str, named: &AgencyCode, other: &AgencyCode| match handed_to
-            .get(&(node, id))
-        {
-            Some(by) => by.contains(&other),
-            None => other == named,
+        |node: &AgencyCode, id: &str, named: &AgencyCode, other: &AgencyCode| {
+            let by = handed_to.get(&(node, id)).map_or(&[][..], Vec::as_slice);
+            let named_holds = if usable_agencies.contains(named) {
+                by.iter().any(|(b, ..)| *b == named)
+            } else {
+                !by.iter().any(|(b, _, custody)| *b != named && *custody)
+            };
+            by.iter().any(|(b, signed, _)| *b == other && *signed)
+                || (other == named && named_holds)
         };
     for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
         let key = (node.clone(), sender.clone(), id.clone());

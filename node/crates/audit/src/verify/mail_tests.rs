@@ -1375,3 +1375,51 @@ fn an_offer_in_the_log_is_no_trace_of_having_had_the_message() {
         rep.violations
     );
 }
+
+/// Review s33-mail M4: the honest relay took the message from the sender, whose log
+/// is not in the audit, and another neighbour handed it the message too (its log
+/// shows the relay's signed `seen`). The relay's acceptances by the sender of other
+/// mail are no route for this message: a relay does not hand a message back to its
+/// upstream (it was blamed before the fix). A neighbour that only claims in the
+/// relay's own label to be its upstream, and whose audited log shows no hand-over of
+/// the id, is still a route.
+#[test]
+fn an_unaudited_upstream_stays_no_route_when_another_neighbour_handed_the_message_too() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let seen = answer(&f, R, N, true, "seen", t + 30_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        own_hand_over(&f, S, t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [
+        mail("handed", S, D, R, t + 30_000, exp, Some(&seen)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // The sender's log is audited and holds no hand-over of the id to the relay: the
+    // upstream the relay names is its word only, and its link to it a route.
+    let sender = [Event::new(done, EventKind::NodeStopped)];
+    let rep = audit(
+        &f,
+        &[
+            log(&f, R, &relay),
+            log(&f, N, &neighbour),
+            log(&f, S, &sender),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
+}
