@@ -932,13 +932,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 (!capped).then_some((*to, t))
             })
             .collect();
-        let Some((first_route, route_at)) = routes.first().copied() else {
+        // The addressee, when the node offered it other mail while the copy lived:
+        // then it was reachable, and a relay offers the message to it alone, so its
+        // log alone had to hold the offer (review s33-mail M2: naming the node alone,
+        // or the pair with an honest third node, blamed the wrong one).
+        let to_addressee = routes.iter().find(|(to, _)| *to == addressee).copied();
+        let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
             continue;
         };
         // The silence is the neighbours' word (a log holds what its keeper
         // writes): against the pair when one neighbour's log alone would have to
         // hold the offer, against the node when several would; never proven.
-        let accused = if routes.len() == 1 {
+        let accused = if routes.len() == 1 || to_addressee.is_some() {
             format!("{node}->{first_route}")
         } else {
             node.to_string()

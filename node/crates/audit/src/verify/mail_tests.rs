@@ -10,12 +10,20 @@ use super::super::*;
 use super::{first_uncovered, merge_cover};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
-const NAMES: [&str; 4] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "DD-TRADE"];
-/// Indices into [`NAMES`]: the sender, the relay, a neighbour, the addressee.
+const NAMES: [&str; 5] = [
+    "AA-EXPORT",
+    "BB-CUSTOMS",
+    "CC-TRADE",
+    "DD-TRADE",
+    "EE-TRADE",
+];
+/// Indices into [`NAMES`]: the sender, the relay, a neighbour, the addressee, another
+/// neighbour.
 const S: usize = 0;
 const R: usize = 1;
 const N: usize = 2;
 const D: usize = 3;
+const E: usize = 4;
 
 struct Fixture {
     roster: Roster,
@@ -1110,7 +1118,27 @@ fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
         "{:?}",
         rep.violations
     );
-    // Two neighbours it offered other mail to: against the relay.
+    // Two neighbours (not the addressee) it offered other mail to: against the
+    // relay.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![route()]),
+            keeper(E, vec![offered(&f, R, E, &other, [5; 32], t + 90_000)]),
+            addressee.clone(),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
+    // Review s33-mail M2: it offered other mail to the addressee too, which was
+    // then reachable and alone had to be offered the message: against the pair
+    // with the addressee, not the relay alone nor with the other neighbour.
     let rep = audit(
         &f,
         &[
@@ -1122,7 +1150,7 @@ fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
     );
     assert_eq!(
         naming(&rep, "mail_not_relayed", NAMES[R]),
-        [NAMES[R]],
+        [format!("{}->{}", NAMES[R], NAMES[D])],
         "{:?}",
         rep.violations
     );
