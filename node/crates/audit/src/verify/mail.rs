@@ -709,16 +709,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         v.sort_unstable_by_key(|(keeper, _)| *keeper);
     }
     // (node, id) -> the neighbours whose logs show they handed the id to the node,
-    // with whether the node signed an answer to it, and whether that answer took
-    // custody (`ok`). A relay does not offer a message back to a neighbour that had
-    // it.
-    type HandedTo<'k> = (&'k AgencyCode, bool, bool);
+    // with whether the node signed an answer to it, whether that answer took
+    // custody (`ok`), and the digest of the copy it signed. A relay does not offer
+    // a message back to a neighbour that had it.
+    type HandedTo<'k> = (&'k AgencyCode, bool, bool, Option<[u8; 32]>);
     let mut handed_to: HashMap<(&AgencyCode, &str), Vec<HandedTo<'_>>> = HashMap::new();
     for (from, to, _, id, _, _, ack) in &handed {
         handed_to.entry((to, id.as_str())).or_default().push((
             from,
             ack.is_some(),
             ack.as_ref().is_some_and(|a| a.reason == "ok"),
+            ack.as_ref().and_then(|a| a.body().item_digest),
         ));
     }
     // Whether `other` had message `id` before `node` could offer it: a neighbour
@@ -731,17 +732,27 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // route out; review s33-mail M4: a true upstream whose log is not audited stays
     // out when another neighbour handed the message too, or an honest relay is
     // blamed for not handing it back).
-    let had_it_before =
-        |node: &AgencyCode, id: &str, named: &AgencyCode, other: &AgencyCode| {
-            let by = handed_to.get(&(node, id)).map_or(&[][..], Vec::as_slice);
-            let named_holds = if usable_agencies.contains(named) {
-                by.iter().any(|(b, ..)| *b == named)
-            } else {
-                !by.iter().any(|(b, _, custody)| *b != named && *custody)
-            };
-            by.iter().any(|(b, signed, _)| *b == other && *signed)
-                || (other == named && named_holds)
+    // Only hand-overs of the copy the node took count (`copy`, the digest of its
+    // custody; either digest unknown: any): its signed answer to a neighbour's
+    // hand-over of another message under the id (its own, say) must not take that
+    // neighbour out as a route (review s33-mail M3).
+    let had_it_before = |node: &AgencyCode,
+                         id: &str,
+                         copy: Option<[u8; 32]>,
+                         named: &AgencyCode,
+                         other: &AgencyCode| {
+        let by = handed_to.get(&(node, id)).map_or(&[][..], Vec::as_slice);
+        let of_copy = |d: &Option<[u8; 32]>| d.is_none() || copy.is_none() || *d == copy;
+        let named_holds = if usable_agencies.contains(named) {
+            by.iter().any(|(b, ..)| *b == named)
+        } else {
+            !by.iter()
+                .any(|(b, _, custody, d)| *b != named && *custody && of_copy(d))
         };
+        by.iter()
+            .any(|(b, signed, _, d)| *b == other && *signed && of_copy(d))
+            || (other == named && named_holds)
+    };
     for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
         let key = (node.clone(), sender.clone(), id.clone());
         // The upstream's copy of its signed custody ack dates the custody (the
@@ -836,7 +847,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             by_neighbour.iter().find_map(|(other, times)| {
                 // Not the upstream, nor another neighbour that had the message and
                 // handed it to the node too: a relay offers it to neither.
-                if had_it_before(node, id, from, other) {
+                if had_it_before(node, id, digest, from, other) {
                     return None;
                 }
                 let mut cover: Vec<(u64, u64)> = Vec::new();
@@ -914,7 +925,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .get(node)
             .into_iter()
             .flatten()
-            .filter(|(to, _)| !had_it_before(node, id, from, to))
+            .filter(|(to, _)| !had_it_before(node, id, Some(*offered_digest), from, to))
             .filter_map(|(to, times)| {
                 // Both times are the node's own signatures (its custody ack, its
                 // offer), one clock: an offer signed after the custody comes from a

@@ -1196,6 +1196,33 @@ fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
         "{:?}",
         rep.violations
     );
+    // Review s33-mail M3: the neighbour handed the relay another message under the
+    // id (the relay's own, say), which the relay answered `seen`: that neighbour
+    // never had the copy the relay took, and stays a route (it was taken out before
+    // the fix); here the relay's signed answer in its log is a link too, so the
+    // older rule reports it first.
+    let other_copy = answer(&f, R, N, true, "seen", t + 30_000, [9; 32]);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![
+                    mail("handed", R, E, R, t + 30_000, exp, Some(&other_copy)),
+                    route(),
+                ],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
     // An offer of another copy under the id is no offer of the one it took.
     let rep = audit(
         &f,
