@@ -263,7 +263,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     let mut expiry_seen: HashMap<(AgencyCode, String), u64> = HashMap::new();
     // (offering node, message id, digest) -> signed times of its valid offers of
     // that copy in other nodes' logs (`offered`, `/wlnode/mail/5`).
-    let mut offered_copies: HashMap<(AgencyCode, String, [u8; 32]), Vec<u64>> = HashMap::new();
+    // (offering node, id, digest) -> (signed time, keeper, signed hop count) of
+    // each of its offers of that copy.
+    type OfferedCopy = (u64, AgencyCode, u32);
+    let mut offered_copies: HashMap<(AgencyCode, String, [u8; 32]), Vec<OfferedCopy>> =
+        HashMap::new();
     // (offering node, keeper) -> signed times of all its valid offers in the
     // keeper's log: moments it had a route to the keeper and chose it.
     let mut offer_times: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
@@ -293,7 +297,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     offered_copies
                         .entry((p.clone(), message_id.clone(), b.item_digest))
                         .or_default()
-                        .push(at);
+                        .push((at, me.clone(), b.hops));
                     offer_times
                         .entry((p.clone(), me.clone()))
                         .or_default()
@@ -529,7 +533,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for times in links.values_mut().flat_map(BTreeMap::values_mut) {
         times.sort_unstable();
     }
-    for times in offer_times.values_mut().chain(offered_copies.values_mut()) {
+    for times in offer_times.values_mut() {
         times.sort_unstable();
     }
     let w = REFUSAL_EVIDENCE_WINDOW_MS;
@@ -907,11 +911,22 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
         let lo = at.saturating_sub(skew);
         let hi = expires.saturating_add(skew);
+        // An offer of the copy excuses only as a hand-over would (review s33-mail
+        // H2): to a neighbour that had not had it (not back to the upstream), at
+        // no more than the hop count of the copy it took plus one (an inflated
+        // count is refused `too_many_hops` by every neighbour), and signed before
+        // the copy expired by the node's own clock (an honest relay never offers
+        // an expired item: offering it after the expiry is no relaying).
+        let lowest = lowest_of(node, id, *offered_digest, None);
         let offered_it = offered_copies
             .get(&(node.clone(), id.clone(), *offered_digest))
-            .is_some_and(|times| {
-                let i = times.partition_point(|t| *t < lo);
-                times.get(i).is_some_and(|t| *t <= hi)
+            .is_some_and(|offers| {
+                offers.iter().any(|(t, keeper, hops)| {
+                    *t >= lo
+                        && *t <= expires
+                        && lowest.is_none_or(|h| *hops <= h.saturating_add(1))
+                        && !had_it_before(node, id, Some(*offered_digest), from, keeper)
+                })
             });
         if offered_it {
             continue;

@@ -1019,12 +1019,25 @@ fn another_copy_under_the_id_does_not_make_a_hand_over_inflated() {
 /// `by`'s signed offer (`/wlnode/mail/5`) of message `mid`'s copy `digest` to
 /// `keeper`, as the `offered` event of `keeper`'s log.
 fn offered(f: &Fixture, by: usize, keeper: usize, mid: &str, digest: [u8; 32], at: u64) -> Event {
+    offered_hops(f, by, keeper, mid, digest, at, 1)
+}
+
+/// [`offered`] signing the hop count `hops`.
+fn offered_hops(
+    f: &Fixture,
+    by: usize,
+    keeper: usize,
+    mid: &str,
+    digest: [u8; 32],
+    at: u64,
+    hops: u32,
+) -> Event {
     let offer = HandoverOffer::sign_body(
         OfferBody {
             message_id: MessageId::from_hex(mid).unwrap(),
             item: "message".into(),
             item_digest: digest,
-            hops: 1,
+            hops,
             from_hop: ag(by),
             to_hop: ag(keeper),
             at: Timestamp(at),
@@ -1477,4 +1490,58 @@ fn an_unaudited_upstream_stays_no_route_when_another_neighbour_handed_the_messag
         "{:?}",
         rep.violations
     );
+}
+
+/// Review s33-mail H2: the relay took the copy (its custody ack in the sender's log)
+/// and offered other mail to a neighbour while it lived; its only offer of the copy
+/// went back to the sender it came from, or after the copy expired, or at an
+/// inflated hop count that every neighbour refuses. None of these is relaying: it is
+/// reported (each excused it before the fix). An offer of the copy at its count
+/// before the expiry still excuses it.
+#[test]
+fn an_offer_back_late_or_inflated_does_not_excuse_a_relay() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = |extra: Vec<Event>| {
+        let mut events = vec![mail("handed", S, D, R, t, exp, Some(&custody))];
+        events.extend(extra);
+        events.push(Event::new(done, EventKind::NodeStopped));
+        log(&f, S, &events)
+    };
+    let relay = log(
+        &f,
+        R,
+        &[took(&f, t, exp), Event::new(done, EventKind::NodeStopped)],
+    );
+    let keeper = |i: usize, offers: Vec<Event>| {
+        let mut events = offers;
+        events.push(Event::new(done, EventKind::NodeStopped));
+        log(&f, i, &events)
+    };
+    let route = || offered(&f, R, N, &other, [5; 32], t + 60_000);
+    let addressee = keeper(D, vec![]);
+    let reported = |s: ExportedLog, n: ExportedLog| {
+        let rep = audit(&f, &[s, relay.clone(), n, addressee.clone()]);
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    let pair = [format!("{}->{}", NAMES[R], NAMES[N])];
+    // Back to the upstream.
+    let back = offered(&f, R, S, &id(), TAKEN, t + 61_000);
+    assert_eq!(reported(sender(vec![back]), keeper(N, vec![route()])), pair);
+    // After the expiry.
+    let late = offered(&f, R, N, &id(), TAKEN, exp + 60_000);
+    assert_eq!(reported(sender(vec![]), keeper(N, vec![route(), late])), pair);
+    // At an inflated hop count.
+    let inflated = offered_hops(&f, R, N, &id(), TAKEN, t + 61_000, 255);
+    assert_eq!(
+        reported(sender(vec![]), keeper(N, vec![route(), inflated])),
+        pair
+    );
+    // Honest: to the neighbour, at its count, before the expiry.
+    let honest = offered(&f, R, N, &id(), TAKEN, t + 61_000);
+    assert!(reported(sender(vec![]), keeper(N, vec![route(), honest])).is_empty());
 }
