@@ -701,6 +701,28 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ))
         })
         .collect();
+    // A node's signed custody acks (`ok`) in upstreams' `handed` events, by (node,
+    // id), whatever sender or upstream its own `received` names: (upstream, copy,
+    // signed time, signed addressee), earliest first. The offer-based rule is keyed
+    // by these, not by the node's labels (review s33-mail H5: a false sender or
+    // upstream label skipped it).
+    type CustodyOf<'k> = (&'k AgencyCode, Copy, u64, Option<&'k AgencyCode>);
+    let mut custody_by_id: HashMap<(&AgencyCode, &str), Vec<CustodyOf<'_>>> = HashMap::new();
+    for (from, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok")
+            && let Some(d) = ack.body().item_digest
+        {
+            custody_by_id.entry((to, id.as_str())).or_default().push((
+                from,
+                (d, ack.body().hops),
+                ack.body().at.as_millis(),
+                ack.body().addressee.as_ref(),
+            ));
+        }
+    }
+    for v in custody_by_id.values_mut() {
+        v.sort_unstable_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
+    }
     let usable_agencies: std::collections::BTreeSet<&AgencyCode> =
         usable.iter().map(|l| &l.export.agency).collect();
     // A node's offers by keeper, sorted by keeper (one lookup per message, a stable
@@ -900,10 +922,22 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // An offer of other mail shows it ran `/wlnode/mail/5` then: a copy it still
         // held it offered too (one it handed on before, under an older build, its
         // own log shows handed, above).
-        let Some(((offered_digest, _), _)) = custody_digest.get(&(node, sender, id.as_str(), from))
+        // The custody is the one the upstream it names holds, else its earliest in
+        // any upstream's log: its own labels (sender, upstream) do not choose
+        // whether it is judged (review s33-mail H5). The upstream, time and
+        // addressee are then those of that custody.
+        let custodies = custody_by_id
+            .get(&(node, id.as_str()))
+            .map_or(&[][..], Vec::as_slice);
+        let Some((from, (offered_digest, _), custody_at, signed_addressee)) = custodies
+            .iter()
+            .find(|c| c.0 == from)
+            .or(custodies.first())
         else {
             continue;
         };
+        let at = &(*at).min(*custody_at);
+        let addressee = signed_addressee.unwrap_or(addressee);
         // The addressee alone is offered the message while it is reachable: its
         // log must be in the audit for the silence of the others to mean anything.
         if !usable_agencies.contains(addressee) {

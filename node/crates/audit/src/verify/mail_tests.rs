@@ -1545,3 +1545,68 @@ fn an_offer_back_late_or_inflated_does_not_excuse_a_relay() {
     let honest = offered(&f, R, N, &id(), TAKEN, t + 61_000);
     assert!(reported(sender(vec![]), keeper(N, vec![route(), honest])).is_empty());
 }
+
+/// Review s33-mail H5: the relay took the copy (its custody ack in the sender's log)
+/// and keeps a `received` event, but labels it with another sender or another
+/// upstream. The offer-based rule is keyed by its signed custody, not by those
+/// labels: it is still reported (it was skipped before the fix).
+#[test]
+fn a_relay_with_false_labels_on_its_received_event_is_still_judged() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let addressee = log(&f, D, &[Event::new(done, EventKind::NodeStopped)]);
+    let pair = [format!("{}->{}", NAMES[R], NAMES[N])];
+    for (label_sender, label_upstream) in [(S, S), (E, S), (S, N), (E, N)] {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail(
+                    "received",
+                    label_sender,
+                    D,
+                    label_upstream,
+                    t,
+                    exp,
+                    Some(&custody),
+                ),
+                Event::new(done, EventKind::NodeStopped),
+            ],
+        );
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                relay,
+                neighbour.clone(),
+                addressee.clone(),
+            ],
+        );
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            pair,
+            "sender {label_sender}, upstream {label_upstream}: {:?}",
+            rep.violations
+        );
+    }
+}
