@@ -1226,15 +1226,23 @@ impl MailAck {
             .map(|r| r.revoked_at))
     }
 
-    /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]).
+    /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]). On
+    /// `/wlnode/mail/5` an answer naming the item signs its addressee: one that
+    /// names another, or none, is a `Mismatch` (review s33-mail H3: a relay signed
+    /// any addressee in its custody ack to steer the audit, and nobody checked it).
     pub fn fit(&self, item: &MailItem, from_hop: &AgencyCode) -> AckFit {
-        self.fit_fields(
+        match self.fit_fields(
             &item.message_id(),
             item.kind_str(),
             Some(&item.identity_digest()),
             Some(item.hops()),
             from_hop,
-        )
+        ) {
+            AckFit::Exact if self.body.addressee.as_ref() != Some(item.addressee()) => {
+                AckFit::Mismatch
+            }
+            fit => fit,
+        }
     }
 
     /// [`MailAck::fit`] from an audit event's fields (no digest or hop count there:

@@ -712,3 +712,37 @@ fn hand_over_offers_are_signed_in_their_own_context_and_answers_sign_the_address
     old.verify(&r, &a.code).unwrap();
     assert_eq!(old.body().addressee, None);
 }
+
+/// Review s33-mail H3: an answer that signs another addressee than the item's, or
+/// none, does not fit a hand-over of that item (the handing node takes it as a bad
+/// ack): a relay can no longer sign any addressee in its custody ack to steer the
+/// audit. One signing the item's addressee fits.
+#[test]
+fn an_answer_signing_another_addressee_does_not_fit() {
+    use wlnode_crypto::mail::{AckFit, HandoverBody, MailAck};
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], None);
+    let env = Envelope::seal(
+        &draft(&a, &c, b"x"),
+        &a.sign,
+        &r.encryption_key(&c.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap()
+    .next_hop();
+    let item = MailItem::Envelope(env);
+    let at = Timestamp(T0 + 5);
+    let ack = MailAck::sign(Some(&item), Some(&a.code), &b.code, true, "ok", at, &b.sign);
+    assert_eq!(ack.body().addressee.as_ref(), Some(&c.code));
+    assert_eq!(ack.fit(&item, &a.code), AckFit::Exact);
+    for addressee in [Some(b.code.clone()), None] {
+        let steered = MailAck::sign_body(
+            HandoverBody {
+                addressee,
+                ..ack.body().clone()
+            },
+            &b.sign,
+        );
+        steered.verify(&r, &b.code).unwrap();
+        assert_eq!(steered.fit(&item, &a.code), AckFit::Mismatch);
+    }
+}
