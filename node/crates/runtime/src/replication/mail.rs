@@ -384,6 +384,16 @@ fn offer_is_evidence(
         && offer.body().at.as_millis().abs_diff(now.as_millis()) <= MAX_CLOCK_SKEW_MS
 }
 
+/// The refusal of a relayed message handed without a valid signed offer.
+pub const NO_OFFER: &str = "no_offer";
+
+/// Whether `item`, handed by `agency`, is refused for want of a valid signed offer
+/// (`offer`: the one that passed [`offer_is_evidence`], if any): every relayed
+/// message needs one; the sender's own message does not (no audit rule needs it).
+fn lacks_offer(offer: Option<&HandoverOffer>, item: &MailItem, agency: &AgencyCode) -> bool {
+    refusal_needs_evidence(item, agency) && offer.is_none()
+}
+
 /// Whether a neighbour's valid offer of an item is audited, by what our checks of
 /// the item gave (`failed`: the error, if any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -666,9 +676,10 @@ impl Service {
         // must not look as if it was never offered), and that case at most once a
         // minute per neighbour: junk items (a bad signature, a date out of range)
         // must not grow our audit log (review s33-mail M1).
-        if let Some(Ok(offer)) = offer
-            && offer_is_evidence(&offer, &roster, &agency, &self.agency, &item, now)
-        {
+        let offer = offer
+            .and_then(Result::ok)
+            .filter(|o| offer_is_evidence(o, &roster, &agency, &self.agency, &item, now));
+        if let Some(offer) = &offer {
             let instant = std::time::Instant::now();
             let due = match offer_log_kind(checked.as_ref().err(), rosters_differ) {
                 OfferLog::Skip => false,
@@ -695,6 +706,15 @@ impl Service {
         if let Err(e) = checked {
             let (reason, strike) = verify_refusal(&e, now, rosters_differ);
             self.mail_refuse(id, &agency, Some(&item), reason, strike);
+            return;
+        }
+        // A relayed message comes with the handing agency's valid signed offer, or
+        // is not taken (review s33-mail H1: a relay that sent no offer left no trace
+        // in its neighbours' logs, and could drop mail unseen). No strike: a clock
+        // off by more than the skew or a roster rollover explains a bad one; the
+        // item is offered again.
+        if lacks_offer(offer.as_ref(), &item, &agency) {
+            self.mail_refuse(id, &agency, Some(&item), NO_OFFER, false);
             return;
         }
         // Our own message, if this is its receipt (the mailer drops it on intake).
@@ -1468,6 +1488,12 @@ mod tests {
         assert!(!offer_is_evidence(
             &offer, &roster, &relay, &me, &item, late
         ));
+        // Review s33-mail H1: a relayed message handed without an offer that passes
+        // these checks (none, forged, elsewhere, late: the call site keeps only one
+        // that is evidence) is refused; the sender's own message needs none.
+        assert!(lacks_offer(None, &item, &relay));
+        assert!(!lacks_offer(Some(&offer), &item, &relay));
+        assert!(!lacks_offer(None, &own, &relay));
         // Logged once per copy a day; another copy under the same id has its slot.
         let (mut per_item, mut per_peer) = Default::default();
         let t = std::time::Instant::now();
