@@ -945,6 +945,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
         let lo = at.saturating_sub(skew);
         let hi = expires.saturating_add(skew);
+        // A log's silence counts only up to its checkpoint: the addressee's, and a
+        // route keeper's, must be past the copy's lifetime (review s33-mail L5: an
+        // offer after a stale checkpoint was read as none).
+        let covers_lifetime =
+            |k: &AgencyCode| checkpoint_of.get(k).copied().flatten().is_some_and(|c| c >= hi);
+        if !covers_lifetime(addressee) {
+            continue;
+        }
         // An offer of the copy excuses only as a hand-over would (review s33-mail
         // H2): to a neighbour that had not had it (not back to the upstream), at
         // no more than the hop count of the copy it took plus one (an inflated
@@ -975,6 +983,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .into_iter()
             .flatten()
             .filter(|(to, _)| !had_it_before(node, id, Some(*offered_digest), from, to))
+            .filter(|(to, _)| covers_lifetime(to))
             .filter_map(|(to, times)| {
                 // Both times are the node's own signatures (its custody ack, its
                 // offer), one clock: an offer signed after the custody comes from a

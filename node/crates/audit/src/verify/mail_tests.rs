@@ -1610,3 +1610,50 @@ fn a_relay_with_false_labels_on_its_received_event_is_still_judged() {
         );
     }
 }
+
+/// Review s33-mail L5: the neighbour's log holds the relay's offer of other mail, but
+/// its latest checkpoint predates the copy's expiry: its silence about the copy
+/// after that checkpoint is no evidence, so the relay is not reported (it was before
+/// the fix). The same with the addressee's checkpoint stale.
+#[test]
+fn a_log_is_silent_only_up_to_its_checkpoint() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[took(&f, t, exp), Event::new(done, EventKind::NodeStopped)],
+    );
+    let route = [
+        offered(&f, R, N, &other, [5; 32], t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let stopped = [Event::new(done, EventKind::NodeStopped)];
+    let stale = t + 1_800_000;
+    let run = |n: ExportedLog, d: ExportedLog| {
+        let rep = audit(&f, &[sender.clone(), relay.clone(), n, d]);
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(
+        run(log(&f, N, &route), log(&f, D, &stopped)),
+        [format!("{}->{}", NAMES[R], NAMES[N])]
+    );
+    assert!(run(log_at(&f, N, &route, &[(1, stale)]), log(&f, D, &stopped)).is_empty());
+    let early = [
+        Event::new(t + 1_000, EventKind::NodeStopped),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    assert!(run(log(&f, N, &route), log_at(&f, D, &early, &[(1, stale)])).is_empty());
+}
