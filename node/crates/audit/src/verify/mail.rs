@@ -929,10 +929,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let custodies = custody_by_id
             .get(&(node, id.as_str()))
             .map_or(&[][..], Vec::as_slice);
-        let Some((from, (offered_digest, _), custody_at, signed_addressee)) = custodies
-            .iter()
-            .find(|c| c.0 == from)
-            .or(custodies.first())
+        let Some((from, (offered_digest, _), custody_at, signed_addressee)) =
+            custodies.iter().find(|c| c.0 == from).or(custodies.first())
         else {
             continue;
         };
@@ -948,8 +946,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // A log's silence counts only up to its checkpoint: the addressee's, and a
         // route keeper's, must be past the copy's lifetime (review s33-mail L5: an
         // offer after a stale checkpoint was read as none).
-        let covers_lifetime =
-            |k: &AgencyCode| checkpoint_of.get(k).copied().flatten().is_some_and(|c| c >= hi);
+        let covers_lifetime = |k: &AgencyCode| {
+            checkpoint_of
+                .get(k)
+                .copied()
+                .flatten()
+                .is_some_and(|c| c >= hi)
+        };
         if !covers_lifetime(addressee) {
             continue;
         }

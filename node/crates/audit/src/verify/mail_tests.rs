@@ -1534,7 +1534,10 @@ fn an_offer_back_late_or_inflated_does_not_excuse_a_relay() {
     assert_eq!(reported(sender(vec![back]), keeper(N, vec![route()])), pair);
     // After the expiry.
     let late = offered(&f, R, N, &id(), TAKEN, exp + 60_000);
-    assert_eq!(reported(sender(vec![]), keeper(N, vec![route(), late])), pair);
+    assert_eq!(
+        reported(sender(vec![]), keeper(N, vec![route(), late])),
+        pair
+    );
     // At an inflated hop count.
     let inflated = offered_hops(&f, R, N, &id(), TAKEN, t + 61_000, 255);
     assert_eq!(
@@ -1595,12 +1598,7 @@ fn a_relay_with_false_labels_on_its_received_event_is_still_judged() {
         );
         let rep = audit(
             &f,
-            &[
-                sender.clone(),
-                relay,
-                neighbour.clone(),
-                addressee.clone(),
-            ],
+            &[sender.clone(), relay, neighbour.clone(), addressee.clone()],
         );
         assert_eq!(
             naming(&rep, "mail_not_relayed", NAMES[R]),

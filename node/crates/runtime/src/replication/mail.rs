@@ -1236,7 +1236,11 @@ mod tests {
             created_at: Timestamp(now.as_millis() + 10 * MAX_CLOCK_SKEW_MS),
         };
         for junk in [&expired, &future, &MailError::BadSignature] {
-            assert_eq!(offer_log_kind(Some(junk), false), OfferLog::Skip, "{junk:?}");
+            assert_eq!(
+                offer_log_kind(Some(junk), false),
+                OfferLog::Skip,
+                "{junk:?}"
+            );
             assert_eq!(offer_log_kind(Some(junk), true), OfferLog::Skip, "{junk:?}");
         }
         let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
