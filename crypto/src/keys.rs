@@ -37,6 +37,10 @@ pub mod context {
     /// that carries it, so that an auditor can check who said what from the roster's
     /// keys without seeing the content (issue 21, s33).
     pub const CONSULT_RECEIPT: &[u8] = b"wlnode/consult-receipt/v1\0";
+    /// The handing agency's offer of a mail item to a neighbour (`/wlnode/mail/5`):
+    /// evidence, in the neighbour's audit log, that it held the copy and chose that
+    /// route.
+    pub const HANDOVER_OFFER: &[u8] = b"wlnode/mail-offer/v1\0";
     /// The HPKE `info` prefix of a sealed body in the first, unpadded format (not a
     /// signature context, but kept here so that no two purposes share a label). Only
     /// recognised, to refuse such a body with a clear reason; never sealed.
@@ -325,6 +329,7 @@ mod tests {
             context::MAIL_SEAL,
             context::MAIL_SEAL_PADDED,
             context::CONSULT_RECEIPT,
+            context::HANDOVER_OFFER,
         ];
         for (i, a) in all.iter().enumerate() {
             assert_eq!(a.last(), Some(&0), "{}", String::from_utf8_lossy(a));

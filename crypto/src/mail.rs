@@ -51,7 +51,7 @@ pub const MIN_PADDED_BYTES: usize = 1024;
 /// Largest encoded header.
 pub const MAX_HEADER_BYTES: usize = 1024;
 /// Largest encoded envelope or receipt frame.
-pub const MAX_FRAME_BYTES: usize = MAX_BODY_BYTES + MAX_HEADER_BYTES + 512;
+pub const MAX_FRAME_BYTES: usize = MAX_BODY_BYTES + MAX_HEADER_BYTES + 512 + MAX_OFFER_BYTES;
 /// Longest a message may live: its expiry is at most this far after its creation.
 pub const MAX_EXPIRY_MS: u64 = 90 * 24 * 3600 * 1000;
 /// How far in the future a creation time may lie (clock skew allowed).
@@ -811,7 +811,7 @@ impl Receipt {
     }
 }
 
-/// One item handed to the next hop over `/wlnode/mail/4`.
+/// One item handed to the next hop over `/wlnode/mail/5`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailItem {
     /// A sealed message.
@@ -821,17 +821,41 @@ pub enum MailItem {
 }
 
 impl MailItem {
-    /// The `MailRequest` frame bytes.
+    /// The `MailRequest` frame bytes (no offer).
     pub fn encode(&self) -> Vec<u8> {
+        self.to_request(None).encode_to_vec()
+    }
+
+    /// The `MailRequest` frame bytes with the handing agency's signed `offer`
+    /// (`/wlnode/mail/5`).
+    pub fn encode_offered(&self, offer: &HandoverOffer) -> Vec<u8> {
+        self.to_request(Some(offer)).encode_to_vec()
+    }
+
+    fn to_request(&self, offer: Option<&HandoverOffer>) -> pb::MailRequest {
         let item = match self {
             Self::Envelope(e) => pb::mail_request::Item::Envelope(e.to_pb()),
             Self::Receipt(r) => pb::mail_request::Item::Receipt(r.to_pb()),
         };
-        pb::MailRequest { item: Some(item) }.encode_to_vec()
+        pb::MailRequest {
+            item: Some(item),
+            offer: offer.map(HandoverOffer::to_pb),
+        }
     }
 
-    /// Decodes a `MailRequest` frame (structure and limits; no signatures).
+    /// Decodes a `MailRequest` frame (structure and limits; no signatures); an offer
+    /// in it is ignored (see [`MailItem::decode_offered`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
+        Self::decode_offered(bytes).map(|(item, _)| item)
+    }
+
+    /// Decodes a `MailRequest` frame and the offer it carries: `None` when there is
+    /// none (a `/wlnode/mail/4` frame), `Some(Err)` when it does not decode (the item
+    /// still does; structure and limits only, no signatures).
+    #[allow(clippy::type_complexity)]
+    pub fn decode_offered(
+        bytes: &[u8],
+    ) -> Result<(Self, Option<Result<HandoverOffer, MailError>>), MailError> {
         if bytes.len() > MAX_FRAME_BYTES {
             return Err(MailError::TooLarge {
                 what: "mail frame",
@@ -841,10 +865,20 @@ impl MailItem {
         }
         let r =
             pb::MailRequest::decode(bytes).map_err(|e| MailError::malformed("mail frame", e))?;
-        match r.item {
+        let item = match r.item {
             Some(pb::mail_request::Item::Envelope(e)) => Envelope::from_pb(e).map(Self::Envelope),
             Some(pb::mail_request::Item::Receipt(r)) => Receipt::from_pb(r).map(Self::Receipt),
             None => Err(MailError::malformed("mail frame", "empty")),
+        }?;
+        Ok((item, r.offer.map(HandoverOffer::from_pb)))
+    }
+
+    /// The item's addressee: a message's recipient, a receipt's sender (where it
+    /// goes).
+    pub fn addressee(&self) -> &AgencyCode {
+        match self {
+            Self::Envelope(e) => &e.header().to,
+            Self::Receipt(r) => &r.body().sender,
         }
     }
 }
@@ -908,6 +942,11 @@ pub struct HandoverBody {
     /// `/wlnode/mail/3` builds): signed, so the count a relay took an item at is
     /// evidence (review s31-fixes X1).
     pub hops: Option<u32>,
+    /// The item's addressee ([`MailItem::addressee`]) when it decoded (`None` in
+    /// answers of builds before `/wlnode/mail/5`): a refusal of an item addressed to the
+    /// answering agency speaks of its delivery state, any other of its relay state
+    /// (review s32-mail L1).
+    pub addressee: Option<AgencyCode>,
     /// The handing agency (`None`: the answering node could not tell who it was).
     pub from_hop: Option<AgencyCode>,
     /// The answering agency, which signs.
@@ -969,6 +1008,7 @@ impl MailAck {
                 item: item.map(|i| i.kind_str().to_owned()).unwrap_or_default(),
                 item_digest: item.map(MailItem::identity_digest),
                 hops: item.map(MailItem::hops),
+                addressee: item.map(|i| i.addressee().clone()),
                 from_hop: from_hop.cloned(),
                 to_hop: to_hop.clone(),
                 accepted,
@@ -1009,6 +1049,7 @@ impl MailAck {
                 at: body.at.as_millis(),
                 signer_key: Bytes::copy_from_slice(body.signer_key.as_bytes()),
                 hops: body.hops,
+                addressee: body.addressee.as_ref().map(|a| a.as_str().to_owned()),
             }
             .encode_to_vec(),
         );
@@ -1074,11 +1115,16 @@ impl MailAck {
         } else {
             Some(AgencyCode::new(b.from_hop).map_err(|e| MailError::malformed("from_hop", e))?)
         };
+        let addressee = b
+            .addressee
+            .map(|a| AgencyCode::new(a).map_err(|e| MailError::malformed("addressee", e)))
+            .transpose()?;
         let body = HandoverBody {
             message_id,
             item: b.item,
             item_digest,
             hops: b.hops,
+            addressee,
             from_hop,
             to_hop: AgencyCode::new(b.to_hop).map_err(|e| MailError::malformed("to_hop", e))?,
             accepted: b.accepted,
@@ -1180,15 +1226,23 @@ impl MailAck {
             .map(|r| r.revoked_at))
     }
 
-    /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]).
+    /// How this ack relates to handing `item` from `from_hop` (see [`AckFit`]). On
+    /// `/wlnode/mail/5` an answer naming the item signs its addressee: one that
+    /// names another, or none, is a `Mismatch` (review s33-mail H3: a relay signed
+    /// any addressee in its custody ack to steer the audit, and nobody checked it).
     pub fn fit(&self, item: &MailItem, from_hop: &AgencyCode) -> AckFit {
-        self.fit_fields(
+        match self.fit_fields(
             &item.message_id(),
             item.kind_str(),
             Some(&item.identity_digest()),
             Some(item.hops()),
             from_hop,
-        )
+        ) {
+            AckFit::Exact if self.body.addressee.as_ref() != Some(item.addressee()) => {
+                AckFit::Mismatch
+            }
+            fit => fit,
+        }
     }
 
     /// [`MailAck::fit`] from an audit event's fields (no digest or hop count there:
@@ -1222,5 +1276,232 @@ impl MailAck {
         } else {
             AckFit::Mismatch
         }
+    }
+}
+
+/// Largest encoded `MailOffer` (a signed offer; the audit log keeps it as hex).
+pub const MAX_OFFER_BYTES: usize = 512;
+
+/// What the handing agency signs when it offers an item to a neighbour (the
+/// `wlnode/mail-offer/v1` context, `/wlnode/mail/5`; review s32-mail H1): it held this
+/// copy, at this hop count, and chose this neighbour as its route, at this time. No
+/// content: the routing facts a relay may read anyway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferBody {
+    /// The item's message id.
+    pub message_id: MessageId,
+    /// `message` or `receipt`.
+    pub item: String,
+    /// The item's [`MailItem::identity_digest`].
+    pub item_digest: [u8; 32],
+    /// The item's hop count as handed.
+    pub hops: u32,
+    /// The handing agency, which signs.
+    pub from_hop: AgencyCode,
+    /// The neighbour it is offered to.
+    pub to_hop: AgencyCode,
+    /// When it was signed.
+    pub at: Timestamp,
+    /// The handing agency's signing key.
+    pub signer_key: PublicKey,
+}
+
+/// A signed [`OfferBody`]: sent with the item in the `MailRequest`, and kept by the
+/// neighbour in its audit log (`offered` events) whether or not it takes the item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoverOffer {
+    body: OfferBody,
+    body_bytes: Bytes,
+    signature: Signature,
+}
+
+impl HandoverOffer {
+    /// `from_hop` offers `item` to `to_hop` at `at`, signed with `key`.
+    pub fn sign(
+        item: &MailItem,
+        from_hop: &AgencyCode,
+        to_hop: &AgencyCode,
+        at: Timestamp,
+        key: &SecretKey,
+    ) -> Self {
+        Self::sign_body(
+            OfferBody {
+                message_id: item.message_id(),
+                item: item.kind_str().to_owned(),
+                item_digest: item.identity_digest(),
+                hops: item.hops(),
+                from_hop: from_hop.clone(),
+                to_hop: to_hop.clone(),
+                at,
+                signer_key: key.public_key(),
+            },
+            key,
+        )
+    }
+
+    /// Signs `body` as it is (its `signer_key` set to `key`'s).
+    pub fn sign_body(mut body: OfferBody, key: &SecretKey) -> Self {
+        body.signer_key = key.public_key();
+        let body_bytes = Bytes::from(
+            pb::OfferBody {
+                message_id: Bytes::copy_from_slice(body.message_id.as_bytes()),
+                item: body.item.clone(),
+                item_digest: Bytes::copy_from_slice(&body.item_digest),
+                hops: body.hops,
+                from_hop: body.from_hop.as_str().to_owned(),
+                to_hop: body.to_hop.as_str().to_owned(),
+                at: body.at.as_millis(),
+                signer_key: Bytes::copy_from_slice(body.signer_key.as_bytes()),
+            }
+            .encode_to_vec(),
+        );
+        let signature = key.sign(context::HANDOVER_OFFER, &body_bytes);
+        Self {
+            body,
+            body_bytes,
+            signature,
+        }
+    }
+
+    fn to_pb(&self) -> pb::MailOffer {
+        pb::MailOffer {
+            body: self.body_bytes.clone(),
+            signature: Bytes::copy_from_slice(self.signature.as_bytes()),
+        }
+    }
+
+    fn from_pb(o: pb::MailOffer) -> Result<Self, MailError> {
+        if o.body.len() + o.signature.len() > MAX_OFFER_BYTES {
+            return Err(MailError::TooLarge {
+                what: "mail offer",
+                size: o.body.len() + o.signature.len(),
+                limit: MAX_OFFER_BYTES,
+            });
+        }
+        let b = pb::OfferBody::decode(o.body.as_ref())
+            .map_err(|e| MailError::malformed("offer body", e))?;
+        if !matches!(b.item.as_str(), "message" | "receipt") {
+            return Err(MailError::malformed("item", "not message or receipt"));
+        }
+        let body = OfferBody {
+            message_id: MessageId::from_slice(&b.message_id)
+                .map_err(|e| MailError::malformed("message_id", e))?,
+            item: b.item,
+            item_digest: <[u8; 32]>::try_from(b.item_digest.as_ref())
+                .map_err(|_| MailError::malformed("item_digest", "must be 32 bytes"))?,
+            hops: b.hops,
+            from_hop: AgencyCode::new(b.from_hop)
+                .map_err(|e| MailError::malformed("from_hop", e))?,
+            to_hop: AgencyCode::new(b.to_hop).map_err(|e| MailError::malformed("to_hop", e))?,
+            at: Timestamp(b.at),
+            signer_key: PublicKey::from_bytes(&b.signer_key)
+                .map_err(|e| MailError::malformed("signer_key", e))?,
+        };
+        let signature = Signature::from_slice(&o.signature)
+            .map_err(|e| MailError::malformed("signature", e))?;
+        Ok(Self {
+            body,
+            body_bytes: o.body,
+            signature,
+        })
+    }
+
+    /// The `MailOffer` bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        self.to_pb().encode_to_vec()
+    }
+
+    /// Decodes [`HandoverOffer::encode`]'s output (structure and limits).
+    pub fn decode(bytes: &[u8]) -> Result<Self, MailError> {
+        if bytes.len() > MAX_OFFER_BYTES {
+            return Err(MailError::TooLarge {
+                what: "mail offer",
+                size: bytes.len(),
+                limit: MAX_OFFER_BYTES,
+            });
+        }
+        let o = pb::MailOffer::decode(bytes).map_err(|e| MailError::malformed("mail offer", e))?;
+        Self::from_pb(o)
+    }
+
+    /// What the handing agency signed.
+    pub fn body(&self) -> &OfferBody {
+        &self.body
+    }
+
+    /// The offer as lower-case hex (the audit log's evidence).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.encode())
+    }
+
+    /// Decodes [`HandoverOffer::to_hex`]'s output.
+    pub fn from_hex(s: &str) -> Result<Self, MailError> {
+        if s.len() > 2 * MAX_OFFER_BYTES {
+            return Err(MailError::TooLarge {
+                what: "mail offer",
+                size: s.len() / 2,
+                limit: MAX_OFFER_BYTES,
+            });
+        }
+        let b = hex::decode(s).map_err(|e| MailError::malformed("mail offer", e))?;
+        Self::decode(&b)
+    }
+
+    fn check_signature(&self, signer: &AgencyCode) -> Result<(), MailError> {
+        let b = &self.body;
+        if b.from_hop != *signer {
+            return Err(MailError::malformed(
+                "from_hop",
+                format!("names {}, the offer came from {signer}", b.from_hop),
+            ));
+        }
+        b.signer_key
+            .verify(context::HANDOVER_OFFER, &self.body_bytes, &self.signature)
+            .map_err(|_| MailError::BadSignature)
+    }
+
+    /// Checks that `signer` signed it: the signature in the `wlnode/mail-offer/v1`
+    /// context, `from_hop` is `signer`, the key was one of `signer`'s signing keys at
+    /// the signed time and is not revoked. Whether it offers this item to us is
+    /// [`HandoverOffer::fits`]'s question; its time against a clock is the caller's.
+    pub fn verify(&self, roster: &Roster, signer: &AgencyCode) -> Result<(), MailError> {
+        self.check_signature(signer)?;
+        let b = &self.body;
+        roster
+            .check_signer(&b.from_hop, &b.signer_key, b.at)
+            .map_err(MailError::Signer)?;
+        refuse_revoked(roster, &b.from_hop, &b.signer_key)?;
+        Ok(())
+    }
+
+    /// [`HandoverOffer::verify`] for an auditor reading it later: a key revoked since
+    /// still verifies if the signed time is before the revocation, and the revocation
+    /// time is returned so the caller can ask for independent proof of its age
+    /// (`Ok(None)`: not revoked).
+    pub fn verify_as_evidence(
+        &self,
+        roster: &Roster,
+        signer: &AgencyCode,
+    ) -> Result<Option<Timestamp>, MailError> {
+        self.check_signature(signer)?;
+        let b = &self.body;
+        let member = roster
+            .check_signer(&b.from_hop, &b.signer_key, b.at)
+            .map_err(MailError::Signer)?;
+        Ok(member
+            .revoked
+            .iter()
+            .find(|r| r.key == b.signer_key)
+            .map(|r| r.revoked_at))
+    }
+
+    /// Whether it offers exactly `item` (id, kind, digest and hop count) to `to_hop`.
+    pub fn fits(&self, item: &MailItem, to_hop: &AgencyCode) -> bool {
+        let b = &self.body;
+        b.message_id == item.message_id()
+            && b.item == item.kind_str()
+            && b.item_digest == item.identity_digest()
+            && b.hops == item.hops()
+            && b.to_hop == *to_hop
     }
 }

@@ -596,6 +596,7 @@ fn hand_over_acks_sign_the_hop_count_and_older_acks_stay_readable() {
     let old = MailAck::sign_body(
         HandoverBody {
             hops: None,
+            addressee: None,
             ..ack.body().clone()
         },
         &b.sign,
@@ -608,4 +609,140 @@ fn hand_over_acks_sign_the_hop_count_and_older_acks_stay_readable() {
         old.fit_fields(&env.header().id, "message", None, None, &a.code),
         AckFit::Exact
     );
+}
+
+/// Review s32-mail H1, L1 (`/wlnode/mail/5`): the handing agency signs an offer of the
+/// copy it hands (id, digest, hop count, from, to, time) in its own context; it
+/// travels in the request frame beside the item, verifies only as its signer's and
+/// only for that copy and neighbour, and no other signature verifies as one (nor it
+/// as an ack). A frame without an offer (`/wlnode/mail/4`) still decodes. The answer
+/// signs the item's addressee; an older answer without it still verifies.
+#[test]
+fn hand_over_offers_are_signed_in_their_own_context_and_answers_sign_the_addressee() {
+    use wlnode_crypto::keys::context;
+    use wlnode_crypto::mail::{HandoverBody, HandoverOffer, MailAck};
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], None);
+    let env = Envelope::seal(
+        &draft(&a, &c, b"x"),
+        &a.sign,
+        &r.encryption_key(&c.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap()
+    .next_hop();
+    let item = MailItem::Envelope(env.clone());
+    let at = Timestamp(T0 + 5);
+    let offer = HandoverOffer::sign(&item, &b.code, &a.code, at, &b.sign);
+    let frame = item.encode_offered(&offer);
+    let (back, got) = MailItem::decode_offered(&frame).unwrap();
+    assert_eq!(back, item);
+    let got = got.unwrap().unwrap();
+    assert_eq!(got, offer);
+    got.verify(&r, &b.code).unwrap();
+    assert!(got.fits(&item, &a.code));
+    assert!(!got.fits(&item, &c.code), "offered to another neighbour");
+    assert!(
+        !got.fits(&MailItem::Envelope(env.next_hop()), &a.code),
+        "another count"
+    );
+    assert!(
+        got.verify(&r, &a.code).is_err(),
+        "offered by another agency"
+    );
+    assert_eq!(HandoverOffer::from_hex(&got.to_hex()).unwrap(), got);
+    assert_eq!(got.verify_as_evidence(&r, &b.code).unwrap(), None);
+    // Signed with another member's key: refused.
+    let forged = HandoverOffer::sign_body(offer.body().clone(), &c.sign);
+    assert!(forged.verify(&r, &b.code).is_err());
+    // The same body bytes signed in another context do not verify as an offer.
+    let pb_offer = pb::MailOffer::decode(offer.encode().as_slice()).unwrap();
+    for other in [
+        context::HANDOVER,
+        context::MAIL,
+        context::RECEIPT,
+        context::CHECKPOINT,
+    ] {
+        assert_ne!(other, context::HANDOVER_OFFER);
+        let wrong = pb::MailOffer {
+            body: pb_offer.body.clone(),
+            signature: b
+                .sign
+                .sign(other, &pb_offer.body)
+                .as_bytes()
+                .to_vec()
+                .into(),
+        };
+        let wrong = HandoverOffer::decode(&wrong.encode_to_vec()).unwrap();
+        assert!(wrong.verify(&r, &b.code).is_err());
+    }
+    // An offer's signature is no hand-over answer.
+    let as_ack = pb::MailResponse {
+        body: pb_offer.body.clone(),
+        signature: pb_offer.signature.clone(),
+    };
+    if let Ok(ack) = MailAck::decode(&as_ack.encode_to_vec()) {
+        assert!(ack.verify(&r, &b.code).is_err());
+    }
+    // A `/wlnode/mail/4` frame: the item, no offer.
+    let (old, none) = MailItem::decode_offered(&item.encode()).unwrap();
+    assert_eq!(old, item);
+    assert!(none.is_none());
+    // The answer signs the addressee; one without it (an older build's) still verifies.
+    let ack = MailAck::sign(
+        Some(&item),
+        Some(&b.code),
+        &a.code,
+        false,
+        "full",
+        at,
+        &a.sign,
+    );
+    assert_eq!(ack.body().addressee.as_ref(), Some(&c.code));
+    let back = MailAck::decode(&ack.encode()).unwrap();
+    back.verify(&r, &a.code).unwrap();
+    assert_eq!(back.body().addressee.as_ref(), Some(&c.code));
+    let old = MailAck::sign_body(
+        HandoverBody {
+            addressee: None,
+            ..ack.body().clone()
+        },
+        &a.sign,
+    );
+    let old = MailAck::decode(&old.encode()).unwrap();
+    old.verify(&r, &a.code).unwrap();
+    assert_eq!(old.body().addressee, None);
+}
+
+/// Review s33-mail H3: an answer that signs another addressee than the item's, or
+/// none, does not fit a hand-over of that item (the handing node takes it as a bad
+/// ack): a relay can no longer sign any addressee in its custody ack to steer the
+/// audit. One signing the item's addressee fits.
+#[test]
+fn an_answer_signing_another_addressee_does_not_fit() {
+    use wlnode_crypto::mail::{AckFit, HandoverBody, MailAck};
+    let (a, b, c) = (agency("AA-X", 1), agency("BB-X", 2), agency("CC-X", 3));
+    let r = roster(&[&a, &b, &c], None);
+    let env = Envelope::seal(
+        &draft(&a, &c, b"x"),
+        &a.sign,
+        &r.encryption_key(&c.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap()
+    .next_hop();
+    let item = MailItem::Envelope(env);
+    let at = Timestamp(T0 + 5);
+    let ack = MailAck::sign(Some(&item), Some(&a.code), &b.code, true, "ok", at, &b.sign);
+    assert_eq!(ack.body().addressee.as_ref(), Some(&c.code));
+    assert_eq!(ack.fit(&item, &a.code), AckFit::Exact);
+    for addressee in [Some(b.code.clone()), None] {
+        let steered = MailAck::sign_body(
+            HandoverBody {
+                addressee,
+                ..ack.body().clone()
+            },
+            &b.sign,
+        );
+        steered.verify(&r, &b.code).unwrap();
+        assert_eq!(steered.fit(&item, &a.code), AckFit::Mismatch);
+    }
 }

@@ -369,6 +369,44 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
     assert_eq!(v["warnings"], serde_json::json!([]), "{v:#}");
     assert_eq!(v["members"][0]["encryption_keys"][0], key);
     assert_eq!(v["silence_rule"], "no_objection");
+    assert!(v.get("mail_acks_required_since").is_none(), "{v:#}");
+    // The mail cut-over, once the authority sets it, shows in `show` and `verify`
+    // (review s32-mail, left open: it did not).
+    let mut text = std::fs::read_to_string(&roster).unwrap();
+    text.push_str("\n[federation_settings]\nmail_acks_required_since = 1780000000000\n");
+    std::fs::write(&roster, text).unwrap();
+    let shown = ok_json(
+        wlnode()
+            .args(["roster", "show", "--json", "--roster"])
+            .arg(&roster),
+    );
+    assert_eq!(
+        shown["mail_acks_required_since"], 1_780_000_000_000u64,
+        "{shown:#}"
+    );
+    let out = wlnode()
+        .args(["roster", "show", "--roster"])
+        .arg(&roster)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mail hand-overs need signed answers since 2026-05-28"),
+        "{text}"
+    );
+    ok_json(
+        wlnode()
+            .args(["roster", "sign", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    let v = ok_json(
+        wlnode()
+            .args(["roster", "verify", "--json", "--roster"])
+            .arg(&roster),
+    );
+    assert_eq!(v["mail_acks_required_since"], 1_780_000_000_000u64, "{v:#}");
     // A malformed key is refused (by the argument parser, naming the form).
     let out = wlnode()
         .args(["roster", "add-encryption-key", "--agency", "AA-EXPORT"])

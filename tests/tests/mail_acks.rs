@@ -158,6 +158,34 @@ async fn hand_overs_through_a_relay_carry_signed_acks_that_prove_a_hidden_custod
         .collect();
     let ack = signed_ack(handed_to_c[0], &roster, 2);
     assert_eq!(ack.body().from_hop, Some(code(1)));
+    // C's answer signs the addressee (`/wlnode/mail/5`, review s32-mail L1).
+    assert_eq!(ack.body().addressee, Some(code(2)));
+    // C's log keeps B's signed offer of that copy (review s32-mail H1): B's route is
+    // evidence in C's log whatever B's own log holds.
+    let c_events = audit_events(&c, 2).await;
+    let offers = mail_events(&c_events, &id, "offered");
+    let [
+        EventKind::Mail {
+            peer: Some(by),
+            ack: Some(offer),
+            ..
+        },
+    ] = offers.as_slice()
+    else {
+        panic!("one offered event expected in C's log: {offers:?}");
+    };
+    assert_eq!(*by, code(1));
+    let offer = wlnode_crypto::mail::HandoverOffer::from_hex(offer).unwrap();
+    offer.verify(&roster, &code(1)).unwrap();
+    assert_eq!(
+        (
+            offer.body().message_id,
+            offer.body().to_hop.clone(),
+            offer.body().hops,
+            Some(offer.body().item_digest)
+        ),
+        (id, code(2), 1, ack.body().item_digest)
+    );
     // B's `received` carries its own signed custody ack: the digest of the copy it
     // took, which a refusal must name to excuse it (review s31-mail H1).
     let own = signed_ack(mail_events(&b_events, &id, "received")[0], &roster, 1);
@@ -273,6 +301,7 @@ async fn an_answer_without_a_valid_signed_ack_is_no_custody_and_is_refused_count
                                 item: "message".into(),
                                 item_digest: None,
                                 hops: None,
+                                addressee: None,
                                 from_hop: Some(code(0)),
                                 to_hop: code(1),
                                 accepted: true,

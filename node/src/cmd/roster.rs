@@ -230,6 +230,10 @@ struct Summary {
     authorities: Vec<String>,
     members: Vec<MemberSummary>,
     silence_rule: String,
+    /// `federation_settings.mail_acks_required_since` (Unix ms), when set: from then on
+    /// an auditor counts a mail hand-over only with the neighbour's signed answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mail_acks_required_since: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -253,6 +257,7 @@ fn summary(r: &Roster) -> Summary {
         hash: hex::encode(r.hash()),
         authorities: r.authorities().map(|k| k.to_string()).collect(),
         silence_rule: r.silence_rule().to_string(),
+        mail_acks_required_since: r.mail_acks_required_since().map(Timestamp::as_millis),
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
         members: r
             .members()
@@ -284,6 +289,12 @@ fn print_summary(s: &Summary) {
         println!("  authority {a}");
     }
     println!("  consultation silence counts as {}", s.silence_rule);
+    if let Some(t) = s.mail_acks_required_since {
+        println!(
+            "  mail hand-overs need signed answers since {} ({t})",
+            Timestamp(t).to_rfc3339()
+        );
+    }
     for m in &s.members {
         println!(
             "  {:<14} {:<8} {:<2} groups [{}] nodes {} keys {} revoked {}  {}",

@@ -185,8 +185,9 @@ pub enum EventKind {
         /// here, the recipient), `receipt` (the recipient's signed receipt reached the
         /// sender), `expired` (given up at expiry), `rejected` (refused from `peer`,
         /// with `reason`; `bad_ack` when `peer`'s answer to our hand-over was not a
-        /// valid signed answer) or `hand_refused` (`peer` refused our hand-over with
-        /// `reason`, its signed answer in `ack`).
+        /// valid signed answer), `hand_refused` (`peer` refused our hand-over with
+        /// `reason`, its signed answer in `ack`) or `offered` (`peer` offered us a
+        /// relayed message, its signed offer in `ack`, whether or not we took it).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,
@@ -215,7 +216,9 @@ pub enum EventKind {
         /// `MailResponse` frame, hex: its `HandoverBody` and the ed25519 signature in
         /// the `wlnode/mail-handover/v1` context), which an auditor checks against
         /// the roster. Absent in events written before hand-overs were signed, which
-        /// read and hash as before.
+        /// read and hash as before. On `offered`: the handing agency's signed offer
+        /// (the `MailOffer`, hex: its `OfferBody` and the ed25519 signature in the
+        /// `wlnode/mail-offer/v1` context).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ack: Option<String>,
     },

@@ -45,6 +45,48 @@ pub struct VerifiedHead {
 pub struct AuditorState {
     /// By agency.
     pub heads: BTreeMap<AgencyCode, VerifiedHead>,
+    /// By agency: heads adopted before the latest, with when this auditor first
+    /// verified each, oldest first, at most [`MAX_EARLIER_HEADS`] (review s32-mail
+    /// H3: with the latest head alone, the dating of earlier events was lost at the
+    /// next adoption). Each was a prefix of the next, checked when it was adopted.
+    /// Empty in state written before it was kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub earlier: BTreeMap<AgencyCode, Vec<DatedHead>>,
+}
+
+/// A head this auditor adopted before a node's latest: its size and when this auditor
+/// first verified it (Unix ms, its own clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatedHead {
+    /// Tree size.
+    pub size: u64,
+    /// When this auditor first verified a head of this size.
+    pub verified_at: u64,
+}
+
+/// The most earlier heads kept per node ([`AuditorState::earlier`]): past it, the
+/// head closest in size to the one before it goes (the oldest and the newest stay),
+/// so the history thins out evenly and the state stays small.
+pub const MAX_EARLIER_HEADS: usize = 32;
+
+/// Adds `head` to `list` (sizes ascending) and thins it to [`MAX_EARLIER_HEADS`].
+fn remember_head(list: &mut Vec<DatedHead>, head: DatedHead) {
+    if list.last().is_some_and(|l| l.size >= head.size) {
+        return;
+    }
+    list.push(head);
+    while list.len() > MAX_EARLIER_HEADS {
+        // The inner head whose size is closest to its predecessor's.
+        let drop = (1..list.len().saturating_sub(1))
+            .min_by_key(|&i| {
+                let size = list.get(i).map_or(0, |h| h.size);
+                let before = list.get(i - 1).map_or(0, |h| h.size);
+                size.saturating_sub(before)
+            })
+            .unwrap_or(1);
+        list.remove(drop);
+    }
 }
 
 /// Verification settings.
@@ -224,10 +266,21 @@ struct Log<'a> {
     checkpoints: Vec<(u64, u64)>,
     /// The log may be evidence at all (a roster node, with a verified checkpoint).
     usable: bool,
-    /// The head this auditor verified in an earlier run, when this log extends it:
-    /// (size, the auditor's time of that verification). Its events `[0, size)`
+    /// The heads this auditor verified in earlier runs, when this log extends them:
+    /// (size, the auditor's time of that verification). Their events `[0, size)`
     /// existed by then, whatever times the node wrote (review s32-mail H3).
-    vouched_before: Option<(u64, u64)>,
+    vouched_before: Vec<(u64, u64)>,
+}
+
+impl Log<'_> {
+    /// The earliest time this auditor verified a head holding event `index`.
+    fn vouched_at(&self, index: u64) -> Option<u64> {
+        self.vouched_before
+            .iter()
+            .filter(|(size, _)| *size > index)
+            .map(|(_, at)| *at)
+            .min()
+    }
 }
 
 fn violation(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -> Violation {
@@ -422,7 +475,7 @@ fn verify_log<'a>(
     }
 
     // Append-only since the auditor's last verified head.
-    let mut vouched_before = None;
+    let mut vouched_before = Vec::new();
     if let Some(prev) = state.heads.get(&export.agency) {
         let mut prev_ok = true;
         if let Some(r) = by_size.get(&prev.size)
@@ -460,7 +513,16 @@ fn verify_log<'a>(
                 _ => false,
             };
             if consistent {
-                vouched_before = prev.verified_at.map(|at| (prev.size, at));
+                // The earlier heads were prefixes of this one when it was adopted.
+                vouched_before = state
+                    .earlier
+                    .get(&export.agency)
+                    .into_iter()
+                    .flatten()
+                    .filter(|h| h.size <= prev.size)
+                    .map(|h| (h.size, h.verified_at))
+                    .chain(prev.verified_at.map(|at| (prev.size, at)))
+                    .collect();
             } else {
                 report.violations.push(proven(
                     "not_append_only",
@@ -526,6 +588,22 @@ fn verify_log<'a>(
             .get(&export.agency)
             .is_none_or(|p| l.size >= p.size);
         if grows && clean && listed {
+            if let Some(prev) = state.heads.get(&export.agency)
+                && prev.size < l.size
+                && let Some(at) = prev.verified_at
+            {
+                remember_head(
+                    report
+                        .state
+                        .earlier
+                        .entry(export.agency.clone())
+                        .or_default(),
+                    DatedHead {
+                        size: prev.size,
+                        verified_at: at,
+                    },
+                );
+            }
             report.state.heads.insert(export.agency.clone(), l);
         }
     }

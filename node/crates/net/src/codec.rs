@@ -23,7 +23,7 @@ pub const AUDIT_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/audit/1"
 
 /// The sealed-mail protocol name: store-and-forward hand-over of sealed messages and
 /// receipts between neighbours (issue 21).
-pub const MAIL_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/mail/4");
+pub const MAIL_PROTOCOL: StreamProtocol = StreamProtocol::new("/wlnode/mail/5");
 
 /// Frame codec with separate limits for requests and responses.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! The network: libp2p with TCP + Noise + Yamux (and QUIC), identify, ping, connection
 //! gating and limits, and three request-response protocols (`/wlnode/sync/1` both ways,
-//! `/wlnode/audit/1` inbound only, `/wlnode/mail/4` both ways: sealed messages handed
+//! `/wlnode/audit/1` inbound only, `/wlnode/mail/5` both ways: sealed messages handed
 //! from neighbour to neighbour), carrying opaque length-prefixed frames.
 //!
 //! This crate is a transport adaptor and the only libp2p user. One event loop
@@ -93,7 +93,7 @@ pub enum Protocol {
     Sync,
     /// `/wlnode/audit/1`: the audit protocol, inbound only.
     Audit,
-    /// `/wlnode/mail/4`: sealed messages and receipts, both ways.
+    /// `/wlnode/mail/5`: sealed messages and receipts, both ways.
     Mail,
 }
 

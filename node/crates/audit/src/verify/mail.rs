@@ -33,6 +33,16 @@ const EXCUSING_REFUSALS: &[&str] = &["full", "store", TOO_MANY_HOPS];
 /// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
 const TOO_MANY_HOPS: &str = "too_many_hops";
 
+/// The most `offered` events a node logs per neighbour per hour (the runtime's
+/// `OFFERS_PER_NEIGHBOUR`): in an hour in which a log holds this many offers from one
+/// neighbour, its silence about another offer of that neighbour's is no evidence.
+pub const OFFERS_LOGGED_PER_HOUR: usize = 1024;
+
+/// How long before a message's expiry a relay's offer of another item to a neighbour
+/// must lie to show it could still have offered the message there too: its retry
+/// delay and poll interval (minutes) plus the clock skew, generously.
+pub const OFFER_SLACK_MS: u64 = 15 * 60 * 1000;
+
 /// A copy of a message: its item digest and hop count, as a neighbour signed them.
 type Copy = ([u8; 32], Option<u32>);
 
@@ -60,14 +70,41 @@ fn signed_answer(
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
     if let Some(revoked_at) = ack.verify_as_evidence(roster, peer).ok()? {
         let vouched = log
-            .vouched_before
-            .is_some_and(|(size, at)| size > index && at < revoked_at.as_millis());
+            .vouched_at(index)
+            .is_some_and(|at| at < revoked_at.as_millis());
         if !vouched {
             return None;
         }
     }
     (ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
         .then_some(ack)
+}
+
+/// A neighbour's signed offer in an `offered` event of `keeper`'s log (`index`), when
+/// it is valid evidence: signed by `offerer` with a key the roster gave it then,
+/// offering message `message_id` to `keeper`. A key revoked since counts only under
+/// a head this auditor verified before the revocation, as for [`signed_answer`].
+fn signed_offer(
+    roster: &Roster,
+    offer: &str,
+    offerer: &AgencyCode,
+    keeper: &AgencyCode,
+    message_id: &str,
+    log: &Log<'_>,
+    index: u64,
+) -> Option<wlnode_crypto::mail::HandoverOffer> {
+    let offer = wlnode_crypto::mail::HandoverOffer::from_hex(offer).ok()?;
+    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    if let Some(revoked_at) = offer.verify_as_evidence(roster, offerer).ok()? {
+        let vouched = log
+            .vouched_at(index)
+            .is_some_and(|at| at < revoked_at.as_millis());
+        if !vouched {
+            return None;
+        }
+    }
+    let b = offer.body();
+    (b.message_id == id && b.item == "message" && b.to_hop == *keeper).then_some(offer)
 }
 
 /// A neighbour's accepting answer that verifies and fits but whose key the roster
@@ -176,7 +213,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // neighbour's global state, so each covers every link moment with it within the
     // window (review s31-fixes X3: a per-neighbour cap on logged refusals no longer
     // leaves messages without evidence).
-    let mut global_refusals: BTreeMap<(AgencyCode, AgencyCode), Vec<u64>> = BTreeMap::new();
+    // With whether the refused item was addressed to the refusing neighbour (its
+    // signed `addressee`, `/wlnode/mail/5`; `None`: an older answer, or `store`): a
+    // `full` of a message for the neighbour itself speaks of its delivery state and
+    // covers only messages addressed to it, any other `full` of its relay state and
+    // covers only messages it would relay (review s32-mail L1).
+    type GlobalRefusal = (u64, Option<bool>);
+    let mut global_refusals: BTreeMap<(AgencyCode, AgencyCode), Vec<GlobalRefusal>> =
+        BTreeMap::new();
     // (node, neighbour, sender, id, time, index, the neighbour's valid signed
     // accepting ack).
     type Handed = (
@@ -217,6 +261,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // earlier expiry is taken: it shortens the window the relay is judged in, so it
     // cannot frame it.
     let mut expiry_seen: HashMap<(AgencyCode, String), u64> = HashMap::new();
+    // (offering node, message id, digest) -> signed times of its valid offers of
+    // that copy in other nodes' logs (`offered`, `/wlnode/mail/5`).
+    // (offering node, id, digest) -> (signed time, keeper, signed hop count) of
+    // each of its offers of that copy.
+    type OfferedCopy = (u64, AgencyCode, u32);
+    let mut offered_copies: HashMap<(AgencyCode, String, [u8; 32]), Vec<OfferedCopy>> =
+        HashMap::new();
+    // (offering node, keeper) -> signed times of all its valid offers in the
+    // keeper's log: moments it had a route to the keeper and chose it.
+    let mut offer_times: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
@@ -231,6 +285,26 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             else {
                 continue;
             };
+            if action == "offered" {
+                // Another node's signed offer of a message to this one (review
+                // s32-mail H1): evidence against the offering node, whatever its own
+                // log holds.
+                if let Some(p) = peer
+                    && let Some(o) = signed_offer(roster, ack, p, me, message_id, l, *index)
+                {
+                    let b = o.body();
+                    let at = b.at.as_millis();
+                    offered_copies
+                        .entry((p.clone(), message_id.clone(), b.item_digest))
+                        .or_default()
+                        .push((at, me.clone(), b.hops));
+                    offer_times
+                        .entry((p.clone(), me.clone()))
+                        .or_default()
+                        .push(at);
+                }
+                continue;
+            }
             let first = signing_since.entry(me.clone()).or_insert(e.at);
             *first = (*first).min(e.at);
             if (action == "handed" || action == "hand_refused")
@@ -318,7 +392,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             else {
                 continue;
             };
-            if action != "rejected" && action != "hand_refused" {
+            // An `offered` event shows only that a neighbour offered the id, not that
+            // this node had it before, like `rejected` (review s33-mail H4: it let a
+            // neighbour that answered a false `seen` escape the proven
+            // `mail_not_logged` of review s31-mail M3).
+            if action != "rejected" && action != "hand_refused" && action != "offered" {
                 known.insert((me.clone(), message_id.clone()));
             }
             let key = (me.clone(), sender.clone(), message_id.clone());
@@ -427,10 +505,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                             continue;
                         }
                         if a.reason != TOO_MANY_HOPS {
+                            let for_it = (a.reason == "full")
+                                .then(|| a.body().addressee.as_ref().map(|x| x == p))
+                                .flatten();
                             global_refusals
                                 .entry((me.clone(), p.clone()))
                                 .or_default()
-                                .push(a.body().at.as_millis());
+                                .push((a.body().at.as_millis(), for_it));
                             continue;
                         }
                         // Every one counts (review s32-mail L2: a cap dropped the
@@ -452,14 +533,23 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for times in links.values_mut().flat_map(BTreeMap::values_mut) {
         times.sort_unstable();
     }
+    for times in offer_times.values_mut() {
+        times.sort_unstable();
+    }
     let w = REFUSAL_EVIDENCE_WINDOW_MS;
     // The global refusals as disjoint sorted intervals [r - w, r + w] of the
     // moments they cover (review s31-fixes X4).
-    let global_cover: BTreeMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = global_refusals
+    // Keyed by (node, neighbour, whether the message is addressed to the neighbour).
+    let global_cover: BTreeMap<(AgencyCode, AgencyCode, bool), Vec<(u64, u64)>> = global_refusals
         .into_iter()
-        .map(|(k, mut times)| {
-            times.sort_unstable();
-            (k, merge_cover(times.into_iter(), w))
+        .flat_map(|((node, n), times)| {
+            [true, false].map(|for_it| {
+                let of_state = times
+                    .iter()
+                    .filter(|(_, f)| f.is_none_or(|f| f == for_it))
+                    .map(|(t, _)| *t);
+                ((node.clone(), n.clone(), for_it), merge_cover(of_state, w))
+            })
         })
         .collect();
     let checkpoint_of: HashMap<&AgencyCode, Option<u64>> = usable
@@ -577,6 +667,118 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ));
         }
     }
+    // Per (offering node, keeper): the spans of hours in which the keeper's log holds
+    // as many of its offers as a node logs per neighbour and hour (the log may have
+    // left others out), as sorted intervals.
+    let saturated: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = offer_times
+        .iter()
+        .filter(|(_, times)| times.len() >= OFFERS_LOGGED_PER_HOUR)
+        .map(|(k, times)| {
+            let spans = times
+                .windows(OFFERS_LOGGED_PER_HOUR)
+                .filter_map(|w| {
+                    let (first, last) = (*w.first()?, *w.last()?);
+                    (last.saturating_sub(first) < 3_600_000 + 2 * skew).then(|| {
+                        (
+                            first.saturating_sub(3_600_000),
+                            last.saturating_add(3_600_000),
+                        )
+                    })
+                })
+                .collect::<Vec<_>>();
+            (k.clone(), merge_spans(spans))
+        })
+        .collect();
+    // The addressee a node signed in its custody ack (`/wlnode/mail/5`, review
+    // s32-mail L1) in the upstream's `handed`, by (node, sender, id, upstream).
+    let custody_addressee: HashMap<CustodyKey<'_>, &AgencyCode> = handed
+        .iter()
+        .filter_map(|(from, to, sender, id, _, _, ack)| {
+            let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
+            Some((
+                (to, sender, id.as_str(), from),
+                ack.body().addressee.as_ref()?,
+            ))
+        })
+        .collect();
+    // A node's signed custody acks (`ok`) in upstreams' `handed` events, by (node,
+    // id), whatever sender or upstream its own `received` names: (upstream, copy,
+    // signed time, signed addressee), earliest first. The offer-based rule is keyed
+    // by these, not by the node's labels (review s33-mail H5: a false sender or
+    // upstream label skipped it).
+    type CustodyOf<'k> = (&'k AgencyCode, Copy, u64, Option<&'k AgencyCode>);
+    let mut custody_by_id: HashMap<(&AgencyCode, &str), Vec<CustodyOf<'_>>> = HashMap::new();
+    for (from, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok")
+            && let Some(d) = ack.body().item_digest
+        {
+            custody_by_id.entry((to, id.as_str())).or_default().push((
+                from,
+                (d, ack.body().hops),
+                ack.body().at.as_millis(),
+                ack.body().addressee.as_ref(),
+            ));
+        }
+    }
+    for v in custody_by_id.values_mut() {
+        v.sort_unstable_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
+    }
+    let usable_agencies: std::collections::BTreeSet<&AgencyCode> =
+        usable.iter().map(|l| &l.export.agency).collect();
+    // A node's offers by keeper, sorted by keeper (one lookup per message, a stable
+    // order of routes).
+    let mut offers_by_node: HashMap<&AgencyCode, Vec<(&AgencyCode, &Vec<u64>)>> = HashMap::new();
+    for ((by, keeper), times) in &offer_times {
+        offers_by_node.entry(by).or_default().push((keeper, times));
+    }
+    for v in offers_by_node.values_mut() {
+        v.sort_unstable_by_key(|(keeper, _)| *keeper);
+    }
+    // (node, id) -> the neighbours whose logs show they handed the id to the node,
+    // with whether the node signed an answer to it, whether that answer took
+    // custody (`ok`), and the digest of the copy it signed. A relay does not offer
+    // a message back to a neighbour that had it.
+    type HandedTo<'k> = (&'k AgencyCode, bool, bool, Option<[u8; 32]>);
+    let mut handed_to: HashMap<(&AgencyCode, &str), Vec<HandedTo<'_>>> = HashMap::new();
+    for (from, to, _, id, _, _, ack) in &handed {
+        handed_to.entry((to, id.as_str())).or_default().push((
+            from,
+            ack.is_some(),
+            ack.as_ref().is_some_and(|a| a.reason == "ok"),
+            ack.as_ref().and_then(|a| a.body().item_digest),
+        ));
+    }
+    // Whether `other` had message `id` before `node` could offer it: a neighbour
+    // whose log shows it handed the id to the node, which signed its answer (a bare
+    // `handed` is the handing node's word, and must not move another node's
+    // upstream); and the upstream the node names itself, unless an audited log
+    // contradicts it: the named upstream's, holding no hand-over of the id to the
+    // node, or another neighbour's, holding the node's signed custody of it (review
+    // s32-mail M2: naming a route neighbour as the upstream must not take that
+    // route out; review s33-mail M4: a true upstream whose log is not audited stays
+    // out when another neighbour handed the message too, or an honest relay is
+    // blamed for not handing it back).
+    // Only hand-overs of the copy the node took count (`copy`, the digest of its
+    // custody; either digest unknown: any): its signed answer to a neighbour's
+    // hand-over of another message under the id (its own, say) must not take that
+    // neighbour out as a route (review s33-mail M3).
+    let had_it_before = |node: &AgencyCode,
+                         id: &str,
+                         copy: Option<[u8; 32]>,
+                         named: &AgencyCode,
+                         other: &AgencyCode| {
+        let by = handed_to.get(&(node, id)).map_or(&[][..], Vec::as_slice);
+        let of_copy = |d: &Option<[u8; 32]>| d.is_none() || copy.is_none() || *d == copy;
+        let named_holds = if usable_agencies.contains(named) {
+            by.iter().any(|(b, ..)| *b == named)
+        } else {
+            !by.iter()
+                .any(|(b, _, custody, d)| *b != named && *custody && of_copy(d))
+        };
+        by.iter()
+            .any(|(b, signed, _, d)| *b == other && *signed && of_copy(d))
+            || (other == named && named_holds)
+    };
     for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
         let key = (node.clone(), sender.clone(), id.clone());
         // The upstream's copy of its signed custody ack dates the custody (the
@@ -589,6 +791,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let at = &upstream_at.map_or(*at, |t| t.min(*at));
         let signed_era =
             *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
+        // The addressee it signed in its custody ack (`/wlnode/mail/5`), else the
+        // label in its own log.
+        let addressee = custody_addressee
+            .get(&(node, sender, id.as_str(), from))
+            .copied()
+            .unwrap_or(addressee);
         let copy = taken_copy(node, sender, id);
         let digest = copy.map(|c| c.0);
         // The count a copy handed on by it carries (review s31-fixes X1).
@@ -663,14 +871,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // moments (review s31-mail L1, s31-fixes X4).
         let uncovered = links.get(node).and_then(|by_neighbour| {
             by_neighbour.iter().find_map(|(other, times)| {
-                if other == from {
+                // Not the upstream, nor another neighbour that had the message and
+                // handed it to the node too: a relay offers it to neither.
+                if had_it_before(node, id, digest, from, other) {
                     return None;
                 }
                 let mut cover: Vec<(u64, u64)> = Vec::new();
                 let mut by: Vec<&AgencyCode> = vec![other, addressee];
                 by.dedup();
                 for b in by {
-                    let Some(g) = global_cover.get(&(node.clone(), b.clone())) else {
+                    let Some(g) = global_cover.get(&(node.clone(), b.clone(), b == addressee))
+                    else {
                         continue;
                     };
                     let first = g.partition_point(|(_, end)| end < at);
@@ -700,7 +911,128 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 ),
                 serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
             ));
+            continue;
         }
+        // Never offered (review s32-mail H1 residual): the node signed custody of
+        // this copy (its ack in the upstream's log), it signed offers of other mail
+        // to audited neighbours while the copy lived (it had routes, used them, and
+        // offered hand-overs: `/wlnode/mail/5`), and no audited log
+        // holds its offer of this copy. Its own log plays no part, so leaving every
+        // event of a link out of it hides nothing.
+        // An offer of other mail shows it ran `/wlnode/mail/5` then: a copy it still
+        // held it offered too (one it handed on before, under an older build, its
+        // own log shows handed, above).
+        // The custody is the one the upstream it names holds, else its earliest in
+        // any upstream's log: its own labels (sender, upstream) do not choose
+        // whether it is judged (review s33-mail H5). The upstream, time and
+        // addressee are then those of that custody.
+        let custodies = custody_by_id
+            .get(&(node, id.as_str()))
+            .map_or(&[][..], Vec::as_slice);
+        let Some((from, (offered_digest, _), custody_at, signed_addressee)) =
+            custodies.iter().find(|c| c.0 == from).or(custodies.first())
+        else {
+            continue;
+        };
+        let at = &(*at).min(*custody_at);
+        let addressee = signed_addressee.unwrap_or(addressee);
+        // The addressee alone is offered the message while it is reachable: its
+        // log must be in the audit for the silence of the others to mean anything.
+        if !usable_agencies.contains(addressee) {
+            continue;
+        }
+        let lo = at.saturating_sub(skew);
+        let hi = expires.saturating_add(skew);
+        // A log's silence counts only up to its checkpoint: the addressee's, and a
+        // route keeper's, must be past the copy's lifetime (review s33-mail L5: an
+        // offer after a stale checkpoint was read as none).
+        let covers_lifetime = |k: &AgencyCode| {
+            checkpoint_of
+                .get(k)
+                .copied()
+                .flatten()
+                .is_some_and(|c| c >= hi)
+        };
+        if !covers_lifetime(addressee) {
+            continue;
+        }
+        // An offer of the copy excuses only as a hand-over would (review s33-mail
+        // H2): to a neighbour that had not had it (not back to the upstream), at
+        // no more than the hop count of the copy it took plus one (an inflated
+        // count is refused `too_many_hops` by every neighbour), and signed before
+        // the copy expired by the node's own clock (an honest relay never offers
+        // an expired item: offering it after the expiry is no relaying).
+        let lowest = lowest_of(node, id, *offered_digest, None);
+        let offered_it = offered_copies
+            .get(&(node.clone(), id.clone(), *offered_digest))
+            .is_some_and(|offers| {
+                offers.iter().any(|(t, keeper, hops)| {
+                    *t >= lo
+                        && *t <= expires
+                        && lowest.is_none_or(|h| *hops <= h.saturating_add(1))
+                        && !had_it_before(node, id, Some(*offered_digest), from, keeper)
+                })
+            });
+        if offered_it {
+            continue;
+        }
+        // Neighbours it offered other mail to while the copy lived, long enough
+        // before the expiry to have offered this copy too, whose logs did not hit
+        // the per-hour cap of offers from it then. Not the upstream, nor a neighbour
+        // whose log shows it handed the message to the node too (a relay does not
+        // offer a message back to a neighbour that had it).
+        let routes: Vec<(&AgencyCode, u64)> = offers_by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(|(to, _)| !had_it_before(node, id, Some(*offered_digest), from, to))
+            .filter(|(to, _)| covers_lifetime(to))
+            .filter_map(|(to, times)| {
+                // Both times are the node's own signatures (its custody ack, its
+                // offer), one clock: an offer signed after the custody comes from a
+                // poll that held the copy.
+                let from_t = at.saturating_add(1_000);
+                let to_t = expires.saturating_sub(OFFER_SLACK_MS);
+                let i = times.partition_point(|t| *t < from_t);
+                let t = *times.get(i).filter(|t| **t < to_t)?;
+                let capped = saturated
+                    .get(&((*node).clone(), (*to).clone()))
+                    .is_some_and(|spans| {
+                        let j = spans.partition_point(|(_, end)| *end < from_t);
+                        spans.get(j).is_some_and(|(start, _)| *start < hi)
+                    });
+                (!capped).then_some((*to, t))
+            })
+            .collect();
+        // The addressee, when the node offered it other mail while the copy lived:
+        // then it was reachable, and a relay offers the message to it alone, so its
+        // log alone had to hold the offer (review s33-mail M2: naming the node alone,
+        // or the pair with an honest third node, blamed the wrong one).
+        let to_addressee = routes.iter().find(|(to, _)| *to == addressee).copied();
+        let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
+            continue;
+        };
+        // The silence is the neighbours' word (a log holds what its keeper
+        // writes): against the pair when one neighbour's log alone would have to
+        // hold the offer, against the node when several would; never proven.
+        let accused = if routes.len() == 1 || to_addressee.is_some() {
+            format!("{node}->{first_route}")
+        } else {
+            node.to_string()
+        };
+        report.violations.push(violation(
+            "mail_not_relayed",
+            &accused,
+            format!(
+                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though it offered other mail to {first_route} at {route_at}"
+            ),
+            serde_json::json!({
+                "message_id": id,
+                "event": index,
+                "no_offer_of_copy": true,
+                "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
+            }),
+        ));
     }
     // (node, message id) of every message a node had (took, moved, handed on),
     // whatever sender its events name.
@@ -782,6 +1114,19 @@ fn merge_cover(times: impl Iterator<Item = u64>, w: u64) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for r in sorted {
         let (start, end) = (r.saturating_sub(w), r.saturating_add(w));
+        match out.last_mut() {
+            Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// Intervals sorted by start and merged where they overlap or touch.
+fn merge_spans(mut spans: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in spans {
         match out.last_mut() {
             Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
             _ => out.push((start, end)),

@@ -2,7 +2,7 @@
 //! roster keys: the fixes of review s31-fixes (X1, X2, X8) and review s31-mail (M1,
 //! M4). Kept apart from `verify/tests.rs` so mail and consultation work do not meet.
 
-use wlnode_crypto::mail::{HandoverBody, MailAck};
+use wlnode_crypto::mail::{HandoverBody, HandoverOffer, MailAck, OfferBody};
 use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
@@ -10,12 +10,20 @@ use super::super::*;
 use super::{first_uncovered, merge_cover};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
-const NAMES: [&str; 4] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE", "DD-TRADE"];
-/// Indices into [`NAMES`]: the sender, the relay, a neighbour, the addressee.
+const NAMES: [&str; 5] = [
+    "AA-EXPORT",
+    "BB-CUSTOMS",
+    "CC-TRADE",
+    "DD-TRADE",
+    "EE-TRADE",
+];
+/// Indices into [`NAMES`]: the sender, the relay, a neighbour, the addressee, another
+/// neighbour.
 const S: usize = 0;
 const R: usize = 1;
 const N: usize = 2;
 const D: usize = 3;
+const E: usize = 4;
 
 struct Fixture {
     roster: Roster,
@@ -129,6 +137,7 @@ fn answer_hops(
             item: "message".into(),
             item_digest: Some(digest),
             hops,
+            addressee: None,
             from_hop: Some(ag(node)),
             to_hop: ag(by),
             accepted,
@@ -1005,4 +1014,644 @@ fn another_copy_under_the_id_does_not_make_a_hand_over_inflated() {
         "{:?}",
         rep.violations
     );
+}
+
+/// `by`'s signed offer (`/wlnode/mail/5`) of message `mid`'s copy `digest` to
+/// `keeper`, as the `offered` event of `keeper`'s log.
+fn offered(f: &Fixture, by: usize, keeper: usize, mid: &str, digest: [u8; 32], at: u64) -> Event {
+    offered_hops(f, by, keeper, mid, digest, at, 1)
+}
+
+/// [`offered`] signing the hop count `hops`.
+fn offered_hops(
+    f: &Fixture,
+    by: usize,
+    keeper: usize,
+    mid: &str,
+    digest: [u8; 32],
+    at: u64,
+    hops: u32,
+) -> Event {
+    let offer = HandoverOffer::sign_body(
+        OfferBody {
+            message_id: MessageId::from_hex(mid).unwrap(),
+            item: "message".into(),
+            item_digest: digest,
+            hops,
+            from_hop: ag(by),
+            to_hop: ag(keeper),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    );
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: "offered".into(),
+            message_id: mid.into(),
+            item: "message".into(),
+            from: ag(S),
+            to: ag(D),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(by)),
+            reason: None,
+            expires_at: Some(at + 3_600_000),
+            ack: Some(offer.to_hex()),
+        },
+    )
+}
+
+/// Violations of `kind` reported against `node` (alone or in a pair `node->...`).
+fn naming(rep: &Report, kind: &str, node: &str) -> Vec<String> {
+    rep.violations
+        .iter()
+        .filter(|v| v.kind == kind && (v.node == node || v.node.starts_with(&format!("{node}->"))))
+        .map(|v| v.node.clone())
+        .collect()
+}
+
+/// Review s32-mail H1 residual: the relay took the sender's message (its signed
+/// custody ack is in the sender's log) and leaves every other event out of its own
+/// log. Its signed offers of other mail in the neighbours' logs show it had routes
+/// while the message lived; no log holds its offer of the copy it took: reported
+/// (against the pair with one such neighbour, against the relay with two; never
+/// proven: the silence is the neighbours' word). Not reported when a neighbour's log
+/// holds its offer of the copy (an honest relay, whatever its neighbours answered),
+/// when that neighbour had handed it the message itself,
+/// when the addressee's log is not in the audit (the addressee alone is offered the
+/// message while reachable), or when the other offers came too late to matter.
+#[test]
+fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[took(&f, t, exp), Event::new(done, EventKind::NodeStopped)],
+    );
+    let keeper = |i: usize, offers: Vec<Event>| {
+        let mut events = offers;
+        events.push(Event::new(done, EventKind::NodeStopped));
+        log(&f, i, &events)
+    };
+    let route = || offered(&f, R, N, &other, [5; 32], t + 60_000);
+    let addressee = keeper(D, vec![]);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![route()]),
+            addressee.clone(),
+        ],
+    );
+    let found = naming(&rep, "mail_not_relayed", NAMES[R]);
+    assert_eq!(
+        found,
+        [format!("{}->{}", NAMES[R], NAMES[N])],
+        "{:?}",
+        rep.violations
+    );
+    assert!(
+        rep.violations.iter().all(|v| !v.proven),
+        "{:?}",
+        rep.violations
+    );
+    // Two neighbours (not the addressee) it offered other mail to: against the
+    // relay.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![route()]),
+            keeper(E, vec![offered(&f, R, E, &other, [5; 32], t + 90_000)]),
+            addressee.clone(),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
+    // Review s33-mail M2: it offered other mail to the addressee too, which was
+    // then reachable and alone had to be offered the message: against the pair
+    // with the addressee, not the relay alone nor with the other neighbour.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![route()]),
+            keeper(D, vec![offered(&f, R, D, &other, [5; 32], t + 90_000)]),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [format!("{}->{}", NAMES[R], NAMES[D])],
+        "{:?}",
+        rep.violations
+    );
+    // Its offer of the copy it took is in a neighbour's log: not blamed, whatever
+    // that neighbour answered.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![route(), offered(&f, R, N, &id(), TAKEN, t + 61_000)],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // The neighbour had the message itself (its log shows it handed it to the relay,
+    // which signed `seen`): a relay does not offer it back, so no silence to explain.
+    let seen = answer(&f, R, N, true, "seen", t + 30_000, TAKEN);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![
+                    mail("handed", S, D, R, t + 30_000, exp, Some(&seen)),
+                    route(),
+                ],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // Review s33-mail M3: the neighbour handed the relay another message under the
+    // id (the relay's own, say), which the relay answered `seen`: that neighbour
+    // never had the copy the relay took, and stays a route (it was taken out before
+    // the fix); here the relay's signed answer in its log is a link too, so the
+    // older rule reports it first.
+    let other_copy = answer(&f, R, N, true, "seen", t + 30_000, [9; 32]);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![
+                    mail("handed", R, E, R, t + 30_000, exp, Some(&other_copy)),
+                    route(),
+                ],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
+    // An offer of another copy under the id is no offer of the one it took.
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(
+                N,
+                vec![route(), offered(&f, R, N, &id(), [8; 32], t + 61_000)],
+            ),
+            addressee.clone(),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).len(),
+        1,
+        "{:?}",
+        rep.violations
+    );
+    // The addressee's log is not in the audit: it may have been offered it alone.
+    let rep = audit(
+        &f,
+        &[sender.clone(), relay.clone(), keeper(N, vec![route()])],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // Its only other offer came just before the expiry: no time left to offer this.
+    let late = offered(&f, R, N, &other, [5; 32], exp - 60_000);
+    let rep = audit(
+        &f,
+        &[
+            sender.clone(),
+            relay.clone(),
+            keeper(N, vec![late]),
+            addressee.clone(),
+        ],
+    );
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // An offer signed by another key than the relay's is no route.
+    let mut forged = route();
+    if let EventKind::Mail { ack, .. } = &mut forged.kind {
+        let o = HandoverOffer::from_hex(ack.as_deref().unwrap()).unwrap();
+        *ack = Some(HandoverOffer::sign_body(o.body().clone(), &f.agency_keys[N]).to_hex());
+    }
+    let rep = audit(&f, &[sender, relay, keeper(N, vec![forged]), addressee]);
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s32-mail L1: a `full` refusal signs the refused item's addressee. One of a
+/// message addressed to the refusing neighbour itself speaks of its delivery state
+/// and no longer covers the relay's hand-overs of mail it would relay; one of relayed
+/// mail still does.
+#[test]
+fn a_full_refusal_covers_only_the_state_it_names() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let refusal = |addressee: usize| {
+        let no = answer(&f, N, R, false, "full", t + 60_000, [5; 32]);
+        let no = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&"cd".repeat(16)).unwrap()),
+                addressee: Some(ag(addressee)),
+                ..no.body().clone()
+            },
+            &f.agency_keys[N],
+        );
+        let mut e = mail("hand_refused", S, addressee, N, t + 60_000, exp, Some(&no));
+        if let EventKind::Mail { message_id, .. } = &mut e.kind {
+            *message_id = "cd".repeat(16);
+        }
+        [
+            took(&f, t, exp),
+            e,
+            own_hand_over(&f, N, t + 120_000),
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    // N was full as a relay (the refused message was for D): covers.
+    let rep = audit(&f, &[log(&f, R, &refusal(D))]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // N was full for its own mail (the refused message was for N): no cover.
+    let rep = audit(&f, &[log(&f, R, &refusal(N))]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s32-mail H3 residual: the auditor dated the relay's first head (holding a
+/// refusal signed by a key revoked later) before the revocation, then adopted a
+/// longer head of the same log after it. The dating survives: the refusal still
+/// excuses the relay in the next run (it was lost with the latest head alone).
+/// State written before the history was kept loads, and the history stays bounded.
+#[test]
+fn the_auditors_dating_survives_adopting_the_next_head() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let no = answer(&f, N, R, false, "full", t + 60_000, TAKEN);
+    let events = [
+        mail("received", S, N, S, t, exp, Some(&custody)),
+        mail("hand_refused", S, N, N, t + 60_000, exp, Some(&no)),
+        own_hand_over(&f, D, t + 90_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let seen_before = verified_head(R, &events, 2, revoked_at - 1_000);
+    // The auditor adopts the head of size 3 (after the revocation, by its clock).
+    let run = |state: &AuditorState, size: u64, now: u64| {
+        verify(
+            &f.roster,
+            &[log_at(&f, R, &events[..size as usize], &[(size, done)])],
+            state,
+            Options {
+                tolerance_ms: 0,
+                now_ms: Some(now),
+                max_checkpoint_age_ms: u64::MAX / 4,
+            },
+        )
+    };
+    let second = run(&seen_before, 3, revoked_at + 60_000);
+    assert_eq!(second.state.heads[&ag(R)].size, 3);
+    assert_eq!(
+        second.state.earlier[&ag(R)],
+        [DatedHead {
+            size: 2,
+            verified_at: revoked_at - 1_000
+        }]
+    );
+    // The next run, on the whole log: the refusal is still dated before the
+    // revocation, by the earlier head.
+    let third = run(&second.state, 4, revoked_at + 120_000);
+    assert!(against(&third, R).is_empty(), "{:?}", third.violations);
+    // Without the history (state as written before it was kept): blamed.
+    let mut old = second.state.clone();
+    old.earlier.clear();
+    let json = serde_json::to_string(&old).unwrap();
+    assert!(!json.contains("earlier"), "{json}");
+    let old: AuditorState = serde_json::from_str(&json).unwrap();
+    let third = run(&old, 4, revoked_at + 120_000);
+    assert_eq!(
+        against(&third, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        third.violations
+    );
+    // Bounded: the oldest and newest heads stay.
+    let mut list = Vec::new();
+    for size in 1..=100 {
+        super::super::remember_head(
+            &mut list,
+            DatedHead {
+                size,
+                verified_at: size,
+            },
+        );
+    }
+    assert_eq!(list.len(), MAX_EARLIER_HEADS);
+    assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 100));
+}
+
+/// Review s33-mail H4: the neighbour logged the relay's signed offer of the message
+/// and answered with a signed `seen` without taking it; its log holds nothing else of
+/// the id. The offer is no trace of having had the message, so the neighbour is
+/// still proven `mail_not_logged` (review s31-mail M3; it was not before the fix).
+#[test]
+fn an_offer_in_the_log_is_no_trace_of_having_had_the_message() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 20 * 60_000;
+    let seen = answer(&f, N, R, true, "seen", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&seen)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [
+        offered(&f, R, N, &id(), TAKEN, t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        rep.violations.iter().any(|v| v.kind == "mail_not_logged"
+            && v.proven
+            && v.node == format!("{}->{}", NAMES[R], NAMES[N])),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s33-mail M4: the honest relay took the message from the sender, whose log
+/// is not in the audit, and another neighbour handed it the message too (its log
+/// shows the relay's signed `seen`). The relay's acceptances by the sender of other
+/// mail are no route for this message: a relay does not hand a message back to its
+/// upstream (it was blamed before the fix). A neighbour that only claims in the
+/// relay's own label to be its upstream, and whose audited log shows no hand-over of
+/// the id, is still a route.
+#[test]
+fn an_unaudited_upstream_stays_no_route_when_another_neighbour_handed_the_message_too() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let seen = answer(&f, R, N, true, "seen", t + 30_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        own_hand_over(&f, S, t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let neighbour = [
+        mail("handed", S, D, R, t + 30_000, exp, Some(&seen)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+        "{:?}",
+        rep.violations
+    );
+    // The sender's log is audited and holds no hand-over of the id to the relay: the
+    // upstream the relay names is its word only, and its link to it a route.
+    let sender = [Event::new(done, EventKind::NodeStopped)];
+    let rep = audit(
+        &f,
+        &[
+            log(&f, R, &relay),
+            log(&f, N, &neighbour),
+            log(&f, S, &sender),
+        ],
+    );
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R]],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s33-mail H2: the relay took the copy (its custody ack in the sender's log)
+/// and offered other mail to a neighbour while it lived; its only offer of the copy
+/// went back to the sender it came from, or after the copy expired, or at an
+/// inflated hop count that every neighbour refuses. None of these is relaying: it is
+/// reported (each excused it before the fix). An offer of the copy at its count
+/// before the expiry still excuses it.
+#[test]
+fn an_offer_back_late_or_inflated_does_not_excuse_a_relay() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = |extra: Vec<Event>| {
+        let mut events = vec![mail("handed", S, D, R, t, exp, Some(&custody))];
+        events.extend(extra);
+        events.push(Event::new(done, EventKind::NodeStopped));
+        log(&f, S, &events)
+    };
+    let relay = log(
+        &f,
+        R,
+        &[took(&f, t, exp), Event::new(done, EventKind::NodeStopped)],
+    );
+    let keeper = |i: usize, offers: Vec<Event>| {
+        let mut events = offers;
+        events.push(Event::new(done, EventKind::NodeStopped));
+        log(&f, i, &events)
+    };
+    let route = || offered(&f, R, N, &other, [5; 32], t + 60_000);
+    let addressee = keeper(D, vec![]);
+    let reported = |s: ExportedLog, n: ExportedLog| {
+        let rep = audit(&f, &[s, relay.clone(), n, addressee.clone()]);
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    let pair = [format!("{}->{}", NAMES[R], NAMES[N])];
+    // Back to the upstream.
+    let back = offered(&f, R, S, &id(), TAKEN, t + 61_000);
+    assert_eq!(reported(sender(vec![back]), keeper(N, vec![route()])), pair);
+    // After the expiry.
+    let late = offered(&f, R, N, &id(), TAKEN, exp + 60_000);
+    assert_eq!(
+        reported(sender(vec![]), keeper(N, vec![route(), late])),
+        pair
+    );
+    // At an inflated hop count.
+    let inflated = offered_hops(&f, R, N, &id(), TAKEN, t + 61_000, 255);
+    assert_eq!(
+        reported(sender(vec![]), keeper(N, vec![route(), inflated])),
+        pair
+    );
+    // Honest: to the neighbour, at its count, before the expiry.
+    let honest = offered(&f, R, N, &id(), TAKEN, t + 61_000);
+    assert!(reported(sender(vec![]), keeper(N, vec![route(), honest])).is_empty());
+}
+
+/// Review s33-mail H5: the relay took the copy (its custody ack in the sender's log)
+/// and keeps a `received` event, but labels it with another sender or another
+/// upstream. The offer-based rule is keyed by its signed custody, not by those
+/// labels: it is still reported (it was skipped before the fix).
+#[test]
+fn a_relay_with_false_labels_on_its_received_event_is_still_judged() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let addressee = log(&f, D, &[Event::new(done, EventKind::NodeStopped)]);
+    let pair = [format!("{}->{}", NAMES[R], NAMES[N])];
+    for (label_sender, label_upstream) in [(S, S), (E, S), (S, N), (E, N)] {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail(
+                    "received",
+                    label_sender,
+                    D,
+                    label_upstream,
+                    t,
+                    exp,
+                    Some(&custody),
+                ),
+                Event::new(done, EventKind::NodeStopped),
+            ],
+        );
+        let rep = audit(
+            &f,
+            &[sender.clone(), relay, neighbour.clone(), addressee.clone()],
+        );
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            pair,
+            "sender {label_sender}, upstream {label_upstream}: {:?}",
+            rep.violations
+        );
+    }
+}
+
+/// Review s33-mail L5: the neighbour's log holds the relay's offer of other mail, but
+/// its latest checkpoint predates the copy's expiry: its silence about the copy
+/// after that checkpoint is no evidence, so the relay is not reported (it was before
+/// the fix). The same with the addressee's checkpoint stale.
+#[test]
+fn a_log_is_silent_only_up_to_its_checkpoint() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[took(&f, t, exp), Event::new(done, EventKind::NodeStopped)],
+    );
+    let route = [
+        offered(&f, R, N, &other, [5; 32], t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let stopped = [Event::new(done, EventKind::NodeStopped)];
+    let stale = t + 1_800_000;
+    let run = |n: ExportedLog, d: ExportedLog| {
+        let rep = audit(&f, &[sender.clone(), relay.clone(), n, d]);
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(
+        run(log(&f, N, &route), log(&f, D, &stopped)),
+        [format!("{}->{}", NAMES[R], NAMES[N])]
+    );
+    assert!(run(log_at(&f, N, &route, &[(1, stale)]), log(&f, D, &stopped)).is_empty());
+    let early = [
+        Event::new(t + 1_000, EventKind::NodeStopped),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    assert!(run(log(&f, N, &route), log_at(&f, D, &early, &[(1, stale)])).is_empty());
 }

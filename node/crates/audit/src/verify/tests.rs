@@ -1195,6 +1195,7 @@ fn answer_for(
             item: "message".into(),
             item_digest: Some(digest),
             hops: Some(1),
+            addressee: None,
             from_hop: Some(ag(node)),
             to_hop: ag(by),
             accepted,
@@ -1243,6 +1244,7 @@ fn route(f: &Fixture, to: usize, at: u64) -> Event {
     let ack = wlnode_crypto::mail::MailAck::sign_body(
         wlnode_crypto::mail::HandoverBody {
             hops: Some(0),
+            addressee: None,
             ..answer_for(&f.agency_keys[to], to, 1, true, "ok", at, [9; 32])
                 .body()
                 .clone()

@@ -1,4 +1,4 @@
-//! The `/wlnode/mail/4` side of the replication service (issue 21): carries out what
+//! The `/wlnode/mail/5` side of the replication service (issue 21): carries out what
 //! the sans-IO `Mailer` says, checks what neighbours hand us, and keeps the mail
 //! table, the audit log and the metrics current.
 //!
@@ -21,6 +21,14 @@
 //! event (at most once per neighbour and item per [`HAND_REFUSED_LOG_EVERY`]), so an
 //! auditor can tell a relay that sat on a message from one whose neighbours refused
 //! it.
+//!
+//! Since `/wlnode/mail/5` every hand-over carries the handing agency's signed
+//! [`HandoverOffer`] (review s32-mail H1): the neighbour keeps a valid offer of a
+//! relayed message in its own audit log (an `offered` event, the offer in `ack`)
+//! whether or not it takes the message, once per item and neighbour per
+//! [`OFFER_LOG_EVERY`] and at most [`OFFERS_PER_NEIGHBOUR`] per neighbour an hour.
+//! So a relay's route and the copy it held show in its neighbours' logs even when
+//! its own log holds nothing.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -30,7 +38,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use wlnode_audit::event::{Event as AuditEvent, EventKind};
 use wlnode_crypto::SecretKey;
 use wlnode_crypto::mail::{
-    AckFit, Envelope, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt,
+    AckFit, Envelope, HandoverOffer, MAX_CLOCK_SKEW_MS, MailAck, MailError, MailItem, Receipt,
 };
 use wlnode_crypto::model::AgencyCode;
 use wlnode_crypto::roster::Role;
@@ -79,10 +87,33 @@ pub(crate) struct MailState {
     /// many were audited in it (at most [`HAND_REFUSED_PER_NEIGHBOUR`]).
     pub(crate) refusals_evidenced_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
-    /// The roster version we judge acks under and when we first did (for
-    /// [`REVOCATION_GRACE`]).
-    pub(crate) roster_seen: Option<(u64, std::time::Instant)>,
+    /// The roster version we judge acks under and when this node first accepted it
+    /// (Unix ms; for [`REVOCATION_GRACE`]): from the store's roster anchor at start,
+    /// so a restart does not start the grace again (review s32-mail L6); a roster
+    /// taken since, at the first ack judged under it.
+    pub(crate) roster_seen: Option<(u64, u64)>,
+    /// When a neighbour's signed offer of an item was last audited (`offered`), per
+    /// (neighbour, the item's identity digest): at most once per [`OFFER_LOG_EVERY`].
+    /// By digest, not id: another sender's message under the same id must not use
+    /// up the slot of the copy the neighbour took.
+    pub(crate) offers_logged: std::collections::HashMap<(AgencyCode, [u8; 32]), std::time::Instant>,
+    /// Per neighbour: when its current hour of `offered` events began and how many
+    /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
+    pub(crate) offers_logged_per_peer:
+        std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
 }
+
+/// How often one neighbour's signed offer of one item is audited (`offered`): the
+/// first offer is the evidence (the neighbour held that copy and chose this route);
+/// retries every few minutes add nothing.
+pub const OFFER_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// The most `offered` events audited per neighbour per hour: a neighbour offering
+/// many items grows our audit log by at most this many events (about 1 KB each) an
+/// hour. An auditor does not take our silence about a neighbour's offers as evidence
+/// in an hour in which our log holds this many of them
+/// (`wlnode_audit::verify::OFFERS_LOGGED_PER_HOUR`).
+pub const OFFERS_PER_NEIGHBOUR: usize = 1024;
 
 /// The most `hand_refused` events audited per neighbour per
 /// [`HAND_REFUSED_LOG_EVERY`] (review s31-mail M5): a neighbour refusing everything
@@ -165,23 +196,44 @@ fn refusal_evidence_due(
     key: ItemKey,
     now: std::time::Instant,
 ) -> bool {
+    evidence_due(
+        per_item,
+        per_peer,
+        (agency, key),
+        (HAND_REFUSED_LOG_EVERY, HAND_REFUSED_PER_NEIGHBOUR),
+        now,
+    )
+}
+
+/// Whether evidence about `agency` and `key` is to be audited now (and if so, notes
+/// it): once per item per `every`, and at most `cap` per neighbour an hour. The
+/// per-item map is pruned of old entries when it grows; the per-neighbour one holds
+/// roster members.
+fn evidence_due<K: std::hash::Hash + Eq>(
+    per_item: &mut std::collections::HashMap<(AgencyCode, K), std::time::Instant>,
+    per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    (agency, key): (&AgencyCode, K),
+    (every, cap): (std::time::Duration, usize),
+    now: std::time::Instant,
+) -> bool {
+    let hour_len = std::time::Duration::from_secs(3600);
     let slot = (agency.clone(), key);
     if per_item
         .get(&slot)
-        .is_some_and(|t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY)
+        .is_some_and(|t| now.duration_since(*t) < every)
     {
         return false;
     }
     let hour = per_peer.entry(agency.clone()).or_insert((now, 0));
-    if now.duration_since(hour.0) >= HAND_REFUSED_LOG_EVERY {
+    if now.duration_since(hour.0) >= hour_len {
         *hour = (now, 0);
     }
-    if hour.1 >= HAND_REFUSED_PER_NEIGHBOUR {
+    if hour.1 >= cap {
         return false;
     }
     hour.1 += 1;
     if per_item.len() >= 65_536 {
-        per_item.retain(|_, t| now.duration_since(*t) < HAND_REFUSED_LOG_EVERY);
+        per_item.retain(|_, t| now.duration_since(*t) < every);
     }
     per_item.insert(slot, now);
     true
@@ -312,6 +364,59 @@ fn mail_event(
             ack: None,
         },
     )
+}
+
+/// Whether `agency`'s `offer` handed with `item` is evidence for our (`me`) log: a
+/// relayed message (not the offering agency's own, which no audit rule needs), the
+/// offer signed by `agency` with a key the roster gives it, offering exactly this copy
+/// to us, and signed within the clock skew of `now`.
+fn offer_is_evidence(
+    offer: &HandoverOffer,
+    roster: &wlnode_crypto::roster::Roster,
+    agency: &AgencyCode,
+    me: &AgencyCode,
+    item: &MailItem,
+    now: Timestamp,
+) -> bool {
+    refusal_needs_evidence(item, agency)
+        && offer.verify(roster, agency).is_ok()
+        && offer.fits(item, me)
+        && offer.body().at.as_millis().abs_diff(now.as_millis()) <= MAX_CLOCK_SKEW_MS
+}
+
+/// The refusal of a relayed message handed without a valid signed offer.
+pub const NO_OFFER: &str = "no_offer";
+
+/// Whether `item`, handed by `agency`, is refused for want of a valid signed offer
+/// (`offer`: the one that passed [`offer_is_evidence`], if any): every relayed
+/// message needs one; the sender's own message does not (no audit rule needs it).
+fn lacks_offer(offer: Option<&HandoverOffer>, item: &MailItem, agency: &AgencyCode) -> bool {
+    refusal_needs_evidence(item, agency) && offer.is_none()
+}
+
+/// Whether a neighbour's valid offer of an item is audited, by what our checks of
+/// the item gave (`failed`: the error, if any).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OfferLog {
+    /// The item failed for a reason other than a roster rollover (a bad signature,
+    /// a date out of range, expired): a member can make such items at will, so
+    /// their offers are not audited (review s33-mail M1).
+    Skip,
+    /// Our roster cannot verify the item while the neighbour's differs: audited,
+    /// but at most once a minute per neighbour.
+    RosterLag,
+    /// A valid item: audited (once per copy, capped per neighbour an hour).
+    Due,
+}
+
+fn offer_log_kind(failed: Option<&MailError>, rosters_differ: bool) -> OfferLog {
+    match failed {
+        None => OfferLog::Due,
+        Some(MailError::Signer(_) | MailError::NotAMember { .. }) if rosters_differ => {
+            OfferLog::RosterLag
+        }
+        Some(_) => OfferLog::Skip,
+    }
 }
 
 /// `event` with the neighbour's signed answer attached (`handed`, `hand_refused`).
@@ -547,7 +652,7 @@ impl Service {
                 return;
             }
         };
-        let item = match MailItem::decode(&bytes) {
+        let (item, offer) = match MailItem::decode_offered(&bytes) {
             Ok(i) => i,
             Err(e) => {
                 self.mail_refuse(id, &agency, None, e.code(), true);
@@ -560,14 +665,56 @@ impl Service {
             MailItem::Envelope(e) => e.verify(&roster, now),
             MailItem::Receipt(r) => r.verify(&roster, now),
         };
+        let rosters_differ = self
+            .peers
+            .get(&peer)
+            .and_then(|ps| ps.roster_version)
+            .is_some_and(|v| v != roster.version());
+        // The neighbour's signed offer of a relayed message: kept whether or not we
+        // take it. Only of a copy that passes our checks, or fails them only for a
+        // roster rollover (review s32-mail H1: a copy our roster cannot verify yet
+        // must not look as if it was never offered), and that case at most once a
+        // minute per neighbour: junk items (a bad signature, a date out of range)
+        // must not grow our audit log (review s33-mail M1).
+        let offer = offer
+            .and_then(Result::ok)
+            .filter(|o| offer_is_evidence(o, &roster, &agency, &self.agency, &item, now));
+        if let Some(offer) = &offer {
+            let instant = std::time::Instant::now();
+            let due = match offer_log_kind(checked.as_ref().err(), rosters_differ) {
+                OfferLog::Skip => false,
+                OfferLog::RosterLag => self.mail_refusal_due(&agency, "offered", instant),
+                OfferLog::Due => true,
+            } && evidence_due(
+                &mut self.mail.offers_logged,
+                &mut self.mail.offers_logged_per_peer,
+                (&agency, item.identity_digest()),
+                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                instant,
+            );
+            if due {
+                let mut event = mail_event("offered", &item, Some(&agency), None);
+                if let EventKind::Mail { ack, .. } = &mut event.kind {
+                    *ack = Some(offer.to_hex());
+                }
+                self.mail_job(MailJob {
+                    events: vec![event],
+                    ..MailJob::default()
+                });
+            }
+        }
         if let Err(e) = checked {
-            let rosters_differ = self
-                .peers
-                .get(&peer)
-                .and_then(|ps| ps.roster_version)
-                .is_some_and(|v| v != roster.version());
             let (reason, strike) = verify_refusal(&e, now, rosters_differ);
             self.mail_refuse(id, &agency, Some(&item), reason, strike);
+            return;
+        }
+        // A relayed message comes with the handing agency's valid signed offer, or
+        // is not taken (review s33-mail H1: a relay that sent no offer left no trace
+        // in its neighbours' logs, and could drop mail unseen). No strike: a clock
+        // off by more than the skew or a roster rollover explains a bad one; the
+        // item is offered again.
+        if lacks_offer(offer.as_ref(), &item, &agency) {
+            self.mail_refuse(id, &agency, Some(&item), NO_OFFER, false);
             return;
         }
         // Our own message, if this is its receipt (the mailer drops it on intake).
@@ -736,12 +883,12 @@ impl Service {
         };
         let roster = self.trust.roster();
         // When we first used this roster version (at the latest, this check).
+        let now_ms = Timestamp::now().as_millis();
         let first_used = match self.mail.roster_seen {
             Some((v, at)) if v == roster.version() => at,
             _ => {
-                let at = std::time::Instant::now();
-                self.mail.roster_seen = Some((roster.version(), at));
-                at
+                self.mail.roster_seen = Some((roster.version(), now_ms));
+                now_ms
             }
         };
         let rosters_differ = Rollover::judge(
@@ -750,7 +897,7 @@ impl Service {
                 .filter(|(p, _)| self.agencies.get(p).is_some_and(|(a, _)| *a == agency))
                 .filter_map(|(_, ps)| ps.roster_version),
             roster.version(),
-            first_used.elapsed(),
+            std::time::Duration::from_millis(now_ms.saturating_sub(first_used)),
         );
         let verdict = ack_verdict(
             decoded,
@@ -913,8 +1060,12 @@ impl Service {
                 self.mail.mailer.on_hand_failed(&s.to, &s.key);
                 continue;
             };
+            // Our signed offer goes with every hand-over (`/wlnode/mail/5`): the
+            // neighbour's log keeps it, so the route we chose is evidence there.
+            let offer = HandoverOffer::sign(&item, &self.agency, &s.to, now, &self.mail.keys.sign);
+            let frame = item.encode_offered(&offer);
             self.mail.pending.insert(token, (s.to.clone(), s.key, item));
-            self.net.mail_request(peer, token, Bytes::from(s.frame));
+            self.net.mail_request(peer, token, Bytes::from(frame));
         }
         if !job.events.is_empty() || !job.notices.is_empty() {
             self.mail_job(job);
@@ -1070,6 +1221,34 @@ mod tests {
         assert!(verify_refusal(&MailError::BadSignature, now, true).1);
     }
 
+    /// Review s33-mail M1: a neighbour's valid offer of an item that fails our checks
+    /// for anything but a roster rollover (an expired, future-dated or badly signed
+    /// item a member makes at will) is not audited; before the fix every such offer
+    /// was, up to 1,024 an hour per neighbour, with no strike. Roster lag is audited
+    /// at the once-a-minute rate, a valid item normally.
+    #[test]
+    fn offers_of_junk_items_are_not_audited() {
+        let now = Timestamp(1_780_000_000_000);
+        let expired = MailError::Expired {
+            expires_at: Timestamp(now.as_millis() - 1000),
+        };
+        let future = MailError::FromTheFuture {
+            created_at: Timestamp(now.as_millis() + 10 * MAX_CLOCK_SKEW_MS),
+        };
+        for junk in [&expired, &future, &MailError::BadSignature] {
+            assert_eq!(
+                offer_log_kind(Some(junk), false),
+                OfferLog::Skip,
+                "{junk:?}"
+            );
+            assert_eq!(offer_log_kind(Some(junk), true), OfferLog::Skip, "{junk:?}");
+        }
+        let unknown = MailError::Signer(RosterError::UnknownAgency("ZZ-X".into()));
+        assert_eq!(offer_log_kind(Some(&unknown), true), OfferLog::RosterLag);
+        assert_eq!(offer_log_kind(Some(&unknown), false), OfferLog::Skip);
+        assert_eq!(offer_log_kind(None, false), OfferLog::Due);
+    }
+
     /// Review s31-mail L2: an ack signed with a key our newer roster revokes is no
     /// strike while the rosters differ (as for an unknown key); otherwise it is.
     /// Review s31-fixes X6: for a revoked key only while the neighbour announces an
@@ -1222,5 +1401,128 @@ mod tests {
             reason: "padded to 1500 bytes".into(),
         };
         assert!(unopenable_strikes(Some(&odd), &a, &a));
+    }
+
+    /// Review s32-mail H1 (`/wlnode/mail/5`): a neighbour's offer is evidence for our
+    /// log only when it offers a relayed message (not its own), signed by that
+    /// neighbour with its roster key, offers exactly this copy to us, and is signed
+    /// within the clock skew; it is logged once per copy and neighbour a day (by
+    /// digest: another sender's message under the same id has its own slot), and at
+    /// most [`OFFERS_PER_NEIGHBOUR`] per neighbour an hour.
+    #[test]
+    fn offers_are_evidence_only_for_relayed_copies_offered_to_us_and_logged_once_per_copy() {
+        use wlnode_config::roster_edit::{self, NewMember};
+        use wlnode_crypto::model::MessageId;
+        let authority = wlnode_crypto::SecretKey::generate().unwrap();
+        let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        let mut keys = Vec::new();
+        for code in ["AA-X", "BB-X", "CC-X"] {
+            let key = wlnode_crypto::SecretKey::generate().unwrap();
+            text = roster_edit::add_member(
+                &text,
+                &NewMember::coded(
+                    code,
+                    Role::Member,
+                    key.public_key(),
+                    vec![
+                        wlnode_crypto::SecretKey::generate()
+                            .unwrap()
+                            .public_key()
+                            .peer_id(),
+                    ],
+                    &["eu"],
+                    Timestamp(Timestamp::now().as_millis() - 3_600_000),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            keys.push(key);
+        }
+        let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+        let (sender, relay, me): (AgencyCode, AgencyCode, AgencyCode) = (
+            "AA-X".parse().unwrap(),
+            "BB-X".parse().unwrap(),
+            "CC-X".parse().unwrap(),
+        );
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let env = |from: &AgencyCode, key: &wlnode_crypto::SecretKey, body: &[u8]| {
+            MailItem::Envelope(
+                Envelope::seal(
+                    &wlnode_crypto::mail::Draft {
+                        id: MessageId([1; 16]),
+                        from: from.clone(),
+                        to: me.clone(),
+                        kind: "test",
+                        created_at: now,
+                        expires_at: Timestamp(now.as_millis() + 3_600_000),
+                        plaintext: body,
+                    },
+                    key,
+                    &enc.public_key().unwrap(),
+                )
+                .unwrap()
+                .next_hop(),
+            )
+        };
+        let item = env(&sender, &keys[0], b"x");
+        let offer = HandoverOffer::sign(&item, &relay, &me, now, &keys[1]);
+        assert!(offer_is_evidence(&offer, &roster, &relay, &me, &item, now));
+        // Its own message: no audit rule needs the offer.
+        let own = env(&relay, &keys[1], b"x");
+        let own_offer = HandoverOffer::sign(&own, &relay, &me, now, &keys[1]);
+        assert!(!offer_is_evidence(
+            &own_offer, &roster, &relay, &me, &own, now
+        ));
+        // Signed by another member, offered to another node, of another copy, or
+        // signed outside the skew: no evidence.
+        let forged = HandoverOffer::sign(&item, &relay, &me, now, &keys[2]);
+        assert!(!offer_is_evidence(
+            &forged, &roster, &relay, &me, &item, now
+        ));
+        let elsewhere = HandoverOffer::sign(&item, &relay, &sender, now, &keys[1]);
+        assert!(!offer_is_evidence(
+            &elsewhere, &roster, &relay, &me, &item, now
+        ));
+        let other = env(&sender, &keys[0], b"y");
+        assert!(!offer_is_evidence(
+            &offer, &roster, &relay, &me, &other, now
+        ));
+        let late = Timestamp(now.as_millis() + MAX_CLOCK_SKEW_MS + 1_000);
+        assert!(!offer_is_evidence(
+            &offer, &roster, &relay, &me, &item, late
+        ));
+        // Review s33-mail H1: a relayed message handed without an offer that passes
+        // these checks (none, forged, elsewhere, late: the call site keeps only one
+        // that is evidence) is refused; the sender's own message needs none.
+        assert!(lacks_offer(None, &item, &relay));
+        assert!(!lacks_offer(Some(&offer), &item, &relay));
+        assert!(!lacks_offer(None, &own, &relay));
+        // Logged once per copy a day; another copy under the same id has its slot.
+        let (mut per_item, mut per_peer) = Default::default();
+        let t = std::time::Instant::now();
+        let due = |per_item: &mut _, per_peer: &mut _, it: &MailItem, at| {
+            evidence_due(
+                per_item,
+                per_peer,
+                (&relay, it.identity_digest()),
+                (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                at,
+            )
+        };
+        assert!(due(&mut per_item, &mut per_peer, &item, t));
+        assert!(!due(
+            &mut per_item,
+            &mut per_peer,
+            &item,
+            t + std::time::Duration::from_secs(3600)
+        ));
+        assert!(due(&mut per_item, &mut per_peer, &other, t));
+        assert!(due(
+            &mut per_item,
+            &mut per_peer,
+            &item,
+            t + OFFER_LOG_EVERY
+        ));
     }
 }

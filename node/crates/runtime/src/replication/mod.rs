@@ -11,7 +11,7 @@
 //! - [`outbound`]: our requests, their answers, the initiator's sessions;
 //! - [`serve`]: carrying out the responder's actions;
 //! - [`ingest`]: checking and storing what peers sent;
-//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/4`.
+//! - [`mail`]: sealed agency-to-agency mail over `/wlnode/mail/5`.
 
 mod hold;
 mod inbound;
@@ -243,6 +243,14 @@ pub(crate) async fn start(
         ),
     )
     .await?;
+    // When this node first accepted the roster in force, from the anchor (review
+    // s32-mail L6: the revocation grace no longer restarts at every restart).
+    let roster_seen = services
+        .store
+        .call(|s| s.roster_adopted())
+        .await
+        .ok()
+        .flatten();
     let (mail_writer, mail_task) = mail::spawn_writer(
         services.store.clone(),
         network.handle.clone(),
@@ -260,7 +268,9 @@ pub(crate) async fn start(
             refusals_logged: HashMap::new(),
             refusals_evidenced: HashMap::new(),
             refusals_evidenced_per_peer: HashMap::new(),
-            roster_seen: None,
+            roster_seen,
+            offers_logged: HashMap::new(),
+            offers_logged_per_peer: HashMap::new(),
         },
         me: network.handle.local_peer(),
         net: network.handle,
