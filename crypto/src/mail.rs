@@ -1156,15 +1156,7 @@ impl MailAck {
 
     /// Decodes [`MailAck::to_hex`]'s output.
     pub fn from_hex(s: &str) -> Result<Self, MailError> {
-        if s.len() > 2 * MAX_ACK_BYTES {
-            return Err(MailError::TooLarge {
-                what: "mail response",
-                size: s.len() / 2,
-                limit: MAX_ACK_BYTES,
-            });
-        }
-        let b = hex::decode(s).map_err(|e| MailError::malformed("mail response", e))?;
-        Self::decode(&b)
+        Self::decode(&bounded_hex(s, "mail response", MAX_ACK_BYTES)?)
     }
 
     /// Checks that `signer` signed it: the signature in the `wlnode/mail-handover/v1`
@@ -1436,15 +1428,7 @@ impl HandoverOffer {
 
     /// Decodes [`HandoverOffer::to_hex`]'s output.
     pub fn from_hex(s: &str) -> Result<Self, MailError> {
-        if s.len() > 2 * MAX_OFFER_BYTES {
-            return Err(MailError::TooLarge {
-                what: "mail offer",
-                size: s.len() / 2,
-                limit: MAX_OFFER_BYTES,
-            });
-        }
-        let b = hex::decode(s).map_err(|e| MailError::malformed("mail offer", e))?;
-        Self::decode(&b)
+        Self::decode(&bounded_hex(s, "mail offer", MAX_OFFER_BYTES)?)
     }
 
     fn check_signature(&self, signer: &AgencyCode) -> Result<(), MailError> {
@@ -1504,4 +1488,17 @@ impl HandoverOffer {
             && b.hops == item.hops()
             && b.to_hop == *to_hop
     }
+}
+
+/// Decodes audit-log hex evidence of at most `limit` bytes, refusing a longer string
+/// before decoding it (the hex form of a signed ack or offer).
+fn bounded_hex(s: &str, what: &'static str, limit: usize) -> Result<Vec<u8>, MailError> {
+    if s.len() > 2 * limit {
+        return Err(MailError::TooLarge {
+            what,
+            size: s.len() / 2,
+            limit,
+        });
+    }
+    hex::decode(s).map_err(|e| MailError::malformed(what, e))
 }
