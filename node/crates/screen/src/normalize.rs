@@ -990,15 +990,16 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
     let mut i = 0;
     // a doubled consonant collapses (`Hassan` = `Hasan`), the same consonant on both
     // sides of a vowel does not (`Habib` is `hbb`, not `hb`; `Magex` is `mkks`, not
-    // `Magus`'s `mks`); nor does one in a vowel-less token, where Arabic script writes
-    // no doubled letter and two equal letters had an unwritten `ع` or hamza between
-    // them (`معمر` `mmr` is `Muammar`)
-    let mut after_vowel = abjad;
-    fn push(c: char, out: &mut String, after_vowel: &mut bool, abjad: bool) {
-        if *after_vowel || !out.ends_with(c) {
+    // `Magus`'s `mks`); nor does a letter written twice in a vowel-less token, where
+    // Arabic script writes no doubled letter and the two had an unwritten `ع` or hamza
+    // between them (`معمر` `mmr` is `Muammar`). Two letters that fold to one consonant
+    // (`kc` in the code `KCJ`, `ck`) still collapse.
+    let mut after_vowel = false;
+    let mut prev_letter: Option<u8> = None;
+    fn push(c: char, out: &mut String, keep: bool) {
+        if keep || !out.ends_with(c) {
             out.push(c);
         }
-        *after_vowel = abjad;
     }
     while i < b.len() {
         let rest = b.get(i..).unwrap_or_default();
@@ -1029,7 +1030,8 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
                 'c' | 'q' | 'g' => 'k',
                 'z' => 's',
                 'x' => {
-                    push('k', &mut out, &mut after_vowel, abjad);
+                    push('k', &mut out, after_vowel);
+                    after_vowel = false;
                     's'
                 }
                 'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' => {
@@ -1042,7 +1044,13 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
             (mapped, 1)
         };
         if c != '\0' {
-            push(c, &mut out, &mut after_vowel, abjad);
+            let letter = (adv == 1).then(|| rest.first().copied()).flatten();
+            let written_twice = abjad && letter.is_some() && letter == prev_letter;
+            push(c, &mut out, after_vowel || written_twice);
+            after_vowel = false;
+            prev_letter = letter;
+        } else {
+            prev_letter = None;
         }
         i += adv;
     }
@@ -1298,6 +1306,8 @@ mod tests {
         assert_eq!(skeleton("mmr"), "mmr");
         assert_eq!(skeleton("muammar"), "mmr");
         assert_eq!(skeleton("mumin"), skeleton("mmn"));
+        // two letters that fold to one consonant still collapse (`UR-KCJ` / `UR-CKJ`)
+        assert_eq!(skeleton("kcj"), skeleton("ckj"));
         // the vowels stay in their gaps
         let g = vowel_gaps("habib");
         assert_eq!(g.gaps, ["", "a", "i", ""]);

@@ -862,8 +862,10 @@ pub const ONE_NAME_MIN_FUZZY: f64 = 0.5;
 
 /// Two given names, neither matching the other, may still be one name that no rule
 /// reached: a shortening (`Mohd` / `Muhammad`, `Chris` / `Christopher`: one consonant
-/// skeleton is the other's first letter and some of its letters, in order) or a
-/// spelling (`Iosif` / `Josef`: at least [`ONE_NAME_MIN_FUZZY`] alike). Otherwise
+/// skeleton is the other's first letter and some of its letters, in order), a compound
+/// written as one word (`Abdoulrab` / `Rab` of `Abd al-Rab`: one skeleton of two or
+/// more letters ends the other's) or a spelling (`Iosif` / `Josef`: at least
+/// [`ONE_NAME_MIN_FUZZY`] alike). Otherwise
 /// (`Patricia` / `Jannet`, `Mansur` / `Farhan`, `Paul` / `Peter`) they are two names.
 /// It reads the two tokens alone, so a pair scores the same on every node.
 pub fn maybe_one_name(a: &Tok<'_>, b: &Tok<'_>) -> bool {
@@ -876,7 +878,9 @@ pub fn maybe_one_name(a: &Tok<'_>, b: &Tok<'_>) -> bool {
     let shortening = !short.is_empty()
         && short.bytes().next() == long.bytes().next()
         && short.bytes().all(|c| rest.any(|l| l == c));
-    if shortening {
+    // a compound written as one word (`Abdoulrab` / `Abd al-Rab`'s `Rab`)
+    let glued = short.len() >= 2 && long.ends_with(short);
+    if shortening || glued {
         return true;
     }
     let max = a.text.len().max(b.text.len());
@@ -1787,7 +1791,11 @@ mod tests {
         assert!((spelt - 4.0 / 4.6).abs() < 1e-12, "{spelt}");
         let (skel_a, skel_b) = (skeleton("iosif"), skeleton("josef"));
         assert!(maybe_one_name(&tk("iosif", &skel_a), &tk("josef", &skel_b)));
-        for (a, b) in [("mohd", "muhammad"), ("chris", "christopher")] {
+        for (a, b) in [
+            ("mohd", "muhammad"),
+            ("chris", "christopher"),
+            ("abdoulrab", "rab"),
+        ] {
             let (sa, sb) = (skeleton(a), skeleton(b));
             assert!(maybe_one_name(&tk(a, &sa), &tk(b, &sb)), "{a} {b}");
         }
