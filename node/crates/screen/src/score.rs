@@ -778,15 +778,34 @@ fn counted_weights(
         q.len().saturating_sub(1),
         first_surname.min(n.len().saturating_sub(1)),
     );
-    let q_given = |i: usize| unmatched_given_name(q, q_used, q_end, i, &own_weight);
-    let n_given = |i: usize| unmatched_given_name(n, n_used, n_end, i, &own_weight);
-    let given_conflict = middle < 1.0 && {
-        let qs = || q.iter().enumerate().filter(|(i, _)| q_given(*i));
-        let ns = || n.iter().enumerate().filter(|(i, _)| n_given(*i));
-        qs().next().is_some()
-            && ns().next().is_some()
-            && qs().all(|(_, a)| ns().all(|(_, b)| !maybe_one_name(a, b)))
+    // the unmatched given names of each side as bit masks (tokens past the 64th never
+    // count), computed once: this runs for every candidate name
+    let given_mask = |side: &[Tok<'_>], used: &[bool], end: usize| -> u64 {
+        (1..end.min(64))
+            .filter(|&i| unmatched_given_name(side, used, i, &own_weight))
+            .fold(0u64, |m, i| m | (1u64 << i))
     };
+    let q_mask = if middle < 1.0 {
+        given_mask(q, q_used, q_end)
+    } else {
+        0
+    };
+    let n_mask = if q_mask != 0 {
+        given_mask(n, n_used, n_end)
+    } else {
+        0
+    };
+    let bit = |mask: u64, i: usize| i < 64 && mask & (1u64 << i) != 0;
+    let given_conflict = n_mask != 0
+        && q.iter()
+            .enumerate()
+            .filter(|(i, _)| bit(q_mask, *i))
+            .all(|(_, a)| {
+                n.iter()
+                    .enumerate()
+                    .filter(|(j, _)| bit(n_mask, *j))
+                    .all(|(_, b)| !maybe_one_name(a, b))
+            });
     let factor = |t: &Tok<'_>, w: f64, i: usize, len: usize, m: f64| {
         if patronymics_conflict && is_patronymic(t.text) {
             END_TOKEN_FACTOR
@@ -798,7 +817,7 @@ fn counted_weights(
     for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
         if !u {
             let w = own_weight(n, i, t);
-            let m = if given_conflict && n_given(i) {
+            let m = if given_conflict && bit(n_mask, i) {
                 END_TOKEN_FACTOR
             } else if i >= first_surname && !crate::lexicon::is_honorific(t.text) {
                 factor(t, w, n.len() - 1, n.len(), middle)
@@ -824,7 +843,7 @@ fn counted_weights(
                 QUERY_MIDDLE_TOKEN_FACTOR
             };
             let w = own_weight(q, i, t);
-            let f = if given_conflict && q_given(i) {
+            let f = if given_conflict && bit(q_mask, i) {
                 END_TOKEN_FACTOR
             } else {
                 factor(t, w, i, q.len(), m)
@@ -835,25 +854,23 @@ fn counted_weights(
     (query, name)
 }
 
-/// Token `i` of one side is an unmatched middle given name (`1..end`) that
-/// [`counted_weights`] may read as another person's: a whole name of full weight, not
-/// an initial, title, honorific or patronymic (these have their own rules).
+/// Token `i` of one side is an unmatched middle given name that [`counted_weights`]
+/// may read as another person's: a whole name of full weight, not an initial, title,
+/// honorific or patronymic (these have their own rules).
 fn unmatched_given_name(
     side: &[Tok<'_>],
     used: &[bool],
-    end: usize,
     i: usize,
     own_weight: &impl Fn(&[Tok<'_>], usize, &Tok<'_>) -> f64,
 ) -> bool {
     let (Some(t), Some(false)) = (side.get(i), used.get(i).copied()) else {
         return false;
     };
-    (1..end).contains(&i)
-        && t.text.len() > 1
-        && own_weight(side, i, t) >= 1.0
+    t.text.len() > 1
         && !t.title
-        && !crate::lexicon::is_honorific(t.text)
+        && own_weight(side, i, t) >= 1.0
         && !is_patronymic(t.text)
+        && !crate::lexicon::is_honorific(t.text)
 }
 
 /// Least fuzzy similarity (`0.4·JW + 0.6·(1 − OSA/max_len)`) at which two unmatched
@@ -868,7 +885,7 @@ pub const ONE_NAME_MIN_FUZZY: f64 = 0.5;
 /// [`ONE_NAME_MIN_FUZZY`] alike). Otherwise
 /// (`Patricia` / `Jannet`, `Mansur` / `Farhan`, `Paul` / `Peter`) they are two names.
 /// It reads the two tokens alone, so a pair scores the same on every node.
-pub fn maybe_one_name(a: &Tok<'_>, b: &Tok<'_>) -> bool {
+pub(crate) fn maybe_one_name(a: &Tok<'_>, b: &Tok<'_>) -> bool {
     let (short, long) = if a.skel.len() <= b.skel.len() {
         (a.skel, b.skel)
     } else {
