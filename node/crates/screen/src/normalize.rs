@@ -869,7 +869,9 @@ fn stripped_form(removed: Vec<Raw>) -> Stripped {
 /// `ch` for `ش` is compared through [`abjad_readings`]), `zh`/`dj`/`dzh` → j, `ph` → f,
 /// `th` → s (Arabic ث: `Uthman` = `Osman`), `dh` → d (ذ ظ: `Qadhafi` = `Gaddafi`),
 /// `x` → ks, `z`/`ts`/`tz` → s), vowels and `y`/`w`/`v` drop (`و` reads `w` but Persian
-/// writes `v`: `Javad` = `جواد`), doubled consonants collapse. Digits are kept. In a
+/// writes `v`: `Javad` = `جواد`), doubled consonants collapse (written together:
+/// `Hassan` = `Hasan`; the same consonant on both sides of a vowel stays two, `Habib` →
+/// `hbb`, `Magex` → `mkks`, not `Magus`'s `mks`). Digits are kept. In a
 /// vowel-less token (an abjad transliteration, see [`is_abjad`]) `zh`, `ts` and `tz`
 /// are two letters (`الزهراني` → `zhrny` is z+h, as in `Zahrani`).
 pub fn skeleton(token: &str) -> String {
@@ -986,8 +988,16 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
     let abjad = is_abjad(token);
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
-    fn push(c: char, out: &mut String) {
-        if !out.ends_with(c) {
+    // a doubled consonant collapses (`Hassan` = `Hasan`), the same consonant on both
+    // sides of a vowel does not (`Habib` is `hbb`, not `hb`; `Magex` is `mkks`, not
+    // `Magus`'s `mks`); nor does a letter written twice in a vowel-less token, where
+    // Arabic script writes no doubled letter and the two had an unwritten `ع` or hamza
+    // between them (`معمر` `mmr` is `Muammar`). Two letters that fold to one consonant
+    // (`kc` in the code `KCJ`, `ck`) still collapse.
+    let mut after_vowel = false;
+    let mut prev_letter: Option<u8> = None;
+    fn push(c: char, out: &mut String, keep: bool) {
+        if keep || !out.ends_with(c) {
             out.push(c);
         }
     }
@@ -1020,11 +1030,13 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
                 'c' | 'q' | 'g' => 'k',
                 'z' => 's',
                 'x' => {
-                    push('k', &mut out);
+                    push('k', &mut out, after_vowel);
+                    after_vowel = false;
                     's'
                 }
                 'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'w' | 'v' => {
                     vowel(out.len(), c);
+                    after_vowel = true;
                     '\0'
                 }
                 other => other,
@@ -1032,7 +1044,13 @@ fn fold(token: &str, mut vowel: impl FnMut(usize, char)) -> String {
             (mapped, 1)
         };
         if c != '\0' {
-            push(c, &mut out);
+            let letter = (adv == 1).then(|| rest.first().copied()).flatten();
+            let written_twice = abjad && letter.is_some() && letter == prev_letter;
+            push(c, &mut out, after_vowel || written_twice);
+            after_vowel = false;
+            prev_letter = letter;
+        } else {
+            prev_letter = None;
         }
         i += adv;
     }
@@ -1268,5 +1286,30 @@ mod tests {
         assert_ne!(shape("mahmoud"), shape("mohammed"));
         assert_eq!(shape("utaybi"), shape("otaibi"));
         assert_eq!(skeleton("javad"), skeleton("jwad"));
+    }
+
+    #[test]
+    fn consonants_collapse_only_when_adjacent() {
+        // a doubled consonant is one (`Hassan` = `Hasan`, `Sajjad` = `Sajad`)
+        assert_eq!(skeleton("hassan"), skeleton("hasan"));
+        assert_eq!(skeleton("sajjad"), "sjd");
+        assert_eq!(skeleton("mohammed"), "mhmd");
+        // the same consonant on both sides of a vowel is two (`Habib` is not `Hab`,
+        // `Magex` is not `Magus`: `g` and the `k` of `x` were one)
+        assert_eq!(skeleton("habib"), "hbb");
+        assert_eq!(skeleton("hbyb"), "hbb");
+        assert_eq!(skeleton("magex"), "mkks");
+        assert_ne!(skeleton("magex"), skeleton("magus"));
+        assert_eq!(skeleton("david"), skeleton("dawud"));
+        // a vowel-less token writes no doubled letter: two equal letters are two
+        // (`معمر` is `Muammar`, `mmr`)
+        assert_eq!(skeleton("mmr"), "mmr");
+        assert_eq!(skeleton("muammar"), "mmr");
+        assert_eq!(skeleton("mumin"), skeleton("mmn"));
+        // two letters that fold to one consonant still collapse (`UR-KCJ` / `UR-CKJ`)
+        assert_eq!(skeleton("kcj"), skeleton("ckj"));
+        // the vowels stay in their gaps
+        let g = vowel_gaps("habib");
+        assert_eq!(g.gaps, ["", "a", "i", ""]);
     }
 }

@@ -61,6 +61,11 @@
 //! - when the query and a listed person each leave an East Slavic patronymic unmatched
 //!   ([`is_patronymic`]), the two name two fathers: both count as end tokens, not as
 //!   middle names left out;
+//! - likewise, when the query and a listed person each leave a middle given name
+//!   unmatched (a whole name: no initial, title, honorific or patronymic) and no such
+//!   pair can be spellings of one name ([`maybe_one_name`]: another first letter and
+//!   consonant, spellings less than [`ONE_NAME_MIN_FUZZY`] alike), the two name two
+//!   people (`Claudia Patricia` / `Claudia Jannet`): all of them count as end tokens;
 //! - a query written as an acronym (one word of 3–12 letters in capitals or dotted:
 //!   `NIOC`, `N.I.O.C.`) meets an organisation or vessel name of two or more tokens
 //!   whose initials it spells, alone or followed by the initials of the name's stripped
@@ -762,6 +767,45 @@ fn counted_weights(
     };
     let patronymics_conflict =
         middle < 1.0 && unmatched_patronymic(q, q_used) && unmatched_patronymic(n, n_used);
+    // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
+    // `Montoya` is not a middle name)
+    let first_surname = n.len().saturating_sub(surnames);
+    // two middle given names left unmatched, one on each side, that cannot be spellings
+    // of one another name two people, not one person with a middle name left out on
+    // each side (`Claudia Patricia Castillo Londono` / `CASTILLO LONDONO, Claudia
+    // Jannet`): they count as end tokens, as two patronymics do
+    let (q_end, n_end) = (
+        q.len().saturating_sub(1),
+        first_surname.min(n.len().saturating_sub(1)),
+    );
+    // the unmatched given names of each side as bit masks (tokens past the 64th never
+    // count), computed once: this runs for every candidate name
+    let given_mask = |side: &[Tok<'_>], used: &[bool], end: usize| -> u64 {
+        (1..end.min(64))
+            .filter(|&i| unmatched_given_name(side, used, i, &own_weight))
+            .fold(0u64, |m, i| m | (1u64 << i))
+    };
+    let q_mask = if middle < 1.0 {
+        given_mask(q, q_used, q_end)
+    } else {
+        0
+    };
+    let n_mask = if q_mask != 0 {
+        given_mask(n, n_used, n_end)
+    } else {
+        0
+    };
+    let bit = |mask: u64, i: usize| i < 64 && mask & (1u64 << i) != 0;
+    let given_conflict = n_mask != 0
+        && q.iter()
+            .enumerate()
+            .filter(|(i, _)| bit(q_mask, *i))
+            .all(|(_, a)| {
+                n.iter()
+                    .enumerate()
+                    .filter(|(j, _)| bit(n_mask, *j))
+                    .all(|(_, b)| !maybe_one_name(a, b))
+            });
     let factor = |t: &Tok<'_>, w: f64, i: usize, len: usize, m: f64| {
         if patronymics_conflict && is_patronymic(t.text) {
             END_TOKEN_FACTOR
@@ -769,14 +813,13 @@ fn counted_weights(
             factor(t, w, i, len, m)
         }
     };
-    // a listed person's surnames are never optional (`MONTOYA SANCHEZ, Juan Carlos`:
-    // `Montoya` is not a middle name)
-    let first_surname = n.len().saturating_sub(surnames);
     let mut name = Vec::new();
     for (i, (t, u)) in n.iter().zip(n_used).enumerate() {
         if !u {
             let w = own_weight(n, i, t);
-            let m = if i >= first_surname && !crate::lexicon::is_honorific(t.text) {
+            let m = if given_conflict && bit(n_mask, i) {
+                END_TOKEN_FACTOR
+            } else if i >= first_surname && !crate::lexicon::is_honorific(t.text) {
                 factor(t, w, n.len() - 1, n.len(), middle)
             } else {
                 factor(t, w, i, n.len(), middle)
@@ -800,10 +843,70 @@ fn counted_weights(
                 QUERY_MIDDLE_TOKEN_FACTOR
             };
             let w = own_weight(q, i, t);
-            query.push((i, w * factor(t, w, i, q.len(), m)));
+            let f = if given_conflict && bit(q_mask, i) {
+                END_TOKEN_FACTOR
+            } else {
+                factor(t, w, i, q.len(), m)
+            };
+            query.push((i, w * f));
         }
     }
     (query, name)
+}
+
+/// Token `i` of one side is an unmatched middle given name that [`counted_weights`]
+/// may read as another person's: a whole name of full weight, not an initial, title,
+/// honorific or patronymic (these have their own rules).
+fn unmatched_given_name(
+    side: &[Tok<'_>],
+    used: &[bool],
+    i: usize,
+    own_weight: &impl Fn(&[Tok<'_>], usize, &Tok<'_>) -> f64,
+) -> bool {
+    let (Some(t), Some(false)) = (side.get(i), used.get(i).copied()) else {
+        return false;
+    };
+    t.text.len() > 1
+        && !t.title
+        && own_weight(side, i, t) >= 1.0
+        && !is_patronymic(t.text)
+        && !crate::lexicon::is_honorific(t.text)
+}
+
+/// Least fuzzy similarity (`0.4·JW + 0.6·(1 − OSA/max_len)`) at which two unmatched
+/// given names may still be spellings of one name ([`maybe_one_name`]).
+pub const ONE_NAME_MIN_FUZZY: f64 = 0.5;
+
+/// Two given names, neither matching the other, may still be one name that no rule
+/// reached: a shortening (`Mohd` / `Muhammad`, `Chris` / `Christopher`: one consonant
+/// skeleton is the other's first letter and some of its letters, in order), a compound
+/// written as one word (`Abdoulrab` / `Rab` of `Abd al-Rab`: one skeleton of two or
+/// more letters ends the other's) or a spelling (`Iosif` / `Josef`: at least
+/// [`ONE_NAME_MIN_FUZZY`] alike). Otherwise
+/// (`Patricia` / `Jannet`, `Mansur` / `Farhan`, `Paul` / `Peter`) they are two names.
+/// It reads the two tokens alone, so a pair scores the same on every node.
+pub(crate) fn maybe_one_name(a: &Tok<'_>, b: &Tok<'_>) -> bool {
+    let (short, long) = if a.skel.len() <= b.skel.len() {
+        (a.skel, b.skel)
+    } else {
+        (b.skel, a.skel)
+    };
+    let mut rest = long.bytes();
+    let shortening = !short.is_empty()
+        && short.bytes().next() == long.bytes().next()
+        && short.bytes().all(|c| rest.any(|l| l == c));
+    // a compound written as one word (`Abdoulrab` / `Abd al-Rab`'s `Rab`)
+    let glued = short.len() >= 2 && long.ends_with(short);
+    if shortening || glued {
+        return true;
+    }
+    let max = a.text.len().max(b.text.len());
+    if max == 0 {
+        return true;
+    }
+    let jw = distance::jaro_winkler(a.text, b.text);
+    let osa = distance::osa_distance(a.text, b.text);
+    0.4 * jw + 0.6 * (1.0 - osa as f64 / max as f64) >= ONE_NAME_MIN_FUZZY
 }
 
 /// Endings of East Slavic patronymics (`Vladimirovich`, `Petrovna`, Ukrainian
@@ -1671,6 +1774,60 @@ mod tests {
     }
 
     #[test]
+    fn two_different_given_names_are_two_people() {
+        let toks = |v: &[&'static str]| -> Vec<(String, String)> {
+            v.iter().map(|t| ((*t).to_owned(), skeleton(t))).collect()
+        };
+        let score = |q: &[&'static str], n: &[&'static str], surnames: usize| {
+            let (q, n) = (toks(q), toks(n));
+            let qt: Vec<Tok<'_>> = q.iter().map(|(t, s)| tk(t, s)).collect();
+            let nt: Vec<Tok<'_>> = n.iter().map(|(t, s)| tk(t, s)).collect();
+            align(&qt, &nt, MIDDLE_TOKEN_FACTOR, surnames).name_score()
+        };
+        // two middle given names that cannot be one name: both count as end tokens,
+        // 6 / (6 + 2.5) (it was 6 / 6.6 = 0.909 on the real list)
+        let two = score(
+            &["claudia", "patricia", "castillo", "londono"],
+            &["claudia", "jannet", "castillo", "londono"],
+            2,
+        );
+        assert!((two - 6.0 / 8.5).abs() < 1e-12, "{two}");
+        // a middle name left out on one side only still costs little, 6 / 6.3
+        let one = score(
+            &["claudia", "castillo", "londono"],
+            &["claudia", "jannet", "castillo", "londono"],
+            2,
+        );
+        assert!((one - 6.0 / 6.3).abs() < 1e-12, "{one}");
+        // two spellings no rule reached may be one name: the old credit, 4 / 4.6
+        let spelt = score(
+            &["ivan", "iosif", "brodsky"],
+            &["ivan", "josef", "brodsky"],
+            1,
+        );
+        assert!((spelt - 4.0 / 4.6).abs() < 1e-12, "{spelt}");
+        let (skel_a, skel_b) = (skeleton("iosif"), skeleton("josef"));
+        assert!(maybe_one_name(&tk("iosif", &skel_a), &tk("josef", &skel_b)));
+        for (a, b) in [
+            ("mohd", "muhammad"),
+            ("chris", "christopher"),
+            ("abdoulrab", "rab"),
+        ] {
+            let (sa, sb) = (skeleton(a), skeleton(b));
+            assert!(maybe_one_name(&tk(a, &sa), &tk(b, &sb)), "{a} {b}");
+        }
+        for (a, b) in [
+            ("patricia", "jannet"),
+            ("mansur", "farhan"),
+            ("adil", "nasir"),
+            ("paul", "peter"),
+        ] {
+            let (sa, sb) = (skeleton(a), skeleton(b));
+            assert!(!maybe_one_name(&tk(a, &sa), &tk(b, &sb)), "{a} {b}");
+        }
+    }
+
+    #[test]
     fn titles_meet_only_titles() {
         let skels: Vec<String> = ["seyed", "ziyad", "sayyid", "haji"]
             .iter()
@@ -1764,13 +1921,15 @@ mod tests {
                 ..tk(text, skel)
             }
         }
-        let (sa, sb) = (skeleton("kgk"), skeleton("ayache"));
-        // read as an unvowelled transliteration, `kgk` met `ayache` at exactly 0.80
-        let as_abjad = token_similarity(tok("kgk", &sa, true), tok("ayache", &sb, false));
-        assert_eq!(as_abjad.map(|x| x.0), Some(ONE_LETTER_ACROSS_SCRIPTS));
+        // read as an unvowelled transliteration, `kgk` met `ayache` at exactly 0.80 (when
+        // equal letters around a vowel were one, its skeleton was `k`); `sk` meets
+        // `saku` so
+        let (sa, sb) = (skeleton("sk"), skeleton("saku"));
+        let as_abjad = token_similarity(tok("sk", &sa, true), tok("saku", &sb, false));
+        assert_eq!(as_abjad.map(|x| x.0), Some(phonetic_similarity(2)));
         // written in Latin letters it is an acronym, and its missing vowels no wildcard
-        assert!(!abjad_token("kgk", false));
-        let latin = token_similarity(tok("kgk", &sa, false), tok("ayache", &sb, false));
+        assert!(!abjad_token("sk", false));
+        let latin = token_similarity(tok("sk", &sa, false), tok("saku", &sb, false));
         assert_eq!(latin, None);
         // a vowel-less transliteration of Arabic script is still read as one
         assert!(abjad_token("mhmd", true));

@@ -312,9 +312,12 @@ fn respell(rng: &mut Rng, word: &str) -> Option<String> {
     None
 }
 
-/// Russian-style Latin (BGN/PCGN or passport) to Cyrillic, longest rule first.
+/// Russian-style Latin (BGN/PCGN or passport) to Cyrillic, longest rule first. Those
+/// systems write no `j`: a `j` in a listed name is English (`Sajjad`, `Jamal`), which
+/// Russian writes `дж` (`Саджад`, `Джамал`), once for a doubled `jj`.
 const TO_CYRILLIC: &[(&str, &str)] = &[
     ("shch", "щ"),
+    ("jj", "дж"),
     ("iy", "ий"),
     ("yy", "ый"),
     ("zh", "ж"),
@@ -350,7 +353,7 @@ const TO_CYRILLIC: &[(&str, &str)] = &[
     ("h", "х"),
     ("w", "в"),
     ("x", "кс"),
-    ("j", "й"),
+    ("j", "дж"),
     ("q", "к"),
 ];
 
@@ -850,5 +853,7 @@ mod tests {
         );
         assert!(q.iter().any(|q| q.across_scripts));
         assert_eq!(to_cyrillic("Sergei Shchukin"), "Сергеи Щукин");
+        // an English `j` is `дж` (it was `й`: `Sajjad` became `Саййад`, the name Sayyad)
+        assert_eq!(to_cyrillic("Sajjad Jamal"), "Саджад Джамал");
     }
 }
