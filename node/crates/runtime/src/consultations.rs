@@ -436,6 +436,42 @@ fn judged_at(item: &InboxItem, now: Timestamp) -> Timestamp {
     Timestamp(item.received_at).min(now)
 }
 
+/// Review s33-consult M2 part 2: the earliest signed time we take on a request's
+/// receipt (Unix ms), for `item` judged at `now`: its arrival less the longest
+/// lifetime a message may have ([`MAX_EXPIRY_MS`], 90 days) and the clock skew. An
+/// honest requester signs its receipt when it sends the request, and the mail layer
+/// delivers nothing past its expiry, so a request delayed by store-and-forward
+/// relaying for its whole lifetime still passes; a receipt backdated further (to
+/// before the requester's current log began, so that the auditor finds no log of it
+/// to judge) is refused.
+fn request_signed_since(item: &InboxItem, now: Timestamp, skew_ms: u64) -> u64 {
+    judged_at(item, now)
+        .as_millis()
+        .saturating_sub(MAX_EXPIRY_MS)
+        .saturating_sub(skew_ms)
+}
+
+/// Issue 21, s34: the roster's receipt cut-over `since`, if a `payload` that takes
+/// a receipt (a request, an answer, a refusal) would be logged at or after it: a
+/// request at its arrival ([`judged_at`], its `requested` step's time), an answer
+/// or refusal at `now` (the time of its `answered`, `answered_late` or
+/// `refused_by_origin` step). The auditor proves a step without a receipt dated at
+/// or after the cut-over against its keeper, so this must be the step's own time.
+fn receipt_required_since(
+    since: Option<Timestamp>,
+    payload: &Payload,
+    item: &InboxItem,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let since = since?;
+    let at = match payload {
+        Payload::ConsultRequest(_) => judged_at(item, now),
+        Payload::ConsultAnswer(_) | Payload::ConsultRefusal(_) => now,
+        _ => return None,
+    };
+    (at >= since).then_some(since)
+}
+
 /// A request or round of information we may refuse: what the signed refusal names.
 #[derive(Clone, Copy, Debug)]
 struct Refusable {
@@ -632,7 +668,7 @@ impl Consultations {
         &self,
         payload: &Payload,
         to: &AgencyCode,
-        refused_deadline: Option<Timestamp>,
+        refused: Option<wlnode_consult::evidence::Refused>,
     ) -> Result<Payload, ConsultServiceError> {
         let mut p = payload.clone();
         if let Some(key) = &self.key {
@@ -642,7 +678,7 @@ impl Consultations {
                 to,
                 key,
                 Timestamp::now(),
-                refused_deadline,
+                refused,
             )
             .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
         }
@@ -743,7 +779,18 @@ impl Consultations {
             reason,
             message_id: Some(refused.message_id),
         });
-        let payload = self.sealed(&payload, to, Some(refused.deadline))?;
+        // The receipt names the refused message's deadline and the kind we decoded
+        // it as (s34: the auditor's round-1 rule reads the signed kind).
+        let kind = if refused.is_info {
+            wlnode_consult::RefusedKind::ConsultInfo
+        } else {
+            wlnode_consult::RefusedKind::ConsultRequest
+        };
+        let signed = wlnode_consult::evidence::Refused {
+            deadline: refused.deadline,
+            kind: Some(kind),
+        };
+        let payload = self.sealed(&payload, to, Some(signed))?;
         let body = wlnode_consult::encode(&payload)
             .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
         let message_id =
@@ -1450,9 +1497,8 @@ impl Consultations {
             .and_then(|r| {
                 // Nor one dated ahead of our clock by more than the skew: the
                 // auditor dates the step by it.
-                let ahead = now.as_millis().saturating_add(
-                    u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(0),
-                );
+                let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(0);
+                let ahead = now.as_millis().saturating_add(skew);
                 match r
                     .as_ref()
                     .map(wlnode_consult::SignedReceipt::open)
@@ -1461,6 +1507,14 @@ impl Consultations {
                     Some(b) if b.signed_at.as_millis() > ahead => Err(
                         wlnode_consult::ReceiptError::Mismatch("signed_at ahead of our clock"),
                     ),
+                    Some(b)
+                        if b.step == ReceiptStep::Request
+                            && b.signed_at.as_millis() < request_signed_since(item, now, skew) =>
+                    {
+                        Err(wlnode_consult::ReceiptError::Mismatch(
+                            "signed_at earlier than the message's lifetime allows",
+                        ))
+                    }
                     b => Ok(r.map(|r| (r, b))),
                 }
             }) {
@@ -1493,6 +1547,56 @@ impl Consultations {
                 }
             }
         };
+        // Issue 21, s34 (review s33-consult M1 part 3: a guilty sender left its
+        // receipt out and fell back to the pair rule): from the roster's
+        // `consult_receipts_required_since`, a request, answer or refusal without
+        // its sender's receipt is refused and audited like one whose receipt does not
+        // check, and a request gets our signed refusal (`invalid`, whatever the id, so
+        // it tells nothing of the ids we hold). Judged at the time its step would be
+        // logged, which is what the auditor reads. No strike: the consultation layer
+        // strikes nobody, and a sender still on a node before receipts is late, not
+        // hostile (its mail is signed, so no relay stripped the receipt).
+        if let (None, Some(since)) = (
+            &receipt,
+            receipt_required_since(
+                self.trust.roster().consult_receipts_required_since(),
+                &payload,
+                item,
+                now,
+            ),
+        ) {
+            tracing::warn!(from = %item.from, kind = payload.kind(), %since, "consultation message refused: no receipt, required since the roster's cut-over");
+            self.refused_messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ev = refusal_event(
+                &self.agency,
+                item,
+                now,
+                format!(
+                    "consultation_refused: no receipt; the roster requires one since {}",
+                    since.as_millis()
+                ),
+            );
+            self.store
+                .call(move |s| {
+                    s.table_put(LocalTable::Consultations, &mark, true)?;
+                    s.audit_append(&[ev])?;
+                    Ok(())
+                })
+                .await?;
+            if let Payload::ConsultRequest(r) = &payload {
+                let refused = Refusable {
+                    id: r.consultation_id,
+                    round: 1,
+                    message_id: item.message_id,
+                    deadline: r.deadline,
+                    is_info: false,
+                };
+                self.send_refusal(&item.from, &refused, RefusalReason::Invalid, now)
+                    .await?;
+            }
+            return Ok(());
+        }
         // The deadline a refusal's receipt says the origin judged.
         let receipt_deadline = receipt.as_ref().and_then(|(_, b)| b.as_ref()?.deadline);
         let receipt = receipt.map(|(r, _)| r);
@@ -2414,5 +2518,94 @@ mod applied_tests {
         };
         assert_ne!(applied_key(&item("AA-X")), applied_key(&item("MM-X")));
         assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
+    }
+
+    /// Issue 21, s34: the receipt cut-over is judged at the time the step would be
+    /// logged: a request at its arrival, an answer or refusal when applied; nothing
+    /// without the roster setting, nor for a message that takes no receipt.
+    #[test]
+    fn the_receipt_cut_over_is_judged_at_the_steps_own_time() {
+        use wlnode_consult::{ConsultAnswer, ConsultDecision};
+        let cut = Timestamp(10 * 86_400_000);
+        let item = |received: u64| InboxItem {
+            message_id: MessageId([7; 16]),
+            from: "BB-Y".parse().unwrap(),
+            kind: String::new(),
+            created_at: 0,
+            received_at: received,
+            body: String::new(),
+        };
+        let request = Payload::ConsultRequest(origin_after_objection().request_payload());
+        let answer = Payload::ConsultAnswer(ConsultAnswer {
+            consultation_id: ConsultationId([0; 16]),
+            round: 1,
+            answer: Answer::Objection,
+            reason: None,
+            answered_at: None,
+            receipt: None,
+        });
+        let (before, after) = (Timestamp(cut.0 - 1), Timestamp(cut.0 + 60_000));
+        // A request: by its arrival, whenever it is applied.
+        assert_eq!(
+            receipt_required_since(Some(cut), &request, &item(cut.0), after),
+            Some(cut)
+        );
+        assert_eq!(
+            receipt_required_since(Some(cut), &request, &item(before.0), after),
+            None,
+            "arrived before the cut-over, applied after it"
+        );
+        // An answer: when it is applied (its step's time).
+        assert_eq!(
+            receipt_required_since(Some(cut), &answer, &item(before.0), after),
+            Some(cut)
+        );
+        assert_eq!(
+            receipt_required_since(Some(cut), &answer, &item(before.0), before),
+            None
+        );
+        // No setting: never.
+        assert_eq!(
+            receipt_required_since(None, &answer, &item(after.0), after),
+            None
+        );
+        // A decision takes no receipt.
+        let decision = ConsultDecision {
+            consultation_id: ConsultationId([0; 16]),
+            entry_id: EntryId([4; 16]),
+            decision: Decision::Granted,
+            reason: None,
+            despite: wlnode_consult::Despite::None,
+        };
+        assert_eq!(
+            receipt_required_since(
+                Some(cut),
+                &Payload::ConsultDecision(decision),
+                &item(after.0),
+                after
+            ),
+            None
+        );
+    }
+
+    /// Review s33-consult M2 part 2: a request's receipt may be signed as early as
+    /// its arrival less the longest message lifetime and the skew (an honest request
+    /// relayed for its whole lifetime), no earlier.
+    #[test]
+    fn a_request_receipt_may_be_signed_a_message_lifetime_before_its_arrival() {
+        let arrived = 200 * 86_400_000;
+        let item = InboxItem {
+            message_id: MessageId([7; 16]),
+            from: "BB-Y".parse().unwrap(),
+            kind: "consult_request".into(),
+            created_at: 0,
+            received_at: arrived,
+            body: String::new(),
+        };
+        let skew = 3_600_000;
+        let since = request_signed_since(&item, Timestamp(arrived + 86_400_000), skew);
+        assert_eq!(since, arrived - MAX_EXPIRY_MS - skew);
+        // Judged at the arrival, not when applied.
+        assert_eq!(request_signed_since(&item, Timestamp(arrived), skew), since);
     }
 }

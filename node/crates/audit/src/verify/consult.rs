@@ -99,6 +99,7 @@ pub(super) fn check_consultations(
         .map(LogIndex::new)
         .collect();
     check_evidence(roster, &indexes, report);
+    check_missing_evidence(roster, &indexes, report);
     check_requests_across_logs(roster, &indexes, report);
     check_late_answers_across_logs(roster, &indexes, report);
     check_refusals(roster, &indexes, report);
@@ -158,6 +159,12 @@ fn evidence_of(
         Some("parties")
     } else if r.answer != answer || r.reason != reason {
         Some("answer or reason")
+    } else if r.refused_kind.is_some_and(|k| {
+        want_step != ReceiptStep::Refusal || k != wlnode_consult::RefusedKind::of_round(round)
+    }) {
+        // s34: a refusal's signed kind is the one that opened the refused round;
+        // the requester refuses a receipt naming another (`evidence::check`).
+        Some("refused kind")
     } else if let TrailKind::Requested { deadline, .. } = &step.kind
         && r.deadline != Some(*deadline)
     {
@@ -226,6 +233,86 @@ fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                     "why": why,
                 }),
             ));
+        }
+    }
+}
+
+/// Issue 21, s34 (review s33-consult M1 part 3): from the roster's
+/// `consult_receipts_required_since`, a node refuses a request, answer or refusal
+/// that comes without its sender's receipt. A step of another party's (a `requested`
+/// at the origin, an `answered`, `answered_late` or `refused_by_origin` at the
+/// requester) that the log keeps without a receipt and dates at or after the
+/// cut-over is `consultation_evidence_missing`:
+/// - proven against the log's keeper when the roster it ran at the step was the
+///   auditor's, loaded at least [`wlnode_consult::TIMING_SKEW`] before (as for
+///   [`Evidence::Invented`]): an honest node under that roster refused the message,
+///   so the keeper took what it had to refuse, or wrote a step that never came (a
+///   requester's invented answer can carry no receipt of the origin's). Its own
+///   act, shown by its own log: not `consultation_evidence_invalid`, which says the
+///   receipt kept is not the actor's, while here nothing was kept;
+/// - otherwise reported against the pair `KEEPER->ACTOR`, unproven: the keeper may
+///   have run a roster without the cut-over (or another version the auditor does
+///   not know), under which taking the message was right.
+///
+/// The step's own time is judged (the node judges the message at the same time,
+/// `runtime::consultations::receipt_required_since`), so an honest keeper never
+/// logs such a step; steps before the cut-over are judged as before.
+fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    use wlnode_consult::TrailKind;
+    let Some(since) = roster.consult_receipts_required_since() else {
+        return;
+    };
+    for x in indexes {
+        let keeper = &x.log.export.agency;
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            let takes_one = matches!(
+                step.kind,
+                TrailKind::Requested { .. }
+                    | TrailKind::Answered { .. }
+                    | TrailKind::AnsweredLate { .. }
+                    | TrailKind::RefusedByOrigin { .. }
+            );
+            if !takes_one
+                || step.from == *keeper
+                || step.kind.evidence().is_some()
+                || step.at < since
+                || !cap.take(step.consultation_id)
+            {
+                continue;
+            }
+            let detail = format!(
+                "consultation {}: {keeper}'s log keeps {}'s {} (round {round}) at {} without its receipt, which the roster requires since {}",
+                step.consultation_id.to_hex(),
+                step.from,
+                step.kind.as_str(),
+                step.at.as_millis(),
+                since.as_millis(),
+            );
+            let evidence = serde_json::json!({
+                "consultation_id": step.consultation_id.to_hex(),
+                "event": i,
+                "round": round,
+                "step": step.kind.as_str(),
+                "actor": step.from.to_string(),
+                "at": step.at.as_millis(),
+                "required_since": since.as_millis(),
+            });
+            if x.roster_settled_before(*i, roster.version(), step.at.as_millis()) {
+                report.violations.push(proven(
+                    "consultation_evidence_missing",
+                    keeper.as_str(),
+                    detail,
+                    evidence,
+                ));
+            } else {
+                report.violations.push(violation(
+                    "consultation_evidence_missing",
+                    &format!("{keeper}->{}", step.from),
+                    detail,
+                    evidence,
+                ));
+            }
         }
     }
 }
@@ -1014,7 +1101,12 @@ fn signed_refusal_implausible(
             .is_some_and(|c| c >= at.saturating_add(skew))
     });
     match r.reason? {
-        RefusalReason::UnknownConsultation if r.round == 1 => {
+        // The receipt signs that a request was refused (s34; an s33 receipt names no
+        // kind, and its round 1 was a request's: an s33 origin refused a message
+        // whose envelope kind was not its payload's without answering, cda9643).
+        RefusalReason::UnknownConsultation
+            if r.round == 1 && r.refused_kind != Some(wlnode_consult::RefusedKind::ConsultInfo) =>
+        {
             Some("unknown_consultation for the request itself")
         }
         RefusalReason::UnknownConsultation => {

@@ -886,6 +886,7 @@ fn receipt(
         reason,
         deadline: deadline.map(Timestamp),
         refused_message: None,
+        refused_kind: None,
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -1357,6 +1358,7 @@ fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
         reason: Some(UnknownConsultation),
         deadline: Some(Timestamp(deadline)),
         refused_message: Some(message),
+        refused_kind: Some(wlnode_consult::RefusedKind::ConsultInfo),
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -1729,4 +1731,342 @@ fn an_answer_logged_on_another_node_of_the_origin_is_not_proven_omitted() {
     );
     let v = consult_findings(&f, &[first, requester]);
     assert!(!v.iter().any(|x| x.proven), "{v:?}");
+}
+
+/// [`fixture`] with `settings` under `[federation_settings]` (s34).
+fn fixture_settings(settings: &str) -> Fixture {
+    use wlnode_config::roster_edit::{self, NewMember};
+    let authority = wlnode_crypto::SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    for (agency, group) in NAMES.iter().zip(["eu", "eu", "asean"]) {
+        let key = wlnode_crypto::SecretKey::generate().unwrap();
+        let node = wlnode_crypto::SecretKey::generate().unwrap();
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                agency,
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &[group],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    text.push_str(&format!("\n[federation_settings]\n{settings}\n"));
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    Fixture {
+        roster,
+        agency_keys,
+        node_keys,
+    }
+}
+
+/// The `consultation_evidence_missing` findings: (node, proven).
+fn missing(v: &[Violation]) -> Vec<(String, bool)> {
+    v.iter()
+        .filter(|v| v.kind == "consultation_evidence_missing")
+        .map(|v| (v.node.clone(), v.proven))
+        .collect()
+}
+
+/// Issue 21, s34 (review s33-consult M1 part 3): from the roster's
+/// `consult_receipts_required_since`, a step of the other party's that a log keeps
+/// without its receipt, dated at or after the cut-over, is proven against the log's
+/// keeper when it ran the auditor's roster then: the requester's answer and refusal
+/// steps, the origin's request step. Before the cut-over, under another roster
+/// (pair, unproven) or with a roster without the setting, it is not proven.
+#[test]
+fn a_step_without_a_receipt_after_the_cut_over_is_proven_against_its_keeper() {
+    use wlnode_consult::RefusalReason::Invalid;
+    let t = t0();
+    let cut = t + 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    assert_eq!(
+        f.roster.consult_receipts_required_since(),
+        Some(Timestamp(cut))
+    );
+    let v0 = f.roster.version();
+    let id = ConsultationId([51; 16]);
+    let deadline = t + DEADLINE;
+    let own_request = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(deadline),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    // The requester's log: its request, then the origin's answer (or refusal), kept
+    // without a receipt at `at`, under roster `version`.
+    let requester = |f: &Fixture, version: u64, last: Event| {
+        log(
+            f,
+            1,
+            &[
+                roster_loaded(version, t - 600_000),
+                own_request.clone(),
+                last,
+            ],
+            &[3],
+        )
+    };
+    let answered = |at: u64| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer: Answer::NoObjection,
+            },
+            at,
+            0,
+            1,
+        )
+    };
+    let keeper_b = vec![(NAMES[1].to_owned(), true)];
+    let v = consult_findings(&f, &[requester(&f, v0, answered(cut + 1000))]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // At the cut-over itself too (the node refuses from that time on).
+    let v = consult_findings(&f, &[requester(&f, v0, answered(cut))]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    let v = consult_findings(&f, &[requester(&f, v0, refused(id, Invalid, cut + 1000))]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // Before the cut-over: as before.
+    let v = consult_findings(&f, &[requester(&f, v0, answered(cut - 1))]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // The keeper ran another roster version (perhaps one without the cut-over):
+    // the pair, unproven.
+    let v = consult_findings(&f, &[requester(&f, v0 + 1, answered(cut + 1000))]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+    // A roster without the setting: nothing, whatever the time.
+    let plain = fixture();
+    let v = consult_findings(
+        &plain,
+        &[requester(
+            &plain,
+            plain.roster.version(),
+            answered(cut + 1000),
+        )],
+    );
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // The origin's side: a request kept without the requester's receipt.
+    let origin = |at: u64| {
+        log(
+            &f,
+            0,
+            &[
+                roster_loaded(v0, t - 600_000),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    at,
+                    1,
+                    0,
+                ),
+                stopped(t + DAY),
+            ],
+            &[3],
+        )
+    };
+    let v = consult_findings(&f, &[origin(cut + 1000)]);
+    assert_eq!(missing(&v), vec![(NAMES[0].to_owned(), true)], "{v:?}");
+    let v = consult_findings(&f, &[origin(cut - 1000)]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // The keeper's own steps take no receipt: the requester's own request, the
+    // origin's own answer, after the cut-over, are no finding.
+    let own = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - 600_000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: Some(receipt(
+                        &f,
+                        1,
+                        id,
+                        wlnode_consult::ReceiptStep::Request,
+                        1,
+                        0,
+                        None,
+                        None,
+                        Some(deadline),
+                        cut + 500,
+                    )),
+                    deadline: Timestamp(deadline),
+                },
+                cut + 1000,
+                1,
+                0,
+            ),
+            answered(cut + 2000),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[own]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+}
+
+/// Issue 21, s34: an honest trail across the receipt cut-over passes clean. One
+/// consultation is requested before the cut-over by a node that sent no receipt
+/// (the origin logs its request without one) and answered after it with the
+/// origin's receipt; another is requested and answered after it, with receipts both
+/// ways; a third is refused after it with a receipt naming the refused request and
+/// its kind. No finding at all, proven or not.
+#[test]
+fn an_honest_trail_with_receipts_across_the_cut_over_passes_clean() {
+    use wlnode_consult::ReceiptStep;
+    let t = t0();
+    let cut = t + 10 * 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let (x, y, z) = (
+        ConsultationId([52; 16]),
+        ConsultationId([53; 16]),
+        ConsultationId([54; 16]),
+    );
+    let deadline = t + DEADLINE;
+    let request = |id, at, evidence| {
+        step(
+            id,
+            TrailKind::Requested {
+                evidence,
+                deadline: Timestamp(deadline),
+            },
+            at,
+            1,
+            0,
+        )
+    };
+    let answer =
+        |id, at, answer, evidence| step(id, TrailKind::Answered { evidence, answer }, at, 0, 1);
+    let answer_receipt = |id, at, a| {
+        receipt(
+            &f,
+            0,
+            id,
+            ReceiptStep::Answer,
+            0,
+            1,
+            Some(a),
+            None,
+            None,
+            at,
+        )
+    };
+    let decided = |id, at, decision| {
+        step(
+            id,
+            TrailKind::Decided {
+                decision,
+                despite: Despite::None,
+            },
+            at,
+            1,
+            0,
+        )
+    };
+    let (y_asked, x_answered, y_answered) = (cut + 60_000, cut + 120_000, cut + 180_000);
+    let y_request = receipt(
+        &f,
+        1,
+        y,
+        ReceiptStep::Request,
+        1,
+        0,
+        None,
+        None,
+        Some(deadline),
+        y_asked,
+    );
+    // Z: the origin refuses the request (invalid), audited by message id, and
+    // signs a refusal naming it and its kind.
+    let z_asked = cut + 240_000;
+    let z_message = wlnode_crypto::model::MessageId([6; 16]);
+    let z_refusal = wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step: ReceiptStep::Refusal,
+        consultation_id: z,
+        round: 1,
+        from: ag(0),
+        to: ag(1),
+        answer: None,
+        reason: Some(wlnode_consult::RefusalReason::Invalid),
+        deadline: Some(Timestamp(deadline)),
+        refused_message: Some(z_message),
+        refused_kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        signed_at: Timestamp(z_asked + 2000),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[0])
+    .unwrap();
+    let origin = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - 600_000),
+            request(x, t + 2000, None),
+            request(y, y_asked + 1000, Some(y_request)),
+            answer(x, x_answered, Answer::NoObjection, None),
+            answer(y, y_answered, Answer::Objection, None),
+            mail_rejected(z_message, 1, z_asked + 1000),
+            stopped(t + DAY),
+        ],
+        &[7],
+    );
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 600_000),
+            request(x, t + 1000, None),
+            request(y, y_asked, None),
+            answer(
+                x,
+                x_answered + 1000,
+                Answer::NoObjection,
+                Some(answer_receipt(x, x_answered, Answer::NoObjection)),
+            ),
+            decided(x, x_answered + 2000, Decision::Granted),
+            answer(
+                y,
+                y_answered + 1000,
+                Answer::Objection,
+                Some(answer_receipt(y, y_answered, Answer::Objection)),
+            ),
+            decided(y, y_answered + 2000, Decision::Refused),
+            request(z, z_asked, None),
+            step(
+                z,
+                TrailKind::RefusedByOrigin {
+                    evidence: Some(z_refusal),
+                    reason: wlnode_consult::RefusalReason::Invalid,
+                },
+                z_asked + 3000,
+                0,
+                1,
+            ),
+            stopped(t + DAY),
+        ],
+        &[10],
+    );
+    let report = verify(
+        &f.roster,
+        &[origin, requester],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
