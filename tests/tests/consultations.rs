@@ -2952,8 +2952,15 @@ async fn receipts_are_required_from_the_rosters_cut_over_on_both_sides() {
         refusals + 1,
         "the requester is told"
     );
-    // Arrived before the cut-over, applied after it: opened.
+    // Review s34-consult M1: arrived before the cut-over but applied after it:
+    // refused too (the auditor judges the step no earlier than the checkpoints
+    // signed before it is logged); applied before it: opened.
     a.apply_at(&inbox_item(&p, 1, before.0 - 1000, before.0), after)
+        .await
+        .unwrap();
+    assert!(consultation(&c, 0, req.consultation_id).await.is_none());
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 2);
+    a.apply_at(&inbox_item(&p, 1, before.0 - 1000, before.0), before)
         .await
         .unwrap();
     assert!(consultation(&c, 0, req.consultation_id).await.is_some());
@@ -2983,7 +2990,7 @@ async fn receipts_are_required_from_the_rosters_cut_over_on_both_sides() {
             "signed {late} ms before it arrived"
         );
     }
-    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 2);
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 3);
     c.stop(0).await;
     c.stop(1).await;
 }

@@ -452,24 +452,25 @@ fn request_signed_since(item: &InboxItem, now: Timestamp, skew_ms: u64) -> u64 {
 }
 
 /// Issue 21, s34: the roster's receipt cut-over `since`, if a `payload` that takes
-/// a receipt (a request, an answer, a refusal) would be logged at or after it: a
-/// request at its arrival ([`judged_at`], its `requested` step's time), an answer
-/// or refusal at `now` (the time of its `answered`, `answered_late` or
-/// `refused_by_origin` step). The auditor proves a step without a receipt dated at
-/// or after the cut-over against its keeper, so this must be the step's own time.
+/// a receipt (a request, an answer, a refusal) is applied at or after it (`now`).
+/// An answer or refusal is logged at `now` (its `answered`, `answered_late` or
+/// `refused_by_origin` step's time). A request is logged at its arrival, but is
+/// judged here when applied too (review s34-consult M1): the auditor judges a step
+/// no earlier than the checkpoints signed before it was appended, so a receipt-less
+/// request that arrived before the cut-over and is applied long after it would be
+/// proven against us. After the cut-over every honest sender sends receipts, so
+/// refusing it harms nobody who complies.
 fn receipt_required_since(
     since: Option<Timestamp>,
     payload: &Payload,
-    item: &InboxItem,
     now: Timestamp,
 ) -> Option<Timestamp> {
     let since = since?;
-    let at = match payload {
-        Payload::ConsultRequest(_) => judged_at(item, now),
-        Payload::ConsultAnswer(_) | Payload::ConsultRefusal(_) => now,
+    match payload {
+        Payload::ConsultRequest(_) | Payload::ConsultAnswer(_) | Payload::ConsultRefusal(_) => {}
         _ => return None,
-    };
-    (at >= since).then_some(since)
+    }
+    (now >= since).then_some(since)
 }
 
 /// A request or round of information we may refuse: what the signed refusal names.
@@ -1552,8 +1553,8 @@ impl Consultations {
         // `consult_receipts_required_since`, a request, answer or refusal without
         // its sender's receipt is refused and audited like one whose receipt does not
         // check, and a request gets our signed refusal (`invalid`, whatever the id, so
-        // it tells nothing of the ids we hold). Judged at the time its step would be
-        // logged, which is what the auditor reads. No strike: the consultation layer
+        // it tells nothing of the ids we hold). Judged when applied, never before
+        // the time the auditor reads for its step (review s34-consult M1). No strike: the consultation layer
         // strikes nobody, and a sender still on a node before receipts is late, not
         // hostile (its mail is signed, so no relay stripped the receipt).
         if let (None, Some(since)) = (
@@ -1561,7 +1562,6 @@ impl Consultations {
             receipt_required_since(
                 self.trust.roster().consult_receipts_required_since(),
                 &payload,
-                item,
                 now,
             ),
         ) {
@@ -2520,21 +2520,13 @@ mod applied_tests {
         assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
     }
 
-    /// Issue 21, s34: the receipt cut-over is judged at the time the step would be
-    /// logged: a request at its arrival, an answer or refusal when applied; nothing
-    /// without the roster setting, nor for a message that takes no receipt.
+    /// Issue 21, s34: the receipt cut-over is judged when the message is applied (a
+    /// request too, review s34-consult M1); nothing without the roster setting, nor
+    /// for a message that takes no receipt.
     #[test]
-    fn the_receipt_cut_over_is_judged_at_the_steps_own_time() {
+    fn the_receipt_cut_over_is_judged_when_the_message_is_applied() {
         use wlnode_consult::{ConsultAnswer, ConsultDecision};
         let cut = Timestamp(10 * 86_400_000);
-        let item = |received: u64| InboxItem {
-            message_id: MessageId([7; 16]),
-            from: "BB-Y".parse().unwrap(),
-            kind: String::new(),
-            created_at: 0,
-            received_at: received,
-            body: String::new(),
-        };
         let request = Payload::ConsultRequest(origin_after_objection().request_payload());
         let answer = Payload::ConsultAnswer(ConsultAnswer {
             consultation_id: ConsultationId([0; 16]),
@@ -2545,30 +2537,21 @@ mod applied_tests {
             receipt: None,
         });
         let (before, after) = (Timestamp(cut.0 - 1), Timestamp(cut.0 + 60_000));
-        // A request: by its arrival, whenever it is applied.
+        // A request: when it is applied, even if it arrived before (review
+        // s34-consult M1: the auditor judges it no earlier than the checkpoints
+        // signed before it was logged).
+        assert_eq!(receipt_required_since(Some(cut), &request, cut), Some(cut));
         assert_eq!(
-            receipt_required_since(Some(cut), &request, &item(cut.0), after),
-            Some(cut)
-        );
-        assert_eq!(
-            receipt_required_since(Some(cut), &request, &item(before.0), after),
-            None,
+            receipt_required_since(Some(cut), &request, after),
+            Some(cut),
             "arrived before the cut-over, applied after it"
         );
+        assert_eq!(receipt_required_since(Some(cut), &request, before), None);
         // An answer: when it is applied (its step's time).
-        assert_eq!(
-            receipt_required_since(Some(cut), &answer, &item(before.0), after),
-            Some(cut)
-        );
-        assert_eq!(
-            receipt_required_since(Some(cut), &answer, &item(before.0), before),
-            None
-        );
+        assert_eq!(receipt_required_since(Some(cut), &answer, after), Some(cut));
+        assert_eq!(receipt_required_since(Some(cut), &answer, before), None);
         // No setting: never.
-        assert_eq!(
-            receipt_required_since(None, &answer, &item(after.0), after),
-            None
-        );
+        assert_eq!(receipt_required_since(None, &answer, after), None);
         // A decision takes no receipt.
         let decision = ConsultDecision {
             consultation_id: ConsultationId([0; 16]),
@@ -2578,12 +2561,7 @@ mod applied_tests {
             despite: wlnode_consult::Despite::None,
         };
         assert_eq!(
-            receipt_required_since(
-                Some(cut),
-                &Payload::ConsultDecision(decision),
-                &item(after.0),
-                after
-            ),
+            receipt_required_since(Some(cut), &Payload::ConsultDecision(decision), after),
             None
         );
     }

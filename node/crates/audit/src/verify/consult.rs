@@ -254,14 +254,19 @@ fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
 ///   have run a roster without the cut-over (or another version the auditor does
 ///   not know), under which taking the message was right.
 ///
-/// The step's own time is judged (the node judges the message at the same time,
-/// `runtime::consultations::receipt_required_since`), so an honest keeper never
-/// logs such a step; steps before the cut-over are judged as before.
+/// The step is judged at its own time, or later when the keeper signed a
+/// checkpoint (or this auditor verified a head) without it more than
+/// [`wlnode_consult::MAX_CLOCK_SKEW`] after that (review s34-consult M1: a keeper
+/// could backdate its step before the cut-over). An honest node judges the message
+/// when it applies it (`runtime::consultations::receipt_required_since`), after
+/// every checkpoint that does not hold the step, so it never logs such a step;
+/// steps before the cut-over are judged as before.
 fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
     let Some(since) = roster.consult_receipts_required_since() else {
         return;
     };
+    let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
     for x in indexes {
         let keeper = &x.log.export.agency;
         let mut cap = FindingCap::default();
@@ -273,10 +278,18 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                     | TrailKind::AnsweredLate { .. }
                     | TrailKind::RefusedByOrigin { .. }
             );
+            // Review s34-consult M1: a keeper could date the step before the
+            // cut-over. It cannot date it before a checkpoint it signed, or a head
+            // this auditor verified, before the step was appended (size at most its
+            // index): the step is judged no earlier than those, less the skew.
+            let at = x
+                .appended_after(*i)
+                .map_or(0, |t| t.saturating_sub(skew))
+                .max(step.at.as_millis());
             if !takes_one
                 || step.from == *keeper
                 || step.kind.evidence().is_some()
-                || step.at < since
+                || at < since.as_millis()
                 || !cap.take(step.consultation_id)
             {
                 continue;
@@ -286,7 +299,7 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                 step.consultation_id.to_hex(),
                 step.from,
                 step.kind.as_str(),
-                step.at.as_millis(),
+                at,
                 since.as_millis(),
             );
             let evidence = serde_json::json!({
@@ -296,9 +309,10 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                 "step": step.kind.as_str(),
                 "actor": step.from.to_string(),
                 "at": step.at.as_millis(),
+                "judged_at": at,
                 "required_since": since.as_millis(),
             });
-            if x.roster_settled_before(*i, roster.version(), step.at.as_millis()) {
+            if x.roster_settled_before(*i, roster.version(), at) {
                 report.violations.push(proven(
                     "consultation_evidence_missing",
                     keeper.as_str(),
@@ -527,6 +541,11 @@ struct LogIndex<'a> {
     /// Events by time: (time, one past the highest index of an event at or before
     /// that time).
     by_time: Vec<(u64, u64)>,
+    /// Review s34-consult M1: the heads signed or seen before later events were
+    /// appended: (size, the latest time of a verified checkpoint, or of this
+    /// auditor's verification of a head, of that size or smaller), by size. Event
+    /// `i` was appended after every one of size at most `i`.
+    appended_after: Vec<(u64, u64)>,
 }
 
 impl<'a> LogIndex<'a> {
@@ -590,6 +609,18 @@ impl<'a> LogIndex<'a> {
             upto = upto.max(*u);
             *u = upto;
         }
+        let mut appended_after: Vec<(u64, u64)> = log
+            .checkpoints
+            .iter()
+            .chain(&log.vouched_before)
+            .copied()
+            .collect();
+        appended_after.sort_unstable();
+        let mut latest = 0;
+        for (_, t) in &mut appended_after {
+            latest = latest.max(*t);
+            *t = latest;
+        }
         Self {
             log,
             steps,
@@ -602,7 +633,20 @@ impl<'a> LogIndex<'a> {
             roster_times,
             uncovered_from,
             by_time,
+            appended_after,
         }
+    }
+
+    /// Review s34-consult M1: the latest time (the keeper's checkpoint signature,
+    /// or this auditor's verification) of a head that did not yet hold event
+    /// `index`, so the event was appended after it, whatever time it carries.
+    fn appended_after(&self, index: u64) -> Option<u64> {
+        let k = self
+            .appended_after
+            .partition_point(|(size, _)| *size <= index);
+        k.checked_sub(1)
+            .and_then(|k| self.appended_after.get(k))
+            .map(|(_, t)| *t)
     }
 
     /// The version of the roster in force before event `index` (its latest covered
@@ -626,13 +670,18 @@ impl<'a> LogIndex<'a> {
         let k = self
             .rosters
             .partition_point(|(i, _)| *i < index.min(self.log.covered));
-        k.checked_sub(1).is_some_and(|k| {
-            self.rosters.get(k).is_some_and(|(_, v)| *v == version)
-                && self
-                    .roster_times
-                    .get(k)
-                    .is_some_and(|t| t.saturating_add(skew) <= at)
-        })
+        // Review s34-consult M1: the highest version loaded before the event is in
+        // force, not the latest logged: an honest node never loads an older
+        // roster (its anchor refuses one), so a log that goes back to an earlier
+        // version after this one does not escape the proof.
+        let Some(highest) = self.rosters.iter().take(k).map(|(_, v)| *v).max() else {
+            return false;
+        };
+        let first = self.rosters.iter().take(k).position(|(_, v)| *v == highest);
+        highest == version
+            && first
+                .and_then(|j| self.roster_times.get(j))
+                .is_some_and(|t| t.saturating_add(skew) <= at)
     }
 
     /// One past the highest index of an event at or before `at` (0: none).

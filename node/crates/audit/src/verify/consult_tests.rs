@@ -1919,6 +1919,95 @@ fn a_step_without_a_receipt_after_the_cut_over_is_proven_against_its_keeper() {
     assert!(missing(&v).is_empty(), "{v:?}");
 }
 
+/// Review s34-consult M1: the keeper of a step without a receipt cannot escape the
+/// proof (i) by dating the step before the cut-over although it appended it after
+/// signing a checkpoint past the cut-over and the skew, nor (ii) by logging an older
+/// roster version after the auditor's (an honest node never goes back: its anchor
+/// refuses an older roster). A step dated just before the cut-over and appended after
+/// a checkpoint within the skew of it (an honest clock that stepped back) is still no
+/// finding.
+#[test]
+fn a_backdated_step_or_a_rolled_back_roster_does_not_escape_the_missing_receipt_proof() {
+    let t = t0();
+    let cut = t + 60_000;
+    let hour = 3_600_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    assert!(v0 > 0);
+    let id = ConsultationId([52; 16]);
+    let deadline = t + DEADLINE;
+    let own_request = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(deadline),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let answered = |at: u64| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer: Answer::NoObjection,
+            },
+            at,
+            0,
+            1,
+        )
+    };
+    let keeper_b = vec![(NAMES[1].to_owned(), true)];
+    // (i) The answer dated a moment before the cut-over, appended (event 2) after a
+    // checkpoint of the first two events signed `signed` later.
+    let backdated = |signed: u64| {
+        log_timed(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t - 600_000),
+                own_request.clone(),
+                answered(cut - 1),
+            ],
+            &[(2, signed), (3, signed + 1000)],
+        )
+    };
+    let v = consult_findings(&f, &[backdated(cut + hour + 1000)]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // Within the skew of the cut-over: an honest clock may have stepped back.
+    let v = consult_findings(&f, &[backdated(cut + hour / 2)]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // (ii) The auditor's version, then an older one logged just before the answer.
+    let rolled_back = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 600_000),
+            own_request.clone(),
+            roster_loaded(v0 - 1, cut),
+            answered(cut + 1000),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[rolled_back]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // A later version than the auditor's (perhaps without the cut-over): the pair.
+    let later = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 600_000),
+            own_request,
+            roster_loaded(v0 + 1, cut),
+            answered(cut + 1000),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[later]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+}
+
 /// Issue 21, s34: an honest trail across the receipt cut-over passes clean. One
 /// consultation is requested before the cut-over by a node that sent no receipt
 /// (the origin logs its request without one) and answered after it with the
