@@ -196,17 +196,9 @@ impl StepReceipt {
 }
 
 impl SignedReceipt {
-    /// The signing key.
-    pub fn public_key(&self) -> Result<PublicKey, ReceiptError> {
-        self.key
-            .parse()
-            .map_err(|e: wlnode_crypto::keys::KeyError| ReceiptError::Malformed(e.to_string()))
-    }
-
-    /// Checks the size, the signature (with the key it names) and the canonical form,
-    /// and returns what it says. Who the key belongs to is the caller's check
-    /// ([`wlnode_crypto::Roster::check_signer`] for [`StepReceipt::from`]).
-    pub fn open(&self) -> Result<StepReceipt, ReceiptError> {
+    /// Checks the size and the signature over the body (with the key it names),
+    /// whatever the body says, and returns the key.
+    fn verify_signature(&self) -> Result<PublicKey, ReceiptError> {
         if self.body.len() > MAX_RECEIPT_BYTES {
             return Err(ReceiptError::TooLarge {
                 size: self.body.len(),
@@ -220,6 +212,29 @@ impl SignedReceipt {
             .ok_or_else(|| ReceiptError::Malformed("signature is not 64 bytes of hex".into()))?;
         key.verify(context::CONSULT_RECEIPT, self.body.as_bytes(), &sig)
             .map_err(|_| ReceiptError::BadSignature)?;
+        Ok(key)
+    }
+
+    /// Review s34-consult L3: the key this receipt names if its signature over the
+    /// body verifies under the receipt context, even when [`Self::open`] cannot read
+    /// the body (a field or a version of a later build): whoever holds that key
+    /// signed these bytes, so a keeper without it did not forge them.
+    pub fn signed_by(&self) -> Option<PublicKey> {
+        self.verify_signature().ok()
+    }
+
+    /// The signing key.
+    pub fn public_key(&self) -> Result<PublicKey, ReceiptError> {
+        self.key
+            .parse()
+            .map_err(|e: wlnode_crypto::keys::KeyError| ReceiptError::Malformed(e.to_string()))
+    }
+
+    /// Checks the size, the signature (with the key it names) and the canonical form,
+    /// and returns what it says. Who the key belongs to is the caller's check
+    /// ([`wlnode_crypto::Roster::check_signer`] for [`StepReceipt::from`]).
+    pub fn open(&self) -> Result<StepReceipt, ReceiptError> {
+        self.verify_signature()?;
         let r: StepReceipt =
             serde_json::from_str(&self.body).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
         if r.v != RECEIPT_VERSION {

@@ -139,6 +139,19 @@ fn evidence_of(
     };
     let r = match signed.open() {
         Ok(r) => r,
+        // Review s34-consult L3: a body this build cannot read (a field or version
+        // of a later build) whose signature verifies under a key the roster gives
+        // the actor was signed by the actor, not forged by the keeper: it proves
+        // nothing either way (a newer keeper may have read it rightly).
+        Err(_)
+            if signed.signed_by().is_some_and(|k| {
+                roster
+                    .member(&step.from)
+                    .is_some_and(|m| m.keys.iter().any(|w| w.key == k))
+            }) =>
+        {
+            return Evidence::Unsure;
+        }
         Err(e) => return Evidence::Invented(e.to_string()),
     };
     let (want_step, answer, reason) = match &step.kind {

@@ -1069,6 +1069,101 @@ fn a_signed_answer_proves_one_side() {
     }
 }
 
+/// Review s34-consult L3: a receipt of a later build (a field or a version this
+/// auditor cannot read) that the actor's key signed is not proven invented against
+/// the keeper, who could not have forged the actor's signature; the same body signed
+/// by another key (the keeper's own) still is.
+#[test]
+fn a_receipt_of_a_later_build_signed_by_the_actor_is_not_proven_invented() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([43; 16]);
+    let answered_at = t + 3_600_000;
+    let later = |signer: usize, field: &str, value: serde_json::Value| {
+        let base = receipt(
+            &f,
+            0,
+            id,
+            ReceiptStep::Answer,
+            0,
+            1,
+            Some(Answer::NoObjection),
+            None,
+            None,
+            answered_at,
+        );
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&base.body).unwrap();
+        body.insert(field.to_owned(), value);
+        let body = serde_json::to_string(&body).unwrap();
+        let key = &f.agency_keys[signer];
+        wlnode_consult::SignedReceipt {
+            signature: hex::encode(
+                key.sign(
+                    wlnode_crypto::keys::context::CONSULT_RECEIPT,
+                    body.as_bytes(),
+                )
+                .as_bytes(),
+            ),
+            key: key.public_key().to_string(),
+            body,
+        }
+    };
+    let requester = |evidence: wlnode_consult::SignedReceipt| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence: Some(evidence),
+                        answer: Answer::NoObjection,
+                    },
+                    answered_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let invalid = |v: &[Violation]| {
+        v.iter()
+            .filter(|v| v.kind == "consultation_evidence_invalid")
+            .count()
+    };
+    for (field, value) in [
+        ("z_later_field", serde_json::json!("x")),
+        ("v", serde_json::json!(2)),
+    ] {
+        let v = consult_findings(&f, &[requester(later(0, field, value.clone()))]);
+        assert_eq!(invalid(&v), 0, "{field}: {v:?}");
+        let v = consult_findings(&f, &[requester(later(1, field, value))]);
+        assert_eq!(
+            who(&v)
+                .into_iter()
+                .filter(|w| w.0 == "consultation_evidence_invalid")
+                .collect::<Vec<_>>(),
+            vec![("consultation_evidence_invalid", NAMES[1], true)],
+            "{field}: {v:?}"
+        );
+    }
+}
+
 /// Issue 21, s33: a refusal the origin signed is judged on what it signed. A
 /// `deadline_too_short` of a deadline that left far more than the roster's minimum
 /// after the origin signed, under the roster its log shows, and an
