@@ -546,6 +546,8 @@ struct LogIndex<'a> {
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
     roster_times: Vec<u64>,
+    /// Every `roster_loaded` event, covered or not: (index, time), by index.
+    reloads: Vec<(u64, u64)>,
     /// The earliest time of an event past the latest checkpoint (none: all
     /// covered). Review s33-consult L6: a node whose clock ran fast when it signed
     /// its latest checkpoint, then stepped back, logs what it does next after the
@@ -599,6 +601,13 @@ impl<'a> LogIndex<'a> {
                 _ => None,
             })
             .unzip();
+        let mut reloads: Vec<(u64, u64)> = log
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e.kind, EventKind::RosterLoaded { .. }))
+            .map(|(i, e)| (*i, e.at))
+            .collect();
+        reloads.sort_unstable();
         let mut rejected: HashMap<&str, u64> = HashMap::new();
         for (i, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
             if let EventKind::Mail {
@@ -644,6 +653,7 @@ impl<'a> LogIndex<'a> {
             rejected,
             rosters,
             roster_times,
+            reloads,
             uncovered_from,
             by_time,
             appended_after,
@@ -677,7 +687,9 @@ impl<'a> LogIndex<'a> {
     /// version `version`, loaded at least [`wlnode_consult::TIMING_SKEW`] before
     /// `at` (the keeper's time of that event). A node swaps its roster before it
     /// logs `roster_loaded`, in another task, so a step checked under the previous
-    /// roster can follow a `roster_loaded` logged just before it.
+    /// roster can follow a `roster_loaded` logged just before it, and (review
+    /// s34-consult L4) a step checked under the next roster can precede its
+    /// `roster_loaded`: not settled when one follows within the skew.
     fn roster_settled_before(&self, index: u64, version: u64, at: u64) -> bool {
         let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
         let k = self
@@ -691,7 +703,17 @@ impl<'a> LogIndex<'a> {
             return false;
         };
         let first = self.rosters.iter().take(k).position(|(_, v)| *v == highest);
+        // Review s34-consult L4: nor when the log loads another roster within the
+        // skew after the event: the reload swapped the roster before the event was
+        // checked and logged `roster_loaded` after it.
+        // Only withholds a proof, so an uncovered `roster_loaded` counts too.
+        let next = self.reloads.partition_point(|(i, _)| *i <= index);
+        let swapped_after = self
+            .reloads
+            .get(next)
+            .is_some_and(|(_, t)| *t <= at.saturating_add(skew));
         highest == version
+            && !swapped_after
             && first
                 .and_then(|j| self.roster_times.get(j))
                 .is_some_and(|t| t.saturating_add(skew) <= at)

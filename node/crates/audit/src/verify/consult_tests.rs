@@ -2103,6 +2103,55 @@ fn a_backdated_step_or_a_rolled_back_roster_does_not_escape_the_missing_receipt_
     assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
 }
 
+/// Review s34-consult L4: a reload swaps the roster before it logs `roster_loaded`,
+/// so a message taken under a new roster (one that moved the cut-over later, or
+/// dropped it) can be logged just before that `roster_loaded`. An auditor on the
+/// earlier version does not prove the missing receipt against the keeper then (the
+/// pair only); a roster loaded later than the skew after the step changes nothing.
+#[test]
+fn a_step_logged_just_before_a_roster_reload_is_not_proven_missing_its_receipt() {
+    let t = t0();
+    let cut = t + 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let id = ConsultationId([53; 16]);
+    let reloaded = |after: u64| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t - 600_000),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence: None,
+                        answer: Answer::NoObjection,
+                    },
+                    cut + 1000,
+                    0,
+                    1,
+                ),
+                roster_loaded(v0 + 1, cut + 1000 + after),
+            ],
+            &[4],
+        )
+    };
+    let v = consult_findings(&f, &[reloaded(1000)]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+    let v = consult_findings(&f, &[reloaded(DAY)]);
+    assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+}
+
 /// Issue 21, s34: an honest trail across the receipt cut-over passes clean. One
 /// consultation is requested before the cut-over by a node that sent no receipt
 /// (the origin logs its request without one) and answered after it with the
