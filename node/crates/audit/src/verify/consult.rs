@@ -268,7 +268,7 @@ fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
 ///   not know), under which taking the message was right.
 ///
 /// The step is judged at its own time, or later when the keeper signed a
-/// checkpoint (or this auditor verified a head) without it more than
+/// checkpoint without it more than
 /// [`wlnode_consult::MAX_CLOCK_SKEW`] after that (review s34-consult M1: a keeper
 /// could backdate its step before the cut-over). An honest node judges the message
 /// when it applies it (`runtime::consultations::receipt_required_since`), after
@@ -292,9 +292,9 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                     | TrailKind::RefusedByOrigin { .. }
             );
             // Review s34-consult M1: a keeper could date the step before the
-            // cut-over. It cannot date it before a checkpoint it signed, or a head
-            // this auditor verified, before the step was appended (size at most its
-            // index): the step is judged no earlier than those, less the skew.
+            // cut-over. It cannot date it before a checkpoint it signed before the
+            // step was appended (size at most its index): the step is judged no
+            // earlier than that, less the skew.
             let at = x
                 .appended_after(*i)
                 .map_or(0, |t| t.saturating_sub(skew))
@@ -556,10 +556,10 @@ struct LogIndex<'a> {
     /// Events by time: (time, one past the highest index of an event at or before
     /// that time).
     by_time: Vec<(u64, u64)>,
-    /// Review s34-consult M1: the heads signed or seen before later events were
-    /// appended: (size, the latest time of a verified checkpoint, or of this
-    /// auditor's verification of a head, of that size or smaller), by size. Event
-    /// `i` was appended after every one of size at most `i`.
+    /// Review s34-consult M1: the heads signed before later events were appended:
+    /// (size, the latest signed time of a verified checkpoint of that size or
+    /// smaller), by size. Event `i` was appended after every one of size at most
+    /// `i`.
     appended_after: Vec<(u64, u64)>,
 }
 
@@ -631,12 +631,11 @@ impl<'a> LogIndex<'a> {
             upto = upto.max(*u);
             *u = upto;
         }
-        let mut appended_after: Vec<(u64, u64)> = log
-            .checkpoints
-            .iter()
-            .chain(&log.vouched_before)
-            .copied()
-            .collect();
+        // Review s34-consult L6: the keeper's checkpoints only. A checkpoint signs
+        // the log's whole size then, so every later event was appended after it; a
+        // head this auditor verified was the export's latest checkpoint, and events
+        // past it may have existed already (an export read days later, a crash).
+        let mut appended_after: Vec<(u64, u64)> = log.checkpoints.clone();
         appended_after.sort_unstable();
         let mut latest = 0;
         for (_, t) in &mut appended_after {
@@ -660,9 +659,9 @@ impl<'a> LogIndex<'a> {
         }
     }
 
-    /// Review s34-consult M1: the latest time (the keeper's checkpoint signature,
-    /// or this auditor's verification) of a head that did not yet hold event
-    /// `index`, so the event was appended after it, whatever time it carries.
+    /// Review s34-consult M1: the latest signed time of a checkpoint of the keeper's
+    /// that did not yet hold event `index`, so the event was appended after it,
+    /// whatever time it carries.
     fn appended_after(&self, index: u64) -> Option<u64> {
         let k = self
             .appended_after

@@ -2103,6 +2103,65 @@ fn a_backdated_step_or_a_rolled_back_roster_does_not_escape_the_missing_receipt_
     assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
 }
 
+/// Review s34-consult L6: a head this auditor verified (the export's latest
+/// checkpoint, read hours later) does not date the events past it: the keeper may
+/// have appended them before the verification. A receipt-less answer the keeper
+/// rightly took before the cut-over, appended after that head, is no finding.
+#[test]
+fn a_head_the_auditor_verified_late_does_not_push_a_step_past_the_cut_over() {
+    use crate::verify::VerifiedHead;
+    let t = t0();
+    let cut = t + 20 * 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let id = ConsultationId([54; 16]);
+    let events = [
+        roster_loaded(v0, t - 600_000),
+        step(
+            id,
+            TrailKind::Requested {
+                evidence: None,
+                deadline: Timestamp(t + DEADLINE),
+            },
+            t + 1000,
+            1,
+            0,
+        ),
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer: Answer::NoObjection,
+            },
+            cut - 10 * 60_000,
+            0,
+            1,
+        ),
+    ];
+    let b = log_timed(&f, 1, &events, &[(2, t + 2000), (3, cut - 9 * 60_000)]);
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let verified_at = cut + 2 * 3_600_000;
+    let mut state = AuditorState::default();
+    state.heads.insert(
+        ag(1),
+        VerifiedHead {
+            size: 2,
+            root: hex::encode(merkle::root(&tree, 2).unwrap()),
+            timestamp: t + 2000,
+            verified_at: Some(verified_at),
+        },
+    );
+    let v: Vec<Violation> = verify(&f.roster, &[b], &state, NO_TOLERANCE)
+        .violations
+        .into_iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert!(missing(&v).is_empty(), "{v:?}");
+}
+
 /// Review s34-consult L4: a reload swaps the roster before it logs `roster_loaded`,
 /// so a message taken under a new roster (one that moved the cut-over later, or
 /// dropped it) can be logged just before that `roster_loaded`. An auditor on the
