@@ -451,6 +451,36 @@ fn request_signed_since(item: &InboxItem, now: Timestamp, skew_ms: u64) -> u64 {
         .saturating_sub(skew_ms)
 }
 
+/// Review s34-consult L1: a saved request's `body` with its receipt signed again
+/// at `now` (new signed time, new salt) when the one it carries was signed more
+/// than the skew before `now`: its send was deferred (a stop between saving and
+/// sending, a mail service that failed for a while), and a relay may then hold it
+/// for its whole lifetime, which would take it past the origin's lower bound
+/// ([`request_signed_since`]: its arrival less the lifetime and an hour). `None`
+/// when it needs no new receipt (not a request, none carried, a fresh one).
+fn resealed_request(
+    body: &str,
+    from: &AgencyCode,
+    to: &AgencyCode,
+    key: &wlnode_crypto::SecretKey,
+    now: Timestamp,
+) -> Option<String> {
+    let mut p = wlnode_consult::decode(body.as_bytes()).ok()?;
+    let Payload::ConsultRequest(r) = &p else {
+        return None;
+    };
+    let signed = r.receipt.as_ref()?.receipt.open().ok()?.signed_at;
+    if signed
+        .as_millis()
+        .saturating_add(wlnode_crypto::mail::MAX_CLOCK_SKEW_MS)
+        >= now.as_millis()
+    {
+        return None;
+    }
+    wlnode_consult::evidence::seal(&mut p, from, to, key, now, None).ok()?;
+    String::from_utf8(wlnode_consult::encode(&p).ok()?).ok()
+}
+
 /// Issue 21, s34: the roster's receipt cut-over `since`, if a `payload` that takes
 /// a receipt (a request, an answer, a refusal) is applied at or after it (`now`).
 /// An answer or refusal is logged at `now` (its `answered`, `answered_late` or
@@ -1134,9 +1164,14 @@ impl Consultations {
         let mut events = Vec::new();
         let mut keep = Vec::new();
         for o in std::mem::take(&mut held.outgoing) {
+            let fresh = self
+                .key
+                .as_ref()
+                .and_then(|k| resealed_request(&o.body, &self.agency, &o.to, k, Timestamp::now()));
+            let body = fresh.as_deref().unwrap_or(&o.body);
             let sent = self
                 .mail
-                .send_as(o.message_id, &o.to, &o.kind, o.body.as_bytes(), o.ttl_ms)
+                .send_as(o.message_id, &o.to, &o.kind, body.as_bytes(), o.ttl_ms)
                 .await;
             let delivery = match &sent {
                 Ok(()) => "pending",
@@ -2564,6 +2599,48 @@ mod applied_tests {
             receipt_required_since(Some(cut), &Payload::ConsultDecision(decision), after),
             None
         );
+    }
+
+    /// Review s34-consult L1: a saved request whose receipt was signed more than the
+    /// skew ago (its send deferred) gets a fresh receipt when it is sent, which
+    /// checks and is signed then; a fresh one, or another kind, is sent as saved.
+    #[test]
+    fn a_deferred_request_is_sent_with_a_fresh_receipt() {
+        use wlnode_consult::evidence;
+        let key = wlnode_crypto::SecretKey::generate().unwrap();
+        let (from, to): (AgencyCode, AgencyCode) =
+            ("BB-Y".parse().unwrap(), "AA-X".parse().unwrap());
+        let now = Timestamp(200 * 86_400_000);
+        let saved = |signed: Timestamp| {
+            let mut p = Payload::ConsultRequest(origin_after_objection().request_payload());
+            evidence::seal(&mut p, &from, &to, &key, signed, None).unwrap();
+            String::from_utf8(wlnode_consult::encode(&p).unwrap()).unwrap()
+        };
+        let deferred = saved(Timestamp(now.0 - 2 * 3_600_000));
+        let fresh = resealed_request(&deferred, &from, &to, &key, now).expect("resealed");
+        let p = wlnode_consult::decode(fresh.as_bytes()).unwrap();
+        let signed = evidence::check(&p, &from, &to, |k, _| {
+            (*k == key.public_key())
+                .then_some(())
+                .ok_or_else(|| "another key".to_owned())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(signed.open().unwrap().signed_at, now);
+        // Signed within the skew: sent as saved.
+        let recent = saved(Timestamp(now.0 - 60_000));
+        assert_eq!(resealed_request(&recent, &from, &to, &key, now), None);
+        // Not a request: sent as saved.
+        let answer = Payload::ConsultAnswer(wlnode_consult::ConsultAnswer {
+            consultation_id: ConsultationId([0; 16]),
+            round: 1,
+            answer: Answer::NoObjection,
+            reason: None,
+            answered_at: None,
+            receipt: None,
+        });
+        let answer = String::from_utf8(wlnode_consult::encode(&answer).unwrap()).unwrap();
+        assert_eq!(resealed_request(&answer, &from, &to, &key, now), None);
     }
 
     /// Review s33-consult M2 part 2: a request's receipt may be signed as early as
