@@ -2209,6 +2209,39 @@ fn a_step_logged_just_before_a_roster_reload_is_not_proven_missing_its_receipt()
     assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
     let v = consult_findings(&f, &[reloaded(DAY)]);
     assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+    // The other direction (review s33-consult L3): the auditor's roster loaded a
+    // minute before the step may not have been in force when it was checked.
+    let just_loaded = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0 - 1, t - 600_000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(t + DEADLINE),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            roster_loaded(v0, cut),
+            step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                cut + 60_000,
+                0,
+                1,
+            ),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[just_loaded]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
 }
 
 /// Issue 21, s34: an honest trail across the receipt cut-over passes clean. One
