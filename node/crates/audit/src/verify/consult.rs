@@ -546,8 +546,9 @@ struct LogIndex<'a> {
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
     roster_times: Vec<u64>,
-    /// Every `roster_loaded` event, covered or not: (index, time), by index.
-    reloads: Vec<(u64, u64)>,
+    /// Every `roster_loaded` event of a reload (not the one a start logs right
+    /// after `node_started`), covered or not: (index, time, version), by index.
+    reloads: Vec<(u64, u64, u64)>,
     /// The earliest time of an event past the latest checkpoint (none: all
     /// covered). Review s33-consult L6: a node whose clock ran fast when it signed
     /// its latest checkpoint, then stepped back, logs what it does next after the
@@ -601,11 +602,22 @@ impl<'a> LogIndex<'a> {
                 _ => None,
             })
             .unzip();
-        let mut reloads: Vec<(u64, u64)> = log
+        let mut reloads: Vec<(u64, u64, u64)> = log
             .events
             .iter()
-            .filter(|(_, e)| matches!(e.kind, EventKind::RosterLoaded { .. }))
-            .map(|(i, e)| (*i, e.at))
+            .enumerate()
+            .filter_map(|(n, (i, e))| match e.kind {
+                EventKind::RosterLoaded { version } => {
+                    let started = n
+                        .checked_sub(1)
+                        .and_then(|p| log.events.get(p))
+                        .is_some_and(|(j, s)| {
+                            *j + 1 == *i && matches!(s.kind, EventKind::NodeStarted { .. })
+                        });
+                    (!started).then_some((*i, e.at, version))
+                }
+                _ => None,
+            })
             .collect();
         reloads.sort_unstable();
         let mut rejected: HashMap<&str, u64> = HashMap::new();
@@ -702,15 +714,18 @@ impl<'a> LogIndex<'a> {
             return false;
         };
         let first = self.rosters.iter().take(k).position(|(_, v)| *v == highest);
-        // Review s34-consult L4: nor when the log loads another roster within the
-        // skew after the event: the reload swapped the roster before the event was
-        // checked and logged `roster_loaded` after it.
-        // Only withholds a proof, so an uncovered `roster_loaded` counts too.
-        let next = self.reloads.partition_point(|(i, _)| *i <= index);
+        // Review s34-consult L4: nor when the log's next reload, within the skew
+        // after the event, loads a later version: the reload swapped the roster
+        // before the event was checked and logged `roster_loaded` after it. Only
+        // withholds a proof, so an uncovered `roster_loaded` counts too. Review
+        // s34-consult L7: not a start's `roster_loaded` (a start swaps nothing under
+        // a step of the previous run), nor the same or an older version (no honest
+        // reload logs one), which a keeper could append after an invented step.
+        let next = self.reloads.partition_point(|(i, _, _)| *i <= index);
         let swapped_after = self
             .reloads
             .get(next)
-            .is_some_and(|(_, t)| *t <= at.saturating_add(skew));
+            .is_some_and(|(_, t, v)| *v > highest && *t <= at.saturating_add(skew));
         highest == version
             && !swapped_after
             && first

@@ -2209,6 +2209,55 @@ fn a_step_logged_just_before_a_roster_reload_is_not_proven_missing_its_receipt()
     assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
     let v = consult_findings(&f, &[reloaded(DAY)]);
     assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+    // Review s34-consult L7: the same version (or an older one) logged again right
+    // after the step is no reload that swapped anything: still proven. So is a
+    // start's `roster_loaded`, even of a later version.
+    for (then, version) in [
+        (None, v0),
+        (None, v0 - 1),
+        (
+            Some(Event::new(
+                cut + 1500,
+                EventKind::NodeStarted {
+                    version: "0.1.0".into(),
+                },
+            )),
+            v0 + 1,
+        ),
+    ] {
+        let mut events = vec![
+            roster_loaded(v0, t - 600_000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(t + DEADLINE),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                cut + 1000,
+                0,
+                1,
+            ),
+        ];
+        events.extend(then);
+        events.push(roster_loaded(version, cut + 1500));
+        let n = events.len() as u64;
+        let v = consult_findings(&f, &[log(&f, 1, &events, &[n])]);
+        assert_eq!(
+            missing(&v),
+            vec![(NAMES[1].to_owned(), true)],
+            "{version}: {v:?}"
+        );
+    }
     // The other direction (review s33-consult L3): the auditor's roster loaded a
     // minute before the step may not have been in force when it was checked.
     let just_loaded = log(
