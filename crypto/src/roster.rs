@@ -33,6 +33,7 @@
 //! consultation_silence = "objection"  # or "no_objection" (the default)
 //! consultation_min_deadline_secs = 86400  # shortest consultation deadline (default 1 day)
 //! mail_acks_required_since = 2026-12-10T00:00:00Z  # optional: every member signs hand-overs since
+//! consult_receipts_required_since = 2026-12-10T00:00:00Z  # optional: consultation steps need receipts since
 //! ```
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
@@ -275,6 +276,16 @@ pub struct FederationSettings {
     /// logging node cannot choose its own cut-over (review s31-fixes X2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail_acks_required_since: Option<Timestamp>,
+    /// From when every consultation request, answer and refusal must carry its
+    /// sender's signed receipt (`wlnode_consult::evidence`; issue 21, s34): the
+    /// authority sets it once every member runs a node that signs them. A node then
+    /// refuses (and audits) such a message without one, and the auditor proves a
+    /// step without one, logged as accepted at or after this time, against the node
+    /// that logged it. Absent: receipts stay optional, as before (review s33-consult
+    /// M1 part 3: a guilty origin left its receipt out and fell back to the pair
+    /// rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consult_receipts_required_since: Option<Timestamp>,
 }
 
 /// A revoked key.
@@ -620,6 +631,16 @@ impl Roster {
             .federation_settings
             .as_ref()
             .and_then(|s| s.mail_acks_required_since)
+    }
+
+    /// From when every consultation request, answer and refusal must carry its
+    /// sender's signed receipt, if the authority says so
+    /// (`federation_settings.consult_receipts_required_since`).
+    pub fn consult_receipts_required_since(&self) -> Option<Timestamp> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.consult_receipts_required_since)
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

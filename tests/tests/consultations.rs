@@ -2820,3 +2820,177 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
     c.stop(0).await;
     c.stop(1).await;
 }
+
+/// Signs the cluster's roster again (before the nodes start) with `settings` under
+/// `[federation_settings]`.
+fn federation_settings(c: &Cluster, settings: &str) {
+    let text = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    let text = format!("{doc}\n[federation_settings]\n{settings}\n");
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.authority_key,
+        wlnode_crypto::keyfile::KeyKind::Authority,
+    )
+    .unwrap();
+    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &key).unwrap();
+    std::fs::write(&c.fed.roster, signed).unwrap();
+    std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+}
+
+/// Issue 21, s34 (review s33-consult M1 part 3, M2 part 2), `apply` driven with an
+/// injected clock under a roster whose `consult_receipts_required_since` is a day
+/// ahead. At the requester, an answer and a refusal without the origin's receipt are
+/// refused and audited when applied after the cut-over (the consultation stays
+/// open), and taken before it. At the origin, a request without the requester's
+/// receipt that arrived after the cut-over is refused, audited and answered with a
+/// signed refusal; the same request that arrived before it is opened, even when
+/// applied after it. And a request receipt signed a message lifetime (90 days) and
+/// half an hour before the request arrived (store-and-forward relaying for its whole
+/// life, and clock skew) is taken, one signed two hours earlier than that is refused
+/// (a backdated receipt). A roster without the setting takes receipt-less messages
+/// as before (`apply_judges_a_message_at_its_arrival_not_when_it_is_applied`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_are_required_from_the_rosters_cut_over_on_both_sides() {
+    use wlnode_consult::{Payload, State};
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    let day = 86_400_000;
+    let cut = Timestamp(Timestamp::now().0 + day);
+    federation_settings(&c, &format!("consult_receipts_required_since = {}", cut.0));
+    c.start_all().await;
+    let (entry, y) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    let b = &c.node(1).services.consultations;
+    let z = b
+        .request(
+            "0123456789abcdef0123456789abcdef",
+            entry,
+            None,
+            "LIC-2026-0078".into(),
+            details(),
+            Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap()
+        .consultation
+        .id();
+    let held = &c;
+    let state = move |id| async move {
+        consultation(held, 1, id)
+            .await
+            .unwrap()
+            .consultation
+            .state()
+    };
+    let (before, after) = (Timestamp(cut.0 - 60_000), Timestamp(cut.0 + 60_000));
+
+    // The requester: an answer without the origin's receipt.
+    let answer = Payload::ConsultAnswer(wlnode_consult::ConsultAnswer {
+        receipt: None,
+        consultation_id: y,
+        round: 1,
+        answer: Answer::Objection,
+        reason: Some("same end user".into()),
+        answered_at: None,
+    });
+    b.apply_at(&inbox_item(&answer, 0, after.0, after.0), after)
+        .await
+        .unwrap();
+    assert_eq!(refused_in_audit(&c, 1, "consult_answer").await, 1);
+    assert_eq!(state(y).await, State::Open);
+    b.apply_at(&inbox_item(&answer, 0, before.0, before.0), before)
+        .await
+        .unwrap();
+    assert_eq!(state(y).await, State::Answered, "before the cut-over");
+    // A refusal without one, naming the request it refuses.
+    let sent = consultation(&c, 1, z)
+        .await
+        .unwrap()
+        .messages
+        .iter()
+        .find(|m| m.kind == "consult_request")
+        .unwrap()
+        .message_id;
+    let refusal = Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+        receipt: None,
+        consultation_id: z,
+        round: 1,
+        reason: wlnode_consult::RefusalReason::TooManyOpen,
+        message_id: Some(sent),
+    });
+    b.apply_at(&inbox_item(&refusal, 0, after.0, after.0), after)
+        .await
+        .unwrap();
+    assert_eq!(refused_in_audit(&c, 1, "consult_refusal").await, 1);
+    assert_eq!(state(z).await, State::Open);
+    b.apply_at(&inbox_item(&refusal, 0, before.0, before.0), before)
+        .await
+        .unwrap();
+    assert_eq!(
+        state(z).await,
+        State::RefusedByOrigin,
+        "before the cut-over"
+    );
+
+    // The origin: a request without the requester's receipt.
+    let a = &c.node(0).services.consultations;
+    let template = consultation(&c, 1, y).await.unwrap().consultation;
+    let fresh = |deadline: Timestamp| {
+        let mut req = template.request_payload();
+        req.consultation_id = wlnode_consult::ConsultationId::random().unwrap();
+        req.deadline = deadline;
+        req
+    };
+    let req = fresh(Timestamp(cut.0 + 30 * day));
+    let p = Payload::ConsultRequest(req.clone());
+    let refusals = refusals_sent(&c, 0).await.len();
+    a.apply_at(&inbox_item(&p, 1, after.0 - 1000, after.0), after)
+        .await
+        .unwrap();
+    assert!(consultation(&c, 0, req.consultation_id).await.is_none());
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 1);
+    assert_eq!(
+        refusals_sent(&c, 0).await.len(),
+        refusals + 1,
+        "the requester is told"
+    );
+    // Review s34-consult M1: arrived before the cut-over but applied after it:
+    // refused too (the auditor judges the step no earlier than the checkpoints
+    // signed before it is logged); applied before it: opened.
+    a.apply_at(&inbox_item(&p, 1, before.0 - 1000, before.0), after)
+        .await
+        .unwrap();
+    assert!(consultation(&c, 0, req.consultation_id).await.is_none());
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 2);
+    a.apply_at(&inbox_item(&p, 1, before.0 - 1000, before.0), before)
+        .await
+        .unwrap();
+    assert!(consultation(&c, 0, req.consultation_id).await.is_some());
+
+    // Review s33-consult M2 part 2: the earliest signed time of a request receipt.
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[1].dir.join("agency.key"),
+        wlnode_crypto::keyfile::KeyKind::Agency,
+    )
+    .unwrap();
+    let signed = Timestamp::now();
+    let lifetime = wlnode_crypto::mail::MAX_EXPIRY_MS;
+    for (late, opened) in [
+        (lifetime + 30 * 60_000, true),
+        (lifetime + 2 * 3_600_000, false),
+    ] {
+        let req = fresh(Timestamp(signed.0 + 120 * day));
+        let mut p = Payload::ConsultRequest(req.clone());
+        wlnode_consult::evidence::seal(&mut p, &code(1), &code(0), &key, signed, None).unwrap();
+        let arrived = Timestamp(signed.0 + late);
+        a.apply_at(&inbox_item(&p, 1, arrived.0 - 1000, arrived.0), arrived)
+            .await
+            .unwrap();
+        assert_eq!(
+            consultation(&c, 0, req.consultation_id).await.is_some(),
+            opened,
+            "signed {late} ms before it arrived"
+        );
+    }
+    assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 3);
+    c.stop(0).await;
+    c.stop(1).await;
+}

@@ -234,6 +234,11 @@ struct Summary {
     /// an auditor counts a mail hand-over only with the neighbour's signed answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     mail_acks_required_since: Option<u64>,
+    /// `federation_settings.consult_receipts_required_since` (Unix ms), when set: from
+    /// then on a node refuses a consultation request, answer or refusal without its
+    /// sender's signed receipt, and an auditor proves a step logged without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consult_receipts_required_since: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -258,6 +263,9 @@ fn summary(r: &Roster) -> Summary {
         authorities: r.authorities().map(|k| k.to_string()).collect(),
         silence_rule: r.silence_rule().to_string(),
         mail_acks_required_since: r.mail_acks_required_since().map(Timestamp::as_millis),
+        consult_receipts_required_since: r
+            .consult_receipts_required_since()
+            .map(Timestamp::as_millis),
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
         members: r
             .members()
@@ -292,6 +300,12 @@ fn print_summary(s: &Summary) {
     if let Some(t) = s.mail_acks_required_since {
         println!(
             "  mail hand-overs need signed answers since {} ({t})",
+            Timestamp(t).to_rfc3339()
+        );
+    }
+    if let Some(t) = s.consult_receipts_required_since {
+        println!(
+            "  consultation steps need signed receipts since {} ({t})",
             Timestamp(t).to_rfc3339()
         );
     }

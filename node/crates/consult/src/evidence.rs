@@ -49,6 +49,30 @@ pub enum ReceiptStep {
     Refusal,
 }
 
+/// Which kind of message a refusal refuses (s34; review s33-consult H1 residual: the
+/// auditor's "`unknown_consultation` of the request itself" rule rested on runtime
+/// behaviour, not on signed data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusedKind {
+    /// A `consult_request` (always round 1).
+    ConsultRequest,
+    /// A `consult_info` (always round 2 or later, by [`Payload::validate`]).
+    ConsultInfo,
+}
+
+impl RefusedKind {
+    /// The kind a refusal of round `round` refuses: the request opens round 1 and
+    /// each information a later one, so the requester knows which it sent.
+    pub fn of_round(round: u32) -> Self {
+        if round <= 1 {
+            Self::ConsultRequest
+        } else {
+            Self::ConsultInfo
+        }
+    }
+}
+
 /// What the signer says it did, without the content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +102,13 @@ pub struct StepReceipt {
     /// For a refusal: the id of the sealed message refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_message: Option<MessageId>,
+    /// For a refusal: the kind of the message refused, as the origin decoded it
+    /// (s34). Optional in the body so that the receipts of s33 nodes, signed
+    /// without it, still verify and read as before; a receipt signed with it cannot
+    /// lose or change it without breaking the signature, and a kind that is not the
+    /// refused round's is refused by the requester ([`check`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_kind: Option<RefusedKind>,
     /// When the signer took the step (its clock; an answer's `answered_at`).
     pub signed_at: Timestamp,
     /// `SHA-256(salt || payload without the receipt)`, lower-case hex.
@@ -165,17 +196,9 @@ impl StepReceipt {
 }
 
 impl SignedReceipt {
-    /// The signing key.
-    pub fn public_key(&self) -> Result<PublicKey, ReceiptError> {
-        self.key
-            .parse()
-            .map_err(|e: wlnode_crypto::keys::KeyError| ReceiptError::Malformed(e.to_string()))
-    }
-
-    /// Checks the size, the signature (with the key it names) and the canonical form,
-    /// and returns what it says. Who the key belongs to is the caller's check
-    /// ([`wlnode_crypto::Roster::check_signer`] for [`StepReceipt::from`]).
-    pub fn open(&self) -> Result<StepReceipt, ReceiptError> {
+    /// Checks the size and the signature over the body (with the key it names),
+    /// whatever the body says, and returns the key.
+    fn verify_signature(&self) -> Result<PublicKey, ReceiptError> {
         if self.body.len() > MAX_RECEIPT_BYTES {
             return Err(ReceiptError::TooLarge {
                 size: self.body.len(),
@@ -189,6 +212,29 @@ impl SignedReceipt {
             .ok_or_else(|| ReceiptError::Malformed("signature is not 64 bytes of hex".into()))?;
         key.verify(context::CONSULT_RECEIPT, self.body.as_bytes(), &sig)
             .map_err(|_| ReceiptError::BadSignature)?;
+        Ok(key)
+    }
+
+    /// Review s34-consult L3: the key this receipt names if its signature over the
+    /// body verifies under the receipt context, even when [`Self::open`] cannot read
+    /// the body (a field or a version of a later build): whoever holds that key
+    /// signed these bytes, so a keeper without it did not forge them.
+    pub fn signed_by(&self) -> Option<PublicKey> {
+        self.verify_signature().ok()
+    }
+
+    /// The signing key.
+    pub fn public_key(&self) -> Result<PublicKey, ReceiptError> {
+        self.key
+            .parse()
+            .map_err(|e: wlnode_crypto::keys::KeyError| ReceiptError::Malformed(e.to_string()))
+    }
+
+    /// Checks the size, the signature (with the key it names) and the canonical form,
+    /// and returns what it says. Who the key belongs to is the caller's check
+    /// ([`wlnode_crypto::Roster::check_signer`] for [`StepReceipt::from`]).
+    pub fn open(&self) -> Result<StepReceipt, ReceiptError> {
+        self.verify_signature()?;
         let r: StepReceipt =
             serde_json::from_str(&self.body).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
         if r.v != RECEIPT_VERSION {
@@ -236,15 +282,24 @@ fn receipt_of(
     from: &AgencyCode,
     to: &AgencyCode,
     signed_at: Timestamp,
-    refused_deadline: Option<Timestamp>,
+    refused: Option<Refused>,
     salt: &[u8],
 ) -> Result<StepReceipt, ReceiptError> {
     let (step, round, _) = expected(p).ok_or(ReceiptError::Mismatch("kind"))?;
     let (answer, reason, deadline, refused_message) = match p {
         Payload::ConsultRequest(r) => (None, None, Some(r.deadline), None),
         Payload::ConsultAnswer(a) => (Some(a.answer), None, None, None),
-        Payload::ConsultRefusal(r) => (None, Some(r.reason), refused_deadline, r.message_id),
+        Payload::ConsultRefusal(r) => (
+            None,
+            Some(r.reason),
+            refused.map(|x| x.deadline),
+            r.message_id,
+        ),
         _ => return Err(ReceiptError::Mismatch("kind")),
+    };
+    let refused_kind = match p {
+        Payload::ConsultRefusal(_) => refused.and_then(|x| x.kind),
+        _ => None,
     };
     Ok(StepReceipt {
         v: RECEIPT_VERSION,
@@ -257,22 +312,32 @@ fn receipt_of(
         reason,
         deadline,
         refused_message,
+        refused_kind,
         signed_at,
         digest: digest(salt, &unsealed_bytes(p)?),
     })
 }
 
+/// What a refusal's receipt says of the message it refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The refused message's deadline, as the origin judged it.
+    pub deadline: Timestamp,
+    /// Its kind, as the origin decoded it (`None` only as read from an s33 receipt).
+    pub kind: Option<RefusedKind>,
+}
+
 /// Signs and attaches `from`'s receipt to a request, answer or refusal to `to`
 /// (anything else is left alone). An answer's signed time is its `answered_at`
-/// when it has one, else `now`. A refusal names the deadline of the message it
-/// refuses (`refused_deadline`).
+/// when it has one, else `now`. A refusal names the deadline and kind of the
+/// message it refuses (`refused`).
 pub fn seal(
     p: &mut Payload,
     from: &AgencyCode,
     to: &AgencyCode,
     key: &SecretKey,
     now: Timestamp,
-    refused_deadline: Option<Timestamp>,
+    refused: Option<Refused>,
 ) -> Result<(), ReceiptError> {
     if expected(p).is_none() {
         return Ok(());
@@ -283,7 +348,7 @@ pub fn seal(
         Payload::ConsultAnswer(a) => a.answered_at.unwrap_or(now),
         _ => now,
     };
-    let receipt = receipt_of(p, from, to, signed_at, refused_deadline, &salt)?.sign(key)?;
+    let receipt = receipt_of(p, from, to, signed_at, refused, &salt)?.sign(key)?;
     let seal = Some(ReceiptSeal {
         receipt,
         salt: hex::encode(salt),
@@ -317,7 +382,11 @@ pub fn check(
         .ok()
         .filter(|s| s.len() == 16)
         .ok_or_else(|| ReceiptError::Malformed("salt is not 16 bytes of hex".into()))?;
-    let want = receipt_of(p, from, to, r.signed_at, r.deadline, &salt)?;
+    let refused = r.deadline.map(|deadline| Refused {
+        deadline,
+        kind: r.refused_kind,
+    });
+    let want = receipt_of(p, from, to, r.signed_at, refused, &salt)?;
     if r.step != step {
         return Err(ReceiptError::Mismatch("step"));
     }
@@ -341,6 +410,14 @@ pub fn check(
     }
     if step == ReceiptStep::Refusal && r.deadline.is_none() {
         return Err(ReceiptError::Mismatch("deadline"));
+    }
+    // The kind refused must be the one the refused round was opened by (s34). An
+    // s33 receipt names none and reads as before.
+    if r.refused_kind
+        .is_some_and(|k| k != RefusedKind::of_round(round))
+        || (step != ReceiptStep::Refusal && r.refused_kind.is_some())
+    {
+        return Err(ReceiptError::Mismatch("refused_kind"));
     }
     if let Payload::ConsultAnswer(a) = p
         && a.answered_at.is_some_and(|t| t != r.signed_at)
@@ -482,9 +559,14 @@ mod tests {
             message_id: Some(MessageId([9; 16])),
             receipt: None,
         });
-        seal(&mut p, &aa, &bb, &key, Timestamp(5), Some(Timestamp(77))).unwrap();
+        let refused = Refused {
+            deadline: Timestamp(77),
+            kind: Some(RefusedKind::ConsultRequest),
+        };
+        seal(&mut p, &aa, &bb, &key, Timestamp(5), Some(refused)).unwrap();
         let r = check(&p, &aa, &bb, ok).unwrap().unwrap().open().unwrap();
         assert_eq!(r.refused_message, Some(MessageId([9; 16])));
+        assert_eq!(r.refused_kind, Some(RefusedKind::ConsultRequest));
         assert_eq!(r.deadline, Some(Timestamp(77)));
         assert_eq!(r.reason, Some(RefusalReason::DeadlineTooShort));
         // Pointing the refusal at another message breaks the receipt.
@@ -492,5 +574,78 @@ mod tests {
             x.message_id = Some(MessageId([8; 16]));
         }
         assert!(check(&p, &aa, &bb, ok).is_err());
+    }
+
+    /// s34 (review s33-consult H1 residual): a refusal's receipt signs the kind of
+    /// message refused. Stripping the kind from the signed body, or swapping it, breaks
+    /// the signature; a kind the signer gives that is not the refused round's is
+    /// refused; an s33 receipt, signed without the field, still checks.
+    #[test]
+    fn the_refused_kind_is_signed_and_cannot_be_stripped_or_swapped() {
+        let key = SecretKey::generate().unwrap();
+        let (aa, bb) = (ag("AA-EXPORT"), ag("BB-CUSTOMS"));
+        let refusal = |round| {
+            Payload::ConsultRefusal(ConsultRefusal {
+                consultation_id: ConsultationId([5; 16]),
+                round,
+                reason: RefusalReason::UnknownConsultation,
+                message_id: Some(MessageId([9; 16])),
+                receipt: None,
+            })
+        };
+        let sealed = |round, kind| {
+            let mut p = refusal(round);
+            let refused = Refused {
+                deadline: Timestamp(77),
+                kind,
+            };
+            seal(&mut p, &aa, &bb, &key, Timestamp(5), Some(refused)).unwrap();
+            p
+        };
+        let seal_of = |p: &Payload| -> ReceiptSeal {
+            let Payload::ConsultRefusal(r) = p else {
+                unreachable!()
+            };
+            r.receipt.clone().unwrap()
+        };
+        let with_body = |p: &Payload, body: String| {
+            let mut p = p.clone();
+            if let Payload::ConsultRefusal(r) = &mut p {
+                r.receipt.as_mut().unwrap().receipt.body = body;
+            }
+            p
+        };
+        let p = sealed(2, Some(RefusedKind::ConsultInfo));
+        let body = seal_of(&p).receipt.body;
+        assert!(body.contains(r#""refused_kind":"consult_info""#), "{body}");
+        let r = check(&p, &aa, &bb, ok).unwrap().unwrap().open().unwrap();
+        assert_eq!(r.refused_kind, Some(RefusedKind::ConsultInfo));
+        // Stripped from the signed body: the signature no longer verifies.
+        let stripped = body.replace(r#","refused_kind":"consult_info""#, "");
+        assert_ne!(stripped, body);
+        assert_eq!(
+            check(&with_body(&p, stripped), &aa, &bb, ok),
+            Err(ReceiptError::BadSignature)
+        );
+        // Swapped: the same.
+        let swapped = body.replace("consult_info", "consult_request");
+        assert_eq!(
+            check(&with_body(&p, swapped), &aa, &bb, ok),
+            Err(ReceiptError::BadSignature)
+        );
+        // Signed, but not the kind that opens the refused round: refused.
+        assert_eq!(
+            check(&sealed(1, Some(RefusedKind::ConsultInfo)), &aa, &bb, ok),
+            Err(ReceiptError::Mismatch("refused_kind"))
+        );
+        assert_eq!(
+            check(&sealed(3, Some(RefusedKind::ConsultRequest)), &aa, &bb, ok),
+            Err(ReceiptError::Mismatch("refused_kind"))
+        );
+        // An s33 receipt (no kind in its signed body) still checks and names none.
+        let old = sealed(1, None);
+        assert!(!seal_of(&old).receipt.body.contains("refused_kind"));
+        let r = check(&old, &aa, &bb, ok).unwrap().unwrap().open().unwrap();
+        assert_eq!(r.refused_kind, None);
     }
 }

@@ -109,7 +109,9 @@ pub use consultation::{
     MAX_ROUNDS, NewRequest, RefusalRecord, Role, SilenceMeans, State, TIMING_SKEW, deadline_after,
     notice_recipients, parse_deadline, refusal_reason, tick_all,
 };
-pub use evidence::{ReceiptError, ReceiptSeal, ReceiptStep, SignedReceipt, StepReceipt};
+pub use evidence::{
+    ReceiptError, ReceiptSeal, ReceiptStep, RefusedKind, SignedReceipt, StepReceipt,
+};
 pub use payload::{
     Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRefusal, ConsultRequest,
     ConsultationId, Decision, Despite, Flag, FlagAction, HitContext, HitReport, Item,

@@ -1374,7 +1374,10 @@ fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
         r.requester(),
         &key,
         at(1),
-        Some(r.deadline()),
+        Some(wlnode_consult::evidence::Refused {
+            deadline: r.deadline(),
+            kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        }),
     )
     .unwrap();
     let Payload::ConsultRefusal(sealed) = p else {

@@ -436,6 +436,73 @@ fn judged_at(item: &InboxItem, now: Timestamp) -> Timestamp {
     Timestamp(item.received_at).min(now)
 }
 
+/// Review s33-consult M2 part 2: the earliest signed time we take on a request's
+/// receipt (Unix ms), for `item` judged at `now`: its arrival less the longest
+/// lifetime a message may have ([`MAX_EXPIRY_MS`], 90 days) and the clock skew. An
+/// honest requester signs its receipt when it sends the request, and the mail layer
+/// delivers nothing past its expiry, so a request delayed by store-and-forward
+/// relaying for its whole lifetime still passes; a receipt backdated further (to
+/// before the requester's current log began, so that the auditor finds no log of it
+/// to judge) is refused.
+fn request_signed_since(item: &InboxItem, now: Timestamp, skew_ms: u64) -> u64 {
+    judged_at(item, now)
+        .as_millis()
+        .saturating_sub(MAX_EXPIRY_MS)
+        .saturating_sub(skew_ms)
+}
+
+/// Review s34-consult L1: a saved request's `body` with its receipt signed again
+/// at `now` (new signed time, new salt) when the one it carries was signed more
+/// than the skew before `now`: its send was deferred (a stop between saving and
+/// sending, a mail service that failed for a while), and a relay may then hold it
+/// for its whole lifetime, which would take it past the origin's lower bound
+/// ([`request_signed_since`]: its arrival less the lifetime and an hour). `None`
+/// when it needs no new receipt (not a request, none carried, a fresh one).
+fn resealed_request(
+    body: &str,
+    from: &AgencyCode,
+    to: &AgencyCode,
+    key: &wlnode_crypto::SecretKey,
+    now: Timestamp,
+) -> Option<String> {
+    let mut p = wlnode_consult::decode(body.as_bytes()).ok()?;
+    let Payload::ConsultRequest(r) = &p else {
+        return None;
+    };
+    let signed = r.receipt.as_ref()?.receipt.open().ok()?.signed_at;
+    if signed
+        .as_millis()
+        .saturating_add(wlnode_crypto::mail::MAX_CLOCK_SKEW_MS)
+        >= now.as_millis()
+    {
+        return None;
+    }
+    wlnode_consult::evidence::seal(&mut p, from, to, key, now, None).ok()?;
+    String::from_utf8(wlnode_consult::encode(&p).ok()?).ok()
+}
+
+/// Issue 21, s34: the roster's receipt cut-over `since`, if a `payload` that takes
+/// a receipt (a request, an answer, a refusal) is applied at or after it (`now`).
+/// An answer or refusal is logged at `now` (its `answered`, `answered_late` or
+/// `refused_by_origin` step's time). A request is logged at its arrival, but is
+/// judged here when applied too (review s34-consult M1): the auditor judges a step
+/// no earlier than the checkpoints signed before it was appended, so a receipt-less
+/// request that arrived before the cut-over and is applied long after it would be
+/// proven against us. After the cut-over every honest sender sends receipts, so
+/// refusing it harms nobody who complies.
+fn receipt_required_since(
+    since: Option<Timestamp>,
+    payload: &Payload,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let since = since?;
+    match payload {
+        Payload::ConsultRequest(_) | Payload::ConsultAnswer(_) | Payload::ConsultRefusal(_) => {}
+        _ => return None,
+    }
+    (now >= since).then_some(since)
+}
+
 /// A request or round of information we may refuse: what the signed refusal names.
 #[derive(Clone, Copy, Debug)]
 struct Refusable {
@@ -632,7 +699,7 @@ impl Consultations {
         &self,
         payload: &Payload,
         to: &AgencyCode,
-        refused_deadline: Option<Timestamp>,
+        refused: Option<wlnode_consult::evidence::Refused>,
     ) -> Result<Payload, ConsultServiceError> {
         let mut p = payload.clone();
         if let Some(key) = &self.key {
@@ -642,7 +709,7 @@ impl Consultations {
                 to,
                 key,
                 Timestamp::now(),
-                refused_deadline,
+                refused,
             )
             .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
         }
@@ -743,7 +810,18 @@ impl Consultations {
             reason,
             message_id: Some(refused.message_id),
         });
-        let payload = self.sealed(&payload, to, Some(refused.deadline))?;
+        // The receipt names the refused message's deadline and the kind we decoded
+        // it as (s34: the auditor's round-1 rule reads the signed kind).
+        let kind = if refused.is_info {
+            wlnode_consult::RefusedKind::ConsultInfo
+        } else {
+            wlnode_consult::RefusedKind::ConsultRequest
+        };
+        let signed = wlnode_consult::evidence::Refused {
+            deadline: refused.deadline,
+            kind: Some(kind),
+        };
+        let payload = self.sealed(&payload, to, Some(signed))?;
         let body = wlnode_consult::encode(&payload)
             .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
         let message_id =
@@ -1086,9 +1164,14 @@ impl Consultations {
         let mut events = Vec::new();
         let mut keep = Vec::new();
         for o in std::mem::take(&mut held.outgoing) {
+            let fresh = self
+                .key
+                .as_ref()
+                .and_then(|k| resealed_request(&o.body, &self.agency, &o.to, k, Timestamp::now()));
+            let body = fresh.as_deref().unwrap_or(&o.body);
             let sent = self
                 .mail
-                .send_as(o.message_id, &o.to, &o.kind, o.body.as_bytes(), o.ttl_ms)
+                .send_as(o.message_id, &o.to, &o.kind, body.as_bytes(), o.ttl_ms)
                 .await;
             let delivery = match &sent {
                 Ok(()) => "pending",
@@ -1450,9 +1533,8 @@ impl Consultations {
             .and_then(|r| {
                 // Nor one dated ahead of our clock by more than the skew: the
                 // auditor dates the step by it.
-                let ahead = now.as_millis().saturating_add(
-                    u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(0),
-                );
+                let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(0);
+                let ahead = now.as_millis().saturating_add(skew);
                 match r
                     .as_ref()
                     .map(wlnode_consult::SignedReceipt::open)
@@ -1461,6 +1543,14 @@ impl Consultations {
                     Some(b) if b.signed_at.as_millis() > ahead => Err(
                         wlnode_consult::ReceiptError::Mismatch("signed_at ahead of our clock"),
                     ),
+                    Some(b)
+                        if b.step == ReceiptStep::Request
+                            && b.signed_at.as_millis() < request_signed_since(item, now, skew) =>
+                    {
+                        Err(wlnode_consult::ReceiptError::Mismatch(
+                            "signed_at earlier than the message's lifetime allows",
+                        ))
+                    }
                     b => Ok(r.map(|r| (r, b))),
                 }
             }) {
@@ -1493,6 +1583,55 @@ impl Consultations {
                 }
             }
         };
+        // Issue 21, s34 (review s33-consult M1 part 3: a guilty sender left its
+        // receipt out and fell back to the pair rule): from the roster's
+        // `consult_receipts_required_since`, a request, answer or refusal without
+        // its sender's receipt is refused and audited like one whose receipt does not
+        // check, and a request gets our signed refusal (`invalid`, whatever the id, so
+        // it tells nothing of the ids we hold). Judged when applied, never before
+        // the time the auditor reads for its step (review s34-consult M1). No strike: the consultation layer
+        // strikes nobody, and a sender still on a node before receipts is late, not
+        // hostile (its mail is signed, so no relay stripped the receipt).
+        if let (None, Some(since)) = (
+            &receipt,
+            receipt_required_since(
+                self.trust.roster().consult_receipts_required_since(),
+                &payload,
+                now,
+            ),
+        ) {
+            tracing::warn!(from = %item.from, kind = payload.kind(), %since, "consultation message refused: no receipt, required since the roster's cut-over");
+            self.refused_messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ev = refusal_event(
+                &self.agency,
+                item,
+                now,
+                format!(
+                    "consultation_refused: no receipt; the roster requires one since {}",
+                    since.as_millis()
+                ),
+            );
+            self.store
+                .call(move |s| {
+                    s.table_put(LocalTable::Consultations, &mark, true)?;
+                    s.audit_append(&[ev])?;
+                    Ok(())
+                })
+                .await?;
+            if let Payload::ConsultRequest(r) = &payload {
+                let refused = Refusable {
+                    id: r.consultation_id,
+                    round: 1,
+                    message_id: item.message_id,
+                    deadline: r.deadline,
+                    is_info: false,
+                };
+                self.send_refusal(&item.from, &refused, RefusalReason::Invalid, now)
+                    .await?;
+            }
+            return Ok(());
+        }
         // The deadline a refusal's receipt says the origin judged.
         let receipt_deadline = receipt.as_ref().and_then(|(_, b)| b.as_ref()?.deadline);
         let receipt = receipt.map(|(r, _)| r);
@@ -2414,5 +2553,114 @@ mod applied_tests {
         };
         assert_ne!(applied_key(&item("AA-X")), applied_key(&item("MM-X")));
         assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
+    }
+
+    /// Issue 21, s34: the receipt cut-over is judged when the message is applied (a
+    /// request too, review s34-consult M1); nothing without the roster setting, nor
+    /// for a message that takes no receipt.
+    #[test]
+    fn the_receipt_cut_over_is_judged_when_the_message_is_applied() {
+        use wlnode_consult::{ConsultAnswer, ConsultDecision};
+        let cut = Timestamp(10 * 86_400_000);
+        let request = Payload::ConsultRequest(origin_after_objection().request_payload());
+        let answer = Payload::ConsultAnswer(ConsultAnswer {
+            consultation_id: ConsultationId([0; 16]),
+            round: 1,
+            answer: Answer::Objection,
+            reason: None,
+            answered_at: None,
+            receipt: None,
+        });
+        let (before, after) = (Timestamp(cut.0 - 1), Timestamp(cut.0 + 60_000));
+        // A request: when it is applied, even if it arrived before (review
+        // s34-consult M1: the auditor judges it no earlier than the checkpoints
+        // signed before it was logged).
+        assert_eq!(receipt_required_since(Some(cut), &request, cut), Some(cut));
+        assert_eq!(
+            receipt_required_since(Some(cut), &request, after),
+            Some(cut),
+            "arrived before the cut-over, applied after it"
+        );
+        assert_eq!(receipt_required_since(Some(cut), &request, before), None);
+        // An answer: when it is applied (its step's time).
+        assert_eq!(receipt_required_since(Some(cut), &answer, after), Some(cut));
+        assert_eq!(receipt_required_since(Some(cut), &answer, before), None);
+        // No setting: never.
+        assert_eq!(receipt_required_since(None, &answer, after), None);
+        // A decision takes no receipt.
+        let decision = ConsultDecision {
+            consultation_id: ConsultationId([0; 16]),
+            entry_id: EntryId([4; 16]),
+            decision: Decision::Granted,
+            reason: None,
+            despite: wlnode_consult::Despite::None,
+        };
+        assert_eq!(
+            receipt_required_since(Some(cut), &Payload::ConsultDecision(decision), after),
+            None
+        );
+    }
+
+    /// Review s34-consult L1: a saved request whose receipt was signed more than the
+    /// skew ago (its send deferred) gets a fresh receipt when it is sent, which
+    /// checks and is signed then; a fresh one, or another kind, is sent as saved.
+    #[test]
+    fn a_deferred_request_is_sent_with_a_fresh_receipt() {
+        use wlnode_consult::evidence;
+        let key = wlnode_crypto::SecretKey::generate().unwrap();
+        let (from, to): (AgencyCode, AgencyCode) =
+            ("BB-Y".parse().unwrap(), "AA-X".parse().unwrap());
+        let now = Timestamp(200 * 86_400_000);
+        let saved = |signed: Timestamp| {
+            let mut p = Payload::ConsultRequest(origin_after_objection().request_payload());
+            evidence::seal(&mut p, &from, &to, &key, signed, None).unwrap();
+            String::from_utf8(wlnode_consult::encode(&p).unwrap()).unwrap()
+        };
+        let deferred = saved(Timestamp(now.0 - 2 * 3_600_000));
+        let fresh = resealed_request(&deferred, &from, &to, &key, now).expect("resealed");
+        let p = wlnode_consult::decode(fresh.as_bytes()).unwrap();
+        let signed = evidence::check(&p, &from, &to, |k, _| {
+            (*k == key.public_key())
+                .then_some(())
+                .ok_or_else(|| "another key".to_owned())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(signed.open().unwrap().signed_at, now);
+        // Signed within the skew: sent as saved.
+        let recent = saved(Timestamp(now.0 - 60_000));
+        assert_eq!(resealed_request(&recent, &from, &to, &key, now), None);
+        // Not a request: sent as saved.
+        let answer = Payload::ConsultAnswer(wlnode_consult::ConsultAnswer {
+            consultation_id: ConsultationId([0; 16]),
+            round: 1,
+            answer: Answer::NoObjection,
+            reason: None,
+            answered_at: None,
+            receipt: None,
+        });
+        let answer = String::from_utf8(wlnode_consult::encode(&answer).unwrap()).unwrap();
+        assert_eq!(resealed_request(&answer, &from, &to, &key, now), None);
+    }
+
+    /// Review s33-consult M2 part 2: a request's receipt may be signed as early as
+    /// its arrival less the longest message lifetime and the skew (an honest request
+    /// relayed for its whole lifetime), no earlier.
+    #[test]
+    fn a_request_receipt_may_be_signed_a_message_lifetime_before_its_arrival() {
+        let arrived = 200 * 86_400_000;
+        let item = InboxItem {
+            message_id: MessageId([7; 16]),
+            from: "BB-Y".parse().unwrap(),
+            kind: "consult_request".into(),
+            created_at: 0,
+            received_at: arrived,
+            body: String::new(),
+        };
+        let skew = 3_600_000;
+        let since = request_signed_since(&item, Timestamp(arrived + 86_400_000), skew);
+        assert_eq!(since, arrived - MAX_EXPIRY_MS - skew);
+        // Judged at the arrival, not when applied.
+        assert_eq!(request_signed_since(&item, Timestamp(arrived), skew), since);
     }
 }

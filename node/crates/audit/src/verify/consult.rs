@@ -99,6 +99,7 @@ pub(super) fn check_consultations(
         .map(LogIndex::new)
         .collect();
     check_evidence(roster, &indexes, report);
+    check_missing_evidence(roster, &indexes, report);
     check_requests_across_logs(roster, &indexes, report);
     check_late_answers_across_logs(roster, &indexes, report);
     check_refusals(roster, &indexes, report);
@@ -138,6 +139,19 @@ fn evidence_of(
     };
     let r = match signed.open() {
         Ok(r) => r,
+        // Review s34-consult L3: a body this build cannot read (a field or version
+        // of a later build) whose signature verifies under a key the roster gives
+        // the actor was signed by the actor, not forged by the keeper: it proves
+        // nothing either way (a newer keeper may have read it rightly).
+        Err(_)
+            if signed.signed_by().is_some_and(|k| {
+                roster
+                    .member(&step.from)
+                    .is_some_and(|m| m.keys.iter().any(|w| w.key == k))
+            }) =>
+        {
+            return Evidence::Unsure;
+        }
         Err(e) => return Evidence::Invented(e.to_string()),
     };
     let (want_step, answer, reason) = match &step.kind {
@@ -158,6 +172,12 @@ fn evidence_of(
         Some("parties")
     } else if r.answer != answer || r.reason != reason {
         Some("answer or reason")
+    } else if r.refused_kind.is_some_and(|k| {
+        want_step != ReceiptStep::Refusal || k != wlnode_consult::RefusedKind::of_round(round)
+    }) {
+        // s34: a refusal's signed kind is the one that opened the refused round;
+        // the requester refuses a receipt naming another (`evidence::check`).
+        Some("refused kind")
     } else if let TrailKind::Requested { deadline, .. } = &step.kind
         && r.deadline != Some(*deadline)
     {
@@ -226,6 +246,100 @@ fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                     "why": why,
                 }),
             ));
+        }
+    }
+}
+
+/// Issue 21, s34 (review s33-consult M1 part 3): from the roster's
+/// `consult_receipts_required_since`, a node refuses a request, answer or refusal
+/// that comes without its sender's receipt. A step of another party's (a `requested`
+/// at the origin, an `answered`, `answered_late` or `refused_by_origin` at the
+/// requester) that the log keeps without a receipt and dates at or after the
+/// cut-over is `consultation_evidence_missing`:
+/// - proven against the log's keeper when the roster it ran at the step was the
+///   auditor's, loaded at least [`wlnode_consult::TIMING_SKEW`] before (as for
+///   [`Evidence::Invented`]): an honest node under that roster refused the message,
+///   so the keeper took what it had to refuse, or wrote a step that never came (a
+///   requester's invented answer can carry no receipt of the origin's). Its own
+///   act, shown by its own log: not `consultation_evidence_invalid`, which says the
+///   receipt kept is not the actor's, while here nothing was kept;
+/// - otherwise reported against the pair `KEEPER->ACTOR`, unproven: the keeper may
+///   have run a roster without the cut-over (or another version the auditor does
+///   not know), under which taking the message was right.
+///
+/// The step is judged at its own time, or later when the keeper signed a
+/// checkpoint without it more than
+/// [`wlnode_consult::MAX_CLOCK_SKEW`] after that (review s34-consult M1: a keeper
+/// could backdate its step before the cut-over). An honest node judges the message
+/// when it applies it (`runtime::consultations::receipt_required_since`), after
+/// every checkpoint that does not hold the step, so it never logs such a step;
+/// steps before the cut-over are judged as before.
+fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
+    use wlnode_consult::TrailKind;
+    let Some(since) = roster.consult_receipts_required_since() else {
+        return;
+    };
+    let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
+    for x in indexes {
+        let keeper = &x.log.export.agency;
+        let mut cap = FindingCap::default();
+        for (i, round, step) in &x.steps {
+            let takes_one = matches!(
+                step.kind,
+                TrailKind::Requested { .. }
+                    | TrailKind::Answered { .. }
+                    | TrailKind::AnsweredLate { .. }
+                    | TrailKind::RefusedByOrigin { .. }
+            );
+            // Review s34-consult M1: a keeper could date the step before the
+            // cut-over. It cannot date it before a checkpoint it signed before the
+            // step was appended (size at most its index): the step is judged no
+            // earlier than that, less the skew.
+            let at = x
+                .appended_after(*i)
+                .map_or(0, |t| t.saturating_sub(skew))
+                .max(step.at.as_millis());
+            if !takes_one
+                || step.from == *keeper
+                || step.kind.evidence().is_some()
+                || at < since.as_millis()
+                || !cap.take(step.consultation_id)
+            {
+                continue;
+            }
+            let detail = format!(
+                "consultation {}: {keeper}'s log keeps {}'s {} (round {round}) at {} without its receipt, which the roster requires since {}",
+                step.consultation_id.to_hex(),
+                step.from,
+                step.kind.as_str(),
+                at,
+                since.as_millis(),
+            );
+            let evidence = serde_json::json!({
+                "consultation_id": step.consultation_id.to_hex(),
+                "event": i,
+                "round": round,
+                "step": step.kind.as_str(),
+                "actor": step.from.to_string(),
+                "at": step.at.as_millis(),
+                "judged_at": at,
+                "required_since": since.as_millis(),
+            });
+            if x.roster_settled_before(*i, roster.version(), at) {
+                report.violations.push(proven(
+                    "consultation_evidence_missing",
+                    keeper.as_str(),
+                    detail,
+                    evidence,
+                ));
+            } else {
+                report.violations.push(violation(
+                    "consultation_evidence_missing",
+                    &format!("{keeper}->{}", step.from),
+                    detail,
+                    evidence,
+                ));
+            }
         }
     }
 }
@@ -432,6 +546,9 @@ struct LogIndex<'a> {
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
     roster_times: Vec<u64>,
+    /// Every `roster_loaded` event of a reload (not the one a start logs right
+    /// after `node_started`), covered or not: (index, time, version), by index.
+    reloads: Vec<(u64, u64, u64)>,
     /// The earliest time of an event past the latest checkpoint (none: all
     /// covered). Review s33-consult L6: a node whose clock ran fast when it signed
     /// its latest checkpoint, then stepped back, logs what it does next after the
@@ -440,6 +557,11 @@ struct LogIndex<'a> {
     /// Events by time: (time, one past the highest index of an event at or before
     /// that time).
     by_time: Vec<(u64, u64)>,
+    /// Review s34-consult M1: the heads signed before later events were appended:
+    /// (size, the latest signed time of a verified checkpoint of that size or
+    /// smaller), by size. Event `i` was appended after every one of size at most
+    /// `i`.
+    appended_after: Vec<(u64, u64)>,
 }
 
 impl<'a> LogIndex<'a> {
@@ -480,6 +602,24 @@ impl<'a> LogIndex<'a> {
                 _ => None,
             })
             .unzip();
+        let mut reloads: Vec<(u64, u64, u64)> = log
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (i, e))| match e.kind {
+                EventKind::RosterLoaded { version } => {
+                    let started = n
+                        .checked_sub(1)
+                        .and_then(|p| log.events.get(p))
+                        .is_some_and(|(j, s)| {
+                            *j + 1 == *i && matches!(s.kind, EventKind::NodeStarted { .. })
+                        });
+                    (!started).then_some((*i, e.at, version))
+                }
+                _ => None,
+            })
+            .collect();
+        reloads.sort_unstable();
         let mut rejected: HashMap<&str, u64> = HashMap::new();
         for (i, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
             if let EventKind::Mail {
@@ -503,6 +643,17 @@ impl<'a> LogIndex<'a> {
             upto = upto.max(*u);
             *u = upto;
         }
+        // Review s34-consult L6: the keeper's checkpoints only. A checkpoint signs
+        // the log's whole size then, so every later event was appended after it; a
+        // head this auditor verified was the export's latest checkpoint, and events
+        // past it may have existed already (an export read days later, a crash).
+        let mut appended_after: Vec<(u64, u64)> = log.checkpoints.clone();
+        appended_after.sort_unstable();
+        let mut latest = 0;
+        for (_, t) in &mut appended_after {
+            latest = latest.max(*t);
+            *t = latest;
+        }
         Self {
             log,
             steps,
@@ -513,9 +664,23 @@ impl<'a> LogIndex<'a> {
             rejected,
             rosters,
             roster_times,
+            reloads,
             uncovered_from,
             by_time,
+            appended_after,
         }
+    }
+
+    /// Review s34-consult M1: the latest signed time of a checkpoint of the keeper's
+    /// that did not yet hold event `index`, so the event was appended after it,
+    /// whatever time it carries.
+    fn appended_after(&self, index: u64) -> Option<u64> {
+        let k = self
+            .appended_after
+            .partition_point(|(size, _)| *size <= index);
+        k.checked_sub(1)
+            .and_then(|k| self.appended_after.get(k))
+            .map(|(_, t)| *t)
     }
 
     /// The version of the roster in force before event `index` (its latest covered
@@ -533,19 +698,39 @@ impl<'a> LogIndex<'a> {
     /// version `version`, loaded at least [`wlnode_consult::TIMING_SKEW`] before
     /// `at` (the keeper's time of that event). A node swaps its roster before it
     /// logs `roster_loaded`, in another task, so a step checked under the previous
-    /// roster can follow a `roster_loaded` logged just before it.
+    /// roster can follow a `roster_loaded` logged just before it, and (review
+    /// s34-consult L4) a step checked under the next roster can precede its
+    /// `roster_loaded`: not settled when one follows within the skew.
     fn roster_settled_before(&self, index: u64, version: u64, at: u64) -> bool {
         let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap_or(u64::MAX);
         let k = self
             .rosters
             .partition_point(|(i, _)| *i < index.min(self.log.covered));
-        k.checked_sub(1).is_some_and(|k| {
-            self.rosters.get(k).is_some_and(|(_, v)| *v == version)
-                && self
-                    .roster_times
-                    .get(k)
-                    .is_some_and(|t| t.saturating_add(skew) <= at)
-        })
+        // Review s34-consult M1: the highest version loaded before the event is in
+        // force, not the latest logged: an honest node never loads an older
+        // roster (its anchor refuses one), so a log that goes back to an earlier
+        // version after this one does not escape the proof.
+        let Some(highest) = self.rosters.iter().take(k).map(|(_, v)| *v).max() else {
+            return false;
+        };
+        let first = self.rosters.iter().take(k).position(|(_, v)| *v == highest);
+        // Review s34-consult L4: nor when the log's next reload, within the skew
+        // after the event, loads a later version: the reload swapped the roster
+        // before the event was checked and logged `roster_loaded` after it. Only
+        // withholds a proof, so an uncovered `roster_loaded` counts too. Review
+        // s34-consult L7: not a start's `roster_loaded` (a start swaps nothing under
+        // a step of the previous run), nor the same or an older version (no honest
+        // reload logs one), which a keeper could append after an invented step.
+        let next = self.reloads.partition_point(|(i, _, _)| *i <= index);
+        let swapped_after = self
+            .reloads
+            .get(next)
+            .is_some_and(|(_, t, v)| *v > highest && *t <= at.saturating_add(skew));
+        highest == version
+            && !swapped_after
+            && first
+                .and_then(|j| self.roster_times.get(j))
+                .is_some_and(|t| t.saturating_add(skew) <= at)
     }
 
     /// One past the highest index of an event at or before `at` (0: none).
@@ -1014,7 +1199,12 @@ fn signed_refusal_implausible(
             .is_some_and(|c| c >= at.saturating_add(skew))
     });
     match r.reason? {
-        RefusalReason::UnknownConsultation if r.round == 1 => {
+        // The receipt signs that a request was refused (s34; an s33 receipt names no
+        // kind, and its round 1 was a request's: an s33 origin refused a message
+        // whose envelope kind was not its payload's without answering, cda9643).
+        RefusalReason::UnknownConsultation
+            if r.round == 1 && r.refused_kind != Some(wlnode_consult::RefusedKind::ConsultInfo) =>
+        {
             Some("unknown_consultation for the request itself")
         }
         RefusalReason::UnknownConsultation => {

@@ -886,6 +886,7 @@ fn receipt(
         reason,
         deadline: deadline.map(Timestamp),
         refused_message: None,
+        refused_kind: None,
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -1065,6 +1066,101 @@ fn a_signed_answer_proves_one_side() {
                 "{v:?}"
             );
         }
+    }
+}
+
+/// Review s34-consult L3: a receipt of a later build (a field or a version this
+/// auditor cannot read) that the actor's key signed is not proven invented against
+/// the keeper, who could not have forged the actor's signature; the same body signed
+/// by another key (the keeper's own) still is.
+#[test]
+fn a_receipt_of_a_later_build_signed_by_the_actor_is_not_proven_invented() {
+    use wlnode_consult::ReceiptStep;
+    let f = fixture();
+    let v0 = f.roster.version();
+    let t = t0();
+    let id = ConsultationId([43; 16]);
+    let answered_at = t + 3_600_000;
+    let later = |signer: usize, field: &str, value: serde_json::Value| {
+        let base = receipt(
+            &f,
+            0,
+            id,
+            ReceiptStep::Answer,
+            0,
+            1,
+            Some(Answer::NoObjection),
+            None,
+            None,
+            answered_at,
+        );
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&base.body).unwrap();
+        body.insert(field.to_owned(), value);
+        let body = serde_json::to_string(&body).unwrap();
+        let key = &f.agency_keys[signer];
+        wlnode_consult::SignedReceipt {
+            signature: hex::encode(
+                key.sign(
+                    wlnode_crypto::keys::context::CONSULT_RECEIPT,
+                    body.as_bytes(),
+                )
+                .as_bytes(),
+            ),
+            key: key.public_key().to_string(),
+            body,
+        }
+    };
+    let requester = |evidence: wlnode_consult::SignedReceipt| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence: Some(evidence),
+                        answer: Answer::NoObjection,
+                    },
+                    answered_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let invalid = |v: &[Violation]| {
+        v.iter()
+            .filter(|v| v.kind == "consultation_evidence_invalid")
+            .count()
+    };
+    for (field, value) in [
+        ("z_later_field", serde_json::json!("x")),
+        ("v", serde_json::json!(2)),
+    ] {
+        let v = consult_findings(&f, &[requester(later(0, field, value.clone()))]);
+        assert_eq!(invalid(&v), 0, "{field}: {v:?}");
+        let v = consult_findings(&f, &[requester(later(1, field, value))]);
+        assert_eq!(
+            who(&v)
+                .into_iter()
+                .filter(|w| w.0 == "consultation_evidence_invalid")
+                .collect::<Vec<_>>(),
+            vec![("consultation_evidence_invalid", NAMES[1], true)],
+            "{field}: {v:?}"
+        );
     }
 }
 
@@ -1357,6 +1453,7 @@ fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
         reason: Some(UnknownConsultation),
         deadline: Some(Timestamp(deadline)),
         refused_message: Some(message),
+        refused_kind: Some(wlnode_consult::RefusedKind::ConsultInfo),
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -1729,4 +1826,621 @@ fn an_answer_logged_on_another_node_of_the_origin_is_not_proven_omitted() {
     );
     let v = consult_findings(&f, &[first, requester]);
     assert!(!v.iter().any(|x| x.proven), "{v:?}");
+}
+
+/// [`fixture`] with `settings` under `[federation_settings]` (s34).
+fn fixture_settings(settings: &str) -> Fixture {
+    use wlnode_config::roster_edit::{self, NewMember};
+    let authority = wlnode_crypto::SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    for (agency, group) in NAMES.iter().zip(["eu", "eu", "asean"]) {
+        let key = wlnode_crypto::SecretKey::generate().unwrap();
+        let node = wlnode_crypto::SecretKey::generate().unwrap();
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                agency,
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &[group],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    text.push_str(&format!("\n[federation_settings]\n{settings}\n"));
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    Fixture {
+        roster,
+        agency_keys,
+        node_keys,
+    }
+}
+
+/// The `consultation_evidence_missing` findings: (node, proven).
+fn missing(v: &[Violation]) -> Vec<(String, bool)> {
+    v.iter()
+        .filter(|v| v.kind == "consultation_evidence_missing")
+        .map(|v| (v.node.clone(), v.proven))
+        .collect()
+}
+
+/// Issue 21, s34 (review s33-consult M1 part 3): from the roster's
+/// `consult_receipts_required_since`, a step of the other party's that a log keeps
+/// without its receipt, dated at or after the cut-over, is proven against the log's
+/// keeper when it ran the auditor's roster then: the requester's answer and refusal
+/// steps, the origin's request step. Before the cut-over, under another roster
+/// (pair, unproven) or with a roster without the setting, it is not proven.
+#[test]
+fn a_step_without_a_receipt_after_the_cut_over_is_proven_against_its_keeper() {
+    use wlnode_consult::RefusalReason::Invalid;
+    let t = t0();
+    let cut = t + 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    assert_eq!(
+        f.roster.consult_receipts_required_since(),
+        Some(Timestamp(cut))
+    );
+    let v0 = f.roster.version();
+    let id = ConsultationId([51; 16]);
+    let deadline = t + DEADLINE;
+    let own_request = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(deadline),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    // The requester's log: its request, then the origin's answer (or refusal), kept
+    // without a receipt at `at`, under roster `version`.
+    let requester = |f: &Fixture, version: u64, last: Event| {
+        log(
+            f,
+            1,
+            &[
+                roster_loaded(version, t - 600_000),
+                own_request.clone(),
+                last,
+            ],
+            &[3],
+        )
+    };
+    let answered = |at: u64| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer: Answer::NoObjection,
+            },
+            at,
+            0,
+            1,
+        )
+    };
+    let keeper_b = vec![(NAMES[1].to_owned(), true)];
+    let v = consult_findings(&f, &[requester(&f, v0, answered(cut + 1000))]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // At the cut-over itself too (the node refuses from that time on).
+    let v = consult_findings(&f, &[requester(&f, v0, answered(cut))]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    let v = consult_findings(&f, &[requester(&f, v0, refused(id, Invalid, cut + 1000))]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // Before the cut-over: as before.
+    let v = consult_findings(&f, &[requester(&f, v0, answered(cut - 1))]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // The keeper ran another roster version (perhaps one without the cut-over):
+    // the pair, unproven.
+    let v = consult_findings(&f, &[requester(&f, v0 + 1, answered(cut + 1000))]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+    // A roster without the setting: nothing, whatever the time.
+    let plain = fixture();
+    let v = consult_findings(
+        &plain,
+        &[requester(
+            &plain,
+            plain.roster.version(),
+            answered(cut + 1000),
+        )],
+    );
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // The origin's side: a request kept without the requester's receipt.
+    let origin = |at: u64| {
+        log(
+            &f,
+            0,
+            &[
+                roster_loaded(v0, t - 600_000),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    at,
+                    1,
+                    0,
+                ),
+                stopped(t + DAY),
+            ],
+            &[3],
+        )
+    };
+    let v = consult_findings(&f, &[origin(cut + 1000)]);
+    assert_eq!(missing(&v), vec![(NAMES[0].to_owned(), true)], "{v:?}");
+    let v = consult_findings(&f, &[origin(cut - 1000)]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // The keeper's own steps take no receipt: the requester's own request, the
+    // origin's own answer, after the cut-over, are no finding.
+    let own = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - 600_000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: Some(receipt(
+                        &f,
+                        1,
+                        id,
+                        wlnode_consult::ReceiptStep::Request,
+                        1,
+                        0,
+                        None,
+                        None,
+                        Some(deadline),
+                        cut + 500,
+                    )),
+                    deadline: Timestamp(deadline),
+                },
+                cut + 1000,
+                1,
+                0,
+            ),
+            answered(cut + 2000),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[own]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+}
+
+/// Review s34-consult M1: the keeper of a step without a receipt cannot escape the
+/// proof (i) by dating the step before the cut-over although it appended it after
+/// signing a checkpoint past the cut-over and the skew, nor (ii) by logging an older
+/// roster version after the auditor's (an honest node never goes back: its anchor
+/// refuses an older roster). A step dated just before the cut-over and appended after
+/// a checkpoint within the skew of it (an honest clock that stepped back) is still no
+/// finding.
+#[test]
+fn a_backdated_step_or_a_rolled_back_roster_does_not_escape_the_missing_receipt_proof() {
+    let t = t0();
+    let cut = t + 60_000;
+    let hour = 3_600_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    assert!(v0 > 0);
+    let id = ConsultationId([52; 16]);
+    let deadline = t + DEADLINE;
+    let own_request = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(deadline),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let answered = |at: u64| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer: Answer::NoObjection,
+            },
+            at,
+            0,
+            1,
+        )
+    };
+    let keeper_b = vec![(NAMES[1].to_owned(), true)];
+    // (i) The answer dated a moment before the cut-over, appended (event 2) after a
+    // checkpoint of the first two events signed `signed` later.
+    let backdated = |signed: u64| {
+        log_timed(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t - 600_000),
+                own_request.clone(),
+                answered(cut - 1),
+            ],
+            &[(2, signed), (3, signed + 1000)],
+        )
+    };
+    let v = consult_findings(&f, &[backdated(cut + hour + 1000)]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // Within the skew of the cut-over: an honest clock may have stepped back.
+    let v = consult_findings(&f, &[backdated(cut + hour / 2)]);
+    assert!(missing(&v).is_empty(), "{v:?}");
+    // (ii) The auditor's version, then an older one logged just before the answer.
+    let rolled_back = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 600_000),
+            own_request.clone(),
+            roster_loaded(v0 - 1, cut),
+            answered(cut + 1000),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[rolled_back]);
+    assert_eq!(missing(&v), keeper_b, "{v:?}");
+    // A later version than the auditor's (perhaps without the cut-over): the pair.
+    let later = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 600_000),
+            own_request,
+            roster_loaded(v0 + 1, cut),
+            answered(cut + 1000),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[later]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+}
+
+/// Review s34-consult L6: a head this auditor verified (the export's latest
+/// checkpoint, read hours later) does not date the events past it: the keeper may
+/// have appended them before the verification. A receipt-less answer the keeper
+/// rightly took before the cut-over, appended after that head, is no finding.
+#[test]
+fn a_head_the_auditor_verified_late_does_not_push_a_step_past_the_cut_over() {
+    use crate::verify::VerifiedHead;
+    let t = t0();
+    let cut = t + 20 * 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let id = ConsultationId([54; 16]);
+    let events = [
+        roster_loaded(v0, t - 600_000),
+        step(
+            id,
+            TrailKind::Requested {
+                evidence: None,
+                deadline: Timestamp(t + DEADLINE),
+            },
+            t + 1000,
+            1,
+            0,
+        ),
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer: Answer::NoObjection,
+            },
+            cut - 10 * 60_000,
+            0,
+            1,
+        ),
+    ];
+    let b = log_timed(&f, 1, &events, &[(2, t + 2000), (3, cut - 9 * 60_000)]);
+    let mut tree = MemStore::new();
+    for (n, e) in events.iter().enumerate() {
+        merkle::append(&mut tree, n as u64, merkle::leaf_hash(&e.encode())).unwrap();
+    }
+    let verified_at = cut + 2 * 3_600_000;
+    let mut state = AuditorState::default();
+    state.heads.insert(
+        ag(1),
+        VerifiedHead {
+            size: 2,
+            root: hex::encode(merkle::root(&tree, 2).unwrap()),
+            timestamp: t + 2000,
+            verified_at: Some(verified_at),
+        },
+    );
+    let v: Vec<Violation> = verify(&f.roster, &[b], &state, NO_TOLERANCE)
+        .violations
+        .into_iter()
+        .filter(|v| v.kind.starts_with("consultation_"))
+        .collect();
+    assert!(missing(&v).is_empty(), "{v:?}");
+}
+
+/// Review s34-consult L4: a reload swaps the roster before it logs `roster_loaded`,
+/// so a message taken under a new roster (one that moved the cut-over later, or
+/// dropped it) can be logged just before that `roster_loaded`. An auditor on the
+/// earlier version does not prove the missing receipt against the keeper then (the
+/// pair only); a roster loaded later than the skew after the step changes nothing.
+#[test]
+fn a_step_logged_just_before_a_roster_reload_is_not_proven_missing_its_receipt() {
+    let t = t0();
+    let cut = t + 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let id = ConsultationId([53; 16]);
+    let reloaded = |after: u64| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t - 600_000),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(t + DEADLINE),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::Answered {
+                        evidence: None,
+                        answer: Answer::NoObjection,
+                    },
+                    cut + 1000,
+                    0,
+                    1,
+                ),
+                roster_loaded(v0 + 1, cut + 1000 + after),
+            ],
+            &[4],
+        )
+    };
+    let v = consult_findings(&f, &[reloaded(1000)]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+    let v = consult_findings(&f, &[reloaded(DAY)]);
+    assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+    // Review s34-consult L7: the same version (or an older one) logged again right
+    // after the step is no reload that swapped anything: still proven. So is a
+    // start's `roster_loaded`, even of a later version.
+    for (then, version) in [
+        (None, v0),
+        (None, v0 - 1),
+        (
+            Some(Event::new(
+                cut + 1500,
+                EventKind::NodeStarted {
+                    version: "0.1.0".into(),
+                },
+            )),
+            v0 + 1,
+        ),
+    ] {
+        let mut events = vec![
+            roster_loaded(v0, t - 600_000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(t + DEADLINE),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                cut + 1000,
+                0,
+                1,
+            ),
+        ];
+        events.extend(then);
+        events.push(roster_loaded(version, cut + 1500));
+        let n = events.len() as u64;
+        let v = consult_findings(&f, &[log(&f, 1, &events, &[n])]);
+        assert_eq!(
+            missing(&v),
+            vec![(NAMES[1].to_owned(), true)],
+            "{version}: {v:?}"
+        );
+    }
+    // The other direction (review s33-consult L3): the auditor's roster loaded a
+    // minute before the step may not have been in force when it was checked.
+    let just_loaded = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0 - 1, t - 600_000),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(t + DEADLINE),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            roster_loaded(v0, cut),
+            step(
+                id,
+                TrailKind::Answered {
+                    evidence: None,
+                    answer: Answer::NoObjection,
+                },
+                cut + 60_000,
+                0,
+                1,
+            ),
+        ],
+        &[4],
+    );
+    let v = consult_findings(&f, &[just_loaded]);
+    assert_eq!(missing(&v), vec![(PAIR.to_owned(), false)], "{v:?}");
+}
+
+/// Issue 21, s34: an honest trail across the receipt cut-over passes clean. One
+/// consultation is requested before the cut-over by a node that sent no receipt
+/// (the origin logs its request without one) and answered after it with the
+/// origin's receipt; another is requested and answered after it, with receipts both
+/// ways; a third is refused after it with a receipt naming the refused request and
+/// its kind. No finding at all, proven or not.
+#[test]
+fn an_honest_trail_with_receipts_across_the_cut_over_passes_clean() {
+    use wlnode_consult::ReceiptStep;
+    let t = t0();
+    let cut = t + 10 * 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let (x, y, z) = (
+        ConsultationId([52; 16]),
+        ConsultationId([53; 16]),
+        ConsultationId([54; 16]),
+    );
+    let deadline = t + DEADLINE;
+    let request = |id, at, evidence| {
+        step(
+            id,
+            TrailKind::Requested {
+                evidence,
+                deadline: Timestamp(deadline),
+            },
+            at,
+            1,
+            0,
+        )
+    };
+    let answer =
+        |id, at, answer, evidence| step(id, TrailKind::Answered { evidence, answer }, at, 0, 1);
+    let answer_receipt = |id, at, a| {
+        receipt(
+            &f,
+            0,
+            id,
+            ReceiptStep::Answer,
+            0,
+            1,
+            Some(a),
+            None,
+            None,
+            at,
+        )
+    };
+    let decided = |id, at, decision| {
+        step(
+            id,
+            TrailKind::Decided {
+                decision,
+                despite: Despite::None,
+            },
+            at,
+            1,
+            0,
+        )
+    };
+    let (y_asked, x_answered, y_answered) = (cut + 60_000, cut + 120_000, cut + 180_000);
+    let y_request = receipt(
+        &f,
+        1,
+        y,
+        ReceiptStep::Request,
+        1,
+        0,
+        None,
+        None,
+        Some(deadline),
+        y_asked,
+    );
+    // Z: the origin refuses the request (invalid), audited by message id, and
+    // signs a refusal naming it and its kind.
+    let z_asked = cut + 240_000;
+    let z_message = wlnode_crypto::model::MessageId([6; 16]);
+    let z_refusal = wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step: ReceiptStep::Refusal,
+        consultation_id: z,
+        round: 1,
+        from: ag(0),
+        to: ag(1),
+        answer: None,
+        reason: Some(wlnode_consult::RefusalReason::Invalid),
+        deadline: Some(Timestamp(deadline)),
+        refused_message: Some(z_message),
+        refused_kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        signed_at: Timestamp(z_asked + 2000),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[0])
+    .unwrap();
+    let origin = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - 600_000),
+            request(x, t + 2000, None),
+            request(y, y_asked + 1000, Some(y_request)),
+            answer(x, x_answered, Answer::NoObjection, None),
+            answer(y, y_answered, Answer::Objection, None),
+            mail_rejected(z_message, 1, z_asked + 1000),
+            stopped(t + DAY),
+        ],
+        &[7],
+    );
+    let requester = log(
+        &f,
+        1,
+        &[
+            roster_loaded(v0, t - 600_000),
+            request(x, t + 1000, None),
+            request(y, y_asked, None),
+            answer(
+                x,
+                x_answered + 1000,
+                Answer::NoObjection,
+                Some(answer_receipt(x, x_answered, Answer::NoObjection)),
+            ),
+            decided(x, x_answered + 2000, Decision::Granted),
+            answer(
+                y,
+                y_answered + 1000,
+                Answer::Objection,
+                Some(answer_receipt(y, y_answered, Answer::Objection)),
+            ),
+            decided(y, y_answered + 2000, Decision::Refused),
+            request(z, z_asked, None),
+            step(
+                z,
+                TrailKind::RefusedByOrigin {
+                    evidence: Some(z_refusal),
+                    reason: wlnode_consult::RefusalReason::Invalid,
+                },
+                z_asked + 3000,
+                0,
+                1,
+            ),
+            stopped(t + DAY),
+        ],
+        &[10],
+    );
+    let report = verify(
+        &f.roster,
+        &[origin, requester],
+        &AuditorState::default(),
+        NO_TOLERANCE,
+    );
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
