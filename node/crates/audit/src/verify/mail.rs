@@ -340,6 +340,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
     }
     let mut since_of: HashMap<AgencyCode, u64> = HashMap::new();
+    // (node, sender, id) -> (index, time, expiry, upstream label, signed era) of the
+    // node's events that say it had the message as its addressee (`received` to
+    // itself, `delivered`).
+    type SelfAddressed = (u64, u64, Option<u64>, Option<AgencyCode>, bool);
+    // (node, neighbour) -> signed times of the neighbour's valid `/wlnode/mail/5`
+    // refusals (they sign the addressee) of the node's hand-overs, whatever the
+    // reason: moments the neighbour answered the node, by its own signature.
+    let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    let mut self_addressed: Vec<(Key, SelfAddressed)> = Vec::new();
     for l in &usable {
         let me = &l.export.agency;
         // From when this node signs hand-overs (see `signing_since`): from then on
@@ -432,6 +441,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     if action == "handed" && peer.is_none() && signs_handovers {
                         continue;
                     }
+                    // The node's own word that it was the addressee: checked below
+                    // against the addressee it signed in its custody acks.
+                    if action != "handed" {
+                        self_addressed.push((
+                            key.clone(),
+                            (*index, e.at, *expires_at, peer.clone(), signs_handovers),
+                        ));
+                    }
                     if action == "handed"
                         && let Some(p) = peer
                     {
@@ -485,6 +502,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                             signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
                     {
+                        if a.body().addressee.is_some() {
+                            refused_by
+                                .entry((me.clone(), p.clone()))
+                                .or_default()
+                                .push(a.body().at.as_millis());
+                        }
                         // The count the neighbour signs it was handed, checked for
                         // inflation like an accepted one (review s32-mail M2).
                         if let Some(h) = a.body().hops {
@@ -529,6 +552,54 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 _ => {}
             }
         }
+    }
+    // A node that labels a message it took for another agency as addressed to
+    // itself (`received` to itself, or a `delivered`) is judged as a relay all the
+    // same when the addressee it signed in its custody ack (`/wlnode/mail/5`, in the
+    // upstream's `handed`) is another agency: the signed addressee, not its label,
+    // says whether it had to hand the message on (review s33-mail H5 variant: such a
+    // label put the message among those it had delivered, and no rule judged it).
+    // The custody is the one from the upstream it names, else its earliest; the
+    // upstream, time, copy and addressee are then those it signed.
+    let mut custody_acks: HashMap<(&AgencyCode, &str), Vec<CustodyAck<'_>>> = HashMap::new();
+    type CustodyAck<'k> = (&'k AgencyCode, &'k wlnode_crypto::mail::MailAck);
+    for (from, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") {
+            custody_acks
+                .entry((to, id.as_str()))
+                .or_default()
+                .push((from, ack));
+        }
+    }
+    for (key, (index, at, expires, upstream, signed_era)) in self_addressed {
+        let (node, _, id) = &key;
+        let named = upstream.as_ref();
+        let custodies = custody_acks
+            .get(&(node, id.as_str()))
+            .map_or(&[][..], Vec::as_slice);
+        let Some((from, ack)) = custodies.iter().copied().min_by_key(|(from, a)| {
+            (
+                Some(*from) != named,
+                a.body().at.as_millis(),
+                (*from).clone(),
+            )
+        }) else {
+            continue;
+        };
+        let Some(addressee) = ack.body().addressee.as_ref().filter(|a| *a != node) else {
+            continue;
+        };
+        moved.remove(&key);
+        let digest = ack.body().item_digest.map(|d| (d, ack.body().hops));
+        took.entry(key.clone()).or_insert((
+            index,
+            at.min(ack.body().at.as_millis()),
+            expires,
+            from.clone(),
+            addressee.clone(),
+            digest,
+            signed_era,
+        ));
     }
     for times in links.values_mut().flat_map(BTreeMap::values_mut) {
         times.sort_unstable();
@@ -725,6 +796,29 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     }
     let usable_agencies: std::collections::BTreeSet<&AgencyCode> =
         usable.iter().map(|l| &l.export.agency).collect();
+    // (node, neighbour) -> signed times of the neighbour's valid `/wlnode/mail/5`
+    // answers (they sign the addressee; a `/5` hand-over carries the node's offer)
+    // to the node's hand-overs, accepting (`handed`) or refusing (`hand_refused`),
+    // sorted: moments the neighbour was connected and answered the node, by its own
+    // signature in the node's log.
+    let mut answered_by: HashMap<(&AgencyCode, &AgencyCode), Vec<u64>> = HashMap::new();
+    for (from, to, _, _, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.body().addressee.is_some()) {
+            answered_by
+                .entry((from, to))
+                .or_default()
+                .push(ack.body().at.as_millis());
+        }
+    }
+    for ((from, to), times) in &refused_by {
+        answered_by
+            .entry((from, to))
+            .or_default()
+            .extend(times.iter().copied());
+    }
+    for times in answered_by.values_mut() {
+        times.sort_unstable();
+    }
     // A node's offers by keeper, sorted by keeper (one lookup per message, a stable
     // order of routes).
     let mut offers_by_node: HashMap<&AgencyCode, Vec<(&AgencyCode, &Vec<u64>)>> = HashMap::new();
@@ -981,34 +1075,50 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // the per-hour cap of offers from it then. Not the upstream, nor a neighbour
         // whose log shows it handed the message to the node too (a relay does not
         // offer a message back to a neighbour that had it).
+        // Both times are the node's own signatures (its custody ack, its offer), one
+        // clock: an offer signed after the custody comes from a poll that held the
+        // copy.
+        let from_t = at.saturating_add(1_000);
+        let to_t = expires.saturating_sub(OFFER_SLACK_MS);
+        // The first of `times` in the window outside the spans in which `to`'s log
+        // held as many of the node's offers as a node logs per neighbour and hour:
+        // at such a moment its log took every offer of the node's, so an offer of
+        // this copy then would be in it. A saturated hour excuses only the moments
+        // it covers, not the whole lifetime (a relay with a colluding sender can
+        // saturate a neighbour's log for an hour at will: review s33-mail M1
+        // residual).
+        let unsaturated = |to: &AgencyCode, times: &[u64]| {
+            let spans = saturated
+                .get(&((*node).clone(), to.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            first_uncovered(times, from_t, to_t, spans)
+        };
         let routes: Vec<(&AgencyCode, u64)> = offers_by_node
             .get(node)
             .into_iter()
             .flatten()
             .filter(|(to, _)| !had_it_before(node, id, Some(*offered_digest), from, to))
             .filter(|(to, _)| covers_lifetime(to))
-            .filter_map(|(to, times)| {
-                // Both times are the node's own signatures (its custody ack, its
-                // offer), one clock: an offer signed after the custody comes from a
-                // poll that held the copy.
-                let from_t = at.saturating_add(1_000);
-                let to_t = expires.saturating_sub(OFFER_SLACK_MS);
-                let i = times.partition_point(|t| *t < from_t);
-                let t = *times.get(i).filter(|t| **t < to_t)?;
-                let capped = saturated
-                    .get(&((*node).clone(), (*to).clone()))
-                    .is_some_and(|spans| {
-                        let j = spans.partition_point(|(_, end)| *end < from_t);
-                        spans.get(j).is_some_and(|(start, _)| *start < hi)
-                    });
-                (!capped).then_some((*to, t))
-            })
+            .filter_map(|(to, times)| Some((*to, unsaturated(to, times)?)))
             .collect();
-        // The addressee, when the node offered it other mail while the copy lived:
-        // then it was reachable, and a relay offers the message to it alone, so its
-        // log alone had to hold the offer (review s33-mail M2: naming the node alone,
-        // or the pair with an honest third node, blamed the wrong one).
-        let to_addressee = routes.iter().find(|(to, _)| *to == addressee).copied();
+        // The addressee, when the node offered it other mail while the copy lived,
+        // or when the addressee signed answers to the node's hand-overs then (its
+        // acks and refusals in the node's `handed` and `hand_refused` events, which
+        // its own log cannot strip): then it was reachable, and a relay offers the
+        // message to it alone, so its log alone had to hold the offer (review
+        // s33-mail M2: naming the node alone, or the pair with an honest third node,
+        // blamed the wrong one; and an addressee that left every offer of the node
+        // out of its log, refusing its hand-overs for a reason that excuses nothing,
+        // moved the pair finding onto an honest neighbour).
+        let addressee_answered = answered_by
+            .get(&(node, addressee))
+            .and_then(|times| unsaturated(addressee, times))
+            .filter(|_| !had_it_before(node, id, Some(*offered_digest), from, addressee));
+        let to_addressee = routes
+            .iter()
+            .find(|(to, _)| *to == addressee)
+            .copied()
+            .or(addressee_answered.map(|t| (addressee, t)));
         let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
             continue;
         };
@@ -1030,6 +1140,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 "message_id": id,
                 "event": index,
                 "no_offer_of_copy": true,
+                "addressee_answered_at": addressee_answered,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
             }),
         ));

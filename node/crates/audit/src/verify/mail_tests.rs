@@ -7,7 +7,7 @@ use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
 use super::super::*;
-use super::{first_uncovered, merge_cover};
+use super::{OFFERS_LOGGED_PER_HOUR, first_uncovered, merge_cover};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
 const NAMES: [&str; 5] = [
@@ -1408,6 +1408,7 @@ fn the_auditors_dating_survives_adopting_the_next_head() {
                 size,
                 verified_at: size,
             },
+            &[],
         );
     }
     assert_eq!(list.len(), MAX_EARLIER_HEADS);
@@ -1654,4 +1655,333 @@ fn a_log_is_silent_only_up_to_its_checkpoint() {
         Event::new(done, EventKind::NodeStopped),
     ];
     assert!(run(log(&f, N, &route), log_at(&f, D, &early, &[(1, stale)])).is_empty());
+}
+
+/// `by`'s signed custody ack (`ok`) of `node`'s hand-over of the copy [`TAKEN`],
+/// signing `addressee` as the message's addressee (`/wlnode/mail/5`).
+fn custody_for(f: &Fixture, by: usize, node: usize, at: u64, addressee: usize) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(TAKEN),
+            hops: Some(u32::from(node != S)),
+            addressee: Some(ag(addressee)),
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted: true,
+            reason: "ok".into(),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// Review s33-mail H5 variant: the relay took the sender's message for the addressee
+/// (its custody ack in the sender's log signs the addressee) but labels it in its own
+/// log as addressed to itself: a `received` to itself, a `delivered`, or both beside
+/// its true `received`. Before the fix such a label put the message among those the
+/// relay had delivered and no rule judged it; now the signed addressee decides, and
+/// the relay is reported as with honest labels. An honest trail where the relay is
+/// the addressee it signed (it did take delivery) gives no finding.
+#[test]
+fn a_relay_that_labels_the_message_as_addressed_to_itself_is_still_judged() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let relay_with = |addressed: usize, events: Vec<Event>| {
+        let custody = custody_for(&f, R, S, t, addressed);
+        let sender = log(
+            &f,
+            S,
+            &[
+                mail("handed", S, addressed, R, t, exp, Some(&custody)),
+                stopped.clone(),
+            ],
+        );
+        let mut events = events;
+        events.push(stopped.clone());
+        let relay = log(&f, R, &events);
+        audit(&f, &[sender, relay, neighbour.clone(), addressee.clone()])
+    };
+    let own = custody_for(&f, R, S, t, D);
+    let to_itself = mail("received", S, R, S, t, exp, Some(&own));
+    let delivered = |at| {
+        let mut e = mail("delivered", S, R, S, at, exp, None);
+        if let EventKind::Mail { peer, .. } = &mut e.kind {
+            *peer = None;
+        }
+        e
+    };
+    let pair = [format!("{}->{}", NAMES[R], NAMES[N])];
+    for (case, events) in [
+        ("received to itself", vec![to_itself.clone()]),
+        (
+            "received to itself and delivered",
+            vec![to_itself.clone(), delivered(t + 1_000)],
+        ),
+        ("delivered only", vec![delivered(t)]),
+        (
+            "true received and a delivered",
+            vec![
+                mail("received", S, D, S, t, exp, Some(&own)),
+                delivered(t + 1_000),
+            ],
+        ),
+    ] {
+        let rep = relay_with(D, events);
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            pair,
+            "{case}: {:?}",
+            rep.violations
+        );
+        assert!(rep.violations.iter().all(|v| !v.proven), "{case}");
+    }
+    // Honest: the relay is the addressee it signed, and took delivery.
+    let mine = custody_for(&f, R, S, t, R);
+    let rep = relay_with(
+        R,
+        vec![
+            mail("received", S, R, S, t, exp, Some(&mine)),
+            delivered(t + 1_000),
+        ],
+    );
+    assert!(rep.violations.is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s33-mail L4: the auditor adopted 40 heads of the relay's log around a
+/// revocation. Only one head holding the neighbour's `full` refusal (signed before
+/// the revocation by the key revoked later) was verified before the revocation, and
+/// it was closest to the head before it (by size and by time): the thinning dropped
+/// it, the next head was verified after the revocation, and the honest relay was
+/// blamed. Now the head that dates evidence against a known revocation stays; the
+/// history is still bounded, and the relay is not blamed.
+#[test]
+fn thinning_the_head_history_keeps_the_head_that_dated_an_ack() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let no = answer(&f, N, R, false, "full", t + 60_000, TAKEN);
+    let mut events = vec![
+        Event::new(t - 1_000, EventKind::NodeStopped),
+        mail("received", S, N, S, t, exp, Some(&custody)),
+        mail("hand_refused", S, N, N, t + 60_000, exp, Some(&no)),
+        own_hand_over(&f, D, t + 90_000),
+    ];
+    for n in 0..90 {
+        events.push(Event::new(t + 100_000 + n, EventKind::NodeStopped));
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    // Heads: size 2 (before the refusal) and size 3 (holding it, the only one
+    // verified before the revocation, one event and one second after the one
+    // before), then sizes 5, 7, ... verified a minute apart after the revocation.
+    let mut heads = vec![
+        DatedHead {
+            size: 2,
+            verified_at: revoked_at - 2_000,
+        },
+        DatedHead {
+            size: 3,
+            verified_at: revoked_at - 1_000,
+        },
+    ];
+    for n in 0..40u64 {
+        heads.push(DatedHead {
+            size: 5 + 2 * n,
+            verified_at: revoked_at + 60_000 * (n + 1),
+        });
+    }
+    let latest = heads.pop().unwrap();
+    let run = |keep: &[u64]| {
+        let mut list = Vec::new();
+        for h in &heads {
+            super::super::remember_head(&mut list, *h, keep);
+        }
+        assert_eq!(list.len(), MAX_EARLIER_HEADS);
+        let mut state = verified_head(R, &events, latest.size, latest.verified_at);
+        state.earlier.insert(ag(R), list);
+        let rep = verify(
+            &f.roster,
+            &[log_at(&f, R, &events, &[(events.len() as u64, done)])],
+            &state,
+            Options {
+                tolerance_ms: 0,
+                now_ms: Some(latest.verified_at + 60_000),
+                max_checkpoint_age_ms: u64::MAX / 4,
+            },
+        );
+        against(&rep, R)
+    };
+    let revocations: Vec<u64> = f
+        .roster
+        .revocations()
+        .map(|(_, r)| r.revoked_at.as_millis())
+        .collect();
+    assert_eq!(revocations, [revoked_at]);
+    assert!(run(&revocations).is_empty());
+    // Thinned without regard to the revocation (as before the fix): blamed.
+    assert_eq!(run(&[]), ["mail_not_relayed"]);
+}
+
+/// Review s33-mail M2 residual: the relay offered the copy to the addressee alone
+/// (reachable: it answered the relay's hand-over with a signed `/wlnode/mail/5`
+/// refusal for a reason that excuses nothing), and the addressee left every offer
+/// of the relay out of its log. The relay's only other route is an honest
+/// neighbour that never had to hold the offer: the pair with the addressee is
+/// named, not the pair with that neighbour (as before the fix). An older refusal
+/// that signs no addressee (no `/5` answer) changes nothing.
+#[test]
+fn an_addressee_that_drops_every_offer_of_the_relay_is_named_not_an_honest_neighbour() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let run = |signs_addressee: bool| {
+        let no = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&id()).unwrap()),
+                item: "message".into(),
+                item_digest: Some(TAKEN),
+                hops: Some(1),
+                addressee: signs_addressee.then(|| ag(D)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(D),
+                accepted: false,
+                reason: "quota".into(),
+                at: Timestamp(t + 120_000),
+                signer_key: f.agency_keys[D].public_key(),
+            },
+            &f.agency_keys[D],
+        );
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                mail("hand_refused", S, D, D, t + 120_000, exp, Some(&no)),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(
+            &f,
+            &[sender.clone(), relay, neighbour.clone(), addressee.clone()],
+        );
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(run(true), [format!("{}->{}", NAMES[R], NAMES[D])]);
+    assert_eq!(run(false), [format!("{}->{}", NAMES[R], NAMES[N])]);
+}
+
+/// Review s33-mail M1 residual ("the saturation rule trusts the keeper's count"):
+/// the relay, with a colluding sender, filled the neighbour's log with its offers
+/// for one hour early in the copy's six-hour lifetime (1,024 offers, the per-hour
+/// cap), and offered it other mail again hours later, when the neighbour's log took
+/// every offer. Before the fix one saturated hour took the neighbour out as a route
+/// for the whole lifetime; now only the moments it covers: reported. With the
+/// saturated hour alone, still not reported (the log may have left the offer out).
+#[test]
+fn one_saturated_hour_does_not_excuse_a_relay_for_the_whole_lifetime() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 6 * 3_600_000;
+    let done = exp + 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let flood: Vec<Event> = (0..OFFERS_LOGGED_PER_HOUR as u64)
+        .map(|n| {
+            offered(
+                &f,
+                R,
+                N,
+                &format!("{:032x}", 1_000 + n),
+                [5; 32],
+                t + 60_000 + n * 1_000,
+            )
+        })
+        .collect();
+    let run = |later: bool| {
+        let mut events = flood.clone();
+        if later {
+            events.push(offered(
+                &f,
+                R,
+                N,
+                &"cd".repeat(16),
+                [5; 32],
+                t + 3 * 3_600_000,
+            ));
+        }
+        events.push(stopped.clone());
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                relay.clone(),
+                log(&f, N, &events),
+                addressee.clone(),
+            ],
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(run(true), [format!("{}->{}", NAMES[R], NAMES[N])]);
+    assert!(run(false).is_empty());
 }
