@@ -810,6 +810,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .push(ack.body().at.as_millis());
         }
     }
+    // The accepting ones alone: moments the neighbour took the node's mail.
+    let accepted_times = answered_by.clone();
     for ((from, to), times) in &refused_by {
         answered_by
             .entry((from, to))
@@ -817,6 +819,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .extend(times.iter().copied());
     }
     for times in answered_by.values_mut() {
+        times.sort_unstable();
+    }
+    let mut accepted_times = accepted_times;
+    for times in accepted_times.values_mut() {
         times.sort_unstable();
     }
     // A node's offers by keeper, sorted by keeper (one lookup per message, a stable
@@ -963,43 +969,63 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // and the link times searched by bisection between them, so a message
         // costs O((intervals + neighbours) log links), not the number of its link
         // moments (review s31-mail L1, s31-fixes X4).
-        let uncovered = links.get(node).and_then(|by_neighbour| {
-            by_neighbour.iter().find_map(|(other, times)| {
-                // Not the upstream, nor another neighbour that had the message and
-                // handed it to the node too: a relay offers it to neither.
-                if had_it_before(node, id, digest, from, other) {
-                    return None;
-                }
-                let mut cover: Vec<(u64, u64)> = Vec::new();
-                let mut by: Vec<&AgencyCode> = vec![other, addressee];
-                by.dedup();
-                for b in by {
-                    let Some(g) = global_cover.get(&(node.clone(), b.clone(), b == addressee))
-                    else {
-                        continue;
-                    };
-                    let first = g.partition_point(|(_, end)| end < at);
-                    cover.extend(
-                        g.get(first..)
-                            .unwrap_or(&[])
-                            .iter()
-                            .take_while(|(start, _)| *start < expires),
-                    );
-                }
-                let of_copy: Vec<u64> = refused
+        let first_link = |other: &AgencyCode, times: &[u64]| -> Option<u64> {
+            // Not the upstream, nor another neighbour that had the message and
+            // handed it to the node too: a relay offers it to neither.
+            if had_it_before(node, id, digest, from, other) {
+                return None;
+            }
+            let mut cover: Vec<(u64, u64)> = Vec::new();
+            let mut by: Vec<&AgencyCode> = vec![other, addressee];
+            by.dedup();
+            for b in by {
+                let Some(g) = global_cover.get(&(node.clone(), b.clone(), b == addressee)) else {
+                    continue;
+                };
+                let first = g.partition_point(|(_, end)| end < at);
+                cover.extend(
+                    g.get(first..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .take_while(|(start, _)| *start < expires),
+                );
+            }
+            let of_copy: Vec<u64> = refused
+                .iter()
+                .filter(|(by, ..)| by == other || by == addressee)
+                .map(|(_, r, ..)| *r)
+                .collect();
+            cover.extend(merge_cover(of_copy.into_iter(), w));
+            cover.sort_unstable();
+            first_uncovered(times, *at, expires, &cover)
+        };
+        // The addressee's own signed `/wlnode/mail/5` acceptance of other mail
+        // from the node while the copy lived, at a moment no signed refusal covers:
+        // it was reachable, a relay hands the message to it alone then, and the
+        // logs cannot tell a relay that never tried from an addressee that refused
+        // it for a reason that excuses nothing or never answered. Against the pair
+        // (review s33-mail M2, as in this older rule: the relay alone was blamed).
+        // Only by the addressee's signature: the relay's own word cannot move the
+        // finding onto it.
+        let to_addressee = accepted_times
+            .get(&(node, addressee))
+            .and_then(|times| first_link(addressee, times));
+        let uncovered = to_addressee.map(|t| (addressee, t)).or_else(|| {
+            links.get(node).and_then(|by_neighbour| {
+                by_neighbour
                     .iter()
-                    .filter(|(by, ..)| by == other || by == addressee)
-                    .map(|(_, r, ..)| *r)
-                    .collect();
-                cover.extend(merge_cover(of_copy.into_iter(), w));
-                cover.sort_unstable();
-                first_uncovered(times, *at, expires, &cover).map(|t| (other, t))
+                    .find_map(|(other, times)| first_link(other, times).map(|t| (other, t)))
             })
         });
         if let Some((other, t)) = uncovered {
+            let accused = if to_addressee.is_some() {
+                format!("{node}->{addressee}")
+            } else {
+                node.to_string()
+            };
             report.violations.push(violation(
                 "mail_not_relayed",
-                node.as_str(),
+                &accused,
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),

@@ -1985,3 +1985,78 @@ fn one_saturated_hour_does_not_excuse_a_relay_for_the_whole_lifetime() {
     assert_eq!(run(true), [format!("{}->{}", NAMES[R], NAMES[N])]);
     assert!(run(false).is_empty());
 }
+
+/// Review s33-mail M2, in the older link rule: the addressee signed a `/5`
+/// acceptance of other mail from the relay while the copy lived (in the relay's
+/// log), and the relay logged no hand-over or signed refusal of the copy: the relay
+/// never tried, or the addressee refused it for a reason that excuses nothing or
+/// never answered, which the logs cannot tell apart. The pair with the addressee is
+/// named (the relay alone was before). A link to another neighbour, or an older
+/// acceptance by the addressee that signs no addressee, still names the relay alone.
+#[test]
+fn an_addressee_that_took_other_mail_is_named_with_the_relay_by_the_link_rule() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let neighbour = log(&f, N, std::slice::from_ref(&stopped));
+    // Its own message (another id) to `to`, handed at t + 60 s, with `to`'s signed
+    // acceptance signing `to` as its addressee (or none).
+    let hand_over = |to: usize, signs: bool| {
+        let ack = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&other).unwrap()),
+                item: "message".into(),
+                item_digest: Some([5; 32]),
+                hops: Some(0),
+                addressee: signs.then(|| ag(to)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(to),
+                accepted: true,
+                reason: "ok".into(),
+                at: Timestamp(t + 60_000),
+                signer_key: f.agency_keys[to].public_key(),
+            },
+            &f.agency_keys[to],
+        );
+        let mut e = mail("handed", R, to, to, t + 60_000, exp, Some(&ack));
+        if let EventKind::Mail { message_id, .. } = &mut e.kind {
+            *message_id = other.clone();
+        }
+        e
+    };
+    let run = |link: Event| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                link,
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(
+            &f,
+            &[sender.clone(), relay, neighbour.clone(), addressee.clone()],
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(
+        run(hand_over(D, true)),
+        [format!("{}->{}", NAMES[R], NAMES[D])]
+    );
+    assert_eq!(run(hand_over(D, false)), [NAMES[R]]);
+    assert_eq!(run(hand_over(N, true)), [NAMES[R]]);
+}
