@@ -261,6 +261,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // earlier expiry is taken: it shortens the window the relay is judged in, so it
     // cannot frame it.
     let mut expiry_seen: HashMap<(AgencyCode, String), u64> = HashMap::new();
+    // The same, per copy (node, id, digest): the expiry of a copy the node's labels
+    // do not judge (review s34-mail H1, H2).
+    let mut copy_expiry: HashMap<(AgencyCode, String, [u8; 32]), u64> = HashMap::new();
     // (offering node, message id, digest) -> signed times of its valid offers of
     // that copy in other nodes' logs (`offered`, `/wlnode/mail/5`).
     // (offering node, id, digest) -> (signed time, keeper, signed hop count) of
@@ -319,6 +322,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         .entry((p.clone(), message_id.clone()))
                         .or_insert(*x);
                     *lowest = (*lowest).min(*x);
+                    if let Some(d) = a.body().item_digest {
+                        let of_copy = copy_expiry
+                            .entry((p.clone(), message_id.clone(), d))
+                            .or_insert(*x);
+                        *of_copy = (*of_copy).min(*x);
+                    }
                 }
                 let at = a.body().at.as_millis();
                 let first = signing_since.entry(p.clone()).or_insert(at);
@@ -340,15 +349,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
     }
     let mut since_of: HashMap<AgencyCode, u64> = HashMap::new();
-    // (node, sender, id) -> (index, time, expiry, upstream label, signed era) of the
-    // node's events that say it had the message as its addressee (`received` to
-    // itself, `delivered`).
-    type SelfAddressed = (u64, u64, Option<u64>, Option<AgencyCode>, bool);
     // (node, neighbour) -> signed times of the neighbour's valid `/wlnode/mail/5`
     // refusals (they sign the addressee) of the node's hand-overs, whatever the
     // reason: moments the neighbour answered the node, by its own signature.
     let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
-    let mut self_addressed: Vec<(Key, SelfAddressed)> = Vec::new();
     for l in &usable {
         let me = &l.export.agency;
         // From when this node signs hand-overs (see `signing_since`): from then on
@@ -440,14 +444,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 "received" | "delivered" | "handed" => {
                     if action == "handed" && peer.is_none() && signs_handovers {
                         continue;
-                    }
-                    // The node's own word that it was the addressee: checked below
-                    // against the addressee it signed in its custody acks.
-                    if action != "handed" {
-                        self_addressed.push((
-                            key.clone(),
-                            (*index, e.at, *expires_at, peer.clone(), signs_handovers),
-                        ));
                     }
                     if action == "handed"
                         && let Some(p) = peer
@@ -552,54 +548,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 _ => {}
             }
         }
-    }
-    // A node that labels a message it took for another agency as addressed to
-    // itself (`received` to itself, or a `delivered`) is judged as a relay all the
-    // same when the addressee it signed in its custody ack (`/wlnode/mail/5`, in the
-    // upstream's `handed`) is another agency: the signed addressee, not its label,
-    // says whether it had to hand the message on (review s33-mail H5 variant: such a
-    // label put the message among those it had delivered, and no rule judged it).
-    // The custody is the one from the upstream it names, else its earliest; the
-    // upstream, time, copy and addressee are then those it signed.
-    let mut custody_acks: HashMap<(&AgencyCode, &str), Vec<CustodyAck<'_>>> = HashMap::new();
-    type CustodyAck<'k> = (&'k AgencyCode, &'k wlnode_crypto::mail::MailAck);
-    for (from, to, _, id, _, _, ack) in &handed {
-        if let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") {
-            custody_acks
-                .entry((to, id.as_str()))
-                .or_default()
-                .push((from, ack));
-        }
-    }
-    for (key, (index, at, expires, upstream, signed_era)) in self_addressed {
-        let (node, _, id) = &key;
-        let named = upstream.as_ref();
-        let custodies = custody_acks
-            .get(&(node, id.as_str()))
-            .map_or(&[][..], Vec::as_slice);
-        let Some((from, ack)) = custodies.iter().copied().min_by_key(|(from, a)| {
-            (
-                Some(*from) != named,
-                a.body().at.as_millis(),
-                (*from).clone(),
-            )
-        }) else {
-            continue;
-        };
-        let Some(addressee) = ack.body().addressee.as_ref().filter(|a| *a != node) else {
-            continue;
-        };
-        moved.remove(&key);
-        let digest = ack.body().item_digest.map(|d| (d, ack.body().hops));
-        took.entry(key.clone()).or_insert((
-            index,
-            at.min(ack.body().at.as_millis()),
-            expires,
-            from.clone(),
-            addressee.clone(),
-            digest,
-            signed_era,
-        ));
     }
     for times in links.values_mut().flat_map(BTreeMap::values_mut) {
         times.sort_unstable();
@@ -879,15 +827,103 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .any(|(b, signed, _, d)| *b == other && *signed && of_copy(d))
             || (other == named && named_holds)
     };
-    for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
+    // The messages judged: those a node's own `received` says it took for another
+    // agency, and every other copy it signed custody of (`ok`, in an upstream's
+    // `handed`) for another addressee, whatever its own log says of that copy: by
+    // digest, not by id or by its labels (review s34-mail H1: a `delivered` of
+    // another member's message under the id re-judged an honest relay against the
+    // relayed copy; H2: a relay that logged nothing of the copy it took, or labelled
+    // it as addressed to itself, and handed its own message under the id, was judged
+    // by no rule). A copy whose signed addressee is the node itself is never judged.
+    // Such a copy is judged from its signed custody: the upstream, time, addressee,
+    // copy and expiry of the upstream's `handed`; `true` marks it.
+    let labelled_copies: std::collections::HashSet<(AgencyCode, String, [u8; 32])> = took
+        .keys()
+        .filter_map(|(n, s, i)| Some((n.clone(), i.clone(), taken_copy(n, s, i)?.0)))
+        .collect();
+    let mut signed_only: BTreeMap<(AgencyCode, String, [u8; 32]), (Key, Custody)> = BTreeMap::new();
+    for (from, to, sender, id, handed_at, _, ack) in &handed {
+        let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") else {
+            continue;
+        };
+        let b = ack.body();
+        let (Some(d), Some(addressee)) = (b.item_digest, b.addressee.as_ref()) else {
+            continue;
+        };
+        let copy = (to.clone(), id.clone(), d);
+        if addressee == to || labelled_copies.contains(&copy) {
+            continue;
+        }
+        let Some(expires) = copy_expiry.get(&copy).copied() else {
+            continue;
+        };
+        let at = b.at.as_millis().min(*handed_at);
+        let entry = (
+            (to.clone(), sender.clone(), id.clone()),
+            (
+                0,
+                at,
+                Some(expires),
+                from.clone(),
+                addressee.clone(),
+                Some((d, b.hops)),
+                true,
+            ),
+        );
+        match signed_only.entry(copy) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(entry);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) if o.get().1.1 > at => {
+                o.insert(entry);
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {}
+        }
+    }
+    let judged: Vec<(Key, Custody, bool)> = took
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone(), false))
+        .chain(signed_only.into_values().map(|(k, v)| (k, v, true)))
+        .collect();
+    // The senders a node's events name for an id (its hand-overs, refusals): a copy
+    // judged by digest is looked up under each of them, and only the same digest
+    // counts.
+    let mut senders_of: HashMap<(AgencyCode, String), std::collections::BTreeSet<AgencyCode>> =
+        HashMap::new();
+    for (n, s, i) in handed_copies
+        .keys()
+        .chain(refusals.keys())
+        .chain(revoked_hand_overs.keys())
+    {
+        senders_of
+            .entry((n.clone(), i.clone()))
+            .or_default()
+            .insert(s.clone());
+    }
+    for (
+        (node, sender, id),
+        (index, at, expires, from, addressee, logged, signed_era),
+        by_digest,
+    ) in &judged
+    {
         let key = (node.clone(), sender.clone(), id.clone());
+        // The keys, under every sender the node names, of other messages under the id:
+        // a hand-over or refusal there counts only of the same digest.
+        let other_keys: Vec<Key> = senders_of
+            .get(&(node.clone(), id.clone()))
+            .into_iter()
+            .flatten()
+            .filter(|s| *s != sender)
+            .map(|s| (node.clone(), s.clone(), id.clone()))
+            .collect();
         // The upstream's copy of its signed custody ack dates the custody (the
         // upstream checked that time against its own clock), whatever the relay's
         // `received` says, and puts the message in the signed era when signed at or
         // after the node's `since` (review s32-mail H2).
         let upstream_at = custody_digest
             .get(&(node, sender, id.as_str(), from))
-            .map(|(_, t)| *t);
+            .map(|(_, t)| *t)
+            .filter(|_| !by_digest);
         let at = &upstream_at.map_or(*at, |t| t.min(*at));
         let signed_era =
             *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
@@ -896,8 +932,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let addressee = custody_addressee
             .get(&(node, sender, id.as_str(), from))
             .copied()
+            .filter(|_| !by_digest)
             .unwrap_or(addressee);
-        let copy = taken_copy(node, sender, id);
+        let copy = match logged {
+            Some((d, _)) if *by_digest => Some((*d, lowest_of(node, id, *d, *logged))),
+            _ => taken_copy(node, sender, id),
+        };
         let digest = copy.map(|c| c.0);
         // The count a copy handed on by it carries (review s31-fixes X1).
         let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
@@ -910,7 +950,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
         };
-        if moved.contains(&key) {
+        // Its own word that it was the addressee (`received` to itself,
+        // `delivered`) excuses only a copy whose signed addressee is not another
+        // agency (review s33-mail H5 variant).
+        let signed_for_other = *by_digest
+            || custody_by_id.get(&(node, id.as_str())).is_some_and(|v| {
+                v.iter()
+                    .any(|(_, (d, _), _, a)| Some(*d) == digest && a.is_some_and(|a| a != node))
+            });
+        if moved.contains(&key) && !signed_for_other {
             continue;
         }
         // Handed on: a hand-over of the very copy it took (the neighbour's signed
@@ -922,16 +970,26 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // A bare `handed` (no digest) counts only for a message taken before the
         // signed era, and no hand-over logged before the `received` counts
         // (review s32-mail H2).
+        // A copy judged by its signed custody alone has no `received` to follow.
+        // Under another sender label only a hand-over of the same digest counts.
+        let after = |i: &u64| *by_digest || *i > *index;
         let handed_on = handed_copies.get(&key).is_some_and(|copies| {
             copies.iter().any(|(i, c, had_it)| {
-                *i > *index
+                after(i)
                     && had_it.as_ref() != Some(from)
                     && match digest {
                         Some(_) => (c.is_none() && !signed_era) || *c == digest,
                         None => !signed_era,
                     }
             })
-        });
+        }) || (digest.is_some()
+            && other_keys.iter().any(|k| {
+                handed_copies.get(k).is_some_and(|copies| {
+                    copies.iter().any(|(i, c, had_it)| {
+                        after(i) && had_it.as_ref() != Some(from) && *c == digest
+                    })
+                })
+            }));
         if handed_on {
             continue;
         }
@@ -939,30 +997,28 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // custody began and before the revocation: not blamed (review s32-mail L5).
         // A forgery with the stolen key must still claim a time before the
         // revocation and after the custody the upstream dated.
-        let revoked_hand_over = revoked_hand_overs.get(&key).is_some_and(|v| {
-            v.iter()
-                .any(|(i, d, signed)| *i > *index && d.is_some() && *d == digest && *signed >= *at)
-        });
+        let revoked_hand_over = std::iter::once(&key)
+            .chain(other_keys.iter())
+            .filter_map(|k| revoked_hand_overs.get(k))
+            .flatten()
+            .any(|(i, d, signed)| after(i) && d.is_some() && *d == digest && *signed >= *at);
         if revoked_hand_over {
             continue;
         }
         // Signed `too_many_hops` refusals of the very copy it took (same digest;
         // none when that digest is unknown) made while it lived.
-        let refused: Vec<&Refused> = refusals
-            .get(&key)
-            .map(|v| {
-                v.iter()
-                    .filter(|(_, r, d, hops, reason)| {
-                        digest.is_some()
-                            && *d == digest
-                            && (reason != TOO_MANY_HOPS
-                                || (onward_hops.is_some() && *hops == onward_hops))
-                            && r.saturating_add(skew) >= *at
-                            && *r <= expires.saturating_add(skew)
-                    })
-                    .collect()
+        let refused: Vec<&Refused> = std::iter::once(&key)
+            .chain(other_keys.iter())
+            .filter_map(|k| refusals.get(k))
+            .flatten()
+            .filter(|(_, r, d, hops, reason)| {
+                digest.is_some()
+                    && *d == digest
+                    && (reason != TOO_MANY_HOPS || (onward_hops.is_some() && *hops == onward_hops))
+                    && r.saturating_add(skew) >= *at
+                    && *r <= expires.saturating_add(skew)
             })
-            .unwrap_or_default();
+            .collect();
         // A moment of a link to another neighbour while the message lived that no
         // signed refusal (of that neighbour, or of the addressee) covers: it had a
         // route and did not use it. The covered moments are merged into intervals
@@ -1029,7 +1085,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),
-                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
+                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
             ));
             continue;
         }
@@ -1049,8 +1105,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let custodies = custody_by_id
             .get(&(node, id.as_str()))
             .map_or(&[][..], Vec::as_slice);
-        let Some((from, (offered_digest, _), custody_at, signed_addressee)) =
-            custodies.iter().find(|c| c.0 == from).or(custodies.first())
+        // A copy judged by digest is judged by its own custody.
+        let Some((from, (offered_digest, _), custody_at, signed_addressee)) = custodies
+            .iter()
+            .find(|c| c.0 == from && (!by_digest || Some(c.1.0) == digest))
+            .or_else(|| custodies.iter().find(|c| Some(c.1.0) == digest))
+            .or(custodies.first())
         else {
             continue;
         };
@@ -1164,7 +1224,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ),
             serde_json::json!({
                 "message_id": id,
-                "event": index,
+                "event": (!by_digest).then_some(index),
                 "no_offer_of_copy": true,
                 "addressee_answered_at": addressee_answered,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),

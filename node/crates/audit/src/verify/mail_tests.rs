@@ -2060,3 +2060,186 @@ fn an_addressee_that_took_other_mail_is_named_with_the_relay_by_the_link_rule() 
     assert_eq!(run(hand_over(D, false)), [NAMES[R]]);
     assert_eq!(run(hand_over(N, true)), [NAMES[R]]);
 }
+
+/// `by`'s signed `ok` custody of `node`'s hand-over of copy `digest` at hop count
+/// `hops`, signing `addressee` (`/wlnode/mail/5`).
+fn custody_of(
+    f: &Fixture,
+    by: usize,
+    node: usize,
+    at: u64,
+    addressee: usize,
+    digest: [u8; 32],
+    hops: u32,
+) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(digest),
+            hops: Some(hops),
+            addressee: Some(ag(addressee)),
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted: true,
+            reason: "ok".into(),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// A `mail` event as [`mail`], without a neighbour (an honest `delivered`).
+fn no_peer(mut e: Event) -> Event {
+    if let EventKind::Mail { peer, .. } = &mut e.kind {
+        *peer = None;
+    }
+    e
+}
+
+/// Review s34-mail H1 (framing): the relay honestly relays the sender's message
+/// (copy [`TAKEN`], for the addressee) and hands it on to the neighbour. Another
+/// member then sends a message of its own under the same id, addressed to the relay,
+/// which takes delivery (`received` to itself, `delivered` without a neighbour).
+/// Before the fix the `delivered` was judged against the earliest custody of the
+/// id, the relayed copy, and the honest relay got `mail_not_relayed`. The
+/// member's copy, whose signed addressee is the relay, is not judged; the relayed
+/// copy is, and it was handed on.
+#[test]
+fn another_members_message_under_the_id_delivered_to_the_relay_does_not_frame_it() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let theirs = [9; 32];
+    let custody = custody_for(&f, R, S, t, D);
+    let onward = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let own = custody_of(&f, R, E, t + 120_000, R, theirs, 0);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let member = log(
+        &f,
+        E,
+        &[
+            mail("handed", E, R, R, t + 120_000, exp, Some(&own)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            mail("received", S, D, R, t + 60_000, exp, Some(&onward)),
+            stopped.clone(),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            mail("handed", S, D, N, t + 60_000, exp, Some(&onward)),
+            mail("received", E, R, E, t + 120_000, exp, Some(&own)),
+            no_peer(mail("delivered", E, R, E, t + 121_000, exp, None)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let rep = audit(&f, &[sender, member, neighbour, relay, addressee]);
+    assert!(
+        rep.violations
+            .iter()
+            .all(|v| !v.node.contains(NAMES[R]) && v.kind != "mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s34-mail H1 (escape) and H2: the relay took the sender's message for the
+/// addressee (its signed custody in the sender's log) and dropped it, while it had
+/// a link to the neighbour. Its own log either labels the message as received from
+/// a colluding member (whose own message under the id, addressed to the relay, it
+/// took too) as addressed to itself, or holds nothing of it at all and only a
+/// hand-over of a message of its own under the id. Before the fix neither rule
+/// judged the copy it took; now its signed custody is judged whatever its log says.
+#[test]
+fn a_copy_the_relay_signed_custody_of_is_judged_whatever_its_log_says() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let theirs = [9; 32];
+    let custody = custody_for(&f, R, S, t, D);
+    let colluded = custody_of(&f, R, E, t + 30_000, R, theirs, 0);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let member = log(
+        &f,
+        E,
+        &[
+            mail("handed", E, R, R, t + 30_000, exp, Some(&colluded)),
+            stopped.clone(),
+        ],
+    );
+    // The neighbour took the relay's own message under the id.
+    let mine = answer_hops(&f, N, R, true, "ok", t + 90_000, [5; 32], Some(0));
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            mail("received", R, N, R, t + 90_000, exp, Some(&mine)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let own_to_n = mail("handed", R, N, N, t + 90_000, exp, Some(&mine));
+    for (case, events) in [
+        (
+            "labelled to itself from the colluder",
+            vec![
+                mail("received", S, R, E, t, exp, Some(&colluded)),
+                own_to_n.clone(),
+            ],
+        ),
+        ("nothing but its own message", vec![own_to_n.clone()]),
+    ] {
+        let mut events = events;
+        events.push(stopped.clone());
+        let relay = log(&f, R, &events);
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                member.clone(),
+                neighbour.clone(),
+                addressee.clone(),
+                relay,
+            ],
+        );
+        assert!(
+            !naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+            "{case}: {:?}",
+            rep.violations
+        );
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{case}: {:?}",
+            rep.violations
+        );
+    }
+}
