@@ -33,6 +33,23 @@ const EXCUSING_REFUSALS: &[&str] = &["full", "store", TOO_MANY_HOPS];
 /// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
 const TOO_MANY_HOPS: &str = "too_many_hops";
 
+/// The reasons a neighbour answers a relayed message with only after it verified
+/// the item and the handing node's signed offer (and so logged the offer, unless its
+/// hourly cap was hit): not `no_offer`, nor a failed verification or decoding.
+const AFTER_OFFER_CHECK: &[&str] = &[
+    "ok",
+    "seen",
+    "duplicate",
+    "quota",
+    "sender_quota",
+    "id_in_use",
+    "too_many_hops",
+    "full",
+    "store",
+    "unopenable",
+    "legacy_body",
+];
+
 /// The most `offered` events a node logs per neighbour per hour (the runtime's
 /// `OFFERS_PER_NEIGHBOUR`): in an hour in which a log holds this many offers from one
 /// neighbour, its silence about another offer of that neighbour's is no evidence.
@@ -353,6 +370,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // refusals (they sign the addressee) of the node's hand-overs, whatever the
     // reason: moments the neighbour answered the node, by its own signature.
     let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (node, id, digest) -> (neighbour, signed time, signed hop count, reason) of the
+    // neighbours' valid `/wlnode/mail/5` answers of that copy in the node's log
+    // (refusals here, acceptances added from `handed` below).
+    type AnswerOfCopy = (AgencyCode, u64, Option<u32>, String);
+    let mut answers_of_copy: HashMap<(AgencyCode, String, [u8; 32]), Vec<AnswerOfCopy>> =
+        HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
         // From when this node signs hand-overs (see `signing_since`): from then on
@@ -503,6 +526,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                                 .entry((me.clone(), p.clone()))
                                 .or_default()
                                 .push(a.body().at.as_millis());
+                            if let Some(d) = a.body().item_digest {
+                                answers_of_copy
+                                    .entry((me.clone(), message_id.clone(), d))
+                                    .or_default()
+                                    .push((
+                                        p.clone(),
+                                        a.body().at.as_millis(),
+                                        a.body().hops,
+                                        a.reason.clone(),
+                                    ));
+                            }
                         }
                         // The count the neighbour signs it was handed, checked for
                         // inflation like an accepted one (review s32-mail M2).
@@ -741,6 +775,21 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     }
     for v in custody_by_id.values_mut() {
         v.sort_unstable_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
+    }
+    for (from, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.body().addressee.is_some())
+            && let Some(d) = ack.body().item_digest
+        {
+            answers_of_copy
+                .entry((from.clone(), id.clone(), d))
+                .or_default()
+                .push((
+                    to.clone(),
+                    ack.body().at.as_millis(),
+                    ack.body().hops,
+                    ack.reason.clone(),
+                ));
+        }
     }
     let usable_agencies: std::collections::BTreeSet<&AgencyCode> =
         usable.iter().map(|l| &l.export.agency).collect();
@@ -1154,6 +1203,45 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 })
             });
         if offered_it {
+            continue;
+        }
+        // A neighbour's valid signed `/wlnode/mail/5` answer of this very copy in the
+        // node's log, for a reason the runtime gives only after it verified the
+        // offer (the request carried one, `no_offer` otherwise): proof that the
+        // node offered the copy there (review s34-mail M2: such an answer was
+        // ignored, and an honest relay named in a pair). The same bounds as for an
+        // offer. The keeper's log then had to hold the offer, unless saturated
+        // then: if it does not, the keeper is reported alone, unproven (the answer
+        // goes out at once while the `offered` event waits in the writer queue).
+        let answered_copy = answers_of_copy
+            .get(&((*node).clone(), id.clone(), *offered_digest))
+            .into_iter()
+            .flatten()
+            .filter(|(keeper, t, hops, reason)| {
+                *t >= lo
+                    && *t <= expires
+                    && AFTER_OFFER_CHECK.contains(&reason.as_str())
+                    && lowest.is_none_or(|h| hops.is_none_or(|x| x <= h.saturating_add(1)))
+                    && !had_it_before(node, id, Some(*offered_digest), from, keeper)
+            })
+            .min_by_key(|(keeper, t, ..)| (*t, keeper.clone()));
+        if let Some((keeper, t, _, reason)) = answered_copy {
+            let logged = offered_copies
+                .get(&(node.clone(), id.clone(), *offered_digest))
+                .is_some_and(|offers| offers.iter().any(|(_, k, _)| k == keeper));
+            let saturated_then = saturated
+                .get(&((*node).clone(), keeper.clone()))
+                .is_some_and(|spans| spans.iter().any(|(a, b)| a <= t && t <= b));
+            if !logged && !saturated_then && covers_lifetime(keeper) {
+                report.violations.push(violation(
+                    "mail_offer_not_logged",
+                    keeper.as_str(),
+                    format!(
+                        "{keeper} signed a {reason} answer at {t} to {node}'s hand-over of its copy of message {id}, which it answers only after checking the offer, but its log holds no offer of that copy"
+                    ),
+                    serde_json::json!({"message_id": id, "relay": node, "answered_at": t, "reason": reason}),
+                ));
+            }
             continue;
         }
         // Neighbours it offered other mail to while the copy lived, long enough

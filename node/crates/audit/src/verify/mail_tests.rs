@@ -1846,7 +1846,10 @@ fn thinning_the_head_history_keeps_the_head_that_dated_an_ack() {
 /// of the relay out of its log. The relay's only other route is an honest
 /// neighbour that never had to hold the offer: the pair with the addressee is
 /// named, not the pair with that neighbour (as before the fix). An older refusal
-/// that signs no addressee (no `/5` answer) changes nothing.
+/// that signs no addressee (no `/5` answer) changes nothing. Review s34-mail M2:
+/// when that refusal names the very copy, for a reason given only after the offer
+/// was checked, it proves the offer: the relay is not named, the addressee alone is
+/// (`mail_offer_not_logged`, unproven), and nobody when its log holds the offer.
 #[test]
 fn an_addressee_that_drops_every_offer_of_the_relay_is_named_not_an_honest_neighbour() {
     let f = fixture();
@@ -1872,19 +1875,19 @@ fn an_addressee_that_drops_every_offer_of_the_relay_is_named_not_an_honest_neigh
             stopped.clone(),
         ],
     );
-    let addressee = log(&f, D, std::slice::from_ref(&stopped));
-    let run = |signs_addressee: bool| {
+    let silent_addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let run = |signs_addressee: bool, reason: &str, digest: [u8; 32], addressee: &ExportedLog| {
         let no = MailAck::sign_body(
             HandoverBody {
                 message_id: Some(MessageId::from_hex(&id()).unwrap()),
                 item: "message".into(),
-                item_digest: Some(TAKEN),
+                item_digest: Some(digest),
                 hops: Some(1),
                 addressee: signs_addressee.then(|| ag(D)),
                 from_hop: Some(ag(R)),
                 to_hop: ag(D),
                 accepted: false,
-                reason: "quota".into(),
+                reason: reason.into(),
                 at: Timestamp(t + 120_000),
                 signer_key: f.agency_keys[D].public_key(),
             },
@@ -1908,10 +1911,38 @@ fn an_addressee_that_drops_every_offer_of_the_relay_is_named_not_an_honest_neigh
             "{:?}",
             rep.violations
         );
-        naming(&rep, "mail_not_relayed", NAMES[R])
+        (
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            naming(&rep, "mail_offer_not_logged", NAMES[D]),
+        )
     };
-    assert_eq!(run(true), [format!("{}->{}", NAMES[R], NAMES[D])]);
-    assert_eq!(run(false), [format!("{}->{}", NAMES[R], NAMES[N])]);
+    let none: [String; 0] = [];
+    // A refusal of another copy under the id proves no offer of this one.
+    let (relayed, _) = run(true, "quota", [5; 32], &silent_addressee);
+    assert_eq!(relayed, [format!("{}->{}", NAMES[R], NAMES[D])]);
+    // Nor does a `no_offer` refusal (given before the offer is checked).
+    let (relayed, _) = run(true, "no_offer", TAKEN, &silent_addressee);
+    assert_eq!(relayed, [format!("{}->{}", NAMES[R], NAMES[D])]);
+    let (relayed, _) = run(false, "quota", [5; 32], &silent_addressee);
+    assert_eq!(relayed, [format!("{}->{}", NAMES[R], NAMES[N])]);
+    // Review s34-mail M2: the addressee's signed `quota` refusal of the very copy
+    // (given only after it checked the relay's offer) proves the relay offered it:
+    // the relay is not named; the addressee, whose log left the offer out, is,
+    // alone and unproven.
+    let (relayed, dropped) = run(true, "quota", TAKEN, &silent_addressee);
+    assert_eq!(relayed, none);
+    assert_eq!(dropped, [NAMES[D]]);
+    // An honest addressee that logged the offer: no finding at all.
+    let honest = log(
+        &f,
+        D,
+        &[
+            offered(&f, R, D, &id(), TAKEN, t + 120_000),
+            stopped.clone(),
+        ],
+    );
+    let (relayed, dropped) = run(true, "quota", TAKEN, &honest);
+    assert_eq!((relayed, dropped), (none.to_vec(), none.to_vec()));
 }
 
 /// Review s33-mail M1 residual ("the saturation rule trusts the keeper's count"):
