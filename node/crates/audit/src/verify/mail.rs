@@ -831,6 +831,22 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for v in offers_by_node.values_mut() {
         v.sort_unstable_by_key(|(keeper, _)| *keeper);
     }
+    // The moments the addressee was reachable from a node, as sorted intervals: its
+    // signed answers to the node's hand-overs in the node's log, and the node's
+    // offers its own log holds, each give or take the poll and retry slack.
+    let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode| {
+        let answered = answered_by
+            .get(&(node, addressee))
+            .into_iter()
+            .flatten()
+            .copied();
+        let offered = offer_times
+            .get(&(node.clone(), addressee.clone()))
+            .into_iter()
+            .flatten()
+            .copied();
+        merge_cover(answered.chain(offered), OFFER_SLACK_MS)
+    };
     // (node, id) -> the neighbours whose logs show they handed the id to the node,
     // with whether the node signed an answer to it, whether that answer took
     // custody (`ok`), and the digest of the copy it signed. A relay does not offer
@@ -1074,7 +1090,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // and the link times searched by bisection between them, so a message
         // costs O((intervals + neighbours) log links), not the number of its link
         // moments (review s31-mail L1, s31-fixes X4).
-        let first_link = |other: &AgencyCode, times: &[u64]| -> Option<u64> {
+        let first_link = |other: &AgencyCode, times: &[u64], also: &[(u64, u64)]| -> Option<u64> {
             // Not the upstream, nor another neighbour that had the message and
             // handed it to the node too: a relay offers it to neither.
             if had_it_before(node, id, digest, from, other) {
@@ -1101,6 +1117,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .map(|(_, r, ..)| *r)
                 .collect();
             cover.extend(merge_cover(of_copy.into_iter(), w));
+            cover.extend_from_slice(also);
             cover.sort_unstable();
             first_uncovered(times, *at, expires, &cover)
         };
@@ -1112,14 +1129,31 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // (review s33-mail M2, as in this older rule: the relay alone was blamed).
         // Only by the addressee's signature: the relay's own word cannot move the
         // finding onto it.
+        // The pair only when every uncovered link moment to another neighbour lies
+        // where the addressee was reachable (it signed an answer to the node, or
+        // kept its offer, within the poll and retry slack): at any other moment an
+        // honest relay offers the message to that neighbour, and the addressee
+        // cannot be at fault (review s34-mail M3: one acceptance of the relay's own
+        // mail, which it can get at will, turned every "relay alone" into the pair
+        // with an honest addressee).
+        let reachable = addressee_reach(node, addressee);
         let to_addressee = accepted_times
             .get(&(node, addressee))
-            .and_then(|times| first_link(addressee, times));
-        let uncovered = to_addressee.map(|t| (addressee, t)).or_else(|| {
+            .and_then(|times| first_link(addressee, times, &[]));
+        let away = to_addressee.and_then(|_| {
+            links.get(node)?.iter().find_map(|(other, times)| {
+                (other != addressee)
+                    .then(|| first_link(other, times, &reachable))
+                    .flatten()
+                    .map(|t| (other, t))
+            })
+        });
+        let to_addressee = to_addressee.filter(|_| away.is_none());
+        let uncovered = to_addressee.map(|t| (addressee, t)).or(away).or_else(|| {
             links.get(node).and_then(|by_neighbour| {
                 by_neighbour
                     .iter()
-                    .find_map(|(other, times)| first_link(other, times).map(|t| (other, t)))
+                    .find_map(|(other, times)| first_link(other, times, &[]).map(|t| (other, t)))
             })
         });
         if let Some((other, t)) = uncovered {
@@ -1293,6 +1327,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .find(|(to, _)| *to == addressee)
             .copied()
             .or(addressee_answered.map(|t| (addressee, t)));
+        // As in the link rule: the addressee is named only when no other route's
+        // moment lies where it was unreachable (review s34-mail M3); otherwise the
+        // routes to the others are judged as if it had been away.
+        let others: Vec<(&AgencyCode, u64)> = routes
+            .iter()
+            .filter(|(to, _)| *to != addressee)
+            .copied()
+            .collect();
+        let away = to_addressee.is_some() && {
+            let reachable = addressee_reach(node, addressee);
+            others.iter().any(|(to, _)| {
+                let mut spans = saturated
+                    .get(&((*node).clone(), (*to).clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                spans.extend_from_slice(&reachable);
+                let spans = merge_spans(spans);
+                offer_times
+                    .get(&((*node).clone(), (*to).clone()))
+                    .is_some_and(|times| first_uncovered(times, from_t, to_t, &spans).is_some())
+            })
+        };
+        let (to_addressee, routes) = if away {
+            (None, others)
+        } else {
+            (to_addressee, routes)
+        };
         let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
             continue;
         };

@@ -2274,3 +2274,117 @@ fn a_copy_the_relay_signed_custody_of_is_judged_whatever_its_log_says() {
         );
     }
 }
+
+/// Review s34-mail M3: the relay dropped the sender's message for the addressee,
+/// which signed one answer to the relay a minute after the custody (an acceptance of
+/// the relay's own mail under another id, which the relay can get at will; or a
+/// refusal). Hours later, with no answer of the addressee's near, the relay had a
+/// route to the neighbour: an honest relay would have handed the message there, so
+/// the addressee cannot be at fault. Before the fix that one answer put the blame
+/// on the pair with the addressee; now the relay alone (link rule) or the pair with
+/// that neighbour (offer rule, one route) is named. When the other route lies where
+/// the addressee was reachable, the pair with the addressee is still named.
+#[test]
+fn one_answer_of_the_addressee_does_not_move_blame_for_routes_while_it_was_away() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 4 * 3_600_000;
+    let done = t + 5 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    // The addressee took the relay's own message under the other id.
+    let mut took_own = mail("received", R, D, R, t + 60_000, exp, None);
+    if let EventKind::Mail { message_id, .. } = &mut took_own.kind {
+        *message_id = other.clone();
+    }
+    let addressee = log(&f, D, &[took_own, stopped.clone()]);
+    // The addressee's signed `/5` answer (accepting its own mail under another id,
+    // or refusing another copy under this one) at t + 60 s.
+    let answer_of_d = |accepted: bool| {
+        let mid = if accepted { other.clone() } else { id() };
+        let ack = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&mid).unwrap()),
+                item: "message".into(),
+                item_digest: Some([5; 32]),
+                hops: Some(0),
+                addressee: Some(ag(D)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(D),
+                accepted,
+                reason: if accepted { "ok" } else { "quota" }.into(),
+                at: Timestamp(t + 60_000),
+                signer_key: f.agency_keys[D].public_key(),
+            },
+            &f.agency_keys[D],
+        );
+        let action = if accepted { "handed" } else { "hand_refused" };
+        let mut e = mail(action, R, D, D, t + 60_000, exp, Some(&ack));
+        if let EventKind::Mail { message_id, .. } = &mut e.kind {
+            *message_id = mid;
+        }
+        e
+    };
+    let pair_d = [format!("{}->{}", NAMES[R], NAMES[D])];
+    // Link rule: the relay's own hand-over to the neighbour at `at`.
+    let link_rule = |at: u64| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                answer_of_d(true),
+                own_hand_over(&f, N, at),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(&f, &[sender.clone(), relay, addressee.clone()]);
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(link_rule(t + 2 * 3_600_000), [NAMES[R]]);
+    assert_eq!(link_rule(t + 5 * 60_000), pair_d);
+    // Offer rule: the relay logs no link; the neighbour's log holds its offer of
+    // other mail at `at`.
+    let offer_rule = |at: u64| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                answer_of_d(false),
+                stopped.clone(),
+            ],
+        );
+        let neighbour = log(
+            &f,
+            N,
+            &[offered(&f, R, N, &other, [5; 32], at), stopped.clone()],
+        );
+        let rep = audit(&f, &[sender.clone(), relay, neighbour, addressee.clone()]);
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(
+        offer_rule(t + 2 * 3_600_000),
+        [format!("{}->{}", NAMES[R], NAMES[N])]
+    );
+    assert_eq!(offer_rule(t + 5 * 60_000), pair_d);
+}
