@@ -138,9 +138,11 @@ pub const REVOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs
 /// [`REVOCATION_GRACE`]: the adoption time the store's anchor records (`adopted`,
 /// noted by the trust cell at start and at every reload, so a live reload and a
 /// restart agree: review s33-mail L2), else the one noted in `seen` for that
-/// version, else `now_ms` (noted). A recorded time ahead of `now_ms` (a clock that
-/// was ahead when the roster was taken) counts as `now_ms`, so it cannot hold the
-/// grace open until that date.
+/// version, else `now_ms` (noted). A recorded adoption time ahead of `now_ms` (a
+/// clock that was ahead when the roster was taken) is replaced by the first time it
+/// is seen ahead, noted in `seen` and used from then on, so it cannot hold the grace
+/// open until that date (review s34-mail L2: clamping it to `now_ms` at every call
+/// restarted the grace at every call).
 fn grace_start(
     adopted: Option<(u64, u64)>,
     seen: &mut Option<(u64, u64)>,
@@ -148,8 +150,8 @@ fn grace_start(
     now_ms: u64,
 ) -> u64 {
     match (adopted, *seen) {
-        (Some((v, at)), _) if v == version => at.min(now_ms),
-        (_, Some((v, at))) if v == version => at.min(now_ms),
+        (Some((v, at)), _) if v == version && at <= now_ms => at,
+        (_, Some((v, at))) if v == version && at <= now_ms => at,
         _ => {
             *seen = Some((version, now_ms));
             now_ms
@@ -1394,12 +1396,17 @@ mod tests {
         let mut none = None;
         assert_eq!(grace_start(Some((4, adopted_at)), &mut none, 5, now), now);
         assert_eq!(grace_start(None, &mut none, 5, now + 1), now);
-        // An adoption time ahead of the clock counts as now.
+        // An adoption time ahead of the clock counts from the first time it is
+        // seen ahead, and the grace then ends (review s34-mail L2: it restarted
+        // at every call).
         let mut ahead = None;
-        assert_eq!(
-            grace_start(Some((5, now + 365 * 24 * grace)), &mut ahead, 5, now),
-            now
-        );
+        let future = Some((5, now + 365 * 24 * grace));
+        assert_eq!(grace_start(future, &mut ahead, 5, now), now);
+        let later = now + 2 * grace;
+        let start = grace_start(future, &mut ahead, 5, later);
+        assert_eq!(start, now);
+        let elapsed = Duration::from_millis(later - start);
+        assert!(!Rollover::judge([4], 5, elapsed).revocation_news);
     }
 
     /// Review s31-mail M5: `hand_refused` evidence only for messages we relay, once
