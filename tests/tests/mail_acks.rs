@@ -627,6 +627,14 @@ async fn the_mail_request_handler_refuses_relayed_copies_without_a_valid_offer()
     use wlnode_crypto::mail::{Draft, Envelope, HandoverOffer};
     use wlnode_tests::RawOutcome;
     let mut c = Cluster::simple(4, &[]);
+    // A bans after three strikes: seven `no_offer` refusals would ban B if they
+    // were strikes (review s34-mail L3: with the default threshold of 100 the
+    // "no strike" check could not fail).
+    c.extra[0] = format!(
+        "{}{}ban_threshold = 3\n",
+        wlnode_devtools::scaffold::OPEN_POLICY,
+        FAST_SYNC
+    );
     c.start(0).await;
     let a_addr = addr(&c, 0);
     let mut b = RawPeer::speaking(
