@@ -1401,7 +1401,7 @@ fn the_auditors_dating_survives_adopting_the_next_head() {
     );
     // Bounded: the oldest and newest heads stay.
     let mut list = Vec::new();
-    for size in 1..=100 {
+    for size in 1..=400 {
         super::super::remember_head(
             &mut list,
             DatedHead {
@@ -1412,7 +1412,7 @@ fn the_auditors_dating_survives_adopting_the_next_head() {
         );
     }
     assert_eq!(list.len(), MAX_EARLIER_HEADS);
-    assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 100));
+    assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 400));
 }
 
 /// Review s33-mail H4: the neighbour logged the relay's signed offer of the message
@@ -1763,7 +1763,7 @@ fn a_relay_that_labels_the_message_as_addressed_to_itself_is_still_judged() {
     assert!(rep.violations.is_empty(), "{:?}", rep.violations);
 }
 
-/// Review s33-mail L4: the auditor adopted 40 heads of the relay's log around a
+/// Review s33-mail L4: the auditor adopted more heads of the relay's log than the bound around a
 /// revocation. Only one head holding the neighbour's `full` refusal (signed before
 /// the revocation by the key revoked later) was verified before the revocation, and
 /// it was closest to the head before it (by size and by time): the thinning dropped
@@ -1785,7 +1785,7 @@ fn thinning_the_head_history_keeps_the_head_that_dated_an_ack() {
         mail("hand_refused", S, N, N, t + 60_000, exp, Some(&no)),
         own_hand_over(&f, D, t + 90_000),
     ];
-    for n in 0..90 {
+    for n in 0..2 * MAX_EARLIER_HEADS as u64 + 20 {
         events.push(Event::new(t + 100_000 + n, EventKind::NodeStopped));
     }
     events.push(Event::new(done, EventKind::NodeStopped));
@@ -1802,7 +1802,7 @@ fn thinning_the_head_history_keeps_the_head_that_dated_an_ack() {
             verified_at: revoked_at - 1_000,
         },
     ];
-    for n in 0..40u64 {
+    for n in 0..MAX_EARLIER_HEADS as u64 + 8 {
         heads.push(DatedHead {
             size: 5 + 2 * n,
             verified_at: revoked_at + 60_000 * (n + 1),
@@ -2387,4 +2387,38 @@ fn one_answer_of_the_addressee_does_not_move_blame_for_routes_while_it_was_away(
         [format!("{}->{}", NAMES[R], NAMES[N])]
     );
     assert_eq!(offer_rule(t + 5 * 60_000), pair_d);
+}
+
+/// Review s34-mail L1: the auditor adopts a head of the relay's log every 10 min for
+/// a week; a key is revoked at `T`, and the auditor's roster holds the revocation
+/// only two hours later. Until then the history is thinned without it. The head
+/// verified just before `T` must still be there when the revocation is known, or
+/// the evidence it held stops being dated before the revocation. Thinning evenly in
+/// time dropped it within two runs; thinning by age keeps recent history dense.
+#[test]
+fn a_revocation_learnt_hours_late_still_finds_the_head_verified_before_it() {
+    let step = 10 * 60_000;
+    let base = 1_780_000_000_000u64;
+    let at = |k: u64| base + k * step;
+    let before_t = 1_000u64;
+    let revoked_at = at(before_t) + step / 2;
+    let learnt = before_t + 12;
+    let mut list = Vec::new();
+    for k in 0..=learnt {
+        let keep: &[u64] = if k == learnt { &[revoked_at] } else { &[] };
+        super::super::remember_head(
+            &mut list,
+            DatedHead {
+                size: k + 1,
+                verified_at: at(k),
+            },
+            keep,
+        );
+    }
+    assert_eq!(list.len(), MAX_EARLIER_HEADS);
+    assert!(
+        list.iter().any(|h| h.size == before_t + 1),
+        "{:?}",
+        list.iter().rev().take(20).collect::<Vec<_>>()
+    );
 }
