@@ -60,6 +60,21 @@ pub const OFFERS_LOGGED_PER_HOUR: usize = 1024;
 /// delay and poll interval (minutes) plus the clock skew, generously.
 pub const OFFER_SLACK_MS: u64 = 15 * 60 * 1000;
 
+#[cfg(test)]
+thread_local! {
+    /// Hand-overs and refusals the judge loop of [`check_mail`] looked at (tests:
+    /// its work stays linear in the log, review s34-mail H3).
+    static PROBED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` entries looked at by the judge loop (tests only).
+fn probed(n: usize) {
+    #[cfg(test)]
+    PROBED.with(|p| p.set(p.get() + n as u64));
+    #[cfg(not(test))]
+    let _ = n;
+}
+
 /// A copy of a message: its item digest and hop count, as a neighbour signed them.
 type Copy = ([u8; 32], Option<u32>);
 
@@ -950,20 +965,46 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         .map(|(k, v)| (k.clone(), v.clone(), false))
         .chain(signed_only.into_values().map(|(k, v)| (k, v, true)))
         .collect();
-    // The senders a node's events name for an id (its hand-overs, refusals): a copy
-    // judged by digest is looked up under each of them, and only the same digest
-    // counts.
-    let mut senders_of: HashMap<(AgencyCode, String), std::collections::BTreeSet<AgencyCode>> =
-        HashMap::new();
-    for (n, s, i) in handed_copies
-        .keys()
-        .chain(refusals.keys())
-        .chain(revoked_hand_overs.keys())
-    {
-        senders_of
-            .entry((n.clone(), i.clone()))
-            .or_default()
-            .insert(s.clone());
+    // A node's hand-overs, revoked hand-overs and refusals by the copy the
+    // neighbour's signed answer names, (node, id, digest), under any sender label:
+    // a copy judged by its signed custody alone is looked up there, each such copy
+    // once, so the work stays linear in the log whatever labels it writes (review
+    // s34-mail H3: probing every label under the id for every judged message was
+    // quadratic in labels the judged node wrote itself). A message its own
+    // `received` names is looked up under its own key only, as before.
+    type CopyKey = (AgencyCode, String, [u8; 32]);
+    let mut handed_by_copy: HashMap<CopyKey, Vec<&HandedCopy>> = HashMap::new();
+    for ((n, _, i), copies) in &handed_copies {
+        for c in copies {
+            if let Some(d) = c.1 {
+                handed_by_copy
+                    .entry((n.clone(), i.clone(), d))
+                    .or_default()
+                    .push(c);
+            }
+        }
+    }
+    let mut revoked_by_copy: HashMap<CopyKey, Vec<&RevokedCopy>> = HashMap::new();
+    for ((n, _, i), copies) in &revoked_hand_overs {
+        for c in copies {
+            if let Some(d) = c.1 {
+                revoked_by_copy
+                    .entry((n.clone(), i.clone(), d))
+                    .or_default()
+                    .push(c);
+            }
+        }
+    }
+    let mut refusals_by_copy: HashMap<CopyKey, Vec<&Refused>> = HashMap::new();
+    for ((n, _, i), v) in &refusals {
+        for r in v {
+            if let Some(d) = r.2 {
+                refusals_by_copy
+                    .entry((n.clone(), i.clone(), d))
+                    .or_default()
+                    .push(r);
+            }
+        }
     }
     for (
         (node, sender, id),
@@ -972,15 +1013,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     ) in &judged
     {
         let key = (node.clone(), sender.clone(), id.clone());
-        // The keys, under every sender the node names, of other messages under the id:
-        // a hand-over or refusal there counts only of the same digest.
-        let other_keys: Vec<Key> = senders_of
-            .get(&(node.clone(), id.clone()))
-            .into_iter()
-            .flatten()
-            .filter(|s| *s != sender)
-            .map(|s| (node.clone(), s.clone(), id.clone()))
-            .collect();
         // The upstream's copy of its signed custody ack dates the custody (the
         // upstream checked that time against its own clock), whatever the relay's
         // `received` says, and puts the message in the signed era when signed at or
@@ -1035,26 +1067,38 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // A bare `handed` (no digest) counts only for a message taken before the
         // signed era, and no hand-over logged before the `received` counts
         // (review s32-mail H2).
-        // A copy judged by its signed custody alone has no `received` to follow.
-        // Under another sender label only a hand-over of the same digest counts.
-        let after = |i: &u64| *by_digest || *i > *index;
-        let handed_on = handed_copies.get(&key).is_some_and(|copies| {
-            copies.iter().any(|(i, c, had_it)| {
-                after(i)
-                    && had_it.as_ref() != Some(from)
-                    && match digest {
-                        Some(_) => (c.is_none() && !signed_era) || *c == digest,
-                        None => !signed_era,
-                    }
-            })
-        }) || (digest.is_some()
-            && other_keys.iter().any(|k| {
-                handed_copies.get(k).is_some_and(|copies| {
-                    copies.iter().any(|(i, c, had_it)| {
-                        after(i) && had_it.as_ref() != Some(from) && *c == digest
-                    })
+        // A copy judged by its signed custody alone has no `received` to follow:
+        // any hand-over of the same digest, under any sender label, counts.
+        let copy_key = digest
+            .filter(|_| *by_digest)
+            .map(|d| (node.clone(), id.clone(), d));
+        probed(match &copy_key {
+            Some(ck) => {
+                handed_by_copy.get(ck).map_or(0, Vec::len)
+                    + revoked_by_copy.get(ck).map_or(0, Vec::len)
+                    + refusals_by_copy.get(ck).map_or(0, Vec::len)
+            }
+            None => {
+                handed_copies.get(&key).map_or(0, Vec::len)
+                    + revoked_hand_overs.get(&key).map_or(0, Vec::len)
+                    + refusals.get(&key).map_or(0, Vec::len)
+            }
+        });
+        let handed_on = match &copy_key {
+            Some(ck) => handed_by_copy
+                .get(ck)
+                .is_some_and(|v| v.iter().any(|(_, _, had_it)| had_it.as_ref() != Some(from))),
+            None => handed_copies.get(&key).is_some_and(|copies| {
+                copies.iter().any(|(i, c, had_it)| {
+                    *i > *index
+                        && had_it.as_ref() != Some(from)
+                        && match digest {
+                            Some(_) => (c.is_none() && !signed_era) || *c == digest,
+                            None => !signed_era,
+                        }
                 })
-            }));
+            }),
+        };
         if handed_on {
             continue;
         }
@@ -1062,20 +1106,27 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // custody began and before the revocation: not blamed (review s32-mail L5).
         // A forgery with the stolen key must still claim a time before the
         // revocation and after the custody the upstream dated.
-        let revoked_hand_over = std::iter::once(&key)
-            .chain(other_keys.iter())
-            .filter_map(|k| revoked_hand_overs.get(k))
-            .flatten()
-            .any(|(i, d, signed)| after(i) && d.is_some() && *d == digest && *signed >= *at);
+        let revoked_hand_over = match &copy_key {
+            Some(ck) => revoked_by_copy
+                .get(ck)
+                .is_some_and(|v| v.iter().any(|(_, _, signed)| *signed >= *at)),
+            None => revoked_hand_overs.get(&key).is_some_and(|v| {
+                v.iter().any(|(i, d, signed)| {
+                    *i > *index && d.is_some() && *d == digest && *signed >= *at
+                })
+            }),
+        };
         if revoked_hand_over {
             continue;
         }
         // Signed `too_many_hops` refusals of the very copy it took (same digest;
         // none when that digest is unknown) made while it lived.
-        let refused: Vec<&Refused> = std::iter::once(&key)
-            .chain(other_keys.iter())
-            .filter_map(|k| refusals.get(k))
-            .flatten()
+        let of_key: Vec<&Refused> = match &copy_key {
+            Some(ck) => refusals_by_copy.get(ck).cloned().unwrap_or_default(),
+            None => refusals.get(&key).into_iter().flatten().collect(),
+        };
+        let refused: Vec<&Refused> = of_key
+            .into_iter()
             .filter(|(_, r, d, hops, reason)| {
                 digest.is_some()
                     && *d == digest

@@ -2422,3 +2422,56 @@ fn a_revocation_learnt_hours_late_still_finds_the_head_verified_before_it() {
         list.iter().rev().take(20).collect::<Vec<_>>()
     );
 }
+
+/// Review s34-mail H3: a member writes into its own log thousands of hand-overs of
+/// the id under distinct sender labels (reusing one genuine signed acceptance) and
+/// thousands of `received` events under other labels. Each judged message used to
+/// probe every label under the id: quadratic (here about 2.3 million probes). Now
+/// a message its `received` names is looked up under its own key and a copy judged
+/// by its signed custody under its digest: linear in the log.
+#[test]
+fn many_sender_labels_under_one_id_keep_the_mail_check_linear() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 1_200_000;
+    let labels = 1_500usize;
+    let label = |n: usize| -> AgencyCode { format!("XX-{n}").parse().unwrap() };
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let own = answer_hops(&f, N, R, true, "ok", t + 3_000, [5; 32], Some(0));
+    let mut events = Vec::new();
+    for n in 0..labels {
+        let mut e = mail("handed", R, N, N, t + 3_000, exp, Some(&own));
+        if let EventKind::Mail { from, .. } = &mut e.kind {
+            *from = label(n);
+        }
+        events.push(e);
+    }
+    for n in 0..labels {
+        let mut e = mail("received", S, D, S, t + 2_000, exp, None);
+        if let EventKind::Mail { from, .. } = &mut e.kind {
+            *from = label(labels + n);
+        }
+        events.push(e);
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    let relay = log(&f, R, &events);
+    super::PROBED.with(|p| p.set(0));
+    let rep = audit(&f, &[sender, relay]);
+    let probed = super::PROBED.with(std::cell::Cell::get);
+    assert!(
+        probed <= 4 * events.len() as u64,
+        "{probed} probes for {} events",
+        events.len()
+    );
+    // The copy it signed custody of is still judged.
+    assert!(!naming(&rep, "mail_not_relayed", NAMES[R]).is_empty());
+}
