@@ -306,6 +306,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (offering node, keeper) -> signed times of all its valid offers in the
     // keeper's log: moments it had a route to the keeper and chose it.
     let mut offer_times: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (offering node, keeper, id, digest) of every `offered` event that decodes.
+    let mut offers_kept: std::collections::HashSet<(AgencyCode, AgencyCode, String, [u8; 32])> =
+        Default::default();
     for l in &usable {
         let me = &l.export.agency;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
@@ -321,6 +324,20 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 continue;
             };
             if action == "offered" {
+                // The keeper's record of an offer, whatever the offering key's status
+                // now: an offer by a key revoked since that no verified head dates
+                // is no evidence against the offerer, but the keeper did log it
+                // (review s34-mail M2 residual: `mail_offer_not_logged`).
+                if let Some(p) = peer
+                    && let Ok(o) = wlnode_crypto::mail::HandoverOffer::from_hex(ack)
+                {
+                    offers_kept.insert((
+                        p.clone(),
+                        me.clone(),
+                        message_id.clone(),
+                        o.body().item_digest,
+                    ));
+                }
                 // Another node's signed offer of a message to this one (review
                 // s32-mail H1): evidence against the offering node, whatever its own
                 // log holds.
@@ -1311,13 +1328,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             })
             .min_by_key(|(keeper, t, ..)| (*t, keeper.clone()));
         if let Some((keeper, t, _, reason)) = answered_copy {
-            let logged = offered_copies
-                .get(&(node.clone(), id.clone(), *offered_digest))
-                .is_some_and(|offers| offers.iter().any(|(_, k, _)| k == keeper));
+            let logged = offers_kept.contains(&(
+                (*node).clone(),
+                keeper.clone(),
+                id.clone(),
+                *offered_digest,
+            ));
+            // A `store` answer says the keeper's writes failed, the `offered` event
+            // most likely with them: it proves the offer, not a keeper that left it
+            // out (review s34-mail M2 residual).
             let saturated_then = saturated
                 .get(&((*node).clone(), keeper.clone()))
                 .is_some_and(|spans| spans.iter().any(|(a, b)| a <= t && t <= b));
-            if !logged && !saturated_then && covers_lifetime(keeper) {
+            if !logged && !saturated_then && reason != "store" && covers_lifetime(keeper) {
                 report.violations.push(violation(
                     "mail_offer_not_logged",
                     keeper.as_str(),

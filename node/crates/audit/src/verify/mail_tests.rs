@@ -2475,3 +2475,82 @@ fn many_sender_labels_under_one_id_keep_the_mail_check_linear() {
     // The copy it signed custody of is still judged.
     assert!(!naming(&rep, "mail_not_relayed", NAMES[R]).is_empty());
 }
+
+/// Review s34-mail M2 residuals: the addressee's signed answer of the very copy
+/// excuses the relay; the addressee is reported `mail_offer_not_logged` only when
+/// its log holds no offer of the copy. Not for a `store` answer (its writes failed,
+/// the `offered` event most likely with them), and not when its log does hold the
+/// offer, signed by the relay's key revoked since and undated by this auditor (no
+/// evidence against the relay, but the keeper logged it).
+#[test]
+fn a_keeper_that_logged_the_offer_or_failed_to_store_is_not_reported() {
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let revoked_at = t + 3 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let run = |f: &Fixture, reason: &str, keeper_logs_offer: bool| {
+        let custody = custody_for(f, R, S, t, D);
+        let sender_events = [
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ];
+        let sender = log(f, S, &sender_events);
+        let neighbour = log(
+            f,
+            N,
+            &[
+                offered(f, R, N, &other, [5; 32], t + 60_000),
+                stopped.clone(),
+            ],
+        );
+        let mut kept = vec![stopped.clone()];
+        if keeper_logs_offer {
+            kept.insert(0, offered(f, R, D, &id(), TAKEN, t + 120_000));
+        }
+        let addressee = log(f, D, &kept);
+        let no = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&id()).unwrap()),
+                item: "message".into(),
+                item_digest: Some(TAKEN),
+                hops: Some(1),
+                addressee: Some(ag(D)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(D),
+                accepted: false,
+                reason: reason.into(),
+                at: Timestamp(t + 120_000),
+                signer_key: f.agency_keys[D].public_key(),
+            },
+            &f.agency_keys[D],
+        );
+        let relay = log(
+            f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                mail("hand_refused", S, D, D, t + 120_000, exp, Some(&no)),
+                stopped.clone(),
+            ],
+        );
+        // This auditor verified the sender's handing before any revocation.
+        let state = verified_head(S, &sender_events, 1, t + 1_000);
+        let rep = audit_with(f, &[sender, relay, neighbour, addressee], &state);
+        (
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            naming(&rep, "mail_offer_not_logged", NAMES[D]),
+        )
+    };
+    let none: Vec<String> = Vec::new();
+    let f = fixture();
+    assert_eq!(
+        run(&f, "quota", false),
+        (none.clone(), vec![NAMES[D].to_owned()])
+    );
+    assert_eq!(run(&f, "store", false), (none.clone(), none.clone()));
+    // The relay's key revoked later: its offer in the keeper's log is undated.
+    let f = fixture_revoking("", Some((R, revoked_at)));
+    assert_eq!(run(&f, "quota", true), (none.clone(), none.clone()));
+}
