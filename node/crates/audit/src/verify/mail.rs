@@ -866,18 +866,46 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // The moments the addressee was reachable from a node, as sorted intervals: its
     // signed answers to the node's hand-overs in the node's log, and the node's
     // offers its own log holds, each give or take the poll and retry slack.
-    let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode| {
-        let answered = answered_by
-            .get(&(node, addressee))
-            .into_iter()
-            .flatten()
-            .copied();
-        let offered = offer_times
+    // Built once per (node, addressee), and each message takes only the spans
+    // within its lifetime (`lo..hi`), as for the global refusals: the work stays
+    // linear in the answers (review s34-mail H3 class).
+    let mut reach: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
+    for ((node, addressee), times) in &answered_by {
+        reach
+            .entry(((*node).clone(), (*addressee).clone()))
+            .or_default()
+            .extend(times.iter().map(|t| (*t, *t)));
+    }
+    for ((node, keeper), times) in &offer_times {
+        reach
+            .entry((node.clone(), keeper.clone()))
+            .or_default()
+            .extend(times.iter().map(|t| (*t, *t)));
+    }
+    let reach: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = reach
+        .into_iter()
+        .map(|(k, points)| {
+            let spans = points
+                .into_iter()
+                .map(|(t, _)| {
+                    (
+                        t.saturating_sub(OFFER_SLACK_MS),
+                        t.saturating_add(OFFER_SLACK_MS),
+                    )
+                })
+                .collect();
+            (k, merge_spans(spans))
+        })
+        .collect();
+    let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode, lo: u64, hi: u64| {
+        let spans = reach
             .get(&(node.clone(), addressee.clone()))
-            .into_iter()
-            .flatten()
-            .copied();
-        merge_cover(answered.chain(offered), OFFER_SLACK_MS)
+            .map_or(&[][..], Vec::as_slice);
+        let first = spans.partition_point(|(_, end)| *end < lo);
+        let last = spans.partition_point(|(start, _)| *start < hi);
+        let within = spans.get(first..last.max(first)).unwrap_or(&[]);
+        probed(within.len());
+        within
     };
     // (node, id) -> the neighbours whose logs show they handed the id to the node,
     // with whether the node signed an answer to it, whether that answer took
@@ -1204,14 +1232,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // cannot be at fault (review s34-mail M3: one acceptance of the relay's own
         // mail, which it can get at will, turned every "relay alone" into the pair
         // with an honest addressee).
-        let reachable = addressee_reach(node, addressee);
+        let reachable = addressee_reach(node, addressee, *at, expires);
         let to_addressee = accepted_times
             .get(&(node, addressee))
             .and_then(|times| first_link(addressee, times, &[]));
         let away = to_addressee.and_then(|_| {
             links.get(node)?.iter().find_map(|(other, times)| {
                 (other != addressee)
-                    .then(|| first_link(other, times, &reachable))
+                    .then(|| first_link(other, times, reachable))
                     .flatten()
                     .map(|t| (other, t))
             })
@@ -1410,13 +1438,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .copied()
             .collect();
         let away = to_addressee.is_some() && {
-            let reachable = addressee_reach(node, addressee);
+            let reachable = addressee_reach(node, addressee, from_t, to_t);
             others.iter().any(|(to, _)| {
                 let mut spans = saturated
                     .get(&((*node).clone(), (*to).clone()))
                     .cloned()
                     .unwrap_or_default();
-                spans.extend_from_slice(&reachable);
+                spans.extend_from_slice(reachable);
                 let spans = merge_spans(spans);
                 offer_times
                     .get(&((*node).clone(), (*to).clone()))

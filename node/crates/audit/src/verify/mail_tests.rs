@@ -2554,3 +2554,65 @@ fn a_keeper_that_logged_the_offer_or_failed_to_store_is_not_reported() {
     let f = fixture_revoking("", Some((R, revoked_at)));
     assert_eq!(run(&f, "quota", true), (none.clone(), none.clone()));
 }
+
+/// Review s34-mail H3 class, in the M3 split: the relay's log replays one signed
+/// acceptance of the addressee's under thousands of labels, and holds thousands of
+/// `received` events for that addressee. The addressee's reachable spans are built
+/// once and each message takes only those within its lifetime, so the work stays
+/// linear (rebuilding them per message was quadratic: about 2.3 million steps here).
+#[test]
+fn many_replayed_answers_of_the_addressee_keep_the_mail_check_linear() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 1_200_000;
+    let labels = 1_500usize;
+    let label = |n: usize| -> AgencyCode { format!("XX-{n}").parse().unwrap() };
+    let other = "cd".repeat(16);
+    let ack = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&other).unwrap()),
+            item: "message".into(),
+            item_digest: Some([5; 32]),
+            hops: Some(0),
+            addressee: Some(ag(D)),
+            from_hop: Some(ag(R)),
+            to_hop: ag(D),
+            accepted: true,
+            reason: "ok".into(),
+            at: Timestamp(t + 3_000),
+            signer_key: f.agency_keys[D].public_key(),
+        },
+        &f.agency_keys[D],
+    );
+    let mut events = Vec::new();
+    for n in 0..labels {
+        let mut e = mail("received", S, D, S, t + 2_000, exp, None);
+        if let EventKind::Mail { from, .. } = &mut e.kind {
+            *from = label(n);
+        }
+        events.push(e);
+    }
+    for n in 0..labels {
+        let mut e = mail("handed", R, D, D, t + 3_000 + n as u64, exp, Some(&ack));
+        if let EventKind::Mail {
+            from, message_id, ..
+        } = &mut e.kind
+        {
+            *from = label(labels + n);
+            *message_id = other.clone();
+        }
+        events.push(e);
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    let relay = log(&f, R, &events);
+    super::PROBED.with(|p| p.set(0));
+    let rep = audit(&f, &[relay]);
+    let probed = super::PROBED.with(std::cell::Cell::get);
+    assert!(
+        probed <= 4 * events.len() as u64,
+        "{probed} steps for {} events",
+        events.len()
+    );
+    assert!(!naming(&rep, "mail_not_relayed", NAMES[R]).is_empty());
+}
