@@ -610,3 +610,194 @@ async fn flag_writes_are_rate_limited_per_user() {
     c.stop(0).await;
     c.stop(1).await;
 }
+
+/// Review s33-mail L3 (and H1, M1 through the request handler itself): a raw peer
+/// playing neighbour B hands node A copies of C's and D's messages for A over
+/// `/wlnode/mail/5`, driving `on_mail_request` end to end.
+/// - Without an offer, with an offer signed by another key, offering another copy,
+///   offered to another node, or signed outside the clock skew: refused `no_offer`
+///   (no strike: B is not banned), and no `offered` event.
+/// - An expired copy with a valid offer: refused, and its offer not audited (the
+///   offer is logged only for a copy that passes the checks).
+/// - A valid offer: the copy is taken and delivered, and the offer is in A's log.
+/// - D's message under the same id with its own valid offer: its offer is audited
+///   too (one slot per copy digest, not per id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mail_request_handler_refuses_relayed_copies_without_a_valid_offer() {
+    use wlnode_crypto::mail::{Draft, Envelope, HandoverOffer};
+    use wlnode_tests::RawOutcome;
+    let mut c = Cluster::simple(4, &[]);
+    // A bans after three strikes: seven `no_offer` refusals would ban B if they
+    // were strikes (review s34-mail L3: with the default threshold of 100 the
+    // "no strike" check could not fail).
+    c.extra[0] = format!(
+        "{}{}ban_threshold = 3\n",
+        wlnode_devtools::scaffold::OPEN_POLICY,
+        FAST_SYNC
+    );
+    c.start(0).await;
+    let a_addr = addr(&c, 0);
+    let mut b = RawPeer::speaking(
+        wlnode_net::codec::MAIL_PROTOCOL,
+        Some(RawPeer::seed_of(&c.fed.nodes[1].dir)),
+        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+        1024,
+    );
+    let key_of = |i: usize| {
+        read_secret_key(&c.fed.nodes[i].dir.join("agency.key"), KeyKind::Agency).unwrap()
+    };
+    let (b_key, c_key, d_key) = (key_of(1), key_of(2), key_of(3));
+    let a_enc = roster_of(&c)
+        .encryption_key(&code(0), Timestamp::now())
+        .unwrap();
+    let now = Timestamp::now().as_millis();
+    // A copy of `from`'s message `id` for A, one hop along (B relays it).
+    let copy = |id: u8, from: usize, key: &wlnode_crypto::SecretKey, created: u64, expires: u64| {
+        MailItem::Envelope(
+            Envelope::seal(
+                &Draft {
+                    id: MessageId([id; 16]),
+                    from: code(from),
+                    to: code(0),
+                    kind: "test.note",
+                    created_at: Timestamp(created),
+                    expires_at: Timestamp(expires),
+                    plaintext: b"{}",
+                },
+                key,
+                &a_enc,
+            )
+            .unwrap()
+            .next_hop(),
+        )
+    };
+    let hour = now + 3_600_000;
+    let answer = |o: RawOutcome| match o {
+        RawOutcome::Response(bytes) => MailAck::decode(&bytes).unwrap(),
+        RawOutcome::Failed(e) => panic!("request failed: {e}"),
+    };
+    let offer = |item: &MailItem, to: usize, at: u64, key: &wlnode_crypto::SecretKey| {
+        HandoverOffer::sign(item, &code(1), &code(to), Timestamp(at), key)
+    };
+    let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
+    let other = copy(9, 2, &c_key, now, hour);
+    let refused: Vec<(&str, MessageId, Vec<u8>)> = vec![
+        (
+            "no offer",
+            MessageId([1; 16]),
+            copy(1, 2, &c_key, now, hour).encode(),
+        ),
+        ("another key", MessageId([2; 16]), {
+            let item = copy(2, 2, &c_key, now, hour);
+            item.encode_offered(&offer(&item, 0, now, &c_key))
+        }),
+        ("another copy", MessageId([3; 16]), {
+            let item = copy(3, 2, &c_key, now, hour);
+            item.encode_offered(&offer(&other, 0, now, &b_key))
+        }),
+        ("another node", MessageId([4; 16]), {
+            let item = copy(4, 2, &c_key, now, hour);
+            item.encode_offered(&offer(&item, 2, now, &b_key))
+        }),
+        ("signed too early", MessageId([5; 16]), {
+            let item = copy(5, 2, &c_key, now, hour);
+            item.encode_offered(&offer(&item, 0, now - 2 * skew, &b_key))
+        }),
+        ("signed too late", MessageId([6; 16]), {
+            let item = copy(6, 2, &c_key, now, hour);
+            item.encode_offered(&offer(&item, 0, now + 2 * skew, &b_key))
+        }),
+    ];
+    for (case, _, frame) in &refused {
+        let ack = answer(b.request(&a_addr, frame.clone().into()).await);
+        assert!(!ack.accepted, "{case}: {ack:?}");
+        assert_eq!(ack.reason, "no_offer", "{case}");
+    }
+    // Expired (within the skew: no strike) with a valid offer: refused, offer not
+    // audited.
+    let expired_id = MessageId([7; 16]);
+    let expired = copy(7, 2, &c_key, now - 7_200_000, now - 1_000);
+    let ack = answer(
+        b.request(
+            &a_addr,
+            expired
+                .encode_offered(&offer(&expired, 0, now, &b_key))
+                .into(),
+        )
+        .await,
+    );
+    assert!(!ack.accepted, "{ack:?}");
+    assert_eq!(ack.reason, "expired");
+    // A valid offer: taken. Its custody is acknowledged once durable, so every
+    // event of the requests before it is in the log by then.
+    let good_id = MessageId([8; 16]);
+    let good = copy(8, 2, &c_key, Timestamp::now().as_millis(), hour);
+    let ack = answer(
+        b.request(
+            &a_addr,
+            good.encode_offered(&offer(&good, 0, Timestamp::now().as_millis(), &b_key))
+                .into(),
+        )
+        .await,
+    );
+    assert!(ack.accepted, "{ack:?}");
+    // D's message under the same id, with its valid offer: another copy, audited
+    // in its own slot (A refuses it, the id being in use or seen).
+    let same_id = copy(8, 3, &d_key, Timestamp::now().as_millis(), hour);
+    let _ = answer(
+        b.request(
+            &a_addr,
+            same_id
+                .encode_offered(&offer(&same_id, 0, Timestamp::now().as_millis(), &b_key))
+                .into(),
+        )
+        .await,
+    );
+    // Its custody acknowledged durably afterwards: a last valid copy.
+    let last = copy(10, 2, &c_key, Timestamp::now().as_millis(), hour);
+    let ack = answer(
+        b.request(
+            &a_addr,
+            last.encode_offered(&offer(&last, 0, Timestamp::now().as_millis(), &b_key))
+                .into(),
+        )
+        .await,
+    );
+    assert!(ack.accepted, "{ack:?}");
+    let events = audit_events(&c, 0).await;
+    for (case, id, _) in &refused {
+        assert!(
+            mail_events(&events, id, "offered").is_empty(),
+            "{case}: an offer that is no evidence was audited"
+        );
+        assert!(mail_events(&events, id, "received").is_empty(), "{case}");
+    }
+    assert!(mail_events(&events, &expired_id, "offered").is_empty());
+    let offers: Vec<_> = mail_events(&events, &good_id, "offered")
+        .into_iter()
+        .map(|k| match k {
+            EventKind::Mail { from, ack, .. } => {
+                let o = HandoverOffer::from_hex(ack.as_deref().unwrap()).unwrap();
+                (from.clone(), o.body().item_digest)
+            }
+            other => panic!("not a mail event: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        offers,
+        [
+            (code(2), good.identity_digest()),
+            (code(3), same_id.identity_digest())
+        ],
+        "{events:?}"
+    );
+    assert!(!mail_events(&events, &good_id, "delivered").is_empty());
+    // No strikes: B was never banned.
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::PeerBanned { agency, .. } if *agency == code(1))),
+        "{events:?}"
+    );
+    c.stop(0).await;
+}

@@ -180,7 +180,9 @@ async fn a_message_sealed_to_the_previous_key_opens_after_a_rotation_without_res
 /// 0644, or garbage) failed every reload, after the new roster was anchored but before
 /// its revocations applied, so a revocation never took effect. Now the keys are read
 /// before anything is anchored, a bad file in the folder is skipped with a logged
-/// error naming it, and the reload applies the roster.
+/// error naming it, and the reload applies the roster. The roster's adoption time
+/// (the start of the revocation grace) is noted from the anchor at start and at the
+/// reload (review s33-mail L2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_key_file_does_not_block_a_revoking_reload() {
     use std::os::unix::fs::PermissionsExt;
@@ -225,10 +227,26 @@ async fn a_bad_key_file_does_not_block_a_revoking_reload() {
     let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
     std::fs::write(&c.fed.roster, signed).unwrap();
     std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    let anchored = || async {
+        c.node(n)
+            .services
+            .store
+            .call(|s| s.roster_adopted())
+            .await
+            .unwrap()
+    };
+    // Review s33-mail L2: the adoption time the anchor records is the one the
+    // revocation grace runs from, at start and after a live reload.
+    let at_start = anchored().await;
+    assert!(at_start.is_some());
+    assert_eq!(c.node(n).services.trust.adopted(), at_start);
     let report = c.node(n).services.control.reload().await.unwrap();
     assert!(report.roster_changed);
     let roster = c.node(n).services.trust.roster();
     assert_eq!(roster.revocations().count(), 1);
+    let reloaded = anchored().await;
+    assert_eq!(reloaded.map(|(v, _)| v), Some(roster.version()));
+    assert_eq!(c.node(n).services.trust.adopted(), reloaded);
     // The node keeps serving with the keys it had.
     assert_eq!(c.node(n).services.control.encryption_keys(), before);
     assert!(c.node(n).services.mail.inbox(10).await.is_ok());

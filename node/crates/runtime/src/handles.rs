@@ -346,9 +346,12 @@ impl Control {
         // Every check passed: only now is the roster anchored (review s31-mail M6).
         let r = roster.clone();
         let me = cfg.agency().clone();
-        let (applied, known) = self
+        let (applied, known, adopted) = self
             .store
-            .call(move |s| crate::trust::apply_revocations_and_anchor(s, &r, &me))
+            .call(move |s| {
+                let (applied, known) = crate::trust::apply_revocations_and_anchor(s, &r, &me)?;
+                Ok((applied, known, s.roster_adopted()?))
+            })
             .await?;
         if roster_changed {
             self.ingested.log_moved(applied.head_seq);
@@ -370,6 +373,7 @@ impl Control {
         if ring.public_keys().copied().collect::<Vec<_>>() != held_before {
             tracing::info!(keys = ?ring, "encryption keys in force");
         }
+        self.trust.note_adopted(adopted);
         self.trust.replace(roster, policy);
         self.encryption_keys.replace(ring);
         let now = Timestamp::now().as_millis();

@@ -653,8 +653,12 @@ impl RunningNode {
         let revoking = roster.clone();
         let me = agency.clone();
         // The roster is anchored only now, every check passed (review s31-mail M6).
-        let (applied, known) = store
-            .call(move |s| crate::trust::apply_revocations_and_anchor(s, &revoking, &me))
+        let (applied, known, adopted) = store
+            .call(move |s| {
+                let (applied, known) =
+                    crate::trust::apply_revocations_and_anchor(s, &revoking, &me)?;
+                Ok((applied, known, s.roster_adopted()?))
+            })
             .await?;
         let head_seq = applied.head_seq;
         let policy = policy.with_revocations_known(known);
@@ -706,6 +710,7 @@ impl RunningNode {
         let events = Events::new();
         let ingested = Ingested::new(head_seq, metrics.clone(), health.clone(), events.clone());
         let trust = TrustCell::new(roster, policy);
+        trust.note_adopted(adopted);
         let cfg = Arc::new(cfg);
         let (sources, source_requests) = Sources::new(&cfg);
         let users = Users::load(store.clone(), &id.api_token).await?;

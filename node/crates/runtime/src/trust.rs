@@ -167,6 +167,12 @@ pub fn apply_revocations_and_anchor(
 pub struct TrustCell {
     roster: Arc<RwLock<Arc<Roster>>>,
     policy: Arc<RwLock<Arc<Policy>>>,
+    /// The version of the roster last anchored and when this node first accepted
+    /// it (Unix ms, the store anchor's `adopted_at`): noted at start and at every
+    /// reload before the roster is put in force, so the revocation grace of a roster
+    /// taken by a live reload starts at its adoption, as after a restart (review
+    /// s33-mail L2: it started at the first ack judged under it).
+    adopted: Arc<RwLock<Option<(u64, u64)>>>,
 }
 
 impl TrustCell {
@@ -175,6 +181,24 @@ impl TrustCell {
         Self {
             roster: Arc::new(RwLock::new(roster)),
             policy: Arc::new(RwLock::new(Arc::new(policy))),
+            adopted: Arc::new(RwLock::new(None)),
+        }
+    }
+
+    /// The version of the roster last anchored and when this node first accepted it
+    /// (Unix ms), if the anchor records it.
+    pub fn adopted(&self) -> Option<(u64, u64)> {
+        match self.adopted.read() {
+            Ok(g) => *g,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Notes the anchor's (version, adoption time) of the roster about to be put
+    /// in force (see [`TrustCell::adopted`]).
+    pub(crate) fn note_adopted(&self, adopted: Option<(u64, u64)>) {
+        if let Ok(mut g) = self.adopted.write() {
+            *g = adopted;
         }
     }
 

@@ -33,6 +33,23 @@ const EXCUSING_REFUSALS: &[&str] = &["full", "store", TOO_MANY_HOPS];
 /// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
 const TOO_MANY_HOPS: &str = "too_many_hops";
 
+/// The reasons a neighbour answers a relayed message with only after it verified
+/// the item and the handing node's signed offer (and so logged the offer, unless its
+/// hourly cap was hit): not `no_offer`, nor a failed verification or decoding.
+const AFTER_OFFER_CHECK: &[&str] = &[
+    "ok",
+    "seen",
+    "duplicate",
+    "quota",
+    "sender_quota",
+    "id_in_use",
+    "too_many_hops",
+    "full",
+    "store",
+    "unopenable",
+    "legacy_body",
+];
+
 /// The most `offered` events a node logs per neighbour per hour (the runtime's
 /// `OFFERS_PER_NEIGHBOUR`): in an hour in which a log holds this many offers from one
 /// neighbour, its silence about another offer of that neighbour's is no evidence.
@@ -42,6 +59,21 @@ pub const OFFERS_LOGGED_PER_HOUR: usize = 1024;
 /// must lie to show it could still have offered the message there too: its retry
 /// delay and poll interval (minutes) plus the clock skew, generously.
 pub const OFFER_SLACK_MS: u64 = 15 * 60 * 1000;
+
+#[cfg(test)]
+thread_local! {
+    /// Hand-overs and refusals the judge loop of [`check_mail`] looked at (tests:
+    /// its work stays linear in the log, review s34-mail H3).
+    static PROBED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` entries looked at by the judge loop (tests only).
+fn probed(n: usize) {
+    #[cfg(test)]
+    PROBED.with(|p| p.set(p.get() + n as u64));
+    #[cfg(not(test))]
+    let _ = n;
+}
 
 /// A copy of a message: its item digest and hop count, as a neighbour signed them.
 type Copy = ([u8; 32], Option<u32>);
@@ -261,6 +293,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // earlier expiry is taken: it shortens the window the relay is judged in, so it
     // cannot frame it.
     let mut expiry_seen: HashMap<(AgencyCode, String), u64> = HashMap::new();
+    // The same, per copy (node, id, digest): the expiry of a copy the node's labels
+    // do not judge (review s34-mail H1, H2).
+    let mut copy_expiry: HashMap<(AgencyCode, String, [u8; 32]), u64> = HashMap::new();
     // (offering node, message id, digest) -> signed times of its valid offers of
     // that copy in other nodes' logs (`offered`, `/wlnode/mail/5`).
     // (offering node, id, digest) -> (signed time, keeper, signed hop count) of
@@ -271,6 +306,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (offering node, keeper) -> signed times of all its valid offers in the
     // keeper's log: moments it had a route to the keeper and chose it.
     let mut offer_times: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (offering node, keeper, id, digest) of every `offered` event that decodes.
+    let mut offers_kept: std::collections::HashSet<(AgencyCode, AgencyCode, String, [u8; 32])> =
+        Default::default();
     for l in &usable {
         let me = &l.export.agency;
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
@@ -286,6 +324,20 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 continue;
             };
             if action == "offered" {
+                // The keeper's record of an offer, whatever the offering key's status
+                // now: an offer by a key revoked since that no verified head dates
+                // is no evidence against the offerer, but the keeper did log it
+                // (review s34-mail M2 residual: `mail_offer_not_logged`).
+                if let Some(p) = peer
+                    && let Ok(o) = wlnode_crypto::mail::HandoverOffer::from_hex(ack)
+                {
+                    offers_kept.insert((
+                        p.clone(),
+                        me.clone(),
+                        message_id.clone(),
+                        o.body().item_digest,
+                    ));
+                }
                 // Another node's signed offer of a message to this one (review
                 // s32-mail H1): evidence against the offering node, whatever its own
                 // log holds.
@@ -319,6 +371,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         .entry((p.clone(), message_id.clone()))
                         .or_insert(*x);
                     *lowest = (*lowest).min(*x);
+                    if let Some(d) = a.body().item_digest {
+                        let of_copy = copy_expiry
+                            .entry((p.clone(), message_id.clone(), d))
+                            .or_insert(*x);
+                        *of_copy = (*of_copy).min(*x);
+                    }
                 }
                 let at = a.body().at.as_millis();
                 let first = signing_since.entry(p.clone()).or_insert(at);
@@ -340,6 +398,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         }
     }
     let mut since_of: HashMap<AgencyCode, u64> = HashMap::new();
+    // (node, neighbour) -> signed times of the neighbour's valid `/wlnode/mail/5`
+    // refusals (they sign the addressee) of the node's hand-overs, whatever the
+    // reason: moments the neighbour answered the node, by its own signature.
+    let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (node, id, digest) -> (neighbour, signed time, signed hop count, reason) of the
+    // neighbours' valid `/wlnode/mail/5` answers of that copy in the node's log
+    // (refusals here, acceptances added from `handed` below).
+    type AnswerOfCopy = (AgencyCode, u64, Option<u32>, String);
+    let mut answers_of_copy: HashMap<(AgencyCode, String, [u8; 32]), Vec<AnswerOfCopy>> =
+        HashMap::new();
     for l in &usable {
         let me = &l.export.agency;
         // From when this node signs hand-overs (see `signing_since`): from then on
@@ -485,6 +553,23 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                             signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         && !a.accepted
                     {
+                        if a.body().addressee.is_some() {
+                            refused_by
+                                .entry((me.clone(), p.clone()))
+                                .or_default()
+                                .push(a.body().at.as_millis());
+                            if let Some(d) = a.body().item_digest {
+                                answers_of_copy
+                                    .entry((me.clone(), message_id.clone(), d))
+                                    .or_default()
+                                    .push((
+                                        p.clone(),
+                                        a.body().at.as_millis(),
+                                        a.body().hops,
+                                        a.reason.clone(),
+                                    ));
+                            }
+                        }
                         // The count the neighbour signs it was handed, checked for
                         // inflation like an accepted one (review s32-mail M2).
                         if let Some(h) = a.body().hops {
@@ -723,8 +808,52 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for v in custody_by_id.values_mut() {
         v.sort_unstable_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
     }
+    for (from, to, _, id, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.body().addressee.is_some())
+            && let Some(d) = ack.body().item_digest
+        {
+            answers_of_copy
+                .entry((from.clone(), id.clone(), d))
+                .or_default()
+                .push((
+                    to.clone(),
+                    ack.body().at.as_millis(),
+                    ack.body().hops,
+                    ack.reason.clone(),
+                ));
+        }
+    }
     let usable_agencies: std::collections::BTreeSet<&AgencyCode> =
         usable.iter().map(|l| &l.export.agency).collect();
+    // (node, neighbour) -> signed times of the neighbour's valid `/wlnode/mail/5`
+    // answers (they sign the addressee; a `/5` hand-over carries the node's offer)
+    // to the node's hand-overs, accepting (`handed`) or refusing (`hand_refused`),
+    // sorted: moments the neighbour was connected and answered the node, by its own
+    // signature in the node's log.
+    let mut answered_by: HashMap<(&AgencyCode, &AgencyCode), Vec<u64>> = HashMap::new();
+    for (from, to, _, _, _, _, ack) in &handed {
+        if let Some(ack) = ack.as_ref().filter(|a| a.body().addressee.is_some()) {
+            answered_by
+                .entry((from, to))
+                .or_default()
+                .push(ack.body().at.as_millis());
+        }
+    }
+    // The accepting ones alone: moments the neighbour took the node's mail.
+    let accepted_times = answered_by.clone();
+    for ((from, to), times) in &refused_by {
+        answered_by
+            .entry((from, to))
+            .or_default()
+            .extend(times.iter().copied());
+    }
+    for times in answered_by.values_mut() {
+        times.sort_unstable();
+    }
+    let mut accepted_times = accepted_times;
+    for times in accepted_times.values_mut() {
+        times.sort_unstable();
+    }
     // A node's offers by keeper, sorted by keeper (one lookup per message, a stable
     // order of routes).
     let mut offers_by_node: HashMap<&AgencyCode, Vec<(&AgencyCode, &Vec<u64>)>> = HashMap::new();
@@ -734,6 +863,50 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for v in offers_by_node.values_mut() {
         v.sort_unstable_by_key(|(keeper, _)| *keeper);
     }
+    // The moments the addressee was reachable from a node, as sorted intervals: its
+    // signed answers to the node's hand-overs in the node's log, and the node's
+    // offers its own log holds, each give or take the poll and retry slack.
+    // Built once per (node, addressee), and each message takes only the spans
+    // within its lifetime (`lo..hi`), as for the global refusals: the work stays
+    // linear in the answers (review s34-mail H3 class).
+    let mut reach: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
+    for ((node, addressee), times) in &answered_by {
+        reach
+            .entry(((*node).clone(), (*addressee).clone()))
+            .or_default()
+            .extend(times.iter().map(|t| (*t, *t)));
+    }
+    for ((node, keeper), times) in &offer_times {
+        reach
+            .entry((node.clone(), keeper.clone()))
+            .or_default()
+            .extend(times.iter().map(|t| (*t, *t)));
+    }
+    let reach: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = reach
+        .into_iter()
+        .map(|(k, points)| {
+            let spans = points
+                .into_iter()
+                .map(|(t, _)| {
+                    (
+                        t.saturating_sub(OFFER_SLACK_MS),
+                        t.saturating_add(OFFER_SLACK_MS),
+                    )
+                })
+                .collect();
+            (k, merge_spans(spans))
+        })
+        .collect();
+    let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode, lo: u64, hi: u64| {
+        let spans = reach
+            .get(&(node.clone(), addressee.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        let first = spans.partition_point(|(_, end)| *end < lo);
+        let last = spans.partition_point(|(start, _)| *start < hi);
+        let within = spans.get(first..last.max(first)).unwrap_or(&[]);
+        probed(within.len());
+        within
+    };
     // (node, id) -> the neighbours whose logs show they handed the id to the node,
     // with whether the node signed an answer to it, whether that answer took
     // custody (`ok`), and the digest of the copy it signed. A relay does not offer
@@ -779,7 +952,111 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .any(|(b, signed, _, d)| *b == other && *signed && of_copy(d))
             || (other == named && named_holds)
     };
-    for ((node, sender, id), (index, at, expires, from, addressee, _, signed_era)) in &took {
+    // The messages judged: those a node's own `received` says it took for another
+    // agency, and every other copy it signed custody of (`ok`, in an upstream's
+    // `handed`) for another addressee, whatever its own log says of that copy: by
+    // digest, not by id or by its labels (review s34-mail H1: a `delivered` of
+    // another member's message under the id re-judged an honest relay against the
+    // relayed copy; H2: a relay that logged nothing of the copy it took, or labelled
+    // it as addressed to itself, and handed its own message under the id, was judged
+    // by no rule). A copy whose signed addressee is the node itself is never judged.
+    // Such a copy is judged from its signed custody: the upstream, time, addressee,
+    // copy and expiry of the upstream's `handed`; `true` marks it.
+    let labelled_copies: std::collections::HashSet<(AgencyCode, String, [u8; 32])> = took
+        .keys()
+        .filter_map(|(n, s, i)| Some((n.clone(), i.clone(), taken_copy(n, s, i)?.0)))
+        .collect();
+    let mut signed_only: BTreeMap<(AgencyCode, String, [u8; 32]), (Key, Custody)> = BTreeMap::new();
+    for (from, to, sender, id, handed_at, _, ack) in &handed {
+        let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") else {
+            continue;
+        };
+        let b = ack.body();
+        let (Some(d), Some(addressee)) = (b.item_digest, b.addressee.as_ref()) else {
+            continue;
+        };
+        let copy = (to.clone(), id.clone(), d);
+        if addressee == to || labelled_copies.contains(&copy) {
+            continue;
+        }
+        let Some(expires) = copy_expiry.get(&copy).copied() else {
+            continue;
+        };
+        let at = b.at.as_millis().min(*handed_at);
+        let entry = (
+            (to.clone(), sender.clone(), id.clone()),
+            (
+                0,
+                at,
+                Some(expires),
+                from.clone(),
+                addressee.clone(),
+                Some((d, b.hops)),
+                true,
+            ),
+        );
+        match signed_only.entry(copy) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(entry);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) if o.get().1.1 > at => {
+                o.insert(entry);
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {}
+        }
+    }
+    let judged: Vec<(Key, Custody, bool)> = took
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone(), false))
+        .chain(signed_only.into_values().map(|(k, v)| (k, v, true)))
+        .collect();
+    // A node's hand-overs, revoked hand-overs and refusals by the copy the
+    // neighbour's signed answer names, (node, id, digest), under any sender label:
+    // a copy judged by its signed custody alone is looked up there, each such copy
+    // once, so the work stays linear in the log whatever labels it writes (review
+    // s34-mail H3: probing every label under the id for every judged message was
+    // quadratic in labels the judged node wrote itself). A message its own
+    // `received` names is looked up under its own key only, as before.
+    type CopyKey = (AgencyCode, String, [u8; 32]);
+    let mut handed_by_copy: HashMap<CopyKey, Vec<&HandedCopy>> = HashMap::new();
+    for ((n, _, i), copies) in &handed_copies {
+        for c in copies {
+            if let Some(d) = c.1 {
+                handed_by_copy
+                    .entry((n.clone(), i.clone(), d))
+                    .or_default()
+                    .push(c);
+            }
+        }
+    }
+    let mut revoked_by_copy: HashMap<CopyKey, Vec<&RevokedCopy>> = HashMap::new();
+    for ((n, _, i), copies) in &revoked_hand_overs {
+        for c in copies {
+            if let Some(d) = c.1 {
+                revoked_by_copy
+                    .entry((n.clone(), i.clone(), d))
+                    .or_default()
+                    .push(c);
+            }
+        }
+    }
+    let mut refusals_by_copy: HashMap<CopyKey, Vec<&Refused>> = HashMap::new();
+    for ((n, _, i), v) in &refusals {
+        for r in v {
+            if let Some(d) = r.2 {
+                refusals_by_copy
+                    .entry((n.clone(), i.clone(), d))
+                    .or_default()
+                    .push(r);
+            }
+        }
+    }
+    for (
+        (node, sender, id),
+        (index, at, expires, from, addressee, logged, signed_era),
+        by_digest,
+    ) in &judged
+    {
         let key = (node.clone(), sender.clone(), id.clone());
         // The upstream's copy of its signed custody ack dates the custody (the
         // upstream checked that time against its own clock), whatever the relay's
@@ -787,7 +1064,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // after the node's `since` (review s32-mail H2).
         let upstream_at = custody_digest
             .get(&(node, sender, id.as_str(), from))
-            .map(|(_, t)| *t);
+            .map(|(_, t)| *t)
+            .filter(|_| !by_digest);
         let at = &upstream_at.map_or(*at, |t| t.min(*at));
         let signed_era =
             *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
@@ -796,8 +1074,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let addressee = custody_addressee
             .get(&(node, sender, id.as_str(), from))
             .copied()
+            .filter(|_| !by_digest)
             .unwrap_or(addressee);
-        let copy = taken_copy(node, sender, id);
+        let copy = match logged {
+            Some((d, _)) if *by_digest => Some((*d, lowest_of(node, id, *d, *logged))),
+            _ => taken_copy(node, sender, id),
+        };
         let digest = copy.map(|c| c.0);
         // The count a copy handed on by it carries (review s31-fixes X1).
         let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
@@ -810,7 +1092,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
         };
-        if moved.contains(&key) {
+        // Its own word that it was the addressee (`received` to itself,
+        // `delivered`) excuses only a copy whose signed addressee is not another
+        // agency (review s33-mail H5 variant).
+        let signed_for_other = *by_digest
+            || custody_by_id.get(&(node, id.as_str())).is_some_and(|v| {
+                v.iter()
+                    .any(|(_, (d, _), _, a)| Some(*d) == digest && a.is_some_and(|a| a != node))
+            });
+        if moved.contains(&key) && !signed_for_other {
             continue;
         }
         // Handed on: a hand-over of the very copy it took (the neighbour's signed
@@ -822,16 +1112,38 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // A bare `handed` (no digest) counts only for a message taken before the
         // signed era, and no hand-over logged before the `received` counts
         // (review s32-mail H2).
-        let handed_on = handed_copies.get(&key).is_some_and(|copies| {
-            copies.iter().any(|(i, c, had_it)| {
-                *i > *index
-                    && had_it.as_ref() != Some(from)
-                    && match digest {
-                        Some(_) => (c.is_none() && !signed_era) || *c == digest,
-                        None => !signed_era,
-                    }
-            })
+        // A copy judged by its signed custody alone has no `received` to follow:
+        // any hand-over of the same digest, under any sender label, counts.
+        let copy_key = digest
+            .filter(|_| *by_digest)
+            .map(|d| (node.clone(), id.clone(), d));
+        probed(match &copy_key {
+            Some(ck) => {
+                handed_by_copy.get(ck).map_or(0, Vec::len)
+                    + revoked_by_copy.get(ck).map_or(0, Vec::len)
+                    + refusals_by_copy.get(ck).map_or(0, Vec::len)
+            }
+            None => {
+                handed_copies.get(&key).map_or(0, Vec::len)
+                    + revoked_hand_overs.get(&key).map_or(0, Vec::len)
+                    + refusals.get(&key).map_or(0, Vec::len)
+            }
         });
+        let handed_on = match &copy_key {
+            Some(ck) => handed_by_copy
+                .get(ck)
+                .is_some_and(|v| v.iter().any(|(_, _, had_it)| had_it.as_ref() != Some(from))),
+            None => handed_copies.get(&key).is_some_and(|copies| {
+                copies.iter().any(|(i, c, had_it)| {
+                    *i > *index
+                        && had_it.as_ref() != Some(from)
+                        && match digest {
+                            Some(_) => (c.is_none() && !signed_era) || *c == digest,
+                            None => !signed_era,
+                        }
+                })
+            }),
+        };
         if handed_on {
             continue;
         }
@@ -839,77 +1151,120 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // custody began and before the revocation: not blamed (review s32-mail L5).
         // A forgery with the stolen key must still claim a time before the
         // revocation and after the custody the upstream dated.
-        let revoked_hand_over = revoked_hand_overs.get(&key).is_some_and(|v| {
-            v.iter()
-                .any(|(i, d, signed)| *i > *index && d.is_some() && *d == digest && *signed >= *at)
-        });
+        let revoked_hand_over = match &copy_key {
+            Some(ck) => revoked_by_copy
+                .get(ck)
+                .is_some_and(|v| v.iter().any(|(_, _, signed)| *signed >= *at)),
+            None => revoked_hand_overs.get(&key).is_some_and(|v| {
+                v.iter().any(|(i, d, signed)| {
+                    *i > *index && d.is_some() && *d == digest && *signed >= *at
+                })
+            }),
+        };
         if revoked_hand_over {
             continue;
         }
         // Signed `too_many_hops` refusals of the very copy it took (same digest;
         // none when that digest is unknown) made while it lived.
-        let refused: Vec<&Refused> = refusals
-            .get(&key)
-            .map(|v| {
-                v.iter()
-                    .filter(|(_, r, d, hops, reason)| {
-                        digest.is_some()
-                            && *d == digest
-                            && (reason != TOO_MANY_HOPS
-                                || (onward_hops.is_some() && *hops == onward_hops))
-                            && r.saturating_add(skew) >= *at
-                            && *r <= expires.saturating_add(skew)
-                    })
-                    .collect()
+        let of_key: Vec<&Refused> = match &copy_key {
+            Some(ck) => refusals_by_copy.get(ck).cloned().unwrap_or_default(),
+            None => refusals.get(&key).into_iter().flatten().collect(),
+        };
+        let refused: Vec<&Refused> = of_key
+            .into_iter()
+            .filter(|(_, r, d, hops, reason)| {
+                digest.is_some()
+                    && *d == digest
+                    && (reason != TOO_MANY_HOPS || (onward_hops.is_some() && *hops == onward_hops))
+                    && r.saturating_add(skew) >= *at
+                    && *r <= expires.saturating_add(skew)
             })
-            .unwrap_or_default();
+            .collect();
         // A moment of a link to another neighbour while the message lived that no
         // signed refusal (of that neighbour, or of the addressee) covers: it had a
         // route and did not use it. The covered moments are merged into intervals
         // and the link times searched by bisection between them, so a message
         // costs O((intervals + neighbours) log links), not the number of its link
         // moments (review s31-mail L1, s31-fixes X4).
-        let uncovered = links.get(node).and_then(|by_neighbour| {
-            by_neighbour.iter().find_map(|(other, times)| {
-                // Not the upstream, nor another neighbour that had the message and
-                // handed it to the node too: a relay offers it to neither.
-                if had_it_before(node, id, digest, from, other) {
-                    return None;
-                }
-                let mut cover: Vec<(u64, u64)> = Vec::new();
-                let mut by: Vec<&AgencyCode> = vec![other, addressee];
-                by.dedup();
-                for b in by {
-                    let Some(g) = global_cover.get(&(node.clone(), b.clone(), b == addressee))
-                    else {
-                        continue;
-                    };
-                    let first = g.partition_point(|(_, end)| end < at);
-                    cover.extend(
-                        g.get(first..)
-                            .unwrap_or(&[])
-                            .iter()
-                            .take_while(|(start, _)| *start < expires),
-                    );
-                }
-                let of_copy: Vec<u64> = refused
+        let first_link = |other: &AgencyCode, times: &[u64], also: &[(u64, u64)]| -> Option<u64> {
+            // Not the upstream, nor another neighbour that had the message and
+            // handed it to the node too: a relay offers it to neither.
+            if had_it_before(node, id, digest, from, other) {
+                return None;
+            }
+            let mut cover: Vec<(u64, u64)> = Vec::new();
+            let mut by: Vec<&AgencyCode> = vec![other, addressee];
+            by.dedup();
+            for b in by {
+                let Some(g) = global_cover.get(&(node.clone(), b.clone(), b == addressee)) else {
+                    continue;
+                };
+                let first = g.partition_point(|(_, end)| end < at);
+                cover.extend(
+                    g.get(first..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .take_while(|(start, _)| *start < expires),
+                );
+            }
+            let of_copy: Vec<u64> = refused
+                .iter()
+                .filter(|(by, ..)| by == other || by == addressee)
+                .map(|(_, r, ..)| *r)
+                .collect();
+            cover.extend(merge_cover(of_copy.into_iter(), w));
+            cover.extend_from_slice(also);
+            cover.sort_unstable();
+            first_uncovered(times, *at, expires, &cover)
+        };
+        // The addressee's own signed `/wlnode/mail/5` acceptance of other mail
+        // from the node while the copy lived, at a moment no signed refusal covers:
+        // it was reachable, a relay hands the message to it alone then, and the
+        // logs cannot tell a relay that never tried from an addressee that refused
+        // it for a reason that excuses nothing or never answered. Against the pair
+        // (review s33-mail M2, as in this older rule: the relay alone was blamed).
+        // Only by the addressee's signature: the relay's own word cannot move the
+        // finding onto it.
+        // The pair only when every uncovered link moment to another neighbour lies
+        // where the addressee was reachable (it signed an answer to the node, or
+        // kept its offer, within the poll and retry slack): at any other moment an
+        // honest relay offers the message to that neighbour, and the addressee
+        // cannot be at fault (review s34-mail M3: one acceptance of the relay's own
+        // mail, which it can get at will, turned every "relay alone" into the pair
+        // with an honest addressee).
+        let reachable = addressee_reach(node, addressee, *at, expires);
+        let to_addressee = accepted_times
+            .get(&(node, addressee))
+            .and_then(|times| first_link(addressee, times, &[]));
+        let away = to_addressee.and_then(|_| {
+            links.get(node)?.iter().find_map(|(other, times)| {
+                (other != addressee)
+                    .then(|| first_link(other, times, reachable))
+                    .flatten()
+                    .map(|t| (other, t))
+            })
+        });
+        let to_addressee = to_addressee.filter(|_| away.is_none());
+        let uncovered = to_addressee.map(|t| (addressee, t)).or(away).or_else(|| {
+            links.get(node).and_then(|by_neighbour| {
+                by_neighbour
                     .iter()
-                    .filter(|(by, ..)| by == other || by == addressee)
-                    .map(|(_, r, ..)| *r)
-                    .collect();
-                cover.extend(merge_cover(of_copy.into_iter(), w));
-                cover.sort_unstable();
-                first_uncovered(times, *at, expires, &cover).map(|t| (other, t))
+                    .find_map(|(other, times)| first_link(other, times, &[]).map(|t| (other, t)))
             })
         });
         if let Some((other, t)) = uncovered {
+            let accused = if to_addressee.is_some() {
+                format!("{node}->{addressee}")
+            } else {
+                node.to_string()
+            };
             report.violations.push(violation(
                 "mail_not_relayed",
-                node.as_str(),
+                &accused,
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),
-                serde_json::json!({"message_id": id, "event": index, "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
+                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
             ));
             continue;
         }
@@ -929,8 +1284,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let custodies = custody_by_id
             .get(&(node, id.as_str()))
             .map_or(&[][..], Vec::as_slice);
-        let Some((from, (offered_digest, _), custody_at, signed_addressee)) =
-            custodies.iter().find(|c| c.0 == from).or(custodies.first())
+        // A copy judged by digest is judged by its own custody.
+        let Some((from, (offered_digest, _), custody_at, signed_addressee)) = custodies
+            .iter()
+            .find(|c| c.0 == from && (!by_digest || Some(c.1.0) == digest))
+            .or_else(|| custodies.iter().find(|c| Some(c.1.0) == digest))
+            .or(custodies.first())
         else {
             continue;
         };
@@ -976,39 +1335,127 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if offered_it {
             continue;
         }
+        // A neighbour's valid signed `/wlnode/mail/5` answer of this very copy in the
+        // node's log, for a reason the runtime gives only after it verified the
+        // offer (the request carried one, `no_offer` otherwise): proof that the
+        // node offered the copy there (review s34-mail M2: such an answer was
+        // ignored, and an honest relay named in a pair). The same bounds as for an
+        // offer. The keeper's log then had to hold the offer, unless saturated
+        // then: if it does not, the keeper is reported alone, unproven (the answer
+        // goes out at once while the `offered` event waits in the writer queue).
+        let answered_copy = answers_of_copy
+            .get(&((*node).clone(), id.clone(), *offered_digest))
+            .into_iter()
+            .flatten()
+            .filter(|(keeper, t, hops, reason)| {
+                *t >= lo
+                    && *t <= expires
+                    && AFTER_OFFER_CHECK.contains(&reason.as_str())
+                    && lowest.is_none_or(|h| hops.is_none_or(|x| x <= h.saturating_add(1)))
+                    && !had_it_before(node, id, Some(*offered_digest), from, keeper)
+            })
+            .min_by_key(|(keeper, t, ..)| (*t, keeper.clone()));
+        if let Some((keeper, t, _, reason)) = answered_copy {
+            let logged = offers_kept.contains(&(
+                (*node).clone(),
+                keeper.clone(),
+                id.clone(),
+                *offered_digest,
+            ));
+            // A `store` answer says the keeper's writes failed, the `offered` event
+            // most likely with them: it proves the offer, not a keeper that left it
+            // out (review s34-mail M2 residual).
+            let saturated_then = saturated
+                .get(&((*node).clone(), keeper.clone()))
+                .is_some_and(|spans| spans.iter().any(|(a, b)| a <= t && t <= b));
+            if !logged && !saturated_then && reason != "store" && covers_lifetime(keeper) {
+                report.violations.push(violation(
+                    "mail_offer_not_logged",
+                    keeper.as_str(),
+                    format!(
+                        "{keeper} signed a {reason} answer at {t} to {node}'s hand-over of its copy of message {id}, which it answers only after checking the offer, but its log holds no offer of that copy"
+                    ),
+                    serde_json::json!({"message_id": id, "relay": node, "answered_at": t, "reason": reason}),
+                ));
+            }
+            continue;
+        }
         // Neighbours it offered other mail to while the copy lived, long enough
         // before the expiry to have offered this copy too, whose logs did not hit
         // the per-hour cap of offers from it then. Not the upstream, nor a neighbour
         // whose log shows it handed the message to the node too (a relay does not
         // offer a message back to a neighbour that had it).
+        // Both times are the node's own signatures (its custody ack, its offer), one
+        // clock: an offer signed after the custody comes from a poll that held the
+        // copy.
+        let from_t = at.saturating_add(1_000);
+        let to_t = expires.saturating_sub(OFFER_SLACK_MS);
+        // The first of `times` in the window outside the spans in which `to`'s log
+        // held as many of the node's offers as a node logs per neighbour and hour:
+        // at such a moment its log took every offer of the node's, so an offer of
+        // this copy then would be in it. A saturated hour excuses only the moments
+        // it covers, not the whole lifetime (a relay with a colluding sender can
+        // saturate a neighbour's log for an hour at will: review s33-mail M1
+        // residual).
+        let unsaturated = |to: &AgencyCode, times: &[u64]| {
+            let spans = saturated
+                .get(&((*node).clone(), to.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            first_uncovered(times, from_t, to_t, spans)
+        };
         let routes: Vec<(&AgencyCode, u64)> = offers_by_node
             .get(node)
             .into_iter()
             .flatten()
             .filter(|(to, _)| !had_it_before(node, id, Some(*offered_digest), from, to))
             .filter(|(to, _)| covers_lifetime(to))
-            .filter_map(|(to, times)| {
-                // Both times are the node's own signatures (its custody ack, its
-                // offer), one clock: an offer signed after the custody comes from a
-                // poll that held the copy.
-                let from_t = at.saturating_add(1_000);
-                let to_t = expires.saturating_sub(OFFER_SLACK_MS);
-                let i = times.partition_point(|t| *t < from_t);
-                let t = *times.get(i).filter(|t| **t < to_t)?;
-                let capped = saturated
-                    .get(&((*node).clone(), (*to).clone()))
-                    .is_some_and(|spans| {
-                        let j = spans.partition_point(|(_, end)| *end < from_t);
-                        spans.get(j).is_some_and(|(start, _)| *start < hi)
-                    });
-                (!capped).then_some((*to, t))
-            })
+            .filter_map(|(to, times)| Some((*to, unsaturated(to, times)?)))
             .collect();
-        // The addressee, when the node offered it other mail while the copy lived:
-        // then it was reachable, and a relay offers the message to it alone, so its
-        // log alone had to hold the offer (review s33-mail M2: naming the node alone,
-        // or the pair with an honest third node, blamed the wrong one).
-        let to_addressee = routes.iter().find(|(to, _)| *to == addressee).copied();
+        // The addressee, when the node offered it other mail while the copy lived,
+        // or when the addressee signed answers to the node's hand-overs then (its
+        // acks and refusals in the node's `handed` and `hand_refused` events, which
+        // its own log cannot strip): then it was reachable, and a relay offers the
+        // message to it alone, so its log alone had to hold the offer (review
+        // s33-mail M2: naming the node alone, or the pair with an honest third node,
+        // blamed the wrong one; and an addressee that left every offer of the node
+        // out of its log, refusing its hand-overs for a reason that excuses nothing,
+        // moved the pair finding onto an honest neighbour).
+        let addressee_answered = answered_by
+            .get(&(node, addressee))
+            .and_then(|times| unsaturated(addressee, times))
+            .filter(|_| !had_it_before(node, id, Some(*offered_digest), from, addressee));
+        let to_addressee = routes
+            .iter()
+            .find(|(to, _)| *to == addressee)
+            .copied()
+            .or(addressee_answered.map(|t| (addressee, t)));
+        // As in the link rule: the addressee is named only when no other route's
+        // moment lies where it was unreachable (review s34-mail M3); otherwise the
+        // routes to the others are judged as if it had been away.
+        let others: Vec<(&AgencyCode, u64)> = routes
+            .iter()
+            .filter(|(to, _)| *to != addressee)
+            .copied()
+            .collect();
+        let away = to_addressee.is_some() && {
+            let reachable = addressee_reach(node, addressee, from_t, to_t);
+            others.iter().any(|(to, _)| {
+                let mut spans = saturated
+                    .get(&((*node).clone(), (*to).clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                spans.extend_from_slice(reachable);
+                let spans = merge_spans(spans);
+                offer_times
+                    .get(&((*node).clone(), (*to).clone()))
+                    .is_some_and(|times| first_uncovered(times, from_t, to_t, &spans).is_some())
+            })
+        };
+        let (to_addressee, routes) = if away {
+            (None, others)
+        } else {
+            (to_addressee, routes)
+        };
         let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
             continue;
         };
@@ -1028,8 +1475,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             ),
             serde_json::json!({
                 "message_id": id,
-                "event": index,
+                "event": (!by_digest).then_some(index),
                 "no_offer_of_copy": true,
+                "addressee_answered_at": addressee_answered,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
             }),
         ));

@@ -7,7 +7,7 @@ use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
 use super::super::*;
-use super::{first_uncovered, merge_cover};
+use super::{OFFERS_LOGGED_PER_HOUR, first_uncovered, merge_cover};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
 const NAMES: [&str; 5] = [
@@ -1401,17 +1401,18 @@ fn the_auditors_dating_survives_adopting_the_next_head() {
     );
     // Bounded: the oldest and newest heads stay.
     let mut list = Vec::new();
-    for size in 1..=100 {
+    for size in 1..=400 {
         super::super::remember_head(
             &mut list,
             DatedHead {
                 size,
                 verified_at: size,
             },
+            &[],
         );
     }
     assert_eq!(list.len(), MAX_EARLIER_HEADS);
-    assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 100));
+    assert_eq!((list[0].size, list[MAX_EARLIER_HEADS - 1].size), (1, 400));
 }
 
 /// Review s33-mail H4: the neighbour logged the relay's signed offer of the message
@@ -1654,4 +1655,964 @@ fn a_log_is_silent_only_up_to_its_checkpoint() {
         Event::new(done, EventKind::NodeStopped),
     ];
     assert!(run(log(&f, N, &route), log_at(&f, D, &early, &[(1, stale)])).is_empty());
+}
+
+/// `by`'s signed custody ack (`ok`) of `node`'s hand-over of the copy [`TAKEN`],
+/// signing `addressee` as the message's addressee (`/wlnode/mail/5`).
+fn custody_for(f: &Fixture, by: usize, node: usize, at: u64, addressee: usize) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(TAKEN),
+            hops: Some(u32::from(node != S)),
+            addressee: Some(ag(addressee)),
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted: true,
+            reason: "ok".into(),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// Review s33-mail H5 variant: the relay took the sender's message for the addressee
+/// (its custody ack in the sender's log signs the addressee) but labels it in its own
+/// log as addressed to itself: a `received` to itself, a `delivered`, or both beside
+/// its true `received`. Before the fix such a label put the message among those the
+/// relay had delivered and no rule judged it; now the signed addressee decides, and
+/// the relay is reported as with honest labels. An honest trail where the relay is
+/// the addressee it signed (it did take delivery) gives no finding.
+#[test]
+fn a_relay_that_labels_the_message_as_addressed_to_itself_is_still_judged() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let relay_with = |addressed: usize, events: Vec<Event>| {
+        let custody = custody_for(&f, R, S, t, addressed);
+        let sender = log(
+            &f,
+            S,
+            &[
+                mail("handed", S, addressed, R, t, exp, Some(&custody)),
+                stopped.clone(),
+            ],
+        );
+        let mut events = events;
+        events.push(stopped.clone());
+        let relay = log(&f, R, &events);
+        audit(&f, &[sender, relay, neighbour.clone(), addressee.clone()])
+    };
+    let own = custody_for(&f, R, S, t, D);
+    let to_itself = mail("received", S, R, S, t, exp, Some(&own));
+    let delivered = |at| {
+        let mut e = mail("delivered", S, R, S, at, exp, None);
+        if let EventKind::Mail { peer, .. } = &mut e.kind {
+            *peer = None;
+        }
+        e
+    };
+    let pair = [format!("{}->{}", NAMES[R], NAMES[N])];
+    for (case, events) in [
+        ("received to itself", vec![to_itself.clone()]),
+        (
+            "received to itself and delivered",
+            vec![to_itself.clone(), delivered(t + 1_000)],
+        ),
+        ("delivered only", vec![delivered(t)]),
+        (
+            "true received and a delivered",
+            vec![
+                mail("received", S, D, S, t, exp, Some(&own)),
+                delivered(t + 1_000),
+            ],
+        ),
+    ] {
+        let rep = relay_with(D, events);
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            pair,
+            "{case}: {:?}",
+            rep.violations
+        );
+        assert!(rep.violations.iter().all(|v| !v.proven), "{case}");
+    }
+    // Honest: the relay is the addressee it signed, and took delivery.
+    let mine = custody_for(&f, R, S, t, R);
+    let rep = relay_with(
+        R,
+        vec![
+            mail("received", S, R, S, t, exp, Some(&mine)),
+            delivered(t + 1_000),
+        ],
+    );
+    assert!(rep.violations.is_empty(), "{:?}", rep.violations);
+}
+
+/// Review s33-mail L4: the auditor adopted more heads of the relay's log than the bound around a
+/// revocation. Only one head holding the neighbour's `full` refusal (signed before
+/// the revocation by the key revoked later) was verified before the revocation, and
+/// it was closest to the head before it (by size and by time): the thinning dropped
+/// it, the next head was verified after the revocation, and the honest relay was
+/// blamed. Now the head that dates evidence against a known revocation stays; the
+/// history is still bounded, and the relay is not blamed.
+#[test]
+fn thinning_the_head_history_keeps_the_head_that_dated_an_ack() {
+    let t = t0();
+    let exp = t + 20 * 60_000;
+    let done = t + 25 * 60_000;
+    let revoked_at = t + 10 * 60_000;
+    let f = fixture_revoking("", Some((N, revoked_at)));
+    let custody = answer(&f, R, S, true, "ok", t, TAKEN);
+    let no = answer(&f, N, R, false, "full", t + 60_000, TAKEN);
+    let mut events = vec![
+        Event::new(t - 1_000, EventKind::NodeStopped),
+        mail("received", S, N, S, t, exp, Some(&custody)),
+        mail("hand_refused", S, N, N, t + 60_000, exp, Some(&no)),
+        own_hand_over(&f, D, t + 90_000),
+    ];
+    for n in 0..2 * MAX_EARLIER_HEADS as u64 + 20 {
+        events.push(Event::new(t + 100_000 + n, EventKind::NodeStopped));
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    // Heads: size 2 (before the refusal) and size 3 (holding it, the only one
+    // verified before the revocation, one event and one second after the one
+    // before), then sizes 5, 7, ... verified a minute apart after the revocation.
+    let mut heads = vec![
+        DatedHead {
+            size: 2,
+            verified_at: revoked_at - 2_000,
+        },
+        DatedHead {
+            size: 3,
+            verified_at: revoked_at - 1_000,
+        },
+    ];
+    for n in 0..MAX_EARLIER_HEADS as u64 + 8 {
+        heads.push(DatedHead {
+            size: 5 + 2 * n,
+            verified_at: revoked_at + 60_000 * (n + 1),
+        });
+    }
+    let latest = heads.pop().unwrap();
+    let run = |keep: &[u64]| {
+        let mut list = Vec::new();
+        for h in &heads {
+            super::super::remember_head(&mut list, *h, keep);
+        }
+        assert_eq!(list.len(), MAX_EARLIER_HEADS);
+        let mut state = verified_head(R, &events, latest.size, latest.verified_at);
+        state.earlier.insert(ag(R), list);
+        let rep = verify(
+            &f.roster,
+            &[log_at(&f, R, &events, &[(events.len() as u64, done)])],
+            &state,
+            Options {
+                tolerance_ms: 0,
+                now_ms: Some(latest.verified_at + 60_000),
+                max_checkpoint_age_ms: u64::MAX / 4,
+            },
+        );
+        against(&rep, R)
+    };
+    let revocations: Vec<u64> = f
+        .roster
+        .revocations()
+        .map(|(_, r)| r.revoked_at.as_millis())
+        .collect();
+    assert_eq!(revocations, [revoked_at]);
+    assert!(run(&revocations).is_empty());
+    // Thinned without regard to the revocation (as before the fix): blamed.
+    assert_eq!(run(&[]), ["mail_not_relayed"]);
+}
+
+/// Review s33-mail M2 residual: the relay offered the copy to the addressee alone
+/// (reachable: it answered the relay's hand-over with a signed `/wlnode/mail/5`
+/// refusal for a reason that excuses nothing), and the addressee left every offer
+/// of the relay out of its log. The relay's only other route is an honest
+/// neighbour that never had to hold the offer: the pair with the addressee is
+/// named, not the pair with that neighbour (as before the fix). An older refusal
+/// that signs no addressee (no `/5` answer) changes nothing. Review s34-mail M2:
+/// when that refusal names the very copy, for a reason given only after the offer
+/// was checked, it proves the offer: the relay is not named, the addressee alone is
+/// (`mail_offer_not_logged`, unproven), and nobody when its log holds the offer.
+#[test]
+fn an_addressee_that_drops_every_offer_of_the_relay_is_named_not_an_honest_neighbour() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            stopped.clone(),
+        ],
+    );
+    let silent_addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let run = |signs_addressee: bool, reason: &str, digest: [u8; 32], addressee: &ExportedLog| {
+        let no = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&id()).unwrap()),
+                item: "message".into(),
+                item_digest: Some(digest),
+                hops: Some(1),
+                addressee: signs_addressee.then(|| ag(D)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(D),
+                accepted: false,
+                reason: reason.into(),
+                at: Timestamp(t + 120_000),
+                signer_key: f.agency_keys[D].public_key(),
+            },
+            &f.agency_keys[D],
+        );
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                mail("hand_refused", S, D, D, t + 120_000, exp, Some(&no)),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(
+            &f,
+            &[sender.clone(), relay, neighbour.clone(), addressee.clone()],
+        );
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        (
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            naming(&rep, "mail_offer_not_logged", NAMES[D]),
+        )
+    };
+    let none: [String; 0] = [];
+    // A refusal of another copy under the id proves no offer of this one.
+    let (relayed, _) = run(true, "quota", [5; 32], &silent_addressee);
+    assert_eq!(relayed, [format!("{}->{}", NAMES[R], NAMES[D])]);
+    // Nor does a `no_offer` refusal (given before the offer is checked).
+    let (relayed, _) = run(true, "no_offer", TAKEN, &silent_addressee);
+    assert_eq!(relayed, [format!("{}->{}", NAMES[R], NAMES[D])]);
+    let (relayed, _) = run(false, "quota", [5; 32], &silent_addressee);
+    assert_eq!(relayed, [format!("{}->{}", NAMES[R], NAMES[N])]);
+    // Review s34-mail M2: the addressee's signed `quota` refusal of the very copy
+    // (given only after it checked the relay's offer) proves the relay offered it:
+    // the relay is not named; the addressee, whose log left the offer out, is,
+    // alone and unproven.
+    let (relayed, dropped) = run(true, "quota", TAKEN, &silent_addressee);
+    assert_eq!(relayed, none);
+    assert_eq!(dropped, [NAMES[D]]);
+    // An honest addressee that logged the offer: no finding at all.
+    let honest = log(
+        &f,
+        D,
+        &[
+            offered(&f, R, D, &id(), TAKEN, t + 120_000),
+            stopped.clone(),
+        ],
+    );
+    let (relayed, dropped) = run(true, "quota", TAKEN, &honest);
+    assert_eq!((relayed, dropped), (none.to_vec(), none.to_vec()));
+}
+
+/// Review s33-mail M1 residual ("the saturation rule trusts the keeper's count"):
+/// the relay, with a colluding sender, filled the neighbour's log with its offers
+/// for one hour early in the copy's six-hour lifetime (1,024 offers, the per-hour
+/// cap), and offered it other mail again hours later, when the neighbour's log took
+/// every offer. Before the fix one saturated hour took the neighbour out as a route
+/// for the whole lifetime; now only the moments it covers: reported. With the
+/// saturated hour alone, still not reported (the log may have left the offer out).
+#[test]
+fn one_saturated_hour_does_not_excuse_a_relay_for_the_whole_lifetime() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 6 * 3_600_000;
+    let done = exp + 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let flood: Vec<Event> = (0..OFFERS_LOGGED_PER_HOUR as u64)
+        .map(|n| {
+            offered(
+                &f,
+                R,
+                N,
+                &format!("{:032x}", 1_000 + n),
+                [5; 32],
+                t + 60_000 + n * 1_000,
+            )
+        })
+        .collect();
+    let run = |later: bool| {
+        let mut events = flood.clone();
+        if later {
+            events.push(offered(
+                &f,
+                R,
+                N,
+                &"cd".repeat(16),
+                [5; 32],
+                t + 3 * 3_600_000,
+            ));
+        }
+        events.push(stopped.clone());
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                relay.clone(),
+                log(&f, N, &events),
+                addressee.clone(),
+            ],
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(run(true), [format!("{}->{}", NAMES[R], NAMES[N])]);
+    assert!(run(false).is_empty());
+}
+
+/// Review s33-mail M2, in the older link rule: the addressee signed a `/5`
+/// acceptance of other mail from the relay while the copy lived (in the relay's
+/// log), and the relay logged no hand-over or signed refusal of the copy: the relay
+/// never tried, or the addressee refused it for a reason that excuses nothing or
+/// never answered, which the logs cannot tell apart. The pair with the addressee is
+/// named (the relay alone was before). A link to another neighbour, or an older
+/// acceptance by the addressee that signs no addressee, still names the relay alone.
+#[test]
+fn an_addressee_that_took_other_mail_is_named_with_the_relay_by_the_link_rule() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let neighbour = log(&f, N, std::slice::from_ref(&stopped));
+    // Its own message (another id) to `to`, handed at t + 60 s, with `to`'s signed
+    // acceptance signing `to` as its addressee (or none).
+    let hand_over = |to: usize, signs: bool| {
+        let ack = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&other).unwrap()),
+                item: "message".into(),
+                item_digest: Some([5; 32]),
+                hops: Some(0),
+                addressee: signs.then(|| ag(to)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(to),
+                accepted: true,
+                reason: "ok".into(),
+                at: Timestamp(t + 60_000),
+                signer_key: f.agency_keys[to].public_key(),
+            },
+            &f.agency_keys[to],
+        );
+        let mut e = mail("handed", R, to, to, t + 60_000, exp, Some(&ack));
+        if let EventKind::Mail { message_id, .. } = &mut e.kind {
+            *message_id = other.clone();
+        }
+        e
+    };
+    let run = |link: Event| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                link,
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(
+            &f,
+            &[sender.clone(), relay, neighbour.clone(), addressee.clone()],
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(
+        run(hand_over(D, true)),
+        [format!("{}->{}", NAMES[R], NAMES[D])]
+    );
+    assert_eq!(run(hand_over(D, false)), [NAMES[R]]);
+    assert_eq!(run(hand_over(N, true)), [NAMES[R]]);
+}
+
+/// `by`'s signed `ok` custody of `node`'s hand-over of copy `digest` at hop count
+/// `hops`, signing `addressee` (`/wlnode/mail/5`).
+fn custody_of(
+    f: &Fixture,
+    by: usize,
+    node: usize,
+    at: u64,
+    addressee: usize,
+    digest: [u8; 32],
+    hops: u32,
+) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(digest),
+            hops: Some(hops),
+            addressee: Some(ag(addressee)),
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted: true,
+            reason: "ok".into(),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// A `mail` event as [`mail`], without a neighbour (an honest `delivered`).
+fn no_peer(mut e: Event) -> Event {
+    if let EventKind::Mail { peer, .. } = &mut e.kind {
+        *peer = None;
+    }
+    e
+}
+
+/// Review s34-mail H1 (framing): the relay honestly relays the sender's message
+/// (copy [`TAKEN`], for the addressee) and hands it on to the neighbour. Another
+/// member then sends a message of its own under the same id, addressed to the relay,
+/// which takes delivery (`received` to itself, `delivered` without a neighbour).
+/// Before the fix the `delivered` was judged against the earliest custody of the
+/// id, the relayed copy, and the honest relay got `mail_not_relayed`. The
+/// member's copy, whose signed addressee is the relay, is not judged; the relayed
+/// copy is, and it was handed on.
+#[test]
+fn another_members_message_under_the_id_delivered_to_the_relay_does_not_frame_it() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let theirs = [9; 32];
+    let custody = custody_for(&f, R, S, t, D);
+    let onward = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let own = custody_of(&f, R, E, t + 120_000, R, theirs, 0);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let member = log(
+        &f,
+        E,
+        &[
+            mail("handed", E, R, R, t + 120_000, exp, Some(&own)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            mail("received", S, D, R, t + 60_000, exp, Some(&onward)),
+            stopped.clone(),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            mail("handed", S, D, N, t + 60_000, exp, Some(&onward)),
+            mail("received", E, R, E, t + 120_000, exp, Some(&own)),
+            no_peer(mail("delivered", E, R, E, t + 121_000, exp, None)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let rep = audit(&f, &[sender, member, neighbour, relay, addressee]);
+    assert!(
+        rep.violations
+            .iter()
+            .all(|v| !v.node.contains(NAMES[R]) && v.kind != "mail_not_relayed"),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s34-mail H1 (escape) and H2: the relay took the sender's message for the
+/// addressee (its signed custody in the sender's log) and dropped it, while it had
+/// a link to the neighbour. Its own log either labels the message as received from
+/// a colluding member (whose own message under the id, addressed to the relay, it
+/// took too) as addressed to itself, or holds nothing of it at all and only a
+/// hand-over of a message of its own under the id. Before the fix neither rule
+/// judged the copy it took; now its signed custody is judged whatever its log says.
+#[test]
+fn a_copy_the_relay_signed_custody_of_is_judged_whatever_its_log_says() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let theirs = [9; 32];
+    let custody = custody_for(&f, R, S, t, D);
+    let colluded = custody_of(&f, R, E, t + 30_000, R, theirs, 0);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let member = log(
+        &f,
+        E,
+        &[
+            mail("handed", E, R, R, t + 30_000, exp, Some(&colluded)),
+            stopped.clone(),
+        ],
+    );
+    // The neighbour took the relay's own message under the id.
+    let mine = answer_hops(&f, N, R, true, "ok", t + 90_000, [5; 32], Some(0));
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            mail("received", R, N, R, t + 90_000, exp, Some(&mine)),
+            stopped.clone(),
+        ],
+    );
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let own_to_n = mail("handed", R, N, N, t + 90_000, exp, Some(&mine));
+    for (case, events) in [
+        (
+            "labelled to itself from the colluder",
+            vec![
+                mail("received", S, R, E, t, exp, Some(&colluded)),
+                own_to_n.clone(),
+            ],
+        ),
+        ("nothing but its own message", vec![own_to_n.clone()]),
+    ] {
+        let mut events = events;
+        events.push(stopped.clone());
+        let relay = log(&f, R, &events);
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                member.clone(),
+                neighbour.clone(),
+                addressee.clone(),
+                relay,
+            ],
+        );
+        assert!(
+            !naming(&rep, "mail_not_relayed", NAMES[R]).is_empty(),
+            "{case}: {:?}",
+            rep.violations
+        );
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{case}: {:?}",
+            rep.violations
+        );
+    }
+}
+
+/// Review s34-mail M3: the relay dropped the sender's message for the addressee,
+/// which signed one answer to the relay a minute after the custody (an acceptance of
+/// the relay's own mail under another id, which the relay can get at will; or a
+/// refusal). Hours later, with no answer of the addressee's near, the relay had a
+/// route to the neighbour: an honest relay would have handed the message there, so
+/// the addressee cannot be at fault. Before the fix that one answer put the blame
+/// on the pair with the addressee; now the relay alone (link rule) or the pair with
+/// that neighbour (offer rule, one route) is named. When the other route lies where
+/// the addressee was reachable, the pair with the addressee is still named.
+#[test]
+fn one_answer_of_the_addressee_does_not_move_blame_for_routes_while_it_was_away() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 4 * 3_600_000;
+    let done = t + 5 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    // The addressee took the relay's own message under the other id.
+    let mut took_own = mail("received", R, D, R, t + 60_000, exp, None);
+    if let EventKind::Mail { message_id, .. } = &mut took_own.kind {
+        *message_id = other.clone();
+    }
+    let addressee = log(&f, D, &[took_own, stopped.clone()]);
+    // The addressee's signed `/5` answer (accepting its own mail under another id,
+    // or refusing another copy under this one) at t + 60 s.
+    let answer_of_d = |accepted: bool| {
+        let mid = if accepted { other.clone() } else { id() };
+        let ack = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&mid).unwrap()),
+                item: "message".into(),
+                item_digest: Some([5; 32]),
+                hops: Some(0),
+                addressee: Some(ag(D)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(D),
+                accepted,
+                reason: if accepted { "ok" } else { "quota" }.into(),
+                at: Timestamp(t + 60_000),
+                signer_key: f.agency_keys[D].public_key(),
+            },
+            &f.agency_keys[D],
+        );
+        let action = if accepted { "handed" } else { "hand_refused" };
+        let mut e = mail(action, R, D, D, t + 60_000, exp, Some(&ack));
+        if let EventKind::Mail { message_id, .. } = &mut e.kind {
+            *message_id = mid;
+        }
+        e
+    };
+    let pair_d = [format!("{}->{}", NAMES[R], NAMES[D])];
+    // Link rule: the relay's own hand-over to the neighbour at `at`.
+    let link_rule = |at: u64| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                answer_of_d(true),
+                own_hand_over(&f, N, at),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(&f, &[sender.clone(), relay, addressee.clone()]);
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(link_rule(t + 2 * 3_600_000), [NAMES[R]]);
+    assert_eq!(link_rule(t + 5 * 60_000), pair_d);
+    // Offer rule: the relay logs no link; the neighbour's log holds its offer of
+    // other mail at `at`.
+    let offer_rule = |at: u64| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                answer_of_d(false),
+                stopped.clone(),
+            ],
+        );
+        let neighbour = log(
+            &f,
+            N,
+            &[offered(&f, R, N, &other, [5; 32], at), stopped.clone()],
+        );
+        let rep = audit(&f, &[sender.clone(), relay, neighbour, addressee.clone()]);
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(
+        offer_rule(t + 2 * 3_600_000),
+        [format!("{}->{}", NAMES[R], NAMES[N])]
+    );
+    assert_eq!(offer_rule(t + 5 * 60_000), pair_d);
+}
+
+/// Review s34-mail L1: the auditor adopts a head of the relay's log every 10 min for
+/// a week; a key is revoked at `T`, and the auditor's roster holds the revocation
+/// only two hours later. Until then the history is thinned without it. The head
+/// verified just before `T` must still be there when the revocation is known, or
+/// the evidence it held stops being dated before the revocation. Thinning evenly in
+/// time dropped it within two runs; thinning by age keeps recent history dense.
+#[test]
+fn a_revocation_learnt_hours_late_still_finds_the_head_verified_before_it() {
+    let step = 10 * 60_000;
+    let base = 1_780_000_000_000u64;
+    let at = |k: u64| base + k * step;
+    let before_t = 1_000u64;
+    let revoked_at = at(before_t) + step / 2;
+    let learnt = before_t + 12;
+    let mut list = Vec::new();
+    for k in 0..=learnt {
+        let keep: &[u64] = if k == learnt { &[revoked_at] } else { &[] };
+        super::super::remember_head(
+            &mut list,
+            DatedHead {
+                size: k + 1,
+                verified_at: at(k),
+            },
+            keep,
+        );
+    }
+    assert_eq!(list.len(), MAX_EARLIER_HEADS);
+    assert!(
+        list.iter().any(|h| h.size == before_t + 1),
+        "{:?}",
+        list.iter().rev().take(20).collect::<Vec<_>>()
+    );
+}
+
+/// Review s34-mail H3: a member writes into its own log thousands of hand-overs of
+/// the id under distinct sender labels (reusing one genuine signed acceptance) and
+/// thousands of `received` events under other labels. Each judged message used to
+/// probe every label under the id: quadratic (here about 2.3 million probes). Now
+/// a message its `received` names is looked up under its own key and a copy judged
+/// by its signed custody under its digest: linear in the log.
+#[test]
+fn many_sender_labels_under_one_id_keep_the_mail_check_linear() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 1_200_000;
+    let labels = 1_500usize;
+    let label = |n: usize| -> AgencyCode { format!("XX-{n}").parse().unwrap() };
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            Event::new(done, EventKind::NodeStopped),
+        ],
+    );
+    let own = answer_hops(&f, N, R, true, "ok", t + 3_000, [5; 32], Some(0));
+    let mut events = Vec::new();
+    for n in 0..labels {
+        let mut e = mail("handed", R, N, N, t + 3_000, exp, Some(&own));
+        if let EventKind::Mail { from, .. } = &mut e.kind {
+            *from = label(n);
+        }
+        events.push(e);
+    }
+    for n in 0..labels {
+        let mut e = mail("received", S, D, S, t + 2_000, exp, None);
+        if let EventKind::Mail { from, .. } = &mut e.kind {
+            *from = label(labels + n);
+        }
+        events.push(e);
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    let relay = log(&f, R, &events);
+    super::PROBED.with(|p| p.set(0));
+    let rep = audit(&f, &[sender, relay]);
+    let probed = super::PROBED.with(std::cell::Cell::get);
+    assert!(
+        probed <= 4 * events.len() as u64,
+        "{probed} probes for {} events",
+        events.len()
+    );
+    // The copy it signed custody of is still judged.
+    assert!(!naming(&rep, "mail_not_relayed", NAMES[R]).is_empty());
+}
+
+/// Review s34-mail M2 residuals: the addressee's signed answer of the very copy
+/// excuses the relay; the addressee is reported `mail_offer_not_logged` only when
+/// its log holds no offer of the copy. Not for a `store` answer (its writes failed,
+/// the `offered` event most likely with them), and not when its log does hold the
+/// offer, signed by the relay's key revoked since and undated by this auditor (no
+/// evidence against the relay, but the keeper logged it).
+#[test]
+fn a_keeper_that_logged_the_offer_or_failed_to_store_is_not_reported() {
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let revoked_at = t + 3 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let run = |f: &Fixture, reason: &str, keeper_logs_offer: bool| {
+        let custody = custody_for(f, R, S, t, D);
+        let sender_events = [
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ];
+        let sender = log(f, S, &sender_events);
+        let neighbour = log(
+            f,
+            N,
+            &[
+                offered(f, R, N, &other, [5; 32], t + 60_000),
+                stopped.clone(),
+            ],
+        );
+        let mut kept = vec![stopped.clone()];
+        if keeper_logs_offer {
+            kept.insert(0, offered(f, R, D, &id(), TAKEN, t + 120_000));
+        }
+        let addressee = log(f, D, &kept);
+        let no = MailAck::sign_body(
+            HandoverBody {
+                message_id: Some(MessageId::from_hex(&id()).unwrap()),
+                item: "message".into(),
+                item_digest: Some(TAKEN),
+                hops: Some(1),
+                addressee: Some(ag(D)),
+                from_hop: Some(ag(R)),
+                to_hop: ag(D),
+                accepted: false,
+                reason: reason.into(),
+                at: Timestamp(t + 120_000),
+                signer_key: f.agency_keys[D].public_key(),
+            },
+            &f.agency_keys[D],
+        );
+        let relay = log(
+            f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                mail("hand_refused", S, D, D, t + 120_000, exp, Some(&no)),
+                stopped.clone(),
+            ],
+        );
+        // This auditor verified the sender's handing before any revocation.
+        let state = verified_head(S, &sender_events, 1, t + 1_000);
+        let rep = audit_with(f, &[sender, relay, neighbour, addressee], &state);
+        (
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            naming(&rep, "mail_offer_not_logged", NAMES[D]),
+        )
+    };
+    let none: Vec<String> = Vec::new();
+    let f = fixture();
+    assert_eq!(
+        run(&f, "quota", false),
+        (none.clone(), vec![NAMES[D].to_owned()])
+    );
+    assert_eq!(run(&f, "store", false), (none.clone(), none.clone()));
+    // The relay's key revoked later: its offer in the keeper's log is undated.
+    let f = fixture_revoking("", Some((R, revoked_at)));
+    assert_eq!(run(&f, "quota", true), (none.clone(), none.clone()));
+}
+
+/// Review s34-mail H3 class, in the M3 split: the relay's log replays one signed
+/// acceptance of the addressee's under thousands of labels, and holds thousands of
+/// `received` events for that addressee. The addressee's reachable spans are built
+/// once and each message takes only those within its lifetime, so the work stays
+/// linear (rebuilding them per message was quadratic: about 2.3 million steps here).
+#[test]
+fn many_replayed_answers_of_the_addressee_keep_the_mail_check_linear() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 1_200_000;
+    let labels = 1_500usize;
+    let label = |n: usize| -> AgencyCode { format!("XX-{n}").parse().unwrap() };
+    let other = "cd".repeat(16);
+    let ack = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&other).unwrap()),
+            item: "message".into(),
+            item_digest: Some([5; 32]),
+            hops: Some(0),
+            addressee: Some(ag(D)),
+            from_hop: Some(ag(R)),
+            to_hop: ag(D),
+            accepted: true,
+            reason: "ok".into(),
+            at: Timestamp(t + 3_000),
+            signer_key: f.agency_keys[D].public_key(),
+        },
+        &f.agency_keys[D],
+    );
+    let mut events = Vec::new();
+    for n in 0..labels {
+        let mut e = mail("received", S, D, S, t + 2_000, exp, None);
+        if let EventKind::Mail { from, .. } = &mut e.kind {
+            *from = label(n);
+        }
+        events.push(e);
+    }
+    for n in 0..labels {
+        let mut e = mail("handed", R, D, D, t + 3_000 + n as u64, exp, Some(&ack));
+        if let EventKind::Mail {
+            from, message_id, ..
+        } = &mut e.kind
+        {
+            *from = label(labels + n);
+            *message_id = other.clone();
+        }
+        events.push(e);
+    }
+    events.push(Event::new(done, EventKind::NodeStopped));
+    let relay = log(&f, R, &events);
+    super::PROBED.with(|p| p.set(0));
+    let rep = audit(&f, &[relay]);
+    let probed = super::PROBED.with(std::cell::Cell::get);
+    assert!(
+        probed <= 4 * events.len() as u64,
+        "{probed} steps for {} events",
+        events.len()
+    );
+    assert!(!naming(&rep, "mail_not_relayed", NAMES[R]).is_empty());
 }

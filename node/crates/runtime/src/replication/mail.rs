@@ -81,22 +81,22 @@ pub(crate) struct MailState {
     /// (`hand_refused`), per (neighbour, item): at most once per
     /// [`HAND_REFUSED_LOG_EVERY`], which the auditor's `mail_not_relayed` rule allows
     /// for.
-    pub(crate) refusals_evidenced:
-        std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    pub(crate) refusals_evidenced: EvidenceSlots<ItemKey>,
     /// Per neighbour: when its current hour of `hand_refused` events began and how
     /// many were audited in it (at most [`HAND_REFUSED_PER_NEIGHBOUR`]).
     pub(crate) refusals_evidenced_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
     /// The roster version we judge acks under and when this node first accepted it
     /// (Unix ms; for [`REVOCATION_GRACE`]): from the store's roster anchor at start,
-    /// so a restart does not start the grace again (review s32-mail L6); a roster
-    /// taken since, at the first ack judged under it.
+    /// so a restart does not start the grace again (review s32-mail L6). Only a
+    /// fallback: the trust cell's adoption time, which a live reload sets from the
+    /// anchor too, comes first (see [`grace_start`]).
     pub(crate) roster_seen: Option<(u64, u64)>,
     /// When a neighbour's signed offer of an item was last audited (`offered`), per
     /// (neighbour, the item's identity digest): at most once per [`OFFER_LOG_EVERY`].
     /// By digest, not id: another sender's message under the same id must not use
     /// up the slot of the copy the neighbour took.
-    pub(crate) offers_logged: std::collections::HashMap<(AgencyCode, [u8; 32]), std::time::Instant>,
+    pub(crate) offers_logged: EvidenceSlots<[u8; 32]>,
     /// Per neighbour: when its current hour of `offered` events began and how many
     /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
     pub(crate) offers_logged_per_peer:
@@ -133,6 +133,31 @@ pub const HAND_REFUSED_LOG_EVERY: std::time::Duration = std::time::Duration::fro
 /// older one is excused for acks signed with a key that version revokes (review
 /// s31-fixes X6): long enough for the new roster to reach every member.
 pub const REVOCATION_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// When this node first accepted roster `version` (Unix ms), the start of its
+/// [`REVOCATION_GRACE`]: the adoption time the store's anchor records (`adopted`,
+/// noted by the trust cell at start and at every reload, so a live reload and a
+/// restart agree: review s33-mail L2), else the one noted in `seen` for that
+/// version, else `now_ms` (noted). A recorded adoption time ahead of `now_ms` (a
+/// clock that was ahead when the roster was taken) is replaced by the first time it
+/// is seen ahead, noted in `seen` and used from then on, so it cannot hold the grace
+/// open until that date (review s34-mail L2: clamping it to `now_ms` at every call
+/// restarted the grace at every call).
+fn grace_start(
+    adopted: Option<(u64, u64)>,
+    seen: &mut Option<(u64, u64)>,
+    version: u64,
+    now_ms: u64,
+) -> u64 {
+    match (adopted, *seen) {
+        (Some((v, at)), _) if v == version && at <= now_ms => at,
+        (_, Some((v, at))) if v == version && at <= now_ms => at,
+        _ => {
+            *seen = Some((version, now_ms));
+            now_ms
+        }
+    }
+}
 
 /// What a roster rollover may explain about a neighbour's ack (review s31-mail L2).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -190,7 +215,7 @@ fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
 /// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item map is
 /// pruned of old entries when it grows; the per-neighbour one holds roster members.
 fn refusal_evidence_due(
-    per_item: &mut std::collections::HashMap<(AgencyCode, ItemKey), std::time::Instant>,
+    per_item: &mut EvidenceSlots<ItemKey>,
     per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
     agency: &AgencyCode,
     key: ItemKey,
@@ -205,12 +230,73 @@ fn refusal_evidence_due(
     )
 }
 
+/// When evidence about each (neighbour, item) was last audited, for
+/// [`evidence_due`]: pruned of entries older than the keep time only once the map has
+/// doubled since the last prune (at least [`EVIDENCE_SLOTS_PRUNE_FLOOR`] entries), so
+/// a prune that frees nothing is not repeated on every insert (review s33-mail L1:
+/// with the 24-hour keep time of offers, more than 65,536 live entries made every
+/// later offer rescan the whole map). Each prune scans at most twice the entries
+/// inserted since the one before: amortised O(1) per insert. The map holds at most
+/// twice the live entries (or the floor), and the live ones are capped per neighbour
+/// an hour.
+#[derive(Debug)]
+pub(crate) struct EvidenceSlots<K> {
+    at: std::collections::HashMap<(AgencyCode, K), std::time::Instant>,
+    /// The size at which the next prune runs.
+    prune_at: usize,
+    /// Entries scanned by prunes so far (for tests and the bound above).
+    #[cfg_attr(not(test), allow(dead_code))]
+    scanned: u64,
+}
+
+/// The size below which [`EvidenceSlots`] is never pruned.
+pub const EVIDENCE_SLOTS_PRUNE_FLOOR: usize = 65_536;
+
+impl<K> Default for EvidenceSlots<K> {
+    fn default() -> Self {
+        Self {
+            at: std::collections::HashMap::new(),
+            prune_at: EVIDENCE_SLOTS_PRUNE_FLOOR,
+            scanned: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
+    /// When `slot` was last audited.
+    fn get(&self, slot: &(AgencyCode, K)) -> Option<std::time::Instant> {
+        self.at.get(slot).copied()
+    }
+
+    /// Notes `slot` as audited at `now`, first dropping entries older than `every`
+    /// when the map has reached its prune size.
+    fn insert(
+        &mut self,
+        slot: (AgencyCode, K),
+        now: std::time::Instant,
+        every: std::time::Duration,
+    ) {
+        if self.at.len() >= self.prune_at {
+            self.scanned = self.scanned.saturating_add(self.at.len() as u64);
+            self.at.retain(|_, t| now.duration_since(*t) < every);
+            self.prune_at = EVIDENCE_SLOTS_PRUNE_FLOOR.max(self.at.len().saturating_mul(2));
+        }
+        self.at.insert(slot, now);
+    }
+
+    /// The number of entries held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+}
+
 /// Whether evidence about `agency` and `key` is to be audited now (and if so, notes
 /// it): once per item per `every`, and at most `cap` per neighbour an hour. The
-/// per-item map is pruned of old entries when it grows; the per-neighbour one holds
-/// roster members.
+/// per-item slots are pruned of old entries as they grow (see [`EvidenceSlots`]);
+/// the per-neighbour map holds roster members.
 fn evidence_due<K: std::hash::Hash + Eq>(
-    per_item: &mut std::collections::HashMap<(AgencyCode, K), std::time::Instant>,
+    per_item: &mut EvidenceSlots<K>,
     per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
     (agency, key): (&AgencyCode, K),
     (every, cap): (std::time::Duration, usize),
@@ -220,7 +306,7 @@ fn evidence_due<K: std::hash::Hash + Eq>(
     let slot = (agency.clone(), key);
     if per_item
         .get(&slot)
-        .is_some_and(|t| now.duration_since(*t) < every)
+        .is_some_and(|t| now.duration_since(t) < every)
     {
         return false;
     }
@@ -232,10 +318,7 @@ fn evidence_due<K: std::hash::Hash + Eq>(
         return false;
     }
     hour.1 += 1;
-    if per_item.len() >= 65_536 {
-        per_item.retain(|_, t| now.duration_since(*t) < every);
-    }
-    per_item.insert(slot, now);
+    per_item.insert(slot, now, every);
     true
 }
 
@@ -882,15 +965,14 @@ impl Service {
             }),
         };
         let roster = self.trust.roster();
-        // When we first used this roster version (at the latest, this check).
+        // When we first accepted this roster version.
         let now_ms = Timestamp::now().as_millis();
-        let first_used = match self.mail.roster_seen {
-            Some((v, at)) if v == roster.version() => at,
-            _ => {
-                self.mail.roster_seen = Some((roster.version(), now_ms));
-                now_ms
-            }
-        };
+        let first_used = grace_start(
+            self.trust.adopted(),
+            &mut self.mail.roster_seen,
+            roster.version(),
+            now_ms,
+        );
         let rosters_differ = Rollover::judge(
             self.peers
                 .iter()
@@ -1286,6 +1368,47 @@ mod tests {
         assert!(ack_error_strikes(&MailError::BadSignature, fresh));
     }
 
+    /// Review s33-mail L2: after a live reload to a roster that revokes a key, the
+    /// grace starts at the adoption the anchor records, not at the first ack judged
+    /// under the roster: an ack judged two graces after the adoption is past it
+    /// (before the fix, the grace began at that ack, and the revoked key was excused
+    /// for another hour). A restart and a reload agree, and an adoption time ahead of
+    /// the clock does not hold the grace open.
+    #[test]
+    fn the_grace_of_a_reloaded_roster_starts_at_its_adoption() {
+        use std::time::Duration;
+        let grace = REVOCATION_GRACE.as_millis() as u64;
+        let adopted_at = 1_780_000_000_000u64;
+        let now = adopted_at + 2 * grace;
+        // Version 4 in force since start; the reload anchors version 5.
+        let mut seen = Some((4, adopted_at - 10 * grace));
+        let start = grace_start(Some((5, adopted_at)), &mut seen, 5, now);
+        assert_eq!(start, adopted_at);
+        let elapsed = Duration::from_millis(now - start);
+        assert!(!Rollover::judge([4], 5, elapsed).revocation_news);
+        // After a restart (the cell noted the same anchor), the same.
+        let mut fresh = None;
+        assert_eq!(
+            grace_start(Some((5, adopted_at)), &mut fresh, 5, now),
+            adopted_at
+        );
+        // No adoption time recorded for this version: from the first ack judged.
+        let mut none = None;
+        assert_eq!(grace_start(Some((4, adopted_at)), &mut none, 5, now), now);
+        assert_eq!(grace_start(None, &mut none, 5, now + 1), now);
+        // An adoption time ahead of the clock counts from the first time it is
+        // seen ahead, and the grace then ends (review s34-mail L2: it restarted
+        // at every call).
+        let mut ahead = None;
+        let future = Some((5, now + 365 * 24 * grace));
+        assert_eq!(grace_start(future, &mut ahead, 5, now), now);
+        let later = now + 2 * grace;
+        let start = grace_start(future, &mut ahead, 5, later);
+        assert_eq!(start, now);
+        let elapsed = Duration::from_millis(later - start);
+        assert!(!Rollover::judge([4], 5, elapsed).revocation_news);
+    }
+
     /// Review s31-mail M5: `hand_refused` evidence only for messages we relay, once
     /// per item an hour and at most HAND_REFUSED_PER_NEIGHBOUR per neighbour an hour.
     #[test]
@@ -1376,6 +1499,68 @@ mod tests {
             item(n),
             later
         ));
+    }
+
+    /// Review s33-mail L1: past [`EVIDENCE_SLOTS_PRUNE_FLOOR`] live entries (all
+    /// younger than the 24-hour keep time of offers: 100 neighbours at their hourly
+    /// cap) a prune frees nothing, and before the fix every later offer ran another
+    /// full scan (about 36,000 scans of 65,536+ entries here). Now the map is scanned
+    /// only once it has doubled: at most twice the entries inserted. Entries past
+    /// the keep time are still dropped.
+    #[test]
+    fn offer_slots_past_the_prune_bound_are_scanned_amortised_and_still_pruned() {
+        let mut slots = EvidenceSlots::<[u8; 32]>::default();
+        let mut per_peer = std::collections::HashMap::new();
+        let t = std::time::Instant::now();
+        let neighbours: Vec<AgencyCode> = (0..100)
+            .map(|n| format!("AA-{n}").parse().unwrap())
+            .collect();
+        let mut inserted = 0u64;
+        let fill = |slots: &mut EvidenceSlots<[u8; 32]>,
+                    per_peer: &mut std::collections::HashMap<_, _>,
+                    at: std::time::Instant,
+                    salt: u8|
+         -> u64 {
+            for (n, a) in neighbours.iter().enumerate() {
+                for i in 0..OFFERS_PER_NEIGHBOUR {
+                    let mut digest = [salt; 32];
+                    digest[..8].copy_from_slice(&((n * 100_000 + i) as u64).to_be_bytes());
+                    assert!(evidence_due(
+                        slots,
+                        per_peer,
+                        (a, digest),
+                        (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                        at,
+                    ));
+                }
+            }
+            (neighbours.len() * OFFERS_PER_NEIGHBOUR) as u64
+        };
+        inserted += fill(&mut slots, &mut per_peer, t, 0);
+        assert_eq!(slots.len(), 100 * OFFERS_PER_NEIGHBOUR);
+        assert!(
+            slots.scanned <= 2 * inserted,
+            "{} entries scanned for {inserted} inserted",
+            slots.scanned
+        );
+        // A day later: the first day's entries go at the next prune, and the map
+        // stays within twice the live entries.
+        let later = t + OFFER_LOG_EVERY;
+        for hour in 0..3u8 {
+            let at = later + std::time::Duration::from_secs(3600 * u64::from(hour));
+            inserted += fill(&mut slots, &mut per_peer, at, hour + 1);
+        }
+        assert!(
+            slots.scanned <= 2 * inserted,
+            "{} entries scanned for {inserted} inserted",
+            slots.scanned
+        );
+        assert!(
+            slots.len() < 4 * 100 * OFFERS_PER_NEIGHBOUR,
+            "stale entries kept: {}",
+            slots.len()
+        );
+        assert!(slots.len() <= 2 * 3 * 100 * OFFERS_PER_NEIGHBOUR);
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key
