@@ -1,8 +1,9 @@
 //! The initiating side of replication with one neighbour, sans IO: [`PeerSync`] takes
 //! events and the time and returns the [`Action`]s to take (Hello, Notify, Pull and
 //! cursors of the changes feed; when to reconcile and when the backlog below a
-//! first-contact cursor is complete). Also [`Bans`] (invalid input per peer in a
-//! sliding window) and [`Backoff`] (reconnect delays).
+//! first-contact cursor is complete; when the next step of our own session may go,
+//! given how many of its replies are still being stored). Also [`Bans`] (invalid input
+//! per peer in a sliding window) and [`Backoff`] (reconnect delays).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use wlnode_crypto::model::AgencyCode;
 use wlnode_types::Cursor;
 
 use crate::msg::{Hello, Notify, Pull};
+use crate::reconcile::Step;
 
 /// What the event loop should do for a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,9 @@ pub enum Action {
     Reconciled,
     /// Send a Notify with our head.
     SendNotify,
+    /// Send this next step of our current session (one that was held back while
+    /// [`MAX_SESSION_INGESTS`] of its replies were still being checked and stored).
+    SendSessionStep(Step),
 }
 
 /// Changes-feed and reconciliation state of one connected neighbour.
@@ -112,7 +117,15 @@ struct OwnSession {
     received: usize,
     ingests: u32,
     ingest_failed: bool,
+    /// The next step, held back while [`MAX_SESSION_INGESTS`] replies are unfinished.
+    parked: Option<Step>,
 }
+
+/// Most replies with records of one session of ours that may be checked and stored at
+/// once. The next step goes out only below this, so a peer that answers faster than
+/// we can check (each reply up to the reply byte budget) cannot make us hold more than
+/// this many replies: one being stored while the next arrives.
+pub const MAX_SESSION_INGESTS: u32 = 2;
 
 /// First delay before another backlog session when one failed or came back short.
 const BACKLOG_RETRY_MIN: Duration = Duration::from_secs(2);
@@ -437,7 +450,28 @@ impl PeerSync {
             received: 0,
             ingests: 0,
             ingest_failed: false,
+            parked: None,
         });
+    }
+
+    /// The next step of our session `session`, after a reply: send it at once
+    /// ([`Action::SendSessionStep`]) unless [`MAX_SESSION_INGESTS`] of the session's
+    /// replies are still being stored; then it waits for one of them
+    /// ([`Self::on_session_stored`] returns it).
+    pub fn on_session_step(&mut self, session: [u8; 16], step: Step) -> Vec<Action> {
+        match self.own.as_mut() {
+            Some(o)
+                if o.session == session
+                    && o.finished.is_none()
+                    && o.ingests >= MAX_SESSION_INGESTS =>
+            {
+                o.parked = Some(step);
+                Vec::new()
+            }
+            // The session's replies are not counted here (it is not the one we track):
+            // the step goes out, as it did before the bound.
+            _ => vec![Action::SendSessionStep(step)],
+        }
     }
 
     /// A reply in our session returned `got` records for the `asked` ids we named;
@@ -453,13 +487,20 @@ impl PeerSync {
     }
 
     /// Records of our session's reply were checked and stored (`ok`), or the store
-    /// refused them.
+    /// refused them. A step held back for [`MAX_SESSION_INGESTS`] goes out now.
     pub fn on_session_stored(&mut self, session: [u8; 16], ok: bool, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
         if let Some(o) = self.own.as_mut().filter(|o| o.session == session) {
             o.ingests = o.ingests.saturating_sub(1);
             o.ingest_failed |= !ok;
+            if o.ingests < MAX_SESSION_INGESTS
+                && let Some(step) = o.parked.take()
+            {
+                out.push(Action::SendSessionStep(step));
+            }
         }
-        self.settle_session(now)
+        out.extend(self.settle_session(now));
+        out
     }
 
     /// A reconciliation with this peer finished (either side initiated it).
@@ -477,6 +518,8 @@ impl PeerSync {
             if o.finished.is_none() {
                 o.finished = Some(done);
             }
+            // An ended session sends nothing more.
+            o.parked = None;
         } else if !done && self.backlog_pending() {
             // It failed before it began (our item set could not be built).
             self.retry_backlog(now);
@@ -1210,5 +1253,75 @@ mod coordination_tests {
             vec![Action::ResetCursor(at(0, true))]
         );
         assert!(!p.backlog_pending());
+    }
+
+    fn step(n: u8) -> Step {
+        Step {
+            message: Some(vec![n]),
+            have: Vec::new(),
+            need: vec![wlnode_crypto::model::RecordId([n; 32])],
+        }
+    }
+
+    #[test]
+    fn a_session_holds_at_most_two_unfinished_replies() {
+        let t = Instant::now();
+        let mut p = follower(Some(at(9, true)), t);
+        p.on_hello(&hello(9), t);
+        p.on_reconcile_started([5; 16]);
+        // Full replies arrive faster than we check and store them: the step after the
+        // first goes out (one reply being stored while the next arrives)...
+        p.on_session_reply([5; 16], 4, 4);
+        assert_eq!(
+            p.on_session_step([5; 16], step(2)),
+            vec![Action::SendSessionStep(step(2))]
+        );
+        // ...the one after the second waits: two replies are unfinished.
+        p.on_session_reply([5; 16], 4, 4);
+        assert!(p.on_session_step([5; 16], step(3)).is_empty());
+        // One is stored: the held step goes out, once.
+        assert_eq!(
+            p.on_session_stored([5; 16], true, t),
+            vec![Action::SendSessionStep(step(3))]
+        );
+        assert!(p.on_session_stored([5; 16], true, t).is_empty());
+        // Replies without records are not held back.
+        p.on_session_reply([5; 16], 0, 0);
+        assert_eq!(
+            p.on_session_step([5; 16], step(4)),
+            vec![Action::SendSessionStep(step(4))]
+        );
+        p.on_session_reply([5; 16], 0, 0);
+        assert_eq!(
+            p.on_session_step([5; 16], step(5)),
+            vec![Action::SendSessionStep(step(5))]
+        );
+        // The session still settles as before once everything is stored.
+        assert_eq!(p.on_reconcile_done(Ok(()), t), vec![Action::Reconciled]);
+    }
+
+    #[test]
+    fn a_held_step_is_dropped_when_the_session_ends() {
+        let t = Instant::now();
+        let mut p = follower(Some(at(9, true)), t);
+        p.on_hello(&hello(9), t);
+        p.on_reconcile_started([5; 16]);
+        p.on_session_reply([5; 16], 4, 4);
+        p.on_session_reply([5; 16], 4, 4);
+        assert!(p.on_session_step([5; 16], step(3)).is_empty());
+        // The session fails (say, the peer is gone): its held step is never sent,
+        // and a stored reply of it releases nothing.
+        assert!(p.on_reconcile_done(Err("gone".into()), t).is_empty());
+        assert!(p.on_session_stored([5; 16], true, t).is_empty());
+        assert!(p.on_session_stored([5; 16], true, t).is_empty());
+        // The next session starts clean.
+        let later = t + Duration::from_secs(1);
+        assert_eq!(p.request_reconcile(later), vec![Action::StartReconcile]);
+        p.on_reconcile_started([6; 16]);
+        p.on_session_reply([6; 16], 4, 4);
+        assert_eq!(
+            p.on_session_step([6; 16], step(2)),
+            vec![Action::SendSessionStep(step(2))]
+        );
     }
 }

@@ -66,6 +66,7 @@ impl Service {
                     self.persist_cursor(agency, c);
                 }
                 Action::StartReconcile => self.start_reconcile(peer),
+                Action::SendSessionStep(step) => self.send_step(peer, step),
                 Action::Reconciled => self.note_reconciled(peer),
                 Action::BacklogComplete(c) => {
                     let Some((agency, _)) = self.agency_of(&peer) else {
@@ -385,7 +386,14 @@ impl Service {
             return;
         }
         match init.next_step(max_have, max_need) {
-            Some(step) => self.send_step(peer, step),
+            // Sent now, or once one of the session's unfinished ingests is stored
+            // (the peer's state machine bounds them).
+            Some(step) => {
+                if let Some(ps) = self.peers.get_mut(&peer) {
+                    let actions = ps.on_session_step(session, step);
+                    self.run_actions(peer, actions);
+                }
+            }
             None => {
                 if let Some(done) = self.initiators.remove(&peer) {
                     self.metrics
