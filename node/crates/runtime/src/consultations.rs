@@ -393,9 +393,6 @@ fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
 /// for our officers, a stored row, and a row every tick re-reads).
 pub const MAX_OPEN_PER_REQUESTER: usize = 100;
 
-/// The mark that an inbox message was applied: by message id *and* sender, as the
-/// mail layer keys them, so a message of another member under the same id (review of
-/// issue 21, HIGH 2) is not taken for one already applied.
 /// The audit event of a consultation-layer message we refused: metadata only (the
 /// message's id, sender, type and size, and why), never its content.
 fn refusal_event(
@@ -420,6 +417,19 @@ fn refusal_event(
             ack: None,
         },
     )
+}
+
+/// A refusal reason cut to at most 200 bytes on a character boundary: the reason may
+/// quote a peer's text, and our audit log keeps metadata, not what a peer wrote.
+fn clip_reason(mut why: String) -> String {
+    if why.len() > 200 {
+        let mut cut = 200;
+        while !why.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        why.truncate(cut);
+    }
+    why
 }
 
 /// `prefix` + member + 0: the start of a member's refusal rows.
@@ -544,6 +554,9 @@ fn refusal_row_until(deadline: Timestamp, now: Timestamp) -> u64 {
         .saturating_add(REFUSAL_ROW_MARGIN_MS)
 }
 
+/// The mark that an inbox message was applied: by message id *and* sender, as the
+/// mail layer keys them, so a message of another member under the same id (review of
+/// issue 21, HIGH 2) is not taken for one already applied.
 fn applied_key(item: &InboxItem) -> Vec<u8> {
     let mut k = key(APPLIED, item.message_id.as_bytes());
     k.extend_from_slice(item.from.as_str().as_bytes());
@@ -1508,13 +1521,7 @@ impl Consultations {
                     payload.kind()
                 ),
             );
-            self.store
-                .call(move |s| {
-                    s.table_put(LocalTable::Consultations, &mark, true)?;
-                    s.audit_append(&[ev])?;
-                    Ok(())
-                })
-                .await?;
+            self.mark_refused(mark, ev).await?;
             return Ok(());
         }
         // The sender's signed receipt of a request, answer or refusal (issue 21,
@@ -1563,22 +1570,9 @@ impl Consultations {
                     // s33-consult L5: our log held nothing showing that a malformed
                     // answer came, so we could not rebut an origin whose own log
                     // shows it answered).
-                    let mut why = format!("consultation_refused: receipt: {e}");
-                    if why.len() > 200 {
-                        let mut cut = 200;
-                        while !why.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        why.truncate(cut);
-                    }
+                    let why = clip_reason(format!("consultation_refused: receipt: {e}"));
                     let ev = refusal_event(&self.agency, item, now, why);
-                    self.store
-                        .call(move |s| {
-                            s.table_put(LocalTable::Consultations, &mark, true)?;
-                            s.audit_append(&[ev])?;
-                            Ok(())
-                        })
-                        .await?;
+                    self.mark_refused(mark, ev).await?;
                     return Ok(());
                 }
             }
@@ -1612,13 +1606,7 @@ impl Consultations {
                     since.as_millis()
                 ),
             );
-            self.store
-                .call(move |s| {
-                    s.table_put(LocalTable::Consultations, &mark, true)?;
-                    s.audit_append(&[ev])?;
-                    Ok(())
-                })
-                .await?;
+            self.mark_refused(mark, ev).await?;
             if let Payload::ConsultRequest(r) = &payload {
                 let refused = Refusable {
                     id: r.consultation_id,
@@ -1884,13 +1872,7 @@ impl Consultations {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(from = %item.from, entry = %r.entry_id, reason = why, "hit report refused");
                     let ev = refusal_event(&self.agency, item, now, why.into());
-                    self.store
-                        .call(move |s| {
-                            s.table_put(LocalTable::Consultations, &mark, true)?;
-                            s.audit_append(&[ev])?;
-                            Ok(())
-                        })
-                        .await?;
+                    self.mark_refused(mark, ev).await?;
                     return Ok(());
                 }
                 if let Some(ev) = &self.events {
@@ -1989,24 +1971,11 @@ impl Consultations {
                 // Audited with the applied mark (review of the fixes, H1: a refused
                 // request left only a log line, and the origin's audit no trace).
                 tracing::warn!(from = %item.from, kind = %item.kind, error = %e, "consultation message refused");
-                let mut why = format!("consultation_refused: {e}");
-                if why.len() > 200 {
-                    let mut cut = 200;
-                    while !why.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    why.truncate(cut);
-                }
+                let why = clip_reason(format!("consultation_refused: {e}"));
                 self.refused_messages
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let ev = refusal_event(&self.agency, item, now, why);
-                self.store
-                    .call(move |s| {
-                        s.table_put(LocalTable::Consultations, &mark, true)?;
-                        s.audit_append(&[ev])?;
-                        Ok(())
-                    })
-                    .await?;
+                self.mark_refused(mark, ev).await?;
                 // A member that is not the consultation's requester gets the same
                 // answer whether or not we hold the id (review s31-fixes C3, s31-consult
                 // L4): information for a consultation it did not open is refused as
@@ -2127,6 +2096,23 @@ impl Consultations {
                 self.mark(done).await
             }
         }
+    }
+
+    /// Marks a refused message handled and audits the refusal in one store call, so
+    /// a message is never marked without its refusal in our log (or logged twice).
+    async fn mark_refused(
+        &self,
+        mark: Vec<(Vec<u8>, Vec<u8>)>,
+        ev: wlnode_audit::event::Event,
+    ) -> Result<(), ConsultServiceError> {
+        self.store
+            .call(move |s| {
+                s.table_put(LocalTable::Consultations, &mark, true)?;
+                s.audit_append(&[ev])?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
     }
 
     async fn mark(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), ConsultServiceError> {
@@ -2553,6 +2539,18 @@ mod applied_tests {
         };
         assert_ne!(applied_key(&item("AA-X")), applied_key(&item("MM-X")));
         assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
+    }
+
+    #[test]
+    fn refusal_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(clip_reason("short".into()), "short");
+        // 199 ASCII bytes and then two-byte characters: byte 200 falls inside one.
+        let long = format!("{}{}", "a".repeat(199), "é".repeat(60));
+        let cut = clip_reason(long.clone());
+        assert_eq!(cut.len(), 199);
+        assert!(long.starts_with(&cut));
+        let exact = "b".repeat(300);
+        assert_eq!(clip_reason(exact).len(), 200);
     }
 
     /// Issue 21, s34: the receipt cut-over is judged when the message is applied (a
