@@ -28,10 +28,13 @@ fn main() -> ExitCode {
     let cli = cmd::Cli::parse();
     match cmd::run(cli) {
         Ok(code) => code,
+        // The reader of our output has gone (`wlnode ... | head`): it took what it
+        // wanted, so this is no error (README "Scripting").
+        Err(_) if cmd::stdout_closed() => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes joined, newlines flattened.
             let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {msg}");
+            cmd::errln!("error: {msg}");
             ExitCode::FAILURE
         }
     }

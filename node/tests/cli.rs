@@ -886,3 +886,57 @@ fn four_eyes_import_goes_up_as_a_batch_that_an_approver_releases() {
     assert_eq!(last["state"], "rejected", "{all:#}");
     assert_eq!(last["withdraw_missing"], true, "{all:#}");
 }
+
+/// Output into a pipe whose reader has gone (`wlnode ... | head`) ends the command
+/// quietly with exit code 0, in JSON and in text, instead of a "failed printing to
+/// stdout" panic (s35 QA B1). The roster is large enough (several hundred KiB of
+/// output) that the pipe's buffer cannot take it all before the reader closes.
+#[test]
+fn output_into_a_closed_pipe_exits_quietly() {
+    use std::io::BufRead;
+    use wlnode_crypto::SecretKey;
+    let dir = tempfile::tempdir().unwrap();
+    let authority = SecretKey::generate().unwrap();
+    let mut text =
+        wlnode_config::roster_edit::init("pipes", &authority.public_key(), "authority").unwrap();
+    for i in 0..1500 {
+        let agency = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        text.push_str(&format!(
+            "\n[[members]]\nagency = \"DE-A{i:04}\"\nname = \"member {i} of a federation far larger than any real one\"\n\
+             country = \"DE\"\nrole = \"member\"\ngroups = [\"eu\"]\nnode_ids = [\"{}\"]\n\
+             keys = [{{ key = \"{}\", valid_from = \"2026-01-01T00:00:00Z\" }}]\n",
+            node.public_key().peer_id(),
+            agency.public_key()
+        ));
+    }
+    let roster = dir.path().join("roster.toml");
+    std::fs::write(&roster, text).unwrap();
+    for json in [true, false] {
+        let mut cmd = wlnode();
+        cmd.args(["roster", "show", "--roster"]).arg(&roster);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reader is dropped here: the pipe is closed with most output unread.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!first.is_empty(), "json {json}: no first line");
+        assert!(!stderr.contains("panicked"), "json {json}: {stderr}");
+        assert!(!stderr.contains("error"), "json {json}: {stderr}");
+        assert!(
+            out.status.success(),
+            "json {json}: {:?} {stderr}",
+            out.status
+        );
+    }
+}

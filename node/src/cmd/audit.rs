@@ -148,7 +148,7 @@ impl VerifyJob {
             }
             if self.chatty {
                 for (a, n) in &live.cosigned {
-                    println!("{a}: checkpoint cosigned ({n} cosignature(s) held)");
+                    outln!("{a}: checkpoint cosigned ({n} cosignature(s) held)");
                 }
             }
             live.report
@@ -210,13 +210,13 @@ fn serve(
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
         if !bound.ip().is_loopback() {
-            eprintln!(
+            errln!(
                 "warning: the auditor's page has no log-in and {bound} is not a loopback address: anyone who reaches it reads the report"
             );
         }
         let page = AuditorPage::new(every, host_names)?;
         // The line a script (and the test) reads the address from.
-        println!("auditor page at http://{bound}/ (verifying every {})", humantime::format_duration(every));
+        outln!("auditor page at http://{bound}/ (verifying every {})", humantime::format_duration(every));
         let verifier = Box::new(move || -> Verification {
             let job = job.clone();
             Box::pin(async move {
@@ -234,13 +234,17 @@ fn serve(
             })
         });
         let verifying = tokio::spawn(page.clone().run(verifier, |r| match r {
-            Ok(rep) => println!(
-                "{}: {}, {} violation(s)",
+            // The page keeps serving when nobody reads our output any more.
+            Ok(rep) => drop(std::io::Write::write_fmt(
+                &mut super::stdout(),
+                format_args!(
+                "{}: {}, {} violation(s)\n",
                 wlnode_crypto::Timestamp::now().to_rfc3339(),
                 if rep.ok { "audit passed" } else { "audit FAILED" },
-                rep.violations.len()
-            ),
-            Err(e) => eprintln!("verification could not run: {}", e.chain()),
+                    rep.violations.len()
+                ),
+            )),
+            Err(e) => errln!("verification could not run: {}", e.chain()),
         }));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let serving = tokio::spawn(async move { page.serve(listener, stop_rx).await });
@@ -293,7 +297,7 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&summary)?;
             } else {
-                println!(
+                outln!(
                     "exported {} events and {} checkpoints of {} to {}",
                     log.events.len(),
                     log.checkpoints.len(),
@@ -342,15 +346,19 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                 print_json(&report)?;
             } else {
                 for n in &report.nodes {
-                    println!(
+                    outln!(
                         "{}: {} events, {}/{} checkpoints verified, {} violation(s)",
-                        n.agency, n.events, n.checkpoints_verified, n.checkpoints, n.violations
+                        n.agency,
+                        n.events,
+                        n.checkpoints_verified,
+                        n.checkpoints,
+                        n.violations
                     );
                 }
                 for v in &report.violations {
-                    println!("VIOLATION {} at {}: {}", v.kind, v.node, v.detail);
+                    outln!("VIOLATION {} at {}: {}", v.kind, v.node, v.detail);
                 }
-                println!(
+                outln!(
                     "{}",
                     if report.ok {
                         "audit passed"

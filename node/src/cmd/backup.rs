@@ -120,7 +120,7 @@ pub async fn backup(a: BackupArgs) -> anyhow::Result<ExitCode> {
             summary,
         })?;
     } else {
-        println!(
+        outln!(
             "backup of {} written to {} ({} records, {} entries, {} bytes, via {via})",
             cfg.agency(),
             a.out.display(),
@@ -141,7 +141,7 @@ pub fn restore(a: RestoreArgs) -> anyhow::Result<ExitCode> {
             summary,
         })?;
     } else {
-        println!(
+        outln!(
             "restored {} records and {} entries into {}; the node re-syncs from its peers when it starts",
             summary.records,
             summary.entries,

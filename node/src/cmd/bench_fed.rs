@@ -157,7 +157,7 @@ pub async fn run(
             t.await??;
         }
         let seed_seconds = t_seed.elapsed().as_secs_f64();
-        eprintln!("seeded {records} records at {nodes} origins in {seed_seconds:.1} s");
+        errln!("seeded {records} records at {nodes} origins in {seed_seconds:.1} s");
         let listen: Vec<Vec<String>> = children.iter().map(|c| c.listen.clone()).collect();
         stop_all(&mut children).await;
         children.clear();
@@ -198,7 +198,7 @@ pub async fn run(
         for s in started {
             children.push(s?);
         }
-        eprintln!(
+        errln!(
             "{nodes} nodes started with peers ({topology:?}) in {:.1} s; replicating...",
             t0.elapsed().as_secs_f64()
         );
@@ -245,7 +245,7 @@ pub async fn run(
             }
             if last_report.elapsed() > Duration::from_secs(10) {
                 last_report = Instant::now();
-                eprintln!(
+                errln!(
                     "  {:.0} s: {}/{nodes} nodes hold all {total} records",
                     t0.elapsed().as_secs_f64(),
                     full.iter().filter(|f| f.is_some()).count()

@@ -263,10 +263,10 @@ pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
         print_json(&v)?;
     } else if let Some(list) = v.as_array() {
         for f in list {
-            println!("{}", flag_line(f));
+            outln!("{}", flag_line(f));
         }
     } else {
-        println!("{}", flag_line(&v));
+        outln!("{}", flag_line(&v));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -292,7 +292,7 @@ pub async fn hit(c: HitCommand) -> anyhow::Result<ExitCode> {
     if json {
         print_json(&v)?;
     } else {
-        println!(
+        outln!(
             "hit report {} sent to {}",
             v["message_id"].as_str().unwrap_or("?"),
             v["origin"].as_str().unwrap_or("?")
@@ -350,7 +350,7 @@ fn print_one(v: &Value, json: bool) -> anyhow::Result<()> {
     if json {
         print_json(v)?;
     } else {
-        println!("{}", line(v));
+        outln!("{}", line(v));
     }
     Ok(())
 }
@@ -384,7 +384,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                     "deadline": v["deadline"],
                 }))?;
             } else {
-                println!(
+                outln!(
                     "consultation {} sent to {}, deadline {}",
                     v["consultation_id"].as_str().unwrap_or("?"),
                     v["origin"].as_str().unwrap_or("?"),
@@ -415,7 +415,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                 print_json(&v)?;
             } else {
                 for c in v.as_array().cloned().unwrap_or_default() {
-                    println!("{}", line(&c));
+                    outln!("{}", line(&c));
                 }
             }
         }
@@ -515,7 +515,7 @@ pub async fn inbox(a: InboxArgs) -> anyhow::Result<ExitCode> {
         print_json(&v)?;
     } else {
         for m in v.as_array().cloned().unwrap_or_default() {
-            println!(
+            outln!(
                 "{}  {}  from {}  {}",
                 m["received_at"].as_str().unwrap_or("?"),
                 m["message_id"].as_str().unwrap_or("?"),

@@ -310,7 +310,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
             (t.path().to_owned(), Some(t))
         }
     };
-    let say = |s: String| eprintln!("{s}");
+    let say = |s: String| errln!("{s}");
     say(format!("Creating a federation in {}", dir.display()));
     let mut specs = Vec::new();
     for (code, groups) in &members {
@@ -394,7 +394,7 @@ async fn run_federation(
         )?;
         let role = if is_auditor { "auditor" } else { "member" };
         let child = start_node(node, role).await?;
-        eprintln!(
+        errln!(
             "  started {:<11} {role:<7} API {}",
             child.agency,
             child.client_addr()
@@ -451,7 +451,7 @@ async fn run_federation(
             }
         }
     }
-    eprintln!(
+    errln!(
         "Seeded {} entries at their origins in {:.1} s; replicating...",
         seeded.len(),
         t_seed.elapsed().as_secs_f64()
@@ -474,7 +474,7 @@ async fn run_federation(
         _ = tokio::signal::ctrl_c() => None,
     };
     let Some(converged) = converged else {
-        eprintln!("Interrupted; stopping the nodes.");
+        errln!("Interrupted; stopping the nodes.");
         return Ok(ExitCode::from(130));
     };
     let secs = converged.then(|| t_sync.elapsed().as_secs_f64());
@@ -485,7 +485,7 @@ async fn run_federation(
     let mut summary = summary;
     if converged {
         let t_consult = Instant::now();
-        eprintln!(
+        errln!(
             "Consulting (Art. 16): {} asks {} about three of its entries...",
             members.first().map_or("", |m| m.0),
             members.get(1).map_or("", |m| m.0)
@@ -499,7 +499,7 @@ async fn run_federation(
         match <[String; 3]>::try_from(candidates) {
             Ok(entries) => match super::demo_consult::run(children, 0, 1, &entries).await {
                 Ok(runs) => {
-                    eprintln!(
+                    errln!(
                         "  three consultations done in {:.1} s",
                         t_consult.elapsed().as_secs_f64()
                     );
@@ -511,11 +511,11 @@ async fn run_federation(
                     }
                 }
             },
-            Err(_) => eprintln!(
+            Err(_) => errln!(
                 "  (skipped: fewer than three entries of the second agency held by the first; seed more with --entries)"
             ),
         }
-        eprintln!("Auditing every member live over /wlnode/audit/1 as {AUDITOR}...");
+        errln!("Auditing every member live over /wlnode/audit/1 as {AUDITOR}...");
         let (verdict, problems) = live_audit(fed, children).await;
         if let Some(n) = summary.nodes.iter_mut().find(|n| n.role == "auditor") {
             n.audit = verdict;
@@ -526,18 +526,18 @@ async fn run_federation(
     if a.json {
         super::print_json(&summary)?;
     } else {
-        print_summary(&summary);
+        print_summary(&summary)?;
         if !summary.consultations.is_empty() {
-            super::demo_consult::print(&summary.consultations);
+            super::demo_consult::print(&summary.consultations)?;
         }
     }
     if !ok {
-        eprintln!(
+        errln!(
             "The federation did NOT converge as the policies say it should; node logs are next to each node.toml in {}.",
             fed.dir.display()
         );
         if a.dir.is_none() {
-            eprintln!("(Run with --dir DIR to keep the files.)");
+            errln!("(Run with --dir DIR to keep the files.)");
         }
         return Ok(ExitCode::FAILURE);
     }
@@ -548,12 +548,12 @@ async fn run_federation(
         .iter()
         .find(|s| s.origin == 0 && s.personal)
         .map(|s| s.entry_id.clone());
-    print_console(children).await;
-    print_next_steps(children, sample.as_deref());
+    print_console(children).await?;
+    print_next_steps(children, sample.as_deref())?;
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
-    eprintln!("\nCtrl-C: stopping every node cleanly...");
+    errln!("\nCtrl-C: stopping every node cleanly...");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -606,7 +606,7 @@ async fn wait_converged(
                 .zip(counts.iter().zip(expected))
                 .map(|(c, (n, e))| format!("{} {n}/{}", c.agency, e.len()))
                 .collect();
-            eprintln!("  {}", line.join("  "));
+            errln!("  {}", line.join("  "));
             last_line = Instant::now();
         }
         if counts
@@ -871,16 +871,16 @@ async fn summarize(
     })
 }
 
-fn print_summary(s: &Summary) {
-    println!();
+fn print_summary(s: &Summary) -> anyhow::Result<()> {
+    outln!();
     match s.seconds_to_converge {
-        Some(t) => println!(
+        Some(t) => outln!(
             "Converged in {t:.1} s: every node holds exactly what the distributions and policies allow."
         ),
-        None => println!("NOT converged within the timeout."),
+        None => outln!("NOT converged within the timeout."),
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<11} {:<7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6}  api",
         "node",
         "role",
@@ -893,7 +893,7 @@ fn print_summary(s: &Summary) {
         "equiv",
     );
     for n in &s.nodes {
-        println!(
+        outln!(
             "{:<11} {:<7} {:>7} {:>8} {:>8} {:>8} {:>9} {:>8} {:>6}  {}",
             n.agency,
             n.role,
@@ -907,32 +907,34 @@ fn print_summary(s: &Summary) {
             n.api
         );
     }
-    println!();
-    println!("  not-dist: seeded records whose signed distribution excludes the node");
-    println!(
+    outln!();
+    outln!("  not-dist: seeded records whose signed distribution excludes the node");
+    outln!(
         "  declined: records the node's accept rules refused (CC-TRADE keeps only public entries)"
     );
-    println!("  withheld: copies held with fields withheld by the sender's policy");
+    outln!("  withheld: copies held with fields withheld by the sender's policy");
     for n in &s.nodes {
         if !n.withheld_fields.is_empty() {
             let f: Vec<&str> = n.withheld_fields.iter().map(String::as_str).collect();
-            println!("  {} holds copies without: {}", n.agency, f.join(", "));
+            outln!("  {} holds copies without: {}", n.agency, f.join(", "));
         }
         if n.scoped_fields_withheld > 0 {
-            println!(
+            outln!(
                 "  {} holds {} copies without the identifiers their origins' signed field scopes keep for group eu",
-                n.agency, n.scoped_fields_withheld
+                n.agency,
+                n.scoped_fields_withheld
             );
         }
         if n.role == "auditor" {
-            println!("  {} (auditor) audit: {}", n.agency, n.audit);
+            outln!("  {} (auditor) audit: {}", n.agency, n.audit);
         }
         for p in &n.problems {
-            println!("  PROBLEM at {}: {p}", n.agency);
+            outln!("  PROBLEM at {}: {p}", n.agency);
         }
     }
-    println!();
-    println!("Federation files: {}", s.dir.display());
+    outln!();
+    outln!("Federation files: {}", s.dir.display());
+    Ok(())
 }
 
 /// The demo's console users on the first member: one per officer role, made by the
@@ -946,13 +948,13 @@ pub const CONSOLE_USERS: &[(&str, &[&str])] = &[
 
 /// Prints the web console's URL on the first member with a login token for each demo
 /// user (and the bootstrap admin's token file).
-async fn print_console(children: &[Child]) {
+async fn print_console(children: &[Child]) -> anyhow::Result<()> {
     let Some(first) = children.first() else {
-        return;
+        return Ok(());
     };
-    println!();
-    println!("Web console: http://{}/ui/", first.client.addr());
-    println!("  Log in with one of these tokens (one user per role):");
+    outln!();
+    outln!("Web console: http://{}/ui/", first.client.addr());
+    outln!("  Log in with one of these tokens (one user per role):");
     for (name, roles) in CONSOLE_USERS {
         let body = serde_json::json!({"user": name, "roles": roles});
         match first
@@ -960,43 +962,45 @@ async fn print_console(children: &[Child]) {
             .post_json::<_, serde_json::Value>("/v1/users", &body)
             .await
         {
-            Ok(v) => println!(
+            Ok(v) => outln!(
                 "  {name:<9} ({}): {}",
                 roles.join(", "),
                 v.get("token").and_then(|t| t.as_str()).unwrap_or("?")
             ),
-            Err(e) => println!("  {name}: could not be created ({e})"),
+            Err(e) => outln!("  {name}: could not be created ({e})"),
         }
     }
     match wlnode_config::token::read_token(&first.token_file) {
-        Ok(t) => println!("  {:<9} (admin): {t}", "admin"),
-        Err(e) => println!("  admin: {e}"),
+        Ok(t) => outln!("  {:<9} (admin): {t}", "admin"),
+        Err(e) => outln!("  admin: {e}"),
     }
+    Ok(())
 }
 
-fn print_next_steps(children: &[Child], sample: Option<&str>) {
+fn print_next_steps(children: &[Child], sample: Option<&str>) -> anyhow::Result<()> {
     let Some(first) = children.first() else {
-        return;
+        return Ok(());
     };
     let second = children.get(1).unwrap_or(first);
     let cfg = first.config.display();
-    println!("The nodes keep running. In another terminal, try:");
-    println!("  wlnode status --config {cfg}");
-    println!(
+    outln!("The nodes keep running. In another terminal, try:");
+    outln!("  wlnode status --config {cfg}");
+    outln!(
         "  wlnode entry list --config {} --limit 5",
         second.config.display()
     );
     if let (Some(id), Some(to)) = (sample, children.get(1)) {
-        println!(
+        outln!(
             "  wlnode policy explain --config {cfg} --entry {id} --to {}",
             to.agency
         );
     }
-    println!(
+    outln!(
         "API tokens are in each node's api.token (e.g. {}).",
         first.token_file.display()
     );
-    println!("Press Ctrl-C to stop every node.");
+    outln!("Press Ctrl-C to stop every node.");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -340,11 +340,11 @@ pub async fn run(
 }
 
 /// Prints the runs for a reader.
-pub fn print(runs: &[ConsultRun]) {
-    println!();
-    println!("Consultations (Art. 16), sealed agency-to-agency messages:");
+pub fn print(runs: &[ConsultRun]) -> anyhow::Result<()> {
+    outln!();
+    outln!("Consultations (Art. 16), sealed agency-to-agency messages:");
     for (i, c) in runs.iter().enumerate() {
-        println!(
+        outln!(
             "  {}. {:<21} {} asks {} about entry {}  -> {}{}{}",
             i + 1,
             c.case,
@@ -362,10 +362,10 @@ pub fn print(runs: &[ConsultRun]) {
             },
         );
         for (t, s) in &c.trail {
-            println!("       {t:>6.2} s  {s}");
+            outln!("       {t:>6.2} s  {s}");
         }
         for n in &c.notices {
-            println!(
+            outln!(
                 "       notice to {:<11} receipt {:<9} in inbox: {}",
                 n.to,
                 n.delivery,
@@ -373,7 +373,8 @@ pub fn print(runs: &[ConsultRun]) {
             );
         }
     }
-    println!(
+    outln!(
         "  Each step is a `consultation` audit event (metadata only); `wlnode audit verify` checks the trail."
     );
+    Ok(())
 }

@@ -145,10 +145,10 @@ fn print_written(v: &serde_json::Value, json: bool, verb: &str) -> anyhow::Resul
     if json {
         print_json(v)
     } else if let Some(d) = v["draft_id"].as_str() {
-        println!("draft {d} awaiting approval (nothing signed or sent yet)");
+        outln!("draft {d} awaiting approval (nothing signed or sent yet)");
         Ok(())
     } else {
-        println!(
+        outln!(
             "{verb} entry {} version {} (record {})",
             v["entry_id"].as_str().unwrap_or("?"),
             v["version"],
@@ -242,7 +242,7 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("draft {} rejected", v["draft_id"].as_str().unwrap_or("?"));
+                outln!("draft {} rejected", v["draft_id"].as_str().unwrap_or("?"));
             }
         }
         EntryCommand::Drafts { config, all, json } => {
@@ -256,7 +256,7 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
                 print_json(&v)?;
             } else {
                 for d in v.as_array().cloned().unwrap_or_default() {
-                    println!(
+                    outln!(
                         "{}  {}  {} by {}  {}",
                         d["draft_id"].as_str().unwrap_or("?"),
                         d["state"].as_str().unwrap_or("?"),
@@ -280,8 +280,8 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("{}", row(&v));
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", row(&v));
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             }
         }
         EntryCommand::List {
@@ -307,9 +307,9 @@ pub async fn run(c: EntryCommand) -> anyhow::Result<ExitCode> {
                 print_json(&all)?;
             } else {
                 for e in &all {
-                    println!("{}", row(e));
+                    outln!("{}", row(e));
                 }
-                eprintln!("{} entries", all.len());
+                errln!("{} entries", all.len());
             }
         }
     }
@@ -539,12 +539,12 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
         if a.json {
             print_json(&out)?;
         } else {
-            println!(
+            outln!(
                 "import batch {id}: awaiting approval by another user with the approver role\n{}",
                 super::import_batch::describe(&submitted)
             );
             for f in &sum.failures {
-                println!("  refused {}: {}", f.location, f.error);
+                outln!("  refused {}: {}", f.location, f.error);
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -564,7 +564,7 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         print_json(&sum)?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let mut out = super::stdout();
         writeln!(
             out,
             "{}: {} rows: {} imported, {} amended, {} unchanged, {} failed, {} withdrawn, {} skipped",
@@ -650,7 +650,7 @@ pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::new(super::stdout())),
     };
     let mut lines = 0usize;
     if ftm {
@@ -672,7 +672,7 @@ pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if a.out.is_some() {
-            eprintln!("exported {} entries as {lines} FtM entities", views.len());
+            errln!("exported {} entries as {lines} FtM entities", views.len());
         }
     } else {
         for e in &all {
@@ -680,7 +680,7 @@ pub async fn export(a: ExportArgs) -> anyhow::Result<ExitCode> {
             writeln!(w)?;
         }
         if a.out.is_some() {
-            eprintln!("exported {} entries", all.len());
+            errln!("exported {} entries", all.len());
         }
     }
     w.flush()?;
@@ -702,19 +702,22 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
-    println!(
+    outln!(
         "{} ({}) federation {:?} roster v{}",
         s(&v["agency"]),
         s(&v["peer_id"]),
         s(&v["federation"]),
         v["roster_version"]
     );
-    println!(
+    outln!(
         "records {}  entries {}  withdrawn {}  disputed versions {}",
-        v["records"], v["entries"], v["withdrawn"], v["disputed_versions"]
+        v["records"],
+        v["entries"],
+        v["withdrawn"],
+        v["disputed_versions"]
     );
     let store = &v["store"];
-    println!(
+    outln!(
         "store: {}  head seq {}  {} bytes{}",
         if store["writable"].as_bool() == Some(true) {
             "writable"
@@ -734,7 +737,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         peers.insert(s(&p["agency"]), p);
     }
     for (agency, p) in peers {
-        println!(
+        outln!(
             "  peer {:<14} {}  lag {}",
             agency,
             if p["connected"].as_bool() == Some(true) {

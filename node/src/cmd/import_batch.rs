@@ -185,7 +185,7 @@ pub async fn run(c: ImportBatchCommand) -> anyhow::Result<ExitCode> {
                 print_json(&v)?;
             } else {
                 for b in v.as_array().into_iter().flatten() {
-                    println!("{}  {}", b["batch_id"].as_str().unwrap_or("?"), describe(b));
+                    outln!("{}  {}", b["batch_id"].as_str().unwrap_or("?"), describe(b));
                 }
             }
         }
@@ -200,7 +200,7 @@ pub async fn run(c: ImportBatchCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("{}  {}", id, describe(&v));
+                outln!("{}  {}", id, describe(&v));
             }
         }
         ImportBatchCommand::Rows {
@@ -232,7 +232,7 @@ pub async fn run(c: ImportBatchCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("{}  {}", id, describe(&v));
+                outln!("{}  {}", id, describe(&v));
             }
         }
         ImportBatchCommand::Reject {
@@ -250,7 +250,7 @@ pub async fn run(c: ImportBatchCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("rejected import batch {id}");
+                outln!("rejected import batch {id}");
             }
         }
     }

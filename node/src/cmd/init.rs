@@ -97,16 +97,19 @@ pub fn run(a: InitArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         super::print_json(&out)?;
     } else {
-        println!("Created node {} in {}", out.agency, a.dir.display());
-        println!("  config:      {}", out.config);
-        println!("  signing key: {}", out.signing_key);
-        println!("  encryption:  {}", out.encryption_key);
-        println!("  peer id:     {}", out.peer_id);
-        println!();
-        println!("Give the signing key, encryption key and peer id to the roster authority:");
-        println!(
+        outln!("Created node {} in {}", out.agency, a.dir.display());
+        outln!("  config:      {}", out.config);
+        outln!("  signing key: {}", out.signing_key);
+        outln!("  encryption:  {}", out.encryption_key);
+        outln!("  peer id:     {}", out.peer_id);
+        outln!();
+        outln!("Give the signing key, encryption key and peer id to the roster authority:");
+        outln!(
             "  wlnode roster add-member --roster roster.toml --agency {} --name NAME --country CC --role member --signing-key {} --encryption-key {} --node-id {}",
-            out.agency, out.signing_key, out.encryption_key, out.peer_id
+            out.agency,
+            out.signing_key,
+            out.encryption_key,
+            out.peer_id
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,45 @@
 //! Command-line interface (clap) and dispatch. The names, flags and `--json` outputs
 //! listed under "Fixed names" in DESIGN.md are a contract: operators' scripts use them.
+//!
+//! Every line a command prints goes through [`outln!`]/[`out!`] or [`stdout`], never
+//! `println!`: `println!` panics when the reader of a pipe has gone (`wlnode ... | head`),
+//! while these return the error and note that standard output is closed, so that `main`
+//! exits quietly with code 0 (README "Scripting"). Lines to stderr go through
+//! [`errln!`], which drops what cannot be written instead of panicking.
+
+/// Prints one line to standard output, like `println!`, and returns early with the
+/// error (`?`) when it cannot be written; a closed pipe is noted for `main`.
+macro_rules! outln {
+    () => {
+        ::std::io::Write::write_all(&mut $crate::cmd::stdout(), b"\n")?
+    };
+    ($($arg:tt)*) => {
+        ::std::io::Write::write_fmt(
+            &mut $crate::cmd::stdout(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        )?
+    };
+}
+
+/// Prints to standard output without a newline, like `print!`; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        ::std::io::Write::write_fmt(&mut $crate::cmd::stdout(), format_args!($($arg)*))?
+    };
+}
+
+/// Prints one line to standard error, like `eprintln!`, but never panics: when stderr
+/// cannot be written there is nowhere left to say so.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(
+            &mut ::std::io::stderr(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+
+pub(crate) use errln;
 
 mod audit;
 mod backup;
@@ -22,8 +62,10 @@ mod store;
 mod user;
 mod watch;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -150,8 +192,48 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Prints `v` as one JSON value.
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// Set when a write to standard output failed because its reader has gone (EPIPE,
+/// `wlnode ... | head`): `main` then exits quietly with code 0 instead of reporting
+/// the error, as a closed pipe means the reader took what it wanted.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write to standard output found the pipe closed.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
+}
+
+/// Standard output (locked) for commands' output: like `std::io::stdout().lock()`,
+/// but a write that finds the reader gone is noted for [`stdout_closed`].
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+/// Standard output for a command's output; see [`Stdout`].
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+impl Stdout {
+    fn note<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::note(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::note(self.0.flush())
+    }
 }
 
 /// Runs one command.

@@ -54,9 +54,9 @@ pub async fn run(c: PeerCommand) -> anyhow::Result<ExitCode> {
         let changed = v.get("changed").and_then(serde_json::Value::as_bool) == Some(true);
         let state = if block { "blocked" } else { "not blocked" };
         if changed {
-            println!("{agency}: {state}");
+            outln!("{agency}: {state}");
         } else {
-            println!("{agency}: already {state}");
+            outln!("{agency}: already {state}");
         }
     }
     Ok(ExitCode::SUCCESS)

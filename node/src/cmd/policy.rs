@@ -70,9 +70,9 @@ struct CheckOutput {
     warnings: Vec<String>,
 }
 
-fn print_explanation(v: &serde_json::Value) {
+fn print_explanation(v: &serde_json::Value) -> anyhow::Result<()> {
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
-    println!(
+    outln!(
         "entry {} (origin {}, version {}) to {}: {}",
         s("entry_id"),
         s("origin"),
@@ -81,7 +81,7 @@ fn print_explanation(v: &serde_json::Value) {
         s("decision").to_uppercase()
     );
     if let Some(d) = v.get("distribution") {
-        println!(
+        outln!(
             "  distribution: {} ({})",
             if d.get("allowed").and_then(|a| a.as_bool()) == Some(true) {
                 "allows"
@@ -91,11 +91,11 @@ fn print_explanation(v: &serde_json::Value) {
             d.get("detail").and_then(|x| x.as_str()).unwrap_or("")
         );
     }
-    println!("  reason: {}", s("reason"));
+    outln!("  reason: {}", s("reason"));
     if let Some(w) = v.get("withheld_fields").and_then(|w| w.as_array())
         && !w.is_empty()
     {
-        println!(
+        outln!(
             "  withheld: {}",
             w.iter()
                 .filter_map(|x| x.as_str())
@@ -110,7 +110,7 @@ fn print_explanation(v: &serde_json::Value) {
                 .and_then(|t| t.as_array())
                 .map(|t| t.iter().filter_map(|x| x.as_str()).collect())
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  field scope (signed by the origin): {} only to [{}]: {}",
                 scope.get("field").and_then(|x| x.as_str()).unwrap_or(""),
                 to.join(", "),
@@ -124,13 +124,14 @@ fn print_explanation(v: &serde_json::Value) {
     }
     if let Some(m) = v.get("unmatched_rules").and_then(|m| m.as_array()) {
         for r in m {
-            println!(
+            outln!(
                 "  share rule #{} did not match: {}",
                 r.get("rule").cloned().unwrap_or_default(),
                 r.get("condition").and_then(|c| c.as_str()).unwrap_or("")
             );
         }
     }
+    Ok(())
 }
 
 async fn explain_offline(
@@ -210,12 +211,12 @@ pub async fn run(c: PolicyCommand) -> anyhow::Result<ExitCode> {
                 print_json(&out)?;
             } else {
                 for e in &out.errors {
-                    println!("error: {e}");
+                    outln!("error: {e}");
                 }
                 for w in &out.warnings {
-                    println!("warning: {w}");
+                    outln!("warning: {w}");
                 }
-                println!(
+                outln!(
                     "{}: {} error(s), {} warning(s)",
                     cfg.path.display(),
                     out.errors.len(),
@@ -257,7 +258,7 @@ pub async fn run(c: PolicyCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                print_explanation(&v);
+                print_explanation(&v)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -269,7 +270,7 @@ pub async fn run(c: PolicyCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!(
+                outln!(
                     "reloaded: policy {} ({}), roster version {} ({})",
                     v.get("policy_hash").and_then(|x| x.as_str()).unwrap_or(""),
                     if v.get("policy_changed").and_then(|x| x.as_bool()) == Some(true) {
@@ -290,7 +291,7 @@ pub async fn run(c: PolicyCommand) -> anyhow::Result<ExitCode> {
                     .into_iter()
                     .flatten()
                 {
-                    println!("warning: {}", w.as_str().unwrap_or(""));
+                    outln!("warning: {}", w.as_str().unwrap_or(""));
                 }
             }
             Ok(ExitCode::SUCCESS)

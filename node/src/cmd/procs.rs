@@ -119,9 +119,9 @@ pub async fn stop_all(children: &mut [Child]) {
     for c in children.iter_mut() {
         match tokio::time::timeout(Duration::from_secs(30), c.process.wait()).await {
             Ok(Ok(s)) if s.success() => {}
-            Ok(Ok(s)) => eprintln!("{} exited with {s}; see {}", c.agency, c.log.display()),
+            Ok(Ok(s)) => errln!("{} exited with {s}; see {}", c.agency, c.log.display()),
             _ => {
-                eprintln!("{} did not stop within 30 s; killing it", c.agency);
+                errln!("{} did not stop within 30 s; killing it", c.agency);
                 let _ = c.process.kill().await;
             }
         }

@@ -215,7 +215,7 @@ fn edit(
     let text = read(path)?;
     let out = f(&text).with_context(|| format!("roster {}", path.display()))?;
     write(path, &out)?;
-    eprintln!(
+    errln!(
         "{} updated; sign it with `wlnode roster sign` to publish",
         path.display()
     );
@@ -288,29 +288,31 @@ fn summary(r: &Roster) -> Summary {
     }
 }
 
-fn print_summary(s: &Summary) {
-    println!(
+fn print_summary(s: &Summary) -> anyhow::Result<()> {
+    outln!(
         "federation {:?}, version {}, sha256 {}",
-        s.federation, s.version, s.hash
+        s.federation,
+        s.version,
+        s.hash
     );
     for a in &s.authorities {
-        println!("  authority {a}");
+        outln!("  authority {a}");
     }
-    println!("  consultation silence counts as {}", s.silence_rule);
+    outln!("  consultation silence counts as {}", s.silence_rule);
     if let Some(t) = s.mail_acks_required_since {
-        println!(
+        outln!(
             "  mail hand-overs need signed answers since {} ({t})",
             Timestamp(t).to_rfc3339()
         );
     }
     if let Some(t) = s.consult_receipts_required_since {
-        println!(
+        outln!(
             "  consultation steps need signed receipts since {} ({t})",
             Timestamp(t).to_rfc3339()
         );
     }
     for m in &s.members {
-        println!(
+        outln!(
             "  {:<14} {:<8} {:<2} groups [{}] nodes {} keys {} revoked {}  {}",
             m.agency,
             m.role,
@@ -323,8 +325,9 @@ fn print_summary(s: &Summary) {
         );
     }
     for w in &s.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
+    Ok(())
 }
 
 pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
@@ -347,7 +350,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             } else {
                 let k = SecretKey::generate()?;
                 write_secret_key(&authority_key, &k, KeyKind::Authority)?;
-                eprintln!("created authority key {}", authority_key.display());
+                errln!("created authority key {}", authority_key.display());
                 k
             };
             let text = roster_edit::init(&federation, &key.public_key(), &authority_name)?;
@@ -358,7 +361,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                     "authority_key": key.public_key().to_string(),
                 }))?;
             } else {
-                println!(
+                outln!(
                     "created roster {} with authority {}",
                     out.display(),
                     key.public_key()
@@ -491,7 +494,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                     "hash": hex::encode(parsed.hash()),
                 }))?;
             } else {
-                println!(
+                outln!(
                     "signed {} version {} -> {}",
                     roster.display(),
                     parsed.version(),
@@ -520,12 +523,12 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                 }
                 super::print_json(&v)?;
             } else {
-                println!(
+                outln!(
                     "roster {} is valid, signed by {}",
                     roster.display(),
                     sig.authority
                 );
-                print_summary(&summary(&r));
+                print_summary(&summary(&r))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -537,7 +540,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             if json {
                 super::print_json(&s)?;
             } else {
-                print_summary(&s);
+                print_summary(&s)?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -173,7 +173,7 @@ async fn case_command(c: CaseCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!(
+                outln!(
                     "{} entry {} (record {}) in case {}",
                     v["state"].as_str().unwrap_or("?"),
                     entry,
@@ -207,7 +207,7 @@ async fn case_command(c: CaseCommand) -> anyhow::Result<ExitCode> {
                 .join("&");
             let c = client(&config)?;
             if csv {
-                print!("{}", c.get_text(&format!("/v1/cases?{query}")).await?);
+                out!("{}", c.get_text(&format!("/v1/cases?{query}")).await?);
                 return Ok(ExitCode::SUCCESS);
             }
             let v: serde_json::Value = c.get_json(&format!("/v1/cases?{query}")).await?;
@@ -216,7 +216,7 @@ async fn case_command(c: CaseCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             for case in v["cases"].as_array().cloned().unwrap_or_default() {
-                println!(
+                outln!(
                     "{}  {}  {}  {:?}  ref {:?}  {} hits  {} decisions",
                     case["case_id"].as_str().unwrap_or("?"),
                     case["at"].as_str().unwrap_or("?"),
@@ -273,7 +273,7 @@ pub async fn run(a: ScreenArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let results = v["results"].as_array().cloned().unwrap_or_default();
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout();
     if results.is_empty() {
         writeln!(
             out,
@@ -473,7 +473,7 @@ async fn batch(a: ScreenArgs, file: PathBuf) -> anyhow::Result<ExitCode> {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(super::stdout()),
     };
     if a.json {
         serde_json::to_writer_pretty(&mut sink, &out_rows)?;

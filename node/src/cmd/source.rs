@@ -55,10 +55,10 @@ pub async fn run(c: SourceCommand) -> anyhow::Result<ExitCode> {
             }
             let list = v["sources"].as_array().cloned().unwrap_or_default();
             if list.is_empty() {
-                println!("no [[source]] in the config");
+                outln!("no [[source]] in the config");
             }
             for s in &list {
-                println!(
+                outln!(
                     "{}  {} ({}, every {})\n  last success {}  last outcome {}{}  next run {}",
                     text(&s["name"]),
                     text(&s["origin"]),
@@ -90,7 +90,7 @@ pub async fn run(c: SourceCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     ""
                 };
-                println!(
+                outln!(
                     "{}: {}{how}: {} rows: {} added, {} amended, {} unchanged, {} failed, {} withdrawn",
                     text(&r["source"]),
                     text(&r["outcome"]),
@@ -102,7 +102,7 @@ pub async fn run(c: SourceCommand) -> anyhow::Result<ExitCode> {
                     text(&r["withdrawn"]),
                 );
                 if failed {
-                    println!("  {}: {}", text(&r["error_class"]), text(&r["error"]));
+                    outln!("  {}: {}", text(&r["error_class"]), text(&r["error"]));
                 }
             }
             Ok(if failed {

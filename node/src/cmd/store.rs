@@ -39,7 +39,7 @@ pub fn run(c: StoreCommand) -> anyhow::Result<ExitCode> {
             if a.json {
                 print_json(&s)?;
             } else {
-                println!(
+                outln!(
                     "copied {} records and {} entries ({} pairs in {} trees) from {} ({}) to {} ({}); counts checked. Set [store] engine = \"{}\" and data_dir = {:?} in node.toml before starting the node",
                     s.counts.records,
                     s.counts.entries,

@@ -69,7 +69,7 @@ fn print_token(v: &Value, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(v);
     }
-    println!(
+    outln!(
         "user {}  roles {}\ntoken {}\n(shown once: store it now; the node keeps only its hash)",
         v["user"].as_str().unwrap_or("?"),
         v["roles"],
@@ -102,7 +102,7 @@ pub async fn run(c: UserCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             for u in v.as_array().cloned().unwrap_or_default() {
-                println!(
+                outln!(
                     "{}  {}  {}{}{}",
                     u["user"].as_str().unwrap_or("?"),
                     u["id"].as_str().unwrap_or("?"),
@@ -130,7 +130,7 @@ pub async fn run(c: UserCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("user {} disabled", v["user"].as_str().unwrap_or("?"));
+                outln!("user {} disabled", v["user"].as_str().unwrap_or("?"));
             }
         }
         UserCommand::Rotate { name, config, json } => {

@@ -77,7 +77,7 @@ pub async fn run(c: WatchCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&json!({"watch_id": v["watch_id"]}))?;
             } else {
-                println!("watch {}", v["watch_id"].as_str().unwrap_or("?"));
+                outln!("watch {}", v["watch_id"].as_str().unwrap_or("?"));
             }
         }
         WatchCommand::List { config, json } => {
@@ -87,7 +87,7 @@ pub async fn run(c: WatchCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             for w in v.as_array().cloned().unwrap_or_default() {
-                println!(
+                outln!(
                     "{}  {}{}{}{}  by {}",
                     w["watch_id"].as_str().unwrap_or("?"),
                     w["name"].as_str().unwrap_or("?"),
@@ -118,7 +118,7 @@ pub async fn run(c: WatchCommand) -> anyhow::Result<ExitCode> {
             if json {
                 print_json(&v)?;
             } else {
-                println!("watch {} removed", v["watch_id"].as_str().unwrap_or("?"));
+                outln!("watch {} removed", v["watch_id"].as_str().unwrap_or("?"));
             }
         }
     }
