@@ -77,6 +77,10 @@ fn demo_converges_as_the_policies_say() {
         verdict.starts_with("ok (") && verdict.contains(" 3 nodes"),
         "{verdict}"
     );
+    // Each member carries that verdict, named as the auditor's (not "not checked").
+    for a in ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"] {
+        assert_eq!(node(a)["audit"], format!("by ZZ-AUDIT: {verdict}"), "{a}");
+    }
     // Issue 21 §4: the consultations ran between the real nodes, one objection, one
     // expiry by silence and one grant despite a denial whose notice reached every
     // member the entry's distribution admits (the origin among them) and nobody else,

@@ -318,9 +318,9 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     specs.push(AgencySpec::auditor(AUDITOR)?);
     let fed = scaffold::create(&dir, "demo-federation", &specs)?;
-    demo_roster_settings(&fed)?;
+    let version = demo_roster_settings(&fed)?;
     say(format!(
-        "  roster authority, signed roster (version 1), {} agencies in groups eu and pacific, auditor {AUDITOR}",
+        "  roster authority, signed roster (version {version}), {} agencies in groups eu and pacific, auditor {AUDITOR}",
         members.len()
     ));
 
@@ -337,7 +337,9 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
 /// Re-signs the demo roster with a shorter minimum consultation deadline, so the
 /// demo can show an expiry by silence in seconds (a real federation keeps the default
 /// of one day).
-fn demo_roster_settings(fed: &Federation) -> anyhow::Result<()> {
+/// Adds the demo's federation settings to the generated roster and signs it again;
+/// returns the roster's new version.
+fn demo_roster_settings(fed: &Federation) -> anyhow::Result<u64> {
     use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
     let text = std::fs::read_to_string(&fed.roster)
         .with_context(|| format!("cannot read {}", fed.roster.display()))?;
@@ -350,10 +352,10 @@ fn demo_roster_settings(fed: &Federation) -> anyhow::Result<()> {
         super::demo_consult::DEMO_MIN_DEADLINE_SECS
     );
     let auth = read_secret_key(&fed.authority_key, KeyKind::Authority)?;
-    let (signed, sig, _) = wlnode_config::roster_edit::sign(&text, &auth)?;
+    let (signed, sig, roster) = wlnode_config::roster_edit::sign(&text, &auth)?;
     std::fs::write(&fed.roster, signed)?;
     std::fs::write(fed.roster.with_extension("toml.sig"), sig.to_text())?;
-    Ok(())
+    Ok(roster.version())
 }
 
 async fn run_federation(
@@ -517,8 +519,15 @@ async fn run_federation(
         }
         errln!("Auditing every member live over /wlnode/audit/1 as {AUDITOR}...");
         let (verdict, problems) = live_audit(fed, children).await;
+        // Members are audited by the auditor: each carries its verdict, named as such.
+        for n in &mut summary.nodes {
+            n.audit = if n.role == "auditor" {
+                verdict.clone()
+            } else {
+                format!("by {AUDITOR}: {verdict}")
+            };
+        }
         if let Some(n) = summary.nodes.iter_mut().find(|n| n.role == "auditor") {
-            n.audit = verdict;
             n.problems.extend(problems);
         }
     }
