@@ -240,6 +240,31 @@ fn config_errors_name_file_line_and_key() {
     );
 }
 
+/// A missing encryption key file: the error names the config key and the file, and
+/// gives the OS error once (s35 QA B3: the cause was printed twice, the key not named).
+#[test]
+fn a_missing_encryption_key_names_the_config_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let cfg = node_dir.join("node.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("encryption_key = \"encryption.key\""));
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "encryption_key = \"encryption.key\"",
+            "encryption_key = \"encryptoin.key\"",
+        ),
+    )
+    .unwrap();
+    let err = fails(wlnode().arg("run").arg("--config").arg(&cfg));
+    assert!(
+        err.contains("encryption_key in the config: key file ") && err.contains("encryptoin.key"),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
 /// `wlnode source list|run` against a running node whose `[[source]]` is a local
 /// file (issue 24 item 3).
 #[test]
@@ -463,6 +488,30 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
     c.arg("--file").arg(&details);
     let err = fails(&mut c);
     assert!(err.contains("00112233445566778899aabbccddeeff"), "{err}");
+    // A field the node does not take: the error names the user's file and the line
+    // and column in it (s35 QA B2: they were the node's re-encoding's, line 1).
+    let bad = dir.path().join("bad-details.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"items\": [{\"description\": \"lathe\", \"category\": \"2B001\"}],\n  \"colour\": \"red\",\n  \"end_user\": \"E\"\n}\n",
+    )
+    .unwrap();
+    let mut c = run(&[
+        "consult",
+        "request",
+        "--entry",
+        "00112233445566778899aabbccddeeff",
+        "--reference",
+        "LIC-1",
+    ]);
+    c.arg("--file").arg(&bad);
+    let err = fails(&mut c);
+    assert!(
+        err.contains("bad-details.json: ")
+            && err.contains("colour")
+            && err.contains("line 3 column"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -145,6 +145,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "wlnode-audit",
             "wlnode-screen",
             "wlnode-import",
+            // `consult request` checks details.json with the node's own types.
+            "wlnode-consult",
             "wlnode-store",
             "wlnode-runtime",
             "wlnode-api",

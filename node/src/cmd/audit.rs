@@ -14,7 +14,7 @@ use wlnode_crypto::keyfile::{KeyKind, read_secret_key};
 use wlnode_runtime::auditor::verify_live;
 use wlnode_store::Store;
 
-use super::{ConfigArg, print_json};
+use super::{ConfigFileArg, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -22,7 +22,7 @@ pub enum AuditCommand {
     /// must be stopped: the store is opened directly).
     Export {
         #[command(flatten)]
-        config: ConfigArg,
+        config: ConfigFileArg,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
@@ -41,7 +41,7 @@ pub enum AuditCommand {
     Verify {
         /// The auditor's node.toml (its roster, and its data dir for the auditor state).
         #[command(flatten)]
-        config: ConfigArg,
+        config: ConfigFileArg,
         /// Exported logs (`wlnode audit export`), one per node. Without it, the logs are
         /// collected live (and saved under `<data_dir>/audit/<agency>.json`).
         #[arg(long, num_args = 1..)]

@@ -135,8 +135,11 @@ pub enum HitCommand {
         /// customs, licensing or other.
         #[arg(long)]
         context: String,
-        /// A text file (or JSON) describing the hit; sent as it is (at most 4 KiB).
-        #[arg(long)]
+        /// A text file (or JSON) describing the hit; sent as it is.
+        #[arg(long, help = format!(
+            "A text file (or JSON) describing the hit; sent as it is (at most {} bytes)",
+            wlnode_crypto::model::MAX_LONG_TEXT
+        ))]
         file: PathBuf,
         #[command(flatten)]
         config: ConfigArg,
@@ -214,6 +217,7 @@ fn flag_write_error(e: wlnode_client::ClientError) -> anyhow::Error {
 
 /// Runs a `flag` subcommand.
 pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
+    let mut lifted = false;
     let (v, json): (Value, bool) = match c {
         FlagCommand::Set {
             entry,
@@ -249,6 +253,7 @@ pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
                 );
                 path.push_str(&format!("&origin={o}"));
             }
+            lifted = true;
             (
                 client(&config)?
                     .delete_json(&path)
@@ -265,6 +270,8 @@ pub async fn flag(c: FlagCommand) -> anyhow::Result<ExitCode> {
         for f in list {
             outln!("{}", flag_line(f));
         }
+    } else if lifted {
+        outln!("lifted: {}", flag_line(&v));
     } else {
         outln!("{}", flag_line(&v));
     }
@@ -371,6 +378,10 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let details: Value = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
+            // Checked here with the node's own types, so that a position in the error
+            // is one in the user's file, not in the re-encoded request (s35 QA B2).
+            wlnode_consult::payload::TransactionDetails::from_json(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let v: Value = client(&config)?
                 .post_json(
                     "/v1/consultations",

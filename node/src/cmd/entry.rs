@@ -709,6 +709,11 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         s(&v["federation"]),
         v["roster_version"]
     );
+    if v["roster_outdated"].as_bool() == Some(true) {
+        outln!(
+            "roster_outdated: a neighbour runs a newer roster; replace roster.toml and .sig, then reload"
+        );
+    }
     outln!(
         "records {}  entries {}  withdrawn {}  disputed versions {}",
         v["records"],
@@ -738,14 +743,19 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     }
     for (agency, p) in peers {
         outln!(
-            "  peer {:<14} {}  lag {}",
+            "  peer {:<14} {}  lag {}{}",
             agency,
             if p["connected"].as_bool() == Some(true) {
                 "connected   "
             } else {
                 "disconnected"
             },
-            p["lag"]
+            p["lag"],
+            if p["our_roster_outdated"].as_bool() == Some(true) {
+                format!("  runs a newer roster (v{})", p["roster_version"])
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -81,7 +81,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
-    /// Create a node folder: node.toml, agency key, node key and API token.
+    /// Create a node folder: node.toml, agency key, node key, encryption key and API token.
     Init(init::InitArgs),
     /// Roster authority tools: create, edit, sign and check the federation roster.
     #[command(subcommand)]
@@ -115,7 +115,8 @@ enum Command {
     /// Watch parties on the running node: add, list, remove.
     #[command(subcommand)]
     Watch(watch::WatchCommand),
-    /// Art. 16 consultations on the running node: request, list, show, respond, decide.
+    /// Art. 16 consultations on the running node: request, list, show, respond,
+    /// supply-info, decide.
     #[command(subcommand)]
     Consult(consult::ConsultCommand),
     /// Sealed messages delivered to this agency (consultations, notices, hit reports).
@@ -158,6 +159,22 @@ pub struct ConfigArg {
     /// `WLNODE_TOKEN` gives the token itself.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+}
+
+/// The `--config` flag alone, for commands that read the config but never call the
+/// running node's API (`audit export|verify`): they take no `--token-file`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigFileArg {
+    /// The node's config file.
+    #[arg(long, env = "WLNODE_CONFIG", default_value = "node.toml")]
+    pub config: PathBuf,
+}
+
+impl ConfigFileArg {
+    /// Loads the config.
+    pub fn load(&self) -> anyhow::Result<wlnode_config::Config> {
+        Ok(wlnode_config::Config::load(&self.config)?)
+    }
 }
 
 impl ConfigArg {

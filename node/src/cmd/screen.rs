@@ -79,7 +79,7 @@ pub struct ScreenArgs {
     #[arg(long)]
     json: bool,
     /// Screen every party of this CSV file (header: name, and optionally ref, kind,
-    /// country, dob, id).
+    /// country, dob, id, address).
     #[arg(long)]
     batch: Option<PathBuf>,
     /// With --batch: write the results here (CSV, or JSON with --json; default stdout).

@@ -381,6 +381,16 @@ pub(super) async fn respond(
             )));
         }
     };
+    // Checked here too, to name the CLI's flag (the payload check names the field).
+    if answer != Answer::NoObjection && b.reason.is_none() {
+        return Err(ApiError::invalid(InvalidValue::new(
+            "reason",
+            format!(
+                "is required with {} (`wlnode consult respond --reason TEXT`)",
+                b.answer
+            ),
+        )));
+    }
     let held = state
         .node
         .consultations

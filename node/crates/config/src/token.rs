@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a token file was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {reason}")]
+#[error("token file {path}: {reason}")]
 pub struct TokenError {
     /// The file.
     pub path: PathBuf,

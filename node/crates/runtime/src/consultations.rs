@@ -1236,6 +1236,16 @@ impl Consultations {
         origin: Option<&AgencyCode>,
     ) -> Result<(wlnode_types::EntryKey, wlnode_types::EntryState), ConsultServiceError> {
         let mut found = self.store.entries_by_id(entry_id).await?;
+        // Our own entry (named, or the only one with this id): say so, not "not held".
+        if origin == Some(&self.agency)
+            || (origin.is_none()
+                && !found.is_empty()
+                && found.iter().all(|(k, _)| k.origin == self.agency))
+        {
+            return Err(ConsultServiceError::Invalid(format!(
+                "entry {entry_id} is our own entry: consultations and hit reports are about another agency's entry"
+            )));
+        }
         found.retain(|(k, _)| k.origin != self.agency && origin.is_none_or(|o| k.origin == *o));
         if found.len() > 1 {
             return Err(ConsultServiceError::AmbiguousEntry {

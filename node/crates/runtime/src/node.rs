@@ -47,6 +47,16 @@ pub enum NodeError {
     /// A key file was refused.
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    /// The key file a config key names (`agency_key`, `node_key`, `encryption_key`)
+    /// was refused. The cause is in the message and not chained as a source, so a
+    /// one-line report shows it once (s35 QA B3 printed the OS error twice).
+    #[error("{key} in the config: {error}")]
+    ConfigKey {
+        /// The config key.
+        key: &'static str,
+        /// Why the file was refused (it names the file).
+        error: KeyFileError,
+    },
     /// The API token file was refused.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -300,11 +310,20 @@ pub struct Identity {
 /// Loads the keys and the API token named in the config.
 pub fn load_identity(cfg: &Config) -> Result<Identity, NodeError> {
     Ok(Identity {
-        agency_key: Arc::new(read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)?),
-        node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)?,
+        agency_key: Arc::new(
+            read_secret_key(&cfg.raw.agency_key, KeyKind::Agency)
+                .map_err(config_key("agency_key"))?,
+        ),
+        node_key: read_secret_key(&cfg.raw.node_key, KeyKind::Node)
+            .map_err(config_key("node_key"))?,
         encryption_keys: read_encryption_keys(cfg)?,
         api_token: read_token(&cfg.raw.api.token_file)?,
     })
+}
+
+/// Names the config key whose key file was refused.
+fn config_key(key: &'static str) -> impl Fn(KeyFileError) -> NodeError {
+    move |error| NodeError::ConfigKey { key, error }
 }
 
 /// The most `*.key` files of `encryption_keys_dir` kept (review s30-consult2, L4): a
@@ -332,7 +351,7 @@ pub fn read_encryption_keys_with(
 ) -> Result<Vec<EncryptionSecretKey>, NodeError> {
     let mut keys = Vec::new();
     if let Some(p) = &cfg.raw.encryption_key {
-        keys.push(read_encryption_key(p)?);
+        keys.push(read_encryption_key(p).map_err(config_key("encryption_key"))?);
     }
     if let Some(dir) = &cfg.raw.encryption_keys_dir {
         let io = |source| NodeError::KeysDir {
