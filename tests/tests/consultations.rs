@@ -1712,8 +1712,10 @@ async fn a_lost_delivery_notice_is_recovered_from_the_outbox_at_start() {
     // As if the notice never reached the consultations task: back to pending.
     let mut held = consultation(&c, 1, id).await.unwrap();
     held.messages[0].delivery = "pending".into();
-    let mut k = vec![b'c'];
+    // The consultation's row: `k` + id + requester (B).
+    let mut k = vec![b'k'];
     k.extend_from_slice(&id.0);
+    k.extend_from_slice(code(1).as_str().as_bytes());
     let v = serde_json::to_vec(&held).unwrap();
     c.node(1)
         .services
@@ -1759,8 +1761,10 @@ async fn a_decision_arriving_just_before_the_origins_deadline_is_applied_after_i
     v["consultation"]["deadline"] = serde_json::json!(later);
     at_a = serde_json::from_value(v).unwrap();
     assert_eq!(at_a.consultation.deadline().as_millis(), later);
-    let mut k = vec![b'c'];
+    // The consultation's row: `k` + id + requester (B).
+    let mut k = vec![b'k'];
     k.extend_from_slice(&id.0);
+    k.extend_from_slice(code(1).as_str().as_bytes());
     let bytes = serde_json::to_vec(&at_a).unwrap();
     c.node(0)
         .services
@@ -1838,8 +1842,10 @@ async fn a_held_decision_overtaken_by_the_origins_objection_is_refused_and_audit
     let mut v = serde_json::to_value(&at_a).unwrap();
     let later = at_a.consultation.deadline().as_millis() + 30_000;
     v["consultation"]["deadline"] = serde_json::json!(later);
-    let mut k = vec![b'c'];
+    // The consultation's row: `k` + id + requester (B).
+    let mut k = vec![b'k'];
     k.extend_from_slice(&id.0);
+    k.extend_from_slice(code(1).as_str().as_bytes());
     let bytes = serde_json::to_vec(&v).unwrap();
     c.node(0)
         .services
