@@ -2337,8 +2337,9 @@ impl Consultations {
         else {
             return Ok(());
         };
-        let requester = std::str::from_utf8(&cid[16..])
-            .ok()
+        let requester = cid
+            .get(16..)
+            .and_then(|b| std::str::from_utf8(b).ok())
             .filter(|r| !r.is_empty())
             .and_then(|r| AgencyCode::new(r).ok());
         let at = ConsultationRef { id, requester };

@@ -494,7 +494,7 @@ type RoundStep<'a> = (u64, u32, &'a wlnode_consult::TrailEvent);
 /// s33/s34-consult L1: an origin holds one consultation per requester under an id,
 /// so another member's information under the same id opens no round of this one).
 fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
-    let mut round: std::collections::HashMap<(wlnode_consult::ConsultationId, &AgencyCode), u32> =
+    let mut round: std::collections::HashMap<Consultation<'_>, u32> =
         std::collections::HashMap::new();
     consultation_steps(l)
         .map(|(i, s)| {
@@ -744,6 +744,9 @@ impl<'a> LogIndex<'a> {
     }
 }
 
+/// A consultation: its id and requester.
+type Consultation<'a> = (wlnode_consult::ConsultationId, &'a AgencyCode);
+
 /// The consultation a step belongs to: its id and requester
 /// ([`wlnode_consult::TrailEvent::requester`]; a `delivered` step, which names no
 /// role and counts for no rule here, under its sender).
@@ -967,10 +970,8 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
         let mut cap = FindingCap::default();
         // The latest step that opened each (consultation, round) so far: (event
         // index, deadline). A consultation is an id and a requester.
-        let mut opened: HashMap<
-            ((wlnode_consult::ConsultationId, &AgencyCode), u32),
-            (u64, wlnode_crypto::Timestamp),
-        > = HashMap::new();
+        let mut opened: HashMap<(Consultation<'_>, u32), (u64, wlnode_crypto::Timestamp)> =
+            HashMap::new();
         for (i, round, step) in &x.steps {
             let why: &str = match &step.kind {
                 TrailKind::Requested { deadline, .. } | TrailKind::InfoSupplied { deadline } => {
