@@ -166,9 +166,11 @@ pub struct TrailEvent {
 
 impl TrailEvent {
     /// The consultation's requester, as the step names it: `from` for the
-    /// requester's steps, `to` for the origin's (answers, refusals, expiries).
-    /// `None` for `delivered`, which the node that sent the delivered message logs
-    /// (`from` that node): either party, or the requester for a notice.
+    /// requester's steps, `to` for the origin's (answers, refusals). `None` for the
+    /// steps that name no role: `delivered`, which the node that sent the delivered
+    /// message logs (`from` that node: either party, or the requester for a
+    /// notice), and `expired`, which either side logs (a node writes it from the
+    /// origin to the requester, but no rule ever read its parties).
     pub fn requester(&self) -> Option<&AgencyCode> {
         match self.kind {
             TrailKind::Requested { .. }
@@ -179,9 +181,8 @@ impl TrailEvent {
             | TrailKind::HeldDecisionRefused => Some(&self.from),
             TrailKind::Answered { .. }
             | TrailKind::AnsweredLate { .. }
-            | TrailKind::RefusedByOrigin { .. }
-            | TrailKind::Expired => Some(&self.to),
-            TrailKind::Delivered => None,
+            | TrailKind::RefusedByOrigin { .. } => Some(&self.to),
+            TrailKind::Delivered | TrailKind::Expired => None,
         }
     }
 }
@@ -269,22 +270,66 @@ type TrackKey = (ConsultationId, AgencyCode);
 
 struct Replay {
     tracks: BTreeMap<TrackKey, Track>,
+    /// The requesters of the consultations under each id, in the order they were
+    /// requested (to place a step by a third party, see `key_of`).
+    requesters: std::collections::HashMap<ConsultationId, Vec<AgencyCode>>,
     violations: Vec<Violation>,
 }
 
+/// How many consultations under one id `key_of` looks through for a step by a
+/// third party (a hostile log could name thousands of requesters under one id).
+const MAX_PLACED: usize = 8;
+
 impl Replay {
-    /// The consultation `e` belongs to. A `delivered` step names no role: the
-    /// consultation `to` requested of `from` if there is one, else `from`'s (its
-    /// own request, or a notice of its decision).
+    /// The consultation `e` belongs to: the one of the requester it names
+    /// ([`TrailEvent::requester`]) when there is one. Otherwise (a step that names
+    /// no role, or a step by the wrong party, e.g. an answer from the requester)
+    /// the consultation `to` requested of `from` if there is one, else the one
+    /// `from` requested of `to`, so that a wrong party is reported as such; else
+    /// (reported as a step before the request) the requester it names, `from` for
+    /// `delivered` (its own request, or a notice of its decision) and `to` for
+    /// `expired`.
     fn key_of(&self, e: &TrailEvent) -> TrackKey {
-        let requester = e.requester().cloned().unwrap_or_else(|| {
-            let theirs = (e.consultation_id, e.to.clone());
-            match self.tracks.get(&theirs) {
-                Some(t) if t.origin == e.from => e.to.clone(),
-                _ => e.from.clone(),
-            }
-        });
-        (e.consultation_id, requester)
+        let id = e.consultation_id;
+        let named = e.requester();
+        // A request opens its requester's consultation, whatever else is held.
+        if let Some(r) = named
+            && (matches!(e.kind, TrailKind::Requested { .. })
+                || self.tracks.contains_key(&(id, r.clone())))
+        {
+            return (id, r.clone());
+        }
+        let of = |r: &AgencyCode, o: &AgencyCode| {
+            self.tracks
+                .get(&(id, r.clone()))
+                .is_some_and(|t| &t.origin == o)
+        };
+        // A third party's step on a consultation of this id between the other
+        // party and the origin (a decision by a member that is no party): reported
+        // as a wrong party, as before consultations were keyed by requester.
+        let third = || {
+            self.requesters.get(&id).and_then(|rs| {
+                rs.iter().take(MAX_PLACED).find(|r| {
+                    self.tracks
+                        .get(&(id, (*r).clone()))
+                        .is_some_and(|t| t.origin == e.to || t.origin == e.from)
+                })
+            })
+        };
+        let requester = if of(&e.to, &e.from) {
+            &e.to
+        } else if of(&e.from, &e.to) {
+            &e.from
+        } else if let Some(r) = third() {
+            r
+        } else if let Some(r) = named {
+            r
+        } else if matches!(e.kind, TrailKind::Delivered) {
+            &e.from
+        } else {
+            &e.to
+        };
+        (id, requester.clone())
     }
 
     fn flag(&mut self, e: &TrailEvent, index: usize, kind: ViolationKind) {
@@ -325,6 +370,10 @@ impl Replay {
             if deadline <= e.at {
                 self.out_of_order(e, index, "a deadline not after the request");
             }
+            self.requesters
+                .entry(key.0)
+                .or_default()
+                .push(key.1.clone());
             self.tracks.insert(
                 key,
                 Track {
@@ -546,6 +595,7 @@ impl Replay {
     fn run(events: &[TrailEvent]) -> Self {
         let mut r = Self {
             tracks: BTreeMap::new(),
+            requesters: std::collections::HashMap::new(),
             violations: Vec::new(),
         };
         for (i, e) in events.iter().enumerate() {
