@@ -2762,6 +2762,36 @@ mod applied_tests {
         assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
     }
 
+    /// Review s33/s34-consult L1: an officer names a consultation by its id, or by
+    /// `REQUESTER:ID`; the key of a row holds the id first, so every requester's
+    /// consultation under one id is one range, and the `m` row names both.
+    #[test]
+    fn a_consultation_is_named_by_id_or_requester_and_id() {
+        let id = ConsultationId([0xab; 16]);
+        let hex = id.to_hex();
+        assert_eq!(
+            ConsultationRef::parse(&hex).unwrap(),
+            ConsultationRef::from(id)
+        );
+        let bb: AgencyCode = "BB-CUSTOMS".parse().unwrap();
+        let named = ConsultationRef::parse(&format!("BB-CUSTOMS:{hex}")).unwrap();
+        assert_eq!(named, ConsultationRef::of(bb.clone(), id));
+        assert_eq!(named.to_string(), format!("BB-CUSTOMS:{hex}"));
+        for bad in ["", "xyz", ":abc", "bb-customs:{hex}", "BB-CUSTOMS:"] {
+            assert!(
+                matches!(
+                    ConsultationRef::parse(&bad.replace("{hex}", &hex)),
+                    Err(ConsultServiceError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+        let k = consult_key(&bb, id);
+        assert_eq!(k[0], CONSULT);
+        assert_eq!(&k[1..17], &id.0);
+        assert_eq!(&k[17..], b"BB-CUSTOMS");
+    }
+
     #[test]
     fn refusal_reasons_are_cut_on_a_character_boundary() {
         assert_eq!(clip_reason("short".into()), "short");
