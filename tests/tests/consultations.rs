@@ -1712,8 +1712,10 @@ async fn a_lost_delivery_notice_is_recovered_from_the_outbox_at_start() {
     // As if the notice never reached the consultations task: back to pending.
     let mut held = consultation(&c, 1, id).await.unwrap();
     held.messages[0].delivery = "pending".into();
-    let mut k = vec![b'c'];
+    // The consultation's row: `k` + id + requester (B).
+    let mut k = vec![b'k'];
     k.extend_from_slice(&id.0);
+    k.extend_from_slice(code(1).as_str().as_bytes());
     let v = serde_json::to_vec(&held).unwrap();
     c.node(1)
         .services
@@ -1759,8 +1761,10 @@ async fn a_decision_arriving_just_before_the_origins_deadline_is_applied_after_i
     v["consultation"]["deadline"] = serde_json::json!(later);
     at_a = serde_json::from_value(v).unwrap();
     assert_eq!(at_a.consultation.deadline().as_millis(), later);
-    let mut k = vec![b'c'];
+    // The consultation's row: `k` + id + requester (B).
+    let mut k = vec![b'k'];
     k.extend_from_slice(&id.0);
+    k.extend_from_slice(code(1).as_str().as_bytes());
     let bytes = serde_json::to_vec(&at_a).unwrap();
     c.node(0)
         .services
@@ -1838,8 +1842,10 @@ async fn a_held_decision_overtaken_by_the_origins_objection_is_refused_and_audit
     let mut v = serde_json::to_value(&at_a).unwrap();
     let later = at_a.consultation.deadline().as_millis() + 30_000;
     v["consultation"]["deadline"] = serde_json::json!(later);
-    let mut k = vec![b'c'];
+    // The consultation's row: `k` + id + requester (B).
+    let mut k = vec![b'k'];
     k.extend_from_slice(&id.0);
+    k.extend_from_slice(code(1).as_str().as_bytes());
     let bytes = serde_json::to_vec(&v).unwrap();
     c.node(0)
         .services
@@ -2991,6 +2997,327 @@ async fn receipts_are_required_from_the_rosters_cut_over_on_both_sides() {
         );
     }
     assert_eq!(refused_in_audit(&c, 0, "consult_request").await, 3);
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
+// ------------------------------------------- review s33/s34-consult L1: keyed by requester
+
+/// Whether node `i` applied (or refused) the consultation message `id` from `from`:
+/// its applied mark (`p` + message id + sender) is written either way.
+async fn applied(c: &Cluster, i: usize, id: MessageId, from: &AgencyCode) -> bool {
+    let mut k = vec![b'p'];
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(from.as_str().as_bytes());
+    c.node(i)
+        .services
+        .store
+        .call(move |s| s.table_get(wlnode_store::tables::LocalTable::Consultations, &k))
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// Review s33/s34-consult L1 (RELIABILITY row 43, left open before): C learns the
+/// id of B's consultation with A and probes with two messages, a request under the
+/// id and then information for it; the same probe under an id nobody holds is the
+/// control. Before, the request under B's id was dropped silently and the
+/// information refused `unknown_consultation`, while under the fresh id the request
+/// opened a consultation and the information was refused `wrong_round`: C learnt the
+/// id was held. Now A keys consultations by requester and id, so C's request opens
+/// C's own consultation under either id, both probes get the same answers, B's
+/// consultation is untouched, and the id alone is ambiguous at A (both requesters
+/// named), while `REQUESTER:ID` names each. The auditor passes A's log, which holds
+/// two `requested` steps under one id from two requesters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_message_probe_under_another_members_id_learns_nothing() {
+    use wlnode_runtime::consultations::{ConsultServiceError, ConsultationRef};
+    let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2), (0, 2)]);
+    c.start_all().await;
+    let (_, ok) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has B's request", || async {
+        consultation(&c, 0, ok).await.is_some()
+    })
+    .await;
+    let b_at_a = consultation(&c, 0, ok).await.unwrap();
+    let template = consultation(&c, 1, ok).await.unwrap().consultation;
+    let fresh = wlnode_consult::ConsultationId([0xcd; 16]);
+    let send = |kind: &'static str, body: Vec<u8>| {
+        let c = &c;
+        async move {
+            c.node(2)
+                .services
+                .mail
+                .send(&code(0), kind, &body, 3_600_000)
+                .await
+                .unwrap()
+        }
+    };
+    let mut answers = Vec::new();
+    for id in [ok, fresh] {
+        // A valid request under the id (30 days), then information for round 2.
+        let mut r = template.request_payload();
+        r.consultation_id = id;
+        let req = send(
+            "consult_request",
+            wlnode_consult::encode(&wlnode_consult::Payload::ConsultRequest(r)).unwrap(),
+        )
+        .await;
+        wait_for(T, "A applies C's request", || async {
+            applied(&c, 0, req, &code(2)).await
+        })
+        .await;
+        let info = send(
+            "consult_info",
+            wlnode_consult::encode(&wlnode_consult::Payload::ConsultInfo(
+                wlnode_consult::ConsultInfo {
+                    consultation_id: id,
+                    round: 2,
+                    deadline: Timestamp(Timestamp::now().0 + 30 * 86_400_000),
+                    text: "more".into(),
+                    details: None,
+                },
+            ))
+            .unwrap(),
+        )
+        .await;
+        wait_for(T, "A applies C's information", || async {
+            applied(&c, 0, info, &code(2)).await
+        })
+        .await;
+        wait_for(T, "C has A's answer to the information", || async {
+            inbox(&c, 2).await.iter().any(|m| {
+                m.kind == "consult_refusal"
+                    && matches!(wlnode_consult::decode(m.body.as_bytes()),
+                        Ok(wlnode_consult::Payload::ConsultRefusal(r)) if r.consultation_id == id)
+            })
+        })
+        .await;
+        let got: Vec<(u32, wlnode_consult::RefusalReason)> = inbox(&c, 2)
+            .await
+            .iter()
+            .filter_map(|m| match wlnode_consult::decode(m.body.as_bytes()) {
+                Ok(wlnode_consult::Payload::ConsultRefusal(r)) if r.consultation_id == id => {
+                    Some((r.round, r.reason))
+                }
+                _ => None,
+            })
+            .collect();
+        // C's own consultation under the id, at A, as a fresh one.
+        let mine = c
+            .node(0)
+            .services
+            .consultations
+            .get(ConsultationRef::of(code(2), id))
+            .await
+            .map(|h| (h.consultation.state(), h.consultation.round()));
+        answers.push((got, mine.ok()));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "the probe under B's id is answered as under a fresh one"
+    );
+    assert_eq!(
+        answers[0],
+        (
+            vec![(2, wlnode_consult::RefusalReason::WrongRound)],
+            Some((wlnode_consult::State::Open, 1))
+        )
+    );
+    // B's consultation at A is untouched, and named with its requester.
+    let b_now = c
+        .node(0)
+        .services
+        .consultations
+        .get(ConsultationRef::of(code(1), ok))
+        .await
+        .unwrap();
+    assert_eq!(b_now, b_at_a, "B's consultation at A is untouched");
+    match c.node(0).services.consultations.get(ok).await {
+        Err(ConsultServiceError::AmbiguousConsultation { id, mut requesters }) => {
+            requesters.sort();
+            assert_eq!(id, ok);
+            assert_eq!(requesters, vec![code(1), code(2)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A answers B's consultation by REQUESTER:ID; B gets it, C's stays open.
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "0123456789abcdef0123456789abcdef",
+            ConsultationRef::of(code(1), ok),
+            Answer::NoObjection,
+            None,
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B has A's answer", || async {
+        consultation(&c, 1, ok)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Answered)
+    })
+    .await;
+    let cs = c
+        .node(0)
+        .services
+        .consultations
+        .get(ConsultationRef::of(code(2), ok))
+        .await
+        .unwrap();
+    assert_eq!(cs.consultation.state(), wlnode_consult::State::Open);
+    for i in 0..3 {
+        c.stop(i).await;
+    }
+    // Two requesters under one id at A: an honest trail, and the auditor says so.
+    let report = verify(&c, 3);
+    let bad: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("consultation"))
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Review s33/s34-consult L1, store migration: consultations stored before they
+/// were keyed by requester (`c` + id, and `m` rows naming the id alone) are moved
+/// at the first read after the upgrade. A answers `info_requested`, stops, and its
+/// consultation row and message rows are rewritten in the old layout; after its
+/// restart the consultation is found by its id and by `REQUESTER:ID`, its `m` row
+/// names the requester again, B's information reaches it (round 2), and A's
+/// objection reaches B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consultations_stored_in_the_layout_keyed_by_id_alone_load_after_the_upgrade() {
+    use wlnode_runtime::consultations::ConsultationRef;
+    use wlnode_store::tables::LocalTable;
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has B's request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Answer::InfoRequested,
+            Some("who is the end user".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B has A's request for information", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.state() == wlnode_consult::State::Answered)
+    })
+    .await;
+    c.stop(0).await;
+    let answer_row = {
+        let store = wlnode_store::Store::open(&c.fed.nodes[0].dir.join("data")).unwrap();
+        let rows = store
+            .table_range(LocalTable::Consultations, b"k", b"l", 1000)
+            .unwrap();
+        assert_eq!(rows.len(), 1, "one consultation in the new layout");
+        let (k, v) = rows[0].clone();
+        let mut old = vec![b'c'];
+        old.extend_from_slice(&id.0);
+        let mut pairs = vec![(old, v)];
+        let messages = store
+            .table_range(LocalTable::Consultations, b"m", b"n", 1000)
+            .unwrap();
+        assert_eq!(messages.len(), 1, "A's answer");
+        for (mk, mv) in &messages {
+            assert_eq!(&mv[..16], &id.0);
+            assert_eq!(&mv[16..], code(1).as_str().as_bytes());
+            pairs.push((mk.clone(), mv[..16].to_vec()));
+        }
+        store
+            .table_put(LocalTable::Consultations, &pairs, true)
+            .unwrap();
+        let mut end = k.clone();
+        end.push(0);
+        store
+            .table_remove_range(LocalTable::Consultations, &k, &end, 1)
+            .unwrap();
+        messages[0].0.clone()
+    };
+    c.start(0).await;
+    assert_eq!(c.node(0).services.consultations.migrate().await.unwrap(), 1);
+    let at_a = consultation(&c, 0, id).await.unwrap();
+    assert_eq!(at_a.consultation.requester(), &code(1));
+    assert_eq!(
+        at_a.consultation.current_answer(),
+        Some(Answer::InfoRequested)
+    );
+    assert_eq!(
+        c.node(0)
+            .services
+            .consultations
+            .get(ConsultationRef::of(code(1), id))
+            .await
+            .unwrap(),
+        at_a
+    );
+    let m = c
+        .node(0)
+        .services
+        .store
+        .call(move |s| s.table_get(LocalTable::Consultations, &answer_row))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &m[16..],
+        code(1).as_str().as_bytes(),
+        "the m row is migrated"
+    );
+    let old_rows = c
+        .node(0)
+        .services
+        .store
+        .call(|s| s.table_range(LocalTable::Consultations, b"c", b"d", 10))
+        .await
+        .unwrap();
+    assert!(old_rows.is_empty(), "no row left in the old layout");
+    c.node(1)
+        .services
+        .consultations
+        .supply_info(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            "the end user is a machine-tool dealer".into(),
+            None,
+            Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "A opens round 2", || async {
+        consultation(&c, 0, id)
+            .await
+            .is_some_and(|h| h.consultation.round() == 2)
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Answer::Objection,
+            Some("end user of concern".into()),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B has A's objection", || async {
+        consultation(&c, 1, id)
+            .await
+            .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
+    })
+    .await;
     c.stop(0).await;
     c.stop(1).await;
 }

@@ -58,7 +58,8 @@ pub enum ConsultCommand {
     },
     /// Show one consultation.
     Show {
-        /// The consultation id.
+        /// The consultation id, or REQUESTER:ID when several requesters used the
+        /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
         #[command(flatten)]
         config: ConfigArg,
@@ -67,7 +68,8 @@ pub enum ConsultCommand {
     },
     /// Answer a consultation of one of our entries (at the origin).
     Respond {
-        /// The consultation id.
+        /// The consultation id, or REQUESTER:ID when several requesters used the
+        /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
         #[arg(long, group = "answer", required = true)]
         objection: bool,
@@ -86,7 +88,8 @@ pub enum ConsultCommand {
     /// Answer the origin's request for information (at the requester): opens the
     /// next round with a new deadline.
     SupplyInfo {
-        /// The consultation id.
+        /// The consultation id, or REQUESTER:ID when several requesters used the
+        /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
         /// JSON file `{"text": "...", "details": {...}}` (details optional: the
         /// corrected transaction, as for `request`).
@@ -105,7 +108,8 @@ pub enum ConsultCommand {
     },
     /// Record the licence decision (at the requester).
     Decide {
-        /// The consultation id.
+        /// The consultation id, or REQUESTER:ID when several requesters used the
+        /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
         #[arg(long, group = "decision", required = true)]
         granted: bool,
@@ -321,10 +325,17 @@ fn client(c: &ConfigArg) -> anyhow::Result<Client> {
     Ok(Client::from_config(&c.for_client()?)?)
 }
 
+/// `ID` (32 hex digits) or `REQUESTER:ID`.
 fn check_id(id: &str) -> anyhow::Result<()> {
+    let hex = id.rsplit_once(':').map_or(
+        id,
+        |(requester, hex)| {
+            if requester.is_empty() { "" } else { hex }
+        },
+    );
     anyhow::ensure!(
-        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{id:?} is not a consultation id (32 hex digits)"
+        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id:?} is not a consultation id (32 hex digits, or REQUESTER:ID)"
     );
     Ok(())
 }

@@ -16,11 +16,11 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use wlnode_consult::{
-    Answer, ConsultError, ConsultationId, DeadlineBounds, Decision, Role as ConsultRole,
-    TransactionDetails, parse_deadline,
+    Answer, ConsultError, DeadlineBounds, Decision, Role as ConsultRole, TransactionDetails,
+    parse_deadline,
 };
 use wlnode_crypto::model::{AgencyCode, EntryId, InvalidValue};
-use wlnode_runtime::consultations::{ConsultServiceError, Held};
+use wlnode_runtime::consultations::{ConsultServiceError, ConsultationRef, Held};
 use wlnode_runtime::mail::MailSendError;
 use wlnode_runtime::users::Actor;
 
@@ -47,6 +47,11 @@ impl From<ConsultServiceError> for ApiError {
             ConsultServiceError::AmbiguousEntry { .. } => {
                 Self::with_status(StatusCode::CONFLICT, "ambiguous_entry", e.to_string())
             }
+            ConsultServiceError::AmbiguousConsultation { .. } => Self::with_status(
+                StatusCode::CONFLICT,
+                "ambiguous_consultation",
+                e.to_string(),
+            ),
             ConsultServiceError::Mail(MailSendError::Recipient(_)) => {
                 Self::with_status(StatusCode::CONFLICT, "no_encryption_key", e.to_string())
             }
@@ -78,6 +83,9 @@ pub(super) struct MessageView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct ConsultationView {
     consultation_id: String,
+    /// `REQUESTER:ID`: names this consultation wherever an id does, also when
+    /// several requesters used its id with us (the id alone is then ambiguous).
+    key: String,
     entry_id: String,
     origin: String,
     requester: String,
@@ -158,6 +166,7 @@ fn view(h: &Held, with_details: bool) -> ConsultationView {
     };
     ConsultationView {
         consultation_id: c.id().to_hex(),
+        key: ConsultationRef::of(c.requester().clone(), c.id()).to_string(),
         entry_id: c.entry_id().to_hex(),
         origin: c.origin().to_string(),
         requester: c.requester().to_string(),
@@ -232,11 +241,17 @@ pub(super) struct Requested {
     deadline: String,
 }
 
-fn consultation_id(s: &str) -> Result<ConsultationId, ApiError> {
-    ConsultationId::from_hex(s.trim()).map_err(|_| {
+/// A consultation named in a path: `ID` (32 hex characters), or `REQUESTER:ID`
+/// when several requesters used the id with us (the id alone then answers 409
+/// `ambiguous_consultation`, naming them).
+pub(crate) fn consultation_id(s: &str) -> Result<ConsultationRef, ApiError> {
+    ConsultationRef::parse(s).map_err(|_| {
         ApiError::invalid(InvalidValue::new(
             "id",
-            format!("{s:?} is not a consultation id (32 hex characters)"),
+            format!(
+                "{:?} is not a consultation id (32 hex characters, or REQUESTER:ID)",
+                s.chars().take(80).collect::<String>()
+            ),
         ))
     })
 }
@@ -336,8 +351,8 @@ pub(super) async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/consultations/{id}", tag = "consultations",
-    params(("id" = String, Path, description = "Consultation id")),
-    responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc)))]
+    params(("id" = String, Path, description = "Consultation id, or REQUESTER:ID when several requesters used it (409 ambiguous_consultation otherwise)")),
+    responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc), (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
 pub(super) async fn show(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -359,7 +374,7 @@ pub(super) struct RespondBody {
 }
 
 #[utoipa::path(post, path = "/v1/consultations/{id}/respond", tag = "consultations", request_body = RespondBody,
-    params(("id" = String, Path, description = "Consultation id")),
+    params(("id" = String, Path, description = "Consultation id, or REQUESTER:ID when several requesters used it (409 ambiguous_consultation otherwise)")),
     responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
         (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
 pub(super) async fn respond(
@@ -415,7 +430,7 @@ pub(super) struct SupplyInfoBody {
 }
 
 #[utoipa::path(post, path = "/v1/consultations/{id}/supply-info", tag = "consultations", request_body = SupplyInfoBody,
-    params(("id" = String, Path, description = "Consultation id")),
+    params(("id" = String, Path, description = "Consultation id, or REQUESTER:ID when several requesters used it (409 ambiguous_consultation otherwise)")),
     responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
         (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
 pub(super) async fn supply_info(
@@ -464,7 +479,7 @@ pub(super) struct DecideBody {
 }
 
 #[utoipa::path(post, path = "/v1/consultations/{id}/decide", tag = "consultations", request_body = DecideBody,
-    params(("id" = String, Path, description = "Consultation id")),
+    params(("id" = String, Path, description = "Consultation id, or REQUESTER:ID when several requesters used it (409 ambiguous_consultation otherwise)")),
     responses((status = 200, body = ConsultationView), (status = 400, body = super::openapi::ErrorDoc), (status = 401, body = super::openapi::ErrorDoc),
         (status = 403, body = super::openapi::ErrorDoc), (status = 404, body = super::openapi::ErrorDoc), (status = 409, body = super::openapi::ErrorDoc)))]
 pub(super) async fn decide(

@@ -26,6 +26,10 @@
 //!   the origin's refusal is premature before the deadline; after it, a grant is
 //!   despite an expired denial and needs a notice.
 //!
+//! A consultation is its requester's and its id's (review s33/s34-consult L1): two
+//! members may use one id with the same origin, and each is its own consultation
+//! here as at the origin ([`TrailEvent::requester`]).
+//!
 //! An honest trail, as [`crate::Consultation`]'s transitions produce it, passes.
 //! [`summarize`] gives the timings the HTML report shows.
 
@@ -160,6 +164,29 @@ pub struct TrailEvent {
     pub to: AgencyCode,
 }
 
+impl TrailEvent {
+    /// The consultation's requester, as the step names it: `from` for the
+    /// requester's steps, `to` for the origin's (answers, refusals). `None` for the
+    /// steps that name no role: `delivered`, which the node that sent the delivered
+    /// message logs (`from` that node: either party, or the requester for a
+    /// notice), and `expired`, which either side logs (a node writes it from the
+    /// origin to the requester, but no rule ever read its parties).
+    pub fn requester(&self) -> Option<&AgencyCode> {
+        match self.kind {
+            TrailKind::Requested { .. }
+            | TrailKind::InfoSupplied { .. }
+            | TrailKind::Decided { .. }
+            | TrailKind::NoticeSent
+            | TrailKind::DecisionHeld
+            | TrailKind::HeldDecisionRefused => Some(&self.from),
+            TrailKind::Answered { .. }
+            | TrailKind::AnsweredLate { .. }
+            | TrailKind::RefusedByOrigin { .. } => Some(&self.to),
+            TrailKind::Delivered | TrailKind::Expired => None,
+        }
+    }
+}
+
 /// What is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -199,6 +226,8 @@ pub enum ViolationKind {
 pub struct Violation {
     /// The consultation.
     pub consultation_id: ConsultationId,
+    /// Its requester (the consultation is the requester's and the id's).
+    pub requester: AgencyCode,
     /// Position of the offending event in the trail (for a missing notice: the
     /// decision).
     pub index: usize,
@@ -236,15 +265,78 @@ struct Track {
     notices: u32,
 }
 
+/// A consultation: its id and requester.
+type TrackKey = (ConsultationId, AgencyCode);
+
 struct Replay {
-    tracks: BTreeMap<ConsultationId, Track>,
+    tracks: BTreeMap<TrackKey, Track>,
+    /// The requesters of the consultations under each id, in the order they were
+    /// requested (to place a step by a third party, see `key_of`).
+    requesters: std::collections::HashMap<ConsultationId, Vec<AgencyCode>>,
     violations: Vec<Violation>,
 }
 
+/// How many consultations under one id `key_of` looks through for a step by a
+/// third party (a hostile log could name thousands of requesters under one id).
+const MAX_PLACED: usize = 8;
+
 impl Replay {
+    /// The consultation `e` belongs to: the one of the requester it names
+    /// ([`TrailEvent::requester`]) when there is one. Otherwise (a step that names
+    /// no role, or a step by the wrong party, e.g. an answer from the requester)
+    /// the consultation `to` requested of `from` if there is one, else the one
+    /// `from` requested of `to`, so that a wrong party is reported as such; else
+    /// (reported as a step before the request) the requester it names, `from` for
+    /// `delivered` (its own request, or a notice of its decision) and `to` for
+    /// `expired`.
+    fn key_of(&self, e: &TrailEvent) -> TrackKey {
+        let id = e.consultation_id;
+        let named = e.requester();
+        // A request opens its requester's consultation, whatever else is held.
+        if let Some(r) = named
+            && (matches!(e.kind, TrailKind::Requested { .. })
+                || self.tracks.contains_key(&(id, r.clone())))
+        {
+            return (id, r.clone());
+        }
+        let of = |r: &AgencyCode, o: &AgencyCode| {
+            self.tracks
+                .get(&(id, r.clone()))
+                .is_some_and(|t| &t.origin == o)
+        };
+        // A third party's step on a consultation of this id between the other
+        // party and the origin (a decision by a member that is no party): reported
+        // as a wrong party, as before consultations were keyed by requester.
+        let third = || {
+            self.requesters.get(&id).and_then(|rs| {
+                rs.iter().take(MAX_PLACED).find(|r| {
+                    self.tracks
+                        .get(&(id, (*r).clone()))
+                        .is_some_and(|t| t.origin == e.to || t.origin == e.from)
+                })
+            })
+        };
+        let requester = if of(&e.to, &e.from) {
+            &e.to
+        } else if of(&e.from, &e.to) {
+            &e.from
+        } else if let Some(r) = third() {
+            r
+        } else if let Some(r) = named {
+            r
+        } else if matches!(e.kind, TrailKind::Delivered) {
+            &e.from
+        } else {
+            &e.to
+        };
+        (id, requester.clone())
+    }
+
     fn flag(&mut self, e: &TrailEvent, index: usize, kind: ViolationKind) {
+        let (_, requester) = self.key_of(e);
         self.violations.push(Violation {
             consultation_id: e.consultation_id,
+            requester,
             index,
             at: e.at,
             kind,
@@ -269,16 +361,21 @@ impl Replay {
     }
 
     fn step(&mut self, index: usize, e: &TrailEvent) {
+        let key = self.key_of(e);
         if let TrailKind::Requested { deadline, .. } = e.kind {
-            if self.tracks.contains_key(&e.consultation_id) {
+            if self.tracks.contains_key(&key) {
                 self.out_of_order(e, index, "a second request");
                 return;
             }
             if deadline <= e.at {
                 self.out_of_order(e, index, "a deadline not after the request");
             }
+            self.requesters
+                .entry(key.0)
+                .or_default()
+                .push(key.1.clone());
             self.tracks.insert(
-                e.consultation_id,
+                key,
                 Track {
                     requester: e.from.clone(),
                     origin: e.to.clone(),
@@ -296,7 +393,7 @@ impl Replay {
             );
             return;
         }
-        let Some(t) = self.tracks.get(&e.consultation_id) else {
+        let Some(t) = self.tracks.get(&key) else {
             self.out_of_order(e, index, "a step before the request");
             return;
         };
@@ -363,7 +460,7 @@ impl Replay {
                     // Recorded beside a decision taken on silence, which stands: the
                     // decision came after the deadline, not before the answer.
                     Phase::Decided if decided_on_silence => {
-                        if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                        if let Some(t) = self.tracks.get_mut(&key) {
                             t.decided_on_silence = false;
                         }
                     }
@@ -402,7 +499,7 @@ impl Replay {
                 self.party(e, index, &requester);
                 if phase == Phase::Answered(Answer::InfoRequested) {
                     next = Phase::Open;
-                    if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                    if let Some(t) = self.tracks.get_mut(&key) {
                         t.deadline = *new;
                         t.opened_at = e.at;
                     }
@@ -468,7 +565,7 @@ impl Replay {
                     next = Phase::Decided;
                     let on_silence =
                         matches!(phase, Phase::Open | Phase::Expired) && e.at >= deadline;
-                    if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                    if let Some(t) = self.tracks.get_mut(&key) {
                         t.decided = Some((index, e.at, *decision));
                         t.despite = despite;
                         t.decided_on_silence = on_silence;
@@ -478,7 +575,7 @@ impl Replay {
             TrailKind::NoticeSent => {
                 self.party(e, index, &requester);
                 if phase == Phase::Decided {
-                    if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+                    if let Some(t) = self.tracks.get_mut(&key) {
                         t.notices = t.notices.saturating_add(1);
                     }
                 } else {
@@ -486,7 +583,7 @@ impl Replay {
                 }
             }
         }
-        if let Some(t) = self.tracks.get_mut(&e.consultation_id) {
+        if let Some(t) = self.tracks.get_mut(&key) {
             t.last_at = t.last_at.max(e.at);
             if let (Phase::Answered(_), None) = (next, t.first_answer_at) {
                 t.first_answer_at = Some(e.at);
@@ -498,6 +595,7 @@ impl Replay {
     fn run(events: &[TrailEvent]) -> Self {
         let mut r = Self {
             tracks: BTreeMap::new(),
+            requesters: std::collections::HashMap::new(),
             violations: Vec::new(),
         };
         for (i, e) in events.iter().enumerate() {
@@ -506,12 +604,13 @@ impl Replay {
         let missing: Vec<Violation> = r
             .tracks
             .iter()
-            .filter_map(|(id, t)| match t.decided {
+            .filter_map(|((id, requester), t)| match t.decided {
                 Some((index, at, Decision::Granted))
                     if t.despite != Despite::None && t.notices == 0 =>
                 {
                     Some(Violation {
                         consultation_id: *id,
+                        requester: requester.clone(),
                         index,
                         at,
                         kind: ViolationKind::GrantWithoutNotice { despite: t.despite },
@@ -537,6 +636,8 @@ pub fn audit_trail(events: &[TrailEvent]) -> Vec<Violation> {
 pub struct ConsultationTiming {
     /// The consultation.
     pub consultation_id: ConsultationId,
+    /// Its requester.
+    pub requester: AgencyCode,
     /// Where it stands at the end of the trail.
     pub state: State,
     /// From the request to the first answer, in milliseconds.
@@ -573,7 +674,7 @@ pub struct TrailSummary {
     pub median_time_to_decision_ms: Option<u64>,
     /// Violations [`audit_trail`] finds.
     pub violations: usize,
-    /// Per consultation, in id order.
+    /// Per consultation, in id then requester order.
     pub timings: Vec<ConsultationTiming>,
 }
 
@@ -592,10 +693,11 @@ pub fn summarize(events: &[TrailEvent]) -> TrailSummary {
     let timings: Vec<ConsultationTiming> = r
         .tracks
         .iter()
-        .map(|(id, t)| {
+        .map(|((id, requester), t)| {
             let since = |at: Timestamp| at.as_millis().saturating_sub(t.requested_at.as_millis());
             ConsultationTiming {
                 consultation_id: *id,
+                requester: requester.clone(),
                 state: match t.phase {
                     Phase::Open => State::Open,
                     Phase::Answered(_) => State::Answered,

@@ -74,14 +74,18 @@ fn event() -> impl Strategy<Value = TrailEvent> {
 
 /// The trail positions of every consultation's first decision that has no answer
 /// before it and comes before the deadline of the request before it (or has no
-/// request before it).
+/// request before it). A consultation is an id and a requester (review
+/// s33/s34-consult L1): the steps naming it as requester
+/// ([`TrailEvent::requester`]).
 fn decided_before_answer_and_deadline(trail: &[TrailEvent]) -> Vec<usize> {
     let mut out = Vec::new();
-    for id in (0u8..3).map(|i| ConsultationId([i; 16])) {
+    let ids = (0u8..3).map(|i| ConsultationId([i; 16]));
+    let requesters = [req(), org(), agency("CC-THIRD")];
+    for (id, requester) in ids.flat_map(|id| requesters.iter().map(move |r| (id, r))) {
         let mine: Vec<(usize, &TrailEvent)> = trail
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.consultation_id == id)
+            .filter(|(_, e)| e.consultation_id == id && e.requester() == Some(requester))
             .collect();
         let Some(d) = mine
             .iter()

@@ -11,8 +11,15 @@
 //! members the entry's distribution admits with the policy crate's `admits`, so the
 //! notice reaches every admitted member and nobody else.
 //!
-//! Table layout: `c` + consultation id → [`Held`] (JSON); `m` + message id →
-//! consultation id; `p` + message id + sender → (empty): an inbox message already
+//! Table layout: `k` + consultation id (16 bytes) + requester → [`Held`] (JSON):
+//! a consultation is keyed by its requester and id, never by the id alone (review
+//! s33/s34-consult L1: a member's request under another member's id, then
+//! information for it, told it whether the id was held; now a member's messages
+//! only ever reach its own consultations, and another member's request under the
+//! same id opens a consultation of its own). Our own consultations as requester are
+//! (us, id). `c` + consultation id → [`Held`] is the layout before (one row per
+//! id), moved to `k` on first use after an upgrade ([`Consultations::migrate`]).
+//! `m` + message id → consultation id + requester (before: the id alone); `p` + message id + sender → (empty): an inbox message already
 //! applied; `d` + the same → `HeldDecision` (JSON): a decision that arrived before
 //! the deadline by our clock but within the clock skew, with the consultation's
 //! state then, applied once the deadline has passed (an empty value: applied or
@@ -36,10 +43,10 @@
 //! consultation ends `refused_by_origin` instead of reading as expiry by silence. At
 //! most one per member, consultation and round, at most
 //! [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], never to ourselves, and only in reply to a
-//! request or information: a refusal is never answered with one. A member that is
-//! not the consultation's requester gets the answer it would get for an id we do not
-//! hold (review s31-fixes C3): `unknown_consultation` for information, and for a
-//! request under an id in use the refusal (or the silence) a new request would get. It is sent at most
+//! request or information: a refusal is never answered with one. A member's
+//! messages are looked up among its own consultations only (review s31-fixes C3,
+//! s33/s34-consult L1), so what it is answered never depends on another member's
+//! consultations under the same id. It is sent at most
 //! once (the mark is written first; a crash in between loses it, and the requester's
 //! consultation then expires as before).
 //!
@@ -77,7 +84,10 @@ use crate::mail::{InboxItem, Mail, MailNotice, MailSendError};
 use crate::trust::TrustCell;
 use crate::users::acted;
 
-const CONSULT: u8 = b'c';
+/// The layout before consultations were keyed by requester: `c` + id.
+const LEGACY_CONSULT: u8 = b'c';
+/// `k` + id + requester.
+const CONSULT: u8 = b'k';
 const MESSAGE: u8 = b'm';
 const APPLIED: u8 = b'p';
 const DEFERRED: u8 = b'd';
@@ -120,6 +130,17 @@ pub enum ConsultServiceError {
     /// A stored consultation does not decode.
     #[error("consultation table is corrupt: {0}")]
     Corrupt(String),
+    /// Several requesters' consultations share this id here and none was named.
+    #[error(
+        "consultation {id} is held from several requesters ({}): name one as REQUESTER:ID",
+        .requesters.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousConsultation {
+        /// The consultation id.
+        id: ConsultationId,
+        /// The requesters holding one under it.
+        requesters: Vec<AgencyCode>,
+    },
     /// The entry's origin did not ask to be told of hits.
     #[error(
         "entry {entry} of {origin} does not ask for hit reports (its origin set no \"on_hit\": \"notify\")"
@@ -388,6 +409,76 @@ fn key(prefix: u8, b: &[u8]) -> Vec<u8> {
     k
 }
 
+/// The row of `requester`'s consultation `id`.
+fn consult_key(requester: &AgencyCode, id: ConsultationId) -> Vec<u8> {
+    let mut k = key(CONSULT, &id.0);
+    k.extend_from_slice(requester.as_str().as_bytes());
+    k
+}
+
+/// What a `m` row holds: the consultation id and its requester.
+fn message_row(c: &Consultation) -> Vec<u8> {
+    let mut v = c.id().0.to_vec();
+    v.extend_from_slice(c.requester().as_str().as_bytes());
+    v
+}
+
+/// How an officer names a consultation: its id alone when one requester's
+/// consultation holds it here, `REQUESTER:ID` otherwise (two members may use one
+/// id with us as origin; each is its own consultation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsultationRef {
+    /// The consultation id.
+    pub id: ConsultationId,
+    /// Its requester, when named.
+    pub requester: Option<AgencyCode>,
+}
+
+impl From<ConsultationId> for ConsultationRef {
+    fn from(id: ConsultationId) -> Self {
+        Self {
+            id,
+            requester: None,
+        }
+    }
+}
+
+impl ConsultationRef {
+    /// `requester`'s consultation `id`.
+    pub fn of(requester: AgencyCode, id: ConsultationId) -> Self {
+        Self {
+            id,
+            requester: Some(requester),
+        }
+    }
+
+    /// Parses `ID` (32 hex characters) or `REQUESTER:ID`.
+    pub fn parse(s: &str) -> Result<Self, ConsultServiceError> {
+        let s = s.trim();
+        let (requester, id) = match s.rsplit_once(':') {
+            Some((r, id)) => (
+                Some(AgencyCode::new(r).map_err(|e| {
+                    ConsultServiceError::Invalid(format!("consultation requester: {e}"))
+                })?),
+                id,
+            ),
+            None => (None, s),
+        };
+        let id = ConsultationId::from_hex(id)
+            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        Ok(Self { id, requester })
+    }
+}
+
+impl std::fmt::Display for ConsultationRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.requester {
+            Some(r) => write!(f, "{r}:{}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
 /// Open consultations (awaiting our answer) one requester may have with us as origin
 /// at once; more requests are refused (review of issue 21, finding 16: each is work
 /// for our officers, a stored row, and a row every tick re-reads).
@@ -652,7 +743,10 @@ pub struct Consultations {
     /// Where arrivals, answers, decisions, near deadlines and hit reports are announced.
     events: Option<crate::events::Events>,
     /// Consultations already announced as near their deadline (since start).
-    warned: Arc<std::sync::Mutex<std::collections::HashSet<ConsultationId>>>,
+    warned: Arc<std::sync::Mutex<std::collections::HashSet<(AgencyCode, ConsultationId)>>>,
+    /// Set once the consultations stored in the layout before (`c` + id) were moved
+    /// to `k` + id + requester ([`Self::migrate`]); every read waits for it.
+    migrated: Arc<tokio::sync::OnceCell<usize>>,
     /// This node's configured neighbours (for the hop rule of decision notices).
     neighbours: Arc<Vec<AgencyCode>>,
     /// Test hook: saved messages are not handed to the mail service (as if the node
@@ -688,6 +782,7 @@ impl Consultations {
             lock: Arc::new(Mutex::new(())),
             events: None,
             warned: Arc::default(),
+            migrated: Arc::default(),
             neighbours: Arc::default(),
             hold_sends: Arc::default(),
             flags: None,
@@ -867,6 +962,75 @@ impl Consultations {
             .count())
     }
 
+    /// Moves consultations stored in the layout before (`c` + id, one per id) to
+    /// `k` + id + requester, and their `m` rows to name the requester, once, before
+    /// the first read (every read calls it). Idempotent: a crash in between leaves
+    /// the old rows, moved again at the next start. A row that does not decode is
+    /// left where it is (and reported), as [`Self::list`] would have failed on it.
+    /// Returns how many rows were moved. Test hook: public to count them.
+    #[doc(hidden)]
+    pub async fn migrate(&self) -> Result<usize, ConsultServiceError> {
+        self.migrated
+            .get_or_try_init(|| async {
+                let mut moved = 0;
+                let mut from = vec![LEGACY_CONSULT];
+                loop {
+                    let start = from.clone();
+                    let rows = self
+                        .store
+                        .call(move |s| {
+                            s.table_range(
+                                LocalTable::Consultations,
+                                &start,
+                                &[LEGACY_CONSULT + 1],
+                                MAX_RANGE,
+                            )
+                        })
+                        .await?;
+                    let Some((last, _)) = rows.last() else {
+                        break;
+                    };
+                    from = last.clone();
+                    from.push(0);
+                    let mut pairs = Vec::new();
+                    let mut gone = Vec::new();
+                    for (k, v) in rows {
+                        match serde_json::from_slice::<Held>(&v) {
+                            Ok(h) if k.get(1..) == Some(&h.consultation.id().0[..]) => {
+                                let c = &h.consultation;
+                                pairs.push((consult_key(c.requester(), c.id()), v));
+                                for m in h.messages.iter().filter(|m| m.delivery != "undeliverable")
+                                {
+                                    pairs.push((key(MESSAGE, m.message_id.as_bytes()), message_row(c)));
+                                }
+                                gone.push(k);
+                            }
+                            Ok(_) => tracing::warn!("consultation row under another id left in the old layout"),
+                            Err(e) => tracing::warn!(error = %e, "consultation row in the old layout does not decode; left in place"),
+                        }
+                    }
+                    moved += gone.len();
+                    self.store
+                        .call(move |s| {
+                            s.table_put(LocalTable::Consultations, &pairs, true)?;
+                            for k in &gone {
+                                let mut end = k.clone();
+                                end.push(0);
+                                s.table_remove_range(LocalTable::Consultations, k, &end, 1)?;
+                            }
+                            Ok(())
+                        })
+                        .await?;
+                }
+                if moved > 0 {
+                    tracing::info!(moved, "consultations moved to the layout keyed by requester and id");
+                }
+                Ok::<_, ConsultServiceError>(moved)
+            })
+            .await
+            .copied()
+    }
+
     /// Removes refusal bookkeeping past its time (at most [`MAX_RANGE`] rows of each
     /// kind a call; `tick` calls it): once-per-round marks whose keep-until
     /// ([`refusal_row_until`]) is before `now`, and those written before it kept one
@@ -1026,8 +1190,14 @@ impl Consultations {
         }
     }
 
-    async fn load(&self, id: ConsultationId) -> Result<Option<Held>, ConsultServiceError> {
-        let k = key(CONSULT, &id.0);
+    /// `requester`'s consultation `id`.
+    async fn load(
+        &self,
+        requester: &AgencyCode,
+        id: ConsultationId,
+    ) -> Result<Option<Held>, ConsultServiceError> {
+        self.migrate().await?;
+        let k = consult_key(requester, id);
         let v = self
             .store
             .call(move |s| s.table_get(LocalTable::Consultations, &k))
@@ -1044,8 +1214,9 @@ impl Consultations {
         extra: Vec<(Vec<u8>, Vec<u8>)>,
         events: Vec<wlnode_audit::event::Event>,
     ) -> Result<(), ConsultServiceError> {
+        let c = &held.consultation;
         let mut pairs = vec![(
-            key(CONSULT, &held.consultation.id().0),
+            consult_key(c.requester(), c.id()),
             serde_json::to_vec(held).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?,
         )];
         for m in held
@@ -1053,10 +1224,7 @@ impl Consultations {
             .iter()
             .filter(|m| m.delivery != "undeliverable")
         {
-            pairs.push((
-                key(MESSAGE, m.message_id.as_bytes()),
-                held.consultation.id().0.to_vec(),
-            ));
+            pairs.push((key(MESSAGE, m.message_id.as_bytes()), message_row(c)));
         }
         pairs.extend(extra);
         self.store
@@ -1073,6 +1241,7 @@ impl Consultations {
 
     /// Every consultation held (at most [`MAX_RANGE`]).
     pub async fn list(&self) -> Result<Vec<Held>, ConsultServiceError> {
+        self.migrate().await?;
         let pairs = self
             .store
             .call(|s| {
@@ -1092,11 +1261,45 @@ impl Consultations {
             .collect()
     }
 
-    /// One consultation.
-    pub async fn get(&self, id: ConsultationId) -> Result<Held, ConsultServiceError> {
-        self.load(id)
-            .await?
-            .ok_or_else(|| ConsultServiceError::NotFound(format!("consultation {id} not found")))
+    /// Every consultation held under `id`, one per requester (at most
+    /// [`MAX_RANGE`]).
+    async fn under_id(&self, id: ConsultationId) -> Result<Vec<Held>, ConsultServiceError> {
+        self.migrate().await?;
+        let from = key(CONSULT, &id.0);
+        let mut to = from.clone();
+        to.push(0xff);
+        let pairs = self
+            .store
+            .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, MAX_RANGE))
+            .await?;
+        pairs
+            .iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// One consultation: `REQUESTER:ID`, or the id alone when one requester's
+    /// consultation holds it here (several: [`ConsultServiceError::AmbiguousConsultation`]).
+    pub async fn get(&self, at: impl Into<ConsultationRef>) -> Result<Held, ConsultServiceError> {
+        let at = at.into();
+        let not_found = || ConsultServiceError::NotFound(format!("consultation {at} not found"));
+        if let Some(r) = &at.requester {
+            return self.load(r, at.id).await?.ok_or_else(not_found);
+        }
+        let mut all = self.under_id(at.id).await?;
+        match all.len() {
+            0 => Err(not_found()),
+            1 => all.pop().ok_or_else(not_found),
+            _ => Err(ConsultServiceError::AmbiguousConsultation {
+                id: at.id,
+                requesters: all
+                    .into_iter()
+                    .map(|h| h.consultation.requester().clone())
+                    .collect(),
+            }),
+        }
     }
 
     /// Gives the machine's actions their message ids: the references the consultation
@@ -1361,12 +1564,18 @@ impl Consultations {
     pub async fn respond(
         &self,
         user: &str,
-        id: ConsultationId,
+        at: impl Into<ConsultationRef>,
         answer: Answer,
         reason: Option<String>,
     ) -> Result<Held, ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let mut held = self.get(id).await?;
+        let mut held = self.get(at).await?;
+        // Named with its requester in our log: two members' consultations may
+        // share an id here.
+        let id = ConsultationRef::of(
+            held.consultation.requester().clone(),
+            held.consultation.id(),
+        );
         let before = held.consultation.clone();
         let actions = held.consultation.answer(answer, reason, Timestamp::now())?;
         let (sent, outgoing) = self.plan(actions, held.consultation.deadline())?;
@@ -1376,7 +1585,7 @@ impl Consultations {
             Timestamp::now(),
             user,
             "consult_respond",
-            Some(id.to_hex()),
+            Some(id.to_string()),
         )];
         events.extend(trail(Some(&before), &held.consultation, &[]));
         self.save(&held, Vec::new(), events).await?;
@@ -1390,13 +1599,19 @@ impl Consultations {
     pub async fn supply_info(
         &self,
         user: &str,
-        id: ConsultationId,
+        at: impl Into<ConsultationRef>,
         text: String,
         details: Option<TransactionDetails>,
         deadline: Duration,
     ) -> Result<Held, ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let mut held = self.get(id).await?;
+        let mut held = self.get(at).await?;
+        // Named with its requester in our log: two members' consultations may
+        // share an id here.
+        let id = ConsultationRef::of(
+            held.consultation.requester().clone(),
+            held.consultation.id(),
+        );
         let before = held.consultation.clone();
         let now = Timestamp::now();
         let actions =
@@ -1407,7 +1622,12 @@ impl Consultations {
         let (sent, outgoing) = self.plan(actions, held.consultation.deadline())?;
         held.messages.extend(sent);
         held.outgoing.extend(outgoing);
-        let mut events = vec![acted(now, user, "consult_supply_info", Some(id.to_hex()))];
+        let mut events = vec![acted(
+            now,
+            user,
+            "consult_supply_info",
+            Some(id.to_string()),
+        )];
         events.extend(trail(Some(&before), &held.consultation, &[]));
         self.save(&held, Vec::new(), events).await?;
         self.flush(&mut held).await?;
@@ -1453,12 +1673,18 @@ impl Consultations {
     pub async fn decide(
         &self,
         user: &str,
-        id: ConsultationId,
+        at: impl Into<ConsultationRef>,
         decision: Decision,
         reason: Option<String>,
     ) -> Result<Held, ConsultServiceError> {
         let _g = self.lock.lock().await;
-        let mut held = self.get(id).await?;
+        let mut held = self.get(at).await?;
+        // Named with its requester in our log: two members' consultations may
+        // share an id here.
+        let id = ConsultationRef::of(
+            held.consultation.requester().clone(),
+            held.consultation.id(),
+        );
         let admitted = self.admitted(&held).await?;
         let before = held.consultation.clone();
         let actions = held
@@ -1469,7 +1695,7 @@ impl Consultations {
             Timestamp::now(),
             user,
             "consult_decide",
-            Some(id.to_hex()),
+            Some(id.to_string()),
         )];
         events.extend(trail(Some(&before), &held.consultation, &sent));
         held.messages.extend(sent);
@@ -1657,8 +1883,6 @@ impl Consultations {
             _ => None,
         };
         let mut hint: Option<RefusalReason> = None;
-        // A message refused without a refusal sent back (see the C3 case above).
-        let mut quiet = false;
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -1674,37 +1898,12 @@ impl Consultations {
                         "request for entry {} which is not ours",
                         req.entry_id
                     )))
-                } else if let Some(h) = self.load(req.consultation_id).await? {
-                    if h.consultation.requester() == &item.from {
-                        // The requester's own request again: nothing new.
-                        Ok(None)
-                    } else {
-                        // Review s31-fixes C3: the id is held, but not from this
-                        // member. Judged as a new request would be (the same refusal,
-                        // or none), so the sender cannot tell the id is in use.
-                        let roster = self.trust.roster();
-                        let min = Duration::from_secs(roster.consultation_min_deadline_secs());
-                        let open = self.open_with(&item.from).await?;
-                        if open >= MAX_OPEN_PER_REQUESTER {
-                            hint = Some(RefusalReason::TooManyOpen);
-                        } else if let Err(e) = Consultation::receive_request(
-                            &self.agency,
-                            &item.from,
-                            req,
-                            silence_of(roster.silence_rule()),
-                            min,
-                            judged_at(item, now),
-                        ) {
-                            hint = Some(wlnode_consult::refusal_reason(&e));
-                        } else {
-                            quiet = true;
-                        }
-                        Err(ConsultServiceError::Invalid(format!(
-                            "request from {} for consultation {} which another member opened",
-                            item.from,
-                            h.consultation.id()
-                        )))
-                    }
+                } else if self.load(&item.from, req.consultation_id).await?.is_some() {
+                    // The requester's own request again: nothing new. Another
+                    // member's consultation under the same id is not this one
+                    // (review s33/s34-consult L1): the request opens the sender's
+                    // own, as if the id were not held.
+                    Ok(None)
                 } else if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
                     hint = Some(RefusalReason::TooManyOpen);
                     Err(ConsultServiceError::Invalid(format!(
@@ -1746,7 +1945,7 @@ impl Consultations {
             // Judged by the time the origin signed into the message when it arrives
             // after the deadline (finding 13, requester side), and the late window
             // at its arrival here, not when it is applied (review s31-consult L1).
-            Payload::ConsultAnswer(a) => match self.load(a.consultation_id).await? {
+            Payload::ConsultAnswer(a) => match self.load(&self.agency, a.consultation_id).await? {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
@@ -1768,7 +1967,7 @@ impl Consultations {
                 }
                 None => Ok(None),
             },
-            Payload::ConsultRefusal(r) => match self.load(r.consultation_id).await? {
+            Payload::ConsultRefusal(r) => match self.load(&self.agency, r.consultation_id).await? {
                 Some(h)
                     if refused_message(&h, r.round) != r.message_id || r.message_id.is_none() =>
                 {
@@ -1821,7 +2020,8 @@ impl Consultations {
                     r.consultation_id
                 ))),
             },
-            Payload::ConsultInfo(i) => match self.load(i.consultation_id).await? {
+            // Only the sender's own consultation (we are its origin).
+            Payload::ConsultInfo(i) => match self.load(&item.from, i.consultation_id).await? {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
@@ -1837,7 +2037,7 @@ impl Consultations {
                     )))
                 }
             },
-            Payload::ConsultDecision(d) => match self.load(d.consultation_id).await? {
+            Payload::ConsultDecision(d) => match self.load(&item.from, d.consultation_id).await? {
                 // Already held: only `retry_deferred` applies it (a catch-up after a
                 // restart must not apply it against a later state).
                 Some(_) if self.is_held(item).await? => return Ok(()),
@@ -1954,7 +2154,7 @@ impl Consultations {
                 let arrived = Timestamp(item.received_at).min(now);
                 tracing::info!(from = %item.from, %deadline, "decision before our deadline, within the clock skew: held until it passes");
                 let Some(h) = (match held_id {
-                    Some(id) => self.load(id).await?,
+                    Some(id) => self.load(&item.from, id).await?,
                     None => None,
                 }) else {
                     return self.mark(mark).await;
@@ -1986,23 +2186,14 @@ impl Consultations {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let ev = refusal_event(&self.agency, item, now, why);
                 self.mark_refused(mark, ev).await?;
-                // A member that is not the consultation's requester gets the same
-                // answer whether or not we hold the id (review s31-fixes C3, s31-consult
-                // L4): information for a consultation it did not open is refused as
-                // `unknown_consultation` in both cases, a request under an id in use
-                // as a new request would be. Same per-round mark and daily quota.
-                if let (false, Some(refused)) = (quiet, refusable) {
-                    let not_theirs = match self.load(refused.id).await? {
-                        Some(h) => h.consultation.requester() != &item.from,
-                        None => false,
-                    };
-                    let reason = match (refused.is_info, not_theirs) {
-                        (true, true) => RefusalReason::UnknownConsultation,
-                        _ => hint.unwrap_or(match &e {
-                            ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
-                            _ => RefusalReason::Invalid,
-                        }),
-                    };
+                // Every lookup above was of the sender's own consultations (review
+                // s31-fixes C3, s33/s34-consult L1): the refusal depends on nothing
+                // another member holds. Same per-round mark and daily quota.
+                if let Some(refused) = refusable {
+                    let reason = hint.unwrap_or(match &e {
+                        ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
+                        _ => RefusalReason::Invalid,
+                    });
                     self.send_refusal(&item.from, &refused, reason, now).await?;
                 }
                 Ok(())
@@ -2070,7 +2261,7 @@ impl Consultations {
             Ok(Payload::ConsultDecision(d)) => d,
             _ => return self.mark(done).await,
         };
-        let Some(mut h) = self.load(d.consultation_id).await? else {
+        let Some(mut h) = self.load(&row.item.from, d.consultation_id).await? else {
             return self.mark(done).await;
         };
         let now = Timestamp::now();
@@ -2147,12 +2338,34 @@ impl Consultations {
         else {
             return Ok(());
         };
-        let Ok(cid) = <[u8; 16]>::try_from(cid.as_slice()) else {
+        // Id and requester (a row of the layout before names the id alone; it is
+        // rewritten by `migrate`, so the id is then unique or the row stale).
+        let Some(id) = cid
+            .get(..16)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .map(ConsultationId)
+        else {
             return Ok(());
         };
-        let Some(mut held) = self.load(ConsultationId(cid)).await? else {
-            return Ok(());
+        let requester = cid
+            .get(16..)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .filter(|r| !r.is_empty())
+            .and_then(|r| AgencyCode::new(r).ok());
+        let at = ConsultationRef { id, requester };
+        let mut held = match self.get(at).await {
+            Ok(h) => h,
+            Err(
+                ConsultServiceError::NotFound(_)
+                | ConsultServiceError::AmbiguousConsultation { .. },
+            ) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         };
+        if !held.messages.iter().any(|m| m.message_id == message_id) {
+            return Ok(());
+        }
         let mut events = Vec::new();
         for m in &mut held.messages {
             if m.message_id == message_id && m.delivery == "pending" {
@@ -2190,7 +2403,9 @@ impl Consultations {
                     && self
                         .warned
                         .lock()
-                        .map(|mut w| w.insert(h.consultation.id()))
+                        .map(|mut w| {
+                            w.insert((h.consultation.requester().clone(), h.consultation.id()))
+                        })
                         .unwrap_or(false);
                 if first {
                     self.announce("expiring", &h.consultation);
@@ -2199,7 +2414,10 @@ impl Consultations {
             if open && deadline <= now {
                 let _g = self.lock.lock().await;
                 // Re-read under the lock: an answer may have come meanwhile.
-                let Some(mut fresh) = self.load(h.consultation.id()).await? else {
+                let Some(mut fresh) = self
+                    .load(h.consultation.requester(), h.consultation.id())
+                    .await?
+                else {
                     continue;
                 };
                 let before = fresh.consultation.clone();
@@ -2210,7 +2428,10 @@ impl Consultations {
             }
             if !h.outgoing.is_empty() {
                 let _g = self.lock.lock().await;
-                if let Some(mut fresh) = self.load(h.consultation.id()).await? {
+                if let Some(mut fresh) = self
+                    .load(h.consultation.requester(), h.consultation.id())
+                    .await?
+                {
                     self.flush(&mut fresh).await?;
                 }
             }
@@ -2549,6 +2770,36 @@ mod applied_tests {
         };
         assert_ne!(applied_key(&item("AA-X")), applied_key(&item("MM-X")));
         assert_eq!(applied_key(&item("AA-X")), applied_key(&item("AA-X")));
+    }
+
+    /// Review s33/s34-consult L1: an officer names a consultation by its id, or by
+    /// `REQUESTER:ID`; the key of a row holds the id first, so every requester's
+    /// consultation under one id is one range, and the `m` row names both.
+    #[test]
+    fn a_consultation_is_named_by_id_or_requester_and_id() {
+        let id = ConsultationId([0xab; 16]);
+        let hex = id.to_hex();
+        assert_eq!(
+            ConsultationRef::parse(&hex).unwrap(),
+            ConsultationRef::from(id)
+        );
+        let bb: AgencyCode = "BB-CUSTOMS".parse().unwrap();
+        let named = ConsultationRef::parse(&format!("BB-CUSTOMS:{hex}")).unwrap();
+        assert_eq!(named, ConsultationRef::of(bb.clone(), id));
+        assert_eq!(named.to_string(), format!("BB-CUSTOMS:{hex}"));
+        for bad in ["", "xyz", ":abc", "bb-customs:{hex}", "BB-CUSTOMS:"] {
+            assert!(
+                matches!(
+                    ConsultationRef::parse(&bad.replace("{hex}", &hex)),
+                    Err(ConsultServiceError::Invalid(_))
+                ),
+                "{bad}"
+            );
+        }
+        let k = consult_key(&bb, id);
+        assert_eq!(k[0], CONSULT);
+        assert_eq!(&k[1..17], &id.0);
+        assert_eq!(&k[17..], b"BB-CUSTOMS");
     }
 
     #[test]

@@ -13,9 +13,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::response::IntoResponse;
 use axum::response::Response;
 use maud::{Markup, html};
-use wlnode_consult::{
-    Answer, ConsultationId, Role as ConsultRole, State as CState, TransactionDetails,
-};
+use wlnode_consult::{Answer, Role as ConsultRole, State as CState, TransactionDetails};
 use wlnode_crypto::time::Timestamp;
 use wlnode_runtime::consultations::Held;
 
@@ -253,9 +251,11 @@ pub(super) async fn list(
                     @for (h, name) in all.iter().zip(&names) {
                         @let c = &h.consultation;
                         @let id = c.id().to_hex();
+                        // Links name the requester too: two members may use one id with us.
+                        @let key = wlnode_runtime::consultations::ConsultationRef::of(c.requester().clone(), c.id()).to_string();
                         @let waits = if sent { awaits_decision(h) } else { awaits_answer(h) };
                         tr.waiting[waits] data-consultation-id=(id) data-state=(c.state().as_str()) {
-                            td { a href=(format!("/ui/consultations/{id}")) { (c.reference()) } }
+                            td { a href=(format!("/ui/consultations/{key}")) { (c.reference()) } }
                             td { (if sent { c.origin().to_string() } else { c.requester().to_string() }) }
                             td { a href=(format!("/ui/entries/{}?origin={}", c.entry_id().to_hex(), c.origin())) { (name) } }
                             td { (state_label(t, c.state()))
@@ -294,9 +294,8 @@ pub(super) async fn list(
     ))
 }
 
-fn parse_id(id: &str) -> Result<ConsultationId, ApiError> {
-    ConsultationId::from_hex(id.trim())
-        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a consultation id")))
+fn parse_id(id: &str) -> Result<wlnode_runtime::consultations::ConsultationRef, ApiError> {
+    crate::consultations::consultation_id(id)
 }
 
 /// One step of the trail.
@@ -589,6 +588,9 @@ async fn show_page(
     let now = Timestamp::now();
     let d = c.details();
     let id = c.id().to_hex();
+    // Forms name the requester too: two members may use one id with us.
+    let key = wlnode_runtime::consultations::ConsultationRef::of(c.requester().clone(), c.id())
+        .to_string();
     let supply = supply.unwrap_or_else(|| SupplyForm::prefilled(d));
     let body = html! {
         @match done {
@@ -642,7 +644,7 @@ async fn show_page(
         @if awaits_answer(&h) && ctx.can("POST", "/ui/consultations/{id}/respond") {
             section aria-labelledby="respond-h" {
                 h2 #respond-h { (t.consult_respond) }
-                form method="post" action=(format!("/ui/consultations/{id}/respond")) #respond-form {
+                form method="post" action=(format!("/ui/consultations/{key}/respond")) #respond-form {
                     (ctx.csrf_field())
                     fieldset {
                         legend { (t.consult_answer) }
@@ -664,7 +666,7 @@ async fn show_page(
                 @if !supply.errors.is_empty() {
                     p.error role="alert" #supply-errors { (t.consult_form_errors) }
                 }
-                form method="post" action=(format!("/ui/consultations/{id}/supply-info")) #supply-form {
+                form method="post" action=(format!("/ui/consultations/{key}/supply-info")) #supply-form {
                     (ctx.csrf_field())
                     (supply_field(t.consult_info_text, "text", &supply, true))
                     (supply_field(t.consult_deadline, "deadline", &supply, false))
@@ -693,7 +695,7 @@ async fn show_page(
                 @if c.current_answer() == Some(Answer::Objection) || c.deemed_answer() == Some(Answer::Objection) {
                     p.error { (t.consult_grant_notice_warning) }
                 }
-                form method="post" action=(format!("/ui/consultations/{id}/decide")) #decide-form {
+                form method="post" action=(format!("/ui/consultations/{key}/decide")) #decide-form {
                     (ctx.csrf_field())
                     p { label for="decide-reason" { (t.consult_reason) }
                         textarea #decide-reason name="reason" rows="3" {} }

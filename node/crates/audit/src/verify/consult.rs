@@ -51,7 +51,7 @@ pub(super) fn check_consultations(
                 .unwrap_or("violation")
                 .to_owned();
             let event = steps.get(v.index).map(|(i, _)| *i);
-            let evidence = serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "event": event, "kind": kind});
+            let evidence = serde_json::json!({"consultation_id": v.consultation_id.to_hex(), "requester": v.requester.to_string(), "event": event, "kind": kind});
             // Review s31-fixes C1: a step the other party took (a requester's decision
             // as reported to the origin) is that party's act, seen through this log:
             // never proven against the honest log keeper, whose view may lag (a round
@@ -223,7 +223,7 @@ fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
             let Evidence::Invented(why) = evidence_of(roster, x, *i, *round, step) else {
                 continue;
             };
-            if !cap.take(step.consultation_id) {
+            if !cap.take(step) {
                 continue;
             }
             report.violations.push(proven(
@@ -303,7 +303,7 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                 || step.from == *keeper
                 || step.kind.evidence().is_some()
                 || at < since.as_millis()
-                || !cap.take(step.consultation_id)
+                || !cap.take(step)
             {
                 continue;
             }
@@ -490,13 +490,15 @@ type RoundStep<'a> = (u64, u32, &'a wlnode_consult::TrailEvent);
 /// The round each covered consultation step belongs to in `l`: 1 for the request,
 /// one more after each `info_supplied` of that consultation (both sides log the
 /// information that opens a round, the requester when it sends it, the origin when
-/// it takes it).
+/// it takes it). Per consultation, that is per id and requester (review
+/// s33/s34-consult L1: an origin holds one consultation per requester under an id,
+/// so another member's information under the same id opens no round of this one).
 fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
-    let mut round: std::collections::HashMap<wlnode_consult::ConsultationId, u32> =
+    let mut round: std::collections::HashMap<Consultation<'_>, u32> =
         std::collections::HashMap::new();
     consultation_steps(l)
         .map(|(i, s)| {
-            let r = round.entry(s.consultation_id).or_insert(1);
+            let r = round.entry(consultation_of(s)).or_insert(1);
             if matches!(s.kind, wlnode_consult::TrailKind::InfoSupplied { .. }) {
                 *r = r.saturating_add(1);
             }
@@ -742,13 +744,27 @@ impl<'a> LogIndex<'a> {
     }
 }
 
-/// Counts findings per (consultation) and says whether one more may be reported.
+/// A consultation: its id and requester.
+type Consultation<'a> = (wlnode_consult::ConsultationId, &'a AgencyCode);
+
+/// The consultation a step belongs to: its id and requester
+/// ([`wlnode_consult::TrailEvent::requester`]; a `delivered` step, which names no
+/// role and counts for no rule here, under its sender).
+fn consultation_of(
+    s: &wlnode_consult::TrailEvent,
+) -> (wlnode_consult::ConsultationId, &AgencyCode) {
+    (s.consultation_id, s.requester().unwrap_or(&s.from))
+}
+
+/// Counts findings per consultation (id and requester) and says whether one more
+/// may be reported.
 #[derive(Default)]
-struct FindingCap(HashMap<wlnode_consult::ConsultationId, usize>);
+struct FindingCap(HashMap<(wlnode_consult::ConsultationId, AgencyCode), usize>);
 
 impl FindingCap {
-    fn take(&mut self, id: wlnode_consult::ConsultationId) -> bool {
-        let n = self.0.entry(id).or_default();
+    fn take(&mut self, step: &wlnode_consult::TrailEvent) -> bool {
+        let (id, requester) = consultation_of(step);
+        let n = self.0.entry((id, requester.clone())).or_default();
         *n += 1;
         *n <= MAX_FINDINGS_PER_CONSULTATION
     }
@@ -865,10 +881,7 @@ fn check_late_answers_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], rep
                         .get(&(step.consultation_id, &l.export.agency))
                         .is_some_and(|a| a.contains(&(*round, *answer)))
                 });
-            if answers.contains(&(*round, *answer))
-                || shown_elsewhere
-                || !cap.take(step.consultation_id)
-            {
+            if answers.contains(&(*round, *answer)) || shown_elsewhere || !cap.take(step) {
                 continue;
             }
             // And it is proven only with the log of every node the roster lists
@@ -956,15 +969,13 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
         let l = x.log;
         let mut cap = FindingCap::default();
         // The latest step that opened each (consultation, round) so far: (event
-        // index, deadline).
-        let mut opened: HashMap<
-            (wlnode_consult::ConsultationId, u32),
-            (u64, wlnode_crypto::Timestamp),
-        > = HashMap::new();
+        // index, deadline). A consultation is an id and a requester.
+        let mut opened: HashMap<(Consultation<'_>, u32), (u64, wlnode_crypto::Timestamp)> =
+            HashMap::new();
         for (i, round, step) in &x.steps {
             let why: &str = match &step.kind {
                 TrailKind::Requested { deadline, .. } | TrailKind::InfoSupplied { deadline } => {
-                    opened.insert((step.consultation_id, *round), (*i, *deadline));
+                    opened.insert((consultation_of(step), *round), (*i, *deadline));
                     continue;
                 }
                 TrailKind::RefusedByOrigin { reason, .. }
@@ -987,7 +998,7 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                             skew,
                         );
                         if let Some(why) = why
-                            && cap.take(step.consultation_id)
+                            && cap.take(step)
                         {
                             report.violations.push(proven(
                                 "consultation_refusal_implausible",
@@ -1034,7 +1045,7 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                         RefusalReason::DeadlineTooShort => {
                             // The step that opened the refused round, in this log.
                             let Some((opened_at, deadline)) =
-                                opened.get(&(step.consultation_id, *round)).copied()
+                                opened.get(&(consultation_of(step), *round)).copied()
                             else {
                                 continue;
                             };
@@ -1059,7 +1070,7 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                 }
                 _ => continue,
             };
-            if !cap.take(step.consultation_id) {
+            if !cap.take(step) {
                 continue;
             }
             report.violations.push(violation(
@@ -1145,7 +1156,7 @@ fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report:
                     .iter()
                     .filter(|q| q.log.export.agency == step.from)
                     .any(|q| shown(&q))
-                || !cap.take(step.consultation_id)
+                || !cap.take(step)
             {
                 continue;
             }

@@ -2444,3 +2444,131 @@ fn an_honest_trail_with_receipts_across_the_cut_over_passes_clean() {
     );
     assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
+
+/// Review s33/s34-consult L1: the origin keys consultations by requester and id, so
+/// two members may use one id with it, each its own consultation. An honest trail of
+/// both (BB answered with an objection and refusing; CC asked for information,
+/// supplying it in round 2 between the origin's two answers, then granted on a
+/// no-objection) passes clean: no "second request" at the origin, no round of one
+/// counted for the other, no answer reported unconfirmed.
+#[test]
+fn two_requesters_under_one_id_are_two_consultations_and_an_honest_trail_passes_clean() {
+    let f = fixture();
+    let id = ConsultationId([31; 16]);
+    let asked = |at, who| {
+        step(
+            id,
+            TrailKind::Requested {
+                evidence: None,
+                deadline: Timestamp(DEADLINE),
+            },
+            at,
+            who,
+            0,
+        )
+    };
+    let answered = |at, answer, who| {
+        step(
+            id,
+            TrailKind::Answered {
+                evidence: None,
+                answer,
+            },
+            at,
+            0,
+            who,
+        )
+    };
+    let info = |at| {
+        step(
+            id,
+            TrailKind::InfoSupplied {
+                deadline: Timestamp(DEADLINE + DAY),
+            },
+            at,
+            2,
+            0,
+        )
+    };
+    let decided = |at, decision, who| {
+        step(
+            id,
+            TrailKind::Decided {
+                decision,
+                despite: Despite::None,
+            },
+            at,
+            who,
+            0,
+        )
+    };
+    let origin = log(
+        &f,
+        0,
+        &[
+            asked(1000, 1),
+            asked(2000, 2),
+            answered(3000, Answer::InfoRequested, 2),
+            info(4000),
+            answered(5000, Answer::Objection, 1),
+            answered(6000, Answer::NoObjection, 2),
+            decided(7000, Decision::Refused, 1),
+            decided(8000, Decision::Granted, 2),
+            stopped(DAY),
+        ],
+        &[9],
+    );
+    let bb = log(
+        &f,
+        1,
+        &[
+            asked(1000, 1),
+            answered(5000, Answer::Objection, 1),
+            decided(7000, Decision::Refused, 1),
+            stopped(DAY),
+        ],
+        &[4],
+    );
+    let cc = log(
+        &f,
+        2,
+        &[
+            asked(2000, 2),
+            answered(3000, Answer::InfoRequested, 2),
+            info(4000),
+            answered(6000, Answer::NoObjection, 2),
+            decided(8000, Decision::Granted, 2),
+            stopped(DAY),
+        ],
+        &[6],
+    );
+    let v = consult_findings(&f, &[origin, bb, cc]);
+    assert!(v.is_empty(), "{v:#?}");
+    // The trail replay alone, over the origin's steps: two consultations.
+    let trail: Vec<TrailEvent> = [
+        asked(1000, 1),
+        asked(2000, 2),
+        answered(3000, Answer::InfoRequested, 2),
+        info(4000),
+        answered(5000, Answer::Objection, 1),
+    ]
+    .iter()
+    .filter_map(|e| match &e.kind {
+        EventKind::Consultation { step } => Some(step.clone()),
+        _ => None,
+    })
+    .collect();
+    assert!(wlnode_consult::audit_trail(&trail).is_empty());
+    let sum = wlnode_consult::summarize(&trail);
+    assert_eq!(sum.consultations, 2);
+    assert_eq!(
+        sum.timings
+            .iter()
+            .map(|t| (t.requester.clone(), t.state))
+            .collect::<Vec<_>>(),
+        vec![
+            (ag(1), wlnode_consult::State::Answered),
+            (ag(2), wlnode_consult::State::Open),
+        ]
+    );
+}
