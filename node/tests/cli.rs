@@ -61,6 +61,39 @@ fn help_and_version() {
     );
 }
 
+/// QA s35 W2: the one-of flags of `consult respond`, `supply-info` and `decide` are
+/// one required group, so a missing choice names every option (it named only the
+/// first, as if that one were required) and the help shows no value for a flag.
+#[test]
+fn consult_choice_flags_are_named_together() {
+    for (args, want) in [
+        (
+            &["consult", "respond", "0123456789abcdef0123456789abcdef"][..],
+            "--objection|--no-objection|--need-info",
+        ),
+        (
+            &["consult", "decide", "0123456789abcdef0123456789abcdef"][..],
+            "--granted|--refused",
+        ),
+        (
+            &["consult", "supply-info", "0123456789abcdef0123456789abcdef"][..],
+            "--file <FILE>|--text <TEXT>",
+        ),
+    ] {
+        let out = wlnode().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let out = wlnode()
+        .args(["consult", "respond", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("--objection <"), "{help}");
+    assert!(help.contains("Object to the transaction"), "{help}");
+}
+
 /// Builds a one-agency federation with the CLI only, as an operator would.
 fn federation_by_cli(dir: &Path) -> (std::path::PathBuf, serde_json::Value) {
     let node_dir = dir.join("aa");

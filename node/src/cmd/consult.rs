@@ -67,15 +67,19 @@ pub enum ConsultCommand {
         json: bool,
     },
     /// Answer a consultation of one of our entries (at the origin).
+    #[command(group(clap::ArgGroup::new("answer").required(true).args(["objection", "no_objection", "need_info"])))]
     Respond {
         /// The consultation id, or REQUESTER:ID when several requesters used the
         /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
-        #[arg(long, group = "answer", required = true)]
+        /// Object to the transaction (needs --reason).
+        #[arg(long)]
         objection: bool,
-        #[arg(long, group = "answer")]
+        /// No objection to the transaction.
+        #[arg(long)]
         no_objection: bool,
-        #[arg(long, group = "answer")]
+        /// Ask the requester for more information (needs --reason: what is missing).
+        #[arg(long)]
         need_info: bool,
         /// Why (required for an objection and a request for information).
         #[arg(long)]
@@ -87,16 +91,17 @@ pub enum ConsultCommand {
     },
     /// Answer the origin's request for information (at the requester): opens the
     /// next round with a new deadline.
+    #[command(group(clap::ArgGroup::new("info").required(true).args(["file", "text"])))]
     SupplyInfo {
         /// The consultation id, or REQUESTER:ID when several requesters used the
         /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
         /// JSON file `{"text": "...", "details": {...}}` (details optional: the
         /// corrected transaction, as for `request`).
-        #[arg(long, group = "info", required = true)]
+        #[arg(long)]
         file: Option<PathBuf>,
         /// The information as plain text.
-        #[arg(long, group = "info")]
+        #[arg(long)]
         text: Option<String>,
         /// How long the origin has to answer this round, e.g. 30d.
         #[arg(long, default_value = "30d")]
@@ -107,14 +112,19 @@ pub enum ConsultCommand {
         json: bool,
     },
     /// Record the licence decision (at the requester).
+    #[command(group(clap::ArgGroup::new("decision").required(true).args(["granted", "refused"])))]
     Decide {
         /// The consultation id, or REQUESTER:ID when several requesters used the
         /// id with us (the id alone is then refused as ambiguous, naming them).
         id: String,
-        #[arg(long, group = "decision", required = true)]
+        /// The licence was granted (against an objection or an expired denial,
+        /// this sends the Art. 16 decision notice to every admitted member).
+        #[arg(long)]
         granted: bool,
-        #[arg(long, group = "decision")]
+        /// The licence was refused.
+        #[arg(long)]
         refused: bool,
+        /// Why (optional).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -341,8 +351,17 @@ fn check_id(id: &str) -> anyhow::Result<()> {
 }
 
 fn line(v: &Value) -> String {
+    // Optional columns as `  name value`, only when the view has them (QA s35 W1:
+    // delivery, refusal reason, deemed answer and `despite` were only in `--json`).
+    let opt = |name: &str, key: &str| {
+        v[key]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|x| format!("  {name} {x}"))
+            .unwrap_or_default()
+    };
     format!(
-        "{}  {:<8} {:<9} entry {}  origin {}  requester {}  ref {}  deadline {}{}{}",
+        "{}  {:<8} {:<17} entry {}  origin {}  requester {}  ref {}  deadline {}{}{}{}{}{}{}",
         v["consultation_id"].as_str().unwrap_or("?"),
         v["role"].as_str().unwrap_or("?"),
         v["state"].as_str().unwrap_or("?"),
@@ -359,7 +378,75 @@ fn line(v: &Value) -> String {
             .as_str()
             .map(|d| format!("  decision {d}"))
             .unwrap_or_default(),
+        opt("despite", "despite"),
+        opt("deemed", "deemed_answer"),
+        opt("refusal", "refusal"),
+        opt("delivery", "delivery"),
     )
+}
+
+/// The lines `consult show` prints under the list line: what the list line leaves
+/// out (QA s35 W1: delivery, the deemed answer, the origin's refusal reason and what
+/// a grant went against were only in `--json`).
+fn detail_lines(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let field = |k: &str| v[k].as_str().filter(|s| !s.is_empty());
+    if let Some(k) = field("key") {
+        out.push(format!("  key            {k}"));
+    }
+    if let Some(d) = field("delivery") {
+        out.push(format!("  delivery       {d}"));
+    }
+    if let Some(s) = field("silence") {
+        out.push(format!("  silence means  {s}"));
+    }
+    if let Some(a) = field("answer") {
+        let late = if v["answer_late"].as_bool() == Some(true) {
+            " (late, signed in time)"
+        } else {
+            ""
+        };
+        let why = field("answer_reason")
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        out.push(format!("  answer         {a}{late}{why}"));
+    }
+    if let Some(d) = field("deemed_answer") {
+        out.push(format!("  deemed answer  {d} (silence at the deadline)"));
+    }
+    if let Some(r) = field("refusal") {
+        out.push(format!(
+            "  refused        {r} (signed refusal by the origin)"
+        ));
+    }
+    if let Some(d) = field("decision") {
+        let why = field("decision_reason")
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        out.push(format!("  decision       {d}{why}"));
+    }
+    if let Some(d) = field("despite") {
+        out.push(format!("  despite        {d}"));
+    }
+    for m in v["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        out.push(format!(
+            "  message        {} {} to {}: {}{}",
+            m["message_id"].as_str().unwrap_or("?"),
+            m["kind"].as_str().unwrap_or("?"),
+            m["to"].as_str().unwrap_or("?"),
+            m["delivery"].as_str().unwrap_or("?"),
+            if m["notice"].as_bool() == Some(true) {
+                " (decision notice)"
+            } else {
+                ""
+            },
+        ));
+    }
+    out
 }
 
 /// The fixed list shape: `{consultation_id, entry_id, origin, requester, reference,
@@ -447,6 +534,11 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                 .get_json(&format!("/v1/consultations/{id}"))
                 .await?;
             print_one(&v, json)?;
+            if !json {
+                for l in detail_lines(&v) {
+                    outln!("{l}");
+                }
+            }
         }
         ConsultCommand::Respond {
             id,
@@ -547,4 +639,46 @@ pub async fn inbox(a: InboxArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QA s35 W1: the text forms carry what README says `list` and `show` show.
+    #[test]
+    fn text_forms_show_delivery_refusal_deemed_answer_and_despite() {
+        let v = json!({
+            "consultation_id": "0123456789abcdef0123456789abcdef",
+            "key": "AA-EXPORT:0123456789abcdef0123456789abcdef",
+            "role": "sent", "state": "refused_by_origin", "entry_id": "e1",
+            "origin": "BB-CUSTOMS", "requester": "AA-EXPORT", "reference": "LIC-1",
+            "deadline": "2026-12-31T00:00:00Z", "silence": "no_objection",
+            "refusal": "deadline_too_short", "delivery": "delivered",
+            "messages": [{"message_id": "m1", "kind": "consult_request",
+                          "to": "BB-CUSTOMS", "delivery": "delivered", "notice": false}],
+        });
+        let l = line(&v);
+        assert!(l.contains("refused_by_origin entry e1"), "{l}");
+        assert!(l.contains("refusal deadline_too_short"), "{l}");
+        assert!(l.contains("delivery delivered"), "{l}");
+        let d = detail_lines(&v).join("\n");
+        assert!(d.contains("refused        deadline_too_short"), "{d}");
+        assert!(
+            d.contains("message        m1 consult_request to BB-CUSTOMS: delivered"),
+            "{d}"
+        );
+        let granted = json!({
+            "consultation_id": "c", "state": "decided", "decision": "granted",
+            "despite": "expired_denial", "deemed_answer": "objection",
+        });
+        let l = line(&granted);
+        assert!(
+            l.contains("decision granted  despite expired_denial  deemed objection"),
+            "{l}"
+        );
+        let d = detail_lines(&granted).join("\n");
+        assert!(d.contains("deemed answer  objection"), "{d}");
+        assert!(d.contains("despite        expired_denial"), "{d}");
+    }
 }
