@@ -379,7 +379,12 @@ fn line(v: &Value) -> String {
             .map(|d| format!("  decision {d}"))
             .unwrap_or_default(),
         opt("despite", "despite"),
-        opt("deemed", "deemed_answer"),
+        // Without an expiry the deemed answer is the current answer, already shown.
+        if v["deemed_answer"] != v["answer"] {
+            opt("deemed", "deemed_answer")
+        } else {
+            String::new()
+        },
         opt("refusal", "refusal"),
         opt("delivery", "delivery"),
     )
@@ -411,7 +416,9 @@ fn detail_lines(v: &Value) -> Vec<String> {
             .unwrap_or_default();
         out.push(format!("  answer         {a}{late}{why}"));
     }
-    if let Some(d) = field("deemed_answer") {
+    // The deemed answer is the current answer unless the consultation expired
+    // unanswered (then the roster's silence rule): shown only when it differs.
+    if let Some(d) = field("deemed_answer").filter(|d| field("answer") != Some(*d)) {
         out.push(format!("  deemed answer  {d} (silence at the deadline)"));
     }
     if let Some(r) = field("refusal") {

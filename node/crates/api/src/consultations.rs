@@ -97,7 +97,8 @@ pub(super) struct ConsultationView {
     state: String,
     /// RFC 3339.
     deadline: String,
-    /// RFC 3339.
+    /// RFC 3339: when the requester sent the request (at the requester), when it
+    /// arrived here (at the origin).
     requested_at: String,
     /// What silence means here: `no_objection` or `objection`.
     silence: String,
@@ -116,7 +117,8 @@ pub(super) struct ConsultationView {
     /// `wrong_round` or `invalid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<String>,
-    /// What silence counts as, once expired unanswered.
+    /// The answer a decision is judged against: the origin's current answer, or,
+    /// once expired unanswered, what the roster's silence rule counts silence as.
     deemed_answer: Option<String>,
     /// `granted` or `refused`.
     decision: Option<String>,
