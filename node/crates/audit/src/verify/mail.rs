@@ -55,6 +55,21 @@ const AFTER_OFFER_CHECK: &[&str] = &[
 /// neighbour, its silence about another offer of that neighbour's is no evidence.
 pub const OFFERS_LOGGED_PER_HOUR: usize = 1024;
 
+/// The share of a copy's lifetime (the moments it could have been offered, in
+/// percent) that a neighbour's log must spend saturated with a relay's offers (as
+/// many as a node logs per neighbour and hour) before the relay is reported
+/// `mail_relay_saturated_neighbour` for a copy no audited log shows it offered,
+/// when every offer of its in that window lay in saturated moments (review s34-mail
+/// L5). Half: one busy hour in a copy's life does not name a relay, a neighbour kept
+/// at the cap for most of it does.
+pub const SATURATED_LIFETIME_PERCENT: u64 = 50;
+
+/// How long after a relay's `hand_failed` event (its word that it reached the
+/// addressee and got no answer, logged at most once an hour per addressee and
+/// message: the runtime's `HAND_FAILED_LOG_EVERY`) the addressee counts as reachable
+/// from it: the hour, plus the retry delay and slack (review s34-mail M1).
+pub const HAND_FAILED_COVER_MS: u64 = 3_600_000 + OFFER_SLACK_MS;
+
 /// How long before a message's expiry a relay's offer of another item to a neighbour
 /// must lie to show it could still have offered the message there too: its retry
 /// delay and poll interval (minutes) plus the clock skew, generously.
@@ -402,6 +417,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // refusals (they sign the addressee) of the node's hand-overs, whatever the
     // reason: moments the neighbour answered the node, by its own signature.
     let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (node, addressee) -> times of the node's own `hand_failed` events: its word
+    // that it handed the addressee's mail to it, reached it and got no answer
+    // (review s34-mail M1).
+    let mut failed_to: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     // (node, id, digest) -> (neighbour, signed time, signed hop count, reason) of the
     // neighbours' valid `/wlnode/mail/5` answers of that copy in the node's log
     // (refusals here, acceptances added from `handed` below).
@@ -469,6 +488,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             }
             let key = (me.clone(), sender.clone(), message_id.clone());
             if item != "message" {
+                continue;
+            }
+            if action == "hand_failed" {
+                if let Some(p) = peer.as_ref().filter(|p| *p == to && *p != me) {
+                    failed_to
+                        .entry((me.clone(), p.clone()))
+                        .or_default()
+                        .push(e.at);
+                }
                 continue;
             }
             match action.as_str() {
@@ -897,6 +925,48 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (k, merge_spans(spans))
         })
         .collect();
+    // The moments the node says it tried the addressee and got no answer: each
+    // `hand_failed` stands for the hour after it (the node logs one per addressee
+    // and message an hour), give or take the slack, as sorted intervals.
+    let tried: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = failed_to
+        .into_iter()
+        .map(|(k, times)| {
+            let spans = times
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.saturating_sub(OFFER_SLACK_MS),
+                        t.saturating_add(HAND_FAILED_COVER_MS),
+                    )
+                })
+                .collect();
+            (k, merge_spans(spans))
+        })
+        .collect();
+    // The addressee's reachable spans within `lo..hi` (`reachable`, by its own
+    // signatures or log) with the node's `hand_failed` spans added, merged; and the
+    // first `hand_failed` moment there, if any.
+    let tried_reach = |node: &AgencyCode,
+                       addressee: &AgencyCode,
+                       lo: u64,
+                       hi: u64,
+                       reachable: &[(u64, u64)]|
+     -> (Vec<(u64, u64)>, Option<u64>) {
+        let spans = tried
+            .get(&(node.clone(), addressee.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        let first = spans.partition_point(|(_, end)| *end < lo);
+        let last = spans.partition_point(|(start, _)| *start < hi);
+        let within = spans.get(first..last.max(first)).unwrap_or(&[]);
+        probed(within.len());
+        let at = within
+            .first()
+            .map(|(start, _)| start.saturating_add(OFFER_SLACK_MS).max(lo))
+            .filter(|t| *t < hi);
+        let mut all = reachable.to_vec();
+        all.extend_from_slice(within);
+        (merge_spans(all), at)
+    };
     let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode, lo: u64, hi: u64| {
         let spans = reach
             .get(&(node.clone(), addressee.clone()))
@@ -1252,8 +1322,26 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     .find_map(|(other, times)| first_link(other, times, &[]).map(|t| (other, t)))
             })
         });
+        // The node's own `hand_failed` events of mail to the addressee while the
+        // copy lived (review s34-mail M1): it says it reached the addressee and got
+        // no answer. When every uncovered link moment to another neighbour lies
+        // where the addressee was reachable by its signatures or by these, the
+        // addressee (which a relay offers the message to alone then) is named with
+        // the node: an addressee that stays connected and never answers must not
+        // leave the relay alone with the blame. Only the pair, never the addressee
+        // alone: the events are the node's word.
+        let (tried_spans, tried_at) = tried_reach(node, addressee, *at, expires, reachable);
+        let tried_at = tried_at.filter(|_| {
+            to_addressee.is_none()
+                && !had_it_before(node, id, digest, from, addressee)
+                && links.get(node).is_none_or(|m| {
+                    m.iter().all(|(other, times)| {
+                        other == addressee || first_link(other, times, &tried_spans).is_none()
+                    })
+                })
+        });
         if let Some((other, t)) = uncovered {
-            let accused = if to_addressee.is_some() {
+            let accused = if to_addressee.is_some() || tried_at.is_some() {
                 format!("{node}->{addressee}")
             } else {
                 node.to_string()
@@ -1264,7 +1352,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
                 ),
-                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
+                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len(), "addressee_tried_at": tried_at}),
             ));
             continue;
         }
@@ -1403,6 +1491,45 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .map_or(&[][..], Vec::as_slice);
             first_uncovered(times, from_t, to_t, spans)
         };
+        // A route neighbour (as above) to which every offer of the node's in the
+        // window lay in saturated spans covering at least
+        // [`SATURATED_LIFETIME_PERCENT`] of the window: (neighbour, percent
+        // covered, offers in the window). Only the spans within the window are
+        // read: disjoint, each at least two hours long.
+        let saturated_route = |node: &AgencyCode, from: &AgencyCode, id: &str, d: [u8; 32]| {
+            let window = to_t.saturating_sub(from_t);
+            if window == 0 {
+                return None;
+            }
+            offers_by_node
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter(|(to, _)| !had_it_before(node, id, Some(d), from, to))
+                .filter(|(to, _)| covers_lifetime(to))
+                .find_map(|(to, times)| {
+                    let spans = saturated.get(&(node.clone(), (*to).clone()))?;
+                    let first = times.partition_point(|t| *t < from_t);
+                    let offers = times.partition_point(|t| *t < to_t).saturating_sub(first);
+                    if offers == 0 {
+                        return None;
+                    }
+                    let start = spans.partition_point(|(_, end)| *end < from_t);
+                    let within: Vec<&(u64, u64)> = spans
+                        .get(start..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .take_while(|(a, _)| *a < to_t)
+                        .collect();
+                    probed(within.len());
+                    let covered: u64 = within
+                        .iter()
+                        .map(|(a, b)| (*b).min(to_t).saturating_sub((*a).max(from_t)))
+                        .sum();
+                    let percent = covered.saturating_mul(100) / window;
+                    (percent >= SATURATED_LIFETIME_PERCENT).then_some((*to, percent, offers))
+                })
+        };
         let routes: Vec<(&AgencyCode, u64)> = offers_by_node
             .get(node)
             .into_iter()
@@ -1424,11 +1551,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .get(&(node, addressee))
             .and_then(|times| unsaturated(addressee, times))
             .filter(|_| !had_it_before(node, id, Some(*offered_digest), from, addressee));
+        // Or when the node's own `hand_failed` events say it reached the addressee
+        // then and got no answer (review s34-mail M1): the pair, never the
+        // addressee alone.
+        let reachable = addressee_reach(node, addressee, from_t, to_t);
+        let (tried_spans, tried_at) = tried_reach(node, addressee, from_t, to_t, reachable);
+        let addressee_tried =
+            tried_at.filter(|_| !had_it_before(node, id, Some(*offered_digest), from, addressee));
         let to_addressee = routes
             .iter()
             .find(|(to, _)| *to == addressee)
             .copied()
-            .or(addressee_answered.map(|t| (addressee, t)));
+            .or(addressee_answered.map(|t| (addressee, t)))
+            .or(addressee_tried.map(|t| (addressee, t)));
         // As in the link rule: the addressee is named only when no other route's
         // moment lies where it was unreachable (review s34-mail M3); otherwise the
         // routes to the others are judged as if it had been away.
@@ -1438,13 +1573,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .copied()
             .collect();
         let away = to_addressee.is_some() && {
-            let reachable = addressee_reach(node, addressee, from_t, to_t);
             others.iter().any(|(to, _)| {
                 let mut spans = saturated
                     .get(&((*node).clone(), (*to).clone()))
                     .cloned()
                     .unwrap_or_default();
-                spans.extend_from_slice(reachable);
+                spans.extend_from_slice(&tried_spans);
                 let spans = merge_spans(spans);
                 offer_times
                     .get(&((*node).clone(), (*to).clone()))
@@ -1457,6 +1591,35 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (to_addressee, routes)
         };
         let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
+            // Every offer of other mail to a route neighbour lay where its log held
+            // 1,024 of the node's offers within an hour. Those are the node's own
+            // signed offers: a relay with a colluding sender can keep a neighbour's
+            // log saturated for a copy's whole life, so that its silence never
+            // counts (review s34-mail L5). When such saturation covers at least
+            // [`SATURATED_LIFETIME_PERCENT`] of the moments the copy could have been
+            // offered, the node is named alone (never the neighbour, whose log is
+            // full of the node's offers), unproven, under its own kind: a
+            // genuinely busy relay saturates logs too, and only the verdict of its
+            // own log's silence (no hand-over, no signed answer of the copy, not
+            // even a capped `hand_refused`) sets it apart.
+            if let Some((keeper, percent, offers)) =
+                saturated_route(node, from, id, *offered_digest)
+            {
+                report.violations.push(violation(
+                    "mail_relay_saturated_neighbour",
+                    node.as_str(),
+                    format!(
+                        "{node} signed custody of message {id} from {from} and no audited log holds its offer of that copy before it expired, while its own offers ({offers} then) kept {keeper}'s log at the hourly cap for {percent}% of the copy's lifetime"
+                    ),
+                    serde_json::json!({
+                        "message_id": id,
+                        "event": (!by_digest).then_some(index),
+                        "neighbour": keeper,
+                        "saturated_percent": percent,
+                        "offers_in_lifetime": offers,
+                    }),
+                ));
+            }
             continue;
         };
         // The silence is the neighbours' word (a log holds what its keeper
@@ -1478,6 +1641,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 "event": (!by_digest).then_some(index),
                 "no_offer_of_copy": true,
                 "addressee_answered_at": addressee_answered,
+                "addressee_tried_at": addressee_tried,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
             }),
         ));

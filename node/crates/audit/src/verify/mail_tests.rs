@@ -2017,6 +2017,196 @@ fn one_saturated_hour_does_not_excuse_a_relay_for_the_whole_lifetime() {
     assert!(run(false).is_empty());
 }
 
+/// Review s34-mail L5: the relay, with a colluding sender, keeps the neighbour's log
+/// at the hourly cap of its offers (1,024 an hour) for most of the copy's six-hour
+/// life (two saturated hours, whose spans cover about 70% of the moments it could
+/// have been offered) and offers nothing else: every offer lies in a saturated
+/// moment, so before the fix nothing was reported. Now the relay alone is named
+/// `mail_relay_saturated_neighbour` (unproven; never the neighbour). One saturated
+/// hour (about a fifth of the life, a busy hour) names nobody, and a busy relay
+/// whose log holds the neighbour's signed refusal of the very copy (it offered it)
+/// is not named either.
+#[test]
+fn a_neighbour_saturated_by_the_relay_for_most_of_a_copys_life_names_the_relay() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 6 * 3_600_000;
+    let done = exp + 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let flood = |from: u64, base: u64| -> Vec<Event> {
+        (0..OFFERS_LOGGED_PER_HOUR as u64)
+            .map(|n| {
+                offered(
+                    &f,
+                    R,
+                    N,
+                    &format!("{:032x}", base + n),
+                    [5; 32],
+                    from + n * 1_000,
+                )
+            })
+            .collect()
+    };
+    let first = flood(t + 60_000, 1_000);
+    let second = flood(t + 4 * 3_600_000, 10_000);
+    let run = |hours: &[&Vec<Event>], relay_events: &[Event]| {
+        let mut events: Vec<Event> = hours.iter().flat_map(|h| h.iter().cloned()).collect();
+        events.push(stopped.clone());
+        let mut mine = relay_events.to_vec();
+        mine.push(stopped.clone());
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                log(&f, R, &mine),
+                log(&f, N, &events),
+                addressee.clone(),
+            ],
+        );
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        assert!(against(&rep, N).is_empty(), "{:?}", rep.violations);
+        (
+            naming(&rep, "mail_relay_saturated_neighbour", NAMES[R]),
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+        )
+    };
+    let none: [String; 0] = [];
+    let (saturating, relayed) = run(&[&first, &second], std::slice::from_ref(&received));
+    assert_eq!(saturating, [NAMES[R].to_string()]);
+    assert_eq!(relayed, none);
+    // One busy hour: not enough.
+    let (saturating, relayed) = run(&[&first], std::slice::from_ref(&received));
+    assert_eq!((saturating, relayed), (none.to_vec(), none.to_vec()));
+    // A busy relay that offered the copy: the neighbour's signed refusal of it
+    // (given after the offer was checked) is in its log.
+    let no = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(TAKEN),
+            hops: Some(1),
+            addressee: Some(ag(D)),
+            from_hop: Some(ag(R)),
+            to_hop: ag(N),
+            accepted: false,
+            reason: "quota".into(),
+            at: Timestamp(t + 120_000),
+            signer_key: f.agency_keys[N].public_key(),
+        },
+        &f.agency_keys[N],
+    );
+    let refused = mail("hand_refused", S, D, N, t + 120_000, exp, Some(&no));
+    let (saturating, relayed) = run(&[&first, &second], &[received.clone(), refused]);
+    assert_eq!((saturating, relayed), (none.to_vec(), none.to_vec()));
+}
+
+/// Review s34-mail M1: the addressee stays connected and never answers the relay
+/// (no signed answer in its log, no offer kept in its own). Before the fix the
+/// offer rule named the pair with the one other neighbour the relay offered other
+/// mail to (an honest node), and the link rule the relay alone. Now the relay's own
+/// `hand_failed` events (it reached the addressee, which did not answer) name the
+/// pair with the addressee, in both rules; never the addressee alone, nothing
+/// proven. A `hand_failed` to another neighbour moves nothing, nor does one that
+/// leaves the other route's moment uncovered (the relay then had to use it).
+#[test]
+fn an_addressee_that_never_answers_is_named_with_the_relay_by_its_failed_hand_overs() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let failed = |at: u64, to: usize| {
+        let mut e = mail("hand_failed", S, to, to, at, exp, None);
+        if let EventKind::Mail { reason, .. } = &mut e.kind {
+            *reason = Some("timeout".into());
+        }
+        e
+    };
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            stopped.clone(),
+        ],
+    );
+    let run = |relay_events: &[Event]| {
+        let mut mine = vec![received.clone()];
+        mine.extend_from_slice(relay_events);
+        mine.push(stopped.clone());
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                log(&f, R, &mine),
+                neighbour.clone(),
+                addressee.clone(),
+            ],
+        );
+        // (The link's hand-over is not in the neighbour's log: `mail_not_logged`.)
+        assert!(
+            rep.violations
+                .iter()
+                .all(|v| !v.proven || v.kind == "mail_not_logged"),
+            "{:?}",
+            rep.violations
+        );
+        assert!(against(&rep, D).is_empty(), "{:?}", rep.violations);
+        naming(&rep, "mail_not_relayed", NAMES[R])
+    };
+    let (pair_n, pair_d) = (
+        format!("{}->{}", NAMES[R], NAMES[N]),
+        format!("{}->{}", NAMES[R], NAMES[D]),
+    );
+    // The offer rule.
+    assert_eq!(run(&[]), std::slice::from_ref(&pair_n));
+    assert_eq!(
+        run(&[failed(t + 120_000, D)]),
+        std::slice::from_ref(&pair_d)
+    );
+    assert_eq!(run(&[failed(t + 120_000, N)]), [pair_n]);
+    // The link rule: the neighbour's signed acceptance of other mail in the
+    // relay's log at t + 60 s.
+    let link = own_hand_over(&f, N, t + 60_000);
+    assert_eq!(run(std::slice::from_ref(&link)), [NAMES[R].to_string()]);
+    assert_eq!(
+        run(&[link.clone(), failed(t + 120_000, D)]),
+        std::slice::from_ref(&pair_d)
+    );
+    // Tried only from t + 40 min: the link moment at t + 60 s is the relay's.
+    assert_eq!(
+        run(&[link, failed(t + 40 * 60_000, D)]),
+        [NAMES[R].to_string()]
+    );
+}
+
 /// Review s33-mail M2, in the older link rule: the addressee signed a `/5`
 /// acceptance of other mail from the relay while the copy lived (in the relay's
 /// log), and the relay logged no hand-over or signed refusal of the copy: the relay

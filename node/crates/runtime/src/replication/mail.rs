@@ -101,7 +101,26 @@ pub(crate) struct MailState {
     /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
     pub(crate) offers_logged_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    /// When a failed hand-over of a relayed message to its addressee was last
+    /// audited (`hand_failed`), per (addressee, item): at most once per
+    /// [`HAND_FAILED_LOG_EVERY`] (review s34-mail M1).
+    pub(crate) failures_evidenced: EvidenceSlots<ItemKey>,
+    /// Per addressee: when its current hour of `hand_failed` events began and how
+    /// many were audited in it (at most [`HAND_FAILED_PER_NEIGHBOUR`]).
+    pub(crate) failures_evidenced_per_peer:
+        std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
 }
+
+/// How often a failed hand-over of one relayed message to its connected addressee
+/// is audited (`hand_failed`, review s34-mail M1): the relay offers it again every
+/// few minutes, and one event an hour shows the addressee was reached and did not
+/// answer through that hour (the auditor reads each as covering the hour after it).
+pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The most `hand_failed` events audited per addressee per hour: an addressee that
+/// never answers grows our audit log by at most this many events (about 400 bytes
+/// each) an hour.
+pub const HAND_FAILED_PER_NEIGHBOUR: usize = 1024;
 
 /// How often one neighbour's signed offer of one item is audited (`offered`): the
 /// first offer is the evidence (the neighbour held that copy and chose this route);
@@ -210,10 +229,37 @@ fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
     matches!(item, MailItem::Envelope(e) if e.header().from != *me)
 }
 
+/// The reason a failed hand-over of `item` to `agency` is audited with
+/// (`hand_failed`), if it is evidence: a message we (`me`) relay, handed to its
+/// addressee, which was reached and did not answer (`timeout`) or whose connection
+/// or stream ended before the answer (`connection_closed`, `stream_error`). Not a
+/// dial failure (not reachable: the relay then offers the message to others) nor
+/// another protocol version (the federation upgrades together).
+fn hand_failure_evidence(
+    item: &MailItem,
+    me: &AgencyCode,
+    agency: &AgencyCode,
+    failure: wlnode_net::RequestFailure,
+) -> Option<&'static str> {
+    use wlnode_net::RequestFailure as F;
+    let MailItem::Envelope(e) = item else {
+        return None;
+    };
+    if e.header().from == *me || e.header().to != *agency {
+        return None;
+    }
+    match failure {
+        F::Timeout => Some("timeout"),
+        F::ConnectionClosed => Some("connection_closed"),
+        F::Stream => Some("stream_error"),
+        F::Dial | F::Unsupported => None,
+    }
+}
+
 /// Whether `agency`'s signed refusal of `key` is to be audited now (and if so, notes
 /// it): once per item per [`HAND_REFUSED_LOG_EVERY`], and at most
-/// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item map is
-/// pruned of old entries when it grows; the per-neighbour one holds roster members.
+/// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item slots
+/// are bounded (see [`EvidenceSlots`]); the per-neighbour map holds roster members.
 fn refusal_evidence_due(
     per_item: &mut EvidenceSlots<ItemKey>,
     per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
@@ -231,69 +277,125 @@ fn refusal_evidence_due(
 }
 
 /// When evidence about each (neighbour, item) was last audited, for
-/// [`evidence_due`]: pruned of entries older than the keep time only once the map has
-/// doubled since the last prune (at least [`EVIDENCE_SLOTS_PRUNE_FLOOR`] entries), so
-/// a prune that frees nothing is not repeated on every insert (review s33-mail L1:
-/// with the 24-hour keep time of offers, more than 65,536 live entries made every
-/// later offer rescan the whole map). Each prune scans at most twice the entries
-/// inserted since the one before: amortised O(1) per insert. The map holds at most
-/// twice the live entries (or the floor), and the live ones are capped per neighbour
-/// an hour.
+/// [`evidence_due`], in buckets of one hour ([`EVIDENCE_BUCKET`]) by insertion time
+/// (review s34-mail L4: the map pruned only once doubled held about twice the live
+/// entries, some 190 MB in the worst case a hostile neighbour could drive).
+///
+/// A bucket is dropped whole once its newest possible entry is older than the keep
+/// time (`every`), at the next insert: each entry is dropped once, so pruning is
+/// amortised O(1) per insert, and a lookup reads at most `every / 1 h + 2` buckets.
+/// Entries keep their exact time (milliseconds into their bucket), so "at most once
+/// per `every`" is exact, as before. Bound: every entry held was inserted within the
+/// last `every + 1 h`; [`evidence_due`] lets at most `cap` slots per neighbour in per
+/// neighbour hour, and such a window meets at most `every / 1 h + 2` of them, so at
+/// most `members × cap × (every / 1 h + 2)` entries are held (offers: 26 × 1,024
+/// per neighbour; refusals: 3 × 1,024), and never more than [`EVIDENCE_SLOTS_MAX`]
+/// (past it the oldest bucket goes early: some evidence is then logged once more,
+/// still within the per-neighbour hourly cap, never less). An entry costs the key
+/// and 4 bytes in a hash map (37 bytes for a 32-byte digest, at most about 85 with
+/// the table's slack), the neighbour's code once per bucket: at the hard cap at most
+/// about 90 MB per map, and 26 × 1,024 × 85 B ≈ 2.3 MB per neighbour flooding
+/// offers (before: about twice the live entries at about 100-200 bytes each).
 #[derive(Debug)]
 pub(crate) struct EvidenceSlots<K> {
-    at: std::collections::HashMap<(AgencyCode, K), std::time::Instant>,
-    /// The size at which the next prune runs.
-    prune_at: usize,
-    /// Entries scanned by prunes so far (for tests and the bound above).
-    #[cfg_attr(not(test), allow(dead_code))]
-    scanned: u64,
+    /// Oldest first; a new bucket starts at the first insert an hour or more after
+    /// the newest one's start.
+    buckets: std::collections::VecDeque<SlotBucket<K>>,
+    /// Entries held in all buckets.
+    len: usize,
+    /// The hard cap on `len` ([`EVIDENCE_SLOTS_MAX`]; smaller in tests).
+    max: usize,
 }
 
-/// The size below which [`EvidenceSlots`] is never pruned.
-pub const EVIDENCE_SLOTS_PRUNE_FLOOR: usize = 65_536;
+/// One hour of [`EvidenceSlots`]: per neighbour, per item, the milliseconds after
+/// `start` at which it was audited.
+#[derive(Debug)]
+struct SlotBucket<K> {
+    start: std::time::Instant,
+    len: usize,
+    slots: std::collections::HashMap<AgencyCode, std::collections::HashMap<K, u32>>,
+}
+
+/// The span of one [`EvidenceSlots`] bucket.
+pub const EVIDENCE_BUCKET: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The most entries one [`EvidenceSlots`] holds, whatever the roster's size.
+pub const EVIDENCE_SLOTS_MAX: usize = 1 << 20;
 
 impl<K> Default for EvidenceSlots<K> {
     fn default() -> Self {
         Self {
-            at: std::collections::HashMap::new(),
-            prune_at: EVIDENCE_SLOTS_PRUNE_FLOOR,
-            scanned: 0,
+            buckets: std::collections::VecDeque::new(),
+            len: 0,
+            max: EVIDENCE_SLOTS_MAX,
         }
     }
 }
 
 impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
-    /// When `slot` was last audited.
-    fn get(&self, slot: &(AgencyCode, K)) -> Option<std::time::Instant> {
-        self.at.get(slot).copied()
+    /// When `key` of `agency` was last audited (the newest bucket holding it).
+    fn get(&self, agency: &AgencyCode, key: &K) -> Option<std::time::Instant> {
+        self.buckets.iter().rev().find_map(|b| {
+            let ms = *b.slots.get(agency)?.get(key)?;
+            Some(b.start + std::time::Duration::from_millis(u64::from(ms)))
+        })
     }
 
-    /// Notes `slot` as audited at `now`, first dropping entries older than `every`
-    /// when the map has reached its prune size.
+    /// Notes `key` of `agency` as audited at `now`, first dropping the buckets whose
+    /// entries are all older than `every` (and the oldest ones past the hard cap).
     fn insert(
         &mut self,
-        slot: (AgencyCode, K),
+        agency: &AgencyCode,
+        key: K,
         now: std::time::Instant,
         every: std::time::Duration,
     ) {
-        if self.at.len() >= self.prune_at {
-            self.scanned = self.scanned.saturating_add(self.at.len() as u64);
-            self.at.retain(|_, t| now.duration_since(*t) < every);
-            self.prune_at = EVIDENCE_SLOTS_PRUNE_FLOOR.max(self.at.len().saturating_mul(2));
+        let keep = every.saturating_add(EVIDENCE_BUCKET);
+        while let Some(b) = self.buckets.front() {
+            if now.saturating_duration_since(b.start) < keep && self.len < self.max {
+                break;
+            }
+            self.len = self.len.saturating_sub(b.len);
+            self.buckets.pop_front();
         }
-        self.at.insert(slot, now);
+        let fresh = self
+            .buckets
+            .back()
+            .is_none_or(|b| now.saturating_duration_since(b.start) >= EVIDENCE_BUCKET);
+        if fresh {
+            self.buckets.push_back(SlotBucket {
+                start: now,
+                len: 0,
+                slots: std::collections::HashMap::new(),
+            });
+        }
+        let Some(b) = self.buckets.back_mut() else {
+            return;
+        };
+        // Within the bucket's hour (a `now` before its start, which a monotonic
+        // clock never gives, is noted at the start: later, so never logged sooner).
+        let ms =
+            u32::try_from(now.saturating_duration_since(b.start).as_millis()).unwrap_or(u32::MAX);
+        let per_agency = match b.slots.get_mut(agency) {
+            Some(m) => m,
+            None => b.slots.entry(agency.clone()).or_default(),
+        };
+        if per_agency.insert(key, ms).is_none() {
+            b.len += 1;
+            self.len += 1;
+        }
     }
 
     /// The number of entries held.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.at.len()
+        self.len
     }
 }
 
 /// Whether evidence about `agency` and `key` is to be audited now (and if so, notes
 /// it): once per item per `every`, and at most `cap` per neighbour an hour. The
-/// per-item slots are pruned of old entries as they grow (see [`EvidenceSlots`]);
+/// per-item slots are held in hourly buckets dropped whole (see [`EvidenceSlots`]);
 /// the per-neighbour map holds roster members.
 fn evidence_due<K: std::hash::Hash + Eq>(
     per_item: &mut EvidenceSlots<K>,
@@ -303,10 +405,9 @@ fn evidence_due<K: std::hash::Hash + Eq>(
     now: std::time::Instant,
 ) -> bool {
     let hour_len = std::time::Duration::from_secs(3600);
-    let slot = (agency.clone(), key);
     if per_item
-        .get(&slot)
-        .is_some_and(|t| now.duration_since(t) < every)
+        .get(agency, &key)
+        .is_some_and(|t| now.saturating_duration_since(t) < every)
     {
         return false;
     }
@@ -318,7 +419,7 @@ fn evidence_due<K: std::hash::Hash + Eq>(
         return false;
     }
     hour.1 += 1;
-    per_item.insert(slot, now, every);
+    per_item.insert(agency, key, now, every);
     true
 }
 
@@ -1063,11 +1164,39 @@ impl Service {
         )
     }
 
-    /// One of our mail requests failed.
-    pub(super) fn on_mail_failed(&mut self, token: u64) {
-        if let Some((agency, key, _)) = self.mail.pending.remove(&token) {
-            self.mail.mailer.on_hand_failed(&agency, &key);
+    /// One of our mail requests failed. A hand-over of a relayed message to its
+    /// addressee that reached it and got no answer (timeout, the connection or
+    /// stream closed before the answer) is audited (`hand_failed`, metadata only,
+    /// the failure in `reason`), at most once per addressee and item an hour and
+    /// [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour (review s34-mail M1): while
+    /// the addressee is reachable it alone is offered the message, and an auditor
+    /// reads these as the relay's word that it tried the addressee then.
+    pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
+        let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
+            return;
+        };
+        self.mail.mailer.on_hand_failed(&agency, &key);
+        let Some(reason) = hand_failure_evidence(&item, &self.agency, &agency, failure) else {
+            return;
+        };
+        if !evidence_due(
+            &mut self.mail.failures_evidenced,
+            &mut self.mail.failures_evidenced_per_peer,
+            (&agency, key),
+            (HAND_FAILED_LOG_EVERY, HAND_FAILED_PER_NEIGHBOUR),
+            std::time::Instant::now(),
+        ) {
+            return;
         }
+        self.mail_job(MailJob {
+            events: vec![mail_event(
+                "hand_failed",
+                &item,
+                Some(&agency),
+                Some(reason),
+            )],
+            ..MailJob::default()
+        });
     }
 
     /// Whether `token` is one of our mail requests.
@@ -1501,66 +1630,181 @@ mod tests {
         ));
     }
 
-    /// Review s33-mail L1: past [`EVIDENCE_SLOTS_PRUNE_FLOOR`] live entries (all
-    /// younger than the 24-hour keep time of offers: 100 neighbours at their hourly
-    /// cap) a prune frees nothing, and before the fix every later offer ran another
-    /// full scan (about 36,000 scans of 65,536+ entries here). Now the map is scanned
-    /// only once it has doubled: at most twice the entries inserted. Entries past
-    /// the keep time are still dropped.
+    /// Review s34-mail L4 (and s33-mail L1): driven across many hours at every
+    /// neighbour's hourly cap, the slots never hold more than the entries inserted
+    /// within the keep time plus one bucket (before: up to twice the live entries,
+    /// or the 65,536-entry prune floor, whichever was more), copies stay
+    /// deduplicated for exactly the keep time, entries past it go, and the hard cap
+    /// holds (dropping the oldest bucket: evidence logged once more, never less).
     #[test]
-    fn offer_slots_past_the_prune_bound_are_scanned_amortised_and_still_pruned() {
+    fn evidence_slots_stay_within_the_live_window_across_hours() {
+        let every = std::time::Duration::from_secs(4 * 3600);
+        let cap = OFFERS_PER_NEIGHBOUR;
         let mut slots = EvidenceSlots::<[u8; 32]>::default();
         let mut per_peer = std::collections::HashMap::new();
         let t = std::time::Instant::now();
-        let neighbours: Vec<AgencyCode> = (0..100)
-            .map(|n| format!("AA-{n}").parse().unwrap())
+        let neighbours: Vec<AgencyCode> = ["AA-X", "BB-X"]
+            .iter()
+            .map(|c| c.parse().unwrap())
             .collect();
-        let mut inserted = 0u64;
-        let fill = |slots: &mut EvidenceSlots<[u8; 32]>,
-                    per_peer: &mut std::collections::HashMap<_, _>,
-                    at: std::time::Instant,
-                    salt: u8|
-         -> u64 {
+        let digest = |n: usize, i: u64| {
+            let mut d = [n as u8; 32];
+            d[..8].copy_from_slice(&i.to_be_bytes());
+            d
+        };
+        // Each neighbour offers `cap` new copies an hour, plus last hour's copies
+        // again (deduplicated within the keep time), for 40 hours.
+        let bound = neighbours.len() * cap * (every.as_secs() as usize / 3600 + 2);
+        let mut most = 0;
+        for hour in 0..40u64 {
+            let at = t + std::time::Duration::from_secs(3600 * hour);
             for (n, a) in neighbours.iter().enumerate() {
-                for i in 0..OFFERS_PER_NEIGHBOUR {
-                    let mut digest = [salt; 32];
-                    digest[..8].copy_from_slice(&((n * 100_000 + i) as u64).to_be_bytes());
+                for i in 0..cap as u64 {
+                    let fresh = hour * cap as u64 + i;
                     assert!(evidence_due(
-                        slots,
-                        per_peer,
-                        (a, digest),
-                        (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                        &mut slots,
+                        &mut per_peer,
+                        (a, digest(n, fresh)),
+                        (every, cap),
                         at,
                     ));
+                    most = most.max(slots.len());
+                    if hour > 0 {
+                        let again = fresh - cap as u64;
+                        assert!(!evidence_due(
+                            &mut slots,
+                            &mut per_peer,
+                            (a, digest(n, again)),
+                            (every, cap),
+                            at,
+                        ));
+                    }
                 }
             }
-            (neighbours.len() * OFFERS_PER_NEIGHBOUR) as u64
-        };
-        inserted += fill(&mut slots, &mut per_peer, t, 0);
-        assert_eq!(slots.len(), 100 * OFFERS_PER_NEIGHBOUR);
-        assert!(
-            slots.scanned <= 2 * inserted,
-            "{} entries scanned for {inserted} inserted",
-            slots.scanned
-        );
-        // A day later: the first day's entries go at the next prune, and the map
-        // stays within twice the live entries.
-        let later = t + OFFER_LOG_EVERY;
-        for hour in 0..3u8 {
-            let at = later + std::time::Duration::from_secs(3600 * u64::from(hour));
-            inserted += fill(&mut slots, &mut per_peer, at, hour + 1);
+            // Entries inserted within the keep time, plus the bucket being dropped.
+            let live = neighbours.len() * cap * (hour.min(every.as_secs() / 3600) as usize + 1);
+            assert!(
+                slots.len() <= live + neighbours.len() * cap,
+                "hour {hour}: {} held, {live} live",
+                slots.len()
+            );
         }
-        assert!(
-            slots.scanned <= 2 * inserted,
-            "{} entries scanned for {inserted} inserted",
-            slots.scanned
+        assert!(most <= bound, "{most} held, bound {bound}");
+        // Exactly the keep time: a copy audited at `at` is not due before `at +
+        // every`, and due then (its bucket may still be held).
+        let a = &neighbours[0];
+        let at = t + std::time::Duration::from_secs(3600 * 40);
+        let copy = digest(0, u64::MAX);
+        assert!(evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, copy),
+            (every, cap),
+            at
+        ));
+        let before = at + every - std::time::Duration::from_millis(1);
+        assert!(!evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, copy),
+            (every, cap),
+            before
+        ));
+        assert!(evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, copy),
+            (every, cap),
+            at + every
+        ));
+        // Long after, one insert drops every stale bucket.
+        let much_later = at + 10 * every;
+        assert!(evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, digest(0, 1)),
+            (every, cap),
+            much_later
+        ));
+        assert_eq!(slots.len(), 1);
+        // The hard cap: past it the oldest bucket goes, whatever its age.
+        let mut capped = EvidenceSlots::<[u8; 32]> {
+            max: 1_000,
+            ..EvidenceSlots::default()
+        };
+        for hour in 0..5u64 {
+            let at = t + std::time::Duration::from_secs(3600 * hour);
+            for i in 0..600u64 {
+                capped.insert(a, digest(0, hour * 1_000 + i), at, OFFER_LOG_EVERY);
+                assert!(capped.len() <= 1_000);
+            }
+        }
+    }
+
+    /// Review s34-mail M1: a failed hand-over is audited (`hand_failed`) only for a
+    /// message we relay, handed to its addressee, which was reached and did not
+    /// answer (not a dial failure nor another protocol version); once per addressee
+    /// and item an hour, at most [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour.
+    #[test]
+    fn failed_hand_overs_to_the_addressee_are_evidence_once_an_hour() {
+        use wlnode_crypto::model::MessageId;
+        use wlnode_net::RequestFailure as F;
+        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let env = |n: u8, from: &str, to: &str| {
+            MailItem::Envelope(
+                Envelope::seal(
+                    &wlnode_crypto::mail::Draft {
+                        id: MessageId([n; 16]),
+                        from: from.parse().unwrap(),
+                        to: to.parse().unwrap(),
+                        kind: "test",
+                        created_at: Timestamp(1_780_000_000_000),
+                        expires_at: Timestamp(1_780_003_600_000),
+                        plaintext: b"x",
+                    },
+                    &key,
+                    &enc.public_key().unwrap(),
+                )
+                .unwrap(),
+            )
+        };
+        let me: AgencyCode = "BB-X".parse().unwrap();
+        let addressee: AgencyCode = "CC-X".parse().unwrap();
+        let other: AgencyCode = "DD-X".parse().unwrap();
+        let relayed = env(1, "AA-X", "CC-X");
+        let reason = |item: &MailItem, to: &AgencyCode, f| hand_failure_evidence(item, &me, to, f);
+        assert_eq!(reason(&relayed, &addressee, F::Timeout), Some("timeout"));
+        assert_eq!(
+            reason(&relayed, &addressee, F::ConnectionClosed),
+            Some("connection_closed")
         );
-        assert!(
-            slots.len() < 4 * 100 * OFFERS_PER_NEIGHBOUR,
-            "stale entries kept: {}",
-            slots.len()
+        assert_eq!(
+            reason(&relayed, &addressee, F::Stream),
+            Some("stream_error")
         );
-        assert!(slots.len() <= 2 * 3 * 100 * OFFERS_PER_NEIGHBOUR);
+        assert_eq!(reason(&relayed, &addressee, F::Dial), None);
+        assert_eq!(reason(&relayed, &addressee, F::Unsupported), None);
+        assert_eq!(reason(&relayed, &other, F::Timeout), None);
+        assert_eq!(
+            reason(&env(2, "BB-X", "CC-X"), &addressee, F::Timeout),
+            None
+        );
+        let (mut per_item, mut per_peer) = Default::default();
+        let t = std::time::Instant::now();
+        let mut due = |n: u8, at| {
+            evidence_due(
+                &mut per_item,
+                &mut per_peer,
+                (&addressee, (ItemKind::Message, MessageId([n; 16]))),
+                (HAND_FAILED_LOG_EVERY, HAND_FAILED_PER_NEIGHBOUR),
+                at,
+            )
+        };
+        assert!(due(1, t));
+        assert!(!due(1, t + std::time::Duration::from_secs(300)));
+        assert!(due(2, t));
+        assert!(due(1, t + HAND_FAILED_LOG_EVERY));
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key
