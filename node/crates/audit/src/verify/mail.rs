@@ -1630,11 +1630,21 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         } else {
             node.to_string()
         };
+        // Its own `hand_failed` alone put the addressee in the pair: say so.
+        let route = if to_addressee.is_some()
+            && addressee_tried == Some(route_at)
+            && addressee_answered.is_none()
+            && !routes.iter().any(|(to, _)| *to == addressee)
+        {
+            format!("it logged at {route_at} that {first_route} did not answer its hand-over")
+        } else {
+            format!("it offered other mail to {first_route} at {route_at}")
+        };
         report.violations.push(violation(
             "mail_not_relayed",
             &accused,
             format!(
-                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though it offered other mail to {first_route} at {route_at}"
+                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though {route}"
             ),
             serde_json::json!({
                 "message_id": id,
