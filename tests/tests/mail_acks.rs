@@ -364,36 +364,30 @@ async fn an_answer_without_a_valid_signed_ack_is_no_custody_and_is_refused_count
     }
 }
 
-/// Review s34-mail M1: the addressee is connected to the relay and takes its
-/// hand-overs but never answers. The relay audits that (`hand_failed`, metadata
-/// only, the failure in `reason`) once per addressee and message an hour, however
-/// often it tries again; the sender's own hand-over to the relay is answered and
-/// leaves no such event.
+/// Review s35-mail M2 (s34-mail M1): the addressee is connected to the relay but
+/// refuses the mail protocol (it speaks another version), so the relay, which
+/// offers a connected addressee the message alone, gets no answer. The relay audits
+/// that (`hand_failed`, reason `unsupported`, metadata only) once per addressee and
+/// message an hour, however often it tries again (before the fix it logged
+/// nothing); the sender's own hand-over to the relay is answered and leaves no such
+/// event. (`timeout` takes the 120 s request timeout and is covered by the runtime
+/// unit test; a closed connection or stream, an honest addressee's crash, is not
+/// audited at all.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_audits_hand_overs_its_connected_addressee_never_answers() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // A — B — C: C is a raw peer with C's node key that never answers.
+async fn a_relay_audits_hand_overs_its_connected_addressee_refuses_the_protocol_of() {
+    // A — B — C: C is a raw peer with C's node key that speaks another mail version.
     let mut c = Cluster::simple(3, &[(0, 1), (1, 2)]);
     c.start(0).await;
     c.start(1).await;
     let c_dir = c.fed.nodes[2].dir.clone();
     let mut raw = RawPeer::speaking(
-        wlnode_net::codec::MAIL_PROTOCOL,
+        libp2p::StreamProtocol::new("/wlnode/mail/4"),
         Some(RawPeer::seed_of(&c_dir)),
         wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
         1024,
     );
     let target = addr(&c, 1);
-    let taken = Arc::new(AtomicUsize::new(0));
-    let seen = taken.clone();
-    let server = tokio::spawn(async move {
-        raw.ignore(&target, T, move |n| {
-            seen.store(n, Ordering::SeqCst);
-            false
-        })
-        .await
-    });
+    let server = tokio::spawn(async move { raw.ignore(&target, T, |_| false).await });
     let id = c
         .node(0)
         .services
@@ -401,13 +395,11 @@ async fn a_relay_audits_hand_overs_its_connected_addressee_never_answers() {
         .send(&code(2), "test.note", b"{}", 3_600_000)
         .await
         .unwrap();
-    wait_for(T, "B audits a hand-over C never answered", || async {
-        !mail_events(&audit_events(&c, 1).await, &id, "hand_failed").is_empty()
-    })
-    .await;
-    wait_for(T, "B tries C three times", || async {
-        taken.load(Ordering::SeqCst) >= 3
-    })
+    wait_for(
+        T,
+        "B audits a hand-over C refused the protocol of",
+        || async { !mail_events(&audit_events(&c, 1).await, &id, "hand_failed").is_empty() },
+    )
     .await;
     server.abort();
     let events = audit_events(&c, 1).await;
@@ -415,7 +407,7 @@ async fn a_relay_audits_hand_overs_its_connected_addressee_never_answers() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
         matches!(failed[0], EventKind::Mail { peer: Some(p), reason: Some(r), to, ack: None, .. }
-            if *p == code(2) && *to == code(2) && (r == "stream_error" || r == "connection_closed")),
+            if *p == code(2) && *to == code(2) && r == "unsupported"),
         "{failed:?}"
     );
     assert!(mail_events(&audit_events(&c, 0).await, &id, "hand_failed").is_empty());

@@ -56,19 +56,31 @@ const AFTER_OFFER_CHECK: &[&str] = &[
 pub const OFFERS_LOGGED_PER_HOUR: usize = 1024;
 
 /// The share of a copy's lifetime (the moments it could have been offered, in
-/// percent) that a neighbour's log must spend saturated with a relay's offers (as
-/// many as a node logs per neighbour and hour) before the relay is reported
-/// `mail_relay_saturated_neighbour` for a copy no audited log shows it offered,
-/// when every offer of its in that window lay in saturated moments (review s34-mail
-/// L5). Half: one busy hour in a copy's life does not name a relay, a neighbour kept
-/// at the cap for most of it does.
+/// percent) that a neighbour's log must spend saturated with a relay's offers of
+/// distinct copies (as many as a node logs per neighbour and hour, within less than
+/// an hour, counted over the real extent of those offers) before the pair
+/// `RELAY->NEIGHBOUR` is reported `mail_relay_saturated_neighbour` for a copy no
+/// audited log shows the relay offered, when every offer of its in that window lay
+/// in saturated moments (review s34-mail L5, s35-mail H1/M3).
 pub const SATURATED_LIFETIME_PERCENT: u64 = 50;
 
-/// How long after a relay's `hand_failed` event (its word that it reached the
-/// addressee and got no answer, logged at most once an hour per addressee and
-/// message: the runtime's `HAND_FAILED_LOG_EVERY`) the addressee counts as reachable
-/// from it: the hour, plus the retry delay and slack (review s34-mail M1).
-pub const HAND_FAILED_COVER_MS: u64 = 3_600_000 + OFFER_SLACK_MS;
+/// And the least saturated time, in all, within the copy's lifetime for that
+/// finding: three hours. Saturation is measured from the first to the last of
+/// 1,024 distinct copies offered within an hour, so the offers of one busy hour
+/// cover less than an hour and never reach it (review s35-mail M3).
+pub const SATURATED_MIN_MS: u64 = 3 * 3_600_000;
+
+/// The `hand_failed` reasons an auditor notes (review s35-mail M1/M2): the
+/// addressee's stream was open and it never answered (`timeout`), or it refused the
+/// mail protocol (`unsupported`). A closed connection or a failed stream is what an
+/// honest addressee's crash gives, and is not noted. Never evidence against anyone:
+/// the events are the relay's own unsigned word.
+pub const HAND_FAILED_NOTED: &[&str] = &["timeout", "unsupported"];
+
+/// How near a relay's `hand_failed` event the addressee's own audited log must
+/// hold an event for the note to say it was running then: the retry delay and
+/// poll slack, on both sides.
+pub const HAND_FAILED_RUNNING_MS: u64 = OFFER_SLACK_MS;
 
 /// How long before a message's expiry a relay's offer of another item to a neighbour
 /// must lie to show it could still have offered the message there too: its retry
@@ -321,6 +333,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (offering node, keeper) -> signed times of all its valid offers in the
     // keeper's log: moments it had a route to the keeper and chose it.
     let mut offer_times: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (offering node, keeper, id, digest) -> the earliest signed time of its valid
+    // offers of that copy in the keeper's log: each distinct copy once, however
+    // often the keeper logged it or the node offered it again (review s35-mail H1:
+    // a keeper that repeats one offer must not make its log look saturated).
+    type CopyOffered = (AgencyCode, AgencyCode, String, [u8; 32]);
+    let mut first_offer_of_copy: HashMap<CopyOffered, u64> = HashMap::new();
     // (offering node, keeper, id, digest) of every `offered` event that decodes.
     let mut offers_kept: std::collections::HashSet<(AgencyCode, AgencyCode, String, [u8; 32])> =
         Default::default();
@@ -369,6 +387,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         .entry((p.clone(), me.clone()))
                         .or_default()
                         .push(at);
+                    let first = first_offer_of_copy
+                        .entry((p.clone(), me.clone(), message_id.clone(), b.item_digest))
+                        .or_insert(at);
+                    *first = (*first).min(at);
                 }
                 continue;
             }
@@ -417,10 +439,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // refusals (they sign the addressee) of the node's hand-overs, whatever the
     // reason: moments the neighbour answered the node, by its own signature.
     let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
-    // (node, addressee) -> times of the node's own `hand_failed` events: its word
-    // that it handed the addressee's mail to it, reached it and got no answer
-    // (review s34-mail M1).
-    let mut failed_to: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (node, id, addressee) -> (time, reason) of the node's own `hand_failed`
+    // events of that message to its addressee, for a reason in
+    // [`HAND_FAILED_NOTED`]: its unsigned word that it reached the addressee and
+    // got no answer (review s34-mail M1). Read only for copies the node signed
+    // custody of, and only noted in a finding: they never change who is named
+    // (review s35-mail H2).
+    type FailedKey = (AgencyCode, String, AgencyCode);
+    let mut failed_to: HashMap<FailedKey, Vec<(u64, String)>> = HashMap::new();
     // (node, id, digest) -> (neighbour, signed time, signed hop count, reason) of the
     // neighbours' valid `/wlnode/mail/5` answers of that copy in the node's log
     // (refusals here, acceptances added from `handed` below).
@@ -474,6 +500,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 peer,
                 expires_at,
                 ack,
+                reason,
                 ..
             } = &e.kind
             else {
@@ -483,7 +510,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             // this node had it before, like `rejected` (review s33-mail H4: it let a
             // neighbour that answered a false `seen` escape the proven
             // `mail_not_logged` of review s31-mail M3).
-            if action != "rejected" && action != "hand_refused" && action != "offered" {
+            // Nor a `hand_failed` (the relay's own unsigned word, any id: review
+            // s35-mail L5).
+            if action != "rejected"
+                && action != "hand_refused"
+                && action != "offered"
+                && action != "hand_failed"
+            {
                 known.insert((me.clone(), message_id.clone()));
             }
             let key = (me.clone(), sender.clone(), message_id.clone());
@@ -491,11 +524,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 continue;
             }
             if action == "hand_failed" {
-                if let Some(p) = peer.as_ref().filter(|p| *p == to && *p != me) {
+                if let Some(p) = peer.as_ref().filter(|p| *p == to && *p != me)
+                    && let Some(r) = reason
+                        .as_ref()
+                        .filter(|r| HAND_FAILED_NOTED.contains(&r.as_str()))
+                {
                     failed_to
-                        .entry((me.clone(), p.clone()))
+                        .entry((me.clone(), message_id.clone(), p.clone()))
                         .or_default()
-                        .push(e.at);
+                        .push((e.at, r.clone()));
                 }
                 continue;
             }
@@ -802,6 +839,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (k.clone(), merge_spans(spans))
         })
         .collect();
+    // Per (offering node, keeper): the moments the keeper's log really was at the
+    // cap with the node's offers, for `mail_relay_saturated_neighbour` only (the
+    // spans above only excuse, and are generous): from the first to the last of
+    // as many distinct copies as a node logs per neighbour and hour, offered
+    // within less than an hour (review s35-mail H1, M3: repeated events of one
+    // copy count once, and one busy hour covers less than an hour), as sorted
+    // disjoint intervals with the running sum of their lengths before each, so a
+    // copy's covered time costs two bisections (review s35-mail L1).
+    let mut distinct_offers: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    for ((node, keeper, ..), t) in first_offer_of_copy {
+        distinct_offers.entry((node, keeper)).or_default().push(t);
+    }
+    let saturated_really: HashMap<(AgencyCode, AgencyCode), SpanSums> = distinct_offers
+        .into_iter()
+        .filter(|(_, times)| times.len() >= OFFERS_LOGGED_PER_HOUR)
+        .map(|(k, mut times)| {
+            times.sort_unstable();
+            let spans = times
+                .windows(OFFERS_LOGGED_PER_HOUR)
+                .filter_map(|w| {
+                    let (first, last) = (*w.first()?, *w.last()?);
+                    (last.saturating_sub(first) < 3_600_000).then_some((first, last))
+                })
+                .collect();
+            (k, SpanSums::new(merge_spans(spans)))
+        })
+        .collect();
     // The addressee a node signed in its custody ack (`/wlnode/mail/5`, review
     // s32-mail L1) in the upstream's `handed`, by (node, sender, id, upstream).
     let custody_addressee: HashMap<CustodyKey<'_>, &AgencyCode> = handed
@@ -925,47 +989,54 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (k, merge_spans(spans))
         })
         .collect();
-    // The moments the node says it tried the addressee and got no answer: each
-    // `hand_failed` stands for the hour after it (the node logs one per addressee
-    // and message an hour), give or take the slack, as sorted intervals.
-    let tried: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = failed_to
-        .into_iter()
-        .map(|(k, times)| {
-            let spans = times
-                .into_iter()
-                .map(|t| {
-                    (
-                        t.saturating_sub(OFFER_SLACK_MS),
-                        t.saturating_add(HAND_FAILED_COVER_MS),
-                    )
-                })
+    // Every audited node's event times, sorted: whether its log shows it running
+    // near a moment (for the note on a relay's `hand_failed`, review s35-mail H2).
+    let running_at: HashMap<&AgencyCode, Vec<u64>> = usable
+        .iter()
+        .map(|l| {
+            let mut times: Vec<u64> = l
+                .events
+                .iter()
+                .filter(|(i, _)| *i < l.covered)
+                .map(|(_, e)| e.at)
                 .collect();
-            (k, merge_spans(spans))
+            times.sort_unstable();
+            (&l.export.agency, times)
         })
         .collect();
-    // The addressee's reachable spans within `lo..hi` (`reachable`, by its own
-    // signatures or log) with the node's `hand_failed` spans added, merged; and the
-    // first `hand_failed` moment there, if any.
-    let tried_reach = |node: &AgencyCode,
-                       addressee: &AgencyCode,
-                       lo: u64,
-                       hi: u64,
-                       reachable: &[(u64, u64)]|
-     -> (Vec<(u64, u64)>, Option<u64>) {
-        let spans = tried
-            .get(&(node.clone(), addressee.clone()))
-            .map_or(&[][..], Vec::as_slice);
-        let first = spans.partition_point(|(_, end)| *end < lo);
-        let last = spans.partition_point(|(start, _)| *start < hi);
-        let within = spans.get(first..last.max(first)).unwrap_or(&[]);
-        probed(within.len());
-        let at = within
-            .first()
-            .map(|(start, _)| start.saturating_add(OFFER_SLACK_MS).max(lo))
-            .filter(|t| *t < hi);
-        let mut all = reachable.to_vec();
-        all.extend_from_slice(within);
-        (merge_spans(all), at)
+    // The node's own `hand_failed` events of copy `id` to its addressee between `lo`
+    // and `hi`, as a note for a finding (never a change of who is named: review
+    // s35-mail H2): the first one's time and reason, how many, and whether the
+    // addressee's own audited log holds an event within
+    // [`HAND_FAILED_RUNNING_MS`] of it (`None`: its log is not audited).
+    let failed_note = |node: &AgencyCode, id: &str, addressee: &AgencyCode, lo: u64, hi: u64| {
+        let events = failed_to.get(&(node.clone(), id.to_owned(), addressee.clone()))?;
+        probed(events.len());
+        let within: Vec<&(u64, String)> = events
+            .iter()
+            .filter(|(t, _)| *t >= lo && *t <= hi)
+            .collect();
+        let (t, reason) = within.iter().min_by_key(|(t, _)| *t)?;
+        let running = running_at.get(addressee).map(|times| {
+            let i = times.partition_point(|x| x.saturating_add(HAND_FAILED_RUNNING_MS) < *t);
+            times
+                .get(i)
+                .is_some_and(|x| *x <= t.saturating_add(HAND_FAILED_RUNNING_MS))
+        });
+        Some(serde_json::json!({
+            "first_at": t,
+            "reason": reason,
+            "events": within.len(),
+            "addressee_log_shows_it_running": running,
+        }))
+    };
+    let failed_text = |note: &Option<serde_json::Value>, addressee: &AgencyCode| {
+        note.as_ref().map_or(String::new(), |n| {
+            format!(
+                "; its own unsigned log says {addressee} did not answer its hand-over of it at {} ({}), which names no one",
+                n["first_at"], n["reason"].as_str().unwrap_or("?")
+            )
+        })
     };
     let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode, lo: u64, hi: u64| {
         let spans = reach
@@ -1322,37 +1393,25 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     .find_map(|(other, times)| first_link(other, times, &[]).map(|t| (other, t)))
             })
         });
-        // The node's own `hand_failed` events of mail to the addressee while the
-        // copy lived (review s34-mail M1): it says it reached the addressee and got
-        // no answer. When every uncovered link moment to another neighbour lies
-        // where the addressee was reachable by its signatures or by these, the
-        // addressee (which a relay offers the message to alone then) is named with
-        // the node: an addressee that stays connected and never answers must not
-        // leave the relay alone with the blame. Only the pair, never the addressee
-        // alone: the events are the node's word.
-        let (tried_spans, tried_at) = tried_reach(node, addressee, *at, expires, reachable);
-        let tried_at = tried_at.filter(|_| {
-            to_addressee.is_none()
-                && !had_it_before(node, id, digest, from, addressee)
-                && links.get(node).is_none_or(|m| {
-                    m.iter().all(|(other, times)| {
-                        other == addressee || first_link(other, times, &tried_spans).is_none()
-                    })
-                })
-        });
         if let Some((other, t)) = uncovered {
-            let accused = if to_addressee.is_some() || tried_at.is_some() {
+            let accused = if to_addressee.is_some() {
                 format!("{node}->{addressee}")
             } else {
                 node.to_string()
             };
+            // The node's own `hand_failed` events of this message to the addressee
+            // (review s34-mail M1) are noted, never counted: they are its unsigned
+            // word, and would move the finding onto an honest addressee at will
+            // (review s35-mail H2).
+            let failed = failed_note(node, id, addressee, *at, expires);
+            let failed_says = failed_text(&failed, addressee);
             report.violations.push(violation(
                 "mail_not_relayed",
                 &accused,
                 format!(
-                    "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
+                    "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then{failed_says}"
                 ),
-                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len(), "addressee_tried_at": tried_at}),
+                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len(), "relay_says_addressee_failed": failed}),
             ));
             continue;
         }
@@ -1491,11 +1550,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .map_or(&[][..], Vec::as_slice);
             first_uncovered(times, from_t, to_t, spans)
         };
-        // A route neighbour (as above) to which every offer of the node's in the
-        // window lay in saturated spans covering at least
-        // [`SATURATED_LIFETIME_PERCENT`] of the window: (neighbour, percent
-        // covered, offers in the window). Only the spans within the window are
-        // read: disjoint, each at least two hours long.
+        // A route neighbour (as above) whose log the node's offers of distinct
+        // copies really kept at the cap (`saturated_really`) for at least
+        // [`SATURATED_LIFETIME_PERCENT`] of the window and [`SATURATED_MIN_MS`] in
+        // all: (neighbour, percent covered, milliseconds covered). Two bisections
+        // per neighbour (review s35-mail L1).
         let saturated_route = |node: &AgencyCode, from: &AgencyCode, id: &str, d: [u8; 32]| {
             let window = to_t.saturating_sub(from_t);
             if window == 0 {
@@ -1508,26 +1567,16 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .filter(|(to, _)| !had_it_before(node, id, Some(d), from, to))
                 .filter(|(to, _)| covers_lifetime(to))
                 .find_map(|(to, times)| {
-                    let spans = saturated.get(&(node.clone(), (*to).clone()))?;
+                    let sums = saturated_really.get(&(node.clone(), (*to).clone()))?;
                     let first = times.partition_point(|t| *t < from_t);
-                    let offers = times.partition_point(|t| *t < to_t).saturating_sub(first);
-                    if offers == 0 {
+                    if times.get(first).is_none_or(|t| *t >= to_t) {
                         return None;
                     }
-                    let start = spans.partition_point(|(_, end)| *end < from_t);
-                    let within: Vec<&(u64, u64)> = spans
-                        .get(start..)
-                        .unwrap_or(&[])
-                        .iter()
-                        .take_while(|(a, _)| *a < to_t)
-                        .collect();
-                    probed(within.len());
-                    let covered: u64 = within
-                        .iter()
-                        .map(|(a, b)| (*b).min(to_t).saturating_sub((*a).max(from_t)))
-                        .sum();
+                    probed(1);
+                    let covered = sums.covered(from_t, to_t);
                     let percent = covered.saturating_mul(100) / window;
-                    (percent >= SATURATED_LIFETIME_PERCENT).then_some((*to, percent, offers))
+                    (percent >= SATURATED_LIFETIME_PERCENT && covered >= SATURATED_MIN_MS)
+                        .then_some((*to, percent, covered))
                 })
         };
         let routes: Vec<(&AgencyCode, u64)> = offers_by_node
@@ -1551,19 +1600,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .get(&(node, addressee))
             .and_then(|times| unsaturated(addressee, times))
             .filter(|_| !had_it_before(node, id, Some(*offered_digest), from, addressee));
-        // Or when the node's own `hand_failed` events say it reached the addressee
-        // then and got no answer (review s34-mail M1): the pair, never the
-        // addressee alone.
-        let reachable = addressee_reach(node, addressee, from_t, to_t);
-        let (tried_spans, tried_at) = tried_reach(node, addressee, from_t, to_t, reachable);
-        let addressee_tried =
-            tried_at.filter(|_| !had_it_before(node, id, Some(*offered_digest), from, addressee));
         let to_addressee = routes
             .iter()
             .find(|(to, _)| *to == addressee)
             .copied()
-            .or(addressee_answered.map(|t| (addressee, t)))
-            .or(addressee_tried.map(|t| (addressee, t)));
+            .or(addressee_answered.map(|t| (addressee, t)));
+        // The node's own `hand_failed` events of this message to the addressee
+        // (review s34-mail M1): noted in the finding, never counted (review
+        // s35-mail H2: its unsigned word moved the finding onto an honest
+        // addressee, and kept the node from ever being named alone).
+        let failed = failed_note(node, id, addressee, from_t, to_t);
+        let failed_says = failed_text(&failed, addressee);
         // As in the link rule: the addressee is named only when no other route's
         // moment lies where it was unreachable (review s34-mail M3); otherwise the
         // routes to the others are judged as if it had been away.
@@ -1573,12 +1620,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .copied()
             .collect();
         let away = to_addressee.is_some() && {
+            let reachable = addressee_reach(node, addressee, from_t, to_t);
             others.iter().any(|(to, _)| {
                 let mut spans = saturated
                     .get(&((*node).clone(), (*to).clone()))
                     .cloned()
                     .unwrap_or_default();
-                spans.extend_from_slice(&tried_spans);
+                spans.extend_from_slice(reachable);
                 let spans = merge_spans(spans);
                 offer_times
                     .get(&((*node).clone(), (*to).clone()))
@@ -1595,28 +1643,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             // 1,024 of the node's offers within an hour. Those are the node's own
             // signed offers: a relay with a colluding sender can keep a neighbour's
             // log saturated for a copy's whole life, so that its silence never
-            // counts (review s34-mail L5). When such saturation covers at least
-            // [`SATURATED_LIFETIME_PERCENT`] of the moments the copy could have been
-            // offered, the node is named alone (never the neighbour, whose log is
-            // full of the node's offers), unproven, under its own kind: a
-            // genuinely busy relay saturates logs too, and only the verdict of its
-            // own log's silence (no hand-over, no signed answer of the copy, not
-            // even a capped `hand_refused`) sets it apart.
-            if let Some((keeper, percent, offers)) =
+            // counts (review s34-mail L5). When the node's offers of distinct
+            // copies really kept that log at the cap for at least
+            // [`SATURATED_LIFETIME_PERCENT`] of the moments the copy could have
+            // been offered and [`SATURATED_MIN_MS`] in all, the pair is named,
+            // unproven, under its own kind: the node (its offers saturated the
+            // log, and its own log shows no hand-over, no signed answer of the
+            // copy, not even a capped `hand_refused`) or the neighbour (the keeper
+            // of the saturated log, whose silence is the only evidence, and which
+            // may have padded it: review s35-mail H1). Never either alone: a
+            // genuinely busy relay saturates logs too.
+            if let Some((keeper, percent, covered)) =
                 saturated_route(node, from, id, *offered_digest)
             {
                 report.violations.push(violation(
                     "mail_relay_saturated_neighbour",
-                    node.as_str(),
+                    &format!("{node}->{keeper}"),
                     format!(
-                        "{node} signed custody of message {id} from {from} and no audited log holds its offer of that copy before it expired, while its own offers ({offers} then) kept {keeper}'s log at the hourly cap for {percent}% of the copy's lifetime"
+                        "{node} signed custody of message {id} from {from} and no audited log holds its offer of that copy before it expired, while its offers of distinct copies kept {keeper}'s log at the hourly cap for {percent}% of the copy's lifetime ({} min){failed_says}",
+                        covered / 60_000
                     ),
                     serde_json::json!({
                         "message_id": id,
                         "event": (!by_digest).then_some(index),
                         "neighbour": keeper,
                         "saturated_percent": percent,
-                        "offers_in_lifetime": offers,
+                        "saturated_ms": covered,
+                        "relay_says_addressee_failed": failed,
                     }),
                 ));
             }
@@ -1630,28 +1683,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         } else {
             node.to_string()
         };
-        // Its own `hand_failed` alone put the addressee in the pair: say so.
-        let route = if to_addressee.is_some()
-            && addressee_tried == Some(route_at)
-            && addressee_answered.is_none()
-            && !routes.iter().any(|(to, _)| *to == addressee)
-        {
-            format!("it logged at {route_at} that {first_route} did not answer its hand-over")
-        } else {
-            format!("it offered other mail to {first_route} at {route_at}")
-        };
         report.violations.push(violation(
             "mail_not_relayed",
             &accused,
             format!(
-                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though {route}"
+                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though it offered other mail to {first_route} at {route_at}{failed_says}"
             ),
             serde_json::json!({
                 "message_id": id,
                 "event": (!by_digest).then_some(index),
                 "no_offer_of_copy": true,
                 "addressee_answered_at": addressee_answered,
-                "addressee_tried_at": addressee_tried,
+                "relay_says_addressee_failed": failed,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
             }),
         ));
@@ -1755,6 +1798,53 @@ fn merge_spans(mut spans: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
         }
     }
     out
+}
+
+/// Sorted disjoint intervals with the total length of those before each: the time
+/// they cover within any range in two bisections (review s35-mail L1).
+struct SpanSums {
+    spans: Vec<(u64, u64)>,
+    /// `before[i]`: the summed lengths of `spans[..i]` (one more entry than spans).
+    before: Vec<u64>,
+}
+
+impl SpanSums {
+    fn new(spans: Vec<(u64, u64)>) -> Self {
+        let mut before = Vec::with_capacity(spans.len() + 1);
+        let mut sum = 0u64;
+        before.push(0);
+        for (a, b) in &spans {
+            sum = sum.saturating_add(b.saturating_sub(*a));
+            before.push(sum);
+        }
+        Self { spans, before }
+    }
+
+    /// The time within `[lo, hi)` the spans cover (each span `[start, end)`).
+    fn covered(&self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return 0;
+        }
+        let i = self.spans.partition_point(|(_, end)| *end <= lo);
+        let j = self.spans.partition_point(|(start, _)| *start < hi);
+        if j <= i {
+            return 0;
+        }
+        let (Some(before_j), Some(before_i), Some(front), Some(back)) = (
+            self.before.get(j),
+            self.before.get(i),
+            self.spans.get(i),
+            self.spans.get(j - 1),
+        ) else {
+            return 0;
+        };
+        let whole = before_j.saturating_sub(*before_i);
+        let cut_front = lo
+            .saturating_sub(front.0)
+            .min(front.1.saturating_sub(front.0));
+        let cut_back = back.1.saturating_sub(hi);
+        whole.saturating_sub(cut_front).saturating_sub(cut_back)
+    }
 }
 
 /// The first of the sorted `times` in `[lo, hi)` outside every interval of `cover`

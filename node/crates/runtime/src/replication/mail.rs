@@ -101,26 +101,73 @@ pub(crate) struct MailState {
     /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
     pub(crate) offers_logged_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
-    /// When a failed hand-over of a relayed message to its addressee was last
-    /// audited (`hand_failed`), per (addressee, item): at most once per
-    /// [`HAND_FAILED_LOG_EVERY`] (review s34-mail M1).
-    pub(crate) failures_evidenced: EvidenceSlots<ItemKey>,
-    /// Per addressee: when its current hour of `hand_failed` events began and how
-    /// many were audited in it (at most [`HAND_FAILED_PER_NEIGHBOUR`]).
-    pub(crate) failures_evidenced_per_peer:
-        std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    /// Which failed hand-overs to addressees were audited (`hand_failed`) and when
+    /// (review s34-mail M1, s35-mail L4).
+    pub(crate) failures: HandFailures,
+}
+
+/// The `hand_failed` events audited: at most once per (addressee, item) per
+/// [`HAND_FAILED_LOG_EVERY`], [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour and
+/// [`HAND_FAILED_PER_HOUR`] in all an hour.
+#[derive(Debug, Default)]
+pub(crate) struct HandFailures {
+    per_item: EvidenceSlots<ItemKey>,
+    /// Per addressee: when its current hour began and how many were audited in it.
+    per_peer: std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    /// When the current hour of all addressees began and how many were audited.
+    all: Option<(std::time::Instant, usize)>,
+}
+
+impl HandFailures {
+    /// The reason a failed hand-over of `item` (`key`) to `agency` is audited with
+    /// now, if it is evidence ([`hand_failure_evidence`]) and within the caps
+    /// (noting it).
+    fn due(
+        &mut self,
+        (item, key): (&MailItem, ItemKey),
+        me: &AgencyCode,
+        agency: &AgencyCode,
+        failure: wlnode_net::RequestFailure,
+        now: std::time::Instant,
+    ) -> Option<&'static str> {
+        let reason = hand_failure_evidence(item, me, agency, failure)?;
+        let all = self.all.get_or_insert((now, 0));
+        if now.saturating_duration_since(all.0) >= EVIDENCE_BUCKET {
+            *all = (now, 0);
+        }
+        if all.1 >= HAND_FAILED_PER_HOUR {
+            return None;
+        }
+        if !evidence_due(
+            &mut self.per_item,
+            &mut self.per_peer,
+            (agency, key),
+            (HAND_FAILED_LOG_EVERY, HAND_FAILED_PER_NEIGHBOUR),
+            now,
+        ) {
+            return None;
+        }
+        all.1 += 1;
+        Some(reason)
+    }
 }
 
 /// How often a failed hand-over of one relayed message to its connected addressee
 /// is audited (`hand_failed`, review s34-mail M1): the relay offers it again every
-/// few minutes, and one event an hour shows the addressee was reached and did not
-/// answer through that hour (the auditor reads each as covering the hour after it).
+/// few minutes, and one event an hour says the addressee did not answer through
+/// that hour. An auditor only notes these in a finding: they are the relay's
+/// unsigned word and never change who is named (review s35-mail H2).
 pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The most `hand_failed` events audited per addressee per hour: an addressee that
 /// never answers grows our audit log by at most this many events (about 400 bytes
 /// each) an hour.
 pub const HAND_FAILED_PER_NEIGHBOUR: usize = 1024;
+
+/// The most `hand_failed` events audited per hour across all addressees (review
+/// s35-mail L4): however many members never answer, at most about 1.6 MB of audit
+/// log an hour.
+pub const HAND_FAILED_PER_HOUR: usize = 4096;
 
 /// How often one neighbour's signed offer of one item is audited (`offered`): the
 /// first offer is the evidence (the neighbour held that copy and chose this route);
@@ -231,10 +278,13 @@ fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
 
 /// The reason a failed hand-over of `item` to `agency` is audited with
 /// (`hand_failed`), if it is evidence: a message we (`me`) relay, handed to its
-/// addressee, which was reached and did not answer (`timeout`) or whose connection
-/// or stream ended before the answer (`connection_closed`, `stream_error`). Not a
-/// dial failure (not reachable: the relay then offers the message to others) nor
-/// another protocol version (the federation upgrades together).
+/// addressee, whose stream was open and which never answered (`timeout`), or which
+/// refused the mail protocol while connected (`unsupported`: review s35-mail M2, a
+/// connected addressee is offered the message alone, and refusing the protocol left
+/// no trace). Not a dial failure (not reachable: the relay then offers the message
+/// to others), nor a closed connection or a failed stream (review s35-mail M1: what
+/// an honest addressee's crash or restart gives; such a request may never have
+/// reached it).
 fn hand_failure_evidence(
     item: &MailItem,
     me: &AgencyCode,
@@ -250,9 +300,8 @@ fn hand_failure_evidence(
     }
     match failure {
         F::Timeout => Some("timeout"),
-        F::ConnectionClosed => Some("connection_closed"),
-        F::Stream => Some("stream_error"),
-        F::Dial | F::Unsupported => None,
+        F::Unsupported => Some("unsupported"),
+        F::Dial | F::ConnectionClosed | F::Stream => None,
     }
 }
 
@@ -285,17 +334,20 @@ fn refusal_evidence_due(
 /// time (`every`), at the next insert: each entry is dropped once, so pruning is
 /// amortised O(1) per insert, and a lookup reads at most `every / 1 h + 2` buckets.
 /// Entries keep their exact time (milliseconds into their bucket), so "at most once
-/// per `every`" is exact, as before. Bound: every entry held was inserted within the
-/// last `every + 1 h`; [`evidence_due`] lets at most `cap` slots per neighbour in per
-/// neighbour hour, and such a window meets at most `every / 1 h + 2` of them, so at
-/// most `members × cap × (every / 1 h + 2)` entries are held (offers: 26 × 1,024
-/// per neighbour; refusals: 3 × 1,024), and never more than [`EVIDENCE_SLOTS_MAX`]
-/// (past it the oldest bucket goes early: some evidence is then logged once more,
-/// still within the per-neighbour hourly cap, never less). An entry costs the key
-/// and 4 bytes in a hash map (37 bytes for a 32-byte digest, at most about 85 with
-/// the table's slack), the neighbour's code once per bucket: at the hard cap at most
-/// about 90 MB per map, and 26 × 1,024 × 85 B ≈ 2.3 MB per neighbour flooding
-/// offers (before: about twice the live entries at about 100-200 bytes each).
+/// per `every`" is exact, as before.
+///
+/// Bound, per neighbour: every entry held was inserted within the last `every + 1
+/// h`; [`evidence_due`] lets at most `cap` slots of a neighbour in per neighbour
+/// hour, and such a window meets at most `every / 1 h + 2` of them, so a neighbour
+/// holds at most `cap × (every / 1 h + 2)` entries (offers: 26 × 1,024; refusals
+/// and `hand_failed`: 3 × 1,024). That is also a hard cap per neighbour
+/// ([`EvidenceSlots::insert`]): past it the neighbour's own oldest entries go (never
+/// another neighbour's, never the current hour's bucket: review s35-mail M4, L3),
+/// so a flooding member costs only its own deduplication and its own hourly budget.
+/// In all at most `members × cap × (every / 1 h + 2)` entries. An entry costs the
+/// key and 4 bytes in a hash map (37 bytes for a 32-byte digest, at most about 85
+/// with the table's slack), the neighbour's code once per bucket: about 2.3 MB per
+/// member flooding offers, 0.3 MB per member for the others.
 #[derive(Debug)]
 pub(crate) struct EvidenceSlots<K> {
     /// Oldest first; a new bucket starts at the first insert an hour or more after
@@ -303,8 +355,8 @@ pub(crate) struct EvidenceSlots<K> {
     buckets: std::collections::VecDeque<SlotBucket<K>>,
     /// Entries held in all buckets.
     len: usize,
-    /// The hard cap on `len` ([`EVIDENCE_SLOTS_MAX`]; smaller in tests).
-    max: usize,
+    /// Entries held per neighbour, in all buckets.
+    per_agency: std::collections::HashMap<AgencyCode, usize>,
 }
 
 /// One hour of [`EvidenceSlots`]: per neighbour, per item, the milliseconds after
@@ -312,22 +364,18 @@ pub(crate) struct EvidenceSlots<K> {
 #[derive(Debug)]
 struct SlotBucket<K> {
     start: std::time::Instant,
-    len: usize,
     slots: std::collections::HashMap<AgencyCode, std::collections::HashMap<K, u32>>,
 }
 
 /// The span of one [`EvidenceSlots`] bucket.
 pub const EVIDENCE_BUCKET: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The most entries one [`EvidenceSlots`] holds, whatever the roster's size.
-pub const EVIDENCE_SLOTS_MAX: usize = 1 << 20;
-
 impl<K> Default for EvidenceSlots<K> {
     fn default() -> Self {
         Self {
             buckets: std::collections::VecDeque::new(),
             len: 0,
-            max: EVIDENCE_SLOTS_MAX,
+            per_agency: std::collections::HashMap::new(),
         }
     }
 }
@@ -341,22 +389,62 @@ impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
         })
     }
 
+    /// The most entries one neighbour holds with keep time `every` and at most
+    /// `cap` inserts per neighbour hour: `cap × (every / 1 h + 2)`, hours rounded up.
+    fn per_agency_max(every: std::time::Duration, cap: usize) -> usize {
+        let hours = every.as_secs().div_ceil(EVIDENCE_BUCKET.as_secs());
+        cap.saturating_mul(
+            usize::try_from(hours)
+                .unwrap_or(usize::MAX)
+                .saturating_add(2),
+        )
+    }
+
+    /// Takes `agency`'s entries out of bucket `i`.
+    fn evict(&mut self, i: usize, agency: &AgencyCode) {
+        let Some(gone) = self.buckets.get_mut(i).and_then(|b| b.slots.remove(agency)) else {
+            return;
+        };
+        self.len = self.len.saturating_sub(gone.len());
+        if let Some(n) = self.per_agency.get_mut(agency) {
+            *n = n.saturating_sub(gone.len());
+            if *n == 0 {
+                self.per_agency.remove(agency);
+            }
+        }
+    }
+
     /// Notes `key` of `agency` as audited at `now`, first dropping the buckets whose
-    /// entries are all older than `every` (and the oldest ones past the hard cap).
+    /// entries are all older than `every`. When `agency` already holds its most
+    /// entries (`cap` an hour, see [`EvidenceSlots::per_agency_max`]), its own
+    /// entries in its oldest bucket go first; if it has none but in the current
+    /// bucket, the key is not noted (it may be logged again, within its own hourly
+    /// budget). Other neighbours' entries are never touched.
     fn insert(
         &mut self,
         agency: &AgencyCode,
         key: K,
         now: std::time::Instant,
-        every: std::time::Duration,
+        (every, cap): (std::time::Duration, usize),
     ) {
         let keep = every.saturating_add(EVIDENCE_BUCKET);
-        while let Some(b) = self.buckets.front() {
-            if now.saturating_duration_since(b.start) < keep && self.len < self.max {
+        while self
+            .buckets
+            .front()
+            .is_some_and(|b| now.saturating_duration_since(b.start) >= keep)
+        {
+            let Some(b) = self.buckets.pop_front() else {
                 break;
+            };
+            for (a, m) in b.slots {
+                self.len = self.len.saturating_sub(m.len());
+                if let Some(n) = self.per_agency.get_mut(&a) {
+                    *n = n.saturating_sub(m.len());
+                    if *n == 0 {
+                        self.per_agency.remove(&a);
+                    }
+                }
             }
-            self.len = self.len.saturating_sub(b.len);
-            self.buckets.pop_front();
         }
         let fresh = self
             .buckets
@@ -365,9 +453,21 @@ impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
         if fresh {
             self.buckets.push_back(SlotBucket {
                 start: now,
-                len: 0,
                 slots: std::collections::HashMap::new(),
             });
+        }
+        let max = Self::per_agency_max(every, cap);
+        if self.per_agency.get(agency).is_some_and(|n| *n >= max) {
+            let older = self.buckets.len().saturating_sub(1);
+            let oldest = (0..older).find(|i| {
+                self.buckets
+                    .get(*i)
+                    .is_some_and(|b| b.slots.contains_key(agency))
+            });
+            match oldest {
+                Some(i) => self.evict(i, agency),
+                None => return,
+            }
         }
         let Some(b) = self.buckets.back_mut() else {
             return;
@@ -376,13 +476,13 @@ impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
         // clock never gives, is noted at the start: later, so never logged sooner).
         let ms =
             u32::try_from(now.saturating_duration_since(b.start).as_millis()).unwrap_or(u32::MAX);
-        let per_agency = match b.slots.get_mut(agency) {
+        let per_key = match b.slots.get_mut(agency) {
             Some(m) => m,
             None => b.slots.entry(agency.clone()).or_default(),
         };
-        if per_agency.insert(key, ms).is_none() {
-            b.len += 1;
+        if per_key.insert(key, ms).is_none() {
             self.len += 1;
+            *self.per_agency.entry(agency.clone()).or_insert(0) += 1;
         }
     }
 
@@ -390,6 +490,12 @@ impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.len
+    }
+
+    /// The number of entries held for `agency`.
+    #[cfg(test)]
+    fn len_of(&self, agency: &AgencyCode) -> usize {
+        self.per_agency.get(agency).copied().unwrap_or(0)
     }
 }
 
@@ -419,7 +525,7 @@ fn evidence_due<K: std::hash::Hash + Eq>(
         return false;
     }
     hour.1 += 1;
-    per_item.insert(agency, key, now, every);
+    per_item.insert(agency, key, now, (every, cap));
     true
 }
 
@@ -1165,29 +1271,25 @@ impl Service {
     }
 
     /// One of our mail requests failed. A hand-over of a relayed message to its
-    /// addressee that reached it and got no answer (timeout, the connection or
-    /// stream closed before the answer) is audited (`hand_failed`, metadata only,
-    /// the failure in `reason`), at most once per addressee and item an hour and
-    /// [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour (review s34-mail M1): while
+    /// addressee that timed out unanswered or whose protocol the addressee refused
+    /// is audited (`hand_failed`, metadata only, the failure in `reason`), within
+    /// the caps of [`HandFailures`] (review s34-mail M1, s35-mail M1, M2, L4): while
     /// the addressee is reachable it alone is offered the message, and an auditor
-    /// reads these as the relay's word that it tried the addressee then.
+    /// notes these in a finding as the relay's word, without changing who is named.
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
         let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
             return;
         };
         self.mail.mailer.on_hand_failed(&agency, &key);
-        let Some(reason) = hand_failure_evidence(&item, &self.agency, &agency, failure) else {
+        let Some(reason) = self.mail.failures.due(
+            (&item, key),
+            &self.agency,
+            &agency,
+            failure,
+            std::time::Instant::now(),
+        ) else {
             return;
         };
-        if !evidence_due(
-            &mut self.mail.failures_evidenced,
-            &mut self.mail.failures_evidenced_per_peer,
-            (&agency, key),
-            (HAND_FAILED_LOG_EVERY, HAND_FAILED_PER_NEIGHBOUR),
-            std::time::Instant::now(),
-        ) {
-            return;
-        }
         self.mail_job(MailJob {
             events: vec![mail_event(
                 "hand_failed",
@@ -1634,8 +1736,7 @@ mod tests {
     /// neighbour's hourly cap, the slots never hold more than the entries inserted
     /// within the keep time plus one bucket (before: up to twice the live entries,
     /// or the 65,536-entry prune floor, whichever was more), copies stay
-    /// deduplicated for exactly the keep time, entries past it go, and the hard cap
-    /// holds (dropping the oldest bucket: evidence logged once more, never less).
+    /// deduplicated for exactly the keep time, and entries past it go.
     #[test]
     fn evidence_slots_stay_within_the_live_window_across_hours() {
         let every = std::time::Duration::from_secs(4 * 3600);
@@ -1727,26 +1828,59 @@ mod tests {
             much_later
         ));
         assert_eq!(slots.len(), 1);
-        // The hard cap: past it the oldest bucket goes, whatever its age.
-        let mut capped = EvidenceSlots::<[u8; 32]> {
-            max: 1_000,
-            ..EvidenceSlots::default()
-        };
-        for hour in 0..5u64 {
-            let at = t + std::time::Duration::from_secs(3600 * hour);
-            for i in 0..600u64 {
-                capped.insert(a, digest(0, hour * 1_000 + i), at, OFFER_LOG_EVERY);
-                assert!(capped.len() <= 1_000);
-            }
-        }
     }
 
-    /// Review s34-mail M1: a failed hand-over is audited (`hand_failed`) only for a
-    /// message we relay, handed to its addressee, which was reached and did not
-    /// answer (not a dial failure nor another protocol version); once per addressee
-    /// and item an hour, at most [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour.
+    /// Review s35-mail M4, L3: a neighbour whose slots pass their bound (here by
+    /// inserting far past its hourly cap, as a broken limiter would) evicts only its
+    /// own oldest entries: an honest neighbour's entries all stay, the flooder never
+    /// holds more than `cap × (every / 1 h + 2)`, and its entries of the current hour
+    /// are never all dropped (before the fix one cap for all neighbours dropped the
+    /// oldest bucket, honest entries included, and could drop the current one).
     #[test]
-    fn failed_hand_overs_to_the_addressee_are_evidence_once_an_hour() {
+    fn a_flooding_neighbour_evicts_only_its_own_evidence_slots() {
+        let every = std::time::Duration::from_secs(2 * 3600);
+        let cap = 100;
+        let max = cap * 4;
+        let mut slots = EvidenceSlots::<[u8; 32]>::default();
+        let t = std::time::Instant::now();
+        let (honest, flooder): (AgencyCode, AgencyCode) =
+            ("BB-X".parse().unwrap(), "AA-X".parse().unwrap());
+        let digest = |n: u8, i: u64| {
+            let mut d = [n; 32];
+            d[..8].copy_from_slice(&i.to_be_bytes());
+            d
+        };
+        for i in 0..50 {
+            slots.insert(&honest, digest(1, i), t, (every, cap));
+        }
+        for hour in 0..6u64 {
+            let at = t + std::time::Duration::from_secs(3600 * hour);
+            for i in 0..1_000u64 {
+                slots.insert(&flooder, digest(2, hour * 1_000 + i), at, (every, cap));
+                assert!(slots.len_of(&flooder) <= max, "hour {hour}");
+            }
+            // The current hour's first entry is still held.
+            assert_eq!(slots.get(&flooder, &digest(2, hour * 1_000)), Some(at));
+            if hour <= 2 {
+                // Within the keep time: every honest entry is still held.
+                for i in 0..50 {
+                    assert_eq!(slots.get(&honest, &digest(1, i)), Some(t), "hour {hour}");
+                }
+                assert_eq!(slots.len_of(&honest), 50);
+            }
+        }
+        assert!(slots.len() <= max + 50);
+    }
+
+    /// Review s35-mail M1, M2, L4 (and s34-mail M1): a failed hand-over is audited
+    /// (`hand_failed`) only for a message we relay, handed to its addressee, that
+    /// timed out unanswered (`timeout`) or whose protocol the addressee refused
+    /// (`unsupported`), never a closed connection or failed stream (an honest
+    /// addressee's crash) nor a dial failure; once per addressee and item an hour,
+    /// at most [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour, and at most
+    /// [`HAND_FAILED_PER_HOUR`] across addressees an hour.
+    #[test]
+    fn failed_hand_overs_to_the_addressee_are_evidence_within_their_caps() {
         use wlnode_crypto::model::MessageId;
         use wlnode_net::RequestFailure as F;
         let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
@@ -1776,35 +1910,89 @@ mod tests {
         let reason = |item: &MailItem, to: &AgencyCode, f| hand_failure_evidence(item, &me, to, f);
         assert_eq!(reason(&relayed, &addressee, F::Timeout), Some("timeout"));
         assert_eq!(
-            reason(&relayed, &addressee, F::ConnectionClosed),
-            Some("connection_closed")
+            reason(&relayed, &addressee, F::Unsupported),
+            Some("unsupported")
         );
-        assert_eq!(
-            reason(&relayed, &addressee, F::Stream),
-            Some("stream_error")
-        );
+        assert_eq!(reason(&relayed, &addressee, F::ConnectionClosed), None);
+        assert_eq!(reason(&relayed, &addressee, F::Stream), None);
         assert_eq!(reason(&relayed, &addressee, F::Dial), None);
-        assert_eq!(reason(&relayed, &addressee, F::Unsupported), None);
         assert_eq!(reason(&relayed, &other, F::Timeout), None);
         assert_eq!(
             reason(&env(2, "BB-X", "CC-X"), &addressee, F::Timeout),
             None
         );
-        let (mut per_item, mut per_peer) = Default::default();
-        let t = std::time::Instant::now();
-        let mut due = |n: u8, at| {
-            evidence_due(
-                &mut per_item,
-                &mut per_peer,
-                (&addressee, (ItemKind::Message, MessageId([n; 16]))),
-                (HAND_FAILED_LOG_EVERY, HAND_FAILED_PER_NEIGHBOUR),
-                at,
-            )
+        let item_key = |n: u32| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            (ItemKind::Message, MessageId(id))
         };
-        assert!(due(1, t));
-        assert!(!due(1, t + std::time::Duration::from_secs(300)));
-        assert!(due(2, t));
-        assert!(due(1, t + HAND_FAILED_LOG_EVERY));
+        let t = std::time::Instant::now();
+        let hour = std::time::Duration::from_secs(3600);
+        let due = |failures: &mut HandFailures,
+                   to: &AgencyCode,
+                   item: &MailItem,
+                   n: u32,
+                   f: F,
+                   at: std::time::Instant| {
+            failures.due((item, item_key(n)), &me, to, f, at)
+        };
+        // Once per item an hour.
+        let mut failures = HandFailures::default();
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 1, F::Timeout, t),
+            Some("timeout")
+        );
+        let soon = t + std::time::Duration::from_secs(300);
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 1, F::Unsupported, soon),
+            None
+        );
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 1, F::Timeout, t + hour),
+            Some("timeout")
+        );
+        // Not evidence: nothing noted, no budget used.
+        assert_eq!(
+            due(
+                &mut failures,
+                &addressee,
+                &relayed,
+                2,
+                F::ConnectionClosed,
+                t
+            ),
+            None
+        );
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 2, F::Timeout, t),
+            Some("timeout")
+        );
+        // Per addressee, then across addressees, within one hour.
+        let addressees: Vec<(AgencyCode, MailItem)> = ["CC-X", "DD-X", "EE-X", "FF-X", "GG-X"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.parse().unwrap(), env(10 + i as u8, "AA-X", c)))
+            .collect();
+        let later = t + 5 * hour;
+        let mut failures = HandFailures::default();
+        let mut audited = Vec::new();
+        for (to, item) in &addressees {
+            let n = (0..HAND_FAILED_PER_NEIGHBOUR as u32 + 10)
+                .filter(|n| due(&mut failures, to, item, *n, F::Timeout, later).is_some())
+                .count();
+            audited.push(n);
+        }
+        assert_eq!(
+            audited,
+            [1024, 1024, 1024, 1024, 0],
+            "{HAND_FAILED_PER_NEIGHBOUR} per addressee, {HAND_FAILED_PER_HOUR} in all"
+        );
+        // The next hour, the budget is back.
+        let (to, item) = &addressees[4];
+        assert_eq!(
+            due(&mut failures, to, item, 1, F::Timeout, later + hour),
+            Some("timeout")
+        );
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key
