@@ -189,8 +189,8 @@ pub enum EventKind {
         /// `reason`, its signed answer in `ack`), `offered` (`peer` offered us a
         /// relayed message, its signed offer in `ack`, whether or not we took it) or
         /// `hand_failed` (our hand-over of a relayed message to its addressee `peer`
-        /// got no answer: `reason` `timeout`, `connection_closed` or `stream_error`;
-        /// since s35, older auditors ignore it).
+        /// got no answer: `reason` `timeout` or `unsupported`; since s35, older
+        /// auditors ignore it, newer ones only note it in a finding).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,

@@ -686,6 +686,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     for times in offer_times.values_mut() {
         times.sort_unstable();
     }
+    // Sorted by time: a copy reads its own with two bisections.
+    for events in failed_to.values_mut() {
+        events.sort_unstable();
+    }
     let w = REFUSAL_EVIDENCE_WINDOW_MS;
     // The global refusals as disjoint sorted intervals [r - w, r + w] of the
     // moments they cover (review s31-fixes X4).
@@ -1011,12 +1015,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // [`HAND_FAILED_RUNNING_MS`] of it (`None`: its log is not audited).
     let failed_note = |node: &AgencyCode, id: &str, addressee: &AgencyCode, lo: u64, hi: u64| {
         let events = failed_to.get(&(node.clone(), id.to_owned(), addressee.clone()))?;
-        probed(events.len());
-        let within: Vec<&(u64, String)> = events
-            .iter()
-            .filter(|(t, _)| *t >= lo && *t <= hi)
-            .collect();
-        let (t, reason) = within.iter().min_by_key(|(t, _)| *t)?;
+        probed(1);
+        let first = events.partition_point(|(t, _)| *t < lo);
+        let end = events.partition_point(|(t, _)| *t <= hi);
+        let (t, reason) = events.get(first).filter(|_| first < end)?;
         let running = running_at.get(addressee).map(|times| {
             let i = times.partition_point(|x| x.saturating_add(HAND_FAILED_RUNNING_MS) < *t);
             times
@@ -1026,7 +1028,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         Some(serde_json::json!({
             "first_at": t,
             "reason": reason,
-            "events": within.len(),
+            "events": end.saturating_sub(first),
             "addressee_log_shows_it_running": running,
         }))
     };
