@@ -446,6 +446,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // custody of, and only noted in a finding: they never change who is named
     // (review s35-mail H2).
     type FailedKey = (AgencyCode, String, AgencyCode);
+    // (upstream, id) of every `received` or `delivered` event naming the neighbour
+    // it came from, in any audited log (review s35-mail H1 follow-up: a neighbour
+    // at its cap of offers took the copy without logging the offer).
+    let mut got_from: std::collections::HashSet<(AgencyCode, String)> = Default::default();
     let mut failed_to: HashMap<FailedKey, Vec<(u64, String)>> = HashMap::new();
     // (node, id, digest) -> (neighbour, signed time, signed hop count, reason) of the
     // neighbours' valid `/wlnode/mail/5` answers of that copy in the node's log
@@ -535,6 +539,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         .push((e.at, r.clone()));
                 }
                 continue;
+            }
+            // Another node's own word that it got the id from `peer`: enough to
+            // spare `peer` the saturation finding below (it clears, never names).
+            if (action == "received" || action == "delivered")
+                && let Some(p) = peer.as_ref().filter(|p| *p != me)
+            {
+                got_from.insert((p.clone(), message_id.clone()));
             }
             match action.as_str() {
                 "received" if to != me => {
@@ -1655,8 +1666,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             // of the saturated log, whose silence is the only evidence, and which
             // may have padded it: review s35-mail H1). Never either alone: a
             // genuinely busy relay saturates logs too.
-            if let Some((keeper, percent, covered)) =
-                saturated_route(node, from, id, *offered_digest)
+            // Not when an audited log says it got the id from the node: the node
+            // handed it on (a neighbour at its cap took it without logging the
+            // offer), whatever the node's own log left out.
+            let handed_by_word = got_from.contains(&((*node).clone(), id.clone()));
+            if !handed_by_word
+                && let Some((keeper, percent, covered)) =
+                    saturated_route(node, from, id, *offered_digest)
             {
                 report.violations.push(violation(
                     "mail_relay_saturated_neighbour",

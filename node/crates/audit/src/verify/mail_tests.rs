@@ -2027,7 +2027,8 @@ fn one_saturated_hour_does_not_excuse_a_relay_for_the_whole_lifetime() {
 /// either side) name nobody (less than three hours really saturated), nor does one
 /// busy hour in a two-hour life (100% before the fix), nor a keeper's log padded
 /// with every retry of eight copies over the same hours (named the relay alone
-/// before the fix), nor a busy relay whose log holds the neighbour's signed refusal
+/// before the fix), nor a neighbour whose log says it received the copy from the
+/// relay, nor a busy relay whose log holds the neighbour's signed refusal
 /// of the very copy (it offered it).
 #[test]
 fn a_neighbour_saturated_by_the_relay_for_most_of_a_copys_life_names_the_pair() {
@@ -2096,6 +2097,14 @@ fn a_neighbour_saturated_by_the_relay_for_most_of_a_copys_life_names_the_pair() 
     // window, over three hours.
     let long = flood(t + 60_000, 1_000, 4_200, 3_000);
     assert_eq!(run(six, &[&long], &[]), (vec![pair], none.clone()));
+    // The neighbour took the copy (its `received` names the relay) while its log
+    // was at the cap, and the relay left the hand-over out of its own log: the
+    // neighbour's word that it got it spares the relay, and nobody is named.
+    let took_it = vec![mail("received", S, D, R, t + 120_000, t + six, None)];
+    assert_eq!(
+        run(six, &[&long, &took_it], &[]),
+        (none.clone(), none.clone())
+    );
     // Two busy hours.
     let count = OFFERS_LOGGED_PER_HOUR as u64;
     let first = flood(t + 60_000, 10_000, count, 1_000);
@@ -2942,4 +2951,39 @@ fn span_sums_give_the_covered_time_within_any_range() {
         }
     }
     assert_eq!(SpanSums::new(Vec::new()).covered(0, 100), 0);
+}
+
+/// Review s35-mail L5: as in `an_offer_in_the_log_is_no_trace_of_having_had_the_message`,
+/// but the neighbour also logged a `hand_failed` of the id (its own unsigned word, any
+/// id it likes). That is no trace of having had the message either: the neighbour is
+/// still proven `mail_not_logged` (before the fix the event made the id known).
+#[test]
+fn a_hand_failed_in_the_log_is_no_trace_of_having_had_the_message() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 20 * 60_000;
+    let seen = answer(&f, N, R, true, "seen", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&seen)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let mut failed = mail("hand_failed", S, D, D, t + 30_000, exp, None);
+    if let EventKind::Mail { reason, .. } = &mut failed.kind {
+        *reason = Some("timeout".into());
+    }
+    let neighbour = [
+        failed,
+        offered(&f, R, N, &id(), TAKEN, t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        rep.violations.iter().any(|v| v.kind == "mail_not_logged"
+            && v.proven
+            && v.node == format!("{}->{}", NAMES[R], NAMES[N])),
+        "{:?}",
+        rep.violations
+    );
 }
