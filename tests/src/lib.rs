@@ -570,6 +570,43 @@ impl RawPeer {
     }
 }
 
+impl RawPeer {
+    /// Dials the node at `addr` and takes every request it makes without ever
+    /// answering (the answer channel is dropped, so the stream ends unanswered),
+    /// until `until` says stop (checked after each request, with the count so far)
+    /// or `limit` passes. Returns how many requests came.
+    pub async fn ignore(
+        &mut self,
+        addr: &libp2p::Multiaddr,
+        limit: Duration,
+        mut until: impl FnMut(usize) -> bool,
+    ) -> usize {
+        use futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        self.swarm.dial(addr.clone()).unwrap();
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut taken = 0usize;
+        loop {
+            let ev = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(ev) => ev,
+                Err(_) => return taken,
+            };
+            if let SwarmEvent::Behaviour(Event::Message {
+                message: Message::Request { channel, .. },
+                ..
+            }) = ev
+            {
+                drop(channel);
+                taken += 1;
+                if until(taken) {
+                    return taken;
+                }
+            }
+        }
+    }
+}
+
 /// Peak resident memory of this process (`VmHWM` from /proc/self/status), in KiB.
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -364,6 +364,57 @@ async fn an_answer_without_a_valid_signed_ack_is_no_custody_and_is_refused_count
     }
 }
 
+/// Review s35-mail M2 (s34-mail M1): the addressee is connected to the relay but
+/// refuses the mail protocol (it speaks another version), so the relay, which
+/// offers a connected addressee the message alone, gets no answer. The relay audits
+/// that (`hand_failed`, reason `unsupported`, metadata only) once per addressee and
+/// message an hour, however often it tries again (before the fix it logged
+/// nothing); the sender's own hand-over to the relay is answered and leaves no such
+/// event. (`timeout` takes the 120 s request timeout and is covered by the runtime
+/// unit test; a closed connection or stream, an honest addressee's crash, is not
+/// audited at all.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_audits_hand_overs_its_connected_addressee_refuses_the_protocol_of() {
+    // A — B — C: C is a raw peer with C's node key that speaks another mail version.
+    let mut c = Cluster::simple(3, &[(0, 1), (1, 2)]);
+    c.start(0).await;
+    c.start(1).await;
+    let c_dir = c.fed.nodes[2].dir.clone();
+    let mut raw = RawPeer::speaking(
+        libp2p::StreamProtocol::new("/wlnode/mail/4"),
+        Some(RawPeer::seed_of(&c_dir)),
+        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+        1024,
+    );
+    let target = addr(&c, 1);
+    let server = tokio::spawn(async move { raw.ignore(&target, T, |_| false).await });
+    let id = c
+        .node(0)
+        .services
+        .mail
+        .send(&code(2), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(
+        T,
+        "B audits a hand-over C refused the protocol of",
+        || async { !mail_events(&audit_events(&c, 1).await, &id, "hand_failed").is_empty() },
+    )
+    .await;
+    server.abort();
+    let events = audit_events(&c, 1).await;
+    let failed = mail_events(&events, &id, "hand_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        matches!(failed[0], EventKind::Mail { peer: Some(p), reason: Some(r), to, ack: None, .. }
+            if *p == code(2) && *to == code(2) && r == "unsupported"),
+        "{failed:?}"
+    );
+    assert!(mail_events(&audit_events(&c, 0).await, &id, "hand_failed").is_empty());
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
 /// A cluster whose node 1 allows `max_in_flight` flag messages and `burst` flag
 /// writes per user (then one a minute).
 fn flag_cluster(max_in_flight: usize, burst: u32) -> Cluster {

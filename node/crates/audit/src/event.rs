@@ -186,8 +186,11 @@ pub enum EventKind {
         /// sender), `expired` (given up at expiry), `rejected` (refused from `peer`,
         /// with `reason`; `bad_ack` when `peer`'s answer to our hand-over was not a
         /// valid signed answer), `hand_refused` (`peer` refused our hand-over with
-        /// `reason`, its signed answer in `ack`) or `offered` (`peer` offered us a
-        /// relayed message, its signed offer in `ack`, whether or not we took it).
+        /// `reason`, its signed answer in `ack`), `offered` (`peer` offered us a
+        /// relayed message, its signed offer in `ack`, whether or not we took it) or
+        /// `hand_failed` (our hand-over of a relayed message to its addressee `peer`
+        /// got no answer: `reason` `timeout` or `unsupported`; since s35, older
+        /// auditors ignore it, newer ones only note it in a finding).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,

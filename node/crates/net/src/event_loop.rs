@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::codec::Frame;
 use crate::gate::Refused;
-use crate::{Behaviour, BehaviourEvent, Command, InboundId, NetEvent, PeerRef, Protocol};
+use crate::{
+    Behaviour, BehaviourEvent, Command, InboundId, NetEvent, PeerRef, Protocol, RequestFailure,
+};
 
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -330,10 +332,22 @@ impl EventLoop {
             } => {
                 if let Some(token) = self.outbound.remove(&(protocol, request_id)) {
                     tracing::debug!(%peer, error = %error, "request failed");
+                    let failure = match &error {
+                        request_response::OutboundFailure::DialFailure => RequestFailure::Dial,
+                        request_response::OutboundFailure::UnsupportedProtocols => {
+                            RequestFailure::Unsupported
+                        }
+                        request_response::OutboundFailure::Timeout => RequestFailure::Timeout,
+                        request_response::OutboundFailure::ConnectionClosed => {
+                            RequestFailure::ConnectionClosed
+                        }
+                        request_response::OutboundFailure::Io(_) => RequestFailure::Stream,
+                    };
                     self.emit(NetEvent::RequestFailed {
                         peer: PeerRef(peer),
                         token,
                         error: error.to_string(),
+                        failure,
                     })
                     .await;
                 }

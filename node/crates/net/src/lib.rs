@@ -248,6 +248,9 @@ pub enum NetEvent {
         token: u64,
         /// Why.
         error: String,
+        /// What kind of failure (review s34-mail M1: a neighbour that was reached
+        /// but never answered is told from one that could not be reached).
+        failure: RequestFailure,
     },
     /// An inbound stream failed; `violation` when its frame was malformed or cut.
     InboundFailed {
@@ -258,6 +261,21 @@ pub enum NetEvent {
         /// The frame was malformed or truncated (the peer's fault).
         violation: bool,
     },
+}
+
+/// Why one of our requests failed ([`NetEvent::RequestFailed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFailure {
+    /// The peer could not be dialled: it was not reachable.
+    Dial,
+    /// The peer does not speak the protocol (another version).
+    Unsupported,
+    /// The peer took the request and sent no answer in time.
+    Timeout,
+    /// The connection closed before the answer came.
+    ConnectionClosed,
+    /// The stream failed (reset, bad frame) before the answer came.
+    Stream,
 }
 
 /// The runtime's handle on the network: commands in.

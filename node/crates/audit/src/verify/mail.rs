@@ -55,6 +55,33 @@ const AFTER_OFFER_CHECK: &[&str] = &[
 /// neighbour, its silence about another offer of that neighbour's is no evidence.
 pub const OFFERS_LOGGED_PER_HOUR: usize = 1024;
 
+/// The share of a copy's lifetime (the moments it could have been offered, in
+/// percent) that a neighbour's log must spend saturated with a relay's offers of
+/// distinct copies (as many as a node logs per neighbour and hour, within less than
+/// an hour, counted over the real extent of those offers) before the pair
+/// `RELAY->NEIGHBOUR` is reported `mail_relay_saturated_neighbour` for a copy no
+/// audited log shows the relay offered, when every offer of its in that window lay
+/// in saturated moments (review s34-mail L5, s35-mail H1/M3).
+pub const SATURATED_LIFETIME_PERCENT: u64 = 50;
+
+/// And the least saturated time, in all, within the copy's lifetime for that
+/// finding: three hours. Saturation is measured from the first to the last of
+/// 1,024 distinct copies offered within an hour, so the offers of one busy hour
+/// cover less than an hour and never reach it (review s35-mail M3).
+pub const SATURATED_MIN_MS: u64 = 3 * 3_600_000;
+
+/// The `hand_failed` reasons an auditor notes (review s35-mail M1/M2): the
+/// addressee's stream was open and it never answered (`timeout`), or it refused the
+/// mail protocol (`unsupported`). A closed connection or a failed stream is what an
+/// honest addressee's crash gives, and is not noted. Never evidence against anyone:
+/// the events are the relay's own unsigned word.
+pub const HAND_FAILED_NOTED: &[&str] = &["timeout", "unsupported"];
+
+/// How near a relay's `hand_failed` event the addressee's own audited log must
+/// hold an event for the note to say it was running then: the retry delay and
+/// poll slack, on both sides.
+pub const HAND_FAILED_RUNNING_MS: u64 = OFFER_SLACK_MS;
+
 /// How long before a message's expiry a relay's offer of another item to a neighbour
 /// must lie to show it could still have offered the message there too: its retry
 /// delay and poll interval (minutes) plus the clock skew, generously.
@@ -306,6 +333,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (offering node, keeper) -> signed times of all its valid offers in the
     // keeper's log: moments it had a route to the keeper and chose it.
     let mut offer_times: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (offering node, keeper, id, digest) -> the earliest signed time of its valid
+    // offers of that copy in the keeper's log: each distinct copy once, however
+    // often the keeper logged it or the node offered it again (review s35-mail H1:
+    // a keeper that repeats one offer must not make its log look saturated).
+    type CopyOffered = (AgencyCode, AgencyCode, String, [u8; 32]);
+    let mut first_offer_of_copy: HashMap<CopyOffered, u64> = HashMap::new();
     // (offering node, keeper, id, digest) of every `offered` event that decodes.
     let mut offers_kept: std::collections::HashSet<(AgencyCode, AgencyCode, String, [u8; 32])> =
         Default::default();
@@ -354,6 +387,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         .entry((p.clone(), me.clone()))
                         .or_default()
                         .push(at);
+                    let first = first_offer_of_copy
+                        .entry((p.clone(), me.clone(), message_id.clone(), b.item_digest))
+                        .or_insert(at);
+                    *first = (*first).min(at);
                 }
                 continue;
             }
@@ -402,6 +439,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // refusals (they sign the addressee) of the node's hand-overs, whatever the
     // reason: moments the neighbour answered the node, by its own signature.
     let mut refused_by: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    // (node, id, addressee) -> (time, reason) of the node's own `hand_failed`
+    // events of that message to its addressee, for a reason in
+    // [`HAND_FAILED_NOTED`]: its unsigned word that it reached the addressee and
+    // got no answer (review s34-mail M1). Read only for copies the node signed
+    // custody of, and only noted in a finding: they never change who is named
+    // (review s35-mail H2).
+    type FailedKey = (AgencyCode, String, AgencyCode);
+    // (upstream, id) of every `received` or `delivered` event naming the neighbour
+    // it came from, in any audited log (review s35-mail H1 follow-up: a neighbour
+    // at its cap of offers took the copy without logging the offer).
+    let mut got_from: std::collections::HashSet<(AgencyCode, String)> = Default::default();
+    let mut failed_to: HashMap<FailedKey, Vec<(u64, String)>> = HashMap::new();
     // (node, id, digest) -> (neighbour, signed time, signed hop count, reason) of the
     // neighbours' valid `/wlnode/mail/5` answers of that copy in the node's log
     // (refusals here, acceptances added from `handed` below).
@@ -455,6 +504,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 peer,
                 expires_at,
                 ack,
+                reason,
                 ..
             } = &e.kind
             else {
@@ -464,12 +514,38 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             // this node had it before, like `rejected` (review s33-mail H4: it let a
             // neighbour that answered a false `seen` escape the proven
             // `mail_not_logged` of review s31-mail M3).
-            if action != "rejected" && action != "hand_refused" && action != "offered" {
+            // Nor a `hand_failed` (the relay's own unsigned word, any id: review
+            // s35-mail L5).
+            if action != "rejected"
+                && action != "hand_refused"
+                && action != "offered"
+                && action != "hand_failed"
+            {
                 known.insert((me.clone(), message_id.clone()));
             }
             let key = (me.clone(), sender.clone(), message_id.clone());
             if item != "message" {
                 continue;
+            }
+            if action == "hand_failed" {
+                if let Some(p) = peer.as_ref().filter(|p| *p == to && *p != me)
+                    && let Some(r) = reason
+                        .as_ref()
+                        .filter(|r| HAND_FAILED_NOTED.contains(&r.as_str()))
+                {
+                    failed_to
+                        .entry((me.clone(), message_id.clone(), p.clone()))
+                        .or_default()
+                        .push((e.at, r.clone()));
+                }
+                continue;
+            }
+            // Another node's own word that it got the id from `peer`: enough to
+            // spare `peer` the saturation finding below (it clears, never names).
+            if (action == "received" || action == "delivered")
+                && let Some(p) = peer.as_ref().filter(|p| *p != me)
+            {
+                got_from.insert((p.clone(), message_id.clone()));
             }
             match action.as_str() {
                 "received" if to != me => {
@@ -620,6 +696,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     }
     for times in offer_times.values_mut() {
         times.sort_unstable();
+    }
+    // Sorted by time: a copy reads its own with two bisections.
+    for events in failed_to.values_mut() {
+        events.sort_unstable();
     }
     let w = REFUSAL_EVIDENCE_WINDOW_MS;
     // The global refusals as disjoint sorted intervals [r - w, r + w] of the
@@ -774,6 +854,33 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (k.clone(), merge_spans(spans))
         })
         .collect();
+    // Per (offering node, keeper): the moments the keeper's log really was at the
+    // cap with the node's offers, for `mail_relay_saturated_neighbour` only (the
+    // spans above only excuse, and are generous): from the first to the last of
+    // as many distinct copies as a node logs per neighbour and hour, offered
+    // within less than an hour (review s35-mail H1, M3: repeated events of one
+    // copy count once, and one busy hour covers less than an hour), as sorted
+    // disjoint intervals with the running sum of their lengths before each, so a
+    // copy's covered time costs two bisections (review s35-mail L1).
+    let mut distinct_offers: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    for ((node, keeper, ..), t) in first_offer_of_copy {
+        distinct_offers.entry((node, keeper)).or_default().push(t);
+    }
+    let saturated_really: HashMap<(AgencyCode, AgencyCode), SpanSums> = distinct_offers
+        .into_iter()
+        .filter(|(_, times)| times.len() >= OFFERS_LOGGED_PER_HOUR)
+        .map(|(k, mut times)| {
+            times.sort_unstable();
+            let spans = times
+                .windows(OFFERS_LOGGED_PER_HOUR)
+                .filter_map(|w| {
+                    let (first, last) = (*w.first()?, *w.last()?);
+                    (last.saturating_sub(first) < 3_600_000).then_some((first, last))
+                })
+                .collect();
+            (k, SpanSums::new(merge_spans(spans)))
+        })
+        .collect();
     // The addressee a node signed in its custody ack (`/wlnode/mail/5`, review
     // s32-mail L1) in the upstream's `handed`, by (node, sender, id, upstream).
     let custody_addressee: HashMap<CustodyKey<'_>, &AgencyCode> = handed
@@ -897,6 +1004,53 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (k, merge_spans(spans))
         })
         .collect();
+    // Every audited node's event times, sorted: whether its log shows it running
+    // near a moment (for the note on a relay's `hand_failed`, review s35-mail H2).
+    let running_at: HashMap<&AgencyCode, Vec<u64>> = usable
+        .iter()
+        .map(|l| {
+            let mut times: Vec<u64> = l
+                .events
+                .iter()
+                .filter(|(i, _)| *i < l.covered)
+                .map(|(_, e)| e.at)
+                .collect();
+            times.sort_unstable();
+            (&l.export.agency, times)
+        })
+        .collect();
+    // The node's own `hand_failed` events of copy `id` to its addressee between `lo`
+    // and `hi`, as a note for a finding (never a change of who is named: review
+    // s35-mail H2): the first one's time and reason, how many, and whether the
+    // addressee's own audited log holds an event within
+    // [`HAND_FAILED_RUNNING_MS`] of it (`None`: its log is not audited).
+    let failed_note = |node: &AgencyCode, id: &str, addressee: &AgencyCode, lo: u64, hi: u64| {
+        let events = failed_to.get(&(node.clone(), id.to_owned(), addressee.clone()))?;
+        probed(1);
+        let first = events.partition_point(|(t, _)| *t < lo);
+        let end = events.partition_point(|(t, _)| *t <= hi);
+        let (t, reason) = events.get(first).filter(|_| first < end)?;
+        let running = running_at.get(addressee).map(|times| {
+            let i = times.partition_point(|x| x.saturating_add(HAND_FAILED_RUNNING_MS) < *t);
+            times
+                .get(i)
+                .is_some_and(|x| *x <= t.saturating_add(HAND_FAILED_RUNNING_MS))
+        });
+        Some(serde_json::json!({
+            "first_at": t,
+            "reason": reason,
+            "events": end.saturating_sub(first),
+            "addressee_log_shows_it_running": running,
+        }))
+    };
+    let failed_text = |note: &Option<serde_json::Value>, addressee: &AgencyCode| {
+        note.as_ref().map_or(String::new(), |n| {
+            format!(
+                "; its own unsigned log says {addressee} did not answer its hand-over of it at {} ({}), which names no one",
+                n["first_at"], n["reason"].as_str().unwrap_or("?")
+            )
+        })
+    };
     let addressee_reach = |node: &AgencyCode, addressee: &AgencyCode, lo: u64, hi: u64| {
         let spans = reach
             .get(&(node.clone(), addressee.clone()))
@@ -1258,13 +1412,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             } else {
                 node.to_string()
             };
+            // The node's own `hand_failed` events of this message to the addressee
+            // (review s34-mail M1) are noted, never counted: they are its unsigned
+            // word, and would move the finding onto an honest addressee at will
+            // (review s35-mail H2).
+            let failed = failed_note(node, id, addressee, *at, expires);
+            let failed_says = failed_text(&failed, addressee);
             report.violations.push(violation(
                 "mail_not_relayed",
                 &accused,
                 format!(
-                    "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then"
+                    "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then{failed_says}"
                 ),
-                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len()}),
+                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len(), "relay_says_addressee_failed": failed}),
             ));
             continue;
         }
@@ -1403,6 +1563,35 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .map_or(&[][..], Vec::as_slice);
             first_uncovered(times, from_t, to_t, spans)
         };
+        // A route neighbour (as above) whose log the node's offers of distinct
+        // copies really kept at the cap (`saturated_really`) for at least
+        // [`SATURATED_LIFETIME_PERCENT`] of the window and [`SATURATED_MIN_MS`] in
+        // all: (neighbour, percent covered, milliseconds covered). Two bisections
+        // per neighbour (review s35-mail L1).
+        let saturated_route = |node: &AgencyCode, from: &AgencyCode, id: &str, d: [u8; 32]| {
+            let window = to_t.saturating_sub(from_t);
+            if window == 0 {
+                return None;
+            }
+            offers_by_node
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter(|(to, _)| !had_it_before(node, id, Some(d), from, to))
+                .filter(|(to, _)| covers_lifetime(to))
+                .find_map(|(to, times)| {
+                    let sums = saturated_really.get(&(node.clone(), (*to).clone()))?;
+                    let first = times.partition_point(|t| *t < from_t);
+                    if times.get(first).is_none_or(|t| *t >= to_t) {
+                        return None;
+                    }
+                    probed(1);
+                    let covered = sums.covered(from_t, to_t);
+                    let percent = covered.saturating_mul(100) / window;
+                    (percent >= SATURATED_LIFETIME_PERCENT && covered >= SATURATED_MIN_MS)
+                        .then_some((*to, percent, covered))
+                })
+        };
         let routes: Vec<(&AgencyCode, u64)> = offers_by_node
             .get(node)
             .into_iter()
@@ -1429,6 +1618,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .find(|(to, _)| *to == addressee)
             .copied()
             .or(addressee_answered.map(|t| (addressee, t)));
+        // The node's own `hand_failed` events of this message to the addressee
+        // (review s34-mail M1): noted in the finding, never counted (review
+        // s35-mail H2: its unsigned word moved the finding onto an honest
+        // addressee, and kept the node from ever being named alone).
+        let failed = failed_note(node, id, addressee, from_t, to_t);
+        let failed_says = failed_text(&failed, addressee);
         // As in the link rule: the addressee is named only when no other route's
         // moment lies where it was unreachable (review s34-mail M3); otherwise the
         // routes to the others are judged as if it had been away.
@@ -1457,6 +1652,45 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (to_addressee, routes)
         };
         let Some((first_route, route_at)) = to_addressee.or(routes.first().copied()) else {
+            // Every offer of other mail to a route neighbour lay where its log held
+            // 1,024 of the node's offers within an hour. Those are the node's own
+            // signed offers: a relay with a colluding sender can keep a neighbour's
+            // log saturated for a copy's whole life, so that its silence never
+            // counts (review s34-mail L5). When the node's offers of distinct
+            // copies really kept that log at the cap for at least
+            // [`SATURATED_LIFETIME_PERCENT`] of the moments the copy could have
+            // been offered and [`SATURATED_MIN_MS`] in all, the pair is named,
+            // unproven, under its own kind: the node (its offers saturated the
+            // log, and its own log shows no hand-over, no signed answer of the
+            // copy, not even a capped `hand_refused`) or the neighbour (the keeper
+            // of the saturated log, whose silence is the only evidence, and which
+            // may have padded it: review s35-mail H1). Never either alone: a
+            // genuinely busy relay saturates logs too.
+            // Not when an audited log says it got the id from the node: the node
+            // handed it on (a neighbour at its cap took it without logging the
+            // offer), whatever the node's own log left out.
+            let handed_by_word = got_from.contains(&((*node).clone(), id.clone()));
+            if !handed_by_word
+                && let Some((keeper, percent, covered)) =
+                    saturated_route(node, from, id, *offered_digest)
+            {
+                report.violations.push(violation(
+                    "mail_relay_saturated_neighbour",
+                    &format!("{node}->{keeper}"),
+                    format!(
+                        "{node} signed custody of message {id} from {from} and no audited log holds its offer of that copy before it expired, while its offers of distinct copies kept {keeper}'s log at the hourly cap for {percent}% of the copy's lifetime ({} min){failed_says}",
+                        covered / 60_000
+                    ),
+                    serde_json::json!({
+                        "message_id": id,
+                        "event": (!by_digest).then_some(index),
+                        "neighbour": keeper,
+                        "saturated_percent": percent,
+                        "saturated_ms": covered,
+                        "relay_says_addressee_failed": failed,
+                    }),
+                ));
+            }
             continue;
         };
         // The silence is the neighbours' word (a log holds what its keeper
@@ -1471,13 +1705,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             "mail_not_relayed",
             &accused,
             format!(
-                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though it offered other mail to {first_route} at {route_at}"
+                "{node} signed custody of message {id} from {from} but no audited log holds its offer of that copy before it expired, though it offered other mail to {first_route} at {route_at}{failed_says}"
             ),
             serde_json::json!({
                 "message_id": id,
                 "event": (!by_digest).then_some(index),
                 "no_offer_of_copy": true,
                 "addressee_answered_at": addressee_answered,
+                "relay_says_addressee_failed": failed,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
             }),
         ));
@@ -1581,6 +1816,53 @@ fn merge_spans(mut spans: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
         }
     }
     out
+}
+
+/// Sorted disjoint intervals with the total length of those before each: the time
+/// they cover within any range in two bisections (review s35-mail L1).
+struct SpanSums {
+    spans: Vec<(u64, u64)>,
+    /// `before[i]`: the summed lengths of `spans[..i]` (one more entry than spans).
+    before: Vec<u64>,
+}
+
+impl SpanSums {
+    fn new(spans: Vec<(u64, u64)>) -> Self {
+        let mut before = Vec::with_capacity(spans.len() + 1);
+        let mut sum = 0u64;
+        before.push(0);
+        for (a, b) in &spans {
+            sum = sum.saturating_add(b.saturating_sub(*a));
+            before.push(sum);
+        }
+        Self { spans, before }
+    }
+
+    /// The time within `[lo, hi)` the spans cover (each span `[start, end)`).
+    fn covered(&self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return 0;
+        }
+        let i = self.spans.partition_point(|(_, end)| *end <= lo);
+        let j = self.spans.partition_point(|(start, _)| *start < hi);
+        if j <= i {
+            return 0;
+        }
+        let (Some(before_j), Some(before_i), Some(front), Some(back)) = (
+            self.before.get(j),
+            self.before.get(i),
+            self.spans.get(i),
+            self.spans.get(j - 1),
+        ) else {
+            return 0;
+        };
+        let whole = before_j.saturating_sub(*before_i);
+        let cut_front = lo
+            .saturating_sub(front.0)
+            .min(front.1.saturating_sub(front.0));
+        let cut_back = back.1.saturating_sub(hi);
+        whole.saturating_sub(cut_front).saturating_sub(cut_back)
+    }
 }
 
 /// The first of the sorted `times` in `[lo, hi)` outside every interval of `cover`

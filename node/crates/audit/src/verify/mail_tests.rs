@@ -7,7 +7,7 @@ use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
 use super::super::*;
-use super::{OFFERS_LOGGED_PER_HOUR, first_uncovered, merge_cover};
+use super::{OFFERS_LOGGED_PER_HOUR, SpanSums, first_uncovered, merge_cover};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
 const NAMES: [&str; 5] = [
@@ -2017,6 +2017,324 @@ fn one_saturated_hour_does_not_excuse_a_relay_for_the_whole_lifetime() {
     assert!(run(false).is_empty());
 }
 
+/// Review s34-mail L5, s35-mail H1/M3: the relay, with a colluding sender, keeps
+/// the neighbour's log at the hourly cap with offers of distinct copies (1,200 an
+/// hour, for three and a half hours of the copy's six-hour life) and offers nothing
+/// else: every offer lies in a saturated moment, so before s35 nothing was
+/// reported. Now the pair `RELAY->NEIGHBOUR` is named `mail_relay_saturated_neighbour`
+/// (unproven; never either alone: the keeper may have padded its log). Two busy
+/// hours (1,024 copies each, about 70% of the life by the old spans of an hour on
+/// either side) name nobody (less than three hours really saturated), nor does one
+/// busy hour in a two-hour life (100% before the fix), nor a keeper's log padded
+/// with every retry of eight copies over the same hours (named the relay alone
+/// before the fix), nor a neighbour whose log says it received the copy from the
+/// relay, nor a busy relay whose log holds the neighbour's signed refusal
+/// of the very copy (it offered it).
+#[test]
+fn a_neighbour_saturated_by_the_relay_for_most_of_a_copys_life_names_the_pair() {
+    let f = fixture();
+    let t = t0();
+    let run = |life: u64, hours: &[&Vec<Event>], extra: &[Event]| {
+        let exp = t + life;
+        let done = exp + 3_600_000;
+        let stopped = Event::new(done, EventKind::NodeStopped);
+        let custody = custody_for(&f, R, S, t, D);
+        let sender = log(
+            &f,
+            S,
+            &[
+                mail("handed", S, D, R, t, exp, Some(&custody)),
+                stopped.clone(),
+            ],
+        );
+        let mut mine = vec![mail("received", S, D, S, t, exp, Some(&custody))];
+        mine.extend_from_slice(extra);
+        mine.push(stopped.clone());
+        let mut events: Vec<Event> = hours.iter().flat_map(|h| h.iter().cloned()).collect();
+        events.sort_by_key(|e| e.at);
+        events.push(stopped.clone());
+        let rep = audit(
+            &f,
+            &[
+                sender,
+                log(&f, R, &mine),
+                log(&f, N, &events),
+                log(&f, D, std::slice::from_ref(&stopped)),
+            ],
+        );
+        assert!(
+            rep.violations.iter().all(|v| !v.proven),
+            "{:?}",
+            rep.violations
+        );
+        // Never anyone alone.
+        assert!(against(&rep, N).is_empty(), "{:?}", rep.violations);
+        assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+        (
+            naming(&rep, "mail_relay_saturated_neighbour", NAMES[R]),
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+        )
+    };
+    // `count` offers of distinct copies `every` ms apart from `from`.
+    let flood = |from: u64, base: u64, count: u64, every: u64| -> Vec<Event> {
+        (0..count)
+            .map(|n| {
+                offered(
+                    &f,
+                    R,
+                    N,
+                    &format!("{:032x}", base + n),
+                    [5; 32],
+                    from + n * every,
+                )
+            })
+            .collect()
+    };
+    let none: Vec<String> = Vec::new();
+    let six = 6 * 3_600_000;
+    let pair = format!("{}->{}", NAMES[R], NAMES[N]);
+    // Three and a half hours at 1,200 distinct copies an hour: about 60% of the
+    // window, over three hours.
+    let long = flood(t + 60_000, 1_000, 4_200, 3_000);
+    assert_eq!(run(six, &[&long], &[]), (vec![pair], none.clone()));
+    // The neighbour took the copy (its `received` names the relay) while its log
+    // was at the cap, and the relay left the hand-over out of its own log: the
+    // neighbour's word that it got it spares the relay, and nobody is named.
+    let took_it = vec![mail("received", S, D, R, t + 120_000, t + six, None)];
+    assert_eq!(
+        run(six, &[&long, &took_it], &[]),
+        (none.clone(), none.clone())
+    );
+    // Two busy hours.
+    let count = OFFERS_LOGGED_PER_HOUR as u64;
+    let first = flood(t + 60_000, 10_000, count, 1_000);
+    let second = flood(t + 4 * 3_600_000, 20_000, count, 1_000);
+    assert_eq!(
+        run(six, &[&first, &second], &[]),
+        (none.clone(), none.clone())
+    );
+    // One busy hour (spread over 51 minutes) in a two-hour life.
+    let busy = flood(t + 60_000, 30_000, count, 3_000);
+    assert_eq!(
+        run(2 * 3_600_000, &[&busy], &[]),
+        (none.clone(), none.clone())
+    );
+    // A padded log: eight copies the relay offered again and again (its retries
+    // sign fresh offers), each retry logged: 1,200 offers an hour for three and a
+    // half hours, as above, but of eight distinct copies.
+    let padded: Vec<Event> = (0..4_200u64)
+        .map(|n| {
+            offered(
+                &f,
+                R,
+                N,
+                &format!("{:032x}", 40_000 + n % 8),
+                [5; 32],
+                t + 60_000 + n * 3_000,
+            )
+        })
+        .collect();
+    assert_eq!(run(six, &[&padded], &[]), (none.clone(), none.clone()));
+    // A busy relay that offered the copy: the neighbour's signed refusal of it
+    // (given after the offer was checked) is in its log.
+    let no = MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(&id()).unwrap()),
+            item: "message".into(),
+            item_digest: Some(TAKEN),
+            hops: Some(1),
+            addressee: Some(ag(D)),
+            from_hop: Some(ag(R)),
+            to_hop: ag(N),
+            accepted: false,
+            reason: "quota".into(),
+            at: Timestamp(t + 120_000),
+            signer_key: f.agency_keys[N].public_key(),
+        },
+        &f.agency_keys[N],
+    );
+    let refused = mail("hand_refused", S, D, N, t + 120_000, t + six, Some(&no));
+    assert_eq!(run(six, &[&long], &[refused]), (none.clone(), none));
+}
+
+/// Review s35-mail H2, M1, M2: the relay's own `hand_failed` events (its unsigned
+/// word that the addressee did not answer) never change who is named. The offer rule
+/// names the pair with the one other neighbour the relay offered other mail to, and
+/// the link rule the relay alone, with or without them (before the fix both named
+/// the pair with the addressee: a hostile relay moved its finding onto an honest
+/// addressee at will). A `timeout` or `unsupported` event of the message to its
+/// addressee is noted in the finding, with whether the addressee's audited log shows
+/// it running then; a `connection_closed` one (an honest addressee's crash) is not
+/// even noted, nor one to another neighbour.
+#[test]
+fn a_relays_failed_hand_overs_to_the_addressee_never_change_who_is_named() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let other = "cd".repeat(16);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let failed = |at: u64, to: usize, why: &str| {
+        let mut e = mail("hand_failed", S, to, to, at, exp, None);
+        if let EventKind::Mail { reason, .. } = &mut e.kind {
+            *reason = Some(why.into());
+        }
+        e
+    };
+    let addressee = log(
+        &f,
+        D,
+        &[
+            Event::new(
+                t + 100_000,
+                EventKind::NodeStarted {
+                    version: "s35".into(),
+                },
+            ),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &other, [5; 32], t + 60_000),
+            stopped.clone(),
+        ],
+    );
+    let run = |relay_events: &[Event]| {
+        let mut mine = vec![received.clone()];
+        mine.extend_from_slice(relay_events);
+        mine.push(stopped.clone());
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                log(&f, R, &mine),
+                neighbour.clone(),
+                addressee.clone(),
+            ],
+        );
+        // (The link's hand-over is not in the neighbour's log: `mail_not_logged`.)
+        assert!(
+            rep.violations
+                .iter()
+                .all(|v| !v.proven || v.kind == "mail_not_logged"),
+            "{:?}",
+            rep.violations
+        );
+        assert!(against(&rep, D).is_empty(), "{:?}", rep.violations);
+        let found: Vec<_> = rep
+            .violations
+            .iter()
+            .filter(|v| v.kind == "mail_not_relayed")
+            .collect();
+        assert_eq!(found.len(), 1, "{:?}", rep.violations);
+        (
+            found[0].node.clone(),
+            found[0].evidence["relay_says_addressee_failed"].clone(),
+        )
+    };
+    let (alone, pair_n) = (NAMES[R].to_string(), format!("{}->{}", NAMES[R], NAMES[N]));
+    let null = serde_json::Value::Null;
+    // The offer rule.
+    assert_eq!(run(&[]), (pair_n.clone(), null.clone()));
+    let (named, note) = run(&[failed(t + 120_000, D, "timeout")]);
+    assert_eq!(named, pair_n);
+    assert_eq!(note["reason"], "timeout");
+    assert_eq!(note["first_at"], t + 120_000);
+    assert_eq!(note["addressee_log_shows_it_running"], true);
+    let (named, note) = run(&[failed(t + 120_000, D, "unsupported")]);
+    assert_eq!(
+        (named, &note["reason"]),
+        (pair_n.clone(), &"unsupported".into())
+    );
+    assert_eq!(
+        run(&[failed(t + 120_000, D, "connection_closed")]),
+        (pair_n.clone(), null.clone())
+    );
+    assert_eq!(
+        run(&[failed(t + 120_000, N, "timeout")]),
+        (pair_n, null.clone())
+    );
+    // The link rule: the neighbour's signed acceptance of other mail in the
+    // relay's log at t + 60 s.
+    let link = own_hand_over(&f, N, t + 60_000);
+    assert_eq!(run(std::slice::from_ref(&link)), (alone.clone(), null));
+    let (named, note) = run(&[link.clone(), failed(t + 50 * 60_000, D, "timeout")]);
+    assert_eq!(named, alone);
+    assert_eq!(note["addressee_log_shows_it_running"], false);
+}
+
+/// Review s35-mail M1: an honest relay hands the copy to an honest addressee, which
+/// crashes mid-stream and stays down until the copy expires (its log ends with
+/// `NodeStopped`); the relay had no other route and logged `hand_failed`
+/// (`connection_closed`, or even `timeout`). Nobody is named (before the fix: the
+/// pair with the addressee, on that one event).
+#[test]
+fn an_addressee_that_crashed_names_nobody() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let custody = custody_for(&f, R, S, t, D);
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    for why in ["connection_closed", "timeout"] {
+        let mut e = mail("hand_failed", S, D, D, t + 120_000, exp, None);
+        if let EventKind::Mail { reason, .. } = &mut e.kind {
+            *reason = Some(why.into());
+        }
+        let rep = audit(
+            &f,
+            &[
+                sender.clone(),
+                log(
+                    &f,
+                    R,
+                    &[
+                        mail("received", S, D, S, t, exp, Some(&custody)),
+                        e,
+                        stopped.clone(),
+                    ],
+                ),
+                log(&f, N, std::slice::from_ref(&stopped)),
+                log(
+                    &f,
+                    D,
+                    &[
+                        Event::new(t + 110_000, EventKind::NodeStopped),
+                        Event::new(
+                            done,
+                            EventKind::NodeStarted {
+                                version: "s35".into(),
+                            },
+                        ),
+                    ],
+                ),
+            ],
+        );
+        assert!(rep.violations.is_empty(), "{why}: {:?}", rep.violations);
+    }
+}
+
 /// Review s33-mail M2, in the older link rule: the addressee signed a `/5`
 /// acceptance of other mail from the relay while the copy lived (in the relay's
 /// log), and the relay logged no hand-over or signed refusal of the copy: the relay
@@ -2615,4 +2933,57 @@ fn many_replayed_answers_of_the_addressee_keep_the_mail_check_linear() {
         events.len()
     );
     assert!(!naming(&rep, "mail_not_relayed", NAMES[R]).is_empty());
+}
+
+/// Review s35-mail L1: the covered time of disjoint spans within a range, by two
+/// bisections over running sums, is the brute-force sum of the clipped spans.
+#[test]
+fn span_sums_give_the_covered_time_within_any_range() {
+    let spans = vec![(10, 20), (30, 35), (50, 90)];
+    let sums = SpanSums::new(spans.clone());
+    for lo in 0..100u64 {
+        for hi in 0..100u64 {
+            let brute: u64 = spans
+                .iter()
+                .map(|(a, b)| (*b).min(hi).saturating_sub((*a).max(lo)))
+                .sum();
+            assert_eq!(sums.covered(lo, hi), brute, "{lo}..{hi}");
+        }
+    }
+    assert_eq!(SpanSums::new(Vec::new()).covered(0, 100), 0);
+}
+
+/// Review s35-mail L5: as in `an_offer_in_the_log_is_no_trace_of_having_had_the_message`,
+/// but the neighbour also logged a `hand_failed` of the id (its own unsigned word, any
+/// id it likes). That is no trace of having had the message either: the neighbour is
+/// still proven `mail_not_logged` (before the fix the event made the id known).
+#[test]
+fn a_hand_failed_in_the_log_is_no_trace_of_having_had_the_message() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 20 * 60_000;
+    let seen = answer(&f, N, R, true, "seen", t + 60_000, TAKEN);
+    let relay = [
+        took(&f, t, exp),
+        mail("handed", S, D, N, t + 60_000, exp, Some(&seen)),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let mut failed = mail("hand_failed", S, D, D, t + 30_000, exp, None);
+    if let EventKind::Mail { reason, .. } = &mut failed.kind {
+        *reason = Some("timeout".into());
+    }
+    let neighbour = [
+        failed,
+        offered(&f, R, N, &id(), TAKEN, t + 60_000),
+        Event::new(done, EventKind::NodeStopped),
+    ];
+    let rep = audit(&f, &[log(&f, R, &relay), log(&f, N, &neighbour)]);
+    assert!(
+        rep.violations.iter().any(|v| v.kind == "mail_not_logged"
+            && v.proven
+            && v.node == format!("{}->{}", NAMES[R], NAMES[N])),
+        "{:?}",
+        rep.violations
+    );
 }

@@ -101,7 +101,73 @@ pub(crate) struct MailState {
     /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
     pub(crate) offers_logged_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    /// Which failed hand-overs to addressees were audited (`hand_failed`) and when
+    /// (review s34-mail M1, s35-mail L4).
+    pub(crate) failures: HandFailures,
 }
+
+/// The `hand_failed` events audited: at most once per (addressee, item) per
+/// [`HAND_FAILED_LOG_EVERY`], [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour and
+/// [`HAND_FAILED_PER_HOUR`] in all an hour.
+#[derive(Debug, Default)]
+pub(crate) struct HandFailures {
+    per_item: EvidenceSlots<ItemKey>,
+    /// Per addressee: when its current hour began and how many were audited in it.
+    per_peer: std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
+    /// When the current hour of all addressees began and how many were audited.
+    all: Option<(std::time::Instant, usize)>,
+}
+
+impl HandFailures {
+    /// The reason a failed hand-over of `item` (`key`) to `agency` is audited with
+    /// now, if it is evidence ([`hand_failure_evidence`]) and within the caps
+    /// (noting it).
+    fn due(
+        &mut self,
+        (item, key): (&MailItem, ItemKey),
+        me: &AgencyCode,
+        agency: &AgencyCode,
+        failure: wlnode_net::RequestFailure,
+        now: std::time::Instant,
+    ) -> Option<&'static str> {
+        let reason = hand_failure_evidence(item, me, agency, failure)?;
+        let all = self.all.get_or_insert((now, 0));
+        if now.saturating_duration_since(all.0) >= EVIDENCE_BUCKET {
+            *all = (now, 0);
+        }
+        if all.1 >= HAND_FAILED_PER_HOUR {
+            return None;
+        }
+        if !evidence_due(
+            &mut self.per_item,
+            &mut self.per_peer,
+            (agency, key),
+            (HAND_FAILED_LOG_EVERY, HAND_FAILED_PER_NEIGHBOUR),
+            now,
+        ) {
+            return None;
+        }
+        all.1 += 1;
+        Some(reason)
+    }
+}
+
+/// How often a failed hand-over of one relayed message to its connected addressee
+/// is audited (`hand_failed`, review s34-mail M1): the relay offers it again every
+/// few minutes, and one event an hour says the addressee did not answer through
+/// that hour. An auditor only notes these in a finding: they are the relay's
+/// unsigned word and never change who is named (review s35-mail H2).
+pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The most `hand_failed` events audited per addressee per hour: an addressee that
+/// never answers grows our audit log by at most this many events (about 400 bytes
+/// each) an hour.
+pub const HAND_FAILED_PER_NEIGHBOUR: usize = 1024;
+
+/// The most `hand_failed` events audited per hour across all addressees (review
+/// s35-mail L4): however many members never answer, at most about 1.6 MB of audit
+/// log an hour.
+pub const HAND_FAILED_PER_HOUR: usize = 4096;
 
 /// How often one neighbour's signed offer of one item is audited (`offered`): the
 /// first offer is the evidence (the neighbour held that copy and chose this route);
@@ -210,10 +276,39 @@ fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
     matches!(item, MailItem::Envelope(e) if e.header().from != *me)
 }
 
+/// The reason a failed hand-over of `item` to `agency` is audited with
+/// (`hand_failed`), if it is evidence: a message we (`me`) relay, handed to its
+/// addressee, whose stream was open and which never answered (`timeout`), or which
+/// refused the mail protocol while connected (`unsupported`: review s35-mail M2, a
+/// connected addressee is offered the message alone, and refusing the protocol left
+/// no trace). Not a dial failure (not reachable: the relay then offers the message
+/// to others), nor a closed connection or a failed stream (review s35-mail M1: what
+/// an honest addressee's crash or restart gives; such a request may never have
+/// reached it).
+fn hand_failure_evidence(
+    item: &MailItem,
+    me: &AgencyCode,
+    agency: &AgencyCode,
+    failure: wlnode_net::RequestFailure,
+) -> Option<&'static str> {
+    use wlnode_net::RequestFailure as F;
+    let MailItem::Envelope(e) = item else {
+        return None;
+    };
+    if e.header().from == *me || e.header().to != *agency {
+        return None;
+    }
+    match failure {
+        F::Timeout => Some("timeout"),
+        F::Unsupported => Some("unsupported"),
+        F::Dial | F::ConnectionClosed | F::Stream => None,
+    }
+}
+
 /// Whether `agency`'s signed refusal of `key` is to be audited now (and if so, notes
 /// it): once per item per [`HAND_REFUSED_LOG_EVERY`], and at most
-/// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item map is
-/// pruned of old entries when it grows; the per-neighbour one holds roster members.
+/// [`HAND_REFUSED_PER_NEIGHBOUR`] per neighbour in that time. The per-item slots
+/// are bounded (see [`EvidenceSlots`]); the per-neighbour map holds roster members.
 fn refusal_evidence_due(
     per_item: &mut EvidenceSlots<ItemKey>,
     per_peer: &mut std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
@@ -231,69 +326,182 @@ fn refusal_evidence_due(
 }
 
 /// When evidence about each (neighbour, item) was last audited, for
-/// [`evidence_due`]: pruned of entries older than the keep time only once the map has
-/// doubled since the last prune (at least [`EVIDENCE_SLOTS_PRUNE_FLOOR`] entries), so
-/// a prune that frees nothing is not repeated on every insert (review s33-mail L1:
-/// with the 24-hour keep time of offers, more than 65,536 live entries made every
-/// later offer rescan the whole map). Each prune scans at most twice the entries
-/// inserted since the one before: amortised O(1) per insert. The map holds at most
-/// twice the live entries (or the floor), and the live ones are capped per neighbour
-/// an hour.
+/// [`evidence_due`], in buckets of one hour ([`EVIDENCE_BUCKET`]) by insertion time
+/// (review s34-mail L4: the map pruned only once doubled held about twice the live
+/// entries, some 190 MB in the worst case a hostile neighbour could drive).
+///
+/// A bucket is dropped whole once its newest possible entry is older than the keep
+/// time (`every`), at the next insert: each entry is dropped once, so pruning is
+/// amortised O(1) per insert, and a lookup reads at most `every / 1 h + 2` buckets.
+/// Entries keep their exact time (milliseconds into their bucket), so "at most once
+/// per `every`" is exact, as before.
+///
+/// Bound, per neighbour: every entry held was inserted within the last `every + 1
+/// h`; [`evidence_due`] lets at most `cap` slots of a neighbour in per neighbour
+/// hour, and such a window meets at most `every / 1 h + 2` of them, so a neighbour
+/// holds at most `cap × (every / 1 h + 2)` entries (offers: 26 × 1,024; refusals
+/// and `hand_failed`: 3 × 1,024). That is also a hard cap per neighbour
+/// ([`EvidenceSlots::insert`]): past it the neighbour's own oldest entries go (never
+/// another neighbour's, never the current hour's bucket: review s35-mail M4, L3),
+/// so a flooding member costs only its own deduplication and its own hourly budget.
+/// In all at most `members × cap × (every / 1 h + 2)` entries. An entry costs the
+/// key and 4 bytes in a hash map (37 bytes for a 32-byte digest, at most about 85
+/// with the table's slack), the neighbour's code once per bucket: about 2.3 MB per
+/// member flooding offers, 0.3 MB per member for the others.
 #[derive(Debug)]
 pub(crate) struct EvidenceSlots<K> {
-    at: std::collections::HashMap<(AgencyCode, K), std::time::Instant>,
-    /// The size at which the next prune runs.
-    prune_at: usize,
-    /// Entries scanned by prunes so far (for tests and the bound above).
-    #[cfg_attr(not(test), allow(dead_code))]
-    scanned: u64,
+    /// Oldest first; a new bucket starts at the first insert an hour or more after
+    /// the newest one's start.
+    buckets: std::collections::VecDeque<SlotBucket<K>>,
+    /// Entries held in all buckets.
+    len: usize,
+    /// Entries held per neighbour, in all buckets.
+    per_agency: std::collections::HashMap<AgencyCode, usize>,
 }
 
-/// The size below which [`EvidenceSlots`] is never pruned.
-pub const EVIDENCE_SLOTS_PRUNE_FLOOR: usize = 65_536;
+/// One hour of [`EvidenceSlots`]: per neighbour, per item, the milliseconds after
+/// `start` at which it was audited.
+#[derive(Debug)]
+struct SlotBucket<K> {
+    start: std::time::Instant,
+    slots: std::collections::HashMap<AgencyCode, std::collections::HashMap<K, u32>>,
+}
+
+/// The span of one [`EvidenceSlots`] bucket.
+pub const EVIDENCE_BUCKET: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl<K> Default for EvidenceSlots<K> {
     fn default() -> Self {
         Self {
-            at: std::collections::HashMap::new(),
-            prune_at: EVIDENCE_SLOTS_PRUNE_FLOOR,
-            scanned: 0,
+            buckets: std::collections::VecDeque::new(),
+            len: 0,
+            per_agency: std::collections::HashMap::new(),
         }
     }
 }
 
 impl<K: std::hash::Hash + Eq> EvidenceSlots<K> {
-    /// When `slot` was last audited.
-    fn get(&self, slot: &(AgencyCode, K)) -> Option<std::time::Instant> {
-        self.at.get(slot).copied()
+    /// When `key` of `agency` was last audited (the newest bucket holding it).
+    fn get(&self, agency: &AgencyCode, key: &K) -> Option<std::time::Instant> {
+        self.buckets.iter().rev().find_map(|b| {
+            let ms = *b.slots.get(agency)?.get(key)?;
+            Some(b.start + std::time::Duration::from_millis(u64::from(ms)))
+        })
     }
 
-    /// Notes `slot` as audited at `now`, first dropping entries older than `every`
-    /// when the map has reached its prune size.
+    /// The most entries one neighbour holds with keep time `every` and at most
+    /// `cap` inserts per neighbour hour: `cap × (every / 1 h + 2)`, hours rounded up.
+    fn per_agency_max(every: std::time::Duration, cap: usize) -> usize {
+        let hours = every.as_secs().div_ceil(EVIDENCE_BUCKET.as_secs());
+        cap.saturating_mul(
+            usize::try_from(hours)
+                .unwrap_or(usize::MAX)
+                .saturating_add(2),
+        )
+    }
+
+    /// Takes `agency`'s entries out of bucket `i`.
+    fn evict(&mut self, i: usize, agency: &AgencyCode) {
+        let Some(gone) = self.buckets.get_mut(i).and_then(|b| b.slots.remove(agency)) else {
+            return;
+        };
+        self.len = self.len.saturating_sub(gone.len());
+        if let Some(n) = self.per_agency.get_mut(agency) {
+            *n = n.saturating_sub(gone.len());
+            if *n == 0 {
+                self.per_agency.remove(agency);
+            }
+        }
+    }
+
+    /// Notes `key` of `agency` as audited at `now`, first dropping the buckets whose
+    /// entries are all older than `every`. When `agency` already holds its most
+    /// entries (`cap` an hour, see [`EvidenceSlots::per_agency_max`]), its own
+    /// entries in its oldest bucket go first; if it has none but in the current
+    /// bucket, the key is not noted (it may be logged again, within its own hourly
+    /// budget). Other neighbours' entries are never touched.
     fn insert(
         &mut self,
-        slot: (AgencyCode, K),
+        agency: &AgencyCode,
+        key: K,
         now: std::time::Instant,
-        every: std::time::Duration,
+        (every, cap): (std::time::Duration, usize),
     ) {
-        if self.at.len() >= self.prune_at {
-            self.scanned = self.scanned.saturating_add(self.at.len() as u64);
-            self.at.retain(|_, t| now.duration_since(*t) < every);
-            self.prune_at = EVIDENCE_SLOTS_PRUNE_FLOOR.max(self.at.len().saturating_mul(2));
+        let keep = every.saturating_add(EVIDENCE_BUCKET);
+        while self
+            .buckets
+            .front()
+            .is_some_and(|b| now.saturating_duration_since(b.start) >= keep)
+        {
+            let Some(b) = self.buckets.pop_front() else {
+                break;
+            };
+            for (a, m) in b.slots {
+                self.len = self.len.saturating_sub(m.len());
+                if let Some(n) = self.per_agency.get_mut(&a) {
+                    *n = n.saturating_sub(m.len());
+                    if *n == 0 {
+                        self.per_agency.remove(&a);
+                    }
+                }
+            }
         }
-        self.at.insert(slot, now);
+        let fresh = self
+            .buckets
+            .back()
+            .is_none_or(|b| now.saturating_duration_since(b.start) >= EVIDENCE_BUCKET);
+        if fresh {
+            self.buckets.push_back(SlotBucket {
+                start: now,
+                slots: std::collections::HashMap::new(),
+            });
+        }
+        let max = Self::per_agency_max(every, cap);
+        if self.per_agency.get(agency).is_some_and(|n| *n >= max) {
+            let older = self.buckets.len().saturating_sub(1);
+            let oldest = (0..older).find(|i| {
+                self.buckets
+                    .get(*i)
+                    .is_some_and(|b| b.slots.contains_key(agency))
+            });
+            match oldest {
+                Some(i) => self.evict(i, agency),
+                None => return,
+            }
+        }
+        let Some(b) = self.buckets.back_mut() else {
+            return;
+        };
+        // Within the bucket's hour (a `now` before its start, which a monotonic
+        // clock never gives, is noted at the start: later, so never logged sooner).
+        let ms =
+            u32::try_from(now.saturating_duration_since(b.start).as_millis()).unwrap_or(u32::MAX);
+        let per_key = match b.slots.get_mut(agency) {
+            Some(m) => m,
+            None => b.slots.entry(agency.clone()).or_default(),
+        };
+        if per_key.insert(key, ms).is_none() {
+            self.len += 1;
+            *self.per_agency.entry(agency.clone()).or_insert(0) += 1;
+        }
     }
 
     /// The number of entries held.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.at.len()
+        self.len
+    }
+
+    /// The number of entries held for `agency`.
+    #[cfg(test)]
+    fn len_of(&self, agency: &AgencyCode) -> usize {
+        self.per_agency.get(agency).copied().unwrap_or(0)
     }
 }
 
 /// Whether evidence about `agency` and `key` is to be audited now (and if so, notes
 /// it): once per item per `every`, and at most `cap` per neighbour an hour. The
-/// per-item slots are pruned of old entries as they grow (see [`EvidenceSlots`]);
+/// per-item slots are held in hourly buckets dropped whole (see [`EvidenceSlots`]);
 /// the per-neighbour map holds roster members.
 fn evidence_due<K: std::hash::Hash + Eq>(
     per_item: &mut EvidenceSlots<K>,
@@ -303,10 +511,9 @@ fn evidence_due<K: std::hash::Hash + Eq>(
     now: std::time::Instant,
 ) -> bool {
     let hour_len = std::time::Duration::from_secs(3600);
-    let slot = (agency.clone(), key);
     if per_item
-        .get(&slot)
-        .is_some_and(|t| now.duration_since(t) < every)
+        .get(agency, &key)
+        .is_some_and(|t| now.saturating_duration_since(t) < every)
     {
         return false;
     }
@@ -318,7 +525,7 @@ fn evidence_due<K: std::hash::Hash + Eq>(
         return false;
     }
     hour.1 += 1;
-    per_item.insert(slot, now, every);
+    per_item.insert(agency, key, now, (every, cap));
     true
 }
 
@@ -1063,11 +1270,35 @@ impl Service {
         )
     }
 
-    /// One of our mail requests failed.
-    pub(super) fn on_mail_failed(&mut self, token: u64) {
-        if let Some((agency, key, _)) = self.mail.pending.remove(&token) {
-            self.mail.mailer.on_hand_failed(&agency, &key);
-        }
+    /// One of our mail requests failed. A hand-over of a relayed message to its
+    /// addressee that timed out unanswered or whose protocol the addressee refused
+    /// is audited (`hand_failed`, metadata only, the failure in `reason`), within
+    /// the caps of [`HandFailures`] (review s34-mail M1, s35-mail M1, M2, L4): while
+    /// the addressee is reachable it alone is offered the message, and an auditor
+    /// notes these in a finding as the relay's word, without changing who is named.
+    pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
+        let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
+            return;
+        };
+        self.mail.mailer.on_hand_failed(&agency, &key);
+        let Some(reason) = self.mail.failures.due(
+            (&item, key),
+            &self.agency,
+            &agency,
+            failure,
+            std::time::Instant::now(),
+        ) else {
+            return;
+        };
+        self.mail_job(MailJob {
+            events: vec![mail_event(
+                "hand_failed",
+                &item,
+                Some(&agency),
+                Some(reason),
+            )],
+            ..MailJob::default()
+        });
     }
 
     /// Whether `token` is one of our mail requests.
@@ -1501,66 +1732,267 @@ mod tests {
         ));
     }
 
-    /// Review s33-mail L1: past [`EVIDENCE_SLOTS_PRUNE_FLOOR`] live entries (all
-    /// younger than the 24-hour keep time of offers: 100 neighbours at their hourly
-    /// cap) a prune frees nothing, and before the fix every later offer ran another
-    /// full scan (about 36,000 scans of 65,536+ entries here). Now the map is scanned
-    /// only once it has doubled: at most twice the entries inserted. Entries past
-    /// the keep time are still dropped.
+    /// Review s34-mail L4 (and s33-mail L1): driven across many hours at every
+    /// neighbour's hourly cap, the slots never hold more than the entries inserted
+    /// within the keep time plus one bucket (before: up to twice the live entries,
+    /// or the 65,536-entry prune floor, whichever was more), copies stay
+    /// deduplicated for exactly the keep time, and entries past it go.
     #[test]
-    fn offer_slots_past_the_prune_bound_are_scanned_amortised_and_still_pruned() {
+    fn evidence_slots_stay_within_the_live_window_across_hours() {
+        let every = std::time::Duration::from_secs(4 * 3600);
+        let cap = OFFERS_PER_NEIGHBOUR;
         let mut slots = EvidenceSlots::<[u8; 32]>::default();
         let mut per_peer = std::collections::HashMap::new();
         let t = std::time::Instant::now();
-        let neighbours: Vec<AgencyCode> = (0..100)
-            .map(|n| format!("AA-{n}").parse().unwrap())
+        let neighbours: Vec<AgencyCode> = ["AA-X", "BB-X"]
+            .iter()
+            .map(|c| c.parse().unwrap())
             .collect();
-        let mut inserted = 0u64;
-        let fill = |slots: &mut EvidenceSlots<[u8; 32]>,
-                    per_peer: &mut std::collections::HashMap<_, _>,
-                    at: std::time::Instant,
-                    salt: u8|
-         -> u64 {
+        let digest = |n: usize, i: u64| {
+            let mut d = [n as u8; 32];
+            d[..8].copy_from_slice(&i.to_be_bytes());
+            d
+        };
+        // Each neighbour offers `cap` new copies an hour, plus last hour's copies
+        // again (deduplicated within the keep time), for 40 hours.
+        let bound = neighbours.len() * cap * (every.as_secs() as usize / 3600 + 2);
+        let mut most = 0;
+        for hour in 0..40u64 {
+            let at = t + std::time::Duration::from_secs(3600 * hour);
             for (n, a) in neighbours.iter().enumerate() {
-                for i in 0..OFFERS_PER_NEIGHBOUR {
-                    let mut digest = [salt; 32];
-                    digest[..8].copy_from_slice(&((n * 100_000 + i) as u64).to_be_bytes());
+                for i in 0..cap as u64 {
+                    let fresh = hour * cap as u64 + i;
                     assert!(evidence_due(
-                        slots,
-                        per_peer,
-                        (a, digest),
-                        (OFFER_LOG_EVERY, OFFERS_PER_NEIGHBOUR),
+                        &mut slots,
+                        &mut per_peer,
+                        (a, digest(n, fresh)),
+                        (every, cap),
                         at,
                     ));
+                    most = most.max(slots.len());
+                    if hour > 0 {
+                        let again = fresh - cap as u64;
+                        assert!(!evidence_due(
+                            &mut slots,
+                            &mut per_peer,
+                            (a, digest(n, again)),
+                            (every, cap),
+                            at,
+                        ));
+                    }
                 }
             }
-            (neighbours.len() * OFFERS_PER_NEIGHBOUR) as u64
-        };
-        inserted += fill(&mut slots, &mut per_peer, t, 0);
-        assert_eq!(slots.len(), 100 * OFFERS_PER_NEIGHBOUR);
-        assert!(
-            slots.scanned <= 2 * inserted,
-            "{} entries scanned for {inserted} inserted",
-            slots.scanned
-        );
-        // A day later: the first day's entries go at the next prune, and the map
-        // stays within twice the live entries.
-        let later = t + OFFER_LOG_EVERY;
-        for hour in 0..3u8 {
-            let at = later + std::time::Duration::from_secs(3600 * u64::from(hour));
-            inserted += fill(&mut slots, &mut per_peer, at, hour + 1);
+            // Entries inserted within the keep time, plus the bucket being dropped.
+            let live = neighbours.len() * cap * (hour.min(every.as_secs() / 3600) as usize + 1);
+            assert!(
+                slots.len() <= live + neighbours.len() * cap,
+                "hour {hour}: {} held, {live} live",
+                slots.len()
+            );
         }
-        assert!(
-            slots.scanned <= 2 * inserted,
-            "{} entries scanned for {inserted} inserted",
-            slots.scanned
+        assert!(most <= bound, "{most} held, bound {bound}");
+        // Exactly the keep time: a copy audited at `at` is not due before `at +
+        // every`, and due then (its bucket may still be held).
+        let a = &neighbours[0];
+        let at = t + std::time::Duration::from_secs(3600 * 40);
+        let copy = digest(0, u64::MAX);
+        assert!(evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, copy),
+            (every, cap),
+            at
+        ));
+        let before = at + every - std::time::Duration::from_millis(1);
+        assert!(!evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, copy),
+            (every, cap),
+            before
+        ));
+        assert!(evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, copy),
+            (every, cap),
+            at + every
+        ));
+        // Long after, one insert drops every stale bucket.
+        let much_later = at + 10 * every;
+        assert!(evidence_due(
+            &mut slots,
+            &mut per_peer,
+            (a, digest(0, 1)),
+            (every, cap),
+            much_later
+        ));
+        assert_eq!(slots.len(), 1);
+    }
+
+    /// Review s35-mail M4, L3: a neighbour whose slots pass their bound (here by
+    /// inserting far past its hourly cap, as a broken limiter would) evicts only its
+    /// own oldest entries: an honest neighbour's entries all stay, the flooder never
+    /// holds more than `cap × (every / 1 h + 2)`, and its entries of the current hour
+    /// are never all dropped (before the fix one cap for all neighbours dropped the
+    /// oldest bucket, honest entries included, and could drop the current one).
+    #[test]
+    fn a_flooding_neighbour_evicts_only_its_own_evidence_slots() {
+        let every = std::time::Duration::from_secs(2 * 3600);
+        let cap = 100;
+        let max = cap * 4;
+        let mut slots = EvidenceSlots::<[u8; 32]>::default();
+        let t = std::time::Instant::now();
+        let (honest, flooder): (AgencyCode, AgencyCode) =
+            ("BB-X".parse().unwrap(), "AA-X".parse().unwrap());
+        let digest = |n: u8, i: u64| {
+            let mut d = [n; 32];
+            d[..8].copy_from_slice(&i.to_be_bytes());
+            d
+        };
+        for i in 0..50 {
+            slots.insert(&honest, digest(1, i), t, (every, cap));
+        }
+        for hour in 0..6u64 {
+            let at = t + std::time::Duration::from_secs(3600 * hour);
+            for i in 0..1_000u64 {
+                slots.insert(&flooder, digest(2, hour * 1_000 + i), at, (every, cap));
+                assert!(slots.len_of(&flooder) <= max, "hour {hour}");
+            }
+            // The current hour's first entry is still held.
+            assert_eq!(slots.get(&flooder, &digest(2, hour * 1_000)), Some(at));
+            if hour <= 2 {
+                // Within the keep time: every honest entry is still held.
+                for i in 0..50 {
+                    assert_eq!(slots.get(&honest, &digest(1, i)), Some(t), "hour {hour}");
+                }
+                assert_eq!(slots.len_of(&honest), 50);
+            }
+        }
+        assert!(slots.len() <= max + 50);
+    }
+
+    /// Review s35-mail M1, M2, L4 (and s34-mail M1): a failed hand-over is audited
+    /// (`hand_failed`) only for a message we relay, handed to its addressee, that
+    /// timed out unanswered (`timeout`) or whose protocol the addressee refused
+    /// (`unsupported`), never a closed connection or failed stream (an honest
+    /// addressee's crash) nor a dial failure; once per addressee and item an hour,
+    /// at most [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour, and at most
+    /// [`HAND_FAILED_PER_HOUR`] across addressees an hour.
+    #[test]
+    fn failed_hand_overs_to_the_addressee_are_evidence_within_their_caps() {
+        use wlnode_crypto::model::MessageId;
+        use wlnode_net::RequestFailure as F;
+        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let env = |n: u8, from: &str, to: &str| {
+            MailItem::Envelope(
+                Envelope::seal(
+                    &wlnode_crypto::mail::Draft {
+                        id: MessageId([n; 16]),
+                        from: from.parse().unwrap(),
+                        to: to.parse().unwrap(),
+                        kind: "test",
+                        created_at: Timestamp(1_780_000_000_000),
+                        expires_at: Timestamp(1_780_003_600_000),
+                        plaintext: b"x",
+                    },
+                    &key,
+                    &enc.public_key().unwrap(),
+                )
+                .unwrap(),
+            )
+        };
+        let me: AgencyCode = "BB-X".parse().unwrap();
+        let addressee: AgencyCode = "CC-X".parse().unwrap();
+        let other: AgencyCode = "DD-X".parse().unwrap();
+        let relayed = env(1, "AA-X", "CC-X");
+        let reason = |item: &MailItem, to: &AgencyCode, f| hand_failure_evidence(item, &me, to, f);
+        assert_eq!(reason(&relayed, &addressee, F::Timeout), Some("timeout"));
+        assert_eq!(
+            reason(&relayed, &addressee, F::Unsupported),
+            Some("unsupported")
         );
-        assert!(
-            slots.len() < 4 * 100 * OFFERS_PER_NEIGHBOUR,
-            "stale entries kept: {}",
-            slots.len()
+        assert_eq!(reason(&relayed, &addressee, F::ConnectionClosed), None);
+        assert_eq!(reason(&relayed, &addressee, F::Stream), None);
+        assert_eq!(reason(&relayed, &addressee, F::Dial), None);
+        assert_eq!(reason(&relayed, &other, F::Timeout), None);
+        assert_eq!(
+            reason(&env(2, "BB-X", "CC-X"), &addressee, F::Timeout),
+            None
         );
-        assert!(slots.len() <= 2 * 3 * 100 * OFFERS_PER_NEIGHBOUR);
+        let item_key = |n: u32| {
+            let mut id = [0u8; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            (ItemKind::Message, MessageId(id))
+        };
+        let t = std::time::Instant::now();
+        let hour = std::time::Duration::from_secs(3600);
+        let due = |failures: &mut HandFailures,
+                   to: &AgencyCode,
+                   item: &MailItem,
+                   n: u32,
+                   f: F,
+                   at: std::time::Instant| {
+            failures.due((item, item_key(n)), &me, to, f, at)
+        };
+        // Once per item an hour.
+        let mut failures = HandFailures::default();
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 1, F::Timeout, t),
+            Some("timeout")
+        );
+        let soon = t + std::time::Duration::from_secs(300);
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 1, F::Unsupported, soon),
+            None
+        );
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 1, F::Timeout, t + hour),
+            Some("timeout")
+        );
+        // Not evidence: nothing noted, no budget used.
+        assert_eq!(
+            due(
+                &mut failures,
+                &addressee,
+                &relayed,
+                2,
+                F::ConnectionClosed,
+                t
+            ),
+            None
+        );
+        assert_eq!(
+            due(&mut failures, &addressee, &relayed, 2, F::Timeout, t),
+            Some("timeout")
+        );
+        // Per addressee, then across addressees, within one hour.
+        let addressees: Vec<(AgencyCode, MailItem)> = ["CC-X", "DD-X", "EE-X", "FF-X", "GG-X"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.parse().unwrap(), env(10 + i as u8, "AA-X", c)))
+            .collect();
+        let later = t + 5 * hour;
+        let mut failures = HandFailures::default();
+        let mut audited = Vec::new();
+        for (to, item) in &addressees {
+            let n = (0..HAND_FAILED_PER_NEIGHBOUR as u32 + 10)
+                .filter(|n| due(&mut failures, to, item, *n, F::Timeout, later).is_some())
+                .count();
+            audited.push(n);
+        }
+        assert_eq!(
+            audited,
+            [1024, 1024, 1024, 1024, 0],
+            "{HAND_FAILED_PER_NEIGHBOUR} per addressee, {HAND_FAILED_PER_HOUR} in all"
+        );
+        // The next hour, the budget is back.
+        let (to, item) = &addressees[4];
+        assert_eq!(
+            due(&mut failures, to, item, 1, F::Timeout, later + hour),
+            Some("timeout")
+        );
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key

@@ -271,6 +271,7 @@ pub(crate) async fn start(
             roster_seen,
             offers_logged: mail::EvidenceSlots::default(),
             offers_logged_per_peer: HashMap::new(),
+            failures: mail::HandFailures::default(),
         },
         me: network.handle.local_peer(),
         net: network.handle,
@@ -497,11 +498,13 @@ impl Service {
             NetEvent::Response { token, frame, .. } if self.is_mail_token(token) => {
                 self.on_mail_response(token, frame);
             }
-            NetEvent::RequestFailed { token, .. } if self.is_mail_token(token) => {
-                self.on_mail_failed(token);
+            NetEvent::RequestFailed { token, failure, .. } if self.is_mail_token(token) => {
+                self.on_mail_failed(token, failure);
             }
             NetEvent::Response { peer, token, frame } => self.on_response(peer, token, frame),
-            NetEvent::RequestFailed { peer, token, error } => {
+            NetEvent::RequestFailed {
+                peer, token, error, ..
+            } => {
                 let Some((_, pending)) = self.pending.remove(&token) else {
                     return;
                 };
