@@ -2268,6 +2268,21 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         h.consultation.refusal().unwrap().reason,
         wlnode_consult::RefusalReason::DeadlineTooShort
     );
+    // s35 (review s33-consult L1): its receipt, kept by B, signs the minimum A
+    // applied and the version of the roster it judged under.
+    let signed = h
+        .consultation
+        .evidence(wlnode_consult::ReceiptStep::Refusal, 1)
+        .unwrap()
+        .open()
+        .unwrap();
+    let roster = c.node(0).services.trust.roster();
+    assert_eq!(
+        signed.min_deadline_secs,
+        Some(roster.consultation_min_deadline_secs())
+    );
+    assert_eq!(signed.roster_version, Some(roster.version()));
+    assert!(!signed.contradicts_itself(300_000));
     assert_eq!(
         serde_json::to_value(h.consultation.view()).unwrap()["state"],
         "refused_by_origin"

@@ -914,12 +914,42 @@ impl Consultation {
     ///
     /// Once the original deadline has passed the requester may still decide
     /// ([`Self::decide`]): a grant then counts as despite an expired denial.
+    ///
+    /// The roster this node runs is not given here: see
+    /// [`Self::receive_refusal_under`], which also holds a signed
+    /// `deadline_too_short` to the version of it.
     pub fn receive_refusal(
         &mut self,
         from: &AgencyCode,
         r: &ConsultRefusal,
         signed_at: Timestamp,
         min_deadline: Duration,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.receive_refusal_under(from, r, signed_at, min_deadline, None, now)
+    }
+
+    /// [`Self::receive_refusal`], with the version of the roster this node runs
+    /// (`roster_version`, whose minimum is `min_deadline`). A `deadline_too_short`
+    /// whose receipt signs the minimum and roster the origin applied (s35; review
+    /// s33-consult L1) is also refused ([`ConsultError::ImplausibleRefusal`], so the
+    /// round reads as silence or expiry, and the caller audits the message):
+    /// - when it contradicts itself: its signed deadline leaves at least the signed
+    ///   minimum plus [`TIMING_SKEW`] after its signed time
+    ///   ([`crate::StepReceipt::contradicts_itself`]);
+    /// - when it names our roster version with another minimum than ours: a roster
+    ///   version has one content (the authority signs it), so the origin did not
+    ///   apply what it signed.
+    ///
+    /// A signed version we do not run (the origin's reload is ahead of or behind
+    /// ours) is taken: the auditor judges it against the origin's log.
+    pub fn receive_refusal_under(
+        &mut self,
+        from: &AgencyCode,
+        r: &ConsultRefusal,
+        signed_at: Timestamp,
+        min_deadline: Duration,
+        roster_version: Option<u64>,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
         self.side("receive a refusal", Role::Requester)?;
@@ -980,6 +1010,28 @@ impl Consultation {
                 return implausible(
                     "the deadline is at least the roster's minimum after the refusal was signed",
                 );
+            }
+            // s35: what the origin signed it applied must hold together, and with
+            // our roster when it names ours.
+            RefusalReason::DeadlineTooShort => {
+                if let Some(seal) = &r.receipt {
+                    let Ok(body) = seal.receipt.open() else {
+                        return implausible("its receipt does not read");
+                    };
+                    if body.contradicts_itself(skew) {
+                        return implausible(
+                            "its receipt signs a deadline at least the signed minimum after the signed time",
+                        );
+                    }
+                    if let (Some(a), Some(v)) = (body.applied(), roster_version)
+                        && a.roster_version == v
+                        && a.min_deadline_secs != min_deadline.as_secs()
+                    {
+                        return implausible(
+                            "its receipt signs another minimum than our roster's for our roster version",
+                        );
+                    }
+                }
             }
             RefusalReason::DeadlineTooLong
                 if deadline <= opened.saturating_add(ms(MAX_DEADLINE)) =>

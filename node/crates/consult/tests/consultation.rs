@@ -1377,6 +1377,7 @@ fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
         Some(wlnode_consult::evidence::Refused {
             deadline: r.deadline(),
             kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+            applied: None,
         }),
     )
     .unwrap();
@@ -1388,4 +1389,85 @@ fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
         .receive_refusal(&org(), &sealed, at(1), MIN, at(1))
         .unwrap();
     assert_eq!(signed.state(), State::RefusedByOrigin);
+}
+
+/// s35 (review s33-consult L1): a signed `deadline_too_short` whose receipt signs the
+/// minimum and roster the origin applied is refused when it contradicts itself (the
+/// round's deadline, day 30, leaves far more than the signed one-day minimum after
+/// the signed time, day 1) or when it names the requester's roster version with
+/// another minimum than that roster's; it is taken when it holds together (a 30-day
+/// minimum) under a version the requester does not run. A refused one leaves the
+/// consultation open (the round reads as silence, then expiry).
+#[test]
+fn a_signed_too_short_refusal_contradicting_what_it_signs_is_refused() {
+    use wlnode_consult::evidence::{Applied, Refused, seal};
+    let (r, _) = pair(SilenceMeans::Objection);
+    let key = wlnode_crypto::SecretKey::generate().unwrap();
+    let sealed = |min_deadline_secs: u64, roster_version: u64| {
+        let mut p = Payload::ConsultRefusal(ConsultRefusal {
+            receipt: None,
+            consultation_id: r.id(),
+            round: 1,
+            reason: RefusalReason::DeadlineTooShort,
+            message_id: Some(wlnode_crypto::model::MessageId([1; 16])),
+        });
+        let refused = Refused {
+            deadline: r.deadline(),
+            kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+            applied: Some(Applied {
+                min_deadline_secs,
+                roster_version,
+            }),
+        };
+        seal(&mut p, &org(), r.requester(), &key, at(1), Some(refused)).unwrap();
+        let Payload::ConsultRefusal(sealed) = p else {
+            unreachable!()
+        };
+        sealed
+    };
+    const THIRTY_DAYS: u64 = 30 * 86_400;
+    // Self-contradictory: refused, with or without our roster version.
+    let one_day = sealed(MIN.as_secs(), 7);
+    let mut c = r.clone();
+    let e = refused(&mut c, |c| {
+        c.receive_refusal_under(&org(), &one_day, at(1), MIN, Some(5), at(1))
+    });
+    assert!(
+        matches!(&e, ConsultError::ImplausibleRefusal { why, .. } if why.contains("signed minimum")),
+        "{e}"
+    );
+    let e = refused(&mut c, |c| {
+        c.receive_refusal(&org(), &one_day, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::ImplausibleRefusal { .. }), "{e}");
+    assert_eq!(c.state(), State::Open);
+    // Our roster version (5, whose minimum is one day) with a 30-day minimum: refused.
+    let ours = sealed(THIRTY_DAYS, 5);
+    let e = refused(&mut c, |c| {
+        c.receive_refusal_under(&org(), &ours, at(1), MIN, Some(5), at(1))
+    });
+    assert!(
+        matches!(&e, ConsultError::ImplausibleRefusal { why, .. } if why.contains("our roster version")),
+        "{e}"
+    );
+    // A version we do not run, with a minimum the deadline did not meet: taken.
+    let theirs = sealed(THIRTY_DAYS, 6);
+    let mut taken = r.clone();
+    taken
+        .receive_refusal_under(&org(), &theirs, at(1), MIN, Some(5), at(1))
+        .unwrap();
+    assert_eq!(taken.state(), State::RefusedByOrigin);
+    // And our version with our minimum, when our roster's minimum is 30 days: taken.
+    let mut taken = r.clone();
+    taken
+        .receive_refusal_under(
+            &org(),
+            &ours,
+            at(1),
+            std::time::Duration::from_secs(THIRTY_DAYS),
+            Some(5),
+            at(1),
+        )
+        .unwrap();
+    assert_eq!(taken.state(), State::RefusedByOrigin);
 }

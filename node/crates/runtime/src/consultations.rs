@@ -779,13 +779,15 @@ impl Consultations {
 
     /// Sends the requester `to` our signed refusal of round `round` of consultation
     /// `id` (see the module documentation): once per member, consultation and round,
-    /// at most [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]. Call with the lock held.
+    /// at most [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], `judged` being the roster the
+    /// refused message was judged under. Call with the lock held.
     async fn send_refusal(
         &self,
         to: &AgencyCode,
         refused: &Refusable,
         reason: RefusalReason,
         now: Timestamp,
+        judged: &wlnode_crypto::roster::Roster,
     ) -> Result<(), ConsultServiceError> {
         let (id, round) = (refused.id, refused.round);
         if to == &self.agency {
@@ -830,9 +832,18 @@ impl Consultations {
         } else {
             wlnode_consult::RefusedKind::ConsultRequest
         };
+        // s35 (review s33-consult L1): a `deadline_too_short` signs the minimum we
+        // held the message to and the version of the roster it is from (`judged`,
+        // the one the message was judged under), so that the requester and the
+        // auditor can judge the refusal without our log (`seal` ignores it for any
+        // other reason).
         let signed = wlnode_consult::evidence::Refused {
             deadline: refused.deadline,
             kind: Some(kind),
+            applied: Some(wlnode_consult::evidence::Applied {
+                min_deadline_secs: judged.consultation_min_deadline_secs(),
+                roster_version: judged.version(),
+            }),
         };
         let payload = self.sealed(&payload, to, Some(signed))?;
         let body = wlnode_consult::encode(&payload)
@@ -1496,6 +1507,10 @@ impl Consultations {
             return Ok(());
         }
         let mark = vec![(applied, Vec::new())];
+        // The roster this message is judged under, taken once (s35): the minimum a
+        // `deadline_too_short` refusal's receipt signs is the one applied, from the
+        // version it signs, even if a reload swaps the roster meanwhile.
+        let judged = self.trust.roster();
         let payload = match wlnode_consult::decode(item.body.as_bytes()) {
             Ok(p) => p,
             Err(e) => {
@@ -1615,7 +1630,7 @@ impl Consultations {
                     deadline: r.deadline,
                     is_info: false,
                 };
-                self.send_refusal(&item.from, &refused, RefusalReason::Invalid, now)
+                self.send_refusal(&item.from, &refused, RefusalReason::Invalid, now, &judged)
                     .await?;
             }
             return Ok(());
@@ -1672,7 +1687,7 @@ impl Consultations {
                         // Review s31-fixes C3: the id is held, but not from this
                         // member. Judged as a new request would be (the same refusal,
                         // or none), so the sender cannot tell the id is in use.
-                        let roster = self.trust.roster();
+                        let roster = &judged;
                         let min = Duration::from_secs(roster.consultation_min_deadline_secs());
                         let open = self.open_with(&item.from).await?;
                         if open >= MAX_OPEN_PER_REQUESTER {
@@ -1702,7 +1717,7 @@ impl Consultations {
                         item.from
                     )))
                 } else {
-                    let roster = self.trust.roster();
+                    let roster = &judged;
                     let silence = silence_of(roster.silence_rule());
                     let min = Duration::from_secs(roster.consultation_min_deadline_secs());
                     // Judged at its arrival here, not when it is applied (review of the
@@ -1789,12 +1804,15 @@ impl Consultations {
                     // Judged by its signed time, like an answer, and taken only while
                     // open when applied (review s31-consult M1; applied after the
                     // deadline it is refused: the officer may decide on silence).
+                    // s35: a signed `deadline_too_short` is held to our roster
+                    // when it names our version.
                     h.consultation
-                        .receive_refusal(
+                        .receive_refusal_under(
                             &item.from,
                             &r,
                             Timestamp(item.created_at),
-                            self.min_deadline(),
+                            Duration::from_secs(judged.consultation_min_deadline_secs()),
+                            Some(judged.version()),
                             now,
                         )
                         .map(|()| {
@@ -1815,7 +1833,12 @@ impl Consultations {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_info(&item.from, &i, self.min_deadline(), judged_at(item, now))
+                        .receive_info(
+                            &item.from,
+                            &i,
+                            Duration::from_secs(judged.consultation_min_deadline_secs()),
+                            judged_at(item, now),
+                        )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
@@ -1993,7 +2016,8 @@ impl Consultations {
                             _ => RefusalReason::Invalid,
                         }),
                     };
-                    self.send_refusal(&item.from, &refused, reason, now).await?;
+                    self.send_refusal(&item.from, &refused, reason, now, &judged)
+                        .await?;
                 }
                 Ok(())
             }

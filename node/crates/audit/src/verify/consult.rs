@@ -178,6 +178,13 @@ fn evidence_of(
         // s34: a refusal's signed kind is the one that opened the refused round;
         // the requester refuses a receipt naming another (`evidence::check`).
         Some("refused kind")
+    } else if r.min_deadline_secs.is_some() != r.roster_version.is_some()
+        || (r.min_deadline_secs.is_some()
+            && reason != Some(wlnode_consult::RefusalReason::DeadlineTooShort))
+    {
+        // s35: the minimum and roster applied, both or neither, only on a
+        // `deadline_too_short` refusal (`evidence::check`).
+        Some("minimum or roster applied")
     } else if let TrailKind::Requested { deadline, .. } = &step.kind
         && r.deadline != Some(*deadline)
     {
@@ -1176,11 +1183,47 @@ fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report:
 /// - `unknown_consultation` for the request itself, or for a later round of a
 ///   consultation the origin's covered log holds as `requester`'s from before it
 ///   signed the refusal;
-/// - `deadline_too_short` of a deadline that left at least the roster's minimum (plus
-///   the skew) after the signed time, while the origin ran the roster the auditor
-///   verifies with (its log, covered past the signed time, says so). The origin
-///   judges a deadline at the message's arrival, before it signs, so a deadline long
-///   enough at signing was long enough then.
+/// - `deadline_too_short`, by a receipt before s35 (no signed minimum): of a
+///   deadline that left at least the roster's minimum (plus the skew) after the
+///   signed time, while the origin ran the roster the auditor verifies with (its
+///   log, covered past the signed time, says so). The origin judges a deadline at
+///   the message's arrival, before it signs, so a deadline long enough at signing
+///   was long enough then.
+/// - `deadline_too_short`, by a receipt that signs the minimum and roster version
+///   the origin applied (s35, review s33-consult L1), when one of these holds. An
+///   honest origin takes one roster snapshot per message, judges the message with
+///   its minimum at the arrival (refusing a deadline earlier than the arrival plus
+///   the minimum less the skew) and signs that minimum and that snapshot's version
+///   when it sends the refusal, later, by the same clock.
+///   - (a) Without the origin's log: the signed deadline left at least the signed
+///     minimum plus the skew after the signed time
+///     ([`wlnode_consult::StepReceipt::contradicts_itself`]). Honest, the deadline
+///     was before the arrival plus the minimum less the skew, and the arrival is
+///     no later than the signing: only a clock stepping back by more than twice
+///     the skew between the two would frame it. The minimum is in whole seconds on
+///     both sides (no rounding), and no roster is read, so a reload cannot race it.
+///   - (b) Without the origin's log: the signed version is the auditor's and the
+///     signed minimum is not that roster's `consultation_min_deadline_secs`. The
+///     origin signs both from the one snapshot it judged with, and the authority
+///     signs one content per version, so an honest origin never signs another
+///     minimum for a version; no time is read (no skew, no reload race).
+///   - (c) With the origin's log, covered past the signed time plus the skew: the
+///     signed version is older than the auditor's, the log shows the auditor's
+///     version in force before the signing, first loaded at least the skew before
+///     it, with no later reload within the skew after
+///     ([`LogIndex::roster_settled_before`]: a reload swaps the roster before it
+///     logs `roster_loaded`, and an honest node never goes back to an older
+///     roster), and
+///     the deadline left at least the auditor's minimum plus the skew after the
+///     signed time. Honest, the snapshot is taken when the message is applied,
+///     moments before the signing, so after a swap logged the skew earlier: it was
+///     that version or later, never the older one signed. Only an apply lasting
+///     more than the skew by the origin's clock would frame it (the assumption
+///     every reload rule here makes).
+///
+///   Not proven: a signed version the auditor does not have, higher than its own or
+///   older while the origin's log is missing, uncovered or shows no settled load of
+///   the auditor's version: the minimum of that roster is unknown here.
 fn signed_refusal_implausible(
     roster: &Roster,
     origin: Option<&LogIndex<'_>>,
@@ -1224,13 +1267,41 @@ fn signed_refusal_implausible(
                 )
         }
         RefusalReason::DeadlineTooShort => {
-            let o = covered?;
             let deadline = r.deadline?.as_millis();
-            (o.roster_before(o.events_until(at)) == Some(roster.version())
-                && deadline >= at.saturating_add(min).saturating_add(skew))
-            .then_some(
-                "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
-            )
+            let long_enough = deadline >= at.saturating_add(min).saturating_add(skew);
+            let Some(applied) = r.applied() else {
+                // A receipt before s35 signs no minimum: the roster the origin's
+                // log shows.
+                let o = covered?;
+                return (o.roster_before(o.events_until(at)) == Some(roster.version())
+                    && long_enough)
+                    .then_some(
+                        "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
+                    );
+            };
+            // (a) Its own signed data contradicts itself, whatever the roster.
+            if r.contradicts_itself(skew) {
+                return Some(
+                    "deadline_too_short of a deadline that left at least the signed minimum after the origin signed the refusal",
+                );
+            }
+            // (b) It names our roster version with another minimum.
+            if applied.roster_version == roster.version()
+                && applied.min_deadline_secs != roster.consultation_min_deadline_secs()
+            {
+                return Some(
+                    "deadline_too_short signing another minimum than the roster's for the roster's version",
+                );
+            }
+            // (c) It names an older version than the one its log shows settled
+            // before it signed, ours, under which the deadline was long enough.
+            let o = covered?;
+            (applied.roster_version < roster.version()
+                && o.roster_settled_before(o.events_until(at), roster.version(), at)
+                && long_enough)
+                .then_some(
+                    "deadline_too_short signing an older roster than the one its log had loaded, under which the deadline was long enough",
+                )
         }
         _ => None,
     }

@@ -887,6 +887,8 @@ fn receipt(
         deadline: deadline.map(Timestamp),
         refused_message: None,
         refused_kind: None,
+        min_deadline_secs: None,
+        roster_version: None,
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -1454,6 +1456,8 @@ fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
         deadline: Some(Timestamp(deadline)),
         refused_message: Some(message),
         refused_kind: Some(wlnode_consult::RefusedKind::ConsultInfo),
+        min_deadline_secs: None,
+        roster_version: None,
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -2381,6 +2385,8 @@ fn an_honest_trail_with_receipts_across_the_cut_over_passes_clean() {
         deadline: Some(Timestamp(deadline)),
         refused_message: Some(z_message),
         refused_kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        min_deadline_secs: None,
+        roster_version: None,
         signed_at: Timestamp(z_asked + 2000),
         digest: hex::encode([7u8; 32]),
     }
@@ -2443,4 +2449,239 @@ fn an_honest_trail_with_receipts_across_the_cut_over_passes_clean() {
         NO_TOLERANCE,
     );
     assert!(report.violations.is_empty(), "{:?}", report.violations);
+}
+
+/// s35 (review s33-consult L1): the refusal receipt of a `deadline_too_short` by
+/// the origin (0) to the requester (1), signed at `signed_at`, naming `deadline`
+/// and, when given, the (minimum in seconds, roster version) it applied.
+fn too_short_receipt(
+    f: &Fixture,
+    id: ConsultationId,
+    deadline: u64,
+    signed_at: u64,
+    applied: Option<(u64, u64)>,
+) -> wlnode_consult::SignedReceipt {
+    wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step: wlnode_consult::ReceiptStep::Refusal,
+        consultation_id: id,
+        round: 1,
+        from: ag(0),
+        to: ag(1),
+        answer: None,
+        reason: Some(wlnode_consult::RefusalReason::DeadlineTooShort),
+        deadline: Some(Timestamp(deadline)),
+        refused_message: None,
+        refused_kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        min_deadline_secs: applied.map(|a| a.0),
+        roster_version: applied.map(|a| a.1),
+        signed_at: Timestamp(signed_at),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[0])
+    .unwrap()
+}
+
+/// s35 (review s33-consult L1): a signed `deadline_too_short` that signs the minimum
+/// and roster the origin applied is proven implausible against the origin
+/// - (a) without the origin's log, when its deadline left at least the signed
+///   minimum (plus the skew) after the signed time, whatever version it names;
+/// - (b) without the origin's log, when it names the auditor's roster version with
+///   another minimum than that roster's;
+/// - (c) when the origin's covered log shows the auditor's version loaded well
+///   before the signing, the receipt names an older one, and the deadline left the
+///   auditor's minimum.
+///
+/// Before s35 none of these was proven: without the origin's log nothing was
+/// judged, and a log that never showed the auditor's version escaped.
+#[test]
+fn a_signed_too_short_refusal_is_judged_on_the_minimum_and_roster_it_signs() {
+    use wlnode_consult::RefusalReason::DeadlineTooShort;
+    let f = fixture();
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let min = min_s * 1000;
+    let t = t0();
+    let id = ConsultationId([43; 16]);
+    let signed_at = t + 60_000;
+    // The deadline left the roster's minimum and ten minutes more.
+    let long = signed_at + min + 10 * 60_000;
+    let requester = |deadline: u64, evidence| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::RefusedByOrigin {
+                        reason: DeadlineTooShort,
+                        evidence: Some(evidence),
+                    },
+                    signed_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let proven_against_origin = |v: &[Violation]| {
+        assert_eq!(
+            who(v),
+            vec![("consultation_refusal_implausible", NAMES[0], true)],
+            "{v:?}"
+        );
+    };
+    // (a) The signed one-day-and-more deadline under a signed minimum of the
+    // roster's: proven with no log of the origin's, even under a version the
+    // auditor does not have.
+    for version in [v0, v0 + 7] {
+        let r = too_short_receipt(&f, id, long, signed_at, Some((min_s, version)));
+        proven_against_origin(&consult_findings(&f, &[requester(long, r)]));
+    }
+    // (b) The auditor's version, signed with forty times its minimum (so the
+    // receipt holds together): proven with no log of the origin's.
+    let r = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0)));
+    proven_against_origin(&consult_findings(&f, &[requester(long, r.clone())]));
+    // Under a version the auditor does not have, the same is not judged.
+    let newer = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 + 1)));
+    assert!(consult_findings(&f, &[requester(long, newer)]).is_empty());
+    // (c) An older version signed, while the origin's covered log shows the
+    // auditor's loaded an hour before the signing: proven.
+    let older = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 - 1)));
+    let origin_ran = |loaded_at: u64| {
+        log(
+            &f,
+            0,
+            &[
+                roster_loaded(v0 - 1, t - DAY),
+                roster_loaded(v0, loaded_at),
+                stopped(t + DAY),
+            ],
+            &[3],
+        )
+    };
+    proven_against_origin(&consult_findings(
+        &f,
+        &[
+            origin_ran(signed_at - 3_600_000),
+            requester(long, older.clone()),
+        ],
+    ));
+    // Without the origin's log it is not judged (its roster's minimum is unknown).
+    assert!(consult_findings(&f, &[requester(long, older.clone())]).is_empty());
+    // A deadline short of the auditor's minimum is no finding under (c) either.
+    let short = signed_at + min / 2;
+    let older_short = too_short_receipt(&f, id, short, signed_at, Some((min_s * 40, v0 - 1)));
+    assert!(
+        consult_findings(
+            &f,
+            &[
+                origin_ran(signed_at - 3_600_000),
+                requester(short, older_short)
+            ]
+        )
+        .is_empty()
+    );
+}
+
+/// s35: honest `deadline_too_short` refusals across a roster reload are never
+/// proven. The origin judged the request under the older roster (signed with its
+/// larger minimum) while a reload swapped in the auditor's version and logged
+/// `roster_loaded` moments before the signing (a reload swaps before it logs), or
+/// just after; or it judged under the new version, signing its minimum and a
+/// deadline short of it, and the reload logged after the signing; or it signed
+/// the auditor's version and minimum with a short deadline.
+#[test]
+fn an_honest_too_short_refusal_across_a_roster_reload_is_not_proven() {
+    use wlnode_consult::RefusalReason::DeadlineTooShort;
+    let f = fixture();
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let min = min_s * 1000;
+    let t = t0();
+    let id = ConsultationId([44; 16]);
+    let signed_at = t + 60_000;
+    let long = signed_at + min + 10 * 60_000;
+    let short = signed_at + min / 2;
+    let requester = |deadline: u64, evidence| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t - DAY),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::RefusedByOrigin {
+                        reason: DeadlineTooShort,
+                        evidence: Some(evidence),
+                    },
+                    signed_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let origin_ran = |loaded_at: u64| {
+        log(
+            &f,
+            0,
+            &[
+                roster_loaded(v0 - 1, t - DAY),
+                roster_loaded(v0, loaded_at),
+                stopped(t + DAY),
+            ],
+            &[3],
+        )
+    };
+    // Judged under the older roster (forty times the minimum), the reload of the
+    // auditor's logged a minute before the signing, or a minute after.
+    let older = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 - 1)));
+    for loaded_at in [signed_at - 60_000, signed_at + 60_000] {
+        let v = consult_findings(&f, &[origin_ran(loaded_at), requester(long, older.clone())]);
+        assert!(v.is_empty(), "loaded at {loaded_at}: {v:?}");
+    }
+    // Judged under the auditor's version (its minimum signed), the deadline short of
+    // it, the reload logged after the signing.
+    let new = too_short_receipt(&f, id, short, signed_at, Some((min_s, v0)));
+    for loaded_at in [
+        signed_at - 60_000,
+        signed_at + 60_000,
+        signed_at - 3_600_000,
+    ] {
+        let v = consult_findings(&f, &[origin_ran(loaded_at), requester(short, new.clone())]);
+        assert!(v.is_empty(), "loaded at {loaded_at}: {v:?}");
+        assert!(consult_findings(&f, &[requester(short, new.clone())]).is_empty());
+    }
+    // A deadline just short of the signed minimum plus the skew (the origin's clock
+    // stepped back between the arrival and the signing): not proven.
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap();
+    let edge = signed_at + min + skew - 1;
+    let r = too_short_receipt(&f, id, edge, signed_at, Some((min_s, v0 + 3)));
+    assert!(consult_findings(&f, &[requester(edge, r)]).is_empty());
 }
