@@ -2716,7 +2716,8 @@ fn inbox_item(
 /// refuses. The requester takes one only if it names the request (or information) it
 /// sent for that round; one without the id (from an older node) or naming another
 /// message is refused and audited, and the consultation stays open (before the
-/// field existed, the first was taken). At the origin, the bookkeeping of refusals
+/// field existed, the first was taken); so is a signed `deadline_too_short` whose
+/// receipt contradicts itself or B's roster (s35). At the origin, the bookkeeping of refusals
 /// sent (one mark per member, consultation and round; a count per member and day) is
 /// pruned after the refused message's deadline plus a day, at most 31 days after it
 /// was written.
@@ -2752,6 +2753,53 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
             consultation(&c, 1, id).await.unwrap().consultation.state(),
             wlnode_consult::State::Open,
             "{bound:?} is not the request's id"
+        );
+    }
+    // s35 (review s33-consult L1): a `deadline_too_short` A signed, naming the
+    // request, is refused and audited when its receipt contradicts itself (the
+    // 30-day deadline left far more than the signed one-day minimum after the
+    // signed time), or names B's roster version with another minimum than B's.
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[0].dir.join("agency.key"),
+        wlnode_crypto::keyfile::KeyKind::Agency,
+    )
+    .unwrap();
+    let ours = c.node(1).services.trust.roster();
+    let too_short = |min_deadline_secs, roster_version| {
+        let mut p = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            receipt: None,
+            consultation_id: id,
+            round: 1,
+            reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+            message_id: Some(sent),
+        });
+        let refused = wlnode_consult::evidence::Refused {
+            deadline: h.consultation.deadline(),
+            kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+            applied: Some(wlnode_consult::evidence::Applied {
+                min_deadline_secs,
+                roster_version,
+            }),
+        };
+        wlnode_consult::evidence::seal(&mut p, &code(0), &code(1), &key, now, Some(refused))
+            .unwrap();
+        p
+    };
+    for (p, n) in [
+        (
+            too_short(ours.consultation_min_deadline_secs(), ours.version() + 1),
+            3,
+        ),
+        (too_short(60 * 86_400, ours.version()), 4),
+    ] {
+        b.apply_at(&inbox_item(&p, 0, now.0, now.0), now)
+            .await
+            .unwrap();
+        assert_eq!(refused_in_audit(&c, 1, "consult_refusal").await, n);
+        assert_eq!(
+            consultation(&c, 1, id).await.unwrap().consultation.state(),
+            wlnode_consult::State::Open,
+            "refusal {n} is taken"
         );
     }
     b.apply_at(&inbox_item(&refusal(Some(sent)), 0, now.0, now.0), now)
