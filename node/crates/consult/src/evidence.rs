@@ -905,4 +905,30 @@ mod tests {
         assert!(!receipt(RefusalReason::WrongRound, edge, a).contradicts_itself(skew));
         assert!(!receipt(RefusalReason::DeadlineTooShort, edge, None).contradicts_itself(skew));
     }
+
+    /// s35: the largest refusal receipt (32-character agency codes, every optional
+    /// field, the largest numbers) still fits [`MAX_RECEIPT_BYTES`].
+    #[test]
+    fn the_largest_refusal_receipt_fits() {
+        let long = ag("ABCDEFGHIJKLMNOPQRSTUVWXYZ-12345");
+        let r = StepReceipt {
+            v: RECEIPT_VERSION,
+            step: ReceiptStep::Refusal,
+            consultation_id: ConsultationId([0xff; 16]),
+            round: u32::MAX,
+            from: long.clone(),
+            to: long,
+            answer: None,
+            reason: Some(RefusalReason::UnknownConsultation),
+            deadline: Some(Timestamp(u64::MAX)),
+            refused_message: Some(MessageId([0xff; 16])),
+            refused_kind: Some(RefusedKind::ConsultRequest),
+            min_deadline_secs: Some(u64::MAX),
+            roster_version: Some(u64::MAX),
+            signed_at: Timestamp(u64::MAX),
+            digest: hex::encode([0xffu8; 32]),
+        };
+        let body = r.encode().unwrap();
+        assert!(body.len() <= MAX_RECEIPT_BYTES, "{}", body.len());
+    }
 }
