@@ -2268,21 +2268,26 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         h.consultation.refusal().unwrap().reason,
         wlnode_consult::RefusalReason::DeadlineTooShort
     );
-    // s35 (review s33-consult L1): its receipt, kept by B, signs the minimum A
-    // applied and the version of the roster it judged under.
+    // s35, review s35-deadline L4: under a roster without
+    // `consult_refusal_terms_required_since`, its receipt, kept by B, signs no
+    // minimum and roster version (an s34 requester could not read it); under one
+    // with it, it does (`a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_are_pruned`).
     let signed = h
         .consultation
         .evidence(wlnode_consult::ReceiptStep::Refusal, 1)
         .unwrap()
         .open()
         .unwrap();
-    let roster = c.node(0).services.trust.roster();
-    assert_eq!(
-        signed.min_deadline_secs,
-        Some(roster.consultation_min_deadline_secs())
+    assert!(
+        c.node(0)
+            .services
+            .trust
+            .roster()
+            .consult_refusal_terms_required_since()
+            .is_none()
     );
-    assert_eq!(signed.roster_version, Some(roster.version()));
-    assert!(!signed.contradicts_itself(300_000));
+    assert_eq!(signed.min_deadline_secs, None);
+    assert_eq!(signed.roster_version, None);
     assert_eq!(
         serde_json::to_value(h.consultation.view()).unwrap()["state"],
         "refused_by_origin"
@@ -2724,6 +2729,15 @@ fn inbox_item(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_are_pruned() {
     let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    // s35 (review s35-deadline H1, L2): a roster that writes its one-day minimum
+    // and requires the terms of a `deadline_too_short` since an hour ago.
+    federation_settings(
+        &c,
+        &format!(
+            "consultation_min_deadline_secs = 86400\nconsult_refusal_terms_required_since = {}",
+            Timestamp::now().0 - 3_600_000
+        ),
+    );
     c.start_all().await;
     let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
     let h = consultation(&c, 1, id).await.unwrap();
@@ -2765,7 +2779,7 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
     )
     .unwrap();
     let ours = c.node(1).services.trust.roster();
-    let too_short = |min_deadline_secs, roster_version| {
+    let too_short = |applied: Option<(u64, u64)>| {
         let mut p = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
             receipt: None,
             consultation_id: id,
@@ -2776,21 +2790,36 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
         let refused = wlnode_consult::evidence::Refused {
             deadline: h.consultation.deadline(),
             kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
-            applied: Some(wlnode_consult::evidence::Applied {
-                min_deadline_secs,
-                roster_version,
+            applied: applied.map(|(min_deadline_secs, roster_version)| {
+                wlnode_consult::evidence::Applied {
+                    min_deadline_secs,
+                    roster_version,
+                }
             }),
         };
         wlnode_consult::evidence::seal(&mut p, &code(0), &code(1), &key, now, Some(refused))
             .unwrap();
         p
     };
+    // Review s35-deadline H1: and, after the roster's cut-over, when it signs no
+    // minimum and roster version, or carries no receipt at all.
+    let mut bare = too_short(None);
+    let wlnode_consult::Payload::ConsultRefusal(unsigned) = &mut bare else {
+        unreachable!()
+    };
+    let mut unsigned = unsigned.clone();
+    unsigned.receipt = None;
     for (p, n) in [
         (
-            too_short(ours.consultation_min_deadline_secs(), ours.version() + 1),
+            too_short(Some((
+                ours.consultation_min_deadline_secs(),
+                ours.version() + 1,
+            ))),
             3,
         ),
-        (too_short(60 * 86_400, ours.version()), 4),
+        (too_short(Some((60 * 86_400, ours.version()))), 4),
+        (bare.clone(), 5),
+        (wlnode_consult::Payload::ConsultRefusal(unsigned), 6),
     ] {
         b.apply_at(&inbox_item(&p, 0, now.0, now.0), now)
             .await
@@ -2810,10 +2839,10 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
         wlnode_consult::State::RefusedByOrigin
     );
 
+    let a = &c.node(0).services.consultations;
     // At A: information from B for two consultations A never saw, one with a
     // two-day deadline and one with a 300-day one. Each gets a refusal: a mark each
     // and today's count.
-    let a = &c.node(0).services.consultations;
     let rows_before = a.refusal_rows().await.unwrap();
     for (byte, days) in [(0x61u8, 2u64), (0x62, 300)] {
         let info = wlnode_consult::Payload::ConsultInfo(wlnode_consult::ConsultInfo {
@@ -2880,6 +2909,47 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
     }
     assert_eq!(gone, 2, "the due mark and the day's count");
     assert_eq!(a.refusal_rows().await.unwrap(), 1);
+
+    // s35 (review s35-deadline H1, L4): under this roster A's own signed
+    // `deadline_too_short` of B's one-hour request signs the one-day minimum it
+    // applied and the roster's version.
+    let mut hurried = h.consultation.request_payload();
+    hurried.consultation_id = wlnode_consult::ConsultationId::random().unwrap();
+    hurried.deadline = Timestamp(now.0 + 3_600_000);
+    a.apply_at(
+        &inbox_item(
+            &wlnode_consult::Payload::ConsultRequest(hurried.clone()),
+            1,
+            now.0,
+            now.0,
+        ),
+        now,
+    )
+    .await
+    .unwrap();
+    let told = |items: Vec<InboxItem>| {
+        items
+            .into_iter()
+            .find_map(|m| match wlnode_consult::decode(m.body.as_bytes()).ok()? {
+                wlnode_consult::Payload::ConsultRefusal(r)
+                    if r.consultation_id == hurried.consultation_id =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            })
+    };
+    wait_for(T, "B has A's refusal of the one-hour request", || async {
+        told(inbox(&c, 1).await).is_some()
+    })
+    .await;
+    let r = told(inbox(&c, 1).await).unwrap();
+    assert_eq!(r.reason, wlnode_consult::RefusalReason::DeadlineTooShort);
+    let signed = r.receipt.unwrap().receipt.open().unwrap();
+    let theirs = c.node(0).services.trust.roster();
+    assert_eq!(signed.min_deadline_secs, Some(86_400));
+    assert_eq!(signed.roster_version, Some(theirs.version()));
+    assert!(!signed.contradicts_itself(300_000));
     c.stop(0).await;
     c.stop(1).await;
 }

@@ -836,13 +836,18 @@ impl Consultations {
         // held the message to and the version of the roster it is from (`judged`,
         // the one the message was judged under), so that the requester and the
         // auditor can judge the refusal without our log (`seal` ignores it for any
-        // other reason).
+        // other reason). Only while that roster carries
+        // `consult_refusal_terms_required_since` (review s35-deadline L4: a
+        // requester of s34 cannot read a receipt with them, and would take our
+        // honest refusal for silence during a rollout).
         let signed = wlnode_consult::evidence::Refused {
             deadline: refused.deadline,
             kind: Some(kind),
-            applied: Some(wlnode_consult::evidence::Applied {
-                min_deadline_secs: judged.consultation_min_deadline_secs(),
-                roster_version: judged.version(),
+            applied: judged.consult_refusal_terms_required_since().map(|_| {
+                wlnode_consult::evidence::Applied {
+                    min_deadline_secs: judged.consultation_min_deadline_secs(),
+                    roster_version: judged.version(),
+                }
             }),
         };
         let payload = self.sealed(&payload, to, Some(signed))?;
@@ -1507,9 +1512,12 @@ impl Consultations {
             return Ok(());
         }
         let mark = vec![(applied, Vec::new())];
-        // The roster this message is judged under, taken once (s35): the minimum a
-        // `deadline_too_short` refusal's receipt signs is the one applied, from the
-        // version it signs, even if a reload swaps the roster meanwhile.
+        // The roster this message is judged under, taken once (s35): every
+        // minimum applied to the message and the fields a `deadline_too_short`
+        // refusal's receipt signs come from it, so the minimum signed is the one
+        // applied, from the version signed, even if a reload swaps the roster
+        // meanwhile. (The signer check and the receipt cut-over below read the
+        // roster again: a reload in between changes neither signed field.)
         let judged = self.trust.roster();
         let payload = match wlnode_consult::decode(item.body.as_bytes()) {
             Ok(p) => p,
@@ -1805,14 +1813,20 @@ impl Consultations {
                     // open when applied (review s31-consult M1; applied after the
                     // deadline it is refused: the officer may decide on silence).
                     // s35: a signed `deadline_too_short` is held to our roster
-                    // when it names our version.
+                    // when it names our version, and must sign its terms from
+                    // our roster's cut-over on (review s35-deadline H1).
                     h.consultation
                         .receive_refusal_under(
                             &item.from,
                             &r,
                             Timestamp(item.created_at),
                             Duration::from_secs(judged.consultation_min_deadline_secs()),
-                            Some(judged.version()),
+                            Some(&wlnode_consult::RosterTerms {
+                                version: judged.version(),
+                                explicit_min_deadline_secs: judged
+                                    .explicit_consultation_min_deadline_secs(),
+                                terms_required_since: judged.consult_refusal_terms_required_since(),
+                            }),
                             now,
                         )
                         .map(|()| {
