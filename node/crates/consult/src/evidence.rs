@@ -23,7 +23,10 @@
 //!   version the origin applied (s35, review s33-consult L1: the auditor could judge
 //!   one only with the origin's log, under the roster it showed), so that one
 //!   contradicting itself, or the roster it names, is told without that log
-//!   ([`StepReceipt::contradicts_itself`]).
+//!   ([`StepReceipt::contradicts_itself`]). The origin signs them while its roster
+//!   carries `consult_refusal_terms_required_since`, and requesters require them
+//!   from that time on (review s35-deadline H1, L4): before, an s34 requester,
+//!   which cannot read them, keeps taking its refusals.
 //! - The signature context is [`wlnode_crypto::keys::context::CONSULT_RECEIPT`], used
 //!   for nothing else, and the body is canonical JSON with a fixed field order of at
 //!   most [`MAX_RECEIPT_BYTES`], so a signature made for another purpose (a record, a
