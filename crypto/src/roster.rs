@@ -34,6 +34,7 @@
 //! consultation_min_deadline_secs = 86400  # shortest consultation deadline (default 1 day)
 //! mail_acks_required_since = 2026-12-10T00:00:00Z  # optional: every member signs hand-overs since
 //! consult_receipts_required_since = 2026-12-10T00:00:00Z  # optional: consultation steps need receipts since
+//! consult_refusal_terms_required_since = 2026-12-20T00:00:00Z  # optional: deadline_too_short signs its terms
 //! ```
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
@@ -286,6 +287,18 @@ pub struct FederationSettings {
     /// rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consult_receipts_required_since: Option<Timestamp>,
+    /// Issue 21, s35 (review s35-deadline H1): while the roster a node runs carries
+    /// this setting (any value), its signed `deadline_too_short` refusals sign the
+    /// minimum and roster version it applied (`min_deadline_secs`, `roster_version`
+    /// in the receipt); absent, it signs them not, so requesters of an older build
+    /// keep reading its refusals during a rollout. From this time on a requester
+    /// refuses (and audits) a `deadline_too_short` without them, and the auditor
+    /// proves one against the origin whose logs show it ran a roster with the
+    /// setting. The authority sets it once every member runs a build that signs
+    /// them, no earlier than `consult_receipts_required_since`, and far enough
+    /// ahead that every node has loaded the roster by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consult_refusal_terms_required_since: Option<Timestamp>,
 }
 
 /// A revoked key.
@@ -641,6 +654,35 @@ impl Roster {
             .federation_settings
             .as_ref()
             .and_then(|s| s.consult_receipts_required_since)
+    }
+
+    /// From when a signed `deadline_too_short` must sign the minimum and roster
+    /// version the origin applied, if the authority says so
+    /// (`federation_settings.consult_refusal_terms_required_since`); while it is set
+    /// at all, a node signs them.
+    pub fn consult_refusal_terms_required_since(&self) -> Option<Timestamp> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.consult_refusal_terms_required_since)
+    }
+
+    /// The shortest consultation deadline as the authority wrote it
+    /// (`federation_settings.consultation_min_deadline_secs`, at least 1), `None`
+    /// when the roster leaves it to the build's default: a proof that compares
+    /// another node's minimum with this roster's must not rest on a default a
+    /// later build may change (review s35-deadline L2).
+    pub fn explicit_consultation_min_deadline_secs(&self) -> Option<u64> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.consultation_min_deadline_secs)
+            .filter(|s| *s >= 1)
+    }
+
+    /// When the authority says it issued this version (`issued_at`, signed).
+    pub fn issued_at(&self) -> Timestamp {
+        self.doc.issued_at
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

@@ -2274,6 +2274,26 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
         h.consultation.refusal().unwrap().reason,
         wlnode_consult::RefusalReason::DeadlineTooShort
     );
+    // s35, review s35-deadline L4: under a roster without
+    // `consult_refusal_terms_required_since`, its receipt, kept by B, signs no
+    // minimum and roster version (an s34 requester could not read it); under one
+    // with it, it does (`a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_are_pruned`).
+    let signed = h
+        .consultation
+        .evidence(wlnode_consult::ReceiptStep::Refusal, 1)
+        .unwrap()
+        .open()
+        .unwrap();
+    assert!(
+        c.node(0)
+            .services
+            .trust
+            .roster()
+            .consult_refusal_terms_required_since()
+            .is_none()
+    );
+    assert_eq!(signed.min_deadline_secs, None);
+    assert_eq!(signed.roster_version, None);
     assert_eq!(
         serde_json::to_value(h.consultation.view()).unwrap()["state"],
         "refused_by_origin"
@@ -2707,13 +2727,23 @@ fn inbox_item(
 /// refuses. The requester takes one only if it names the request (or information) it
 /// sent for that round; one without the id (from an older node) or naming another
 /// message is refused and audited, and the consultation stays open (before the
-/// field existed, the first was taken). At the origin, the bookkeeping of refusals
+/// field existed, the first was taken); so is a signed `deadline_too_short` whose
+/// receipt contradicts itself or B's roster (s35). At the origin, the bookkeeping of refusals
 /// sent (one mark per member, consultation and round; a count per member and day) is
 /// pruned after the refused message's deadline plus a day, at most 31 days after it
 /// was written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_are_pruned() {
     let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    // s35 (review s35-deadline H1, L2): a roster that writes its one-day minimum
+    // and requires the terms of a `deadline_too_short` since an hour ago.
+    federation_settings(
+        &c,
+        &format!(
+            "consultation_min_deadline_secs = 86400\nconsult_refusal_terms_required_since = {}",
+            Timestamp::now().0 - 3_600_000
+        ),
+    );
     c.start_all().await;
     let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
     let h = consultation(&c, 1, id).await.unwrap();
@@ -2745,6 +2775,68 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
             "{bound:?} is not the request's id"
         );
     }
+    // s35 (review s33-consult L1): a `deadline_too_short` A signed, naming the
+    // request, is refused and audited when its receipt contradicts itself (the
+    // 30-day deadline left far more than the signed one-day minimum after the
+    // signed time), or names B's roster version with another minimum than B's.
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &c.fed.nodes[0].dir.join("agency.key"),
+        wlnode_crypto::keyfile::KeyKind::Agency,
+    )
+    .unwrap();
+    let ours = c.node(1).services.trust.roster();
+    let too_short = |applied: Option<(u64, u64)>| {
+        let mut p = wlnode_consult::Payload::ConsultRefusal(wlnode_consult::ConsultRefusal {
+            receipt: None,
+            consultation_id: id,
+            round: 1,
+            reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+            message_id: Some(sent),
+        });
+        let refused = wlnode_consult::evidence::Refused {
+            deadline: h.consultation.deadline(),
+            kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+            applied: applied.map(|(min_deadline_secs, roster_version)| {
+                wlnode_consult::evidence::Applied {
+                    min_deadline_secs,
+                    roster_version,
+                }
+            }),
+        };
+        wlnode_consult::evidence::seal(&mut p, &code(0), &code(1), &key, now, Some(refused))
+            .unwrap();
+        p
+    };
+    // Review s35-deadline H1: and, after the roster's cut-over, when it signs no
+    // minimum and roster version, or carries no receipt at all.
+    let mut bare = too_short(None);
+    let wlnode_consult::Payload::ConsultRefusal(unsigned) = &mut bare else {
+        unreachable!()
+    };
+    let mut unsigned = unsigned.clone();
+    unsigned.receipt = None;
+    for (p, n) in [
+        (
+            too_short(Some((
+                ours.consultation_min_deadline_secs(),
+                ours.version() + 1,
+            ))),
+            3,
+        ),
+        (too_short(Some((60 * 86_400, ours.version()))), 4),
+        (bare.clone(), 5),
+        (wlnode_consult::Payload::ConsultRefusal(unsigned), 6),
+    ] {
+        b.apply_at(&inbox_item(&p, 0, now.0, now.0), now)
+            .await
+            .unwrap();
+        assert_eq!(refused_in_audit(&c, 1, "consult_refusal").await, n);
+        assert_eq!(
+            consultation(&c, 1, id).await.unwrap().consultation.state(),
+            wlnode_consult::State::Open,
+            "refusal {n} is taken"
+        );
+    }
     b.apply_at(&inbox_item(&refusal(Some(sent)), 0, now.0, now.0), now)
         .await
         .unwrap();
@@ -2753,10 +2845,10 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
         wlnode_consult::State::RefusedByOrigin
     );
 
+    let a = &c.node(0).services.consultations;
     // At A: information from B for two consultations A never saw, one with a
     // two-day deadline and one with a 300-day one. Each gets a refusal: a mark each
     // and today's count.
-    let a = &c.node(0).services.consultations;
     let rows_before = a.refusal_rows().await.unwrap();
     for (byte, days) in [(0x61u8, 2u64), (0x62, 300)] {
         let info = wlnode_consult::Payload::ConsultInfo(wlnode_consult::ConsultInfo {
@@ -2823,6 +2915,47 @@ async fn a_refusal_is_taken_only_if_it_names_the_refused_message_and_its_rows_ar
     }
     assert_eq!(gone, 2, "the due mark and the day's count");
     assert_eq!(a.refusal_rows().await.unwrap(), 1);
+
+    // s35 (review s35-deadline H1, L4): under this roster A's own signed
+    // `deadline_too_short` of B's one-hour request signs the one-day minimum it
+    // applied and the roster's version.
+    let mut hurried = h.consultation.request_payload();
+    hurried.consultation_id = wlnode_consult::ConsultationId::random().unwrap();
+    hurried.deadline = Timestamp(now.0 + 3_600_000);
+    a.apply_at(
+        &inbox_item(
+            &wlnode_consult::Payload::ConsultRequest(hurried.clone()),
+            1,
+            now.0,
+            now.0,
+        ),
+        now,
+    )
+    .await
+    .unwrap();
+    let told = |items: Vec<InboxItem>| {
+        items
+            .into_iter()
+            .find_map(|m| match wlnode_consult::decode(m.body.as_bytes()).ok()? {
+                wlnode_consult::Payload::ConsultRefusal(r)
+                    if r.consultation_id == hurried.consultation_id =>
+                {
+                    Some(r)
+                }
+                _ => None,
+            })
+    };
+    wait_for(T, "B has A's refusal of the one-hour request", || async {
+        told(inbox(&c, 1).await).is_some()
+    })
+    .await;
+    let r = told(inbox(&c, 1).await).unwrap();
+    assert_eq!(r.reason, wlnode_consult::RefusalReason::DeadlineTooShort);
+    let signed = r.receipt.unwrap().receipt.open().unwrap();
+    let theirs = c.node(0).services.trust.roster();
+    assert_eq!(signed.min_deadline_secs, Some(86_400));
+    assert_eq!(signed.roster_version, Some(theirs.version()));
+    assert!(!signed.contradicts_itself(300_000));
     c.stop(0).await;
     c.stop(1).await;
 }

@@ -239,6 +239,11 @@ struct Summary {
     /// sender's signed receipt, and an auditor proves a step logged without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     consult_receipts_required_since: Option<u64>,
+    /// `federation_settings.consult_refusal_terms_required_since` (Unix ms), when
+    /// set: origins sign the minimum and roster version of a `deadline_too_short`,
+    /// and from then on a node refuses one without them (s35).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consult_refusal_terms_required_since: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -265,6 +270,9 @@ fn summary(r: &Roster) -> Summary {
         mail_acks_required_since: r.mail_acks_required_since().map(Timestamp::as_millis),
         consult_receipts_required_since: r
             .consult_receipts_required_since()
+            .map(Timestamp::as_millis),
+        consult_refusal_terms_required_since: r
+            .consult_refusal_terms_required_since()
             .map(Timestamp::as_millis),
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
         members: r
@@ -308,6 +316,12 @@ fn print_summary(s: &Summary) -> anyhow::Result<()> {
     if let Some(t) = s.consult_receipts_required_since {
         outln!(
             "  consultation steps need signed receipts since {} ({t})",
+            Timestamp(t).to_rfc3339()
+        );
+    }
+    if let Some(t) = s.consult_refusal_terms_required_since {
+        println!(
+            "  deadline_too_short refusals sign their minimum and roster since {} ({t})",
             Timestamp(t).to_rfc3339()
         );
     }

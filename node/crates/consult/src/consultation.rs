@@ -389,6 +389,20 @@ pub struct NewRequest {
     pub silence: SilenceMeans,
 }
 
+/// What a requester's roster says of a signed `deadline_too_short` refusal
+/// ([`Consultation::receive_refusal_under`]; s35, review s33-consult L1 and
+/// s35-deadline H1/L2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RosterTerms {
+    /// The roster's version.
+    pub version: u64,
+    /// Its `consultation_min_deadline_secs` as the authority wrote it (`None`: left
+    /// to the build's default).
+    pub explicit_min_deadline_secs: Option<u64>,
+    /// Its `consult_refusal_terms_required_since`.
+    pub terms_required_since: Option<Timestamp>,
+}
+
 /// One consultation as one side holds it. Fields are read through methods; only the
 /// transitions change them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -914,12 +928,49 @@ impl Consultation {
     ///
     /// Once the original deadline has passed the requester may still decide
     /// ([`Self::decide`]): a grant then counts as despite an expired denial.
+    ///
+    /// The roster this node runs is not given here: see
+    /// [`Self::receive_refusal_under`], which also holds a signed
+    /// `deadline_too_short` to the version of it.
     pub fn receive_refusal(
         &mut self,
         from: &AgencyCode,
         r: &ConsultRefusal,
         signed_at: Timestamp,
         min_deadline: Duration,
+        now: Timestamp,
+    ) -> Result<(), ConsultError> {
+        self.receive_refusal_under(from, r, signed_at, min_deadline, None, now)
+    }
+
+    /// [`Self::receive_refusal`], with what this node's roster says of a signed
+    /// `deadline_too_short` (`roster`; `min_deadline` is its minimum). Such a
+    /// refusal is also refused ([`ConsultError::ImplausibleRefusal`], so the round
+    /// reads as silence or expiry, and the caller audits the message):
+    /// - (s35, review s35-deadline H1) from the roster's
+    ///   `consult_refusal_terms_required_since` on (judged at `now`, as the s34
+    ///   receipt cut-over is), when it comes without a receipt signing the minimum
+    ///   and roster version the origin applied: an origin whose roster carries the
+    ///   setting signs them, and one leaving them out would escape every proof;
+    /// - when its receipt contradicts itself: its signed deadline leaves at least
+    ///   the signed minimum plus [`TIMING_SKEW`] after its signed time
+    ///   ([`crate::StepReceipt::contradicts_itself`]);
+    /// - when its receipt names our roster version with another minimum than the
+    ///   one our roster writes explicitly: the authority signs one content per
+    ///   version, so the origin did not apply what it signed. Not when our roster
+    ///   leaves the minimum to the build's default (review s35-deadline L2: another
+    ///   build may have another default).
+    ///
+    /// A signed version we do not run (the origin's reload is ahead of or behind
+    /// ours) is taken: the auditor judges it against the origin's logs, or against
+    /// the roster's signed `issued_at` when it is above the auditor's.
+    pub fn receive_refusal_under(
+        &mut self,
+        from: &AgencyCode,
+        r: &ConsultRefusal,
+        signed_at: Timestamp,
+        min_deadline: Duration,
+        roster: Option<&RosterTerms>,
         now: Timestamp,
     ) -> Result<(), ConsultError> {
         self.side("receive a refusal", Role::Requester)?;
@@ -980,6 +1031,42 @@ impl Consultation {
                 return implausible(
                     "the deadline is at least the roster's minimum after the refusal was signed",
                 );
+            }
+            // s35: what the origin signed it applied must be there from the
+            // roster's cut-over on, and hold together, and with our roster when it
+            // names ours.
+            RefusalReason::DeadlineTooShort => {
+                let body = match &r.receipt {
+                    Some(seal) => match seal.receipt.open() {
+                        Ok(b) => Some(b),
+                        Err(_) => return implausible("its receipt does not read"),
+                    },
+                    None => None,
+                };
+                let applied = body.as_ref().and_then(crate::StepReceipt::applied);
+                if applied.is_none()
+                    && roster
+                        .and_then(|t| t.terms_required_since)
+                        .is_some_and(|since| now >= since)
+                {
+                    return implausible(
+                        "its receipt signs no minimum and roster version, which our roster requires",
+                    );
+                }
+                if body.as_ref().is_some_and(|b| b.contradicts_itself(skew)) {
+                    return implausible(
+                        "its receipt signs a deadline at least the signed minimum after the signed time",
+                    );
+                }
+                if let (Some(a), Some(t)) = (applied, roster)
+                    && a.roster_version == t.version
+                    && t.explicit_min_deadline_secs
+                        .is_some_and(|m| m != a.min_deadline_secs)
+                {
+                    return implausible(
+                        "its receipt signs another minimum than our roster's for our roster version",
+                    );
+                }
             }
             RefusalReason::DeadlineTooLong
                 if deadline <= opened.saturating_add(ms(MAX_DEADLINE)) =>

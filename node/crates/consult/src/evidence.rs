@@ -19,6 +19,14 @@
 //!   payload and the mail header, the digest. A receipt that does not check is refused
 //!   with the message; a message without one (an older node) is taken as before and
 //!   logged without evidence.
+//! - A `deadline_too_short` refusal's receipt also signs the minimum and roster
+//!   version the origin applied (s35, review s33-consult L1: the auditor could judge
+//!   one only with the origin's log, under the roster it showed), so that one
+//!   contradicting itself, or the roster it names, is told without that log
+//!   ([`StepReceipt::contradicts_itself`]). The origin signs them while its roster
+//!   carries `consult_refusal_terms_required_since`, and requesters require them
+//!   from that time on (review s35-deadline H1, L4): before, an s34 requester,
+//!   which cannot read them, keeps taking its refusals.
 //! - The signature context is [`wlnode_crypto::keys::context::CONSULT_RECEIPT`], used
 //!   for nothing else, and the body is canonical JSON with a fixed field order of at
 //!   most [`MAX_RECEIPT_BYTES`], so a signature made for another purpose (a record, a
@@ -109,6 +117,20 @@ pub struct StepReceipt {
     /// refused round's is refused by the requester ([`check`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_kind: Option<RefusedKind>,
+    /// For a `deadline_too_short` refusal: the shortest deadline the origin held the
+    /// refused message to, in seconds (the `consultation_min_deadline_secs` of the
+    /// roster it judged with; s35, review s33-consult L1). Optional in the body so
+    /// that older receipts, signed without it, still verify and read as before; on
+    /// no other step or reason ([`check`]). With [`Self::roster_version`], the
+    /// requester and the auditor judge the refusal on what the origin signed it
+    /// applied, without the origin's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_deadline_secs: Option<u64>,
+    /// For a `deadline_too_short` refusal: the version of the roster the origin
+    /// judged the refused message under (s35; given with
+    /// [`Self::min_deadline_secs`] or not at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_version: Option<u64>,
     /// When the signer took the step (its clock; an answer's `answered_at`).
     pub signed_at: Timestamp,
     /// `SHA-256(salt || payload without the receipt)`, lower-case hex.
@@ -301,6 +323,14 @@ fn receipt_of(
         Payload::ConsultRefusal(_) => refused.and_then(|x| x.kind),
         _ => None,
     };
+    // What the origin applied: only on a `deadline_too_short` refusal, so every
+    // other receipt keeps the s34 shape (an s34 node reads it).
+    let applied = match p {
+        Payload::ConsultRefusal(r) if r.reason == RefusalReason::DeadlineTooShort => {
+            refused.and_then(|x| x.applied)
+        }
+        _ => None,
+    };
     Ok(StepReceipt {
         v: RECEIPT_VERSION,
         step,
@@ -313,6 +343,8 @@ fn receipt_of(
         deadline,
         refused_message,
         refused_kind,
+        min_deadline_secs: applied.map(|a| a.min_deadline_secs),
+        roster_version: applied.map(|a| a.roster_version),
         signed_at,
         digest: digest(salt, &unsealed_bytes(p)?),
     })
@@ -325,6 +357,51 @@ pub struct Refused {
     pub deadline: Timestamp,
     /// Its kind, as the origin decoded it (`None` only as read from an s33 receipt).
     pub kind: Option<RefusedKind>,
+    /// For a `deadline_too_short`: the minimum and roster the origin judged it
+    /// under (s35; `None` as read from an older receipt). Ignored for any other
+    /// reason.
+    pub applied: Option<Applied>,
+}
+
+/// The roster minimum an origin applied to the message it refuses as
+/// `deadline_too_short`, as its receipt signs it (s35).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The `consultation_min_deadline_secs` it held the message to.
+    pub min_deadline_secs: u64,
+    /// The version of the roster that minimum is from.
+    pub roster_version: u64,
+}
+
+impl StepReceipt {
+    /// What a `deadline_too_short` refusal's receipt signs the origin applied (s35),
+    /// if it signs both fields.
+    pub fn applied(&self) -> Option<Applied> {
+        Some(Applied {
+            min_deadline_secs: self.min_deadline_secs?,
+            roster_version: self.roster_version?,
+        })
+    }
+
+    /// Whether this refusal receipt contradicts itself (s35): a `deadline_too_short`
+    /// whose signed deadline leaves at least the signed minimum plus `skew_ms` after
+    /// the signed time. The origin judges a message at its arrival, before it signs
+    /// the refusal, and refuses it only when its deadline is earlier than the
+    /// arrival plus the minimum less the skew, so an honest origin never signs one
+    /// (its clock may step back by up to the skew between the two).
+    pub fn contradicts_itself(&self, skew_ms: u64) -> bool {
+        match (self.reason, self.applied(), self.deadline) {
+            (Some(RefusalReason::DeadlineTooShort), Some(a), Some(deadline)) => {
+                deadline.as_millis()
+                    >= self
+                        .signed_at
+                        .as_millis()
+                        .saturating_add(a.min_deadline_secs.saturating_mul(1000))
+                        .saturating_add(skew_ms)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Signs and attaches `from`'s receipt to a request, answer or refusal to `to`
@@ -385,6 +462,7 @@ pub fn check(
     let refused = r.deadline.map(|deadline| Refused {
         deadline,
         kind: r.refused_kind,
+        applied: r.applied(),
     });
     let want = receipt_of(p, from, to, r.signed_at, refused, &salt)?;
     if r.step != step {
@@ -418,6 +496,16 @@ pub fn check(
         || (step != ReceiptStep::Refusal && r.refused_kind.is_some())
     {
         return Err(ReceiptError::Mismatch("refused_kind"));
+    }
+    // s35: the minimum and roster applied, both or neither, and only on a
+    // `deadline_too_short` refusal.
+    if r.min_deadline_secs.is_some() != r.roster_version.is_some()
+        || (r.min_deadline_secs.is_some()
+            && (step != ReceiptStep::Refusal || r.reason != Some(RefusalReason::DeadlineTooShort)))
+    {
+        return Err(ReceiptError::Mismatch(
+            "min_deadline_secs or roster_version",
+        ));
     }
     if let Payload::ConsultAnswer(a) = p
         && a.answered_at.is_some_and(|t| t != r.signed_at)
@@ -562,6 +650,7 @@ mod tests {
         let refused = Refused {
             deadline: Timestamp(77),
             kind: Some(RefusedKind::ConsultRequest),
+            applied: None,
         };
         seal(&mut p, &aa, &bb, &key, Timestamp(5), Some(refused)).unwrap();
         let r = check(&p, &aa, &bb, ok).unwrap().unwrap().open().unwrap();
@@ -598,6 +687,7 @@ mod tests {
             let refused = Refused {
                 deadline: Timestamp(77),
                 kind,
+                applied: None,
             };
             seal(&mut p, &aa, &bb, &key, Timestamp(5), Some(refused)).unwrap();
             p
@@ -647,5 +737,201 @@ mod tests {
         assert!(!seal_of(&old).receipt.body.contains("refused_kind"));
         let r = check(&old, &aa, &bb, ok).unwrap().unwrap().open().unwrap();
         assert_eq!(r.refused_kind, None);
+    }
+
+    /// s35 (review s33-consult L1): a `deadline_too_short` refusal's receipt signs the
+    /// minimum and roster version the origin applied. Stripping either from the
+    /// signed body, or swapping a value, breaks the signature; a receipt signing one
+    /// without the other, or either on another reason, is refused; no other reason
+    /// carries them (so those receipts keep the s34 shape); a receipt signed without
+    /// them keeps its exact bytes and still checks.
+    #[test]
+    fn the_applied_minimum_and_roster_are_signed_and_cannot_be_stripped_or_swapped() {
+        let key = SecretKey::generate().unwrap();
+        let (aa, bb) = (ag("AA-EXPORT"), ag("BB-CUSTOMS"));
+        let applied = Applied {
+            min_deadline_secs: 604_800,
+            roster_version: 12,
+        };
+        let sealed = |reason, applied| {
+            let mut p = Payload::ConsultRefusal(ConsultRefusal {
+                consultation_id: ConsultationId([6; 16]),
+                round: 1,
+                reason,
+                message_id: Some(MessageId([9; 16])),
+                receipt: None,
+            });
+            let refused = Refused {
+                deadline: Timestamp(77),
+                kind: Some(RefusedKind::ConsultRequest),
+                applied,
+            };
+            seal(&mut p, &aa, &bb, &key, Timestamp(5), Some(refused)).unwrap();
+            p
+        };
+        let body_of = |p: &Payload| -> String {
+            let Payload::ConsultRefusal(r) = p else {
+                unreachable!()
+            };
+            r.receipt.clone().unwrap().receipt.body
+        };
+        let with_body = |p: &Payload, body: String| {
+            let mut p = p.clone();
+            if let Payload::ConsultRefusal(r) = &mut p {
+                r.receipt.as_mut().unwrap().receipt.body = body;
+            }
+            p
+        };
+        let p = sealed(RefusalReason::DeadlineTooShort, Some(applied));
+        let body = body_of(&p);
+        assert!(
+            body.contains(r#""min_deadline_secs":604800,"roster_version":12"#),
+            "{body}"
+        );
+        let r = check(&p, &aa, &bb, ok).unwrap().unwrap().open().unwrap();
+        assert_eq!(r.applied(), Some(applied));
+        assert_eq!(r.min_deadline_secs, Some(604_800));
+        assert_eq!(r.roster_version, Some(12));
+        for changed in [
+            body.replace(r#","min_deadline_secs":604800"#, ""),
+            body.replace(r#","roster_version":12"#, ""),
+            body.replace(
+                r#""min_deadline_secs":604800"#,
+                r#""min_deadline_secs":86400"#,
+            ),
+            body.replace(r#""roster_version":12"#, r#""roster_version":13"#),
+        ] {
+            assert_ne!(changed, body);
+            assert_eq!(
+                check(&with_body(&p, changed), &aa, &bb, ok),
+                Err(ReceiptError::BadSignature)
+            );
+        }
+        // Signed with one field and not the other, or on another reason: refused.
+        let resign = |r: &StepReceipt| {
+            let mut q = p.clone();
+            if let Payload::ConsultRefusal(x) = &mut q {
+                x.receipt.as_mut().unwrap().receipt = r.sign(&key).unwrap();
+            }
+            q
+        };
+        let mut half = r.clone();
+        half.roster_version = None;
+        assert_eq!(
+            check(&resign(&half), &aa, &bb, ok),
+            Err(ReceiptError::Mismatch(
+                "min_deadline_secs or roster_version"
+            ))
+        );
+        // Another reason with the fields forced into an otherwise right receipt.
+        let mut q = sealed(RefusalReason::WrongRound, None);
+        if let Payload::ConsultRefusal(x) = &mut q {
+            x.receipt = None;
+        }
+        let salt = [1u8; 16];
+        let mut forced = receipt_of(
+            &q,
+            &aa,
+            &bb,
+            Timestamp(5),
+            Some(Refused {
+                deadline: Timestamp(77),
+                kind: Some(RefusedKind::ConsultRequest),
+                applied: None,
+            }),
+            &salt,
+        )
+        .unwrap();
+        forced.min_deadline_secs = Some(1);
+        forced.roster_version = Some(1);
+        if let Payload::ConsultRefusal(x) = &mut q {
+            x.receipt = Some(ReceiptSeal {
+                receipt: forced.sign(&key).unwrap(),
+                salt: hex::encode(salt),
+            });
+        }
+        assert_eq!(
+            check(&q, &aa, &bb, ok),
+            Err(ReceiptError::Mismatch(
+                "min_deadline_secs or roster_version"
+            ))
+        );
+        // Another reason never carries them, whatever the caller passes.
+        let wrong_round = sealed(RefusalReason::WrongRound, Some(applied));
+        assert!(!body_of(&wrong_round).contains("roster_version"));
+        let r = check(&wrong_round, &aa, &bb, ok)
+            .unwrap()
+            .unwrap()
+            .open()
+            .unwrap();
+        assert_eq!(r.applied(), None);
+        // An older receipt (signed without them) keeps its exact bytes and checks.
+        let old = sealed(RefusalReason::DeadlineTooShort, None);
+        let old_body = body_of(&old);
+        assert!(!old_body.contains("min_deadline_secs"), "{old_body}");
+        let r = check(&old, &aa, &bb, ok).unwrap().unwrap();
+        assert_eq!(r.body, old_body);
+        assert_eq!(r.open().unwrap().encode().unwrap(), old_body);
+        assert_eq!(r.open().unwrap().applied(), None);
+    }
+
+    /// s35: a `deadline_too_short` receipt contradicts itself when its deadline left
+    /// at least the signed minimum plus the skew after its signed time; not one
+    /// a millisecond short of that, not another reason, not one without the fields.
+    #[test]
+    fn a_deadline_too_short_receipt_contradicting_itself_is_told() {
+        let skew = 300_000;
+        let receipt = |reason, deadline: u64, applied: Option<Applied>| StepReceipt {
+            v: RECEIPT_VERSION,
+            step: ReceiptStep::Refusal,
+            consultation_id: ConsultationId([6; 16]),
+            round: 1,
+            from: ag("AA-EXPORT"),
+            to: ag("BB-CUSTOMS"),
+            answer: None,
+            reason: Some(reason),
+            deadline: Some(Timestamp(deadline)),
+            refused_message: None,
+            refused_kind: None,
+            min_deadline_secs: applied.map(|a| a.min_deadline_secs),
+            roster_version: applied.map(|a| a.roster_version),
+            signed_at: Timestamp(1_000_000),
+            digest: String::new(),
+        };
+        let a = Some(Applied {
+            min_deadline_secs: 86_400,
+            roster_version: 3,
+        });
+        let edge = 1_000_000 + 86_400_000 + skew;
+        assert!(receipt(RefusalReason::DeadlineTooShort, edge, a).contradicts_itself(skew));
+        assert!(!receipt(RefusalReason::DeadlineTooShort, edge - 1, a).contradicts_itself(skew));
+        assert!(!receipt(RefusalReason::WrongRound, edge, a).contradicts_itself(skew));
+        assert!(!receipt(RefusalReason::DeadlineTooShort, edge, None).contradicts_itself(skew));
+    }
+
+    /// s35: the largest refusal receipt (32-character agency codes, every optional
+    /// field, the largest numbers) still fits [`MAX_RECEIPT_BYTES`].
+    #[test]
+    fn the_largest_refusal_receipt_fits() {
+        let long = ag("ABCDEFGHIJKLMNOPQRSTUVWXYZ-12345");
+        let r = StepReceipt {
+            v: RECEIPT_VERSION,
+            step: ReceiptStep::Refusal,
+            consultation_id: ConsultationId([0xff; 16]),
+            round: u32::MAX,
+            from: long.clone(),
+            to: long,
+            answer: None,
+            reason: Some(RefusalReason::UnknownConsultation),
+            deadline: Some(Timestamp(u64::MAX)),
+            refused_message: Some(MessageId([0xff; 16])),
+            refused_kind: Some(RefusedKind::ConsultRequest),
+            min_deadline_secs: Some(u64::MAX),
+            roster_version: Some(u64::MAX),
+            signed_at: Timestamp(u64::MAX),
+            digest: hex::encode([0xffu8; 32]),
+        };
+        let body = r.encode().unwrap();
+        assert!(body.len() <= MAX_RECEIPT_BYTES, "{}", body.len());
     }
 }

@@ -106,8 +106,8 @@ pub mod trail;
 pub use consultation::{
     Action, AnswerRecord, ConsultError, Consultation, ConsultationView, DeadlineBounds,
     DeadlineError, DecisionRecord, InfoRecord, LATE_ANSWER_WINDOW, MAX_CLOCK_SKEW, MAX_DEADLINE,
-    MAX_ROUNDS, NewRequest, RefusalRecord, Role, SilenceMeans, State, TIMING_SKEW, deadline_after,
-    notice_recipients, parse_deadline, refusal_reason, tick_all,
+    MAX_ROUNDS, NewRequest, RefusalRecord, Role, RosterTerms, SilenceMeans, State, TIMING_SKEW,
+    deadline_after, notice_recipients, parse_deadline, refusal_reason, tick_all,
 };
 pub use evidence::{
     ReceiptError, ReceiptSeal, ReceiptStep, RefusedKind, SignedReceipt, StepReceipt,

@@ -15,9 +15,9 @@ use common::*;
 use wlnode_consult::{
     Action, Answer, ConsultAnswer, ConsultDecision, ConsultError, ConsultInfo, ConsultRefusal,
     Consultation, ConsultationId, DeadlineBounds, DeadlineError, Decision, Despite,
-    LATE_ANSWER_WINDOW, MAX_ROUNDS, Payload, PayloadError, RefusalReason, Role, SilenceMeans,
-    State, TIMING_SKEW, deadline_after, notice_recipients, parse_deadline, refusal_reason,
-    tick_all,
+    LATE_ANSWER_WINDOW, MAX_ROUNDS, Payload, PayloadError, RefusalReason, Role, RosterTerms,
+    SilenceMeans, State, TIMING_SKEW, deadline_after, notice_recipients, parse_deadline,
+    refusal_reason, tick_all,
 };
 use wlnode_crypto::{AgencyCode, EntryId, Timestamp};
 
@@ -1377,6 +1377,7 @@ fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
         Some(wlnode_consult::evidence::Refused {
             deadline: r.deadline(),
             kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+            applied: None,
         }),
     )
     .unwrap();
@@ -1388,4 +1389,196 @@ fn a_signed_too_short_refusal_is_taken_under_the_origins_roster() {
         .receive_refusal(&org(), &sealed, at(1), MIN, at(1))
         .unwrap();
     assert_eq!(signed.state(), State::RefusedByOrigin);
+}
+
+/// s35 (review s33-consult L1): a signed `deadline_too_short` whose receipt signs the
+/// minimum and roster the origin applied is refused when it contradicts itself (the
+/// round's deadline, day 30, leaves far more than the signed one-day minimum after
+/// the signed time, day 1) or when it names the requester's roster version with
+/// another minimum than that roster's; it is taken when it holds together (a 30-day
+/// minimum) under a version the requester does not run. A refused one leaves the
+/// consultation open (the round reads as silence, then expiry).
+#[test]
+fn a_signed_too_short_refusal_contradicting_what_it_signs_is_refused() {
+    use wlnode_consult::evidence::{Applied, Refused, seal};
+    let (r, _) = pair(SilenceMeans::Objection);
+    let key = wlnode_crypto::SecretKey::generate().unwrap();
+    let sealed = |min_deadline_secs: u64, roster_version: u64| {
+        let mut p = Payload::ConsultRefusal(ConsultRefusal {
+            receipt: None,
+            consultation_id: r.id(),
+            round: 1,
+            reason: RefusalReason::DeadlineTooShort,
+            message_id: Some(wlnode_crypto::model::MessageId([1; 16])),
+        });
+        let refused = Refused {
+            deadline: r.deadline(),
+            kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+            applied: Some(Applied {
+                min_deadline_secs,
+                roster_version,
+            }),
+        };
+        seal(&mut p, &org(), r.requester(), &key, at(1), Some(refused)).unwrap();
+        let Payload::ConsultRefusal(sealed) = p else {
+            unreachable!()
+        };
+        sealed
+    };
+    const THIRTY_DAYS: u64 = 30 * 86_400;
+    let v5 = RosterTerms {
+        version: 5,
+        explicit_min_deadline_secs: Some(MIN.as_secs()),
+        terms_required_since: None,
+    };
+    // Self-contradictory: refused, with or without our roster version.
+    let one_day = sealed(MIN.as_secs(), 7);
+    let mut c = r.clone();
+    let e = refused(&mut c, |c| {
+        c.receive_refusal_under(&org(), &one_day, at(1), MIN, Some(&v5), at(1))
+    });
+    assert!(
+        matches!(&e, ConsultError::ImplausibleRefusal { why, .. } if why.contains("signed minimum")),
+        "{e}"
+    );
+    let e = refused(&mut c, |c| {
+        c.receive_refusal(&org(), &one_day, at(1), MIN, at(1))
+    });
+    assert!(matches!(e, ConsultError::ImplausibleRefusal { .. }), "{e}");
+    assert_eq!(c.state(), State::Open);
+    // Our roster version (5, whose minimum is one day) with a 30-day minimum: refused.
+    let ours = sealed(THIRTY_DAYS, 5);
+    let e = refused(&mut c, |c| {
+        c.receive_refusal_under(&org(), &ours, at(1), MIN, Some(&v5), at(1))
+    });
+    assert!(
+        matches!(&e, ConsultError::ImplausibleRefusal { why, .. } if why.contains("our roster version")),
+        "{e}"
+    );
+    // A version we do not run, with a minimum the deadline did not meet: taken.
+    let theirs = sealed(THIRTY_DAYS, 6);
+    let mut taken = r.clone();
+    taken
+        .receive_refusal_under(&org(), &theirs, at(1), MIN, Some(&v5), at(1))
+        .unwrap();
+    assert_eq!(taken.state(), State::RefusedByOrigin);
+    // And our version with our minimum, when our roster's minimum is 30 days: taken.
+    let mut taken = r.clone();
+    taken
+        .receive_refusal_under(
+            &org(),
+            &ours,
+            at(1),
+            std::time::Duration::from_secs(THIRTY_DAYS),
+            Some(&RosterTerms {
+                explicit_min_deadline_secs: Some(THIRTY_DAYS),
+                ..v5
+            }),
+            at(1),
+        )
+        .unwrap();
+    assert_eq!(taken.state(), State::RefusedByOrigin);
+    // Review s35-deadline L2: our version with another minimum, while our roster
+    // leaves the minimum to the build's default (another build may have another):
+    // taken.
+    let mut taken = r.clone();
+    taken
+        .receive_refusal_under(
+            &org(),
+            &ours,
+            at(1),
+            MIN,
+            Some(&RosterTerms {
+                explicit_min_deadline_secs: None,
+                ..v5
+            }),
+            at(1),
+        )
+        .unwrap();
+    assert_eq!(taken.state(), State::RefusedByOrigin);
+}
+
+/// Review s35-deadline H1: from the roster's `consult_refusal_terms_required_since`
+/// on (judged when the requester applies the refusal), a `deadline_too_short`
+/// whose receipt signs no minimum and roster version, or that carries no receipt,
+/// is refused (an origin leaving them out escaped every proof); before the cut-over,
+/// or under a roster without it, it is taken as before (s34 origins during a
+/// rollout). One that signs them is taken after the cut-over.
+#[test]
+fn a_too_short_refusal_without_its_terms_is_refused_from_the_rosters_cut_over() {
+    use wlnode_consult::evidence::{Applied, Refused, seal};
+    let (r, _) = pair(SilenceMeans::Objection);
+    let key = wlnode_crypto::SecretKey::generate().unwrap();
+    let refusal = |applied: Option<Applied>, with_receipt: bool| {
+        let mut p = Payload::ConsultRefusal(ConsultRefusal {
+            receipt: None,
+            consultation_id: r.id(),
+            round: 1,
+            reason: RefusalReason::DeadlineTooShort,
+            message_id: Some(wlnode_crypto::model::MessageId([1; 16])),
+        });
+        if with_receipt {
+            let refused = Refused {
+                deadline: r.deadline(),
+                kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+                applied,
+            };
+            seal(&mut p, &org(), r.requester(), &key, at(1), Some(refused)).unwrap();
+        }
+        let Payload::ConsultRefusal(sealed) = p else {
+            unreachable!()
+        };
+        sealed
+    };
+    // The round's deadline (day 30) is short of a 60-day minimum, so the
+    // refusal is plausible in itself.
+    const SIXTY_DAYS: u64 = 60 * 86_400;
+    let sixty = Duration::from_secs(SIXTY_DAYS);
+    let bare = refusal(None, true);
+    let no_receipt = refusal(None, false);
+    let terms = refusal(
+        Some(Applied {
+            min_deadline_secs: SIXTY_DAYS,
+            roster_version: 6,
+        }),
+        true,
+    );
+    let cut = RosterTerms {
+        version: 5,
+        explicit_min_deadline_secs: Some(MIN.as_secs()),
+        terms_required_since: Some(at(1)),
+    };
+    let mut c = r.clone();
+    for p in [&bare, &no_receipt] {
+        let e = refused(&mut c, |c| {
+            c.receive_refusal_under(&org(), p, at(1), sixty, Some(&cut), at(1))
+        });
+        assert!(
+            matches!(&e, ConsultError::ImplausibleRefusal { why, .. } if why.contains("requires")),
+            "{e}"
+        );
+    }
+    assert_eq!(c.state(), State::Open);
+    // Signed with them: taken after the cut-over.
+    let mut taken = r.clone();
+    taken
+        .receive_refusal_under(&org(), &terms, at(1), sixty, Some(&cut), at(1))
+        .unwrap();
+    assert_eq!(taken.state(), State::RefusedByOrigin);
+    // Before the cut-over, or under a roster without it: the bare one is taken.
+    let before = RosterTerms {
+        terms_required_since: Some(at(2)),
+        ..cut
+    };
+    let without = RosterTerms {
+        terms_required_since: None,
+        ..cut
+    };
+    for t in [&before, &without] {
+        let mut taken = r.clone();
+        taken
+            .receive_refusal_under(&org(), &bare, at(1), sixty, Some(t), at(1))
+            .unwrap();
+        assert_eq!(taken.state(), State::RefusedByOrigin);
+    }
 }

@@ -874,13 +874,15 @@ impl Consultations {
 
     /// Sends the requester `to` our signed refusal of round `round` of consultation
     /// `id` (see the module documentation): once per member, consultation and round,
-    /// at most [`MAX_REFUSALS_PER_MEMBER_PER_DAY`]. Call with the lock held.
+    /// at most [`MAX_REFUSALS_PER_MEMBER_PER_DAY`], `judged` being the roster the
+    /// refused message was judged under. Call with the lock held.
     async fn send_refusal(
         &self,
         to: &AgencyCode,
         refused: &Refusable,
         reason: RefusalReason,
         now: Timestamp,
+        judged: &wlnode_crypto::roster::Roster,
     ) -> Result<(), ConsultServiceError> {
         let (id, round) = (refused.id, refused.round);
         if to == &self.agency {
@@ -925,9 +927,23 @@ impl Consultations {
         } else {
             wlnode_consult::RefusedKind::ConsultRequest
         };
+        // s35 (review s33-consult L1): a `deadline_too_short` signs the minimum we
+        // held the message to and the version of the roster it is from (`judged`,
+        // the one the message was judged under), so that the requester and the
+        // auditor can judge the refusal without our log (`seal` ignores it for any
+        // other reason). Only while that roster carries
+        // `consult_refusal_terms_required_since` (review s35-deadline L4: a
+        // requester of s34 cannot read a receipt with them, and would take our
+        // honest refusal for silence during a rollout).
         let signed = wlnode_consult::evidence::Refused {
             deadline: refused.deadline,
             kind: Some(kind),
+            applied: judged.consult_refusal_terms_required_since().map(|_| {
+                wlnode_consult::evidence::Applied {
+                    min_deadline_secs: judged.consultation_min_deadline_secs(),
+                    roster_version: judged.version(),
+                }
+            }),
         };
         let payload = self.sealed(&payload, to, Some(signed))?;
         let body = wlnode_consult::encode(&payload)
@@ -1732,6 +1748,13 @@ impl Consultations {
             return Ok(());
         }
         let mark = vec![(applied, Vec::new())];
+        // The roster this message is judged under, taken once (s35): every
+        // minimum applied to the message and the fields a `deadline_too_short`
+        // refusal's receipt signs come from it, so the minimum signed is the one
+        // applied, from the version signed, even if a reload swaps the roster
+        // meanwhile. (The signer check and the receipt cut-over below read the
+        // roster again: a reload in between changes neither signed field.)
+        let judged = self.trust.roster();
         let payload = match wlnode_consult::decode(item.body.as_bytes()) {
             Ok(p) => p,
             Err(e) => {
@@ -1851,7 +1874,7 @@ impl Consultations {
                     deadline: r.deadline,
                     is_info: false,
                 };
-                self.send_refusal(&item.from, &refused, RefusalReason::Invalid, now)
+                self.send_refusal(&item.from, &refused, RefusalReason::Invalid, now, &judged)
                     .await?;
             }
             return Ok(());
@@ -1911,7 +1934,7 @@ impl Consultations {
                         item.from
                     )))
                 } else {
-                    let roster = self.trust.roster();
+                    let roster = &judged;
                     let silence = silence_of(roster.silence_rule());
                     let min = Duration::from_secs(roster.consultation_min_deadline_secs());
                     // Judged at its arrival here, not when it is applied (review of the
@@ -1998,12 +2021,21 @@ impl Consultations {
                     // Judged by its signed time, like an answer, and taken only while
                     // open when applied (review s31-consult M1; applied after the
                     // deadline it is refused: the officer may decide on silence).
+                    // s35: a signed `deadline_too_short` is held to our roster
+                    // when it names our version, and must sign its terms from
+                    // our roster's cut-over on (review s35-deadline H1).
                     h.consultation
-                        .receive_refusal(
+                        .receive_refusal_under(
                             &item.from,
                             &r,
                             Timestamp(item.created_at),
-                            self.min_deadline(),
+                            Duration::from_secs(judged.consultation_min_deadline_secs()),
+                            Some(&wlnode_consult::RosterTerms {
+                                version: judged.version(),
+                                explicit_min_deadline_secs: judged
+                                    .explicit_consultation_min_deadline_secs(),
+                                terms_required_since: judged.consult_refusal_terms_required_since(),
+                            }),
                             now,
                         )
                         .map(|()| {
@@ -2025,7 +2057,12 @@ impl Consultations {
                 Some(mut h) => {
                     let before = h.consultation.clone();
                     h.consultation
-                        .receive_info(&item.from, &i, self.min_deadline(), judged_at(item, now))
+                        .receive_info(
+                            &item.from,
+                            &i,
+                            Duration::from_secs(judged.consultation_min_deadline_secs()),
+                            judged_at(item, now),
+                        )
                         .map(|()| Some((Some(before), h)))
                         .map_err(Into::into)
                 }
@@ -2194,7 +2231,8 @@ impl Consultations {
                         ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
                         _ => RefusalReason::Invalid,
                     });
-                    self.send_refusal(&item.from, &refused, reason, now).await?;
+                    self.send_refusal(&item.from, &refused, reason, now, &judged)
+                        .await?;
                 }
                 Ok(())
             }

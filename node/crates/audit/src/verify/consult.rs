@@ -178,6 +178,13 @@ fn evidence_of(
         // s34: a refusal's signed kind is the one that opened the refused round;
         // the requester refuses a receipt naming another (`evidence::check`).
         Some("refused kind")
+    } else if r.min_deadline_secs.is_some() != r.roster_version.is_some()
+        || (r.min_deadline_secs.is_some()
+            && reason != Some(wlnode_consult::RefusalReason::DeadlineTooShort))
+    {
+        // s35: the minimum and roster applied, both or neither, only on a
+        // `deadline_too_short` refusal (`evidence::check`).
+        Some("minimum or roster applied")
     } else if let TrailKind::Requested { deadline, .. } = &step.kind
         && r.deadline != Some(*deadline)
     {
@@ -274,11 +281,20 @@ fn check_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
 /// when it applies it (`runtime::consultations::receipt_required_since`), after
 /// every checkpoint that does not hold the step, so it never logs such a step;
 /// steps before the cut-over are judged as before.
+///
+/// Review s35-deadline H1, by the same rules: from the roster's
+/// `consult_refusal_terms_required_since`, a requester refuses a
+/// `deadline_too_short` whose receipt signs no minimum and roster version (or that
+/// carries no receipt): a `refused_by_origin` of that reason kept so, dated at or
+/// after that cut-over, is `consultation_evidence_missing` too (proven against the
+/// keeper that ran the auditor's roster, settled; otherwise the pair).
 fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report) {
     use wlnode_consult::TrailKind;
-    let Some(since) = roster.consult_receipts_required_since() else {
+    let receipts_since = roster.consult_receipts_required_since();
+    let terms_since = roster.consult_refusal_terms_required_since();
+    if receipts_since.is_none() && terms_since.is_none() {
         return;
-    };
+    }
     let skew = u64::try_from(wlnode_consult::MAX_CLOCK_SKEW.as_millis()).unwrap_or(u64::MAX);
     for x in indexes {
         let keeper = &x.log.export.agency;
@@ -299,16 +315,43 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                 .appended_after(*i)
                 .map_or(0, |t| t.saturating_sub(skew))
                 .max(step.at.as_millis());
+            // What the step lacks, and since when the roster requires it.
+            let too_short = matches!(
+                step.kind,
+                TrailKind::RefusedByOrigin {
+                    reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+                    ..
+                }
+            );
+            let lacks = match step.kind.evidence() {
+                None => {
+                    let terms = terms_since.filter(|_| too_short);
+                    receipts_since
+                        .into_iter()
+                        .chain(terms)
+                        .min()
+                        .map(|s| ("its receipt", s))
+                }
+                // Review s35-deadline H1: a receipt this build reads that signs no
+                // minimum and roster version (one it cannot read is judged by
+                // `evidence_of`).
+                Some(signed) if too_short => terms_since
+                    .filter(|_| signed.open().is_ok_and(|r| r.applied().is_none()))
+                    .map(|s| ("the minimum and roster version its receipt signs", s)),
+                Some(_) => None,
+            };
+            let Some((what, since)) = lacks else {
+                continue;
+            };
             if !takes_one
                 || step.from == *keeper
-                || step.kind.evidence().is_some()
                 || at < since.as_millis()
                 || !cap.take(step)
             {
                 continue;
             }
             let detail = format!(
-                "consultation {}: {keeper}'s log keeps {}'s {} (round {round}) at {} without its receipt, which the roster requires since {}",
+                "consultation {}: {keeper}'s log keeps {}'s {} (round {round}) at {} without {what}, which the roster requires since {}",
                 step.consultation_id.to_hex(),
                 step.from,
                 step.kind.as_str(),
@@ -541,9 +584,9 @@ struct LogIndex<'a> {
         &'a AgencyCode,
         &'a AgencyCode,
     )>,
-    /// The event index of the first covered `mail rejected` event of each message
-    /// id (lower-case hex): where the log audited a message it refused.
-    rejected: HashMap<&'a str, u64>,
+    /// The event index and time of the first covered `mail rejected` event of each
+    /// message id (lower-case hex): where the log audited a message it refused.
+    rejected: HashMap<&'a str, (u64, u64)>,
     /// Covered `roster_loaded` events: (index, version), by index.
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
@@ -622,14 +665,14 @@ impl<'a> LogIndex<'a> {
             })
             .collect();
         reloads.sort_unstable();
-        let mut rejected: HashMap<&str, u64> = HashMap::new();
+        let mut rejected: HashMap<&str, (u64, u64)> = HashMap::new();
         for (i, e) in log.events.iter().filter(|(i, _)| *i < log.covered) {
             if let EventKind::Mail {
                 action, message_id, ..
             } = &e.kind
                 && action == "rejected"
             {
-                rejected.entry(message_id.as_str()).or_insert(*i);
+                rejected.entry(message_id.as_str()).or_insert((*i, e.at));
             }
         }
         let uncovered_from = log
@@ -991,6 +1034,7 @@ fn check_refusals(roster: &Roster, indexes: &[LogIndex<'_>], report: &mut Report
                     if let Evidence::Signed(r) = evidence_of(roster, x, *i, *round, step) {
                         let why = signed_refusal_implausible(
                             roster,
+                            indexes,
                             origin,
                             &r,
                             &l.export.agency,
@@ -1182,18 +1226,141 @@ fn check_requests_across_logs(roster: &Roster, indexes: &[LogIndex<'_>], report:
     }
 }
 
+/// Review s35-deadline H2, M1 and L1: whether the origin ran the auditor's roster,
+/// settled, when it refused the message its signed refusal `r` names: the log of
+/// every node the roster lists for the origin is at hand (the receipt is signed
+/// with the agency's key, which all its nodes share, and each node reloads on its
+/// own: one node's log says nothing of a sibling's roster); each is covered past
+/// the signed time plus the skew, with nothing logged after its latest checkpoint
+/// dated before that (review s33-consult L6: a clock stepped back after it); at
+/// least one audits the refused message (`mail rejected`, which an honest origin
+/// appends after it takes its roster snapshot and before it signs); and each shows
+/// the auditor's version settled ([`LogIndex::roster_settled_before`]): by
+/// position, before the `mail rejected` event, on a node that has one (review
+/// s35-deadline M1: a reload appended after the signing but dated before it, by a
+/// clock that stepped back, is not before it), and before the signed time on a
+/// node that has none (it did not refuse this message: an extra condition, which
+/// only withholds proofs). A receipt that names no refused message (before s34)
+/// proves nothing here.
+fn origin_ran_settled(
+    roster: &Roster,
+    indexes: &[LogIndex<'_>],
+    r: &wlnode_consult::StepReceipt,
+    skew: u64,
+) -> bool {
+    let Some(message) = r.refused_message else {
+        return false;
+    };
+    let message = message.to_hex();
+    let at = r.signed_at.as_millis();
+    let mut logs = indexes
+        .iter()
+        .filter(|o| o.log.export.agency == r.from)
+        .peekable();
+    if logs.peek().is_none() {
+        return false;
+    }
+    let every_node = roster.member(&r.from).is_some_and(|m| {
+        m.node_ids.iter().all(|n| {
+            indexes
+                .iter()
+                .any(|o| o.log.export.agency == r.from && &o.log.export.peer_id == n)
+        })
+    });
+    if !every_node {
+        return false;
+    }
+    let mut audited = false;
+    for o in logs {
+        let covered = o
+            .log
+            .checkpoint_at
+            .is_some_and(|c| c >= at.saturating_add(skew))
+            && o.uncovered_from
+                .is_none_or(|u| u >= at.saturating_add(skew));
+        let settled = match o.rejected.get(message.as_str()) {
+            Some((index, when)) => {
+                audited = true;
+                o.roster_settled_before(*index, roster.version(), *when)
+            }
+            None => o.roster_settled_before(o.events_until(at), roster.version(), at),
+        };
+        if !covered || !settled {
+            return false;
+        }
+    }
+    audited
+}
+
 /// Issue 21, s33: why a refusal the origin signed (`r`, checked) is implausible by
 /// the origin's own signed data alone, if it is:
 /// - `unknown_consultation` for the request itself, or for a later round of a
 ///   consultation the origin's covered log holds as `requester`'s from before it
 ///   signed the refusal;
-/// - `deadline_too_short` of a deadline that left at least the roster's minimum (plus
-///   the skew) after the signed time, while the origin ran the roster the auditor
-///   verifies with (its log, covered past the signed time, says so). The origin
-///   judges a deadline at the message's arrival, before it signs, so a deadline long
-///   enough at signing was long enough then.
+/// - `deadline_too_short` by a receipt that signs no minimum and roster version
+///   (before s35, or an origin leaving them out): of a deadline that left at least
+///   the roster's minimum (plus the skew) after the signed time, while the origin
+///   ran the roster the auditor verifies with ([`origin_ran_settled`]: every node's
+///   log, settled before the refused message's audit event). The origin judges a
+///   deadline at the message's arrival, before it signs, so a deadline long enough
+///   at signing was long enough then.
+/// - (review s35-deadline H1) the same receipt, signed at or after the auditor's
+///   roster's `consult_refusal_terms_required_since`, while the origin ran that
+///   roster ([`origin_ran_settled`]): a node whose roster carries the setting signs
+///   the minimum and version on every `deadline_too_short`, so leaving them out is
+///   the origin's act. Before the cut-over's time it is not proven (a member may
+///   still run a build that signs them not).
+/// - `deadline_too_short`, by a receipt that signs the minimum and roster version
+///   the origin applied (s35, review s33-consult L1), when one of these holds. An
+///   honest origin takes one roster snapshot per message, judges the message with
+///   its minimum at the arrival (refusing a deadline earlier than the arrival plus
+///   the minimum less the skew) and signs that minimum and that snapshot's version
+///   when it sends the refusal, later, by the same clock.
+///   - (a) Without the origin's log: the signed deadline left at least the signed
+///     minimum plus the skew after the signed time
+///     ([`wlnode_consult::StepReceipt::contradicts_itself`]). Honest, the deadline
+///     was before the arrival plus the minimum less the skew, and the arrival is
+///     no later than the signing: only a clock stepping back by more than twice
+///     the skew between the two would frame it. The minimum is in whole seconds on
+///     both sides (no rounding), and no roster is read, so a reload cannot race it.
+///   - (b) Without the origin's log: the signed version is the auditor's and the
+///     signed minimum is not the minimum that roster writes explicitly. The origin
+///     signs both from the one snapshot it judged with, so an honest origin never
+///     signs another minimum for a version, under two assumptions (review
+///     s35-deadline L2): the authority signs one content per version (nodes refuse
+///     a second content only against their own anchor, and any authority key may
+///     sign: an authority that re-signs a version with another minimum makes this
+///     rule, and the requester's, frame honest origins; a member cannot, it holds
+///     no authority key); and the minimum is the roster's own, not the build's
+///     default (`consultation_min_deadline_secs` omitted: another build may apply
+///     another default, so (b) is not judged then). No time is read (no skew, no
+///     reload race).
+///   - (c) With the origin's logs ([`origin_ran_settled`]): the signed version is
+///     older than the auditor's, every node of the origin ran the auditor's
+///     version, settled, when it audited the refused message, and the deadline
+///     left at least the auditor's minimum plus the skew after the signed time.
+///     Honest, the snapshot is taken when the message is applied, before the
+///     `mail rejected` event and the signing, and after a swap logged earlier in
+///     the log and the skew earlier in time: it was that version or later, never
+///     the older one signed. Only an apply lasting more than the skew by the
+///     origin's clock would frame it (the assumption every reload rule here makes).
+///   - (d) Without the origin's log (review s35-deadline H1): the signed version is
+///     above the auditor's, while the auditor's roster was issued (its signed
+///     `issued_at`) more than the skew after the signed time. The authority issues
+///     versions in increasing time order (an assumption on the authority, which
+///     nodes do not check: a version is refused only when older than the one held,
+///     not when its `issued_at` is earlier), so that higher version did not exist
+///     when the origin signed it: it cannot have applied it.
+///
+///   Not proven: a signed version the auditor does not have, higher than its own
+///   and issued before the auditor's, or older while the origin's logs are
+///   missing, uncovered, or show no settled load of the auditor's version: the
+///   minimum of that roster is unknown here. (c) and the rule without the fields
+///   also rest on the build's default minimum being the same at the origin when
+///   the roster omits it.
 fn signed_refusal_implausible(
     roster: &Roster,
+    indexes: &[LogIndex<'_>],
     origin: Option<&LogIndex<'_>>,
     r: &wlnode_consult::StepReceipt,
     requester: &AgencyCode,
@@ -1202,8 +1369,8 @@ fn signed_refusal_implausible(
 ) -> Option<&'static str> {
     use wlnode_consult::RefusalReason;
     let at = r.signed_at.as_millis();
-    // The origin's log, covered past the signed time: needed by all but the first
-    // rule.
+    // The origin's log, covered past the signed time: needed by the
+    // `unknown_consultation` rule of a later round.
     let covered = origin.filter(|o| {
         o.log
             .checkpoint_at
@@ -1226,7 +1393,7 @@ fn signed_refusal_implausible(
             // earlier information is dated before the refusal's signing yet opened
             // after it. Without the refused message's audit event, nothing is proven.
             let o = covered?;
-            let refused_at = *o.rejected.get(r.refused_message?.to_hex().as_str())?;
+            let (refused_at, _) = *o.rejected.get(r.refused_message?.to_hex().as_str())?;
             o.requested_index
                 .get(&(r.consultation_id, requester))
                 .is_some_and(|k| *k < refused_at)
@@ -1235,12 +1402,60 @@ fn signed_refusal_implausible(
                 )
         }
         RefusalReason::DeadlineTooShort => {
-            let o = covered?;
             let deadline = r.deadline?.as_millis();
-            (o.roster_before(o.events_until(at)) == Some(roster.version())
-                && deadline >= at.saturating_add(min).saturating_add(skew))
+            let long_enough = deadline >= at.saturating_add(min).saturating_add(skew);
+            let Some(applied) = r.applied() else {
+                // Review s35-deadline H1: left out under a roster that requires
+                // them, from its cut-over's time on.
+                if roster
+                    .consult_refusal_terms_required_since()
+                    .is_some_and(|since| at >= since.as_millis())
+                    && origin_ran_settled(roster, indexes, r, skew)
+                {
+                    return Some(
+                        "deadline_too_short signing no minimum and roster version, which the roster the origin ran requires",
+                    );
+                }
+                // A receipt that signs no minimum: the roster the origin's logs
+                // show.
+                return (long_enough && origin_ran_settled(roster, indexes, r, skew))
+                    .then_some(
+                        "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
+                    );
+            };
+            // (a) Its own signed data contradicts itself, whatever the roster.
+            if r.contradicts_itself(skew) {
+                return Some(
+                    "deadline_too_short of a deadline that left at least the signed minimum after the origin signed the refusal",
+                );
+            }
+            // (b) It names our roster version with another minimum than the one our
+            // roster writes.
+            if applied.roster_version == roster.version()
+                && roster
+                    .explicit_consultation_min_deadline_secs()
+                    .is_some_and(|m| m != applied.min_deadline_secs)
+            {
+                return Some(
+                    "deadline_too_short signing another minimum than the roster's for the roster's version",
+                );
+            }
+            // (d) It names a version above ours, which was issued after it signed.
+            if applied.roster_version > roster.version()
+                && roster.issued_at().as_millis() > at.saturating_add(skew)
+            {
+                return Some(
+                    "deadline_too_short signing a roster version issued only after it signed the refusal",
+                );
+            }
+            // (c) It names an older version than ours, which every node of the
+            // origin had settled when it refused, and under which the deadline was
+            // long enough.
+            (applied.roster_version < roster.version()
+                && long_enough
+                && origin_ran_settled(roster, indexes, r, skew))
             .then_some(
-                "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
+                "deadline_too_short signing an older roster than the one its logs had loaded, under which the deadline was long enough",
             )
         }
         _ => None,

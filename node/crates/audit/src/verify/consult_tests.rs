@@ -887,6 +887,8 @@ fn receipt(
         deadline: deadline.map(Timestamp),
         refused_message: None,
         refused_kind: None,
+        min_deadline_secs: None,
+        roster_version: None,
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -1166,7 +1168,8 @@ fn a_receipt_of_a_later_build_signed_by_the_actor_is_not_proven_invented() {
 
 /// Issue 21, s33: a refusal the origin signed is judged on what it signed. A
 /// `deadline_too_short` of a deadline that left far more than the roster's minimum
-/// after the origin signed, under the roster its log shows, and an
+/// after the origin signed, under the roster its log shows settled before it
+/// audited the refused message (review s35-deadline M1), and an
 /// `unknown_consultation` of the request itself, are proven against the origin; a
 /// genuinely short deadline is no finding.
 #[test]
@@ -1227,6 +1230,27 @@ fn an_implausible_signed_refusal_is_proven_against_the_origin() {
         )
     };
     let long = signed_at + min + 10 * 60_000;
+    // Review s35-deadline M1: the origin's log audits the refused message, which
+    // an s34 receipt names (`too_short_receipt`); the signing is placed by it.
+    let audited = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0, t - DAY),
+            mail_rejected(REFUSED, 1, signed_at - 500),
+            stopped(t + DAY),
+        ],
+        &[3],
+    );
+    let s34 = too_short_receipt(&f, id, long, signed_at, None);
+    let v = consult_findings(&f, &[audited, requester(long, DeadlineTooShort, Some(s34))]);
+    assert_eq!(
+        who(&v),
+        vec![("consultation_refusal_implausible", NAMES[0], true)],
+        "{v:?}"
+    );
+    // An s33 receipt names no refused message: the signing cannot be placed in
+    // the origin's log, nothing is proven.
     let v = consult_findings(
         &f,
         &[
@@ -1234,11 +1258,7 @@ fn an_implausible_signed_refusal_is_proven_against_the_origin() {
             requester(long, DeadlineTooShort, Some(signed(DeadlineTooShort, long))),
         ],
     );
-    assert_eq!(
-        who(&v),
-        vec![("consultation_refusal_implausible", NAMES[0], true)],
-        "{v:?}"
-    );
+    assert!(v.is_empty(), "{v:?}");
     let v = consult_findings(
         &f,
         &[
@@ -1454,6 +1474,8 @@ fn a_request_opened_after_the_refusal_of_earlier_information_proves_nothing() {
         deadline: Some(Timestamp(deadline)),
         refused_message: Some(message),
         refused_kind: Some(wlnode_consult::RefusedKind::ConsultInfo),
+        min_deadline_secs: None,
+        roster_version: None,
         signed_at: Timestamp(signed_at),
         digest: hex::encode([7u8; 32]),
     }
@@ -2381,6 +2403,8 @@ fn an_honest_trail_with_receipts_across_the_cut_over_passes_clean() {
         deadline: Some(Timestamp(deadline)),
         refused_message: Some(z_message),
         refused_kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        min_deadline_secs: None,
+        roster_version: None,
         signed_at: Timestamp(z_asked + 2000),
         digest: hex::encode([7u8; 32]),
     }
@@ -2571,4 +2595,548 @@ fn two_requesters_under_one_id_are_two_consultations_and_an_honest_trail_passes_
             (ag(2), wlnode_consult::State::Open),
         ]
     );
+}
+
+/// The message the `deadline_too_short` refusals of these tests refuse.
+const REFUSED: wlnode_crypto::model::MessageId = wlnode_crypto::model::MessageId([9; 16]);
+
+/// s35 (review s33-consult L1): the refusal receipt of a `deadline_too_short` by
+/// the origin (0) to the requester (1) of message [`REFUSED`], signed at
+/// `signed_at`, naming `deadline` and, when given, the (minimum in seconds, roster
+/// version) it applied.
+fn too_short_receipt(
+    f: &Fixture,
+    id: ConsultationId,
+    deadline: u64,
+    signed_at: u64,
+    applied: Option<(u64, u64)>,
+) -> wlnode_consult::SignedReceipt {
+    wlnode_consult::StepReceipt {
+        v: wlnode_consult::evidence::RECEIPT_VERSION,
+        step: wlnode_consult::ReceiptStep::Refusal,
+        consultation_id: id,
+        round: 1,
+        from: ag(0),
+        to: ag(1),
+        answer: None,
+        reason: Some(wlnode_consult::RefusalReason::DeadlineTooShort),
+        deadline: Some(Timestamp(deadline)),
+        refused_message: Some(REFUSED),
+        refused_kind: Some(wlnode_consult::RefusedKind::ConsultRequest),
+        min_deadline_secs: applied.map(|a| a.0),
+        roster_version: applied.map(|a| a.1),
+        signed_at: Timestamp(signed_at),
+        digest: hex::encode([7u8; 32]),
+    }
+    .sign(&f.agency_keys[0])
+    .unwrap()
+}
+
+/// s35 (review s33-consult L1): a signed `deadline_too_short` that signs the minimum
+/// and roster the origin applied is proven implausible against the origin
+/// - (a) without the origin's log, when its deadline left at least the signed
+///   minimum (plus the skew) after the signed time, whatever version it names;
+/// - (b) without the origin's log, when it names the auditor's roster version with
+///   another minimum than that roster's;
+/// - (c) when the origin's covered log shows the auditor's version loaded well
+///   before the signing, the receipt names an older one, and the deadline left the
+///   auditor's minimum.
+///
+/// Before s35 none of these was proven: without the origin's log nothing was
+/// judged, and a log that never showed the auditor's version escaped.
+#[test]
+fn a_signed_too_short_refusal_is_judged_on_the_minimum_and_roster_it_signs() {
+    use wlnode_consult::RefusalReason::DeadlineTooShort;
+    // The roster writes its minimum (one day): (b) compares with it.
+    let f = fixture_settings("consultation_min_deadline_secs = 86400");
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let min = min_s * 1000;
+    let t = t0();
+    let id = ConsultationId([43; 16]);
+    let signed_at = t + 60_000;
+    // The deadline left the roster's minimum and ten minutes more.
+    let long = signed_at + min + 10 * 60_000;
+    let requester = |deadline: u64, evidence| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::RefusedByOrigin {
+                        reason: DeadlineTooShort,
+                        evidence: Some(evidence),
+                    },
+                    signed_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let proven_against_origin = |v: &[Violation]| {
+        assert_eq!(
+            who(v),
+            vec![("consultation_refusal_implausible", NAMES[0], true)],
+            "{v:?}"
+        );
+    };
+    // (a) The signed one-day-and-more deadline under a signed minimum of the
+    // roster's: proven with no log of the origin's, even under a version the
+    // auditor does not have.
+    for version in [v0, v0 + 7] {
+        let r = too_short_receipt(&f, id, long, signed_at, Some((min_s, version)));
+        proven_against_origin(&consult_findings(&f, &[requester(long, r)]));
+    }
+    // (b) The auditor's version, signed with forty times its minimum (so the
+    // receipt holds together): proven with no log of the origin's.
+    let r = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0)));
+    proven_against_origin(&consult_findings(&f, &[requester(long, r.clone())]));
+    // Review s35-deadline L2: under a roster that leaves the minimum to the
+    // build's default (another build may apply another), (b) is not judged.
+    let g = fixture();
+    let dflt = too_short_receipt(
+        &g,
+        id,
+        long,
+        signed_at,
+        Some((min_s * 40, g.roster.version())),
+    );
+    let requester_g = log(
+        &g,
+        1,
+        &[
+            roster_loaded(g.roster.version(), t),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(long),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::RefusedByOrigin {
+                    reason: DeadlineTooShort,
+                    evidence: Some(dflt),
+                },
+                signed_at + 1000,
+                0,
+                1,
+            ),
+        ],
+        &[3],
+    );
+    assert!(consult_findings(&g, &[requester_g]).is_empty());
+    // (d) A version above the auditor's, which was issued (now) more than the skew
+    // after the signing: proven with no log of the origin's (see
+    // `a_higher_roster_version_is_proven_only_when_issued_after_the_signing`).
+    let newer = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 + 1)));
+    proven_against_origin(&consult_findings(&f, &[requester(long, newer)]));
+    // (c) An older version signed, while the origin's covered log shows the
+    // auditor's loaded an hour before the signing: proven.
+    let older = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 - 1)));
+    let origin_ran = |loaded_at: u64| origin_log(&f, v0, t, loaded_at, signed_at);
+    proven_against_origin(&consult_findings(
+        &f,
+        &[
+            origin_ran(signed_at - 3_600_000),
+            requester(long, older.clone()),
+        ],
+    ));
+    // Without the origin's log it is not judged (its roster's minimum is unknown).
+    assert!(consult_findings(&f, &[requester(long, older.clone())]).is_empty());
+    // A deadline short of the auditor's minimum is no finding under (c) either.
+    let short = signed_at + min / 2;
+    let older_short = too_short_receipt(&f, id, short, signed_at, Some((min_s * 40, v0 - 1)));
+    assert!(
+        consult_findings(
+            &f,
+            &[
+                origin_ran(signed_at - 3_600_000),
+                requester(short, older_short)
+            ]
+        )
+        .is_empty()
+    );
+}
+
+/// s35: honest `deadline_too_short` refusals across a roster reload are never
+/// proven. The origin judged the request under the older roster (signed with its
+/// larger minimum) while a reload swapped in the auditor's version and logged
+/// `roster_loaded` moments before the signing (a reload swaps before it logs), or
+/// just after (review s35-deadline M1: the signing is placed by the refused
+/// message's `mail rejected` event); or it judged under the new version, signing its minimum and a
+/// deadline short of it, and the reload logged after the signing; or it signed
+/// the auditor's version and minimum with a short deadline.
+#[test]
+fn an_honest_too_short_refusal_across_a_roster_reload_is_not_proven() {
+    use wlnode_consult::RefusalReason::DeadlineTooShort;
+    let f = fixture();
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let min = min_s * 1000;
+    let t = t0();
+    let id = ConsultationId([44; 16]);
+    let signed_at = t + 60_000;
+    let long = signed_at + min + 10 * 60_000;
+    let short = signed_at + min / 2;
+    let requester = |deadline: u64, evidence| {
+        log(
+            &f,
+            1,
+            &[
+                roster_loaded(v0, t - DAY),
+                step(
+                    id,
+                    TrailKind::Requested {
+                        evidence: None,
+                        deadline: Timestamp(deadline),
+                    },
+                    t + 1000,
+                    1,
+                    0,
+                ),
+                step(
+                    id,
+                    TrailKind::RefusedByOrigin {
+                        reason: DeadlineTooShort,
+                        evidence: Some(evidence),
+                    },
+                    signed_at + 1000,
+                    0,
+                    1,
+                ),
+            ],
+            &[3],
+        )
+    };
+    let origin_ran = |loaded_at: u64| origin_log(&f, v0, t, loaded_at, signed_at);
+    // Judged under the older roster (forty times the minimum), the reload of the
+    // auditor's logged a minute before the signing, or a minute after.
+    let older = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 - 1)));
+    for loaded_at in [signed_at - 60_000, signed_at + 60_000] {
+        let v = consult_findings(&f, &[origin_ran(loaded_at), requester(long, older.clone())]);
+        assert!(v.is_empty(), "loaded at {loaded_at}: {v:?}");
+    }
+    // Judged under the auditor's version (its minimum signed), the deadline short of
+    // it, the reload logged after the signing.
+    let new = too_short_receipt(&f, id, short, signed_at, Some((min_s, v0)));
+    for loaded_at in [
+        signed_at - 60_000,
+        signed_at + 60_000,
+        signed_at - 3_600_000,
+    ] {
+        let v = consult_findings(&f, &[origin_ran(loaded_at), requester(short, new.clone())]);
+        assert!(v.is_empty(), "loaded at {loaded_at}: {v:?}");
+        assert!(consult_findings(&f, &[requester(short, new.clone())]).is_empty());
+    }
+    // A deadline just short of the signed minimum plus the skew (the origin's clock
+    // stepped back between the arrival and the signing): not proven.
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap();
+    let edge = signed_at + min + skew - 1;
+    let r = too_short_receipt(&f, id, edge, signed_at, Some((min_s, v0)));
+    assert!(consult_findings(&f, &[requester(edge, r)]).is_empty());
+}
+
+/// The log of the origin (node `0` of `f`) that ran version `v0 - 1` from a day
+/// before `t`, loaded `v0` at `loaded_at`, and audited the refused message
+/// ([`REFUSED`]) half a second before `signed_at`: its events in time order.
+fn origin_log(f: &Fixture, v0: u64, t: u64, loaded_at: u64, signed_at: u64) -> ExportedLog {
+    let mut middle = [
+        roster_loaded(v0, loaded_at),
+        mail_rejected(REFUSED, 1, signed_at - 500),
+    ];
+    middle.sort_by_key(|e| e.at);
+    let mut events = vec![roster_loaded(v0 - 1, t - DAY)];
+    events.extend(middle);
+    events.push(stopped(t + DAY));
+    log(f, 0, &events, &[4])
+}
+
+/// The requester's (node 1 of `f`) log of a request with `deadline` at `t + 1000`
+/// under version `v0`, and the origin's `deadline_too_short` refusal with
+/// `evidence` a second after `signed_at`.
+fn too_short_requester(
+    f: &Fixture,
+    v0: u64,
+    id: ConsultationId,
+    t: u64,
+    deadline: u64,
+    signed_at: u64,
+    evidence: Option<wlnode_consult::SignedReceipt>,
+) -> ExportedLog {
+    log(
+        f,
+        1,
+        &[
+            roster_loaded(v0, t - DAY),
+            step(
+                id,
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: Timestamp(deadline),
+                },
+                t + 1000,
+                1,
+                0,
+            ),
+            step(
+                id,
+                TrailKind::RefusedByOrigin {
+                    reason: wlnode_consult::RefusalReason::DeadlineTooShort,
+                    evidence,
+                },
+                signed_at + 1000,
+                0,
+                1,
+            ),
+        ],
+        &[3],
+    )
+}
+
+/// The proven `consultation_refusal_implausible` findings (node).
+fn implausible_proven(v: &[Violation]) -> Vec<&str> {
+    v.iter()
+        .filter(|x| x.kind == "consultation_refusal_implausible" && x.proven)
+        .map(|x| x.node.as_str())
+        .collect()
+}
+
+/// Review s35-deadline H2: AA-EXPORT runs two nodes, which reload one after the
+/// other. One loaded the auditor's version an hour before the signing and audited
+/// the refused message; the other still ran the older version, whose larger
+/// minimum the receipt signs. The receipt is signed with the agency's key, so
+/// either may have signed it: nothing is proven with both logs, nor with the
+/// first alone (the other's log is missing). Only when both show the auditor's
+/// version settled is (c) proven. Before the fix the first log of the agency was
+/// taken for the whole agency, and (c) was proven against the honest origin.
+#[test]
+fn a_too_short_refusal_is_proven_only_when_every_node_of_the_origin_ran_the_roster() {
+    let (f, g) = two_node_fixtures();
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let t = t0();
+    let id = ConsultationId([48; 16]);
+    let signed_at = t + 60_000;
+    let long = signed_at + min_s * 1000 + 10 * 60_000;
+    let older = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, v0 - 1)));
+    let requester = too_short_requester(&f, v0, id, t, long, signed_at, Some(older));
+    let first = origin_log(&f, v0, t, signed_at - 3_600_000, signed_at);
+    let lagging = log(
+        &g,
+        0,
+        &[roster_loaded(v0 - 1, t - DAY), stopped(t + DAY)],
+        &[2],
+    );
+    let v = consult_findings(&f, &[first.clone(), lagging, requester.clone()]);
+    assert_eq!(implausible_proven(&v), Vec::<&str>::new(), "{v:?}");
+    let v = consult_findings(&f, &[first.clone(), requester.clone()]);
+    assert_eq!(implausible_proven(&v), Vec::<&str>::new(), "{v:?}");
+    // Both nodes ran the auditor's version, settled: proven.
+    let settled = log(
+        &g,
+        0,
+        &[
+            roster_loaded(v0 - 1, t - DAY),
+            roster_loaded(v0, signed_at - 3_600_000),
+            stopped(t + DAY),
+        ],
+        &[3],
+    );
+    let v = consult_findings(&f, &[first, settled, requester]);
+    assert_eq!(implausible_proven(&v), vec![NAMES[0]], "{v:?}");
+}
+
+/// Review s35-deadline M1: the origin's clock ran fast when it audited the refused
+/// message and signed (version `v0 - 1`, with its larger minimum); NTP then stepped
+/// it back, and the reload of the auditor's version was appended after the
+/// signing but dated an hour before it. The signing is placed by the refused
+/// message's `mail rejected` event, so nothing is proven; before the fix the
+/// reload counted as loaded before the signed time (`events_until`), and (c) was
+/// proven against the honest origin. The same receipt under a reload appended
+/// before that event is proven. Review s35-deadline L1: the rule for a receipt
+/// without the minimum and version places it the same way.
+#[test]
+fn a_reload_appended_after_the_refusal_but_dated_before_it_proves_nothing() {
+    let f = fixture();
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let t = t0();
+    let id = ConsultationId([49; 16]);
+    let signed_at = t + 60_000;
+    let long = signed_at + min_s * 1000 + 10 * 60_000;
+    let stepped_back = log(
+        &f,
+        0,
+        &[
+            roster_loaded(v0 - 1, t - DAY),
+            mail_rejected(REFUSED, 1, signed_at - 500),
+            roster_loaded(v0, signed_at - 3_600_000),
+            stopped(t + DAY),
+        ],
+        &[4],
+    );
+    for applied in [Some((min_s * 40, v0 - 1)), None] {
+        let r = too_short_receipt(&f, id, long, signed_at, applied);
+        let requester = too_short_requester(&f, v0, id, t, long, signed_at, Some(r));
+        let v = consult_findings(&f, &[stepped_back.clone(), requester.clone()]);
+        assert_eq!(
+            implausible_proven(&v),
+            Vec::<&str>::new(),
+            "{applied:?}: {v:?}"
+        );
+        let before = origin_log(&f, v0, t, signed_at - 3_600_000, signed_at);
+        let v = consult_findings(&f, &[before, requester]);
+        assert_eq!(implausible_proven(&v), vec![NAMES[0]], "{applied:?}: {v:?}");
+    }
+}
+
+/// Review s35-deadline L1: the rule for a receipt without the minimum and version
+/// (an s34 origin's) needs the auditor's version settled, not merely logged: a
+/// reload logged a minute before the refused message's audit (the swap may have
+/// come after the origin took its roster for the message) proves nothing; one
+/// logged an hour before does.
+#[test]
+fn a_too_short_refusal_without_terms_is_judged_on_a_settled_roster() {
+    let f = fixture();
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let t = t0();
+    let id = ConsultationId([50; 16]);
+    let signed_at = t + 60_000;
+    let long = signed_at + min_s * 1000 + 10 * 60_000;
+    let r = too_short_receipt(&f, id, long, signed_at, None);
+    let requester = too_short_requester(&f, v0, id, t, long, signed_at, Some(r));
+    let v = consult_findings(
+        &f,
+        &[
+            origin_log(&f, v0, t, signed_at - 60_000, signed_at),
+            requester.clone(),
+        ],
+    );
+    assert_eq!(implausible_proven(&v), Vec::<&str>::new(), "{v:?}");
+    let v = consult_findings(
+        &f,
+        &[
+            origin_log(&f, v0, t, signed_at - 3_600_000, signed_at),
+            requester,
+        ],
+    );
+    assert_eq!(implausible_proven(&v), vec![NAMES[0]], "{v:?}");
+}
+
+/// Review s35-deadline H1 (ii): a receipt naming a version above the auditor's,
+/// with a minimum the deadline did not meet, is proven against the origin without
+/// its log when the auditor's roster was issued (its signed `issued_at`) more than
+/// the skew after the signing: versions are issued in increasing time order, so
+/// that version did not exist yet. Signed within the skew before the auditor's
+/// roster was issued, or later, it is not judged (the origin may have run a later
+/// version already).
+#[test]
+fn a_higher_roster_version_is_proven_only_when_issued_after_the_signing() {
+    let f = fixture();
+    let v0 = f.roster.version();
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let issued = f.roster.issued_at().as_millis();
+    let skew = u64::try_from(wlnode_consult::TIMING_SKEW.as_millis()).unwrap();
+    let id = ConsultationId([51; 16]);
+    for (signed_at, proven) in [
+        (issued - skew - 60_000, true),
+        (issued - skew + 60_000, false),
+        (issued + 60_000, false),
+    ] {
+        let t = signed_at - 30_000;
+        let long = signed_at + min_s * 1000 + 10 * 60_000;
+        for version in [v0 + 1, u64::MAX] {
+            let r = too_short_receipt(&f, id, long, signed_at, Some((min_s * 40, version)));
+            let requester = too_short_requester(&f, v0, id, t, long, signed_at, Some(r));
+            let v = consult_findings(&f, &[requester]);
+            let want = if proven { vec![NAMES[0]] } else { vec![] };
+            assert_eq!(implausible_proven(&v), want, "{signed_at} {version}: {v:?}");
+        }
+    }
+}
+
+/// Review s35-deadline H1 (i): under a roster with
+/// `consult_refusal_terms_required_since`, an origin that leaves the minimum and
+/// version out of a `deadline_too_short` receipt signed at or after the cut-over
+/// (a deadline short of every minimum, so no other rule applies) is proven against
+/// it when its log shows that roster settled; the requester that kept it, running
+/// that roster settled, took what it had to refuse (`consultation_evidence_missing`,
+/// proven against it). Without the origin's log only the requester is. Signed and
+/// kept before the cut-over: nothing. Before the fix an s35 origin leaving them out
+/// was judged as an s34 one, and escaped.
+#[test]
+fn a_too_short_refusal_leaving_its_terms_out_after_the_cut_over_is_proven() {
+    let t = t0();
+    let cut = t;
+    let f = fixture_settings(&format!("consult_refusal_terms_required_since = {cut}"));
+    assert!(f.roster.consult_refusal_terms_required_since().is_some());
+    let v0 = f.roster.version();
+    assert!(v0 >= 1);
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let id = ConsultationId([52; 16]);
+    let origin = |signed_at: u64| origin_log(&f, v0, t, signed_at - 3_600_000, signed_at);
+    let findings = |signed_at: u64, with_origin: bool| {
+        let short = signed_at + min_s * 500;
+        let r = too_short_receipt(&f, id, short, signed_at, None);
+        let requester = too_short_requester(&f, v0, id, t - DAY, short, signed_at, Some(r));
+        let logs = if with_origin {
+            vec![origin(signed_at), requester]
+        } else {
+            vec![requester]
+        };
+        let v = consult_findings(&f, &logs);
+        (
+            implausible_proven(&v)
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            missing(&v),
+        )
+    };
+    let after = cut + 60_000;
+    assert_eq!(
+        findings(after, true),
+        (
+            vec![NAMES[0].to_string()],
+            vec![(NAMES[1].to_string(), true)]
+        )
+    );
+    assert_eq!(
+        findings(after, false),
+        (vec![], vec![(NAMES[1].to_string(), true)])
+    );
+    let before = cut - 3 * 60 * 60_000;
+    assert_eq!(findings(before, true), (vec![], vec![]));
+    // Signed with them after the cut-over: neither.
+    let short = after + min_s * 500;
+    let r = too_short_receipt(&f, id, short, after, Some((min_s, v0)));
+    let requester = too_short_requester(&f, v0, id, t - DAY, short, after, Some(r));
+    let v = consult_findings(&f, &[origin(after), requester]);
+    assert_eq!(implausible_proven(&v), Vec::<&str>::new(), "{v:?}");
+    assert_eq!(missing(&v), vec![], "{v:?}");
 }
