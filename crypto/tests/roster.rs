@@ -329,3 +329,118 @@ fn signature_file_errors() {
         Err(RosterError::SignatureFile(_))
     ));
 }
+
+/// A roster as a later build's authority signs it: version 2 of the fixture with a
+/// new revocation (the current key, from `T0 + 5 days`) and a federation setting this
+/// build does not know, added under `[federation_settings]` beside a known one.
+fn later_build_roster(f: &Fixture) -> (Vec<u8>, RosterSignature) {
+    let mut d = doc(f, 2);
+    d.members[0].revoked.push(Revocation {
+        key: f.agency_key.public_key(),
+        revoked_at: Timestamp(T0 + 5 * DAY),
+        reason: "stolen".into(),
+        keep: Default::default(),
+    });
+    let mut text = toml::to_string(&d).unwrap();
+    text.push_str(
+        "\n[federation_settings]\nconsultation_silence = \"objection\"\n\
+         future_rule_since = 2027-03-01T00:00:00Z\n\
+         future_limits = { per_day = 5, label = \"x\" }\n",
+    );
+    let bytes = text.into_bytes();
+    let sig = sign_roster(&bytes, &f.authority);
+    (bytes, sig)
+}
+
+/// Issue 21, s35 (s32 L4): a node that does not know a federation setting still
+/// accepts a later roster that carries one, so the revocation in that roster takes
+/// effect (a record signed by the revoked key after `revoked_at` is refused). Before,
+/// `deny_unknown_fields` on `federation_settings` refused the whole roster: the node
+/// stayed on the old one and kept accepting the stolen key.
+#[test]
+fn an_unknown_federation_setting_does_not_cut_a_node_off_a_revocation() {
+    let f = fixture();
+    let (b1, s1) = signed(&f, 1);
+    let v1 = verify_roster(&b1, &s1, &TrustAnchor::default()).unwrap();
+    let aa = AgencyCode::new("AA-EXPORT").unwrap();
+    let stolen = f.agency_key.public_key();
+    let after = Timestamp(T0 + 6 * DAY);
+    assert!(v1.check_record_signer(&aa, &stolen, after).is_ok());
+    let (b2, s2) = later_build_roster(&f);
+    let v2 = verify_roster(&b2, &s2, &TrustAnchor::after(&v1))
+        .expect("a roster with an unknown federation setting is accepted");
+    assert_eq!(v2.version(), 2);
+    assert!(matches!(
+        v2.check_record_signer(&aa, &stolen, after),
+        Err(RosterError::RevokedKey { .. })
+    ));
+    assert!(
+        v2.check_record_signer(&aa, &stolen, Timestamp(T0 + DAY))
+            .is_ok(),
+        "before revoked_at the key stays valid"
+    );
+    // The known setting next to the unknown ones still applies.
+    assert_eq!(
+        v2.silence_rule(),
+        wlnode_crypto::roster::SilenceRule::Objection
+    );
+    // The unknown ones are kept and visible, never silently dropped.
+    assert_eq!(
+        v2.settings_not_understood(),
+        ["future_limits", "future_rule_since"]
+    );
+    // The hash is over the exact signed bytes, unknown settings included.
+    assert_eq!(v2.hash(), wlnode_crypto::sha256::digest(&b2));
+    // The authority's strict check names the setting.
+    match v2.refuse_unknown_settings() {
+        Err(RosterError::UnknownFederationSetting { field, .. }) => {
+            assert_eq!(field, "future_limits");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Round trip: the parsed document serialises back with the unknown settings,
+    // their TOML types intact, and parses to the same document.
+    let again = toml::to_string(v2.doc()).unwrap();
+    assert!(
+        again.contains("future_rule_since = 2027-03-01T00:00:00Z"),
+        "{again}"
+    );
+    let reparsed = Roster::parse(again.as_bytes()).unwrap();
+    assert_eq!(reparsed.doc(), v2.doc());
+    // Same version, same bytes: accepted again (a reload); other bytes: refused.
+    assert!(verify_roster(&b2, &s2, &TrustAnchor::after(&v2)).is_ok());
+    assert_ne!(again.as_bytes(), &b2[..], "re-encoded, not the signed bytes");
+    let other = sign_roster(again.as_bytes(), &f.authority);
+    assert!(matches!(
+        verify_roster(again.as_bytes(), &other, &TrustAnchor::after(&v2)),
+        Err(RosterError::ConflictingVersion { version: 2 })
+    ));
+}
+
+/// Only `federation_settings` is lenient: an unknown field anywhere else (a new kind
+/// of revocation, a top-level field) still refuses the roster, naming it, so a
+/// security field is never silently ignored.
+#[test]
+fn every_other_level_still_refuses_an_unknown_field() {
+    let f = fixture();
+    let text = toml::to_string(&doc(&f, 1)).unwrap();
+    let cases = [
+        (
+            "reason = \"compromised\"",
+            "reason = \"compromised\"\nscope = \"all\"",
+            "scope",
+        ),
+        ("version = 1", "version = 1\nrevoked_authorities = []", "revoked_authorities"),
+        ("role = \"member\"", "role = \"member\"\nsuspended = true", "suspended"),
+    ];
+    for (from, to, field) in cases {
+        assert!(text.contains(from), "{from} in {text}");
+        let changed = text.replacen(from, to, 1);
+        match Roster::parse(changed.as_bytes()) {
+            Err(RosterError::Parse { message, .. }) => {
+                assert!(message.contains(field), "{field}: {message}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}

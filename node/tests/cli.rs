@@ -199,6 +199,66 @@ fn start(node_dir: &Path) -> Node {
     }
 }
 
+/// Issue 21, s35: a roster a later build's authority signed with a federation setting
+/// this build does not know verifies, and `roster verify` and `show` (text and JSON)
+/// list the setting as not understood; the same setting written into this build's
+/// draft (a typo, as far as this build can tell) is refused by `sign`, naming it.
+#[test]
+fn a_later_builds_setting_is_listed_and_a_typo_is_not_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let roster = node_dir.join("roster.toml");
+    let auth = dir.path().join("authority.key");
+    let mut text = std::fs::read_to_string(&roster).unwrap();
+    text.push_str("\n[federation_settings]\nconsultation_silence = \"objection\"\nsettlement_window_days = 14\n");
+    std::fs::write(&roster, &text).unwrap();
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert!(
+        err.contains("federation_settings.settlement_window_days is not a setting this build knows"),
+        "{err}"
+    );
+    // Signed by a later build (its bytes signed directly): accepted and listed.
+    let key = wlnode_crypto::keyfile::read_secret_key(
+        &auth,
+        wlnode_crypto::keyfile::KeyKind::Authority,
+    )
+    .unwrap();
+    let sig = wlnode_crypto::roster::sign_roster(text.as_bytes(), &key);
+    std::fs::write(node_dir.join("roster.toml.sig"), sig.to_text()).unwrap();
+    for cmd in ["verify", "show"] {
+        let v = ok_json(
+            wlnode()
+                .args(["roster", cmd, "--json", "--roster"])
+                .arg(&roster),
+        );
+        assert_eq!(
+            v["settings_not_understood"],
+            serde_json::json!([{"name": "settlement_window_days", "value": "14"}]),
+            "{cmd}: {v:#}"
+        );
+        assert_eq!(v["silence_rule"], "objection", "{cmd}: {v:#}");
+        let out = wlnode()
+            .args(["roster", cmd, "--roster"])
+            .arg(&roster)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(
+                "not understood by this build (ignored): federation_settings.settlement_window_days = 14"
+            ),
+            "{cmd}: {stdout}"
+        );
+    }
+}
+
 #[test]
 fn roster_tampering_is_detected() {
     let dir = tempfile::tempdir().unwrap();
@@ -401,9 +461,23 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
         text.contains("consultation steps need signed receipts since 2026-05-28"),
         "{text}"
     );
+    // Review s34-consult L4: both cut-overs lie before the issued_at `sign` stamps
+    // (now), so it refuses, naming the setting, unless the authority allows it.
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert!(
+        err.contains("federation_settings.mail_acks_required_since")
+            && err.contains("--allow-past-cutover"),
+        "{err}"
+    );
     ok_json(
         wlnode()
-            .args(["roster", "sign", "--json", "--roster"])
+            .args(["roster", "sign", "--json", "--allow-past-cutover", "--roster"])
             .arg(&roster)
             .arg("--authority-key")
             .arg(&auth),
@@ -413,6 +487,36 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
             .args(["roster", "verify", "--json", "--roster"])
             .arg(&roster),
     );
+    let past = |v: &serde_json::Value| {
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w.as_str().unwrap().contains("earlier than the roster's issued_at"))
+            .count()
+    };
+    assert_eq!(past(&v), 2, "{v:#}");
+    // Re-signed later with the cut-overs unchanged from the version the nodes run
+    // (`--previous`): no refusal, no warning.
+    let previous = dir.path().join("previous-roster.toml");
+    std::fs::copy(&roster, &previous).unwrap();
+    ok_json(
+        wlnode()
+            .args(["roster", "sign", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth)
+            .arg("--previous")
+            .arg(&previous),
+    );
+    let v = ok_json(
+        wlnode()
+            .args(["roster", "verify", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--previous")
+            .arg(&previous),
+    );
+    assert_eq!(past(&v), 0, "{v:#}");
     assert_eq!(v["mail_acks_required_since"], 1_780_000_000_000u64, "{v:#}");
     assert_eq!(
         v["consult_receipts_required_since"], 1_780_000_000_000u64,

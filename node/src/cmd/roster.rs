@@ -151,12 +151,23 @@ pub enum RosterCommand {
         #[arg(long = "node-id")]
         node_id: String,
     },
-    /// Bump the version, stamp issued_at, and sign (writes ROSTER.sig).
+    /// Bump the version, stamp issued_at, and sign (writes ROSTER.sig). Refuses a
+    /// federation setting this build does not know, and a `*_required_since`
+    /// cut-over earlier than now unless --previous shows it unchanged (or later) or
+    /// --allow-past-cutover is given.
     Sign {
         #[arg(long)]
         roster: PathBuf,
         #[arg(long)]
         authority_key: PathBuf,
+        /// The roster version the nodes run now: a cut-over carried from it unchanged
+        /// is not a past cut-over.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Sign a cut-over earlier than now all the same (steps logged since then are
+        /// judged as if the rule already applied).
+        #[arg(long)]
+        allow_past_cutover: bool,
         #[arg(long)]
         json: bool,
     },
@@ -167,6 +178,10 @@ pub enum RosterCommand {
         /// Also require this authority key (repeatable).
         #[arg(long = "authority")]
         authorities: Vec<PublicKey>,
+        /// The version before this one: a cut-over carried from it unchanged is not
+        /// warned about.
+        #[arg(long)]
+        previous: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -200,6 +215,15 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// The `--previous` roster (parsed as shown, not verified: it is the authority's own
+/// earlier version, only compared with).
+fn read_previous(path: Option<&Path>) -> anyhow::Result<Option<Roster>> {
+    path.map(|p| {
+        roster_edit::inspect(&read(p)?).with_context(|| format!("previous roster {}", p.display()))
+    })
+    .transpose()
 }
 
 fn sig_path(roster: &Path) -> PathBuf {
@@ -239,7 +263,17 @@ struct Summary {
     /// sender's signed receipt, and an auditor proves a step logged without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     consult_receipts_required_since: Option<u64>,
+    /// `federation_settings` entries this build does not understand (a later build's;
+    /// signed, kept, ignored here), with their TOML values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    settings_not_understood: Vec<NotUnderstood>,
     warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct NotUnderstood {
+    name: String,
+    value: String,
 }
 
 #[derive(Serialize)]
@@ -255,7 +289,7 @@ struct MemberSummary {
     encryption_keys: Vec<String>,
 }
 
-fn summary(r: &Roster) -> Summary {
+fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
     Summary {
         federation: r.federation().to_owned(),
         version: r.version(),
@@ -266,7 +300,17 @@ fn summary(r: &Roster) -> Summary {
         consult_receipts_required_since: r
             .consult_receipts_required_since()
             .map(Timestamp::as_millis),
-        warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
+        settings_not_understood: r
+            .doc()
+            .federation_settings
+            .iter()
+            .flat_map(|f| f.not_understood.iter())
+            .map(|(name, value)| NotUnderstood {
+                name: name.clone(),
+                value: value.to_string(),
+            })
+            .collect(),
+        warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now(), previous),
         members: r
             .members()
             .map(|m| MemberSummary {
@@ -307,6 +351,12 @@ fn print_summary(s: &Summary) {
         println!(
             "  consultation steps need signed receipts since {} ({t})",
             Timestamp(t).to_rfc3339()
+        );
+    }
+    for n in &s.settings_not_understood {
+        println!(
+            "  not understood by this build (ignored): federation_settings.{} = {}",
+            n.name, n.value
         );
     }
     for m in &s.members {
@@ -473,12 +523,22 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
         RosterCommand::Sign {
             roster,
             authority_key,
+            previous,
+            allow_past_cutover,
             json,
         } => {
             let key = read_secret_key(&authority_key, KeyKind::Authority)?;
             let text = read(&roster)?;
-            let (out, sig, parsed) = roster_edit::sign(&text, &key)
+            let previous = read_previous(previous.as_deref())?;
+            let opts = roster_edit::SignOptions {
+                previous: previous.as_ref(),
+                allow_past_cutover,
+            };
+            let (out, sig, parsed) = roster_edit::sign_with(&text, &key, &opts)
                 .with_context(|| format!("roster {}", roster.display()))?;
+            for p in roster_edit::past_cutovers(&parsed, previous.as_ref()) {
+                eprintln!("warning: signed with --allow-past-cutover: {p}");
+            }
             write(&roster, &out)?;
             let sp = sig_path(&roster);
             std::fs::write(&sp, sig.to_text())
@@ -503,8 +563,10 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
         RosterCommand::Verify {
             roster,
             authorities,
+            previous,
             json,
         } => {
+            let previous = read_previous(previous.as_deref())?;
             let (bytes, sig) = wlnode_config::roster_file::read_signed(&roster)?;
             let anchor = TrustAnchor {
                 authorities,
@@ -513,7 +575,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             let r = verify_roster(&bytes, &sig, &anchor)
                 .with_context(|| format!("roster {}", roster.display()))?;
             if json {
-                let mut v = serde_json::to_value(summary(&r))?;
+                let mut v = serde_json::to_value(summary(&r, previous.as_ref()))?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert("valid".into(), true.into());
                     o.insert("signed_by".into(), sig.authority.to_string().into());
@@ -525,15 +587,17 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                     roster.display(),
                     sig.authority
                 );
-                print_summary(&summary(&r));
+                print_summary(&summary(&r, previous.as_ref()));
             }
             Ok(ExitCode::SUCCESS)
         }
         RosterCommand::Show { roster, json } => {
             let text = read(&roster)?;
-            let r = roster_edit::validate(&text)
+            // Lenient, so an operator sees a later build's settings listed (`sign`
+            // refuses them): `inspect`, not `validate`.
+            let r = roster_edit::inspect(&text)
                 .with_context(|| format!("roster {}", roster.display()))?;
-            let s = summary(&r);
+            let s = summary(&r, None);
             if json {
                 super::print_json(&s)?;
             } else {

@@ -3,6 +3,14 @@
 //! Edits go through `toml_edit`, so comments and layout that the authority wrote are
 //! kept; every edit is validated by parsing the result as a roster before it is
 //! written. `sign` bumps the version, stamps `issued_at`, and signs the exact bytes.
+//!
+//! This is the strict side of the roster (issue 21, s35): a node verifying a signed
+//! roster keeps federation settings it does not understand, but every edit and
+//! signing here refuses one, naming it ([`RosterError::UnknownFederationSetting`]),
+//! since the authority's typo must not be signed. [`sign_with`] (the `wlnode roster
+//! sign` command) also refuses a `*_required_since` cut-over that lies before the
+//! roster's `issued_at` unless it is carried unchanged from the previous version or
+//! the authority allows it ([`PastCutover`]).
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 use wlnode_crypto::PublicKey;
@@ -24,6 +32,92 @@ pub enum RosterEditError {
     /// The edit does not apply.
     #[error("{0}")]
     Refused(String),
+    /// A cut-over lies before the roster's `issued_at` and is new or moved in this
+    /// version (refused by [`sign_with`] unless allowed).
+    #[error(
+        "{0}; pass --previous <the roster the nodes run now> if it is unchanged from it, or \
+         --allow-past-cutover if those steps are meant to be judged by the rule"
+    )]
+    PastCutover(PastCutover),
+}
+
+/// A `*_required_since` cut-over earlier than the roster's signed `issued_at` that is
+/// not carried unchanged from the previous version (review s34-consult L4): nodes
+/// load the roster after `issued_at`, so steps they logged between the cut-over and
+/// then are judged (by nodes and the auditor) as if the rule had already applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastCutover {
+    /// The setting (`federation_settings.<field>`).
+    pub field: &'static str,
+    /// Its value.
+    pub cutover: Timestamp,
+    /// The roster's `issued_at`.
+    pub issued_at: Timestamp,
+    /// Whether a previous version was compared against.
+    pub compared: bool,
+    /// The previous version's value, when a previous version was given and set it
+    /// (later than `cutover`: the cut-over moved backwards).
+    pub previous: Option<Timestamp>,
+}
+
+impl std::fmt::Display for PastCutover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "federation_settings.{} = {} is earlier than the roster's issued_at {}",
+            self.field, self.cutover, self.issued_at
+        )?;
+        match (self.compared, self.previous) {
+            (true, Some(p)) => write!(f, " and moved backwards from {p}")?,
+            (true, None) => f.write_str(" and is new in this version")?,
+            (false, _) => f.write_str(" (no previous version given to compare with)")?,
+        }
+        f.write_str(
+            ": steps logged between the cut-over and the moment nodes load this roster \
+             are judged as if the rule already applied",
+        )
+    }
+}
+
+/// The cut-overs of `roster` that lie before its `issued_at`, unless `previous` (the
+/// version the nodes run now) already had the same or an earlier one: then the rule
+/// already applied there and nothing is judged anew. Without `previous`, every such
+/// cut-over (the tool cannot tell an old one from a new one).
+pub fn past_cutovers(roster: &Roster, previous: Option<&Roster>) -> Vec<PastCutover> {
+    let issued_at = roster.issued_at();
+    roster
+        .cutovers()
+        .into_iter()
+        .filter(|(_, t)| *t < issued_at)
+        .filter_map(|(field, cutover)| {
+            let before = previous.map(|p| {
+                p.cutovers()
+                    .into_iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, t)| t)
+            });
+            match before {
+                Some(Some(p)) if p <= cutover => None,
+                before => Some(PastCutover {
+                    field,
+                    cutover,
+                    issued_at,
+                    compared: before.is_some(),
+                    previous: before.flatten(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// How [`sign_with`] treats a past cut-over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignOptions<'a> {
+    /// The version the nodes run now: a cut-over carried unchanged from it is fine.
+    pub previous: Option<&'a Roster>,
+    /// Sign even with a past cut-over (`--allow-past-cutover`); it is still
+    /// returned, for the tool to warn about.
+    pub allow_past_cutover: bool,
 }
 
 fn parse(text: &str) -> Result<DocumentMut, RosterEditError> {
@@ -33,6 +127,20 @@ fn parse(text: &str) -> Result<DocumentMut, RosterEditError> {
 
 /// Checks the roster as it would be once signed (version at least 1).
 pub fn validate(text: &str) -> Result<Roster, RosterEditError> {
+    let mut doc = parse(text)?;
+    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
+    if v < 1 {
+        doc.insert("version", value(1));
+    }
+    let roster = Roster::parse(doc.to_string().as_bytes())?;
+    roster.refuse_unknown_settings()?;
+    Ok(roster)
+}
+
+/// Parses a roster for display (`wlnode roster show`), keeping federation settings
+/// this build does not understand instead of refusing them (they are listed; `sign`
+/// refuses them).
+pub fn inspect(text: &str) -> Result<Roster, RosterEditError> {
     let mut doc = parse(text)?;
     let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
     if v < 1 {
@@ -377,10 +485,31 @@ pub fn add_node(text: &str, agency: &AgencyCode, peer_id: &str) -> Result<String
 }
 
 /// Bumps the version, stamps `issued_at`, validates and signs. Returns the new text
-/// and its detached signature.
+/// and its detached signature. Refuses a federation setting this build does not know;
+/// does not look at cut-overs (samples and tests build federations with any dates):
+/// `wlnode roster sign` uses [`sign_with`].
 pub fn sign(
     text: &str,
     key: &SecretKey,
+) -> Result<(String, RosterSignature, Roster), RosterEditError> {
+    sign_inner(text, key, None)
+}
+
+/// [`sign`], and refuses a cut-over earlier than the new `issued_at` (now) that is not
+/// carried unchanged from `opts.previous`, unless `opts.allow_past_cutover`
+/// ([`past_cutovers`]).
+pub fn sign_with(
+    text: &str,
+    key: &SecretKey,
+    opts: &SignOptions<'_>,
+) -> Result<(String, RosterSignature, Roster), RosterEditError> {
+    sign_inner(text, key, Some(opts))
+}
+
+fn sign_inner(
+    text: &str,
+    key: &SecretKey,
+    opts: Option<&SignOptions<'_>>,
 ) -> Result<(String, RosterSignature, Roster), RosterEditError> {
     let mut doc = parse(text)?;
     let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
@@ -388,6 +517,13 @@ pub fn sign(
     doc.insert("issued_at", value(Timestamp::now().to_rfc3339()));
     let out = doc.to_string();
     let roster = Roster::parse(out.as_bytes())?;
+    roster.refuse_unknown_settings()?;
+    if let Some(opts) = opts
+        && !opts.allow_past_cutover
+        && let Some(p) = past_cutovers(&roster, opts.previous).into_iter().next()
+    {
+        return Err(RosterEditError::PastCutover(p));
+    }
     if !roster.authorities().any(|a| *a == key.public_key()) {
         return Err(RosterEditError::Refused(format!(
             "the key {} is not listed under [[authorities]] in this roster",
@@ -405,8 +541,11 @@ pub const MIN_DEADLINE_WARN_SECS: u64 = 86_400;
 
 /// What `wlnode roster verify` and `show` warn about in a valid roster (warnings,
 /// not errors: the roster is signed and in force as it is): members without a valid
-/// encryption key at `now`, and a shortest consultation deadline under one day.
-pub fn warnings(roster: &Roster, now: Timestamp) -> Vec<String> {
+/// encryption key at `now`, a shortest consultation deadline under one day,
+/// federation settings this build does not understand (a later build's, ignored
+/// here), and cut-overs before the roster's `issued_at` not carried unchanged from
+/// `previous` ([`past_cutovers`]).
+pub fn warnings(roster: &Roster, now: Timestamp, previous: Option<&Roster>) -> Vec<String> {
     let mut out: Vec<String> = roster
         .members_without_encryption_key(now)
         .into_iter()
@@ -420,6 +559,17 @@ pub fn warnings(roster: &Roster, now: Timestamp) -> Vec<String> {
              working day to answer; meant for demonstrations only"
         ));
     }
+    for name in roster.settings_not_understood() {
+        out.push(format!(
+            "federation_settings.{name} is not understood by this build: ignored here \
+             (a later build's setting; `wlnode roster sign` of this build refuses it)"
+        ));
+    }
+    out.extend(
+        past_cutovers(roster, previous)
+            .iter()
+            .map(ToString::to_string),
+    );
     out
 }
 
@@ -442,7 +592,7 @@ mod tests {
                 None => base.clone(),
             };
             let (_, _, roster) = sign(&text, &auth).unwrap();
-            warnings(&roster, Timestamp(1))
+            warnings(&roster, Timestamp(1), None)
                 .into_iter()
                 .filter(|w| w.contains("consultation_min_deadline_secs"))
                 .collect::<Vec<_>>()
@@ -457,6 +607,130 @@ mod tests {
         assert!(with(Some(86_400)).is_empty());
         assert!(with(Some(30 * 86_400)).is_empty());
         assert!(with(None).is_empty(), "the default is one day");
+    }
+
+    /// Issue 21, s35: the authority's side stays strict. A federation setting this
+    /// build does not know (a typo) is refused by every edit and by `sign`, with a
+    /// typed error naming it; `inspect` (`wlnode roster show`) lists it instead.
+    #[test]
+    fn the_authority_refuses_an_unknown_federation_setting_naming_it() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let typo = format!("{base}\n[federation_settings]\nconsultation_silense = \"objection\"\n");
+        let named = |r: Result<_, RosterEditError>| match r {
+            Err(RosterEditError::Invalid(RosterError::UnknownFederationSetting {
+                field, ..
+            })) => field,
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert_eq!(named(sign(&typo, &auth).map(|_| ())), "consultation_silense");
+        assert_eq!(
+            named(sign_with(&typo, &auth, &SignOptions::default()).map(|_| ())),
+            "consultation_silense"
+        );
+        assert_eq!(named(validate(&typo).map(|_| ())), "consultation_silense");
+        let member = NewMember::coded(
+            "AA-EXPORT",
+            Role::Member,
+            SecretKey::generate().unwrap().public_key(),
+            vec![],
+            &["eu"],
+            Timestamp(1),
+        )
+        .unwrap();
+        assert_eq!(
+            named(add_member(&typo, &member).map(|_| ())),
+            "consultation_silense",
+            "every edit validates its result"
+        );
+        let err = sign(&typo, &auth).err().unwrap().to_string();
+        assert!(err.contains("federation_settings.consultation_silense"), "{err}");
+        let shown = inspect(&typo).unwrap();
+        assert_eq!(shown.settings_not_understood(), ["consultation_silense"]);
+        let w = warnings(&shown, Timestamp(1), None);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("consultation_silense is not understood by this build")),
+            "{w:?}"
+        );
+        // Spelled right, it signs.
+        let right = typo.replace("silense", "silence");
+        let (_, _, r) = sign(&right, &auth).unwrap();
+        assert!(r.settings_not_understood().is_empty());
+    }
+
+    /// Review s34-consult L4: `wlnode roster sign` refuses a cut-over earlier than the
+    /// roster's `issued_at` (now) unless the previous version already had it (or an
+    /// earlier one), or the authority allows it; `warnings` (`verify`) names it.
+    #[test]
+    fn a_past_cutover_is_refused_unless_carried_over_or_allowed() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let now = Timestamp::now().as_millis();
+        let with = |field: &str, t: u64| format!("{base}\n[federation_settings]\n{field} = {t}\n");
+        let past = now - 86_400_000;
+        let strict = SignOptions::default();
+        for field in ["mail_acks_required_since", "consult_receipts_required_since"] {
+            let text = with(field, past);
+            match sign_with(&text, &auth, &strict) {
+                Err(RosterEditError::PastCutover(p)) => {
+                    assert_eq!(p.field, field);
+                    assert_eq!(p.cutover, Timestamp(past));
+                    assert!(!p.compared);
+                }
+                other => panic!("{field}: {:?}", other.map(|_| ())),
+            }
+            let err = sign_with(&text, &auth, &strict).err().unwrap().to_string();
+            assert!(err.contains(field) && err.contains("--allow-past-cutover"), "{err}");
+            // Allowed: signed, and still reported.
+            let allow = SignOptions {
+                previous: None,
+                allow_past_cutover: true,
+            };
+            let (_, _, r) = sign_with(&text, &auth, &allow).unwrap();
+            assert_eq!(past_cutovers(&r, None).len(), 1);
+            assert!(
+                warnings(&r, Timestamp(now), None)
+                    .iter()
+                    .any(|w| w.contains(field) && w.contains("earlier than")),
+            );
+            // Carried unchanged from the version the nodes run: fine.
+            let carried = SignOptions {
+                previous: Some(&r),
+                allow_past_cutover: false,
+            };
+            sign_with(&text, &auth, &carried).unwrap();
+            assert!(warnings(&r, Timestamp(now), Some(&r)).is_empty());
+            // Moved backwards, into the past: refused, naming the previous value.
+            match sign_with(&with(field, past - 1_000), &auth, &carried) {
+                Err(RosterEditError::PastCutover(p)) => {
+                    assert_eq!(p.previous, Some(Timestamp(past)));
+                    assert!(p.to_string().contains("moved backwards"), "{p}");
+                }
+                other => panic!("{field}: {:?}", other.map(|_| ())),
+            }
+            // Moved forward but still past: the rule applied from earlier already.
+            sign_with(&with(field, past + 1_000), &auth, &carried).unwrap();
+            // Newly set in the past although a previous version is given: refused.
+            let (_, _, without) = sign(&base, &auth).unwrap();
+            let previous = SignOptions {
+                previous: Some(&without),
+                allow_past_cutover: false,
+            };
+            match sign_with(&text, &auth, &previous) {
+                Err(RosterEditError::PastCutover(p)) => {
+                    assert!(p.compared && p.previous.is_none());
+                    assert!(p.to_string().contains("new in this version"), "{p}");
+                }
+                other => panic!("{field}: {:?}", other.map(|_| ())),
+            }
+            // A future cut-over is what the authority should sign: no finding.
+            let (_, _, r) = sign_with(&with(field, now + 86_400_000), &auth, &strict).unwrap();
+            assert!(past_cutovers(&r, None).is_empty());
+            // The library's plain `sign` (samples, tests) does not look at dates.
+            sign(&text, &auth).unwrap();
+        }
     }
 
     #[test]

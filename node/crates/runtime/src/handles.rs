@@ -331,6 +331,8 @@ impl Control {
             now,
             &self.metrics,
         );
+        let settings_warning =
+            crate::node::report_settings_not_understood(&roster, &self.metrics);
         let old_roster = self.trust.roster();
         let roster_changed = roster.hash() != old_roster.hash();
         let roster = if roster_changed {
@@ -366,6 +368,7 @@ impl Control {
                 .iter()
                 .map(ToString::to_string)
                 .chain(key_warning)
+                .chain(settings_warning)
                 .collect(),
         };
         let ring = crate::node::encryption_keyring(&roster, &self.agency, keys, Timestamp::now());

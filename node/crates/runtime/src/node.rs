@@ -470,6 +470,31 @@ pub fn report_missing_current_key(
     Some(e.to_string())
 }
 
+/// Startup and reload alike (issue 21, s35): when the roster carries federation
+/// settings this build does not understand (a later build's; the roster is signed
+/// and applied all the same, so its revocations take effect), logs a warning naming
+/// them, sets the `roster_settings_not_understood` gauge to their number and returns
+/// the warning for the reload's report; otherwise clears the gauge. Names only: the
+/// audit log's `roster_loaded` is unchanged (its version identifies the roster, and
+/// `wlnode roster show` lists the settings), so no auditor meets a new event field.
+pub fn report_settings_not_understood(roster: &Roster, metrics: &Metrics) -> Option<String> {
+    let names = roster.settings_not_understood();
+    metrics
+        .roster_settings_not_understood
+        .set(i64::try_from(names.len()).unwrap_or(i64::MAX));
+    if names.is_empty() {
+        return None;
+    }
+    let w = format!(
+        "roster version {} carries federation settings this build does not understand \
+         (ignored; upgrade this node): {}",
+        roster.version(),
+        names.join(", ")
+    );
+    tracing::warn!(roster_version = roster.version(), settings = ?names, "{w}");
+    Some(w)
+}
+
 /// The roster's current encryption key of `agency` when it is not among `keys`, with
 /// the place it was looked for. `None` when the key is held, when the roster names
 /// none, or when the config names no encryption key at all (a node that opens no
@@ -642,6 +667,7 @@ impl RunningNode {
             Timestamp::now(),
             &metrics,
         );
+        report_settings_not_understood(&loaded.roster, &metrics);
         let agency = cfg.agency().clone();
         let roster = Arc::new(loaded.roster);
         let (policy, warnings) =
