@@ -409,7 +409,11 @@ fn an_unknown_federation_setting_does_not_cut_a_node_off_a_revocation() {
     assert_eq!(reparsed.doc(), v2.doc());
     // Same version, same bytes: accepted again (a reload); other bytes: refused.
     assert!(verify_roster(&b2, &s2, &TrustAnchor::after(&v2)).is_ok());
-    assert_ne!(again.as_bytes(), &b2[..], "re-encoded, not the signed bytes");
+    assert_ne!(
+        again.as_bytes(),
+        &b2[..],
+        "re-encoded, not the signed bytes"
+    );
     let other = sign_roster(again.as_bytes(), &f.authority);
     assert!(matches!(
         verify_roster(again.as_bytes(), &other, &TrustAnchor::after(&v2)),
@@ -430,8 +434,16 @@ fn every_other_level_still_refuses_an_unknown_field() {
             "reason = \"compromised\"\nscope = \"all\"",
             "scope",
         ),
-        ("version = 1", "version = 1\nrevoked_authorities = []", "revoked_authorities"),
-        ("role = \"member\"", "role = \"member\"\nsuspended = true", "suspended"),
+        (
+            "version = 1",
+            "version = 1\nrevoked_authorities = []",
+            "revoked_authorities",
+        ),
+        (
+            "role = \"member\"",
+            "role = \"member\"\nsuspended = true",
+            "suspended",
+        ),
     ];
     for (from, to, field) in cases {
         assert!(text.contains(from), "{from} in {text}");

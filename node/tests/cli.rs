@@ -220,15 +220,15 @@ fn a_later_builds_setting_is_listed_and_a_typo_is_not_signed() {
             .arg(&auth),
     );
     assert!(
-        err.contains("federation_settings.settlement_window_days is not a setting this build knows"),
+        err.contains(
+            "federation_settings.settlement_window_days is not a setting this build knows"
+        ),
         "{err}"
     );
     // Signed by a later build (its bytes signed directly): accepted and listed.
-    let key = wlnode_crypto::keyfile::read_secret_key(
-        &auth,
-        wlnode_crypto::keyfile::KeyKind::Authority,
-    )
-    .unwrap();
+    let key =
+        wlnode_crypto::keyfile::read_secret_key(&auth, wlnode_crypto::keyfile::KeyKind::Authority)
+            .unwrap();
     let sig = wlnode_crypto::roster::sign_roster(text.as_bytes(), &key);
     std::fs::write(node_dir.join("roster.toml.sig"), sig.to_text()).unwrap();
     for cmd in ["verify", "show"] {
@@ -477,7 +477,13 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
     );
     ok_json(
         wlnode()
-            .args(["roster", "sign", "--json", "--allow-past-cutover", "--roster"])
+            .args([
+                "roster",
+                "sign",
+                "--json",
+                "--allow-past-cutover",
+                "--roster",
+            ])
             .arg(&roster)
             .arg("--authority-key")
             .arg(&auth),
@@ -492,7 +498,11 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|w| w.as_str().unwrap().contains("earlier than the roster's issued_at"))
+            .filter(|w| {
+                w.as_str()
+                    .unwrap()
+                    .contains("earlier than the roster's issued_at")
+            })
             .count()
     };
     assert_eq!(past(&v), 2, "{v:#}");

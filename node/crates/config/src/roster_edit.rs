@@ -624,7 +624,10 @@ mod tests {
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("accepted"),
         };
-        assert_eq!(named(sign(&typo, &auth).map(|_| ())), "consultation_silense");
+        assert_eq!(
+            named(sign(&typo, &auth).map(|_| ())),
+            "consultation_silense"
+        );
         assert_eq!(
             named(sign_with(&typo, &auth, &SignOptions::default()).map(|_| ())),
             "consultation_silense"
@@ -645,7 +648,10 @@ mod tests {
             "every edit validates its result"
         );
         let err = sign(&typo, &auth).err().unwrap().to_string();
-        assert!(err.contains("federation_settings.consultation_silense"), "{err}");
+        assert!(
+            err.contains("federation_settings.consultation_silense"),
+            "{err}"
+        );
         let shown = inspect(&typo).unwrap();
         assert_eq!(shown.settings_not_understood(), ["consultation_silense"]);
         let w = warnings(&shown, Timestamp(1), None);
@@ -671,7 +677,10 @@ mod tests {
         let with = |field: &str, t: u64| format!("{base}\n[federation_settings]\n{field} = {t}\n");
         let past = now - 86_400_000;
         let strict = SignOptions::default();
-        for field in ["mail_acks_required_since", "consult_receipts_required_since"] {
+        for field in [
+            "mail_acks_required_since",
+            "consult_receipts_required_since",
+        ] {
             let text = with(field, past);
             match sign_with(&text, &auth, &strict) {
                 Err(RosterEditError::PastCutover(p)) => {
@@ -682,7 +691,10 @@ mod tests {
                 other => panic!("{field}: {:?}", other.map(|_| ())),
             }
             let err = sign_with(&text, &auth, &strict).err().unwrap().to_string();
-            assert!(err.contains(field) && err.contains("--allow-past-cutover"), "{err}");
+            assert!(
+                err.contains(field) && err.contains("--allow-past-cutover"),
+                "{err}"
+            );
             // Allowed: signed, and still reported.
             let allow = SignOptions {
                 previous: None,

@@ -331,8 +331,7 @@ impl Control {
             now,
             &self.metrics,
         );
-        let settings_warning =
-            crate::node::report_settings_not_understood(&roster, &self.metrics);
+        let settings_warning = crate::node::report_settings_not_understood(&roster, &self.metrics);
         let old_roster = self.trust.roster();
         let roster_changed = roster.hash() != old_roster.hash();
         let roster = if roster_changed {

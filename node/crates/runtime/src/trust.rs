@@ -277,7 +277,10 @@ mod tests {
         apply_revocations_and_anchor(&store, &v1, &me).unwrap();
         let revoked_at = Timestamp(start + 1_800_000);
         let later = Timestamp(start + 2_400_000);
-        assert!(v1.check_record_signer(&me, &key.public_key(), later).is_ok());
+        assert!(
+            v1.check_record_signer(&me, &key.public_key(), later)
+                .is_ok()
+        );
         // Version 2, as a later build signs it: the revocation plus a setting this
         // build does not know (this build's `sign` would refuse it, so the bytes are
         // signed directly, as the later authority's tool does).
