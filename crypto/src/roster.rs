@@ -123,6 +123,20 @@ pub enum RosterError {
         /// The settings this build knows, comma separated.
         known: &'static str,
     },
+    /// Review s35-roster L3/L6: a federation setting name this build does not know
+    /// is kept (and ignored) only when it is a plain name (`[a-z0-9_]+`, at most
+    /// [`MAX_SETTING_NAME_CHARS`] characters), as every setting wlnode defines is;
+    /// anything else (upper case, `-`, control characters, an overlong name) is a
+    /// malformed roster, refused on every path. This also refuses a near-miss of a
+    /// known name that differs only by case or `-`/`_`, which no later build adds.
+    #[error(
+        "federation_settings.{field:?} is not a well-formed setting name (only a-z, 0-9 and _, \
+         at most {MAX_SETTING_NAME_CHARS} characters)"
+    )]
+    MalformedFederationSetting {
+        /// The name (cut to [`MAX_SETTING_NAME_CHARS`] characters).
+        field: String,
+    },
     /// The roster is for another federation.
     #[error("roster is for federation {offered:?}, but this node belongs to {accepted:?}")]
     FederationMismatch {
@@ -451,8 +465,27 @@ pub struct RosterDoc {
 }
 
 /// The federation settings this build knows, for [`RosterError::UnknownFederationSetting`].
+/// A test ties it to [`FederationSettings`]' fields (review s35-roster L2).
 pub const KNOWN_FEDERATION_SETTINGS: &str = "consultation_silence, consultation_min_deadline_secs, \
      mail_acks_required_since, consult_receipts_required_since";
+
+/// The longest federation setting name accepted (review s35-roster L3).
+pub const MAX_SETTING_NAME_CHARS: usize = 64;
+
+/// How many names of settings not understood are shown (in a log line, a reload
+/// report, `wlnode roster show`, the audit log's `roster_loaded`); the rest are
+/// counted (review s35-roster L3).
+pub const MAX_SETTINGS_SHOWN: usize = 32;
+
+/// Whether `name` is a well-formed setting name: `[a-z0-9_]+`, at most
+/// [`MAX_SETTING_NAME_CHARS`] characters.
+pub fn well_formed_setting_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SETTING_NAME_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
 
 /// The default sensitivity order when the roster defines none.
 pub const DEFAULT_SENSITIVITIES: [&str; 3] = ["public", "restricted", "confidential"];
@@ -529,6 +562,15 @@ impl Roster {
             return invalid(format!(
                 "federation_settings.consultation_min_deadline_secs = {secs}: must be 1 s to 365 days (31536000)"
             ));
+        }
+        if let Some(bad) = doc.federation_settings.as_ref().and_then(|f| {
+            f.not_understood
+                .keys()
+                .find(|k| !well_formed_setting_name(k))
+        }) {
+            return Err(RosterError::MalformedFederationSetting {
+                field: bad.chars().take(MAX_SETTING_NAME_CHARS).collect(),
+            });
         }
         let sensitivities = match &doc.sensitivities {
             Some(list) => {
@@ -697,6 +739,23 @@ impl Roster {
             .as_ref()
             .map(|s| s.not_understood.keys().map(String::as_str).collect())
             .unwrap_or_default()
+    }
+
+    /// The settings this build does not understand, bounded for a log line, a
+    /// report or the audit log's `roster_loaded` (review s35-roster L3, H1): at most
+    /// [`MAX_SETTINGS_SHOWN`] names, the `*_required_since` cut-overs first (the ones
+    /// an auditor asks about), then the rest by name; and how many were left out.
+    /// Every name is well formed (`Roster::parse` refuses others), so none needs
+    /// escaping.
+    pub fn settings_not_understood_shown(&self) -> (Vec<String>, u64) {
+        let mut names = self.settings_not_understood();
+        names.sort_by_key(|n| (!n.ends_with("_required_since"), *n));
+        let more = names.len().saturating_sub(MAX_SETTINGS_SHOWN);
+        names.truncate(MAX_SETTINGS_SHOWN);
+        (
+            names.into_iter().map(str::to_owned).collect(),
+            u64::try_from(more).unwrap_or(u64::MAX),
+        )
     }
 
     /// The authority's strict check: refuses, naming it, the first federation setting

@@ -448,6 +448,31 @@ async fn a_roster_with_a_later_builds_setting_still_revokes_a_stolen_key() {
     publish(&format!(
         "{v3}\n[federation_settings]\nsettlement_rule_since = 2027-06-01T00:00:00Z\n"
     ));
+    // Review s35-roster L4: a reload that fails after reading that roster (here B's
+    // policy names an agency no roster lists) leaves the previous roster in force,
+    // and the gauge describes that one, not the roster it refused.
+    let cfg_path = c.fed.nodes[B].config.clone();
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        format!("{cfg}\n[[accept]]\nfrom = [\"ZZ-NOBODY\"]\n"),
+    )
+    .unwrap();
+    let refused = c.node(B).services.control.reload().await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(c.node(B).services.trust.roster().version(), 2);
+    assert_eq!(
+        counter(&c.metrics(B), "wlnode_roster_settings_not_understood", ""),
+        0.0
+    );
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let size_before = c
+        .node(B)
+        .services
+        .store
+        .call(|s| s.audit_size())
+        .await
+        .unwrap();
     let report = c
         .node(B)
         .services
@@ -467,6 +492,25 @@ async fn a_roster_with_a_later_builds_setting_still_revokes_a_stolen_key() {
     assert_eq!(
         counter(&c.metrics(B), "wlnode_roster_settings_not_understood", ""),
         1.0
+    );
+    // Review s35-roster H1: the audit log's `roster_loaded` names it, so an auditor
+    // proves no breach of a cut-over this node did not apply.
+    let events = c
+        .node(B)
+        .services
+        .store
+        .call(move |s| s.audit_events(size_before, s.audit_size()?))
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| String::from_utf8_lossy(e).contains(
+            r#""type":"roster_loaded","version":3,"not_understood":["settlement_rule_since"]}"#
+        )),
+        "{:?}",
+        events
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect::<Vec<_>>()
     );
     let after = record(
         &stolen,

@@ -474,20 +474,29 @@ pub fn report_missing_current_key(
 /// settings this build does not understand (a later build's; the roster is signed
 /// and applied all the same, so its revocations take effect), logs a warning naming
 /// them, sets the `roster_settings_not_understood` gauge to their number and returns
-/// the warning for the reload's report; otherwise clears the gauge. Names only: the
-/// audit log's `roster_loaded` is unchanged (its version identifies the roster, and
-/// `wlnode roster show` lists the settings), so no auditor meets a new event field.
+/// the warning for the reload's report; otherwise clears the gauge. Called once the
+/// roster is in force (review s35-roster L4). At most
+/// [`wlnode_crypto::roster::MAX_SETTINGS_SHOWN`] names, the rest counted (review
+/// s35-roster L3; every name is `[a-z0-9_]+`, so none needs escaping). The audit
+/// log's `roster_loaded` names them too (review s35-roster H1), so an auditor never
+/// proves a breach of a cut-over this node did not apply.
 pub fn report_settings_not_understood(roster: &Roster, metrics: &Metrics) -> Option<String> {
-    let names = roster.settings_not_understood();
+    let count = roster.settings_not_understood().len();
     metrics
         .roster_settings_not_understood
-        .set(i64::try_from(names.len()).unwrap_or(i64::MAX));
-    if names.is_empty() {
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+    if count == 0 {
         return None;
     }
+    let (names, more) = roster.settings_not_understood_shown();
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     let w = format!(
         "roster version {} carries federation settings this build does not understand \
-         (ignored; upgrade this node): {}",
+         (ignored; upgrade this node): {}{more}",
         roster.version(),
         names.join(", ")
     );
@@ -709,12 +718,7 @@ impl RunningNode {
                     version: env!("CARGO_PKG_VERSION").into(),
                 },
             ),
-            Event::new(
-                now,
-                EventKind::RosterLoaded {
-                    version: roster.version(),
-                },
-            ),
+            Event::new(now, EventKind::roster_loaded(&roster)),
             Event::new(
                 now,
                 EventKind::PolicyLoaded {

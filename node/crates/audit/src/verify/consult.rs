@@ -325,7 +325,13 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                 "judged_at": at,
                 "required_since": since.as_millis(),
             });
-            if x.roster_settled_before(*i, roster.version(), at) {
+            // Review s35-roster H1: a keeper whose build logged the cut-over as not
+            // understood did not apply it; taking the message was that build's
+            // rule, not a breach it can be proven guilty of.
+            if x.roster_settled_before(*i, roster.version(), at)
+                && x.not_understood
+                    .understood_before(*i, "consult_receipts_required_since")
+            {
                 report.violations.push(proven(
                     "consultation_evidence_missing",
                     keeper.as_str(),
@@ -546,6 +552,9 @@ struct LogIndex<'a> {
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
     roster_times: Vec<u64>,
+    /// Review s35-roster H1: which settings the keeper's builds logged as not
+    /// understood.
+    not_understood: NotUnderstood,
     /// Every `roster_loaded` event of a reload (not the one a start logs right
     /// after `node_started`), covered or not: (index, time, version), by index.
     reloads: Vec<(u64, u64, u64)>,
@@ -598,16 +607,17 @@ impl<'a> LogIndex<'a> {
             .iter()
             .filter(|(i, _)| *i < log.covered)
             .filter_map(|(i, e)| match e.kind {
-                EventKind::RosterLoaded { version } => Some(((*i, version), e.at)),
+                EventKind::RosterLoaded { version, .. } => Some(((*i, version), e.at)),
                 _ => None,
             })
             .unzip();
+        let not_understood = NotUnderstood::of(log);
         let mut reloads: Vec<(u64, u64, u64)> = log
             .events
             .iter()
             .enumerate()
             .filter_map(|(n, (i, e))| match e.kind {
-                EventKind::RosterLoaded { version } => {
+                EventKind::RosterLoaded { version, .. } => {
                     let started = n
                         .checked_sub(1)
                         .and_then(|p| log.events.get(p))
@@ -664,6 +674,7 @@ impl<'a> LogIndex<'a> {
             rejected,
             rosters,
             roster_times,
+            not_understood,
             reloads,
             uncovered_from,
             by_time,
@@ -739,6 +750,66 @@ impl<'a> LogIndex<'a> {
         k.checked_sub(1)
             .and_then(|k| self.by_time.get(k))
             .map_or(0, |(_, u)| *u)
+    }
+}
+
+/// Review s35-roster H1: the settings a keeper's node logged, in its
+/// `roster_loaded` events, as not understood by its build. A node's build changes
+/// only across a restart, so what matters for an event is the `roster_loaded` events
+/// of the run it belongs to (since the latest `node_started` before it).
+pub(super) struct NotUnderstood {
+    /// Indexes of `node_started` events, ascending.
+    starts: Vec<u64>,
+    /// Covered `roster_loaded` events naming a setting not understood: (index,
+    /// names, whether more were left out), ascending.
+    loaded: Vec<(u64, Vec<String>, bool)>,
+}
+
+impl NotUnderstood {
+    pub(super) fn of(log: &Log<'_>) -> Self {
+        let mut starts = Vec::new();
+        let mut loaded = Vec::new();
+        for (i, e) in &log.events {
+            match &e.kind {
+                EventKind::NodeStarted { .. } => starts.push(*i),
+                EventKind::RosterLoaded {
+                    not_understood,
+                    not_understood_more,
+                    ..
+                } if *i < log.covered
+                    && (!not_understood.is_empty() || *not_understood_more > 0) =>
+                {
+                    loaded.push((*i, not_understood.clone(), *not_understood_more > 0));
+                }
+                _ => {}
+            }
+        }
+        starts.sort_unstable();
+        loaded.sort_unstable_by_key(|(i, _, _)| *i);
+        Self { starts, loaded }
+    }
+
+    /// Whether the keeper's build ran `setting` at event `index`, as far as its log
+    /// says: false when a covered `roster_loaded` of the same run, before the event,
+    /// names it as not understood (or left names out).
+    pub(super) fn understood_before(&self, index: u64, setting: &str) -> bool {
+        let k = self.starts.partition_point(|s| *s < index);
+        let run_from = k
+            .checked_sub(1)
+            .and_then(|k| self.starts.get(k))
+            .copied()
+            .unwrap_or(0);
+        !self.loaded.iter().any(|(i, names, more)| {
+            (run_from..index).contains(i) && (*more || names.iter().any(|n| n == setting))
+        })
+    }
+
+    /// Whether any covered `roster_loaded` of the log names `setting` as not
+    /// understood (or left names out).
+    pub(super) fn ever(&self, setting: &str) -> bool {
+        self.loaded
+            .iter()
+            .any(|(_, names, more)| *more || names.iter().any(|n| n == setting))
     }
 }
 

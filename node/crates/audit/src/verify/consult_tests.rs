@@ -284,7 +284,14 @@ fn refused(id: ConsultationId, reason: wlnode_consult::RefusalReason, at: u64) -
 }
 
 fn roster_loaded(version: u64, at: u64) -> Event {
-    Event::new(at, EventKind::RosterLoaded { version })
+    Event::new(
+        at,
+        EventKind::RosterLoaded {
+            version,
+            not_understood: Vec::new(),
+            not_understood_more: 0,
+        },
+    )
 }
 
 /// Issue 21, left open at s31: an `unknown_consultation` refusal is implausible for
@@ -2012,6 +2019,104 @@ fn a_step_without_a_receipt_after_the_cut_over_is_proven_against_its_keeper() {
     );
     let v = consult_findings(&f, &[own]);
     assert!(missing(&v).is_empty(), "{v:?}");
+}
+
+/// Review s35-roster H1: a keeper whose build logged the roster's
+/// `consult_receipts_required_since` as not understood (in its `roster_loaded`) did
+/// not apply the cut-over: a step it kept without a receipt after the cut-over is
+/// the pair's unproven finding, not a proof against it. After a restart whose
+/// `roster_loaded` of the same roster names nothing (an upgraded build), the proof
+/// holds again; and a name left out (`not_understood_more`) counts as not
+/// understood.
+#[test]
+fn a_keeper_that_did_not_understand_the_cut_over_is_not_proven_to_breach_it() {
+    let t = t0();
+    let cut = t + 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let id = ConsultationId([52; 16]);
+    let loaded = |names: &[&str], more: u64, at: u64| {
+        Event::new(
+            at,
+            EventKind::RosterLoaded {
+                version: v0,
+                not_understood: names.iter().map(|n| (*n).to_owned()).collect(),
+                not_understood_more: more,
+            },
+        )
+    };
+    let started = |at: u64| {
+        Event::new(
+            at,
+            EventKind::NodeStarted {
+                version: "0.1.0".into(),
+            },
+        )
+    };
+    let own_request = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(t + DEADLINE),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let answered = step(
+        id,
+        TrailKind::Answered {
+            evidence: None,
+            answer: Answer::NoObjection,
+        },
+        cut + 1000,
+        0,
+        1,
+    );
+    let requester = |run: Vec<Event>| {
+        let mut events = run;
+        events.push(own_request.clone());
+        events.push(answered.clone());
+        let size = events.len() as u64;
+        log(&f, 1, &events, &[size])
+    };
+    let pair = vec![(PAIR.to_owned(), false)];
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 600_000),
+            loaded(&["consult_receipts_required_since"], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), pair, "{v:?}");
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 600_000),
+            loaded(&["some_later_setting"], 1, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), pair, "{v:?}");
+    // Another setting not understood: the cut-over was applied, the proof holds.
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 600_000),
+            loaded(&["some_later_setting"], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+    // An upgraded build, restarted on the same roster: proven again.
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 900_000),
+            loaded(&["consult_receipts_required_since"], 0, t - 900_000),
+            started(t - 600_000),
+            loaded(&[], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
 }
 
 /// Review s34-consult M1: the keeper of a step without a receipt cannot escape the
