@@ -225,6 +225,26 @@ fn a_later_builds_setting_is_listed_and_a_typo_is_not_signed() {
         ),
         "{err}"
     );
+    // Review s35-roster L5: `show` of the unsigned draft calls it a likely typo
+    // and exits non-zero.
+    let out = wlnode()
+        .args(["roster", "show", "--roster"])
+        .arg(&roster)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(
+            "unsigned draft: unknown setting federation_settings.settlement_window_days = 14 (typo?"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("unknown federation setting(s) settlement_window_days (typo?)"),
+        "{stderr}"
+    );
     // Signed by a later build (its bytes signed directly): accepted and listed.
     let key =
         wlnode_crypto::keyfile::read_secret_key(&auth, wlnode_crypto::keyfile::KeyKind::Authority)
@@ -259,6 +279,22 @@ fn a_later_builds_setting_is_listed_and_a_typo_is_not_signed() {
     }
     // Read-only: the signed bytes are untouched, so the signature still holds.
     assert_eq!(std::fs::read_to_string(&roster).unwrap(), text);
+    // Review s35-roster M1: the auditor refuses that roster, naming the setting and
+    // saying to upgrade it first, before it reads any log. Nodes stay lenient
+    // (malicious.rs).
+    let err = fails(
+        wlnode()
+            .args(["audit", "verify", "--json", "--logs"])
+            .arg(dir.path().join("no-such-export.json"))
+            .arg("--config")
+            .arg(node_dir.join("node.toml")),
+    );
+    assert!(
+        err.contains(
+            "federation settings this auditor does not understand: settlement_window_days"
+        ) && err.contains("upgrade the auditor first"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -508,10 +544,30 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
             .count()
     };
     assert_eq!(past(&v), 2, "{v:#}");
+    // Review s35-roster M3: `sign` kept a copy of what it signed
+    // (ROSTER.signed-previous) and compares with it by default: re-signing with the
+    // cut-overs unchanged (an emergency revocation, say) needs no flag.
+    let kept = node_dir.join("roster.toml.signed-previous");
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        std::fs::read_to_string(&roster).unwrap()
+    );
+    ok_json(
+        wlnode()
+            .args(["roster", "sign", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
     // Re-signed later with the cut-overs unchanged from the version the nodes run
-    // (`--previous`): no refusal, no warning.
+    // (`--previous`, a signed roster with its .sig): no refusal, no warning.
     let previous = dir.path().join("previous-roster.toml");
     std::fs::copy(&roster, &previous).unwrap();
+    std::fs::copy(
+        node_dir.join("roster.toml.sig"),
+        dir.path().join("previous-roster.toml.sig"),
+    )
+    .unwrap();
     ok_json(
         wlnode()
             .args(["roster", "sign", "--json", "--roster"])
@@ -529,6 +585,45 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
             .arg(&previous),
     );
     assert_eq!(past(&v), 0, "{v:#}");
+    // Review s35-roster M2: the draft itself is no previous version. A cut-over
+    // moved backwards in the draft, with the draft as `--previous`, would read as
+    // carried unchanged; it is refused as not signed (its bytes changed since).
+    let text = std::fs::read_to_string(&roster).unwrap();
+    let moved = text.replacen(
+        "mail_acks_required_since = 1780000000000",
+        "mail_acks_required_since = 1779000000000",
+        1,
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&roster, &moved).unwrap();
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth)
+            .arg("--previous")
+            .arg(&roster),
+    );
+    assert!(
+        err.contains("not a signed roster of this authority"),
+        "{err}"
+    );
+    // The kept copy (the default) refuses the backwards move as such.
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert!(err.contains("moved backwards"), "{err}");
+    std::fs::write(&roster, &text).unwrap();
+    let v = ok_json(
+        wlnode()
+            .args(["roster", "verify", "--json", "--roster"])
+            .arg(&roster),
+    );
     assert_eq!(v["mail_acks_required_since"], 1_780_000_000_000u64, "{v:#}");
     assert_eq!(
         v["consult_receipts_required_since"], 1_780_000_000_000u64,

@@ -35,10 +35,105 @@ pub enum RosterEditError {
     /// A cut-over lies before the roster's `issued_at` and is new or moved in this
     /// version (refused by [`sign_with`] unless allowed).
     #[error(
-        "{0}; pass --previous <the roster the nodes run now> if it is unchanged from it, or \
-         --allow-past-cutover if those steps are meant to be judged by the rule"
+        "{0}; pass --previous <the signed roster the nodes run now> if it is unchanged from it \
+         (`wlnode roster sign` keeps the last roster it signed as <roster>.signed-previous and \
+         uses it by default), or --allow-past-cutover if those steps are meant to be judged by \
+         the rule"
     )]
     PastCutover(PastCutover),
+    /// Review s35-roster M2: the previous roster (`--previous`, or the copy `wlnode
+    /// roster sign` kept of the last roster it signed) is not a signed roster whose
+    /// signature verifies under one of the draft's authority keys (the draft itself,
+    /// edited since it was signed, is refused here: its bytes no longer match its
+    /// signature).
+    #[error("previous roster {path}: not a signed roster of this authority: {source}")]
+    PreviousNotSigned {
+        /// Where it was read.
+        path: String,
+        /// Why it does not verify.
+        source: RosterError,
+    },
+    /// Review s35-roster M2: the previous roster is another federation's.
+    #[error("previous roster {path} is of federation {previous:?}, not {draft:?}")]
+    PreviousOtherFederation {
+        /// Where it was read.
+        path: String,
+        /// Its federation.
+        previous: String,
+        /// The draft's.
+        draft: String,
+    },
+    /// Review s35-roster M2: the previous roster is not older than the one being
+    /// signed.
+    #[error(
+        "previous roster {path} is version {previous}, not older than the version {signing} being signed"
+    )]
+    PreviousNotOlder {
+        /// Where it was read.
+        path: String,
+        /// Its version.
+        previous: u64,
+        /// The version being signed.
+        signing: u64,
+    },
+}
+
+/// Review s35-roster L1: how long after a roster's `issued_at` a `*_required_since`
+/// cut-over must lie not to count as past: nodes load a new roster by hand, so
+/// hours can pass between signing and the moment every node runs it. One hour.
+pub const CUTOVER_MARGIN_MS: u64 = 3_600_000;
+
+/// Review s35-roster M3: where `wlnode roster sign` keeps a copy of the last roster
+/// it signed (`<roster>.signed-previous`, its signature in
+/// `<roster>.signed-previous.sig`), used as the default previous version.
+pub fn signed_previous_path(roster: &std::path::Path) -> std::path::PathBuf {
+    let mut s = roster.as_os_str().to_owned();
+    s.push(".signed-previous");
+    std::path::PathBuf::from(s)
+}
+
+/// Review s35-roster M2: checks that `bytes`/`sig` (read from `path`) are a signed
+/// roster that may serve as the previous version of the draft `text`: its
+/// signature verifies under one of the draft's authority keys (and its own), it is
+/// of the draft's federation, and its version is lower than the one `sign` gives
+/// the draft. Lenient about settings it does not understand, like a node.
+pub fn check_previous(
+    text: &str,
+    path: &str,
+    bytes: &[u8],
+    sig: &RosterSignature,
+) -> Result<Roster, RosterEditError> {
+    let draft = validate(text)?;
+    let v = parse(text)?
+        .get("version")
+        .and_then(|v| v.as_integer())
+        .unwrap_or(0);
+    let signing = u64::try_from(v.max(0)).unwrap_or(0).saturating_add(1);
+    let anchor = wlnode_crypto::roster::TrustAnchor {
+        authorities: draft.authorities().copied().collect(),
+        accepted: None,
+    };
+    let previous = wlnode_crypto::roster::verify_roster(bytes, sig, &anchor).map_err(|source| {
+        RosterEditError::PreviousNotSigned {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    if previous.federation() != draft.federation() {
+        return Err(RosterEditError::PreviousOtherFederation {
+            path: path.to_owned(),
+            previous: previous.federation().to_owned(),
+            draft: draft.federation().to_owned(),
+        });
+    }
+    if previous.version() >= signing {
+        return Err(RosterEditError::PreviousNotOlder {
+            path: path.to_owned(),
+            previous: previous.version(),
+            signing,
+        });
+    }
+    Ok(previous)
 }
 
 /// A `*_required_since` cut-over earlier than the roster's signed `issued_at` that is
@@ -64,8 +159,12 @@ impl std::fmt::Display for PastCutover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "federation_settings.{} = {} is earlier than the roster's issued_at {}",
-            self.field, self.cutover, self.issued_at
+            "federation_settings.{} = {} is earlier than the roster's issued_at {} plus the \
+             distribution margin of {} min",
+            self.field,
+            self.cutover,
+            self.issued_at,
+            CUTOVER_MARGIN_MS / 60_000
         )?;
         match (self.compared, self.previous) {
             (true, Some(p)) => write!(f, " and moved backwards from {p}")?,
@@ -79,16 +178,18 @@ impl std::fmt::Display for PastCutover {
     }
 }
 
-/// The cut-overs of `roster` that lie before its `issued_at`, unless `previous` (the
-/// version the nodes run now) already had the same or an earlier one: then the rule
-/// already applied there and nothing is judged anew. Without `previous`, every such
-/// cut-over (the tool cannot tell an old one from a new one).
+/// The cut-overs of `roster` that lie before its `issued_at` plus
+/// [`CUTOVER_MARGIN_MS`] (review s35-roster L1), unless `previous` (the version the
+/// nodes run now) already had the same or an earlier one: then the rule already
+/// applied there and nothing is judged anew. Without `previous`, every such cut-over
+/// (the tool cannot tell an old one from a new one).
 pub fn past_cutovers(roster: &Roster, previous: Option<&Roster>) -> Vec<PastCutover> {
     let issued_at = roster.issued_at();
+    let margin = Timestamp(issued_at.as_millis().saturating_add(CUTOVER_MARGIN_MS));
     roster
         .cutovers()
         .into_iter()
-        .filter(|(_, t)| *t < issued_at)
+        .filter(|(_, t)| *t < margin)
         .filter_map(|(field, cutover)| {
             let before = previous.map(|p| {
                 p.cutovers()
@@ -559,10 +660,17 @@ pub fn warnings(roster: &Roster, now: Timestamp, previous: Option<&Roster>) -> V
              working day to answer; meant for demonstrations only"
         ));
     }
-    for name in roster.settings_not_understood() {
+    // Bounded (review s35-roster L3); names are `[a-z0-9_]+` (`Roster::parse`).
+    let (names, more) = roster.settings_not_understood_shown();
+    for name in names {
         out.push(format!(
             "federation_settings.{name} is not understood by this build: ignored here \
              (a later build's setting; `wlnode roster sign` of this build refuses it)"
+        ));
+    }
+    if more > 0 {
+        out.push(format!(
+            "{more} more federation settings are not understood by this build"
         ));
     }
     out.extend(
@@ -742,6 +850,89 @@ mod tests {
             assert!(past_cutovers(&r, None).is_empty());
             // The library's plain `sign` (samples, tests) does not look at dates.
             sign(&text, &auth).unwrap();
+        }
+    }
+
+    /// Review s35-roster L1: a cut-over less than [`CUTOVER_MARGIN_MS`] after the
+    /// signing time counts as past (nodes load the roster by hand, later); one past
+    /// the margin is fine.
+    #[test]
+    fn a_cutover_within_the_distribution_margin_counts_as_past() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let now = Timestamp::now().as_millis();
+        let with = |t: u64| {
+            format!("{base}\n[federation_settings]\nconsult_receipts_required_since = {t}\n")
+        };
+        let strict = SignOptions::default();
+        match sign_with(&with(now + 60_000), &auth, &strict) {
+            Err(RosterEditError::PastCutover(p)) => {
+                assert_eq!(p.field, "consult_receipts_required_since");
+                assert!(p.to_string().contains("margin of 60 min"), "{p}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let (_, _, r) = sign_with(&with(now + CUTOVER_MARGIN_MS + 600_000), &auth, &strict)
+            .expect("a cut-over past the margin");
+        assert!(past_cutovers(&r, None).is_empty());
+    }
+
+    /// Review s35-roster M2: the previous version `sign` compares with is a signed
+    /// roster of this authority and federation, older than the one signed: not the
+    /// draft itself (edited since its signature), not another federation's, not one
+    /// of the same or a later version, not one signed by another key. The roster
+    /// signed last is accepted.
+    #[test]
+    fn only_an_older_signed_roster_of_the_federation_serves_as_previous() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let (v1, sig1, _) = sign(&base, &auth).unwrap();
+        // Accepted: the roster signed last, as the next draft's previous.
+        let draft = format!(
+            "{v1}\n[federation_settings]\nconsult_receipts_required_since = 2026-01-01T00:00:00Z\n"
+        );
+        let prev = check_previous(&draft, "v1", v1.as_bytes(), &sig1).unwrap();
+        assert_eq!(prev.version(), 1);
+        // The draft itself, with the signature of what it was before the edit.
+        match check_previous(&draft, "draft", draft.as_bytes(), &sig1) {
+            Err(RosterEditError::PreviousNotSigned { path, source }) => {
+                assert_eq!(path, "draft");
+                assert_eq!(source, RosterError::BadSignature);
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Signed by a key the draft does not list as an authority.
+        let other_key = SecretKey::generate().unwrap();
+        let other_base = init("test fed", &other_key.public_key(), "Other").unwrap();
+        let (o1, osig, _) = sign(&other_base, &other_key).unwrap();
+        assert!(matches!(
+            check_previous(&draft, "o", o1.as_bytes(), &osig),
+            Err(RosterEditError::PreviousNotSigned {
+                source: RosterError::UnknownAuthority { .. },
+                ..
+            })
+        ));
+        // Another federation of the same authority.
+        let elsewhere = init("other fed", &auth.public_key(), "Regional body").unwrap();
+        let (e1, esig, _) = sign(&elsewhere, &auth).unwrap();
+        match check_previous(&draft, "e", e1.as_bytes(), &esig) {
+            Err(RosterEditError::PreviousOtherFederation {
+                previous, draft, ..
+            }) => {
+                assert_eq!(
+                    (previous.as_str(), draft.as_str()),
+                    ("other fed", "test fed")
+                );
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Not older: version 2 as the previous of a draft that becomes version 2.
+        let (v2, sig2, _) = sign(&v1, &auth).unwrap();
+        match check_previous(&v1, "v2", v2.as_bytes(), &sig2) {
+            Err(RosterEditError::PreviousNotOlder {
+                previous, signing, ..
+            }) => assert_eq!((previous, signing), (2, 2)),
+            other => panic!("{:?}", other.map(|_| ())),
         }
     }
 
