@@ -41,7 +41,13 @@
 //! show`/`verify` and warned about when loaded), so a setting added by a later build
 //! does not cut it off the revocations of later rosters. Every other level refuses an
 //! unknown field; see [`RosterDoc`]. The authority's tools refuse an unknown setting
-//! ([`Roster::refuse_unknown_settings`]).
+//! ([`Roster::refuse_unknown_settings`]). Only a plain name (`[a-z0-9_]+`, at most
+//! [`MAX_SETTING_NAME_CHARS`]) is kept; any other refuses the roster on every path
+//! ([`RosterError::MalformedFederationSetting`], review s35-roster L3/L6). A new
+//! setting goes into [`FederationSettings`], [`KNOWN_FEDERATION_SETTINGS`] and, for a
+//! `*_required_since` cut-over, [`FederationSettings::cutovers`] (a test ties the
+//! three together), and an auditor proof keyed on it checks that the node understood
+//! it (`wlnode_audit`, review s35-roster H1).
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
 //! ends the old one's window; senders seal to the newest key valid at the time of
