@@ -29,13 +29,26 @@
 //! # sealed messages (issue 21): optional; a member without one cannot receive them
 //! encryption_keys = [{ key = "x25519:…", valid_from = 2026-01-01T00:00:00Z }]
 //!
-//! [federation_settings]               # optional
+//! [federation_settings]               # optional; the one level a later build may extend
 //! consultation_silence = "objection"  # or "no_objection" (the default)
 //! consultation_min_deadline_secs = 86400  # shortest consultation deadline (default 1 day)
 //! mail_acks_required_since = 2026-12-10T00:00:00Z  # optional: every member signs hand-overs since
 //! consult_receipts_required_since = 2026-12-10T00:00:00Z  # optional: consultation steps need receipts since
 //! consult_refusal_terms_required_since = 2026-12-20T00:00:00Z  # optional: deadline_too_short signs its terms
 //! ```
+//!
+//! Forward compatibility (issue 21, s35): a node keeps a `federation_settings` entry
+//! it does not understand (signed like the rest, ignored, listed by `wlnode roster
+//! show`/`verify` and warned about when loaded), so a setting added by a later build
+//! does not cut it off the revocations of later rosters. Every other level refuses an
+//! unknown field; see [`RosterDoc`]. The authority's tools refuse an unknown setting
+//! ([`Roster::refuse_unknown_settings`]). Only a plain name (`[a-z0-9_]+`, at most
+//! [`MAX_SETTING_NAME_CHARS`]) is kept; any other refuses the roster on every path
+//! ([`RosterError::MalformedFederationSetting`], review s35-roster L3/L6). A new
+//! setting goes into [`FederationSettings`], [`KNOWN_FEDERATION_SETTINGS`] and, for a
+//! `*_required_since` cut-over, [`FederationSettings::cutovers`] (a test ties the
+//! three together), and an auditor proof keyed on it checks that the node understood
+//! it (`wlnode_audit`, review s35-roster H1).
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
 //! ends the old one's window; senders seal to the newest key valid at the time of
@@ -103,6 +116,33 @@ pub enum RosterError {
     ConflictingVersion {
         /// The version.
         version: u64,
+    },
+    /// The authority's tools (`wlnode roster sign`, the editing commands) refuse a
+    /// federation setting the build does not know: a typo must not be signed. Only a
+    /// node verifying a signed roster keeps such a setting (and ignores it).
+    #[error(
+        "federation_settings.{field} is not a setting this build knows (known: {known}); \
+         a typo? The authority signs only settings its own build understands"
+    )]
+    UnknownFederationSetting {
+        /// The unknown setting's name.
+        field: String,
+        /// The settings this build knows, comma separated.
+        known: &'static str,
+    },
+    /// Review s35-roster L3/L6: a federation setting name this build does not know
+    /// is kept (and ignored) only when it is a plain name (`[a-z0-9_]+`, at most
+    /// [`MAX_SETTING_NAME_CHARS`] characters), as every setting wlnode defines is;
+    /// anything else (upper case, `-`, control characters, an overlong name) is a
+    /// malformed roster, refused on every path. This also refuses a near-miss of a
+    /// known name that differs only by case or `-`/`_`, which no later build adds.
+    #[error(
+        "federation_settings.{field:?} is not a well-formed setting name (only a-z, 0-9 and _, \
+         at most {MAX_SETTING_NAME_CHARS} characters)"
+    )]
+    MalformedFederationSetting {
+        /// The name (cut to [`MAX_SETTING_NAME_CHARS`] characters).
+        field: String,
     },
     /// The roster is for another federation.
     #[error("roster is for federation {offered:?}, but this node belongs to {accepted:?}")]
@@ -255,8 +295,18 @@ impl fmt::Display for SilenceRule {
 }
 
 /// Federation-wide settings the authority signs with the roster.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// The one lenient level of the roster (issue 21, s35): a setting this build does not
+/// know is kept in [`Self::not_understood`] instead of refusing the whole roster, so
+/// that an older node still takes a newer roster and with it the revocations it
+/// carries (before, every new setting cut every older node off all later rosters).
+/// The price is that an older node ignores the new setting, which is why only
+/// settings an older node may ignore go here; a field an older node must not ignore
+/// (a new kind of revocation, say) goes on a strict level, where an older node
+/// refuses the roster loudly. The authority's own tools stay strict:
+/// [`Roster::refuse_unknown_settings`] (`wlnode roster sign`) refuses a setting the
+/// signing build does not know, naming it, so a typo is never signed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FederationSettings {
     /// What a consultation's silence at its deadline means.
     #[serde(default)]
@@ -299,6 +349,31 @@ pub struct FederationSettings {
     /// ahead that every node has loaded the roster by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consult_refusal_terms_required_since: Option<Timestamp>,
+    /// Settings a later build signed that this build does not understand, by name,
+    /// with their TOML values, kept (and ignored) rather than refused; see the type's
+    /// documentation. Serialised back in place, so a round trip keeps them.
+    #[serde(flatten)]
+    pub not_understood: BTreeMap<String, toml::Value>,
+}
+
+impl FederationSettings {
+    /// The `*_required_since` cut-overs this build knows, by field name, when set.
+    pub fn cutovers(&self) -> Vec<(&'static str, Timestamp)> {
+        [
+            ("mail_acks_required_since", self.mail_acks_required_since),
+            (
+                "consult_receipts_required_since",
+                self.consult_receipts_required_since,
+            ),
+            (
+                "consult_refusal_terms_required_since",
+                self.consult_refusal_terms_required_since,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, t)| t.map(|t| (name, t)))
+        .collect()
+    }
 }
 
 /// A revoked key.
@@ -379,7 +454,17 @@ impl Member {
 }
 
 /// The roster file's schema.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Every level but `federation_settings` refuses an unknown field
+/// (`deny_unknown_fields`): the top level, authorities, members, keys and
+/// revocations are what trust is built from, and a field there that this build would
+/// ignore (a new kind of revocation, an authority's retirement) could leave it
+/// trusting what the authority withdrew. A roster with one is refused, and the node
+/// keeps the roster it had and says so. New settings an older node may ignore go
+/// under `federation_settings`, which keeps what it does not understand
+/// ([`FederationSettings`]), so such settings never cut an older node off the
+/// revocations of later rosters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RosterDoc {
     /// Federation name.
@@ -400,6 +485,30 @@ pub struct RosterDoc {
     /// Federation-wide settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation_settings: Option<FederationSettings>,
+}
+
+/// The federation settings this build knows, for [`RosterError::UnknownFederationSetting`].
+/// A test ties it to [`FederationSettings`]' fields (review s35-roster L2).
+pub const KNOWN_FEDERATION_SETTINGS: &str = "consultation_silence, consultation_min_deadline_secs, \
+     mail_acks_required_since, consult_receipts_required_since, \
+     consult_refusal_terms_required_since";
+
+/// The longest federation setting name accepted (review s35-roster L3).
+pub const MAX_SETTING_NAME_CHARS: usize = 64;
+
+/// How many names of settings not understood are shown (in a log line, a reload
+/// report, `wlnode roster show`, the audit log's `roster_loaded`); the rest are
+/// counted (review s35-roster L3).
+pub const MAX_SETTINGS_SHOWN: usize = 32;
+
+/// Whether `name` is a well-formed setting name: `[a-z0-9_]+`, at most
+/// [`MAX_SETTING_NAME_CHARS`] characters.
+pub fn well_formed_setting_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SETTING_NAME_CHARS
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The default sensitivity order when the roster defines none.
@@ -477,6 +586,15 @@ impl Roster {
             return invalid(format!(
                 "federation_settings.consultation_min_deadline_secs = {secs}: must be 1 s to 365 days (31536000)"
             ));
+        }
+        if let Some(bad) = doc.federation_settings.as_ref().and_then(|f| {
+            f.not_understood
+                .keys()
+                .find(|k| !well_formed_setting_name(k))
+        }) {
+            return Err(RosterError::MalformedFederationSetting {
+                field: bad.chars().take(MAX_SETTING_NAME_CHARS).collect(),
+            });
         }
         let sensitivities = match &doc.sensitivities {
             Some(list) => {
@@ -637,6 +755,60 @@ impl Roster {
             .map_or(86_400, |s| s.max(1))
     }
 
+    /// The names of the federation settings this build does not understand (kept,
+    /// signed, and ignored; see [`FederationSettings`]), sorted.
+    pub fn settings_not_understood(&self) -> Vec<&str> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .map(|s| s.not_understood.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The settings this build does not understand, bounded for a log line, a
+    /// report or the audit log's `roster_loaded` (review s35-roster L3, H1): at most
+    /// [`MAX_SETTINGS_SHOWN`] names, the `*_required_since` cut-overs first (the ones
+    /// an auditor asks about), then the rest by name; and how many were left out.
+    /// Every name is well formed (`Roster::parse` refuses others), so none needs
+    /// escaping.
+    pub fn settings_not_understood_shown(&self) -> (Vec<String>, u64) {
+        let mut names = self.settings_not_understood();
+        names.sort_by_key(|n| (!n.ends_with("_required_since"), *n));
+        let more = names.len().saturating_sub(MAX_SETTINGS_SHOWN);
+        names.truncate(MAX_SETTINGS_SHOWN);
+        (
+            names.into_iter().map(str::to_owned).collect(),
+            u64::try_from(more).unwrap_or(u64::MAX),
+        )
+    }
+
+    /// The authority's strict check: refuses, naming it, the first federation setting
+    /// this build does not know (see [`RosterError::UnknownFederationSetting`]).
+    pub fn refuse_unknown_settings(&self) -> Result<(), RosterError> {
+        match self.settings_not_understood().first() {
+            Some(field) => Err(RosterError::UnknownFederationSetting {
+                field: (*field).to_owned(),
+                known: KNOWN_FEDERATION_SETTINGS,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// When the roster was issued (its signed `issued_at`, stamped by `wlnode roster
+    /// sign`).
+    pub fn issued_at(&self) -> Timestamp {
+        self.doc.issued_at
+    }
+
+    /// The `*_required_since` cut-overs this build knows, by field name, when set.
+    pub fn cutovers(&self) -> Vec<(&'static str, Timestamp)> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .map(FederationSettings::cutovers)
+            .unwrap_or_default()
+    }
+
     /// From when every member signs mail hand-overs, if the authority says so
     /// (`federation_settings.mail_acks_required_since`).
     pub fn mail_acks_required_since(&self) -> Option<Timestamp> {
@@ -678,11 +850,6 @@ impl Roster {
             .as_ref()
             .and_then(|s| s.consultation_min_deadline_secs)
             .filter(|s| *s >= 1)
-    }
-
-    /// When the authority says it issued this version (`issued_at`, signed).
-    pub fn issued_at(&self) -> Timestamp {
-        self.doc.issued_at
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

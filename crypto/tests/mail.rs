@@ -78,6 +78,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
             mail_acks_required_since: None,
             consult_receipts_required_since: None,
             consult_refusal_terms_required_since: None,
+            not_understood: Default::default(),
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()

@@ -329,3 +329,303 @@ fn signature_file_errors() {
         Err(RosterError::SignatureFile(_))
     ));
 }
+
+/// A roster as a later build's authority signs it: version 2 of the fixture with a
+/// new revocation (the current key, from `T0 + 5 days`) and a federation setting this
+/// build does not know, added under `[federation_settings]` beside a known one.
+fn later_build_roster(f: &Fixture) -> (Vec<u8>, RosterSignature) {
+    let mut d = doc(f, 2);
+    d.members[0].revoked.push(Revocation {
+        key: f.agency_key.public_key(),
+        revoked_at: Timestamp(T0 + 5 * DAY),
+        reason: "stolen".into(),
+        keep: Default::default(),
+    });
+    let mut text = toml::to_string(&d).unwrap();
+    text.push_str(
+        "\n[federation_settings]\nconsultation_silence = \"objection\"\n\
+         future_rule_since = 2027-03-01T00:00:00Z\n\
+         future_limits = { per_day = 5, label = \"x\" }\n",
+    );
+    let bytes = text.into_bytes();
+    let sig = sign_roster(&bytes, &f.authority);
+    (bytes, sig)
+}
+
+/// Issue 21, s35 (s32 L4): a node that does not know a federation setting still
+/// accepts a later roster that carries one, so the revocation in that roster takes
+/// effect (a record signed by the revoked key after `revoked_at` is refused). Before,
+/// `deny_unknown_fields` on `federation_settings` refused the whole roster: the node
+/// stayed on the old one and kept accepting the stolen key.
+#[test]
+fn an_unknown_federation_setting_does_not_cut_a_node_off_a_revocation() {
+    let f = fixture();
+    let (b1, s1) = signed(&f, 1);
+    let v1 = verify_roster(&b1, &s1, &TrustAnchor::default()).unwrap();
+    let aa = AgencyCode::new("AA-EXPORT").unwrap();
+    let stolen = f.agency_key.public_key();
+    let after = Timestamp(T0 + 6 * DAY);
+    assert!(v1.check_record_signer(&aa, &stolen, after).is_ok());
+    let (b2, s2) = later_build_roster(&f);
+    let v2 = verify_roster(&b2, &s2, &TrustAnchor::after(&v1))
+        .expect("a roster with an unknown federation setting is accepted");
+    assert_eq!(v2.version(), 2);
+    assert!(matches!(
+        v2.check_record_signer(&aa, &stolen, after),
+        Err(RosterError::RevokedKey { .. })
+    ));
+    assert!(
+        v2.check_record_signer(&aa, &stolen, Timestamp(T0 + DAY))
+            .is_ok(),
+        "before revoked_at the key stays valid"
+    );
+    // The known setting next to the unknown ones still applies.
+    assert_eq!(
+        v2.silence_rule(),
+        wlnode_crypto::roster::SilenceRule::Objection
+    );
+    // The unknown ones are kept and visible, never silently dropped.
+    assert_eq!(
+        v2.settings_not_understood(),
+        ["future_limits", "future_rule_since"]
+    );
+    // The hash is over the exact signed bytes, unknown settings included.
+    assert_eq!(v2.hash(), wlnode_crypto::sha256::digest(&b2));
+    // The authority's strict check names the setting.
+    match v2.refuse_unknown_settings() {
+        Err(RosterError::UnknownFederationSetting { field, .. }) => {
+            assert_eq!(field, "future_limits");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Round trip: the parsed document serialises back with the unknown settings,
+    // their TOML types intact, and parses to the same document.
+    let again = toml::to_string(v2.doc()).unwrap();
+    assert!(
+        again.contains("future_rule_since = 2027-03-01T00:00:00Z"),
+        "{again}"
+    );
+    let reparsed = Roster::parse(again.as_bytes()).unwrap();
+    assert_eq!(reparsed.doc(), v2.doc());
+    // Same version, same bytes: accepted again (a reload); other bytes: refused.
+    assert!(verify_roster(&b2, &s2, &TrustAnchor::after(&v2)).is_ok());
+    assert_ne!(
+        again.as_bytes(),
+        &b2[..],
+        "re-encoded, not the signed bytes"
+    );
+    let other = sign_roster(again.as_bytes(), &f.authority);
+    assert!(matches!(
+        verify_roster(again.as_bytes(), &other, &TrustAnchor::after(&v2)),
+        Err(RosterError::ConflictingVersion { version: 2 })
+    ));
+}
+
+/// Only `federation_settings` is lenient: an unknown field anywhere else (a new kind
+/// of revocation, a top-level field) still refuses the roster, naming it, so a
+/// security field is never silently ignored.
+#[test]
+fn every_other_level_still_refuses_an_unknown_field() {
+    let f = fixture();
+    let text = toml::to_string(&doc(&f, 1)).unwrap();
+    let cases = [
+        (
+            "reason = \"compromised\"",
+            "reason = \"compromised\"\nscope = \"all\"",
+            "scope",
+        ),
+        (
+            "version = 1",
+            "version = 1\nrevoked_authorities = []",
+            "revoked_authorities",
+        ),
+        (
+            "role = \"member\"",
+            "role = \"member\"\nsuspended = true",
+            "suspended",
+        ),
+    ];
+    for (from, to, field) in cases {
+        assert!(text.contains(from), "{from} in {text}");
+        let changed = text.replacen(from, to, 1);
+        match Roster::parse(changed.as_bytes()) {
+            Err(RosterError::Parse { message, .. }) => {
+                assert!(message.contains(field), "{field}: {message}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+/// Review s35-roster L8: the strict levels named in ARCHITECTURE.md one by one
+/// (signing keys, encryption keys, authorities, besides the revocation, member and
+/// top level above): an unknown field there refuses the roster, naming it. Each
+/// case parses without the field, so the field is what is refused.
+#[test]
+fn keys_encryption_keys_and_authorities_refuse_an_unknown_field() {
+    let f = fixture();
+    let text = toml::to_string(&doc(&f, 1)).unwrap();
+    let new_key = SecretKey::from_seed(&[42; 32]).public_key();
+    let key_table =
+        format!("\n[[members.keys]]\nkey = \"{new_key}\"\nvalid_from = 2026-01-01T00:00:00Z\n");
+    let enc_table = format!(
+        "\n[[members.encryption_keys]]\nkey = \"x25519:{}\"\nvalid_from = 2026-01-01T00:00:00Z\n",
+        "11".repeat(32)
+    );
+    let cases = [
+        (
+            format!("{text}{key_table}"),
+            format!("{text}{key_table}usage = \"sign\"\n"),
+            "usage",
+        ),
+        (
+            format!("{text}{enc_table}"),
+            format!("{text}{enc_table}rotation = 1\n"),
+            "rotation",
+        ),
+        (
+            text.clone(),
+            text.replacen(
+                "name = \"Regional body\"",
+                "name = \"Regional body\"\nretired_at = 2026-01-01T00:00:00Z",
+                1,
+            ),
+            "retired_at",
+        ),
+    ];
+    for (plain, changed, field) in cases {
+        assert_ne!(plain, changed, "{field}");
+        Roster::parse(plain.as_bytes()).unwrap_or_else(|e| panic!("{field}: {e}"));
+        match Roster::parse(changed.as_bytes()) {
+            Err(RosterError::Parse { message, .. }) => {
+                assert!(message.contains(field), "{field}: {message}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+/// Review s35-roster L8: a known setting with a value of the wrong type is refused,
+/// naming it, on the lenient path too: it never lands among the settings not
+/// understood (where it would be ignored).
+#[test]
+fn a_known_setting_of_the_wrong_type_is_refused() {
+    let f = fixture();
+    let text = toml::to_string(&doc(&f, 1)).unwrap();
+    for (setting, field) in [
+        (
+            "consult_receipts_required_since = \"soon\"",
+            "consult_receipts_required_since",
+        ),
+        (
+            "mail_acks_required_since = true",
+            "mail_acks_required_since",
+        ),
+        (
+            "consultation_min_deadline_secs = \"1d\"",
+            "consultation_min_deadline_secs",
+        ),
+        ("consultation_silence = 3", "consultation_silence"),
+    ] {
+        let bytes = format!("{text}\n[federation_settings]\n{setting}\n").into_bytes();
+        let sig = sign_roster(&bytes, &f.authority);
+        match verify_roster(&bytes, &sig, &TrustAnchor::default()) {
+            // The error points into `[federation_settings]` (the lines after the
+            // document `text`), at the setting or its table.
+            Err(RosterError::Parse { message, line, .. }) => {
+                assert!(
+                    line > text.lines().count(),
+                    "{field}: {message} (line {line})"
+                );
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+/// Review s35-roster L3/L6: a setting name a later build could add is a plain
+/// `[a-z0-9_]+` of at most 64 characters; anything else (upper case, `-`, a control
+/// character, an overlong name) is refused on every path with a typed error naming
+/// it (cut, escaped), so a near-miss of a known name (`Consult_Receipts_...`,
+/// `consult-receipts-...`) is never silently ignored. A plain unknown name is kept.
+#[test]
+fn a_malformed_setting_name_is_refused_and_a_plain_one_kept() {
+    let f = fixture();
+    let text = toml::to_string(&doc(&f, 1)).unwrap();
+    let long = "a".repeat(65);
+    for (key, shown) in [
+        (
+            "Consult_Receipts_Required_Since".to_owned(),
+            "Consult_Receipts_Required_Since".to_owned(),
+        ),
+        (
+            "consult-receipts-required-since".to_owned(),
+            "consult-receipts-required-since".to_owned(),
+        ),
+        (
+            "\"evil\\u001b[2Jname\"".to_owned(),
+            "evil\\u{1b}[2Jname".to_owned(),
+        ),
+        (long.clone(), "a".repeat(64)),
+    ] {
+        let bytes =
+            format!("{text}\n[federation_settings]\n{key} = 2027-01-01T00:00:00Z\n").into_bytes();
+        let sig = sign_roster(&bytes, &f.authority);
+        match verify_roster(&bytes, &sig, &TrustAnchor::default()) {
+            Err(e @ RosterError::MalformedFederationSetting { .. }) => {
+                let RosterError::MalformedFederationSetting { field } = &e else {
+                    unreachable!()
+                };
+                assert!(field.chars().count() <= 64, "{field}");
+                let message = e.to_string();
+                assert!(message.contains(&shown), "{shown}: {message}");
+                assert!(!message.contains('\u{1b}'), "{message:?}");
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    let bytes = format!("{text}\n[federation_settings]\nlater_rule_2 = 1\n").into_bytes();
+    let sig = sign_roster(&bytes, &f.authority);
+    let r = verify_roster(&bytes, &sig, &TrustAnchor::default()).unwrap();
+    assert_eq!(r.settings_not_understood(), ["later_rule_2"]);
+}
+
+/// Review s35-roster L2: the hand-kept lists match the struct. A
+/// `FederationSettings` with every field set serialises to exactly the names of
+/// `KNOWN_FEDERATION_SETTINGS`, and every `*_required_since` among them is a
+/// cut-over `cutovers()` returns (so the past-cut-over check and the auditor's rule
+/// see it). A field added to the struct but not to the lists fails here.
+#[test]
+fn the_known_settings_and_cutovers_lists_match_the_struct() {
+    use wlnode_crypto::roster::{FederationSettings, KNOWN_FEDERATION_SETTINGS, SilenceRule};
+    let t = Timestamp(T0);
+    // Every field named, so a new field does not compile here until it is set.
+    let all = FederationSettings {
+        consultation_silence: SilenceRule::Objection,
+        consultation_min_deadline_secs: Some(60),
+        mail_acks_required_since: Some(t),
+        consult_receipts_required_since: Some(t),
+        consult_refusal_terms_required_since: Some(t),
+        not_understood: Default::default(),
+    };
+    let value = toml::Value::try_from(&all).unwrap();
+    let keys: std::collections::BTreeSet<&str> = value
+        .as_table()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let known: std::collections::BTreeSet<&str> = KNOWN_FEDERATION_SETTINGS
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(keys, known);
+    let cutovers: std::collections::BTreeSet<&str> =
+        all.cutovers().into_iter().map(|(n, _)| n).collect();
+    let required: std::collections::BTreeSet<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| k.ends_with("_required_since"))
+        .collect();
+    assert_eq!(cutovers, required);
+}

@@ -232,6 +232,104 @@ fn start(node_dir: &Path) -> Node {
     }
 }
 
+/// Issue 21, s35: a roster a later build's authority signed with a federation setting
+/// this build does not know verifies, and `roster verify` and `show` (text and JSON)
+/// list the setting as not understood; the same setting written into this build's
+/// draft (a typo, as far as this build can tell) is refused by `sign`, naming it.
+#[test]
+fn a_later_builds_setting_is_listed_and_a_typo_is_not_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node_dir, _) = federation_by_cli(dir.path());
+    let roster = node_dir.join("roster.toml");
+    let auth = dir.path().join("authority.key");
+    let mut text = std::fs::read_to_string(&roster).unwrap();
+    text.push_str("\n[federation_settings]\nconsultation_silence = \"objection\"\nsettlement_window_days = 14\n");
+    std::fs::write(&roster, &text).unwrap();
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert!(
+        err.contains(
+            "federation_settings.settlement_window_days is not a setting this build knows"
+        ),
+        "{err}"
+    );
+    // Review s35-roster L5: `show` of the unsigned draft calls it a likely typo
+    // and exits non-zero.
+    let out = wlnode()
+        .args(["roster", "show", "--roster"])
+        .arg(&roster)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(
+            "unsigned draft: unknown setting federation_settings.settlement_window_days = 14 (typo?"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("unknown federation setting(s) settlement_window_days (typo?)"),
+        "{stderr}"
+    );
+    // Signed by a later build (its bytes signed directly): accepted and listed.
+    let key =
+        wlnode_crypto::keyfile::read_secret_key(&auth, wlnode_crypto::keyfile::KeyKind::Authority)
+            .unwrap();
+    let sig = wlnode_crypto::roster::sign_roster(text.as_bytes(), &key);
+    std::fs::write(node_dir.join("roster.toml.sig"), sig.to_text()).unwrap();
+    for cmd in ["verify", "show", "verify"] {
+        let v = ok_json(
+            wlnode()
+                .args(["roster", cmd, "--json", "--roster"])
+                .arg(&roster),
+        );
+        assert_eq!(
+            v["settings_not_understood"],
+            serde_json::json!([{"name": "settlement_window_days", "value": "14"}]),
+            "{cmd}: {v:#}"
+        );
+        assert_eq!(v["silence_rule"], "objection", "{cmd}: {v:#}");
+        let out = wlnode()
+            .args(["roster", cmd, "--roster"])
+            .arg(&roster)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(
+                "not understood by this build (ignored): federation_settings.settlement_window_days = 14"
+            ),
+            "{cmd}: {stdout}"
+        );
+    }
+    // Read-only: the signed bytes are untouched, so the signature still holds.
+    assert_eq!(std::fs::read_to_string(&roster).unwrap(), text);
+    // Review s35-roster M1: the auditor refuses that roster, naming the setting and
+    // saying to upgrade it first, before it reads any log. Nodes stay lenient
+    // (malicious.rs).
+    let err = fails(
+        wlnode()
+            .args(["audit", "verify", "--json", "--logs"])
+            .arg(dir.path().join("no-such-export.json"))
+            .arg("--config")
+            .arg(node_dir.join("node.toml")),
+    );
+    assert!(
+        err.contains(
+            "federation settings this auditor does not understand: settlement_window_days"
+        ) && err.contains("upgrade the auditor first"),
+        "{err}"
+    );
+}
+
 #[test]
 fn roster_tampering_is_detected() {
     let dir = tempfile::tempdir().unwrap();
@@ -467,6 +565,59 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
         text.contains("deadline_too_short refusals sign their minimum and roster since 2026-05-28"),
         "{text}"
     );
+    // Review s34-consult L4: both cut-overs lie before the issued_at `sign` stamps
+    // (now), so it refuses, naming the setting, unless the authority allows it.
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert!(
+        err.contains("federation_settings.mail_acks_required_since")
+            && err.contains("--allow-past-cutover"),
+        "{err}"
+    );
+    ok_json(
+        wlnode()
+            .args([
+                "roster",
+                "sign",
+                "--json",
+                "--allow-past-cutover",
+                "--roster",
+            ])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    let v = ok_json(
+        wlnode()
+            .args(["roster", "verify", "--json", "--roster"])
+            .arg(&roster),
+    );
+    let past = |v: &serde_json::Value| {
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| {
+                w.as_str()
+                    .unwrap()
+                    .contains("earlier than the roster's issued_at")
+            })
+            .count()
+    };
+    assert_eq!(past(&v), 3, "{v:#}");
+    // Review s35-roster M3: `sign` kept a copy of what it signed
+    // (ROSTER.signed-previous) and compares with it by default: re-signing with the
+    // cut-overs unchanged (an emergency revocation, say) needs no flag.
+    let kept = node_dir.join("roster.toml.signed-previous");
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        std::fs::read_to_string(&roster).unwrap()
+    );
     ok_json(
         wlnode()
             .args(["roster", "sign", "--json", "--roster"])
@@ -474,6 +625,66 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
             .arg("--authority-key")
             .arg(&auth),
     );
+    // Re-signed later with the cut-overs unchanged from the version the nodes run
+    // (`--previous`, a signed roster with its .sig): no refusal, no warning.
+    let previous = dir.path().join("previous-roster.toml");
+    std::fs::copy(&roster, &previous).unwrap();
+    std::fs::copy(
+        node_dir.join("roster.toml.sig"),
+        dir.path().join("previous-roster.toml.sig"),
+    )
+    .unwrap();
+    ok_json(
+        wlnode()
+            .args(["roster", "sign", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth)
+            .arg("--previous")
+            .arg(&previous),
+    );
+    let v = ok_json(
+        wlnode()
+            .args(["roster", "verify", "--json", "--roster"])
+            .arg(&roster)
+            .arg("--previous")
+            .arg(&previous),
+    );
+    assert_eq!(past(&v), 0, "{v:#}");
+    // Review s35-roster M2: the draft itself is no previous version. A cut-over
+    // moved backwards in the draft, with the draft as `--previous`, would read as
+    // carried unchanged; it is refused as not signed (its bytes changed since).
+    let text = std::fs::read_to_string(&roster).unwrap();
+    let moved = text.replacen(
+        "mail_acks_required_since = 1780000000000",
+        "mail_acks_required_since = 1779000000000",
+        1,
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&roster, &moved).unwrap();
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth)
+            .arg("--previous")
+            .arg(&roster),
+    );
+    assert!(
+        err.contains("not a signed roster of this authority"),
+        "{err}"
+    );
+    // The kept copy (the default) refuses the backwards move as such.
+    let err = fails(
+        wlnode()
+            .args(["roster", "sign", "--roster"])
+            .arg(&roster)
+            .arg("--authority-key")
+            .arg(&auth),
+    );
+    assert!(err.contains("moved backwards"), "{err}");
+    std::fs::write(&roster, &text).unwrap();
     let v = ok_json(
         wlnode()
             .args(["roster", "verify", "--json", "--roster"])

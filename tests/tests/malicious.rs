@@ -391,6 +391,150 @@ async fn records_signed_by_a_revoked_key_pushed_directly_are_rejected() {
     stop(c, "revoked").await;
 }
 
+/// Issue 21, s35 (s32 L4): the authority revokes a stolen key in a roster that also
+/// carries a federation setting this build does not know (signed by a later build).
+/// The running node reloads it (reporting the setting), and the revocation takes
+/// effect: a record the stolen key signs after `revoked_at`, pushed by its holder, is
+/// refused (`revoked_key`) and not stored, where the same key's record was stored
+/// before. Before, `deny_unknown_fields` made the reload fail: the node stayed on the
+/// old roster and kept taking the stolen key's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_with_a_later_builds_setting_still_revokes_a_stolen_key() {
+    let (c, mut rogue) = line().await;
+    let auth = read_secret_key(&c.fed.authority_key, KeyKind::Authority).unwrap();
+    let publish = |text: &str| {
+        let sig = wlnode_crypto::roster::sign_roster(text.as_bytes(), &auth);
+        std::fs::write(&c.fed.roster, text).unwrap();
+        std::fs::write(c.fed.roster.with_extension("toml.sig"), sig.to_text()).unwrap();
+    };
+    // The key M will steal is one of MM's, valid: a record of it is stored.
+    let stolen = SecretKey::generate().unwrap();
+    let mm = "MM-ROGUE".parse().unwrap();
+    let past = Timestamp(Timestamp::now().as_millis() - 7_200_000);
+    let roster = std::fs::read_to_string(&c.fed.roster).unwrap();
+    let text =
+        wlnode_config::roster_edit::add_key(&roster, &mm, &stolen.public_key(), past).unwrap();
+    let (v2, _, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+    publish(&v2);
+    c.node(B).services.control.reload().await.unwrap();
+    let before = record(
+        &stolen,
+        "MM-ROGUE",
+        EntryId::random().unwrap(),
+        1,
+        "Before Ltd",
+    );
+    let before_id = before.id();
+    let _ = rogue
+        .request(&addr(&c, B), push(&[before.into_inner()]))
+        .await;
+    wait_for(
+        T,
+        "B to store the key's record before the revocation",
+        || async { c.records(B).await.contains(&before_id) },
+    )
+    .await;
+    // The revocation, in a roster a later build signed with a setting this one lacks.
+    let text = wlnode_config::roster_edit::revoke_key(
+        &v2,
+        &mm,
+        &stolen.public_key(),
+        Timestamp::now(),
+        "stolen",
+        &[],
+    )
+    .unwrap();
+    let (v3, _, _) = wlnode_config::roster_edit::sign(&text, &auth).unwrap();
+    publish(&format!(
+        "{v3}\n[federation_settings]\nsettlement_rule_since = 2027-06-01T00:00:00Z\n"
+    ));
+    // Review s35-roster L4: a reload that fails after reading that roster (here B's
+    // policy names an agency no roster lists) leaves the previous roster in force,
+    // and the gauge describes that one, not the roster it refused.
+    let cfg_path = c.fed.nodes[B].config.clone();
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        format!("{cfg}\n[[accept]]\nfrom = [\"ZZ-NOBODY\"]\n"),
+    )
+    .unwrap();
+    let refused = c.node(B).services.control.reload().await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(c.node(B).services.trust.roster().version(), 2);
+    assert_eq!(
+        counter(&c.metrics(B), "wlnode_roster_settings_not_understood", ""),
+        0.0
+    );
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let size_before = c
+        .node(B)
+        .services
+        .store
+        .call(|s| s.audit_size())
+        .await
+        .unwrap();
+    let report = c
+        .node(B)
+        .services
+        .control
+        .reload()
+        .await
+        .expect("the node loads the roster with the unknown setting");
+    assert!(report.roster_changed);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("settlement_rule_since")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(
+        counter(&c.metrics(B), "wlnode_roster_settings_not_understood", ""),
+        1.0
+    );
+    // Review s35-roster H1: the audit log's `roster_loaded` names it, so an auditor
+    // proves no breach of a cut-over this node did not apply.
+    let events = c
+        .node(B)
+        .services
+        .store
+        .call(move |s| s.audit_events(size_before, s.audit_size()?))
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| String::from_utf8_lossy(e).contains(
+            r#""type":"roster_loaded","version":3,"not_understood":["settlement_rule_since"]}"#
+        )),
+        "{:?}",
+        events
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect::<Vec<_>>()
+    );
+    let after = record(
+        &stolen,
+        "MM-ROGUE",
+        EntryId::random().unwrap(),
+        1,
+        "After Ltd",
+    );
+    let after_id = after.id();
+    let _ = rogue
+        .request(&addr(&c, B), push(&[after.into_inner()]))
+        .await;
+    wait_for(T, "B to refuse the stolen key's record", || async {
+        counter(
+            &c.metrics(B),
+            "wlnode_records_rejected_total",
+            "reason=\"revoked_key\"",
+        ) >= 1.0
+    })
+    .await;
+    assert!(!c.records(B).await.contains(&after_id));
+    stop(c, "later-setting").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_version_replayed_after_a_newer_one_changes_nothing() {
     let (c, mut rogue) = line().await;

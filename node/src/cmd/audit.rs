@@ -112,6 +112,7 @@ impl VerifyJob {
     async fn run(&self) -> anyhow::Result<wlnode_audit::verify::Report> {
         let cfg = &self.cfg;
         let roster = super::policy::load_roster(cfg, None)?;
+        wlnode_audit::verify::auditor_may_use(&roster)?;
         let state_path = &self.state_path;
         let prev: AuditorState = match std::fs::read(state_path) {
             Ok(b) => serde_json::from_slice(&b)
@@ -339,6 +340,10 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
                 chatty: !json,
             };
             if let Some(addr) = serve_at {
+                // Review s35-roster M1: refused before the page comes up, not only on
+                // every verification it runs.
+                let roster = super::policy::load_roster(&job.cfg, None)?;
+                wlnode_audit::verify::auditor_may_use(&roster)?;
                 return serve(job, addr, every, host_name);
             }
             let report = super::runtime()?.block_on(job.run())?;

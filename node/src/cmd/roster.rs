@@ -151,12 +151,26 @@ pub enum RosterCommand {
         #[arg(long = "node-id")]
         node_id: String,
     },
-    /// Bump the version, stamp issued_at, and sign (writes ROSTER.sig).
+    /// Bump the version, stamp issued_at, and sign (writes ROSTER.sig, and a copy of
+    /// what it signed to ROSTER.signed-previous and its .sig). Refuses a federation
+    /// setting this build does not know, and a `*_required_since` cut-over earlier
+    /// than now plus one hour unless the previous version shows it unchanged (or
+    /// later) or --allow-past-cutover is given.
     Sign {
         #[arg(long)]
         roster: PathBuf,
         #[arg(long)]
         authority_key: PathBuf,
+        /// The signed roster the nodes run now (with its .sig; verified under the
+        /// draft's authority keys, same federation, older version): a cut-over
+        /// carried from it unchanged is not a past cut-over. Default: the copy of
+        /// the last roster signed here, ROSTER.signed-previous, when it exists.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Sign a cut-over earlier than now all the same (steps logged since then are
+        /// judged as if the rule already applied).
+        #[arg(long)]
+        allow_past_cutover: bool,
         #[arg(long)]
         json: bool,
     },
@@ -167,6 +181,10 @@ pub enum RosterCommand {
         /// Also require this authority key (repeatable).
         #[arg(long = "authority")]
         authorities: Vec<PublicKey>,
+        /// The version before this one: a cut-over carried from it unchanged is not
+        /// warned about.
+        #[arg(long)]
+        previous: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -200,6 +218,28 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// The `--previous` roster of `roster verify` (parsed as shown, not verified: only
+/// compared with, for warnings).
+fn read_previous(path: Option<&Path>) -> anyhow::Result<Option<Roster>> {
+    path.map(|p| {
+        roster_edit::inspect(&read(p)?).with_context(|| format!("previous roster {}", p.display()))
+    })
+    .transpose()
+}
+
+/// The previous roster of `roster sign` (review s35-roster M2): signed, verified
+/// under the draft's authority keys, of its federation and older
+/// ([`roster_edit::check_previous`]).
+fn read_signed_previous(draft: &str, path: &Path) -> anyhow::Result<Roster> {
+    let (bytes, sig) = wlnode_config::roster_file::read_signed(path)?;
+    Ok(roster_edit::check_previous(
+        draft,
+        &path.display().to_string(),
+        &bytes,
+        &sig,
+    )?)
 }
 
 fn sig_path(roster: &Path) -> PathBuf {
@@ -244,7 +284,31 @@ struct Summary {
     /// and from then on a node refuses one without them (s35).
     #[serde(skip_serializing_if = "Option::is_none")]
     consult_refusal_terms_required_since: Option<u64>,
+    /// `federation_settings` entries this build does not understand (a later build's;
+    /// signed, kept, ignored here), with their TOML values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    settings_not_understood: Vec<NotUnderstood>,
+    /// How many more there are than listed (review s35-roster L3).
+    #[serde(skip_serializing_if = "is_zero")]
+    settings_not_understood_more: u64,
+    /// `roster show` of a file without a valid signature (review s35-roster L5): a
+    /// setting this build does not know is then the authority's own, likely a typo.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unsigned_draft: bool,
     warnings: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The longest value of a setting not understood that is shown (review s35-roster L3).
+const MAX_VALUE_CHARS: usize = 120;
+
+#[derive(Serialize)]
+struct NotUnderstood {
+    name: String,
+    value: String,
 }
 
 #[derive(Serialize)]
@@ -260,7 +324,7 @@ struct MemberSummary {
     encryption_keys: Vec<String>,
 }
 
-fn summary(r: &Roster) -> Summary {
+fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
     Summary {
         federation: r.federation().to_owned(),
         version: r.version(),
@@ -274,7 +338,35 @@ fn summary(r: &Roster) -> Summary {
         consult_refusal_terms_required_since: r
             .consult_refusal_terms_required_since()
             .map(Timestamp::as_millis),
-        warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
+        settings_not_understood: {
+            // Review s35-roster L3: bounded (the names shown, cut-overs first, the rest
+            // counted) and escaped (a value may hold control characters; names are
+            // `[a-z0-9_]+`, `Roster::parse` refuses others).
+            let (names, _) = r.settings_not_understood_shown();
+            let all = r
+                .doc()
+                .federation_settings
+                .as_ref()
+                .map(|f| &f.not_understood);
+            names
+                .into_iter()
+                .map(|name| {
+                    let value = all
+                        .and_then(|m| m.get(&name))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    let mut value: String = value.escape_debug().collect();
+                    if value.chars().count() > MAX_VALUE_CHARS {
+                        value = value.chars().take(MAX_VALUE_CHARS).collect();
+                        value.push('…');
+                    }
+                    NotUnderstood { name, value }
+                })
+                .collect()
+        },
+        settings_not_understood_more: r.settings_not_understood_shown().1,
+        unsigned_draft: false,
+        warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now(), previous),
         members: r
             .members()
             .map(|m| MemberSummary {
@@ -320,9 +412,30 @@ fn print_summary(s: &Summary) -> anyhow::Result<()> {
         );
     }
     if let Some(t) = s.consult_refusal_terms_required_since {
-        println!(
+        outln!(
             "  deadline_too_short refusals sign their minimum and roster since {} ({t})",
             Timestamp(t).to_rfc3339()
+        );
+    }
+    for n in &s.settings_not_understood {
+        if s.unsigned_draft {
+            outln!(
+                "  unsigned draft: unknown setting federation_settings.{} = {} (typo? `wlnode roster sign` refuses it)",
+                n.name,
+                n.value
+            );
+        } else {
+            outln!(
+                "  not understood by this build (ignored): federation_settings.{} = {}",
+                n.name,
+                n.value
+            );
+        }
+    }
+    if s.settings_not_understood_more > 0 {
+        outln!(
+            "  and {} more settings not understood",
+            s.settings_not_understood_more
         );
     }
     for m in &s.members {
@@ -490,16 +603,48 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
         RosterCommand::Sign {
             roster,
             authority_key,
+            previous,
+            allow_past_cutover,
             json,
         } => {
             let key = read_secret_key(&authority_key, KeyKind::Authority)?;
             let text = read(&roster)?;
-            let (out, sig, parsed) = roster_edit::sign(&text, &key)
+            // Review s35-roster M2/M3: the previous version is a signed roster of
+            // this authority and federation, older than the one signed now: the one
+            // given, else the copy kept of the last roster signed here.
+            let kept = roster_edit::signed_previous_path(&roster);
+            let previous = match previous {
+                Some(p) => Some(read_signed_previous(&text, &p)?),
+                None if kept.exists() => match read_signed_previous(&text, &kept) {
+                    Ok(r) => Some(r),
+                    // The explicit override needs no previous version: an
+                    // emergency re-sign is not blocked by a broken copy.
+                    Err(e) if allow_past_cutover => {
+                        errln!("warning: {e:#}");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let opts = roster_edit::SignOptions {
+                previous: previous.as_ref(),
+                allow_past_cutover,
+            };
+            let (out, sig, parsed) = roster_edit::sign_with(&text, &key, &opts)
                 .with_context(|| format!("roster {}", roster.display()))?;
+            for p in roster_edit::past_cutovers(&parsed, previous.as_ref()) {
+                errln!("warning: signed with --allow-past-cutover: {p}");
+            }
             write(&roster, &out)?;
             let sp = sig_path(&roster);
             std::fs::write(&sp, sig.to_text())
                 .with_context(|| format!("cannot write {}", sp.display()))?;
+            // The copy of what was just signed, the default previous of the next
+            // signing (review s35-roster M3): the roster file itself is edited in
+            // place afterwards.
+            write(&sig_path(&kept), &sig.to_text())?;
+            write(&kept, &out)?;
             if json {
                 super::print_json(&serde_json::json!({
                     "roster": roster.display().to_string(),
@@ -520,8 +665,10 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
         RosterCommand::Verify {
             roster,
             authorities,
+            previous,
             json,
         } => {
+            let previous = read_previous(previous.as_deref())?;
             let (bytes, sig) = wlnode_config::roster_file::read_signed(&roster)?;
             let anchor = TrustAnchor {
                 authorities,
@@ -530,7 +677,7 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             let r = verify_roster(&bytes, &sig, &anchor)
                 .with_context(|| format!("roster {}", roster.display()))?;
             if json {
-                let mut v = serde_json::to_value(summary(&r))?;
+                let mut v = serde_json::to_value(summary(&r, previous.as_ref()))?;
                 if let Some(o) = v.as_object_mut() {
                     o.insert("valid".into(), true.into());
                     o.insert("signed_by".into(), sig.authority.to_string().into());
@@ -542,19 +689,49 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
                     roster.display(),
                     sig.authority
                 );
-                print_summary(&summary(&r))?;
+                print_summary(&summary(&r, previous.as_ref()))?;
             }
             Ok(ExitCode::SUCCESS)
         }
         RosterCommand::Show { roster, json } => {
             let text = read(&roster)?;
-            let r = roster_edit::validate(&text)
+            // Lenient, so an operator sees a later build's settings listed (`sign`
+            // refuses them): `inspect`, not `validate`.
+            let r = roster_edit::inspect(&text)
                 .with_context(|| format!("roster {}", roster.display()))?;
-            let s = summary(&r);
+            let mut s = summary(&r, None);
+            // Review s35-roster L5: without a valid signature over these bytes the
+            // file is the authority's draft, and a setting this build does not know
+            // is most likely a typo: said so, and the exit code is 1.
+            let signed = wlnode_config::roster_file::read_signed(&roster)
+                .ok()
+                .is_some_and(|(bytes, sig)| {
+                    bytes == text.as_bytes()
+                        && verify_roster(&bytes, &sig, &TrustAnchor::default()).is_ok()
+                });
+            let typos = !signed && !s.settings_not_understood.is_empty();
+            if typos {
+                s.unsigned_draft = true;
+                s.warnings
+                    .retain(|w| !w.contains("is not understood by this build"));
+            }
             if json {
                 super::print_json(&s)?;
             } else {
                 print_summary(&s)?;
+            }
+            if typos {
+                errln!(
+                    "error: unsigned draft {}: unknown federation setting(s) {} (typo?); \
+                     `wlnode roster sign` refuses them",
+                    roster.display(),
+                    s.settings_not_understood
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -18,6 +18,10 @@ use wlnode_crypto::{PublicKey, SecretKey};
 
 use super::merkle::Hash;
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One audit event: when (Unix ms, the logging node's clock) and what.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +91,21 @@ pub enum EventKind {
     RosterLoaded {
         /// Its version.
         version: u64,
+        /// Review s35-roster H1: the federation settings of that roster this node's
+        /// build did not understand, so did not apply (at most
+        /// [`wlnode_crypto::roster::MAX_SETTINGS_SHOWN`] names, the
+        /// `*_required_since` cut-overs first). Written only when there is one, so
+        /// every event of a node that understands all its roster's settings is
+        /// byte-identical to one written before this field existed. The auditor never
+        /// proves a breach of a cut-over a node logged as not understood. An auditor
+        /// older than s35 refuses a log holding it (upgrade auditors first).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        not_understood: Vec<String>,
+        /// How many more settings were not understood than `not_understood` names
+        /// (written only when some were left out; the auditor then takes every
+        /// cut-over as possibly not understood).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        not_understood_more: u64,
     },
     /// Two valid records for one entry version.
     Equivocation {
@@ -251,6 +270,19 @@ pub enum EventError {
     /// An event, but not in its canonical encoding.
     #[error("audit event bytes are not canonical")]
     NonCanonical,
+}
+
+impl EventKind {
+    /// The `roster_loaded` event of `roster`, naming the settings this build does
+    /// not understand (review s35-roster H1).
+    pub fn roster_loaded(roster: &wlnode_crypto::roster::Roster) -> Self {
+        let (not_understood, not_understood_more) = roster.settings_not_understood_shown();
+        Self::RosterLoaded {
+            version: roster.version(),
+            not_understood,
+            not_understood_more,
+        }
+    }
 }
 
 impl Event {
@@ -587,6 +619,69 @@ mod tests {
         // Bytes written by an older wlnode decode to the same events.
         let old = br#"{"at":1,"kind":{"type":"peer_blocked","agency":"BB-CUSTOMS"}}"#;
         assert_eq!(Event::decode(old).unwrap().encode(), old.to_vec());
+    }
+
+    /// Review s35-roster H1: `roster_loaded` names the settings the build did not
+    /// understand only when there are some, so an event of a node that understands
+    /// them all is the same bytes as before the field existed (and an s34 log reads
+    /// and re-encodes unchanged); with them it round-trips canonically.
+    #[test]
+    fn roster_loaded_names_settings_not_understood_only_when_there_are_some() {
+        let old = br#"{"at":3,"kind":{"type":"roster_loaded","version":7}}"#;
+        let e = Event::decode(old).unwrap();
+        assert_eq!(e.encode(), old.to_vec());
+        assert_eq!(
+            e,
+            Event::new(
+                3,
+                EventKind::RosterLoaded {
+                    version: 7,
+                    not_understood: Vec::new(),
+                    not_understood_more: 0,
+                }
+            )
+        );
+        let named = Event::new(
+            3,
+            EventKind::RosterLoaded {
+                version: 8,
+                not_understood: vec!["foo_required_since".into()],
+                not_understood_more: 2,
+            },
+        );
+        let b = named.encode();
+        assert_eq!(
+            b,
+            br#"{"at":3,"kind":{"type":"roster_loaded","version":8,"not_understood":["foo_required_since"],"not_understood_more":2}}"#
+        );
+        assert_eq!(Event::decode(&b).unwrap(), named);
+        // Written from a roster: cut-overs first, bounded.
+        let authority = SecretKey::generate().unwrap();
+        let mut text = format!(
+            "federation = \"t\"\nversion = 2\nissued_at = 2026-01-01T00:00:00Z\n\
+             [[authorities]]\nkey = \"{}\"\n[federation_settings]\n",
+            authority.public_key()
+        );
+        for i in 0..40 {
+            text.push_str(&format!("aaa_{i:02} = 1\n"));
+        }
+        text.push_str("zzz_required_since = 2026-02-01T00:00:00Z\n");
+        let roster = wlnode_crypto::roster::Roster::parse(text.as_bytes()).unwrap();
+        let EventKind::RosterLoaded {
+            version,
+            not_understood,
+            not_understood_more,
+        } = EventKind::roster_loaded(&roster)
+        else {
+            panic!("not a roster_loaded");
+        };
+        assert_eq!(version, 2);
+        assert_eq!(
+            not_understood.len(),
+            wlnode_crypto::roster::MAX_SETTINGS_SHOWN
+        );
+        assert_eq!(not_understood[0], "zzz_required_since");
+        assert_eq!(not_understood_more, 41 - 32);
     }
 
     #[test]

@@ -331,6 +331,46 @@ fn proven(kind: &str, node: &str, detail: String, evidence: serde_json::Value) -
     }
 }
 
+/// Review s35-roster M1: the auditor refuses a roster carrying federation settings
+/// its build does not understand. A node keeps and ignores such a setting, so it
+/// still learns the roster's revocations; an auditor that ignored it would skip the
+/// checks the setting turns on (a later build's cut-over) and could report a clean
+/// log the setting makes a breach. Auditors upgrade before nodes (README, upgrade
+/// order: the authority's tools, the auditors, then the nodes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditorRosterError {
+    /// The roster carries settings this auditor does not understand.
+    #[error(
+        "roster version {version} carries federation settings this auditor does not understand: \
+         {names}{more}; upgrade the auditor first (auditors upgrade before nodes), then verify again",
+        names = .names.join(", "),
+        more = if *.more > 0 { format!(" and {} more", .more) } else { String::new() }
+    )]
+    SettingsNotUnderstood {
+        /// The roster's version.
+        version: u64,
+        /// The settings (at most [`wlnode_crypto::roster::MAX_SETTINGS_SHOWN`], the
+        /// cut-overs first; every one `[a-z0-9_]+`).
+        names: Vec<String>,
+        /// How many more were left out.
+        more: u64,
+    },
+}
+
+/// Review s35-roster M1: whether this auditor may verify against `roster` (it
+/// understands every federation setting the roster carries).
+pub fn auditor_may_use(roster: &Roster) -> Result<(), AuditorRosterError> {
+    let (names, more) = roster.settings_not_understood_shown();
+    if names.is_empty() && more == 0 {
+        return Ok(());
+    }
+    Err(AuditorRosterError::SettingsNotUnderstood {
+        version: roster.version(),
+        names,
+        more,
+    })
+}
+
 /// Verifies `logs` under `roster`, against the auditor's previous `state`.
 pub fn verify(
     roster: &Roster,

@@ -3,6 +3,14 @@
 //! Edits go through `toml_edit`, so comments and layout that the authority wrote are
 //! kept; every edit is validated by parsing the result as a roster before it is
 //! written. `sign` bumps the version, stamps `issued_at`, and signs the exact bytes.
+//!
+//! This is the strict side of the roster (issue 21, s35): a node verifying a signed
+//! roster keeps federation settings it does not understand, but every edit and
+//! signing here refuses one, naming it ([`RosterError::UnknownFederationSetting`]),
+//! since the authority's typo must not be signed. [`sign_with`] (the `wlnode roster
+//! sign` command) also refuses a `*_required_since` cut-over that lies before the
+//! roster's `issued_at` unless it is carried unchanged from the previous version or
+//! the authority allows it ([`PastCutover`]).
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, value};
 use wlnode_crypto::PublicKey;
@@ -24,6 +32,193 @@ pub enum RosterEditError {
     /// The edit does not apply.
     #[error("{0}")]
     Refused(String),
+    /// A cut-over lies before the roster's `issued_at` and is new or moved in this
+    /// version (refused by [`sign_with`] unless allowed).
+    #[error(
+        "{0}; pass --previous <the signed roster the nodes run now> if it is unchanged from it \
+         (`wlnode roster sign` keeps the last roster it signed as <roster>.signed-previous and \
+         uses it by default), or --allow-past-cutover if those steps are meant to be judged by \
+         the rule"
+    )]
+    PastCutover(PastCutover),
+    /// Review s35-roster M2: the previous roster (`--previous`, or the copy `wlnode
+    /// roster sign` kept of the last roster it signed) is not a signed roster whose
+    /// signature verifies under one of the draft's authority keys (the draft itself,
+    /// edited since it was signed, is refused here: its bytes no longer match its
+    /// signature).
+    #[error("previous roster {path}: not a signed roster of this authority: {source}")]
+    PreviousNotSigned {
+        /// Where it was read.
+        path: String,
+        /// Why it does not verify.
+        source: RosterError,
+    },
+    /// Review s35-roster M2: the previous roster is another federation's.
+    #[error("previous roster {path} is of federation {previous:?}, not {draft:?}")]
+    PreviousOtherFederation {
+        /// Where it was read.
+        path: String,
+        /// Its federation.
+        previous: String,
+        /// The draft's.
+        draft: String,
+    },
+    /// Review s35-roster M2: the previous roster is not older than the one being
+    /// signed.
+    #[error(
+        "previous roster {path} is version {previous}, not older than the version {signing} being signed"
+    )]
+    PreviousNotOlder {
+        /// Where it was read.
+        path: String,
+        /// Its version.
+        previous: u64,
+        /// The version being signed.
+        signing: u64,
+    },
+}
+
+/// Review s35-roster L1: how long after a roster's `issued_at` a `*_required_since`
+/// cut-over must lie not to count as past: nodes load a new roster by hand, so
+/// hours can pass between signing and the moment every node runs it. One hour.
+pub const CUTOVER_MARGIN_MS: u64 = 3_600_000;
+
+/// Review s35-roster M3: where `wlnode roster sign` keeps a copy of the last roster
+/// it signed (`<roster>.signed-previous`, its signature in
+/// `<roster>.signed-previous.sig`), used as the default previous version.
+pub fn signed_previous_path(roster: &std::path::Path) -> std::path::PathBuf {
+    let mut s = roster.as_os_str().to_owned();
+    s.push(".signed-previous");
+    std::path::PathBuf::from(s)
+}
+
+/// Review s35-roster M2: checks that `bytes`/`sig` (read from `path`) are a signed
+/// roster that may serve as the previous version of the draft `text`: its
+/// signature verifies under one of the draft's authority keys (and its own), it is
+/// of the draft's federation, and its version is lower than the one `sign` gives
+/// the draft. Lenient about settings it does not understand, like a node.
+pub fn check_previous(
+    text: &str,
+    path: &str,
+    bytes: &[u8],
+    sig: &RosterSignature,
+) -> Result<Roster, RosterEditError> {
+    let draft = validate(text)?;
+    let v = parse(text)?
+        .get("version")
+        .and_then(|v| v.as_integer())
+        .unwrap_or(0);
+    let signing = u64::try_from(v.max(0)).unwrap_or(0).saturating_add(1);
+    let anchor = wlnode_crypto::roster::TrustAnchor {
+        authorities: draft.authorities().copied().collect(),
+        accepted: None,
+    };
+    let previous = wlnode_crypto::roster::verify_roster(bytes, sig, &anchor).map_err(|source| {
+        RosterEditError::PreviousNotSigned {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    if previous.federation() != draft.federation() {
+        return Err(RosterEditError::PreviousOtherFederation {
+            path: path.to_owned(),
+            previous: previous.federation().to_owned(),
+            draft: draft.federation().to_owned(),
+        });
+    }
+    if previous.version() >= signing {
+        return Err(RosterEditError::PreviousNotOlder {
+            path: path.to_owned(),
+            previous: previous.version(),
+            signing,
+        });
+    }
+    Ok(previous)
+}
+
+/// A `*_required_since` cut-over earlier than the roster's signed `issued_at` that is
+/// not carried unchanged from the previous version (review s34-consult L4): nodes
+/// load the roster after `issued_at`, so steps they logged between the cut-over and
+/// then are judged (by nodes and the auditor) as if the rule had already applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastCutover {
+    /// The setting (`federation_settings.<field>`).
+    pub field: &'static str,
+    /// Its value.
+    pub cutover: Timestamp,
+    /// The roster's `issued_at`.
+    pub issued_at: Timestamp,
+    /// Whether a previous version was compared against.
+    pub compared: bool,
+    /// The previous version's value, when a previous version was given and set it
+    /// (later than `cutover`: the cut-over moved backwards).
+    pub previous: Option<Timestamp>,
+}
+
+impl std::fmt::Display for PastCutover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "federation_settings.{} = {} is earlier than the roster's issued_at {} plus the \
+             distribution margin of {} min",
+            self.field,
+            self.cutover,
+            self.issued_at,
+            CUTOVER_MARGIN_MS / 60_000
+        )?;
+        match (self.compared, self.previous) {
+            (true, Some(p)) => write!(f, " and moved backwards from {p}")?,
+            (true, None) => f.write_str(" and is new in this version")?,
+            (false, _) => f.write_str(" (no previous version given to compare with)")?,
+        }
+        f.write_str(
+            ": steps logged between the cut-over and the moment nodes load this roster \
+             are judged as if the rule already applied",
+        )
+    }
+}
+
+/// The cut-overs of `roster` that lie before its `issued_at` plus
+/// [`CUTOVER_MARGIN_MS`] (review s35-roster L1), unless `previous` (the version the
+/// nodes run now) already had the same or an earlier one: then the rule already
+/// applied there and nothing is judged anew. Without `previous`, every such cut-over
+/// (the tool cannot tell an old one from a new one).
+pub fn past_cutovers(roster: &Roster, previous: Option<&Roster>) -> Vec<PastCutover> {
+    let issued_at = roster.issued_at();
+    let margin = Timestamp(issued_at.as_millis().saturating_add(CUTOVER_MARGIN_MS));
+    roster
+        .cutovers()
+        .into_iter()
+        .filter(|(_, t)| *t < margin)
+        .filter_map(|(field, cutover)| {
+            let before = previous.map(|p| {
+                p.cutovers()
+                    .into_iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, t)| t)
+            });
+            match before {
+                Some(Some(p)) if p <= cutover => None,
+                before => Some(PastCutover {
+                    field,
+                    cutover,
+                    issued_at,
+                    compared: before.is_some(),
+                    previous: before.flatten(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// How [`sign_with`] treats a past cut-over.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignOptions<'a> {
+    /// The version the nodes run now: a cut-over carried unchanged from it is fine.
+    pub previous: Option<&'a Roster>,
+    /// Sign even with a past cut-over (`--allow-past-cutover`); it is still
+    /// returned, for the tool to warn about.
+    pub allow_past_cutover: bool,
 }
 
 fn parse(text: &str) -> Result<DocumentMut, RosterEditError> {
@@ -33,6 +228,20 @@ fn parse(text: &str) -> Result<DocumentMut, RosterEditError> {
 
 /// Checks the roster as it would be once signed (version at least 1).
 pub fn validate(text: &str) -> Result<Roster, RosterEditError> {
+    let mut doc = parse(text)?;
+    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
+    if v < 1 {
+        doc.insert("version", value(1));
+    }
+    let roster = Roster::parse(doc.to_string().as_bytes())?;
+    roster.refuse_unknown_settings()?;
+    Ok(roster)
+}
+
+/// Parses a roster for display (`wlnode roster show`), keeping federation settings
+/// this build does not understand instead of refusing them (they are listed; `sign`
+/// refuses them).
+pub fn inspect(text: &str) -> Result<Roster, RosterEditError> {
     let mut doc = parse(text)?;
     let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
     if v < 1 {
@@ -377,10 +586,31 @@ pub fn add_node(text: &str, agency: &AgencyCode, peer_id: &str) -> Result<String
 }
 
 /// Bumps the version, stamps `issued_at`, validates and signs. Returns the new text
-/// and its detached signature.
+/// and its detached signature. Refuses a federation setting this build does not know;
+/// does not look at cut-overs (samples and tests build federations with any dates):
+/// `wlnode roster sign` uses [`sign_with`].
 pub fn sign(
     text: &str,
     key: &SecretKey,
+) -> Result<(String, RosterSignature, Roster), RosterEditError> {
+    sign_inner(text, key, None)
+}
+
+/// [`sign`], and refuses a cut-over earlier than the new `issued_at` (now) that is not
+/// carried unchanged from `opts.previous`, unless `opts.allow_past_cutover`
+/// ([`past_cutovers`]).
+pub fn sign_with(
+    text: &str,
+    key: &SecretKey,
+    opts: &SignOptions<'_>,
+) -> Result<(String, RosterSignature, Roster), RosterEditError> {
+    sign_inner(text, key, Some(opts))
+}
+
+fn sign_inner(
+    text: &str,
+    key: &SecretKey,
+    opts: Option<&SignOptions<'_>>,
 ) -> Result<(String, RosterSignature, Roster), RosterEditError> {
     let mut doc = parse(text)?;
     let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
@@ -388,6 +618,13 @@ pub fn sign(
     doc.insert("issued_at", value(Timestamp::now().to_rfc3339()));
     let out = doc.to_string();
     let roster = Roster::parse(out.as_bytes())?;
+    roster.refuse_unknown_settings()?;
+    if let Some(opts) = opts
+        && !opts.allow_past_cutover
+        && let Some(p) = past_cutovers(&roster, opts.previous).into_iter().next()
+    {
+        return Err(RosterEditError::PastCutover(p));
+    }
     if !roster.authorities().any(|a| *a == key.public_key()) {
         return Err(RosterEditError::Refused(format!(
             "the key {} is not listed under [[authorities]] in this roster",
@@ -405,8 +642,11 @@ pub const MIN_DEADLINE_WARN_SECS: u64 = 86_400;
 
 /// What `wlnode roster verify` and `show` warn about in a valid roster (warnings,
 /// not errors: the roster is signed and in force as it is): members without a valid
-/// encryption key at `now`, and a shortest consultation deadline under one day.
-pub fn warnings(roster: &Roster, now: Timestamp) -> Vec<String> {
+/// encryption key at `now`, a shortest consultation deadline under one day,
+/// federation settings this build does not understand (a later build's, ignored
+/// here), and cut-overs before the roster's `issued_at` not carried unchanged from
+/// `previous` ([`past_cutovers`]).
+pub fn warnings(roster: &Roster, now: Timestamp, previous: Option<&Roster>) -> Vec<String> {
     let mut out: Vec<String> = roster
         .members_without_encryption_key(now)
         .into_iter()
@@ -420,6 +660,24 @@ pub fn warnings(roster: &Roster, now: Timestamp) -> Vec<String> {
              working day to answer; meant for demonstrations only"
         ));
     }
+    // Bounded (review s35-roster L3); names are `[a-z0-9_]+` (`Roster::parse`).
+    let (names, more) = roster.settings_not_understood_shown();
+    for name in names {
+        out.push(format!(
+            "federation_settings.{name} is not understood by this build: ignored here \
+             (a later build's setting; `wlnode roster sign` of this build refuses it)"
+        ));
+    }
+    if more > 0 {
+        out.push(format!(
+            "{more} more federation settings are not understood by this build"
+        ));
+    }
+    out.extend(
+        past_cutovers(roster, previous)
+            .iter()
+            .map(ToString::to_string),
+    );
     out
 }
 
@@ -442,7 +700,7 @@ mod tests {
                 None => base.clone(),
             };
             let (_, _, roster) = sign(&text, &auth).unwrap();
-            warnings(&roster, Timestamp(1))
+            warnings(&roster, Timestamp(1), None)
                 .into_iter()
                 .filter(|w| w.contains("consultation_min_deadline_secs"))
                 .collect::<Vec<_>>()
@@ -457,6 +715,225 @@ mod tests {
         assert!(with(Some(86_400)).is_empty());
         assert!(with(Some(30 * 86_400)).is_empty());
         assert!(with(None).is_empty(), "the default is one day");
+    }
+
+    /// Issue 21, s35: the authority's side stays strict. A federation setting this
+    /// build does not know (a typo) is refused by every edit and by `sign`, with a
+    /// typed error naming it; `inspect` (`wlnode roster show`) lists it instead.
+    #[test]
+    fn the_authority_refuses_an_unknown_federation_setting_naming_it() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let typo = format!("{base}\n[federation_settings]\nconsultation_silense = \"objection\"\n");
+        let named = |r: Result<_, RosterEditError>| match r {
+            Err(RosterEditError::Invalid(RosterError::UnknownFederationSetting {
+                field, ..
+            })) => field,
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted"),
+        };
+        assert_eq!(
+            named(sign(&typo, &auth).map(|_| ())),
+            "consultation_silense"
+        );
+        assert_eq!(
+            named(sign_with(&typo, &auth, &SignOptions::default()).map(|_| ())),
+            "consultation_silense"
+        );
+        assert_eq!(named(validate(&typo).map(|_| ())), "consultation_silense");
+        let member = NewMember::coded(
+            "AA-EXPORT",
+            Role::Member,
+            SecretKey::generate().unwrap().public_key(),
+            vec![],
+            &["eu"],
+            Timestamp(1),
+        )
+        .unwrap();
+        assert_eq!(
+            named(add_member(&typo, &member).map(|_| ())),
+            "consultation_silense",
+            "every edit validates its result"
+        );
+        let err = sign(&typo, &auth).err().unwrap().to_string();
+        assert!(
+            err.contains("federation_settings.consultation_silense"),
+            "{err}"
+        );
+        let shown = inspect(&typo).unwrap();
+        assert_eq!(shown.settings_not_understood(), ["consultation_silense"]);
+        let w = warnings(&shown, Timestamp(1), None);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("consultation_silense is not understood by this build")),
+            "{w:?}"
+        );
+        // Spelled right, it signs.
+        let right = typo.replace("silense", "silence");
+        let (_, _, r) = sign(&right, &auth).unwrap();
+        assert!(r.settings_not_understood().is_empty());
+    }
+
+    /// Review s34-consult L4: `wlnode roster sign` refuses a cut-over earlier than the
+    /// roster's `issued_at` (now) unless the previous version already had it (or an
+    /// earlier one), or the authority allows it; `warnings` (`verify`) names it.
+    #[test]
+    fn a_past_cutover_is_refused_unless_carried_over_or_allowed() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let now = Timestamp::now().as_millis();
+        let with = |field: &str, t: u64| format!("{base}\n[federation_settings]\n{field} = {t}\n");
+        let past = now - 86_400_000;
+        let strict = SignOptions::default();
+        for field in [
+            "mail_acks_required_since",
+            "consult_receipts_required_since",
+        ] {
+            let text = with(field, past);
+            match sign_with(&text, &auth, &strict) {
+                Err(RosterEditError::PastCutover(p)) => {
+                    assert_eq!(p.field, field);
+                    assert_eq!(p.cutover, Timestamp(past));
+                    assert!(!p.compared);
+                }
+                other => panic!("{field}: {:?}", other.map(|_| ())),
+            }
+            let err = sign_with(&text, &auth, &strict).err().unwrap().to_string();
+            assert!(
+                err.contains(field) && err.contains("--allow-past-cutover"),
+                "{err}"
+            );
+            // Allowed: signed, and still reported.
+            let allow = SignOptions {
+                previous: None,
+                allow_past_cutover: true,
+            };
+            let (_, _, r) = sign_with(&text, &auth, &allow).unwrap();
+            assert_eq!(past_cutovers(&r, None).len(), 1);
+            assert!(
+                warnings(&r, Timestamp(now), None)
+                    .iter()
+                    .any(|w| w.contains(field) && w.contains("earlier than")),
+            );
+            // Carried unchanged from the version the nodes run: fine.
+            let carried = SignOptions {
+                previous: Some(&r),
+                allow_past_cutover: false,
+            };
+            sign_with(&text, &auth, &carried).unwrap();
+            assert!(warnings(&r, Timestamp(now), Some(&r)).is_empty());
+            // Moved backwards, into the past: refused, naming the previous value.
+            match sign_with(&with(field, past - 1_000), &auth, &carried) {
+                Err(RosterEditError::PastCutover(p)) => {
+                    assert_eq!(p.previous, Some(Timestamp(past)));
+                    assert!(p.to_string().contains("moved backwards"), "{p}");
+                }
+                other => panic!("{field}: {:?}", other.map(|_| ())),
+            }
+            // Moved forward but still past: the rule applied from earlier already.
+            sign_with(&with(field, past + 1_000), &auth, &carried).unwrap();
+            // Newly set in the past although a previous version is given: refused.
+            let (_, _, without) = sign(&base, &auth).unwrap();
+            let previous = SignOptions {
+                previous: Some(&without),
+                allow_past_cutover: false,
+            };
+            match sign_with(&text, &auth, &previous) {
+                Err(RosterEditError::PastCutover(p)) => {
+                    assert!(p.compared && p.previous.is_none());
+                    assert!(p.to_string().contains("new in this version"), "{p}");
+                }
+                other => panic!("{field}: {:?}", other.map(|_| ())),
+            }
+            // A future cut-over is what the authority should sign: no finding.
+            let (_, _, r) = sign_with(&with(field, now + 86_400_000), &auth, &strict).unwrap();
+            assert!(past_cutovers(&r, None).is_empty());
+            // The library's plain `sign` (samples, tests) does not look at dates.
+            sign(&text, &auth).unwrap();
+        }
+    }
+
+    /// Review s35-roster L1: a cut-over less than [`CUTOVER_MARGIN_MS`] after the
+    /// signing time counts as past (nodes load the roster by hand, later); one past
+    /// the margin is fine.
+    #[test]
+    fn a_cutover_within_the_distribution_margin_counts_as_past() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let now = Timestamp::now().as_millis();
+        let with = |t: u64| {
+            format!("{base}\n[federation_settings]\nconsult_receipts_required_since = {t}\n")
+        };
+        let strict = SignOptions::default();
+        match sign_with(&with(now + 60_000), &auth, &strict) {
+            Err(RosterEditError::PastCutover(p)) => {
+                assert_eq!(p.field, "consult_receipts_required_since");
+                assert!(p.to_string().contains("margin of 60 min"), "{p}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let (_, _, r) = sign_with(&with(now + CUTOVER_MARGIN_MS + 600_000), &auth, &strict)
+            .expect("a cut-over past the margin");
+        assert!(past_cutovers(&r, None).is_empty());
+    }
+
+    /// Review s35-roster M2: the previous version `sign` compares with is a signed
+    /// roster of this authority and federation, older than the one signed: not the
+    /// draft itself (edited since its signature), not another federation's, not one
+    /// of the same or a later version, not one signed by another key. The roster
+    /// signed last is accepted.
+    #[test]
+    fn only_an_older_signed_roster_of_the_federation_serves_as_previous() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let (v1, sig1, _) = sign(&base, &auth).unwrap();
+        // Accepted: the roster signed last, as the next draft's previous.
+        let draft = format!(
+            "{v1}\n[federation_settings]\nconsult_receipts_required_since = 2026-01-01T00:00:00Z\n"
+        );
+        let prev = check_previous(&draft, "v1", v1.as_bytes(), &sig1).unwrap();
+        assert_eq!(prev.version(), 1);
+        // The draft itself, with the signature of what it was before the edit.
+        match check_previous(&draft, "draft", draft.as_bytes(), &sig1) {
+            Err(RosterEditError::PreviousNotSigned { path, source }) => {
+                assert_eq!(path, "draft");
+                assert_eq!(source, RosterError::BadSignature);
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Signed by a key the draft does not list as an authority.
+        let other_key = SecretKey::generate().unwrap();
+        let other_base = init("test fed", &other_key.public_key(), "Other").unwrap();
+        let (o1, osig, _) = sign(&other_base, &other_key).unwrap();
+        assert!(matches!(
+            check_previous(&draft, "o", o1.as_bytes(), &osig),
+            Err(RosterEditError::PreviousNotSigned {
+                source: RosterError::UnknownAuthority { .. },
+                ..
+            })
+        ));
+        // Another federation of the same authority.
+        let elsewhere = init("other fed", &auth.public_key(), "Regional body").unwrap();
+        let (e1, esig, _) = sign(&elsewhere, &auth).unwrap();
+        match check_previous(&draft, "e", e1.as_bytes(), &esig) {
+            Err(RosterEditError::PreviousOtherFederation {
+                previous, draft, ..
+            }) => {
+                assert_eq!(
+                    (previous.as_str(), draft.as_str()),
+                    ("other fed", "test fed")
+                );
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // Not older: version 2 as the previous of a draft that becomes version 2.
+        let (v2, sig2, _) = sign(&v1, &auth).unwrap();
+        match check_previous(&v1, "v2", v2.as_bytes(), &sig2) {
+            Err(RosterEditError::PreviousNotOlder {
+                previous, signing, ..
+            }) => assert_eq!((previous, signing), (2, 2)),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 
     #[test]

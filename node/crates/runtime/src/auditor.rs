@@ -34,6 +34,10 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// Why collecting from a node failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditClientError {
+    /// The auditor's roster carries settings this build does not understand (review
+    /// s35-roster M1): upgrade the auditor first.
+    #[error(transparent)]
+    Roster(#[from] wlnode_audit::verify::AuditorRosterError),
     /// The network could not be set up.
     #[error("audit client: {0}")]
     Net(String),
@@ -354,6 +358,7 @@ fn client_violation(e: &AuditClientError) -> Violation {
         AuditClientError::Unreachable { agency, .. } => ("unreachable", agency.to_string()),
         AuditClientError::Refused { agency, .. } => ("audit_refused", agency.to_string()),
         AuditClientError::Protocol { agency, .. } => ("collect_failed", agency.to_string()),
+        AuditClientError::Roster(_) => ("roster_not_understood", String::new()),
     };
     Violation {
         kind: kind.into(),
@@ -427,6 +432,7 @@ pub async fn verify_live(
     opts: Options,
     limits: LiveLimits,
 ) -> Result<LiveAudit, AuditClientError> {
+    wlnode_audit::verify::auditor_may_use(roster)?;
     let runs = Collector::targets(cfg).into_iter().map(|(agency, addrs)| {
         let head = state.heads.get(&agency);
         collect_one(agency, addrs, key, roster, head, limits)

@@ -357,7 +357,7 @@ impl Control {
             self.ingested.log_moved(applied.head_seq);
         }
         let policy = policy.with_revocations_known(known);
-        let report = ReloadReport {
+        let mut report = ReloadReport {
             policy_hash: hex::encode(policy.hash()),
             policy_changed,
             roster_version: roster.version(),
@@ -374,17 +374,22 @@ impl Control {
             tracing::info!(keys = ?ring, "encryption keys in force");
         }
         self.trust.note_adopted(adopted);
+        // Review s35-roster L4: the gauge and the warning describe the roster in
+        // force, so they are set only once it is (a reload that failed above left
+        // the previous roster, and its gauge, in place).
+        report
+            .warnings
+            .extend(crate::node::report_settings_not_understood(
+                &roster,
+                &self.metrics,
+            ));
+        let loaded = EventKind::roster_loaded(&roster);
         self.trust.replace(roster, policy);
         self.encryption_keys.replace(ring);
         let now = Timestamp::now().as_millis();
         let mut events = Vec::new();
         if roster_changed {
-            events.push(Event::new(
-                now,
-                EventKind::RosterLoaded {
-                    version: report.roster_version,
-                },
-            ));
+            events.push(Event::new(now, loaded));
         }
         if policy_changed {
             events.push(Event::new(

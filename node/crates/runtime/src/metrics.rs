@@ -122,6 +122,10 @@ pub struct Metrics {
     /// 1 while the roster names a current encryption key of this agency that no
     /// configured key file holds (mail sealed to it cannot be opened), else 0.
     pub encryption_key_missing: Gauge,
+    /// How many `federation_settings` of the roster in force this build does not
+    /// understand (a later build's, signed and ignored; issue 21, s35): above 0, the
+    /// node should be upgraded.
+    pub roster_settings_not_understood: Gauge,
     /// Records newly stored, by source.
     pub stored: Family<SourceLabel, Counter>,
     /// Records received from peers.
@@ -220,6 +224,7 @@ impl Metrics {
             store_healthy: Gauge::default(),
             store_errors: Counter::default(),
             encryption_key_missing: Gauge::default(),
+            roster_settings_not_understood: Gauge::default(),
             stored: Family::default(),
             received: Family::default(),
             sent: Family::default(),
@@ -283,6 +288,11 @@ impl Metrics {
             "encryption_key_missing",
             "1 while the roster's current encryption key of this agency is in no configured key file",
             m.encryption_key_missing.clone(),
+        );
+        r.register(
+            "roster_settings_not_understood",
+            "Federation settings of the roster in force this build does not understand (ignored; upgrade the node)",
+            m.roster_settings_not_understood.clone(),
         );
         r.register(
             "records_stored",

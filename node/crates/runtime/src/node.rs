@@ -489,6 +489,40 @@ pub fn report_missing_current_key(
     Some(e.to_string())
 }
 
+/// Startup and reload alike (issue 21, s35): when the roster carries federation
+/// settings this build does not understand (a later build's; the roster is signed
+/// and applied all the same, so its revocations take effect), logs a warning naming
+/// them, sets the `roster_settings_not_understood` gauge to their number and returns
+/// the warning for the reload's report; otherwise clears the gauge. Called once the
+/// roster is in force (review s35-roster L4). At most
+/// [`wlnode_crypto::roster::MAX_SETTINGS_SHOWN`] names, the rest counted (review
+/// s35-roster L3; every name is `[a-z0-9_]+`, so none needs escaping). The audit
+/// log's `roster_loaded` names them too (review s35-roster H1), so an auditor never
+/// proves a breach of a cut-over this node did not apply.
+pub fn report_settings_not_understood(roster: &Roster, metrics: &Metrics) -> Option<String> {
+    let count = roster.settings_not_understood().len();
+    metrics
+        .roster_settings_not_understood
+        .set(i64::try_from(count).unwrap_or(i64::MAX));
+    if count == 0 {
+        return None;
+    }
+    let (names, more) = roster.settings_not_understood_shown();
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let w = format!(
+        "roster version {} carries federation settings this build does not understand \
+         (ignored; upgrade this node): {}{more}",
+        roster.version(),
+        names.join(", ")
+    );
+    tracing::warn!(roster_version = roster.version(), settings = ?names, "{w}");
+    Some(w)
+}
+
 /// The roster's current encryption key of `agency` when it is not among `keys`, with
 /// the place it was looked for. `None` when the key is held, when the roster names
 /// none, or when the config names no encryption key at all (a node that opens no
@@ -661,6 +695,7 @@ impl RunningNode {
             Timestamp::now(),
             &metrics,
         );
+        report_settings_not_understood(&loaded.roster, &metrics);
         let agency = cfg.agency().clone();
         let roster = Arc::new(loaded.roster);
         let (policy, warnings) =
@@ -702,12 +737,7 @@ impl RunningNode {
                     version: env!("CARGO_PKG_VERSION").into(),
                 },
             ),
-            Event::new(
-                now,
-                EventKind::RosterLoaded {
-                    version: roster.version(),
-                },
-            ),
+            Event::new(now, EventKind::roster_loaded(&roster)),
             Event::new(
                 now,
                 EventKind::PolicyLoaded {

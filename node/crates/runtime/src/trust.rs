@@ -235,6 +235,82 @@ mod tests {
     use wlnode_config::roster_edit::{self, NewMember};
     use wlnode_crypto::{SecretKey, Timestamp};
 
+    /// Issue 21, s35 (s32 L4): a node loads (verifies, anchors, applies) a roster
+    /// that a later build's authority signed with a federation setting this build
+    /// does not know, and the revocation in the same roster takes effect: a record
+    /// signed by the revoked key after `revoked_at` is refused. The setting is
+    /// reported (warning, gauge). Before, the roster was refused (`deny_unknown_fields`
+    /// on `federation_settings`) and the node kept trusting the stolen key.
+    #[test]
+    fn a_later_builds_setting_does_not_keep_a_revocation_from_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let authority = SecretKey::generate().unwrap();
+        let me: wlnode_crypto::model::AgencyCode = "AA-EXPORT".parse().unwrap();
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        let start = Timestamp::now().as_millis() - 3_600_000;
+        let text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        let text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                me.as_str(),
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                vec![node.public_key().peer_id()],
+                &["eu"],
+                Timestamp(start),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let path = dir.path().join("roster.toml");
+        let publish = |bytes: &[u8]| {
+            let sig = wlnode_crypto::roster::sign_roster(bytes, &authority);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::write(wlnode_config::roster_file::sig_path(&path), sig.to_text()).unwrap();
+        };
+        let (v1_text, _, _) = roster_edit::sign(&text, &authority).unwrap();
+        publish(v1_text.as_bytes());
+        let v1 = load_roster(&store, &path, &[]).unwrap().roster;
+        apply_revocations_and_anchor(&store, &v1, &me).unwrap();
+        let revoked_at = Timestamp(start + 1_800_000);
+        let later = Timestamp(start + 2_400_000);
+        assert!(
+            v1.check_record_signer(&me, &key.public_key(), later)
+                .is_ok()
+        );
+        // Version 2, as a later build signs it: the revocation plus a setting this
+        // build does not know (this build's `sign` would refuse it, so the bytes are
+        // signed directly, as the later authority's tool does).
+        let revoked =
+            roster_edit::revoke_key(&v1_text, &me, &key.public_key(), revoked_at, "stolen", &[])
+                .unwrap();
+        let (v2_text, _, _) = roster_edit::sign(&revoked, &authority).unwrap();
+        let v2_text = format!(
+            "{v2_text}\n[federation_settings]\nsettlement_rule_since = 2027-01-01T00:00:00Z\n"
+        );
+        publish(v2_text.as_bytes());
+        let loaded = load_roster(&store, &path, &[]).expect("the later roster is loaded");
+        let v2 = loaded.roster;
+        assert_eq!(v2.version(), 2);
+        assert_eq!(v2.hash(), wlnode_crypto::sha256::digest(v2_text.as_bytes()));
+        assert!(matches!(
+            v2.check_record_signer(&me, &key.public_key(), later),
+            Err(RosterError::RevokedKey { .. })
+        ));
+        apply_revocations_and_anchor(&store, &v2, &me).unwrap();
+        let anchor = store.roster_anchor().unwrap().unwrap().accepted.unwrap();
+        assert_eq!((anchor.1, anchor.2), (2, v2.hash()));
+        let metrics = crate::metrics::Metrics::new();
+        let w = crate::node::report_settings_not_understood(&v2, &metrics).unwrap();
+        assert!(w.contains("settlement_rule_since"), "{w}");
+        assert_eq!(metrics.roster_settings_not_understood.get(), 1);
+        assert!(crate::node::report_settings_not_understood(&v1, &metrics).is_none());
+        assert_eq!(metrics.roster_settings_not_understood.get(), 0);
+    }
+
     /// Review s31-fixes X7: a store error while the revocations of a new roster are
     /// applied leaves the stored anchor at the old roster; the retry applies both.
     /// Review s32-consult L7: the store's switch now also fails the N-th write alone,

@@ -537,7 +537,16 @@ fn audit_tree_with_recomputed_small_subtrees_matches_the_full_tree() {
     let mut size = 0u64;
     for batch in [1usize, 2, 5, 16, 1, 31, 17, 64, 3, 40, 65, 130] {
         let events: Vec<Event> = (0..batch)
-            .map(|i| Event::new(size + i as u64, EventKind::RosterLoaded { version: 7 }))
+            .map(|i| {
+                Event::new(
+                    size + i as u64,
+                    EventKind::RosterLoaded {
+                        version: 7,
+                        not_understood: Vec::new(),
+                        not_understood_more: 0,
+                    },
+                )
+            })
             .collect();
         s.audit_append_nosync(&events).unwrap();
         for e in &events {

@@ -323,31 +323,33 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                     ..
                 }
             );
+            // The setting that requires it rides along: a keeper whose build did not
+            // understand that very setting is not proven to breach it (review
+            // s35-roster H1).
+            const RECEIPTS: &str = "consult_receipts_required_since";
+            const TERMS: &str = "consult_refusal_terms_required_since";
             let lacks = match step.kind.evidence() {
                 None => {
-                    let terms = terms_since.filter(|_| too_short);
+                    let terms = terms_since.filter(|_| too_short).map(|s| (s, TERMS));
                     receipts_since
+                        .map(|s| (s, RECEIPTS))
                         .into_iter()
                         .chain(terms)
-                        .min()
-                        .map(|s| ("its receipt", s))
+                        .min_by_key(|(s, _)| *s)
+                        .map(|(s, setting)| ("its receipt", s, setting))
                 }
                 // Review s35-deadline H1: a receipt this build reads that signs no
                 // minimum and roster version (one it cannot read is judged by
                 // `evidence_of`).
                 Some(signed) if too_short => terms_since
                     .filter(|_| signed.open().is_ok_and(|r| r.applied().is_none()))
-                    .map(|s| ("the minimum and roster version its receipt signs", s)),
+                    .map(|s| ("the minimum and roster version its receipt signs", s, TERMS)),
                 Some(_) => None,
             };
-            let Some((what, since)) = lacks else {
+            let Some((what, since, setting)) = lacks else {
                 continue;
             };
-            if !takes_one
-                || step.from == *keeper
-                || at < since.as_millis()
-                || !cap.take(step)
-            {
+            if !takes_one || step.from == *keeper || at < since.as_millis() || !cap.take(step) {
                 continue;
             }
             let detail = format!(
@@ -368,7 +370,12 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                 "judged_at": at,
                 "required_since": since.as_millis(),
             });
-            if x.roster_settled_before(*i, roster.version(), at) {
+            // Review s35-roster H1: a keeper whose build logged the cut-over as not
+            // understood did not apply it; taking the message was that build's
+            // rule, not a breach it can be proven guilty of.
+            if x.roster_settled_before(*i, roster.version(), at)
+                && x.not_understood.understood_before(*i, setting)
+            {
                 report.violations.push(proven(
                     "consultation_evidence_missing",
                     keeper.as_str(),
@@ -591,6 +598,9 @@ struct LogIndex<'a> {
     rosters: Vec<(u64, u64)>,
     /// The times of those `roster_loaded` events (same order).
     roster_times: Vec<u64>,
+    /// Review s35-roster H1: which settings the keeper's builds logged as not
+    /// understood.
+    not_understood: NotUnderstood,
     /// Every `roster_loaded` event of a reload (not the one a start logs right
     /// after `node_started`), covered or not: (index, time, version), by index.
     reloads: Vec<(u64, u64, u64)>,
@@ -643,16 +653,17 @@ impl<'a> LogIndex<'a> {
             .iter()
             .filter(|(i, _)| *i < log.covered)
             .filter_map(|(i, e)| match e.kind {
-                EventKind::RosterLoaded { version } => Some(((*i, version), e.at)),
+                EventKind::RosterLoaded { version, .. } => Some(((*i, version), e.at)),
                 _ => None,
             })
             .unzip();
+        let not_understood = NotUnderstood::of(log);
         let mut reloads: Vec<(u64, u64, u64)> = log
             .events
             .iter()
             .enumerate()
             .filter_map(|(n, (i, e))| match e.kind {
-                EventKind::RosterLoaded { version } => {
+                EventKind::RosterLoaded { version, .. } => {
                     let started = n
                         .checked_sub(1)
                         .and_then(|p| log.events.get(p))
@@ -709,6 +720,7 @@ impl<'a> LogIndex<'a> {
             rejected,
             rosters,
             roster_times,
+            not_understood,
             reloads,
             uncovered_from,
             by_time,
@@ -784,6 +796,66 @@ impl<'a> LogIndex<'a> {
         k.checked_sub(1)
             .and_then(|k| self.by_time.get(k))
             .map_or(0, |(_, u)| *u)
+    }
+}
+
+/// Review s35-roster H1: the settings a keeper's node logged, in its
+/// `roster_loaded` events, as not understood by its build. A node's build changes
+/// only across a restart, so what matters for an event is the `roster_loaded` events
+/// of the run it belongs to (since the latest `node_started` before it).
+pub(super) struct NotUnderstood {
+    /// Indexes of `node_started` events, ascending.
+    starts: Vec<u64>,
+    /// Covered `roster_loaded` events naming a setting not understood: (index,
+    /// names, whether more were left out), ascending.
+    loaded: Vec<(u64, Vec<String>, bool)>,
+}
+
+impl NotUnderstood {
+    pub(super) fn of(log: &Log<'_>) -> Self {
+        let mut starts = Vec::new();
+        let mut loaded = Vec::new();
+        for (i, e) in &log.events {
+            match &e.kind {
+                EventKind::NodeStarted { .. } => starts.push(*i),
+                EventKind::RosterLoaded {
+                    not_understood,
+                    not_understood_more,
+                    ..
+                } if *i < log.covered
+                    && (!not_understood.is_empty() || *not_understood_more > 0) =>
+                {
+                    loaded.push((*i, not_understood.clone(), *not_understood_more > 0));
+                }
+                _ => {}
+            }
+        }
+        starts.sort_unstable();
+        loaded.sort_unstable_by_key(|(i, _, _)| *i);
+        Self { starts, loaded }
+    }
+
+    /// Whether the keeper's build ran `setting` at event `index`, as far as its log
+    /// says: false when a covered `roster_loaded` of the same run, before the event,
+    /// names it as not understood (or left names out).
+    pub(super) fn understood_before(&self, index: u64, setting: &str) -> bool {
+        let k = self.starts.partition_point(|s| *s < index);
+        let run_from = k
+            .checked_sub(1)
+            .and_then(|k| self.starts.get(k))
+            .copied()
+            .unwrap_or(0);
+        !self.loaded.iter().any(|(i, names, more)| {
+            (run_from..index).contains(i) && (*more || names.iter().any(|n| n == setting))
+        })
+    }
+
+    /// Whether any covered `roster_loaded` of the log names `setting` as not
+    /// understood (or left names out).
+    pub(super) fn ever(&self, setting: &str) -> bool {
+        self.loaded
+            .iter()
+            .any(|(_, names, more)| *more || names.iter().any(|n| n == setting))
     }
 }
 
@@ -1247,6 +1319,7 @@ fn origin_ran_settled(
     indexes: &[LogIndex<'_>],
     r: &wlnode_consult::StepReceipt,
     skew: u64,
+    understood: Option<&str>,
 ) -> bool {
     let Some(message) = r.refused_message else {
         return false;
@@ -1278,12 +1351,20 @@ fn origin_ran_settled(
             .is_some_and(|c| c >= at.saturating_add(skew))
             && o.uncovered_from
                 .is_none_or(|u| u >= at.saturating_add(skew));
+        // Review s35-roster H1: with `understood`, also that the node's build
+        // understood that setting then (a build that logged it as not understood
+        // did not apply it).
+        let understands =
+            |index: u64| understood.is_none_or(|u| o.not_understood.understood_before(index, u));
         let settled = match o.rejected.get(message.as_str()) {
             Some((index, when)) => {
                 audited = true;
-                o.roster_settled_before(*index, roster.version(), *when)
+                o.roster_settled_before(*index, roster.version(), *when) && understands(*index)
             }
-            None => o.roster_settled_before(o.events_until(at), roster.version(), at),
+            None => {
+                let index = o.events_until(at);
+                o.roster_settled_before(index, roster.version(), at) && understands(index)
+            }
         };
         if !covered || !settled {
             return false;
@@ -1410,7 +1491,13 @@ fn signed_refusal_implausible(
                 if roster
                     .consult_refusal_terms_required_since()
                     .is_some_and(|since| at >= since.as_millis())
-                    && origin_ran_settled(roster, indexes, r, skew)
+                    && origin_ran_settled(
+                        roster,
+                        indexes,
+                        r,
+                        skew,
+                        Some("consult_refusal_terms_required_since"),
+                    )
                 {
                     return Some(
                         "deadline_too_short signing no minimum and roster version, which the roster the origin ran requires",
@@ -1418,7 +1505,7 @@ fn signed_refusal_implausible(
                 }
                 // A receipt that signs no minimum: the roster the origin's logs
                 // show.
-                return (long_enough && origin_ran_settled(roster, indexes, r, skew))
+                return (long_enough && origin_ran_settled(roster, indexes, r, skew, None))
                     .then_some(
                         "deadline_too_short of a deadline that left at least the roster's minimum after the origin signed the refusal",
                     );
@@ -1453,7 +1540,7 @@ fn signed_refusal_implausible(
             // long enough.
             (applied.roster_version < roster.version()
                 && long_enough
-                && origin_ran_settled(roster, indexes, r, skew))
+                && origin_ran_settled(roster, indexes, r, skew, None))
             .then_some(
                 "deadline_too_short signing an older roster than the one its logs had loaded, under which the deadline was long enough",
             )

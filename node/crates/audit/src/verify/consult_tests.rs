@@ -284,7 +284,19 @@ fn refused(id: ConsultationId, reason: wlnode_consult::RefusalReason, at: u64) -
 }
 
 fn roster_loaded(version: u64, at: u64) -> Event {
-    Event::new(at, EventKind::RosterLoaded { version })
+    roster_loaded_not_understanding(version, at, &[])
+}
+
+/// A `roster_loaded` naming settings its build did not understand.
+fn roster_loaded_not_understanding(version: u64, at: u64, not_understood: &[&str]) -> Event {
+    Event::new(
+        at,
+        EventKind::RosterLoaded {
+            version,
+            not_understood: not_understood.iter().map(|n| (*n).to_owned()).collect(),
+            not_understood_more: 0,
+        },
+    )
 }
 
 /// Issue 21, left open at s31: an `unknown_consultation` refusal is implausible for
@@ -2036,6 +2048,104 @@ fn a_step_without_a_receipt_after_the_cut_over_is_proven_against_its_keeper() {
     assert!(missing(&v).is_empty(), "{v:?}");
 }
 
+/// Review s35-roster H1: a keeper whose build logged the roster's
+/// `consult_receipts_required_since` as not understood (in its `roster_loaded`) did
+/// not apply the cut-over: a step it kept without a receipt after the cut-over is
+/// the pair's unproven finding, not a proof against it. After a restart whose
+/// `roster_loaded` of the same roster names nothing (an upgraded build), the proof
+/// holds again; and a name left out (`not_understood_more`) counts as not
+/// understood.
+#[test]
+fn a_keeper_that_did_not_understand_the_cut_over_is_not_proven_to_breach_it() {
+    let t = t0();
+    let cut = t + 60_000;
+    let f = fixture_settings(&format!("consult_receipts_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let id = ConsultationId([52; 16]);
+    let loaded = |names: &[&str], more: u64, at: u64| {
+        Event::new(
+            at,
+            EventKind::RosterLoaded {
+                version: v0,
+                not_understood: names.iter().map(|n| (*n).to_owned()).collect(),
+                not_understood_more: more,
+            },
+        )
+    };
+    let started = |at: u64| {
+        Event::new(
+            at,
+            EventKind::NodeStarted {
+                version: "0.1.0".into(),
+            },
+        )
+    };
+    let own_request = step(
+        id,
+        TrailKind::Requested {
+            evidence: None,
+            deadline: Timestamp(t + DEADLINE),
+        },
+        t + 1000,
+        1,
+        0,
+    );
+    let answered = step(
+        id,
+        TrailKind::Answered {
+            evidence: None,
+            answer: Answer::NoObjection,
+        },
+        cut + 1000,
+        0,
+        1,
+    );
+    let requester = |run: Vec<Event>| {
+        let mut events = run;
+        events.push(own_request.clone());
+        events.push(answered.clone());
+        let size = events.len() as u64;
+        log(&f, 1, &events, &[size])
+    };
+    let pair = vec![(PAIR.to_owned(), false)];
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 600_000),
+            loaded(&["consult_receipts_required_since"], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), pair, "{v:?}");
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 600_000),
+            loaded(&["some_later_setting"], 1, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), pair, "{v:?}");
+    // Another setting not understood: the cut-over was applied, the proof holds.
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 600_000),
+            loaded(&["some_later_setting"], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+    // An upgraded build, restarted on the same roster: proven again.
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 900_000),
+            loaded(&["consult_receipts_required_since"], 0, t - 900_000),
+            started(t - 600_000),
+            loaded(&[], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), vec![(NAMES[1].to_owned(), true)], "{v:?}");
+}
+
 /// Review s34-consult M1: the keeper of a step without a receipt cannot escape the
 /// proof (i) by dating the step before the cut-over although it appended it after
 /// signing a checkpoint past the cut-over and the skew, nor (ii) by logging an older
@@ -2861,8 +2971,21 @@ fn an_honest_too_short_refusal_across_a_roster_reload_is_not_proven() {
 /// before `t`, loaded `v0` at `loaded_at`, and audited the refused message
 /// ([`REFUSED`]) half a second before `signed_at`: its events in time order.
 fn origin_log(f: &Fixture, v0: u64, t: u64, loaded_at: u64, signed_at: u64) -> ExportedLog {
+    origin_log_not_understanding(f, v0, t, loaded_at, signed_at, &[])
+}
+
+/// [`origin_log`], its load of `v0` naming `not_understood` as settings its build
+/// did not understand (review s35-roster H1).
+fn origin_log_not_understanding(
+    f: &Fixture,
+    v0: u64,
+    t: u64,
+    loaded_at: u64,
+    signed_at: u64,
+    not_understood: &[&str],
+) -> ExportedLog {
     let mut middle = [
-        roster_loaded(v0, loaded_at),
+        roster_loaded_not_understanding(v0, loaded_at, not_understood),
         mail_rejected(REFUSED, 1, signed_at - 500),
     ];
     middle.sort_by_key(|e| e.at);
@@ -2884,11 +3007,27 @@ fn too_short_requester(
     signed_at: u64,
     evidence: Option<wlnode_consult::SignedReceipt>,
 ) -> ExportedLog {
+    too_short_requester_not_understanding(f, v0, id, t, deadline, signed_at, evidence, &[])
+}
+
+/// [`too_short_requester`], its load of `v0` naming `not_understood` (review
+/// s35-roster H1).
+#[allow(clippy::too_many_arguments)]
+fn too_short_requester_not_understanding(
+    f: &Fixture,
+    v0: u64,
+    id: ConsultationId,
+    t: u64,
+    deadline: u64,
+    signed_at: u64,
+    evidence: Option<wlnode_consult::SignedReceipt>,
+    not_understood: &[&str],
+) -> ExportedLog {
     log(
         f,
         1,
         &[
-            roster_loaded(v0, t - DAY),
+            roster_loaded_not_understanding(v0, t - DAY, not_understood),
             step(
                 id,
                 TrailKind::Requested {
@@ -3139,4 +3278,53 @@ fn a_too_short_refusal_leaving_its_terms_out_after_the_cut_over_is_proven() {
     let v = consult_findings(&f, &[origin(after), requester]);
     assert_eq!(implausible_proven(&v), Vec::<&str>::new(), "{v:?}");
     assert_eq!(missing(&v), vec![], "{v:?}");
+}
+
+/// Review s35-roster H1 over s35-deadline H1: a node whose build logged
+/// `consult_refusal_terms_required_since` as not understood did not apply it, so
+/// leaving the terms out of its refusal (origin) or keeping such a refusal
+/// (requester) is not proven against it: both become the pair. Another setting it
+/// did not understand changes nothing.
+#[test]
+fn a_node_that_did_not_understand_the_terms_cut_over_is_not_proven_to_breach_it() {
+    let t = t0();
+    let cut = t;
+    let f = fixture_settings(&format!("consult_refusal_terms_required_since = {cut}"));
+    let v0 = f.roster.version();
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let id = ConsultationId([53; 16]);
+    let after = cut + 60_000;
+    let short = after + min_s * 500;
+    let findings = |names: &[&str]| {
+        let r = too_short_receipt(&f, id, short, after, None);
+        let origin = origin_log_not_understanding(&f, v0, t, after - 3_600_000, after, names);
+        let requester = too_short_requester_not_understanding(
+            &f,
+            v0,
+            id,
+            t - DAY,
+            short,
+            after,
+            Some(r),
+            names,
+        );
+        let v = consult_findings(&f, &[origin, requester]);
+        (
+            implausible_proven(&v)
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            missing(&v),
+        )
+    };
+    assert_eq!(
+        findings(&["some_later_setting"]),
+        (
+            vec![NAMES[0].to_string()],
+            vec![(NAMES[1].to_string(), true)]
+        )
+    );
+    let (proven, missing) = findings(&["consult_refusal_terms_required_since"]);
+    assert_eq!(proven, Vec::<String>::new());
+    assert!(missing.iter().all(|(_, p)| !p), "{missing:?}");
 }

@@ -452,6 +452,50 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
     assert!(against(&rep, S).is_empty(), "{:?}", rep.violations);
 }
 
+/// Review s35-roster H1: a relay whose build logged the roster's
+/// `mail_acks_required_since` as not understood (in its `roster_loaded`) did not
+/// apply the cut-over, so its bare `handed` is read as that build's, as before a
+/// cut-over: the roster's cut-over is no evidence against it (its own signed acks
+/// still are). Another setting not understood changes nothing.
+#[test]
+fn a_relay_that_did_not_understand_the_mail_cut_over_is_not_judged_by_it() {
+    let t = t0();
+    let exp = t + 600_000;
+    let done = t + 3_600_000;
+    let f = fixture_with(&format!("mail_acks_required_since = {}", t - 1_000));
+    let run = |names: &[&str]| {
+        vec![
+            Event::new(
+                t - 600_000,
+                EventKind::NodeStarted {
+                    version: "0.1.0".into(),
+                },
+            ),
+            Event::new(
+                t - 600_000,
+                EventKind::RosterLoaded {
+                    version: f.roster.version(),
+                    not_understood: names.iter().map(|n| (*n).to_owned()).collect(),
+                    not_understood_more: 0,
+                },
+            ),
+            mail("received", S, D, S, t, exp, None),
+            mail("handed", S, D, N, t + 60_000, exp, None),
+            own_hand_over(&f, N, t + 120_000),
+            Event::new(done, EventKind::NodeStopped),
+        ]
+    };
+    let rep = audit(&f, &[log(&f, R, &run(&["some_later_setting"]))]);
+    assert_eq!(
+        against(&rep, R),
+        ["mail_not_relayed"],
+        "{:?}",
+        rep.violations
+    );
+    let rep = audit(&f, &[log(&f, R, &run(&["mail_acks_required_since"]))]);
+    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+}
+
 fn audit_with(f: &Fixture, logs: &[ExportedLog], state: &AuditorState) -> Report {
     verify(
         &f.roster,
