@@ -34,6 +34,7 @@
 //! consultation_min_deadline_secs = 86400  # shortest consultation deadline (default 1 day)
 //! mail_acks_required_since = 2026-12-10T00:00:00Z  # optional: every member signs hand-overs since
 //! consult_receipts_required_since = 2026-12-10T00:00:00Z  # optional: consultation steps need receipts since
+//! consult_keyed_by_requester_since = 2026-12-20T00:00:00Z  # optional: one consultation per requester and id since
 //! ```
 //!
 //! Encryption keys rotate like signing keys: a new roster version adds the new key and
@@ -286,6 +287,16 @@ pub struct FederationSettings {
     /// rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consult_receipts_required_since: Option<Timestamp>,
+    /// From when an origin opens a requester's own consultation under an id another
+    /// requester already holds there (issue 21, s35: one consultation per requester
+    /// and id, closing the two-message probe on ids). The authority sets it once
+    /// every auditor (and node) runs s35: an auditor before s35 replays a node's log
+    /// on one track per id and would prove two requesters' tracks under one id
+    /// against the honest origin (review s35-key H1). Absent, or before it: such a
+    /// request is refused as before s35 (quietly, or with the refusal a new request
+    /// would get), so no log shows two requesters under one id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consult_keyed_by_requester_since: Option<Timestamp>,
 }
 
 /// A revoked key.
@@ -641,6 +652,16 @@ impl Roster {
             .federation_settings
             .as_ref()
             .and_then(|s| s.consult_receipts_required_since)
+    }
+
+    /// From when an origin keeps one consultation per requester and id, opening a
+    /// request under an id another requester holds there, if the authority says so
+    /// (`federation_settings.consult_keyed_by_requester_since`).
+    pub fn consult_keyed_by_requester_since(&self) -> Option<Timestamp> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.consult_keyed_by_requester_since)
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

@@ -77,6 +77,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
             consultation_min_deadline_secs: None,
             mail_acks_required_since: None,
             consult_receipts_required_since: None,
+            consult_keyed_by_requester_since: None,
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()

@@ -3028,12 +3028,47 @@ async fn applied(c: &Cluster, i: usize, id: MessageId, from: &AgencyCode) -> boo
 /// C's own consultation under either id, both probes get the same answers, B's
 /// consultation is untouched, and the id alone is ambiguous at A (both requesters
 /// named), while `REQUESTER:ID` names each. The auditor passes A's log, which holds
-/// two `requested` steps under one id from two requesters.
+/// two `requested` steps under one id from two requesters. This holds from the
+/// roster's `consult_keyed_by_requester_since` on (review s35-key H1; set here to a
+/// time long past): without it, see
+/// `before_the_keyed_cut_over_a_request_under_a_held_id_is_refused_as_before`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_message_probe_under_another_members_id_learns_nothing() {
+    probe_under_another_members_id(true).await;
+}
+
+/// Review s35-key H1: without the roster's `consult_keyed_by_requester_since` (the
+/// federation's auditors may still run a build that replays one track per id, and
+/// would prove two requesters' tracks under one id against the honest origin), A
+/// refuses C's request under B's id exactly as before s35: dropped quietly (a new
+/// request would have been taken), so C's information is refused
+/// `unknown_consultation`, while under a fresh id C's request opens and its
+/// information is refused `wrong_round` (the oracle stays open until the cut-over).
+/// A holds one consultation under B's id, the id alone names it, and the auditor
+/// passes A's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_keyed_cut_over_a_request_under_a_held_id_is_refused_as_before() {
+    probe_under_another_members_id(false).await;
+}
+
+/// The two-message probe of C's under B's id and under a fresh id at A, with the
+/// roster's `consult_keyed_by_requester_since` set long past (`keyed`) or absent.
+async fn probe_under_another_members_id(keyed: bool) {
     use wlnode_runtime::consultations::{ConsultServiceError, ConsultationRef};
     let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2), (0, 2)]);
+    if keyed {
+        federation_settings(&c, "consult_keyed_by_requester_since = 1");
+    }
     c.start_all().await;
+    assert_eq!(
+        c.node(0)
+            .services
+            .trust
+            .roster()
+            .consult_keyed_by_requester_since()
+            .is_some(),
+        keyed
+    );
     let (_, ok) = requested(&c, Duration::from_secs(30 * 86_400)).await;
     wait_for(T, "A has B's request", || async {
         consultation(&c, 0, ok).await.is_some()
@@ -3113,16 +3148,38 @@ async fn a_two_message_probe_under_another_members_id_learns_nothing() {
             .map(|h| (h.consultation.state(), h.consultation.round()));
         answers.push((got, mine.ok()));
     }
+    let fresh_answers = (
+        vec![(2, wlnode_consult::RefusalReason::WrongRound)],
+        Some((wlnode_consult::State::Open, 1)),
+    );
+    assert_eq!(answers[1], fresh_answers);
+    if !keyed {
+        // As before s35: the request under B's id was dropped (no refusal for
+        // round 1), and the information refused as for an unknown consultation.
+        assert_eq!(
+            answers[0],
+            (
+                vec![(2, wlnode_consult::RefusalReason::UnknownConsultation)],
+                None
+            )
+        );
+        let b_now = c.node(0).services.consultations.get(ok).await.unwrap();
+        assert_eq!(b_now, b_at_a, "B's consultation at A is untouched");
+        for i in 0..3 {
+            c.stop(i).await;
+        }
+        let report = verify(&c, 3);
+        let bad: Vec<_> = report
+            .violations
+            .iter()
+            .filter(|v| v.kind.starts_with("consultation"))
+            .collect();
+        assert!(bad.is_empty(), "{bad:#?}");
+        return;
+    }
     assert_eq!(
         answers[0], answers[1],
         "the probe under B's id is answered as under a fresh one"
-    );
-    assert_eq!(
-        answers[0],
-        (
-            vec![(2, wlnode_consult::RefusalReason::WrongRound)],
-            Some((wlnode_consult::State::Open, 1))
-        )
     );
     // B's consultation at A is untouched, and named with its requester.
     let b_now = c

@@ -239,6 +239,10 @@ struct Summary {
     /// sender's signed receipt, and an auditor proves a step logged without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     consult_receipts_required_since: Option<u64>,
+    /// `federation_settings.consult_keyed_by_requester_since` (Unix ms), when set:
+    /// from then on an origin keeps one consultation per requester and id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consult_keyed_by_requester_since: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -265,6 +269,9 @@ fn summary(r: &Roster) -> Summary {
         mail_acks_required_since: r.mail_acks_required_since().map(Timestamp::as_millis),
         consult_receipts_required_since: r
             .consult_receipts_required_since()
+            .map(Timestamp::as_millis),
+        consult_keyed_by_requester_since: r
+            .consult_keyed_by_requester_since()
             .map(Timestamp::as_millis),
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now()),
         members: r
@@ -306,6 +313,12 @@ fn print_summary(s: &Summary) {
     if let Some(t) = s.consult_receipts_required_since {
         println!(
             "  consultation steps need signed receipts since {} ({t})",
+            Timestamp(t).to_rfc3339()
+        );
+    }
+    if let Some(t) = s.consult_keyed_by_requester_since {
+        println!(
+            "  consultations keyed by requester and id since {} ({t})",
             Timestamp(t).to_rfc3339()
         );
     }

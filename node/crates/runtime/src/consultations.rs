@@ -604,6 +604,14 @@ fn receipt_required_since(
     (now >= since).then_some(since)
 }
 
+/// Whether an origin opens a request under an id another requester holds here as the
+/// sender's own consultation at `now`: from the roster's
+/// `consult_keyed_by_requester_since` on (review s35-key H1). Before it, or without
+/// it, such a request is refused as before s35.
+fn keyed_by_requester(since: Option<Timestamp>, now: Timestamp) -> bool {
+    since.is_some_and(|since| now >= since)
+}
+
 /// A request or round of information we may refuse: what the signed refusal names.
 #[derive(Clone, Copy, Debug)]
 struct Refusable {
@@ -1280,6 +1288,19 @@ impl Consultations {
             .collect()
     }
 
+    /// Whether any requester's consultation is held here under `id` (one row read).
+    async fn held_under(&self, id: ConsultationId) -> Result<bool, ConsultServiceError> {
+        self.migrate().await?;
+        let from = key(CONSULT, &id.0);
+        let mut to = from.clone();
+        to.push(0xff);
+        Ok(!self
+            .store
+            .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, 1))
+            .await?
+            .is_empty())
+    }
+
     /// One consultation: `REQUESTER:ID`, or the id alone when one requester's
     /// consultation holds it here (several: [`ConsultServiceError::AmbiguousConsultation`]).
     pub async fn get(&self, at: impl Into<ConsultationRef>) -> Result<Held, ConsultServiceError> {
@@ -1873,6 +1894,10 @@ impl Consultations {
             _ => None,
         };
         let mut hint: Option<RefusalReason> = None;
+        // A request under an id another requester holds, before the cut-over to one
+        // consultation per requester and id: refused without a signed refusal when a
+        // new request would have been taken (as before s35).
+        let mut quiet = false;
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -1889,11 +1914,44 @@ impl Consultations {
                         req.entry_id
                     )))
                 } else if self.load(&item.from, req.consultation_id).await?.is_some() {
-                    // The requester's own request again: nothing new. Another
+                    // The requester's own request again: nothing new. From the
+                    // roster's `consult_keyed_by_requester_since` on, another
                     // member's consultation under the same id is not this one
                     // (review s33/s34-consult L1): the request opens the sender's
                     // own, as if the id were not held.
                     Ok(None)
+                } else if !keyed_by_requester(
+                    self.trust.roster().consult_keyed_by_requester_since(),
+                    now,
+                ) && self.held_under(req.consultation_id).await?
+                {
+                    // Before that cut-over (or without it), as before s35 (review
+                    // s31-fixes C3): the id is held here by another requester (or by
+                    // us, as a requester), so no second requester's consultation is
+                    // opened under it, and an auditor before s35, which replays one
+                    // track per id, never sees two (review s35-key H1). Judged as a
+                    // new request would be (the same refusal, or none), so the sender
+                    // cannot tell the id is in use from this message alone.
+                    let roster = self.trust.roster();
+                    let min = Duration::from_secs(roster.consultation_min_deadline_secs());
+                    if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
+                        hint = Some(RefusalReason::TooManyOpen);
+                    } else if let Err(e) = Consultation::receive_request(
+                        &self.agency,
+                        &item.from,
+                        req.clone(),
+                        silence_of(roster.silence_rule()),
+                        min,
+                        judged_at(item, now),
+                    ) {
+                        hint = Some(wlnode_consult::refusal_reason(&e));
+                    } else {
+                        quiet = true;
+                    }
+                    Err(ConsultServiceError::Invalid(format!(
+                        "request from {} for consultation {} which another requester holds here",
+                        item.from, req.consultation_id
+                    )))
                 } else if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
                     hint = Some(RefusalReason::TooManyOpen);
                     Err(ConsultServiceError::Invalid(format!(
@@ -2178,8 +2236,11 @@ impl Consultations {
                 self.mark_refused(mark, ev).await?;
                 // Every lookup above was of the sender's own consultations (review
                 // s31-fixes C3, s33/s34-consult L1): the refusal depends on nothing
-                // another member holds. Same per-round mark and daily quota.
-                if let Some(refused) = refusable {
+                // another member holds, except a request under an id held here before
+                // the cut-over to one consultation per requester and id (review s35-key
+                // H1: refused, or dropped quietly, as a new request would be, as before
+                // s35). Same per-round mark and daily quota.
+                if let (false, Some(refused)) = (quiet, refusable) {
                     let reason = hint.unwrap_or(match &e {
                         ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
                         _ => RefusalReason::Invalid,
