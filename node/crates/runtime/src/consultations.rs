@@ -130,6 +130,9 @@ pub enum ConsultServiceError {
     /// A stored consultation does not decode.
     #[error("consultation table is corrupt: {0}")]
     Corrupt(String),
+    /// A consultation named by an officer (`ID` or `REQUESTER:ID`) does not parse.
+    #[error(transparent)]
+    BadRef(#[from] ConsultationRefError),
     /// Several requesters' consultations share this id here and none was named.
     #[error(
         "consultation {id} is held from several requesters ({}): name one as REQUESTER:ID",
@@ -452,22 +455,38 @@ impl ConsultationRef {
         }
     }
 
-    /// Parses `ID` (32 hex characters) or `REQUESTER:ID`.
-    pub fn parse(s: &str) -> Result<Self, ConsultServiceError> {
-        let s = s.trim();
+    /// Parses `ID` (32 hex characters) or `REQUESTER:ID`, exactly: the requester
+    /// must be an agency code by the roster's rules (upper-case letters, digits, `.`
+    /// and `-`), so nothing else (`/`, `..`, `?`, white space, control characters)
+    /// gets through (review s35-key L4: a CLI argument went into an API path as
+    /// given; L9: the console redirected to a segment holding CR LF).
+    pub fn parse(s: &str) -> Result<Self, ConsultationRefError> {
         let (requester, id) = match s.rsplit_once(':') {
             Some((r, id)) => (
-                Some(AgencyCode::new(r).map_err(|e| {
-                    ConsultServiceError::Invalid(format!("consultation requester: {e}"))
-                })?),
+                Some(AgencyCode::new(r).map_err(ConsultationRefError::Requester)?),
                 id,
             ),
             None => (None, s),
         };
-        let id = ConsultationId::from_hex(id)
-            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        let id = ConsultationId::from_hex(id).map_err(|_| ConsultationRefError::Id {
+            given: id.chars().take(40).collect(),
+        })?;
         Ok(Self { id, requester })
     }
+}
+
+/// Why a consultation's name (`ID` or `REQUESTER:ID`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsultationRefError {
+    /// The part before `:` is not an agency code.
+    #[error("consultation requester: {0}")]
+    Requester(wlnode_crypto::model::InvalidValue),
+    /// The id (after `:`, or the whole) is not 32 hex characters.
+    #[error("consultation id: {given:?} is not 32 hex characters")]
+    Id {
+        /// What was given (its first 40 characters).
+        given: String,
+    },
 }
 
 impl std::fmt::Display for ConsultationRef {
@@ -2838,11 +2857,35 @@ mod applied_tests {
         let named = ConsultationRef::parse(&format!("BB-CUSTOMS:{hex}")).unwrap();
         assert_eq!(named, ConsultationRef::of(bb.clone(), id));
         assert_eq!(named.to_string(), format!("BB-CUSTOMS:{hex}"));
-        for bad in ["", "xyz", ":abc", "bb-customs:{hex}", "BB-CUSTOMS:"] {
+        for bad in [
+            "",
+            "xyz",
+            "BB-CUSTOMS:",
+            " {hex}",
+            "{hex}\r\n",
+            "BB-CUSTOMS:{hex}?x",
+        ] {
             assert!(
                 matches!(
                     ConsultationRef::parse(&bad.replace("{hex}", &hex)),
-                    Err(ConsultServiceError::Invalid(_))
+                    Err(ConsultationRefError::Id { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // Review s35-key L4: the requester part is an agency code, nothing else.
+        for bad in [
+            ":{hex}",
+            "bb-customs:{hex}",
+            "../../users/x:{hex}",
+            "BB/CUSTOMS:{hex}",
+            "\r\nBB-CUSTOMS:{hex}",
+            "BB-CUSTOMS :{hex}",
+        ] {
+            assert!(
+                matches!(
+                    ConsultationRef::parse(&bad.replace("{hex}", &hex)),
+                    Err(ConsultationRefError::Requester(_))
                 ),
                 "{bad}"
             );
