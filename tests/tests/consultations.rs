@@ -3237,6 +3237,124 @@ async fn probe_under_another_members_id(keyed: bool) {
     assert!(bad.is_empty(), "{bad:#?}");
 }
 
+/// Review s35-key L1, L2, L8: a migration that crashed half-way (the row in the new
+/// layout written, the old `c` row and an old-layout `m` row still there) is finished
+/// at the next start (old row removed, `m` row naming the requester again); an old
+/// row whose new row holds something else (an older build wrote it again) leaves
+/// the new one as it was and is kept and counted; an undecodable old row is kept and
+/// counted; the consultation still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_done_migration_is_finished_and_rows_it_cannot_move_are_kept_and_counted() {
+    use wlnode_runtime::consultations::Migration;
+    use wlnode_store::tables::LocalTable;
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has B's request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Answer::InfoRequested,
+            Some("who is the end user".into()),
+        )
+        .await
+        .unwrap();
+    c.stop(0).await;
+    let other = wlnode_consult::ConsultationId([0x5a; 16]);
+    let broken = wlnode_consult::ConsultationId([0x5b; 16]);
+    let old_key = |x: wlnode_consult::ConsultationId| {
+        let mut k = vec![b'c'];
+        k.extend_from_slice(&x.0);
+        k
+    };
+    let (answer_row, newer) = {
+        let store = wlnode_store::Store::open(&c.fed.nodes[0].dir.join("data")).unwrap();
+        let rows = store
+            .table_range(LocalTable::Consultations, b"k", b"l", 1000)
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let (k, v) = rows[0].clone();
+        let messages = store
+            .table_range(LocalTable::Consultations, b"m", b"n", 1000)
+            .unwrap();
+        assert_eq!(messages.len(), 1, "A's answer");
+        // The crash: the old row is still there beside its new one, and the m row
+        // still names the id alone.
+        let mut pairs = vec![
+            (old_key(id), v.clone()),
+            (messages[0].0.clone(), messages[0].1[..16].to_vec()),
+        ];
+        // Another consultation whose new row is newer than its old one.
+        let text = String::from_utf8(v.clone())
+            .unwrap()
+            .replace(&id.to_hex(), &other.to_hex());
+        assert_ne!(text.as_bytes(), &v[..], "the id is in the row");
+        let mut newer_key = k.clone();
+        newer_key[1..17].copy_from_slice(&other.0);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        pairs.push((newer_key.clone(), text.clone().into_bytes()));
+        pairs.push((old_key(other), serde_json::to_vec_pretty(&value).unwrap()));
+        // A row that does not decode.
+        pairs.push((old_key(broken), b"not a consultation".to_vec()));
+        store
+            .table_put(LocalTable::Consultations, &pairs, true)
+            .unwrap();
+        (messages[0].0.clone(), (newer_key, text.into_bytes()))
+    };
+    c.start(0).await;
+    let a = &c.node(0).services;
+    assert_eq!(
+        a.consultations.migration().await,
+        Migration {
+            moved: 1,
+            kept: 1,
+            left: 1,
+            failed: false
+        }
+    );
+    let old_rows: Vec<Vec<u8>> = a
+        .store
+        .call(|s| s.table_range(LocalTable::Consultations, b"c", b"d", 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(old_rows, vec![old_key(other), old_key(broken)]);
+    let (nk, nv) = newer;
+    let now = a
+        .store
+        .call(move |s| s.table_get(LocalTable::Consultations, &nk))
+        .await
+        .unwrap();
+    assert_eq!(now, Some(nv), "the newer row is kept as it was");
+    let m = a
+        .store
+        .call(move |s| s.table_get(LocalTable::Consultations, &answer_row))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &m[16..],
+        code(1).as_str().as_bytes(),
+        "the m row names B again"
+    );
+    let at_a = consultation(&c, 0, id).await.unwrap();
+    assert_eq!(at_a.consultation.requester(), &code(1));
+    assert_eq!(
+        at_a.consultation.current_answer(),
+        Some(Answer::InfoRequested)
+    );
+    c.stop(0).await;
+    c.stop(1).await;
+}
+
 /// Review s33/s34-consult L1, store migration: consultations stored before they
 /// were keyed by requester (`c` + id, and `m` rows naming the id alone) are moved
 /// at the first read after the upgrade. A answers `info_requested`, stops, and its
@@ -3303,7 +3421,13 @@ async fn consultations_stored_in_the_layout_keyed_by_id_alone_load_after_the_upg
         messages[0].0.clone()
     };
     c.start(0).await;
-    assert_eq!(c.node(0).services.consultations.migrate().await.unwrap(), 1);
+    assert_eq!(
+        c.node(0).services.consultations.migration().await,
+        wlnode_runtime::consultations::Migration {
+            moved: 1,
+            ..Default::default()
+        }
+    );
     let at_a = consultation(&c, 0, id).await.unwrap();
     assert_eq!(at_a.consultation.requester(), &code(1));
     assert_eq!(

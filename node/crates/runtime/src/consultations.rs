@@ -18,7 +18,7 @@
 //! only ever reach its own consultations, and another member's request under the
 //! same id opens a consultation of its own). Our own consultations as requester are
 //! (us, id). `c` + consultation id → [`Held`] is the layout before (one row per
-//! id), moved to `k` on first use after an upgrade ([`Consultations::migrate`]).
+//! id), moved to `k` once per start ([`Consultations::migration`]).
 //! `m` + message id → consultation id + requester (before: the id alone); `p` + message id + sender → (empty): an inbox message already
 //! applied; `d` + the same → `HeldDecision` (JSON): a decision that arrived before
 //! the deadline by our clock but within the clock skew, with the consultation's
@@ -772,8 +772,9 @@ pub struct Consultations {
     /// Consultations already announced as near their deadline (since start).
     warned: Arc<std::sync::Mutex<std::collections::HashSet<(AgencyCode, ConsultationId)>>>,
     /// Set once the consultations stored in the layout before (`c` + id) were moved
-    /// to `k` + id + requester ([`Self::migrate`]); every read waits for it.
-    migrated: Arc<tokio::sync::OnceCell<usize>>,
+    /// to `k` + id + requester, or the attempt failed ([`Self::migration`]); every
+    /// read waits for it, and it runs once per start.
+    migrated: Arc<tokio::sync::OnceCell<Migration>>,
     /// This node's configured neighbours (for the hop rule of decision notices).
     neighbours: Arc<Vec<AgencyCode>>,
     /// Test hook: saved messages are not handed to the mail service (as if the node
@@ -793,6 +794,20 @@ pub struct Consultations {
     /// The agency's signing key, for the receipts of our requests, answers and
     /// refusals (`wlnode_consult::evidence`); without it none is sent.
     key: Option<Arc<wlnode_crypto::SecretKey>>,
+}
+
+/// What moving the consultations stored in the layout before s35 (`c` + id) to the
+/// layout keyed by requester and id did at this start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Migration {
+    /// Rows moved.
+    pub moved: usize,
+    /// Old rows left because their new row holds something else (the new one kept).
+    pub kept: usize,
+    /// Old rows left because they do not decode or are under another id.
+    pub left: usize,
+    /// A store error stopped it (retried at the next start).
+    pub failed: bool,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -989,73 +1004,127 @@ impl Consultations {
             .count())
     }
 
+    /// What moving the consultations stored in the layout before did at this start
+    /// (run by the first caller: the service's task calls it before anything else,
+    /// and every read waits for it). Shown in the start log.
+    pub async fn migration(&self) -> Migration {
+        *self.migrated.get_or_init(|| self.migrate()).await
+    }
+
     /// Moves consultations stored in the layout before (`c` + id, one per id) to
-    /// `k` + id + requester, and their `m` rows to name the requester, once, before
-    /// the first read (every read calls it). Idempotent: a crash in between leaves
-    /// the old rows, moved again at the next start. A row that does not decode is
-    /// left where it is (and reported), as [`Self::list`] would have failed on it.
-    /// Returns how many rows were moved. Test hook: public to count them.
-    #[doc(hidden)]
-    pub async fn migrate(&self) -> Result<usize, ConsultServiceError> {
-        self.migrated
-            .get_or_try_init(|| async {
-                let mut moved = 0;
-                let mut from = vec![LEGACY_CONSULT];
-                loop {
-                    let start = from.clone();
-                    let rows = self
-                        .store
-                        .call(move |s| {
-                            s.table_range(
-                                LocalTable::Consultations,
-                                &start,
-                                &[LEGACY_CONSULT + 1],
-                                MAX_RANGE,
-                            )
-                        })
-                        .await?;
-                    let Some((last, _)) = rows.last() else {
-                        break;
-                    };
-                    from = last.clone();
-                    from.push(0);
-                    let mut pairs = Vec::new();
-                    let mut gone = Vec::new();
-                    for (k, v) in rows {
-                        match serde_json::from_slice::<Held>(&v) {
-                            Ok(h) if k.get(1..) == Some(&h.consultation.id().0[..]) => {
-                                let c = &h.consultation;
-                                pairs.push((consult_key(c.requester(), c.id()), v));
-                                for m in h.messages.iter().filter(|m| m.delivery != "undeliverable")
-                                {
-                                    pairs.push((key(MESSAGE, m.message_id.as_bytes()), message_row(c)));
-                                }
-                                gone.push(k);
-                            }
-                            Ok(_) => tracing::warn!("consultation row under another id left in the old layout"),
-                            Err(e) => tracing::warn!(error = %e, "consultation row in the old layout does not decode; left in place"),
-                        }
+    /// `k` + id + requester, and their `m` rows to name the requester. Runs once per
+    /// start (review s35-key L3: a failed pass is logged and retried at the next
+    /// start, not at every read), page by page ([`MAX_RANGE`] rows). Idempotent: a
+    /// crash between writing the new rows and removing the old leaves an old row
+    /// whose new row holds the same bytes, removed at the next start. A new row that
+    /// holds something else is kept (review s35-key L1: an older build ran in
+    /// between and wrote the old row again, or the store was rolled back): the old
+    /// row is left, logged and counted. A row that does not decode, or whose key is
+    /// not its own id, is left in place, logged by key and counted (review s35-key
+    /// L2: it left the node's view silently).
+    async fn migrate(&self) -> Migration {
+        let mut done = Migration::default();
+        let mut from = vec![LEGACY_CONSULT];
+        loop {
+            let start = from.clone();
+            let rows = match self
+                .store
+                .call(move |s| {
+                    s.table_range(
+                        LocalTable::Consultations,
+                        &start,
+                        &[LEGACY_CONSULT + 1],
+                        MAX_RANGE,
+                    )
+                })
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consultations in the old layout not moved (retried at the next start)");
+                    done.failed = true;
+                    break;
+                }
+            };
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            from = last.clone();
+            from.push(0);
+            // (old key, its bytes, new key, the consultation's `m` rows)
+            let mut moves = Vec::new();
+            for (k, v) in rows {
+                match serde_json::from_slice::<Held>(&v) {
+                    Ok(h) if k.get(1..) == Some(&h.consultation.id().0[..]) => {
+                        let c = &h.consultation;
+                        let m: Vec<_> = h
+                            .messages
+                            .iter()
+                            .filter(|m| m.delivery != "undeliverable")
+                            .map(|m| (key(MESSAGE, m.message_id.as_bytes()), message_row(c)))
+                            .collect();
+                        moves.push((k, v, consult_key(c.requester(), c.id()), m));
                     }
-                    moved += gone.len();
-                    self.store
-                        .call(move |s| {
-                            s.table_put(LocalTable::Consultations, &pairs, true)?;
-                            for k in &gone {
-                                let mut end = k.clone();
-                                end.push(0);
-                                s.table_remove_range(LocalTable::Consultations, k, &end, 1)?;
+                    Ok(_) => {
+                        done.left += 1;
+                        tracing::warn!(key = %hex::encode(&k), "consultation row in the old layout under another id: left in place");
+                    }
+                    Err(e) => {
+                        done.left += 1;
+                        tracing::warn!(key = %hex::encode(&k), error = %e, "consultation row in the old layout does not decode: left in place");
+                    }
+                }
+            }
+            let r = self
+                .store
+                .call(move |s| {
+                    let (mut moved, mut kept) = (0, Vec::new());
+                    for (old, v, new, m) in moves {
+                        let mut pairs = m;
+                        match s.table_get(LocalTable::Consultations, &new)? {
+                            // A crash after the move, before the old row went: its
+                            // `m` rows are written again, the old row removed.
+                            Some(x) if x == v => {}
+                            Some(_) => {
+                                kept.push(old);
+                                continue;
                             }
-                            Ok(())
-                        })
-                        .await?;
+                            None => pairs.push((new, v)),
+                        }
+                        s.table_put(LocalTable::Consultations, &pairs, true)?;
+                        moved += 1;
+                        let mut end = old.clone();
+                        end.push(0);
+                        s.table_remove_range(LocalTable::Consultations, &old, &end, 1)?;
+                    }
+                    Ok((moved, kept))
+                })
+                .await;
+            match r {
+                Ok((moved, kept)) => {
+                    done.moved += moved;
+                    done.kept += kept.len();
+                    for k in kept {
+                        tracing::warn!(key = %hex::encode(&k), "consultation row in the old layout whose row in the new layout holds something else: the new one kept, the old left in place");
+                    }
                 }
-                if moved > 0 {
-                    tracing::info!(moved, "consultations moved to the layout keyed by requester and id");
+                Err(e) => {
+                    tracing::warn!(error = %e, "consultations in the old layout not moved (retried at the next start)");
+                    done.failed = true;
+                    break;
                 }
-                Ok::<_, ConsultServiceError>(moved)
-            })
-            .await
-            .copied()
+            }
+        }
+        if done != Migration::default() {
+            tracing::info!(
+                moved = done.moved,
+                kept_newer = done.kept,
+                left_undecodable = done.left,
+                failed = done.failed,
+                "consultations in the layout before s35 (c + id) moved to the layout keyed by requester and id"
+            );
+        }
+        done
     }
 
     /// Removes refusal bookkeeping past its time (at most [`MAX_RANGE`] rows of each
@@ -1223,7 +1292,7 @@ impl Consultations {
         requester: &AgencyCode,
         id: ConsultationId,
     ) -> Result<Option<Held>, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let k = consult_key(requester, id);
         let v = self
             .store
@@ -1268,7 +1337,7 @@ impl Consultations {
 
     /// Every consultation held (at most [`MAX_RANGE`]).
     pub async fn list(&self) -> Result<Vec<Held>, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let pairs = self
             .store
             .call(|s| {
@@ -1291,7 +1360,7 @@ impl Consultations {
     /// Every consultation held under `id`, one per requester (at most
     /// [`MAX_RANGE`]).
     async fn under_id(&self, id: ConsultationId) -> Result<Vec<Held>, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let from = key(CONSULT, &id.0);
         let mut to = from.clone();
         to.push(0xff);
@@ -1309,7 +1378,7 @@ impl Consultations {
 
     /// Whether any requester's consultation is held here under `id` (one row read).
     async fn held_under(&self, id: ConsultationId) -> Result<bool, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let from = key(CONSULT, &id.0);
         let mut to = from.clone();
         to.push(0xff);
@@ -2115,14 +2184,9 @@ impl Consultations {
                     let arrived = Timestamp(item.received_at).min(now);
                     // Only the requester's decision on this consultation's entry may
                     // be held (review of the fixes, L1: anyone's was held and audited
-                    // under the requester's name).
-                    if &item.from != before.requester() {
-                        Err(ConsultError::NotRequester {
-                            from: item.from.clone(),
-                            requester: before.requester().clone(),
-                        }
-                        .into())
-                    } else if d.entry_id != before.entry_id() {
+                    // under the requester's name): the look-up above is of the
+                    // sender's own consultation, so the sender is its requester.
+                    if d.entry_id != before.entry_id() {
                         Err(ConsultError::Mismatch {
                             expected: before.entry_id().to_hex(),
                             got: d.entry_id.to_hex(),
@@ -2140,7 +2204,10 @@ impl Consultations {
                             .map_err(Into::into)
                     }
                 }
-                // A notice of another agency's consultation: the inbox shows it.
+                // A notice of another agency's consultation: the inbox shows it. A
+                // member's decision under an id where it holds no consultation with
+                // us reads the same (it cannot be told from a notice), and reaches no
+                // other member's consultation under that id (review s35-key L6).
                 _ => Ok(None),
             },
             Payload::HitReport(r) => {
@@ -2562,6 +2629,8 @@ impl Consultations {
         let me = self.clone();
         let mut rx = self.mail.subscribe();
         tokio::spawn(async move {
+            // Before anything reads consultations (review s35-key L3: once per start).
+            me.migration().await;
             if let Err(e) = me.catch_up().await {
                 tracing::warn!(error = %e, "consultations: catching up with the inbox failed");
             }
