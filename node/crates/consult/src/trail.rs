@@ -402,6 +402,25 @@ impl Replay {
         if e.at < t.last_at {
             self.out_of_order(e, index, "time goes backwards");
         }
+        // A party's step addressed to someone who is not the other party (an
+        // answer to a third agency placed here, where the origin answers: found by
+        // the property test once consultations were keyed by requester) changes
+        // nothing of this consultation: otherwise it hid a decision before its
+        // answer and deadline.
+        let addressed = matches!(
+            e.kind,
+            TrailKind::Answered { .. }
+                | TrailKind::AnsweredLate { .. }
+                | TrailKind::RefusedByOrigin { .. }
+                | TrailKind::InfoSupplied { .. }
+                | TrailKind::Decided { .. }
+        );
+        if addressed
+            && ((e.from == origin && e.to != requester) || (e.from == requester && e.to != origin))
+        {
+            self.out_of_order(e, index, "a step addressed to another party");
+            return;
+        }
         let mut next = phase;
         match &e.kind {
             TrailKind::Requested { .. } | TrailKind::Delivered => {}

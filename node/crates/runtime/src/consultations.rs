@@ -16,7 +16,9 @@
 //! s33/s34-consult L1: a member's request under another member's id, then
 //! information for it, told it whether the id was held; now a member's messages
 //! only ever reach its own consultations, and another member's request under the
-//! same id opens a consultation of its own). Our own consultations as requester are
+//! same id opens a consultation of its own, from the roster's
+//! `consult_keyed_by_requester_since`: before it, it is refused as before s35, so an
+//! older auditor never sees two requesters under one id; review s35-key H1). Our own consultations as requester are
 //! (us, id). `c` + consultation id → [`Held`] is the layout before (one row per
 //! id), moved to `k` once per start ([`Consultations::migration`]).
 //! `m` + message id → consultation id + requester (before: the id alone); `p` + message id + sender → (empty): an inbox message already
