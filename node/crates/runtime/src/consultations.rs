@@ -799,7 +799,9 @@ pub struct Consultations {
 }
 
 /// What moving the consultations stored in the layout before s35 (`c` + id) to the
-/// layout keyed by requester and id did at this start.
+/// layout keyed by requester and id did at this start (test hook: see
+/// [`Consultations::migration`]).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Migration {
     /// Rows moved.
@@ -1008,7 +1010,11 @@ impl Consultations {
 
     /// What moving the consultations stored in the layout before did at this start
     /// (run by the first caller: the service's task calls it before anything else,
-    /// and every read waits for it). Shown in the start log.
+    /// and every read waits for it). Shown in the start log. Test hook, not API
+    /// (review s35-key L9): public only because the integration tests in the
+    /// `wlnode-tests` crate, another crate, read its counts; `cfg(test)` does not
+    /// reach them.
+    #[doc(hidden)]
     pub async fn migration(&self) -> Migration {
         *self.migrated.get_or_init(|| self.migrate()).await
     }
