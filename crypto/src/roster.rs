@@ -35,6 +35,7 @@
 //! mail_acks_required_since = 2026-12-10T00:00:00Z  # optional: every member signs hand-overs since
 //! consult_receipts_required_since = 2026-12-10T00:00:00Z  # optional: consultation steps need receipts since
 //! consult_refusal_terms_required_since = 2026-12-20T00:00:00Z  # optional: deadline_too_short signs its terms
+//! consult_keyed_by_requester_since = 2026-12-20T00:00:00Z  # optional: one consultation per requester and id since
 //! ```
 //!
 //! Forward compatibility (issue 21, s35): a node keeps a `federation_settings` entry
@@ -349,6 +350,16 @@ pub struct FederationSettings {
     /// ahead that every node has loaded the roster by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consult_refusal_terms_required_since: Option<Timestamp>,
+    /// From when an origin opens a requester's own consultation under an id another
+    /// requester already holds there (issue 21, s35: one consultation per requester
+    /// and id, closing the two-message probe on ids). The authority sets it once
+    /// every auditor (and node) runs s35: an auditor before s35 replays a node's log
+    /// on one track per id and would prove two requesters' tracks under one id
+    /// against the honest origin (review s35-key H1). Absent, or before it: such a
+    /// request is refused as before s35 (quietly, or with the refusal a new request
+    /// would get), so no log shows two requesters under one id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consult_keyed_by_requester_since: Option<Timestamp>,
     /// Settings a later build signed that this build does not understand, by name,
     /// with their TOML values, kept (and ignored) rather than refused; see the type's
     /// documentation. Serialised back in place, so a round trip keeps them.
@@ -491,7 +502,7 @@ pub struct RosterDoc {
 /// A test ties it to [`FederationSettings`]' fields (review s35-roster L2).
 pub const KNOWN_FEDERATION_SETTINGS: &str = "consultation_silence, consultation_min_deadline_secs, \
      mail_acks_required_since, consult_receipts_required_since, \
-     consult_refusal_terms_required_since";
+     consult_refusal_terms_required_since, consult_keyed_by_requester_since";
 
 /// The longest federation setting name accepted (review s35-roster L3).
 pub const MAX_SETTING_NAME_CHARS: usize = 64;
@@ -850,6 +861,16 @@ impl Roster {
             .as_ref()
             .and_then(|s| s.consultation_min_deadline_secs)
             .filter(|s| *s >= 1)
+    }
+
+    /// From when an origin keeps one consultation per requester and id, opening a
+    /// request under an id another requester holds there, if the authority says so
+    /// (`federation_settings.consult_keyed_by_requester_since`).
+    pub fn consult_keyed_by_requester_since(&self) -> Option<Timestamp> {
+        self.doc
+            .federation_settings
+            .as_ref()
+            .and_then(|s| s.consult_keyed_by_requester_since)
     }
 
     /// The key to seal a message to `agency` with at `at`: of its encryption keys

@@ -79,6 +79,7 @@ fn roster(agencies: &[&Agency], silence: Option<SilenceRule>) -> Roster {
             consult_receipts_required_since: None,
             consult_refusal_terms_required_since: None,
             not_understood: Default::default(),
+            consult_keyed_by_requester_since: None,
         }),
     };
     Roster::parse(toml::to_string(&doc).unwrap().as_bytes()).unwrap()

@@ -606,6 +606,7 @@ fn the_known_settings_and_cutovers_lists_match_the_struct() {
         mail_acks_required_since: Some(t),
         consult_receipts_required_since: Some(t),
         consult_refusal_terms_required_since: Some(t),
+        consult_keyed_by_requester_since: Some(t),
         not_understood: Default::default(),
     };
     let value = toml::Value::try_from(&all).unwrap();

@@ -531,11 +531,12 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
         v.get("consult_refusal_terms_required_since").is_none(),
         "{v:#}"
     );
+    assert!(v.get("consult_keyed_by_requester_since").is_none(), "{v:#}");
     // The mail cut-over, once the authority sets it, shows in `show` and `verify`
     // (review s32-mail, left open: it did not).
     let mut text = std::fs::read_to_string(&roster).unwrap();
     text.push_str(
-        "\n[federation_settings]\nmail_acks_required_since = 1780000000000\nconsult_receipts_required_since = 1780000000000\nconsult_refusal_terms_required_since = 1780000000000\n",
+        "\n[federation_settings]\nmail_acks_required_since = 1780000000000\nconsult_receipts_required_since = 1780000000000\nconsult_refusal_terms_required_since = 1780000000000\nconsult_keyed_by_requester_since = 1780000000000\n",
     );
     std::fs::write(&roster, text).unwrap();
     let shown = ok_json(
@@ -563,6 +564,10 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
     );
     assert!(
         text.contains("deadline_too_short refusals sign their minimum and roster since 2026-05-28"),
+        "{text}"
+    );
+    assert!(
+        text.contains("consultations keyed by requester and id since 2026-05-28"),
         "{text}"
     );
     // Review s34-consult L4: both cut-overs lie before the issued_at `sign` stamps
@@ -697,6 +702,10 @@ fn encryption_keys_rotate_in_the_roster_and_consult_commands_answer() {
     );
     assert_eq!(
         v["consult_refusal_terms_required_since"], 1_780_000_000_000u64,
+        "{v:#}"
+    );
+    assert_eq!(
+        v["consult_keyed_by_requester_since"], 1_780_000_000_000u64,
         "{v:#}"
     );
     // A malformed key is refused (by the argument parser, naming the form).

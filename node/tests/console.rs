@@ -1099,6 +1099,30 @@ async fn console_in_headless_chromium() {
     c.goto(&format!("{base}/ui/consultations/{sent}"))
         .await
         .unwrap();
+    // Review s35-key L9 (from before s35): a path segment the id parser took after
+    // trimming it (CR LF ahead of the id) reached the redirect's `Location` header,
+    // and the handler panicked once the information was sent. Such a segment is no
+    // consultation id now: an error page, nothing sent.
+    let (csid, ccsrf) = session_of(&c, &sess).await;
+    let requester = consultation_at(&base, &consultant, &sent).await.unwrap()["requester"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for bad in [format!("%0D%0A{sent}"), format!("%0D%0A{requester}:{sent}")] {
+        let r = http()
+            .post(format!("{base}/ui/consultations/{bad}/supply-info"))
+            .header("cookie", format!("{sess}={csid}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={ccsrf}&text=more&deadline=30d"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+        assert!(
+            r.text().await.unwrap().contains("not a consultation id"),
+            "{bad}"
+        );
+    }
     find(&c, "#supply-text")
         .await
         .send_keys("Operated by Orion Machine Works staff only; site visit report attached to the licence file.")

@@ -3161,12 +3161,47 @@ async fn applied(c: &Cluster, i: usize, id: MessageId, from: &AgencyCode) -> boo
 /// C's own consultation under either id, both probes get the same answers, B's
 /// consultation is untouched, and the id alone is ambiguous at A (both requesters
 /// named), while `REQUESTER:ID` names each. The auditor passes A's log, which holds
-/// two `requested` steps under one id from two requesters.
+/// two `requested` steps under one id from two requesters. This holds from the
+/// roster's `consult_keyed_by_requester_since` on (review s35-key H1; set here to a
+/// time long past): without it, see
+/// `before_the_keyed_cut_over_a_request_under_a_held_id_is_refused_as_before`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_message_probe_under_another_members_id_learns_nothing() {
+    probe_under_another_members_id(true).await;
+}
+
+/// Review s35-key H1: without the roster's `consult_keyed_by_requester_since` (the
+/// federation's auditors may still run a build that replays one track per id, and
+/// would prove two requesters' tracks under one id against the honest origin), A
+/// refuses C's request under B's id exactly as before s35: dropped quietly (a new
+/// request would have been taken), so C's information is refused
+/// `unknown_consultation`, while under a fresh id C's request opens and its
+/// information is refused `wrong_round` (the oracle stays open until the cut-over).
+/// A holds one consultation under B's id, the id alone names it, and the auditor
+/// passes A's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_keyed_cut_over_a_request_under_a_held_id_is_refused_as_before() {
+    probe_under_another_members_id(false).await;
+}
+
+/// The two-message probe of C's under B's id and under a fresh id at A, with the
+/// roster's `consult_keyed_by_requester_since` set long past (`keyed`) or absent.
+async fn probe_under_another_members_id(keyed: bool) {
     use wlnode_runtime::consultations::{ConsultServiceError, ConsultationRef};
     let mut c = cluster(&[&["eu"], &["eu"], &["eu"]], &[(0, 1), (1, 2), (0, 2)]);
+    if keyed {
+        federation_settings(&c, "consult_keyed_by_requester_since = 1");
+    }
     c.start_all().await;
+    assert_eq!(
+        c.node(0)
+            .services
+            .trust
+            .roster()
+            .consult_keyed_by_requester_since()
+            .is_some(),
+        keyed
+    );
     let (_, ok) = requested(&c, Duration::from_secs(30 * 86_400)).await;
     wait_for(T, "A has B's request", || async {
         consultation(&c, 0, ok).await.is_some()
@@ -3246,16 +3281,38 @@ async fn a_two_message_probe_under_another_members_id_learns_nothing() {
             .map(|h| (h.consultation.state(), h.consultation.round()));
         answers.push((got, mine.ok()));
     }
+    let fresh_answers = (
+        vec![(2, wlnode_consult::RefusalReason::WrongRound)],
+        Some((wlnode_consult::State::Open, 1)),
+    );
+    assert_eq!(answers[1], fresh_answers);
+    if !keyed {
+        // As before s35: the request under B's id was dropped (no refusal for
+        // round 1), and the information refused as for an unknown consultation.
+        assert_eq!(
+            answers[0],
+            (
+                vec![(2, wlnode_consult::RefusalReason::UnknownConsultation)],
+                None
+            )
+        );
+        let b_now = c.node(0).services.consultations.get(ok).await.unwrap();
+        assert_eq!(b_now, b_at_a, "B's consultation at A is untouched");
+        for i in 0..3 {
+            c.stop(i).await;
+        }
+        let report = verify(&c, 3);
+        let bad: Vec<_> = report
+            .violations
+            .iter()
+            .filter(|v| v.kind.starts_with("consultation"))
+            .collect();
+        assert!(bad.is_empty(), "{bad:#?}");
+        return;
+    }
     assert_eq!(
         answers[0], answers[1],
         "the probe under B's id is answered as under a fresh one"
-    );
-    assert_eq!(
-        answers[0],
-        (
-            vec![(2, wlnode_consult::RefusalReason::WrongRound)],
-            Some((wlnode_consult::State::Open, 1))
-        )
     );
     // B's consultation at A is untouched, and named with its requester.
     let b_now = c
@@ -3311,6 +3368,124 @@ async fn a_two_message_probe_under_another_members_id_learns_nothing() {
         .filter(|v| v.kind.starts_with("consultation"))
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Review s35-key L1, L2, L8: a migration that crashed half-way (the row in the new
+/// layout written, the old `c` row and an old-layout `m` row still there) is finished
+/// at the next start (old row removed, `m` row naming the requester again); an old
+/// row whose new row holds something else (an older build wrote it again) leaves
+/// the new one as it was and is kept and counted; an undecodable old row is kept and
+/// counted; the consultation still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_done_migration_is_finished_and_rows_it_cannot_move_are_kept_and_counted() {
+    use wlnode_runtime::consultations::Migration;
+    use wlnode_store::tables::LocalTable;
+    let mut c = cluster(&[&["eu"], &["eu"]], &[(0, 1)]);
+    c.start_all().await;
+    let (_, id) = requested(&c, Duration::from_secs(30 * 86_400)).await;
+    wait_for(T, "A has B's request", || async {
+        consultation(&c, 0, id).await.is_some()
+    })
+    .await;
+    c.node(0)
+        .services
+        .consultations
+        .respond(
+            "0123456789abcdef0123456789abcdef",
+            id,
+            Answer::InfoRequested,
+            Some("who is the end user".into()),
+        )
+        .await
+        .unwrap();
+    c.stop(0).await;
+    let other = wlnode_consult::ConsultationId([0x5a; 16]);
+    let broken = wlnode_consult::ConsultationId([0x5b; 16]);
+    let old_key = |x: wlnode_consult::ConsultationId| {
+        let mut k = vec![b'c'];
+        k.extend_from_slice(&x.0);
+        k
+    };
+    let (answer_row, newer) = {
+        let store = wlnode_store::Store::open(&c.fed.nodes[0].dir.join("data")).unwrap();
+        let rows = store
+            .table_range(LocalTable::Consultations, b"k", b"l", 1000)
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let (k, v) = rows[0].clone();
+        let messages = store
+            .table_range(LocalTable::Consultations, b"m", b"n", 1000)
+            .unwrap();
+        assert_eq!(messages.len(), 1, "A's answer");
+        // The crash: the old row is still there beside its new one, and the m row
+        // still names the id alone.
+        let mut pairs = vec![
+            (old_key(id), v.clone()),
+            (messages[0].0.clone(), messages[0].1[..16].to_vec()),
+        ];
+        // Another consultation whose new row is newer than its old one.
+        let text = String::from_utf8(v.clone())
+            .unwrap()
+            .replace(&id.to_hex(), &other.to_hex());
+        assert_ne!(text.as_bytes(), &v[..], "the id is in the row");
+        let mut newer_key = k.clone();
+        newer_key[1..17].copy_from_slice(&other.0);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        pairs.push((newer_key.clone(), text.clone().into_bytes()));
+        pairs.push((old_key(other), serde_json::to_vec_pretty(&value).unwrap()));
+        // A row that does not decode.
+        pairs.push((old_key(broken), b"not a consultation".to_vec()));
+        store
+            .table_put(LocalTable::Consultations, &pairs, true)
+            .unwrap();
+        (messages[0].0.clone(), (newer_key, text.into_bytes()))
+    };
+    c.start(0).await;
+    let a = &c.node(0).services;
+    assert_eq!(
+        a.consultations.migration().await,
+        Migration {
+            moved: 1,
+            kept: 1,
+            left: 1,
+            failed: false
+        }
+    );
+    let old_rows: Vec<Vec<u8>> = a
+        .store
+        .call(|s| s.table_range(LocalTable::Consultations, b"c", b"d", 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(old_rows, vec![old_key(other), old_key(broken)]);
+    let (nk, nv) = newer;
+    let now = a
+        .store
+        .call(move |s| s.table_get(LocalTable::Consultations, &nk))
+        .await
+        .unwrap();
+    assert_eq!(now, Some(nv), "the newer row is kept as it was");
+    let m = a
+        .store
+        .call(move |s| s.table_get(LocalTable::Consultations, &answer_row))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        &m[16..],
+        code(1).as_str().as_bytes(),
+        "the m row names B again"
+    );
+    let at_a = consultation(&c, 0, id).await.unwrap();
+    assert_eq!(at_a.consultation.requester(), &code(1));
+    assert_eq!(
+        at_a.consultation.current_answer(),
+        Some(Answer::InfoRequested)
+    );
+    c.stop(0).await;
+    c.stop(1).await;
 }
 
 /// Review s33/s34-consult L1, store migration: consultations stored before they
@@ -3379,7 +3554,13 @@ async fn consultations_stored_in_the_layout_keyed_by_id_alone_load_after_the_upg
         messages[0].0.clone()
     };
     c.start(0).await;
-    assert_eq!(c.node(0).services.consultations.migrate().await.unwrap(), 1);
+    assert_eq!(
+        c.node(0).services.consultations.migration().await,
+        wlnode_runtime::consultations::Migration {
+            moved: 1,
+            ..Default::default()
+        }
+    );
     let at_a = consultation(&c, 0, id).await.unwrap();
     assert_eq!(at_a.consultation.requester(), &code(1));
     assert_eq!(

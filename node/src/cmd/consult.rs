@@ -335,19 +335,30 @@ fn client(c: &ConfigArg) -> anyhow::Result<Client> {
     Ok(Client::from_config(&c.for_client()?)?)
 }
 
-/// `ID` (32 hex digits) or `REQUESTER:ID`.
-fn check_id(id: &str) -> anyhow::Result<()> {
-    let hex = id.rsplit_once(':').map_or(
-        id,
-        |(requester, hex)| {
-            if requester.is_empty() { "" } else { hex }
-        },
-    );
-    anyhow::ensure!(
-        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{id:?} is not a consultation id (32 hex digits, or REQUESTER:ID)"
-    );
-    Ok(())
+/// `ID` (32 hex digits) or `REQUESTER:ID` (an agency code by the roster's rules),
+/// as the path segment of the API's `/v1/consultations/{id}`: parsed by the node's
+/// own rules and given back in its canonical form, percent-encoded anyway (review
+/// s35-key L4: `../../users/x:<hex>` went into the path as given, and the URL parser
+/// removed the dot segments).
+fn check_id(id: &str) -> anyhow::Result<String> {
+    let r = wlnode_runtime::consultations::ConsultationRef::parse(id).map_err(|e| {
+        anyhow::anyhow!("{id:?} is not a consultation id (32 hex digits, or REQUESTER:ID): {e}")
+    })?;
+    Ok(path_segment(&r.to_string()))
+}
+
+/// `s` percent-encoded as one URL path segment (every byte but ASCII letters, digits,
+/// `-`, `.`, `_`, `~` and `:`).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn line(v: &Value) -> String {
@@ -536,7 +547,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ConsultCommand::Show { id, config, json } => {
-            check_id(&id)?;
+            let id = check_id(&id)?;
             let v: Value = client(&config)?
                 .get_json(&format!("/v1/consultations/{id}"))
                 .await?;
@@ -556,7 +567,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             config,
             json,
         } => {
-            check_id(&id)?;
+            let id = check_id(&id)?;
             let answer = match (objection, no_objection, need_info) {
                 (true, _, _) => "objection",
                 (_, true, _) => "no_objection",
@@ -578,7 +589,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             config,
             json,
         } => {
-            check_id(&id)?;
+            let id = check_id(&id)?;
             let mut body = match (file, text) {
                 (Some(f), _) => {
                     let b = std::fs::read(&f)
@@ -611,7 +622,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             config,
             json,
         } => {
-            check_id(&id)?;
+            let id = check_id(&id)?;
             let decision = if granted && !refused {
                 "granted"
             } else {
@@ -687,5 +698,33 @@ mod tests {
         let d = detail_lines(&granted).join("\n");
         assert!(d.contains("deemed answer  objection"), "{d}");
         assert!(d.contains("despite        expired_denial"), "{d}");
+    }
+
+    /// Review s35-key L4: the requester part is an agency code (the roster's rules),
+    /// so no argument puts `/`, `..`, `?` or `#` into the API path; what goes there is
+    /// the canonical `REQUESTER:ID` or `ID`.
+    #[test]
+    fn a_consultation_argument_is_checked_before_it_goes_into_a_path() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        assert_eq!(check_id(hex).unwrap(), hex);
+        assert_eq!(
+            check_id(&format!("BB-CUSTOMS:{hex}")).unwrap(),
+            format!("BB-CUSTOMS:{hex}")
+        );
+        for bad in [
+            "../../users/x:{hex}",
+            "..:{hex}",
+            "BB?x=1:{hex}",
+            "BB#x:{hex}",
+            ":{hex}",
+            "bb-customs:{hex}",
+            "BB-CUSTOMS:{hex}/../../x",
+            "{hex}?x",
+            "xyz",
+        ] {
+            let bad = bad.replace("{hex}", hex);
+            assert!(check_id(&bad).is_err(), "{bad}");
+        }
+        assert_eq!(path_segment("A B/%"), "A%20B%2F%25");
     }
 }

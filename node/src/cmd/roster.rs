@@ -295,6 +295,10 @@ struct Summary {
     /// setting this build does not know is then the authority's own, likely a typo.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     unsigned_draft: bool,
+    /// `federation_settings.consult_keyed_by_requester_since` (Unix ms), when set:
+    /// from then on an origin keeps one consultation per requester and id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consult_keyed_by_requester_since: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -367,6 +371,9 @@ fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
         settings_not_understood_more: r.settings_not_understood_shown().1,
         unsigned_draft: false,
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now(), previous),
+        consult_keyed_by_requester_since: r
+            .consult_keyed_by_requester_since()
+            .map(Timestamp::as_millis),
         members: r
             .members()
             .map(|m| MemberSummary {
@@ -436,6 +443,12 @@ fn print_summary(s: &Summary) -> anyhow::Result<()> {
         outln!(
             "  and {} more settings not understood",
             s.settings_not_understood_more
+        );
+    }
+    if let Some(t) = s.consult_keyed_by_requester_since {
+        outln!(
+            "  consultations keyed by requester and id since {} ({t})",
+            Timestamp(t).to_rfc3339()
         );
     }
     for m in &s.members {

@@ -30,7 +30,7 @@ impl From<ConsultServiceError> for ApiError {
     fn from(e: ConsultServiceError) -> Self {
         match e {
             ConsultServiceError::NotFound(_) => Self::not_found(e.to_string()),
-            ConsultServiceError::Invalid(_) => {
+            ConsultServiceError::Invalid(_) | ConsultServiceError::BadRef(_) => {
                 Self::with_status(StatusCode::BAD_REQUEST, "invalid", e.to_string())
             }
             ConsultServiceError::Consult(ConsultError::Invalid(_)) => {

@@ -16,9 +16,11 @@
 //! s33/s34-consult L1: a member's request under another member's id, then
 //! information for it, told it whether the id was held; now a member's messages
 //! only ever reach its own consultations, and another member's request under the
-//! same id opens a consultation of its own). Our own consultations as requester are
+//! same id opens a consultation of its own, from the roster's
+//! `consult_keyed_by_requester_since`: before it, it is refused as before s35, so an
+//! older auditor never sees two requesters under one id; review s35-key H1). Our own consultations as requester are
 //! (us, id). `c` + consultation id → [`Held`] is the layout before (one row per
-//! id), moved to `k` on first use after an upgrade ([`Consultations::migrate`]).
+//! id), moved to `k` once per start ([`Consultations::migration`]).
 //! `m` + message id → consultation id + requester (before: the id alone); `p` + message id + sender → (empty): an inbox message already
 //! applied; `d` + the same → `HeldDecision` (JSON): a decision that arrived before
 //! the deadline by our clock but within the clock skew, with the consultation's
@@ -130,6 +132,9 @@ pub enum ConsultServiceError {
     /// A stored consultation does not decode.
     #[error("consultation table is corrupt: {0}")]
     Corrupt(String),
+    /// A consultation named by an officer (`ID` or `REQUESTER:ID`) does not parse.
+    #[error(transparent)]
+    BadRef(#[from] ConsultationRefError),
     /// Several requesters' consultations share this id here and none was named.
     #[error(
         "consultation {id} is held from several requesters ({}): name one as REQUESTER:ID",
@@ -452,22 +457,38 @@ impl ConsultationRef {
         }
     }
 
-    /// Parses `ID` (32 hex characters) or `REQUESTER:ID`.
-    pub fn parse(s: &str) -> Result<Self, ConsultServiceError> {
-        let s = s.trim();
+    /// Parses `ID` (32 hex characters) or `REQUESTER:ID`, exactly: the requester
+    /// must be an agency code by the roster's rules (upper-case letters, digits, `.`
+    /// and `-`), so nothing else (`/`, `..`, `?`, white space, control characters)
+    /// gets through (review s35-key L4: a CLI argument went into an API path as
+    /// given; L9: the console redirected to a segment holding CR LF).
+    pub fn parse(s: &str) -> Result<Self, ConsultationRefError> {
         let (requester, id) = match s.rsplit_once(':') {
             Some((r, id)) => (
-                Some(AgencyCode::new(r).map_err(|e| {
-                    ConsultServiceError::Invalid(format!("consultation requester: {e}"))
-                })?),
+                Some(AgencyCode::new(r).map_err(ConsultationRefError::Requester)?),
                 id,
             ),
             None => (None, s),
         };
-        let id = ConsultationId::from_hex(id)
-            .map_err(|e| ConsultServiceError::Invalid(e.to_string()))?;
+        let id = ConsultationId::from_hex(id).map_err(|_| ConsultationRefError::Id {
+            given: id.chars().take(40).collect(),
+        })?;
         Ok(Self { id, requester })
     }
+}
+
+/// Why a consultation's name (`ID` or `REQUESTER:ID`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConsultationRefError {
+    /// The part before `:` is not an agency code.
+    #[error("consultation requester: {0}")]
+    Requester(wlnode_crypto::model::InvalidValue),
+    /// The id (after `:`, or the whole) is not 32 hex characters.
+    #[error("consultation id: {given:?} is not 32 hex characters")]
+    Id {
+        /// What was given (its first 40 characters).
+        given: String,
+    },
 }
 
 impl std::fmt::Display for ConsultationRef {
@@ -602,6 +623,14 @@ fn receipt_required_since(
         _ => return None,
     }
     (now >= since).then_some(since)
+}
+
+/// Whether an origin opens a request under an id another requester holds here as the
+/// sender's own consultation at `now`: from the roster's
+/// `consult_keyed_by_requester_since` on (review s35-key H1). Before it, or without
+/// it, such a request is refused as before s35.
+fn keyed_by_requester(since: Option<Timestamp>, now: Timestamp) -> bool {
+    since.is_some_and(|since| now >= since)
 }
 
 /// A request or round of information we may refuse: what the signed refusal names.
@@ -745,8 +774,9 @@ pub struct Consultations {
     /// Consultations already announced as near their deadline (since start).
     warned: Arc<std::sync::Mutex<std::collections::HashSet<(AgencyCode, ConsultationId)>>>,
     /// Set once the consultations stored in the layout before (`c` + id) were moved
-    /// to `k` + id + requester ([`Self::migrate`]); every read waits for it.
-    migrated: Arc<tokio::sync::OnceCell<usize>>,
+    /// to `k` + id + requester, or the attempt failed ([`Self::migration`]); every
+    /// read waits for it, and it runs once per start.
+    migrated: Arc<tokio::sync::OnceCell<Migration>>,
     /// This node's configured neighbours (for the hop rule of decision notices).
     neighbours: Arc<Vec<AgencyCode>>,
     /// Test hook: saved messages are not handed to the mail service (as if the node
@@ -766,6 +796,22 @@ pub struct Consultations {
     /// The agency's signing key, for the receipts of our requests, answers and
     /// refusals (`wlnode_consult::evidence`); without it none is sent.
     key: Option<Arc<wlnode_crypto::SecretKey>>,
+}
+
+/// What moving the consultations stored in the layout before s35 (`c` + id) to the
+/// layout keyed by requester and id did at this start (test hook: see
+/// [`Consultations::migration`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Migration {
+    /// Rows moved.
+    pub moved: usize,
+    /// Old rows left because their new row holds something else (the new one kept).
+    pub kept: usize,
+    /// Old rows left because they do not decode or are under another id.
+    pub left: usize,
+    /// A store error stopped it (retried at the next start).
+    pub failed: bool,
 }
 
 /// How long before its deadline an open consultation is announced (`expiring`).
@@ -978,73 +1024,131 @@ impl Consultations {
             .count())
     }
 
-    /// Moves consultations stored in the layout before (`c` + id, one per id) to
-    /// `k` + id + requester, and their `m` rows to name the requester, once, before
-    /// the first read (every read calls it). Idempotent: a crash in between leaves
-    /// the old rows, moved again at the next start. A row that does not decode is
-    /// left where it is (and reported), as [`Self::list`] would have failed on it.
-    /// Returns how many rows were moved. Test hook: public to count them.
+    /// What moving the consultations stored in the layout before did at this start
+    /// (run by the first caller: the service's task calls it before anything else,
+    /// and every read waits for it). Shown in the start log. Test hook, not API
+    /// (review s35-key L9): public only because the integration tests in the
+    /// `wlnode-tests` crate, another crate, read its counts; `cfg(test)` does not
+    /// reach them.
     #[doc(hidden)]
-    pub async fn migrate(&self) -> Result<usize, ConsultServiceError> {
-        self.migrated
-            .get_or_try_init(|| async {
-                let mut moved = 0;
-                let mut from = vec![LEGACY_CONSULT];
-                loop {
-                    let start = from.clone();
-                    let rows = self
-                        .store
-                        .call(move |s| {
-                            s.table_range(
-                                LocalTable::Consultations,
-                                &start,
-                                &[LEGACY_CONSULT + 1],
-                                MAX_RANGE,
-                            )
-                        })
-                        .await?;
-                    let Some((last, _)) = rows.last() else {
-                        break;
-                    };
-                    from = last.clone();
-                    from.push(0);
-                    let mut pairs = Vec::new();
-                    let mut gone = Vec::new();
-                    for (k, v) in rows {
-                        match serde_json::from_slice::<Held>(&v) {
-                            Ok(h) if k.get(1..) == Some(&h.consultation.id().0[..]) => {
-                                let c = &h.consultation;
-                                pairs.push((consult_key(c.requester(), c.id()), v));
-                                for m in h.messages.iter().filter(|m| m.delivery != "undeliverable")
-                                {
-                                    pairs.push((key(MESSAGE, m.message_id.as_bytes()), message_row(c)));
-                                }
-                                gone.push(k);
-                            }
-                            Ok(_) => tracing::warn!("consultation row under another id left in the old layout"),
-                            Err(e) => tracing::warn!(error = %e, "consultation row in the old layout does not decode; left in place"),
-                        }
+    pub async fn migration(&self) -> Migration {
+        *self.migrated.get_or_init(|| self.migrate()).await
+    }
+
+    /// Moves consultations stored in the layout before (`c` + id, one per id) to
+    /// `k` + id + requester, and their `m` rows to name the requester. Runs once per
+    /// start (review s35-key L3: a failed pass is logged and retried at the next
+    /// start, not at every read), page by page ([`MAX_RANGE`] rows). Idempotent: a
+    /// crash between writing the new rows and removing the old leaves an old row
+    /// whose new row holds the same bytes, removed at the next start. A new row that
+    /// holds something else is kept (review s35-key L1: an older build ran in
+    /// between and wrote the old row again, or the store was rolled back): the old
+    /// row is left, logged and counted. A row that does not decode, or whose key is
+    /// not its own id, is left in place, logged by key and counted (review s35-key
+    /// L2: it left the node's view silently).
+    async fn migrate(&self) -> Migration {
+        let mut done = Migration::default();
+        let mut from = vec![LEGACY_CONSULT];
+        loop {
+            let start = from.clone();
+            let rows = match self
+                .store
+                .call(move |s| {
+                    s.table_range(
+                        LocalTable::Consultations,
+                        &start,
+                        &[LEGACY_CONSULT + 1],
+                        MAX_RANGE,
+                    )
+                })
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consultations in the old layout not moved (retried at the next start)");
+                    done.failed = true;
+                    break;
+                }
+            };
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            from = last.clone();
+            from.push(0);
+            // (old key, its bytes, new key, the consultation's `m` rows)
+            let mut moves = Vec::new();
+            for (k, v) in rows {
+                match serde_json::from_slice::<Held>(&v) {
+                    Ok(h) if k.get(1..) == Some(&h.consultation.id().0[..]) => {
+                        let c = &h.consultation;
+                        let m: Vec<_> = h
+                            .messages
+                            .iter()
+                            .filter(|m| m.delivery != "undeliverable")
+                            .map(|m| (key(MESSAGE, m.message_id.as_bytes()), message_row(c)))
+                            .collect();
+                        moves.push((k, v, consult_key(c.requester(), c.id()), m));
                     }
-                    moved += gone.len();
-                    self.store
-                        .call(move |s| {
-                            s.table_put(LocalTable::Consultations, &pairs, true)?;
-                            for k in &gone {
-                                let mut end = k.clone();
-                                end.push(0);
-                                s.table_remove_range(LocalTable::Consultations, k, &end, 1)?;
+                    Ok(_) => {
+                        done.left += 1;
+                        tracing::warn!(key = %hex::encode(&k), "consultation row in the old layout under another id: left in place");
+                    }
+                    Err(e) => {
+                        done.left += 1;
+                        tracing::warn!(key = %hex::encode(&k), error = %e, "consultation row in the old layout does not decode: left in place");
+                    }
+                }
+            }
+            let r = self
+                .store
+                .call(move |s| {
+                    let (mut moved, mut kept) = (0, Vec::new());
+                    for (old, v, new, m) in moves {
+                        let mut pairs = m;
+                        match s.table_get(LocalTable::Consultations, &new)? {
+                            // A crash after the move, before the old row went: its
+                            // `m` rows are written again, the old row removed.
+                            Some(x) if x == v => {}
+                            Some(_) => {
+                                kept.push(old);
+                                continue;
                             }
-                            Ok(())
-                        })
-                        .await?;
+                            None => pairs.push((new, v)),
+                        }
+                        s.table_put(LocalTable::Consultations, &pairs, true)?;
+                        moved += 1;
+                        let mut end = old.clone();
+                        end.push(0);
+                        s.table_remove_range(LocalTable::Consultations, &old, &end, 1)?;
+                    }
+                    Ok((moved, kept))
+                })
+                .await;
+            match r {
+                Ok((moved, kept)) => {
+                    done.moved += moved;
+                    done.kept += kept.len();
+                    for k in kept {
+                        tracing::warn!(key = %hex::encode(&k), "consultation row in the old layout whose row in the new layout holds something else: the new one kept, the old left in place");
+                    }
                 }
-                if moved > 0 {
-                    tracing::info!(moved, "consultations moved to the layout keyed by requester and id");
+                Err(e) => {
+                    tracing::warn!(error = %e, "consultations in the old layout not moved (retried at the next start)");
+                    done.failed = true;
+                    break;
                 }
-                Ok::<_, ConsultServiceError>(moved)
-            })
-            .await
-            .copied()
+            }
+        }
+        if done != Migration::default() {
+            tracing::info!(
+                moved = done.moved,
+                kept_newer = done.kept,
+                left_undecodable = done.left,
+                failed = done.failed,
+                "consultations in the layout before s35 (c + id) moved to the layout keyed by requester and id"
+            );
+        }
+        done
     }
 
     /// Removes refusal bookkeeping past its time (at most [`MAX_RANGE`] rows of each
@@ -1212,7 +1316,7 @@ impl Consultations {
         requester: &AgencyCode,
         id: ConsultationId,
     ) -> Result<Option<Held>, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let k = consult_key(requester, id);
         let v = self
             .store
@@ -1257,7 +1361,7 @@ impl Consultations {
 
     /// Every consultation held (at most [`MAX_RANGE`]).
     pub async fn list(&self) -> Result<Vec<Held>, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let pairs = self
             .store
             .call(|s| {
@@ -1280,7 +1384,7 @@ impl Consultations {
     /// Every consultation held under `id`, one per requester (at most
     /// [`MAX_RANGE`]).
     async fn under_id(&self, id: ConsultationId) -> Result<Vec<Held>, ConsultServiceError> {
-        self.migrate().await?;
+        self.migration().await;
         let from = key(CONSULT, &id.0);
         let mut to = from.clone();
         to.push(0xff);
@@ -1294,6 +1398,19 @@ impl Consultations {
                 serde_json::from_slice(v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
             })
             .collect()
+    }
+
+    /// Whether any requester's consultation is held here under `id` (one row read).
+    async fn held_under(&self, id: ConsultationId) -> Result<bool, ConsultServiceError> {
+        self.migration().await;
+        let from = key(CONSULT, &id.0);
+        let mut to = from.clone();
+        to.push(0xff);
+        Ok(!self
+            .store
+            .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, 1))
+            .await?
+            .is_empty())
     }
 
     /// One consultation: `REQUESTER:ID`, or the id alone when one requester's
@@ -1906,6 +2023,10 @@ impl Consultations {
             _ => None,
         };
         let mut hint: Option<RefusalReason> = None;
+        // A request under an id another requester holds, before the cut-over to one
+        // consultation per requester and id: refused without a signed refusal when a
+        // new request would have been taken (as before s35).
+        let mut quiet = false;
         let result = match payload {
             Payload::ConsultRequest(req) => {
                 // Only for our own entries.
@@ -1922,11 +2043,44 @@ impl Consultations {
                         req.entry_id
                     )))
                 } else if self.load(&item.from, req.consultation_id).await?.is_some() {
-                    // The requester's own request again: nothing new. Another
+                    // The requester's own request again: nothing new. From the
+                    // roster's `consult_keyed_by_requester_since` on, another
                     // member's consultation under the same id is not this one
                     // (review s33/s34-consult L1): the request opens the sender's
                     // own, as if the id were not held.
                     Ok(None)
+                } else if !keyed_by_requester(
+                    self.trust.roster().consult_keyed_by_requester_since(),
+                    now,
+                ) && self.held_under(req.consultation_id).await?
+                {
+                    // Before that cut-over (or without it), as before s35 (review
+                    // s31-fixes C3): the id is held here by another requester (or by
+                    // us, as a requester), so no second requester's consultation is
+                    // opened under it, and an auditor before s35, which replays one
+                    // track per id, never sees two (review s35-key H1). Judged as a
+                    // new request would be (the same refusal, or none), so the sender
+                    // cannot tell the id is in use from this message alone.
+                    let roster = self.trust.roster();
+                    let min = Duration::from_secs(roster.consultation_min_deadline_secs());
+                    if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
+                        hint = Some(RefusalReason::TooManyOpen);
+                    } else if let Err(e) = Consultation::receive_request(
+                        &self.agency,
+                        &item.from,
+                        req.clone(),
+                        silence_of(roster.silence_rule()),
+                        min,
+                        judged_at(item, now),
+                    ) {
+                        hint = Some(wlnode_consult::refusal_reason(&e));
+                    } else {
+                        quiet = true;
+                    }
+                    Err(ConsultServiceError::Invalid(format!(
+                        "request from {} for consultation {} which another requester holds here",
+                        item.from, req.consultation_id
+                    )))
                 } else if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
                     hint = Some(RefusalReason::TooManyOpen);
                     Err(ConsultServiceError::Invalid(format!(
@@ -2085,14 +2239,9 @@ impl Consultations {
                     let arrived = Timestamp(item.received_at).min(now);
                     // Only the requester's decision on this consultation's entry may
                     // be held (review of the fixes, L1: anyone's was held and audited
-                    // under the requester's name).
-                    if &item.from != before.requester() {
-                        Err(ConsultError::NotRequester {
-                            from: item.from.clone(),
-                            requester: before.requester().clone(),
-                        }
-                        .into())
-                    } else if d.entry_id != before.entry_id() {
+                    // under the requester's name): the look-up above is of the
+                    // sender's own consultation, so the sender is its requester.
+                    if d.entry_id != before.entry_id() {
                         Err(ConsultError::Mismatch {
                             expected: before.entry_id().to_hex(),
                             got: d.entry_id.to_hex(),
@@ -2110,7 +2259,10 @@ impl Consultations {
                             .map_err(Into::into)
                     }
                 }
-                // A notice of another agency's consultation: the inbox shows it.
+                // A notice of another agency's consultation: the inbox shows it. A
+                // member's decision under an id where it holds no consultation with
+                // us reads the same (it cannot be told from a notice), and reaches no
+                // other member's consultation under that id (review s35-key L6).
                 _ => Ok(None),
             },
             Payload::HitReport(r) => {
@@ -2225,8 +2377,11 @@ impl Consultations {
                 self.mark_refused(mark, ev).await?;
                 // Every lookup above was of the sender's own consultations (review
                 // s31-fixes C3, s33/s34-consult L1): the refusal depends on nothing
-                // another member holds. Same per-round mark and daily quota.
-                if let Some(refused) = refusable {
+                // another member holds, except a request under an id held here before
+                // the cut-over to one consultation per requester and id (review s35-key
+                // H1: refused, or dropped quietly, as a new request would be, as before
+                // s35). Same per-round mark and daily quota.
+                if let (false, Some(refused)) = (quiet, refusable) {
                     let reason = hint.unwrap_or(match &e {
                         ConsultServiceError::Consult(c) => wlnode_consult::refusal_reason(c),
                         _ => RefusalReason::Invalid,
@@ -2530,6 +2685,8 @@ impl Consultations {
         let me = self.clone();
         let mut rx = self.mail.subscribe();
         tokio::spawn(async move {
+            // Before anything reads consultations (review s35-key L3: once per start).
+            me.migration().await;
             if let Err(e) = me.catch_up().await {
                 tracing::warn!(error = %e, "consultations: catching up with the inbox failed");
             }
@@ -2825,11 +2982,35 @@ mod applied_tests {
         let named = ConsultationRef::parse(&format!("BB-CUSTOMS:{hex}")).unwrap();
         assert_eq!(named, ConsultationRef::of(bb.clone(), id));
         assert_eq!(named.to_string(), format!("BB-CUSTOMS:{hex}"));
-        for bad in ["", "xyz", ":abc", "bb-customs:{hex}", "BB-CUSTOMS:"] {
+        for bad in [
+            "",
+            "xyz",
+            "BB-CUSTOMS:",
+            " {hex}",
+            "{hex}\r\n",
+            "BB-CUSTOMS:{hex}?x",
+        ] {
             assert!(
                 matches!(
                     ConsultationRef::parse(&bad.replace("{hex}", &hex)),
-                    Err(ConsultServiceError::Invalid(_))
+                    Err(ConsultationRefError::Id { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // Review s35-key L4: the requester part is an agency code, nothing else.
+        for bad in [
+            ":{hex}",
+            "bb-customs:{hex}",
+            "../../users/x:{hex}",
+            "BB/CUSTOMS:{hex}",
+            "\r\nBB-CUSTOMS:{hex}",
+            "BB-CUSTOMS :{hex}",
+        ] {
+            assert!(
+                matches!(
+                    ConsultationRef::parse(&bad.replace("{hex}", &hex)),
+                    Err(ConsultationRefError::Requester(_))
                 ),
                 "{bad}"
             );

@@ -298,6 +298,17 @@ fn parse_id(id: &str) -> Result<wlnode_runtime::consultations::ConsultationRef, 
     crate::consultations::consultation_id(id)
 }
 
+/// Back to the consultation's page after a successful form, named in its canonical
+/// form (`REQUESTER:ID` or `ID`), never the path segment as given (before s35 a
+/// segment the parser trimmed, e.g. with a leading CR LF, reached the `Location`
+/// header and panicked).
+fn done(id: &str, what: &str) -> Response {
+    match parse_id(id) {
+        Ok(r) => see_other(&format!("/ui/consultations/{r}?done={what}")),
+        Err(_) => see_other("/ui/consultations"),
+    }
+}
+
 /// One step of the trail.
 struct Step {
     at: Timestamp,
@@ -745,7 +756,7 @@ pub(super) async fn respond(
     )
     .await
     {
-        Ok(_) => see_other(&format!("/ui/consultations/{id}?done=answered")),
+        Ok(_) => done(&id, "answered"),
         Err(e) => e.page(&ctx),
     }
 }
@@ -765,7 +776,7 @@ pub(super) async fn decide(
     )
     .await
     {
-        Ok(_) => see_other(&format!("/ui/consultations/{id}?done=decided")),
+        Ok(_) => done(&id, "decided"),
         Err(e) => e.page(&ctx),
     }
 }
@@ -833,7 +844,7 @@ pub(super) async fn supply_info(
     )
     .await
     {
-        Ok(_) => see_other(&format!("/ui/consultations/{id}?done=info")),
+        Ok(_) => done(&id, "info"),
         Err(e) => e.page(&ctx),
     }
 }

@@ -724,11 +724,16 @@ async fn logout(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     resp
 }
 
-/// A 303 to `to` (after a POST).
+/// A 303 to `to` (after a POST). A `to` that is no valid header value (it never is
+/// from the console's own pages) goes to the start page instead of panicking.
 pub fn see_other(to: &str) -> Response {
-    let mut resp = Redirect::to(to).into_response();
-    *resp.status_mut() = StatusCode::SEE_OTHER;
-    resp
+    match HeaderValue::try_from(to) {
+        Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+        Err(_) => {
+            tracing::warn!("console redirect to an invalid location refused");
+            (StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/")]).into_response()
+        }
+    }
 }
 
 /// Reads a handler's JSON answer (the console calls the API's handlers in-process).

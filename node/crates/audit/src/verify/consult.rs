@@ -546,9 +546,29 @@ type RoundStep<'a> = (u64, u32, &'a wlnode_consult::TrailEvent);
 fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
     let mut round: std::collections::HashMap<Consultation<'_>, u32> =
         std::collections::HashMap::new();
+    // The origin of each consultation this log opened, to place a `delivered` step
+    // between its two parties as the trail replay does (`Replay::key_of`).
+    let mut origin: std::collections::HashMap<Consultation<'_>, &AgencyCode> =
+        std::collections::HashMap::new();
     consultation_steps(l)
         .map(|(i, s)| {
-            let r = round.entry(consultation_of(s)).or_insert(1);
+            let c = match s.requester() {
+                Some(r) => (s.consultation_id, r),
+                None => {
+                    let between = |r: &AgencyCode, o: &AgencyCode| {
+                        origin.get(&(s.consultation_id, r)).is_some_and(|x| *x == o)
+                    };
+                    if between(&s.to, &s.from) {
+                        (s.consultation_id, &s.to)
+                    } else {
+                        (s.consultation_id, &s.from)
+                    }
+                }
+            };
+            if matches!(s.kind, wlnode_consult::TrailKind::Requested { .. }) {
+                origin.insert(c, &s.to);
+            }
+            let r = round.entry(c).or_insert(1);
             if matches!(s.kind, wlnode_consult::TrailKind::InfoSupplied { .. }) {
                 *r = r.saturating_add(1);
             }
@@ -863,8 +883,10 @@ impl NotUnderstood {
 type Consultation<'a> = (wlnode_consult::ConsultationId, &'a AgencyCode);
 
 /// The consultation a step belongs to: its id and requester
-/// ([`wlnode_consult::TrailEvent::requester`]; a `delivered` step, which names no
-/// role and counts for no rule here, under its sender).
+/// ([`wlnode_consult::TrailEvent::requester`], `to` for `expired` as in the trail
+/// replay: review s35-key M2). The rules call it only with steps that name their
+/// requester; a `delivered` step (no role) is placed by [`rounds`] between its two
+/// parties, as the replay places it, and is read by no rule.
 fn consultation_of(
     s: &wlnode_consult::TrailEvent,
 ) -> (wlnode_consult::ConsultationId, &AgencyCode) {

@@ -3328,3 +3328,182 @@ fn a_node_that_did_not_understand_the_terms_cut_over_is_not_proven_to_breach_it(
     assert_eq!(proven, Vec::<String>::new());
     assert!(missing.iter().all(|(_, p)| !p), "{missing:?}");
 }
+
+/// Review s35-key M2: the steps whose consultation is not named by their role, with
+/// two requesters (BB, CC) under one id at origin AA, and AA also requesting BB's
+/// entry under the same id (AA is origin of (X, BB) and (X, CC) and requester of
+/// (X, AA); BB is requester of (X, BB) and origin of (X, AA)). `delivered` steps in
+/// every log, BB's round 2 unanswered and `expired` in both its logs, a
+/// `deadline_too_short` refusal of AA's own request (round 1 of (X, AA)) in AA's log
+/// while BB's consultation there is in round 2. The auditor files `expired` under the
+/// requester (`to`), as the trail replay does (before, under `from`: AA's own
+/// consultation, round 1), every log passes clean, and AA's trail replays as three
+/// consultations.
+#[test]
+fn steps_without_a_role_and_a_node_both_requester_and_origin_under_one_id_pass_clean() {
+    use wlnode_consult::RefusalReason::DeadlineTooShort;
+    let f = fixture();
+    let v = f.roster.version();
+    let x = ConsultationId([35; 16]);
+    let asked = |at, deadline, from, to| {
+        step(
+            x,
+            TrailKind::Requested {
+                evidence: None,
+                deadline: Timestamp(deadline),
+            },
+            at,
+            from,
+            to,
+        )
+    };
+    let answered = |at, answer, from, to| {
+        step(
+            x,
+            TrailKind::Answered {
+                evidence: None,
+                answer,
+            },
+            at,
+            from,
+            to,
+        )
+    };
+    let delivered = |at, from, to| step(x, TrailKind::Delivered, at, from, to);
+    let info = step(
+        x,
+        TrailKind::InfoSupplied {
+            deadline: Timestamp(DEADLINE + DAY),
+        },
+        2500,
+        1,
+        0,
+    );
+    let expired = step(x, TrailKind::Expired, DEADLINE + DAY, 0, 1);
+    let refused = step(
+        x,
+        TrailKind::RefusedByOrigin {
+            evidence: None,
+            reason: DeadlineTooShort,
+        },
+        3200,
+        1,
+        0,
+    );
+    let cc_decided = step(
+        x,
+        TrailKind::Decided {
+            decision: Decision::Refused,
+            despite: Despite::None,
+        },
+        4000,
+        2,
+        0,
+    );
+    let aa_events = vec![
+        roster_loaded(v, 500),
+        asked(1000, DEADLINE, 1, 0),
+        answered(1500, Answer::InfoRequested, 0, 1),
+        delivered(1600, 0, 1),
+        asked(2000, DEADLINE, 2, 0),
+        info.clone(),
+        // AA's own request of BB, with a deadline under the roster's minimum:
+        // BB refuses it (BB's log shows no step of a refused request).
+        asked(3000, 4000, 0, 1),
+        refused.clone(),
+        answered(3300, Answer::Objection, 0, 2),
+        delivered(3400, 0, 2),
+        cc_decided.clone(),
+        expired.clone(),
+        stopped(DEADLINE + 2 * DAY),
+    ];
+    let aa = log(&f, 0, &aa_events, &[aa_events.len() as u64]);
+    let bb_events = vec![
+        roster_loaded(v, 500),
+        asked(1000, DEADLINE, 1, 0),
+        delivered(1100, 1, 0),
+        answered(1500, Answer::InfoRequested, 0, 1),
+        info.clone(),
+        delivered(2600, 1, 0),
+        expired.clone(),
+        stopped(DEADLINE + 2 * DAY),
+    ];
+    let bb = log(&f, 1, &bb_events, &[bb_events.len() as u64]);
+    let cc_events = vec![
+        roster_loaded(v, 500),
+        asked(2000, DEADLINE, 2, 0),
+        delivered(2100, 2, 0),
+        answered(3300, Answer::Objection, 0, 2),
+        cc_decided,
+        stopped(DEADLINE + 2 * DAY),
+    ];
+    let cc = log(&f, 2, &cc_events, &[cc_events.len() as u64]);
+    // The auditor's rounds of AA's log: `expired` in BB's round 2, the refusal in
+    // round 1 of AA's own consultation, each `delivered` on the consultation of its
+    // two parties.
+    let l = Log {
+        export: &aa,
+        events: aa_events
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (i as u64, e))
+            .collect(),
+        covered: aa_events.len() as u64,
+        checkpoint_at: Some(DEADLINE + 2 * DAY),
+        checkpoints: Vec::new(),
+        usable: true,
+        vouched_before: Vec::new(),
+    };
+    let placed: Vec<(&str, u32)> = super::rounds(&l)
+        .iter()
+        .filter_map(|(_, round, s)| {
+            let kind = match s.kind {
+                TrailKind::Expired => "expired",
+                TrailKind::RefusedByOrigin { .. } => "refused_by_origin",
+                TrailKind::Delivered => "delivered",
+                _ => return None,
+            };
+            Some((kind, *round))
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("delivered", 1),
+            ("refused_by_origin", 1),
+            ("delivered", 1),
+            ("expired", 2),
+        ]
+    );
+    let EventKind::Consultation { step: e } = &expired.kind else {
+        unreachable!()
+    };
+    assert_eq!(super::consultation_of(e), (x, &ag(1)));
+    let v = consult_findings(&f, &[aa, bb, cc]);
+    assert!(v.is_empty(), "{v:#?}");
+    let trail: Vec<TrailEvent> = aa_events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Consultation { step } => Some(step.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(wlnode_consult::audit_trail(&trail).is_empty());
+    let sum = wlnode_consult::summarize(&trail);
+    assert_eq!(sum.consultations, 3);
+    let mut states: Vec<_> = sum
+        .timings
+        .iter()
+        .map(|t| (t.requester.clone(), t.state))
+        .collect();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        states,
+        vec![
+            (ag(0), wlnode_consult::State::RefusedByOrigin),
+            (ag(1), wlnode_consult::State::Expired),
+            (ag(2), wlnode_consult::State::Decided),
+        ]
+    );
+}
