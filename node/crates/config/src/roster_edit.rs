@@ -76,6 +76,23 @@ pub enum RosterEditError {
         /// The version being signed.
         signing: u64,
     },
+    /// Review of s35-int, M1: the new version would carry an `issued_at` earlier
+    /// than the previous version's. The auditor dates a roster version by
+    /// `issued_at` (a receipt naming a version above its own, signed before its own
+    /// roster was issued, names a version that did not exist yet), which holds only
+    /// while versions are issued in increasing time: a signing machine whose clock
+    /// is behind must not sign.
+    #[error(
+        "the previous roster (version {previous}) was issued at {previous_at}, after now ({now}) on this machine: correct the clock before signing"
+    )]
+    IssuedNotLater {
+        /// The previous version.
+        previous: u64,
+        /// Its `issued_at`, RFC 3339.
+        previous_at: String,
+        /// This machine's time, RFC 3339.
+        now: String,
+    },
 }
 
 /// Review s35-roster L1: how long after a roster's `issued_at` a `*_required_since`
@@ -619,6 +636,15 @@ fn sign_inner(
     let out = doc.to_string();
     let roster = Roster::parse(out.as_bytes())?;
     roster.refuse_unknown_settings()?;
+    if let Some(previous) = opts.and_then(|o| o.previous)
+        && previous.issued_at() > roster.issued_at()
+    {
+        return Err(RosterEditError::IssuedNotLater {
+            previous: previous.version(),
+            previous_at: previous.issued_at().to_rfc3339(),
+            now: roster.issued_at().to_rfc3339(),
+        });
+    }
     if let Some(opts) = opts
         && !opts.allow_past_cutover
         && let Some(p) = past_cutovers(&roster, opts.previous).into_iter().next()
@@ -882,6 +908,39 @@ mod tests {
     /// draft itself (edited since its signature), not another federation's, not one
     /// of the same or a later version, not one signed by another key. The roster
     /// signed last is accepted.
+    /// Review of s35-int, M1: a version is never signed with an `issued_at` before
+    /// the previous version's (a signing clock behind), since the auditor
+    /// dates versions by it.
+    #[test]
+    fn a_version_is_not_signed_before_the_previous_was_issued() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let (v1, _, _) = sign(&base, &auth).unwrap();
+        // The previous version, issued a day ahead of this machine's clock.
+        let mut doc = parse(&v1).unwrap();
+        let ahead = Timestamp(Timestamp::now().as_millis() + 86_400_000);
+        doc.insert("issued_at", value(ahead.to_rfc3339()));
+        let future = Roster::parse(doc.to_string().as_bytes()).unwrap();
+        let opts = SignOptions {
+            previous: Some(&future),
+            allow_past_cutover: true,
+        };
+        match sign_with(&v1, &auth, &opts) {
+            Err(RosterEditError::IssuedNotLater { previous, .. }) => {
+                assert_eq!(previous, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A previous issued before now: signed.
+        let earlier = Roster::parse(v1.as_bytes()).unwrap();
+        let opts = SignOptions {
+            previous: Some(&earlier),
+            allow_past_cutover: false,
+        };
+        let (_, _, r) = sign_with(&v1, &auth, &opts).unwrap();
+        assert!(r.issued_at() >= earlier.issued_at());
+    }
+
     #[test]
     fn only_an_older_signed_roster_of_the_federation_serves_as_previous() {
         let auth = SecretKey::generate().unwrap();

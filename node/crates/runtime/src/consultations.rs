@@ -625,6 +625,16 @@ fn receipt_required_since(
     (now >= since).then_some(since)
 }
 
+/// The consultations stored in `pairs` (rows of prefix `k`), decoded.
+fn decode_held(pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<Held>, ConsultServiceError> {
+    pairs
+        .iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
 /// Whether an origin opens a request under an id another requester holds here as the
 /// sender's own consultation at `now`: from the roster's
 /// `consult_keyed_by_requester_since` on (review s35-key H1). Before it, or without
@@ -1373,12 +1383,7 @@ impl Consultations {
                 )
             })
             .await?;
-        pairs
-            .iter()
-            .map(|(_, v)| {
-                serde_json::from_slice(v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
-            })
-            .collect()
+        decode_held(&pairs)
     }
 
     /// Every consultation held under `id`, one per requester (at most
@@ -1392,12 +1397,7 @@ impl Consultations {
             .store
             .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, MAX_RANGE))
             .await?;
-        pairs
-            .iter()
-            .map(|(_, v)| {
-                serde_json::from_slice(v).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))
-            })
-            .collect()
+        decode_held(&pairs)
     }
 
     /// Whether any requester's consultation is held here under `id` (one row read).
@@ -2050,8 +2050,11 @@ impl Consultations {
                     // own, as if the id were not held.
                     Ok(None)
                 } else if !keyed_by_requester(
-                    self.trust.roster().consult_keyed_by_requester_since(),
-                    now,
+                    // The roster this message is judged under, at its arrival
+                    // (review of s35-int, H1/L1: one roster read per message, so
+                    // what a refusal signs is what was applied).
+                    judged.consult_keyed_by_requester_since(),
+                    judged_at(item, now),
                 ) && self.held_under(req.consultation_id).await?
                 {
                     // Before that cut-over (or without it), as before s35 (review
@@ -2061,7 +2064,7 @@ impl Consultations {
                     // track per id, never sees two (review s35-key H1). Judged as a
                     // new request would be (the same refusal, or none), so the sender
                     // cannot tell the id is in use from this message alone.
-                    let roster = self.trust.roster();
+                    let roster = &judged;
                     let min = Duration::from_secs(roster.consultation_min_deadline_secs());
                     if self.open_with(&item.from).await? >= MAX_OPEN_PER_REQUESTER {
                         hint = Some(RefusalReason::TooManyOpen);

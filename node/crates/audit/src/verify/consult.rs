@@ -99,6 +99,7 @@ pub(super) fn check_consultations(
         .map(LogIndex::new)
         .collect();
     check_evidence(roster, &indexes, report);
+    check_settings_understood(roster, logs, report);
     check_missing_evidence(roster, &indexes, report);
     check_requests_across_logs(roster, &indexes, report);
     check_late_answers_across_logs(roster, &indexes, report);
@@ -388,6 +389,66 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
                     &format!("{keeper}->{}", step.from),
                     detail,
                     evidence,
+                ));
+            }
+        }
+    }
+}
+
+/// Review of s35-int, H2: a node's `roster_loaded` naming a setting as not
+/// understood is its own word, and withholds every proof keyed on that setting
+/// (review s35-roster H1). It is also a proof of its own: the node says it ran the
+/// auditor's roster version on a build that does not understand a setting that
+/// roster sets, and the authority signs a setting only once every node runs a build
+/// that knows it (README, upgrades). So such an event is
+/// `roster_setting_not_understood`, proven against the keeper: an honest node on
+/// an outdated build is out of the federation's upgrade order, and a hostile one
+/// that claims ignorance to escape a cut-over's proof is named for the claim. One
+/// finding per node and setting; names past the logged list
+/// (`not_understood_more`) are not guessed at.
+fn check_settings_understood(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
+    let set: std::collections::BTreeSet<String> = roster
+        .doc()
+        .federation_settings
+        .as_ref()
+        .and_then(|f| serde_json::to_value(f).ok())
+        .and_then(|v| v.as_object().map(|t| t.keys().cloned().collect()))
+        .unwrap_or_default();
+    if set.is_empty() {
+        return;
+    }
+    for l in logs.iter().filter(|l| l.usable) {
+        let mut named = std::collections::BTreeSet::new();
+        for (i, e) in &l.events {
+            let EventKind::RosterLoaded {
+                version,
+                not_understood,
+                ..
+            } = &e.kind
+            else {
+                continue;
+            };
+            if *i >= l.covered || *version != roster.version() {
+                continue;
+            }
+            for name in not_understood.iter().filter(|n| set.contains(*n)) {
+                if !named.insert(name.clone()) {
+                    continue;
+                }
+                let keeper = l.export.agency.as_str();
+                report.violations.push(proven(
+                    "roster_setting_not_understood",
+                    keeper,
+                    format!(
+                        "node {} of {keeper} logged loading roster v{version} without understanding federation_settings.{name}, which that roster sets: it runs a build older than the federation requires",
+                        l.export.peer_id
+                    ),
+                    serde_json::json!({
+                        "event": i,
+                        "version": version,
+                        "setting": name,
+                        "peer_id": l.export.peer_id,
+                    }),
                 ));
             }
         }

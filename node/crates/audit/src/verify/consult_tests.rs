@@ -2108,22 +2108,35 @@ fn a_keeper_that_did_not_understand_the_cut_over_is_not_proven_to_breach_it() {
         log(&f, 1, &events, &[size])
     };
     let pair = vec![(PAIR.to_owned(), false)];
-    let v = consult_findings(
-        &f,
-        &[requester(vec![
-            started(t - 600_000),
-            loaded(&["consult_receipts_required_since"], 0, t - 600_000),
-        ])],
-    );
+    let logs = [requester(vec![
+        started(t - 600_000),
+        loaded(&["consult_receipts_required_since"], 0, t - 600_000),
+    ])];
+    let v = consult_findings(&f, &logs);
     assert_eq!(missing(&v), pair, "{v:?}");
-    let v = consult_findings(
-        &f,
-        &[requester(vec![
-            started(t - 600_000),
-            loaded(&["some_later_setting"], 1, t - 600_000),
-        ])],
-    );
+    // Review of s35-int, H2: the claim itself is proven against the keeper (the
+    // roster it says it ran sets what it says it did not understand), so claiming
+    // ignorance to escape the cut-over's proof names it all the same.
+    let all = verify(&f.roster, &logs, &AuditorState::default(), NO_TOLERANCE).violations;
+    let claimed: Vec<(&str, bool)> = all
+        .iter()
+        .filter(|v| v.kind == "roster_setting_not_understood")
+        .map(|v| (v.node.as_str(), v.proven))
+        .collect();
+    assert_eq!(claimed, vec![(NAMES[1], true)], "{all:?}");
+    let logs = [requester(vec![
+        started(t - 600_000),
+        loaded(&["some_later_setting"], 1, t - 600_000),
+    ])];
+    let v = consult_findings(&f, &logs);
     assert_eq!(missing(&v), pair, "{v:?}");
+    // A setting the roster does not set, not understood: no compliance finding.
+    let all = verify(&f.roster, &logs, &AuditorState::default(), NO_TOLERANCE).violations;
+    assert!(
+        all.iter()
+            .all(|v| v.kind != "roster_setting_not_understood"),
+        "{all:?}"
+    );
     // Another setting not understood: the cut-over was applied, the proof holds.
     let v = consult_findings(
         &f,

@@ -493,7 +493,14 @@ fn a_relay_that_did_not_understand_the_mail_cut_over_is_not_judged_by_it() {
         rep.violations
     );
     let rep = audit(&f, &[log(&f, R, &run(&["mail_acks_required_since"]))]);
-    assert!(against(&rep, R).is_empty(), "{:?}", rep.violations);
+    // Not judged by the cut-over; the claim itself is proven against it (review of
+    // s35-int, H2: a hostile relay could log it to escape the cut-over).
+    assert_eq!(
+        against(&rep, R),
+        ["roster_setting_not_understood"],
+        "{:?}",
+        rep.violations
+    );
 }
 
 fn audit_with(f: &Fixture, logs: &[ExportedLog], state: &AuditorState) -> Report {
