@@ -2359,15 +2359,7 @@ impl Consultations {
                     wlnode_consult::TrailKind::DecisionHeld,
                     arrived,
                 );
-                let pairs = vec![(deferred_key(item), v)];
-                self.store
-                    .call(move |s| {
-                        s.table_put(LocalTable::Consultations, &pairs, true)?;
-                        s.audit_append(&[ev])?;
-                        Ok(())
-                    })
-                    .await?;
-                Ok(())
+                self.put_audited(vec![(deferred_key(item), v)], ev).await
             }
             Err(e) => {
                 // Audited with the applied mark (review of the fixes, H1: a refused
@@ -2468,15 +2460,7 @@ impl Consultations {
         if row.overtaken(&before) {
             tracing::warn!(consultation = %before.id(), from = %row.item.from, "held decision refused: the consultation was answered or reopened after it arrived");
             let ev = step_event(&before, wlnode_consult::TrailKind::HeldDecisionRefused, now);
-            return self
-                .store
-                .call(move |s| {
-                    s.table_put(LocalTable::Consultations, &done, true)?;
-                    s.audit_append(&[ev])?;
-                    Ok(())
-                })
-                .await
-                .map_err(Into::into);
+            return self.put_audited(done, ev).await;
         }
         match h
             .consultation
@@ -2502,9 +2486,19 @@ impl Consultations {
         mark: Vec<(Vec<u8>, Vec<u8>)>,
         ev: wlnode_audit::event::Event,
     ) -> Result<(), ConsultServiceError> {
+        self.put_audited(mark, ev).await
+    }
+
+    /// Writes `pairs` and appends `ev` to the audit log in one store call: a row and
+    /// the event that explains it land together or not at all.
+    async fn put_audited(
+        &self,
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+        ev: wlnode_audit::event::Event,
+    ) -> Result<(), ConsultServiceError> {
         self.store
             .call(move |s| {
-                s.table_put(LocalTable::Consultations, &mark, true)?;
+                s.table_put(LocalTable::Consultations, &pairs, true)?;
                 s.audit_append(&[ev])?;
                 Ok(())
             })

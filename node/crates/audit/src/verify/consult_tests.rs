@@ -5,7 +5,7 @@
 use wlnode_consult::{Answer, ConsultationId, Decision, Despite, TrailEvent, TrailKind};
 use wlnode_crypto::Timestamp;
 
-use super::super::tests::{Fixture, NAMES, NO_TOLERANCE, ag, fixture, log};
+use super::super::tests::{Fixture, NAMES, NO_TOLERANCE, ag, fixture, fixture_settings, log};
 use super::super::*;
 
 const DAY: u64 = 86_400_000;
@@ -1860,40 +1860,6 @@ fn an_answer_logged_on_another_node_of_the_origin_is_not_proven_omitted() {
     );
     let v = consult_findings(&f, &[first, requester]);
     assert!(!v.iter().any(|x| x.proven), "{v:?}");
-}
-
-/// [`fixture`] with `settings` under `[federation_settings]` (s34).
-fn fixture_settings(settings: &str) -> Fixture {
-    use wlnode_config::roster_edit::{self, NewMember};
-    let authority = wlnode_crypto::SecretKey::generate().unwrap();
-    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
-    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
-    for (agency, group) in NAMES.iter().zip(["eu", "eu", "asean"]) {
-        let key = wlnode_crypto::SecretKey::generate().unwrap();
-        let node = wlnode_crypto::SecretKey::generate().unwrap();
-        text = roster_edit::add_member(
-            &text,
-            &NewMember::coded(
-                agency,
-                wlnode_crypto::roster::Role::Member,
-                key.public_key(),
-                vec![node.public_key().peer_id()],
-                &[group],
-                Timestamp(Timestamp::now().as_millis() - 3_600_000),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        agency_keys.push(key);
-        node_keys.push(node);
-    }
-    text.push_str(&format!("\n[federation_settings]\n{settings}\n"));
-    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
-    Fixture {
-        roster,
-        agency_keys,
-        node_keys,
-    }
 }
 
 /// The `consultation_evidence_missing` findings: (node, proven).

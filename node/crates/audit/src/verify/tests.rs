@@ -18,6 +18,12 @@ pub(super) const NAMES: [&str; 3] = ["AA-EXPORT", "BB-CUSTOMS", "CC-TRADE"];
 /// A signed roster of the three members (AA and BB in `eu`, CC in `asean`), built in
 /// memory the way `wlnode roster` builds one on disk.
 pub(super) fn fixture() -> Fixture {
+    fixture_settings("")
+}
+
+/// [`fixture`], with `settings` (TOML lines) as the roster's
+/// `[federation_settings]` when not empty.
+pub(super) fn fixture_settings(settings: &str) -> Fixture {
     use wlnode_config::roster_edit::{self, NewMember};
     let authority = SecretKey::generate().unwrap();
     let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
@@ -40,6 +46,9 @@ pub(super) fn fixture() -> Fixture {
         .unwrap();
         agency_keys.push(key);
         node_keys.push(node);
+    }
+    if !settings.is_empty() {
+        text.push_str(&format!("\n[federation_settings]\n{settings}\n"));
     }
     let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
     Fixture {
