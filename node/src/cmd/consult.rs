@@ -601,6 +601,10 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                         "{}: expected an object {{\"text\": ..., \"details\": ...}}",
                         f.display()
                     );
+                    // Checked here with the node's own bounds, so an error names a
+                    // line and column of this file (s35 QA leftover).
+                    wlnode_consult::InformationFile::from_json(&b)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
                     v
                 }
                 (None, Some(t)) => json!({ "text": t }),
