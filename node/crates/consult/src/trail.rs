@@ -274,15 +274,17 @@ type TrackKey = (ConsultationId, AgencyCode);
 
 struct Replay {
     tracks: BTreeMap<TrackKey, Track>,
-    /// The requesters of the consultations under each id, in the order they were
-    /// requested (to place a step by a third party, see `key_of`).
-    requesters: std::collections::HashMap<ConsultationId, Vec<AgencyCode>>,
+    /// The first consultation under each (id, origin), with its place in request
+    /// order (to place a step by a third party, see `key_of`): looked up directly,
+    /// so no number of other requesters under the id can push a consultation out of
+    /// reach (review s35-key L7: the first 8 were looked through, and a keeper could
+    /// pad the id with 8 requests of its own to turn a third party's step from a
+    /// wrong party into a step before the request).
+    first_by_origin: std::collections::HashMap<(ConsultationId, AgencyCode), (usize, AgencyCode)>,
+    /// Requests replayed so far (the order `first_by_origin` keeps).
+    requests: usize,
     violations: Vec<Violation>,
 }
-
-/// How many consultations under one id `key_of` looks through for a step by a
-/// third party (a hostile log could name thousands of requesters under one id).
-const MAX_PLACED: usize = 8;
 
 impl Replay {
     /// The consultation `e` belongs to: the one of the requester it names
@@ -311,13 +313,11 @@ impl Replay {
         // party and the origin (a decision by a member that is no party): reported
         // as a wrong party, as before consultations were keyed by requester.
         let third = || {
-            self.requesters.get(&id).and_then(|rs| {
-                rs.iter().take(MAX_PLACED).find(|r| {
-                    self.tracks
-                        .get(&(id, (*r).clone()))
-                        .is_some_and(|t| t.origin == e.to || t.origin == e.from)
-                })
-            })
+            [&e.to, &e.from]
+                .into_iter()
+                .filter_map(|o| self.first_by_origin.get(&(id, o.clone())))
+                .min_by_key(|(seq, _)| *seq)
+                .map(|(_, r)| r)
         };
         let requester = if of(&e.to, &e.from) {
             &e.to
@@ -369,10 +369,10 @@ impl Replay {
             if deadline <= e.at {
                 self.out_of_order(e, index, "a deadline not after the request");
             }
-            self.requesters
-                .entry(key.0)
-                .or_default()
-                .push(key.1.clone());
+            self.first_by_origin
+                .entry((key.0, e.to.clone()))
+                .or_insert_with(|| (self.requests, key.1.clone()));
+            self.requests += 1;
             self.tracks.insert(
                 key,
                 Track {
@@ -613,7 +613,8 @@ impl Replay {
     fn run(events: &[TrailEvent]) -> Self {
         let mut r = Self {
             tracks: BTreeMap::new(),
-            requesters: std::collections::HashMap::new(),
+            first_by_origin: std::collections::HashMap::new(),
+            requests: 0,
             violations: Vec::new(),
         };
         for (i, e) in events.iter().enumerate() {

@@ -325,6 +325,29 @@ fn steps_by_the_wrong_party_are_reported() {
         ),
     ];
     assert!(matches!(kinds(&t)[..], [ViolationKind::WrongParty { .. }]));
+    // Review s35-key L7: however many requests the keeper logs under the id first
+    // (here nine, made to itself), a third party's decision on its consultation is
+    // still placed on it and reported as a wrong party, not as a step before the
+    // request (only the first 8 requesters were looked through).
+    let mut padded: Vec<TrailEvent> = (0..9)
+        .map(|i| {
+            ev(
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: at(30),
+                },
+                at(0),
+                agency(&format!("PAD-{i}")),
+                req(),
+            )
+        })
+        .collect();
+    padded.extend(t);
+    assert!(
+        matches!(kinds(&padded)[..], [ViolationKind::WrongParty { .. }]),
+        "{:?}",
+        kinds(&padded)
+    );
 }
 
 #[test]
