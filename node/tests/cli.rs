@@ -1107,6 +1107,29 @@ fn audit_export_and_verify_exit_codes() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), kept);
     assert!(!dir.path().join("aa.json.partial").exists());
+    // The names map never lands on the log, even with --force (review s36-qa L3),
+    // and --force gets past a partial file an interrupted export left (L4).
+    let same = dir.path().join(".").join("aa.json");
+    let mut c = wlnode();
+    c.args(["audit", "export", "--json", "--force", "--out"])
+        .arg(&out)
+        .arg("--user-names")
+        .arg(&same)
+        .arg("--config")
+        .arg(&fed.nodes[0].config);
+    let err = fails(&mut c);
+    assert!(err.contains("one file"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), kept);
+    std::fs::write(dir.path().join("aa.json.partial"), b"half").unwrap();
+    let mut c = wlnode();
+    c.args(["audit", "export", "--json", "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(&fed.nodes[0].config);
+    let err = fails(&mut c);
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(ok_json(&mut export())["events"], 4);
+    assert!(!dir.path().join("aa.json.partial").exists());
     // One when the first events arrived (none signed for longer than the interval),
     // one forced at the clean stop.
     assert_eq!(v["checkpoints"], 2);

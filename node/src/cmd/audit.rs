@@ -275,6 +275,14 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             force,
             json,
         } => {
+            // The private names map must never land on the log handed to the
+            // auditor (review s36-qa L3).
+            if user_names.as_deref().is_some_and(|n| same_path(n, &out)) {
+                bail!(
+                    "--user-names and --out name one file ({}): the names map is kept apart from the log",
+                    out.display()
+                );
+            }
             // Refused before the store is opened: nothing is read for a file that
             // would not be written (s35 QA B5: an existing export was overwritten).
             for p in std::iter::once(&out).chain(user_names.as_ref()) {
@@ -386,12 +394,23 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes `bytes` to `path` whole or not at all: into `path.partial` (created new,
-/// with `mode`), synced, then renamed over `path`. Without `replace`, a `path` that
-/// appeared meanwhile is not replaced (hard link, then remove the partial file).
+/// with `mode`; with `replace`, a stale one an interrupted export left is removed
+/// first), synced, then renamed over `path`. Without `replace`, a `path` that
+/// appeared meanwhile is not replaced: the partial file is hard-linked to `path`, or,
+/// on a filesystem without hard links (vfat, many SMB mounts; review s36-qa M1),
+/// renamed after checking `path` is still absent.
 fn write_whole(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = super::backup::partial_path(path);
+    if replace {
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", tmp.display()));
+            }
+            _ => {}
+        }
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -399,23 +418,48 @@ fn write_whole(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> anyhow::R
         .open(&tmp)
         .with_context(|| {
             format!(
-                "cannot create {} (left by an interrupted export? remove it)",
+                "cannot create {} (left by an interrupted export? remove it, or give --force)",
                 tmp.display()
             )
         })?;
-    let written = f
-        .write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| {
-            if replace {
-                std::fs::rename(&tmp, path)
-            } else {
-                std::fs::hard_link(&tmp, path).and_then(|()| std::fs::remove_file(&tmp))
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    let placed = written.and_then(|()| {
+        if replace {
+            return std::fs::rename(&tmp, path);
+        }
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => std::fs::remove_file(&tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+            Err(_) if path.symlink_metadata().is_ok() => {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
             }
-        });
-    if let Err(e) = written {
+            Err(_) => std::fs::rename(&tmp, path),
+        }
+    });
+    if let Err(e) = placed {
         let _ = std::fs::remove_file(&tmp);
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            bail!(
+                "{} exists: give another path, or --force to replace it",
+                path.display()
+            );
+        }
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+/// Whether `a` and `b` name one file: the same file name in the same directory
+/// (canonicalised; a directory that does not exist compares as written).
+fn same_path(a: &Path, b: &Path) -> bool {
+    let norm = |p: &Path| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        dir.canonicalize()
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .join(p.file_name().unwrap_or_default())
+    };
+    a == b || norm(a) == norm(b)
 }

@@ -274,15 +274,13 @@ type TrackKey = (ConsultationId, AgencyCode);
 
 struct Replay {
     tracks: BTreeMap<TrackKey, Track>,
-    /// The first consultation under each (id, origin), with its place in request
-    /// order (to place a step by a third party, see `key_of`): looked up directly,
-    /// so no number of other requesters under the id can push a consultation out of
-    /// reach (review s35-key L7: the first 8 were looked through, and a keeper could
-    /// pad the id with 8 requests of its own to turn a third party's step from a
-    /// wrong party into a step before the request).
-    first_by_origin: std::collections::HashMap<(ConsultationId, AgencyCode), (usize, AgencyCode)>,
-    /// Requests replayed so far (the order `first_by_origin` keeps).
-    requests: usize,
+    /// The requester of the first consultation under each (id, origin), to place a
+    /// step by a third party (see `key_of`): looked up directly, so no number of
+    /// other requesters under the id can push a consultation out of reach (review
+    /// s35-key L7: the first 8 were looked through, and a keeper could pad the id
+    /// with 8 requests of its own to turn a third party's step from a wrong party
+    /// into a step before the request).
+    first_by_origin: std::collections::HashMap<(ConsultationId, AgencyCode), AgencyCode>,
     violations: Vec<Violation>,
 }
 
@@ -312,12 +310,14 @@ impl Replay {
         // A third party's step on a consultation of this id between the other
         // party and the origin (a decision by a member that is no party): reported
         // as a wrong party, as before consultations were keyed by requester.
+        // The consultation whose origin the step is addressed to comes first (a
+        // requester's step by a third party, sent to the origin), then one whose
+        // origin sent it: a request the keeper invents under the id of the third
+        // party as origin cannot take the step over (review s36-qa L1).
         let third = || {
-            [&e.to, &e.from]
-                .into_iter()
-                .filter_map(|o| self.first_by_origin.get(&(id, o.clone())))
-                .min_by_key(|(seq, _)| *seq)
-                .map(|(_, r)| r)
+            self.first_by_origin
+                .get(&(id, e.to.clone()))
+                .or_else(|| self.first_by_origin.get(&(id, e.from.clone())))
         };
         let requester = if of(&e.to, &e.from) {
             &e.to
@@ -371,8 +371,7 @@ impl Replay {
             }
             self.first_by_origin
                 .entry((key.0, e.to.clone()))
-                .or_insert_with(|| (self.requests, key.1.clone()));
-            self.requests += 1;
+                .or_insert_with(|| key.1.clone());
             self.tracks.insert(
                 key,
                 Track {
@@ -614,7 +613,6 @@ impl Replay {
         let mut r = Self {
             tracks: BTreeMap::new(),
             first_by_origin: std::collections::HashMap::new(),
-            requests: 0,
             violations: Vec::new(),
         };
         for (i, e) in events.iter().enumerate() {

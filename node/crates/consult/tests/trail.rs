@@ -342,11 +342,28 @@ fn steps_by_the_wrong_party_are_reported() {
             )
         })
         .collect();
-    padded.extend(t);
+    padded.extend(t.clone());
     assert!(
         matches!(kinds(&padded)[..], [ViolationKind::WrongParty { .. }]),
         "{:?}",
         kinds(&padded)
+    );
+    // Nor one request invented under the id with the third party as origin (review
+    // s36-qa L1: the step was placed on it, as a step addressed to another party).
+    let mut invented = vec![ev(
+        TrailKind::Requested {
+            evidence: None,
+            deadline: at(30),
+        },
+        at(0),
+        agency("PAD-D"),
+        agency("CC-THIRD"),
+    )];
+    invented.extend(t);
+    assert!(
+        matches!(kinds(&invented)[..], [ViolationKind::WrongParty { .. }]),
+        "{:?}",
+        kinds(&invented)
     );
 }
 

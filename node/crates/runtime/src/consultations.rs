@@ -643,35 +643,6 @@ fn keyed_by_requester(since: Option<Timestamp>, now: Timestamp) -> bool {
     since.is_some_and(|since| now >= since)
 }
 
-/// The terms a refusal's receipt signs (see `send_refusal`): the minimum and version
-/// of `judged`, the roster the refused message was judged under, while it carries
-/// `consult_refusal_terms_required_since` and the reason is `deadline_too_short`
-/// (`seal` ignores them for any other reason). `None` when a `deadline_too_short`
-/// would sign terms of a roster no longer in force (`current`, the version loaded
-/// now): applying the message outlasted a roster reload, and an auditor that sees the
-/// newer version settled in our log before the refusal would prove the older terms
-/// against us (review of s35-int, L2: the snapshot assumed applying takes less than
-/// the skew). The refusal is then not sent: the requester sees silence, as for any
-/// refusal not sent (quota, lost).
-fn terms_to_sign(
-    reason: RefusalReason,
-    judged: &wlnode_crypto::roster::Roster,
-    current: u64,
-) -> Option<Option<wlnode_consult::evidence::Applied>> {
-    let applied =
-        judged
-            .consult_refusal_terms_required_since()
-            .map(|_| wlnode_consult::evidence::Applied {
-                min_deadline_secs: judged.consultation_min_deadline_secs(),
-                roster_version: judged.version(),
-            });
-    if reason == RefusalReason::DeadlineTooShort && applied.is_some() && judged.version() != current
-    {
-        return None;
-    }
-    Some(applied)
-}
-
 /// A request or round of information we may refuse: what the signed refusal names.
 #[derive(Clone, Copy, Debug)]
 struct Refusable {
@@ -1020,14 +991,15 @@ impl Consultations {
         // `consult_refusal_terms_required_since` (review s35-deadline L4: a
         // requester of s34 cannot read a receipt with them, and would take our
         // honest refusal for silence during a rollout).
-        let Some(applied) = terms_to_sign(reason, judged, self.trust.roster().version()) else {
-            tracing::warn!(member = %to, consultation = %id, judged = judged.version(), "deadline_too_short refusal not sent: the roster it was judged under was replaced before it was signed");
-            return Ok(());
-        };
         let signed = wlnode_consult::evidence::Refused {
             deadline: refused.deadline,
             kind: Some(kind),
-            applied,
+            applied: judged.consult_refusal_terms_required_since().map(|_| {
+                wlnode_consult::evidence::Applied {
+                    min_deadline_secs: judged.consultation_min_deadline_secs(),
+                    roster_version: judged.version(),
+                }
+            }),
         };
         let payload = self.sealed(&payload, to, Some(signed))?;
         let body = wlnode_consult::encode(&payload)
@@ -2759,40 +2731,6 @@ impl Consultations {
 #[cfg(test)]
 mod applied_tests {
     use super::*;
-
-    /// Review of s35-int, L2: a `deadline_too_short` refusal signs the terms of the
-    /// roster it was judged under only while that roster is still in force; once a
-    /// reload replaced it (applying outlasted the reload), it is not signed at all.
-    /// Other reasons, and rosters without the terms cut-over, sign as before.
-    #[test]
-    fn a_too_short_refusal_judged_under_a_replaced_roster_is_not_signed() {
-        use wlnode_config::roster_edit;
-        let authority = wlnode_crypto::SecretKey::generate().unwrap();
-        let text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
-        let (plain_text, _, plain) = roster_edit::sign(&text, &authority).unwrap();
-        let with_terms = format!(
-            "{plain_text}\n[federation_settings]\nconsult_refusal_terms_required_since = 1\n"
-        );
-        let (_, _, terms) = roster_edit::sign(&with_terms, &authority).unwrap();
-        let v = terms.version();
-        let signed = terms_to_sign(RefusalReason::DeadlineTooShort, &terms, v)
-            .expect("signed while in force")
-            .expect("with its terms");
-        assert_eq!(signed.roster_version, v);
-        assert_eq!(
-            signed.min_deadline_secs,
-            terms.consultation_min_deadline_secs()
-        );
-        assert_eq!(
-            terms_to_sign(RefusalReason::DeadlineTooShort, &terms, v + 1),
-            None
-        );
-        assert!(terms_to_sign(RefusalReason::TooManyOpen, &terms, v + 1).is_some());
-        assert_eq!(
-            terms_to_sign(RefusalReason::DeadlineTooShort, &plain, plain.version() + 1),
-            Some(None)
-        );
-    }
 
     /// Review s30-consult2 H2: only a decision less than the mail layer's five
     /// minutes early is held until the deadline; half an hour early is refused.

@@ -1521,8 +1521,10 @@ fn origin_ran_settled(
 ///     Honest, the snapshot is taken when the message is applied, before the
 ///     `mail rejected` event and the signing, and after a swap logged earlier in
 ///     the log and the skew earlier in time: it was that version or later, never
-///     the older one signed. Only an apply lasting more than the skew by the
-///     origin's clock would frame it (the assumption every reload rule here makes).
+///     the older one signed. However long the apply lasts, a swap after the
+///     snapshot is logged at a time after the `mail rejected` event's, which is the
+///     apply's clock taken before the snapshot, so it is never settled before that
+///     event (review of s35-int L2, checked in s36: no guard is needed).
 ///   - (d) Without the origin's log (review s35-deadline H1): the signed version is
 ///     above the auditor's, while the auditor's roster was issued (its signed
 ///     `issued_at`) more than the skew after the signed time. The authority issues
