@@ -3,7 +3,7 @@
 //! auditor config's `[[peers]]`), with a JSON and an HTML report and a non-zero exit
 //! code on any violation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -31,6 +31,10 @@ pub enum AuditCommand {
         /// never carries names).
         #[arg(long)]
         user_names: Option<PathBuf>,
+        /// Replace `--out` (and `--user-names`) when they exist. Without it an existing
+        /// file is refused: an export kept as evidence is never overwritten by mistake.
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -268,28 +272,36 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             config,
             out,
             user_names,
+            force,
             json,
         } => {
+            // The private names map must never land on the log handed to the
+            // auditor (review s36-qa L3).
+            if user_names.as_deref().is_some_and(|n| same_path(n, &out)) {
+                bail!(
+                    "--user-names and --out name one file ({}): the names map is kept apart from the log",
+                    out.display()
+                );
+            }
+            // Refused before the store is opened: nothing is read for a file that
+            // would not be written (s35 QA B5: an existing export was overwritten).
+            for p in std::iter::once(&out).chain(user_names.as_ref()) {
+                if !force && p.symlink_metadata().is_ok() {
+                    bail!(
+                        "{} exists: give another path, or --force to replace it",
+                        p.display()
+                    );
+                }
+            }
             let cfg = config.load()?;
             let key = read_secret_key(&cfg.raw.node_key, KeyKind::Node)?;
             let store = Store::open(&cfg.raw.data_dir)?;
             let log = store.audit_export(cfg.agency(), &key.public_key().peer_id())?;
-            std::fs::write(&out, serde_json::to_vec_pretty(&log)?)
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            write_whole(&out, &serde_json::to_vec_pretty(&log)?, 0o644, force)?;
             if let Some(p) = &user_names {
-                use std::io::Write as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
                 let names = wlnode_runtime::users::names_in(&store)?;
                 // Names are the agency's own: readable by the owner only.
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(p)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
-                f.write_all(&serde_json::to_vec_pretty(&names)?)
-                    .with_context(|| format!("cannot write {}", p.display()))?;
+                write_whole(p, &serde_json::to_vec_pretty(&names)?, 0o600, force)?;
             }
             let summary = serde_json::json!({
                 "agency": log.agency, "peer_id": log.peer_id, "events": log.events.len(),
@@ -379,4 +391,75 @@ pub fn run(c: AuditCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: into `path.partial` (created new,
+/// with `mode`; with `replace`, a stale one an interrupted export left is removed
+/// first), synced, then renamed over `path`. Without `replace`, a `path` that
+/// appeared meanwhile is not replaced: the partial file is hard-linked to `path`, or,
+/// on a filesystem without hard links (vfat, many SMB mounts; review s36-qa M1),
+/// renamed after checking `path` is still absent.
+fn write_whole(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = super::backup::partial_path(path);
+    if replace {
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", tmp.display()));
+            }
+            _ => {}
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .with_context(|| {
+            format!(
+                "cannot create {} (left by an interrupted export? remove it, or give --force)",
+                tmp.display()
+            )
+        })?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    let placed = written.and_then(|()| {
+        if replace {
+            return std::fs::rename(&tmp, path);
+        }
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => std::fs::remove_file(&tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+            Err(_) if path.symlink_metadata().is_ok() => {
+                Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            }
+            Err(_) => std::fs::rename(&tmp, path),
+        }
+    });
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            bail!(
+                "{} exists: give another path, or --force to replace it",
+                path.display()
+            );
+        }
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one file: the same file name in the same directory
+/// (canonicalised; a directory that does not exist compares as written).
+fn same_path(a: &Path, b: &Path) -> bool {
+    let norm = |p: &Path| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        dir.canonicalize()
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .join(p.file_name().unwrap_or_default())
+    };
+    a == b || norm(a) == norm(b)
 }

@@ -54,7 +54,7 @@ struct Output<'a> {
     summary: BackupSummary,
 }
 
-fn partial_path(out: &Path) -> PathBuf {
+pub(super) fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     out.with_file_name(name)

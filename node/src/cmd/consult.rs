@@ -302,8 +302,8 @@ pub async fn hit(c: HitCommand) -> anyhow::Result<ExitCode> {
         config,
         json,
     } = c;
-    let details = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let details = String::from_utf8(read_bounded(&file)?)
+        .with_context(|| format!("{} is not UTF-8 text", file.display()))?;
     let v: Value = client(&config)?
         .post_json(
             "/v1/hits",
@@ -333,6 +333,25 @@ pub struct InboxArgs {
 
 fn client(c: &ConfigArg) -> anyhow::Result<Client> {
     Ok(Client::from_config(&c.for_client()?)?)
+}
+
+/// Reads an officer's file of at most [`wlnode_consult::MAX_PAYLOAD_BYTES`] (the
+/// most a message body takes), without reading more than one byte past it: a path
+/// mistyped onto a huge file is refused by size, naming the file, before it is
+/// parsed (review s36-qa L5).
+fn read_bounded(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let max = wlnode_consult::MAX_PAYLOAD_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() <= max,
+        "{} is larger than {max} bytes, the most a message takes",
+        path.display()
+    );
+    Ok(bytes)
 }
 
 /// `ID` (32 hex digits) or `REQUESTER:ID` (an agency code by the roster's rules),
@@ -490,8 +509,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             config,
             json,
         } => {
-            let text =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = read_bounded(&file)?;
             let details: Value = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
             // Checked here with the node's own types, so that a position in the error
@@ -592,8 +610,7 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
             let id = check_id(&id)?;
             let mut body = match (file, text) {
                 (Some(f), _) => {
-                    let b = std::fs::read(&f)
-                        .with_context(|| format!("cannot read {}", f.display()))?;
+                    let b = read_bounded(&f)?;
                     let v: Value = serde_json::from_slice(&b)
                         .with_context(|| format!("{} is not JSON", f.display()))?;
                     anyhow::ensure!(
@@ -601,6 +618,10 @@ pub async fn run(c: ConsultCommand) -> anyhow::Result<ExitCode> {
                         "{}: expected an object {{\"text\": ..., \"details\": ...}}",
                         f.display()
                     );
+                    // Checked here with the node's own bounds, so an error names a
+                    // line and column of this file (s35 QA leftover).
+                    wlnode_consult::InformationFile::from_json(&b)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
                     v
                 }
                 (None, Some(t)) => json!({ "text": t }),

@@ -284,6 +284,10 @@ struct Summary {
     /// and from then on a node refuses one without them (s35).
     #[serde(skip_serializing_if = "Option::is_none")]
     consult_refusal_terms_required_since: Option<u64>,
+    /// `federation_settings.consult_keyed_by_requester_since` (Unix ms), when set:
+    /// from then on an origin keeps one consultation per requester and id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consult_keyed_by_requester_since: Option<u64>,
     /// `federation_settings` entries this build does not understand (a later build's;
     /// signed, kept, ignored here), with their TOML values.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -295,10 +299,6 @@ struct Summary {
     /// setting this build does not know is then the authority's own, likely a typo.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     unsigned_draft: bool,
-    /// `federation_settings.consult_keyed_by_requester_since` (Unix ms), when set:
-    /// from then on an origin keeps one consultation per requester and id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    consult_keyed_by_requester_since: Option<u64>,
     warnings: Vec<String>,
 }
 
@@ -342,6 +342,9 @@ fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
         consult_refusal_terms_required_since: r
             .consult_refusal_terms_required_since()
             .map(Timestamp::as_millis),
+        consult_keyed_by_requester_since: r
+            .consult_keyed_by_requester_since()
+            .map(Timestamp::as_millis),
         settings_not_understood: {
             // Review s35-roster L3: bounded (the names shown, cut-overs first, the rest
             // counted) and escaped (a value may hold control characters; names are
@@ -371,9 +374,6 @@ fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
         settings_not_understood_more: r.settings_not_understood_shown().1,
         unsigned_draft: false,
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now(), previous),
-        consult_keyed_by_requester_since: r
-            .consult_keyed_by_requester_since()
-            .map(Timestamp::as_millis),
         members: r
             .members()
             .map(|m| MemberSummary {
@@ -424,6 +424,12 @@ fn print_summary(s: &Summary) -> anyhow::Result<()> {
             Timestamp(t).to_rfc3339()
         );
     }
+    if let Some(t) = s.consult_keyed_by_requester_since {
+        outln!(
+            "  consultations keyed by requester and id since {} ({t})",
+            Timestamp(t).to_rfc3339()
+        );
+    }
     for n in &s.settings_not_understood {
         if s.unsigned_draft {
             outln!(
@@ -443,12 +449,6 @@ fn print_summary(s: &Summary) -> anyhow::Result<()> {
         outln!(
             "  and {} more settings not understood",
             s.settings_not_understood_more
-        );
-    }
-    if let Some(t) = s.consult_keyed_by_requester_since {
-        outln!(
-            "  consultations keyed by requester and id since {} ({t})",
-            Timestamp(t).to_rfc3339()
         );
     }
     for m in &s.members {

@@ -114,9 +114,9 @@ pub use evidence::{
 };
 pub use payload::{
     Answer, ConsultAnswer, ConsultDecision, ConsultInfo, ConsultRefusal, ConsultRequest,
-    ConsultationId, Decision, Despite, Flag, FlagAction, HitContext, HitReport, Item,
-    MAX_PAYLOAD_BYTES, Money, Payload, PayloadError, RefusalReason, TransactionDetails, decode,
-    encode,
+    ConsultationId, Decision, Despite, Flag, FlagAction, HitContext, HitReport, InformationFile,
+    Item, MAX_PAYLOAD_BYTES, Money, Payload, PayloadError, RefusalReason, TransactionDetails,
+    decode, encode,
 };
 pub use trail::{
     ConsultationTiming, TrailEvent, TrailKind, TrailSummary, Violation, ViolationKind, audit_trail,

@@ -420,6 +420,40 @@ pub struct ConsultInfo {
     pub details: Option<TransactionDetails>,
 }
 
+/// What `wlnode consult supply-info --file` reads: the information, and corrected
+/// transaction details when they changed. Checked on the officer's machine with the
+/// bounds the node applies, so an error names a line and column of the officer's own
+/// file (s35 QA: the file went to the API unchecked).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InformationFile {
+    /// The information the origin asked for.
+    pub text: String,
+    /// Corrected transaction details, when they changed.
+    #[serde(default)]
+    pub details: Option<TransactionDetails>,
+}
+
+impl InformationFile {
+    /// Reads the file (at most [`MAX_PAYLOAD_BYTES`]) and checks every bound. The
+    /// deadline is not in the file: it is a flag.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, PayloadError> {
+        if bytes.len() > MAX_PAYLOAD_BYTES {
+            return Err(PayloadError::TooLarge {
+                size: bytes.len(),
+                max: MAX_PAYLOAD_BYTES,
+            });
+        }
+        let f: Self =
+            serde_json::from_slice(bytes).map_err(|e| PayloadError::Malformed(e.to_string()))?;
+        text("text", &f.text, MAX_REASON)?;
+        if let Some(d) = &f.details {
+            d.validate("details")?;
+        }
+        Ok(f)
+    }
+}
+
 /// The requester's decision on the licence.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

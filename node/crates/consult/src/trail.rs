@@ -274,15 +274,15 @@ type TrackKey = (ConsultationId, AgencyCode);
 
 struct Replay {
     tracks: BTreeMap<TrackKey, Track>,
-    /// The requesters of the consultations under each id, in the order they were
-    /// requested (to place a step by a third party, see `key_of`).
-    requesters: std::collections::HashMap<ConsultationId, Vec<AgencyCode>>,
+    /// The requester of the first consultation under each (id, origin), to place a
+    /// step by a third party (see `key_of`): looked up directly, so no number of
+    /// other requesters under the id can push a consultation out of reach (review
+    /// s35-key L7: the first 8 were looked through, and a keeper could pad the id
+    /// with 8 requests of its own to turn a third party's step from a wrong party
+    /// into a step before the request).
+    first_by_origin: std::collections::HashMap<(ConsultationId, AgencyCode), AgencyCode>,
     violations: Vec<Violation>,
 }
-
-/// How many consultations under one id `key_of` looks through for a step by a
-/// third party (a hostile log could name thousands of requesters under one id).
-const MAX_PLACED: usize = 8;
 
 impl Replay {
     /// The consultation `e` belongs to: the one of the requester it names
@@ -310,14 +310,14 @@ impl Replay {
         // A third party's step on a consultation of this id between the other
         // party and the origin (a decision by a member that is no party): reported
         // as a wrong party, as before consultations were keyed by requester.
+        // The consultation whose origin the step is addressed to comes first (a
+        // requester's step by a third party, sent to the origin), then one whose
+        // origin sent it: a request the keeper invents under the id of the third
+        // party as origin cannot take the step over (review s36-qa L1).
         let third = || {
-            self.requesters.get(&id).and_then(|rs| {
-                rs.iter().take(MAX_PLACED).find(|r| {
-                    self.tracks
-                        .get(&(id, (*r).clone()))
-                        .is_some_and(|t| t.origin == e.to || t.origin == e.from)
-                })
-            })
+            self.first_by_origin
+                .get(&(id, e.to.clone()))
+                .or_else(|| self.first_by_origin.get(&(id, e.from.clone())))
         };
         let requester = if of(&e.to, &e.from) {
             &e.to
@@ -369,10 +369,9 @@ impl Replay {
             if deadline <= e.at {
                 self.out_of_order(e, index, "a deadline not after the request");
             }
-            self.requesters
-                .entry(key.0)
-                .or_default()
-                .push(key.1.clone());
+            self.first_by_origin
+                .entry((key.0, e.to.clone()))
+                .or_insert_with(|| key.1.clone());
             self.tracks.insert(
                 key,
                 Track {
@@ -613,7 +612,7 @@ impl Replay {
     fn run(events: &[TrailEvent]) -> Self {
         let mut r = Self {
             tracks: BTreeMap::new(),
-            requesters: std::collections::HashMap::new(),
+            first_by_origin: std::collections::HashMap::new(),
             violations: Vec::new(),
         };
         for (i, e) in events.iter().enumerate() {

@@ -325,6 +325,46 @@ fn steps_by_the_wrong_party_are_reported() {
         ),
     ];
     assert!(matches!(kinds(&t)[..], [ViolationKind::WrongParty { .. }]));
+    // Review s35-key L7: however many requests the keeper logs under the id first
+    // (here nine, made to itself), a third party's decision on its consultation is
+    // still placed on it and reported as a wrong party, not as a step before the
+    // request (only the first 8 requesters were looked through).
+    let mut padded: Vec<TrailEvent> = (0..9)
+        .map(|i| {
+            ev(
+                TrailKind::Requested {
+                    evidence: None,
+                    deadline: at(30),
+                },
+                at(0),
+                agency(&format!("PAD-{i}")),
+                req(),
+            )
+        })
+        .collect();
+    padded.extend(t.clone());
+    assert!(
+        matches!(kinds(&padded)[..], [ViolationKind::WrongParty { .. }]),
+        "{:?}",
+        kinds(&padded)
+    );
+    // Nor one request invented under the id with the third party as origin (review
+    // s36-qa L1: the step was placed on it, as a step addressed to another party).
+    let mut invented = vec![ev(
+        TrailKind::Requested {
+            evidence: None,
+            deadline: at(30),
+        },
+        at(0),
+        agency("PAD-D"),
+        agency("CC-THIRD"),
+    )];
+    invented.extend(t);
+    assert!(
+        matches!(kinds(&invented)[..], [ViolationKind::WrongParty { .. }]),
+        "{:?}",
+        kinds(&invented)
+    );
 }
 
 #[test]

@@ -310,9 +310,18 @@ pub fn check(cfg: &Config, roster: &Roster) -> Report {
             }
         }
     }
+    // An auditor's node holds no records to share and stores none it receives: the
+    // two "nothing will flow" warnings below are its normal state, not a mistake
+    // (s35 QA W12: `policy check` on an auditor's config warned for every peer).
+    let auditor = roster
+        .member(cfg.agency())
+        .is_some_and(|m| m.role == Role::Auditor);
     for (i, p) in raw.peers.iter().enumerate() {
         let a = p.agency.get_ref();
-        if roster.member(a).is_some_and(|m| m.role == Role::Member) && !covered.contains(a) {
+        if !auditor
+            && roster.member(a).is_some_and(|m| m.role == Role::Member)
+            && !covered.contains(a)
+        {
             c.warn(
                 p.agency.span(),
                 format!("peers[{i}].agency"),
@@ -322,7 +331,7 @@ pub fn check(cfg: &Config, roster: &Roster) -> Report {
             );
         }
     }
-    if raw.accept.is_empty() && !raw.peers.is_empty() {
+    if !auditor && raw.accept.is_empty() && !raw.peers.is_empty() {
         c.warn(
             raw.agency.span(),
             "accept".into(),

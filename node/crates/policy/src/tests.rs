@@ -351,6 +351,30 @@ fn check_reports_unknown_names_with_lines_and_warnings() {
         w.message
             .contains("no [[share]] rule sends anything to CC-TRADE")
     }));
+    // The same peers on the auditor's node: no "nothing will flow" warning (s35 QA
+    // W12), since an auditor holds and stores no records; its other checks stay.
+    let auditor = |rules: &str| {
+        Config::parse(
+            Path::new("/x/node.toml"),
+            &format!(
+                "{}{rules}",
+                BASE.replace("agency = \"AA-EXPORT\"", "agency = \"ZZ-AUDIT\"")
+            ),
+        )
+        .unwrap()
+    };
+    let r = check::check(
+        &auditor("[[peers]]\nagency = \"AA-EXPORT\"\n[[peers]]\nagency = \"CC-TRADE\"\n"),
+        &f.roster,
+    );
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
+    let r = check::check(&auditor("[[peers]]\nagency = \"XX-NOBODY\"\n"), &f.roster);
+    assert!(
+        r.errors.iter().any(|e| e.to_string().contains("XX-NOBODY")),
+        "{:#?}",
+        r.errors
+    );
     // Issue 19 item 5: `origins = ["*"]` without `relay = true` silently shares only
     // the node's own records.
     let c = cfg("[[share]]\nto = [\"*\"]\norigins = [\"*\"]\n[[accept]]\nfrom = [\"*\"]\n");

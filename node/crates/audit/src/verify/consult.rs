@@ -329,30 +329,47 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
             // s35-roster H1).
             const RECEIPTS: &str = "consult_receipts_required_since";
             const TERMS: &str = "consult_refusal_terms_required_since";
-            let lacks = match step.kind.evidence() {
+            // Every setting that requires what the step lacks and applies at `at`.
+            let lacks: Vec<(&str, _, &str)> = match step.kind.evidence() {
                 None => {
                     let terms = terms_since.filter(|_| too_short).map(|s| (s, TERMS));
                     receipts_since
                         .map(|s| (s, RECEIPTS))
                         .into_iter()
                         .chain(terms)
-                        .min_by_key(|(s, _)| *s)
                         .map(|(s, setting)| ("its receipt", s, setting))
+                        .collect()
                 }
                 // Review s35-deadline H1: a receipt this build reads that signs no
                 // minimum and roster version (one it cannot read is judged by
                 // `evidence_of`).
                 Some(signed) if too_short => terms_since
                     .filter(|_| signed.open().is_ok_and(|r| r.applied().is_none()))
-                    .map(|s| ("the minimum and roster version its receipt signs", s, TERMS)),
-                Some(_) => None,
+                    .map(|s| ("the minimum and roster version its receipt signs", s, TERMS))
+                    .into_iter()
+                    .collect(),
+                Some(_) => Vec::new(),
             };
-            let Some((what, since, setting)) = lacks else {
-                continue;
-            };
-            if !takes_one || step.from == *keeper || at < since.as_millis() || !cap.take(step) {
+            let applies: Vec<_> = lacks
+                .into_iter()
+                .filter(|(_, since, _)| at >= since.as_millis())
+                .collect();
+            if applies.is_empty() || !takes_one || step.from == *keeper || !cap.take(step) {
                 continue;
             }
+            // Review of s35-int, M2: proven when the keeper understood any one of
+            // them (only the earliest was judged, so a keeper that did not
+            // understand the terms cut-over escaped the receipts one it did); the
+            // finding names the earliest it understood, else the earliest.
+            let understood = applies
+                .iter()
+                .filter(|(_, _, setting)| x.not_understood.understood_before(*i, setting))
+                .min_by_key(|(_, since, _)| *since);
+            let Some(&(what, since, _)) =
+                understood.or_else(|| applies.iter().min_by_key(|(_, since, _)| *since))
+            else {
+                continue;
+            };
             let detail = format!(
                 "consultation {}: {keeper}'s log keeps {}'s {} (round {round}) at {} without {what}, which the roster requires since {}",
                 step.consultation_id.to_hex(),
@@ -374,9 +391,7 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
             // Review s35-roster H1: a keeper whose build logged the cut-over as not
             // understood did not apply it; taking the message was that build's
             // rule, not a breach it can be proven guilty of.
-            if x.roster_settled_before(*i, roster.version(), at)
-                && x.not_understood.understood_before(*i, setting)
-            {
+            if x.roster_settled_before(*i, roster.version(), at) && understood.is_some() {
                 report.violations.push(proven(
                     "consultation_evidence_missing",
                     keeper.as_str(),
@@ -1506,8 +1521,10 @@ fn origin_ran_settled(
 ///     Honest, the snapshot is taken when the message is applied, before the
 ///     `mail rejected` event and the signing, and after a swap logged earlier in
 ///     the log and the skew earlier in time: it was that version or later, never
-///     the older one signed. Only an apply lasting more than the skew by the
-///     origin's clock would frame it (the assumption every reload rule here makes).
+///     the older one signed. However long the apply lasts, a swap after the
+///     snapshot is logged at a time after the `mail rejected` event's, which is the
+///     apply's clock taken before the snapshot, so it is never settled before that
+///     event (review of s35-int L2, checked in s36: no guard is needed).
 ///   - (d) Without the origin's log (review s35-deadline H1): the signed version is
 ///     above the auditor's, while the auditor's roster was issued (its signed
 ///     `issued_at`) more than the skew after the signed time. The authority issues

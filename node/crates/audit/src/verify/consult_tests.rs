@@ -3308,6 +3308,38 @@ fn a_node_that_did_not_understand_the_terms_cut_over_is_not_proven_to_breach_it(
     assert!(missing.iter().all(|(_, p)| !p), "{missing:?}");
 }
 
+/// Review of s35-int, M2: with the terms cut-over before the receipts one, a
+/// too-short refusal kept with no receipt at all after both lacks what each
+/// requires. A keeper whose build did not understand the terms setting is still
+/// proven on the receipts one it understood (only the earliest cut-over was judged,
+/// and the proof was lost); one that understood neither is not proven.
+#[test]
+fn a_missing_receipt_is_proven_on_any_cut_over_the_keeper_understood() {
+    let t = t0();
+    let receipts = t + 60_000;
+    let f = fixture_settings(&format!(
+        "consult_refusal_terms_required_since = {t}\nconsult_receipts_required_since = {receipts}"
+    ));
+    let v0 = f.roster.version();
+    let min_s = f.roster.consultation_min_deadline_secs();
+    let id = ConsultationId([54; 16]);
+    let after = receipts + 60_000;
+    let short = after + min_s * 500;
+    let findings = |names: &[&str]| {
+        let requester =
+            too_short_requester_not_understanding(&f, v0, id, t - DAY, short, after, None, names);
+        missing(&consult_findings(&f, &[requester]))
+    };
+    let proven = vec![(NAMES[1].to_string(), true)];
+    assert_eq!(findings(&[]), proven);
+    assert_eq!(findings(&["consult_refusal_terms_required_since"]), proven);
+    let both = findings(&[
+        "consult_refusal_terms_required_since",
+        "consult_receipts_required_since",
+    ]);
+    assert_eq!(both, vec![(format!("{}->{}", NAMES[1], NAMES[0]), false)]);
+}
+
 /// Review s35-key M2: the steps whose consultation is not named by their role, with
 /// two requesters (BB, CC) under one id at origin AA, and AA also requesting BB's
 /// entry under the same id (AA is origin of (X, BB) and (X, CC) and requester of
