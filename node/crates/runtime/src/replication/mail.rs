@@ -1935,8 +1935,14 @@ mod tests {
         assert!(hand_failure_evidence(&relayed, &me));
         assert!(!hand_failure_evidence(&own, &me));
         assert_eq!(
-            [F::Timeout, F::Unsupported, F::Stream, F::ConnectionClosed, F::Dial]
-                .map(request_failure_reason),
+            [
+                F::Timeout,
+                F::Unsupported,
+                F::Stream,
+                F::ConnectionClosed,
+                F::Dial
+            ]
+            .map(request_failure_reason),
             ["timeout", "unsupported", "stream", "closed", "dial"]
         );
         let item_key = |n: u32| {
