@@ -55,8 +55,13 @@ pub const EXCUSE_LOOKBACK_MS: u64 = 3_600_000;
 
 const HOUR_MS: u64 = 3_600_000;
 
-/// A copy: (relay, message id, item digest).
-type CopyKey = (AgencyCode, String, [u8; 32]);
+/// A relay node: its agency and its node's PeerId. An agency may run several nodes,
+/// each with its own log and its own held mail: a copy one node held is judged
+/// against acceptances in that node's log only.
+type Node = (AgencyCode, String);
+
+/// A copy at a relay node: (node, message id, item digest).
+type CopyKey = (Node, String, [u8; 32]);
 
 /// Merged spans, sorted, in which a relay's log may have left events out because it
 /// had reached a cap: around every `cap` events within an hour (plus the clock skew),
@@ -149,10 +154,11 @@ type Acceptance = (u64, u64, String, [u8; 32]);
 /// A neighbour's signed acceptance in the relay's log: (signed time, id, digest).
 type Accepted = (u64, String, [u8; 32]);
 
-/// `mail_relay_delayed` (s36-delay, issue 21): a relay R took custody of copy C at
-/// `Tc` (its own valid signed `ok` custody ack, in the upstream's `handed` or its own
-/// `received`; the earliest), and C's signed addressee N signed its acceptance of C
-/// from R (in R's log: `handed` with N's valid signed answer; the earliest) at
+/// `mail_relay_delayed` (s36-delay, issue 21): a relay node R took custody of copy C
+/// at `Tc` (its agency's valid signed `ok` custody ack, in its own `received`, or in
+/// the upstream's `handed` when the roster lists one node for the agency; the
+/// earliest), and C's signed addressee N signed its acceptance of C from R (in R's
+/// log: `handed` with N's valid signed answer; the earliest) at
 /// `Th > Tc + DELAY_MIN_MS`, while N signed its acceptance, in R's log, of another
 /// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`
 /// and `Tc + skew < T2 < Th - DELAY_BOUND_MS`. Not judged when R's log holds, within
@@ -162,41 +168,54 @@ type Accepted = (u64, String, [u8; 32]);
 /// audits (its silence then is no evidence), or when R's log holds a
 /// `node_started` within `[Tc - skew, Th + skew]` (it was down), or names the id as
 /// its own message (`from` R: its own messages' failures are not audited).
-/// Against R alone, unproven (see ARCHITECTURE.md, mail section). Work: linear in
+/// Everything about R is read from that node's log (an agency's other node holds
+/// its own mail). Against R's agency alone, unproven (see ARCHITECTURE.md, mail
+/// section). Work: linear in
 /// the logs to gather, O(log n) per copy judged (sorted acceptances, a segment
 /// tree of their custody times), memory linear in the logs.
 pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
     // Copy -> (earliest signed `ok` custody time, signed addressee).
     let mut custody: HashMap<CopyKey, (u64, AgencyCode)> = HashMap::new();
-    let mut take = |relay: &AgencyCode, id: &str, a: &wlnode_crypto::mail::MailAck| {
+    let mut take = |relay: Node, id: &str, a: &wlnode_crypto::mail::MailAck| {
         let b = a.body();
         let (Some(digest), Some(to)) = (b.item_digest, b.addressee.as_ref()) else {
             return;
         };
-        if !a.accepted || a.reason != "ok" || to == relay {
+        if !a.accepted || a.reason != "ok" || *to == relay.0 {
             return;
         }
         let at = b.at.as_millis();
         custody
-            .entry((relay.clone(), id.to_owned(), digest))
+            .entry((relay, id.to_owned(), digest))
             .and_modify(|c| c.0 = c.0.min(at))
             .or_insert((at, to.clone()));
     };
-    // (relay, neighbour) -> acceptances in the relay's log: (signed time, id, digest).
-    let mut accepted: HashMap<(AgencyCode, AgencyCode), Vec<Accepted>> = HashMap::new();
-    // (relay, neighbour, id) -> times of the relay's excusing events.
-    let mut excused: HashMap<(AgencyCode, AgencyCode, String), Vec<u64>> = HashMap::new();
-    // Times of the relay's `hand_failed` events: to one neighbour, in all; of its
-    // `hand_refused` events to one neighbour.
-    let mut failed_to: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
-    let mut failed_all: HashMap<AgencyCode, Vec<u64>> = HashMap::new();
-    let mut refused_to: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
-    let mut started: HashMap<AgencyCode, Vec<u64>> = HashMap::new();
-    // (relay, id) the relay's own log labels as its own message.
-    let mut own: std::collections::HashSet<(AgencyCode, String)> = Default::default();
+    // (relay node, neighbour) -> acceptances in the node's log: (signed time, id,
+    // digest).
+    let mut accepted: HashMap<(Node, AgencyCode), Vec<Accepted>> = HashMap::new();
+    // (relay node, neighbour, id) -> times of the node's excusing events.
+    let mut excused: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // Times of the node's `hand_failed` events: to one neighbour, in all; of its
+    // `hand_refused` events to one neighbour; of its starts.
+    let mut failed_to: HashMap<(Node, AgencyCode), Vec<u64>> = HashMap::new();
+    let mut failed_all: HashMap<Node, Vec<u64>> = HashMap::new();
+    let mut refused_to: HashMap<(Node, AgencyCode), Vec<u64>> = HashMap::new();
+    let mut started: HashMap<Node, Vec<u64>> = HashMap::new();
+    // (relay node, id) its own log labels as its agency's own message.
+    let mut own: std::collections::HashSet<(Node, String)> = Default::default();
+    // The one node of an agency the roster lists a single node for: its custody
+    // acks in other logs are that node's.
+    let single_node = |a: &AgencyCode| -> Option<Node> {
+        let m = roster.member(a)?;
+        match m.node_ids.as_slice() {
+            [one] => Some((a.clone(), one.clone())),
+            _ => None,
+        }
+    };
     for l in logs.iter().filter(|l| l.usable) {
         let me = &l.export.agency;
+        let node: Node = (me.clone(), l.export.peer_id.clone());
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let EventKind::Mail {
                 action,
@@ -210,7 +229,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             } = &e.kind
             else {
                 if matches!(e.kind, EventKind::NodeStarted { .. }) {
-                    started.entry(me.clone()).or_default().push(e.at);
+                    started.entry(node.clone()).or_default().push(e.at);
                 }
                 continue;
             };
@@ -218,7 +237,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 continue;
             }
             if from == me {
-                own.insert((me.clone(), message_id.clone()));
+                own.insert((node.clone(), message_id.clone()));
             }
             let Some(p) = peer.as_ref().filter(|p| *p != me) else {
                 continue;
@@ -229,7 +248,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     if let Some(a) =
                         signed_answer(roster, ack.as_deref(), p, me, message_id, l, *index)
                     {
-                        take(me, message_id, &a);
+                        take(node.clone(), message_id, &a);
                     }
                 }
                 // The neighbour's signed answer: its acceptance (in the relay's log)
@@ -243,36 +262,37 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     if !a.accepted {
                         continue;
                     }
-                    take(p, message_id, &a);
+                    if let Some(n) = single_node(p) {
+                        take(n, message_id, &a);
+                    }
                     if let Some(d) = a.body().item_digest {
-                        accepted.entry((me.clone(), p.clone())).or_default().push((
-                            a.body().at.as_millis(),
-                            message_id.clone(),
-                            d,
-                        ));
+                        accepted
+                            .entry((node.clone(), p.clone()))
+                            .or_default()
+                            .push((a.body().at.as_millis(), message_id.clone(), d));
                     }
                 }
                 "hand_failed" | "hand_refused" => {
                     excused
-                        .entry((me.clone(), p.clone(), message_id.clone()))
+                        .entry((node.clone(), p.clone(), message_id.clone()))
                         .or_default()
                         .push(e.at);
                     if action == "hand_failed" {
                         failed_to
-                            .entry((me.clone(), p.clone()))
+                            .entry((node.clone(), p.clone()))
                             .or_default()
                             .push(e.at);
-                        failed_all.entry(me.clone()).or_default().push(e.at);
+                        failed_all.entry(node.clone()).or_default().push(e.at);
                     } else {
                         refused_to
-                            .entry((me.clone(), p.clone()))
+                            .entry((node.clone(), p.clone()))
                             .or_default()
                             .push(e.at);
                     }
                 }
                 "rejected" if reason.as_deref().is_some_and(|r| r.starts_with("bad_ack")) => {
                     excused
-                        .entry((me.clone(), p.clone(), message_id.clone()))
+                        .entry((node.clone(), p.clone(), message_id.clone()))
                         .or_default()
                         .push(e.at);
                 }
@@ -286,7 +306,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     // Per (relay, neighbour): its acceptances of relayed copies the relay signed
     // custody of, by signed time, with a segment tree of those custody times; and
     // the earliest acceptance of each copy.
-    let mut pairs: Vec<((AgencyCode, AgencyCode), Vec<Acceptance>)> = Vec::new();
+    let mut pairs: Vec<((Node, AgencyCode), Vec<Acceptance>)> = Vec::new();
     let mut first_accepted: HashMap<(AgencyCode, CopyKey), u64> = HashMap::new();
     for ((relay, n), list) in accepted {
         let mut with_custody: Vec<Acceptance> = Vec::new();
@@ -303,15 +323,15 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         with_custody.sort_unstable();
         pairs.push(((relay, n), with_custody));
     }
-    let trees: HashMap<(AgencyCode, AgencyCode), (Vec<Acceptance>, RangeMax)> = pairs
+    let trees: HashMap<(Node, AgencyCode), (Vec<Acceptance>, RangeMax)> = pairs
         .into_iter()
         .map(|(k, list)| {
             let tree = RangeMax::new(&list.iter().map(|a| a.1).collect::<Vec<_>>());
             (k, (list, tree))
         })
         .collect();
-    let mut saturated: HashMap<(AgencyCode, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
-    let mut saturated_all: HashMap<AgencyCode, Vec<(u64, u64)>> = HashMap::new();
+    let mut saturated: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
+    let mut saturated_all: HashMap<Node, Vec<(u64, u64)>> = HashMap::new();
     let mut copies: Vec<(&CopyKey, &(u64, AgencyCode))> = custody.iter().collect();
     copies.sort_unstable();
     for ((relay, id, digest), (tc, n)) in copies {
@@ -379,11 +399,12 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         if meets(all, win_lo, win_hi) {
             continue;
         }
+        let (agency, peer_id) = relay;
         report.violations.push(violation(
             "mail_relay_delayed",
-            relay.as_str(),
+            agency.as_str(),
             format!(
-                "{relay} took custody of message {id} for {n} at {tc} and handed it to {n} only at \
+                "{agency} took custody of message {id} for {n} at {tc} and handed it to {n} only at \
                  {th} ({} min later), although {n} took newer mail from it at {t2}, and its log \
                  shows no failed or refused hand-over of the message to {n}, no restart and no \
                  hour at its caps in that time",
@@ -391,6 +412,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             ),
             serde_json::json!({
                 "message_id": id,
+                "relay_node": peer_id,
                 "item_digest": hex::encode(digest),
                 "addressee": n.as_str(),
                 "custody_at": tc,

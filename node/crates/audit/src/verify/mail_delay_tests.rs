@@ -437,3 +437,126 @@ fn range_max_matches_a_scan() {
     }
     assert_eq!(RangeMax::new(&[]).max(0, 0), None);
 }
+
+/// [`fixture`]'s three members, the relay running two nodes; with the second
+/// node's key.
+fn two_relay_nodes() -> (Fixture, wlnode_crypto::SecretKey) {
+    use wlnode_config::roster_edit::{self, NewMember};
+    use wlnode_crypto::SecretKey;
+    let authority = SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    let second = SecretKey::generate().unwrap();
+    for i in 0..3 {
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        let mut nodes = vec![node.public_key().peer_id()];
+        if i == R {
+            nodes.push(second.public_key().peer_id());
+        }
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                ag(i).as_str(),
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                nodes,
+                &["eu"],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    (
+        Fixture {
+            roster,
+            agency_keys,
+            node_keys,
+        },
+        second,
+    )
+}
+
+/// The `mail_relay_delayed` findings of an audit of `logs`.
+fn delayed_in(f: &Fixture, logs: &[ExportedLog]) -> Vec<Violation> {
+    verify(
+        &f.roster,
+        logs,
+        &AuditorState::default(),
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    )
+    .violations
+    .into_iter()
+    .filter(|v| v.kind == "mail_relay_delayed")
+    .collect()
+}
+
+/// s36-delay: an agency may run several nodes, each holding its own mail. One node
+/// held the copy (and was slow to reach the addressee), another took and handed the
+/// newer mail: no node held both, nobody is named. The same trail in one node's
+/// log names the relay. With a single node, its custody ack in the upstream's log
+/// counts as well as its own `received`; for an agency of several nodes, only a
+/// node's own `received` says which node took the copy.
+#[test]
+fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
+    let (mut f, mut second) = two_relay_nodes();
+    let tc = t0();
+    let first = vec![
+        took(&f, &held_id(), HELD, tc),
+        handed(&f, &held_id(), HELD, tc + 120 * MIN),
+    ];
+    let other = vec![
+        took(&f, &newer_id(), NEWER, tc + 10 * MIN),
+        handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
+    ];
+    let first_log = log(&f, R, &first, &[first.len() as u64]);
+    std::mem::swap(&mut f.node_keys[R], &mut second);
+    let other_log = log(&f, R, &other, &[other.len() as u64]);
+    std::mem::swap(&mut f.node_keys[R], &mut second);
+    assert!(delayed_in(&f, &[first_log, other_log]).is_empty());
+    let all = relay_log(&f, &[]);
+    assert_eq!(
+        delayed_in(&f, &[log(&f, R, &all, &[all.len() as u64])]).len(),
+        1
+    );
+    // The relay's custody only in the sender's log (its own `received` left out).
+    let single = fixture();
+    let custody = answer(&single, R, S, &held_id(), HELD, true, "ok", tc);
+    let newer = answer(&single, R, S, &newer_id(), NEWER, true, "ok", tc + 10 * MIN);
+    let sender = vec![
+        Event::new(
+            tc,
+            EventKind::Mail {
+                action: "handed".into(),
+                message_id: held_id(),
+                item: "message".into(),
+                from: ag(S),
+                to: ag(N),
+                kind: "consult_request".into(),
+                size: 1040,
+                peer: Some(ag(R)),
+                reason: None,
+                expires_at: Some(tc + 48 * 60 * MIN),
+                ack: Some(custody.to_hex()),
+            },
+        ),
+        mail("handed", &newer_id(), R, tc + 10 * MIN, Some(&newer), None),
+    ];
+    let relay = vec![
+        handed(&single, &newer_id(), NEWER, tc + 11 * MIN),
+        handed(&single, &held_id(), HELD, tc + 120 * MIN),
+    ];
+    let logs = [
+        log(&single, S, &sender, &[sender.len() as u64]),
+        log(&single, R, &relay, &[relay.len() as u64]),
+    ];
+    assert_eq!(delayed_in(&single, &logs).len(), 1);
+}
