@@ -207,9 +207,13 @@ pub enum EventKind {
         /// valid signed answer), `hand_refused` (`peer` refused our hand-over with
         /// `reason`, its signed answer in `ack`), `offered` (`peer` offered us a
         /// relayed message, its signed offer in `ack`, whether or not we took it) or
-        /// `hand_failed` (our hand-over of a relayed message to its addressee `peer`
-        /// got no answer: `reason` `timeout` or `unsupported`; since s35, older
-        /// auditors ignore it, newer ones only note it in a finding).
+        /// `hand_failed` (our hand-over of a relayed message to `peer` failed:
+        /// `reason` `timeout` or `unsupported` (since s35, to the addressee only),
+        /// and since s36 to any neighbour, also `stream`, `closed`, `dial`,
+        /// `unsigned_refusal`, `bad_time` or `bad_ack`; s34 auditors ignore it, s35
+        /// ones note `timeout`/`unsupported` to the addressee in a finding, s36 ones
+        /// also read any of them to clear the relay of `mail_relay_delayed`, never
+        /// to name anyone).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,
