@@ -2039,6 +2039,100 @@ mod tests {
         );
     }
 
+    /// s36-delay: a neighbour's answer that names neither the item nor us (an older
+    /// build that could not decode it, or one refusing anonymously on purpose) and a
+    /// signed answer dated outside the clock skew are no custody and no evidence
+    /// against the neighbour, and come back with the `hand_failed` reasons the relay
+    /// audits them under (`unsigned_refusal`, `bad_time`; before s36 the first was
+    /// `anonymous` and neither was audited). A fitting, timely one is custody.
+    #[test]
+    fn unsigned_and_late_answers_carry_their_hand_failed_reasons() {
+        use wlnode_config::roster_edit::{self, NewMember};
+        use wlnode_crypto::model::MessageId;
+        let authority = wlnode_crypto::SecretKey::generate().unwrap();
+        let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        let mut keys = Vec::new();
+        for code in ["AA-X", "BB-X", "CC-X"] {
+            let key = wlnode_crypto::SecretKey::generate().unwrap();
+            text = roster_edit::add_member(
+                &text,
+                &NewMember::coded(
+                    code,
+                    Role::Member,
+                    key.public_key(),
+                    vec![],
+                    &["eu"],
+                    Timestamp(Timestamp::now().as_millis() - 3_600_000),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            keys.push(key);
+        }
+        let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+        let (relay, addressee): (AgencyCode, AgencyCode) =
+            ("BB-X".parse().unwrap(), "CC-X".parse().unwrap());
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let item = MailItem::Envelope(
+            Envelope::seal(
+                &wlnode_crypto::mail::Draft {
+                    id: MessageId([1; 16]),
+                    from: "AA-X".parse().unwrap(),
+                    to: addressee.clone(),
+                    kind: "test",
+                    created_at: now,
+                    expires_at: Timestamp(now.as_millis() + 3_600_000),
+                    plaintext: b"x",
+                },
+                &keys[0],
+                &enc.public_key().unwrap(),
+            )
+            .unwrap()
+            .next_hop(),
+        );
+        let judge = |ack: MailAck| {
+            ack_verdict(
+                Ok(ack),
+                &roster,
+                &addressee,
+                &relay,
+                &item,
+                now,
+                Rollover::default(),
+            )
+        };
+        let anonymous = MailAck::sign(None, None, &addressee, false, "malformed", now, &keys[2]);
+        assert!(matches!(
+            judge(anonymous),
+            AckVerdict::RefusedNoEvidence("unsigned_refusal")
+        ));
+        let late = Timestamp(now.as_millis() - MAX_CLOCK_SKEW_MS - 1_000);
+        let stale = MailAck::sign(
+            Some(&item),
+            Some(&relay),
+            &addressee,
+            true,
+            "ok",
+            late,
+            &keys[2],
+        );
+        assert!(matches!(
+            judge(stale),
+            AckVerdict::RefusedNoEvidence("bad_time")
+        ));
+        let ok = MailAck::sign(
+            Some(&item),
+            Some(&relay),
+            &addressee,
+            true,
+            "ok",
+            now,
+            &keys[2],
+        );
+        assert!(matches!(judge(ok), AckVerdict::Custody(_)));
+    }
+
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key
     /// (still listed in the roster) was a strike against its sender on every retry.
     #[test]
