@@ -258,7 +258,8 @@ pub enum EventKind {
     },
     /// The node started.
     NodeStarted {
-        /// wlnode version.
+        /// wlnode version; since s36 with the build's audit capabilities as semver
+        /// build metadata ([`node_started_version`], e.g. `0.1.0+mail-failures`).
         version: String,
     },
     /// The node stopped cleanly.
@@ -287,6 +288,27 @@ impl EventKind {
             not_understood_more,
         }
     }
+}
+
+/// The capability a build names in its `node_started` version since s36
+/// (s36-delay): it audits every failed hand-over of a relayed message to any
+/// neighbour (`hand_failed`, every reason). The auditor judges `mail_relay_delayed`
+/// only within a run of such a build: an older relay left most failures unlogged,
+/// and its silence clears nobody. To an older auditor the version is a free string.
+pub const MAIL_FAILURES_LOGGED: &str = "mail-failures";
+
+/// The `node_started` version of a build of package version `pkg`: `pkg`, with
+/// this build's audit capabilities as semver build metadata.
+pub fn node_started_version(pkg: &str) -> String {
+    format!("{pkg}+{MAIL_FAILURES_LOGGED}")
+}
+
+/// Whether a `node_started` version names `capability` in its build metadata
+/// (the dot-separated identifiers after `+`).
+pub fn version_has(version: &str, capability: &str) -> bool {
+    version
+        .split_once('+')
+        .is_some_and(|(_, meta)| meta.split('.').any(|c| c == capability))
 }
 
 impl Event {

@@ -166,8 +166,10 @@ type Accepted = (u64, String, [u8; 32]);
 /// `rejected` (`bad_ack`) of C's id to N, or meets an hour in which it holds as many
 /// `hand_failed` to N, `hand_failed` in all or `hand_refused` to N as the runtime
 /// audits (its silence then is no evidence), or when R's log holds a
-/// `node_started` within `[Tc - skew, Th + skew]` (it was down), or names the id as
-/// its own message (`from` R: its own messages' failures are not audited).
+/// `node_started` within `[Tc - skew, Th + skew]` (it was down), or its latest
+/// `node_started` before that does not name [`crate::event::MAIL_FAILURES_LOGGED`]
+/// (an older build, which left most failures unlogged), or names the id as its
+/// own message (`from` R: its own messages' failures are not audited).
 /// Everything about R is read from that node's log (an agency's other node holds
 /// its own mail). Against R's agency alone, unproven (see ARCHITECTURE.md, mail
 /// section). Work: linear in
@@ -202,6 +204,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut failed_all: HashMap<Node, Vec<u64>> = HashMap::new();
     let mut refused_to: HashMap<(Node, AgencyCode), Vec<u64>> = HashMap::new();
     let mut started: HashMap<Node, Vec<u64>> = HashMap::new();
+    // Per node: (time, whether the build logs every failed hand-over) of each of
+    // its starts.
+    let mut runs: HashMap<Node, Vec<(u64, bool)>> = HashMap::new();
     // (relay node, id) its own log labels as its agency's own message.
     let mut own: std::collections::HashSet<(Node, String)> = Default::default();
     // The one node of an agency the roster lists a single node for: its custody
@@ -228,8 +233,12 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 ..
             } = &e.kind
             else {
-                if matches!(e.kind, EventKind::NodeStarted { .. }) {
+                if let EventKind::NodeStarted { version } = &e.kind {
                     started.entry(node.clone()).or_default().push(e.at);
+                    runs.entry(node.clone()).or_default().push((
+                        e.at,
+                        crate::event::version_has(version, crate::event::MAIL_FAILURES_LOGGED),
+                    ));
                 }
                 continue;
             };
@@ -303,6 +312,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     for v in excused.values_mut().chain(started.values_mut()) {
         v.sort_unstable();
     }
+    for v in runs.values_mut() {
+        v.sort_unstable();
+    }
     // Per (relay, neighbour): its acceptances of relayed copies the relay signed
     // custody of, by signed time, with a segment tree of those custody times; and
     // the earliest acceptance of each copy.
@@ -360,7 +372,17 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             tc.saturating_sub(skew + EXCUSE_LOOKBACK_MS),
             th.saturating_add(skew),
         );
-        if own.contains(&(relay.clone(), id.clone()))
+        // The run the custody fell in must be of a build that logs every failed
+        // hand-over (its latest start before the custody says so): an older
+        // build's silence clears nobody (a rolling upgrade: auditors first).
+        let logs_failures = runs.get(relay).is_some_and(|v| {
+            let i = v.partition_point(|(at, _)| *at < tc.saturating_sub(skew));
+            i.checked_sub(1)
+                .and_then(|i| v.get(i))
+                .is_some_and(|(_, marked)| *marked)
+        });
+        if !logs_failures
+            || own.contains(&(relay.clone(), id.clone()))
             || excused
                 .get(&(relay.clone(), n.clone(), id.clone()))
                 .is_some_and(|v| any_within(v, win_lo, win_hi))

@@ -113,12 +113,29 @@ fn failed(id: &str, to: usize, reason: &str, at: u64) -> Event {
     mail("hand_failed", id, to, at, None, Some(reason))
 }
 
-/// The relay took the held copy at `tc`, the newer at `tc + 10 min`, handed the
-/// newer one to the addressee at `tc + 11 min` and the held one only at
-/// `tc + 2 h`; `extra` events (time-sorted into place) in its log.
+/// A `node_started` at `at` of a build logging every failed hand-over (s36), or
+/// of an older one.
+fn started(at: u64, s36: bool) -> Event {
+    Event::new(
+        at,
+        EventKind::NodeStarted {
+            version: if s36 {
+                crate::event::node_started_version("0.1.0")
+            } else {
+                "0.1.0".into()
+            },
+        },
+    )
+}
+
+/// The relay (an s36 build, started 20 min before) took the held copy at `tc`,
+/// the newer at `tc + 10 min`, handed the newer one to the addressee at
+/// `tc + 11 min` and the held one only at `tc + 2 h`; `extra` events (time-sorted
+/// into place) in its log.
 fn relay_log(f: &Fixture, extra: &[Event]) -> Vec<Event> {
     let tc = t0();
     let mut events = vec![
+        started(tc - 20 * MIN, true),
         took(f, &held_id(), HELD, tc),
         took(f, &newer_id(), NEWER, tc + 10 * MIN),
         handed(f, &newer_id(), NEWER, tc + 11 * MIN),
@@ -173,6 +190,7 @@ fn a_relay_that_holds_a_copy_back_while_its_addressee_takes_newer_mail_is_named(
 
     // Taken within the bound of the newer mail (and the custody's hour): nothing.
     let prompt = vec![
+        started(tc - 20 * MIN, true),
         took(&f, &held_id(), HELD, tc),
         took(&f, &newer_id(), NEWER, tc + 50 * MIN),
         handed(&f, &newer_id(), NEWER, tc + 51 * MIN),
@@ -182,6 +200,7 @@ fn a_relay_that_holds_a_copy_back_while_its_addressee_takes_newer_mail_is_named(
     // The other copy is older (its custody within the skew of the held one's):
     // the poll that sent it need not have held this one.
     let older = vec![
+        started(tc - 20 * MIN, true),
         took(&f, &held_id(), HELD, tc),
         took(&f, &newer_id(), NEWER, tc + 4 * MIN),
         handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
@@ -192,6 +211,7 @@ fn a_relay_that_holds_a_copy_back_while_its_addressee_takes_newer_mail_is_named(
     // two hours, in order, leaves no newer acceptance before the held one's and is
     // not caught.
     let uniform = vec![
+        started(tc - 20 * MIN, true),
         took(&f, &held_id(), HELD, tc),
         took(&f, &newer_id(), NEWER, tc + 10 * MIN),
         handed(&f, &held_id(), HELD, tc + 120 * MIN),
@@ -251,15 +271,7 @@ fn an_honest_relay_whose_hand_overs_to_the_addressee_failed_is_not_named() {
         )],
     );
     assert!(delayed(&f, &bad).is_empty());
-    let restarted = relay_log(
-        &f,
-        &[Event::new(
-            tc + 30 * MIN,
-            EventKind::NodeStarted {
-                version: "s36".into(),
-            },
-        )],
-    );
+    let restarted = relay_log(&f, &[started(tc + 30 * MIN, true)]);
     assert!(delayed(&f, &restarted).is_empty());
     // Not cleared by another message's failure, this one's to another neighbour,
     // or one long before the custody.
@@ -510,10 +522,12 @@ fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
     let (mut f, mut second) = two_relay_nodes();
     let tc = t0();
     let first = vec![
+        started(tc - 20 * MIN, true),
         took(&f, &held_id(), HELD, tc),
         handed(&f, &held_id(), HELD, tc + 120 * MIN),
     ];
     let other = vec![
+        started(tc - 20 * MIN, true),
         took(&f, &newer_id(), NEWER, tc + 10 * MIN),
         handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
     ];
@@ -551,6 +565,7 @@ fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
         mail("handed", &newer_id(), R, tc + 10 * MIN, Some(&newer), None),
     ];
     let relay = vec![
+        started(tc - 20 * MIN, true),
         handed(&single, &newer_id(), NEWER, tc + 11 * MIN),
         handed(&single, &held_id(), HELD, tc + 120 * MIN),
     ];
@@ -559,4 +574,43 @@ fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
         log(&single, R, &relay, &[relay.len() as u64]),
     ];
     assert_eq!(delayed_in(&single, &logs).len(), 1);
+}
+
+/// s36-delay, rolling upgrade: auditors upgrade first, and a relay still running an
+/// older build logs no `hand_failed` for a reset stream or an anonymous refusal, so
+/// its silence clears nobody: the same trail is not judged when the relay's latest
+/// start before the custody is of an older build (its `node_started` version names
+/// no `mail-failures`), nor when its log shows no start at all; it is again once the
+/// relay restarted on an s36 build before the custody.
+#[test]
+fn a_relay_running_an_older_build_is_not_judged() {
+    let f = fixture();
+    let tc = t0();
+    let older: Vec<Event> = relay_log(&f, &[])
+        .into_iter()
+        .map(|e| match e.kind {
+            EventKind::NodeStarted { .. } => started(e.at, false),
+            _ => e,
+        })
+        .collect();
+    assert!(delayed(&f, &older).is_empty());
+    let unstarted: Vec<Event> = relay_log(&f, &[])
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EventKind::NodeStarted { .. }))
+        .collect();
+    assert!(delayed(&f, &unstarted).is_empty());
+    let upgraded = {
+        let mut v = vec![started(tc - 60 * MIN, false)];
+        v.extend(relay_log(&f, &[]));
+        v
+    };
+    assert_eq!(delayed(&f, &upgraded).len(), 1);
+    assert!(crate::event::version_has(
+        &crate::event::node_started_version("0.1.0"),
+        crate::event::MAIL_FAILURES_LOGGED
+    ));
+    assert!(!crate::event::version_has(
+        "0.1.0+mail-failures-2",
+        crate::event::MAIL_FAILURES_LOGGED
+    ));
 }
