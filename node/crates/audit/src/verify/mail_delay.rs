@@ -172,9 +172,8 @@ type Accepted = (u64, String, [u8; 32]);
 /// own message (`from` R: its own messages' failures are not audited).
 /// Everything about R is read from that node's log (an agency's other node holds
 /// its own mail). Against R's agency alone, unproven (see ARCHITECTURE.md, mail
-/// section). Work: linear in
-/// the logs to gather, O(log n) per copy judged (sorted acceptances, a segment
-/// tree of their custody times), memory linear in the logs.
+/// section). Work: linear in the logs to gather, O(log n) per copy judged (sorted
+/// acceptances, a segment tree of their custody times), memory linear in the logs.
 pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
     // Copy -> (earliest signed `ok` custody time, signed addressee).
