@@ -415,6 +415,70 @@ async fn a_relay_audits_hand_overs_its_connected_addressee_refuses_the_protocol_
     c.stop(1).await;
 }
 
+/// s36-delay (issue 21 "delays"): a neighbour that takes the relay's hand-over
+/// streams and drops them unanswered (what an addressee resetting one copy's
+/// streams to frame the relay as delaying it would do) leaves a `hand_failed`
+/// `stream` event in the relay's log: to the addressee, and to a neighbour that is
+/// not the addressee (A — B — C, the message for D, which is down, so B offers it to
+/// C). Before s36 a failed stream, and any failure to a non-addressee, was not
+/// audited, so the auditor could not tell such a relay from one that held the copy
+/// back (`mail_relay_delayed` is skipped on these events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_audits_hand_over_streams_any_neighbour_drops() {
+    for addressee in [2, 3] {
+        // A — B — C (and D, the addressee in the second round, never started):
+        // C is a raw peer with C's node key that speaks the mail protocol and drops
+        // every request unanswered.
+        let mut c = Cluster::simple(4, &[(0, 1), (1, 2), (1, 3)]);
+        c.start(0).await;
+        c.start(1).await;
+        let c_dir = c.fed.nodes[2].dir.clone();
+        let mut raw = RawPeer::speaking(
+            wlnode_net::codec::MAIL_PROTOCOL,
+            Some(RawPeer::seed_of(&c_dir)),
+            wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+            1024,
+        );
+        let target = addr(&c, 1);
+        let server = tokio::spawn(async move { raw.ignore(&target, T, |_| false).await });
+        let id = c
+            .node(0)
+            .services
+            .mail
+            .send(&code(addressee), "test.note", b"{}", 3_600_000)
+            .await
+            .unwrap();
+        let failed_to_c = |events: &[Event]| {
+            events
+                .iter()
+                .filter(|e| {
+                    matches!(&e.kind, EventKind::Mail { action, message_id, peer: Some(p), .. }
+                        if action == "hand_failed" && *message_id == id.to_hex() && *p == code(2))
+                })
+                .count()
+        };
+        wait_for(T, "B audits the hand-over stream C dropped", || async {
+            failed_to_c(&audit_events(&c, 1).await) > 0
+        })
+        .await;
+        server.abort();
+        let events = audit_events(&c, 1).await;
+        let failed = mail_events(&events, &id, "hand_failed");
+        assert!(
+            failed.iter().any(|k| matches!(k,
+                EventKind::Mail { peer: Some(p), reason: Some(r), to, ack: None, .. }
+                    if *p == code(2) && *to == code(addressee) && r == "stream")),
+            "{failed:?}"
+        );
+        // Once per neighbour and item an hour, however often B retries.
+        assert_eq!(failed_to_c(&events), 1, "{failed:?}");
+        // The sender's own message is never audited so.
+        assert!(mail_events(&audit_events(&c, 0).await, &id, "hand_failed").is_empty());
+        c.stop(0).await;
+        c.stop(1).await;
+    }
+}
+
 /// A cluster whose node 1 allows `max_in_flight` flag messages and `burst` flag
 /// writes per user (then one a minute).
 fn flag_cluster(max_in_flight: usize, burst: u32) -> Cluster {

@@ -207,9 +207,13 @@ pub enum EventKind {
         /// valid signed answer), `hand_refused` (`peer` refused our hand-over with
         /// `reason`, its signed answer in `ack`), `offered` (`peer` offered us a
         /// relayed message, its signed offer in `ack`, whether or not we took it) or
-        /// `hand_failed` (our hand-over of a relayed message to its addressee `peer`
-        /// got no answer: `reason` `timeout` or `unsupported`; since s35, older
-        /// auditors ignore it, newer ones only note it in a finding).
+        /// `hand_failed` (our hand-over of a relayed message to `peer` failed:
+        /// `reason` `timeout` or `unsupported` (since s35, to the addressee only),
+        /// and since s36 to any neighbour, also `stream`, `closed`, `dial`,
+        /// `unsigned_refusal`, `bad_time` or `bad_ack`; s34 auditors ignore it, s35
+        /// ones note `timeout`/`unsupported` to the addressee in a finding, s36 ones
+        /// also read any of them to clear the relay of `mail_relay_delayed`, never
+        /// to name anyone).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,
@@ -254,7 +258,8 @@ pub enum EventKind {
     },
     /// The node started.
     NodeStarted {
-        /// wlnode version.
+        /// wlnode version; since s36 with the build's audit capabilities as semver
+        /// build metadata ([`node_started_version`], e.g. `0.1.0+mail-failures`).
         version: String,
     },
     /// The node stopped cleanly.
@@ -283,6 +288,27 @@ impl EventKind {
             not_understood_more,
         }
     }
+}
+
+/// The capability a build names in its `node_started` version since s36
+/// (s36-delay): it audits every failed hand-over of a relayed message to any
+/// neighbour (`hand_failed`, every reason). The auditor judges `mail_relay_delayed`
+/// only within a run of such a build: an older relay left most failures unlogged,
+/// and its silence clears nobody. To an older auditor the version is a free string.
+pub const MAIL_FAILURES_LOGGED: &str = "mail-failures";
+
+/// The `node_started` version of a build of package version `pkg`: `pkg`, with
+/// this build's audit capabilities as semver build metadata.
+pub fn node_started_version(pkg: &str) -> String {
+    format!("{pkg}+{MAIL_FAILURES_LOGGED}")
+}
+
+/// Whether a `node_started` version names `capability` in its build metadata
+/// (the dot-separated identifiers after `+`).
+pub fn version_has(version: &str, capability: &str) -> bool {
+    version
+        .split_once('+')
+        .is_some_and(|(_, meta)| meta.split('.').any(|c| c == capability))
 }
 
 impl Event {

@@ -390,6 +390,7 @@ pub fn verify(
     }
     cross_check(roster, &decoded, opts, &mut report);
     check_mail(roster, &decoded, &mut report);
+    mail_delay::check_mail_delay(roster, &decoded, &mut report);
     check_consultations(roster, &decoded, opts, &mut report);
     report.extend_violations([]);
     report
@@ -1155,10 +1156,14 @@ fn check_field_scopes(
 
 mod consult;
 mod mail;
+mod mail_delay;
 
 use consult::check_consultations;
 use mail::check_mail;
 pub use mail::{MAIL_LOGGED_MARGIN_MS, REFUSAL_EVIDENCE_WINDOW_MS};
+pub use mail_delay::{
+    DELAY_BOUND_MS, DELAY_MIN_MS, HAND_FAILED_LOGGED_PER_HOUR, HAND_FAILED_LOGGED_PER_NEIGHBOUR,
+};
 
 #[cfg(test)]
 mod tests;

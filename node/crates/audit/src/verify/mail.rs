@@ -115,8 +115,8 @@ type Copy = ([u8; 32], Option<u32>);
 /// M4). The log's own checkpoints do not date it: the node signs their times itself,
 /// and a thief of the key (or a member holding it) backdates one (review s32-mail
 /// H3). Such an ack never proves a finding against the key's owner
-/// ([`check_mail`]'s `mail_not_logged`).
-fn signed_answer(
+/// ([`check_mail`]'s `mail_not_logged`). Also read by `mail_relay_delayed`.
+pub(super) fn signed_answer(
     roster: &Roster,
     ack: Option<&str>,
     node: &AgencyCode,

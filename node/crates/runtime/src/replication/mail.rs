@@ -101,36 +101,41 @@ pub(crate) struct MailState {
     /// were audited in it (at most [`OFFERS_PER_NEIGHBOUR`]).
     pub(crate) offers_logged_per_peer:
         std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
-    /// Which failed hand-overs to addressees were audited (`hand_failed`) and when
-    /// (review s34-mail M1, s35-mail L4).
+    /// Which failed hand-overs of relayed messages were audited (`hand_failed`) and
+    /// when (review s34-mail M1, s35-mail L4; to any neighbour since s36-delay).
     pub(crate) failures: HandFailures,
 }
 
-/// The `hand_failed` events audited: at most once per (addressee, item) per
-/// [`HAND_FAILED_LOG_EVERY`], [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour and
-/// [`HAND_FAILED_PER_HOUR`] in all an hour.
+/// The `hand_failed` events audited: at most once per (neighbour, item) per
+/// [`HAND_FAILED_LOG_EVERY`], [`HAND_FAILED_PER_NEIGHBOUR`] per neighbour an hour and
+/// [`HAND_FAILED_PER_HOUR`] in all an hour. Keyed by the neighbour handed to, whether
+/// or not it is the addressee (s36-delay): the per-item slots hold at most
+/// `3 × HAND_FAILED_PER_NEIGHBOUR` entries per roster member (see [`EvidenceSlots`]),
+/// the per-neighbour hours one entry per member.
 #[derive(Debug, Default)]
 pub(crate) struct HandFailures {
     per_item: EvidenceSlots<ItemKey>,
-    /// Per addressee: when its current hour began and how many were audited in it.
+    /// Per neighbour: when its current hour began and how many were audited in it.
     per_peer: std::collections::HashMap<AgencyCode, (std::time::Instant, usize)>,
-    /// When the current hour of all addressees began and how many were audited.
+    /// When the current hour of all neighbours began and how many were audited.
     all: Option<(std::time::Instant, usize)>,
 }
 
 impl HandFailures {
-    /// The reason a failed hand-over of `item` (`key`) to `agency` is audited with
-    /// now, if it is evidence ([`hand_failure_evidence`]) and within the caps
-    /// (noting it).
+    /// Whether a failed hand-over of `item` (`key`) to `agency`, for `reason`, is
+    /// audited now: only a message we (`me`) relay ([`hand_failure_evidence`]), and
+    /// within the caps (noting it). Returns the reason to audit.
     fn due(
         &mut self,
         (item, key): (&MailItem, ItemKey),
         me: &AgencyCode,
         agency: &AgencyCode,
-        failure: wlnode_net::RequestFailure,
+        reason: &'static str,
         now: std::time::Instant,
     ) -> Option<&'static str> {
-        let reason = hand_failure_evidence(item, me, agency, failure)?;
+        if !hand_failure_evidence(item, me) {
+            return None;
+        }
         let all = self.all.get_or_insert((now, 0));
         if now.saturating_duration_since(all.0) >= EVIDENCE_BUCKET {
             *all = (now, 0);
@@ -152,21 +157,24 @@ impl HandFailures {
     }
 }
 
-/// How often a failed hand-over of one relayed message to its connected addressee
-/// is audited (`hand_failed`, review s34-mail M1): the relay offers it again every
-/// few minutes, and one event an hour says the addressee did not answer through
-/// that hour. An auditor only notes these in a finding: they are the relay's
-/// unsigned word and never change who is named (review s35-mail H2).
+/// How often a failed hand-over of one relayed message to one neighbour is audited
+/// (`hand_failed`, review s34-mail M1): the relay offers it again every few
+/// minutes, and one event an hour says the hand-over kept failing through that
+/// hour. They are the relay's unsigned word: an auditor notes those to the
+/// addressee for `timeout`/`unsupported` in a finding without changing who is named
+/// (review s35-mail H2), and takes any of them only to clear the relay of
+/// `mail_relay_delayed` (s36-delay), never to name anyone.
 pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The most `hand_failed` events audited per addressee per hour: an addressee that
+/// The most `hand_failed` events audited per neighbour per hour: a neighbour that
 /// never answers grows our audit log by at most this many events (about 400 bytes
-/// each) an hour.
+/// each) an hour. An auditor does not hold the relay's silence against it in an
+/// hour with this many (`wlnode_audit::verify::HAND_FAILED_LOGGED_PER_NEIGHBOUR`).
 pub const HAND_FAILED_PER_NEIGHBOUR: usize = 1024;
 
-/// The most `hand_failed` events audited per hour across all addressees (review
+/// The most `hand_failed` events audited per hour across all neighbours (review
 /// s35-mail L4): however many members never answer, at most about 1.6 MB of audit
-/// log an hour.
+/// log an hour (`wlnode_audit::verify::HAND_FAILED_LOGGED_PER_HOUR`).
 pub const HAND_FAILED_PER_HOUR: usize = 4096;
 
 /// How often one neighbour's signed offer of one item is audited (`offered`): the
@@ -276,32 +284,33 @@ fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
     matches!(item, MailItem::Envelope(e) if e.header().from != *me)
 }
 
-/// The reason a failed hand-over of `item` to `agency` is audited with
-/// (`hand_failed`), if it is evidence: a message we (`me`) relay, handed to its
-/// addressee, whose stream was open and which never answered (`timeout`), or which
-/// refused the mail protocol while connected (`unsupported`: review s35-mail M2, a
-/// connected addressee is offered the message alone, and refusing the protocol left
-/// no trace). Not a dial failure (not reachable: the relay then offers the message
-/// to others), nor a closed connection or a failed stream (review s35-mail M1: what
-/// an honest addressee's crash or restart gives; such a request may never have
-/// reached it).
-fn hand_failure_evidence(
-    item: &MailItem,
-    me: &AgencyCode,
-    agency: &AgencyCode,
-    failure: wlnode_net::RequestFailure,
-) -> Option<&'static str> {
+/// Whether a failed hand-over of `item` is audited (`hand_failed`): a message we
+/// (`me`) relay, to any neighbour (s36-delay; before, only to its addressee and only
+/// for `timeout`/`unsupported`). Every failure of such a hand-over is evidence, for
+/// the relay only: an auditor's `mail_relay_delayed` holds a copy the addressee took
+/// late while it took newer mail from the relay against the relay alone, and these
+/// events are what clears an honest relay whose hand-overs of that copy failed (a
+/// reset stream, an anonymous refusal from an older build). Our own messages and
+/// receipts are not audited.
+fn hand_failure_evidence(item: &MailItem, me: &AgencyCode) -> bool {
+    matches!(item, MailItem::Envelope(e) if e.header().from != *me)
+}
+
+/// The `hand_failed` reason of a failed request: the neighbour's stream was open and
+/// it never answered (`timeout`), it refused the mail protocol (`unsupported`:
+/// review s35-mail M2), the stream failed or was reset (`stream`), the connection
+/// closed before the answer (`closed`), or the neighbour, connected at the poll that
+/// chose it, could not be dialled when the request went out (`dial`). The last three
+/// are also what an honest neighbour's crash gives (review s35-mail M1): an auditor
+/// never names anyone by them.
+fn request_failure_reason(failure: wlnode_net::RequestFailure) -> &'static str {
     use wlnode_net::RequestFailure as F;
-    let MailItem::Envelope(e) = item else {
-        return None;
-    };
-    if e.header().from == *me || e.header().to != *agency {
-        return None;
-    }
     match failure {
-        F::Timeout => Some("timeout"),
-        F::Unsupported => Some("unsupported"),
-        F::Dial | F::ConnectionClosed | F::Stream => None,
+        F::Timeout => "timeout",
+        F::Unsupported => "unsupported",
+        F::Stream => "stream",
+        F::ConnectionClosed => "closed",
+        F::Dial => "dial",
     }
 }
 
@@ -1230,6 +1239,9 @@ impl Service {
             AckVerdict::RefusedNoEvidence(reason) => {
                 tracing::debug!(%agency, reason, "mail hand-over refused without evidence");
                 self.mail.mailer.on_hand_failed(&agency, &key);
+                // No evidence against the neighbour, but the relay's own word that
+                // this hand-over failed (`unsigned_refusal`, `bad_time`: s36-delay).
+                self.audit_hand_failed(&agency, (&item, key), reason);
             }
             AckVerdict::Bad { reason, strike } => {
                 tracing::warn!(%agency, reason, "neighbour's answer to a mail hand-over is not a valid signed ack");
@@ -1245,6 +1257,10 @@ impl Service {
                         )],
                         ..MailJob::default()
                     });
+                } else {
+                    // The `rejected` is audited once per neighbour, not per item: a
+                    // relayed item's failure is audited as `hand_failed` (s36-delay).
+                    self.audit_hand_failed(&agency, (&item, key), "bad_ack");
                 }
                 if strike {
                     self.record_invalid(&agency, 1);
@@ -1270,33 +1286,38 @@ impl Service {
         )
     }
 
-    /// One of our mail requests failed. A hand-over of a relayed message to its
-    /// addressee that timed out unanswered or whose protocol the addressee refused
-    /// is audited (`hand_failed`, metadata only, the failure in `reason`), within
-    /// the caps of [`HandFailures`] (review s34-mail M1, s35-mail M1, M2, L4): while
-    /// the addressee is reachable it alone is offered the message, and an auditor
-    /// notes these in a finding as the relay's word, without changing who is named.
+    /// One of our mail requests failed. A failed hand-over of a relayed message to
+    /// any neighbour is audited (`hand_failed`, metadata only, the failure in
+    /// `reason`: [`request_failure_reason`]), within the caps of [`HandFailures`]
+    /// (review s34-mail M1, s35-mail M1, M2, L4; s36-delay): an auditor takes these
+    /// as the relay's word, to clear it, never to name anyone.
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
         let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
             return;
         };
         self.mail.mailer.on_hand_failed(&agency, &key);
+        self.audit_hand_failed(&agency, (&item, key), request_failure_reason(failure));
+    }
+
+    /// Audits a failed hand-over of `item` to `agency` for `reason` (`hand_failed`),
+    /// if [`HandFailures::due`] says so.
+    fn audit_hand_failed(
+        &mut self,
+        agency: &AgencyCode,
+        (item, key): (&MailItem, ItemKey),
+        reason: &'static str,
+    ) {
         let Some(reason) = self.mail.failures.due(
-            (&item, key),
+            (item, key),
             &self.agency,
-            &agency,
-            failure,
+            agency,
+            reason,
             std::time::Instant::now(),
         ) else {
             return;
         };
         self.mail_job(MailJob {
-            events: vec![mail_event(
-                "hand_failed",
-                &item,
-                Some(&agency),
-                Some(reason),
-            )],
+            events: vec![mail_event("hand_failed", item, Some(agency), Some(reason))],
             ..MailJob::default()
         });
     }
@@ -1402,8 +1423,9 @@ enum AckVerdict {
     /// A valid signed refusal of this item from us: evidence for `hand_refused`.
     Refused(MailAck),
     /// A valid signed refusal naming neither the item nor us (the neighbour could not
-    /// tell), or one whose time is off by more than the clock skew: not custody, no
-    /// strike, no evidence.
+    /// tell: `unsigned_refusal`), or one whose time is off by more than the clock
+    /// skew (`bad_time`): not custody, no strike, no evidence against the neighbour;
+    /// a relayed item's is audited as `hand_failed` with this reason (s36-delay).
     RefusedNoEvidence(&'static str),
     /// Not a valid signed answer to this hand-over: refused as custody, counted,
     /// audited, and a strike unless a roster rollover explains it.
@@ -1449,7 +1471,7 @@ fn ack_verdict(
             reason: "mismatch",
             strike: true,
         },
-        AckFit::Anonymous => AckVerdict::RefusedNoEvidence("anonymous"),
+        AckFit::Anonymous => AckVerdict::RefusedNoEvidence("unsigned_refusal"),
         AckFit::Exact => {
             let at = ack.body().at.as_millis();
             if at.abs_diff(now.as_millis()) > MAX_CLOCK_SKEW_MS {
@@ -1872,15 +1894,17 @@ mod tests {
         assert!(slots.len() <= max + 50);
     }
 
-    /// Review s35-mail M1, M2, L4 (and s34-mail M1): a failed hand-over is audited
-    /// (`hand_failed`) only for a message we relay, handed to its addressee, that
-    /// timed out unanswered (`timeout`) or whose protocol the addressee refused
-    /// (`unsupported`), never a closed connection or failed stream (an honest
-    /// addressee's crash) nor a dial failure; once per addressee and item an hour,
-    /// at most [`HAND_FAILED_PER_NEIGHBOUR`] per addressee an hour, and at most
-    /// [`HAND_FAILED_PER_HOUR`] across addressees an hour.
+    /// Review s35-mail M1, M2, L4, s34-mail M1, and s36-delay: a failed hand-over is
+    /// audited (`hand_failed`) for a message we relay, to ANY neighbour (not only its
+    /// addressee), for every failure (`timeout`, `unsupported`, `stream`, `closed`,
+    /// `dial`, and from the answer paths `unsigned_refusal`, `bad_time`, `bad_ack`),
+    /// never for our own messages or receipts; once per neighbour and item an hour,
+    /// at most [`HAND_FAILED_PER_NEIGHBOUR`] per neighbour an hour, and at most
+    /// [`HAND_FAILED_PER_HOUR`] across neighbours an hour. (Before s36-delay only
+    /// `timeout`/`unsupported` to the addressee were audited: the non-addressee and
+    /// new-reason cases below failed then.)
     #[test]
-    fn failed_hand_overs_to_the_addressee_are_evidence_within_their_caps() {
+    fn failed_hand_overs_of_relayed_messages_are_evidence_within_their_caps() {
         use wlnode_crypto::model::MessageId;
         use wlnode_net::RequestFailure as F;
         let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
@@ -1907,19 +1931,19 @@ mod tests {
         let addressee: AgencyCode = "CC-X".parse().unwrap();
         let other: AgencyCode = "DD-X".parse().unwrap();
         let relayed = env(1, "AA-X", "CC-X");
-        let reason = |item: &MailItem, to: &AgencyCode, f| hand_failure_evidence(item, &me, to, f);
-        assert_eq!(reason(&relayed, &addressee, F::Timeout), Some("timeout"));
+        let own = env(2, "BB-X", "CC-X");
+        assert!(hand_failure_evidence(&relayed, &me));
+        assert!(!hand_failure_evidence(&own, &me));
         assert_eq!(
-            reason(&relayed, &addressee, F::Unsupported),
-            Some("unsupported")
-        );
-        assert_eq!(reason(&relayed, &addressee, F::ConnectionClosed), None);
-        assert_eq!(reason(&relayed, &addressee, F::Stream), None);
-        assert_eq!(reason(&relayed, &addressee, F::Dial), None);
-        assert_eq!(reason(&relayed, &other, F::Timeout), None);
-        assert_eq!(
-            reason(&env(2, "BB-X", "CC-X"), &addressee, F::Timeout),
-            None
+            [
+                F::Timeout,
+                F::Unsupported,
+                F::Stream,
+                F::ConnectionClosed,
+                F::Dial
+            ]
+            .map(request_failure_reason),
+            ["timeout", "unsupported", "stream", "closed", "dial"]
         );
         let item_key = |n: u32| {
             let mut id = [0u8; 16];
@@ -1932,67 +1956,181 @@ mod tests {
                    to: &AgencyCode,
                    item: &MailItem,
                    n: u32,
-                   f: F,
+                   reason: &'static str,
                    at: std::time::Instant| {
-            failures.due((item, item_key(n)), &me, to, f, at)
+            failures.due((item, item_key(n)), &me, to, reason, at)
         };
-        // Once per item an hour.
+        let mut failures = HandFailures::default();
+        // Every reason, to the addressee and to another neighbour, each once.
+        for (n, reason) in [
+            "timeout",
+            "unsupported",
+            "stream",
+            "closed",
+            "dial",
+            "unsigned_refusal",
+            "bad_time",
+            "bad_ack",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = 100 + n as u32;
+            for to in [&addressee, &other] {
+                assert_eq!(
+                    due(&mut failures, to, &relayed, n, reason, t),
+                    Some(reason),
+                    "{reason} to {to}"
+                );
+            }
+        }
+        // Our own message: never audited, no budget used.
+        assert_eq!(due(&mut failures, &addressee, &own, 1, "timeout", t), None);
+        // Once per neighbour and item an hour, whatever the reason; the other
+        // neighbour has its own slot for the same item.
         let mut failures = HandFailures::default();
         assert_eq!(
-            due(&mut failures, &addressee, &relayed, 1, F::Timeout, t),
-            Some("timeout")
+            due(&mut failures, &addressee, &relayed, 1, "closed", t),
+            Some("closed")
         );
         let soon = t + std::time::Duration::from_secs(300);
         assert_eq!(
-            due(&mut failures, &addressee, &relayed, 1, F::Unsupported, soon),
+            due(&mut failures, &addressee, &relayed, 1, "timeout", soon),
             None
         );
         assert_eq!(
-            due(&mut failures, &addressee, &relayed, 1, F::Timeout, t + hour),
-            Some("timeout")
-        );
-        // Not evidence: nothing noted, no budget used.
-        assert_eq!(
-            due(
-                &mut failures,
-                &addressee,
-                &relayed,
-                2,
-                F::ConnectionClosed,
-                t
-            ),
-            None
+            due(&mut failures, &other, &relayed, 1, "stream", soon),
+            Some("stream")
         );
         assert_eq!(
-            due(&mut failures, &addressee, &relayed, 2, F::Timeout, t),
+            due(&mut failures, &addressee, &relayed, 1, "timeout", t + hour),
             Some("timeout")
         );
-        // Per addressee, then across addressees, within one hour.
-        let addressees: Vec<(AgencyCode, MailItem)> = ["CC-X", "DD-X", "EE-X", "FF-X", "GG-X"]
+        // Per neighbour (addressee or not), then across neighbours, within one hour.
+        let neighbours: Vec<AgencyCode> = ["CC-X", "DD-X", "EE-X", "FF-X", "GG-X"]
             .iter()
-            .enumerate()
-            .map(|(i, c)| (c.parse().unwrap(), env(10 + i as u8, "AA-X", c)))
+            .map(|c| c.parse().unwrap())
             .collect();
         let later = t + 5 * hour;
         let mut failures = HandFailures::default();
         let mut audited = Vec::new();
-        for (to, item) in &addressees {
+        for to in &neighbours {
             let n = (0..HAND_FAILED_PER_NEIGHBOUR as u32 + 10)
-                .filter(|n| due(&mut failures, to, item, *n, F::Timeout, later).is_some())
+                .filter(|n| due(&mut failures, to, &relayed, *n, "stream", later).is_some())
                 .count();
             audited.push(n);
         }
         assert_eq!(
             audited,
             [1024, 1024, 1024, 1024, 0],
-            "{HAND_FAILED_PER_NEIGHBOUR} per addressee, {HAND_FAILED_PER_HOUR} in all"
+            "{HAND_FAILED_PER_NEIGHBOUR} per neighbour, {HAND_FAILED_PER_HOUR} in all"
         );
         // The next hour, the budget is back.
-        let (to, item) = &addressees[4];
         assert_eq!(
-            due(&mut failures, to, item, 1, F::Timeout, later + hour),
-            Some("timeout")
+            due(
+                &mut failures,
+                &neighbours[4],
+                &relayed,
+                1,
+                "unsigned_refusal",
+                later + hour
+            ),
+            Some("unsigned_refusal")
         );
+    }
+
+    /// s36-delay: a neighbour's answer that names neither the item nor us (an older
+    /// build that could not decode it, or one refusing anonymously on purpose) and a
+    /// signed answer dated outside the clock skew are no custody and no evidence
+    /// against the neighbour, and come back with the `hand_failed` reasons the relay
+    /// audits them under (`unsigned_refusal`, `bad_time`; before s36 the first was
+    /// `anonymous` and neither was audited). A fitting, timely one is custody.
+    #[test]
+    fn unsigned_and_late_answers_carry_their_hand_failed_reasons() {
+        use wlnode_config::roster_edit::{self, NewMember};
+        use wlnode_crypto::model::MessageId;
+        let authority = wlnode_crypto::SecretKey::generate().unwrap();
+        let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+        let mut keys = Vec::new();
+        for code in ["AA-X", "BB-X", "CC-X"] {
+            let key = wlnode_crypto::SecretKey::generate().unwrap();
+            text = roster_edit::add_member(
+                &text,
+                &NewMember::coded(
+                    code,
+                    Role::Member,
+                    key.public_key(),
+                    vec![],
+                    &["eu"],
+                    Timestamp(Timestamp::now().as_millis() - 3_600_000),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            keys.push(key);
+        }
+        let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+        let (relay, addressee): (AgencyCode, AgencyCode) =
+            ("BB-X".parse().unwrap(), "CC-X".parse().unwrap());
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let now = Timestamp::now();
+        let item = MailItem::Envelope(
+            Envelope::seal(
+                &wlnode_crypto::mail::Draft {
+                    id: MessageId([1; 16]),
+                    from: "AA-X".parse().unwrap(),
+                    to: addressee.clone(),
+                    kind: "test",
+                    created_at: now,
+                    expires_at: Timestamp(now.as_millis() + 3_600_000),
+                    plaintext: b"x",
+                },
+                &keys[0],
+                &enc.public_key().unwrap(),
+            )
+            .unwrap()
+            .next_hop(),
+        );
+        let judge = |ack: MailAck| {
+            ack_verdict(
+                Ok(ack),
+                &roster,
+                &addressee,
+                &relay,
+                &item,
+                now,
+                Rollover::default(),
+            )
+        };
+        let anonymous = MailAck::sign(None, None, &addressee, false, "malformed", now, &keys[2]);
+        assert!(matches!(
+            judge(anonymous),
+            AckVerdict::RefusedNoEvidence("unsigned_refusal")
+        ));
+        let late = Timestamp(now.as_millis() - MAX_CLOCK_SKEW_MS - 1_000);
+        let stale = MailAck::sign(
+            Some(&item),
+            Some(&relay),
+            &addressee,
+            true,
+            "ok",
+            late,
+            &keys[2],
+        );
+        assert!(matches!(
+            judge(stale),
+            AckVerdict::RefusedNoEvidence("bad_time")
+        ));
+        let ok = MailAck::sign(
+            Some(&item),
+            Some(&relay),
+            &addressee,
+            true,
+            "ok",
+            now,
+            &keys[2],
+        );
+        assert!(matches!(judge(ok), AckVerdict::Custody(_)));
     }
 
     /// Review of issue 21, finding 7: a message sealed to our previous encryption key

@@ -1,0 +1,616 @@
+//! `mail_relay_delayed` (s36-delay, issue 21) over hand-built logs signed with real
+//! roster keys: a relay that holds a copy back while its addressee takes newer mail
+//! from it is named alone; an honest relay whose hand-overs failed, restarted or hit
+//! its audit caps is not; the relay's new `hand_failed` reasons change no finding of
+//! the other mail rules.
+
+use wlnode_crypto::Timestamp;
+use wlnode_crypto::mail::{HandoverBody, MailAck};
+use wlnode_crypto::model::MessageId;
+
+use super::super::tests::{Fixture, ag, fixture, log};
+use super::super::*;
+use super::{DELAY_BOUND_MS, RangeMax};
+
+/// The sender, the relay, the addressee.
+const S: usize = 0;
+const R: usize = 1;
+const N: usize = 2;
+
+/// The held copy and the newer one.
+const HELD: [u8; 32] = [7; 32];
+const NEWER: [u8; 32] = [8; 32];
+
+fn held_id() -> String {
+    "ab".repeat(16)
+}
+
+fn newer_id() -> String {
+    "cd".repeat(16)
+}
+
+const MIN: u64 = 60_000;
+
+/// The roster's keys are valid from an hour ago.
+fn t0() -> u64 {
+    Timestamp::now().as_millis() - 30 * MIN
+}
+
+/// `by`'s signed answer (`accepted`, `reason`) to `node`'s hand-over of copy
+/// `digest` of message `id` for `addressee`, at `at`.
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    f: &Fixture,
+    by: usize,
+    node: usize,
+    id: &str,
+    digest: [u8; 32],
+    accepted: bool,
+    reason: &str,
+    at: u64,
+) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: Some(MessageId::from_hex(id).unwrap()),
+            item: "message".into(),
+            item_digest: Some(digest),
+            hops: Some(u32::from(node != S)),
+            addressee: Some(ag(N)),
+            from_hop: Some(ag(node)),
+            to_hop: ag(by),
+            accepted,
+            reason: reason.into(),
+            at: Timestamp(at),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// A `mail` event of message `id` from the sender to the addressee, with `peer`.
+fn mail(
+    action: &str,
+    id: &str,
+    peer: usize,
+    at: u64,
+    ack: Option<&MailAck>,
+    reason: Option<&str>,
+) -> Event {
+    Event::new(
+        at,
+        EventKind::Mail {
+            action: action.into(),
+            message_id: id.into(),
+            item: "message".into(),
+            from: ag(S),
+            to: ag(N),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(peer)),
+            reason: reason.map(str::to_owned),
+            expires_at: Some(t0() + 48 * 60 * MIN),
+            ack: ack.map(MailAck::to_hex),
+        },
+    )
+}
+
+/// The relay's `received` of copy `digest` of `id` from the sender at `at`, with its
+/// own signed custody ack.
+fn took(f: &Fixture, id: &str, digest: [u8; 32], at: u64) -> Event {
+    let ack = answer(f, R, S, id, digest, true, "ok", at);
+    mail("received", id, S, at, Some(&ack), None)
+}
+
+/// The relay's `handed` of copy `digest` of `id` to the addressee, with the
+/// addressee's signed acceptance at `at`.
+fn handed(f: &Fixture, id: &str, digest: [u8; 32], at: u64) -> Event {
+    let ack = answer(f, N, R, id, digest, true, "ok", at);
+    mail("handed", id, N, at, Some(&ack), None)
+}
+
+/// The relay's `hand_failed` of `id` to `to` for `reason` at `at`.
+fn failed(id: &str, to: usize, reason: &str, at: u64) -> Event {
+    mail("hand_failed", id, to, at, None, Some(reason))
+}
+
+/// A `node_started` at `at` of a build logging every failed hand-over (s36), or
+/// of an older one.
+fn started(at: u64, s36: bool) -> Event {
+    Event::new(
+        at,
+        EventKind::NodeStarted {
+            version: if s36 {
+                crate::event::node_started_version("0.1.0")
+            } else {
+                "0.1.0".into()
+            },
+        },
+    )
+}
+
+/// The relay (an s36 build, started 20 min before) took the held copy at `tc`,
+/// the newer at `tc + 10 min`, handed the newer one to the addressee at
+/// `tc + 11 min` and the held one only at `tc + 2 h`; `extra` events (time-sorted
+/// into place) in its log.
+fn relay_log(f: &Fixture, extra: &[Event]) -> Vec<Event> {
+    let tc = t0();
+    let mut events = vec![
+        started(tc - 20 * MIN, true),
+        took(f, &held_id(), HELD, tc),
+        took(f, &newer_id(), NEWER, tc + 10 * MIN),
+        handed(f, &newer_id(), NEWER, tc + 11 * MIN),
+        handed(f, &held_id(), HELD, tc + 120 * MIN),
+    ];
+    events.extend_from_slice(extra);
+    events.sort_by_key(|e| e.at);
+    events
+}
+
+/// The `mail_relay_delayed` findings of an audit of the relay's `events`.
+fn delayed(f: &Fixture, events: &[Event]) -> Vec<Violation> {
+    let rep = verify(
+        &f.roster,
+        &[log(f, R, events, &[events.len() as u64])],
+        &AuditorState::default(),
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    );
+    rep.violations
+        .into_iter()
+        .filter(|v| v.kind == "mail_relay_delayed")
+        .collect()
+}
+
+/// Issue 21 / s36-delay: the relay holds the copy for its addressee back for two
+/// hours while the addressee takes newer mail from it (custody signed ten minutes
+/// after, accepted a minute later). With no failure, refusal, restart or
+/// saturated hour in its log, an honest relay would have offered the held copy in
+/// the same poll: the relay alone is named, unproven. (No rule reported this before
+/// s36-delay.) Not when the addressee took the held copy within the bound of the
+/// newer one, nor when the other copy was not newer (custody before the held
+/// one's), nor when only another neighbour took the newer mail.
+#[test]
+fn a_relay_that_holds_a_copy_back_while_its_addressee_takes_newer_mail_is_named() {
+    let f = fixture();
+    let tc = t0();
+    let found = delayed(&f, &relay_log(&f, &[]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    let v = &found[0];
+    assert_eq!(v.node, ag(R).as_str());
+    assert!(!v.proven);
+    assert_eq!(v.evidence["message_id"], held_id());
+    assert_eq!(v.evidence["addressee"], ag(N).as_str());
+    assert_eq!(v.evidence["custody_at"], tc);
+    assert_eq!(v.evidence["accepted_at"], tc + 120 * MIN);
+    assert_eq!(v.evidence["newer"]["message_id"], newer_id());
+    assert_eq!(v.evidence["newer"]["accepted_at"], tc + 11 * MIN);
+
+    // Taken within the bound of the newer mail (and the custody's hour): nothing.
+    let prompt = vec![
+        started(tc - 20 * MIN, true),
+        took(&f, &held_id(), HELD, tc),
+        took(&f, &newer_id(), NEWER, tc + 50 * MIN),
+        handed(&f, &newer_id(), NEWER, tc + 51 * MIN),
+        handed(&f, &held_id(), HELD, tc + 51 * MIN + DELAY_BOUND_MS - MIN),
+    ];
+    assert!(delayed(&f, &prompt).is_empty());
+    // The other copy is older (its custody within the skew of the held one's):
+    // the poll that sent it need not have held this one.
+    let older = vec![
+        started(tc - 20 * MIN, true),
+        took(&f, &held_id(), HELD, tc),
+        took(&f, &newer_id(), NEWER, tc + 4 * MIN),
+        handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
+        handed(&f, &held_id(), HELD, tc + 120 * MIN),
+    ];
+    assert!(delayed(&f, &older).is_empty());
+    // Documented limit: a relay that delays ALL mail to the addressee by the same
+    // two hours, in order, leaves no newer acceptance before the held one's and is
+    // not caught.
+    let uniform = vec![
+        started(tc - 20 * MIN, true),
+        took(&f, &held_id(), HELD, tc),
+        took(&f, &newer_id(), NEWER, tc + 10 * MIN),
+        handed(&f, &held_id(), HELD, tc + 120 * MIN),
+        handed(&f, &newer_id(), NEWER, tc + 130 * MIN),
+    ];
+    assert!(delayed(&f, &uniform).is_empty());
+}
+
+/// s36-delay: an honest relay whose hand-overs of the held copy to the addressee
+/// failed, for any reason it now audits, or were refused with a signed answer, or
+/// answered with a bad ack, or that restarted meanwhile, is not named: its own
+/// events clear it (also one logged up to an hour before the custody, which may
+/// have used the item's hourly slot). A failure of another message, or of this one
+/// to another neighbour, does not.
+#[test]
+fn an_honest_relay_whose_hand_overs_to_the_addressee_failed_is_not_named() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    for reason in [
+        "timeout",
+        "unsupported",
+        "stream",
+        "closed",
+        "dial",
+        "unsigned_refusal",
+        "bad_time",
+        "bad_ack",
+    ] {
+        let events = relay_log(&f, &[failed(&id, N, reason, tc + 11 * MIN)]);
+        assert!(delayed(&f, &events).is_empty(), "{reason}");
+    }
+    let early = relay_log(&f, &[failed(&id, N, "closed", tc - 50 * MIN)]);
+    assert!(delayed(&f, &early).is_empty());
+    let refusal = answer(&f, N, R, &id, HELD, false, "quota", tc + 11 * MIN);
+    let refused = relay_log(
+        &f,
+        &[mail(
+            "hand_refused",
+            &id,
+            N,
+            tc + 11 * MIN,
+            Some(&refusal),
+            Some("quota"),
+        )],
+    );
+    assert!(delayed(&f, &refused).is_empty());
+    let bad = relay_log(
+        &f,
+        &[mail(
+            "rejected",
+            &id,
+            N,
+            tc + 11 * MIN,
+            None,
+            Some("bad_ack: forged"),
+        )],
+    );
+    assert!(delayed(&f, &bad).is_empty());
+    let restarted = relay_log(&f, &[started(tc + 30 * MIN, true)]);
+    assert!(delayed(&f, &restarted).is_empty());
+    // Not cleared by another message's failure, this one's to another neighbour,
+    // or one long before the custody.
+    for extra in [
+        failed(&newer_id(), N, "closed", tc + 11 * MIN),
+        failed(&id, S, "closed", tc + 11 * MIN),
+        failed(&id, N, "closed", tc - 70 * MIN),
+    ] {
+        assert_eq!(delayed(&f, &relay_log(&f, &[extra])).len(), 1);
+    }
+}
+
+/// s36-delay: in an hour in which the relay's log holds as many `hand_failed` to
+/// the addressee (1,024), `hand_failed` in all (4,096) or `hand_refused` to the
+/// addressee (1,024) as the runtime audits, its silence about the held copy is no
+/// evidence: not named. One fewer, and it is.
+#[test]
+fn hours_at_the_relays_audit_caps_are_skipped() {
+    let f = fixture();
+    let tc = t0();
+    let other = |i: u32| format!("{:032x}", u128::from(i) + 1);
+    let burst = |n: u32, to: usize, action: &str| -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let at = tc + 20 * MIN + u64::from(i) * 10;
+                if action == "hand_refused" {
+                    let a = answer(&f, to, R, &other(i), [9; 32], false, "quota", at);
+                    mail(action, &other(i), to, at, Some(&a), Some("quota"))
+                } else {
+                    failed(&other(i), to, "stream", at)
+                }
+            })
+            .collect()
+    };
+    assert!(delayed(&f, &relay_log(&f, &burst(1024, N, "hand_failed"))).is_empty());
+    assert_eq!(
+        delayed(&f, &relay_log(&f, &burst(1023, N, "hand_failed"))).len(),
+        1
+    );
+    assert!(delayed(&f, &relay_log(&f, &burst(1024, N, "hand_refused"))).is_empty());
+    assert_eq!(
+        delayed(&f, &relay_log(&f, &burst(1023, N, "hand_refused"))).len(),
+        1
+    );
+    assert!(delayed(&f, &relay_log(&f, &burst(4096, S, "hand_failed"))).is_empty());
+    assert_eq!(
+        delayed(&f, &relay_log(&f, &burst(4095, S, "hand_failed"))).len(),
+        1
+    );
+}
+
+/// s36-delay: the relay's `hand_failed` events with the new reasons, and those to
+/// a neighbour that is not the addressee, change no finding of the other mail
+/// rules nor who they name: the same violations as without them.
+#[test]
+fn new_hand_failed_reasons_and_neighbours_change_no_other_finding() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let exp = tc + 60 * MIN;
+    let expiring = |mut e: Event| {
+        if let EventKind::Mail { expires_at, .. } = &mut e.kind {
+            *expires_at = Some(exp);
+        }
+        e
+    };
+    // The relay took the copy and never handed it on before its expiry, while the
+    // addressee took other mail from it: `mail_not_relayed`.
+    let base = vec![
+        expiring(took(&f, &id, HELD, tc)),
+        took(&f, &newer_id(), NEWER, tc + 10 * MIN),
+        handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
+        Event::new(tc + 120 * MIN, EventKind::NodeStopped),
+    ];
+    let run = |extra: &[Event], strip_note: bool| {
+        let mut events = base.clone();
+        events.extend_from_slice(extra);
+        events.sort_by_key(|e| e.at);
+        let rep = verify(
+            &f.roster,
+            &[log(&f, R, &events, &[events.len() as u64])],
+            &AuditorState::default(),
+            Options {
+                tolerance_ms: 0,
+                now_ms: None,
+                max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+            },
+        );
+        let mut v: Vec<(String, String, bool, String)> = rep
+            .violations
+            .into_iter()
+            .map(|v| {
+                let mut evidence = v.evidence.clone();
+                if let Some(o) = evidence.as_object_mut().filter(|_| strip_note) {
+                    o.remove("relay_says_addressee_failed");
+                }
+                (v.kind, v.node, v.proven, evidence.to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = run(&[], false);
+    assert!(
+        before.iter().any(|v| v.0 == "mail_not_relayed"),
+        "{before:?}"
+    );
+    // The new reasons to the addressee, and every reason to another neighbour:
+    // not even the note of the addressee's failures changes.
+    let mut extra = Vec::new();
+    for (i, reason) in [
+        "stream",
+        "closed",
+        "dial",
+        "unsigned_refusal",
+        "bad_time",
+        "bad_ack",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = tc + 12 * MIN + i as u64 * MIN;
+        extra.push(expiring(failed(&id, N, reason, at)));
+    }
+    for (i, reason) in ["timeout", "unsupported", "stream", "closed"]
+        .into_iter()
+        .enumerate()
+    {
+        extra.push(expiring(failed(
+            &id,
+            S,
+            reason,
+            tc + 20 * MIN + i as u64 * MIN,
+        )));
+    }
+    assert_eq!(run(&extra, false), before);
+    // With `timeout`/`unsupported` to the addressee too, only that note (s35) changes:
+    // the same findings against the same nodes.
+    let before = run(&[], true);
+    let mut extra = Vec::new();
+    for (i, reason) in [
+        "timeout",
+        "unsupported",
+        "stream",
+        "closed",
+        "dial",
+        "unsigned_refusal",
+        "bad_time",
+        "bad_ack",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = tc + 12 * MIN + i as u64 * MIN;
+        extra.push(expiring(failed(&id, N, reason, at)));
+        extra.push(expiring(failed(&id, S, reason, at)));
+    }
+    assert_eq!(run(&extra, true), before);
+}
+
+/// The segment tree gives the largest value and its position in every range.
+#[test]
+fn range_max_matches_a_scan() {
+    let values: Vec<u64> = (0..37u64).map(|i| (i * 7919) % 101).collect();
+    let tree = RangeMax::new(&values);
+    for lo in 0..=values.len() {
+        for hi in lo..=values.len() {
+            let want = values[lo..hi]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (*v, lo + i))
+                .max();
+            assert_eq!(tree.max(lo, hi), want, "{lo}..{hi}");
+        }
+    }
+    assert_eq!(RangeMax::new(&[]).max(0, 0), None);
+}
+
+/// [`fixture`]'s three members, the relay running two nodes; with the second
+/// node's key.
+fn two_relay_nodes() -> (Fixture, wlnode_crypto::SecretKey) {
+    use wlnode_config::roster_edit::{self, NewMember};
+    use wlnode_crypto::SecretKey;
+    let authority = SecretKey::generate().unwrap();
+    let mut text = roster_edit::init("t", &authority.public_key(), "authority").unwrap();
+    let (mut agency_keys, mut node_keys) = (Vec::new(), Vec::new());
+    let second = SecretKey::generate().unwrap();
+    for i in 0..3 {
+        let key = SecretKey::generate().unwrap();
+        let node = SecretKey::generate().unwrap();
+        let mut nodes = vec![node.public_key().peer_id()];
+        if i == R {
+            nodes.push(second.public_key().peer_id());
+        }
+        text = roster_edit::add_member(
+            &text,
+            &NewMember::coded(
+                ag(i).as_str(),
+                wlnode_crypto::roster::Role::Member,
+                key.public_key(),
+                nodes,
+                &["eu"],
+                Timestamp(Timestamp::now().as_millis() - 3_600_000),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        agency_keys.push(key);
+        node_keys.push(node);
+    }
+    let (_, _, roster) = roster_edit::sign(&text, &authority).unwrap();
+    (
+        Fixture {
+            roster,
+            agency_keys,
+            node_keys,
+        },
+        second,
+    )
+}
+
+/// The `mail_relay_delayed` findings of an audit of `logs`.
+fn delayed_in(f: &Fixture, logs: &[ExportedLog]) -> Vec<Violation> {
+    verify(
+        &f.roster,
+        logs,
+        &AuditorState::default(),
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    )
+    .violations
+    .into_iter()
+    .filter(|v| v.kind == "mail_relay_delayed")
+    .collect()
+}
+
+/// s36-delay: an agency may run several nodes, each holding its own mail. One node
+/// held the copy (and was slow to reach the addressee), another took and handed the
+/// newer mail: no node held both, nobody is named. The same trail in one node's
+/// log names the relay. With a single node, its custody ack in the upstream's log
+/// counts as well as its own `received`; for an agency of several nodes, only a
+/// node's own `received` says which node took the copy.
+#[test]
+fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
+    let (mut f, mut second) = two_relay_nodes();
+    let tc = t0();
+    let first = vec![
+        started(tc - 20 * MIN, true),
+        took(&f, &held_id(), HELD, tc),
+        handed(&f, &held_id(), HELD, tc + 120 * MIN),
+    ];
+    let other = vec![
+        started(tc - 20 * MIN, true),
+        took(&f, &newer_id(), NEWER, tc + 10 * MIN),
+        handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
+    ];
+    let first_log = log(&f, R, &first, &[first.len() as u64]);
+    std::mem::swap(&mut f.node_keys[R], &mut second);
+    let other_log = log(&f, R, &other, &[other.len() as u64]);
+    std::mem::swap(&mut f.node_keys[R], &mut second);
+    assert!(delayed_in(&f, &[first_log, other_log]).is_empty());
+    let all = relay_log(&f, &[]);
+    assert_eq!(
+        delayed_in(&f, &[log(&f, R, &all, &[all.len() as u64])]).len(),
+        1
+    );
+    // The relay's custody only in the sender's log (its own `received` left out).
+    let single = fixture();
+    let custody = answer(&single, R, S, &held_id(), HELD, true, "ok", tc);
+    let newer = answer(&single, R, S, &newer_id(), NEWER, true, "ok", tc + 10 * MIN);
+    let sender = vec![
+        Event::new(
+            tc,
+            EventKind::Mail {
+                action: "handed".into(),
+                message_id: held_id(),
+                item: "message".into(),
+                from: ag(S),
+                to: ag(N),
+                kind: "consult_request".into(),
+                size: 1040,
+                peer: Some(ag(R)),
+                reason: None,
+                expires_at: Some(tc + 48 * 60 * MIN),
+                ack: Some(custody.to_hex()),
+            },
+        ),
+        mail("handed", &newer_id(), R, tc + 10 * MIN, Some(&newer), None),
+    ];
+    let relay = vec![
+        started(tc - 20 * MIN, true),
+        handed(&single, &newer_id(), NEWER, tc + 11 * MIN),
+        handed(&single, &held_id(), HELD, tc + 120 * MIN),
+    ];
+    let logs = [
+        log(&single, S, &sender, &[sender.len() as u64]),
+        log(&single, R, &relay, &[relay.len() as u64]),
+    ];
+    assert_eq!(delayed_in(&single, &logs).len(), 1);
+}
+
+/// s36-delay, rolling upgrade: auditors upgrade first, and a relay still running an
+/// older build logs no `hand_failed` for a reset stream or an anonymous refusal, so
+/// its silence clears nobody: the same trail is not judged when the relay's latest
+/// start before the custody is of an older build (its `node_started` version names
+/// no `mail-failures`), nor when its log shows no start at all; it is again once the
+/// relay restarted on an s36 build before the custody.
+#[test]
+fn a_relay_running_an_older_build_is_not_judged() {
+    let f = fixture();
+    let tc = t0();
+    let older: Vec<Event> = relay_log(&f, &[])
+        .into_iter()
+        .map(|e| match e.kind {
+            EventKind::NodeStarted { .. } => started(e.at, false),
+            _ => e,
+        })
+        .collect();
+    assert!(delayed(&f, &older).is_empty());
+    let unstarted: Vec<Event> = relay_log(&f, &[])
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EventKind::NodeStarted { .. }))
+        .collect();
+    assert!(delayed(&f, &unstarted).is_empty());
+    let upgraded = {
+        let mut v = vec![started(tc - 60 * MIN, false)];
+        v.extend(relay_log(&f, &[]));
+        v
+    };
+    assert_eq!(delayed(&f, &upgraded).len(), 1);
+    assert!(crate::event::version_has(
+        &crate::event::node_started_version("0.1.0"),
+        crate::event::MAIL_FAILURES_LOGGED
+    ));
+    assert!(!crate::event::version_has(
+        "0.1.0+mail-failures-2",
+        crate::event::MAIL_FAILURES_LOGGED
+    ));
+}
