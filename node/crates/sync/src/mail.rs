@@ -11,7 +11,13 @@
 //! Routing is store-and-forward along existing peer links. An item (a sealed message,
 //! or a receipt on its way back) goes straight to its addressee when that agency is
 //! connected, and otherwise to every connected neighbour that has not had it, except
-//! the one it came from. Loops end at the seen-id filter (every node takes a (sender,
+//! the one it came from. A message we relay whose connected addressee let
+//! [`MailLimits::addressee_misses`] hand-overs of it in a row pass without taking it
+//! (no answer, a failed stream, a refusal) is from then on offered to those
+//! neighbours too, as if the addressee were away, and still to the addressee (review
+//! s34-mail M1: an addressee that stays connected and never answers kept an honest
+//! relay from handing the message to anyone, and the relay was named for it).
+//! Loops end at the seen-id filter (every node takes a (sender,
 //! id) once: an id is the sender's, so another member cannot pre-empt it) and at the
 //! hop limit. A relay keeps what it holds until the addressee itself took
 //! it, a receipt for it passed by, or it expired; our own messages are offered again
@@ -58,6 +64,15 @@ pub struct MailLimits {
     pub retry_min_ms: u64,
     /// Longest retry delay, ms.
     pub retry_max_ms: u64,
+    /// Hand-overs of a message we relay to its connected addressee that may give no
+    /// custody in a row (no answer in time, a failed stream or connection, a
+    /// refusal, an answer that is no valid signed ack) before the message is offered
+    /// to every other connected neighbour that has not had it too, as if the
+    /// addressee were away (review s34-mail M1). The addressee is still offered it
+    /// at every retry. Each miss takes a retry (at least the backoff of that try), so
+    /// with the defaults an addressee whose streams fail at once is passed after
+    /// about 6 s, one that lets every request time out (120 s) after about 6 min.
+    pub addressee_misses: u32,
     /// How long a receipt is held on its way back, ms.
     pub receipt_ttl_ms: u64,
     /// Messages one sender may deliver into our inbox per window.
@@ -79,6 +94,7 @@ impl Default for MailLimits {
             per_sender_seen: 20_000,
             retry_min_ms: 1_000,
             retry_max_ms: 5 * 60 * 1000,
+            addressee_misses: 3,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
             per_sender_deliveries: 256,
             per_sender_delivery_bytes: 16 * 1024 * 1024,
@@ -242,6 +258,12 @@ struct Held {
     next_try: u64,
     attempts: u32,
     bytes: usize,
+    /// Hand-overs to the addressee that gave no custody, since we hold the item
+    /// (kept in memory only: a restart counts again). Never reset: an addressee
+    /// that answers the next one takes the item, which ends it (a relayed message
+    /// is done once its addressee took it), and going back to offering it the
+    /// addressee alone would leave the other neighbours untried again.
+    addressee_misses: u32,
 }
 
 impl Held {
@@ -250,6 +272,16 @@ impl Held {
             MailItem::Envelope(e) => &e.header().to,
             MailItem::Receipt(r) => &r.body().sender,
         }
+    }
+
+    /// Whether this is a message we relay whose addressee let `bound` hand-overs
+    /// in a row pass without taking it: it is routed as if the addressee were away
+    /// (see [`MailLimits::addressee_misses`]). Not our own messages nor receipts:
+    /// the auditor judges only a relay's custody of messages.
+    fn addressee_passed(&self, bound: u32) -> bool {
+        self.from_peer.is_some()
+            && matches!(self.item, MailItem::Envelope(_))
+            && self.addressee_misses >= bound
     }
 }
 
@@ -395,6 +427,7 @@ impl Mailer {
                 next_try: 0,
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
             },
         );
         true
@@ -515,6 +548,7 @@ impl Mailer {
                 next_try: now.as_millis(),
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
             },
         );
         self.persist_held(&key);
@@ -832,6 +866,7 @@ impl Mailer {
                 next_try: now.as_millis(),
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
             },
         );
         self.persist_held(&key);
@@ -889,6 +924,7 @@ impl Mailer {
                 next_try: now.as_millis(),
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
             },
         );
         self.persist_held(&key);
@@ -970,12 +1006,16 @@ impl Mailer {
         self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
         let mut sends = Vec::new();
+        let misses = self.limits.addressee_misses;
         for (key, h) in &mut self.held {
             let to = match &h.item {
                 MailItem::Envelope(e) => &e.header().to,
                 MailItem::Receipt(r) => &r.body().sender,
             };
-            let targets: Vec<AgencyCode> = if connected.contains(to) {
+            // A connected addressee alone, unless it let hand-overs of a message we
+            // relay pass without taking it: then every connected neighbour (it too).
+            let targets: Vec<AgencyCode> = if connected.contains(to) && !h.addressee_passed(misses)
+            {
                 vec![to.clone()]
             } else {
                 connected
@@ -1025,11 +1065,15 @@ impl Mailer {
     }
 
     /// Handing `key` to `peer` failed (refused, or the request failed): it counts as
-    /// tried, and [`Mailer::retry`] offers it again after the item's backoff.
+    /// tried, and [`Mailer::retry`] offers it again after the item's backoff. A miss
+    /// of the item's addressee counts towards [`MailLimits::addressee_misses`].
     pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey) {
         if let Some(h) = self.held.get_mut(key) {
             h.in_flight.remove(peer);
             h.failed.insert(peer.clone());
+            if peer == h.addressee() {
+                h.addressee_misses = h.addressee_misses.saturating_add(1);
+            }
         }
     }
 
