@@ -3038,3 +3038,143 @@ fn a_hand_failed_in_the_log_is_no_trace_of_having_had_the_message() {
         rep.violations
     );
 }
+
+/// Review s34-mail M1 (s36): the trails an honest relay leaves since it offers a
+/// message past a connected addressee that never answers it (the addressee's log
+/// holds nothing of the copy). The relay's only route besides the addressee is the
+/// neighbour, which took other mail from it while the copy lived.
+/// - Before s36 the relay offered the addressee alone: its log shows no hand-over
+///   of the copy and it is named alone (the case the routing change closes).
+/// - It hands the copy to the neighbour, which signs custody: no one is named, nor
+///   the neighbour, whose only other route is the relay it came from (a dead end).
+/// - The neighbour had the copy already (the sender handed it there too) and signs
+///   `seen`: no one is named.
+/// - The neighbour refuses it `full`: covered, no one is named.
+/// - A line, sender — relay — addressee: the relay's only other link is its
+///   upstream, which had the copy: no one is named, and no hand-over back to the
+///   upstream is needed for that.
+#[test]
+fn a_relay_that_passed_a_silent_addressee_leaves_trails_that_name_no_one() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let to_relay = mail("handed", S, D, R, t, exp, Some(&custody));
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    // The neighbour's signed acceptance of other mail from the relay at t + 60 s.
+    let link = own_hand_over(&f, N, t + 60_000);
+    let passed_at = t + 10 * 60_000;
+    let findings = |logs: &[ExportedLog]| -> Vec<(String, String)> {
+        audit(&f, logs)
+            .violations
+            .iter()
+            .filter(|v| v.kind == "mail_not_relayed" || v.kind == "mail_relay_saturated_neighbour")
+            .map(|v| (v.kind.clone(), v.node.clone()))
+            .collect()
+    };
+    let sender = log(&f, S, &[to_relay.clone(), stopped.clone()]);
+    let quiet_neighbour = log(&f, N, std::slice::from_ref(&stopped));
+    // Before s36: the addressee alone was offered it.
+    let relay = log(&f, R, &[received.clone(), link.clone(), stopped.clone()]);
+    assert_eq!(
+        findings(&[
+            sender.clone(),
+            relay,
+            quiet_neighbour.clone(),
+            addressee.clone()
+        ]),
+        [("mail_not_relayed".to_string(), NAMES[R].to_string())]
+    );
+    // Handed to the neighbour, which signs custody and holds it to the end.
+    let took_it = custody_of(&f, N, R, passed_at, D, TAKEN, 1);
+    let relay = log(
+        &f,
+        R,
+        &[
+            received.clone(),
+            link.clone(),
+            mail("handed", S, D, N, passed_at, exp, Some(&took_it)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &id(), TAKEN, passed_at),
+            mail("received", S, D, R, passed_at, exp, Some(&took_it)),
+            stopped.clone(),
+        ],
+    );
+    assert_eq!(
+        findings(&[sender.clone(), relay, neighbour, addressee.clone()]),
+        []
+    );
+    // The neighbour had it already (from the sender) and answers `seen`.
+    let from_sender = custody_of(&f, N, S, t, D, TAKEN, 0);
+    let sender_both = log(
+        &f,
+        S,
+        &[
+            to_relay.clone(),
+            mail("handed", S, D, N, t, exp, Some(&from_sender)),
+            stopped.clone(),
+        ],
+    );
+    let seen = answer(&f, N, R, true, "seen", passed_at, TAKEN);
+    let relay = log(
+        &f,
+        R,
+        &[
+            received.clone(),
+            link.clone(),
+            mail("handed", S, D, N, passed_at, exp, Some(&seen)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            mail("received", S, D, S, t, exp, Some(&from_sender)),
+            offered(&f, R, N, &id(), TAKEN, passed_at),
+            stopped.clone(),
+        ],
+    );
+    assert_eq!(
+        findings(&[sender_both, relay, neighbour, addressee.clone()]),
+        []
+    );
+    // The neighbour refuses it `full`.
+    let full = answer(&f, N, R, false, "full", passed_at, TAKEN);
+    let relay = log(
+        &f,
+        R,
+        &[
+            received.clone(),
+            link,
+            mail("hand_refused", S, D, N, passed_at, exp, Some(&full)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[offered(&f, R, N, &id(), TAKEN, passed_at), stopped.clone()],
+    );
+    assert_eq!(
+        findings(&[sender.clone(), relay, neighbour, addressee.clone()]),
+        []
+    );
+    // A line: the relay's only other link is the sender, its upstream, which took
+    // other mail from it while the copy lived.
+    let relay = log(
+        &f,
+        R,
+        &[received, own_hand_over(&f, S, t + 60_000), stopped],
+    );
+    assert_eq!(findings(&[sender, relay, addressee]), []);
+}
