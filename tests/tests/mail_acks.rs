@@ -477,7 +477,9 @@ async fn a_relay_hands_mail_on_past_a_connected_addressee_that_never_answers() {
         taken.load(Ordering::SeqCst) > 0
     })
     .await;
-    let ttl = 12_000;
+    // R passes A after three misses, about 6 s here (backoff 2 s, then 4 s): the
+    // message lives long enough for that on a loaded machine.
+    let ttl = 20_000;
     let id = mail.send(&code(2), "test.note", b"{}", ttl).await.unwrap();
     let expired_by = Timestamp::now().as_millis() + ttl + 1_000;
     // Other mail R hands to N while the message lives: a link N signed.

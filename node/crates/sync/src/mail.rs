@@ -416,12 +416,15 @@ impl Mailer {
             q.0 += 1;
             q.1 += bytes;
         }
+        // The neighbour it came from had it: not offered it back after a restart
+        // either (as while we ran: `take_custody` notes it).
+        let handed = from_peer.iter().cloned().collect();
         self.held.insert(
             key_of(&item),
             Held {
                 item,
                 from_peer,
-                handed: BTreeSet::new(),
+                handed,
                 failed: BTreeSet::new(),
                 in_flight: BTreeSet::new(),
                 next_try: 0,

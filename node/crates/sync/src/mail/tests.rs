@@ -1048,3 +1048,53 @@ fn passing_a_silent_addressee_is_bounded_and_only_for_relayed_messages() {
         Intake::Seen
     );
 }
+
+/// After a restart the relay counts the addressee's misses again (in memory only)
+/// and, past them or with the addressee away, still does not offer the message back
+/// to the neighbour it came from (before s36 a restored item forgot it, and went
+/// back there as soon as the addressee was away).
+#[test]
+fn after_a_restart_the_misses_count_again_and_the_upstream_is_not_offered_it() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "NN-X", "AA-X"]);
+    let bound = MailLimits::default().addressee_misses;
+    let mut at = 0;
+    for _ in 0..bound {
+        at += 10 * 60 * 1000;
+        assert_eq!(targets(&retry_poll(&mut r, &connected, t(at))), ["AA-X"]);
+        r.on_hand_failed(&code("AA-X"), &key);
+    }
+    assert_eq!(targets(&r.poll(&connected, t(at)).0), ["NN-X"]);
+    let stored: Vec<_> = r
+        .take_writes()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let restored = || {
+        let mut back = Mailer::new(code("RR-X"), MailLimits::default());
+        assert!(back.restore(stored.clone()).is_empty());
+        back
+    };
+    // The addressee away: every connected neighbour but the upstream.
+    let mut back = restored();
+    assert_eq!(
+        targets(&back.poll(&set(&["SS-X", "NN-X"]), t(at)).0),
+        ["NN-X"]
+    );
+    // The addressee connected: alone again until it misses `bound` hand-overs.
+    let mut back2 = restored();
+    for miss in 0..bound {
+        at += 10 * 60 * 1000;
+        let sends = retry_poll(&mut back2, &connected, t(at));
+        assert_eq!(targets(&sends), ["AA-X"], "miss {miss}");
+        back2.on_hand_failed(&code("AA-X"), &key);
+    }
+    assert_eq!(targets(&back2.poll(&connected, t(at)).0), ["NN-X"]);
+}
