@@ -61,7 +61,8 @@ fn deliver(
         if ok {
             sender.on_handed(&s.to, &s.key);
         } else {
-            sender.on_hand_failed(&s.to, &s.key);
+            // A refusal is a signed answer.
+            sender.on_hand_refused(&s.to, &s.key);
         }
         out.push((s.to.to_string(), intake));
     }
@@ -889,8 +890,7 @@ fn a_relay_offers_others_too_once_its_connected_addressee_misses_a_message() {
     assert_eq!(n["RR-X"].held_len(), 0);
 }
 
-/// The same bound, counted per message: signed refusals of the addressee count as
-/// misses; its custody of other mail does not clear this message's misses (an
+/// The same bound, counted per message (failures with no signed answer); its custody of other mail does not clear this message's misses (an
 /// addressee silent for one message only still passes it); a neighbour that
 /// refuses is offered it again only after the backoff, like the addressee; a
 /// disconnect and reconnect of the addressee does not bring back "addressee alone"
@@ -1097,4 +1097,101 @@ fn after_a_restart_the_misses_count_again_and_the_upstream_is_not_offered_it() {
         back2.on_hand_failed(&code("AA-X"), &key);
     }
     assert_eq!(targets(&back2.poll(&connected, t(at)).0), ["NN-X"]);
+}
+
+/// Review s36-m1 M2: an honest, online addressee that refuses a message with a
+/// signed answer (it cannot open it, the sender is over its quota...) is not
+/// missed: the relay keeps offering it there alone at every retry, and never hands
+/// the message to its other neighbours (before the fix three such refusals sent it
+/// across the federation). Failures with no signed answer still count.
+#[test]
+fn a_signed_refusal_by_the_addressee_is_no_miss() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "NN-X", "AA-X"]);
+    let bound = MailLimits::default().addressee_misses;
+    let mut at = 0;
+    for round in 0..3 * bound {
+        at += 10 * 60 * 1000;
+        let sends = retry_poll(&mut r, &connected, t(at));
+        assert_eq!(targets(&sends), ["AA-X"], "round {round}");
+        r.on_hand_refused(&code("AA-X"), &key);
+        assert!(r.poll(&connected, t(at)).0.is_empty(), "round {round}");
+    }
+    // Silence from then on: passed after `bound` misses, as before.
+    for miss in 0..bound {
+        at += 10 * 60 * 1000;
+        let sends = retry_poll(&mut r, &connected, t(at));
+        assert_eq!(targets(&sends), ["AA-X"], "miss {miss}");
+        r.on_hand_failed(&code("AA-X"), &key);
+    }
+    assert_eq!(targets(&r.poll(&connected, t(at)).0), ["NN-X"]);
+}
+
+/// Review s36-m1 M1: an addressee that accepts the stream and never answers made
+/// each hand-over wait for the transport's timeout (120 s), so the relay passed it
+/// only after about 6 min, and a message living less than that left it named. Now a
+/// hand-over unanswered for `addressee_answer_ms` is a miss at the next poll (the
+/// addressee is offered the message again meanwhile), so the relay offers its other
+/// neighbours within a minute. The late end of a request already counted (here a
+/// closed stream, then the timeouts) is not counted again. Time is the caller's
+/// (250 ms ticks, as the runtime's).
+#[test]
+fn an_addressee_that_never_answers_is_passed_within_a_minute() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "NN-X", "AA-X"]);
+    let limits = MailLimits::default();
+    let mut to_addressee: Vec<u64> = Vec::new();
+    let mut passed_at = None;
+    let mut at = 0;
+    while at <= 120_000 && passed_at.is_none() {
+        for s in retry_poll(&mut r, &connected, t(at)) {
+            match s.to.as_str() {
+                "AA-X" => to_addressee.push(at),
+                "NN-X" => passed_at = Some(at),
+                other => panic!("offered to {other}"),
+            }
+        }
+        // The first request's stream closes late (after it counted as a miss),
+        // while the second waits.
+        if at == 12_000 {
+            r.on_hand_failed(&code("AA-X"), &key);
+        }
+        at += 250;
+    }
+    let answer = limits.addressee_answer_ms;
+    let bound = u64::from(limits.addressee_misses);
+    // An offer after each miss, `addressee_answer_ms` apart (the last one with N's);
+    // the closed stream did not count twice (N would be offered at the second
+    // miss).
+    assert_eq!(
+        to_addressee,
+        (0..=bound).map(|i| i * answer).collect::<Vec<_>>()
+    );
+    assert_eq!(passed_at, Some(bound * answer));
+    assert!(bound * answer < 60_000);
+    // The requests' timeouts arrive: they change nothing (N is not offered again,
+    // the addressee only at the next retry).
+    r.on_hand_failed(&code("AA-X"), &key);
+    r.on_hand_failed(&code("AA-X"), &key);
+    r.on_hand_refused(&code("NN-X"), &key);
+    assert!(r.poll(&connected, t(at)).0.is_empty());
+    let later = at + 10 * 60 * 1000;
+    assert_eq!(
+        targets(&retry_poll(&mut r, &connected, t(later))),
+        ["AA-X", "NN-X"]
+    );
 }
