@@ -280,7 +280,8 @@ fn refusal_needs_evidence(item: &MailItem, me: &AgencyCode) -> bool {
 /// (`hand_failed`), if it is evidence: a message we (`me`) relay, handed to its
 /// addressee, whose stream was open and which never answered (`timeout`), or which
 /// refused the mail protocol while connected (`unsupported`: review s35-mail M2, a
-/// connected addressee is offered the message alone, and refusing the protocol left
+/// connected addressee is offered the message alone for its first misses, and
+/// refusing the protocol left
 /// no trace). Not a dial failure (not reachable: the relay then offers the message
 /// to others), nor a closed connection or a failed stream (review s35-mail M1: what
 /// an honest addressee's crash or restart gives; such a request may never have
@@ -1275,7 +1276,8 @@ impl Service {
     /// addressee that timed out unanswered or whose protocol the addressee refused
     /// is audited (`hand_failed`, metadata only, the failure in `reason`), within
     /// the caps of [`HandFailures`] (review s34-mail M1, s35-mail M1, M2, L4): while
-    /// the addressee is reachable it alone is offered the message, and an auditor
+    /// the addressee is reachable it alone is offered the message for its first
+    /// misses, and an auditor
     /// notes these in a finding as the relay's word, without changing who is named.
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
         let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
