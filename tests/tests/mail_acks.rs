@@ -458,10 +458,12 @@ async fn a_relay_hands_mail_on_past_a_connected_addressee_that_never_answers() {
     );
     let taken = Arc::new(AtomicUsize::new(0));
     let target = addr(&c, 1);
+    // Connected for longer than any wait below (aborted at the end): were A to
+    // leave, R would offer the copy to N as to an away addressee, fix or not.
     let server = tokio::spawn({
         let taken = taken.clone();
         async move {
-            raw.ignore(&target, T, move |n| {
+            raw.ignore(&target, 3 * T, move |n| {
                 taken.store(n, Ordering::SeqCst);
                 false
             })

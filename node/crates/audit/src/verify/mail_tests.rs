@@ -3213,7 +3213,10 @@ fn id_in_use_and_quota_refusals_cover_a_relay_that_passed_a_silent_addressee() {
     let sender = log(
         &f,
         S,
-        &[mail("handed", S, D, R, t, exp, Some(&custody)), stopped.clone()],
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
     );
     let received = mail("received", S, D, S, t, exp, Some(&custody));
     let addressee = log(&f, D, std::slice::from_ref(&stopped));
@@ -3303,7 +3306,10 @@ fn the_addressees_signed_refusal_of_the_copy_covers_the_relay() {
     let sender = log(
         &f,
         S,
-        &[mail("handed", S, D, R, t, exp, Some(&custody)), stopped.clone()],
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
     );
     let received = mail("received", S, D, S, t, exp, Some(&custody));
     let refused_at = t + 5 * 60_000;

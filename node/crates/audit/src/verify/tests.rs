@@ -1440,7 +1440,10 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
             })
             .collect();
         let k = relayed_kinds(&f, &covered);
-        assert!(!k.iter().any(|k| k == "mail_not_relayed"), "{reason}: {k:?}");
+        assert!(
+            !k.iter().any(|k| k == "mail_not_relayed"),
+            "{reason}: {k:?}"
+        );
     }
     // Without BB's custody ack in its `received` event the copy it took is unknown,
     // but `full` refusals are the neighbour's global state and count for any copy
