@@ -8,6 +8,8 @@
 //! - A neighbour that answers without a valid signed ack (an older build's unsigned
 //!   answer, another key's signature, another message's ack) gives no custody: the
 //!   answer is refused, counted, audited and struck.
+//! - A relay whose connected addressee never answers hands the message on to its
+//!   other neighbours after a few tries (review s34-mail M1), so it is not named.
 //! - Flag messages pending in our outbox stay under the `[flags]` in-flight cap, and
 //!   each user's flag writes are rate-limited (`flag_rate_limited`, HTTP 429).
 #![allow(
@@ -477,6 +479,120 @@ async fn a_relay_audits_hand_over_streams_any_neighbour_drops() {
         c.stop(0).await;
         c.stop(1).await;
     }
+
+/// The logs of nodes `nodes`, verified together.
+fn verify_logs(c: &Cluster, nodes: &[usize]) -> wlnode_audit::verify::Report {
+    let logs: Vec<_> = nodes.iter().map(|i| export(c, *i)).collect();
+    wlnode_audit::verify::verify(
+        &roster_of(c),
+        &logs,
+        &wlnode_audit::verify::AuditorState::default(),
+        wlnode_audit::verify::Options::default(),
+    )
+}
+
+/// Issue 21 §1, review s34-mail M1 (reopened in s35): the addressee stays connected
+/// to the relay and never answers its hand-overs (a raw peer with the addressee's
+/// node key that takes every mail stream and drops it unanswered). A relay offered a
+/// connected addressee the message alone, so before the fix the honest relay kept
+/// offering it there until it expired while it handed other mail to its other
+/// neighbour, and `audit verify` named the relay alone (`mail_not_relayed`). Now,
+/// after three hand-overs with no signed answer, the relay offers the copy to its
+/// other connected neighbours too, as when the addressee is away: the neighbour
+/// takes it with a signed ack. The test waits for that hand-over (event-driven,
+/// review s36-m1 L1: no wait for the expiry by the clock); without the routing
+/// change the wait times out. The audit of the logs then names no one (the copy,
+/// handed on, gives the relay no finding whenever it expires).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_hands_mail_on_past_a_connected_addressee_that_never_answers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // S (0) — R (1) — N (3); the addressee A (2) is linked to R only and is a raw
+    // peer, never started as a node.
+    let mut c = Cluster::simple(4, &[(0, 1), (1, 2), (1, 3)]);
+    c.start(0).await;
+    c.start(1).await;
+    c.start(3).await;
+    let mut raw = RawPeer::speaking(
+        wlnode_net::codec::MAIL_PROTOCOL,
+        Some(RawPeer::seed_of(&c.fed.nodes[2].dir)),
+        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+        1024,
+    );
+    let taken = Arc::new(AtomicUsize::new(0));
+    let target = addr(&c, 1);
+    // Connected for longer than any wait below (aborted at the end): were A to
+    // leave, R would offer the copy to N as to an away addressee, fix or not.
+    let server = tokio::spawn({
+        let taken = taken.clone();
+        async move {
+            raw.ignore(&target, 3 * T, move |n| {
+                taken.store(n, Ordering::SeqCst);
+                false
+            })
+            .await
+        }
+    });
+    let mail = &c.node(0).services.mail;
+    // R hands mail to A only while it counts A as connected: once A was handed
+    // something, the message below meets a connected, silent addressee at R.
+    let _probe = mail
+        .send(&code(2), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "R hands mail to the silent addressee", || async {
+        taken.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    // A lifetime far longer than the test: nothing here waits for it.
+    let id = mail
+        .send(&code(2), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    // Other mail R hands to N while the message lives: a link N signed.
+    let other = mail
+        .send(&code(3), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "N takes the other message", || async {
+        mail.outbox_item(other)
+            .await
+            .unwrap()
+            .is_some_and(|o| o.state == "delivered")
+    })
+    .await;
+    // R passes the silent A and hands the copy to N (before the fix: never).
+    let handed_to_n = |events: &[Event]| -> usize {
+        mail_events(events, &id, "handed")
+            .into_iter()
+            .filter(|k| matches!(k, EventKind::Mail { peer: Some(p), .. } if *p == code(3)))
+            .count()
+    };
+    wait_for(T, "R hands the message for A on to N", || async {
+        handed_to_n(&audit_events(&c, 1).await) > 0
+    })
+    .await;
+    server.abort();
+    for i in [0, 1, 3] {
+        c.stop(i).await;
+    }
+    let report = verify_logs(&c, &[0, 1, 3]);
+    let mail_findings: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.kind.starts_with("mail_"))
+        .collect();
+    assert!(mail_findings.is_empty(), "{mail_findings:#?}");
+    // R handed the copy to N once, and N signed that it took custody.
+    let roster = roster_of(&c);
+    let r_events = decoded(&export(&c, 1));
+    assert_eq!(handed_to_n(&r_events), 1, "{r_events:?}");
+    let to_n = mail_events(&r_events, &id, "handed")
+        .into_iter()
+        .find(|k| matches!(k, EventKind::Mail { peer: Some(p), .. } if *p == code(3)))
+        .unwrap();
+    let ack = signed_ack(to_n, &roster, 3);
+    assert!(ack.accepted && ack.reason == "ok", "{ack:?}");
 }
 
 /// A cluster whose node 1 allows `max_in_flight` flag messages and `burst` flag

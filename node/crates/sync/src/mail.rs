@@ -11,7 +11,14 @@
 //! Routing is store-and-forward along existing peer links. An item (a sealed message,
 //! or a receipt on its way back) goes straight to its addressee when that agency is
 //! connected, and otherwise to every connected neighbour that has not had it, except
-//! the one it came from. Loops end at the seen-id filter (every node takes a (sender,
+//! the one it came from. A message we relay whose connected addressee let
+//! [`MailLimits::addressee_misses`] hand-overs of it pass with no signed answer (none
+//! within [`MailLimits::addressee_answer_ms`], a failed stream) is from then on
+//! offered to those neighbours too, as if the addressee were away, and still to the
+//! addressee (review s34-mail M1: an addressee that stays connected and never
+//! answers kept an honest relay from handing the message to anyone, and the relay
+//! was named for it). The addressee's signed refusal is no miss (review s36-m1 M2).
+//! Loops end at the seen-id filter (every node takes a (sender,
 //! id) once: an id is the sender's, so another member cannot pre-empt it) and at the
 //! hop limit. A relay keeps what it holds until the addressee itself took
 //! it, a receipt for it passed by, or it expired; our own messages are offered again
@@ -58,6 +65,24 @@ pub struct MailLimits {
     pub retry_min_ms: u64,
     /// Longest retry delay, ms.
     pub retry_max_ms: u64,
+    /// Hand-overs of a message we relay to its connected addressee that may miss
+    /// (end with no signed answer: no answer within [`MailLimits::addressee_answer_ms`],
+    /// a failed stream or connection, an unsupported protocol, an answer that is no
+    /// valid signed ack) before the message is offered to every other connected
+    /// neighbour that has not had it too, as if the addressee were away (review
+    /// s34-mail M1). The addressee is still offered it at every retry. A signed
+    /// refusal by the addressee is no miss ([`Mailer::on_hand_refused`]: review
+    /// s36-m1 M2, the addressee said no, and its refusal in our log covers us).
+    /// With the defaults an addressee whose streams fail at once is passed after
+    /// about 6 s, one that never answers after about 30 s (review s36-m1 M1).
+    pub addressee_misses: u32,
+    /// How long a hand-over of a message we relay to its addressee may stay
+    /// unanswered, ms, before it counts as a miss at the next poll (and the
+    /// addressee is offered the message again at the next retry, while the first
+    /// request still waits for its transport timeout): an addressee that lets every
+    /// request time out (120 s) no longer holds the message three times that long
+    /// (review s36-m1 M1). An answer after it does not undo the miss.
+    pub addressee_answer_ms: u64,
     /// How long a receipt is held on its way back, ms.
     pub receipt_ttl_ms: u64,
     /// Messages one sender may deliver into our inbox per window.
@@ -79,6 +104,8 @@ impl Default for MailLimits {
             per_sender_seen: 20_000,
             retry_min_ms: 1_000,
             retry_max_ms: 5 * 60 * 1000,
+            addressee_misses: 3,
+            addressee_answer_ms: 10_000,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
             per_sender_deliveries: 256,
             per_sender_delivery_bytes: 16 * 1024 * 1024,
@@ -242,6 +269,21 @@ struct Held {
     next_try: u64,
     attempts: u32,
     bytes: usize,
+    /// Hand-overs to the addressee that ended with no signed answer (or had none
+    /// within [`MailLimits::addressee_answer_ms`]), since we hold the item (kept in
+    /// memory only: a restart counts again). Never reset: an addressee that answers
+    /// the next one takes the item, which ends it (a relayed message is done once its
+    /// addressee took it), and going back to offering it the addressee alone would
+    /// leave the other neighbours untried again.
+    addressee_misses: u32,
+    /// When the hand-over to the addressee now in flight was sent (ms; relayed
+    /// messages only).
+    addressee_sent: Option<u64>,
+    /// Hand-overs to the addressee counted as misses for taking too long whose
+    /// request is still open: their late end (a failure, a refusal) is not counted
+    /// again. At most one per `addressee_answer_ms`, each ended by the transport's
+    /// timeout.
+    addressee_stale: u32,
 }
 
 impl Held {
@@ -250,6 +292,49 @@ impl Held {
             MailItem::Envelope(e) => &e.header().to,
             MailItem::Receipt(r) => &r.body().sender,
         }
+    }
+
+    /// Whether this is a message we relay whose addressee let `bound` hand-overs
+    /// in a row pass without taking it: it is routed as if the addressee were away
+    /// (see [`MailLimits::addressee_misses`]). Not our own messages nor receipts:
+    /// the auditor judges only a relay's custody of messages.
+    fn addressee_passed(&self, bound: u32) -> bool {
+        self.relayed_message() && self.addressee_misses >= bound
+    }
+
+    /// A message we relay for others (the only items whose addressee's misses count).
+    fn relayed_message(&self) -> bool {
+        self.from_peer.is_some() && matches!(self.item, MailItem::Envelope(_))
+    }
+
+    /// The hand-over to the addressee in flight longer than `bound_ms` counts as a
+    /// miss now: the addressee leaves `in_flight` for `failed` (offered again at the
+    /// next retry), and the request's late end is not counted again.
+    fn note_slow_addressee(&mut self, now_ms: u64, bound_ms: u64) {
+        let Some(sent) = self.addressee_sent else {
+            return;
+        };
+        if now_ms < sent.saturating_add(bound_ms) {
+            return;
+        }
+        let addressee = self.addressee().clone();
+        self.addressee_sent = None;
+        if self.in_flight.remove(&addressee) {
+            self.failed.insert(addressee);
+            self.addressee_misses = self.addressee_misses.saturating_add(1);
+            self.addressee_stale = self.addressee_stale.saturating_add(1);
+        }
+    }
+
+    /// The addressee's answer to (or the failure of) a hand-over: whether it ends a
+    /// request already counted as a miss for taking too long (the oldest open one is
+    /// taken to be the one that ended), which then changes nothing else.
+    fn addressee_late_end(&mut self, peer: &AgencyCode) -> bool {
+        if peer != self.addressee() || self.addressee_stale == 0 {
+            return false;
+        }
+        self.addressee_stale -= 1;
+        true
     }
 }
 
@@ -384,17 +469,23 @@ impl Mailer {
             q.0 += 1;
             q.1 += bytes;
         }
+        // The neighbour it came from had it: not offered it back after a restart
+        // either (as while we ran: `take_custody` notes it).
+        let handed = from_peer.iter().cloned().collect();
         self.held.insert(
             key_of(&item),
             Held {
                 item,
                 from_peer,
-                handed: BTreeSet::new(),
+                handed,
                 failed: BTreeSet::new(),
                 in_flight: BTreeSet::new(),
                 next_try: 0,
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
+                addressee_sent: None,
+                addressee_stale: 0,
             },
         );
         true
@@ -515,6 +606,9 @@ impl Mailer {
                 next_try: now.as_millis(),
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
+                addressee_sent: None,
+                addressee_stale: 0,
             },
         );
         self.persist_held(&key);
@@ -832,6 +926,9 @@ impl Mailer {
                 next_try: now.as_millis(),
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
+                addressee_sent: None,
+                addressee_stale: 0,
             },
         );
         self.persist_held(&key);
@@ -889,6 +986,9 @@ impl Mailer {
                 next_try: now.as_millis(),
                 attempts: 0,
                 bytes,
+                addressee_misses: 0,
+                addressee_sent: None,
+                addressee_stale: 0,
             },
         );
         self.persist_held(&key);
@@ -970,12 +1070,18 @@ impl Mailer {
         self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
         let mut sends = Vec::new();
+        let misses = self.limits.addressee_misses;
+        let answer_ms = self.limits.addressee_answer_ms;
         for (key, h) in &mut self.held {
+            h.note_slow_addressee(now_ms, answer_ms);
             let to = match &h.item {
                 MailItem::Envelope(e) => &e.header().to,
                 MailItem::Receipt(r) => &r.body().sender,
             };
-            let targets: Vec<AgencyCode> = if connected.contains(to) {
+            // A connected addressee alone, unless it let hand-overs of a message we
+            // relay pass without taking it: then every connected neighbour (it too).
+            let targets: Vec<AgencyCode> = if connected.contains(to) && !h.addressee_passed(misses)
+            {
                 vec![to.clone()]
             } else {
                 connected
@@ -995,6 +1101,9 @@ impl Mailer {
             }
             let frame = h.item.encode();
             for a in fresh {
+                if h.relayed_message() && a == *h.addressee() {
+                    h.addressee_sent = Some(now_ms);
+                }
                 h.in_flight.insert(a.clone());
                 sends.push(Send {
                     to: a,
@@ -1010,7 +1119,12 @@ impl Mailer {
     pub fn on_handed(&mut self, peer: &AgencyCode, key: &ItemKey) {
         let done = match self.held.get_mut(key) {
             Some(h) => {
-                h.in_flight.remove(peer);
+                if !h.addressee_late_end(peer) {
+                    h.in_flight.remove(peer);
+                    if peer == h.addressee() {
+                        h.addressee_sent = None;
+                    }
+                }
                 h.handed.insert(peer.clone());
                 // A receipt is done once a neighbour took it (a lost one is sent again
                 // when the sender's retry arrives as a duplicate); a relayed message
@@ -1024,12 +1138,38 @@ impl Mailer {
         }
     }
 
-    /// Handing `key` to `peer` failed (refused, or the request failed): it counts as
-    /// tried, and [`Mailer::retry`] offers it again after the item's backoff.
+    /// Handing `key` to `peer` failed with no signed answer (no answer in time, a
+    /// failed stream or connection, an unsupported protocol, an answer that is no
+    /// valid signed ack, a dial failure): it counts as tried, and [`Mailer::retry`]
+    /// offers it again after the item's backoff. Such a miss of the item's addressee
+    /// counts towards [`MailLimits::addressee_misses`]: its willingness is unknown.
     pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey) {
+        self.hand_ended(peer, key, true);
+    }
+
+    /// `peer` refused `key` with a valid signed refusal: tried, offered again after
+    /// the item's backoff, like [`Mailer::on_hand_failed`], but never a miss of the
+    /// addressee (review s36-m1 M2: the addressee said no, so handing the message
+    /// to others is pointless, and an honest online addressee's refusals must not
+    /// send mail it cannot open across the federation; the auditor counts its signed
+    /// refusal of the copy as the relay's cover).
+    pub fn on_hand_refused(&mut self, peer: &AgencyCode, key: &ItemKey) {
+        self.hand_ended(peer, key, false);
+    }
+
+    fn hand_ended(&mut self, peer: &AgencyCode, key: &ItemKey, miss: bool) {
         if let Some(h) = self.held.get_mut(key) {
+            if h.addressee_late_end(peer) {
+                return;
+            }
             h.in_flight.remove(peer);
             h.failed.insert(peer.clone());
+            if peer == h.addressee() {
+                h.addressee_sent = None;
+                if miss {
+                    h.addressee_misses = h.addressee_misses.saturating_add(1);
+                }
+            }
         }
     }
 
@@ -1056,6 +1196,7 @@ impl Mailer {
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
+            h.note_slow_addressee(now.as_millis(), limits.addressee_answer_ms);
             if h.in_flight.is_empty() && h.next_try <= now.as_millis() {
                 h.failed.clear();
                 let addressee = h.addressee().clone();

@@ -18,17 +18,45 @@ pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
 pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
 
 /// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
-/// state, which the relay cannot bring about alone (its own share is capped by the
-/// per-neighbour quota): `full` (`Refusal::Full`: it holds as much as it may) and
-/// `store` (its writer failed). And `too_many_hops`, only for a copy the neighbour
-/// signs it was handed one hop past the count the relay signed it took it at: the
-/// relay did not add hops, the copy was at the limit when it came (review s31-fixes
-/// X1; a `/wlnode/mail/3` answer signs no count and does not excuse). Every other
-/// reason the handing node can provoke itself (review s31-mail H1): `expired` and
-/// the verification failures (a crafted copy under the same id), `legacy_body` (its
-/// own message under the id), `id_in_use` (its own message handed first), `quota`
-/// and `sender_quota` (filled with its own messages); `forbidden` names no message.
-const EXCUSING_REFUSALS: &[&str] = &["full", "store", TOO_MANY_HOPS];
+/// state: `full` (`Refusal::Full`: it holds as much as it may), `store` (its writer
+/// failed) and `quota` (`Refusal::Quota`: the relay's own per-neighbour share there
+/// is used up). And `too_many_hops`, only for a copy the neighbour signs it was
+/// handed one hop past the count the relay signed it took it at: the relay did not
+/// add hops, the copy was at the limit when it came (review s31-fixes X1; a
+/// `/wlnode/mail/3` answer signs no count and does not excuse). And `id_in_use`
+/// (`Refusal::IdInUse`) of the very copy: the neighbour holds another item under
+/// the id, which any member that learnt the id can put there (the addressee always
+/// learns it: review s36-m1 H1). The relay can bring about `quota` and `id_in_use`
+/// itself (its own messages relayed via the neighbour, its own message under the
+/// id handed first): counting them only ever clears the relay, never names anyone,
+/// as a colluding neighbour's `full` always could (review s36-m1 H1). The other
+/// reasons excuse only from the copy's addressee ([`addressee_refusal`]); from
+/// another neighbour the handing node can provoke them (review s31-mail H1):
+/// `expired` and the verification failures (a crafted copy under the same id),
+/// `legacy_body` (its own message under the id), `sender_quota` (filled with its
+/// own messages); `forbidden` names no message.
+const EXCUSING_REFUSALS: &[&str] = &["full", "store", "quota", TOO_MANY_HOPS, ID_IN_USE];
+
+/// The refusal reasons that speak of the neighbour's state, not of the copy: each
+/// covers every link moment with that neighbour within the window, whatever message
+/// it names.
+const GLOBAL_REFUSALS: &[&str] = &["full", "store", "quota"];
+
+/// The refusal of a copy because the neighbour holds another item under its id.
+const ID_IN_USE: &str = "id_in_use";
+
+/// Whether a valid signed refusal of a copy is its addressee's own final word on it
+/// (review s36-m1 M2): the refuser signs that it is the copy's addressee
+/// (`/wlnode/mail/5`), and it refused for a reason it gives only after it checked the
+/// item and the relay's signed offer ([`AFTER_OFFER_CHECK`]: not `no_offer` nor a
+/// failed verification, which a relay's bad offer or clock provokes, and not
+/// `expired`, which a relay that held the copy back provokes). The relay hands such
+/// a copy to no one else (the destination said no), and the refusal covers it.
+fn addressee_refusal(a: &wlnode_crypto::mail::MailAck, refuser: &AgencyCode) -> bool {
+    !a.accepted
+        && a.body().addressee.as_ref() == Some(refuser)
+        && AFTER_OFFER_CHECK.contains(&a.reason.as_str())
+}
 
 /// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
 const TOO_MANY_HOPS: &str = "too_many_hops";
@@ -204,7 +232,10 @@ fn revoked_answer(
 ///   link is covered by a **signed refusal** of this message in its log (`hand_refused`
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
 ///   that neighbour or from the message's addressee (to which alone a relay offers a
-///   message while it is reachable): its neighbours refused it, it did not sit on it.
+///   message while it is reachable, for its first misses: s36): its neighbours
+///   refused it, it did not sit on it; a neighbour's `id_in_use` of the copy covers
+///   that neighbour's links, the addressee's own refusal of the copy
+///   ([`addressee_refusal`]) every link (review s36-m1 H1, M2).
 ///   A refusal whose signature, key or fields do not verify, whose reason the
 ///   relay could provoke itself ([`EXCUSING_REFUSALS`] lists the others), or that
 ///   names another copy than the one the relay took (its `item_digest` differs from
@@ -265,10 +296,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
     // copy, its signed hop count, reason) of valid signed refusals.
     type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
-    // Only `too_many_hops` (a property of the copy).
+    // Only those of the copy: `too_many_hops` (a property of the copy), `id_in_use`,
+    // and the addressee's own refusals ([`addressee_refusal`]).
     let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
-    // (node, neighbour) -> signed times of the neighbour's valid signed `full` and
-    // `store` refusals of the node's hand-overs, whatever message they name: the
+    // (node, neighbour) -> signed times of the neighbour's valid signed `full`,
+    // `store` and `quota` refusals of the node's hand-overs, whatever message they name: the
     // neighbour's global state, so each covers every link moment with it within the
     // window (review s31-fixes X3: a per-neighbour cap on logged refusals no longer
     // leaves messages without evidence).
@@ -668,11 +700,13 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                         // A refusal shows the relay tried, not that the neighbour
                         // would take the message: no route (review s32-mail M1:
                         // signed `quota`, `id_in_use`... refusals framed a relay).
-                        if !EXCUSING_REFUSALS.contains(&a.reason.as_str()) {
+                        if !EXCUSING_REFUSALS.contains(&a.reason.as_str())
+                            && !addressee_refusal(&a, p)
+                        {
                             continue;
                         }
-                        if a.reason != TOO_MANY_HOPS {
-                            let for_it = (a.reason == "full")
+                        if GLOBAL_REFUSALS.contains(&a.reason.as_str()) {
+                            let for_it = (a.reason == "full" || a.reason == "quota")
                                 .then(|| a.body().addressee.as_ref().map(|x| x == p))
                                 .flatten();
                             global_refusals
@@ -1324,8 +1358,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if revoked_hand_over {
             continue;
         }
-        // Signed `too_many_hops` refusals of the very copy it took (same digest;
-        // none when that digest is unknown) made while it lived.
+        // Signed refusals of the very copy it took (same digest; none when that
+        // digest is unknown) made while it lived: `too_many_hops` at the count it
+        // took the copy at plus one, `id_in_use` (covers that neighbour's links),
+        // the addressee's own (cover every link: review s36-m1 M2).
         let of_key: Vec<&Refused> = match &copy_key {
             Some(ck) => refusals_by_copy.get(ck).cloned().unwrap_or_default(),
             None => refusals.get(&key).into_iter().flatten().collect(),
@@ -1379,7 +1415,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         };
         // The addressee's own signed `/wlnode/mail/5` acceptance of other mail
         // from the node while the copy lived, at a moment no signed refusal covers:
-        // it was reachable, a relay hands the message to it alone then, and the
+        // it was reachable, a relay hands the message to it alone then (for its
+        // first misses: s36), and the
         // logs cannot tell a relay that never tried from an addressee that refused
         // it for a reason that excuses nothing or never answered. Against the pair
         // (review s33-mail M2, as in this older rule: the relay alone was blamed).
@@ -1461,7 +1498,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         };
         let at = &(*at).min(*custody_at);
         let addressee = signed_addressee.unwrap_or(addressee);
-        // The addressee alone is offered the message while it is reachable: its
+        // The addressee alone is offered the message while it is reachable (for its
+        // first misses: s36): its
         // log must be in the audit for the silence of the others to mean anything.
         if !usable_agencies.contains(addressee) {
             continue;
@@ -1610,7 +1648,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // or when the addressee signed answers to the node's hand-overs then (its
         // acks and refusals in the node's `handed` and `hand_refused` events, which
         // its own log cannot strip): then it was reachable, and a relay offers the
-        // message to it alone, so its log alone had to hold the offer (review
+        // message to it alone (for its first misses: s36), so its log alone had to
+        // hold the offer (review
         // s33-mail M2: naming the node alone, or the pair with an honest third node,
         // blamed the wrong one; and an addressee that left every offer of the node
         // out of its log, refusing its hand-overs for a reason that excuses nothing,

@@ -3038,3 +3038,313 @@ fn a_hand_failed_in_the_log_is_no_trace_of_having_had_the_message() {
         rep.violations
     );
 }
+
+/// Review s34-mail M1 (s36): the trails an honest relay leaves since it offers a
+/// message past a connected addressee that never answers it (the addressee's log
+/// holds nothing of the copy). The relay's only route besides the addressee is the
+/// neighbour, which took other mail from it while the copy lived.
+/// - Before s36 the relay offered the addressee alone: its log shows no hand-over
+///   of the copy and it is named alone (the case the routing change closes).
+/// - It hands the copy to the neighbour, which signs custody: no one is named, nor
+///   the neighbour, whose only other route is the relay it came from (a dead end).
+/// - The neighbour had the copy already (the sender handed it there too) and signs
+///   `seen`: no one is named.
+/// - The neighbour refuses it `full`: covered, no one is named.
+/// - A line, sender — relay — addressee: the relay's only other link is its
+///   upstream, which had the copy: no one is named, and no hand-over back to the
+///   upstream is needed for that.
+#[test]
+fn a_relay_that_passed_a_silent_addressee_leaves_trails_that_name_no_one() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let to_relay = mail("handed", S, D, R, t, exp, Some(&custody));
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    // The neighbour's signed acceptance of other mail from the relay at t + 60 s.
+    let link = own_hand_over(&f, N, t + 60_000);
+    let passed_at = t + 10 * 60_000;
+    let findings = |logs: &[ExportedLog]| -> Vec<(String, String)> {
+        audit(&f, logs)
+            .violations
+            .iter()
+            .filter(|v| v.kind == "mail_not_relayed" || v.kind == "mail_relay_saturated_neighbour")
+            .map(|v| (v.kind.clone(), v.node.clone()))
+            .collect()
+    };
+    let sender = log(&f, S, &[to_relay.clone(), stopped.clone()]);
+    let quiet_neighbour = log(&f, N, std::slice::from_ref(&stopped));
+    // Before s36: the addressee alone was offered it.
+    let relay = log(&f, R, &[received.clone(), link.clone(), stopped.clone()]);
+    assert_eq!(
+        findings(&[
+            sender.clone(),
+            relay,
+            quiet_neighbour.clone(),
+            addressee.clone()
+        ]),
+        [("mail_not_relayed".to_string(), NAMES[R].to_string())]
+    );
+    // Handed to the neighbour, which signs custody and holds it to the end.
+    let took_it = custody_of(&f, N, R, passed_at, D, TAKEN, 1);
+    let relay = log(
+        &f,
+        R,
+        &[
+            received.clone(),
+            link.clone(),
+            mail("handed", S, D, N, passed_at, exp, Some(&took_it)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered(&f, R, N, &id(), TAKEN, passed_at),
+            mail("received", S, D, R, passed_at, exp, Some(&took_it)),
+            stopped.clone(),
+        ],
+    );
+    assert_eq!(
+        findings(&[sender.clone(), relay, neighbour, addressee.clone()]),
+        []
+    );
+    // The neighbour had it already (from the sender) and answers `seen`.
+    let from_sender = custody_of(&f, N, S, t, D, TAKEN, 0);
+    let sender_both = log(
+        &f,
+        S,
+        &[
+            to_relay.clone(),
+            mail("handed", S, D, N, t, exp, Some(&from_sender)),
+            stopped.clone(),
+        ],
+    );
+    let seen = answer(&f, N, R, true, "seen", passed_at, TAKEN);
+    let relay = log(
+        &f,
+        R,
+        &[
+            received.clone(),
+            link.clone(),
+            mail("handed", S, D, N, passed_at, exp, Some(&seen)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            mail("received", S, D, S, t, exp, Some(&from_sender)),
+            offered(&f, R, N, &id(), TAKEN, passed_at),
+            stopped.clone(),
+        ],
+    );
+    assert_eq!(
+        findings(&[sender_both, relay, neighbour, addressee.clone()]),
+        []
+    );
+    // The neighbour refuses it `full`.
+    let full = answer(&f, N, R, false, "full", passed_at, TAKEN);
+    let relay = log(
+        &f,
+        R,
+        &[
+            received.clone(),
+            link,
+            mail("hand_refused", S, D, N, passed_at, exp, Some(&full)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[offered(&f, R, N, &id(), TAKEN, passed_at), stopped.clone()],
+    );
+    assert_eq!(
+        findings(&[sender.clone(), relay, neighbour, addressee.clone()]),
+        []
+    );
+    // A line: the relay's only other link is the sender, its upstream, which took
+    // other mail from it while the copy lived.
+    let relay = log(
+        &f,
+        R,
+        &[received, own_hand_over(&f, S, t + 60_000), stopped],
+    );
+    assert_eq!(findings(&[sender, relay, addressee]), []);
+}
+
+/// `ack` signed again by `by`, naming `addressee` as the refused item's addressee
+/// (`/wlnode/mail/5`) and, when `mid` is given, another message id.
+fn resigned(f: &Fixture, by: usize, ack: &MailAck, addressee: usize, mid: Option<&str>) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            message_id: mid
+                .map(|m| MessageId::from_hex(m).unwrap())
+                .or(ack.body().message_id),
+            addressee: Some(ag(addressee)),
+            ..ack.body().clone()
+        },
+        &f.agency_keys[by],
+    )
+}
+
+/// Review s36-m1 H1: the relay passed a connected addressee that never answers, but
+/// its neighbours refuse the copy `id_in_use` (the addressee, which learnt the id
+/// from the relay's hand-over, flooded its own message under it to every node but
+/// the relay), or `quota` (the relay's share at the neighbour filled with mail for
+/// an away addressee). Before the fix neither refusal covered, and the honest relay
+/// was named. Now a neighbour's `id_in_use` of the copy covers that neighbour's link
+/// moments (not another neighbour's), and a `quota` of any message covers that
+/// neighbour's link moments for every message the relay held then, as `full` does.
+#[test]
+fn id_in_use_and_quota_refusals_cover_a_relay_that_passed_a_silent_addressee() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let passed_at = t + 10 * 60_000;
+    let neighbour = log(
+        &f,
+        N,
+        &[offered(&f, R, N, &id(), TAKEN, passed_at), stopped.clone()],
+    );
+    let named = |relay: &[Event], more: &[ExportedLog]| -> Vec<String> {
+        let mut logs = vec![sender.clone(), log(&f, R, relay), neighbour.clone()];
+        logs.push(addressee.clone());
+        logs.extend_from_slice(more);
+        naming(&audit(&f, &logs), "mail_not_relayed", NAMES[R])
+    };
+    // N took other mail from the relay while the copy lived, and refused the copy
+    // `id_in_use`: covered.
+    let in_use = answer(&f, N, R, false, "id_in_use", passed_at, TAKEN);
+    let relay = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, passed_at, exp, Some(&in_use)),
+        stopped.clone(),
+    ];
+    assert_eq!(named(&relay, &[]), Vec::<String>::new());
+    // It covers N's links only: a link to E, which the relay never tried, names it.
+    let relay_e = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        own_hand_over(&f, E, t + 60_000),
+        mail("hand_refused", S, D, N, passed_at, exp, Some(&in_use)),
+        stopped.clone(),
+    ];
+    let e_log = log(&f, E, std::slice::from_ref(&stopped));
+    assert_eq!(named(&relay_e, &[e_log]).len(), 1);
+    // An `id_in_use` of another copy under the id covers nothing.
+    let other_copy = answer(&f, N, R, false, "id_in_use", passed_at, [9; 32]);
+    let relay = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, passed_at, exp, Some(&other_copy)),
+        stopped.clone(),
+    ];
+    assert_eq!(named(&relay, &[]).len(), 1);
+    // N refused another message of the relay's `quota` (its share there was used
+    // up): that covers N's link moments for this copy too.
+    let other = "cd".repeat(16);
+    let quota = resigned(
+        &f,
+        N,
+        &answer(&f, N, R, false, "quota", passed_at, [5; 32]),
+        E,
+        Some(&other),
+    );
+    let mut refused_other = mail("hand_refused", S, E, N, passed_at, exp, Some(&quota));
+    if let EventKind::Mail { message_id, .. } = &mut refused_other.kind {
+        *message_id = other.clone();
+    }
+    let relay = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        refused_other,
+        stopped.clone(),
+    ];
+    assert_eq!(named(&relay, &[]), Vec::<String>::new());
+    // Without either refusal the relay is named (the contrast case).
+    let relay = [received, own_hand_over(&f, N, t + 60_000), stopped];
+    assert_eq!(named(&relay, &[]).len(), 1);
+}
+
+/// Review s36-m1 M2: the addressee is online and refuses the copy with a signed
+/// answer (it cannot open it, say); the relay no longer hands it to its other
+/// neighbours (the destination said no), so the addressee's own valid signed
+/// refusal of that copy covers every link moment of the relay's within the window.
+/// Not a refusal of another copy, not one that does not sign the refuser as the
+/// addressee (a neighbour's `unopenable` still covers nothing), not `expired` (a
+/// relay that held the copy back provokes it), not `no_offer` (a relay that sent
+/// no offer does).
+#[test]
+fn the_addressees_signed_refusal_of_the_copy_covers_the_relay() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let refused_at = t + 5 * 60_000;
+    let addressee = log(
+        &f,
+        D,
+        &[offered(&f, R, D, &id(), TAKEN, refused_at), stopped.clone()],
+    );
+    let quiet_neighbour = log(&f, N, std::slice::from_ref(&stopped));
+    let named = |by: usize, reason: &str, digest: [u8; 32], signs_addressee: bool| {
+        let no = answer(&f, by, R, false, reason, refused_at, digest);
+        let no = if signs_addressee {
+            resigned(&f, by, &no, D, None)
+        } else {
+            no
+        };
+        let relay = [
+            received.clone(),
+            own_hand_over(&f, N, t + 60_000),
+            mail("hand_refused", S, D, by, refused_at, exp, Some(&no)),
+            stopped.clone(),
+        ];
+        let logs = [
+            sender.clone(),
+            log(&f, R, &relay),
+            quiet_neighbour.clone(),
+            addressee.clone(),
+        ];
+        naming(&audit(&f, &logs), "mail_not_relayed", NAMES[R])
+    };
+    assert_eq!(named(D, "unopenable", TAKEN, true), Vec::<String>::new());
+    assert_eq!(named(D, "sender_quota", TAKEN, true), Vec::<String>::new());
+    assert_eq!(named(D, "unopenable", [9; 32], true).len(), 1);
+    assert_eq!(named(D, "unopenable", TAKEN, false).len(), 1);
+    assert_eq!(named(D, "expired", TAKEN, true).len(), 1);
+    assert_eq!(named(D, "no_offer", TAKEN, true).len(), 1);
+    assert_eq!(named(N, "unopenable", TAKEN, false).len(), 1);
+}

@@ -1396,13 +1396,14 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
     // the right copy with a reason BB can provoke (its own message first under the
     // id, its own quota filled), are no evidence.
     // (A `full` refusal naming another copy now counts: `full` is the neighbour's
-    // global state, review s31-fixes X3.)
+    // global state, review s31-fixes X3. So do `id_in_use` of the right copy and
+    // `quota` since review s36-m1 H1: any member can provoke them to frame the
+    // relay, and they only ever clear it, as a colluding neighbour's `full` could.)
     for (reason, digest) in [
         ("expired", [8; 32]),
         ("expired", [7; 32]),
         ("legacy_body", [7; 32]),
-        ("id_in_use", [7; 32]),
-        ("quota", [7; 32]),
+        ("id_in_use", [8; 32]),
         ("sender_quota", [7; 32]),
     ] {
         let other: Vec<Event> = events
@@ -1422,6 +1423,26 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
         assert!(
             k.iter().any(|k| k == "mail_not_relayed"),
             "{reason} {digest:?}: {k:?}"
+        );
+    }
+    for reason in ["id_in_use", "quota"] {
+        let covered: Vec<Event> = events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Mail { action, .. } if action == "hand_refused" => mail_acked(
+                    "hand_refused",
+                    2,
+                    e.at,
+                    exp,
+                    &answer_for(&f.agency_keys[2], 2, 1, false, reason, e.at, [7; 32]),
+                ),
+                _ => e.clone(),
+            })
+            .collect();
+        let k = relayed_kinds(&f, &covered);
+        assert!(
+            !k.iter().any(|k| k == "mail_not_relayed"),
+            "{reason}: {k:?}"
         );
     }
     // Without BB's custody ack in its `received` event the copy it took is unknown,

@@ -1218,7 +1218,8 @@ impl Service {
             }
             AckVerdict::Refused(ack) => {
                 tracing::debug!(%agency, reason = %ack.reason, "mail hand-over refused");
-                self.mail.mailer.on_hand_failed(&agency, &key);
+                // A signed answer: never a miss of the addressee (review s36-m1 M2).
+                self.mail.mailer.on_hand_refused(&agency, &key);
                 self.metrics.mail("hand_refused");
                 // Only relayed messages need the evidence (the auditor's
                 // `mail_not_relayed` looks at nothing else): our own messages and
