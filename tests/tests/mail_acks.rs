@@ -479,6 +479,7 @@ async fn a_relay_audits_hand_over_streams_any_neighbour_drops() {
         c.stop(0).await;
         c.stop(1).await;
     }
+}
 
 /// The logs of nodes `nodes`, verified together.
 fn verify_logs(c: &Cluster, nodes: &[usize]) -> wlnode_audit::verify::Report {
