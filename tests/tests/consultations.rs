@@ -300,17 +300,24 @@ async fn forged_replayed_and_oversized_messages_are_refused_counted_and_audited(
         "replayed"
     );
     // Oversized: a frame over the protocol's limit, refused before its body is read
-    // (the stream is then reset, so the sender may never see the answer).
+    // (so the sender, still writing it, never sees the answer: its request would end
+    // only at its timeout, and the node's count is what is waited for).
     let big = vec![0u8; wlnode_runtime::MAIL_LIMITS.max_request + 1];
-    let _ = hostile.request(&a_addr, big.into()).await;
-    wait_for(T, "the oversized frame is counted", || async {
-        counter(
-            &c.metrics(0),
-            "wlnode_mail_rejected_total",
-            "reason=\"oversized\"",
-        ) >= 1.0
-    })
-    .await;
+    let _ = hostile
+        .request_until(
+            &a_addr,
+            big.into(),
+            T,
+            "the oversized frame is counted",
+            || async {
+                counter(
+                    &c.metrics(0),
+                    "wlnode_mail_rejected_total",
+                    "reason=\"oversized\"",
+                ) >= 1.0
+            },
+        )
+        .await;
     // From the future (clock skew explains it): refused without a strike, counted
     // each time, but audited once a minute per neighbour and reason, so they cannot
     // grow the audit log without bound (review of issue 21, findings 8 and 9).
