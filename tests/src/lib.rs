@@ -461,6 +461,36 @@ impl RawPeer {
 }
 
 impl RawPeer {
+    /// Sends `frame` as [`RawPeer::request`] does and waits, as [`wait_for`] does, until
+    /// `done` holds, without waiting for the request's own outcome once it does: for a
+    /// frame over the node's limit, which the node refuses (and answers) having read its
+    /// length alone, while this side is still writing the body nobody reads, so that its
+    /// request ends only at the 20 s request timeout, which tells the test nothing.
+    /// Returns the outcome if it came first (`done` is then still waited for), `None` if
+    /// `done` held first. An unfinished request stays with the swarm until it fails;
+    /// later requests on this peer ignore its outcome.
+    pub async fn request_until<F, Fut>(
+        &mut self,
+        addr: &libp2p::Multiaddr,
+        frame: bytes::Bytes,
+        timeout: Duration,
+        what: &str,
+        mut done: F,
+    ) -> Option<RawOutcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let outcome = tokio::select! {
+            out = self.request(addr, frame) => Some(out),
+            () = wait_for(timeout, what, &mut done) => None,
+        };
+        if outcome.is_some() {
+            wait_for(timeout, what, &mut done).await;
+        }
+        outcome
+    }
+
     /// Sends every frame of `frames` to the node at `addr`, at most `per_sec` a second,
     /// and drives the connection until each has a response or has failed (or `limit`
     /// passes). Returns (responses, failures). Inbound requests are left unanswered.

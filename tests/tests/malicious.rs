@@ -212,8 +212,25 @@ async fn garbage_and_oversized_frames_ban_the_sender_at_the_threshold() {
             .await;
         assert!(matches!(out, RawOutcome::Response(_)), "{out:?}");
     }
-    for _ in 0..3 {
-        let _ = rogue.request(&b, Bytes::from(vec![0u8; 5 << 20])).await;
+    // B answers each having read its length alone, while M is still writing a body
+    // nobody reads (so M's request would end only at its timeout): each is waited for
+    // until B counts it.
+    for k in 1..=3 {
+        let _ = rogue
+            .request_until(
+                &b,
+                Bytes::from(vec![0u8; 5 << 20]),
+                T,
+                &format!("B counts oversized frame {k}"),
+                || async {
+                    counter(
+                        &c.metrics(B),
+                        "wlnode_records_rejected_total",
+                        "reason=\"frame_too_large\"",
+                    ) >= f64::from(k)
+                },
+            )
+            .await;
     }
     wait_for(T, "B bans M", || banned(&c)).await;
     // The ban is announced to B's officers as an audit violation.

@@ -300,10 +300,33 @@ async fn garbage_and_oversized_frames_cost_only_their_sender() {
         }
         RawOutcome::Failed(e) => panic!("garbage should get an error response, got {e}"),
     }
-    // 8 MiB frame: over B's 4 MiB limit, refused before it is read.
-    match rogue.request(&b, Bytes::from(vec![0u8; 8 << 20])).await {
-        RawOutcome::Failed(_) => {}
-        RawOutcome::Response(r) => {
+    // 8 MiB frame: over B's 4 MiB limit, refused before it is read. B answers having
+    // read its length alone, while M is still writing the body (so M's request would
+    // end only at its timeout): waited for until B counts it.
+    let big = rogue
+        .request_until(
+            &b,
+            Bytes::from(vec![0u8; 8 << 20]),
+            T,
+            "both violations counted",
+            || async {
+                let m = c.metrics(1);
+                counter(
+                    &m,
+                    "wlnode_records_rejected_total",
+                    "reason=\"bad_request\"",
+                ) >= 1.0
+                    && counter(
+                        &m,
+                        "wlnode_records_rejected_total",
+                        "reason=\"frame_too_large\"",
+                    ) >= 1.0
+            },
+        )
+        .await;
+    match big {
+        None | Some(RawOutcome::Failed(_)) => {}
+        Some(RawOutcome::Response(r)) => {
             let resp = wlnode_sync::wire::decode_response(&r).unwrap();
             assert!(
                 matches!(resp, wlnode_sync::msg::Response::Error { ref code, .. } if code == "frame_too_large"),
@@ -311,20 +334,6 @@ async fn garbage_and_oversized_frames_cost_only_their_sender() {
             );
         }
     }
-    wait_for(T, "both violations counted", || async {
-        let m = c.metrics(1);
-        counter(
-            &m,
-            "wlnode_records_rejected_total",
-            "reason=\"bad_request\"",
-        ) >= 1.0
-            && counter(
-                &m,
-                "wlnode_records_rejected_total",
-                "reason=\"frame_too_large\"",
-            ) >= 1.0
-    })
-    .await;
     // Everyone else keeps syncing.
     let w = c.add(0, "after-junk", 50, None).await;
     wait_for(T, "C receives A's entries through B", || async {
