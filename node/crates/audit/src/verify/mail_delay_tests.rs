@@ -514,9 +514,9 @@ fn delayed_in(f: &Fixture, logs: &[ExportedLog]) -> Vec<Violation> {
 /// s36-delay: an agency may run several nodes, each holding its own mail. One node
 /// held the copy (and was slow to reach the addressee), another took and handed the
 /// newer mail: no node held both, nobody is named. The same trail in one node's
-/// log names the relay. With a single node, its custody ack in the upstream's log
-/// counts as well as its own `received`; for an agency of several nodes, only a
-/// node's own `received` says which node took the copy.
+/// log names the relay. Only a node's own `received` says which node took the
+/// copy: an ack of the relay's agency in the upstream's log may be from a node
+/// retired since (review s36-delay M2), even when the roster now lists one node.
 #[test]
 fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
     let (mut f, mut second) = two_relay_nodes();
@@ -541,37 +541,46 @@ fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
         delayed_in(&f, &[log(&f, R, &all, &[all.len() as u64])]).len(),
         1
     );
-    // The relay's custody only in the sender's log (its own `received` left out).
+    // Review s36-delay M2: the agency's ack in the sender's log at `tc` is from a
+    // node retired since (the roster now lists one); the node audited took the copy
+    // itself only at `tc + 100 min`, from another upstream, and handed it within
+    // 20 min. Before the fix the sender's ack was credited to it: named.
     let single = fixture();
     let custody = answer(&single, R, S, &held_id(), HELD, true, "ok", tc);
-    let newer = answer(&single, R, S, &newer_id(), NEWER, true, "ok", tc + 10 * MIN);
-    let sender = vec![
-        Event::new(
-            tc,
-            EventKind::Mail {
-                action: "handed".into(),
-                message_id: held_id(),
-                item: "message".into(),
-                from: ag(S),
-                to: ag(N),
-                kind: "consult_request".into(),
-                size: 1040,
-                peer: Some(ag(R)),
-                reason: None,
-                expires_at: Some(tc + 48 * 60 * MIN),
-                ack: Some(custody.to_hex()),
-            },
-        ),
-        mail("handed", &newer_id(), R, tc + 10 * MIN, Some(&newer), None),
-    ];
+    let sender = vec![Event::new(
+        tc,
+        EventKind::Mail {
+            action: "handed".into(),
+            message_id: held_id(),
+            item: "message".into(),
+            from: ag(S),
+            to: ag(N),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(R)),
+            reason: None,
+            expires_at: Some(tc + 48 * 60 * MIN),
+            ack: Some(custody.to_hex()),
+        },
+    )];
     let relay = vec![
         started(tc - 20 * MIN, true),
+        took(&single, &newer_id(), NEWER, tc + 10 * MIN),
         handed(&single, &newer_id(), NEWER, tc + 11 * MIN),
+        took(&single, &held_id(), HELD, tc + 100 * MIN),
         handed(&single, &held_id(), HELD, tc + 120 * MIN),
     ];
     let logs = [
         log(&single, S, &sender, &[sender.len() as u64]),
         log(&single, R, &relay, &[relay.len() as u64]),
+    ];
+    assert!(delayed_in(&single, &logs).is_empty());
+    // Its own `received` at `tc` (the same ack) is judged as before.
+    let mut own = relay.clone();
+    own.insert(1, took(&single, &held_id(), HELD, tc));
+    let logs = [
+        log(&single, S, &sender, &[sender.len() as u64]),
+        log(&single, R, &own, &[own.len() as u64]),
     ];
     assert_eq!(delayed_in(&single, &logs).len(), 1);
 }
