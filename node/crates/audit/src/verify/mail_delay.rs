@@ -365,8 +365,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     // (relay node, neighbour, id) -> times of the neighbour's valid signed offers.
     let mut offered: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     // Raw times toward the caps, per (node, roster member, id or digest, kind).
-    let mut capped: HashMap<(Node, AgencyCode, String, &'static str), Vec<u64>> =
-        HashMap::new();
+    let mut capped: HashMap<(Node, AgencyCode, String, &'static str), Vec<u64>> = HashMap::new();
     // Per node: (time, whether the build logs every failed hand-over) of each of
     // its starts.
     let mut runs: HashMap<Node, Vec<(u64, bool)>> = HashMap::new();
@@ -485,7 +484,17 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                             .or_default()
                             .push(e.at);
                     }
-                    if super::mail::signed_offer(roster, ack.as_deref().unwrap_or(""), p, me, message_id, l, *index).is_some() {
+                    if super::mail::signed_offer(
+                        roster,
+                        ack.as_deref().unwrap_or(""),
+                        p,
+                        me,
+                        message_id,
+                        l,
+                        *index,
+                    )
+                    .is_some()
+                    {
                         offered.entry(key).or_default().push(e.at);
                     }
                 }
@@ -511,10 +520,26 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         };
         dest.insert((node, p, id), times);
     }
-    let failed_all = distinct_hourly(failed_raw.clone(), |k: &(Node, AgencyCode, String)| k.0.clone(), skew);
-    let failed_to = distinct_hourly(failed_raw, |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()), skew);
-    let refused_to = distinct_hourly(refused_raw, |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()), skew);
-    let offers_to = distinct_hourly(offers_raw, |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()), skew);
+    let failed_all = distinct_hourly(
+        failed_raw.clone(),
+        |k: &(Node, AgencyCode, String)| k.0.clone(),
+        skew,
+    );
+    let failed_to = distinct_hourly(
+        failed_raw,
+        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
+        skew,
+    );
+    let refused_to = distinct_hourly(
+        refused_raw,
+        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
+        skew,
+    );
+    let offers_to = distinct_hourly(
+        offers_raw,
+        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
+        skew,
+    );
     // Per (relay, neighbour): its acceptances of relayed copies the relay signed
     // custody of, by signed time, with a segment tree of those custody times; and
     // the earliest acceptance of each copy.
@@ -584,9 +609,10 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             continue;
         }
         let key = (relay.clone(), n.clone(), id.clone());
-        if offered.get(&key).is_some_and(|v| {
-            any_within(v, win_lo.saturating_sub(OFFER_LOOKBACK_MS), win_hi)
-        }) {
+        if offered
+            .get(&key)
+            .is_some_and(|v| any_within(v, win_lo.saturating_sub(OFFER_LOOKBACK_MS), win_hi))
+        {
             continue;
         }
         let (lo_t, hi_t) = (
