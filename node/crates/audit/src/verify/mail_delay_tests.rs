@@ -681,6 +681,19 @@ fn a_relay_running_an_older_build_is_not_judged() {
         "0.1.0+mail-failures-2",
         crate::event::MAIL_FAILURES_LOGGED
     ));
+    // Review s36-delay L1: a package version with build metadata of its own.
+    let own_meta = crate::event::node_started_version("0.2.0+git.5");
+    assert_eq!(own_meta, "0.2.0+git.5.mail-failures");
+    for v in [own_meta.as_str(), "0.2.0+git+mail-failures"] {
+        assert!(
+            crate::event::version_has(v, crate::event::MAIL_FAILURES_LOGGED),
+            "{v}"
+        );
+    }
+    assert!(!crate::event::version_has(
+        "0.2.0-mail-failures",
+        crate::event::MAIL_FAILURES_LOGGED
+    ));
 }
 
 /// `by`'s signed offer of copy `digest` of `id` to the relay, as the relay's
