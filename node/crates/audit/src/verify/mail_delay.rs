@@ -7,17 +7,19 @@
 //!
 //! Why it names the relay alone (see ARCHITECTURE.md, mail section): while its
 //! addressee N is connected, a relay R offers every copy it holds for N in every
-//! poll, and since s36 it audits every failed hand-over of a relayed copy
-//! (`hand_failed`, any neighbour, any failure), besides the signed refusals
-//! (`hand_refused`) and bad answers (`rejected`, `bad_ack`). So when N signed its
-//! acceptance of a copy C2 that R signed custody of after copy C, R's poll that sent
-//! C2 also offered C to N, and that offer either succeeded (N's acceptance of C no
-//! later than the request timeout plus the clock skews after) or failed and left an
-//! event in R's log. A copy whose acceptance came later than that, with no such
-//! event, no restart of R and no hour in which R's caps on those events were
-//! reached, was held back by R. Every piece is signed: R's custody acks (in the
-//! upstream's or its own log), N's acceptances (in R's log), R's checkpoints over
-//! its own silence. R's unsigned events only ever clear R.
+//! poll, unless a hand-over of it to N is in flight, failed, or N offered it back
+//! (both wait at most one retry, 5 min), and since s36 it audits every failed
+//! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides
+//! the signed refusals (`hand_refused`), bad answers (`rejected`, `bad_ack`) and N's
+//! signed offers (`offered`). So when N signed its acceptance of a copy C2 that R
+//! signed custody of after copy C, R's poll near that time held C, and C's offer
+//! then either succeeded (N's acceptance of C no later than [`DELAY_BOUND_MS`]
+//! after) or left an event in R's log near that time. A copy whose acceptance came
+//! later than that, with no such event near a newer acceptance, no restart before
+//! it and no hour in which R's caps on those events were reached, was held back by
+//! R. Every piece is signed: R's custody acks (in its own log), N's acceptances (in
+//! R's log), R's checkpoints over its own silence. R's unsigned events only ever
+//! clear R.
 
 use super::mail::signed_answer;
 use super::*;
