@@ -350,6 +350,13 @@ fn saturated_union(lists: &mut [(Vec<u64>, usize)], skew: u64) -> Vec<(u64, u64)
 /// [`crate::event::MAIL_FAILURES_LOGGED`] (an older build, which left most failures
 /// unlogged: counted in the node's summary, never a finding), or R's log names the
 /// id as its own message (`from` R: its own messages' failures are not audited).
+/// When every such `T2` is covered, but only by R's `hand_failed` `timeout` or
+/// `unsupported` events of C to N, in two hours or more, and N's one usable log,
+/// reaching `Th + skew`, holds no `offered` of C's id by R within
+/// `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no start within `[Tc - skew, Th +
+/// skew]` and no hour at its offer cap for R, the pair `R->N` is named instead,
+/// unproven, the relay's events marked as its own word (review s36-delay M4); never
+/// on `stream`/`closed`/`dial`, never N alone.
 /// Everything about R is read from that node's log (an agency's other node, or a
 /// node retired since, holds its own mail: an upstream's ack of R's agency is not
 /// used, review s36-delay M2). Against R's agency alone, unproven (see
@@ -364,6 +371,15 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut accepted: HashMap<(Node, AgencyCode), Vec<Accepted>> = HashMap::new();
     // (relay node, neighbour, id) -> times of the node's excusing events.
     let mut excused: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // (relay node, neighbour, id) -> times of its excusing events other than
+    // `hand_failed` `timeout`/`unsupported`, and of those (the pair rule).
+    let mut strong: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    let mut weak: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // Per keeping agency: (offering agency, id) of every `offered` event in its
+    // logs; its starts; its usable logs (node, latest covered event time).
+    let mut kept_offers: HashMap<(AgencyCode, AgencyCode, String), Vec<u64>> = HashMap::new();
+    let mut agency_starts: HashMap<AgencyCode, Vec<u64>> = HashMap::new();
+    let mut agency_logs: HashMap<AgencyCode, Vec<(Node, u64)>> = HashMap::new();
     // (relay node, neighbour, id) -> times of the neighbour's valid signed offers.
     let mut offered: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     // Raw times toward the caps, per (node, roster member, id or digest, kind).
@@ -376,6 +392,17 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     for l in logs.iter().filter(|l| l.usable) {
         let me = &l.export.agency;
         let node: Node = (me.clone(), l.export.peer_id.clone());
+        let latest = l
+            .events
+            .iter()
+            .filter(|(i, _)| *i < l.covered)
+            .map(|(_, e)| e.at)
+            .max()
+            .unwrap_or(0);
+        agency_logs
+            .entry(me.clone())
+            .or_default()
+            .push((node.clone(), latest));
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let EventKind::Mail {
                 action,
@@ -389,6 +416,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             } = &e.kind
             else {
                 if let EventKind::NodeStarted { version } = &e.kind {
+                    agency_starts.entry(me.clone()).or_default().push(e.at);
                     runs.entry(node.clone()).or_default().push((
                         e.at,
                         crate::event::version_has(version, crate::event::MAIL_FAILURES_LOGGED),
@@ -443,6 +471,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     }
                 }
                 "hand_failed" => {
+                    let timeout = matches!(reason.as_deref(), Some("timeout" | "unsupported"));
+                    let to = if timeout { &mut weak } else { &mut strong };
+                    to.entry(key.clone()).or_default().push(e.at);
                     excused.entry(key).or_default().push(e.at);
                     if member {
                         capped
@@ -457,6 +488,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     if signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                         .is_some_and(|a| !a.accepted)
                     {
+                        strong.entry(key.clone()).or_default().push(e.at);
                         excused.entry(key).or_default().push(e.at);
                     }
                     if member {
@@ -467,10 +499,15 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     }
                 }
                 "rejected" if reason.as_deref().is_some_and(|r| r.starts_with("bad_ack")) => {
+                    strong.entry(key.clone()).or_default().push(e.at);
                     excused.entry(key).or_default().push(e.at);
                 }
                 // The neighbour's own signed offer of the copy to the relay.
                 "offered" => {
+                    kept_offers
+                        .entry((me.clone(), p.clone(), message_id.clone()))
+                        .or_default()
+                        .push(e.at);
                     let Some(o) = ack
                         .as_deref()
                         .and_then(|a| wlnode_crypto::mail::HandoverOffer::from_hex(a).ok())
@@ -504,7 +541,14 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             }
         }
     }
-    for v in excused.values_mut().chain(offered.values_mut()) {
+    for v in excused
+        .values_mut()
+        .chain(offered.values_mut())
+        .chain(strong.values_mut())
+        .chain(weak.values_mut())
+        .chain(kept_offers.values_mut())
+        .chain(agency_starts.values_mut())
+    {
         v.sort_unstable();
     }
     for v in runs.values_mut() {
@@ -573,6 +617,8 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut saturated: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
     let mut saturated_all: HashMap<Node, Vec<(u64, u64)>> = HashMap::new();
     let mut older_build: HashMap<Node, u64> = HashMap::new();
+    // The addressee's hours at its offer cap for the relay (the pair rule).
+    let mut offer_sat: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
     let mut copies: Vec<(&CopyKey, &(u64, AgencyCode))> = custody.iter().collect();
     copies.sort_unstable();
     for ((relay, id, digest), (tc, n)) in copies {
@@ -631,10 +677,62 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 skew,
             )
         });
-        let Some((tc2, at)) = cover
-            .uncovered_max(pair, lo_t, hi_t)
-            .filter(|(tc2, _)| *tc2 > tc.saturating_add(skew))
-        else {
+        let newer = |m: Option<(u64, usize)>| m.filter(|(tc2, _)| *tc2 > tc.saturating_add(skew));
+        let alone = newer(cover.uncovered_max(pair, lo_t, hi_t));
+        // Review s36-delay M4, the pair rule: every newer acceptance is covered, but
+        // only by the relay's `timeout`/`unsupported` events of the copy (its own
+        // word), in at least two separate hours, while the addressee's one audited
+        // log, covering the time, holds no offer of the copy by the relay, no
+        // restart and no hour at its offer cap: the relay or the addressee, never
+        // the addressee alone, and never on `stream`/`closed`/`dial` (an honest
+        // addressee's crash, the relay's own stream limit).
+        let (wlo, whi) = (tc.saturating_sub(skew + EXCUSE_BEFORE_T2_MS), win_hi);
+        let as_pair = match alone {
+            Some(_) => None,
+            None => newer(pair.max_in(lo_t, hi_t)).filter(|_| {
+                let only_weak = !strong.get(&key).is_some_and(|v| any_within(v, wlo, whi));
+                let hours = weak.get(&key).is_some_and(|v| {
+                    let first = v.get(v.partition_point(|t| *t < wlo));
+                    let last = v
+                        .partition_point(|t| *t <= whi)
+                        .checked_sub(1)
+                        .and_then(|i| v.get(i));
+                    matches!((first, last), (Some(a), Some(b)) if *b >= a + HOUR_MS - skew)
+                });
+                let n_log = match agency_logs.get(n).map(Vec::as_slice) {
+                    Some([(n_node, latest)]) => {
+                        *latest >= win_hi
+                            && !kept_offers
+                                .get(&(n.clone(), relay.0.clone(), id.clone()))
+                                .is_some_and(|v| {
+                                    any_within(v, win_lo.saturating_sub(OFFER_LOOKBACK_MS), win_hi)
+                                })
+                            && !agency_starts
+                                .get(n)
+                                .is_some_and(|v| any_within(v, win_lo, win_hi))
+                            && !meets(
+                                offer_sat
+                                    .entry((n_node.clone(), relay.0.clone()))
+                                    .or_insert_with(|| {
+                                        saturated_spans(
+                                            &mut offers_to
+                                                .get(&(n_node.clone(), relay.0.clone()))
+                                                .cloned()
+                                                .unwrap_or_default(),
+                                            OFFERS_LOGGED_PER_NEIGHBOUR,
+                                            skew,
+                                        )
+                                    }),
+                                win_lo,
+                                win_hi,
+                            )
+                    }
+                    _ => false,
+                };
+                only_weak && hours && n_log
+            }),
+        };
+        let Some((tc2, at)) = alone.or(as_pair) else {
             continue;
         };
         let Some((t2, _, id2, digest2)) = pair.list.get(at) else {
@@ -672,14 +770,29 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             continue;
         }
         let (agency, peer_id) = relay;
+        let (named, detail) = if alone.is_some() {
+            (
+                agency.to_string(),
+                "its log shows no failed or refused hand-over of the message to {n} near that \
+                 time, no offer of it by {n}, no restart since and no hour at its caps"
+                    .replace("{n}", n.as_str()),
+            )
+        } else {
+            (
+                format!("{agency}->{n}"),
+                format!(
+                    "its log explains that only by timeouts or protocol refusals of {n} (its own \
+                     word), in two hours or more, while {n}'s log shows no offer of the message \
+                     by it and no restart: the relay or {n}"
+                ),
+            )
+        };
         report.violations.push(violation(
             "mail_relay_delayed",
-            agency.as_str(),
+            &named,
             format!(
                 "{agency} took custody of message {id} for {n} at {tc} and handed it to {n} only at \
-                 {th} ({} min later), although {n} took newer mail from it at {t2}, and its log \
-                 shows no failed or refused hand-over of the message to {n} near that time, no \
-                 offer of it by {n}, no restart since and no hour at its caps",
+                 {th} ({} min later), although {n} took newer mail from it at {t2}, and {detail}",
                 (th - tc) / 60_000
             ),
             serde_json::json!({
@@ -697,6 +810,16 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 },
                 "bound_ms": DELAY_BOUND_MS,
                 "excuse_before_ms": EXCUSE_BEFORE_T2_MS,
+                // The pair rule: the relay's `timeout`/`unsupported` events are its
+                // own word (times in its log), not evidence against the addressee.
+                "relay_excuses_own_word": alone.is_none(),
+                "relay_timeouts_at": if alone.is_none() {
+                    weak.get(&key)
+                        .map(|v| v.iter().filter(|t| (wlo..=whi).contains(*t)).take(16).copied().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
             }),
         ));
     }

@@ -922,3 +922,98 @@ fn caps_count_distinct_ids_to_roster_members() {
         .collect();
     assert_eq!(delayed(&f, &relay_log(&f, &strangers)).len(), 1);
 }
+
+/// Review s36-delay M4, the pair rule: the relay's only excuses for the held copy
+/// are `timeout`s of its addressee, in two separate hours, while the addressee's one
+/// audited log, covering the time, holds no offer of the copy by the relay and no
+/// restart. Honest both, the addressee took newer mail while leaving the copy's
+/// streams unanswered for over an hour (its failure); or the relay wrote false
+/// timeouts. The pair is named (`BB-CUSTOMS->CC-TRADE`), unproven, the relay's
+/// events marked as its own word; never the addressee alone. Not with one timeout,
+/// timeouts less than an hour apart, a `stream` failure among them, an offer of the
+/// copy or a restart in the addressee's log, or without the addressee's log.
+#[test]
+fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let two = [
+        failed(&id, N, "timeout", tc + 11 * MIN),
+        failed(&id, N, "timeout", tc + 80 * MIN),
+    ];
+    let addressee = |extra: &[Event]| {
+        let mut v = vec![
+            started(tc - 20 * MIN, true),
+            Event::new(tc + 130 * MIN, EventKind::NodeStopped),
+        ];
+        v.extend_from_slice(extra);
+        v.sort_by_key(|e| e.at);
+        log(&f, N, &v, &[v.len() as u64])
+    };
+    let audit = |relay: &[Event], n: Option<ExportedLog>| {
+        let r = relay_log(&f, relay);
+        let mut logs = vec![log(&f, R, &r, &[r.len() as u64])];
+        logs.extend(n);
+        delayed_in(&f, &logs)
+    };
+    let found = audit(&two, Some(addressee(&[])));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)));
+    assert!(!found[0].proven);
+    assert_eq!(found[0].evidence["relay_excuses_own_word"], true);
+    assert_eq!(
+        found[0].evidence["relay_timeouts_at"],
+        serde_json::json!([tc + 11 * MIN, tc + 80 * MIN])
+    );
+    // The relay alone, as before, when nothing covers the newer acceptance.
+    let alone = audit(&[], Some(addressee(&[])));
+    assert_eq!(alone[0].evidence["relay_excuses_own_word"], false);
+    assert_eq!(alone[0].node, ag(R).as_str());
+    // Not named at all in every other case.
+    let cases: Vec<(&str, Vec<Event>, Option<ExportedLog>)> = vec![
+        ("no addressee log", two.to_vec(), None),
+        ("one timeout", two[..1].to_vec(), Some(addressee(&[]))),
+        (
+            "under an hour apart",
+            vec![two[0].clone(), failed(&id, N, "timeout", tc + 40 * MIN)],
+            Some(addressee(&[])),
+        ),
+        (
+            "a stream failure",
+            vec![
+                two[0].clone(),
+                two[1].clone(),
+                failed(&id, N, "stream", tc + 100 * MIN),
+            ],
+            Some(addressee(&[])),
+        ),
+        (
+            "streams only",
+            vec![
+                failed(&id, N, "stream", tc + 11 * MIN),
+                failed(&id, N, "closed", tc + 80 * MIN),
+            ],
+            Some(addressee(&[])),
+        ),
+        (
+            "the addressee logged an offer",
+            two.to_vec(),
+            Some(addressee(&[mail(
+                "offered",
+                &id,
+                R,
+                tc + 30 * MIN,
+                None,
+                None,
+            )])),
+        ),
+        (
+            "the addressee restarted",
+            two.to_vec(),
+            Some(addressee(&[started(tc + 50 * MIN, true)])),
+        ),
+    ];
+    for (what, relay, n) in cases {
+        assert!(audit(&relay, n).is_empty(), "{what}");
+    }
+}
