@@ -212,8 +212,11 @@ pub enum EventKind {
         /// and since s36 to any neighbour, also `stream`, `closed`, `dial`,
         /// `unsigned_refusal`, `bad_time` or `bad_ack`; s34 auditors ignore it, s35
         /// ones note `timeout`/`unsupported` to the addressee in a finding, s36 ones
-        /// also read any of them to clear the relay of `mail_relay_delayed`, never
-        /// to name anyone).
+        /// also read any of them to clear the relay of `mail_relay_delayed`; only
+        /// when a relay's sole excuses of a copy are its `timeout`/`unsupported`
+        /// events in two hours or more, and the addressee's log shows no offer and no
+        /// restart, is that finding the pair `relay->addressee`, never the addressee
+        /// alone).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,
