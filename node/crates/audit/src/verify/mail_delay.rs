@@ -77,10 +77,13 @@ const _: () = assert!(
         <= EXCUSE_BEFORE_T2_MS
 );
 
-/// How long a relay audits a neighbour's signed offer of one item only once (the
-/// runtime's `OFFER_LOG_EVERY`): an `offered` of the held copy by its addressee up
-/// to this long before the custody still counts.
-pub const OFFER_LOOKBACK_MS: u64 = 24 * 3_600_000;
+/// How long before the custody (less the skew) an `offered` of the held copy by its
+/// addressee still counts: a relay audits a neighbour's signed offer of one item
+/// once a day (the runtime's `OFFER_LOG_EVERY`, on the monotonic clock), and the
+/// offer that kept the copy from the poll near `T2` came at most a retry (5 min)
+/// before that poll, itself at most 130 s plus the skew before `T2`. A day and an
+/// hour: the offer is the addressee's signature, so a wide window only clears.
+pub const OFFER_LOOKBACK_MS: u64 = 25 * 3_600_000;
 
 /// The most `offered` events a relay audits per neighbour per hour (the runtime's
 /// `OFFERS_PER_NEIGHBOUR`).

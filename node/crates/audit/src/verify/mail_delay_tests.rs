@@ -725,9 +725,10 @@ fn offer(f: &Fixture, by: usize, id: &str, digest: [u8; 32], at: u64) -> Event {
 /// until the next retry, with no failure to log. The addressee's valid signed
 /// offer of the copy in the relay's log clears the relay (its own signature: it
 /// can only clear), also one up to a day before the custody (a neighbour's offer
-/// of an item is audited once a day), and so does an hour in which the relay
-/// audited as many offers by the addressee as the runtime does. Not an offer
-/// signed by someone else in the addressee's name, nor one older than a day.
+/// of an item is audited once a day; the window takes a day and an hour), and so
+/// does an hour in which the relay audited as many offers by the addressee as the
+/// runtime does. Not an offer signed by someone else in the addressee's name, nor
+/// one older than a day and an hour.
 #[test]
 fn an_addressee_that_offers_the_copy_back_does_not_frame_the_relay() {
     let f = fixture();
@@ -743,7 +744,7 @@ fn an_addressee_that_offers_the_copy_back_does_not_frame_the_relay() {
     );
     for extra in [
         offer(&f, S, &id, HELD, tc + 5 * MIN),
-        offer(&f, N, &id, HELD, tc - 25 * 60 * MIN),
+        offer(&f, N, &id, HELD, tc - 26 * 60 * MIN),
     ] {
         assert_eq!(delayed(&f, &relay_log(&f, &[extra])).len(), 1);
     }
