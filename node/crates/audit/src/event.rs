@@ -212,8 +212,11 @@ pub enum EventKind {
         /// and since s36 to any neighbour, also `stream`, `closed`, `dial`,
         /// `unsigned_refusal`, `bad_time` or `bad_ack`; s34 auditors ignore it, s35
         /// ones note `timeout`/`unsupported` to the addressee in a finding, s36 ones
-        /// also read any of them to clear the relay of `mail_relay_delayed`, never
-        /// to name anyone).
+        /// also read any of them to clear the relay of `mail_relay_delayed`; only
+        /// when a relay's sole excuses of a copy are its `timeout`/`unsupported`
+        /// events in two hours or more, and the addressee's log shows no offer and no
+        /// restart, is that finding the pair `relay->addressee`, never the addressee
+        /// alone).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,
@@ -298,17 +301,20 @@ impl EventKind {
 pub const MAIL_FAILURES_LOGGED: &str = "mail-failures";
 
 /// The `node_started` version of a build of package version `pkg`: `pkg`, with
-/// this build's audit capabilities as semver build metadata.
+/// this build's audit capabilities as semver build metadata (appended as one more
+/// dot-separated identifier when `pkg` carries build metadata of its own).
 pub fn node_started_version(pkg: &str) -> String {
-    format!("{pkg}+{MAIL_FAILURES_LOGGED}")
+    let sep = if pkg.contains('+') { '.' } else { '+' };
+    format!("{pkg}{sep}{MAIL_FAILURES_LOGGED}")
 }
 
 /// Whether a `node_started` version names `capability` in its build metadata
-/// (the dot-separated identifiers after `+`).
+/// (the identifiers after the first `+`, separated by `.` or by a further `+`: a
+/// package version with metadata of its own must not hide it, review s36-delay L1).
 pub fn version_has(version: &str, capability: &str) -> bool {
     version
         .split_once('+')
-        .is_some_and(|(_, meta)| meta.split('.').any(|c| c == capability))
+        .is_some_and(|(_, meta)| meta.split(['.', '+']).any(|c| c == capability))
 }
 
 impl Event {

@@ -191,6 +191,12 @@ pub struct NodeSummary {
     /// apart from [`Self::violations`]).
     #[serde(default)]
     pub pair_violations: u64,
+    /// Copies this relay node held for more than an hour before its addressee took
+    /// them that `mail_relay_delayed` did not judge because the node ran an older
+    /// build then (its `node_started` names no `mail-failures`): informational,
+    /// never a finding (review s36-delay M3; absent in reports before s36).
+    #[serde(default)]
+    pub mail_delay_older_build: u64,
 }
 
 /// Sent/received counts of one ordered pair.

@@ -420,6 +420,7 @@ mod tests {
             by_type: [("77".to_owned(), 3)].into(),
             violations: 1,
             pair_violations: 2,
+            mail_delay_older_build: 5,
         };
         let pair = |from: &str, to: &str, missing| PairStats {
             from: from.into(),

@@ -171,7 +171,7 @@ pub(super) fn signed_answer(
 /// it is valid evidence: signed by `offerer` with a key the roster gave it then,
 /// offering message `message_id` to `keeper`. A key revoked since counts only under
 /// a head this auditor verified before the revocation, as for [`signed_answer`].
-fn signed_offer(
+pub(super) fn signed_offer(
     roster: &Roster,
     offer: &str,
     offerer: &AgencyCode,

@@ -7,17 +7,19 @@
 //!
 //! Why it names the relay alone (see ARCHITECTURE.md, mail section): while its
 //! addressee N is connected, a relay R offers every copy it holds for N in every
-//! poll, and since s36 it audits every failed hand-over of a relayed copy
-//! (`hand_failed`, any neighbour, any failure), besides the signed refusals
-//! (`hand_refused`) and bad answers (`rejected`, `bad_ack`). So when N signed its
-//! acceptance of a copy C2 that R signed custody of after copy C, R's poll that sent
-//! C2 also offered C to N, and that offer either succeeded (N's acceptance of C no
-//! later than the request timeout plus the clock skews after) or failed and left an
-//! event in R's log. A copy whose acceptance came later than that, with no such
-//! event, no restart of R and no hour in which R's caps on those events were
-//! reached, was held back by R. Every piece is signed: R's custody acks (in the
-//! upstream's or its own log), N's acceptances (in R's log), R's checkpoints over
-//! its own silence. R's unsigned events only ever clear R.
+//! poll, unless a hand-over of it to N is in flight, failed, or N offered it back
+//! (both wait at most one retry, 5 min), and since s36 it audits every failed
+//! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides
+//! the signed refusals (`hand_refused`), bad answers (`rejected`, `bad_ack`) and N's
+//! signed offers (`offered`). So when N signed its acceptance of a copy C2 that R
+//! signed custody of after copy C, R's poll near that time held C, and C's offer
+//! then either succeeded (N's acceptance of C no later than [`DELAY_BOUND_MS`]
+//! after) or left an event in R's log near that time. A copy whose acceptance came
+//! later than that, with no such event near a newer acceptance, no restart before
+//! it and no hour in which R's caps on those events were reached, was held back by
+//! R. Every piece is signed: R's custody acks (in its own log), N's acceptances (in
+//! R's log), R's checkpoints over its own silence. R's unsigned events only ever
+//! clear R.
 
 use super::mail::signed_answer;
 use super::*;
@@ -26,14 +28,66 @@ use super::*;
 /// acceptance before it is judged at all: an hour.
 pub const DELAY_MIN_MS: u64 = 3_600_000;
 
+/// The longest a relay keeps a copy from a connected neighbour between two tries
+/// (the sync mailer's `MailLimits::retry_max_ms`, a constant of the code, not of
+/// the configuration): after a failed hand-over, and after the neighbour offered the
+/// copy back itself (`Intake::Seen` marks it handed to that neighbour until the next
+/// retry).
+pub const RETRY_MAX_MS: u64 = 5 * 60_000;
+
+/// The longest a hand-over request lasts: the request timeout (120 s) plus 10 s to
+/// open the stream. It ends in the neighbour's signed answer or an audited failure.
+pub const REQUEST_MAX_MS: u64 = 130_000;
+
 /// How long after the addressee's signed acceptance of newer mail its acceptance of
-/// the held copy may come from an honest relay: the poll that sent the newer copy
-/// offered this one too, and the offer ends within the request timeout (120 s, plus
-/// 10 s to open the stream) in an acceptance or an audited failure; the two
-/// acceptances are signed by the addressee's clock, each within the clock skew of
-/// the relay's (5 min: the relay audits one outside it as `bad_time`). That is
-/// 12 min 10 s; 20 min leaves room for a busy relay's poll and store writer.
-pub const DELAY_BOUND_MS: u64 = 20 * 60_000;
+/// the held copy may come from an honest relay. The poll that sent the newer copy
+/// either offered this one too, or found it in flight (a request of at most
+/// [`REQUEST_MAX_MS`]), or waiting for its retry (at most [`RETRY_MAX_MS`]) after an
+/// audited failure or an offer of it by the addressee itself (audited `offered`, the
+/// addressee's signed word); each offer ends within [`REQUEST_MAX_MS`] in an
+/// acceptance or an audited failure. The two acceptances are signed by the
+/// addressee's clock, each within the clock skew (5 min) of the relay's (the relay
+/// audits one outside it as `bad_time`). That is 5 min + 2 min 10 s + 10 min =
+/// 17 min 10 s; 30 min leaves nearly 13 min for a busy relay's poll tick, event loop
+/// and store writer (review s36-delay M1: the retry delay enters, the first bound of
+/// 20 min left under 3 min).
+pub const DELAY_BOUND_MS: u64 = 30 * 60_000;
+
+/// How long before the addressee's signed acceptance `T2` of newer mail a relay's
+/// excusing event of the held copy (a failure, a refusal, a bad answer) still
+/// explains why the poll near `T2` did not hand the copy over (review s36-delay M4):
+/// that poll ran no earlier than `T2` minus the skew and [`REQUEST_MAX_MS`]; the copy
+/// then waited at most [`RETRY_MAX_MS`] since a failure; the failure was audited
+/// then, or its per-item hourly slot was used by an event of the same copy at most
+/// an hour before. 1 h + 5 min + 2 min 10 s + 5 min = 1 h 12 min 10 s, rounded up to
+/// 1 h 15 min for the poll tick. (The lead's estimate was about 1 h 7 min, one hour
+/// plus the skew; the retry wait and the request come on top.) After `T2` an event
+/// counts up to the bound plus the skew: the poll's own offer ends by then. So a
+/// relay that lies about failures must write one false event per copy for every
+/// hour and a quarter of delay.
+pub const EXCUSE_BEFORE_T2_MS: u64 = 75 * 60_000;
+
+// The bound and the excuse window cover what they are derived from.
+const _: () = assert!(
+    RETRY_MAX_MS + REQUEST_MAX_MS + 2 * wlnode_crypto::mail::MAX_CLOCK_SKEW_MS + 10 * 60_000
+        <= DELAY_BOUND_MS
+);
+const _: () = assert!(
+    HOUR_MS + RETRY_MAX_MS + REQUEST_MAX_MS + wlnode_crypto::mail::MAX_CLOCK_SKEW_MS
+        <= EXCUSE_BEFORE_T2_MS
+);
+
+/// How long before the custody (less the skew) an `offered` of the held copy by its
+/// addressee still counts: a relay audits a neighbour's signed offer of one item
+/// once a day (the runtime's `OFFER_LOG_EVERY`, on the monotonic clock), and the
+/// offer that kept the copy from the poll near `T2` came at most a retry (5 min)
+/// before that poll, itself at most 130 s plus the skew before `T2`. A day and an
+/// hour: the offer is the addressee's signature, so a wide window only clears.
+pub const OFFER_LOOKBACK_MS: u64 = 25 * 3_600_000;
+
+/// The most `offered` events a relay audits per neighbour per hour (the runtime's
+/// `OFFERS_PER_NEIGHBOUR`).
+pub const OFFERS_LOGGED_PER_NEIGHBOUR: usize = 1024;
 
 /// The most `hand_failed` events a relay audits per neighbour per hour (the
 /// runtime's `HAND_FAILED_PER_NEIGHBOUR`).
@@ -46,12 +100,6 @@ pub const HAND_FAILED_LOGGED_PER_HOUR: usize = 4096;
 /// The most `hand_refused` events a relay audits per neighbour per hour (the
 /// runtime's `HAND_REFUSED_PER_NEIGHBOUR`).
 pub const HAND_REFUSED_LOGGED_PER_NEIGHBOUR: usize = 1024;
-
-/// How long a relay's audited failure or refusal of one item to one neighbour stands
-/// for the same item's later ones (the runtime's `HAND_FAILED_LOG_EVERY` and
-/// `HAND_REFUSED_LOG_EVERY`): an excusing event up to this long before the custody
-/// still counts (it may have used the slot of a failure of this copy).
-pub const EXCUSE_LOOKBACK_MS: u64 = 3_600_000;
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -154,72 +202,210 @@ type Acceptance = (u64, u64, String, [u8; 32]);
 /// A neighbour's signed acceptance in the relay's log: (signed time, id, digest).
 type Accepted = (u64, String, [u8; 32]);
 
+/// The acceptances of one (relay node, neighbour) pair sorted by signed time, with
+/// a segment tree of their custody times.
+struct Pair {
+    list: Vec<Acceptance>,
+    tree: RangeMax,
+}
+
+impl Pair {
+    /// The largest custody time (and its position) of an acceptance signed in the
+    /// open interval `(lo, hi)`.
+    fn max_in(&self, lo: u64, hi: u64) -> Option<(u64, usize)> {
+        let l = self.list.partition_point(|a| a.0 <= lo);
+        let h = self.list.partition_point(|a| a.0 < hi);
+        self.tree.max(l, h)
+    }
+}
+
+/// The times a relay's excusing events of one id to one neighbour cover (review
+/// s36-delay M4): an acceptance of newer mail signed at `T2` is explained by an
+/// event at `e` when `T2 - DELAY_BOUND_MS - skew <= e <= T2 + EXCUSE_BEFORE_T2_MS`,
+/// i.e. `T2` in `[e - DELAY_BOUND_MS - skew, e + EXCUSE_BEFORE_T2_MS]`. Merged
+/// closed intervals, and per gap between them (gap `j` lies before interval `j`,
+/// the last after the last) the largest custody time of an acceptance in it, in a
+/// segment tree: a copy's query costs O(log n) whatever the number of events.
+struct Cover {
+    intervals: Vec<(u64, u64)>,
+    gaps: RangeMax,
+    /// Per gap: the position in the pair's list of its largest custody time.
+    best: Vec<usize>,
+}
+
+impl Cover {
+    fn new(excuses: &[u64], pair: &Pair, skew: u64) -> Self {
+        let mut intervals: Vec<(u64, u64)> = Vec::new();
+        for &e in excuses {
+            let iv = (
+                e.saturating_sub(DELAY_BOUND_MS + skew),
+                e.saturating_add(EXCUSE_BEFORE_T2_MS),
+            );
+            match intervals.last_mut() {
+                Some(prev) if iv.0 <= prev.1 => prev.1 = prev.1.max(iv.1),
+                _ => intervals.push(iv),
+            }
+        }
+        let (mut values, mut best) = (Vec::new(), Vec::new());
+        for j in 0..=intervals.len() {
+            let lo = j
+                .checked_sub(1)
+                .and_then(|i| intervals.get(i))
+                .map_or(0, |iv| iv.1);
+            let hi = intervals.get(j).map_or(u64::MAX, |iv| iv.0);
+            let (v, at) = pair.max_in(lo, hi).unwrap_or((0, 0));
+            values.push(v);
+            best.push(at);
+        }
+        Self {
+            gaps: RangeMax::new(&values),
+            intervals,
+            best,
+        }
+    }
+
+    /// The largest custody time (and its position in the pair's list) of an
+    /// acceptance signed in `(lo, hi)` that no excuse covers.
+    fn uncovered_max(&self, pair: &Pair, lo: u64, hi: u64) -> Option<(u64, usize)> {
+        // Gap j is (end of interval j-1, start of interval j); those meeting (lo, hi).
+        let first = self.intervals.partition_point(|iv| iv.0 <= lo);
+        let last = self.intervals.partition_point(|iv| iv.1 < hi);
+        if first > last {
+            return None;
+        }
+        let clip = |j: usize| {
+            let a = j
+                .checked_sub(1)
+                .and_then(|i| self.intervals.get(i))
+                .map_or(0, |iv| iv.1);
+            let b = self.intervals.get(j).map_or(u64::MAX, |iv| iv.0);
+            pair.max_in(a.max(lo), b.min(hi))
+        };
+        let mut found = clip(first).max(clip(last));
+        if last > first + 1
+            && let Some((v, j)) = self.gaps.max(first + 1, last)
+            && let Some(&at) = self.best.get(j)
+        {
+            found = found.max(Some((v, at)));
+        }
+        found
+    }
+}
+
+/// Keeps, of each key's sorted times, only those at least an hour (less the skew)
+/// after the last one kept, and returns them per `group`: the runtime audits one
+/// item to one neighbour at most once an hour, so only distinct items count toward
+/// its caps (review s36-delay M3: repeats of one id must not fake a saturated hour).
+fn distinct_hourly<K, G: std::hash::Hash + Eq>(
+    raw: HashMap<K, Vec<u64>>,
+    group: impl Fn(&K) -> G,
+    skew: u64,
+) -> HashMap<G, Vec<u64>> {
+    let mut out: HashMap<G, Vec<u64>> = HashMap::new();
+    for (k, mut times) in raw {
+        times.sort_unstable();
+        let dest = out.entry(group(&k)).or_default();
+        let mut last: Option<u64> = None;
+        for t in times {
+            if last.is_none_or(|l| t >= l.saturating_add(HOUR_MS - skew)) {
+                dest.push(t);
+                last = Some(t);
+            }
+        }
+    }
+    out
+}
+
+/// Merged saturated spans of several caps over one list each.
+fn saturated_union(lists: &mut [(Vec<u64>, usize)], skew: u64) -> Vec<(u64, u64)> {
+    let mut s: Vec<(u64, u64)> = Vec::new();
+    for (times, cap) in lists.iter_mut() {
+        s.extend(saturated_spans(times, *cap, skew));
+    }
+    s.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for span in s {
+        match merged.last_mut() {
+            Some(prev) if span.0 <= prev.1 => prev.1 = prev.1.max(span.1),
+            _ => merged.push(span),
+        }
+    }
+    merged
+}
+
 /// `mail_relay_delayed` (s36-delay, issue 21): a relay node R took custody of copy C
-/// at `Tc` (its agency's valid signed `ok` custody ack, in its own `received`, or in
-/// the upstream's `handed` when the roster lists one node for the agency; the
-/// earliest), and C's signed addressee N signed its acceptance of C from R (in R's
-/// log: `handed` with N's valid signed answer; the earliest) at
+/// at `Tc` (its agency's valid signed `ok` custody ack in the node's own `received`;
+/// the earliest), and C's signed addressee N signed its acceptance of C from R (in
+/// R's log: `handed` with N's valid signed answer; the earliest) at
 /// `Th > Tc + DELAY_MIN_MS`, while N signed its acceptance, in R's log, of another
-/// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`
-/// and `Tc + skew < T2 < Th - DELAY_BOUND_MS`. Not judged when R's log holds, within
-/// `[Tc - skew - EXCUSE_LOOKBACK_MS, Th + skew]`, a `hand_failed`, `hand_refused` or
-/// `rejected` (`bad_ack`) of C's id to N, or meets an hour in which it holds as many
-/// `hand_failed` to N, `hand_failed` in all or `hand_refused` to N as the runtime
-/// audits (its silence then is no evidence), or when R's log holds a
-/// `node_started` within `[Tc - skew, Th + skew]` (it was down), or its latest
-/// `node_started` before that does not name [`crate::event::MAIL_FAILURES_LOGGED`]
-/// (an older build, which left most failures unlogged), or names the id as its
-/// own message (`from` R: its own messages' failures are not audited).
-/// Everything about R is read from that node's log (an agency's other node holds
-/// its own mail). Against R's agency alone, unproven (see ARCHITECTURE.md, mail
-/// section). Work: linear in the logs to gather, O(log n) per copy judged (sorted
-/// acceptances, a segment tree of their custody times), memory linear in the logs.
+/// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`,
+/// `max(Tc, last restart of R in [Tc - skew, Th + skew]) + skew < T2 < Th -
+/// DELAY_BOUND_MS` (a restart explains only the delay before it), and no excusing
+/// event of C's id to N in R's log within `[T2 - DELAY_BOUND_MS - skew, T2 +
+/// EXCUSE_BEFORE_T2_MS]` (`hand_failed`, `hand_refused` with N's valid signed
+/// refusal, `rejected` `bad_ack`: R's own word, tied to the time it explains). Not
+/// judged when R's log holds N's valid signed offer of C's id (`offered`) within
+/// `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]` (N offered it back: R's mailer then
+/// counts it as N's), or meets an hour in which it holds as many `hand_failed` to N,
+/// `hand_failed` to roster members in all, `hand_refused` to N or `offered` by N as
+/// the runtime audits (distinct ids; its silence then is no evidence), or when R's
+/// run at `T2` (its last start before) does not name
+/// [`crate::event::MAIL_FAILURES_LOGGED`] (an older build, which left most failures
+/// unlogged: counted in the node's summary, never a finding), or R's log names the
+/// id as its own message (`from` R: its own messages' failures are not audited).
+/// When every such `T2` is covered, but only by R's `hand_failed` `timeout` or
+/// `unsupported` events of C to N, in two hours or more, and N's one usable log,
+/// reaching `Th + skew`, holds no `offered` of C's id by R within
+/// `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no start within `[Tc - skew, Th +
+/// skew]` and no hour at its offer cap for R, the pair `R->N` is named instead,
+/// unproven, the relay's events marked as its own word (review s36-delay M4); never
+/// on `stream`/`closed`/`dial`, never N alone.
+/// Everything about R is read from that node's log (an agency's other node, or a
+/// node retired since, holds its own mail: an upstream's ack of R's agency is not
+/// used, review s36-delay M2). Against R's agency alone, unproven (see
+/// ARCHITECTURE.md, mail section). Work: linear in the logs to gather, O(log n) per
+/// copy judged and per excusing event (sorted acceptances, segment trees of their
+/// custody times), memory linear in the logs.
 pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
-    // Copy -> (earliest signed `ok` custody time, signed addressee).
+    // Copy -> (earliest signed `ok` custody time in the node's own log, addressee).
     let mut custody: HashMap<CopyKey, (u64, AgencyCode)> = HashMap::new();
-    let mut take = |relay: Node, id: &str, a: &wlnode_crypto::mail::MailAck| {
-        let b = a.body();
-        let (Some(digest), Some(to)) = (b.item_digest, b.addressee.as_ref()) else {
-            return;
-        };
-        if !a.accepted || a.reason != "ok" || *to == relay.0 {
-            return;
-        }
-        let at = b.at.as_millis();
-        custody
-            .entry((relay, id.to_owned(), digest))
-            .and_modify(|c| c.0 = c.0.min(at))
-            .or_insert((at, to.clone()));
-    };
-    // (relay node, neighbour) -> acceptances in the node's log: (signed time, id,
-    // digest).
+    // (relay node, neighbour) -> acceptances in the node's log.
     let mut accepted: HashMap<(Node, AgencyCode), Vec<Accepted>> = HashMap::new();
     // (relay node, neighbour, id) -> times of the node's excusing events.
     let mut excused: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
-    // Times of the node's `hand_failed` events: to one neighbour, in all; of its
-    // `hand_refused` events to one neighbour; of its starts.
-    let mut failed_to: HashMap<(Node, AgencyCode), Vec<u64>> = HashMap::new();
-    let mut failed_all: HashMap<Node, Vec<u64>> = HashMap::new();
-    let mut refused_to: HashMap<(Node, AgencyCode), Vec<u64>> = HashMap::new();
-    let mut started: HashMap<Node, Vec<u64>> = HashMap::new();
+    // (relay node, neighbour, id) -> times of its excusing events other than
+    // `hand_failed` `timeout`/`unsupported`, and of those (the pair rule).
+    let mut strong: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    let mut weak: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // Per keeping agency: (offering agency, id) of every `offered` event in its
+    // logs; its starts; its usable logs (node, latest covered event time).
+    let mut kept_offers: HashMap<(AgencyCode, AgencyCode, String), Vec<u64>> = HashMap::new();
+    let mut agency_starts: HashMap<AgencyCode, Vec<u64>> = HashMap::new();
+    let mut agency_logs: HashMap<AgencyCode, Vec<(Node, u64)>> = HashMap::new();
+    // (relay node, neighbour, id) -> times of the neighbour's valid signed offers.
+    let mut offered: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // Raw times toward the caps, per (node, roster member, id or digest, kind).
+    let mut capped: HashMap<(Node, AgencyCode, String, &'static str), Vec<u64>> = HashMap::new();
     // Per node: (time, whether the build logs every failed hand-over) of each of
     // its starts.
     let mut runs: HashMap<Node, Vec<(u64, bool)>> = HashMap::new();
     // (relay node, id) its own log labels as its agency's own message.
     let mut own: std::collections::HashSet<(Node, String)> = Default::default();
-    // The one node of an agency the roster lists a single node for: its custody
-    // acks in other logs are that node's.
-    let single_node = |a: &AgencyCode| -> Option<Node> {
-        let m = roster.member(a)?;
-        match m.node_ids.as_slice() {
-            [one] => Some((a.clone(), one.clone())),
-            _ => None,
-        }
-    };
     for l in logs.iter().filter(|l| l.usable) {
         let me = &l.export.agency;
         let node: Node = (me.clone(), l.export.peer_id.clone());
+        let latest = l
+            .events
+            .iter()
+            .filter(|(i, _)| *i < l.covered)
+            .map(|(_, e)| e.at)
+            .max()
+            .unwrap_or(0);
+        agency_logs
+            .entry(me.clone())
+            .or_default()
+            .push((node.clone(), latest));
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let EventKind::Mail {
                 action,
@@ -233,7 +419,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             } = &e.kind
             else {
                 if let EventKind::NodeStarted { version } = &e.kind {
-                    started.entry(node.clone()).or_default().push(e.at);
+                    agency_starts.entry(me.clone()).or_default().push(e.at);
                     runs.entry(node.clone()).or_default().push((
                         e.at,
                         crate::event::version_has(version, crate::event::MAIL_FAILURES_LOGGED),
@@ -250,75 +436,164 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             let Some(p) = peer.as_ref().filter(|p| *p != me) else {
                 continue;
             };
+            let member = roster.member(p).is_some();
+            let key = (node.clone(), p.clone(), message_id.clone());
             match action.as_str() {
                 // The relay's own signed custody ack.
                 "received" => {
-                    if let Some(a) =
+                    let Some(a) =
                         signed_answer(roster, ack.as_deref(), p, me, message_id, l, *index)
-                    {
-                        take(node.clone(), message_id, &a);
+                    else {
+                        continue;
+                    };
+                    let b = a.body();
+                    let (Some(digest), Some(to)) = (b.item_digest, b.addressee.as_ref()) else {
+                        continue;
+                    };
+                    if !a.accepted || a.reason != "ok" || to == me {
+                        continue;
                     }
+                    let at = b.at.as_millis();
+                    custody
+                        .entry((node.clone(), message_id.clone(), digest))
+                        .and_modify(|c| c.0 = c.0.min(at))
+                        .or_insert((at, to.clone()));
                 }
-                // The neighbour's signed answer: its acceptance (in the relay's log)
-                // and its own custody of the copy (evidence against it elsewhere).
+                // The neighbour's signed acceptance, in the relay's log.
                 "handed" => {
                     let Some(a) =
                         signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
                     else {
                         continue;
                     };
-                    if !a.accepted {
-                        continue;
-                    }
-                    if let Some(n) = single_node(p) {
-                        take(n, message_id, &a);
-                    }
-                    if let Some(d) = a.body().item_digest {
+                    if let (true, Some(d)) = (a.accepted, a.body().item_digest) {
                         accepted
                             .entry((node.clone(), p.clone()))
                             .or_default()
                             .push((a.body().at.as_millis(), message_id.clone(), d));
                     }
                 }
-                "hand_failed" | "hand_refused" => {
-                    excused
-                        .entry((node.clone(), p.clone(), message_id.clone()))
-                        .or_default()
-                        .push(e.at);
-                    if action == "hand_failed" {
-                        failed_to
-                            .entry((node.clone(), p.clone()))
+                "hand_failed" => {
+                    let timeout = matches!(reason.as_deref(), Some("timeout" | "unsupported"));
+                    let to = if timeout { &mut weak } else { &mut strong };
+                    to.entry(key.clone()).or_default().push(e.at);
+                    excused.entry(key).or_default().push(e.at);
+                    if member {
+                        capped
+                            .entry((node.clone(), p.clone(), message_id.clone(), "failed"))
                             .or_default()
                             .push(e.at);
-                        failed_all.entry(node.clone()).or_default().push(e.at);
-                    } else {
-                        refused_to
-                            .entry((node.clone(), p.clone()))
+                    }
+                }
+                "hand_refused" => {
+                    // Only with the neighbour's valid signed refusal (review
+                    // s36-delay M3): the relay cannot make one up.
+                    if signed_answer(roster, ack.as_deref(), me, p, message_id, l, *index)
+                        .is_some_and(|a| !a.accepted)
+                    {
+                        strong.entry(key.clone()).or_default().push(e.at);
+                        excused.entry(key).or_default().push(e.at);
+                    }
+                    if member {
+                        capped
+                            .entry((node.clone(), p.clone(), message_id.clone(), "refused"))
                             .or_default()
                             .push(e.at);
                     }
                 }
                 "rejected" if reason.as_deref().is_some_and(|r| r.starts_with("bad_ack")) => {
-                    excused
-                        .entry((node.clone(), p.clone(), message_id.clone()))
+                    strong.entry(key.clone()).or_default().push(e.at);
+                    excused.entry(key).or_default().push(e.at);
+                }
+                // The neighbour's own signed offer of the copy to the relay.
+                "offered" => {
+                    kept_offers
+                        .entry((me.clone(), p.clone(), message_id.clone()))
                         .or_default()
                         .push(e.at);
+                    let Some(o) = ack
+                        .as_deref()
+                        .and_then(|a| wlnode_crypto::mail::HandoverOffer::from_hex(a).ok())
+                    else {
+                        continue;
+                    };
+                    // Toward the offer cap: any offer the neighbour signed (a key
+                    // revoked since included: the relay audited it then).
+                    if o.verify_as_evidence(roster, p).is_ok() {
+                        let d = hex::encode(o.body().item_digest);
+                        capped
+                            .entry((node.clone(), p.clone(), d, "offered"))
+                            .or_default()
+                            .push(e.at);
+                    }
+                    if super::mail::signed_offer(
+                        roster,
+                        ack.as_deref().unwrap_or(""),
+                        p,
+                        me,
+                        message_id,
+                        l,
+                        *index,
+                    )
+                    .is_some()
+                    {
+                        offered.entry(key).or_default().push(e.at);
+                    }
                 }
                 _ => {}
             }
         }
     }
-    for v in excused.values_mut().chain(started.values_mut()) {
+    for v in excused
+        .values_mut()
+        .chain(offered.values_mut())
+        .chain(strong.values_mut())
+        .chain(weak.values_mut())
+        .chain(kept_offers.values_mut())
+        .chain(agency_starts.values_mut())
+    {
         v.sort_unstable();
     }
     for v in runs.values_mut() {
         v.sort_unstable();
     }
+    // Toward the caps: distinct items an hour, to roster members only (review
+    // s36-delay M3).
+    let (mut failed_raw, mut refused_raw, mut offers_raw) =
+        (HashMap::new(), HashMap::new(), HashMap::new());
+    for ((node, p, id, kind), times) in capped {
+        let dest = match kind {
+            "failed" => &mut failed_raw,
+            "refused" => &mut refused_raw,
+            _ => &mut offers_raw,
+        };
+        dest.insert((node, p, id), times);
+    }
+    let failed_all = distinct_hourly(
+        failed_raw.clone(),
+        |k: &(Node, AgencyCode, String)| k.0.clone(),
+        skew,
+    );
+    let failed_to = distinct_hourly(
+        failed_raw,
+        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
+        skew,
+    );
+    let refused_to = distinct_hourly(
+        refused_raw,
+        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
+        skew,
+    );
+    let offers_to = distinct_hourly(
+        offers_raw,
+        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
+        skew,
+    );
     // Per (relay, neighbour): its acceptances of relayed copies the relay signed
     // custody of, by signed time, with a segment tree of those custody times; and
     // the earliest acceptance of each copy.
-    let mut pairs: Vec<((Node, AgencyCode), Vec<Acceptance>)> = Vec::new();
     let mut first_accepted: HashMap<(AgencyCode, CopyKey), u64> = HashMap::new();
+    let mut pairs: HashMap<(Node, AgencyCode), Pair> = HashMap::new();
     for ((relay, n), list) in accepted {
         let mut with_custody: Vec<Acceptance> = Vec::new();
         for (at, id, digest) in list {
@@ -332,103 +607,195 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             }
         }
         with_custody.sort_unstable();
-        pairs.push(((relay, n), with_custody));
+        let tree = RangeMax::new(&with_custody.iter().map(|a| a.1).collect::<Vec<_>>());
+        pairs.insert(
+            (relay, n),
+            Pair {
+                list: with_custody,
+                tree,
+            },
+        );
     }
-    let trees: HashMap<(Node, AgencyCode), (Vec<Acceptance>, RangeMax)> = pairs
-        .into_iter()
-        .map(|(k, list)| {
-            let tree = RangeMax::new(&list.iter().map(|a| a.1).collect::<Vec<_>>());
-            (k, (list, tree))
-        })
-        .collect();
+    let mut covers: HashMap<(Node, AgencyCode, String), Cover> = HashMap::new();
     let mut saturated: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
     let mut saturated_all: HashMap<Node, Vec<(u64, u64)>> = HashMap::new();
+    let mut older_build: HashMap<Node, u64> = HashMap::new();
+    // The addressee's hours at its offer cap for the relay (the pair rule).
+    let mut offer_sat: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
     let mut copies: Vec<(&CopyKey, &(u64, AgencyCode))> = custody.iter().collect();
     copies.sort_unstable();
     for ((relay, id, digest), (tc, n)) in copies {
+        let tc = *tc;
         let copy = (relay.clone(), id.clone(), *digest);
         let Some(th) = first_accepted.get(&(n.clone(), copy)).copied() else {
             continue;
         };
-        if th <= tc.saturating_add(DELAY_MIN_MS) {
+        if th <= tc.saturating_add(DELAY_MIN_MS) || own.contains(&(relay.clone(), id.clone())) {
             continue;
         }
-        let pair = (relay.clone(), n.clone());
-        let Some((list, tree)) = trees.get(&pair) else {
+        let pair_key = (relay.clone(), n.clone());
+        let Some(pair) = pairs.get(&pair_key) else {
             continue;
         };
-        let (lo_t, hi_t) = (tc + skew, th.saturating_sub(DELAY_BOUND_MS));
-        let lo = list.partition_point(|a| a.0 <= lo_t);
-        let hi = list.partition_point(|a| a.0 < hi_t);
-        let Some((tc2, at)) = tree.max(lo, hi).filter(|(tc2, _)| *tc2 > lo_t) else {
-            continue;
+        let (win_lo, win_hi) = (tc.saturating_sub(skew), th.saturating_add(skew));
+        // The relay's last start in the window: it explains only the delay before
+        // it (review s36-delay M3: held copies survive a restart, the first poll
+        // after it offers them again). The run judged is the one from that start,
+        // or the one the custody fell in.
+        let starts = runs.get(relay).map(Vec::as_slice).unwrap_or_default();
+        let upto = starts.partition_point(|(at, _)| *at <= win_hi);
+        let run = upto.checked_sub(1).and_then(|i| starts.get(i));
+        let restart = run.map(|r| r.0).filter(|at| *at >= win_lo);
+        let run = match restart {
+            Some(_) => run,
+            None => starts
+                .partition_point(|(at, _)| *at < win_lo)
+                .checked_sub(1)
+                .and_then(|i| starts.get(i)),
         };
-        let Some((t2, _, id2, digest2)) = list.get(at) else {
+        if !run.is_some_and(|(_, marked)| *marked) {
+            // An older build's silence clears nobody, and is no finding either
+            // (a rolling upgrade: auditors first): counted in the node's summary.
+            *older_build.entry(relay.clone()).or_default() += 1;
             continue;
-        };
-        // What clears the relay: its own word, never anyone's blame.
-        let (win_lo, win_hi) = (
-            tc.saturating_sub(skew + EXCUSE_LOOKBACK_MS),
-            th.saturating_add(skew),
-        );
-        // The run the custody fell in must be of a build that logs every failed
-        // hand-over (its latest start before the custody says so): an older
-        // build's silence clears nobody (a rolling upgrade: auditors first).
-        let logs_failures = runs.get(relay).is_some_and(|v| {
-            let i = v.partition_point(|(at, _)| *at < tc.saturating_sub(skew));
-            i.checked_sub(1)
-                .and_then(|i| v.get(i))
-                .is_some_and(|(_, marked)| *marked)
-        });
-        if !logs_failures
-            || own.contains(&(relay.clone(), id.clone()))
-            || excused
-                .get(&(relay.clone(), n.clone(), id.clone()))
-                .is_some_and(|v| any_within(v, win_lo, win_hi))
-            || started
-                .get(relay)
-                .is_some_and(|v| any_within(v, tc.saturating_sub(skew), win_hi))
+        }
+        let key = (relay.clone(), n.clone(), id.clone());
+        if offered
+            .get(&key)
+            .is_some_and(|v| any_within(v, win_lo.saturating_sub(OFFER_LOOKBACK_MS), win_hi))
         {
             continue;
         }
-        let spans = saturated.entry(pair.clone()).or_insert_with(|| {
-            let mut f = failed_to.get(&pair).cloned().unwrap_or_default();
-            let mut r = refused_to.get(&pair).cloned().unwrap_or_default();
-            let mut s = saturated_spans(&mut f, HAND_FAILED_LOGGED_PER_NEIGHBOUR, skew);
-            s.extend(saturated_spans(
-                &mut r,
-                HAND_REFUSED_LOGGED_PER_NEIGHBOUR,
+        let (lo_t, hi_t) = (
+            tc.max(restart.unwrap_or(0)).saturating_add(skew),
+            th.saturating_sub(DELAY_BOUND_MS),
+        );
+        if lo_t >= hi_t {
+            continue;
+        }
+        let cover = covers.entry(key.clone()).or_insert_with(|| {
+            Cover::new(
+                excused.get(&key).map(Vec::as_slice).unwrap_or_default(),
+                pair,
                 skew,
-            ));
-            s.sort_unstable();
-            let mut merged: Vec<(u64, u64)> = Vec::new();
-            for span in s {
-                match merged.last_mut() {
-                    Some(prev) if span.0 <= prev.1 => prev.1 = prev.1.max(span.1),
-                    _ => merged.push(span),
-                }
-            }
-            merged
+            )
         });
-        if meets(spans, win_lo, win_hi) {
+        let newer = |m: Option<(u64, usize)>| m.filter(|(tc2, _)| *tc2 > tc.saturating_add(skew));
+        let alone = newer(cover.uncovered_max(pair, lo_t, hi_t));
+        // Review s36-delay M4, the pair rule: every newer acceptance is covered, but
+        // only by the relay's `timeout`/`unsupported` events of the copy (its own
+        // word), in at least two separate hours, while the addressee's one audited
+        // log, covering the time, holds no offer of the copy by the relay, no
+        // restart and no hour at its offer cap: the relay or the addressee, never
+        // the addressee alone, and never on `stream`/`closed`/`dial` (an honest
+        // addressee's crash, the relay's own stream limit).
+        let (wlo, whi) = (tc.saturating_sub(skew + EXCUSE_BEFORE_T2_MS), win_hi);
+        let as_pair = match alone {
+            Some(_) => None,
+            None => newer(pair.max_in(lo_t, hi_t)).filter(|_| {
+                let only_weak = !strong.get(&key).is_some_and(|v| any_within(v, wlo, whi));
+                let hours = weak.get(&key).is_some_and(|v| {
+                    let first = v.get(v.partition_point(|t| *t < wlo));
+                    let last = v
+                        .partition_point(|t| *t <= whi)
+                        .checked_sub(1)
+                        .and_then(|i| v.get(i));
+                    matches!((first, last), (Some(a), Some(b)) if *b >= a + HOUR_MS - skew)
+                });
+                let n_log = match agency_logs.get(n).map(Vec::as_slice) {
+                    Some([(n_node, latest)]) => {
+                        *latest >= win_hi
+                            && !kept_offers
+                                .get(&(n.clone(), relay.0.clone(), id.clone()))
+                                .is_some_and(|v| {
+                                    any_within(v, win_lo.saturating_sub(OFFER_LOOKBACK_MS), win_hi)
+                                })
+                            && !agency_starts
+                                .get(n)
+                                .is_some_and(|v| any_within(v, win_lo, win_hi))
+                            && !meets(
+                                offer_sat
+                                    .entry((n_node.clone(), relay.0.clone()))
+                                    .or_insert_with(|| {
+                                        saturated_spans(
+                                            &mut offers_to
+                                                .get(&(n_node.clone(), relay.0.clone()))
+                                                .cloned()
+                                                .unwrap_or_default(),
+                                            OFFERS_LOGGED_PER_NEIGHBOUR,
+                                            skew,
+                                        )
+                                    }),
+                                win_lo,
+                                win_hi,
+                            )
+                    }
+                    _ => false,
+                };
+                only_weak && hours && n_log
+            }),
+        };
+        let Some((tc2, at)) = alone.or(as_pair) else {
+            continue;
+        };
+        let Some((t2, _, id2, digest2)) = pair.list.get(at) else {
+            continue;
+        };
+        // Hours at the relay's caps: its silence there is no evidence.
+        let sat_lo = tc.saturating_sub(skew + EXCUSE_BEFORE_T2_MS);
+        let spans = saturated.entry(pair_key.clone()).or_insert_with(|| {
+            saturated_union(
+                &mut [
+                    (
+                        failed_to.get(&pair_key).cloned().unwrap_or_default(),
+                        HAND_FAILED_LOGGED_PER_NEIGHBOUR,
+                    ),
+                    (
+                        refused_to.get(&pair_key).cloned().unwrap_or_default(),
+                        HAND_REFUSED_LOGGED_PER_NEIGHBOUR,
+                    ),
+                    (
+                        offers_to.get(&pair_key).cloned().unwrap_or_default(),
+                        OFFERS_LOGGED_PER_NEIGHBOUR,
+                    ),
+                ],
+                skew,
+            )
+        });
+        if meets(spans, sat_lo, win_hi) {
             continue;
         }
         let all = saturated_all.entry(relay.clone()).or_insert_with(|| {
             let mut f = failed_all.get(relay).cloned().unwrap_or_default();
             saturated_spans(&mut f, HAND_FAILED_LOGGED_PER_HOUR, skew)
         });
-        if meets(all, win_lo, win_hi) {
+        if meets(all, sat_lo, win_hi) {
             continue;
         }
         let (agency, peer_id) = relay;
+        let (named, detail) = if alone.is_some() {
+            (
+                agency.to_string(),
+                "its log shows no failed or refused hand-over of the message to {n} near that \
+                 time, no offer of it by {n}, no restart since and no hour at its caps"
+                    .replace("{n}", n.as_str()),
+            )
+        } else {
+            (
+                format!("{agency}->{n}"),
+                format!(
+                    "its log explains that only by timeouts or protocol refusals of {n} (its own \
+                     word), in two hours or more, while {n}'s log shows no offer of the message \
+                     by it and no restart: the relay or {n}"
+                ),
+            )
+        };
         report.violations.push(violation(
             "mail_relay_delayed",
-            agency.as_str(),
+            &named,
             format!(
                 "{agency} took custody of message {id} for {n} at {tc} and handed it to {n} only at \
-                 {th} ({} min later), although {n} took newer mail from it at {t2}, and its log \
-                 shows no failed or refused hand-over of the message to {n}, no restart and no \
-                 hour at its caps in that time",
+                 {th} ({} min later), although {n} took newer mail from it at {t2}, and {detail}",
                 (th - tc) / 60_000
             ),
             serde_json::json!({
@@ -445,8 +812,30 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     "accepted_at": t2,
                 },
                 "bound_ms": DELAY_BOUND_MS,
+                "excuse_before_ms": EXCUSE_BEFORE_T2_MS,
+                // The pair rule: the relay's `timeout`/`unsupported` events are its
+                // own word (times in its log), not evidence against the addressee.
+                "relay_excuses_own_word": alone.is_none(),
+                "relay_timeouts_at": if alone.is_none() {
+                    weak.get(&key)
+                        .map(|v| v.iter().filter(|t| (wlo..=whi).contains(*t)).take(16).copied().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
             }),
         ));
+    }
+    // Relays not judged for an older build: an informational count, never a finding
+    // (review s36-delay M3).
+    for ((agency, peer_id), count) in older_build {
+        if let Some(s) = report
+            .nodes
+            .iter_mut()
+            .find(|s| s.agency == agency.as_str() && s.peer_id == peer_id)
+        {
+            s.mail_delay_older_build += count;
+        }
     }
 }
 

@@ -5,12 +5,12 @@
 //! the other mail rules.
 
 use wlnode_crypto::Timestamp;
-use wlnode_crypto::mail::{HandoverBody, MailAck};
+use wlnode_crypto::mail::{HandoverBody, HandoverOffer, MailAck, OfferBody};
 use wlnode_crypto::model::MessageId;
 
 use super::super::tests::{Fixture, ag, fixture, log};
 use super::super::*;
-use super::{DELAY_BOUND_MS, RangeMax};
+use super::{Cover, DELAY_BOUND_MS, EXCUSE_BEFORE_T2_MS, Pair, RangeMax};
 
 /// The sender, the relay, the addressee.
 const S: usize = 0;
@@ -450,6 +450,51 @@ fn range_max_matches_a_scan() {
     assert_eq!(RangeMax::new(&[]).max(0, 0), None);
 }
 
+/// The gap maxima of [`Cover`] give what a scan of every acceptance against every
+/// excusing event gives (the largest custody time of an acceptance in the range
+/// that no event covers), for ranges and event sets of every shape.
+#[test]
+fn cover_matches_a_scan() {
+    let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
+    let list: Vec<(u64, u64, String, [u8; 32])> = (0..60u64)
+        .map(|i| (i * 17 * MIN, (i * 7919) % 101, String::new(), [0; 32]))
+        .collect();
+    let pair = Pair {
+        tree: RangeMax::new(&list.iter().map(|a| a.1).collect::<Vec<_>>()),
+        list,
+    };
+    for seed in 0..12u64 {
+        let excuses: Vec<u64> = (0..seed)
+            .map(|k| ((k * 397 + seed * 131) % 1000) * MIN)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let cover = Cover::new(&excuses, &pair, skew);
+        for lo in (0..1030).step_by(23) {
+            for hi in (lo..1040).step_by(17) {
+                let (lo, hi) = (lo * MIN, hi * MIN);
+                let want = pair
+                    .list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.0 > lo && a.0 < hi)
+                    .filter(|(_, a)| {
+                        !excuses.iter().any(|e| {
+                            *e + EXCUSE_BEFORE_T2_MS >= a.0 && *e <= a.0 + DELAY_BOUND_MS + skew
+                        })
+                    })
+                    .map(|(i, a)| (a.1, i))
+                    .max();
+                assert_eq!(
+                    cover.uncovered_max(&pair, lo, hi).map(|m| m.0),
+                    want.map(|m| m.0),
+                    "{seed} {lo}..{hi}"
+                );
+            }
+        }
+    }
+}
+
 /// [`fixture`]'s three members, the relay running two nodes; with the second
 /// node's key.
 fn two_relay_nodes() -> (Fixture, wlnode_crypto::SecretKey) {
@@ -514,9 +559,9 @@ fn delayed_in(f: &Fixture, logs: &[ExportedLog]) -> Vec<Violation> {
 /// s36-delay: an agency may run several nodes, each holding its own mail. One node
 /// held the copy (and was slow to reach the addressee), another took and handed the
 /// newer mail: no node held both, nobody is named. The same trail in one node's
-/// log names the relay. With a single node, its custody ack in the upstream's log
-/// counts as well as its own `received`; for an agency of several nodes, only a
-/// node's own `received` says which node took the copy.
+/// log names the relay. Only a node's own `received` says which node took the
+/// copy: an ack of the relay's agency in the upstream's log may be from a node
+/// retired since (review s36-delay M2), even when the roster now lists one node.
 #[test]
 fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
     let (mut f, mut second) = two_relay_nodes();
@@ -541,37 +586,46 @@ fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
         delayed_in(&f, &[log(&f, R, &all, &[all.len() as u64])]).len(),
         1
     );
-    // The relay's custody only in the sender's log (its own `received` left out).
+    // Review s36-delay M2: the agency's ack in the sender's log at `tc` is from a
+    // node retired since (the roster now lists one); the node audited took the copy
+    // itself only at `tc + 100 min`, from another upstream, and handed it within
+    // 20 min. Before the fix the sender's ack was credited to it: named.
     let single = fixture();
     let custody = answer(&single, R, S, &held_id(), HELD, true, "ok", tc);
-    let newer = answer(&single, R, S, &newer_id(), NEWER, true, "ok", tc + 10 * MIN);
-    let sender = vec![
-        Event::new(
-            tc,
-            EventKind::Mail {
-                action: "handed".into(),
-                message_id: held_id(),
-                item: "message".into(),
-                from: ag(S),
-                to: ag(N),
-                kind: "consult_request".into(),
-                size: 1040,
-                peer: Some(ag(R)),
-                reason: None,
-                expires_at: Some(tc + 48 * 60 * MIN),
-                ack: Some(custody.to_hex()),
-            },
-        ),
-        mail("handed", &newer_id(), R, tc + 10 * MIN, Some(&newer), None),
-    ];
+    let sender = vec![Event::new(
+        tc,
+        EventKind::Mail {
+            action: "handed".into(),
+            message_id: held_id(),
+            item: "message".into(),
+            from: ag(S),
+            to: ag(N),
+            kind: "consult_request".into(),
+            size: 1040,
+            peer: Some(ag(R)),
+            reason: None,
+            expires_at: Some(tc + 48 * 60 * MIN),
+            ack: Some(custody.to_hex()),
+        },
+    )];
     let relay = vec![
         started(tc - 20 * MIN, true),
+        took(&single, &newer_id(), NEWER, tc + 10 * MIN),
         handed(&single, &newer_id(), NEWER, tc + 11 * MIN),
+        took(&single, &held_id(), HELD, tc + 100 * MIN),
         handed(&single, &held_id(), HELD, tc + 120 * MIN),
     ];
     let logs = [
         log(&single, S, &sender, &[sender.len() as u64]),
         log(&single, R, &relay, &[relay.len() as u64]),
+    ];
+    assert!(delayed_in(&single, &logs).is_empty());
+    // Its own `received` at `tc` (the same ack) is judged as before.
+    let mut own = relay.clone();
+    own.insert(1, took(&single, &held_id(), HELD, tc));
+    let logs = [
+        log(&single, S, &sender, &[sender.len() as u64]),
+        log(&single, R, &own, &[own.len() as u64]),
     ];
     assert_eq!(delayed_in(&single, &logs).len(), 1);
 }
@@ -594,6 +648,20 @@ fn a_relay_running_an_older_build_is_not_judged() {
         })
         .collect();
     assert!(delayed(&f, &older).is_empty());
+    // Review s36-delay M3: the copy not judged is counted in the relay's summary,
+    // an informational line, never a finding.
+    let rep = verify(
+        &f.roster,
+        &[log(&f, R, &older, &[older.len() as u64])],
+        &AuditorState::default(),
+        Options {
+            tolerance_ms: 0,
+            now_ms: None,
+            max_checkpoint_age_ms: MAX_CHECKPOINT_AGE_MS,
+        },
+    );
+    assert_eq!(rep.nodes[0].mail_delay_older_build, 1);
+    assert_eq!(rep.nodes[0].violations, 0, "{:?}", rep.violations);
     let unstarted: Vec<Event> = relay_log(&f, &[])
         .into_iter()
         .filter(|e| !matches!(e.kind, EventKind::NodeStarted { .. }))
@@ -613,4 +681,340 @@ fn a_relay_running_an_older_build_is_not_judged() {
         "0.1.0+mail-failures-2",
         crate::event::MAIL_FAILURES_LOGGED
     ));
+    // Review s36-delay L1: a package version with build metadata of its own.
+    let own_meta = crate::event::node_started_version("0.2.0+git.5");
+    assert_eq!(own_meta, "0.2.0+git.5.mail-failures");
+    for v in [own_meta.as_str(), "0.2.0+git+mail-failures"] {
+        assert!(
+            crate::event::version_has(v, crate::event::MAIL_FAILURES_LOGGED),
+            "{v}"
+        );
+    }
+    assert!(!crate::event::version_has(
+        "0.2.0-mail-failures",
+        crate::event::MAIL_FAILURES_LOGGED
+    ));
+}
+
+/// `by`'s signed offer of copy `digest` of `id` to the relay, as the relay's
+/// `offered` event at `at` (signed no earlier than [`t0`]: the roster's keys are
+/// valid from shortly before).
+fn offer(f: &Fixture, by: usize, id: &str, digest: [u8; 32], at: u64) -> Event {
+    let o = HandoverOffer::sign_body(
+        OfferBody {
+            message_id: MessageId::from_hex(id).unwrap(),
+            item: "message".into(),
+            item_digest: digest,
+            hops: 1,
+            from_hop: ag(by),
+            to_hop: ag(R),
+            at: Timestamp(at.max(t0())),
+            signer_key: f.agency_keys[by].public_key(),
+        },
+        &f.agency_keys[by],
+    );
+    let mut e = mail("offered", id, N, at, None, None);
+    if let EventKind::Mail { ack, .. } = &mut e.kind {
+        *ack = Some(o.to_hex());
+    }
+    e
+}
+
+/// Review s36-delay M1: the addressee got the copy elsewhere and offered it back to
+/// the relay; the relay's mailer answers `seen` and counts it as the addressee's
+/// until the next retry, with no failure to log. The addressee's valid signed
+/// offer of the copy in the relay's log clears the relay (its own signature: it
+/// can only clear), also one up to a day before the custody (a neighbour's offer
+/// of an item is audited once a day; the window takes a day and an hour), and so
+/// does an hour in which the relay audited as many offers by the addressee as the
+/// runtime does. Not an offer signed by someone else in the addressee's name, nor
+/// one older than a day and an hour.
+#[test]
+fn an_addressee_that_offers_the_copy_back_does_not_frame_the_relay() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    assert!(delayed(&f, &relay_log(&f, &[offer(&f, N, &id, HELD, tc + 5 * MIN)])).is_empty());
+    assert!(
+        delayed(
+            &f,
+            &relay_log(&f, &[offer(&f, N, &id, HELD, tc - 23 * 60 * MIN)])
+        )
+        .is_empty()
+    );
+    for extra in [
+        offer(&f, S, &id, HELD, tc + 5 * MIN),
+        offer(&f, N, &id, HELD, tc - 26 * 60 * MIN),
+    ] {
+        assert_eq!(delayed(&f, &relay_log(&f, &[extra])).len(), 1);
+    }
+    let burst = |n: u32| -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let other = format!("{:032x}", u128::from(i) + 1);
+                let mut d = [9; 32];
+                d[..4].copy_from_slice(&i.to_be_bytes());
+                offer(&f, N, &other, d, tc + 20 * MIN + u64::from(i) * 10)
+            })
+            .collect()
+    };
+    assert!(delayed(&f, &relay_log(&f, &burst(1024))).is_empty());
+    assert_eq!(delayed(&f, &relay_log(&f, &burst(1023))).len(), 1);
+}
+
+/// Review s36-delay L3 (M1's worst case): a hostile addressee signs its acceptance
+/// of the newer copy with its clock a skew behind, the held copy waits a full retry
+/// (5 min) after an offer back the relay logged a day before, its request takes the
+/// full 130 s and the addressee signs its acceptance a skew ahead: 17 min 10 s,
+/// plus 10 min of a busy relay's loop, is 27 min 10 s after the newer acceptance.
+/// Not named (the first bound, 20 min, named it); past the bound of 30 min, named.
+#[test]
+fn a_hostile_addressee_at_the_bound_does_not_frame_the_relay() {
+    let f = fixture();
+    let tc = t0();
+    let trail = |th: u64| {
+        vec![
+            started(tc - 20 * MIN, true),
+            took(&f, &held_id(), HELD, tc),
+            took(&f, &newer_id(), NEWER, tc + 40 * MIN),
+            handed(&f, &newer_id(), NEWER, tc + 45 * MIN),
+            handed(&f, &held_id(), HELD, th),
+        ]
+    };
+    let worst = tc + 45 * MIN + 27 * MIN + 10_000;
+    assert!(delayed(&f, &trail(worst)).is_empty());
+    assert_eq!(delayed(&f, &trail(tc + 45 * MIN + 31 * MIN)).len(), 1);
+}
+
+/// Review s36-delay M3: a restart explains only the delay before it. Held copies
+/// survive it and the first poll after it offers them again, so newer mail the
+/// addressee took after the restart (beyond the skew) still names the relay; a
+/// restart after the last newer acceptance clears it.
+#[test]
+fn a_restart_explains_only_the_delay_before_it() {
+    let f = fixture();
+    let tc = t0();
+    let third = "ef".repeat(16);
+    let after = [
+        started(tc + 30 * MIN, true),
+        took(&f, &third, [6; 32], tc + 40 * MIN),
+        handed(&f, &third, [6; 32], tc + 41 * MIN),
+    ];
+    assert_eq!(delayed(&f, &relay_log(&f, &after)).len(), 1);
+    let late = [
+        took(&f, &third, [6; 32], tc + 40 * MIN),
+        handed(&f, &third, [6; 32], tc + 41 * MIN),
+        started(tc + 60 * MIN, true),
+    ];
+    assert!(delayed(&f, &relay_log(&f, &late)).is_empty());
+    // A restart on an older build stops the judgement (counted, not named).
+    let downgraded = [
+        started(tc + 30 * MIN, false),
+        took(&f, &third, [6; 32], tc + 40 * MIN),
+        handed(&f, &third, [6; 32], tc + 41 * MIN),
+    ];
+    assert!(delayed(&f, &relay_log(&f, &downgraded)).is_empty());
+}
+
+/// Review s36-delay M3/M4: an excusing event explains only the poll near the newer
+/// acceptance it lies by (up to 1 h 15 min before it, the bound and the skew
+/// after): a relay that logged one failure of the held copy early and then kept it
+/// back for hours while its addressee took newer mail is named for the later newer
+/// mail. A failure near each newer acceptance clears it.
+#[test]
+fn excuses_count_only_near_the_newer_acceptance_they_explain() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let third = "ef".repeat(16);
+    let trail = |extra: &[Event]| {
+        let mut v = vec![
+            started(tc - 20 * MIN, true),
+            took(&f, &id, HELD, tc),
+            took(&f, &newer_id(), NEWER, tc + 10 * MIN),
+            handed(&f, &newer_id(), NEWER, tc + 11 * MIN),
+            took(&f, &third, [6; 32], tc + 150 * MIN),
+            handed(&f, &third, [6; 32], tc + 151 * MIN),
+            handed(&f, &id, HELD, tc + 200 * MIN),
+        ];
+        v.extend_from_slice(extra);
+        v.sort_by_key(|e| e.at);
+        v
+    };
+    let once = trail(&[failed(&id, N, "timeout", tc + 11 * MIN)]);
+    let found = delayed(&f, &once);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].evidence["newer"]["message_id"], third);
+    assert_eq!(found[0].evidence["excuse_before_ms"], EXCUSE_BEFORE_T2_MS);
+    let twice = trail(&[
+        failed(&id, N, "timeout", tc + 11 * MIN),
+        failed(
+            &id,
+            N,
+            "timeout",
+            tc + 151 * MIN - EXCUSE_BEFORE_T2_MS + MIN,
+        ),
+    ]);
+    assert!(delayed(&f, &twice).is_empty());
+    // One event after the later newer acceptance, within the bound: also cleared.
+    let after = trail(&[
+        failed(&id, N, "timeout", tc + 11 * MIN),
+        failed(&id, N, "stream", tc + 151 * MIN + DELAY_BOUND_MS),
+    ]);
+    assert!(delayed(&f, &after).is_empty());
+}
+
+/// Review s36-delay M3: `hand_refused` clears the relay only with the addressee's
+/// valid signed refusal of the copy; one the relay made up (signed by another key,
+/// or none) does not.
+#[test]
+fn only_a_signed_refusal_clears_the_relay() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let refused = |a: Option<&MailAck>| {
+        relay_log(
+            &f,
+            &[mail(
+                "hand_refused",
+                &id,
+                N,
+                tc + 11 * MIN,
+                a,
+                Some("quota"),
+            )],
+        )
+    };
+    let real = answer(&f, N, R, &id, HELD, false, "quota", tc + 11 * MIN);
+    assert!(delayed(&f, &refused(Some(&real))).is_empty());
+    let mut body = real.body().clone();
+    body.signer_key = f.agency_keys[R].public_key();
+    let forged = MailAck::sign_body(body, &f.agency_keys[R]);
+    assert_eq!(delayed(&f, &refused(Some(&forged))).len(), 1);
+    assert_eq!(delayed(&f, &refused(None)).len(), 1);
+}
+
+/// Review s36-delay M3: toward the runtime's caps count only distinct ids (it audits
+/// one item to one neighbour once an hour) to roster members (it hands mail to
+/// nothing else): 1,024 `hand_failed` of one id to the addressee, or 4,096 to a
+/// code no roster lists, fake no saturated hour.
+#[test]
+fn caps_count_distinct_ids_to_roster_members() {
+    let f = fixture();
+    let tc = t0();
+    let repeats: Vec<Event> = (0..1024u64)
+        .map(|i| failed(&newer_id(), N, "stream", tc + 20 * MIN + i * 10))
+        .collect();
+    assert_eq!(delayed(&f, &relay_log(&f, &repeats)).len(), 1);
+    let stranger: AgencyCode = "ZZ-NOBODY".parse().unwrap();
+    let strangers: Vec<Event> = (0..4096u64)
+        .map(|i| {
+            let mut e = failed(
+                &format!("{:032x}", i + 1),
+                S,
+                "stream",
+                tc + 20 * MIN + i * 10,
+            );
+            if let EventKind::Mail { peer, .. } = &mut e.kind {
+                *peer = Some(stranger.clone());
+            }
+            e
+        })
+        .collect();
+    assert_eq!(delayed(&f, &relay_log(&f, &strangers)).len(), 1);
+}
+
+/// Review s36-delay M4, the pair rule: the relay's only excuses for the held copy
+/// are `timeout`s of its addressee, in two separate hours, while the addressee's one
+/// audited log, covering the time, holds no offer of the copy by the relay and no
+/// restart. Honest both, the addressee took newer mail while leaving the copy's
+/// streams unanswered for over an hour (its failure); or the relay wrote false
+/// timeouts. The pair is named (`BB-CUSTOMS->CC-TRADE`), unproven, the relay's
+/// events marked as its own word; never the addressee alone. Not with one timeout,
+/// timeouts less than an hour apart, a `stream` failure among them, an offer of the
+/// copy or a restart in the addressee's log, or without the addressee's log.
+#[test]
+fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let two = [
+        failed(&id, N, "timeout", tc + 11 * MIN),
+        failed(&id, N, "timeout", tc + 80 * MIN),
+    ];
+    let addressee = |extra: &[Event]| {
+        let mut v = vec![
+            started(tc - 20 * MIN, true),
+            Event::new(tc + 130 * MIN, EventKind::NodeStopped),
+        ];
+        v.extend_from_slice(extra);
+        v.sort_by_key(|e| e.at);
+        log(&f, N, &v, &[v.len() as u64])
+    };
+    let audit = |relay: &[Event], n: Option<ExportedLog>| {
+        let r = relay_log(&f, relay);
+        let mut logs = vec![log(&f, R, &r, &[r.len() as u64])];
+        logs.extend(n);
+        delayed_in(&f, &logs)
+    };
+    let found = audit(&two, Some(addressee(&[])));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)));
+    assert!(!found[0].proven);
+    assert_eq!(found[0].evidence["relay_excuses_own_word"], true);
+    assert_eq!(
+        found[0].evidence["relay_timeouts_at"],
+        serde_json::json!([tc + 11 * MIN, tc + 80 * MIN])
+    );
+    // The relay alone, as before, when nothing covers the newer acceptance.
+    let alone = audit(&[], Some(addressee(&[])));
+    assert_eq!(alone[0].evidence["relay_excuses_own_word"], false);
+    assert_eq!(alone[0].node, ag(R).as_str());
+    // Not named at all in every other case.
+    let cases: Vec<(&str, Vec<Event>, Option<ExportedLog>)> = vec![
+        ("no addressee log", two.to_vec(), None),
+        ("one timeout", two[..1].to_vec(), Some(addressee(&[]))),
+        (
+            "under an hour apart",
+            vec![two[0].clone(), failed(&id, N, "timeout", tc + 40 * MIN)],
+            Some(addressee(&[])),
+        ),
+        (
+            "a stream failure",
+            vec![
+                two[0].clone(),
+                two[1].clone(),
+                failed(&id, N, "stream", tc + 100 * MIN),
+            ],
+            Some(addressee(&[])),
+        ),
+        (
+            "streams only",
+            vec![
+                failed(&id, N, "stream", tc + 11 * MIN),
+                failed(&id, N, "closed", tc + 80 * MIN),
+            ],
+            Some(addressee(&[])),
+        ),
+        (
+            "the addressee logged an offer",
+            two.to_vec(),
+            Some(addressee(&[mail(
+                "offered",
+                &id,
+                R,
+                tc + 30 * MIN,
+                None,
+                None,
+            )])),
+        ),
+        (
+            "the addressee restarted",
+            two.to_vec(),
+            Some(addressee(&[started(tc + 50 * MIN, true)])),
+        ),
+    ];
+    for (what, relay, n) in cases {
+        assert!(audit(&relay, n).is_empty(), "{what}");
+    }
 }
