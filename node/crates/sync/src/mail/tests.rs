@@ -1325,7 +1325,11 @@ fn neighbours_in_flight_in_turn_do_not_hold_back_the_addressee() {
         at += 60_000;
         step += 1;
         // One of the two ends its request (late) and reconnects; the other's is open.
-        let turn = if step.is_multiple_of(2) { "M1-X" } else { "M2-X" };
+        let turn = if step.is_multiple_of(2) {
+            "M1-X"
+        } else {
+            "M2-X"
+        };
         r.on_hand_failed(&code(turn), &key);
         *in_flight.get_mut(turn).unwrap() -= 1;
         r.on_connected(&code(turn));
