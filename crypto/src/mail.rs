@@ -888,6 +888,30 @@ pub const MAX_ACK_BYTES: usize = 1024;
 /// Longest reason code in a hand-over answer.
 pub const MAX_ACK_REASON_LEN: usize = 64;
 
+/// The reasons of an addressee's valid signed refusal of a relayed copy that are its
+/// final word on that copy: the one list both the relay's mailer (such a refusal is
+/// no miss of the addressee, so the copy is not handed to others) and the auditor
+/// (such a refusal covers the relay's links, `mail_not_relayed`) use, so they cannot
+/// drift apart (review s36-int H1). Each is given only after the addressee checked
+/// the item and the relay's signed offer, and none is the relay's doing: `replayed`
+/// is bound to the copy's digest (the addressee holds that id from the same sender
+/// with other content already, so relaying it elsewhere is pointless). Not
+/// `expired` nor `no_offer` (a relay that held the copy back or sent no offer
+/// provokes them), nor a failed verification or decoding: any other signed refusal
+/// from the addressee is a miss, and the relay hands the copy to its other
+/// neighbours after its misses.
+pub const ADDRESSEE_FINAL_REFUSALS: &[&str] = &[
+    "quota",
+    "sender_quota",
+    "id_in_use",
+    "too_many_hops",
+    "full",
+    "store",
+    "unopenable",
+    "legacy_body",
+    "replayed",
+];
+
 impl MailItem {
     /// Whether this is a message or a receipt (`message`, `receipt`).
     pub fn kind_str(&self) -> &'static str {

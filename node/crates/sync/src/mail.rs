@@ -170,7 +170,8 @@ pub enum Refusal {
     },
     /// We hold another item under this id (from another sender) for relaying.
     IdInUse,
-    /// The sender delivered as much into our inbox as it may for now.
+    /// The sender delivered as much into our inbox as it may for now, or we remember
+    /// as many ids of its relayed messages as we may (its share of `max_seen`).
     SenderQuota,
 }
 
@@ -904,8 +905,15 @@ impl Mailer {
             if self.seen.len() >= self.limits.max_seen {
                 return Intake::Refused(Refusal::Full);
             }
+            // The sender's share full is that sender's state, not the neighbour's
+            // quota: `SenderQuota`, which covers only this copy at the auditor
+            // (review s36-int M2: as `Quota` it covered the relay's links for all
+            // its messages); the relayed share full is our state: `Full`.
+            if !self.sender_has_room(&from) {
+                return Intake::Refused(Refusal::SenderQuota);
+            }
             if !self.seen_room(Some(&from), now.as_millis()) {
-                return Intake::Refused(Refusal::Quota);
+                return Intake::Refused(Refusal::Full);
             }
         }
         self.per_peer.insert(peer.clone(), (q.0 + 1, q.1 + bytes));
@@ -1147,14 +1155,20 @@ impl Mailer {
         self.hand_ended(peer, key, true);
     }
 
-    /// `peer` refused `key` with a valid signed refusal: tried, offered again after
-    /// the item's backoff, like [`Mailer::on_hand_failed`], but never a miss of the
-    /// addressee (review s36-m1 M2: the addressee said no, so handing the message
-    /// to others is pointless, and an honest online addressee's refusals must not
-    /// send mail it cannot open across the federation; the auditor counts its signed
-    /// refusal of the copy as the relay's cover).
-    pub fn on_hand_refused(&mut self, peer: &AgencyCode, key: &ItemKey) {
-        self.hand_ended(peer, key, false);
+    /// `peer` refused `key` with a valid signed refusal for `reason`: tried, offered
+    /// again after the item's backoff, like [`Mailer::on_hand_failed`]. A miss of the
+    /// addressee only when `reason` is not in
+    /// [`wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS`], the list of the
+    /// addressee's refusals the auditor counts as the relay's cover (review s36-m1
+    /// M2: the addressee said no, so handing the message to others is pointless, and
+    /// an honest online addressee's refusals must not send mail it cannot open
+    /// across the federation; review s36-int H1: a refusal the auditor does not count,
+    /// `expired`, `no_offer`..., left the relay offering the copy to the addressee
+    /// alone and named for it). Other neighbours' refusals are never misses.
+    pub fn on_hand_refused(&mut self, peer: &AgencyCode, key: &ItemKey, reason: &str) {
+        let miss = self.held.get(key).is_some_and(|h| peer == h.addressee())
+            && !wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS.contains(&reason);
+        self.hand_ended(peer, key, miss);
     }
 
     fn hand_ended(&mut self, peer: &AgencyCode, key: &ItemKey, miss: bool) {
@@ -1192,22 +1206,36 @@ impl Mailer {
     /// again: it keeps it until the addressee took it, its receipt passed by, or it
     /// expired, and one that restarted is offered it again when it reconnects
     /// ([`Mailer::on_connected`]) (review of issue 21, finding 11: items were offered
-    /// to every neighbour at every retry, for their whole life).
+    /// to every neighbour at every retry, for their whole life). The addressee's retry
+    /// runs even while other neighbours' hand-overs of the item are in flight (review
+    /// s36-int M1); the others are offered again once none is in flight.
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
             h.note_slow_addressee(now.as_millis(), limits.addressee_answer_ms);
-            if h.in_flight.is_empty() && h.next_try <= now.as_millis() {
-                h.failed.clear();
-                let addressee = h.addressee().clone();
-                h.handed.remove(&addressee);
-                h.attempts = h.attempts.saturating_add(1);
-                let delay = limits
-                    .retry_min_ms
-                    .saturating_mul(1u64 << h.attempts.min(20))
-                    .min(limits.retry_max_ms);
-                h.next_try = now.as_millis().saturating_add(delay);
+            if h.next_try > now.as_millis() {
+                continue;
             }
+            let addressee = h.addressee().clone();
+            if h.in_flight.is_empty() {
+                h.failed.clear();
+            } else if !h.in_flight.contains(&addressee) {
+                // Other neighbours' hand-overs in flight do not hold back the
+                // addressee's own retry (review s36-int M1: neighbours that kept
+                // streams of the copy open in turn kept it from the addressee for
+                // ever); they are offered again once none is in flight. At most one
+                // hand-over per neighbour is in flight still.
+                h.failed.remove(&addressee);
+            } else {
+                continue;
+            }
+            h.handed.remove(&addressee);
+            h.attempts = h.attempts.saturating_add(1);
+            let delay = limits
+                .retry_min_ms
+                .saturating_mul(1u64 << h.attempts.min(20))
+                .min(limits.retry_max_ms);
+            h.next_try = now.as_millis().saturating_add(delay);
         }
     }
 }

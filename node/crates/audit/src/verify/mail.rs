@@ -18,24 +18,36 @@ pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
 pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
 
 /// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
-/// state: `full` (`Refusal::Full`: it holds as much as it may), `store` (its writer
-/// failed) and `quota` (`Refusal::Quota`: the relay's own per-neighbour share there
-/// is used up). And `too_many_hops`, only for a copy the neighbour signs it was
-/// handed one hop past the count the relay signed it took it at: the relay did not
-/// add hops, the copy was at the limit when it came (review s31-fixes X1; a
-/// `/wlnode/mail/3` answer signs no count and does not excuse). And `id_in_use`
-/// (`Refusal::IdInUse`) of the very copy: the neighbour holds another item under
-/// the id, which any member that learnt the id can put there (the addressee always
-/// learns it: review s36-m1 H1). The relay can bring about `quota` and `id_in_use`
-/// itself (its own messages relayed via the neighbour, its own message under the
-/// id handed first): counting them only ever clears the relay, never names anyone,
-/// as a colluding neighbour's `full` always could (review s36-m1 H1). The other
-/// reasons excuse only from the copy's addressee ([`addressee_refusal`]); from
-/// another neighbour the handing node can provoke them (review s31-mail H1):
-/// `expired` and the verification failures (a crafted copy under the same id),
-/// `legacy_body` (its own message under the id), `sender_quota` (filled with its
-/// own messages); `forbidden` names no message.
-const EXCUSING_REFUSALS: &[&str] = &["full", "store", "quota", TOO_MANY_HOPS, ID_IN_USE];
+/// state: `full` (`Refusal::Full`: it holds as much as it may, or as many relayed
+/// ids), `store` (its writer failed) and `quota` (`Refusal::Quota`: the relay's own
+/// per-neighbour share of held items there is used up). And `too_many_hops`, only
+/// for a copy the neighbour signs it was handed one hop past the count the relay
+/// signed it took it at: the relay did not add hops, the copy was at the limit when
+/// it came (review s31-fixes X1; a `/wlnode/mail/3` answer signs no count and does
+/// not excuse). And `id_in_use` (`Refusal::IdInUse`) of the very copy: the
+/// neighbour holds another item under the id, which any member that learnt the id
+/// can put there (the addressee always learns it: review s36-m1 H1), unless the
+/// relay's own log shows it sent a message of its own under that id (it provoked
+/// it: review s36-int M2). And `sender_quota` (`Refusal::SenderQuota`) of the very
+/// copy: the neighbour remembers as many ids of the copy's sender as it may (the
+/// sender's state there, so only that copy, that neighbour: review s36-int M2).
+/// The relay can still bring about `quota` itself (its own messages relayed via the
+/// neighbour to an away member fill its share there) and `id_in_use` with a
+/// colluding member's message under the id: counting them only ever clears the
+/// relay, never names anyone, as a colluding neighbour's `full` always could
+/// (review s36-m1 H1; the cost is written in ARCHITECTURE.md). The other reasons
+/// excuse only from the copy's addressee ([`addressee_refusal`]); from another
+/// neighbour the handing node can provoke them (review s31-mail H1): `expired` and
+/// the verification failures (a crafted copy under the same id), `legacy_body` (its
+/// own message under the id); `forbidden` names no message.
+const EXCUSING_REFUSALS: &[&str] = &[
+    "full",
+    "store",
+    "quota",
+    TOO_MANY_HOPS,
+    ID_IN_USE,
+    SENDER_QUOTA,
+];
 
 /// The refusal reasons that speak of the neighbour's state, not of the copy: each
 /// covers every link moment with that neighbour within the window, whatever message
@@ -45,17 +57,27 @@ const GLOBAL_REFUSALS: &[&str] = &["full", "store", "quota"];
 /// The refusal of a copy because the neighbour holds another item under its id.
 const ID_IN_USE: &str = "id_in_use";
 
+/// The refusal of a copy because the neighbour remembers as many ids of the copy's
+/// sender as it may (`Refusal::SenderQuota`): the sender's state there, not the
+/// relay's, so it covers that neighbour's links for that copy only, like
+/// [`ID_IN_USE`] (review s36-int M2).
+const SENDER_QUOTA: &str = "sender_quota";
+
 /// Whether a valid signed refusal of a copy is its addressee's own final word on it
 /// (review s36-m1 M2): the refuser signs that it is the copy's addressee
 /// (`/wlnode/mail/5`), and it refused for a reason it gives only after it checked the
-/// item and the relay's signed offer ([`AFTER_OFFER_CHECK`]: not `no_offer` nor a
-/// failed verification, which a relay's bad offer or clock provokes, and not
-/// `expired`, which a relay that held the copy back provokes). The relay hands such
-/// a copy to no one else (the destination said no), and the refusal covers it.
+/// item and the relay's signed offer
+/// ([`wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS`], the list the relay's runtime
+/// uses too: not `no_offer` nor a failed verification, which a relay's bad offer or
+/// clock provokes, and not `expired`, which a relay that held the copy back
+/// provokes; `replayed` of the very copy is: review s36-int H1). The relay hands
+/// such a copy to no one else (the destination said no), and the refusal covers it;
+/// any other refusal of the addressee is a miss, after which the relay hands the
+/// copy to its other neighbours.
 fn addressee_refusal(a: &wlnode_crypto::mail::MailAck, refuser: &AgencyCode) -> bool {
     !a.accepted
         && a.body().addressee.as_ref() == Some(refuser)
-        && AFTER_OFFER_CHECK.contains(&a.reason.as_str())
+        && wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS.contains(&a.reason.as_str())
 }
 
 /// The refusal of a copy over a neighbour's hop limit (`Refusal::TooManyHops`).
@@ -233,9 +255,10 @@ fn revoked_answer(
 ///   with the neighbour's signed `MailAck`, within [`REFUSAL_EVIDENCE_WINDOW_MS`]) from
 ///   that neighbour or from the message's addressee (to which alone a relay offers a
 ///   message while it is reachable, for its first misses: s36): its neighbours
-///   refused it, it did not sit on it; a neighbour's `id_in_use` of the copy covers
+///   refused it, it did not sit on it; a neighbour's `id_in_use` (not under an id
+///   the node sent a message of its own under) or `sender_quota` of the copy covers
 ///   that neighbour's links, the addressee's own refusal of the copy
-///   ([`addressee_refusal`]) every link (review s36-m1 H1, M2).
+///   ([`addressee_refusal`]) every link (review s36-m1 H1, M2; s36-int H1, M2).
 ///   A refusal whose signature, key or fields do not verify, whose reason the
 ///   relay could provoke itself ([`EXCUSING_REFUSALS`] lists the others), or that
 ///   names another copy than the one the relay took (its `item_digest` differs from
@@ -293,11 +316,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     let mut revoked_hand_overs: BTreeMap<Key, Vec<RevokedCopy>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
+    // (node, message id) of the node's own messages (`sent`): a neighbour's
+    // `id_in_use` of a copy under such an id is the node's own doing, no cover
+    // (review s36-int M2).
+    let mut sent_own: std::collections::HashSet<(AgencyCode, String)> = Default::default();
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
     // copy, its signed hop count, reason) of valid signed refusals.
     type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
     // Only those of the copy: `too_many_hops` (a property of the copy), `id_in_use`,
-    // and the addressee's own refusals ([`addressee_refusal`]).
+    // `sender_quota`, and the addressee's own refusals ([`addressee_refusal`]).
     let mut refusals: BTreeMap<Key, Vec<Refused>> = BTreeMap::new();
     // (node, neighbour) -> signed times of the neighbour's valid signed `full`,
     // `store` and `quota` refusals of the node's hand-overs, whatever message they name: the
@@ -564,6 +591,9 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             let key = (me.clone(), sender.clone(), message_id.clone());
             if item != "message" {
                 continue;
+            }
+            if action == "sent" && sender == me {
+                sent_own.insert((me.clone(), message_id.clone()));
             }
             if action == "hand_failed" {
                 if let Some(p) = peer.as_ref().filter(|p| *p == to && *p != me)
@@ -1361,7 +1391,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // Signed refusals of the very copy it took (same digest; none when that
         // digest is unknown) made while it lived: `too_many_hops` at the count it
         // took the copy at plus one, `id_in_use` (covers that neighbour's links),
-        // the addressee's own (cover every link: review s36-m1 M2).
+        // the addressee's own (cover every link: review s36-m1 M2), a neighbour's
+        // `sender_quota` (covers that neighbour's links: review s36-int M2). Not an
+        // `id_in_use` when the node sent a message of its own under the id (it
+        // provoked it: review s36-int M2).
+        let own_id = sent_own.contains(&(node.clone(), id.clone()));
         let of_key: Vec<&Refused> = match &copy_key {
             Some(ck) => refusals_by_copy.get(ck).cloned().unwrap_or_default(),
             None => refusals.get(&key).into_iter().flatten().collect(),
@@ -1372,6 +1406,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 digest.is_some()
                     && *d == digest
                     && (reason != TOO_MANY_HOPS || (onward_hops.is_some() && *hops == onward_hops))
+                    && (reason != ID_IN_USE || !own_id)
                     && r.saturating_add(skew) >= *at
                     && *r <= expires.saturating_add(skew)
             })

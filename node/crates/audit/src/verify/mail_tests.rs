@@ -3342,9 +3342,115 @@ fn the_addressees_signed_refusal_of_the_copy_covers_the_relay() {
     };
     assert_eq!(named(D, "unopenable", TAKEN, true), Vec::<String>::new());
     assert_eq!(named(D, "sender_quota", TAKEN, true), Vec::<String>::new());
+    // Review s36-int H1: the addressee's `replayed` of the copy (it holds that id
+    // from the sender with another body) is its final word on the copy too; the
+    // relay's mailer hands it to no one else after it, so it covers. From another
+    // neighbour it covers nothing.
+    assert_eq!(named(D, "replayed", TAKEN, true), Vec::<String>::new());
+    assert_eq!(named(D, "replayed", [9; 32], true).len(), 1);
+    assert_eq!(named(N, "replayed", TAKEN, false).len(), 1);
     assert_eq!(named(D, "unopenable", [9; 32], true).len(), 1);
     assert_eq!(named(D, "unopenable", TAKEN, false).len(), 1);
     assert_eq!(named(D, "expired", TAKEN, true).len(), 1);
     assert_eq!(named(D, "no_offer", TAKEN, true).len(), 1);
     assert_eq!(named(N, "unopenable", TAKEN, false).len(), 1);
+}
+
+/// Review s36-int M2: a neighbour's signed `sender_quota` of the copy (it remembers
+/// as many ids of the copy's sender as it may) covers that neighbour's links for that
+/// copy only, like `id_in_use`; before the fix it covered nothing (and the mailer
+/// answered `quota`, a cover of every message). And a neighbour's `id_in_use` does
+/// not cover when the relay's own log shows it sent a message of its own under that
+/// id: it provoked the refusal (before the fix it covered).
+#[test]
+fn sender_quota_covers_the_copy_and_a_self_provoked_id_in_use_does_not() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 3_600_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let received = mail("received", S, D, S, t, exp, Some(&custody));
+    let addressee = log(&f, D, std::slice::from_ref(&stopped));
+    let refused_at = t + 10 * 60_000;
+    let neighbour = log(
+        &f,
+        N,
+        &[offered(&f, R, N, &id(), TAKEN, refused_at), stopped.clone()],
+    );
+    let named = |relay: &[Event], more: &[ExportedLog]| -> Vec<String> {
+        let mut logs = vec![sender.clone(), log(&f, R, relay), neighbour.clone()];
+        logs.push(addressee.clone());
+        logs.extend_from_slice(more);
+        naming(&audit(&f, &logs), "mail_not_relayed", NAMES[R])
+    };
+    // N refused the copy `sender_quota`: covered.
+    let sender_full = answer(&f, N, R, false, "sender_quota", refused_at, TAKEN);
+    let relay = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, refused_at, exp, Some(&sender_full)),
+        stopped.clone(),
+    ];
+    assert_eq!(named(&relay, &[]), Vec::<String>::new());
+    // Only N's links: a link to E names the relay.
+    let relay_e = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        own_hand_over(&f, E, t + 60_000),
+        mail("hand_refused", S, D, N, refused_at, exp, Some(&sender_full)),
+        stopped.clone(),
+    ];
+    let e_log = log(&f, E, std::slice::from_ref(&stopped));
+    assert_eq!(named(&relay_e, &[e_log]).len(), 1);
+    // Only that copy: a `sender_quota` of another message covers nothing.
+    let other = "cd".repeat(16);
+    let of_other = resigned(
+        &f,
+        N,
+        &answer(&f, N, R, false, "sender_quota", refused_at, [5; 32]),
+        E,
+        Some(&other),
+    );
+    let mut refused_other = mail("hand_refused", S, E, N, refused_at, exp, Some(&of_other));
+    if let EventKind::Mail { message_id, .. } = &mut refused_other.kind {
+        *message_id = other.clone();
+    }
+    let relay = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        refused_other,
+        stopped.clone(),
+    ];
+    assert_eq!(named(&relay, &[]).len(), 1);
+    // N refused the copy `id_in_use`: covered, unless the relay sent a message of
+    // its own under the id.
+    let in_use = answer(&f, N, R, false, "id_in_use", refused_at, TAKEN);
+    let mut own_sent = mail("sent", R, E, R, t + 30_000, exp, None);
+    if let EventKind::Mail { peer, .. } = &mut own_sent.kind {
+        *peer = None;
+    }
+    let relay = [
+        received.clone(),
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, refused_at, exp, Some(&in_use)),
+        stopped.clone(),
+    ];
+    assert_eq!(named(&relay, &[]), Vec::<String>::new());
+    let relay = [
+        received,
+        own_sent,
+        own_hand_over(&f, N, t + 60_000),
+        mail("hand_refused", S, D, N, refused_at, exp, Some(&in_use)),
+        stopped,
+    ];
+    assert_eq!(named(&relay, &[]).len(), 1);
 }

@@ -1398,13 +1398,15 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
     // (A `full` refusal naming another copy now counts: `full` is the neighbour's
     // global state, review s31-fixes X3. So do `id_in_use` of the right copy and
     // `quota` since review s36-m1 H1: any member can provoke them to frame the
-    // relay, and they only ever clear it, as a colluding neighbour's `full` could.)
+    // relay, and they only ever clear it, as a colluding neighbour's `full` could.
+    // And `sender_quota` of the right copy since review s36-int M2: the sender's
+    // share of ids at the neighbour, not the relay's doing.)
     for (reason, digest) in [
         ("expired", [8; 32]),
         ("expired", [7; 32]),
         ("legacy_body", [7; 32]),
         ("id_in_use", [8; 32]),
-        ("sender_quota", [7; 32]),
+        ("sender_quota", [8; 32]),
     ] {
         let other: Vec<Event> = events
             .iter()
@@ -1425,7 +1427,7 @@ fn a_relay_whose_neighbour_refused_everything_is_not_blamed_when_it_logged_the_s
             "{reason} {digest:?}: {k:?}"
         );
     }
-    for reason in ["id_in_use", "quota"] {
+    for reason in ["id_in_use", "quota", "sender_quota"] {
         let covered: Vec<Event> = events
             .iter()
             .map(|e| match &e.kind {

@@ -1218,8 +1218,11 @@ impl Service {
             }
             AckVerdict::Refused(ack) => {
                 tracing::debug!(%agency, reason = %ack.reason, "mail hand-over refused");
-                // A signed answer: never a miss of the addressee (review s36-m1 M2).
-                self.mail.mailer.on_hand_refused(&agency, &key);
+                // A signed answer: a miss of the addressee only for a reason that
+                // is not its final word on the copy, the auditor's own list
+                // ([`wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS`], review s36-int
+                // H1; the mailer decides).
+                self.mail.mailer.on_hand_refused(&agency, &key, &ack.reason);
                 self.metrics.mail("hand_refused");
                 // Only relayed messages need the evidence (the auditor's
                 // `mail_not_relayed` looks at nothing else): our own messages and

@@ -56,13 +56,12 @@ fn deliver(
         let item = MailItem::decode(&s.frame).unwrap();
         let target = nodes.get_mut(s.to.as_str()).unwrap();
         let intake = target.on_item(&code(from_code), item, now);
-        let ok = !matches!(intake, Intake::Refused(_));
         let sender = nodes.get_mut(from_code).unwrap();
-        if ok {
-            sender.on_handed(&s.to, &s.key);
-        } else {
+        if let Intake::Refused(r) = &intake {
             // A refusal is a signed answer.
-            sender.on_hand_refused(&s.to, &s.key);
+            sender.on_hand_refused(&s.to, &s.key, r.code());
+        } else {
+            sender.on_handed(&s.to, &s.key);
         }
         out.push((s.to.to_string(), intake));
     }
@@ -1121,7 +1120,7 @@ fn a_signed_refusal_by_the_addressee_is_no_miss() {
         at += 10 * 60 * 1000;
         let sends = retry_poll(&mut r, &connected, t(at));
         assert_eq!(targets(&sends), ["AA-X"], "round {round}");
-        r.on_hand_refused(&code("AA-X"), &key);
+        r.on_hand_refused(&code("AA-X"), &key, "unopenable");
         assert!(r.poll(&connected, t(at)).0.is_empty(), "round {round}");
     }
     // Silence from then on: passed after `bound` misses, as before.
@@ -1187,11 +1186,207 @@ fn an_addressee_that_never_answers_is_passed_within_a_minute() {
     // the addressee only at the next retry).
     r.on_hand_failed(&code("AA-X"), &key);
     r.on_hand_failed(&code("AA-X"), &key);
-    r.on_hand_refused(&code("NN-X"), &key);
+    r.on_hand_refused(&code("NN-X"), &key, "full");
     assert!(r.poll(&connected, t(at)).0.is_empty());
     let later = at + 10 * 60 * 1000;
     assert_eq!(
         targets(&retry_poll(&mut r, &connected, t(later))),
         ["AA-X", "NN-X"]
+    );
+}
+
+/// Review s36-int H1: only the addressee's signed refusals the auditor counts as the
+/// relay's cover (`ADDRESSEE_FINAL_REFUSALS`, `replayed` among them) are no miss.
+/// Its `expired`, `no_offer` or failed verification, which the auditor does not
+/// count, are misses: the relay passes the addressee after them and offers its other
+/// neighbours (before the fix every signed refusal kept the copy on the addressee
+/// alone, and the relay was named). Another neighbour's refusal is never a miss.
+#[test]
+fn only_the_addressee_refusals_the_auditor_counts_are_no_miss() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let connected = set(&["SS-X", "NN-X", "AA-X"]);
+    let bound = MailLimits::default().addressee_misses;
+    for reason in ["expired", "no_offer", "bad_signature"] {
+        let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+        let env = long_lived(1, "SS-X", "AA-X", &s_key);
+        let key = (ItemKind::Message, env.header().id);
+        assert_eq!(
+            r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+            Intake::Relay
+        );
+        let mut at = 0;
+        for miss in 0..bound {
+            at += 10 * 60 * 1000;
+            let sends = retry_poll(&mut r, &connected, t(at));
+            assert_eq!(targets(&sends), ["AA-X"], "{reason} miss {miss}");
+            r.on_hand_refused(&code("AA-X"), &key, reason);
+        }
+        assert_eq!(targets(&r.poll(&connected, t(at)).0), ["NN-X"], "{reason}");
+    }
+    for reason in wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS {
+        let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+        let env = long_lived(1, "SS-X", "AA-X", &s_key);
+        let key = (ItemKind::Message, env.header().id);
+        assert_eq!(
+            r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+            Intake::Relay
+        );
+        let mut at = 0;
+        for round in 0..2 * bound {
+            at += 10 * 60 * 1000;
+            let sends = retry_poll(&mut r, &connected, t(at));
+            assert_eq!(targets(&sends), ["AA-X"], "{reason} round {round}");
+            r.on_hand_refused(&code("AA-X"), &key, reason);
+            assert!(r.poll(&connected, t(at)).0.is_empty(), "{reason} {round}");
+        }
+    }
+    assert!(wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS.contains(&"replayed"));
+}
+
+/// The addressee's own `replayed` refusal: a sender that sent another body under the
+/// id straight to the addressee first. The addressee's mailer refuses the relayed
+/// copy `replayed`, and the relay takes that as its final word (no miss), so it does
+/// not spray the replay to its other neighbours (review s36-int H1, scenario 1).
+#[test]
+fn the_addressee_replayed_refusal_keeps_the_copy_off_other_neighbours() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let a_key = SecretKey::from_seed(&[2; 32]);
+    let mut n = nodes(&["RR-X", "AA-X", "NN-X"]);
+    let first = long_lived(1, "SS-X", "AA-X", &s_key);
+    let second = long_lived(1, "SS-X", "AA-X", &s_key);
+    assert_ne!(header_digest(&first), header_digest(&second));
+    let a = n.get_mut("AA-X").unwrap();
+    let Intake::Deliver(got) = a.on_item(&code("SS-X"), MailItem::Envelope(first), t(0)) else {
+        panic!("not delivered")
+    };
+    let receipt = Receipt::sign(got.header(), &a_key, t(0));
+    a.on_delivered(&got, receipt, t(0));
+    assert_eq!(
+        n.get_mut("RR-X")
+            .unwrap()
+            .on_item(&code("SS-X"), MailItem::Envelope(second), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "NN-X", "AA-X"]);
+    let bound = MailLimits::default().addressee_misses;
+    let mut at = 0;
+    for round in 0..2 * bound {
+        at += 10 * 60 * 1000;
+        let sends = retry_poll(n.get_mut("RR-X").unwrap(), &connected, t(at));
+        assert_eq!(targets(&sends), ["AA-X"], "round {round}");
+        let got = deliver("RR-X", sends, &mut n, t(at));
+        assert!(
+            matches!(got[0].1, Intake::Refused(Refusal::Replayed { .. })),
+            "{got:?}"
+        );
+        assert!(
+            n.get_mut("RR-X")
+                .unwrap()
+                .poll(&connected, t(at))
+                .0
+                .is_empty(),
+            "round {round}"
+        );
+    }
+}
+
+/// Review s36-int M1: after the relay passed the addressee, two other neighbours
+/// keep the copy's hand-overs in flight in turn (each request fails late, the
+/// neighbour reconnects and is sent the copy again while the other's request is
+/// open). The addressee's retry used to wait for no hand-over to be in flight, so
+/// it was never offered the copy again; now it is offered it within `retry_max_ms`
+/// of being passed, and again at each later retry, and no neighbour has two
+/// hand-overs of the copy in flight.
+#[test]
+fn neighbours_in_flight_in_turn_do_not_hold_back_the_addressee() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let limits = MailLimits::default();
+    let mut r = Mailer::new(code("RR-X"), limits);
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "M1-X", "M2-X", "AA-X"]);
+    let mut at = 0;
+    for _ in 0..limits.addressee_misses {
+        at += 10 * 60 * 1000;
+        assert_eq!(targets(&retry_poll(&mut r, &connected, t(at))), ["AA-X"]);
+        r.on_hand_failed(&code("AA-X"), &key);
+    }
+    assert_eq!(targets(&r.poll(&connected, t(at)).0), ["M1-X", "M2-X"]);
+    let passed = at;
+    let mut to_addressee = Vec::new();
+    let mut step = 0u64;
+    let mut in_flight: BTreeMap<String, u32> =
+        BTreeMap::from([("M1-X".into(), 1), ("M2-X".into(), 1)]);
+    while at < passed + 3 * limits.retry_max_ms {
+        at += 60_000;
+        step += 1;
+        // One of the two ends its request (late) and reconnects; the other's is open.
+        let turn = if step.is_multiple_of(2) {
+            "M1-X"
+        } else {
+            "M2-X"
+        };
+        r.on_hand_failed(&code(turn), &key);
+        *in_flight.get_mut(turn).unwrap() -= 1;
+        r.on_connected(&code(turn));
+        for s in retry_poll(&mut r, &connected, t(at)) {
+            match s.to.as_str() {
+                "AA-X" => {
+                    to_addressee.push(at);
+                    // The addressee does not answer in time either.
+                    r.on_hand_failed(&code("AA-X"), &key);
+                }
+                other => {
+                    let n = in_flight.get_mut(other).unwrap();
+                    *n += 1;
+                    assert_eq!(*n, 1, "{other} twice in flight");
+                }
+            }
+        }
+    }
+    assert!(
+        to_addressee
+            .first()
+            .is_some_and(|t| *t <= passed + limits.retry_max_ms + 60_000),
+        "{to_addressee:?}"
+    );
+    assert!(to_addressee.len() >= 3, "{to_addressee:?}");
+}
+
+/// Review s36-int M2: a relayed message whose sender's share of remembered ids is
+/// full is refused `SenderQuota` (that sender's state here), not `Quota` (which the
+/// auditor counts as the relay's per-neighbour share, a cover for all its messages:
+/// a sender filling its own share earned its relay a global cover). Other senders'
+/// messages are still taken from the same neighbour.
+#[test]
+fn a_relayed_message_past_its_senders_share_is_refused_sender_quota() {
+    let m_key = SecretKey::from_seed(&[7; 32]);
+    let h_key = SecretKey::from_seed(&[8; 32]);
+    let limits = MailLimits {
+        max_seen: 64,
+        per_sender_seen: 2,
+        ..MailLimits::default()
+    };
+    let mut n = Mailer::new(code("NN-X"), limits);
+    let relay = code("RR-X");
+    let mut refused = Vec::new();
+    for i in 0..4u8 {
+        let env = envelope(i, "MM-X", "AA-X", b"x", &m_key);
+        match n.on_item(&relay, MailItem::Envelope(env), t(0)) {
+            Intake::Relay => {}
+            Intake::Refused(r) => refused.push(r),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(refused, [Refusal::SenderQuota, Refusal::SenderQuota]);
+    assert_eq!(Refusal::SenderQuota.code(), "sender_quota");
+    let other = envelope(9, "HH-X", "AA-X", b"x", &h_key);
+    assert_eq!(
+        n.on_item(&relay, MailItem::Envelope(other), t(0)),
+        Intake::Relay
     );
 }
