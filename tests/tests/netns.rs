@@ -261,8 +261,34 @@ fn three_namespaced_nodes_converge_after_a_partition() {
     fed.wait(CONVERGE, "node 2 to get node 1's entry", || {
         fed.has(2, &left)
     });
-    // Longer than an anti-entropy round (5 s): the cut holds.
-    std::thread::sleep(Duration::from_secs(8));
+    // The cut holds: nodes 1 and 2 complete two more sync rounds with their peers
+    // (a change in node 2's `last_sync` of its peers, each a finished batch or
+    // reconciliation; node 3 cannot finish one across the cut), in which a leak would
+    // have reached node 3, and node 3 still lacks the entry (was a fixed 8 s sleep,
+    // "longer than an anti-entropy round": s36).
+    let rounds = || -> Vec<serde_json::Value> {
+        fed.cli_json(2, &["status"])["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["last_sync"].clone())
+            .collect()
+    };
+    let mut seen = rounds();
+    for round in 1..=2 {
+        fed.wait(
+            CONVERGE,
+            &format!("sync round {round} of node 2 after the cut"),
+            || {
+                let now = rounds();
+                let changed = now != seen;
+                if changed {
+                    seen = now;
+                }
+                changed
+            },
+        );
+    }
     assert!(!fed.has(3, &left), "node 3 got an entry through the cut");
     assert!(!fed.has(1, &right) && !fed.has(2, &right));
 
