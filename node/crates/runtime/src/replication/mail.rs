@@ -163,7 +163,9 @@ impl HandFailures {
 /// hour. They are the relay's unsigned word: an auditor notes those to the
 /// addressee for `timeout`/`unsupported` in a finding without changing who is named
 /// (review s35-mail H2), and takes any of them only to clear the relay of
-/// `mail_relay_delayed` (s36-delay), never to name anyone.
+/// `mail_relay_delayed` (s36-delay); only `timeout`/`unsupported` in two hours or
+/// more, with nothing in the neighbour's own log to explain them, turn that finding
+/// into the unproven pair with the neighbour, never the neighbour alone.
 pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The most `hand_failed` events audited per neighbour per hour: a neighbour that
@@ -1294,7 +1296,8 @@ impl Service {
     /// any neighbour is audited (`hand_failed`, metadata only, the failure in
     /// `reason`: [`request_failure_reason`]), within the caps of [`HandFailures`]
     /// (review s34-mail M1, s35-mail M1, M2, L4; s36-delay): an auditor takes these
-    /// as the relay's word, to clear it, never to name anyone.
+    /// as the relay's word, to clear it (see [`HAND_FAILED_LOG_EVERY`] for the one
+    /// pair finding they can help make), never to name the neighbour alone.
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
         let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
             return;
