@@ -893,7 +893,10 @@ pub const MAX_ACK_REASON_LEN: usize = 64;
 /// no miss of the addressee, so the copy is not handed to others) and the auditor
 /// (such a refusal covers the relay's links, `mail_not_relayed`) use, so they cannot
 /// drift apart (review s36-int H1). Each is given only after the addressee checked
-/// the item and the relay's signed offer, and none is the relay's doing: `replayed`
+/// the item and the relay's signed offer (an honest addressee never signs `quota`,
+/// `id_in_use` or `too_many_hops` for mail addressed to itself, so those come only
+/// from a hostile one, which can then keep the copy to itself, but they cover the
+/// relay: review of s36-fix L2), and none is the relay's doing: `replayed`
 /// is bound to the copy's digest (the addressee holds that id from the same sender
 /// with other content already, so relaying it elsewhere is pointless). Not
 /// `expired` nor `no_offer` (a relay that held the copy back or sent no offer

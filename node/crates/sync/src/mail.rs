@@ -1206,9 +1206,9 @@ impl Mailer {
     /// again: it keeps it until the addressee took it, its receipt passed by, or it
     /// expired, and one that restarted is offered it again when it reconnects
     /// ([`Mailer::on_connected`]) (review of issue 21, finding 11: items were offered
-    /// to every neighbour at every retry, for their whole life). The addressee's retry
-    /// runs even while other neighbours' hand-overs of the item are in flight (review
-    /// s36-int M1); the others are offered again once none is in flight.
+    /// to every neighbour at every retry, for their whole life). Retries run even while
+    /// other hand-overs of the item are in flight (review s36-int M1, review of
+    /// s36-fix M2), each neighbour's own in-flight hand-over excepted.
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
@@ -1217,19 +1217,20 @@ impl Mailer {
                 continue;
             }
             let addressee = h.addressee().clone();
-            if h.in_flight.is_empty() {
-                h.failed.clear();
-            } else if !h.in_flight.contains(&addressee) {
-                // Other neighbours' hand-overs in flight do not hold back the
-                // addressee's own retry (review s36-int M1: neighbours that kept
-                // streams of the copy open in turn kept it from the addressee for
-                // ever); they are offered again once none is in flight. At most one
-                // hand-over per neighbour is in flight still.
-                h.failed.remove(&addressee);
-            } else {
+            // Every neighbour that refused or failed is offered it again, whatever
+            // is still in flight: [`Mailer::poll`] never offers a neighbour whose
+            // hand-over is in flight, so at most one per neighbour is (review
+            // s36-int M1 and of s36-fix M2: neighbours keeping streams of the copy
+            // open kept it from the addressee, then one kept it from the others).
+            let addressee_busy = h.in_flight.contains(&addressee);
+            if addressee_busy && h.failed.is_empty() {
+                // Nothing to offer again yet: the backoff waits for the answer.
                 continue;
             }
-            h.handed.remove(&addressee);
+            h.failed.clear();
+            if !addressee_busy {
+                h.handed.remove(&addressee);
+            }
             h.attempts = h.attempts.saturating_add(1);
             let delay = limits
                 .retry_min_ms

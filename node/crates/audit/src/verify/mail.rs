@@ -316,10 +316,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     let mut revoked_hand_overs: BTreeMap<Key, Vec<RevokedCopy>> = BTreeMap::new();
     // (node, message id): any trace of the id in the node's log (sent, receipts...).
     let mut known: std::collections::BTreeSet<(AgencyCode, String)> = Default::default();
-    // (node, message id) of the node's own messages (`sent`): a neighbour's
-    // `id_in_use` of a copy under such an id is the node's own doing, no cover
-    // (review s36-int M2).
-    let mut sent_own: std::collections::HashSet<(AgencyCode, String)> = Default::default();
     // (node, sender, message id) -> (neighbour, signed time, digest of the refused
     // copy, its signed hop count, reason) of valid signed refusals.
     type Refused = (AgencyCode, u64, Option<[u8; 32]>, Option<u32>, String);
@@ -591,9 +587,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             let key = (me.clone(), sender.clone(), message_id.clone());
             if item != "message" {
                 continue;
-            }
-            if action == "sent" && sender == me {
-                sent_own.insert((me.clone(), message_id.clone()));
             }
             if action == "hand_failed" {
                 if let Some(p) = peer.as_ref().filter(|p| *p == to && *p != me)
@@ -1392,10 +1385,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // digest is unknown) made while it lived: `too_many_hops` at the count it
         // took the copy at plus one, `id_in_use` (covers that neighbour's links),
         // the addressee's own (cover every link: review s36-m1 M2), a neighbour's
-        // `sender_quota` (covers that neighbour's links: review s36-int M2). Not an
-        // `id_in_use` when the node sent a message of its own under the id (it
-        // provoked it: review s36-int M2).
-        let own_id = sent_own.contains(&(node.clone(), id.clone()));
+        // `sender_quota` (covers that neighbour's links: review s36-int M2). An
+        // `id_in_use` covers even when the node once sent a message of its own under
+        // the id (review of s36-fix H1: dropping it let a sender reusing the relay's
+        // old id get the honest relay named; a relay provoking it is evasion only).
         let of_key: Vec<&Refused> = match &copy_key {
             Some(ck) => refusals_by_copy.get(ck).cloned().unwrap_or_default(),
             None => refusals.get(&key).into_iter().flatten().collect(),
@@ -1406,7 +1399,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 digest.is_some()
                     && *d == digest
                     && (reason != TOO_MANY_HOPS || (onward_hops.is_some() && *hops == onward_hops))
-                    && (reason != ID_IN_USE || !own_id)
                     && r.saturating_add(skew) >= *at
                     && *r <= expires.saturating_add(skew)
             })

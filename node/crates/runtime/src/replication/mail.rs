@@ -1220,18 +1220,27 @@ impl Service {
             }
             AckVerdict::Refused(ack) => {
                 tracing::debug!(%agency, reason = %ack.reason, "mail hand-over refused");
-                // A signed answer: a miss of the addressee only for a reason that
-                // is not its final word on the copy, the auditor's own list
-                // ([`wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS`], review s36-int
-                // H1; the mailer decides).
-                self.mail.mailer.on_hand_refused(&agency, &key, &ack.reason);
                 self.metrics.mail("hand_refused");
                 // Only relayed messages need the evidence (the auditor's
                 // `mail_not_relayed` looks at nothing else): our own messages and
                 // receipts are not audited (review s31-mail M5).
-                if refusal_needs_evidence(&item, &self.agency)
-                    && self.refusal_evidence_due(&agency, key, std::time::Instant::now())
-                {
+                let needs = refusal_needs_evidence(&item, &self.agency);
+                let logged =
+                    needs && self.refusal_evidence_due(&agency, key, std::time::Instant::now());
+                // A signed answer: a miss of the addressee only for a reason that
+                // is not its final word on the copy, the auditor's own list
+                // ([`wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS`], review s36-int
+                // H1; the mailer decides). A refusal of a relayed copy not logged now
+                // (once an hour per neighbour and item, 1,024 per neighbour an hour)
+                // is no cover in any log, so it is a miss whatever it says (review
+                // of s36-fix M1: neighbours filling that cap kept the copy on an
+                // addressee whose final refusal went unlogged).
+                if needs && !logged {
+                    self.mail.mailer.on_hand_failed(&agency, &key);
+                } else {
+                    self.mail.mailer.on_hand_refused(&agency, &key, &ack.reason);
+                }
+                if logged {
                     let event = with_ack(
                         mail_event("hand_refused", &item, Some(&agency), Some(&ack.reason)),
                         &ack,

@@ -1357,6 +1357,39 @@ fn neighbours_in_flight_in_turn_do_not_hold_back_the_addressee() {
     assert!(to_addressee.len() >= 3, "{to_addressee:?}");
 }
 
+/// Review of s36-fix M2: one neighbour that keeps its hand-over of the copy open
+/// (re-dialling before each request ends) no longer keeps a neighbour that failed
+/// from being offered the copy again: at every due retry the others are offered it
+/// too, never twice at once (before, they waited until nothing was in flight).
+#[test]
+fn a_neighbour_holding_its_hand_over_open_does_not_starve_the_others() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let limits = MailLimits::default();
+    let mut r = Mailer::new(code("RR-X"), limits);
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    // The addressee is away: the copy goes to both neighbours.
+    let connected = set(&["SS-X", "M1-X", "M2-X"]);
+    assert_eq!(targets(&r.poll(&connected, t(0)).0), ["M1-X", "M2-X"]);
+    // M1 fails at once; M2's request stays open throughout.
+    r.on_hand_failed(&code("M1-X"), &key);
+    let mut to_m1 = 0;
+    let mut at = 0;
+    while at < 3 * limits.retry_max_ms {
+        at += 30_000;
+        for s in retry_poll(&mut r, &connected, t(at)) {
+            assert_eq!(s.to.as_str(), "M1-X", "M2 is in flight");
+            to_m1 += 1;
+            r.on_hand_failed(&code("M1-X"), &key);
+        }
+    }
+    assert!(to_m1 >= 3, "M1 offered again {to_m1} times");
+}
+
 /// Review s36-int M2: a relayed message whose sender's share of remembered ids is
 /// full is refused `SenderQuota` (that sender's state here), not `Quota` (which the
 /// auditor counts as the relay's per-neighbour share, a cover for all its messages:
