@@ -96,7 +96,7 @@ pub(super) fn check_consultations(
     let indexes: Vec<LogIndex<'_>> = logs
         .iter()
         .filter(|l| l.usable)
-        .map(LogIndex::new)
+        .map(|l| LogIndex::new(l, roster.version()))
         .collect();
     check_evidence(roster, &indexes, report);
     check_settings_understood(roster, logs, report);
@@ -716,7 +716,7 @@ struct LogIndex<'a> {
 }
 
 impl<'a> LogIndex<'a> {
-    fn new(log: &'a Log<'a>) -> Self {
+    fn new(log: &'a Log<'a>, version: u64) -> Self {
         use wlnode_consult::TrailKind;
         let steps = rounds(log);
         let mut answers: HashMap<_, Vec<_>> = HashMap::new();
@@ -753,7 +753,7 @@ impl<'a> LogIndex<'a> {
                 _ => None,
             })
             .unzip();
-        let not_understood = NotUnderstood::of(log);
+        let not_understood = NotUnderstood::of(log, version);
         let mut reloads: Vec<(u64, u64, u64)> = log
             .events
             .iter()
@@ -903,37 +903,43 @@ pub(super) struct NotUnderstood {
     /// Indexes of `node_started` events, ascending.
     starts: Vec<u64>,
     /// Covered `roster_loaded` events naming a setting not understood: (index,
-    /// names, whether more were left out), ascending.
-    loaded: Vec<(u64, Vec<String>, bool)>,
+    /// names), ascending. Names left out (`not_understood_more`) withhold nothing: a
+    /// node lists its `*_required_since` cut-overs first, so one is left out only
+    /// past 32 of them (final read of s36: a bare `not_understood_more: 1` withheld
+    /// every cut-over's proof, with no finding).
+    loaded: Vec<(u64, Vec<String>)>,
 }
 
 impl NotUnderstood {
-    pub(super) fn of(log: &Log<'_>) -> Self {
+    /// Only claims at `version`, the auditor's roster version, count (final read of
+    /// s36: a claim logged at another version withheld the cut-over's proofs for the
+    /// whole log, and `check_settings_understood` judges only claims at this one; a
+    /// node that ran another version is not proven to breach this one's cut-over
+    /// anyway, since every proof needs this version settled in its log).
+    pub(super) fn of(log: &Log<'_>, version: u64) -> Self {
         let mut starts = Vec::new();
         let mut loaded = Vec::new();
         for (i, e) in &log.events {
             match &e.kind {
                 EventKind::NodeStarted { .. } => starts.push(*i),
                 EventKind::RosterLoaded {
+                    version: v,
                     not_understood,
-                    not_understood_more,
                     ..
-                } if *i < log.covered
-                    && (!not_understood.is_empty() || *not_understood_more > 0) =>
-                {
-                    loaded.push((*i, not_understood.clone(), *not_understood_more > 0));
+                } if *i < log.covered && *v == version && !not_understood.is_empty() => {
+                    loaded.push((*i, not_understood.clone()));
                 }
                 _ => {}
             }
         }
         starts.sort_unstable();
-        loaded.sort_unstable_by_key(|(i, _, _)| *i);
+        loaded.sort_unstable_by_key(|(i, _)| *i);
         Self { starts, loaded }
     }
 
     /// Whether the keeper's build ran `setting` at event `index`, as far as its log
     /// says: false when a covered `roster_loaded` of the same run, before the event,
-    /// names it as not understood (or left names out).
+    /// names it as not understood.
     pub(super) fn understood_before(&self, index: u64, setting: &str) -> bool {
         let k = self.starts.partition_point(|s| *s < index);
         let run_from = k
@@ -941,17 +947,18 @@ impl NotUnderstood {
             .and_then(|k| self.starts.get(k))
             .copied()
             .unwrap_or(0);
-        !self.loaded.iter().any(|(i, names, more)| {
-            (run_from..index).contains(i) && (*more || names.iter().any(|n| n == setting))
-        })
+        !self
+            .loaded
+            .iter()
+            .any(|(i, names)| (run_from..index).contains(i) && names.iter().any(|n| n == setting))
     }
 
     /// Whether any covered `roster_loaded` of the log names `setting` as not
-    /// understood (or left names out).
+    /// understood.
     pub(super) fn ever(&self, setting: &str) -> bool {
         self.loaded
             .iter()
-            .any(|(_, names, more)| *more || names.iter().any(|n| n == setting))
+            .any(|(_, names)| names.iter().any(|n| n == setting))
     }
 }
 

@@ -2090,12 +2090,34 @@ fn a_keeper_that_did_not_understand_the_cut_over_is_not_proven_to_breach_it() {
         .map(|v| (v.node.as_str(), v.proven))
         .collect();
     assert_eq!(claimed, vec![(NAMES[1], true)], "{all:?}");
+    // Final read of s36: names left out (`not_understood_more`) withhold nothing
+    // (cut-overs are listed first), nor does a claim logged at another roster
+    // version: before, either switched the proof off for the whole log with no
+    // finding.
+    let proven_pair = vec![(NAMES[1].to_owned(), true)];
     let logs = [requester(vec![
         started(t - 600_000),
         loaded(&["some_later_setting"], 1, t - 600_000),
     ])];
     let v = consult_findings(&f, &logs);
-    assert_eq!(missing(&v), pair, "{v:?}");
+    assert_eq!(missing(&v), proven_pair, "{v:?}");
+    let other_version = Event::new(
+        t - 650_000,
+        EventKind::RosterLoaded {
+            version: 0,
+            not_understood: vec!["consult_receipts_required_since".into()],
+            not_understood_more: 0,
+        },
+    );
+    let v = consult_findings(
+        &f,
+        &[requester(vec![
+            started(t - 700_000),
+            other_version,
+            loaded(&[], 0, t - 600_000),
+        ])],
+    );
+    assert_eq!(missing(&v), proven_pair, "{v:?}");
     // A setting the roster does not set, not understood: no compliance finding.
     let all = verify(&f.roster, &logs, &AuditorState::default(), NO_TOLERANCE).violations;
     assert!(

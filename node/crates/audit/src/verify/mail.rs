@@ -517,18 +517,18 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // From when this node signs hand-overs (see `signing_since`): from then on
         // a `handed` without the neighbour's valid signed acceptance is no
         // hand-over (review s31-mail M2), before it a bare one still counts.
-        let since =
-            signing_since
-                .get(me)
-                .copied()
-                .into_iter()
-                // Review s35-roster H1: not the roster's cut-over for a node whose build
-                // logged it as not understood (it did not apply it); its own signed
-                // answers and acks still date its signing era.
-                .chain(roster_since.filter(|_| {
-                    !super::consult::NotUnderstood::of(l).ever("mail_acks_required_since")
-                }))
-                .min();
+        let since = signing_since
+            .get(me)
+            .copied()
+            .into_iter()
+            // Review s35-roster H1: not the roster's cut-over for a node whose build
+            // logged it as not understood (it did not apply it); its own signed
+            // answers and acks still date its signing era.
+            .chain(roster_since.filter(|_| {
+                !super::consult::NotUnderstood::of(l, roster.version())
+                    .ever("mail_acks_required_since")
+            }))
+            .min();
         if let Some(s) = since {
             since_of.insert(me.clone(), s);
         }
