@@ -29,8 +29,10 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         // The reader of our output has gone (`wlnode ... | head`): it took what it
-        // wanted, so this is no error (README "Scripting").
-        Err(_) if cmd::stdout_closed() => ExitCode::SUCCESS,
+        // wanted, so this is no error (README "Scripting"). Only that very error: a
+        // command that keeps running after its output closed (`audit serve`) still
+        // reports a later failure (final read of s36).
+        Err(e) if cmd::stdout_closed() && is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes joined, newlines flattened.
             let msg = format!("{e:#}").replace('\n', " ");
@@ -38,4 +40,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is, or was caused by, a write that found its reader gone (EPIPE).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
