@@ -1389,28 +1389,28 @@ impl Consultations {
     /// Every consultation held under `id`, one per requester (at most
     /// [`MAX_RANGE`]).
     async fn under_id(&self, id: ConsultationId) -> Result<Vec<Held>, ConsultServiceError> {
-        self.migration().await;
-        let from = key(CONSULT, &id.0);
-        let mut to = from.clone();
-        to.push(0xff);
-        let pairs = self
-            .store
-            .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, MAX_RANGE))
-            .await?;
-        decode_held(&pairs)
+        decode_held(&self.rows_under(id, MAX_RANGE).await?)
     }
 
     /// Whether any requester's consultation is held here under `id` (one row read).
     async fn held_under(&self, id: ConsultationId) -> Result<bool, ConsultServiceError> {
+        Ok(!self.rows_under(id, 1).await?.is_empty())
+    }
+
+    /// The rows of the consultations held under `id`, at most `limit`.
+    async fn rows_under(
+        &self,
+        id: ConsultationId,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConsultServiceError> {
         self.migration().await;
         let from = key(CONSULT, &id.0);
         let mut to = from.clone();
         to.push(0xff);
-        Ok(!self
+        Ok(self
             .store
-            .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, 1))
-            .await?
-            .is_empty())
+            .call(move |s| s.table_range(LocalTable::Consultations, &from, &to, limit))
+            .await?)
     }
 
     /// One consultation: `REQUESTER:ID`, or the id alone when one requester's
