@@ -902,12 +902,15 @@ impl<'a> LogIndex<'a> {
 pub(super) struct NotUnderstood {
     /// Indexes of `node_started` events, ascending.
     starts: Vec<u64>,
-    /// Covered `roster_loaded` events naming a setting not understood: (index,
-    /// names), ascending. Names left out (`not_understood_more`) withhold nothing: a
-    /// node lists its `*_required_since` cut-overs first, so one is left out only
-    /// past 32 of them (final read of s36: a bare `not_understood_more: 1` withheld
-    /// every cut-over's proof, with no finding).
-    loaded: Vec<(u64, Vec<String>)>,
+    /// Per setting named as not understood by a covered `roster_loaded` event: the
+    /// indexes of those events, ascending. Names left out (`not_understood_more`)
+    /// withhold nothing: a node lists its `*_required_since` cut-overs first, so one
+    /// is left out only past 32 of them (final read of s36: a bare
+    /// `not_understood_more: 1` withheld every cut-over's proof, with no finding).
+    /// Kept per setting so a query costs O(log n) (final read of s36: a scan of every
+    /// claim per query let a node padding its own log with `roster_loaded` events
+    /// make the auditor's work quadratic in that log).
+    loaded: HashMap<String, Vec<u64>>,
 }
 
 impl NotUnderstood {
@@ -918,7 +921,7 @@ impl NotUnderstood {
     /// anyway, since every proof needs this version settled in its log).
     pub(super) fn of(log: &Log<'_>, version: u64) -> Self {
         let mut starts = Vec::new();
-        let mut loaded = Vec::new();
+        let mut loaded: HashMap<String, Vec<u64>> = HashMap::new();
         for (i, e) in &log.events {
             match &e.kind {
                 EventKind::NodeStarted { .. } => starts.push(*i),
@@ -926,14 +929,18 @@ impl NotUnderstood {
                     version: v,
                     not_understood,
                     ..
-                } if *i < log.covered && *v == version && !not_understood.is_empty() => {
-                    loaded.push((*i, not_understood.clone()));
+                } if *i < log.covered && *v == version => {
+                    for name in not_understood {
+                        loaded.entry(name.clone()).or_default().push(*i);
+                    }
                 }
                 _ => {}
             }
         }
         starts.sort_unstable();
-        loaded.sort_unstable_by_key(|(i, _)| *i);
+        for v in loaded.values_mut() {
+            v.sort_unstable();
+        }
         Self { starts, loaded }
     }
 
@@ -947,18 +954,18 @@ impl NotUnderstood {
             .and_then(|k| self.starts.get(k))
             .copied()
             .unwrap_or(0);
-        !self
-            .loaded
-            .iter()
-            .any(|(i, names)| (run_from..index).contains(i) && names.iter().any(|n| n == setting))
+        let Some(claims) = self.loaded.get(setting) else {
+            return true;
+        };
+        // The first claim at or after the run's start comes before the event.
+        let first = claims.partition_point(|i| *i < run_from);
+        !claims.get(first).is_some_and(|i| *i < index)
     }
 
     /// Whether any covered `roster_loaded` of the log names `setting` as not
     /// understood.
     pub(super) fn ever(&self, setting: &str) -> bool {
-        self.loaded
-            .iter()
-            .any(|(_, names)| names.iter().any(|n| n == setting))
+        self.loaded.contains_key(setting)
     }
 }
 

@@ -3540,3 +3540,92 @@ fn steps_without_a_role_and_a_node_both_requester_and_origin_under_one_id_pass_c
         ]
     );
 }
+
+/// Final read of s36: `NotUnderstood` answers from an index per setting (a scan of
+/// every claim per query made the auditor's work quadratic in a log padded with
+/// `roster_loaded` events). Its answers match a plain scan on a log mixing starts,
+/// claims at the auditor's version and at another, several names per claim, and
+/// events past the covered prefix.
+#[test]
+fn not_understood_index_matches_a_scan() {
+    let f = fixture();
+    let names = ["a_since", "b_since", "c_since"];
+    let version = 7;
+    // A small deterministic generator: the shapes matter, not randomness.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    let mut events = Vec::new();
+    for t in 0..400u64 {
+        let e = match next(5) {
+            0 => Event::new(
+                t,
+                EventKind::NodeStarted {
+                    version: "0.1.0".into(),
+                },
+            ),
+            1 | 2 => {
+                let named: Vec<&str> = names.iter().copied().filter(|_| next(2) == 0).collect();
+                let v = if next(4) == 0 { version + 1 } else { version };
+                roster_loaded_not_understanding(v, t, &named)
+            }
+            _ => roster_loaded(version, t),
+        };
+        events.push(e);
+    }
+    let covered = 350u64;
+    let export = log(&f, 0, &events, &[covered]);
+    let l = Log {
+        export: &export,
+        events: events
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (i as u64, e))
+            .collect(),
+        covered,
+        checkpoint_at: Some(covered),
+        checkpoints: Vec::new(),
+        usable: true,
+        vouched_before: Vec::new(),
+    };
+    let nu = super::NotUnderstood::of(&l, version);
+    // The scan: the claims of the event's run (since its latest start before it),
+    // covered, at `version`, naming the setting.
+    let claims = |setting: &str, lo: u64, hi: u64| {
+        l.events.iter().any(|(i, e)| {
+            (lo..hi).contains(i)
+                && *i < covered
+                && matches!(&e.kind, EventKind::RosterLoaded { version: v, not_understood, .. }
+                    if *v == version && not_understood.iter().any(|n| n == setting))
+        })
+    };
+    let mut checked = (0, 0);
+    for index in 0..=events.len() as u64 + 1 {
+        let run_from = l
+            .events
+            .iter()
+            .filter(|(i, e)| *i < index && matches!(e.kind, EventKind::NodeStarted { .. }))
+            .map(|(i, _)| *i)
+            .max()
+            .unwrap_or(0);
+        for s in names.iter().chain(&["never_named"]) {
+            let want = !claims(s, run_from, index);
+            assert_eq!(nu.understood_before(index, s), want, "{s} at {index}");
+            if want {
+                checked.0 += 1;
+            } else {
+                checked.1 += 1;
+            }
+        }
+    }
+    // Both answers occur, so the comparison means something.
+    assert!(checked.0 > 50 && checked.1 > 50, "{checked:?}");
+    for s in names.iter().chain(&["never_named"]) {
+        assert_eq!(nu.ever(s), claims(s, 0, u64::MAX), "{s}");
+    }
+}
