@@ -619,36 +619,20 @@ type RoundStep<'a> = (u64, u32, &'a wlnode_consult::TrailEvent);
 /// it takes it). Per consultation, that is per id and requester (review
 /// s33/s34-consult L1: an origin holds one consultation per requester under an id,
 /// so another member's information under the same id opens no round of this one).
+/// A `delivered` step names no requester, carries no evidence and opens no round:
+/// no rule reads it, so it is left out (final read of s36: placing it between its
+/// two parties repeated the trail replay's `Replay::key_of` for nothing).
 fn rounds<'a>(l: &'a Log<'_>) -> Vec<RoundStep<'a>> {
     let mut round: std::collections::HashMap<Consultation<'_>, u32> =
         std::collections::HashMap::new();
-    // The origin of each consultation this log opened, to place a `delivered` step
-    // between its two parties as the trail replay does (`Replay::key_of`).
-    let mut origin: std::collections::HashMap<Consultation<'_>, &AgencyCode> =
-        std::collections::HashMap::new();
     consultation_steps(l)
-        .map(|(i, s)| {
-            let c = match s.requester() {
-                Some(r) => (s.consultation_id, r),
-                None => {
-                    let between = |r: &AgencyCode, o: &AgencyCode| {
-                        origin.get(&(s.consultation_id, r)).is_some_and(|x| *x == o)
-                    };
-                    if between(&s.to, &s.from) {
-                        (s.consultation_id, &s.to)
-                    } else {
-                        (s.consultation_id, &s.from)
-                    }
-                }
-            };
-            if matches!(s.kind, wlnode_consult::TrailKind::Requested { .. }) {
-                origin.insert(c, &s.to);
-            }
+        .filter_map(|(i, s)| {
+            let c = (s.consultation_id, s.requester()?);
             let r = round.entry(c).or_insert(1);
             if matches!(s.kind, wlnode_consult::TrailKind::InfoSupplied { .. }) {
                 *r = r.saturating_add(1);
             }
-            (i, *r, s)
+            Some((i, *r, s))
         })
         .collect()
 }
@@ -975,8 +959,7 @@ type Consultation<'a> = (wlnode_consult::ConsultationId, &'a AgencyCode);
 /// The consultation a step belongs to: its id and requester
 /// ([`wlnode_consult::TrailEvent::requester`], `to` for `expired` as in the trail
 /// replay: review s35-key M2). The rules call it only with steps that name their
-/// requester; a `delivered` step (no role) is placed by [`rounds`] between its two
-/// parties, as the replay places it, and is read by no rule.
+/// requester ([`rounds`] leaves `delivered` steps, which name none, out).
 fn consultation_of(
     s: &wlnode_consult::TrailEvent,
 ) -> (wlnode_consult::ConsultationId, &AgencyCode) {
