@@ -64,6 +64,9 @@ labels! {
     violations_col,
     /// After the count of findings against a pair this node is one side of.
     as_a_pair,
+    /// After the count of copies this relay held over an hour that the delay rule
+    /// did not judge because the node ran a build from before s36 (informational).
+    delay_not_judged,
     /// The pair matrix.
     pairs_help,
     no_traffic,
@@ -176,7 +179,15 @@ pub fn sections(report: &Report, l: &Labels) -> String {
         ])
     );
     for n in &report.nodes {
-        let types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let mut types: Vec<String> = n.by_type.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        // Copies the delay rule did not judge (an older build): shown, never a finding
+        // (final read of s36: the count was in the JSON report only).
+        if n.mail_delay_older_build > 0 {
+            types.push(format!(
+                "{} {}",
+                n.mail_delay_older_build, l.delay_not_judged
+            ));
+        }
         let cls = if n.violations == 0 && n.pair_violations == 0 {
             "ok"
         } else {

@@ -661,6 +661,9 @@ fn a_relay_running_an_older_build_is_not_judged() {
         },
     );
     assert_eq!(rep.nodes[0].mail_delay_older_build, 1);
+    // Shown in the HTML report's nodes table too (final read of s36: JSON only).
+    let labels = crate::html::Labels::from_fn(|name| name);
+    assert!(crate::html::sections(&rep, &labels).contains("1 delay_not_judged"));
     assert_eq!(rep.nodes[0].violations, 0, "{:?}", rep.violations);
     let unstarted: Vec<Event> = relay_log(&f, &[])
         .into_iter()
