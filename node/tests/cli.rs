@@ -278,6 +278,31 @@ fn a_later_builds_setting_is_listed_and_a_typo_is_not_signed() {
         stderr.contains("unknown federation setting(s) settlement_window_days (typo?)"),
         "{stderr}"
     );
+    // Final read of s36: past the 32 names shown, the draft's warnings said "1 more
+    // federation settings are not understood by this build" beside the typo error
+    // (the filter matched the other warnings' wording only).
+    let many = dir.path().join("many.toml");
+    let mut many_text = text.clone();
+    for i in 0..33 {
+        many_text.push_str(&format!("typo_{i:02} = {i}\n"));
+    }
+    std::fs::write(&many, &many_text).unwrap();
+    let out = wlnode()
+        .args(["roster", "show", "--json", "--roster"])
+        .arg(&many)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["unsigned_draft"], true, "{v:#}");
+    assert_eq!(v["settings_not_understood_more"], 2, "{v:#}");
+    let warnings = v["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.as_str().unwrap().contains("not understood")),
+        "{v:#}"
+    );
     // Signed by a later build (its bytes signed directly): accepted and listed.
     let key =
         wlnode_crypto::keyfile::read_secret_key(&auth, wlnode_crypto::keyfile::KeyKind::Authority)

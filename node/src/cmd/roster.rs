@@ -329,6 +329,9 @@ struct MemberSummary {
 }
 
 fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
+    // Review s35-roster L3: bounded (the names shown, cut-overs first, the rest
+    // counted).
+    let (not_understood_names, not_understood_more) = r.settings_not_understood_shown();
     Summary {
         federation: r.federation().to_owned(),
         version: r.version(),
@@ -346,16 +349,14 @@ fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
             .consult_keyed_by_requester_since()
             .map(Timestamp::as_millis),
         settings_not_understood: {
-            // Review s35-roster L3: bounded (the names shown, cut-overs first, the rest
-            // counted) and escaped (a value may hold control characters; names are
-            // `[a-z0-9_]+`, `Roster::parse` refuses others).
-            let (names, _) = r.settings_not_understood_shown();
+            // Escaped (a value may hold control characters; names are `[a-z0-9_]+`,
+            // `Roster::parse` refuses others).
             let all = r
                 .doc()
                 .federation_settings
                 .as_ref()
                 .map(|f| &f.not_understood);
-            names
+            not_understood_names
                 .into_iter()
                 .map(|name| {
                     let value = all
@@ -371,7 +372,7 @@ fn summary(r: &Roster, previous: Option<&Roster>) -> Summary {
                 })
                 .collect()
         },
-        settings_not_understood_more: r.settings_not_understood_shown().1,
+        settings_not_understood_more: not_understood_more,
         unsigned_draft: false,
         warnings: wlnode_config::roster_edit::warnings(r, Timestamp::now(), previous),
         members: r
@@ -725,8 +726,11 @@ pub fn run(c: RosterCommand) -> anyhow::Result<ExitCode> {
             let typos = !signed && !s.settings_not_understood.is_empty();
             if typos {
                 s.unsigned_draft = true;
-                s.warnings
-                    .retain(|w| !w.contains("is not understood by this build"));
+                s.warnings = wlnode_config::roster_edit::warnings_on_known_settings(
+                    &r,
+                    Timestamp::now(),
+                    None,
+                );
             }
             if json {
                 super::print_json(&s)?;

@@ -673,6 +673,27 @@ pub const MIN_DEADLINE_WARN_SECS: u64 = 86_400;
 /// here), and cut-overs before the roster's `issued_at` not carried unchanged from
 /// `previous` ([`past_cutovers`]).
 pub fn warnings(roster: &Roster, now: Timestamp, previous: Option<&Roster>) -> Vec<String> {
+    warnings_of(roster, now, previous, true)
+}
+
+/// [`warnings`] without those about settings this build does not understand: for an
+/// unsigned draft, where such a setting is reported as a likely typo instead (final
+/// read of s36: `roster show` dropped them by their wording, which left the "more
+/// settings" line in).
+pub fn warnings_on_known_settings(
+    roster: &Roster,
+    now: Timestamp,
+    previous: Option<&Roster>,
+) -> Vec<String> {
+    warnings_of(roster, now, previous, false)
+}
+
+fn warnings_of(
+    roster: &Roster,
+    now: Timestamp,
+    previous: Option<&Roster>,
+    unknown_settings: bool,
+) -> Vec<String> {
     let mut out: Vec<String> = roster
         .members_without_encryption_key(now)
         .into_iter()
@@ -687,7 +708,11 @@ pub fn warnings(roster: &Roster, now: Timestamp, previous: Option<&Roster>) -> V
         ));
     }
     // Bounded (review s35-roster L3); names are `[a-z0-9_]+` (`Roster::parse`).
-    let (names, more) = roster.settings_not_understood_shown();
+    let (names, more) = if unknown_settings {
+        roster.settings_not_understood_shown()
+    } else {
+        (Vec::new(), 0)
+    };
     for name in names {
         out.push(format!(
             "federation_settings.{name} is not understood by this build: ignored here \
