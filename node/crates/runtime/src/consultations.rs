@@ -428,6 +428,21 @@ fn message_row(c: &Consultation) -> Vec<u8> {
     v
 }
 
+/// The `m` rows of a held consultation: one per message of it that may still be
+/// answered (not `undeliverable`). `save` and the layout migration write the same
+/// rows (final read of s36: each built them itself).
+fn message_rows(h: &Held) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    h.messages
+        .iter()
+        .filter(|m| m.delivery != "undeliverable")
+        .map(|m| {
+            (
+                key(MESSAGE, m.message_id.as_bytes()),
+                message_row(&h.consultation),
+            )
+        })
+}
+
 /// How an officer names a consultation: its id alone when one requester's
 /// consultation holds it here, `REQUESTER:ID` otherwise (two members may use one
 /// id with us as origin; each is its own consultation).
@@ -1091,12 +1106,7 @@ impl Consultations {
                 match serde_json::from_slice::<Held>(&v) {
                     Ok(h) if k.get(1..) == Some(&h.consultation.id().0[..]) => {
                         let c = &h.consultation;
-                        let m: Vec<_> = h
-                            .messages
-                            .iter()
-                            .filter(|m| m.delivery != "undeliverable")
-                            .map(|m| (key(MESSAGE, m.message_id.as_bytes()), message_row(c)))
-                            .collect();
+                        let m: Vec<_> = message_rows(&h).collect();
                         moves.push((k, v, consult_key(c.requester(), c.id()), m));
                     }
                     Ok(_) => {
@@ -1349,13 +1359,7 @@ impl Consultations {
             consult_key(c.requester(), c.id()),
             serde_json::to_vec(held).map_err(|e| ConsultServiceError::Corrupt(e.to_string()))?,
         )];
-        for m in held
-            .messages
-            .iter()
-            .filter(|m| m.delivery != "undeliverable")
-        {
-            pairs.push((key(MESSAGE, m.message_id.as_bytes()), message_row(c)));
-        }
+        pairs.extend(message_rows(held));
         pairs.extend(extra);
         self.store
             .call(move |s| {
