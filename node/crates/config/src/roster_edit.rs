@@ -93,6 +93,10 @@ pub enum RosterEditError {
         /// This machine's time, RFC 3339.
         now: String,
     },
+    /// The draft's `version` is the largest a TOML integer holds: no next version
+    /// can be signed (final read of s36: `sign` added one to it unchecked).
+    #[error("roster version {0} has no next version: it is the largest a roster can carry")]
+    VersionExhausted(i64),
 }
 
 /// Review s35-roster L1: how long after a roster's `issued_at` a `*_required_since`
@@ -121,11 +125,7 @@ pub fn check_previous(
     sig: &RosterSignature,
 ) -> Result<Roster, RosterEditError> {
     let draft = validate(text)?;
-    let v = parse(text)?
-        .get("version")
-        .and_then(|v| v.as_integer())
-        .unwrap_or(0);
-    let signing = u64::try_from(v.max(0)).unwrap_or(0).saturating_add(1);
+    let signing = u64::try_from(next_version(&parse(text)?)?.max(1)).unwrap_or(1);
     let anchor = wlnode_crypto::roster::TrustAnchor {
         authorities: draft.authorities().copied().collect(),
         accepted: None,
@@ -241,6 +241,14 @@ pub struct SignOptions<'a> {
 fn parse(text: &str) -> Result<DocumentMut, RosterEditError> {
     text.parse::<DocumentMut>()
         .map_err(|e| RosterEditError::Toml(e.to_string()))
+}
+
+/// The version [`sign`] gives the draft `doc`: one more than its own (0 when it
+/// has none). One place for `sign` and [`check_previous`] (final read of s36: each
+/// worked it out itself).
+fn next_version(doc: &DocumentMut) -> Result<i64, RosterEditError> {
+    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
+    v.checked_add(1).ok_or(RosterEditError::VersionExhausted(v))
 }
 
 /// Checks the roster as it would be once signed (version at least 1).
@@ -630,8 +638,8 @@ fn sign_inner(
     opts: Option<&SignOptions<'_>>,
 ) -> Result<(String, RosterSignature, Roster), RosterEditError> {
     let mut doc = parse(text)?;
-    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
-    doc.insert("version", value(v + 1));
+    let next = next_version(&doc)?;
+    doc.insert("version", value(next));
     doc.insert("issued_at", value(Timestamp::now().to_rfc3339()));
     let out = doc.to_string();
     let roster = Roster::parse(out.as_bytes())?;
@@ -766,6 +774,31 @@ mod tests {
         assert!(with(Some(86_400)).is_empty());
         assert!(with(Some(30 * 86_400)).is_empty());
         assert!(with(None).is_empty(), "the default is one day");
+    }
+
+    /// Final read of s36: a draft whose `version` is the largest TOML integer has no
+    /// next version; `sign` and `check_previous` say so with a typed error (`sign`
+    /// added one unchecked: a panic in a debug build, a wrapped version in release).
+    #[test]
+    fn a_draft_at_the_largest_version_is_refused_not_overflowed() {
+        let auth = SecretKey::generate().unwrap();
+        let base = init("test fed", &auth.public_key(), "Regional body").unwrap();
+        let mut doc = parse(&base).unwrap();
+        doc.insert("version", value(i64::MAX));
+        let text = doc.to_string();
+        assert!(matches!(
+            sign(&text, &auth),
+            Err(RosterEditError::VersionExhausted(i64::MAX))
+        ));
+        let (signed, sig, _) = sign(&base, &auth).unwrap();
+        assert!(matches!(
+            check_previous(&text, "prev.toml", signed.as_bytes(), &sig),
+            Err(RosterEditError::VersionExhausted(i64::MAX))
+        ));
+        // One below: signed, at the largest version.
+        doc.insert("version", value(i64::MAX - 1));
+        let (_, _, r) = sign(&doc.to_string(), &auth).unwrap();
+        assert_eq!(r.version(), i64::MAX as u64);
     }
 
     /// Issue 21, s35: the authority's side stays strict. A federation setting this
