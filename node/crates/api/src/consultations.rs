@@ -399,7 +399,7 @@ pub(super) async fn respond(
         }
     };
     // Checked here too, to name the CLI's flag (the payload check names the field).
-    if answer != Answer::NoObjection && b.reason.is_none() {
+    if answer.needs_reason() && b.reason.is_none() {
         return Err(ApiError::invalid(InvalidValue::new(
             "reason",
             format!(

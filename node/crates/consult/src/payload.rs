@@ -371,6 +371,13 @@ impl Answer {
             Self::InfoRequested => "info_requested",
         }
     }
+
+    /// Whether an answer of this kind must give a reason: every one but
+    /// `no_objection`. The payload check and the API (which names the CLI's flag)
+    /// ask this one rule (final read of s36: the API repeated it).
+    pub fn needs_reason(self) -> bool {
+        self != Self::NoObjection
+    }
 }
 
 /// Origin → requester: the answer to one round of a consultation.
@@ -731,7 +738,7 @@ impl Payload {
                     time("answered_at", t)?;
                 }
                 crate::evidence::validate_seal(a.receipt.as_ref())?;
-                if a.reason.is_none() && a.answer != Answer::NoObjection {
+                if a.reason.is_none() && a.answer.needs_reason() {
                     return Err(PayloadError::invalid(
                         "reason",
                         format!("is required with {}", a.answer.as_str()),
