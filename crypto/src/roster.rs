@@ -385,6 +385,33 @@ impl FederationSettings {
         .filter_map(|(name, t)| t.map(|t| (name, t)))
         .collect()
     }
+
+    /// The names of the settings this roster sets: `consultation_silence` (it always
+    /// has a value), every optional one that is present, and those this build does
+    /// not understand. The auditor's `roster_setting_not_understood` judges a node's
+    /// claim against these (final read of s36: it read them through a JSON round
+    /// trip, which a failure would have turned off quietly).
+    pub fn set_names(&self) -> BTreeSet<String> {
+        let known = [
+            ("consultation_silence", true),
+            (
+                "consultation_min_deadline_secs",
+                self.consultation_min_deadline_secs.is_some(),
+            ),
+            (
+                "consult_keyed_by_requester_since",
+                self.consult_keyed_by_requester_since.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .chain(self.cutovers().into_iter().map(|(name, _)| name));
+        known
+            .map(str::to_owned)
+            .chain(self.not_understood.keys().cloned())
+            .collect()
+    }
 }
 
 /// A revoked key.

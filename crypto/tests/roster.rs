@@ -629,4 +629,26 @@ fn the_known_settings_and_cutovers_lists_match_the_struct() {
         .filter(|k| k.ends_with("_required_since"))
         .collect();
     assert_eq!(cutovers, required);
+    // `set_names` names every field set, and only those (final read of s36).
+    let names = all.set_names();
+    assert_eq!(
+        names
+            .iter()
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>(),
+        keys
+    );
+    let some = FederationSettings {
+        consult_receipts_required_since: Some(t),
+        not_understood: [("later_rule".to_owned(), toml::Value::Integer(1))].into(),
+        ..FederationSettings::default()
+    };
+    assert_eq!(
+        some.set_names().into_iter().collect::<Vec<_>>(),
+        [
+            "consult_receipts_required_since",
+            "consultation_silence",
+            "later_rule"
+        ]
+    );
 }

@@ -422,12 +422,11 @@ fn check_missing_evidence(roster: &Roster, indexes: &[LogIndex<'_>], report: &mu
 /// finding per node and setting; names past the logged list
 /// (`not_understood_more`) are not guessed at.
 fn check_settings_understood(roster: &Roster, logs: &[Log<'_>], report: &mut Report) {
-    let set: std::collections::BTreeSet<String> = roster
+    let set = roster
         .doc()
         .federation_settings
         .as_ref()
-        .and_then(|f| serde_json::to_value(f).ok())
-        .and_then(|v| v.as_object().map(|t| t.keys().cloned().collect()))
+        .map(wlnode_crypto::roster::FederationSettings::set_names)
         .unwrap_or_default();
     if set.is_empty() {
         return;
