@@ -374,6 +374,17 @@ pub struct Applied {
 }
 
 impl StepReceipt {
+    /// Whether the minimum and roster applied (s35) are signed both or neither, and
+    /// only on a `deadline_too_short` refusal: what [`check`] requires of a receipt,
+    /// and what the auditor holds a logged one to (final read of s36: each wrote the
+    /// rule out).
+    pub fn applied_fields_fit(&self) -> bool {
+        self.min_deadline_secs.is_some() == self.roster_version.is_some()
+            && (self.min_deadline_secs.is_none()
+                || (self.step == ReceiptStep::Refusal
+                    && self.reason == Some(RefusalReason::DeadlineTooShort)))
+    }
+
     /// What a `deadline_too_short` refusal's receipt signs the origin applied (s35),
     /// if it signs both fields.
     pub fn applied(&self) -> Option<Applied> {
@@ -499,10 +510,7 @@ pub fn check(
     }
     // s35: the minimum and roster applied, both or neither, and only on a
     // `deadline_too_short` refusal.
-    if r.min_deadline_secs.is_some() != r.roster_version.is_some()
-        || (r.min_deadline_secs.is_some()
-            && (step != ReceiptStep::Refusal || r.reason != Some(RefusalReason::DeadlineTooShort)))
-    {
+    if !r.applied_fields_fit() {
         return Err(ReceiptError::Mismatch(
             "min_deadline_secs or roster_version",
         ));

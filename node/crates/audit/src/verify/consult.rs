@@ -179,10 +179,7 @@ fn evidence_of(
         // s34: a refusal's signed kind is the one that opened the refused round;
         // the requester refuses a receipt naming another (`evidence::check`).
         Some("refused kind")
-    } else if r.min_deadline_secs.is_some() != r.roster_version.is_some()
-        || (r.min_deadline_secs.is_some()
-            && reason != Some(wlnode_consult::RefusalReason::DeadlineTooShort))
-    {
+    } else if !r.applied_fields_fit() {
         // s35: the minimum and roster applied, both or neither, only on a
         // `deadline_too_short` refusal (`evidence::check`).
         Some("minimum or roster applied")
