@@ -1514,7 +1514,8 @@ pub(crate) async fn load_mailer(
 ) -> Result<Mailer, wlnode_store::StoreError> {
     let mut from = vec![b'q'];
     let mut pairs = Vec::new();
-    // Held items (`q`) and seen ids (`s`), page by page.
+    // Held items (`q`), their places in the custody order (`r`) and seen ids
+    // (`s`), page by page.
     loop {
         let f = from.clone();
         let page = store
