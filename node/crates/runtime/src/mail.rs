@@ -9,7 +9,8 @@
 //! reads back what the service wrote.
 //!
 //! The mail table (`LocalTable::Mail`) holds, by key prefix:
-//! - `q`, `s`: the mailer's held items (sealed bytes only) and seen ids;
+//! - `q`, `r`, `s`: the mailer's held items (sealed bytes only), their places in the
+//!   custody order, and seen ids;
 //! - `o` + id: our own messages and their delivery state ([`OutboxItem`]);
 //! - `i` + id: messages delivered to us, opened ([`InboxItem`]): this agency's own
 //!   mail, the only clear text in the table. A relay never writes one.

@@ -26,6 +26,11 @@
 //! can make us hold is bounded (items and bytes per peer, and in all; our own
 //! messages, the receipts we owe and what we relay for others each have their own
 //! bound), and so is what one sender can deliver into our inbox per window.
+//! Every poll hands items over in the order we took them, oldest first, not in the
+//! order of their sender-chosen ids (issue 21, s37): past a connection's stream
+//! limit it is the newest that wait, and no sender can put its copies first. Each
+//! hand-over has a [`Ticket`], handed back with its end, so an answer is matched to
+//! its own request.
 //!
 //! A receipt under the id of a message we hold (ours, or one we relay) is taken only
 //! if it is that message's: signed by its recipient (the caller checked the
@@ -77,11 +82,12 @@ pub struct MailLimits {
     /// about 6 s, one that never answers after about 30 s (review s36-m1 M1).
     pub addressee_misses: u32,
     /// How long a hand-over of a message we relay to its addressee may stay
-    /// unanswered, ms, before it counts as a miss at the next poll (and the
-    /// addressee is offered the message again at the next retry, while the first
-    /// request still waits for its transport timeout): an addressee that lets every
-    /// request time out (120 s) no longer holds the message three times that long
-    /// (review s36-m1 M1). An answer after it does not undo the miss.
+    /// unanswered, ms, before it counts as a miss at the next retry (run before each
+    /// poll; the addressee is offered the message again at that or a later retry,
+    /// while the first request still waits for its transport timeout): an addressee
+    /// that lets every request time out (120 s) no longer holds the message three
+    /// times that long (review s36-m1 M1). An answer after it does not undo the
+    /// miss.
     pub addressee_answer_ms: u64,
     /// How long a receipt is held on its way back, ms.
     pub receipt_ttl_ms: u64,
@@ -248,10 +254,28 @@ pub struct Send {
     pub key: ItemKey,
     /// The `MailRequest` frame.
     pub frame: Vec<u8>,
+    /// This hand-over's name, handed back with its end.
+    pub ticket: Ticket,
 }
 
 /// A store write: the mail table's key and the new value, or `None` to delete.
 pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// Names one hand-over [`Mailer::poll`] asked for ([`Send::ticket`]): the caller hands
+/// it back with the hand-over's end ([`Mailer::on_handed`], [`Mailer::on_hand_failed`],
+/// [`Mailer::on_hand_refused`]), so an answer is matched to its own request, never
+/// to another one open to the same neighbour (review s36-int L1: a quick refusal was
+/// taken for the end of an older, slow request, and the fresh request counted as a
+/// miss 10 s later). Unique within one run of a mailer; never stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(u64);
+
+/// A hand-over in flight: its ticket and when it was sent (ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct InFlight {
+    ticket: Ticket,
+    sent: u64,
+}
 
 #[derive(Clone, Debug)]
 struct Held {
@@ -264,8 +288,13 @@ struct Held {
     /// Neighbours that refused it or whose hand-over failed: offered again once the
     /// item's backoff has passed.
     failed: BTreeSet<AgencyCode>,
-    /// Neighbours with a hand-over in flight.
-    in_flight: BTreeSet<AgencyCode>,
+    /// Neighbours with a hand-over in flight, each with its current request (one per
+    /// neighbour: [`Mailer::poll`] never offers a neighbour in here). The addressee's
+    /// request counted as a miss for taking too long leaves it
+    /// ([`Held::note_slow_addressee`]), so the addressee may have older requests still
+    /// open: their end, whose ticket is not the one here, changes nothing but what
+    /// an acceptance says.
+    in_flight: BTreeMap<AgencyCode, InFlight>,
     /// Not before (ms): backoff of our own messages.
     next_try: u64,
     attempts: u32,
@@ -277,17 +306,42 @@ struct Held {
     /// addressee took it), and going back to offering it the addressee alone would
     /// leave the other neighbours untried again.
     addressee_misses: u32,
-    /// When the hand-over to the addressee now in flight was sent (ms; relayed
-    /// messages only).
-    addressee_sent: Option<u64>,
-    /// Hand-overs to the addressee counted as misses for taking too long whose
-    /// request is still open: their late end (a failure, a refusal) is not counted
-    /// again. At most one per `addressee_answer_ms`, each ended by the transport's
-    /// timeout.
-    addressee_stale: u32,
+    /// When we took the item, as a place in the mailer's custody order (our own
+    /// messages when sent, receipts we owe when queued, what we relay when we took
+    /// custody): [`Mailer::poll`] hands items over in this order, the oldest first
+    /// (issue 21: in id order, a sender choosing low ids got its copies ahead of
+    /// older ones, and past a connection's 64 streams the same high ids lost every
+    /// poll). Stored beside the item (`r` rows); an item restored from a row of an
+    /// older build has none and gets 0: before everything taken since, in id order
+    /// among themselves.
+    seq: u64,
 }
 
 impl Held {
+    /// `bytes`: what the item counts in the neighbour's quota (its frame as it came).
+    fn new(
+        item: MailItem,
+        from_peer: Option<AgencyCode>,
+        bytes: usize,
+        next_try: u64,
+        seq: u64,
+    ) -> Self {
+        // The neighbour it came from had it: not offered it back.
+        let handed = from_peer.iter().cloned().collect();
+        Self {
+            item,
+            from_peer,
+            handed,
+            failed: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            next_try,
+            attempts: 0,
+            bytes,
+            addressee_misses: 0,
+            seq,
+        }
+    }
+
     fn addressee(&self) -> &AgencyCode {
         match &self.item {
             MailItem::Envelope(e) => &e.header().to,
@@ -308,34 +362,38 @@ impl Held {
         self.from_peer.is_some() && matches!(self.item, MailItem::Envelope(_))
     }
 
-    /// The hand-over to the addressee in flight longer than `bound_ms` counts as a
-    /// miss now: the addressee leaves `in_flight` for `failed` (offered again at the
-    /// next retry), and the request's late end is not counted again.
+    /// The hand-over of a message we relay to its addressee in flight longer than
+    /// `bound_ms` counts as a miss now: the addressee leaves `in_flight` for `failed`
+    /// (offered again at the next retry), and the request's late end, whose ticket
+    /// is then no longer the addressee's current one, is not counted again.
     fn note_slow_addressee(&mut self, now_ms: u64, bound_ms: u64) {
-        let Some(sent) = self.addressee_sent else {
-            return;
-        };
-        if now_ms < sent.saturating_add(bound_ms) {
+        if !self.relayed_message() {
             return;
         }
         let addressee = self.addressee().clone();
-        self.addressee_sent = None;
-        if self.in_flight.remove(&addressee) {
+        let slow = self
+            .in_flight
+            .get(&addressee)
+            .is_some_and(|f| now_ms >= f.sent.saturating_add(bound_ms));
+        if slow {
+            self.in_flight.remove(&addressee);
             self.failed.insert(addressee);
             self.addressee_misses = self.addressee_misses.saturating_add(1);
-            self.addressee_stale = self.addressee_stale.saturating_add(1);
         }
     }
 
-    /// The addressee's answer to (or the failure of) a hand-over: whether it ends a
-    /// request already counted as a miss for taking too long (the oldest open one is
-    /// taken to be the one that ended), which then changes nothing else.
-    fn addressee_late_end(&mut self, peer: &AgencyCode) -> bool {
-        if peer != self.addressee() || self.addressee_stale == 0 {
-            return false;
+    /// The end of the hand-over `ticket` to `peer`: whether it was `peer`'s current
+    /// request (which leaves `in_flight`). Otherwise it is the late end of an
+    /// addressee's request already counted as a miss for taking too long, and
+    /// changes nothing else (review s36-int L1: matched by count, a quick answer to
+    /// the next request was taken for the slow one's end).
+    fn end_request(&mut self, peer: &AgencyCode, ticket: Ticket) -> bool {
+        if self.in_flight.get(peer).is_some_and(|f| f.ticket == ticket) {
+            self.in_flight.remove(peer);
+            true
+        } else {
+            false
         }
-        self.addressee_stale -= 1;
-        true
     }
 }
 
@@ -352,14 +410,40 @@ struct Seen {
     delivered: bool,
 }
 
-/// Key prefixes in the mail table.
+/// Key prefixes in the mail table: held items, their custody order, seen ids.
 const HELD: u8 = b'q';
+const ORDER: u8 = b'r';
 const SEEN: u8 = b's';
 
 fn held_key(k: &ItemKey) -> Vec<u8> {
-    let mut out = vec![HELD, k.0.byte()];
+    item_row_key(HELD, k)
+}
+
+/// `ORDER || kind || id`: a held item's place in the custody order ([`Held::seq`],
+/// 8 bytes big-endian), a row of its own beside the held item's so that a node of
+/// an older build reads the held rows as before (its restore skips this prefix;
+/// had it been added to the held row, that build would drop the row as
+/// undecodable, and the mail with it).
+fn order_key(k: &ItemKey) -> Vec<u8> {
+    item_row_key(ORDER, k)
+}
+
+fn item_row_key(prefix: u8, k: &ItemKey) -> Vec<u8> {
+    let mut out = vec![prefix, k.0.byte()];
     out.extend_from_slice(k.1.as_bytes());
     out
+}
+
+/// The item an `ORDER` row is about, and its place.
+fn decode_order(k: &[u8], v: &[u8]) -> Option<(ItemKey, u64)> {
+    let kind = match k.get(1)? {
+        b'm' => ItemKind::Message,
+        b'r' => ItemKind::Receipt,
+        _ => return None,
+    };
+    let id = MessageId::from_slice(k.get(2..)?).ok()?;
+    let seq = u64::from_be_bytes(v.try_into().ok()?);
+    Some(((kind, id), seq))
 }
 
 /// A message's identity for the duplicate filter: its sender and id (an id is only
@@ -409,6 +493,11 @@ pub struct Mailer {
     /// messages, bytes).
     delivered: BTreeMap<AgencyCode, (u64, usize, usize)>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The next item's place in the custody order ([`Held::seq`]; 0 is left to
+    /// items restored without one).
+    next_seq: u64,
+    /// The next hand-over's ticket.
+    next_ticket: u64,
 }
 
 impl Mailer {
@@ -426,21 +515,44 @@ impl Mailer {
             per_peer: BTreeMap::new(),
             delivered: BTreeMap::new(),
             writes: BTreeMap::new(),
+            next_seq: 1,
+            next_ticket: 0,
         }
     }
 
     /// Loads what [`Mailer::take_writes`] wrote before a restart. Entries that do not
-    /// decode are skipped and returned as keys to delete.
+    /// decode are skipped and returned as keys to delete, so is a custody-order row
+    /// whose item is not held (an older build dropped the item and left the row).
+    /// A held item without an order row (written by an older build) is placed
+    /// before everything taken since, in id order among its like.
     pub fn restore(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Vec<u8>> {
         let mut bad = Vec::new();
+        let mut order = Vec::new();
         for (k, v) in pairs {
             let ok = match k.first() {
                 Some(&HELD) => self.restore_held(&v),
                 Some(&SEEN) => self.restore_seen(&k, &v),
+                Some(&ORDER) => {
+                    if let Some(o) = decode_order(&k, &v) {
+                        order.push((k, o));
+                        continue;
+                    }
+                    false
+                }
                 _ => true,
             };
             if !ok {
                 bad.push(k);
+            }
+        }
+        // After every held row, whatever order the pairs came in.
+        for (k, (key, seq)) in order {
+            match self.held.get_mut(&key) {
+                Some(h) => {
+                    h.seq = seq;
+                    self.next_seq = self.next_seq.max(seq.saturating_add(1));
+                }
+                None => bad.push(k),
             }
         }
         bad
@@ -471,24 +583,10 @@ impl Mailer {
             q.1 += bytes;
         }
         // The neighbour it came from had it: not offered it back after a restart
-        // either (as while we ran: `take_custody` notes it).
-        let handed = from_peer.iter().cloned().collect();
-        self.held.insert(
-            key_of(&item),
-            Held {
-                item,
-                from_peer,
-                handed,
-                failed: BTreeSet::new(),
-                in_flight: BTreeSet::new(),
-                next_try: 0,
-                attempts: 0,
-                bytes,
-                addressee_misses: 0,
-                addressee_sent: None,
-                addressee_stale: 0,
-            },
-        );
+        // either (as while we ran: `Held::new` notes it). Its place in the custody
+        // order is its `ORDER` row's (0 without one).
+        self.held
+            .insert(key_of(&item), Held::new(item, from_peer, bytes, 0, 0));
         true
     }
 
@@ -527,7 +625,8 @@ impl Mailer {
     }
 
     fn persist_held(&mut self, key: &ItemKey) {
-        let value = self.held.get(key).map(|h| {
+        let held = self.held.get(key);
+        let value = held.map(|h| {
             let origin = h.from_peer.as_ref().map(|a| a.as_str()).unwrap_or("");
             let mut v = Vec::with_capacity(1 + origin.len() + h.bytes);
             v.push(u8::try_from(origin.len()).unwrap_or(0));
@@ -535,7 +634,16 @@ impl Mailer {
             v.extend_from_slice(&h.item.encode());
             v
         });
+        let order = held.map(|h| h.seq.to_be_bytes().to_vec());
         self.writes.insert(held_key(key), value);
+        self.writes.insert(order_key(key), order);
+    }
+
+    /// The next place in the custody order.
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
+        seq
     }
 
     fn persist_seen(&mut self, id: &SeenKey) {
@@ -596,22 +704,9 @@ impl Mailer {
         let key = key_of(&item);
         self.remember(&item, now, false);
         let bytes = item.encode().len();
-        self.held.insert(
-            key,
-            Held {
-                item,
-                from_peer: None,
-                handed: BTreeSet::new(),
-                failed: BTreeSet::new(),
-                in_flight: BTreeSet::new(),
-                next_try: now.as_millis(),
-                attempts: 0,
-                bytes,
-                addressee_misses: 0,
-                addressee_sent: None,
-                addressee_stale: 0,
-            },
-        );
+        let seq = self.take_seq();
+        self.held
+            .insert(key, Held::new(item, None, bytes, now.as_millis(), seq));
         self.persist_held(&key);
         Ok(())
     }
@@ -923,21 +1018,10 @@ impl Mailer {
             MailItem::Envelope(e) => MailItem::Envelope(e.next_hop()),
             MailItem::Receipt(r) => MailItem::Receipt(r.next_hop()),
         };
+        let seq = self.take_seq();
         self.held.insert(
             key,
-            Held {
-                item: next,
-                from_peer: Some(peer.clone()),
-                handed: BTreeSet::from([peer.clone()]),
-                failed: BTreeSet::new(),
-                in_flight: BTreeSet::new(),
-                next_try: now.as_millis(),
-                attempts: 0,
-                bytes,
-                addressee_misses: 0,
-                addressee_sent: None,
-                addressee_stale: 0,
-            },
+            Held::new(next, Some(peer.clone()), bytes, now.as_millis(), seq),
         );
         self.persist_held(&key);
         Intake::Relay
@@ -983,22 +1067,9 @@ impl Mailer {
             return;
         }
         let bytes = item.encode().len();
-        self.held.insert(
-            key,
-            Held {
-                item,
-                from_peer: None,
-                handed: BTreeSet::new(),
-                failed: BTreeSet::new(),
-                in_flight: BTreeSet::new(),
-                next_try: now.as_millis(),
-                attempts: 0,
-                bytes,
-                addressee_misses: 0,
-                addressee_sent: None,
-                addressee_stale: 0,
-            },
-        );
+        let seq = self.take_seq();
+        self.held
+            .insert(key, Held::new(item, None, bytes, now.as_millis(), seq));
         self.persist_held(&key);
     }
 
@@ -1049,7 +1120,20 @@ impl Mailer {
     }
 
     /// What to hand to whom now, given the connected neighbours; also expires what
-    /// is due.
+    /// is due. The sends come in custody order, the item we took first first
+    /// ([`Held::seq`], then the item's key, then the neighbour), whatever ids the
+    /// senders chose: the caller opens the requests in this order, so when a
+    /// connection's streams run out (64, `net`), the hand-overs that fail at once
+    /// are of the items taken last, and an older copy is never starved by newer
+    /// ones. Cost: one pass over what we hold (as before) and a sort of the sends,
+    /// O(s log s) for s sends.
+    ///
+    /// A hand-over to the addressee unanswered for
+    /// [`MailLimits::addressee_answer_ms`] is counted as a miss by
+    /// [`Mailer::retry`], which the caller runs before each poll at the same time
+    /// (the runtime's `mail_poll` does): it has to come first, so that the retry
+    /// offers that addressee the message again in the same round (s36 counted it in
+    /// both; here it could only find what the retry just counted).
     pub fn poll(
         &mut self,
         connected: &BTreeSet<AgencyCode>,
@@ -1077,11 +1161,9 @@ impl Mailer {
         }
         self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
-        let mut sends = Vec::new();
+        let mut sends: Vec<(u64, Send)> = Vec::new();
         let misses = self.limits.addressee_misses;
-        let answer_ms = self.limits.addressee_answer_ms;
         for (key, h) in &mut self.held {
-            h.note_slow_addressee(now_ms, answer_ms);
             let to = match &h.item {
                 MailItem::Envelope(e) => &e.header().to,
                 MailItem::Receipt(r) => &r.body().sender,
@@ -1101,7 +1183,7 @@ impl Mailer {
             let fresh: Vec<AgencyCode> = targets
                 .into_iter()
                 .filter(|a| {
-                    !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains(a)
+                    !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains_key(a)
                 })
                 .collect();
             if fresh.is_empty() {
@@ -1109,30 +1191,40 @@ impl Mailer {
             }
             let frame = h.item.encode();
             for a in fresh {
-                if h.relayed_message() && a == *h.addressee() {
-                    h.addressee_sent = Some(now_ms);
-                }
-                h.in_flight.insert(a.clone());
-                sends.push(Send {
-                    to: a,
-                    key: *key,
-                    frame: frame.clone(),
-                });
+                let ticket = Ticket(self.next_ticket);
+                self.next_ticket = self.next_ticket.wrapping_add(1);
+                h.in_flight.insert(
+                    a.clone(),
+                    InFlight {
+                        ticket,
+                        sent: now_ms,
+                    },
+                );
+                sends.push((
+                    h.seq,
+                    Send {
+                        to: a,
+                        key: *key,
+                        frame: frame.clone(),
+                        ticket,
+                    },
+                ));
             }
         }
-        (sends, events)
+        // Stable: an item's sends stay together, in the neighbours' order, and
+        // items of the same place (restored from an older build's rows) in key
+        // order, the order of the pass.
+        sends.sort_by_key(|(seq, _)| *seq);
+        (sends.into_iter().map(|(_, s)| s).collect(), events)
     }
 
-    /// `peer` took custody of `key` (or already had it).
-    pub fn on_handed(&mut self, peer: &AgencyCode, key: &ItemKey) {
+    /// `peer` took custody of `key` (or already had it), answering the hand-over
+    /// `ticket` (a late answer to a request already counted as a miss too: the
+    /// addressee has the item all the same).
+    pub fn on_handed(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
         let done = match self.held.get_mut(key) {
             Some(h) => {
-                if !h.addressee_late_end(peer) {
-                    h.in_flight.remove(peer);
-                    if peer == h.addressee() {
-                        h.addressee_sent = None;
-                    }
-                }
+                h.end_request(peer, ticket);
                 h.handed.insert(peer.clone());
                 // A receipt is done once a neighbour took it (a lost one is sent again
                 // when the sender's retry arrives as a duplicate); a relayed message
@@ -1151,8 +1243,10 @@ impl Mailer {
     /// valid signed ack, a dial failure): it counts as tried, and [`Mailer::retry`]
     /// offers it again after the item's backoff. Such a miss of the item's addressee
     /// counts towards [`MailLimits::addressee_misses`]: its willingness is unknown.
-    pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey) {
-        self.hand_ended(peer, key, true);
+    /// The end of a request that is no longer `peer`'s current one (`ticket`: one
+    /// already counted as a miss for taking too long) changes nothing.
+    pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
+        self.hand_ended(peer, key, ticket, true);
     }
 
     /// `peer` refused `key` with a valid signed refusal for `reason`: tried, offered
@@ -1164,25 +1258,30 @@ impl Mailer {
     /// an honest online addressee's refusals must not send mail it cannot open
     /// across the federation; review s36-int H1: a refusal the auditor does not count,
     /// `expired`, `no_offer`..., left the relay offering the copy to the addressee
-    /// alone and named for it). Other neighbours' refusals are never misses.
-    pub fn on_hand_refused(&mut self, peer: &AgencyCode, key: &ItemKey, reason: &str) {
+    /// alone and named for it). Other neighbours' refusals are never misses. As
+    /// there, the late refusal of a request already counted as a miss (`ticket`)
+    /// changes nothing.
+    pub fn on_hand_refused(
+        &mut self,
+        peer: &AgencyCode,
+        key: &ItemKey,
+        ticket: Ticket,
+        reason: &str,
+    ) {
         let miss = self.held.get(key).is_some_and(|h| peer == h.addressee())
             && !wlnode_crypto::mail::ADDRESSEE_FINAL_REFUSALS.contains(&reason);
-        self.hand_ended(peer, key, miss);
+        self.hand_ended(peer, key, ticket, miss);
     }
 
-    fn hand_ended(&mut self, peer: &AgencyCode, key: &ItemKey, miss: bool) {
+    fn hand_ended(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket, miss: bool) {
         if let Some(h) = self.held.get_mut(key) {
-            if h.addressee_late_end(peer) {
+            // Matched by ticket, not by count (review s36-int L1).
+            if !h.end_request(peer, ticket) {
                 return;
             }
-            h.in_flight.remove(peer);
             h.failed.insert(peer.clone());
-            if peer == h.addressee() {
-                h.addressee_sent = None;
-                if miss {
-                    h.addressee_misses = h.addressee_misses.saturating_add(1);
-                }
+            if miss && peer == h.addressee() {
+                h.addressee_misses = h.addressee_misses.saturating_add(1);
             }
         }
     }
@@ -1212,6 +1311,9 @@ impl Mailer {
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
+            // Here, not in `poll` (which runs after this): an addressee whose request
+            // just counted as a miss is not busy any more, and is offered the
+            // message again in this round when the backoff has passed.
             h.note_slow_addressee(now.as_millis(), limits.addressee_answer_ms);
             if h.next_try > now.as_millis() {
                 continue;
@@ -1222,7 +1324,7 @@ impl Mailer {
             // hand-over is in flight, so at most one per neighbour is (review
             // s36-int M1 and of s36-fix M2: neighbours keeping streams of the copy
             // open kept it from the addressee, then one kept it from the others).
-            let addressee_busy = h.in_flight.contains(&addressee);
+            let addressee_busy = h.in_flight.contains_key(&addressee);
             if addressee_busy && h.failed.is_empty() {
                 // Nothing to offer again yet: the backoff waits for the answer.
                 continue;

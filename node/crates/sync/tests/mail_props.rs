@@ -145,7 +145,7 @@ proptest! {
                         Intake::Refused(r) => prop_assert!(false, "refused {r:?}"),
                         Intake::Duplicate | Intake::Relay | Intake::Seen => {}
                     }
-                    nodes[i].mailer.on_handed(&s.to, &s.key);
+                    nodes[i].mailer.on_handed(&s.to, &s.key, s.ticket);
                 }
                 for (k, v) in nodes[i].mailer.take_writes() {
                     nodes[i].stored.extend_from_slice(&k);

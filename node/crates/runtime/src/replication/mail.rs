@@ -46,7 +46,7 @@ use wlnode_crypto::time::Timestamp;
 use wlnode_net::{Frame, InboundId, NetHandle, PeerRef};
 use wlnode_store::StoreHandle;
 use wlnode_store::tables::LocalTable;
-use wlnode_sync::mail::{Intake, ItemKey, ItemKind, MailEvent, Mailer, Write};
+use wlnode_sync::mail::{Intake, ItemKey, ItemKind, MailEvent, Mailer, Ticket, Write};
 
 use super::Service;
 use crate::mail::{
@@ -66,10 +66,12 @@ pub(crate) struct MailState {
     pub(crate) rx: mpsc::UnboundedReceiver<MailCmd>,
     pub(crate) keys: MailKeys,
     pub(crate) writer: mpsc::UnboundedSender<MailJob>,
-    /// Our mail requests in flight: token → (neighbour, item).
+    /// Our mail requests in flight: token → (neighbour, item, the mailer's ticket
+    /// of the hand-over, handed back with its end so that the mailer matches the
+    /// answer to this request: review s36-int L1).
     /// (The item itself is kept for the `handed` audit event: its receipt may come
     /// back, and the mailer drop it, before the neighbour's answer.)
-    pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem)>,
+    pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem, Ticket)>,
     /// Neighbours connected at the last poll.
     pub(crate) connected: BTreeSet<AgencyCode>,
     /// When a refusal that is no strike was last audited, per (neighbour, reason):
@@ -1171,7 +1173,7 @@ impl Service {
     /// `hand_refused` event; anything else that is not a valid signed answer to this
     /// hand-over is a protocol failure (see [`ack_verdict`]).
     pub(super) fn on_mail_response(&mut self, token: u64, frame: Frame) {
-        let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
+        let Some((agency, key, item, ticket)) = self.mail.pending.remove(&token) else {
             return;
         };
         let decoded = match frame {
@@ -1212,7 +1214,7 @@ impl Service {
             AckVerdict::Custody(ack) => {
                 self.metrics.mail("handed");
                 let event = with_ack(mail_event("handed", &item, Some(&agency), None), &ack);
-                self.mail.mailer.on_handed(&agency, &key);
+                self.mail.mailer.on_handed(&agency, &key, ticket);
                 self.mail_job(MailJob {
                     events: vec![event],
                     ..MailJob::default()
@@ -1236,9 +1238,11 @@ impl Service {
                 // of s36-fix M1: neighbours filling that cap kept the copy on an
                 // addressee whose final refusal went unlogged).
                 if needs && !logged {
-                    self.mail.mailer.on_hand_failed(&agency, &key);
+                    self.mail.mailer.on_hand_failed(&agency, &key, ticket);
                 } else {
-                    self.mail.mailer.on_hand_refused(&agency, &key, &ack.reason);
+                    self.mail
+                        .mailer
+                        .on_hand_refused(&agency, &key, ticket, &ack.reason);
                 }
                 if logged {
                     let event = with_ack(
@@ -1253,14 +1257,14 @@ impl Service {
             }
             AckVerdict::RefusedNoEvidence(reason) => {
                 tracing::debug!(%agency, reason, "mail hand-over refused without evidence");
-                self.mail.mailer.on_hand_failed(&agency, &key);
+                self.mail.mailer.on_hand_failed(&agency, &key, ticket);
                 // No evidence against the neighbour, but the relay's own word that
                 // this hand-over failed (`unsigned_refusal`, `bad_time`: s36-delay).
                 self.audit_hand_failed(&agency, (&item, key), reason);
             }
             AckVerdict::Bad { reason, strike } => {
                 tracing::warn!(%agency, reason, "neighbour's answer to a mail hand-over is not a valid signed ack");
-                self.mail.mailer.on_hand_failed(&agency, &key);
+                self.mail.mailer.on_hand_failed(&agency, &key, ticket);
                 self.metrics.mail_reject(agency.as_str(), "bad_ack");
                 if strike || self.mail_refusal_due(&agency, "bad_ack", std::time::Instant::now()) {
                     self.mail_job(MailJob {
@@ -1308,10 +1312,10 @@ impl Service {
     /// as the relay's word, to clear it (see [`HAND_FAILED_LOG_EVERY`] for the one
     /// pair finding they can help make), never to name the neighbour alone.
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
-        let Some((agency, key, item)) = self.mail.pending.remove(&token) else {
+        let Some((agency, key, item, ticket)) = self.mail.pending.remove(&token) else {
             return;
         };
-        self.mail.mailer.on_hand_failed(&agency, &key);
+        self.mail.mailer.on_hand_failed(&agency, &key, ticket);
         self.audit_hand_failed(&agency, (&item, key), request_failure_reason(failure));
     }
 
@@ -1401,20 +1405,22 @@ impl Service {
                 .find(|(_, (a, _))| *a == s.to)
                 .map(|(p, _)| *p)
             else {
-                self.mail.mailer.on_hand_failed(&s.to, &s.key);
+                self.mail.mailer.on_hand_failed(&s.to, &s.key, s.ticket);
                 continue;
             };
             self.next_token += 1;
             let token = self.next_token;
             let Ok(item) = MailItem::decode(&s.frame) else {
-                self.mail.mailer.on_hand_failed(&s.to, &s.key);
+                self.mail.mailer.on_hand_failed(&s.to, &s.key, s.ticket);
                 continue;
             };
             // Our signed offer goes with every hand-over (`/wlnode/mail/5`): the
             // neighbour's log keeps it, so the route we chose is evidence there.
             let offer = HandoverOffer::sign(&item, &self.agency, &s.to, now, &self.mail.keys.sign);
             let frame = item.encode_offered(&offer);
-            self.mail.pending.insert(token, (s.to.clone(), s.key, item));
+            self.mail
+                .pending
+                .insert(token, (s.to.clone(), s.key, item, s.ticket));
             self.net.mail_request(peer, token, Bytes::from(frame));
         }
         if !job.events.is_empty() || !job.notices.is_empty() {
@@ -1508,7 +1514,8 @@ pub(crate) async fn load_mailer(
 ) -> Result<Mailer, wlnode_store::StoreError> {
     let mut from = vec![b'q'];
     let mut pairs = Vec::new();
-    // Held items (`q`) and seen ids (`s`), page by page.
+    // Held items (`q`), their places in the custody order (`r`) and seen ids
+    // (`s`), page by page.
     loop {
         let f = from.clone();
         let page = store
