@@ -26,11 +26,17 @@
 //! can make us hold is bounded (items and bytes per peer, and in all; our own
 //! messages, the receipts we owe and what we relay for others each have their own
 //! bound), and so is what one sender can deliver into our inbox per window.
-//! Every poll hands items over in the order we took them, oldest first, not in the
-//! order of their sender-chosen ids (issue 21, s37): past a connection's stream
-//! limit it is the newest that wait, and no sender can put its copies first. Each
-//! hand-over has a [`Ticket`], handed back with its end, so an answer is matched to
-//! its own request.
+//! Within a poll, the hand-overs due go out in the order we took the items, oldest
+//! first, not in the order of their sender-chosen ids (issue 21, s37): of those
+//! offered together, the newest are the ones that fail when a connection's streams
+//! run out, and no sender's choice of ids puts its copies ahead of older ones in a
+//! poll. Across polls the order is not kept (review s37-order H1): an item waiting
+//! out its retry backoff after a failure is overtaken by items taken since, and
+//! requests already open keep their streams, so under a load that keeps a
+//! connection's 64 streams full an old copy can fail at each retry while newer ones
+//! pass (the auditor's delay rule withholds its pair when the logs show the streams
+//! could have been full). Each hand-over has a [`Ticket`], handed back with its end,
+//! so an answer is matched to its own request.
 //!
 //! A receipt under the id of a message we hold (ours, or one we relay) is taken only
 //! if it is that message's: signed by its recipient (the caller checked the
@@ -442,8 +448,11 @@ fn decode_order(k: &[u8], v: &[u8]) -> Option<(ItemKey, u64)> {
         _ => return None,
     };
     let id = MessageId::from_slice(k.get(2..)?).ok()?;
+    // A place this build never gives (review s37-order L1: a damaged row near
+    // `u64::MAX` would saturate the counter and every later item would share one
+    // place): a bad row, deleted, and the item sorts as an older build's.
     let seq = u64::from_be_bytes(v.try_into().ok()?);
-    Some(((kind, id), seq))
+    (seq < 1 << 63).then_some(((kind, id), seq))
 }
 
 /// A message's identity for the duplicate filter: its sender and id (an id is only
@@ -1123,9 +1132,9 @@ impl Mailer {
     /// is due. The sends come in custody order, the item we took first first
     /// ([`Held::seq`], then the item's key, then the neighbour), whatever ids the
     /// senders chose: the caller opens the requests in this order, so when a
-    /// connection's streams run out (64, `net`), the hand-overs that fail at once
-    /// are of the items taken last, and an older copy is never starved by newer
-    /// ones. Cost: one pass over what we hold (as before) and a sort of the sends,
+    /// connection's streams run out (64, `net`), the hand-overs of this poll that
+    /// fail at once are of the items taken last (across polls an item in its retry
+    /// backoff is overtaken: see the module documentation). Cost: one pass over what we hold (as before) and a sort of the sends,
     /// O(s log s) for s sends.
     ///
     /// A hand-over to the addressee unanswered for

@@ -1614,10 +1614,14 @@ fn the_custody_order_survives_a_restart_and_older_rows_sort_first() {
     short.extend_from_slice(id_of(0x4000).as_bytes());
     rows.push((orphan.clone(), 9u64.to_be_bytes().to_vec()));
     rows.push((short.clone(), vec![1, 2, 3]));
+    // Review s37-order L1: a place this build never gives (damage) is a bad row.
+    let mut huge = vec![b'r', b'm'];
+    huge.extend_from_slice(id_of(0x8000).as_bytes());
+    rows.push((huge.clone(), u64::MAX.to_be_bytes().to_vec()));
     let mut old = Mailer::new(code("RR-X"), MailLimits::default());
     let mut bad = old.restore(rows);
     bad.sort();
-    let mut want = vec![orphan, short];
+    let mut want = vec![orphan, short, huge];
     want.sort();
     assert_eq!(bad, want);
     later(&mut old);
