@@ -12,14 +12,18 @@
 //! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides
 //! the signed refusals (`hand_refused`), bad answers (`rejected`, `bad_ack`) and N's
 //! signed offers (`offered`). So when N signed its acceptance of a copy C2 that R
-//! signed custody of after copy C, R's poll near that time held C, and C's offer
+//! signed custody of after copy C, or of any copy at least
+//! [`POLL_AFTER_CUSTODY_MS`] after C's custody (s37-relay: a relay delaying all
+//! mail evenly keeps the order), R's poll near that time held C, and C's offer
 //! then either succeeded (N's acceptance of C no later than [`DELAY_BOUND_MS`]
 //! after) or left an event in R's log near that time. A copy whose acceptance came
 //! later than that, with no such event near a newer acceptance, no restart before
 //! it and no hour in which R's caps on those events were reached, was held back by
 //! R. Every piece is signed: R's custody acks (in its own log), N's acceptances (in
-//! R's log), R's checkpoints over its own silence. R's unsigned events only ever
-//! clear R.
+//! R's log), R's checkpoints over its own silence. R's unsigned events clear R
+//! alone; when they are all that explains the delay (any `hand_failed`, a
+//! `rejected` `bad_ack`: only a `hand_refused` carries N's signature), over two
+//! hours, and N's own log explains nothing, the finding names the pair R->N.
 
 use super::mail::signed_answer;
 use super::*;
@@ -422,9 +426,11 @@ fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
 /// the earliest), and C's signed addressee N signed its acceptance of C from R (in
 /// R's log: `handed` with N's valid signed answer; the earliest) at
 /// `Th > Tc + DELAY_MIN_MS`, while N signed its acceptance, in R's log, of another
-/// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`,
-/// `max(Tc, last restart of R in [Tc - skew, Th + skew]) + skew < T2 < Th -
-/// DELAY_BOUND_MS` (a restart explains only the delay before it), and no excusing
+/// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`
+/// and `max(Tc, last restart of R in [Tc - skew, Th + skew]) + skew < T2 < Th -
+/// DELAY_BOUND_MS` (a restart explains only the delay before it), or, whatever C2's
+/// custody (s37-relay: an even delay of all mail), `max(Tc, that restart) +
+/// POLL_AFTER_CUSTODY_MS < T2 < Th - DELAY_BOUND_MS`, and no excusing
 /// event of C's id to N in R's log within `[T2 - DELAY_BOUND_MS - skew, T2 +
 /// EXCUSE_BEFORE_T2_MS]` (`hand_failed`, `hand_refused` with N's valid signed
 /// refusal, `rejected` `bad_ack`: R's own word, tied to the time it explains). Not
@@ -437,13 +443,18 @@ fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
 /// [`crate::event::MAIL_FAILURES_LOGGED`] (an older build, which left most failures
 /// unlogged: counted in the node's summary, never a finding), or R's log names the
 /// id as its own message (`from` R: its own messages' failures are not audited).
-/// When every such `T2` is covered, but only by R's `hand_failed` `timeout` or
-/// `unsupported` events of C to N, in two hours or more, and N's one usable log,
-/// reaching `Th + skew`, holds no `offered` of C's id by R within
-/// `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no start within `[Tc - skew, Th +
-/// skew]` and no hour at its offer cap for R, the pair `R->N` is named instead,
-/// unproven, the relay's events marked as its own word (review s36-delay M4); never
-/// on `stream`/`closed`/`dial`, never N alone.
+/// When every such `T2` is covered, but only by R's own word, its `hand_failed`
+/// (any reason) and `rejected` `bad_ack` events of C to N (no `hand_refused` with
+/// N's signed refusal within `[Tc - skew - EXCUSE_BEFORE_T2_MS, Th + skew]`), in
+/// two hours or more, and N's one usable log, reaching `Th + skew`, holds no
+/// `offered` of C's id by R within `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no
+/// start within `[Tc - skew, Th + skew]`, no hour at its offer cap for R and no
+/// `rejected` item from R it could not read (no message id: an honest N on another
+/// build) in the window, and none of R's `stream` failures of C there came when the
+/// two logs show the streams between them could have been full ([`full_streams`]),
+/// the pair `R->N` is named instead, unproven, the relay's events marked as its own
+/// word (review s36-delay M4; s37-relay: before, only `timeout`/`unsupported` made
+/// the pair and every other reason cleared R for good); never N alone.
 /// Everything about R is read from that node's log (an agency's other node, or a
 /// node retired since, holds its own mail: an upstream's ack of R's agency is not
 /// used, review s36-delay M2). Against R's agency alone, unproven (see
@@ -826,20 +837,18 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                             .and_then(|i| v.get(i));
                         matches!((first, last), (Some(a), Some(b)) if *b >= a + HOUR_MS - skew)
                     });
-                    let full = stream_traced
-                        .entry(key.clone())
-                        .or_insert_with(|| {
-                            full_streams(
-                                streamed.get(&key).map(Vec::as_slice).unwrap_or_default(),
-                                [(&relay.0, n), (n, &relay.0)].map(|k| {
-                                    let k = (k.0.clone(), k.1.clone());
-                                    (
-                                        busy.get(&k).map(Vec::as_slice).unwrap_or_default(),
-                                        refusals.get(&k).map(Vec::as_slice).unwrap_or_default(),
-                                    )
-                                }),
-                            )
-                        });
+                    let full = stream_traced.entry(key.clone()).or_insert_with(|| {
+                        full_streams(
+                            streamed.get(&key).map(Vec::as_slice).unwrap_or_default(),
+                            [(&relay.0, n), (n, &relay.0)].map(|k| {
+                                let k = (k.0.clone(), k.1.clone());
+                                (
+                                    busy.get(&k).map(Vec::as_slice).unwrap_or_default(),
+                                    refusals.get(&k).map(Vec::as_slice).unwrap_or_default(),
+                                )
+                            }),
+                        )
+                    });
                     let no_full = !any_within(full, wlo, whi);
                     let n_log = match agency_logs.get(n).map(Vec::as_slice) {
                         Some([(n_node, latest)]) => {

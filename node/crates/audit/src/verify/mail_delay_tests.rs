@@ -1098,7 +1098,16 @@ fn a_relay_excused_only_by_its_own_word_is_named_with_its_addressee() {
     let refusal = answer(&f, N, R, &id, HELD, false, "quota", tc + 50 * MIN);
     let other = |i: u64| format!("{:032x}", i + 1);
     let many: Vec<Event> = (0..64u64)
-        .map(|i| mail("received", &other(i), R, tc + 60 * MIN + i * 1000, None, None))
+        .map(|i| {
+            mail(
+                "received",
+                &other(i),
+                R,
+                tc + 60 * MIN + i * 1000,
+                None,
+                None,
+            )
+        })
         .collect();
     let cases: Vec<(&str, Vec<Event>, Vec<Event>)> = vec![
         (
@@ -1139,14 +1148,25 @@ fn a_relay_excused_only_by_its_own_word_is_named_with_its_addressee() {
                 Some("sender_quota"),
             )],
         ),
-        ("64 hand-overs near a stream failure", streams.to_vec(), many.clone()),
+        (
+            "64 hand-overs near a stream failure",
+            streams.to_vec(),
+            many.clone(),
+        ),
         (
             "an unreadable item from the relay",
             vec![
                 failed(&id, N, "unsigned_refusal", tc + 11 * MIN),
                 failed(&id, N, "unsigned_refusal", tc + 80 * MIN),
             ],
-            vec![mail("rejected", "", R, tc + 30 * MIN, None, Some("malformed"))],
+            vec![mail(
+                "rejected",
+                "",
+                R,
+                tc + 30 * MIN,
+                None,
+                Some("malformed"),
+            )],
         ),
     ];
     for (what, relay, n) in cases {
@@ -1213,7 +1233,10 @@ fn a_relay_that_delays_all_mail_to_its_addressee_evenly_is_named() {
     assert_eq!(found[0].evidence["newer_custody"], false);
     assert_eq!(found[0].evidence["newer"]["message_id"], old);
     assert_eq!(found[0].evidence["newer"]["accepted_at"], tc + 60 * MIN);
-    assert_eq!(found[0].evidence["poll_after_custody_ms"], POLL_AFTER_CUSTODY_MS);
+    assert_eq!(
+        found[0].evidence["poll_after_custody_ms"],
+        POLL_AFTER_CUSTODY_MS
+    );
     // The margin: an acceptance at most 20 min after the custody may come from a
     // poll that started before it.
     assert!(delayed(&f, &trail(tc + 19 * MIN, tc + 120 * MIN, &[])).is_empty());
