@@ -638,7 +638,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     };
                     // Toward the offer cap: any offer the neighbour signed (a key
                     // revoked since included: the relay audited it then).
-                    if o.verify_as_evidence(roster, p).is_ok() {
+                    let checked =
+                        || Some(o.verify_as_evidence(roster, p).ok()?.map(|t| t.as_millis()));
+                    if l.signature(*index, p, checked).is_some() {
                         let d = hex::encode(o.body().item_digest);
                         capped
                             .entry((node.clone(), p.clone(), d, "offered"))
