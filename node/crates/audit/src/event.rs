@@ -213,10 +213,12 @@ pub enum EventKind {
         /// `unsigned_refusal`, `bad_time` or `bad_ack`; s34 auditors ignore it, s35
         /// ones note `timeout`/`unsupported` to the addressee in a finding, s36 ones
         /// also read any of them to clear the relay of `mail_relay_delayed`; only
-        /// when a relay's sole excuses of a copy are its `timeout`/`unsupported`
-        /// events in two hours or more, and the addressee's log shows no offer and no
-        /// restart, is that finding the pair `relay->addressee`, never the addressee
-        /// alone).
+        /// when a relay's sole excuses of a copy are such events (since s37 any
+        /// reason, and `rejected` `bad_ack`; `stream` only where the logs show the
+        /// streams could not have been full) in two hours or more, and the
+        /// addressee's log shows no offer, no restart and no unreadable item from
+        /// the relay, is that finding the pair `relay->addressee`, never the
+        /// addressee alone).
         action: String,
         /// The message id (32 hex digits).
         message_id: String,

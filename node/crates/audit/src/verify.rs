@@ -306,9 +306,37 @@ struct Log<'a> {
     /// (size, the auditor's time of that verification). Their events `[0, size)`
     /// existed by then, whatever times the node wrote (review s32-mail H3).
     vouched_before: Vec<(u64, u64)>,
+    /// Per (event index, signer): the outcome of the roster check of the signature
+    /// on that event's ack or offer (see [`Log::signature`]).
+    signatures: std::cell::RefCell<HashMap<(u64, AgencyCode), SignatureCheck>>,
 }
 
+/// The outcome of a roster check of a signature: `None` when it fails, else the
+/// revocation time of the signing key, if it was revoked since.
+type SignatureCheck = Option<Option<u64>>;
+
 impl Log<'_> {
+    /// The roster check of the signature on event `index`'s ack or offer as
+    /// `signer`'s (`verify_as_evidence`: `None` when it fails, else the revocation
+    /// time of the key, if any), made by `check` once per log, event and signer: the
+    /// mail rules (`check_mail`, `check_mail_delay`) read the same events, and
+    /// verified each signature twice (s37-relay). The answer depends on nothing but
+    /// the event, the signer and the roster of this run.
+    fn signature(
+        &self,
+        index: u64,
+        signer: &AgencyCode,
+        check: impl FnOnce() -> SignatureCheck,
+    ) -> SignatureCheck {
+        let key = (index, signer.clone());
+        if let Some(known) = self.signatures.borrow().get(&key) {
+            return *known;
+        }
+        let outcome = check();
+        self.signatures.borrow_mut().insert(key, outcome);
+        outcome
+    }
+
     /// The earliest time this auditor verified a head holding event `index`.
     fn vouched_at(&self, index: u64) -> Option<u64> {
         self.vouched_before
@@ -698,6 +726,7 @@ fn verify_log<'a>(
             checkpoints: verified,
             usable: listed && checkpoint_at.is_some(),
             vouched_before,
+            signatures: Default::default(),
         },
         summary,
     )

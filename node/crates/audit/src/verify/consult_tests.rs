@@ -3487,6 +3487,7 @@ fn steps_without_a_role_and_a_node_both_requester_and_origin_under_one_id_pass_c
         checkpoints: Vec::new(),
         usable: true,
         vouched_before: Vec::new(),
+        signatures: Default::default(),
     };
     let placed: Vec<(&str, u32)> = super::rounds(&l)
         .iter()

@@ -177,10 +177,15 @@ pub(super) fn signed_answer(
 ) -> Option<wlnode_crypto::mail::MailAck> {
     let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
-    if let Some(revoked_at) = ack.verify_as_evidence(roster, peer).ok()? {
-        let vouched = log
-            .vouched_at(index)
-            .is_some_and(|at| at < revoked_at.as_millis());
+    let checked = || {
+        Some(
+            ack.verify_as_evidence(roster, peer)
+                .ok()?
+                .map(|t| t.as_millis()),
+        )
+    };
+    if let Some(revoked_at) = log.signature(index, peer, checked)? {
+        let vouched = log.vouched_at(index).is_some_and(|at| at < revoked_at);
         if !vouched {
             return None;
         }
@@ -204,10 +209,16 @@ pub(super) fn signed_offer(
 ) -> Option<wlnode_crypto::mail::HandoverOffer> {
     let offer = wlnode_crypto::mail::HandoverOffer::from_hex(offer).ok()?;
     let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
-    if let Some(revoked_at) = offer.verify_as_evidence(roster, offerer).ok()? {
-        let vouched = log
-            .vouched_at(index)
-            .is_some_and(|at| at < revoked_at.as_millis());
+    let checked = || {
+        Some(
+            offer
+                .verify_as_evidence(roster, offerer)
+                .ok()?
+                .map(|t| t.as_millis()),
+        )
+    };
+    if let Some(revoked_at) = log.signature(index, offerer, checked)? {
+        let vouched = log.vouched_at(index).is_some_and(|at| at < revoked_at);
         if !vouched {
             return None;
         }

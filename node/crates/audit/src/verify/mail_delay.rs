@@ -12,14 +12,18 @@
 //! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides
 //! the signed refusals (`hand_refused`), bad answers (`rejected`, `bad_ack`) and N's
 //! signed offers (`offered`). So when N signed its acceptance of a copy C2 that R
-//! signed custody of after copy C, R's poll near that time held C, and C's offer
+//! signed custody of after copy C, or of any copy at least
+//! [`POLL_AFTER_CUSTODY_MS`] after C's custody (s37-relay: a relay delaying all
+//! mail evenly keeps the order), R's poll near that time held C, and C's offer
 //! then either succeeded (N's acceptance of C no later than [`DELAY_BOUND_MS`]
 //! after) or left an event in R's log near that time. A copy whose acceptance came
 //! later than that, with no such event near a newer acceptance, no restart before
 //! it and no hour in which R's caps on those events were reached, was held back by
 //! R. Every piece is signed: R's custody acks (in its own log), N's acceptances (in
-//! R's log), R's checkpoints over its own silence. R's unsigned events only ever
-//! clear R.
+//! R's log), R's checkpoints over its own silence. R's unsigned events clear R
+//! alone; when they are all that explains the delay (any `hand_failed`, a
+//! `rejected` `bad_ack`: only a `hand_refused` carries N's signature), over two
+//! hours, and N's own log explains nothing, the finding names the pair R->N.
 
 use super::mail::signed_answer;
 use super::*;
@@ -75,6 +79,45 @@ const _: () = assert!(
 const _: () = assert!(
     HOUR_MS + RETRY_MAX_MS + REQUEST_MAX_MS + wlnode_crypto::mail::MAX_CLOCK_SKEW_MS
         <= EXCUSE_BEFORE_T2_MS
+);
+
+/// How long after the held copy's custody (or the relay's last restart) the
+/// addressee's signed acceptance of ANY copy from the relay, older ones too, shows
+/// a poll of the relay that already held the copy (s37-relay, issue 21: a relay
+/// delaying all mail to its addressee evenly keeps the order, so no NEWER copy is
+/// ever accepted first). The relay's mailer takes the copy into its held map
+/// (`Mailer::take_custody`) before its runtime signs the custody ack
+/// (`respond_after`, after `on_item`, with a fresh clock reading), so the custody's
+/// signed time is after the copy entered the map; the store write only delays the
+/// answer, not the map (`spawn_writer`). Every hand-over is sent by a poll
+/// (`mail_poll`) at `tp`; the addressee's acceptance is logged only when the relay
+/// read it within the skew of its signed time `T2` (else `bad_time`), at most
+/// [`REQUEST_MAX_MS`] after the request went out, plus the relay's own command and
+/// event-loop lag: `T2 <= tp + skew + REQUEST_MAX_MS + lag`. So `T2 > Tc + skew +
+/// REQUEST_MAX_MS + lag` puts `tp` after the custody: that poll held the copy, and
+/// offered it too (or it was in flight, failed or offered back, as for a newer
+/// copy). 5 min + 2 min 10 s + 10 min of lag (the margin [`DELAY_BOUND_MS`] leaves
+/// a busy relay too) is 17 min 10 s, rounded up to 20 min.
+pub const POLL_AFTER_CUSTODY_MS: u64 = 20 * 60_000;
+
+const _: () = assert!(
+    wlnode_crypto::mail::MAX_CLOCK_SKEW_MS + REQUEST_MAX_MS + 10 * 60_000 <= POLL_AFTER_CUSTODY_MS
+);
+
+/// The mail protocol's streams per connection (`with_max_concurrent_streams(64)`
+/// in `net/src/lib.rs`, inbound and outbound together): past them a hand-over fails
+/// at once as `stream`. An honest relay fails a copy with `stream` only while that
+/// many hand-overs with the addressee were open, in either direction (s37-relay).
+pub const MAIL_STREAMS: usize = 64;
+
+/// How far from a relay's `stream` failure the ends of the hand-overs that filled
+/// the streams then are looked for: each ended within [`REQUEST_MAX_MS`], dated by
+/// the relay's or the addressee's clock (within the skew) after the relay's loop
+/// lag; the bound's 30 min covers that.
+pub const STREAM_TRACE_MS: u64 = DELAY_BOUND_MS;
+
+const _: () = assert!(
+    REQUEST_MAX_MS + 2 * wlnode_crypto::mail::MAX_CLOCK_SKEW_MS + 10 * 60_000 <= STREAM_TRACE_MS
 );
 
 /// How long before the custody (less the skew) an `offered` of the held copy by its
@@ -253,7 +296,11 @@ impl Cover {
                 .and_then(|i| intervals.get(i))
                 .map_or(0, |iv| iv.1);
             let hi = intervals.get(j).map_or(u64::MAX, |iv| iv.0);
-            let (v, at) = pair.max_in(lo, hi).unwrap_or((0, 0));
+            // A gap's value is its largest custody time plus one, 0 for a gap with
+            // no acceptance (s37-relay: the rule by time asks whether any is there).
+            let (v, at) = pair
+                .max_in(lo, hi)
+                .map_or((0, 0), |(v, at)| (v.saturating_add(1), at));
             values.push(v);
             best.push(at);
         }
@@ -284,9 +331,10 @@ impl Cover {
         let mut found = clip(first).max(clip(last));
         if last > first + 1
             && let Some((v, j)) = self.gaps.max(first + 1, last)
+            && v > 0
             && let Some(&at) = self.best.get(j)
         {
-            found = found.max(Some((v, at)));
+            found = found.max(Some((v - 1, at)));
         }
         found
     }
@@ -333,14 +381,56 @@ fn saturated_union(lists: &mut [(Vec<u64>, usize)], skew: u64) -> Vec<(u64, u64)
     merged
 }
 
+/// Of a relay's sorted `stream` failures of one copy to one neighbour, those at
+/// which the streams between them may have been full (s37-relay): an honest relay
+/// fails a hand-over with `stream` only while [`MAIL_STREAMS`] hand-overs with that
+/// neighbour are open, either way. Each of them ends within [`REQUEST_MAX_MS`] in
+/// an event of one of the two logs (`handed`, `received`, `hand_refused`,
+/// `hand_failed`, `offered`, ...), or, for a failure or refusal the relay audits
+/// once an hour per item, one of that item at most an hour before; refusals the
+/// runtime audits once a minute per reason (`rejected`: the relay's own messages
+/// and receipts refused by the neighbour, the neighbour's requests refused by the
+/// relay) stand for any number. So a failure at `e` is kept when the two logs (in
+/// `sides`: each one's sorted event times with the other and its `rejected` times)
+/// hold [`MAIL_STREAMS`] events with each other within
+/// `[e - 1 h - STREAM_TRACE_MS, e + STREAM_TRACE_MS]`, or a refusal within
+/// [`STREAM_TRACE_MS`] of `e`. O(log n) per failure.
+fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
+    let count = |v: &[u64], lo: u64, hi: u64| {
+        v.partition_point(|t| *t <= hi)
+            .saturating_sub(v.partition_point(|t| *t < lo))
+    };
+    failures
+        .iter()
+        .copied()
+        .filter(|&e| {
+            let (lo, hi) = (
+                e.saturating_sub(HOUR_MS + STREAM_TRACE_MS),
+                e.saturating_add(STREAM_TRACE_MS),
+            );
+            let events: usize = sides.iter().map(|(all, _)| count(all, lo, hi)).sum();
+            events >= MAIL_STREAMS
+                || sides.iter().any(|(_, refused)| {
+                    any_within(
+                        refused,
+                        e.saturating_sub(STREAM_TRACE_MS),
+                        e.saturating_add(STREAM_TRACE_MS),
+                    )
+                })
+        })
+        .collect()
+}
+
 /// `mail_relay_delayed` (s36-delay, issue 21): a relay node R took custody of copy C
 /// at `Tc` (its agency's valid signed `ok` custody ack in the node's own `received`;
 /// the earliest), and C's signed addressee N signed its acceptance of C from R (in
 /// R's log: `handed` with N's valid signed answer; the earliest) at
 /// `Th > Tc + DELAY_MIN_MS`, while N signed its acceptance, in R's log, of another
-/// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`,
-/// `max(Tc, last restart of R in [Tc - skew, Th + skew]) + skew < T2 < Th -
-/// DELAY_BOUND_MS` (a restart explains only the delay before it), and no excusing
+/// relayed copy C2 from R at `T2`, with R's signed custody of C2 after `Tc + skew`
+/// and `max(Tc, last restart of R in [Tc - skew, Th + skew]) + skew < T2 < Th -
+/// DELAY_BOUND_MS` (a restart explains only the delay before it), or, whatever C2's
+/// custody (s37-relay: an even delay of all mail), `max(Tc, that restart) +
+/// POLL_AFTER_CUSTODY_MS < T2 < Th - DELAY_BOUND_MS`, and no excusing
 /// event of C's id to N in R's log within `[T2 - DELAY_BOUND_MS - skew, T2 +
 /// EXCUSE_BEFORE_T2_MS]` (`hand_failed`, `hand_refused` with N's valid signed
 /// refusal, `rejected` `bad_ack`: R's own word, tied to the time it explains). Not
@@ -353,13 +443,18 @@ fn saturated_union(lists: &mut [(Vec<u64>, usize)], skew: u64) -> Vec<(u64, u64)
 /// [`crate::event::MAIL_FAILURES_LOGGED`] (an older build, which left most failures
 /// unlogged: counted in the node's summary, never a finding), or R's log names the
 /// id as its own message (`from` R: its own messages' failures are not audited).
-/// When every such `T2` is covered, but only by R's `hand_failed` `timeout` or
-/// `unsupported` events of C to N, in two hours or more, and N's one usable log,
-/// reaching `Th + skew`, holds no `offered` of C's id by R within
-/// `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no start within `[Tc - skew, Th +
-/// skew]` and no hour at its offer cap for R, the pair `R->N` is named instead,
-/// unproven, the relay's events marked as its own word (review s36-delay M4); never
-/// on `stream`/`closed`/`dial`, never N alone.
+/// When every such `T2` is covered, but only by R's own word, its `hand_failed`
+/// (any reason) and `rejected` `bad_ack` events of C to N (no `hand_refused` with
+/// N's signed refusal within `[Tc - skew - EXCUSE_BEFORE_T2_MS, Th + skew]`), in
+/// two hours or more, and N's one usable log, reaching `Th + skew`, holds no
+/// `offered` of C's id by R within `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no
+/// start within `[Tc - skew, Th + skew]`, no hour at its offer cap for R and no
+/// `rejected` item from R it could not read (no message id: an honest N on another
+/// build) in the window, and none of R's `stream` failures of C there came when the
+/// two logs show the streams between them could have been full ([`full_streams`]),
+/// the pair `R->N` is named instead, unproven, the relay's events marked as its own
+/// word (review s36-delay M4; s37-relay: before, only `timeout`/`unsupported` made
+/// the pair and every other reason cleared R for good); never N alone.
 /// Everything about R is read from that node's log (an agency's other node, or a
 /// node retired since, holds its own mail: an upstream's ack of R's agency is not
 /// used, review s36-delay M2). Against R's agency alone, unproven (see
@@ -374,10 +469,19 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut accepted: HashMap<(Node, AgencyCode), Vec<Accepted>> = HashMap::new();
     // (relay node, neighbour, id) -> times of the node's excusing events.
     let mut excused: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
-    // (relay node, neighbour, id) -> times of its excusing events other than
-    // `hand_failed` `timeout`/`unsupported`, and of those (the pair rule).
+    // (relay node, neighbour, id) -> times of its excusing events that carry the
+    // neighbour's signature (`hand_refused`), of those that are its own word alone
+    // (`hand_failed` for any reason, `rejected` `bad_ack`: the pair rule), and of
+    // its `stream` failures among them.
     let mut strong: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     let mut weak: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    let mut streamed: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // (keeping agency, neighbour) -> times of every `mail` event with that
+    // neighbour, of its `rejected` events, and of those naming no message (an item
+    // that did not decode): the traces of full streams (s37-relay).
+    let mut busy: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    let mut refusals: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
+    let mut unreadable: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     // Per keeping agency: (offering agency, id) of every `offered` event in its
     // logs; its starts; its usable logs (node, latest covered event time).
     let mut kept_offers: HashMap<(AgencyCode, AgencyCode, String), Vec<u64>> = HashMap::new();
@@ -427,6 +531,18 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 }
                 continue;
             };
+            // Every hand-over with a neighbour, either way, any item, and every
+            // refusal (s37-relay: the traces of a full set of streams).
+            if let Some(p) = peer.as_ref().filter(|p| *p != me) {
+                let pair = (me.clone(), p.clone());
+                busy.entry(pair.clone()).or_default().push(e.at);
+                if action == "rejected" {
+                    refusals.entry(pair.clone()).or_default().push(e.at);
+                    if message_id.is_empty() {
+                        unreadable.entry(pair).or_default().push(e.at);
+                    }
+                }
+            }
             if item != "message" {
                 continue;
             }
@@ -473,10 +589,13 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                             .push((a.body().at.as_millis(), message_id.clone(), d));
                     }
                 }
+                // The relay's own word, whatever the reason (s37-relay): it clears
+                // the relay alone, and leaves the pair rule open.
                 "hand_failed" => {
-                    let timeout = matches!(reason.as_deref(), Some("timeout" | "unsupported"));
-                    let to = if timeout { &mut weak } else { &mut strong };
-                    to.entry(key.clone()).or_default().push(e.at);
+                    if reason.as_deref() == Some("stream") {
+                        streamed.entry(key.clone()).or_default().push(e.at);
+                    }
+                    weak.entry(key.clone()).or_default().push(e.at);
                     excused.entry(key).or_default().push(e.at);
                     if member {
                         capped
@@ -502,7 +621,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     }
                 }
                 "rejected" if reason.as_deref().is_some_and(|r| r.starts_with("bad_ack")) => {
-                    strong.entry(key.clone()).or_default().push(e.at);
+                    weak.entry(key.clone()).or_default().push(e.at);
                     excused.entry(key).or_default().push(e.at);
                 }
                 // The neighbour's own signed offer of the copy to the relay.
@@ -519,7 +638,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     };
                     // Toward the offer cap: any offer the neighbour signed (a key
                     // revoked since included: the relay audited it then).
-                    if o.verify_as_evidence(roster, p).is_ok() {
+                    let checked =
+                        || Some(o.verify_as_evidence(roster, p).ok()?.map(|t| t.as_millis()));
+                    if l.signature(*index, p, checked).is_some() {
                         let d = hex::encode(o.body().item_digest);
                         capped
                             .entry((node.clone(), p.clone(), d, "offered"))
@@ -549,6 +670,10 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         .chain(offered.values_mut())
         .chain(strong.values_mut())
         .chain(weak.values_mut())
+        .chain(streamed.values_mut())
+        .chain(busy.values_mut())
+        .chain(refusals.values_mut())
+        .chain(unreadable.values_mut())
         .chain(kept_offers.values_mut())
         .chain(agency_starts.values_mut())
     {
@@ -622,6 +747,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut older_build: HashMap<Node, u64> = HashMap::new();
     // The addressee's hours at its offer cap for the relay (the pair rule).
     let mut offer_sat: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
+    // Per (relay node, neighbour, id): the times of its `stream` failures when the
+    // logs show the streams could have been full (the pair rule).
+    let mut stream_traced: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     let mut copies: Vec<(&CopyKey, &(u64, AgencyCode))> = custody.iter().collect();
     copies.sort_unstable();
     for ((relay, id, digest), (tc, n)) in copies {
@@ -666,13 +794,14 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         {
             continue;
         }
-        let (lo_t, hi_t) = (
-            tc.max(restart.unwrap_or(0)).saturating_add(skew),
-            th.saturating_sub(DELAY_BOUND_MS),
-        );
+        let from = tc.max(restart.unwrap_or(0));
+        let (lo_t, hi_t) = (from.saturating_add(skew), th.saturating_sub(DELAY_BOUND_MS));
         if lo_t >= hi_t {
             continue;
         }
+        // s37-relay: an acceptance of any copy, older ones too, this long after the
+        // custody (and the last restart) came from a poll that held the copy.
+        let lo_any = from.saturating_add(POLL_AFTER_CUSTODY_MS);
         let cover = covers.entry(key.clone()).or_insert_with(|| {
             Cover::new(
                 excused.get(&key).map(Vec::as_slice).unwrap_or_default(),
@@ -681,59 +810,87 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             )
         });
         let newer = |m: Option<(u64, usize)>| m.filter(|(tc2, _)| *tc2 > tc.saturating_add(skew));
-        let alone = newer(cover.uncovered_max(pair, lo_t, hi_t));
-        // Review s36-delay M4, the pair rule: every newer acceptance is covered, but
-        // only by the relay's `timeout`/`unsupported` events of the copy (its own
-        // word), in at least two separate hours, while the addressee's one audited
-        // log, covering the time, holds no offer of the copy by the relay, no
-        // restart and no hour at its offer cap: the relay or the addressee, never
-        // the addressee alone, and never on `stream`/`closed`/`dial` (an honest
-        // addressee's crash, the relay's own stream limit).
+        let alone = newer(cover.uncovered_max(pair, lo_t, hi_t)).or_else(|| {
+            (lo_any < hi_t)
+                .then(|| cover.uncovered_max(pair, lo_any, hi_t))
+                .flatten()
+        });
+        // Review s36-delay M4, the pair rule: every such acceptance is covered, but
+        // only by the relay's own word (`hand_failed` for any reason, `rejected`
+        // `bad_ack`; s37-relay: not only `timeout`/`unsupported`), in at least two
+        // separate hours, while the addressee's one audited log, covering the time,
+        // holds no offer of the copy by the relay, no restart, no hour at its offer
+        // cap and no item from the relay it could not read, and no `stream` failure
+        // of the copy came while the logs show the streams could have been full
+        // (s37-relay, see [`MAIL_STREAMS`]): the relay or the addressee, never the
+        // addressee alone. A signed refusal (`hand_refused`) withholds it.
         let (wlo, whi) = (tc.saturating_sub(skew + EXCUSE_BEFORE_T2_MS), win_hi);
         let as_pair = match alone {
             Some(_) => None,
-            None => newer(pair.max_in(lo_t, hi_t)).filter(|_| {
-                let only_weak = !strong.get(&key).is_some_and(|v| any_within(v, wlo, whi));
-                let hours = weak.get(&key).is_some_and(|v| {
-                    let first = v.get(v.partition_point(|t| *t < wlo));
-                    let last = v
-                        .partition_point(|t| *t <= whi)
-                        .checked_sub(1)
-                        .and_then(|i| v.get(i));
-                    matches!((first, last), (Some(a), Some(b)) if *b >= a + HOUR_MS - skew)
-                });
-                let n_log = match agency_logs.get(n).map(Vec::as_slice) {
-                    Some([(n_node, latest)]) => {
-                        *latest >= win_hi
-                            && !kept_offers
-                                .get(&(n.clone(), relay.0.clone(), id.clone()))
-                                .is_some_and(|v| {
-                                    any_within(v, win_lo.saturating_sub(OFFER_LOOKBACK_MS), win_hi)
-                                })
-                            && !agency_starts
-                                .get(n)
-                                .is_some_and(|v| any_within(v, win_lo, win_hi))
-                            && !meets(
-                                offer_sat
-                                    .entry((n_node.clone(), relay.0.clone()))
-                                    .or_insert_with(|| {
-                                        saturated_spans(
-                                            &mut offers_to
-                                                .get(&(n_node.clone(), relay.0.clone()))
-                                                .cloned()
-                                                .unwrap_or_default(),
-                                            OFFERS_LOGGED_PER_NEIGHBOUR,
-                                            skew,
+            None => newer(pair.max_in(lo_t, hi_t))
+                .or_else(|| (lo_any < hi_t).then(|| pair.max_in(lo_any, hi_t)).flatten())
+                .filter(|_| {
+                    let only_weak = !strong.get(&key).is_some_and(|v| any_within(v, wlo, whi));
+                    let hours = weak.get(&key).is_some_and(|v| {
+                        let first = v.get(v.partition_point(|t| *t < wlo));
+                        let last = v
+                            .partition_point(|t| *t <= whi)
+                            .checked_sub(1)
+                            .and_then(|i| v.get(i));
+                        matches!((first, last), (Some(a), Some(b)) if *b >= a + HOUR_MS - skew)
+                    });
+                    let full = stream_traced.entry(key.clone()).or_insert_with(|| {
+                        full_streams(
+                            streamed.get(&key).map(Vec::as_slice).unwrap_or_default(),
+                            [(&relay.0, n), (n, &relay.0)].map(|k| {
+                                let k = (k.0.clone(), k.1.clone());
+                                (
+                                    busy.get(&k).map(Vec::as_slice).unwrap_or_default(),
+                                    refusals.get(&k).map(Vec::as_slice).unwrap_or_default(),
+                                )
+                            }),
+                        )
+                    });
+                    let no_full = !any_within(full, wlo, whi);
+                    let n_log = match agency_logs.get(n).map(Vec::as_slice) {
+                        Some([(n_node, latest)]) => {
+                            *latest >= win_hi
+                                && !kept_offers
+                                    .get(&(n.clone(), relay.0.clone(), id.clone()))
+                                    .is_some_and(|v| {
+                                        any_within(
+                                            v,
+                                            win_lo.saturating_sub(OFFER_LOOKBACK_MS),
+                                            win_hi,
                                         )
-                                    }),
-                                win_lo,
-                                win_hi,
-                            )
-                    }
-                    _ => false,
-                };
-                only_weak && hours && n_log
-            }),
+                                    })
+                                && !agency_starts
+                                    .get(n)
+                                    .is_some_and(|v| any_within(v, win_lo, win_hi))
+                                && !unreadable
+                                    .get(&(n.clone(), relay.0.clone()))
+                                    .is_some_and(|v| any_within(v, wlo, whi))
+                                && !meets(
+                                    offer_sat
+                                        .entry((n_node.clone(), relay.0.clone()))
+                                        .or_insert_with(|| {
+                                            saturated_spans(
+                                                &mut offers_to
+                                                    .get(&(n_node.clone(), relay.0.clone()))
+                                                    .cloned()
+                                                    .unwrap_or_default(),
+                                                OFFERS_LOGGED_PER_NEIGHBOUR,
+                                                skew,
+                                            )
+                                        }),
+                                    win_lo,
+                                    win_hi,
+                                )
+                        }
+                        _ => false,
+                    };
+                    only_weak && hours && no_full && n_log
+                }),
         };
         let Some((tc2, at)) = alone.or(as_pair) else {
             continue;
@@ -773,6 +930,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             continue;
         }
         let (agency, peer_id) = relay;
+        // The other copy's custody after the held one's: a newer copy; else its
+        // acceptance came late enough after the custody (s37-relay, even delays).
+        let is_newer = tc2 > tc.saturating_add(skew);
         let (named, detail) = if alone.is_some() {
             (
                 agency.to_string(),
@@ -784,10 +944,21 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             (
                 format!("{agency}->{n}"),
                 format!(
-                    "its log explains that only by timeouts or protocol refusals of {n} (its own \
-                     word), in two hours or more, while {n}'s log shows no offer of the message \
-                     by it and no restart: the relay or {n}"
+                    "its log explains that only by hand-overs to {n} it says failed (its own \
+                     word: no signed refusal), in two hours or more, while {n}'s log shows no \
+                     offer of the message by it, no restart and no unreadable item from it, and \
+                     no stream failure came while the streams could have been full: the relay \
+                     or {n}"
                 ),
+            )
+        };
+        let other = if is_newer {
+            format!("newer mail from it at {t2}")
+        } else {
+            format!(
+                "other mail from it at {t2} ({} min after the custody, so a poll that held the \
+                 message)",
+                (t2.saturating_sub(tc)) / 60_000
             )
         };
         report.violations.push(violation(
@@ -795,7 +966,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             &named,
             format!(
                 "{agency} took custody of message {id} for {n} at {tc} and handed it to {n} only at \
-                 {th} ({} min later), although {n} took newer mail from it at {t2}, and {detail}",
+                 {th} ({} min later), although {n} took {other}, and {detail}",
                 (th - tc) / 60_000
             ),
             serde_json::json!({
@@ -811,10 +982,16 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     "custody_at": tc2,
                     "accepted_at": t2,
                 },
+                // s37-relay: whether the other copy is newer (its custody after the
+                // held one's) or only accepted late enough after the custody
+                // (`poll_after_custody_ms`): an even delay of all mail.
+                "newer_custody": is_newer,
+                "poll_after_custody_ms": POLL_AFTER_CUSTODY_MS,
                 "bound_ms": DELAY_BOUND_MS,
                 "excuse_before_ms": EXCUSE_BEFORE_T2_MS,
-                // The pair rule: the relay's `timeout`/`unsupported` events are its
-                // own word (times in its log), not evidence against the addressee.
+                // The pair rule: the relay's `hand_failed`/`bad_ack` events are its
+                // own word (times in its log, under the s36 name), not evidence
+                // against the addressee.
                 "relay_excuses_own_word": alone.is_none(),
                 "relay_timeouts_at": if alone.is_none() {
                     weak.get(&key)

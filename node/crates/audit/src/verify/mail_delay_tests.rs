@@ -10,7 +10,7 @@ use wlnode_crypto::model::MessageId;
 
 use super::super::tests::{Fixture, ag, fixture, log};
 use super::super::*;
-use super::{Cover, DELAY_BOUND_MS, EXCUSE_BEFORE_T2_MS, Pair, RangeMax};
+use super::{Cover, DELAY_BOUND_MS, EXCUSE_BEFORE_T2_MS, POLL_AFTER_CUSTODY_MS, Pair, RangeMax};
 
 /// The sender, the relay, the addressee.
 const S: usize = 0;
@@ -207,9 +207,11 @@ fn a_relay_that_holds_a_copy_back_while_its_addressee_takes_newer_mail_is_named(
         handed(&f, &held_id(), HELD, tc + 120 * MIN),
     ];
     assert!(delayed(&f, &older).is_empty());
-    // Documented limit: a relay that delays ALL mail to the addressee by the same
-    // two hours, in order, leaves no newer acceptance before the held one's and is
-    // not caught.
+    // Two copies delayed alike, in order: no other acceptance between the custody
+    // and the held copy's (less the bound), so nothing to judge by. (A relay that
+    // delays ALL its mail to the addressee evenly is caught by the older copies it
+    // hands over meanwhile since s37-relay:
+    // `a_relay_that_delays_all_mail_to_its_addressee_evenly_is_named`.)
     let uniform = vec![
         started(tc - 20 * MIN, true),
         took(&f, &held_id(), HELD, tc),
@@ -934,8 +936,10 @@ fn caps_count_distinct_ids_to_roster_members() {
 /// streams unanswered for over an hour (its failure); or the relay wrote false
 /// timeouts. The pair is named (`BB-CUSTOMS->CC-TRADE`), unproven, the relay's
 /// events marked as its own word; never the addressee alone. Not with one timeout,
-/// timeouts less than an hour apart, a `stream` failure among them, an offer of the
-/// copy or a restart in the addressee's log, or without the addressee's log.
+/// timeouts less than an hour apart, an offer of the copy or a restart in the
+/// addressee's log, or without the addressee's log. (A `stream` failure among them
+/// withheld the pair until s37-relay; now only where the streams could have been
+/// full: `a_relay_excused_only_by_its_own_word_is_named_with_its_addressee`.)
 #[test]
 fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
     let f = fixture();
@@ -983,23 +987,6 @@ fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
             Some(addressee(&[])),
         ),
         (
-            "a stream failure",
-            vec![
-                two[0].clone(),
-                two[1].clone(),
-                failed(&id, N, "stream", tc + 100 * MIN),
-            ],
-            Some(addressee(&[])),
-        ),
-        (
-            "streams only",
-            vec![
-                failed(&id, N, "stream", tc + 11 * MIN),
-                failed(&id, N, "closed", tc + 80 * MIN),
-            ],
-            Some(addressee(&[])),
-        ),
-        (
             "the addressee logged an offer",
             two.to_vec(),
             Some(addressee(&[mail(
@@ -1020,4 +1007,257 @@ fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
     for (what, relay, n) in cases {
         assert!(audit(&relay, n).is_empty(), "{what}");
     }
+    // s37-relay: `stream`/`closed` events are the relay's word as much as timeouts
+    // (they cleared it for good before): the pair again.
+    for relay in [
+        vec![
+            two[0].clone(),
+            two[1].clone(),
+            failed(&id, N, "stream", tc + 100 * MIN),
+        ],
+        vec![
+            failed(&id, N, "stream", tc + 11 * MIN),
+            failed(&id, N, "closed", tc + 80 * MIN),
+        ],
+    ] {
+        let found = audit(&relay, Some(addressee(&[])));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)));
+    }
+}
+
+/// The addressee's audited log (started before, stopped after the trail) with
+/// `extra` events, for the pair rule.
+fn addressee_log(f: &Fixture, extra: &[Event]) -> ExportedLog {
+    let tc = t0();
+    let mut v = vec![
+        started(tc - 20 * MIN, true),
+        Event::new(tc + 130 * MIN, EventKind::NodeStopped),
+    ];
+    v.extend_from_slice(extra);
+    v.sort_by_key(|e| e.at);
+    log(f, N, &v, &[v.len() as u64])
+}
+
+/// The findings of an audit of the relay's trail with `relay` events and the
+/// addressee's log, if any.
+fn with_addressee(f: &Fixture, relay: &[Event], n: Option<ExportedLog>) -> Vec<Violation> {
+    let r = relay_log(f, relay);
+    let mut logs = vec![log(f, R, &r, &[r.len() as u64])];
+    logs.extend(n);
+    delayed_in(f, &logs)
+}
+
+/// s37-relay, issue 21: every `hand_failed` reason, and a `rejected` `bad_ack`, is
+/// the relay's own word (only a `hand_refused` carries the addressee's signature),
+/// so a relay that excuses its delay only by false `stream`, `closed`, `bad_ack`,
+/// ... events of the copy, in two hours or more, while the addressee's log shows no
+/// restart, no offer of the copy and no item it could not read, and the logs show
+/// no time the streams between them could have been full, is named in the pair
+/// `RELAY->N` (before, every reason but `timeout`/`unsupported` cleared it for
+/// good). Not with a restart of the addressee in the window, a signed refusal, one
+/// hour of such events, the addressee refusing the relay's items or many
+/// hand-overs between them near a `stream` failure (an honest relay past the 64
+/// streams of the connection), or an unreadable item in the addressee's log.
+#[test]
+fn a_relay_excused_only_by_its_own_word_is_named_with_its_addressee() {
+    let f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let pairs = [
+        ("stream", "stream"),
+        ("closed", "closed"),
+        ("bad_ack", "bad_ack"),
+        ("dial", "unsigned_refusal"),
+        ("bad_time", "stream"),
+    ];
+    for (a, b) in pairs {
+        let events = [
+            failed(&id, N, a, tc + 11 * MIN),
+            failed(&id, N, b, tc + 80 * MIN),
+        ];
+        let found = with_addressee(&f, &events, Some(addressee_log(&f, &[])));
+        assert_eq!(found.len(), 1, "{a} {b}: {found:?}");
+        assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)), "{a} {b}");
+        assert!(!found[0].proven);
+        assert_eq!(found[0].evidence["relay_excuses_own_word"], true);
+        assert_eq!(
+            found[0].evidence["relay_timeouts_at"],
+            serde_json::json!([tc + 11 * MIN, tc + 80 * MIN])
+        );
+        // Without the addressee's log: nobody (the relay's word clears it alone).
+        assert!(with_addressee(&f, &events, None).is_empty(), "{a} {b}");
+    }
+    let bad_ack = |at: u64| mail("rejected", &id, N, at, None, Some("bad_ack: forged"));
+    let acks = [bad_ack(tc + 11 * MIN), bad_ack(tc + 80 * MIN)];
+    assert_eq!(
+        with_addressee(&f, &acks, Some(addressee_log(&f, &[]))).len(),
+        1
+    );
+    let streams = [
+        failed(&id, N, "stream", tc + 11 * MIN),
+        failed(&id, N, "stream", tc + 80 * MIN),
+    ];
+    let refusal = answer(&f, N, R, &id, HELD, false, "quota", tc + 50 * MIN);
+    let other = |i: u64| format!("{:032x}", i + 1);
+    let many: Vec<Event> = (0..64u64)
+        .map(|i| {
+            mail(
+                "received",
+                &other(i),
+                R,
+                tc + 60 * MIN + i * 1000,
+                None,
+                None,
+            )
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<Event>, Vec<Event>)> = vec![
+        (
+            "the addressee restarted",
+            streams.to_vec(),
+            vec![started(tc + 50 * MIN, true)],
+        ),
+        (
+            "a signed refusal",
+            vec![
+                streams[0].clone(),
+                mail(
+                    "hand_refused",
+                    &id,
+                    N,
+                    tc + 50 * MIN,
+                    Some(&refusal),
+                    Some("quota"),
+                ),
+                streams[1].clone(),
+            ],
+            Vec::new(),
+        ),
+        (
+            "one hour",
+            vec![streams[0].clone(), failed(&id, N, "closed", tc + 60 * MIN)],
+            Vec::new(),
+        ),
+        (
+            "the addressee refused the relay's items",
+            streams.to_vec(),
+            vec![mail(
+                "rejected",
+                &newer_id(),
+                R,
+                tc + 90 * MIN,
+                None,
+                Some("sender_quota"),
+            )],
+        ),
+        (
+            "64 hand-overs near a stream failure",
+            streams.to_vec(),
+            many.clone(),
+        ),
+        (
+            "an unreadable item from the relay",
+            vec![
+                failed(&id, N, "unsigned_refusal", tc + 11 * MIN),
+                failed(&id, N, "unsigned_refusal", tc + 80 * MIN),
+            ],
+            vec![mail(
+                "rejected",
+                "",
+                R,
+                tc + 30 * MIN,
+                None,
+                Some("malformed"),
+            )],
+        ),
+    ];
+    for (what, relay, n) in cases {
+        let found = with_addressee(&f, &relay, Some(addressee_log(&f, &n)));
+        assert!(found.is_empty(), "{what}: {found:?}");
+    }
+    // The hand-overs must be near a `stream` failure, and only `stream` needs them.
+    let far: Vec<Event> = many
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.at += 3 * 60 * MIN;
+            e
+        })
+        .collect();
+    assert_eq!(
+        with_addressee(&f, &streams, Some(addressee_log(&f, &far))).len(),
+        1
+    );
+    let closed = [
+        failed(&id, N, "closed", tc + 11 * MIN),
+        failed(&id, N, "closed", tc + 80 * MIN),
+    ];
+    assert_eq!(
+        with_addressee(&f, &closed, Some(addressee_log(&f, &many))).len(),
+        1
+    );
+}
+
+/// s37-relay, issue 21: a relay that holds EVERY copy for its addressee back by the
+/// same two hours keeps their order, so no newer copy is accepted first. But the
+/// addressee's acceptance of an older copy 60 min after the held one's custody came
+/// from a poll that started after it (the custody is signed once the copy is in the
+/// relay's held map, and an acceptance is logged only within the request's 130 s
+/// and the skew of the poll): that poll held the copy and would have offered it.
+/// Named, by time (`newer_custody` false). Not when the older copy's acceptance
+/// came within `POLL_AFTER_CUSTODY_MS` (20 min) of the custody (the poll may have
+/// started before it), nor within that of a restart, nor when the backlog drained
+/// in order within the bound, nor with an excuse near it.
+#[test]
+fn a_relay_that_delays_all_mail_to_its_addressee_evenly_is_named() {
+    let f = fixture();
+    let tc = t0();
+    let old = "ef".repeat(16);
+    let trail = |old_at: u64, held_at: u64, extra: &[Event]| {
+        let mut v = vec![
+            started(tc - 28 * MIN, true),
+            took(&f, &old, [6; 32], tc - 25 * MIN),
+            took(&f, &held_id(), HELD, tc),
+            handed(&f, &old, [6; 32], old_at),
+            handed(&f, &held_id(), HELD, held_at),
+        ];
+        v.extend_from_slice(extra);
+        v.sort_by_key(|e| e.at);
+        v
+    };
+    let even = trail(tc + 95 * MIN, tc + 120 * MIN, &[]);
+    // Before s37 only a newer copy counted: 95 min after its custody is too late.
+    assert!(delayed(&f, &even).is_empty());
+    let even = trail(tc + 60 * MIN, tc + 120 * MIN, &[]);
+    let found = delayed(&f, &even);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].node, ag(R).as_str());
+    assert_eq!(found[0].evidence["newer_custody"], false);
+    assert_eq!(found[0].evidence["newer"]["message_id"], old);
+    assert_eq!(found[0].evidence["newer"]["accepted_at"], tc + 60 * MIN);
+    assert_eq!(
+        found[0].evidence["poll_after_custody_ms"],
+        POLL_AFTER_CUSTODY_MS
+    );
+    // The margin: an acceptance at most 20 min after the custody may come from a
+    // poll that started before it.
+    assert!(delayed(&f, &trail(tc + 19 * MIN, tc + 120 * MIN, &[])).is_empty());
+    assert_eq!(
+        delayed(&f, &trail(tc + 21 * MIN, tc + 120 * MIN, &[])).len(),
+        1
+    );
+    // Likewise after a restart (the held copies come back with it).
+    let restart = [started(tc + 30 * MIN, true)];
+    assert!(delayed(&f, &trail(tc + 49 * MIN, tc + 120 * MIN, &restart)).is_empty());
+    assert_eq!(
+        delayed(&f, &trail(tc + 51 * MIN, tc + 120 * MIN, &restart)).len(),
+        1
+    );
+    // An honest backlog drained in order: the held copy within the bound after.
+    assert!(delayed(&f, &trail(tc + 70 * MIN, tc + 75 * MIN, &[])).is_empty());
+    assert!(delayed(&f, &trail(tc + 70 * MIN, tc + 99 * MIN, &[])).is_empty());
+    // An excuse near the other acceptance clears it.
+    let excused = [failed(&held_id(), N, "timeout", tc + 61 * MIN)];
+    assert!(delayed(&f, &trail(tc + 60 * MIN, tc + 120 * MIN, &excused)).is_empty());
 }
