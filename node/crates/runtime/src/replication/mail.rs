@@ -165,9 +165,11 @@ impl HandFailures {
 /// hour. They are the relay's unsigned word: an auditor notes those to the
 /// addressee for `timeout`/`unsupported` in a finding without changing who is named
 /// (review s35-mail H2), and takes any of them only to clear the relay of
-/// `mail_relay_delayed` (s36-delay); only `timeout`/`unsupported` in two hours or
-/// more, with nothing in the neighbour's own log to explain them, turn that finding
-/// into the unproven pair with the neighbour, never the neighbour alone.
+/// `mail_relay_delayed` (s36-delay); since s37 any reason of them, in two hours or
+/// more, with nothing in the neighbour's own log to explain them (and, for
+/// `stream`, no sign in the two logs that the connection's streams could have been
+/// full), turns that finding into the unproven pair with the neighbour, never the
+/// neighbour alone.
 pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The most `hand_failed` events audited per neighbour per hour: a neighbour that
