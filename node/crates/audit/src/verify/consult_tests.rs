@@ -3585,6 +3585,7 @@ fn not_understood_index_matches_a_scan() {
         checkpoints: Vec::new(),
         usable: true,
         vouched_before: Vec::new(),
+        signatures: Default::default(),
     };
     let nu = super::NotUnderstood::of(&l, version);
     // The scan: the claims of the event's run (since its latest start before it),
