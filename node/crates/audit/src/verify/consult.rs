@@ -939,7 +939,7 @@ impl NotUnderstood {
         };
         // The first claim at or after the run's start comes before the event.
         let first = claims.partition_point(|i| *i < run_from);
-        !claims.get(first).is_some_and(|i| *i < index)
+        claims.get(first).is_none_or(|i| *i >= index)
     }
 
     /// Whether any covered `roster_loaded` of the log names `setting` as not
