@@ -92,12 +92,14 @@ const _: () = assert!(
 /// answer, not the map (`spawn_writer`). Every hand-over is sent by a poll
 /// (`mail_poll`) at `tp`; the addressee's acceptance is logged only when the relay
 /// read it within the skew of its signed time `T2` (else `bad_time`), at most
-/// [`REQUEST_MAX_MS`] after the request went out, plus the relay's own command and
-/// event-loop lag: `T2 <= tp + skew + REQUEST_MAX_MS + lag`. So `T2 > Tc + skew +
-/// REQUEST_MAX_MS + lag` puts `tp` after the custody: that poll held the copy, and
-/// offered it too (or it was in flight, failed or offered back, as for a newer
-/// copy). 5 min + 2 min 10 s + 10 min of lag (the margin [`DELAY_BOUND_MS`] leaves
-/// a busy relay too) is 17 min 10 s, rounded up to 20 min.
+/// [`REQUEST_MAX_MS`] after the request's timer started, plus the lag between the
+/// poll and that start (the net command queue, a dial, the stream's setup: review
+/// s37-relay L2) and the relay's event loop reading the answer: `T2 <= tp + skew +
+/// REQUEST_MAX_MS + lag`. So `T2 > Tc + skew + REQUEST_MAX_MS + lag` puts `tp`
+/// after the custody: that poll held the copy, and offered it too (or it was in
+/// flight, failed or offered back, as for a newer copy). 5 min + 2 min 10 s + 10
+/// min of lag (the margin [`DELAY_BOUND_MS`] leaves a busy relay too) is 17 min
+/// 10 s, rounded up to 20 min.
 pub const POLL_AFTER_CUSTODY_MS: u64 = 20 * 60_000;
 
 const _: () = assert!(
@@ -446,9 +448,11 @@ fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
 /// When every such `T2` is covered, but only by R's own word, its `hand_failed`
 /// (any reason) and `rejected` `bad_ack` events of C to N (no `hand_refused` with
 /// N's signed refusal within `[Tc - skew - EXCUSE_BEFORE_T2_MS, Th + skew]`), in
-/// two hours or more, and N's one usable log, reaching `Th + skew`, holds no
-/// `offered` of C's id by R within `[Tc - skew - OFFER_LOOKBACK_MS, Th + skew]`, no
-/// start within `[Tc - skew, Th + skew]`, no hour at its offer cap for R and no
+/// two separate hours (two at least an hour less the skew apart), and a usable log
+/// of every node the roster lists for N (and no other of N's; review s37-relay H2),
+/// each reaching `Th + skew`, holds no `offered` of C's id by R within `[Tc - skew -
+/// OFFER_LOOKBACK_MS, Th - REQUEST_MAX_MS]` (review s37-relay H1: the offer of the
+/// hand-over N accepted at `Th` is logged just before it), no start within `[Tc - skew, Th + skew]`, no hour at its offer cap for R and no
 /// `rejected` item from R it could not read (no message id: an honest N on another
 /// build) in the window, and none of R's `stream` failures of C there came when the
 /// two logs show the streams between them could have been full ([`full_streams`]),
@@ -818,8 +822,8 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         // Review s36-delay M4, the pair rule: every such acceptance is covered, but
         // only by the relay's own word (`hand_failed` for any reason, `rejected`
         // `bad_ack`; s37-relay: not only `timeout`/`unsupported`), in at least two
-        // separate hours, while the addressee's one audited log, covering the time,
-        // holds no offer of the copy by the relay, no restart, no hour at its offer
+        // separate hours, while the logs of every node of the addressee, covering
+        // the time, hold no earlier offer of the copy by the relay, no restart, no hour at its offer
         // cap and no item from the relay it could not read, and no `stream` failure
         // of the copy came while the logs show the streams could have been full
         // (s37-relay, see [`MAIL_STREAMS`]): the relay or the addressee, never the
@@ -852,43 +856,61 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                         )
                     });
                     let no_full = !any_within(full, wlo, whi);
-                    let n_log = match agency_logs.get(n).map(Vec::as_slice) {
-                        Some([(n_node, latest)]) => {
-                            *latest >= win_hi
-                                && !kept_offers
-                                    .get(&(n.clone(), relay.0.clone(), id.clone()))
-                                    .is_some_and(|v| {
-                                        any_within(
-                                            v,
-                                            win_lo.saturating_sub(OFFER_LOOKBACK_MS),
-                                            win_hi,
-                                        )
-                                    })
-                                && !agency_starts
-                                    .get(n)
-                                    .is_some_and(|v| any_within(v, win_lo, win_hi))
-                                && !unreadable
-                                    .get(&(n.clone(), relay.0.clone()))
-                                    .is_some_and(|v| any_within(v, wlo, whi))
-                                && !meets(
-                                    offer_sat
-                                        .entry((n_node.clone(), relay.0.clone()))
-                                        .or_insert_with(|| {
-                                            saturated_spans(
-                                                &mut offers_to
-                                                    .get(&(n_node.clone(), relay.0.clone()))
-                                                    .cloned()
-                                                    .unwrap_or_default(),
-                                                OFFERS_LOGGED_PER_NEIGHBOUR,
-                                                skew,
-                                            )
-                                        }),
-                                    win_lo,
-                                    win_hi,
+                    // Review s37-relay H2: every node the roster lists for N, each
+                    // with a usable log reaching the window's end (R's requests go
+                    // to any of them; an unaudited node's restart would be unseen),
+                    // and no other log of N's.
+                    let n_logs = agency_logs.get(n).map(Vec::as_slice).unwrap_or_default();
+                    let listed = roster.member(n).map(|m| &m.node_ids);
+                    let all_of_n = listed.is_some_and(|ids| {
+                        !ids.is_empty()
+                            && ids.len() == n_logs.len()
+                            && ids.iter().all(|id| {
+                                n_logs
+                                    .iter()
+                                    .any(|((_, p), latest)| p == id && *latest >= win_hi)
+                            })
+                    });
+                    // Review s37-relay H1: the offer that came with the hand-over N
+                    // accepted at `Th` is in N's log, logged in the same request
+                    // before N signed its acceptance (on N's clock, within the
+                    // request's time): only an offer that reached N before it shows
+                    // an earlier try.
+                    let offers_before = th.saturating_sub(REQUEST_MAX_MS);
+                    let n_log = all_of_n
+                        && !kept_offers
+                            .get(&(n.clone(), relay.0.clone(), id.clone()))
+                            .is_some_and(|v| {
+                                any_within(
+                                    v,
+                                    win_lo.saturating_sub(OFFER_LOOKBACK_MS),
+                                    offers_before,
                                 )
-                        }
-                        _ => false,
-                    };
+                            })
+                        && !agency_starts
+                            .get(n)
+                            .is_some_and(|v| any_within(v, win_lo, win_hi))
+                        && !unreadable
+                            .get(&(n.clone(), relay.0.clone()))
+                            .is_some_and(|v| any_within(v, wlo, whi))
+                        && n_logs.iter().all(|(n_node, _)| {
+                            !meets(
+                                offer_sat
+                                    .entry((n_node.clone(), relay.0.clone()))
+                                    .or_insert_with(|| {
+                                        saturated_spans(
+                                            &mut offers_to
+                                                .get(&(n_node.clone(), relay.0.clone()))
+                                                .cloned()
+                                                .unwrap_or_default(),
+                                            OFFERS_LOGGED_PER_NEIGHBOUR,
+                                            skew,
+                                        )
+                                    }),
+                                win_lo,
+                                win_hi,
+                            )
+                        });
                     only_weak && hours && no_full && n_log
                 }),
         };
@@ -945,8 +967,8 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 format!("{agency}->{n}"),
                 format!(
                     "its log explains that only by hand-overs to {n} it says failed (its own \
-                     word: no signed refusal), in two hours or more, while {n}'s log shows no \
-                     offer of the message by it, no restart and no unreadable item from it, and \
+                     word: no signed refusal), in two separate hours, while {n}'s logs show no \
+                     earlier offer of the message by it, no restart and no unreadable item from it, and \
                      no stream failure came while the streams could have been full: the relay \
                      or {n}"
                 ),

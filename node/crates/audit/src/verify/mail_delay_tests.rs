@@ -500,6 +500,12 @@ fn cover_matches_a_scan() {
 /// [`fixture`]'s three members, the relay running two nodes; with the second
 /// node's key.
 fn two_relay_nodes() -> (Fixture, wlnode_crypto::SecretKey) {
+    two_nodes_for(R)
+}
+
+/// [`fixture`]'s three members, member `who` running two nodes; with the second
+/// node's key.
+fn two_nodes_for(who: usize) -> (Fixture, wlnode_crypto::SecretKey) {
     use wlnode_config::roster_edit::{self, NewMember};
     use wlnode_crypto::SecretKey;
     let authority = SecretKey::generate().unwrap();
@@ -510,7 +516,7 @@ fn two_relay_nodes() -> (Fixture, wlnode_crypto::SecretKey) {
         let key = SecretKey::generate().unwrap();
         let node = SecretKey::generate().unwrap();
         let mut nodes = vec![node.public_key().peer_id()];
-        if i == R {
+        if i == who {
             nodes.push(second.public_key().peer_id());
         }
         text = roster_edit::add_member(
@@ -950,10 +956,7 @@ fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
         failed(&id, N, "timeout", tc + 80 * MIN),
     ];
     let addressee = |extra: &[Event]| {
-        let mut v = vec![
-            started(tc - 20 * MIN, true),
-            Event::new(tc + 130 * MIN, EventKind::NodeStopped),
-        ];
+        let mut v = honest_addressee_events();
         v.extend_from_slice(extra);
         v.sort_by_key(|e| e.at);
         log(&f, N, &v, &[v.len() as u64])
@@ -1026,14 +1029,33 @@ fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
     }
 }
 
-/// The addressee's audited log (started before, stopped after the trail) with
-/// `extra` events, for the pair rule.
-fn addressee_log(f: &Fixture, extra: &[Event]) -> ExportedLog {
+/// What an honest addressee's log holds of [`relay_log`]'s trail (review s37-relay
+/// H1: the fixtures held only a start and a stop, and the pair rule passed them
+/// while an honest addressee's real log withheld it every time): started before,
+/// the relay's offer of the newer copy and of the held one as they arrived with
+/// the hand-overs it accepted (logged a moment before it signed each acceptance),
+/// their deliveries, and a stop after.
+fn honest_addressee_events() -> Vec<Event> {
     let tc = t0();
+    let arrived = |id: &str, accepted: u64| {
+        [
+            mail("offered", id, R, accepted - 2_000, None, None),
+            mail("delivered", id, R, accepted, None, None),
+        ]
+    };
     let mut v = vec![
         started(tc - 20 * MIN, true),
         Event::new(tc + 130 * MIN, EventKind::NodeStopped),
     ];
+    v.extend(arrived(&newer_id(), tc + 11 * MIN));
+    v.extend(arrived(&held_id(), tc + 120 * MIN));
+    v
+}
+
+/// The addressee's audited log (started before, stopped after the trail) with
+/// `extra` events, for the pair rule.
+fn addressee_log(f: &Fixture, extra: &[Event]) -> ExportedLog {
+    let mut v = honest_addressee_events();
     v.extend_from_slice(extra);
     v.sort_by_key(|e| e.at);
     log(f, N, &v, &[v.len() as u64])
@@ -1260,4 +1282,40 @@ fn a_relay_that_delays_all_mail_to_its_addressee_evenly_is_named() {
     // An excuse near the other acceptance clears it.
     let excused = [failed(&held_id(), N, "timeout", tc + 61 * MIN)];
     assert!(delayed(&f, &trail(tc + 60 * MIN, tc + 120 * MIN, &excused)).is_empty());
+}
+
+/// Review s37-relay H2: the pair rule reads the addressee's log as all of it, so
+/// when the roster lists two nodes for the addressee, both must have usable logs:
+/// the relay's requests may have gone to the one whose log is missing, and its
+/// restart or its offers there are unseen (an honest addressee's second node
+/// crash-looping gives `closed`). With one of the two logs, nobody is named; with
+/// both, the pair is, as with one node.
+#[test]
+fn the_pair_needs_a_log_of_every_node_the_roster_lists_for_the_addressee() {
+    let (mut f, mut second) = two_nodes_for(N);
+    let tc = t0();
+    let id = held_id();
+    let relay = relay_log(
+        &f,
+        &[
+            failed(&id, N, "closed", tc + 11 * MIN),
+            failed(&id, N, "closed", tc + 80 * MIN),
+        ],
+    );
+    let relay = log(&f, R, &relay, &[relay.len() as u64]);
+    let n1 = addressee_log(&f, &[]);
+    let quiet = [
+        started(tc - 20 * MIN, true),
+        Event::new(tc + 130 * MIN, EventKind::NodeStopped),
+    ];
+    std::mem::swap(&mut f.node_keys[N], &mut second);
+    let n2 = log(&f, N, &quiet, &[quiet.len() as u64]);
+    std::mem::swap(&mut f.node_keys[N], &mut second);
+    assert!(
+        delayed_in(&f, &[relay.clone(), n1.clone()]).is_empty(),
+        "one of the addressee's two nodes"
+    );
+    let found = delayed_in(&f, &[relay, n1, n2]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)));
 }
