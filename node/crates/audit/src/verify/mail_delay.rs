@@ -983,6 +983,19 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 (t2.saturating_sub(tc)) / 60_000
             )
         };
+        let own_word_at: Vec<u64> = if alone.is_none() {
+            weak.get(&key)
+                .map(|v| {
+                    v.iter()
+                        .filter(|t| (wlo..=whi).contains(*t))
+                        .take(16)
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         report.violations.push(violation(
             "mail_relay_delayed",
             &named,
@@ -1015,13 +1028,10 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 // own word (times in its log, under the s36 name), not evidence
                 // against the addressee.
                 "relay_excuses_own_word": alone.is_none(),
-                "relay_timeouts_at": if alone.is_none() {
-                    weak.get(&key)
-                        .map(|v| v.iter().filter(|t| (wlo..=whi).contains(*t)).take(16).copied().collect::<Vec<_>>())
-                        .unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
+                "relay_own_word_at": own_word_at,
+                // The same times under the s36 name, for s36 readers (review
+                // s37-relay L1: every reason now, not only timeouts).
+                "relay_timeouts_at": own_word_at,
             }),
         ));
     }

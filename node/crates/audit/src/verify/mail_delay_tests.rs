@@ -973,7 +973,7 @@ fn a_relay_excused_only_by_its_own_timeouts_is_named_with_its_addressee() {
     assert!(!found[0].proven);
     assert_eq!(found[0].evidence["relay_excuses_own_word"], true);
     assert_eq!(
-        found[0].evidence["relay_timeouts_at"],
+        found[0].evidence["relay_own_word_at"],
         serde_json::json!([tc + 11 * MIN, tc + 80 * MIN])
     );
     // The relay alone, as before, when nothing covers the newer acceptance.
