@@ -386,18 +386,20 @@ fn saturated_union(lists: &mut [(Vec<u64>, usize)], skew: u64) -> Vec<(u64, u64)
 /// Of a relay's sorted `stream` failures of one copy to one neighbour, those at
 /// which the streams between them may have been full (s37-relay): an honest relay
 /// fails a hand-over with `stream` only while [`MAIL_STREAMS`] hand-overs with that
-/// neighbour are open, either way. Each of them ends within [`REQUEST_MAX_MS`] in
-/// an event of one of the two logs (`handed`, `received`, `hand_refused`,
-/// `hand_failed`, `offered`, ...), or, for a failure or refusal the relay audits
-/// once an hour per item, one of that item at most an hour before; refusals the
-/// runtime audits once a minute per reason (`rejected`: the relay's own messages
-/// and receipts refused by the neighbour, the neighbour's requests refused by the
-/// relay) stand for any number. So a failure at `e` is kept when the two logs (in
-/// `sides`: each one's sorted event times with the other and its `rejected` times)
-/// hold [`MAIL_STREAMS`] events with each other within
-/// `[e - 1 h - STREAM_TRACE_MS, e + STREAM_TRACE_MS]`, or a refusal within
-/// [`STREAM_TRACE_MS`] of `e`. O(log n) per failure.
-fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
+/// neighbour are open, either way, and it takes slow ones to keep them open (a
+/// refusal ends in milliseconds). Each slow one ends within [`REQUEST_MAX_MS`] in
+/// an event of the NEIGHBOUR's log with the relay (`received` or `delivered` of
+/// what it took, `offered` of an item the first time in a day, `handed`,
+/// `hand_failed` or `hand_refused` of its own requests to the relay; not its
+/// `rejected` refusals, which end at once), or the neighbour never answered it,
+/// which is its own failure. So a failure at `e` is
+/// kept when the neighbour's logs (`events`: their sorted times with the relay)
+/// hold [`MAIL_STREAMS`] events within `[e - 1 h - STREAM_TRACE_MS, e +
+/// STREAM_TRACE_MS]`. Only the neighbour's logs count (review s37-relay M1: the
+/// relay's own events, and a `rejected` it could make the neighbour log by
+/// resending it a message it holds, switched the trace on at will). O(log n) per
+/// failure.
+fn full_streams(failures: &[u64], events: &[u64]) -> Vec<u64> {
     let count = |v: &[u64], lo: u64, hi: u64| {
         v.partition_point(|t| *t <= hi)
             .saturating_sub(v.partition_point(|t| *t < lo))
@@ -410,18 +412,18 @@ fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
                 e.saturating_sub(HOUR_MS + STREAM_TRACE_MS),
                 e.saturating_add(STREAM_TRACE_MS),
             );
-            let events: usize = sides.iter().map(|(all, _)| count(all, lo, hi)).sum();
-            events >= MAIL_STREAMS
-                || sides.iter().any(|(_, refused)| {
-                    any_within(
-                        refused,
-                        e.saturating_sub(STREAM_TRACE_MS),
-                        e.saturating_add(STREAM_TRACE_MS),
-                    )
-                })
+            count(events, lo, hi) >= MAIL_STREAMS
         })
         .collect()
 }
+
+/// How near a relay's `unsigned_refusal` failure of a copy the addressee's log
+/// must hold an item from the relay it could not read (`rejected`, no message id)
+/// for the two to be one event (review s37-relay M1): the request's time, the
+/// clock skew, and a minute for the addressee's once-a-minute audit of such
+/// refusals.
+pub const UNREADABLE_NEAR_MS: u64 =
+    REQUEST_MAX_MS + wlnode_crypto::mail::MAX_CLOCK_SKEW_MS + 60_000;
 
 /// `mail_relay_delayed` (s36-delay, issue 21): a relay node R took custody of copy C
 /// at `Tc` (its agency's valid signed `ok` custody ack in the node's own `received`;
@@ -454,8 +456,9 @@ fn full_streams(failures: &[u64], sides: [(&[u64], &[u64]); 2]) -> Vec<u64> {
 /// OFFER_LOOKBACK_MS, Th - REQUEST_MAX_MS]` (review s37-relay H1: the offer of the
 /// hand-over N accepted at `Th` is logged just before it), no start within `[Tc - skew, Th + skew]`, no hour at its offer cap for R and no
 /// `rejected` item from R it could not read (no message id: an honest N on another
-/// build) in the window, and none of R's `stream` failures of C there came when the
-/// two logs show the streams between them could have been full ([`full_streams`]),
+/// build) within [`UNREADABLE_NEAR_MS`] of one of R's `unsigned_refusal` failures of
+/// C in the window, and none of R's `stream` failures of C there came when N's logs
+/// show the streams between them could have been full ([`full_streams`]),
 /// the pair `R->N` is named instead, unproven, the relay's events marked as its own
 /// word (review s36-delay M4; s37-relay: before, only `timeout`/`unsupported` made
 /// the pair and every other reason cleared R for good); never N alone.
@@ -480,11 +483,12 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut strong: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     let mut weak: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     let mut streamed: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
+    // Its `unsigned_refusal` failures (an anonymous answer: review s37-relay M1).
+    let mut anonymous: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     // (keeping agency, neighbour) -> times of every `mail` event with that
     // neighbour, of its `rejected` events, and of those naming no message (an item
     // that did not decode): the traces of full streams (s37-relay).
     let mut busy: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
-    let mut refusals: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     let mut unreadable: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     // Per keeping agency: (offering agency, id) of every `offered` event in its
     // logs; its starts; its usable logs (node, latest covered event time).
@@ -535,16 +539,17 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 }
                 continue;
             };
-            // Every hand-over with a neighbour, either way, any item, and every
-            // refusal (s37-relay: the traces of a full set of streams).
+            // Every mail event with a neighbour, either way, any item (s37-relay:
+            // the traces of a full set of streams, read from the addressee's side
+            // only), but refusals: a refusal ends in milliseconds, holds no stream,
+            // and a relay can make its neighbour log one a minute by sending junk
+            // (review s37-relay M1); and the items from it this node could not read.
             if let Some(p) = peer.as_ref().filter(|p| *p != me) {
                 let pair = (me.clone(), p.clone());
-                busy.entry(pair.clone()).or_default().push(e.at);
-                if action == "rejected" {
-                    refusals.entry(pair.clone()).or_default().push(e.at);
-                    if message_id.is_empty() {
-                        unreadable.entry(pair).or_default().push(e.at);
-                    }
+                if action != "rejected" {
+                    busy.entry(pair).or_default().push(e.at);
+                } else if message_id.is_empty() {
+                    unreadable.entry(pair).or_default().push(e.at);
                 }
             }
             if item != "message" {
@@ -598,6 +603,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                 "hand_failed" => {
                     if reason.as_deref() == Some("stream") {
                         streamed.entry(key.clone()).or_default().push(e.at);
+                    }
+                    if reason.as_deref() == Some("unsigned_refusal") {
+                        anonymous.entry(key.clone()).or_default().push(e.at);
                     }
                     weak.entry(key.clone()).or_default().push(e.at);
                     excused.entry(key).or_default().push(e.at);
@@ -675,8 +683,8 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         .chain(strong.values_mut())
         .chain(weak.values_mut())
         .chain(streamed.values_mut())
+        .chain(anonymous.values_mut())
         .chain(busy.values_mut())
-        .chain(refusals.values_mut())
         .chain(unreadable.values_mut())
         .chain(kept_offers.values_mut())
         .chain(agency_starts.values_mut())
@@ -752,7 +760,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     // The addressee's hours at its offer cap for the relay (the pair rule).
     let mut offer_sat: HashMap<(Node, AgencyCode), Vec<(u64, u64)>> = HashMap::new();
     // Per (relay node, neighbour, id): the times of its `stream` failures when the
-    // logs show the streams could have been full (the pair rule).
+    // addressee's logs show the streams could have been full (the pair rule).
     let mut stream_traced: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     let mut copies: Vec<(&CopyKey, &(u64, AgencyCode))> = custody.iter().collect();
     copies.sort_unstable();
@@ -825,7 +833,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         // separate hours, while the logs of every node of the addressee, covering
         // the time, hold no earlier offer of the copy by the relay, no restart, no hour at its offer
         // cap and no item from the relay it could not read, and no `stream` failure
-        // of the copy came while the logs show the streams could have been full
+        // of the copy came while the addressee's logs show the streams could have been full
         // (s37-relay, see [`MAIL_STREAMS`]): the relay or the addressee, never the
         // addressee alone. A signed refusal (`hand_refused`) withholds it.
         let (wlo, whi) = (tc.saturating_sub(skew + EXCUSE_BEFORE_T2_MS), win_hi);
@@ -846,13 +854,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     let full = stream_traced.entry(key.clone()).or_insert_with(|| {
                         full_streams(
                             streamed.get(&key).map(Vec::as_slice).unwrap_or_default(),
-                            [(&relay.0, n), (n, &relay.0)].map(|k| {
-                                let k = (k.0.clone(), k.1.clone());
-                                (
-                                    busy.get(&k).map(Vec::as_slice).unwrap_or_default(),
-                                    refusals.get(&k).map(Vec::as_slice).unwrap_or_default(),
-                                )
-                            }),
+                            busy.get(&(n.clone(), relay.0.clone()))
+                                .map(Vec::as_slice)
+                                .unwrap_or_default(),
                         )
                     });
                     let no_full = !any_within(full, wlo, whi);
@@ -890,9 +894,27 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                         && !agency_starts
                             .get(n)
                             .is_some_and(|v| any_within(v, win_lo, win_hi))
-                        && !unreadable
-                            .get(&(n.clone(), relay.0.clone()))
-                            .is_some_and(|v| any_within(v, wlo, whi))
+                        // An item from R that N could not read, near one of R's
+                        // `unsigned_refusal` failures of C (review s37-relay M1:
+                        // anywhere in the window, one malformed frame withheld the
+                        // pair for every reason).
+                        && !anonymous.get(&key).is_some_and(|fails| {
+                            let unread = unreadable
+                                .get(&(n.clone(), relay.0.clone()))
+                                .map(Vec::as_slice)
+                                .unwrap_or_default();
+                            let (a, b) = (
+                                fails.partition_point(|t| *t < wlo),
+                                fails.partition_point(|t| *t <= whi),
+                            );
+                            fails.get(a..b).unwrap_or_default().iter().any(|t| {
+                                any_within(
+                                    unread,
+                                    t.saturating_sub(UNREADABLE_NEAR_MS),
+                                    t.saturating_add(UNREADABLE_NEAR_MS),
+                                )
+                            })
+                        })
                         && n_logs.iter().all(|(n_node, _)| {
                             !meets(
                                 offer_sat

@@ -1162,24 +1162,12 @@ fn a_relay_excused_only_by_its_own_word_is_named_with_its_addressee() {
             Vec::new(),
         ),
         (
-            "the addressee refused the relay's items",
-            streams.to_vec(),
-            vec![mail(
-                "rejected",
-                &newer_id(),
-                R,
-                tc + 90 * MIN,
-                None,
-                Some("sender_quota"),
-            )],
-        ),
-        (
             "64 hand-overs near a stream failure",
             streams.to_vec(),
             many.clone(),
         ),
         (
-            "an unreadable item from the relay",
+            "an unreadable item from the relay beside an anonymous refusal",
             vec![
                 failed(&id, N, "unsigned_refusal", tc + 11 * MIN),
                 failed(&id, N, "unsigned_refusal", tc + 80 * MIN),
@@ -1188,7 +1176,7 @@ fn a_relay_excused_only_by_its_own_word_is_named_with_its_addressee() {
                 "rejected",
                 "",
                 R,
-                tc + 30 * MIN,
+                tc + 80 * MIN + 30_000,
                 None,
                 Some("malformed"),
             )],
@@ -1197,6 +1185,74 @@ fn a_relay_excused_only_by_its_own_word_is_named_with_its_addressee() {
     for (what, relay, n) in cases {
         let found = with_addressee(&f, &relay, Some(addressee_log(&f, &n)));
         assert!(found.is_empty(), "{what}: {found:?}");
+    }
+    // Review s37-relay M1: only the addressee's log shows the streams were full.
+    // A refusal the relay can make it log (a message it holds, sent again: a quick
+    // `duplicate`, which holds no stream), 64 events in the relay's own log, or an
+    // unreadable item far from every `unsigned_refusal` failure withhold nothing.
+    let own_many: Vec<Event> = streams.iter().cloned().chain(many.clone()).collect();
+    let named: Vec<(&str, Vec<Event>, Vec<Event>)> = vec![
+        (
+            "the addressee refused one of the relay's items",
+            streams.to_vec(),
+            vec![mail(
+                "rejected",
+                &newer_id(),
+                R,
+                tc + 90 * MIN,
+                None,
+                Some("duplicate"),
+            )],
+        ),
+        ("64 events in the relay's own log", own_many, Vec::new()),
+        (
+            "64 refusals in the addressee's log",
+            streams.to_vec(),
+            (0..64u64)
+                .map(|i| {
+                    mail(
+                        "rejected",
+                        &other(i),
+                        R,
+                        tc + 60 * MIN + i * 1000,
+                        None,
+                        Some("malformed"),
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "an unreadable item far from the anonymous refusals",
+            vec![
+                failed(&id, N, "unsigned_refusal", tc + 11 * MIN),
+                failed(&id, N, "unsigned_refusal", tc + 80 * MIN),
+            ],
+            vec![mail(
+                "rejected",
+                "",
+                R,
+                tc + 45 * MIN,
+                None,
+                Some("malformed"),
+            )],
+        ),
+        (
+            "an unreadable item beside a stream failure",
+            streams.to_vec(),
+            vec![mail(
+                "rejected",
+                "",
+                R,
+                tc + 11 * MIN,
+                None,
+                Some("malformed"),
+            )],
+        ),
+    ];
+    for (what, relay, n) in named {
+        let found = with_addressee(&f, &relay, Some(addressee_log(&f, &n)));
+        assert_eq!(found.len(), 1, "{what}: {found:?}");
+        assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)), "{what}");
     }
     // The hand-overs must be near a `stream` failure, and only `stream` needs them.
     let far: Vec<Event> = many
