@@ -336,7 +336,10 @@ fn revoked_answer(
 ///   names another copy than the one the relay took (its `item_digest` differs from
 ///   the digest in the relay's own signed custody ack, taken from the upstream's
 ///   `handed` event or else the relay's `received` event; no refusal counts when
-///   neither holds it) is no evidence (review s31-mail H1). Not
+///   neither holds it) is no evidence (review s31-mail H1). A copy with less
+///   than [`MIN_JUDGED_LIFETIME_MS`] of its life left at the relay's custody is
+///   not judged by this rule nor the offer rule (s37: an honest relay may not have
+///   passed a silent addressee in that time), only counted. Not
 ///   proven: the log's silence is the evidence;
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
