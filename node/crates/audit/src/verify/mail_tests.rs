@@ -3469,7 +3469,7 @@ fn sender_quota_covers_the_copy_and_id_in_use_covers_even_under_the_relays_own_i
 /// `handed` naming a later expiry (the earliest expiry counts: the relay logged the
 /// one the sender signed) nor, for a copy judged by its signed custody alone, the
 /// sender's earlier event time (the relay's signed custody time counts) makes it
-/// judged.
+/// judged. The keeper's log is still checked (`mail_offer_not_logged`).
 #[test]
 fn a_short_lived_copy_expiring_at_a_relay_past_a_silent_addressee_is_not_judged() {
     let f = fixture();
@@ -3540,6 +3540,42 @@ fn a_short_lived_copy_expiring_at_a_relay_past_a_silent_addressee_is_not_judged(
     assert_eq!(
         relay_findings(&rep),
         Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+    // The keeper's log is still checked: the addressee signed a `quota` refusal of
+    // the very copy (given only after it checked the relay's offer) and its log
+    // holds no offer of it: it is reported `mail_offer_not_logged`, as for a long
+    // copy; the relay is not named.
+    let no = MailAck::sign_body(
+        HandoverBody {
+            addressee: Some(ag(D)),
+            ..answer(&f, D, R, false, "quota", t + 120_000, TAKEN)
+                .body()
+                .clone()
+        },
+        &f.agency_keys[D],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 10_000),
+            mail("hand_refused", S, D, D, t + 120_000, exp, Some(&no)),
+            stopped.clone(),
+        ],
+    );
+    let rep = audit(&f, &[sender(exp, t), relay, quiet(N), quiet(D)]);
+    assert_eq!(
+        relay_findings(&rep),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+    assert_eq!(
+        naming(&rep, "mail_offer_not_logged", NAMES[D]),
+        [NAMES[D].to_string()],
         "{:?}",
         rep.violations
     );
