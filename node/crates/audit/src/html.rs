@@ -67,6 +67,9 @@ labels! {
     /// After the count of copies this relay held over an hour that the delay rule
     /// did not judge because the node ran a build from before s36 (informational).
     delay_not_judged,
+    /// After the count of copies this relay took with under 30 min of life left and
+    /// let expire, which the relay rules did not judge (informational, s37).
+    short_lived_not_judged,
     /// The pair matrix.
     pairs_help,
     no_traffic,
@@ -186,6 +189,12 @@ pub fn sections(report: &Report, l: &Labels) -> String {
             types.push(format!(
                 "{} {}",
                 n.mail_delay_older_build, l.delay_not_judged
+            ));
+        }
+        if n.mail_short_lived_not_judged > 0 {
+            types.push(format!(
+                "{} {}",
+                n.mail_short_lived_not_judged, l.short_lived_not_judged
             ));
         }
         let cls = if n.violations == 0 && n.pair_violations == 0 {

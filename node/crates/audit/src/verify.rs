@@ -197,6 +197,14 @@ pub struct NodeSummary {
     /// never a finding (review s36-delay M3; absent in reports before s36).
     #[serde(default)]
     pub mail_delay_older_build: u64,
+    /// Copies this relay agency took custody of with less than
+    /// `MIN_JUDGED_LIFETIME_MS` (30 min) of their signed lifetime left and that
+    /// expired with it, no hand-over in its log, which `mail_not_relayed` and
+    /// `mail_relay_saturated_neighbour` did not judge: an honest relay may not have
+    /// passed a silent addressee in that time (s37). Informational, never a finding;
+    /// counted on the agency's first node (absent in reports before s37).
+    #[serde(default)]
+    pub mail_short_lived_not_judged: u64,
 }
 
 /// Sent/received counts of one ordered pair.
@@ -1195,9 +1203,13 @@ mod mail_delay;
 
 use consult::check_consultations;
 use mail::check_mail;
-pub use mail::{MAIL_LOGGED_MARGIN_MS, REFUSAL_EVIDENCE_WINDOW_MS};
+pub use mail::{
+    ADDRESSEE_ANSWER_MS, ADDRESSEE_MISSES, MAIL_LOGGED_MARGIN_MS, MIN_JUDGED_LIFETIME_MS,
+    REFUSAL_EVIDENCE_WINDOW_MS,
+};
 pub use mail_delay::{
     DELAY_BOUND_MS, DELAY_MIN_MS, HAND_FAILED_LOGGED_PER_HOUR, HAND_FAILED_LOGGED_PER_NEIGHBOUR,
+    RETRY_MAX_MS,
 };
 
 #[cfg(test)]

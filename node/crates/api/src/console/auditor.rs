@@ -421,6 +421,7 @@ mod tests {
             violations: 1,
             pair_violations: 2,
             mail_delay_older_build: 5,
+            mail_short_lived_not_judged: 6,
         };
         let pair = |from: &str, to: &str, missing| PairStats {
             from: from.into(),

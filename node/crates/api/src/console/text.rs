@@ -941,6 +941,7 @@ pub static EN: Text = Text {
         violations_col: "Violations",
         as_a_pair: "as a pair",
         delay_not_judged: "held copies not judged for delay (older build)",
+        short_lived_not_judged: "short-lived copies not judged for relaying",
         pairs_help: "Each cell: sent by the row's node / accepted by the column's node / missing (sent, no receipt beyond the tolerance).",
         no_traffic: "No traffic between nodes in these logs.",
         from_to: "From \\ to",

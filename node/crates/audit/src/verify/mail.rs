@@ -3,6 +3,7 @@
 //! logged it (`mail_not_logged`). Split from `verify.rs` so mail and consultation
 //! checks evolve apart.
 
+use super::mail_delay::{DELAY_MIN_MS, REQUEST_MAX_MS, RETRY_MAX_MS};
 use super::*;
 
 /// How far from a moment a neighbour's signed refusal of a message may lie and still
@@ -16,6 +17,66 @@ pub const REFUSAL_EVIDENCE_WINDOW_MS: u64 = 70 * 60 * 1000;
 /// message (`mail_not_logged`): the neighbour logs `received` around the time it
 /// signs, not at the same instant.
 pub const MAIL_LOGGED_MARGIN_MS: u64 = 60_000;
+
+/// How many hand-overs of a relayed copy its connected addressee may let pass with
+/// no signed answer before the relay offers the copy to its other neighbours too (the
+/// sync mailer's `MailLimits::addressee_misses`, a constant of the code, not of the
+/// configuration; `wlnode_sync`'s tests check the two agree).
+pub const ADDRESSEE_MISSES: u64 = 3;
+
+/// How long a hand-over of a relayed copy to its addressee may stay unanswered before
+/// it is a miss (the sync mailer's `MailLimits::addressee_answer_ms`).
+pub const ADDRESSEE_ANSWER_MS: u64 = 10_000;
+
+/// The least remaining lifetime a copy must have had at the relay's signed custody
+/// for `mail_not_relayed` (and `mail_relay_saturated_neighbour`) to judge it (s37,
+/// issue 21, the s36 "silent addressee" residual): an honest relay offers a copy to
+/// its connected addressee alone until the addressee missed [`ADDRESSEE_MISSES`]
+/// hand-overs of it, so a copy living less than the time that takes can expire at an
+/// honest relay that never got to offer it to anyone else, and a hostile sender with
+/// a silent addressee would get the relay named by choosing a tiny expiry. The time,
+/// from the code: each miss is an unanswered request counted after
+/// [`ADDRESSEE_ANSWER_MS`], or a failed one, and the next offer to the addressee
+/// waits for the copy's retry backoff, at most [`RETRY_MAX_MS`] (it is 2, 4, 8 s for
+/// the first three when the addressee was connected from the custody on, but grows
+/// to the maximum while the addressee is away and no other neighbour is there to
+/// take the copy), so at most `ADDRESSEE_MISSES × max(ADDRESSEE_ANSWER_MS,
+/// RETRY_MAX_MS)`, each with the poll tick and event-loop lag (10 s, generously);
+/// then the offer to another neighbour may fail once and wait one retry
+/// ([`RETRY_MAX_MS`]); its request lasts at most [`REQUEST_MAX_MS`]; and that
+/// neighbour's clock may run the skew ahead of the relay's, so it refuses the copy
+/// `expired` (no cover: a relay that held a copy back provokes it) the skew before
+/// the relay's clock reaches the expiry. 3 × 5 min 10 s + 5 min + 2 min 10 s + 5 min
+/// = 27 min 40 s, rounded up to 30 min. Both ends are signed or only clear: the
+/// expiry is the earliest of the relay's own and its upstreams' (an honest relay
+/// logs the one the sender signed in the envelope, so a hostile upstream cannot make
+/// a short copy look longer), the custody time the relay's own (its signed custody
+/// ack, its `received`; never the upstream's unsigned event time). Honest builds
+/// send no mail living under an hour (consultations at least an hour, refusals two
+/// days, flags 30 days), so only a copy a sender made short on purpose, or one that
+/// came to the relay late in its life, is not judged; each is counted in the relay's
+/// summary (`mail_short_lived_not_judged`), never a finding.
+pub const MIN_JUDGED_LIFETIME_MS: u64 = 30 * 60_000;
+
+/// The poll tick and event-loop lag allowed per miss in [`MIN_JUDGED_LIFETIME_MS`].
+const MISS_LAG_MS: u64 = 10_000;
+
+// The bound covers what it is derived from, and the delay rule (whose copies waited
+// over [`DELAY_MIN_MS`] for an addressee that took them, so lived longer) never
+// meets a copy under it.
+const _: () = assert!(
+    ADDRESSEE_MISSES * (max_u64(ADDRESSEE_ANSWER_MS, RETRY_MAX_MS) + MISS_LAG_MS)
+        + RETRY_MAX_MS
+        + REQUEST_MAX_MS
+        + wlnode_crypto::mail::MAX_CLOCK_SKEW_MS
+        <= MIN_JUDGED_LIFETIME_MS
+);
+const _: () = assert!(MIN_JUDGED_LIFETIME_MS <= DELAY_MIN_MS);
+
+/// The larger of two values, in a constant expression.
+const fn max_u64(a: u64, b: u64) -> u64 {
+    if a > b { a } else { b }
+}
 
 /// Refusal reasons that excuse a relay (`mail_not_relayed`): the neighbour's global
 /// state: `full` (`Refusal::Full`: it holds as much as it may, or as many relayed
@@ -275,7 +336,10 @@ fn revoked_answer(
 ///   names another copy than the one the relay took (its `item_digest` differs from
 ///   the digest in the relay's own signed custody ack, taken from the upstream's
 ///   `handed` event or else the relay's `received` event; no refusal counts when
-///   neither holds it) is no evidence (review s31-mail H1). Not
+///   neither holds it) is no evidence (review s31-mail H1). A copy with less
+///   than [`MIN_JUDGED_LIFETIME_MS`] of its life left at the relay's custody is
+///   not judged by this rule nor the offer rule (s37: an honest relay may not have
+///   passed a silent addressee in that time), only counted. Not
 ///   proven: the log's silence is the evidence;
 /// - `mail_not_logged`: a node handed a message to a neighbour that acknowledged
 ///   custody, but the neighbour's log (checkpointed after the hand-over) has no
@@ -1233,6 +1297,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             std::collections::btree_map::Entry::Occupied(_) => {}
         }
     }
+    // Per node: the copies not judged for a short lifetime (counted in its summary).
+    let mut short_lived_copies: HashMap<AgencyCode, u64> = HashMap::new();
     let judged: Vec<(Key, Custody, bool)> = took
         .iter()
         .map(|(k, v)| (k.clone(), v.clone(), false))
@@ -1392,6 +1458,28 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if revoked_hand_over {
             continue;
         }
+        // A copy whose remaining lifetime at the relay's custody was shorter than
+        // [`MIN_JUDGED_LIFETIME_MS`] (s37): an honest relay may not have passed a
+        // silent addressee before it expired. Neither relay rule judges it; it is
+        // counted in the relay's summary. The custody time is the relay's own (a copy
+        // judged by its signed custody alone: the time it signed, not the upstream's
+        // event time, which would make a short copy look longer).
+        let custody_own = if *by_digest {
+            custody_by_id
+                .get(&(node, id.as_str()))
+                .into_iter()
+                .flatten()
+                .filter(|c| Some(c.1.0) == digest)
+                .map(|c| c.2)
+                .min()
+                .unwrap_or(*at)
+        } else {
+            *at
+        };
+        let short_lived = expires.saturating_sub(custody_own) < MIN_JUDGED_LIFETIME_MS;
+        if short_lived {
+            *short_lived_copies.entry(node.clone()).or_default() += 1;
+        }
         // Signed refusals of the very copy it took (same digest; none when that
         // digest is unknown) made while it lived: `too_many_hops` at the count it
         // took the copy at plus one, `id_in_use` (covers that neighbour's links),
@@ -1487,7 +1575,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     .find_map(|(other, times)| first_link(other, times, &[]).map(|t| (other, t)))
             })
         });
-        if let Some((other, t)) = uncovered {
+        if let Some((other, t)) = uncovered.filter(|_| !short_lived) {
             let accused = if to_addressee.is_some() {
                 format!("{node}->{addressee}")
             } else {
@@ -1620,6 +1708,10 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     serde_json::json!({"message_id": id, "relay": node, "answered_at": t, "reason": reason}),
                 ));
             }
+            continue;
+        }
+        // Too short-lived to judge (above): the keeper's log was still checked.
+        if short_lived {
             continue;
         }
         // Neighbours it offered other mail to while the copy lived, long enough
@@ -1799,6 +1891,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),
             }),
         ));
+    }
+    // Copies not judged for a short lifetime: an informational count, never a finding
+    // (the mail rules key a relay by agency: on its first node's summary).
+    for (agency, count) in short_lived_copies {
+        if let Some(s) = report
+            .nodes
+            .iter_mut()
+            .find(|s| s.agency == agency.as_str())
+        {
+            s.mail_short_lived_not_judged += count;
+        }
     }
     // (node, message id) of every message a node had (took, moved, handed on),
     // whatever sender its events name.

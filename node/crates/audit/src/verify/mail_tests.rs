@@ -7,7 +7,9 @@ use wlnode_crypto::model::MessageId;
 use wlnode_crypto::{SecretKey, Timestamp};
 
 use super::super::*;
-use super::{OFFERS_LOGGED_PER_HOUR, SpanSums, first_uncovered, merge_cover};
+use super::{
+    MIN_JUDGED_LIFETIME_MS, OFFERS_LOGGED_PER_HOUR, SpanSums, first_uncovered, merge_cover,
+};
 use crate::event::{Checkpoint, EXPORT_FORMAT};
 
 const NAMES: [&str; 5] = [
@@ -404,7 +406,7 @@ fn hand_overs_before_a_nodes_upgrade_still_count() {
 #[test]
 fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     // It keeps the acks of its other hand-overs (its links: review s31-mail M1).
     let stripped = |f: &Fixture| {
@@ -460,7 +462,7 @@ fn a_relay_that_strips_its_acks_is_not_excused_after_the_cut_over() {
 #[test]
 fn a_relay_that_did_not_understand_the_mail_cut_over_is_not_judged_by_it() {
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let f = fixture_with(&format!("mail_acks_required_since = {}", t - 1_000));
     let run = |names: &[&str]| {
@@ -547,8 +549,8 @@ fn verified_head(i: usize, events: &[Event], size: u64, verified_at: u64) -> Aud
 #[test]
 fn an_ack_of_a_key_revoked_later_counts_only_when_the_auditor_dated_it_before_the_revocation() {
     let t = t0();
-    let exp = t + 20 * 60_000;
-    let done = t + 25 * 60_000;
+    let exp = t + 40 * 60_000;
+    let done = t + 45 * 60_000;
     let revoked_at = t + 10 * 60_000;
     let f = fixture_revoking("", Some((N, revoked_at)));
     let events = |refused_at: u64| {
@@ -635,7 +637,7 @@ fn a_stolen_key_does_not_prove_mail_not_logged_against_its_owner() {
 fn record_traffic_is_no_route_for_mail() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let record_link = Event::new(
         t + 60_000,
@@ -678,7 +680,7 @@ fn record_traffic_is_no_route_for_mail() {
 fn a_full_refusal_of_one_message_covers_the_relays_other_messages() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     // The refusal names a message of another sender (the addressee's, to S).
     let no = answer(&f, N, R, false, "full", t + 60_000, [5; 32]);
@@ -811,7 +813,7 @@ fn under_id(f: &Fixture, by: usize, mut event: Event, ack: &MailAck, other: &str
 fn a_relay_that_logs_no_acks_still_has_the_routes_its_signatures_show() {
     let f = fixture_with(&format!("mail_acks_required_since = {}", t0() - 1_000));
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let relay = [took(&f, t, exp), Event::new(done, EventKind::NodeStopped)];
     let signed = answer(&f, R, N, true, "ok", t + 60_000, [5; 32]);
@@ -850,7 +852,7 @@ fn a_relay_that_logs_no_acks_still_has_the_routes_its_signatures_show() {
 #[test]
 fn backdated_or_postdated_events_do_not_excuse_a_relay() {
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     for settings in [
         String::new(),
@@ -912,7 +914,7 @@ fn signed_refusals_that_do_not_excuse_are_no_route() {
 fn the_upstreams_expiry_bounds_the_relays() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let custody = answer(&f, R, S, true, "ok", t, TAKEN);
     let sender = [
@@ -949,7 +951,7 @@ fn the_upstreams_expiry_bounds_the_relays() {
 fn a_relay_that_signs_itself_a_higher_count_is_not_excused_and_is_proven() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let real = answer(&f, R, S, true, "ok", t, TAKEN);
     let sender = [
@@ -990,7 +992,7 @@ fn a_relay_that_signs_itself_a_higher_count_is_not_excused_and_is_proven() {
 fn handing_back_to_the_upstream_is_no_hand_over() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let back = answer(&f, S, R, true, "seen", t + 60_000, TAKEN);
     let events = [
@@ -1021,8 +1023,8 @@ fn handing_back_to_the_upstream_is_no_hand_over() {
 #[test]
 fn a_hand_over_to_a_neighbour_revoked_later_does_not_blame_the_relay() {
     let t = t0();
-    let exp = t + 20 * 60_000;
-    let done = t + 25 * 60_000;
+    let exp = t + 40 * 60_000;
+    let done = t + 45 * 60_000;
     let revoked_at = t + 10 * 60_000;
     let f = fixture_revoking("", Some((N, revoked_at)));
     let relay = |accepted_at: u64| {
@@ -1354,7 +1356,7 @@ fn a_relay_that_logs_nothing_is_seen_by_the_offers_in_its_neighbours_logs() {
 fn a_full_refusal_covers_only_the_state_it_names() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
+    let exp = t + 40 * 60_000;
     let done = t + 3_600_000;
     let refusal = |addressee: usize| {
         let no = answer(&f, N, R, false, "full", t + 60_000, [5; 32]);
@@ -1398,8 +1400,8 @@ fn a_full_refusal_covers_only_the_state_it_names() {
 #[test]
 fn the_auditors_dating_survives_adopting_the_next_head() {
     let t = t0();
-    let exp = t + 20 * 60_000;
-    let done = t + 25 * 60_000;
+    let exp = t + 40 * 60_000;
+    let done = t + 45 * 60_000;
     let revoked_at = t + 10 * 60_000;
     let f = fixture_revoking("", Some((N, revoked_at)));
     let custody = answer(&f, R, S, true, "ok", t, TAKEN);
@@ -1824,8 +1826,8 @@ fn a_relay_that_labels_the_message_as_addressed_to_itself_is_still_judged() {
 #[test]
 fn thinning_the_head_history_keeps_the_head_that_dated_an_ack() {
     let t = t0();
-    let exp = t + 20 * 60_000;
-    let done = t + 25 * 60_000;
+    let exp = t + 40 * 60_000;
+    let done = t + 45 * 60_000;
     let revoked_at = t + 10 * 60_000;
     let f = fixture_revoking("", Some((N, revoked_at)));
     let custody = answer(&f, R, S, true, "ok", t, TAKEN);
@@ -2802,8 +2804,8 @@ fn a_revocation_learnt_hours_late_still_finds_the_head_verified_before_it() {
 fn many_sender_labels_under_one_id_keep_the_mail_check_linear() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
-    let done = t + 1_200_000;
+    let exp = t + 40 * 60_000;
+    let done = t + 45 * 60_000;
     let labels = 1_500usize;
     let label = |n: usize| -> AgencyCode { format!("XX-{n}").parse().unwrap() };
     let custody = custody_for(&f, R, S, t, D);
@@ -2933,8 +2935,8 @@ fn a_keeper_that_logged_the_offer_or_failed_to_store_is_not_reported() {
 fn many_replayed_answers_of_the_addressee_keep_the_mail_check_linear() {
     let f = fixture();
     let t = t0();
-    let exp = t + 600_000;
-    let done = t + 1_200_000;
+    let exp = t + 40 * 60_000;
+    let done = t + 45 * 60_000;
     let labels = 1_500usize;
     let label = |n: usize| -> AgencyCode { format!("XX-{n}").parse().unwrap() };
     let other = "cd".repeat(16);
@@ -3455,4 +3457,179 @@ fn sender_quota_covers_the_copy_and_id_in_use_covers_even_under_the_relays_own_i
         stopped,
     ];
     assert_eq!(named(&relay, &[]), Vec::<String>::new());
+}
+
+/// s37 (issue 21, the s36 "silent addressee" residual): a hostile sender gives its
+/// message less life than an honest relay needs to pass a connected addressee that
+/// never answers (a colluding one), so the copy expires at the relay, which offered
+/// it to the addressee alone while it handed other mail to its neighbour. Before
+/// s37 the honest relay was named `mail_not_relayed`; now a copy with less than
+/// [`MIN_JUDGED_LIFETIME_MS`] left at the relay's custody is not judged, only
+/// counted in the relay's summary and the HTML report. Neither the sender's
+/// `handed` naming a later expiry (the earliest expiry counts: the relay logged the
+/// one the sender signed) nor, for a copy judged by its signed custody alone, the
+/// sender's earlier event time (the relay's signed custody time counts) makes it
+/// judged. The keeper's log is still checked (`mail_offer_not_logged`).
+#[test]
+fn a_short_lived_copy_expiring_at_a_relay_past_a_silent_addressee_is_not_judged() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 10 * 60_000;
+    let done = t + 2 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    // The relay took the copy at `t`, offered it to the silent addressee alone (its
+    // log holds nothing of it) and handed other mail to the neighbour 10 s later.
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 10_000),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let sender = |claimed_exp: u64, at: u64| {
+        log(
+            &f,
+            S,
+            &[
+                mail("handed", S, D, R, at, claimed_exp, Some(&custody)),
+                stopped.clone(),
+            ],
+        )
+    };
+    let relay_findings = |rep: &Report| {
+        let mut v = naming(rep, "mail_not_relayed", NAMES[R]);
+        v.extend(naming(rep, "mail_relay_saturated_neighbour", NAMES[R]));
+        v
+    };
+    let rep = audit(&f, &[sender(exp, t), relay.clone(), quiet(N), quiet(D)]);
+    assert_eq!(
+        relay_findings(&rep),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+    let summary = rep.nodes.iter().find(|n| n.agency == NAMES[R]).unwrap();
+    assert_eq!(summary.mail_short_lived_not_judged, 1);
+    assert_eq!(summary.violations, 0);
+    let labels = crate::html::Labels::from_fn(|name| name);
+    assert!(crate::html::sections(&rep, &labels).contains("1 short_lived_not_judged"));
+    // The hostile sender writes a later expiry in its own `handed`: the relay's
+    // (the one the sender signed in the envelope) is earlier, and counts.
+    let rep = audit(
+        &f,
+        &[sender(t + 3_600_000, t), relay.clone(), quiet(N), quiet(D)],
+    );
+    assert_eq!(
+        relay_findings(&rep),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+    // A copy judged by its signed custody alone (the relay's log names no
+    // `received`): the sender's `handed` dated 40 min before the custody the relay
+    // signed does not lengthen the copy's life at the relay.
+    let unlabelled = log(&f, R, &[own_hand_over(&f, N, t + 10_000), stopped.clone()]);
+    let rep = audit(
+        &f,
+        &[sender(exp, t - 40 * 60_000), unlabelled, quiet(N), quiet(D)],
+    );
+    assert_eq!(
+        relay_findings(&rep),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+    // The keeper's log is still checked: the addressee signed a `quota` refusal of
+    // the very copy (given only after it checked the relay's offer) and its log
+    // holds no offer of it: it is reported `mail_offer_not_logged`, as for a long
+    // copy; the relay is not named.
+    let no = MailAck::sign_body(
+        HandoverBody {
+            addressee: Some(ag(D)),
+            ..answer(&f, D, R, false, "quota", t + 120_000, TAKEN)
+                .body()
+                .clone()
+        },
+        &f.agency_keys[D],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 10_000),
+            mail("hand_refused", S, D, D, t + 120_000, exp, Some(&no)),
+            stopped.clone(),
+        ],
+    );
+    let rep = audit(&f, &[sender(exp, t), relay, quiet(N), quiet(D)]);
+    assert_eq!(
+        relay_findings(&rep),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+    assert_eq!(
+        naming(&rep, "mail_offer_not_logged", NAMES[D]),
+        [NAMES[D].to_string()],
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// s37: the bound does not hide a relay that really sat on a copy with enough life
+/// to pass the addressee. With [`MIN_JUDGED_LIFETIME_MS`] and a second left at its
+/// custody, the relay that handed other mail to its neighbour and never offered the
+/// copy to anyone but the silent addressee is named, as before s37 (nothing counted
+/// in its summary); with a second less it is not judged and is counted.
+#[test]
+fn a_copy_just_above_the_lifetime_bound_is_still_judged() {
+    let f = fixture();
+    let t = t0();
+    let done = t + 3 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let run = |exp: u64| {
+        let relay = log(
+            &f,
+            R,
+            &[
+                mail("received", S, D, S, t, exp, Some(&custody)),
+                own_hand_over(&f, N, t + 20 * 60_000),
+                stopped.clone(),
+            ],
+        );
+        let sender = log(
+            &f,
+            S,
+            &[
+                mail("handed", S, D, R, t, exp, Some(&custody)),
+                stopped.clone(),
+            ],
+        );
+        let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+        audit(&f, &[sender, relay, quiet(N), quiet(D)])
+    };
+    let above = run(t + MIN_JUDGED_LIFETIME_MS + 1_000);
+    assert_eq!(
+        naming(&above, "mail_not_relayed", NAMES[R]),
+        [NAMES[R].to_string()],
+        "{:?}",
+        above.violations
+    );
+    let summary = above.nodes.iter().find(|n| n.agency == NAMES[R]).unwrap();
+    assert_eq!(summary.mail_short_lived_not_judged, 0);
+    let below = run(t + MIN_JUDGED_LIFETIME_MS - 1_000);
+    assert_eq!(
+        naming(&below, "mail_not_relayed", NAMES[R]),
+        Vec::<String>::new(),
+        "{:?}",
+        below.violations
+    );
+    let summary = below.nodes.iter().find(|n| n.agency == NAMES[R]).unwrap();
+    assert_eq!(summary.mail_short_lived_not_judged, 1);
 }

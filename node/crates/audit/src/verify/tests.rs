@@ -851,17 +851,19 @@ fn mail(action: &str, to: usize, peer: usize, at: u64, expires_at: u64) -> Event
 /// log shows a link to another neighbour while the message lived is reported.
 #[test]
 fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
+    const EXP: u64 = 1000 + 40 * 60_000;
     let f = fixture();
     let r = eu_record(&f);
-    // BB took AA's message for CC at 1000; it expired at 5000; BB checkpointed at 9000.
+    // BB took AA's message for CC at 1000; it expired 40 min later (s37: a copy
+    // living under `MIN_JUDGED_LIFETIME_MS` is not judged); BB checkpointed after.
     let dead_end = log(
         &f,
         1,
         &[
-            mail("received", 2, 0, 1000, 5000),
+            mail("received", 2, 0, 1000, EXP),
             // Only AA, where the message came from, is in its log.
             accepted(&r, 0, 2000),
-            Event::new(9000, EventKind::NodeStopped),
+            Event::new(EXP + 4000, EventKind::NodeStopped),
         ],
         &[3],
     );
@@ -882,9 +884,9 @@ fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
         &f,
         1,
         &[
-            mail("received", 2, 0, 1000, 5000),
+            mail("received", 2, 0, 1000, EXP),
             legacy_route(2, 3000),
-            Event::new(9000, EventKind::NodeStopped),
+            Event::new(EXP + 4000, EventKind::NodeStopped),
         ],
         &[3],
     );
@@ -904,9 +906,9 @@ fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
         &f,
         1,
         &[
-            mail("received", 2, 0, 1000, 5000),
-            legacy_route(2, 6000),
-            Event::new(9000, EventKind::NodeStopped),
+            mail("received", 2, 0, 1000, EXP),
+            legacy_route(2, EXP + 1000),
+            Event::new(EXP + 4000, EventKind::NodeStopped),
         ],
         &[3],
     );
@@ -921,9 +923,9 @@ fn a_dead_end_relay_is_not_blamed_for_mail_it_could_not_hand_on() {
         &f,
         1,
         &[
-            mail("received", 2, 0, 1000, 5000),
-            mail("handed", 2, 2, 1100, 5000),
-            Event::new(9000, EventKind::NodeStopped),
+            mail("received", 2, 0, 1000, EXP),
+            mail("handed", 2, 2, 1100, EXP),
+            Event::new(EXP + 4000, EventKind::NodeStopped),
         ],
         &[3],
     );

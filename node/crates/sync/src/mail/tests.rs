@@ -1746,3 +1746,22 @@ fn a_quick_refusal_is_matched_to_its_own_request_not_an_older_slow_one() {
     assert!(offers >= 4, "{offers}");
     assert_eq!(r.held[&key].addressee_misses, 1);
 }
+
+/// s37: the auditor judges a relayed copy only when it had
+/// `wlnode_audit::verify::MIN_JUDGED_LIFETIME_MS` left at the relay's custody, a
+/// bound derived from these limits (the addressee's misses, how long one may stay
+/// unanswered, the longest retry delay), which it keeps as constants of its own: the
+/// two must agree, or an honest relay is judged on copies it could not pass on.
+#[test]
+fn the_auditors_lifetime_bound_uses_these_limits() {
+    let l = MailLimits::default();
+    assert_eq!(
+        u64::from(l.addressee_misses),
+        wlnode_audit::verify::ADDRESSEE_MISSES
+    );
+    assert_eq!(
+        l.addressee_answer_ms,
+        wlnode_audit::verify::ADDRESSEE_ANSWER_MS
+    );
+    assert_eq!(l.retry_max_ms, wlnode_audit::verify::RETRY_MAX_MS);
+}
