@@ -97,6 +97,18 @@ pub struct MailLimits {
     pub addressee_answer_ms: u64,
     /// How long a receipt is held on its way back, ms.
     pub receipt_ttl_ms: u64,
+    /// How long hand-overs to a neighbour wait after one failed for want of a stream
+    /// on our side ([`Mailer::on_hand_busy`]: the connection already ran its most
+    /// concurrent streams), ms, counted from that request: then the oldest are offered
+    /// again, at most [`MailLimits::full_streams_batch`] of them, and the others wait
+    /// for the next such round (review s37-order H1).
+    pub full_streams_pause_ms: u64,
+    /// The most hand-overs offered to a neighbour in one round while its streams are
+    /// full (the oldest first; `net`'s stream limit, 64: more cannot get a stream at
+    /// once). With [`MailLimits::full_streams_pause_ms`] it bounds what a neighbour
+    /// that keeps our streams to it full costs us: at most this many stream attempts
+    /// per pause, whatever we hold.
+    pub full_streams_batch: usize,
     /// Messages one sender may deliver into our inbox per window.
     pub per_sender_deliveries: usize,
     /// Bytes one sender may deliver into our inbox per window.
@@ -119,6 +131,8 @@ impl Default for MailLimits {
             addressee_misses: 3,
             addressee_answer_ms: 10_000,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
+            full_streams_pause_ms: 1_000,
+            full_streams_batch: 64,
             per_sender_deliveries: 256,
             per_sender_delivery_bytes: 16 * 1024 * 1024,
             delivery_window_ms: 3600 * 1000,
@@ -507,6 +521,11 @@ pub struct Mailer {
     next_seq: u64,
     /// The next hand-over's ticket.
     next_ticket: u64,
+    /// Neighbours whose streams were full ([`Mailer::on_hand_busy`]), each with the
+    /// time (ms) before which nothing is offered to it: then at most
+    /// [`MailLimits::full_streams_batch`] hand-overs, the oldest first, and if more
+    /// wait, the next pause. At most one entry per neighbour that was connected.
+    full: BTreeMap<AgencyCode, u64>,
 }
 
 impl Mailer {
@@ -526,6 +545,7 @@ impl Mailer {
             writes: BTreeMap::new(),
             next_seq: 1,
             next_ticket: 0,
+            full: BTreeMap::new(),
         }
     }
 
@@ -1170,61 +1190,130 @@ impl Mailer {
         }
         self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
-        let mut sends: Vec<(u64, Send)> = Vec::new();
+        // Every hand-over due: (place, item, neighbour).
+        let mut offers: Vec<(u64, ItemKey, AgencyCode)> = Vec::new();
         let misses = self.limits.addressee_misses;
-        for (key, h) in &mut self.held {
-            let to = match &h.item {
-                MailItem::Envelope(e) => &e.header().to,
-                MailItem::Receipt(r) => &r.body().sender,
-            };
+        for (key, h) in &self.held {
+            let to = h.addressee();
             // A connected addressee alone, unless it let hand-overs of a message we
             // relay pass without taking it: then every connected neighbour (it too).
-            let targets: Vec<AgencyCode> = if connected.contains(to) && !h.addressee_passed(misses)
+            let targets: Vec<&AgencyCode> = if connected.contains(to) && !h.addressee_passed(misses)
             {
-                vec![to.clone()]
+                vec![to]
             } else {
-                connected
-                    .iter()
-                    .filter(|a| **a != self.me)
-                    .cloned()
-                    .collect()
+                connected.iter().filter(|a| **a != self.me).collect()
             };
-            let fresh: Vec<AgencyCode> = targets
-                .into_iter()
-                .filter(|a| {
-                    !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains_key(a)
-                })
-                .collect();
-            if fresh.is_empty() {
-                continue;
-            }
-            let frame = h.item.encode();
-            for a in fresh {
-                let ticket = Ticket(self.next_ticket);
-                self.next_ticket = self.next_ticket.wrapping_add(1);
-                h.in_flight.insert(
-                    a.clone(),
-                    InFlight {
-                        ticket,
-                        sent: now_ms,
-                    },
-                );
-                sends.push((
-                    h.seq,
-                    Send {
-                        to: a,
-                        key: *key,
-                        frame: frame.clone(),
-                        ticket,
-                    },
-                ));
+            for a in targets {
+                if !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains_key(a) {
+                    offers.push((h.seq, *key, a.clone()));
+                }
             }
         }
-        // Stable: an item's sends stay together, in the neighbours' order, and
+        // Stable: an item's offers stay together, in the neighbours' order, and
         // items of the same place (restored from an older build's rows) in key
         // order, the order of the pass.
-        sends.sort_by_key(|(seq, _)| *seq);
-        (sends.into_iter().map(|(_, s)| s).collect(), events)
+        offers.sort_by_key(|(seq, _, _)| *seq);
+        let offers = self.hold_back_for_full_streams(offers, now_ms);
+        let mut sends = Vec::with_capacity(offers.len());
+        let mut frame: Option<(ItemKey, Vec<u8>)> = None;
+        for (_, key, a) in offers {
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
+            let ticket = Ticket(self.next_ticket);
+            self.next_ticket = self.next_ticket.wrapping_add(1);
+            h.in_flight.insert(
+                a.clone(),
+                InFlight {
+                    ticket,
+                    sent: now_ms,
+                },
+            );
+            // Encoded once per item: its offers are next to each other.
+            let bytes = match &frame {
+                Some((k, f)) if *k == key => f.clone(),
+                _ => {
+                    let f = h.item.encode();
+                    frame = Some((key, f.clone()));
+                    f
+                }
+            };
+            sends.push(Send {
+                to: a,
+                key,
+                frame: bytes,
+                ticket,
+            });
+        }
+        (sends, events)
+    }
+
+    /// The offers (in custody order) that go out now: all of them to a neighbour
+    /// whose streams were not found full; to one whose streams were
+    /// ([`Mailer::full`]), none before its pause has passed, then the oldest
+    /// [`MailLimits::full_streams_batch`], the others waiting for the next pause
+    /// (review s37-order H1). An offer held back at such a round, of a message we
+    /// relay to its addressee, counts as a miss of that addressee, as the same offer
+    /// failing for want of a stream would (and did before s37): an addressee that
+    /// keeps our streams to it full is still passed, all of its copies, not only
+    /// the oldest ones at the head of the queue. Misses are counted at the rounds
+    /// only, so at most once per pause.
+    fn hold_back_for_full_streams(
+        &mut self,
+        offers: Vec<(u64, ItemKey, AgencyCode)>,
+        now_ms: u64,
+    ) -> Vec<(u64, ItemKey, AgencyCode)> {
+        if self.full.is_empty() {
+            return offers;
+        }
+        let (batch, pause) = (
+            self.limits.full_streams_batch,
+            self.limits.full_streams_pause_ms,
+        );
+        // Per neighbour whose streams were full and whose pause has passed: how
+        // many offered in this round, how many held back.
+        let mut round: BTreeMap<AgencyCode, (usize, usize)> = self
+            .full
+            .iter()
+            .filter(|(_, until)| now_ms >= **until)
+            .map(|(a, _)| (a.clone(), (0, 0)))
+            .collect();
+        let mut out = Vec::with_capacity(offers.len());
+        let mut missed = Vec::new();
+        for o in offers {
+            if !self.full.contains_key(&o.2) {
+                out.push(o);
+                continue;
+            }
+            let Some(r) = round.get_mut(&o.2) else {
+                // In its pause: waits.
+                continue;
+            };
+            if r.0 < batch {
+                r.0 += 1;
+                out.push(o);
+            } else {
+                r.1 += 1;
+                missed.push((o.1, o.2));
+            }
+        }
+        for (key, a) in missed {
+            if let Some(h) = self.held.get_mut(&key)
+                && h.relayed_message()
+                && *h.addressee() == a
+            {
+                h.addressee_misses = h.addressee_misses.saturating_add(1);
+            }
+        }
+        for (a, (_, waiting)) in round {
+            if waiting == 0 {
+                // Everything waiting went out: a new stream failure puts it back.
+                self.full.remove(&a);
+            } else {
+                self.full.insert(a, now_ms.saturating_add(pause));
+            }
+        }
+        out
     }
 
     /// `peer` took custody of `key` (or already had it), answering the hand-over
@@ -1256,6 +1345,40 @@ impl Mailer {
     /// already counted as a miss for taking too long) changes nothing.
     pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
         self.hand_ended(peer, key, ticket, true);
+    }
+
+    /// Handing `key` to `peer` failed on our side before the request was written:
+    /// the connection already ran its most concurrent streams (`net`'s
+    /// `RequestFailure::Busy`; review s37-order H1). Unlike
+    /// [`Mailer::on_hand_failed`] it does not count as tried: the item's backoff does
+    /// not grow and `peer` is not put among those offered it again only after it.
+    /// Instead nothing is offered to `peer` for [`MailLimits::full_streams_pause_ms`]
+    /// from this request, and then the oldest hand-overs due to it go first, at most
+    /// [`MailLimits::full_streams_batch`] a round ([`Mailer::poll`]), so this item goes
+    /// ahead of every item taken after it (before, it waited out a backoff of up to
+    /// 5 min while newer copies, offered at once, took the streams that freed). It
+    /// is still a miss of the item's addressee, as any hand-over that ends with no
+    /// signed answer: an addressee keeping our streams to it full is passed. As
+    /// there, the end of a request that is not `peer`'s current one changes nothing.
+    pub fn on_hand_busy(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
+        let Some(h) = self.held.get_mut(key) else {
+            return;
+        };
+        let Some(sent) = h
+            .in_flight
+            .get(peer)
+            .filter(|f| f.ticket == ticket)
+            .map(|f| f.sent)
+        else {
+            return;
+        };
+        h.end_request(peer, ticket);
+        if peer == h.addressee() {
+            h.addressee_misses = h.addressee_misses.saturating_add(1);
+        }
+        let until = sent.saturating_add(self.limits.full_streams_pause_ms);
+        let at = self.full.entry(peer.clone()).or_insert(until);
+        *at = (*at).max(until);
     }
 
     /// `peer` refused `key` with a valid signed refusal for `reason`: tried, offered
@@ -1299,6 +1422,8 @@ impl Mailer {
     /// to everyone again after the current backoff (what a relay held may have been
     /// lost there).
     pub fn on_connected(&mut self, peer: &AgencyCode) {
+        // A new connection has streams to spare.
+        self.full.remove(peer);
         for h in self.held.values_mut() {
             h.failed.remove(peer);
             if h.from_peer.is_none() || h.addressee() == peer {
