@@ -30,13 +30,27 @@
 //! first, not in the order of their sender-chosen ids (issue 21, s37): of those
 //! offered together, the newest are the ones that fail when a connection's streams
 //! run out, and no sender's choice of ids puts its copies ahead of older ones in a
-//! poll. Across polls the order is not kept (review s37-order H1): an item waiting
-//! out its retry backoff after a failure is overtaken by items taken since, and
-//! requests already open keep their streams, so under a load that keeps a
-//! connection's 64 streams full an old copy can fail at each retry while newer ones
-//! pass (the auditor's delay rule withholds its pair when the logs show the streams
-//! could have been full). Each hand-over has a [`Ticket`], handed back with its end,
-//! so an answer is matched to its own request.
+//! poll. Across polls, a hand-over that failed because the connection's 64 streams
+//! were all taken on our side ([`Mailer::on_hand_busy`], `net`'s
+//! `RequestFailure::Busy`) does not count as tried (review s37-order H1: waiting out
+//! its backoff, up to 5 min, an old copy let the copies taken after it, offered as
+//! they came, take the streams that freed, and could wait for hours): nothing is
+//! offered to that neighbour for [`MailLimits::full_streams_pause_ms`] (1 s), then
+//! its oldest due hand-overs go first, at most [`MailLimits::full_streams_batch`]
+//! (64) a round, one round a pause while some wait, so a stream that frees goes to
+//! the oldest copy waiting for it. A neighbour that keeps our streams to it full
+//! costs us at most 64 stream attempts a second (besides first offers and backoff
+//! retries, as before), however many of the up to 3 × `max_held` items we hold
+//! wait for it, and is still passed as an addressee that misses (a copy held back
+//! at a round counts a miss, as one that failed for want of a stream does, and a
+//! relayed one is reported, [`MailEvent::NoStream`], to be audited as that failure
+//! was). What the order still does not cover across polls: an item waiting out its
+//! backoff after any other failure (timeout, reset, refusal) is overtaken by items
+//! taken since, requests already open keep their streams (nothing is pre-empted),
+//! and the copies offered before a full stream was first reported (one request's
+//! round trip) are not held back.
+//! Each hand-over has a [`Ticket`], handed back with its end, so an answer is
+//! matched to its own request.
 //!
 //! A receipt under the id of a message we hold (ours, or one we relay) is taken only
 //! if it is that message's: signed by its recipient (the caller checked the
@@ -85,7 +99,9 @@ pub struct MailLimits {
     /// refusal by the addressee is no miss ([`Mailer::on_hand_refused`]: review
     /// s36-m1 M2, the addressee said no, and its refusal in our log covers us).
     /// With the defaults an addressee whose streams fail at once is passed after
-    /// about 6 s, one that never answers after about 30 s (review s36-m1 M1).
+    /// about 6 s (about 3 s when it is our side that has no stream to spare:
+    /// [`Mailer::on_hand_busy`]), one that never answers after about 30 s (review
+    /// s36-m1 M1).
     pub addressee_misses: u32,
     /// How long a hand-over of a message we relay to its addressee may stay
     /// unanswered, ms, before it counts as a miss at the next retry (run before each
@@ -262,6 +278,18 @@ pub enum MailEvent {
     RelayExpired {
         /// The item.
         key: ItemKey,
+    },
+    /// A message we relay was due to `to` but held back at a round for want of a
+    /// stream: `to`'s streams were found full and older hand-overs took this
+    /// round's ([`MailLimits::full_streams_batch`]; review s37-order H1). Before, the
+    /// same hand-over was offered and failed for want of a stream, and it is to be
+    /// audited as such a failure (`stream`), within the same caps, so that the
+    /// relay's log says why the copy did not go, as it did.
+    NoStream {
+        /// The item.
+        key: ItemKey,
+        /// The neighbour it waits for.
+        to: AgencyCode,
     },
 }
 
@@ -1153,9 +1181,13 @@ impl Mailer {
     /// ([`Held::seq`], then the item's key, then the neighbour), whatever ids the
     /// senders chose: the caller opens the requests in this order, so when a
     /// connection's streams run out (64, `net`), the hand-overs of this poll that
-    /// fail at once are of the items taken last (across polls an item in its retry
-    /// backoff is overtaken: see the module documentation). Cost: one pass over what we hold (as before) and a sort of the sends,
-    /// O(s log s) for s sends.
+    /// fail at once are of the items taken last. To a neighbour whose streams were
+    /// found full ([`Mailer::on_hand_busy`]) nothing goes in its pause, then at most
+    /// [`MailLimits::full_streams_batch`] a round, the oldest first, so across polls
+    /// too a freed stream goes to the oldest copy waiting for it (an item in its
+    /// retry backoff after any other failure is still overtaken: see the module
+    /// documentation). Cost: one pass over what we hold (as before) and a sort of
+    /// the sends, O(s log s) for s sends.
     ///
     /// A hand-over to the addressee unanswered for
     /// [`MailLimits::addressee_answer_ms`] is counted as a miss by
@@ -1213,7 +1245,7 @@ impl Mailer {
         // items of the same place (restored from an older build's rows) in key
         // order, the order of the pass.
         offers.sort_by_key(|(seq, _, _)| *seq);
-        let offers = self.hold_back_for_full_streams(offers, now_ms);
+        let offers = self.hold_back_for_full_streams(offers, now_ms, &mut events);
         let mut sends = Vec::with_capacity(offers.len());
         let mut frame: Option<(ItemKey, Vec<u8>)> = None;
         for (_, key, a) in offers {
@@ -1257,11 +1289,14 @@ impl Mailer {
     /// failing for want of a stream would (and did before s37): an addressee that
     /// keeps our streams to it full is still passed, all of its copies, not only
     /// the oldest ones at the head of the queue. Misses are counted at the rounds
-    /// only, so at most once per pause.
+    /// only, so at most once per pause; so are the [`MailEvent::NoStream`] of the
+    /// messages we relay held back (one per held-back hand-over and round: at most
+    /// what we hold, each second, for the caller to audit within its caps).
     fn hold_back_for_full_streams(
         &mut self,
         offers: Vec<(u64, ItemKey, AgencyCode)>,
         now_ms: u64,
+        events: &mut Vec<MailEvent>,
     ) -> Vec<(u64, ItemKey, AgencyCode)> {
         if self.full.is_empty() {
             return offers;
@@ -1298,12 +1333,16 @@ impl Mailer {
             }
         }
         for (key, a) in missed {
-            if let Some(h) = self.held.get_mut(&key)
-                && h.relayed_message()
-                && *h.addressee() == a
-            {
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
+            if !h.relayed_message() {
+                continue;
+            }
+            if *h.addressee() == a {
                 h.addressee_misses = h.addressee_misses.saturating_add(1);
             }
+            events.push(MailEvent::NoStream { key, to: a });
         }
         for (a, (_, waiting)) in round {
             if waiting == 0 {

@@ -1408,6 +1408,25 @@ impl Service {
                     self.metrics.mail("relay_expired");
                     tracing::info!(message = %key.1, "relayed mail item expired in transit");
                 }
+                MailEvent::NoStream { key, to } => {
+                    // Held back for want of a stream to `to` (review s37-order H1):
+                    // audited as the failed hand-over it was before (`stream`),
+                    // within the same caps, so our log says why the copy waited.
+                    // Checked before the event is made: the caps drop most.
+                    let Some(item) = self.mail.mailer.held_item(&key) else {
+                        continue;
+                    };
+                    if let Some(reason) = self.mail.failures.due(
+                        (item, key),
+                        &self.agency,
+                        &to,
+                        "stream",
+                        std::time::Instant::now(),
+                    ) {
+                        job.events
+                            .push(mail_event("hand_failed", item, Some(&to), Some(reason)));
+                    }
+                }
             }
         }
         for s in sends {
