@@ -32,9 +32,10 @@
 //! run out, and no sender's choice of ids puts its copies ahead of older ones in a
 //! poll. Across polls, a hand-over that failed because the connection's 64 streams
 //! were all taken on our side ([`Mailer::on_hand_busy`], `net`'s
-//! `RequestFailure::Busy`) does not count as tried (review s37-order H1: waiting out
-//! its backoff, up to 5 min, an old copy let the copies taken after it, offered as
-//! they came, take the streams that freed, and could wait for hours): nothing is
+//! `RequestFailure::Busy`) does not count as tried, so it does not wait for the
+//! item's backoff (review s37-order H1: waiting up to 5 min, an old copy let the
+//! copies taken after it, offered as they came, take the streams that freed, and
+//! could wait for hours): nothing is
 //! offered to that neighbour for [`MailLimits::full_streams_pause_ms`] (1 s), then
 //! its oldest due hand-overs go first, at most [`MailLimits::full_streams_batch`]
 //! (64) a round, one round a pause while some wait, so a stream that frees goes to
@@ -1286,7 +1287,7 @@ impl Mailer {
     /// [`MailLimits::full_streams_batch`], the others waiting for the next pause
     /// (review s37-order H1). An offer held back at such a round, of a message we
     /// relay to its addressee, counts as a miss of that addressee, as the same offer
-    /// failing for want of a stream would (and did before s37): an addressee that
+    /// failing for want of a stream would (and did before s37-busy): an addressee that
     /// keeps our streams to it full is still passed, all of its copies, not only
     /// the oldest ones at the head of the queue. Misses are counted at the rounds
     /// only, so at most once per pause; so are the [`MailEvent::NoStream`] of the
@@ -1389,9 +1390,9 @@ impl Mailer {
     /// Handing `key` to `peer` failed on our side before the request was written:
     /// the connection already ran its most concurrent streams (`net`'s
     /// `RequestFailure::Busy`; review s37-order H1). Unlike
-    /// [`Mailer::on_hand_failed`] it does not count as tried: the item's backoff does
-    /// not grow and `peer` is not put among those offered it again only after it.
-    /// Instead nothing is offered to `peer` for [`MailLimits::full_streams_pause_ms`]
+    /// [`Mailer::on_hand_failed`] it does not count as tried: `peer` is not put among
+    /// the neighbours offered the item again only once its backoff (up to 5 min) has
+    /// passed ([`Mailer::retry`]). Instead nothing is offered to `peer` for [`MailLimits::full_streams_pause_ms`]
     /// from this request, and then the oldest hand-overs due to it go first, at most
     /// [`MailLimits::full_streams_batch`] a round ([`Mailer::poll`]), so this item goes
     /// ahead of every item taken after it (before, it waited out a backoff of up to
