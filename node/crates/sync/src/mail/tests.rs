@@ -1703,50 +1703,6 @@ fn a_hostile_senders_low_ids_do_not_get_its_copies_ahead_of_older_ones() {
     assert_eq!(taken, arrival);
 }
 
-/// Review s36-int L1: the addressee's answers were matched to its requests by count.
-/// A slow request counted as a miss after 10 s; the addressee then refused the next
-/// request at once with a signed refusal that is its final word (no miss), but that
-/// refusal was taken for the slow request's end, the fresh request stayed in flight
-/// and counted as a miss 10 s later. An addressee slow once, then refusing at once
-/// every time, was passed after about 30 s and the copy spread to the other
-/// neighbours. Now each end carries its request's ticket: one miss only, the copy
-/// stays on the addressee, and the slow request's late end changes nothing. Before
-/// the fix this failed.
-#[test]
-fn a_quick_refusal_is_matched_to_its_own_request_not_an_older_slow_one() {
-    let s_key = SecretKey::from_seed(&[1; 32]);
-    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
-    let env = long_lived(1, "SS-X", "AA-X", &s_key);
-    let key = (ItemKind::Message, env.header().id);
-    assert_eq!(
-        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
-        Intake::Relay
-    );
-    let connected = set(&["SS-X", "NN-X", "AA-X"]);
-    let mut slow = None;
-    let mut offers = 0;
-    let mut at = 0;
-    while at <= 120_000 {
-        for s in retry_poll(&mut r, &connected, t(at)) {
-            assert_eq!(s.to.as_str(), "AA-X", "passed at {at} ms");
-            offers += 1;
-            if slow.is_none() {
-                // The first request is left unanswered.
-                slow = Some(s.ticket);
-            } else {
-                r.on_hand_refused(&s.to, &s.key, s.ticket, "sender_quota");
-            }
-        }
-        if at == 60_000 {
-            // The slow request's late end (a signed refusal too).
-            r.on_hand_refused(&code("AA-X"), &key, slow.unwrap(), "sender_quota");
-        }
-        at += 250;
-    }
-    assert!(offers >= 4, "{offers}");
-    assert_eq!(r.held[&key].addressee_misses, 1);
-}
-
 /// One neighbour's connection seen from the relay, for the stream-limit tests: its
 /// 64 streams are all taken (by its own requests and older ones of ours) and one
 /// frees every `free_every` ms, at `phase` past each multiple; the first requests of
@@ -1930,4 +1886,48 @@ fn a_neighbour_keeping_our_streams_full_costs_a_bounded_rate_and_is_passed() {
     r.on_connected(&code("AA-X"));
     let sends = retry_poll(&mut r, &connected, t(at));
     assert!(sends.iter().filter(|s| s.to == code("AA-X")).count() > 64);
+}
+
+/// Review s36-int L1: the addressee's answers were matched to its requests by count.
+/// A slow request counted as a miss after 10 s; the addressee then refused the next
+/// request at once with a signed refusal that is its final word (no miss), but that
+/// refusal was taken for the slow request's end, the fresh request stayed in flight
+/// and counted as a miss 10 s later. An addressee slow once, then refusing at once
+/// every time, was passed after about 30 s and the copy spread to the other
+/// neighbours. Now each end carries its request's ticket: one miss only, the copy
+/// stays on the addressee, and the slow request's late end changes nothing. Before
+/// the fix this failed.
+#[test]
+fn a_quick_refusal_is_matched_to_its_own_request_not_an_older_slow_one() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "NN-X", "AA-X"]);
+    let mut slow = None;
+    let mut offers = 0;
+    let mut at = 0;
+    while at <= 120_000 {
+        for s in retry_poll(&mut r, &connected, t(at)) {
+            assert_eq!(s.to.as_str(), "AA-X", "passed at {at} ms");
+            offers += 1;
+            if slow.is_none() {
+                // The first request is left unanswered.
+                slow = Some(s.ticket);
+            } else {
+                r.on_hand_refused(&s.to, &s.key, s.ticket, "sender_quota");
+            }
+        }
+        if at == 60_000 {
+            // The slow request's late end (a signed refusal too).
+            r.on_hand_refused(&code("AA-X"), &key, slow.unwrap(), "sender_quota");
+        }
+        at += 250;
+    }
+    assert!(offers >= 4, "{offers}");
+    assert_eq!(r.held[&key].addressee_misses, 1);
 }
