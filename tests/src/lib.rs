@@ -637,6 +637,47 @@ impl RawPeer {
     }
 }
 
+impl RawPeer {
+    /// Dials the node at `addr` and takes every request it makes without answering,
+    /// holding each open (its answer channel kept) until this peer's own request
+    /// timeout (20 s) ends it: the node's streams to this peer stay full while its
+    /// requests keep coming (review s37-order H1). `until` is checked after each
+    /// request with the count so far; returns that count when it says stop or
+    /// `limit` passes.
+    pub async fn hold(
+        &mut self,
+        addr: &libp2p::Multiaddr,
+        limit: Duration,
+        mut until: impl FnMut(usize) -> bool,
+    ) -> usize {
+        use futures::StreamExt;
+        use libp2p::request_response::{Event, Message};
+        use libp2p::swarm::SwarmEvent;
+        self.swarm.dial(addr.clone()).unwrap();
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut taken = 0usize;
+        let mut open = Vec::new();
+        loop {
+            let ev = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(ev) => ev,
+                Err(_) => return taken,
+            };
+            if let SwarmEvent::Behaviour(Event::Message {
+                message: Message::Request { channel, .. },
+                ..
+            }) = ev
+            {
+                open.retain(|c: &libp2p::request_response::ResponseChannel<_>| c.is_open());
+                open.push(channel);
+                taken += 1;
+                if until(taken) {
+                    return taken;
+                }
+            }
+        }
+    }
+}
+
 /// Peak resident memory of this process (`VmHWM` from /proc/self/status), in KiB.
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -9,7 +9,9 @@
 //!   answer, another key's signature, another message's ack) gives no custody: the
 //!   answer is refused, counted, audited and struck.
 //! - A relay whose connected addressee never answers hands the message on to its
-//!   other neighbours after a few tries (review s34-mail M1), so it is not named.
+//!   other neighbours after a few tries (review s34-mail M1), so it is not named;
+//!   so does one whose streams to its addressee are all held open (review s37-order
+//!   H1), auditing the hand-overs that found no stream as `stream`.
 //! - Flag messages pending in our outbox stay under the `[flags]` in-flight cap, and
 //!   each user's flag writes are rate-limited (`flag_rate_limited`, HTTP 429).
 #![allow(
@@ -635,6 +637,89 @@ async fn a_relay_hands_mail_on_past_a_connected_addressee_that_never_answers() {
         .unwrap();
     let ack = signed_ack(to_n, &roster, 3);
     assert!(ack.accepted && ack.reason == "ok", "{ack:?}");
+}
+
+/// Review s37-order H1, on real nodes: the addressee A (a raw peer) takes every
+/// request and holds it open unanswered, so the relay R's 64 streams to A stay full
+/// and its further hand-overs to A find no stream (`net`'s `Busy`, from libp2p's
+/// own limit). R audits those as `stream`, as before (no new reason in the log), the
+/// copies waiting for a stream count as misses of A, and R hands every copy on to
+/// its other neighbour N, the ones held back behind the 64 oldest too. A smoke test
+/// of the path from libp2p to the mailer and the audit log: the old code (a plain
+/// stream failure) passed it as well; the behaviour across polls is pinned by the
+/// sans-IO tests (`sync/src/mail/tests.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_streams_to_its_addressee_are_full_hands_every_copy_on() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // S (0) — R (1) — N (3); A (2) is a raw peer linked to R only.
+    let mut c = Cluster::simple(4, &[(0, 1), (1, 2), (1, 3)]);
+    c.start(0).await;
+    c.start(1).await;
+    c.start(3).await;
+    let mut raw = RawPeer::speaking(
+        wlnode_net::codec::MAIL_PROTOCOL,
+        Some(RawPeer::seed_of(&c.fed.nodes[2].dir)),
+        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+        1024,
+    );
+    let taken = Arc::new(AtomicUsize::new(0));
+    let target = addr(&c, 1);
+    let server = tokio::spawn({
+        let taken = taken.clone();
+        async move {
+            raw.hold(&target, 3 * T, move |n| {
+                taken.store(n, Ordering::SeqCst);
+                false
+            })
+            .await
+        }
+    });
+    let mail = &c.node(0).services.mail;
+    let _probe = mail
+        .send(&code(2), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "R hands mail to the addressee", || async {
+        taken.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    // More copies than R has streams to A.
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids.push(
+            mail.send(&code(2), "test.note", b"{}", 3_600_000)
+                .await
+                .unwrap(),
+        );
+    }
+    let to = |k: &EventKind, who: usize| matches!(k, EventKind::Mail { peer: Some(p), .. } if *p == code(who));
+    wait_for(T, "R hands every copy for A on to N", || async {
+        let events = audit_events(&c, 1).await;
+        ids.iter().all(|id| {
+            mail_events(&events, id, "handed")
+                .into_iter()
+                .any(|k| to(k, 3))
+        })
+    })
+    .await;
+    server.abort();
+    let events = audit_events(&c, 1).await;
+    let reasons: Vec<&str> = ids
+        .iter()
+        .flat_map(|id| mail_events(&events, id, "hand_failed"))
+        .filter(|k| to(k, 2))
+        .filter_map(|k| match k {
+            EventKind::Mail { reason, .. } => reason.as_deref(),
+            _ => None,
+        })
+        .collect();
+    // Past its 64 streams R's hand-overs to A failed for want of a stream.
+    assert!(reasons.len() > 10, "{reasons:?}");
+    assert!(reasons.iter().all(|r| *r == "stream"), "{reasons:?}");
+    for i in [0, 1, 3] {
+        c.stop(i).await;
+    }
 }
 
 /// A cluster whose node 1 allows `max_in_flight` flag messages and `burst` flag

@@ -240,7 +240,8 @@ pub enum NetEvent {
         /// The frame.
         frame: Frame,
     },
-    /// Our request `token` failed (timeout, connection closed, refused stream).
+    /// Our request `token` failed (timeout, connection closed, refused stream, no
+    /// room for another stream).
     RequestFailed {
         /// The peer.
         peer: PeerRef,
@@ -276,7 +277,20 @@ pub enum RequestFailure {
     ConnectionClosed,
     /// The stream failed (reset, bad frame) before the answer came.
     Stream,
+    /// Our own side had no room for the request: the connection's request-response
+    /// handler already runs its most concurrent streams ([`MAX_STREAMS`], inbound
+    /// and outbound together), so the request was never written and the peer never
+    /// saw it (review s37-order H1). A local-capacity failure, not the peer's
+    /// answer: the caller may offer the request again soon without counting it
+    /// against the item's backoff.
+    Busy,
 }
+
+/// The most concurrent streams of each request-response protocol (sync, audit, mail)
+/// on one connection, inbound and outbound together (libp2p request-response's
+/// `max_concurrent_streams`): past it an outbound request fails
+/// [`RequestFailure::Busy`] and an inbound one is dropped.
+pub const MAX_STREAMS: usize = 64;
 
 /// The runtime's handle on the network: commands in.
 #[derive(Clone, Debug)]
@@ -400,7 +414,7 @@ pub async fn start(
         .with_behaviour(|key| {
             let rr_cfg = request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(120))
-                .with_max_concurrent_streams(64);
+                .with_max_concurrent_streams(MAX_STREAMS);
             Behaviour {
                 gate: gate::Gate::default(),
                 limits: connection_limits::Behaviour::new(

@@ -30,13 +30,28 @@
 //! first, not in the order of their sender-chosen ids (issue 21, s37): of those
 //! offered together, the newest are the ones that fail when a connection's streams
 //! run out, and no sender's choice of ids puts its copies ahead of older ones in a
-//! poll. Across polls the order is not kept (review s37-order H1): an item waiting
-//! out its retry backoff after a failure is overtaken by items taken since, and
-//! requests already open keep their streams, so under a load that keeps a
-//! connection's 64 streams full an old copy can fail at each retry while newer ones
-//! pass (the auditor's delay rule withholds its pair when the logs show the streams
-//! could have been full). Each hand-over has a [`Ticket`], handed back with its end,
-//! so an answer is matched to its own request.
+//! poll. Across polls, a hand-over that failed because the connection's 64 streams
+//! were all taken on our side ([`Mailer::on_hand_busy`], `net`'s
+//! `RequestFailure::Busy`) does not count as tried, so it does not wait for the
+//! item's backoff (review s37-order H1: waiting up to 5 min, an old copy let the
+//! copies taken after it, offered as they came, take the streams that freed, and
+//! could wait for hours): nothing is
+//! offered to that neighbour for [`MailLimits::full_streams_pause_ms`] (1 s), then
+//! its oldest due hand-overs go first, at most [`MailLimits::full_streams_batch`]
+//! (64) a round, one round a pause while some wait, so a stream that frees goes to
+//! the oldest copy waiting for it. A neighbour that keeps our streams to it full
+//! costs us at most 64 stream attempts a second (besides first offers and backoff
+//! retries, as before), however many of the up to 3 × `max_held` items we hold
+//! wait for it, and is still passed as an addressee that misses (a copy held back
+//! at a round counts a miss, as one that failed for want of a stream does, and a
+//! relayed one is reported, [`MailEvent::NoStream`], to be audited as that failure
+//! was). What the order still does not cover across polls: an item waiting out its
+//! backoff after any other failure (timeout, reset, refusal) is overtaken by items
+//! taken since, requests already open keep their streams (nothing is pre-empted),
+//! and the copies offered before a full stream was first reported (one request's
+//! round trip) are not held back.
+//! Each hand-over has a [`Ticket`], handed back with its end, so an answer is
+//! matched to its own request.
 //!
 //! A receipt under the id of a message we hold (ours, or one we relay) is taken only
 //! if it is that message's: signed by its recipient (the caller checked the
@@ -85,7 +100,9 @@ pub struct MailLimits {
     /// refusal by the addressee is no miss ([`Mailer::on_hand_refused`]: review
     /// s36-m1 M2, the addressee said no, and its refusal in our log covers us).
     /// With the defaults an addressee whose streams fail at once is passed after
-    /// about 6 s, one that never answers after about 30 s (review s36-m1 M1).
+    /// about 6 s (about 3 s when it is our side that has no stream to spare:
+    /// [`Mailer::on_hand_busy`]), one that never answers after about 30 s (review
+    /// s36-m1 M1).
     pub addressee_misses: u32,
     /// How long a hand-over of a message we relay to its addressee may stay
     /// unanswered, ms, before it counts as a miss at the next retry (run before each
@@ -97,6 +114,18 @@ pub struct MailLimits {
     pub addressee_answer_ms: u64,
     /// How long a receipt is held on its way back, ms.
     pub receipt_ttl_ms: u64,
+    /// How long hand-overs to a neighbour wait after one failed for want of a stream
+    /// on our side ([`Mailer::on_hand_busy`]: the connection already ran its most
+    /// concurrent streams), ms, counted from that request: then the oldest are offered
+    /// again, at most [`MailLimits::full_streams_batch`] of them, and the others wait
+    /// for the next such round (review s37-order H1).
+    pub full_streams_pause_ms: u64,
+    /// The most hand-overs offered to a neighbour in one round while its streams are
+    /// full (the oldest first; `net`'s stream limit, 64: more cannot get a stream at
+    /// once). With [`MailLimits::full_streams_pause_ms`] it bounds what a neighbour
+    /// that keeps our streams to it full costs us: at most this many stream attempts
+    /// per pause, whatever we hold.
+    pub full_streams_batch: usize,
     /// Messages one sender may deliver into our inbox per window.
     pub per_sender_deliveries: usize,
     /// Bytes one sender may deliver into our inbox per window.
@@ -119,6 +148,8 @@ impl Default for MailLimits {
             addressee_misses: 3,
             addressee_answer_ms: 10_000,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
+            full_streams_pause_ms: 1_000,
+            full_streams_batch: 64,
             per_sender_deliveries: 256,
             per_sender_delivery_bytes: 16 * 1024 * 1024,
             delivery_window_ms: 3600 * 1000,
@@ -248,6 +279,18 @@ pub enum MailEvent {
     RelayExpired {
         /// The item.
         key: ItemKey,
+    },
+    /// A message we relay was due to `to` but held back at a round for want of a
+    /// stream: `to`'s streams were found full and older hand-overs took this
+    /// round's ([`MailLimits::full_streams_batch`]; review s37-order H1). Before, the
+    /// same hand-over was offered and failed for want of a stream, and it is to be
+    /// audited as such a failure (`stream`), within the same caps, so that the
+    /// relay's log says why the copy did not go, as it did.
+    NoStream {
+        /// The item.
+        key: ItemKey,
+        /// The neighbour it waits for.
+        to: AgencyCode,
     },
 }
 
@@ -507,6 +550,11 @@ pub struct Mailer {
     next_seq: u64,
     /// The next hand-over's ticket.
     next_ticket: u64,
+    /// Neighbours whose streams were full ([`Mailer::on_hand_busy`]), each with the
+    /// time (ms) before which nothing is offered to it: then at most
+    /// [`MailLimits::full_streams_batch`] hand-overs, the oldest first, and if more
+    /// wait, the next pause. At most one entry per neighbour that was connected.
+    full: BTreeMap<AgencyCode, u64>,
 }
 
 impl Mailer {
@@ -526,6 +574,7 @@ impl Mailer {
             writes: BTreeMap::new(),
             next_seq: 1,
             next_ticket: 0,
+            full: BTreeMap::new(),
         }
     }
 
@@ -1133,9 +1182,13 @@ impl Mailer {
     /// ([`Held::seq`], then the item's key, then the neighbour), whatever ids the
     /// senders chose: the caller opens the requests in this order, so when a
     /// connection's streams run out (64, `net`), the hand-overs of this poll that
-    /// fail at once are of the items taken last (across polls an item in its retry
-    /// backoff is overtaken: see the module documentation). Cost: one pass over what we hold (as before) and a sort of the sends,
-    /// O(s log s) for s sends.
+    /// fail at once are of the items taken last. To a neighbour whose streams were
+    /// found full ([`Mailer::on_hand_busy`]) nothing goes in its pause, then at most
+    /// [`MailLimits::full_streams_batch`] a round, the oldest first, so across polls
+    /// too a freed stream goes to the oldest copy waiting for it (an item in its
+    /// retry backoff after any other failure is still overtaken: see the module
+    /// documentation). Cost: one pass over what we hold (as before) and a sort of
+    /// the sends, O(s log s) for s sends.
     ///
     /// A hand-over to the addressee unanswered for
     /// [`MailLimits::addressee_answer_ms`] is counted as a miss by
@@ -1170,61 +1223,137 @@ impl Mailer {
         }
         self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
-        let mut sends: Vec<(u64, Send)> = Vec::new();
+        // Every hand-over due: (place, item, neighbour).
+        let mut offers: Vec<(u64, ItemKey, AgencyCode)> = Vec::new();
         let misses = self.limits.addressee_misses;
-        for (key, h) in &mut self.held {
-            let to = match &h.item {
-                MailItem::Envelope(e) => &e.header().to,
-                MailItem::Receipt(r) => &r.body().sender,
-            };
+        for (key, h) in &self.held {
+            let to = h.addressee();
             // A connected addressee alone, unless it let hand-overs of a message we
             // relay pass without taking it: then every connected neighbour (it too).
-            let targets: Vec<AgencyCode> = if connected.contains(to) && !h.addressee_passed(misses)
+            let targets: Vec<&AgencyCode> = if connected.contains(to) && !h.addressee_passed(misses)
             {
-                vec![to.clone()]
+                vec![to]
             } else {
-                connected
-                    .iter()
-                    .filter(|a| **a != self.me)
-                    .cloned()
-                    .collect()
+                connected.iter().filter(|a| **a != self.me).collect()
             };
-            let fresh: Vec<AgencyCode> = targets
-                .into_iter()
-                .filter(|a| {
-                    !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains_key(a)
-                })
-                .collect();
-            if fresh.is_empty() {
-                continue;
-            }
-            let frame = h.item.encode();
-            for a in fresh {
-                let ticket = Ticket(self.next_ticket);
-                self.next_ticket = self.next_ticket.wrapping_add(1);
-                h.in_flight.insert(
-                    a.clone(),
-                    InFlight {
-                        ticket,
-                        sent: now_ms,
-                    },
-                );
-                sends.push((
-                    h.seq,
-                    Send {
-                        to: a,
-                        key: *key,
-                        frame: frame.clone(),
-                        ticket,
-                    },
-                ));
+            for a in targets {
+                if !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains_key(a) {
+                    offers.push((h.seq, *key, a.clone()));
+                }
             }
         }
-        // Stable: an item's sends stay together, in the neighbours' order, and
+        // Stable: an item's offers stay together, in the neighbours' order, and
         // items of the same place (restored from an older build's rows) in key
         // order, the order of the pass.
-        sends.sort_by_key(|(seq, _)| *seq);
-        (sends.into_iter().map(|(_, s)| s).collect(), events)
+        offers.sort_by_key(|(seq, _, _)| *seq);
+        let offers = self.hold_back_for_full_streams(offers, now_ms, &mut events);
+        let mut sends = Vec::with_capacity(offers.len());
+        let mut frame: Option<(ItemKey, Vec<u8>)> = None;
+        for (_, key, a) in offers {
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
+            let ticket = Ticket(self.next_ticket);
+            self.next_ticket = self.next_ticket.wrapping_add(1);
+            h.in_flight.insert(
+                a.clone(),
+                InFlight {
+                    ticket,
+                    sent: now_ms,
+                },
+            );
+            // Encoded once per item: its offers are next to each other.
+            let bytes = match &frame {
+                Some((k, f)) if *k == key => f.clone(),
+                _ => {
+                    let f = h.item.encode();
+                    frame = Some((key, f.clone()));
+                    f
+                }
+            };
+            sends.push(Send {
+                to: a,
+                key,
+                frame: bytes,
+                ticket,
+            });
+        }
+        (sends, events)
+    }
+
+    /// The offers (in custody order) that go out now: all of them to a neighbour
+    /// whose streams were not found full; to one whose streams were
+    /// ([`Mailer::full`]), none before its pause has passed, then the oldest
+    /// [`MailLimits::full_streams_batch`], the others waiting for the next pause
+    /// (review s37-order H1). An offer held back at such a round, of a message we
+    /// relay to its addressee, counts as a miss of that addressee, as the same offer
+    /// failing for want of a stream would (and did before s37-busy): an addressee that
+    /// keeps our streams to it full is still passed, all of its copies, not only
+    /// the oldest ones at the head of the queue. Misses are counted at the rounds
+    /// only, so at most once per pause; so are the [`MailEvent::NoStream`] of the
+    /// messages we relay held back (one per held-back hand-over and round: at most
+    /// what we hold, each second, for the caller to audit within its caps).
+    fn hold_back_for_full_streams(
+        &mut self,
+        offers: Vec<(u64, ItemKey, AgencyCode)>,
+        now_ms: u64,
+        events: &mut Vec<MailEvent>,
+    ) -> Vec<(u64, ItemKey, AgencyCode)> {
+        if self.full.is_empty() {
+            return offers;
+        }
+        let (batch, pause) = (
+            self.limits.full_streams_batch,
+            self.limits.full_streams_pause_ms,
+        );
+        // Per neighbour whose streams were full and whose pause has passed: how
+        // many offered in this round, how many held back.
+        let mut round: BTreeMap<AgencyCode, (usize, usize)> = self
+            .full
+            .iter()
+            .filter(|(_, until)| now_ms >= **until)
+            .map(|(a, _)| (a.clone(), (0, 0)))
+            .collect();
+        let mut out = Vec::with_capacity(offers.len());
+        let mut missed = Vec::new();
+        for o in offers {
+            if !self.full.contains_key(&o.2) {
+                out.push(o);
+                continue;
+            }
+            let Some(r) = round.get_mut(&o.2) else {
+                // In its pause: waits.
+                continue;
+            };
+            if r.0 < batch {
+                r.0 += 1;
+                out.push(o);
+            } else {
+                r.1 += 1;
+                missed.push((o.1, o.2));
+            }
+        }
+        for (key, a) in missed {
+            let Some(h) = self.held.get_mut(&key) else {
+                continue;
+            };
+            if !h.relayed_message() {
+                continue;
+            }
+            if *h.addressee() == a {
+                h.addressee_misses = h.addressee_misses.saturating_add(1);
+            }
+            events.push(MailEvent::NoStream { key, to: a });
+        }
+        for (a, (_, waiting)) in round {
+            if waiting == 0 {
+                // Everything waiting went out: a new stream failure puts it back.
+                self.full.remove(&a);
+            } else {
+                self.full.insert(a, now_ms.saturating_add(pause));
+            }
+        }
+        out
     }
 
     /// `peer` took custody of `key` (or already had it), answering the hand-over
@@ -1256,6 +1385,40 @@ impl Mailer {
     /// already counted as a miss for taking too long) changes nothing.
     pub fn on_hand_failed(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
         self.hand_ended(peer, key, ticket, true);
+    }
+
+    /// Handing `key` to `peer` failed on our side before the request was written:
+    /// the connection already ran its most concurrent streams (`net`'s
+    /// `RequestFailure::Busy`; review s37-order H1). Unlike
+    /// [`Mailer::on_hand_failed`] it does not count as tried: `peer` is not put among
+    /// the neighbours offered the item again only once its backoff (up to 5 min) has
+    /// passed ([`Mailer::retry`]). Instead nothing is offered to `peer` for [`MailLimits::full_streams_pause_ms`]
+    /// from this request, and then the oldest hand-overs due to it go first, at most
+    /// [`MailLimits::full_streams_batch`] a round ([`Mailer::poll`]), so this item goes
+    /// ahead of every item taken after it (before, it waited out a backoff of up to
+    /// 5 min while newer copies, offered at once, took the streams that freed). It
+    /// is still a miss of the item's addressee, as any hand-over that ends with no
+    /// signed answer: an addressee keeping our streams to it full is passed. As
+    /// there, the end of a request that is not `peer`'s current one changes nothing.
+    pub fn on_hand_busy(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
+        let Some(h) = self.held.get_mut(key) else {
+            return;
+        };
+        let Some(sent) = h
+            .in_flight
+            .get(peer)
+            .filter(|f| f.ticket == ticket)
+            .map(|f| f.sent)
+        else {
+            return;
+        };
+        h.end_request(peer, ticket);
+        if peer == h.addressee() {
+            h.addressee_misses = h.addressee_misses.saturating_add(1);
+        }
+        let until = sent.saturating_add(self.limits.full_streams_pause_ms);
+        let at = self.full.entry(peer.clone()).or_insert(until);
+        *at = (*at).max(until);
     }
 
     /// `peer` refused `key` with a valid signed refusal for `reason`: tried, offered
@@ -1299,6 +1462,8 @@ impl Mailer {
     /// to everyone again after the current backoff (what a relay held may have been
     /// lost there).
     pub fn on_connected(&mut self, peer: &AgencyCode) {
+        // A new connection has streams to spare.
+        self.full.remove(peer);
         for h in self.held.values_mut() {
             h.failed.remove(peer);
             if h.from_peer.is_none() || h.addressee() == peer {

@@ -304,7 +304,9 @@ fn hand_failure_evidence(item: &MailItem, me: &AgencyCode) -> bool {
 
 /// The `hand_failed` reason of a failed request: the neighbour's stream was open and
 /// it never answered (`timeout`), it refused the mail protocol (`unsupported`:
-/// review s35-mail M2), the stream failed or was reset (`stream`), the connection
+/// review s35-mail M2), the stream failed or was reset, or the connection had no
+/// stream to spare for it (`stream`; `Busy` since s37, audited as before so that
+/// the log format and the auditor's full-streams trace stay as they are), the connection
 /// closed before the answer (`closed`), or the neighbour, connected at the poll that
 /// chose it, could not be dialled when the request went out (`dial`). The last three
 /// are also what an honest neighbour's crash gives (review s35-mail M1): an auditor
@@ -314,7 +316,7 @@ fn request_failure_reason(failure: wlnode_net::RequestFailure) -> &'static str {
     match failure {
         F::Timeout => "timeout",
         F::Unsupported => "unsupported",
-        F::Stream => "stream",
+        F::Stream | F::Busy => "stream",
         F::ConnectionClosed => "closed",
         F::Dial => "dial",
     }
@@ -1312,12 +1314,20 @@ impl Service {
     /// `reason`: [`request_failure_reason`]), within the caps of [`HandFailures`]
     /// (review s34-mail M1, s35-mail M1, M2, L4; s36-delay): an auditor takes these
     /// as the relay's word, to clear it (see [`HAND_FAILED_LOG_EVERY`] for the one
-    /// pair finding they can help make), never to name the neighbour alone.
+    /// pair finding they can help make), never to name the neighbour alone. A
+    /// request that found the connection's streams all taken (`Busy`) is audited the
+    /// same (`stream`, the same caps) but tells the mailer so
+    /// ([`Mailer::on_hand_busy`]: offered again after a short pause, oldest first,
+    /// its backoff untouched: review s37-order H1).
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
         let Some((agency, key, item, ticket)) = self.mail.pending.remove(&token) else {
             return;
         };
-        self.mail.mailer.on_hand_failed(&agency, &key, ticket);
+        if failure == wlnode_net::RequestFailure::Busy {
+            self.mail.mailer.on_hand_busy(&agency, &key, ticket);
+        } else {
+            self.mail.mailer.on_hand_failed(&agency, &key, ticket);
+        }
         self.audit_hand_failed(&agency, (&item, key), request_failure_reason(failure));
     }
 
@@ -1397,6 +1407,25 @@ impl Service {
                 MailEvent::RelayExpired { key } => {
                     self.metrics.mail("relay_expired");
                     tracing::info!(message = %key.1, "relayed mail item expired in transit");
+                }
+                MailEvent::NoStream { key, to } => {
+                    // Held back for want of a stream to `to` (review s37-order H1):
+                    // audited as the failed hand-over it was before (`stream`),
+                    // within the same caps, so our log says why the copy waited.
+                    // Checked before the event is made: the caps drop most.
+                    let Some(item) = self.mail.mailer.held_item(&key) else {
+                        continue;
+                    };
+                    if let Some(reason) = self.mail.failures.due(
+                        (item, key),
+                        &self.agency,
+                        &to,
+                        "stream",
+                        std::time::Instant::now(),
+                    ) {
+                        job.events
+                            .push(mail_event("hand_failed", item, Some(&to), Some(reason)));
+                    }
                 }
             }
         }
@@ -1965,10 +1994,18 @@ mod tests {
                 F::Unsupported,
                 F::Stream,
                 F::ConnectionClosed,
-                F::Dial
+                F::Dial,
+                F::Busy
             ]
             .map(request_failure_reason),
-            ["timeout", "unsupported", "stream", "closed", "dial"]
+            [
+                "timeout",
+                "unsupported",
+                "stream",
+                "closed",
+                "dial",
+                "stream"
+            ]
         );
         let item_key = |n: u32| {
             let mut id = [0u8; 16];

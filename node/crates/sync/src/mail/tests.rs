@@ -1703,6 +1703,191 @@ fn a_hostile_senders_low_ids_do_not_get_its_copies_ahead_of_older_ones() {
     assert_eq!(taken, arrival);
 }
 
+/// One neighbour's connection seen from the relay, for the stream-limit tests: its
+/// 64 streams are all taken (by its own requests and older ones of ours) and one
+/// frees every `free_every` ms, at `phase` past each multiple; the first requests of
+/// the poll after get the free ones, the others fail at once for want of a stream.
+struct FullStreams {
+    to: AgencyCode,
+    free: usize,
+    free_every: u64,
+    phase: u64,
+}
+
+impl FullStreams {
+    /// Hands `sends` over: a request to this neighbour that gets a stream is taken;
+    /// one that does not ends with `no_stream`; every other neighbour takes at once.
+    /// Returns the items this neighbour took, in order.
+    fn hand(
+        &mut self,
+        r: &mut Mailer,
+        sends: &[Send],
+        at: u64,
+        no_stream: fn(&mut Mailer, &AgencyCode, &ItemKey, Ticket),
+    ) -> Vec<MessageId> {
+        if self.free_every > 0 && at % self.free_every == self.phase {
+            self.free += 1;
+        }
+        let mut took = Vec::new();
+        for s in sends {
+            if s.to != self.to {
+                r.on_handed(&s.to, &s.key, s.ticket);
+            } else if self.free > 0 {
+                self.free -= 1;
+                r.on_handed(&s.to, &s.key, s.ticket);
+                took.push(s.key.1);
+            } else {
+                no_stream(r, &s.to, &s.key, s.ticket);
+            }
+        }
+        took
+    }
+}
+
+/// A request that found no stream on our side: `net`'s `RequestFailure::Busy`.
+fn busy(r: &mut Mailer, to: &AgencyCode, key: &ItemKey, ticket: Ticket) {
+    r.on_hand_busy(to, key, ticket);
+}
+
+/// Review s37-order H1: the custody order held within a poll only. A copy C whose
+/// hand-over failed because the connection's 64 streams were all taken waited out
+/// its backoff (2 s, 4 s, ... 5 min) like any failure, while the copies taken after
+/// it were offered as they came, took the streams that freed between C's retries,
+/// and C could wait for hours. Here the addressee's streams are full, one frees
+/// every second (a quarter second past it), and a fresh copy arrives at every poll
+/// (every 250 ms, faster than the streams free). Now C goes at the first round
+/// after its pause, on the stream that freed meanwhile (nothing is offered to a
+/// neighbour in its pause, so a freed stream waits for the oldest), and every copy
+/// is taken in the order we took it. A round offers at most 64, at most one round a
+/// second. Before (a stream failure like any other, the same as `on_hand_failed`
+/// here) C's retries fell at 2, 6, 14, 30 s... when no stream was free, and it was
+/// not taken in the minute: this failed.
+#[test]
+fn an_old_copy_is_not_starved_by_fresh_ones_when_the_streams_are_full() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let connected = set(&["SS-X", "AA-X"]);
+    let mut streams = FullStreams {
+        to: code("AA-X"),
+        free: 0,
+        free_every: 1000,
+        phase: 250,
+    };
+    let mut arrival = Vec::new();
+    let mut taken = Vec::new();
+    let mut rounds: Vec<(u64, usize)> = Vec::new();
+    let mut at = 0;
+    while at <= 60_000 {
+        let n = u16::try_from(arrival.len()).unwrap();
+        // Ids in no particular order: the order is custody's, not the ids'.
+        let id = id_of(n.wrapping_mul(7919));
+        let env = message(id, "SS-X", "AA-X", &s_key);
+        assert_eq!(
+            r.on_item(&code("SS-X"), MailItem::Envelope(env), t(at)),
+            Intake::Relay
+        );
+        arrival.push(id);
+        let sends = retry_poll(&mut r, &connected, t(at));
+        if !sends.is_empty() {
+            rounds.push((at, sends.len()));
+        }
+        taken.extend(streams.hand(&mut r, &sends, at, busy));
+        at += 250;
+    }
+    let c = arrival[0];
+    assert_eq!(taken.first(), Some(&c), "the old copy was not taken first");
+    // At the first round after its pause (1 s), on the stream freed at 250 ms.
+    assert_eq!(rounds[1], (1000, 5));
+    // Every copy taken, in custody order (one a second, as the streams free).
+    assert_eq!(taken, arrival[..taken.len()]);
+    assert_eq!(taken.len(), 60);
+    // The cost: after the first failure, rounds at least a second apart, each at
+    // most 64 offers, however many copies wait (240 by the end).
+    for w in rounds.windows(2) {
+        assert!(w[1].0 >= w[0].0 + 1000, "rounds {w:?}");
+    }
+    assert!(rounds[1..].iter().all(|(_, n)| *n <= 64));
+    assert_eq!(rounds.last().map(|(_, n)| *n), Some(64));
+}
+
+/// Review s37-order H1, the other side: an addressee that keeps our streams to it
+/// full for good (it never answers, so our requests hold them until they time out)
+/// costs us at most 64 stream attempts a second, and its misses still count
+/// (review s36-m1: the relay must hand its copies to others): every copy, not only
+/// the 64 oldest offered at each round, is offered to the other neighbour within a
+/// few seconds, and the addressee is still offered copies at each round. A
+/// reconnected addressee (fresh streams) is offered at once. The copies held back
+/// at each round are reported (`MailEvent::NoStream`) for the runtime to audit as
+/// the `stream` failures they were before.
+#[test]
+fn a_neighbour_keeping_our_streams_full_costs_a_bounded_rate_and_is_passed() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let connected = set(&["SS-X", "AA-X", "BB-X"]);
+    let mut streams = FullStreams {
+        to: code("AA-X"),
+        free: 0,
+        free_every: 0,
+        phase: 0,
+    };
+    let copies = 300u16;
+    for n in 0..copies {
+        let env = message(id_of(n), "SS-X", "AA-X", &s_key);
+        assert_eq!(
+            r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+            Intake::Relay
+        );
+    }
+    // Our own message waits in the same queue.
+    r.send(message(id_of(0xf000), "RR-X", "AA-X", &s_key), t(0))
+        .unwrap();
+    let mut to_addressee: Vec<(u64, usize)> = Vec::new();
+    let mut to_other = BTreeSet::new();
+    let mut at = 0;
+    while at <= 60_000 {
+        r.retry(t(at));
+        let (sends, events) = r.poll(&connected, t(at));
+        let n = sends.iter().filter(|s| s.to == code("AA-X")).count();
+        if n > 0 {
+            to_addressee.push((at, n));
+        }
+        // The relayed copies held back at a round are reported, to be audited as
+        // failed for want of a stream (our own message is not: never audited).
+        let no_stream = events
+            .iter()
+            .filter(|e| matches!(e, MailEvent::NoStream { to, .. } if *to == code("AA-X")))
+            .count();
+        let want = match n {
+            0 => 0,
+            _ if at == 0 => 0,
+            _ => usize::from(copies) - 64,
+        };
+        assert_eq!(no_stream, want, "held back at {at}");
+        for s in sends.iter().filter(|s| s.to == code("BB-X")) {
+            to_other.insert(s.key.1);
+        }
+        assert!(streams.hand(&mut r, &sends, at, busy).is_empty());
+        if at == 5_000 {
+            // Every relayed copy went to the other neighbour too (passed at its third
+            // miss, whether offered or held back in a round).
+            assert_eq!(to_other.len(), usize::from(copies), "passed by 5 s");
+        }
+        at += 250;
+    }
+    // The first poll offered everything (nothing was known full); after it, a round
+    // a second at most, each of at most 64.
+    assert_eq!(to_addressee[0], (0, usize::from(copies) + 1));
+    for w in to_addressee.windows(2) {
+        assert!(w[1].0 >= w[0].0 + 1000, "rounds {w:?}");
+    }
+    assert!(to_addressee[1..].iter().all(|(_, n)| *n <= 64));
+    assert!(to_addressee.len() >= 55, "{}", to_addressee.len());
+    // A new connection to it has streams: everything due is offered at once.
+    r.on_connected(&code("AA-X"));
+    let sends = retry_poll(&mut r, &connected, t(at));
+    assert!(sends.iter().filter(|s| s.to == code("AA-X")).count() > 64);
+}
+
 /// Review s36-int L1: the addressee's answers were matched to its requests by count.
 /// A slow request counted as a miss after 10 s; the addressee then refused the next
 /// request at once with a signed refusal that is its final word (no miss), but that
