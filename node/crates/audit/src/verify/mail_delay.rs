@@ -8,7 +8,9 @@
 //! Why it names the relay alone (see ARCHITECTURE.md, mail section): while its
 //! addressee N is connected, a relay R offers every copy it holds for N in every
 //! poll, unless a hand-over of it to N is in flight, failed, or N offered it back
-//! (both wait at most one retry, 5 min), and since s36 it audits every failed
+//! (both wait at most one retry, 5 min), or the connection's streams to N are full
+//! (since s37 it then offers N the oldest 64 due copies a second and audits each
+//! copy it holds back as `hand_failed` `stream`, so a newer copy never goes first), and since s36 it audits every failed
 //! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides
 //! the signed refusals (`hand_refused`), bad answers (`rejected`, `bad_ack`) and N's
 //! signed offers (`offered`). So when N signed its acceptance of a copy C2 that R
