@@ -172,8 +172,8 @@ impl TrailEvent {
     /// auditor filed it under `from`, the replay under `to`). `None` for
     /// `delivered`, which the node that sent the delivered message logs (`from` that
     /// node: either party, or the requester for a notice): placed on the
-    /// consultation between its two parties (`Replay::key_of`, and the auditor's
-    /// rounds the same way).
+    /// consultation between its two parties by `Replay::key_of` (the auditor's
+    /// rounds leave it out: no rule of theirs reads it).
     pub fn requester(&self) -> Option<&AgencyCode> {
         match self.kind {
             TrailKind::Requested { .. }

@@ -10,7 +10,8 @@
 //! poll, unless a hand-over of it to N is in flight, failed, or N offered it back
 //! (both wait at most one retry, 5 min), or the connection's streams to N are full
 //! (since s37 it then offers N the oldest 64 due copies a second and audits each
-//! copy it holds back as `hand_failed` `stream`, so a newer copy never goes first), and since s36 it audits every failed
+//! copy it holds back as `hand_failed` `stream`: while it waits there, no newer copy
+//! goes first), and since s36 it audits every failed
 //! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides
 //! the signed refusals (`hand_refused`), bad answers (`rejected`, `bad_ack`) and N's
 //! signed offers (`offered`). So when N signed its acceptance of a copy C2 that R
@@ -111,7 +112,11 @@ const _: () = assert!(
 /// The mail protocol's streams per connection (`with_max_concurrent_streams(64)`
 /// in `net/src/lib.rs`, inbound and outbound together): past them a hand-over fails
 /// at once as `stream`. An honest relay fails a copy with `stream` only while that
-/// many hand-overs with the addressee were open, in either direction (s37-relay).
+/// many hand-overs with the addressee were open, in either direction (s37-relay),
+/// or holds it back as `stream` in the rounds that follow such a failure (s37-busy:
+/// the oldest 64 due copies a second go, the rest wait; a copy held back at rounds
+/// for hours needs 64 older copies due every second, whose hand-overs the
+/// addressee logs: final review of s37 L2).
 pub const MAIL_STREAMS: usize = 64;
 
 /// How far from a relay's `stream` failure the ends of the hand-overs that filled
@@ -388,8 +393,12 @@ fn saturated_union(lists: &mut [(Vec<u64>, usize)], skew: u64) -> Vec<(u64, u64)
 /// Of a relay's sorted `stream` failures of one copy to one neighbour, those at
 /// which the streams between them may have been full (s37-relay): an honest relay
 /// fails a hand-over with `stream` only while [`MAIL_STREAMS`] hand-overs with that
-/// neighbour are open, either way, and it takes slow ones to keep them open (a
-/// refusal ends in milliseconds). Each slow one ends within [`REQUEST_MAX_MS`] in
+/// neighbour are open, either way, and it takes slow ones to keep them open. (A
+/// duplicate or a refusal is answered after the neighbour's store writer too, and
+/// the neighbour logs a refusal once a minute: a slow neighbour store whose traffic
+/// from the relay is mostly copies it holds already keeps the streams full with few
+/// events counted here, and the pair is then named with the neighbour at fault;
+/// final review of s37 M1.) Each slow one ends within [`REQUEST_MAX_MS`] in
 /// an event of the NEIGHBOUR's log with the relay (`received` or `delivered` of
 /// what it took, `offered` of an item the first time in a day, `handed`,
 /// `hand_failed` or `hand_refused` of its own requests to the relay; not its
@@ -487,16 +496,25 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     let mut streamed: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     // Its `unsigned_refusal` failures (an anonymous answer: review s37-relay M1).
     let mut anonymous: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
-    // (keeping agency, neighbour) -> times of every `mail` event with that
-    // neighbour, of its `rejected` events, and of those naming no message (an item
-    // that did not decode): the traces of full streams (s37-relay).
+    // (keeping agency, neighbour) -> times of its `mail` events with that neighbour
+    // but refusals, and of its `rejected` events naming no message (an item that did
+    // not decode): the traces of full streams (s37-relay).
     let mut busy: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     let mut unreadable: HashMap<(AgencyCode, AgencyCode), Vec<u64>> = HashMap::new();
     // Per keeping agency: (offering agency, id) of every `offered` event in its
-    // logs; its starts; its usable logs (node, latest covered event time).
+    // logs; its starts; its usable logs (node, earliest and latest covered event
+    // time); the ids it took from a neighbour (`received`/`delivered`, by agency
+    // and neighbour); the agencies some log of which was handed in but is not usable.
     let mut kept_offers: HashMap<(AgencyCode, AgencyCode, String), Vec<u64>> = HashMap::new();
     let mut agency_starts: HashMap<AgencyCode, Vec<u64>> = HashMap::new();
-    let mut agency_logs: HashMap<AgencyCode, Vec<(Node, u64)>> = HashMap::new();
+    let mut agency_logs: HashMap<AgencyCode, Vec<(Node, u64, u64)>> = HashMap::new();
+    let mut took_from: std::collections::HashSet<(AgencyCode, AgencyCode, String)> =
+        Default::default();
+    let unusable: std::collections::HashSet<&AgencyCode> = logs
+        .iter()
+        .filter(|l| !l.usable)
+        .map(|l| &l.export.agency)
+        .collect();
     // (relay node, neighbour, id) -> times of the neighbour's valid signed offers.
     let mut offered: HashMap<(Node, AgencyCode, String), Vec<u64>> = HashMap::new();
     // Raw times toward the caps, per (node, roster member, id or digest, kind).
@@ -509,17 +527,17 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
     for l in logs.iter().filter(|l| l.usable) {
         let me = &l.export.agency;
         let node: Node = (me.clone(), l.export.peer_id.clone());
-        let latest = l
+        let (earliest, latest) = l
             .events
             .iter()
             .filter(|(i, _)| *i < l.covered)
-            .map(|(_, e)| e.at)
-            .max()
-            .unwrap_or(0);
+            .fold((u64::MAX, 0), |(lo, hi), (_, e)| {
+                (lo.min(e.at), hi.max(e.at))
+            });
         agency_logs
             .entry(me.clone())
             .or_default()
-            .push((node.clone(), latest));
+            .push((node.clone(), earliest, latest));
         for (index, e) in l.events.iter().filter(|(i, _)| *i < l.covered) {
             let EventKind::Mail {
                 action,
@@ -543,9 +561,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             };
             // Every mail event with a neighbour, either way, any item (s37-relay:
             // the traces of a full set of streams, read from the addressee's side
-            // only), but refusals: a refusal ends in milliseconds, holds no stream,
-            // and a relay can make its neighbour log one a minute by sending junk
-            // (review s37-relay M1); and the items from it this node could not read.
+            // only), but refusals: a relay can make its neighbour log one a minute by
+            // sending junk (review s37-relay M1); and the items from it this node
+            // could not read.
             if let Some(p) = peer.as_ref().filter(|p| *p != me) {
                 let pair = (me.clone(), p.clone());
                 if action != "rejected" {
@@ -565,6 +583,9 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             };
             let member = roster.member(p).is_some();
             let key = (node.clone(), p.clone(), message_id.clone());
+            if matches!(action.as_str(), "received" | "delivered") {
+                took_from.insert((me.clone(), p.clone(), message_id.clone()));
+            }
             match action.as_str() {
                 // The relay's own signed custody ack.
                 "received" => {
@@ -843,7 +864,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
             Some(_) => None,
             None => newer(pair.max_in(lo_t, hi_t))
                 .or_else(|| (lo_any < hi_t).then(|| pair.max_in(lo_any, hi_t)).flatten())
-                .filter(|_| {
+                .filter(|&(_, at)| {
                     let only_weak = !strong.get(&key).is_some_and(|v| any_within(v, wlo, whi));
                     let hours = weak.get(&key).is_some_and(|v| {
                         let first = v.get(v.partition_point(|t| *t < wlo));
@@ -851,7 +872,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                             .partition_point(|t| *t <= whi)
                             .checked_sub(1)
                             .and_then(|i| v.get(i));
-                        matches!((first, last), (Some(a), Some(b)) if *b >= a + HOUR_MS - skew)
+                        matches!((first, last), (Some(a), Some(b)) if *b >= a.saturating_add(HOUR_MS - skew))
                     });
                     let full = stream_traced.entry(key.clone()).or_insert_with(|| {
                         full_streams(
@@ -866,17 +887,26 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                     // with a usable log reaching the window's end (R's requests go
                     // to any of them; an unaudited node's restart would be unseen),
                     // and no other log of N's.
+                    // Final review of s37 H1: a node retired since is no longer
+                    // listed, so also each log must span the whole window, no log
+                    // of N's handed in may be unusable, and N's logs must hold the
+                    // two acceptances the finding rests on (C's at `Th`, the other
+                    // copy's at `T2`): a node of N's whose log is missing took them.
                     let n_logs = agency_logs.get(n).map(Vec::as_slice).unwrap_or_default();
                     let listed = roster.member(n).map(|m| &m.node_ids);
                     let all_of_n = listed.is_some_and(|ids| {
                         !ids.is_empty()
                             && ids.len() == n_logs.len()
                             && ids.iter().all(|id| {
-                                n_logs
-                                    .iter()
-                                    .any(|((_, p), latest)| p == id && *latest >= win_hi)
+                                n_logs.iter().any(|((_, p), earliest, latest)| {
+                                    p == id && *earliest <= win_lo && *latest >= win_hi
+                                })
                             })
-                    });
+                    }) && !unusable.contains(n)
+                        && took_from.contains(&(n.clone(), relay.0.clone(), id.clone()))
+                        && pair.list.get(at).is_some_and(|a| {
+                            took_from.contains(&(n.clone(), relay.0.clone(), a.2.clone()))
+                        });
                     // Review s37-relay H1: the offer that came with the hand-over N
                     // accepted at `Th` is in N's log, logged in the same request
                     // before N signed its acceptance (on N's clock, within the
@@ -917,7 +947,7 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
                                 )
                             })
                         })
-                        && n_logs.iter().all(|(n_node, _)| {
+                        && n_logs.iter().all(|(n_node, _, _)| {
                             !meets(
                                 offer_sat
                                     .entry((n_node.clone(), relay.0.clone()))

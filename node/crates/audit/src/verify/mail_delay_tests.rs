@@ -1375,3 +1375,54 @@ fn the_pair_needs_a_log_of_every_node_the_roster_lists_for_the_addressee() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].node, format!("{}->{}", ag(R), ag(N)));
 }
+
+/// Final review of s37, H1: the roster lists only the addressee's nodes of today,
+/// so a node retired since is not asked for. The pair also needs each of the
+/// addressee's logs to span the whole window (one that starts after the custody
+/// hides the restarts before it), no log of the addressee's handed in that is not
+/// usable (a node no longer listed), and the addressee's logs to hold both
+/// acceptances the finding rests on (the held copy's and the other copy's: a node
+/// whose log is missing took them). Each withholds the pair; all present, it is
+/// named.
+#[test]
+fn the_pair_needs_the_addressees_logs_to_cover_the_window_and_its_acceptances() {
+    let mut f = fixture();
+    let tc = t0();
+    let id = held_id();
+    let relay = relay_log(
+        &f,
+        &[
+            failed(&id, N, "closed", tc + 11 * MIN),
+            failed(&id, N, "closed", tc + 80 * MIN),
+        ],
+    );
+    let relay = log(&f, R, &relay, &[relay.len() as u64]);
+    let full = honest_addressee_events();
+    let named = delayed_in(
+        &f,
+        &[relay.clone(), log(&f, N, &full, &[full.len() as u64])],
+    );
+    assert_eq!(named.len(), 1, "{named:?}");
+    // A log that starts after the custody.
+    let late: Vec<Event> = full.iter().filter(|e| e.at > tc).cloned().collect();
+    // A log without the other copy's delivery (another node of N took it).
+    let without_newer: Vec<Event> = full
+        .iter()
+        .filter(
+            |e| !matches!(&e.kind, EventKind::Mail { message_id, .. } if *message_id == newer_id()),
+        )
+        .cloned()
+        .collect();
+    for (what, events) in [("late start", late), ("no newer", without_newer)] {
+        let n = log(&f, N, &events, &[events.len() as u64]);
+        assert!(delayed_in(&f, &[relay.clone(), n]).is_empty(), "{what}");
+    }
+    // A log of N's from a node the roster does not list (retired since).
+    let mut retired = wlnode_crypto::SecretKey::generate().unwrap();
+    std::mem::swap(&mut f.node_keys[N], &mut retired);
+    let quiet = [started(tc - 20 * MIN, true)];
+    let unlisted = log(&f, N, &quiet, &[quiet.len() as u64]);
+    std::mem::swap(&mut f.node_keys[N], &mut retired);
+    let n = log(&f, N, &full, &[full.len() as u64]);
+    assert!(delayed_in(&f, &[relay, n, unlisted]).is_empty());
+}
