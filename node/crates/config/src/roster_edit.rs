@@ -247,17 +247,27 @@ fn parse(text: &str) -> Result<DocumentMut, RosterEditError> {
 /// has none). One place for `sign` and [`check_previous`] (final read of s36: each
 /// worked it out itself).
 fn next_version(doc: &DocumentMut) -> Result<i64, RosterEditError> {
-    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
+    let v = draft_version(doc);
     v.checked_add(1).ok_or(RosterEditError::VersionExhausted(v))
+}
+
+/// The draft's own `version` (0 when it has none or it is not an integer).
+fn draft_version(doc: &DocumentMut) -> i64 {
+    doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0)
+}
+
+/// `doc` with a version of at least 1, as a signed roster has (the checks of an
+/// unsigned draft: [`validate`], [`inspect`]).
+fn at_least_version_one(mut doc: DocumentMut) -> DocumentMut {
+    if draft_version(&doc) < 1 {
+        doc.insert("version", value(1));
+    }
+    doc
 }
 
 /// Checks the roster as it would be once signed (version at least 1).
 pub fn validate(text: &str) -> Result<Roster, RosterEditError> {
-    let mut doc = parse(text)?;
-    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
-    if v < 1 {
-        doc.insert("version", value(1));
-    }
+    let doc = at_least_version_one(parse(text)?);
     let roster = Roster::parse(doc.to_string().as_bytes())?;
     roster.refuse_unknown_settings()?;
     Ok(roster)
@@ -267,11 +277,7 @@ pub fn validate(text: &str) -> Result<Roster, RosterEditError> {
 /// this build does not understand instead of refusing them (they are listed; `sign`
 /// refuses them).
 pub fn inspect(text: &str) -> Result<Roster, RosterEditError> {
-    let mut doc = parse(text)?;
-    let v = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(0);
-    if v < 1 {
-        doc.insert("version", value(1));
-    }
+    let doc = at_least_version_one(parse(text)?);
     Ok(Roster::parse(doc.to_string().as_bytes())?)
 }
 

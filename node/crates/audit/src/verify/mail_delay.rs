@@ -114,9 +114,11 @@ const _: () = assert!(
 /// at once as `stream`. An honest relay fails a copy with `stream` only while that
 /// many hand-overs with the addressee were open, in either direction (s37-relay),
 /// or holds it back as `stream` in the rounds that follow such a failure (s37-busy:
-/// the oldest 64 due copies a second go, the rest wait; a copy held back at rounds
-/// for hours needs 64 older copies due every second, whose hand-overs the
-/// addressee logs: final review of s37 L2).
+/// the oldest due copies go in rounds, the rest wait; a copy held back at rounds
+/// for hours needs older copies due at every round, and those that get a stream
+/// end in an event of the addressee's log, while those that find the streams full
+/// again leave none: then the streams are held by slow hand-overs that do, or by
+/// the addressee's own requests, which it logs: final review of s37 L2, runtime L4).
 pub const MAIL_STREAMS: usize = 64;
 
 /// How far from a relay's `stream` failure the ends of the hand-overs that filled
