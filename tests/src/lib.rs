@@ -609,35 +609,11 @@ impl RawPeer {
         &mut self,
         addr: &libp2p::Multiaddr,
         limit: Duration,
-        mut until: impl FnMut(usize) -> bool,
+        until: impl FnMut(usize) -> bool,
     ) -> usize {
-        use futures::StreamExt;
-        use libp2p::request_response::{Event, Message};
-        use libp2p::swarm::SwarmEvent;
-        self.swarm.dial(addr.clone()).unwrap();
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut taken = 0usize;
-        loop {
-            let ev = match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
-                Ok(ev) => ev,
-                Err(_) => return taken,
-            };
-            if let SwarmEvent::Behaviour(Event::Message {
-                message: Message::Request { channel, .. },
-                ..
-            }) = ev
-            {
-                drop(channel);
-                taken += 1;
-                if until(taken) {
-                    return taken;
-                }
-            }
-        }
+        self.take_requests(addr, limit, until, false).await
     }
-}
 
-impl RawPeer {
     /// Dials the node at `addr` and takes every request it makes without answering,
     /// holding each open (its answer channel kept) until this peer's own request
     /// timeout (20 s) ends it: the node's streams to this peer stay full while its
@@ -648,7 +624,19 @@ impl RawPeer {
         &mut self,
         addr: &libp2p::Multiaddr,
         limit: Duration,
+        until: impl FnMut(usize) -> bool,
+    ) -> usize {
+        self.take_requests(addr, limit, until, true).await
+    }
+
+    /// [`RawPeer::ignore`] (`keep` false: each answer channel dropped at once) and
+    /// [`RawPeer::hold`] (`keep` true: kept while open).
+    async fn take_requests(
+        &mut self,
+        addr: &libp2p::Multiaddr,
+        limit: Duration,
         mut until: impl FnMut(usize) -> bool,
+        keep: bool,
     ) -> usize {
         use futures::StreamExt;
         use libp2p::request_response::{Event, Message};
@@ -667,8 +655,12 @@ impl RawPeer {
                 ..
             }) = ev
             {
-                open.retain(|c: &libp2p::request_response::ResponseChannel<_>| c.is_open());
-                open.push(channel);
+                if keep {
+                    open.retain(|c: &libp2p::request_response::ResponseChannel<_>| c.is_open());
+                    open.push(channel);
+                } else {
+                    drop(channel);
+                }
                 taken += 1;
                 if until(taken) {
                     return taken;
