@@ -1986,6 +1986,35 @@ mod tests {
     /// [`HAND_FAILED_PER_HOUR`] across neighbours an hour. (Before s36-delay only
     /// `timeout`/`unsupported` to the addressee were audited: the non-addressee and
     /// new-reason cases below failed then.)
+    /// s37 final review L1: the stream limit per connection (`net`), the most
+    /// hand-overs a mailer's round offers a neighbour whose streams were full
+    /// (sync, which cannot depend on net: its default is checked here), and the
+    /// auditor's `MAIL_STREAMS` (how many of the addressee's events with the relay
+    /// explain a `stream` failure) are one number: lowered in one place only, an
+    /// honest relay whose fewer streams were full would find no excuse in the
+    /// auditor's trace. `MAIL_STREAMS` is not public (`verify::mail_delay` is a
+    /// private module), so its definition is read from the source.
+    #[test]
+    fn the_stream_limit_is_one_number_in_net_the_mailer_and_the_auditor() {
+        use wlnode_sync::mail::{FULL_STREAMS_BATCH, MailLimits};
+        assert_eq!(FULL_STREAMS_BATCH, wlnode_net::MAX_STREAMS);
+        assert_eq!(
+            MailLimits::default().full_streams_batch,
+            wlnode_net::MAX_STREAMS
+        );
+        let src = include_str!("../../../audit/src/verify/mail_delay.rs");
+        let decl = "pub const MAIL_STREAMS: usize = ";
+        let at = src
+            .find(decl)
+            .expect("the auditor's MAIL_STREAMS is declared");
+        let value: usize = src[at + decl.len()..]
+            .split(';')
+            .next()
+            .and_then(|v| v.trim().replace('_', "").parse().ok())
+            .expect("MAIL_STREAMS is a number");
+        assert_eq!(value, wlnode_net::MAX_STREAMS);
+    }
+
     /// s37 final review M3: the runtime's half of review s37-order H1. A request
     /// that found no stream (`Busy`) must reach [`Mailer::on_hand_busy`], so the
     /// copy is offered again at the neighbour's next round (1 s), and any other
