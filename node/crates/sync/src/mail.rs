@@ -440,6 +440,14 @@ impl Held {
         self.from_peer.is_some() && matches!(self.item, MailItem::Envelope(_))
     }
 
+    /// Whether the end of a hand-over to `peer` that matches no request in flight is
+    /// expected: the late end of an addressee's request already counted as a miss
+    /// for taking too long ([`Held::note_slow_addressee`]). Any other is a caller's
+    /// mistake or a stale ticket, counted ([`Mailer::take_unmatched_ends`]).
+    fn late_end_expected(&self, peer: &AgencyCode) -> bool {
+        self.relayed_message() && peer == self.addressee()
+    }
+
     /// The hand-over of a message we relay to its addressee in flight longer than
     /// `bound_ms` counts as a miss now: the addressee leaves `in_flight` for `failed`
     /// (offered again at the next retry), and the request's late end, whose ticket
@@ -626,6 +634,9 @@ pub struct Mailer {
     /// round's hand-overs all ended without a full stream, a round finds nothing
     /// waiting, or the neighbour reconnects.
     full: BTreeMap<AgencyCode, FullStreams>,
+    /// Ends of hand-overs that matched no request in flight, since the caller last
+    /// took the count ([`Mailer::take_unmatched_ends`]; s37 final review L6).
+    unmatched_ends: u64,
 }
 
 impl Mailer {
@@ -646,6 +657,7 @@ impl Mailer {
             next_seq: 1,
             next_ticket: 0,
             full: BTreeMap::new(),
+            unmatched_ends: 0,
         }
     }
 
@@ -1469,6 +1481,9 @@ impl Mailer {
         let (done, sent) = match self.held.get_mut(key) {
             Some(h) => {
                 let sent = h.end_request(peer, ticket);
+                if sent.is_none() && !h.late_end_expected(peer) {
+                    self.unmatched_ends = self.unmatched_ends.saturating_add(1);
+                }
                 h.handed.insert(peer.clone());
                 // A receipt is done once a neighbour took it (a lost one is sent again
                 // when the sender's retry arrives as a duplicate); a relayed message
@@ -1516,6 +1531,9 @@ impl Mailer {
             return;
         };
         let Some(sent) = h.end_request(peer, ticket) else {
+            if !h.late_end_expected(peer) {
+                self.unmatched_ends = self.unmatched_ends.saturating_add(1);
+            }
             return;
         };
         if peer == h.addressee() {
@@ -1561,6 +1579,9 @@ impl Mailer {
         if let Some(h) = self.held.get_mut(key) {
             // Matched by ticket, not by count (review s36-int L1).
             let Some(sent) = h.end_request(peer, ticket) else {
+                if !h.late_end_expected(peer) {
+                    self.unmatched_ends = self.unmatched_ends.saturating_add(1);
+                }
                 return;
             };
             h.failed.insert(peer.clone());
@@ -1570,6 +1591,15 @@ impl Mailer {
             // It got a stream (a failure for want of one is `on_hand_busy`).
             self.note_stream(peer, sent, false);
         }
+    }
+
+    /// How many ends of hand-overs of items still held matched no request in flight
+    /// since the last call (the late ends of an addressee's slow requests, already
+    /// counted as misses, aside): each changed nothing, and the caller logs and
+    /// counts them (review s37-order L3, s37 final review L6: they were dropped
+    /// silently).
+    pub fn take_unmatched_ends(&mut self) -> u64 {
+        std::mem::take(&mut self.unmatched_ends)
     }
 
     /// A neighbour came back (or another connected): offer our own undelivered items

@@ -1410,6 +1410,16 @@ impl Service {
             self.mail.mailer.on_connected(a);
         }
         self.mail.connected = connected.clone();
+        // Ends of our hand-overs that matched no request in flight since the last
+        // poll: they changed nothing (s37 final review L6: dropped silently before).
+        let unmatched = self.mail.mailer.take_unmatched_ends();
+        if unmatched > 0 {
+            tracing::debug!(
+                unmatched,
+                "mail hand-over ends that matched no request in flight"
+            );
+            self.metrics.mail_n("unmatched_end", unmatched);
+        }
         self.mail.mailer.retry(now);
         let (sends, events) = self.mail.mailer.poll(&connected, now);
         let mut job = MailJob::default();

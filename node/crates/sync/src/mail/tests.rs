@@ -90,6 +90,14 @@ impl Ends for Mailer {
     }
 
     fn fail(&mut self, peer: &str, key: &ItemKey) {
+        // A failure of nothing in flight would change nothing and assert less than
+        // the test reads (s37 final review L6).
+        assert!(
+            self.held
+                .get(key)
+                .is_some_and(|h| h.in_flight.contains_key(&code(peer))),
+            "no hand-over to {peer} in flight"
+        );
         let ticket = self.ticket(peer, key);
         self.on_hand_failed(&code(peer), key, ticket);
     }
@@ -1891,6 +1899,42 @@ fn a_neighbour_keeping_our_streams_full_costs_a_bounded_rate_and_is_passed() {
     r.on_connected(&code("AA-X"));
     let sends = retry_poll(&mut r, &connected, t(at));
     assert!(sends.iter().filter(|s| s.to == code("AA-X")).count() > 64);
+}
+
+/// s37 final review L6 (review s37-order L3): an end of a hand-over that matches no
+/// request in flight changes nothing, and is counted for the caller to log (before,
+/// it was dropped silently); the late end of the addressee's slow request, already
+/// counted as a miss, is expected and not counted.
+#[test]
+fn ends_that_match_no_request_are_counted_but_an_addressees_late_end_is_not() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "AA-X", "NN-X"]);
+    let sends = retry_poll(&mut r, &connected, t(0));
+    let [first] = sends.as_slice() else {
+        panic!("one hand-over, to the addressee: {sends:?}");
+    };
+    let stale = Ticket(first.ticket.0.wrapping_add(1000));
+    // Not the addressee's request: a stale ticket from another neighbour.
+    r.on_hand_failed(&code("NN-X"), &key, stale);
+    r.on_handed(&code("NN-X"), &key, stale);
+    r.on_hand_busy(&code("NN-X"), &key, stale);
+    assert_eq!(r.take_unmatched_ends(), 3);
+    assert_eq!(r.take_unmatched_ends(), 0, "taken");
+    // The addressee's request, slow: counted as a miss at 10 s; its late end is
+    // expected.
+    let _ = retry_poll(&mut r, &connected, t(10_000));
+    r.on_hand_failed(&first.to, &first.key, first.ticket);
+    assert_eq!(r.take_unmatched_ends(), 0);
+    // An item no longer held: nothing to match, nothing counted.
+    r.on_handed(&code("NN-X"), &(ItemKind::Message, id_of(0x7777)), stale);
+    assert_eq!(r.take_unmatched_ends(), 0);
 }
 
 /// s37 final review M2 and L3: a hand-over that gets a stream brings the pause
