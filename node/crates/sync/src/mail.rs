@@ -528,10 +528,10 @@ struct Round {
 impl Round {
     fn offer(&mut self, seq: u64, key: ItemKey, batch: usize) {
         self.kept.push((seq, key));
-        if self.kept.len() > batch {
-            if let Some((_, newest)) = self.kept.pop() {
-                self.held_back.push(newest);
-            }
+        if self.kept.len() > batch
+            && let Some((_, newest)) = self.kept.pop()
+        {
+            self.held_back.push(newest);
         }
     }
 }
