@@ -58,9 +58,30 @@ pub enum Frame {
     },
 }
 
+/// The error of a stream that ended before the first byte of its frame: no
+/// malformed frame (the event loop counts `UnexpectedEof` and `InvalidData` as the
+/// peer's violations), but a stream its opener dropped, as libp2p does with one it
+/// negotiated past the connection's stream limit (`RequestFailure::Busy` there:
+/// s37 final review L2, an honest relay's full streams were strikes here).
+const EMPTY_STREAM: io::ErrorKind = io::ErrorKind::ConnectionReset;
+
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Frame> {
     let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
+    loop {
+        match io.read(&mut len[..1]).await {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    EMPTY_STREAM,
+                    "the stream ended before its frame",
+                ));
+            }
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Cut after the first byte: `UnexpectedEof`, a malformed frame.
+    io.read_exact(&mut len[1..]).await?;
     let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
     if len > max {
         return Ok(Frame::Oversized { len, max });
@@ -181,9 +202,19 @@ mod tests {
             }
         );
         assert_eq!(rd.position(), 4, "the body was not read");
-        // Truncated frames are errors.
-        let mut rd = futures::io::Cursor::new(vec![0, 0, 0, 5, 1]);
-        assert!(c.read_request(&SYNC_PROTOCOL, &mut rd).await.is_err());
+        // Truncated frames are errors, the peer's (`UnexpectedEof`), in the length
+        // or in the body.
+        for cut in [vec![0, 0], vec![0, 0, 0, 5, 1]] {
+            let mut rd = futures::io::Cursor::new(cut);
+            let e = c.read_request(&SYNC_PROTOCOL, &mut rd).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        // A stream that ends before any byte is no malformed frame (s37 final review
+        // L2: a stream dropped past the opener's stream limit was a `bad_frame`
+        // strike); before, this was `UnexpectedEof`.
+        let mut rd = futures::io::Cursor::new(Vec::new());
+        let e = c.read_request(&SYNC_PROTOCOL, &mut rd).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
         let mut out = futures::io::Cursor::new(Vec::new());
         assert!(
             c.write_request(

@@ -259,7 +259,8 @@ pub enum NetEvent {
         peer: PeerRef,
         /// On which protocol.
         protocol: Protocol,
-        /// The frame was malformed or truncated (the peer's fault).
+        /// The frame was malformed or truncated (the peer's fault); not a stream that
+        /// ended before any byte of it (one the peer dropped unused).
         violation: bool,
     },
 }
@@ -279,8 +280,9 @@ pub enum RequestFailure {
     Stream,
     /// Our own side had no room for the request: the connection's request-response
     /// handler already runs its most concurrent streams ([`MAX_STREAMS`], inbound
-    /// and outbound together), so the request was never written and the peer never
-    /// saw it (review s37-order H1). A local-capacity failure, not the peer's
+    /// and outbound together), so the request was never written: the peer saw at
+    /// most a stream that ended before its first byte, which is no violation there
+    /// (s37 final review L2; review s37-order H1). A local-capacity failure, not the peer's
     /// answer: the caller may offer the request again soon without counting it
     /// against the item's backoff.
     Busy,

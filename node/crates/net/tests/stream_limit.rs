@@ -104,8 +104,14 @@ async fn mail_requests_past_the_stream_limit_fail_busy() {
                 },
                 ev = b.events.recv() => {
                     // Read and kept unanswered: each holds one of the streams.
-                    if let NetEvent::Request { id, .. } = ev.expect("B's network runs") {
-                        b_requests.push(id);
+                    match ev.expect("B's network runs") {
+                        NetEvent::Request { id, .. } => b_requests.push(id),
+                        // A stream A dropped past its limit, if B had accepted it,
+                        // ended before any byte: no strike (s37 final review L2).
+                        NetEvent::InboundFailed { violation: true, .. } => {
+                            panic!("B counted a violation against A for a dropped stream")
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -480,6 +480,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts `n` of one mail action.
+    pub fn mail_n(&self, action: &str, n: u64) {
+        self.mail
+            .get_or_create(&MailLabel {
+                action: action.to_owned(),
+            })
+            .inc_by(n);
+    }
+
     /// Counts one refused mail item.
     pub fn mail_reject(&self, peer: &str, reason: &str) {
         self.mail_rejected

@@ -39,11 +39,20 @@
 //! offered to that neighbour for [`MailLimits::full_streams_pause_ms`] (1 s), then
 //! its oldest due hand-overs go first, at most [`MailLimits::full_streams_batch`]
 //! (64) a round, one round a pause while some wait, so a stream that frees goes to
-//! the oldest copy waiting for it. A neighbour that keeps our streams to it full
-//! costs us at most 64 stream attempts a second (besides first offers and backoff
-//! retries, as before), however many of the up to 3 × `max_held` items we hold
-//! wait for it, and is still passed as an addressee that misses (a copy held back
-//! at a round counts a miss, as one that failed for want of a stream does, and a
+//! the oldest copy waiting for it. While a neighbour is in this state, first offers
+//! and backoff retries to it also go only in its rounds. The pause doubles after
+//! each round whose hand-overs found no stream, up to
+//! [`MailLimits::full_streams_pause_max_ms`] (30 s), back to 1 s when a hand-over
+//! to it gets a stream, and the state ends when a round's hand-overs all ended
+//! without a full stream, a round finds nothing due, or the neighbour reconnects
+//! (s37 final review M2, L3). A neighbour that keeps our streams to it full so
+//! costs us, however many of the up to 3 × `max_held` items we hold wait for it,
+//! at most 64 stream attempts (each a frame encode and signed offer) a round:
+//! 64 a second at worst while some of its hand-overs still get a stream, and for
+//! one that never frees a stream rounds at 1, 3, 7, 15, 31 s after the first full
+//! one, then one every 30 s (about 2 attempts a second). Outside that state, first
+//! offers and retries go as before. It is still passed as an addressee that
+//! misses (a copy held back at a round counts a miss, as one that failed for want of a stream does, and a
 //! relayed one is reported, [`MailEvent::NoStream`], to be audited as that failure
 //! was). What the order still does not cover across polls: an item waiting out its
 //! backoff after any other failure (timeout, reset, refusal) is overtaken by items
@@ -61,11 +70,16 @@
 //! Signatures and the roster are checked by the caller before [`Mailer::on_item`]
 //! (the crypto crate's `Envelope::verify`): this machine only routes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use wlnode_crypto::mail::{Envelope, MAX_CLOCK_SKEW_MS, MailItem, Receipt};
 use wlnode_crypto::model::{AgencyCode, MessageId};
 use wlnode_crypto::time::Timestamp;
+
+/// The default [`MailLimits::full_streams_batch`]: `net`'s stream limit per
+/// connection (`wlnode_net::MAX_STREAMS`, which sync cannot name; the runtime's
+/// tests tie the two, and the auditor's `MAIL_STREAMS`, together).
+pub const FULL_STREAMS_BATCH: usize = 64;
 
 /// Bounds on what the mailer holds and how it retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,13 +132,27 @@ pub struct MailLimits {
     /// on our side ([`Mailer::on_hand_busy`]: the connection already ran its most
     /// concurrent streams), ms, counted from that request: then the oldest are offered
     /// again, at most [`MailLimits::full_streams_batch`] of them, and the others wait
-    /// for the next such round (review s37-order H1).
+    /// for the next such round (review s37-order H1). The first pause; it doubles at
+    /// each round after one whose hand-overs found no stream (none got one since the
+    /// round before, and one failed so), up to [`MailLimits::full_streams_pause_max_ms`],
+    /// and is back to this as soon as a hand-over to that neighbour gets a stream
+    /// (any answer, or a failure other than a full one) or it reconnects (s37 final
+    /// review M2).
     pub full_streams_pause_ms: u64,
+    /// The longest pause between two rounds to a neighbour whose streams stay full, ms
+    /// (see [`MailLimits::full_streams_pause_ms`]).
+    pub full_streams_pause_max_ms: u64,
     /// The most hand-overs offered to a neighbour in one round while its streams are
-    /// full (the oldest first; `net`'s stream limit, 64: more cannot get a stream at
-    /// once). With [`MailLimits::full_streams_pause_ms`] it bounds what a neighbour
-    /// that keeps our streams to it full costs us: at most this many stream attempts
-    /// per pause, whatever we hold.
+    /// full (the oldest first; `net`'s stream limit, [`FULL_STREAMS_BATCH`]: more
+    /// cannot get a stream at once). With the pauses it bounds what a neighbour that
+    /// keeps our streams to it full costs us, whatever we hold: at most this many
+    /// stream attempts (and frame encodes) a round; rounds are at least
+    /// [`MailLimits::full_streams_pause_ms`] apart (1 s: at most 64 a second, the
+    /// worst case, while hand-overs to it keep getting a stream now and then), and
+    /// once no hand-over to it gets a stream the pause doubles at each round up to
+    /// [`MailLimits::full_streams_pause_max_ms`] (rounds 1, 3, 7, 15 and 31 s after
+    /// the first full stream, then one every 30 s: 64 per 30 s, about 2 a second,
+    /// for a neighbour that never frees a stream).
     pub full_streams_batch: usize,
     /// Messages one sender may deliver into our inbox per window.
     pub per_sender_deliveries: usize,
@@ -149,7 +177,8 @@ impl Default for MailLimits {
             addressee_answer_ms: 10_000,
             receipt_ttl_ms: 30 * 24 * 3600 * 1000,
             full_streams_pause_ms: 1_000,
-            full_streams_batch: 64,
+            full_streams_pause_max_ms: 30_000,
+            full_streams_batch: FULL_STREAMS_BATCH,
             per_sender_deliveries: 256,
             per_sender_delivery_bytes: 16 * 1024 * 1024,
             delivery_window_ms: 3600 * 1000,
@@ -411,6 +440,14 @@ impl Held {
         self.from_peer.is_some() && matches!(self.item, MailItem::Envelope(_))
     }
 
+    /// Whether the end of a hand-over to `peer` that matches no request in flight is
+    /// expected: the late end of an addressee's request already counted as a miss
+    /// for taking too long ([`Held::note_slow_addressee`]). Any other is a caller's
+    /// mistake or a stale ticket, counted ([`Mailer::take_unmatched_ends`]).
+    fn late_end_expected(&self, peer: &AgencyCode) -> bool {
+        self.relayed_message() && peer == self.addressee()
+    }
+
     /// The hand-over of a message we relay to its addressee in flight longer than
     /// `bound_ms` counts as a miss now: the addressee leaves `in_flight` for `failed`
     /// (offered again at the next retry), and the request's late end, whose ticket
@@ -436,12 +473,12 @@ impl Held {
     /// addressee's request already counted as a miss for taking too long, and
     /// changes nothing else (review s36-int L1: matched by count, a quick answer to
     /// the next request was taken for the slow one's end).
-    fn end_request(&mut self, peer: &AgencyCode, ticket: Ticket) -> bool {
+    /// Returns when that request was sent, if it was the current one.
+    fn end_request(&mut self, peer: &AgencyCode, ticket: Ticket) -> Option<u64> {
         if self.in_flight.get(peer).is_some_and(|f| f.ticket == ticket) {
-            self.in_flight.remove(peer);
-            true
+            self.in_flight.remove(peer).map(|f| f.sent)
         } else {
-            false
+            None
         }
     }
 }
@@ -457,6 +494,46 @@ struct Seen {
     digest: [u8; 32],
     /// Delivered to us (we are the recipient).
     delivered: bool,
+}
+
+/// A neighbour whose streams were found full ([`Mailer::on_hand_busy`]): when its
+/// next round is, how long the pause after it, and how the last round went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FullStreams {
+    /// Nothing is offered to it before this (ms); then a round.
+    until: u64,
+    /// The current pause, ms: doubles after a round whose hand-overs found no
+    /// stream (to [`MailLimits::full_streams_pause_max_ms`]), back to
+    /// [`MailLimits::full_streams_pause_ms`] when a hand-over gets one.
+    pause: u64,
+    /// When its last round ran (ms; its hand-overs were sent then), if one did.
+    round: Option<u64>,
+    /// That round's hand-overs that have not ended yet.
+    open: usize,
+    /// A hand-over to it failed for want of a stream since the last round.
+    busy: bool,
+    /// A hand-over to it got a stream (it ended otherwise) since the last round.
+    got: bool,
+}
+
+/// One round's hand-overs to a neighbour whose streams were full, collected in
+/// [`Mailer::poll`]'s pass: the oldest `batch` (a max-heap by place, so each
+/// offer costs O(log batch), not a sort of all that wait) and the others.
+#[derive(Debug, Default)]
+struct Round {
+    kept: BinaryHeap<(u64, ItemKey)>,
+    held_back: Vec<ItemKey>,
+}
+
+impl Round {
+    fn offer(&mut self, seq: u64, key: ItemKey, batch: usize) {
+        self.kept.push((seq, key));
+        if self.kept.len() > batch
+            && let Some((_, newest)) = self.kept.pop()
+        {
+            self.held_back.push(newest);
+        }
+    }
 }
 
 /// Key prefixes in the mail table: held items, their custody order, seen ids.
@@ -552,9 +629,14 @@ pub struct Mailer {
     next_ticket: u64,
     /// Neighbours whose streams were full ([`Mailer::on_hand_busy`]), each with the
     /// time (ms) before which nothing is offered to it: then at most
-    /// [`MailLimits::full_streams_batch`] hand-overs, the oldest first, and if more
-    /// wait, the next pause. At most one entry per neighbour that was connected.
-    full: BTreeMap<AgencyCode, u64>,
+    /// [`MailLimits::full_streams_batch`] hand-overs, the oldest first, and the next
+    /// pause. At most one entry per neighbour that was connected; it leaves when a
+    /// round's hand-overs all ended without a full stream, a round finds nothing
+    /// waiting, or the neighbour reconnects.
+    full: BTreeMap<AgencyCode, FullStreams>,
+    /// Ends of hand-overs that matched no request in flight, since the caller last
+    /// took the count ([`Mailer::take_unmatched_ends`]; s37 final review L6).
+    unmatched_ends: u64,
 }
 
 impl Mailer {
@@ -575,6 +657,7 @@ impl Mailer {
             next_seq: 1,
             next_ticket: 0,
             full: BTreeMap::new(),
+            unmatched_ends: 0,
         }
     }
 
@@ -1188,7 +1271,11 @@ impl Mailer {
     /// too a freed stream goes to the oldest copy waiting for it (an item in its
     /// retry backoff after any other failure is still overtaken: see the module
     /// documentation). Cost: one pass over what we hold (as before) and a sort of
-    /// the sends, O(s log s) for s sends.
+    /// the sends, O(s log s) for s sends; a hand-over due to a neighbour in its
+    /// pause is skipped in the pass (not collected: s37 final review M1), and at its
+    /// round each one waiting for it costs O(log 64) in a bounded heap that keeps
+    /// the oldest 64, so a neighbour holding our streams costs O(held) per round,
+    /// not per poll.
     ///
     /// A hand-over to the addressee unanswered for
     /// [`MailLimits::addressee_answer_ms`] is counted as a miss by
@@ -1223,8 +1310,18 @@ impl Mailer {
         }
         self.forget_expired_seen(now_ms);
         self.seen_receipts.retain(|_, until| *until > now_ms);
-        // Every hand-over due: (place, item, neighbour).
+        // Every hand-over due: (place, item, neighbour), but those to a neighbour
+        // whose streams were found full: none in its pause (not even collected:
+        // review s37 final M1), and at its round only the oldest batch, kept in a
+        // bounded heap.
         let mut offers: Vec<(u64, ItemKey, AgencyCode)> = Vec::new();
+        let batch = self.limits.full_streams_batch;
+        let mut rounds: BTreeMap<&AgencyCode, Round> = self
+            .full
+            .iter()
+            .filter(|(_, f)| now_ms >= f.until)
+            .map(|(a, _)| (a, Round::default()))
+            .collect();
         let misses = self.limits.addressee_misses;
         for (key, h) in &self.held {
             let to = h.addressee();
@@ -1237,16 +1334,24 @@ impl Mailer {
                 connected.iter().filter(|a| **a != self.me).collect()
             };
             for a in targets {
-                if !h.handed.contains(a) && !h.failed.contains(a) && !h.in_flight.contains_key(a) {
-                    offers.push((h.seq, *key, a.clone()));
+                if h.handed.contains(a) || h.failed.contains(a) || h.in_flight.contains_key(a) {
+                    continue;
                 }
+                if !self.full.contains_key(a) {
+                    offers.push((h.seq, *key, a.clone()));
+                } else if let Some(r) = rounds.get_mut(a) {
+                    r.offer(h.seq, *key, batch);
+                }
+                // Otherwise in its pause: waits.
             }
         }
-        // Stable: an item's offers stay together, in the neighbours' order, and
-        // items of the same place (restored from an older build's rows) in key
-        // order, the order of the pass.
-        offers.sort_by_key(|(seq, _, _)| *seq);
-        let offers = self.hold_back_for_full_streams(offers, now_ms, &mut events);
+        let rounds: Vec<(AgencyCode, Round)> =
+            rounds.into_iter().map(|(a, r)| (a.clone(), r)).collect();
+        self.run_rounds(rounds, now_ms, &mut offers, &mut events);
+        // An item's offers together, in the neighbours' order, and items of the
+        // same place (restored from an older build's rows) in key order: the order
+        // of the pass.
+        offers.sort_unstable();
         let mut sends = Vec::with_capacity(offers.len());
         let mut frame: Option<(ItemKey, Vec<u8>)> = None;
         for (_, key, a) in offers {
@@ -1281,96 +1386,117 @@ impl Mailer {
         (sends, events)
     }
 
-    /// The offers (in custody order) that go out now: all of them to a neighbour
-    /// whose streams were not found full; to one whose streams were
-    /// ([`Mailer::full`]), none before its pause has passed, then the oldest
-    /// [`MailLimits::full_streams_batch`], the others waiting for the next pause
-    /// (review s37-order H1). An offer held back at such a round, of a message we
-    /// relay to its addressee, counts as a miss of that addressee, as the same offer
-    /// failing for want of a stream would (and did before s37-busy): an addressee that
-    /// keeps our streams to it full is still passed, all of its copies, not only
-    /// the oldest ones at the head of the queue. Misses are counted at the rounds
-    /// only, so at most once per pause; so are the [`MailEvent::NoStream`] of the
-    /// messages we relay held back (one per held-back hand-over and round: at most
-    /// what we hold, each second, for the caller to audit within its caps).
-    fn hold_back_for_full_streams(
+    /// The rounds due now to neighbours whose streams were found full
+    /// ([`Mailer::full`]; review s37-order H1): each offers its
+    /// [`MailLimits::full_streams_batch`] oldest due hand-overs (added to `offers`),
+    /// the others wait for its next round, one pause later (the pause doubled if no
+    /// hand-over to it got a stream since its last round and one found none: s37
+    /// final review M2). A round that finds nothing waiting ends the neighbour's
+    /// full state. An offer held back at a round, of a message we relay to its
+    /// addressee, counts as a miss of that addressee, as the same offer failing for
+    /// want of a stream would (and did before s37-busy): an addressee that keeps our
+    /// streams to it full is still passed, all of its copies, not only the oldest
+    /// ones at the head of the queue. Misses are counted at the rounds only, so at
+    /// most once per pause; so are the [`MailEvent::NoStream`] of the messages we
+    /// relay held back (one per held-back hand-over and round: at most what we hold,
+    /// each round, for the caller to audit within its caps).
+    fn run_rounds(
         &mut self,
-        offers: Vec<(u64, ItemKey, AgencyCode)>,
+        rounds: Vec<(AgencyCode, Round)>,
         now_ms: u64,
+        offers: &mut Vec<(u64, ItemKey, AgencyCode)>,
         events: &mut Vec<MailEvent>,
-    ) -> Vec<(u64, ItemKey, AgencyCode)> {
-        if self.full.is_empty() {
-            return offers;
-        }
-        let (batch, pause) = (
-            self.limits.full_streams_batch,
-            self.limits.full_streams_pause_ms,
-        );
-        // Per neighbour whose streams were full and whose pause has passed: how
-        // many offered in this round, how many held back.
-        let mut round: BTreeMap<AgencyCode, (usize, usize)> = self
-            .full
-            .iter()
-            .filter(|(_, until)| now_ms >= **until)
-            .map(|(a, _)| (a.clone(), (0, 0)))
-            .collect();
-        let mut out = Vec::with_capacity(offers.len());
-        let mut missed = Vec::new();
-        for o in offers {
-            if !self.full.contains_key(&o.2) {
-                out.push(o);
-                continue;
-            }
-            let Some(r) = round.get_mut(&o.2) else {
-                // In its pause: waits.
+    ) {
+        let base = self.limits.full_streams_pause_ms;
+        let max = self.limits.full_streams_pause_max_ms.max(base);
+        for (a, r) in rounds {
+            let Some(f) = self.full.get_mut(&a) else {
                 continue;
             };
-            if r.0 < batch {
-                r.0 += 1;
-                out.push(o);
-            } else {
-                r.1 += 1;
-                missed.push((o.1, o.2));
-            }
-        }
-        for (key, a) in missed {
-            let Some(h) = self.held.get_mut(&key) else {
-                continue;
-            };
-            if !h.relayed_message() {
-                continue;
-            }
-            if *h.addressee() == a {
-                h.addressee_misses = h.addressee_misses.saturating_add(1);
-            }
-            events.push(MailEvent::NoStream { key, to: a });
-        }
-        for (a, (_, waiting)) in round {
-            if waiting == 0 {
-                // Everything waiting went out: a new stream failure puts it back.
+            if r.kept.is_empty() && r.held_back.is_empty() {
+                // Nothing waits for it: a new stream failure puts it back.
                 self.full.remove(&a);
+                continue;
+            }
+            f.pause = if f.got {
+                base
+            } else if f.busy {
+                f.pause.saturating_mul(2).min(max)
             } else {
-                self.full.insert(a, now_ms.saturating_add(pause));
+                f.pause
+            };
+            f.until = now_ms.saturating_add(f.pause);
+            f.round = Some(now_ms);
+            f.open = r.kept.len();
+            f.busy = false;
+            f.got = false;
+            offers.extend(r.kept.into_iter().map(|(seq, key)| (seq, key, a.clone())));
+            for key in r.held_back {
+                let Some(h) = self.held.get_mut(&key) else {
+                    continue;
+                };
+                if !h.relayed_message() {
+                    continue;
+                }
+                if *h.addressee() == a {
+                    h.addressee_misses = h.addressee_misses.saturating_add(1);
+                }
+                events.push(MailEvent::NoStream { key, to: a.clone() });
             }
         }
-        out
+    }
+
+    /// A hand-over to `peer` sent at `sent` ended: `busy` when it found no stream
+    /// (our side's streams to it full), otherwise it got one. Keeps `peer`'s full
+    /// state ([`FullStreams`]): a stream got brings the pause back to the first one,
+    /// and the end of the last of a round's hand-overs, none of them busy, ends the
+    /// full state (s37 final review L3: one full stream no longer holds a healthy
+    /// link to a batch a round).
+    fn note_stream(&mut self, peer: &AgencyCode, sent: u64, busy: bool) {
+        let base = self.limits.full_streams_pause_ms;
+        let Some(f) = self.full.get_mut(peer) else {
+            return;
+        };
+        if f.round == Some(sent) && f.open > 0 {
+            f.open -= 1;
+        }
+        if busy {
+            f.busy = true;
+            f.until = f.until.max(sent.saturating_add(f.pause));
+        } else {
+            f.got = true;
+            f.pause = base;
+            let from = f.round.map_or(sent, |r| r.max(sent));
+            f.until = f.until.min(from.saturating_add(base));
+        }
+        if f.round.is_some() && f.open == 0 && !f.busy {
+            self.full.remove(peer);
+        }
     }
 
     /// `peer` took custody of `key` (or already had it), answering the hand-over
     /// `ticket` (a late answer to a request already counted as a miss too: the
     /// addressee has the item all the same).
     pub fn on_handed(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket) {
-        let done = match self.held.get_mut(key) {
+        let (done, sent) = match self.held.get_mut(key) {
             Some(h) => {
-                h.end_request(peer, ticket);
+                let sent = h.end_request(peer, ticket);
+                if sent.is_none() && !h.late_end_expected(peer) {
+                    self.unmatched_ends = self.unmatched_ends.saturating_add(1);
+                }
                 h.handed.insert(peer.clone());
                 // A receipt is done once a neighbour took it (a lost one is sent again
                 // when the sender's retry arrives as a duplicate); a relayed message
                 // once its addressee took it; our own message waits for its receipt.
-                key.0 == ItemKind::Receipt || (peer == h.addressee() && h.from_peer.is_some())
+                let done =
+                    key.0 == ItemKind::Receipt || (peer == h.addressee() && h.from_peer.is_some());
+                (done, sent)
             }
-            None => false,
+            None => (false, None),
         };
+        if let Some(sent) = sent {
+            self.note_stream(peer, sent, false);
+        }
         if done {
             self.drop_held(key);
         }
@@ -1404,21 +1530,25 @@ impl Mailer {
         let Some(h) = self.held.get_mut(key) else {
             return;
         };
-        let Some(sent) = h
-            .in_flight
-            .get(peer)
-            .filter(|f| f.ticket == ticket)
-            .map(|f| f.sent)
-        else {
+        let Some(sent) = h.end_request(peer, ticket) else {
+            if !h.late_end_expected(peer) {
+                self.unmatched_ends = self.unmatched_ends.saturating_add(1);
+            }
             return;
         };
-        h.end_request(peer, ticket);
         if peer == h.addressee() {
             h.addressee_misses = h.addressee_misses.saturating_add(1);
         }
-        let until = sent.saturating_add(self.limits.full_streams_pause_ms);
-        let at = self.full.entry(peer.clone()).or_insert(until);
-        *at = (*at).max(until);
+        let base = self.limits.full_streams_pause_ms;
+        self.full.entry(peer.clone()).or_insert(FullStreams {
+            until: sent.saturating_add(base),
+            pause: base,
+            round: None,
+            open: 0,
+            busy: true,
+            got: false,
+        });
+        self.note_stream(peer, sent, true);
     }
 
     /// `peer` refused `key` with a valid signed refusal for `reason`: tried, offered
@@ -1448,14 +1578,28 @@ impl Mailer {
     fn hand_ended(&mut self, peer: &AgencyCode, key: &ItemKey, ticket: Ticket, miss: bool) {
         if let Some(h) = self.held.get_mut(key) {
             // Matched by ticket, not by count (review s36-int L1).
-            if !h.end_request(peer, ticket) {
+            let Some(sent) = h.end_request(peer, ticket) else {
+                if !h.late_end_expected(peer) {
+                    self.unmatched_ends = self.unmatched_ends.saturating_add(1);
+                }
                 return;
-            }
+            };
             h.failed.insert(peer.clone());
             if miss && peer == h.addressee() {
                 h.addressee_misses = h.addressee_misses.saturating_add(1);
             }
+            // It got a stream (a failure for want of one is `on_hand_busy`).
+            self.note_stream(peer, sent, false);
         }
+    }
+
+    /// How many ends of hand-overs of items still held matched no request in flight
+    /// since the last call (the late ends of an addressee's slow requests, already
+    /// counted as misses, aside): each changed nothing, and the caller logs and
+    /// counts them (review s37-order L3, s37 final review L6: they were dropped
+    /// silently).
+    pub fn take_unmatched_ends(&mut self) -> u64 {
+        std::mem::take(&mut self.unmatched_ends)
     }
 
     /// A neighbour came back (or another connected): offer our own undelivered items

@@ -167,8 +167,9 @@ impl HandFailures {
 /// (review s35-mail H2), and takes any of them only to clear the relay of
 /// `mail_relay_delayed` (s36-delay); since s37 any reason of them, in two hours or
 /// more, with nothing in the neighbour's own log to explain them (and, for
-/// `stream`, no sign in the two logs that the connection's streams could have been
-/// full), turns that finding into the unproven pair with the neighbour, never the
+/// `stream`, no sign in the addressee's logs that the connection's streams could
+/// have been full: since s37-short only the addressee's logs count for that trace),
+/// turns that finding into the unproven pair with the neighbour, never the
 /// neighbour alone.
 pub const HAND_FAILED_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -320,6 +321,46 @@ fn request_failure_reason(failure: wlnode_net::RequestFailure) -> &'static str {
         F::ConnectionClosed => "closed",
         F::Dial => "dial",
     }
+}
+
+/// Tells `mailer` how the hand-over `ticket` of `key` to `agency` failed, and
+/// returns the `hand_failed` reason to audit ([`request_failure_reason`]): a
+/// request that found the connection's streams all taken (`Busy`) goes to
+/// [`Mailer::on_hand_busy`] (offered again at the neighbour's next round, oldest
+/// first, its backoff untouched: review s37-order H1), any other failure to
+/// [`Mailer::on_hand_failed`]. A function of its own so that the dispatch is
+/// tested (s37 final review M3).
+fn end_failed_hand_over(
+    mailer: &mut Mailer,
+    agency: &AgencyCode,
+    key: &ItemKey,
+    ticket: Ticket,
+    failure: wlnode_net::RequestFailure,
+) -> &'static str {
+    if failure == wlnode_net::RequestFailure::Busy {
+        mailer.on_hand_busy(agency, key, ticket);
+    } else {
+        mailer.on_hand_failed(agency, key, ticket);
+    }
+    request_failure_reason(failure)
+}
+
+/// The audit event, if one is due, for a hand-over of `key` to `to` held back at a
+/// round for want of a stream ([`MailEvent::NoStream`]; review s37-order H1): the
+/// failed hand-over it was before, `hand_failed` `stream`, within the same caps
+/// ([`HandFailures::due`]), so our log says why the copy waited. The caps are
+/// checked before the event is made (they drop most), and only an item still held
+/// has one. Tested on its own (s37 final review M3).
+fn no_stream_event(
+    failures: &mut HandFailures,
+    mailer: &Mailer,
+    me: &AgencyCode,
+    (key, to): (ItemKey, &AgencyCode),
+    now: std::time::Instant,
+) -> Option<AuditEvent> {
+    let item = mailer.held_item(&key)?;
+    let reason = failures.due((item, key), me, to, "stream", now)?;
+    Some(mail_event("hand_failed", item, Some(to), Some(reason)))
 }
 
 /// Whether `agency`'s signed refusal of `key` is to be audited now (and if so, notes
@@ -1323,12 +1364,8 @@ impl Service {
         let Some((agency, key, item, ticket)) = self.mail.pending.remove(&token) else {
             return;
         };
-        if failure == wlnode_net::RequestFailure::Busy {
-            self.mail.mailer.on_hand_busy(&agency, &key, ticket);
-        } else {
-            self.mail.mailer.on_hand_failed(&agency, &key, ticket);
-        }
-        self.audit_hand_failed(&agency, (&item, key), request_failure_reason(failure));
+        let reason = end_failed_hand_over(&mut self.mail.mailer, &agency, &key, ticket, failure);
+        self.audit_hand_failed(&agency, (&item, key), reason);
     }
 
     /// Audits a failed hand-over of `item` to `agency` for `reason` (`hand_failed`),
@@ -1373,6 +1410,16 @@ impl Service {
             self.mail.mailer.on_connected(a);
         }
         self.mail.connected = connected.clone();
+        // Ends of our hand-overs that matched no request in flight since the last
+        // poll: they changed nothing (s37 final review L6: dropped silently before).
+        let unmatched = self.mail.mailer.take_unmatched_ends();
+        if unmatched > 0 {
+            tracing::debug!(
+                unmatched,
+                "mail hand-over ends that matched no request in flight"
+            );
+            self.metrics.mail_n("unmatched_end", unmatched);
+        }
         self.mail.mailer.retry(now);
         let (sends, events) = self.mail.mailer.poll(&connected, now);
         let mut job = MailJob::default();
@@ -1409,22 +1456,14 @@ impl Service {
                     tracing::info!(message = %key.1, "relayed mail item expired in transit");
                 }
                 MailEvent::NoStream { key, to } => {
-                    // Held back for want of a stream to `to` (review s37-order H1):
-                    // audited as the failed hand-over it was before (`stream`),
-                    // within the same caps, so our log says why the copy waited.
-                    // Checked before the event is made: the caps drop most.
-                    let Some(item) = self.mail.mailer.held_item(&key) else {
-                        continue;
-                    };
-                    if let Some(reason) = self.mail.failures.due(
-                        (item, key),
+                    if let Some(e) = no_stream_event(
+                        &mut self.mail.failures,
+                        &self.mail.mailer,
                         &self.agency,
-                        &to,
-                        "stream",
+                        (key, &to),
                         std::time::Instant::now(),
                     ) {
-                        job.events
-                            .push(mail_event("hand_failed", item, Some(&to), Some(reason)));
+                        job.events.push(e);
                     }
                 }
             }
@@ -1957,6 +1996,136 @@ mod tests {
     /// [`HAND_FAILED_PER_HOUR`] across neighbours an hour. (Before s36-delay only
     /// `timeout`/`unsupported` to the addressee were audited: the non-addressee and
     /// new-reason cases below failed then.)
+    /// s37 final review L1: the stream limit per connection (`net`), the most
+    /// hand-overs a mailer's round offers a neighbour whose streams were full
+    /// (sync, which cannot depend on net: its default is checked here), and the
+    /// auditor's `MAIL_STREAMS` (how many of the addressee's events with the relay
+    /// explain a `stream` failure) are one number: lowered in one place only, an
+    /// honest relay whose fewer streams were full would find no excuse in the
+    /// auditor's trace. `MAIL_STREAMS` is not public (`verify::mail_delay` is a
+    /// private module), so its definition is read from the source.
+    #[test]
+    fn the_stream_limit_is_one_number_in_net_the_mailer_and_the_auditor() {
+        use wlnode_sync::mail::{FULL_STREAMS_BATCH, MailLimits};
+        assert_eq!(FULL_STREAMS_BATCH, wlnode_net::MAX_STREAMS);
+        assert_eq!(
+            MailLimits::default().full_streams_batch,
+            wlnode_net::MAX_STREAMS
+        );
+        let src = include_str!("../../../audit/src/verify/mail_delay.rs");
+        let decl = "pub const MAIL_STREAMS: usize = ";
+        let at = src
+            .find(decl)
+            .expect("the auditor's MAIL_STREAMS is declared");
+        let value: usize = src[at + decl.len()..]
+            .split(';')
+            .next()
+            .and_then(|v| v.trim().replace('_', "").parse().ok())
+            .expect("MAIL_STREAMS is a number");
+        assert_eq!(value, wlnode_net::MAX_STREAMS);
+    }
+
+    /// s37 final review M3: the runtime's half of review s37-order H1. A request
+    /// that found no stream (`Busy`) must reach [`Mailer::on_hand_busy`], so the
+    /// copy is offered again at the neighbour's next round (1 s), and any other
+    /// failure [`Mailer::on_hand_failed`], so it waits for the item's backoff; both
+    /// are audited with their reason (`stream` for `Busy`). A copy held back at a
+    /// round (`NoStream`) is audited `hand_failed` `stream` within the same caps:
+    /// once per item and neighbour an hour, and never for an item we no longer
+    /// hold or our own message. Reverting the dispatch to `on_hand_failed` for
+    /// every failure, or the `NoStream` mapping, fails this test.
+    #[test]
+    fn a_failed_hand_over_reaches_the_mailer_by_kind_and_a_held_back_copy_is_audited_stream() {
+        use wlnode_crypto::model::MessageId;
+        use wlnode_net::RequestFailure as F;
+        use wlnode_sync::mail::MailLimits;
+        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        let env = |n: u8, from: &str, to: &str| {
+            Envelope::seal(
+                &wlnode_crypto::mail::Draft {
+                    id: MessageId([n; 16]),
+                    from: from.parse().unwrap(),
+                    to: to.parse().unwrap(),
+                    kind: "test",
+                    created_at: Timestamp(1_780_000_000_000),
+                    expires_at: Timestamp(1_780_003_600_000),
+                    plaintext: b"x",
+                },
+                &key,
+                &enc.public_key().unwrap(),
+            )
+            .unwrap()
+        };
+        let me: AgencyCode = "BB-X".parse().unwrap();
+        let sender: AgencyCode = "AA-X".parse().unwrap();
+        let addressee: AgencyCode = "CC-X".parse().unwrap();
+        let connected: BTreeSet<AgencyCode> = [sender.clone(), addressee.clone()].into();
+        let t0 = Timestamp(1_780_000_001_000);
+        let later = Timestamp(1_780_000_002_000);
+        for (failure, offered_again, reason) in [
+            (F::Busy, true, "stream"),
+            (F::Stream, false, "stream"),
+            (F::Timeout, false, "timeout"),
+            (F::ConnectionClosed, false, "closed"),
+        ] {
+            let mut mailer = Mailer::new(me.clone(), MailLimits::default());
+            let _ = mailer.on_item(&sender, MailItem::Envelope(env(1, "AA-X", "CC-X")), t0);
+            let (sends, _) = mailer.poll(&connected, t0);
+            let [s] = sends.as_slice() else {
+                panic!("one hand-over, to the addressee: {sends:?}");
+            };
+            assert_eq!(s.to, addressee);
+            let got = end_failed_hand_over(&mut mailer, &s.to, &s.key, s.ticket, failure);
+            assert_eq!(got, reason, "{failure:?}");
+            // No retry run: only a copy that was not counted as tried is offered
+            // again, at the neighbour's round a second later.
+            let (sends, _) = mailer.poll(&connected, later);
+            assert_eq!(
+                sends.iter().any(|s| s.to == addressee),
+                offered_again,
+                "{failure:?}"
+            );
+        }
+        // A copy held back at a round.
+        let mut mailer = Mailer::new(me.clone(), MailLimits::default());
+        let relayed = env(1, "AA-X", "CC-X");
+        let relayed_key = (ItemKind::Message, relayed.header().id);
+        let _ = mailer.on_item(&sender, MailItem::Envelope(relayed), t0);
+        mailer
+            .send(env(2, "BB-X", "CC-X"), t0)
+            .expect("room for our own");
+        let own_key = (ItemKind::Message, MessageId([2; 16]));
+        let gone_key = (ItemKind::Message, MessageId([9; 16]));
+        let mut failures = HandFailures::default();
+        let now = std::time::Instant::now();
+        let event = no_stream_event(&mut failures, &mailer, &me, (relayed_key, &addressee), now)
+            .expect("a held-back relayed copy is audited");
+        match &event.kind {
+            EventKind::Mail {
+                action,
+                peer,
+                reason,
+                message_id,
+                ..
+            } => {
+                assert_eq!(action, "hand_failed");
+                assert_eq!(peer.as_ref(), Some(&addressee));
+                assert_eq!(reason.as_deref(), Some("stream"));
+                assert_eq!(*message_id, MessageId([1; 16]).to_hex());
+            }
+            other => panic!("not a mail event: {other:?}"),
+        }
+        // Within the caps: the same copy and neighbour not again within the hour.
+        assert!(
+            no_stream_event(&mut failures, &mailer, &me, (relayed_key, &addressee), now).is_none()
+        );
+        assert!(no_stream_event(&mut failures, &mailer, &me, (own_key, &addressee), now).is_none());
+        assert!(
+            no_stream_event(&mut failures, &mailer, &me, (gone_key, &addressee), now).is_none()
+        );
+    }
+
     #[test]
     fn failed_hand_overs_of_relayed_messages_are_evidence_within_their_caps() {
         use wlnode_crypto::model::MessageId;

@@ -239,7 +239,11 @@ pub(crate) async fn start(
         &services.store,
         wlnode_sync::mail::Mailer::new(
             services.info.agency.clone(),
-            wlnode_sync::mail::MailLimits::default(),
+            wlnode_sync::mail::MailLimits {
+                // One source for the stream limit (s37 final review L1).
+                full_streams_batch: wlnode_net::MAX_STREAMS,
+                ..wlnode_sync::mail::MailLimits::default()
+            },
         ),
     )
     .await?;
