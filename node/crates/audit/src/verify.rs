@@ -1209,7 +1209,7 @@ pub use mail::{
 };
 pub use mail_delay::{
     DELAY_BOUND_MS, DELAY_MIN_MS, HAND_FAILED_LOGGED_PER_HOUR, HAND_FAILED_LOGGED_PER_NEIGHBOUR,
-    RETRY_MAX_MS,
+    MAIL_STREAMS, RETRY_MAX_MS,
 };
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! addressee N is connected, a relay R offers every copy it holds for N in every
 //! poll, unless a hand-over of it to N is in flight, failed, or N offered it back
 //! (both wait at most one retry, 5 min), or the connection's streams to N are full
-//! (since s37 it then offers N the oldest 64 due copies a second and audits each
+//! (since s37 it then offers N the oldest 64 due copies a round, rounds 1 s to
+//! 30 s apart, and audits each
 //! copy it holds back as `hand_failed` `stream`: while it waits there, no newer copy
 //! goes first), and since s36 it audits every failed
 //! hand-over of a relayed copy (`hand_failed`, any neighbour, any failure), besides

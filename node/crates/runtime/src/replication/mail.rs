@@ -2002,8 +2002,7 @@ mod tests {
     /// auditor's `MAIL_STREAMS` (how many of the addressee's events with the relay
     /// explain a `stream` failure) are one number: lowered in one place only, an
     /// honest relay whose fewer streams were full would find no excuse in the
-    /// auditor's trace. `MAIL_STREAMS` is not public (`verify::mail_delay` is a
-    /// private module), so its definition is read from the source.
+    /// auditor's trace.
     #[test]
     fn the_stream_limit_is_one_number_in_net_the_mailer_and_the_auditor() {
         use wlnode_sync::mail::{FULL_STREAMS_BATCH, MailLimits};
@@ -2012,17 +2011,7 @@ mod tests {
             MailLimits::default().full_streams_batch,
             wlnode_net::MAX_STREAMS
         );
-        let src = include_str!("../../../audit/src/verify/mail_delay.rs");
-        let decl = "pub const MAIL_STREAMS: usize = ";
-        let at = src
-            .find(decl)
-            .expect("the auditor's MAIL_STREAMS is declared");
-        let value: usize = src[at + decl.len()..]
-            .split(';')
-            .next()
-            .and_then(|v| v.trim().replace('_', "").parse().ok())
-            .expect("MAIL_STREAMS is a number");
-        assert_eq!(value, wlnode_net::MAX_STREAMS);
+        assert_eq!(wlnode_audit::verify::MAIL_STREAMS, wlnode_net::MAX_STREAMS);
     }
 
     /// s37 final review M3: the runtime's half of review s37-order H1. A request
