@@ -188,7 +188,8 @@ pub struct Metrics {
     /// `watch_hit` events raised.
     pub watch_hits: Counter,
     /// Sealed messages and receipts moved, by action (`sent`, `handed`, `received`,
-    /// `delivered`, `receipt`, `expired`, `duplicate`).
+    /// `delivered`, `receipt`, `expired`, `duplicate`, `relay_expired`, and
+    /// `unmatched_end`: ends of hand-overs that matched no request in flight, s37).
     pub mail: Family<MailLabel, Counter>,
     /// Sealed messages and receipts refused, by peer and reason (`forged`,
     /// `replayed`, `expired`, `oversized`, `malformed`, `quota`, ...).

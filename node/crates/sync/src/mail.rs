@@ -43,9 +43,10 @@
 //! and backoff retries to it also go only in its rounds. The pause doubles after
 //! each round whose hand-overs found no stream, up to
 //! [`MailLimits::full_streams_pause_max_ms`] (30 s), back to 1 s when a hand-over
-//! to it gets a stream, and the state ends when a round's hand-overs all ended
-//! without a full stream, a round finds nothing due, or the neighbour reconnects
-//! (s37 final review M2, L3). A neighbour that keeps our streams to it full so
+//! to it gets a stream, and the state ends at a round that holds nothing back after
+//! one whose hand-overs got streams, a round finds nothing due, or the neighbour
+//! reconnects (s37 final review M2, L3; review of s37-busyfix H1: never with a
+//! backlog left to go out at once). A neighbour that keeps our streams to it full so
 //! costs us, however many of the up to 3 × `max_held` items we hold wait for it,
 //! at most 64 stream attempts (each a frame encode and signed offer) a round:
 //! 64 a second at worst while some of its hand-overs still get a stream, and for
@@ -508,8 +509,6 @@ struct FullStreams {
     pause: u64,
     /// When its last round ran (ms; its hand-overs were sent then), if one did.
     round: Option<u64>,
-    /// That round's hand-overs that have not ended yet.
-    open: usize,
     /// A hand-over to it failed for want of a stream since the last round.
     busy: bool,
     /// A hand-over to it got a stream (it ended otherwise) since the last round.
@@ -630,9 +629,9 @@ pub struct Mailer {
     /// Neighbours whose streams were full ([`Mailer::on_hand_busy`]), each with the
     /// time (ms) before which nothing is offered to it: then at most
     /// [`MailLimits::full_streams_batch`] hand-overs, the oldest first, and the next
-    /// pause. At most one entry per neighbour that was connected; it leaves when a
-    /// round's hand-overs all ended without a full stream, a round finds nothing
-    /// waiting, or the neighbour reconnects.
+    /// pause. At most one entry per neighbour that was connected; it leaves at a
+    /// round that holds nothing back after one whose hand-overs got streams, a round
+    /// that finds nothing waiting, or when the neighbour reconnects.
     full: BTreeMap<AgencyCode, FullStreams>,
     /// Ends of hand-overs that matched no request in flight, since the caller last
     /// took the count ([`Mailer::take_unmatched_ends`]; s37 final review L6).
@@ -1418,6 +1417,18 @@ impl Mailer {
                 self.full.remove(&a);
                 continue;
             }
+            if r.held_back.is_empty() && f.got && !f.busy {
+                // Review of s37-busyfix H1: the last round's hand-overs got streams
+                // and all that is due fits in this one: it goes, and the rounds end.
+                // Only then, so leaving never lets a backlog out at once (it did:
+                // a neighbour ending each round's hand-overs at once was offered
+                // every due copy at the next poll, some 24k, again every second or
+                // two). What falls due later goes as it comes; a new full stream
+                // starts the rounds again.
+                self.full.remove(&a);
+                offers.extend(r.kept.into_iter().map(|(seq, key)| (seq, key, a.clone())));
+                continue;
+            }
             f.pause = if f.got {
                 base
             } else if f.busy {
@@ -1427,7 +1438,6 @@ impl Mailer {
             };
             f.until = now_ms.saturating_add(f.pause);
             f.round = Some(now_ms);
-            f.open = r.kept.len();
             f.busy = false;
             f.got = false;
             offers.extend(r.kept.into_iter().map(|(seq, key)| (seq, key, a.clone())));
@@ -1448,18 +1458,17 @@ impl Mailer {
 
     /// A hand-over to `peer` sent at `sent` ended: `busy` when it found no stream
     /// (our side's streams to it full), otherwise it got one. Keeps `peer`'s full
-    /// state ([`FullStreams`]): a stream got brings the pause back to the first one,
-    /// and the end of the last of a round's hand-overs, none of them busy, ends the
-    /// full state (s37 final review L3: one full stream no longer holds a healthy
-    /// link to a batch a round).
+    /// state ([`FullStreams`]): a stream got brings the pause back to the first one
+    /// and the next round within it (s37 final review L3: a healthy link goes a batch
+    /// a second, not a batch per doubled pause). The rounds end at a round that holds
+    /// nothing back after one that found no full stream ([`Mailer::poll`]; review of
+    /// s37-busyfix H1: ending them here, when a round's hand-overs had all ended,
+    /// let the whole backlog out at the next poll).
     fn note_stream(&mut self, peer: &AgencyCode, sent: u64, busy: bool) {
         let base = self.limits.full_streams_pause_ms;
         let Some(f) = self.full.get_mut(peer) else {
             return;
         };
-        if f.round == Some(sent) && f.open > 0 {
-            f.open -= 1;
-        }
         if busy {
             f.busy = true;
             f.until = f.until.max(sent.saturating_add(f.pause));
@@ -1468,9 +1477,6 @@ impl Mailer {
             f.pause = base;
             let from = f.round.map_or(sent, |r| r.max(sent));
             f.until = f.until.min(from.saturating_add(base));
-        }
-        if f.round.is_some() && f.open == 0 && !f.busy {
-            self.full.remove(peer);
         }
     }
 
@@ -1544,7 +1550,6 @@ impl Mailer {
             until: sent.saturating_add(base),
             pause: base,
             round: None,
-            open: 0,
             busy: true,
             got: false,
         });

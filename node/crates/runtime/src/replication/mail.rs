@@ -1987,15 +1987,6 @@ mod tests {
         assert!(slots.len() <= max + 50);
     }
 
-    /// Review s35-mail M1, M2, L4, s34-mail M1, and s36-delay: a failed hand-over is
-    /// audited (`hand_failed`) for a message we relay, to ANY neighbour (not only its
-    /// addressee), for every failure (`timeout`, `unsupported`, `stream`, `closed`,
-    /// `dial`, and from the answer paths `unsigned_refusal`, `bad_time`, `bad_ack`),
-    /// never for our own messages or receipts; once per neighbour and item an hour,
-    /// at most [`HAND_FAILED_PER_NEIGHBOUR`] per neighbour an hour, and at most
-    /// [`HAND_FAILED_PER_HOUR`] across neighbours an hour. (Before s36-delay only
-    /// `timeout`/`unsupported` to the addressee were audited: the non-addressee and
-    /// new-reason cases below failed then.)
     /// s37 final review L1: the stream limit per connection (`net`), the most
     /// hand-overs a mailer's round offers a neighbour whose streams were full
     /// (sync, which cannot depend on net: its default is checked here), and the
@@ -2115,6 +2106,15 @@ mod tests {
         );
     }
 
+    /// Review s35-mail M1, M2, L4, s34-mail M1, and s36-delay: a failed hand-over is
+    /// audited (`hand_failed`) for a message we relay, to ANY neighbour (not only its
+    /// addressee), for every failure (`timeout`, `unsupported`, `stream`, `closed`,
+    /// `dial`, and from the answer paths `unsigned_refusal`, `bad_time`, `bad_ack`),
+    /// never for our own messages or receipts; once per neighbour and item an hour,
+    /// at most [`HAND_FAILED_PER_NEIGHBOUR`] per neighbour an hour, and at most
+    /// [`HAND_FAILED_PER_HOUR`] across neighbours an hour. (Before s36-delay only
+    /// `timeout`/`unsupported` to the addressee were audited: the non-addressee and
+    /// new-reason cases below failed then.)
     #[test]
     fn failed_hand_overs_of_relayed_messages_are_evidence_within_their_caps() {
         use wlnode_crypto::model::MessageId;
