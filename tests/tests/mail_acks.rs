@@ -535,6 +535,57 @@ fn verify_logs(c: &Cluster, nodes: &[usize]) -> wlnode_audit::verify::Report {
     )
 }
 
+/// S (0) — R (1) — N (3), with the addressee A (2) linked to R only as a raw peer,
+/// never started as a node, that takes every mail request R makes and never answers:
+/// it drops each stream (`hold` false) or holds it open until its own 20 s timeout
+/// (`hold` true: R's streams to A stay full). A stays connected for longer than any
+/// wait of the tests (the task is aborted at their end): were A to leave, R would
+/// offer its mail to N as to an away addressee. Returns once R has handed A one
+/// probe message, so R counts A as connected and the next message meets a
+/// connected, silent addressee.
+async fn relay_with_a_raw_addressee(hold: bool) -> (Cluster, tokio::task::JoinHandle<usize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut c = Cluster::simple(4, &[(0, 1), (1, 2), (1, 3)]);
+    c.start(0).await;
+    c.start(1).await;
+    c.start(3).await;
+    let mut raw = RawPeer::speaking(
+        wlnode_net::codec::MAIL_PROTOCOL,
+        Some(RawPeer::seed_of(&c.fed.nodes[2].dir)),
+        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
+        1024,
+    );
+    let taken = Arc::new(AtomicUsize::new(0));
+    let target = addr(&c, 1);
+    let server = tokio::spawn({
+        let taken = taken.clone();
+        async move {
+            let count = move |n| {
+                taken.store(n, Ordering::SeqCst);
+                false
+            };
+            if hold {
+                raw.hold(&target, 3 * T, count).await
+            } else {
+                raw.ignore(&target, 3 * T, count).await
+            }
+        }
+    });
+    let _probe = c
+        .node(0)
+        .services
+        .mail
+        .send(&code(2), "test.note", b"{}", 3_600_000)
+        .await
+        .unwrap();
+    wait_for(T, "R hands mail to the silent addressee", || async {
+        taken.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    (c, server)
+}
+
 /// Issue 21 §1, review s34-mail M1 (reopened in s35): the addressee stays connected
 /// to the relay and never answers its hand-overs (a raw peer with the addressee's
 /// node key that takes every mail stream and drops it unanswered). A relay offered a
@@ -549,45 +600,8 @@ fn verify_logs(c: &Cluster, nodes: &[usize]) -> wlnode_audit::verify::Report {
 /// handed on, gives the relay no finding whenever it expires).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_hands_mail_on_past_a_connected_addressee_that_never_answers() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // S (0) — R (1) — N (3); the addressee A (2) is linked to R only and is a raw
-    // peer, never started as a node.
-    let mut c = Cluster::simple(4, &[(0, 1), (1, 2), (1, 3)]);
-    c.start(0).await;
-    c.start(1).await;
-    c.start(3).await;
-    let mut raw = RawPeer::speaking(
-        wlnode_net::codec::MAIL_PROTOCOL,
-        Some(RawPeer::seed_of(&c.fed.nodes[2].dir)),
-        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
-        1024,
-    );
-    let taken = Arc::new(AtomicUsize::new(0));
-    let target = addr(&c, 1);
-    // Connected for longer than any wait below (aborted at the end): were A to
-    // leave, R would offer the copy to N as to an away addressee, fix or not.
-    let server = tokio::spawn({
-        let taken = taken.clone();
-        async move {
-            raw.ignore(&target, 3 * T, move |n| {
-                taken.store(n, Ordering::SeqCst);
-                false
-            })
-            .await
-        }
-    });
+    let (mut c, server) = relay_with_a_raw_addressee(false).await;
     let mail = &c.node(0).services.mail;
-    // R hands mail to A only while it counts A as connected: once A was handed
-    // something, the message below meets a connected, silent addressee at R.
-    let _probe = mail
-        .send(&code(2), "test.note", b"{}", 3_600_000)
-        .await
-        .unwrap();
-    wait_for(T, "R hands mail to the silent addressee", || async {
-        taken.load(Ordering::SeqCst) > 0
-    })
-    .await;
     // A lifetime far longer than the test: nothing here waits for it.
     let id = mail
         .send(&code(2), "test.note", b"{}", 3_600_000)
@@ -650,40 +664,8 @@ async fn a_relay_hands_mail_on_past_a_connected_addressee_that_never_answers() {
 /// sans-IO tests (`sync/src/mail/tests.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_whose_streams_to_its_addressee_are_full_hands_every_copy_on() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // S (0) — R (1) — N (3); A (2) is a raw peer linked to R only.
-    let mut c = Cluster::simple(4, &[(0, 1), (1, 2), (1, 3)]);
-    c.start(0).await;
-    c.start(1).await;
-    c.start(3).await;
-    let mut raw = RawPeer::speaking(
-        wlnode_net::codec::MAIL_PROTOCOL,
-        Some(RawPeer::seed_of(&c.fed.nodes[2].dir)),
-        wlnode_crypto::mail::MAX_FRAME_BYTES + 64,
-        1024,
-    );
-    let taken = Arc::new(AtomicUsize::new(0));
-    let target = addr(&c, 1);
-    let server = tokio::spawn({
-        let taken = taken.clone();
-        async move {
-            raw.hold(&target, 3 * T, move |n| {
-                taken.store(n, Ordering::SeqCst);
-                false
-            })
-            .await
-        }
-    });
+    let (mut c, server) = relay_with_a_raw_addressee(true).await;
     let mail = &c.node(0).services.mail;
-    let _probe = mail
-        .send(&code(2), "test.note", b"{}", 3_600_000)
-        .await
-        .unwrap();
-    wait_for(T, "R hands mail to the addressee", || async {
-        taken.load(Ordering::SeqCst) > 0
-    })
-    .await;
     // More copies than R has streams to A.
     let mut ids = Vec::new();
     for _ in 0..100 {
