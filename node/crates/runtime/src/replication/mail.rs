@@ -1624,6 +1624,29 @@ pub(crate) async fn load_mailer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sealed test message with id `[n; 16]` from `from` to `to`, living an hour
+    /// from a fixed time (one signing key, one recipient key, for the whole test).
+    fn sealed_for_test() -> impl Fn(u8, &str, &str) -> Envelope {
+        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
+        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
+        move |n, from, to| {
+            Envelope::seal(
+                &wlnode_crypto::mail::Draft {
+                    id: wlnode_crypto::model::MessageId([n; 16]),
+                    from: from.parse().unwrap(),
+                    to: to.parse().unwrap(),
+                    kind: "test",
+                    created_at: Timestamp(1_780_000_000_000),
+                    expires_at: Timestamp(1_780_003_600_000),
+                    plaintext: b"x",
+                },
+                &key,
+                &enc.public_key().unwrap(),
+            )
+            .unwrap()
+        }
+    }
     use wlnode_crypto::roster::RosterError;
 
     /// Review of issue 21, finding 8: every verification failure was a strike, so
@@ -2019,24 +2042,7 @@ mod tests {
         use wlnode_crypto::model::MessageId;
         use wlnode_net::RequestFailure as F;
         use wlnode_sync::mail::MailLimits;
-        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
-        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
-        let env = |n: u8, from: &str, to: &str| {
-            Envelope::seal(
-                &wlnode_crypto::mail::Draft {
-                    id: MessageId([n; 16]),
-                    from: from.parse().unwrap(),
-                    to: to.parse().unwrap(),
-                    kind: "test",
-                    created_at: Timestamp(1_780_000_000_000),
-                    expires_at: Timestamp(1_780_003_600_000),
-                    plaintext: b"x",
-                },
-                &key,
-                &enc.public_key().unwrap(),
-            )
-            .unwrap()
-        };
+        let env = sealed_for_test();
         let me: AgencyCode = "BB-X".parse().unwrap();
         let sender: AgencyCode = "AA-X".parse().unwrap();
         let addressee: AgencyCode = "CC-X".parse().unwrap();
@@ -2119,26 +2125,8 @@ mod tests {
     fn failed_hand_overs_of_relayed_messages_are_evidence_within_their_caps() {
         use wlnode_crypto::model::MessageId;
         use wlnode_net::RequestFailure as F;
-        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
-        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
-        let env = |n: u8, from: &str, to: &str| {
-            MailItem::Envelope(
-                Envelope::seal(
-                    &wlnode_crypto::mail::Draft {
-                        id: MessageId([n; 16]),
-                        from: from.parse().unwrap(),
-                        to: to.parse().unwrap(),
-                        kind: "test",
-                        created_at: Timestamp(1_780_000_000_000),
-                        expires_at: Timestamp(1_780_003_600_000),
-                        plaintext: b"x",
-                    },
-                    &key,
-                    &enc.public_key().unwrap(),
-                )
-                .unwrap(),
-            )
-        };
+        let sealed = sealed_for_test();
+        let env = |n: u8, from: &str, to: &str| MailItem::Envelope(sealed(n, from, to));
         let me: AgencyCode = "BB-X".parse().unwrap();
         let addressee: AgencyCode = "CC-X".parse().unwrap();
         let other: AgencyCode = "DD-X".parse().unwrap();
