@@ -353,25 +353,31 @@ impl Cover {
 }
 
 /// Keeps, of each key's sorted times, only those at least an hour (less the skew)
-/// after the last one kept, and returns them per `group`: the runtime audits one
-/// item to one neighbour at most once an hour, so only distinct items count toward
-/// its caps (review s36-delay M3: repeats of one id must not fake a saturated hour).
-fn distinct_hourly<K, G: std::hash::Hash + Eq>(
-    raw: HashMap<K, Vec<u64>>,
-    group: impl Fn(&K) -> G,
-    skew: u64,
-) -> HashMap<G, Vec<u64>> {
-    let mut out: HashMap<G, Vec<u64>> = HashMap::new();
-    for (k, mut times) in raw {
+/// after the last one kept: the runtime audits one item to one neighbour at most
+/// once an hour, so only distinct items count toward its caps (review s36-delay M3:
+/// repeats of one id must not fake a saturated hour).
+fn distinct_hourly<K>(raw: &mut HashMap<K, Vec<u64>>, skew: u64) {
+    for times in raw.values_mut() {
         times.sort_unstable();
-        let dest = out.entry(group(&k)).or_default();
         let mut last: Option<u64> = None;
-        for t in times {
-            if last.is_none_or(|l| t >= l.saturating_add(HOUR_MS - skew)) {
-                dest.push(t);
+        times.retain(|&t| {
+            let keep = last.is_none_or(|l| t >= l.saturating_add(HOUR_MS - skew));
+            if keep {
                 last = Some(t);
             }
-        }
+            keep
+        });
+    }
+}
+
+/// The times of `raw`, gathered per `group` of their keys.
+fn grouped<K, G: std::hash::Hash + Eq>(
+    raw: &HashMap<K, Vec<u64>>,
+    group: impl Fn(&K) -> G,
+) -> HashMap<G, Vec<u64>> {
+    let mut out: HashMap<G, Vec<u64>> = HashMap::new();
+    for (k, times) in raw {
+        out.entry(group(k)).or_default().extend_from_slice(times);
     }
     out
 }
@@ -732,26 +738,14 @@ pub(super) fn check_mail_delay(roster: &Roster, logs: &[Log<'_>], report: &mut R
         };
         dest.insert((node, p, id), times);
     }
-    let failed_all = distinct_hourly(
-        failed_raw.clone(),
-        |k: &(Node, AgencyCode, String)| k.0.clone(),
-        skew,
-    );
-    let failed_to = distinct_hourly(
-        failed_raw,
-        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
-        skew,
-    );
-    let refused_to = distinct_hourly(
-        refused_raw,
-        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
-        skew,
-    );
-    let offers_to = distinct_hourly(
-        offers_raw,
-        |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone()),
-        skew,
-    );
+    for raw in [&mut failed_raw, &mut refused_raw, &mut offers_raw] {
+        distinct_hourly(raw, skew);
+    }
+    let by_pair = |k: &(Node, AgencyCode, String)| (k.0.clone(), k.1.clone());
+    let failed_all = grouped(&failed_raw, |k: &(Node, AgencyCode, String)| k.0.clone());
+    let failed_to = grouped(&failed_raw, by_pair);
+    let refused_to = grouped(&refused_raw, by_pair);
+    let offers_to = grouped(&offers_raw, by_pair);
     // Per (relay, neighbour): its acceptances of relayed copies the relay signed
     // custody of, by signed time, with a segment tree of those custody times; and
     // the earliest acceptance of each copy.
