@@ -316,7 +316,9 @@ struct Log<'a> {
     vouched_before: Vec<(u64, u64)>,
     /// Per (event index, signer): the outcome of the roster check of the signature
     /// on that event's ack or offer (see [`Log::signature`]).
-    signatures: std::cell::RefCell<HashMap<(u64, AgencyCode), SignatureCheck>>,
+    /// Per event index, since an event carries one ack or offer (a lookup clones
+    /// nothing).
+    signatures: std::cell::RefCell<HashMap<u64, Vec<(AgencyCode, SignatureCheck)>>>,
 }
 
 /// The outcome of a roster check of a signature: `None` when it fails, else the
@@ -336,12 +338,20 @@ impl Log<'_> {
         signer: &AgencyCode,
         check: impl FnOnce() -> SignatureCheck,
     ) -> SignatureCheck {
-        let key = (index, signer.clone());
-        if let Some(known) = self.signatures.borrow().get(&key) {
-            return *known;
+        let known = self.signatures.borrow().get(&index).and_then(|v| {
+            v.iter()
+                .find(|(who, _)| who == signer)
+                .map(|(_, outcome)| *outcome)
+        });
+        if let Some(known) = known {
+            return known;
         }
         let outcome = check();
-        self.signatures.borrow_mut().insert(key, outcome);
+        self.signatures
+            .borrow_mut()
+            .entry(index)
+            .or_default()
+            .push((signer.clone(), outcome));
         outcome
     }
 
