@@ -80,6 +80,39 @@ fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     false
 }
 
+/// Waits (up to `T`) for a consultation event of `kind` on a node's bus since `rx`
+/// was made, handing every consultation event it reads on the way to `check`. A
+/// lagging receiver skips what it lost and reads on.
+async fn consultation_event(
+    rx: &mut tokio::sync::broadcast::Receiver<wlnode_runtime::events::NodeEvent>,
+    kind: &str,
+    check: impl Fn(&wlnode_runtime::events::NodeEvent),
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(T, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.kind == wlnode_config::EventType::Consultation => {
+                    check(&e);
+                    let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+                    if v["kind"] == kind {
+                        return true;
+                    }
+                    seen.push(v["kind"].to_string());
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return false,
+            }
+        }
+    })
+    .await;
+    assert!(
+        found == Ok(true),
+        "no {kind} consultation event within {T:?}; others seen: {seen:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_message_crosses_a_relay_that_never_sees_its_content() {
     // A — B — C: A and C have no link.
@@ -526,20 +559,19 @@ async fn consultation_through_a_relay_objection_then_grant_notifies_every_admitt
             .is_some_and(|h| h.consultation.current_answer() == Some(Answer::Objection))
     })
     .await;
-    let kinds = |rx: &mut tokio::sync::broadcast::Receiver<wlnode_runtime::events::NodeEvent>| {
-        let mut out = Vec::new();
-        while let Ok(e) = rx.try_recv() {
-            if e.kind == wlnode_config::EventType::Consultation {
-                let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
-                assert_eq!(v["consultation_id"], id.to_string(), "{v}");
-                assert!(!e.json.contains(DETAILS_MARKER), "metadata only: {v}");
-                out.push(v["kind"].as_str().unwrap().to_owned());
-            }
-        }
-        out
+    // The node saves a consultation a moment before it announces it, so each event is
+    // waited for, not read from what the bus holds at that instant (the race a CI run
+    // hit in malicious.rs at s37).
+    let told = |rx, kind| async move {
+        consultation_event(rx, kind, |e| {
+            let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+            assert_eq!(v["consultation_id"], id.to_string(), "{v}");
+            assert!(!e.json.contains(DETAILS_MARKER), "metadata only: {v}");
+        })
+        .await
     };
-    assert!(kinds(&mut a_events).contains(&"received".to_owned()));
-    assert!(kinds(&mut c_events).contains(&"answered".to_owned()));
+    told(&mut a_events, "received").await;
+    told(&mut c_events, "answered").await;
     // C grants despite the objection: the notice goes to every member the entry's
     // distribution (groups eu) admits, A included, C itself and E (not in eu) not.
     let decided = c

@@ -112,21 +112,41 @@ async fn honest_traffic_flows(c: &Cluster, tag: &str) {
     .await;
 }
 
-/// The `audit_violation` events of `kind` a node's bus has carried since `rx` was made.
-fn violations(
+/// Waits (up to `T`) for an `audit_violation` event of `kind` that `matches`, on a
+/// node's bus since `rx` was made, and returns it. The node counts a ban or an
+/// equivocation in its metrics a moment before it emits the event, so a test that saw
+/// the count must wait for the event, not take what the bus holds at that instant
+/// (CI failure at s37: the bus was read between the two). A lagging receiver skips
+/// what it lost and reads on.
+async fn violation(
     rx: &mut tokio::sync::broadcast::Receiver<wlnode_runtime::events::NodeEvent>,
     kind: &str,
-) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        if e.kind == wlnode_config::EventType::AuditViolation {
-            let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
-            if v["kind"] == kind {
-                out.push(v);
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(T, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if e.kind == wlnode_config::EventType::AuditViolation => {
+                    let v: serde_json::Value = serde_json::from_str(&e.json).unwrap();
+                    if v["kind"] == kind {
+                        if matches(&v) {
+                            return Some(v);
+                        }
+                        seen.push(v);
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
             }
         }
+    })
+    .await;
+    match found {
+        Ok(Some(v)) => v,
+        _ => panic!("no matching {kind} violation within {T:?}; others of that kind: {seen:?}"),
     }
-    out
 }
 
 async fn banned(c: &Cluster) -> bool {
@@ -234,8 +254,7 @@ async fn garbage_and_oversized_frames_ban_the_sender_at_the_threshold() {
     }
     wait_for(T, "B bans M", || banned(&c)).await;
     // The ban is announced to B's officers as an audit violation.
-    let seen = violations(&mut events, "peer_banned");
-    assert!(seen.iter().any(|v| v["agency"] == "MM-ROGUE"), "{seen:?}");
+    violation(&mut events, "peer_banned", |v| v["agency"] == "MM-ROGUE").await;
     let m = c.metrics(B);
     assert!(
         counter(
@@ -637,11 +656,10 @@ async fn an_equivocating_pair_is_kept_and_marked_disputed_everywhere() {
         "same derived state: {derived:?}"
     );
     // B announced the equivocation to its officers, naming both records.
-    let seen = violations(&mut events, "equivocation");
-    let ev = seen
-        .iter()
-        .find(|v| v["entry_id"] == entry.to_hex().as_str())
-        .unwrap_or_else(|| panic!("no equivocation event: {seen:?}"));
+    let ev = violation(&mut events, "equivocation", |v| {
+        v["entry_id"] == entry.to_hex().as_str()
+    })
+    .await;
     assert_eq!(ev["origin"], "MM-ROGUE");
     for r in [x.id(), y.id()] {
         assert!(
