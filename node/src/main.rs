@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         // wanted, so this is no error (README "Scripting"). Only that very error: a
         // command that keeps running after its output closed (`audit serve`) still
         // reports a later failure (final read of s36).
-        Err(e) if cmd::stdout_closed() && is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if reader_gone(cmd::stdout_closed(), &e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes joined, newlines flattened.
             let msg = format!("{e:#}").replace('\n', " ");
@@ -42,10 +42,40 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether `e` is, or was caused by, a write that found its reader gone (EPIPE).
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// Whether the command's error `e` only says that the reader of our output has gone:
+/// our standard output found its pipe closed (`stdout_closed`), and `e` is, or was
+/// caused by, a write that found its reader gone (EPIPE). Any other error, also one
+/// after the output closed, is reported.
+fn reader_gone(stdout_closed: bool, e: &anyhow::Error) -> bool {
+    stdout_closed
+        && e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reader_gone;
+    use std::io::{Error, ErrorKind};
+
+    /// Only a broken pipe on a closed standard output exits quietly (final read of
+    /// s36): a later failure of a command still running after its output closed
+    /// (`audit serve`), or a broken pipe to something else (a peer, a webhook), is
+    /// reported.
+    #[test]
+    fn only_a_closed_output_pipe_exits_quietly() {
+        let pipe = || anyhow::Error::new(Error::from(ErrorKind::BrokenPipe));
+        let wrapped = pipe().context("writing the roster").context("roster show");
+        let other = anyhow::Error::new(Error::from(ErrorKind::PermissionDenied))
+            .context("opening the store");
+        assert!(reader_gone(true, &pipe()));
+        assert!(reader_gone(true, &wrapped), "a cause deep in the chain");
+        assert!(!reader_gone(true, &other), "a later failure is reported");
+        assert!(!reader_gone(true, &anyhow::anyhow!("store locked")));
+        assert!(
+            !reader_gone(false, &wrapped),
+            "a broken pipe elsewhere, our output still open"
+        );
+    }
 }
