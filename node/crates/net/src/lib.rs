@@ -294,6 +294,12 @@ pub enum RequestFailure {
 /// [`RequestFailure::Busy`] and an inbound one is dropped.
 pub const MAX_STREAMS: usize = 64;
 
+/// How long a request of ours (sync, audit or mail) may wait for its answer before
+/// libp2p ends it with a timeout: every request ends, with an answer or a failure,
+/// within it (the mailer's sweep of hand-overs whose end never came is set well past
+/// it: `wlnode_sync::mail::MailLimits::stale_request_ms`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The runtime's handle on the network: commands in.
 #[derive(Clone, Debug)]
 pub struct NetHandle {
@@ -415,7 +421,7 @@ pub async fn start(
         .with_quic()
         .with_behaviour(|key| {
             let rr_cfg = request_response::Config::default()
-                .with_request_timeout(Duration::from_secs(120))
+                .with_request_timeout(REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(MAX_STREAMS);
             Behaviour {
                 gate: gate::Gate::default(),

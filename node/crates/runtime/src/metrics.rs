@@ -188,8 +188,10 @@ pub struct Metrics {
     /// `watch_hit` events raised.
     pub watch_hits: Counter,
     /// Sealed messages and receipts moved, by action (`sent`, `handed`, `received`,
-    /// `delivered`, `receipt`, `expired`, `duplicate`, `relay_expired`, and
-    /// `unmatched_end`: ends of hand-overs that matched no request in flight, s37).
+    /// `delivered`, `receipt`, `expired`, `duplicate`, `relay_expired`,
+    /// `unmatched_end`: ends of hand-overs that matched no request in flight, s37,
+    /// and `stale_request`: hand-overs with no end reported long past the request
+    /// timeout, ended as failures, s38).
     pub mail: Family<MailLabel, Counter>,
     /// Sealed messages and receipts refused, by peer and reason (`forged`,
     /// `replayed`, `expired`, `oversized`, `malformed`, `quota`, ...).

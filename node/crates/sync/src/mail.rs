@@ -155,6 +155,15 @@ pub struct MailLimits {
     /// the first full stream, then one every 30 s: 64 per 30 s, about 2 a second,
     /// for a neighbour that never frees a stream).
     pub full_streams_batch: usize,
+    /// How long a hand-over may stay in flight with no end reported, ms, before the
+    /// next [`Mailer::retry`] takes it as failed (a miss, as a failure with no signed
+    /// answer) and counts it ([`Mailer::take_stale_requests`]). The network ends every
+    /// request within its timeout (`wlnode_net::REQUEST_TIMEOUT`, 120 s), so this only
+    /// catches an end that was lost: without it the item was never offered to that
+    /// neighbour again, and a message we relay could sit until it expired, with us
+    /// named for it (`mail_not_relayed`). Far past the timeout, so a slow answer is
+    /// never taken for a lost one (a runtime test ties the two).
+    pub stale_request_ms: u64,
     /// Messages one sender may deliver into our inbox per window.
     pub per_sender_deliveries: usize,
     /// Bytes one sender may deliver into our inbox per window.
@@ -180,6 +189,7 @@ impl Default for MailLimits {
             full_streams_pause_ms: 1_000,
             full_streams_pause_max_ms: 30_000,
             full_streams_batch: FULL_STREAMS_BATCH,
+            stale_request_ms: 10 * 60 * 1000,
             per_sender_deliveries: 256,
             per_sender_delivery_bytes: 16 * 1024 * 1024,
             delivery_window_ms: 3600 * 1000,
@@ -475,12 +485,38 @@ impl Held {
     /// changes nothing else (review s36-int L1: matched by count, a quick answer to
     /// the next request was taken for the slow one's end).
     /// Returns when that request was sent, if it was the current one.
+    ///
+    /// (See also [`Held::sweep_stale_requests`], which ends requests whose end never
+    /// came.)
     fn end_request(&mut self, peer: &AgencyCode, ticket: Ticket) -> Option<u64> {
         if self.in_flight.get(peer).is_some_and(|f| f.ticket == ticket) {
             self.in_flight.remove(peer).map(|f| f.sent)
         } else {
             None
         }
+    }
+
+    /// Hand-overs in flight for `bound_ms` or longer, whose end was never reported,
+    /// end now as failures with no signed answer: the neighbour leaves `in_flight`
+    /// for `failed` (offered the item again at a retry), and the addressee of a
+    /// message we relay counts a miss. Their late end, if it ever comes, is no
+    /// longer the neighbour's current request and changes nothing. Returns how many
+    /// ended so.
+    fn sweep_stale_requests(&mut self, now_ms: u64, bound_ms: u64) -> u64 {
+        let stale: Vec<AgencyCode> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| now_ms >= f.sent.saturating_add(bound_ms))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in &stale {
+            self.in_flight.remove(peer);
+            if self.relayed_message() && peer == self.addressee() {
+                self.addressee_misses = self.addressee_misses.saturating_add(1);
+            }
+            self.failed.insert(peer.clone());
+        }
+        stale.len() as u64
     }
 }
 
@@ -636,6 +672,10 @@ pub struct Mailer {
     /// Ends of hand-overs that matched no request in flight, since the caller last
     /// took the count ([`Mailer::take_unmatched_ends`]; s37 final review L6).
     unmatched_ends: u64,
+    /// Hand-overs in flight past [`MailLimits::stale_request_ms`] with no end
+    /// reported, ended as failures since the caller last took the count
+    /// ([`Mailer::take_stale_requests`]).
+    stale_requests: u64,
 }
 
 impl Mailer {
@@ -657,6 +697,7 @@ impl Mailer {
             next_ticket: 0,
             full: BTreeMap::new(),
             unmatched_ends: 0,
+            stale_requests: 0,
         }
     }
 
@@ -1607,6 +1648,13 @@ impl Mailer {
         std::mem::take(&mut self.unmatched_ends)
     }
 
+    /// How many hand-overs [`Mailer::retry`] ended as failures since the last call
+    /// because no end was reported within [`MailLimits::stale_request_ms`]: each is
+    /// an end the network layer lost, which the caller logs and counts.
+    pub fn take_stale_requests(&mut self) -> u64 {
+        std::mem::take(&mut self.stale_requests)
+    }
+
     /// A neighbour came back (or another connected): offer our own undelivered items
     /// to everyone again after the current backoff (what a relay held may have been
     /// lost there).
@@ -1630,10 +1678,14 @@ impl Mailer {
     /// ([`Mailer::on_connected`]) (review of issue 21, finding 11: items were offered
     /// to every neighbour at every retry, for their whole life). Retries run even while
     /// other hand-overs of the item are in flight (review s36-int M1, review of
-    /// s36-fix M2), each neighbour's own in-flight hand-over excepted.
+    /// s36-fix M2), each neighbour's own in-flight hand-over excepted. A hand-over in
+    /// flight for [`MailLimits::stale_request_ms`] with no end reported is ended here
+    /// as a failure first.
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
         for h in self.held.values_mut() {
+            let stale = h.sweep_stale_requests(now.as_millis(), limits.stale_request_ms);
+            self.stale_requests = self.stale_requests.saturating_add(stale);
             // Here, not in `poll` (which runs after this): an addressee whose request
             // just counted as a miss is not busy any more, and is offered the
             // message again in this round when the backoff has passed.

@@ -1421,6 +1421,17 @@ impl Service {
             self.metrics.mail_n("unmatched_end", unmatched);
         }
         self.mail.mailer.retry(now);
+        // Hand-overs whose end the network never reported, ended by this retry as
+        // failures (`MailLimits::stale_request_ms`): an end was lost, which should
+        // never happen, so it is a warning.
+        let stale = self.mail.mailer.take_stale_requests();
+        if stale > 0 {
+            tracing::warn!(
+                stale,
+                "mail hand-overs with no end reported long past the request timeout: ended as failures, offered again"
+            );
+            self.metrics.mail_n("stale_request", stale);
+        }
         let (sends, events) = self.mail.mailer.poll(&connected, now);
         let mut job = MailJob::default();
         for ev in events {
@@ -2026,6 +2037,20 @@ mod tests {
             wlnode_net::MAX_STREAMS
         );
         assert_eq!(wlnode_audit::verify::MAIL_STREAMS, wlnode_net::MAX_STREAMS);
+    }
+
+    /// The mailer's sweep of hand-overs whose end never came waits well past the
+    /// network's request timeout, so a slow answer is never taken for a lost one
+    /// (and two requests of one item to one neighbour are never open because of it).
+    #[test]
+    fn a_lost_end_is_swept_only_long_after_the_request_timeout() {
+        let limits = wlnode_sync::mail::MailLimits::default();
+        let timeout = u64::try_from(wlnode_net::REQUEST_TIMEOUT.as_millis()).unwrap();
+        assert!(
+            limits.stale_request_ms >= 4 * timeout,
+            "{} ms against a {timeout} ms timeout",
+            limits.stale_request_ms
+        );
     }
 
     /// s37 final review M3: the runtime's half of review s37-order H1. A request

@@ -1428,11 +1428,12 @@ fn a_neighbour_holding_its_hand_over_open_does_not_starve_the_others() {
     // The addressee is away: the copy goes to both neighbours.
     let connected = set(&["SS-X", "M1-X", "M2-X"]);
     assert_eq!(targets(&r.poll(&connected, t(0)).0), ["M1-X", "M2-X"]);
-    // M1 fails at once; M2's request stays open throughout.
+    // M1 fails at once; M2's request stays open until it is taken for a lost end
+    // (`stale_request_ms`, 10 min: the network would have ended it long before).
     r.fail("M1-X", &key);
     let mut to_m1 = 0;
     let mut at = 0;
-    while at < 3 * limits.retry_max_ms {
+    while at + 30_000 < limits.stale_request_ms {
         at += 30_000;
         for s in retry_poll(&mut r, &connected, t(at)) {
             assert_eq!(s.to.as_str(), "M1-X", "M2 is in flight");
@@ -2075,4 +2076,54 @@ fn the_auditors_lifetime_bound_uses_these_limits() {
         wlnode_audit::verify::ADDRESSEE_ANSWER_MS
     );
     assert_eq!(l.retry_max_ms, wlnode_audit::verify::RETRY_MAX_MS);
+}
+
+/// A hand-over whose end the network never reports (a lost end: the network ends
+/// every request within its 120 s timeout) no longer keeps the item from that
+/// neighbour for good. Before, the neighbour stayed in flight and `poll` never
+/// offered it the item again: a message we relay sat until it expired, with us named
+/// for it. Past `stale_request_ms` the next retry ends it as a failure and counts
+/// it; the item is offered again; the lost end, should it come after all, changes
+/// nothing but the count of unmatched ends.
+#[test]
+fn a_hand_over_whose_end_never_comes_is_ended_at_the_bound_and_offered_again() {
+    let a_key = SecretKey::from_seed(&[1; 32]);
+    let mut a = Mailer::new(code("AA-X"), MailLimits::default());
+    let bound = a.limits.stale_request_ms;
+    let env = envelope(1, "AA-X", "BB-X", b"hello", &a_key);
+    a.send(env, t(0)).unwrap();
+    let r = set(&["RR-X"]);
+    let first = retry_poll(&mut a, &r, t(1));
+    assert_eq!(first.len(), 1, "{first:?}");
+    let lost = first[0].ticket;
+    let key = first[0].key;
+    // Up to the bound the request is only slow: R is not offered the item again.
+    let mut at = 1;
+    while at < bound {
+        at += 30_000;
+        let sends = retry_poll(&mut a, &r, t(at.min(bound)));
+        assert!(sends.is_empty(), "at +{at} ms: {sends:?}");
+        assert_eq!(a.take_stale_requests(), 0);
+    }
+    // From the bound on it is taken as failed and counted, once, and R is offered
+    // the item again once the item's backoff (at most `retry_max_ms`) has passed.
+    let mut sends = retry_poll(&mut a, &r, t(bound + 1));
+    assert_eq!(a.take_stale_requests(), 1);
+    at = bound + 1;
+    while sends.is_empty() && at <= bound + 1 + a.limits.retry_max_ms {
+        at += 1_000;
+        sends = retry_poll(&mut a, &r, t(at));
+    }
+    assert_eq!(a.take_stale_requests(), 0);
+    assert_eq!(sends.len(), 1, "offered again: {sends:?}");
+    assert_eq!(sends[0].to, code("RR-X"));
+    assert_ne!(sends[0].ticket, lost);
+    // The lost end arriving after all is not the current request.
+    a.on_handed(&code("RR-X"), &key, lost);
+    assert_eq!(a.take_unmatched_ends(), 1);
+    assert_eq!(a.take_stale_requests(), 0);
+    // A request that ends in time is never counted stale.
+    a.on_handed(&code("RR-X"), &key, sends[0].ticket);
+    let sends = retry_poll(&mut a, &r, t(3 * bound));
+    assert_eq!(a.take_stale_requests(), 0, "{sends:?}");
 }
