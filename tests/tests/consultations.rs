@@ -1278,9 +1278,21 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
         Some(wlnode_crypto::model::OnHit::Notify)
     );
     assert_eq!(head(silent).await.record.header().on_hit, None);
-    wait_for(T, "B's index holds them", || async {
+    // The store's own head, not the ingest task's (published after the write the
+    // wait above saw; s38 flake hunt).
+    let seq = c
+        .node(1)
+        .services
+        .store
+        .call(|s| s.head_seq())
+        .await
+        .unwrap();
+    assert!(
+        c.node(1).services.screen.wait_applied(seq, T).await,
+        "B's index holds them"
+    );
+    wait_for(T, "B's index is ready", || async {
         c.node(1).services.screen.is_ready()
-            && c.node(1).services.screen.applied_seq() >= c.node(1).services.ingested.head()
     })
     .await;
     let b = officer(&c, 1, "officer", &["screener", "consultant"]).await;
@@ -1379,23 +1391,29 @@ async fn hits_on_entries_that_ask_are_marked_and_reported_and_others_are_refused
             .await
             .unwrap();
     }
+    // A counts a refused hit report a moment before it audits it: the audit is
+    // waited for too, not read once (s38 flake hunt).
+    let refused_reasons = || async {
+        audit_events(&c, 0)
+            .await
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Mail {
+                    action,
+                    kind,
+                    reason: Some(r),
+                    ..
+                } if action == "rejected" && kind == "hit_report" => Some(r.clone()),
+                _ => None,
+            })
+            .collect::<Vec<String>>()
+    };
     wait_for(T, "A refuses both raw hit reports", || async {
         c.node(0).services.consultations.refused_hit_reports() == 2
+            && refused_reasons().await.len() >= 2
     })
     .await;
-    let mut reasons: Vec<String> = audit_events(&c, 0)
-        .await
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Mail {
-                action,
-                kind,
-                reason: Some(r),
-                ..
-            } if action == "rejected" && kind == "hit_report" => Some(r.clone()),
-            _ => None,
-        })
-        .collect();
+    let mut reasons = refused_reasons().await;
     reasons.sort();
     assert_eq!(
         reasons,
@@ -2482,11 +2500,22 @@ async fn a_refused_request_gets_a_signed_refusal_and_forged_refusals_are_rejecte
             && refused_in_audit(&c, 0, "consult_request").await == 6
     })
     .await;
-    let to_c: Vec<OutboxItem> = refusals_sent(&c, 0)
-        .await
-        .into_iter()
-        .filter(|o| o.to == code(2))
-        .collect();
+    // A audits a refusal before it seals and queues the signed refusal (a store
+    // read and the mail writer's flushed write later), so the last one may not be
+    // in the outbox yet: waited for, not read once (s38 flake hunt). The count is
+    // checked exactly below, and again at C's inbox.
+    let refusals_to_c = || async {
+        refusals_sent(&c, 0)
+            .await
+            .into_iter()
+            .filter(|o| o.to == code(2))
+            .collect::<Vec<OutboxItem>>()
+    };
+    wait_for(T, "A's four refusals to C are queued", || async {
+        refusals_to_c().await.len() >= 4
+    })
+    .await;
+    let to_c = refusals_to_c().await;
     assert_eq!(to_c.len(), 4, "{to_c:?}");
     assert!(to_c.iter().all(|o| o.size == to_c[0].size), "{to_c:?}");
     wait_for(T, "C has A's four refusals", || async {

@@ -392,6 +392,10 @@ async fn metrics_cover_replication_per_peer() {
                 >= 1.0
                 && m0.contains("wlnode_sync_lag{peer=\"BB-CUSTOMS\"}")
                 && m1.contains("wlnode_sync_lag{peer=\"AA-EXPORT\"}")
+                // Node 1 counts what it received and stored after the store write
+                // the first wait saw (s38 flake hunt): waited for, asserted below.
+                && counter(&m1, "wlnode_records_received_total", "AA-EXPORT") >= 3.0
+                && counter(&m1, "wlnode_records_stored_total", "peer") >= 3.0
         }
     })
     .await;

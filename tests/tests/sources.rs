@@ -459,12 +459,19 @@ async fn a_server_that_is_down_is_retried_with_backoff_audited_counted_and_then_
     ));
     c.start(0).await;
 
+    // The node counts a failure, then audits it (a flushed write), then publishes
+    // the status: all three are waited for, not read once after the count (s38
+    // flake hunt).
     wait_for(WAIT, "a failed refresh and a retry", || async {
         counter(
             &c.metrics(0),
             "wlnode_source_failures_total",
             "class=\"connect\"",
         ) >= 2.0
+            && status_of(&c, "list").await["consecutive_failures"]
+                .as_u64()
+                .is_some_and(|f| f >= 2)
+            && refresh_events(&c).await.len() >= 2
     })
     .await;
     let st = status_of(&c, "list").await;
