@@ -273,6 +273,49 @@ impl MailHeader {
     }
 }
 
+/// The most bytes of an [`Envelope::identity`]: a header and a signature.
+pub const MAX_IDENTITY_BYTES: usize = MAX_HEADER_BYTES + 64;
+
+/// A message copy's identity read back from its bytes ([`Envelope::identity`]): the
+/// routing header it carries and the digest those bytes hash to. The digest is what
+/// a neighbour signs in its custody ack ([`HandoverBody::item_digest`]), so a header
+/// whose digest equals a signed one is the header of the copy that neighbour took,
+/// expiry included, whoever logged the bytes (a hash preimage, no signature check
+/// needed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyIdentity {
+    /// The copy's routing header.
+    pub header: MailHeader,
+    /// SHA-256 of the bytes ([`Envelope::identity_digest`]).
+    pub digest: [u8; 32],
+}
+
+impl CopyIdentity {
+    /// Reads identity bytes: at most [`MAX_IDENTITY_BYTES`], a header that decodes
+    /// and passes the header checks, then the 64 signature bytes (not verified: the
+    /// digest is what binds them).
+    pub fn parse(bytes: &[u8]) -> Result<Self, MailError> {
+        if bytes.len() > MAX_IDENTITY_BYTES {
+            return Err(MailError::TooLarge {
+                what: "copy identity",
+                size: bytes.len(),
+                limit: MAX_IDENTITY_BYTES,
+            });
+        }
+        let Some(split) = bytes.len().checked_sub(64) else {
+            return Err(MailError::malformed(
+                "copy identity",
+                format!("{} bytes, shorter than a signature", bytes.len()),
+            ));
+        };
+        let (header, _signature) = bytes.split_at(split);
+        Ok(Self {
+            header: MailHeader::from_bytes(header)?,
+            digest: crate::sha256::digest(bytes),
+        })
+    }
+}
+
 /// What a sender asks to seal.
 #[derive(Debug)]
 pub struct Draft<'a> {
@@ -478,14 +521,24 @@ impl Envelope {
         self.hops
     }
 
-    /// SHA-256 over the signed header and the signature: equal for every copy of one
-    /// message whatever its hop count, different for another message under the same
-    /// id (a replay).
+    /// SHA-256 over the signed header and the signature ([`Envelope::identity`]):
+    /// equal for every copy of one message whatever its hop count, different for
+    /// another message under the same id (a replay).
     pub fn identity_digest(&self) -> [u8; 32] {
+        crate::sha256::digest(&self.identity())
+    }
+
+    /// What [`Envelope::identity_digest`] is taken over: the signed routing header's
+    /// bytes and the sender's signature (64 bytes). Metadata only, what every relay
+    /// reads (id, sender, recipient, type, times, size, keys), never the body. A node
+    /// logs it beside a hand-over its neighbour signed custody of, so an auditor can
+    /// read the copy's expiry from the very bytes the neighbour's signed digest
+    /// names ([`CopyIdentity::parse`]).
+    pub fn identity(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(self.header_bytes.len() + 64);
         b.extend_from_slice(&self.header_bytes);
         b.extend_from_slice(self.signature.as_bytes());
-        crate::sha256::digest(&b)
+        b
     }
 
     /// The same envelope one hop further on.

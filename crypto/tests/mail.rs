@@ -10,8 +10,8 @@
 
 use wlnode_crypto::keys::SecretKey;
 use wlnode_crypto::mail::{
-    BodyFormat, Draft, Envelope, MAX_BODY_BYTES, MAX_EXPIRY_MS, MAX_PLAINTEXT_BYTES, MailError,
-    MailItem, Receipt,
+    BodyFormat, CopyIdentity, Draft, Envelope, MAX_BODY_BYTES, MAX_EXPIRY_MS, MAX_IDENTITY_BYTES,
+    MAX_PLAINTEXT_BYTES, MailError, MailItem, Receipt,
 };
 use wlnode_crypto::model::{AgencyCode, CountryCode, MessageId};
 use wlnode_crypto::roster::{
@@ -749,4 +749,46 @@ fn an_answer_signing_another_addressee_does_not_fit() {
         steered.verify(&r, &b.code).unwrap();
         assert_eq!(steered.fit(&item, &a.code), AckFit::Mismatch);
     }
+}
+
+/// A copy's identity bytes read back give its header (the expiry an auditor judges a
+/// relay by) and the digest a custody ack signs; they carry no body; anything else
+/// (truncated, too long, a header that fails its checks) is a typed error.
+#[test]
+fn a_copys_identity_reads_back_to_its_header_and_signed_digest() {
+    let (a, b) = (agency("AA-X", 1), agency("BB-X", 2));
+    let r = roster(&[&a, &b], None);
+    let body = b"MARKER-details of the intended transaction";
+    let env = Envelope::seal(
+        &draft(&a, &b, body),
+        &a.sign,
+        &r.encryption_key(&b.code, Timestamp(T0)).unwrap(),
+    )
+    .unwrap();
+    let bytes = env.next_hop().identity();
+    assert!(!bytes.windows(6).any(|w| w == b"MARKER"), "metadata only");
+    assert!(bytes.len() <= MAX_IDENTITY_BYTES);
+    let id = CopyIdentity::parse(&bytes).unwrap();
+    assert_eq!(&id.header, env.header());
+    assert_eq!(id.header.expires_at, Timestamp(T0 + DAY));
+    assert_eq!(id.digest, env.identity_digest());
+    assert_eq!(id.digest, MailItem::Envelope(env.clone()).identity_digest());
+    // Another signature is another copy: same header, another digest.
+    let mut other = bytes.clone();
+    let last = other.len() - 1;
+    other[last] ^= 1;
+    let o = CopyIdentity::parse(&other).unwrap();
+    assert_eq!(o.header, id.header);
+    assert_ne!(o.digest, id.digest);
+    // Bad bytes are typed errors, never a panic.
+    assert!(matches!(
+        CopyIdentity::parse(&bytes[..63]),
+        Err(MailError::Malformed { .. })
+    ));
+    assert!(CopyIdentity::parse(&bytes[..bytes.len() - 65]).is_err());
+    assert!(CopyIdentity::parse(&[0xff; 200]).is_err());
+    assert!(matches!(
+        CopyIdentity::parse(&vec![0; MAX_IDENTITY_BYTES + 1]),
+        Err(MailError::TooLarge { .. })
+    ));
 }

@@ -154,6 +154,25 @@ async fn hand_overs_through_a_relay_carry_signed_acks_that_prove_a_hidden_custod
         ),
         (Some(id), "message", Some(code(0)), code(1), true, "ok")
     );
+    // Beside it, the copy's identity bytes (s38): metadata only, hashing to the
+    // digest B signed, with the expiry the message carries.
+    let copy_of = |kind: &EventKind| {
+        let EventKind::Mail {
+            copy: Some(hex_bytes),
+            expires_at,
+            ..
+        } = kind
+        else {
+            panic!("no copy in {kind:?}");
+        };
+        let bytes = hex::decode(hex_bytes).unwrap();
+        let copy = wlnode_crypto::mail::CopyIdentity::parse(&bytes).unwrap();
+        assert_eq!(Some(copy.header.expires_at.as_millis()), *expires_at);
+        assert_eq!(copy.header.id, id);
+        copy
+    };
+    let a_copy = copy_of(mail_events(&a_events, &id, "handed")[0]);
+    assert_eq!(Some(a_copy.digest), b.item_digest);
     // B's carries C's.
     let b_events = audit_events(&c, 1).await;
     let handed_to_c: Vec<_> = mail_events(&b_events, &id, "handed")
@@ -162,6 +181,12 @@ async fn hand_overs_through_a_relay_carry_signed_acks_that_prove_a_hidden_custod
         .collect();
     let ack = signed_ack(handed_to_c[0], &roster, 2);
     assert_eq!(ack.body().from_hop, Some(code(1)));
+    assert_eq!(Some(copy_of(handed_to_c[0]).digest), ack.body().item_digest);
+    assert_eq!(
+        copy_of(handed_to_c[0]),
+        a_copy,
+        "one copy, whatever the hop"
+    );
     // C's answer signs the addressee (`/wlnode/mail/5`, review s32-mail L1).
     assert_eq!(ack.body().addressee, Some(code(2)));
     // C's log keeps B's signed offer of that copy (review s32-mail H1): B's route is

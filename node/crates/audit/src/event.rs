@@ -252,6 +252,16 @@ pub enum EventKind {
         /// `wlnode/mail-offer/v1` context).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ack: Option<String>,
+        /// Since s38, on `handed` of a message: the copy's identity bytes (hex of
+        /// `wlnode_crypto::mail::Envelope::identity`: the sender-signed routing header
+        /// and the signature, metadata only), whose SHA-256 is the digest the
+        /// neighbour's custody ack in `ack` signs. An auditor reads the expiry the
+        /// neighbour took the copy with from it, not from the neighbour's own log
+        /// (whose early expiry had left the copy unjudged). Absent in older events,
+        /// which read and hash as before; an auditor before s38 refuses an event
+        /// carrying it (`bad_event`): upgrade the auditors first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copy: Option<String>,
     },
     /// A step of an Art. 16 consultation as this node saw it (issue 21): the
     /// consultation id, the step, when, from whom to whom, and for answers and
@@ -733,5 +743,26 @@ mod tests {
         let mut bad = s.clone();
         bad.checkpoint.size = 4;
         assert_eq!(bad.verify(), Err(CheckpointError::BadSignature));
+    }
+
+    /// s38: a `mail` event carries `copy` only when set, so an event without it is
+    /// the same bytes as before the field existed (an s37 log reads and re-encodes
+    /// unchanged), and one with it round-trips canonically, the field last.
+    #[test]
+    fn mail_events_carry_the_copy_only_when_set() {
+        let old = br#"{"at":5,"kind":{"type":"mail","action":"handed","message_id":"ab","item":"message","from":"AA-X","to":"BB-X","size":10,"peer":"CC-X","expires_at":9,"ack":"00"}}"#;
+        let e = Event::decode(old).unwrap();
+        assert_eq!(e.encode(), old.to_vec());
+        let EventKind::Mail { copy, .. } = &e.kind else {
+            panic!("not a mail event");
+        };
+        assert_eq!(copy, &None);
+        let mut with = e.clone();
+        if let EventKind::Mail { copy, .. } = &mut with.kind {
+            *copy = Some("0a0b".into());
+        }
+        let b = with.encode();
+        assert!(b.ends_with(br#""ack":"00","copy":"0a0b"}}"#), "{b:?}");
+        assert_eq!(Event::decode(&b).unwrap(), with);
     }
 }

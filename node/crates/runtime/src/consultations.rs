@@ -542,6 +542,7 @@ fn refusal_event(
             reason: Some(why),
             expires_at: None,
             ack: None,
+            copy: None,
         },
     )
 }

@@ -1442,6 +1442,7 @@ fn mail_rejected(message: wlnode_crypto::model::MessageId, from: usize, at: u64)
             reason: Some("consultation_refused: not ours".into()),
             expires_at: None,
             ack: None,
+            copy: None,
         },
     )
 }

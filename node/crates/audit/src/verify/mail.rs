@@ -255,6 +255,20 @@ pub(super) fn signed_answer(
         .then_some(ack)
 }
 
+/// The expiry (Unix ms) in the header of the copy whose identity bytes are `copy`
+/// (hex, as logged beside a `handed` since s38), when they hash to `digest` (what
+/// the taking node signed) and name message `id`: the expiry that node took the copy
+/// with. Anything else (not hex, too long, a header that fails its checks, another
+/// copy) proves nothing and is `None`; the length is checked before decoding.
+fn copy_expiry_of(copy: &str, id: &str, digest: [u8; 32]) -> Option<u64> {
+    if copy.len() > 2 * wlnode_crypto::mail::MAX_IDENTITY_BYTES {
+        return None;
+    }
+    let bytes = hex::decode(copy).ok()?;
+    let c = wlnode_crypto::mail::CopyIdentity::parse(&bytes).ok()?;
+    (c.digest == digest && c.header.id.to_hex() == id).then_some(c.header.expires_at.as_millis())
+}
+
 /// A neighbour's signed offer in an `offered` event of `keeper`'s log (`index`), when
 /// it is valid evidence: signed by `offerer` with a key the roster gave it then,
 /// offering message `message_id` to `keeper`. A key revoked since counts only under
@@ -453,6 +467,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     // The same, per copy (node, id, digest): the expiry of a copy the node's labels
     // do not judge (review s34-mail H1, H2).
     let mut copy_expiry: HashMap<(AgencyCode, String, [u8; 32]), u64> = HashMap::new();
+    // (node, message id, digest) -> the expiry in the header of the copy the node
+    // signed custody of, read from the identity bytes another node logged beside the
+    // hand-over (`copy`, since s38) whose SHA-256 is the digest the node signed: the
+    // copy's own expiry, which neither the node's log nor the handing node's word
+    // can move (s38: a relay logging an early expiry left each copy it dropped
+    // unjudged, as short-lived or expired before it was due). When known it is the
+    // expiry the node is judged by.
+    let mut proven_expiry: HashMap<(AgencyCode, String, [u8; 32]), u64> = HashMap::new();
     // (offering node, message id, digest) -> signed times of its valid offers of
     // that copy in other nodes' logs (`offered`, `/wlnode/mail/5`).
     // (offering node, id, digest) -> (signed time, keeper, signed hop count) of
@@ -481,6 +503,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 peer,
                 expires_at,
                 ack: Some(ack),
+                copy,
                 ..
             } = &e.kind
             else {
@@ -530,6 +553,15 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 && let Some(p) = peer
                 && let Some(a) = signed_answer(roster, Some(ack), me, p, message_id, l, *index)
             {
+                if action == "handed"
+                    && a.accepted
+                    && let Some(d) = a.body().item_digest
+                    && let Some(x) = copy
+                        .as_deref()
+                        .and_then(|c| copy_expiry_of(c, message_id, d))
+                {
+                    proven_expiry.insert((p.clone(), message_id.clone(), d), x);
+                }
                 if action == "handed"
                     && a.accepted
                     && let Some(x) = expires_at
@@ -1271,7 +1303,11 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         if addressee == to || labelled_copies.contains(&copy) {
             continue;
         }
-        let Some(expires) = copy_expiry.get(&copy).copied() else {
+        let Some(expires) = proven_expiry
+            .get(&copy)
+            .or_else(|| copy_expiry.get(&copy))
+            .copied()
+        else {
             continue;
         };
         let at = b.at.as_millis().min(*handed_at);
@@ -1379,9 +1415,14 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
         let seen = expiry_seen.get(&(node.clone(), id.clone())).copied();
-        let expires = match (*expires, seen) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // The expiry in the header of the very copy it signed custody of, when a
+        // log holds its bytes (s38); otherwise the earliest word on it.
+        let proven =
+            digest.and_then(|d| proven_expiry.get(&(node.clone(), id.clone(), d)).copied());
+        let expires = match (proven, *expires, seen) {
+            (Some(p), _, _) => Some(p),
+            (None, Some(a), Some(b)) => Some(a.min(b)),
+            (None, a, b) => a.or(b),
         };
         let Some(expires) = expires.filter(|x| *x <= until) else {
             continue;
@@ -1593,7 +1634,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 format!(
                     "{node} took custody of message {id} from {from} but never handed it on before it expired, though it had a link to {other} at {t} and no signed refusal of it then{failed_says}"
                 ),
-                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len(), "relay_says_addressee_failed": failed}),
+                serde_json::json!({"message_id": id, "event": (!by_digest).then_some(index), "route": other, "route_at": t, "signed_refusals_of_copy": refused.len(), "relay_says_addressee_failed": failed, "expires_at": expires, "expiry_from_signed_copy": proven.is_some()}),
             ));
             continue;
         }
@@ -1886,6 +1927,8 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 "message_id": id,
                 "event": (!by_digest).then_some(index),
                 "no_offer_of_copy": true,
+                "expires_at": expires,
+                "expiry_from_signed_copy": proven.is_some(),
                 "addressee_answered_at": addressee_answered,
                 "relay_says_addressee_failed": failed,
                 "routes": routes.iter().map(|(n, t)| serde_json::json!({"neighbour": n, "offered_at": t})).collect::<Vec<_>>(),

@@ -90,6 +90,7 @@ fn mail(
             reason: reason.map(str::to_owned),
             expires_at: Some(t0() + 48 * 60 * MIN),
             ack: ack.map(MailAck::to_hex),
+            copy: None,
         },
     )
 }
@@ -614,6 +615,7 @@ fn a_copy_is_judged_against_the_acceptances_of_the_node_that_held_it() {
             reason: None,
             expires_at: Some(tc + 48 * 60 * MIN),
             ack: Some(custody.to_hex()),
+            copy: None,
         },
     )];
     let relay = vec![

@@ -177,6 +177,7 @@ fn mail(
                 .map(|a| a.reason.clone()),
             expires_at: Some(expires_at),
             ack: ack.map(MailAck::to_hex),
+            copy: None,
         },
     )
 }
@@ -1112,6 +1113,7 @@ fn offered_hops(
             reason: None,
             expires_at: Some(at + 3_600_000),
             ack: Some(offer.to_hex()),
+            copy: None,
         },
     )
 }
@@ -3632,4 +3634,110 @@ fn a_copy_just_above_the_lifetime_bound_is_still_judged() {
     );
     let summary = below.nodes.iter().find(|n| n.agency == NAMES[R]).unwrap();
     assert_eq!(summary.mail_short_lived_not_judged, 1);
+}
+
+/// s38 (s37 left it open): a relay logs its `received` of a copy with an expiry
+/// earlier than the one the sender signed, under [`MIN_JUDGED_LIFETIME_MS`] from
+/// its custody, and drops the copy. The earliest logged expiry counted, so the copy
+/// was not judged (short-lived) and the relay was never named, for every copy it
+/// dropped so. The sender now logs the copy's identity bytes beside its `handed`:
+/// their SHA-256 is the digest the relay signed custody of, so the expiry in them is
+/// the one the relay took the copy with, and the relay is judged by it and named.
+/// Bytes of another copy (a later expiry a hostile sender made up), bytes that do
+/// not decode, and an older sender's `handed` without them prove nothing: the
+/// relay's expiry counts, as before.
+#[test]
+fn a_relay_logging_an_early_expiry_is_judged_by_the_expiry_of_the_copy_it_signed() {
+    use wlnode_crypto::mail::{Draft, Envelope};
+    let f = fixture();
+    let t = t0();
+    let done = t + 3 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let recipient = wlnode_crypto::seal::EncryptionSecretKey::generate()
+        .unwrap()
+        .public_key()
+        .unwrap();
+    let sealed = |expires: u64| {
+        Envelope::seal(
+            &Draft {
+                id: MessageId::from_hex(&id()).unwrap(),
+                from: ag(S),
+                to: ag(D),
+                kind: "consult_request",
+                created_at: Timestamp(t - 1_000),
+                expires_at: Timestamp(expires),
+                plaintext: b"details",
+            },
+            &f.agency_keys[S],
+            &recipient,
+        )
+        .unwrap()
+    };
+    // The copy the relay took lives 45 min; the relay logs 10.
+    let real = sealed(t + 45 * 60_000);
+    let logged_exp = t + 10 * 60_000;
+    let custody = MailAck::sign_body(
+        HandoverBody {
+            item_digest: Some(real.identity_digest()),
+            ..custody_for(&f, R, S, t, D).body().clone()
+        },
+        &f.agency_keys[R],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, logged_exp, Some(&custody)),
+            own_hand_over(&f, N, t + 20 * 60_000),
+            stopped.clone(),
+        ],
+    );
+    let run = |copy: Option<String>| {
+        let mut handed = mail("handed", S, D, R, t, logged_exp, Some(&custody));
+        if let EventKind::Mail { copy: c, .. } = &mut handed.kind {
+            *c = copy;
+        }
+        let sender = log(&f, S, &[handed, stopped.clone()]);
+        let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+        audit(&f, &[sender, relay.clone(), quiet(N), quiet(D)])
+    };
+    let not_judged = |rep: &Report| {
+        assert_eq!(
+            naming(rep, "mail_not_relayed", NAMES[R]),
+            Vec::<String>::new(),
+            "{:?}",
+            rep.violations
+        );
+        let summary = rep.nodes.iter().find(|n| n.agency == NAMES[R]).unwrap();
+        assert_eq!(summary.mail_short_lived_not_judged, 1);
+    };
+    // The copy's own bytes: judged by its 45 min, and named.
+    let rep = run(Some(hex::encode(real.identity())));
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R].to_string()],
+        "{:?}",
+        rep.violations
+    );
+    let summary = rep.nodes.iter().find(|n| n.agency == NAMES[R]).unwrap();
+    assert_eq!(summary.mail_short_lived_not_judged, 0);
+    let v = rep
+        .violations
+        .iter()
+        .find(|v| v.kind == "mail_not_relayed")
+        .unwrap();
+    assert_eq!(v.evidence["expiry_from_signed_copy"], true, "{v:?}");
+    assert_eq!(v.evidence["expires_at"], t + 45 * 60_000, "{v:?}");
+    // No bytes (an older sender), bytes of another copy under the same id (which a
+    // hostile sender could write to frame the relay with a later expiry), bytes that
+    // do not decode, or too many of them: the relay's own expiry counts.
+    not_judged(&run(None));
+    not_judged(&run(Some(hex::encode(
+        sealed(t + 2 * 3_600_000).identity(),
+    ))));
+    not_judged(&run(Some("zz".repeat(40))));
+    not_judged(&run(Some(hex::encode(&real.identity()[..40]))));
+    let mut long = real.identity();
+    long.resize(wlnode_crypto::mail::MAX_IDENTITY_BYTES + 1, 0);
+    not_judged(&run(Some(hex::encode(long))));
 }

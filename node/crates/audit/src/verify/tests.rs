@@ -842,6 +842,7 @@ fn mail(action: &str, to: usize, peer: usize, at: u64, expires_at: u64) -> Event
             reason: None,
             expires_at: Some(expires_at),
             ack: None,
+            copy: None,
         },
     )
 }

@@ -670,9 +670,17 @@ fn mail_event(
     peer: Option<&AgencyCode>,
     reason: Option<&str>,
 ) -> AuditEvent {
+    let mut copy = None;
     let (message_id, what, from, to, kind, size, expires_at) = match item {
         MailItem::Envelope(e) => {
             let h = e.header();
+            // A message the neighbour signed custody of: the copy's identity bytes,
+            // so an auditor reads the expiry it took the copy with from the bytes its
+            // signed digest names (s38: a relay's own early expiry had left the copy
+            // unjudged). Metadata only.
+            if action == "handed" {
+                copy = Some(hex::encode(e.identity()));
+            }
             (
                 h.id,
                 ItemKind::Message,
@@ -710,6 +718,7 @@ fn mail_event(
             reason: reason.map(str::to_owned),
             expires_at,
             ack: None,
+            copy,
         },
     )
 }
@@ -949,6 +958,7 @@ impl Service {
                         reason: Some(reason.into()),
                         expires_at: None,
                         ack: None,
+                        copy: None,
                     },
                 )]
             });
@@ -1452,6 +1462,7 @@ impl Service {
                             reason: None,
                             expires_at: Some(header.expires_at.as_millis()),
                             ack: None,
+                            copy: None,
                         },
                     ));
                     job.notices.push(MailNotice::Expired { message_id: id });
