@@ -44,13 +44,19 @@ fn main() -> ExitCode {
 
 /// Whether the command's error `e` only says that the reader of our output has gone:
 /// our standard output found its pipe closed (`stdout_closed`), and `e` is, or was
-/// caused by, a write that found its reader gone (EPIPE). Any other error, also one
-/// after the output closed, is reported.
+/// caused by, a write that found its reader gone (EPIPE), also one a JSON writer
+/// wrapped (`serde_json::Error` names its I/O error's kind but does not chain it:
+/// review s38 L4). Any other error, also one after the output closed, is reported.
+/// (A broken pipe to another sink after our output closed also ends quietly: the
+/// command's reader took what it wanted.)
 fn reader_gone(stdout_closed: bool, e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     stdout_closed
         && e.chain().any(|c| {
             c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                .is_some_and(|io| io.kind() == BrokenPipe)
+                || c.downcast_ref::<serde_json::Error>()
+                    .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
         })
 }
 
@@ -71,6 +77,9 @@ mod tests {
             .context("opening the store");
         assert!(reader_gone(true, &pipe()));
         assert!(reader_gone(true, &wrapped), "a cause deep in the chain");
+        let json = anyhow::Error::new(serde_json::Error::io(Error::from(ErrorKind::BrokenPipe)))
+            .context("writing the entries");
+        assert!(reader_gone(true, &json), "a JSON writer's broken pipe");
         assert!(!reader_gone(true, &other), "a later failure is reported");
         assert!(!reader_gone(true, &anyhow::anyhow!("store locked")));
         assert!(
