@@ -291,9 +291,10 @@ pub struct CopyIdentity {
 }
 
 impl CopyIdentity {
-    /// Reads identity bytes: at most [`MAX_IDENTITY_BYTES`], a header that decodes
-    /// and passes the header checks, then the 64 signature bytes (not verified: the
-    /// digest is what binds them).
+    /// Reads identity bytes: at most [`MAX_IDENTITY_BYTES`], a header that decodes,
+    /// passes the header checks and is in its canonical encoding (no extra fields:
+    /// review s38 M1), then the 64 signature bytes (not verified: the digest is what
+    /// binds them).
     pub fn parse(bytes: &[u8]) -> Result<Self, MailError> {
         if bytes.len() > MAX_IDENTITY_BYTES {
             return Err(MailError::TooLarge {
@@ -308,9 +309,16 @@ impl CopyIdentity {
                 format!("{} bytes, shorter than a signature", bytes.len()),
             ));
         };
-        let (header, _signature) = bytes.split_at(split);
+        let (header_bytes, _signature) = bytes.split_at(split);
+        let header = MailHeader::from_bytes(header_bytes)?;
+        if header.to_pb().encode_to_vec() != header_bytes {
+            return Err(MailError::malformed(
+                "copy identity",
+                "the header is not in its canonical encoding",
+            ));
+        }
         Ok(Self {
-            header: MailHeader::from_bytes(header)?,
+            header,
             digest: crate::sha256::digest(bytes),
         })
     }
@@ -521,11 +529,18 @@ impl Envelope {
         self.hops
     }
 
-    /// SHA-256 over the signed header and the signature ([`Envelope::identity`]):
-    /// equal for every copy of one message whatever its hop count, different for
-    /// another message under the same id (a replay).
+    /// SHA-256 over the signed header's bytes and the signature: equal for every copy
+    /// of one message whatever its hop count, different for another message under
+    /// the same id (a replay).
     pub fn identity_digest(&self) -> [u8; 32] {
-        crate::sha256::digest(&self.identity())
+        crate::sha256::digest(&self.identity_bytes())
+    }
+
+    fn identity_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.header_bytes.len() + 64);
+        b.extend_from_slice(&self.header_bytes);
+        b.extend_from_slice(self.signature.as_bytes());
+        b
     }
 
     /// What [`Envelope::identity_digest`] is taken over: the signed routing header's
@@ -533,12 +548,13 @@ impl Envelope {
     /// reads (id, sender, recipient, type, times, size, keys), never the body. A node
     /// logs it beside a hand-over its neighbour signed custody of, so an auditor can
     /// read the copy's expiry from the very bytes the neighbour's signed digest
-    /// names ([`CopyIdentity::parse`]).
-    pub fn identity(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(self.header_bytes.len() + 64);
-        b.extend_from_slice(&self.header_bytes);
-        b.extend_from_slice(self.signature.as_bytes());
-        b
+    /// names ([`CopyIdentity::parse`]). `None` when the header's bytes are not its
+    /// canonical encoding (what every build writes): a sender's extra protobuf fields
+    /// could carry anything, content included, into the logs of every node on the
+    /// way (review s38 M1), so such bytes are never handed out to be logged.
+    pub fn identity(&self) -> Option<Vec<u8>> {
+        (self.header.to_pb().encode_to_vec() == self.header_bytes.as_ref())
+            .then(|| self.identity_bytes())
     }
 
     /// The same envelope one hop further on.
@@ -1581,4 +1597,72 @@ fn bounded_hex(s: &str, what: &'static str, limit: usize) -> Result<Vec<u8>, Mai
         });
     }
     hex::decode(s).map_err(|e| MailError::malformed(what, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Review s38 M1: a sender may write its signed header with extra protobuf
+    /// fields (decoders skip them; the envelope verifies and opens, as before). Such
+    /// header bytes carry anything the sender chose, so they are never handed out to
+    /// be logged (`identity` is `None`) and an auditor refuses them as a copy's
+    /// identity; a canonical header's bytes are handed out and read back.
+    #[test]
+    fn a_header_with_extra_fields_is_never_handed_out_to_be_logged() {
+        let sender = SecretKey::from_seed(&[1; 32]);
+        let rk = crate::seal::EncryptionSecretKey::generate().unwrap();
+        let body = pad(b"hello");
+        let header = MailHeader {
+            id: MessageId([7; 16]),
+            from: AgencyCode::new("AA-X").unwrap(),
+            to: AgencyCode::new("BB-X").unwrap(),
+            kind: "consult.request".into(),
+            created_at: Timestamp(1_780_000_000_000),
+            expires_at: Timestamp(1_780_000_000_000 + 86_400_000),
+            size: (body.len() + TAG_LEN) as u32,
+            sender_key: sender.public_key(),
+            recipient_key: rk.public_key().unwrap(),
+        };
+        let seal_with = |hb: Vec<u8>| {
+            let (enc, ct) = crate::seal::seal(
+                &rk.public_key().unwrap(),
+                &seal_info(&hb, BodyFormat::Padded),
+                &hb,
+                &body,
+            )
+            .unwrap();
+            let sig = sender.sign(context::MAIL, &signed_bytes(&hb, &enc, &ct));
+            let wire = pb::MailEnvelope {
+                header: Bytes::from(hb),
+                signature: Bytes::copy_from_slice(sig.as_bytes()),
+                enc: Bytes::copy_from_slice(&enc),
+                ciphertext: Bytes::from(ct),
+                hops: 0,
+            }
+            .encode_to_vec();
+            Envelope::decode(&wire).unwrap()
+        };
+        let canonical = seal_with(header.to_pb().encode_to_vec());
+        let bytes = canonical
+            .identity()
+            .expect("a canonical header is handed out");
+        assert_eq!(CopyIdentity::parse(&bytes).unwrap().header, header);
+        let mut stuffed = header.to_pb().encode_to_vec();
+        let secret = b"SECRET-PLAINTEXT: the transaction details in clear";
+        stuffed.push((15 << 3) | 2);
+        stuffed.push(secret.len() as u8);
+        stuffed.extend_from_slice(secret);
+        let env = seal_with(stuffed);
+        assert_eq!(env.header(), &header, "the extra field is skipped");
+        assert_eq!(env.open(&rk).unwrap(), b"hello");
+        assert_eq!(env.identity(), None);
+        let raw = env.identity_bytes();
+        assert!(raw.windows(16).any(|w| w == b"SECRET-PLAINTEXT"));
+        assert!(matches!(
+            CopyIdentity::parse(&raw),
+            Err(MailError::Malformed { .. })
+        ));
+    }
 }

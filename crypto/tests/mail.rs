@@ -765,7 +765,7 @@ fn a_copys_identity_reads_back_to_its_header_and_signed_digest() {
         &r.encryption_key(&b.code, Timestamp(T0)).unwrap(),
     )
     .unwrap();
-    let bytes = env.next_hop().identity();
+    let bytes = env.next_hop().identity().unwrap();
     assert!(!bytes.windows(6).any(|w| w == b"MARKER"), "metadata only");
     assert!(bytes.len() <= MAX_IDENTITY_BYTES);
     let id = CopyIdentity::parse(&bytes).unwrap();

@@ -258,8 +258,10 @@ pub enum EventKind {
         /// neighbour's custody ack in `ack` signs. An auditor reads the expiry the
         /// neighbour took the copy with from it, not from the neighbour's own log
         /// (whose early expiry had left the copy unjudged). Absent in older events,
-        /// which read and hash as before; an auditor before s38 refuses an event
-        /// carrying it (`bad_event`): upgrade the auditors first.
+        /// which read and hash as before, and when the header's bytes are not its
+        /// canonical encoding; an auditor before s38 reports an event carrying it
+        /// `bad_event` and reads the log without that hand-over: upgrade the
+        /// auditors first.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         copy: Option<String>,
     },

@@ -500,23 +500,23 @@ impl Held {
     /// end now as failures with no signed answer: the neighbour leaves `in_flight`
     /// for `failed` (offered the item again at a retry), and the addressee of a
     /// message we relay counts a miss. Their late end, if it ever comes, is no
-    /// longer the neighbour's current request and changes nothing. Returns how many
-    /// ended so.
-    fn sweep_stale_requests(&mut self, now_ms: u64, bound_ms: u64) -> u64 {
-        let stale: Vec<AgencyCode> = self
+    /// longer the neighbour's current request and changes nothing. Returns the
+    /// neighbours and tickets of those that ended so.
+    fn sweep_stale_requests(&mut self, now_ms: u64, bound_ms: u64) -> Vec<(AgencyCode, Ticket)> {
+        let stale: Vec<(AgencyCode, Ticket)> = self
             .in_flight
             .iter()
             .filter(|(_, f)| now_ms >= f.sent.saturating_add(bound_ms))
-            .map(|(p, _)| p.clone())
+            .map(|(p, f)| (p.clone(), f.ticket))
             .collect();
-        for peer in &stale {
+        for (peer, _) in &stale {
             self.in_flight.remove(peer);
             if self.relayed_message() && peer == self.addressee() {
                 self.addressee_misses = self.addressee_misses.saturating_add(1);
             }
             self.failed.insert(peer.clone());
         }
-        stale.len() as u64
+        stale
     }
 }
 
@@ -673,9 +673,9 @@ pub struct Mailer {
     /// took the count ([`Mailer::take_unmatched_ends`]; s37 final review L6).
     unmatched_ends: u64,
     /// Hand-overs in flight past [`MailLimits::stale_request_ms`] with no end
-    /// reported, ended as failures since the caller last took the count
-    /// ([`Mailer::take_stale_requests`]).
-    stale_requests: u64,
+    /// reported, ended as failures since the caller last took them
+    /// ([`Mailer::take_stale_requests`]): neighbour, item and ticket.
+    stale_requests: Vec<(AgencyCode, ItemKey, Ticket)>,
 }
 
 impl Mailer {
@@ -697,7 +697,7 @@ impl Mailer {
             next_ticket: 0,
             full: BTreeMap::new(),
             unmatched_ends: 0,
-            stale_requests: 0,
+            stale_requests: Vec::new(),
         }
     }
 
@@ -1648,10 +1648,12 @@ impl Mailer {
         std::mem::take(&mut self.unmatched_ends)
     }
 
-    /// How many hand-overs [`Mailer::retry`] ended as failures since the last call
-    /// because no end was reported within [`MailLimits::stale_request_ms`]: each is
-    /// an end the network layer lost, which the caller logs and counts.
-    pub fn take_stale_requests(&mut self) -> u64 {
+    /// The hand-overs [`Mailer::retry`] ended as failures since the last call because
+    /// no end was reported within [`MailLimits::stale_request_ms`] (neighbour, item,
+    /// ticket): each is an end the network layer lost, which the caller logs, counts
+    /// and audits, and whose request it forgets (review s38 L2: the caller's entry
+    /// for it, the item included, was kept for good).
+    pub fn take_stale_requests(&mut self) -> Vec<(AgencyCode, ItemKey, Ticket)> {
         std::mem::take(&mut self.stale_requests)
     }
 
@@ -1683,9 +1685,10 @@ impl Mailer {
     /// as a failure first.
     pub fn retry(&mut self, now: Timestamp) {
         let limits = self.limits;
-        for h in self.held.values_mut() {
-            let stale = h.sweep_stale_requests(now.as_millis(), limits.stale_request_ms);
-            self.stale_requests = self.stale_requests.saturating_add(stale);
+        for (key, h) in self.held.iter_mut() {
+            for (peer, ticket) in h.sweep_stale_requests(now.as_millis(), limits.stale_request_ms) {
+                self.stale_requests.push((peer, *key, ticket));
+            }
             // Here, not in `poll` (which runs after this): an addressee whose request
             // just counted as a miss is not busy any more, and is offered the
             // message again in this round when the backoff has passed.

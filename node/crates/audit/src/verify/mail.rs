@@ -216,6 +216,18 @@ fn probed(n: usize) {
 /// A copy of a message: its item digest and hop count, as a neighbour signed them.
 type Copy = ([u8; 32], Option<u32>);
 
+/// A logged message id, only in its canonical form (32 lower-case hex digits, what
+/// every build logs): every rule keys copies by the logged string, so an id in upper
+/// case beside a genuine signed ack named a copy no other log could match (review
+/// s38 H1: a hostile upstream logging its `handed` so had an honest relay that
+/// handed the copy on named `mail_not_relayed`, and itself proven `mail_not_logged`
+/// against the relay). Such an event's ack or offer is evidence of nothing.
+fn canonical_id(message_id: &str) -> Option<wlnode_crypto::model::MessageId> {
+    wlnode_crypto::model::MessageId::from_hex(message_id)
+        .ok()
+        .filter(|i| i.to_hex() == message_id)
+}
+
 /// A neighbour's signed answer in a `mail` event (`handed`, `hand_refused`), when it
 /// is valid evidence: signed by `peer` with a key the roster gave it then, naming
 /// this message, `message` as the item and `node` as the handing agency. Returns it;
@@ -237,7 +249,7 @@ pub(super) fn signed_answer(
     index: u64,
 ) -> Option<wlnode_crypto::mail::MailAck> {
     let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
-    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    let id = canonical_id(message_id)?;
     let checked = || {
         Some(
             ack.verify_as_evidence(roster, peer)
@@ -283,7 +295,7 @@ pub(super) fn signed_offer(
     index: u64,
 ) -> Option<wlnode_crypto::mail::HandoverOffer> {
     let offer = wlnode_crypto::mail::HandoverOffer::from_hex(offer).ok()?;
-    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    let id = canonical_id(message_id)?;
     let checked = || {
         Some(
             offer
@@ -314,7 +326,7 @@ fn revoked_answer(
     message_id: &str,
 ) -> Option<(wlnode_crypto::mail::MailAck, u64)> {
     let ack = wlnode_crypto::mail::MailAck::from_hex(ack?).ok()?;
-    let id = wlnode_crypto::model::MessageId::from_hex(message_id).ok()?;
+    let id = canonical_id(message_id)?;
     let revoked_at = ack.verify_as_evidence(roster, peer).ok()??;
     (ack.accepted
         && ack.fit_fields(&id, "message", None, None, node) == wlnode_crypto::mail::AckFit::Exact)
@@ -943,10 +955,17 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     };
     let taken_copy = |node: &AgencyCode, sender: &AgencyCode, id: &str| -> Option<Copy> {
         let (.., from, _, logged, _) = took.get(&(node.clone(), sender.clone(), id.to_owned()))?;
-        let named = custody_digest
-            .get(&(node, sender, id, from))
-            .map(|(c, _)| *c)
-            .or(*logged)
+        // The copy the node's own signed custody ack (in its `received`) names first:
+        // the upstream's ack under the same (unsigned) sender label may be of another
+        // copy of the id, a later one reusing it or one the upstream labelled so
+        // (review s38 H2: the node was judged by that copy's digest with the first
+        // copy's custody time and routes, and named though it handed both on).
+        let named = logged
+            .or_else(|| {
+                custody_digest
+                    .get(&(node, sender, id, from))
+                    .map(|(c, _)| *c)
+            })
             .or_else(|| {
                 custody_copies
                     .get(&(node, id))

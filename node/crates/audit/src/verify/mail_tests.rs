@@ -3712,7 +3712,7 @@ fn a_relay_logging_an_early_expiry_is_judged_by_the_expiry_of_the_copy_it_signed
         assert_eq!(summary.mail_short_lived_not_judged, 1);
     };
     // The copy's own bytes: judged by its 45 min, and named.
-    let rep = run(Some(hex::encode(real.identity())));
+    let rep = run(real.identity().map(hex::encode));
     assert_eq!(
         naming(&rep, "mail_not_relayed", NAMES[R]),
         [NAMES[R].to_string()],
@@ -3732,12 +3732,314 @@ fn a_relay_logging_an_early_expiry_is_judged_by_the_expiry_of_the_copy_it_signed
     // hostile sender could write to frame the relay with a later expiry), bytes that
     // do not decode, or too many of them: the relay's own expiry counts.
     not_judged(&run(None));
-    not_judged(&run(Some(hex::encode(
-        sealed(t + 2 * 3_600_000).identity(),
-    ))));
+    not_judged(&run(sealed(t + 2 * 3_600_000).identity().map(hex::encode)));
     not_judged(&run(Some("zz".repeat(40))));
-    not_judged(&run(Some(hex::encode(&real.identity()[..40]))));
-    let mut long = real.identity();
+    not_judged(&run(Some(hex::encode(&real.identity().unwrap()[..40]))));
+    let mut long = real.identity().unwrap();
     long.resize(wlnode_crypto::mail::MAX_IDENTITY_BYTES + 1, 0);
     not_judged(&run(Some(hex::encode(long))));
+}
+
+/// Review s38 H1: a hostile upstream logs its `handed` of the copy under the id in
+/// upper case, beside the relay's genuine custody ack. Ids parsed either way, but
+/// every rule keys copies by the logged string, so the relay's hand-over (logged in
+/// lower case, as every build does) matched nothing: the honest relay was named
+/// `mail_not_relayed` and itself proven `mail_not_logged`. An id not in its
+/// canonical form now makes the event's ack evidence of nothing.
+#[test]
+fn an_upstream_logging_the_id_in_upper_case_frames_no_one() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 2 * 3_600_000;
+    let stopped = Event::new(exp + 3_600_000, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let onward = answer(&f, N, R, true, "ok", t + 60_000, TAKEN);
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, exp, Some(&custody)),
+            mail("handed", S, D, N, t + 60_000, exp, Some(&onward)),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let run = |upper: bool| {
+        let mut handed = mail("handed", S, D, R, t, exp, Some(&custody));
+        if let EventKind::Mail { message_id, .. } = &mut handed.kind
+            && upper
+        {
+            *message_id = message_id.to_uppercase();
+        }
+        let sender = log(&f, S, &[handed, stopped.clone()]);
+        audit(&f, &[sender, relay.clone(), quiet(N), quiet(D)])
+    };
+    let findings = |rep: &Report| -> Vec<(String, String, bool)> {
+        rep.violations
+            .iter()
+            .filter(|v| v.kind.starts_with("mail_"))
+            .map(|v| (v.kind.clone(), v.node.clone(), v.proven))
+            .collect()
+    };
+    let (lower, upper) = (run(false), run(true));
+    // N's quiet log leaves the relay's hand-over to it unlogged there (the pair
+    // `BB-CUSTOMS->CC-TRADE`), in both runs alike; nothing names the relay or the
+    // pair with the sender.
+    assert_eq!(findings(&upper), findings(&lower), "{:?}", upper.violations);
+    assert_eq!(
+        naming(&upper, "mail_not_relayed", NAMES[R]),
+        Vec::<String>::new()
+    );
+    assert!(
+        !findings(&upper)
+            .iter()
+            .any(|(_, node, _)| node.starts_with(NAMES[S])),
+        "{:?}",
+        upper.violations
+    );
+}
+
+/// Review s38 H2, a sender reusing an id after its first message expired: the relay
+/// handed the first copy on at once; the second had no route in its life. The relay
+/// was judged by the second copy's digest (the upstream's ack under the same label,
+/// last one kept) with the first copy's custody time, and named with "a link at
+/// +60 s", before the second copy existed (the dead-end rule says: not named). Its
+/// own signed custody ack now names the copy its `received` is judged by, and the
+/// second copy is judged by its own custody.
+#[test]
+fn a_reused_id_does_not_judge_the_first_copy_by_the_second() {
+    let f = fixture();
+    let t = t0();
+    let e1 = t + 2 * 3_600_000;
+    let t2 = t + 3 * 3_600_000;
+    let e2 = t + 5 * 3_600_000;
+    let stopped = Event::new(e2 + 3_600_000, EventKind::NodeStopped);
+    let cust = |at: u64, d: [u8; 32]| {
+        MailAck::sign_body(
+            HandoverBody {
+                item_digest: Some(d),
+                ..custody_for(&f, R, S, at, D).body().clone()
+            },
+            &f.agency_keys[R],
+        )
+    };
+    let (c1, c2) = (cust(t, [7; 32]), cust(t2, [8; 32]));
+    let onward = answer(&f, N, R, true, "ok", t + 60_000, [7; 32]);
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, S, t, e1, Some(&c1)),
+            mail("handed", S, D, N, t + 60_000, e1, Some(&onward)),
+            mail("received", S, D, S, t2, e2, Some(&c2)),
+            stopped.clone(),
+        ],
+    );
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, e1, Some(&c1)),
+            mail("handed", S, D, R, t2, e2, Some(&c2)),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let rep = audit(&f, &[sender, relay, quiet(N), quiet(D)]);
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
+}
+
+/// Review s38 H2, a hostile upstream relabelling: it relays S's message honestly,
+/// then hands the relay its own message under the same id, logging the sender as S.
+/// The relay handed both copies to the addressee, which signed acceptance of each;
+/// it was named because its first `received` was judged by the second copy's
+/// digest. Not named now (nor with the true label).
+#[test]
+fn an_upstream_relabelling_its_own_copy_under_the_id_frames_no_one() {
+    let f = fixture();
+    let u = E;
+    let t = t0();
+    let e1 = t + 2 * 3_600_000;
+    let t2 = t + 30 * 60_000;
+    let e2 = t + 4 * 3_600_000;
+    let stopped = Event::new(e2 + 3_600_000, EventKind::NodeStopped);
+    let (d1, d2) = ([7u8; 32], [8u8; 32]);
+    let cust = |at: u64, d: [u8; 32]| {
+        MailAck::sign_body(
+            HandoverBody {
+                item_digest: Some(d),
+                hops: Some(1),
+                ..custody_for(&f, R, u, at, D).body().clone()
+            },
+            &f.agency_keys[R],
+        )
+    };
+    let (c1, c2) = (cust(t, d1), cust(t2, d2));
+    let to_d = |at: u64, d: [u8; 32]| {
+        MailAck::sign_body(
+            HandoverBody {
+                item_digest: Some(d),
+                hops: Some(2),
+                ..custody_for(&f, D, R, at, D).body().clone()
+            },
+            &f.agency_keys[D],
+        )
+    };
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, u, t, e1, Some(&c1)),
+            mail(
+                "handed",
+                S,
+                D,
+                D,
+                t + 60_000,
+                e1,
+                Some(&to_d(t + 60_000, d1)),
+            ),
+            mail("received", u, D, u, t2, e2, Some(&c2)),
+            mail(
+                "handed",
+                u,
+                D,
+                D,
+                t2 + 60_000,
+                e2,
+                Some(&to_d(t2 + 60_000, d2)),
+            ),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    for label in [S, u] {
+        let upstream = log(
+            &f,
+            u,
+            &[
+                mail("handed", S, D, R, t, e1, Some(&c1)),
+                mail("handed", label, D, R, t2, e2, Some(&c2)),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(&f, &[upstream, relay.clone(), quiet(S), quiet(N), quiet(D)]);
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            Vec::<String>::new(),
+            "label {}: {:?}",
+            NAMES[label],
+            rep.violations
+        );
+    }
+}
+
+/// Review s38: the relay of [`a_relay_logging_an_early_expiry_is_judged_by_the_expiry_of_the_copy_it_signed`]
+/// also labelling its `received` otherwise (the id in upper case, a custody ack of
+/// a made-up digest, another upstream, another sender) is still judged by the
+/// expiry of the copy its signed custody ack in the sender's log names, and named.
+#[test]
+fn a_relay_logging_an_early_expiry_under_other_labels_is_still_named() {
+    use wlnode_crypto::mail::{Draft, Envelope};
+    let f = fixture();
+    let t = t0();
+    let done = t + 3 * 3_600_000;
+    let stopped = Event::new(done, EventKind::NodeStopped);
+    let recipient = wlnode_crypto::seal::EncryptionSecretKey::generate()
+        .unwrap()
+        .public_key()
+        .unwrap();
+    let real = Envelope::seal(
+        &Draft {
+            id: MessageId::from_hex(&id()).unwrap(),
+            from: ag(S),
+            to: ag(D),
+            kind: "consult_request",
+            created_at: Timestamp(t - 1_000),
+            expires_at: Timestamp(t + 45 * 60_000),
+            plaintext: b"details",
+        },
+        &f.agency_keys[S],
+        &recipient,
+    )
+    .unwrap();
+    let logged_exp = t + 10 * 60_000;
+    let signed = |digest: [u8; 32], from: usize| {
+        MailAck::sign_body(
+            HandoverBody {
+                item_digest: Some(digest),
+                ..custody_for(&f, R, from, t, D).body().clone()
+            },
+            &f.agency_keys[R],
+        )
+    };
+    let custody = signed(real.identity_digest(), S);
+    let mut handed = mail("handed", S, D, R, t, t + 45 * 60_000, Some(&custody));
+    if let EventKind::Mail { copy, .. } = &mut handed.kind {
+        *copy = real.identity().map(hex::encode);
+    }
+    let sender = log(&f, S, &[handed, stopped.clone()]);
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let mut upper = mail("received", S, D, S, t, logged_exp, Some(&custody));
+    if let EventKind::Mail { message_id, .. } = &mut upper.kind {
+        *message_id = message_id.to_uppercase();
+    }
+    let variants = [
+        (
+            "true label",
+            mail("received", S, D, S, t, logged_exp, Some(&custody)),
+        ),
+        ("upper case", upper),
+        (
+            "made-up digest",
+            mail(
+                "received",
+                S,
+                D,
+                S,
+                t,
+                logged_exp,
+                Some(&signed([9; 32], S)),
+            ),
+        ),
+        (
+            "another upstream",
+            mail(
+                "received",
+                S,
+                D,
+                E,
+                t,
+                logged_exp,
+                Some(&signed(real.identity_digest(), E)),
+            ),
+        ),
+        (
+            "another sender",
+            mail("received", E, D, S, t, logged_exp, Some(&custody)),
+        ),
+    ];
+    for (name, received) in variants {
+        let relay = log(
+            &f,
+            R,
+            &[
+                received,
+                own_hand_over(&f, N, t + 20 * 60_000),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(&f, &[sender.clone(), relay, quiet(N), quiet(D), quiet(E)]);
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            [NAMES[R].to_string()],
+            "{name}: {:?}",
+            rep.violations
+        );
+    }
 }

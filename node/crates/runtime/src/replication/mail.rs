@@ -677,9 +677,10 @@ fn mail_event(
             // A message the neighbour signed custody of: the copy's identity bytes,
             // so an auditor reads the expiry it took the copy with from the bytes its
             // signed digest names (s38: a relay's own early expiry had left the copy
-            // unjudged). Metadata only.
+            // unjudged). Metadata only: none when the sender wrote its header with
+            // extra fields, which could carry anything (review s38 M1).
             if action == "handed" {
-                copy = Some(hex::encode(e.identity()));
+                copy = e.identity().map(hex::encode);
             }
             (
                 h.id,
@@ -1433,14 +1434,29 @@ impl Service {
         self.mail.mailer.retry(now);
         // Hand-overs whose end the network never reported, ended by this retry as
         // failures (`MailLimits::stale_request_ms`): an end was lost, which should
-        // never happen, so it is a warning.
+        // never happen, so it is a warning. Their requests are forgotten (review s38
+        // L2: each kept its item here for good) and a relayed message's is audited
+        // `hand_failed` `timeout`, as a request that timed out (review s38 L3).
         let stale = self.mail.mailer.take_stale_requests();
-        if stale > 0 {
+        if !stale.is_empty() {
             tracing::warn!(
-                stale,
+                stale = stale.len(),
                 "mail hand-overs with no end reported long past the request timeout: ended as failures, offered again"
             );
-            self.metrics.mail_n("stale_request", stale);
+            self.metrics.mail_n("stale_request", stale.len() as u64);
+            let tickets: std::collections::HashSet<_> = stale.iter().map(|s| s.2).collect();
+            let tokens: Vec<u64> = self
+                .mail
+                .pending
+                .iter()
+                .filter(|(_, (_, _, _, ticket))| tickets.contains(ticket))
+                .map(|(token, _)| *token)
+                .collect();
+            for token in tokens {
+                if let Some((agency, key, item, _)) = self.mail.pending.remove(&token) {
+                    self.audit_hand_failed(&agency, (&item, key), "timeout");
+                }
+            }
         }
         let (sends, events) = self.mail.mailer.poll(&connected, now);
         let mut job = MailJob::default();

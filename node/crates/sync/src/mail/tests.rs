@@ -2103,27 +2103,55 @@ fn a_hand_over_whose_end_never_comes_is_ended_at_the_bound_and_offered_again() {
         at += 30_000;
         let sends = retry_poll(&mut a, &r, t(at.min(bound)));
         assert!(sends.is_empty(), "at +{at} ms: {sends:?}");
-        assert_eq!(a.take_stale_requests(), 0);
+        assert_eq!(a.take_stale_requests(), []);
     }
     // From the bound on it is taken as failed and counted, once, and R is offered
     // the item again once the item's backoff (at most `retry_max_ms`) has passed.
     let mut sends = retry_poll(&mut a, &r, t(bound + 1));
-    assert_eq!(a.take_stale_requests(), 1);
+    assert_eq!(a.take_stale_requests(), [(code("RR-X"), key, lost)]);
     at = bound + 1;
     while sends.is_empty() && at <= bound + 1 + a.limits.retry_max_ms {
         at += 1_000;
         sends = retry_poll(&mut a, &r, t(at));
     }
-    assert_eq!(a.take_stale_requests(), 0);
+    assert_eq!(a.take_stale_requests(), []);
     assert_eq!(sends.len(), 1, "offered again: {sends:?}");
     assert_eq!(sends[0].to, code("RR-X"));
     assert_ne!(sends[0].ticket, lost);
     // The lost end arriving after all is not the current request.
     a.on_handed(&code("RR-X"), &key, lost);
     assert_eq!(a.take_unmatched_ends(), 1);
-    assert_eq!(a.take_stale_requests(), 0);
+    assert_eq!(a.take_stale_requests(), []);
     // A request that ends in time is never counted stale.
     a.on_handed(&code("RR-X"), &key, sends[0].ticket);
     let sends = retry_poll(&mut a, &r, t(3 * bound));
-    assert_eq!(a.take_stale_requests(), 0, "{sends:?}");
+    assert_eq!(a.take_stale_requests(), [], "{sends:?}");
+}
+
+/// The sweep of lost ends for a message we relay to its addressee: a request
+/// normally counts as a miss after 10 s (`note_slow_addressee`); when no retry ran
+/// for the whole bound (a stalled event loop, a clock jump), the sweep ends it and
+/// the miss is counted once, not twice, and the addressee is offered it again.
+#[test]
+fn a_lost_end_of_a_hand_over_to_the_addressee_is_one_miss() {
+    let s_key = SecretKey::from_seed(&[1; 32]);
+    let mut r = Mailer::new(code("RR-X"), MailLimits::default());
+    let env = long_lived(1, "SS-X", "AA-X", &s_key);
+    let key = (ItemKind::Message, env.header().id);
+    assert_eq!(
+        r.on_item(&code("SS-X"), MailItem::Envelope(env), t(0)),
+        Intake::Relay
+    );
+    let connected = set(&["SS-X", "AA-X"]);
+    let first = r.poll(&connected, t(0)).0;
+    assert_eq!(targets(&first), ["AA-X"]);
+    let bound = r.limits.stale_request_ms;
+    r.retry(t(bound));
+    assert_eq!(
+        r.take_stale_requests(),
+        [(code("AA-X"), key, first[0].ticket)]
+    );
+    assert_eq!(r.held[&key].addressee_misses, 1, "one miss, not two");
+    let again = r.poll(&connected, t(bound)).0;
+    assert_eq!(targets(&again), ["AA-X"], "offered again");
 }
