@@ -346,17 +346,24 @@ impl Replay {
         self.flag(e, index, ViolationKind::OutOfOrder { reason });
     }
 
-    fn party(&mut self, e: &TrailEvent, index: usize, expected: &AgencyCode) {
-        if &e.from != expected {
-            self.flag(
-                e,
-                index,
-                ViolationKind::WrongParty {
-                    expected: expected.clone(),
-                    got: e.from.clone(),
-                },
-            );
+    /// Whether `e` is by the `expected` party; if not, it is flagged `WrongParty`,
+    /// and the caller lets it change nothing of the consultation (found by the
+    /// property test at s38: the requester's own "answer" moved the consultation to
+    /// answered, so its decision before the origin's answer and the deadline went
+    /// unreported; a third party's notice likewise counted as the requester's).
+    fn party(&mut self, e: &TrailEvent, index: usize, expected: &AgencyCode) -> bool {
+        if &e.from == expected {
+            return true;
         }
+        self.flag(
+            e,
+            index,
+            ViolationKind::WrongParty {
+                expected: expected.clone(),
+                got: e.from.clone(),
+            },
+        );
+        false
     }
 
     fn step(&mut self, index: usize, e: &TrailEvent) {
@@ -426,10 +433,14 @@ impl Replay {
             // Neither changes the consultation: the decision is recorded (as
             // `decided`, after the deadline) only if it is applied.
             TrailKind::DecisionHeld | TrailKind::HeldDecisionRefused => {
-                self.party(e, index, &requester);
+                if !self.party(e, index, &requester) {
+                    return;
+                }
             }
             TrailKind::Answered { answer, .. } => {
-                self.party(e, index, &origin);
+                if !self.party(e, index, &origin) {
+                    return;
+                }
                 match phase {
                     Phase::Open if e.at >= deadline => {
                         self.flag(e, index, ViolationKind::AnswerAfterDeadline { deadline });
@@ -450,7 +461,9 @@ impl Replay {
                 arrived_at,
                 ..
             } => {
-                self.party(e, index, &origin);
+                if !self.party(e, index, &origin) {
+                    return;
+                }
                 // Signed before the deadline (within the skew), not before the round
                 // was opened, and arrived within the late window: as
                 // `Consultation::receive_answer` takes it.
@@ -487,7 +500,9 @@ impl Replay {
                 }
             }
             TrailKind::RefusedByOrigin { reason, .. } => {
-                self.party(e, index, &origin);
+                if !self.party(e, index, &origin) {
+                    return;
+                }
                 // Taken only while open, before the deadline, with a reason that does
                 // not contradict the trail (review s31-consult M1), as
                 // `Consultation::receive_refusal` takes it.
@@ -513,7 +528,9 @@ impl Replay {
                 }
             }
             TrailKind::InfoSupplied { deadline: new } => {
-                self.party(e, index, &requester);
+                if !self.party(e, index, &requester) {
+                    return;
+                }
                 if phase == Phase::Answered(Answer::InfoRequested) {
                     next = Phase::Open;
                     if let Some(t) = self.tracks.get_mut(&key) {
@@ -537,7 +554,9 @@ impl Replay {
                 _ => self.out_of_order(e, index, "an expiry of a consultation not open"),
             },
             TrailKind::Decided { decision, .. } => {
-                self.party(e, index, &requester);
+                if !self.party(e, index, &requester) {
+                    return;
+                }
                 let granted = *decision == Decision::Granted;
                 let mut despite = Despite::None;
                 match phase {
@@ -590,7 +609,9 @@ impl Replay {
                 }
             }
             TrailKind::NoticeSent => {
-                self.party(e, index, &requester);
+                if !self.party(e, index, &requester) {
+                    return;
+                }
                 if phase == Phase::Decided {
                     if let Some(t) = self.tracks.get_mut(&key) {
                         t.notices = t.notices.saturating_add(1);
