@@ -500,8 +500,15 @@ fn local_run_sh_starts_the_federation_and_stops_on_ctrl_c() {
 
     // run.sh in a private network namespace (only loopback): its fixed ports are free
     // there whatever else runs on this machine, and the namespace dies with it.
+    // Under `env --default-signal=INT`: a shell that started this test in the
+    // background (`cmd &` without job control) leaves SIGINT ignored in every
+    // process below it, and bash cannot trap a signal ignored on entry, so run.sh
+    // never saw the Ctrl-C (s38: a clean-clone CI run started in the background
+    // failed so). env, unshare and bash each exec the next: the pid stays run.sh's.
     let log = tmp.path().join("run.log");
-    let child = Command::new("unshare")
+    let child = Command::new("env")
+        .arg("--default-signal=INT")
+        .arg("unshare")
         .arg("--net")
         .arg("--")
         .arg("bash")
