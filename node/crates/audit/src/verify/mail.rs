@@ -904,23 +904,28 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         .map(|l| (&l.export.agency, l.checkpoint_at))
         .collect();
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
-    // The upstream node's copy of a relay's signed custody ack (its `handed` event)
-    // names the digest of the copy the relay took, whatever the relay logged.
-    // Keyed by (relay, sender, id, upstream).
+    // The upstream node's copies of a relay's signed custody acks (its `handed`
+    // events) name the digests of the copies the relay took, whatever the relay
+    // logged, each with the time the relay signed. Keyed by (relay, sender, id,
+    // upstream), in log order: the sender is the upstream's unsigned label, so one
+    // key may hold several copies (an id reused after expiry, or an upstream's own
+    // message labelled so), and each use picks the copy it judges by digest (review
+    // of the s38 fixes R1: the last one under the key dated and addressed another
+    // copy's custody).
     type CustodyKey<'k> = (&'k AgencyCode, &'k AgencyCode, &'k str, &'k AgencyCode);
-    let custody_digest: HashMap<CustodyKey<'_>, (Copy, u64)> = handed
-        .iter()
-        .filter_map(|(from, to, sender, id, _, _, ack)| {
-            let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
-            Some((
-                (to, sender, id.as_str(), from),
-                (
-                    (ack.body().item_digest?, ack.body().hops),
-                    ack.body().at.as_millis(),
-                ),
-            ))
-        })
-        .collect();
+    let mut custody_digest: HashMap<CustodyKey<'_>, Vec<(Copy, u64)>> = HashMap::new();
+    for (from, to, sender, id, _, _, ack) in &handed {
+        let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") else {
+            continue;
+        };
+        let Some(d) = ack.body().item_digest else {
+            continue;
+        };
+        custody_digest
+            .entry((to, sender, id.as_str(), from))
+            .or_default()
+            .push(((d, ack.body().hops), ack.body().at.as_millis()));
+    }
     // Every copy of a node's signed custody acks of an id in another node's
     // `handed`, by (node, id): whatever upstream or sender its own log names
     // (review s32-mail M2: naming another upstream hid the one that held its real
@@ -964,6 +969,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .or_else(|| {
                 custody_digest
                     .get(&(node, sender, id, from))
+                    .and_then(|v| v.last())
                     .map(|(c, _)| *c)
             })
             .or_else(|| {
@@ -1071,17 +1077,22 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         })
         .collect();
     // The addressee a node signed in its custody ack (`/wlnode/mail/5`, review
-    // s32-mail L1) in the upstream's `handed`, by (node, sender, id, upstream).
-    let custody_addressee: HashMap<CustodyKey<'_>, &AgencyCode> = handed
-        .iter()
-        .filter_map(|(from, to, sender, id, _, _, ack)| {
-            let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
-            Some((
-                (to, sender, id.as_str(), from),
-                ack.body().addressee.as_ref()?,
-            ))
-        })
-        .collect();
+    // s32-mail L1) in the upstream's `handed`, by (node, sender, id, upstream), with
+    // the digest of the copy it was signed for (review of the s38 fixes R1).
+    let mut custody_addressee: HashMap<CustodyKey<'_>, Vec<([u8; 32], &AgencyCode)>> =
+        HashMap::new();
+    for (from, to, sender, id, _, _, ack) in &handed {
+        let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") else {
+            continue;
+        };
+        let (Some(d), Some(a)) = (ack.body().item_digest, ack.body().addressee.as_ref()) else {
+            continue;
+        };
+        custody_addressee
+            .entry((to, sender, id.as_str(), from))
+            .or_default()
+            .push((d, a));
+    }
     // A node's signed custody acks (`ok`) in upstreams' `handed` events, by (node,
     // id), whatever sender or upstream its own `received` names: (upstream, copy,
     // signed time, signed addressee), earliest first. The offer-based rule is keyed
@@ -1407,29 +1418,32 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
     ) in &judged
     {
         let key = (node.clone(), sender.clone(), id.clone());
-        // The upstream's copy of its signed custody ack dates the custody (the
-        // upstream checked that time against its own clock), whatever the relay's
-        // `received` says, and puts the message in the signed era when signed at or
-        // after the node's `since` (review s32-mail H2).
-        let upstream_at = custody_digest
-            .get(&(node, sender, id.as_str(), from))
-            .map(|(_, t)| *t)
-            .filter(|_| !by_digest);
-        let at = &upstream_at.map_or(*at, |t| t.min(*at));
-        let signed_era =
-            *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
-        // The addressee it signed in its custody ack (`/wlnode/mail/5`), else the
-        // label in its own log.
-        let addressee = custody_addressee
-            .get(&(node, sender, id.as_str(), from))
-            .copied()
-            .filter(|_| !by_digest)
-            .unwrap_or(addressee);
         let copy = match logged {
             Some((d, _)) if *by_digest => Some((*d, lowest_of(node, id, *d, *logged))),
             _ => taken_copy(node, sender, id),
         };
         let digest = copy.map(|c| c.0);
+        // The upstream's copy of its signed custody ack of this very copy (same
+        // digest: review of the s38 fixes R1) dates the custody (the upstream checked
+        // that time against its own clock), whatever the relay's `received` says,
+        // and puts the message in the signed era when signed at or after the node's
+        // `since` (review s32-mail H2).
+        let upstream_at = custody_digest
+            .get(&(node, sender, id.as_str(), from))
+            .and_then(|v| v.iter().rev().find(|(c, _)| Some(c.0) == digest))
+            .map(|(_, t)| *t)
+            .filter(|_| !by_digest);
+        let at = &upstream_at.map_or(*at, |t| t.min(*at));
+        let signed_era =
+            *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
+        // The addressee it signed in its custody ack of this copy (`/wlnode/mail/5`),
+        // else the label in its own log.
+        let addressee = custody_addressee
+            .get(&(node, sender, id.as_str(), from))
+            .and_then(|v| v.iter().rev().find(|(d, _)| Some(*d) == digest))
+            .map(|(_, a)| *a)
+            .filter(|_| !by_digest)
+            .unwrap_or(addressee);
         // The count a copy handed on by it carries (review s31-fixes X1).
         let onward_hops = copy.and_then(|c| c.1).map(|h| h.saturating_add(1));
         let until = checkpoint_of.get(node).copied().flatten().unwrap_or(0);
@@ -1673,13 +1687,19 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         let custodies = custody_by_id
             .get(&(node, id.as_str()))
             .map_or(&[][..], Vec::as_slice);
-        // A copy judged by digest is judged by its own custody.
-        let Some((from, (offered_digest, _), custody_at, signed_addressee)) = custodies
-            .iter()
-            .find(|c| c.0 == from && (!by_digest || Some(c.1.0) == digest))
-            .or_else(|| custodies.iter().find(|c| Some(c.1.0) == digest))
-            .or(custodies.first())
-        else {
+        // A copy is judged by its own custody: the one of its digest (from the
+        // upstream it names first), and only when its digest is unknown by the
+        // label or the earliest (review of the s38 fixes R1: the upstream's custody
+        // of another copy under the id, its own message to the node, had the honest
+        // node judged by that copy's offers, time and addressee).
+        let found = match digest {
+            Some(d) => custodies
+                .iter()
+                .find(|c| c.1.0 == d && c.0 == from)
+                .or_else(|| custodies.iter().find(|c| c.1.0 == d)),
+            None => custodies.iter().find(|c| c.0 == from).or(custodies.first()),
+        };
+        let Some((from, (offered_digest, _), custody_at, signed_addressee)) = found else {
             continue;
         };
         let at = &(*at).min(*custody_at);

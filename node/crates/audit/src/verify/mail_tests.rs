@@ -3636,6 +3636,29 @@ fn a_copy_just_above_the_lifetime_bound_is_still_judged() {
     assert_eq!(summary.mail_short_lived_not_judged, 1);
 }
 
+/// A real sealed message of the sender to the addressee under [`id`], created at
+/// `created` and expiring at `expires` (its identity bytes and digest are real).
+fn sealed_by_s(f: &Fixture, created: u64, expires: u64) -> wlnode_crypto::mail::Envelope {
+    let recipient = wlnode_crypto::seal::EncryptionSecretKey::generate()
+        .unwrap()
+        .public_key()
+        .unwrap();
+    wlnode_crypto::mail::Envelope::seal(
+        &wlnode_crypto::mail::Draft {
+            id: MessageId::from_hex(&id()).unwrap(),
+            from: ag(S),
+            to: ag(D),
+            kind: "consult_request",
+            created_at: Timestamp(created),
+            expires_at: Timestamp(expires),
+            plaintext: b"details",
+        },
+        &f.agency_keys[S],
+        &recipient,
+    )
+    .unwrap()
+}
+
 /// s38 (s37 left it open): a relay logs its `received` of a copy with an expiry
 /// earlier than the one the sender signed, under [`MIN_JUDGED_LIFETIME_MS`] from
 /// its custody, and drops the copy. The earliest logged expiry counted, so the copy
@@ -3648,31 +3671,11 @@ fn a_copy_just_above_the_lifetime_bound_is_still_judged() {
 /// relay's expiry counts, as before.
 #[test]
 fn a_relay_logging_an_early_expiry_is_judged_by_the_expiry_of_the_copy_it_signed() {
-    use wlnode_crypto::mail::{Draft, Envelope};
     let f = fixture();
     let t = t0();
     let done = t + 3 * 3_600_000;
     let stopped = Event::new(done, EventKind::NodeStopped);
-    let recipient = wlnode_crypto::seal::EncryptionSecretKey::generate()
-        .unwrap()
-        .public_key()
-        .unwrap();
-    let sealed = |expires: u64| {
-        Envelope::seal(
-            &Draft {
-                id: MessageId::from_hex(&id()).unwrap(),
-                from: ag(S),
-                to: ag(D),
-                kind: "consult_request",
-                created_at: Timestamp(t - 1_000),
-                expires_at: Timestamp(expires),
-                plaintext: b"details",
-            },
-            &f.agency_keys[S],
-            &recipient,
-        )
-        .unwrap()
-    };
+    let sealed = |expires: u64| sealed_by_s(&f, t - 1_000, expires);
     // The copy the relay took lives 45 min; the relay logs 10.
     let real = sealed(t + 45 * 60_000);
     let logged_exp = t + 10 * 60_000;
@@ -3945,29 +3948,11 @@ fn an_upstream_relabelling_its_own_copy_under_the_id_frames_no_one() {
 /// expiry of the copy its signed custody ack in the sender's log names, and named.
 #[test]
 fn a_relay_logging_an_early_expiry_under_other_labels_is_still_named() {
-    use wlnode_crypto::mail::{Draft, Envelope};
     let f = fixture();
     let t = t0();
     let done = t + 3 * 3_600_000;
     let stopped = Event::new(done, EventKind::NodeStopped);
-    let recipient = wlnode_crypto::seal::EncryptionSecretKey::generate()
-        .unwrap()
-        .public_key()
-        .unwrap();
-    let real = Envelope::seal(
-        &Draft {
-            id: MessageId::from_hex(&id()).unwrap(),
-            from: ag(S),
-            to: ag(D),
-            kind: "consult_request",
-            created_at: Timestamp(t - 1_000),
-            expires_at: Timestamp(t + 45 * 60_000),
-            plaintext: b"details",
-        },
-        &f.agency_keys[S],
-        &recipient,
-    )
-    .unwrap();
+    let real = sealed_by_s(&f, t - 1_000, t + 45 * 60_000);
     let logged_exp = t + 10 * 60_000;
     let signed = |digest: [u8; 32], from: usize| {
         MailAck::sign_body(
@@ -4042,4 +4027,135 @@ fn a_relay_logging_an_early_expiry_under_other_labels_is_still_named() {
             rep.violations
         );
     }
+}
+
+/// Review of the s38 fixes R1: a hostile upstream hands the relay its own message
+/// under the id of a message it relays, addressed to the relay, and labels it in
+/// its log as the other sender's, after the relayed copy. Its custody time and
+/// signed addressee (the relay) were taken for the relayed copy's: the relay's link
+/// to its neighbour before the relayed copy existed counted as a route, and the
+/// honest dead-end relay was named. The custody time and addressee are now those of
+/// the copy judged (same digest).
+#[test]
+fn another_copys_custody_under_the_label_does_not_date_or_address_the_judged_one() {
+    let f = fixture();
+    let u = E;
+    let t = t0();
+    let (t_a, t_b) = (t, t + 30 * 60_000);
+    let e_b = t_b + 2 * 3_600_000;
+    let stopped = Event::new(e_b + 3_600_000, EventKind::NodeStopped);
+    let signed = |at: u64, d: [u8; 32], addressee: usize| {
+        MailAck::sign_body(
+            HandoverBody {
+                item_digest: Some(d),
+                // The upstream's own message (to the relay) leaves it at hop 0.
+                hops: Some(u32::from(addressee != R)),
+                addressee: Some(ag(addressee)),
+                ..custody_for(&f, R, u, at, D).body().clone()
+            },
+            &f.agency_keys[R],
+        )
+    };
+    let (c_a, c_b) = (signed(t_a, [8; 32], R), signed(t_b, [7; 32], D));
+    // The relay took the relayed copy at t_b and had no route in its life; it had
+    // handed other mail to N 29 min before.
+    let relay = log(
+        &f,
+        R,
+        &[
+            own_hand_over(&f, N, t_a + 60_000),
+            mail("received", S, D, u, t_b, e_b, Some(&c_b)),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let run = |lie: bool| {
+        let mut events = vec![mail("handed", S, D, R, t_b, e_b, Some(&c_b))];
+        // Its own message to the relay under the id, labelled as S's when it lies.
+        let label = if lie { S } else { u };
+        events.push(mail(
+            "handed",
+            label,
+            R,
+            R,
+            t_a,
+            t_a + 3_600_000,
+            Some(&c_a),
+        ));
+        events.push(stopped.clone());
+        let upstream = log(&f, u, &events);
+        audit(&f, &[upstream, relay.clone(), quiet(S), quiet(N), quiet(D)])
+    };
+    for lie in [false, true] {
+        let rep = run(lie);
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            Vec::<String>::new(),
+            "label lie {lie}: {:?}",
+            rep.violations
+        );
+    }
+}
+
+/// Review of the s38 fixes R1, the offer rule: a hostile upstream hands the relay its
+/// own message under the id of a message it relays (true labels). The relay offered
+/// the relayed copy to its neighbour, whose log keeps the offer, and the copy
+/// expired there (an honest dead end). The offer rule checked the offers against
+/// the earliest custody from that upstream under the id, the upstream's own copy,
+/// found none, and named the relay; it now checks those of the copy judged.
+#[test]
+fn the_offer_rule_judges_the_copy_the_relay_took_not_another_under_the_id() {
+    let f = fixture();
+    let u = E;
+    let t = t0();
+    let (t_a, t_b) = (t, t + 5 * 60_000);
+    let e_b = t_b + 2 * 3_600_000;
+    let stopped = Event::new(e_b + 3_600_000, EventKind::NodeStopped);
+    let (d_a, d_b) = ([8u8; 32], [7u8; 32]);
+    let signed = |at: u64, d: [u8; 32], addressee: usize| {
+        MailAck::sign_body(
+            HandoverBody {
+                item_digest: Some(d),
+                // The upstream's own message (to the relay) leaves it at hop 0.
+                hops: Some(u32::from(addressee != R)),
+                addressee: Some(ag(addressee)),
+                ..custody_for(&f, R, u, at, D).body().clone()
+            },
+            &f.agency_keys[R],
+        )
+    };
+    let (c_a, c_b) = (signed(t_a, d_a, R), signed(t_b, d_b, D));
+    let upstream = log(
+        &f,
+        u,
+        &[
+            mail("handed", u, R, R, t_a, t_a + 3_600_000, Some(&c_a)),
+            mail("handed", S, D, R, t_b, e_b, Some(&c_b)),
+            stopped.clone(),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, u, t_b, e_b, Some(&c_b)),
+            stopped.clone(),
+        ],
+    );
+    let neighbour = log(
+        &f,
+        N,
+        &[
+            offered_hops(&f, R, N, &id(), d_b, t_b + 60_000, 2),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let rep = audit(&f, &[upstream, relay, neighbour, quiet(S), quiet(D)]);
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        Vec::<String>::new(),
+        "{:?}",
+        rep.violations
+    );
 }
