@@ -94,10 +94,16 @@ fn decided_before_answer_and_deadline(trail: &[TrailEvent]) -> Vec<usize> {
             continue;
         };
         let before = &mine[..d];
-        if before
-            .iter()
-            .any(|(_, e)| matches!(e.kind, TrailKind::Answered { .. }))
-        {
+        // An answer counts only from the consultation's origin (the agency its
+        // first request went to): the requester's own or a third party's "answer"
+        // answers nothing (review of the s38 fixes R3; the replay ignores it).
+        let origin = before.iter().find_map(|(_, e)| match e.kind {
+            TrailKind::Requested { .. } => Some(&e.to),
+            _ => None,
+        });
+        if before.iter().any(|(_, e)| {
+            matches!(e.kind, TrailKind::Answered { .. }) && origin.is_none_or(|o| &e.from == o)
+        }) {
             continue;
         }
         let deadline = before.iter().find_map(|(_, e)| match e.kind {

@@ -844,6 +844,11 @@ impl Mailer {
         self.seen_receipts.len()
     }
 
+    /// The limits it runs with.
+    pub fn limits(&self) -> &MailLimits {
+        &self.limits
+    }
+
     /// Items held (ours and others').
     pub fn held_len(&self) -> usize {
         self.held.len()

@@ -60,6 +60,10 @@ pub(crate) struct MailKeys {
     pub(crate) enc: crate::mail::EncryptionKeys,
 }
 
+/// One of our mail requests in flight (see `MailState::pending`): the neighbour, the
+/// item's name, the item, the mailer's ticket, and when it was sent.
+pub(crate) type PendingHandOver = (AgencyCode, ItemKey, MailItem, Ticket, std::time::Instant);
+
 /// The mail part of the service's state.
 pub(crate) struct MailState {
     pub(crate) mailer: Mailer,
@@ -70,8 +74,9 @@ pub(crate) struct MailState {
     /// of the hand-over, handed back with its end so that the mailer matches the
     /// answer to this request: review s36-int L1).
     /// (The item itself is kept for the `handed` audit event: its receipt may come
-    /// back, and the mailer drop it, before the neighbour's answer.)
-    pub(crate) pending: std::collections::HashMap<u64, (AgencyCode, ItemKey, MailItem, Ticket)>,
+    /// back, and the mailer drop it, before the neighbour's answer.) With when it
+    /// was sent: one with no end for `MailLimits::stale_request_ms` is forgotten.
+    pub(crate) pending: std::collections::HashMap<u64, PendingHandOver>,
     /// Neighbours connected at the last poll.
     pub(crate) connected: BTreeSet<AgencyCode>,
     /// When a refusal that is no strike was last audited, per (neighbour, reason):
@@ -1229,7 +1234,7 @@ impl Service {
     /// `hand_refused` event; anything else that is not a valid signed answer to this
     /// hand-over is a protocol failure (see [`ack_verdict`]).
     pub(super) fn on_mail_response(&mut self, token: u64, frame: Frame) {
-        let Some((agency, key, item, ticket)) = self.mail.pending.remove(&token) else {
+        let Some((agency, key, item, ticket, _)) = self.mail.pending.remove(&token) else {
             return;
         };
         let decoded = match frame {
@@ -1372,7 +1377,7 @@ impl Service {
     /// ([`Mailer::on_hand_busy`]: offered again after a short pause, oldest first,
     /// its backoff untouched: review s37-order H1).
     pub(super) fn on_mail_failed(&mut self, token: u64, failure: wlnode_net::RequestFailure) {
-        let Some((agency, key, item, ticket)) = self.mail.pending.remove(&token) else {
+        let Some((agency, key, item, ticket, _)) = self.mail.pending.remove(&token) else {
             return;
         };
         let reason = end_failed_hand_over(&mut self.mail.mailer, &agency, &key, ticket, failure);
@@ -1434,9 +1439,7 @@ impl Service {
         self.mail.mailer.retry(now);
         // Hand-overs whose end the network never reported, ended by this retry as
         // failures (`MailLimits::stale_request_ms`): an end was lost, which should
-        // never happen, so it is a warning. Their requests are forgotten (review s38
-        // L2: each kept its item here for good) and a relayed message's is audited
-        // `hand_failed` `timeout`, as a request that timed out (review s38 L3).
+        // never happen, so it is a warning.
         let stale = self.mail.mailer.take_stale_requests();
         if !stale.is_empty() {
             tracing::warn!(
@@ -1444,18 +1447,24 @@ impl Service {
                 "mail hand-overs with no end reported long past the request timeout: ended as failures, offered again"
             );
             self.metrics.mail_n("stale_request", stale.len() as u64);
-            let tickets: std::collections::HashSet<_> = stale.iter().map(|s| s.2).collect();
-            let tokens: Vec<u64> = self
-                .mail
-                .pending
-                .iter()
-                .filter(|(_, (_, _, _, ticket))| tickets.contains(ticket))
-                .map(|(token, _)| *token)
-                .collect();
-            for token in tokens {
-                if let Some((agency, key, item, _)) = self.mail.pending.remove(&token) {
-                    self.audit_hand_failed(&agency, (&item, key), "timeout");
-                }
+        }
+        // Our requests with no end for as long are forgotten, whatever the mailer
+        // still holds of them (an addressee's request it counted as a miss after
+        // 10 s, an item since delivered or expired): each kept its item here for
+        // good (review s38 L2, review of the s38 fixes R2). A relayed message's is
+        // audited `hand_failed` `timeout`, as a request that timed out (review s38
+        // L3), within the same caps.
+        let bound = std::time::Duration::from_millis(self.mail.mailer.limits().stale_request_ms);
+        let tokens: Vec<u64> = self
+            .mail
+            .pending
+            .iter()
+            .filter(|(_, p)| p.4.elapsed() >= bound)
+            .map(|(token, _)| *token)
+            .collect();
+        for token in tokens {
+            if let Some((agency, key, item, _, _)) = self.mail.pending.remove(&token) {
+                self.audit_hand_failed(&agency, (&item, key), "timeout");
             }
         }
         let (sends, events) = self.mail.mailer.poll(&connected, now);
@@ -1526,9 +1535,16 @@ impl Service {
             // neighbour's log keeps it, so the route we chose is evidence there.
             let offer = HandoverOffer::sign(&item, &self.agency, &s.to, now, &self.mail.keys.sign);
             let frame = item.encode_offered(&offer);
-            self.mail
-                .pending
-                .insert(token, (s.to.clone(), s.key, item, s.ticket));
+            self.mail.pending.insert(
+                token,
+                (
+                    s.to.clone(),
+                    s.key,
+                    item,
+                    s.ticket,
+                    std::time::Instant::now(),
+                ),
+            );
             self.net.mail_request(peer, token, Bytes::from(frame));
         }
         if !job.events.is_empty() || !job.notices.is_empty() {
