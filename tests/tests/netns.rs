@@ -477,12 +477,14 @@ fn local_run_sh_starts_the_federation_and_stops_on_ctrl_c() {
     if netns_available(&script, &prefix).is_none() {
         return;
     }
-    let unshare_ok = Command::new("unshare")
-        .args(["--net", "true"])
+    let unshare_ok = Command::new("env")
+        .args(["--default-signal=INT", "unshare", "--net", "true"])
         .status()
         .is_ok_and(|s| s.success());
     if !unshare_ok {
-        eprintln!("SKIPPED: `unshare --net` does not work here");
+        eprintln!(
+            "SKIPPED: `unshare --net` (under GNU env 8.31 or later, for --default-signal) does not work here"
+        );
         return;
     }
     let wlnode = wlnode_bin();

@@ -1433,7 +1433,23 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .and_then(|v| v.iter().rev().find(|(c, _)| Some(c.0) == digest))
             .map(|(_, t)| *t)
             .filter(|_| !by_digest);
-        let at = &upstream_at.map_or(*at, |t| t.min(*at));
+        // Its signed custody of this copy in any upstream's log, whatever labels
+        // its own `received` gives (review of the s38 fixes, third review H1: a
+        // false sender or upstream label, with a custody ack it signed late in its
+        // own log, made the copy look short-lived and judged neither rule):
+        // the earliest time it signed, and the addressee it signed there.
+        let signed_custodies = || {
+            custody_by_id
+                .get(&(node, id.as_str()))
+                .into_iter()
+                .flatten()
+                .filter(move |c| Some(c.1.0) == digest)
+        };
+        let signed_at = signed_custodies().map(|c| c.2).min();
+        let at = &[upstream_at, signed_at]
+            .into_iter()
+            .flatten()
+            .fold(*at, u64::min);
         let signed_era =
             *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
         // The addressee it signed in its custody ack of this copy (`/wlnode/mail/5`),
@@ -1442,6 +1458,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             .get(&(node, sender, id.as_str(), from))
             .and_then(|v| v.iter().rev().find(|(d, _)| Some(*d) == digest))
             .map(|(_, a)| *a)
+            .or_else(|| signed_custodies().find_map(|c| c.3))
             .filter(|_| !by_digest)
             .unwrap_or(addressee);
         // The count a copy handed on by it carries (review s31-fixes X1).
@@ -1497,14 +1514,21 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                     + refusals.get(&key).map_or(0, Vec::len)
             }
         });
+        // A neighbour that answered it had the copy counts as a hand-over only if
+        // it is not one the copy came from: the upstream the node names, nor any
+        // whose log holds the node's signed custody of this copy (review of the
+        // s38 fixes, third review M1: with a false upstream label, handing the copy
+        // back to its true upstream, which answers `seen`, cleared the node).
+        let came_from = |n: &AgencyCode| n == from || signed_custodies().any(|c| c.0 == n);
         let handed_on = match &copy_key {
-            Some(ck) => handed_by_copy
-                .get(ck)
-                .is_some_and(|v| v.iter().any(|(_, _, had_it)| had_it.as_ref() != Some(from))),
+            Some(ck) => handed_by_copy.get(ck).is_some_and(|v| {
+                v.iter()
+                    .any(|(_, _, had_it)| had_it.as_ref().is_none_or(|h| !came_from(h)))
+            }),
             None => handed_copies.get(&key).is_some_and(|copies| {
                 copies.iter().any(|(i, c, had_it)| {
                     *i > *index
-                        && had_it.as_ref() != Some(from)
+                        && had_it.as_ref().is_none_or(|h| !came_from(h))
                         && match digest {
                             Some(_) => (c.is_none() && !signed_era) || *c == digest,
                             None => !signed_era,

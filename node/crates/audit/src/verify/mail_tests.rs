@@ -4159,3 +4159,92 @@ fn the_offer_rule_judges_the_copy_the_relay_took_not_another_under_the_id() {
         rep.violations
     );
 }
+
+/// Review of the s38 fixes (third review) H1: the relay took the sender's copy at
+/// `t` (its signed custody ack is in the sender's log) and labels its `received`
+/// with another sender and a custody ack it signed itself 29 min before the
+/// expiry. The label matched nothing of the sender's log, so the relay's own late
+/// time was the custody: the copy looked short-lived, neither rule judged it, and
+/// the relay that dropped it was never named. The custody time is now the earliest
+/// it signed for that very copy in any log, whatever its labels.
+#[test]
+fn a_false_label_with_a_late_custody_does_not_make_a_dropped_copy_short_lived() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 2 * 3_600_000;
+    let late = exp - 29 * 60_000;
+    let stopped = Event::new(exp + 3_600_000, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let own_late = custody_for(&f, R, S, late, D);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    for (label, upstream) in [(S, S), (E, S), (S, E)] {
+        let relay = log(
+            &f,
+            R,
+            &[
+                own_hand_over(&f, N, t + 20 * 60_000),
+                mail("received", label, D, upstream, late, exp, Some(&own_late)),
+                stopped.clone(),
+            ],
+        );
+        let rep = audit(&f, &[sender.clone(), relay, quiet(N), quiet(D), quiet(E)]);
+        assert_eq!(
+            naming(&rep, "mail_not_relayed", NAMES[R]),
+            [NAMES[R].to_string()],
+            "sender label {}, upstream label {}: {:?}",
+            NAMES[label],
+            NAMES[upstream],
+            rep.violations
+        );
+    }
+}
+
+/// Review of the s38 fixes (third review) M1: the relay labels its `received` with
+/// another upstream and hands the copy back to its true upstream, which answers
+/// that it has it (`seen`). With the true label that was no hand-over (review
+/// s31); with the false one it counted, and the relay that dropped the copy was
+/// cleared. A neighbour whose log holds the relay's custody of the copy is an
+/// upstream whatever the label.
+#[test]
+fn handing_back_to_the_true_upstream_under_a_false_label_is_no_hand_over() {
+    let f = fixture();
+    let t = t0();
+    let exp = t + 2 * 3_600_000;
+    let stopped = Event::new(exp + 3_600_000, EventKind::NodeStopped);
+    let custody = custody_for(&f, R, S, t, D);
+    let back = answer(&f, S, R, true, "seen", t + 60_000, TAKEN);
+    let sender = log(
+        &f,
+        S,
+        &[
+            mail("handed", S, D, R, t, exp, Some(&custody)),
+            stopped.clone(),
+        ],
+    );
+    let relay = log(
+        &f,
+        R,
+        &[
+            mail("received", S, D, E, t, exp, Some(&custody)),
+            own_hand_over(&f, N, t + 20 * 60_000),
+            mail("handed", S, D, S, t + 60_000, exp, Some(&back)),
+            stopped.clone(),
+        ],
+    );
+    let quiet = |i: usize| log(&f, i, std::slice::from_ref(&stopped));
+    let rep = audit(&f, &[sender, relay, quiet(N), quiet(D), quiet(E)]);
+    assert_eq!(
+        naming(&rep, "mail_not_relayed", NAMES[R]),
+        [NAMES[R].to_string()],
+        "{:?}",
+        rep.violations
+    );
+}

@@ -1436,36 +1436,37 @@ impl Service {
             );
             self.metrics.mail_n("unmatched_end", unmatched);
         }
-        self.mail.mailer.retry(now);
-        // Hand-overs whose end the network never reported, ended by this retry as
-        // failures (`MailLimits::stale_request_ms`): an end was lost, which should
-        // never happen, so it is a warning.
-        let stale = self.mail.mailer.take_stale_requests();
-        if !stale.is_empty() {
-            tracing::warn!(
-                stale = stale.len(),
-                "mail hand-overs with no end reported long past the request timeout: ended as failures, offered again"
-            );
-            self.metrics.mail_n("stale_request", stale.len() as u64);
-        }
-        // Our requests with no end for as long are forgotten, whatever the mailer
-        // still holds of them (an addressee's request it counted as a miss after
-        // 10 s, an item since delivered or expired): each kept its item here for
-        // good (review s38 L2, review of the s38 fixes R2). A relayed message's is
-        // audited `hand_failed` `timeout`, as a request that timed out (review s38
-        // L3), within the same caps.
+        // Our requests with no end for `MailLimits::stale_request_ms` end as timed
+        // out, before the mailer's own sweep in `retry` (which then finds them
+        // ended): the mailer offers the item again, a relayed message's is audited
+        // `hand_failed` `timeout` within the same caps, and the request is
+        // forgotten (review s38 L2, L3; review of the s38 fixes R2: the addressee's
+        // request, a miss after 10 s, was never handed back by the mailer, and each
+        // such entry kept its item here for good; third review L1: the mailer's
+        // ticket is ended too, whatever its clock says).
         let bound = std::time::Duration::from_millis(self.mail.mailer.limits().stale_request_ms);
-        let tokens: Vec<u64> = self
+        let lost: Vec<u64> = self
             .mail
             .pending
             .iter()
             .filter(|(_, p)| p.4.elapsed() >= bound)
             .map(|(token, _)| *token)
             .collect();
-        for token in tokens {
-            if let Some((agency, key, item, _, _)) = self.mail.pending.remove(&token) {
-                self.audit_hand_failed(&agency, (&item, key), "timeout");
-            }
+        let lost_here = lost.len();
+        for token in lost {
+            self.on_mail_failed(token, wlnode_net::RequestFailure::Timeout);
+        }
+        self.mail.mailer.retry(now);
+        // With those, the hand-overs the mailer's retry ended as failures for the
+        // same reason (a backstop: the ones above are ended already). An end was
+        // lost, which should never happen, so it is a warning.
+        let stale = lost_here + self.mail.mailer.take_stale_requests().len();
+        if stale > 0 {
+            tracing::warn!(
+                stale,
+                "mail hand-overs with no end reported long past the request timeout: ended as failures, offered again"
+            );
+            self.metrics.mail_n("stale_request", stale as u64);
         }
         let (sends, events) = self.mail.mailer.poll(&connected, now);
         let mut job = MailJob::default();
