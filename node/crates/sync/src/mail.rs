@@ -1655,9 +1655,10 @@ impl Mailer {
 
     /// The hand-overs [`Mailer::retry`] ended as failures since the last call because
     /// no end was reported within [`MailLimits::stale_request_ms`] (neighbour, item,
-    /// ticket): each is an end the network layer lost, which the caller logs, counts
-    /// and audits, and whose request it forgets (review s38 L2: the caller's entry
-    /// for it, the item included, was kept for good).
+    /// ticket): each is an end the network layer lost, which the caller logs and
+    /// counts. (The runtime ends its own requests with no end for as long before it
+    /// calls [`Mailer::retry`], through the usual failure path, so this is a
+    /// backstop there.)
     pub fn take_stale_requests(&mut self) -> Vec<(AgencyCode, ItemKey, Ticket)> {
         std::mem::take(&mut self.stale_requests)
     }
