@@ -1838,26 +1838,10 @@ mod tests {
     #[test]
     fn refusal_evidence_is_logged_for_relayed_messages_only_and_capped_per_neighbour() {
         use wlnode_crypto::model::MessageId;
-        let key = wlnode_crypto::SecretKey::from_seed(&[3; 32]);
-        let enc = wlnode_crypto::seal::EncryptionSecretKey::generate().unwrap();
         let a: AgencyCode = "AA-X".parse().unwrap();
         let me: AgencyCode = "BB-X".parse().unwrap();
-        let env = |from: &str| {
-            Envelope::seal(
-                &wlnode_crypto::mail::Draft {
-                    id: MessageId([1; 16]),
-                    from: from.parse().unwrap(),
-                    to: "CC-X".parse().unwrap(),
-                    kind: "test",
-                    created_at: Timestamp(1_780_000_000_000),
-                    expires_at: Timestamp(1_780_003_600_000),
-                    plaintext: b"x",
-                },
-                &key,
-                &enc.public_key().unwrap(),
-            )
-            .unwrap()
-        };
+        let sealed = sealed_for_test();
+        let env = |from: &str| sealed(1, from, "CC-X");
         assert!(refusal_needs_evidence(
             &MailItem::Envelope(env("AA-X")),
             &me
