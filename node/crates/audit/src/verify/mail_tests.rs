@@ -4029,6 +4029,21 @@ fn a_relay_logging_an_early_expiry_under_other_labels_is_still_named() {
     }
 }
 
+/// The relay's signed custody ack of copy `d` taken from `upstream` (not the sender)
+/// at `at` for `addressee`: at hop 0 when the relay is the addressee (the
+/// upstream's own message to it), else hop 1.
+fn custody_from(f: &Fixture, upstream: usize, at: u64, d: [u8; 32], addressee: usize) -> MailAck {
+    MailAck::sign_body(
+        HandoverBody {
+            item_digest: Some(d),
+            hops: Some(u32::from(addressee != R)),
+            addressee: Some(ag(addressee)),
+            ..custody_for(f, R, upstream, at, D).body().clone()
+        },
+        &f.agency_keys[R],
+    )
+}
+
 /// Review of the s38 fixes R1: a hostile upstream hands the relay its own message
 /// under the id of a message it relays, addressed to the relay, and labels it in
 /// its log as the other sender's, after the relayed copy. Its custody time and
@@ -4044,18 +4059,7 @@ fn another_copys_custody_under_the_label_does_not_date_or_address_the_judged_one
     let (t_a, t_b) = (t, t + 30 * 60_000);
     let e_b = t_b + 2 * 3_600_000;
     let stopped = Event::new(e_b + 3_600_000, EventKind::NodeStopped);
-    let signed = |at: u64, d: [u8; 32], addressee: usize| {
-        MailAck::sign_body(
-            HandoverBody {
-                item_digest: Some(d),
-                // The upstream's own message (to the relay) leaves it at hop 0.
-                hops: Some(u32::from(addressee != R)),
-                addressee: Some(ag(addressee)),
-                ..custody_for(&f, R, u, at, D).body().clone()
-            },
-            &f.agency_keys[R],
-        )
-    };
+    let signed = |at: u64, d: [u8; 32], addressee: usize| custody_from(&f, u, at, d, addressee);
     let (c_a, c_b) = (signed(t_a, [8; 32], R), signed(t_b, [7; 32], D));
     // The relay took the relayed copy at t_b and had no route in its life; it had
     // handed other mail to N 29 min before.
@@ -4112,18 +4116,7 @@ fn the_offer_rule_judges_the_copy_the_relay_took_not_another_under_the_id() {
     let e_b = t_b + 2 * 3_600_000;
     let stopped = Event::new(e_b + 3_600_000, EventKind::NodeStopped);
     let (d_a, d_b) = ([8u8; 32], [7u8; 32]);
-    let signed = |at: u64, d: [u8; 32], addressee: usize| {
-        MailAck::sign_body(
-            HandoverBody {
-                item_digest: Some(d),
-                // The upstream's own message (to the relay) leaves it at hop 0.
-                hops: Some(u32::from(addressee != R)),
-                addressee: Some(ag(addressee)),
-                ..custody_for(&f, R, u, at, D).body().clone()
-            },
-            &f.agency_keys[R],
-        )
-    };
+    let signed = |at: u64, d: [u8; 32], addressee: usize| custody_from(&f, u, at, d, addressee);
     let (c_a, c_b) = (signed(t_a, d_a, R), signed(t_b, d_b, D));
     let upstream = log(
         &f,
