@@ -904,28 +904,24 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         .map(|l| (&l.export.agency, l.checkpoint_at))
         .collect();
     let skew = wlnode_crypto::mail::MAX_CLOCK_SKEW_MS;
-    // The upstream node's copies of a relay's signed custody acks (its `handed`
-    // events) name the digests of the copies the relay took, whatever the relay
-    // logged, each with the time the relay signed. Keyed by (relay, sender, id,
-    // upstream), in log order: the sender is the upstream's unsigned label, so one
-    // key may hold several copies (an id reused after expiry, or an upstream's own
-    // message labelled so), and each use picks the copy it judges by digest (review
-    // of the s38 fixes R1: the last one under the key dated and addressed another
-    // copy's custody).
+    // The upstream node's copy of a relay's signed custody ack (its `handed` event)
+    // names the digest of the copy the relay took, whatever the relay logged. Keyed
+    // by (relay, sender, id, upstream), the last one kept: only for a relay whose
+    // `received` names no digest of its own (an older log). The sender is the
+    // upstream's unsigned label, so the key may name another copy (review s38 H2):
+    // the time, addressee and offers of the copy judged come from `custody_by_id`,
+    // by digest.
     type CustodyKey<'k> = (&'k AgencyCode, &'k AgencyCode, &'k str, &'k AgencyCode);
-    let mut custody_digest: HashMap<CustodyKey<'_>, Vec<(Copy, u64)>> = HashMap::new();
-    for (from, to, sender, id, _, _, ack) in &handed {
-        let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") else {
-            continue;
-        };
-        let Some(d) = ack.body().item_digest else {
-            continue;
-        };
-        custody_digest
-            .entry((to, sender, id.as_str(), from))
-            .or_default()
-            .push(((d, ack.body().hops), ack.body().at.as_millis()));
-    }
+    let custody_digest: HashMap<CustodyKey<'_>, Copy> = handed
+        .iter()
+        .filter_map(|(from, to, sender, id, _, _, ack)| {
+            let ack = ack.as_ref().filter(|a| a.reason == "ok")?;
+            Some((
+                (to, sender, id.as_str(), from),
+                (ack.body().item_digest?, ack.body().hops),
+            ))
+        })
+        .collect();
     // Every copy of a node's signed custody acks of an id in another node's
     // `handed`, by (node, id): whatever upstream or sender its own log names
     // (review s32-mail M2: naming another upstream hid the one that held its real
@@ -966,12 +962,7 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
         // (review s38 H2: the node was judged by that copy's digest with the first
         // copy's custody time and routes, and named though it handed both on).
         let named = logged
-            .or_else(|| {
-                custody_digest
-                    .get(&(node, sender, id, from))
-                    .and_then(|v| v.last())
-                    .map(|(c, _)| *c)
-            })
+            .or_else(|| custody_digest.get(&(node, sender, id, from)).copied())
             .or_else(|| {
                 custody_copies
                     .get(&(node, id))
@@ -1076,23 +1067,6 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             (k, SpanSums::new(merge_spans(spans)))
         })
         .collect();
-    // The addressee a node signed in its custody ack (`/wlnode/mail/5`, review
-    // s32-mail L1) in the upstream's `handed`, by (node, sender, id, upstream), with
-    // the digest of the copy it was signed for (review of the s38 fixes R1).
-    let mut custody_addressee: HashMap<CustodyKey<'_>, Vec<([u8; 32], &AgencyCode)>> =
-        HashMap::new();
-    for (from, to, sender, id, _, _, ack) in &handed {
-        let Some(ack) = ack.as_ref().filter(|a| a.reason == "ok") else {
-            continue;
-        };
-        let (Some(d), Some(a)) = (ack.body().item_digest, ack.body().addressee.as_ref()) else {
-            continue;
-        };
-        custody_addressee
-            .entry((to, sender, id.as_str(), from))
-            .or_default()
-            .push((d, a));
-    }
     // A node's signed custody acks (`ok`) in upstreams' `handed` events, by (node,
     // id), whatever sender or upstream its own `received` names: (upstream, copy,
     // signed time, signed addressee), earliest first. The offer-based rule is keyed
@@ -1423,21 +1397,12 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
             _ => taken_copy(node, sender, id),
         };
         let digest = copy.map(|c| c.0);
-        // The upstream's copy of its signed custody ack of this very copy (same
-        // digest: review of the s38 fixes R1) dates the custody (the upstream checked
-        // that time against its own clock), whatever the relay's `received` says,
-        // and puts the message in the signed era when signed at or after the node's
-        // `since` (review s32-mail H2).
-        let upstream_at = custody_digest
-            .get(&(node, sender, id.as_str(), from))
-            .and_then(|v| v.iter().rev().find(|(c, _)| Some(c.0) == digest))
-            .map(|(_, t)| *t)
-            .filter(|_| !by_digest);
-        // Its signed custody of this copy in any upstream's log, whatever labels
-        // its own `received` gives (review of the s38 fixes, third review H1: a
-        // false sender or upstream label, with a custody ack it signed late in its
-        // own log, made the copy look short-lived and judged neither rule):
-        // the earliest time it signed, and the addressee it signed there.
+        // Its signed custody acks of this very copy (same digest) in upstreams'
+        // logs, earliest first, whatever labels its own `received` gives (review of
+        // the s38 fixes R1: another copy under the same labels dated and addressed
+        // it; third review H1: a false sender or upstream label, with a custody ack
+        // it signed late in its own log, made the copy look short-lived and judged
+        // by neither rule).
         let signed_custodies = || {
             custody_by_id
                 .get(&(node, id.as_str()))
@@ -1445,19 +1410,23 @@ pub(super) fn check_mail(roster: &Roster, logs: &[Log<'_>], report: &mut Report)
                 .flatten()
                 .filter(move |c| Some(c.1.0) == digest)
         };
-        let signed_at = signed_custodies().map(|c| c.2).min();
-        let at = &[upstream_at, signed_at]
-            .into_iter()
-            .flatten()
-            .fold(*at, u64::min);
+        // The earliest dates the custody (each upstream checked that time against
+        // its own clock), whatever the relay's `received` says. The latest from the
+        // upstream the relay names puts the message in the signed era when signed
+        // at or after the node's `since` (review s32-mail H2).
+        let upstream_at = signed_custodies()
+            .filter(|c| c.0 == from)
+            .map(|c| c.2)
+            .max()
+            .filter(|_| !by_digest);
+        let at = &signed_custodies().map(|c| c.2).fold(*at, u64::min);
         let signed_era =
             *signed_era || upstream_at.is_some_and(|t| since_of.get(node).is_some_and(|s| t >= *s));
         // The addressee it signed in its custody ack of this copy (`/wlnode/mail/5`),
-        // else the label in its own log.
-        let addressee = custody_addressee
-            .get(&(node, sender, id.as_str(), from))
-            .and_then(|v| v.iter().rev().find(|(d, _)| Some(*d) == digest))
-            .map(|(_, a)| *a)
+        // from the upstream it names first, else the label in its own log.
+        let addressee = signed_custodies()
+            .filter(|c| c.0 == from)
+            .find_map(|c| c.3)
             .or_else(|| signed_custodies().find_map(|c| c.3))
             .filter(|_| !by_digest)
             .unwrap_or(addressee);
